@@ -1,0 +1,328 @@
+/*
+ * crac.h - Coordinated Restore at Checkpoint for native Linux programs.
+ *
+ * A program registers resources: each has a before_checkpoint callback
+ * (close files and sockets, drop secrets, quiesce threads) and an
+ * after_restore callback (reopen, reseed, take a new identity). At a warm
+ * point it calls crac_checkpoint_restore(); an engine then snapshots the
+ * process (or pauses it for an external snapshot) and, later, the process
+ * continues from that call in a restored instance.
+ *
+ * Conventions
+ *  - Every function returns 0 (or a documented non-negative value) on
+ *    success and a negative errno value on failure; errno is not used.
+ *  - Handles (crac_context, crac_resource, crac_report, crac_inhibitor) are
+ *    opaque.
+ *  - Every function is thread-safe.
+ *
+ * Ordering (as in OpenJDK CRaC's jdk.crac):
+ *  - A context holds resources and contexts; it is itself a resource.
+ *  - Inside a context, before_checkpoint runs in increasing priority and,
+ *    among equal priorities, in reverse registration order. after_restore
+ *    runs over exactly the resources that were notified, in the exact
+ *    reverse of that order (so: forward registration order).
+ *  - Every resource is notified even after another failed. If any
+ *    before_checkpoint failed, no snapshot is taken, after_restore still
+ *    runs for every notified resource, and the report lists every failure.
+ *  - A resource registered while a checkpoint is running is notified from
+ *    the next checkpoint on. After crac_unregister() returns, none of the
+ *    resource's callbacks start again.
+ *
+ * Every public function is also documented in a man page (docs/man).
+ */
+#ifndef CRAC_H
+#define CRAC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CRAC_VERSION_MAJOR 0
+#define CRAC_VERSION_MINOR 1
+#define CRAC_VERSION_PATCH 0
+
+/* Returns the library version as "MAJOR.MINOR.PATCH" (static storage). */
+const char *crac_version(void);
+
+/* ------------------------------------------------------------------------
+ * Handles and events
+ * --------------------------------------------------------------------- */
+
+typedef struct crac_context crac_context;
+typedef struct crac_resource crac_resource;
+typedef struct crac_report crac_report;
+typedef struct crac_inhibitor crac_inhibitor;
+
+enum crac_event_kind {
+	CRAC_EVENT_BEFORE_CHECKPOINT = 1,
+	CRAC_EVENT_AFTER_RESTORE = 2,
+};
+
+/*
+ * What happened to the process, as seen by after_restore callbacks and
+ * returned by crac_checkpoint_restore().
+ */
+enum crac_outcome {
+	/* The snapshot was taken and this is the original process going on
+	 * (CRAC_KEEP_RUNNING, or an engine that does not stop it). */
+	CRAC_CONTINUED = 1,
+	/* This process is a restored instance (image engines), or was resumed
+	 * after a pause / external snapshot, or the sim engine simulated it. */
+	CRAC_RESTORED = 2,
+	/* No snapshot was taken: a before_checkpoint callback or a safety
+	 * check failed; the after_restore callbacks ran anyway. */
+	CRAC_ABORTED = 3,
+};
+
+/*
+ * The event passed to every callback. Read-only; valid for the duration of
+ * the callback. Times are nanoseconds: *_realtime from CLOCK_REALTIME,
+ * *_monotonic from CLOCK_MONOTONIC of the process that took them (a
+ * restored process may run on another boot: compare boot ids).
+ * Fields that do not apply are zero / NULL.
+ */
+typedef struct crac_event {
+	size_t size;                  /* sizeof(struct crac_event) of the library */
+	enum crac_event_kind kind;
+	enum crac_outcome outcome;    /* after_restore only: what happened */
+	const char *engine;           /* "sim", "pause", "image", ... */
+	uint64_t generation;          /* number of restores this lineage went through */
+	uint8_t instance_id[16];      /* fresh random id for each restored instance */
+	int64_t checkpoint_realtime;  /* when before_checkpoint started */
+	int64_t checkpoint_monotonic;
+	int64_t restore_realtime;     /* after_restore only: when the process resumed */
+	int64_t restore_monotonic;
+	int64_t deadline_monotonic;   /* callbacks must finish before this (0: none) */
+	int argc;                     /* new arguments given at restore, if any */
+	char *const *argv;
+	char *const *envp;            /* new KEY=VALUE pairs given at restore */
+} crac_event;
+
+/*
+ * A callback. Returns 0 on success or a negative errno value on failure;
+ * crac_fail() sets a message and returns its code in one step:
+ *     return crac_fail(-EBUSY, "connection to %s still open", peer);
+ */
+typedef int (*crac_callback)(const crac_event *ev, void *arg);
+
+/*
+ * Records a message for the failure the calling callback is about to return
+ * and returns `code` (a negative errno value; a non-negative code is turned
+ * into -EIO). Only meaningful from inside a callback; the message is kept per
+ * thread until the callback returns. printf-style format.
+ */
+int crac_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ------------------------------------------------------------------------
+ * Contexts and resources
+ * --------------------------------------------------------------------- */
+
+/* Priorities: lower runs earlier before the checkpoint and later after the
+ * restore. User resources use CRAC_PRIO_NORMAL; runtime checks such as the
+ * file-descriptor inventory use higher values so that they see the state left
+ * by user callbacks and are the first to run after restore. */
+enum crac_priority {
+	CRAC_PRIO_NORMAL = 0,
+	CRAC_PRIO_RUNTIME = 100,   /* built-in runtime resources (clock, random) */
+	CRAC_PRIO_SECURITY = 150,  /* secret wiping */
+	CRAC_PRIO_CHECKS = 200,    /* safety checks: last before the snapshot */
+};
+
+/* Describes a resource to register. Unused fields must be zero. */
+struct crac_resource_def {
+	const char *name;             /* shown in reports; copied */
+	crac_callback before_checkpoint; /* may be NULL */
+	crac_callback after_restore;     /* may be NULL */
+	void *arg;                    /* passed to both callbacks */
+	int priority;                 /* enum crac_priority or any int */
+};
+
+/* The process-wide context. Never NULL; never freed. */
+crac_context *crac_global_context(void);
+
+/*
+ * Creates a context named `name` and registers it as a resource of `parent`
+ * (NULL: the global context) with the given priority. Its resources are
+ * notified when the parent notifies it, in the order described above.
+ * -EINVAL: bad arguments; -ENOMEM.
+ */
+int crac_context_create(crac_context *parent, const char *name, int priority,
+			crac_context **out);
+
+/*
+ * Unregisters a context from its parent, unregisters everything registered
+ * in it (recursively) and frees it. -EINVAL for the global context.
+ */
+int crac_context_destroy(crac_context *ctx);
+
+/*
+ * Registers a resource in `ctx` (NULL: the global context). `out` may be NULL
+ * if the resource is never unregistered. If a checkpoint is running, the
+ * resource takes part from the next checkpoint on.
+ * -EINVAL: def or def->name missing, or both callbacks NULL; -ENOMEM.
+ */
+int crac_register(crac_context *ctx, const struct crac_resource_def *def,
+		  crac_resource **out);
+
+/*
+ * Unregisters and frees a resource. After it returns no callback of the
+ * resource starts; if another thread is running one of its callbacks right
+ * now, it waits for that callback to return (a callback may unregister its
+ * own resource: then it does not wait). -EINVAL for NULL.
+ */
+int crac_unregister(crac_resource *res);
+
+/* ------------------------------------------------------------------------
+ * Checkpoint
+ * --------------------------------------------------------------------- */
+
+enum crac_flags {
+	/* After a successful image snapshot, the original process goes on
+	 * (crac_checkpoint_restore returns CRAC_CONTINUED) instead of exiting. */
+	CRAC_KEEP_RUNNING = 1u << 0,
+	/* Run before_checkpoint, the safety checks and after_restore, but take
+	 * no snapshot (returns CRAC_ABORTED if anything failed, else
+	 * CRAC_CONTINUED). */
+	CRAC_DRY_RUN = 1u << 1,
+};
+
+/*
+ * Options for crac_checkpoint_restore(). Initialise with crac_options_init();
+ * the library reads at most `size` bytes, so old binaries keep working.
+ */
+struct crac_options {
+	size_t size;                /* sizeof(struct crac_options) */
+	const char *engine;         /* NULL: $CRAC_ENGINE, else "sim" */
+	const char *image_dir;      /* image engines; NULL: $CRAC_IMAGE_DIR */
+	int64_t deadline_ms;        /* whole before-phase budget; 0: default (10 s), <0: none */
+	int64_t restore_deadline_ms;/* after_restore budget; 0: default (10 s), <0: none */
+	unsigned flags;             /* enum crac_flags */
+};
+
+/* Fills `opts` with defaults. */
+void crac_options_init(struct crac_options *opts);
+
+/*
+ * Checkpoints the process and, in a restored instance, returns there.
+ *
+ * Runs the before_checkpoint callbacks of every registered resource (global
+ * context), waits for inhibitors, runs the engine, then runs after_restore
+ * callbacks. `opts` may be NULL (defaults). If `report` is not NULL, it
+ * receives a report (free it with crac_report_free) whenever one exists:
+ * always on failure or abort, and also when after_restore callbacks failed.
+ *
+ * Returns CRAC_CONTINUED, CRAC_RESTORED or CRAC_ABORTED (see enum
+ * crac_outcome), or a negative errno:
+ *   -EBUSY     another checkpoint is in progress (another thread)
+ *   -EDEADLK   called from inside a callback (recursive checkpoint)
+ *   -ENOENT    unknown engine
+ *   -ENOTSUP   engine not available here (the report says why)
+ *   -ETIMEDOUT inhibitors were not released before the deadline
+ *   other      the engine failed (the report says why)
+ * A CRAC_ABORTED or negative return means no snapshot was taken.
+ * Unless CRAC_KEEP_RUNNING is set, a successful image snapshot ends the
+ * original process (exit status 0) and this call returns only in restored
+ * instances.
+ */
+int crac_checkpoint_restore(const struct crac_options *opts, crac_report **report);
+
+/*
+ * Names of the engines built into the library, NULL-terminated (static).
+ */
+const char *const *crac_engines(void);
+
+/* ------------------------------------------------------------------------
+ * Reports
+ * --------------------------------------------------------------------- */
+
+enum crac_phase {
+	CRAC_PHASE_CHECKPOINT = 1,  /* a before_checkpoint callback or the orchestration */
+	CRAC_PHASE_CHECK = 2,       /* a safety check */
+	CRAC_PHASE_ENGINE = 3,      /* the engine */
+	CRAC_PHASE_RESTORE = 4,     /* an after_restore callback */
+};
+
+/* One failure. Strings live as long as the report. */
+struct crac_failure {
+	enum crac_phase phase;
+	const char *resource;       /* path of the resource, e.g. "db/pool"; "crac" for the runtime */
+	int code;                   /* negative errno */
+	const char *message;        /* never NULL */
+};
+
+/* Number of failures in the report (0 for NULL). */
+size_t crac_report_count(const crac_report *rep);
+
+/* The i-th failure, or NULL if out of range. */
+const struct crac_failure *crac_report_get(const crac_report *rep, size_t i);
+
+/* What the checkpoint led to (enum crac_outcome) or its negative errno. */
+int crac_report_status(const crac_report *rep);
+
+/*
+ * Prints the report, one line per failure, to `f`:
+ *   crac: checkpoint aborted: 2 problems
+ *     before_checkpoint db/pool: Device or resource busy (EBUSY): 3 connections open
+ * Returns 0 or -EIO.
+ */
+int crac_report_print(const crac_report *rep, FILE *f);
+
+/*
+ * Formats the report as crac_report_print would into a newly allocated
+ * string (free with free()). Returns 0 or -ENOMEM.
+ */
+int crac_report_format(const crac_report *rep, char **out);
+
+/* Frees a report (NULL is fine). */
+void crac_report_free(crac_report *rep);
+
+/* ------------------------------------------------------------------------
+ * Inhibitors
+ * --------------------------------------------------------------------- */
+
+/*
+ * Marks the start of a critical section that a checkpoint must not cut
+ * through. A checkpoint waits (up to its deadline) until every inhibitor is
+ * released; while a checkpoint is running, crac_inhibit blocks until it has
+ * finished. `why` appears in the report if the checkpoint times out.
+ * -EDEADLK when called from inside a callback of a running checkpoint.
+ */
+int crac_inhibit(const char *why, crac_inhibitor **out);
+
+/* Ends the critical section started by crac_inhibit. -EINVAL for NULL. */
+int crac_release(crac_inhibitor *inh);
+
+/* ------------------------------------------------------------------------
+ * Control endpoint (external trigger)
+ * --------------------------------------------------------------------- */
+
+/*
+ * Starts the control endpoint: a Unix socket $CRAC_CONTROL_DIR/PID.sock
+ * (default directory /tmp/crac-UID, created 0700; socket 0600). Only
+ * processes of the same uid, or root, may connect; others are refused and
+ * logged on stderr. Through it `crac checkpoint PID` requests a checkpoint
+ * (and receives the report), `crac restore --pid PID` resumes a process
+ * paused by the pause engine. Also started at load time when CRAC_CONTROL=1.
+ * Idempotent. -EEXIST if the socket exists and belongs to a live process;
+ * -EPERM if the directory is not owned by us or is not mode 0700.
+ */
+int crac_control_start(void);
+
+/* Stops the control endpoint and removes its socket. Idempotent. */
+int crac_control_stop(void);
+
+/*
+ * Writes the path of this process's control socket to buf (even if not
+ * started). Returns the length, or -ENAMETOOLONG.
+ */
+int crac_control_path(char *buf, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CRAC_H */

@@ -1,0 +1,98 @@
+/*
+ * cmd_checkpoint.c - `crac checkpoint PID`: ask a process, through its
+ * control endpoint, to checkpoint itself, and print what it answers.
+ */
+#include "cli.h"
+#include "core/internal.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Parses a positive pid; 0 if invalid. */
+int cli_parse_pid(const char *s)
+{
+	char *end;
+	long v = s ? strtol(s, &end, 10) : 0;
+
+	return s && *s && !*end && v > 0 && v < (1L << 22) ? (int)v : 0;
+}
+
+/* Sends a request and turns the answer into an exit status. */
+int cli_request(int pid, const char *const *tokens)
+{
+	char err[512];
+	int status = 0, rc;
+
+	rc = crac__control_request(pid, tokens, stdout, &status, err, sizeof(err));
+	if (rc < 0) {
+		cli_err("%s", err);
+		return 2;
+	}
+	if (status == CRAC_CONTINUED || status == CRAC_RESTORED || status == 0)
+		return 0;
+	if (status < 0)
+		cli_err("process %d answered: %s (%s)", pid, strerror(-status), crac__errno_name(status));
+	return 1;
+}
+
+int crac_cmd_checkpoint(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "engine", required_argument, 0, 'e' },
+		{ "image-dir", required_argument, 0, 'i' },
+		{ "keep-running", no_argument, 0, 'k' },
+		{ "deadline", required_argument, 0, 'd' },
+		{ "dry-run", no_argument, 0, 'n' },
+		{ "help", no_argument, 0, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	const char *tokens[8] = { "CHECKPOINT" };
+	char engine[128], image[4200], deadline[64];
+	int n = 1, c, pid;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+e:i:kd:nh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'e':
+			snprintf(engine, sizeof(engine), "engine=%s", optarg);
+			tokens[n++] = engine;
+			break;
+		case 'i':
+			snprintf(image, sizeof(image), "image=%s", optarg);
+			tokens[n++] = image;
+			break;
+		case 'k':
+			tokens[n++] = "keep=1";
+			break;
+		case 'n':
+			tokens[n++] = "dry=1";
+			break;
+		case 'd': {
+			char *end;
+			long long v = strtoll(optarg, &end, 10);
+			if (*end || v < -1) {
+				cli_err("--deadline wants milliseconds, got \"%s\"", optarg);
+				return 2;
+			}
+			snprintf(deadline, sizeof(deadline), "deadline=%lld", v);
+			tokens[n++] = deadline;
+			break;
+		}
+		case 'h':
+			printf("usage: crac checkpoint [--engine E] [--image-dir DIR] [--keep-running] "
+			       "[--deadline MS] [--dry-run] PID\n");
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	if (optind != argc - 1 || !(pid = cli_parse_pid(argv[optind]))) {
+		cli_err("usage: crac checkpoint [options] PID");
+		return 2;
+	}
+	tokens[n] = NULL;
+	return cli_request(pid, tokens);
+}

@@ -1,0 +1,82 @@
+/*
+ * main.c - the `crac` command: dispatch to one file per subcommand.
+ */
+#include "cli.h"
+#include "core/internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+void cli_err(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("crac: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: crac <command> [options]\n"
+		"\n"
+		"Coordinated Restore at Checkpoint for native Linux programs.\n"
+		"\n"
+		"commands:\n"
+		"  checkpoint [--engine E] [--image-dir DIR] [--keep-running] [--deadline MS] [--dry-run] PID\n"
+		"        ask process PID (through its control endpoint) to checkpoint; prints the report\n"
+		"  restore --pid PID [--env K=V]... [-- ARGS...]\n"
+		"        resume a process paused by the pause engine\n"
+		"  restore DIR [--populate] [-- ARGS...]\n"
+		"        restore an image written by the image engine\n"
+		"  run [--engine E] [--checkpoint-to DIR] [--policies FILE] -- PROG [ARGS...]\n"
+		"        run an unmodified program with libcrac preloaded and its control endpoint on\n"
+		"  inspect DIR [--json]\n"
+		"        print an image's header, mappings, threads and checks\n"
+		"  check PID\n"
+		"        list what would stop process PID from being checkpointed\n"
+		"\n"
+		"options: --help, --version\n"
+		"exit status: 0 success, 1 the operation failed (report printed), 2 usage error or unavailable\n"
+		"see crac(1), crac(7)\n");
+}
+
+int main(int argc, char **argv)
+{
+	const char *cmd = argc > 1 ? argv[1] : NULL;
+
+	if (!cmd) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(cmd, "--version")) {
+		const char *const *e = crac_engines();
+		printf("crac %s\nengines:", crac_version());
+		for (; *e; e++)
+			printf(" %s", *e);
+		printf("\n");
+		return 0;
+	}
+	argc--;
+	argv++;
+	if (!strcmp(cmd, "checkpoint"))
+		return crac_cmd_checkpoint(argc, argv);
+	if (!strcmp(cmd, "restore"))
+		return crac_cmd_restore(argc, argv);
+	if (!strcmp(cmd, "run"))
+		return crac_cmd_run(argc, argv);
+	if (!strcmp(cmd, "inspect"))
+		return crac_cmd_inspect(argc, argv);
+	if (!strcmp(cmd, "check"))
+		return crac_cmd_check(argc, argv);
+	cli_err("unknown command \"%s\" (try crac --help)", cmd);
+	return 2;
+}

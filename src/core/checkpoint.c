@@ -1,0 +1,301 @@
+/*
+ * checkpoint.c - one checkpoint round, top to bottom:
+ *
+ *   1. claim the round (refuse a concurrent or recursive request)
+ *   2. resolve options, find and configure the engine
+ *   3. wait for inhibitors (up to the deadline)
+ *   4. before_checkpoint over every resource (reports every failure)
+ *   5. the engine takes the snapshot, unless something failed (or dry run)
+ *   6. after_restore over exactly the notified resources, in reverse
+ *   7. release the round; hand the report to the caller and any requester
+ */
+#include "core/core.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#define DEFAULT_DEADLINE_MS 10000
+
+struct crac_round_state crac__round_state;
+
+/* Identity of this lineage (guarded by crac__lock). */
+static uint64_t generation;
+static uint8_t instance_id[16];
+static bool have_id;
+
+static void random_id(uint8_t id[16])
+{
+	size_t got = 0;
+
+	while (got < 16) {
+		ssize_t n = getrandom(id + got, 16 - got, 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			/* No entropy source at all: fall back to time and tid so that
+			 * instances still differ; never leave the id blank. */
+			int64_t t = crac__now_ns(CLOCK_REALTIME) ^ crac__now_ns(CLOCK_MONOTONIC);
+			int tid = crac__gettid();
+			memcpy(id, &t, 8);
+			memcpy(id + 8, &tid, sizeof(tid));
+			return;
+		}
+		got += (size_t)n;
+	}
+}
+
+static void current_identity(crac_event *ev)
+{
+	if (!have_id) {
+		random_id(instance_id);
+		have_id = true;
+	}
+	ev->generation = generation;
+	memcpy(ev->instance_id, instance_id, 16);
+}
+
+void crac__new_identity(crac_event *ev)
+{
+	pthread_mutex_lock(&crac__lock);
+	generation++;
+	random_id(instance_id);
+	have_id = true;
+	current_identity(ev);
+	pthread_mutex_unlock(&crac__lock);
+}
+
+void crac_options_init(struct crac_options *opts)
+{
+	if (!opts)
+		return;
+	memset(opts, 0, sizeof(*opts));
+	opts->size = sizeof(*opts);
+}
+
+/* Copies what the caller's (possibly older, smaller) struct has. */
+static void resolve_options(struct crac_options *o, const struct crac_options *in)
+{
+	crac_options_init(o);
+	if (in && in->size) {
+		size_t n = in->size < sizeof(*o) ? in->size : sizeof(*o);
+		memcpy(o, in, n);
+		o->size = sizeof(*o);
+	}
+	if (!o->engine || !*o->engine)
+		o->engine = getenv("CRAC_ENGINE");
+	if (!o->engine || !*o->engine)
+		o->engine = "sim";
+	if (!o->image_dir || !*o->image_dir)
+		o->image_dir = getenv("CRAC_IMAGE_DIR");
+}
+
+static int64_t deadline_after(int64_t ms, int64_t from)
+{
+	if (ms < 0)
+		return 0;
+	if (ms == 0)
+		ms = DEFAULT_DEADLINE_MS;
+	return from + ms * 1000000LL;
+}
+
+void crac__round_snapshot_taken(struct crac_round *r, const char *what)
+{
+	if (r->requester && r->requester->reply)
+		r->requester->reply(r->requester, CRAC_CONTINUED, what);
+}
+
+void crac__round_finish_requester(struct crac_round *r, int status)
+{
+	struct crac_requester *rq = r->requester;
+
+	r->requester = NULL;
+	if (rq && rq->finish) {
+		crac__report_set_status(r->report, status);
+		rq->finish(rq, status, r->report);
+	}
+}
+
+/* Step 3: waits for every inhibitor to be released, up to the deadline. */
+static int wait_inhibitors(struct crac_round *r, int64_t deadline)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&crac__lock);
+	while (crac__inhibitors_held()) {
+		if (deadline) {
+			struct timespec ts;
+			/* the condvar uses CLOCK_REALTIME: convert the remaining time */
+			int64_t left = deadline - crac__now_ns(CLOCK_MONOTONIC);
+			if (left <= 0)
+				break;
+			int64_t abs = crac__now_ns(CLOCK_REALTIME) + left;
+			ts.tv_sec = abs / 1000000000LL;
+			ts.tv_nsec = abs % 1000000000LL;
+			pthread_cond_timedwait(&crac__cond, &crac__lock, &ts);
+		} else {
+			pthread_cond_wait(&crac__cond, &crac__lock);
+		}
+	}
+	if (crac__inhibitors_held()) {
+		crac__inhibitors_report(r->report);
+		rc = -ETIMEDOUT;
+	}
+	pthread_mutex_unlock(&crac__lock);
+	return rc;
+}
+
+static void free_strv(char **v)
+{
+	if (!v)
+		return;
+	for (char **p = v; *p; p++)
+		free(*p);
+	free(v);
+}
+
+int crac__checkpoint(const struct crac_options *in, struct crac_requester *rq,
+		     crac_report **report)
+{
+	struct crac_round r = { .requester = rq };
+	struct crac_notified *notified = NULL;
+	int me = crac__gettid();
+	int outcome = CRAC_ABORTED, rc = 0;
+	bool image_written_exit = false;
+
+	if (report)
+		*report = NULL;
+	r.report = crac__report_new();
+	if (!r.report)
+		return -ENOMEM;
+
+	/* 1. claim the round */
+	pthread_mutex_lock(&crac__lock);
+	if (crac__round_state.active) {
+		bool recursive = crac__round_state.owner_tid == me;
+		int owner = crac__round_state.owner_tid;
+		pthread_mutex_unlock(&crac__lock);
+		rc = recursive ? -EDEADLK : -EBUSY;
+		if (recursive)
+			crac__report_add(r.report, CRAC_PHASE_CHECKPOINT, "crac", rc,
+					 "recursive checkpoint: requested from inside a callback of the running checkpoint");
+		else
+			crac__report_add(r.report, CRAC_PHASE_CHECKPOINT, "crac", rc,
+					 "another checkpoint is in progress (started by thread %d)", owner);
+		goto out_unclaimed;
+	}
+	crac__round_state.active = true;
+	crac__round_state.owner_tid = me;
+	pthread_mutex_unlock(&crac__lock);
+
+	/* 2. options and engine */
+	resolve_options(&r.opts, in);
+	r.engine = crac__engine_find(r.opts.engine);
+	if (!r.engine) {
+		const char *const *e = crac_engines();
+		char known[256] = "";
+		for (; *e; e++) {
+			strncat(known, *e, sizeof(known) - strlen(known) - 1);
+			if (e[1])
+				strncat(known, ", ", sizeof(known) - strlen(known) - 1);
+		}
+		rc = -ENOENT;
+		crac__report_add(r.report, CRAC_PHASE_ENGINE, "crac", rc,
+				 "unknown engine \"%s\" (available: %s)", r.opts.engine, known);
+		goto out;
+	}
+	if (r.engine->configure && (rc = r.engine->configure(&r)) < 0) {
+		if (!crac_report_count(r.report))
+			crac__report_add(r.report, CRAC_PHASE_ENGINE, r.engine->name, rc,
+					 "engine %s cannot work here", r.engine->name);
+		goto out;
+	}
+
+	/* 3. inhibitors */
+	int64_t start = crac__now_ns(CLOCK_MONOTONIC);
+	int64_t deadline = deadline_after(r.opts.deadline_ms, start);
+	if ((rc = wait_inhibitors(&r, deadline)) < 0)
+		goto out;
+
+	/* 4. before_checkpoint */
+	r.event.size = sizeof(r.event);
+	r.event.kind = CRAC_EVENT_BEFORE_CHECKPOINT;
+	r.event.engine = r.engine->name;
+	pthread_mutex_lock(&crac__lock);
+	current_identity(&r.event);
+	pthread_mutex_unlock(&crac__lock);
+	r.event.checkpoint_realtime = crac__now_ns(CLOCK_REALTIME);
+	r.event.checkpoint_monotonic = crac__now_ns(CLOCK_MONOTONIC);
+	r.event.deadline_monotonic = deadline;
+	notified = crac__notify_before(&r, deadline);
+
+	/* 5. the snapshot */
+	if (crac_report_count(r.report)) {
+		outcome = CRAC_ABORTED;
+	} else if (r.opts.flags & CRAC_DRY_RUN) {
+		outcome = CRAC_CONTINUED;
+	} else {
+		int e = r.engine->checkpoint(&r);
+		if (e < 0) {
+			rc = e;
+			outcome = CRAC_ABORTED;
+			if (!crac_report_count(r.report))
+				crac__report_add(r.report, CRAC_PHASE_ENGINE, r.engine->name, e,
+						 "engine %s failed", r.engine->name);
+		} else {
+			outcome = e;
+		}
+		image_written_exit = outcome == CRAC_CONTINUED &&
+			(r.engine->flags & CRAC_ENGINE_WRITES_IMAGE) &&
+			!(r.opts.flags & CRAC_KEEP_RUNNING);
+	}
+	if (image_written_exit) {
+		/* As in CRaC: the image exists, the original process is done. */
+		crac__round_finish_requester(&r, CRAC_CONTINUED);
+		fflush(NULL);
+		exit(0);
+	}
+
+	/* 6. after_restore */
+	r.event.kind = CRAC_EVENT_AFTER_RESTORE;
+	r.event.outcome = outcome;
+	if (outcome == CRAC_RESTORED)
+		crac__new_identity(&r.event);
+	r.event.restore_realtime = crac__now_ns(CLOCK_REALTIME);
+	r.event.restore_monotonic = crac__now_ns(CLOCK_MONOTONIC);
+	r.event.deadline_monotonic = deadline_after(r.opts.restore_deadline_ms,
+						    r.event.restore_monotonic);
+	r.event.argc = r.new_argc;
+	r.event.argv = r.new_argv;
+	r.event.envp = r.new_envp;
+	crac__notify_after(&r, notified, r.event.deadline_monotonic);
+
+out:
+	if (r.engine && r.engine->release)
+		r.engine->release(&r);
+	pthread_mutex_lock(&crac__lock);
+	crac__round_state.active = false;
+	crac__round_state.owner_tid = 0;
+	pthread_cond_broadcast(&crac__cond);
+	pthread_mutex_unlock(&crac__lock);
+out_unclaimed:;
+	int status = rc < 0 ? rc : outcome;
+	crac__report_set_status(r.report, status);
+	crac__round_finish_requester(&r, status);
+	if (r.resumer && r.resumer->finish)
+		r.resumer->finish(r.resumer, status, r.report);
+	free_strv(r.new_argv);
+	free_strv(r.new_envp);
+	if (report && (crac_report_count(r.report) || status < 0 || status == CRAC_ABORTED))
+		*report = r.report;
+	else
+		crac_report_free(r.report);
+	return status;
+}
+
+int crac_checkpoint_restore(const struct crac_options *opts, crac_report **report)
+{
+	return crac__checkpoint(opts, NULL, report);
+}

@@ -1,0 +1,33 @@
+/*
+ * init.c - library start-up and version.
+ *
+ * With CRAC_CONTROL=1 in the environment (set by `crac run`), the control
+ * endpoint starts when the library is loaded, so unmodified programs can be
+ * checkpointed from outside.
+ */
+#include "core/internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STR2(x) #x
+#define STR(x) STR2(x)
+
+const char *crac_version(void)
+{
+	return STR(CRAC_VERSION_MAJOR) "." STR(CRAC_VERSION_MINOR) "." STR(CRAC_VERSION_PATCH);
+}
+
+__attribute__((constructor)) static void crac_init(void)
+{
+	const char *c = getenv("CRAC_CONTROL");
+	int rc;
+
+	if (c && strcmp(c, "1") == 0 && (rc = crac_control_start()) < 0) {
+		char path[256] = "";
+		crac_control_path(path, sizeof(path));
+		fprintf(stderr, "crac: CRAC_CONTROL=1 but the control endpoint could not start at %s: %s\n",
+			path, strerror(-rc));
+	}
+}

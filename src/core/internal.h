@@ -1,0 +1,149 @@
+/*
+ * internal.h - what the API core shares with the engines, the runtime
+ * resources, the control endpoint and the CLI. Not installed.
+ */
+#ifndef CRAC_INTERNAL_H
+#define CRAC_INTERNAL_H
+
+#include "crac.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define CRAC_HIDDEN __attribute__((visibility("hidden")))
+
+/* ---- reports (core/report.c) ---------------------------------------- */
+
+crac_report *crac__report_new(void) CRAC_HIDDEN;
+/* Appends a failure; the strings are copied. Never fails visibly: on ENOMEM
+ * the entry is replaced by a static "out of memory" entry. */
+void crac__report_add(crac_report *rep, enum crac_phase phase, const char *resource,
+		      int code, const char *fmt, ...) __attribute__((format(printf, 5, 6))) CRAC_HIDDEN;
+void crac__report_vadd(crac_report *rep, enum crac_phase phase, const char *resource,
+		       int code, const char *fmt, va_list ap) CRAC_HIDDEN;
+void crac__report_set_status(crac_report *rep, int status) CRAC_HIDDEN;
+/* Moves every failure of `from` to the end of `to`. */
+void crac__report_merge(crac_report *to, const crac_report *from) CRAC_HIDDEN;
+
+/* "EBUSY" for -EBUSY / EBUSY; "E?" if unknown. */
+const char *crac__errno_name(int code) CRAC_HIDDEN;
+
+/* ---- time (core/util.c) ---------------------------------------------- */
+
+int64_t crac__now_ns(int clockid) CRAC_HIDDEN;
+/* Thread id of the caller (gettid). */
+int crac__gettid(void) CRAC_HIDDEN;
+
+/* ---- a checkpoint round (core/checkpoint.c) -------------------------- */
+
+struct crac_round;
+
+/*
+ * Who asked for the checkpoint when it came through the control endpoint:
+ * told once when the snapshot is taken or the process is paused (`reply`),
+ * and at the end of the round with the full report (`finish`).
+ */
+struct crac_requester {
+	void (*reply)(struct crac_requester *rq, int status, const char *text);
+	void (*finish)(struct crac_requester *rq, int status, const crac_report *rep);
+	void *priv;
+};
+
+struct crac_round {
+	struct crac_options opts;    /* resolved: engine and image_dir set */
+	const struct crac_engine *engine;
+	crac_report *report;         /* failures of this round */
+	crac_event event;            /* the event the callbacks see */
+	struct crac_requester *requester; /* NULL for in-process calls */
+	struct crac_requester *resumer;   /* who resumed us (pause engine), gets the after_restore report */
+	void *engine_state;          /* engine-private */
+	/* New args/env given at resume/restore (owned by the round). */
+	int new_argc;
+	char **new_argv;
+	char **new_envp;
+};
+
+/*
+ * Called by engines when the snapshot exists (or the process is paused) so
+ * that an external requester learns it before the process exits or waits.
+ */
+void crac__round_snapshot_taken(struct crac_round *r, const char *what) CRAC_HIDDEN;
+
+/*
+ * Gives the external requester (if any) its final answer now, with the
+ * failures collected so far: for engines after which the process waits
+ * (pause) or exits (image without keep-running).
+ */
+void crac__round_finish_requester(struct crac_round *r, int status) CRAC_HIDDEN;
+
+/*
+ * Runs a whole round (used by the API and the control endpoint).
+ * `rq` may be NULL. Returns as crac_checkpoint_restore().
+ */
+int crac__checkpoint(const struct crac_options *opts, struct crac_requester *rq,
+		     crac_report **report) CRAC_HIDDEN;
+
+/* Identity of the lineage: advanced by every restore (core/checkpoint.c). */
+void crac__new_identity(crac_event *ev) CRAC_HIDDEN;
+
+/* ---- engines (src/engines) ------------------------------------------- */
+
+/*
+ * An engine. configure() checks that the engine can work here with these
+ * options and prepares round->engine_state; checkpoint() takes the snapshot
+ * after every before_checkpoint callback succeeded and returns:
+ *   CRAC_CONTINUED  the original process goes on (snapshot taken)
+ *   CRAC_RESTORED   this is a restored / resumed instance
+ *   negative errno  failed; a line was added to round->report
+ * release() frees engine_state (may be NULL).
+ */
+enum crac_engine_flags {
+	/* The engine writes an image: unless CRAC_KEEP_RUNNING, the original
+	 * process exits (status 0) once checkpoint() returned CRAC_CONTINUED. */
+	CRAC_ENGINE_WRITES_IMAGE = 1u << 0,
+};
+
+struct crac_engine {
+	const char *name;
+	const char *summary;
+	unsigned flags;              /* enum crac_engine_flags */
+	int (*configure)(struct crac_round *r);
+	int (*checkpoint)(struct crac_round *r);
+	void (*release)(struct crac_round *r);
+};
+
+extern const struct crac_engine crac__engine_sim CRAC_HIDDEN;
+extern const struct crac_engine crac__engine_pause CRAC_HIDDEN;
+
+/* Finds an engine by name, NULL if unknown. */
+const struct crac_engine *crac__engine_find(const char *name) CRAC_HIDDEN;
+
+/*
+ * Pause engine <-> control endpoint: resume a paused process. `argv`/`envp`
+ * (NULL-terminated, may be NULL) are copied into the round. The resumer
+ * receives the after_restore report through `rq` (round->resumer).
+ * -EAGAIN if nothing is paused.
+ */
+int crac__pause_resume(char *const *argv, char *const *envp, struct crac_requester *rq) CRAC_HIDDEN;
+
+/* ---- control endpoint (core/control.c) -------------------------------- */
+
+/* Directory for the control socket of processes of `uid`. */
+int crac__control_dir(unsigned uid, char *buf, size_t len) CRAC_HIDDEN;
+/* Path of the control socket of process `pid` (owner from /proc). */
+int crac__control_path_of(int pid, char *buf, size_t len) CRAC_HIDDEN;
+
+/*
+ * Client side, used by the CLI: sends one request (a verb and key=value
+ * tokens, NULL-terminated; escaped on the wire) to the control socket of
+ * `pid` and copies every text line of the answer to `out`. Returns 0 and
+ * the status the server sent in *status (enum crac_outcome or negative
+ * errno), or a negative errno if the exchange itself failed, with a message
+ * in `err` (size errlen).
+ */
+int crac__control_request(int pid, const char *const *tokens, FILE *out, int *status,
+			  char *err, size_t errlen) CRAC_HIDDEN;
+
+#endif /* CRAC_INTERNAL_H */

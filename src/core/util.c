@@ -1,0 +1,46 @@
+/*
+ * util.c - small helpers shared by the core: clocks, thread ids, errno names.
+ */
+#include "core/internal.h"
+
+#include <errno.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+int64_t crac__now_ns(int clockid)
+{
+	struct timespec ts;
+
+	if (clock_gettime(clockid, &ts) != 0)
+		return 0;
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+int crac__gettid(void)
+{
+	return (int)syscall(SYS_gettid);
+}
+
+const char *crac__errno_name(int code)
+{
+	if (code < 0)
+		code = -code;
+	switch (code) {
+#define E(x) case x: return #x
+	E(EPERM); E(ENOENT); E(ESRCH); E(EINTR); E(EIO); E(ENXIO); E(E2BIG);
+	E(ENOEXEC); E(EBADF); E(ECHILD); E(EAGAIN); E(ENOMEM); E(EACCES);
+	E(EFAULT); E(EBUSY); E(EEXIST); E(EXDEV); E(ENODEV); E(ENOTDIR);
+	E(EISDIR); E(EINVAL); E(ENFILE); E(EMFILE); E(ENOTTY); E(ETXTBSY);
+	E(EFBIG); E(ENOSPC); E(ESPIPE); E(EROFS); E(EMLINK); E(EPIPE);
+	E(ERANGE); E(EDEADLK); E(ENAMETOOLONG); E(ENOSYS); E(ENOTEMPTY);
+	E(ELOOP); E(ENODATA); E(ETIME); E(EPROTO); E(EBADMSG); E(EOVERFLOW);
+	E(EILSEQ); E(ENOTSOCK); E(EADDRINUSE); E(EADDRNOTAVAIL); E(ENETDOWN);
+	E(ECONNABORTED); E(ECONNRESET); E(EISCONN); E(ENOTCONN); E(ETIMEDOUT);
+	E(ECONNREFUSED); E(EALREADY); E(EINPROGRESS); E(ESTALE); E(ECANCELED);
+	E(EOPNOTSUPP); E(EUCLEAN); E(EKEYREJECTED); E(ENOTRECOVERABLE);
+#undef E
+	default:
+		return "E?";
+	}
+}
