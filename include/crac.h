@@ -36,6 +36,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -100,6 +101,10 @@ typedef struct crac_event {
 	int argc;                     /* new arguments given at restore, if any */
 	char *const *argv;
 	char *const *envp;            /* new KEY=VALUE pairs given at restore */
+	/* after_restore only: how the clocks moved between checkpoint and restore. */
+	int64_t realtime_jump;        /* restore_realtime - checkpoint_realtime */
+	int64_t monotonic_offset;     /* what crac_clock_monotonic_ns() adds to CLOCK_MONOTONIC now */
+	int boot_changed;             /* 1 if the boot id differs from the checkpoint's */
 } crac_event;
 
 /*
@@ -295,6 +300,76 @@ int crac_inhibit(const char *why, crac_inhibitor **out);
 
 /* Ends the critical section started by crac_inhibit. -EINVAL for NULL. */
 int crac_release(crac_inhibitor *inh);
+
+/* ------------------------------------------------------------------------
+ * Restore-time environment: clock, randomness, identity, arguments, secrets
+ * --------------------------------------------------------------------- */
+
+/*
+ * A monotonic clock that never goes backwards across any number of
+ * restores, even on another boot: CLOCK_MONOTONIC plus an offset. As in
+ * CRaC: if the boot id changed, the clock advances by the wall-clock gap
+ * between checkpoint and restore (a negative gap counts as 0); on the same
+ * boot it only must not go backwards. Returns nanoseconds.
+ */
+int64_t crac_clock_monotonic_ns(void);
+
+/* The same as a timespec. Returns 0 or -EINVAL for NULL. */
+int crac_clock_monotonic(struct timespec *ts);
+
+/*
+ * Fills `buf` with random bytes from a generator that is reseeded from
+ * getrandom(2) on every restore: two instances restored from one image never
+ * return the same bytes. Returns 0, or -EINVAL for NULL with len > 0.
+ */
+int crac_random_bytes(void *buf, size_t len);
+
+/*
+ * A fast per-thread generator (not for keys; use crac_random_bytes), also
+ * reseeded on every restore in every thread.
+ */
+uint64_t crac_random_u64(void);
+
+/*
+ * Opt-in: on every restore, reseed libc's rand()/srand(), random()/srandom()
+ * and the drand48 family from getrandom. Generators an application seeded on
+ * purpose (for reproducibility) are left alone unless this is enabled.
+ * `enable` 0 turns it off again. Returns 0 or -ENOMEM.
+ */
+int crac_random_reseed_libc(int enable);
+
+/*
+ * The identity of this instance: a 128-bit id (an RFC 9562 version-4 UUID),
+ * fresh after every restore, and the generation counter (number of restores
+ * in this lineage). Either pointer may be NULL. Returns 0.
+ */
+int crac_instance_id(uint8_t id[16], uint64_t *generation);
+
+/* Formats the instance id as "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx" (37 bytes
+ * with the NUL). Returns 0 or -EINVAL. */
+int crac_instance_uuid(char out[37]);
+
+/* Writes a new random version-4 UUID (from crac_random_bytes). 0 or -EINVAL. */
+int crac_uuid(char out[37]);
+
+/*
+ * The arguments and environment given to the last restore or resume
+ * (`crac restore ... -- ARGS`, `--env K=V`); *argc 0 and NULL vectors if
+ * none. The new variables are also set in `environ` before any after_restore
+ * callback runs. Vectors stay valid until the next restore. Either pointer
+ * may be NULL. Returns 0.
+ */
+int crac_restore_args(int *argc, char *const **argv, char *const **envp);
+
+/*
+ * Marks [ptr, ptr+len) as secret: image engines write it as zeros (it is
+ * never stored) and `crac inspect` lists it. The application re-derives
+ * the secret after restore. Regions may overlap; -EINVAL for NULL or len 0,
+ * -ENOMEM. crac_secret_forget() removes the region starting at ptr
+ * (-ENOENT if none).
+ */
+int crac_secret_region(void *ptr, size_t len);
+int crac_secret_forget(void *ptr);
 
 /* ------------------------------------------------------------------------
  * Control endpoint (external trigger)

@@ -45,6 +45,8 @@ static void random_id(uint8_t id[16])
 		}
 		got += (size_t)n;
 	}
+	id[6] = (uint8_t)((id[6] & 0x0f) | 0x40);  /* RFC 9562 version 4 */
+	id[8] = (uint8_t)((id[8] & 0x3f) | 0x80);  /* variant 10 */
 }
 
 static void current_identity(crac_event *ev)
@@ -229,6 +231,7 @@ int crac__checkpoint(const struct crac_options *in, struct crac_requester *rq,
 	r.event.checkpoint_realtime = crac__now_ns(CLOCK_REALTIME);
 	r.event.checkpoint_monotonic = crac__now_ns(CLOCK_MONOTONIC);
 	r.event.deadline_monotonic = deadline;
+	crac__runtime_checkpointing(&r);
 	notified = crac__notify_before(&r, deadline);
 
 	/* 5. the snapshot */
@@ -261,15 +264,17 @@ int crac__checkpoint(const struct crac_options *in, struct crac_requester *rq,
 	/* 6. after_restore */
 	r.event.kind = CRAC_EVENT_AFTER_RESTORE;
 	r.event.outcome = outcome;
-	if (outcome == CRAC_RESTORED)
-		crac__new_identity(&r.event);
 	r.event.restore_realtime = crac__now_ns(CLOCK_REALTIME);
 	r.event.restore_monotonic = crac__now_ns(CLOCK_MONOTONIC);
-	r.event.deadline_monotonic = deadline_after(r.opts.restore_deadline_ms,
-						    r.event.restore_monotonic);
 	r.event.argc = r.new_argc;
 	r.event.argv = r.new_argv;
 	r.event.envp = r.new_envp;
+	if (outcome == CRAC_RESTORED) {
+		crac__new_identity(&r.event);
+		crac__runtime_restored(&r);
+	}
+	r.event.deadline_monotonic = deadline_after(r.opts.restore_deadline_ms,
+						    r.event.restore_monotonic);
 	crac__notify_after(&r, notified, r.event.deadline_monotonic);
 
 out:

@@ -88,6 +88,28 @@ int crac__checkpoint(const struct crac_options *opts, struct crac_requester *rq,
 /* Identity of the lineage: advanced by every restore (core/checkpoint.c). */
 void crac__new_identity(crac_event *ev) CRAC_HIDDEN;
 
+/* ---- restore-time environment (src/runtime) ----------------------------- */
+
+/*
+ * Called by the core in the restored (or resumed) process, after the engine
+ * returned CRAC_RESTORED and after crac__new_identity(), before any
+ * after_restore callback: moves the clock offset and fills the event's clock
+ * fields, exports the new environment to environ, records the new
+ * args/env for crac_restore_args(), and marks every random generator for
+ * reseeding. (runtime/restore.c)
+ */
+void crac__runtime_restored(struct crac_round *r) CRAC_HIDDEN;
+
+/*
+ * Called before the before_checkpoint callbacks: records the clock state
+ * (boot id, realtime, monotonic) that the restore side compares against.
+ */
+void crac__runtime_checkpointing(struct crac_round *r) CRAC_HIDDEN;
+
+/* Secret regions, for image engines (runtime/secret.c): calls fn for each
+ * region (ptr, len) with the registry locked; stops when fn returns non-0. */
+int crac__secret_foreach(int (*fn)(void *ptr, size_t len, void *arg), void *arg) CRAC_HIDDEN;
+
 /* ---- engines (src/engines) ------------------------------------------- */
 
 /*
