@@ -59,6 +59,20 @@ static void current_identity(crac_event *ev)
 	memcpy(ev->instance_id, instance_id, 16);
 }
 
+void crac__identity(uint8_t id[16], uint64_t *gen)
+{
+	pthread_mutex_lock(&crac__lock);
+	if (!have_id) {
+		random_id(instance_id);
+		have_id = true;
+	}
+	if (id)
+		memcpy(id, instance_id, 16);
+	if (gen)
+		*gen = generation;
+	pthread_mutex_unlock(&crac__lock);
+}
+
 void crac__new_identity(crac_event *ev)
 {
 	pthread_mutex_lock(&crac__lock);

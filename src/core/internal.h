@@ -87,6 +87,8 @@ int crac__checkpoint(const struct crac_options *opts, struct crac_requester *rq,
 
 /* Identity of the lineage: advanced by every restore (core/checkpoint.c). */
 void crac__new_identity(crac_event *ev) CRAC_HIDDEN;
+/* Reads the current instance id and generation (either may be NULL). */
+void crac__identity(uint8_t id[16], uint64_t *generation) CRAC_HIDDEN;
 
 /* ---- restore-time environment (src/runtime) ----------------------------- */
 
