@@ -193,6 +193,10 @@ enum crac_flags {
 	 * no snapshot (returns CRAC_ABORTED if anything failed, else
 	 * CRAC_CONTINUED). */
 	CRAC_DRY_RUN = 1u << 1,
+	/* Apply the safety checks and policies (see crac_check) even with an
+	 * engine that loses nothing (sim, pause): lets tests see what the image
+	 * engine would refuse, and makes close/reopen policies act. */
+	CRAC_FORCE_CHECKS = 1u << 2,
 };
 
 /*
@@ -300,6 +304,60 @@ int crac_inhibit(const char *why, crac_inhibitor **out);
 
 /* Ends the critical section started by crac_inhibit. -EINVAL for NULL. */
 int crac_release(crac_inhibitor *inh);
+
+/* ------------------------------------------------------------------------
+ * Safety checks and policies
+ *
+ * Before an image is written, crac takes an inventory of the process: every
+ * file descriptor (regular file, directory, pipe, fifo, TCP/UDP/Unix socket,
+ * eventfd, epoll, timerfd, signalfd, inotify, memfd, io_uring, device, tty),
+ * shared mappings and SysV shm, child processes, POSIX timers and itimers.
+ * Anything the engine cannot restore refuses the checkpoint, one report line
+ * per item (phase CRAC_PHASE_CHECK), naming the fd, kind, path or address,
+ * and the policy that would allow it. stdin/stdout/stderr are never
+ * refused: a restored process gets the restoring command's stdio.
+ *
+ * Policies say what to do instead, matched first-wins by kind and a glob on
+ * the path or address. One rule per line:
+ *
+ *     KIND  GLOB  ACTION  [OPTION=VALUE]...      # comment
+ *
+ * KIND: file dir pipe fifo socket tcp udp unix eventfd epoll timerfd
+ * signalfd inotify memfd io_uring device tty fd (any descriptor) mapping
+ * shm child timer any. ACTION: error (the default), warn (leave it, print a
+ * warning; it will be missing after an image restore), close (close it
+ * before the checkpoint), reopen (regular files at the same offset and
+ * flags, directories, and listening TCP/Unix sockets re-bound after
+ * restore). Options of reopen: changed=error|ok (a regular file whose size
+ * or modification time changed since the checkpoint: refuse, the default,
+ * or accept). Rules come from $CRAC_POLICIES (read at start-up), from
+ * `crac run --policies FILE`, or from the functions below.
+ * --------------------------------------------------------------------- */
+
+/*
+ * Adds one rule (file syntax) after the existing ones. On a syntax error
+ * returns -EINVAL and writes "LINE:COL: message" (line 1) into err.
+ */
+int crac_policy_add(const char *rule, char *err, size_t errlen);
+
+/*
+ * Adds every rule of a file. On error returns -EINVAL (syntax) or the
+ * negative errno of opening/reading it and writes "FILE:LINE:COL: message"
+ * into err; no rule of the file is added then.
+ */
+int crac_policy_load(const char *path, char *err, size_t errlen);
+
+/* Removes every rule. Returns 0. */
+int crac_policy_clear(void);
+
+/*
+ * Takes the inventory now, without checkpointing and without running any
+ * callback, and applies the policies as the image engine would. Returns the
+ * number of items that would refuse a checkpoint (0: none), or a negative
+ * errno. If `report` is not NULL it receives a report listing them (free
+ * with crac_report_free), or NULL when there is none.
+ */
+int crac_check(crac_report **report);
 
 /* ------------------------------------------------------------------------
  * Restore-time environment: clock, randomness, identity, arguments, secrets

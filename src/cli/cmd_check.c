@@ -1,14 +1,28 @@
 /*
- * cmd_check.c - `crac check PID`: the safety-check inventory without a
- * checkpoint. The inventory itself is not built yet.
+ * cmd_check.c - `crac check PID`: ask a process, through its control
+ * endpoint, to take its inventory and list what would refuse a checkpoint
+ * (no callback runs, nothing is closed).
  */
 #include "cli.h"
 
+#include <stdio.h>
+#include <string.h>
+
+int cli_parse_pid(const char *s);
+int cli_request(int pid, const char *const *tokens);
+
 int crac_cmd_check(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	cli_err("check needs the safety-check inventory, which is not built yet (issue #4); "
-		"`crac checkpoint --dry-run PID` runs the callbacks without taking a snapshot");
-	return 2;
+	static const char *const tokens[] = { "CHECK", NULL };
+	int pid;
+
+	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		printf("usage: crac check PID\n");
+		return 0;
+	}
+	if (argc != 2 || !(pid = cli_parse_pid(argv[1]))) {
+		cli_err("usage: crac check PID");
+		return 2;
+	}
+	return cli_request(pid, tokens);
 }

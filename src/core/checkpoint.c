@@ -4,12 +4,15 @@
  *   1. claim the round (refuse a concurrent or recursive request)
  *   2. resolve options, find and configure the engine
  *   3. wait for inhibitors (up to the deadline)
- *   4. before_checkpoint over every resource (reports every failure)
+ *   4. before_checkpoint over every resource (reports every failure), then
+ *      the safety checks (inventory + policies)
  *   5. the engine takes the snapshot, unless something failed (or dry run)
- *   6. after_restore over exactly the notified resources, in reverse
+ *   6. reopen what the checks closed; after_restore over exactly the
+ *      notified resources, in reverse
  *   7. release the round; hand the report to the caller and any requester
  */
 #include "core/core.h"
+#include "runtime/checks.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -248,6 +251,10 @@ int crac__checkpoint(const struct crac_options *in, struct crac_requester *rq,
 	crac__runtime_checkpointing(&r);
 	notified = crac__notify_before(&r, deadline);
 
+	/* 4b. safety checks: after the callbacks, on what they left open; a dry
+	 * run (only report) if a callback failed already */
+	crac__checks_before(&r, crac_report_count(r.report) > 0 || (r.opts.flags & CRAC_DRY_RUN));
+
 	/* 5. the snapshot */
 	if (crac_report_count(r.report)) {
 		outcome = CRAC_ABORTED;
@@ -275,7 +282,8 @@ int crac__checkpoint(const struct crac_options *in, struct crac_requester *rq,
 		exit(0);
 	}
 
-	/* 6. after_restore */
+	/* 6. reopen what the checks closed, then after_restore */
+	crac__checks_after(&r);
 	r.event.kind = CRAC_EVENT_AFTER_RESTORE;
 	r.event.outcome = outcome;
 	r.event.restore_realtime = crac__now_ns(CLOCK_REALTIME);

@@ -12,11 +12,13 @@
  * token percent-escaped ("%20" space, "%25" percent, "%0A" newline):
  *     CHECKPOINT engine=pause keep=1 deadline=500 image=/path dry=0
  *     RESUME arg=first arg=second env=KEY=VALUE
+ *     CHECK
  *     PING
  * The answer: any number of text lines, then "STATUS <int>" (enum
  * crac_outcome or a negative errno), then the server closes.
  */
 #include "core/internal.h"
+#include "runtime/checks.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -146,8 +148,10 @@ static void conn_write(int fd, const char *s)
 
 static void conn_free(struct conn *c)
 {
-	if (c->fd >= 0)
+	if (c->fd >= 0) {
+		crac__internal_fd(c->fd, false);
 		close(c->fd);
+	}
 	if (c->tokens) {
 		for (char **t = c->tokens; *t; t++)
 			free(*t);
@@ -324,6 +328,7 @@ static void serve(int fd)
 		return;
 	}
 	c->fd = fd;
+	crac__internal_fd(fd, true);
 	c->rq.priv = c;
 	c->rq.reply = rq_reply;
 	c->rq.finish = rq_finish;
@@ -346,6 +351,14 @@ static void serve(int fd)
 			conn_free(c);
 		}
 		pthread_attr_destroy(&attr);
+	} else if (strcmp(verb, "CHECK") == 0) {
+		crac_report *rep = NULL;
+		int n = crac_check(&rep);
+		if (n == 0)
+			conn_write(fd, "crac: nothing stands in the way of a checkpoint\n");
+		rq_finish(&c->rq, n < 0 ? n : n ? CRAC_ABORTED : CRAC_CONTINUED, rep);
+		crac_report_free(rep);
+		conn_free(c);
 	} else if (strcmp(verb, "RESUME") == 0) {
 		c->rq.finish = resumer_finish;
 		handle_resume(c);
@@ -474,6 +487,9 @@ int crac_control_start(void)
 		goto fail;
 	}
 	listen_fd = fd;
+	crac__internal_fd(listen_fd, true);
+	crac__internal_fd(wake_pipe[0], true);
+	crac__internal_fd(wake_pipe[1], true);
 	/* The listener must not take the application's signals. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -508,6 +524,9 @@ int crac_control_stop(void)
 		/* a full pipe still wakes the listener */
 	}
 	pthread_join(listener, NULL);
+	crac__internal_fd(listen_fd, false);
+	crac__internal_fd(wake_pipe[0], false);
+	crac__internal_fd(wake_pipe[1], false);
 	close(listen_fd);
 	close(wake_pipe[0]);
 	close(wake_pipe[1]);

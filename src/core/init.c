@@ -6,6 +6,7 @@
  * checkpointed from outside.
  */
 #include "core/internal.h"
+#include "runtime/checks.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,8 @@ __attribute__((constructor)) static void crac_init(void)
 {
 	const char *c = getenv("CRAC_CONTROL");
 	int rc;
+
+	crac__policy_init_env();
 
 	if (c && strcmp(c, "1") == 0 && (rc = crac_control_start()) < 0) {
 		char path[256] = "";

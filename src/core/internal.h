@@ -59,6 +59,7 @@ struct crac_round {
 	struct crac_requester *requester; /* NULL for in-process calls */
 	struct crac_requester *resumer;   /* who resumed us (pause engine), gets the after_restore report */
 	void *engine_state;          /* engine-private */
+	void *checks_state;          /* what the safety checks closed for reopening */
 	/* New args/env given at resume/restore (owned by the round). */
 	int new_argc;
 	char **new_argv;

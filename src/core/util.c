@@ -2,6 +2,7 @@
  * util.c - small helpers shared by the core: clocks, thread ids, errno names.
  */
 #include "core/internal.h"
+#include "runtime/checks.h"
 
 #include <errno.h>
 #include <sys/syscall.h>
@@ -43,4 +44,40 @@ const char *crac__errno_name(int code)
 	default:
 		return "E?";
 	}
+}
+
+/*
+ * crac's own descriptors (the control endpoint's socket and pipe, a
+ * connection being served): the safety checks skip them.
+ */
+#define MAX_INTERNAL_FDS 64
+static int internal_fds[MAX_INTERNAL_FDS];
+static size_t n_internal;
+static pthread_mutex_t internal_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void crac__internal_fd(int fd, bool add)
+{
+	pthread_mutex_lock(&internal_lock);
+	if (add && n_internal < MAX_INTERNAL_FDS) {
+		internal_fds[n_internal++] = fd;
+	} else if (!add) {
+		for (size_t i = 0; i < n_internal; i++) {
+			if (internal_fds[i] == fd) {
+				internal_fds[i] = internal_fds[--n_internal];
+				break;
+			}
+		}
+	}
+	pthread_mutex_unlock(&internal_lock);
+}
+
+bool crac__is_internal_fd(int fd)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&internal_lock);
+	for (size_t i = 0; i < n_internal && !found; i++)
+		found = internal_fds[i] == fd;
+	pthread_mutex_unlock(&internal_lock);
+	return found;
 }

@@ -1,0 +1,427 @@
+/*
+ * checks.c - the safety checks: refuse an image that could not restore
+ * correctly, and say exactly why.
+ *
+ * Runs after every before_checkpoint callback (so it sees what they left
+ * open) and, through policies, closes or records-and-closes descriptors;
+ * after the engine returns it reopens, before any after_restore callback.
+ *
+ * If any item is refused, or a callback already failed (`dry`), nothing is
+ * closed: the round is aborted anyway, and the report lists every item.
+ */
+#include "runtime/checks.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/* A descriptor closed before the checkpoint, to be reopened after it. */
+struct reopen {
+	int fd;
+	const char *kind;
+	char path[PATH_MAX];
+	int flags, fd_flags;
+	off_t offset;
+	off_t size;
+	struct timespec mtime;
+	bool changed_ok;
+	/* listening sockets */
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	int family, v6only;
+	mode_t sock_mode;
+};
+
+struct checks_state {
+	struct reopen *items;
+	size_t count;
+};
+
+/* Does this round's engine lose what the process holds? */
+static bool enforcing(const struct crac_round *r)
+{
+	return (r->engine && (r->engine->flags & CRAC_ENGINE_WRITES_IMAGE)) ||
+	       (r->opts.flags & CRAC_FORCE_CHECKS);
+}
+
+static void item_resource(const struct inv_item *it, char *buf, size_t n)
+{
+	switch (it->cls) {
+	case INV_FD: snprintf(buf, n, "fd %d", it->fd); break;
+	case INV_MAPPING: snprintf(buf, n, "%s %s", it->kind, it->name); break;
+	case INV_CHILD: snprintf(buf, n, "child %d", it->fd); break;
+	case INV_TIMER: snprintf(buf, n, "timer %s", it->name); break;
+	}
+}
+
+/*
+ * A rule suggestion for the item. Items without a stable name (pipes,
+ * anonymous inodes) get "*"; other names have glob characters escaped and
+ * are quoted when they contain blanks.
+ */
+static void suggest(const struct inv_item *it, const char *action, char *buf, size_t n)
+{
+	char glob[PATH_MAX * 2 + 8];
+	size_t g = 0;
+	bool quote = strpbrk(it->name, " \t") != NULL;
+
+	if (!*it->name || !strncmp(it->name, "pipe:", 5) || !strncmp(it->name, "anon_inode:", 11) ||
+	    !strncmp(it->name, "socket:", 7) || !strcmp(it->name, "(unnamed)")) {
+		snprintf(buf, n, "%s * %s", it->kind, action);
+		return;
+	}
+	if (quote)
+		glob[g++] = '"';
+	for (const char *p = it->name; *p && g < sizeof(glob) - 4; p++) {
+		if (strchr("*?[]\\", *p))
+			glob[g++] = '\\';
+		glob[g++] = *p;
+	}
+	if (quote)
+		glob[g++] = '"';
+	glob[g] = 0;
+	snprintf(buf, n, "%s %s %s", it->kind, glob, action);
+}
+
+/* Why an item cannot be kept as it is, and which policy would allow it. */
+static void refuse(crac_report *rep, const struct inv_item *it, const char *why)
+{
+	char res[PATH_MAX + 80], a[PATH_MAX + 80], b[PATH_MAX + 80];
+
+	item_resource(it, res, sizeof(res));
+	if (it->cls == INV_FD) {
+		if (it->reopenable) {
+			suggest(it, "reopen", a, sizeof(a));
+			suggest(it, "close", b, sizeof(b));
+			crac__report_add(rep, CRAC_PHASE_CHECK, res, -EBUSY,
+					 "%s %s (%s): %s; a policy can allow it: `%s` or `%s`",
+					 it->kind, it->name, it->detail, why, a, b);
+		} else {
+			suggest(it, "close", a, sizeof(a));
+			crac__report_add(rep, CRAC_PHASE_CHECK, res, -EBUSY,
+					 "%s %s (%s): %s; close it in a before_checkpoint callback, or a policy: `%s`",
+					 it->kind, it->name, it->detail, why, a);
+		}
+	} else {
+		suggest(it, "warn", a, sizeof(a));
+		crac__report_add(rep, CRAC_PHASE_CHECK, res, -EBUSY,
+				 "%s: %s; policy `%s` accepts it anyway", it->detail, why, a);
+	}
+}
+
+static const char *why_not(const struct inv_item *it)
+{
+	switch (it->cls) {
+	case INV_FD:
+		if (it->deleted)
+			return "the file is deleted, it can be neither kept nor reopened";
+		return "open descriptors are not saved in an image";
+	case INV_MAPPING:
+		if (!strcmp(it->kind, "shm"))
+			return "SysV shared memory is not saved in an image";
+		if (it->deleted)
+			return "the mapped file is deleted and cannot be mapped again at restore";
+		if (!strncmp(it->detail, "shared anonymous", 16) || !strncmp(it->detail, "shared memfd", 11))
+			return "shared memory is restored as a private copy: whoever shared it no longer does";
+		return "the file is mapped again at restore, but whoever else writes to it is no longer in sync";
+	case INV_CHILD:
+		return "child processes are not part of the image";
+	case INV_TIMER:
+		return "timers are not re-armed at restore (re-arm it in after_restore)";
+	}
+	return "not restorable";
+}
+
+/* Records what reopening needs, from the live descriptor. */
+static int record(const struct inv_item *it, const struct policy_match *m, struct reopen *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->fd = it->fd;
+	o->kind = it->kind;
+	o->flags = it->flags;
+	o->fd_flags = it->fd_flags;
+	o->offset = it->offset;
+	o->size = it->st.st_size;
+	o->mtime = it->st.st_mtim;
+	o->changed_ok = m->changed_ok;
+	if (!strcmp(it->kind, "file") || !strcmp(it->kind, "dir")) {
+		char proc[64];
+		ssize_t n;
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", it->fd);
+		n = readlink(proc, o->path, sizeof(o->path) - 1);
+		if (n <= 0)
+			return -errno;
+		o->path[n] = 0;
+		return 0;
+	}
+	/* a listening socket */
+	o->addrlen = sizeof(o->addr);
+	if (getsockname(it->fd, (struct sockaddr *)&o->addr, &o->addrlen) < 0)
+		return -errno;
+	o->family = it->family;
+	if (o->family == AF_INET6) {
+		socklen_t l = sizeof(o->v6only);
+		getsockopt(it->fd, IPPROTO_IPV6, IPV6_V6ONLY, &o->v6only, &l);
+	}
+	if (o->family == AF_UNIX) {
+		struct sockaddr_un *u = (struct sockaddr_un *)&o->addr;
+		struct stat st;
+		if (u->sun_path[0] && stat(u->sun_path, &st) == 0)
+			o->sock_mode = st.st_mode & 07777;
+	}
+	return 0;
+}
+
+int crac__checks_before(struct crac_round *r, bool dry)
+{
+	struct inventory inv;
+	struct checks_state *cs;
+	struct policy_match *m;
+	int refused = 0;
+
+	if (!enforcing(r))
+		return 0;
+	if (*crac__policy_env_error()) {
+		crac__report_add(r->report, CRAC_PHASE_CHECK, "policies", -EINVAL,
+				 "CRAC_POLICIES: %s", crac__policy_env_error());
+		refused++;
+	}
+	if (crac__inventory_take(&inv, r->report) < 0) {
+		crac__inventory_free(&inv);
+		return refused + 1;
+	}
+	m = calloc(inv.count ? inv.count : 1, sizeof(*m));
+	cs = calloc(1, sizeof(*cs));
+	if (cs)
+		cs->items = calloc(inv.count ? inv.count : 1, sizeof(*cs->items));
+	if (!m || !cs || !cs->items) {
+		crac__report_add(r->report, CRAC_PHASE_CHECK, "inventory", -ENOMEM, "out of memory");
+		free(m);
+		if (cs)
+			free(cs->items);
+		free(cs);
+		crac__inventory_free(&inv);
+		return refused + 1;
+	}
+
+	/* 1. decide for every item; report every refusal */
+	for (size_t i = 0; i < inv.count; i++) {
+		struct inv_item *it = &inv.items[i];
+		crac__policy_match(it, &m[i]);
+		switch (m[i].action) {
+		case POL_ERROR:
+			refuse(r->report, it, why_not(it));
+			refused++;
+			break;
+		case POL_REOPEN:
+			if (it->cls != INV_FD || !it->reopenable) {
+				char why[512];
+				snprintf(why, sizeof(why), "policy \"%s\" says reopen, but %s", m[i].rule,
+					 it->deleted ? "the file is deleted"
+					 : (!strcmp(it->kind, "tcp") || !strcmp(it->kind, "unix"))
+					 ? "only listening sockets can be reopened"
+					 : "only regular files, directories and listening sockets can be reopened");
+				refuse(r->report, it, why);
+				refused++;
+			}
+			break;
+		case POL_CLOSE:
+			if (it->cls != INV_FD) {
+				refuse(r->report, it, "a close policy applies to descriptors only");
+				refused++;
+			}
+			break;
+		case POL_WARN:
+			break;
+		}
+	}
+
+	/* 2. act, unless the round is aborted anyway */
+	if (!refused && !dry) {
+		for (size_t i = 0; i < inv.count; i++) {
+			struct inv_item *it = &inv.items[i];
+			char res[PATH_MAX + 80];
+			item_resource(it, res, sizeof(res));
+			if (m[i].action == POL_WARN) {
+				fprintf(stderr, "crac: warning: %s: %s %s (%s) kept by policy \"%s\": %s\n",
+					res, it->kind, it->name, it->detail, m[i].rule, why_not(it));
+			} else if (m[i].action == POL_CLOSE) {
+				close(it->fd);
+			} else if (m[i].action == POL_REOPEN) {
+				int rc = record(it, &m[i], &cs->items[cs->count]);
+				if (rc < 0) {
+					crac__report_add(r->report, CRAC_PHASE_CHECK, res, rc,
+							 "cannot record %s %s for reopening: %s",
+							 it->kind, it->name, strerror(-rc));
+					refused++;
+					continue;
+				}
+				cs->count++;
+				close(it->fd);
+			}
+		}
+	}
+	r->checks_state = cs;
+	free(m);
+	crac__inventory_free(&inv);
+	return refused;
+}
+
+/* ---- reopening --------------------------------------------------------- */
+
+/* Puts `nfd` at number `fd` with the recorded close-on-exec flag. */
+static int place(int nfd, const struct reopen *o)
+{
+	if (nfd == o->fd)
+		return 0;
+	if (dup3(nfd, o->fd, (o->fd_flags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
+		int e = -errno;
+		close(nfd);
+		return e;
+	}
+	close(nfd);
+	return 0;
+}
+
+static int reopen_file(const struct reopen *o, char *why, size_t n)
+{
+	struct stat st;
+	int fd, rc;
+
+	if (stat(o->path, &st) < 0) {
+		rc = -errno;
+		snprintf(why, n, "cannot reopen %s: %s", o->path, strerror(-rc));
+		return rc;
+	}
+	if (!strcmp(o->kind, "file") && !o->changed_ok &&
+	    (st.st_size != o->size || st.st_mtim.tv_sec != o->mtime.tv_sec ||
+	     st.st_mtim.tv_nsec != o->mtime.tv_nsec)) {
+		snprintf(why, n, "%s changed since the checkpoint (size %lld -> %lld%s); "
+			 "the policy option changed=ok accepts that", o->path, (long long)o->size,
+			 (long long)st.st_size,
+			 st.st_mtim.tv_sec != o->mtime.tv_sec || st.st_mtim.tv_nsec != o->mtime.tv_nsec
+			 ? ", modification time differs" : "");
+		return -ESTALE;
+	}
+	int flags = o->flags & ~(O_CREAT | O_EXCL | O_TRUNC);
+	if (!strcmp(o->kind, "dir"))
+		flags = O_RDONLY | O_DIRECTORY;
+	fd = open(o->path, flags | O_CLOEXEC);
+	if (fd < 0) {
+		rc = -errno;
+		snprintf(why, n, "cannot reopen %s: %s", o->path, strerror(-rc));
+		return rc;
+	}
+	if (o->offset > 0 && !(o->flags & O_APPEND) && lseek(fd, o->offset, SEEK_SET) < 0) {
+		rc = -errno;
+		close(fd);
+		snprintf(why, n, "cannot seek %s to offset %lld: %s", o->path, (long long)o->offset,
+			 strerror(-rc));
+		return rc;
+	}
+	if ((rc = place(fd, o)) < 0)
+		snprintf(why, n, "cannot move the reopened %s to fd %d: %s", o->path, o->fd, strerror(-rc));
+	return rc;
+}
+
+static int reopen_listener(const struct reopen *o, char *why, size_t n)
+{
+	struct sockaddr_un *u = (struct sockaddr_un *)&o->addr;
+	int one = 1, fd, rc;
+
+	fd = socket(o->family, SOCK_STREAM | SOCK_CLOEXEC |
+		    ((o->flags & O_NONBLOCK) ? SOCK_NONBLOCK : 0), 0);
+	if (fd < 0) {
+		rc = -errno;
+		snprintf(why, n, "cannot create a socket: %s", strerror(-rc));
+		return rc;
+	}
+	if (o->family == AF_INET || o->family == AF_INET6)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (o->family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &o->v6only, sizeof(o->v6only));
+	if (o->family == AF_UNIX && u->sun_path[0]) {
+		/* the closed listener left its socket file: remove it if nobody
+		 * else listens there, never another kind of file */
+		struct stat st;
+		if (lstat(u->sun_path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+			int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			if (probe >= 0 && connect(probe, (struct sockaddr *)u, o->addrlen) < 0 &&
+			    errno == ECONNREFUSED)
+				unlink(u->sun_path);
+			if (probe >= 0)
+				close(probe);
+		}
+	}
+	if (bind(fd, (const struct sockaddr *)&o->addr, o->addrlen) < 0 || listen(fd, SOMAXCONN) < 0) {
+		rc = -errno;
+		close(fd);
+		snprintf(why, n, "cannot listen again on %s: %s",
+			 o->family == AF_UNIX ? (u->sun_path[0] ? u->sun_path : "abstract socket")
+			 : "its address", strerror(-rc));
+		return rc;
+	}
+	if (o->family == AF_UNIX && u->sun_path[0] && o->sock_mode)
+		chmod(u->sun_path, o->sock_mode);
+	if ((rc = place(fd, o)) < 0)
+		snprintf(why, n, "cannot move the new listener to fd %d: %s", o->fd, strerror(-rc));
+	return rc;
+}
+
+void crac__checks_after(struct crac_round *r)
+{
+	struct checks_state *cs = r->checks_state;
+
+	if (!cs)
+		return;
+	for (size_t i = 0; i < cs->count; i++) {
+		struct reopen *o = &cs->items[i];
+		char why[PATH_MAX + 200], res[32];
+		int rc;
+
+		if (!strcmp(o->kind, "file") || !strcmp(o->kind, "dir"))
+			rc = reopen_file(o, why, sizeof(why));
+		else
+			rc = reopen_listener(o, why, sizeof(why));
+		if (rc < 0) {
+			snprintf(res, sizeof(res), "fd %d", o->fd);
+			crac__report_add(r->report, CRAC_PHASE_RESTORE, res, rc, "%s", why);
+		}
+	}
+	free(cs->items);
+	free(cs);
+	r->checks_state = NULL;
+}
+
+/* ---- crac_check -------------------------------------------------------- */
+
+int crac_check(crac_report **report)
+{
+	struct crac_round r = { 0 };
+	int n;
+
+	if (report)
+		*report = NULL;
+	r.report = crac__report_new();
+	if (!r.report)
+		return -ENOMEM;
+	r.opts.flags = CRAC_FORCE_CHECKS;
+	n = crac__checks_before(&r, true);
+	if (r.checks_state) {
+		struct checks_state *cs = r.checks_state;
+		free(cs->items);
+		free(cs);
+	}
+	crac__report_set_status(r.report, n ? CRAC_ABORTED : CRAC_CONTINUED);
+	if (report && crac_report_count(r.report))
+		*report = r.report;
+	else
+		crac_report_free(r.report);
+	return n;
+}
