@@ -46,15 +46,16 @@ int crac_cmd_checkpoint(int argc, char **argv)
 		{ "keep-running", no_argument, 0, 'k' },
 		{ "deadline", required_argument, 0, 'd' },
 		{ "dry-run", no_argument, 0, 'n' },
+		{ "force-checks", no_argument, 0, 'f' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
-	const char *tokens[8] = { "CHECKPOINT" };
+	const char *tokens[10] = { "CHECKPOINT" };
 	char engine[128], image[4200], deadline[64];
 	int n = 1, c, pid;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+e:i:kd:nh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+e:i:kd:nfh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'e':
 			snprintf(engine, sizeof(engine), "engine=%s", optarg);
@@ -70,6 +71,9 @@ int crac_cmd_checkpoint(int argc, char **argv)
 		case 'n':
 			tokens[n++] = "dry=1";
 			break;
+		case 'f':
+			tokens[n++] = "force=1";
+			break;
 		case 'd': {
 			char *end;
 			long long v = strtoll(optarg, &end, 10);
@@ -83,7 +87,7 @@ int crac_cmd_checkpoint(int argc, char **argv)
 		}
 		case 'h':
 			printf("usage: crac checkpoint [--engine E] [--image-dir DIR] [--keep-running] "
-			       "[--deadline MS] [--dry-run] PID\n");
+			       "[--deadline MS] [--dry-run] [--force-checks] PID\n");
 			return 0;
 		default:
 			return 2;

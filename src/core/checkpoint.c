@@ -284,6 +284,8 @@ int crac__checkpoint(const struct crac_options *in, struct crac_requester *rq,
 
 	/* 6. reopen what the checks closed, then after_restore */
 	crac__checks_after(&r);
+	if (r.engine->resume_threads)
+		r.engine->resume_threads(&r);
 	r.event.kind = CRAC_EVENT_AFTER_RESTORE;
 	r.event.outcome = outcome;
 	r.event.restore_realtime = crac__now_ns(CLOCK_REALTIME);

@@ -10,7 +10,7 @@
  *
  * Wire format: one request line, tokens separated by single spaces, each
  * token percent-escaped ("%20" space, "%25" percent, "%0A" newline):
- *     CHECKPOINT engine=pause keep=1 deadline=500 image=/path dry=0
+ *     CHECKPOINT engine=pause keep=1 deadline=500 image=/path dry=0 force=0
  *     RESUME arg=first arg=second env=KEY=VALUE
  *     CHECK
  *     PING
@@ -215,6 +215,8 @@ static void *checkpoint_thread(void *p)
 		o.flags |= CRAC_KEEP_RUNNING;
 	if ((v = token_value(c->tokens, "dry")) && strcmp(v, "1") == 0)
 		o.flags |= CRAC_DRY_RUN;
+	if ((v = token_value(c->tokens, "force")) && strcmp(v, "1") == 0)
+		o.flags |= CRAC_FORCE_CHECKS;
 	crac__checkpoint(&o, &c->rq, NULL);
 	if (!c->done)
 		rq_finish(&c->rq, -EIO, NULL);

@@ -137,6 +137,14 @@ struct crac_engine {
 	int (*configure)(struct crac_round *r);
 	int (*checkpoint)(struct crac_round *r);
 	void (*release)(struct crac_round *r);
+	/*
+	 * Optional: in a restored process, lets the other threads run again.
+	 * The core calls it after reopening what the safety checks closed and
+	 * before any after_restore callback, so that no restored thread races
+	 * for descriptor numbers being reopened. An engine without it must
+	 * have let its threads run before checkpoint() returned.
+	 */
+	void (*resume_threads)(struct crac_round *r);
 };
 
 extern const struct crac_engine crac__engine_sim CRAC_HIDDEN;

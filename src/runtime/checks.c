@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 /* A descriptor closed before the checkpoint, to be reopened after it. */
@@ -34,7 +35,7 @@ struct reopen {
 	/* listening sockets */
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
-	int family, v6only;
+	int family, v6only, reuseaddr;
 	mode_t sock_mode;
 };
 
@@ -72,7 +73,7 @@ static void suggest(const struct inv_item *it, const char *action, char *buf, si
 	bool quote = strpbrk(it->name, " \t") != NULL;
 
 	if (!*it->name || !strncmp(it->name, "pipe:", 5) || !strncmp(it->name, "anon_inode:", 11) ||
-	    !strncmp(it->name, "socket:", 7) || !strcmp(it->name, "(unnamed)")) {
+	    !strncmp(it->name, "socket:", 7) || strstr(it->name, "(unnamed)")) {
 		snprintf(buf, n, "%s * %s", it->kind, action);
 		return;
 	}
@@ -165,6 +166,8 @@ static int record(const struct inv_item *it, const struct policy_match *m, struc
 	if (getsockname(it->fd, (struct sockaddr *)&o->addr, &o->addrlen) < 0)
 		return -errno;
 	o->family = it->family;
+	socklen_t rl = sizeof(o->reuseaddr);
+	getsockopt(it->fd, SOL_SOCKET, SO_REUSEADDR, &o->reuseaddr, &rl);
 	if (o->family == AF_INET6) {
 		socklen_t l = sizeof(o->v6only);
 		getsockopt(it->fd, IPPROTO_IPV6, IPV6_V6ONLY, &o->v6only, &l);
@@ -176,6 +179,35 @@ static int record(const struct inv_item *it, const struct policy_match *m, struc
 			o->sock_mode = st.st_mode & 07777;
 	}
 	return 0;
+}
+
+/*
+ * Closes an item's descriptor. A socket is shut down first: a thread blocked
+ * in accept() or recv() on it holds the file open, so close() alone would
+ * neither wake it nor free the address for the reopened listener, and the
+ * peer of a connection would not see it end.
+ */
+static void close_now(const struct inv_item *it, bool keep_number)
+{
+	int ph;
+
+	if ((it->st.st_mode & S_IFMT) == S_IFSOCK)
+		shutdown(it->fd, SHUT_RDWR);
+	/*
+	 * For reopening, the number must stay ours: another thread of a running
+	 * process (sim, pause) allocates the lowest free number, and a thread
+	 * blocked in accept() has already reserved one. So the descriptor is
+	 * atomically replaced by /dev/null until it is reopened.
+	 */
+	if (keep_number && (ph = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0) {
+		if (ph != it->fd) {
+			if (dup3(ph, it->fd, O_CLOEXEC) < 0)
+				close(it->fd);
+			close(ph);
+		}
+		return;
+	}
+	close(it->fd);
 }
 
 int crac__checks_before(struct crac_round *r, bool dry)
@@ -252,7 +284,7 @@ int crac__checks_before(struct crac_round *r, bool dry)
 				fprintf(stderr, "crac: warning: %s: %s %s (%s) kept by policy \"%s\": %s\n",
 					res, it->kind, it->name, it->detail, m[i].rule, why_not(it));
 			} else if (m[i].action == POL_CLOSE) {
-				close(it->fd);
+				close_now(it, false);
 			} else if (m[i].action == POL_REOPEN) {
 				int rc = record(it, &m[i], &cs->items[cs->count]);
 				if (rc < 0) {
@@ -263,7 +295,7 @@ int crac__checks_before(struct crac_round *r, bool dry)
 					continue;
 				}
 				cs->count++;
-				close(it->fd);
+				close_now(it, true);
 			}
 		}
 	}
@@ -280,7 +312,15 @@ static int place(int nfd, const struct reopen *o)
 {
 	if (nfd == o->fd)
 		return 0;
-	if (dup3(nfd, o->fd, (o->fd_flags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
+	int rc = dup3(nfd, o->fd, (o->fd_flags & FD_CLOEXEC) ? O_CLOEXEC : 0);
+	/* EBUSY: another thread is between reserving and installing that
+	 * number (only possible if the placeholder was lost) */
+	for (int i = 0; rc < 0 && errno == EBUSY && i < 100; i++) {
+		struct timespec ts = { .tv_nsec = 1000000 };
+		nanosleep(&ts, NULL);
+		rc = dup3(nfd, o->fd, (o->fd_flags & FD_CLOEXEC) ? O_CLOEXEC : 0);
+	}
+	if (rc < 0) {
 		int e = -errno;
 		close(nfd);
 		return e;
@@ -359,12 +399,25 @@ static int reopen_listener(const struct reopen *o, char *why, size_t n)
 				close(probe);
 		}
 	}
-	if (bind(fd, (const struct sockaddr *)&o->addr, o->addrlen) < 0 || listen(fd, SOMAXCONN) < 0) {
+	/* A thread that was blocked in accept() on the old listener holds it
+	 * until it is scheduled again after the shutdown: give it up to 2 s to
+	 * let go of the address. */
+	rc = bind(fd, (const struct sockaddr *)&o->addr, o->addrlen);
+	for (int i = 0; rc < 0 && errno == EADDRINUSE && i < 1000; i++) {
+		struct timespec ts = { .tv_nsec = 2000000 };
+		nanosleep(&ts, NULL);
+		rc = bind(fd, (const struct sockaddr *)&o->addr, o->addrlen);
+	}
+	if (rc < 0 || listen(fd, SOMAXCONN) < 0) {
 		rc = -errno;
 		close(fd);
-		snprintf(why, n, "cannot listen again on %s: %s",
+		snprintf(why, n, "cannot listen again on %s: %s%s",
 			 o->family == AF_UNIX ? (u->sun_path[0] ? u->sun_path : "abstract socket")
-			 : "its address", strerror(-rc));
+			 : "its address", strerror(-rc),
+			 rc == -EADDRINUSE && o->family != AF_UNIX && !o->reuseaddr
+			 ? " (connections accepted before the checkpoint linger in TIME_WAIT and hold "
+			   "the port because the listener did not set SO_REUSEADDR; set it, as servers "
+			   "that restart usually do)" : "");
 		return rc;
 	}
 	if (o->family == AF_UNIX && u->sun_path[0] && o->sock_mode)

@@ -182,7 +182,21 @@ static int parse_line(const char *line, struct rule *r, char *err, size_t errlen
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
+	/* keep the rule as written, without its comment and trailing blanks */
+	char *hash = NULL;
+	for (char *q = r->text, quoted = 0; *q; q++) {
+		if (*q == '"')
+			quoted = !quoted;
+		else if (*q == '#' && !quoted) {
+			hash = q;
+			break;
+		}
+	}
+	if (hash)
+		*hash = 0;
 	r->text[strcspn(r->text, "\r\n")] = 0;
+	for (size_t l = strlen(r->text); l && (r->text[l - 1] == ' ' || r->text[l - 1] == '\t');)
+		r->text[--l] = 0;
 	return 0;
 }
 

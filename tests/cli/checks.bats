@@ -1,0 +1,106 @@
+#!/usr/bin/env bats
+# Safety checks and policies through the command line (issue #4): an
+# unmodified TCP server under `crac run --policies`, `crac check PID`, and a
+# malformed policy file.
+
+setup() {
+	CRAC="$CRAC_BUILD_DIR/crac"
+	SERVER="$CRAC_BUILD_DIR/tests/checks_server"
+	T="$(mktemp -d /tmp/crac-bats-checks.XXXXXX)"
+	export CRAC_CONTROL_DIR="$T/ctl"
+	PID=
+}
+
+teardown() {
+	[ -n "$PID" ] && kill "$PID" 2>/dev/null || true
+	rm -rf "$T"
+}
+
+# start_server [crac run options...]: runs the server in the background with
+# no inherited descriptors beyond stdio, and waits for its port.
+start_server() {
+	(
+		for fd in $(ls /proc/$BASHPID/fd); do
+			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+		done
+		exec "$CRAC" run "$@" -- "$SERVER" "$T/port" "$T/server.log" \
+			</dev/null >"$T/out" 2>"$T/err"
+	) &
+	PID=$!
+	for _ in $(seq 200); do
+		[ -s "$T/port" ] && [ -S "$CRAC_CONTROL_DIR/$PID.sock" ] && return 0
+		sleep 0.02
+	done
+	cat "$T/err" >&2
+	return 1
+}
+
+ping_server() {
+	python3 - "$(cat "$T/port")" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+print(s.recv(64).decode().strip())
+PY
+}
+
+@test "crac check lists the listening socket and the log file, with the policies that allow them" {
+	start_server
+	run "$CRAC" check "$PID"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"check fd "* ]]
+	[[ "$output" == *"tcp 127.0.0.1:"*"listening"* ]]
+	[[ "$output" == *"file $T/server.log"*"O_WRONLY|O_APPEND"* ]]
+	[[ "$output" == *'`file '"$T"'/server.log reopen`'* ]]
+	[[ "$output" == *"2 problems"* ]]
+}
+
+@test "with reopen policies the server keeps serving and logging after a checkpoint" {
+	printf '# the server'"'"'s own descriptors\ntcp  127.0.0.1:*  reopen\nfile %s/*.log reopen\n' "$T" >"$T/policies"
+	start_server --policies "$T/policies"
+	run "$CRAC" check "$PID"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"nothing stands in the way"* ]]
+	run ping_server
+	[ "$output" = "pong 1" ]
+	run "$CRAC" checkpoint --engine sim --force-checks "$PID"
+	[ "$status" -eq 0 ]
+	run ping_server
+	[ "$output" = "pong 2" ]
+	run ping_server
+	[ "$output" = "pong 3" ]
+	# the log continued at the right offset: three lines, in order
+	run cat "$T/server.log"
+	[ "${lines[0]}" = "connection 1" ]
+	[ "${lines[1]}" = "connection 2" ]
+	[ "${lines[2]}" = "connection 3" ]
+	[ "${#lines[@]}" -eq 3 ]
+}
+
+@test "without policies a forced checkpoint is refused and the server is untouched" {
+	start_server
+	run "$CRAC" checkpoint --engine sim --force-checks "$PID"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"checkpoint aborted: 2 problems"* ]]
+	run ping_server
+	[ "$output" = "pong 1" ]
+}
+
+@test "a malformed policy file is rejected with line and column" {
+	printf 'tcp * reopen\nfile /x clos\n' >"$T/bad"
+	run "$CRAC" run --policies "$T/bad" -- /bin/true
+	[[ "$output" == *"$T/bad:2:9: unknown action \"clos\""* ]]
+	# and every checkpoint of that process is refused
+	start_server --policies "$T/bad"
+	run "$CRAC" checkpoint --engine sim --force-checks "$PID"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"CRAC_POLICIES: $T/bad:2:9"* ]]
+}
+
+@test "crac run refuses a policy file it cannot read" {
+	run "$CRAC" run --policies "$T/missing" -- /bin/true
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"$T/missing"* ]]
+}
