@@ -19,8 +19,9 @@
  *  - A context holds resources and contexts; it is itself a resource.
  *  - Inside a context, before_checkpoint runs in increasing priority and,
  *    among equal priorities, in reverse registration order. after_restore
- *    runs over exactly the resources that were notified, in the exact
- *    reverse of that order (so: forward registration order).
+ *    runs over exactly the resources that were notified (less any that was
+ *    unregistered meanwhile), in the exact reverse of that order: among
+ *    equal priorities, forward registration order.
  *  - Every resource is notified even after another failed. If any
  *    before_checkpoint failed, no snapshot is taken, after_restore still
  *    runs for every notified resource, and the report lists every failure.
@@ -99,7 +100,8 @@ typedef struct crac_event {
 	int64_t restore_monotonic;
 	int64_t deadline_monotonic;   /* callbacks must finish before this (0: none) */
 	int argc;                     /* new arguments given at restore, if any */
-	char *const *argv;
+	char *const *argv;            /* argv[0] is the first new argument (no program
+					 name); NULL-terminated; NULL if none */
 	char *const *envp;            /* new KEY=VALUE pairs given at restore */
 	/* after_restore only: how the clocks moved between checkpoint and restore. */
 	int64_t realtime_jump;        /* restore_realtime - checkpoint_realtime */
@@ -108,7 +110,8 @@ typedef struct crac_event {
 } crac_event;
 
 /*
- * A callback. Returns 0 on success or a negative errno value on failure;
+ * A callback. Returns 0 on success or a negative errno value on failure (a
+ * positive value counts as a failure with -EIO);
  * crac_fail() sets a message and returns its code in one step:
  *     return crac_fail(-EBUSY, "connection to %s still open", peer);
  */
@@ -150,17 +153,18 @@ struct crac_resource_def {
 crac_context *crac_global_context(void);
 
 /*
- * Creates a context named `name` and registers it as a resource of `parent`
- * (NULL: the global context) with the given priority. Its resources are
- * notified when the parent notifies it, in the order described above.
- * -EINVAL: bad arguments; -ENOMEM.
+ * Creates a context named `name` (copied; no '/') and registers it as a
+ * resource of `parent` (NULL: the global context) with the given priority.
+ * Its resources are notified when the parent notifies it, in the order
+ * described above. -EINVAL: no name, a '/' in it, or out NULL; -ENOMEM.
  */
 int crac_context_create(crac_context *parent, const char *name, int priority,
 			crac_context **out);
 
 /*
  * Unregisters a context from its parent, unregisters everything registered
- * in it (recursively) and frees it. -EINVAL for the global context.
+ * in it (recursively, with crac_unregister's guarantees) and frees it.
+ * -EINVAL for NULL or the global context.
  */
 int crac_context_destroy(crac_context *ctx);
 
@@ -218,11 +222,19 @@ void crac_options_init(struct crac_options *opts);
 /*
  * Checkpoints the process and, in a restored instance, returns there.
  *
- * Runs the before_checkpoint callbacks of every registered resource (global
- * context), waits for inhibitors, runs the engine, then runs after_restore
- * callbacks. `opts` may be NULL (defaults). If `report` is not NULL, it
- * receives a report (free it with crac_report_free) whenever one exists:
- * always on failure or abort, and also when after_restore callbacks failed.
+ * Waits for inhibitors, runs the before_checkpoint callbacks of every
+ * registered resource (global context), the safety checks, the engine, then
+ * the after_restore callbacks. `opts` may be NULL (defaults). If `report` is
+ * not NULL, it receives a report (free it with crac_report_free) whenever
+ * one exists: always on failure or abort, and also when after_restore
+ * callbacks failed; otherwise *report is set to NULL.
+ *
+ * Deadlines: a callback cannot be interrupted; one that returns after the
+ * deadline (opts.deadline_ms from the start of the call) adds an ETIMEDOUT
+ * failure naming it, which aborts the checkpoint (CRAC_ABORTED). An
+ * after_restore callback past opts.restore_deadline_ms is reported the same
+ * way without undoing the restore. Callbacks of a checkpoint requested
+ * through the control endpoint run on a thread of the library.
  *
  * Returns CRAC_CONTINUED, CRAC_RESTORED or CRAC_ABORTED (see enum
  * crac_outcome), or a negative errno:
@@ -269,14 +281,16 @@ size_t crac_report_count(const crac_report *rep);
 /* The i-th failure, or NULL if out of range. */
 const struct crac_failure *crac_report_get(const crac_report *rep, size_t i);
 
-/* What the checkpoint led to (enum crac_outcome) or its negative errno. */
+/* What the checkpoint led to (enum crac_outcome) or its negative errno;
+ * -EINVAL for NULL. */
 int crac_report_status(const crac_report *rep);
 
 /*
  * Prints the report, one line per failure, to `f`:
- *   crac: checkpoint aborted: 2 problems
+ *   crac: checkpoint aborted: 1 problem
  *     before_checkpoint db/pool: Device or resource busy (EBUSY): 3 connections open
- * Returns 0 or -EIO.
+ * The phase words are before_checkpoint, check, engine and after_restore.
+ * Returns 0, -EINVAL for NULL arguments, or -EIO.
  */
 int crac_report_print(const crac_report *rep, FILE *f);
 
@@ -298,7 +312,8 @@ void crac_report_free(crac_report *rep);
  * through. A checkpoint waits (up to its deadline) until every inhibitor is
  * released; while a checkpoint is running, crac_inhibit blocks until it has
  * finished. `why` appears in the report if the checkpoint times out.
- * -EDEADLK when called from inside a callback of a running checkpoint.
+ * -EDEADLK when called from inside a callback of a running checkpoint;
+ * -EINVAL if out is NULL; -ENOMEM.
  */
 int crac_inhibit(const char *why, crac_inhibitor **out);
 
@@ -445,12 +460,13 @@ int crac_secret_forget(void *ptr);
  */
 int crac_control_start(void);
 
-/* Stops the control endpoint and removes its socket. Idempotent. */
+/* Stops the control endpoint and removes its socket. Idempotent; returns 0. */
 int crac_control_stop(void);
 
 /*
  * Writes the path of this process's control socket to buf (even if not
- * started). Returns the length, or -ENAMETOOLONG.
+ * started). Returns the length without the NUL, -EINVAL for NULL, or
+ * -ENAMETOOLONG if it does not fit in `len` or in a socket address.
  */
 int crac_control_path(char *buf, size_t len);
 
