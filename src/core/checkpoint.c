@@ -261,7 +261,17 @@ int crac__checkpoint(const struct crac_options *in, struct crac_requester *rq,
 	} else if (r.opts.flags & CRAC_DRY_RUN) {
 		outcome = CRAC_CONTINUED;
 	} else {
+		bool image = r.engine->flags & CRAC_ENGINE_WRITES_IMAGE;
+		bool control = image && crac__control_suspend();
 		int e = r.engine->checkpoint(&r);
+		if (image && e == CRAC_RESTORED) {
+			/* a new process: whoever asked is connected to the old one */
+			if (r.requester && r.requester->forget)
+				r.requester->forget(r.requester);
+			r.requester = NULL;
+		}
+		if (control && !(e == CRAC_CONTINUED && !(r.opts.flags & CRAC_KEEP_RUNNING)))
+			crac__control_resume(control);
 		if (e < 0) {
 			rc = e;
 			outcome = CRAC_ABORTED;

@@ -170,12 +170,21 @@ static void rq_reply(struct crac_requester *rq, int status, const char *text)
 	conn_write(c->fd, line);
 }
 
+static void rq_forget(struct crac_requester *rq)
+{
+	struct conn *c = rq->priv;
+
+	crac__internal_fd(c->fd, false);
+	c->fd = -1;      /* not ours in this process: never write or close it */
+	c->done = true;
+}
+
 static void rq_finish(struct crac_requester *rq, int status, const crac_report *rep)
 {
 	struct conn *c = rq->priv;
 	char *text = NULL, line[64];
 
-	if (c->done)
+	if (c->done || c->fd < 0)
 		return;
 	c->done = true;
 	if (rep && (crac_report_count(rep) || status < 0 || status == CRAC_ABORTED) &&
@@ -334,6 +343,7 @@ static void serve(int fd)
 	c->rq.priv = c;
 	c->rq.reply = rq_reply;
 	c->rq.finish = rq_finish;
+	c->rq.forget = rq_forget;
 	if (read_request(c) < 0) {
 		conn_write(fd, "crac: malformed request\n");
 		rq_finish(&c->rq, -EPROTO, NULL);
@@ -637,4 +647,25 @@ int crac__control_request(int pid, const char *const *tokens, FILE *out, int *st
 		return -ECONNRESET;
 	}
 	return 0;
+}
+
+bool crac__control_suspend(void)
+{
+	bool running;
+
+	pthread_mutex_lock(&ctl_lock);
+	running = listen_fd >= 0;
+	pthread_mutex_unlock(&ctl_lock);
+	if (running)
+		crac_control_stop();
+	return running;
+}
+
+void crac__control_resume(bool was_running)
+{
+	int rc;
+
+	if (was_running && (rc = crac_control_start()) < 0)
+		fprintf(stderr, "crac: control: could not restart the control endpoint after the "
+			"checkpoint: %s\n", strerror(-rc));
 }

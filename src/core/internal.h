@@ -48,6 +48,9 @@ struct crac_round;
 struct crac_requester {
 	void (*reply)(struct crac_requester *rq, int status, const char *text);
 	void (*finish)(struct crac_requester *rq, int status, const crac_report *rep);
+	/* In a process restored from an image the requester's connection does
+	 * not exist (its fd number may even be reused): drop it unused. */
+	void (*forget)(struct crac_requester *rq);
 	void *priv;
 };
 
@@ -162,6 +165,15 @@ const struct crac_engine *crac__engine_find(const char *name) CRAC_HIDDEN;
 int crac__pause_resume(char *const *argv, char *const *envp, struct crac_requester *rq) CRAC_HIDDEN;
 
 /* ---- control endpoint (core/control.c) -------------------------------- */
+
+/*
+ * Around an image snapshot: the endpoint's thread and descriptors must not
+ * be in the image. suspend stops it (keeping connections being served) and
+ * returns whether it ran; resume starts it again if it did (in a restored
+ * process: with the new pid's socket).
+ */
+bool crac__control_suspend(void) CRAC_HIDDEN;
+void crac__control_resume(bool was_running) CRAC_HIDDEN;
 
 /* Directory for the control socket of processes of `uid`. */
 int crac__control_dir(unsigned uid, char *buf, size_t len) CRAC_HIDDEN;
