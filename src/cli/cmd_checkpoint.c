@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,7 @@ int cli_parse_pid(const char *s)
 	char *end;
 	long v = s ? strtol(s, &end, 10) : 0;
 
-	return s && *s && !*end && v > 0 && v < (1L << 22) ? (int)v : 0;
+	return s && *s && !*end && v > 0 && v <= INT_MAX ? (int)v : 0;
 }
 
 /* Sends a request and turns the answer into an exit status. */

@@ -52,6 +52,9 @@ struct crac_notified {
 
 static struct crac_context global_ctx = { .res = { .name = "", .refs = 1 } };
 static uint64_t next_seq = 1;
+/* Resources registered from this number on joined during the running
+ * round: they are notified from the next round on, in whatever context. */
+static uint64_t round_seq_limit = UINT64_MAX;
 
 /* Per-thread message set by crac_fail() for the callback being run. */
 static __thread char fail_msg[512];
@@ -304,14 +307,16 @@ static struct crac_resource **snapshot(struct crac_context *c, size_t *n)
 	size_t i = 0;
 
 	pthread_mutex_lock(&crac__lock);
-	*n = c->count;
-	v = calloc(*n ? *n : 1, sizeof(*v));
+	v = calloc(c->count ? c->count : 1, sizeof(*v));
 	if (v) {
 		for (struct crac_resource *x = c->head; x; x = x->next) {
+			if (x->seq >= round_seq_limit)
+				continue;
 			x->refs++;
 			v[i++] = x;
 		}
 	}
+	*n = i;
 	pthread_mutex_unlock(&crac__lock);
 	if (v)
 		qsort(v, *n, sizeof(*v), before_cmp);
@@ -375,7 +380,13 @@ struct crac_notified *crac__notify_before(struct crac_round *r, int64_t deadline
 				 "out of memory starting the checkpoint");
 		return NULL;
 	}
+	pthread_mutex_lock(&crac__lock);
+	round_seq_limit = next_seq;
+	pthread_mutex_unlock(&crac__lock);
 	notify_ctx_before(r, crac_global_context(), "", root, deadline, &late);
+	pthread_mutex_lock(&crac__lock);
+	round_seq_limit = UINT64_MAX;
+	pthread_mutex_unlock(&crac__lock);
 	return root;
 }
 
