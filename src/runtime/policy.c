@@ -120,7 +120,7 @@ static int parse_line(const char *line, struct rule *r, char *err, size_t errlen
 		return 0;
 	*col = tok[0].col;
 	if (!in(tok[0].text, fd_kinds) && !in(tok[0].text, other_kinds)) {
-		snprintf(err, errlen, "unknown kind \"%s\" (expected one of: file dir pipe fifo socket tcp "
+		snprintf(err, errlen, "unknown kind \"%.60s\" (expected one of: file dir pipe fifo socket tcp "
 			 "udp unix eventfd epoll timerfd signalfd inotify memfd io_uring device tty fd "
 			 "mapping shm child timer any)", tok[0].text);
 		return -EINVAL;
@@ -143,31 +143,31 @@ static int parse_line(const char *line, struct rule *r, char *err, size_t errlen
 	else if (!strcmp(tok[2].text, "reopen"))
 		r->action = POL_REOPEN;
 	else {
-		snprintf(err, errlen, "unknown action \"%s\" (expected error, warn, close or reopen)",
+		snprintf(err, errlen, "unknown action \"%.60s\" (expected error, warn, close or reopen)",
 			 tok[2].text);
 		return -EINVAL;
 	}
 	const char *k = tok[0].text;
 	if (r->action == POL_CLOSE && !in(k, fd_kinds) && strcmp(k, "any")) {
-		snprintf(err, errlen, "close applies to file descriptors, not to kind \"%s\"", k);
+		snprintf(err, errlen, "close applies to file descriptors, not to kind \"%.40s\"", k);
 		return -EINVAL;
 	}
 	if (r->action == POL_REOPEN && strcmp(k, "file") && strcmp(k, "dir") && strcmp(k, "tcp") &&
 	    strcmp(k, "unix") && strcmp(k, "socket") && strcmp(k, "fd") && strcmp(k, "any")) {
 		snprintf(err, errlen, "reopen applies to regular files, directories and listening TCP/Unix "
-			 "sockets, not to kind \"%s\"", k);
+			 "sockets, not to kind \"%.40s\"", k);
 		return -EINVAL;
 	}
 	for (int i = 3; i < n; i++) {
 		*col = tok[i].col;
 		if (!strcmp(tok[i].text, "changed=ok") || !strcmp(tok[i].text, "changed=error")) {
 			if (r->action != POL_REOPEN) {
-				snprintf(err, errlen, "option \"%s\" only applies to reopen", tok[i].text);
+				snprintf(err, errlen, "option \"%.60s\" only applies to reopen", tok[i].text);
 				return -EINVAL;
 			}
 			r->changed_ok = !strcmp(tok[i].text, "changed=ok");
 		} else {
-			snprintf(err, errlen, "unknown option \"%s\" (expected changed=ok or changed=error)",
+			snprintf(err, errlen, "unknown option \"%.60s\" (expected changed=ok or changed=error)",
 				 tok[i].text);
 			return -EINVAL;
 		}
