@@ -391,9 +391,10 @@ int64_t crac_clock_monotonic_ns(void);
 int crac_clock_monotonic(struct timespec *ts);
 
 /*
- * Fills `buf` with random bytes from a generator that is reseeded from
- * getrandom(2) on every restore: two instances restored from one image never
- * return the same bytes. Returns 0, or -EINVAL for NULL with len > 0.
+ * Fills `buf` with random bytes read from getrandom(2) on every call (no
+ * state is kept in memory, so nothing can repeat across instances restored
+ * from one image). Returns 0, -EINVAL for NULL with len > 0, or a negative
+ * errno if the kernel has no randomness to give.
  */
 int crac_random_bytes(void *buf, size_t len);
 
@@ -404,10 +405,13 @@ int crac_random_bytes(void *buf, size_t len);
 uint64_t crac_random_u64(void);
 
 /*
- * Opt-in: on every restore, reseed libc's rand()/srand(), random()/srandom()
- * and the drand48 family from getrandom. Generators an application seeded on
- * purpose (for reproducibility) are left alone unless this is enabled.
- * `enable` 0 turns it off again. Returns 0 or -ENOMEM.
+ * Opt-in: in every restored instance (outcome CRAC_RESTORED), reseed libc's
+ * rand()/srand(), random()/srandom() and the drand48 family from getrandom.
+ * Generators an application seeded on purpose (for reproducibility) keep
+ * their sequence unless this is enabled; states the application owns
+ * (initstate, random_r, drand48_r, rand_r) are never touched. Enabled during
+ * a checkpoint, it takes effect from the next one. `enable` 0 turns it off
+ * again. Returns 0 or -ENOMEM.
  */
 int crac_random_reseed_libc(int enable);
 
@@ -422,14 +426,16 @@ int crac_instance_id(uint8_t id[16], uint64_t *generation);
  * with the NUL). Returns 0 or -EINVAL. */
 int crac_instance_uuid(char out[37]);
 
-/* Writes a new random version-4 UUID (from crac_random_bytes). 0 or -EINVAL. */
+/* Writes a new random version-4 UUID (from crac_random_bytes). 0, -EINVAL,
+ * or the errno of crac_random_bytes. */
 int crac_uuid(char out[37]);
 
 /*
  * The arguments and environment given to the last restore or resume
  * (`crac restore ... -- ARGS`, `--env K=V`); *argc 0 and NULL vectors if
  * none. The new variables are also set in `environ` before any after_restore
- * callback runs. Vectors stay valid until the next restore. Either pointer
+ * callback runs. Every restore replaces them (a restore without arguments
+ * gives argc 0); vectors stay valid until the next restore. Either pointer
  * may be NULL. Returns 0.
  */
 int crac_restore_args(int *argc, char *const **argv, char *const **envp);
@@ -437,8 +443,9 @@ int crac_restore_args(int *argc, char *const **argv, char *const **envp);
 /*
  * Marks [ptr, ptr+len) as secret: image engines write it as zeros (it is
  * never stored) and `crac inspect` lists it. The application re-derives
- * the secret after restore. Regions may overlap; -EINVAL for NULL or len 0,
- * -ENOMEM. crac_secret_forget() removes the region starting at ptr
+ * the secret after restore. Regions may overlap; registering again at the
+ * same start keeps one region with the larger length. -EINVAL for NULL or
+ * len 0, -ENOMEM. crac_secret_forget() removes the region starting at ptr
  * (-ENOENT if none).
  */
 int crac_secret_region(void *ptr, size_t len);
