@@ -338,8 +338,8 @@ int crac_release(crac_inhibitor *inh);
  *     KIND  GLOB  ACTION  [OPTION=VALUE]...      # comment
  *
  * KIND: file dir pipe fifo socket tcp udp unix eventfd epoll timerfd
- * signalfd inotify memfd io_uring device tty fd (any descriptor) mapping
- * shm child timer any. ACTION: error (the default), warn (leave it, print a
+ * signalfd inotify memfd io_uring device tty userfaultfd pidfd fanotify
+ * perf_event bpf anon_inode fd (any descriptor) mapping shm child timer any. ACTION: error (the default), warn (leave it, print a
  * warning; it will be missing after an image restore), close (close it
  * before the checkpoint), reopen (regular files at the same offset and
  * flags, directories, and listening TCP/Unix sockets re-bound after
@@ -356,9 +356,10 @@ int crac_release(crac_inhibitor *inh);
 int crac_policy_add(const char *rule, char *err, size_t errlen);
 
 /*
- * Adds every rule of a file. On error returns -EINVAL (syntax) or the
- * negative errno of opening/reading it and writes "FILE:LINE:COL: message"
- * into err; no rule of the file is added then.
+ * Adds every rule of a file. On a syntax error returns -EINVAL and writes
+ * "FILE:LINE:COL: message" into err; if the file cannot be read, its
+ * negative errno and "FILE: reason". No rule of the file is added then.
+ * -EINVAL without a message for a NULL path.
  */
 int crac_policy_load(const char *path, char *err, size_t errlen);
 

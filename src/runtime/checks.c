@@ -35,7 +35,7 @@ struct reopen {
 	/* listening sockets */
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
-	int family, v6only, reuseaddr;
+	int family, socktype, v6only, reuseaddr;
 	mode_t sock_mode;
 };
 
@@ -166,6 +166,7 @@ static int record(const struct inv_item *it, const struct policy_match *m, struc
 	if (getsockname(it->fd, (struct sockaddr *)&o->addr, &o->addrlen) < 0)
 		return -errno;
 	o->family = it->family;
+	o->socktype = it->socktype;
 	socklen_t rl = sizeof(o->reuseaddr);
 	getsockopt(it->fd, SOL_SOCKET, SO_REUSEADDR, &o->reuseaddr, &rl);
 	if (o->family == AF_INET6) {
@@ -375,7 +376,7 @@ static int reopen_listener(const struct reopen *o, char *why, size_t n)
 	struct sockaddr_un *u = (struct sockaddr_un *)&o->addr;
 	int one = 1, fd, rc;
 
-	fd = socket(o->family, SOCK_STREAM | SOCK_CLOEXEC |
+	fd = socket(o->family, o->socktype | SOCK_CLOEXEC |
 		    ((o->flags & O_NONBLOCK) ? SOCK_NONBLOCK : 0), 0);
 	if (fd < 0) {
 		rc = -errno;

@@ -124,7 +124,8 @@ static void describe_socket(int fd, struct inv_item *it)
 		 : domain == AF_NETLINK ? "netlink" : "other", tn,
 		 it->listening ? ", listening" : *p ? ", connected" : "",
 		 domain == AF_NETLINK ? "" : "");
-	it->reopenable = it->listening && (domain == AF_INET || domain == AF_INET6 ||
+	it->reopenable = it->listening && (type == SOCK_STREAM || type == SOCK_SEQPACKET) &&
+		(domain == AF_INET || domain == AF_INET6 ||
 					   (domain == AF_UNIX && l[0] != '(' ));
 }
 

@@ -29,7 +29,9 @@ static char env_error[512];
 
 static const char *const fd_kinds[] = {
 	"file", "dir", "pipe", "fifo", "socket", "tcp", "udp", "unix", "eventfd", "epoll",
-	"timerfd", "signalfd", "inotify", "memfd", "io_uring", "device", "tty", "fd", NULL,
+	"timerfd", "signalfd", "inotify", "memfd", "io_uring", "device", "tty", "fd",
+	/* rarer descriptor kinds the inventory names too */
+	"userfaultfd", "pidfd", "fanotify", "perf_event", "bpf", "anon_inode", NULL,
 };
 static const char *const other_kinds[] = { "mapping", "shm", "child", "timer", "any", NULL };
 
@@ -121,8 +123,9 @@ static int parse_line(const char *line, struct rule *r, char *err, size_t errlen
 	*col = tok[0].col;
 	if (!in(tok[0].text, fd_kinds) && !in(tok[0].text, other_kinds)) {
 		snprintf(err, errlen, "unknown kind \"%.60s\" (expected one of: file dir pipe fifo socket tcp "
-			 "udp unix eventfd epoll timerfd signalfd inotify memfd io_uring device tty fd "
-			 "mapping shm child timer any)", tok[0].text);
+			 "udp unix eventfd epoll timerfd signalfd inotify memfd io_uring device tty "
+			 "userfaultfd pidfd fanotify perf_event bpf anon_inode fd mapping shm child timer "
+			 "any)", tok[0].text);
 		return -EINVAL;
 	}
 	if (n < 3) {
