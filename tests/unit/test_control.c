@@ -1,0 +1,413 @@
+/*
+ * test_control.c - the control endpoint (crac.h "Control endpoint";
+ * DESIGN §3 "External trigger"):
+ *  - crac_control_path / start / stop: $CRAC_CONTROL_DIR/PID.sock, the
+ *    directory created 0700, the socket 0600, start idempotent, stop
+ *    removes the socket; a directory with the wrong mode or owner -> -EPERM;
+ *    a stale socket file is replaced, a live one -> -EEXIST;
+ *  - a checkpoint requested through the endpoint (internal client
+ *    crac__control_request, the one the CLI uses) runs the callbacks and
+ *    returns the outcome and the report;
+ *  - another uid is refused (needs root to have another uid: skipped
+ *    otherwise, with the reason printed).
+ */
+#include "test_common.h"
+#include "core/internal.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+static char base[128];     /* mkdtemp'd; every subtest uses a fresh subdir */
+static int dirseq;
+
+/* Points CRAC_CONTROL_DIR at a fresh, not yet existing directory. */
+static const char *fresh_dir(char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/ctl%d", base, ++dirseq);
+	setenv("CRAC_CONTROL_DIR", buf, 1);
+	return buf;
+}
+
+static void sock_path_in(const char *dir, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/%d.sock", dir, (int)getpid());
+}
+
+/* 0 if a client can connect to `path`, else -errno. */
+static int try_connect(const char *path)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+	int rc = connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ? -errno : 0;
+	close(fd);
+	return rc;
+}
+
+/* crac_control_path: "$CRAC_CONTROL_DIR/PID.sock", the length returned,
+ * -ENAMETOOLONG for a short buffer; default directory /tmp/crac-UID. */
+static void test_path(void)
+{
+	char dir[256], want[300], got[300];
+	fresh_dir(dir, sizeof(dir));
+	sock_path_in(dir, want, sizeof(want));
+	int n = crac_control_path(got, sizeof(got));
+	CHECK_EQ(n, (int)strlen(want));
+	CHECKF(strcmp(got, want) == 0, "path %s, want %s", got, want);
+	CHECK_EQ(crac_control_path(got, 5), -ENAMETOOLONG);
+	CHECK_EQ(crac_control_path(got, strlen(want)), -ENAMETOOLONG);  /* no room for NUL */
+
+	unsetenv("CRAC_CONTROL_DIR");
+	snprintf(want, sizeof(want), "/tmp/crac-%u/%d.sock", (unsigned)geteuid(), (int)getpid());
+	n = crac_control_path(got, sizeof(got));
+	CHECK_EQ(n, (int)strlen(want));
+	CHECKF(strcmp(got, want) == 0, "default path %s, want %s", got, want);
+}
+
+/* start creates the directory 0700 and the socket 0600, both ours; start is
+ * idempotent; the socket accepts connections; stop removes it; stop is
+ * idempotent; start works again after stop. */
+static void test_start_stop(void)
+{
+	char dir[256], path[300];
+	struct stat st;
+	fresh_dir(dir, sizeof(dir));
+	sock_path_in(dir, path, sizeof(path));
+	REQUIRE(stat(dir, &st) < 0);
+
+	mode_t old = umask(0);   /* the library must not rely on the umask */
+	int rc = crac_control_start();
+	umask(old);
+	REQUIRE(rc == 0);
+	REQUIRE(stat(dir, &st) == 0);
+	CHECK(S_ISDIR(st.st_mode));
+	CHECKF((st.st_mode & 07777) == 0700, "dir mode %o", st.st_mode & 07777);
+	CHECK_EQ(st.st_uid, geteuid());
+	REQUIRE(lstat(path, &st) == 0);
+	CHECK(S_ISSOCK(st.st_mode));
+	CHECKF((st.st_mode & 0777) == 0600, "socket mode %o", st.st_mode & 0777);
+	CHECK_EQ(st.st_uid, geteuid());
+	CHECK_EQ(try_connect(path), 0);
+
+	CHECK_EQ(crac_control_start(), 0);   /* idempotent */
+	CHECK_EQ(try_connect(path), 0);
+
+	CHECK_EQ(crac_control_stop(), 0);
+	CHECK(lstat(path, &st) < 0 && errno == ENOENT);
+	CHECK(try_connect(path) < 0);
+	CHECK_EQ(crac_control_stop(), 0);    /* idempotent */
+
+	CHECK_EQ(crac_control_start(), 0);   /* and again */
+	CHECK_EQ(try_connect(path), 0);
+	CHECK_EQ(crac_control_stop(), 0);
+}
+
+/* A directory that is not mode 0700 (0755, 0711, 0777) -> -EPERM, and no
+ * socket is created in it. */
+static void test_refuses_bad_mode(void)
+{
+	mode_t modes[] = { 0755, 0711, 0777, 0750 };
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		char dir[256], path[300];
+		struct stat st;
+		fresh_dir(dir, sizeof(dir));
+		sock_path_in(dir, path, sizeof(path));
+		REQUIRE(mkdir(dir, 0700) == 0);
+		REQUIRE(chmod(dir, modes[i]) == 0);
+		int rc = crac_control_start();
+		CHECKF(rc == -EPERM, "mode %o: start = %d", modes[i], rc);
+		CHECKF(lstat(path, &st) < 0, "mode %o: socket created", modes[i]);
+		if (rc == 0)
+			crac_control_stop();
+		/* the library must not have "fixed" the mode either */
+		REQUIRE(stat(dir, &st) == 0);
+		CHECK_EQ(st.st_mode & 07777, modes[i]);
+	}
+}
+
+/* A directory owned by another user (even with mode 0700) -> -EPERM.
+ * Needs root to create it; otherwise only this part is skipped. */
+static void test_refuses_wrong_owner(void)
+{
+	if (geteuid() != 0) {
+		printf("# skip test_refuses_wrong_owner: needs root to chown a directory\n");
+		return;
+	}
+	char dir[256], path[300];
+	struct stat st;
+	fresh_dir(dir, sizeof(dir));
+	sock_path_in(dir, path, sizeof(path));
+	REQUIRE(mkdir(dir, 0700) == 0);
+	REQUIRE(chown(dir, 65534, 65534) == 0);
+	int rc = crac_control_start();
+	CHECKF(rc == -EPERM, "start = %d", rc);
+	CHECK(lstat(path, &st) < 0);
+	if (rc == 0)
+		crac_control_stop();
+}
+
+/* A stale socket (file left behind, nobody listening) is replaced; a live
+ * one (someone listening) -> -EEXIST and is left alone. */
+static void test_stale_and_live_socket(void)
+{
+	char dir[256], path[300];
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	fresh_dir(dir, sizeof(dir));
+	sock_path_in(dir, path, sizeof(path));
+	REQUIRE(mkdir(dir, 0700) == 0);
+	REQUIRE(strlen(path) < sizeof(a.sun_path));
+	memcpy(a.sun_path, path, strlen(path) + 1);
+
+	/* stale: bound, never listened, closed */
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	REQUIRE(fd >= 0);
+	REQUIRE(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
+	close(fd);
+	CHECK(try_connect(path) < 0);
+	CHECK_EQ(crac_control_start(), 0);
+	CHECK_EQ(try_connect(path), 0);
+	CHECK_EQ(crac_control_stop(), 0);
+
+	/* live: somebody listens there */
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	REQUIRE(fd >= 0);
+	REQUIRE(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
+	REQUIRE(listen(fd, 4) == 0);
+	int rc = crac_control_start();
+	CHECKF(rc == -EEXIST, "start over a live socket = %d", rc);
+	if (rc == 0)
+		crac_control_stop();
+	/* our listener still works */
+	struct stat st;
+	CHECK(lstat(path, &st) == 0 && S_ISSOCK(st.st_mode));
+	CHECK_EQ(try_connect(path), 0);
+	close(fd);
+	unlink(path);
+}
+
+/* ---- requests through the endpoint ---------------------------------- */
+
+/* Sends one request with the CLI's client; returns rc, sets *status and
+ * the answer text (static). */
+static int request(pid_t pid, const char *const *tokens, int *status, char **text)
+{
+	static char *buf;
+	size_t len = 0;
+	char err[512] = "";
+	free(buf);
+	buf = NULL;
+	FILE *f = open_memstream(&buf, &len);
+	*status = 0;
+	int rc = crac__control_request(pid, tokens, f, status, err, sizeof(err));
+	fclose(f);
+	if (rc < 0)
+		fprintf(stderr, "  request: %d %s\n", rc, err);
+	*text = buf;
+	return rc;
+}
+
+/* A sim checkpoint through the endpoint runs the callbacks in order and
+ * answers RESTORED; a failing resource gives ABORTED with the report text
+ * naming it. */
+static void test_checkpoint_through_endpoint(void)
+{
+	char dir[256];
+	fresh_dir(dir, sizeof(dir));
+	REQUIRE(crac_control_start() == 0);
+	struct tres a, b;
+	tres_init(&a, "a"); tres_init(&b, "b");
+	tres_reg(NULL, &a, 0); tres_reg(NULL, &b, 0);
+
+	const char *tok[] = { "CHECKPOINT", "engine=sim", NULL };
+	int status;
+	char *text;
+	tlog_reset();
+	CHECK_EQ(request(getpid(), tok, &status, &text), 0);
+	CHECK_EQ(status, CRAC_RESTORED);
+	CHECK_LOG("B:b B:a A:a A:b");
+
+	b.fail_before = -EBUSY;
+	CHECK_EQ(request(getpid(), tok, &status, &text), 0);
+	CHECK_EQ(status, CRAC_ABORTED);
+	CHECKF(text && strstr(text, "b: before failed on purpose") && strstr(text, "EBUSY"),
+	       "answer:\n%s", text ? text : "(null)");
+
+	/* unknown engine through the endpoint */
+	const char *tok2[] = { "CHECKPOINT", "engine=no-such-engine", NULL };
+	CHECK_EQ(request(getpid(), tok2, &status, &text), 0);
+	CHECK_EQ(status, -ENOENT);
+
+	tres_unreg(&a); tres_unreg(&b);
+	CHECK_EQ(crac_control_stop(), 0);
+}
+
+/* ---- another uid ------------------------------------------------------ */
+
+struct child_result { int rc; int status; int connect_errno; char text[512]; };
+
+/* Forks a child that optionally becomes uid/gid 65534 and either sends a
+ * CHECKPOINT request (mode 0) or only tries to connect (mode 1). */
+static int run_child(bool drop, int mode, const char *path, struct child_result *res)
+{
+	int p[2];
+	if (pipe(p) < 0)
+		return -errno;
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		struct child_result r = { 0 };
+		close(p[0]);
+		if (drop && (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0))
+			_exit(3);
+		if (mode == 0) {
+			const char *tok[] = { "CHECKPOINT", "engine=sim", NULL };
+			char err[256] = "";
+			FILE *f = fmemopen(r.text, sizeof(r.text) - 1, "w");
+			r.rc = crac__control_request(parent, tok, f, &r.status, err, sizeof(err));
+			if (f)
+				fclose(f);
+		} else {
+			r.connect_errno = -try_connect(path);
+		}
+		if (write(p[1], &r, sizeof(r)) != (ssize_t)sizeof(r))
+			_exit(4);
+		_exit(0);
+	}
+	close(p[1]);
+	/* never hang: the server must answer or close within 10 s */
+	struct pollfd pf = { .fd = p[0], .events = POLLIN };
+	int got = 0;
+	if (poll(&pf, 1, 10000) == 1)
+		got = (int)read(p[0], res, sizeof(*res));
+	close(p[0]);
+	if (got != (int)sizeof(*res))
+		kill(pid, SIGKILL);
+	int ws;
+	waitpid(pid, &ws, 0);
+	if (got != (int)sizeof(*res))
+		return -ETIMEDOUT;
+	return WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
+}
+
+/* Reads the whole file (static buffer). */
+static const char *slurp(const char *file)
+{
+	static char buf[8192];
+	buf[0] = '\0';
+	int fd = open(file, O_RDONLY);
+	if (fd < 0)
+		return buf;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	buf[n > 0 ? n : 0] = '\0';
+	close(fd);
+	return buf;
+}
+
+/* As root: with the directory opened up (0755) and the socket 0666 so that
+ * uid 65534 can reach it, its CHECKPOINT request is refused (no callback
+ * runs, no successful answer) and the refusal is logged on stderr ("refused").
+ * The same request from root in a child succeeds (so the refusal is about
+ * the uid, not about the request). With the default 0700 directory the
+ * other uid cannot even connect (EACCES). */
+static void test_other_uid_refused(void)
+{
+	if (geteuid() != 0) {
+		printf("# skip test_other_uid_refused: needs root to have a second uid\n");
+		return;
+	}
+	char dir[256], path[300], errfile[300];
+	fresh_dir(dir, sizeof(dir));
+	sock_path_in(dir, path, sizeof(path));
+	REQUIRE(crac_control_start() == 0);
+	struct tres r;
+	tres_init(&r, "guarded");
+	tres_reg(NULL, &r, 0);
+
+	/* positive control: root (same uid) in a child may checkpoint us */
+	struct child_result res;
+	memset(&res, 0, sizeof(res));
+	CHECK_EQ(run_child(false, 0, path, &res), 0);
+	CHECK_EQ(res.rc, 0);
+	CHECK_EQ(res.status, CRAC_RESTORED);
+	CHECK_EQ(atomic_load(&r.nbefore), 1);
+
+	/* open up the path so that uid 65534 can reach the socket */
+	REQUIRE(chmod(base, 0755) == 0);
+	REQUIRE(chmod(dir, 0755) == 0);
+	REQUIRE(chmod(path, 0666) == 0);
+
+	/* capture our stderr (the server logs the refusal there) */
+	snprintf(errfile, sizeof(errfile), "%s/stderr.txt", base);
+	fflush(stderr);
+	int saved = dup(2);
+	int efd = open(errfile, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	REQUIRE(saved >= 0 && efd >= 0);
+	dup2(efd, 2);
+	close(efd);
+
+	memset(&res, 0, sizeof(res));
+	int crc = run_child(true, 0, path, &res);
+
+	/* the log line may come just after the connection closed */
+	const char *log = "";
+	for (int i = 0; i < 100; i++) {
+		log = slurp(errfile);
+		if (strstr(log, "refused"))
+			break;
+		t_sleep_ms(20);
+	}
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+
+	CHECK_EQ(crc, 0);
+	CHECKF(res.rc < 0 || res.status < 0, "other uid got rc %d status %d, answer:\n%s",
+	       res.rc, res.status, res.text);
+	CHECK(res.status != CRAC_RESTORED && res.status != CRAC_CONTINUED);
+	CHECKF(atomic_load(&r.nbefore) == 1, "a checkpoint ran for the other uid");
+	CHECKF(strstr(log, "refused") != NULL, "stderr has no \"refused\":\n%s", log);
+
+	/* back to the default 0700 dir: the other uid cannot even connect */
+	REQUIRE(chmod(dir, 0700) == 0);
+	REQUIRE(chmod(path, 0600) == 0);
+	memset(&res, 0, sizeof(res));
+	CHECK_EQ(run_child(true, 1, path, &res), 0);
+	CHECKF(res.connect_errno == EACCES, "connect as 65534: errno %d", res.connect_errno);
+	CHECK_EQ(atomic_load(&r.nbefore), 1);
+	REQUIRE(chmod(base, 0700) == 0);
+
+	tres_unreg(&r);
+	CHECK_EQ(crac_control_stop(), 0);
+}
+
+int main(void)
+{
+	unsetenv("CRAC_ENGINE");
+	alarm(90);  /* a deadlock fails the test instead of hanging it */
+	unsetenv("CRAC_CONTROL");
+	snprintf(base, sizeof(base), "/tmp/crac-test-control-XXXXXX");
+	if (!mkdtemp(base))
+		t_skip_all("cannot create a temporary directory");
+	RUN(test_path);
+	RUN(test_start_stop);
+	RUN(test_refuses_bad_mode);
+	RUN(test_refuses_wrong_owner);
+	RUN(test_stale_and_live_socket);
+	RUN(test_checkpoint_through_endpoint);
+	RUN(test_other_uid_refused);
+	crac_control_stop();
+	char cmd[200];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cleanup of %s failed\n", base);
+	return t_done();
+}
