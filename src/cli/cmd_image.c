@@ -1,17 +1,412 @@
-/* cmd_image.c - image engine subcommands (not there yet). */
+/*
+ * cmd_image.c - image engine subcommands:
+ *
+ *   crac restore DIR [--populate] [--stats] [-- ARGS...]
+ *       execs the static loader (crac-loader), which verifies the image and
+ *       becomes the restored process: same pid as this command, same stdio.
+ *   crac inspect DIR [--json]
+ *       prints the header, mappings (mapped vs stored bytes), threads, and
+ *       runs the loader's checks against this machine (header and page
+ *       checksums, CPU features, vDSO, mapped files). Exit 1 if any fails.
+ */
 #include "cli.h"
+#include "core/internal.h"
+#include "image/dir.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- restore ------------------------------------------------------------------ */
 
 int crac_cmd_restore_image(int argc, char **argv)
 {
-	(void)argc; (void)argv;
-	cli_err("restore from an image directory needs the image engine, which is not built yet (issue #3); "
-		"`crac restore --pid PID` resumes a process paused by the pause engine");
+	const char *usage = "usage: crac restore DIR [--populate] [--stats] [-- ARGS...]";
+	char loader[PATH_MAX], msg[512];
+	const char *dir = NULL;
+	bool populate = false, stats = false;
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--")) {
+			i++;
+			break;
+		} else if (!strcmp(argv[i], "--populate")) {
+			populate = true;
+		} else if (!strcmp(argv[i], "--stats")) {
+			stats = true;
+		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			printf("%s\n", usage);
+			return 0;
+		} else if (argv[i][0] == '-' || dir) {
+			cli_err("unexpected \"%s\" (%s)", argv[i], usage);
+			return 2;
+		} else {
+			dir = argv[i];
+		}
+	}
+	if (!dir) {
+		cli_err("%s", usage);
+		return 2;
+	}
+	if (crac_img_loader_path(loader, sizeof(loader), msg, sizeof(msg)) < 0) {
+		cli_err("%s", msg);
+		return 2;
+	}
+
+	/* loader [--populate] [--stats] DIR [-- ARGS...] */
+	char **args = calloc((size_t)argc + 6, sizeof(char *));
+	int n = 0;
+	if (!args) {
+		cli_err("out of memory");
+		return 1;
+	}
+	args[n++] = "crac-loader";
+	if (populate)
+		args[n++] = "--populate";
+	if (stats)
+		args[n++] = "--stats";
+	args[n++] = (char *)dir;
+	if (i < argc) {
+		args[n++] = "--";
+		for (; i < argc; i++)
+			args[n++] = argv[i];
+	}
+	args[n] = NULL;
+	fflush(NULL);
+	execv(loader, args);
+	cli_err("cannot run the restore loader %s: %s", loader, strerror(errno));
+	free(args);
 	return 2;
+}
+
+/* ---- inspect: the checks ---------------------------------------------------------- */
+
+struct check {
+	const char *name;
+	bool ok;
+	char detail[512];
+};
+
+/* Our own [vvar]/[vvar_vclock]/[vdso] sizes and the vDSO code crc. */
+static void check_vdso(const struct crac_img_header *h, struct check *c)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	char line[512];
+	uint64_t size[3] = { 0 }, vdso = 0;
+
+	c->name = "vdso";
+	if (!f) {
+		snprintf(c->detail, sizeof(c->detail), "/proc/self/maps: %s", strerror(errno));
+		return;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long s, e;
+		char name[64] = "";
+		if (sscanf(line, "%llx-%llx %*s %*s %*s %*s %63s", &s, &e, name) < 2)
+			continue;
+		if (!strcmp(name, "[vvar]"))
+			size[0] = e - s;
+		else if (!strcmp(name, "[vvar_vclock]"))
+			size[1] = e - s;
+		else if (!strcmp(name, "[vdso]")) {
+			size[2] = e - s;
+			vdso = s;
+		}
+	}
+	fclose(f);
+	if (size[0] != h->vvar_size || size[1] != h->vvar_vclock_size || size[2] != h->vdso_size) {
+		snprintf(c->detail, sizeof(c->detail),
+			 "layout differs: [vvar]/[vvar_vclock]/[vdso] %#llx/%#llx/%#llx here, %#llx/%#llx/%#llx in the image",
+			 (unsigned long long)size[0], (unsigned long long)size[1], (unsigned long long)size[2],
+			 (unsigned long long)h->vvar_size, (unsigned long long)h->vvar_vclock_size,
+			 (unsigned long long)h->vdso_size);
+		return;
+	}
+	if (crac_img_crc32c(0, (const void *)(uintptr_t)vdso, size[2]) != h->vdso_crc) {
+		snprintf(c->detail, sizeof(c->detail), "vDSO code differs (image from kernel %s)", h->kernel);
+		return;
+	}
+	c->ok = true;
+	snprintf(c->detail, sizeof(c->detail), "same layout and code");
+}
+
+static void check_files(const struct crac_img_view *v, struct check *c)
+{
+	char page[CRAC_IMG_PAGE];
+
+	c->name = "files";
+	for (uint32_t i = 0; i < v->h->n_files; i++) {
+		const struct crac_img_file *f = &v->files[i];
+		const char *path = crac_img_str(v, f->path);
+		struct stat st;
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || fstat(fd, &st) < 0) {
+			snprintf(c->detail, sizeof(c->detail), "%s: %s", path, strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			return;
+		}
+		const char *what = NULL;
+		int64_t mtime = st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+		if ((uint64_t)st.st_size != f->size)
+			what = "size";
+		else if (mtime != f->mtime_ns)
+			what = "modification time";
+		else if ((uint64_t)st.st_ino != f->ino || (uint64_t)st.st_dev != f->dev)
+			what = "inode";
+		else {
+			ssize_t n = pread(fd, page, sizeof(page), 0);
+			if (crac_img_crc32c(0, page, n > 0 ? (size_t)n : 0) != f->crc_head)
+				what = "first page";
+			uint64_t tail = f->size ? (f->size - 1) / CRAC_IMG_PAGE * CRAC_IMG_PAGE : 0;
+			n = pread(fd, page, sizeof(page), (off_t)tail);
+			if (!what && crac_img_crc32c(0, page, n > 0 ? (size_t)n : 0) != f->crc_tail)
+				what = "last page";
+		}
+		close(fd);
+		if (what) {
+			snprintf(c->detail, sizeof(c->detail), "%s changed since the checkpoint (%s differs)", path, what);
+			return;
+		}
+	}
+	c->ok = true;
+	snprintf(c->detail, sizeof(c->detail), "%u mapped files unchanged", v->h->n_files);
+}
+
+static int run_checks(const char *dir, const struct crac_img_view *v, struct check *out)
+{
+	struct crac_img_cpu cpu;
+	int n = 0;
+
+	out[n].name = "header";
+	out[n].ok = true;
+	snprintf(out[n].detail, sizeof(out[n].detail), "magic, version, size and crc32c ok");
+	n++;
+
+	out[n].name = "pages";
+	out[n].ok = crac_img_verify_pages(dir, v, out[n].detail, sizeof(out[n].detail)) == 0;
+	if (out[n].ok)
+		snprintf(out[n].detail, sizeof(out[n].detail), "%u chunks, crc32c ok", v->h->n_chunks);
+	n++;
+
+	out[n].name = "cpu";
+	crac_img_cpu_probe(&cpu);
+	out[n].ok = crac_img_cpu_compare(&v->h->cpu, &cpu, out[n].detail, sizeof(out[n].detail)) == 0;
+	if (out[n].ok)
+		snprintf(out[n].detail, sizeof(out[n].detail), "every recorded feature present, XSAVE %u bytes",
+			 cpu.xsave_size);
+	n++;
+
+	check_vdso(v->h, &out[n++]);
+	check_files(v, &out[n++]);
+	return n;
+}
+
+/* ---- inspect: printing --------------------------------------------------------------- */
+
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '"' || ch == '\\')
+			fprintf(f, "\\%c", ch);
+		else if (ch < 0x20)
+			fprintf(f, "\\u%04x", ch);
+		else
+			fputc(ch, f);
+	}
+	fputc('"', f);
+}
+
+static void perms(const struct crac_img_map *m, char out[5])
+{
+	out[0] = (m->prot & 1) ? 'r' : '-';
+	out[1] = (m->prot & 2) ? 'w' : '-';
+	out[2] = (m->prot & 4) ? 'x' : '-';
+	out[3] = (m->flags & CRAC_MAPF_SHARED) ? 's' : 'p';
+	out[4] = 0;
+}
+
+static double mib(uint64_t b)
+{
+	return (double)b / 1048576.0;
+}
+
+static void print_text(const char *dir, const struct crac_img_view *v, const struct check *checks, int nc)
+{
+	const struct crac_img_header *h = v->h;
+	uint64_t mapped = 0;
+	time_t t = (time_t)(h->created_ns / 1000000000LL);
+	char when[64];
+	struct tm tm;
+
+	for (uint32_t i = 0; i < h->n_maps; i++)
+		mapped += v->maps[i].end - v->maps[i].start;
+	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %Z", localtime_r(&t, &tm));
+	printf("image:     %s\n", dir);
+	printf("format:    version %u, header %llu bytes, page data %.1f MiB in %u chunks\n", h->version,
+	       (unsigned long long)h->size, mib(h->pages_size), h->n_chunks);
+	printf("created:   %s\n", when);
+	printf("kernel:    %s %s\n", h->kernel, h->machine);
+	printf("process:   pid %d, checkpointed by thread %d, cwd %s, umask %03o\n", h->pid, h->tid,
+	       crac_img_str(v, h->cwd), h->umask);
+	printf("cpu:       %s, XSAVE %u bytes, XCR0 %#llx, AMX permission %s\n", h->cpu.vendor,
+	       h->cpu.xsave_size, (unsigned long long)h->cpu.xcr0,
+	       (h->cpu.xcomp_perm & (1ull << 18)) ? "yes" : "no");
+	printf("vdso:      block at %#llx: [vvar] %#llx, [vvar_vclock] %#llx, [vdso] %#llx bytes\n",
+	       (unsigned long long)h->vdso_block, (unsigned long long)h->vvar_size,
+	       (unsigned long long)h->vvar_vclock_size, (unsigned long long)h->vdso_size);
+	printf("brk:       %#llx-%#llx; args %#llx-%#llx; env %#llx-%#llx\n",
+	       (unsigned long long)h->mm.start_brk, (unsigned long long)h->mm.brk,
+	       (unsigned long long)h->mm.arg_start, (unsigned long long)h->mm.arg_end,
+	       (unsigned long long)h->mm.env_start, (unsigned long long)h->mm.env_end);
+	unsigned handlers = 0;
+	for (int s = 0; s < CRAC_IMG_NSIG; s++)
+		handlers += h->sig[s].handler > 1;
+	printf("signals:   %u with handlers\n", handlers);
+	printf("mappings:  %u, %.1f MiB mapped, %.1f MiB stored\n", h->n_maps, mib(mapped), mib(h->stored));
+	printf("  %-12s %-12s %-4s %-11s %10s %10s  %s\n", "start", "end", "perm", "kind", "mapped", "stored", "name");
+	for (uint32_t i = 0; i < h->n_maps; i++) {
+		const struct crac_img_map *m = &v->maps[i];
+		char p[5];
+		perms(m, p);
+		printf("  %012llx %012llx %-4s %-11s %9lluK %9lluK  %s\n", (unsigned long long)m->start,
+		       (unsigned long long)m->end, p, crac_img_kind_name(m->kind),
+		       (unsigned long long)((m->end - m->start) >> 10), (unsigned long long)(m->stored >> 10),
+		       crac_img_str(v, m->name));
+	}
+	printf("threads:   %u\n", h->n_threads);
+	for (uint32_t i = 0; i < h->n_threads; i++) {
+		const struct crac_img_thread *th = &v->threads[i];
+		printf("  tid %-7d fs %#014llx sp %#014llx ip %#014llx %-16.16s%s\n", th->tid,
+		       (unsigned long long)th->fs_base, (unsigned long long)th->sp, (unsigned long long)th->ip,
+		       th->comm, (th->flags & CRAC_THREADF_CHECKPOINTER) ? " (checkpointer)" : "");
+	}
+	printf("files:     %u\n", h->n_files);
+	for (uint32_t i = 0; i < h->n_files; i++)
+		printf("  %s (%llu bytes, inode %llu)\n", crac_img_str(v, v->files[i].path),
+		       (unsigned long long)v->files[i].size, (unsigned long long)v->files[i].ino);
+	printf("checks:\n");
+	int bad = 0;
+	for (int i = 0; i < nc; i++) {
+		printf("  %-7s %s: %s\n", checks[i].name, checks[i].ok ? "ok" : "FAILED", checks[i].detail);
+		bad += !checks[i].ok;
+	}
+	printf("result:    %s\n", bad ? "this machine cannot restore the image" : "restorable here");
+}
+
+static void print_json(const char *dir, const struct crac_img_view *v, const struct check *checks, int nc)
+{
+	const struct crac_img_header *h = v->h;
+	FILE *f = stdout;
+	int bad = 0;
+
+	fprintf(f, "{\"image\":");
+	json_str(f, dir);
+	fprintf(f, ",\"version\":%u,\"header_size\":%llu,\"pages_size\":%llu,\"stored\":%llu,\"chunks\":%u,"
+		"\"created_ns\":%lld,\"kernel\":", h->version, (unsigned long long)h->size,
+		(unsigned long long)h->pages_size, (unsigned long long)h->stored, h->n_chunks,
+		(long long)h->created_ns);
+	json_str(f, h->kernel);
+	fprintf(f, ",\"machine\":");
+	json_str(f, h->machine);
+	fprintf(f, ",\"pid\":%d,\"tid\":%d,\"umask\":%u,\"cwd\":", h->pid, h->tid, h->umask);
+	json_str(f, crac_img_str(v, h->cwd));
+	fprintf(f, ",\"cpu\":{\"vendor\":");
+	json_str(f, h->cpu.vendor);
+	fprintf(f, ",\"xsave_size\":%u,\"xcr0\":%llu,\"xcomp_perm\":%llu},", h->cpu.xsave_size,
+		(unsigned long long)h->cpu.xcr0, (unsigned long long)h->cpu.xcomp_perm);
+	fprintf(f, "\"vdso\":{\"block\":%llu,\"vvar\":%llu,\"vvar_vclock\":%llu,\"vdso\":%llu},",
+		(unsigned long long)h->vdso_block, (unsigned long long)h->vvar_size,
+		(unsigned long long)h->vvar_vclock_size, (unsigned long long)h->vdso_size);
+	fprintf(f, "\"mappings\":[");
+	for (uint32_t i = 0; i < h->n_maps; i++) {
+		const struct crac_img_map *m = &v->maps[i];
+		char p[5];
+		perms(m, p);
+		fprintf(f, "%s{\"start\":%llu,\"end\":%llu,\"perms\":\"%s\",\"kind\":\"%s\",\"mapped\":%llu,"
+			"\"stored\":%llu,\"name\":", i ? "," : "", (unsigned long long)m->start,
+			(unsigned long long)m->end, p, crac_img_kind_name(m->kind),
+			(unsigned long long)(m->end - m->start), (unsigned long long)m->stored);
+		json_str(f, crac_img_str(v, m->name));
+		fputc('}', f);
+	}
+	fprintf(f, "],\"threads\":[");
+	for (uint32_t i = 0; i < h->n_threads; i++) {
+		const struct crac_img_thread *th = &v->threads[i];
+		char comm[17];
+		memcpy(comm, th->comm, 16);
+		comm[16] = 0;
+		fprintf(f, "%s{\"tid\":%d,\"checkpointer\":%s,\"fs_base\":%llu,\"sp\":%llu,\"ip\":%llu,\"comm\":",
+			i ? "," : "", th->tid, (th->flags & CRAC_THREADF_CHECKPOINTER) ? "true" : "false",
+			(unsigned long long)th->fs_base, (unsigned long long)th->sp, (unsigned long long)th->ip);
+		json_str(f, comm);
+		fputc('}', f);
+	}
+	fprintf(f, "],\"files\":[");
+	for (uint32_t i = 0; i < h->n_files; i++) {
+		fprintf(f, "%s{\"path\":", i ? "," : "");
+		json_str(f, crac_img_str(v, v->files[i].path));
+		fprintf(f, ",\"size\":%llu,\"inode\":%llu}", (unsigned long long)v->files[i].size,
+			(unsigned long long)v->files[i].ino);
+	}
+	fprintf(f, "],\"checks\":[");
+	for (int i = 0; i < nc; i++) {
+		fprintf(f, "%s{\"name\":\"%s\",\"ok\":%s,\"detail\":", i ? "," : "", checks[i].name,
+			checks[i].ok ? "true" : "false");
+		json_str(f, checks[i].detail);
+		fputc('}', f);
+		bad += !checks[i].ok;
+	}
+	fprintf(f, "],\"restorable\":%s}\n", bad ? "false" : "true");
 }
 
 int crac_cmd_inspect(int argc, char **argv)
 {
-	(void)argc; (void)argv;
-	cli_err("inspect needs the image format, which is not built yet (issue #3)");
-	return 2;
+	const char *usage = "usage: crac inspect DIR [--json]";
+	const char *dir = NULL;
+	bool json = false;
+	struct crac_img_loaded img;
+	struct check checks[8];
+	char msg[1024];
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			json = true;
+		else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			printf("%s\n", usage);
+			return 0;
+		} else if (argv[i][0] == '-' || dir) {
+			cli_err("unexpected \"%s\" (%s)", argv[i], usage);
+			return 2;
+		} else
+			dir = argv[i];
+	}
+	if (!dir) {
+		cli_err("%s", usage);
+		return 2;
+	}
+	if (crac_img_load(dir, &img, msg, sizeof(msg)) < 0) {
+		cli_err("inspect %s: %s", dir, msg);
+		return 1;
+	}
+	memset(checks, 0, sizeof(checks));
+	int nc = run_checks(dir, &img.v, checks);
+	if (json)
+		print_json(dir, &img.v, checks, nc);
+	else
+		print_text(dir, &img.v, checks, nc);
+	int bad = 0;
+	for (int i = 0; i < nc; i++)
+		bad += !checks[i].ok;
+	crac_img_unload(&img);
+	return bad ? 1 : 0;
 }

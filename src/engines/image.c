@@ -1,0 +1,271 @@
+/*
+ * image.c - the image engine: checkpoint a process into an image
+ * directory; `crac restore DIR` (the static loader, src/loader) brings it
+ * back in a new process, where this very call returns CRAC_RESTORED.
+ *
+ * Checkpoint, top to bottom (image_checkpoint):
+ *   1. flush stdio (pending output must not be written twice)
+ *   2. arena, DIR.tmp-XXXXXX, pages file             (threads still run)
+ *   3. stop every other thread                        (image_threads.c)
+ *   4. process state and mappings                     (image_capture.c)
+ *   5. save our own registers into the resume block: the restored process
+ *      continues from here with crac__img_setctx returning 1
+ *   6. page data, header, fsync                        (image_capture.c)
+ *   7. let the threads go; rename the image into place (image/dir.c)
+ *
+ * Restore (image_restored), after the loader mapped the image and jumped
+ * into step 5 on our saved stack with our saved TLS:
+ *   1. this thread: tid field, robust list, rseq, altstack, name
+ *   2. signal dispositions, cwd, umask, rlimits
+ *   3. recreate the other threads (they wait in their handler)
+ *   4. let them go; copy the new arguments; unmap the loader
+ *   5. this thread's signal mask; return CRAC_RESTORED
+ *
+ * Open file descriptors are not part of the image: the restored process
+ * has the loader's fds 0, 1 and 2 (the stdio of `crac restore`). Other fds
+ * are the business of the fd inventory (safety checks), not of this engine.
+ */
+#include "engines/image_engine.h"
+#include "image/dir.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ARENA_SIZE (256u << 20)   /* virtual; only what is used is touched */
+
+/* In libcrac's memory, hence in the image: see image_engine.h. */
+struct img_self crac__img_self;
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* ---- configure ------------------------------------------------------------- */
+
+static int image_configure(struct crac_round *r)
+{
+	const char *dir = r->opts.image_dir;
+	char parent[PATH_MAX];
+	const char *base;
+
+#if !defined(__x86_64__)
+	crac__report_add(r->report, CRAC_PHASE_ENGINE, "image", -ENOTSUP,
+			 "the image engine supports x86-64 only");
+	return -ENOTSUP;
+#endif
+	if (!dir || !*dir) {
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "image", -EINVAL,
+				 "the image engine needs an image directory (crac_options.image_dir or CRAC_IMAGE_DIR)");
+		return -EINVAL;
+	}
+	if (crac_img_split_path(dir, parent, sizeof(parent), &base) < 0 || !*base) {
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "image", -ENAMETOOLONG,
+				 "bad image directory name \"%s\"", dir);
+		return -ENAMETOOLONG;
+	}
+	if (access(parent, W_OK | X_OK) < 0) {
+		int e = errno;
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "image", -e,
+				 "cannot create the image in %s: %s", parent, strerror(e));
+		return -e;
+	}
+	return 0;
+}
+
+/* ---- restored side --------------------------------------------------------- */
+
+static void restore_fatal(const char *what)
+{
+	/* The process is restored but unusable: say why and stop. */
+	static const char pre[] = "crac: restore failed: ";
+	ssize_t unused = write(2, pre, sizeof(pre) - 1);
+	unused = write(2, what, strlen(what));
+	unused = write(2, "\n", 1);
+	(void)unused;
+	_exit(1);
+}
+
+static void copy_new_args(struct crac_round *r, const struct crac_img_resume *res)
+{
+	char *const *argv = (char *const *)(uintptr_t)res->argv;
+	int argc = (int)res->argc;
+
+	if (!argv || argc <= 0)
+		return;
+	char **v = calloc((size_t)argc + 1, sizeof(char *));
+	if (!v) {
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "image", -ENOMEM, "new arguments lost: out of memory");
+		return;
+	}
+	for (int i = 0; i < argc; i++)
+		if (!(v[i] = strdup(argv[i] ? argv[i] : ""))) {
+			for (int k = 0; k < i; k++)
+				free(v[k]);
+			free(v);
+			crac__report_add(r->report, CRAC_PHASE_ENGINE, "image", -ENOMEM,
+					 "new arguments lost: out of memory");
+			return;
+		}
+	r->new_argc = argc;
+	r->new_argv = v;
+}
+
+static __attribute__((noinline)) int image_restored(struct crac_round *r)
+{
+	struct img_self *s = &crac__img_self;
+	struct crac_img_resume *res = &s->resume;
+	struct img_err err = { 0 };
+	char problems[4][256];
+	int n_problems = 0;
+	int64_t t0 = mono_ns();
+
+	/* 1. This thread, now the main thread of a new process. */
+	img_thread_reattach(&s->thread, true);
+
+	/* 2. Process state. Signals stay blocked (the loader blocked them). */
+	for (int sig = 1; sig <= CRAC_IMG_NSIG; sig++) {
+		if (sig == SIGKILL || sig == SIGSTOP)
+			continue;
+		if (syscall(SYS_rt_sigaction, sig, &s->sig[sig - 1], NULL, 8) < 0 && n_problems < 4)
+			snprintf(problems[n_problems++], sizeof(problems[0]), "signal %d: disposition not restored: %s",
+				 sig, img_strerror(errno));
+	}
+	umask((mode_t)s->umask);
+	if (chdir(s->cwd) < 0 && n_problems < 4)
+		snprintf(problems[n_problems++], sizeof(problems[0]), "working directory %.180s: %s", s->cwd,
+			 img_strerror(errno));
+	for (int i = 0; i < CRAC_IMG_NRLIMIT; i++) {
+		struct rlimit now, want = { s->rlimit[i][0], s->rlimit[i][1] };
+		if (getrlimit(i, &now) < 0 || (now.rlim_cur == want.rlim_cur && now.rlim_max == want.rlim_max))
+			continue;
+		if (setrlimit(i, &want) < 0 && n_problems < 4)
+			snprintf(problems[n_problems++], sizeof(problems[0]),
+				 "resource limit %d not restored (%llu/%llu): %s", i,
+				 (unsigned long long)want.rlim_cur, (unsigned long long)want.rlim_max, img_strerror(errno));
+	}
+
+	/* 3. The other threads. */
+	if (img_threads_recreate(&err) < 0)
+		restore_fatal(err.msg);
+	int64_t t1 = mono_ns();
+
+	/* 4. From here on other threads run: locks are usable again. */
+	img_threads_release();
+	copy_new_args(r, res);
+	if (res->loader_hi > res->loader_lo)
+		munmap((void *)(uintptr_t)res->loader_lo, res->loader_hi - res->loader_lo);
+	for (int i = 0; i < n_problems; i++)
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "image", -EIO, "%s", problems[i]);
+
+	if (res->loader_flags & CRAC_LOADER_STATS) {
+		int64_t t2 = mono_ns();
+		fprintf(stderr, "crac: restore stats: loader %.3f ms (%.1f MiB read, %.1f MiB mapped), "
+			"threads %.3f ms, total %.3f ms\n",
+			(double)(res->loader_done_ns - res->loader_start_ns) / 1e6,
+			(double)res->stored / 1048576.0, (double)res->mapped / 1048576.0,
+			(double)(t1 - t0) / 1e6, (double)(t2 - (int64_t)res->loader_start_ns) / 1e6);
+	}
+
+	/* 5. This thread's signal mask, last. */
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &s->thread.sigmask, NULL, 8);
+	return CRAC_RESTORED;
+}
+
+/* ---- checkpoint ------------------------------------------------------------ */
+
+static void put_back_stop_signal(void)
+{
+	sigaction(IMG_STOP_SIGNAL, img_stop_old_action(), NULL);
+}
+
+static int image_checkpoint(struct crac_round *r)
+{
+	struct img_capture cap;
+	struct img_capture *c = &cap;
+	int64_t deadline = r->event.deadline_monotonic;
+	char msg[1024];
+	int rc;
+
+	memset(c, 0, sizeof(*c));
+	c->dir_fd = c->pages_fd = c->pagemap_fd = -1;
+	if (!deadline || deadline < mono_ns() + 1000000000LL)
+		deadline = mono_ns() + 10LL * 1000000000LL;
+
+	/* 1-2. While every thread still runs. */
+	fflush(NULL);
+	if ((rc = img_arena_init(&c->arena, ARENA_SIZE)) < 0) {
+		img_fail(&c->err, rc, "engine arena: %s", strerror(-rc));
+		goto fail_running;
+	}
+	c->skip[0][0] = (uint64_t)(uintptr_t)c->arena.base;
+	c->skip[0][1] = c->skip[0][0] + c->arena.size;
+	c->n_skip = 1;
+	if (img_capture_open(c, r->opts.image_dir) < 0)
+		goto fail_running;
+
+	/* 3. Stop the world. From here to the release: system calls only. */
+	if ((rc = img_threads_stop(&c->arena, deadline, &c->err)) < 0)
+		goto fail_running;
+	c->n_threads = rc;
+
+	/* 4. */
+	if (img_capture_process(c) < 0 || img_capture_maps(c) < 0)
+		goto fail_stopped;
+
+	/* 5. The restored process continues here. */
+	memset(&crac__img_self.resume, 0, sizeof(crac__img_self.resume));
+	crac__img_self.resume.magic = CRAC_RESUME_MAGIC;
+	crac__img_self.resume.ctx.fs_base = img_get_fs();
+	if (crac__img_setctx(&crac__img_self.resume.ctx) != 0)
+		return image_restored(r);
+
+	/* 6. */
+	if (img_capture_pages(c) < 0 || img_capture_header(c) < 0)
+		goto fail_stopped;
+
+	/* 7. */
+	img_threads_release();
+	put_back_stop_signal();
+	img_capture_close(c, false);
+	if ((rc = crac_img_commit(c->tmp, r->opts.image_dir, msg, sizeof(msg))) < 0) {
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "image", rc, "%s", msg);
+		crac_img_remove(c->tmp);
+		img_arena_free(&c->arena);
+		return rc;
+	}
+	snprintf(msg, sizeof(msg), "image written to %s", r->opts.image_dir);
+	img_arena_free(&c->arena);
+	crac__round_snapshot_taken(r, msg);
+	return CRAC_CONTINUED;
+
+fail_stopped:
+	img_threads_release();
+	put_back_stop_signal();
+fail_running:
+	img_capture_close(c, true);
+	img_arena_free(&c->arena);
+	crac__report_add(r->report, CRAC_PHASE_ENGINE, "image", c->err.code ? c->err.code : -EIO, "%s",
+			 c->err.msg[0] ? c->err.msg : "image checkpoint failed");
+	return c->err.code ? c->err.code : -EIO;
+}
+
+const struct crac_engine crac__engine_image CRAC_HIDDEN = {
+	.name = "image",
+	.summary = "writes the process to an image directory; `crac restore DIR` restores it",
+	.flags = CRAC_ENGINE_WRITES_IMAGE,
+	.configure = image_configure,
+	.checkpoint = image_checkpoint,
+};

@@ -1,0 +1,797 @@
+/*
+ * image_capture.c - what goes into the image, and writing it.
+ *
+ * Runs while every other thread is stopped (image_threads.c), so: system
+ * calls only, memory from the arena (see image_engine.h).
+ *
+ * Order (called by image.c):
+ *   img_capture_open     DIR.tmp-XXXXXX, the pages file, /proc/self/pagemap
+ *   img_capture_process  signals, cwd, umask, rlimits, mm fields, auxv, CPU
+ *   img_capture_maps     /proc/self/maps -> mappings and files; checks them
+ *   img_capture_pages    page data: anonymous and dirty private pages only
+ *   img_capture_header   the header; fsync of both files and the directory
+ *
+ * Which pages are stored (per mapping kind):
+ *   private (anon, heap, stack, file): pages present or swapped that are
+ *       anonymous memory (not a page of the file; not the shared zero page).
+ *       Untouched pages and clean file pages are not stored: the loader maps
+ *       the file again (its identity is recorded and checked).
+ *   shared anonymous / memfd (shmem): every page (content has no file).
+ *   shared file: nothing (the content is the file).
+ *   [vvar] [vvar_vclock] [vdso]: recorded (address, size, crc of the vDSO
+ *       code), never stored; the loader moves its own there.
+ * PAGEMAP_SCAN (Linux 6.7+) gives page ranges with their categories in one
+ * call; older kernels fall back to reading /proc/self/pagemap entries.
+ */
+#include "engines/image_engine.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "image/dir.h"
+
+#define P CRAC_IMG_PAGE
+
+/* ---- PAGEMAP_SCAN (the installed headers are too old: FACTS.md) ---------- */
+
+struct img_page_region { uint64_t start, end, categories; };
+struct img_pm_scan_arg {
+	uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+	uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+#define IMG_PAGEMAP_SCAN _IOWR('f', 16, struct img_pm_scan_arg)
+#define IMG_PAGE_IS_FILE (1ull << 2)
+#define IMG_PAGE_IS_PRESENT (1ull << 3)
+#define IMG_PAGE_IS_SWAPPED (1ull << 4)
+#define IMG_PAGE_IS_PFNZERO (1ull << 5)
+
+/* /proc/self/pagemap entry bits */
+#define PM_PRESENT (1ull << 63)
+#define PM_SWAPPED (1ull << 62)
+#define PM_FILE (1ull << 61)
+#define PM_EXCLUSIVE (1ull << 56)
+
+#ifndef ARCH_GET_XCOMP_PERM
+#define ARCH_GET_XCOMP_PERM 0x1022
+#endif
+
+/* ---- errors and the arena ---------------------------------------------------- */
+
+int img_fail(struct img_err *e, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (e->code)        /* keep the first error: it is the cause */
+		return e->code;
+	e->code = code < 0 ? code : -EIO;
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+	va_end(ap);
+	return e->code;
+}
+
+int img_arena_init(struct img_arena *a, size_t size)
+{
+	a->base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (a->base == MAP_FAILED) {
+		a->base = NULL;
+		return -errno;
+	}
+	a->size = size;
+	a->used = 0;
+	return 0;
+}
+
+void *img_arena_alloc(struct img_arena *a, size_t n)
+{
+	size_t at = (a->used + 15) & ~(size_t)15;
+
+	if (!a->base || n > a->size - at)
+		return NULL;
+	a->used = at + n;
+	return a->base + at;   /* fresh anonymous memory: already zero */
+}
+
+void img_arena_free(struct img_arena *a)
+{
+	if (a->base)
+		munmap(a->base, a->size);
+	a->base = NULL;
+}
+
+/* ---- small helpers -------------------------------------------------------------- */
+
+/* Reads a whole (proc) file into the arena, NUL-terminated. */
+static char *read_file(struct img_capture *c, const char *path, size_t max, size_t *len)
+{
+	char *buf = img_arena_alloc(&c->arena, max + 1);
+	size_t got = 0;
+	int fd;
+
+	if (!buf) {
+		img_fail(&c->err, -ENOMEM, "engine arena exhausted reading %s", path);
+		return NULL;
+	}
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		img_fail(&c->err, -errno, "%s: %s", path, img_strerror(errno));
+		return NULL;
+	}
+	while (got < max) {
+		ssize_t n = read(fd, buf + got, max - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			img_fail(&c->err, -errno, "%s: %s", path, img_strerror(errno));
+			close(fd);
+			return NULL;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	close(fd);
+	if (got == max) {
+		img_fail(&c->err, -E2BIG, "%s is larger than %zu bytes", path, max);
+		return NULL;
+	}
+	buf[got] = 0;
+	if (len)
+		*len = got;
+	return buf;
+}
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int64_t now_ns(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* ---- open --------------------------------------------------------------------- */
+
+int img_capture_open(struct img_capture *c, const char *dir)
+{
+	c->dir = dir;
+	c->dir_fd = c->pages_fd = c->pagemap_fd = -1;
+	if (snprintf(c->tmp, sizeof(c->tmp), "%s.tmp-XXXXXX", dir) >= (int)sizeof(c->tmp))
+		return img_fail(&c->err, -ENAMETOOLONG, "image directory name too long: %s", dir);
+	if (!mkdtemp(c->tmp)) {   /* mode 0700 */
+		c->tmp[0] = 0;
+		return img_fail(&c->err, -errno, "cannot create %s.tmp-XXXXXX: %s", dir, img_strerror(errno));
+	}
+	c->dir_fd = open(c->tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (c->dir_fd < 0)
+		return img_fail(&c->err, -errno, "%s: %s", c->tmp, img_strerror(errno));
+	c->pages_fd = openat(c->dir_fd, CRAC_IMG_PAGES_FILE, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (c->pages_fd < 0)
+		return img_fail(&c->err, -errno, "%s/%s: %s", c->tmp, CRAC_IMG_PAGES_FILE, img_strerror(errno));
+	c->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (c->pagemap_fd < 0)
+		return img_fail(&c->err, -errno, "/proc/self/pagemap: %s", img_strerror(errno));
+
+	/* Does PAGEMAP_SCAN work here? Probe it on the arena's first page. */
+	struct img_page_region r;
+	struct img_pm_scan_arg arg = {
+		.size = sizeof(arg), .start = (uint64_t)(uintptr_t)c->arena.base,
+		.end = (uint64_t)(uintptr_t)c->arena.base + P, .vec = (uint64_t)(uintptr_t)&r, .vec_len = 1,
+		.category_anyof_mask = IMG_PAGE_IS_PRESENT, .return_mask = IMG_PAGE_IS_PRESENT,
+	};
+	c->use_scan = ioctl(c->pagemap_fd, IMG_PAGEMAP_SCAN, &arg) >= 0 && !getenv("CRAC_IMAGE_NO_PAGEMAP_SCAN");
+	return 0;
+}
+
+void img_capture_close(struct img_capture *c, bool failed)
+{
+	if (c->pagemap_fd >= 0)
+		close(c->pagemap_fd);
+	if (c->pages_fd >= 0)
+		close(c->pages_fd);
+	if (c->dir_fd >= 0)
+		close(c->dir_fd);
+	c->pagemap_fd = c->pages_fd = c->dir_fd = -1;
+	if (failed && c->tmp[0])
+		crac_img_remove(c->tmp);
+	if (c->chunk_area)
+		munmap(c->chunk_area, c->chunk_area_size);
+	c->chunk_area = NULL;
+}
+
+/* ---- process state ------------------------------------------------------------- */
+
+/* The fields after "(comm)" in /proc/self/stat, numbered as in proc(5). */
+static int stat_fields(struct img_capture *c, uint64_t *f, int nf)
+{
+	char *s = read_file(c, "/proc/self/stat", 4096, NULL);
+	if (!s)
+		return c->err.code;
+	char *p = strrchr(s, ')');
+	if (!p)
+		return img_fail(&c->err, -EINVAL, "/proc/self/stat: unexpected format");
+	p++;
+	for (int i = 3; i < nf && *p; i++) {
+		while (*p == ' ')
+			p++;
+		if (*p == 0)
+			break;
+		f[i] = strtoull(p, &p, 10);   /* state ("R") parses as 0 */
+		while (*p && *p != ' ')
+			p++;
+	}
+	return 0;
+}
+
+
+int img_capture_process(struct img_capture *c)
+{
+	struct crac_img_header *h = &c->hdr;
+	struct img_self *s = &crac__img_self;
+	struct utsname u;
+	uint64_t f[53] = { 0 };
+	size_t len;
+
+	h->created_ns = now_ns(CLOCK_REALTIME);
+	if (uname(&u) == 0) {
+		snprintf(h->kernel, sizeof(h->kernel), "%s", u.release);
+		snprintf(h->machine, sizeof(h->machine), "%.15s", u.machine);
+	}
+	crac_img_cpu_probe(&h->cpu);
+	unsigned long perm = 0;
+	if (syscall(SYS_arch_prctl, ARCH_GET_XCOMP_PERM, &perm) == 0)
+		h->cpu.xcomp_perm = perm;
+	h->pid = getpid();
+	h->tid = img_gettid();
+
+	/* The checkpointing thread. */
+	memset(&s->thread, 0, sizeof(s->thread));
+	img_thread_record(&s->thread);
+	sigset_t mask;
+	pthread_sigmask(SIG_BLOCK, NULL, &mask);
+	memcpy(&s->thread.sigmask, &mask, sizeof(s->thread.sigmask));
+
+	/* Signals: the kernel's view, for all 64 (glibc refuses 32 and 33). */
+	for (int sig = 1; sig <= CRAC_IMG_NSIG; sig++) {
+		struct k_sigaction k = { 0 };
+		if (sig == IMG_STOP_SIGNAL)
+			k = *img_stop_old_kact();    /* before our handler went in */
+		else
+			syscall(SYS_rt_sigaction, sig, NULL, &k, 8);
+		memcpy(&s->sig[sig - 1], &k, sizeof(k));
+	}
+	memcpy(h->sig, s->sig, sizeof(h->sig));
+
+	s->umask = umask(022);
+	umask(s->umask);
+	h->umask = s->umask;
+	if (!getcwd(s->cwd, sizeof(s->cwd)))
+		return img_fail(&c->err, -errno, "getcwd: %s", img_strerror(errno));
+	for (int i = 0; i < CRAC_IMG_NRLIMIT; i++) {
+		struct rlimit rl;
+		if (getrlimit(i, &rl) == 0) {
+			s->rlimit[i][0] = rl.rlim_cur;
+			s->rlimit[i][1] = rl.rlim_max;
+		}
+	}
+	memcpy(h->rlimit, s->rlimit, sizeof(h->rlimit));
+
+	/* mm fields for PR_SET_MM_MAP, as the kernel shows them. */
+	if (stat_fields(c, f, 53) < 0)
+		return c->err.code;
+	h->mm.start_code = f[26];
+	h->mm.end_code = f[27];
+	h->mm.start_stack = f[28];
+	h->mm.start_data = f[45];
+	h->mm.end_data = f[46];
+	h->mm.start_brk = f[47];
+	h->mm.arg_start = f[48];
+	h->mm.arg_end = f[49];
+	h->mm.env_start = f[50];
+	h->mm.env_end = f[51];
+	h->mm.brk = (uint64_t)syscall(SYS_brk, 0);
+	char *auxv = read_file(c, "/proc/self/auxv", 4096, &len);
+	if (!auxv)
+		return c->err.code;
+	if (len > sizeof(h->mm.auxv))
+		return img_fail(&c->err, -E2BIG, "/proc/self/auxv: %zu bytes, more than the image holds", len);
+	memcpy(h->mm.auxv, auxv, len);
+	h->mm.auxv_size = (uint32_t)(len & ~15ul);
+	return 0;
+}
+
+/* ---- mappings ---------------------------------------------------------------------- */
+
+/* Identity of a mapped file: stat + crc of its first and last page. */
+static int add_file(struct img_capture *c, const char *path, uint64_t dev, uint64_t ino, uint32_t *idx)
+{
+	for (uint32_t i = 0; i < c->n_files; i++)
+		if (c->files[i].dev == dev && c->files[i].ino == ino && !strcmp(c->file_paths[i], path)) {
+			*idx = i;
+			return 0;
+		}
+	if (c->n_files >= CRAC_IMG_MAX_FILES)
+		return img_fail(&c->err, -E2BIG, "more than %u mapped files", CRAC_IMG_MAX_FILES);
+
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return img_fail(&c->err, -e, "mapped file %s: %s", path, img_strerror(e));
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return img_fail(&c->err, -ENOTSUP, "mapping of %s (not a regular file) cannot be restored", path);
+	}
+	if ((uint64_t)st.st_ino != ino || (uint64_t)st.st_dev != dev) {
+		close(fd);
+		return img_fail(&c->err, -ESTALE, "mapped file %s was replaced after it was mapped "
+				"(inode %llu mapped, %llu on disk)", path, (unsigned long long)ino,
+				(unsigned long long)st.st_ino);
+	}
+	struct crac_img_file *f = &c->files[c->n_files];
+	char *page = img_arena_alloc(&c->arena, P);
+	if (!page) {
+		close(fd);
+		return img_fail(&c->err, -ENOMEM, "engine arena exhausted");
+	}
+	f->dev = (uint64_t)st.st_dev;
+	f->ino = (uint64_t)st.st_ino;
+	f->size = (uint64_t)st.st_size;
+	f->mtime_ns = st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+	ssize_t n = pread(fd, page, P, 0);
+	f->crc_head = crac_img_crc32c(0, page, n > 0 ? (size_t)n : 0);
+	uint64_t tail = f->size ? (f->size - 1) / P * P : 0;
+	n = pread(fd, page, P, (off_t)tail);
+	f->crc_tail = crac_img_crc32c(0, page, n > 0 ? (size_t)n : 0);
+	close(fd);
+	c->file_paths[c->n_files] = path;
+	*idx = c->n_files++;
+	return 0;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t a = strlen(s), b = strlen(suffix);
+	return a >= b && !strcmp(s + a - b, suffix);
+}
+
+int img_capture_maps(struct img_capture *c)
+{
+	struct crac_img_header *h = &c->hdr;
+	size_t len;
+	char *text = read_file(c, "/proc/self/maps", 32u << 20, &len);
+
+	if (!text)
+		return c->err.code;
+	size_t lines = 0;
+	for (size_t i = 0; i < len; i++)
+		lines += text[i] == '\n';
+	c->maps = img_arena_alloc(&c->arena, (lines + 1 + 4) * sizeof(*c->maps));
+	c->files = img_arena_alloc(&c->arena, CRAC_IMG_MAX_FILES * sizeof(*c->files));
+	c->file_paths = img_arena_alloc(&c->arena, CRAC_IMG_MAX_FILES * sizeof(char *));
+	if (!c->maps || !c->files || !c->file_paths)
+		return img_fail(&c->err, -ENOMEM, "engine arena exhausted");
+
+	uint64_t max_pages = 0;
+	for (char *line = text, *next; *line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = 0;
+		else
+			next = line + strlen(line);
+
+		unsigned long long s, e, off, ino;
+		unsigned maj, min;
+		char perms[5];
+		int name_at = 0;
+		if (sscanf(line, "%llx-%llx %4s %llx %x:%x %llu %n", &s, &e, perms, &off, &maj, &min, &ino,
+			   &name_at) < 7)
+			return img_fail(&c->err, -EINVAL, "/proc/self/maps: cannot parse \"%s\"", line);
+		const char *name = line + name_at;
+		if (!strcmp(name, "[vsyscall]"))
+			continue;
+
+		/* The kernel merges our arena with an adjacent anonymous mapping
+		 * of the same protection into one line: keep the parts of the
+		 * line outside the engine's own ranges. */
+		unsigned long long piece[8][2], n_piece = 1;
+		piece[0][0] = s;
+		piece[0][1] = e;
+		for (int k = 0; k < c->n_skip; k++) {
+			unsigned long long out[8][2], n_out = 0;
+			for (unsigned long long q = 0; q < n_piece; q++) {
+				unsigned long long ps = piece[q][0], pe = piece[q][1];
+				if (pe <= c->skip[k][0] || ps >= c->skip[k][1]) {
+					out[n_out][0] = ps, out[n_out++][1] = pe;
+					continue;
+				}
+				if (ps < c->skip[k][0])
+					out[n_out][0] = ps, out[n_out++][1] = c->skip[k][0];
+				if (pe > c->skip[k][1])
+					out[n_out][0] = c->skip[k][1], out[n_out++][1] = pe;
+			}
+			memcpy(piece, out, sizeof(out));
+			n_piece = n_out;
+		}
+		const unsigned long long line_s = s, line_off = off;
+		for (unsigned long long q = 0; q < n_piece; q++) {
+		s = piece[q][0];
+		e = piece[q][1];
+		off = line_off + (s - line_s);
+
+		struct img_map *im = &c->maps[c->n_maps];
+		struct crac_img_map *m = &im->m;
+		memset(im, 0, sizeof(*im));
+		m->start = s;
+		m->end = e;
+		m->offset = off;
+		m->prot = (perms[0] == 'r' ? PROT_READ : 0) | (perms[1] == 'w' ? PROT_WRITE : 0) |
+			  (perms[2] == 'x' ? PROT_EXEC : 0);
+		m->flags = perms[3] == 's' ? CRAC_MAPF_SHARED : 0;
+		m->file = UINT32_MAX;
+		im->name = name;
+		im->dev = makedev(maj, min);
+		im->ino = ino;
+
+		if (!strcmp(name, "[vvar]") || !strcmp(name, "[vvar_vclock]") || !strcmp(name, "[vdso]")) {
+			m->kind = name[2] == 'd' ? CRAC_MAP_VDSO :
+				  !strcmp(name, "[vvar]") ? CRAC_MAP_VVAR : CRAC_MAP_VVAR_VCLOCK;
+			if (m->kind == CRAC_MAP_VVAR && !h->vdso_block)
+				h->vdso_block = s;
+			if (m->kind == CRAC_MAP_VVAR)
+				h->vvar_size = e - s;
+			else if (m->kind == CRAC_MAP_VVAR_VCLOCK)
+				h->vvar_vclock_size = e - s;
+			else {
+				h->vdso_size = e - s;
+				h->vdso_crc = crac_img_crc32c(0, (const void *)(uintptr_t)s, e - s);
+			}
+		} else if (!strcmp(name, "[heap]")) {
+			m->kind = CRAC_MAP_HEAP;
+		} else if (!strcmp(name, "[stack]")) {
+			m->kind = CRAC_MAP_STACK;
+		} else if (!*name || !strncmp(name, "[anon:", 6)) {
+			m->kind = (m->flags & CRAC_MAPF_SHARED) ? CRAC_MAP_SHMEM : CRAC_MAP_ANON;
+		} else if ((m->flags & CRAC_MAPF_SHARED) &&
+			   (!strcmp(name, "/dev/zero (deleted)") || !strncmp(name, "/memfd:", 7) ||
+			    !strncmp(name, "[anon_shmem:", 12))) {
+			m->kind = CRAC_MAP_SHMEM;
+		} else if (!strncmp(name, "/SYSV", 5)) {
+			return img_fail(&c->err, -ENOTSUP, "SysV shared memory mapped at %#llx (%s) cannot be restored",
+					s, name);
+		} else if (name[0] == '/' && !ends_with(name, " (deleted)")) {
+			m->kind = CRAC_MAP_FILE;
+			if (add_file(c, name, im->dev, ino, &m->file) < 0)
+				return c->err.code;
+		} else if (ends_with(name, " (deleted)")) {
+			return img_fail(&c->err, -ENOTSUP, "mapping at %#llx of deleted file %s cannot be restored",
+					s, name);
+		} else {
+			return img_fail(&c->err, -ENOTSUP, "special mapping %s at %#llx cannot be restored", name, s);
+		}
+		if (!(m->prot))
+			m->flags |= CRAC_MAPF_NORESERVE;
+		if (m->kind <= CRAC_MAP_SHMEM && !(m->kind == CRAC_MAP_FILE && (m->flags & CRAC_MAPF_SHARED)))
+			max_pages += (e - s) / P;
+		c->n_maps++;
+		}   /* pieces */
+	}
+	if (!h->vdso_block || h->vvar_size + h->vvar_vclock_size + h->vdso_size == 0)
+		return img_fail(&c->err, -ENOTSUP, "no [vvar]/[vdso] mapping found");
+
+	/* The chunk table: at most one chunk per stored page. Mapped after the
+	 * maps were read, so it is not part of the image. */
+	c->max_chunks = max_pages < CRAC_IMG_MAX_CHUNKS ? max_pages + 1 : CRAC_IMG_MAX_CHUNKS;
+	c->chunk_area_size = (c->max_chunks * sizeof(struct crac_img_chunk) + P - 1) & ~(P - 1);
+	c->chunk_area = mmap(NULL, c->chunk_area_size, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (c->chunk_area == MAP_FAILED) {
+		c->chunk_area = NULL;
+		return img_fail(&c->err, -errno, "chunk table (%zu bytes): %s", c->chunk_area_size, img_strerror(errno));
+	}
+	c->chunks = (struct crac_img_chunk *)c->chunk_area;
+	return 0;
+}
+
+/* ---- pages ---------------------------------------------------------------------- */
+
+/* Appends [s, e) of mapping `mi` to the pages file, in chunks of <= 1 MiB. */
+static int store_range(struct img_capture *c, uint32_t mi, uint64_t s, uint64_t e)
+{
+	struct crac_img_map *m = &c->maps[mi].m;
+
+	while (s < e) {
+		uint64_t len = e - s < CRAC_IMG_CHUNK_MAX ? e - s : CRAC_IMG_CHUNK_MAX;
+		const void *src = (const void *)(uintptr_t)s;
+		if (c->n_chunks >= c->max_chunks)
+			return img_fail(&c->err, -E2BIG, "too many page chunks");
+		struct crac_img_chunk *k = &c->chunks[c->n_chunks];
+		k->addr = s;
+		k->offset = c->pages_size;
+		k->len = len;
+		k->map = mi;
+		/* Our own stack changes under our feet (the frames of the crc
+		 * and write calls), and so does our TLS block (errno; the kernel
+		 * updates the rseq area at fs + __rseq_offset when we migrate):
+		 * copy such a chunk first, so the crc matches the bytes written.
+		 * Stopped threads do not run, so their memory stays still. */
+		char here;
+		uint64_t sp = (uint64_t)(uintptr_t)&here, fs = crac__img_self.thread.ctx.fs_base;
+		if ((sp >= s && sp < s + len) || (s < fs + (1u << 20) && s + len + (1u << 20) > fs)) {
+			if (!c->bounce && !(c->bounce = img_arena_alloc(&c->arena, CRAC_IMG_CHUNK_MAX)))
+				return img_fail(&c->err, -ENOMEM, "engine arena exhausted");
+			memcpy(c->bounce, src, len);
+			src = c->bounce;
+		}
+		k->crc = crac_img_crc32c(0, src, len);
+		int rc = write_all(c->pages_fd, src, len);
+		if (rc < 0)
+			return img_fail(&c->err, rc, "writing %llu bytes at %#llx (%s) to %s/%s: %s",
+					(unsigned long long)len, (unsigned long long)s, c->maps[mi].name[0] ?
+					c->maps[mi].name : crac_img_kind_name(m->kind), c->tmp, CRAC_IMG_PAGES_FILE,
+					img_strerror(-rc));
+		m->n_chunks++;
+		m->stored += len;
+		c->n_chunks++;
+		c->pages_size += len;
+		s += len;
+	}
+	return 0;
+}
+
+/* Is this page worth storing, given its categories? */
+static bool wanted(const struct crac_img_map *m, uint64_t cat)
+{
+	if (m->kind == CRAC_MAP_SHMEM)
+		return true;
+	return !(cat & (IMG_PAGE_IS_FILE | IMG_PAGE_IS_PFNZERO));
+}
+
+/*
+ * Calls store_range for every run of wanted pages of mapping `mi`.
+ * With PAGEMAP_SCAN: ranges of equal categories from the kernel. Without:
+ * /proc/self/pagemap entries (the zero page is then recognised by content).
+ */
+static int scan_map(struct img_capture *c, uint32_t mi)
+{
+	struct crac_img_map *m = &c->maps[mi].m;
+	enum { NV = 1024 };
+	static struct img_page_region vec[NV];   /* only the checkpointing thread runs */
+	uint64_t run_s = 0, run_e = 0;           /* pending run, merged across calls */
+	int rc;
+
+	if (m->kind == CRAC_MAP_SHMEM)
+		return store_range(c, mi, m->start, m->end);
+
+	if (c->use_scan) {
+		for (uint64_t at = m->start; at < m->end;) {
+			struct img_pm_scan_arg arg = {
+				.size = sizeof(arg), .start = at, .end = m->end,
+				.vec = (uint64_t)(uintptr_t)vec, .vec_len = NV,
+				.category_anyof_mask = IMG_PAGE_IS_PRESENT | IMG_PAGE_IS_SWAPPED,
+				.return_mask = IMG_PAGE_IS_PRESENT | IMG_PAGE_IS_SWAPPED | IMG_PAGE_IS_FILE |
+					       IMG_PAGE_IS_PFNZERO,
+			};
+			int n = ioctl(c->pagemap_fd, IMG_PAGEMAP_SCAN, &arg);
+			if (n < 0)
+				return img_fail(&c->err, -errno, "PAGEMAP_SCAN of %#llx-%#llx: %s",
+						(unsigned long long)at, (unsigned long long)m->end, img_strerror(errno));
+			for (int i = 0; i < n; i++) {
+				if (!wanted(m, vec[i].categories))
+					continue;
+				if (run_e == vec[i].start) {
+					run_e = vec[i].end;
+					continue;
+				}
+				if (run_e > run_s && (rc = store_range(c, mi, run_s, run_e)) < 0)
+					return rc;
+				run_s = vec[i].start;
+				run_e = vec[i].end;
+			}
+			if (arg.walk_end <= at)
+				break;
+			at = arg.walk_end;
+		}
+	} else {
+		static uint64_t ent[4096];
+		for (uint64_t at = m->start; at < m->end;) {
+			uint64_t n = (m->end - at) / P;
+			if (n > 4096)
+				n = 4096;
+			ssize_t got = pread(c->pagemap_fd, ent, n * 8, (off_t)(at / P * 8));
+			if (got < (ssize_t)(n * 8))
+				return img_fail(&c->err, got < 0 ? -errno : -EIO, "/proc/self/pagemap at %#llx: %s",
+						(unsigned long long)at, got < 0 ? img_strerror(errno) : "short read");
+			for (uint64_t i = 0; i < n; i++, at += P) {
+				uint64_t v = ent[i];
+				bool want = false;
+				if (v & PM_SWAPPED)
+					want = true;
+				else if ((v & PM_PRESENT) && !(v & PM_FILE)) {
+					/* not exclusive: the zero page or shared with a
+					 * parent after fork; only the content tells */
+					want = true;
+					if (!(v & PM_EXCLUSIVE) && (m->prot & PROT_READ)) {
+						const uint64_t *w = (const uint64_t *)(uintptr_t)at;
+						want = false;
+						for (size_t k = 0; k < P / 8 && !want; k++)
+							want = w[k] != 0;
+					}
+				}
+				if (!want)
+					continue;
+				if (run_e == at) {
+					run_e = at + P;
+					continue;
+				}
+				if (run_e > run_s && (rc = store_range(c, mi, run_s, run_e)) < 0)
+					return rc;
+				run_s = at;
+				run_e = at + P;
+			}
+		}
+	}
+	if (run_e > run_s && (rc = store_range(c, mi, run_s, run_e)) < 0)
+		return rc;
+	return 0;
+}
+
+int img_capture_pages(struct img_capture *c)
+{
+	for (uint32_t i = 0; i < c->n_maps; i++) {
+		struct crac_img_map *m = &c->maps[i].m;
+		int rc;
+
+		m->first_chunk = (uint32_t)c->n_chunks;   /* chunks follow map order */
+		if (m->kind > CRAC_MAP_SHMEM || (m->kind == CRAC_MAP_FILE && (m->flags & CRAC_MAPF_SHARED)))
+			continue;
+		/* Pages of a mapping we cannot read (PROT_NONE or write-only after
+		 * being written) are read through a temporary PROT_READ. */
+		bool unreadable = !(m->prot & PROT_READ);
+		if (unreadable && mprotect((void *)(uintptr_t)m->start, m->end - m->start, m->prot | PROT_READ) < 0)
+			return img_fail(&c->err, -errno, "mprotect of %#llx-%#llx for reading: %s",
+					(unsigned long long)m->start, (unsigned long long)m->end, img_strerror(errno));
+		rc = scan_map(c, i);
+		if (unreadable)
+			mprotect((void *)(uintptr_t)m->start, m->end - m->start, (int)m->prot);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* ---- header -------------------------------------------------------------------- */
+
+static uint32_t strtab_add(char *tab, uint64_t *used, const char *s)
+{
+	uint32_t at = (uint32_t)*used;
+	size_t n = strlen(s) + 1;
+
+	memcpy(tab + at, s, n);
+	*used += n;
+	return at;
+}
+
+int img_capture_header(struct img_capture *c)
+{
+	struct crac_img_header *h = &c->hdr;
+	uint32_t n_threads = 1;
+	uint64_t strmax = 2 + strlen(crac__img_self.cwd) + 1;
+
+	for (struct img_thread *t = img_threads_list(); t; t = t->next)
+		n_threads++;
+	for (uint32_t i = 0; i < c->n_maps; i++)
+		strmax += strlen(c->maps[i].name) + 1;
+	for (uint32_t i = 0; i < c->n_files; i++)
+		strmax += strlen(c->file_paths[i]) + 1;
+
+	uint64_t off = sizeof(*h);
+	h->maps_off = off;
+	off += (uint64_t)c->n_maps * sizeof(struct crac_img_map);
+	h->files_off = off;
+	off += (uint64_t)c->n_files * sizeof(struct crac_img_file);
+	h->chunks_off = off;
+	off += c->n_chunks * sizeof(struct crac_img_chunk);
+	h->threads_off = off;
+	off += (uint64_t)n_threads * sizeof(struct crac_img_thread);
+	h->strtab_off = off;
+	uint64_t total = (off + strmax + 7) & ~7ull;
+
+	char *buf = img_arena_alloc(&c->arena, total);
+	if (!buf)
+		return img_fail(&c->err, -ENOMEM, "header of %llu bytes does not fit the engine arena",
+				(unsigned long long)total);
+	char *tab = buf + h->strtab_off;
+	uint64_t used = 1;   /* offset 0 is "" */
+
+	memcpy(h->magic, CRAC_IMG_MAGIC, 8);
+	h->version = CRAC_IMG_VERSION;
+	h->size = total;
+	h->pages_size = c->pages_size;
+	h->resume = (uint64_t)(uintptr_t)&crac__img_self.resume;
+	h->cwd = strtab_add(tab, &used, crac__img_self.cwd);
+	h->n_maps = c->n_maps;
+	h->n_files = c->n_files;
+	h->n_chunks = (uint32_t)c->n_chunks;
+	h->n_threads = n_threads;
+	h->stored = c->pages_size;
+
+	struct crac_img_map *maps = (void *)(buf + h->maps_off);
+	for (uint32_t i = 0; i < c->n_maps; i++) {
+		maps[i] = c->maps[i].m;
+		maps[i].name = c->maps[i].name[0] ? strtab_add(tab, &used, c->maps[i].name) : 0;
+	}
+	struct crac_img_file *files = (void *)(buf + h->files_off);
+	for (uint32_t i = 0; i < c->n_files; i++) {
+		files[i] = c->files[i];
+		files[i].path = strtab_add(tab, &used, c->file_paths[i]);
+	}
+	memcpy(buf + h->chunks_off, c->chunks, c->n_chunks * sizeof(struct crac_img_chunk));
+
+	struct crac_img_thread *th = (void *)(buf + h->threads_off);
+	const struct img_thread *t = &crac__img_self.thread;
+	for (uint32_t i = 0; i < n_threads; i++, th++) {
+		th->tid = t->tid;
+		th->flags = i == 0 ? CRAC_THREADF_CHECKPOINTER : 0;
+		th->fs_base = t->ctx.fs_base;
+		th->sp = i == 0 ? crac__img_self.resume.ctx.rsp : t->sp;
+		th->ip = i == 0 ? crac__img_self.resume.ctx.rip : t->ip;
+		th->tid_addr = t->tid_addr;
+		th->robust_head = t->robust_head;
+		th->robust_len = t->robust_len;
+		th->rseq = t->rseq;
+		th->sigmask = t->sigmask;
+		memcpy(th->comm, t->comm, sizeof(th->comm));
+		t = i == 0 ? img_threads_list() : t->next;
+	}
+	h->strtab_size = total - h->strtab_off;
+	memcpy(buf, h, sizeof(*h));
+	((struct crac_img_header *)buf)->crc = crac_img_header_crc(buf, total);
+
+	int fd = openat(c->dir_fd, CRAC_IMG_HEADER_FILE, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return img_fail(&c->err, -errno, "%s/%s: %s", c->tmp, CRAC_IMG_HEADER_FILE, img_strerror(errno));
+	int rc = write_all(fd, buf, total);
+	if (rc == 0 && fsync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	if (rc < 0)
+		return img_fail(&c->err, rc, "%s/%s: %s", c->tmp, CRAC_IMG_HEADER_FILE, img_strerror(-rc));
+	if (fsync(c->pages_fd) < 0)
+		return img_fail(&c->err, -errno, "fsync %s/%s: %s", c->tmp, CRAC_IMG_PAGES_FILE, img_strerror(errno));
+	if (fsync(c->dir_fd) < 0)
+		return img_fail(&c->err, -errno, "fsync %s: %s", c->tmp, img_strerror(errno));
+	return 0;
+}

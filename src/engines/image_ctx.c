@@ -1,0 +1,104 @@
+/*
+ * image_ctx.c - saving and resuming a thread, in x86-64 assembly.
+ *
+ * A thread is only ever saved at a function call (the checkpointing thread
+ * inside the engine; every other thread inside its stop-signal handler), so
+ * the System V ABI tells us what must survive: rbx, rbp, r12-r15, rsp, the
+ * MXCSR control bits and the x87 control word. Everything else the
+ * interrupted code had (all registers, full XSAVE state, signal mask) sits
+ * in the signal frame on the thread's stack, which is part of the image,
+ * and comes back when the handler returns through rt_sigreturn.
+ *
+ * Layout of struct crac_img_ctx (image.h, asserted in format.c):
+ *   0 rbx  8 rbp  16 r12  24 r13  32 r14  40 r15  48 rsp  56 rip
+ *   64 mxcsr (4)  68 fcw (2)
+ */
+#include "engines/image_engine.h"
+
+__asm__(
+	".text\n"
+
+	/* int crac__img_setctx(struct crac_img_ctx *c)  -- rdi = c */
+	".globl crac__img_setctx\n"
+	".hidden crac__img_setctx\n"
+	".type crac__img_setctx,@function\n"
+	"crac__img_setctx:\n"
+	"	movq %rbx, 0(%rdi)\n"
+	"	movq %rbp, 8(%rdi)\n"
+	"	movq %r12, 16(%rdi)\n"
+	"	movq %r13, 24(%rdi)\n"
+	"	movq %r14, 32(%rdi)\n"
+	"	movq %r15, 40(%rdi)\n"
+	"	leaq 8(%rsp), %rdx\n"          /* the caller's rsp after we return */
+	"	movq %rdx, 48(%rdi)\n"
+	"	movq (%rsp), %rdx\n"           /* our return address */
+	"	movq %rdx, 56(%rdi)\n"
+	"	stmxcsr 64(%rdi)\n"
+	"	fnstcw 68(%rdi)\n"
+	"	xorl %eax, %eax\n"
+	"	ret\n"
+	".size crac__img_setctx, .-crac__img_setctx\n"
+
+	/* void crac__img_jumpctx(const struct crac_img_ctx *c, int val) */
+	".globl crac__img_jumpctx\n"
+	".hidden crac__img_jumpctx\n"
+	".type crac__img_jumpctx,@function\n"
+	"crac__img_jumpctx:\n"
+	"	movl %esi, %eax\n"
+	"	movq 0(%rdi), %rbx\n"
+	"	movq 8(%rdi), %rbp\n"
+	"	movq 16(%rdi), %r12\n"
+	"	movq 24(%rdi), %r13\n"
+	"	movq 32(%rdi), %r14\n"
+	"	movq 40(%rdi), %r15\n"
+	"	ldmxcsr 64(%rdi)\n"
+	"	fldcw 68(%rdi)\n"
+	"	movq 48(%rdi), %rsp\n"
+	"	jmpq *56(%rdi)\n"
+	".size crac__img_jumpctx, .-crac__img_jumpctx\n"
+
+	/*
+	 * long crac__img_clone(flags, stack, ptid, ctid, tls, ctx)
+	 *   rdi flags, rsi stack, rdx ptid, rcx ctid, r8 tls, r9 ctx
+	 * The clone system call takes (flags, stack, ptid, ctid, tls) in
+	 * rdi, rsi, rdx, r10, r8. r9 survives the system call in both the
+	 * parent and the child, so the child finds ctx there.
+	 */
+	".globl crac__img_clone\n"
+	".hidden crac__img_clone\n"
+	".type crac__img_clone,@function\n"
+	"crac__img_clone:\n"
+	"	movq %rcx, %r10\n"
+	"	movl $56, %eax\n"              /* SYS_clone */
+	"	syscall\n"
+	"	testq %rax, %rax\n"
+	"	jz 1f\n"
+	"	ret\n"                         /* parent: tid or -errno */
+	"1:	xorl %ebp, %ebp\n"             /* child: new stack, resume ctx */
+	"	movq %r9, %rdi\n"
+	"	movl $1, %esi\n"
+	"	jmp crac__img_jumpctx\n"
+	".size crac__img_clone, .-crac__img_clone\n"
+
+	/*
+	 * long crac__img_clone3(struct clone_args *args, size_t size, ctx)
+	 *   rdi args, rsi size, rdx ctx
+	 * The child starts on args->stack + args->stack_size; ctx is kept in
+	 * r9, which the system call leaves alone.
+	 */
+	".globl crac__img_clone3\n"
+	".hidden crac__img_clone3\n"
+	".type crac__img_clone3,@function\n"
+	"crac__img_clone3:\n"
+	"	movq %rdx, %r9\n"
+	"	movl $435, %eax\n"             /* SYS_clone3 */
+	"	syscall\n"
+	"	testq %rax, %rax\n"
+	"	jz 1f\n"
+	"	ret\n"
+	"1:	xorl %ebp, %ebp\n"
+	"	movq %r9, %rdi\n"
+	"	movl $1, %esi\n"
+	"	jmp crac__img_jumpctx\n"
+	".size crac__img_clone3, .-crac__img_clone3\n"
+);

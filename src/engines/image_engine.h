@@ -1,0 +1,186 @@
+/*
+ * image_engine.h - what the files of the image engine share.
+ *
+ *   image.c          the engine: configure, checkpoint top to bottom, and
+ *                    the restored side (what runs after the loader jumped)
+ *   image_ctx.c      save / resume a thread's callee-saved registers (asm),
+ *                    and the clone that resumes a saved thread
+ *   image_threads.c  stop every other thread in a signal handler, and
+ *                    recreate them in the restored process
+ *   image_capture.c  process state, /proc/self/maps, which pages to store,
+ *                    writing the pages and the header
+ *
+ * Rule while other threads are stopped: system calls only. No malloc, no
+ * stdio, no locks: a stopped thread may hold them. Memory comes from the
+ * engine's arena (mmap'd before the mappings are read, and left out of the
+ * image); messages go to a fixed buffer and reach the report only after the
+ * threads run again.
+ */
+#ifndef CRAC_IMAGE_ENGINE_H
+#define CRAC_IMAGE_ENGINE_H
+
+#include "core/internal.h"
+#include "image/image.h"
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* ---- image_ctx.c ---------------------------------------------------------- */
+
+/* Saves the callee-saved registers, stack and return address; returns 0.
+ * Returns again, with 1, when some thread resumes the context. */
+int crac__img_setctx(struct crac_img_ctx *c) __attribute__((returns_twice)) CRAC_HIDDEN;
+/* Resumes a context saved by crac__img_setctx (fs base not touched). */
+void crac__img_jumpctx(const struct crac_img_ctx *c, int val) __attribute__((noreturn)) CRAC_HIDDEN;
+/* clone(2) whose child resumes `c` (returning 1 from crac__img_setctx) on
+ * the saved stack. Returns the child's tid or a negative errno. */
+long crac__img_clone(unsigned long flags, void *stack, int *ptid, int *ctid,
+		     unsigned long tls, const struct crac_img_ctx *c) CRAC_HIDDEN;
+/* The same with clone3(2) (for set_tid). */
+struct clone_args;
+long crac__img_clone3(struct clone_args *args, unsigned long size, const struct crac_img_ctx *c) CRAC_HIDDEN;
+
+/* ---- errors while threads are stopped ------------------------------------- */
+
+struct img_err {
+	int code;            /* negative errno; 0: no error yet */
+	char msg[768];
+};
+/* Records the first error (vsnprintf into the fixed buffer: no malloc). */
+int img_fail(struct img_err *e, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4))) CRAC_HIDDEN;
+
+/* ---- arena ---------------------------------------------------------------- */
+
+struct img_arena {
+	char *base;
+	size_t size, used;
+};
+int img_arena_init(struct img_arena *a, size_t size) CRAC_HIDDEN;
+void *img_arena_alloc(struct img_arena *a, size_t n) CRAC_HIDDEN;   /* 16-aligned, zeroed */
+void img_arena_free(struct img_arena *a) CRAC_HIDDEN;
+
+/* ---- a thread's state (image_threads.c) ------------------------------------ */
+
+/*
+ * Lives on the stopped thread's own stack (inside its signal handler frame),
+ * so it is part of the image: the restored process finds it through the
+ * list head, a global of libcrac.
+ */
+struct img_thread {
+	struct crac_img_ctx ctx;        /* where it resumes: inside the handler */
+	struct img_thread *next;
+	int tid;                        /* at checkpoint */
+	uint32_t gen;                   /* release generation it waits for */
+	uint64_t tid_addr;              /* PR_GET_TID_ADDRESS (glibc: &pd->tid) */
+	uint64_t robust_head, robust_len;
+	uint64_t rseq;                  /* rseq area registered by glibc, 0: none */
+	uint64_t sigmask;               /* mask of the interrupted code */
+	uint64_t sp, ip;                /* interrupted stack pointer / instruction */
+	stack_t altstack;
+	char comm[16];
+};
+
+/* Fills the per-thread kernel state of the calling thread. */
+void img_thread_record(struct img_thread *t) CRAC_HIDDEN;
+/* In a restored thread (new tid): points the kernel at the thread's tid
+ * field, robust list and rseq area again, fixes the owner tid of robust
+ * mutexes it holds, sets its name. */
+void img_thread_reattach(const struct img_thread *t, bool checkpointer) CRAC_HIDDEN;
+
+/* The signal used to stop threads. */
+#define IMG_STOP_SIGNAL (SIGRTMAX - 1)
+
+/* Stops every thread but the caller; returns their number or a negative
+ * errno (e filled; every thread already stopped is released again). */
+int img_threads_stop(struct img_arena *a, int64_t deadline_ns, struct img_err *e) CRAC_HIDDEN;
+/* The stopped threads (valid until released). */
+struct img_thread *img_threads_list(void) CRAC_HIDDEN;
+/* Lets the stopped (or recreated) threads go on. */
+void img_threads_release(void) CRAC_HIDDEN;
+/* Restored process: recreates every recorded thread; they wait in their
+ * handler until img_threads_release(). Returns the number or -errno. */
+int img_threads_recreate(struct img_err *e) CRAC_HIDDEN;
+
+/* ---- the checkpointing thread and process state (image.c / capture) -------- */
+
+/*
+ * Everything the restored side needs about the checkpointing thread and the
+ * process, kept in libcrac's own memory (so it is in the image).
+ */
+struct img_self {
+	struct crac_img_resume resume;  /* its address goes into the header */
+	struct img_thread thread;       /* the checkpointing thread */
+	uint32_t umask;
+	uint32_t xcomp_perm_amx;
+	uint64_t rlimit[CRAC_IMG_NRLIMIT][2];
+	struct crac_img_sigaction sig[CRAC_IMG_NSIG];
+	char cwd[4096];
+};
+extern struct img_self crac__img_self CRAC_HIDDEN;
+
+/* ---- capture (image_capture.c) -------------------------------------------- */
+
+/* One mapping as read from /proc/self/maps, plus what capture decided. */
+struct img_map {
+	struct crac_img_map m;          /* as written to the header */
+	const char *name;               /* the path / [name] column (arena) */
+	uint64_t dev, ino;              /* from /proc/self/maps */
+};
+
+struct img_capture {
+	struct img_arena arena;
+	struct img_err err;
+	const char *dir;                /* final image directory */
+	char tmp[4096];                 /* DIR.tmp-XXXXXX */
+	int dir_fd, pages_fd, pagemap_fd;
+	/* ranges never written (the arena, the chunk table) */
+	uint64_t skip[4][2];
+	int n_skip;
+
+	struct img_map *maps;
+	uint32_t n_maps;
+	struct crac_img_file *files;
+	const char **file_paths;
+	uint32_t n_files;
+	struct crac_img_chunk *chunks;
+	uint64_t max_chunks, n_chunks;
+	char *chunk_area;
+	size_t chunk_area_size;
+	uint64_t pages_size;
+	int n_threads;
+
+	struct crac_img_header hdr;     /* filled progressively */
+	bool use_scan;                  /* PAGEMAP_SCAN works here */
+	char *bounce;                   /* copy of the chunk holding our stack */
+};
+
+/* Creates DIR.tmp-XXXXXX and the pages file (before threads stop). */
+int img_capture_open(struct img_capture *c, const char *dir) CRAC_HIDDEN;
+/* Process-wide state: signals, cwd, umask, rlimits, mm fields, auxv, CPU,
+ * kernel, the checkpointing thread. */
+int img_capture_process(struct img_capture *c) CRAC_HIDDEN;
+/* Reads /proc/self/maps, classifies mappings, checks mapped files. */
+int img_capture_maps(struct img_capture *c) CRAC_HIDDEN;
+/* Writes the page data of every mapping to the pages file. */
+int img_capture_pages(struct img_capture *c) CRAC_HIDDEN;
+/* Writes the header; fsyncs both files and the directory. */
+int img_capture_header(struct img_capture *c) CRAC_HIDDEN;
+/* Closes the files; on failure removes the temporary directory. */
+void img_capture_close(struct img_capture *c, bool failed) CRAC_HIDDEN;
+
+/* strerror without locale (no locks: usable while threads are stopped). */
+const char *img_strerror(int e) CRAC_HIDDEN;
+
+/* The application's disposition of IMG_STOP_SIGNAL before the engine took it
+ * (kernel layout), and the same for sigaction(). */
+struct k_sigaction { uint64_t handler, flags, restorer, mask; };
+const struct k_sigaction *img_stop_old_kact(void) CRAC_HIDDEN;
+const struct sigaction *img_stop_old_action(void) CRAC_HIDDEN;
+
+/* Raw system call helpers used by several files. */
+int img_gettid(void) CRAC_HIDDEN;
+uint64_t img_get_fs(void) CRAC_HIDDEN;
+
+#endif

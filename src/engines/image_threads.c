@@ -1,0 +1,455 @@
+/*
+ * image_threads.c - stopping every other thread for the image, and
+ * recreating them in the restored process.
+ *
+ * Stopping. The checkpointing thread sends IMG_STOP_SIGNAL to each thread
+ * in /proc/self/task (again until no new thread shows up). The handler
+ * records the thread's kernel-side state (tid address, robust list, rseq,
+ * fs base, name) into a struct img_thread on its own stack, links it into a
+ * global list, saves its registers with crac__img_setctx and waits on a
+ * futex. Its signal frame, just above, holds everything the interrupted
+ * code had: general registers, the XSAVE area (AVX-512/AMX too), signal
+ * mask and alternate stack. The stack is written into the image like any
+ * other memory.
+ *
+ * Recreating. The restored libcrac clones one thread per record, with the
+ * saved TLS, on the saved stack, and the child resumes the saved context:
+ * crac__img_setctx returns 1 inside the handler. The handler points the
+ * kernel at the thread's tid field, robust list and rseq area again, waits
+ * for the release and returns: rt_sigreturn restores the rest.
+ *
+ * Thread ids change (the restored process has the pid of `crac restore`).
+ * glibc's pd->tid is rewritten (CLONE_CHILD_SETTID), and robust mutexes a
+ * thread holds get their owner tid rewritten by walking its robust list.
+ * Known limit: error-checking and recursive non-robust mutexes held at the
+ * moment of checkpoint keep the old tid in their owner field; unlocking them
+ * after restore returns EPERM.
+ */
+#include "engines/image_engine.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <linux/sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/rseq.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#ifndef ARCH_GET_FS
+#define ARCH_GET_FS 0x1003
+#endif
+#ifndef FUTEX_TID_MASK
+#define FUTEX_TID_MASK 0x3fffffff
+#endif
+
+/* Kernel ABI of rseq registration (FACTS.md: glibc 2.36 registers 32 bytes). */
+#define IMG_RSEQ_LEN 32
+#define IMG_RSEQ_SIG 0x53053053
+
+/* ---- shared state (libcrac globals: part of the image) ------------------- */
+
+static struct img_thread *_Atomic stopped_list;  /* records, on their stacks */
+static _Atomic int stopped_count;                 /* handlers that saved their context */
+static _Atomic int resumed_count;                 /* restored threads ready */
+static _Atomic uint32_t release_gen;              /* bumped to let them go */
+static struct sigaction stop_old_action;          /* the app's disposition of the signal */
+static struct k_sigaction stop_old_kact;          /* the same, as the kernel has it */
+
+const char *img_strerror(int e)
+{
+	const char *s = strerrordesc_np(e);
+	return s ? s : "Unknown error";
+}
+
+const struct k_sigaction *img_stop_old_kact(void)
+{
+	return &stop_old_kact;
+}
+
+int img_gettid(void)
+{
+	return (int)syscall(SYS_gettid);
+}
+
+uint64_t img_get_fs(void)
+{
+	unsigned long fs = 0;
+
+	syscall(SYS_arch_prctl, ARCH_GET_FS, &fs);
+	return fs;
+}
+
+static long futex(volatile void *addr, int op, uint32_t val, const struct timespec *ts)
+{
+	return syscall(SYS_futex, addr, op, val, ts, NULL, 0);
+}
+
+/* ---- per-thread kernel state ---------------------------------------------- */
+
+void img_thread_record(struct img_thread *t)
+{
+	int *tid_addr = NULL;
+	void *head = NULL;
+	size_t len = 0;
+
+	t->tid = img_gettid();
+	t->ctx.fs_base = img_get_fs();
+	if (prctl(PR_GET_TID_ADDRESS, &tid_addr, 0, 0, 0) == 0)
+		t->tid_addr = (uint64_t)(uintptr_t)tid_addr;
+	if (syscall(SYS_get_robust_list, 0, &head, &len) == 0) {
+		t->robust_head = (uint64_t)(uintptr_t)head;
+		t->robust_len = len;
+	}
+	/* glibc's rseq area is at the thread pointer + __rseq_offset; its
+	 * cpu_id reads RSEQ_CPU_ID_REGISTRATION_FAILED when not registered. */
+	if (__rseq_size && t->ctx.fs_base) {
+		struct rseq *rs = (struct rseq *)(uintptr_t)(t->ctx.fs_base + (uint64_t)__rseq_offset);
+		if ((int32_t)rs->cpu_id != RSEQ_CPU_ID_REGISTRATION_FAILED)
+			t->rseq = (uint64_t)(uintptr_t)rs;
+	}
+	sigaltstack(NULL, &t->altstack);
+	prctl(PR_GET_NAME, t->comm, 0, 0, 0);
+}
+
+/*
+ * Rewrites the owner tid of the robust mutexes on a robust list (glibc's
+ * layout: the futex word at entry + futex_offset, __owner 8 bytes after it).
+ */
+struct robust_entry { struct robust_entry *next; };
+struct robust_head { struct robust_entry list; long futex_offset; struct robust_entry *pending; };
+
+static void fix_owner(struct robust_head *h, struct robust_entry *e, int old_tid, int new_tid)
+{
+	_Atomic uint32_t *word = (_Atomic uint32_t *)((char *)((uintptr_t)e & ~1ul) + h->futex_offset);
+	uint32_t v = atomic_load(word);
+
+	while ((int)(v & FUTEX_TID_MASK) == old_tid &&
+	       !atomic_compare_exchange_weak(word, &v, (v & ~(uint32_t)FUTEX_TID_MASK) | (uint32_t)new_tid))
+		;
+	int *owner = (int *)((char *)word + 8);
+	if (*owner == old_tid)
+		*owner = new_tid;
+}
+
+static void fix_robust_list(uint64_t head_addr, int old_tid, int new_tid)
+{
+	struct robust_head *h = (struct robust_head *)(uintptr_t)head_addr;
+	struct robust_entry *e = h->list.next;
+
+	for (int n = 0; e && e != &h->list && n < 100000; n++) {
+		struct robust_entry *next = ((struct robust_entry *)((uintptr_t)e & ~1ul))->next;
+		fix_owner(h, e, old_tid, new_tid);
+		e = next;
+	}
+	if (h->pending)
+		fix_owner(h, h->pending, old_tid, new_tid);
+}
+
+void img_thread_reattach(const struct img_thread *t, bool checkpointer)
+{
+	int tid = img_gettid();
+
+	if (t->tid_addr) {
+		if (checkpointer)   /* clones got CLONE_CHILD_SETTID|CLONE_CHILD_CLEARTID */
+			syscall(SYS_set_tid_address, (int *)(uintptr_t)t->tid_addr);
+		*(volatile int *)(uintptr_t)t->tid_addr = tid;
+	}
+	if (t->robust_head) {
+		syscall(SYS_set_robust_list, (void *)(uintptr_t)t->robust_head, (size_t)t->robust_len);
+		fix_robust_list(t->robust_head, t->tid, tid);
+	}
+	if (t->rseq)
+		syscall(SYS_rseq, (void *)(uintptr_t)t->rseq, IMG_RSEQ_LEN, 0, IMG_RSEQ_SIG);
+	if (checkpointer && !(t->altstack.ss_flags & SS_DISABLE)) {
+		stack_t ss = t->altstack;
+		ss.ss_flags &= ~SS_ONSTACK;
+		sigaltstack(&ss, NULL);
+	}
+	prctl(PR_SET_NAME, t->comm, 0, 0, 0);
+}
+
+/* ---- the stop handler ------------------------------------------------------ */
+
+static void stop_handler(int sig, siginfo_t *si, void *ucv)
+{
+	int saved_errno = errno;
+	ucontext_t *uc = ucv;
+	struct img_thread t;
+
+	/* Only our own tgkill stops a thread; anything else is ignored. */
+	if (si->si_code != SI_TKILL || si->si_pid != getpid()) {
+		errno = saved_errno;
+		return;
+	}
+	memset(&t, 0, sizeof(t));
+	t.gen = atomic_load(&release_gen);
+	img_thread_record(&t);
+	memcpy(&t.sigmask, &uc->uc_sigmask, sizeof(t.sigmask));
+	t.sp = (uint64_t)uc->uc_mcontext.gregs[REG_RSP];
+	t.ip = (uint64_t)uc->uc_mcontext.gregs[REG_RIP];
+	t.next = atomic_load(&stopped_list);
+	while (!atomic_compare_exchange_weak(&stopped_list, &t.next, &t))
+		;
+
+	if (crac__img_setctx(&t.ctx) == 0) {
+		/* Original process: stopped. */
+		atomic_fetch_add(&stopped_count, 1);
+		futex((volatile void *)&stopped_count, FUTEX_WAKE_PRIVATE, 1, NULL);
+	} else {
+		/* Restored process: a fresh clone on this very stack. */
+		img_thread_reattach(&t, false);
+		atomic_fetch_add(&resumed_count, 1);
+		futex((volatile void *)&resumed_count, FUTEX_WAKE_PRIVATE, 1, NULL);
+	}
+	while (atomic_load(&release_gen) == t.gen)
+		futex((volatile void *)&release_gen, FUTEX_WAIT_PRIVATE, t.gen, NULL);
+	(void)sig;
+	errno = saved_errno;
+	/* Returning runs rt_sigreturn: registers, FPU state, mask, altstack. */
+}
+
+/* ---- stopping -------------------------------------------------------------- */
+
+/* Thread ids in /proc/self/task, with getdents64 (no malloc). */
+static int list_tasks(int *tids, int max, char *buf, size_t buflen)
+{
+	int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int n = 0;
+
+	if (fd < 0)
+		return -errno;
+	for (;;) {
+		long got = syscall(SYS_getdents64, fd, buf, buflen);
+		if (got < 0) {
+			int e = -errno;
+			close(fd);
+			return e;
+		}
+		if (got == 0)
+			break;
+		for (long off = 0; off < got;) {
+			struct dirent64 *d = (struct dirent64 *)(buf + off);
+			off += d->d_reclen;
+			if (d->d_name[0] < '1' || d->d_name[0] > '9')
+				continue;
+			if (n < max)
+				tids[n] = atoi(d->d_name);
+			n++;
+		}
+	}
+	close(fd);
+	return n;
+}
+
+/* Is `sig` blocked by thread `tid`? (SigBlk in its status; best effort) */
+static bool signal_blocked(int tid, int sig)
+{
+	char path[64], buf[2048];
+	int fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/status", tid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	char *p = strstr(buf, "SigBlk:");
+	if (!p)
+		return false;
+	unsigned long long mask = strtoull(p + 7, NULL, 16);
+	return mask & (1ull << (sig - 1));
+}
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+struct img_thread *img_threads_list(void)
+{
+	return atomic_load(&stopped_list);
+}
+
+int img_threads_stop(struct img_arena *a, int64_t deadline_ns, struct img_err *e)
+{
+	const int max = CRAC_IMG_MAX_THREADS;
+	int *signaled = img_arena_alloc(a, sizeof(int) * max);
+	int *tasks = img_arena_alloc(a, sizeof(int) * max);
+	char *dents = img_arena_alloc(a, 32768);
+	int n_signaled = 0, gone = 0, me = img_gettid(), pid = getpid();
+	struct sigaction sa;
+
+	if (!signaled || !tasks || !dents)
+		return img_fail(e, -ENOMEM, "engine arena exhausted");
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = stop_handler;
+	sa.sa_flags = SA_SIGINFO | SA_RESTART;
+	sigfillset(&sa.sa_mask);
+	syscall(SYS_rt_sigaction, IMG_STOP_SIGNAL, NULL, &stop_old_kact, 8);
+	if (sigaction(IMG_STOP_SIGNAL, NULL, &stop_old_action) < 0)
+		return img_fail(e, -errno, "sigaction(%d): %s", IMG_STOP_SIGNAL, img_strerror(errno));
+	if ((stop_old_action.sa_flags & SA_SIGINFO) ||
+	    (stop_old_action.sa_handler != SIG_DFL && stop_old_action.sa_handler != SIG_IGN))
+		return img_fail(e, -EBUSY, "signal %d (SIGRTMAX-1), which the image engine uses to stop threads, "
+				"has a handler installed by the application", IMG_STOP_SIGNAL);
+	atomic_store(&stopped_list, NULL);
+	atomic_store(&stopped_count, 0);
+	if (sigaction(IMG_STOP_SIGNAL, &sa, NULL) < 0)
+		return img_fail(e, -errno, "sigaction(%d): %s", IMG_STOP_SIGNAL, img_strerror(errno));
+
+	for (;;) {
+		int n = list_tasks(tasks, max, dents, 32768), fresh = 0;
+		if (n < 0) {
+			img_fail(e, n, "/proc/self/task: %s", img_strerror(-n));
+			goto fail;
+		}
+		if (n > max) {
+			img_fail(e, -E2BIG, "%d threads: the image engine handles at most %d", n, max);
+			goto fail;
+		}
+		for (int i = 0; i < n; i++) {
+			bool known = tasks[i] == me;
+			for (int k = 0; k < n_signaled && !known; k++)
+				known = signaled[k] == tasks[i];
+			if (known)
+				continue;
+			if (syscall(SYS_tgkill, pid, tasks[i], IMG_STOP_SIGNAL) < 0) {
+				if (errno == ESRCH)
+					continue;     /* exited meanwhile */
+				img_fail(e, -errno, "tgkill(thread %d): %s", tasks[i], img_strerror(errno));
+				goto fail;
+			}
+			signaled[n_signaled++] = tasks[i];
+			fresh++;
+		}
+		int stopped = atomic_load(&stopped_count);
+		if (!fresh && stopped + gone >= n_signaled)
+			break;   /* everyone listed is stopped and nobody new appeared */
+		if (mono_ns() > deadline_ns) {
+			/* Name the first thread that did not stop. */
+			for (int k = 0; k < n_signaled; k++) {
+				bool found = false;
+				for (struct img_thread *t = atomic_load(&stopped_list); t && !found; t = t->next)
+					found = t->tid == signaled[k];
+				if (found)
+					continue;
+				img_fail(e, -ETIMEDOUT, "thread %d did not stop for the checkpoint%s", signaled[k],
+					 signal_blocked(signaled[k], IMG_STOP_SIGNAL)
+					 ? ": it blocks signal SIGRTMAX-1, which the image engine uses to stop threads"
+					 : " in time (stuck in an uninterruptible wait?)");
+				break;
+			}
+			if (!e->code)
+				img_fail(e, -ETIMEDOUT, "threads did not stop in time");
+			goto fail;
+		}
+		if (stopped + gone < n_signaled) {
+			struct timespec ts = { 0, 20 * 1000 * 1000 };
+			futex((volatile void *)&stopped_count, FUTEX_WAIT_PRIVATE, (uint32_t)stopped, &ts);
+			/* A thread that exited before handling the signal never counts. */
+			gone = 0;
+			for (int k = 0; k < n_signaled; k++)
+				if (syscall(SYS_tgkill, pid, signaled[k], 0) < 0 && errno == ESRCH)
+					gone++;
+		}
+	}
+	return atomic_load(&stopped_count);
+fail:
+	img_threads_release();
+	return e->code;
+}
+
+void img_threads_release(void)
+{
+	atomic_fetch_add(&release_gen, 1);
+	futex((volatile void *)&release_gen, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
+	atomic_store(&stopped_list, NULL);
+	/* Every signalled thread has handled the signal (it was counted), so
+	 * nothing is pending: the caller may put the old disposition back. */
+}
+
+const struct sigaction *img_stop_old_action(void)
+{
+	return &stop_old_action;
+}
+
+/* ---- recreating (restored process) ------------------------------------------ */
+
+/*
+ * Recreates one thread. First with its old tid (clone3 set_tid: needs
+ * CAP_CHECKPOINT_RESTORE or root, and the tid must be free): then nothing
+ * that cached the tid can notice. Else with a fresh tid.
+ */
+static long recreate_one(const struct img_thread *t, bool *try_same)
+{
+	const unsigned long base = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
+				   CLONE_SYSVSEM | CLONE_SETTLS;
+	unsigned long flags = base;
+	int *ctid = NULL;
+	long tid;
+
+	if (t->tid_addr) {
+		flags |= CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID;
+		ctid = (int *)(uintptr_t)t->tid_addr;
+	}
+	/* The child starts below the saved stack pointer and moves to it at
+	 * once (crac__img_jumpctx uses no stack before that). */
+	uint64_t sp = (t->ctx.rsp - 256) & ~15ull;
+	if (*try_same) {
+		pid_t want = t->tid;
+		struct clone_args ca;
+		memset(&ca, 0, sizeof(ca));
+		ca.flags = flags;
+		ca.child_tid = (uint64_t)(uintptr_t)ctid;
+		ca.stack = sp - 4096;
+		ca.stack_size = 4096;
+		ca.tls = t->ctx.fs_base;
+		ca.set_tid = (uint64_t)(uintptr_t)&want;
+		ca.set_tid_size = 1;
+		tid = crac__img_clone3(&ca, sizeof(ca), &t->ctx);
+		if (tid >= 0)
+			return tid;
+		if (tid == -EPERM || tid == -ENOSYS || tid == -E2BIG)
+			*try_same = false;   /* not allowed here: do not ask again */
+	}
+	return crac__img_clone(flags, (void *)(uintptr_t)sp, NULL, ctid, t->ctx.fs_base, &t->ctx);
+}
+
+int img_threads_recreate(struct img_err *e)
+{
+	bool try_same = !getenv("CRAC_IMAGE_NEW_TIDS");
+	int n = 0;
+
+	atomic_store(&resumed_count, 0);
+	for (struct img_thread *t = atomic_load(&stopped_list); t; t = t->next) {
+		long tid = recreate_one(t, &try_same);
+		if (tid < 0)
+			return img_fail(e, (int)tid, "clone of thread %d (%s): %s", t->tid, t->comm,
+					img_strerror((int)-tid));
+		n++;
+	}
+	/* Wait until each one has re-registered its kernel state. */
+	int64_t deadline = mono_ns() + 10LL * 1000000000LL;
+	for (int got; (got = atomic_load(&resumed_count)) < n;) {
+		struct timespec ts = { 0, 20 * 1000 * 1000 };
+		if (mono_ns() > deadline)
+			return img_fail(e, -ETIMEDOUT, "only %d of %d restored threads started", got, n);
+		futex((volatile void *)&resumed_count, FUTEX_WAIT_PRIVATE, (uint32_t)got, &ts);
+	}
+	return n;
+}

@@ -1,0 +1,461 @@
+/*
+ * format.c - the image format: checksums, CPU features, header validation.
+ *
+ * Freestanding on purpose (see image.h): the static restore loader compiles
+ * this file too and links no libc. The only library calls are memcpy,
+ * memset, memcmp and strlen, which the loader provides.
+ *
+ * The reader trusts nothing: every count, offset and address is checked
+ * before use, so a corrupt or truncated header gives a one-line reason and
+ * never a crash.
+ */
+#include "image/image.h"
+
+#include <cpuid.h>
+#include <errno.h>
+#include <string.h>
+
+_Static_assert(sizeof(struct crac_img_map) == 64, "map layout");
+_Static_assert(sizeof(struct crac_img_file) == 48, "file layout");
+_Static_assert(sizeof(struct crac_img_chunk) == 32, "chunk layout");
+_Static_assert(sizeof(struct crac_img_thread) == 88, "thread layout");
+_Static_assert(sizeof(struct crac_img_ctx) == 80, "ctx layout");
+_Static_assert(offsetof(struct crac_img_ctx, rsp) == 48, "ctx rsp");
+_Static_assert(offsetof(struct crac_img_ctx, rip) == 56, "ctx rip");
+_Static_assert(offsetof(struct crac_img_ctx, mxcsr) == 64, "ctx mxcsr");
+_Static_assert(offsetof(struct crac_img_ctx, fcw) == 68, "ctx fcw");
+_Static_assert(offsetof(struct crac_img_header, crc) == 12, "stable prefix");
+_Static_assert(offsetof(struct crac_img_header, size) == 16, "stable prefix");
+_Static_assert(sizeof(struct crac_img_header) % 8 == 0, "header alignment");
+
+/* ------------------------------------------------------------------------
+ * Bounded string building (messages, without printf)
+ * --------------------------------------------------------------------- */
+
+void crac_img_puts(struct crac_img_buf *b, const char *s)
+{
+	if (!b->cap)
+		return;
+	while (*s && b->len + 1 < b->cap)
+		b->p[b->len++] = *s++;
+	b->p[b->len] = 0;
+}
+
+void crac_img_putu(struct crac_img_buf *b, uint64_t v)
+{
+	char tmp[24];
+	int i = (int)sizeof(tmp) - 1;
+
+	tmp[i] = 0;
+	do {
+		tmp[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	crac_img_puts(b, tmp + i);
+}
+
+void crac_img_putx(struct crac_img_buf *b, uint64_t v)
+{
+	char tmp[24];
+	int i = (int)sizeof(tmp) - 1;
+
+	tmp[i] = 0;
+	do {
+		tmp[--i] = "0123456789abcdef"[v & 15];
+		v >>= 4;
+	} while (v);
+	tmp[--i] = 'x';
+	tmp[--i] = '0';
+	crac_img_puts(b, tmp + i);
+}
+
+/* ------------------------------------------------------------------------
+ * crc32c
+ * --------------------------------------------------------------------- */
+
+static uint32_t crc_table[256];
+static int crc_table_ready;   /* 0 unknown, 1 table built */
+static int crc_hw = -1;       /* -1 unknown, 0 no SSE4.2, 1 SSE4.2 */
+
+static void crc_init(void)
+{
+	unsigned a, b, c, d;
+
+	if (__atomic_load_n(&crc_table_ready, __ATOMIC_ACQUIRE))
+		return;
+	/* Two threads may both build it: same values, so the race is benign. */
+	for (uint32_t i = 0; i < 256; i++) {
+		uint32_t x = i;
+		for (int k = 0; k < 8; k++)
+			x = (x >> 1) ^ (0x82F63B78u & (0u - (x & 1)));
+		crc_table[i] = x;
+	}
+	int hw = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_SSE4_2);
+	__atomic_store_n(&crc_hw, hw, __ATOMIC_RELAXED);
+	__atomic_store_n(&crc_table_ready, 1, __ATOMIC_RELEASE);
+}
+
+__attribute__((target("sse4.2")))
+static uint32_t crc_sse42(uint32_t crc, const unsigned char *p, size_t len)
+{
+	uint64_t c = crc;
+
+	while (len && ((uintptr_t)p & 7)) {
+		c = __builtin_ia32_crc32qi((uint32_t)c, *p++);
+		len--;
+	}
+	while (len >= 32) {
+		uint64_t w0, w1, w2, w3;
+		memcpy(&w0, p, 8);
+		memcpy(&w1, p + 8, 8);
+		memcpy(&w2, p + 16, 8);
+		memcpy(&w3, p + 24, 8);
+		c = __builtin_ia32_crc32di(c, w0);
+		c = __builtin_ia32_crc32di(c, w1);
+		c = __builtin_ia32_crc32di(c, w2);
+		c = __builtin_ia32_crc32di(c, w3);
+		p += 32;
+		len -= 32;
+	}
+	while (len >= 8) {
+		uint64_t w;
+		memcpy(&w, p, 8);
+		c = __builtin_ia32_crc32di(c, w);
+		p += 8;
+		len -= 8;
+	}
+	while (len--)
+		c = __builtin_ia32_crc32qi((uint32_t)c, *p++);
+	return (uint32_t)c;
+}
+
+uint32_t crac_img_crc32c(uint32_t crc, const void *buf, size_t len)
+{
+	const unsigned char *p = buf;
+
+	crc_init();
+	crc = ~crc;
+	if (crc_hw == 1) {
+		crc = crc_sse42(crc, p, len);
+	} else {
+		while (len--)
+			crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+	}
+	return ~crc;
+}
+
+uint32_t crac_img_header_crc(const void *buf, uint64_t len)
+{
+	const size_t at = offsetof(struct crac_img_header, crc);
+	static const unsigned char zero[4];
+	uint32_t c;
+
+	if (len < at + 4)
+		return crac_img_crc32c(0, buf, (size_t)len);
+	c = crac_img_crc32c(0, buf, at);
+	c = crac_img_crc32c(c, zero, 4);
+	return crac_img_crc32c(c, (const char *)buf + at + 4, (size_t)(len - at - 4));
+}
+
+/* ------------------------------------------------------------------------
+ * CPU features
+ * --------------------------------------------------------------------- */
+
+static uint64_t xgetbv0(void)
+{
+	uint32_t lo, hi;
+
+	__asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+	return ((uint64_t)hi << 32) | lo;
+}
+
+void crac_img_cpu_probe(struct crac_img_cpu *c)
+{
+	unsigned a, b, cx, d, max;
+
+	memset(c, 0, sizeof(*c));
+	__cpuid(0, max, b, cx, d);
+	memcpy(c->vendor, &b, 4);
+	memcpy(c->vendor + 4, &d, 4);
+	memcpy(c->vendor + 8, &cx, 4);
+	__cpuid(1, a, b, cx, d);
+	c->words[CRAC_CPU_1_ECX] = cx;
+	c->words[CRAC_CPU_1_EDX] = d;
+	if (max >= 7) {
+		__cpuid_count(7, 0, a, b, cx, d);
+		c->words[CRAC_CPU_7_0_EBX] = b;
+		c->words[CRAC_CPU_7_0_ECX] = cx;
+		c->words[CRAC_CPU_7_0_EDX] = d;
+		if (a >= 1) {
+			__cpuid_count(7, 1, a, b, cx, d);
+			c->words[CRAC_CPU_7_1_EAX] = a;
+		}
+	}
+	if (max >= 0xd) {
+		__cpuid_count(0xd, 0, a, b, cx, d);
+		c->xsave_size = b;
+		__cpuid_count(0xd, 1, a, b, cx, d);
+		c->words[CRAC_CPU_D_1_EAX] = a;
+	}
+	__cpuid(0x80000000, max, b, cx, d);
+	if (max >= 0x80000001) {
+		__cpuid(0x80000001, a, b, cx, d);
+		c->words[CRAC_CPU_81_ECX] = cx;
+		c->words[CRAC_CPU_81_EDX] = d;
+	}
+	if (c->words[CRAC_CPU_1_ECX] & (1u << 27))   /* OSXSAVE */
+		c->xcr0 = xgetbv0();
+}
+
+/*
+ * Bits of the feature words that describe the CPU model or state rather
+ * than a feature (cpuid(7).edx bit 15 "hybrid", ...): never compared.
+ * Everything else is a feature bit.
+ */
+static const uint32_t cpu_ignore[CRAC_CPU_WORDS] = {
+	[CRAC_CPU_7_0_EDX] = 1u << 15,      /* hybrid part */
+};
+
+struct feature_name { uint8_t word, bit; const char *name; };
+
+static const struct feature_name feature_names[] = {
+	{ CRAC_CPU_1_ECX, 0, "sse3" }, { CRAC_CPU_1_ECX, 1, "pclmulqdq" },
+	{ CRAC_CPU_1_ECX, 9, "ssse3" }, { CRAC_CPU_1_ECX, 12, "fma" },
+	{ CRAC_CPU_1_ECX, 19, "sse4.1" }, { CRAC_CPU_1_ECX, 20, "sse4.2" },
+	{ CRAC_CPU_1_ECX, 22, "movbe" }, { CRAC_CPU_1_ECX, 23, "popcnt" },
+	{ CRAC_CPU_1_ECX, 25, "aes" }, { CRAC_CPU_1_ECX, 26, "xsave" },
+	{ CRAC_CPU_1_ECX, 27, "osxsave" }, { CRAC_CPU_1_ECX, 28, "avx" },
+	{ CRAC_CPU_1_ECX, 29, "f16c" }, { CRAC_CPU_1_ECX, 30, "rdrand" },
+	{ CRAC_CPU_1_EDX, 25, "sse" }, { CRAC_CPU_1_EDX, 26, "sse2" },
+	{ CRAC_CPU_7_0_EBX, 3, "bmi1" }, { CRAC_CPU_7_0_EBX, 5, "avx2" },
+	{ CRAC_CPU_7_0_EBX, 8, "bmi2" }, { CRAC_CPU_7_0_EBX, 9, "erms" },
+	{ CRAC_CPU_7_0_EBX, 16, "avx512f" }, { CRAC_CPU_7_0_EBX, 17, "avx512dq" },
+	{ CRAC_CPU_7_0_EBX, 18, "rdseed" }, { CRAC_CPU_7_0_EBX, 19, "adx" },
+	{ CRAC_CPU_7_0_EBX, 21, "avx512ifma" }, { CRAC_CPU_7_0_EBX, 28, "avx512cd" },
+	{ CRAC_CPU_7_0_EBX, 29, "sha" }, { CRAC_CPU_7_0_EBX, 30, "avx512bw" },
+	{ CRAC_CPU_7_0_EBX, 31, "avx512vl" },
+	{ CRAC_CPU_7_0_ECX, 1, "avx512vbmi" }, { CRAC_CPU_7_0_ECX, 6, "avx512vbmi2" },
+	{ CRAC_CPU_7_0_ECX, 8, "gfni" }, { CRAC_CPU_7_0_ECX, 9, "vaes" },
+	{ CRAC_CPU_7_0_ECX, 10, "vpclmulqdq" }, { CRAC_CPU_7_0_ECX, 11, "avx512vnni" },
+	{ CRAC_CPU_7_0_ECX, 12, "avx512bitalg" }, { CRAC_CPU_7_0_ECX, 14, "avx512vpopcntdq" },
+	{ CRAC_CPU_7_0_EDX, 4, "fsrm" }, { CRAC_CPU_7_0_EDX, 22, "amx-bf16" },
+	{ CRAC_CPU_7_0_EDX, 23, "avx512fp16" }, { CRAC_CPU_7_0_EDX, 24, "amx-tile" },
+	{ CRAC_CPU_7_0_EDX, 25, "amx-int8" },
+	{ CRAC_CPU_7_1_EAX, 4, "avx-vnni" }, { CRAC_CPU_7_1_EAX, 5, "avx512bf16" },
+	{ CRAC_CPU_D_1_EAX, 0, "xsaveopt" }, { CRAC_CPU_D_1_EAX, 1, "xsavec" },
+	{ CRAC_CPU_D_1_EAX, 3, "xsaves" },
+	{ CRAC_CPU_81_ECX, 5, "lzcnt" }, { CRAC_CPU_81_EDX, 27, "rdtscp" },
+};
+
+static const char *const word_names[CRAC_CPU_WORDS] = {
+	"cpuid 1.ecx", "cpuid 1.edx", "cpuid 7.ebx", "cpuid 7.ecx", "cpuid 7.edx",
+	"cpuid 7.1.eax", "cpuid 0xd.1.eax", "cpuid 0x80000001.ecx", "cpuid 0x80000001.edx",
+};
+
+int crac_img_cpu_compare(const struct crac_img_cpu *want, const struct crac_img_cpu *have,
+			 char *msg, size_t msglen)
+{
+	struct crac_img_buf b = { msg, 0, msglen };
+
+	if (msglen)
+		msg[0] = 0;
+	for (int w = 0; w < CRAC_CPU_WORDS; w++) {
+		uint32_t missing = want->words[w] & ~have->words[w] & ~cpu_ignore[w];
+		if (!missing)
+			continue;
+		int bit = __builtin_ctz(missing);
+		const char *name = NULL;
+		for (size_t i = 0; i < sizeof(feature_names) / sizeof(feature_names[0]); i++)
+			if (feature_names[i].word == w && feature_names[i].bit == bit)
+				name = feature_names[i].name;
+		crac_img_puts(&b, "this CPU lacks ");
+		crac_img_puts(&b, name ? name : "a feature");
+		crac_img_puts(&b, " (");
+		crac_img_puts(&b, word_names[w]);
+		crac_img_puts(&b, " bit ");
+		crac_img_putu(&b, (uint64_t)bit);
+		crac_img_puts(&b, ") that the checkpointed process could use");
+		return -1;
+	}
+	if (want->xcr0 & ~have->xcr0) {
+		crac_img_puts(&b, "the OS does not enable XSAVE state components ");
+		crac_img_putx(&b, want->xcr0 & ~have->xcr0);
+		crac_img_puts(&b, " (XCR0 ");
+		crac_img_putx(&b, have->xcr0);
+		crac_img_puts(&b, ", image ");
+		crac_img_putx(&b, want->xcr0);
+		crac_img_puts(&b, ")");
+		return -1;
+	}
+	if (want->xsave_size != have->xsave_size) {
+		crac_img_puts(&b, "XSAVE area size differs: ");
+		crac_img_putu(&b, have->xsave_size);
+		crac_img_puts(&b, " bytes here, ");
+		crac_img_putu(&b, want->xsave_size);
+		crac_img_puts(&b, " in the image");
+		return -1;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Header validation
+ * --------------------------------------------------------------------- */
+
+const char *crac_img_kind_name(uint32_t kind)
+{
+	switch (kind) {
+	case CRAC_MAP_ANON: return "anon";
+	case CRAC_MAP_HEAP: return "heap";
+	case CRAC_MAP_STACK: return "stack";
+	case CRAC_MAP_FILE: return "file";
+	case CRAC_MAP_SHMEM: return "shmem";
+	case CRAC_MAP_VVAR: return "vvar";
+	case CRAC_MAP_VVAR_VCLOCK: return "vvar_vclock";
+	case CRAC_MAP_VDSO: return "vdso";
+	}
+	return "?";
+}
+
+const char *crac_img_str(const struct crac_img_view *v, uint32_t off)
+{
+	if (!off || off >= v->strtab_size)
+		return "";
+	return v->strtab + off;
+}
+
+/* Is the array [off, off + n * size) inside a file of `total` bytes? */
+static int array_ok(uint64_t off, uint64_t n, uint64_t size, uint64_t total)
+{
+	if (off % 8 || off > total)
+		return 0;
+	return n <= (total - off) / size;
+}
+
+static int fail(struct crac_img_buf *b, int code, const char *what, uint64_t idx, int with_idx)
+{
+	crac_img_puts(b, what);
+	if (with_idx) {
+		crac_img_puts(b, " #");
+		crac_img_putu(b, idx);
+	}
+	return code;
+}
+
+#define USER_TOP (1ull << 47)
+
+int crac_img_parse(const void *buf, uint64_t len, struct crac_img_view *v,
+		   char *msg, size_t msglen)
+{
+	const struct crac_img_header *h = buf;
+	struct crac_img_buf b = { msg, 0, msglen };
+	const uint64_t P = CRAC_IMG_PAGE;
+
+	if (msglen)
+		msg[0] = 0;
+	memset(v, 0, sizeof(*v));
+	if (len < 24) {
+		crac_img_puts(&b, "header is truncated (");
+		crac_img_putu(&b, len);
+		crac_img_puts(&b, " bytes)");
+		return -EBADMSG;
+	}
+	if (memcmp(h->magic, CRAC_IMG_MAGIC, 8))
+		return fail(&b, -EPROTO, "not a crac image (bad magic in header)", 0, 0);
+	if (h->version != CRAC_IMG_VERSION) {
+		crac_img_puts(&b, "image format version ");
+		crac_img_putu(&b, h->version);
+		crac_img_puts(&b, " is not supported (this build reads version ");
+		crac_img_putu(&b, CRAC_IMG_VERSION);
+		crac_img_puts(&b, ")");
+		return -EPROTO;
+	}
+	if (len < sizeof(*h) || h->size != len) {
+		crac_img_puts(&b, "header is truncated or damaged (");
+		crac_img_putu(&b, len);
+		crac_img_puts(&b, " bytes, header says ");
+		crac_img_putu(&b, h->size);
+		crac_img_puts(&b, ")");
+		return -EBADMSG;
+	}
+	uint32_t crc = crac_img_header_crc(buf, len);
+	if (crc != h->crc) {
+		crac_img_puts(&b, "header checksum mismatch (crc32c ");
+		crac_img_putx(&b, crc);
+		crac_img_puts(&b, ", recorded ");
+		crac_img_putx(&b, h->crc);
+		crac_img_puts(&b, ")");
+		return -EBADMSG;
+	}
+
+	/* Arrays and the string table. */
+	if (h->n_maps > CRAC_IMG_MAX_MAPS || !array_ok(h->maps_off, h->n_maps, sizeof(struct crac_img_map), len))
+		return fail(&b, -EBADMSG, "header: bad mapping table", 0, 0);
+	if (h->n_files > CRAC_IMG_MAX_FILES || !array_ok(h->files_off, h->n_files, sizeof(struct crac_img_file), len))
+		return fail(&b, -EBADMSG, "header: bad file table", 0, 0);
+	if (h->n_chunks > CRAC_IMG_MAX_CHUNKS || !array_ok(h->chunks_off, h->n_chunks, sizeof(struct crac_img_chunk), len))
+		return fail(&b, -EBADMSG, "header: bad chunk table", 0, 0);
+	if (h->n_threads > CRAC_IMG_MAX_THREADS || !array_ok(h->threads_off, h->n_threads, sizeof(struct crac_img_thread), len))
+		return fail(&b, -EBADMSG, "header: bad thread table", 0, 0);
+	if (!h->strtab_size || h->strtab_off > len || h->strtab_size > len - h->strtab_off)
+		return fail(&b, -EBADMSG, "header: bad string table", 0, 0);
+
+	v->h = h;
+	v->maps = (const void *)((const char *)buf + h->maps_off);
+	v->files = (const void *)((const char *)buf + h->files_off);
+	v->chunks = (const void *)((const char *)buf + h->chunks_off);
+	v->threads = (const void *)((const char *)buf + h->threads_off);
+	v->strtab = (const char *)buf + h->strtab_off;
+	v->strtab_size = h->strtab_size;
+	if (v->strtab[v->strtab_size - 1] != 0)
+		return fail(&b, -EBADMSG, "header: string table not terminated", 0, 0);
+
+	if (h->cwd >= h->strtab_size)
+		return fail(&b, -EBADMSG, "header: bad cwd", 0, 0);
+	if (h->mm.auxv_size > sizeof(h->mm.auxv) || h->mm.auxv_size % 16)
+		return fail(&b, -EBADMSG, "header: bad auxv", 0, 0);
+	if (h->vdso_block % P || h->vvar_size % P || h->vvar_vclock_size % P || h->vdso_size % P ||
+	    h->vdso_block >= USER_TOP || h->vvar_size + h->vvar_vclock_size + h->vdso_size > (1u << 24))
+		return fail(&b, -EBADMSG, "header: bad vdso layout", 0, 0);
+
+	for (uint32_t i = 0; i < h->n_files; i++) {
+		const struct crac_img_file *f = &v->files[i];
+		if (!f->path || f->path >= h->strtab_size)
+			return fail(&b, -EBADMSG, "header: bad path of file", i, 1);
+	}
+
+	uint64_t prev_end = 0, stored = 0;
+	uint32_t next_chunk = 0;
+	for (uint32_t i = 0; i < h->n_maps; i++) {
+		const struct crac_img_map *m = &v->maps[i];
+		if (m->start % P || m->end % P || m->start >= m->end || m->end > USER_TOP ||
+		    m->start < prev_end)
+			return fail(&b, -EBADMSG, "header: bad address range of mapping", i, 1);
+		prev_end = m->end;
+		if (m->kind < CRAC_MAP_ANON || m->kind > CRAC_MAP_VDSO || m->prot & ~7u)
+			return fail(&b, -EBADMSG, "header: bad kind or protection of mapping", i, 1);
+		if (m->kind == CRAC_MAP_FILE && (m->file >= h->n_files || m->offset % P))
+			return fail(&b, -EBADMSG, "header: bad file of mapping", i, 1);
+		if (m->name >= h->strtab_size)
+			return fail(&b, -EBADMSG, "header: bad name of mapping", i, 1);
+		if (m->first_chunk != next_chunk || m->n_chunks > h->n_chunks - next_chunk)
+			return fail(&b, -EBADMSG, "header: bad chunk range of mapping", i, 1);
+		uint64_t mstored = 0, caddr = m->start;
+		for (uint32_t c = m->first_chunk; c < m->first_chunk + m->n_chunks; c++) {
+			const struct crac_img_chunk *k = &v->chunks[c];
+			if (k->map != i || k->addr % P || k->len % P || !k->len || k->offset % P ||
+			    k->addr < caddr || k->addr >= m->end || k->len > m->end - k->addr ||
+			    k->offset > h->pages_size || k->len > h->pages_size - k->offset)
+				return fail(&b, -EBADMSG, "header: bad page chunk", c, 1);
+			caddr = k->addr + k->len;
+			mstored += k->len;
+		}
+		if (mstored != m->stored)
+			return fail(&b, -EBADMSG, "header: stored size mismatch in mapping", i, 1);
+		stored += mstored;
+		next_chunk += m->n_chunks;
+	}
+	if (next_chunk != h->n_chunks || stored != h->stored)
+		return fail(&b, -EBADMSG, "header: chunks do not add up", 0, 0);
+	return 0;
+}

@@ -1,0 +1,293 @@
+/*
+ * image.h - the on-disk image format of the image engine, shared by the
+ * engine (writer), the restore loader (reader) and `crac inspect`.
+ *
+ * An image is a directory holding two files:
+ *
+ *   header   one struct crac_img_header, then arrays (maps, files, chunks,
+ *            threads) and a string table; crc32c over the whole file.
+ *   pages    page data, every chunk page-aligned so the loader can pread or
+ *            mmap it; a crc32c per chunk is kept in the header.
+ *
+ * The format is native x86-64 little-endian: the structs below ARE the file
+ * layout (sizes pinned by static asserts). The first 24 bytes (magic,
+ * version, crc, size) never change between versions, so any version can
+ * be recognised and refused clearly.
+ *
+ * This header and format.c are freestanding: they use no libc beyond
+ * memcpy/memset/memcmp/strlen, because the static loader links no libc.
+ */
+#ifndef CRAC_IMAGE_H
+#define CRAC_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Internal to libcrac (and the loader): never exported from the .so. */
+#pragma GCC visibility push(hidden)
+
+#define CRAC_IMG_MAGIC "CRACIMG\0"
+#define CRAC_IMG_VERSION 1
+#define CRAC_IMG_PAGE 4096ull
+
+#define CRAC_IMG_HEADER_FILE "header"
+#define CRAC_IMG_PAGES_FILE "pages"
+
+/* Limits that keep a corrupt header from making the reader loop or overflow. */
+#define CRAC_IMG_MAX_MAPS 65536u
+#define CRAC_IMG_MAX_FILES 4096u
+#define CRAC_IMG_MAX_THREADS 16384u
+#define CRAC_IMG_MAX_CHUNKS (1u << 24)
+#define CRAC_IMG_MAX_HEADER (1ull << 30)
+#define CRAC_IMG_CHUNK_MAX (1ull << 20)   /* a chunk holds at most 1 MiB of pages */
+
+/* ---- CPU ------------------------------------------------------------- */
+
+/*
+ * Feature words compared at restore: every bit set at checkpoint must be set
+ * on the restoring CPU (glibc's IFUNC choices and the XSAVE layout are baked
+ * into the image). Indexes into crac_img_cpu.words.
+ */
+enum {
+	CRAC_CPU_1_ECX,     /* cpuid(1).ecx: sse3, ssse3, sse4.1/4.2, popcnt, aes, xsave, avx, ... */
+	CRAC_CPU_1_EDX,     /* cpuid(1).edx: sse, sse2, ... */
+	CRAC_CPU_7_0_EBX,   /* cpuid(7,0).ebx: avx2, bmi1/2, avx512f/dq/cd/bw/vl, sha, ... */
+	CRAC_CPU_7_0_ECX,   /* cpuid(7,0).ecx: avx512vbmi, vaes, gfni, ... */
+	CRAC_CPU_7_0_EDX,   /* cpuid(7,0).edx: amx-bf16/tile/int8, avx512fp16, ... */
+	CRAC_CPU_7_1_EAX,   /* cpuid(7,1).eax: avx-vnni, avx512bf16, ... */
+	CRAC_CPU_D_1_EAX,   /* cpuid(0xd,1).eax: xsaveopt, xsavec, xgetbv1, xsaves */
+	CRAC_CPU_81_ECX,    /* cpuid(0x80000001).ecx: lzcnt, ... */
+	CRAC_CPU_81_EDX,    /* cpuid(0x80000001).edx: ... */
+	CRAC_CPU_WORDS
+};
+
+struct crac_img_cpu {
+	char vendor[16];             /* "GenuineIntel", NUL-padded */
+	uint32_t words[CRAC_CPU_WORDS];
+	uint32_t xsave_size;         /* cpuid(0xd,0).ebx: XSAVE area for the enabled XCR0 */
+	uint64_t xcr0;               /* xgetbv(0): state components the OS enabled */
+	uint64_t xcomp_perm;         /* arch_prctl(ARCH_GET_XCOMP_PERM) of the process */
+};
+
+/* Fills *c from the running CPU (cpuid, xgetbv; xcomp_perm left 0). */
+void crac_img_cpu_probe(struct crac_img_cpu *c);
+
+/*
+ * Compares the recorded CPU `want` with the running one `have`. Returns 0 if
+ * every recorded feature is present, else -1 and a one-line description of
+ * the first difference in msg ("CPU lacks avx512f (cpuid 7.ebx bit 16)").
+ */
+int crac_img_cpu_compare(const struct crac_img_cpu *want, const struct crac_img_cpu *have,
+			 char *msg, size_t msglen);
+
+/* ---- the header -------------------------------------------------------- */
+
+/* struct crac_img_map.kind */
+enum crac_img_kind {
+	CRAC_MAP_ANON = 1,        /* private anonymous (incl. thread stacks) */
+	CRAC_MAP_HEAP = 2,        /* [heap]: the brk area */
+	CRAC_MAP_STACK = 3,       /* [stack]: the main stack (grows down) */
+	CRAC_MAP_FILE = 4,        /* file-backed (private or shared) */
+	CRAC_MAP_SHMEM = 5,       /* shared anonymous / memfd: content stored, sharing lost */
+	CRAC_MAP_VVAR = 6,        /* [vvar]: recorded, not stored */
+	CRAC_MAP_VVAR_VCLOCK = 7, /* [vvar_vclock] */
+	CRAC_MAP_VDSO = 8,        /* [vdso] */
+};
+
+/* struct crac_img_map.flags */
+#define CRAC_MAPF_SHARED 0x1u     /* MAP_SHARED (else private) */
+#define CRAC_MAPF_NORESERVE 0x2u  /* map with MAP_NORESERVE (PROT_NONE reservations) */
+
+struct crac_img_map {
+	uint64_t start, end;         /* [start, end), page-aligned */
+	uint64_t offset;             /* file offset (FILE) */
+	uint32_t prot;               /* PROT_* */
+	uint32_t flags;              /* CRAC_MAPF_* */
+	uint32_t kind;               /* enum crac_img_kind */
+	uint32_t file;               /* index into the files array (FILE), else UINT32_MAX */
+	uint32_t name;               /* strtab offset of the name as in /proc/self/maps (0: none) */
+	uint32_t first_chunk;        /* this mapping's chunks: [first_chunk, first_chunk + n_chunks) */
+	uint32_t n_chunks;
+	uint32_t pad;
+	uint64_t stored;             /* bytes stored in the pages file */
+};
+
+/*
+ * A file that mappings come from, with what identifies it: restore refuses
+ * if any of these differ (the clean pages are read back from this file).
+ */
+struct crac_img_file {
+	uint32_t path;               /* strtab offset */
+	uint32_t crc_head;           /* crc32c of the first page (or less) */
+	uint32_t crc_tail;           /* crc32c of the last page */
+	uint32_t pad;
+	uint64_t dev, ino, size;
+	int64_t mtime_ns;
+};
+
+/* A run of stored pages: `len` bytes at virtual address `addr`, stored at
+ * `offset` in the pages file. */
+struct crac_img_chunk {
+	uint64_t addr;
+	uint64_t offset;
+	uint64_t len;
+	uint32_t crc;                /* crc32c of the data */
+	uint32_t map;                /* index of its mapping */
+};
+
+/* A thread, for inspection (the restored libcrac keeps its own records). */
+struct crac_img_thread {
+	int32_t tid;
+	uint32_t flags;              /* CRAC_THREADF_* */
+	uint64_t fs_base;
+	uint64_t sp, ip;             /* where it stopped (its saved context) */
+	uint64_t tid_addr;           /* PR_GET_TID_ADDRESS (glibc: &pd->tid) */
+	uint64_t robust_head, robust_len;
+	uint64_t rseq;               /* registered rseq area (0: none) */
+	uint64_t sigmask;
+	char comm[16];
+};
+#define CRAC_THREADF_CHECKPOINTER 0x1u  /* the thread that ran the checkpoint */
+
+/* One signal's disposition, as the kernel's struct sigaction. */
+struct crac_img_sigaction {
+	uint64_t handler, flags, restorer, mask;
+};
+
+/* The mm fields set with PR_SET_MM_MAP (layout of struct prctl_mm_map). */
+struct crac_img_mm {
+	uint64_t start_code, end_code, start_data, end_data;
+	uint64_t start_brk, brk, start_stack;
+	uint64_t arg_start, arg_end, env_start, env_end;
+	uint64_t auxv[64];           /* /proc/self/auxv */
+	uint32_t auxv_size;          /* bytes */
+	uint32_t pad;
+};
+
+#define CRAC_IMG_NSIG 64
+#define CRAC_IMG_NRLIMIT 16
+
+struct crac_img_header {
+	/* --- stable prefix: same in every version --- */
+	char magic[8];
+	uint32_t version;
+	uint32_t crc;                /* crc32c of the whole file, this field read as 0 */
+	uint64_t size;               /* size of the header file */
+	/* --- version 1 --- */
+	uint64_t pages_size;         /* size of the pages file */
+	int64_t created_ns;          /* CLOCK_REALTIME at checkpoint */
+	char kernel[72];             /* uname release */
+	char machine[16];            /* uname machine */
+	struct crac_img_cpu cpu;
+
+	/* [vvar][vvar_vclock][vdso]: one block, moved as one at restore */
+	uint64_t vdso_block;         /* start of [vvar] */
+	uint64_t vvar_size, vvar_vclock_size, vdso_size;
+	uint32_t vdso_crc;           /* crc32c of the [vdso] bytes: same kernel build */
+	uint32_t pad0;
+
+	int32_t pid, tid;            /* of the checkpointed process / thread */
+	uint32_t umask;
+	uint32_t cwd;                /* strtab offset */
+	uint64_t resume;             /* address of the restored libcrac's resume block */
+	struct crac_img_mm mm;
+	uint64_t rlimit[CRAC_IMG_NRLIMIT][2];
+	struct crac_img_sigaction sig[CRAC_IMG_NSIG];  /* index = signal - 1 */
+
+	uint32_t n_maps, n_files, n_chunks, n_threads;
+	uint64_t maps_off, files_off, chunks_off, threads_off;
+	uint64_t strtab_off, strtab_size;
+	uint64_t stored;             /* total bytes of page data */
+	uint64_t reserved[8];
+};
+
+/* ---- the resume block ---------------------------------------------------- */
+
+/*
+ * Saved callee-saved registers of a thread (crac__img_setctx / jumpctx and
+ * the loader's copy). Offsets are used by assembly: keep them.
+ */
+struct crac_img_ctx {
+	uint64_t rbx, rbp, r12, r13, r14, r15;  /* 0 .. 40 */
+	uint64_t rsp;                            /* 48 */
+	uint64_t rip;                            /* 56 */
+	uint32_t mxcsr;                          /* 64 */
+	uint16_t fcw;                            /* 68 */
+	uint16_t pad;
+	uint64_t fs_base;                        /* 72 */
+};
+
+#define CRAC_RESUME_MAGIC 0x43524143526573ull  /* "CRACRes" */
+
+/*
+ * Lives in the restored libcrac's memory (its address is header.resume).
+ * The engine fills `ctx` before the memory is written; the loader fills the
+ * loader_* fields after mapping the image and jumps to ctx.
+ */
+struct crac_img_resume {
+	uint64_t magic;
+	struct crac_img_ctx ctx;
+	/* written by the loader */
+	uint64_t loader_lo, loader_hi;   /* unmap once restored */
+	uint64_t loader_start_ns;        /* CLOCK_MONOTONIC when the loader started */
+	uint64_t loader_done_ns;         /* ... when it jumped */
+	uint64_t loader_flags;           /* CRAC_LOADER_* */
+	uint64_t argc;                   /* new args (`crac restore DIR -- ARGS`) */
+	uint64_t argv;                   /* char ** in the loader's memory (copy before unmapping) */
+	uint64_t stored, mapped;         /* bytes read from the pages file / mapped */
+};
+#define CRAC_LOADER_POPULATE 0x1u
+#define CRAC_LOADER_STATS 0x2u
+
+/* ---- reading ------------------------------------------------------------- */
+
+/* A parsed, validated header: pointers into the caller's buffer. */
+struct crac_img_view {
+	const struct crac_img_header *h;
+	const struct crac_img_map *maps;
+	const struct crac_img_file *files;
+	const struct crac_img_chunk *chunks;
+	const struct crac_img_thread *threads;
+	const char *strtab;
+	uint64_t strtab_size;
+};
+
+/*
+ * Validates the header file contents buf[0..len) (8-byte aligned): magic,
+ * version, size (truncation), crc, then every offset, count, string and
+ * address range. Returns 0 and fills *v, or a negative errno with a one-line
+ * reason in msg:
+ *   -EPROTO      not an image (bad magic) or an unsupported version
+ *   -EBADMSG     truncated, checksum mismatch or inconsistent contents
+ */
+int crac_img_parse(const void *buf, uint64_t len, struct crac_img_view *v,
+		   char *msg, size_t msglen);
+
+/* A string of the table ("" for offset 0 or out of range). */
+const char *crac_img_str(const struct crac_img_view *v, uint32_t off);
+
+/* Name of a mapping kind ("anon", "heap", ...). */
+const char *crac_img_kind_name(uint32_t kind);
+
+/* ---- checksums ----------------------------------------------------------- */
+
+/* crc32c (Castagnoli), with SSE4.2 when the CPU has it. crc starts at 0. */
+uint32_t crac_img_crc32c(uint32_t crc, const void *buf, size_t len);
+
+/* crc of the header buffer with its crc field taken as 0. */
+uint32_t crac_img_header_crc(const void *buf, uint64_t len);
+
+/* ---- tiny freestanding formatting (used by the loader for messages) ---- */
+
+/* Appends to a bounded buffer; always NUL-terminates. */
+struct crac_img_buf {
+	char *p;
+	size_t len, cap;
+};
+void crac_img_puts(struct crac_img_buf *b, const char *s);
+void crac_img_putu(struct crac_img_buf *b, uint64_t v);
+void crac_img_putx(struct crac_img_buf *b, uint64_t v);   /* 0x... */
+
+#pragma GCC visibility pop
+
+#endif

@@ -1,0 +1,56 @@
+/*
+ * sys.h - the restore loader's whole "libc": raw Linux system calls and the
+ * few memory/string helpers (start.c). The loader links no C library: no
+ * TLS, no rseq registration, no stdio buffers, no atexit handlers, nothing
+ * that could touch memory once the restored process is mapped in.
+ */
+#ifndef CRAC_LOADER_SYS_H
+#define CRAC_LOADER_SYS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/syscall.h>
+
+static inline long sys6(long n, long a, long b, long c, long d, long e, long f)
+{
+	register long r10 __asm__("r10") = d;
+	register long r8 __asm__("r8") = e;
+	register long r9 __asm__("r9") = f;
+	long ret;
+
+	__asm__ volatile("syscall"
+			 : "=a"(ret)
+			 : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+			 : "rcx", "r11", "memory");
+	return ret;
+}
+
+#define SYS(n, a, b, c, d, e, f) sys6((n), (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), (long)(f))
+#define sys_read(fd, b, n) SYS(SYS_read, fd, b, n, 0, 0, 0)
+#define sys_write(fd, b, n) SYS(SYS_write, fd, b, n, 0, 0, 0)
+#define sys_pread(fd, b, n, off) SYS(SYS_pread64, fd, b, n, off, 0, 0)
+#define sys_openat(dfd, p, fl) SYS(SYS_openat, dfd, p, fl, 0, 0, 0)
+#define sys_close(fd) SYS(SYS_close, fd, 0, 0, 0, 0, 0)
+#define sys_fstat(fd, st) SYS(SYS_fstat, fd, st, 0, 0, 0, 0)
+#define sys_mmap(a, l, p, fl, fd, off) SYS(SYS_mmap, a, l, p, fl, fd, off)
+#define sys_munmap(a, l) SYS(SYS_munmap, a, l, 0, 0, 0, 0)
+#define sys_mprotect(a, l, p) SYS(SYS_mprotect, a, l, p, 0, 0, 0)
+#define sys_mremap(a, ol, nl, fl, na) SYS(SYS_mremap, a, ol, nl, fl, na, 0)
+#define sys_prctl(o, a, b, c, d) SYS(SYS_prctl, o, a, b, c, d, 0)
+#define sys_arch_prctl(c, a) SYS(SYS_arch_prctl, c, a, 0, 0, 0, 0)
+#define sys_sigprocmask(how, set, old) SYS(SYS_rt_sigprocmask, how, set, old, 8, 0, 0)
+#define sys_clock_gettime(id, ts) SYS(SYS_clock_gettime, id, ts, 0, 0, 0, 0)
+#define sys_exit_group(c) SYS(SYS_exit_group, c, 0, 0, 0, 0, 0)
+
+/* start.c */
+void *memcpy(void *d, const void *s, size_t n);
+void *memmove(void *d, const void *s, size_t n);
+void *memset(void *d, int c, size_t n);
+int memcmp(const void *a, const void *b, size_t n);
+size_t strlen(const char *s);
+int strcmp(const char *a, const char *b);
+
+struct crac_img_ctx;
+__attribute__((noreturn)) void crac_loader_jump(const struct crac_img_ctx *c);
+
+#endif

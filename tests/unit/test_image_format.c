@@ -1,0 +1,334 @@
+/*
+ * test_image_format.c - the image format: crc32c, header write/parse round
+ * trip, refusal of truncated / corrupt / wrong-version / inconsistent
+ * headers, CPU feature comparison, image directories on disk (load, page
+ * checksums, atomic replace).
+ */
+#include "harness.h"
+#include "image/dir.h"
+#include "image/image.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* A small but complete image: 2 mappings (anon with 2 chunks, file), 1 file,
+ * 1 thread. Returns the header size; pages (3 pages) in *pages. */
+static uint64_t build(void *buf, size_t cap, unsigned char pages[3 * 4096])
+{
+	struct crac_img_header *h = buf;
+	uint64_t off = sizeof(*h);
+	const char strs[] = "\0/tmp\0[anon:x]\0/lib/x.so\0";
+
+	memset(buf, 0, cap);
+	memcpy(h->magic, CRAC_IMG_MAGIC, 8);
+	h->version = CRAC_IMG_VERSION;
+	strcpy(h->kernel, "6.18-test");
+	h->vdso_block = 0x7f0000100000;
+	h->vvar_size = 0x4000;
+	h->vvar_vclock_size = 0x2000;
+	h->vdso_size = 0x2000;
+	h->cwd = 1;
+	h->n_maps = 2;
+	h->n_files = 1;
+	h->n_chunks = 2;
+	h->n_threads = 1;
+	h->maps_off = off;
+	off += 2 * sizeof(struct crac_img_map);
+	h->files_off = off;
+	off += sizeof(struct crac_img_file);
+	h->chunks_off = off;
+	off += 2 * sizeof(struct crac_img_chunk);
+	h->threads_off = off;
+	off += sizeof(struct crac_img_thread);
+	h->strtab_off = off;
+	h->strtab_size = (sizeof(strs) + 7) & ~7ul;
+	off += h->strtab_size;
+	memcpy((char *)buf + h->strtab_off, strs, sizeof(strs));
+
+	for (int i = 0; i < 3 * 4096; i++)
+		pages[i] = (unsigned char)(i * 7 + i / 4096);
+	struct crac_img_map *m = (void *)((char *)buf + h->maps_off);
+	m[0] = (struct crac_img_map){ .start = 0x10000, .end = 0x14000, .prot = 3, .kind = CRAC_MAP_ANON,
+				      .file = UINT32_MAX, .name = 6, .first_chunk = 0, .n_chunks = 2,
+				      .stored = 3 * 4096 };
+	m[1] = (struct crac_img_map){ .start = 0x20000, .end = 0x22000, .prot = 5, .kind = CRAC_MAP_FILE,
+				      .file = 0, .name = 15, .first_chunk = 2, .n_chunks = 0 };
+	struct crac_img_file *f = (void *)((char *)buf + h->files_off);
+	f->path = 15;
+	f->size = 8192;
+	struct crac_img_chunk *c = (void *)((char *)buf + h->chunks_off);
+	c[0] = (struct crac_img_chunk){ .addr = 0x10000, .offset = 0, .len = 4096, .map = 0,
+					.crc = crac_img_crc32c(0, pages, 4096) };
+	c[1] = (struct crac_img_chunk){ .addr = 0x12000, .offset = 4096, .len = 8192, .map = 0,
+					.crc = crac_img_crc32c(0, pages + 4096, 8192) };
+	struct crac_img_thread *t = (void *)((char *)buf + h->threads_off);
+	t->tid = 42;
+	t->flags = CRAC_THREADF_CHECKPOINTER;
+	h->pages_size = 3 * 4096;
+	h->stored = 3 * 4096;
+	h->size = off;
+	h->crc = crac_img_header_crc(buf, off);
+	return off;
+}
+
+static _Alignas(8) char hbuf[8192];
+static unsigned char pbuf[3 * 4096];
+
+static void recrc(void *buf, uint64_t len)
+{
+	((struct crac_img_header *)buf)->crc = crac_img_header_crc(buf, len);
+}
+
+static void test_crc32c(void)
+{
+	CHECK_EQ(crac_img_crc32c(0, "123456789", 9), 0xE3069283u);
+	CHECK_EQ(crac_img_crc32c(0, "", 0), 0);
+	/* incremental = one shot, and unaligned starts */
+	char big[1000];
+	for (int i = 0; i < 1000; i++)
+		big[i] = (char)(i * 31);
+	uint32_t one = crac_img_crc32c(0, big, 1000);
+	CHECK_EQ(crac_img_crc32c(crac_img_crc32c(0, big, 333), big + 333, 667), one);
+	CHECK(crac_img_crc32c(0, big + 1, 999) != one);
+}
+
+static void test_roundtrip(void)
+{
+	struct crac_img_view v;
+	char msg[256];
+	uint64_t len = build(hbuf, sizeof(hbuf), pbuf);
+
+	int rc = crac_img_parse(hbuf, len, &v, msg, sizeof(msg));
+	CHECKF(rc == 0, "%d %s", rc, msg);
+	REQUIRE(rc == 0);
+	CHECK_EQ(v.h->n_maps, 2);
+	CHECK_EQ(v.maps[1].kind, CRAC_MAP_FILE);
+	CHECK(!strcmp(crac_img_str(&v, v.h->cwd), "/tmp"));
+	CHECK(!strcmp(crac_img_str(&v, v.maps[0].name), "[anon:x]"));
+	CHECK(!strcmp(crac_img_str(&v, v.files[0].path), "/lib/x.so"));
+	CHECK(!strcmp(crac_img_str(&v, 0), ""));
+	CHECK(!strcmp(crac_img_str(&v, 100000), ""));
+	CHECK_EQ(v.chunks[1].len, 8192);
+	CHECK_EQ(v.threads[0].tid, 42);
+}
+
+static void test_truncated(void)
+{
+	struct crac_img_view v;
+	char msg[256];
+	uint64_t len = build(hbuf, sizeof(hbuf), pbuf);
+
+	CHECK_EQ(crac_img_parse(hbuf, len - 8, &v, msg, sizeof(msg)), -EBADMSG);
+	CHECK(strstr(msg, "truncated") != NULL);
+	CHECK_EQ(crac_img_parse(hbuf, 10, &v, msg, sizeof(msg)), -EBADMSG);
+	CHECK(strstr(msg, "truncated") != NULL);
+	CHECK_EQ(crac_img_parse(hbuf, 100, &v, msg, sizeof(msg)), -EBADMSG);
+	CHECK_EQ(crac_img_parse(hbuf, 0, &v, msg, sizeof(msg)), -EBADMSG);
+}
+
+static void test_corrupt(void)
+{
+	struct crac_img_view v;
+	char msg[256];
+	uint64_t len = build(hbuf, sizeof(hbuf), pbuf);
+
+	hbuf[sizeof(struct crac_img_header) + 3] ^= 1;   /* inside maps[0] */
+	CHECK_EQ(crac_img_parse(hbuf, len, &v, msg, sizeof(msg)), -EBADMSG);
+	CHECK(strstr(msg, "checksum") != NULL);
+	/* every single-byte change anywhere is caught */
+	for (uint64_t i = 0; i < len; i += 37) {
+		build(hbuf, sizeof(hbuf), pbuf);
+		hbuf[i] ^= 0x40;
+		CHECKF(crac_img_parse(hbuf, len, &v, msg, sizeof(msg)) < 0, "byte %llu", (unsigned long long)i);
+	}
+}
+
+static void test_version_and_magic(void)
+{
+	struct crac_img_view v;
+	char msg[256];
+	uint64_t len = build(hbuf, sizeof(hbuf), pbuf);
+
+	((struct crac_img_header *)hbuf)->version = CRAC_IMG_VERSION + 1;
+	recrc(hbuf, len);
+	CHECK_EQ(crac_img_parse(hbuf, len, &v, msg, sizeof(msg)), -EPROTO);
+	CHECK(strstr(msg, "version 2") != NULL);
+
+	build(hbuf, sizeof(hbuf), pbuf);
+	memcpy(hbuf, "ELF\0\0\0\0\0", 8);
+	CHECK_EQ(crac_img_parse(hbuf, len, &v, msg, sizeof(msg)), -EPROTO);
+	CHECK(strstr(msg, "magic") != NULL);
+}
+
+/* Inconsistent but correctly checksummed headers are refused too. */
+static void test_inconsistent(void)
+{
+	struct crac_img_view v;
+	char msg[256];
+	uint64_t len = build(hbuf, sizeof(hbuf), pbuf);
+	struct crac_img_header *h = (void *)hbuf;
+	struct crac_img_map *m = (void *)(hbuf + h->maps_off);
+	struct crac_img_chunk *c = (void *)(hbuf + h->chunks_off);
+
+	c[1].addr = 0x30000;   /* outside its mapping */
+	recrc(hbuf, len);
+	CHECK_EQ(crac_img_parse(hbuf, len, &v, msg, sizeof(msg)), -EBADMSG);
+	CHECK(strstr(msg, "chunk") != NULL);
+
+	build(hbuf, sizeof(hbuf), pbuf);
+	c[1].offset = 1ull << 40;   /* beyond the pages file */
+	recrc(hbuf, len);
+	CHECK_EQ(crac_img_parse(hbuf, len, &v, msg, sizeof(msg)), -EBADMSG);
+
+	build(hbuf, sizeof(hbuf), pbuf);
+	m[1].start = 0x12000;   /* overlaps mapping 0 */
+	recrc(hbuf, len);
+	CHECK_EQ(crac_img_parse(hbuf, len, &v, msg, sizeof(msg)), -EBADMSG);
+	CHECK(strstr(msg, "mapping #1") != NULL);
+
+	build(hbuf, sizeof(hbuf), pbuf);
+	m[1].file = 5;   /* no such file */
+	recrc(hbuf, len);
+	CHECK_EQ(crac_img_parse(hbuf, len, &v, msg, sizeof(msg)), -EBADMSG);
+
+	build(hbuf, sizeof(hbuf), pbuf);
+	h->n_chunks = 0xffffff;   /* table past the end */
+	recrc(hbuf, len);
+	CHECK_EQ(crac_img_parse(hbuf, len, &v, msg, sizeof(msg)), -EBADMSG);
+
+	build(hbuf, sizeof(hbuf), pbuf);
+	hbuf[len - 1] = 'x';   /* string table not terminated */
+	recrc(hbuf, len);
+	CHECK_EQ(crac_img_parse(hbuf, len, &v, msg, sizeof(msg)), -EBADMSG);
+}
+
+static void test_cpu(void)
+{
+	struct crac_img_cpu have, want;
+	char msg[256];
+
+	crac_img_cpu_probe(&have);
+	CHECK(have.words[CRAC_CPU_1_EDX] & (1u << 26));   /* sse2 on any x86-64 */
+	want = have;
+	CHECK_EQ(crac_img_cpu_compare(&want, &have, msg, sizeof(msg)), 0);
+	/* a feature this CPU lacks: the first clear bit of cpuid 7.ebx */
+	uint32_t clear = ~have.words[CRAC_CPU_7_0_EBX];
+	if (clear) {
+		int bit = __builtin_ctz(clear);
+		want.words[CRAC_CPU_7_0_EBX] |= 1u << bit;
+		CHECK_EQ(crac_img_cpu_compare(&want, &have, msg, sizeof(msg)), -1);
+		CHECK(strstr(msg, "lacks") != NULL && strstr(msg, "cpuid 7.ebx") != NULL);
+	}
+	want = have;
+	want.xsave_size += 64;
+	CHECK_EQ(crac_img_cpu_compare(&want, &have, msg, sizeof(msg)), -1);
+	CHECK(strstr(msg, "XSAVE") != NULL);
+	want = have;
+	want.xcr0 |= 1ull << 62;
+	CHECK_EQ(crac_img_cpu_compare(&want, &have, msg, sizeof(msg)), -1);
+}
+
+static void write_file(const char *dir, const char *name, const void *p, size_t n)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || write(fd, p, n) != (ssize_t)n)
+		t_fail(__FILE__, __LINE__, "write_file", "%s", path);
+	if (fd >= 0)
+		close(fd);
+}
+
+static void test_dir(void)
+{
+	char base[] = "/tmp/crac-test-image-XXXXXX", img[600], tmp[600], msg[512];
+	struct crac_img_loaded l;
+	struct stat st;
+	uint64_t len = build(hbuf, sizeof(hbuf), pbuf);
+
+	REQUIRE(mkdtemp(base));
+	snprintf(img, sizeof(img), "%s/img", base);
+	snprintf(tmp, sizeof(tmp), "%s/img.tmp-1", base);
+
+	/* first image: plain rename */
+	REQUIRE(mkdir(tmp, 0700) == 0);
+	write_file(tmp, "header", hbuf, len);
+	write_file(tmp, "pages", pbuf, sizeof(pbuf));
+	CHECKF(crac_img_commit(tmp, img, msg, sizeof(msg)) == 0, "%s", msg);
+	CHECK(stat(tmp, &st) < 0);
+	CHECK(stat(img, &st) == 0 && (st.st_mode & 0777) == 0700);
+	int rc = crac_img_load(img, &l, msg, sizeof(msg));
+	CHECKF(rc == 0, "%s", msg);
+	if (rc == 0) {
+		CHECKF(crac_img_verify_pages(img, &l.v, msg, sizeof(msg)) == 0, "%s", msg);
+		crac_img_unload(&l);
+	}
+
+	/* second image replaces it atomically; the old one is gone */
+	REQUIRE(mkdir(tmp, 0700) == 0);
+	((struct crac_img_header *)hbuf)->created_ns = 12345;
+	recrc(hbuf, len);
+	write_file(tmp, "header", hbuf, len);
+	write_file(tmp, "pages", pbuf, sizeof(pbuf));
+	CHECKF(crac_img_commit(tmp, img, msg, sizeof(msg)) == 0, "%s", msg);
+	CHECK(stat(tmp, &st) < 0);
+	REQUIRE(crac_img_load(img, &l, msg, sizeof(msg)) == 0);
+	CHECK_EQ(l.v.h->created_ns, 12345);
+	crac_img_unload(&l);
+
+	/* corrupt page data: found by the chunk checksums */
+	unsigned char bad[sizeof(pbuf)];
+	memcpy(bad, pbuf, sizeof(bad));
+	bad[5000] ^= 1;
+	write_file(img, "pages", bad, sizeof(bad));
+	REQUIRE(crac_img_load(img, &l, msg, sizeof(msg)) == 0);
+	CHECK_EQ(crac_img_verify_pages(img, &l.v, msg, sizeof(msg)), -EBADMSG);
+	CHECK(strstr(msg, "chunk #1") != NULL);
+	crac_img_unload(&l);
+
+	/* truncated page data and header */
+	write_file(img, "pages", pbuf, 4096);
+	CHECK_EQ(crac_img_load(img, &l, msg, sizeof(msg)), -EBADMSG);
+	CHECK(strstr(msg, "truncated") != NULL);
+	write_file(img, "pages", pbuf, sizeof(pbuf));
+	write_file(img, "header", hbuf, 64);
+	CHECK_EQ(crac_img_load(img, &l, msg, sizeof(msg)), -EBADMSG);
+	CHECK(strstr(msg, "truncated") != NULL);
+
+	CHECK_EQ(crac_img_remove(img), 0);
+	CHECK(stat(img, &st) < 0);
+	CHECK_EQ(crac_img_remove(img), 0);   /* already gone: fine */
+	rmdir(base);
+}
+
+static void test_split(void)
+{
+	char parent[256];
+	const char *b;
+
+	CHECK(crac_img_split_path("a/b/img", parent, sizeof(parent), &b) == 0 && !strcmp(parent, "a/b") &&
+	      !strcmp(b, "img"));
+	CHECK(crac_img_split_path("img", parent, sizeof(parent), &b) == 0 && !strcmp(parent, ".") &&
+	      !strcmp(b, "img"));
+	CHECK(crac_img_split_path("/img/", parent, sizeof(parent), &b) == 0 && !strcmp(parent, "/") &&
+	      !strncmp(b, "img", 3));
+}
+
+int main(void)
+{
+	RUN(test_crc32c);
+	RUN(test_roundtrip);
+	RUN(test_truncated);
+	RUN(test_corrupt);
+	RUN(test_version_and_magic);
+	RUN(test_inconsistent);
+	RUN(test_cpu);
+	RUN(test_dir);
+	RUN(test_split);
+	return t_done();
+}
