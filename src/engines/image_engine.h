@@ -78,6 +78,7 @@ struct img_thread {
 	uint64_t rseq;                  /* rseq area registered by glibc, 0: none */
 	uint64_t sigmask;               /* mask of the interrupted code */
 	uint64_t sp, ip;                /* interrupted stack pointer / instruction */
+	bool tid_cache;                 /* its tid was in its registers / top of stack */
 	stack_t altstack;
 	char comm[16];
 };

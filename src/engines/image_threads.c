@@ -21,6 +21,10 @@
  * Thread ids change (the restored process has the pid of `crac restore`).
  * glibc's pd->tid is rewritten (CLONE_CHILD_SETTID), and robust mutexes a
  * thread holds get their owner tid rewritten by walking its robust list.
+ * A thread stopped while it waited for a lock whose word holds the owner's
+ * tid (robust, PI and error-checking mutexes) keeps its own tid in a
+ * register across that wait and would take the lock under its old tid:
+ * see fix_cached_tid().
  * Known limit: error-checking and recursive non-robust mutexes held at the
  * moment of checkpoint keep the old tid in their owner field; unlocking them
  * after restore returns EPERM.
@@ -37,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/rseq.h>
 #include <sys/syscall.h>
@@ -177,6 +182,92 @@ void img_thread_reattach(const struct img_thread *t, bool checkpointer)
 	prctl(PR_SET_NAME, t->comm, 0, 0, 0);
 }
 
+/* ---- a tid cached by the interrupted code ------------------------------------ */
+
+/*
+ * glibc reads the calling thread's tid once and keeps it while it works:
+ * the robust, PI, error-checking and recursive mutex lock paths store it
+ * into the lock word when the lock becomes free (so across a futex wait),
+ * pthread_kill passes it to tgkill. A thread stopped inside such a window
+ * and restored with a new tid would take the lock under its old tid, and
+ * glibc's unlock (which compares with the new one) would then fail with
+ * EPERM and leave the lock held forever.
+ *
+ * The window is recognised by the tid itself: it is in one of the
+ * interrupted registers or in the top of the interrupted stack. The
+ * checkpoint then lets every thread go and stops them again a little later
+ * (img_threads_stop), which almost always finds every thread outside such a
+ * window. If not, the restored thread gets its old tid replaced by the new
+ * one in those same places (fix_cached_tid).
+ */
+#define IMG_TID_SCAN 128   /* bytes of the interrupted stack searched */
+
+static const int gregs_scanned[] = { REG_RAX, REG_RBX, REG_RCX, REG_RDX, REG_RSI, REG_RDI, REG_RBP,
+				     REG_R8, REG_R9, REG_R10, REG_R11, REG_R12, REG_R13, REG_R14, REG_R15 };
+
+/* Bytes readable from sp on (the stack above sp is mapped up to its top). */
+static size_t stack_window(uint64_t sp)
+{
+	uint64_t page = sp & ~(CRAC_IMG_PAGE - 1), end = sp + IMG_TID_SCAN;
+	unsigned char vec;
+
+	if (sp & 3)
+		return 0;
+	if ((end & ~(CRAC_IMG_PAGE - 1)) != page &&
+	    mincore((void *)(uintptr_t)(page + CRAC_IMG_PAGE), CRAC_IMG_PAGE, &vec) < 0)
+		return page + CRAC_IMG_PAGE - sp;
+	return IMG_TID_SCAN;
+}
+
+static bool tid_cached(const ucontext_t *uc, int tid)
+{
+	const greg_t *g = uc->uc_mcontext.gregs;
+	uint64_t sp = (uint64_t)g[REG_RSP];
+
+	for (size_t i = 0; i < sizeof(gregs_scanned) / sizeof(gregs_scanned[0]); i++)
+		if (g[gregs_scanned[i]] == (greg_t)tid)
+			return true;
+	const uint32_t *w = (const uint32_t *)(uintptr_t)sp;
+	for (size_t i = 0, n = stack_window(sp) / 4; i < n; i++)
+		if (w[i] == (uint32_t)tid)
+			return true;
+	return false;
+}
+
+/* Is the 8-byte slot holding the 4-byte word at p a mapped address? */
+static bool looks_like_pointer(const uint32_t *p)
+{
+	const uint64_t *slot = (const uint64_t *)((uintptr_t)p & ~7ul);
+	uint64_t v = *slot;
+	unsigned char vec;
+
+	if (v < 0x10000 || v >= (1ull << 47))
+		return false;
+	return mincore((void *)(uintptr_t)(v & ~(CRAC_IMG_PAGE - 1)), CRAC_IMG_PAGE, &vec) == 0;
+}
+
+/*
+ * Restored thread whose every stop attempt found its tid cached: replace the
+ * old tid by the new one in the registers that hold exactly it and in the
+ * 4-byte words of the top of its stack that equal it (unless the word is
+ * half of a mapped address: then it is a pointer, not a tid).
+ */
+static void fix_cached_tid(ucontext_t *uc, int old_tid, int new_tid)
+{
+	greg_t *g = uc->uc_mcontext.gregs;
+	uint64_t sp = (uint64_t)g[REG_RSP];
+
+	if (old_tid == new_tid)
+		return;
+	for (size_t i = 0; i < sizeof(gregs_scanned) / sizeof(gregs_scanned[0]); i++)
+		if (g[gregs_scanned[i]] == (greg_t)old_tid)
+			g[gregs_scanned[i]] = new_tid;
+	uint32_t *w = (uint32_t *)(uintptr_t)sp;
+	for (size_t i = 0, n = stack_window(sp) / 4; i < n; i++)
+		if (w[i] == (uint32_t)old_tid && !looks_like_pointer(&w[i]))
+			w[i] = (uint32_t)new_tid;
+}
+
 /* ---- the stop handler ------------------------------------------------------ */
 
 static void stop_handler(int sig, siginfo_t *si, void *ucv)
@@ -196,6 +287,7 @@ static void stop_handler(int sig, siginfo_t *si, void *ucv)
 	memcpy(&t.sigmask, &uc->uc_sigmask, sizeof(t.sigmask));
 	t.sp = (uint64_t)uc->uc_mcontext.gregs[REG_RSP];
 	t.ip = (uint64_t)uc->uc_mcontext.gregs[REG_RIP];
+	t.tid_cache = tid_cached(uc, t.tid);
 	t.next = atomic_load(&stopped_list);
 	while (!atomic_compare_exchange_weak(&stopped_list, &t.next, &t))
 		;
@@ -207,6 +299,8 @@ static void stop_handler(int sig, siginfo_t *si, void *ucv)
 	} else {
 		/* Restored process: a fresh clone on this very stack. */
 		img_thread_reattach(&t, false);
+		if (t.tid_cache)
+			fix_cached_tid(uc, t.tid, img_gettid());
 		atomic_fetch_add(&resumed_count, 1);
 		futex((volatile void *)&resumed_count, FUTEX_WAKE_PRIVATE, 1, NULL);
 	}
@@ -285,16 +379,44 @@ struct img_thread *img_threads_list(void)
 	return atomic_load(&stopped_list);
 }
 
+/* Scratch arrays of one stop attempt (from the engine arena). */
+struct stop_scratch {
+	int *signaled, *tasks;
+	char *dents;
+};
+
+static int stop_once(struct stop_scratch *w, int64_t deadline_ns, struct img_err *e);
+
+/* Does a stopped thread wait for a lock that records its owner's tid? */
+static const struct img_thread *tid_caching_thread(void)
+{
+	for (const struct img_thread *t = atomic_load(&stopped_list); t; t = t->next)
+		if (t->tid_cache)
+			return t;
+	return NULL;
+}
+
+/*
+ * A thread stopped inside the wait of a tid-owned lock holds its old tid in
+ * the lock code's frame (see fix_cached_tid). Rather than rely on the
+ * restore-side repair, let everyone go and try again a little later: lock
+ * waits are usually short. After IMG_STOP_ATTEMPTS attempts (or near the
+ * deadline) the last attempt is kept.
+ */
+#define IMG_STOP_ATTEMPTS 256
+
 int img_threads_stop(struct img_arena *a, int64_t deadline_ns, struct img_err *e)
 {
-	const int max = CRAC_IMG_MAX_THREADS;
-	int *signaled = img_arena_alloc(a, sizeof(int) * max);
-	int *tasks = img_arena_alloc(a, sizeof(int) * max);
-	char *dents = img_arena_alloc(a, 32768);
-	int n_signaled = 0, gone = 0, me = img_gettid(), pid = getpid();
+	struct stop_scratch w = {
+		img_arena_alloc(a, sizeof(int) * CRAC_IMG_MAX_THREADS),
+		img_arena_alloc(a, sizeof(int) * CRAC_IMG_MAX_THREADS),
+		img_arena_alloc(a, 32768),
+	};
+	int rc;
+
 	struct sigaction sa;
 
-	if (!signaled || !tasks || !dents)
+	if (!w.signaled || !w.tasks || !w.dents)
 		return img_fail(e, -ENOMEM, "engine arena exhausted");
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = stop_handler;
@@ -307,10 +429,33 @@ int img_threads_stop(struct img_arena *a, int64_t deadline_ns, struct img_err *e
 	    (stop_old_action.sa_handler != SIG_DFL && stop_old_action.sa_handler != SIG_IGN))
 		return img_fail(e, -EBUSY, "signal %d (SIGRTMAX-1), which the image engine uses to stop threads, "
 				"has a handler installed by the application", IMG_STOP_SIGNAL);
-	atomic_store(&stopped_list, NULL);
-	atomic_store(&stopped_count, 0);
 	if (sigaction(IMG_STOP_SIGNAL, &sa, NULL) < 0)
 		return img_fail(e, -errno, "sigaction(%d): %s", IMG_STOP_SIGNAL, img_strerror(errno));
+
+	for (int attempt = 1;; attempt++) {
+		if ((rc = stop_once(&w, deadline_ns, e)) < 0) {
+			sigaction(IMG_STOP_SIGNAL, &stop_old_action, NULL);
+			return rc;
+		}
+		if (!tid_caching_thread() || attempt >= IMG_STOP_ATTEMPTS ||
+		    mono_ns() + 200 * 1000000LL > deadline_ns)
+			return rc;
+		img_threads_release();
+		/* 50 us, growing to 1 ms: let the lock change hands. */
+		struct timespec ts = { 0, 50000L * (attempt < 20 ? attempt : 20) };
+		nanosleep(&ts, NULL);
+	}
+}
+
+static int stop_once(struct stop_scratch *w, int64_t deadline_ns, struct img_err *e)
+{
+	const int max = CRAC_IMG_MAX_THREADS;
+	int *signaled = w->signaled, *tasks = w->tasks;
+	char *dents = w->dents;
+	int n_signaled = 0, gone = 0, me = img_gettid(), pid = getpid();
+
+	atomic_store(&stopped_list, NULL);
+	atomic_store(&stopped_count, 0);
 
 	for (;;) {
 		int n = list_tasks(tasks, max, dents, 32768), fresh = 0;

@@ -121,6 +121,20 @@ static const char *errname(long e)
 	case EMFILE: return "Too many open files";
 	case EBUSY: return "Device or resource busy";
 	case EIO: return "Input/output error";
+	case ENOTDIR: return "Not a directory";
+	case EISDIR: return "Is a directory";
+	case ELOOP: return "Too many levels of symbolic links";
+	case ENAMETOOLONG: return "File name too long";
+	case ENFILE: return "Too many open files in system";
+	case EOVERFLOW: return "Value too large for defined data type";
+	case ENOSPC: return "No space left on device";
+	case EAGAIN: return "Resource temporarily unavailable";
+	case ESRCH: return "No such process";
+	case ENOSYS: return "Function not implemented";
+	case ENODEV: return "No such device";
+	case EBADF: return "Bad file descriptor";
+	case ETXTBSY: return "Text file busy";
+	case EROFS: return "Read-only file system";
 	}
 	return "error";
 }

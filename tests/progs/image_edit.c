@@ -2,10 +2,20 @@
  * image_edit - edits an image header for the refusal tests, keeping its
  * checksum valid so that the loader's later checks are what refuses.
  *
- *   image_edit DIR cpu-missing   record a CPU feature this CPU lacks
+ *   image_edit DIR cpu-missing   record a CPU feature this CPU lacks; prints
+ *                                "NAME (WORD bit N)", e.g. "avx512f (cpuid
+ *                                7.ebx bit 16)", as the refusal
+ *                                names it ("a feature" if it has no name)
+ *   image_edit DIR xsave-size    record a larger XSAVE area
+ *   image_edit DIR xcr0          record an XSAVE state component this OS
+ *                                does not enable; prints its mask
  *   image_edit DIR version N     claim format version N
  *   image_edit DIR vdso-size     record a different [vdso] size
  *   image_edit DIR overlap       move the first mapping onto the loader
+ *   image_edit DIR chunk KIND    print "INDEX OFFSET LENGTH" of the first
+ *                                stored chunk of a mapping of KIND (heap,
+ *                                anon, stack, file, ...), changing nothing:
+ *                                where to damage the pages file
  *
  * Compiles the format code itself (it is internal to libcrac).
  */
@@ -23,7 +33,7 @@ int main(int argc, char **argv)
 	struct stat st;
 
 	if (argc < 3) {
-		fprintf(stderr, "usage: image_edit DIR cpu-missing|version N|vdso-size|overlap\n");
+		fprintf(stderr, "usage: image_edit DIR cpu-missing|xsave-size|xcr0|version N|vdso-size|overlap|chunk KIND\n");
 		return 2;
 	}
 	snprintf(path, sizeof(path), "%s/header", argv[1]);
@@ -41,21 +51,64 @@ int main(int argc, char **argv)
 	struct crac_img_map *maps = (void *)(buf + h->maps_off);
 	const char *op = argv[2];
 
+	if (!strcmp(op, "chunk") && argc > 3) {
+		struct crac_img_view v;
+		char why[256];
+		if (crac_img_parse(buf, (uint64_t)st.st_size, &v, why, sizeof(why)) < 0) {
+			fprintf(stderr, "%s: %s\n", path, why);
+			return 1;
+		}
+		for (uint32_t c = 0; c < v.h->n_chunks; c++)
+			if (!strcmp(crac_img_kind_name(v.maps[v.chunks[c].map].kind), argv[3])) {
+				printf("%u %llu %llu\n", c, (unsigned long long)v.chunks[c].offset,
+				       (unsigned long long)v.chunks[c].len);
+				return 0;
+			}
+		fprintf(stderr, "no stored chunk of a %s mapping\n", argv[3]);
+		return 1;
+	}
 	if (!strcmp(op, "cpu-missing")) {
+		/* Prefer a feature with a name (the message then names it); the
+		 * words from cpuid 7 on hold the features a CPU is likeliest to lack. */
 		struct crac_img_cpu have;
 		crac_img_cpu_probe(&have);
-		int done = 0;
-		for (int w = CRAC_CPU_7_0_EBX; w < CRAC_CPU_WORDS && !done; w++) {
-			uint32_t clear = ~have.words[w] & ~cpu_ignore[w];
-			if (clear) {
-				h->cpu.words[w] |= 1u << __builtin_ctz(clear);
-				done = 1;
+		int word = -1, bit = -1;
+		const char *name = NULL;
+		for (size_t i = 0; i < sizeof(feature_names) / sizeof(feature_names[0]) && !name; i++) {
+			const struct feature_name *f = &feature_names[i];
+			if (f->word >= CRAC_CPU_7_0_EBX && !(have.words[f->word] & (1u << f->bit)) &&
+			    !(cpu_ignore[f->word] & (1u << f->bit))) {
+				word = f->word;
+				bit = f->bit;
+				name = f->name;
 			}
 		}
-		if (!done) {
+		for (int w = CRAC_CPU_7_0_EBX; w < CRAC_CPU_WORDS && bit < 0; w++) {
+			uint32_t clear = ~have.words[w] & ~cpu_ignore[w];
+			if (clear) {
+				word = w;
+				bit = __builtin_ctz(clear);
+			}
+		}
+		if (bit < 0) {
 			fprintf(stderr, "this CPU has every feature bit set\n");
 			return 77;
 		}
+		h->cpu.words[word] |= 1u << bit;
+		/* What the refusal should say: "NAME (WORD bit N)". */
+		printf("%s (%s bit %d)\n", name ? name : "a feature", word_names[word], bit);
+	} else if (!strcmp(op, "xsave-size")) {
+		h->cpu.xsave_size += 64;
+	} else if (!strcmp(op, "xcr0")) {
+		struct crac_img_cpu have;
+		crac_img_cpu_probe(&have);
+		uint64_t off = ~have.xcr0 & ((1ull << 19) - 1) & ~0x3ull;   /* a known component not enabled */
+		if (!off) {
+			fprintf(stderr, "every XSAVE state component is enabled here\n");
+			return 77;
+		}
+		h->cpu.xcr0 |= 1ull << __builtin_ctzll(off);
+		printf("%#llx\n", 1ull << __builtin_ctzll(off));
 	} else if (!strcmp(op, "version") && argc > 3) {
 		h->version = (uint32_t)atoi(argv[3]);
 	} else if (!strcmp(op, "vdso-size")) {

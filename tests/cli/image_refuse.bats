@@ -1,0 +1,368 @@
+#!/usr/bin/env bats
+# Image engine: every reason to refuse a restore gives one clear line on
+# stderr, "crac: restore DIR: REASON", and exit status 1: never a crash of
+# the loader (128+signal), never a half-restored process, nothing on stdout.
+# Damaged images (page checksum, truncated or altered header, truncated or
+# missing files), mapped files changed after the checkpoint (a data file and
+# a dlopen'ed library: size, mtime, first/last page, replaced, deleted), a
+# CPU without a recorded feature, XSAVE differences, another format version,
+# a different vDSO layout, a mapping over the loader, and directories that
+# are no image. `crac inspect` says the same (exit 1) where it checks it.
+#
+# The header edits use tests/progs/image_edit, which keeps the header
+# checksum valid so that the check under test is the one that refuses.
+
+bats_require_minimum_version 1.5.0
+
+setup() {
+	CRAC="$CRAC_BUILD_DIR/crac"
+	PROBE="$CRAC_BUILD_DIR/tests/image_probe"
+	EDIT="$CRAC_BUILD_DIR/tests/image_edit"
+	T="$(mktemp -d /tmp/crac-bats-refuse.XXXXXX)"
+	chmod 755 "$T"
+	mkdir -m 755 "$T/work"
+	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_IMAGE_STATS CRAC_LOADER
+	# a data file of 5 pages, mapped read-only MAP_PRIVATE by the probe
+	head -c 20000 /dev/urandom >"$T/data.bin"
+}
+
+teardown() {
+	rm -rf "$T"
+}
+
+# clean CMD...: runs CMD with only fds 0-2 open (the fd safety check refuses
+# descriptors an image cannot keep, and bats has a few open).
+clean() {
+	(
+		for fd in $(ls /proc/$BASHPID/fd); do
+			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+		done
+		exec "$@"
+	)
+}
+
+# checkpoint [PROBE ARGS...]: image_probe checkpoints into $T/img, mapping
+# $T/data.bin.
+checkpoint() {
+	run --separate-stderr clean "$PROBE" "$T/img" "$T/work" --map "$T/data.bin" "$@"
+	echo "checkpoint: status $status: $output $stderr"
+	[ "$status" -eq 0 ]
+	[ "$output" = "checkpoint generation=0" ]
+	# sanity: this image is restorable before we damage it
+	run "$CRAC" inspect "$T/img"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -qx "result:    restorable here"
+}
+
+# restore_refused DIR: runs `crac restore DIR` and checks that it refused:
+# status 1 exactly (the loader's refusal; 128+N would be a crash), nothing
+# on stdout (the restored program would print), one line on stderr, which
+# is left in $REASON without the "crac: restore DIR: " prefix.
+restore_refused() {
+	run --separate-stderr clean "$CRAC" restore "$1" -- pid=1
+	echo "restore $1: status $status"
+	echo "stdout: $output"
+	echo "stderr: $stderr"
+	[ "$status" -eq 1 ]
+	[ -z "$output" ]
+	[ "$(echo "$stderr" | wc -l)" -eq 1 ]
+	[ "${stderr#"crac: restore $1: "}" != "$stderr" ]
+	REASON="${stderr#"crac: restore $1: "}"
+}
+
+# refused REASON: restore of $T/img refused with exactly this reason.
+refused() {
+	restore_refused "$T/img"
+	if [ "$REASON" != "$1" ]; then
+		echo "expected reason: $1"
+		return 1
+	fi
+}
+
+# refused_like REGEX: the same, the reason matching an (anchored) ERE.
+refused_like() {
+	restore_refused "$T/img"
+	if ! [[ "$REASON" =~ ^$1$ ]]; then
+		echo "expected reason like: $1"
+		return 1
+	fi
+}
+
+# inspect_fails CHECK DETAIL: `crac inspect` exits 1, its check CHECK says
+# FAILED with DETAIL, and its verdict is that the image cannot be restored.
+inspect_fails() {
+	run "$CRAC" inspect "$T/img"
+	echo "inspect: status $status"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	echo "$output" | grep -qxF "  $(printf '%-7s' "$1") FAILED: $2"
+	echo "$output" | grep -qx "result:    this machine cannot restore the image"
+	run "$CRAC" inspect "$T/img" --json
+	[ "$status" -eq 1 ]
+	echo "$output" | grep -q '"restorable":false}$'
+	if command -v jq >/dev/null; then
+		[ "$(echo "$output" | jq -r ".checks[] | select(.name == \"$1\") | .ok")" = false ]
+		[ "$(echo "$output" | jq -r ".checks[] | select(.name == \"$1\") | .detail")" = "$2" ]
+	fi
+}
+
+# flip FILE OFFSET: inverts one byte of FILE in place.
+flip() {
+	local byte
+	byte=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+	printf "\\$(printf %03o $((byte ^ 255)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+	[ "$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')" -eq $((byte ^ 255)) ]
+}
+
+# inspect_cannot_load MESSAGE: `crac inspect` cannot even read the image.
+inspect_cannot_load() {
+	run --separate-stderr "$CRAC" inspect "$T/img"
+	echo "inspect: status $status"
+	echo "stdout: $output"
+	echo "stderr: $stderr"
+	[ "$status" -eq 1 ]
+	[ -z "$output" ]
+	[ "$stderr" = "crac: inspect $T/img: $1" ]
+}
+
+# ---- damaged images -------------------------------------------------------------
+
+@test "corrupt page data: a byte flipped inside a stored heap chunk" {
+	checkpoint
+	read -r idx off len < <("$EDIT" "$T/img" chunk heap)
+	[ -n "$len" ] && [ "$len" -gt 200 ]
+	# one byte in the middle of the chunk
+	flip "$T/img/pages" $((off + len / 2))
+	refused_like "page data checksum mismatch in chunk #$idx \\($len bytes at 0x[0-9a-f]+, \\[heap\\]\\): the pages file is damaged"
+	addr=$(echo "$REASON" | grep -Eo '0x[0-9a-f]+')
+	inspect_fails pages "$T/img/pages: checksum mismatch in page chunk #$idx ($len bytes at $addr of heap)"
+}
+
+@test "truncated header" {
+	checkpoint
+	size=$(stat -c %s "$T/img/header")
+	truncate -s 100 "$T/img/header"
+	refused "header is truncated or damaged (100 bytes, header says $size)"
+	inspect_cannot_load "$T/img/header: header is truncated or damaged (100 bytes, header says $size)"
+	truncate -s 10 "$T/img/header"
+	refused "header is truncated (10 bytes)"
+	inspect_cannot_load "$T/img/header: header is truncated (10 bytes)"
+	truncate -s 0 "$T/img/header"
+	refused "header is truncated (0 bytes)"
+}
+
+@test "header altered: checksum mismatch; bad magic" {
+	checkpoint
+	# a byte of the kernel release string
+	flip "$T/img/header" 48
+	refused_like "header checksum mismatch \\(crc32c 0x[0-9a-f]+, recorded 0x[0-9a-f]+\\)"
+	inspect_cannot_load "$T/img/header: $REASON"
+	printf 'X' | dd of="$T/img/header" bs=1 seek=0 conv=notrunc status=none
+	refused "not a crac image (bad magic in header)"
+	inspect_cannot_load "$T/img/header: not a crac image (bad magic in header)"
+}
+
+@test "truncated or missing pages file; missing header file" {
+	checkpoint
+	size=$(stat -c %s "$T/img/pages")
+	truncate -s $((size - 4096)) "$T/img/pages"
+	refused "page data is truncated or damaged (pages file size differs from the header)"
+	inspect_cannot_load "$T/img/pages: page data is truncated or damaged ($((size - 4096)) bytes, header says $size)"
+	rm "$T/img/pages"
+	refused "cannot open the pages file"
+	inspect_cannot_load "$T/img/pages: No such file or directory"
+	rm "$T/img/header"
+	refused "cannot open the header file"
+	inspect_cannot_load "$T/img/header: No such file or directory"
+}
+
+# ---- mapped files changed after the checkpoint ----------------------------------------
+
+@test "changed mapped file: size" {
+	checkpoint
+	echo x >>"$T/data.bin"
+	refused "file $T/data.bin changed since the checkpoint (its size differs)"
+	inspect_fails files "$T/data.bin changed since the checkpoint (size differs)"
+}
+
+@test "changed mapped file: modification time only" {
+	checkpoint
+	touch -d '2001-02-03 04:05:06' "$T/data.bin"
+	refused "file $T/data.bin changed since the checkpoint (its modification time differs)"
+	inspect_fails files "$T/data.bin changed since the checkpoint (modification time differs)"
+}
+
+@test "changed mapped file: first or last page rewritten, size and mtime kept" {
+	checkpoint
+	cp -a "$T/data.bin" "$T/data.orig"
+	printf 'QQQQ' | dd of="$T/data.bin" bs=1 seek=10 conv=notrunc status=none
+	touch -r "$T/data.orig" "$T/data.bin"
+	refused "file $T/data.bin changed since the checkpoint (the content of its first page differs)"
+	inspect_fails files "$T/data.bin changed since the checkpoint (first page differs)"
+
+	cp "$T/data.orig" "$T/data.bin"   # same inode, content back
+	touch -r "$T/data.orig" "$T/data.bin"
+	printf 'QQQQ' | dd of="$T/data.bin" bs=1 seek=19990 conv=notrunc status=none
+	touch -r "$T/data.orig" "$T/data.bin"
+	refused "file $T/data.bin changed since the checkpoint (the content of its last page differs)"
+	inspect_fails files "$T/data.bin changed since the checkpoint (last page differs)"
+}
+
+@test "changed mapped file: replaced by an identical copy (another inode)" {
+	checkpoint
+	cp -a "$T/data.bin" "$T/data.new"
+	ino_old=$(stat -c %i "$T/data.bin")
+	mv "$T/data.new" "$T/data.bin"
+	[ "$(stat -c %i "$T/data.bin")" != "$ino_old" ]
+	refused "file $T/data.bin changed since the checkpoint (its inode (the file was replaced) differs)"
+	inspect_fails files "$T/data.bin changed since the checkpoint (inode differs)"
+}
+
+@test "changed mapped file: deleted" {
+	checkpoint
+	rm "$T/data.bin"
+	refused "mapped file $T/data.bin: No such file or directory (errno 2)"
+	inspect_fails files "$T/data.bin: No such file or directory"
+}
+
+@test "changed library: a dlopen'ed copy of a shared library rebuilt after the checkpoint" {
+	command -v cc >/dev/null || skip "no C compiler to build the test library"
+	mkdir "$T/lib"
+	echo 'int probe_answer(void) { return 42; }' >"$T/lib/p.c"
+	cc -shared -fPIC -o "$T/lib/build.so" "$T/lib/p.c"
+	cp "$T/lib/build.so" "$T/lib/libprobe.so"
+	checkpoint --dlopen "$T/lib/libprobe.so"
+	run "$CRAC" inspect "$T/img"
+	echo "$output" | grep -q "^  $T/lib/libprobe.so ("
+	# rebuilt in place: another size
+	echo 'int probe_answer(void) { return 43; } int probe_more(void) { return 1; }' >"$T/lib/p.c"
+	cc -shared -fPIC -o "$T/lib/build.so" "$T/lib/p.c"
+	cat "$T/lib/build.so" >"$T/lib/libprobe.so"
+	if [ "$(stat -c %s "$T/lib/libprobe.so")" = "$(stat -c %s "$T/lib/build.so")" ]; then
+		echo >>"$T/lib/libprobe.so"   # make sure the size changed
+	fi
+	refused_like "file $T/lib/libprobe\\.so changed since the checkpoint \\(its (size|modification time|the content of its first page) differs\\)"
+	[[ "$REASON" == *"$T/lib/libprobe.so"* ]]
+	run "$CRAC" inspect "$T/img"
+	[ "$status" -eq 1 ]
+	echo "$output" | grep -q "^  files   FAILED: $T/lib/libprobe.so changed since the checkpoint"
+}
+
+# ---- this machine differs --------------------------------------------------------------
+
+@test "a CPU feature recorded in the image is missing here" {
+	checkpoint
+	run "$EDIT" "$T/img" cpu-missing
+	[ "$status" -ne 77 ] || skip "this CPU has every feature bit the image format records"
+	[ "$status" -eq 0 ]
+	feature=$output   # "NAME (cpuid W bit N)"
+	[ -n "$feature" ]
+	refused "this CPU lacks $feature that the checkpointed process could use"
+	inspect_fails cpu "this CPU lacks $feature that the checkpointed process could use"
+}
+
+@test "XSAVE: a larger area, or a state component the OS does not enable" {
+	checkpoint
+	run "$CRAC" inspect "$T/img" --json
+	xsave=$(echo "$output" | grep -o '"xsave_size":[0-9]*' | cut -d: -f2)
+	[ -n "$xsave" ]
+	cp -a "$T/img" "$T/img.orig"
+	"$EDIT" "$T/img" xsave-size
+	refused "XSAVE area size differs: $xsave bytes here, $((xsave + 64)) in the image"
+	inspect_fails cpu "XSAVE area size differs: $xsave bytes here, $((xsave + 64)) in the image"
+
+	rm -rf "$T/img"
+	mv "$T/img.orig" "$T/img"
+	run "$EDIT" "$T/img" xcr0
+	[ "$status" -ne 77 ] || skip "every XSAVE state component is enabled here"
+	[ "$status" -eq 0 ]
+	mask=$output
+	refused_like "the OS does not enable XSAVE state components $mask \\(XCR0 0x[0-9a-f]+, image 0x[0-9a-f]+\\)"
+}
+
+@test "unsupported format version; the refusal changed nothing" {
+	checkpoint
+	"$EDIT" "$T/img" version 2
+	refused "image format version 2 is not supported (this build reads version 1)"
+	inspect_cannot_load "$T/img/header: image format version 2 is not supported (this build reads version 1)"
+	"$EDIT" "$T/img" version 0
+	refused "image format version 0 is not supported (this build reads version 1)"
+	# back to version 1: the image restores (nothing was altered by the refusals)
+	"$EDIT" "$T/img" version 1
+	run --separate-stderr clean bash -c 'cd / && exec "$0" restore "$1" -- pid=$$' "$CRAC" "$T/img"
+	echo "$output"
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "restored generation=1" ]
+	[ "${lines[-1]}" = "done generation=1" ]
+}
+
+@test "vDSO layout differs" {
+	checkpoint
+	"$EDIT" "$T/img" vdso-size
+	hex='0x[0-9a-f]+'
+	refused_like "vDSO layout differs: \\[vvar\\]/\\[vvar_vclock\\]/\\[vdso\\] are $hex/$hex/$hex bytes here, $hex/$hex/$hex in the image \\(kernel $(uname -r | sed 's/[.+]/\\&/g')\\)"
+	# the image's [vdso] is one page larger than ours
+	here=$(echo "$REASON" | sed -E 's|.* are 0x[0-9a-f]+/0x[0-9a-f]+/(0x[0-9a-f]+) bytes here.*|\1|')
+	img=$(echo "$REASON" | sed -E 's|.* here, 0x[0-9a-f]+/0x[0-9a-f]+/(0x[0-9a-f]+) in the image.*|\1|')
+	[ $((img - here)) -eq 4096 ]
+	run "$CRAC" inspect "$T/img"
+	[ "$status" -eq 1 ]
+	echo "$output" | grep -Eqx "  vdso    FAILED: layout differs: \\[vvar\\]/\\[vvar_vclock\\]/\\[vdso\\] $hex/$hex/$hex here, $hex/$hex/$hex in the image"
+}
+
+@test "a mapping that would overlap the restore loader" {
+	checkpoint
+	"$EDIT" "$T/img" overlap
+	refused_like "mapping 0x3f0000000000-0x3f0000001000 \\(.+\\) overlaps the restore loader at 0x3f0000000000-0x[0-9a-f]+"
+}
+
+# ---- not an image ------------------------------------------------------------------------
+
+@test "not an image: missing directory, a regular file, an empty directory, garbage" {
+	run --separate-stderr "$CRAC" restore "$T/nothing"
+	echo "$status: $stderr"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "crac: restore $T/nothing: cannot open the image directory: No such file or directory (errno 2)" ]
+	run --separate-stderr "$CRAC" inspect "$T/nothing"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "crac: inspect $T/nothing: $T/nothing/header: No such file or directory" ]
+
+	mkdir "$T/empty"
+	restore_refused "$T/empty"
+	[ "$REASON" = "cannot open the header file" ]
+
+	mkdir "$T/garbage"
+	head -c 8192 /dev/urandom >"$T/garbage/header"
+	: >"$T/garbage/pages"
+	restore_refused "$T/garbage"
+	[ "$REASON" = "not a crac image (bad magic in header)" ]
+
+	touch "$T/file"
+	restore_refused "$T/file"
+	[ "$REASON" = "cannot open the image directory: Not a directory (errno 20)" ]
+}
+
+@test "an image nobody may not read: restore as another user is refused" {
+	[ "$(id -u)" -eq 0 ] || skip "needs root to switch to nobody"
+	command -v setpriv >/dev/null || skip "no setpriv"
+	setpriv --reuid=65534 --regid=65534 --clear-groups test -x "$CRAC" || skip "build tree not accessible to nobody"
+	checkpoint   # as root: the image is 0700, its files 0600
+	run --separate-stderr clean setpriv --reuid=65534 --regid=65534 --clear-groups "$CRAC" restore "$T/img"
+	echo "$status: $output $stderr"
+	[ "$status" -eq 1 ]
+	[ -z "$output" ]
+	[ "$stderr" = "crac: restore $T/img: cannot open the image directory: Permission denied (errno 13)" ]
+}
+
+@test "restore usage errors exit 2" {
+	run --separate-stderr "$CRAC" restore
+	[ "$status" -eq 2 ]
+	[[ "$stderr" == "crac: usage: crac restore DIR"* ]]
+	run --separate-stderr "$CRAC" restore "$T/a" "$T/b"
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "crac: unexpected \"$T/b\" (usage: crac restore DIR [--populate] [--stats] [-- ARGS...])" ]
+	run --separate-stderr env CRAC_LOADER=/nonexistent "$CRAC" restore "$T/a"
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "crac: CRAC_LOADER=/nonexistent is not an executable file" ]
+}
