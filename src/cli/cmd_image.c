@@ -161,6 +161,8 @@ static void check_files(const struct crac_img_view *v, struct check *c)
 			what = "modification time";
 		else if ((uint64_t)st.st_ino != f->ino || (uint64_t)st.st_dev != f->dev)
 			what = "inode";
+		else if (st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec != f->ctime_ns)
+			what = "status change time";
 		else {
 			ssize_t n = pread(fd, page, sizeof(page), 0);
 			if (crac_img_crc32c(0, page, n > 0 ? (size_t)n : 0) != f->crc_head)
@@ -290,6 +292,15 @@ static void print_text(const char *dir, const struct crac_img_view *v, const str
 		       (unsigned long long)th->fs_base, (unsigned long long)th->sp, (unsigned long long)th->ip,
 		       th->comm, (th->flags & CRAC_THREADF_CHECKPOINTER) ? " (checkpointer)" : "");
 	}
+	uint64_t secret_bytes = 0;
+	for (uint32_t i = 0; i < h->n_secrets; i++)
+		secret_bytes += v->secrets[i].end - v->secrets[i].start;
+	printf("secrets:   %u region%s, %llu bytes written as zeros\n", h->n_secrets, h->n_secrets == 1 ? "" : "s",
+	       (unsigned long long)secret_bytes);
+	for (uint32_t i = 0; i < h->n_secrets; i++)
+		printf("  %012llx %012llx %9llu bytes\n", (unsigned long long)v->secrets[i].start,
+		       (unsigned long long)v->secrets[i].end,
+		       (unsigned long long)(v->secrets[i].end - v->secrets[i].start));
 	printf("files:     %u\n", h->n_files);
 	for (uint32_t i = 0; i < h->n_files; i++)
 		printf("  %s (%llu bytes, inode %llu)\n", crac_img_str(v, v->files[i].path),
@@ -351,6 +362,10 @@ static void print_json(const char *dir, const struct crac_img_view *v, const str
 		json_str(f, comm);
 		fputc('}', f);
 	}
+	fprintf(f, "],\"secrets\":[");
+	for (uint32_t i = 0; i < h->n_secrets; i++)
+		fprintf(f, "%s{\"start\":%llu,\"end\":%llu}", i ? "," : "", (unsigned long long)v->secrets[i].start,
+			(unsigned long long)v->secrets[i].end);
 	fprintf(f, "],\"files\":[");
 	for (uint32_t i = 0; i < h->n_files; i++) {
 		fprintf(f, "%s{\"path\":", i ? "," : "");

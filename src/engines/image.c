@@ -27,6 +27,7 @@
  */
 #include "engines/image_engine.h"
 #include "image/dir.h"
+#include "runtime/runtime.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -157,6 +158,10 @@ static __attribute__((noinline)) int image_restored(struct crac_round *r)
 				 (unsigned long long)want.rlim_cur, (unsigned long long)want.rlim_max, img_strerror(errno));
 	}
 
+	/* Before any other thread runs: the clock offset moves and the random
+	 * generators go stale, so nobody sees the image's values. */
+	crac__runtime_restore_early();
+
 	/* 3. The other threads. */
 	if (img_threads_recreate(&err) < 0)
 		restore_fatal(err.msg);
@@ -213,13 +218,14 @@ static int image_checkpoint(struct crac_round *r)
 	c->skip[0][0] = (uint64_t)(uintptr_t)c->arena.base;
 	c->skip[0][1] = c->skip[0][0] + c->arena.size;
 	c->n_skip = 1;
-	if (img_capture_open(c, r->opts.image_dir) < 0)
+	if (img_capture_secrets(c) < 0 || img_capture_open(c, r->opts.image_dir) < 0)
 		goto fail_running;
 
 	/* 3. Stop the world. From here to the release: system calls only. */
 	if ((rc = img_threads_stop(&c->arena, deadline, &c->err)) < 0)
 		goto fail_running;
 	c->n_threads = rc;
+	crac__clock_snapshot_point();   /* as late as possible: see runtime.h */
 
 	/* 4. */
 	if (img_capture_process(c) < 0 || img_capture_maps(c) < 0)

@@ -370,6 +370,7 @@ static int add_file(struct img_capture *c, const char *path, uint64_t dev, uint6
 	f->ino = (uint64_t)st.st_ino;
 	f->size = (uint64_t)st.st_size;
 	f->mtime_ns = st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+	f->ctime_ns = st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec;
 	ssize_t n = pread(fd, page, P, 0);
 	f->crc_head = crac_img_crc32c(0, page, n > 0 ? (size_t)n : 0);
 	uint64_t tail = f->size ? (f->size - 1) / P * P : 0;
@@ -527,6 +528,55 @@ int img_capture_maps(struct img_capture *c)
 
 /* ---- pages ---------------------------------------------------------------------- */
 
+/* ---- secret regions ------------------------------------------------------------ */
+
+static int add_secret(void *ptr, size_t len, void *arg)
+{
+	struct img_capture *c = arg;
+
+	if (c->n_secrets == c->max_secrets)
+		return -E2BIG;
+	c->secrets[c->n_secrets].start = (uint64_t)(uintptr_t)ptr;
+	c->secrets[c->n_secrets].end = (uint64_t)(uintptr_t)ptr + len;
+	c->n_secrets++;
+	return 0;
+}
+
+int img_capture_secrets(struct img_capture *c)
+{
+	c->max_secrets = 4096;
+	c->secrets = img_arena_alloc(&c->arena, c->max_secrets * sizeof(*c->secrets));
+	if (!c->secrets)
+		return img_fail(&c->err, -ENOMEM, "engine arena exhausted");
+	int rc = crac__secret_foreach(add_secret, c);
+	if (rc == -E2BIG)
+		return img_fail(&c->err, rc, "more than %u secret regions: the image engine cannot zero them all",
+				c->max_secrets);
+	if (rc < 0)
+		return img_fail(&c->err, rc, "secret regions: %s (a thread holds the registry lock)",
+				img_strerror(-rc));
+	return 0;
+}
+
+/* Zeroes, in a copy of [s, s+len) at buf, the bytes of every secret region. */
+static void zero_secrets(const struct img_capture *c, char *buf, uint64_t s, uint64_t len)
+{
+	for (uint32_t i = 0; i < c->n_secrets; i++) {
+		uint64_t a = c->secrets[i].start > s ? c->secrets[i].start : s;
+		uint64_t b = c->secrets[i].end < s + len ? c->secrets[i].end : s + len;
+		if (a < b)
+			memset(buf + (a - s), 0, b - a);
+	}
+}
+
+static bool has_secret(const struct img_capture *c, uint64_t s, uint64_t len)
+{
+	for (uint32_t i = 0; i < c->n_secrets; i++)
+		if (c->secrets[i].start < s + len && c->secrets[i].end > s)
+			return true;
+	return false;
+}
+
 /* Appends [s, e) of mapping `mi` to the pages file, in chunks of <= 1 MiB. */
 static int store_range(struct img_capture *c, uint32_t mi, uint64_t s, uint64_t e)
 {
@@ -549,10 +599,13 @@ static int store_range(struct img_capture *c, uint32_t mi, uint64_t s, uint64_t 
 		 * Stopped threads do not run, so their memory stays still. */
 		char here;
 		uint64_t sp = (uint64_t)(uintptr_t)&here, fs = crac__img_self.thread.ctx.fs_base;
-		if ((sp >= s && sp < s + len) || (s < fs + (1u << 20) && s + len + (1u << 20) > fs)) {
+		bool secret = has_secret(c, s, len);
+		if (secret || (sp >= s && sp < s + len) || (s < fs + (1u << 20) && s + len + (1u << 20) > fs)) {
 			if (!c->bounce && !(c->bounce = img_arena_alloc(&c->arena, CRAC_IMG_CHUNK_MAX)))
 				return img_fail(&c->err, -ENOMEM, "engine arena exhausted");
 			memcpy(c->bounce, src, len);
+			if (secret)   /* the secret never reaches the file */
+				zero_secrets(c, c->bounce, s, len);
 			src = c->bounce;
 		}
 		k->crc = crac_img_crc32c(0, src, len);
@@ -726,6 +779,9 @@ int img_capture_header(struct img_capture *c)
 	off += c->n_chunks * sizeof(struct crac_img_chunk);
 	h->threads_off = off;
 	off += (uint64_t)n_threads * sizeof(struct crac_img_thread);
+	h->secrets_off = off;
+	h->n_secrets = c->n_secrets;
+	off += (uint64_t)c->n_secrets * sizeof(struct crac_img_range);
 	h->strtab_off = off;
 	uint64_t total = (off + strmax + 7) & ~7ull;
 
@@ -759,6 +815,8 @@ int img_capture_header(struct img_capture *c)
 		files[i].path = strtab_add(tab, &used, c->file_paths[i]);
 	}
 	memcpy(buf + h->chunks_off, c->chunks, c->n_chunks * sizeof(struct crac_img_chunk));
+	if (c->n_secrets)
+		memcpy(buf + h->secrets_off, c->secrets, c->n_secrets * sizeof(struct crac_img_range));
 
 	struct crac_img_thread *th = (void *)(buf + h->threads_off);
 	const struct img_thread *t = &crac__img_self.thread;

@@ -152,11 +152,16 @@ struct img_capture {
 	uint64_t pages_size;
 	int n_threads;
 
+	struct crac_img_range *secrets; /* crac_secret_region()s: written as zeros */
+	uint32_t n_secrets, max_secrets;
+
 	struct crac_img_header hdr;     /* filled progressively */
 	bool use_scan;                  /* PAGEMAP_SCAN works here */
 	char *bounce;                   /* copy of the chunk holding our stack */
 };
 
+/* Copies the secret-region registry (before threads stop: it takes a lock). */
+int img_capture_secrets(struct img_capture *c) CRAC_HIDDEN;
 /* Creates DIR.tmp-XXXXXX and the pages file (before threads stop). */
 int img_capture_open(struct img_capture *c, const char *dir) CRAC_HIDDEN;
 /* Process-wide state: signals, cwd, umask, rlimits, mm fields, auxv, CPU,

@@ -1,14 +1,16 @@
 /*
  * registry.c - the engines built into the library, by name.
  *
- * Engines that live in optional parts of the tree are referenced weakly:
- * defining the symbol is enough to make the engine available.
+ * sim, pause and image are always built (a strong reference, so that they
+ * are linked from the static library too). Engines that live in optional
+ * parts of the tree are referenced weakly: defining the symbol is enough to
+ * make the engine available.
  */
 #include "core/internal.h"
 
 #include <string.h>
 
-extern const struct crac_engine crac__engine_image __attribute__((weak));
+extern const struct crac_engine crac__engine_image;   /* always built (x86-64) */
 extern const struct crac_engine crac__engine_criu __attribute__((weak));
 extern const struct crac_engine crac__engine_external __attribute__((weak));
 

@@ -16,7 +16,7 @@
 #include <string.h>
 
 _Static_assert(sizeof(struct crac_img_map) == 64, "map layout");
-_Static_assert(sizeof(struct crac_img_file) == 48, "file layout");
+_Static_assert(sizeof(struct crac_img_file) == 56, "file layout");
 _Static_assert(sizeof(struct crac_img_chunk) == 32, "chunk layout");
 _Static_assert(sizeof(struct crac_img_thread) == 88, "thread layout");
 _Static_assert(sizeof(struct crac_img_ctx) == 80, "ctx layout");
@@ -397,6 +397,9 @@ int crac_img_parse(const void *buf, uint64_t len, struct crac_img_view *v,
 		return fail(&b, -EBADMSG, "header: bad chunk table", 0, 0);
 	if (h->n_threads > CRAC_IMG_MAX_THREADS || !array_ok(h->threads_off, h->n_threads, sizeof(struct crac_img_thread), len))
 		return fail(&b, -EBADMSG, "header: bad thread table", 0, 0);
+	if (h->n_secrets > CRAC_IMG_MAX_SECRETS ||
+	    (h->n_secrets && !array_ok(h->secrets_off, h->n_secrets, sizeof(struct crac_img_range), len)))
+		return fail(&b, -EBADMSG, "header: bad secret region table", 0, 0);
 	if (!h->strtab_size || h->strtab_off > len || h->strtab_size > len - h->strtab_off)
 		return fail(&b, -EBADMSG, "header: bad string table", 0, 0);
 
@@ -405,6 +408,7 @@ int crac_img_parse(const void *buf, uint64_t len, struct crac_img_view *v,
 	v->files = (const void *)((const char *)buf + h->files_off);
 	v->chunks = (const void *)((const char *)buf + h->chunks_off);
 	v->threads = (const void *)((const char *)buf + h->threads_off);
+	v->secrets = h->n_secrets ? (const void *)((const char *)buf + h->secrets_off) : NULL;
 	v->strtab = (const char *)buf + h->strtab_off;
 	v->strtab_size = h->strtab_size;
 	if (v->strtab[v->strtab_size - 1] != 0)

@@ -123,6 +123,7 @@ struct crac_img_file {
 	uint32_t pad;
 	uint64_t dev, ino, size;
 	int64_t mtime_ns;
+	int64_t ctime_ns;            /* status change: moves on any write, cannot be set back */
 };
 
 /* A run of stored pages: `len` bytes at virtual address `addr`, stored at
@@ -198,8 +199,17 @@ struct crac_img_header {
 	uint64_t maps_off, files_off, chunks_off, threads_off;
 	uint64_t strtab_off, strtab_size;
 	uint64_t stored;             /* total bytes of page data */
-	uint64_t reserved[8];
+	uint32_t n_secrets;          /* crac_secret_region()s, written as zeros */
+	uint32_t pad1;
+	uint64_t secrets_off;        /* array of struct crac_img_range */
+	uint64_t reserved[6];
 };
+
+/* An address range [start, end) (secret regions). */
+struct crac_img_range {
+	uint64_t start, end;
+};
+#define CRAC_IMG_MAX_SECRETS 65536u
 
 /* ---- the resume block ---------------------------------------------------- */
 
@@ -248,6 +258,7 @@ struct crac_img_view {
 	const struct crac_img_file *files;
 	const struct crac_img_chunk *chunks;
 	const struct crac_img_thread *threads;
+	const struct crac_img_range *secrets;
 	const char *strtab;
 	uint64_t strtab_size;
 };

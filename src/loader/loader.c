@@ -343,6 +343,8 @@ static void check_files(const struct crac_img_view *v)
 			what = "its modification time";
 		else if ((uint64_t)st.st_ino != f->ino || (uint64_t)st.st_dev != f->dev)
 			what = "its inode (the file was replaced)";
+		else if (st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec != f->ctime_ns)
+			what = "its status change time (ctime)";
 		if (!what) {
 			static char page[P];
 			long n = sys_pread(fd, page, P, 0);

@@ -18,6 +18,17 @@ teardown() {
 	rm -rf "$TMP"
 }
 
+# clean CMD...: runs CMD with only fds 0-2 open (the image engine's fd check
+# refuses descriptors an image cannot keep, and bats holds a few open).
+clean() {
+	(
+		for fd in $(ls /proc/$BASHPID/fd); do
+			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+		done
+		exec "$@"
+	)
+}
+
 require_image_engine() {
 	local engines
 	engines="$("$CRAC" --version | sed -n 's/^engines://p')"
@@ -52,7 +63,7 @@ check_distinct() {
 
 @test "10 instances restored from one image differ" {
 	require_image_engine
-	run "$PROG" image "$TMP/img"
+	run clean "$PROG" image "$TMP/img"
 	echo "$output"
 	[ "$status" -eq 0 ]
 	: >"$TMP/out"
