@@ -1,7 +1,7 @@
 /*
  * cmd_image.c - image engine subcommands:
  *
- *   crac restore DIR [--populate] [--stats] [-- ARGS...]
+ *   crac restore DIR [--populate] [--stats] [--env K=V]... [-- ARGS...]
  *       execs the static loader (crac-loader), which verifies the image and
  *       becomes the restored process: same pid as this command, same stdio.
  *   crac inspect DIR [--json]
@@ -27,7 +27,7 @@
 
 int crac_cmd_restore_image(int argc, char **argv)
 {
-	const char *usage = "usage: crac restore DIR [--populate] [--stats] [-- ARGS...]";
+	const char *usage = "usage: crac restore DIR [--populate] [--stats] [--env K=V]... [-- ARGS...]";
 	char loader[PATH_MAX], msg[512];
 	const char *dir = NULL;
 	bool populate = false, stats = false;
@@ -41,6 +41,12 @@ int crac_cmd_restore_image(int argc, char **argv)
 			populate = true;
 		} else if (!strcmp(argv[i], "--stats")) {
 			stats = true;
+		} else if (!strcmp(argv[i], "--env") && i + 1 < argc) {
+			if (!strchr(argv[i + 1], '=') || argv[i + 1][0] == '=') {
+				cli_err("--env needs KEY=VALUE, not \"%s\"", argv[i + 1]);
+				return 2;
+			}
+			i++;   /* passed on to the loader below */
 		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			printf("%s\n", usage);
 			return 0;
@@ -61,7 +67,7 @@ int crac_cmd_restore_image(int argc, char **argv)
 	}
 
 	/* loader [--populate] [--stats] DIR [-- ARGS...] */
-	char **args = calloc((size_t)argc + 6, sizeof(char *));
+	char **args = calloc((size_t)argc * 2 + 6, sizeof(char *));
 	int n = 0;
 	if (!args) {
 		cli_err("out of memory");
@@ -72,6 +78,11 @@ int crac_cmd_restore_image(int argc, char **argv)
 		args[n++] = "--populate";
 	if (stats)
 		args[n++] = "--stats";
+	for (int k = 1; k < argc && strcmp(argv[k], "--"); k++)
+		if (!strcmp(argv[k], "--env") && k + 1 < argc) {
+			args[n++] = "--env";
+			args[n++] = argv[++k];
+		}
 	args[n++] = (char *)dir;
 	if (i < argc) {
 		args[n++] = "--";

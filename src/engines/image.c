@@ -99,6 +99,31 @@ static void restore_fatal(const char *what)
 	_exit(1);
 }
 
+/* A heap copy of n strings from the loader's memory (NULL-terminated). */
+static char **copy_loader_strv(char *const *src, int n)
+{
+	char **v = calloc((size_t)n + 1, sizeof(char *));
+
+	for (int i = 0; v && i < n; i++)
+		if (!(v[i] = strdup(src[i] ? src[i] : ""))) {
+			for (int k = 0; k < i; k++)
+				free(v[k]);
+			free(v);
+			v = NULL;
+		}
+	return v;
+}
+
+static void copy_new_env(struct crac_round *r, const struct crac_img_resume *res)
+{
+	char *const *envp = (char *const *)(uintptr_t)res->envp;
+
+	if (!envp || !res->envc)
+		return;
+	if (!(r->new_envp = copy_loader_strv(envp, (int)res->envc)))
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "image", -ENOMEM, "new environment lost: out of memory");
+}
+
 static void copy_new_args(struct crac_round *r, const struct crac_img_resume *res)
 {
 	char *const *argv = (char *const *)(uintptr_t)res->argv;
@@ -170,6 +195,7 @@ static __attribute__((noinline)) int image_restored(struct crac_round *r)
 	/* 4. From here on other threads run: locks are usable again. */
 	img_threads_release();
 	copy_new_args(r, res);
+	copy_new_env(r, res);
 	if (res->loader_hi > res->loader_lo)
 		munmap((void *)(uintptr_t)res->loader_lo, res->loader_hi - res->loader_lo);
 	for (int i = 0; i < n_problems; i++)

@@ -245,6 +245,8 @@ struct crac_img_resume {
 	uint64_t argc;                   /* new args (`crac restore DIR -- ARGS`) */
 	uint64_t argv;                   /* char ** in the loader's memory (copy before unmapping) */
 	uint64_t stored, mapped;         /* bytes read from the pages file / mapped */
+	uint64_t envc;                   /* new environment (`crac restore --env K=V`) */
+	uint64_t envp;                   /* char ** in the loader's memory, like argv */
 };
 #define CRAC_LOADER_POPULATE 0x1u
 #define CRAC_LOADER_STATS 0x2u

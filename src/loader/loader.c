@@ -1,7 +1,7 @@
 /*
  * loader.c - crac-loader: turns this process into a restored image.
  *
- *   crac-loader [--populate] [--stats] [--check] DIR [-- ARGS...]
+ *   crac-loader [--populate] [--stats] [--check] [--env K=V]... DIR [-- ARGS...]
  *
  * `crac restore DIR` execs this program, so the restored process keeps the
  * pid of the restore command and its stdio (fds 0, 1, 2 are inherited).
@@ -63,7 +63,9 @@ static char header_buf[64u << 20] __attribute__((aligned(4096)));
 static char maps_buf[64u << 10];
 static char vdso_park[1u << 20] __attribute__((aligned(4096)));  /* parking spot while moving */
 static char args_buf[64u << 10];
+static char env_buf[64u << 10];
 static char *new_argv[MAX_NEW_ARGS + 1];
+static char *new_envp[MAX_NEW_ARGS + 1];
 static int file_fd[CRAC_IMG_MAX_FILES];
 
 static const char *image_dir = "?";
@@ -540,7 +542,7 @@ static struct crac_img_resume *find_resume(const struct crac_img_view *v)
 
 static void usage(void)
 {
-	out(2, "usage: crac-loader [--populate] [--stats] [--check] DIR [-- ARGS...]\n"
+	out(2, "usage: crac-loader [--populate] [--stats] [--check] [--env K=V]... DIR [-- ARGS...]\n"
 	       "(normally run by `crac restore DIR`)\n");
 	sys_exit_group(2);
 }
@@ -551,7 +553,8 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 	int argc = (int)sp[0];
 	char **argv = (char **)(sp + 1);
 	char **envp = argv + argc + 1;
-	int populate = 0, stats = 0, check = 0, n_args = 0;
+	int populate = 0, stats = 0, check = 0, n_args = 0, n_env = 0;
+	size_t env_used = 0;
 	const char *dir = 0;
 	uint64_t full = ~0ull;
 
@@ -565,6 +568,20 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 		if (!strcmp(argv[i], "--populate")) populate = 1;
 		else if (!strcmp(argv[i], "--stats")) stats = 1;
 		else if (!strcmp(argv[i], "--check")) check = 1;
+		else if (!strcmp(argv[i], "--env") && i + 1 < argc && n_env < MAX_NEW_ARGS) {
+			const char *kv = argv[++i];
+			size_t n = strlen(kv) + 1;
+			const char *eq = kv;
+			while (*eq && *eq != '=')
+				eq++;
+			if (*eq != '=' || eq == kv)
+				die(2, "--env needs KEY=VALUE");
+			if (env_used + n > sizeof(env_buf))
+				die(2, "new environment too long");
+			memcpy(env_buf + env_used, kv, n);
+			new_envp[n_env++] = env_buf + env_used;
+			env_used += n;
+		}
 		else if (!strcmp(argv[i], "--")) { i++; break; }
 		else if (argv[i][0] == '-') usage();
 		else if (!dir) dir = argv[i];
@@ -653,6 +670,8 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 	res->loader_flags = (populate ? CRAC_LOADER_POPULATE : 0) | (stats ? CRAC_LOADER_STATS : 0);
 	res->argc = (uint64_t)n_args;
 	res->argv = n_args ? (uint64_t)(uintptr_t)new_argv : 0;
+	res->envc = (uint64_t)n_env;
+	res->envp = n_env ? (uint64_t)(uintptr_t)new_envp : 0;
 	res->stored = stored;
 	res->mapped = mapped;
 	for (uint32_t f = 0; f < h->n_files; f++)
