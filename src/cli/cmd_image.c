@@ -1,9 +1,11 @@
 /*
  * cmd_image.c - image engine subcommands:
  *
- *   crac restore DIR [--populate] [--stats] [--env K=V]... [-- ARGS...]
+ *   crac restore DIR [--populate] [--stats] [--timens] [--env K=V]... [-- ARGS...]
  *       execs the static loader (crac-loader), which verifies the image and
  *       becomes the restored process: same pid as this command, same stdio.
+ *       --timens first enters a new time namespace whose CLOCK_MONOTONIC and
+ *       CLOCK_BOOTTIME continue from their values at checkpoint.
  *   crac inspect DIR [--json]
  *       prints the header, mappings (mapped vs stored bytes), threads, and
  *       runs the loader's checks against this machine (header and page
@@ -14,6 +16,7 @@
 #include "image/dir.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -25,12 +28,74 @@
 
 /* ---- restore ------------------------------------------------------------------ */
 
+/*
+ * --timens: a new time namespace for this process (it then execs the
+ * loader), with offsets that make CLOCK_MONOTONIC and CLOCK_BOOTTIME read
+ * what they read at checkpoint. Needs CAP_SYS_ADMIN in the owning user
+ * namespace. unshare(CLONE_NEWTIME) only moves our future children; a
+ * single-threaded process may then join time_for_children itself, and the
+ * offsets (written before any task is in the namespace) apply at once.
+ */
+static int enter_timens(const char *dir)
+{
+	struct crac_img_loaded img;
+	char msg[1024];
+	struct timespec mono, boot;
+
+	if (crac_img_load(dir, &img, msg, sizeof(msg)) < 0) {
+		cli_err("restore %s: %s", dir, msg);
+		return 1;
+	}
+	int64_t want_mono = img.v.h->monotonic_ns, want_boot = img.v.h->boottime_ns;
+	crac_img_unload(&img);
+	if (want_mono <= 0 || want_boot <= 0) {
+		cli_err("restore %s --timens: the image does not record its clocks", dir);
+		return 1;
+	}
+	if (unshare(CLONE_NEWTIME) < 0) {
+		int e = errno;
+		cli_err("restore %s --timens: cannot create a time namespace: %s; it needs CAP_SYS_ADMIN "
+			"(run as root, or inside a user namespace: `unshare -U -r crac restore --timens ...`); "
+			"without --timens crac_clock_monotonic() still never goes backwards", dir, strerror(e));
+		return 1;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	clock_gettime(CLOCK_BOOTTIME, &boot);
+	int64_t off_mono = want_mono - (mono.tv_sec * 1000000000LL + mono.tv_nsec);
+	int64_t off_boot = want_boot - (boot.tv_sec * 1000000000LL + boot.tv_nsec);
+	/* "<clock> <seconds> <nanoseconds>", nanoseconds in [0, 1e9) */
+	char buf[160];
+	long long ms = off_mono >= 0 ? off_mono / 1000000000LL : -((-off_mono + 999999999LL) / 1000000000LL);
+	long long bs = off_boot >= 0 ? off_boot / 1000000000LL : -((-off_boot + 999999999LL) / 1000000000LL);
+	int n = snprintf(buf, sizeof(buf), "monotonic %lld %lld\nboottime %lld %lld\n", ms,
+			 (long long)(off_mono - ms * 1000000000LL), bs, (long long)(off_boot - bs * 1000000000LL));
+	int fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, buf, (size_t)n) != n) {
+		int e = errno;
+		cli_err("restore %s --timens: cannot set the clock offsets (%.*s): %s", dir, n - 1, buf, strerror(e));
+		if (fd >= 0)
+			close(fd);
+		return 1;
+	}
+	close(fd);
+	fd = open("/proc/self/ns/time_for_children", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || setns(fd, CLONE_NEWTIME) < 0) {
+		int e = errno;
+		cli_err("restore %s --timens: cannot enter the new time namespace: %s", dir, strerror(e));
+		if (fd >= 0)
+			close(fd);
+		return 1;
+	}
+	close(fd);
+	return 0;
+}
+
 int crac_cmd_restore_image(int argc, char **argv)
 {
-	const char *usage = "usage: crac restore DIR [--populate] [--stats] [--env K=V]... [-- ARGS...]";
+	const char *usage = "usage: crac restore DIR [--populate] [--stats] [--timens] [--env K=V]... [-- ARGS...]";
 	char loader[PATH_MAX], msg[512];
 	const char *dir = NULL;
-	bool populate = false, stats = false;
+	bool populate = false, stats = false, timens = false;
 	int i;
 
 	for (i = 1; i < argc; i++) {
@@ -41,6 +106,8 @@ int crac_cmd_restore_image(int argc, char **argv)
 			populate = true;
 		} else if (!strcmp(argv[i], "--stats")) {
 			stats = true;
+		} else if (!strcmp(argv[i], "--timens")) {
+			timens = true;
 		} else if (!strcmp(argv[i], "--env") && i + 1 < argc) {
 			if (!strchr(argv[i + 1], '=') || argv[i + 1][0] == '=') {
 				cli_err("--env needs KEY=VALUE, not \"%s\"", argv[i + 1]);
@@ -65,6 +132,8 @@ int crac_cmd_restore_image(int argc, char **argv)
 		cli_err("%s", msg);
 		return 2;
 	}
+	if (timens && enter_timens(dir) != 0)
+		return 1;
 
 	/* loader [--populate] [--stats] DIR [-- ARGS...] */
 	char **args = calloc((size_t)argc * 2 + 6, sizeof(char *));

@@ -262,6 +262,8 @@ int img_capture_process(struct img_capture *c)
 	size_t len;
 
 	h->created_ns = now_ns(CLOCK_REALTIME);
+	h->monotonic_ns = now_ns(CLOCK_MONOTONIC);
+	h->boottime_ns = now_ns(CLOCK_BOOTTIME);
 	if (uname(&u) == 0) {
 		snprintf(h->kernel, sizeof(h->kernel), "%s", u.release);
 		snprintf(h->machine, sizeof(h->machine), "%.15s", u.machine);

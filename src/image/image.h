@@ -202,7 +202,9 @@ struct crac_img_header {
 	uint32_t n_secrets;          /* crac_secret_region()s, written as zeros */
 	uint32_t pad1;
 	uint64_t secrets_off;        /* array of struct crac_img_range */
-	uint64_t reserved[6];
+	int64_t monotonic_ns;        /* CLOCK_MONOTONIC at checkpoint (`restore --timens`) */
+	int64_t boottime_ns;         /* CLOCK_BOOTTIME at checkpoint */
+	uint64_t reserved[4];
 };
 
 /* An address range [start, end) (secret regions). */

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static char seen[1024];
 
@@ -54,6 +55,9 @@ int main(int argc, char **argv)
 	o.engine = "image";
 	o.image_dir = argv[1];
 	for (int cycle = 1; cycle <= cycles; cycle++) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		int64_t raw_before = ts.tv_sec * 1000000000LL + ts.tv_nsec;
 		int64_t before = crac_clock_monotonic_ns();
 		int rc = crac_checkpoint_restore(&o, &rep);
 		if (rc != CRAC_RESTORED) {
@@ -64,6 +68,9 @@ int main(int argc, char **argv)
 		crac_report_free(rep);
 		rep = NULL;
 		int64_t after_ns = crac_clock_monotonic_ns();
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		int64_t raw_after = ts.tv_sec * 1000000000LL + ts.tv_nsec;
+		printf("cycle %d: CLOCK_MONOTONIC moved %lld ms\n", cycle, (long long)((raw_after - raw_before) / 1000000));
 		const char *x = getenv("X"), *y = getenv("Y");
 		printf("cycle %d: %s X=%s Y=%s\n", cycle, seen, x ? x : "(unset)", y ? y : "(unset)");
 		if (after_ns < before) {
