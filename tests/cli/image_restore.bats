@@ -185,3 +185,19 @@ checkpoint_counter() {
 	[ "$status" -eq 0 ]
 	echo "$output" | grep -q "^restored ok: 8 threads joined"
 }
+
+@test "keep-running: the original continues; restores get the state of the checkpoint" {
+	run clean "$COUNTER" "$T/img" 4 keep
+	echo "$output"
+	[ "$status" -eq 0 ]
+	BEFORE="$(echo "$output" | sed -n 's/^before: checksum=//p')"
+	AFTER="$(echo "$output" | sed -n 's/^continued: checksum=\([0-9a-f]*\) .*/\1/p')"
+	[ -n "$AFTER" ]
+	[ "$AFTER" != "$BEFORE" ]          # the original changed its state afterwards
+	for i in 1 2; do
+		run clean "$CRAC" restore "$T/img"
+		echo "$output"
+		[ "$status" -eq 0 ]
+		echo "$output" | grep -q "^restored: checksum=$BEFORE pid_changed=yes"
+	done
+}

@@ -1,7 +1,7 @@
 /*
  * image_counter - single-threaded image engine test program.
  *
- *   image_counter DIR [MiB]
+ *   image_counter DIR [MiB [keep]]
  *
  * Builds state (heap blocks from malloc, a large anonymous mapping of MiB
  * mebibytes (default 4), a static array, a file-backed library), prints its
@@ -16,6 +16,7 @@
 #include <crac.h>
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,8 +97,19 @@ int main(int argc, char **argv)
 	crac_options_init(&o);
 	o.engine = "image";
 	o.image_dir = argv[1];
+	bool keep = argc > 3 && !strcmp(argv[3], "keep");
+	if (keep)
+		o.flags |= CRAC_KEEP_RUNNING;
 	crac_report *rep = NULL;
 	int rc = crac_checkpoint_restore(&o, &rep);
+	if (keep && rc == CRAC_CONTINUED) {
+		/* keep-running: the original goes on and changes its state; the
+		 * image keeps the state of the checkpoint. */
+		crac_report_free(rep);
+		static_state[0] ^= 0x5555;
+		printf("continued: checksum=%016llx pid=%d\n", (unsigned long long)checksum(), getpid());
+		return 0;
+	}
 	if (rc != CRAC_RESTORED) {
 		printf("FAIL: crac_checkpoint_restore returned %d\n", rc);
 		if (rep)
