@@ -5,6 +5,8 @@
 # across three checkpoint/restore cycles of one process (restore ->
 # checkpoint -> restore ...).
 
+load common
+
 setup() {
 	CRAC="$CRAC_BUILD_DIR/crac"
 	PROG="$CRAC_BUILD_DIR/tests/env_image"
@@ -14,15 +16,6 @@ setup() {
 
 teardown() {
 	rm -rf "$TMP"
-}
-
-clean() {
-	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
-		exec "$@"
-	)
 }
 
 @test "image restore: new args and env reach the event and environ" {

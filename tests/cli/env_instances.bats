@@ -6,6 +6,8 @@
 #   - image: one image, restored ten times (skipped, with the reason shown,
 #     while the image engine is not built).
 
+load common
+
 setup() {
 	CRAC="$CRAC_BUILD_DIR/crac"
 	PROG="$CRAC_BUILD_DIR/tests/env_instances"
@@ -16,17 +18,6 @@ setup() {
 
 teardown() {
 	rm -rf "$TMP"
-}
-
-# clean CMD...: runs CMD with only fds 0-2 open (the image engine's fd check
-# refuses descriptors an image cannot keep, and bats holds a few open).
-clean() {
-	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
-		exec "$@"
-	)
 }
 
 require_image_engine() {

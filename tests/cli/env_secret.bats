@@ -10,6 +10,8 @@
 # Needs the image engine: skipped, with the reason shown, while
 # `crac --version` does not list it.
 
+load common
+
 setup() {
 	CRAC="$CRAC_BUILD_DIR/crac"
 	PROG="$CRAC_BUILD_DIR/tests/env_secret"
@@ -20,17 +22,6 @@ setup() {
 
 teardown() {
 	rm -rf "$TMP"
-}
-
-# clean CMD...: runs CMD with only fds 0-2 open (the image engine's fd check
-# refuses descriptors an image cannot keep, and bats holds a few open).
-clean() {
-	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
-		exec "$@"
-	)
 }
 
 require_image_engine() {

@@ -13,6 +13,8 @@
 
 bats_require_minimum_version 1.5.0
 
+load common
+
 setup() {
 	CRAC="$CRAC_BUILD_DIR/crac"
 	PROBE="$CRAC_BUILD_DIR/tests/image_probe"
@@ -28,17 +30,6 @@ setup() {
 
 teardown() {
 	rm -rf "$T"
-}
-
-# clean CMD...: runs CMD with only fds 0-2 open (the fd safety check refuses
-# descriptors an image cannot keep, and bats has a few open).
-clean() {
-	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
-		exec "$@"
-	)
 }
 
 # expected GEN [kill] [map] [dl] [chain]: the exact stdout of a restored

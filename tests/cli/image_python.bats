@@ -5,6 +5,8 @@
 # `crac restore DIR` brings it back: its loop goes on from where it was,
 # with the dictionary it built before the checkpoint.
 
+load common
+
 setup() {
 	CRAC="$CRAC_BUILD_DIR/crac"
 	T="$(mktemp -d /tmp/crac-bats-py.XXXXXX)"
@@ -16,15 +18,6 @@ setup() {
 teardown() {
 	[ -n "${pid:-}" ] && kill "$pid" 2>/dev/null || true
 	rm -rf "$T"
-}
-
-clean() {
-	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
-		exec "$@"
-	)
 }
 
 @test "python3 checkpointed through the control endpoint and restored twice" {

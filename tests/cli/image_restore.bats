@@ -8,6 +8,8 @@
 # semantics), and for threads: mutexes, condvars, TLS, a robust mutex,
 # pthread_kill and join.
 
+load common
+
 setup() {
 	CRAC="$CRAC_BUILD_DIR/crac"
 	COUNTER="$CRAC_BUILD_DIR/tests/image_counter"
@@ -19,17 +21,6 @@ setup() {
 
 teardown() {
 	rm -rf "$T"
-}
-
-# clean CMD...: runs CMD with only fds 0-2 open (the fd safety check refuses
-# descriptors an image cannot keep, and bats has a few open).
-clean() {
-	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
-		exec "$@"
-	)
 }
 
 checkpoint_counter() {
