@@ -131,22 +131,11 @@ static void copy_new_args(struct crac_round *r, const struct crac_img_resume *re
 
 	if (!argv || argc <= 0)
 		return;
-	char **v = calloc((size_t)argc + 1, sizeof(char *));
-	if (!v) {
+	if (!(r->new_argv = copy_loader_strv(argv, argc))) {
 		crac__report_add(r->report, CRAC_PHASE_ENGINE, "image", -ENOMEM, "new arguments lost: out of memory");
 		return;
 	}
-	for (int i = 0; i < argc; i++)
-		if (!(v[i] = strdup(argv[i] ? argv[i] : ""))) {
-			for (int k = 0; k < i; k++)
-				free(v[k]);
-			free(v);
-			crac__report_add(r->report, CRAC_PHASE_ENGINE, "image", -ENOMEM,
-					 "new arguments lost: out of memory");
-			return;
-		}
 	r->new_argc = argc;
-	r->new_argv = v;
 }
 
 static __attribute__((noinline)) int image_restored(struct crac_round *r)
