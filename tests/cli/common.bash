@@ -10,3 +10,14 @@ clean() {
 		exec "$@"
 	)
 }
+
+# require_image_engine: skips the test, with the reason, when `crac --version`
+# does not list the image engine. Needs $CRAC.
+require_image_engine() {
+	local engines
+	engines="$("$CRAC" --version | sed -n 's/^engines://p')"
+	case " $engines " in
+	*" image "*) ;;
+	*) skip "the image engine is not built (crac --version lists engines:$engines)" ;;
+	esac
+}

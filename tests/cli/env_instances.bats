@@ -20,15 +20,6 @@ teardown() {
 	rm -rf "$TMP"
 }
 
-require_image_engine() {
-	local engines
-	engines="$("$CRAC" --version | sed -n 's/^engines://p')"
-	case " $engines " in
-	*" image "*) ;;
-	*) skip "the image engine is not built (crac --version lists engines:$engines)" ;;
-	esac
-}
-
 # check_distinct FILE N GEN: FILE has N instance lines, each with
 # generation GEN, and no two share an id, bytes or u64 value.
 check_distinct() {

@@ -24,15 +24,6 @@ teardown() {
 	rm -rf "$TMP"
 }
 
-require_image_engine() {
-	local engines
-	engines="$("$CRAC" --version | sed -n 's/^engines://p')"
-	case " $engines " in
-	*" image "*) ;;
-	*) skip "the image engine is not built (crac --version lists engines:$engines)" ;;
-	esac
-}
-
 # found STRING DIR: is STRING in any file under DIR (binary files too)?
 found() {
 	grep -rqaF -- "$1" "$2"
