@@ -209,6 +209,10 @@ int crac__checkpoint(const struct crac_options *in, struct crac_requester *rq,
 	crac__round_state.owner_tid = me;
 	pthread_mutex_unlock(&crac__lock);
 
+	/* A restored process may still be loading its memory lazily: every
+	 * engine needs all of it in (image engine: src/engines/image_lazy.c). */
+	crac__img_lazy_finish();
+
 	/* 2. options and engine */
 	resolve_options(&r.opts, in);
 	r.engine = crac__engine_find(r.opts.engine);

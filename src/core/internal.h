@@ -191,4 +191,11 @@ int crac__control_path_of(int pid, char *buf, size_t len) CRAC_HIDDEN;
 int crac__control_request(int pid, const char *const *tokens, FILE *out, int *status,
 			  char *err, size_t errlen) CRAC_HIDDEN;
 
+/*
+ * A process restored lazily by the image engine loads its large mappings in
+ * the background for a while: this waits until it is done (no-op otherwise).
+ * Called before every checkpoint and, through pthread_atfork, before fork.
+ */
+void crac__img_lazy_finish(void) CRAC_HIDDEN;
+
 #endif /* CRAC_INTERNAL_H */

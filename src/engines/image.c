@@ -77,6 +77,7 @@ static int image_configure(struct crac_round *r)
 				 "bad image directory name \"%s\"", dir);
 		return -ENAMETOOLONG;
 	}
+	crac__img_lazy_prepare();
 	if (access(parent, W_OK | X_OK) < 0) {
 		int e = errno;
 		crac__report_add(r->report, CRAC_PHASE_ENGINE, "image", -e,
@@ -185,6 +186,7 @@ static __attribute__((noinline)) int image_restored(struct crac_round *r)
 	img_threads_release();
 	copy_new_args(r, res);
 	copy_new_env(r, res);
+	crac__img_lazy_started();
 	if (res->loader_hi > res->loader_lo)
 		munmap((void *)(uintptr_t)res->loader_lo, res->loader_hi - res->loader_lo);
 	for (int i = 0; i < n_problems; i++)
@@ -192,11 +194,13 @@ static __attribute__((noinline)) int image_restored(struct crac_round *r)
 
 	if (res->loader_flags & CRAC_LOADER_STATS) {
 		int64_t t2 = mono_ns();
-		fprintf(stderr, "crac: restore stats: loader %.3f ms (%.1f MiB read, %.1f MiB mapped), "
-			"threads %.3f ms, total %.3f ms\n",
+		fprintf(stderr, "crac: restore stats: loader %.3f ms (%.1f MiB read, %.1f MiB lazy, %.1f MiB mapped), "
+			"threads %.3f ms, total %.3f ms; %s: %s\n",
 			(double)(res->loader_done_ns - res->loader_start_ns) / 1e6,
-			(double)res->stored / 1048576.0, (double)res->mapped / 1048576.0,
-			(double)(t1 - t0) / 1e6, (double)(t2 - (int64_t)res->loader_start_ns) / 1e6);
+			(double)res->stored / 1048576.0, (double)res->lazy_bytes / 1048576.0,
+			(double)res->mapped / 1048576.0,
+			(double)(t1 - t0) / 1e6, (double)(t2 - (int64_t)res->loader_start_ns) / 1e6,
+			res->lazy_mode == CRAC_LAZY_ON ? "lazy" : "eager", crac_img_lazy_why(res->lazy_mode));
 	}
 
 	/* 5. This thread's signal mask, last. */
@@ -250,6 +254,7 @@ static int image_checkpoint(struct crac_round *r)
 	memset(&crac__img_self.resume, 0, sizeof(crac__img_self.resume));
 	crac__img_self.resume.magic = CRAC_RESUME_MAGIC;
 	crac__img_self.resume.ctx.fs_base = img_get_fs();
+	crac__img_self.resume.lazy_entry = (uint64_t)(uintptr_t)crac__img_lazy_main;
 	if (crac__img_setctx(&crac__img_self.resume.ctx) != 0)
 		return image_restored(r);
 

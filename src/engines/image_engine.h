@@ -9,6 +9,7 @@
  *                    recreate them in the restored process
  *   image_capture.c  process state, /proc/self/maps, which pages to store,
  *                    writing the pages and the header
+ *   image_lazy.c     the restored process's lazy loader thread (userfaultfd)
  *
  * Rule while other threads are stopped: system calls only. No malloc, no
  * stdio, no locks: a stopped thread may hold them. Memory comes from the
@@ -175,6 +176,16 @@ int img_capture_pages(struct img_capture *c) CRAC_HIDDEN;
 int img_capture_header(struct img_capture *c) CRAC_HIDDEN;
 /* Closes the files; on failure removes the temporary directory. */
 void img_capture_close(struct img_capture *c, bool failed) CRAC_HIDDEN;
+
+/* ---- lazy restore (image_lazy.c) ------------------------------------------ */
+
+/* The lazy loader thread, started by the restore loader (never returns). */
+void crac__img_lazy_main(struct crac_img_lazy *a) __attribute__((noreturn)) CRAC_HIDDEN;
+/* Restored side: waits until that thread has left the loader's code. */
+void crac__img_lazy_started(void) CRAC_HIDDEN;
+/* Before a checkpoint: registers the fork handler that waits for lazy
+ * loading (it stays registered in the restored process). */
+void crac__img_lazy_prepare(void) CRAC_HIDDEN;
 
 /* strerror without locale (no locks: usable while threads are stopped). */
 const char *img_strerror(int e) CRAC_HIDDEN;

@@ -73,26 +73,20 @@ void crac_img_putx(struct crac_img_buf *b, uint64_t v)
  * crc32c
  * --------------------------------------------------------------------- */
 
-static uint32_t crc_table[256];
-static int crc_table_ready;   /* 0 unknown, 1 table built */
-static int crc_hw = -1;       /* -1 unknown, 0 no SSE4.2, 1 SSE4.2 */
+static struct crac_img_crc crc_state;
+static int crc_state_ready;
 
-static void crc_init(void)
+void crac_img_crc32c_prepare(struct crac_img_crc *k)
 {
 	unsigned a, b, c, d;
 
-	if (__atomic_load_n(&crc_table_ready, __ATOMIC_ACQUIRE))
-		return;
-	/* Two threads may both build it: same values, so the race is benign. */
 	for (uint32_t i = 0; i < 256; i++) {
 		uint32_t x = i;
-		for (int k = 0; k < 8; k++)
+		for (int n = 0; n < 8; n++)
 			x = (x >> 1) ^ (0x82F63B78u & (0u - (x & 1)));
-		crc_table[i] = x;
+		k->table[i] = x;
 	}
-	int hw = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_SSE4_2);
-	__atomic_store_n(&crc_hw, hw, __ATOMIC_RELAXED);
-	__atomic_store_n(&crc_table_ready, 1, __ATOMIC_RELEASE);
+	k->hw = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_SSE4_2);
 }
 
 __attribute__((target("sse4.2")))
@@ -129,19 +123,30 @@ static uint32_t crc_sse42(uint32_t crc, const unsigned char *p, size_t len)
 	return (uint32_t)c;
 }
 
-uint32_t crac_img_crc32c(uint32_t crc, const void *buf, size_t len)
+uint32_t crac_img_crc32c_with(const struct crac_img_crc *k, uint32_t crc, const void *buf, size_t len)
 {
 	const unsigned char *p = buf;
 
-	crc_init();
 	crc = ~crc;
-	if (crc_hw == 1) {
+	if (k->hw) {
 		crc = crc_sse42(crc, p, len);
 	} else {
 		while (len--)
-			crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+			crc = k->table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
 	}
 	return ~crc;
+}
+
+uint32_t crac_img_crc32c(uint32_t crc, const void *buf, size_t len)
+{
+	if (!__atomic_load_n(&crc_state_ready, __ATOMIC_ACQUIRE)) {
+		/* Two threads may both fill it: same values, so the race is benign. */
+		struct crac_img_crc k;
+		crac_img_crc32c_prepare(&k);
+		crc_state = k;
+		__atomic_store_n(&crc_state_ready, 1, __ATOMIC_RELEASE);
+	}
+	return crac_img_crc32c_with(&crc_state, crc, buf, len);
 }
 
 uint32_t crac_img_header_crc(const void *buf, uint64_t len)
@@ -462,4 +467,22 @@ int crac_img_parse(const void *buf, uint64_t len, struct crac_img_view *v,
 	if (next_chunk != h->n_chunks || stored != h->stored)
 		return fail(&b, -EBADMSG, "header: chunks do not add up", 0, 0);
 	return 0;
+}
+
+const char *crac_img_lazy_why(uint32_t mode)
+{
+	switch (mode) {
+	case CRAC_LAZY_ON:
+		return "large anonymous mappings load in the background (userfaultfd)";
+	case CRAC_LAZY_OFF_POPULATE:
+		return "--populate";
+	case CRAC_LAZY_OFF_PRIVILEGE:
+		return "lazy restore needs a userfaultfd that also handles faults taken inside system calls: "
+		       "root (CAP_SYS_PTRACE), vm.unprivileged_userfaultfd=1, or read-write access to /dev/userfaultfd";
+	case CRAC_LAZY_OFF_KERNEL:
+		return "this kernel's userfaultfd lacks the fork/remap/remove/unmap events lazy restore needs";
+	case CRAC_LAZY_OFF_SMALL:
+		return "no mapping is large enough to be worth loading lazily";
+	}
+	return "unknown";
 }

@@ -27,7 +27,7 @@
 #pragma GCC visibility push(hidden)
 
 #define CRAC_IMG_MAGIC "CRACIMG\0"
-#define CRAC_IMG_VERSION 1
+#define CRAC_IMG_VERSION 2   /* 2: lazy-restore fields in the resume block */
 #define CRAC_IMG_PAGE 4096ull
 
 #define CRAC_IMG_HEADER_FILE "header"
@@ -249,9 +249,70 @@ struct crac_img_resume {
 	uint64_t stored, mapped;         /* bytes read from the pages file / mapped */
 	uint64_t envc;                   /* new environment (`crac restore --env K=V`) */
 	uint64_t envp;                   /* char ** in the loader's memory, like argv */
+	/* lazy restore (see struct crac_img_lazy) */
+	uint64_t lazy_entry;             /* engine: address of crac__img_lazy_main */
+	uint64_t lazy_bytes;             /* loader: bytes left to the lazy loader */
+	uint32_t lazy_tid;               /* its thread (cleared by the kernel when it exits) */
+	uint32_t lazy_pid;               /* the process it serves */
+	uint32_t lazy_mode;              /* CRAC_LAZY_* : lazy, or why restore was eager */
+	uint32_t lazy_hurry;             /* set by crac__img_lazy_finish: prefetch now */
+	uint32_t lazy_started;           /* set by the thread once it left the loader's code */
+	uint32_t lazy_pad;
 };
 #define CRAC_LOADER_POPULATE 0x1u
 #define CRAC_LOADER_STATS 0x2u
+
+/* resume.lazy_mode */
+enum {
+	CRAC_LAZY_ON = 1,            /* some mappings are loaded lazily */
+	CRAC_LAZY_OFF_POPULATE,      /* --populate */
+	CRAC_LAZY_OFF_PRIVILEGE,     /* no userfaultfd that handles kernel faults */
+	CRAC_LAZY_OFF_KERNEL,        /* userfaultfd lacks a needed feature */
+	CRAC_LAZY_OFF_SMALL,         /* no mapping large enough to be worth it */
+};
+
+/*
+ * Lazy restore. Large anonymous mappings are not read by the loader: it maps
+ * them empty and registers them with userfaultfd (missing mode). A thread of
+ * the restored process (crac__img_lazy_main, in libcrac) then fills them:
+ * on demand when the program touches a page, and in the background until
+ * everything is in, verifying each chunk's crc before any of its pages
+ * becomes visible. The loader hands over one anonymous mapping, the "lazy
+ * area": this struct, the segment table and the per-chunk table, then the
+ * thread's stack. The thread has its own file table (clone without
+ * CLONE_FILES), holding the userfaultfd: the program never sees it.
+ */
+/* What a CRAC_LAZY_* mode means, in one line. */
+const char *crac_img_lazy_why(uint32_t mode);
+
+#define CRAC_LAZY_MAGIC 0x797a614c43415243ull   /* "CRACLazy" */
+
+/* A run of lazily loaded pages: [addr, addr + len) holds pages file bytes
+ * [off, off + len), all inside chunk `chunk`. */
+struct crac_img_lazy_seg {
+	uint64_t addr, len, off;
+	uint32_t chunk, pad;
+};
+
+struct crac_img_lazy {
+	uint64_t magic;
+	uint64_t area_size;              /* the whole area, unmapped by the thread at its end */
+	int32_t uffd;                    /* in the thread's own file table */
+	int32_t err_fd;                  /* stderr, for the one fatal message */
+	uint32_t flags;                  /* CRAC_LOADER_STATS, CRAC_LAZY_NO_PREFETCH */
+	uint32_t n_segs;
+	uint64_t segs_off;               /* struct crac_img_lazy_seg[n_segs], sorted by addr */
+	uint64_t n_chunks;               /* chunks of the image (struct crac_img_chunk[]) */
+	uint64_t chunks_off;
+	uint64_t src;                    /* the pages file, mapped PROT_READ MAP_SHARED */
+	uint64_t src_size;
+	uint64_t resume;                 /* the resume block (lazy_tid, lazy_hurry) */
+	uint64_t jump_ns;                /* CLOCK_MONOTONIC when the loader jumped */
+	uint64_t stack_off, stack_size;  /* the thread's stack inside the area */
+	uint64_t tls_off;                /* a page for its thread pointer */
+	char dir[4096];                  /* image directory, for messages */
+};
+#define CRAC_LAZY_NO_PREFETCH 0x100u /* CRAC_LAZY_PREFETCH=off: load on demand only */
 
 /* ---- reading ------------------------------------------------------------- */
 
@@ -288,6 +349,15 @@ const char *crac_img_kind_name(uint32_t kind);
 
 /* crc32c (Castagnoli), with SSE4.2 when the CPU has it. crc starts at 0. */
 uint32_t crac_img_crc32c(uint32_t crc, const void *buf, size_t len);
+
+/* The same for code that must not touch libcrac's own data (the lazy
+ * loader thread): the caller keeps the table and the SSE4.2 decision. */
+struct crac_img_crc {
+	uint32_t table[256];
+	int hw;
+};
+void crac_img_crc32c_prepare(struct crac_img_crc *k);
+uint32_t crac_img_crc32c_with(const struct crac_img_crc *k, uint32_t crc, const void *buf, size_t len);
 
 /* crc of the header buffer with its crc field taken as 0. */
 uint32_t crac_img_header_crc(const void *buf, uint64_t len);

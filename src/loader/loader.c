@@ -1,7 +1,7 @@
 /*
  * loader.c - crac-loader: turns this process into a restored image.
  *
- *   crac-loader [--populate] [--stats] [--check] [--env K=V]... DIR [-- ARGS...]
+ *   crac-loader [--populate | --lazy] [--stats] [--check] [--env K=V]... DIR [-- ARGS...]
  *
  * `crac restore DIR` execs this program, so the restored process keeps the
  * pid of the restore command and its stdio (fds 0, 1, 2 are inherited).
@@ -19,20 +19,22 @@
  *   3. unmap everything of ours but the loader itself and the vDSO block
  *   4. move [vvar][vvar_vclock][vdso] to the recorded address (one mremap)
  *   5. map every recorded mapping: files from their files, anonymous memory
- *      anonymous, then read the stored pages into it (crc checked)
+ *      anonymous, then read the stored pages into it (crc checked); large
+ *      anonymous mappings are registered with userfaultfd instead (lazy.c)
  *   6. brk, arg/env areas, auxv: PR_SET_MM_MAP (exe_fd -1)
- *   7. fill the resume block in the restored libcrac, close our fds, set
- *      the thread pointer, jump into the saved context: the engine's
- *      checkpoint call returns CRAC_RESTORED there.
+ *   7. fill the resume block in the restored libcrac, start the lazy
+ *      loader thread, close our fds, set the thread pointer, jump into the
+ *      saved context: the engine's checkpoint call returns CRAC_RESTORED.
  * Any refusal prints one line "crac: restore DIR: reason" and exits 1;
  * after the point of no return too (our own code and data stay mapped).
  *
- * Restored memory is anonymous memory (pread of the stored pages), so
- * MADV_DONTNEED and MADV_FREE behave as in the original process. This is
- * eager: the restore time grows with the stored size (see README/report).
+ * Restored memory is anonymous memory, so MADV_DONTNEED and MADV_FREE
+ * behave as in the original process: small mappings are read with pread
+ * (eager), large ones are filled by userfaultfd (lazy, when the kernel lets
+ * us handle faults taken inside system calls; see lazy.c). `--populate`
+ * makes everything eager, `--lazy` refuses when lazy restore is impossible.
  */
-#include "loader/sys.h"
-#include "image/image.h"
+#include "loader/lazy.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -67,6 +69,7 @@ static char env_buf[64u << 10];
 static char *new_argv[MAX_NEW_ARGS + 1];
 static char *new_envp[MAX_NEW_ARGS + 1];
 static int file_fd[CRAC_IMG_MAX_FILES];
+static bool is_lazy[CRAC_IMG_MAX_MAPS];
 
 static const char *image_dir = "?";
 
@@ -441,7 +444,7 @@ static void fail_map(const struct crac_img_view *v, const struct crac_img_map *m
 	die(1, msg_buf);
 }
 
-static void map_all(const struct crac_img_view *v, int pages_fd, uint64_t *stored, uint64_t *mapped)
+static void map_all(const struct crac_img_view *v, int pages_fd, int uffd, uint64_t *stored, uint64_t *mapped)
 {
 	const struct crac_img_header *h = v->h;
 
@@ -453,7 +456,7 @@ static void map_all(const struct crac_img_view *v, int pages_fd, uint64_t *store
 
 		if (m->kind >= CRAC_MAP_VVAR)
 			continue;
-		if (m->stored)
+		if (m->stored && !is_lazy[i])
 			prot |= PROT_READ | PROT_WRITE;   /* to read the pages in */
 		flags |= (m->flags & CRAC_MAPF_SHARED) ? MAP_SHARED : MAP_PRIVATE;
 		if (m->flags & CRAC_MAPF_NORESERVE)
@@ -470,6 +473,12 @@ static void map_all(const struct crac_img_view *v, int pages_fd, uint64_t *store
 		if (a < 0 || (uint64_t)a != m->start)
 			fail_map(v, m, "cannot map", a < 0 ? a : -EEXIST);
 		*mapped += len;
+		if (is_lazy[i]) {
+			long rc = lazy_register(uffd, m->start, len);
+			if (rc < 0)
+				fail_map(v, m, "userfaultfd cannot register", rc);
+			continue;
+		}
 
 		for (uint32_t c = m->first_chunk; c < m->first_chunk + m->n_chunks; c++) {
 			const struct crac_img_chunk *k = &v->chunks[c];
@@ -542,7 +551,7 @@ static struct crac_img_resume *find_resume(const struct crac_img_view *v)
 
 static void usage(void)
 {
-	out(2, "usage: crac-loader [--populate] [--stats] [--check] [--env K=V]... DIR [-- ARGS...]\n"
+	out(2, "usage: crac-loader [--populate | --lazy] [--stats] [--check] [--env K=V]... DIR [-- ARGS...]\n"
 	       "(normally run by `crac restore DIR`)\n");
 	sys_exit_group(2);
 }
@@ -553,7 +562,8 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 	int argc = (int)sp[0];
 	char **argv = (char **)(sp + 1);
 	char **envp = argv + argc + 1;
-	int populate = 0, stats = 0, check = 0, n_args = 0, n_env = 0;
+	int populate = 0, lazy = 0, stats = 0, check = 0, n_args = 0, n_env = 0;
+	struct lazy_plan plan = { .uffd = -1, .mode = 0, .flags = 0 };
 	size_t env_used = 0;
 	const char *dir = 0;
 	uint64_t full = ~0ull;
@@ -563,9 +573,12 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 	for (char **e = envp; *e; e++)
 		if (!memcmp(*e, "CRAC_IMAGE_STATS=", 17) && (*e)[17] && (*e)[17] != '0')
 			stats = 1;
+		else if (!strcmp(*e, "CRAC_LAZY_PREFETCH=off"))
+			plan.flags |= CRAC_LAZY_NO_PREFETCH;
 	int i = 1;
 	for (; i < argc; i++) {
 		if (!strcmp(argv[i], "--populate")) populate = 1;
+		else if (!strcmp(argv[i], "--lazy")) lazy = 1;
 		else if (!strcmp(argv[i], "--stats")) stats = 1;
 		else if (!strcmp(argv[i], "--check")) check = 1;
 		else if (!strcmp(argv[i], "--env") && i + 1 < argc && n_env < MAX_NEW_ARGS) {
@@ -587,7 +600,7 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 		else if (!dir) dir = argv[i];
 		else usage();
 	}
-	if (!dir)
+	if (!dir || (lazy && populate))
 		usage();
 	/* New arguments: copied into our .bss, the kernel's stack goes away. */
 	size_t used = 0;
@@ -647,7 +660,25 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 		out(1, "image ok\n");
 		sys_exit_group(0);
 	}
-	(void)populate;   /* restore is eager for now: every stored page is read */
+	/* Lazy or eager: decided here, before anything changes. */
+	uint32_t n_lazy = 0;
+	if (populate)
+		plan.mode = CRAC_LAZY_OFF_POPULATE;
+	else
+		for (uint32_t k = 0; k < h->n_maps; k++)
+			n_lazy += (is_lazy[k] = lazy_wanted(&v.maps[k], h->resume));
+	if (!populate && n_lazy && (plan.uffd = lazy_open(&plan.mode)) < 0)
+		memset(is_lazy, 0, sizeof(is_lazy));
+	if (!populate && !n_lazy)
+		plan.mode = CRAC_LAZY_OFF_SMALL;
+	if (lazy && plan.uffd < 0) {
+		struct crac_img_buf b = msg();
+		crac_img_puts(&b, "--lazy: ");
+		crac_img_puts(&b, crac_img_lazy_why((uint32_t)plan.mode));
+		die(1, msg_buf);
+	}
+	if (stats)
+		plan.flags |= CRAC_LOADER_STATS;
 
 	/* -- point of no return -- */
 	const struct own_map *vvar = own_find("[vvar]");
@@ -658,7 +689,7 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 	move_vdso(h, vvar->start);
 	/* 5. */
 	uint64_t stored = 0, mapped = 0;
-	map_all(&v, (int)pfd, &stored, &mapped);
+	map_all(&v, (int)pfd, plan.uffd, &stored, &mapped);
 	/* 6. */
 	set_mm(h);
 
@@ -674,6 +705,17 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 	res->envp = n_env ? (uint64_t)(uintptr_t)new_envp : 0;
 	res->stored = stored;
 	res->mapped = mapped;
+	res->lazy_mode = (uint32_t)plan.mode;
+	if (plan.uffd >= 0) {
+		long rc = lazy_start(&plan, &v, is_lazy, res, (int)pfd, image_dir, mono_ns());
+		if (rc < 0) {
+			struct crac_img_buf b = msg();
+			crac_img_puts(&b, "cannot start the lazy loader thread");
+			put_err(&b, rc);
+			die(1, msg_buf);
+		}
+		sys_close(plan.uffd);   /* the thread has its own copy */
+	}
 	for (uint32_t f = 0; f < h->n_files; f++)
 		sys_close(file_fd[f]);
 	sys_close(pfd);

@@ -267,13 +267,15 @@ inspect_cannot_load() {
 
 @test "unsupported format version; the refusal changed nothing" {
 	checkpoint
-	"$EDIT" "$T/img" version 2
-	refused "image format version 2 is not supported (this build reads version 1)"
-	inspect_cannot_load "$T/img/header: image format version 2 is not supported (this build reads version 1)"
+	V=$(sed -n 's/^#define CRAC_IMG_VERSION \([0-9]*\).*/\1/p' "$CRAC_SOURCE_DIR/src/image/image.h")
+	[ -n "$V" ]
+	"$EDIT" "$T/img" version $((V + 1))
+	refused "image format version $((V + 1)) is not supported (this build reads version $V)"
+	inspect_cannot_load "$T/img/header: image format version $((V + 1)) is not supported (this build reads version $V)"
 	"$EDIT" "$T/img" version 0
-	refused "image format version 0 is not supported (this build reads version 1)"
-	# back to version 1: the image restores (nothing was altered by the refusals)
-	"$EDIT" "$T/img" version 1
+	refused "image format version 0 is not supported (this build reads version $V)"
+	# back to the right version: the image restores (nothing was altered by the refusals)
+	"$EDIT" "$T/img" version "$V"
 	run --separate-stderr clean bash -c 'cd / && exec "$0" restore "$1" -- pid=$$' "$CRAC" "$T/img"
 	echo "$output"
 	echo "$stderr"

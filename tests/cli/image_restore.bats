@@ -109,7 +109,8 @@ checkpoint_counter() {
 	run "$CRAC" inspect "$T/img"
 	echo "$output"
 	[ "$status" -eq 0 ]
-	echo "$output" | grep -q "^format: *version 1"
+	V=$(sed -n 's/^#define CRAC_IMG_VERSION \([0-9]*\).*/\1/p' "$CRAC_SOURCE_DIR/src/image/image.h")
+	echo "$output" | grep -q "^format: *version $V, header"
 	echo "$output" | grep -q "\[heap\]"
 	echo "$output" | grep -q "libcrac.so"
 	echo "$output" | grep -q "(checkpointer)"
@@ -118,7 +119,8 @@ checkpoint_counter() {
 	run "$CRAC" inspect "$T/img" --json
 	[ "$status" -eq 0 ]
 	if command -v python3 >/dev/null; then
-		echo "$output" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["restorable"] and d["version"]==1 and len(d["threads"])==1 and any(m["kind"]=="heap" for m in d["mappings"])'
+		V=$(sed -n 's/^#define CRAC_IMG_VERSION \([0-9]*\).*/\1/p' "$CRAC_SOURCE_DIR/src/image/image.h")
+		echo "$output" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["restorable"] and d["version"]==int(sys.argv[1]) and len(d["threads"])==1 and any(m["kind"]=="heap" for m in d["mappings"])' "$V"
 	fi
 	run "$CRAC" inspect "$T/nothing"
 	[ "$status" -eq 1 ]

@@ -1,0 +1,710 @@
+/*
+ * image_lazy.c - lazy restore: the thread that fills the restored process's
+ * large anonymous mappings (the loader registered them with userfaultfd and
+ * started this thread: src/loader/lazy.c; the hand-over is struct
+ * crac_img_lazy in image/image.h).
+ *
+ * The thread serves two kinds of work, in one loop:
+ *   - faults: a thread of the program touched a page not loaded yet; load a
+ *     window of up to 256 KiB from there (UFFDIO_COPY), or a zero page where
+ *     the image holds nothing;
+ *   - prefetch: everything else, 1 MiB per step, starting where the program
+ *     last faulted (it tends to go on in the same direction), until every
+ *     page is in. Then the userfaultfd is closed, which unregisters every
+ *     range, and the thread unmaps its area and exits.
+ * A chunk's crc32c is checked before the first of its pages is copied: a
+ * damaged pages file stops the process before it can read a damaged page.
+ *
+ * Anonymous semantics are kept through the userfaultfd events:
+ *   REMOVE  MADV_DONTNEED / MADV_FREE: the range must read as zeros, so its
+ *           pages are never loaded (a later fault gets a zero page)
+ *   UNMAP   the range is gone: forget it
+ *   REMAP   mremap moved it: follow it
+ *   FORK    a child was forked (by a raw system call: glibc's fork() waits
+ *           for the loading to finish, see crac__img_lazy_finish): the
+ *           child's memory is registered with a new userfaultfd; it is
+ *           served like ours, as a view of its own
+ *
+ * This thread runs beside the program it restores, in its address space,
+ * and must never touch a page that is not loaded yet: it would wait for
+ * itself. So it uses no libc at all (raw system calls; no errno, no TLS: its
+ * thread pointer is a page of its own), and no data of libcrac: everything
+ * lives on its stack, in its area, or in memory it maps itself.
+ */
+#include "engines/image_engine.h"
+#include "loader/sys.h"   /* raw system calls: this thread has no libc */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#define P CRAC_IMG_PAGE
+#define WINDOW (256u << 10)      /* loaded around a fault */
+#define BATCH (1u << 20)         /* loaded per prefetch step */
+#define MAX_PEND 256             /* faults waiting for an event to be read first */
+#define MAX_POLL 64
+
+/* ---- state ------------------------------------------------------------------ */
+
+/* One address space being filled: ours, or a forked child's. */
+struct view {
+	int uffd;
+	bool child;
+	struct crac_img_lazy_seg *seg;   /* sorted by addr */
+	uint32_t n, cap;
+	uint64_t *done;                  /* bit per page of the pages file: loaded, or must stay zero */
+	uint64_t left;                   /* pages of seg[] not done */
+	uint32_t cur;                    /* prefetch cursor: seg index ... */
+	uint64_t cur_off;                /* ... and offset in it */
+	uint64_t pend[MAX_PEND];         /* fault addresses to retry */
+	uint32_t n_pend;
+	uint64_t stale;                  /* address that had no mapping (ENOENT) last time */
+	size_t mem_size;                 /* this struct + done bitmap (one mmap) */
+	struct view *next;
+};
+
+struct lazy {
+	struct crac_img_lazy *a;
+	struct crac_img_resume *res;
+	const struct crac_img_chunk *chunk;
+	const char *src;
+	uint64_t n_pages;                /* of the pages file */
+	uint64_t *verified;              /* bit per chunk */
+	struct crac_img_crc crc;
+	struct view *views;
+	bool prefetch;
+	/* statistics */
+	uint64_t faults, zero, copied, events, forks, dropped;
+};
+
+/* ---- tiny helpers --------------------------------------------------------------- */
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts = { 0, 0 };
+	sys_clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void *map_mem(size_t size)
+{
+	long a = sys_mmap(0, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	return a < 0 ? 0 : (void *)a;
+}
+
+static void copy_words(void *d, const void *s, size_t n)
+{
+	uint64_t *dp = d;
+	const uint64_t *sp = s;
+
+	for (size_t i = 0; i < n / 8; i++)
+		dp[i] = sp[i];
+}
+
+static void put_ms(struct crac_img_buf *b, uint64_t ns)
+{
+	crac_img_putu(b, ns / 1000000);
+	crac_img_puts(b, ".");
+	uint64_t frac = ns / 1000 % 1000;
+	char d[4] = { (char)('0' + frac / 100), (char)('0' + frac / 10 % 10), (char)('0' + frac % 10), 0 };
+	crac_img_puts(b, d);
+	crac_img_puts(b, " ms");
+}
+
+static void say(struct lazy *L, const char *line)
+{
+	size_t n = 0;
+	while (line[n])
+		n++;
+	while (n) {
+		long w = sys_write(L->a->err_fd, line, n);
+		if (w <= 0)
+			return;
+		line += w;
+		n -= (size_t)w;
+	}
+}
+
+/* The program cannot go on correctly: say why and stop the whole process. */
+static __attribute__((noreturn)) void fatal(struct lazy *L, const char *why, long err)
+{
+	char line[1024];
+	struct crac_img_buf b = { line, 0, sizeof(line) };
+
+	crac_img_puts(&b, "crac: restore ");
+	crac_img_puts(&b, L->a->dir);
+	crac_img_puts(&b, ": ");
+	crac_img_puts(&b, why);
+	if (err) {
+		crac_img_puts(&b, " (errno ");
+		crac_img_putu(&b, (uint64_t)-err);
+		crac_img_puts(&b, ")");
+	}
+	crac_img_puts(&b, "; the restored process is stopped\n");
+	say(L, line);
+	sys_exit_group(1);
+	__builtin_unreachable();
+}
+
+static bool is_done(const struct view *v, uint64_t off)
+{
+	uint64_t pg = off / P;
+	return v->done[pg >> 6] >> (pg & 63) & 1;
+}
+
+/* Marks pages file bytes [off, off + len) done. */
+static void mark_done(struct view *v, uint64_t off, uint64_t len)
+{
+	for (uint64_t pg = off / P; pg < (off + len) / P; pg++)
+		if (!(v->done[pg >> 6] >> (pg & 63) & 1)) {
+			v->done[pg >> 6] |= 1ull << (pg & 63);
+			v->left--;
+		}
+}
+
+/* ---- segments ---------------------------------------------------------------- */
+
+/* Index of the segment holding addr, or -1. */
+static long seg_find(const struct view *v, uint64_t addr)
+{
+	long lo = 0, hi = (long)v->n - 1;
+
+	while (lo <= hi) {
+		long mid = (lo + hi) / 2;
+		const struct crac_img_lazy_seg *s = &v->seg[mid];
+		if (addr < s->addr)
+			hi = mid - 1;
+		else if (addr >= s->addr + s->len)
+			lo = mid + 1;
+		else
+			return mid;
+	}
+	return -1;
+}
+
+static void seg_grow(struct lazy *L, struct view *v)
+{
+	if (v->n < v->cap)
+		return;
+	uint32_t cap = v->cap ? v->cap * 2 : 64;
+	struct crac_img_lazy_seg *s = map_mem(cap * sizeof(*s));
+	if (!s)
+		fatal(L, "out of memory for the lazy loader's segment table", 0);
+	copy_words(s, v->seg, v->n * sizeof(*s));
+	if (v->seg)
+		sys_munmap(v->seg, v->cap * sizeof(*s));
+	v->seg = s;
+	v->cap = cap;
+}
+
+/* Splits the segment holding x so that a segment starts at x. */
+static void seg_split(struct lazy *L, struct view *v, uint64_t x)
+{
+	long i = seg_find(v, x);
+
+	if (i < 0 || v->seg[i].addr == x)
+		return;
+	seg_grow(L, v);
+	for (long k = (long)v->n; k > i + 1; k--)
+		v->seg[k] = v->seg[k - 1];
+	v->n++;
+	struct crac_img_lazy_seg *s = &v->seg[i], *t = &v->seg[i + 1];
+	uint64_t head = x - s->addr;
+	*t = *s;
+	t->addr = x;
+	t->off += head;
+	t->len -= head;
+	s->len = head;
+	if (v->cur > (uint32_t)i)
+		v->cur++;
+}
+
+static void seg_sort(struct view *v)
+{
+	for (uint32_t i = 1; i < v->n; i++) {
+		struct crac_img_lazy_seg s = v->seg[i];
+		uint32_t k = i;
+		while (k > 0 && v->seg[k - 1].addr > s.addr) {
+			v->seg[k] = v->seg[k - 1];
+			k--;
+		}
+		v->seg[k] = s;
+	}
+}
+
+/* [start, end) will read as zeros (REMOVE) or is gone (UNMAP, cut = true). */
+static void range_dropped(struct lazy *L, struct view *v, uint64_t start, uint64_t end, bool cut)
+{
+	seg_split(L, v, start);
+	seg_split(L, v, end);
+	uint32_t w = 0;
+	for (uint32_t i = 0; i < v->n; i++) {
+		struct crac_img_lazy_seg *s = &v->seg[i];
+		bool inside = s->addr >= start && s->addr + s->len <= end;
+		if (inside)
+			mark_done(v, s->off, s->len);
+		if (inside && cut)
+			continue;
+		v->seg[w++] = *s;
+	}
+	v->n = w;
+	if (v->cur >= v->n)
+		v->cur = 0, v->cur_off = 0;
+}
+
+static void range_moved(struct lazy *L, struct view *v, uint64_t from, uint64_t to, uint64_t len)
+{
+	seg_split(L, v, from);
+	seg_split(L, v, from + len);
+	for (uint32_t i = 0; i < v->n; i++) {
+		struct crac_img_lazy_seg *s = &v->seg[i];
+		if (s->addr >= from && s->addr + s->len <= from + len)
+			s->addr = s->addr - from + to;
+	}
+	seg_sort(v);
+	v->cur = 0;
+	v->cur_off = 0;
+}
+
+/* ---- views ---------------------------------------------------------------------- */
+
+static struct view *view_new(struct lazy *L, int uffd, const struct view *from)
+{
+	size_t words = (L->n_pages + 63) / 64;
+	size_t size = (sizeof(struct view) + words * 8 + P - 1) & ~(P - 1);
+	struct view *v = map_mem(size);
+
+	if (!v)
+		return 0;
+	v->uffd = uffd;
+	v->mem_size = size;
+	v->done = (uint64_t *)((char *)v + ((sizeof(struct view) + 7) & ~7ul));
+	if (from) {
+		v->child = true;
+		copy_words(v->done, from->done, words * 8);
+		v->left = from->left;
+		v->cap = from->n ? from->n : 1;
+		v->seg = map_mem(v->cap * sizeof(*v->seg));
+		if (!v->seg) {
+			sys_munmap(v, size);
+			return 0;
+		}
+		copy_words(v->seg, from->seg, from->n * sizeof(*v->seg));
+		v->n = from->n;
+	}
+	v->next = L->views;
+	L->views = v;
+	return v;
+}
+
+static void view_free(struct lazy *L, struct view *v)
+{
+	struct view **pp = &L->views;
+
+	while (*pp != v)
+		pp = &(*pp)->next;
+	*pp = v->next;
+	sys_close(v->uffd);   /* the last reference: every range is unregistered */
+	if (v->seg)
+		sys_munmap(v->seg, v->cap * sizeof(*v->seg));
+	sys_munmap(v, v->mem_size);
+}
+
+/* ---- loading ------------------------------------------------------------------ */
+
+static void verify_chunk(struct lazy *L, uint32_t c)
+{
+	if (L->verified[c >> 6] >> (c & 63) & 1)
+		return;
+	const struct crac_img_chunk *k = &L->chunk[c];
+	if (k->offset + k->len > L->a->src_size ||
+	    crac_img_crc32c_with(&L->crc, 0, L->src + k->offset, k->len) != k->crc) {
+		char why[512];
+		struct crac_img_buf b = { why, 0, sizeof(why) };
+		crac_img_puts(&b, "page data checksum mismatch in chunk #");
+		crac_img_putu(&b, c);
+		crac_img_puts(&b, " (");
+		crac_img_putu(&b, k->len);
+		crac_img_puts(&b, " bytes at ");
+		crac_img_putx(&b, k->addr);
+		crac_img_puts(&b, ", ");
+		crac_img_puts(&b, crac_img_kind_name(k->map));
+		crac_img_puts(&b, "): the pages file is damaged; found while loading lazily, before any of "
+				  "these pages was visible");
+		fatal(L, why, 0);
+	}
+	L->verified[c >> 6] |= 1ull << (c & 63);
+}
+
+/*
+ * Copies pages file bytes [off, off + len) to dst in view v. Returns 0 once
+ * all is in (pages found present count as done), or -EAGAIN (an event must
+ * be read first), -ENOENT (no registered mapping at dst), -ESRCH (the
+ * address space is gone).
+ */
+static long copy_in(struct lazy *L, struct view *v, uint64_t dst, uint64_t off, uint64_t len)
+{
+	while (len) {
+		struct uffdio_copy c = { .dst = dst, .src = (uint64_t)(uintptr_t)(L->src + off), .len = len };
+		long rc = SYS(SYS_ioctl, v->uffd, UFFDIO_COPY, &c, 0, 0, 0);
+		uint64_t got = rc == 0 ? len : (c.copy > 0 ? (uint64_t)c.copy : 0);
+		if (got) {
+			mark_done(v, off, got);
+			L->copied += got;
+			dst += got, off += got, len -= got;
+			continue;
+		}
+		long e = c.copy < 0 ? c.copy : rc;
+		if (e == -EEXIST) {          /* already there: it is done */
+			mark_done(v, off, P);
+			dst += P, off += P, len -= P;
+			continue;
+		}
+		if (e == -EAGAIN || e == -ENOENT || e == -ESRCH)
+			return e;
+		fatal(L, "lazy loading: UFFDIO_COPY failed", e);
+	}
+	return 0;
+}
+
+static void wake(struct view *v, uint64_t addr)
+{
+	struct uffdio_range r = { .start = addr, .len = P };
+	SYS(SYS_ioctl, v->uffd, UFFDIO_WAKE, &r, 0, 0, 0);
+}
+
+/* A thread waits at addr. Returns false if it must be retried later. */
+static bool serve(struct lazy *L, struct view *v, uint64_t addr)
+{
+	long i = seg_find(v, addr);
+	long rc;
+
+	if (i >= 0) {
+		struct crac_img_lazy_seg *s = &v->seg[i];
+		uint64_t off = s->off + (addr - s->addr);
+		if (!is_done(v, off)) {
+			uint64_t len = P, max = s->addr + s->len - addr;
+			if (max > WINDOW)
+				max = WINDOW;
+			while (len < max && !is_done(v, off + len))
+				len += P;
+			verify_chunk(L, s->chunk);
+			rc = copy_in(L, v, addr, off, len);
+			if (rc == -EAGAIN)
+				return false;
+			if (rc == 0 && !v->child) {
+				/* prefetch goes on from here */
+				v->cur = (uint32_t)i;
+				v->cur_off = addr + len - s->addr;
+			}
+			if (rc == -ENOENT && v->stale != addr) {
+				v->stale = addr;
+				return false;
+			}
+			if (rc == -ENOENT)
+				wake(v, addr);   /* no longer ours: let it fault normally */
+			return true;
+		}
+	}
+	/* Nothing stored here (a hole, or a page that must read as zero). */
+	struct uffdio_zeropage z = { .range = { .start = addr, .len = P } };
+	rc = SYS(SYS_ioctl, v->uffd, UFFDIO_ZEROPAGE, &z, 0, 0, 0);
+	if (rc == 0) {
+		L->zero++;
+		return true;
+	}
+	if (rc == -EAGAIN)
+		return false;
+	if (rc == -ENOENT && v->stale != addr) {
+		v->stale = addr;
+		return false;
+	}
+	wake(v, addr);
+	return true;
+}
+
+/* One prefetch step of up to BATCH bytes. Returns the bytes loaded, or -1
+ * when it has to wait for an event first. */
+static long prefetch(struct lazy *L, struct view *v)
+{
+	uint64_t budget = BATCH, loaded = 0;
+	uint32_t laps = 0;
+
+	while (budget && v->left && v->n) {
+		if (v->cur >= v->n) {
+			v->cur = 0;
+			v->cur_off = 0;
+			if (++laps > 2)
+				break;
+		}
+		struct crac_img_lazy_seg *s = &v->seg[v->cur];
+		if (v->cur_off >= s->len) {
+			v->cur++;
+			v->cur_off = 0;
+			continue;
+		}
+		uint64_t off = s->off + v->cur_off;
+		if (is_done(v, off)) {
+			v->cur_off += P;
+			continue;
+		}
+		uint64_t len = P;
+		while (len < budget && v->cur_off + len < s->len && !is_done(v, off + len))
+			len += P;
+		verify_chunk(L, s->chunk);
+		uint64_t dst = s->addr + v->cur_off;
+		long rc = copy_in(L, v, dst, off, len);
+		if (rc == -EAGAIN)
+			return -1;
+		if (rc == -ENOENT) {
+			if (v->stale != dst) {
+				v->stale = dst;
+				return -1;
+			}
+			/* still no mapping there and no event told us: unreachable */
+			mark_done(v, off, len);
+			L->dropped += len;
+		}
+		if (rc == -ESRCH) {
+			mark_done(v, s->off, s->len);
+			v->left = 0;
+			return (long)loaded;
+		}
+		v->cur_off += len;
+		budget -= len;
+		loaded += len;
+	}
+	return (long)loaded;
+}
+
+/* ---- events ------------------------------------------------------------------- */
+
+static void pend(struct lazy *L, struct view *v, uint64_t addr)
+{
+	if (v->n_pend == MAX_PEND)
+		fatal(L, "lazy loading: too many faults waiting", 0);
+	v->pend[v->n_pend++] = addr;
+}
+
+static void handle(struct lazy *L, struct view *v, const struct uffd_msg *m)
+{
+	switch (m->event) {
+	case UFFD_EVENT_PAGEFAULT: {
+		uint64_t addr = m->arg.pagefault.address & ~(P - 1);
+		L->faults++;
+		if (!serve(L, v, addr))
+			pend(L, v, addr);
+		break;
+	}
+	case UFFD_EVENT_REMOVE:
+		L->events++;
+		range_dropped(L, v, m->arg.remove.start, m->arg.remove.end, false);
+		break;
+	case UFFD_EVENT_UNMAP:
+		L->events++;
+		range_dropped(L, v, m->arg.remove.start, m->arg.remove.end, true);
+		break;
+	case UFFD_EVENT_REMAP:
+		L->events++;
+		range_moved(L, v, m->arg.remap.from, m->arg.remap.to, m->arg.remap.len);
+		break;
+	case UFFD_EVENT_FORK:
+		L->forks++;
+		if (!view_new(L, (int)m->arg.fork.ufd, v))
+			fatal(L, "out of memory for a forked child's lazy loading", 0);
+		break;
+	}
+}
+
+/* Reads every queued message of v; then retries the faults that waited. */
+static void drain(struct lazy *L, struct view *v)
+{
+	struct uffd_msg msg[16];
+	long n;
+
+	while ((n = sys_read(v->uffd, msg, sizeof(msg))) > 0)
+		for (long i = 0; i < n / (long)sizeof(msg[0]); i++)
+			handle(L, v, &msg[i]);
+	if (n < 0 && n != -EAGAIN && n != -EINTR)
+		fatal(L, "lazy loading: reading the userfaultfd failed", n);
+	uint32_t k = 0, np = v->n_pend;
+	v->n_pend = 0;
+	for (; k < np; k++)
+		if (!serve(L, v, v->pend[k]))
+			v->pend[v->n_pend++] = v->pend[k];
+}
+
+/* ---- the thread --------------------------------------------------------------- */
+
+static __attribute__((noreturn)) void leave(void *area, uint64_t size)
+{
+	/* unmaps our own stack: no memory access between the two calls */
+	__asm__ volatile("syscall\n\t"
+			 "movl $60, %%eax\n\t"     /* SYS_exit */
+			 "xorl %%edi, %%edi\n\t"
+			 "syscall\n\t"
+			 "hlt"
+			 :
+			 : "a"((long)SYS_munmap), "D"(area), "S"(size)
+			 : "rcx", "r11", "memory");
+	__builtin_unreachable();
+}
+
+static void report(struct lazy *L)
+{
+	char line[512];
+	struct crac_img_buf b = { line, 0, sizeof(line) };
+
+	crac_img_puts(&b, "crac: lazy restore: ");
+	crac_img_putu(&b, L->copied >> 20);
+	crac_img_puts(&b, " MiB loaded in ");
+	put_ms(&b, now_ns() - L->a->jump_ns);
+	crac_img_puts(&b, " after the jump (");
+	crac_img_putu(&b, L->faults);
+	crac_img_puts(&b, " faults, ");
+	crac_img_putu(&b, L->zero);
+	crac_img_puts(&b, " zero pages, ");
+	crac_img_putu(&b, L->events);
+	crac_img_puts(&b, " remove/unmap/remap events, ");
+	crac_img_putu(&b, L->forks);
+	crac_img_puts(&b, " forks");
+	if (L->dropped) {
+		crac_img_puts(&b, ", ");
+		crac_img_putu(&b, L->dropped >> 10);
+		crac_img_puts(&b, " KiB no longer mapped");
+	}
+	crac_img_puts(&b, ")\n");
+	say(L, line);
+}
+
+__attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a)
+{
+	struct lazy lz, *L = &lz;
+	struct view *v;
+
+	/* no "= {0}": the compiler could call libc's memset for it */
+	for (size_t i = 0; i < sizeof(lz) / sizeof(uint64_t); i++)
+		((volatile uint64_t *)&lz)[i] = 0;
+	L->a = a;
+	L->res = (struct crac_img_resume *)(uintptr_t)a->resume;
+	/* We came through the loader's code, which the program unmaps as soon
+	 * as we are out of it (crac__img_lazy_started). */
+	__atomic_store_n(&L->res->lazy_started, 1, __ATOMIC_RELEASE);
+	SYS(SYS_futex, &L->res->lazy_started, FUTEX_WAKE, 1, 0, 0, 0);
+	L->chunk = (const struct crac_img_chunk *)((char *)a + a->chunks_off);
+	L->src = (const char *)(uintptr_t)a->src;
+	L->n_pages = a->src_size / P;
+	L->prefetch = !(a->flags & CRAC_LAZY_NO_PREFETCH);
+	crac_img_crc32c_prepare(&L->crc);
+	sys_close(0);   /* our copies: keep the program's pipes from staying open */
+	sys_close(1);
+	L->verified = map_mem(((a->n_chunks + 63) / 64 * 8 + P - 1) & ~(P - 1));
+	if (!L->verified || !(v = view_new(L, a->uffd, 0)))
+		fatal(L, "out of memory for the lazy loader", 0);
+	v->cap = a->n_segs ? a->n_segs : 1;
+	if (!(v->seg = map_mem(v->cap * sizeof(*v->seg))))
+		fatal(L, "out of memory for the lazy loader", 0);
+	copy_words(v->seg, (char *)a + a->segs_off, a->n_segs * sizeof(*v->seg));
+	v->n = a->n_segs;
+	for (uint32_t i = 0; i < v->n; i++)
+		v->left += v->seg[i].len / P;
+	SYS(SYS_madvise, L->src, a->src_size, MADV_WILLNEED, 0, 0, 0);
+
+	while (L->views) {
+		bool busy = false, waiting = false;
+		bool go = L->prefetch || __atomic_load_n(&L->res->lazy_hurry, __ATOMIC_ACQUIRE);
+		for (v = L->views; v; v = v->next)
+			drain(L, v);
+		for (v = L->views; v; v = v->next) {
+			if (v->left && (go || v->child)) {
+				long n = prefetch(L, v);
+				busy |= n > 0;
+				waiting |= n < 0;
+			}
+			waiting |= v->n_pend > 0;
+		}
+		for (v = L->views; v;) {
+			struct view *next = v->next;
+			if (!v->left && !v->n_pend)
+				view_free(L, v);
+			v = next;
+		}
+		if (busy || !L->views)
+			continue;
+		/* Nothing to load now: wait for a fault or an event. */
+		struct pollfd pfd[MAX_POLL];
+		int n = 0;
+		for (v = L->views; v && n < MAX_POLL; v = v->next)
+			pfd[n++] = (struct pollfd){ .fd = v->uffd, .events = POLLIN };
+		bool more = v != 0;   /* views beyond MAX_POLL: look again soon */
+		int timeout = waiting || more ? 1 : (go ? 0 : 10);
+		SYS(SYS_poll, pfd, n, timeout, 0, 0, 0);
+	}
+
+	if (a->flags & CRAC_LOADER_STATS)
+		report(L);
+	sys_munmap(L->verified, ((a->n_chunks + 63) / 64 * 8 + P - 1) & ~(P - 1));
+	sys_munmap((void *)(uintptr_t)a->src, a->src_size);
+	sys_close(a->err_fd);
+	leave(a, a->area_size);
+}
+
+/* ---- the program's side ---------------------------------------------------------- */
+
+/* Waits until the lazy loader thread (if any) runs our code, not the
+ * loader's: the restored side unmaps the loader after this. */
+void crac__img_lazy_started(void)
+{
+	struct crac_img_resume *res = &crac__img_self.resume;
+
+	if (res->lazy_mode != CRAC_LAZY_ON)
+		return;
+	while (!__atomic_load_n(&res->lazy_started, __ATOMIC_ACQUIRE))
+		SYS(SYS_futex, &res->lazy_started, FUTEX_WAIT, 0, 0, 0, 0);
+}
+
+/*
+ * Waits until the lazy loader is done: before a checkpoint (the image must
+ * hold every page, and the stop signal must not meet a thread that blocks
+ * it) and before fork() (a forked child's memory would otherwise depend on
+ * this process's loader). Tells the loader to hurry if prefetch was off.
+ */
+void crac__img_lazy_finish(void)
+{
+	struct crac_img_resume *res = &crac__img_self.resume;
+	uint32_t tid = __atomic_load_n(&res->lazy_tid, __ATOMIC_ACQUIRE);
+
+	if (!tid || res->lazy_pid != (uint32_t)getpid())
+		return;
+	__atomic_store_n(&res->lazy_hurry, 1, __ATOMIC_RELEASE);
+	/* The kernel clears lazy_tid when the thread exits and wakes one
+	 * waiter: others (fork and checkpoint at once) look again every 10 ms. */
+	while ((tid = __atomic_load_n(&res->lazy_tid, __ATOMIC_ACQUIRE)) != 0) {
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		SYS(SYS_futex, &res->lazy_tid, FUTEX_WAIT, tid, &ts, 0, 0);
+	}
+}
+
+static void finish_before_fork(void)
+{
+	crac__img_lazy_finish();
+}
+
+static void register_atfork(void)
+{
+	pthread_atfork(finish_before_fork, NULL, NULL);
+}
+
+void crac__img_lazy_prepare(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, register_atfork);
+}
