@@ -1,9 +1,12 @@
 /*
  * cmd_image.c - image engine subcommands:
  *
- *   crac restore DIR [--populate] [--stats] [--timens] [--env K=V]... [-- ARGS...]
+ *   crac restore DIR [--populate | --lazy] [--stats] [--timens] [--env K=V]... [-- ARGS...]
  *       execs the static loader (crac-loader), which verifies the image and
  *       becomes the restored process: same pid as this command, same stdio.
+ *       Large anonymous mappings load lazily when this user may handle
+ *       kernel faults with userfaultfd; --populate loads everything first,
+ *       --lazy refuses to restore if lazy loading is impossible.
  *       --timens first enters a new time namespace whose CLOCK_MONOTONIC and
  *       CLOCK_BOOTTIME continue from their values at checkpoint.
  *   crac inspect DIR [--json]
@@ -92,10 +95,10 @@ static int enter_timens(const char *dir)
 
 int crac_cmd_restore_image(int argc, char **argv)
 {
-	const char *usage = "usage: crac restore DIR [--populate] [--stats] [--timens] [--env K=V]... [-- ARGS...]";
+	const char *usage = "usage: crac restore DIR [--populate | --lazy] [--stats] [--timens] [--env K=V]... [-- ARGS...]";
 	char loader[PATH_MAX], msg[512];
 	const char *dir = NULL;
-	bool populate = false, stats = false, timens = false;
+	bool populate = false, lazy = false, stats = false, timens = false;
 	int i;
 
 	for (i = 1; i < argc; i++) {
@@ -104,6 +107,8 @@ int crac_cmd_restore_image(int argc, char **argv)
 			break;
 		} else if (!strcmp(argv[i], "--populate")) {
 			populate = true;
+		} else if (!strcmp(argv[i], "--lazy")) {
+			lazy = true;
 		} else if (!strcmp(argv[i], "--stats")) {
 			stats = true;
 		} else if (!strcmp(argv[i], "--timens")) {
@@ -124,8 +129,8 @@ int crac_cmd_restore_image(int argc, char **argv)
 			dir = argv[i];
 		}
 	}
-	if (!dir) {
-		cli_err("%s", usage);
+	if (!dir || (populate && lazy)) {
+		cli_err("%s", populate && lazy ? "--populate and --lazy exclude each other" : usage);
 		return 2;
 	}
 	if (crac_img_loader_path(loader, sizeof(loader), msg, sizeof(msg)) < 0) {
@@ -135,7 +140,7 @@ int crac_cmd_restore_image(int argc, char **argv)
 	if (timens && enter_timens(dir) != 0)
 		return 1;
 
-	/* loader [--populate] [--stats] DIR [-- ARGS...] */
+	/* loader [--populate | --lazy] [--stats] [--env K=V]... DIR [-- ARGS...] */
 	char **args = calloc((size_t)argc * 2 + 6, sizeof(char *));
 	int n = 0;
 	if (!args) {
@@ -145,6 +150,8 @@ int crac_cmd_restore_image(int argc, char **argv)
 	args[n++] = "crac-loader";
 	if (populate)
 		args[n++] = "--populate";
+	if (lazy)
+		args[n++] = "--lazy";
 	if (stats)
 		args[n++] = "--stats";
 	for (int k = 1; k < argc && strcmp(argv[k], "--"); k++)

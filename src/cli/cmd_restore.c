@@ -68,7 +68,7 @@ int crac_cmd_restore(int argc, char **argv)
 		if (!strcmp(argv[i], "--pid") || !strncmp(argv[i], "--pid=", 6))
 			return resume(argc, argv);
 	if (argc < 2) {
-		cli_err("usage: crac restore DIR [--populate] [-- ARGS...] | crac restore --pid PID [-- ARGS...]");
+		cli_err("usage: crac restore DIR [--populate | --lazy] [-- ARGS...] | crac restore --pid PID [-- ARGS...]");
 		return 2;
 	}
 	return crac_cmd_restore_image(argc, argv);

@@ -32,7 +32,7 @@ static void usage(FILE *f)
 		"        ask process PID (through its control endpoint) to checkpoint; prints the report\n"
 		"  restore --pid PID [--env K=V]... [-- ARGS...]\n"
 		"        resume a process paused by the pause engine\n"
-		"  restore DIR [--populate] [-- ARGS...]\n"
+		"  restore DIR [--populate | --lazy] [--stats] [--timens] [--env K=V]... [-- ARGS...]\n"
 		"        restore an image written by the image engine\n"
 		"  run [--engine E] [--checkpoint-to DIR] [--policies FILE] -- PROG [ARGS...]\n"
 		"        run an unmodified program with libcrac preloaded and its control endpoint on\n"

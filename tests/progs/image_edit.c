@@ -10,6 +10,7 @@
  *   image_edit DIR xcr0          record an XSAVE state component this OS
  *                                does not enable; prints its mask
  *   image_edit DIR version N     claim format version N
+ *   image_edit DIR chunk-at ADDR prints "index offset length" of the chunk holding ADDR
  *   image_edit DIR vdso-size     record a different [vdso] size
  *   image_edit DIR overlap       move the first mapping onto the loader
  *   image_edit DIR chunk KIND    print "INDEX OFFSET LENGTH" of the first
@@ -33,7 +34,7 @@ int main(int argc, char **argv)
 	struct stat st;
 
 	if (argc < 3) {
-		fprintf(stderr, "usage: image_edit DIR cpu-missing|xsave-size|xcr0|version N|vdso-size|overlap|chunk KIND\n");
+		fprintf(stderr, "usage: image_edit DIR cpu-missing|xsave-size|xcr0|version N|vdso-size|overlap|chunk KIND|chunk-at ADDR\n");
 		return 2;
 	}
 	snprintf(path, sizeof(path), "%s/header", argv[1]);
@@ -65,6 +66,24 @@ int main(int argc, char **argv)
 				return 0;
 			}
 		fprintf(stderr, "no stored chunk of a %s mapping\n", argv[3]);
+		return 1;
+	}
+	if (!strcmp(op, "chunk-at") && argc > 3) {
+		/* the chunk holding address ARGV[3]: "index offset length" */
+		struct crac_img_view v;
+		char why[256];
+		uint64_t addr = strtoull(argv[3], NULL, 0);
+		if (crac_img_parse(buf, (uint64_t)st.st_size, &v, why, sizeof(why)) < 0) {
+			fprintf(stderr, "%s: %s\n", path, why);
+			return 1;
+		}
+		for (uint32_t c = 0; c < v.h->n_chunks; c++)
+			if (addr >= v.chunks[c].addr && addr < v.chunks[c].addr + v.chunks[c].len) {
+				printf("%u %llu %llu\n", c, (unsigned long long)v.chunks[c].offset,
+				       (unsigned long long)v.chunks[c].len);
+				return 0;
+			}
+		fprintf(stderr, "no stored chunk holds %s\n", argv[3]);
 		return 1;
 	}
 	if (!strcmp(op, "cpu-missing")) {

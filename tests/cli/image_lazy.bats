@@ -1,0 +1,146 @@
+#!/usr/bin/env bats
+# Lazy restore (userfaultfd): large anonymous mappings are loaded on demand
+# and in the background. With CRAC_LAZY_PREFETCH=off nothing is loaded but
+# what the program touches, so every scenario of tests/progs/image_lazy.c
+# meets pages that are not there yet: system calls reading and writing them,
+# MADV_DONTNEED / MADV_FREE, mremap, munmap, fork (glibc's and a raw system
+# call), threads. A damaged chunk stops the process before a damaged page is
+# visible. Unprivileged, restore is eager and says why; --lazy refuses.
+
+bats_require_minimum_version 1.5.0
+
+load common
+
+setup() {
+	CRAC="$CRAC_BUILD_DIR/crac"
+	LAZY="$CRAC_BUILD_DIR/tests/image_lazy"
+	EDIT="$CRAC_BUILD_DIR/tests/image_edit"
+	T="$(mktemp -d /tmp/crac-bats-lazy.XXXXXX)"
+	chmod 755 "$T"
+	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_IMAGE_STATS CRAC_LOADER CRAC_LAZY_PREFETCH
+	require_image_engine
+}
+
+teardown() {
+	rm -rf "$T"
+}
+
+# checkpoint [MiB]: image_lazy into $T/img; BIG and LEN: its big mapping.
+checkpoint() {
+	run clean "$LAZY" "$T/img" "$@"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	BIG=$(echo "$output" | sed -n 's/^big=\(0x[0-9a-f]*\) .*/\1/p')
+	LEN=$(echo "$output" | sed -n 's/.* len=\([0-9]*\)$/\1/p')
+	[ -n "$BIG" ] && [ -n "$LEN" ]
+}
+
+# need_lazy: skips unless this user gets a userfaultfd for kernel faults.
+need_lazy() {
+	run clean "$CRAC" restore --lazy --stats "$T/img" -- read
+	if [ "$status" -ne 0 ] && echo "$output" | grep -q -- "--lazy: lazy restore needs"; then
+		skip "no userfaultfd for kernel faults here: $output"
+	fi
+}
+
+@test "every scenario with nothing loaded in advance" {
+	checkpoint
+	need_lazy
+	for s in read syscall dontneed free mremap munmap fork rawfork threads; do
+		run --separate-stderr clean env CRAC_LAZY_PREFETCH=off "$CRAC" restore --stats "$T/img" -- "$s"
+		echo "$s: status $status"
+		echo "stdout: $output"
+		echo "stderr: $stderr"
+		[ "$status" -eq 0 ]
+		[ "$output" = "ok $s" ]
+		echo "$stderr" | grep -q "MiB lazy, .*; lazy: large anonymous mappings load in the background"
+	done
+}
+
+@test "loading on demand: what the program touched was loaded by faults" {
+	checkpoint
+	need_lazy
+	run --separate-stderr clean env CRAC_LAZY_PREFETCH=off "$CRAC" restore --stats "$T/img" -- read
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok read" ]
+	# 32 MiB read page by page: loaded in windows of 256 KiB, by faults only
+	echo "$stderr" | grep -Eq "^crac: lazy restore: 32 MiB loaded in [0-9.]+ ms after the jump \(128 faults, 0 zero pages"
+}
+
+@test "background prefetch: everything is loaded while the program does not touch it" {
+	checkpoint 64
+	need_lazy
+	run --separate-stderr clean "$CRAC" restore --stats "$T/img" -- fork
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok fork" ]
+	# fork() waited for the loader to finish (pthread_atfork): no fork event
+	echo "$stderr" | grep -Eq "^crac: lazy restore: 64 MiB loaded in [0-9.]+ ms after the jump \([0-9]+ faults, [0-9]+ zero pages, [0-9]+ remove/unmap/remap events, 0 forks\)"
+}
+
+@test "the whole of a raw fork's child is served: it can outlive the loading" {
+	checkpoint
+	need_lazy
+	run --separate-stderr clean env CRAC_LAZY_PREFETCH=off "$CRAC" restore --stats "$T/img" -- rawfork
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok rawfork" ]
+	echo "$stderr" | grep -Eq "^crac: lazy restore: .*, 1 forks\)"
+}
+
+@test "--populate restores eagerly" {
+	checkpoint
+	run --separate-stderr clean "$CRAC" restore --populate --stats "$T/img" -- read
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok read" ]
+	echo "$stderr" | grep -q " 0.0 MiB lazy, .*; eager: --populate$"
+	! echo "$stderr" | grep -q "^crac: lazy restore"
+	run clean "$CRAC" restore --populate --lazy "$T/img"
+	[ "$status" -eq 2 ]
+}
+
+@test "a damaged chunk stops the process before any of its pages is visible" {
+	checkpoint
+	need_lazy
+	# a byte in the middle of the big mapping
+	read -r idx off len < <("$EDIT" "$T/img" chunk-at $((BIG + LEN / 2)))
+	[ -n "$len" ]
+	byte=$(od -An -tu1 -j $((off + len / 2)) -N1 "$T/img/pages" | tr -d ' ')
+	printf "\\$(printf %03o $((byte ^ 255)))" | dd of="$T/img/pages" bs=1 seek=$((off + len / 2)) conv=notrunc status=none
+	for prefetch in off on; do
+		run --separate-stderr clean env CRAC_LAZY_PREFETCH=$prefetch "$CRAC" restore "$T/img" -- read
+		echo "prefetch $prefetch: status $status"
+		echo "stdout: $output"
+		echo "stderr: $stderr"
+		[ "$status" -eq 1 ]
+		[ -z "$output" ]   # "ok read" never printed: the damaged page was never read
+		echo "$stderr" | grep -Eqx "crac: restore $T/img: page data checksum mismatch in chunk #$idx \\($len bytes at 0x[0-9a-f]+, anon\\): the pages file is damaged; found while loading lazily, before any of these pages was visible; the restored process is stopped"
+	done
+	# --populate checks every chunk before the program runs
+	run --separate-stderr clean "$CRAC" restore --populate "$T/img" -- read
+	[ "$status" -eq 1 ]
+	[ -z "$output" ]
+	echo "$stderr" | grep -Eqx "crac: restore $T/img: page data checksum mismatch in chunk #$idx \\($len bytes at 0x[0-9a-f]+, anon\\): the pages file is damaged"
+}
+
+@test "unprivileged: restore is eager and says why; --lazy refuses" {
+	[ "$(id -u)" -eq 0 ] || skip "needs root to switch to nobody"
+	command -v setpriv >/dev/null || skip "no setpriv"
+	NOBODY="setpriv --reuid=65534 --regid=65534 --clear-groups"
+	$NOBODY test -x "$LAZY" || skip "build tree not accessible to nobody"
+	chown 65534:65534 "$T"
+	run clean $NOBODY "$LAZY" "$T/img"
+	[ "$status" -eq 0 ]
+	run --separate-stderr clean $NOBODY "$CRAC" restore --stats "$T/img" -- dontneed
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok dontneed" ]
+	echo "$stderr" | grep -q "; eager: lazy restore needs a userfaultfd that also handles faults taken inside system calls: root (CAP_SYS_PTRACE), vm.unprivileged_userfaultfd=1, or read-write access to /dev/userfaultfd$"
+	run --separate-stderr clean $NOBODY "$CRAC" restore --lazy "$T/img" -- read
+	echo "$stderr"
+	[ "$status" -eq 1 ]
+	[ -z "$output" ]
+	[ "$stderr" = "crac: restore $T/img: --lazy: lazy restore needs a userfaultfd that also handles faults taken inside system calls: root (CAP_SYS_PTRACE), vm.unprivileged_userfaultfd=1, or read-write access to /dev/userfaultfd" ]
+}

@@ -1,0 +1,231 @@
+/*
+ * image_lazy - what a lazily restored process does with memory that is not
+ * loaded yet (run with CRAC_LAZY_PREFETCH=off so that nothing is loaded but
+ * what it touches).
+ *
+ *   image_lazy DIR [MiB]             checkpoint into DIR (the original exits 0)
+ *   crac restore DIR -- SCENARIO     one scenario per restore
+ *
+ * The big mapping (MiB mebibytes, default 32) holds a pattern that differs
+ * on every page. Scenarios, each printing "ok SCENARIO" or "FAIL: ..." (exit 1):
+ *   read      every page reads back its pattern
+ *   syscall   write() from and read() into pages not loaded yet
+ *   dontneed  MADV_DONTNEED on pages not loaded yet: zeros; neighbours intact
+ *   free      MADV_FREE on pages not loaded yet: zeros or the old pattern
+ *   mremap    the mapping moved to a new address: the pattern follows it
+ *   munmap    half unmapped, fresh memory mapped there: zeros; the rest intact
+ *   fork      glibc fork(): the child sees every page
+ *   rawfork   fork by a raw system call: the child sees every page
+ *   threads   four threads read a quarter each
+ */
+#include <crac.h>
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define PG 4096ul
+
+/* libcrac internal (this program links the static library): waits until
+ * the lazy loader thread is done, so that its --stats line is printed. */
+void crac__img_lazy_finish(void);
+
+static unsigned char *big;
+static size_t big_len, n_pages;
+static char scenario[64];
+
+static uint64_t word(size_t page, size_t i)
+{
+	return (page << 20) ^ (i * 0x9e3779b97f4a7c15ull) ^ 0x5eed;
+}
+
+static void fill(unsigned char *base, size_t from, size_t to)
+{
+	for (size_t p = from; p < to; p++)
+		for (size_t i = 0; i < PG / 8; i++)
+			((uint64_t *)(base + p * PG))[i] = word(p, i);
+}
+
+/* Pages [from, to) of the pattern that do not hold it; at points to page from. */
+static size_t bad_at(const unsigned char *at, size_t from, size_t to)
+{
+	size_t bad = 0;
+	for (size_t p = from; p < to; p++)
+		for (size_t i = 0; i < PG / 8; i++)
+			if (((const uint64_t *)(at + (p - from) * PG))[i] != word(p, i)) {
+				bad++;
+				break;
+			}
+	return bad;
+}
+
+/* The same for pages [from, to) of the mapping at base. */
+static size_t bad_pages(const unsigned char *base, size_t from, size_t to)
+{
+	return bad_at(base + from * PG, from, to);
+}
+
+static int all_zero(const unsigned char *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (p[i])
+			return 0;
+	return 1;
+}
+
+static int fail(const char *what, size_t n)
+{
+	printf("FAIL: %s: %zu\n", what, n);
+	return 1;
+}
+
+static int after(const crac_event *ev, void *arg)
+{
+	(void)arg;
+	if (ev->argc > 0)
+		snprintf(scenario, sizeof(scenario), "%s", ev->argv[0]);
+	return 0;
+}
+
+static void *reader(void *arg)
+{
+	size_t q = (size_t)(uintptr_t)arg, per = n_pages / 4;
+	return (void *)(uintptr_t)bad_pages(big, q * per, (q + 1) * per);
+}
+
+static int child_check(void)
+{
+	/* in a forked child: no stdio (its buffer is the parent's too) */
+	return bad_pages(big, 0, n_pages) ? 1 : 0;
+}
+
+static int run(void)
+{
+	size_t n;
+
+	if (!strcmp(scenario, "read")) {
+		if ((n = bad_pages(big, 0, n_pages)))
+			return fail("pages without their pattern", n);
+	} else if (!strcmp(scenario, "syscall")) {
+		int fd[2];
+		unsigned char buf[16 * PG];
+		if (pipe(fd) < 0)
+			return fail("pipe", 0);
+		/* the kernel reads pages 100-115 (not loaded) */
+		if (write(fd[1], big + 100 * PG, sizeof(buf)) != (ssize_t)sizeof(buf))
+			return fail("write() from lazy pages", 0);
+		if (read(fd[0], buf, sizeof(buf)) != (ssize_t)sizeof(buf) || bad_at(buf, 100, 116))
+			return fail("write() from lazy pages sent the wrong bytes", 0);
+		/* the kernel writes pages 200-215 (not loaded) */
+		memset(buf, 0xab, sizeof(buf));
+		if (write(fd[1], buf, sizeof(buf)) != (ssize_t)sizeof(buf) ||
+		    read(fd[0], big + 200 * PG, sizeof(buf)) != (ssize_t)sizeof(buf))
+			return fail("read() into lazy pages", 0);
+		for (size_t i = 0; i < sizeof(buf); i++)
+			if (big[200 * PG + i] != 0xab)
+				return fail("read() into lazy pages: byte", i);
+		if ((n = bad_pages(big, 0, 200) + bad_pages(big, 216, n_pages)))
+			return fail("other pages", n);
+	} else if (!strcmp(scenario, "dontneed") || !strcmp(scenario, "free")) {
+		int advice = scenario[0] == 'd' ? MADV_DONTNEED : MADV_FREE;
+		if (madvise(big + 10 * PG, 4 * PG, advice) < 0)
+			return fail("madvise", 0);
+		if (advice == MADV_DONTNEED && !all_zero(big + 10 * PG, 4 * PG))
+			return fail("MADV_DONTNEED on lazy pages did not give zeros", 0);
+		for (size_t p = 10; p < 14; p++)
+			if (!all_zero(big + p * PG, PG) && bad_pages(big, p, p + 1))
+				return fail("MADV_FREE'd page is neither zero nor its old content", p);
+		if ((n = bad_pages(big, 0, 10) + bad_pages(big, 14, n_pages)))
+			return fail("neighbours", n);
+	} else if (!strcmp(scenario, "mremap")) {
+		/* a new place that is surely free: reserve it, then move there */
+		void *to = mmap(NULL, big_len + 64 * PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		unsigned char *old = big;
+		if (to == MAP_FAILED)
+			return fail("mmap", 0);
+		big = mremap(big, big_len, big_len, MREMAP_MAYMOVE | MREMAP_FIXED, (char *)to + 32 * PG);
+		if (big == MAP_FAILED || big == old)
+			return fail("mremap", 0);
+		if ((n = bad_pages(big, 0, n_pages)))
+			return fail("pages without their pattern after mremap", n);
+	} else if (!strcmp(scenario, "munmap")) {
+		size_t half = n_pages / 2;
+		if (munmap(big + half * PG, big_len - half * PG) < 0 ||
+		    mmap(big + half * PG, big_len - half * PG, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
+			return fail("munmap/mmap", 0);
+		if (!all_zero(big + half * PG, big_len - half * PG))
+			return fail("fresh memory over unmapped lazy pages is not zero", 0);
+		if ((n = bad_pages(big, 0, half)))
+			return fail("first half", n);
+	} else if (!strcmp(scenario, "fork") || !strcmp(scenario, "rawfork")) {
+		fflush(stdout);
+		pid_t pid = scenario[0] == 'f' ? fork() : (pid_t)syscall(SYS_fork);
+		if (pid == 0)
+			_exit(child_check());
+		int st = 0;
+		if (pid < 0 || waitpid(pid, &st, 0) != pid)
+			return fail("fork/waitpid", 0);
+		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+			return fail("the child saw pages without their pattern, status", (size_t)st);
+		if ((n = bad_pages(big, 0, n_pages)))
+			return fail("parent", n);
+	} else if (!strcmp(scenario, "threads")) {
+		pthread_t t[4];
+		for (size_t q = 0; q < 4; q++)
+			pthread_create(&t[q], NULL, reader, (void *)(uintptr_t)q);
+		for (size_t q = 0; q < 4; q++) {
+			void *r;
+			pthread_join(t[q], &r);
+			if (r)
+				return fail("a thread found pages without their pattern", (size_t)(uintptr_t)r);
+		}
+	} else {
+		printf("FAIL: unknown scenario \"%s\"\n", scenario);
+		return 1;
+	}
+	printf("ok %s\n", scenario);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fprintf(stderr, "usage: image_lazy DIR [MiB]\n");
+		return 2;
+	}
+	big_len = (argc > 2 ? strtoull(argv[2], NULL, 10) : 32) << 20;
+	n_pages = big_len / PG;
+	big = mmap(NULL, big_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (big == MAP_FAILED)
+		return 1;
+	fill(big, 0, n_pages);
+	printf("big=%p len=%zu\n", (void *)big, big_len);
+	fflush(stdout);
+
+	struct crac_resource_def def = { .name = "lazy-test", .after_restore = after };
+	crac_register(NULL, &def, NULL);
+	struct crac_options o;
+	crac_options_init(&o);
+	o.engine = "image";
+	o.image_dir = argv[1];
+	crac_report *rep = NULL;
+	int rc = crac_checkpoint_restore(&o, &rep);
+	if (rc != CRAC_RESTORED) {
+		if (rc != CRAC_CONTINUED && rep)
+			crac_report_print(rep, stderr);
+		crac_report_free(rep);
+		return rc == CRAC_CONTINUED ? 0 : 1;
+	}
+	crac_report_free(rep);
+	int status = run();
+	fflush(stdout);
+	crac__img_lazy_finish();
+	return status;
+}
