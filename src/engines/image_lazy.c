@@ -37,6 +37,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <linux/prctl.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
 #include <pthread.h>
@@ -603,6 +604,7 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 	L->n_pages = a->src_size / P;
 	L->prefetch = !(a->flags & CRAC_LAZY_NO_PREFETCH);
 	crac_img_crc32c_prepare(&L->crc);
+	sys_prctl(PR_SET_NAME, "crac-lazy", 0, 0, 0);   /* not "crac-loader" */
 	sys_close(0);   /* our copies: keep the program's pipes from staying open */
 	sys_close(1);
 	L->verified = map_mem(((a->n_chunks + 63) / 64 * 8 + P - 1) & ~(P - 1));
