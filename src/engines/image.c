@@ -205,6 +205,7 @@ static __attribute__((noinline)) int image_restored(struct crac_round *r)
 
 	/* 5. This thread's signal mask, last. */
 	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &s->thread.sigmask, NULL, 8);
+	crac__img_lazy_go();
 	return CRAC_RESTORED;
 }
 

@@ -622,6 +622,13 @@ static int store_range(struct img_capture *c, uint32_t mi, uint64_t s, uint64_t 
 		c->n_chunks++;
 		c->pages_size += len;
 		s += len;
+		/* Start writing back what is written so far: the disk works
+		 * while we copy the rest, and the final fsync waits for less. */
+		if (c->pages_size - c->kicked >= IMG_WRITEBACK_STEP) {
+			sync_file_range(c->pages_fd, (off_t)c->kicked, (off_t)(c->pages_size - c->kicked),
+					SYNC_FILE_RANGE_WRITE);
+			c->kicked = c->pages_size;
+		}
 	}
 	return 0;
 }

@@ -131,6 +131,9 @@ struct img_map {
 	uint64_t dev, ino;              /* from /proc/self/maps */
 };
 
+/* Writeback of the pages file is started every this many bytes. */
+#define IMG_WRITEBACK_STEP (32ull << 20)
+
 struct img_capture {
 	struct img_arena arena;
 	struct img_err err;
@@ -151,6 +154,7 @@ struct img_capture {
 	char *chunk_area;
 	size_t chunk_area_size;
 	uint64_t pages_size;
+	uint64_t kicked;                /* pages file bytes whose writeback was started */
 	int n_threads;
 
 	struct crac_img_range *secrets; /* crac_secret_region()s: written as zeros */
@@ -183,6 +187,8 @@ void img_capture_close(struct img_capture *c, bool failed) CRAC_HIDDEN;
 void crac__img_lazy_main(struct crac_img_lazy *a) __attribute__((noreturn)) CRAC_HIDDEN;
 /* Restored side: waits until that thread has left the loader's code. */
 void crac__img_lazy_started(void) CRAC_HIDDEN;
+/* Restored side, at its end: background loading may start. */
+void crac__img_lazy_go(void) CRAC_HIDDEN;
 /* Before a checkpoint: registers the fork handler that waits for lazy
  * loading (it stays registered in the restored process). */
 void crac__img_lazy_prepare(void) CRAC_HIDDEN;

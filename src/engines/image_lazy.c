@@ -10,7 +10,7 @@
  *     the image holds nothing;
  *   - prefetch: everything else, 1 MiB per step, starting where the program
  *     last faulted (it tends to go on in the same direction), until every
- *     page is in. Then the userfaultfd is closed, which unregisters every
+ *     page is in. It starts once the restored side is through (lazy_go). Then the userfaultfd is closed, which unregisters every
  *     range, and the thread unmaps its area and exits.
  * A chunk's crc32c is checked before the first of its pages is copied: a
  * damaged pages file stops the process before it can read a damaged page.
@@ -621,7 +621,10 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 
 	while (L->views) {
 		bool busy = false, waiting = false;
-		bool go = L->prefetch || __atomic_load_n(&L->res->lazy_hurry, __ATOMIC_ACQUIRE);
+		/* Prefetch waits until the restore path is through: it would
+		 * compete for the address-space lock with its mmap/munmap calls. */
+		bool go = (L->prefetch && __atomic_load_n(&L->res->lazy_go, __ATOMIC_ACQUIRE)) ||
+			  __atomic_load_n(&L->res->lazy_hurry, __ATOMIC_ACQUIRE);
 		for (v = L->views; v; v = v->next)
 			drain(L, v);
 		for (v = L->views; v; v = v->next) {
@@ -659,6 +662,12 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 }
 
 /* ---- the program's side ---------------------------------------------------------- */
+
+/* The restore path is through: background loading may start. */
+void crac__img_lazy_go(void)
+{
+	__atomic_store_n(&crac__img_self.resume.lazy_go, 1, __ATOMIC_RELEASE);
+}
 
 /* Waits until the lazy loader thread (if any) runs our code, not the
  * loader's: the restored side unmaps the loader after this. */

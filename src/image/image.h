@@ -257,7 +257,7 @@ struct crac_img_resume {
 	uint32_t lazy_mode;              /* CRAC_LAZY_* : lazy, or why restore was eager */
 	uint32_t lazy_hurry;             /* set by crac__img_lazy_finish: prefetch now */
 	uint32_t lazy_started;           /* set by the thread once it left the loader's code */
-	uint32_t lazy_pad;
+	uint32_t lazy_go;                /* set once the process is restored: prefetch may start */
 };
 #define CRAC_LOADER_POPULATE 0x1u
 #define CRAC_LOADER_STATS 0x2u
