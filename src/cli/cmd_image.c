@@ -361,16 +361,21 @@ static void print_text(const char *dir, const struct crac_img_view *v, const str
 	for (int s = 0; s < CRAC_IMG_NSIG; s++)
 		handlers += h->sig[s].handler > 1;
 	printf("signals:   %u with handlers\n", handlers);
-	printf("mappings:  %u, %.1f MiB mapped, %.1f MiB stored\n", h->n_maps, mib(mapped), mib(h->stored));
+	uint64_t lazy = 0;
+	for (uint32_t i = 0; i < h->n_maps; i++)
+		if (crac_img_lazy_candidate(&v->maps[i], h->resume))
+			lazy += v->maps[i].stored;
+	printf("mappings:  %u, %.1f MiB mapped, %.1f MiB stored (%.1f MiB of it lazy where userfaultfd allows: L)\n",
+	       h->n_maps, mib(mapped), mib(h->stored), mib(lazy));
 	printf("  %-12s %-12s %-4s %-11s %10s %10s  %s\n", "start", "end", "perm", "kind", "mapped", "stored", "name");
 	for (uint32_t i = 0; i < h->n_maps; i++) {
 		const struct crac_img_map *m = &v->maps[i];
 		char p[5];
 		perms(m, p);
-		printf("  %012llx %012llx %-4s %-11s %9lluK %9lluK  %s\n", (unsigned long long)m->start,
+		printf("  %012llx %012llx %-4s %-11s %9lluK %9lluK%s %s\n", (unsigned long long)m->start,
 		       (unsigned long long)m->end, p, crac_img_kind_name(m->kind),
 		       (unsigned long long)((m->end - m->start) >> 10), (unsigned long long)(m->stored >> 10),
-		       crac_img_str(v, m->name));
+		       crac_img_lazy_candidate(m, h->resume) ? " L" : "  ", crac_img_str(v, m->name));
 	}
 	printf("threads:   %u\n", h->n_threads);
 	for (uint32_t i = 0; i < h->n_threads; i++) {
@@ -431,9 +436,10 @@ static void print_json(const char *dir, const struct crac_img_view *v, const str
 		char p[5];
 		perms(m, p);
 		fprintf(f, "%s{\"start\":%llu,\"end\":%llu,\"perms\":\"%s\",\"kind\":\"%s\",\"mapped\":%llu,"
-			"\"stored\":%llu,\"name\":", i ? "," : "", (unsigned long long)m->start,
+			"\"stored\":%llu,\"lazy\":%s,\"name\":", i ? "," : "", (unsigned long long)m->start,
 			(unsigned long long)m->end, p, crac_img_kind_name(m->kind),
-			(unsigned long long)(m->end - m->start), (unsigned long long)m->stored);
+			(unsigned long long)(m->end - m->start), (unsigned long long)m->stored,
+			crac_img_lazy_candidate(m, h->resume) ? "true" : "false");
 		json_str(f, crac_img_str(v, m->name));
 		fputc('}', f);
 	}

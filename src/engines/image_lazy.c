@@ -605,8 +605,18 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 	L->prefetch = !(a->flags & CRAC_LAZY_NO_PREFETCH);
 	crac_img_crc32c_prepare(&L->crc);
 	sys_prctl(PR_SET_NAME, "crac-lazy", 0, 0, 0);   /* not "crac-loader" */
-	sys_close(0);   /* our copies: keep the program's pipes from staying open */
-	sys_close(1);
+	/* Our file table is a copy of the loader's: keep the userfaultfd and
+	 * stderr, close the rest (the program's pipes must not stay open
+	 * because of us, nor the image's files). */
+	unsigned keep[2] = { (unsigned)a->uffd, (unsigned)a->err_fd }, lo = 0;
+	if (keep[0] > keep[1])
+		keep[0] = (unsigned)a->err_fd, keep[1] = (unsigned)a->uffd;
+	for (int k = 0; k < 2; k++) {
+		if (keep[k] > lo)
+			SYS(SYS_close_range, lo, keep[k] - 1, 0, 0, 0, 0);
+		lo = keep[k] + 1;
+	}
+	SYS(SYS_close_range, lo, ~0u, 0, 0, 0, 0);
 	L->verified = map_mem(((a->n_chunks + 63) / 64 * 8 + P - 1) & ~(P - 1));
 	if (!L->verified || !(v = view_new(L, a->uffd, 0)))
 		fatal(L, "out of memory for the lazy loader", 0);

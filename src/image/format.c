@@ -11,6 +11,8 @@
  */
 #include "image/image.h"
 
+#include <sys/mman.h>
+
 #include <cpuid.h>
 #include <errno.h>
 #include <string.h>
@@ -485,4 +487,17 @@ const char *crac_img_lazy_why(uint32_t mode)
 		return "no mapping is large enough to be worth loading lazily";
 	}
 	return "unknown";
+}
+
+bool crac_img_lazy_candidate(const struct crac_img_map *m, uint64_t resume)
+{
+	if (m->kind != CRAC_MAP_ANON && m->kind != CRAC_MAP_HEAP)
+		return false;
+	if (m->flags & CRAC_MAPF_SHARED)
+		return false;
+	if ((m->prot & (PROT_READ | PROT_WRITE)) != (PROT_READ | PROT_WRITE))
+		return false;
+	if (resume >= m->start && resume < m->end)   /* the loader writes there */
+		return false;
+	return m->stored >= CRAC_IMG_LAZY_MIN;
 }

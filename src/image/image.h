@@ -20,6 +20,7 @@
 #ifndef CRAC_IMAGE_H
 #define CRAC_IMAGE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -282,6 +283,15 @@ enum {
  * thread's stack. The thread has its own file table (clone without
  * CLONE_FILES), holding the userfaultfd: the program never sees it.
  */
+/* A mapping is loaded lazily from this many stored bytes on: below, reading
+ * it costs less than the faults it would take. */
+#define CRAC_IMG_LAZY_MIN (1ull << 20)
+
+/* Whether mapping m is left to the lazy loader (when lazy restore is
+ * possible): private anonymous read-write memory with at least
+ * CRAC_IMG_LAZY_MIN stored bytes, not holding the resume block. */
+bool crac_img_lazy_candidate(const struct crac_img_map *m, uint64_t resume);
+
 /* What a CRAC_LAZY_* mode means, in one line. */
 const char *crac_img_lazy_why(uint32_t mode);
 

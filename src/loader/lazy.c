@@ -7,9 +7,7 @@
  *                   also handles faults taken inside system calls, with the
  *                   events that keep anonymous semantics (remove = DONTNEED
  *                   and MADV_FREE, unmap, remap, fork); or why there is none
- *   lazy_wanted     which mappings are left to it: private anonymous
- *                   read-write memory with at least LAZY_MIN stored bytes,
- *                   not holding the resume block (the loader writes there)
+ *   (which mappings are left to it: crac_img_lazy_candidate, image/format.c)
  *   lazy_register   one mapping, whole (registering part of a mapping would
  *                   split it, and mremap of the original range would fail)
  *   lazy_start      the area (struct, segments, chunk table, stack, thread
@@ -87,19 +85,6 @@ int lazy_open(int *mode)
 		return -1;
 	}
 	return (int)fd;
-}
-
-bool lazy_wanted(const struct crac_img_map *m, uint64_t resume)
-{
-	if (m->kind != CRAC_MAP_ANON && m->kind != CRAC_MAP_HEAP)
-		return false;
-	if (m->flags & CRAC_MAPF_SHARED)
-		return false;
-	if ((m->prot & (PROT_READ | PROT_WRITE)) != (PROT_READ | PROT_WRITE))
-		return false;
-	if (resume >= m->start && resume < m->end)
-		return false;
-	return m->stored >= LAZY_MIN;
 }
 
 long lazy_register(int uffd, uint64_t start, uint64_t len)

@@ -9,10 +9,6 @@
 
 #include <stdbool.h>
 
-/* A mapping is loaded lazily from this many stored bytes on: below, reading
- * it costs less than the faults it would take. */
-#define LAZY_MIN (1ull << 20)
-
 struct lazy_plan {
 	int uffd;          /* -1: eager restore */
 	int mode;          /* CRAC_LAZY_*: why eager, when uffd is -1 */
@@ -21,8 +17,6 @@ struct lazy_plan {
 
 /* A userfaultfd with the needed events, or -1 and *mode says why not. */
 int lazy_open(int *mode);
-/* Whether mapping m is left to the lazy loader. */
-bool lazy_wanted(const struct crac_img_map *m, uint64_t resume);
 /* Registers [start, start + len) in missing mode; 0 or -errno. */
 long lazy_register(int uffd, uint64_t start, uint64_t len);
 /* Builds the lazy area for the maps marked in is_lazy and starts the thread

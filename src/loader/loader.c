@@ -666,7 +666,7 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 		plan.mode = CRAC_LAZY_OFF_POPULATE;
 	else
 		for (uint32_t k = 0; k < h->n_maps; k++)
-			n_lazy += (is_lazy[k] = lazy_wanted(&v.maps[k], h->resume));
+			n_lazy += (is_lazy[k] = crac_img_lazy_candidate(&v.maps[k], h->resume));
 	if (!populate && n_lazy && (plan.uffd = lazy_open(&plan.mode)) < 0)
 		memset(is_lazy, 0, sizeof(is_lazy));
 	if (!populate && !n_lazy)

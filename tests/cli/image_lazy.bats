@@ -79,7 +79,7 @@ need_lazy() {
 	echo "$stderr" | grep -Eq "^crac: lazy restore: 64 MiB loaded in [0-9.]+ ms after the jump \([0-9]+ faults, [0-9]+ zero pages, [0-9]+ remove/unmap/remap events, 0 forks\)"
 }
 
-@test "the whole of a raw fork's child is served: it can outlive the loading" {
+@test "a raw fork's child is served through a userfaultfd of its own (fork event)" {
 	checkpoint
 	need_lazy
 	run --separate-stderr clean env CRAC_LAZY_PREFETCH=off "$CRAC" restore --stats "$T/img" -- rawfork
@@ -87,6 +87,20 @@ need_lazy() {
 	[ "$status" -eq 0 ]
 	[ "$output" = "ok rawfork" ]
 	echo "$stderr" | grep -Eq "^crac: lazy restore: .*, 1 forks\)"
+}
+
+@test "inspect marks the mappings that load lazily" {
+	checkpoint
+	run "$CRAC" inspect "$T/img"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -q "^mappings: .*(32.0 MiB of it lazy where userfaultfd allows: L)$"
+	start=$(printf '%012x' "$BIG")
+	echo "$output" | grep -Eq "^  $start [0-9a-f]+ rw-p anon +32768K +32768K L *$"
+	[ "$(echo "$output" | grep -c "K L ")" -eq 1 ]
+	run "$CRAC" inspect "$T/img" --json
+	[ "$status" -eq 0 ]
+	echo "$output" | python3 -c 'import json,sys; d=json.load(sys.stdin); l=[m for m in d["mappings"] if m["lazy"]]; assert len(l)==1 and l[0]["start"]==int(sys.argv[1],16), l' "$BIG"
 }
 
 @test "--populate restores eagerly" {

@@ -95,6 +95,50 @@ static void test_crc32c(void)
 	uint32_t one = crac_img_crc32c(0, big, 1000);
 	CHECK_EQ(crac_img_crc32c(crac_img_crc32c(0, big, 333), big + 333, 667), one);
 	CHECK(crac_img_crc32c(0, big + 1, 999) != one);
+
+	/* the lazy loader's copy (its own table): the same with and without
+	 * SSE4.2, incremental too */
+	struct crac_img_crc k;
+	crac_img_crc32c_prepare(&k);
+	for (int hw = 0; hw < 2; hw++) {
+		if (hw && !k.hw)
+			break;
+		struct crac_img_crc t = k;
+		t.hw = hw;
+		CHECK_EQ(crac_img_crc32c_with(&t, 0, "123456789", 9), 0xE3069283u);
+		CHECK_EQ(crac_img_crc32c_with(&t, 0, big, 1000), one);
+		CHECK_EQ(crac_img_crc32c_with(&t, crac_img_crc32c_with(&t, 0, big + 1, 332), big + 333, 667),
+			 crac_img_crc32c(0, big + 1, 999));
+	}
+}
+
+/* Which mappings a lazy restore leaves to the userfaultfd thread. */
+static void test_lazy_candidate(void)
+{
+	struct crac_img_map m = { .start = 0x100000, .end = 0x100000 + (8u << 20), .prot = 3,
+				  .kind = CRAC_MAP_ANON, .stored = CRAC_IMG_LAZY_MIN };
+	CHECK(crac_img_lazy_candidate(&m, 0));
+	CHECK(!crac_img_lazy_candidate(&m, m.start + 64));          /* holds the resume block */
+	m.stored = CRAC_IMG_LAZY_MIN - 4096;
+	CHECK(!crac_img_lazy_candidate(&m, 0));                     /* too small */
+	m.stored = CRAC_IMG_LAZY_MIN;
+	m.kind = CRAC_MAP_HEAP;
+	CHECK(crac_img_lazy_candidate(&m, 0));
+	m.kind = CRAC_MAP_STACK;
+	CHECK(!crac_img_lazy_candidate(&m, 0));                     /* the main stack: eager */
+	m.kind = CRAC_MAP_FILE;
+	CHECK(!crac_img_lazy_candidate(&m, 0));
+	m.kind = CRAC_MAP_SHMEM;
+	CHECK(!crac_img_lazy_candidate(&m, 0));
+	m.kind = CRAC_MAP_ANON;
+	m.flags = CRAC_MAPF_SHARED;
+	CHECK(!crac_img_lazy_candidate(&m, 0));
+	m.flags = 0;
+	m.prot = 1;                                                 /* read-only */
+	CHECK(!crac_img_lazy_candidate(&m, 0));
+	for (uint32_t mode = CRAC_LAZY_ON; mode <= CRAC_LAZY_OFF_SMALL; mode++)
+		CHECK(strcmp(crac_img_lazy_why(mode), "unknown") != 0);
+	CHECK(strcmp(crac_img_lazy_why(0), "unknown") == 0);
 }
 
 static void test_roundtrip(void)
@@ -322,6 +366,7 @@ static void test_split(void)
 int main(void)
 {
 	RUN(test_crc32c);
+	RUN(test_lazy_candidate);
 	RUN(test_roundtrip);
 	RUN(test_truncated);
 	RUN(test_corrupt);
