@@ -59,6 +59,15 @@ skip_row() {  # skip_row MIB REASON
 	printf '| %s | %s |\n' "$(fmt_size "$1")" "$2" >>"$rows"
 }
 
+# The disk's own rate for a durable write (what an fsync'd image is bound by):
+# 1 GiB of zeros with dd conv=fdatasync, twice, the better one.
+disk=$(for k in 1 2; do
+	dd if=/dev/zero of="$tmp/dd" bs=1M count=1024 conv=fdatasync 2>&1 | tail -n 1 |
+		awk '{ for (i = 1; i < NF; i++) if ($i == "s,") print 1 / $(i - 1) }'
+	rm -f "$tmp/dd"
+done | sort -g | tail -n 1)
+disk=$(awk -v d="${disk:-0}" 'BEGIN { printf "%.2f", d }')
+
 echo "== image engine: checkpoint / restore vs heap size (restores: median of $reps, checkpoints: median of $ckpts; image in page cache) =="
 for mib in $sizes; do
 	name=$(fmt_size "$mib")
@@ -144,8 +153,11 @@ for mib in $sizes; do
 		v_rest="MISS (failed)"; v_touch="-"
 	else
 		v_rest=$(awk -v t="$r_cb" 'BEGIN { print (t <= 5) ? "PASS" : "MISS" }')
-		v_touch=$(awk -v w="$r_write" -v f="$f_first" 'BEGIN {
-			if (f == "-" || f <= 0) print "-"; else printf "%s (%.2f×)", (w <= 1.5 * f) ? "PASS" : "MISS", w / f }')
+		# the restored program's first pass over its heap (read all):
+		# with a lazy restore, that is where the pages come in
+		v_touch=$(awk -v r="$r_read" -v w="$r_write" -v f="$f_first" 'BEGIN {
+			t = (r > w) ? r : w
+			if (f == "-" || f <= 0) print "-"; else printf "%s (%.2f×)", (t <= 1.5 * f) ? "PASS" : "MISS", t / f }')
 	fi
 	v_ck=$(awk -v g="$ck_gibs" 'BEGIN { print (g >= 2.5) ? "PASS" : "MISS" }')
 
@@ -160,7 +172,7 @@ done
 # -- the table
 table=$tmp/table.md
 {
-	echo "| heap | checkpoint ms (min–max) | checkpoint GiB/s | image du / apparent MiB | restore ms → 1st after_restore (min–max) | restore ms → call returns | loader ms / MiB read (--stats) | restored: read all ms | restored: write all ms | fresh: read all ms | fresh: write all ms | fresh: first write ms | restore ≤ 5 ms | checkpoint ≥ 2.5 GiB/s | write after restore ≤ 1.5× fresh first write |"
+	echo "| heap | checkpoint ms (min–max) | checkpoint GiB/s | image du / apparent MiB | restore ms → 1st after_restore (min–max) | restore ms → call returns | loader ms / MiB read (--stats) | restored: read all ms | restored: write all ms | fresh: read all ms | fresh: write all ms | fresh: first write ms | restore ≤ 5 ms | checkpoint ≥ 2.5 GiB/s | restored touch (slower of read all / write all) ≤ 1.5× fresh first write |"
 	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 	cat "$rows"
 } >"$table"
@@ -186,7 +198,8 @@ awk -v reps="$reps" '
 		all = 1; worst = 1e9
 		for (i = 1; i <= n; i++) { if (g[i] < 2.5) all = 0; if (g[i] < worst) worst = g[i] }
 		if (n) printf "- checkpoint ≥ 2.5 GiB/s at every size: slowest %.2f GiB/s → %s\n", worst, all ? "PASS" : "MISS"
-	}' "$dat" >"$goal"
+		printf "- for reference, this disk writes %s GiB/s durably (1 GiB, dd conv=fdatasync, best of 2): an fsync'"'"'d image cannot be written faster\n", disk
+	}' disk="$disk" "$dat" >"$goal"
 
 echo
 cat "$table"
@@ -221,7 +234,8 @@ fs=$(df -PT "$tmp" | awk 'NR == 2 { print $2 " on " $1 }')
 	echo "- Image size: \`du -s\` (blocks) / \`du -s --apparent-size\` of the image directory."
 	echo "- Restore: a small driver takes CLOCK_MONOTONIC right before posix_spawn of \`crac restore --stats DIR\`; the restored program takes CLOCK_MONOTONIC first thing in an after_restore callback registered above every built-in priority (it runs first), and again when \`crac_checkpoint_restore()\` returns CRAC_RESTORED. CLOCK_MONOTONIC is system-wide, so the two subtract. Median of $reps, after one untimed restore."
 	echo "- The image is in the page cache (warm): caches are not dropped (drop_caches needs root, which this benchmark does not require); the checkpoint has just written it."
-	echo "- Touch: the restored program then reads every word (sum checked against the one taken before the checkpoint) and writes every byte (memset). A fresh, never-restored process with the same heap does the same passes (\"fresh: read/write all\", its heap resident), and \"fresh: first write\" is its first write to the newly allocated heap (fresh anonymous pages: what building the heap costs). The 1.5× goal is checked against that first write. Fresh runs are interleaved with the restores, median of $reps after one untimed run."
+	echo "- Touch: the restored program then reads every word (sum checked against the one taken before the checkpoint) and writes every byte (memset). A fresh, never-restored process with the same heap does the same passes (\"fresh: read/write all\", its heap resident), and \"fresh: first write\" is its first write to the newly allocated heap (fresh anonymous pages: what building the heap costs). The 1.5× goal compares the slower of the restored program's two passes (after a lazy restore the first pass, read all, is where the pages come in) with that first write. Fresh runs are interleaved with the restores, median of $reps after one untimed run."
+	echo "- Lazy restore (the default here: the benchmark runs as root, so the loader gets a userfaultfd that handles kernel faults): the loader registers the heap with userfaultfd and reads nothing of it; the restored process's crac-lazy thread loads it on demand and, once the restore path is through, in the background. \"restore ms\" therefore does not include loading the heap; \"restored: read all\" does (the program reads while the background load runs ahead of it)."
 	echo "- \"loader ms / MiB read\" come from \`--stats\` (the loader's own time, and the page data it read eagerly: equal to the image when restore is eager, near 0 when lazy)."
 	echo "- When the loader reads every stored page (MiB read = image size: an eager restore), bringing the heap in is inside the restore time and the touch passes afterwards run on resident memory; a lazy restore moves that cost into the touch passes, which is why both are reported."
 	echo "- This VM gives freed memory back to the host (free page reporting, FACTS.md): the first touch of such memory is several times slower, and it hits whatever allocates fresh pages (the page cache for a new image, an eager restore, a fresh heap). Hence the wide min–max ranges; medians are reported."

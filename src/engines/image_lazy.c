@@ -49,7 +49,7 @@
 #define P CRAC_IMG_PAGE
 #define WINDOW (256u << 10)      /* loaded around a fault */
 #define BATCH (1u << 20)         /* loaded per prefetch step */
-#define MAX_PEND 256             /* faults waiting for an event to be read first */
+#define MAX_PEND 4096            /* faults waiting for an event to be read first (one per thread at most) */
 #define MAX_POLL 64
 
 /* ---- state ------------------------------------------------------------------ */
