@@ -49,7 +49,8 @@
 #define P CRAC_IMG_PAGE
 #define WINDOW (256u << 10)      /* loaded around a fault */
 #define BATCH (1u << 20)         /* loaded per prefetch step */
-#define MAX_PEND 4096            /* faults waiting for an event to be read first (one per thread at most) */
+#define MAX_PEND 4096            /* faults read, not served yet (beyond: woken, they fault again) */
+#define STUCK_NS (5ull * 1000000000ull)   /* see prefetch() */
 #define MAX_POLL 64
 
 /* ---- state ------------------------------------------------------------------ */
@@ -64,9 +65,9 @@ struct view {
 	uint64_t left;                   /* pages of seg[] not done */
 	uint32_t cur;                    /* prefetch cursor: seg index ... */
 	uint64_t cur_off;                /* ... and offset in it */
-	uint64_t pend[MAX_PEND];         /* fault addresses to retry */
+	uint64_t pend[MAX_PEND];         /* faults read, to serve (after the events read with them) */
 	uint32_t n_pend;
-	uint64_t stale;                  /* address that had no mapping (ENOENT) last time */
+	uint64_t stuck_ns;               /* since when prefetch finds no mapping (ENOENT), 0: not */
 	size_t mem_size;                 /* this struct + done bitmap (one mmap) */
 	struct view *next;
 };
@@ -347,15 +348,18 @@ static void verify_chunk(struct lazy *L, uint32_t c)
 /*
  * Copies pages file bytes [off, off + len) to dst in view v. Returns 0 once
  * all is in (pages found present count as done), or -EAGAIN (an event must
- * be read first), -ENOENT (no registered mapping at dst), -ESRCH (the
- * address space is gone).
+ * be read first), -ENOENT (no registered mapping at a page: an event about
+ * it is on its way), -ESRCH (the address space is gone).
  */
 static long copy_in(struct lazy *L, struct view *v, uint64_t dst, uint64_t off, uint64_t len)
 {
+	uint64_t step = len;
+
 	while (len) {
-		struct uffdio_copy c = { .dst = dst, .src = (uint64_t)(uintptr_t)(L->src + off), .len = len };
+		uint64_t n = step < len ? step : len;
+		struct uffdio_copy c = { .dst = dst, .src = (uint64_t)(uintptr_t)(L->src + off), .len = n };
 		long rc = SYS(SYS_ioctl, v->uffd, UFFDIO_COPY, &c, 0, 0, 0);
-		uint64_t got = rc == 0 ? len : (c.copy > 0 ? (uint64_t)c.copy : 0);
+		uint64_t got = rc == 0 ? n : (c.copy > 0 ? (uint64_t)c.copy : 0);
 		if (got) {
 			mark_done(v, off, got);
 			L->copied += got;
@@ -366,6 +370,12 @@ static long copy_in(struct lazy *L, struct view *v, uint64_t dst, uint64_t off, 
 		if (e == -EEXIST) {          /* already there: it is done */
 			mark_done(v, off, P);
 			dst += P, off += P, len -= P;
+			continue;
+		}
+		if (e == -ENOENT && n > P) {
+			/* One copy must stay inside one VMA, and the program may
+			 * have split ours (mprotect, mlock, madvise): page by page. */
+			step = P;
 			continue;
 		}
 		if (e == -EAGAIN || e == -ENOENT || e == -ESRCH)
@@ -405,12 +415,10 @@ static bool serve(struct lazy *L, struct view *v, uint64_t addr)
 				v->cur = (uint32_t)i;
 				v->cur_off = addr + len - s->addr;
 			}
-			if (rc == -ENOENT && v->stale != addr) {
-				v->stale = addr;
-				return false;
-			}
-			if (rc == -ENOENT)
-				wake(v, addr);   /* no longer ours: let it fault normally */
+			/* The copy woke it, unless its page was there already
+			 * (EEXIST) or is no longer ours (ENOENT: let it fault
+			 * again; the event that explains it comes first). */
+			wake(v, addr);
 			return true;
 		}
 	}
@@ -423,10 +431,6 @@ static bool serve(struct lazy *L, struct view *v, uint64_t addr)
 	}
 	if (rc == -EAGAIN)
 		return false;
-	if (rc == -ENOENT && v->stale != addr) {
-		v->stale = addr;
-		return false;
-	}
 	wake(v, addr);
 	return true;
 }
@@ -437,6 +441,7 @@ static long prefetch(struct lazy *L, struct view *v)
 {
 	uint64_t budget = BATCH, loaded = 0;
 	uint32_t laps = 0;
+	bool stuck = false;
 
 	while (budget && v->left && v->n) {
 		if (v->cur >= v->n) {
@@ -464,59 +469,76 @@ static long prefetch(struct lazy *L, struct view *v)
 		long rc = copy_in(L, v, dst, off, len);
 		if (rc == -EAGAIN)
 			return -1;
-		if (rc == -ENOENT) {
-			if (v->stale != dst) {
-				v->stale = dst;
-				return -1;
-			}
-			/* still no mapping there and no event told us: unreachable */
-			mark_done(v, off, len);
-			L->dropped += len;
-		}
 		if (rc == -ESRCH) {
-			mark_done(v, s->off, s->len);
 			v->left = 0;
 			return (long)loaded;
 		}
+		if (rc == -ENOENT) {
+			/* The mapping moved or went away, and the event saying so
+			 * is not read yet (mremap queues it after unlocking): go
+			 * on elsewhere and come back. Never mark such pages done.
+			 * Only if nothing explains it for STUCK_NS (no such case is
+			 * known) is the segment given up, so loading can end. */
+			uint64_t now = now_ns();
+			if (!v->stuck_ns)
+				v->stuck_ns = now;
+			else if (now - v->stuck_ns > STUCK_NS) {
+				uint64_t was = v->left;
+				mark_done(v, s->off, s->len);
+				L->dropped += (was - v->left) * P;
+				v->stuck_ns = 0;
+			}
+			v->cur++;
+			v->cur_off = 0;
+			stuck = true;
+			continue;
+		}
+		v->stuck_ns = 0;
 		v->cur_off += len;
 		budget -= len;
 		loaded += len;
 	}
-	return (long)loaded;
+	return loaded ? (long)loaded : (stuck ? -1 : 0);
 }
 
 /* ---- events ------------------------------------------------------------------- */
 
-static void pend(struct lazy *L, struct view *v, uint64_t addr)
+static void pend(struct view *v, uint64_t addr)
 {
-	if (v->n_pend == MAX_PEND)
-		fatal(L, "lazy loading: too many faults waiting", 0);
+	for (uint32_t k = 0; k < v->n_pend; k++)
+		if (v->pend[k] == addr)
+			return;               /* the same thread again (a signal woke it) */
+	if (v->n_pend == MAX_PEND) {
+		wake(v, addr);            /* it faults again, and is read again */
+		return;
+	}
 	v->pend[v->n_pend++] = addr;
 }
 
 static void handle(struct lazy *L, struct view *v, const struct uffd_msg *m)
 {
-	switch (m->event) {
-	case UFFD_EVENT_PAGEFAULT: {
-		uint64_t addr = m->arg.pagefault.address & ~(P - 1);
+	if (m->event == UFFD_EVENT_PAGEFAULT) {
+		/* Served after the events read with it: reading an event lets
+		 * the thread that caused it go on (its madvise zaps, its mremap
+		 * completes), so a copy must already know about it. */
 		L->faults++;
-		if (!serve(L, v, addr))
-			pend(L, v, addr);
-		break;
+		pend(v, m->arg.pagefault.address & ~(P - 1));
+		return;
 	}
+	L->events++;
+	v->stuck_ns = 0;
+	switch (m->event) {
 	case UFFD_EVENT_REMOVE:
-		L->events++;
 		range_dropped(L, v, m->arg.remove.start, m->arg.remove.end, false);
 		break;
 	case UFFD_EVENT_UNMAP:
-		L->events++;
 		range_dropped(L, v, m->arg.remove.start, m->arg.remove.end, true);
 		break;
 	case UFFD_EVENT_REMAP:
-		L->events++;
 		range_moved(L, v, m->arg.remap.from, m->arg.remap.to, m->arg.remap.len);
 		break;
 	case UFFD_EVENT_FORK:
+		L->events--;
 		L->forks++;
 		if (!view_new(L, (int)m->arg.fork.ufd, v))
 			fatal(L, "out of memory for a forked child's lazy loading", 0);
@@ -524,7 +546,8 @@ static void handle(struct lazy *L, struct view *v, const struct uffd_msg *m)
 	}
 }
 
-/* Reads every queued message of v; then retries the faults that waited. */
+/* Reads every queued message of v, applies the events, then serves the
+ * faults (those that must wait for an event stay pending). */
 static void drain(struct lazy *L, struct view *v)
 {
 	struct uffd_msg msg[16];

@@ -34,7 +34,7 @@ _Static_assert(sizeof(struct crac_img_header) % 8 == 0, "header alignment");
  * Bounded string building (messages, without printf)
  * --------------------------------------------------------------------- */
 
-void crac_img_puts(struct crac_img_buf *b, const char *s)
+CRAC_IMG_NOSAN void crac_img_puts(struct crac_img_buf *b, const char *s)
 {
 	if (!b->cap)
 		return;
@@ -43,7 +43,7 @@ void crac_img_puts(struct crac_img_buf *b, const char *s)
 	b->p[b->len] = 0;
 }
 
-void crac_img_putu(struct crac_img_buf *b, uint64_t v)
+CRAC_IMG_NOSAN void crac_img_putu(struct crac_img_buf *b, uint64_t v)
 {
 	char tmp[24];
 	int i = (int)sizeof(tmp) - 1;
@@ -56,7 +56,7 @@ void crac_img_putu(struct crac_img_buf *b, uint64_t v)
 	crac_img_puts(b, tmp + i);
 }
 
-void crac_img_putx(struct crac_img_buf *b, uint64_t v)
+CRAC_IMG_NOSAN void crac_img_putx(struct crac_img_buf *b, uint64_t v)
 {
 	char tmp[24];
 	int i = (int)sizeof(tmp) - 1;
@@ -78,7 +78,7 @@ void crac_img_putx(struct crac_img_buf *b, uint64_t v)
 static struct crac_img_crc crc_state;
 static int crc_state_ready;
 
-void crac_img_crc32c_prepare(struct crac_img_crc *k)
+CRAC_IMG_NOSAN void crac_img_crc32c_prepare(struct crac_img_crc *k)
 {
 	unsigned a, b, c, d;
 
@@ -91,7 +91,7 @@ void crac_img_crc32c_prepare(struct crac_img_crc *k)
 	k->hw = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_SSE4_2);
 }
 
-__attribute__((target("sse4.2")))
+CRAC_IMG_NOSAN __attribute__((target("sse4.2")))
 static uint32_t crc_sse42(uint32_t crc, const unsigned char *p, size_t len)
 {
 	uint64_t c = crc;
@@ -125,7 +125,7 @@ static uint32_t crc_sse42(uint32_t crc, const unsigned char *p, size_t len)
 	return (uint32_t)c;
 }
 
-uint32_t crac_img_crc32c_with(const struct crac_img_crc *k, uint32_t crc, const void *buf, size_t len)
+CRAC_IMG_NOSAN uint32_t crac_img_crc32c_with(const struct crac_img_crc *k, uint32_t crc, const void *buf, size_t len)
 {
 	const unsigned char *p = buf;
 
@@ -309,7 +309,7 @@ int crac_img_cpu_compare(const struct crac_img_cpu *want, const struct crac_img_
  * Header validation
  * --------------------------------------------------------------------- */
 
-const char *crac_img_kind_name(uint32_t kind)
+CRAC_IMG_NOSAN const char *crac_img_kind_name(uint32_t kind)
 {
 	switch (kind) {
 	case CRAC_MAP_ANON: return "anon";
@@ -437,6 +437,7 @@ int crac_img_parse(const void *buf, uint64_t len, struct crac_img_view *v,
 
 	uint64_t prev_end = 0, stored = 0;
 	uint32_t next_chunk = 0;
+	uint64_t coff = 0;   /* end of the previous chunk's page data */
 	for (uint32_t i = 0; i < h->n_maps; i++) {
 		const struct crac_img_map *m = &v->maps[i];
 		if (m->start % P || m->end % P || m->start >= m->end || m->end > USER_TOP ||
@@ -456,9 +457,11 @@ int crac_img_parse(const void *buf, uint64_t len, struct crac_img_view *v,
 			const struct crac_img_chunk *k = &v->chunks[c];
 			if (k->map != i || k->addr % P || k->len % P || !k->len || k->offset % P ||
 			    k->addr < caddr || k->addr >= m->end || k->len > m->end - k->addr ||
-			    k->offset > h->pages_size || k->len > h->pages_size - k->offset)
+			    k->offset > h->pages_size || k->len > h->pages_size - k->offset ||
+			    k->offset < coff)   /* page data never overlaps (the lazy loader counts pages) */
 				return fail(&b, -EBADMSG, "header: bad page chunk", c, 1);
 			caddr = k->addr + k->len;
+			coff = k->offset + k->len;
 			mstored += k->len;
 		}
 		if (mstored != m->stored)

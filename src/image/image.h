@@ -27,6 +27,10 @@
 /* Internal to libcrac (and the loader): never exported from the .so. */
 #pragma GCC visibility push(hidden)
 
+/* Helpers the lazy loader thread calls (engines/image_lazy.c): never
+ * sanitizer-instrumented, since shadow memory may not be loaded yet. */
+#define CRAC_IMG_NOSAN __attribute__((no_sanitize("address", "undefined")))
+
 #define CRAC_IMG_MAGIC "CRACIMG\0"
 #define CRAC_IMG_VERSION 2   /* 2: lazy-restore fields in the resume block */
 #define CRAC_IMG_PAGE 4096ull

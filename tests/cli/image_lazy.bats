@@ -3,8 +3,8 @@
 # and in the background. With CRAC_LAZY_PREFETCH=off nothing is loaded but
 # what the program touches, so every scenario of tests/progs/image_lazy.c
 # meets pages that are not there yet: system calls reading and writing them,
-# MADV_DONTNEED / MADV_FREE, mremap, munmap, fork (glibc's and a raw system
-# call), threads. A damaged chunk stops the process before a damaged page is
+# MADV_DONTNEED / MADV_FREE, mprotect splitting the mapping, mremap, munmap,
+# fork (glibc's and a raw system call), threads. A damaged chunk stops the process before a damaged page is
 # visible. Unprivileged, restore is eager and says why; --lazy refuses.
 
 bats_require_minimum_version 1.5.0
@@ -46,8 +46,8 @@ need_lazy() {
 @test "every scenario with nothing loaded in advance" {
 	checkpoint
 	need_lazy
-	for s in read syscall dontneed free mremap munmap fork rawfork threads; do
-		run --separate-stderr clean env CRAC_LAZY_PREFETCH=off "$CRAC" restore --stats "$T/img" -- "$s"
+	for s in read syscall dontneed free mprotect mremap munmap fork rawfork threads; do
+		run --separate-stderr clean env CRAC_LAZY_PREFETCH=off timeout 60 "$CRAC" restore --stats "$T/img" -- "$s"
 		echo "$s: status $status"
 		echo "stdout: $output"
 		echo "stderr: $stderr"

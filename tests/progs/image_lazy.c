@@ -12,6 +12,7 @@
  *   syscall   write() from and read() into pages not loaded yet
  *   dontneed  MADV_DONTNEED on pages not loaded yet: zeros; neighbours intact
  *   free      MADV_FREE on pages not loaded yet: zeros or the old pattern
+ *   mprotect  the mapping split into three VMAs first: every page still loads
  *   mremap    the mapping moved to a new address: the pattern follows it
  *   munmap    half unmapped, fresh memory mapped there: zeros; the rest intact
  *   fork      glibc fork(): the child sees every page
@@ -143,6 +144,19 @@ static int run(void)
 				return fail("MADV_FREE'd page is neither zero nor its old content", p);
 		if ((n = bad_pages(big, 0, 10) + bad_pages(big, 14, n_pages)))
 			return fail("neighbours", n);
+	} else if (!strcmp(scenario, "mprotect")) {
+		/* split the mapping into three VMAs before anything is loaded:
+		 * a load window must not cross their boundaries */
+		if (mprotect(big + 8 * PG, 4 * PG, PROT_READ) < 0)
+			return fail("mprotect", 0);
+		if ((n = bad_pages(big, 0, n_pages)))
+			return fail("pages without their pattern after mprotect", n);
+		if (mprotect(big + 8 * PG, 4 * PG, PROT_READ | PROT_WRITE) < 0)
+			return fail("mprotect back", 0);
+		big[9 * PG] ^= 1;
+		big[9 * PG] ^= 1;
+		if ((n = bad_pages(big, 0, n_pages)))
+			return fail("pages after writing", n);
 	} else if (!strcmp(scenario, "mremap")) {
 		/* a new place that is surely free: reserve it, then move there */
 		void *to = mmap(NULL, big_len + 64 * PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
