@@ -230,6 +230,12 @@ static void test_inconsistent(void)
 	CHECK_EQ(crac_img_parse(hbuf, len, &v, msg, sizeof(msg)), -EBADMSG);
 
 	build(hbuf, sizeof(hbuf), pbuf);
+	c[1].offset = 0;   /* page data shared with chunk 0 */
+	recrc(hbuf, len);
+	CHECK_EQ(crac_img_parse(hbuf, len, &v, msg, sizeof(msg)), -EBADMSG);
+	CHECK(strstr(msg, "bad page chunk") != NULL);
+
+	build(hbuf, sizeof(hbuf), pbuf);
 	m[1].start = 0x12000;   /* overlaps mapping 0 */
 	recrc(hbuf, len);
 	CHECK_EQ(crac_img_parse(hbuf, len, &v, msg, sizeof(msg)), -EBADMSG);
