@@ -330,16 +330,8 @@ static void verify_chunk(struct lazy *L, uint32_t c)
 	    crac_img_crc32c_with(&L->crc, 0, L->src + k->offset, k->len) != k->crc) {
 		char why[512];
 		struct crac_img_buf b = { why, 0, sizeof(why) };
-		crac_img_puts(&b, "page data checksum mismatch in chunk #");
-		crac_img_putu(&b, c);
-		crac_img_puts(&b, " (");
-		crac_img_putu(&b, k->len);
-		crac_img_puts(&b, " bytes at ");
-		crac_img_putx(&b, k->addr);
-		crac_img_puts(&b, ", ");
-		crac_img_puts(&b, crac_img_kind_name(k->map));
-		crac_img_puts(&b, "): the pages file is damaged; found while loading lazily, before any of "
-				  "these pages was visible");
+		crac_img_put_damaged_chunk(&b, c, k, crac_img_kind_name(k->map));
+		crac_img_puts(&b, "; found while loading lazily, before any of these pages was visible");
 		fatal(L, why, 0);
 	}
 	L->verified[c >> 6] |= 1ull << (c & 63);

@@ -504,3 +504,17 @@ bool crac_img_lazy_candidate(const struct crac_img_map *m, uint64_t resume)
 		return false;
 	return m->stored >= CRAC_IMG_LAZY_MIN;
 }
+
+CRAC_IMG_NOSAN void crac_img_put_damaged_chunk(struct crac_img_buf *b, uint32_t index,
+					       const struct crac_img_chunk *k, const char *where)
+{
+	crac_img_puts(b, "page data checksum mismatch in chunk #");
+	crac_img_putu(b, index);
+	crac_img_puts(b, " (");
+	crac_img_putu(b, k->len);
+	crac_img_puts(b, " bytes at ");
+	crac_img_putx(b, k->addr);
+	crac_img_puts(b, ", ");
+	crac_img_puts(b, where);
+	crac_img_puts(b, "): the pages file is damaged");
+}

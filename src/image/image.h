@@ -386,6 +386,11 @@ struct crac_img_buf {
 void crac_img_puts(struct crac_img_buf *b, const char *s);
 void crac_img_putu(struct crac_img_buf *b, uint64_t v);
 void crac_img_putx(struct crac_img_buf *b, uint64_t v);   /* 0x... */
+/* "page data checksum mismatch in chunk #N (LEN bytes at ADDR, WHERE): the
+ * pages file is damaged" (the loader and the lazy loader thread). */
+struct crac_img_chunk;
+void crac_img_put_damaged_chunk(struct crac_img_buf *b, uint32_t index, const struct crac_img_chunk *k,
+				const char *where);
 
 #pragma GCC visibility pop
 

@@ -487,15 +487,8 @@ static void map_all(const struct crac_img_view *v, int pages_fd, int uffd, uint6
 				fail_map(v, m, "cannot read the stored pages of", rc);
 			if (crac_img_crc32c(0, (const void *)(uintptr_t)k->addr, k->len) != k->crc) {
 				struct crac_img_buf b = msg();
-				crac_img_puts(&b, "page data checksum mismatch in chunk #");
-				crac_img_putu(&b, c);
-				crac_img_puts(&b, " (");
-				crac_img_putu(&b, k->len);
-				crac_img_puts(&b, " bytes at ");
-				crac_img_putx(&b, k->addr);
-				crac_img_puts(&b, ", ");
-				crac_img_puts(&b, m->name ? crac_img_str(v, m->name) : crac_img_kind_name(m->kind));
-				crac_img_puts(&b, "): the pages file is damaged");
+				crac_img_put_damaged_chunk(&b, c, k, m->name ? crac_img_str(v, m->name)
+									   : crac_img_kind_name(m->kind));
 				die(1, msg_buf);
 			}
 			*stored += k->len;
