@@ -68,6 +68,7 @@ struct view {
 	uint64_t pend[MAX_PEND];         /* faults read, to serve (after the events read with them) */
 	uint32_t n_pend;
 	uint64_t stuck_ns;               /* since when prefetch finds no mapping (ENOENT), 0: not */
+	uint64_t wait_ns;                /* since when faults wait for an unreported change, 0: not */
 	size_t mem_size;                 /* this struct + done bitmap (one mmap) */
 	struct view *next;
 };
@@ -519,6 +520,7 @@ static void handle(struct lazy *L, struct view *v, const struct uffd_msg *m)
 	}
 	L->events++;
 	v->stuck_ns = 0;
+	v->wait_ns = 0;
 	switch (m->event) {
 	case UFFD_EVENT_REMOVE:
 		range_dropped(L, v, m->arg.remove.start, m->arg.remove.end, false);
@@ -555,6 +557,23 @@ static void drain(struct lazy *L, struct view *v)
 	for (; k < np; k++)
 		if (!serve(L, v, v->pend[k]))
 			v->pend[v->n_pend++] = v->pend[k];
+	/*
+	 * Faults wait (EAGAIN) while a change to the memory map is under way
+	 * and not reported yet. One case never ends: mremap that moves and
+	 * grows a locked mapping populates the new part, faulting to us,
+	 * before it reports the move. A hang would hide it: say so and stop.
+	 */
+	if (!v->n_pend) {
+		v->wait_ns = 0;
+	} else {
+		uint64_t now = now_ns();
+		if (!v->wait_ns)
+			v->wait_ns = now;
+		else if (now - v->wait_ns > STUCK_NS)
+			fatal(L, "lazy loading is stuck: for 5 s a thread has waited for a page the kernel does not let "
+				 "us fill while a memory-map change stays unreported (mremap growing a locked "
+				 "mapping during loading does this); restore with --populate", 0);
+	}
 }
 
 /* ---- the thread --------------------------------------------------------------- */
@@ -650,10 +669,13 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 		 * compete for the address-space lock with its mmap/munmap calls. */
 		bool go = (L->prefetch && __atomic_load_n(&L->res->lazy_go, __ATOMIC_ACQUIRE)) ||
 			  __atomic_load_n(&L->res->lazy_hurry, __ATOMIC_ACQUIRE);
-		for (v = L->views; v; v = v->next)
-			drain(L, v);
+		bool children = false;   /* raw-fork children first: they depend on us */
 		for (v = L->views; v; v = v->next) {
-			if (v->left && (go || v->child)) {
+			drain(L, v);
+			children |= v->child && v->left;
+		}
+		for (v = L->views; v; v = v->next) {
+			if (v->left && (v->child || (go && !children))) {
 				long n = prefetch(L, v);
 				busy |= n > 0;
 				waiting |= n < 0;

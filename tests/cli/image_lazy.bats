@@ -103,6 +103,26 @@ need_lazy() {
 	echo "$output" | python3 -c 'import json,sys; d=json.load(sys.stdin); l=[m for m in d["mappings"] if m["lazy"]]; assert len(l)==1 and l[0]["start"]==int(sys.argv[1],16), l' "$BIG"
 }
 
+@test "kernel limit: a locked mapping moved and grown while loading stops the process with the reason" {
+	# mremap populates the grown part of a locked mapping (faults to the
+	# lazy loader) before it reports the move, and no page may be filled
+	# until it does: the process would hang. It is stopped after 5 s, with
+	# the reason; --populate restores it fine.
+	run clean "$LAZY" "$T/img" 32 second
+	[ "$status" -eq 0 ]
+	need_lazy
+	run --separate-stderr clean env CRAC_LAZY_PREFETCH=off timeout 60 "$CRAC" restore "$T/img" -- mlock-mremap
+	echo "status $status"
+	echo "stdout: $output"
+	echo "stderr: $stderr"
+	[ "$status" -eq 1 ]
+	[ -z "$output" ]
+	[ "$stderr" = "crac: restore $T/img: lazy loading is stuck: for 5 s a thread has waited for a page the kernel does not let us fill while a memory-map change stays unreported (mremap growing a locked mapping during loading does this); restore with --populate; the restored process is stopped" ]
+	run --separate-stderr clean "$CRAC" restore --populate "$T/img" -- mlock-mremap
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok mlock-mremap" ]
+}
+
 @test "--populate restores eagerly" {
 	checkpoint
 	run --separate-stderr clean "$CRAC" restore --populate --stats "$T/img" -- read

@@ -3,7 +3,8 @@
  * loaded yet (run with CRAC_LAZY_PREFETCH=off so that nothing is loaded but
  * what it touches).
  *
- *   image_lazy DIR [MiB]             checkpoint into DIR (the original exits 0)
+ *   image_lazy DIR [MiB [second]]    checkpoint into DIR (the original exits 0);
+ *                                    "second": a second lazy mapping of 2 MiB
  *   crac restore DIR -- SCENARIO     one scenario per restore
  *
  * The big mapping (MiB mebibytes, default 32) holds a pattern that differs
@@ -18,6 +19,9 @@
  *   fork      glibc fork(): the child sees every page
  *   rawfork   fork by a raw system call: the child sees every page
  *   threads   four threads read a quarter each
+ *   mlock-mremap  the mapping locked, then moved and grown by mremap (with
+ *             "second", so that loading is not over: a kernel limit, see
+ *             tests/cli/image_lazy.bats)
  */
 #include <crac.h>
 
@@ -37,7 +41,7 @@
  * the lazy loader thread is done, so that its --stats line is printed. */
 void crac__img_lazy_finish(void);
 
-static unsigned char *big;
+static unsigned char *big, *second;
 static size_t big_len, n_pages;
 static char scenario[64];
 
@@ -157,6 +161,25 @@ static int run(void)
 		big[9 * PG] ^= 1;
 		if ((n = bad_pages(big, 0, n_pages)))
 			return fail("pages after writing", n);
+	} else if (!strcmp(scenario, "mlock-mremap")) {
+		/* probe: a locked lazy mapping grown and moved by mremap (the
+		 * kernel populates the new tail before it reports the move) */
+		if (mlock(big, big_len) < 0)
+			return fail("mlock", 0);
+		unsigned char *old = big;
+		void *to = mmap(NULL, big_len + 128 * PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (to == MAP_FAILED)
+			return fail("mmap", 0);
+		big = mremap(big, big_len, big_len + 64 * PG, MREMAP_MAYMOVE | MREMAP_FIXED, (char *)to + 32 * PG);
+		if (big == MAP_FAILED || big == old)
+			return fail("mremap", 0);
+		if ((n = bad_pages(big, 0, n_pages)))
+			return fail("pages without their pattern after mremap", n);
+		if (!all_zero(big + big_len, 64 * PG))
+			return fail("grown tail not zero", 0);
+		if (second && (n = bad_pages(second, 0, 512)))
+			return fail("second mapping", n);
+		(void)old;
 	} else if (!strcmp(scenario, "mremap")) {
 		/* a new place that is surely free: reserve it, then move there */
 		void *to = mmap(NULL, big_len + 64 * PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -220,6 +243,13 @@ int main(int argc, char **argv)
 	if (big == MAP_FAILED)
 		return 1;
 	fill(big, 0, n_pages);
+	if (argc > 3 && !strcmp(argv[3], "second")) {
+		/* a second lazy mapping (2 MiB), left untouched by mlock-mremap */
+		second = mmap(NULL, 2 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (second == MAP_FAILED)
+			return 1;
+		fill(second, 0, 512);
+	}
 	printf("big=%p len=%zu\n", (void *)big, big_len);
 	fflush(stdout);
 
