@@ -14,6 +14,7 @@
  *   64 mxcsr (4)  68 fcw (2)
  */
 #include "engines/image_engine.h"
+#include "image/jumpctx.h"
 
 __asm__(
 	".text\n"
@@ -40,22 +41,7 @@ __asm__(
 	".size crac__img_setctx, .-crac__img_setctx\n"
 
 	/* void crac__img_jumpctx(const struct crac_img_ctx *c, int val) */
-	".globl crac__img_jumpctx\n"
-	".hidden crac__img_jumpctx\n"
-	".type crac__img_jumpctx,@function\n"
-	"crac__img_jumpctx:\n"
-	"	movl %esi, %eax\n"
-	"	movq 0(%rdi), %rbx\n"
-	"	movq 8(%rdi), %rbp\n"
-	"	movq 16(%rdi), %r12\n"
-	"	movq 24(%rdi), %r13\n"
-	"	movq 32(%rdi), %r14\n"
-	"	movq 40(%rdi), %r15\n"
-	"	ldmxcsr 64(%rdi)\n"
-	"	fldcw 68(%rdi)\n"
-	"	movq 48(%rdi), %rsp\n"
-	"	jmpq *56(%rdi)\n"
-	".size crac__img_jumpctx, .-crac__img_jumpctx\n"
+	CRAC_IMG_JUMPCTX_ASM("crac__img_jumpctx")
 
 	/*
 	 * long crac__img_clone(flags, stack, ptid, ctid, tls, ctx)

@@ -716,5 +716,5 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 	res->loader_done_ns = mono_ns();
 
 	sys_arch_prctl(ARCH_SET_FS, res->ctx.fs_base);
-	crac_loader_jump(&res->ctx);
+	crac_loader_jump(&res->ctx, 1);
 }

@@ -7,6 +7,7 @@
  * (argc, argv, envp) is passed to loader_main, which copies what it needs.
  */
 #include "loader/sys.h"
+#include "image/jumpctx.h"
 
 #define LOADER_STACK_SIZE (256u << 10)
 
@@ -88,24 +89,9 @@ int strcmp(const char *a, const char *b)
 }
 
 /*
- * void crac_loader_jump(const struct crac_img_ctx *c): resumes the context
- * saved by the engine's crac__img_setctx (same layout, see image.h), which
- * then returns 1. The thread pointer (fs) is already set.
+ * void crac_loader_jump(const struct crac_img_ctx *c, int val): resumes the
+ * context saved by the engine's crac__img_setctx, which then returns val.
+ * The thread pointer (fs) is already set. The same routine as the engine's
+ * crac__img_jumpctx (image/jumpctx.h).
  */
-__asm__(
-	".text\n"
-	".globl crac_loader_jump\n"
-	".type crac_loader_jump,@function\n"
-	"crac_loader_jump:\n"
-	"	movl $1, %eax\n"
-	"	movq 0(%rdi), %rbx\n"
-	"	movq 8(%rdi), %rbp\n"
-	"	movq 16(%rdi), %r12\n"
-	"	movq 24(%rdi), %r13\n"
-	"	movq 32(%rdi), %r14\n"
-	"	movq 40(%rdi), %r15\n"
-	"	ldmxcsr 64(%rdi)\n"
-	"	fldcw 68(%rdi)\n"
-	"	movq 48(%rdi), %rsp\n"
-	"	jmpq *56(%rdi)\n"
-	".size crac_loader_jump, .-crac_loader_jump\n");
+__asm__(".text\n" CRAC_IMG_JUMPCTX_ASM("crac_loader_jump"));

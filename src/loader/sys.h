@@ -51,6 +51,6 @@ size_t strlen(const char *s);
 int strcmp(const char *a, const char *b);
 
 struct crac_img_ctx;
-__attribute__((noreturn)) void crac_loader_jump(const struct crac_img_ctx *c);
+__attribute__((noreturn)) void crac_loader_jump(const struct crac_img_ctx *c, int val);
 
 #endif
