@@ -15,6 +15,8 @@
  */
 #include <crac.h>
 
+#include "fnv.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -32,17 +34,10 @@ static size_t big_len;
 static int new_argc = -1;
 static char new_args[256];
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
-{
-	const unsigned char *b = p;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ b[i]) * 1099511628211ull;
-	return h;
-}
 
 static uint64_t checksum(void)
 {
-	uint64_t h = 1469598103934665603ull;
+	uint64_t h = FNV_START;
 	h = fnv(h, static_state, sizeof(static_state));
 	for (int i = 0; i < 64; i++)
 		h = fnv(h, blocks[i], (size_t)(i + 1) * 100);

@@ -30,6 +30,8 @@
  */
 #include <crac.h>
 
+#include "fnv.h"
+
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -181,18 +183,10 @@ static int64_t now_ns(clockid_t clk)
 	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
-{
-	const unsigned char *b = p;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ b[i]) * 1099511628211ull;
-	return h;
-}
 
 static uint64_t memory_sum(void)
 {
-	uint64_t h = 1469598103934665603ull;
+	uint64_t h = FNV_START;
 
 	h = fnv(h, state, sizeof(state));
 	for (int i = 0; i < 128; i++)
@@ -538,7 +532,7 @@ static void check_generation(void)
 
 static void check_map(void)
 {
-	CHECK("mapped file", fnv(1469598103934665603ull, map_addr, map_len) == map_sum,
+	CHECK("mapped file", fnv(FNV_START, map_addr, map_len) == map_sum,
 	      "the mapping of %s reads differently", map_path);
 	ok("mapped file");
 }
@@ -674,7 +668,7 @@ static int map_file(const char *path)
 	}
 	map_addr = p;
 	map_path = path;
-	map_sum = fnv(1469598103934665603ull, map_addr, map_len);
+	map_sum = fnv(FNV_START, map_addr, map_len);
 	return 0;
 }
 
