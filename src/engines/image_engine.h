@@ -1,8 +1,8 @@
 /*
  * image_engine.h - what the files of the image engine share.
  *
- *   image.c          the engine: configure, checkpoint top to bottom, and
- *                    the restored side (what runs after the loader jumped)
+ *   image.c          the engine: configure, checkpoint top to bottom
+ *   image_restore.c  the restored side (what runs after the loader jumped)
  *   image_ctx.c      save / resume a thread's callee-saved registers (asm),
  *                    and the clone that resumes a saved thread
  *   image_threads.c  stop every other thread in a signal handler, and
@@ -121,6 +121,12 @@ struct img_self {
 	char cwd[4096];
 };
 extern struct img_self crac__img_self CRAC_HIDDEN;
+
+/* ---- the restored side (image_restore.c) ---------------------------------- */
+
+/* Runs in the restored process where the checkpoint call resumed; returns
+ * CRAC_RESTORED (or exits with a message if the process is unusable). */
+int img_restored(struct crac_round *r) CRAC_HIDDEN;
 
 /* ---- capture (image_capture.c) -------------------------------------------- */
 

@@ -1,0 +1,154 @@
+/*
+ * image_restore.c - the restored side of the image engine: what runs in the
+ * new process after the loader (src/loader) mapped the image and jumped into
+ * the checkpointing thread's saved context (image.c, step 5), where
+ * crac__img_setctx returned 1.
+ *
+ *   1. this thread: tid field, robust list, rseq, altstack, name
+ *   2. signal dispositions, cwd, umask, rlimits
+ *   3. recreate the other threads (they wait in their handler)
+ *   4. let them go; copy the new arguments; unmap the loader
+ *   5. this thread's signal mask; return CRAC_RESTORED
+ */
+#include "engines/image_engine.h"
+#include "runtime/runtime.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void restore_fatal(const char *what)
+{
+	/* The process is restored but unusable: say why and stop. */
+	static const char pre[] = "crac: restore failed: ";
+	ssize_t unused = write(2, pre, sizeof(pre) - 1);
+	unused = write(2, what, strlen(what));
+	unused = write(2, "\n", 1);
+	(void)unused;
+	_exit(1);
+}
+
+/* A heap copy of n strings from the loader's memory (NULL-terminated). */
+static char **copy_loader_strv(char *const *src, int n)
+{
+	char **v = calloc((size_t)n + 1, sizeof(char *));
+
+	for (int i = 0; v && i < n; i++)
+		if (!(v[i] = strdup(src[i] ? src[i] : ""))) {
+			for (int k = 0; k < i; k++)
+				free(v[k]);
+			free(v);
+			v = NULL;
+		}
+	return v;
+}
+
+static void copy_new_env(struct crac_round *r, const struct crac_img_resume *res)
+{
+	char *const *envp = (char *const *)(uintptr_t)res->envp;
+
+	if (!envp || !res->envc)
+		return;
+	if (!(r->new_envp = copy_loader_strv(envp, (int)res->envc)))
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "image", -ENOMEM, "new environment lost: out of memory");
+}
+
+static void copy_new_args(struct crac_round *r, const struct crac_img_resume *res)
+{
+	char *const *argv = (char *const *)(uintptr_t)res->argv;
+	int argc = (int)res->argc;
+
+	if (!argv || argc <= 0)
+		return;
+	if (!(r->new_argv = copy_loader_strv(argv, argc))) {
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "image", -ENOMEM, "new arguments lost: out of memory");
+		return;
+	}
+	r->new_argc = argc;
+}
+
+__attribute__((noinline)) int img_restored(struct crac_round *r)
+{
+	struct img_self *s = &crac__img_self;
+	struct crac_img_resume *res = &s->resume;
+	struct img_err err = { 0 };
+	char problems[4][256];
+	int n_problems = 0;
+	int64_t t0 = mono_ns();
+
+	/* 1. This thread, now the main thread of a new process. */
+	img_thread_reattach(&s->thread, true);
+
+	/* 2. Process state. Signals stay blocked (the loader blocked them). */
+	for (int sig = 1; sig <= CRAC_IMG_NSIG; sig++) {
+		if (sig == SIGKILL || sig == SIGSTOP)
+			continue;
+		if (syscall(SYS_rt_sigaction, sig, &s->sig[sig - 1], NULL, 8) < 0 && n_problems < 4)
+			snprintf(problems[n_problems++], sizeof(problems[0]), "signal %d: disposition not restored: %s",
+				 sig, img_strerror(errno));
+	}
+	umask((mode_t)s->umask);
+	if (chdir(s->cwd) < 0 && n_problems < 4)
+		snprintf(problems[n_problems++], sizeof(problems[0]), "working directory %.180s: %s", s->cwd,
+			 img_strerror(errno));
+	for (int i = 0; i < CRAC_IMG_NRLIMIT; i++) {
+		struct rlimit now, want = { s->rlimit[i][0], s->rlimit[i][1] };
+		if (getrlimit(i, &now) < 0 || (now.rlim_cur == want.rlim_cur && now.rlim_max == want.rlim_max))
+			continue;
+		if (setrlimit(i, &want) < 0 && n_problems < 4)
+			snprintf(problems[n_problems++], sizeof(problems[0]),
+				 "resource limit %d not restored (%llu/%llu): %s", i,
+				 (unsigned long long)want.rlim_cur, (unsigned long long)want.rlim_max, img_strerror(errno));
+	}
+
+	/* Before any other thread runs: the clock offset moves and the random
+	 * generators go stale, so nobody sees the image's values. */
+	crac__runtime_restore_early();
+
+	/* 3. The other threads. */
+	if (img_threads_recreate(&err) < 0)
+		restore_fatal(err.msg);
+	int64_t t1 = mono_ns();
+
+	/* 4. From here on other threads run: locks are usable again. */
+	img_threads_release();
+	copy_new_args(r, res);
+	copy_new_env(r, res);
+	crac__img_lazy_started();
+	if (res->loader_hi > res->loader_lo)
+		munmap((void *)(uintptr_t)res->loader_lo, res->loader_hi - res->loader_lo);
+	for (int i = 0; i < n_problems; i++)
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "image", -EIO, "%s", problems[i]);
+
+	if (res->loader_flags & CRAC_LOADER_STATS) {
+		int64_t t2 = mono_ns();
+		fprintf(stderr, "crac: restore stats: loader %.3f ms (%.1f MiB read, %.1f MiB lazy, %.1f MiB mapped), "
+			"threads %.3f ms, total %.3f ms; %s: %s\n",
+			(double)(res->loader_done_ns - res->loader_start_ns) / 1e6,
+			(double)res->stored / 1048576.0, (double)res->lazy_bytes / 1048576.0,
+			(double)res->mapped / 1048576.0,
+			(double)(t1 - t0) / 1e6, (double)(t2 - (int64_t)res->loader_start_ns) / 1e6,
+			res->lazy_mode == CRAC_LAZY_ON ? "lazy" : "eager", crac_img_lazy_why(res->lazy_mode));
+	}
+
+	/* 5. This thread's signal mask, last. */
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &s->thread.sigmask, NULL, 8);
+	crac__img_lazy_go();
+	return CRAC_RESTORED;
+}
+
