@@ -44,6 +44,14 @@ static int find_library(char *out, size_t len)
 	return -ENOENT;
 }
 
+/*
+ * Path arguments: --checkpoint-to is made absolute (the program may chdir
+ * before it checkpoints) and must fit CLI_IMAGE_DIR_MAX once absolute;
+ * --policies (read at library start-up, before the program runs) and PROG
+ * must fit CLI_PATH_MAX. A checkpoint directory without --engine (and
+ * without $CRAC_ENGINE) selects the image engine: it is the only one that
+ * writes there.
+ */
 int crac_cmd_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -53,34 +61,34 @@ int crac_cmd_run(int argc, char **argv)
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
-	char lib[PATH_MAX], *preload = NULL;
-	const char *old;
+	char lib[PATH_MAX], path[PATH_MAX], show[CLI_PATH_SHOW_LEN], *preload = NULL;
+	const char *old, *engine = NULL;
+	bool dir = false;
 	int c;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+e:c:p:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'e':
-			setenv("CRAC_ENGINE", optarg, 1);
+			engine = optarg;
 			break;
-		case 'c': {
-			char abs[PATH_MAX];
-			/* the program may chdir: pass an absolute path */
-			if (optarg[0] != '/' && getcwd(abs, sizeof(abs) - strlen(optarg) - 2)) {
-				strcat(abs, "/");
-				strcat(abs, optarg);
-				setenv("CRAC_IMAGE_DIR", abs, 1);
-			} else {
-				setenv("CRAC_IMAGE_DIR", optarg, 1);
-			}
+		case 'c':
+			if (cli_path_arg("run --checkpoint-to", optarg, CLI_IMAGE_DIR_MAX, true,
+					 path, sizeof(path)) < 0)
+				return 2;
+			setenv("CRAC_IMAGE_DIR", path, 1);
+			dir = true;
 			break;
-		}
 		case 'p':
-			if (access(optarg, R_OK) < 0) {
-				cli_err("policy file %s: %s", optarg, strerror(errno));
+			if (cli_path_arg("run --policies", optarg, CLI_PATH_MAX, false,
+					 path, sizeof(path)) < 0)
+				return 2;
+			if (access(path, R_OK) < 0) {
+				cli_err("policy file %s: %s", cli_path_show(path, show, sizeof(show)),
+					strerror(errno));
 				return 2;
 			}
-			setenv("CRAC_POLICIES", optarg, 1);
+			setenv("CRAC_POLICIES", path, 1);
 			break;
 		case 'h':
 			printf("usage: crac run [--engine E] [--checkpoint-to DIR] [--policies FILE] -- PROG [ARGS...]\n");
@@ -93,6 +101,12 @@ int crac_cmd_run(int argc, char **argv)
 		cli_err("usage: crac run [options] -- PROG [ARGS...]");
 		return 2;
 	}
+	if (cli_path_arg("run PROG", argv[optind], CLI_PATH_MAX, false, path, sizeof(path)) < 0)
+		return 2;
+	if (engine)
+		setenv("CRAC_ENGINE", engine, 1);
+	else if (dir && !(getenv("CRAC_ENGINE") && *getenv("CRAC_ENGINE")))
+		setenv("CRAC_ENGINE", "image", 1);
 	if (find_library(lib, sizeof(lib)) < 0) {
 		cli_err("cannot find libcrac.so to preload (looked in $CRAC_LIBDIR, next to crac, ../lib and %s)",
 			CRAC_INSTALL_LIBDIR);
@@ -105,6 +119,7 @@ int crac_cmd_run(int argc, char **argv)
 	setenv("CRAC_CONTROL", "1", 1);
 	free(preload);
 	execvp(argv[optind], argv + optind);
-	cli_err("cannot run %s: %s", argv[optind], strerror(errno));
-	return errno == ENOENT ? 127 : 126;
+	int e = errno;
+	cli_err("cannot run %s: %s", cli_path_show(argv[optind], show, sizeof(show)), strerror(e));
+	return e == ENOENT ? 127 : 126;
 }

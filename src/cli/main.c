@@ -4,9 +4,11 @@
 #include "cli.h"
 #include "core/internal.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 void cli_err(const char *fmt, ...)
 {
@@ -17,6 +19,57 @@ void cli_err(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
+}
+
+const char *cli_path_show(const char *path, char *buf, size_t len)
+{
+	size_t n = strlen(path);
+
+	if (n <= 80 || len < 80)
+		return path;
+	snprintf(buf, len, "%.32s...%s", path, path + n - 32);
+	return buf;
+}
+
+int cli_path_arg(const char *what, const char *arg, size_t max, bool absolute,
+		 char *out, size_t outlen)
+{
+	char show[CLI_PATH_SHOW_LEN], show_cwd[CLI_PATH_SHOW_LEN], cwd[PATH_MAX];
+	size_t n = strlen(arg), c;
+
+	if (!*arg) {
+		cli_err("%s: empty path", what);
+		return -1;
+	}
+	if (n > max || max >= outlen) {
+		cli_err("%s: path %s is %zu bytes long, over the limit of %zu bytes",
+			what, cli_path_show(arg, show, sizeof(show)), n, max);
+		return -1;
+	}
+	if (!absolute || arg[0] == '/') {
+		memcpy(out, arg, n + 1);
+		return 0;
+	}
+	/* Relative: the program may chdir, so pass it as an absolute path. */
+	if (!getcwd(cwd, sizeof(cwd))) {
+		cli_err("%s: cannot make %s absolute: current directory: %s", what,
+			cli_path_show(arg, show, sizeof(show)), strerror(errno));
+		return -1;
+	}
+	c = strlen(cwd);
+	if (c == 1)
+		c = 0;   /* in "/": "/arg", not "//arg" */
+	if (c + 1 + n > max) {
+		cli_err("%s: path %s made absolute (in %s) is %zu bytes long, over the limit of %zu bytes",
+			what, cli_path_show(arg, show, sizeof(show)),
+			cli_path_show(cwd, show_cwd, sizeof(show_cwd)), c + 1 + n, max);
+		return -1;
+	}
+	/* c + 1 + n <= max < outlen: fits with its NUL */
+	memcpy(out, cwd, c);
+	out[c] = '/';
+	memcpy(out + c + 1, arg, n + 1);
+	return 0;
 }
 
 static void usage(FILE *f)

@@ -105,10 +105,12 @@ static void resolve_options(struct crac_options *o, const struct crac_options *i
 	}
 	if (!o->engine || !*o->engine)
 		o->engine = getenv("CRAC_ENGINE");
-	if (!o->engine || !*o->engine)
-		o->engine = "sim";
 	if (!o->image_dir || !*o->image_dir)
 		o->image_dir = getenv("CRAC_IMAGE_DIR");
+	/* No engine named anywhere: an image directory asks for the engine
+	 * that writes one; without it, the sim engine. */
+	if (!o->engine || !*o->engine)
+		o->engine = o->image_dir && *o->image_dir ? "image" : "sim";
 }
 
 static int64_t deadline_after(int64_t ms, int64_t from)
