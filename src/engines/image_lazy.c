@@ -12,8 +12,14 @@
  *     last faulted (it tends to go on in the same direction), until every
  *     page is in. It starts once the restored side is through (lazy_go). Then the userfaultfd is closed, which unregisters every
  *     range, and the thread unmaps its area and exits.
- * A chunk's crc32c is checked before the first of its pages is copied: a
- * damaged pages file stops the process before it can read a damaged page.
+ * Pages are copied only from bytes that were verified: a chunk is read whole
+ * (pread) into the thread's chunk buffer, its crc32c checked there, and its
+ * pages copied from that buffer, which keeps the last chunk read. The pages
+ * file is never mapped: a change to it after a chunk was verified cannot
+ * reach the program (a chunk read again is verified again), and a
+ * truncation is a short read, not a SIGBUS. A damaged, changed or truncated
+ * pages file stops the process, with a message naming it, before it can
+ * read a page that was not verified.
  *
  * Anonymous semantics are kept through the userfaultfd events:
  *   REMOVE  MADV_DONTNEED / MADV_FREE: the range must read as zeros, so its
@@ -77,9 +83,11 @@ struct lazy {
 	struct crac_img_lazy *a;
 	struct crac_img_resume *res;
 	const struct crac_img_chunk *chunk;
-	const char *src;
 	uint64_t n_pages;                /* of the pages file */
-	uint64_t *verified;              /* bit per chunk */
+	uint64_t *verified;              /* bit per chunk: read and verified once (for messages) */
+	char *buf;                       /* the chunk buffer (in the area) ... */
+	uint32_t buf_chunk;              /* ... holds this chunk, verified ... */
+	bool buf_valid;                  /* ... if set */
 	struct crac_img_crc crc;
 	struct view *views;
 	bool prefetch;
@@ -138,7 +146,7 @@ static void say(struct lazy *L, const char *line)
 /* The program cannot go on correctly: say why and stop the whole process. */
 static __attribute__((noreturn)) void fatal(struct lazy *L, const char *why, long err)
 {
-	char line[1024];
+	char line[2048];
 	struct crac_img_buf b = { line, 0, sizeof(line) };
 
 	crac_img_puts(&b, "crac: restore ");
@@ -322,35 +330,111 @@ static void view_free(struct lazy *L, struct view *v)
 
 /* ---- loading ------------------------------------------------------------------ */
 
-static void verify_chunk(struct lazy *L, uint32_t c)
+/* "chunk #N (LEN bytes at ADDR, KIND)" */
+static void put_chunk(struct crac_img_buf *b, uint32_t c, const struct crac_img_chunk *k)
+{
+	crac_img_puts(b, "chunk #");
+	crac_img_putu(b, c);
+	crac_img_puts(b, " (");
+	crac_img_putu(b, k->len);
+	crac_img_puts(b, " bytes at ");
+	crac_img_putx(b, k->addr);
+	crac_img_puts(b, ", ");
+	crac_img_puts(b, crac_img_kind_name(k->map));
+	crac_img_puts(b, ")");
+}
+
+static void put_pages_path(struct lazy *L, struct crac_img_buf *b)
+{
+	crac_img_puts(b, L->a->dir);
+	crac_img_puts(b, "/" CRAC_IMG_PAGES_FILE);
+}
+
+/* What the program has seen of chunk c so far, at the end of a message. */
+static void put_seen(struct lazy *L, struct crac_img_buf *b, uint32_t c)
 {
 	if (L->verified[c >> 6] >> (c & 63) & 1)
-		return;
-	const struct crac_img_chunk *k = &L->chunk[c];
-	if (k->offset + k->len > L->a->src_size ||
-	    crac_img_crc32c_with(&L->crc, 0, L->src + k->offset, k->len) != k->crc) {
-		char why[512];
-		struct crac_img_buf b = { why, 0, sizeof(why) };
-		crac_img_put_damaged_chunk(&b, c, k, crac_img_kind_name(k->map));
-		crac_img_puts(&b, "; found while loading lazily, before any of these pages was visible");
-		fatal(L, why, 0);
-	}
-	L->verified[c >> 6] |= 1ull << (c & 63);
+		crac_img_puts(b, "; the pages of it loaded before came from the bytes verified then");
+	else
+		crac_img_puts(b, ", before any of these pages was visible");
 }
 
 /*
- * Copies pages file bytes [off, off + len) to dst in view v. Returns 0 once
+ * The verified bytes of chunk c: read whole into the chunk buffer and
+ * checked there, unless the buffer holds it already. Only these bytes are
+ * ever copied into the program's memory.
+ */
+static const char *chunk_bytes(struct lazy *L, uint32_t c)
+{
+	const struct crac_img_chunk *k = &L->chunk[c];
+	char why[1536];
+	struct crac_img_buf b = { why, 0, sizeof(why) };
+	uint64_t got = 0;
+
+	if (L->buf_valid && L->buf_chunk == c)
+		return L->buf;
+	L->buf_valid = false;
+	if (k->len > L->a->buf_size)
+		fatal(L, "lazy loading: a chunk is larger than the chunk buffer", 0);
+	while (got < k->len) {
+		long n = sys_pread(L->a->pages_fd, L->buf + got, k->len - got, k->offset + got);
+		if (n == -EINTR)
+			continue;
+		if (n < 0) {
+			crac_img_puts(&b, "cannot read the pages file ");
+			put_pages_path(L, &b);
+			crac_img_puts(&b, " while loading lazily: ");
+			put_chunk(&b, c, k);
+			fatal(L, why, n);
+		}
+		if (n == 0) {
+			crac_img_puts(&b, "the pages file ");
+			put_pages_path(L, &b);
+			crac_img_puts(&b, " was truncated while loading lazily: it ends at byte ");
+			crac_img_putu(&b, k->offset + got);
+			crac_img_puts(&b, ", inside ");
+			put_chunk(&b, c, k);
+			put_seen(L, &b, c);
+			fatal(L, why, 0);
+		}
+		got += (uint64_t)n;
+	}
+	if (crac_img_crc32c_with(&L->crc, 0, L->buf, k->len) != k->crc) {
+		crac_img_put_damaged_chunk(&b, c, k, crac_img_kind_name(k->map));
+		if (L->verified[c >> 6] >> (c & 63) & 1) {
+			crac_img_puts(&b, "; ");
+			put_pages_path(L, &b);
+			crac_img_puts(&b, " changed while loading lazily");
+		} else {
+			crac_img_puts(&b, "; found in ");
+			put_pages_path(L, &b);
+			crac_img_puts(&b, " while loading lazily (damaged before the restore, or changed since)");
+		}
+		put_seen(L, &b, c);
+		fatal(L, why, 0);
+	}
+	L->verified[c >> 6] |= 1ull << (c & 63);
+	L->buf_chunk = c;
+	L->buf_valid = true;
+	return L->buf;
+}
+
+/*
+ * Copies pages file bytes [off, off + len) of segment s (all in its chunk)
+ * to dst in view v, from the chunk's verified bytes. Returns 0 once
  * all is in (pages found present count as done), or -EAGAIN (an event must
  * be read first), -ENOENT (no registered mapping at a page: an event about
  * it is on its way), -ESRCH (the address space is gone).
  */
-static long copy_in(struct lazy *L, struct view *v, uint64_t dst, uint64_t off, uint64_t len)
+static long copy_in(struct lazy *L, struct view *v, const struct crac_img_lazy_seg *s, uint64_t dst, uint64_t off,
+		    uint64_t len)
 {
+	const char *src = chunk_bytes(L, s->chunk) - L->chunk[s->chunk].offset;   /* + off: in the buffer */
 	uint64_t step = len;
 
 	while (len) {
 		uint64_t n = step < len ? step : len;
-		struct uffdio_copy c = { .dst = dst, .src = (uint64_t)(uintptr_t)(L->src + off), .len = n };
+		struct uffdio_copy c = { .dst = dst, .src = (uint64_t)(uintptr_t)(src + off), .len = n };
 		long rc = SYS(SYS_ioctl, v->uffd, UFFDIO_COPY, &c, 0, 0, 0);
 		uint64_t got = rc == 0 ? n : (c.copy > 0 ? (uint64_t)c.copy : 0);
 		if (got) {
@@ -399,8 +483,7 @@ static bool serve(struct lazy *L, struct view *v, uint64_t addr)
 				max = WINDOW;
 			while (len < max && !is_done(v, off + len))
 				len += P;
-			verify_chunk(L, s->chunk);
-			rc = copy_in(L, v, addr, off, len);
+			rc = copy_in(L, v, s, addr, off, len);
 			if (rc == -EAGAIN)
 				return false;
 			if (rc == 0 && !v->child) {
@@ -457,9 +540,8 @@ static long prefetch(struct lazy *L, struct view *v)
 		uint64_t len = P;
 		while (len < budget && v->cur_off + len < s->len && !is_done(v, off + len))
 			len += P;
-		verify_chunk(L, s->chunk);
 		uint64_t dst = s->addr + v->cur_off;
-		long rc = copy_in(L, v, dst, off, len);
+		long rc = copy_in(L, v, s, dst, off, len);
 		if (rc == -EAGAIN)
 			return -1;
 		if (rc == -ESRCH) {
@@ -634,18 +716,22 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 	__atomic_store_n(&L->res->lazy_started, 1, __ATOMIC_RELEASE);
 	SYS(SYS_futex, &L->res->lazy_started, FUTEX_WAKE, 1, 0, 0, 0);
 	L->chunk = (const struct crac_img_chunk *)((char *)a + a->chunks_off);
-	L->src = (const char *)(uintptr_t)a->src;
-	L->n_pages = a->src_size / P;
+	L->buf = (char *)a + a->buf_off;
+	L->n_pages = a->pages_size / P;
 	L->prefetch = !(a->flags & CRAC_LAZY_NO_PREFETCH);
 	crac_img_crc32c_prepare(&L->crc);
 	sys_prctl(PR_SET_NAME, "crac-lazy", 0, 0, 0);   /* not "crac-loader" */
-	/* Our file table is a copy of the loader's: keep the userfaultfd and
-	 * stderr, close the rest (the program's pipes must not stay open
-	 * because of us, nor the image's files). */
-	unsigned keep[2] = { (unsigned)a->uffd, (unsigned)a->err_fd }, lo = 0;
-	if (keep[0] > keep[1])
-		keep[0] = (unsigned)a->err_fd, keep[1] = (unsigned)a->uffd;
-	for (int k = 0; k < 2; k++) {
+	/* Our file table is a copy of the loader's: keep the userfaultfd,
+	 * stderr and the pages file, close the rest (the program's pipes must
+	 * not stay open because of us, nor the image's other files). */
+	unsigned keep[3] = { (unsigned)a->uffd, (unsigned)a->err_fd, (unsigned)a->pages_fd }, lo = 0;
+	for (int i = 1; i < 3; i++)
+		for (int k = i; k > 0 && keep[k - 1] > keep[k]; k--) {
+			unsigned t = keep[k];
+			keep[k] = keep[k - 1];
+			keep[k - 1] = t;
+		}
+	for (int k = 0; k < 3; k++) {
 		if (keep[k] > lo)
 			SYS(SYS_close_range, lo, keep[k] - 1, 0, 0, 0, 0);
 		lo = keep[k] + 1;
@@ -661,7 +747,7 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 	v->n = a->n_segs;
 	for (uint32_t i = 0; i < v->n; i++)
 		v->left += v->seg[i].len / P;
-	SYS(SYS_madvise, L->src, a->src_size, MADV_WILLNEED, 0, 0, 0);
+	SYS(SYS_fadvise64, a->pages_fd, 0, a->pages_size, POSIX_FADV_WILLNEED, 0, 0);
 
 	while (L->views) {
 		bool busy = false, waiting = false;
@@ -703,7 +789,7 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 	if (a->flags & CRAC_LOADER_STATS)
 		report(L);
 	sys_munmap(L->verified, ((a->n_chunks + 63) / 64 * 8 + P - 1) & ~(P - 1));
-	sys_munmap((void *)(uintptr_t)a->src, a->src_size);
+	sys_close(a->pages_fd);
 	sys_close(a->err_fd);
 	leave(a, a->area_size);
 }

@@ -281,11 +281,14 @@ enum {
  * them empty and registers them with userfaultfd (missing mode). A thread of
  * the restored process (crac__img_lazy_main, in libcrac) then fills them:
  * on demand when the program touches a page, and in the background until
- * everything is in, verifying each chunk's crc before any of its pages
- * becomes visible. The loader hands over one anonymous mapping, the "lazy
- * area": this struct, the segment table and the per-chunk table, then the
- * thread's stack. The thread has its own file table (clone without
- * CLONE_FILES), holding the userfaultfd: the program never sees it.
+ * everything is in. A chunk is read whole (pread) into a buffer of the
+ * thread, its crc checked there, and pages are copied only from that
+ * buffer: only verified bytes become visible, even if the pages file
+ * changes meanwhile (it is never mapped). The loader hands over one
+ * anonymous mapping, the "lazy area": this struct, the segment table and
+ * the per-chunk table, the chunk buffer, then the thread's stack. The
+ * thread has its own file table (clone without CLONE_FILES), holding the
+ * userfaultfd and the pages file: the program never sees them.
  */
 /* A mapping is loaded lazily from this many stored bytes on: below, reading
  * it costs less than the faults it would take. */
@@ -318,8 +321,10 @@ struct crac_img_lazy {
 	uint64_t segs_off;               /* struct crac_img_lazy_seg[n_segs], sorted by addr */
 	uint64_t n_chunks;               /* chunks of the image (struct crac_img_chunk[]) */
 	uint64_t chunks_off;
-	uint64_t src;                    /* the pages file, mapped PROT_READ MAP_SHARED */
-	uint64_t src_size;
+	int32_t pages_fd;                /* the pages file (read with pread, never mapped) */
+	uint32_t pad;
+	uint64_t pages_size;             /* its size, from the header */
+	uint64_t buf_off, buf_size;      /* the chunk buffer: >= the largest lazy chunk */
 	uint64_t resume;                 /* the resume block (lazy_tid, lazy_hurry) */
 	uint64_t jump_ns;                /* CLOCK_MONOTONIC when the loader jumped */
 	uint64_t stack_off, stack_size;  /* the thread's stack inside the area */

@@ -10,10 +10,13 @@
  *   (which mappings are left to it: crac_img_lazy_candidate, image/format.c)
  *   lazy_register   one mapping, whole (registering part of a mapping would
  *                   split it, and mremap of the original range would fail)
- *   lazy_start      the area (struct, segments, chunk table, stack, thread
- *                   pointer page), and the thread, cloned into the restored
- *                   libcrac's crac__img_lazy_main with a file table of its
- *                   own that holds the userfaultfd
+ *   lazy_start      the area (struct, segments, chunk table, chunk buffer,
+ *                   stack, thread pointer page), and the thread, cloned into
+ *                   the restored libcrac's crac__img_lazy_main with a file
+ *                   table of its own that holds the userfaultfd and the
+ *                   pages file (read with pread: a mapping of it would let
+ *                   a change after verification through, and a truncation
+ *                   would be a SIGBUS)
  *
  * Why only with a userfaultfd that handles kernel faults: unprivileged, the
  * kernel here grants UFFD_USER_MODE_ONLY alone (vm.unprivileged_userfaultfd
@@ -100,23 +103,27 @@ long lazy_start(struct lazy_plan *pl, const struct crac_img_view *v, const bool 
 		struct crac_img_resume *res, int pages_fd, const char *dir, uint64_t now_ns)
 {
 	const struct crac_img_header *h = v->h;
-	uint64_t n_segs = 0;
+	uint64_t n_segs = 0, buf_size = 0;
 
 	if (!res->lazy_entry)
 		return -ENOEXEC;   /* the restored libcrac has no lazy loader */
 
-	for (uint32_t i = 0; i < h->n_maps; i++)
-		if (is_lazy[i])
-			n_segs += v->maps[i].n_chunks;
+	for (uint32_t i = 0; i < h->n_maps; i++) {
+		const struct crac_img_map *m = &v->maps[i];
+		if (!is_lazy[i])
+			continue;
+		n_segs += m->n_chunks;
+		for (uint32_t c = m->first_chunk; c < m->first_chunk + m->n_chunks; c++)
+			if (v->chunks[c].len > buf_size)
+				buf_size = v->chunks[c].len;   /* CRAC_IMG_CHUNK_MAX from our writer */
+	}
 	uint64_t segs_off = (sizeof(struct crac_img_lazy) + 63) & ~63ull;
 	uint64_t chunks_off = segs_off + n_segs * sizeof(struct crac_img_lazy_seg);
-	uint64_t stack_off = (chunks_off + h->n_chunks * sizeof(struct crac_img_chunk) + P - 1) & ~(P - 1);
+	uint64_t buf_off = (chunks_off + h->n_chunks * sizeof(struct crac_img_chunk) + P - 1) & ~(P - 1);
+	uint64_t stack_off = buf_off + buf_size;   /* chunk lengths are whole pages */
 	uint64_t tls_off = stack_off + LAZY_STACK;
 	uint64_t size = tls_off + P;
 
-	long src = sys_mmap(0, h->pages_size, PROT_READ, MAP_SHARED, pages_fd, 0);
-	if (src < 0)
-		return src;
 	long area = sys_mmap(0, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (area < 0)
 		return area;
@@ -130,8 +137,10 @@ long lazy_start(struct lazy_plan *pl, const struct crac_img_view *v, const bool 
 	a->segs_off = segs_off;
 	a->n_chunks = h->n_chunks;
 	a->chunks_off = chunks_off;
-	a->src = (uint64_t)src;
-	a->src_size = h->pages_size;
+	a->pages_fd = pages_fd;   /* the thread's copy of the file table keeps it */
+	a->pages_size = h->pages_size;
+	a->buf_off = buf_off;
+	a->buf_size = buf_size;
 	a->resume = (uint64_t)(uintptr_t)res;
 	a->jump_ns = now_ns;
 	a->stack_off = stack_off;
@@ -165,7 +174,8 @@ long lazy_start(struct lazy_plan *pl, const struct crac_img_view *v, const bool 
 
 	/* The thread: in the process's thread group, sharing its memory and
 	 * signal handlers, with all signals blocked (the loader's mask), its
-	 * own file table (a copy holding 0-2 and the userfaultfd) and a thread
+	 * own file table (a copy holding 0-2, the userfaultfd and the pages
+	 * file; it closes all else) and a thread
 	 * pointer page of its own (any %fs access stays inside the area). */
 	uint64_t *tls = (uint64_t *)(area + tls_off);
 	tls[0] = (uint64_t)(uintptr_t)tls;

@@ -5,7 +5,8 @@
 # meets pages that are not there yet: system calls reading and writing them,
 # MADV_DONTNEED / MADV_FREE, mprotect splitting the mapping, mremap, munmap,
 # fork (glibc's and a raw system call), threads. A damaged chunk stops the process before a damaged page is
-# visible. Unprivileged, restore is eager and says why; --lazy refuses.
+# visible; so does a pages file changed or truncated while loading (only verified bytes are ever copied in).
+# Unprivileged, restore is eager and says why; --lazy refuses.
 
 bats_require_minimum_version 1.5.0
 
@@ -150,13 +151,88 @@ need_lazy() {
 		echo "stderr: $stderr"
 		[ "$status" -eq 1 ]
 		[ -z "$output" ]   # "ok read" never printed: the damaged page was never read
-		echo "$stderr" | grep -Eqx "crac: restore $T/img: page data checksum mismatch in chunk #$idx \\($len bytes at 0x[0-9a-f]+, anon\\): the pages file is damaged; found while loading lazily, before any of these pages was visible; the restored process is stopped"
+		echo "$stderr" | grep -Eqx "crac: restore $T/img: page data checksum mismatch in chunk #$idx \\($len bytes at 0x[0-9a-f]+, anon\\): the pages file is damaged; found in $T/img/pages while loading lazily \\(damaged before the restore, or changed since\\), before any of these pages was visible; the restored process is stopped"
 	done
 	# --populate checks every chunk before the program runs
 	run --separate-stderr clean "$CRAC" restore --populate "$T/img" -- read
 	[ "$status" -eq 1 ]
 	[ -z "$output" ]
 	echo "$stderr" | grep -Eqx "crac: restore $T/img: page data checksum mismatch in chunk #$idx \\($len bytes at 0x[0-9a-f]+, anon\\): the pages file is damaged"
+}
+
+# start_waiting: restores $T/img lazily, loading on demand only, with the
+# "wait" scenario in the background (PID); returns once it touched its pages
+# and waits for $T/sync.go. finish_waiting: lets it go on; status, stdout,
+# stderr.
+start_waiting() {
+	rm -f "$T/sync.ready" "$T/sync.go"
+	clean env CRAC_LAZY_PREFETCH=off timeout 60 "$CRAC" restore "$T/img" -- wait "$T/sync" >"$T/out" 2>"$T/err" &
+	PID=$!
+	for _ in $(seq 300); do
+		[ -e "$T/sync.ready" ] && return 0
+		kill -0 $PID 2>/dev/null || break
+		sleep 0.1
+	done
+	cat "$T/out" "$T/err"
+	false
+}
+finish_waiting() {
+	touch "$T/sync.go"
+	status=0
+	wait $PID || status=$?
+	output=$(cat "$T/out")
+	stderr=$(cat "$T/err")
+	echo "status $status"
+	echo "stdout: $output"
+	echo "stderr: $stderr"
+}
+
+# flip_byte OFFSET: inverts one byte of the pages file in place
+flip_byte() {
+	local byte
+	byte=$(od -An -tu1 -j "$1" -N1 "$T/img/pages" | tr -d ' ')
+	printf "\\$(printf %03o $((byte ^ 255)))" | dd of="$T/img/pages" bs=1 seek="$1" conv=notrunc status=none
+}
+
+@test "a pages file changed while loading lazily: a chunk already verified is verified again, the change is never loaded" {
+	checkpoint
+	need_lazy
+	# the program loaded a window of the first chunk, then of eight others
+	read -r idx off len < <("$EDIT" "$T/img" chunk-at "$BIG")
+	[ "$len" -ge $((512 << 10)) ]
+	start_waiting
+	# the last page of the first chunk: verified, but not loaded yet
+	flip_byte $((off + len - 100))
+	finish_waiting
+	[ "$status" -eq 1 ]
+	[ -z "$output" ]   # neither "ok wait" nor "FAIL: pages without their pattern"
+	echo "$stderr" | grep -Eqx "crac: restore $T/img: page data checksum mismatch in chunk #$idx \\($len bytes at $BIG, anon\\): the pages file is damaged; $T/img/pages changed while loading lazily; the pages of it loaded before came from the bytes verified then; the restored process is stopped"
+}
+
+@test "a pages file changed while loading lazily, in a chunk not loaded yet: stopped, naming the file" {
+	checkpoint
+	need_lazy
+	read -r idx off len < <("$EDIT" "$T/img" chunk-at $((BIG + LEN / 2)))
+	[ -n "$len" ]
+	start_waiting
+	flip_byte $((off + len / 2))
+	finish_waiting
+	[ "$status" -eq 1 ]
+	[ -z "$output" ]
+	echo "$stderr" | grep -Eqx "crac: restore $T/img: page data checksum mismatch in chunk #$idx \\($len bytes at 0x[0-9a-f]+, anon\\): the pages file is damaged; found in $T/img/pages while loading lazily \\(damaged before the restore, or changed since\\), before any of these pages was visible; the restored process is stopped"
+}
+
+@test "a pages file truncated while loading lazily: stopped, naming the file (no SIGBUS)" {
+	checkpoint
+	need_lazy
+	read -r idx off len < <("$EDIT" "$T/img" chunk-at $((BIG + LEN / 2)))
+	[ -n "$len" ]
+	start_waiting
+	truncate -s $((off + len / 2)) "$T/img/pages"
+	finish_waiting
+	[ "$status" -eq 1 ]
+	[ -z "$output" ]
+	echo "$stderr" | grep -Eqx "crac: restore $T/img: the pages file $T/img/pages was truncated while loading lazily: it ends at byte $((off + len / 2)), inside chunk #$idx \\($len bytes at 0x[0-9a-f]+, anon\\), before any of these pages was visible; the restored process is stopped"
 }
 
 @test "unprivileged: restore is eager and says why; --lazy refuses" {

@@ -22,6 +22,11 @@
  *   mlock-mremap  the mapping locked, then moved and grown by mremap (with
  *             "second", so that loading is not over: a kernel limit, see
  *             tests/cli/image_lazy.bats)
+ *   wait SYNC touches page 0 and one page at each MiB from 2 to 9 (with
+ *             prefetch off: a window of the first chunk and of eight others
+ *             is loaded), creates SYNC.ready, waits up to 60 s for SYNC.go
+ *             (the test changes the pages file meanwhile), then reads every
+ *             page like "read"
  */
 #include <crac.h>
 
@@ -30,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -43,7 +49,7 @@ void crac__img_lazy_finish(void);
 
 static unsigned char *big, *second;
 static size_t big_len, n_pages;
-static char scenario[64];
+static char scenario[64], sync_path[4000];
 
 static uint64_t word(size_t page, size_t i)
 {
@@ -95,6 +101,8 @@ static int after(const crac_event *ev, void *arg)
 	(void)arg;
 	if (ev->argc > 0)
 		snprintf(scenario, sizeof(scenario), "%s", ev->argv[0]);
+	if (ev->argc > 1)
+		snprintf(sync_path, sizeof(sync_path), "%s", ev->argv[1]);
 	return 0;
 }
 
@@ -110,11 +118,37 @@ static int child_check(void)
 	return bad_pages(big, 0, n_pages) ? 1 : 0;
 }
 
+/* "wait": SYNC.ready says the pages are touched, SYNC.go lets us go on. */
+static int wait_for_go(void)
+{
+	char path[4096];
+	volatile unsigned char sink = 0;
+
+	sink += big[0];
+	for (size_t mib = 2; mib < 10 && (mib << 20) < big_len; mib++)
+		sink += big[mib << 20];
+	(void)sink;
+	snprintf(path, sizeof(path), "%s.ready", sync_path);
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	if (!sync_path[0] || fd < 0)
+		return -1;
+	close(fd);
+	snprintf(path, sizeof(path), "%s.go", sync_path);
+	for (int i = 0; i < 6000 && access(path, F_OK) != 0; i++)
+		usleep(10000);
+	return access(path, F_OK);
+}
+
 static int run(void)
 {
 	size_t n;
 
 	if (!strcmp(scenario, "read")) {
+		if ((n = bad_pages(big, 0, n_pages)))
+			return fail("pages without their pattern", n);
+	} else if (!strcmp(scenario, "wait")) {
+		if (wait_for_go() < 0)
+			return fail("no SYNC argument, or no SYNC.ready / SYNC.go", 0);
 		if ((n = bad_pages(big, 0, n_pages)))
 			return fail("pages without their pattern", n);
 	} else if (!strcmp(scenario, "syscall")) {
