@@ -67,6 +67,49 @@ __asm__(
 	".size crac__img_clone, .-crac__img_clone\n"
 
 	/*
+	 * long crac__img_clone_leader(flags, stack, ctid, tls, child, leader_fs, leader)
+	 *   rdi flags, rsi stack, rdx ctid, rcx tls, r8 child, r9 leader_fs,
+	 *   8(%rsp) leader
+	 * The child resumes `child` like crac__img_clone. The parent (the
+	 * thread-group leader, running on the stack the child is about to
+	 * use) touches no memory after the system call: it sets its fs base
+	 * to leader_fs and resumes `leader`, all in registers that the system
+	 * call keeps (rbx, r12). Returns only on failure (-errno).
+	 */
+	".globl crac__img_clone_leader\n"
+	".hidden crac__img_clone_leader\n"
+	".type crac__img_clone_leader,@function\n"
+	"crac__img_clone_leader:\n"
+	"	pushq %rbx\n"
+	"	pushq %r12\n"
+	"	movq %r9, %rbx\n"             /* leader_fs */
+	"	movq 24(%rsp), %r12\n"        /* leader ctx */
+	"	movq %r8, %r9\n"              /* child ctx: kept in r9 */
+	"	movq %rcx, %r8\n"             /* tls */
+	"	movq %rdx, %r10\n"            /* ctid */
+	"	xorl %edx, %edx\n"            /* ptid */
+	"	movl $56, %eax\n"             /* SYS_clone */
+	"	syscall\n"
+	"	testq %rax, %rax\n"
+	"	jz 2f\n"
+	"	js 1f\n"
+	"	movl $158, %eax\n"            /* SYS_arch_prctl */
+	"	movl $0x1002, %edi\n"         /* ARCH_SET_FS */
+	"	movq %rbx, %rsi\n"
+	"	syscall\n"
+	"	movq %r12, %rdi\n"
+	"	movl $1, %esi\n"
+	"	jmp crac__img_jumpctx\n"
+	"1:	popq %r12\n"                  /* failed: nothing happened */
+	"	popq %rbx\n"
+	"	ret\n"
+	"2:	xorl %ebp, %ebp\n"            /* child */
+	"	movq %r9, %rdi\n"
+	"	movl $1, %esi\n"
+	"	jmp crac__img_jumpctx\n"
+	".size crac__img_clone_leader, .-crac__img_clone_leader\n"
+
+	/*
 	 * long crac__img_clone3(struct clone_args *args, size_t size, ctx)
 	 *   rdi args, rsi size, rdx ctx
 	 * The child starts on args->stack + args->stack_size; ctx is kept in

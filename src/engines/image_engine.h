@@ -38,6 +38,13 @@ void crac__img_jumpctx(const struct crac_img_ctx *c, int val) __attribute__((nor
  * the saved stack. Returns the child's tid or a negative errno. */
 long crac__img_clone(unsigned long flags, void *stack, int *ptid, int *ctid,
 		     unsigned long tls, const struct crac_img_ctx *c) CRAC_HIDDEN;
+/* Restored process, on the thread-group leader: clone(2) whose child
+ * resumes `child` on its saved stack with fs base `tls`, while the leader
+ * itself takes fs base `leader_fs` and resumes `leader` (uses no stack
+ * after the system call). Returns only on failure (-errno). */
+long crac__img_clone_leader(unsigned long flags, void *stack, int *ctid, unsigned long tls,
+			    const struct crac_img_ctx *child, unsigned long leader_fs,
+			    const struct crac_img_ctx *leader) CRAC_HIDDEN;
 /* The same with clone3(2) (for set_tid). */
 struct clone_args;
 long crac__img_clone3(struct clone_args *args, unsigned long size, const struct crac_img_ctx *c) CRAC_HIDDEN;
@@ -101,9 +108,16 @@ int img_threads_stop(struct img_arena *a, int64_t deadline_ns, struct img_err *e
 struct img_thread *img_threads_list(void) CRAC_HIDDEN;
 /* Lets the stopped (or recreated) threads go on. */
 void img_threads_release(void) CRAC_HIDDEN;
-/* Restored process: recreates every recorded thread; they wait in their
- * handler until img_threads_release(). Returns the number or -errno. */
+/* Restored process: recreates every recorded thread (but the one the
+ * leader resumed, see below); they wait in their handler until
+ * img_threads_release(). Returns the number or -errno. */
 int img_threads_recreate(struct img_err *e) CRAC_HIDDEN;
+/* Restored process, first thing, on the thread-group leader running as the
+ * checkpointing thread `self`: if that was not the original main thread, the
+ * leader goes back to being the main thread (resumes its record) and a new
+ * clone carries on as `self`. Returns 0 in that clone, 1 if nothing had to
+ * change, or a negative errno (e filled; nothing changed). */
+int img_threads_restore_leader(const struct img_thread *self, struct img_err *e) CRAC_HIDDEN;
 
 /* ---- the checkpointing thread and process state (image.c / capture) -------- */
 

@@ -4,6 +4,8 @@
  * the checkpointing thread's saved context (image.c, step 5), where
  * crac__img_setctx returned 1.
  *
+ *   0. if this thread was not the original main thread, the thread-group
+ *      leader becomes the main thread again and a new clone goes on here
  *   1. this thread: tid field, robust list, rseq, altstack, name
  *   2. signal dispositions, cwd, umask, rlimits
  *   3. recreate the other threads (they wait in their handler)
@@ -91,7 +93,11 @@ __attribute__((noinline)) int img_restored(struct crac_round *r)
 	int n_problems = 0;
 	int64_t t0 = mono_ns();
 
-	/* 1. This thread, now the main thread of a new process. */
+	/* 0. The leader resumes the original main thread; a clone goes on here. */
+	if (img_threads_restore_leader(&s->thread, &err) < 0)
+		restore_fatal(err.msg);
+
+	/* 1. This thread, in a new process. */
 	img_thread_reattach(&s->thread, true);
 
 	/* 2. Process state. Signals stay blocked (the loader blocked them). */

@@ -18,6 +18,13 @@
  * kernel at the thread's tid field, robust list and rseq area again, waits
  * for the release and returns: rt_sigreturn restores the rest.
  *
+ * The thread-group leader of the restored process (the loader's thread)
+ * arrives as the checkpointing thread. When that was not the original main
+ * thread (a checkpoint taken by the control endpoint's thread, or any other
+ * one), the leader hands that role to a new clone and resumes the main
+ * thread's record itself: the main thread stays the leader, which ps,
+ * /proc/PID and the next checkpoint depend on (img_threads_restore_leader).
+ *
  * Thread ids change (the restored process has the pid of `crac restore`).
  * glibc's pd->tid is rewritten (CLONE_CHILD_SETTID), and robust mutexes a
  * thread holds get their owner tid rewritten by walking its robust list.
@@ -68,6 +75,8 @@ static _Atomic int resumed_count;                 /* restored threads ready */
 static _Atomic uint32_t release_gen;              /* bumped to let them go */
 static struct sigaction stop_old_action;          /* the app's disposition of the signal */
 static struct k_sigaction stop_old_kact;          /* the same, as the kernel has it */
+static int stop_pid;                              /* pid at checkpoint: the main thread's tid */
+static struct img_thread *leader_thread;          /* restored: the record the leader resumed */
 
 const char *img_strerror(int e)
 {
@@ -164,8 +173,9 @@ void img_thread_reattach(const struct img_thread *t, bool checkpointer)
 	int tid = img_gettid();
 
 	if (t->tid_addr) {
-		if (checkpointer)   /* clones got CLONE_CHILD_SETTID|CLONE_CHILD_CLEARTID */
-			syscall(SYS_set_tid_address, (int *)(uintptr_t)t->tid_addr);
+		/* Clones got it with CLONE_CHILD_SETTID|CLONE_CHILD_CLEARTID
+		 * already; the leader (whichever record it resumed) did not. */
+		syscall(SYS_set_tid_address, (int *)(uintptr_t)t->tid_addr);
 		*(volatile int *)(uintptr_t)t->tid_addr = tid;
 	}
 	if (t->robust_head) {
@@ -431,6 +441,9 @@ int img_threads_stop(struct img_arena *a, int64_t deadline_ns, struct img_err *e
 				"has a handler installed by the application", IMG_STOP_SIGNAL);
 	if (sigaction(IMG_STOP_SIGNAL, &sa, NULL) < 0)
 		return img_fail(e, -errno, "sigaction(%d): %s", IMG_STOP_SIGNAL, img_strerror(errno));
+	stop_pid = getpid();
+	leader_thread = NULL;
+	atomic_store(&resumed_count, 0);   /* still counts the last restore's threads */
 
 	for (int attempt = 1;; attempt++) {
 		if ((rc = stop_once(&w, deadline_ns, e)) < 0) {
@@ -575,13 +588,65 @@ static long recreate_one(const struct img_thread *t, bool *try_same)
 	return crac__img_clone(flags, (void *)(uintptr_t)sp, NULL, ctid, t->ctx.fs_base, &t->ctx);
 }
 
+/*
+ * The leader runs as the checkpointing thread on that thread's stack. To
+ * become the main thread again it must leave that stack before anyone else
+ * uses it: crac__img_clone_leader creates the clone that goes on as the
+ * checkpointing thread (back in the caller, where crac__img_setctx below
+ * returns 1) and, without touching memory, moves the leader onto the main
+ * thread's fs base and into its stop handler, where it re-registers its own
+ * kernel state (tid field, robust list, rseq, name) like any restored
+ * thread and counts as resumed; img_threads_recreate skips its record.
+ */
+static struct img_thread *find_thread(int tid)
+{
+	for (struct img_thread *t = atomic_load(&stopped_list); t; t = t->next)
+		if (t->tid == tid)
+			return t;
+	return NULL;
+}
+
+int img_threads_restore_leader(const struct img_thread *self, struct img_err *e)
+{
+	static struct crac_img_ctx here;
+
+	if (self->tid == stop_pid)
+		return 1;
+	/* (a global, not a local: it must survive crac__img_setctx) */
+	if (!(leader_thread = find_thread(stop_pid)))
+		return 1;   /* the main thread had exited: the leader stays the checkpointing thread */
+	if (crac__img_setctx(&here) != 0)
+		return 0;   /* the new clone */
+
+	const struct img_thread *m = leader_thread;
+	unsigned long flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
+			      CLONE_SYSVSEM | CLONE_SETTLS;
+	int *ctid = NULL;
+	if (self->tid_addr) {
+		flags |= CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID;
+		ctid = (int *)(uintptr_t)self->tid_addr;
+	}
+	/* The clone's initial stack is never used (it switches at once), but
+	 * must not be the one the leader still stands on. */
+	uint64_t sp = (here.rsp - 256) & ~15ull;
+	long rc = crac__img_clone_leader(flags, (void *)(uintptr_t)sp, ctid, self->ctx.fs_base, &here,
+					 m->ctx.fs_base, &m->ctx);
+	leader_thread = NULL;
+	return img_fail(e, (int)rc, "clone of the checkpointing thread %d (%s), to give the main thread %d "
+			"back its place as thread-group leader: %s", self->tid, self->comm, m->tid,
+			img_strerror((int)-rc));
+}
+
 int img_threads_recreate(struct img_err *e)
 {
 	bool try_same = !getenv("CRAC_IMAGE_NEW_TIDS");
 	int n = 0;
 
-	atomic_store(&resumed_count, 0);
 	for (struct img_thread *t = atomic_load(&stopped_list); t; t = t->next) {
+		if (t == leader_thread) {   /* already running: the leader */
+			n++;
+			continue;
+		}
 		long tid = recreate_one(t, &try_same);
 		if (tid < 0)
 			return img_fail(e, (int)tid, "clone of thread %d (%s): %s", t->tid, t->comm,
