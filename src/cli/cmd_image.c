@@ -16,6 +16,7 @@
  */
 #include "cli.h"
 #include "core/internal.h"
+#include "image/check.h"
 #include "image/dir.h"
 
 #include <errno.h>
@@ -175,142 +176,98 @@ int crac_cmd_restore_image(int argc, char **argv)
 
 /* ---- inspect: the checks ---------------------------------------------------------- */
 
+/*
+ * The checks are the restore loader's own (image/check.c), run in the same
+ * order, so that "restorable here" means what `crac restore` will do. Only
+ * "data" is inspect's alone: every chunk's checksum, which the loader
+ * verifies as it loads each chunk.
+ */
 struct check {
 	const char *name;
 	bool ok;
-	char detail[512];
+	char detail[1024];
 };
 
-/* Our own [vvar]/[vvar_vclock]/[vdso] sizes and the vDSO code crc. */
-static void check_vdso(const struct crac_img_header *h, struct check *c)
+static int run_checks(const char *dir, const struct crac_img_opened *o, const struct crac_img_view *v,
+		      unsigned flags, struct check *out)
 {
-	FILE *f = fopen("/proc/self/maps", "re");
-	char line[512];
-	uint64_t size[3] = { 0 }, vdso = 0;
-
-	c->name = "vdso";
-	if (!f) {
-		snprintf(c->detail, sizeof(c->detail), "/proc/self/maps: %s", strerror(errno));
-		return;
-	}
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long long s, e;
-		char name[64] = "";
-		if (sscanf(line, "%llx-%llx %*s %*s %*s %*s %63s", &s, &e, name) < 2)
-			continue;
-		if (!strcmp(name, "[vvar]"))
-			size[0] = e - s;
-		else if (!strcmp(name, "[vvar_vclock]"))
-			size[1] = e - s;
-		else if (!strcmp(name, "[vdso]")) {
-			size[2] = e - s;
-			vdso = s;
-		}
-	}
-	fclose(f);
-	if (size[0] != h->vvar_size || size[1] != h->vvar_vclock_size || size[2] != h->vdso_size) {
-		snprintf(c->detail, sizeof(c->detail),
-			 "layout differs: [vvar]/[vvar_vclock]/[vdso] %#llx/%#llx/%#llx here, %#llx/%#llx/%#llx in the image",
-			 (unsigned long long)size[0], (unsigned long long)size[1], (unsigned long long)size[2],
-			 (unsigned long long)h->vvar_size, (unsigned long long)h->vvar_vclock_size,
-			 (unsigned long long)h->vdso_size);
-		return;
-	}
-	if (crac_img_crc32c(0, (const void *)(uintptr_t)vdso, size[2]) != h->vdso_crc) {
-		snprintf(c->detail, sizeof(c->detail), "vDSO code differs (image from kernel %s)", h->kernel);
-		return;
-	}
-	c->ok = true;
-	snprintf(c->detail, sizeof(c->detail), "same layout and code");
-}
-
-static void check_files(const struct crac_img_view *v, struct check *c)
-{
-	char page[CRAC_IMG_PAGE];
-
-	c->name = "files";
-	for (uint32_t i = 0; i < v->h->n_files; i++) {
-		const struct crac_img_file *f = &v->files[i];
-		const char *path = crac_img_str(v, f->path);
-		struct stat st;
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0 || fstat(fd, &st) < 0) {
-			snprintf(c->detail, sizeof(c->detail), "%s: %s", path, strerror(errno));
-			if (fd >= 0)
-				close(fd);
-			return;
-		}
-		const char *what = NULL;
-		int64_t mtime = st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
-		if ((uint64_t)st.st_size != f->size)
-			what = "size";
-		else if (mtime != f->mtime_ns)
-			what = "modification time";
-		else if ((uint64_t)st.st_ino != f->ino || (uint64_t)st.st_dev != f->dev)
-			what = "inode";
-		else if (st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec != f->ctime_ns)
-			what = "status change time";
-		else {
-			ssize_t n = pread(fd, page, sizeof(page), 0);
-			if (crac_img_crc32c(0, page, n > 0 ? (size_t)n : 0) != f->crc_head)
-				what = "first page";
-			uint64_t tail = f->size ? (f->size - 1) / CRAC_IMG_PAGE * CRAC_IMG_PAGE : 0;
-			n = pread(fd, page, sizeof(page), (off_t)tail);
-			if (!what && crac_img_crc32c(0, page, n > 0 ? (size_t)n : 0) != f->crc_tail)
-				what = "last page";
-		}
-		close(fd);
-		if (what) {
-			snprintf(c->detail, sizeof(c->detail), "%s changed since the checkpoint (%s differs)", path, what);
-			return;
-		}
-	}
-	c->ok = true;
-	snprintf(c->detail, sizeof(c->detail), "%u mapped files unchanged", v->h->n_files);
-}
-
-static int run_checks(const char *dir, const struct crac_img_view *v, struct check *out)
-{
-	struct crac_img_cpu cpu;
+	struct crac_img_checker k = { .v = v, .o = o, .dir = dir, .flags = flags, .file_fds = NULL };
 	int n = 0;
 
 	out[n].name = "header";
 	out[n].ok = true;
-	snprintf(out[n].detail, sizeof(out[n].detail), "magic, version, size and crc32c ok");
+	snprintf(out[n].detail, sizeof(out[n].detail), "magic, version, size, crc32c and every table ok");
 	n++;
-
-	out[n].name = "pages";
-	out[n].ok = crac_img_verify_pages(dir, v, out[n].detail, sizeof(out[n].detail)) == 0;
+	for (int id = 0; id < CRAC_CHECK_COUNT; id++, n++) {
+		out[n].name = crac_img_check_name(id);
+		out[n].ok = crac_img_check(id, &k, out[n].detail, sizeof(out[n].detail)) == 0;
+	}
+	out[n].name = "data";
+	out[n].ok = o->pages_size == v->h->pages_size &&
+		    crac_img_verify_pages(dir, v, out[n].detail, sizeof(out[n].detail)) == 0;
 	if (out[n].ok)
 		snprintf(out[n].detail, sizeof(out[n].detail), "%u chunks, crc32c ok", v->h->n_chunks);
+	else if (o->pages_size != v->h->pages_size)
+		snprintf(out[n].detail, sizeof(out[n].detail), "not verified: the pages file has the wrong size");
 	n++;
-
-	out[n].name = "cpu";
-	crac_img_cpu_probe(&cpu);
-	out[n].ok = crac_img_cpu_compare(&v->h->cpu, &cpu, out[n].detail, sizeof(out[n].detail)) == 0;
-	if (out[n].ok)
-		snprintf(out[n].detail, sizeof(out[n].detail), "every recorded feature present, XSAVE %u bytes",
-			 cpu.xsave_size);
-	n++;
-
-	check_vdso(v->h, &out[n++]);
-	check_files(v, &out[n++]);
 	return n;
+}
+
+/* Text from an image, for the terminal: control characters as \xNN
+ * (crac_img_put_escaped). Four results may be live at once. */
+static const char *esc(const char *s)
+{
+	static char bufs[4][8192];
+	static int next;
+	char *out = bufs[next++ & 3];
+	struct crac_img_buf b = { out, 0, sizeof(bufs[0]) };
+
+	out[0] = 0;
+	crac_img_put_escaped(&b, s);
+	return out;
 }
 
 /* ---- inspect: printing --------------------------------------------------------------- */
 
+/* Length of the valid UTF-8 sequence at s, 0 if s does not start one. */
+static int utf8_len(const unsigned char *s)
+{
+	int n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 && s[0] < 0xe0 ? 2 : 0;
+
+	for (int i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	if ((n == 3 && s[0] == 0xe0 && s[1] < 0xa0) || (n == 3 && s[0] == 0xed && s[1] >= 0xa0) ||
+	    (n == 4 && s[0] == 0xf0 && s[1] < 0x90) || (n == 4 && s[0] == 0xf4 && s[1] >= 0x90))
+		return 0;   /* overlong, surrogate, beyond U+10FFFF */
+	return n;
+}
+
+/*
+ * A JSON string that stays valid whatever the bytes: control characters as
+ * \u00XX, valid UTF-8 as it is, and every byte that is not valid UTF-8 as
+ * \udcXX (the "surrogateescape" convention: Python's json reads it back,
+ * and the original bytes can be recovered).
+ */
 static void json_str(FILE *f, const char *s)
 {
+	const unsigned char *p = (const unsigned char *)s;
+
 	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-		if (ch == '"' || ch == '\\')
-			fprintf(f, "\\%c", ch);
-		else if (ch < 0x20)
-			fprintf(f, "\\u%04x", ch);
-		else
-			fputc(ch, f);
+	while (*p) {
+		int n;
+		if (*p == '"' || *p == '\\') {
+			fprintf(f, "\\%c", *p++);
+		} else if (*p < 0x20 || *p == 0x7f) {
+			fprintf(f, "\\u%04x", *p++);
+		} else if (*p < 0x80) {
+			fputc(*p++, f);
+		} else if ((n = utf8_len(p)) > 0) {
+			fwrite(p, 1, (size_t)n, f);
+			p += n;
+		} else {
+			fprintf(f, "\\udc%02x", *p++);
+		}
 	}
 	fputc('"', f);
 }
@@ -340,14 +297,17 @@ static void print_text(const char *dir, const struct crac_img_view *v, const str
 	for (uint32_t i = 0; i < h->n_maps; i++)
 		mapped += v->maps[i].end - v->maps[i].start;
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %Z", localtime_r(&t, &tm));
-	printf("image:     %s\n", dir);
+	printf("image:     %s\n", esc(dir));
 	printf("format:    version %u, header %llu bytes, page data %.1f MiB in %u chunks\n", h->version,
 	       (unsigned long long)h->size, mib(h->pages_size), h->n_chunks);
 	printf("created:   %s\n", when);
-	printf("kernel:    %s %s\n", h->kernel, h->machine);
+	printf("kernel:    %s %s\n", esc(h->kernel), esc(h->machine));
 	printf("process:   pid %d, checkpointed by thread %d, cwd %s, umask %03o\n", h->pid, h->tid,
-	       crac_img_str(v, h->cwd), h->umask);
-	printf("cpu:       %s, XSAVE %u bytes, XCR0 %#llx, AMX permission %s\n", h->cpu.vendor,
+	       esc(crac_img_str(v, h->cwd)), h->umask);
+	char vendor[sizeof(h->cpu.vendor) + 1];
+	memcpy(vendor, h->cpu.vendor, sizeof(h->cpu.vendor));
+	vendor[sizeof(h->cpu.vendor)] = 0;
+	printf("cpu:       %s, XSAVE %u bytes, XCR0 %#llx, AMX permission %s\n", esc(vendor),
 	       h->cpu.xsave_size, (unsigned long long)h->cpu.xcr0,
 	       (h->cpu.xcomp_perm & (1ull << 18)) ? "yes" : "no");
 	printf("vdso:      block at %#llx: [vvar] %#llx, [vvar_vclock] %#llx, [vdso] %#llx bytes\n",
@@ -375,14 +335,17 @@ static void print_text(const char *dir, const struct crac_img_view *v, const str
 		printf("  %012llx %012llx %-4s %-11s %9lluK %9lluK%s %s\n", (unsigned long long)m->start,
 		       (unsigned long long)m->end, p, crac_img_kind_name(m->kind),
 		       (unsigned long long)((m->end - m->start) >> 10), (unsigned long long)(m->stored >> 10),
-		       crac_img_lazy_candidate(m, h->resume) ? " L" : "  ", crac_img_str(v, m->name));
+		       crac_img_lazy_candidate(m, h->resume) ? " L" : "  ", esc(crac_img_str(v, m->name)));
 	}
 	printf("threads:   %u\n", h->n_threads);
 	for (uint32_t i = 0; i < h->n_threads; i++) {
 		const struct crac_img_thread *th = &v->threads[i];
-		printf("  tid %-7d fs %#014llx sp %#014llx ip %#014llx %-16.16s%s\n", th->tid,
+		char comm[17];
+		memcpy(comm, th->comm, 16);
+		comm[16] = 0;
+		printf("  tid %-7d fs %#014llx sp %#014llx ip %#014llx %-16s%s\n", th->tid,
 		       (unsigned long long)th->fs_base, (unsigned long long)th->sp, (unsigned long long)th->ip,
-		       th->comm, (th->flags & CRAC_THREADF_CHECKPOINTER) ? " (checkpointer)" : "");
+		       esc(comm), (th->flags & CRAC_THREADF_CHECKPOINTER) ? " (checkpointer)" : "");
 	}
 	uint64_t secret_bytes = 0;
 	for (uint32_t i = 0; i < h->n_secrets; i++)
@@ -395,12 +358,12 @@ static void print_text(const char *dir, const struct crac_img_view *v, const str
 		       (unsigned long long)(v->secrets[i].end - v->secrets[i].start));
 	printf("files:     %u\n", h->n_files);
 	for (uint32_t i = 0; i < h->n_files; i++)
-		printf("  %s (%llu bytes, inode %llu)\n", crac_img_str(v, v->files[i].path),
+		printf("  %s (%llu bytes, inode %llu)\n", esc(crac_img_str(v, v->files[i].path)),
 		       (unsigned long long)v->files[i].size, (unsigned long long)v->files[i].ino);
 	printf("checks:\n");
 	int bad = 0;
 	for (int i = 0; i < nc; i++) {
-		printf("  %-7s %s: %s\n", checks[i].name, checks[i].ok ? "ok" : "FAILED", checks[i].detail);
+		printf("  %-7s %s: %s\n", checks[i].name, checks[i].ok ? "ok" : "FAILED", esc(checks[i].detail));
 		bad += !checks[i].ok;
 	}
 	printf("result:    %s\n", bad ? "this machine cannot restore the image" : "restorable here");
@@ -423,8 +386,11 @@ static void print_json(const char *dir, const struct crac_img_view *v, const str
 	json_str(f, h->machine);
 	fprintf(f, ",\"pid\":%d,\"tid\":%d,\"umask\":%u,\"cwd\":", h->pid, h->tid, h->umask);
 	json_str(f, crac_img_str(v, h->cwd));
+	char vendor[sizeof(h->cpu.vendor) + 1];
+	memcpy(vendor, h->cpu.vendor, sizeof(h->cpu.vendor));
+	vendor[sizeof(h->cpu.vendor)] = 0;
 	fprintf(f, ",\"cpu\":{\"vendor\":");
-	json_str(f, h->cpu.vendor);
+	json_str(f, vendor);
 	fprintf(f, ",\"xsave_size\":%u,\"xcr0\":%llu,\"xcomp_perm\":%llu},", h->cpu.xsave_size,
 		(unsigned long long)h->cpu.xcr0, (unsigned long long)h->cpu.xcomp_perm);
 	fprintf(f, "\"vdso\":{\"block\":%llu,\"vvar\":%llu,\"vvar_vclock\":%llu,\"vdso\":%llu},",
@@ -479,16 +445,20 @@ static void print_json(const char *dir, const struct crac_img_view *v, const str
 
 int crac_cmd_inspect(int argc, char **argv)
 {
-	const char *usage = "usage: crac inspect DIR [--json]";
+	const char *usage = "usage: crac inspect DIR [--json] [--trust-owner]";
 	const char *dir = NULL;
 	bool json = false;
-	struct crac_img_loaded img;
-	struct check checks[8];
-	char msg[1024];
+	unsigned flags = 0;
+	struct crac_img_opened o;
+	struct crac_img_view v;
+	struct check checks[CRAC_CHECK_COUNT + 2];
+	char msg[2048];
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json"))
 			json = true;
+		else if (!strcmp(argv[i], "--trust-owner"))
+			flags |= CRAC_IMG_TRUST_OWNER;
 		else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			printf("%s\n", usage);
 			return 0;
@@ -502,19 +472,32 @@ int crac_cmd_inspect(int argc, char **argv)
 		cli_err("%s", usage);
 		return 2;
 	}
-	if (crac_img_load(dir, &img, msg, sizeof(msg)) < 0) {
-		cli_err("inspect %s: %s", dir, msg);
+	/* Opened and read as the loader does: a FIFO or a symbolic link where
+	 * a file belongs is refused, never waited on or followed. */
+	if (crac_img_open(dir, &o, msg, sizeof(msg)) < 0) {
+		cli_err("inspect %s: %s", esc(dir), esc(msg));
+		return 1;
+	}
+	void *buf = o.header_size <= CRAC_IMG_MAX_HEADER ? aligned_alloc(8, (o.header_size + 8) & ~7ull) : NULL;
+	if (!buf || crac_img_read_header(&o, buf, o.header_size, &v, msg, sizeof(msg)) < 0) {
+		if (!buf)
+			snprintf(msg, sizeof(msg), "header of %llu bytes: %s", (unsigned long long)o.header_size,
+				 o.header_size > CRAC_IMG_MAX_HEADER ? "too large" : "out of memory");
+		cli_err("inspect %s: %s/%s: %s", esc(dir), esc(dir), CRAC_IMG_HEADER_FILE, esc(msg));
+		free(buf);
+		crac_img_close(&o);
 		return 1;
 	}
 	memset(checks, 0, sizeof(checks));
-	int nc = run_checks(dir, &img.v, checks);
+	int nc = run_checks(dir, &o, &v, flags, checks);
 	if (json)
-		print_json(dir, &img.v, checks, nc);
+		print_json(dir, &v, checks, nc);
 	else
-		print_text(dir, &img.v, checks, nc);
+		print_text(dir, &v, checks, nc);
 	int bad = 0;
 	for (int i = 0; i < nc; i++)
 		bad += !checks[i].ok;
-	crac_img_unload(&img);
+	free(buf);
+	crac_img_close(&o);
 	return bad ? 1 : 0;
 }

@@ -71,6 +71,20 @@ CRAC_IMG_NOSAN void crac_img_putx(struct crac_img_buf *b, uint64_t v)
 	crac_img_puts(b, tmp + i);
 }
 
+CRAC_IMG_NOSAN void crac_img_put_escaped(struct crac_img_buf *b, const char *s)
+{
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c >= 0x20 && c != 0x7f) {
+			char one[2] = { (char)c, 0 };
+			crac_img_puts(b, one);
+		} else {
+			char esc[5] = { '\\', 'x', "0123456789abcdef"[c >> 4], "0123456789abcdef"[c & 15], 0 };
+			crac_img_puts(b, esc);
+		}
+	}
+}
+
 /* ------------------------------------------------------------------------
  * crc32c
  * --------------------------------------------------------------------- */
@@ -421,6 +435,9 @@ int crac_img_parse(const void *buf, uint64_t len, struct crac_img_view *v,
 	if (v->strtab[v->strtab_size - 1] != 0)
 		return fail(&b, -EBADMSG, "header: string table not terminated", 0, 0);
 
+	if (h->kernel[sizeof(h->kernel) - 1] || h->machine[sizeof(h->machine) - 1] ||
+	    h->cpu.vendor[sizeof(h->cpu.vendor) - 1])
+		return fail(&b, -EBADMSG, "header: unterminated kernel, machine or CPU vendor name", 0, 0);
 	if (h->cwd >= h->strtab_size)
 		return fail(&b, -EBADMSG, "header: bad cwd", 0, 0);
 	if (h->mm.auxv_size > sizeof(h->mm.auxv) || h->mm.auxv_size % 16)

@@ -46,6 +46,19 @@
 #define CRAC_IMG_MAX_HEADER (1ull << 30)
 #define CRAC_IMG_CHUNK_MAX (1ull << 20)   /* a chunk holds at most 1 MiB of pages */
 
+/*
+ * The restore loader (src/loader) runs at a fixed address and stays there
+ * until the restored process is running, so no restored mapping may lie in
+ * [CRAC_IMG_LOADER_LO, CRAC_IMG_LOADER_HI): the checkpoint refuses such a
+ * process before it writes anything (image/check.c, CRAC_CHECK_LAYOUT).
+ * The range is far from where Linux puts programs (0x55..., 0x7f...) and
+ * outside AddressSanitizer's shadow (0x00007fff8000-0x10007fff7fff) and
+ * allocator (0x600000000000-0x640000000000). The loader's build asserts
+ * that it fits.
+ */
+#define CRAC_IMG_LOADER_LO 0x500000000000ull
+#define CRAC_IMG_LOADER_HI (CRAC_IMG_LOADER_LO + (256ull << 20))
+
 /* ---- CPU ------------------------------------------------------------- */
 
 /*
@@ -391,6 +404,9 @@ struct crac_img_buf {
 void crac_img_puts(struct crac_img_buf *b, const char *s);
 void crac_img_putu(struct crac_img_buf *b, uint64_t v);
 void crac_img_putx(struct crac_img_buf *b, uint64_t v);   /* 0x... */
+/* Appends s with every control character (and DEL) written as \xNN, so
+ * that text from an image or a peer cannot drive the terminal. */
+void crac_img_put_escaped(struct crac_img_buf *b, const char *s);
 /* "page data checksum mismatch in chunk #N (LEN bytes at ADDR, WHERE): the
  * pages file is damaged" (the loader and the lazy loader thread). */
 struct crac_img_chunk;

@@ -1,21 +1,24 @@
 /*
  * loader.c - crac-loader: turns this process into a restored image.
  *
- *   crac-loader [--populate | --lazy] [--stats] [--check] [--env K=V]... DIR [-- ARGS...]
+ *   crac-loader [--populate | --lazy] [--stats] [--check] [--trust-owner] [--env K=V]... DIR [-- ARGS...]
  *
  * `crac restore DIR` execs this program, so the restored process keeps the
- * pid of the restore command and its stdio (fds 0, 1, 2 are inherited).
- * The loader is static, links no libc and is linked at a fixed unusual
- * address (LOADER_BASE in CMakeLists.txt, 0x3f0000000000): restored
- * mappings that would overlap it are refused before anything changes.
+ * pid of the restore command and its stdio (fds 0, 1, 2 are inherited;
+ * every other descriptor is closed before the jump). The loader is static,
+ * links no libc and is linked at a fixed unusual address
+ * (CRAC_IMG_LOADER_LO, image/image.h): restored mappings that would overlap
+ * its reserved range are refused by the checkpoint already.
  *
  * Top to bottom:
- *   1. arguments; all signals blocked
- *   2. verify, changing nothing: header (magic, version, size, crc, every
- *      table), pages file size, CPU features and XSAVE size, vDSO layout
- *      and code, overlap with the loader, identity of every mapped file
- *      (dev, inode, size, mtime, crc of first and last page), AMX permission
- *   -- point of no return --
+ *   1. arguments (limits said, never cut silently)
+ *   2. verify, changing nothing, with the checks `crac inspect` runs too
+ *      (image/check.c): the image's files opened safely (no symbolic link
+ *      followed, no FIFO read), header (magic, version, size, crc, every
+ *      table), owner (an image is code), layout (addresses the loader can
+ *      map), pages file and resume block, CPU features and XSAVE size, vDSO
+ *      layout and code, PR_SET_MM_MAP, identity of every mapped file
+ *   -- point of no return: async signals blocked, crash handler installed --
  *   3. unmap everything of ours but the loader itself and the vDSO block
  *   4. move [vvar][vvar_vclock][vdso] to the recorded address (one mremap)
  *   5. map every recorded mapping: files from their files, anonymous memory
@@ -26,7 +29,10 @@
  *      loader thread, close our fds, set the thread pointer, jump into the
  *      saved context: the engine's checkpoint call returns CRAC_RESTORED.
  * Any refusal prints one line "crac: restore DIR: reason" and exits 1;
- * after the point of no return too (our own code and data stay mapped).
+ * after the point of no return too (our own code and data stay mapped). A
+ * crash after it is caught by a last-resort handler that says where and
+ * during what ("crac: restore DIR: crashed at ADDR (SIGSEGV, fault address
+ * X) while mapping the image"): never a silent death.
  *
  * Restored memory is anonymous memory, so MADV_DONTNEED and MADV_FREE
  * behave as in the original process: small mappings are read with pread
@@ -34,6 +40,7 @@
  * us handle faults taken inside system calls; see lazy.c). `--populate`
  * makes everything eager, `--lazy` refuses when lazy restore is impossible.
  */
+#include "image/check.h"
 #include "loader/lazy.h"
 
 #include <errno.h>
@@ -56,7 +63,8 @@
 
 #define P CRAC_IMG_PAGE
 #define MAX_OWN_MAPS 64
-#define MAX_NEW_ARGS 1024
+#define MAX_NEW_ARGS 16384              /* arguments, and --env settings, each */
+#define MAX_NEW_BYTES (1u << 20)        /* their total size, each */
 
 extern char __executable_start[], _end[];
 
@@ -64,14 +72,14 @@ extern char __executable_start[], _end[];
 static char header_buf[64u << 20] __attribute__((aligned(4096)));
 static char maps_buf[64u << 10];
 static char vdso_park[1u << 20] __attribute__((aligned(4096)));  /* parking spot while moving */
-static char args_buf[64u << 10];
-static char env_buf[64u << 10];
+static char args_buf[MAX_NEW_BYTES];
+static char env_buf[MAX_NEW_BYTES];
 static char *new_argv[MAX_NEW_ARGS + 1];
 static char *new_envp[MAX_NEW_ARGS + 1];
 static int file_fd[CRAC_IMG_MAX_FILES];
 static bool is_lazy[CRAC_IMG_MAX_MAPS];
 
-static const char *image_dir = "?";
+static const char *image_dir;   /* set as soon as the arguments name it */
 
 /* ---- output ------------------------------------------------------------------ */
 
@@ -95,8 +103,10 @@ static __attribute__((noreturn)) void die(int status, const char *why)
 	struct crac_img_buf b = { line, 0, sizeof(line) };
 
 	crac_img_puts(&b, "crac: restore ");
-	crac_img_puts(&b, image_dir);
-	crac_img_puts(&b, ": ");
+	if (image_dir) {
+		crac_img_put_escaped(&b, image_dir);
+		crac_img_puts(&b, ": ");
+	}
 	crac_img_puts(&b, why);
 	crac_img_puts(&b, "\n");
 	out(2, line);
@@ -113,44 +123,9 @@ static struct crac_img_buf msg(void)
 	return b;
 }
 
-static const char *errname(long e)
-{
-	switch (-e) {
-	case EPERM: return "Operation not permitted";
-	case ENOENT: return "No such file or directory";
-	case EACCES: return "Permission denied";
-	case EEXIST: return "File exists (address already in use)";
-	case EINVAL: return "Invalid argument";
-	case ENOMEM: return "Cannot allocate memory";
-	case EFAULT: return "Bad address";
-	case EMFILE: return "Too many open files";
-	case EBUSY: return "Device or resource busy";
-	case EIO: return "Input/output error";
-	case ENOTDIR: return "Not a directory";
-	case EISDIR: return "Is a directory";
-	case ELOOP: return "Too many levels of symbolic links";
-	case ENAMETOOLONG: return "File name too long";
-	case ENFILE: return "Too many open files in system";
-	case EOVERFLOW: return "Value too large for defined data type";
-	case ENOSPC: return "No space left on device";
-	case EAGAIN: return "Resource temporarily unavailable";
-	case ESRCH: return "No such process";
-	case ENOSYS: return "Function not implemented";
-	case ENODEV: return "No such device";
-	case EBADF: return "Bad file descriptor";
-	case ETXTBSY: return "Text file busy";
-	case EROFS: return "Read-only file system";
-	}
-	return "error";
-}
-
 static void put_err(struct crac_img_buf *b, long e)
 {
-	crac_img_puts(b, ": ");
-	crac_img_puts(b, errname(e));
-	crac_img_puts(b, " (errno ");
-	crac_img_putu(b, (uint64_t)-e);
-	crac_img_puts(b, ")");
+	crac_img_put_err(b, e);
 }
 
 static uint64_t mono_ns(void)
@@ -239,151 +214,6 @@ static const struct own_map *own_find(const char *name)
 	return 0;
 }
 
-/* ---- verification ----------------------------------------------------------- */
-
-static void check_cpu(const struct crac_img_header *h)
-{
-	struct crac_img_cpu have;
-	char why[256];
-
-	crac_img_cpu_probe(&have);
-	if (crac_img_cpu_compare(&h->cpu, &have, why, sizeof(why)) < 0)
-		die(1, why);
-}
-
-static void check_vdso(const struct crac_img_header *h)
-{
-	const struct own_map *vvar = own_find("[vvar]"), *vclock = own_find("[vvar_vclock]"),
-			     *vdso = own_find("[vdso]");
-	struct crac_img_buf b = msg();
-	uint64_t vvar_size = vvar ? vvar->end - vvar->start : 0;
-	uint64_t vclock_size = vclock ? vclock->end - vclock->start : 0;
-	uint64_t vdso_size = vdso ? vdso->end - vdso->start : 0;
-
-	if (!vvar || !vdso || vvar_size != h->vvar_size || vclock_size != h->vvar_vclock_size ||
-	    vdso_size != h->vdso_size ||
-	    (vclock && (vclock->start != vvar->end || vdso->start != vclock->end)) ||
-	    (!vclock && vdso->start != vvar->end)) {
-		crac_img_puts(&b, "vDSO layout differs: [vvar]/[vvar_vclock]/[vdso] are ");
-		crac_img_putx(&b, vvar_size);
-		crac_img_puts(&b, "/");
-		crac_img_putx(&b, vclock_size);
-		crac_img_puts(&b, "/");
-		crac_img_putx(&b, vdso_size);
-		crac_img_puts(&b, " bytes here, ");
-		crac_img_putx(&b, h->vvar_size);
-		crac_img_puts(&b, "/");
-		crac_img_putx(&b, h->vvar_vclock_size);
-		crac_img_puts(&b, "/");
-		crac_img_putx(&b, h->vdso_size);
-		crac_img_puts(&b, " in the image (kernel ");
-		crac_img_puts(&b, h->kernel);
-		crac_img_puts(&b, ")");
-		die(1, msg_buf);
-	}
-	if (crac_img_crc32c(0, (const void *)(uintptr_t)vdso->start, vdso_size) != h->vdso_crc) {
-		crac_img_puts(&b, "vDSO code differs from the image's (image taken on kernel ");
-		crac_img_puts(&b, h->kernel);
-		crac_img_puts(&b, "): glibc's cached vDSO entry points would be wrong");
-		die(1, msg_buf);
-	}
-}
-
-static void check_overlap(const struct crac_img_view *v, uint64_t lo, uint64_t hi)
-{
-	const struct crac_img_header *h = v->h;
-	uint64_t block = h->vvar_size + h->vvar_vclock_size + h->vdso_size;
-
-	for (uint32_t i = 0; i < h->n_maps; i++) {
-		const struct crac_img_map *m = &v->maps[i];
-		if (m->start < hi && m->end > lo) {
-			struct crac_img_buf b = msg();
-			crac_img_puts(&b, "mapping ");
-			crac_img_putx(&b, m->start);
-			crac_img_puts(&b, "-");
-			crac_img_putx(&b, m->end);
-			crac_img_puts(&b, " (");
-			crac_img_puts(&b, m->name ? crac_img_str(v, m->name) : crac_img_kind_name(m->kind));
-			crac_img_puts(&b, ") overlaps the restore loader at ");
-			crac_img_putx(&b, lo);
-			crac_img_puts(&b, "-");
-			crac_img_putx(&b, hi);
-			die(1, msg_buf);
-		}
-	}
-	if (h->vdso_block < hi && h->vdso_block + block > lo)
-		die(1, "the recorded vDSO address overlaps the restore loader");
-}
-
-/* Opens every mapped file and checks that it is the file the image saw. */
-static void check_files(const struct crac_img_view *v)
-{
-	const struct crac_img_header *h = v->h;
-
-	for (uint32_t i = 0; i < h->n_files; i++) {
-		const struct crac_img_file *f = &v->files[i];
-		const char *path = crac_img_str(v, f->path);
-		int writable = 0;
-		for (uint32_t k = 0; k < h->n_maps; k++)
-			if (v->maps[k].file == i && (v->maps[k].flags & CRAC_MAPF_SHARED) &&
-			    (v->maps[k].prot & PROT_WRITE))
-				writable = 1;
-		long fd = sys_openat(AT_FDCWD, path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
-		struct crac_img_buf b = msg();
-		if (fd < 0) {
-			crac_img_puts(&b, "mapped file ");
-			crac_img_puts(&b, path);
-			put_err(&b, fd);
-			die(1, msg_buf);
-		}
-		file_fd[i] = (int)fd;
-		struct stat st;
-		if (sys_fstat(fd, &st) < 0)
-			die(1, "fstat of a mapped file failed");
-		const char *what = 0;
-		int64_t mtime = st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
-		if ((uint64_t)st.st_size != f->size)
-			what = "its size";
-		else if (mtime != f->mtime_ns)
-			what = "its modification time";
-		else if ((uint64_t)st.st_ino != f->ino || (uint64_t)st.st_dev != f->dev)
-			what = "its inode (the file was replaced)";
-		else if (st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec != f->ctime_ns)
-			what = "its status change time (ctime)";
-		if (!what) {
-			static char page[P];
-			long n = sys_pread(fd, page, P, 0);
-			if (crac_img_crc32c(0, page, n > 0 ? (size_t)n : 0) != f->crc_head)
-				what = "the content of its first page";
-			uint64_t tail = f->size ? (f->size - 1) / P * P : 0;
-			n = sys_pread(fd, page, P, tail);
-			if (!what && crac_img_crc32c(0, page, n > 0 ? (size_t)n : 0) != f->crc_tail)
-				what = "the content of its last page";
-		}
-		if (what) {
-			crac_img_puts(&b, "file ");
-			crac_img_puts(&b, path);
-			crac_img_puts(&b, " changed since the checkpoint (");
-			crac_img_puts(&b, what);
-			crac_img_puts(&b, " differs)");
-			die(1, msg_buf);
-		}
-	}
-}
-
-static void request_amx(const struct crac_img_header *h)
-{
-	if (!(h->cpu.xcomp_perm & (1ull << XFEATURE_XTILEDATA)))
-		return;
-	long rc = sys_arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA);
-	if (rc < 0) {
-		struct crac_img_buf b = msg();
-		crac_img_puts(&b, "the image uses AMX but arch_prctl(ARCH_REQ_XCOMP_PERM) was refused");
-		put_err(&b, rc);
-		die(1, msg_buf);
-	}
-}
-
 /* ---- building the address space ----------------------------------------------- */
 
 static void unmap_foreign(uint64_t lo, uint64_t hi, uint64_t block_lo, uint64_t block_hi)
@@ -437,7 +267,7 @@ static void fail_map(const struct crac_img_view *v, const struct crac_img_map *m
 	crac_img_puts(&b, "-");
 	crac_img_putx(&b, m->end);
 	crac_img_puts(&b, " (");
-	crac_img_puts(&b, m->name ? crac_img_str(v, m->name) : crac_img_kind_name(m->kind));
+	crac_img_put_escaped(&b, m->name ? crac_img_str(v, m->name) : crac_img_kind_name(m->kind));
 	crac_img_puts(&b, ")");
 	if (e)
 		put_err(&b, e);
@@ -540,13 +370,128 @@ static struct crac_img_resume *find_resume(const struct crac_img_view *v)
 	die(1, "the restored memory holds no libcrac resume block (image damaged)");
 }
 
+/* ---- after the point of no return: never a silent death -------------------------- */
+
+/* What the loader is doing, for the crash handler's line. */
+static const char *volatile phase = "verifying the image";
+
+struct k_sigaction { uint64_t handler, flags, restorer, mask; };
+#define K_SA_SIGINFO 0x4ull
+#define K_SA_RESTORER 0x04000000ull
+#define K_SA_RESETHAND 0x80000000ull
+
+__attribute__((visibility("hidden"))) void loader_sigreturn(void);
+__asm__(".text\n"
+	".globl loader_sigreturn\n"
+	".hidden loader_sigreturn\n"
+	".type loader_sigreturn,@function\n"
+	"loader_sigreturn:\n"
+	"	movl $15, %eax\n"             /* SYS_rt_sigreturn */
+	"	syscall\n"
+	"	hlt\n"
+	".size loader_sigreturn, .-loader_sigreturn\n");
+
+/* The crash signals: never blocked, handled until the restored libcrac
+ * puts the program's own dispositions back. */
+static const int crash_signals[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS };
+
+static void crash_handler(int sig, siginfo_t *si, void *ucv)
+{
+	static const char *const names[] = { [SIGSEGV] = "SIGSEGV", [SIGBUS] = "SIGBUS", [SIGILL] = "SIGILL",
+					     [SIGFPE] = "SIGFPE", [SIGTRAP] = "SIGTRAP", [SIGSYS] = "SIGSYS" };
+	const uint64_t *gregs = (const uint64_t *)((const char *)ucv + 40);   /* uc_mcontext.gregs */
+	struct crac_img_buf b = msg();
+
+	crac_img_puts(&b, "crashed at ");
+	crac_img_putx(&b, gregs[16]);   /* REG_RIP */
+	crac_img_puts(&b, " (");
+	crac_img_puts(&b, sig > 0 && sig < (int)(sizeof(names) / sizeof(names[0])) && names[sig] ? names[sig] : "signal");
+	if (sig == SIGSEGV || sig == SIGBUS) {
+		crac_img_puts(&b, ", fault address ");
+		crac_img_putx(&b, (uint64_t)(uintptr_t)si->si_addr);
+	}
+	crac_img_puts(&b, ") while ");
+	crac_img_puts(&b, phase);
+	crac_img_puts(&b, ": the image is damaged or does not fit this machine; nothing was changed on disk");
+	die(1, msg_buf);
+}
+
+/* From here on, asynchronous signals wait for the restored program (it sets
+ * its own mask), and a crash says where it happened. */
+static void point_of_no_return(void)
+{
+	uint64_t mask = ~0ull;
+	struct k_sigaction ka = {
+		.handler = (uint64_t)(uintptr_t)crash_handler,
+		.flags = K_SA_SIGINFO | K_SA_RESTORER | K_SA_RESETHAND,
+		.restorer = (uint64_t)(uintptr_t)loader_sigreturn,
+		.mask = ~0ull,
+	};
+
+	for (size_t i = 0; i < sizeof(crash_signals) / sizeof(crash_signals[0]); i++) {
+		sys_rt_sigaction(crash_signals[i], &ka, 0);
+		mask &= ~(1ull << (crash_signals[i] - 1));
+	}
+	sys_sigprocmask(SIG_SETMASK, &mask, 0);
+}
+
+/* Every descriptor but stdio is closed: what `crac restore` inherited
+ * from its caller is not the restored program's business. */
+static void close_inherited(void)
+{
+	if (sys_close_range(3, ~0u, 0) == 0)
+		return;
+	/* before Linux 5.9: one by one, as /proc/self/fd lists them */
+	static char dents[8192];
+	long fd = sys_openat(AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC), n;
+	int list[1024], count = 0;
+
+	if (fd < 0)
+		return;
+	while ((n = sys_getdents64(fd, dents, sizeof(dents))) > 0)
+		for (long off = 0; off < n;) {
+			const char *name = dents + off + 19;   /* struct linux_dirent64: d_name */
+			unsigned short reclen = *(const unsigned short *)(dents + off + 16);
+			int v = 0;
+			for (const char *c = name; *c >= '0' && *c <= '9'; c++)
+				v = v * 10 + (*c - '0');
+			if (name[0] >= '0' && name[0] <= '9' && v > 2 && v != fd && count < 1024)
+				list[count++] = v;
+			off += reclen;
+		}
+	sys_close(fd);
+	for (int i = 0; i < count; i++)
+		sys_close(list[i]);
+}
+
 /* ---- main ------------------------------------------------------------------------ */
 
 static void usage(void)
 {
-	out(2, "usage: crac-loader [--populate | --lazy] [--stats] [--check] [--env K=V]... DIR [-- ARGS...]\n"
+	out(2, "usage: crac-loader [--populate | --lazy] [--stats] [--check] [--trust-owner] [--env K=V]... DIR [-- ARGS...]\n"
 	       "(normally run by `crac restore DIR`)\n");
 	sys_exit_group(2);
+}
+
+/* Appends a copy of s to a string vector in buf (limits said, never cut). */
+static void keep_string(const char *s, char *buf, size_t *used, char **vec, int *n, const char *what)
+{
+	size_t len = strlen(s) + 1;
+	struct crac_img_buf b = msg();
+
+	if (*n >= MAX_NEW_ARGS || *used + len > MAX_NEW_BYTES) {
+		crac_img_puts(&b, "too many ");
+		crac_img_puts(&b, what);
+		crac_img_puts(&b, " (at most ");
+		crac_img_putu(&b, MAX_NEW_ARGS);
+		crac_img_puts(&b, " of them, ");
+		crac_img_putu(&b, MAX_NEW_BYTES);
+		crac_img_puts(&b, " bytes in all)");
+		die(2, msg_buf);
+	}
+	memcpy(buf + *used, s, len);
+	vec[(*n)++] = buf + *used;
+	*used += len;
 }
 
 __attribute__((noreturn, used)) void loader_main(long *sp)
@@ -556,13 +501,18 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 	char **argv = (char **)(sp + 1);
 	char **envp = argv + argc + 1;
 	int populate = 0, lazy = 0, stats = 0, check = 0, n_args = 0, n_env = 0;
+	unsigned check_flags = 0;
 	struct lazy_plan plan = { .uffd = -1, .mode = 0, .flags = 0 };
-	size_t env_used = 0;
+	size_t env_used = 0, args_used = 0;
 	const char *dir = 0;
-	uint64_t full = ~0ull;
 
-	/* 1. Nothing may interrupt us: the restored libcrac sets the mask. */
-	sys_sigprocmask(SIG_SETMASK, &full, 0);
+	/* The loader must fit its reserved range (image/image.h). */
+	if ((uint64_t)(uintptr_t)__executable_start < CRAC_IMG_LOADER_LO ||
+	    (uint64_t)(uintptr_t)_end > CRAC_IMG_LOADER_HI)
+		die(2, "internal error: the restore loader does not fit its reserved address range");
+
+	/* 1. Arguments. Signals keep their defaults until the point of no
+	 * return: until then, interrupting us changes nothing. */
 	for (char **e = envp; *e; e++)
 		if (!memcmp(*e, "CRAC_IMAGE_STATS=", 17) && (*e)[17] && (*e)[17] != '0')
 			stats = 1;
@@ -574,19 +524,15 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 		else if (!strcmp(argv[i], "--lazy")) lazy = 1;
 		else if (!strcmp(argv[i], "--stats")) stats = 1;
 		else if (!strcmp(argv[i], "--check")) check = 1;
-		else if (!strcmp(argv[i], "--env") && i + 1 < argc && n_env < MAX_NEW_ARGS) {
+		else if (!strcmp(argv[i], "--trust-owner")) check_flags |= CRAC_IMG_TRUST_OWNER;
+		else if (!strcmp(argv[i], "--env") && i + 1 < argc) {
 			const char *kv = argv[++i];
-			size_t n = strlen(kv) + 1;
 			const char *eq = kv;
 			while (*eq && *eq != '=')
 				eq++;
 			if (*eq != '=' || eq == kv)
 				die(2, "--env needs KEY=VALUE");
-			if (env_used + n > sizeof(env_buf))
-				die(2, "new environment too long");
-			memcpy(env_buf + env_used, kv, n);
-			new_envp[n_env++] = env_buf + env_used;
-			env_used += n;
+			keep_string(kv, env_buf, &env_used, new_envp, &n_env, "--env settings");
 		}
 		else if (!strcmp(argv[i], "--")) { i++; break; }
 		else if (argv[i][0] == '-') usage();
@@ -595,60 +541,30 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 	}
 	if (!dir || (lazy && populate))
 		usage();
-	/* New arguments: copied into our .bss, the kernel's stack goes away. */
-	size_t used = 0;
-	for (; i < argc && n_args < MAX_NEW_ARGS; i++) {
-		size_t n = strlen(argv[i]) + 1;
-		if (used + n > sizeof(args_buf))
-			die(2, "new arguments too long");
-		memcpy(args_buf + used, argv[i], n);
-		new_argv[n_args++] = args_buf + used;
-		used += n;
-	}
 	static char dir_copy[4096];
 	if (strlen(dir) >= sizeof(dir_copy))
-		die(2, "image directory name too long");
+		die(2, "image directory name too long (at most 4095 bytes)");
 	memcpy(dir_copy, dir, strlen(dir) + 1);
 	image_dir = dir_copy;
+	/* New arguments: copied into our .bss, the kernel's stack goes away. */
+	for (; i < argc; i++)
+		keep_string(argv[i], args_buf, &args_used, new_argv, &n_args, "new arguments");
 
-	/* 2. Verify. */
-	long dfd = sys_openat(AT_FDCWD, image_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0) {
-		struct crac_img_buf b = msg();
-		crac_img_puts(&b, "cannot open the image directory");
-		put_err(&b, dfd);
-		die(1, msg_buf);
-	}
-	long hfd = sys_openat(dfd, CRAC_IMG_HEADER_FILE, O_RDONLY | O_CLOEXEC);
-	struct stat st;
-	if (hfd < 0 || sys_fstat(hfd, &st) < 0)
-		die(1, "cannot open the header file");
-	if ((uint64_t)st.st_size > sizeof(header_buf))
-		die(1, "header too large for the loader");
-	if (read_full((int)hfd, header_buf, (uint64_t)st.st_size, 0) < 0)
-		die(1, "cannot read the header file");
-	sys_close(hfd);
-
+	/* 2. Verify, with the checks `crac inspect` runs. */
+	struct crac_img_opened o;
 	struct crac_img_view v;
-	char why[512];
-	if (crac_img_parse(header_buf, (uint64_t)st.st_size, &v, why, sizeof(why)) < 0)
+	char why[2048];
+	if (crac_img_open(image_dir, &o, why, sizeof(why)) < 0 ||
+	    crac_img_read_header(&o, header_buf, sizeof(header_buf), &v, why, sizeof(why)) < 0)
 		die(1, why);
 	const struct crac_img_header *h = v.h;
-
-	long pfd = sys_openat(dfd, CRAC_IMG_PAGES_FILE, O_RDONLY | O_CLOEXEC);
-	if (pfd < 0 || sys_fstat(pfd, &st) < 0)
-		die(1, "cannot open the pages file");
-	if ((uint64_t)st.st_size != h->pages_size)
-		die(1, "page data is truncated or damaged (pages file size differs from the header)");
-
-	check_cpu(h);
+	struct crac_img_checker k = { .v = &v, .o = &o, .dir = image_dir, .flags = check_flags, .file_fds = file_fd };
+	if (crac_img_check_all(&k, 0, why, sizeof(why)) < 0)
+		die(1, why);
+	int pfd = o.pages_fd, dfd = o.dir_fd;
 	read_own_maps();
-	check_vdso(h);
 	uint64_t lo = (uint64_t)(uintptr_t)__executable_start & ~(P - 1);
 	uint64_t hi = ((uint64_t)(uintptr_t)_end + P - 1) & ~(P - 1);
-	check_overlap(&v, lo, hi);
-	check_files(&v);
-	request_amx(h);
 	if (check) {
 		out(1, "image ok\n");
 		sys_exit_group(0);
@@ -658,8 +574,8 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 	if (populate)
 		plan.mode = CRAC_LAZY_OFF_POPULATE;
 	else
-		for (uint32_t k = 0; k < h->n_maps; k++)
-			n_lazy += (is_lazy[k] = crac_img_lazy_candidate(&v.maps[k], h->resume));
+		for (uint32_t m = 0; m < h->n_maps; m++)
+			n_lazy += (is_lazy[m] = crac_img_lazy_candidate(&v.maps[m], h->resume));
 	if (!populate && n_lazy && (plan.uffd = lazy_open(&plan.mode)) < 0)
 		memset(is_lazy, 0, sizeof(is_lazy));
 	if (!populate && !n_lazy)
@@ -674,19 +590,25 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 		plan.flags |= CRAC_LOADER_STATS;
 
 	/* -- point of no return -- */
+	point_of_no_return();
 	const struct own_map *vvar = own_find("[vvar]");
 	uint64_t block = h->vvar_size + h->vvar_vclock_size + h->vdso_size;
 	/* 3. */
+	phase = "unmapping the loader's process";
 	unmap_foreign(lo, hi, vvar->start, vvar->start + block);
 	/* 4. */
+	phase = "moving the vDSO";
 	move_vdso(h, vvar->start);
 	/* 5. */
+	phase = "mapping the image";
 	uint64_t stored = 0, mapped = 0;
-	map_all(&v, (int)pfd, plan.uffd, &stored, &mapped);
+	map_all(&v, pfd, plan.uffd, &stored, &mapped);
 	/* 6. */
+	phase = "setting brk and the arg/env areas";
 	set_mm(h);
 
 	/* 7. */
+	phase = "filling the resume block";
 	struct crac_img_resume *res = find_resume(&v);
 	res->loader_lo = lo;
 	res->loader_hi = hi;
@@ -700,7 +622,8 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 	res->mapped = mapped;
 	res->lazy_mode = (uint32_t)plan.mode;
 	if (plan.uffd >= 0) {
-		long rc = lazy_start(&plan, &v, is_lazy, res, (int)pfd, image_dir, mono_ns());
+		phase = "starting the lazy loader thread";
+		long rc = lazy_start(&plan, &v, is_lazy, res, pfd, image_dir, mono_ns());
 		if (rc < 0) {
 			struct crac_img_buf b = msg();
 			crac_img_puts(&b, "cannot start the lazy loader thread");
@@ -710,11 +633,14 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 		sys_close(plan.uffd);   /* the thread has its own copy */
 	}
 	for (uint32_t f = 0; f < h->n_files; f++)
-		sys_close(file_fd[f]);
+		if (file_fd[f] >= 0)
+			sys_close(file_fd[f]);
 	sys_close(pfd);
 	sys_close(dfd);
+	close_inherited();
 	res->loader_done_ns = mono_ns();
 
+	phase = "jumping into the restored program (before it restored its signal handlers)";
 	sys_arch_prctl(ARCH_SET_FS, res->ctx.fs_base);
 	crac_loader_jump(&res->ctx, 1);
 }

@@ -41,6 +41,12 @@ static inline long sys6(long n, long a, long b, long c, long d, long e, long f)
 #define sys_sigprocmask(how, set, old) SYS(SYS_rt_sigprocmask, how, set, old, 8, 0, 0)
 #define sys_clock_gettime(id, ts) SYS(SYS_clock_gettime, id, ts, 0, 0, 0, 0)
 #define sys_exit_group(c) SYS(SYS_exit_group, c, 0, 0, 0, 0, 0)
+#define sys_fstatat(dfd, p, st, fl) SYS(SYS_newfstatat, dfd, p, st, fl, 0, 0)
+#define sys_geteuid() SYS(SYS_geteuid, 0, 0, 0, 0, 0, 0)
+#define sys_prlimit(pid, res, nw, old) SYS(SYS_prlimit64, pid, res, nw, old, 0, 0)
+#define sys_getdents64(fd, b, n) SYS(SYS_getdents64, fd, b, n, 0, 0, 0)
+#define sys_rt_sigaction(sig, act, old) SYS(SYS_rt_sigaction, sig, act, old, 8, 0, 0)
+#define sys_close_range(lo, hi, fl) SYS(436, lo, hi, fl, 0, 0, 0)   /* SYS_close_range (5.9+) */
 
 /* start.c */
 void *memcpy(void *d, const void *s, size_t n);

@@ -11,8 +11,8 @@
  *                                does not enable; prints its mask
  *   image_edit DIR version N     claim format version N
  *   image_edit DIR chunk-at ADDR prints "index offset length" of the chunk holding ADDR
- *   image_edit DIR vdso-size     record a different [vdso] size
- *   image_edit DIR overlap       move the first mapping onto the loader
+ *   image_edit DIR vdso-size     record a [vdso] one page smaller (header and mapping)
+ *   image_edit DIR overlap       move the first mapping into the loader's reserved range
  *   image_edit DIR chunk KIND    print "INDEX OFFSET LENGTH" of the first
  *                                stored chunk of a mapping of KIND (heap,
  *                                anon, stack, file, ...), changing nothing:
@@ -131,13 +131,22 @@ int main(int argc, char **argv)
 	} else if (!strcmp(op, "version") && argc > 3) {
 		h->version = (uint32_t)atoi(argv[3]);
 	} else if (!strcmp(op, "vdso-size")) {
-		h->vdso_size += 4096;
+		/* consistently: the block size and the [vdso] mapping, so that
+		 * what refuses is the comparison with this kernel's vDSO */
+		if (h->vdso_size < 2 * 4096) {
+			fprintf(stderr, "the [vdso] is a single page\n");
+			return 77;
+		}
+		h->vdso_size -= 4096;
+		for (uint32_t i = 0; i < h->n_maps; i++)
+			if (maps[i].kind == CRAC_MAP_VDSO)
+				maps[i].end -= 4096;
 	} else if (!strcmp(op, "overlap")) {
 		if (maps[0].n_chunks) {
 			fprintf(stderr, "first mapping has stored pages\n");
 			return 1;
 		}
-		maps[0].start = 0x3f0000000000ull;
+		maps[0].start = CRAC_IMG_LOADER_LO;
 		maps[0].end = maps[0].start + 4096;
 	} else {
 		fprintf(stderr, "unknown edit %s\n", op);

@@ -1,0 +1,795 @@
+/*
+ * check.c - can this image be restored here, by this user?
+ *
+ * Shared by the restore loader (before its point of no return), `crac
+ * inspect` and the image engine (on the image it just wrote): see check.h.
+ * Freestanding: raw system calls (loader/sys.h), no libc, no allocation,
+ * small stack buffers only.
+ *
+ * What an image is trusted with is decided here, so each rule is written
+ * once:
+ *   owner    an image is code: the restoring user must own it, and nobody
+ *            else may be able to write it (unless --trust-owner)
+ *   layout   every address the loader will use is possible: nothing in the
+ *            loader's reserved range, above user space or below
+ *            vm.mmap_min_addr; the vDSO block is where its mappings say;
+ *            file mappings start inside their file and store no page past
+ *            its end; the brk/arg/env fields are ordered as the kernel
+ *            requires; the resume block lies in stored, writable memory
+ *   pages    the pages file has the recorded size, and the resume block
+ *            read from it is a resume block whose code and stack exist
+ *   cpu      recorded CPU features present; AMX permission granted
+ *   vdso     this kernel's [vvar]/[vvar_vclock]/[vdso] have the recorded
+ *            layout and code (glibc cached its entry points)
+ *   process  PR_SET_MM_MAP works here and RLIMIT_DATA admits the brk area
+ *   files    every mapped file is the one the image saw
+ */
+#include "image/check.h"
+#include "loader/sys.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/prctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#define P CRAC_IMG_PAGE
+#define USER_TOP (1ull << 47)
+
+#ifndef ARCH_REQ_XCOMP_PERM
+#define ARCH_REQ_XCOMP_PERM 0x1023
+#endif
+#define XFEATURE_XTILEDATA 18
+#define RLIMIT_DATA_ 2
+
+/* ---- messages ------------------------------------------------------------- */
+
+static const char *errname(long e)
+{
+	switch (e < 0 ? -e : e) {
+	case EPERM: return "Operation not permitted";
+	case ENOENT: return "No such file or directory";
+	case EACCES: return "Permission denied";
+	case EEXIST: return "File exists (address already in use)";
+	case EINVAL: return "Invalid argument";
+	case ENOMEM: return "Cannot allocate memory";
+	case EFAULT: return "Bad address";
+	case EMFILE: return "Too many open files";
+	case EBUSY: return "Device or resource busy";
+	case EIO: return "Input/output error";
+	case ENOTDIR: return "Not a directory";
+	case EISDIR: return "Is a directory";
+	case ELOOP: return "Too many levels of symbolic links (a symbolic link where a file belongs)";
+	case ENAMETOOLONG: return "File name too long";
+	case ENFILE: return "Too many open files in system";
+	case EOVERFLOW: return "Value too large for defined data type";
+	case ENOSPC: return "No space left on device";
+	case EAGAIN: return "Resource temporarily unavailable";
+	case ESRCH: return "No such process";
+	case ENOSYS: return "Function not implemented";
+	case ENODEV: return "No such device";
+	case ENXIO: return "No such device or address";
+	case EBADF: return "Bad file descriptor";
+	case ETXTBSY: return "Text file busy";
+	case EROFS: return "Read-only file system";
+	case EFBIG: return "File too large";
+	}
+	return "error";
+}
+
+/* ": Text (errno N)" */
+void crac_img_put_err(struct crac_img_buf *b, long e)
+{
+	crac_img_puts(b, ": ");
+	crac_img_puts(b, errname(e));
+	crac_img_puts(b, " (errno ");
+	crac_img_putu(b, (uint64_t)(e < 0 ? -e : e));
+	crac_img_puts(b, ")");
+}
+
+static struct crac_img_buf mbuf(char *msg, size_t len)
+{
+	struct crac_img_buf b = { msg, 0, len };
+	if (len)
+		msg[0] = 0;
+	return b;
+}
+
+static void put_range(struct crac_img_buf *b, uint64_t s, uint64_t e)
+{
+	crac_img_putx(b, s);
+	crac_img_puts(b, "-");
+	crac_img_putx(b, e);
+}
+
+/* "START-END (name)" of mapping m */
+static void put_map(struct crac_img_buf *b, const struct crac_img_view *v, const struct crac_img_map *m)
+{
+	put_range(b, m->start, m->end);
+	crac_img_puts(b, " (");
+	crac_img_put_escaped(b, m->name ? crac_img_str(v, m->name) : crac_img_kind_name(m->kind));
+	crac_img_puts(b, ")");
+}
+
+static void put_octal(struct crac_img_buf *b, uint32_t mode)
+{
+	char t[6] = { '0', (char)('0' + ((mode >> 9) & 7)), (char)('0' + ((mode >> 6) & 7)),
+		      (char)('0' + ((mode >> 3) & 7)), (char)('0' + (mode & 7)), 0 };
+	crac_img_puts(b, t);
+}
+
+/* ---- opening ------------------------------------------------------------------ */
+
+static const char *type_name(uint32_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFDIR: return "a directory";
+	case S_IFIFO: return "a FIFO";
+	case S_IFSOCK: return "a socket";
+	case S_IFCHR: return "a character device";
+	case S_IFBLK: return "a block device";
+	case S_IFLNK: return "a symbolic link";
+	}
+	return "not a regular file";
+}
+
+/* Opens DIR/name: no symbolic link followed, never blocking, regular only. */
+static int open_member(const char *dir, int dfd, const char *name, int *fd, uint64_t *size,
+		       uint32_t *uid, uint32_t *mode, struct crac_img_buf *b)
+{
+	struct stat st;
+	long r = sys_openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+
+	if (r < 0) {
+		crac_img_put_escaped(b, dir);
+		crac_img_puts(b, "/");
+		crac_img_puts(b, name);
+		/* O_NOFOLLOW on a symbolic link: ELOOP; name it plainly */
+		if (r == -ELOOP)
+			crac_img_puts(b, " is a symbolic link: refused (an image's files are never followed)");
+		else
+			crac_img_put_err(b, r);
+		return (int)r;
+	}
+	long fdr = r;
+	if ((r = sys_fstat(fdr, &st)) < 0 || !S_ISREG(st.st_mode)) {
+		sys_close(fdr);
+		crac_img_put_escaped(b, dir);
+		crac_img_puts(b, "/");
+		crac_img_puts(b, name);
+		if (r < 0) {
+			crac_img_put_err(b, r);
+		} else {
+			crac_img_puts(b, " is ");
+			crac_img_puts(b, type_name(st.st_mode));
+			crac_img_puts(b, ", not a regular file: refused");
+			r = -EINVAL;
+		}
+		return (int)r;
+	}
+	*fd = (int)fdr;
+	*size = (uint64_t)st.st_size;
+	*uid = st.st_uid;
+	*mode = st.st_mode;
+	return 0;
+}
+
+int crac_img_open(const char *dir, struct crac_img_opened *o, char *msg, size_t msglen)
+{
+	struct crac_img_buf b = mbuf(msg, msglen);
+	struct stat st;
+	long r;
+
+	o->dir_fd = o->header_fd = o->pages_fd = -1;
+	o->header_size = o->pages_size = 0;
+	r = sys_openat(AT_FDCWD, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NONBLOCK);
+	if (r < 0) {
+		crac_img_puts(&b, "cannot open the image directory");
+		crac_img_put_err(&b, r);
+		return (int)r;
+	}
+	o->dir_fd = (int)r;
+	if ((r = sys_fstat(o->dir_fd, &st)) < 0) {
+		crac_img_puts(&b, "cannot stat the image directory");
+		crac_img_put_err(&b, r);
+		crac_img_close(o);
+		return (int)r;
+	}
+	o->uid[0] = st.st_uid;
+	o->mode[0] = st.st_mode;
+	int fd = -1;
+	if ((r = open_member(dir, o->dir_fd, CRAC_IMG_HEADER_FILE, &fd, &o->header_size, &o->uid[1],
+			     &o->mode[1], &b)) < 0)
+		goto fail;
+	o->header_fd = fd;
+	if ((r = open_member(dir, o->dir_fd, CRAC_IMG_PAGES_FILE, &fd, &o->pages_size, &o->uid[2],
+			     &o->mode[2], &b)) < 0)
+		goto fail;
+	o->pages_fd = fd;
+	return 0;
+fail:
+	crac_img_close(o);
+	return (int)r;
+}
+
+void crac_img_close(struct crac_img_opened *o)
+{
+	if (o->pages_fd >= 0)
+		sys_close(o->pages_fd);
+	if (o->header_fd >= 0)
+		sys_close(o->header_fd);
+	if (o->dir_fd >= 0)
+		sys_close(o->dir_fd);
+	o->dir_fd = o->header_fd = o->pages_fd = -1;
+}
+
+static long pread_full(int fd, void *buf, uint64_t len, uint64_t off)
+{
+	char *p = buf;
+	uint64_t got = 0;
+
+	while (got < len) {
+		long n = sys_pread(fd, p + got, len - got, off + got);
+		if (n == -EINTR)
+			continue;
+		if (n < 0)
+			return n;
+		if (n == 0)
+			return -EIO;   /* file ended early */
+		got += (uint64_t)n;
+	}
+	return 0;
+}
+
+int crac_img_read_header(const struct crac_img_opened *o, void *buf, uint64_t cap,
+			 struct crac_img_view *v, char *msg, size_t msglen)
+{
+	struct crac_img_buf b = mbuf(msg, msglen);
+	long r;
+
+	if (o->header_size > cap || o->header_size > CRAC_IMG_MAX_HEADER) {
+		crac_img_puts(&b, "header too large (");
+		crac_img_putu(&b, o->header_size);
+		crac_img_puts(&b, " bytes; at most ");
+		crac_img_putu(&b, cap < CRAC_IMG_MAX_HEADER ? cap : CRAC_IMG_MAX_HEADER);
+		crac_img_puts(&b, ")");
+		return -EFBIG;
+	}
+	if ((r = pread_full(o->header_fd, buf, o->header_size, 0)) < 0) {
+		crac_img_puts(&b, "cannot read the header file");
+		crac_img_put_err(&b, r);
+		return (int)r;
+	}
+	return crac_img_parse(buf, o->header_size, v, msg, msglen);
+}
+
+/* ---- small helpers -------------------------------------------------------------- */
+
+/* The mapping holding [a, a + len), or NULL. */
+static const struct crac_img_map *map_of(const struct crac_img_view *v, uint64_t a, uint64_t len)
+{
+	for (uint32_t i = 0; i < v->h->n_maps; i++) {
+		const struct crac_img_map *m = &v->maps[i];
+		if (a >= m->start && len <= m->end - a && a < m->end)
+			return m;
+	}
+	return 0;
+}
+
+/* Reads a small decimal number from a /proc or /sys file (def if unreadable). */
+static uint64_t read_number(const char *path, uint64_t def)
+{
+	char buf[32];
+	long fd = sys_openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC), n;
+	uint64_t v = 0;
+
+	if (fd < 0)
+		return def;
+	n = sys_read(fd, buf, sizeof(buf) - 1);
+	sys_close(fd);
+	if (n <= 0)
+		return def;
+	for (long i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; i++)
+		v = v * 10 + (uint64_t)(buf[i] - '0');
+	return v;
+}
+
+/* ---- owner -------------------------------------------------------------------------- */
+
+static int check_owner(const struct crac_img_checker *k, struct crac_img_buf *b)
+{
+	static const char *const what[3] = { "", "/" CRAC_IMG_HEADER_FILE, "/" CRAC_IMG_PAGES_FILE };
+	uint32_t me = (uint32_t)sys_geteuid();
+
+	if (k->flags & CRAC_IMG_TRUST_OWNER) {
+		crac_img_puts(b, "not checked (--trust-owner)");
+		return 0;
+	}
+	for (int i = 0; i < 3; i++) {
+		if (k->o->uid[i] != me) {
+			crac_img_put_escaped(b, k->dir);
+			crac_img_puts(b, what[i]);
+			crac_img_puts(b, " is owned by uid ");
+			crac_img_putu(b, k->o->uid[i]);
+			crac_img_puts(b, ", not by the restoring user (uid ");
+			crac_img_putu(b, me);
+			crac_img_puts(b, "): an image is code, restoring it runs that user's program as you; "
+					 "`crac restore --trust-owner` accepts it");
+			return -EPERM;
+		}
+		if (k->o->mode[i] & (S_IWGRP | S_IWOTH)) {
+			crac_img_put_escaped(b, k->dir);
+			crac_img_puts(b, what[i]);
+			crac_img_puts(b, " can be written by other users (mode ");
+			put_octal(b, k->o->mode[i] & 07777);
+			crac_img_puts(b, "): they could change the program it restores; "
+					 "`crac restore --trust-owner` accepts it");
+			return -EPERM;
+		}
+	}
+	crac_img_puts(b, "owned by uid ");
+	crac_img_putu(b, me);
+	crac_img_puts(b, ", writable by nobody else");
+	return 0;
+}
+
+/* ---- layout ------------------------------------------------------------------------- */
+
+static int layout_fail(struct crac_img_buf *b, const struct crac_img_view *v, const struct crac_img_map *m,
+		       const char *why)
+{
+	if (m) {
+		crac_img_puts(b, "mapping ");
+		put_map(b, v, m);
+		crac_img_puts(b, " ");
+	}
+	crac_img_puts(b, why);
+	return -EINVAL;
+}
+
+static int check_layout(const struct crac_img_checker *k, struct crac_img_buf *b)
+{
+	const struct crac_img_view *v = k->v;
+	const struct crac_img_header *h = v->h;
+	uint64_t min_addr = read_number("/proc/sys/vm/mmap_min_addr", 65536);
+	uint64_t block = h->vdso_block, block_size = h->vvar_size + h->vvar_vclock_size + h->vdso_size;
+	uint32_t n_stack = 0, n_heap = 0;
+
+	if (min_addr < P)
+		min_addr = P;
+	if (!block || !h->vvar_size || !h->vdso_size)
+		return layout_fail(b, v, 0, "the image records no [vvar]/[vdso] block");
+	if (block < min_addr || block_size > USER_TOP - block)
+		return layout_fail(b, v, 0, "the recorded [vvar]/[vdso] block lies outside user space");
+	if (block < CRAC_IMG_LOADER_HI && block + block_size > CRAC_IMG_LOADER_LO)
+		return layout_fail(b, v, 0, "the recorded [vvar]/[vdso] block lies in the restore loader's reserved range");
+
+	for (uint32_t i = 0; i < h->n_maps; i++) {
+		const struct crac_img_map *m = &v->maps[i];
+		if (m->start < min_addr)
+			return layout_fail(b, v, m, "lies below vm.mmap_min_addr: the kernel cannot map it");
+		if (m->start < CRAC_IMG_LOADER_HI && m->end > CRAC_IMG_LOADER_LO) {
+			layout_fail(b, v, m, "lies in the restore loader's reserved range ");
+			put_range(b, CRAC_IMG_LOADER_LO, CRAC_IMG_LOADER_HI);
+			crac_img_puts(b, ": the loader could not run while it is restored");
+			return -EINVAL;
+		}
+		if (m->flags & ~(CRAC_MAPF_SHARED | CRAC_MAPF_NORESERVE))
+			return layout_fail(b, v, m, "has unknown flags");
+		bool in_block = m->start < block + block_size && m->end > block;
+		bool special = m->kind >= CRAC_MAP_VVAR;
+		if (special) {
+			uint64_t at = block, size = h->vvar_size;
+			if (m->kind == CRAC_MAP_VVAR_VCLOCK) {
+				at = block + h->vvar_size;
+				size = h->vvar_vclock_size;
+			} else if (m->kind == CRAC_MAP_VDSO) {
+				at = block + h->vvar_size + h->vvar_vclock_size;
+				size = h->vdso_size;
+			}
+			if (m->start != at || m->end - m->start != size || m->n_chunks)
+				return layout_fail(b, v, m, "does not match the recorded [vvar]/[vdso] block");
+		} else if (in_block) {
+			return layout_fail(b, v, m, "overlaps the recorded [vvar]/[vdso] block");
+		}
+		if (m->kind == CRAC_MAP_STACK)
+			n_stack++;
+		if (m->kind == CRAC_MAP_HEAP)
+			n_heap++;
+		if (m->kind == CRAC_MAP_FILE && m->prot) {
+			uint64_t fsize = (v->files[m->file].size + P - 1) & ~(P - 1);
+			if (m->offset >= fsize)
+				return layout_fail(b, v, m, "starts past the end of its file: "
+						   "touching it would raise SIGBUS");
+			for (uint32_t c = m->first_chunk; c < m->first_chunk + m->n_chunks; c++) {
+				const struct crac_img_chunk *ch = &v->chunks[c];
+				uint64_t foff = m->offset + (ch->addr - m->start);
+				if (foff + ch->len > fsize || foff + ch->len < foff)
+					return layout_fail(b, v, m, "stores pages past the end of its file");
+			}
+		}
+	}
+	if (n_stack > 1 || n_heap > 1)
+		return layout_fail(b, v, 0, "the image records more than one [stack] or [heap]");
+
+	/* brk/arg/env as PR_SET_MM_MAP will check them (kernel/sys.c) */
+	const uint64_t *f = &h->mm.start_code;
+	for (int i = 0; i < 11; i++)
+		if (f[i] < min_addr || f[i] >= USER_TOP)
+			return layout_fail(b, v, 0, "the recorded code/data/brk/stack/arg/env addresses lie "
+					   "outside user space");
+	if (!(h->mm.start_code < h->mm.end_code) || h->mm.start_data > h->mm.end_data ||
+	    h->mm.start_brk > h->mm.brk || h->mm.arg_start > h->mm.arg_end || h->mm.env_start > h->mm.env_end)
+		return layout_fail(b, v, 0, "the recorded code/data/brk/arg/env bounds are out of order");
+
+	/* The resume block: in private read-write memory the loader writes. */
+	uint64_t r = h->resume, rlen = sizeof(struct crac_img_resume);
+	const struct crac_img_map *rm = map_of(v, r, rlen);
+	if (!rm || r % 8 || rm->kind >= CRAC_MAP_VVAR || (rm->flags & CRAC_MAPF_SHARED) ||
+	    (rm->prot & (PROT_READ | PROT_WRITE)) != (PROT_READ | PROT_WRITE))
+		return layout_fail(b, v, 0, "the resume block address lies in no private read-write mapping");
+	uint64_t covered = 0;
+	for (uint32_t c = rm->first_chunk; c < rm->first_chunk + rm->n_chunks; c++) {
+		const struct crac_img_chunk *ch = &v->chunks[c];
+		uint64_t s = ch->addr > r ? ch->addr : r, e = ch->addr + ch->len < r + rlen ? ch->addr + ch->len : r + rlen;
+		if (s < e)
+			covered += e - s;
+	}
+	if (covered != rlen)
+		return layout_fail(b, v, 0, "the resume block is not stored in the image");
+
+	crac_img_putu(b, h->n_maps);
+	crac_img_puts(b, " mappings, none in the loader's range ");
+	put_range(b, CRAC_IMG_LOADER_LO, CRAC_IMG_LOADER_HI);
+	return 0;
+}
+
+/* ---- pages ----------------------------------------------------------------------------- */
+
+/* Reads [addr, addr + len) of restored memory from the pages file. */
+static long read_stored(const struct crac_img_checker *k, const struct crac_img_map *m, uint64_t addr,
+			void *out, uint64_t len)
+{
+	const struct crac_img_view *v = k->v;
+	char *p = out;
+
+	for (uint32_t c = m->first_chunk; c < m->first_chunk + m->n_chunks; c++) {
+		const struct crac_img_chunk *ch = &v->chunks[c];
+		uint64_t s = ch->addr > addr ? ch->addr : addr;
+		uint64_t e = ch->addr + ch->len < addr + len ? ch->addr + ch->len : addr + len;
+		if (s >= e)
+			continue;
+		long rc = pread_full(k->o->pages_fd, p + (s - addr), e - s, ch->offset + (s - ch->addr));
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static bool executable_at(const struct crac_img_view *v, uint64_t a)
+{
+	const struct crac_img_map *m = map_of(v, a, 1);
+	return m && (m->prot & PROT_EXEC) && m->kind < CRAC_MAP_VVAR;
+}
+
+static bool writable_at(const struct crac_img_view *v, uint64_t a)
+{
+	const struct crac_img_map *m = map_of(v, a, 1);
+	return m && (m->prot & (PROT_READ | PROT_WRITE)) == (PROT_READ | PROT_WRITE) && m->kind < CRAC_MAP_VVAR;
+}
+
+static int check_pages(const struct crac_img_checker *k, struct crac_img_buf *b)
+{
+	const struct crac_img_view *v = k->v;
+	const struct crac_img_header *h = v->h;
+	struct crac_img_resume res;
+
+	if (k->o->pages_size != h->pages_size) {
+		crac_img_put_escaped(b, k->dir);
+		crac_img_puts(b, "/" CRAC_IMG_PAGES_FILE " is truncated or damaged (");
+		crac_img_putu(b, k->o->pages_size);
+		crac_img_puts(b, " bytes, the header says ");
+		crac_img_putu(b, h->pages_size);
+		crac_img_puts(b, ")");
+		return -EBADMSG;
+	}
+	const struct crac_img_map *rm = map_of(v, h->resume, sizeof(res));
+	if (!rm) {
+		crac_img_puts(b, "the resume block address lies in no mapping");
+		return -EBADMSG;
+	}
+	memset(&res, 0, sizeof(res));
+	long rc = read_stored(k, rm, h->resume, &res, sizeof(res));
+	if (rc < 0) {
+		crac_img_puts(b, "cannot read the resume block from the pages file");
+		crac_img_put_err(b, rc);
+		return (int)rc;
+	}
+	const char *why = 0;
+	if (res.magic != CRAC_RESUME_MAGIC)
+		why = "the restored memory holds no libcrac resume block";
+	else if (!executable_at(v, res.ctx.rip))
+		why = "the resume point is not in executable memory";
+	else if (!writable_at(v, res.ctx.rsp - 8) || res.ctx.rsp % 8)
+		why = "the resume stack is not in writable memory";
+	else if (!map_of(v, res.ctx.fs_base, 1))
+		why = "the resume thread pointer is not in restored memory";
+	else if (res.lazy_entry && !executable_at(v, res.lazy_entry))
+		why = "the lazy loader's entry point is not in executable memory";
+	if (why) {
+		crac_img_puts(b, why);
+		crac_img_puts(b, " (image damaged or not made by crac)");
+		return -EBADMSG;
+	}
+	crac_img_putu(b, h->pages_size);
+	crac_img_puts(b, " bytes of page data; resume block intact");
+	return 0;
+}
+
+/* ---- cpu ---------------------------------------------------------------------------------- */
+
+static int check_cpu(const struct crac_img_checker *k, struct crac_img_buf *b)
+{
+	const struct crac_img_header *h = k->v->h;
+	struct crac_img_cpu have;
+	char why[256];
+
+	crac_img_cpu_probe(&have);
+	if (crac_img_cpu_compare(&h->cpu, &have, why, sizeof(why)) < 0) {
+		crac_img_puts(b, why);
+		return -ENOEXEC;
+	}
+	if (h->cpu.xcomp_perm & (1ull << XFEATURE_XTILEDATA)) {
+		long rc = sys_arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA);
+		if (rc < 0) {
+			crac_img_puts(b, "the image uses AMX but arch_prctl(ARCH_REQ_XCOMP_PERM) was refused");
+			crac_img_put_err(b, rc);
+			return (int)rc;
+		}
+	}
+	crac_img_puts(b, "every recorded feature present, XSAVE ");
+	crac_img_putu(b, have.xsave_size);
+	crac_img_puts(b, " bytes");
+	return 0;
+}
+
+/* ---- vdso ----------------------------------------------------------------------------------- */
+
+/* Start and end of this process's [vvar], [vvar_vclock] and [vdso]. */
+static long own_vdso(uint64_t r[3][2])
+{
+	static const char *const names[3] = { "[vvar]", "[vvar_vclock]", "[vdso]" };
+	char buf[4096], line[512];
+	size_t ll = 0;
+	long fd = sys_openat(AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC), n;
+
+	for (int i = 0; i < 3; i++)
+		r[i][0] = r[i][1] = 0;
+	if (fd < 0)
+		return fd;
+	while ((n = sys_read(fd, buf, sizeof(buf))) > 0) {
+		for (long i = 0; i < n; i++) {
+			if (buf[i] != '\n') {
+				if (ll + 1 < sizeof(line))
+					line[ll++] = buf[i];
+				continue;
+			}
+			line[ll] = 0;
+			ll = 0;
+			/* "start-end perms offset dev inode   name" */
+			const char *s = line, *name = line;
+			for (int f = 0; f < 5 && *name; f++) {
+				while (*name && *name != ' ')
+					name++;
+				while (*name == ' ')
+					name++;
+			}
+			for (int k = 0; k < 3; k++) {
+				if (strcmp(name, names[k]))
+					continue;
+				uint64_t a = 0, e = 0;
+				for (; *s && *s != '-'; s++)
+					a = a * 16 + (uint64_t)(*s <= '9' ? *s - '0' : *s - 'a' + 10);
+				for (s++; *s && *s != ' '; s++)
+					e = e * 16 + (uint64_t)(*s <= '9' ? *s - '0' : *s - 'a' + 10);
+				r[k][0] = a;
+				r[k][1] = e;
+			}
+		}
+	}
+	sys_close(fd);
+	return n < 0 ? n : 0;
+}
+
+static int check_vdso(const struct crac_img_checker *k, struct crac_img_buf *b)
+{
+	const struct crac_img_header *h = k->v->h;
+	uint64_t r[3][2];
+	long rc = own_vdso(r);
+
+	if (rc < 0) {
+		crac_img_puts(b, "cannot read /proc/self/maps");
+		crac_img_put_err(b, rc);
+		return (int)rc;
+	}
+	uint64_t size[3] = { r[0][1] - r[0][0], r[1][1] - r[1][0], r[2][1] - r[2][0] };
+	bool contiguous = r[1][0] ? (r[1][0] == r[0][1] && r[2][0] == r[1][1]) : r[2][0] == r[0][1];
+	if (!r[0][0] || !r[2][0] || size[0] != h->vvar_size || size[1] != h->vvar_vclock_size ||
+	    size[2] != h->vdso_size || !contiguous) {
+		crac_img_puts(b, "vDSO layout differs: [vvar]/[vvar_vclock]/[vdso] are ");
+		for (int i = 0; i < 3; i++) {
+			crac_img_putx(b, size[i]);
+			crac_img_puts(b, i < 2 ? "/" : " bytes here, ");
+		}
+		crac_img_putx(b, h->vvar_size);
+		crac_img_puts(b, "/");
+		crac_img_putx(b, h->vvar_vclock_size);
+		crac_img_puts(b, "/");
+		crac_img_putx(b, h->vdso_size);
+		crac_img_puts(b, " in the image (kernel ");
+		crac_img_put_escaped(b, h->kernel);
+		crac_img_puts(b, ")");
+		return -ENOEXEC;
+	}
+	if (crac_img_crc32c(0, (const void *)(uintptr_t)r[2][0], size[2]) != h->vdso_crc) {
+		crac_img_puts(b, "vDSO code differs from the image's (image taken on kernel ");
+		crac_img_put_escaped(b, h->kernel);
+		crac_img_puts(b, "): glibc's cached vDSO entry points would be wrong");
+		return -ENOEXEC;
+	}
+	crac_img_puts(b, "same layout and code");
+	return 0;
+}
+
+/* ---- process ------------------------------------------------------------------------------------ */
+
+static int check_process(const struct crac_img_checker *k, struct crac_img_buf *b)
+{
+	const struct crac_img_header *h = k->v->h;
+	unsigned int size = 0;
+	long rc = sys_prctl(PR_SET_MM, PR_SET_MM_MAP_SIZE, &size, 0, 0);
+
+	if (rc < 0 || size != sizeof(struct prctl_mm_map)) {
+		crac_img_puts(b, "this kernel cannot set a process's memory layout (prctl PR_SET_MM_MAP");
+		if (rc < 0)
+			crac_img_put_err(b, rc);
+		crac_img_puts(b, "); it needs CONFIG_CHECKPOINT_RESTORE");
+		return rc < 0 ? (int)rc : -ENOSYS;
+	}
+	uint64_t lim[2] = { ~0ull, ~0ull };
+	if (sys_prlimit(0, RLIMIT_DATA_, 0, lim) == 0 && lim[0] != ~0ull) {
+		uint64_t need = (h->mm.brk - h->mm.start_brk) + (h->mm.end_data - h->mm.start_data);
+		if (need > lim[0]) {
+			crac_img_puts(b, "the image's data segment and brk area (");
+			crac_img_putu(b, need);
+			crac_img_puts(b, " bytes) exceed this process's RLIMIT_DATA (");
+			crac_img_putu(b, lim[0]);
+			crac_img_puts(b, " bytes)");
+			return -ENOSPC;
+		}
+	}
+	crac_img_puts(b, "PR_SET_MM_MAP available, brk area within RLIMIT_DATA");
+	return 0;
+}
+
+/* ---- files ---------------------------------------------------------------------------------------- */
+
+static int check_files(const struct crac_img_checker *k, struct crac_img_buf *b)
+{
+	const struct crac_img_view *v = k->v;
+	const struct crac_img_header *h = v->h;
+	static char page[P];   /* the loader's stack is small; only one checker runs at a time */
+
+	if (k->file_fds)
+		for (uint32_t i = 0; i < h->n_files; i++)
+			k->file_fds[i] = -1;
+	for (uint32_t i = 0; i < h->n_files; i++) {
+		const struct crac_img_file *f = &v->files[i];
+		const char *path = crac_img_str(v, f->path);
+		int writable = 0;
+		for (uint32_t m = 0; m < h->n_maps; m++)
+			if (v->maps[m].kind == CRAC_MAP_FILE && v->maps[m].file == i &&
+			    (v->maps[m].flags & CRAC_MAPF_SHARED) && (v->maps[m].prot & PROT_WRITE))
+				writable = 1;
+		long fd = sys_openat(AT_FDCWD, path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW |
+				     O_NONBLOCK | O_NOCTTY);
+		if (fd < 0) {
+			crac_img_puts(b, "mapped file ");
+			crac_img_put_escaped(b, path);
+			crac_img_put_err(b, fd);
+			return (int)fd;
+		}
+		struct stat st;
+		const char *what = 0;
+		long rc = sys_fstat(fd, &st);
+		if (rc < 0 || !S_ISREG(st.st_mode)) {
+			sys_close(fd);
+			crac_img_puts(b, "mapped file ");
+			crac_img_put_escaped(b, path);
+			if (rc < 0) {
+				crac_img_put_err(b, rc);
+				return (int)rc;
+			}
+			crac_img_puts(b, " is ");
+			crac_img_puts(b, type_name(st.st_mode));
+			crac_img_puts(b, " now, not a regular file");
+			return -ESTALE;
+		}
+		int64_t mtime = st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+		if ((uint64_t)st.st_size != f->size)
+			what = "its size";
+		else if (mtime != f->mtime_ns)
+			what = "its modification time";
+		else if ((uint64_t)st.st_ino != f->ino || (uint64_t)st.st_dev != f->dev)
+			what = "its inode (the file was replaced)";
+		else if (st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec != f->ctime_ns)
+			what = "its status change time (ctime)";
+		if (!what) {
+			long n = sys_pread(fd, page, P, 0);
+			if (crac_img_crc32c(0, page, n > 0 ? (size_t)n : 0) != f->crc_head)
+				what = "the content of its first page";
+			uint64_t tail = f->size ? (f->size - 1) / P * P : 0;
+			n = sys_pread(fd, page, P, tail);
+			if (!what && crac_img_crc32c(0, page, n > 0 ? (size_t)n : 0) != f->crc_tail)
+				what = "the content of its last page";
+		}
+		if (what) {
+			sys_close(fd);
+			crac_img_puts(b, "file ");
+			crac_img_put_escaped(b, path);
+			crac_img_puts(b, " changed since the checkpoint (");
+			crac_img_puts(b, what);
+			crac_img_puts(b, " differs)");
+			return -ESTALE;
+		}
+		if (k->file_fds)
+			k->file_fds[i] = (int)fd;
+		else
+			sys_close(fd);
+	}
+	crac_img_putu(b, h->n_files);
+	crac_img_puts(b, " mapped files unchanged");
+	return 0;
+}
+
+/* ---- the table ---------------------------------------------------------------------------------------- */
+
+static const struct {
+	const char *name;
+	int (*run)(const struct crac_img_checker *k, struct crac_img_buf *b);
+} checks[CRAC_CHECK_COUNT] = {
+	[CRAC_CHECK_OWNER] = { "owner", check_owner },
+	[CRAC_CHECK_LAYOUT] = { "layout", check_layout },
+	[CRAC_CHECK_PAGES] = { "pages", check_pages },
+	[CRAC_CHECK_CPU] = { "cpu", check_cpu },
+	[CRAC_CHECK_VDSO] = { "vdso", check_vdso },
+	[CRAC_CHECK_PROCESS] = { "process", check_process },
+	[CRAC_CHECK_FILES] = { "files", check_files },
+};
+
+const char *crac_img_check_name(int id)
+{
+	return id >= 0 && id < CRAC_CHECK_COUNT ? checks[id].name : "?";
+}
+
+int crac_img_check(int id, const struct crac_img_checker *k, char *msg, size_t msglen)
+{
+	struct crac_img_buf b = mbuf(msg, msglen);
+
+	if (id < 0 || id >= CRAC_CHECK_COUNT)
+		return -EINVAL;
+	return checks[id].run(k, &b);
+}
+
+int crac_img_check_all(const struct crac_img_checker *k, int *failed, char *msg, size_t msglen)
+{
+	for (int id = 0; id < CRAC_CHECK_COUNT; id++) {
+		int rc = crac_img_check(id, k, msg, msglen);
+		if (rc < 0) {
+			if (failed)
+				*failed = id;
+			return rc;
+		}
+	}
+	return 0;
+}
