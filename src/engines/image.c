@@ -5,13 +5,18 @@
  *
  * Checkpoint, top to bottom (image_checkpoint):
  *   1. flush stdio (pending output must not be written twice)
- *   2. arena, DIR.tmp-XXXXXX, pages file             (threads still run)
+ *   2. arena, stale temporaries of DIR removed,
+ *      DIR.tmp-PID-START-XXXXXX, pages file           (threads still run)
  *   3. stop every other thread                        (image_threads.c)
  *   4. process state and mappings                     (image_capture.c)
  *   5. save our own registers into the resume block: the restored process
  *      continues from here with crac__img_setctx returning 1
  *   6. page data, header, fsync                        (image_capture.c)
- *   7. let the threads go; rename the image into place (image/dir.c)
+ *   7. let the threads go; read the image back and validate it; rename it
+ *      into place (image/dir.c). Success means: an image is at DIR.
+ *
+ * The target DIR must be absent or a crac image of the caller
+ * (crac_img_target_check, at configure time and again at the rename).
  *
  * Restore (img_restored, image_restore.c), after the loader mapped the image and jumped
  * into step 5 on our saved stack with our saved TLS:
@@ -84,10 +89,60 @@ static int image_configure(struct crac_round *r)
 				 "cannot create the image in %s: %s", parent, strerror(e));
 		return -e;
 	}
+	/* A checkpoint never destroys what is at its target (DESIGN.md §8):
+	 * refuse before anything is written. */
+	char msg[1024];
+	int rc = crac_img_target_check(dir, msg, sizeof(msg));
+	if (rc < 0) {
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "image", rc, "%s", msg);
+		return rc;
+	}
 	return 0;
 }
 
 /* ---- checkpoint ------------------------------------------------------------ */
+
+/*
+ * Reads the finished temporary image back from disk and validates it as
+ * restore will (crac_img_load: header magic, version, crc, every table,
+ * chunk order; pages file size), and checks that it says what was written.
+ * Runs after the threads were released (it allocates).
+ */
+static int verify_written(const struct img_capture *c, char *msg, size_t len)
+{
+	struct crac_img_loaded l;
+	char why[768];
+	int rc = crac_img_load(c->tmp, &l, why, sizeof(why));
+
+	if (rc < 0) {
+		snprintf(msg, len, "the image read back from %.400s is not valid: %.500s", c->tmp, why);
+		return rc;
+	}
+	if (l.v.h->n_chunks != c->n_chunks || l.v.h->pages_size != c->pages_size ||
+	    l.v.h->n_maps != c->n_maps) {
+		snprintf(msg, len, "the image read back from %.400s differs from what was written "
+			 "(%u chunks, %llu bytes of pages; written %llu chunks, %llu bytes)", c->tmp,
+			 l.v.h->n_chunks, (unsigned long long)l.v.h->pages_size,
+			 (unsigned long long)c->n_chunks, (unsigned long long)c->pages_size);
+		rc = -EBADMSG;
+	}
+	crac_img_unload(&l);
+	return rc;
+}
+
+/* A line to stderr without stdio (a thread of the program may hold its lock). */
+static void write_stderr(const char *s)
+{
+	for (size_t len = strlen(s); len;) {
+		ssize_t n = write(2, s, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;
+		s += n;
+		len -= (size_t)n;
+	}
+}
 
 static void put_back_stop_signal(void)
 {
@@ -116,6 +171,8 @@ static int image_checkpoint(struct crac_round *r)
 	c->skip[0][0] = (uint64_t)(uintptr_t)c->arena.base;
 	c->skip[0][1] = c->skip[0][0] + c->arena.size;
 	c->n_skip = 1;
+	/* Temporaries of this image left by checkpoints that were killed. */
+	crac_img_clean_stale(r->opts.image_dir, NULL);
 	if (img_capture_secrets(c) < 0 || img_capture_open(c, r->opts.image_dir) < 0)
 		goto fail_running;
 
@@ -145,15 +202,33 @@ static int image_checkpoint(struct crac_round *r)
 	img_threads_release();
 	put_back_stop_signal();
 	img_capture_close(c, false);
-	if ((rc = crac_img_commit(c->tmp, r->opts.image_dir, msg, sizeof(msg))) < 0) {
-		crac__report_add(r->report, CRAC_PHASE_ENGINE, "image", rc, "%s", msg);
+	if ((rc = verify_written(c, msg, sizeof(msg))) < 0) {
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "image", rc,
+				 "%s; no image was written to %s, the process goes on", msg, r->opts.image_dir);
 		crac_img_remove(c->tmp);
 		img_arena_free(&c->arena);
 		return rc;
 	}
-	snprintf(msg, sizeof(msg), "image written to %s", r->opts.image_dir);
+	if ((rc = crac_img_commit(c->tmp, r->opts.image_dir, msg, sizeof(msg))) < 0) {
+		/* Nothing was committed: whatever is at the target is untouched. */
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "image", rc, "%s; the process goes on", msg);
+		crac_img_remove(c->tmp);
+		img_arena_free(&c->arena);
+		return rc;
+	}
 	img_arena_free(&c->arena);
-	crac__round_snapshot_taken(r, msg);
+	/* The image is in place: that is success, whatever else went wrong
+	 * (said as a warning, on stderr and to a requester). */
+	char text[1200];
+	if (rc > 0) {
+		snprintf(text, sizeof(text), "crac: warning: image written to %.300s, but %.800s\n",
+			 r->opts.image_dir, msg);
+		write_stderr(text);
+		snprintf(text, sizeof(text), "image written to %.300s (warning: %.800s)", r->opts.image_dir, msg);
+	} else {
+		snprintf(text, sizeof(text), "image written to %.300s", r->opts.image_dir);
+	}
+	crac__round_snapshot_taken(r, text);
 	return CRAC_CONTINUED;
 
 fail_stopped:

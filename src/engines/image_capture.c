@@ -5,7 +5,7 @@
  * calls only, memory from the arena (see image_engine.h).
  *
  * Order (called by image.c):
- *   img_capture_open     DIR.tmp-XXXXXX, the pages file, /proc/self/pagemap
+ *   img_capture_open     DIR.tmp-PID-START-XXXXXX, the pages file, /proc/self/pagemap
  *   img_capture_process  signals, cwd, umask, rlimits, mm fields, auxv, CPU
  *   img_capture_maps     /proc/self/maps -> mappings and files; checks them
  *   img_capture_pages    page data: anonymous and dirty private pages only
@@ -185,11 +185,14 @@ int img_capture_open(struct img_capture *c, const char *dir)
 {
 	c->dir = dir;
 	c->dir_fd = c->pages_fd = c->pagemap_fd = -1;
-	if (snprintf(c->tmp, sizeof(c->tmp), "%s.tmp-XXXXXX", dir) >= (int)sizeof(c->tmp))
+	/* DIR.tmp-PID-START-XXXXXX: who writes it (crac_img_clean_stale). */
+	if (crac_img_tmp_name(dir, c->tmp, sizeof(c->tmp)) < 0)
 		return img_fail(&c->err, -ENAMETOOLONG, "image directory name too long: %s", dir);
 	if (!mkdtemp(c->tmp)) {   /* mode 0700 */
+		int e = errno;
+		img_fail(&c->err, -e, "cannot create %s: %s", c->tmp, img_strerror(e));
 		c->tmp[0] = 0;
-		return img_fail(&c->err, -errno, "cannot create %s.tmp-XXXXXX: %s", dir, img_strerror(errno));
+		return c->err.code;
 	}
 	c->dir_fd = open(c->tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (c->dir_fd < 0)
@@ -658,6 +661,16 @@ static int scan_map(struct img_capture *c, uint32_t mi)
 		return store_range(c, mi, m->start, m->end);
 
 	if (c->use_scan) {
+		/*
+		 * The kernel may return regions beyond the walk_end it reports
+		 * (seen on 6.18 once a call returns more than its internal
+		 * 512-entry buffer: walk_end stays at the buffer flush while
+		 * the regions go on), and the next call from walk_end returns
+		 * them again. Overlapping chunks make the image unreadable, so
+		 * never take an address twice: `seen` is the end of the last
+		 * region handed out, and the next call starts at or after it.
+		 */
+		uint64_t seen = m->start;
 		for (uint64_t at = m->start; at < m->end;) {
 			struct img_pm_scan_arg arg = {
 				.size = sizeof(arg), .start = at, .end = m->end,
@@ -671,20 +684,26 @@ static int scan_map(struct img_capture *c, uint32_t mi)
 				return img_fail(&c->err, -errno, "PAGEMAP_SCAN of %#llx-%#llx: %s",
 						(unsigned long long)at, (unsigned long long)m->end, img_strerror(errno));
 			for (int i = 0; i < n; i++) {
+				uint64_t rs = vec[i].start > seen ? vec[i].start : seen;
+				uint64_t re = vec[i].end < m->end ? vec[i].end : m->end;
+				if (re <= rs)
+					continue;   /* already handed out */
+				seen = re;
 				if (!wanted(m, vec[i].categories))
 					continue;
-				if (run_e == vec[i].start) {
-					run_e = vec[i].end;
+				if (run_e == rs) {
+					run_e = re;
 					continue;
 				}
 				if (run_e > run_s && (rc = store_range(c, mi, run_s, run_e)) < 0)
 					return rc;
-				run_s = vec[i].start;
-				run_e = vec[i].end;
+				run_s = rs;
+				run_e = re;
 			}
-			if (arg.walk_end <= at)
+			uint64_t next = arg.walk_end > seen ? arg.walk_end : seen;
+			if (next <= at)
 				break;
-			at = arg.walk_end;
+			at = next;
 		}
 	} else {
 		static uint64_t ent[4096];

@@ -158,7 +158,7 @@ struct img_capture {
 	struct img_arena arena;
 	struct img_err err;
 	const char *dir;                /* final image directory */
-	char tmp[4096];                 /* DIR.tmp-XXXXXX */
+	char tmp[4096];                 /* DIR.tmp-PID-START-XXXXXX */
 	int dir_fd, pages_fd, pagemap_fd;
 	/* ranges never written (the arena, the chunk table) */
 	uint64_t skip[4][2];
@@ -187,7 +187,7 @@ struct img_capture {
 
 /* Copies the secret-region registry (before threads stop: it takes a lock). */
 int img_capture_secrets(struct img_capture *c) CRAC_HIDDEN;
-/* Creates DIR.tmp-XXXXXX and the pages file (before threads stop). */
+/* Creates DIR.tmp-PID-START-XXXXXX and the pages file (before threads stop). */
 int img_capture_open(struct img_capture *c, const char *dir) CRAC_HIDDEN;
 /* Process-wide state: signals, cwd, umask, rlimits, mm fields, auxv, CPU,
  * kernel, the checkpointing thread. */

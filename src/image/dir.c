@@ -1,11 +1,23 @@
 /*
  * dir.c - the image directory on disk (library side, uses libc).
  *
- * Writing: the engine writes into DIR.tmp-XXXXXX (0700, files 0600),
- * fsyncs every file and the directory, then crac_img_commit() puts it in
- * place with one atomic rename (RENAME_EXCHANGE when DIR already exists, so
- * that at every instant DIR is either the complete old image or the
- * complete new one), fsyncs the parent and removes the old image.
+ * The target: a checkpoint writes DIR only if nothing is there or DIR is
+ * a crac image of the caller (crac_img_target_check: a real directory, not
+ * a symbolic link, owned by the caller, holding only `header` (starting
+ * with the image magic) and `pages`). Anything else is refused before
+ * anything is written, and checked again just before the rename.
+ *
+ * Writing: the engine writes into DIR.tmp-PID-START-XXXXXX (0700, files
+ * 0600; PID and START, the writer's pid and start time, say whether the
+ * writer still runs), fsyncs every file and the directory, then
+ * crac_img_commit() puts it in place with one atomic rename
+ * (RENAME_EXCHANGE when DIR already exists, so that at every instant DIR is
+ * either the complete old image or the complete new one), fsyncs the parent
+ * and removes the old image.
+ *
+ * Temporaries whose writer is gone (killed during a checkpoint) are removed
+ * by the next checkpoint to the same DIR (crac_img_clean_stale);
+ * crac_img_tmp_describe() explains one to `crac inspect`.
  *
  * Reading (`crac inspect`, tests): crac_img_load() reads and validates the
  * header and checks the pages file size.
@@ -22,12 +34,17 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <dirent.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* renameat2 flag (glibc 2.36 has the wrapper; keep the constant local). */
+/* renameat2 flags (glibc 2.36 has the wrapper; keep the constants local). */
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#endif
 #ifndef RENAME_EXCHANGE
 #define RENAME_EXCHANGE (1 << 1)
 #endif
@@ -85,56 +102,398 @@ int crac_img_remove(const char *dir)
 	return rmdir(dir) < 0 ? -errno : 0;
 }
 
+/* ---- the target ------------------------------------------------------------ */
+
+static const char *file_kind(mode_t m)
+{
+	return S_ISREG(m) ? "a regular file" : S_ISDIR(m) ? "a directory" : S_ISLNK(m) ? "a symbolic link" :
+	       S_ISFIFO(m) ? "a named pipe" : S_ISSOCK(m) ? "a socket" : S_ISCHR(m) ? "a character device" :
+	       S_ISBLK(m) ? "a block device" : "a special file";
+}
+
+int crac_img_target_check(const char *dir, char *msg, size_t msglen)
+{
+	struct stat st;
+	uid_t me = geteuid();
+
+	if (lstat(dir, &st) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		int e = errno;
+		snprintf(msg, msglen, "image directory %s: %s", dir, strerror(e));
+		return -e;
+	}
+	if (S_ISLNK(st.st_mode)) {
+		char to[256];
+		ssize_t n = readlink(dir, to, sizeof(to) - 1);
+		to[n > 0 ? n : 0] = 0;
+		snprintf(msg, msglen, "image directory %s exists and is not a crac image (it is a symbolic link%s%s); "
+			 "a checkpoint replaces only a crac image of its own", dir, n > 0 ? " to " : "", to);
+		return -EEXIST;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(msg, msglen, "image directory %s exists and is not a crac image (it is %s); "
+			 "a checkpoint replaces only a crac image of its own", dir, file_kind(st.st_mode));
+		return -EEXIST;
+	}
+	if (st.st_uid != me) {
+		snprintf(msg, msglen, "image directory %s is owned by uid %u, not by this process (uid %u); "
+			 "a checkpoint replaces only a crac image of its own", dir, (unsigned)st.st_uid, (unsigned)me);
+		return -EPERM;
+	}
+
+	/* What is inside: only `header` and `pages`, regular files of ours. */
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0) {
+		int e = errno;
+		snprintf(msg, msglen, "image directory %s: %s", dir, strerror(e));
+		return -e;
+	}
+	DIR *d = fdopendir(dfd);
+	if (!d) {
+		int e = errno;
+		close(dfd);
+		snprintf(msg, msglen, "image directory %s: %s", dir, strerror(e));
+		return -e;
+	}
+	char others[200] = "";
+	int n_others = 0;
+	bool have_header = false;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		const char *n = de->d_name;
+		if (!strcmp(n, ".") || !strcmp(n, ".."))
+			continue;
+		struct stat fs;
+		if ((!strcmp(n, CRAC_IMG_HEADER_FILE) || !strcmp(n, CRAC_IMG_PAGES_FILE)) &&
+		    fstatat(dfd, n, &fs, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(fs.st_mode) && fs.st_uid == me) {
+			have_header |= !strcmp(n, CRAC_IMG_HEADER_FILE);
+			continue;
+		}
+		if (n_others++ < 3) {
+			if (others[0])
+				strncat(others, ", ", sizeof(others) - strlen(others) - 1);
+			strncat(others, n, sizeof(others) - strlen(others) - 1);
+		}
+	}
+	char magic[8] = { 0 };
+	if (have_header) {
+		int hfd = openat(dfd, CRAC_IMG_HEADER_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (hfd < 0 || pread(hfd, magic, sizeof(magic), 0) != (ssize_t)sizeof(magic))
+			memset(magic, 0, sizeof(magic));
+		if (hfd >= 0)
+			close(hfd);
+	}
+	closedir(d);   /* closes dfd */
+	if (n_others) {
+		snprintf(msg, msglen, "image directory %s exists and is not a crac image (a directory holding other "
+			 "files: %s%s); a checkpoint replaces only a crac image of its own", dir, others,
+			 n_others > 3 ? " ..." : "");
+		return -EEXIST;
+	}
+	if (!have_header) {
+		snprintf(msg, msglen, "image directory %s exists and is not a crac image (%s); "
+			 "a checkpoint replaces only a crac image of its own", dir,
+			 "a directory without an image header");
+		return -EEXIST;
+	}
+	if (memcmp(magic, CRAC_IMG_MAGIC, sizeof(magic))) {
+		snprintf(msg, msglen, "image directory %s exists and is not a crac image (its %s file does not "
+			 "start with the image magic); a checkpoint replaces only a crac image of its own",
+			 dir, CRAC_IMG_HEADER_FILE);
+		return -EEXIST;
+	}
+	return 1;
+}
+
 int crac_img_commit(const char *tmp, const char *dir, char *msg, size_t msglen)
 {
 	char parent[PATH_MAX], old[PATH_MAX];
 	const char *base;
-	int rc;
+	int rc, warn = 0;
 
+	msg[0] = 0;
 	if ((rc = crac_img_split_path(dir, parent, sizeof(parent), &base)) < 0) {
 		snprintf(msg, msglen, "image directory name %s is too long", dir);
 		return rc;
 	}
-	if (syscall(SYS_renameat2, AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE) == 0) {
-		/* tmp now holds the previous image. */
-		if ((rc = crac_img_fsync_path(parent)) < 0) {
-			snprintf(msg, msglen, "fsync of %s: %s", parent, strerror(-rc));
-			return rc;
+	/* Whatever was checked at configure time may have changed since. */
+	int there = crac_img_target_check(dir, msg, msglen);
+	if (there < 0)
+		return there;
+
+	if (!there) {
+		/* Nothing at DIR: never replace what may appear meanwhile. */
+		if (syscall(SYS_renameat2, AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_NOREPLACE) < 0) {
+			if (errno == EEXIST || errno == ENOTEMPTY) {
+				snprintf(msg, msglen, "image directory %s appeared while the image was written; "
+					 "nothing was replaced", dir);
+				return -EEXIST;
+			}
+			if ((errno != EINVAL && errno != ENOSYS) || rename(tmp, dir) < 0) {
+				rc = -errno;
+				snprintf(msg, msglen, "rename %s to %s: %s", tmp, dir, strerror(errno));
+				return rc;
+			}
 		}
+	} else if (syscall(SYS_renameat2, AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE) == 0) {
+		/* Committed. tmp now holds the previous image. */
 		if ((rc = crac_img_remove(tmp)) < 0) {
-			snprintf(msg, msglen, "new image in place, but the previous one (now %s) could not be removed: %s",
+			snprintf(msg, msglen, "the previous image (now %s) could not be removed: %s",
 				 tmp, strerror(-rc));
+			warn = 1;
+		}
+	} else if (errno == EINVAL || errno == ENOSYS) {
+		/* The file system cannot exchange: move the old image aside
+		 * first, under a name that crac_img_clean_stale recognises. */
+		if (snprintf(old, sizeof(old), "%s.old-%d-%llu", dir, (int)getpid(),
+			     crac_img_start_time(getpid())) >= (int)sizeof(old)) {
+			snprintf(msg, msglen, "image directory name %s is too long", dir);
+			return -ENAMETOOLONG;
+		}
+		if (rename(dir, old) < 0) {
+			rc = -errno;
+			snprintf(msg, msglen, "move the previous image %s aside: %s", dir, strerror(errno));
 			return rc;
 		}
-		return 0;
-	}
-	if (errno == ENOENT) {
-		/* No previous image (or tmp vanished: rename says which). */
 		if (rename(tmp, dir) < 0) {
 			rc = -errno;
 			snprintf(msg, msglen, "rename %s to %s: %s", tmp, dir, strerror(errno));
+			rename(old, dir);   /* put the previous image back */
 			return rc;
 		}
-	} else if (errno == EINVAL || errno == ENOSYS) {
-		/* The file system cannot exchange: move the old image aside first. */
-		if (snprintf(old, sizeof(old), "%s.old-%d", dir, (int)getpid()) >= (int)sizeof(old))
-			return -ENAMETOOLONG;
-		if (rename(dir, old) < 0 || rename(tmp, dir) < 0) {
-			rc = -errno;
-			snprintf(msg, msglen, "replace %s: %s", dir, strerror(errno));
-			return rc;
+		if ((rc = crac_img_remove(old)) < 0) {
+			snprintf(msg, msglen, "the previous image (now %s) could not be removed: %s",
+				 old, strerror(-rc));
+			warn = 1;
 		}
-		crac_img_remove(old);
 	} else {
 		rc = -errno;
 		snprintf(msg, msglen, "rename %s to %s: %s", tmp, dir, strerror(errno));
 		return rc;
 	}
+	/* From here on the image is in place: failures are warnings. */
 	if ((rc = crac_img_fsync_path(parent)) < 0) {
-		snprintf(msg, msglen, "fsync of %s: %s", parent, strerror(-rc));
-		return rc;
+		size_t at = strlen(msg);
+		snprintf(msg + at, msglen - at, "%sfsync of %s: %s (the rename may not survive a crash)",
+			 at ? "; " : "", parent, strerror(-rc));
+		warn = 1;
 	}
+	return warn;
+}
+
+/* ---- temporaries ------------------------------------------------------------- */
+
+unsigned long long crac_img_start_time(int pid)
+{
+	char path[64], buf[1024];
+	unsigned long long t = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	/* Field 22 (proc(5)); the command name (field 2) may hold anything
+	 * but ends at the last ')'. */
+	char *p = strrchr(buf, ')');
+	for (int field = 2; p && *p && field < 22; p++)
+		if (*p == ' ')
+			field++;
+	if (p && *p)
+		t = strtoull(p, NULL, 10);
+	return t;
+}
+
+int crac_img_tmp_name(const char *dir, char *out, size_t len)
+{
+	int pid = (int)getpid();
+
+	if (snprintf(out, len, "%s.tmp-%d-%llu-XXXXXX", dir, pid, crac_img_start_time(pid)) >= (int)len)
+		return -ENAMETOOLONG;
 	return 0;
+}
+
+/*
+ * Splits a temporary's name: BASE.tmp-PID-START-XXXXXX (kind 't'),
+ * BASE.old-PID-START (kind 'o'), or BASE.tmp-XXXXXX from crac before
+ * writers were recorded (kind 'l', pid 0). Returns the kind, or 0 if `name`
+ * is no temporary of an image called `base`.
+ */
+static int tmp_parse(const char *name, const char *base, int *pid, unsigned long long *start)
+{
+	size_t bl = strlen(base);
+	int kind;
+
+	*pid = 0;
+	*start = 0;
+	if (strncmp(name, base, bl))
+		return 0;
+	name += bl;
+	if (!strncmp(name, ".tmp-", 5))
+		kind = 't';
+	else if (!strncmp(name, ".old-", 5))
+		kind = 'o';
+	else
+		return 0;
+	name += 5;
+	char *end;
+	long p = strtol(name, &end, 10);
+	if (end != name && *end == '-' && p > 0 && p < INT_MAX) {
+		char *e2;
+		unsigned long long st = strtoull(end + 1, &e2, 10);
+		if (e2 != end + 1 && ((kind == 't' && *e2 == '-' && strlen(e2 + 1) == 6) || (kind == 'o' && !*e2))) {
+			*pid = (int)p;
+			*start = st;
+			return kind;
+		}
+	}
+	if (kind == 't' && strlen(name) == 6 && !strchr(name, '-'))
+		return 'l';
+	return 0;
+}
+
+/* Does the writer pid (with that start time) still run? */
+static bool writer_alive(int pid, unsigned long long start)
+{
+	if (kill(pid, 0) < 0 && errno == ESRCH)
+		return false;
+	unsigned long long now = crac_img_start_time(pid);
+	/* Unreadable /proc (another pid namespace, hidepid): assume it runs. */
+	return now == 0 || now == start;
+}
+
+/* Removes parent/name if it is a directory of ours holding only header
+ * and pages (regular files); follows no symbolic link. */
+static int remove_tmp_at(int pfd, const char *name)
+{
+	static const char *const names[] = { CRAC_IMG_HEADER_FILE, CRAC_IMG_PAGES_FILE };
+	struct stat st;
+	int dfd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (dfd < 0)
+		return -errno;
+	if (fstat(dfd, &st) < 0 || st.st_uid != geteuid()) {
+		close(dfd);
+		return -EPERM;
+	}
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (fstatat(dfd, names[i], &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+			unlinkat(dfd, names[i], 0);
+	close(dfd);
+	/* Anything else in there is not ours: rmdir fails and it stays. */
+	return unlinkat(pfd, name, AT_REMOVEDIR) < 0 ? -errno : 0;
+}
+
+int crac_img_clean_stale(const char *dir, int *removed)
+{
+	char parent[PATH_MAX];
+	const char *base;
+	int n = 0;
+
+	if (removed)
+		*removed = 0;
+	if (crac_img_split_path(dir, parent, sizeof(parent), &base) < 0)
+		return -ENAMETOOLONG;
+	char bname[NAME_MAX + 1];
+	size_t bl = strcspn(base, "/");
+	if (bl > NAME_MAX)
+		return -ENAMETOOLONG;
+	memcpy(bname, base, bl);
+	bname[bl] = 0;
+
+	int pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (pfd < 0)
+		return -errno;
+	int sfd = dup(pfd);
+	DIR *d = sfd >= 0 ? fdopendir(sfd) : NULL;
+	if (!d) {
+		int e = errno;
+		if (sfd >= 0)
+			close(sfd);
+		close(pfd);
+		return -e;
+	}
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		int pid;
+		unsigned long long start;
+		int kind = tmp_parse(de->d_name, bname, &pid, &start);
+		if (kind != 't' && kind != 'o')
+			continue;    /* legacy names record no writer: left alone */
+		if (writer_alive(pid, start) &&
+		    !(pid == (int)getpid() && start == crac_img_start_time(pid)))
+			continue;
+		/* Gone (or us: one checkpoint at a time, and ours has not
+		 * created its temporary yet). */
+		if (remove_tmp_at(pfd, de->d_name) == 0)
+			n++;
+	}
+	closedir(d);
+	close(pfd);
+	if (removed)
+		*removed = n;
+	return 0;
+}
+
+int crac_img_tmp_describe(const char *path, char *msg, size_t msglen)
+{
+	char parent[PATH_MAX], bname[NAME_MAX + 1];
+	const char *base;
+	int pid;
+	unsigned long long start;
+
+	if (crac_img_split_path(path, parent, sizeof(parent), &base) < 0)
+		return -ENAMETOOLONG;
+	size_t bl = strcspn(base, "/");
+	if (bl > NAME_MAX)
+		return -ENAMETOOLONG;
+	memcpy(bname, base, bl);
+	bname[bl] = 0;
+	/* The image name is what precedes the last ".tmp-" or ".old-". */
+	char *t = NULL;
+	for (char *p = bname; *p; p++)
+		if (!strncmp(p, ".tmp-", 5) || !strncmp(p, ".old-", 5))
+			t = p;
+	if (!t || t == bname)
+		return -EINVAL;
+	char img[NAME_MAX + 1];
+	memcpy(img, bname, (size_t)(t - bname));
+	img[t - bname] = 0;
+	int kind = tmp_parse(bname, img, &pid, &start);
+	char target[PATH_MAX + NAME_MAX + 2];
+	if (!strcmp(parent, "."))
+		snprintf(target, sizeof(target), "%s", img);
+	else
+		snprintf(target, sizeof(target), "%s%s%s", parent, parent[strlen(parent) - 1] == '/' ? "" : "/", img);
+
+	switch (kind) {
+	case 't':
+		if (writer_alive(pid, start))
+			snprintf(msg, msglen, "an unfinished image of %s being written by pid %d (running)",
+				 target, pid);
+		else
+			snprintf(msg, msglen, "an unfinished image of %s left by pid %d, which is gone: "
+				 "the next checkpoint to %s removes it", target, pid, target);
+		return 0;
+	case 'o':
+		if (writer_alive(pid, start))
+			snprintf(msg, msglen, "the previous image of %s, set aside by pid %d (running) "
+				 "while it puts the new one in place", target, pid);
+		else
+			snprintf(msg, msglen, "the previous image of %s, set aside by pid %d, which is gone: "
+				 "the next checkpoint to %s removes it", target, pid, target);
+		return 0;
+	case 'l':
+		snprintf(msg, msglen, "an unfinished image of %s written by an older crac, which did not "
+			 "record its writer: remove it by hand if no checkpoint to %s is running", target, target);
+		return 0;
+	}
+	return -EINVAL;
 }
 
 int crac_img_load(const char *dir, struct crac_img_loaded *out, char *msg, size_t msglen)

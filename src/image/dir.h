@@ -26,10 +26,49 @@ void crac_img_unload(struct crac_img_loaded *l) CRAC_HIDDEN;
 int crac_img_verify_pages(const char *dir, const struct crac_img_view *v, char *msg, size_t msglen) CRAC_HIDDEN;
 
 /*
+ * May a checkpoint write its image at `dir`? Returns 0 if nothing is there,
+ * 1 if `dir` is a crac image of the caller (a directory, not a symbolic
+ * link, owned by the effective uid, holding only `header` - starting with
+ * the image magic - and `pages`), which a checkpoint may replace. Anything
+ * else: a negative errno (-EEXIST, -EPERM for another owner) and one line
+ * in msg naming dir and what it is. Never changes anything.
+ */
+int crac_img_target_check(const char *dir, char *msg, size_t msglen) CRAC_HIDDEN;
+
+/*
  * Puts the finished image directory `tmp` in place as `dir` atomically
- * (replacing a previous image), fsyncs the parent, removes the old image.
+ * (replacing a previous image; crac_img_target_check again first), fsyncs
+ * the parent, removes the old image. Returns:
+ *   < 0  nothing was committed (msg says why; `tmp` is still there)
+ *   0    committed
+ *   1    committed, with a warning in msg (the old image could not be
+ *        removed, or the fsync of the parent failed)
  */
 int crac_img_commit(const char *tmp, const char *dir, char *msg, size_t msglen) CRAC_HIDDEN;
+
+/*
+ * Temporaries. An image is written in DIR.tmp-PID-START-XXXXXX (PID and
+ * START: the writer's pid and its start time, field 22 of /proc/PID/stat);
+ * file systems without RENAME_EXCHANGE briefly keep the previous image as
+ * DIR.old-PID-START. crac_img_tmp_name() fills `out` with the template for
+ * mkdtemp(). crac_img_clean_stale() removes, next to DIR, the temporaries of
+ * DIR whose writer is gone (or is the caller, which must not be writing
+ * one), owned by the caller, holding nothing but header and pages; follows
+ * no symbolic link; *removed counts them.
+ */
+int crac_img_tmp_name(const char *dir, char *out, size_t len) CRAC_HIDDEN;
+int crac_img_clean_stale(const char *dir, int *removed) CRAC_HIDDEN;
+/* Start time of a process (field 22 of /proc/PID/stat), 0 if unknown. */
+unsigned long long crac_img_start_time(int pid) CRAC_HIDDEN;
+
+/*
+ * For `crac inspect PATH`: if PATH names a temporary of an image, returns 0
+ * and one line in msg: "an unfinished image of D being written by pid N
+ * (running)", "... left by pid N, which is gone: the next checkpoint to D
+ * removes it", and the same for a set-aside previous image. -EINVAL if PATH
+ * is not named like a temporary.
+ */
+int crac_img_tmp_describe(const char *path, char *msg, size_t msglen) CRAC_HIDDEN;
 
 /* Removes an image directory (its header and pages files, then the
  * directory itself). 0 if it does not exist. */

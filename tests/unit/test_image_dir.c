@@ -1,0 +1,224 @@
+/*
+ * test_image_dir.c - the image directory target rule and temporaries
+ * (src/image/dir.c): what a checkpoint may replace (only a crac image of
+ * the caller), what crac_img_commit does with anything else, which
+ * temporaries crac_img_clean_stale removes, and what
+ * crac_img_tmp_describe says about them.
+ */
+#include "harness.h"
+#include "image/dir.h"
+#include "image/image.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char root[256];
+
+static void put(const char *dir, const char *name, const char *content)
+{
+	char p[PATH_MAX];
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd >= 0) {
+		if (write(fd, content, strlen(content) + 1) < 0)
+			perror(p);
+		close(fd);
+	}
+}
+
+/* A directory that looks like an image: header starting with the magic. */
+static void fake_image(const char *dir)
+{
+	mkdir(dir, 0700);
+	put(dir, "header", CRAC_IMG_MAGIC "rest");   /* the magic's own NUL ends the string */
+	char p[PATH_MAX];
+	snprintf(p, sizeof(p), "%s/header", dir);
+	int fd = open(p, O_WRONLY | O_TRUNC);
+	if (fd >= 0) {
+		if (write(fd, CRAC_IMG_MAGIC "rest", 12) < 0)
+			perror(p);
+		close(fd);
+	}
+	put(dir, "pages", "");
+}
+
+static bool exists(const char *path)
+{
+	struct stat st;
+	return lstat(path, &st) == 0;
+}
+
+static void path(char *out, const char *name)
+{
+	snprintf(out, PATH_MAX, "%s/%s", root, name);
+}
+
+static void test_target_absent_or_image(void)
+{
+	char d[PATH_MAX], msg[512];
+
+	path(d, "none");
+	CHECK_EQ(crac_img_target_check(d, msg, sizeof(msg)), 0);
+	path(d, "img");
+	fake_image(d);
+	CHECKF(crac_img_target_check(d, msg, sizeof(msg)) == 1, "%s", msg);
+}
+
+static void test_target_refused(void)
+{
+	char d[PATH_MAX], msg[512];
+
+	path(d, "user");
+	mkdir(d, 0755);
+	put(d, "notes.txt", "mine");
+	put(d, "header", "not an image");
+	CHECK_EQ(crac_img_target_check(d, msg, sizeof(msg)), -EEXIST);
+	CHECKF(strstr(msg, d) && strstr(msg, "notes.txt"), "%s", msg);
+
+	path(d, "badmagic");
+	mkdir(d, 0700);
+	put(d, "header", "XXXXXXXXXXXX");
+	CHECK_EQ(crac_img_target_check(d, msg, sizeof(msg)), -EEXIST);
+	CHECKF(strstr(msg, "magic"), "%s", msg);
+
+	path(d, "empty");
+	mkdir(d, 0700);
+	CHECK_EQ(crac_img_target_check(d, msg, sizeof(msg)), -EEXIST);
+
+	path(d, "file");
+	put(root, "file", "data");
+	CHECK_EQ(crac_img_target_check(d, msg, sizeof(msg)), -EEXIST);
+	CHECKF(strstr(msg, "regular file"), "%s", msg);
+
+	char img[PATH_MAX];
+	path(img, "img2");
+	fake_image(img);
+	path(d, "link");
+	CHECK(symlink(img, d) == 0);
+	CHECK_EQ(crac_img_target_check(d, msg, sizeof(msg)), -EEXIST);
+	CHECKF(strstr(msg, "symbolic link"), "%s", msg);
+
+	/* A header that is a symbolic link to an image header is no image. */
+	path(d, "hdrlink");
+	mkdir(d, 0700);
+	char h[PATH_MAX + 16], l[PATH_MAX + 16];
+	snprintf(h, sizeof(h), "%s/header", img);
+	snprintf(l, sizeof(l), "%s/header", d);
+	CHECK(symlink(h, l) == 0);
+	CHECK(crac_img_target_check(d, msg, sizeof(msg)) < 0);
+
+	if (geteuid() == 0) {
+		path(d, "other");
+		fake_image(d);
+		CHECK(chown(d, 65534, 65534) == 0);
+		CHECK_EQ(crac_img_target_check(d, msg, sizeof(msg)), -EPERM);
+		CHECKF(strstr(msg, "uid 65534"), "%s", msg);
+	}
+}
+
+/* commit refuses a non-image target and leaves both sides untouched. */
+static void test_commit_refuses(void)
+{
+	char d[PATH_MAX], tmp[PATH_MAX], msg[512], p[PATH_MAX + 16];
+
+	path(d, "victim");
+	mkdir(d, 0755);
+	put(d, "header", "user data");
+	put(d, "pages", "user data");
+	path(tmp, "victim.tmp-1-2-abcdef");
+	fake_image(tmp);
+	CHECK(crac_img_commit(tmp, d, msg, sizeof(msg)) < 0);
+	snprintf(p, sizeof(p), "%s/header", d);
+	CHECK(exists(p));
+	CHECK(exists(tmp));
+
+	/* ... and replaces an image, removing the old one. */
+	path(d, "good");
+	fake_image(d);
+	path(tmp, "good.tmp-1-2-abcdef");
+	fake_image(tmp);
+	CHECKF(crac_img_commit(tmp, d, msg, sizeof(msg)) == 0, "%s", msg);
+	CHECK(!exists(tmp));
+	CHECK(exists(d));
+}
+
+static void test_stale(void)
+{
+	char img[PATH_MAX], t[PATH_MAX], msg[512];
+	char live[PATH_MAX], gone[PATH_MAX], old[PATH_MAX], legacy[PATH_MAX], extra[PATH_MAX], other[PATH_MAX];
+	int n;
+
+	path(img, "st");
+	/* a writer that runs (this process's parent: not us) */
+	snprintf(live, sizeof(live), "%s/st.tmp-%d-%llu-abcdef", root, (int)getppid(),
+		 crac_img_start_time((int)getppid()));
+	fake_image(live);
+	/* gone: a pid that does not exist, and a live pid with another start time */
+	snprintf(gone, sizeof(gone), "%s/st.tmp-%d-1-abcdef", root, INT_MAX - 1);
+	fake_image(gone);
+	snprintf(t, sizeof(t), "%s/st.tmp-%d-%llu-zzzzzz", root, (int)getppid(),
+		 crac_img_start_time((int)getppid()) + 1);
+	fake_image(t);
+	snprintf(old, sizeof(old), "%s/st.old-%d-7", root, INT_MAX - 1);
+	fake_image(old);
+	/* legacy name: no writer recorded, left alone */
+	snprintf(legacy, sizeof(legacy), "%s/st.tmp-Qw3rty", root);
+	fake_image(legacy);
+	/* a stale name holding a file that is not ours: left alone */
+	snprintf(extra, sizeof(extra), "%s/st.tmp-%d-1-extra1", root, INT_MAX - 1);
+	fake_image(extra);
+	put(extra, "notes.txt", "x");
+	/* another image's temporary */
+	snprintf(other, sizeof(other), "%s/stx.tmp-%d-1-abcdef", root, INT_MAX - 1);
+	fake_image(other);
+
+	CHECK_EQ(crac_img_clean_stale(img, &n), 0);
+	CHECK_EQ(n, 3);
+	CHECK(exists(live));
+	CHECK(!exists(gone));
+	CHECK(!exists(t));
+	CHECK(!exists(old));
+	CHECK(exists(legacy));
+	CHECK(exists(extra));
+	CHECK(exists(other));
+
+	/* what inspect says */
+	CHECK_EQ(crac_img_tmp_describe(live, msg, sizeof(msg)), 0);
+	CHECKF(strstr(msg, "being written by pid") && strstr(msg, "(running)") && strstr(msg, img), "%s", msg);
+	CHECK_EQ(crac_img_tmp_describe(gone, msg, sizeof(msg)), 0);
+	CHECKF(strstr(msg, "which is gone: the next checkpoint to") && strstr(msg, img), "%s", msg);
+	CHECK_EQ(crac_img_tmp_describe(old, msg, sizeof(msg)), 0);
+	CHECKF(strstr(msg, "previous image"), "%s", msg);
+	CHECK_EQ(crac_img_tmp_describe(legacy, msg, sizeof(msg)), 0);
+	CHECKF(strstr(msg, "older crac"), "%s", msg);
+	CHECK_EQ(crac_img_tmp_describe(img, msg, sizeof(msg)), -EINVAL);
+
+	/* the name this process gets */
+	CHECK_EQ(crac_img_tmp_name(img, t, sizeof(t)), 0);
+	char want[PATH_MAX + 64];
+	snprintf(want, sizeof(want), "%s.tmp-%d-%llu-XXXXXX", img, (int)getpid(), crac_img_start_time(getpid()));
+	CHECKF(!strcmp(t, want), "%s", t);
+	CHECK(crac_img_start_time(getpid()) > 0);
+}
+
+int main(void)
+{
+	snprintf(root, sizeof(root), "/tmp/crac-test-image-dir.XXXXXX");
+	if (!mkdtemp(root))
+		t_skip_all("cannot create a temporary directory");
+	RUN(test_target_absent_or_image);
+	RUN(test_target_refused);
+	RUN(test_commit_refuses);
+	RUN(test_stale);
+	char cmd[PATH_MAX + 16];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", root);
+	return t_done();
+}
