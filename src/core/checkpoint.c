@@ -15,6 +15,7 @@
 #include "runtime/checks.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -23,6 +24,8 @@
 #define DEFAULT_DEADLINE_MS 10000
 
 struct crac_round_state crac__round_state;
+
+__thread volatile unsigned crac__depth __attribute__((tls_model("initial-exec")));
 
 /* Identity of this lineage (guarded by crac__lock). */
 static uint64_t generation;
@@ -64,6 +67,7 @@ static void current_identity(crac_event *ev)
 
 void crac__identity(uint8_t id[16], uint64_t *gen)
 {
+	crac__enter();
 	pthread_mutex_lock(&crac__lock);
 	if (!have_id) {
 		random_id(instance_id);
@@ -74,16 +78,19 @@ void crac__identity(uint8_t id[16], uint64_t *gen)
 	if (gen)
 		*gen = generation;
 	pthread_mutex_unlock(&crac__lock);
+	crac__leave();
 }
 
 void crac__new_identity(crac_event *ev)
 {
+	crac__enter();
 	pthread_mutex_lock(&crac__lock);
 	generation++;
 	random_id(instance_id);
 	have_id = true;
 	current_identity(ev);
 	pthread_mutex_unlock(&crac__lock);
+	crac__leave();
 }
 
 void crac_options_init(struct crac_options *opts)
@@ -168,6 +175,28 @@ static int wait_inhibitors(struct crac_round *r, int64_t deadline)
 	return rc;
 }
 
+/*
+ * A call from a signal handler, decided before anything is locked or
+ * allocated (system calls and a thread-local read only):
+ *   -EDEADLK  the handler interrupted this thread inside crac (crac__lock
+ *             may be held, or malloc's lock through crac): going on would
+ *             deadlock or corrupt the heap;
+ *   -EINVAL   the thread runs on its alternate signal stack, so it is in a
+ *             handler, which may have interrupted anything (malloc too).
+ * A handler on the normal stack that interrupted the program outside crac
+ * cannot be told apart from an ordinary call: crac_checkpoint_restore(3).
+ */
+static int signal_context(void)
+{
+	stack_t ss;
+
+	if (crac__depth)
+		return -EDEADLK;
+	if (sigaltstack(NULL, &ss) == 0 && (ss.ss_flags & SS_ONSTACK))
+		return -EINVAL;
+	return 0;
+}
+
 static void free_strv(char **v)
 {
 	if (!v)
@@ -188,9 +217,22 @@ int crac__checkpoint(const struct crac_options *in, struct crac_requester *rq,
 
 	if (report)
 		*report = NULL;
+	if ((rc = signal_context()) < 0) {
+		/* a report that needs no memory; no lock taken */
+		crac_report *fixed = crac__report_fixed(rc == -EDEADLK ? CRAC__FIXED_SIGNAL_IN_CRAC
+								       : CRAC__FIXED_SIGNAL_STACK);
+		if (rq && rq->finish)
+			rq->finish(rq, rc, fixed);
+		if (report)
+			*report = fixed;
+		return rc;
+	}
+	crac__enter();   /* the whole round, but for the callbacks (resource.c) */
 	r.report = crac__report_new();
-	if (!r.report)
+	if (!r.report) {
+		crac__leave();
 		return -ENOMEM;
+	}
 
 	/* 1. claim the round */
 	pthread_mutex_lock(&crac__lock);
@@ -337,6 +379,7 @@ out_unclaimed:;
 		*report = r.report;
 	else
 		crac_report_free(r.report);
+	crac__leave();
 	return status;
 }
 

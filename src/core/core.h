@@ -39,6 +39,45 @@ struct crac_notified *crac__notify_before(struct crac_round *r, int64_t deadline
 /* Runs after_restore over `n` in reverse order and frees it. */
 void crac__notify_after(struct crac_round *r, struct crac_notified *n, int64_t deadline) CRAC_HIDDEN;
 
+/*
+ * Async-signal context (checkpoint.c). crac__depth counts, per thread, the
+ * crac functions the thread is inside that take crac__lock or allocate
+ * (registration, inhibitors, reports, identity, the round itself; not the
+ * callbacks the round calls, which run at depth 0). A signal handler that
+ * interrupted one of them and calls crac_checkpoint_restore() would deadlock
+ * on the lock or corrupt the heap: the call is refused with -EDEADLK before
+ * anything is locked or allocated. Initial-exec TLS, so that reading it in a
+ * signal handler never allocates (a dlopen'ed libcrac takes its 4 bytes from
+ * the static TLS surplus). Every crac__enter() is paired with a
+ * crac__leave() on every path out.
+ */
+extern __thread volatile unsigned crac__depth
+	__attribute__((tls_model("initial-exec"))) CRAC_HIDDEN;
+
+static inline void crac__enter(void)
+{
+	crac__depth++;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);  /* counted before the lock is taken */
+}
+
+static inline void crac__leave(void)
+{
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);  /* lock released before uncounted */
+	crac__depth--;
+}
+
+/*
+ * Reports that need no memory, for refusals decided where allocating is
+ * unsafe (report.c): shared and read-only; crac_report_free() and the
+ * internal add/set functions leave them alone.
+ */
+enum crac__fixed_report {
+	CRAC__FIXED_SIGNAL_IN_CRAC,   /* -EDEADLK: a handler interrupted crac in this thread */
+	CRAC__FIXED_SIGNAL_STACK,     /* -EINVAL: running on the alternate signal stack */
+	CRAC__FIXED_COUNT
+};
+crac_report *crac__report_fixed(enum crac__fixed_report which) CRAC_HIDDEN;
+
 /* Inhibitors (inhibit.c). Called with crac__lock held. */
 bool crac__inhibitors_held(void) CRAC_HIDDEN;
 void crac__inhibitors_report(crac_report *rep) CRAC_HIDDEN;

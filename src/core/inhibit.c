@@ -26,9 +26,11 @@ int crac_inhibit(const char *why, crac_inhibitor **out)
 
 	if (!out)
 		return -EINVAL;
+	crac__enter();
 	h = calloc(1, sizeof(*h));
 	if (!h || !(h->why = strdup(why && *why ? why : "(no reason given)"))) {
 		free(h);
+		crac__leave();
 		return -ENOMEM;
 	}
 	h->tid = me;
@@ -37,6 +39,7 @@ int crac_inhibit(const char *why, crac_inhibitor **out)
 		pthread_mutex_unlock(&crac__lock);
 		free(h->why);
 		free(h);
+		crac__leave();
 		return -EDEADLK;
 	}
 	while (crac__round_state.active)
@@ -47,6 +50,7 @@ int crac_inhibit(const char *why, crac_inhibitor **out)
 		holders->prev = h;
 	holders = h;
 	pthread_mutex_unlock(&crac__lock);
+	crac__leave();
 	*out = h;
 	return 0;
 }
@@ -55,6 +59,7 @@ int crac_release(crac_inhibitor *h)
 {
 	if (!h)
 		return -EINVAL;
+	crac__enter();
 	pthread_mutex_lock(&crac__lock);
 	if (h->prev)
 		h->prev->next = h->next;
@@ -66,6 +71,7 @@ int crac_release(crac_inhibitor *h)
 	pthread_mutex_unlock(&crac__lock);
 	free(h->why);
 	free(h);
+	crac__leave();
 	return 0;
 }
 

@@ -5,7 +5,7 @@
  * failure of a round is kept (resource path, phase, errno, message), so one
  * report tells the user everything that stands in the way.
  */
-#include "core/internal.h"
+#include "core/core.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -25,12 +25,50 @@ static const struct crac_failure oom_failure = {
 	.message = "out of memory while recording a failure",
 };
 
+/* The reports of crac__report_fixed(): static, never changed or freed. */
+static struct crac_failure fixed_items[CRAC__FIXED_COUNT] = {
+	[CRAC__FIXED_SIGNAL_IN_CRAC] = {
+		.phase = CRAC_PHASE_CHECKPOINT, .resource = "crac", .code = -EDEADLK,
+		.message = "called from a signal handler that interrupted crac in this thread "
+			   "(crac_checkpoint_restore() is not async-signal-safe)",
+	},
+	[CRAC__FIXED_SIGNAL_STACK] = {
+		.phase = CRAC_PHASE_CHECKPOINT, .resource = "crac", .code = -EINVAL,
+		.message = "called on the alternate signal stack, from a signal handler "
+			   "(crac_checkpoint_restore() is not async-signal-safe)",
+	},
+};
+static struct crac_report fixed_reports[CRAC__FIXED_COUNT] = {
+	[CRAC__FIXED_SIGNAL_IN_CRAC] = {
+		.items = &fixed_items[CRAC__FIXED_SIGNAL_IN_CRAC], .count = 1, .cap = 1, .status = -EDEADLK,
+	},
+	[CRAC__FIXED_SIGNAL_STACK] = {
+		.items = &fixed_items[CRAC__FIXED_SIGNAL_STACK], .count = 1, .cap = 1, .status = -EINVAL,
+	},
+};
+
+static bool is_fixed(const crac_report *rep)
+{
+	for (size_t i = 0; i < CRAC__FIXED_COUNT; i++)
+		if (rep == &fixed_reports[i])
+			return true;
+	return false;
+}
+
+crac_report *crac__report_fixed(enum crac__fixed_report which)
+{
+	return which < CRAC__FIXED_COUNT ? &fixed_reports[which] : NULL;
+}
+
 crac_report *crac__report_new(void)
 {
-	crac_report *rep = calloc(1, sizeof(*rep));
+	crac_report *rep;
 
+	crac__enter();
+	rep = calloc(1, sizeof(*rep));
 	if (rep)
 		rep->status = CRAC_ABORTED;
+	crac__leave();
 	return rep;
 }
 
@@ -69,11 +107,13 @@ void crac__report_vadd(crac_report *rep, enum crac_phase phase, const char *reso
 {
 	char *msg = NULL;
 
-	if (!rep)
+	if (!rep || is_fixed(rep))
 		return;
+	crac__enter();
 	if (vasprintf(&msg, fmt, ap) < 0)
 		msg = NULL;
 	push(rep, phase, resource, code, msg);
+	crac__leave();
 }
 
 void crac__report_add(crac_report *rep, enum crac_phase phase, const char *resource,
@@ -88,18 +128,20 @@ void crac__report_add(crac_report *rep, enum crac_phase phase, const char *resou
 
 void crac__report_set_status(crac_report *rep, int status)
 {
-	if (rep)
+	if (rep && !is_fixed(rep))
 		rep->status = status;
 }
 
 void crac__report_merge(crac_report *to, const crac_report *from)
 {
-	if (!to || !from)
+	if (!to || !from || is_fixed(to))
 		return;
+	crac__enter();
 	for (size_t i = 0; i < from->count; i++) {
 		const struct crac_failure *f = &from->items[i];
 		push(to, f->phase, f->resource, f->code, strdup(f->message));
 	}
+	crac__leave();
 }
 
 size_t crac_report_count(const crac_report *rep)
@@ -162,11 +204,15 @@ static int print_to(const crac_report *rep, FILE *f)
 
 int crac_report_print(const crac_report *rep, FILE *f)
 {
+	int rc = 0;
+
 	if (!rep || !f)
 		return -EINVAL;
+	crac__enter();   /* stdio locks and may allocate */
 	if (print_to(rep, f) < 0 || fflush(f) != 0)
-		return -EIO;
-	return 0;
+		rc = -EIO;
+	crac__leave();
+	return rc;
 }
 
 int crac_report_format(const crac_report *rep, char **out)
@@ -177,22 +223,28 @@ int crac_report_format(const crac_report *rep, char **out)
 
 	if (!rep || !out)
 		return -EINVAL;
+	crac__enter();
 	f = open_memstream(&buf, &len);
-	if (!f)
+	if (!f) {
+		crac__leave();
 		return -ENOMEM;
+	}
 	print_to(rep, f);
 	if (fclose(f) != 0) {
 		free(buf);
+		crac__leave();
 		return -ENOMEM;
 	}
+	crac__leave();
 	*out = buf;
 	return 0;
 }
 
 void crac_report_free(crac_report *rep)
 {
-	if (!rep)
+	if (!rep || is_fixed(rep))
 		return;
+	crac__enter();
 	for (size_t i = 0; i < rep->count; i++) {
 		if (rep->items[i].message == oom_failure.message)
 			continue;
@@ -201,4 +253,5 @@ void crac_report_free(crac_report *rep)
 	}
 	free(rep->items);
 	free(rep);
+	crac__leave();
 }

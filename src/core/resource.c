@@ -157,9 +157,11 @@ int crac_register(crac_context *ctx, const struct crac_resource_def *def,
 		return -EINVAL;
 	if (!ctx)
 		ctx = crac_global_context();
+	crac__enter();
 	r = calloc(1, sizeof(*r));
 	if (!r || !(r->name = strdup(def->name))) {
 		free(r);
+		crac__leave();
 		return -ENOMEM;
 	}
 	r->before = def->before_checkpoint;
@@ -170,6 +172,7 @@ int crac_register(crac_context *ctx, const struct crac_resource_def *def,
 	pthread_mutex_lock(&crac__lock);
 	link_locked(ctx, r);
 	pthread_mutex_unlock(&crac__lock);
+	crac__leave();
 	if (out)
 		*out = r;
 	return 0;
@@ -179,10 +182,12 @@ int crac_unregister(crac_resource *res)
 {
 	if (!res || res->ctx)
 		return -EINVAL;
+	crac__enter();
 	pthread_mutex_lock(&crac__lock);
 	if (res->parent)
 		unregister_locked(res);
 	pthread_mutex_unlock(&crac__lock);
+	crac__leave();
 	return 0;
 }
 
@@ -195,9 +200,11 @@ int crac_context_create(crac_context *parent, const char *name, int priority,
 		return -EINVAL;
 	if (!parent)
 		parent = crac_global_context();
+	crac__enter();
 	c = calloc(1, sizeof(*c));
 	if (!c || !(c->res.name = strdup(name))) {
 		free(c);
+		crac__leave();
 		return -ENOMEM;
 	}
 	c->res.ctx = c;
@@ -206,6 +213,7 @@ int crac_context_create(crac_context *parent, const char *name, int priority,
 	pthread_mutex_lock(&crac__lock);
 	link_locked(parent, &c->res);
 	pthread_mutex_unlock(&crac__lock);
+	crac__leave();
 	*out = c;
 	return 0;
 }
@@ -214,9 +222,11 @@ int crac_context_destroy(crac_context *ctx)
 {
 	if (!ctx || ctx == &global_ctx)
 		return -EINVAL;
+	crac__enter();
 	pthread_mutex_lock(&crac__lock);
 	unregister_locked(&ctx->res);
 	pthread_mutex_unlock(&crac__lock);
+	crac__leave();
 	return 0;
 }
 
@@ -276,10 +286,20 @@ static void call(struct crac_round *r, crac_callback cb, const char *path,
 		 void *arg, enum crac_phase phase, int64_t deadline, bool *late)
 {
 	int64_t t0 = crac__now_ns(CLOCK_MONOTONIC), t1;
+	unsigned depth = crac__depth;
 	int rc;
 
 	fail_msg_set = false;
+	/* The callback is the program's code, not crac's: no lock is held, and
+	 * a checkpoint requested from it (or from a handler that interrupted
+	 * it) is refused as recursive, with its own message. */
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	crac__depth = 0;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	rc = cb(&r->event, arg);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	crac__depth = depth;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	t1 = crac__now_ns(CLOCK_MONOTONIC);
 	if (rc != 0) {
 		if (rc > 0)
