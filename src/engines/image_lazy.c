@@ -13,8 +13,10 @@
  *     page is in. It starts once the restored side is through (lazy_go). Then the userfaultfd is closed, which unregisters every
  *     range, and the thread unmaps its area and exits.
  * Pages are copied only from bytes that were verified: a chunk is read whole
- * (pread) into the thread's chunk buffer, its crc32c checked there, and its
- * pages copied from that buffer, which keeps the last chunk read. The pages
+ * (pread) into a slot of the thread's chunk buffer, its crc32c checked there,
+ * and its pages copied from that slot; the slots keep the chunks used last
+ * (a few threads faulting in different chunks do not read them again and
+ * again). The pages
  * file is never mapped: a change to it after a chunk was verified cannot
  * reach the program (a chunk read again is verified again), and a
  * truncation is a short read, not a SIGBUS. A damaged, changed or truncated
@@ -85,9 +87,14 @@ struct lazy {
 	const struct crac_img_chunk *chunk;
 	uint64_t n_pages;                /* of the pages file */
 	uint64_t *verified;              /* bit per chunk: read and verified once (for messages) */
-	char *buf;                       /* the chunk buffer (in the area) ... */
-	uint32_t buf_chunk;              /* ... holds this chunk, verified ... */
-	bool buf_valid;                  /* ... if set */
+	struct slot {                    /* the chunk buffer (in the area) */
+		char *bytes;             /* buf_size bytes ... */
+		uint32_t chunk;          /* ... holding this chunk, verified ... */
+		bool valid;              /* ... if set */
+		uint64_t used;           /* when last used (uses counter) */
+	} slot[CRAC_LAZY_SLOTS];
+	uint32_t n_slots;
+	uint64_t uses;
 	struct crac_img_crc crc;
 	struct view *views;
 	bool prefetch;
@@ -370,14 +377,21 @@ static const char *chunk_bytes(struct lazy *L, uint32_t c)
 	char why[1536];
 	struct crac_img_buf b = { why, 0, sizeof(why) };
 	uint64_t got = 0;
+	struct slot *sl = &L->slot[0];
 
-	if (L->buf_valid && L->buf_chunk == c)
-		return L->buf;
-	L->buf_valid = false;
+	for (uint32_t i = 0; i < L->n_slots; i++) {
+		if (L->slot[i].valid && L->slot[i].chunk == c) {
+			L->slot[i].used = ++L->uses;
+			return L->slot[i].bytes;
+		}
+		if (L->slot[i].used < sl->used)
+			sl = &L->slot[i];   /* the least recently used (or never) */
+	}
+	sl->valid = false;
 	if (k->len > L->a->buf_size)
 		fatal(L, "lazy loading: a chunk is larger than the chunk buffer", 0);
 	while (got < k->len) {
-		long n = sys_pread(L->a->pages_fd, L->buf + got, k->len - got, k->offset + got);
+		long n = sys_pread(L->a->pages_fd, sl->bytes + got, k->len - got, k->offset + got);
 		if (n == -EINTR)
 			continue;
 		if (n < 0) {
@@ -399,7 +413,7 @@ static const char *chunk_bytes(struct lazy *L, uint32_t c)
 		}
 		got += (uint64_t)n;
 	}
-	if (crac_img_crc32c_with(&L->crc, 0, L->buf, k->len) != k->crc) {
+	if (crac_img_crc32c_with(&L->crc, 0, sl->bytes, k->len) != k->crc) {
 		crac_img_put_damaged_chunk(&b, c, k, crac_img_kind_name(k->map));
 		if (L->verified[c >> 6] >> (c & 63) & 1) {
 			crac_img_puts(&b, "; ");
@@ -414,9 +428,10 @@ static const char *chunk_bytes(struct lazy *L, uint32_t c)
 		fatal(L, why, 0);
 	}
 	L->verified[c >> 6] |= 1ull << (c & 63);
-	L->buf_chunk = c;
-	L->buf_valid = true;
-	return L->buf;
+	sl->chunk = c;
+	sl->valid = true;
+	sl->used = ++L->uses;
+	return sl->bytes;
 }
 
 /*
@@ -716,7 +731,11 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 	__atomic_store_n(&L->res->lazy_started, 1, __ATOMIC_RELEASE);
 	SYS(SYS_futex, &L->res->lazy_started, FUTEX_WAKE, 1, 0, 0, 0);
 	L->chunk = (const struct crac_img_chunk *)((char *)a + a->chunks_off);
-	L->buf = (char *)a + a->buf_off;
+	L->n_slots = a->buf_slots < CRAC_LAZY_SLOTS ? a->buf_slots : CRAC_LAZY_SLOTS;
+	if (!L->n_slots)
+		L->n_slots = 1;
+	for (uint32_t i = 0; i < L->n_slots; i++)
+		L->slot[i].bytes = (char *)a + a->buf_off + i * a->buf_size;
 	L->n_pages = a->pages_size / P;
 	L->prefetch = !(a->flags & CRAC_LAZY_NO_PREFETCH);
 	crac_img_crc32c_prepare(&L->crc);

@@ -296,12 +296,13 @@ enum {
  * on demand when the program touches a page, and in the background until
  * everything is in. A chunk is read whole (pread) into a buffer of the
  * thread, its crc checked there, and pages are copied only from that
- * buffer: only verified bytes become visible, even if the pages file
- * changes meanwhile (it is never mapped). The loader hands over one
- * anonymous mapping, the "lazy area": this struct, the segment table and
- * the per-chunk table, the chunk buffer, then the thread's stack. The
- * thread has its own file table (clone without CLONE_FILES), holding the
- * userfaultfd and the pages file: the program never sees them.
+ * buffer (which keeps the last few chunks): only verified bytes become
+ * visible, even if the pages file changes meanwhile (it is never mapped).
+ * The loader hands over one anonymous mapping, the "lazy area": this
+ * struct, the segment table and the per-chunk table, the chunk buffer,
+ * then the thread's stack. The thread has its own file table (clone
+ * without CLONE_FILES), holding the userfaultfd and the pages file: the
+ * program never sees them.
  */
 /* A mapping is loaded lazily from this many stored bytes on: below, reading
  * it costs less than the faults it would take. */
@@ -335,9 +336,9 @@ struct crac_img_lazy {
 	uint64_t n_chunks;               /* chunks of the image (struct crac_img_chunk[]) */
 	uint64_t chunks_off;
 	int32_t pages_fd;                /* the pages file (read with pread, never mapped) */
-	uint32_t pad;
+	uint32_t buf_slots;              /* the chunk buffer: this many slots ... */
 	uint64_t pages_size;             /* its size, from the header */
-	uint64_t buf_off, buf_size;      /* the chunk buffer: >= the largest lazy chunk */
+	uint64_t buf_off, buf_size;      /* ... of buf_size bytes (>= the largest lazy chunk) */
 	uint64_t resume;                 /* the resume block (lazy_tid, lazy_hurry) */
 	uint64_t jump_ns;                /* CLOCK_MONOTONIC when the loader jumped */
 	uint64_t stack_off, stack_size;  /* the thread's stack inside the area */
@@ -345,6 +346,7 @@ struct crac_img_lazy {
 	char dir[4096];                  /* image directory, for messages */
 };
 #define CRAC_LAZY_NO_PREFETCH 0x100u /* CRAC_LAZY_PREFETCH=off: load on demand only */
+#define CRAC_LAZY_SLOTS 4u           /* chunks kept verified in the buffer (threads faulting at once) */
 
 /* ---- reading ------------------------------------------------------------- */
 

@@ -120,7 +120,7 @@ long lazy_start(struct lazy_plan *pl, const struct crac_img_view *v, const bool 
 	uint64_t segs_off = (sizeof(struct crac_img_lazy) + 63) & ~63ull;
 	uint64_t chunks_off = segs_off + n_segs * sizeof(struct crac_img_lazy_seg);
 	uint64_t buf_off = (chunks_off + h->n_chunks * sizeof(struct crac_img_chunk) + P - 1) & ~(P - 1);
-	uint64_t stack_off = buf_off + buf_size;   /* chunk lengths are whole pages */
+	uint64_t stack_off = buf_off + buf_size * CRAC_LAZY_SLOTS;   /* chunk lengths are whole pages */
 	uint64_t tls_off = stack_off + LAZY_STACK;
 	uint64_t size = tls_off + P;
 
@@ -141,6 +141,7 @@ long lazy_start(struct lazy_plan *pl, const struct crac_img_view *v, const bool 
 	a->pages_size = h->pages_size;
 	a->buf_off = buf_off;
 	a->buf_size = buf_size;
+	a->buf_slots = CRAC_LAZY_SLOTS;
 	a->resume = (uint64_t)(uintptr_t)res;
 	a->jump_ns = now_ns;
 	a->stack_off = stack_off;
