@@ -1,7 +1,7 @@
 /*
  * cmd_image.c - image engine subcommands:
  *
- *   crac restore DIR [--populate | --lazy] [--stats] [--timens] [--env K=V]... [-- ARGS...]
+ *   crac restore DIR [--populate | --lazy] [--stats] [--timens] [--trust-owner] [--env K=V]... [-- ARGS...]
  *       execs the static loader (crac-loader), which verifies the image and
  *       becomes the restored process: same pid as this command, same stdio.
  *       Large anonymous mappings load lazily when this user may handle
@@ -9,10 +9,12 @@
  *       --lazy refuses to restore if lazy loading is impossible.
  *       --timens first enters a new time namespace whose CLOCK_MONOTONIC and
  *       CLOCK_BOOTTIME continue from their values at checkpoint.
- *   crac inspect DIR [--json]
+ *       --trust-owner restores an image owned by another user (an image is
+ *       code: by default only the restoring user's own images restore).
+ *   crac inspect DIR [--json] [--trust-owner]
  *       prints the header, mappings (mapped vs stored bytes), threads, and
- *       runs the loader's checks against this machine (header and page
- *       checksums, CPU features, vDSO, mapped files). Exit 1 if any fails.
+ *       runs the loader's own checks (image/check.c) against this machine
+ *       and user, plus every chunk's checksum. Exit 1 if any fails.
  */
 #include "cli.h"
 #include "core/internal.h"
@@ -30,6 +32,20 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Text from an image, for the terminal: control characters as \xNN
+ * (crac_img_put_escaped). Four results may be live at once. */
+static const char *esc(const char *s)
+{
+	static char bufs[4][8192];
+	static int next;
+	char *out = bufs[next++ & 3];
+	struct crac_img_buf b = { out, 0, sizeof(bufs[0]) };
+
+	out[0] = 0;
+	crac_img_put_escaped(&b, s);
+	return out;
+}
+
 /* ---- restore ------------------------------------------------------------------ */
 
 /*
@@ -42,16 +58,26 @@
  */
 static int enter_timens(const char *dir)
 {
-	struct crac_img_loaded img;
+	struct crac_img_opened o;
+	struct crac_img_view v;
 	char msg[1024];
 	struct timespec mono, boot;
+	void *buf = NULL;
 
-	if (crac_img_load(dir, &img, msg, sizeof(msg)) < 0) {
-		cli_err("restore %s: %s", dir, msg);
+	/* read as the loader reads it (no FIFO waited on, no link followed) */
+	if (crac_img_open(dir, &o, msg, sizeof(msg)) < 0 ||
+	    !(buf = aligned_alloc(8, (o.header_size + 8) & ~7ull)) ||
+	    crac_img_read_header(&o, buf, o.header_size, &v, msg, sizeof(msg)) < 0) {
+		if (o.dir_fd >= 0 && !buf)
+			snprintf(msg, sizeof(msg), "out of memory");
+		cli_err("restore %s: %s", esc(dir), esc(msg));
+		free(buf);
+		crac_img_close(&o);
 		return 1;
 	}
-	int64_t want_mono = img.v.h->monotonic_ns, want_boot = img.v.h->boottime_ns;
-	crac_img_unload(&img);
+	int64_t want_mono = v.h->monotonic_ns, want_boot = v.h->boottime_ns;
+	free(buf);
+	crac_img_close(&o);
 	if (want_mono <= 0 || want_boot <= 0) {
 		cli_err("restore %s --timens: the image does not record its clocks", dir);
 		return 1;
@@ -68,15 +94,15 @@ static int enter_timens(const char *dir)
 	int64_t off_mono = want_mono - (mono.tv_sec * 1000000000LL + mono.tv_nsec);
 	int64_t off_boot = want_boot - (boot.tv_sec * 1000000000LL + boot.tv_nsec);
 	/* "<clock> <seconds> <nanoseconds>", nanoseconds in [0, 1e9) */
-	char buf[160];
+	char offs[160];
 	long long ms = off_mono >= 0 ? off_mono / 1000000000LL : -((-off_mono + 999999999LL) / 1000000000LL);
 	long long bs = off_boot >= 0 ? off_boot / 1000000000LL : -((-off_boot + 999999999LL) / 1000000000LL);
-	int n = snprintf(buf, sizeof(buf), "monotonic %lld %lld\nboottime %lld %lld\n", ms,
+	int n = snprintf(offs, sizeof(offs), "monotonic %lld %lld\nboottime %lld %lld\n", ms,
 			 (long long)(off_mono - ms * 1000000000LL), bs, (long long)(off_boot - bs * 1000000000LL));
 	int fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
-	if (fd < 0 || write(fd, buf, (size_t)n) != n) {
+	if (fd < 0 || write(fd, offs, (size_t)n) != n) {
 		int e = errno;
-		cli_err("restore %s --timens: cannot set the clock offsets (%.*s): %s", dir, n - 1, buf, strerror(e));
+		cli_err("restore %s --timens: cannot set the clock offsets (%.*s): %s", dir, n - 1, offs, strerror(e));
 		if (fd >= 0)
 			close(fd);
 		return 1;
@@ -96,10 +122,10 @@ static int enter_timens(const char *dir)
 
 int crac_cmd_restore_image(int argc, char **argv)
 {
-	const char *usage = "usage: crac restore DIR [--populate | --lazy] [--stats] [--timens] [--env K=V]... [-- ARGS...]";
+	const char *usage = "usage: crac restore DIR [--populate | --lazy] [--stats] [--timens] [--trust-owner] [--env K=V]... [-- ARGS...]";
 	char loader[PATH_MAX], msg[512];
 	const char *dir = NULL;
-	bool populate = false, lazy = false, stats = false, timens = false;
+	bool populate = false, lazy = false, stats = false, timens = false, trust = false;
 	int i;
 
 	for (i = 1; i < argc; i++) {
@@ -114,6 +140,8 @@ int crac_cmd_restore_image(int argc, char **argv)
 			stats = true;
 		} else if (!strcmp(argv[i], "--timens")) {
 			timens = true;
+		} else if (!strcmp(argv[i], "--trust-owner")) {
+			trust = true;
 		} else if (!strcmp(argv[i], "--env") && i + 1 < argc) {
 			if (!strchr(argv[i + 1], '=') || argv[i + 1][0] == '=') {
 				cli_err("--env needs KEY=VALUE, not \"%s\"", argv[i + 1]);
@@ -155,6 +183,8 @@ int crac_cmd_restore_image(int argc, char **argv)
 		args[n++] = "--lazy";
 	if (stats)
 		args[n++] = "--stats";
+	if (trust)
+		args[n++] = "--trust-owner";
 	for (int k = 1; k < argc && strcmp(argv[k], "--"); k++)
 		if (!strcmp(argv[k], "--env") && k + 1 < argc) {
 			args[n++] = "--env";
@@ -213,19 +243,6 @@ static int run_checks(const char *dir, const struct crac_img_opened *o, const st
 	return n;
 }
 
-/* Text from an image, for the terminal: control characters as \xNN
- * (crac_img_put_escaped). Four results may be live at once. */
-static const char *esc(const char *s)
-{
-	static char bufs[4][8192];
-	static int next;
-	char *out = bufs[next++ & 3];
-	struct crac_img_buf b = { out, 0, sizeof(bufs[0]) };
-
-	out[0] = 0;
-	crac_img_put_escaped(&b, s);
-	return out;
-}
 
 /* ---- inspect: printing --------------------------------------------------------------- */
 

@@ -113,7 +113,7 @@ static void put_map(struct crac_img_buf *b, const struct crac_img_view *v, const
 
 static void put_octal(struct crac_img_buf *b, uint32_t mode)
 {
-	char t[6] = { '0', (char)('0' + ((mode >> 9) & 7)), (char)('0' + ((mode >> 6) & 7)),
+	char t[5] = { (char)('0' + ((mode >> 9) & 7)), (char)('0' + ((mode >> 6) & 7)),
 		      (char)('0' + ((mode >> 3) & 7)), (char)('0' + (mode & 7)), 0 };
 	crac_img_puts(b, t);
 }

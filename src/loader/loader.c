@@ -500,7 +500,7 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 	int argc = (int)sp[0];
 	char **argv = (char **)(sp + 1);
 	char **envp = argv + argc + 1;
-	int populate = 0, lazy = 0, stats = 0, check = 0, n_args = 0, n_env = 0;
+	int populate = 0, lazy = 0, stats = 0, check = 0, n_args = 0, n_env = 0, test_crash = 0;
 	unsigned check_flags = 0;
 	struct lazy_plan plan = { .uffd = -1, .mode = 0, .flags = 0 };
 	size_t env_used = 0, args_used = 0;
@@ -518,6 +518,21 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 			stats = 1;
 		else if (!strcmp(*e, "CRAC_LAZY_PREFETCH=off"))
 			plan.flags |= CRAC_LAZY_NO_PREFETCH;
+		else if (!strcmp(*e, "CRAC_LOADER_TEST_CRASH=1"))
+			test_crash = 1;   /* tests of the crash handler: fault after mapping */
+	/* The directory first, so that every message names it. */
+	for (int a = 1; a < argc && strcmp(argv[a], "--"); a++) {
+		if (!strcmp(argv[a], "--env"))
+			a++;
+		else if (argv[a][0] != '-') {
+			static char dir_copy[4096];
+			if (strlen(argv[a]) >= sizeof(dir_copy))
+				die(2, "image directory name too long (at most 4095 bytes)");
+			memcpy(dir_copy, argv[a], strlen(argv[a]) + 1);
+			image_dir = dir_copy;
+			break;
+		}
+	}
 	int i = 1;
 	for (; i < argc; i++) {
 		if (!strcmp(argv[i], "--populate")) populate = 1;
@@ -541,11 +556,6 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 	}
 	if (!dir || (lazy && populate))
 		usage();
-	static char dir_copy[4096];
-	if (strlen(dir) >= sizeof(dir_copy))
-		die(2, "image directory name too long (at most 4095 bytes)");
-	memcpy(dir_copy, dir, strlen(dir) + 1);
-	image_dir = dir_copy;
 	/* New arguments: copied into our .bss, the kernel's stack goes away. */
 	for (; i < argc; i++)
 		keep_string(argv[i], args_buf, &args_used, new_argv, &n_args, "new arguments");
@@ -603,6 +613,10 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 	phase = "mapping the image";
 	uint64_t stored = 0, mapped = 0;
 	map_all(&v, pfd, plan.uffd, &stored, &mapped);
+	if (test_crash) {
+		volatile uint64_t bad = 16;
+		*(volatile int *)(uintptr_t)bad = 0;
+	}
 	/* 6. */
 	phase = "setting brk and the arg/env areas";
 	set_mm(h);

@@ -13,6 +13,12 @@
  *   image_edit DIR chunk-at ADDR prints "index offset length" of the chunk holding ADDR
  *   image_edit DIR vdso-size     record a [vdso] one page smaller (header and mapping)
  *   image_edit DIR overlap       move the first mapping into the loader's reserved range
+ *   image_edit DIR vdso-block-zero    record no vDSO block address
+ *   image_edit DIR map-at-zero   make the first mapping start at address 0
+ *   image_edit DIR file-past-end make a file mapping start past its file's end
+ *   image_edit DIR kind          give the first mapping an unknown kind
+ *   image_edit DIR resume-moved  move the resume block address off its alignment
+ *   image_edit DIR vdso-kind     call the first mapping a [vdso]
  *   image_edit DIR chunk KIND    print "INDEX OFFSET LENGTH" of the first
  *                                stored chunk of a mapping of KIND (heap,
  *                                anon, stack, file, ...), changing nothing:
@@ -141,6 +147,31 @@ int main(int argc, char **argv)
 		for (uint32_t i = 0; i < h->n_maps; i++)
 			if (maps[i].kind == CRAC_MAP_VDSO)
 				maps[i].end -= 4096;
+	} else if (!strcmp(op, "vdso-block-zero")) {
+		h->vdso_block = 0;
+	} else if (!strcmp(op, "map-at-zero")) {
+		maps[0].start = 0;
+	} else if (!strcmp(op, "file-past-end")) {
+		struct crac_img_file *files = (void *)(buf + h->files_off);
+		uint32_t i = 0;
+		while (i < h->n_maps && !(maps[i].kind == CRAC_MAP_FILE && !maps[i].n_chunks && maps[i].prot))
+			i++;
+		if (i == h->n_maps) {
+			fprintf(stderr, "no file mapping without stored pages\n");
+			return 1;
+		}
+		maps[i].offset = (files[maps[i].file].size + 4095) / 4096 * 4096 + 65536;
+		printf("%llx-%llx\n", (unsigned long long)maps[i].start, (unsigned long long)maps[i].end);
+	} else if (!strcmp(op, "kind")) {
+		maps[0].kind = 42;
+	} else if (!strcmp(op, "resume-moved")) {
+		h->resume += 4;
+	} else if (!strcmp(op, "vdso-kind")) {
+		if (maps[0].n_chunks) {
+			fprintf(stderr, "first mapping has stored pages\n");
+			return 1;
+		}
+		maps[0].kind = CRAC_MAP_VDSO;
 	} else if (!strcmp(op, "overlap")) {
 		if (maps[0].n_chunks) {
 			fprintf(stderr, "first mapping has stored pages\n");

@@ -1,0 +1,218 @@
+#!/usr/bin/env bats
+# An image is code and a trust boundary (crac(1) SECURITY): what the restore
+# loader and `crac inspect` (one check routine, src/image/check.c) refuse
+# before the point of no return, and how the loader behaves after it.
+#   - owner and mode: root does not run another user's image, nobody runs an
+#     image others may write, unless --trust-owner
+#   - a FIFO or a symbolic link where the header or pages file belongs:
+#     refused at once (never waited on, never followed)
+#   - crafted headers (checksum kept valid): every one refused in one line,
+#     status 1, and inspect says the same
+#   - a crash after the point of no return: one line naming where and when
+#   - descriptors of `crac restore` itself never reach the restored program
+#   - argument and environment limits said, never cut silently
+
+bats_require_minimum_version 1.5.0
+
+load common
+
+setup() {
+	CRAC="$CRAC_BUILD_DIR/crac"
+	PROBE="$CRAC_BUILD_DIR/tests/image_probe"
+	EDIT="$CRAC_BUILD_DIR/tests/image_edit"
+	T="$(mktemp -d /tmp/crac-bats-trust.XXXXXX)"
+	chmod 755 "$T"
+	mkdir -m 755 "$T/work"
+	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_IMAGE_STATS CRAC_LOADER
+	require_image_engine
+}
+
+teardown() {
+	rm -rf "$T"
+}
+
+checkpoint() {
+	run --separate-stderr clean "$PROBE" "$T/img" "$T/work"
+	echo "checkpoint: status $status: $output $stderr"
+	[ "$status" -eq 0 ]
+}
+
+# restore_refused [OPTIONS...]: `crac restore [OPTIONS] $T/img` refuses with
+# status 1 and one line; the reason (without "crac: restore DIR: ") in $REASON.
+restore_refused() {
+	run --separate-stderr clean timeout 20 "$CRAC" restore "$@" "$T/img" -- pid=1
+	echo "restore: status $status"
+	echo "stdout: $output"
+	echo "stderr: $stderr"
+	[ "$status" -eq 1 ]
+	[ -z "$output" ]
+	[ "$(echo "$stderr" | wc -l)" -eq 1 ]
+	[ "${stderr#"crac: restore $T/img: "}" != "$stderr" ]
+	REASON="${stderr#"crac: restore $T/img: "}"
+}
+
+# restores [OPTIONS...]: the image restores and every probe check passes.
+restores() {
+	run --separate-stderr clean bash -c 'exec "$0" restore "$@" -- pid=$$' "$CRAC" "$@" "$T/img"
+	echo "restore: status $status"
+	echo "$output"
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "${lines[-1]}" = "done generation=1" ]
+}
+
+# inspect_says CHECK REASON: `crac inspect` fails CHECK with exactly REASON.
+inspect_says() {
+	run timeout 20 "$CRAC" inspect "$T/img"
+	echo "inspect: status $status"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	echo "$output" | grep -qxF "  $(printf '%-7s' "$1") FAILED: $2"
+	echo "$output" | grep -qx "result:    this machine cannot restore the image"
+}
+
+# ---- owner and mode ------------------------------------------------------------
+
+@test "root does not restore an image owned by another user, unless --trust-owner" {
+	[ "$(id -u)" -eq 0 ] || skip "needs root to give the image away"
+	checkpoint
+	chown -R 65534:65534 "$T/img"
+	restore_refused
+	[ "$REASON" = "$T/img is owned by uid 65534, not by the restoring user (uid 0): an image is code, restoring it runs that user's program as you; \`crac restore --trust-owner\` accepts it" ]
+	inspect_says owner "$REASON"
+	restores --trust-owner
+	run "$CRAC" inspect --trust-owner "$T/img"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -qx "  owner   ok: not checked (--trust-owner)"
+}
+
+@test "an image file others may write is refused, unless --trust-owner" {
+	checkpoint
+	chmod 666 "$T/img/pages"
+	restore_refused
+	[ "$REASON" = "$T/img/pages can be written by other users (mode 0666): they could change the program it restores; \`crac restore --trust-owner\` accepts it" ]
+	inspect_says owner "$REASON"
+	chmod 600 "$T/img/pages"
+	chmod 770 "$T/img"
+	restore_refused
+	[[ "$REASON" == "$T/img can be written by other users (mode 0770)"* ]]
+	restores --trust-owner
+}
+
+@test "nobody does not restore root's image (it cannot even read it)" {
+	[ "$(id -u)" -eq 0 ] || skip "needs root to switch to nobody"
+	setpriv --reuid=65534 --regid=65534 --clear-groups test -x "$CRAC" || skip "build tree not accessible to nobody"
+	checkpoint
+	chmod 755 "$T/img"
+	chmod 644 "$T/img/header" "$T/img/pages"
+	run --separate-stderr clean setpriv --reuid=65534 --regid=65534 --clear-groups "$CRAC" restore "$T/img" -- pid=1
+	echo "$status: $output $stderr"
+	[ "$status" -eq 1 ]
+	[ -z "$output" ]
+	[[ "$stderr" == "crac: restore $T/img: $T/img is owned by uid 0, not by the restoring user (uid 65534)"* ]]
+}
+
+# ---- files that are not what they should be ------------------------------------
+
+@test "a FIFO or a symbolic link as header or pages is refused at once; inspect does not hang" {
+	checkpoint
+	for f in header pages; do
+		mv "$T/img/$f" "$T/$f.real"
+		mkfifo -m 600 "$T/img/$f"
+		restore_refused
+		[ "$REASON" = "$T/img/$f is a FIFO, not a regular file: refused" ]
+		run --separate-stderr timeout 20 "$CRAC" inspect "$T/img"
+		echo "inspect: $status $stderr"
+		[ "$status" -eq 1 ]
+		[ "$stderr" = "crac: inspect $T/img: $REASON" ]
+		rm "$T/img/$f"
+		ln -s "$T/$f.real" "$T/img/$f"
+		restore_refused
+		[ "$REASON" = "$T/img/$f is a symbolic link: refused (an image's files are never followed)" ]
+		rm "$T/img/$f"
+		mv "$T/$f.real" "$T/img/$f"
+	done
+	restores
+}
+
+@test "a missing header names the file and the errno" {
+	checkpoint
+	rm "$T/img/header"
+	restore_refused
+	[ "$REASON" = "$T/img/header: No such file or directory (errno 2)" ]
+}
+
+# ---- crafted headers (checksum valid) -------------------------------------------
+
+@test "crafted headers are refused before the point of no return, and inspect agrees" {
+	checkpoint
+	cp -a "$T/img" "$T/good"
+	for edit in vdso-block-zero map-at-zero file-past-end kind resume-moved vdso-kind; do
+		rm -rf "$T/img"
+		cp -a "$T/good" "$T/img"
+		"$EDIT" "$T/img" $edit >/dev/null
+		restore_refused
+		echo "$edit: $REASON"
+		case $edit in
+		vdso-block-zero) [ "$REASON" = "the image records no [vvar]/[vdso] block" ] ;;
+		map-at-zero) [[ "$REASON" =~ ^mapping\ 0x0-0x[0-9a-f]+\ \(.+\)\ lies\ below\ vm.mmap_min_addr:\ the\ kernel\ cannot\ map\ it$ ]] ;;
+		file-past-end) [[ "$REASON" =~ ^mapping\ 0x[0-9a-f]+-0x[0-9a-f]+\ \(.+\)\ starts\ past\ the\ end\ of\ its\ file:\ touching\ it\ would\ raise\ SIGBUS$ ]] ;;
+		kind) [ "$REASON" = "header: bad kind or protection of mapping #0" ] ;;
+		resume-moved) [ "$REASON" = "the resume block address lies in no private read-write mapping" ] ;;
+		vdso-kind) [[ "$REASON" =~ ^mapping\ .+\ does\ not\ match\ the\ recorded\ \[vvar\]/\[vdso\]\ block$ ]] ;;
+		esac
+		if [ $edit != kind ]; then
+			inspect_says layout "$REASON"
+		fi
+		run "$CRAC_BUILD_DIR/crac-loader" --check "$T/img"
+		[ "$status" -eq 1 ]
+	done
+}
+
+@test "a crash after the point of no return is named, never silent" {
+	checkpoint
+	run --separate-stderr clean env CRAC_LOADER_TEST_CRASH=1 "$CRAC" restore "$T/img" -- pid=1
+	echo "status $status: $output / $stderr"
+	[ "$status" -eq 1 ]
+	[ -z "$output" ]
+	[[ "$stderr" =~ ^crac:\ restore\ $T/img:\ crashed\ at\ 0x[0-9a-f]+\ \(SIGSEGV,\ fault\ address\ 0x10\)\ while\ mapping\ the\ image:\ the\ image\ is\ damaged\ or\ does\ not\ fit\ this\ machine\;\ nothing\ was\ changed\ on\ disk$ ]]
+}
+
+# ---- what reaches the restored program ------------------------------------------
+
+@test "descriptors of crac restore itself do not leak into the restored process" {
+	checkpoint
+	clean bash -c 'exec 5</etc/hostname 7>/dev/null; echo $$ >"$2/pid"; exec "$0" restore "$1" -- pid=$$ wait-usr2' \
+		"$CRAC" "$T/img" "$T" >"$T/out" 2>"$T/err" &
+	bg=$!
+	for i in $(seq 100); do
+		grep -q "waiting for SIGUSR2" "$T/out" 2>/dev/null && break
+		sleep 0.1
+	done
+	pid=$(cat "$T/pid")
+	fds=$(ls /proc/"$pid"/fd | sort -n | tr '\n' ' ')
+	kill -USR2 "$pid"
+	wait "$bg"
+	cat "$T/out" "$T/err"
+	echo "fds: $fds"
+	[ "$fds" = "0 1 2 " ]
+}
+
+@test "argument and environment limits are said, never cut" {
+	checkpoint
+	run --separate-stderr "$CRAC" restore "$T/img" -- $(seq 16385)
+	echo "$status: $stderr"
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "crac: restore $T/img: too many new arguments (at most 16384 of them, 1048576 bytes in all)" ]
+	envs=()
+	for i in $(seq 16385); do envs+=(--env "K$i=v"); done
+	run --separate-stderr "$CRAC" restore "${envs[@]}" "$T/img"
+	echo "$status: $stderr"
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "crac: restore $T/img: too many --env settings (at most 16384 of them, 1048576 bytes in all)" ]
+	big=$(head -c 120000 /dev/zero | tr '\0' x)
+	run --separate-stderr "$CRAC" restore "$T/img" -- $big $big $big $big $big $big $big $big $big
+	echo "$status: ${stderr:0:300}"
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "crac: restore $T/img: too many new arguments (at most 16384 of them, 1048576 bytes in all)" ]
+}
