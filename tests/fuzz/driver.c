@@ -1,0 +1,156 @@
+/*
+ * driver.c - runs fuzz_image.c's target without libFuzzer.
+ *
+ *   fuzz_image_regress PATH...
+ *       runs every file named, and every regular file in every directory
+ *       named, through LLVMFuzzerTestOneInput once (the corpus as a
+ *       regression test: ctest fuzz.corpus). A crash or abort() is the
+ *       failure; exit status 0 once all ran, 1 if there was no input.
+ *
+ *   fuzz_image_regress --make-seed IMGDIR OUT FLAGS
+ *       writes a seed input (layout: see fuzz_image.c) from the real image
+ *       IMGDIR: the flags byte FLAGS, IMGDIR/header, then a pages patch of
+ *       the (at most two) pages of IMGDIR/pages that hold the resume
+ *       block. Used by make_corpus.sh.
+ */
+#include "image/image.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Reads a whole file into a malloc'ed buffer; NULL with a message if not. */
+static uint8_t *slurp(const char *path, size_t *size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	uint8_t *p;
+
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		fprintf(stderr, "fuzz_image_regress: %s: %s\n", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	p = malloc(st.st_size ? (size_t)st.st_size : 1);
+	*size = 0;
+	while (p && *size < (size_t)st.st_size) {
+		ssize_t n = read(fd, p + *size, (size_t)st.st_size - *size);
+		if (n <= 0) {
+			fprintf(stderr, "fuzz_image_regress: %s: %s\n", path, n < 0 ? strerror(errno) : "file shrank");
+			free(p);
+			p = NULL;
+			break;
+		}
+		*size += (size_t)n;
+	}
+	close(fd);
+	return p;
+}
+
+static int run_file(const char *path)
+{
+	size_t size;
+	uint8_t *p = slurp(path, &size);
+
+	if (!p)
+		return -1;
+	LLVMFuzzerTestOneInput(p, size);
+	free(p);
+	return 0;
+}
+
+static int make_seed(const char *dir, const char *out, unsigned flags)
+{
+	char path[4096], msg[256];
+	size_t hsize, psize;
+	struct crac_img_view v;
+
+	snprintf(path, sizeof(path), "%s/" CRAC_IMG_HEADER_FILE, dir);
+	uint8_t *h = slurp(path, &hsize);
+	snprintf(path, sizeof(path), "%s/" CRAC_IMG_PAGES_FILE, dir);
+	uint8_t *pg = slurp(path, &psize);
+	if (!h || !pg)
+		return 1;
+	if (crac_img_parse(h, hsize, &v, msg, sizeof(msg)) < 0) {
+		fprintf(stderr, "fuzz_image_regress: %s/header: %s\n", dir, msg);
+		return 1;
+	}
+	/* the pages holding the resume block */
+	uint64_t off = 0, end = 0, r = v.h->resume;
+	for (uint32_t c = 0; c < v.h->n_chunks; c++) {
+		const struct crac_img_chunk *k = &v.chunks[c];
+		if (r >= k->addr && r - k->addr < k->len) {
+			off = (k->offset + (r - k->addr)) & ~(CRAC_IMG_PAGE - 1);
+			end = off + 2 * CRAC_IMG_PAGE;
+			if (end > k->offset + k->len)
+				end = k->offset + k->len;
+			break;
+		}
+	}
+	if (end > psize) {
+		fprintf(stderr, "fuzz_image_regress: %s/pages is shorter than its header says\n", dir);
+		return 1;
+	}
+	FILE *f = fopen(out, "wb");
+	uint8_t fl = (uint8_t)flags;
+	if (!f || fwrite(&fl, 1, 1, f) != 1 || fwrite(h, 1, hsize, f) != hsize ||
+	    (end > off && (fwrite(&off, 8, 1, f) != 1 || fwrite(pg + off, 1, end - off, f) != end - off)) ||
+	    fclose(f) != 0) {
+		fprintf(stderr, "fuzz_image_regress: %s: %s\n", out, strerror(errno));
+		return 1;
+	}
+	free(h);
+	free(pg);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	unsigned n = 0;
+	int bad = 0;
+
+	if (argc == 5 && !strcmp(argv[1], "--make-seed"))
+		return make_seed(argv[2], argv[3], (unsigned)strtoul(argv[4], NULL, 0));
+	if (argc < 2) {
+		fprintf(stderr, "usage: fuzz_image_regress CORPUS_DIR_OR_FILE...\n"
+				"       fuzz_image_regress --make-seed IMGDIR OUT FLAGS\n");
+		return 2;
+	}
+	LLVMFuzzerInitialize(&argc, &argv);
+	for (int i = 1; i < argc; i++) {
+		struct stat st;
+		if (stat(argv[i], &st) < 0) {
+			fprintf(stderr, "fuzz_image_regress: %s: %s\n", argv[i], strerror(errno));
+			bad = 1;
+			continue;
+		}
+		if (!S_ISDIR(st.st_mode)) {
+			bad |= run_file(argv[i]) < 0;
+			n++;
+			continue;
+		}
+		DIR *d = opendir(argv[i]);
+		struct dirent *e;
+		while (d && (e = readdir(d))) {
+			char path[4096];
+			snprintf(path, sizeof(path), "%s/%s", argv[i], e->d_name);
+			if (e->d_name[0] == '.' || stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+				continue;
+			bad |= run_file(path) < 0;
+			n++;
+		}
+		if (d)
+			closedir(d);
+	}
+	printf("fuzz_image_regress: %u inputs ran\n", n);
+	return bad || !n ? 1 : 0;
+}

@@ -1,0 +1,46 @@
+#!/bin/bash
+# make_corpus.sh BUILD_DIR [OUT_DIR]
+#
+# Seeds for fuzz_image from a real image: checkpoints tests/progs/image_probe
+# with the image engine (as tests/cli/image_refuse.bats does) and writes
+# OUT_DIR/seed-probe-{fix,raw,owner}: the image's header with the pages that
+# hold its resume block (input layout: tests/fuzz/fuzz_image.c), with flags
+#   fix    0x01  size and crc recomputed by the target (mutations reach the checks)
+#   raw    0x00  parsed as is (its checksum is right)
+#   owner  0x0f  fix, header group-writable, --trust-owner, 64-byte messages
+# BUILD_DIR is a normal (gcc) build with tests: it has tests/image_probe and
+# tests/fuzz/fuzz_image_regress. OUT_DIR defaults to tests/fuzz/corpus.
+set -eu
+
+build=${1:?usage: make_corpus.sh BUILD_DIR [OUT_DIR]}
+here=$(cd "$(dirname "$0")" && pwd)
+out=${2:-$here/corpus}
+probe=$build/tests/image_probe
+regress=$build/tests/fuzz/fuzz_image_regress
+for f in "$probe" "$regress"; do
+	[ -x "$f" ] || { echo "make_corpus.sh: $f not built" >&2; exit 1; }
+done
+
+t=$(mktemp -d /tmp/crac-fuzz-corpus.XXXXXX)
+trap 'rm -rf "$t"' EXIT
+mkdir "$t/work"
+head -c 20000 /dev/urandom >"$t/data.bin"
+unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_IMAGE_STATS CRAC_LOADER
+
+# The checkpoint refuses open descriptors it cannot save: close all but 0-2.
+(
+	for fd in $(ls /proc/$BASHPID/fd); do
+		if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
+	done
+	exec "$probe" "$t/img" "$t/work" --map "$t/data.bin"
+) </dev/null >"$t/out" 2>"$t/err" || {
+	echo "make_corpus.sh: image_probe failed to checkpoint:" >&2
+	cat "$t/out" "$t/err" >&2
+	exit 1
+}
+
+mkdir -p "$out"
+"$regress" --make-seed "$t/img" "$out/seed-probe-fix" 0x01
+"$regress" --make-seed "$t/img" "$out/seed-probe-raw" 0x00
+"$regress" --make-seed "$t/img" "$out/seed-probe-owner" 0x0f
+ls -l "$out"/seed-probe-*
