@@ -91,7 +91,11 @@ int crac_cmd_run(int argc, char **argv)
 			setenv("CRAC_POLICIES", path, 1);
 			break;
 		case 'h':
-			printf("usage: crac run [--engine E] [--checkpoint-to DIR] [--policies FILE] -- PROG [ARGS...]\n");
+			printf("usage: crac run [--engine E] [--checkpoint-to DIR] [--policies FILE] -- PROG [ARGS...]\n"
+			       "  --checkpoint-to DIR  image directory (made absolute, at most %d bytes);\n"
+			       "                       without --engine or $CRAC_ENGINE, selects the image engine\n"
+			       "  --policies FILE      policy file (at most %d bytes)\n",
+			       CLI_IMAGE_DIR_MAX, CLI_PATH_MAX);
 			return 0;
 		default:
 			return 2;

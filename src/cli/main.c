@@ -89,6 +89,7 @@ static void usage(FILE *f)
 		"        restore an image written by the image engine\n"
 		"  run [--engine E] [--checkpoint-to DIR] [--policies FILE] -- PROG [ARGS...]\n"
 		"        run an unmodified program with libcrac preloaded and its control endpoint on\n"
+		"        (--checkpoint-to DIR without --engine: the image engine, writing to DIR)\n"
 		"  inspect DIR [--json]\n"
 		"        print an image's header, mappings, threads and checks\n"
 		"  check PID\n"
