@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,13 +38,41 @@
 
 /* ---- paths ------------------------------------------------------------- */
 
-int crac__control_dir(unsigned uid, char *buf, size_t len)
+/* Is `dir` an absolute path to a real directory (not a symlink) owned by
+ * `uid` that nobody else may write to? */
+static bool private_dir(const char *dir, unsigned uid)
+{
+	struct stat st;
+
+	return dir && dir[0] == '/' && lstat(dir, &st) == 0 && S_ISDIR(st.st_mode) &&
+	       st.st_uid == uid && !(st.st_mode & 022);
+}
+
+/*
+ * The directory of this process's control socket:
+ *   $CRAC_CONTROL_DIR               when set (tests, special set-ups);
+ *   $XDG_RUNTIME_DIR/crac           when XDG_RUNTIME_DIR is a directory of
+ *                                   ours that nobody else may write to;
+ *   /run/user/UID/crac              when /run/user/UID is such a directory;
+ *   /tmp/crac-UID                   otherwise (anybody may create that name
+ *                                   first: check_dir() then refuses it).
+ * UID is our effective uid. Returns the length or -ENAMETOOLONG.
+ */
+static int own_dir(char *buf, size_t len)
 {
 	const char *d = getenv("CRAC_CONTROL_DIR");
+	const char *x = getenv("XDG_RUNTIME_DIR");
+	unsigned uid = (unsigned)geteuid();
+	char run[64];
 	int n;
 
+	snprintf(run, sizeof(run), "/run/user/%u", uid);
 	if (d && *d)
 		n = snprintf(buf, len, "%s", d);
+	else if (private_dir(x, uid))
+		n = snprintf(buf, len, "%s/crac", x);
+	else if (private_dir(run, uid))
+		n = snprintf(buf, len, "%s/crac", run);
 	else
 		n = snprintf(buf, len, "/tmp/crac-%u", uid);
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : n;
@@ -59,25 +88,11 @@ static int path_in(const char *dir, int pid, char *buf, size_t len)
 int crac_control_path(char *buf, size_t len)
 {
 	char dir[200];
-	int rc = crac__control_dir(geteuid(), dir, sizeof(dir));
+	int rc = own_dir(dir, sizeof(dir));
 
 	if (!buf)
 		return -EINVAL;
 	return rc < 0 ? rc : path_in(dir, getpid(), buf, len);
-}
-
-int crac__control_path_of(int pid, char *buf, size_t len)
-{
-	char proc[64], dir[200];
-	struct stat st;
-	int rc;
-
-	snprintf(proc, sizeof(proc), "/proc/%d", pid);
-	if (stat(proc, &st) < 0)
-		return -errno;
-	if ((rc = crac__control_dir(st.st_uid, dir, sizeof(dir))) < 0)
-		return rc;
-	return path_in(dir, pid, buf, len);
 }
 
 /* ---- escaping ---------------------------------------------------------- */
@@ -123,6 +138,10 @@ static int listen_fd = -1;
 static int wake_pipe[2] = { -1, -1 };
 static pthread_t listener;
 static char sock_path[256];
+/* The socket file we bound, to remove only that one (not a successor's). */
+static dev_t sock_dev;
+static ino_t sock_ino;
+static pid_t sock_pid;
 
 struct conn {
 	struct crac_requester rq;
@@ -314,6 +333,45 @@ static int read_request(struct conn *c)
 	return n ? 0 : -EPROTO;
 }
 
+/*
+ * CHECK: the inventory's findings under a headline of their own. (The
+ * report's own headline would say "checkpoint aborted": nothing was.) The
+ * status is CRAC_ABORTED when something would refuse a checkpoint, so that
+ * `crac check` exits 1.
+ */
+static void answer_check(struct conn *c)
+{
+	crac_report *rep = NULL;
+	char *text = NULL, line[200];
+	int n = crac_check(&rep);
+	size_t count = crac_report_count(rep);
+
+	if (n > 0 && !count)
+		count = (size_t)n;
+	if (n < 0)
+		snprintf(line, sizeof(line), "crac: check: process %d could not take its inventory (%s): "
+			 "%zu problem%s\n", (int)getpid(), crac__errno_name(n), count, count == 1 ? "" : "s");
+	else if (count)
+		snprintf(line, sizeof(line), "crac: check: %zu problem%s would refuse a checkpoint of process %d\n",
+			 count, count == 1 ? "" : "s", (int)getpid());
+	else
+		snprintf(line, sizeof(line), "crac: check: nothing stands in the way of a checkpoint of "
+			 "process %d\n", (int)getpid());
+	conn_write(c->fd, line);
+	/* the entries: the formatted report without its first line */
+	if (count && crac_report_format(rep, &text) == 0) {
+		const char *body = strchr(text, '\n');
+		if (body)
+			conn_write(c->fd, body + 1);
+		free(text);
+	}
+	c->done = true;
+	snprintf(line, sizeof(line), "STATUS %d\n", n < 0 ? n : count ? CRAC_ABORTED : CRAC_CONTINUED);
+	conn_write(c->fd, line);
+	shutdown(c->fd, SHUT_RDWR);
+	crac_report_free(rep);
+}
+
 static void serve(int fd)
 {
 	struct ucred cred;
@@ -364,12 +422,7 @@ static void serve(int fd)
 		}
 		pthread_attr_destroy(&attr);
 	} else if (strcmp(verb, "CHECK") == 0) {
-		crac_report *rep = NULL;
-		int n = crac_check(&rep);
-		if (n == 0)
-			conn_write(fd, "crac: nothing stands in the way of a checkpoint\n");
-		rq_finish(&c->rq, n < 0 ? n : n ? CRAC_ABORTED : CRAC_CONTINUED, rep);
-		crac_report_free(rep);
+		answer_check(c);
 		conn_free(c);
 	} else if (strcmp(verb, "RESUME") == 0) {
 		c->rq.finish = resumer_finish;
@@ -461,6 +514,25 @@ static void after_fork_child(void)
 	pthread_mutex_init(&ctl_lock, NULL);
 }
 
+/* Removes our socket file if it is still the one we bound (a process that
+ * reuses our pid may have replaced it since). */
+static void remove_socket(void)
+{
+	struct stat st;
+
+	if (sock_path[0] && sock_pid == getpid() && lstat(sock_path, &st) == 0 &&
+	    st.st_dev == sock_dev && st.st_ino == sock_ino)
+		unlink(sock_path);
+	sock_path[0] = 0;
+}
+
+/* A normal exit (exit(), return from main) leaves no socket file behind.
+ * The listener may still run: it only stops being reachable. */
+__attribute__((destructor)) static void control_at_exit(void)
+{
+	remove_socket();
+}
+
 static void register_atfork(void)
 {
 	pthread_atfork(NULL, NULL, after_fork_child);
@@ -480,7 +552,7 @@ int crac_control_start(void)
 		return 0;
 	}
 	pthread_once(&atfork_once, register_atfork);
-	if ((rc = crac__control_dir(geteuid(), dir, sizeof(dir))) < 0 ||
+	if ((rc = own_dir(dir, sizeof(dir))) < 0 ||
 	    (rc = check_dir(dir)) < 0 ||
 	    (rc = path_in(dir, getpid(), sock_path, sizeof(sock_path))) < 0 ||
 	    (rc = clear_stale(sock_path)) < 0)
@@ -491,11 +563,20 @@ int crac_control_start(void)
 		goto fail;
 	}
 	strcpy(a.sun_path, sock_path);
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-	    chmod(sock_path, 0600) < 0 || listen(fd, 16) < 0 ||
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	struct stat st;
+	if (lstat(sock_path, &st) == 0) {
+		sock_dev = st.st_dev;
+		sock_ino = st.st_ino;
+		sock_pid = getpid();
+	}
+	if (chmod(sock_path, 0600) < 0 || listen(fd, 16) < 0 ||
 	    pipe2(wake_pipe, O_CLOEXEC) < 0) {
 		rc = -errno;
-		unlink(sock_path);
+		remove_socket();
 		goto fail;
 	}
 	listen_fd = fd;
@@ -512,7 +593,7 @@ int crac_control_start(void)
 		close(wake_pipe[1]);
 		wake_pipe[0] = wake_pipe[1] = -1;
 		listen_fd = -1;
-		unlink(sock_path);
+		remove_socket();
 		goto fail;
 	}
 	pthread_mutex_unlock(&ctl_lock);
@@ -543,32 +624,269 @@ int crac_control_stop(void)
 	close(wake_pipe[0]);
 	close(wake_pipe[1]);
 	listen_fd = wake_pipe[0] = wake_pipe[1] = -1;
-	unlink(sock_path);
-	sock_path[0] = 0;
+	remove_socket();
 	pthread_mutex_unlock(&ctl_lock);
 	return 0;
 }
 
 /* ---- client ------------------------------------------------------------ */
 
+/*
+ * The client trusts nothing it finds in a directory: anybody may have
+ * created /tmp/crac-UID first, a program may have put a symlink at the
+ * socket's name, and whatever listens there may not be process PID. So:
+ *  - the owner of process PID is its effective uid (/proc/PID/status);
+ *  - the candidate directories are those the target could have chosen
+ *    (own_dir() in the target): $CRAC_CONTROL_DIR (ours, then the target's
+ *    from /proc/PID/environ), the target's $XDG_RUNTIME_DIR/crac,
+ *    /run/user/UID/crac, /tmp/crac-UID;
+ *  - a directory is used only if it is a real directory (opened with
+ *    O_NOFOLLOW) owned by that uid or root and writable by nobody else;
+ *  - PID.sock in it must be a socket (not a symlink) owned by that uid;
+ *  - it is reached through the opened directory (/proc/self/fd/N/PID.sock),
+ *    so no path component can be swapped in between;
+ *  - the listener must be process PID with that uid (SO_PEERCRED), checked
+ *    before the request is sent.
+ * A candidate that fails is skipped: nothing is sent to it. If none is
+ * usable, the most telling reason is reported.
+ */
+
+#define MAX_CANDIDATES 5
+
+/* How telling a reason is: the higher, the more it explains the failure. */
+enum why_rank { WHY_NONE, WHY_ABSENT, WHY_STALE, WHY_ACCESS, WHY_REFUSED };
+
+struct lookup {
+	int pid;
+	unsigned uid;             /* effective uid of process pid */
+	enum why_rank rank;       /* of the reason kept in why / rc */
+	int rc;
+	char why[400];
+	char looked[600];         /* the directories looked in, for the message */
+};
+
+/* Keeps the reason if it explains more than the one kept so far. */
+static void note(struct lookup *l, enum why_rank rank, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void note(struct lookup *l, enum why_rank rank, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (rank <= l->rank)
+		return;
+	l->rank = rank;
+	l->rc = rc;
+	va_start(ap, fmt);
+	vsnprintf(l->why, sizeof(l->why), fmt, ap);
+	va_end(ap);
+}
+
+/* The effective uid of process pid: the second field of "Uid:" in
+ * /proc/PID/status (the owner of /proc/PID is root for a non-dumpable
+ * process). */
+static int proc_euid(int pid, unsigned *uid)
+{
+	char path[64], line[256];
+	unsigned r, e;
+	FILE *f;
+	int rc = -EPROTO;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	if (!(f = fopen(path, "re")))
+		return -errno;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Uid: %u %u", &r, &e) == 2) {
+			*uid = e;
+			rc = 0;
+			break;
+		}
+	fclose(f);
+	return rc;
+}
+
+/* The value of `key` in the initial environment of process pid (readable by
+ * its owner and root only); false if absent or unreadable. */
+static bool proc_env(int pid, const char *key, char *buf, size_t len)
+{
+	char path[64], *env = NULL;
+	size_t cap = 0, klen = strlen(key);
+	ssize_t n;
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/environ", pid);
+	if (!(f = fopen(path, "re")))
+		return false;
+	while (!found && (n = getdelim(&env, &cap, 0, f)) > 0) {
+		if ((size_t)n > klen && strncmp(env, key, klen) == 0 && env[klen] == '=') {
+			found = (size_t)n - klen - 1 < len;
+			if (found)
+				snprintf(buf, len, "%s", env + klen + 1);
+		}
+	}
+	free(env);
+	fclose(f);
+	return found && buf[0];
+}
+
+/*
+ * Tries one candidate directory. Returns a connected socket whose peer is
+ * verified, or -1 with the reason noted in l.
+ */
+static int try_dir(struct lookup *l, const char *dir)
+{
+	char edir[200], name[32], via[64];
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	struct ucred cred;
+	socklen_t clen = sizeof(cred);
+	struct stat dst, sst;
+	int dfd, fd = -1;
+
+	crac__escaped(dir, edir, sizeof(edir));   /* it may come from the target's environment */
+	snprintf(name, sizeof(name), "%d.sock", l->pid);
+	if (strlen(l->looked) + strlen(edir) + 3 < sizeof(l->looked))
+		snprintf(l->looked + strlen(l->looked), sizeof(l->looked) - strlen(l->looked),
+			 "%s%s", l->looked[0] ? ", " : "", edir);
+
+	/* O_PATH: no read permission needed, and the owner/mode checks are ours */
+	dfd = open(dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0) {
+		if (errno == ELOOP || errno == ENOTDIR)
+			note(l, WHY_ABSENT, -ENOENT, "control directory %s is %s: not used", edir,
+			     errno == ELOOP ? "a symlink" : "not a directory");
+		else if (errno == EACCES)
+			note(l, WHY_ACCESS, -EACCES, "permission denied reaching %s: only the owner of "
+			     "process %d or root may control it", edir, l->pid);
+		else if (errno != ENOENT)
+			note(l, WHY_ABSENT, -errno, "control directory %s: %s", edir, strerror(errno));
+		return -1;
+	}
+	if (fstat(dfd, &dst) < 0)
+		goto out;
+	/* Is there anything at PID.sock? (Not following a symlink there.) */
+	if (fstatat(dfd, name, &sst, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (errno == EACCES)
+			note(l, WHY_ACCESS, -EACCES, "permission denied reaching %s/%s: only the owner of "
+			     "process %d or root may control it", edir, name, l->pid);
+		goto out;
+	}
+	if ((dst.st_uid != l->uid && dst.st_uid != 0) || (dst.st_mode & 022)) {
+		note(l, WHY_REFUSED, -EPERM, "control directory %s is owned by uid %u with mode %04o "
+		     "(it must belong to uid %u, the owner of process %d, or root, and be writable "
+		     "by nobody else): refused", edir, (unsigned)dst.st_uid,
+		     (unsigned)(dst.st_mode & 07777), l->uid, l->pid);
+		goto out;
+	}
+	if (S_ISLNK(sst.st_mode) || !S_ISSOCK(sst.st_mode)) {
+		note(l, WHY_REFUSED, -EPERM, "control socket %s/%s is %s: refused", edir, name,
+		     S_ISLNK(sst.st_mode) ? "a symlink" : "not a socket");
+		goto out;
+	}
+	if (sst.st_uid != l->uid) {
+		note(l, WHY_REFUSED, -EPERM, "control socket %s/%s is owned by uid %u, not uid %u "
+		     "(the owner of process %d): refused", edir, name, (unsigned)sst.st_uid, l->uid, l->pid);
+		goto out;
+	}
+
+	/* Through the directory we checked: no path component is looked up again. */
+	snprintf(via, sizeof(via), "/proc/self/fd/%d/%s", dfd, name);
+	strcpy(a.sun_path, via);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		note(l, WHY_REFUSED, -errno, "socket: %s", strerror(errno));
+		goto out;
+	}
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		int e = errno;
+		if (e == ECONNREFUSED || e == ENOENT)
+			note(l, WHY_STALE, -ECONNREFUSED, "process %d has no control endpoint: nothing "
+			     "listens at %s/%s (enable it with crac_control_start() or CRAC_CONTROL=1, "
+			     "or start the program with `crac run`)", l->pid, edir, name);
+		else if (e == EACCES || e == EPERM)
+			note(l, WHY_ACCESS, -e, "permission denied connecting to %s/%s: only the owner of "
+			     "process %d or root may control it", edir, name, l->pid);
+		else
+			note(l, WHY_STALE, -e, "cannot connect to %s/%s: %s", edir, name, strerror(e));
+		goto fail;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0) {
+		note(l, WHY_REFUSED, -errno, "control socket %s/%s: SO_PEERCRED: %s", edir, name,
+		     strerror(errno));
+		goto fail;
+	}
+	if (cred.pid != l->pid) {
+		note(l, WHY_REFUSED, -EPERM, "control socket %s/%s was answered by pid %d, not %d: refused",
+		     edir, name, (int)cred.pid, l->pid);
+		goto fail;
+	}
+	if (cred.uid != l->uid) {
+		note(l, WHY_REFUSED, -EPERM, "control socket %s/%s was answered by uid %u, not uid %u "
+		     "(the owner of process %d): refused", edir, name, (unsigned)cred.uid, l->uid, l->pid);
+		goto fail;
+	}
+	close(dfd);
+	return fd;
+fail:
+	close(fd);
+	fd = -1;
+out:
+	close(dfd);
+	return fd;
+}
+
+/* Connects to the verified control socket of process pid, or returns a
+ * negative errno with one line in err. */
+static int connect_to(int pid, char *err, size_t errlen)
+{
+	struct lookup l = { .pid = pid };
+	char cand[MAX_CANDIDATES][256], v[200];
+	const char *d;
+	int n = 0, rc, fd;
+
+	if ((rc = proc_euid(pid, &l.uid)) < 0) {
+		if (rc == -ENOENT)
+			snprintf(err, errlen, "no process %d", pid);
+		else
+			snprintf(err, errlen, "cannot read /proc/%d/status: %s", pid, strerror(-rc));
+		return rc;
+	}
+#define ADD(...) do { if (n < MAX_CANDIDATES) snprintf(cand[n++], sizeof(cand[0]), __VA_ARGS__); } while (0)
+	if ((d = getenv("CRAC_CONTROL_DIR")) && *d)
+		ADD("%s", d);
+	if (proc_env(pid, "CRAC_CONTROL_DIR", v, sizeof(v)))
+		ADD("%s", v);
+	if (proc_env(pid, "XDG_RUNTIME_DIR", v, sizeof(v)) && v[0] == '/')
+		ADD("%s/crac", v);
+	ADD("/run/user/%u/crac", l.uid);
+	ADD("/tmp/crac-%u", l.uid);
+#undef ADD
+	for (int i = 0; i < n; i++) {
+		bool seen = false;
+		for (int j = 0; j < i && !seen; j++)
+			seen = strcmp(cand[i], cand[j]) == 0;
+		if (!seen && (fd = try_dir(&l, cand[i])) >= 0)
+			return fd;
+	}
+	if (l.rank > WHY_ABSENT) {
+		snprintf(err, errlen, "%s", l.why);
+		return l.rc;
+	}
+	snprintf(err, errlen, "process %d has no control endpoint (looked in %s%s%s; enable it with "
+		 "crac_control_start() or CRAC_CONTROL=1, or start the program with `crac run`)",
+		 pid, l.looked, l.rank ? "; " : "", l.rank ? l.why : "");
+	return -ENOENT;
+}
+
 int crac__control_request(int pid, const char *const *tokens, FILE *out, int *status,
 			  char *err, size_t errlen)
 {
-	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	char path[256], *line = NULL;
+	char *line = NULL;
 	size_t cap = 0, used = 0;
 	bool got_status = false;
+	ssize_t len;
 	int fd, rc;
 	FILE *in;
 
-	rc = crac__control_path_of(pid, path, sizeof(path));
-	if (rc == -ENOENT) {
-		snprintf(err, errlen, "no process %d", pid);
-		return rc;
-	} else if (rc < 0) {
-		snprintf(err, errlen, "cannot find the control socket of process %d: %s", pid, strerror(-rc));
-		return rc;
-	}
 	/* the request line */
 	char *req = malloc(MAX_REQUEST);
 	if (!req)
@@ -586,28 +904,9 @@ int crac__control_request(int pid, const char *const *tokens, FILE *out, int *st
 	}
 	req[used++] = '\n';
 
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		rc = -errno;
+	if ((fd = connect_to(pid, err, errlen)) < 0) {
 		free(req);
-		snprintf(err, errlen, "socket: %s", strerror(-rc));
-		return rc;
-	}
-	strcpy(a.sun_path, path);
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-		rc = -errno;
-		if (rc == -ENOENT || rc == -ECONNREFUSED)
-			snprintf(err, errlen, "process %d has no control endpoint at %s (enable it with "
-				 "crac_control_start() or CRAC_CONTROL=1, or start the program with `crac run`)",
-				 pid, path);
-		else if (rc == -EACCES || rc == -EPERM)
-			snprintf(err, errlen, "permission denied connecting to %s: only the owner of process %d "
-				 "or root may control it", path, pid);
-		else
-			snprintf(err, errlen, "cannot connect to %s: %s", path, strerror(-rc));
-		close(fd);
-		free(req);
-		return rc;
+		return fd;
 	}
 	size_t off = 0;
 	while (off < used) {
@@ -615,10 +914,10 @@ int crac__control_request(int pid, const char *const *tokens, FILE *out, int *st
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			rc = -errno;
+			rc = n < 0 ? -errno : -EPIPE;
 			close(fd);
 			free(req);
-			snprintf(err, errlen, "sending the request to %s: %s", path, strerror(-rc));
+			snprintf(err, errlen, "sending the request to process %d: %s", pid, strerror(-rc));
 			return rc;
 		}
 		off += (size_t)n;
@@ -629,15 +928,20 @@ int crac__control_request(int pid, const char *const *tokens, FILE *out, int *st
 		close(fd);
 		return -ENOMEM;
 	}
-	while (getline(&line, &cap, in) > 0) {
+	/* Every line of the answer is the target's text: printed escaped. */
+	while ((len = getline(&line, &cap, in)) > 0) {
 		int st;
+		if (line[len - 1] == '\n')
+			line[--len] = 0;
 		if (sscanf(line, "STATUS %d", &st) == 1) {
 			*status = st;
 			got_status = true;
 			break;
 		}
-		if (out)
-			fputs(line, out);
+		if (out) {
+			crac__put_escaped(out, line);
+			fputc('\n', out);
+		}
 	}
 	free(line);
 	fclose(in);

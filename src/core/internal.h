@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define CRAC_HIDDEN __attribute__((visibility("hidden")))
 
@@ -29,6 +30,18 @@ void crac__report_merge(crac_report *to, const crac_report *from) CRAC_HIDDEN;
 
 /* "EBUSY" for -EBUSY / EBUSY; "E?" if unknown. */
 const char *crac__errno_name(int code) CRAC_HIDDEN;
+
+/*
+ * Text from another process or a file (a control peer's answer, an image)
+ * printed safely (core/util.c): every byte below 0x20 (tab and newline too),
+ * 0x7f, and every byte that is not part of valid UTF-8 or encodes a C1
+ * control (U+0080-U+009F) is written as the 4 characters \xNN (lowercase
+ * hex); everything else, backslash included, as is.
+ * crac__put_escaped writes s to f; crac__escaped writes it to buf (always
+ * NUL-terminated, truncated at a character boundary) and returns buf.
+ */
+void crac__put_escaped(FILE *f, const char *s) CRAC_HIDDEN;
+char *crac__escaped(const char *s, char *buf, size_t len) CRAC_HIDDEN;
 
 /* ---- time (core/util.c) ---------------------------------------------- */
 
@@ -175,15 +188,13 @@ int crac__pause_resume(char *const *argv, char *const *envp, struct crac_request
 bool crac__control_suspend(void) CRAC_HIDDEN;
 void crac__control_resume(bool was_running) CRAC_HIDDEN;
 
-/* Directory for the control socket of processes of `uid`. */
-int crac__control_dir(unsigned uid, char *buf, size_t len) CRAC_HIDDEN;
-/* Path of the control socket of process `pid` (owner from /proc). */
-int crac__control_path_of(int pid, char *buf, size_t len) CRAC_HIDDEN;
-
 /*
  * Client side, used by the CLI: sends one request (a verb and key=value
  * tokens, NULL-terminated; escaped on the wire) to the control socket of
- * `pid` and copies every text line of the answer to `out`. Returns 0 and
+ * `pid` and copies every text line of the answer to `out`, escaped with
+ * crac__put_escaped. The socket is used only if its directory and the
+ * socket belong to the owner of `pid` (no symlink followed) and its
+ * listener is process `pid` of that uid (SO_PEERCRED). Returns 0 and
  * the status the server sent in *status (enum crac_outcome or negative
  * errno), or a negative errno if the exchange itself failed, with a message
  * in `err` (size errlen).

@@ -1,10 +1,13 @@
 /*
- * util.c - small helpers shared by the core: clocks, thread ids, errno names.
+ * util.c - small helpers shared by the core: clocks, thread ids, errno names,
+ * printing text that came from elsewhere.
  */
 #include "core/internal.h"
 #include "runtime/checks.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -80,4 +83,84 @@ bool crac__is_internal_fd(int fd)
 		found = internal_fds[i] == fd;
 	pthread_mutex_unlock(&internal_lock);
 	return found;
+}
+
+/*
+ * Printing text that came from another process or a file (a control peer's
+ * answer, an image): a terminal must not see its control characters.
+ *
+ * Returns the length (1 to 4) of the character at p if it may be printed as
+ * is: printable ASCII (0x20-0x7e) or a well-formed UTF-8 sequence of a code
+ * point >= U+00A0 (no overlong form, no surrogate, <= U+10FFFF). Returns 0
+ * if the byte at p must be escaped: C0 controls, DEL, the C1 controls
+ * U+0080-U+009F (0x9b is CSI to some terminals) and any byte that is not
+ * part of valid UTF-8.
+ */
+static size_t printable_len(const unsigned char *p)
+{
+	uint32_t cp;
+	size_t n;
+
+	if (*p >= 0x20 && *p < 0x7f)
+		return 1;
+	if (*p >= 0xc2 && *p <= 0xdf) {
+		n = 2;
+		cp = *p & 0x1f;
+	} else if (*p >= 0xe0 && *p <= 0xef) {
+		n = 3;
+		cp = *p & 0x0f;
+	} else if (*p >= 0xf0 && *p <= 0xf4) {
+		n = 4;
+		cp = *p & 0x07;
+	} else {
+		return 0;
+	}
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)   /* also stops at the NUL */
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3f);
+	}
+	if (cp < 0xa0 || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+		return 0;
+	return n;
+}
+
+void crac__put_escaped(FILE *f, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	while (*p) {
+		size_t n = printable_len(p);
+		if (n) {
+			fwrite(p, 1, n, f);
+			p += n;
+		} else {
+			fprintf(f, "\\x%02x", *p++);
+		}
+	}
+}
+
+char *crac__escaped(const char *s, char *buf, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t o = 0;
+
+	if (!len)
+		return buf;
+	while (*p) {
+		size_t n = printable_len(p);
+		if (n ? o + n >= len : o + 4 >= len)
+			break;   /* truncated at a character boundary */
+		if (n) {
+			memcpy(buf + o, p, n);
+			o += n;
+			p += n;
+		} else {
+			snprintf(buf + o, len - o, "\\x%02x", *p++);
+			o += 4;
+		}
+	}
+	buf[o] = 0;
+	return buf;
 }
