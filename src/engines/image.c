@@ -4,10 +4,11 @@
  * back in a new process, where this very call returns CRAC_RESTORED.
  *
  * Checkpoint, top to bottom (image_checkpoint):
- *   1. flush stdio (pending output must not be written twice)
+ *   1. (nothing: stdio is flushed in 3, see image_stdio.c)
  *   2. arena, stale temporaries of DIR removed,
  *      DIR.tmp-PID-START-XXXXXX, pages file           (threads still run)
- *   3. stop every other thread                        (image_threads.c)
+ *   3. stop every other thread                        (image_threads.c),
+ *      flush stdio without taking a lock a thread holds (image_stdio.c)
  *   4. process state and mappings                     (image_capture.c)
  *   5. save our own registers into the resume block: the restored process
  *      continues from here with crac__img_setctx returning 1
@@ -149,6 +150,69 @@ static void put_back_stop_signal(void)
 	sigaction(IMG_STOP_SIGNAL, img_stop_old_action(), NULL);
 }
 
+/*
+ * Stops every other thread with every stdio stream's output written out
+ * (image_stdio.c). A stream with pending output that a stopped thread is
+ * writing to (inside printf) cannot be flushed: let the threads go and stop
+ * them again, until the deadline. For stdin/stdout/stderr, first take the
+ * stream's lock while the threads run (trying, never waiting in it) and
+ * stop them while holding it. Returns the number of stopped threads or a
+ * negative errno (c->err says why; no thread stopped).
+ */
+static int stop_flushed(struct img_capture *c, int64_t deadline)
+{
+	void *held[3] = { NULL, NULL, NULL };
+	int n_held = 0, rc, busy_fd = -1;
+	long wait_us = 1000;
+
+	for (;;) {
+		void *busy;
+		int n = img_threads_stop(&c->arena, deadline, &c->err);
+		if (n < 0) {
+			rc = n;
+			break;
+		}
+		rc = img_stdio_flush(&c->err, &busy_fd, &busy);
+		if (rc == 0) {
+			rc = n;
+			break;
+		}
+		img_threads_release();
+		put_back_stop_signal();
+		if (rc != -EAGAIN)
+			break;
+		void *s = img_stdio_static(busy);
+		bool have = false;
+		for (int i = 0; i < n_held; i++)
+			have |= held[i] == s;
+		while (s && !have && n_held < 3 && mono_ns() < deadline) {
+			if (img_stdio_trylock(s) == 0) {
+				held[n_held++] = s;
+				break;
+			}
+			struct timespec ts = { 0, 20000 };   /* 20 us: the holder is between two calls soon */
+			nanosleep(&ts, NULL);
+		}
+		if (mono_ns() + wait_us * 1000 > deadline) {
+			rc = img_fail(&c->err, -ETIMEDOUT, "the stdio stream of fd %d%s holds output not yet written and "
+				      "stayed locked by a thread of the program (inside a stdio call on it) until the "
+				      "deadline; flushing it would wait for that thread, and unflushed output would be "
+				      "written again by every restored process", busy_fd, img_stdio_fd_name(busy_fd));
+			break;
+		}
+		if (!s) {
+			struct timespec ts = { 0, wait_us * 1000 };
+			nanosleep(&ts, NULL);
+			wait_us = wait_us * 2 < 50000 ? wait_us * 2 : 50000;
+		}
+	}
+	/* Flushed (or failed): a thread waiting for them is stopped in the
+	 * lock, or runs again and takes it. */
+	for (int i = 0; i < n_held; i++)
+		img_stdio_unlock(held[i]);
+	return rc;
+}
+
 static int image_checkpoint(struct crac_round *r)
 {
 	struct img_capture cap;
@@ -162,8 +226,9 @@ static int image_checkpoint(struct crac_round *r)
 	if (!deadline || deadline < mono_ns() + 1000000000LL)
 		deadline = mono_ns() + 10LL * 1000000000LL;
 
-	/* 1-2. While every thread still runs. */
-	fflush(NULL);
+	/* 1-2. While every thread still runs. (stdio is flushed in 3, with
+	 * the threads stopped: fflush(NULL) would wait for the lock of a
+	 * stream that a thread reads with fgets, forever.) */
 	if ((rc = img_arena_init(&c->arena, ARENA_SIZE)) < 0) {
 		img_fail(&c->err, rc, "engine arena: %s", strerror(-rc));
 		goto fail_running;
@@ -177,7 +242,7 @@ static int image_checkpoint(struct crac_round *r)
 		goto fail_running;
 
 	/* 3. Stop the world. From here to the release: system calls only. */
-	if ((rc = img_threads_stop(&c->arena, deadline, &c->err)) < 0)
+	if ((rc = stop_flushed(c, deadline)) < 0)
 		goto fail_running;
 	c->n_threads = rc;
 	crac__clock_snapshot_point();   /* as late as possible: see runtime.h */

@@ -201,6 +201,21 @@ int img_capture_header(struct img_capture *c) CRAC_HIDDEN;
 /* Closes the files; on failure removes the temporary directory. */
 void img_capture_close(struct img_capture *c, bool failed) CRAC_HIDDEN;
 
+/* ---- stdio (image_stdio.c) ------------------------------------------------ */
+
+/* With every other thread stopped: writes out every stdio stream's pending
+ * output without waiting for any lock. -EAGAIN with *busy_fd set if a
+ * stream with pending output is locked (a stopped thread is inside a stdio
+ * call on it: release, wait, stop again); *busy is that FILE. */
+int img_stdio_flush(struct img_err *e, int *busy_fd, void **busy) CRAC_HIDDEN;
+/* fp if it is libc's stdin, stdout or stderr object (never freed), else NULL. */
+void *img_stdio_static(void *fp) CRAC_HIDDEN;
+/* ftrylockfile / funlockfile. */
+int img_stdio_trylock(void *fp) CRAC_HIDDEN;
+void img_stdio_unlock(void *fp) CRAC_HIDDEN;
+/* " (stdout)" for fd 1 and so on; "" for other fds. */
+const char *img_stdio_fd_name(int fd) CRAC_HIDDEN;
+
 /* ---- lazy restore (image_lazy.c) ------------------------------------------ */
 
 /* The lazy loader thread, started by the restore loader (never returns). */
