@@ -9,7 +9,12 @@
  *    crac__control_request, the one the CLI uses) runs the callbacks and
  *    returns the outcome and the report;
  *  - another uid is refused (needs root to have another uid: skipped
- *    otherwise, with the reason printed).
+ *    otherwise, with the reason printed);
+ *  - without CRAC_CONTROL_DIR: $XDG_RUNTIME_DIR/crac when XDG_RUNTIME_DIR
+ *    is ours and writable by nobody else, else /run/user/UID/crac, else
+ *    /tmp/crac-UID;
+ *  - the socket file is removed when the process exits normally;
+ *  - crac__put_escaped / crac__escaped, the escaping of peer text.
  */
 #include "test_common.h"
 #include "core/internal.h"
@@ -51,8 +56,24 @@ static int try_connect(const char *path)
 	return rc;
 }
 
+/* The default directory without CRAC_CONTROL_DIR and XDG_RUNTIME_DIR:
+ * /run/user/UID/crac if /run/user/UID is ours and private, else
+ * /tmp/crac-UID. */
+static void default_dir(char *buf, size_t len)
+{
+	char run[64];
+	struct stat st;
+
+	snprintf(run, sizeof(run), "/run/user/%u", (unsigned)geteuid());
+	if (lstat(run, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == geteuid() && !(st.st_mode & 022))
+		snprintf(buf, len, "%s/crac", run);
+	else
+		snprintf(buf, len, "/tmp/crac-%u", (unsigned)geteuid());
+}
+
 /* crac_control_path: "$CRAC_CONTROL_DIR/PID.sock", the length returned,
- * -ENAMETOOLONG for a short buffer; default directory /tmp/crac-UID. */
+ * -ENAMETOOLONG for a short buffer; default directory (no XDG_RUNTIME_DIR)
+ * /run/user/UID/crac or /tmp/crac-UID. */
 static void test_path(void)
 {
 	char dir[256], want[300], got[300];
@@ -65,7 +86,9 @@ static void test_path(void)
 	CHECK_EQ(crac_control_path(got, strlen(want)), -ENAMETOOLONG);  /* no room for NUL */
 
 	unsetenv("CRAC_CONTROL_DIR");
-	snprintf(want, sizeof(want), "/tmp/crac-%u/%d.sock", (unsigned)geteuid(), (int)getpid());
+	unsetenv("XDG_RUNTIME_DIR");
+	default_dir(dir, sizeof(dir));
+	snprintf(want, sizeof(want), "%s/%d.sock", dir, (int)getpid());
 	n = crac_control_path(got, sizeof(got));
 	CHECK_EQ(n, (int)strlen(want));
 	CHECKF(strcmp(got, want) == 0, "default path %s, want %s", got, want);
@@ -389,11 +412,169 @@ static void test_other_uid_refused(void)
 	CHECK_EQ(crac_control_stop(), 0);
 }
 
+/* XDG_RUNTIME_DIR is used only if it is an absolute path to a real
+ * directory of ours that nobody else may write to; CRAC_CONTROL_DIR wins
+ * over it. The endpoint then starts in $XDG_RUNTIME_DIR/crac (created 0700)
+ * even when /tmp/crac-UID is unusable. */
+static void test_xdg_runtime_dir(void)
+{
+	char xdg[256], ctl[300], want[400], got[400], def[300], link[300];
+	struct stat st;
+
+	snprintf(xdg, sizeof(xdg), "%s/xdg%d", base, ++dirseq);
+	REQUIRE(mkdir(xdg, 0700) == 0);
+	snprintf(ctl, sizeof(ctl), "%s/crac", xdg);
+	snprintf(want, sizeof(want), "%s/%d.sock", ctl, (int)getpid());
+	unsetenv("CRAC_CONTROL_DIR");
+	default_dir(def, sizeof(def));
+	setenv("XDG_RUNTIME_DIR", xdg, 1);
+	CHECK(crac_control_path(got, sizeof(got)) > 0);
+	CHECKF(strcmp(got, want) == 0, "path %s, want %s", got, want);
+
+	/* start creates $XDG_RUNTIME_DIR/crac 0700 and listens there */
+	mode_t old = umask(0);
+	int rc = crac_control_start();
+	umask(old);
+	CHECK_EQ(rc, 0);
+	CHECK(stat(ctl, &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 07777) == 0700);
+	CHECK_EQ(try_connect(want), 0);
+	CHECK_EQ(crac_control_stop(), 0);
+	CHECK(lstat(want, &st) < 0 && errno == ENOENT);
+
+	/* not usable: writable by group or others, relative, a symlink, missing */
+	char bad[256];
+	snprintf(bad, sizeof(bad), "%s/xdg%d", base, ++dirseq);
+	REQUIRE(mkdir(bad, 0700) == 0);
+	REQUIRE(chmod(bad, 0770) == 0);
+	snprintf(link, sizeof(link), "%s/xdglink%d", base, ++dirseq);
+	REQUIRE(symlink(xdg, link) == 0);
+	const char *unusable[] = { bad, "relative/dir", link, "/nonexistent/xdg" };
+	for (size_t i = 0; i < sizeof(unusable) / sizeof(unusable[0]); i++) {
+		setenv("XDG_RUNTIME_DIR", unusable[i], 1);
+		CHECK(crac_control_path(got, sizeof(got)) > 0);
+		CHECKF(strncmp(got, def, strlen(def)) == 0, "XDG_RUNTIME_DIR=%s: path %s, want %s/...",
+		       unusable[i], got, def);
+	}
+	if (geteuid() == 0) {
+		/* owned by another uid */
+		REQUIRE(chmod(bad, 0700) == 0);
+		REQUIRE(chown(bad, 65534, 65534) == 0);
+		setenv("XDG_RUNTIME_DIR", bad, 1);
+		CHECK(crac_control_path(got, sizeof(got)) > 0);
+		CHECKF(strncmp(got, def, strlen(def)) == 0, "XDG_RUNTIME_DIR owned by 65534: path %s", got);
+	}
+
+	/* CRAC_CONTROL_DIR wins */
+	setenv("XDG_RUNTIME_DIR", xdg, 1);
+	fresh_dir(ctl, sizeof(ctl));
+	sock_path_in(ctl, want, sizeof(want));
+	CHECK(crac_control_path(got, sizeof(got)) > 0);
+	CHECKF(strcmp(got, want) == 0, "path %s, want %s", got, want);
+	unsetenv("XDG_RUNTIME_DIR");
+}
+
+/* A process that exits normally (exit() or return from main) leaves no
+ * socket file behind; one that replaced ours (same name, another inode)
+ * is left alone. */
+static void test_removed_at_exit(void)
+{
+	char dir[256], path[300];
+	struct stat st;
+	int ws;
+
+	fresh_dir(dir, sizeof(dir));
+	pid_t pid = fork();
+	REQUIRE(pid >= 0);
+	if (pid == 0) {
+		char p[300];
+		snprintf(p, sizeof(p), "%s/%d.sock", dir, (int)getpid());
+		if (crac_control_start() < 0 || lstat(p, &st) < 0)
+			_exit(3);
+		exit(0);   /* no crac_control_stop() */
+	}
+	REQUIRE(waitpid(pid, &ws, 0) == pid);
+	CHECKF(WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "child status %#x", ws);
+	snprintf(path, sizeof(path), "%s/%d.sock", dir, (int)pid);
+	CHECKF(lstat(path, &st) < 0 && errno == ENOENT, "%s left behind", path);
+
+	/* a file that replaced ours under the same name stays */
+	int p[2];
+	REQUIRE(pipe(p) == 0);
+	pid = fork();
+	REQUIRE(pid >= 0);
+	if (pid == 0) {
+		char sp[300], c;
+		close(p[1]);
+		snprintf(sp, sizeof(sp), "%s/%d.sock", dir, (int)getpid());
+		if (crac_control_start() < 0)
+			_exit(3);
+		if (read(p[0], &c, 1) != 1)   /* the parent replaced the file */
+			_exit(4);
+		exit(0);
+	}
+	close(p[0]);
+	snprintf(path, sizeof(path), "%s/%d.sock", dir, (int)pid);
+	for (int i = 0; i < 250 && lstat(path, &st) < 0; i++)
+		t_sleep_ms(10);
+	REQUIRE(unlink(path) == 0);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	REQUIRE(fd >= 0);
+	close(fd);
+	REQUIRE(write(p[1], "x", 1) == 1);
+	close(p[1]);
+	REQUIRE(waitpid(pid, &ws, 0) == pid);
+	CHECKF(WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "child status %#x", ws);
+	CHECKF(lstat(path, &st) == 0 && S_ISREG(st.st_mode), "the replacement %s was removed", path);
+	unlink(path);
+}
+
+/* Escaping of text from a peer: C0 controls (tab and newline too), DEL, C1
+ * controls (also UTF-8 encoded) and invalid UTF-8 as \xNN; printable ASCII,
+ * backslash and valid UTF-8 as is. */
+static void test_escape(void)
+{
+	static const struct { const char *in, *out; } cases[] = {
+		{ "plain text", "plain text" },
+		{ "\x1b[31mred\x1b[0m", "\\x1b[31mred\\x1b[0m" },
+		{ "\x1b[2J", "\\x1b[2J" },
+		{ "a\tb\nc\rd", "a\\x09b\\x0ac\\x0dd" },
+		{ "bell\a del\x7f", "bell\\x07 del\\x7f" },
+		{ "back\\slash", "back\\slash" },
+		{ "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80" },
+		{ "csi\x9b" "1m", "csi\\x9b1m" },                  /* raw C1 */
+		{ "c1\xc2\x9b" "1m", "c1\\xc2\\x9b1m" },          /* UTF-8 encoded C1 */
+		{ "nbsp\xc2\xa0", "nbsp\xc2\xa0" },
+		{ "bad\xff\xfe", "bad\\xff\\xfe" },
+		{ "overlong\xc0\xaf", "overlong\\xc0\\xaf" },
+		{ "surrogate\xed\xa0\x80", "surrogate\\xed\\xa0\\x80" },
+		{ "cut\xe2\x82", "cut\\xe2\\x82" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *buf = NULL, small[600];
+		size_t len = 0;
+		FILE *f = open_memstream(&buf, &len);
+		REQUIRE(f);
+		crac__put_escaped(f, cases[i].in);
+		fclose(f);
+		CHECKF(strcmp(buf, cases[i].out) == 0, "case %zu: got \"%s\", want \"%s\"", i, buf, cases[i].out);
+		free(buf);
+		crac__escaped(cases[i].in, small, sizeof(small));
+		CHECKF(strcmp(small, cases[i].out) == 0, "case %zu (buffer): got \"%s\"", i, small);
+	}
+	/* the buffer version truncates at a character boundary, NUL-terminated */
+	char b[6];
+	CHECK(strcmp(crac__escaped("ab\x1b", b, sizeof(b)), "ab") == 0);
+	CHECK(strcmp(crac__escaped("abcdefgh", b, sizeof(b)), "abcde") == 0);
+	CHECK(strcmp(crac__escaped("abc\xc3\xa9", b, sizeof(b)), "abc\xc3\xa9") == 0);
+	CHECK(strcmp(crac__escaped("abcd\xc3\xa9", b, sizeof(b)), "abcd") == 0);
+}
+
 int main(void)
 {
 	unsetenv("CRAC_ENGINE");
 	alarm(90);  /* a deadlock fails the test instead of hanging it */
 	unsetenv("CRAC_CONTROL");
+	unsetenv("XDG_RUNTIME_DIR");
 	snprintf(base, sizeof(base), "/tmp/crac-test-control-XXXXXX");
 	if (!mkdtemp(base))
 		t_skip_all("cannot create a temporary directory");
@@ -404,6 +585,9 @@ int main(void)
 	RUN(test_stale_and_live_socket);
 	RUN(test_checkpoint_through_endpoint);
 	RUN(test_other_uid_refused);
+	RUN(test_xdg_runtime_dir);
+	RUN(test_removed_at_exit);
+	RUN(test_escape);
 	crac_control_stop();
 	char cmd[200];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base);

@@ -1,0 +1,61 @@
+#!/usr/bin/env bats
+# `crac check PID` says what it is (issue 11): its headline is the check's,
+# "crac: check: N problems would refuse a checkpoint of process PID" or
+# "crac: check: nothing stands in the way of a checkpoint of process PID",
+# never "checkpoint aborted" (nothing was aborted: no callback ran); the
+# entries follow, one per line; exit status 1 with problems, 0 without.
+
+setup() {
+	CRAC="$CRAC_BUILD_DIR/crac"
+	SERVER="$CRAC_BUILD_DIR/tests/checks_server"
+	T="$(mktemp -d /tmp/crac-bats-ctlcheck.XXXXXX)"
+	export CRAC_CONTROL_DIR="$T/ctl"
+	unset CRAC_ENGINE CRAC_CONTROL
+	PID=
+}
+
+teardown() {
+	[ -n "$PID" ] && kill "$PID" 2>/dev/null || true
+	[ -n "$PID" ] && wait "$PID" 2>/dev/null || true
+	rm -rf "$T"
+}
+
+# start_server [crac run options...]: the TCP server of checks.bats (a
+# listening socket and a log file), with only stdio inherited.
+start_server() {
+	(
+		for fd in $(ls /proc/$BASHPID/fd); do
+			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+		done
+		exec "$CRAC" run "$@" -- "$SERVER" "$T/port" "$T/server.log" \
+			</dev/null >"$T/out" 2>"$T/err"
+	) &
+	PID=$!
+	for _ in $(seq 200); do
+		[ -s "$T/port" ] && [ -S "$CRAC_CONTROL_DIR/$PID.sock" ] && return 0
+		sleep 0.02
+	done
+	cat "$T/err" >&2
+	return 1
+}
+
+@test "crac check PID with problems: the check's own headline, then the entries" {
+	start_server
+	run "$CRAC" check "$PID"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[ "${lines[0]}" = "crac: check: 2 problems would refuse a checkpoint of process $PID" ]
+	[[ "${lines[1]}" == "  check fd "* ]]
+	[[ "${lines[2]}" == "  check fd "* ]]
+	[ "${#lines[@]}" -eq 3 ]
+	[[ "$output" != *"aborted"* ]]
+}
+
+@test "crac check PID without problems says so" {
+	printf 'tcp  127.0.0.1:*  reopen\nfile %s/*.log reopen\n' "$T" >"$T/policies"
+	start_server --policies "$T/policies"
+	run "$CRAC" check "$PID"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$output" = "crac: check: nothing stands in the way of a checkpoint of process $PID" ]
+}
