@@ -21,13 +21,19 @@ int cli_parse_pid(const char *s)
 	return s && *s && !*end && v > 0 && v <= INT_MAX ? (int)v : 0;
 }
 
-/* Sends a request and turns the answer into an exit status. */
+/*
+ * Sends a request and turns the answer into an exit status. The answer (the
+ * target's text, escaped by the client) goes to our stdout; our own lines to
+ * our stderr, after the answer: stdout is flushed first so that the two stay
+ * in order when they end up in the same file or terminal.
+ */
 int cli_request(int pid, const char *const *tokens)
 {
-	char err[512];
+	char err[1024];
 	int status = 0, rc;
 
 	rc = crac__control_request(pid, tokens, stdout, &status, err, sizeof(err));
+	fflush(stdout);
 	if (rc < 0) {
 		cli_err("%s", err);
 		return 2;
