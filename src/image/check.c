@@ -23,9 +23,12 @@
  *            layout and code (glibc cached its entry points)
  *   process  PR_SET_MM_MAP works here and RLIMIT_DATA admits the brk area
  *   files    every mapped file is the one the image saw
+ *   fds      every file, directory, device and FIFO a carried descriptor
+ *            names is the one the image saw (objects/file.c)
  */
 #include "image/check.h"
 #include "loader/sys.h"
+#include "objects/objects.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -752,6 +755,35 @@ static int check_files(const struct crac_img_checker *k, struct crac_img_buf *b)
 	return 0;
 }
 
+/* ---- descriptors ---------------------------------------------------------------------------------- */
+
+static int check_fds(const struct crac_img_checker *k, struct crac_img_buf *b)
+{
+	const struct crac_img_view *v = k->v;
+
+	for (uint32_t i = 0; i < v->h->n_fds; i++) {
+		const struct crac_img_fd *e = &v->fds[i];
+		if (e->same_as != CRAC_IMG_NO_FD || !e->path)
+			continue;
+		if (e->kind != CRAC_OBJ_FILE && e->kind != CRAC_OBJ_DIR && e->kind != CRAC_OBJ_DEVICE &&
+		    e->kind != CRAC_OBJ_FIFO)
+			continue;
+		crac_img_puts(b, "fd ");
+		crac_img_putu(b, (uint64_t)e->fd);
+		crac_img_puts(b, " (");
+		crac_img_puts(b, crac_obj_kind_name(e->kind));
+		crac_img_puts(b, "): ");
+		int rc = crac_obj_file_check(v, e, b);
+		if (rc < 0)
+			return rc;
+		b->len = 0;
+		b->p[0] = 0;
+	}
+	crac_img_putu(b, v->h->n_fds);
+	crac_img_puts(b, " descriptors carried; the files they name unchanged");
+	return 0;
+}
+
 /* ---- the table ---------------------------------------------------------------------------------------- */
 
 static const struct {
@@ -765,6 +797,7 @@ static const struct {
 	[CRAC_CHECK_VDSO] = { "vdso", check_vdso },
 	[CRAC_CHECK_PROCESS] = { "process", check_process },
 	[CRAC_CHECK_FILES] = { "files", check_files },
+	[CRAC_CHECK_FDS] = { "fds", check_fds },
 };
 
 const char *crac_img_check_name(int id)

@@ -54,6 +54,7 @@ enum crac_img_check_id {
 	CRAC_CHECK_VDSO,     /* this kernel's [vvar]/[vvar_vclock]/[vdso] match */
 	CRAC_CHECK_PROCESS,  /* PR_SET_MM_MAP available, brk/arg/env as the kernel accepts them */
 	CRAC_CHECK_FILES,    /* every mapped file unchanged */
+	CRAC_CHECK_FDS,      /* every file, directory, device, FIFO a descriptor names unchanged */
 	CRAC_CHECK_COUNT
 };
 
@@ -81,9 +82,6 @@ const char *crac_img_check_name(int id);
  * image needs it (as the restored process will).
  */
 int crac_img_check(int id, const struct crac_img_checker *k, char *msg, size_t msglen);
-
-/* ": Text (errno N)" for a negative errno (messages of the loader too). */
-void crac_img_put_err(struct crac_img_buf *b, long e);
 
 /* Runs every check in order; stops at the first failure: its id in *failed. */
 int crac_img_check_all(const struct crac_img_checker *k, int *failed, char *msg, size_t msglen);

@@ -21,6 +21,7 @@ _Static_assert(sizeof(struct crac_img_map) == 64, "map layout");
 _Static_assert(sizeof(struct crac_img_file) == 56, "file layout");
 _Static_assert(sizeof(struct crac_img_chunk) == 32, "chunk layout");
 _Static_assert(sizeof(struct crac_img_thread) == 88, "thread layout");
+_Static_assert(sizeof(struct crac_img_fd) == 128, "fd layout");
 _Static_assert(sizeof(struct crac_img_ctx) == 80, "ctx layout");
 _Static_assert(offsetof(struct crac_img_ctx, rsp) == 48, "ctx rsp");
 _Static_assert(offsetof(struct crac_img_ctx, rip) == 56, "ctx rip");
@@ -421,6 +422,11 @@ int crac_img_parse(const void *buf, uint64_t len, struct crac_img_view *v,
 	if (h->n_secrets > CRAC_IMG_MAX_SECRETS ||
 	    (h->n_secrets && !array_ok(h->secrets_off, h->n_secrets, sizeof(struct crac_img_range), len)))
 		return fail(&b, -EBADMSG, "header: bad secret region table", 0, 0);
+	if (h->n_fds > CRAC_IMG_MAX_FDS ||
+	    (h->n_fds && !array_ok(h->fds_off, h->n_fds, sizeof(struct crac_img_fd), len)))
+		return fail(&b, -EBADMSG, "header: bad descriptor table", 0, 0);
+	if (h->blobs_off > len || h->blobs_size > len - h->blobs_off)
+		return fail(&b, -EBADMSG, "header: bad descriptor data area", 0, 0);
 	if (!h->strtab_size || h->strtab_off > len || h->strtab_size > len - h->strtab_off)
 		return fail(&b, -EBADMSG, "header: bad string table", 0, 0);
 
@@ -430,6 +436,8 @@ int crac_img_parse(const void *buf, uint64_t len, struct crac_img_view *v,
 	v->chunks = (const void *)((const char *)buf + h->chunks_off);
 	v->threads = (const void *)((const char *)buf + h->threads_off);
 	v->secrets = h->n_secrets ? (const void *)((const char *)buf + h->secrets_off) : NULL;
+	v->fds = h->n_fds ? (const void *)((const char *)buf + h->fds_off) : NULL;
+	v->blobs = (const unsigned char *)buf + h->blobs_off;
 	v->strtab = (const char *)buf + h->strtab_off;
 	v->strtab_size = h->strtab_size;
 	if (v->strtab[v->strtab_size - 1] != 0)
@@ -488,6 +496,21 @@ int crac_img_parse(const void *buf, uint64_t len, struct crac_img_view *v,
 	}
 	if (next_chunk != h->n_chunks || stored != h->stored)
 		return fail(&b, -EBADMSG, "header: chunks do not add up", 0, 0);
+
+	/* Descriptors: by number, the same-file links backwards, their data
+	 * after the page chunks, their blobs inside the blob area. */
+	int64_t prev_fd = 2;
+	for (uint32_t i = 0; i < h->n_fds; i++) {
+		const struct crac_img_fd *e = &v->fds[i];
+		if (e->fd <= prev_fd || e->fd >= (1 << 20) || e->kind == 0 || e->kind > 64 ||
+		    e->path >= h->strtab_size || e->fd_flags & ~1u ||
+		    (e->same_as != CRAC_IMG_NO_FD && (e->same_as >= i || v->fds[e->same_as].kind != e->kind)) ||
+		    (e->data_len && (e->data_off < coff || e->data_off % P || e->data_off > h->pages_size ||
+				     e->data_len > h->pages_size - e->data_off)) ||
+		    e->blob_off > h->blobs_size || e->blob_len > h->blobs_size - e->blob_off)
+			return fail(&b, -EBADMSG, "header: bad descriptor", i, 1);
+		prev_fd = e->fd;
+	}
 	return 0;
 }
 

@@ -32,7 +32,7 @@
 #define CRAC_IMG_NOSAN __attribute__((no_sanitize("address", "undefined")))
 
 #define CRAC_IMG_MAGIC "CRACIMG\0"
-#define CRAC_IMG_VERSION 2   /* 2: lazy-restore fields in the resume block */
+#define CRAC_IMG_VERSION 3   /* 2: lazy-restore fields in the resume block; 3: descriptors */
 #define CRAC_IMG_PAGE 4096ull
 
 #define CRAC_IMG_HEADER_FILE "header"
@@ -222,8 +222,34 @@ struct crac_img_header {
 	uint64_t secrets_off;        /* array of struct crac_img_range */
 	int64_t monotonic_ns;        /* CLOCK_MONOTONIC at checkpoint (`restore --timens`) */
 	int64_t boottime_ns;         /* CLOCK_BOOTTIME at checkpoint */
-	uint64_t reserved[4];
+	/* --- version 3: descriptors carried across the restore (objects/) --- */
+	uint32_t n_fds;              /* struct crac_img_fd[n_fds] at fds_off, by fd number */
+	uint32_t pad2;
+	uint64_t fds_off;
+	uint64_t blobs_off, blobs_size;   /* kind-specific data of the descriptors */
 };
+
+/*
+ * A descriptor the restored process gets back at the same number, before
+ * any of its threads runs (DESIGN §7; one file per kind in src/objects/,
+ * which says what the kind-specific words mean).
+ */
+struct crac_img_fd {
+	int32_t fd;                  /* the descriptor number (3 and up) */
+	uint32_t kind;               /* CRAC_OBJ_* (objects/objects.h) */
+	uint32_t flags;              /* file status flags (O_ACCMODE, O_APPEND, O_NONBLOCK, ...) */
+	uint32_t fd_flags;           /* FD_CLOEXEC */
+	uint32_t same_as;            /* an earlier entry for the same open file (dup), else UINT32_MAX */
+	uint32_t path;               /* strtab offset: path of a file, directory, device, FIFO; 0: none */
+	uint64_t obj;                /* the object's inode: the ends of one pipe or socket pair share it */
+	uint64_t data_off, data_len; /* content in the pages file (pipe, memfd), after the page chunks */
+	uint32_t data_crc;           /* crc32c of that content */
+	uint32_t blob_len;           /* kind-specific bytes at blob_off in the blob area */
+	uint64_t blob_off;
+	uint64_t u[8];               /* kind-specific words */
+};
+#define CRAC_IMG_MAX_FDS 65536u
+#define CRAC_IMG_NO_FD 0xffffffffu   /* crac_img_fd.same_as: none */
 
 /* An address range [start, end) (secret regions). */
 struct crac_img_range {
@@ -358,6 +384,8 @@ struct crac_img_view {
 	const struct crac_img_chunk *chunks;
 	const struct crac_img_thread *threads;
 	const struct crac_img_range *secrets;
+	const struct crac_img_fd *fds;
+	const unsigned char *blobs;
 	const char *strtab;
 	uint64_t strtab_size;
 };
@@ -409,6 +437,8 @@ void crac_img_putx(struct crac_img_buf *b, uint64_t v);   /* 0x... */
 /* Appends s with every control character (and DEL) written as \xNN, so
  * that text from an image or a peer cannot drive the terminal. */
 void crac_img_put_escaped(struct crac_img_buf *b, const char *s);
+/* ": Text (errno N)" for an errno (negative or not; image/check.c). */
+void crac_img_put_err(struct crac_img_buf *b, long e);
 /* "page data checksum mismatch in chunk #N (LEN bytes at ADDR, WHERE): the
  * pages file is damaged" (the loader and the lazy loader thread). */
 struct crac_img_chunk;

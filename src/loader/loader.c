@@ -26,8 +26,10 @@
  *      anonymous mappings are registered with userfaultfd instead (lazy.c)
  *   6. brk, arg/env areas, auxv: PR_SET_MM_MAP (exe_fd -1)
  *   7. fill the resume block in the restored libcrac, start the lazy
- *      loader thread, close our fds, set the thread pointer, jump into the
- *      saved context: the engine's checkpoint call returns CRAC_RESTORED.
+ *      loader thread, close our fds and every inherited one, recreate the
+ *      program's descriptors at their numbers (src/objects), set the
+ *      thread pointer, jump into the saved context: the engine's
+ *      checkpoint call returns CRAC_RESTORED.
  * Any refusal prints one line "crac: restore DIR: reason" and exits 1;
  * after the point of no return too (our own code and data stay mapped). A
  * crash after it is caught by a last-resort handler that says where and
@@ -42,6 +44,7 @@
  */
 #include "image/check.h"
 #include "loader/lazy.h"
+#include "objects/objects.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -435,16 +438,20 @@ static void point_of_no_return(void)
 	sys_sigprocmask(SIG_SETMASK, &mask, 0);
 }
 
-/* Every descriptor but stdio is closed: what `crac restore` inherited
- * from its caller is not the restored program's business. */
-static void close_inherited(void)
+/* Every descriptor from 3 up but `keep` (-1: none) is closed: what `crac
+ * restore` inherited from its caller is not the restored program's
+ * business. */
+static void close_inherited(int keep)
 {
-	if (sys_close_range(3, ~0u, 0) == 0)
+	if (keep < 0 ? sys_close_range(3, ~0u, 0) == 0
+		     : ((keep == 3 || sys_close_range(3, (unsigned)keep - 1, 0) == 0) &&
+			sys_close_range((unsigned)keep + 1, ~0u, 0) == 0))
 		return;
 	/* before Linux 5.9: one by one, as /proc/self/fd lists them */
 	static char dents[8192];
+	static int list[65536];
 	long fd = sys_openat(AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC), n;
-	int list[1024], count = 0;
+	int count = 0;
 
 	if (fd < 0)
 		return;
@@ -455,13 +462,52 @@ static void close_inherited(void)
 			int v = 0;
 			for (const char *c = name; *c >= '0' && *c <= '9'; c++)
 				v = v * 10 + (*c - '0');
-			if (name[0] >= '0' && name[0] <= '9' && v > 2 && v != fd && count < 1024)
+			if (name[0] >= '0' && name[0] <= '9' && v > 2 && v != fd && v != keep && count < 65536)
 				list[count++] = v;
 			off += reclen;
 		}
 	sys_close(fd);
 	for (int i = 0; i < count; i++)
 		sys_close(list[i]);
+}
+
+/*
+ * The program's descriptors (objects/), at their numbers, with nothing
+ * else open: the pages file (their content) moves above the highest
+ * number first. Runs after the lazy loader thread started (it has a file
+ * table of its own).
+ */
+static void restore_fds(const struct crac_img_view *v, int pfd)
+{
+	static unsigned char done[CRAC_IMG_MAX_FDS];
+	const struct crac_img_header *h = v->h;
+	int top = h->n_fds ? v->fds[h->n_fds - 1].fd : 2;
+	uint64_t lim[2];
+
+	if (sys_prlimit(0, 7 /* RLIMIT_NOFILE */, 0, lim) == 0 && lim[0] < (uint64_t)top + 2 &&
+	    lim[1] >= (uint64_t)top + 2) {
+		uint64_t want[2] = { (uint64_t)top + 2, lim[1] };
+		sys_prlimit(0, 7, want, 0);
+	}
+	long hp = h->n_fds ? sys_fcntl(pfd, F_DUPFD_CLOEXEC, top + 1) : pfd;
+	if (hp < 0) {
+		struct crac_img_buf b = msg();
+		crac_img_puts(&b, "cannot keep the pages file above the program's descriptors (fd ");
+		crac_img_putu(&b, (uint64_t)top);
+		crac_img_puts(&b, ")");
+		put_err(&b, hp);
+		die(1, msg_buf);
+	}
+	close_inherited((int)hp);
+	if (h->n_fds) {
+		struct crac_obj_restore r = { .v = v, .pages_fd = (int)hp, .done = done,
+					      .checkpoint_realtime_ns = h->created_ns,
+					      .checkpoint_monotonic_ns = h->monotonic_ns };
+		struct crac_img_buf b = msg();
+		if (crac_obj_restore_all(&r, &b) < 0)
+			die(1, msg_buf);
+	}
+	sys_close(hp);
 }
 
 /* ---- main ------------------------------------------------------------------------ */
@@ -649,9 +695,9 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 	for (uint32_t f = 0; f < h->n_files; f++)
 		if (file_fd[f] >= 0)
 			sys_close(file_fd[f]);
-	sys_close(pfd);
 	sys_close(dfd);
-	close_inherited();
+	phase = "recreating the program's descriptors";
+	restore_fds(&v, pfd);
 	res->loader_done_ns = mono_ns();
 
 	phase = "jumping into the restored program (before it restored its signal handlers)";

@@ -47,6 +47,15 @@ static inline long sys6(long n, long a, long b, long c, long d, long e, long f)
 #define sys_getdents64(fd, b, n) SYS(SYS_getdents64, fd, b, n, 0, 0, 0)
 #define sys_rt_sigaction(sig, act, old) SYS(SYS_rt_sigaction, sig, act, old, 8, 0, 0)
 #define sys_close_range(lo, hi, fl) SYS(436, lo, hi, fl, 0, 0, 0)   /* SYS_close_range (5.9+) */
+#define sys_readlinkat(dfd, p, b, n) SYS(SYS_readlinkat, dfd, p, b, n, 0, 0)
+#define sys_fcntl(fd, cmd, arg) SYS(SYS_fcntl, fd, cmd, arg, 0, 0, 0)
+#define sys_dup3(o, n, fl) SYS(SYS_dup3, o, n, fl, 0, 0, 0)
+#define sys_lseek(fd, off, wh) SYS(SYS_lseek, fd, off, wh, 0, 0, 0)
+#define sys_ioctl(fd, req, arg) SYS(SYS_ioctl, fd, req, arg, 0, 0, 0)
+#define sys_getpid() SYS(SYS_getpid, 0, 0, 0, 0, 0, 0)
+#define sys_kcmp(p1, p2, t, a, b) SYS(SYS_kcmp, p1, p2, t, a, b, 0)
+#define sys_pwrite(fd, b, n, off) SYS(SYS_pwrite64, fd, b, n, off, 0, 0)
+#define sys_ftruncate(fd, len) SYS(SYS_ftruncate, fd, len, 0, 0, 0, 0)
 
 /* start.c */
 void *memcpy(void *d, const void *s, size_t n);

@@ -1,0 +1,174 @@
+/*
+ * file.c - regular files, directories and stateless character devices:
+ * opened again by path, with the same access mode and status flags, at the
+ * same offset.
+ *
+ * A regular file must be the file the image saw, as mapped files must
+ * (image/check.c, "fds"): same device and inode, size, modification and
+ * status change times; else the restore is refused, unless a policy said
+ * `changed=ok` at the checkpoint. A deleted file cannot be opened again:
+ * the checkpoint refuses it. Devices: only /dev/null, zero, full, random
+ * and urandom, which keep no state.
+ *
+ * Kind-specific words of struct crac_img_fd:
+ *   u[0] dev   u[1] inode   u[2] size   u[3] mtime (ns)   u[4] ctime (ns)
+ *   u[5] offset   u[6] CRAC_OBJ_F_* flags   (devices: u[7] rdev)
+ */
+#include "objects/objects.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/sysmacros.h>
+
+/* flags that open(2) takes again (never O_CREAT, O_EXCL, O_TRUNC) */
+#define REOPEN_FLAGS (O_ACCMODE | O_APPEND | O_NONBLOCK | O_DIRECT | O_NOATIME | O_SYNC | O_DSYNC | \
+		      O_PATH | O_LARGEFILE | O_DIRECTORY)
+
+static int64_t ns(const struct timespec *t)
+{
+	return (int64_t)t->tv_sec * 1000000000LL + t->tv_nsec;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+	size_t a = strlen(s), b = strlen(suffix);
+	return a >= b && !memcmp(s + a - b, suffix, b);
+}
+
+/* The path of a descriptor that can be opened again, or why not. */
+static int usable_path(const struct crac_obj_fd *d, struct crac_img_buf *why)
+{
+	if (d->link[0] != '/') {
+		crac_img_puts(why, "it has no path that could be opened again");
+		return -ENOTSUP;
+	}
+	if (ends_with(d->link, " (deleted)")) {
+		crac_img_puts(why, "the file is deleted: it can be neither kept nor opened again");
+		return -ENOENT;
+	}
+	return 0;
+}
+
+static int file_capture(struct crac_obj_capture *c, const struct crac_obj_fd *d, uint32_t i,
+			struct crac_img_fd *e, struct crac_img_buf *why)
+{
+	int rc = usable_path(d, why);
+
+	if (rc < 0)
+		return rc;
+	e->u[0] = d->st.st_dev;
+	e->u[1] = d->st.st_ino;
+	e->u[2] = (uint64_t)d->st.st_size;
+	e->u[3] = (uint64_t)ns(&d->st.st_mtim);
+	e->u[4] = (uint64_t)ns(&d->st.st_ctim);
+	e->u[5] = d->pos;
+	e->u[7] = d->st.st_rdev;
+	if ((rc = crac_obj_put_path(c, i, d->link)) < 0) {
+		crac_img_puts(why, "no room for its path");
+		return rc;
+	}
+	return 0;
+}
+
+static int device_capture(struct crac_obj_capture *c, const struct crac_obj_fd *d, uint32_t i,
+			  struct crac_img_fd *e, struct crac_img_buf *why)
+{
+	static const struct { const char *path; unsigned minor; } ok[] = {
+		{ "/dev/null", 3 }, { "/dev/zero", 5 }, { "/dev/full", 7 }, { "/dev/random", 8 }, { "/dev/urandom", 9 },
+	};
+
+	for (size_t k = 0; k < sizeof(ok) / sizeof(ok[0]); k++)
+		if (!strcmp(d->link, ok[k].path) && major(d->st.st_rdev) == 1 && minor(d->st.st_rdev) == ok[k].minor)
+			return file_capture(c, d, i, e, why);
+	crac_img_puts(why, "only stateless devices (/dev/null, zero, full, random, urandom) are carried: "
+			   "a device keeps state the image does not hold");
+	return -ENOTSUP;
+}
+
+/* Is the object at path (opened as fd) still the one of entry e? */
+static const char *changed(const struct crac_img_fd *e, const struct stat *st)
+{
+	if ((st->st_mode & S_IFMT) == S_IFCHR)
+		return st->st_rdev == e->u[7] ? 0 : "its device numbers";
+	if (st->st_dev != e->u[0] || st->st_ino != e->u[1])
+		return "its inode (the file was replaced)";
+	if ((st->st_mode & S_IFMT) == S_IFDIR || (st->st_mode & S_IFMT) == S_IFIFO)
+		return 0;   /* a directory's content, a FIFO's times change: it is the same object */
+	if (e->u[6] & CRAC_OBJ_F_CHANGED_OK)
+		return 0;
+	if ((uint64_t)st->st_size != e->u[2])
+		return "its size";
+	if ((uint64_t)ns(&st->st_mtim) != e->u[3])
+		return "its modification time";
+	if ((uint64_t)ns(&st->st_ctim) != e->u[4])
+		return "its status change time (ctime)";
+	return 0;
+}
+
+int crac_obj_file_check(const struct crac_img_view *v, const struct crac_img_fd *e, struct crac_img_buf *why)
+{
+	const char *path = crac_img_str(v, e->path);
+	struct stat st;
+	long rc = sys_fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW);
+	const char *what;
+
+	if (rc < 0) {
+		crac_img_put_escaped(why, path);
+		crac_img_put_err(why, rc);
+		return (int)rc;
+	}
+	if ((what = changed(e, &st))) {
+		crac_img_put_escaped(why, path);
+		crac_img_puts(why, " changed since the checkpoint (");
+		crac_img_puts(why, what);
+		crac_img_puts(why, " differs); a policy `");
+		crac_img_puts(why, crac_obj_kind_name(e->kind));
+		crac_img_puts(why, " ");
+		crac_img_put_escaped(why, path);
+		crac_img_puts(why, " reopen changed=ok` accepts a changed file");
+		return -ESTALE;
+	}
+	return 0;
+}
+
+static long file_restore(struct crac_obj_restore *r, uint32_t i, struct crac_img_buf *why)
+{
+	const struct crac_img_fd *e = &r->v->fds[i];
+	const char *path = crac_img_str(r->v, e->path);
+	int flags = (int)(e->flags & REOPEN_FLAGS) | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY;
+	struct stat st;
+
+	if (e->kind == CRAC_OBJ_DIR && !(flags & O_PATH))
+		flags = (flags & ~O_ACCMODE) | O_RDONLY | O_DIRECTORY;
+	long fd = sys_openat(AT_FDCWD, path, flags | (e->kind == CRAC_OBJ_DEVICE ? 0 : O_NONBLOCK));
+	if (fd < 0) {
+		crac_img_puts(why, "cannot open it again");
+		return fd;
+	}
+	long rc = sys_fstat(fd, &st);
+	const char *what = rc < 0 ? "its status" : changed(e, &st);
+	if (what) {
+		sys_close(fd);
+		crac_img_puts(why, "changed since the checkpoint (");
+		crac_img_puts(why, what);
+		crac_img_puts(why, " differs)");
+		return -ESTALE;
+	}
+	if (e->kind != CRAC_OBJ_DEVICE && e->u[5] && !(e->flags & O_PATH) &&
+	    (rc = sys_lseek(fd, (long)e->u[5], 0)) < 0) {
+		sys_close(fd);
+		crac_img_puts(why, "cannot seek to its offset");
+		return rc;
+	}
+	return crac_obj_place(r, i, fd);   /* sets the status flags as recorded (O_NONBLOCK too) */
+}
+
+const struct crac_obj_ops crac_obj_file_ops = {
+	.name = "file", .capture = file_capture, .restore = file_restore,
+};
+const struct crac_obj_ops crac_obj_dir_ops = {
+	.name = "dir", .capture = file_capture, .restore = file_restore,
+};
+const struct crac_obj_ops crac_obj_device_ops = {
+	.name = "device", .capture = device_capture, .restore = file_restore,
+};

@@ -1,0 +1,183 @@
+/*
+ * objects.h - kernel objects the image engine carries across a restore
+ * (DESIGN.md §7): an unmodified program cannot close and reopen what it
+ * does not know about, so its descriptors come back at the same numbers,
+ * with the same flags, before any of its threads runs.
+ *
+ *   capture   in the checkpointing process, while every other thread is
+ *             stopped (engines/image.c): reads what /proc/self/fd,
+ *             /proc/self/fdinfo and the object itself tell, changing
+ *             nothing (pipe content is copied with tee(2), not read), and
+ *             fills one struct crac_img_fd per descriptor (image/image.h)
+ *   restore   in the restore loader (src/loader), after the memory is in
+ *             place and before the jump: recreates each object and puts it
+ *             at its number; a second pass (epoll registrations) once
+ *             every descriptor is in place
+ *   probe     for the safety checks (runtime/checks.c): would this
+ *             descriptor be carried, and if not, why
+ *
+ * One file per kind, capture and restore side by side (file.c, pipe.c,
+ * eventfd.c, ...), behind the table in table.c. Every file here is compiled
+ * into libcrac and into the static loader, so it is freestanding: raw
+ * system calls (loader/sys.h), no libc, no allocation.
+ */
+#ifndef CRAC_OBJECTS_H
+#define CRAC_OBJECTS_H
+
+#include "image/image.h"
+#include "loader/sys.h"
+
+#include <sys/stat.h>
+
+#pragma GCC visibility push(hidden)
+
+/* struct crac_img_fd.kind */
+enum crac_obj_kind {
+	CRAC_OBJ_FILE = 1,      /* regular file: path, offset, identity (file.c) */
+	CRAC_OBJ_DIR,           /* directory (file.c) */
+	CRAC_OBJ_DEVICE,        /* stateless character device: /dev/null, zero, full, random, urandom (file.c) */
+	CRAC_OBJ_PIPE,          /* one end of a pipe whose both ends are ours; unread content kept (pipe.c) */
+	CRAC_OBJ_FIFO,          /* a named pipe, opened again by path (pipe.c) */
+	CRAC_OBJ_EVENTFD,       /* counter and flags (eventfd.c) */
+	CRAC_OBJ_TIMERFD,       /* clock, interval, remaining time (timerfd.c) */
+	CRAC_OBJ_SIGNALFD,      /* signal mask (signalfd.c) */
+	CRAC_OBJ_EPOLL,         /* registrations, restored last (epoll.c) */
+	CRAC_OBJ_MEMFD,         /* content and seals (memfd.c) */
+	CRAC_OBJ_SOCKET,        /* listening TCP/UDP/Unix socket, socket pair (socket.c) */
+	CRAC_OBJ_CLOSED,        /* a connection a policy closed: the program sees its peer gone (socket.c) */
+	CRAC_OBJ_KINDS
+};
+
+/* Policy decisions at the checkpoint (struct crac_obj_capture.decide). */
+#define CRAC_OBJ_OMIT (-1)                 /* not carried: the restored process lacks it */
+#define CRAC_OBJ_CHANGED_OK 0x10000        /* or-ed: a changed file is accepted at restore */
+/* struct crac_img_fd.u[6] of files: */
+#define CRAC_OBJ_F_CHANGED_OK 0x1u
+
+/* What capture reads about one descriptor, once. */
+struct crac_obj_fd {
+	int fd;
+	struct stat st;
+	char link[512];              /* readlink /proc/self/fd/N ("pipe:[123]", a path, ...) */
+	char info[4096];             /* /proc/self/fdinfo/N */
+	uint32_t flags;              /* "flags:" of fdinfo (file status flags) */
+	uint32_t fd_flags;           /* FD_CLOEXEC */
+	uint64_t pos;                /* "pos:" of fdinfo */
+};
+
+/* Reads /proc/self/fd/N, fdinfo, fstat. 0 or -errno. */
+int crac_obj_read_fd(int fd, struct crac_obj_fd *d);
+
+/* The value after "key:" in fdinfo text (base 8, 10 or 16; 0 if absent);
+ * *found says whether the key was there. */
+uint64_t crac_obj_info_num(const char *info, const char *key, int base, int *found);
+
+/* ---- capture ------------------------------------------------------------- */
+
+struct crac_obj_capture {
+	/* set by the engine */
+	int pages_fd;                /* -1: probe only (nothing is written) */
+	uint64_t pages_size;         /* where data is appended (kept page-aligned) */
+	struct crac_img_fd *fds;     /* room for max_fds entries */
+	const char **paths;          /* per entry: its path (strings below), or NULL */
+	uint32_t max_fds;
+	char *strings;               /* storage for paths */
+	uint64_t strings_cap;
+	unsigned char *blob;         /* the blob area */
+	uint64_t blob_cap;
+	char *scratch;               /* 1 MiB of work space (pipe content) */
+	uint64_t scratch_cap;
+	const int *skip;             /* descriptors that are not the program's (the engine's own) */
+	int n_skip;
+	/* Policy decisions (engine): 0 for the default, CRAC_OBJ_OMIT, or a
+	 * CRAC_OBJ_* kind to use (CRAC_OBJ_CLOSED for a connection a policy
+	 * closes), or-ed with CRAC_OBJ_CHANGED_OK. */
+	int (*decide)(void *arg, const struct crac_obj_fd *d);
+	void *decide_arg;
+	/* filled */
+	uint32_t n_fds;
+	uint64_t strings_used, blob_used;
+};
+
+/* Appends content to the pages file for entry e (data_off, data_len,
+ * data_crc). 0 or -errno. In probe mode only counts. */
+int crac_obj_put_data(struct crac_obj_capture *c, struct crac_img_fd *e, const void *buf, uint64_t len);
+/* Appends kind-specific bytes to the blob area for entry e. */
+int crac_obj_put_blob(struct crac_obj_capture *c, struct crac_img_fd *e, const void *buf, uint32_t len);
+/* Keeps a copy of a path for entry index i (strings area). */
+int crac_obj_put_path(struct crac_obj_capture *c, uint32_t i, const char *path);
+
+/*
+ * Captures every descriptor from 3 up (but c->skip). Returns 0, or -errno
+ * with one line naming the descriptor that cannot be carried:
+ * "fd 7 (socket:[1234], IPv4 stream socket connected to 10.0.0.1:80):
+ * established connections are not carried ...".
+ */
+int crac_obj_capture_all(struct crac_obj_capture *c, struct crac_img_buf *why);
+
+/*
+ * For the safety checks: would descriptor fd be carried? Returns its kind
+ * (CRAC_OBJ_*), or -errno with the reason it is not (why).
+ */
+int crac_obj_probe(int fd, struct crac_img_buf *why);
+
+/* The policy kind name of a CRAC_OBJ_* ("file", "pipe", ...). */
+const char *crac_obj_kind_name(uint32_t kind);
+
+/* ---- restore (loader) ------------------------------------------------------ */
+
+struct crac_obj_restore {
+	const struct crac_img_view *v;
+	int pages_fd;
+	unsigned char *done;         /* n_fds flags: entry in place */
+	int64_t checkpoint_realtime_ns, checkpoint_monotonic_ns;   /* clock rule of timers */
+};
+
+/*
+ * Puts new descriptor nfd at entry i's number with its flags (status and
+ * close-on-exec), marks it done; closes nfd if it moved. 0 or -errno.
+ */
+long crac_obj_place(struct crac_obj_restore *r, uint32_t i, long nfd);
+
+/* Reads entry e's content from the pages file into buf (data_len bytes,
+ * checksum verified). 0 or -errno (-EBADMSG: checksum). */
+long crac_obj_read_data(struct crac_obj_restore *r, const struct crac_img_fd *e, void *buf, uint64_t cap);
+
+/*
+ * Recreates every descriptor of the image at its number. The caller has
+ * closed everything else from 3 up and keeps r->pages_fd above every
+ * number the image uses. Returns 0, or -errno with one line naming the
+ * descriptor ("fd 5 (file /var/log/x): changed since the checkpoint ...").
+ */
+long crac_obj_restore_all(struct crac_obj_restore *r, struct crac_img_buf *why);
+
+/* ---- the kinds ------------------------------------------------------------- */
+
+struct crac_obj_ops {
+	const char *name;            /* the kind as policies name it */
+	/* Fills e (and c->paths, data, blob) from d: 0, or -errno and why. */
+	int (*capture)(struct crac_obj_capture *c, const struct crac_obj_fd *d, uint32_t i,
+		       struct crac_img_fd *e, struct crac_img_buf *why);
+	/* Creates the object of entry i and places it (crac_obj_place; a pipe
+	 * places both its ends). 0, or -errno and why. */
+	long (*restore)(struct crac_obj_restore *r, uint32_t i, struct crac_img_buf *why);
+	/* Optional second pass, once every descriptor is in place. */
+	long (*finish)(struct crac_obj_restore *r, uint32_t i, struct crac_img_buf *why);
+};
+
+extern const struct crac_obj_ops crac_obj_file_ops, crac_obj_dir_ops, crac_obj_device_ops,
+	crac_obj_pipe_ops, crac_obj_fifo_ops, crac_obj_eventfd_ops, crac_obj_timerfd_ops,
+	crac_obj_signalfd_ops, crac_obj_epoll_ops, crac_obj_memfd_ops, crac_obj_socket_ops,
+	crac_obj_closed_ops;
+
+/* Before the point of no return (image/check.c): is the file, directory,
+ * device or FIFO of entry e still the one the image saw? 0, or -errno and
+ * why ("PATH changed since the checkpoint (its size differs); ..."). */
+int crac_obj_file_check(const struct crac_img_view *v, const struct crac_img_fd *e, struct crac_img_buf *why);
+
+/* Which kind a descriptor is, from its link and mode (0: none we carry). */
+uint32_t crac_obj_classify(const struct crac_obj_fd *d);
+
+#pragma GCC visibility pop
+
+#endif

@@ -1,0 +1,29 @@
+/*
+ * signalfd.c - signalfd (see objects.h).
+ */
+#include "objects/objects.h"
+
+#include <errno.h>
+
+static int signalfd_capture(struct crac_obj_capture *c, const struct crac_obj_fd *d, uint32_t i,
+			   struct crac_img_fd *e, struct crac_img_buf *why)
+{
+	(void)c, (void)d, (void)i, (void)e;
+	crac_img_puts(why, "signalfd descriptors are not carried across a restore yet");
+	return -ENOTSUP;
+}
+
+static long signalfd_restore(struct crac_obj_restore *r, uint32_t i, struct crac_img_buf *why)
+{
+	(void)r, (void)i;
+	crac_img_puts(why, "signalfd descriptors are not carried across a restore yet");
+	return -ENOTSUP;
+}
+
+const struct crac_obj_ops crac_obj_signalfd_ops = {
+	.name = "signalfd",
+	.capture = signalfd_capture,
+	.restore = signalfd_restore,
+};
+
+
