@@ -51,6 +51,7 @@
 #include <pthread.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -402,11 +403,18 @@ static const char *chunk_bytes(struct lazy *L, uint32_t c)
 			fatal(L, why, n);
 		}
 		if (n == 0) {
+			struct stat st;
 			crac_img_puts(&b, "the pages file ");
 			put_pages_path(L, &b);
-			crac_img_puts(&b, " was truncated while loading lazily: it ends at byte ");
-			crac_img_putu(&b, k->offset + got);
-			crac_img_puts(&b, ", inside ");
+			crac_img_puts(&b, " was truncated while loading lazily (");
+			if (sys_fstat(L->a->pages_fd, &st) == 0) {
+				crac_img_puts(&b, "now ");
+				crac_img_putu(&b, (uint64_t)st.st_size);
+				crac_img_puts(&b, " bytes, ");
+			}
+			crac_img_puts(&b, "the image needs ");
+			crac_img_putu(&b, L->a->pages_size);
+			crac_img_puts(&b, "): found reading ");
 			put_chunk(&b, c, k);
 			put_seen(L, &b, c);
 			fatal(L, why, 0);

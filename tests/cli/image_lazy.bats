@@ -227,12 +227,13 @@ flip_byte() {
 	need_lazy
 	read -r idx off len < <("$EDIT" "$T/img" chunk-at $((BIG + LEN / 2)))
 	[ -n "$len" ]
+	size=$(stat -c %s "$T/img/pages")
 	start_waiting
 	truncate -s $((off + len / 2)) "$T/img/pages"
 	finish_waiting
 	[ "$status" -eq 1 ]
 	[ -z "$output" ]
-	echo "$stderr" | grep -Eqx "crac: restore $T/img: the pages file $T/img/pages was truncated while loading lazily: it ends at byte $((off + len / 2)), inside chunk #$idx \\($len bytes at 0x[0-9a-f]+, anon\\), before any of these pages was visible; the restored process is stopped"
+	echo "$stderr" | grep -Eqx "crac: restore $T/img: the pages file $T/img/pages was truncated while loading lazily \\(now $((off + len / 2)) bytes, the image needs $size\\): found reading chunk #$idx \\($len bytes at 0x[0-9a-f]+, anon\\), before any of these pages was visible; the restored process is stopped"
 }
 
 @test "unprivileged: restore is eager and says why; --lazy refuses" {
