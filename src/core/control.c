@@ -652,6 +652,7 @@ int crac_control_stop(void)
  */
 
 #define MAX_CANDIDATES 5
+#define ANSWER_CHUNK 16384
 
 /* How telling a reason is: the higher, the more it explains the failure. */
 enum why_rank { WHY_NONE, WHY_ABSENT, WHY_STALE, WHY_ACCESS, WHY_REFUSED };
@@ -880,10 +881,9 @@ static int connect_to(int pid, char *err, size_t errlen)
 int crac__control_request(int pid, const char *const *tokens, FILE *out, int *status,
 			  char *err, size_t errlen)
 {
-	char *line = NULL;
-	size_t cap = 0, used = 0;
-	bool got_status = false;
-	ssize_t len;
+	char *line;
+	size_t used = 0;
+	bool got_status = false, bol = true;
 	int fd, rc;
 	FILE *in;
 
@@ -924,25 +924,42 @@ int crac__control_request(int pid, const char *const *tokens, FILE *out, int *st
 	}
 	free(req);
 	in = fdopen(fd, "r");
-	if (!in) {
-		close(fd);
+	line = malloc(ANSWER_CHUNK);
+	if (!in || !line) {
+		if (in)
+			fclose(in);
+		else
+			close(fd);
+		free(line);
+		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	/* Every line of the answer is the target's text: printed escaped. */
-	while ((len = getline(&line, &cap, in)) > 0) {
+	/*
+	 * Every line of the answer is the target's text: printed escaped. Read
+	 * in bounded pieces (a line of any length costs no memory); "STATUS n"
+	 * counts only at the start of a line.
+	 */
+	while (fgets(line, ANSWER_CHUNK, in)) {
+		size_t len = strlen(line);
+		bool eol = len && line[len - 1] == '\n';
 		int st;
-		if (line[len - 1] == '\n')
+
+		if (eol)
 			line[--len] = 0;
-		if (sscanf(line, "STATUS %d", &st) == 1) {
+		if (bol && sscanf(line, "STATUS %d", &st) == 1) {
 			*status = st;
 			got_status = true;
 			break;
 		}
 		if (out) {
 			crac__put_escaped(out, line);
-			fputc('\n', out);
+			if (eol)
+				fputc('\n', out);
 		}
+		bol = eol;
 	}
+	if (!bol && out)
+		fputc('\n', out);
 	free(line);
 	fclose(in);
 	if (!got_status) {

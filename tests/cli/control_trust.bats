@@ -178,6 +178,17 @@ as_nobody() {
 	[[ "$output" != *$'\a'* ]]
 }
 
+@test "a very long answer line is printed whole, escaped, as one line" {
+	long=$(printf 'x%.0s' $(seq 50000))
+	bg fake "$FAKE" "$T/ctl" self "crac: $long"$'\e' "crac: next"
+	FAKEPID=$LAST
+	run timeout 20 "$CRAC" checkpoint "$FAKEPID"
+	[ "$status" -eq 0 ]
+	[ "${#lines[@]}" -eq 2 ]
+	[ "${lines[0]}" = "crac: $long\\x1b" ]
+	[ "${lines[1]}" = "crac: next" ]
+}
+
 @test "the socket file is removed when the program exits normally" {
 	# (bash, which ends with exit(); dash ends with _exit(), which runs no
 	# exit handler)
