@@ -119,6 +119,39 @@ int img_threads_recreate(struct img_err *e) CRAC_HIDDEN;
  * change, or a negative errno (e filled; nothing changed). */
 int img_threads_restore_leader(const struct img_thread *self, struct img_err *e) CRAC_HIDDEN;
 
+/* Describes, one line each, the threads that block IMG_STOP_SIGNAL and how
+ * they will be stopped (for `crac check`): "thread 1234 (name) blocks
+ * SIGRTMAX-1 ...: it will be stopped with ptrace". Returns their number
+ * (0: buf is ""), or a negative errno. Threads run meanwhile. */
+int img_threads_stop_plan(char *buf, size_t len) CRAC_HIDDEN;
+
+/* ---- threads that block the stop signal (image_ptrace.c) ------------------- */
+
+struct img_unblock {
+	int tid;
+	int err;                        /* 0: mask valid; -ESRCH: it exited; else failed */
+	const char *step;               /* what failed */
+	uint64_t mask;                  /* its signal mask before (kernel layout) */
+	_Atomic int done;               /* the helper is through with it */
+};
+/* Bytes of arena memory img_ptrace_unblock needs (the helper's stack). */
+size_t img_ptrace_area_size(void) CRAC_HIDDEN;
+/* A ptrace helper process PTRACE_SEIZEs threads u[0..n-1].tid (nothing
+ * changes yet). Returns 0, or a negative errno (e filled, naming the thread
+ * and why ptrace is refused; the helper is gone, nothing changed). */
+int img_ptrace_seize(void *area, struct img_unblock *u, int n, int64_t deadline_ns, struct img_err *e) CRAC_HIDDEN;
+/* Then, once they were sent IMG_STOP_SIGNAL: the helper interrupts each,
+ * records its mask (u->mask), removes the signal from it and lets it go, so
+ * that it takes the signal at once. Returns 0 or a negative errno (e
+ * filled: a thread did not stop by the deadline). */
+int img_ptrace_unblock(void *area, int64_t deadline_ns, struct img_err *e) CRAC_HIDDEN;
+/* Or, instead: kills the helper (the threads are left as they were). */
+void img_ptrace_cancel(void *area) CRAC_HIDDEN;
+/* Why ptrace would be refused to the helper (buf), or NULL. */
+const char *img_ptrace_obstacle(char *buf, size_t len) CRAC_HIDDEN;
+/* The name of thread tid of this process ("?" if unknown). */
+void img_thread_comm(int tid, char *out, size_t len) CRAC_HIDDEN;
+
 /* ---- the checkpointing thread and process state (image.c / capture) -------- */
 
 /*

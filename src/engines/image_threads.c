@@ -12,6 +12,11 @@
  * mask and alternate stack. The stack is written into the image like any
  * other memory.
  *
+ * A thread that blocks the signal is made to take it: a ptrace helper
+ * (image_ptrace.c) removes the signal from its mask while it is pending,
+ * and the handler blocks it again in the signal frame (so rt_sigreturn
+ * restores the mask it had, in the original and in every restored process).
+ *
  * Recreating. The restored libcrac clones one thread per record, with the
  * saved TLS, on the saved stack, and the child resumes the saved context:
  * crac__img_setctx returns 1 inside the handler. The handler points the
@@ -77,6 +82,11 @@ static struct sigaction stop_old_action;          /* the app's disposition of th
 static struct k_sigaction stop_old_kact;          /* the same, as the kernel has it */
 static int stop_pid;                              /* pid at checkpoint: the main thread's tid */
 static struct img_thread *leader_thread;          /* restored: the record the leader resumed */
+/* Threads whose mask the ptrace helper changed, with their mask before
+ * (engine arena; entries are valid once done is set and err is 0). */
+static struct img_unblock *unblocked;
+static _Atomic int n_unblocked;
+static _Atomic int in_handler;                    /* threads inside stop_handler */
 
 const char *img_strerror(int e)
 {
@@ -280,6 +290,17 @@ static void fix_cached_tid(ucontext_t *uc, int old_tid, int new_tid)
 
 /* ---- the stop handler ------------------------------------------------------ */
 
+/* Did the ptrace helper take the stop signal out of thread tid's mask? */
+static bool was_unblocked_by_helper(int tid)
+{
+	struct img_unblock *u = unblocked;
+
+	for (int i = 0, n = atomic_load(&n_unblocked); u && i < n; i++)
+		if (u[i].tid == tid && atomic_load(&u[i].done) && u[i].err == 0)
+			return u[i].mask & (1ull << (IMG_STOP_SIGNAL - 1));
+	return false;
+}
+
 static void stop_handler(int sig, siginfo_t *si, void *ucv)
 {
 	int saved_errno = errno;
@@ -291,9 +312,14 @@ static void stop_handler(int sig, siginfo_t *si, void *ucv)
 		errno = saved_errno;
 		return;
 	}
+	atomic_fetch_add(&in_handler, 1);
 	memset(&t, 0, sizeof(t));
 	t.gen = atomic_load(&release_gen);
 	img_thread_record(&t);
+	/* The helper delivered the signal right where it unblocked it: the
+	 * interrupted code had it blocked. */
+	if (was_unblocked_by_helper(t.tid))
+		sigaddset(&uc->uc_sigmask, IMG_STOP_SIGNAL);
 	memcpy(&t.sigmask, &uc->uc_sigmask, sizeof(t.sigmask));
 	t.sp = (uint64_t)uc->uc_mcontext.gregs[REG_RSP];
 	t.ip = (uint64_t)uc->uc_mcontext.gregs[REG_RIP];
@@ -318,6 +344,7 @@ static void stop_handler(int sig, siginfo_t *si, void *ucv)
 		futex((volatile void *)&release_gen, FUTEX_WAIT_PRIVATE, t.gen, NULL);
 	(void)sig;
 	errno = saved_errno;
+	atomic_fetch_sub(&in_handler, 1);
 	/* Returning runs rt_sigreturn: registers, FPU state, mask, altstack. */
 }
 
@@ -391,11 +418,52 @@ struct img_thread *img_threads_list(void)
 
 /* Scratch arrays of one stop attempt (from the engine arena). */
 struct stop_scratch {
-	int *signaled, *tasks;
+	int *signaled, *tasks, *blocking;
 	char *dents;
+	struct img_unblock *ub;         /* the unblocked table */
+	void *ptrace_area;              /* the ptrace helper's stack */
 };
 
 static int stop_once(struct stop_scratch *w, int64_t deadline_ns, struct img_err *e);
+
+/*
+ * Threads tids[0..n-1] block the stop signal: the ptrace helper seizes them
+ * (the table of unblocked threads, where the handler looks, gets them).
+ * Then the caller sends the signal (unless it is pending already) and calls
+ * img_ptrace_unblock(). Returns 0 or -errno.
+ */
+static int seize_threads(struct stop_scratch *w, const int *tids, int n, int64_t deadline_ns, struct img_err *e)
+{
+	int base = atomic_load(&n_unblocked);
+	struct img_unblock *u = w->ub + base;
+
+	if (base + n > (int)CRAC_IMG_MAX_THREADS)
+		return img_fail(e, -E2BIG, "too many threads block SIGRTMAX-1");
+	for (int i = 0; i < n; i++)
+		u[i].tid = tids[i];
+	unblocked = w->ub;
+	int rc = img_ptrace_seize(w->ptrace_area, u, n, deadline_ns, e);
+	if (rc == 0)
+		atomic_store(&n_unblocked, base + n);
+	return rc;
+}
+
+/* Was thread tid given to the ptrace helper in this attempt? */
+static bool was_unblocked(int tid)
+{
+	for (int i = 0, n = atomic_load(&n_unblocked); unblocked && i < n; i++)
+		if (unblocked[i].tid == tid)
+			return true;
+	return false;
+}
+
+static bool is_stopped(int tid)
+{
+	for (const struct img_thread *t = atomic_load(&stopped_list); t; t = t->next)
+		if (t->tid == tid)
+			return true;
+	return false;
+}
 
 /* Does a stopped thread wait for a lock that records its owner's tid? */
 static const struct img_thread *tid_caching_thread(void)
@@ -418,15 +486,18 @@ static const struct img_thread *tid_caching_thread(void)
 int img_threads_stop(struct img_arena *a, int64_t deadline_ns, struct img_err *e)
 {
 	struct stop_scratch w = {
-		img_arena_alloc(a, sizeof(int) * CRAC_IMG_MAX_THREADS),
-		img_arena_alloc(a, sizeof(int) * CRAC_IMG_MAX_THREADS),
-		img_arena_alloc(a, 32768),
+		.signaled = img_arena_alloc(a, sizeof(int) * CRAC_IMG_MAX_THREADS),
+		.tasks = img_arena_alloc(a, sizeof(int) * CRAC_IMG_MAX_THREADS),
+		.blocking = img_arena_alloc(a, sizeof(int) * CRAC_IMG_MAX_THREADS),
+		.dents = img_arena_alloc(a, 32768),
+		.ub = img_arena_alloc(a, sizeof(struct img_unblock) * CRAC_IMG_MAX_THREADS),
+		.ptrace_area = img_arena_alloc(a, img_ptrace_area_size()),
 	};
 	int rc;
 
 	struct sigaction sa;
 
-	if (!w.signaled || !w.tasks || !w.dents)
+	if (!w.signaled || !w.tasks || !w.blocking || !w.dents || !w.ub || !w.ptrace_area)
 		return img_fail(e, -ENOMEM, "engine arena exhausted");
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = stop_handler;
@@ -457,6 +528,12 @@ int img_threads_stop(struct img_arena *a, int64_t deadline_ns, struct img_err *e
 		/* 50 us, growing to 1 ms: let the lock change hands. */
 		struct timespec ts = { 0, 50000L * (attempt < 20 ? attempt : 20) };
 		nanosleep(&ts, NULL);
+		/* Every thread out of the handler again (where all signals are
+		 * blocked: it would look like a thread that blocks the signal). */
+		for (int k = 0; atomic_load(&in_handler) > 0 && k < 1000; k++) {
+			struct timespec tick = { 0, 100000L };
+			nanosleep(&tick, NULL);
+		}
 	}
 }
 
@@ -466,12 +543,14 @@ static int stop_once(struct stop_scratch *w, int64_t deadline_ns, struct img_err
 	int *signaled = w->signaled, *tasks = w->tasks;
 	char *dents = w->dents;
 	int n_signaled = 0, gone = 0, me = img_gettid(), pid = getpid();
+	int64_t start = mono_ns();
 
 	atomic_store(&stopped_list, NULL);
 	atomic_store(&stopped_count, 0);
+	atomic_store(&n_unblocked, 0);
 
 	for (;;) {
-		int n = list_tasks(tasks, max, dents, 32768), fresh = 0;
+		int n = list_tasks(tasks, max, dents, 32768), fresh = 0, n_blocking = 0;
 		if (n < 0) {
 			img_fail(e, n, "/proc/self/task: %s", img_strerror(-n));
 			goto fail;
@@ -480,21 +559,36 @@ static int stop_once(struct stop_scratch *w, int64_t deadline_ns, struct img_err
 			img_fail(e, -E2BIG, "%d threads: the image engine handles at most %d", n, max);
 			goto fail;
 		}
+		/* The threads not seen before; those that block the signal are
+		 * unblocked first, before anyone is signalled (a failure then
+		 * leaves nobody on the way into the handler). */
+		int n_new = 0;
 		for (int i = 0; i < n; i++) {
 			bool known = tasks[i] == me;
 			for (int k = 0; k < n_signaled && !known; k++)
 				known = signaled[k] == tasks[i];
-			if (known)
-				continue;
+			if (!known && !was_unblocked(tasks[i]))
+				tasks[n_new++] = tasks[i];
+		}
+		for (int i = 0; i < n_new; i++)
+			if (signal_blocked(tasks[i], IMG_STOP_SIGNAL))
+				w->blocking[n_blocking++] = tasks[i];
+		if (n_blocking && seize_threads(w, w->blocking, n_blocking, deadline_ns, e) < 0)
+			goto fail;
+		for (int i = 0; i < n_new; i++) {
 			if (syscall(SYS_tgkill, pid, tasks[i], IMG_STOP_SIGNAL) < 0) {
 				if (errno == ESRCH)
 					continue;     /* exited meanwhile */
 				img_fail(e, -errno, "tgkill(thread %d): %s", tasks[i], img_strerror(errno));
+				if (n_blocking)
+					img_ptrace_cancel(w->ptrace_area);
 				goto fail;
 			}
 			signaled[n_signaled++] = tasks[i];
 			fresh++;
 		}
+		if (n_blocking && img_ptrace_unblock(w->ptrace_area, deadline_ns, e) < 0)
+			goto fail;
 		int stopped = atomic_load(&stopped_count);
 		if (!fresh && stopped + gone >= n_signaled)
 			break;   /* everyone listed is stopped and nobody new appeared */
@@ -524,6 +618,17 @@ static int stop_once(struct stop_scratch *w, int64_t deadline_ns, struct img_err
 			for (int k = 0; k < n_signaled; k++)
 				if (syscall(SYS_tgkill, pid, signaled[k], 0) < 0 && errno == ESRCH)
 					gone++;
+			/* A thread that blocked the signal after we looked: the
+			 * signal is pending, the helper unblocks it. */
+			int n_late = 0;
+			if (mono_ns() - start > 50 * 1000000LL)
+				for (int k = 0; k < n_signaled; k++)
+					if (!is_stopped(signaled[k]) && !was_unblocked(signaled[k]) &&
+					    signal_blocked(signaled[k], IMG_STOP_SIGNAL))
+						w->blocking[n_late++] = signaled[k];
+			if (n_late && (seize_threads(w, w->blocking, n_late, deadline_ns, e) < 0 ||
+				       img_ptrace_unblock(w->ptrace_area, deadline_ns, e) < 0))
+				goto fail;
 		}
 	}
 	return atomic_load(&stopped_count);
@@ -662,4 +767,43 @@ int img_threads_recreate(struct img_err *e)
 		futex((volatile void *)&resumed_count, FUTEX_WAIT_PRIVATE, (uint32_t)got, &ts);
 	}
 	return n;
+}
+
+/* ---- what `crac check` says ------------------------------------------------- */
+
+int img_threads_stop_plan(char *buf, size_t len)
+{
+	const int max = CRAC_IMG_MAX_THREADS;
+	int *tids = malloc(sizeof(int) * (size_t)max);
+	char *dents = malloc(32768), why[256], comm[16];
+	const char *obstacle = NULL;
+	int n, found = 0, me = img_gettid();
+	size_t used = 0;
+
+	if (len)
+		buf[0] = 0;
+	if (!tids || !dents) {
+		free(tids);
+		free(dents);
+		return -ENOMEM;
+	}
+	n = list_tasks(tids, max, dents, 32768);
+	for (int i = 0; i < n && i < max; i++) {
+		if (tids[i] == me || !signal_blocked(tids[i], IMG_STOP_SIGNAL))
+			continue;
+		if (!found++)
+			obstacle = img_ptrace_obstacle(why, sizeof(why));
+		img_thread_comm(tids[i], comm, sizeof(comm));
+		int k = snprintf(buf + used, len - used,
+				 obstacle ? "thread %d (%s) blocks SIGRTMAX-1, the image engine's stop signal, and "
+					    "cannot be stopped with ptrace either (%s): an image checkpoint will fail\n"
+					  : "thread %d (%s) blocks SIGRTMAX-1, the image engine's stop signal: "
+					    "it will be stopped with ptrace%s\n",
+				 tids[i], comm, obstacle ? obstacle : "");
+		if (k > 0)
+			used = used + (size_t)k < len ? used + (size_t)k : (len ? len - 1 : 0);
+	}
+	free(tids);
+	free(dents);
+	return n < 0 ? n : found;
 }

@@ -73,7 +73,7 @@ check_leader() {
 	[ -n "$(tr '\0' ' ' <"/proc/$pid/cmdline")" ]
 	[ "$(cat "/proc/$pid/task/$pid/comm")" = thr-main ]
 	# the main thread itself says it is the leader
-	tail -1 "$out" | grep -q "leader=1$"
+	tail -1 "$out" | grep -q "leader=1\( \|$\)"
 	# every thread is back (main, worker, control endpoint)
 	[ "$(ls "/proc/$pid/task" | wc -l)" -ge 3 ]
 	# the control endpoint answers (it sees the process)
