@@ -30,7 +30,8 @@
  * private temporary directory, opened with crac_img_open, read back with
  * crac_img_read_header, and every check runs on it (file_fds NULL), then
  * crac_img_check_all. Every message must be NUL-terminated inside its buffer
- * and hold no control character (image text is escaped): otherwise abort().
+ * and hold no control character (image text is escaped), and what the
+ * parser accepted must keep its promises (check_parsed): otherwise abort().
  *
  * CRAC_CHECK_FILES opens the paths the image names (O_NONBLOCK, no link
  * followed, regular files only: what we want to exercise). Opening some
@@ -151,6 +152,24 @@ static void check_msg(const char *where, const char *msg, size_t msglen)
 			fprintf(stderr, "fuzz_image: %s: control character 0x%02x in message \"%s\"\n", where, c, msg);
 			abort();
 		}
+	}
+}
+
+/*
+ * What crac_img_parse promises beyond memory safety, where a check of the
+ * routine relies on it without testing it again (the loader moves the vDSO
+ * block by these sizes): each size of the [vvar]/[vvar_vclock]/[vdso] block
+ * is at most 16 MiB, as their sum is.
+ */
+static void check_parsed(const struct crac_img_view *v)
+{
+	const struct crac_img_header *h = v->h;
+
+	if (h->vvar_size > (1u << 24) || h->vvar_vclock_size > (1u << 24) || h->vdso_size > (1u << 24)) {
+		fprintf(stderr, "fuzz_image: crac_img_parse accepted vDSO block sizes %#llx/%#llx/%#llx "
+			"(their sum wraps around)\n", (unsigned long long)h->vvar_size,
+			(unsigned long long)h->vvar_vclock_size, (unsigned long long)h->vdso_size);
+		abort();
 	}
 }
 
@@ -290,6 +309,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (verbose)
 		fprintf(stderr, "flags 0x%02x, header %llu bytes: parse %d %s\n", flags,
 			(unsigned long long)len, rc, msg ? msg : "");
+	if (rc == 0)
+		check_parsed(&v);
 	if (rc == 0)
 		run_checks(buf, len, &v, body + len, rest - len, flags, msg, msglen);
 	free(buf);

@@ -8,6 +8,8 @@
 #   fix    0x01  size and crc recomputed by the target (mutations reach the checks)
 #   raw    0x00  parsed as is (its checksum is right)
 #   owner  0x0f  fix, header group-writable, --trust-owner, 64-byte messages
+# and OUT_DIR/seed-fds-*: seed-probe-raw with descriptors added (a device,
+# a dup, a directory, a FIFO, a file, a symbolic link: driver.c).
 # BUILD_DIR is a normal (gcc) build with tests: it has tests/image_probe and
 # tests/fuzz/fuzz_image_regress. OUT_DIR defaults to tests/fuzz/corpus.
 set -eu
@@ -25,6 +27,7 @@ t=$(mktemp -d /tmp/crac-fuzz-corpus.XXXXXX)
 trap 'rm -rf "$t"' EXIT
 mkdir "$t/work"
 head -c 20000 /dev/urandom >"$t/data.bin"
+printf '%s\n' 'file * reopen' 'dir * reopen' >"$t/policies"
 unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_IMAGE_STATS CRAC_LOADER
 
 # The checkpoint refuses open descriptors it cannot save: close all but 0-2.
@@ -32,6 +35,10 @@ unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_IMAGE_STATS CRA
 	for fd in $(ls /proc/$BASHPID/fd); do
 		if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
 	done
+	# descriptors the image carries (the fds check): a file, a directory,
+	# (devices and FIFOs once the checkpoint carries them)
+	exec 3<"$t/data.bin" 4<"$t/work"
+	export CRAC_POLICIES=$t/policies
 	exec "$probe" "$t/img" "$t/work" --map "$t/data.bin"
 ) </dev/null >"$t/out" 2>"$t/err" || {
 	echo "make_corpus.sh: image_probe failed to checkpoint:" >&2
@@ -43,4 +50,6 @@ mkdir -p "$out"
 "$regress" --make-seed "$t/img" "$out/seed-probe-fix" 0x01
 "$regress" --make-seed "$t/img" "$out/seed-probe-raw" 0x00
 "$regress" --make-seed "$t/img" "$out/seed-probe-owner" 0x0f
-ls -l "$out"/seed-probe-*
+# descriptors of every kind the fds check looks at, added by hand
+"$regress" --make-fd-seeds "$out/seed-probe-raw" "$out"
+ls -l "$out"/seed-*
