@@ -101,8 +101,9 @@ void crac_options_init(struct crac_options *opts)
 	opts->size = sizeof(*opts);
 }
 
-/* Copies what the caller's (possibly older, smaller) struct has. */
-static void resolve_options(struct crac_options *o, const struct crac_options *in)
+/* Copies what the caller's (possibly older, smaller) struct has. Returns
+ * whether the engine was implied by the image directory. */
+static bool resolve_options(struct crac_options *o, const struct crac_options *in)
 {
 	crac_options_init(o);
 	if (in && in->size) {
@@ -116,8 +117,12 @@ static void resolve_options(struct crac_options *o, const struct crac_options *i
 		o->image_dir = getenv("CRAC_IMAGE_DIR");
 	/* No engine named anywhere: an image directory asks for the engine
 	 * that writes one; without it, the sim engine. */
-	if (!o->engine || !*o->engine)
-		o->engine = o->image_dir && *o->image_dir ? "image" : "sim";
+	if (!o->engine || !*o->engine) {
+		bool dir = o->image_dir && *o->image_dir;
+		o->engine = dir ? "image" : "sim";
+		return dir;
+	}
+	return false;
 }
 
 static int64_t deadline_after(int64_t ms, int64_t from)
@@ -197,6 +202,22 @@ static int signal_context(void)
 	return 0;
 }
 
+/*
+ * A round refused before it started (nothing locked, claimed or notified):
+ * the caller and the requester get a report that needs no memory.
+ */
+static int refuse_unstarted(int rc, enum crac__fixed_report which, struct crac_requester *rq,
+			    crac_report **report)
+{
+	crac_report *fixed = crac__report_fixed(which);
+
+	if (rq && rq->finish)
+		rq->finish(rq, rc, fixed);
+	if (report)
+		*report = fixed;
+	return rc;
+}
+
 static void free_strv(char **v)
 {
 	if (!v)
@@ -217,21 +238,14 @@ int crac__checkpoint(const struct crac_options *in, struct crac_requester *rq,
 
 	if (report)
 		*report = NULL;
-	if ((rc = signal_context()) < 0) {
-		/* a report that needs no memory; no lock taken */
-		crac_report *fixed = crac__report_fixed(rc == -EDEADLK ? CRAC__FIXED_SIGNAL_IN_CRAC
-								       : CRAC__FIXED_SIGNAL_STACK);
-		if (rq && rq->finish)
-			rq->finish(rq, rc, fixed);
-		if (report)
-			*report = fixed;
-		return rc;
-	}
+	if ((rc = signal_context()) < 0)
+		return refuse_unstarted(rc, rc == -EDEADLK ? CRAC__FIXED_SIGNAL_IN_CRAC
+							   : CRAC__FIXED_SIGNAL_STACK, rq, report);
 	crac__enter();   /* the whole round, but for the callbacks (resource.c) */
 	r.report = crac__report_new();
 	if (!r.report) {
 		crac__leave();
-		return -ENOMEM;
+		return refuse_unstarted(-ENOMEM, CRAC__FIXED_NO_MEMORY, rq, report);
 	}
 
 	/* 1. claim the round */
@@ -258,7 +272,7 @@ int crac__checkpoint(const struct crac_options *in, struct crac_requester *rq,
 	crac__img_lazy_finish();
 
 	/* 2. options and engine */
-	resolve_options(&r.opts, in);
+	bool implied = resolve_options(&r.opts, in);
 	r.engine = crac__engine_find(r.opts.engine);
 	if (!r.engine) {
 		const char *const *e = crac_engines();
@@ -270,7 +284,8 @@ int crac__checkpoint(const struct crac_options *in, struct crac_requester *rq,
 		}
 		rc = -ENOENT;
 		crac__report_add(r.report, CRAC_PHASE_ENGINE, "crac", rc,
-				 "unknown engine \"%s\" (available: %s)", r.opts.engine, known);
+				 "unknown engine \"%s\"%s (available: %s)", r.opts.engine,
+				 implied ? ", implied by the image directory" : "", known);
 		goto out;
 	}
 	if (r.engine->configure && (rc = r.engine->configure(&r)) < 0) {

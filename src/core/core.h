@@ -74,6 +74,7 @@ static inline void crac__leave(void)
 enum crac__fixed_report {
 	CRAC__FIXED_SIGNAL_IN_CRAC,   /* -EDEADLK: a handler interrupted crac in this thread */
 	CRAC__FIXED_SIGNAL_STACK,     /* -EINVAL: running on the alternate signal stack */
+	CRAC__FIXED_NO_MEMORY,        /* -ENOMEM: no memory for the round's own report */
 	CRAC__FIXED_COUNT
 };
 crac_report *crac__report_fixed(enum crac__fixed_report which) CRAC_HIDDEN;

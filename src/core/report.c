@@ -37,6 +37,10 @@ static struct crac_failure fixed_items[CRAC__FIXED_COUNT] = {
 		.message = "called on the alternate signal stack, from a signal handler "
 			   "(crac_checkpoint_restore() is not async-signal-safe)",
 	},
+	[CRAC__FIXED_NO_MEMORY] = {
+		.phase = CRAC_PHASE_CHECKPOINT, .resource = "crac", .code = -ENOMEM,
+		.message = "out of memory starting the checkpoint: nothing was notified",
+	},
 };
 static struct crac_report fixed_reports[CRAC__FIXED_COUNT] = {
 	[CRAC__FIXED_SIGNAL_IN_CRAC] = {
@@ -44,6 +48,9 @@ static struct crac_report fixed_reports[CRAC__FIXED_COUNT] = {
 	},
 	[CRAC__FIXED_SIGNAL_STACK] = {
 		.items = &fixed_items[CRAC__FIXED_SIGNAL_STACK], .count = 1, .cap = 1, .status = -EINVAL,
+	},
+	[CRAC__FIXED_NO_MEMORY] = {
+		.items = &fixed_items[CRAC__FIXED_NO_MEMORY], .count = 1, .cap = 1, .status = -ENOMEM,
 	},
 };
 
