@@ -1,0 +1,26 @@
+#!/usr/bin/env bats
+# A JVM as in java.bats (-XX:-UsePerfData; see there why), but with the one
+# policy that the image engine needs until it carries open files itself
+# (issue 11 §2): `file JAVA_HOME/lib/modules reopen` (the class image the
+# JVM keeps open, reopened by path at restore). Checkpointed from outside,
+# restored twice one after the other and twice at once; each answer is
+# computed by a pool thread of the restored JVM.
+
+load common
+
+setup() {
+	zoo_setup
+	zoo_need java openjdk-17-jdk-headless
+	zoo_need javac openjdk-17-jdk-headless
+	javac -d "$T" "$ZOO_PROGS/Zoo.java"
+	JHOME="$(dirname "$(dirname "$(readlink -f "$(command -v java)")")")"
+	[ -f "$JHOME/lib/modules" ] || skip "no lib/modules under $JHOME"
+	echo "file $JHOME/lib/modules reopen" >"$T/policies"
+}
+teardown() { zoo_teardown; }
+
+zoo_expect() { echo "answer $1 $((19 * $1)) 100000 pool=4"; }
+
+@test "zoo: java with a policy for lib/modules restored twice, and twice at once" {
+	zoo_stdin_test 120 --opts --policies "$T/policies" -- java -XX:-UsePerfData -cp "$T" Zoo
+}
