@@ -352,6 +352,7 @@ int crac__checkpoint(const struct crac_options *in, struct crac_requester *rq,
 		/* As in CRaC: the image exists, the original process is done. */
 		crac__round_finish_requester(&r, CRAC_CONTINUED);
 		fflush(NULL);
+		crac__leave();   /* atexit handlers are the program's code */
 		exit(0);
 	}
 
