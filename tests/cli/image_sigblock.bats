@@ -121,7 +121,7 @@ checkpoint_ms() {
 	ms=$(checkpoint_ms "$output")
 	[ -n "$ms" ]
 	[ "$ms" -lt 3000 ]
-	echo "$output" | grep -q "thread [0-9]* (thr-sleeper) blocks signal SIGRTMAX-1.*cannot be stopped with ptrace.*PTRACE_SEIZE: Operation not permitted.*not dumpable"
+	echo "$output" | grep -q "thread [0-9]* (thr-\(sleeper\|waiter\|toggler\)) blocks signal SIGRTMAX-1.*cannot be stopped with ptrace.*PTRACE_SEIZE: Operation not permitted.*not dumpable"
 	# nothing changed: every mask as before, no image
 	echo "$output" | grep -q "^masks ok$"
 	[ ! -e "$T/img" ]
