@@ -458,7 +458,10 @@ int crac_secret_forget(void *ptr);
 
 /*
  * Starts the control endpoint: a Unix socket $CRAC_CONTROL_DIR/PID.sock
- * (default directory /tmp/crac-UID, created 0700; socket 0600). Only
+ * (DIR/PID.sock: DIR is $CRAC_CONTROL_DIR, else $XDG_RUNTIME_DIR/crac or
+ * /run/user/UID/crac when that is a directory of ours not writable by group
+ * or others, else /tmp/crac-UID; created 0700; socket 0600, removed by
+ * crac_control_stop() and at normal exit). Only
  * processes of the same uid, or root, may connect; others are refused and
  * logged on stderr. Through it `crac checkpoint PID` requests a checkpoint
  * (and receives the report), `crac restore --pid PID` resumes a process

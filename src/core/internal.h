@@ -144,6 +144,10 @@ enum crac_engine_flags {
 	/* The engine writes an image: unless CRAC_KEEP_RUNNING, the original
 	 * process exits (status 0) once checkpoint() returned CRAC_CONTINUED. */
 	CRAC_ENGINE_WRITES_IMAGE = 1u << 0,
+	/* The engine carries descriptors across (src/objects): the checks
+	 * refuse only what it cannot carry, and policies decide per
+	 * descriptor instead of acting on the running process. */
+	CRAC_ENGINE_CARRIES_FDS = 1u << 1,
 };
 
 struct crac_engine {

@@ -74,6 +74,19 @@ void crac__internal_fd(int fd, bool add)
 	pthread_mutex_unlock(&internal_lock);
 }
 
+int crac__internal_fds_snapshot(int *out, int max)
+{
+	int n = 0;
+
+	/* never waits: the caller may have stopped every other thread */
+	if (pthread_mutex_trylock(&internal_lock) != 0)
+		return -EBUSY;
+	for (size_t i = 0; i < n_internal && n < max; i++)
+		out[n++] = internal_fds[i];
+	pthread_mutex_unlock(&internal_lock);
+	return n;
+}
+
 bool crac__is_internal_fd(int fd)
 {
 	bool found = false;

@@ -184,6 +184,9 @@ struct img_map {
 	uint64_t dev, ino;              /* from /proc/self/maps */
 };
 
+#include "objects/objects.h"
+#define IMG_MAX_SKIP_FDS 64
+
 /* Writeback of the pages file is started every this many bytes. */
 #define IMG_WRITEBACK_STEP (32ull << 20)
 
@@ -215,8 +218,16 @@ struct img_capture {
 
 	struct crac_img_header hdr;     /* filled progressively */
 	bool use_scan;                  /* PAGEMAP_SCAN works here */
+	uint64_t noreserve_above;       /* anon mappings larger: MAP_NORESERVE (RAM + swap) */
 	char *bounce;                   /* copy of the chunk holding our stack */
+	/* descriptors (image_fds.c) */
+	struct crac_obj_capture objs;
+	int skip_fds[IMG_MAX_SKIP_FDS]; /* the engine's own and crac's internal ones */
 };
+
+/* The program's descriptors, as the round's policies decided (image_fds.c):
+ * after the pages, before the header. */
+int img_capture_fds(struct img_capture *c, const struct crac_round *r) CRAC_HIDDEN;
 
 /* Copies the secret-region registry (before threads stop: it takes a lock). */
 int img_capture_secrets(struct img_capture *c) CRAC_HIDDEN;

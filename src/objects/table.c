@@ -329,9 +329,10 @@ int crac_obj_capture_all(struct crac_obj_capture *c, struct crac_img_buf *why)
 
 int crac_obj_probe(int fd, struct crac_img_buf *why)
 {
-	static struct crac_obj_fd d;
-	static const char *paths[1];
-	static struct crac_img_fd fds[1];
+	/* callers may be several threads (crac_check): nothing static */
+	struct crac_obj_fd d;
+	const char *paths[1];
+	struct crac_img_fd fds[1];
 	struct crac_obj_capture c = { .pages_fd = -1, .fds = fds, .paths = paths, .max_fds = 1 };
 	int rc = crac_obj_read_fd(fd, &d);
 

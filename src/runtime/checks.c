@@ -10,6 +10,7 @@
  * closed: the round is aborted anyway, and the report lists every item.
  */
 #include "runtime/checks.h"
+#include "objects/objects.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -39,10 +40,101 @@ struct reopen {
 	mode_t sock_mode;
 };
 
+/* What a policy decided for a descriptor an engine carries (objects/). */
+struct fd_decision {
+	int fd;
+	int decision;            /* 0, CRAC_OBJ_OMIT, CRAC_OBJ_CLOSED, | CRAC_OBJ_CHANGED_OK */
+};
+
 struct checks_state {
 	struct reopen *items;
 	size_t count;
+	struct fd_decision *fds;
+	size_t n_fds;
 };
+
+int crac__checks_fd_decision(const struct crac_round *r, int fd)
+{
+	const struct checks_state *cs = r->checks_state;
+
+	for (size_t i = 0; cs && i < cs->n_fds; i++)
+		if (cs->fds[i].fd == fd)
+			return cs->fds[i].decision;
+	return 0;
+}
+
+static void refuse(crac_report *rep, const struct inv_item *it, const char *why);
+
+/* Does the engine carry descriptors itself? */
+static bool carries(const struct crac_round *r)
+{
+	return r->engine && (r->engine->flags & CRAC_ENGINE_CARRIES_FDS);
+}
+
+/* Would the engine carry this descriptor? 0, or -errno and why. */
+static int probe(const struct inv_item *it, char *why, size_t n)
+{
+	struct crac_img_buf b = { why, 0, n };
+	char full[1024];
+	struct crac_img_buf fb = { full, 0, sizeof(full) };
+	int rc;
+
+	why[0] = full[0] = 0;
+	rc = crac_obj_probe(it->fd, &fb);
+	if (rc >= 0)
+		return 0;
+	/* the probe says "fd N (LINK): REASON": keep the reason */
+	const char *reason = strstr(full, "): ");
+	crac_img_puts(&b, reason ? reason + 3 : full);
+	return rc;
+}
+
+static bool is_connection(const struct inv_item *it)
+{
+	return (it->st.st_mode & S_IFMT) == S_IFSOCK && !it->listening;
+}
+
+/*
+ * A descriptor under an engine that carries descriptors: nothing is done
+ * to the running process; the decision goes to the engine, which applies
+ * it to the image while every thread is stopped. Returns 1 if refused.
+ */
+static int decide_fd(struct crac_round *r, const struct inv_item *it, const struct policy_match *m,
+		     struct checks_state *cs)
+{
+	char why[1024], line[1300];
+	int decision = 0;
+	bool carried = probe(it, why, sizeof(why)) == 0;
+
+	switch (m->action) {
+	case POL_ERROR:
+		if (!m->rule[0] && carried)
+			return 0;   /* carried by default */
+		refuse(r->report, it, m->rule[0] ? "refused by policy" : why);
+		return 1;
+	case POL_REOPEN:
+		if (!carried) {
+			snprintf(line, sizeof(line), "policy \"%s\" says reopen, but %s", m->rule, why);
+			refuse(r->report, it, line);
+			return 1;
+		}
+		decision = m->changed_ok ? CRAC_OBJ_CHANGED_OK : 0;
+		break;
+	case POL_CLOSE:
+		decision = is_connection(it) ? CRAC_OBJ_CLOSED : CRAC_OBJ_OMIT;
+		break;
+	case POL_WARN:
+		if (carried)
+			return 0;
+		decision = CRAC_OBJ_OMIT;
+		fprintf(stderr, "crac: warning: fd %d: %s %s (%s) is not carried (%s); policy \"%s\" lets the "
+			"checkpoint go on without it\n", it->fd, it->kind, it->name, it->detail, why, m->rule);
+		break;
+	}
+	if (decision)
+		cs->fds[cs->n_fds++] = (struct fd_decision){ it->fd, decision };
+	return 0;
+}
 
 /* Does this round's engine lose what the process holds? */
 static bool enforcing(const struct crac_round *r)
@@ -231,13 +323,17 @@ int crac__checks_before(struct crac_round *r, bool dry)
 	}
 	m = calloc(inv.count ? inv.count : 1, sizeof(*m));
 	cs = calloc(1, sizeof(*cs));
-	if (cs)
+	if (cs) {
 		cs->items = calloc(inv.count ? inv.count : 1, sizeof(*cs->items));
-	if (!m || !cs || !cs->items) {
+		cs->fds = calloc(inv.count ? inv.count : 1, sizeof(*cs->fds));
+	}
+	if (!m || !cs || !cs->items || !cs->fds) {
 		crac__report_add(r->report, CRAC_PHASE_CHECK, "inventory", -ENOMEM, "out of memory");
 		free(m);
-		if (cs)
+		if (cs) {
 			free(cs->items);
+			free(cs->fds);
+		}
 		free(cs);
 		crac__inventory_free(&inv);
 		return refused + 1;
@@ -247,6 +343,10 @@ int crac__checks_before(struct crac_round *r, bool dry)
 	for (size_t i = 0; i < inv.count; i++) {
 		struct inv_item *it = &inv.items[i];
 		crac__policy_match(it, &m[i]);
+		if (carries(r) && it->cls == INV_FD) {
+			refused += decide_fd(r, it, &m[i], cs);
+			continue;
+		}
 		switch (m[i].action) {
 		case POL_ERROR:
 			refuse(r->report, it, why_not(it));
@@ -280,6 +380,8 @@ int crac__checks_before(struct crac_round *r, bool dry)
 		for (size_t i = 0; i < inv.count; i++) {
 			struct inv_item *it = &inv.items[i];
 			char res[PATH_MAX + 80];
+			if (carries(r) && it->cls == INV_FD)
+				continue;   /* decided above; the engine applies it to the image */
 			item_resource(it, res, sizeof(res));
 			if (m[i].action == POL_WARN) {
 				fprintf(stderr, "crac: warning: %s: %s %s (%s) kept by policy \"%s\": %s\n",
@@ -449,6 +551,7 @@ void crac__checks_after(struct crac_round *r)
 		}
 	}
 	free(cs->items);
+	free(cs->fds);
 	free(cs);
 	r->checks_state = NULL;
 }
@@ -466,10 +569,14 @@ int crac_check(crac_report **report)
 	if (!r.report)
 		return -ENOMEM;
 	r.opts.flags = CRAC_FORCE_CHECKS;
+	/* as a checkpoint with the image engine would see it: what it carries
+	 * is not refused */
+	r.engine = crac__engine_find("image");
 	n = crac__checks_before(&r, true);
 	if (r.checks_state) {
 		struct checks_state *cs = r.checks_state;
 		free(cs->items);
+		free(cs->fds);
 		free(cs);
 	}
 	crac__report_set_status(r.report, n ? CRAC_ABORTED : CRAC_CONTINUED);

@@ -67,9 +67,19 @@ const char *crac__policy_action_name(enum policy_action a) CRAC_HIDDEN;
  */
 int crac__checks_before(struct crac_round *r, bool dry) CRAC_HIDDEN;
 void crac__checks_after(struct crac_round *r) CRAC_HIDDEN;
+/*
+ * For an engine that carries descriptors (CRAC_ENGINE_CARRIES_FDS): what
+ * the policies decided for fd in this round: 0 (carry as it is),
+ * CRAC_OBJ_OMIT, CRAC_OBJ_CLOSED, or-ed with CRAC_OBJ_CHANGED_OK
+ * (objects/objects.h). Safe while threads are stopped (no lock, no malloc).
+ */
+int crac__checks_fd_decision(const struct crac_round *r, int fd) CRAC_HIDDEN;
 
 /* crac's own descriptors (control endpoint...), never refused. core/util.c */
 void crac__internal_fd(int fd, bool add) CRAC_HIDDEN;
 bool crac__is_internal_fd(int fd) CRAC_HIDDEN;
+/* Copies up to max of them into out, without waiting for the lock: the
+ * count, or -EBUSY if another thread holds it. */
+int crac__internal_fds_snapshot(int *out, int max) CRAC_HIDDEN;
 
 #endif
