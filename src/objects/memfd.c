@@ -1,23 +1,276 @@
 /*
- * memfd.c - memfd (see objects.h).
+ * memfd.c - memfd_create(2) files: name, size, content, file mode, seals,
+ * offset.
+ *
+ * Capture: the name from the link ("/memfd:NAME (deleted)"), the content
+ * read with pread(2) (the offset of the program's open file is not moved)
+ * into the pages file, up to MEMFD_MAX bytes (64 MiB): a larger memfd is
+ * refused with its size, the image is no place for it. The seals
+ * (F_GET_SEALS; a memfd made without MFD_ALLOW_SEALING reads as F_SEAL_SEAL).
+ * A hugetlb memfd (MFD_HUGETLB) is refused.
+ *
+ * A memfd the process also has mapped is refused: the image engine
+ * restores a shared mapping of a memfd as shared memory of its own
+ * (CRAC_MAP_SHMEM, content copied, sharing lost), so after a restore the
+ * mapping and the descriptor would be two different memories, and what
+ * the program writes through one would no longer be seen through the
+ * other. Closing the descriptor before the checkpoint (once mapped it is
+ * not needed) makes such a program restorable; mappings of a memfd without
+ * its descriptor are restored by the engine as before.
+ *
+ * Restore: memfd_create(NAME, MFD_CLOEXEC | MFD_ALLOW_SEALING), the file
+ * mode (fchmod), the size (ftruncate), the content written where it is not
+ * zero (zero pages stay holes), the offset, then the seals (F_ADD_SEALS:
+ * last, since they may forbid writing and resizing).
+ *
+ * Kind-specific words of struct crac_img_fd:
+ *   u[0] size   u[1] seals   u[2] offset   u[3] file mode (07777 bits)
+ *   path: the name (without "/memfd:" and " (deleted)")
+ *   content: data_off, data_len (= size), data_crc in the pages file
  */
 #include "objects/objects.h"
 
 #include <errno.h>
+#include <fcntl.h>
+
+#define P CRAC_IMG_PAGE
+#define MEMFD_MAX (64ull << 20)
+
+#ifndef F_ADD_SEALS
+#define F_ADD_SEALS 1033
+#define F_GET_SEALS 1034
+#endif
+#define MFD_CLOEXEC_ 0x1u
+#define MFD_ALLOW_SEALING_ 0x2u
+#define HUGETLBFS_MAGIC_ 0x958458f6
+
+#define sys_memfd_create(name, fl) SYS(SYS_memfd_create, name, fl, 0, 0, 0, 0)
+#define sys_fchmod(fd, mode) SYS(SYS_fchmod, fd, mode, 0, 0, 0, 0)
+#define sys_fstatfs(fd, buf) SYS(SYS_fstatfs, fd, buf, 0, 0, 0, 0)
+
+static const char prefix[] = "/memfd:", suffix[] = " (deleted)";
+
+static char *memchr_(char *s, char ch, long n)
+{
+	for (long k = 0; k < n; k++)
+		if (s[k] == ch)
+			return s + k;
+	return 0;
+}
+
+/* Is the memfd (dev, ino) mapped by the process? Returns the address of
+ * the first mapping, 0 if none (or /proc/self/maps unreadable: the engine
+ * reads it too and says so). */
+static uint64_t mapped_at(const struct stat *st)
+{
+	static char buf[8192];
+	long fd = sys_openat(AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	uint64_t have = 0, found = 0;
+
+	if (fd < 0)
+		return 0;
+	for (;;) {
+		long n = sys_read(fd, buf + have, sizeof(buf) - 1 - have);
+		if (n <= 0)
+			break;
+		have += (uint64_t)n;
+		buf[have] = 0;
+		char *line = buf, *nl;
+		while (!found && (nl = memchr_(line, '\n', buf + have - line))) {
+			/* start-end perms offset dev inode   path */
+			uint64_t start = 0, ino = 0;
+			char *q = line;
+			for (; (*q >= '0' && *q <= '9') || (*q >= 'a' && *q <= 'f'); q++)
+				start = start * 16 + (uint64_t)(*q <= '9' ? *q - '0' : *q - 'a' + 10);
+			for (int field = 0; field < 4 && q < nl; field++) {
+				while (q < nl && *q != ' ')
+					q++;
+				while (q < nl && *q == ' ')
+					q++;
+			}
+			for (; q < nl && *q >= '0' && *q <= '9'; q++)
+				ino = ino * 10 + (uint64_t)(*q - '0');
+			while (q < nl && *q == ' ')
+				q++;
+			if (ino == st->st_ino && (uint64_t)(nl - q) >= sizeof(prefix) - 1 &&
+			    !memcmp(q, prefix, sizeof(prefix) - 1))
+				found = start ? start : 1;
+			line = nl + 1;
+		}
+		if (found)
+			break;
+		/* keep the unfinished line */
+		have = (uint64_t)(buf + have - line);
+		memmove(buf, line, have);
+		if (have >= sizeof(buf) - 1)
+			have = 0;   /* a line longer than the buffer: its path is not a memfd's we need */
+	}
+	sys_close(fd);
+	return found;
+}
 
 static int memfd_capture(struct crac_obj_capture *c, const struct crac_obj_fd *d, uint32_t i,
-			   struct crac_img_fd *e, struct crac_img_buf *why)
+			 struct crac_img_fd *e, struct crac_img_buf *why)
 {
-	(void)c, (void)d, (void)i, (void)e;
-	crac_img_puts(why, "memfd descriptors are not carried across a restore yet");
-	return -ENOTSUP;
+	static char name[512];
+	uint64_t statfs[16];
+	long rc;
+
+	/* the name: between "/memfd:" and the last " (deleted)" */
+	size_t len = strlen(d->link);
+	if (memcmp(d->link, prefix, sizeof(prefix) - 1) || len < sizeof(prefix) - 1 + sizeof(suffix) - 1 ||
+	    memcmp(d->link + len - (sizeof(suffix) - 1), suffix, sizeof(suffix) - 1)) {
+		crac_img_puts(why, "its name cannot be read from its link");
+		return -ENOTSUP;
+	}
+	len -= sizeof(prefix) - 1 + sizeof(suffix) - 1;
+	memcpy(name, d->link + sizeof(prefix) - 1, len);
+	name[len] = 0;
+	if (sys_fstatfs(d->fd, statfs) == 0 && (uint32_t)statfs[0] == HUGETLBFS_MAGIC_) {
+		crac_img_puts(why, "a hugetlb memfd (MFD_HUGETLB) is not carried");
+		return -ENOTSUP;
+	}
+	uint64_t at = mapped_at(&d->st);
+	if (at) {
+		crac_img_puts(why, "it is also mapped by the process (at ");
+		crac_img_putx(why, at);
+		crac_img_puts(why, "): a restored mapping is a copy of its own, no longer the memfd's memory; "
+				   "close the descriptor before the checkpoint, or unmap it");
+		return -ENOTSUP;
+	}
+	uint64_t size = (uint64_t)d->st.st_size;
+	if (size > MEMFD_MAX) {
+		crac_img_puts(why, "it is too large to be carried (");
+		crac_img_putu(why, size);
+		crac_img_puts(why, " bytes; at most ");
+		crac_img_putu(why, MEMFD_MAX);
+		crac_img_puts(why, " are stored in an image)");
+		return -EFBIG;
+	}
+	rc = sys_fcntl(d->fd, F_GET_SEALS, 0);
+	e->u[0] = size;
+	e->u[1] = rc > 0 ? (uint64_t)rc : 0;
+	e->u[2] = d->pos;
+	e->u[3] = d->st.st_mode & 07777;
+	if ((rc = crac_obj_put_path(c, i, name)) < 0) {
+		crac_img_puts(why, "no room for its name");
+		return (int)rc;
+	}
+	if (c->pages_fd < 0 || !size)
+		return 0;   /* probe: nothing is read */
+	/* the content, in parts of the scratch space (page multiples, so
+	 * that crac_obj_put_data keeps them contiguous) */
+	uint64_t cap = c->scratch_cap & ~(uint64_t)(P - 1);
+	uint32_t crc = 0;
+	struct crac_img_fd part;
+	for (uint64_t done = 0; done < size;) {
+		uint64_t want = size - done < cap ? size - done : cap, got = 0;
+		while (got < want) {
+			long n = sys_pread(d->fd, c->scratch + got, want - got, done + got);
+			if (n == -EINTR)
+				continue;
+			if (n <= 0) {
+				crac_img_puts(why, "cannot read its content");
+				return n < 0 ? (int)n : -EIO;
+			}
+			got += (uint64_t)n;
+		}
+		if ((rc = crac_obj_put_data(c, &part, c->scratch, got)) < 0) {
+			crac_img_puts(why, "cannot write its content to the image");
+			return (int)rc;
+		}
+		if (!done)
+			e->data_off = part.data_off;
+		crc = crac_img_crc32c(crc, c->scratch, got);
+		done += got;
+	}
+	e->data_len = size;
+	e->data_crc = crc;
+	return 0;
+}
+
+static int all_zero(const char *p, uint64_t n)
+{
+	for (uint64_t k = 0; k < n; k++)
+		if (p[k])
+			return 0;
+	return 1;
 }
 
 static long memfd_restore(struct crac_obj_restore *r, uint32_t i, struct crac_img_buf *why)
 {
-	(void)r, (void)i;
-	crac_img_puts(why, "memfd descriptors are not carried across a restore yet");
-	return -ENOTSUP;
+	static char buf[65536];
+	const struct crac_img_fd *e = &r->v->fds[i];
+	const char *name = e->path ? crac_img_str(r->v, e->path) : "";
+	long rc, fd = sys_memfd_create(name, MFD_CLOEXEC_ | MFD_ALLOW_SEALING_);
+	uint32_t crc = 0;
+
+	if (fd < 0) {
+		crac_img_puts(why, "cannot create a memfd");
+		return fd;
+	}
+	if ((rc = sys_fchmod(fd, e->u[3])) < 0) {
+		crac_img_puts(why, "cannot set its file mode");
+		goto fail;
+	}
+	if ((rc = sys_ftruncate(fd, e->u[0])) < 0) {
+		crac_img_puts(why, "cannot make it as large as it was");
+		goto fail;
+	}
+	if (e->data_len != e->u[0]) {
+		crac_img_puts(why, "its content in the image is not as large as it is");
+		rc = -EINVAL;
+		goto fail;
+	}
+	for (uint64_t done = 0; done < e->data_len;) {
+		uint64_t want = e->data_len - done < sizeof(buf) ? e->data_len - done : sizeof(buf);
+		long n = sys_pread(r->pages_fd, buf, want, e->data_off + done);
+		if (n == -EINTR)
+			continue;
+		if (n <= 0) {
+			crac_img_puts(why, "cannot read its content from the pages file");
+			rc = n < 0 ? n : -EIO;
+			goto fail;
+		}
+		crc = crac_img_crc32c(crc, buf, (size_t)n);
+		/* page by page: zero pages stay holes */
+		for (long off = 0; off < n; off += (long)P) {
+			long part = n - off < (long)P ? n - off : (long)P;
+			if (all_zero(buf + off, (uint64_t)part))
+				continue;
+			for (long w = 0; w < part;) {
+				long m = sys_pwrite(fd, buf + off + w, (uint64_t)(part - w), done + (uint64_t)(off + w));
+				if (m == -EINTR)
+					continue;
+				if (m <= 0) {
+					crac_img_puts(why, "cannot write its content");
+					rc = m < 0 ? m : -EIO;
+					goto fail;
+				}
+				w += m;
+			}
+		}
+		done += (uint64_t)n;
+	}
+	if (crc != e->data_crc) {
+		crac_img_puts(why, "its content in the pages file is damaged (checksum)");
+		rc = -EBADMSG;
+		goto fail;
+	}
+	if (e->u[2] && (rc = sys_lseek(fd, (long)e->u[2], 0)) < 0) {
+		crac_img_puts(why, "cannot seek to its offset");
+		goto fail;
+	}
+	if (e->u[1] && (rc = sys_fcntl(fd, F_ADD_SEALS, e->u[1])) < 0) {
+		crac_img_puts(why, "cannot seal it again");
+		goto fail;
+	}
+	if ((rc = crac_obj_place(r, i, fd)) < 0)
+		crac_img_puts(why, "cannot put it at its number");
+	return rc;
+fail:
+	sys_close(fd);
+	return rc;
 }
 
 const struct crac_obj_ops crac_obj_memfd_ops = {
@@ -25,5 +278,3 @@ const struct crac_obj_ops crac_obj_memfd_ops = {
 	.capture = memfd_capture,
 	.restore = memfd_restore,
 };
-
-

@@ -1,23 +1,375 @@
 /*
- * pipe.c - pipes and FIFOs (see objects.h).
+ * pipe.c - pipes whose ends are all inside the process, and named pipes
+ * (FIFOs), opened again by path.
+ *
+ * Pipes (CRAC_OBJ_PIPE): every descriptor of the process that is an end of
+ * the pipe is found (same pipefs inode); an end whose other end is held by
+ * no descriptor of this process is refused, unless poll(2) proves that the
+ * other end is closed everywhere (a read end with POLLHUP: no writer left;
+ * a write end with POLLERR: no reader left), which is kept as it is: the
+ * restored reader sees the content, then end of file; the restored writer
+ * gets EPIPE. A pipe shared with another process (a child holding an end
+ * too, besides ours) is not detected: after the restore that process no
+ * longer shares it. The unread content is copied at the checkpoint with
+ * tee(2) into a private pipe and read from there (the program's pipe keeps
+ * every byte), stored in the pages file, and written into the new pipe
+ * before any end is placed. Content written in packet mode (O_DIRECT) is
+ * refused: its packet boundaries cannot be kept. The pipe size
+ * (F_GETPIPE_SZ) is set again. At restore, one pipe2(2) gives the first
+ * read end and the first write end; further ends that were separate
+ * opens of the pipe (not dups) are opened through /proc/self/fd.
+ *
+ * FIFOs (CRAC_OBJ_FIFO): opened again by path (the identity of the FIFO,
+ * device and inode, is checked before the point of no return as for
+ * files, image/check.c), O_NONBLOCK while opening, then the recorded
+ * flags; a write-only end that finds no reader opens a temporary reader
+ * first (the restored writer then sees what a writer without a reader
+ * sees, until one opens the FIFO). Unread content: copied at the
+ * checkpoint (tee, as above) when the process holds a read end of the
+ * FIFO. It is written back at restore only if the FIFO is empty then: a
+ * FIFO is shared with every process that opens its path, and if another
+ * process kept it open since the checkpoint, the content is still in the
+ * kernel's pipe and is not written twice. Not kept: content of a FIFO the
+ * process only writes to (it belongs to the readers), and content another
+ * reader took between the checkpoint and the restore is given again.
+ *
+ * Kind-specific words of struct crac_img_fd:
+ *   pipe:  u[0] pipe size (bytes)   u[1] PIPE_F_* flags
+ *   fifo:  u[0] dev   u[1] inode (as file.c: checked by crac_obj_file_check)
+ *          u[2] pipe size   u[3] PIPE_F_* flags
+ *   content (both): data_off, data_len, data_crc in the pages file
  */
 #include "objects/objects.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+
+#define P CRAC_IMG_PAGE
+
+#ifndef F_SETPIPE_SZ
+#define F_SETPIPE_SZ 1031
+#define F_GETPIPE_SZ 1032
+#endif
+#define SPLICE_NONBLOCK 0x02      /* SPLICE_F_NONBLOCK */
+
+#define PIPE_F_CONTENT 0x1u       /* this entry carries the pipe's unread content */
+
+#define sys_pipe2(p, fl) SYS(SYS_pipe2, p, fl, 0, 0, 0, 0)
+#define sys_tee(in, out, len, fl) SYS(SYS_tee, in, out, len, fl, 0, 0)
+#define sys_poll(fds, n, ms) SYS(SYS_poll, fds, n, ms, 0, 0, 0)
+
+/* ---- what the process holds of one pipe ------------------------------------------------ */
+
+struct ends {
+	int readers, writers;        /* descriptors of this process, d's own included */
+	int read_fd;                 /* one that can be read (for tee), or -1 */
+	int packet;                  /* an end is in packet mode (O_DIRECT) */
+};
+
+/* Scans /proc/self/fd for every descriptor of the object d is (same
+ * device and inode). 0 or -errno. */
+static int find_ends(const struct crac_obj_fd *d, struct ends *x)
+{
+	static char dents[4096];
+	long dfd = sys_openat(AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC), n;
+
+	x->readers = x->writers = x->packet = 0;
+	x->read_fd = -1;
+	if (dfd < 0)
+		return (int)dfd;
+	while ((n = sys_getdents64(dfd, dents, sizeof(dents))) > 0)
+		for (long off = 0; off < n;) {
+			const char *name = dents + off + 19;
+			unsigned short reclen = *(const unsigned short *)(dents + off + 16);
+			int v = 0, digits = 0;
+			struct stat st;
+			for (const char *q = name; *q >= '0' && *q <= '9'; q++, digits++)
+				v = v * 10 + (*q - '0');
+			off += reclen;
+			if (!digits || v == dfd || sys_fstat(v, &st) < 0)
+				continue;
+			if (st.st_ino != d->st.st_ino || st.st_dev != d->st.st_dev || !S_ISFIFO(st.st_mode))
+				continue;
+			long fl = sys_fcntl(v, F_GETFL, 0);
+			if (fl < 0)
+				continue;
+			if ((fl & O_ACCMODE) != O_WRONLY) {
+				x->readers++;
+				if (x->read_fd < 0)
+					x->read_fd = v;
+			}
+			if ((fl & O_ACCMODE) != O_RDONLY)
+				x->writers++;
+			if (fl & O_DIRECT)
+				x->packet = 1;
+		}
+	sys_close(dfd);
+	return n < 0 ? (int)n : 0;
+}
+
+/* Is entry i the first of object e->obj of its kind (it carries the content)? */
+static int first_of(const struct crac_obj_capture *c, uint32_t i, const struct crac_img_fd *e)
+{
+	for (uint32_t k = 0; k < i; k++)
+		if (c->fds[k].kind == e->kind && c->fds[k].obj == e->obj)
+			return 0;
+	return 1;
+}
+
+/*
+ * Copies the unread content of the pipe that rfd reads into the pages
+ * file for e, without taking it out: tee(2) into a private pipe of the
+ * same size, then read that. Large content goes in parts the size of the
+ * scratch space (page multiples, so that crac_obj_put_data keeps them
+ * contiguous). 0 or -errno and why.
+ */
+static int copy_content(struct crac_obj_capture *c, int rfd, uint64_t size, struct crac_img_fd *e,
+			struct crac_img_buf *why)
+{
+	int unread = 0, priv[2];
+	long rc;
+
+	if (sys_ioctl(rfd, FIONREAD, &unread) < 0 || unread <= 0)
+		return 0;
+	if (c->pages_fd < 0)
+		return 0;   /* probe: nothing is copied */
+	if ((rc = sys_pipe2(priv, O_NONBLOCK | O_CLOEXEC)) < 0) {
+		crac_img_puts(why, "cannot create a pipe to copy its unread content into");
+		return (int)rc;
+	}
+	long cur = sys_fcntl(priv[1], F_GETPIPE_SZ, 0);
+	if (cur >= 0 && (uint64_t)cur < size && (rc = sys_fcntl(priv[1], F_SETPIPE_SZ, size)) < 0) {
+		crac_img_puts(why, "cannot create a pipe as large as it to copy its unread content into");
+		goto out;
+	}
+	/* one call: a second tee would copy the same bytes again */
+	rc = sys_tee(rfd, priv[1], (uint64_t)unread, SPLICE_NONBLOCK);
+	if (rc != unread) {
+		crac_img_puts(why, "its unread content could not be copied (tee)");
+		rc = rc < 0 ? rc : -EIO;
+		goto out;
+	}
+	uint64_t cap = c->scratch_cap & ~(uint64_t)(P - 1), total = 0;
+	uint32_t crc = 0;
+	struct crac_img_fd part;
+	int first = 1;
+	for (int eof = 0; !eof;) {
+		uint64_t got = 0;
+		while (got < cap) {
+			long n = sys_read(priv[0], c->scratch + got, cap - got);
+			if (n == -EINTR)
+				continue;
+			if (n <= 0) {
+				eof = 1;
+				break;
+			}
+			got += (uint64_t)n;
+		}
+		if (!got)
+			break;
+		if ((rc = crac_obj_put_data(c, &part, c->scratch, got)) < 0) {
+			crac_img_puts(why, "cannot write its unread content to the image");
+			goto out;
+		}
+		if (first)
+			e->data_off = part.data_off;
+		first = 0;
+		crc = crac_img_crc32c(crc, c->scratch, got);
+		total += got;
+	}
+	if (total != (uint64_t)unread) {
+		crac_img_puts(why, "its unread content could not be copied completely");
+		rc = -EIO;
+		goto out;
+	}
+	e->data_len = total;
+	e->data_crc = crc;
+	rc = 0;
+out:
+	sys_close(priv[0]);
+	sys_close(priv[1]);
+	return (int)rc;
+}
+
+/* The content of entry e written into the pipe wfd writes (nonblocking).
+ * Read from the pages file in parts, checksum checked. 0 or -errno. */
+static long write_content(struct crac_obj_restore *r, const struct crac_img_fd *e, int wfd,
+			  struct crac_img_buf *why)
+{
+	static char buf[65536];
+	uint32_t crc = 0;
+
+	for (uint64_t done = 0; done < e->data_len;) {
+		uint64_t want = e->data_len - done < sizeof(buf) ? e->data_len - done : sizeof(buf);
+		long n = sys_pread(r->pages_fd, buf, want, e->data_off + done);
+		if (n == -EINTR)
+			continue;
+		if (n <= 0) {
+			crac_img_puts(why, "cannot read its unread content from the pages file");
+			return n < 0 ? n : -EIO;
+		}
+		crc = crac_img_crc32c(crc, buf, (size_t)n);
+		for (long w = 0; w < n;) {
+			long m = sys_write(wfd, buf + w, (uint64_t)(n - w));
+			if (m == -EINTR)
+				continue;
+			if (m <= 0) {
+				crac_img_puts(why, "its unread content does not fit in it again");
+				return m < 0 ? m : -EIO;
+			}
+			w += m;
+		}
+		done += (uint64_t)n;
+	}
+	if (crc != e->data_crc) {
+		crac_img_puts(why, "its unread content in the pages file is damaged (checksum)");
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+static void put_size(struct crac_img_buf *why, const char *what, uint64_t size)
+{
+	crac_img_puts(why, what);
+	crac_img_putu(why, size);
+	crac_img_puts(why, " bytes");
+}
+
+/* ---- pipes ---------------------------------------------------------------------------- */
 
 static int pipe_capture(struct crac_obj_capture *c, const struct crac_obj_fd *d, uint32_t i,
-			   struct crac_img_fd *e, struct crac_img_buf *why)
+			struct crac_img_fd *e, struct crac_img_buf *why)
 {
-	(void)c, (void)d, (void)i, (void)e;
-	crac_img_puts(why, "pipe descriptors are not carried across a restore yet");
-	return -ENOTSUP;
+	struct ends x;
+	uint32_t acc = d->flags & O_ACCMODE;
+	int rc = find_ends(d, &x);
+
+	if (rc < 0) {
+		crac_img_puts(why, "cannot list the descriptors of the process (/proc/self/fd)");
+		return rc;
+	}
+	/* the other end: held here, or closed everywhere (poll says so) */
+	int need_writer = acc == O_RDONLY, need_reader = acc == O_WRONLY;
+	if ((need_writer && !x.writers) || (need_reader && !x.readers)) {
+		struct pollfd p = { .fd = d->fd, .events = need_writer ? POLLIN : POLLOUT };
+		long n = sys_poll(&p, 1, 0);
+		int closed = n > 0 && (p.revents & (need_writer ? POLLHUP : POLLERR));
+		if (!closed) {
+			crac_img_puts(why, "its other end is not in this process (a pipe to another process cannot be carried)");
+			return -ENOTSUP;
+		}
+	}
+	long size = sys_fcntl(d->fd, F_GETPIPE_SZ, 0);
+	e->u[0] = size > 0 ? (uint64_t)size : 0;
+	if (!first_of(c, i, e) || x.read_fd < 0)
+		return 0;   /* an earlier end carries the content; or no one can read it */
+	int unread = 0;
+	if (x.packet && sys_ioctl(x.read_fd, FIONREAD, &unread) >= 0 && unread > 0) {
+		crac_img_puts(why, "its unread content was written in packet mode (O_DIRECT): "
+				   "the packet boundaries cannot be kept");
+		return -ENOTSUP;
+	}
+	e->u[1] |= PIPE_F_CONTENT;
+	return copy_content(c, x.read_fd, e->u[0], e, why);
+}
+
+/* Makes sure the temporary descriptor *t is not at number n (moves it). */
+static long move_off(long *t, int n)
+{
+	if (*t != n)
+		return 0;
+	long m = sys_fcntl(*t, F_DUPFD_CLOEXEC, 0);
+	if (m < 0)
+		return m;
+	sys_close(*t);
+	*t = m;
+	return 0;
+}
+
+/* A new open file of the pipe fd is an end of, through /proc/self/fd. */
+static long reopen(long fd, uint32_t acc)
+{
+	char path[40] = "/proc/self/fd/";
+	struct crac_img_buf b = { path, 14, sizeof(path) };
+
+	crac_img_putu(&b, (uint64_t)fd);
+	return sys_openat(AT_FDCWD, path, (int)acc | O_NONBLOCK | O_CLOEXEC);
 }
 
 static long pipe_restore(struct crac_obj_restore *r, uint32_t i, struct crac_img_buf *why)
 {
-	(void)r, (void)i;
-	crac_img_puts(why, "pipe descriptors are not carried across a restore yet");
-	return -ENOTSUP;
+	const struct crac_img_view *v = r->v;
+	const struct crac_img_fd *e = &v->fds[i];
+	int p[2];
+	long rc = sys_pipe2(p, O_NONBLOCK | O_CLOEXEC);
+
+	if (rc < 0) {
+		crac_img_puts(why, "cannot create a pipe");
+		return rc;
+	}
+	long rd = p[0], wr = p[1];
+	int rd_temp = 1, wr_temp = 1;   /* still ours to close (not placed) */
+	long cur = sys_fcntl(wr, F_GETPIPE_SZ, 0);
+	if (e->u[0] && cur >= 0 && (uint64_t)cur != e->u[0] && (rc = sys_fcntl(wr, F_SETPIPE_SZ, e->u[0])) < 0) {
+		put_size(why, "cannot make a pipe of its size again: ", e->u[0]);
+		goto out;
+	}
+	/* the content, then every end of this pipe, in number order */
+	for (uint32_t k = i; k < v->h->n_fds; k++) {
+		const struct crac_img_fd *f = &v->fds[k];
+		if (f->kind != CRAC_OBJ_PIPE || f->obj != e->obj || f->same_as != CRAC_IMG_NO_FD || r->done[k])
+			continue;
+		if (f->data_len && (rc = write_content(r, f, (int)wr, why)) < 0)
+			goto out;
+	}
+	for (uint32_t k = i; k < v->h->n_fds; k++) {
+		const struct crac_img_fd *f = &v->fds[k];
+		if (f->kind != CRAC_OBJ_PIPE || f->obj != e->obj || f->same_as != CRAC_IMG_NO_FD || r->done[k])
+			continue;
+		uint32_t acc = f->flags & O_ACCMODE;
+		long nfd;
+		if (acc == O_RDONLY && rd_temp) {
+			nfd = rd;
+		} else if (acc == O_WRONLY && wr_temp) {
+			nfd = wr;
+		} else if ((nfd = reopen(acc == O_WRONLY ? wr : rd, acc)) < 0) {
+			rc = nfd;
+			crac_img_puts(why, "cannot open another end of its pipe (/proc/self/fd)");
+			goto out;
+		}
+		/* the temporaries must not sit where this end goes */
+		if ((nfd != rd && rd_temp && (rc = move_off(&rd, f->fd)) < 0) ||
+		    (nfd != wr && wr_temp && (rc = move_off(&wr, f->fd)) < 0)) {
+			if (nfd != rd && nfd != wr)
+				sys_close(nfd);
+			crac_img_puts(why, "no descriptor free");
+			goto out;
+		}
+		rc = crac_obj_place(r, k, nfd);   /* closes nfd if it moved (or failed) */
+		if (rc < 0) {
+			rd_temp &= nfd != rd;
+			wr_temp &= nfd != wr;
+			crac_img_puts(why, "cannot put it at its number");
+			goto out;
+		}
+		/* a placed temporary stays as that end (still usable for reopen) */
+		if (nfd == rd) {
+			rd = f->fd;
+			rd_temp = 0;
+		} else if (nfd == wr) {
+			wr = f->fd;
+			wr_temp = 0;
+		}
+	}
+	rc = 0;
+out:
+	if (rd_temp)
+		sys_close(rd);
+	if (wr_temp)
+		sys_close(wr);
+	return rc;
 }
 
 const struct crac_obj_ops crac_obj_pipe_ops = {
@@ -26,19 +378,117 @@ const struct crac_obj_ops crac_obj_pipe_ops = {
 	.restore = pipe_restore,
 };
 
-static int fifo_capture(struct crac_obj_capture *c, const struct crac_obj_fd *d, uint32_t i,
-			   struct crac_img_fd *e, struct crac_img_buf *why)
+/* ---- FIFOs ---------------------------------------------------------------------------------- */
+
+static int ends_with(const char *s, const char *suffix)
 {
-	(void)c, (void)d, (void)i, (void)e;
-	crac_img_puts(why, "fifo descriptors are not carried across a restore yet");
-	return -ENOTSUP;
+	size_t a = strlen(s), b = strlen(suffix);
+	return a >= b && !memcmp(s + a - b, suffix, b);
+}
+
+static int fifo_capture(struct crac_obj_capture *c, const struct crac_obj_fd *d, uint32_t i,
+			struct crac_img_fd *e, struct crac_img_buf *why)
+{
+	struct ends x;
+	int rc;
+
+	if (d->link[0] != '/') {
+		crac_img_puts(why, "it has no path that could be opened again");
+		return -ENOTSUP;
+	}
+	if (ends_with(d->link, " (deleted)")) {
+		crac_img_puts(why, "the FIFO is deleted: it cannot be opened again");
+		return -ENOENT;
+	}
+	e->u[0] = d->st.st_dev;
+	e->u[1] = d->st.st_ino;
+	long size = sys_fcntl(d->fd, F_GETPIPE_SZ, 0);
+	e->u[2] = size > 0 ? (uint64_t)size : 0;
+	if ((rc = crac_obj_put_path(c, i, d->link)) < 0) {
+		crac_img_puts(why, "no room for its path");
+		return rc;
+	}
+	if (!first_of(c, i, e))
+		return 0;
+	if ((rc = find_ends(d, &x)) < 0) {
+		crac_img_puts(why, "cannot list the descriptors of the process (/proc/self/fd)");
+		return rc;
+	}
+	if (x.read_fd < 0)
+		return 0;   /* written only: its content belongs to its readers */
+	int unread = 0;
+	if (x.packet && sys_ioctl(x.read_fd, FIONREAD, &unread) >= 0 && unread > 0) {
+		crac_img_puts(why, "its unread content was written in packet mode (O_DIRECT): "
+				   "the packet boundaries cannot be kept");
+		return -ENOTSUP;
+	}
+	e->u[3] |= PIPE_F_CONTENT;
+	return copy_content(c, x.read_fd, e->u[2], e, why);
 }
 
 static long fifo_restore(struct crac_obj_restore *r, uint32_t i, struct crac_img_buf *why)
 {
-	(void)r, (void)i;
-	crac_img_puts(why, "fifo descriptors are not carried across a restore yet");
-	return -ENOTSUP;
+	const struct crac_img_fd *e = &r->v->fds[i];
+	const char *path = crac_img_str(r->v, e->path);
+	uint32_t acc = e->flags & O_ACCMODE;
+	int flags = (int)acc | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY;
+	long tmp = -1, wtmp = -1, rc;
+	struct stat st;
+
+	long fd = sys_openat(AT_FDCWD, path, flags);
+	if (fd == -ENXIO) {
+		/* a writer without a reader: be the reader while opening it */
+		tmp = sys_openat(AT_FDCWD, path, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+		if (tmp < 0)
+			tmp = sys_openat(AT_FDCWD, path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+		if (tmp < 0) {
+			crac_img_puts(why, "no process reads the FIFO, and it cannot be opened for reading while "
+					   "its writing end is opened");
+			return tmp;
+		}
+		fd = sys_openat(AT_FDCWD, path, flags);
+	}
+	if (fd < 0) {
+		crac_img_puts(why, "cannot open it again");
+		rc = fd;
+		goto out;
+	}
+	if ((rc = sys_fstat(fd, &st)) < 0 || !S_ISFIFO(st.st_mode) || st.st_dev != e->u[0] ||
+	    st.st_ino != e->u[1]) {
+		crac_img_puts(why, "changed since the checkpoint (it is not the same FIFO)");
+		rc = -ESTALE;
+		goto fail;
+	}
+	long cur = sys_fcntl(fd, F_GETPIPE_SZ, 0);
+	if (e->u[2] && cur >= 0 && (uint64_t)cur < e->u[2] && (rc = sys_fcntl(fd, F_SETPIPE_SZ, e->u[2])) < 0) {
+		put_size(why, "cannot make its pipe as large as it was: ", e->u[2]);
+		goto fail;
+	}
+	int unread = 0;
+	if (e->data_len && sys_ioctl(fd, FIONREAD, &unread) >= 0 && unread == 0) {
+		/* empty: the pipe the content was in is gone with the
+		 * checkpointed process; write it again */
+		long w = acc != O_RDONLY ? fd : (wtmp = sys_openat(AT_FDCWD, path, O_WRONLY | O_NONBLOCK | O_CLOEXEC |
+											       O_NOFOLLOW));
+		if (w < 0) {
+			crac_img_puts(why, "cannot open it for writing to give back its unread content");
+			rc = w;
+			goto fail;
+		}
+		if ((rc = write_content(r, e, (int)w, why)) < 0)
+			goto fail;
+	}
+	if ((rc = crac_obj_place(r, i, fd)) < 0)
+		crac_img_puts(why, "cannot put it at its number");
+	goto out;
+fail:
+	sys_close(fd);
+out:
+	if (wtmp >= 0)
+		sys_close(wtmp);
+	if (tmp >= 0)
+		sys_close(tmp);
+	return rc;
 }
 
 const struct crac_obj_ops crac_obj_fifo_ops = {
@@ -46,5 +496,3 @@ const struct crac_obj_ops crac_obj_fifo_ops = {
 	.capture = fifo_capture,
 	.restore = fifo_restore,
 };
-
-
