@@ -23,6 +23,8 @@ setup() {
 }
 
 teardown() {
+	# a restore left waiting by a failed start_waiting (timeout passes the signal on)
+	[ -z "${PID:-}" ] || kill "$PID" 2>/dev/null || true
 	rm -rf "$T"
 }
 
