@@ -192,6 +192,68 @@ static void test_corrupt(void)
 	}
 }
 
+
+/* The descriptor table (format 3): numbers from 3 up and in order, dups
+ * pointing backwards to the same kind, content after the page chunks,
+ * kind-specific bytes inside the blob area. */
+static uint64_t with_fds(struct crac_img_fd *fds, uint32_t n, uint64_t blobs)
+{
+	uint64_t len = build(hbuf, sizeof(hbuf), pbuf);
+	struct crac_img_header *h = (void *)hbuf;
+
+	h->n_fds = n;
+	h->fds_off = len;
+	memcpy(hbuf + len, fds, n * sizeof(*fds));
+	len += n * sizeof(*fds);
+	h->blobs_off = len;
+	h->blobs_size = blobs;
+	len += blobs;
+	h->pages_size = 4 * 4096;   /* one page of descriptor content after the chunks */
+	h->size = len;
+	recrc(hbuf, len);
+	return len;
+}
+
+static void test_fds(void)
+{
+	struct crac_img_view v;
+	char msg[256];
+	struct crac_img_fd good[2] = {
+		{ .fd = 3, .kind = 4, .same_as = CRAC_IMG_NO_FD, .data_off = 3 * 4096, .data_len = 100,
+		  .blob_off = 0, .blob_len = 16 },
+		{ .fd = 7, .kind = 4, .same_as = 0 },
+	};
+	struct crac_img_fd bad[2];
+	uint64_t len = with_fds(good, 2, 16);
+
+	CHECK_EQ(crac_img_parse(hbuf, len, &v, msg, sizeof(msg)), 0);
+	CHECK_EQ(v.h->n_fds, 2u);
+	CHECK_EQ(v.fds[1].fd, 7);
+
+	/* each of these is refused, naming the descriptor entry */
+	for (int k = 0; k < 7; k++) {
+		memcpy(bad, good, sizeof(bad));
+		switch (k) {
+		case 0: bad[0].fd = 2; break;                        /* stdio is never carried */
+		case 1: bad[1].fd = 3; break;                        /* not in order */
+		case 2: bad[1].same_as = 1; break;                   /* a dup of itself */
+		case 3: bad[1].kind = 5; break;                      /* a dup of another kind */
+		case 4: bad[0].data_off = 4096; break;               /* content over the page chunks */
+		case 5: bad[0].blob_len = 17; break;                 /* past the blob area */
+		case 6: bad[0].fd_flags = 2; break;                  /* unknown descriptor flag */
+		}
+		len = with_fds(bad, 2, 16);
+		CHECK_EQ(crac_img_parse(hbuf, len, &v, msg, sizeof(msg)), -EBADMSG);
+		CHECK(strstr(msg, "header: bad descriptor #") != NULL);
+	}
+	/* a table that does not fit the file */
+	len = with_fds(good, 2, 16);
+	((struct crac_img_header *)hbuf)->n_fds = 1000;
+	recrc(hbuf, len);
+	CHECK_EQ(crac_img_parse(hbuf, len, &v, msg, sizeof(msg)), -EBADMSG);
+	CHECK(strstr(msg, "bad descriptor table") != NULL);
+}
+
 static void test_version_and_magic(void)
 {
 	struct crac_img_view v;
@@ -201,7 +263,10 @@ static void test_version_and_magic(void)
 	((struct crac_img_header *)hbuf)->version = CRAC_IMG_VERSION + 1;
 	recrc(hbuf, len);
 	CHECK_EQ(crac_img_parse(hbuf, len, &v, msg, sizeof(msg)), -EPROTO);
-	CHECK(strstr(msg, "version 2") != NULL);
+	char want[96];
+	snprintf(want, sizeof(want), "image format version %d is not supported (this build reads version %d)",
+		 CRAC_IMG_VERSION + 1, CRAC_IMG_VERSION);
+	CHECK(strstr(msg, want) != NULL);
 
 	build(hbuf, sizeof(hbuf), pbuf);
 	memcpy(hbuf, "ELF\0\0\0\0\0", 8);
@@ -377,6 +442,7 @@ int main(void)
 	RUN(test_truncated);
 	RUN(test_corrupt);
 	RUN(test_version_and_magic);
+	RUN(test_fds);
 	RUN(test_inconsistent);
 	RUN(test_cpu);
 	RUN(test_dir);
