@@ -29,7 +29,9 @@
  * A header that parses is written as DIR/header next to DIR/pages in a
  * private temporary directory, opened with crac_img_open, read back with
  * crac_img_read_header, and every check runs on it (file_fds NULL), then
- * crac_img_check_all. Every message must be NUL-terminated inside its buffer
+ * crac_img_check_all; each check once more without a message buffer (msg
+ * NULL, msglen 0), which must give the same answer. Every message must be
+ * NUL-terminated inside its buffer
  * and hold no control character (image text is escaped), and what the
  * parser accepted must keep its promises (check_parsed): otherwise abort().
  *
@@ -256,6 +258,14 @@ static void run_checks(const void *buf, uint64_t len, const struct crac_img_view
 		check_msg(crac_img_check_name(id), msg, msglen);
 		if (verbose)
 			fprintf(stderr, "  check %-8s %d %s\n", crac_img_check_name(id), rc, msg ? msg : "");
+		/* again without a message buffer, which check.c accepts (mbuf,
+		 * crac_img_puts): the same answer */
+		int rc0 = msglen ? crac_img_check(id, &k, NULL, 0) : rc;
+		if (rc0 != rc) {
+			fprintf(stderr, "fuzz_image: check %s returned %d with a message buffer, %d without\n",
+				crac_img_check_name(id), rc, rc0);
+			abort();
+		}
 	}
 	if (verbose && !files_ok)
 		fprintf(stderr, "  check files    skipped: the image names a device\n");
