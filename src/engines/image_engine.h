@@ -7,6 +7,7 @@
  *                    and the clone that resumes a saved thread
  *   image_threads.c  stop every other thread in a signal handler, and
  *                    recreate them in the restored process
+ *   image_ptrace.c   the ptrace helper for threads that block that signal
  *   image_capture.c  process state, /proc/self/maps, which pages to store,
  *                    writing the pages and the header
  *   image_lazy.c     the restored process's lazy loader thread (userfaultfd)
