@@ -1,23 +1,893 @@
 /*
- * socket.c - sockets (see objects.h).
+ * socket.c - sockets that can be made again without a peer elsewhere:
+ *   - listening TCP sockets (IPv4, IPv6) and listening Unix stream and
+ *     seqpacket sockets (a path or an abstract name): a new socket, the
+ *     same options, bound to the same address, listening with a backlog
+ *     of SOMAXCONN (the backlog a program asked for cannot be read back);
+ *   - unconnected UDP and Unix datagram sockets, bound or not;
+ *   - Unix socket pairs whose both ends are in the process (socketpair(2),
+ *     unnamed): made again as a pair, the bytes queued in a stream pair
+ *     carried over (read with MSG_PEEK, which consumes nothing); a
+ *     datagram or seqpacket pair with queued messages is refused;
+ *   - a Unix stream end whose peer is gone (both directions shut down):
+ *     its queued bytes, then end of file.
+ * Kept: SO_REUSEADDR, SO_REUSEPORT, SO_KEEPALIVE, SO_BROADCAST,
+ * IPV6_V6ONLY, TCP_NODELAY, SO_RCVBUF and SO_SNDBUF when they differ from
+ * a new socket's (the kernel doubles what is set: half is set again),
+ * shutdown state of pairs; O_NONBLOCK and close-on-exec by the table.
+ * Not kept: connections queued on a listener and not accepted yet (their
+ * clients see a reset), datagrams queued on a UDP or Unix datagram
+ * socket, multicast memberships, socket filters, other options.
+ *
+ * Refused: established TCP connections and sockets connected to another
+ * process (a policy `close` makes them CLOSED: below), sockets in another
+ * state (connecting, closed), other families and types.
+ *
+ * Restore: bind(2) to the recorded address. A port another process holds
+ * fails the restore with one line naming the address; without
+ * SO_REUSEADDR a port held by a closing socket is tried again for at most
+ * 200 ms (the checkpointed process may be exiting). A Unix path is bound
+ * again after removing the socket file there only if it is a socket and
+ * nothing answers on it (a connect(2) is refused); any other file there,
+ * or a socket in use, fails the restore; the file's mode is set again.
+ *
+ * CLOSED (closed_ops): a connection a policy closes at the checkpoint;
+ * the restored process finds at its number one end of a Unix stream pair
+ * whose other end is closed: reads return end of file, writes EPIPE.
+ *
+ * Kind-specific words of struct crac_img_fd (SOCKET):
+ *   u[0] role (R_*)   u[1] domain   u[2] type   u[3] protocol
+ *   u[4] O_* option bits, shutdown bits << 16 (pairs)
+ *   u[5] SO_RCVBUF to set (low 32 bits), SO_SNDBUF (high 32 bits); 0: default
+ *   u[7] Unix path: the socket file's mode + 1 (0: unknown);
+ *        pair: the other end's inode (its entry's obj)
+ * Blob: the address (struct sockaddr_*) of R_LISTEN and R_DGRAM.
+ * Data: the bytes queued to be read at this end (R_PAIR, R_ORPHAN).
+ * Path: the address as text ("127.0.0.1:8080", "/run/app.sock", "@name").
  */
 #include "objects/objects.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/ioctl.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/sock_diag.h>
+#include <linux/unix_diag.h>
+
+enum { R_LISTEN = 1, R_DGRAM, R_PAIR, R_ORPHAN };
+
+#define O_REUSEADDR 0x1u
+#define O_REUSEPORT 0x2u
+#define O_V6ONLY 0x4u
+#define O_NODELAY 0x8u
+#define O_KEEPALIVE 0x10u
+#define O_BROADCAST 0x20u
+
+#define sys_socket(d, t, p) SYS(SYS_socket, d, t, p, 0, 0, 0)
+#define sys_getsockopt(fd, l, n, v, len) SYS(SYS_getsockopt, fd, l, n, v, len, 0)
+#define sys_setsockopt(fd, l, n, v, len) SYS(SYS_setsockopt, fd, l, n, v, len, 0)
+
+/* ---- small helpers ----------------------------------------------------------------- */
+
+static void put_ch(struct crac_img_buf *b, char ch)
+{
+	char s[2] = { ch, 0 };
+	crac_img_puts(b, s);
+}
+
+/* network byte order (no libc: ntohs may be a function) */
+static unsigned port_of(uint16_t be)
+{
+	return (unsigned)((be >> 8) | ((be & 0xff) << 8));
+}
+
+/* An int socket option, or -errno. */
+static long getopt_int(int fd, int level, int name)
+{
+	int v = 0;
+	uint32_t len = sizeof(v);
+	long rc = sys_getsockopt(fd, level, name, &v, &len);
+	return rc < 0 ? rc : v;
+}
+
+static void put_hex(struct crac_img_buf *b, unsigned v)
+{
+	char s[8];
+	int n = 0;
+
+	do
+		s[n++] = "0123456789abcdef"[v & 15];
+	while (v >>= 4);
+	while (n)
+		put_ch(b, s[--n]);
+}
+
+static void put_v4(struct crac_img_buf *b, const unsigned char *a)
+{
+	for (int k = 0; k < 4; k++) {
+		if (k)
+			put_ch(b, '.');
+		crac_img_putu(b, a[k]);
+	}
+}
+
+static void put_v6(struct crac_img_buf *b, const unsigned char *a)
+{
+	static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	unsigned g[8];
+	int best = -1, best_len = 1;
+
+	if (!memcmp(a, mapped, 12)) {
+		crac_img_puts(b, "::ffff:");
+		put_v4(b, a + 12);
+		return;
+	}
+	for (int k = 0; k < 8; k++)
+		g[k] = (unsigned)a[2 * k] << 8 | a[2 * k + 1];
+	/* the longest run of zero groups (two or more) becomes "::" */
+	for (int k = 0; k < 8;) {
+		int n = 0;
+		while (k + n < 8 && !g[k + n])
+			n++;
+		if (n > best_len) {
+			best = k;
+			best_len = n;
+		}
+		k += n ? n : 1;
+	}
+	for (int k = 0; k < 8; k++) {
+		if (k == best) {
+			crac_img_puts(b, "::");
+			k += best_len - 1;
+			continue;
+		}
+		if (k && k != best + best_len)
+			put_ch(b, ':');
+		put_hex(b, g[k]);
+	}
+}
+
+/* An address as the safety checks name it: "127.0.0.1:80", "[::1]:80", a path, "@name", "(unnamed)". */
+static void put_addr(struct crac_img_buf *b, const void *sa, uint32_t len)
+{
+	const unsigned char *p = sa;
+	uint16_t family = 0;
+
+	if (len >= 2)
+		memcpy(&family, p, 2);
+	switch (family) {
+	case AF_INET: {
+		struct sockaddr_in a;
+		memset(&a, 0, sizeof(a));
+		memcpy(&a, p, len < sizeof(a) ? len : sizeof(a));
+		put_v4(b, (const unsigned char *)&a.sin_addr);
+		put_ch(b, ':');
+		crac_img_putu(b, port_of(a.sin_port));
+		break;
+	}
+	case AF_INET6: {
+		struct sockaddr_in6 a;
+		memset(&a, 0, sizeof(a));
+		memcpy(&a, p, len < sizeof(a) ? len : sizeof(a));
+		put_ch(b, '[');
+		put_v6(b, (const unsigned char *)&a.sin6_addr);
+		crac_img_puts(b, "]:");
+		crac_img_putu(b, port_of(a.sin6_port));
+		break;
+	}
+	case AF_UNIX: {
+		uint32_t off = (uint32_t)offsetof(struct sockaddr_un, sun_path);
+		if (len <= off) {
+			crac_img_puts(b, "(unnamed)");
+		} else if (!p[off]) {
+			put_ch(b, '@');
+			for (uint32_t k = off + 1; k < len; k++)
+				put_ch(b, p[k] >= 0x20 && p[k] < 0x7f ? (char)p[k] : '?');
+		} else {
+			char path[sizeof(struct sockaddr_un) + 1];
+			uint32_t n = 0;
+			while (off + n < len && p[off + n] && n < sizeof(path) - 1) {
+				path[n] = (char)p[off + n];
+				n++;
+			}
+			path[n] = 0;
+			crac_img_put_escaped(b, path);
+		}
+		break;
+	}
+	default:
+		crac_img_puts(b, "(family ");
+		crac_img_putu(b, family);
+		put_ch(b, ')');
+	}
+}
+
+/* The policy kind that names a socket (as the safety checks do). */
+static const char *policy_kind(int domain, int type)
+{
+	if (domain == AF_INET || domain == AF_INET6)
+		return type == SOCK_STREAM ? "tcp" : type == SOCK_DGRAM ? "udp" : "socket";
+	return domain == AF_UNIX ? "unix" : "socket";
+}
+
+/* "L -> P) cannot be carried; a policy `KIND L->P close` ..." for a connection. */
+static void refuse_connection(struct crac_img_buf *why, const char *what, int domain, int type,
+			      const void *l, uint32_t ll, const void *p, uint32_t pl)
+{
+	char glob[700];
+	struct crac_img_buf g = { glob, 0, sizeof(glob) };
+
+	crac_img_puts(why, what);
+	crac_img_puts(why, " (");
+	put_addr(why, l, ll);
+	crac_img_puts(why, " -> ");
+	put_addr(why, p, pl);
+	crac_img_puts(why, ") cannot be carried; a policy `");
+	crac_img_puts(why, policy_kind(domain, type));
+	put_ch(why, ' ');
+	/* the glob that names it: brackets of IPv6 (and glob characters) match as '?' */
+	glob[0] = 0;
+	put_addr(&g, l, ll);
+	crac_img_puts(&g, "->");
+	put_addr(&g, p, pl);
+	int quote = 0;
+	for (char *s = glob; *s; s++) {
+		if (*s == '[' || *s == ']' || *s == '*' || *s == '?')
+			*s = '?';
+		quote |= *s == ' ';
+	}
+	if (quote)
+		put_ch(why, '"');
+	crac_img_puts(why, glob);
+	if (quote)
+		put_ch(why, '"');
+	crac_img_puts(why, " close` restores it closed: the program sees its peer gone");
+}
+
+/* SO_RCVBUF / SO_SNDBUF as the program set them (halved), or 0 when a new socket has the same. */
+static uint64_t buffer_sizes(int fd, int domain, int type, int proto)
+{
+	long fresh = sys_socket(domain, type | SOCK_CLOEXEC, proto);
+	uint64_t out = 0;
+
+	if (fresh < 0)
+		return 0;
+	long r = getopt_int(fd, SOL_SOCKET, SO_RCVBUF), r0 = getopt_int((int)fresh, SOL_SOCKET, SO_RCVBUF);
+	long s = getopt_int(fd, SOL_SOCKET, SO_SNDBUF), s0 = getopt_int((int)fresh, SOL_SOCKET, SO_SNDBUF);
+	sys_close(fresh);
+	if (r > 0 && r0 > 0 && r != r0)
+		out |= (uint64_t)(r / 2);
+	if (s > 0 && s0 > 0 && s != s0)
+		out |= (uint64_t)(s / 2) << 32;
+	return out;
+}
+
+/*
+ * A Unix socket's peer inode and shutdown bits (sock_diag). 0, or -errno
+ * when the kernel cannot tell (no unix_diag).
+ */
+static int unix_peer(uint64_t ino, uint64_t *peer, unsigned *shut)
+{
+	struct {
+		struct nlmsghdr h;
+		struct unix_diag_req r;
+	} q;
+	union {
+		struct nlmsghdr h;
+		char buf[1024];
+	} a;
+	struct sockaddr_nl sa;
+	long nl = sys_socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG), n;
+
+	*peer = 0;
+	*shut = 0;
+	if (nl < 0)
+		return (int)nl;
+	memset(&q, 0, sizeof(q));
+	memset(&sa, 0, sizeof(sa));
+	sa.nl_family = AF_NETLINK;
+	q.h.nlmsg_len = sizeof(q);
+	q.h.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+	q.h.nlmsg_flags = NLM_F_REQUEST;
+	q.r.sdiag_family = AF_UNIX;
+	q.r.udiag_states = ~0u;
+	q.r.udiag_ino = (uint32_t)ino;
+	q.r.udiag_show = UDIAG_SHOW_PEER;
+	q.r.udiag_cookie[0] = q.r.udiag_cookie[1] = ~0u;
+	n = SYS(SYS_sendto, nl, &q, sizeof(q), 0, &sa, sizeof(sa));
+	if (n >= 0)
+		do
+			n = SYS(SYS_recvfrom, nl, a.buf, sizeof(a.buf), 0, 0, 0);
+		while (n == -EINTR);
+	sys_close(nl);
+	if (n < 0)
+		return (int)n;
+	if ((uint64_t)n < NLMSG_LENGTH(sizeof(struct unix_diag_msg)) || a.h.nlmsg_len > (uint64_t)n)
+		return -EPROTO;
+	if (a.h.nlmsg_type == NLMSG_ERROR) {
+		const struct nlmsgerr *err = NLMSG_DATA(&a.h);
+		return err->error < 0 ? err->error : -EPROTO;
+	}
+	if (a.h.nlmsg_type != SOCK_DIAG_BY_FAMILY)
+		return -EPROTO;
+	const struct unix_diag_msg *m = NLMSG_DATA(&a.h);
+	const char *at = (const char *)(m + 1), *end = a.buf + a.h.nlmsg_len;
+	while (at + sizeof(struct rtattr) <= end) {
+		struct rtattr ra;
+		memcpy(&ra, at, sizeof(ra));
+		if (ra.rta_len < sizeof(ra) || at + ra.rta_len > end)
+			break;
+		if (ra.rta_type == UNIX_DIAG_PEER && ra.rta_len >= RTA_LENGTH(4)) {
+			uint32_t v;
+			memcpy(&v, at + RTA_LENGTH(0), 4);
+			*peer = v;
+		} else if (ra.rta_type == UNIX_DIAG_SHUTDOWN && ra.rta_len >= RTA_LENGTH(1)) {
+			*shut = (unsigned char)at[RTA_LENGTH(0)];
+		}
+		at += RTA_ALIGN(ra.rta_len);
+	}
+	return 0;
+}
+
+/* A descriptor of this process (from 3 up, not skipped) whose inode is ino, or -1. */
+static int fd_of_inode(const struct crac_obj_capture *c, uint64_t ino)
+{
+	char dents[2048];
+	long dfd = sys_openat(AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC), n;
+	int found = -1;
+
+	if (dfd < 0)
+		return -1;
+	while (found < 0 && (n = sys_getdents64(dfd, dents, sizeof(dents))) > 0)
+		for (long off = 0; off < n && found < 0;) {
+			const char *name = dents + off + 19;
+			unsigned short reclen;
+			int v = 0, digits = 0;
+			memcpy(&reclen, dents + off + 16, sizeof(reclen));
+			for (const char *q = name; *q >= '0' && *q <= '9'; q++, digits++)
+				v = v * 10 + (*q - '0');
+			off += reclen;
+			if (!digits || v < 3 || v == dfd)
+				continue;
+			int skip = 0;
+			for (int k = 0; k < c->n_skip; k++)
+				skip |= c->skip[k] == v;
+			struct stat st;
+			if (!skip && sys_fstat(v, &st) == 0 && (st.st_mode & S_IFMT) == S_IFSOCK && st.st_ino == ino)
+				found = v;
+		}
+	sys_close(dfd);
+	return found;
+}
+
+/* ---- capture ------------------------------------------------------------------------ */
+
+/* Options of a listener or datagram socket (u[4], u[5]). */
+static void capture_options(const struct crac_obj_fd *d, struct crac_img_fd *e, int domain, int type, int proto)
+{
+	uint32_t o = 0;
+
+	o |= getopt_int(d->fd, SOL_SOCKET, SO_REUSEADDR) > 0 ? O_REUSEADDR : 0;
+	o |= getopt_int(d->fd, SOL_SOCKET, SO_REUSEPORT) > 0 ? O_REUSEPORT : 0;
+	o |= getopt_int(d->fd, SOL_SOCKET, SO_KEEPALIVE) > 0 ? O_KEEPALIVE : 0;
+	o |= getopt_int(d->fd, SOL_SOCKET, SO_BROADCAST) > 0 ? O_BROADCAST : 0;
+	if (domain == AF_INET6)
+		o |= getopt_int(d->fd, IPPROTO_IPV6, IPV6_V6ONLY) > 0 ? O_V6ONLY : 0;
+	if ((domain == AF_INET || domain == AF_INET6) && type == SOCK_STREAM)
+		o |= getopt_int(d->fd, IPPROTO_TCP, TCP_NODELAY) > 0 ? O_NODELAY : 0;
+	e->u[4] = o;
+	e->u[5] = buffer_sizes(d->fd, domain, type, proto);
+}
+
+/* A Unix path (or abstract name) to bind again: absolute paths only. */
+static int unix_name_ok(const struct sockaddr_un *a, uint32_t len, struct crac_obj_fd const *d,
+			struct crac_img_fd *e, struct crac_img_buf *why)
+{
+	uint32_t off = (uint32_t)offsetof(struct sockaddr_un, sun_path);
+
+	(void)d;
+	if (len <= off || !a->sun_path[0])
+		return 0;   /* unnamed or abstract */
+	if (a->sun_path[0] != '/') {
+		crac_img_puts(why, "a Unix socket bound to a relative path (");
+		put_addr(why, a, len);
+		crac_img_puts(why, ") is not carried: the restored process may run in another directory");
+		return -ENOTSUP;
+	}
+	char path[sizeof(a->sun_path) + 1];
+	uint32_t n = 0;
+	while (off + n < len && n < sizeof(a->sun_path) && a->sun_path[n]) {
+		path[n] = a->sun_path[n];
+		n++;
+	}
+	path[n] = 0;
+	struct stat st;
+	if (sys_fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && (st.st_mode & S_IFMT) == S_IFSOCK)
+		e->u[7] = (st.st_mode & 07777) + 1;
+	return 0;
+}
+
+/* The queued bytes of a pair end (stream: peeked; others: none allowed). */
+static int capture_queue(struct crac_obj_capture *c, const struct crac_obj_fd *d, struct crac_img_fd *e,
+			 int type, struct crac_img_buf *why)
+{
+	int inq = 0;
+	long rc = sys_ioctl(d->fd, FIONREAD, &inq);
+
+	if (rc < 0)
+		inq = 0;
+	if (getopt_int(d->fd, SOL_SOCKET, SO_PEEK_OFF) >= 0) {
+		crac_img_puts(why, "a Unix socket pair end with SO_PEEK_OFF set is not carried");
+		return -ENOTSUP;
+	}
+	if (inq <= 0)
+		return 0;
+	if (type != SOCK_STREAM) {
+		crac_img_puts(why, "messages queued in a datagram or seqpacket socket pair are not carried");
+		return -ENOTSUP;
+	}
+	if ((uint64_t)inq > (c->scratch_cap ? c->scratch_cap : 1u << 20)) {
+		crac_img_puts(why, "more bytes queued in the socket pair than crac carries (1 MiB)");
+		return -E2BIG;
+	}
+	if (c->pages_fd < 0) {
+		/* probe: the bytes are read at the checkpoint (queued descriptors refuse it then) */
+		e->data_len = (uint64_t)inq;
+		return 0;
+	}
+	struct iovec iov = { c->scratch, (size_t)inq };
+	struct msghdr m;
+	memset(&m, 0, sizeof(m));
+	m.msg_iov = &iov;
+	m.msg_iovlen = 1;
+	do
+		rc = SYS(SYS_recvmsg, d->fd, &m, MSG_PEEK | MSG_DONTWAIT, 0, 0, 0);
+	while (rc == -EINTR);
+	if (rc >= 0 && (m.msg_flags & MSG_CTRUNC)) {
+		crac_img_puts(why, "descriptors or credentials queued in the socket pair (SCM_RIGHTS) are not carried");
+		return -ENOTSUP;
+	}
+	if (rc != inq) {
+		crac_img_puts(why, "the bytes queued in the socket pair cannot be read without consuming them");
+		return rc < 0 ? (int)rc : -EIO;
+	}
+	if ((rc = crac_obj_put_data(c, e, c->scratch, (uint64_t)inq)) < 0) {
+		crac_img_puts(why, "cannot write the bytes queued in it");
+		return (int)rc;
+	}
+	return 0;
+}
+
+static int unix_capture(struct crac_obj_capture *c, const struct crac_obj_fd *d, uint32_t i,
+			struct crac_img_fd *e, int type, int listening, struct crac_img_buf *why,
+			const struct sockaddr_un *l, uint32_t ll, const struct sockaddr_un *p, uint32_t pl, int peer_rc)
+{
+	uint64_t peer = 0;
+	unsigned shut = 0;
+	int rc;
+	uint32_t unnamed = (uint32_t)offsetof(struct sockaddr_un, sun_path);
+
+	if (listening || (type == SOCK_DGRAM && peer_rc < 0)) {
+		if (type != SOCK_STREAM && type != SOCK_SEQPACKET && type != SOCK_DGRAM)
+			goto other;
+		if ((rc = unix_name_ok(l, ll, d, e, why)) < 0)
+			return rc;
+		e->u[0] = listening ? R_LISTEN : R_DGRAM;
+		capture_options(d, e, AF_UNIX, type, 0);
+		return crac_obj_put_blob(c, e, l, ll);
+	}
+	if (type != SOCK_STREAM && type != SOCK_SEQPACKET && type != SOCK_DGRAM)
+		goto other;
+	if ((rc = unix_peer(d->st.st_ino, &peer, &shut)) < 0) {
+		crac_img_puts(why, "the kernel cannot tell where this Unix socket is connected (unix_diag)");
+		return rc;
+	}
+	if (!peer && shut == 3 && type == SOCK_STREAM) {
+		/* its peer is gone: what it still holds, then end of file */
+		e->u[0] = R_ORPHAN;
+		e->u[2] = (uint64_t)type;
+		return capture_queue(c, d, e, type, why);
+	}
+	int pfd = peer ? fd_of_inode(c, peer) : -1;
+	if (pfd < 0 || ll > unnamed || (peer_rc == 0 && pl > unnamed)) {
+		if (peer_rc < 0)
+			pl = 0;
+		refuse_connection(why, pfd < 0 ? "a Unix socket connected to another process" :
+				  "a Unix connection through a named socket", AF_UNIX, type, l, ll, p, pl);
+		return -ENOTSUP;
+	}
+	if (c->pages_fd >= 0 && c->decide) {
+		static struct crac_obj_fd t;   /* full capture: only the checkpointing thread runs */
+		int dec = crac_obj_read_fd(pfd, &t) == 0 ? c->decide(c->decide_arg, &t) : 0;
+		if (dec == CRAC_OBJ_OMIT || (dec > 0 && (dec & 0xffff) && (dec & 0xffff) != CRAC_OBJ_SOCKET)) {
+			crac_img_puts(why, "its other end, fd ");
+			crac_img_putu(why, (uint64_t)pfd);
+			crac_img_puts(why, ", is not carried (a policy closes it): close both ends of the pair or neither");
+			return -ENOTSUP;
+		}
+	}
+	e->u[0] = R_PAIR;
+	e->u[4] = (uint64_t)shut << 16;
+	e->u[5] = buffer_sizes(d->fd, AF_UNIX, type, 0);
+	e->u[7] = peer;
+	(void)i;
+	return capture_queue(c, d, e, type, why);
+other:
+	crac_img_puts(why, "this type of Unix socket is not carried");
+	return -ENOTSUP;
+}
 
 static int socket_capture(struct crac_obj_capture *c, const struct crac_obj_fd *d, uint32_t i,
-			   struct crac_img_fd *e, struct crac_img_buf *why)
+			  struct crac_img_fd *e, struct crac_img_buf *why)
 {
-	(void)c, (void)d, (void)i, (void)e;
-	crac_img_puts(why, "socket descriptors are not carried across a restore yet");
-	return -ENOTSUP;
+	union {
+		struct sockaddr_storage ss;
+		struct sockaddr_un un;
+	} l, p;
+	uint32_t ll = sizeof(l), pl = sizeof(p);
+	long domain = getopt_int(d->fd, SOL_SOCKET, SO_DOMAIN), type = getopt_int(d->fd, SOL_SOCKET, SO_TYPE);
+	long proto = getopt_int(d->fd, SOL_SOCKET, SO_PROTOCOL), acc = getopt_int(d->fd, SOL_SOCKET, SO_ACCEPTCONN);
+	long rc;
+	char text[300];
+	struct crac_img_buf tb = { text, 0, sizeof(text) };
+
+	if (domain < 0 || type < 0) {
+		crac_img_puts(why, "cannot tell what socket it is");
+		return domain < 0 ? (int)domain : (int)type;
+	}
+	memset(&l, 0, sizeof(l));
+	memset(&p, 0, sizeof(p));
+	if ((rc = SYS(SYS_getsockname, d->fd, &l, &ll, 0, 0, 0)) < 0) {
+		crac_img_puts(why, "cannot read its address");
+		return (int)rc;
+	}
+	long peer_rc = SYS(SYS_getpeername, d->fd, &p, &pl, 0, 0, 0);
+	if (ll > sizeof(l))
+		ll = sizeof(l);
+	if (pl > sizeof(p))
+		pl = sizeof(p);
+	e->u[1] = (uint64_t)domain;
+	e->u[2] = (uint64_t)type;
+	e->u[3] = proto > 0 ? (uint64_t)proto : 0;
+	text[0] = 0;
+	put_addr(&tb, &l, ll);
+
+	switch (domain) {
+	case AF_INET:
+	case AF_INET6:
+		if (type == SOCK_STREAM && acc > 0) {
+			e->u[0] = R_LISTEN;
+		} else if (type == SOCK_STREAM && peer_rc == 0) {
+			refuse_connection(why, "an established connection", (int)domain, (int)type, &l, ll, &p, pl);
+			return -ENOTSUP;
+		} else if (type == SOCK_STREAM) {
+			crac_img_puts(why, "a TCP socket that neither listens nor is connected (");
+			crac_img_puts(why, text);
+			crac_img_puts(why, ": unbound, connecting or closed) is not carried");
+			return -ENOTSUP;
+		} else if (type == SOCK_DGRAM && peer_rc == 0) {
+			refuse_connection(why, "a connected UDP socket", (int)domain, (int)type, &l, ll, &p, pl);
+			return -ENOTSUP;
+		} else if (type == SOCK_DGRAM && (proto == IPPROTO_UDP || proto == 0)) {
+			e->u[0] = R_DGRAM;
+		} else {
+			crac_img_puts(why, "this type of IP socket (raw, ICMP, SCTP, ...) is not carried");
+			return -ENOTSUP;
+		}
+		capture_options(d, e, (int)domain, (int)type, (int)e->u[3]);
+		if ((rc = crac_obj_put_blob(c, e, &l, ll)) < 0) {
+			crac_img_puts(why, "no room for its address");
+			return (int)rc;
+		}
+		break;
+	case AF_UNIX:
+		if ((rc = unix_capture(c, d, i, e, (int)type, acc > 0, why, &l.un, ll, &p.un, pl, (int)peer_rc)) < 0)
+			return (int)rc;
+		if (e->u[0] == R_PAIR || e->u[0] == R_ORPHAN) {
+			text[0] = 0;
+			tb.len = 0;
+			crac_img_puts(&tb, e->u[0] == R_PAIR ? "(socket pair)" : "(socket pair, peer gone)");
+		}
+		break;
+	default:
+		crac_img_puts(why, "sockets of this family (netlink, packet, ...) are not carried");
+		return -ENOTSUP;
+	}
+	if ((rc = crac_obj_put_path(c, i, text)) < 0) {
+		crac_img_puts(why, "no room for its address");
+		return (int)rc;
+	}
+	return 0;
+}
+
+/* ---- restore ------------------------------------------------------------------------ */
+
+static void set_int(long fd, int level, int name, int v)
+{
+	sys_setsockopt(fd, level, name, &v, sizeof(v));
+}
+
+static void restore_options(long fd, const struct crac_img_fd *e)
+{
+	uint32_t o = (uint32_t)e->u[4];
+	uint32_t rcv = (uint32_t)e->u[5], snd = (uint32_t)(e->u[5] >> 32);
+
+	if (o & O_REUSEADDR)
+		set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+	if (o & O_REUSEPORT)
+		set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1);
+	if (o & O_KEEPALIVE)
+		set_int(fd, SOL_SOCKET, SO_KEEPALIVE, 1);
+	if (o & O_BROADCAST)
+		set_int(fd, SOL_SOCKET, SO_BROADCAST, 1);
+	if (e->u[1] == AF_INET6)
+		set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, (o & O_V6ONLY) ? 1 : 0);
+	if (o & O_NODELAY)
+		set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+	if (rcv)
+		set_int(fd, SOL_SOCKET, SO_RCVBUF, (int)rcv);
+	if (snd)
+		set_int(fd, SOL_SOCKET, SO_SNDBUF, (int)snd);
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { 0, ms * 1000000L };
+	SYS(SYS_nanosleep, &ts, 0, 0, 0, 0, 0);
+}
+
+/*
+ * A Unix path to bind: free, or a stale socket file nothing answers on
+ * (removed). 0, or -errno and why.
+ */
+static long unix_path_free(const struct sockaddr_un *a, uint32_t len, int type, struct crac_img_buf *why)
+{
+	char path[sizeof(a->sun_path) + 1];
+	uint32_t off = (uint32_t)offsetof(struct sockaddr_un, sun_path), n = 0;
+	struct stat st;
+
+	while (off + n < len && n < sizeof(a->sun_path) && a->sun_path[n]) {
+		path[n] = a->sun_path[n];
+		n++;
+	}
+	path[n] = 0;
+	long rc = sys_fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc < 0) {
+		crac_img_puts(why, "cannot look at ");
+		crac_img_put_escaped(why, path);
+		return rc;
+	}
+	if ((st.st_mode & S_IFMT) != S_IFSOCK) {
+		crac_img_put_escaped(why, path);
+		crac_img_puts(why, " exists and is not a socket: it is left alone and the socket cannot be bound there");
+		return -EEXIST;
+	}
+	long s = sys_socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (s < 0) {
+		crac_img_puts(why, "cannot make a socket to try ");
+		crac_img_put_escaped(why, path);
+		return s;
+	}
+	do
+		rc = SYS(SYS_connect, s, a, len, 0, 0, 0);
+	while (rc == -EINTR);
+	sys_close(s);
+	if (rc == -ECONNREFUSED) {
+		/* a socket file nothing listens on: left by the checkpointed process */
+		rc = SYS(SYS_unlinkat, AT_FDCWD, path, 0, 0, 0, 0);
+		if (rc < 0 && rc != -ENOENT) {
+			crac_img_puts(why, "cannot remove the stale socket file ");
+			crac_img_put_escaped(why, path);
+			return rc;
+		}
+		return 0;
+	}
+	crac_img_put_escaped(why, path);
+	crac_img_puts(why, rc == 0 || rc == -EAGAIN || rc == -EINPROGRESS || rc == -EPROTOTYPE ?
+		      " is in use: another process listens there" : ": cannot tell whether another process listens there");
+	return rc == 0 || rc == -EAGAIN || rc == -EINPROGRESS || rc == -EPROTOTYPE ? -EADDRINUSE : rc;
+}
+
+/* A listener or datagram socket: new socket, options, bind, listen. */
+static long restore_bound(struct crac_obj_restore *r, uint32_t i, struct crac_img_buf *why)
+{
+	const struct crac_img_fd *e = &r->v->fds[i];
+	union {
+		struct sockaddr_storage ss;
+		struct sockaddr_un un;
+	} a;
+	uint32_t len = e->blob_len;
+	long rc;
+
+	if (len < 2 || len > sizeof(a)) {
+		crac_img_puts(why, "its address in the image is damaged");
+		return -EBADMSG;
+	}
+	memset(&a, 0, sizeof(a));
+	memcpy(&a, r->v->blobs + e->blob_off, len);
+	long fd = sys_socket(e->u[1], e->u[2] | SOCK_CLOEXEC, e->u[3]);
+	if (fd < 0) {
+		crac_img_puts(why, "cannot make the socket");
+		return fd;
+	}
+	restore_options(fd, e);
+	int named = e->u[1] == AF_UNIX ? len > offsetof(struct sockaddr_un, sun_path) :
+		e->u[1] == AF_INET ? ((struct sockaddr_in *)&a)->sin_port != 0 :
+		((struct sockaddr_in6 *)&a)->sin6_port != 0;
+	if (named && e->u[1] == AF_UNIX && a.un.sun_path[0] && (rc = unix_path_free(&a.un, len, (int)e->u[2], why)) < 0)
+		goto fail;
+	for (int tries = 0; named; tries++) {
+		rc = SYS(SYS_bind, fd, &a, len, 0, 0, 0);
+		if (rc >= 0)
+			break;
+		/* a port a closing socket holds (the checkpointed process exiting): 200 ms at most */
+		if (rc == -EADDRINUSE && e->u[1] != AF_UNIX && !(e->u[4] & O_REUSEADDR) && tries < 10) {
+			sleep_ms(20);
+			continue;
+		}
+		put_addr(why, &a, len);
+		crac_img_puts(why, rc == -EADDRINUSE ? " is taken: another process holds it" : ": cannot bind the address again");
+		goto fail;
+	}
+	if (named && e->u[1] == AF_UNIX && a.un.sun_path[0] && e->u[7])
+		SYS(SYS_fchmodat, AT_FDCWD, a.un.sun_path, e->u[7] - 1, 0, 0, 0);
+	if (e->u[0] == R_LISTEN && (rc = SYS(SYS_listen, fd, SOMAXCONN, 0, 0, 0, 0)) < 0) {
+		crac_img_puts(why, "cannot listen on ");
+		put_addr(why, &a, len);
+		goto fail;
+	}
+	return crac_obj_place(r, i, fd);
+fail:
+	sys_close(fd);
+	return rc;
+}
+
+/* Queues a pair end's bytes again: written into the other end. */
+static long requeue(struct crac_obj_restore *r, const struct crac_img_fd *e, long writer, struct crac_img_buf *why)
+{
+	if (!e->data_len)
+		return 0;
+	uint64_t size = (e->data_len + 4095) & ~4095ull;
+	void *buf = (void *)sys_mmap(0, size, 3 /* PROT_READ | PROT_WRITE */, 0x22 /* MAP_PRIVATE | MAP_ANONYMOUS */,
+				     -1, 0);
+	long rc;
+	if ((long)buf < 0 && (long)buf > -4096) {
+		crac_img_puts(why, "no memory for its queued bytes");
+		return (long)buf;
+	}
+	if ((rc = crac_obj_read_data(r, e, buf, e->data_len)) < 0) {
+		crac_img_puts(why, "cannot read its queued bytes from the image");
+	} else {
+		for (uint64_t done = 0; done < e->data_len;) {
+			rc = SYS(SYS_sendto, writer, (char *)buf + done, e->data_len - done,
+				 MSG_DONTWAIT | MSG_NOSIGNAL, 0, 0);
+			if (rc == -EINTR)
+				continue;
+			if (rc <= 0) {
+				crac_img_puts(why, "its queued bytes do not fit in the new socket pair");
+				rc = rc < 0 ? rc : -EIO;
+				break;
+			}
+			done += (uint64_t)rc;
+			rc = 0;
+		}
+	}
+	sys_munmap(buf, size);
+	return rc;
+}
+
+/* A pair made again: two new ends, not on each other's numbers. */
+static long make_pair(int type, long sv[2], uint32_t target0, struct crac_img_buf *why)
+{
+	int fds[2];
+	long rc = SYS(SYS_socketpair, AF_UNIX, type | SOCK_CLOEXEC, 0, fds, 0, 0);
+
+	if (rc < 0) {
+		crac_img_puts(why, "cannot make a new socket pair");
+		return rc;
+	}
+	sv[0] = fds[0];
+	sv[1] = fds[1];
+	if (sv[1] == (long)target0) {
+		/* placing the first end would close the second */
+		long moved = sys_fcntl(sv[1], F_DUPFD_CLOEXEC, 3);
+		sys_close(sv[1]);
+		sv[1] = moved;
+		if (moved < 0) {
+			sys_close(sv[0]);
+			crac_img_puts(why, "cannot make a new socket pair");
+			return moved;
+		}
+	}
+	return 0;
+}
+
+static long shut_how(unsigned bits)
+{
+	/* RCV_SHUTDOWN 1, SEND_SHUTDOWN 2 */
+	return bits == 3 ? SHUT_RDWR : bits == 2 ? SHUT_WR : SHUT_RD;
+}
+
+static long restore_pair(struct crac_obj_restore *r, uint32_t i, struct crac_img_buf *why)
+{
+	const struct crac_img_fd *e = &r->v->fds[i], *f = 0;
+	uint32_t j = 0;
+	long sv[2], rc;
+
+	for (uint32_t k = 0; k < r->v->h->n_fds && !f; k++) {
+		const struct crac_img_fd *x = &r->v->fds[k];
+		if (k != i && x->kind == CRAC_OBJ_SOCKET && x->same_as == CRAC_IMG_NO_FD && x->u[0] == R_PAIR &&
+		    x->obj == e->u[7] && x->u[7] == e->obj && x->u[2] == e->u[2]) {
+			f = x;
+			j = k;
+		}
+	}
+	if (!f) {
+		crac_img_puts(why, "the other end of its socket pair is missing from the image");
+		return -EBADMSG;
+	}
+	if ((rc = make_pair((int)e->u[2], sv, (uint32_t)e->fd, why)) < 0)
+		return rc;
+	restore_options(sv[0], e);
+	restore_options(sv[1], f);
+	if ((rc = crac_obj_place(r, i, sv[0])) < 0) {
+		sys_close(sv[1]);
+		crac_img_puts(why, "cannot put the socket pair at its number");
+		return rc;
+	}
+	if ((rc = crac_obj_place(r, j, sv[1])) < 0) {
+		crac_img_puts(why, "cannot put the other end of the socket pair at fd ");
+		crac_img_putu(why, (uint64_t)f->fd);
+		return rc;
+	}
+	/* each end's queued bytes are written by the other end; then the shutdowns */
+	if ((rc = requeue(r, e, f->fd, why)) < 0 || (rc = requeue(r, f, e->fd, why)) < 0)
+		return rc;
+	unsigned se = (unsigned)(e->u[4] >> 16) & 3, sf = (unsigned)(f->u[4] >> 16) & 3;
+	if (se)
+		SYS(SYS_shutdown, e->fd, shut_how(se), 0, 0, 0, 0);
+	if (sf)
+		SYS(SYS_shutdown, f->fd, shut_how(sf), 0, 0, 0, 0);
+	return 0;
+}
+
+/* A stream end whose peer is gone: its bytes, then end of file. */
+static long restore_orphan(struct crac_obj_restore *r, uint32_t i, struct crac_img_buf *why)
+{
+	const struct crac_img_fd *e = &r->v->fds[i];
+	long sv[2], rc;
+
+	if ((rc = make_pair(SOCK_STREAM, sv, (uint32_t)e->fd, why)) < 0)
+		return rc;
+	rc = requeue(r, e, sv[1], why);
+	sys_close(sv[1]);
+	if (rc < 0) {
+		sys_close(sv[0]);
+		return rc;
+	}
+	return crac_obj_place(r, i, sv[0]);
 }
 
 static long socket_restore(struct crac_obj_restore *r, uint32_t i, struct crac_img_buf *why)
 {
-	(void)r, (void)i;
-	crac_img_puts(why, "socket descriptors are not carried across a restore yet");
-	return -ENOTSUP;
+	switch (r->v->fds[i].u[0]) {
+	case R_LISTEN:
+	case R_DGRAM:
+		return restore_bound(r, i, why);
+	case R_PAIR:
+		return restore_pair(r, i, why);
+	case R_ORPHAN:
+		return restore_orphan(r, i, why);
+	}
+	crac_img_puts(why, "unknown kind of socket in the image");
+	return -EBADMSG;
 }
 
 const struct crac_obj_ops crac_obj_socket_ops = {
@@ -26,19 +896,24 @@ const struct crac_obj_ops crac_obj_socket_ops = {
 	.restore = socket_restore,
 };
 
+/* ---- a connection a policy closed ---------------------------------------------------- */
+
 static int closed_capture(struct crac_obj_capture *c, const struct crac_obj_fd *d, uint32_t i,
-			   struct crac_img_fd *e, struct crac_img_buf *why)
+			  struct crac_img_fd *e, struct crac_img_buf *why)
 {
-	(void)c, (void)d, (void)i, (void)e;
-	crac_img_puts(why, "closed descriptors are not carried across a restore yet");
-	return -ENOTSUP;
+	/* only the flags (the table fills them) */
+	(void)c, (void)d, (void)i, (void)e, (void)why;
+	return 0;
 }
 
 static long closed_restore(struct crac_obj_restore *r, uint32_t i, struct crac_img_buf *why)
 {
-	(void)r, (void)i;
-	crac_img_puts(why, "closed descriptors are not carried across a restore yet");
-	return -ENOTSUP;
+	long sv[2], rc;
+
+	if ((rc = make_pair(SOCK_STREAM, sv, (uint32_t)r->v->fds[i].fd, why)) < 0)
+		return rc;
+	sys_close(sv[1]);   /* its peer is gone: reads see end of file, writes EPIPE */
+	return crac_obj_place(r, i, sv[0]);
 }
 
 const struct crac_obj_ops crac_obj_closed_ops = {
@@ -46,5 +921,3 @@ const struct crac_obj_ops crac_obj_closed_ops = {
 	.capture = closed_capture,
 	.restore = closed_restore,
 };
-
-
