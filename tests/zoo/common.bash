@@ -157,10 +157,12 @@ zoo_checkpoint() {
 
 # zoo_query K: the stdin line that asks for key K (tests may redefine it).
 zoo_query() { echo "$1"; }
+# zoo_eof: what the program prints at the end of its stdin (sqlite3: nothing).
+zoo_eof() { echo eof; }
 
 # zoo_restore_answers OUT K...: restores $T/img with the queries for the
 # keys K... on its stdin (then EOF), output to OUT; checks that the restored
-# program answered exactly (zoo_expect K for each, then "eof") and exited 0,
+# program answered exactly (zoo_expect K for each, then zoo_eof) and exited 0,
 # and did not start over ("ready" is never printed again).
 zoo_restore_answers() {
 	local out=$1 k st=0
@@ -174,7 +176,7 @@ zoo_restore_answers() {
 zoo_compare() {
 	local out=$1 st=$2 k
 	shift 2
-	{ for k in "$@"; do zoo_expect "$k"; done; echo eof; } >"$out.expected"
+	{ for k in "$@"; do zoo_expect "$k"; done; zoo_eof; } >"$out.expected"
 	echo "restore exit status $st; output ($out):"
 	cat "$out"
 	[ "$st" -eq 0 ]

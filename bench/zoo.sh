@@ -1,0 +1,298 @@
+#!/bin/bash
+# bench/zoo.sh BUILD [DOC] - the program zoo (issue 11 §3, tests/zoo): for
+# each unmodified program that crac can checkpoint with no policy file, the
+# cold start to its first answer, the image size, and the restore to its
+# first answer. Prints a markdown table and writes DOC (default
+# docs/bench-zoo.md) with the date, the machine load and the programs left
+# out with the reason (not installed; refused by the safety checks, with
+# the line `crac check` printed).
+#
+# Environment (all optional):
+#   CRAC_BENCH_ZOO_REPS   timed runs of each kind per program (default 7)
+#   CRAC_BENCH_TMPDIR     where the images go (default $TMPDIR or /tmp)
+set -eu
+build=$(cd "$1" && pwd)
+cd "$(dirname "$0")/.."
+src=$(pwd)
+doc=${2:-$src/docs/bench-zoo.md}
+reps=${CRAC_BENCH_ZOO_REPS:-7}
+crac=$build/crac
+progs=$src/tests/zoo/progs
+for f in "$crac" "$build/crac-loader"; do
+	[ -x "$f" ] || { echo "zoo.sh: $f missing (build first)" >&2; exit 1; }
+done
+command -v python3 >/dev/null || { echo "zoo.sh: needs python3 (the timing driver)" >&2; exit 1; }
+# the real interpreter, not a shell shim (pyenv): the driver and the zoo's python3
+py=$(python3 -c 'import sys; print(sys.executable)')
+
+tmp=$(mktemp -d "${CRAC_BENCH_TMPDIR:-${TMPDIR:-/tmp}}/crac-bench-zoo.XXXXXX")
+export CRAC_CONTROL_DIR=$tmp/ctl
+mkdir -m 0700 "$CRAC_CONTROL_DIR"
+unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES
+kill_list=""
+cleanup() {
+	local p
+	for p in $kill_list; do kill "$p" 2>/dev/null || true; done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# The timing driver: takes CLOCK_MONOTONIC right before it spawns the
+# command (stdin, stdout pipes; stderr to a file), writes the query, reads
+# stdout until the expected answer line and takes CLOCK_MONOTONIC again;
+# prints the difference in ms. Then it closes stdin (the program prints
+# "eof" and exits) and waits for it. No shell runs inside the timed span.
+cat >"$tmp/drive.py" <<'PY'
+import os, subprocess, sys, time
+query, expect, err = sys.argv[1], sys.argv[2], sys.argv[3]
+cmd = sys.argv[4:]
+with open(err, "wb") as e:
+    t0 = time.monotonic_ns()
+    p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=e, close_fds=True)
+    p.stdin.write((query + "\n").encode())
+    p.stdin.flush()
+    got = None
+    for line in p.stdout:
+        if line.decode(errors="replace").rstrip("\n") == expect:
+            got = time.monotonic_ns()
+            break
+    p.stdin.close()
+    rest = p.stdout.read()
+    rc = p.wait(timeout=120)
+if got is None:
+    sys.exit("no answer %r (exit status %d)" % (expect, rc))
+if rc != 0 or rest.decode(errors="replace").strip() not in ("eof", ""):  # sqlite3 says nothing at EOF
+    sys.exit("after the answer: exit status %d, output %r" % (rc, rest[:200]))
+print("%.3f" % ((got - t0) / 1e6))
+PY
+
+median() {
+	sort -g | awk '{ a[NR] = $1 } END {
+		if (NR == 0) print "-";
+		else if (NR % 2) printf "%.1f\n", a[(NR + 1) / 2];
+		else printf "%.1f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+minmax() {
+	sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { if (NR) printf "%.1f–%.1f", lo, hi; else print "-" }'
+}
+
+# wait_line PATTERN FILE SECONDS
+wait_line() {
+	local i
+	for ((i = 0; i < $3 * 20; i++)); do
+		grep -q -- "$1" "$2" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# start_crac NAME READY [RUNOPTS... --] CMD...: starts `crac run` with a FIFO
+# on stdin (a writer that never writes keeps it open), output to
+# $tmp/NAME.out; waits for its control socket and, unless READY is empty,
+# for a line matching READY. Sets $pid.
+start_crac() {
+	local name=$1 ready=$2 opts=() i
+	shift 2
+	if [ "$1" = --opts ]; then
+		shift
+		while [ "$1" != -- ]; do opts+=("$1"); shift; done
+		shift
+	fi
+	rm -f "$tmp/$name.in"
+	mkfifo "$tmp/$name.in"
+	sleep 3600 >"$tmp/$name.in" &
+	kill_list="$kill_list $!"
+	(
+		for fd in $(ls /proc/$BASHPID/fd); do
+			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+		done
+		exec "$crac" run "${opts[@]}" -- "$@" <"$tmp/$name.in" >"$tmp/$name.out" 2>&1
+	) &
+	pid=$!
+	kill_list="$kill_list $pid"
+	for ((i = 0; i < 600; i++)); do
+		[ -S "$CRAC_CONTROL_DIR/$pid.sock" ] && break
+		sleep 0.05
+	done
+	if [ -n "$ready" ]; then
+		wait_line "$ready" "$tmp/$name.out" 120
+	else
+		sleep 3
+	fi
+}
+
+rows=$tmp/rows.md
+skipped=$tmp/skipped.md
+notes=$tmp/notes.md
+: >"$rows"
+: >"$skipped"
+: >"$notes"
+skip_prog() {  # skip_prog NAME REASON
+	echo "- **$1**: $2" >>"$skipped"
+	echo "zoo.sh: $1 left out: $2" >&2
+}
+
+# kinds CHECKOUT: what `crac check` refused, by kind: "epoll ×3, tcp listening ×1"
+kinds() {
+	sed -n 's/^  *check fd [0-9]*: [^)]*): \([a-z0-9]*\) .*(\([^)]*\)).*/\1 \2/p; s/^  *check \(mapping\|child\) .*/\1/p' "$1" |
+		sed 's/^\(tcp\|udp\|unix\).*listening$/\1 listening/; t; s/^\(tcp\|udp\|unix\) .*/\1/; s/^\(pipe\) .*/\1/; s/^\(file\|device\|epoll\|eventfd\|signalfd\|timerfd\|memfd\) .*/\1/' |
+		sort | uniq -c | awk '{ n = $1; $1 = ""; sub(/^ /, ""); printf "%s%s ×%d", (NR > 1 ? ", " : ""), $0, n }'
+}
+
+# slug NAME: NAME as a file name
+slug() { echo "$1" | tr -c 'a-zA-Z0-9\n' '_'; }
+
+# bench NAME QUERY EXPECT [--opts RUNOPTS... --] CMD...: one row.
+bench() {
+	local name=$1 query=$2 expect=$3 opts=() i t f
+	shift 3
+	f=$(slug "$name")
+	if [ "$1" = --opts ]; then
+		while [ "$1" != -- ]; do opts+=("$1"); shift; done
+		opts+=(--)
+		shift
+	fi
+	command -v "$1" >/dev/null 2>&1 || { skip_prog "$name" "not installed ($1; scripts/deps.sh installs it)"; return 0; }
+	echo "== $name" >&2
+	# -- cold start: the plain program, not under crac; one untimed run first
+	: >"$tmp/$f.cold"
+	for ((i = 0; i <= reps; i++)); do
+		t=$("$py" "$tmp/drive.py" "$query" "$expect" "$tmp/$f.err" "$@") ||
+			{ skip_prog "$name" "cold start failed: $(tail -n 2 "$tmp/$f.err" | tr '\n' ' ')"; return 0; }
+		[ "$i" -eq 0 ] || echo "$t" >>"$tmp/$f.cold"
+	done
+	# -- the image: started under crac run, warmed up, checkpointed from outside
+	start_crac "$f" '^ready' "${opts[@]}" "$@" ||
+		{ skip_prog "$name" "no \"ready\" under crac run: $(tail -n 2 "$tmp/$f.out" | tr '\n' ' ')"; return 0; }
+	if ! "$crac" check "$pid" >"$tmp/$f.check" 2>&1; then
+		skip_prog "$name" "refused: \`\` $(sed -n 's/^  *check //p' "$tmp/$f.check" | head -n 1) \`\`"
+		kill "$pid" 2>/dev/null || true
+		return 0
+	fi
+	if ! timeout 120 "$crac" checkpoint --engine image --image-dir "$tmp/$f.img" "$pid" >"$tmp/$f.ck" 2>&1; then
+		skip_prog "$name" "checkpoint failed: $(tr '\n' ' ' <"$tmp/$f.ck")"
+		kill "$pid" 2>/dev/null || true
+		return 0
+	fi
+	# the original exits once its image is written
+	for ((i = 0; i < 200; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		echo "- **$name**: the checkpointed original did not exit within 10 s of its image being written (its threads wait in: $(for t in /proc/"$pid"/task/*; do printf '%s ' "$(cat "$t/wchan" 2>/dev/null)"; done)); measured anyway, the image restores" >>"$notes"
+		tail -n 1 "$notes" >&2
+		kill "$pid" 2>/dev/null || true
+	fi
+	local mib
+	mib=$(du -sk "$tmp/$f.img" | awk '{ printf "%.1f", $1 / 1024 }')
+	# -- restore to the first answer; one untimed restore first
+	: >"$tmp/$f.rest"
+	for ((i = 0; i <= reps; i++)); do
+		t=$("$py" "$tmp/drive.py" "$query" "$expect" "$tmp/$f.err" "$crac" restore "$tmp/$f.img") ||
+			{ skip_prog "$name" "restore failed: $(tail -n 2 "$tmp/$f.err" | tr '\n' ' ')"; return 0; }
+		[ "$i" -eq 0 ] || echo "$t" >>"$tmp/$f.rest"
+	done
+	# -- the same, eager: --populate loads and verifies all memory first
+	: >"$tmp/$f.eager"
+	for ((i = 0; i <= reps; i++)); do
+		t=$("$py" "$tmp/drive.py" "$query" "$expect" "$tmp/$f.err" "$crac" restore --populate "$tmp/$f.img") ||
+			{ skip_prog "$name" "restore --populate failed: $(tail -n 2 "$tmp/$f.err" | tr '\n' ' ')"; return 0; }
+		[ "$i" -eq 0 ] || echo "$t" >>"$tmp/$f.eager"
+	done
+	local mode
+	mode=$("$crac" restore --stats "$tmp/$f.img" </dev/null 2>&1 >/dev/null | grep -o -m1 'lazy\|eager' | head -n 1 || true)
+	printf '| %s | %s | %s (%s) | %s (%s) %s | %s (%s) |\n' "$name" "$mib" \
+		"$(median <"$tmp/$f.cold")" "$(minmax <"$tmp/$f.cold")" \
+		"$(median <"$tmp/$f.rest")" "$(minmax <"$tmp/$f.rest")" "${mode:--}" \
+		"$(median <"$tmp/$f.eager")" "$(minmax <"$tmp/$f.eager")" >>"$rows"
+	tail -n 1 "$rows" >&2
+	rm -rf "$tmp/$f.img"
+}
+
+# refused NAME READY WHAT CMD...: a program the zoo expects to be refused
+# today (issue 11 §2): started under crac run, asked `crac check`; the
+# first refusal line goes into the list of programs left out.
+refused() {
+	local name=$1 ready=$2 what=$3 n f
+	shift 3
+	f=$(slug "$name")
+	command -v "$1" >/dev/null 2>&1 || { skip_prog "$name" "not installed ($1; scripts/deps.sh installs it)"; return 0; }
+	echo "== $name (check only)" >&2
+	start_crac "$f" "$ready" "$@" || true
+	if "$crac" check "$pid" >"$tmp/$f.check" 2>&1; then
+		skip_prog "$name" "not refused any more: measure it here (edit bench/zoo.sh)"
+	else
+		n=$(grep -c '^  *check ' "$tmp/$f.check" || true)
+		skip_prog "$name" "needs $what (issue 11 §2): $n refusals ($(kinds "$tmp/$f.check")); the first: \`\` $(sed -n 's/^  *check //p' "$tmp/$f.check" | head -n 1) \`\`"
+	fi
+	kill "$pid" 2>/dev/null || true
+}
+
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
+k=777
+bench python3 "$k" "answer $k $((3 * k)) 100000 threads=5" "$py" "$progs/zoo.py"
+bench perl "$k" "answer $k $((5 * k)) 100000" perl "$progs/zoo.pl"
+bench gawk "$k" "answer $k $((7 * k)) 100000" gawk -f "$progs/zoo.awk"
+bench lua5.4 "$k" "answer $k $((11 * k)) 100000" lua5.4 "$progs/zoo.lua"
+bench "sqlite3 (:memory:)" "select 'answer', k, v, (select count(*) from t) from t where k = $k;" \
+	"answer $k $((13 * k)) 100000" sqlite3 -init "$progs/zoo.sql" :memory:
+bench "bash -c" "$k" "answer $k $((17 * k)) 20000" bash -c "$(cat "$progs/zoo.bash")"
+if command -v java >/dev/null 2>&1 && command -v javac >/dev/null 2>&1; then
+	javac -d "$tmp" "$progs/Zoo.java"
+	jhome=$(dirname "$(dirname "$(readlink -f "$(command -v java)")")")
+	echo "file $jhome/lib/modules reopen" >"$tmp/java.policies"
+	refused "java" '^ready' "its open class image lib/modules" java -XX:-UsePerfData -cp "$tmp" Zoo
+	bench "java (policy: lib/modules reopen)" "$k" "answer $k $((19 * k)) 100000 pool=4" \
+		--opts --policies "$tmp/java.policies" -- java -XX:-UsePerfData -cp "$tmp" Zoo
+else
+	skip_prog java "not installed (java, javac; scripts/deps.sh installs openjdk-17-jdk-headless)"
+fi
+refused "sqlite3 (on-disk database)" '^ready' "its open database file" \
+	sqlite3 -init "$progs/zoo.sql" "$tmp/zoo.db"
+refused "bash FILE" '^ready' "its open script file (fd 255)" bash "$progs/zoo.bash"
+port=$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+refused "python3 -m http.server" '' "its listening socket" "$py" -m http.server --bind 127.0.0.1 "$port"
+refused "node (http server)" '^ready' "epoll, eventfd, pipes and its listening socket" node "$progs/server.js" "$port"
+refused "redis-server" '' "epoll, a pipe and its listening socket" \
+	redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no --daemonize no
+load1=$(cut -d' ' -f1-3 /proc/loadavg)
+
+table() {
+	echo "| program | image MiB | cold start → 1st answer, ms: median (min–max) | restore → 1st answer, ms: median (min–max), mode | restore --populate → 1st answer, ms |"
+	echo "|---|---|---|---|---|"
+	cat "$rows"
+}
+table
+
+rev=$(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo unknown)
+dirty=$(git -C "$src" status --porcelain --untracked-files=no -- src 2>/dev/null | wc -l)
+[ "$dirty" -eq 0 ] || rev="$rev (with uncommitted changes in src/)"
+{
+	echo "# crac: the program zoo, cold start vs restore"
+	echo
+	echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') by \`bench/zoo.sh\` on $(nproc) cores, Linux $(uname -r); crac built from $rev."
+	echo "Machine load (/proc/loadavg, 1/5/15 min): $load0 at the start, $load1 at the end; with a load well above the $(nproc) cores, every time here is stretched by waiting for a CPU, and the ratios between columns mean more than the absolute numbers."
+	echo
+	table
+	echo
+	echo "How it is measured (median of $reps runs each, after one untimed run):"
+	echo
+	echo "- The programs are those of the zoo tests (\`tests/zoo/progs\`): each builds a table (100000 entries; bash 20000) before it prints \"ready\", then answers one query per line of stdin from that table (python3 through a pool of 4 threads, after importing asyncio, decimal, email, http.client, json, sqlite3, ssl and xml; java through a pool of 4 threads)."
+	echo "- A small driver (python3) takes CLOCK_MONOTONIC right before it spawns the command with pipes for stdin and stdout, writes the query at once, and takes CLOCK_MONOTONIC again when the expected answer line arrives; no shell runs in between. It then closes stdin and checks that the program printed nothing more than \"eof\" and exited 0."
+	echo "- Cold start: the plain program (not under \`crac run\`), warm-up included: what a restore replaces."
+	echo "- Image: the program started under \`crac run\` with no policy file (java: with \`--policies\`, see below), warmed up, checkpointed from outside with \`crac checkpoint --engine image\`; image MiB is its disk usage (\`du\`). Restore: \`crac restore DIR\` with the query on its stdin; the image is in the page cache; the mode after the times says whether the loader ran lazy (userfaultfd: pages come in on demand; root here) or eager (from \`crac restore --stats\`). \`crac restore --populate DIR\` is eager: all memory loaded and verified before the program runs."
+	echo "- java needs \`-XX:-UsePerfData\`: otherwise the JVM maps /tmp/hsperfdata_USER/PID shared and writable (the jstat counters), which the safety checks refuse. It also keeps its class image \`lib/modules\` open, which is refused with no policy file until the image engine carries open files (issue 11 §2); the row is measured with the one policy \`file JAVA_HOME/lib/modules reopen\`."
+	echo
+	if [ -s "$notes" ]; then
+		echo "Defects seen while measuring:"
+		echo
+		cat "$notes"
+		echo
+	fi
+	echo "Left out (not measured):"
+	echo
+	cat "$skipped"
+} >"$doc"
+echo "zoo.sh: wrote $doc" >&2
