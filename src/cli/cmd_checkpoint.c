@@ -57,29 +57,38 @@ int crac_cmd_checkpoint(int argc, char **argv)
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
-	const char *tokens[10] = { "CHECKPOINT" };
-	char engine[128], image[4200], deadline[64];
+	/* one token per option at most: repeated options replace their token */
+	const char *tokens[8] = { "CHECKPOINT" };
+	int at[128] = { 0 };   /* option letter -> its token index */
+	char engine[128], image[PATH_MAX + 8], deadline[64], dir[PATH_MAX];
 	int n = 1, c, pid;
+#define TOKEN(opt, text) (tokens[at[opt] ? at[opt] : (at[opt] = n++)] = (text))
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+e:i:kd:nfh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'e':
-			snprintf(engine, sizeof(engine), "engine=%s", optarg);
-			tokens[n++] = engine;
+			if (snprintf(engine, sizeof(engine), "engine=%s", optarg) >= (int)sizeof(engine)) {
+				cli_err("--engine: no engine has a name that long");
+				return 2;
+			}
+			TOKEN('e', engine);
 			break;
 		case 'i':
-			snprintf(image, sizeof(image), "image=%s", optarg);
-			tokens[n++] = image;
+			/* relative to our directory, not the target's */
+			if (cli_path_arg("checkpoint --image-dir", optarg, CLI_IMAGE_DIR_MAX, true, dir, sizeof(dir)) < 0)
+				return 2;
+			snprintf(image, sizeof(image), "image=%s", dir);
+			TOKEN('i', image);
 			break;
 		case 'k':
-			tokens[n++] = "keep=1";
+			TOKEN('k', "keep=1");
 			break;
 		case 'n':
-			tokens[n++] = "dry=1";
+			TOKEN('n', "dry=1");
 			break;
 		case 'f':
-			tokens[n++] = "force=1";
+			TOKEN('f', "force=1");
 			break;
 		case 'd': {
 			char *end;
@@ -89,7 +98,7 @@ int crac_cmd_checkpoint(int argc, char **argv)
 				return 2;
 			}
 			snprintf(deadline, sizeof(deadline), "deadline=%lld", v);
-			tokens[n++] = deadline;
+			TOKEN('d', deadline);
 			break;
 		}
 		case 'h':

@@ -162,6 +162,9 @@ int crac_cmd_restore_image(int argc, char **argv)
 		cli_err("%s", populate && lazy ? "--populate and --lazy exclude each other" : usage);
 		return 2;
 	}
+	char dir_ok[PATH_MAX];
+	if (cli_path_arg("restore", dir, CLI_PATH_MAX, false, dir_ok, sizeof(dir_ok)) < 0)
+		return 2;
 	if (crac_img_loader_path(loader, sizeof(loader), msg, sizeof(msg)) < 0) {
 		cli_err("%s", msg);
 		return 2;
@@ -489,6 +492,9 @@ int crac_cmd_inspect(int argc, char **argv)
 		cli_err("%s", usage);
 		return 2;
 	}
+	char dir_ok[PATH_MAX];
+	if (cli_path_arg("inspect", dir, CLI_PATH_MAX, false, dir_ok, sizeof(dir_ok)) < 0)
+		return 2;
 	/* Opened and read as the loader does: a FIFO or a symbolic link where
 	 * a file belongs is refused, never waited on or followed. */
 	if (crac_img_open(dir, &o, msg, sizeof(msg)) < 0) {

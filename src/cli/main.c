@@ -85,12 +85,12 @@ static void usage(FILE *f)
 		"        ask process PID (through its control endpoint) to checkpoint; prints the report\n"
 		"  restore --pid PID [--env K=V]... [-- ARGS...]\n"
 		"        resume a process paused by the pause engine\n"
-		"  restore DIR [--populate | --lazy] [--stats] [--timens] [--env K=V]... [-- ARGS...]\n"
-		"        restore an image written by the image engine\n"
+		"  restore DIR [--populate | --lazy] [--stats] [--timens] [--trust-owner] [--env K=V]... [-- ARGS...]\n"
+		"        restore an image written by the image engine (only your own: an image is code)\n"
 		"  run [--engine E] [--checkpoint-to DIR] [--policies FILE] -- PROG [ARGS...]\n"
 		"        run an unmodified program with libcrac preloaded and its control endpoint on\n"
 		"        (--checkpoint-to DIR without --engine: the image engine, writing to DIR)\n"
-		"  inspect DIR [--json]\n"
+		"  inspect DIR [--json] [--trust-owner]\n"
 		"        print an image's header, mappings, threads and checks\n"
 		"  check PID\n"
 		"        list what would stop process PID from being checkpointed\n"
@@ -104,6 +104,9 @@ int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : NULL;
 
+	/* The command links libcrac too: started under `crac run` it inherits
+	 * CRAC_CONTROL=1, but it is no program to checkpoint. */
+	crac_control_stop();
 	if (!cmd) {
 		usage(stderr);
 		return 2;

@@ -93,3 +93,23 @@ one_line_refusal() {
 	[ "${#lines[@]}" -eq 1 ]
 	[[ "$output" == "crac: cannot run /tmp/"*"..."*"aaaa: File name too long" ]]
 }
+
+@test "checkpoint --image-dir: over the limit refused, relative made absolute here; repeated options are one token" {
+	run "$CRAC" checkpoint --image-dir "/$(long 5000)" 1
+	one_line_refusal "checkpoint --image-dir" 4063
+	# a repeated option replaces itself (no overflow of the request): the
+	# request fails only because process 2^22+1 does not exist
+	run "$CRAC" checkpoint -k -k -k -k -k -k -k -k -k -k -k -k -k -k -k -k -n -n -n -f -f -f \
+		--engine image --engine image --deadline 5 --deadline 6 --image-dir a --image-dir b 4194305
+	echo "$output"
+	[ "$status" -eq 2 ]
+	[ "${#lines[@]}" -eq 1 ]
+	[[ "$output" == "crac: "* ]]
+}
+
+@test "restore and inspect: an image path over 4095 bytes is refused in one line" {
+	run "$CRAC" restore "/$(long 5000)"
+	one_line_refusal "restore" 4095
+	run "$CRAC" inspect "/$(long 5000)"
+	one_line_refusal "inspect" 4095
+}
