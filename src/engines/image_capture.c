@@ -36,6 +36,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysinfo.h>
 #include <sys/sysmacros.h>
 #include <sys/utsname.h>
 #include <time.h>
@@ -153,12 +154,21 @@ static char *read_file(struct img_capture *c, const char *path, size_t max, size
 	return buf;
 }
 
+/*
+ * Reading the program's memory. Under AddressSanitizer the program's memory
+ * includes ASan's own shadow and allocator ranges, which instrumented code
+ * and ASan's interceptors (write, memcpy) refuse to read ("unknown-crash
+ * ... in the high shadow area"). Every read of memory that is not the
+ * engine's own therefore goes through these: not instrumented, and making
+ * no intercepted call (the raw write system call, a copy in assembly,
+ * crac_img_crc32c_with, which is CRAC_IMG_NOSAN).
+ */
 static int write_all(int fd, const void *buf, size_t len)
 {
 	const char *p = buf;
 
 	while (len) {
-		ssize_t n = write(fd, p, len);
+		ssize_t n = syscall(SYS_write, fd, p, len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -169,6 +179,24 @@ static int write_all(int fd, const void *buf, size_t len)
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+/* memcpy that neither ASan nor the compiler turns into an intercepted call. */
+CRAC_IMG_NOSAN static void copy_raw(void *dst, const void *src, size_t len)
+{
+	__asm__ volatile("rep movsb" : "+D"(dst), "+S"(src), "+c"(len) : : "memory");
+}
+
+/* Is the page at p all zeros? (content check of a page that may be the
+ * zero page or shared with a parent) */
+CRAC_IMG_NOSAN static bool page_is_zero(const void *p)
+{
+	const volatile uint64_t *w = p;
+
+	for (size_t k = 0; k < P / 8; k++)
+		if (w[k])
+			return false;
+	return true;
 }
 
 static int64_t now_ns(clockid_t id)
@@ -411,6 +439,10 @@ int img_capture_maps(struct img_capture *c)
 		return img_fail(&c->err, -ENOMEM, "engine arena exhausted");
 
 	uint64_t max_pages = 0;
+	struct sysinfo si;
+	c->noreserve_above = UINT64_MAX;
+	if (sysinfo(&si) == 0)
+		c->noreserve_above = ((uint64_t)si.totalram + si.totalswap) * si.mem_unit;
 	for (char *line = text, *next; *line; line = next) {
 		next = strchr(line, '\n');
 		if (next)
@@ -507,7 +539,12 @@ int img_capture_maps(struct img_capture *c)
 		} else {
 			return img_fail(&c->err, -ENOTSUP, "special mapping %s at %#llx cannot be restored", name, s);
 		}
-		if (!(m->prot))
+		/* MAP_NORESERVE is not in /proc/self/maps. PROT_NONE
+		 * reservations need it, and so does an anonymous mapping larger
+		 * than memory and swap together, which (overcommit heuristic)
+		 * only MAP_NORESERVE could create: ASan's shadow, a JVM's heap
+		 * reservation. Mapped again without it, it fails with ENOMEM. */
+		if (!(m->prot) || (m->kind <= CRAC_MAP_STACK && e - s > c->noreserve_above))
 			m->flags |= CRAC_MAPF_NORESERVE;
 		if (m->kind <= CRAC_MAP_SHMEM && !(m->kind == CRAC_MAP_FILE && (m->flags & CRAC_MAPF_SHARED)))
 			max_pages += (e - s) / P;
@@ -582,6 +619,15 @@ static bool has_secret(const struct img_capture *c, uint64_t s, uint64_t len)
 	return false;
 }
 
+/* Does [s, s + len) come within w bytes of address a? */
+static bool near(uint64_t s, uint64_t len, uint64_t a, uint64_t w)
+{
+	return s < a + w && s + len + w > a;
+}
+
+/* AddressSanitizer's shadow byte of address a (x86-64 default mapping). */
+#define IMG_ASAN_SHADOW(a) (((a) >> 3) + 0x7fff8000ull)
+
 /* Appends [s, e) of mapping `mi` to the pages file, in chunks of <= 1 MiB. */
 static int store_range(struct img_capture *c, uint32_t mi, uint64_t s, uint64_t e)
 {
@@ -601,14 +647,21 @@ static int store_range(struct img_capture *c, uint32_t mi, uint64_t s, uint64_t 
 		 * and write calls), and so does our TLS block (errno; the kernel
 		 * updates the rseq area at fs + __rseq_offset when we migrate):
 		 * copy such a chunk first, so the crc matches the bytes written.
-		 * Stopped threads do not run, so their memory stays still. */
-		char here;
-		uint64_t sp = (uint64_t)(uintptr_t)&here, fs = crac__img_self.thread.ctx.fs_base;
+		 * Stopped threads do not run, so their memory stays still.
+		 * Under AddressSanitizer the shadow of our stack changes too (the
+		 * redzones of instrumented frames): its shadow window is copied
+		 * the same way (a harmless copy where there is no ASan).
+		 * (The frame address, not a local's: ASan may keep locals on a
+		 * fake stack.) */
+		uint64_t sp = (uint64_t)(uintptr_t)__builtin_frame_address(0);
+		uint64_t fs = crac__img_self.thread.ctx.fs_base;
+		const uint64_t W = 1u << 20;
 		bool secret = has_secret(c, s, len);
-		if (secret || (sp >= s && sp < s + len) || (s < fs + (1u << 20) && s + len + (1u << 20) > fs)) {
+		if (secret || near(s, len, sp, W) || near(s, len, fs, W) ||
+		    near(s, len, IMG_ASAN_SHADOW(sp), W >> 3)) {
 			if (!c->bounce && !(c->bounce = img_arena_alloc(&c->arena, CRAC_IMG_CHUNK_MAX)))
 				return img_fail(&c->err, -ENOMEM, "engine arena exhausted");
-			memcpy(c->bounce, src, len);
+			copy_raw(c->bounce, src, len);
 			if (secret)   /* the secret never reaches the file */
 				zero_secrets(c, c->bounce, s, len);
 			src = c->bounce;
@@ -679,7 +732,8 @@ static int scan_map(struct img_capture *c, uint32_t mi)
 				.return_mask = IMG_PAGE_IS_PRESENT | IMG_PAGE_IS_SWAPPED | IMG_PAGE_IS_FILE |
 					       IMG_PAGE_IS_PFNZERO,
 			};
-			int n = ioctl(c->pagemap_fd, IMG_PAGEMAP_SCAN, &arg);
+			/* raw system calls: no ASan interceptor runs meanwhile */
+			int n = (int)syscall(SYS_ioctl, c->pagemap_fd, IMG_PAGEMAP_SCAN, &arg);
 			if (n < 0)
 				return img_fail(&c->err, -errno, "PAGEMAP_SCAN of %#llx-%#llx: %s",
 						(unsigned long long)at, (unsigned long long)m->end, img_strerror(errno));
@@ -711,7 +765,7 @@ static int scan_map(struct img_capture *c, uint32_t mi)
 			uint64_t n = (m->end - at) / P;
 			if (n > 4096)
 				n = 4096;
-			ssize_t got = pread(c->pagemap_fd, ent, n * 8, (off_t)(at / P * 8));
+			ssize_t got = syscall(SYS_pread64, c->pagemap_fd, ent, n * 8, (off_t)(at / P * 8));
 			if (got < (ssize_t)(n * 8))
 				return img_fail(&c->err, got < 0 ? -errno : -EIO, "/proc/self/pagemap at %#llx: %s",
 						(unsigned long long)at, got < 0 ? img_strerror(errno) : "short read");
@@ -724,12 +778,8 @@ static int scan_map(struct img_capture *c, uint32_t mi)
 					/* not exclusive: the zero page or shared with a
 					 * parent after fork; only the content tells */
 					want = true;
-					if (!(v & PM_EXCLUSIVE) && (m->prot & PROT_READ)) {
-						const uint64_t *w = (const uint64_t *)(uintptr_t)at;
-						want = false;
-						for (size_t k = 0; k < P / 8 && !want; k++)
-							want = w[k] != 0;
-					}
+					if (!(v & PM_EXCLUSIVE) && (m->prot & PROT_READ))
+						want = !page_is_zero((const void *)(uintptr_t)at);
 				}
 				if (!want)
 					continue;
