@@ -260,7 +260,7 @@ static int image_checkpoint(struct crac_round *r)
 		return img_restored(r);
 
 	/* 6. */
-	if (img_capture_pages(c) < 0 || img_capture_header(c) < 0)
+	if (img_capture_pages(c) < 0 || img_capture_fds(c, r) < 0 || img_capture_header(c) < 0)
 		goto fail_stopped;
 
 	/* 7. */
@@ -310,7 +310,7 @@ fail_running:
 const struct crac_engine crac__engine_image CRAC_HIDDEN = {
 	.name = "image",
 	.summary = "writes the process to an image directory; `crac restore DIR` restores it",
-	.flags = CRAC_ENGINE_WRITES_IMAGE,
+	.flags = CRAC_ENGINE_WRITES_IMAGE | CRAC_ENGINE_CARRIES_FDS,
 	.configure = image_configure,
 	.checkpoint = image_checkpoint,
 };

@@ -825,7 +825,7 @@ int img_capture_pages(struct img_capture *c)
 
 /* ---- header -------------------------------------------------------------------- */
 
-static uint32_t strtab_add(char *tab, uint64_t *used, const char *s)
+uint32_t img_strtab_add(char *tab, uint64_t *used, const char *s)
 {
 	uint32_t at = (uint32_t)*used;
 	size_t n = strlen(s) + 1;
@@ -847,6 +847,7 @@ int img_capture_header(struct img_capture *c)
 		strmax += strlen(c->maps[i].name) + 1;
 	for (uint32_t i = 0; i < c->n_files; i++)
 		strmax += strlen(c->file_paths[i]) + 1;
+	strmax += img_fds_strings(c);
 
 	uint64_t off = sizeof(*h);
 	h->maps_off = off;
@@ -860,6 +861,7 @@ int img_capture_header(struct img_capture *c)
 	h->secrets_off = off;
 	h->n_secrets = c->n_secrets;
 	off += (uint64_t)c->n_secrets * sizeof(struct crac_img_range);
+	off = img_fds_layout(c, off);   /* descriptors and their blob area */
 	h->strtab_off = off;
 	uint64_t total = (off + strmax + 7) & ~7ull;
 
@@ -875,26 +877,29 @@ int img_capture_header(struct img_capture *c)
 	h->size = total;
 	h->pages_size = c->pages_size;
 	h->resume = (uint64_t)(uintptr_t)&crac__img_self.resume;
-	h->cwd = strtab_add(tab, &used, crac__img_self.cwd);
+	h->cwd = img_strtab_add(tab, &used, crac__img_self.cwd);
 	h->n_maps = c->n_maps;
 	h->n_files = c->n_files;
 	h->n_chunks = (uint32_t)c->n_chunks;
 	h->n_threads = n_threads;
-	h->stored = c->pages_size;
+	h->stored = 0;   /* page data of the mappings (descriptor content follows it) */
+	for (uint32_t i = 0; i < c->n_maps; i++)
+		h->stored += c->maps[i].m.stored;
 
 	struct crac_img_map *maps = (void *)(buf + h->maps_off);
 	for (uint32_t i = 0; i < c->n_maps; i++) {
 		maps[i] = c->maps[i].m;
-		maps[i].name = c->maps[i].name[0] ? strtab_add(tab, &used, c->maps[i].name) : 0;
+		maps[i].name = c->maps[i].name[0] ? img_strtab_add(tab, &used, c->maps[i].name) : 0;
 	}
 	struct crac_img_file *files = (void *)(buf + h->files_off);
 	for (uint32_t i = 0; i < c->n_files; i++) {
 		files[i] = c->files[i];
-		files[i].path = strtab_add(tab, &used, c->file_paths[i]);
+		files[i].path = img_strtab_add(tab, &used, c->file_paths[i]);
 	}
 	memcpy(buf + h->chunks_off, c->chunks, c->n_chunks * sizeof(struct crac_img_chunk));
 	if (c->n_secrets)
 		memcpy(buf + h->secrets_off, c->secrets, c->n_secrets * sizeof(struct crac_img_range));
+	img_fds_fill(c, buf, tab, &used);
 
 	struct crac_img_thread *th = (void *)(buf + h->threads_off);
 	const struct img_thread *t = &crac__img_self.thread;

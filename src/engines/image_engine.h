@@ -229,6 +229,14 @@ struct img_capture {
 /* The program's descriptors, as the round's policies decided (image_fds.c):
  * after the pages, before the header. */
 int img_capture_fds(struct img_capture *c, const struct crac_round *r) CRAC_HIDDEN;
+/* For img_capture_header: bytes of strings the descriptors add; their
+ * arrays placed from header offset off (returns the next offset); the
+ * arrays and strings written into the header buffer. */
+uint64_t img_fds_strings(const struct img_capture *c) CRAC_HIDDEN;
+uint64_t img_fds_layout(struct img_capture *c, uint64_t off) CRAC_HIDDEN;
+void img_fds_fill(struct img_capture *c, char *buf, char *tab, uint64_t *used) CRAC_HIDDEN;
+/* Appends s to a string table; returns its offset. */
+uint32_t img_strtab_add(char *tab, uint64_t *used, const char *s) CRAC_HIDDEN;
 
 /* Copies the secret-region registry (before threads stop: it takes a lock). */
 int img_capture_secrets(struct img_capture *c) CRAC_HIDDEN;

@@ -62,3 +62,40 @@ int img_capture_fds(struct img_capture *c, const struct crac_round *r)
 	c->pages_size = o->pages_size;
 	return 0;
 }
+
+/* ---- into the header (img_capture_header) -------------------------------------- */
+
+uint64_t img_fds_strings(const struct img_capture *c)
+{
+	uint64_t n = 0;
+
+	for (uint32_t i = 0; i < c->objs.n_fds; i++)
+		if (c->objs.paths[i])
+			n += strlen(c->objs.paths[i]) + 1;
+	return n;
+}
+
+uint64_t img_fds_layout(struct img_capture *c, uint64_t off)
+{
+	struct crac_img_header *h = &c->hdr;
+
+	h->n_fds = c->objs.n_fds;
+	h->fds_off = off;
+	off += (uint64_t)c->objs.n_fds * sizeof(struct crac_img_fd);
+	h->blobs_off = off;
+	h->blobs_size = (c->objs.blob_used + 7) & ~7ull;
+	return off + h->blobs_size;
+}
+
+void img_fds_fill(struct img_capture *c, char *buf, char *tab, uint64_t *used)
+{
+	const struct crac_img_header *h = &c->hdr;
+	struct crac_img_fd *fds = (void *)(buf + h->fds_off);
+
+	for (uint32_t i = 0; i < c->objs.n_fds; i++) {
+		fds[i] = c->objs.fds[i];
+		fds[i].path = c->objs.paths[i] ? img_strtab_add(tab, used, c->objs.paths[i]) : 0;
+	}
+	if (c->objs.blob_used)
+		memcpy(buf + h->blobs_off, c->objs.blob, c->objs.blob_used);
+}
