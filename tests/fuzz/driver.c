@@ -88,9 +88,10 @@ static int make_seed(const char *dir, const char *out, unsigned flags)
 		fprintf(stderr, "fuzz_image_regress: %s/header: %s\n", dir, msg);
 		return 1;
 	}
-	/* the pages holding the resume block */
+	/* the pages holding the resume block (none for inputs that stop at
+	 * opening the image or reading its header: flags 0xe0) */
 	uint64_t off = 0, end = 0, r = v.h->resume;
-	for (uint32_t c = 0; c < v.h->n_chunks; c++) {
+	for (uint32_t c = 0; c < v.h->n_chunks && !(flags & 0xe0); c++) {
 		const struct crac_img_chunk *k = &v.chunks[c];
 		if (r >= k->addr && r - k->addr < k->len) {
 			off = (k->offset + (r - k->addr)) & ~(CRAC_IMG_PAGE - 1);

@@ -57,7 +57,10 @@
 #define FZ_FIX 0x01u            /* set size, recompute the header crc */
 #define FZ_GROUP_WRITABLE 0x02u /* header file mode 0620 (owner check) */
 #define FZ_TRUST_OWNER 0x04u    /* CRAC_IMG_TRUST_OWNER */
-#define FZ_MSGLEN_SHIFT 3       /* bits 3-4: message buffer size */
+#define FZ_MSGLEN_SHIFT 3       /* bits 3-4: message buffer size 512, 64, 1, 0 (NULL) */
+#define FZ_PAGES_SHIFT 5        /* bits 5-6: DIR/pages is a regular file, missing, a
+				 * symbolic link to the header, a FIFO (refused) */
+#define FZ_SMALL_CAP 0x80u      /* header read into a buffer 1 byte too small (refused) */
 
 #define FZ_PAGES_CAP (4ull << 20)
 #define FZ_FILES_DIR "/tmp/crac-fuzz-files"
@@ -196,7 +199,8 @@ static int files_safe(const struct crac_img_view *v)
 
 static void write_file(const char *path, const void *p, size_t n, uint64_t off, uint64_t size, mode_t mode)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	unlink(path);   /* the last input may have left a FIFO or a link there */
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 
 	if (fd < 0)
 		die(path);
@@ -227,16 +231,48 @@ static void run_checks(const void *buf, uint64_t len, const struct crac_img_view
 	write_file(header_path, buf, (size_t)len, 0, 0, (flags & FZ_GROUP_WRITABLE) ? 0620 : 0600);
 	write_file(pages_path, n ? patch + 8 : NULL, n, off, pages_size, 0600);
 
+	static const char *const pages_what[4] = { "", "missing", "a symbolic link", "a FIFO" };
+	unsigned pages_kind = (flags >> FZ_PAGES_SHIFT) & 3;
+	if (pages_kind) {
+		unlink(pages_path);
+		if (pages_kind == 2 && symlink(CRAC_IMG_HEADER_FILE, pages_path) < 0)
+			die("symlink pages");
+		if (pages_kind == 3 && mkfifo(pages_path, 0600) < 0)
+			die("mkfifo pages");
+	}
+
 	struct crac_img_opened o;
 	struct crac_img_view v;
 	int rc = crac_img_open(img_dir, &o, msg, msglen);
 	check_msg("crac_img_open", msg, msglen);
+	if (pages_kind) {
+		if (rc >= 0) {
+			fprintf(stderr, "fuzz_image: crac_img_open accepted DIR/pages that is %s\n",
+				pages_what[pages_kind]);
+			abort();
+		}
+		if (verbose)
+			fprintf(stderr, "  open %d %s\n", rc, msg ? msg : "");
+		return;
+	}
 	if (rc < 0) {
 		fprintf(stderr, "fuzz_image: crac_img_open failed on a good image directory: %s\n", msg);
 		abort();
 	}
 	/* exactly the file's size: ASan sees any read past the header */
 	void *hbuf = malloc(len ? len : 1);
+	if (flags & FZ_SMALL_CAP) {
+		rc = crac_img_read_header(&o, hbuf, len - 1, &v, msg, msglen);
+		check_msg("crac_img_read_header", msg, msglen);
+		if (rc != -EFBIG) {
+			fprintf(stderr, "fuzz_image: crac_img_read_header returned %d for a header larger "
+				"than its buffer\n", rc);
+			abort();
+		}
+		free(hbuf);
+		crac_img_close(&o);
+		return;
+	}
 	rc = crac_img_read_header(&o, hbuf, len, &v, msg, msglen);
 	check_msg("crac_img_read_header", msg, msglen);
 	if (rc < 0) {

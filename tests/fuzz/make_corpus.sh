@@ -3,11 +3,17 @@
 #
 # Seeds for fuzz_image from a real image: checkpoints tests/progs/image_probe
 # with the image engine (as tests/cli/image_refuse.bats does) and writes
-# OUT_DIR/seed-probe-{fix,raw,owner}: the image's header with the pages that
-# hold its resume block (input layout: tests/fuzz/fuzz_image.c), with flags
-#   fix    0x01  size and crc recomputed by the target (mutations reach the checks)
-#   raw    0x00  parsed as is (its checksum is right)
-#   owner  0x0f  fix, header group-writable, --trust-owner, 64-byte messages
+# OUT_DIR/seed-probe-*: the image's header with the pages that hold its
+# resume block, with each flag of the target (tests/fuzz/fuzz_image.c) once,
+# since mutations rarely touch the first byte:
+#   fix          0x01  size and crc recomputed by the target (mutations reach the checks)
+#   raw          0x00  parsed as is (its checksum is right)
+#   mode         0x03  fix, header group-writable (the owner check refuses)
+#   trust        0x05  fix, --trust-owner
+#   msg64, msg1, msg0  0x09, 0x11, 0x19: fix, message buffer of 64, 1, 0 bytes
+#   pages-missing, pages-link, pages-fifo  0x21, 0x41, 0x61: fix, DIR/pages is
+#                      not a regular file (crac_img_open refuses; no page data)
+#   small-cap    0x81  fix, header buffer too small (refused; no page data)
 # and OUT_DIR/seed-fds-*: seed-probe-raw with descriptors added (a device,
 # a dup, a directory, a FIFO, a file, a symbolic link: driver.c).
 # BUILD_DIR is a normal (gcc) build with tests: it has tests/image_probe and
@@ -47,9 +53,10 @@ unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_IMAGE_STATS CRA
 }
 
 mkdir -p "$out"
-"$regress" --make-seed "$t/img" "$out/seed-probe-fix" 0x01
-"$regress" --make-seed "$t/img" "$out/seed-probe-raw" 0x00
-"$regress" --make-seed "$t/img" "$out/seed-probe-owner" 0x0f
+for s in fix:0x01 raw:0x00 mode:0x03 trust:0x05 msg64:0x09 msg1:0x11 msg0:0x19 \
+	pages-missing:0x21 pages-link:0x41 pages-fifo:0x61 small-cap:0x81; do
+	"$regress" --make-seed "$t/img" "$out/seed-probe-${s%%:*}" "${s#*:}"
+done
 # descriptors of every kind the fds check looks at, added by hand
 "$regress" --make-fd-seeds "$out/seed-probe-raw" "$out"
 ls -l "$out"/seed-*
