@@ -29,8 +29,9 @@
  * A header that parses is written as DIR/header next to DIR/pages in a
  * private temporary directory, opened with crac_img_open, read back with
  * crac_img_read_header, and every check runs on it (file_fds NULL), then
- * crac_img_check_all; each check once more without a message buffer (msg
- * NULL, msglen 0), which must give the same answer. Every message must be
+ * crac_img_check_all (which must stop at the first check that failed on its
+ * own); each check once more without a message buffer (msg NULL, msglen 0),
+ * which must give the same answer. Every message must be
  * NUL-terminated inside its buffer
  * and hold no control character (image text is escaped), and what the
  * parser accepted must keep its promises (check_parsed): otherwise abort().
@@ -286,7 +287,7 @@ static void run_checks(const void *buf, uint64_t len, const struct crac_img_view
 		.flags = (flags & FZ_TRUST_OWNER) ? CRAC_IMG_TRUST_OWNER : 0,
 		.file_fds = NULL,
 	};
-	int files_ok = files_safe(&v);
+	int files_ok = files_safe(&v), first_failed = -1, first_rc = 0;
 	for (int id = 0; id < CRAC_CHECK_COUNT; id++) {
 		if (id == CRAC_CHECK_FILES && !files_ok)
 			continue;
@@ -302,13 +303,23 @@ static void run_checks(const void *buf, uint64_t len, const struct crac_img_view
 				crac_img_check_name(id), rc, rc0);
 			abort();
 		}
+		if (rc < 0 && first_failed < 0) {
+			first_failed = id;
+			first_rc = rc;
+		}
 	}
 	if (verbose && !files_ok)
 		fprintf(stderr, "  check files    skipped: the image names a device\n");
 	if (files_ok) {
 		int failed = -1;
-		crac_img_check_all(&k, &failed, msg, msglen);
+		rc = crac_img_check_all(&k, &failed, msg, msglen);
 		check_msg("crac_img_check_all", msg, msglen);
+		/* the first check that failed on its own, with its answer */
+		if (rc != first_rc || (rc < 0 && failed != first_failed)) {
+			fprintf(stderr, "fuzz_image: crac_img_check_all returned %d (check %d), the checks one by "
+				"one %d (check %d)\n", rc, failed, first_rc, first_failed);
+			abort();
+		}
 	}
 	free(hbuf);
 	crac_img_close(&o);
