@@ -87,6 +87,7 @@ static struct img_thread *leader_thread;          /* restored: the record the le
 static struct img_unblock *unblocked;
 static _Atomic int n_unblocked;
 static _Atomic int in_handler;                    /* threads inside stop_handler */
+static _Atomic bool stopping;                     /* from a stop attempt to its release */
 
 const char *img_strerror(int e)
 {
@@ -312,9 +313,17 @@ static void stop_handler(int sig, siginfo_t *si, void *ucv)
 		errno = saved_errno;
 		return;
 	}
+	/* A signal of a stop attempt that was given up (a thread that could
+	 * not take it in time) arrives after the release: nothing to do.
+	 * (release clears `stopping` before it bumps the generation.) */
+	uint32_t gen = atomic_load(&release_gen);
+	if (!atomic_load(&stopping)) {
+		errno = saved_errno;
+		return;
+	}
 	atomic_fetch_add(&in_handler, 1);
 	memset(&t, 0, sizeof(t));
-	t.gen = atomic_load(&release_gen);
+	t.gen = gen;
 	img_thread_record(&t);
 	/* The helper delivered the signal right where it unblocked it: the
 	 * interrupted code had it blocked. */
@@ -518,6 +527,14 @@ int img_threads_stop(struct img_arena *a, int64_t deadline_ns, struct img_err *e
 
 	for (int attempt = 1;; attempt++) {
 		if ((rc = stop_once(&w, deadline_ns, e)) < 0) {
+			/* A thread that did not take the signal in time still
+			 * has it pending: ignoring the signal discards it, so the
+			 * application's disposition (SIG_DFL: terminate) never
+			 * sees it. */
+			struct sigaction ign;
+			memset(&ign, 0, sizeof(ign));
+			ign.sa_handler = SIG_IGN;
+			sigaction(IMG_STOP_SIGNAL, &ign, NULL);
 			sigaction(IMG_STOP_SIGNAL, &stop_old_action, NULL);
 			return rc;
 		}
@@ -548,6 +565,7 @@ static int stop_once(struct stop_scratch *w, int64_t deadline_ns, struct img_err
 	atomic_store(&stopped_list, NULL);
 	atomic_store(&stopped_count, 0);
 	atomic_store(&n_unblocked, 0);
+	atomic_store(&stopping, true);
 
 	for (;;) {
 		int n = list_tasks(tasks, max, dents, 32768), fresh = 0, n_blocking = 0;
@@ -639,11 +657,14 @@ fail:
 
 void img_threads_release(void)
 {
+	atomic_store(&stopping, false);
 	atomic_fetch_add(&release_gen, 1);
 	futex((volatile void *)&release_gen, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
 	atomic_store(&stopped_list, NULL);
-	/* Every signalled thread has handled the signal (it was counted), so
-	 * nothing is pending: the caller may put the old disposition back. */
+	/* After a complete stop every signalled thread has handled the signal
+	 * (it was counted), so nothing is pending: the caller may put the old
+	 * disposition back. After a failed one, img_threads_stop discards
+	 * what is still pending, and a handler entered late returns at once. */
 }
 
 const struct sigaction *img_stop_old_action(void)
