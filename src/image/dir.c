@@ -104,6 +104,27 @@ int crac_img_remove(const char *dir)
 
 /* ---- the target ------------------------------------------------------------ */
 
+/*
+ * DIR without trailing slashes ("img/" -> "img"): with one, lstat and
+ * rename would follow a symbolic link, and DIR.tmp-... would be made inside
+ * DIR. Returns `dir` itself when there is nothing to strip, else buf; NULL
+ * if too long.
+ */
+static const char *strip_slashes(const char *dir, char *buf, size_t len)
+{
+	size_t n = strlen(dir);
+
+	if (n < 2 || dir[n - 1] != '/')
+		return dir;
+	while (n > 1 && dir[n - 1] == '/')
+		n--;
+	if (n >= len)
+		return NULL;
+	memcpy(buf, dir, n);
+	buf[n] = 0;
+	return buf;
+}
+
 static const char *file_kind(mode_t m)
 {
 	return S_ISREG(m) ? "a regular file" : S_ISDIR(m) ? "a directory" : S_ISLNK(m) ? "a symbolic link" :
@@ -111,11 +132,17 @@ static const char *file_kind(mode_t m)
 	       S_ISBLK(m) ? "a block device" : "a special file";
 }
 
-int crac_img_target_check(const char *dir, char *msg, size_t msglen)
+int crac_img_target_check(const char *dir_arg, char *msg, size_t msglen)
 {
+	char dbuf[PATH_MAX];
+	const char *dir = strip_slashes(dir_arg, dbuf, sizeof(dbuf));
 	struct stat st;
 	uid_t me = geteuid();
 
+	if (!dir) {
+		snprintf(msg, msglen, "image directory name too long");
+		return -ENAMETOOLONG;
+	}
 	if (lstat(dir, &st) < 0) {
 		if (errno == ENOENT)
 			return 0;
@@ -206,13 +233,18 @@ int crac_img_target_check(const char *dir, char *msg, size_t msglen)
 	return 1;
 }
 
-int crac_img_commit(const char *tmp, const char *dir, char *msg, size_t msglen)
+int crac_img_commit(const char *tmp, const char *dir_arg, char *msg, size_t msglen)
 {
-	char parent[PATH_MAX], old[PATH_MAX];
+	char parent[PATH_MAX], old[PATH_MAX], dbuf[PATH_MAX];
+	const char *dir = strip_slashes(dir_arg, dbuf, sizeof(dbuf));
 	const char *base;
 	int rc, warn = 0;
 
 	msg[0] = 0;
+	if (!dir) {
+		snprintf(msg, msglen, "image directory name too long");
+		return -ENAMETOOLONG;
+	}
 	if ((rc = crac_img_split_path(dir, parent, sizeof(parent), &base)) < 0) {
 		snprintf(msg, msglen, "image directory name %s is too long", dir);
 		return rc;
@@ -309,10 +341,14 @@ unsigned long long crac_img_start_time(int pid)
 	return t;
 }
 
-int crac_img_tmp_name(const char *dir, char *out, size_t len)
+int crac_img_tmp_name(const char *dir_arg, char *out, size_t len)
 {
+	char dbuf[PATH_MAX];
+	const char *dir = strip_slashes(dir_arg, dbuf, sizeof(dbuf));
 	int pid = (int)getpid();
 
+	if (!dir)
+		return -ENAMETOOLONG;
 	if (snprintf(out, len, "%s.tmp-%d-%llu-XXXXXX", dir, pid, crac_img_start_time(pid)) >= (int)len)
 		return -ENAMETOOLONG;
 	return 0;

@@ -150,3 +150,22 @@ refused() {   # refused TARGET WORDS...: checkpoint into TARGET is refused
 	[ -d "$T/E.tmp-$pid-1-abcdef" ]
 	[ -d "$T/D" ]
 }
+
+@test "DIR/ with a trailing slash: the image is DIR, a symbolic link DIR/ is still refused" {
+	require_image_engine
+	run clean "$COUNTER" "$T/D/" 1
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(ls "$T")" = D ]
+	[ "$(ls "$T/D" | tr '\n' ' ')" = "header pages " ]
+	run clean "$COUNTER" "$T/D/" 1
+	[ "$status" -eq 0 ]
+	[ "$(ls "$T")" = D ]
+	ln -s D "$T/L"
+	run clean "$COUNTER" "$T/L/" 1
+	echo "$output"
+	[ "$status" -ne 0 ]
+	echo "$output" | grep -q "image directory $T/L exists and is not a crac image (it is a symbolic link to D)"
+	[ "$(ls "$T" | tr '
+' ' ')" = "D L " ]
+}

@@ -103,6 +103,11 @@ static void test_target_refused(void)
 	CHECK(symlink(img, d) == 0);
 	CHECK_EQ(crac_img_target_check(d, msg, sizeof(msg)), -EEXIST);
 	CHECKF(strstr(msg, "symbolic link"), "%s", msg);
+	/* "link/": a trailing slash must not make it follow the link */
+	char ds[PATH_MAX + 2];
+	snprintf(ds, sizeof(ds), "%s//", d);
+	CHECK_EQ(crac_img_target_check(ds, msg, sizeof(msg)), -EEXIST);
+	CHECKF(strstr(msg, "symbolic link"), "%s", msg);
 
 	/* A header that is a symbolic link to an image header is no image. */
 	path(d, "hdrlink");
@@ -205,6 +210,11 @@ static void test_stale(void)
 	snprintf(want, sizeof(want), "%s.tmp-%d-%llu-XXXXXX", img, (int)getpid(), crac_img_start_time(getpid()));
 	CHECKF(!strcmp(t, want), "%s", t);
 	CHECK(crac_img_start_time(getpid()) > 0);
+	/* "st/": the temporary is next to st, not inside it */
+	char slash[PATH_MAX + 2];
+	snprintf(slash, sizeof(slash), "%s/", img);
+	CHECK_EQ(crac_img_tmp_name(slash, t, sizeof(t)), 0);
+	CHECKF(!strcmp(t, want), "%s", t);
 }
 
 int main(void)
