@@ -342,7 +342,9 @@ static void stop_handler(int sig, siginfo_t *si, void *ucv)
 		atomic_fetch_add(&stopped_count, 1);
 		futex((volatile void *)&stopped_count, FUTEX_WAKE_PRIVATE, 1, NULL);
 	} else {
-		/* Restored process: a fresh clone on this very stack. */
+		/* Restored process: a fresh clone on this very stack, or the
+		 * thread-group leader if this is the original main thread and
+		 * another thread took the checkpoint. */
 		img_thread_reattach(&t, false);
 		if (t.tid_cache)
 			fix_cached_tid(uc, t.tid, img_gettid());
