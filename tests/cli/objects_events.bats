@@ -1,0 +1,106 @@
+#!/usr/bin/env bats
+# Carried kernel objects: eventfd, timerfd, signalfd and memfd
+# (src/objects/eventfd.c, timerfd.c, signalfd.c, memfd.c). A program
+# (tests/progs/obj_events) makes them, checkpoints itself with the image
+# engine, and every restored instance checks each: counters (one above 32
+# bits, a semaphore), timers (relative time counted from the restore,
+# interval, unread expirations, absolute CLOCK_REALTIME and CLOCK_MONOTONIC
+# times kept, disarmed), the signalfd mask, memfd name, content, offset,
+# seals and holes. Refused with a clear line: a memfd also mapped by the
+# process, a memfd too large for an image; at restore, memfd content
+# damaged in the pages file.
+
+bats_require_minimum_version 1.5.0
+
+load common
+
+setup() {
+	CRAC="$CRAC_BUILD_DIR/crac"
+	PROG="$CRAC_BUILD_DIR/tests/obj_events"
+	T="$(mktemp -d /tmp/crac-bats-events.XXXXXX)"
+	chmod 755 "$T"
+	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES
+}
+
+teardown() {
+	rm -rf "$T"
+}
+
+checkpoint() {
+	run clean "$PROG" "$T/img" "$@"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ -d "$T/img" ]
+}
+
+restored_ok() {
+	run clean "$CRAC" restore "$T/img"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	! echo "$output" | grep -q FAIL
+	echo "$output" | grep -qx "restored ok"
+	for what in "eventfd counter" "eventfd nonblock" "eventfd wide counter" "eventfd blocking" \
+		    "eventfd semaphore" "timer relative" "timer interval" "timer periodic fires" \
+		    "timer pending expiration" "timer pending expirations" "timer absolute realtime" \
+		    "timer absolute monotonic" "timer disarmed" "signalfd mask" "signalfd reads" \
+		    "memfd name" "memfd content" "memfd offset" "memfd seals" "memfd sparse"; do
+		echo "$output" | grep -qx "ok $what"
+	done
+}
+
+@test "eventfd, timerfd, signalfd, memfd: restored twice, the second time 2 s later" {
+	checkpoint
+	restored_ok
+	# a relative timer armed for 3 s still has more than 2 s left: its time
+	# counts from the restore (the program checks it); absolute ones keep
+	# their time
+	sleep 2
+	restored_ok
+}
+
+@test "unprivileged: checkpoint and restore as nobody" {
+	[ "$(id -u)" -eq 0 ] || skip "needs root to switch to nobody"
+	command -v setpriv >/dev/null || skip "no setpriv"
+	NOBODY="setpriv --reuid=65534 --regid=65534 --clear-groups"
+	$NOBODY test -x "$PROG" || skip "build tree not accessible to nobody"
+	chown 65534:65534 "$T"
+	run clean $NOBODY "$PROG" "$T/img"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	run clean $NOBODY "$CRAC" restore "$T/img"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	! echo "$output" | grep -q FAIL
+	echo "$output" | grep -qx "restored ok"
+}
+
+@test "refused: a memfd the process also maps" {
+	run clean "$PROG" "$T/img" mapped
+	echo "$output"
+	[ "$status" -eq 3 ]
+	echo "$output" | grep -q "check fd [0-9]*: .*memfd /memfd:shared-map (deleted) (memfd, 4096 bytes): it is also mapped by the process (at 0x[0-9a-f]*): a restored mapping is a copy of its own, no longer the memfd's memory; close the descriptor before the checkpoint, or unmap it"
+	[ ! -e "$T/img" ]
+}
+
+@test "refused: a memfd too large for an image" {
+	run clean "$PROG" "$T/img" huge
+	echo "$output"
+	[ "$status" -eq 3 ]
+	echo "$output" | grep -q "check fd [0-9]*: .*memfd /memfd:huge (deleted) (memfd, 104857600 bytes): it is too large to be carried (104857600 bytes; at most 67108864 are stored in an image)"
+	[ ! -e "$T/img" ]
+}
+
+@test "refused at restore: memfd content damaged in the pages file" {
+	checkpoint
+	# the sparse memfd's content is the last 8 MiB of the pages file; its
+	# one written byte ('x') is 4 MiB before the end
+	size=$(stat -c %s "$T/img/pages")
+	printf y | dd of="$T/img/pages" bs=1 seek=$((size - (4 << 20))) conv=notrunc status=none
+	run --separate-stderr clean "$CRAC" restore "$T/img"
+	echo "status $status"
+	echo "stdout: $output"
+	echo "stderr: $stderr"
+	[ "$status" -eq 1 ]
+	[ -z "$output" ]
+	echo "$stderr" | grep -q "fd [0-9]* (memfd plain): its content in the pages file is damaged (checksum)"
+}

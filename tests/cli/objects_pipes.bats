@@ -1,0 +1,124 @@
+#!/usr/bin/env bats
+# Carried kernel objects: pipes and FIFOs (src/objects/pipe.c). A program
+# (tests/progs/obj_pipes) makes pipes whose ends are all its own (unread
+# content, a larger pipe size, O_NONBLOCK and FD_CLOEXEC, a closed writer
+# or reader, a second open of an end) and a FIFO with unread content,
+# checkpoints itself with the image engine, and every restored instance
+# checks each object. Refused with a clear line: a pipe to another
+# process, content written in packet mode; at restore, a FIFO whose path
+# is gone or is another FIFO now.
+
+bats_require_minimum_version 1.5.0
+
+load common
+
+setup() {
+	CRAC="$CRAC_BUILD_DIR/crac"
+	PROG="$CRAC_BUILD_DIR/tests/obj_pipes"
+	T="$(mktemp -d /tmp/crac-bats-pipes.XXXXXX)"
+	chmod 755 "$T"
+	mkdir -m 755 "$T/work"
+	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES
+	HOLDER=
+}
+
+teardown() {
+	[ -n "$HOLDER" ] && kill "$HOLDER" 2>/dev/null
+	rm -rf "$T"
+}
+
+checkpoint() {
+	run clean "$PROG" "$T/img" "$T/work" "$@"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ -d "$T/img" ]
+}
+
+restored_ok() {
+	run clean "$CRAC" restore "$T/img"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	! echo "$output" | grep -q FAIL
+	echo "$output" | grep -qx "restored ok"
+	for what in "pipe content" "pipe flags" "big size" "big content" eof epipe "reopened content" \
+		    "reopened flags" "reopened same pipe" "fifo same" "fifo content" "fifo again" "fifo flags"; do
+		echo "$output" | grep -qx "ok $what"
+	done
+}
+
+@test "pipes and a FIFO: unread content, sizes and flags, restored twice" {
+	checkpoint
+	restored_ok
+	restored_ok
+}
+
+@test "FIFO kept open by another process: its content is not given twice" {
+	mkfifo -m 600 "$T/work/fifo"
+	# another process holds the FIFO open from before the checkpoint to
+	# after the restore: the content stays in the kernel's pipe
+	sleep 600 <>"$T/work/fifo" 3>&- &
+	HOLDER=$!
+	checkpoint
+	restored_ok    # reads it from the kernel's pipe (exactly 9 bytes)
+	restored_ok    # the first restore took it: written back from the image
+}
+
+@test "unprivileged: checkpoint and restore as nobody" {
+	[ "$(id -u)" -eq 0 ] || skip "needs root to switch to nobody"
+	command -v setpriv >/dev/null || skip "no setpriv"
+	NOBODY="setpriv --reuid=65534 --regid=65534 --clear-groups"
+	$NOBODY test -x "$PROG" || skip "build tree not accessible to nobody"
+	chown 65534:65534 "$T" "$T/work"
+	run clean $NOBODY "$PROG" "$T/img" "$T/work"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(stat -c %u "$T/img/pages")" = 65534 ]
+	run clean $NOBODY "$CRAC" restore "$T/img"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -qx "restored ok"
+}
+
+@test "refused: a pipe whose other end is in another process" {
+	run clean "$PROG" "$T/img" "$T/work" child
+	echo "$output"
+	[ "$status" -eq 3 ]
+	echo "$output" | grep -q "check fd [0-9]*: .*pipe pipe:\[[0-9]*\] (pipe, write end): its other end is not in this process (a pipe to another process cannot be carried)"
+	[ ! -e "$T/img" ]
+}
+
+@test "refused: unread content written in packet mode (O_DIRECT)" {
+	run clean "$PROG" "$T/img" "$T/work" packet
+	echo "$output"
+	[ "$status" -eq 3 ]
+	echo "$output" | grep -q "its unread content was written in packet mode (O_DIRECT): the packet boundaries cannot be kept"
+	[ ! -e "$T/img" ]
+}
+
+# restore_refused: `crac restore` refused before the program ran: status 1,
+# nothing on stdout, one line on stderr, left in $REASON without the prefix.
+restore_refused() {
+	run --separate-stderr clean "$CRAC" restore "$T/img"
+	echo "status $status"
+	echo "stdout: $output"
+	echo "stderr: $stderr"
+	[ "$status" -eq 1 ]
+	[ -z "$output" ]
+	[ "$(echo "$stderr" | wc -l)" -eq 1 ]
+	REASON="${stderr#"crac: restore $T/img: "}"
+}
+
+@test "refused at restore: the FIFO's path is gone" {
+	checkpoint
+	rm "$T/work/fifo"
+	restore_refused
+	[[ "$REASON" =~ ^fd\ [0-9]+\ \(fifo\):\ $T/work/fifo:\ No\ such\ file\ or\ directory ]]
+}
+
+@test "refused at restore: the FIFO's path is another FIFO now" {
+	checkpoint
+	rm "$T/work/fifo"
+	mkfifo "$T/work/fifo"
+	restore_refused
+	[[ "$REASON" =~ ^fd\ [0-9]+\ \(fifo\):\ $T/work/fifo\ changed\ since\ the\ checkpoint\ \(its\ inode ]]
+}
