@@ -58,6 +58,22 @@ restored_ok() {
 	restored_ok
 }
 
+@test "restore --timens: an absolute CLOCK_MONOTONIC timer keeps its time in the namespace's clock" {
+	[ "$(id -u)" -eq 0 ] || skip "needs root to create a time namespace"
+	checkpoint
+	sleep 2
+	# the namespace's monotonic clock continues from the checkpoint: the
+	# absolute timer is due when it was (the program compares its time
+	# left with the clock it sees), the relative one counts from the restore
+	run clean "$CRAC" restore --timens "$T/img"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	! echo "$output" | grep -q FAIL
+	echo "$output" | grep -qx "ok timer absolute monotonic"
+	echo "$output" | grep -qx "ok timer relative"
+	echo "$output" | grep -qx "restored ok"
+}
+
 @test "unprivileged: checkpoint and restore as nobody" {
 	[ "$(id -u)" -eq 0 ] || skip "needs root to switch to nobody"
 	command -v setpriv >/dev/null || skip "no setpriv"

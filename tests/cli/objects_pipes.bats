@@ -122,3 +122,13 @@ restore_refused() {
 	restore_refused
 	[[ "$REASON" =~ ^fd\ [0-9]+\ \(fifo\):\ $T/work/fifo\ changed\ since\ the\ checkpoint\ \(its\ inode ]]
 }
+
+@test "refused at restore: unread content damaged in the pages file" {
+	checkpoint
+	# the FIFO (the last descriptor) has the last content of the pages
+	# file: "fifo data" at the start of its last page
+	size=$(stat -c %s "$T/img/pages")
+	printf g | dd of="$T/img/pages" bs=1 seek=$((size - 4096)) conv=notrunc status=none
+	restore_refused
+	[[ "$REASON" =~ ^fd\ [0-9]+\ \(fifo\ $T/work/fifo\):\ its\ unread\ content\ in\ the\ pages\ file\ is\ damaged\ \(checksum\) ]]
+}
