@@ -60,8 +60,8 @@ checkpoint() {
 	! kill -0 "$1" 2>/dev/null
 }
 
-# check_leader PID OUT: the restored process is alive and its leader is the
-# main thread
+# check_leader PID OUT SIGBLK: the restored process is alive and its leader
+# is the main thread, with signal mask SIGBLK
 check_leader() {
 	local pid=$1 out=$2
 	wait_tick "$out" $(( $(sed -n 's/^tick \([0-9]*\) .*/\1/p' "$out" | tail -1) + 3 ))
@@ -74,6 +74,8 @@ check_leader() {
 	[ "$(cat "/proc/$pid/task/$pid/comm")" = thr-main ]
 	# the main thread itself says it is the leader
 	tail -1 "$out" | grep -q "leader=1\( \|$\)"
+	# the main thread's signal mask is its own (not the restore loader's)
+	[ "$(sed -n 's/^SigBlk:[[:space:]]*//p' "/proc/$pid/task/$pid/status")" = "$3" ]
 	# every thread is back (main, worker, control endpoint)
 	[ "$(ls "/proc/$pid/task" | wc -l)" -ge 3 ]
 	# the control endpoint answers (it sees the process)
@@ -92,14 +94,14 @@ check_leader() {
 	bg "$T/out1" "$CRAC" restore "$T/img1"
 	r1=$bgpid
 	wait_tick "$T/out1" 1
-	check_leader "$r1" "$T/out1"
+	check_leader "$r1" "$T/out1" 0000000000000000
 
 	# a second external checkpoint of the restored process, restored again
 	checkpoint "$r1" "$T/img2"
 	bg "$T/out2" "$CRAC" restore "$T/img2"
 	r2=$bgpid
 	wait_tick "$T/out2" 1
-	check_leader "$r2" "$T/out2"
+	check_leader "$r2" "$T/out2" 0000000000000000
 	# the tick count goes on from where the second checkpoint was
 	last1=$(sed -n 's/^tick \([0-9]*\) .*/\1/p' "$T/out1" | tail -1)
 	first2=$(sed -n 's/^tick \([0-9]*\) .*/\1/p' "$T/out2" | head -1)
