@@ -38,32 +38,76 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# The timing driver: takes CLOCK_MONOTONIC right before it spawns the
-# command (stdin, stdout pipes; stderr to a file), writes the query, reads
-# stdout until the expected answer line and takes CLOCK_MONOTONIC again;
-# prints the difference in ms. Then it closes stdin (the program prints
-# "eof" and exits) and waits for it. No shell runs inside the timed span.
+# The timing driver, drive.py MODE QUERY EXPECT ERRFILE CMD...: takes
+# CLOCK_MONOTONIC right before it spawns CMD (stderr to ERRFILE) and again
+# when the expected answer to QUERY arrives; prints the difference in ms.
+# No shell runs inside the timed span.
+#  MODE stdin: QUERY is written to CMD's stdin (a pipe) at once; the answer
+#    is the stdout line EXPECT. Then stdin is closed: the program must print
+#    nothing more than "eof" and exit 0.
+#  MODE tcp:PORT: QUERY (backslash escapes allowed) is sent on a new
+#    connection to 127.0.0.1:PORT, again every millisecond until the reply
+#    holds EXPECT; then CMD (a server) is stopped with SIGTERM.
+#  MODE probe:PORT (no CMD): the same polling, up to 120 s, no timing.
 cat >"$tmp/drive.py" <<'PY'
-import os, subprocess, sys, time
-query, expect, err = sys.argv[1], sys.argv[2], sys.argv[3]
-cmd = sys.argv[4:]
+import codecs, socket, subprocess, sys, time
+mode, query, expect, err = sys.argv[1:5]
+cmd = sys.argv[5:]
+
+def ask(port, q):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as c:
+            c.sendall(q)
+            data = b""
+            while expect.encode() not in data:
+                b = c.recv(65536)
+                if not b:
+                    break
+                data += b
+            return expect.encode() in data
+    except OSError:
+        return False
+
+if mode.startswith("probe:"):
+    port, q, end = int(mode[6:]), codecs.decode(query, "unicode_escape").encode(), time.monotonic() + 120
+    while not ask(port, q):
+        if time.monotonic() > end:
+            sys.exit("no answer %r on port %d" % (expect, port))
+        time.sleep(0.05)
+    sys.exit(0)
+
 with open(err, "wb") as e:
-    t0 = time.monotonic_ns()
-    p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=e, close_fds=True)
-    p.stdin.write((query + "\n").encode())
-    p.stdin.flush()
-    got = None
-    for line in p.stdout:
-        if line.decode(errors="replace").rstrip("\n") == expect:
-            got = time.monotonic_ns()
-            break
-    p.stdin.close()
-    rest = p.stdout.read()
-    rc = p.wait(timeout=120)
-if got is None:
-    sys.exit("no answer %r (exit status %d)" % (expect, rc))
-if rc != 0 or rest.decode(errors="replace").strip() not in ("eof", ""):  # sqlite3 says nothing at EOF
-    sys.exit("after the answer: exit status %d, output %r" % (rc, rest[:200]))
+    if mode == "stdin":
+        t0 = time.monotonic_ns()
+        p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=e, close_fds=True)
+        p.stdin.write((query + "\n").encode())
+        p.stdin.flush()
+        got = None
+        for line in p.stdout:
+            if line.decode(errors="replace").rstrip("\n") == expect:
+                got = time.monotonic_ns()
+                break
+        p.stdin.close()
+        rest = p.stdout.read()
+        rc = p.wait(timeout=120)
+        if got is None:
+            sys.exit("no answer %r (exit status %d)" % (expect, rc))
+        if rc != 0 or rest.decode(errors="replace").strip() not in ("eof", ""):  # sqlite3 says nothing at EOF
+            sys.exit("after the answer: exit status %d, output %r" % (rc, rest[:200]))
+    else:
+        port, q = int(mode[4:]), codecs.decode(query, "unicode_escape").encode()
+        t0 = time.monotonic_ns()
+        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=e, stderr=e, close_fds=True)
+        got = None
+        while got is None and p.poll() is None and time.monotonic_ns() - t0 < 120e9:
+            if ask(port, q):
+                got = time.monotonic_ns()
+            else:
+                time.sleep(0.001)
+        p.terminate()
+        rc = p.wait(timeout=60)
+        if got is None:
+            sys.exit("no answer %r on port %d (exit status %s)" % (expect, port, rc))
 print("%.3f" % ((got - t0) / 1e6))
 PY
 
@@ -115,11 +159,7 @@ start_crac() {
 		[ -S "$CRAC_CONTROL_DIR/$pid.sock" ] && break
 		sleep 0.05
 	done
-	if [ -n "$ready" ]; then
-		wait_line "$ready" "$tmp/$name.out" 120
-	else
-		sleep 3
-	fi
+	[ -z "$ready" ] || wait_line "$ready" "$tmp/$name.out" 120
 }
 
 rows=$tmp/rows.md
@@ -143,33 +183,51 @@ kinds() {
 # slug NAME: NAME as a file name
 slug() { echo "$1" | tr -c 'a-zA-Z0-9\n' '_'; }
 
-# bench NAME QUERY EXPECT [--opts RUNOPTS... --] CMD...: one row.
+# bench NAME MODE QUERY COLD RESTORED [--prep FUNC] [--policy FILE] CMD...:
+# one row. MODE, QUERY: as for drive.py; COLD, RESTORED: the answer of a
+# fresh program and of the restored one (they differ for redis, whose keys
+# are set before the checkpoint by FUNC). A program refused by the safety
+# checks goes into the list of programs left out, with crac check's lines
+# by kind; with --policy, it is then tried again with that policy file and
+# the row says so.
 bench() {
-	local name=$1 query=$2 expect=$3 opts=() i t f
-	shift 3
+	local name=$1 mode=$2 query=$3 cold=$4 restored=$5 prep="" policy="" opts=() i t f mib ready port=""
+	shift 5
+	[ "$1" != --prep ] || { prep=$2; shift 2; }
+	[ "$1" != --policy ] || { policy=$2; shift 2; }
 	f=$(slug "$name")
-	if [ "$1" = --opts ]; then
-		while [ "$1" != -- ]; do opts+=("$1"); shift; done
-		opts+=(--)
-		shift
-	fi
 	command -v "$1" >/dev/null 2>&1 || { skip_prog "$name" "not installed ($1; scripts/deps.sh installs it)"; return 0; }
 	echo "== $name" >&2
+	ready='^ready'
+	case $mode in tcp:*) ready=""; port=${mode#tcp:} ;; esac
 	# -- cold start: the plain program, not under crac; one untimed run first
 	: >"$tmp/$f.cold"
 	for ((i = 0; i <= reps; i++)); do
-		t=$("$py" "$tmp/drive.py" "$query" "$expect" "$tmp/$f.err" "$@") ||
+		t=$("$py" "$tmp/drive.py" "$mode" "$query" "$cold" "$tmp/$f.err" "$@") ||
 			{ skip_prog "$name" "cold start failed: $(tail -n 2 "$tmp/$f.err" | tr '\n' ' ')"; return 0; }
 		[ "$i" -eq 0 ] || echo "$t" >>"$tmp/$f.cold"
 	done
-	# -- the image: started under crac run, warmed up, checkpointed from outside
-	start_crac "$f" '^ready' "${opts[@]}" "$@" ||
-		{ skip_prog "$name" "no \"ready\" under crac run: $(tail -n 2 "$tmp/$f.out" | tr '\n' ' ')"; return 0; }
-	if ! "$crac" check "$pid" >"$tmp/$f.check" 2>&1; then
-		skip_prog "$name" "refused: \`\` $(sed -n 's/^  *check //p' "$tmp/$f.check" | head -n 1) \`\`"
+	# -- the image: started under crac run (no policy file), warmed up,
+	# checked, checkpointed from outside
+	while :; do
+		if ! start_crac "$f" "$ready" "${opts[@]}" "$@" ||
+			{ [ -n "$port" ] && ! "$py" "$tmp/drive.py" "probe:$port" "$query" "$cold" /dev/null; }; then
+			skip_prog "$name" "not ready under crac run: $(tail -n 2 "$tmp/$f.out" | tr '\n' ' ')"
+			kill "$pid" 2>/dev/null || true
+			return 0
+		fi
+		[ -z "$prep" ] || "$prep"
+		"$crac" check "$pid" >"$tmp/$f.check" 2>&1 && break
 		kill "$pid" 2>/dev/null || true
+		if [ -n "$policy" ] && [ ${#opts[@]} -eq 0 ]; then
+			skip_prog "$name" "$(refusal "$tmp/$f.check"); measured below with the policy \`$(cat "$policy")\`"
+			name="$name (policy: $(cat "$policy" | sed "s|^file .*/\([^/]*/[^/]*\) |\1 |"))"
+			opts=(--opts --policies "$policy" --)
+			continue
+		fi
+		skip_prog "$name" "$(refusal "$tmp/$f.check")"
 		return 0
-	fi
+	done
 	if ! timeout 120 "$crac" checkpoint --engine image --image-dir "$tmp/$f.img" "$pid" >"$tmp/$f.ck" 2>&1; then
 		skip_prog "$name" "checkpoint failed: $(tr '\n' ' ' <"$tmp/$f.ck")"
 		kill "$pid" 2>/dev/null || true
@@ -184,78 +242,74 @@ bench() {
 		echo "- **$name**: the checkpointed original did not exit within 10 s of its image being written (its threads wait in: $(for t in /proc/"$pid"/task/*; do printf '%s ' "$(cat "$t/wchan" 2>/dev/null)"; done)); measured anyway, the image restores" >>"$notes"
 		tail -n 1 "$notes" >&2
 		kill "$pid" 2>/dev/null || true
+		sleep 0.5
 	fi
-	local mib
 	mib=$(du -sk "$tmp/$f.img" | awk '{ printf "%.1f", $1 / 1024 }')
-	# -- restore to the first answer; one untimed restore first
+	# -- restore to the first answer, lazy (the default here) and eager
+	# (--populate: all memory loaded and verified first); one untimed first
 	: >"$tmp/$f.rest"
-	for ((i = 0; i <= reps; i++)); do
-		t=$("$py" "$tmp/drive.py" "$query" "$expect" "$tmp/$f.err" "$crac" restore "$tmp/$f.img") ||
-			{ skip_prog "$name" "restore failed: $(tail -n 2 "$tmp/$f.err" | tr '\n' ' ')"; return 0; }
-		[ "$i" -eq 0 ] || echo "$t" >>"$tmp/$f.rest"
-	done
-	# -- the same, eager: --populate loads and verifies all memory first
 	: >"$tmp/$f.eager"
 	for ((i = 0; i <= reps; i++)); do
-		t=$("$py" "$tmp/drive.py" "$query" "$expect" "$tmp/$f.err" "$crac" restore --populate "$tmp/$f.img") ||
+		t=$("$py" "$tmp/drive.py" "$mode" "$query" "$restored" "$tmp/$f.err" "$crac" restore "$tmp/$f.img") ||
+			{ skip_prog "$name" "restore failed: $(tail -n 2 "$tmp/$f.err" | tr '\n' ' ')"; return 0; }
+		[ "$i" -eq 0 ] || echo "$t" >>"$tmp/$f.rest"
+		t=$("$py" "$tmp/drive.py" "$mode" "$query" "$restored" "$tmp/$f.err" "$crac" restore --populate "$tmp/$f.img") ||
 			{ skip_prog "$name" "restore --populate failed: $(tail -n 2 "$tmp/$f.err" | tr '\n' ' ')"; return 0; }
 		[ "$i" -eq 0 ] || echo "$t" >>"$tmp/$f.eager"
 	done
-	local mode
-	mode=$("$crac" restore --stats "$tmp/$f.img" </dev/null 2>&1 >/dev/null | grep -o -m1 'lazy\|eager' | head -n 1 || true)
+	local lazy
+	lazy=$("$py" "$tmp/drive.py" "$mode" "$query" "$restored" "$tmp/$f.stats" "$crac" restore --stats "$tmp/$f.img" >/dev/null 2>&1;
+		grep -o -m1 'lazy\|eager' "$tmp/$f.stats" | head -n 1 || true)
 	printf '| %s | %s | %s (%s) | %s (%s) %s | %s (%s) |\n' "$name" "$mib" \
 		"$(median <"$tmp/$f.cold")" "$(minmax <"$tmp/$f.cold")" \
-		"$(median <"$tmp/$f.rest")" "$(minmax <"$tmp/$f.rest")" "${mode:--}" \
+		"$(median <"$tmp/$f.rest")" "$(minmax <"$tmp/$f.rest")" "${lazy:--}" \
 		"$(median <"$tmp/$f.eager")" "$(minmax <"$tmp/$f.eager")" >>"$rows"
 	tail -n 1 "$rows" >&2
 	rm -rf "$tmp/$f.img"
 }
 
-# refused NAME READY WHAT CMD...: a program the zoo expects to be refused
-# today (issue 11 §2): started under crac run, asked `crac check`; the
-# first refusal line goes into the list of programs left out.
-refused() {
-	local name=$1 ready=$2 what=$3 n f
-	shift 3
-	f=$(slug "$name")
-	command -v "$1" >/dev/null 2>&1 || { skip_prog "$name" "not installed ($1; scripts/deps.sh installs it)"; return 0; }
-	echo "== $name (check only)" >&2
-	start_crac "$f" "$ready" "$@" || true
-	if "$crac" check "$pid" >"$tmp/$f.check" 2>&1; then
-		skip_prog "$name" "not refused any more: measure it here (edit bench/zoo.sh)"
-	else
-		n=$(grep -c '^  *check ' "$tmp/$f.check" || true)
-		skip_prog "$name" "needs $what (issue 11 §2): $n refusals ($(kinds "$tmp/$f.check")); the first: \`\` $(sed -n 's/^  *check //p' "$tmp/$f.check" | head -n 1) \`\`"
-	fi
-	kill "$pid" 2>/dev/null || true
+# refusal CHECKOUT: "refused: N refusals (kinds); the first: LINE"
+refusal() {
+	echo "refused with no policy file (needs issue 11 §2): $(grep -c '^  *check ' "$1") refusals ($(kinds "$1")); the first: \`\` $(sed -n 's/^  *check //p' "$1" | head -n 1) \`\`"
 }
 
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 k=777
-bench python3 "$k" "answer $k $((3 * k)) 100000 threads=5" "$py" "$progs/zoo.py"
-bench perl "$k" "answer $k $((5 * k)) 100000" perl "$progs/zoo.pl"
-bench gawk "$k" "answer $k $((7 * k)) 100000" gawk -f "$progs/zoo.awk"
-bench lua5.4 "$k" "answer $k $((11 * k)) 100000" lua5.4 "$progs/zoo.lua"
-bench "sqlite3 (:memory:)" "select 'answer', k, v, (select count(*) from t) from t where k = $k;" \
-	"answer $k $((13 * k)) 100000" sqlite3 -init "$progs/zoo.sql" :memory:
-bench "bash -c" "$k" "answer $k $((17 * k)) 20000" bash -c "$(cat "$progs/zoo.bash")"
+bench python3 stdin "$k" "answer $k $((3 * k)) 100000 threads=5" "answer $k $((3 * k)) 100000 threads=5" \
+	"$py" "$progs/zoo.py"
+bench perl stdin "$k" "answer $k $((5 * k)) 100000" "answer $k $((5 * k)) 100000" perl "$progs/zoo.pl"
+bench gawk stdin "$k" "answer $k $((7 * k)) 100000" "answer $k $((7 * k)) 100000" gawk -f "$progs/zoo.awk"
+bench lua5.4 stdin "$k" "answer $k $((11 * k)) 100000" "answer $k $((11 * k)) 100000" lua5.4 "$progs/zoo.lua"
+sq="select 'answer', k, v, (select count(*) from t) from t where k = $k;"
+bench "sqlite3 :memory:" stdin "$sq" "answer $k $((13 * k)) 100000" "answer $k $((13 * k)) 100000" \
+	sqlite3 -init "$progs/zoo.sql" :memory:
+bench "sqlite3 on-disk file" stdin "$sq" "answer $k $((13 * k)) 100000" "answer $k $((13 * k)) 100000" \
+	sqlite3 -init "$progs/zoo.sql" "$tmp/zoo.db"
+bench "bash -c" stdin "$k" "answer $k $((17 * k)) 20000" "answer $k $((17 * k)) 20000" \
+	bash -c "$(cat "$progs/zoo.bash")"
+bench "bash FILE" stdin "$k" "answer $k $((17 * k)) 20000" "answer $k $((17 * k)) 20000" bash "$progs/zoo.bash"
 if command -v java >/dev/null 2>&1 && command -v javac >/dev/null 2>&1; then
 	javac -d "$tmp" "$progs/Zoo.java"
 	jhome=$(dirname "$(dirname "$(readlink -f "$(command -v java)")")")
 	echo "file $jhome/lib/modules reopen" >"$tmp/java.policies"
-	refused "java" '^ready' "its open class image lib/modules" java -XX:-UsePerfData -cp "$tmp" Zoo
-	bench "java (policy: lib/modules reopen)" "$k" "answer $k $((19 * k)) 100000 pool=4" \
-		--opts --policies "$tmp/java.policies" -- java -XX:-UsePerfData -cp "$tmp" Zoo
+	bench java stdin "$k" "answer $k $((19 * k)) 100000 pool=4" "answer $k $((19 * k)) 100000 pool=4" \
+		--policy "$tmp/java.policies" java -XX:-UsePerfData -cp "$tmp" Zoo
 else
 	skip_prog java "not installed (java, javac; scripts/deps.sh installs openjdk-17-jdk-headless)"
 fi
-refused "sqlite3 (on-disk database)" '^ready' "its open database file" \
-	sqlite3 -init "$progs/zoo.sql" "$tmp/zoo.db"
-refused "bash FILE" '^ready' "its open script file (fd 255)" bash "$progs/zoo.bash"
 port=$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-refused "python3 -m http.server" '' "its listening socket" "$py" -m http.server --bind 127.0.0.1 "$port"
-refused "node (http server)" '^ready' "epoll, eventfd, pipes and its listening socket" node "$progs/server.js" "$port"
-refused "redis-server" '' "epoll, a pipe and its listening socket" \
+mkdir "$tmp/www"
+echo "answer from http.server" >"$tmp/www/zoo.txt"
+bench "python3 -m http.server" "tcp:$port" 'GET /zoo.txt HTTP/1.0\r\n\r\n' "answer from http.server" \
+	"answer from http.server" "$py" -m http.server --bind 127.0.0.1 --directory "$tmp/www" "$port"
+bench "node http server" "tcp:$port" 'GET /777 HTTP/1.0\r\n\r\n' "answer 777 17871 100000" \
+	"answer 777 17871 100000" node "$progs/server.js" "$port"
+redis_keys() {  # 1000 keys set in the server to checkpoint
+	local i args=()
+	for ((i = 0; i < 1000; i++)); do args+=("k$i" "v$((29 * i))"); done
+	timeout 30 redis-cli -h 127.0.0.1 -p "$port" MSET "${args[@]}" >/dev/null
+}
+bench "redis-server" "tcp:$port" 'GET k777\r\n' '$-1' "v$((29 * 777))" --prep redis_keys \
 	redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no --daemonize no
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -267,8 +321,8 @@ table() {
 table
 
 rev=$(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo unknown)
-dirty=$(git -C "$src" status --porcelain --untracked-files=no -- src 2>/dev/null | wc -l)
-[ "$dirty" -eq 0 ] || rev="$rev (with uncommitted changes in src/)"
+dirty=$(git -C "$src" status --porcelain -- src 2>/dev/null | awk '{ sub(/^src\//, "", $2); printf "%s%s", (NR > 1 ? ", " : ""), $2 }')
+[ -z "$dirty" ] || rev="$rev with uncommitted changes in src/ ($dirty)"
 {
 	echo "# crac: the program zoo, cold start vs restore"
 	echo
@@ -283,7 +337,8 @@ dirty=$(git -C "$src" status --porcelain --untracked-files=no -- src 2>/dev/null
 	echo "- A small driver (python3) takes CLOCK_MONOTONIC right before it spawns the command with pipes for stdin and stdout, writes the query at once, and takes CLOCK_MONOTONIC again when the expected answer line arrives; no shell runs in between. It then closes stdin and checks that the program printed nothing more than \"eof\" and exited 0."
 	echo "- Cold start: the plain program (not under \`crac run\`), warm-up included: what a restore replaces."
 	echo "- Image: the program started under \`crac run\` with no policy file (java: with \`--policies\`, see below), warmed up, checkpointed from outside with \`crac checkpoint --engine image\`; image MiB is its disk usage (\`du\`). Restore: \`crac restore DIR\` with the query on its stdin; the image is in the page cache; the mode after the times says whether the loader ran lazy (userfaultfd: pages come in on demand; root here) or eager (from \`crac restore --stats\`). \`crac restore --populate DIR\` is eager: all memory loaded and verified before the program runs."
-	echo "- java needs \`-XX:-UsePerfData\`: otherwise the JVM maps /tmp/hsperfdata_USER/PID shared and writable (the jstat counters), which the safety checks refuse. It also keeps its class image \`lib/modules\` open, which is refused with no policy file until the image engine carries open files (issue 11 §2); the row is measured with the one policy \`file JAVA_HOME/lib/modules reopen\`."
+	echo "- Servers (python3 -m http.server, node, redis-server): the driver connects to the port every millisecond from the spawn on and sends the request until the reply holds the answer (a file; a value from the warm Map; \`GET k777\` with the 1000 keys set before the checkpoint, which a cold start answers with nil); then SIGTERM."
+	echo "- java needs \`-XX:-UsePerfData\`: otherwise the JVM maps /tmp/hsperfdata_USER/PID shared and writable (the jstat counters), which the safety checks refuse. It keeps its class image \`lib/modules\` open: where that is refused with no policy file, the row is measured with the one policy \`file JAVA_HOME/lib/modules reopen\` and says so."
 	echo
 	if [ -s "$notes" ]; then
 		echo "Defects seen while measuring:"
@@ -291,7 +346,7 @@ dirty=$(git -C "$src" status --porcelain --untracked-files=no -- src 2>/dev/null
 		cat "$notes"
 		echo
 	fi
-	echo "Left out (not measured):"
+	echo "Refused with no policy file, or not measured:"
 	echo
 	cat "$skipped"
 } >"$doc"
