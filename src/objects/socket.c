@@ -230,22 +230,31 @@ static void refuse_connection(struct crac_img_buf *why, const char *what, int do
 	crac_img_puts(why, ") cannot be carried; a policy `");
 	crac_img_puts(why, policy_kind(domain, type));
 	put_ch(why, ' ');
-	/* the glob that names it: brackets of IPv6 (and glob characters) match as '?' */
+	/* the glob that names it, as the safety checks write it: glob
+	 * characters escaped, quoted when it has blanks, `*` for unnamed ends */
 	glob[0] = 0;
 	put_addr(&g, l, ll);
 	crac_img_puts(&g, "->");
 	put_addr(&g, p, pl);
-	int quote = 0;
-	for (char *s = glob; *s; s++) {
-		if (*s == '[' || *s == ']' || *s == '*' || *s == '?')
-			*s = '?';
-		quote |= *s == ' ';
+	int quote = 0, unnamed = 0;
+	size_t gl = strlen(glob);
+	for (size_t k = 0; k < gl; k++) {
+		quote |= glob[k] == ' ' || glob[k] == '\t';
+		unnamed |= gl - k >= 9 && !memcmp(glob + k, "(unnamed)", 9);
 	}
-	if (quote)
-		put_ch(why, '"');
-	crac_img_puts(why, glob);
-	if (quote)
-		put_ch(why, '"');
+	if (unnamed) {
+		put_ch(why, '*');
+	} else {
+		if (quote)
+			put_ch(why, '"');
+		for (const char *s = glob; *s; s++) {
+			if (*s == '*' || *s == '?' || *s == '[' || *s == ']' || *s == '\\')
+				put_ch(why, '\\');
+			put_ch(why, *s);
+		}
+		if (quote)
+			put_ch(why, '"');
+	}
 	crac_img_puts(why, " close` restores it closed: the program sees its peer gone");
 }
 
@@ -732,8 +741,9 @@ static long restore_bound(struct crac_obj_restore *r, uint32_t i, struct crac_im
 			sleep_ms(20);
 			continue;
 		}
-		put_addr(why, &a, len);
-		crac_img_puts(why, rc == -EADDRINUSE ? " is taken: another process holds it" : ": cannot bind the address again");
+		/* the entry's label names the address */
+		crac_img_puts(why, rc == -EADDRINUSE ? "the address is taken: another process holds it" :
+			      "cannot bind the address again");
 		goto fail;
 	}
 	if (named && e->u[1] == AF_UNIX && a.un.sun_path[0] && e->u[7])
