@@ -1,0 +1,80 @@
+#!/usr/bin/env bats
+# Carried kernel objects: epoll (src/objects/epoll.c). A program
+# (tests/progs/obj_epoll) registers a TCP listener, an eventfd
+# (edge-triggered), a pipe and a fired one-shot eventfd in an epoll
+# instance, and that instance in a second one; checkpoints itself with the
+# image engine, and every restored instance checks that the registrations
+# came back with their events and data (a client connects: epoll_wait
+# reports the listener with its data and accept works). Refused: a watched
+# number closed and reused by another file; a watched descriptor a policy
+# leaves out.
+
+bats_require_minimum_version 1.5.0
+
+load common
+
+setup() {
+	CRAC="$CRAC_BUILD_DIR/crac"
+	PROG="$CRAC_BUILD_DIR/tests/obj_epoll"
+	T="$(mktemp -d /tmp/crac-bats-epoll.XXXXXX)"
+	chmod 755 "$T"
+	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES
+}
+
+teardown() {
+	rm -rf "$T"
+}
+
+restored_ok() {
+	run clean "$CRAC" restore "$T/img"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	! echo "$output" | grep -q FAIL
+	echo "$output" | grep -qx "restored ok"
+	for what in quiet flags listener nested eventfd pipe oneshot; do
+		echo "$output" | grep -qx "ok $what"
+	done
+}
+
+@test "epoll: registrations (listener, eventfd, pipe, nested, one-shot) with their data; restored twice" {
+	require_image_engine
+	run clean "$PROG" "$T/img"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	restored_ok
+	restored_ok
+}
+
+@test "epoll watching a number closed and reused by another file is refused" {
+	require_image_engine
+	run clean "$PROG" "$T/img" reused
+	echo "$output"
+	[ "$status" -eq 3 ]
+	echo "$output" | grep -Eq "watches fd [0-9]+, but that number now holds another file \(the watched one was closed and the number reused\): it would be registered again on the wrong file"
+	[ ! -e "$T/img" ]
+}
+
+@test "epoll watching a descriptor a policy leaves out is refused" {
+	require_image_engine
+	run clean "$PROG" "$T/img" omitted
+	echo "$output"
+	[ "$status" -eq 3 ]
+	echo "$output" | grep -Eq "fd 3 \(anon_inode:\[eventpoll\]\): watches fd 4, which is not carried \(a policy leaves it out\)"
+	[ ! -e "$T/img" ]
+}
+
+@test "unprivileged: epoll checkpointed and restored as nobody" {
+	require_image_engine
+	[ "$(id -u)" -eq 0 ] || skip "needs root to switch to nobody"
+	command -v setpriv >/dev/null || skip "no setpriv"
+	NOBODY="setpriv --reuid=65534 --regid=65534 --clear-groups"
+	$NOBODY test -x "$PROG" || skip "build tree not accessible to nobody"
+	chown 65534:65534 "$T"
+	run clean $NOBODY "$PROG" "$T/img"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	run clean $NOBODY "$CRAC" restore "$T/img"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -qx "restored ok"
+}
