@@ -9,8 +9,8 @@
  *     unnamed): made again as a pair, the bytes queued in a stream pair
  *     carried over (read with MSG_PEEK, which consumes nothing); a
  *     datagram or seqpacket pair with queued messages is refused;
- *   - a Unix stream end whose peer is gone (both directions shut down):
- *     its queued bytes, then end of file.
+ *   - a Unix stream or seqpacket end whose peer is gone (both directions
+ *     shut down): its queued bytes (stream), then end of file.
  * Kept: SO_REUSEADDR, SO_REUSEPORT, SO_KEEPALIVE, SO_BROADCAST,
  * IPV6_V6ONLY, TCP_NODELAY, SO_RCVBUF and SO_SNDBUF when they differ from
  * a new socket's (the kernel doubles what is set: half is set again),
@@ -496,7 +496,7 @@ static int unix_capture(struct crac_obj_capture *c, const struct crac_obj_fd *d,
 		crac_img_puts(why, "the kernel cannot tell where this Unix socket is connected (unix_diag)");
 		return rc;
 	}
-	if (!peer && shut == 3 && type == SOCK_STREAM) {
+	if (!peer && shut == 3 && type != SOCK_DGRAM) {
 		/* its peer is gone: what it still holds, then end of file */
 		e->u[0] = R_ORPHAN;
 		e->u[2] = (uint64_t)type;
@@ -868,13 +868,13 @@ static long restore_pair(struct crac_obj_restore *r, uint32_t i, struct crac_img
 	return 0;
 }
 
-/* A stream end whose peer is gone: its bytes, then end of file. */
+/* A stream or seqpacket end whose peer is gone: its bytes, then end of file. */
 static long restore_orphan(struct crac_obj_restore *r, uint32_t i, struct crac_img_buf *why)
 {
 	const struct crac_img_fd *e = &r->v->fds[i];
 	long sv[2], rc;
 
-	if ((rc = make_pair(SOCK_STREAM, sv, (uint32_t)e->fd, why)) < 0)
+	if ((rc = make_pair((int)e->u[2], sv, (uint32_t)e->fd, why)) < 0)
 		return rc;
 	rc = requeue(r, e, sv[1], why);
 	sys_close(sv[1]);

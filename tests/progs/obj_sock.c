@@ -17,6 +17,9 @@
  *              O_NONBLOCK, the other FD_CLOEXEC): the bytes, then more
  *   dgrampair  an empty datagram socketpair: a message each way
  *   orphan     a stream pair end whose peer is closed: its bytes, then EOF
+ *   halfshut   a stream pair, one direction shut down: bytes, then EOF that
+ *              way, EPIPE writing it; the other way still works
+ *   seqorphan  a seqpacket pair end whose peer is closed: EOF
  * Other modes (after "port N" is printed, the checkpoint):
  *   established  a TCP connection to itself: refused, report printed, exit 3
  *   close        the same with policy `tcp *->* close`: restored closed
@@ -227,6 +230,17 @@ static int run_default(const char *dir, const char *work)
 		return 1;
 	close(op[1]);
 
+	/* halfshut: one direction shut down */
+	int hs[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, hs) < 0 || write(hs[1], "last", 4) != 4 || shutdown(hs[1], SHUT_WR) < 0)
+		return 1;
+
+	/* seqorphan: a seqpacket end whose peer is closed */
+	int so[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET, 0, so) < 0)
+		return 1;
+	close(so[1]);
+
 	printf("port %d\n", tport);
 	fflush(stdout);
 	checkpoint(dir, NULL);
@@ -326,6 +340,27 @@ static int run_default(const char *dir, const char *work)
 		ssize_t n = read(op[0], got, sizeof(got));
 		ssize_t e = read(op[0], got + 8, 4);
 		CHECK("orphan", n == 7 && !memcmp(got, "goodbye", 7) && e == 0, "read %zd then %zd", n, e);
+	}
+
+	/* halfshut */
+	{
+		char got[16] = { 0 };
+		ssize_t n = read(hs[0], got, sizeof(got));
+		ssize_t e = read(hs[0], got + 8, 4);
+		errno = 0;
+		ssize_t w = write(hs[1], "x", 1);
+		int w_errno = errno;
+		int ok = n == 4 && !memcmp(got, "last", 4) && e == 0 && w < 0 && w_errno == EPIPE &&
+			 write(hs[0], "back", 4) == 4 && read(hs[1], got, sizeof(got)) == 4;
+		CHECK("halfshut", ok, "read %zd then %zd, write %zd (%s)", n, e, w, strerror(w_errno));
+	}
+
+	/* seqorphan */
+	{
+		char got[4];
+		ssize_t n = read(so[0], got, sizeof(got));
+		int type = opt(so[0], SOL_SOCKET, SO_TYPE);
+		CHECK("seqorphan", n == 0 && type == SOCK_SEQPACKET, "read %zd type %d", n, type);
 	}
 
 	if (fails)
