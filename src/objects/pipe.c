@@ -36,7 +36,9 @@
  * Kind-specific words of struct crac_img_fd:
  *   pipe:  u[0] pipe size (bytes)   u[1] PIPE_F_* flags
  *   fifo:  u[0] dev   u[1] inode (as file.c: checked by crac_obj_file_check)
- *          u[2] pipe size   u[3] PIPE_F_* flags
+ *          u[2] pipe size   u[3] PIPE_F_* flags   u[4] birth time (ns), if
+ *          PIPE_F_BTIME: a FIFO removed and made again often gets the
+ *          inode number of the old one, not its birth time
  *   content (both): data_off, data_len, data_crc in the pages file
  */
 #include "objects/objects.h"
@@ -55,6 +57,10 @@
 #define SPLICE_NONBLOCK 0x02      /* SPLICE_F_NONBLOCK */
 
 #define PIPE_F_CONTENT 0x1u       /* this entry carries the pipe's unread content */
+#define PIPE_F_BTIME 0x2u         /* a FIFO's birth time is known (u[4]) */
+
+#define STATX_BTIME_ 0x800u
+#define sys_statx(dfd, p, fl, mask, buf) SYS(SYS_statx, dfd, p, fl, mask, buf, 0)
 
 #define sys_pipe2(p, fl) SYS(SYS_pipe2, p, fl, 0, 0, 0, 0)
 #define sys_tee(in, out, len, fl) SYS(SYS_tee, in, out, len, fl, 0, 0)
@@ -68,9 +74,96 @@ struct ends {
 	int packet;                  /* an end is in packet mode (O_DIRECT) */
 };
 
-/* Scans /proc/self/fd for every descriptor of the object d is (same
- * device and inode). 0 or -errno. */
-static int find_ends(const struct crac_obj_fd *d, struct ends *x)
+/*
+ * Which descriptors of the process are ends of the same pipe or FIFO?
+ * Scanning /proc/self/fd for each end costs O(descriptors) system calls
+ * per end (1000 pipes: seconds), so one scan keeps an index of every
+ * pipe/FIFO descriptor (number and inode), used for the ends that follow
+ * in the same pass (the table and the checks go through the descriptors
+ * in increasing order). The index is only a list of candidates: each is
+ * checked again (fstat, fcntl) when used, and a negative answer (no other
+ * end, no end to read) is always taken from a fresh scan, so a stale
+ * index never makes an answer wrong; it only saves the scans.
+ */
+#define INDEX_MAX 8192
+
+static struct {
+	uint64_t ino, dev;
+	int fd;
+} idx[INDEX_MAX];
+static int n_idx = -1;           /* -1: none, or too many to keep (scan each time) */
+static const void *idx_pass;     /* the capture (or probe) that built it */
+static int idx_last_fd = -1;
+
+static int build_index(void)
+{
+	static char dents[4096];
+	long dfd = sys_openat(AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC), n;
+	int count = 0;
+
+	n_idx = -1;
+	if (dfd < 0)
+		return (int)dfd;
+	while ((n = sys_getdents64(dfd, dents, sizeof(dents))) > 0)
+		for (long off = 0; off < n;) {
+			const char *name = dents + off + 19;
+			unsigned short reclen = *(const unsigned short *)(dents + off + 16);
+			int v = 0, digits = 0;
+			struct stat st;
+			for (const char *q = name; *q >= '0' && *q <= '9'; q++, digits++)
+				v = v * 10 + (*q - '0');
+			off += reclen;
+			if (!digits || v == dfd || sys_fstat(v, &st) < 0 || !S_ISFIFO(st.st_mode))
+				continue;
+			if (count < INDEX_MAX) {
+				idx[count].ino = st.st_ino;
+				idx[count].dev = st.st_dev;
+				idx[count].fd = v;
+			}
+			count++;
+		}
+	sys_close(dfd);
+	if (n < 0)
+		return (int)n;
+	n_idx = count <= INDEX_MAX ? count : -1;
+	return 0;
+}
+
+/* Counts the ends of d's object among the candidates of the index (each
+ * checked again). Returns 1 if d itself was among them (the index knows
+ * it), else 0. */
+static int count_ends(const struct crac_obj_fd *d, struct ends *x)
+{
+	int self = 0;
+
+	x->readers = x->writers = x->packet = 0;
+	x->read_fd = -1;
+	for (int k = 0; k < n_idx; k++) {
+		struct stat st;
+		if (idx[k].ino != d->st.st_ino || idx[k].dev != d->st.st_dev)
+			continue;
+		int v = idx[k].fd;
+		if (sys_fstat(v, &st) < 0 || st.st_ino != d->st.st_ino || st.st_dev != d->st.st_dev)
+			continue;
+		long fl = sys_fcntl(v, F_GETFL, 0);
+		if (fl < 0)
+			continue;
+		self |= v == d->fd;
+		if ((fl & O_ACCMODE) != O_WRONLY) {
+			x->readers++;
+			if (x->read_fd < 0)
+				x->read_fd = v;
+		}
+		if ((fl & O_ACCMODE) != O_RDONLY)
+			x->writers++;
+		if (fl & O_DIRECT)
+			x->packet = 1;
+	}
+	return self;
+}
+
+/* Only a scan of /proc/self/fd, without keeping an index (too many). */
+static int scan_ends(const struct crac_obj_fd *d, struct ends *x)
 {
 	static char dents[4096];
 	long dfd = sys_openat(AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC), n;
@@ -107,6 +200,40 @@ static int find_ends(const struct crac_obj_fd *d, struct ends *x)
 		}
 	sys_close(dfd);
 	return n < 0 ? (int)n : 0;
+}
+
+/*
+ * Every descriptor of the process that is an end of the object d is
+ * (same device and inode), d included. `need`: what the caller must find
+ * (NEED_READER, NEED_WRITER, NEED_READ_FD); without it in the index's
+ * answer, a fresh scan decides. 0 or -errno.
+ */
+#define NEED_READER 0x1
+#define NEED_WRITER 0x2
+#define NEED_READ_FD 0x4
+
+static int find_ends(const struct crac_obj_capture *c, const struct crac_obj_fd *d, int need, struct ends *x)
+{
+	int rc;
+
+	/* a new pass (another capture or probe, or numbers starting again): a new index */
+	if (c != idx_pass || d->fd <= idx_last_fd)
+		n_idx = -1;
+	idx_pass = c;
+	idx_last_fd = d->fd;
+	for (int fresh = 0; fresh < 2; fresh++) {
+		if ((n_idx < 0 || fresh) && (rc = build_index()) < 0)
+			return rc;
+		if (n_idx < 0)
+			return scan_ends(d, x);
+		if (!count_ends(d, x))
+			continue;   /* the index does not know d: newer than it */
+		if (((need & NEED_READER) && !x->readers) || ((need & NEED_WRITER) && !x->writers) ||
+		    ((need & NEED_READ_FD) && x->read_fd < 0))
+			continue;   /* a negative answer: from a fresh scan only */
+		return 0;
+	}
+	return 0;
 }
 
 /* Is entry i the first of object e->obj of its kind (it carries the content)? */
@@ -244,7 +371,7 @@ static int pipe_capture(struct crac_obj_capture *c, const struct crac_obj_fd *d,
 {
 	struct ends x;
 	uint32_t acc = d->flags & O_ACCMODE;
-	int rc = find_ends(d, &x);
+	int rc = find_ends(c, d, (acc == O_RDONLY ? NEED_WRITER : acc == O_WRONLY ? NEED_READER : 0) | NEED_READ_FD, &x);
 
 	if (rc < 0) {
 		crac_img_puts(why, "cannot list the descriptors of the process (/proc/self/fd)");
@@ -380,6 +507,18 @@ const struct crac_obj_ops crac_obj_pipe_ops = {
 
 /* ---- FIFOs ---------------------------------------------------------------------------------- */
 
+/* The birth time of the file fd is open on (statx), in ns; -1 if the
+ * file system does not tell. */
+static int64_t birth_ns(long fd)
+{
+	/* struct statx: stx_mask at 0, stx_btime (tv_sec, tv_nsec) at 80 */
+	uint64_t buf[32];
+	memset(buf, 0, sizeof(buf));
+	if (sys_statx(fd, "", AT_EMPTY_PATH, STATX_BTIME_, buf) < 0 || !((uint32_t)buf[0] & STATX_BTIME_))
+		return -1;
+	return (int64_t)buf[10] * 1000000000LL + (int64_t)(uint32_t)buf[11];
+}
+
 static int ends_with(const char *s, const char *suffix)
 {
 	size_t a = strlen(s), b = strlen(suffix);
@@ -404,13 +543,18 @@ static int fifo_capture(struct crac_obj_capture *c, const struct crac_obj_fd *d,
 	e->u[1] = d->st.st_ino;
 	long size = sys_fcntl(d->fd, F_GETPIPE_SZ, 0);
 	e->u[2] = size > 0 ? (uint64_t)size : 0;
+	int64_t born = birth_ns(d->fd);
+	if (born >= 0) {
+		e->u[3] |= PIPE_F_BTIME;
+		e->u[4] = (uint64_t)born;
+	}
 	if ((rc = crac_obj_put_path(c, i, d->link)) < 0) {
 		crac_img_puts(why, "no room for its path");
 		return rc;
 	}
 	if (!first_of(c, i, e))
 		return 0;
-	if ((rc = find_ends(d, &x)) < 0) {
+	if ((rc = find_ends(c, d, NEED_READ_FD, &x)) < 0) {
 		crac_img_puts(why, "cannot list the descriptors of the process (/proc/self/fd)");
 		return rc;
 	}
@@ -453,8 +597,9 @@ static long fifo_restore(struct crac_obj_restore *r, uint32_t i, struct crac_img
 		rc = fd;
 		goto out;
 	}
+	int64_t born = (e->u[3] & PIPE_F_BTIME) ? birth_ns(fd) : -1;
 	if ((rc = sys_fstat(fd, &st)) < 0 || !S_ISFIFO(st.st_mode) || st.st_dev != e->u[0] ||
-	    st.st_ino != e->u[1]) {
+	    st.st_ino != e->u[1] || (born >= 0 && (uint64_t)born != e->u[4])) {
 		crac_img_puts(why, "changed since the checkpoint (it is not the same FIFO)");
 		rc = -ESTALE;
 		goto fail;
