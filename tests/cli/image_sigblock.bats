@@ -79,6 +79,8 @@ checkpoint_ms() {
 	echo "$output" | grep -q "^masks ok$"
 	echo "$output" | grep -q "^thread thr-sleeper: before=4000000000000000 after=4000000000000000$"
 	echo "$output" | grep -q "^thread thr-waiter: before=4000000000000800 after=4000000000000800$"
+	# blocked only inside ppoll(): the mask outside stays empty
+	echo "$output" | grep -q "^thread thr-ppoll: before=0000000000000000 after=0000000000000000$"
 
 	bg "$T/out" "$CRAC" restore "$T/img"
 	rpid=$bgpid

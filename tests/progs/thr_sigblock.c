@@ -6,7 +6,9 @@
  *
  * Threads: "thr-sleeper" blocks SIGRTMAX-1 and naps 5 ms at a time;
  * "thr-waiter" blocks SIGRTMAX-1 and SIGUSR2 and waits on a condition
- * variable; "thr-plain" blocks nothing and naps; "thr-toggler" blocks and
+ * variable; "thr-plain" blocks nothing and naps; "thr-ppoll" blocks nothing
+ * but waits in ppoll() with a mask that blocks SIGRTMAX-1 (only while it
+ * waits: its own mask must stay empty); "thr-toggler" blocks and
  * unblocks SIGRTMAX-1 all the time, busy in between, and checks after each
  * busy spell that its mask is what it set (a mismatch is a FAIL). Each reads its own SigBlk
  * (/proc/thread-self/status) when the main thread asks, once before the
@@ -24,6 +26,7 @@
  */
 #include <crac.h>
 
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -37,7 +40,7 @@
 struct th {
 	const char *name;
 	int block;               /* 0: nothing, 1: SIGRTMAX-1, 2: that and SIGUSR2 */
-	int waits;               /* on the condition variable, else naps */
+	int waits;               /* 1: on the condition variable, 2: in ppoll, else naps */
 	pthread_t t;
 	char mask[2][40];        /* SigBlk before / after */
 	atomic_int done;         /* last round answered */
@@ -47,6 +50,7 @@ static struct th ths[] = {
 	{ .name = "thr-sleeper", .block = 1 },
 	{ .name = "thr-waiter", .block = 2, .waits = 1 },
 	{ .name = "thr-plain", .block = 0 },
+	{ .name = "thr-ppoll", .block = 0, .waits = 2 },
 };
 #define NTH (int)(sizeof(ths) / sizeof(ths[0]))
 
@@ -131,6 +135,16 @@ static void *run(void *arg)
 	if (t->block >= 2)
 		sigaddset(&set, SIGUSR2);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if (t->waits == 2) {
+		sigset_t during;
+		sigemptyset(&during);
+		sigaddset(&during, SIGRTMAX - 1);
+		for (;;) {
+			struct timespec ts = { 0, 20 * 1000000L };
+			answer(t);
+			ppoll(NULL, 0, &ts, &during);
+		}
+	}
 	if (t->waits) {
 		pthread_mutex_lock(&mu);
 		for (;;) {
