@@ -4,7 +4,10 @@
  *     seqpacket sockets (a path or an abstract name): a new socket, the
  *     same options, bound to the same address, listening with a backlog
  *     of SOMAXCONN (the backlog a program asked for cannot be read back);
- *   - unconnected UDP and Unix datagram sockets, bound or not;
+ *   - UDP and Unix datagram sockets, bound or not, unconnected or
+ *     connected to an address (a Unix path or name: syslog's /dev/log),
+ *     connected again in the second pass, once every socket of the
+ *     process is bound (the restore fails if nothing is there then);
  *   - Unix socket pairs whose both ends are in the process (socketpair(2),
  *     unnamed): made again as a pair, the bytes queued in a stream pair
  *     carried over (read with MSG_PEEK, which consumes nothing); a
@@ -41,7 +44,8 @@
  *   u[5] SO_RCVBUF to set (low 32 bits), SO_SNDBUF (high 32 bits); 0: default
  *   u[7] Unix path: the socket file's mode + 1 (0: unknown);
  *        pair: the other end's inode (its entry's obj)
- * Blob: the address (struct sockaddr_*) of R_LISTEN and R_DGRAM.
+ * Blob: struct sock_addrs (its address, the peer's of a connected datagram
+ * socket) of R_LISTEN and R_DGRAM.
  * Data: the bytes queued to be read at this end (R_PAIR, R_ORPHAN).
  * Path: the address as text ("127.0.0.1:8080", "/run/app.sock", "@name").
  */
@@ -60,6 +64,11 @@
 #include <linux/unix_diag.h>
 
 enum { R_LISTEN = 1, R_DGRAM, R_PAIR, R_ORPHAN };
+
+struct sock_addrs {
+	uint32_t llen, plen;             /* plen 0: not connected */
+	unsigned char l[128], p[128];    /* struct sockaddr_* */
+};
 
 #define O_REUSEADDR 0x1u
 #define O_REUSEPORT 0x2u
@@ -376,6 +385,25 @@ static int fd_of_inode(const struct crac_obj_capture *c, uint64_t ino)
 
 /* ---- capture ------------------------------------------------------------------------ */
 
+static int put_addrs(struct crac_obj_capture *c, struct crac_img_fd *e, const void *l, uint32_t ll, const void *p,
+		     uint32_t pl, struct crac_img_buf *why)
+{
+	struct sock_addrs a;
+	int rc;
+
+	memset(&a, 0, sizeof(a));
+	a.llen = ll < sizeof(a.l) ? ll : sizeof(a.l);
+	a.plen = pl < sizeof(a.p) ? pl : sizeof(a.p);
+	memcpy(a.l, l, a.llen);
+	if (p)
+		memcpy(a.p, p, a.plen);
+	else
+		a.plen = 0;
+	if ((rc = crac_obj_put_blob(c, e, &a, sizeof(a))) < 0)
+		crac_img_puts(why, "no room for its address");
+	return rc;
+}
+
 /* Options of a listener or datagram socket (u[4], u[5]). */
 static void capture_options(const struct crac_obj_fd *d, struct crac_img_fd *e, int domain, int type, int proto)
 {
@@ -394,12 +422,10 @@ static void capture_options(const struct crac_obj_fd *d, struct crac_img_fd *e, 
 }
 
 /* A Unix path (or abstract name) to bind again: absolute paths only. */
-static int unix_name_ok(const struct sockaddr_un *a, uint32_t len, struct crac_obj_fd const *d,
-			struct crac_img_fd *e, struct crac_img_buf *why)
+static int unix_name_ok(const struct sockaddr_un *a, uint32_t len, struct crac_img_fd *e, struct crac_img_buf *why)
 {
 	uint32_t off = (uint32_t)offsetof(struct sockaddr_un, sun_path);
 
-	(void)d;
 	if (len <= off || !a->sun_path[0])
 		return 0;   /* unnamed or abstract */
 	if (a->sun_path[0] != '/') {
@@ -416,7 +442,7 @@ static int unix_name_ok(const struct sockaddr_un *a, uint32_t len, struct crac_o
 	}
 	path[n] = 0;
 	struct stat st;
-	if (sys_fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && (st.st_mode & S_IFMT) == S_IFSOCK)
+	if (e && sys_fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && (st.st_mode & S_IFMT) == S_IFSOCK)
 		e->u[7] = (st.st_mode & 07777) + 1;
 	return 0;
 }
@@ -481,14 +507,16 @@ static int unix_capture(struct crac_obj_capture *c, const struct crac_obj_fd *d,
 	int rc;
 	uint32_t unnamed = (uint32_t)offsetof(struct sockaddr_un, sun_path);
 
-	if (listening || (type == SOCK_DGRAM && peer_rc < 0)) {
+	/* a datagram socket connected to a name (not a socket pair) connects again */
+	int named_peer = type == SOCK_DGRAM && peer_rc == 0 && pl > unnamed;
+	if (listening || (type == SOCK_DGRAM && peer_rc < 0) || named_peer) {
 		if (type != SOCK_STREAM && type != SOCK_SEQPACKET && type != SOCK_DGRAM)
 			goto other;
-		if ((rc = unix_name_ok(l, ll, d, e, why)) < 0)
+		if ((rc = unix_name_ok(l, ll, e, why)) < 0 || (named_peer && (rc = unix_name_ok(p, pl, 0, why)) < 0))
 			return rc;
 		e->u[0] = listening ? R_LISTEN : R_DGRAM;
 		capture_options(d, e, AF_UNIX, type, 0);
-		return crac_obj_put_blob(c, e, l, ll);
+		return put_addrs(c, e, l, ll, named_peer ? p : 0, pl, why);
 	}
 	if (type != SOCK_STREAM && type != SOCK_SEQPACKET && type != SOCK_DGRAM)
 		goto other;
@@ -579,9 +607,6 @@ static int socket_capture(struct crac_obj_capture *c, const struct crac_obj_fd *
 			crac_img_puts(why, text);
 			crac_img_puts(why, ": unbound, connecting or closed) is not carried");
 			return -ENOTSUP;
-		} else if (type == SOCK_DGRAM && peer_rc == 0) {
-			refuse_connection(why, "a connected UDP socket", (int)domain, (int)type, &l, ll, &p, pl);
-			return -ENOTSUP;
 		} else if (type == SOCK_DGRAM && (proto == IPPROTO_UDP || proto == 0)) {
 			e->u[0] = R_DGRAM;
 		} else {
@@ -589,14 +614,20 @@ static int socket_capture(struct crac_obj_capture *c, const struct crac_obj_fd *
 			return -ENOTSUP;
 		}
 		capture_options(d, e, (int)domain, (int)type, (int)e->u[3]);
-		if ((rc = crac_obj_put_blob(c, e, &l, ll)) < 0) {
-			crac_img_puts(why, "no room for its address");
+		if ((rc = put_addrs(c, e, &l, ll, peer_rc == 0 ? (const void *)&p : 0, pl, why)) < 0)
 			return (int)rc;
+		if (peer_rc == 0) {
+			crac_img_puts(&tb, "->");
+			put_addr(&tb, &p, pl);
 		}
 		break;
 	case AF_UNIX:
 		if ((rc = unix_capture(c, d, i, e, (int)type, acc > 0, why, &l.un, ll, &p.un, pl, (int)peer_rc)) < 0)
 			return (int)rc;
+		if (e->u[0] == R_DGRAM && peer_rc == 0 && pl > offsetof(struct sockaddr_un, sun_path)) {
+			crac_img_puts(&tb, "->");
+			put_addr(&tb, &p, pl);
+		}
 		if (e->u[0] == R_PAIR || e->u[0] == R_ORPHAN) {
 			text[0] = 0;
 			tb.len = 0;
@@ -712,15 +743,21 @@ static long restore_bound(struct crac_obj_restore *r, uint32_t i, struct crac_im
 		struct sockaddr_storage ss;
 		struct sockaddr_un un;
 	} a;
-	uint32_t len = e->blob_len;
+	struct sock_addrs sa;
 	long rc;
 
-	if (len < 2 || len > sizeof(a)) {
+	if (e->blob_len != sizeof(sa)) {
+		crac_img_puts(why, "its address in the image is damaged");
+		return -EBADMSG;
+	}
+	memcpy(&sa, r->v->blobs + e->blob_off, sizeof(sa));
+	uint32_t len = sa.llen;
+	if (len < 2 || len > sizeof(a) || len > sizeof(sa.l) || sa.plen > sizeof(sa.p)) {
 		crac_img_puts(why, "its address in the image is damaged");
 		return -EBADMSG;
 	}
 	memset(&a, 0, sizeof(a));
-	memcpy(&a, r->v->blobs + e->blob_off, len);
+	memcpy(&a, sa.l, len);
 	long fd = sys_socket(e->u[1], e->u[2] | SOCK_CLOEXEC, e->u[3]);
 	if (fd < 0) {
 		crac_img_puts(why, "cannot make the socket");
@@ -885,6 +922,33 @@ static long restore_orphan(struct crac_obj_restore *r, uint32_t i, struct crac_i
 	return crac_obj_place(r, i, sv[0]);
 }
 
+/* Second pass: a datagram socket connects again, every socket being bound now. */
+static long socket_finish(struct crac_obj_restore *r, uint32_t i, struct crac_img_buf *why)
+{
+	const struct crac_img_fd *e = &r->v->fds[i];
+	struct sock_addrs sa;
+	long rc;
+
+	if (e->u[0] != R_DGRAM || e->blob_len != sizeof(sa))
+		return 0;
+	memcpy(&sa, r->v->blobs + e->blob_off, sizeof(sa));
+	if (!sa.plen)
+		return 0;
+	if (sa.plen < 2 || sa.plen > sizeof(sa.p)) {
+		crac_img_puts(why, "its peer's address in the image is damaged");
+		return -EBADMSG;
+	}
+	do
+		rc = SYS(SYS_connect, e->fd, sa.p, sa.plen, 0, 0, 0);
+	while (rc == -EINTR);
+	if (rc < 0) {
+		crac_img_puts(why, "cannot connect again to ");
+		put_addr(why, sa.p, sa.plen);
+		crac_img_puts(why, rc == -ECONNREFUSED || rc == -ENOENT ? " (nothing is there now)" : "");
+	}
+	return rc;
+}
+
 static long socket_restore(struct crac_obj_restore *r, uint32_t i, struct crac_img_buf *why)
 {
 	switch (r->v->fds[i].u[0]) {
@@ -904,6 +968,7 @@ const struct crac_obj_ops crac_obj_socket_ops = {
 	.name = "socket",
 	.capture = socket_capture,
 	.restore = socket_restore,
+	.finish = socket_finish,
 };
 
 /* ---- a connection a policy closed ---------------------------------------------------- */

@@ -49,7 +49,7 @@ restored_ok() {
 	echo "$output" | grep -qx "restored ok"
 	for what in "tcp port" "tcp options" "tcp buffers" "tcp flags" "tcp accepts" "unix accepts" "unix mode" \
 		    "abstract accepts" udp "pair content" "pair content back" "pair flags" "pair empty" \
-		    "pair again" dgrampair orphan halfshut seqorphan; do
+		    "pair again" dgrampair orphan halfshut seqorphan udpconn unixdgram; do
 		echo "$output" | grep -qx "ok $what"
 	done
 	echo "$output" | grep -q "^ok tcp6"

@@ -20,6 +20,9 @@
  *   halfshut   a stream pair, one direction shut down: bytes, then EOF that
  *              way, EPIPE writing it; the other way still works
  *   seqorphan  a seqpacket pair end whose peer is closed: EOF
+ *   udpconn    a UDP socket connected to the udp one: send() reaches it
+ *   unixdgram  a Unix datagram socket connected to WORK/dgram, bound by a
+ *              socket of a higher number: a message reaches it
  * Other modes (after "port N" is printed, the checkpoint):
  *   established  a TCP connection to itself: refused, report printed, exit 3
  *   close        the same with policy `tcp *->* close`: restored closed
@@ -230,6 +233,20 @@ static int run_default(const char *dir, const char *work)
 		return 1;
 	close(op[1]);
 
+	/* udpconn */
+	int dc = socket(AF_INET, SOCK_DGRAM, 0);
+	da.sin_port = htons((uint16_t)dport);
+	if (dc < 0 || connect(dc, (void *)&da, sizeof(da)) < 0)
+		return 1;
+
+	/* unixdgram: the client has the lower number */
+	struct sockaddr_un dga = { .sun_family = AF_UNIX };
+	snprintf(dga.sun_path, sizeof(dga.sun_path), "%s/dgram", work);
+	unlink(dga.sun_path);
+	int ucl = socket(AF_UNIX, SOCK_DGRAM, 0), usrv = socket(AF_UNIX, SOCK_DGRAM, 0);
+	if (ucl < 0 || usrv < 0 || bind(usrv, (void *)&dga, sizeof(dga)) < 0 || connect(ucl, (void *)&dga, sizeof(dga)) < 0)
+		return 1;
+
 	/* halfshut: one direction shut down */
 	int hs[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, hs) < 0 || write(hs[1], "last", 4) != 4 || shutdown(hs[1], SHUT_WR) < 0)
@@ -340,6 +357,25 @@ static int run_default(const char *dir, const char *work)
 		ssize_t n = read(op[0], got, sizeof(got));
 		ssize_t e = read(op[0], got + 8, 4);
 		CHECK("orphan", n == 7 && !memcmp(got, "goodbye", 7) && e == 0, "read %zd then %zd", n, e);
+	}
+
+	/* udpconn */
+	{
+		char got[16] = { 0 };
+		struct sockaddr_in pa;
+		socklen_t pl = sizeof(pa);
+		int ok = getpeername(dc, (void *)&pa, &pl) == 0 && ntohs(pa.sin_port) == dport &&
+			 send(dc, "conn", 4, 0) == 4 && readable(d, 2000) && recv(d, got, sizeof(got), 0) == 4 &&
+			 !memcmp(got, "conn", 4);
+		CHECK("udpconn", ok, "%s", strerror(errno));
+	}
+
+	/* unixdgram */
+	{
+		char got[16] = { 0 };
+		int ok = send(ucl, "unixd", 5, 0) == 5 && readable(usrv, 2000) && recv(usrv, got, sizeof(got), 0) == 5 &&
+			 !memcmp(got, "unixd", 5);
+		CHECK("unixdgram", ok, "%s", strerror(errno));
 	}
 
 	/* halfshut */
