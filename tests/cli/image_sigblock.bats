@@ -81,6 +81,7 @@ checkpoint_ms() {
 	echo "$output" | grep -q "^thread thr-waiter: before=4000000000000800 after=4000000000000800$"
 	# blocked only inside ppoll(): the mask outside stays empty
 	echo "$output" | grep -q "^thread thr-ppoll: before=0000000000000000 after=0000000000000000$"
+	echo "$output" | grep -q "^thread thr-suspend: before=0000000000000200 after=0000000000000200$"
 
 	bg "$T/out" "$CRAC" restore "$T/img"
 	rpid=$bgpid
@@ -124,7 +125,7 @@ checkpoint_ms() {
 	ms=$(checkpoint_ms "$output")
 	[ -n "$ms" ]
 	[ "$ms" -lt 3000 ]
-	echo "$output" | grep -q "thread [0-9]* (thr-\(sleeper\|waiter\|toggler\)) blocks signal SIGRTMAX-1.*cannot be stopped with ptrace.*PTRACE_SEIZE: Operation not permitted.*not dumpable"
+	echo "$output" | grep -q "thread [0-9]* (thr-[a-z]*) blocks signal SIGRTMAX-1.*cannot be stopped with ptrace.*PTRACE_SEIZE: Operation not permitted.*not dumpable"
 	# nothing changed: every mask as before, no image
 	echo "$output" | grep -q "^masks ok$"
 	[ ! -e "$T/img" ]

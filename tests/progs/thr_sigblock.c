@@ -8,7 +8,9 @@
  * "thr-waiter" blocks SIGRTMAX-1 and SIGUSR2 and waits on a condition
  * variable; "thr-plain" blocks nothing and naps; "thr-ppoll" blocks nothing
  * but waits in ppoll() with a mask that blocks SIGRTMAX-1 (only while it
- * waits: its own mask must stay empty); "thr-toggler" blocks and
+ * waits: its own mask must stay empty); "thr-suspend" blocks SIGUSR1 and
+ * takes it in sigsuspend() with a mask that blocks SIGRTMAX-1 (woken by the
+ * main thread when it asks); "thr-toggler" blocks and
  * unblocks SIGRTMAX-1 all the time, busy in between, and checks after each
  * busy spell that its mask is what it set (a mismatch is a FAIL). Each reads its own SigBlk
  * (/proc/thread-self/status) when the main thread asks, once before the
@@ -51,6 +53,7 @@ static struct th ths[] = {
 	{ .name = "thr-waiter", .block = 2, .waits = 1 },
 	{ .name = "thr-plain", .block = 0 },
 	{ .name = "thr-ppoll", .block = 0, .waits = 2 },
+	{ .name = "thr-suspend", .block = 0, .waits = 3 },
 };
 #define NTH (int)(sizeof(ths) / sizeof(ths[0]))
 
@@ -75,6 +78,11 @@ static void *toggler(void *arg)
 		atomic_fetch_add(&toggler_rounds, 1);
 	}
 	return NULL;
+}
+
+static void on_usr1(int sig)
+{
+	(void)sig;
 }
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -135,6 +143,19 @@ static void *run(void *arg)
 	if (t->block >= 2)
 		sigaddset(&set, SIGUSR2);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if (t->waits == 3) {
+		/* the classic pattern: SIGUSR1 blocked, taken in sigsuspend() */
+		sigset_t usr1, during;
+		sigemptyset(&usr1);
+		sigaddset(&usr1, SIGUSR1);
+		pthread_sigmask(SIG_BLOCK, &usr1, NULL);
+		sigemptyset(&during);
+		sigaddset(&during, SIGRTMAX - 1);
+		for (;;) {
+			answer(t);
+			sigsuspend(&during);
+		}
+	}
 	if (t->waits == 2) {
 		sigset_t during;
 		sigemptyset(&during);
@@ -169,6 +190,9 @@ static int ask(int r)
 		pthread_cond_broadcast(&cv);
 		pthread_mutex_unlock(&mu);
 		for (int i = 0; i < NTH; i++)
+			if (ths[i].waits == 3)
+				pthread_kill(ths[i].t, SIGUSR1);
+		for (int i = 0; i < NTH; i++)
 			all &= atomic_load(&ths[i].done) == r;
 		if (all)
 			return 0;
@@ -186,6 +210,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: thr_sigblock DIR [--keep] [--linger] [--undumpable]\n");
 		return 2;
 	}
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_usr1;
+	sigaction(SIGUSR1, &sa, NULL);
 	for (int i = 2; i < argc; i++) {
 		if (!strcmp(argv[i], "--keep"))
 			keep = 1;
