@@ -73,6 +73,16 @@ restored_ok() {
 	[ ! -e "$T/img" ]
 }
 
+@test "a descriptor in flight in a socket pair refuses the checkpoint, which changes nothing" {
+	require_image_engine
+	run clean "$PROG" "$T/img" "$T/work" scm
+	echo "$output"
+	[ "$status" -eq 3 ]
+	echo "$output" | grep -q "descriptors or credentials queued in the socket pair (SCM_RIGHTS) are not carried"
+	echo "$output" | grep -qx unchanged
+	[ ! -e "$T/img" ]
+}
+
 @test "policy close: a connection is restored closed (end of file, EPIPE); its listener still accepts" {
 	require_image_engine
 	checkpoint close

@@ -34,6 +34,10 @@
  *                "holding", sleeps: a port another process holds
  *   taken        a listener without SO_REUSEADDR: the test holds its port
  *                before the restore
+ *   scm          a descriptor in flight (SCM_RIGHTS) in a socket pair: the
+ *                checkpoint is refused (exit 3) and the bytes, the
+ *                descriptor and the process's descriptors are unchanged
+ *                ("unchanged" printed)
  */
 #include <crac.h>
 
@@ -50,6 +54,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <dirent.h>
 #include <unistd.h>
 
 static int fails;
@@ -116,6 +121,63 @@ static int readable(int fd, int ms)
 {
 	struct pollfd p = { .fd = fd, .events = POLLIN };
 	return poll(&p, 1, ms) == 1;
+}
+
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+	while (d && readdir(d))
+		n++;
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* A socket pair with bytes and a descriptor in flight: refused, nothing changed. */
+static int run_scm(const char *dir)
+{
+	int sp[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) < 0)
+		return 1;
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	memset(cbuf, 0, sizeof(cbuf));
+	struct iovec iov = { "fd!", 3 };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	int zero = 0;
+	memcpy(CMSG_DATA(c), &zero, sizeof(int));
+	if (sendmsg(sp[1], &m, 0) != 3)
+		return 1;
+	printf("port 0\n");
+	int before = count_fds();
+	struct crac_options o;
+	crac_options_init(&o);
+	o.engine = "image";
+	o.image_dir = dir;
+	crac_report *rep = NULL;
+	int rc = crac_checkpoint_restore(&o, &rep);
+	printf("checkpoint refused: %d\n", rc);
+	if (rep)
+		crac_report_print(rep, stdout);
+	crac_report_free(rep);
+	int after = count_fds();
+	/* the message is still there, with its descriptor */
+	char got[8] = { 0 };
+	memset(cbuf, 0, sizeof(cbuf));
+	struct iovec riov = { got, sizeof(got) };
+	struct msghdr r = { .msg_iov = &riov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	ssize_t n = recvmsg(sp[0], &r, MSG_DONTWAIT);
+	c = CMSG_FIRSTHDR(&r);
+	int ok = n == 3 && !memcmp(got, "fd!", 3) && c && c->cmsg_type == SCM_RIGHTS && before == after;
+	if (ok)
+		printf("unchanged\n");
+	else
+		printf("FAIL: read %zd, cmsg %p, descriptors %d before, %d after\n", n, (void *)c, before, after);
+	return rc < 0 ? 3 : 1;
 }
 
 static int checkpoint(const char *dir, const char *policy)
@@ -417,6 +479,9 @@ int main(int argc, char **argv)
 
 	if (!*mode)
 		return run_default(argv[1], argv[2]);
+
+	if (!strcmp(mode, "scm"))
+		return run_scm(argv[1]);
 
 	if (!strcmp(mode, "hold")) {
 		int s = tcp_listener(1, 0, argc > 4 ? atoi(argv[4]) : 0);
