@@ -530,7 +530,14 @@ static int unix_capture(struct crac_obj_capture *c, const struct crac_obj_fd *d,
 		e->u[2] = (uint64_t)type;
 		return capture_queue(c, d, e, type, why);
 	}
-	int pfd = peer ? fd_of_inode(c, peer) : -1;
+	if (!peer) {
+		crac_img_puts(why, peer_rc < 0 && !shut ? "a Unix socket that neither listens nor is connected (" :
+			      "a Unix socket whose peer is closed (");
+		put_addr(why, l, ll);
+		crac_img_puts(why, ") is not carried");
+		return -ENOTSUP;
+	}
+	int pfd = fd_of_inode(c, peer);
 	if (pfd < 0 || ll > unnamed || (peer_rc == 0 && pl > unnamed)) {
 		if (peer_rc < 0)
 			pl = 0;
@@ -544,7 +551,7 @@ static int unix_capture(struct crac_obj_capture *c, const struct crac_obj_fd *d,
 		if (dec == CRAC_OBJ_OMIT || (dec > 0 && (dec & 0xffff) && (dec & 0xffff) != CRAC_OBJ_SOCKET)) {
 			crac_img_puts(why, "its other end, fd ");
 			crac_img_putu(why, (uint64_t)pfd);
-			crac_img_puts(why, ", is not carried (a policy closes it): close both ends of the pair or neither");
+			crac_img_puts(why, ", is not carried (a policy closes or leaves it out): close both ends of the pair or neither");
 			return -ENOTSUP;
 		}
 	}
