@@ -251,21 +251,37 @@ bench() {
 	: >"$tmp/$f.eager"
 	for ((i = 0; i <= reps; i++)); do
 		t=$("$py" "$tmp/drive.py" "$mode" "$query" "$restored" "$tmp/$f.err" "$crac" restore "$tmp/$f.img") ||
-			{ skip_prog "$name" "restore failed: $(tail -n 2 "$tmp/$f.err" | tr '\n' ' ')"; return 0; }
+			{ failed "$name" "restore" "$tmp/$f.err"; return 0; }
 		[ "$i" -eq 0 ] || echo "$t" >>"$tmp/$f.rest"
 		t=$("$py" "$tmp/drive.py" "$mode" "$query" "$restored" "$tmp/$f.err" "$crac" restore --populate "$tmp/$f.img") ||
-			{ skip_prog "$name" "restore --populate failed: $(tail -n 2 "$tmp/$f.err" | tr '\n' ' ')"; return 0; }
+			{ failed "$name" "restore --populate" "$tmp/$f.err"; return 0; }
 		[ "$i" -eq 0 ] || echo "$t" >>"$tmp/$f.eager"
 	done
 	local lazy
 	lazy=$("$py" "$tmp/drive.py" "$mode" "$query" "$restored" "$tmp/$f.stats" "$crac" restore --stats "$tmp/$f.img" >/dev/null 2>&1;
 		grep -o -m1 'lazy\|eager' "$tmp/$f.stats" | head -n 1 || true)
-	printf '| %s | %s | %s (%s) | %s (%s) %s | %s (%s) |\n' "$name" "$mib" \
+	# where a restore's time goes, from that --stats run: the loader, the
+	# threads, and the mapped address space the loader rebuilt
+	local st
+	st=$(sed -n 's/.*loader \([0-9.]*\) ms (.*, \([0-9.]*\) MiB mapped), threads \([0-9.]*\) ms.*/\1 \/ \3 ms, \2 MiB mapped/p' "$tmp/$f.stats" | head -n 1)
+	printf '| %s | %s | %s (%s) | %s (%s) %s | %s (%s) | %s |\n' "$name" "$mib" \
 		"$(median <"$tmp/$f.cold")" "$(minmax <"$tmp/$f.cold")" \
 		"$(median <"$tmp/$f.rest")" "$(minmax <"$tmp/$f.rest")" "${lazy:--}" \
-		"$(median <"$tmp/$f.eager")" "$(minmax <"$tmp/$f.eager")" >>"$rows"
+		"$(median <"$tmp/$f.eager")" "$(minmax <"$tmp/$f.eager")" "${st:--}" >>"$rows"
 	tail -n 1 "$rows" >&2
 	rm -rf "$tmp/$f.img"
+}
+
+# failed NAME WHAT ERRFILE: a restore that did not answer is a defect: into
+# the notes with the lines of its stderr that say why, and its whole stderr
+# kept (/tmp/crac-bench-zoo-NAME.err).
+failed() {
+	local keep
+	keep="${CRAC_BENCH_TMPDIR:-${TMPDIR:-/tmp}}/crac-bench-zoo-$(slug "$1").err"
+	cp "$3" "$keep" 2>/dev/null || true
+	echo "- **$1**: \`crac $2\` did not answer (kept: $keep): $(grep -a -i -m 4 'crac\|signal\|assert\|crash\|no answer\|exit status' "$3" | tr '\n' ' ' | cut -c1-600)" >>"$notes"
+	tail -n 1 "$notes" >&2
+	skip_prog "$1" "$2 failed (see the defects above)"
 }
 
 # refusal CHECKOUT: "refused: N refusals (kinds); the first: LINE"
@@ -314,8 +330,8 @@ bench "redis-server" "tcp:$port" 'GET k777\r\n' '$-1' "v$((29 * 777))" --prep re
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
 
 table() {
-	echo "| program | image MiB | cold start → 1st answer, ms: median (min–max) | restore → 1st answer, ms: median (min–max), mode | restore --populate → 1st answer, ms |"
-	echo "|---|---|---|---|---|"
+	echo "| program | image MiB | cold start → 1st answer, ms: median (min–max) | restore → 1st answer, ms: median (min–max), mode | restore --populate → 1st answer, ms | one lazy restore (--stats): loader / threads ms, address space |"
+	echo "|---|---|---|---|---|---|"
 	cat "$rows"
 }
 table
@@ -337,6 +353,7 @@ dirty=$(git -C "$src" status --porcelain -- src 2>/dev/null | awk '{ sub(/^src\/
 	echo "- A small driver (python3) takes CLOCK_MONOTONIC right before it spawns the command with pipes for stdin and stdout, writes the query at once, and takes CLOCK_MONOTONIC again when the expected answer line arrives; no shell runs in between. It then closes stdin and checks that the program printed nothing more than \"eof\" and exited 0."
 	echo "- Cold start: the plain program (not under \`crac run\`), warm-up included: what a restore replaces."
 	echo "- Image: the program started under \`crac run\` with no policy file (java: with \`--policies\`, see below), warmed up, checkpointed from outside with \`crac checkpoint --engine image\`; image MiB is its disk usage (\`du\`). Restore: \`crac restore DIR\` with the query on its stdin; the image is in the page cache; the mode after the times says whether the loader ran lazy (userfaultfd: pages come in on demand; root here) or eager (from \`crac restore --stats\`). \`crac restore --populate DIR\` is eager: all memory loaded and verified before the program runs."
+	echo "- The last column comes from one more lazy restore with \`--stats\`: the loader's own time (from its exec to the jump into the program: checks, mapped files verified, memory map rebuilt), the time to recreate the threads, and the address space mapped (reservations included: a JVM reserves GiBs)."
 	echo "- Servers (python3 -m http.server, node, redis-server): the driver connects to the port every millisecond from the spawn on and sends the request until the reply holds the answer (a file; a value from the warm Map; \`GET k777\` with the 1000 keys set before the checkpoint, which a cold start answers with nil); then SIGTERM."
 	echo "- java needs \`-XX:-UsePerfData\`: otherwise the JVM maps /tmp/hsperfdata_USER/PID shared and writable (the jstat counters), which the safety checks refuse. It keeps its class image \`lib/modules\` open: where that is refused with no policy file, the row is measured with the one policy \`file JAVA_HOME/lib/modules reopen\` and says so."
 	echo
