@@ -23,8 +23,14 @@
  * zero (zero pages stay holes), the offset, then the seals (F_ADD_SEALS:
  * last, since they may forbid writing and resizing).
  *
+ * A second open file of the same memfd (opened again through
+ * /proc/self/fd, not a dup: its own offset and access mode) carries no
+ * content: at restore it is opened through /proc/self/fd of the first one,
+ * which is in place by then (entries go in number order).
+ *
  * Kind-specific words of struct crac_img_fd:
  *   u[0] size   u[1] seals   u[2] offset   u[3] file mode (07777 bits)
+ *   u[4] MEMFD_F_* flags
  *   path: the name (without "/memfd:" and " (deleted)")
  *   content: data_off, data_len (= size), data_crc in the pages file
  */
@@ -35,6 +41,7 @@
 
 #define P CRAC_IMG_PAGE
 #define MEMFD_MAX (64ull << 20)
+#define MEMFD_F_AGAIN 0x1u        /* another open file of an earlier entry's memfd */
 
 #ifndef F_ADD_SEALS
 #define F_ADD_SEALS 1033
@@ -156,6 +163,11 @@ static int memfd_capture(struct crac_obj_capture *c, const struct crac_obj_fd *d
 		crac_img_puts(why, "no room for its name");
 		return (int)rc;
 	}
+	for (uint32_t k = 0; k < i; k++)
+		if (c->fds[k].kind == CRAC_OBJ_MEMFD && c->fds[k].obj == e->obj && c->fds[k].same_as == CRAC_IMG_NO_FD) {
+			e->u[4] |= MEMFD_F_AGAIN;   /* the content is the earlier one's */
+			return 0;
+		}
 	if (c->pages_fd < 0 || !size)
 		return 0;   /* probe: nothing is read */
 	/* the content, in parts of the scratch space (page multiples, so
@@ -197,14 +209,53 @@ static int all_zero(const char *p, uint64_t n)
 	return 1;
 }
 
+/* Entry i is another open file of an earlier entry's memfd: opened again
+ * through /proc/self/fd of that one, with its own access mode and offset. */
+static long memfd_again(struct crac_obj_restore *r, uint32_t i, struct crac_img_buf *why)
+{
+	const struct crac_img_fd *e = &r->v->fds[i];
+	char path[40] = "/proc/self/fd/";
+	struct crac_img_buf b = { path, 14, sizeof(path) };
+	uint32_t k;
+	long rc;
+
+	for (k = 0; k < i; k++) {
+		const struct crac_img_fd *f = &r->v->fds[k];
+		if (f->kind == CRAC_OBJ_MEMFD && f->obj == e->obj && f->same_as == CRAC_IMG_NO_FD &&
+		    !(f->u[4] & MEMFD_F_AGAIN) && r->done[k])
+			break;
+	}
+	if (k == i) {
+		crac_img_puts(why, "the memfd it is another open file of is not in the image");
+		return -EINVAL;
+	}
+	crac_img_putu(&b, (uint64_t)r->v->fds[k].fd);
+	long fd = sys_openat(AT_FDCWD, path, (int)(e->flags & O_ACCMODE) | O_CLOEXEC);
+	if (fd < 0) {
+		crac_img_puts(why, "cannot open its memfd again (/proc/self/fd)");
+		return fd;
+	}
+	if (e->u[2] && (rc = sys_lseek(fd, (long)e->u[2], 0)) < 0) {
+		sys_close(fd);
+		crac_img_puts(why, "cannot seek to its offset");
+		return rc;
+	}
+	if ((rc = crac_obj_place(r, i, fd)) < 0)
+		crac_img_puts(why, "cannot put it at its number");
+	return rc;
+}
+
 static long memfd_restore(struct crac_obj_restore *r, uint32_t i, struct crac_img_buf *why)
 {
 	static char buf[65536];
 	const struct crac_img_fd *e = &r->v->fds[i];
 	const char *name = e->path ? crac_img_str(r->v, e->path) : "";
-	long rc, fd = sys_memfd_create(name, MFD_CLOEXEC_ | MFD_ALLOW_SEALING_);
+	long rc, fd;
 	uint32_t crc = 0;
 
+	if (e->u[4] & MEMFD_F_AGAIN)
+		return memfd_again(r, i, why);
+	fd = sys_memfd_create(name, MFD_CLOEXEC_ | MFD_ALLOW_SEALING_);
 	if (fd < 0) {
 		crac_img_puts(why, "cannot create a memfd");
 		return fd;

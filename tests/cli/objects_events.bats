@@ -43,7 +43,7 @@ restored_ok() {
 		    "eventfd semaphore" "timer relative" "timer interval" "timer periodic fires" \
 		    "timer pending expiration" "timer pending expirations" "timer absolute realtime" \
 		    "timer absolute monotonic" "timer disarmed" "signalfd mask" "signalfd reads" \
-		    "memfd name" "memfd content" "memfd offset" "memfd seals" "memfd sparse"; do
+		    "memfd name" "memfd content" "memfd offset" "memfd seals" "memfd opened again" "memfd sparse"; do
 		echo "$output" | grep -qx "ok $what"
 	done
 }

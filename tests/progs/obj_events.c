@@ -17,7 +17,9 @@
  *                a disarmed timer stays disarmed
  *   signalfd     its mask; a signal raised after the restore is read
  *   memfd        name, 5 MiB of content, offset, seals, FD_CLOEXEC; a
- *                memfd without sealing, sparse (holes kept)
+ *                second open file of it (its own offset and access mode,
+ *                the same memory); a memfd without sealing, sparse (holes
+ *                kept)
  * Refusals: "mapped" maps a memfd shared and keeps its descriptor; "huge"
  * makes a 100 MiB memfd. The checkpoint then fails: the report is printed
  * and the program exits 3.
@@ -151,6 +153,11 @@ int main(int argc, char **argv)
 	if (m1 < 0 || write(m1, buf, BIG) != BIG || lseek(m1, 1234, SEEK_SET) != 1234 ||
 	    fcntl(m1, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0)
 		return 1;
+	char m1path[64];
+	snprintf(m1path, sizeof(m1path), "/proc/self/fd/%d", m1);
+	int m1r = open(m1path, O_RDONLY);   /* another open file of the same memfd */
+	if (m1r < 0 || lseek(m1r, 100, SEEK_SET) != 100)
+		return 1;
 	int m2 = memfd_create("plain", 0);
 	if (m2 < 0 || ftruncate(m2, 8 << 20) < 0 || pwrite(m2, "x", 1, 4 << 20) != 1)
 		return 1;
@@ -255,6 +262,15 @@ int main(int argc, char **argv)
 	CHECK("memfd seals", fcntl(m1, F_GET_SEALS) == (F_SEAL_SHRINK | F_SEAL_GROW) && ftruncate(m1, 10) < 0 &&
 		      errno == EPERM && fcntl(m1, F_GETFD) == FD_CLOEXEC,
 	      "seals %#x", fcntl(m1, F_GET_SEALS));
+	struct stat st1;
+	fstat(m1, &st);
+	fstat(m1r, &st1);
+	char c1 = 0;
+	n = pwrite(m1, "Z", 1, 7) == 1 ? pread(m1r, &c1, 1, 7) : -1;
+	CHECK("memfd opened again", st.st_ino == st1.st_ino && n == 1 && c1 == 'Z' && lseek(m1r, 0, SEEK_CUR) == 100 &&
+		      (fcntl(m1r, F_GETFL) & O_ACCMODE) == O_RDONLY,
+	      "inodes %lu %lu, read %zd '%c', offset %lld", (unsigned long)st.st_ino, (unsigned long)st1.st_ino, n, c1,
+	      (long long)lseek(m1r, 0, SEEK_CUR));
 	fstat(m2, &st);
 	char x = 0;
 	n = pread(m2, &x, 1, 4 << 20);
