@@ -98,22 +98,19 @@ static int check_target(struct crac_obj_capture *c, int epfd, int32_t tfd, uint3
 	struct stat st;
 	long rc = sys_fstat(tfd, &st);
 
-	if (rc < 0) {
-		put_tfd(why, tfd, ", which is closed (the watched file is still open elsewhere); it is not "
-			"carried: remove the registration or keep the descriptor open");
-		return -ENOTSUP;
-	}
-	if (st.st_ino != ino || kdev(st.st_dev) != sdev) {
-		put_tfd(why, tfd, ", but that number now holds another file (the watched one was closed and the "
-			"number reused): it would be registered again on the wrong file");
+	/* closed, maybe reused (by the program, or by whoever looks: the
+	 * safety checks' own descriptors): the registration cannot be made again */
+	if (rc < 0 || st.st_ino != ino || kdev(st.st_dev) != sdev) {
+		put_tfd(why, tfd, ", which no longer holds the watched file (it was closed there, the file staying "
+			"open elsewhere): the registration cannot be made again at that number");
 		return -ENOTSUP;
 	}
 	struct kcmp_epoll_slot { uint32_t efd, tfd, toff; } slot = { (uint32_t)epfd, (uint32_t)tfd, toff };
 	long pid = sys_getpid();
 	rc = sys_kcmp(pid, pid, KCMP_EPOLL_TFD, tfd, &slot);
 	if (rc == 1 || rc == 2) {
-		put_tfd(why, tfd, ", but that number now holds another open file of the same object (the "
-			"watched one was closed and the number reused)");
+		put_tfd(why, tfd, ", which no longer holds the watched open file (it was closed there and the "
+			"number reused for the same object): the registration cannot be made again at that number");
 		return -ENOTSUP;
 	}
 	if (c->pages_fd < 0 || tfd < 3)
@@ -151,6 +148,12 @@ static int epoll_capture(struct crac_obj_capture *c, const struct crac_obj_fd *d
 	if (fd < 0) {
 		crac_img_puts(why, "cannot read its registrations (fdinfo)");
 		return (int)fd;
+	}
+	/* not on a number a registration names (a closed one would look reused) */
+	long high = sys_fcntl(fd, F_DUPFD_CLOEXEC, 1000);
+	if (high >= 0) {
+		sys_close(fd);
+		fd = high;
 	}
 	for (;;) {
 		rc = sys_read(fd, buf + have, sizeof(buf) - 1 - have);

@@ -50,7 +50,16 @@ restored_ok() {
 	run clean "$PROG" "$T/img" reused
 	echo "$output"
 	[ "$status" -eq 3 ]
-	echo "$output" | grep -Eq "watches fd [0-9]+, but that number now holds another file \(the watched one was closed and the number reused\): it would be registered again on the wrong file"
+	echo "$output" | grep -Eq "watches fd [0-9]+, which no longer holds the watched (open )?file \(it was closed there"
+	[ ! -e "$T/img" ]
+}
+
+@test "epoll watching a number closed while its file stays open elsewhere is refused" {
+	require_image_engine
+	run clean "$PROG" "$T/img" closed
+	echo "$output"
+	[ "$status" -eq 3 ]
+	echo "$output" | grep -Eq "watches fd [0-9]+, which no longer holds the watched file \(it was closed there, the file staying open elsewhere\): the registration cannot be made again at that number"
 	[ ! -e "$T/img" ]
 }
 

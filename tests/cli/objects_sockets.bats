@@ -91,6 +91,7 @@ restored_ok() {
 		echo "$output"
 		[ "$status" -eq 0 ]
 		echo "$output" | grep -qx "ok closed"
+		echo "$output" | grep -qx "ok closed epoll"
 		echo "$output" | grep -qx "ok closed listener accepts"
 		echo "$output" | grep -qx "restored ok"
 	done

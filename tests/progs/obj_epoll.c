@@ -24,6 +24,8 @@
  *   reused     a watched descriptor number closed and reused by another
  *              socket while the watched file stays open (a dup)
  *   omitted    a watched listener that a policy leaves out
+ *   closed     a watched number closed while the watched file stays open
+ *              (a dup): the registration could not be made again
  */
 #include <crac.h>
 
@@ -142,6 +144,16 @@ int main(int argc, char **argv)
 		int other = socket(AF_INET, SOCK_DGRAM, 0);
 		dup2(other, s);
 		close(other);
+		(void)keep;
+		checkpoint(argv[1], NULL);
+		printf("FAIL: restored\n");
+		return 1;
+	}
+	if (!strcmp(mode, "closed")) {
+		int s = socket(AF_INET, SOCK_DGRAM, 0);
+		add(ep, s, EPOLLIN, 5);
+		int keep = fcntl(s, F_DUPFD, 100);
+		close(s);
 		(void)keep;
 		checkpoint(argv[1], NULL);
 		printf("FAIL: restored\n");

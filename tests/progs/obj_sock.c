@@ -26,7 +26,8 @@
  * Other modes (after "port N" is printed, the checkpoint):
  *   established  a TCP connection to itself: refused, report printed, exit 3
  *   close        the same with policy `tcp *->* close`: restored closed
- *                (read gives end of file; "ok closed")
+ *                (read gives end of file; "ok closed"); an epoll instance
+ *                watching one of them reports it ("ok closed epoll")
  *   reuseport    one listener on 127.0.0.1 with SO_REUSEPORT; restored,
  *                prints "listening" and accepts one connection (10 s),
  *                "accepted" (several instances at once)
@@ -52,6 +53,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <dirent.h>
@@ -497,9 +499,16 @@ int main(int argc, char **argv)
 		int a = accept(l, NULL, NULL);
 		if (c < 0 || a < 0)
 			return 1;
+		int ep = epoll_create1(0);
+		struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.u64 = 42 };
+		if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, c, &ev) < 0)
+			return 1;
 		printf("port %d\n", port_of(l));
 		fflush(stdout);
 		checkpoint(argv[1], !strcmp(mode, "close") ? "tcp *->* close" : NULL);
+		int ne = epoll_wait(ep, &ev, 1, 2000);
+		CHECK("closed epoll", ne == 1 && ev.data.u64 == 42 && (ev.events & EPOLLRDHUP), "%d events, data %llu, %#x",
+		      ne, (unsigned long long)ev.data.u64, ev.events);
 		char ch;
 		ssize_t n = read(c, &ch, 1), m = read(a, &ch, 1);
 		errno = 0;
