@@ -130,7 +130,8 @@ restored_ok() {
 	require_image_engine
 	checkpoint taken
 	# the checkpointed listener had no SO_REUSEADDR; another process takes its port now
-	clean "$PROG" x x hold "$PORT" >"$T/hold.out" 2>&1 &
+	# started directly (not through `clean`), so that $! is the holder itself
+	"$PROG" x x hold "$PORT" >"$T/hold.out" 2>&1 &
 	PIDS+=("$!")
 	for _ in $(seq 50); do
 		grep -q holding "$T/hold.out" && break

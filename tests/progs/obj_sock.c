@@ -32,7 +32,7 @@
  *                prints "listening" and accepts one connection (10 s),
  *                "accepted" (several instances at once)
  *   hold PORT    (no checkpoint) listens on 127.0.0.1:PORT, prints
- *                "holding", sleeps: a port another process holds
+ *                "holding", sleeps (60 s at most): a port another process holds
  *   taken        a listener without SO_REUSEADDR: the test holds its port
  *                before the restore
  *   scm          a descriptor in flight (SCM_RIGHTS) in a socket pair: the
@@ -489,6 +489,7 @@ int main(int argc, char **argv)
 		int s = tcp_listener(1, 0, argc > 4 ? atoi(argv[4]) : 0);
 		printf("holding %d\n", port_of(s));
 		fflush(stdout);
+		alarm(60);   /* never outlives a test that forgets it */
 		pause();
 		return 0;
 	}
