@@ -12,11 +12,12 @@
 #    copy reads the stdin of its `crac restore` (a pipe with the queries), so
 #    that two copies restored at once are independent. They are expected to
 #    work: a refusal by the safety checks fails the test.
-#  - servers (zoo_refused_or_skip): they hold kernel objects (listening
-#    sockets, epoll, eventfd, pipes, open files) that the image engine does
-#    not carry yet (issue 11 §2). The test asks `crac check PID` first and,
-#    when the program is refused, skips with the refusal line crac printed;
-#    when it is not refused, the test must pass fully.
+#  - programs holding kernel objects (listening sockets, epoll, eventfd,
+#    pipes, open files: servers, sqlite3 on a file, `bash FILE`, a JVM),
+#    which the image engine carries only as far as issue 11 §2 has got
+#    (zoo_refused_or_skip). The test asks `crac check PID` first and, when
+#    the program is refused, skips with the refusal line crac printed; when
+#    it is not refused, the test must pass fully.
 #
 # A program that is not installed skips with the package that provides it
 # (scripts/deps.sh installs the zoo's packages when it can).
