@@ -289,6 +289,10 @@ refusal() {
 	echo "refused with no policy file (needs issue 11 §2): $(grep -c '^  *check ' "$1") refusals ($(kinds "$1")); the first: \`\` $(sed -n 's/^  *check //p' "$1" | head -n 1) \`\`"
 }
 
+# the source the build was made from (taken now: others may edit it meanwhile)
+rev=$(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo unknown)
+dirty=$(git -C "$src" status --porcelain -- src 2>/dev/null | awk '{ sub(/^src\//, "", $2); printf "%s%s", (NR > 1 ? ", " : ""), $2 }')
+[ -z "$dirty" ] || rev="$rev with uncommitted changes in src/ ($dirty)"
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 k=777
 bench python3 stdin "$k" "answer $k $((3 * k)) 100000 threads=5" "answer $k $((3 * k)) 100000 threads=5" \
@@ -336,9 +340,6 @@ table() {
 }
 table
 
-rev=$(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo unknown)
-dirty=$(git -C "$src" status --porcelain -- src 2>/dev/null | awk '{ sub(/^src\//, "", $2); printf "%s%s", (NR > 1 ? ", " : ""), $2 }')
-[ -z "$dirty" ] || rev="$rev with uncommitted changes in src/ ($dirty)"
 {
 	echo "# crac: the program zoo, cold start vs restore"
 	echo
@@ -365,6 +366,6 @@ dirty=$(git -C "$src" status --porcelain -- src 2>/dev/null | awk '{ sub(/^src\/
 	fi
 	echo "Refused with no policy file, or not measured:"
 	echo
-	cat "$skipped"
+	if [ -s "$skipped" ]; then cat "$skipped"; else echo "none."; fi
 } >"$doc"
 echo "zoo.sh: wrote $doc" >&2
