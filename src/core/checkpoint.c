@@ -351,7 +351,9 @@ int crac__checkpoint(const struct crac_options *in, struct crac_requester *rq,
 	if (image_written_exit) {
 		/* As in CRaC: the image exists, the original process is done. */
 		crac__round_finish_requester(&r, CRAC_CONTINUED);
-		fflush(NULL);
+		/* No fflush(NULL): it would wait for the lock of a stream another
+		 * thread holds (a thread in fgets(stdin) holds stdin's for ever);
+		 * exit() flushes every stream without taking their locks. */
 		crac__leave();   /* atexit handlers are the program's code */
 		exit(0);
 	}

@@ -95,7 +95,6 @@ restore_check() {
 
 @test "checkpoint (original exits) while the main thread is in fgets(stdin): the original exits" {
 	require_image_engine
-	skip "needs the core change: core/checkpoint.c must not call fflush(NULL) before exit(0) (it waits for the stdin lock; exit flushes without stream locks)"
 	run clean timeout 30 sh -c "(sleep 20; echo late) | \"$PROG\" \"$T/img\""
 	echo "$output"
 	[ "$status" -eq 0 ]
