@@ -495,6 +495,10 @@ int crac_cmd_inspect(int argc, char **argv)
 	char dir_ok[PATH_MAX];
 	if (cli_path_arg("inspect", dir, CLI_PATH_MAX, false, dir_ok, sizeof(dir_ok)) < 0)
 		return 2;
+	/* A temporary image (DIR.tmp-PID-START-X): whose it is, first. */
+	char tmp_note[1024];
+	if (crac_img_tmp_describe(dir, tmp_note, sizeof(tmp_note)) == 0)
+		printf("note:      %s\n", esc(tmp_note));
 	/* Opened and read as the loader does: a FIFO or a symbolic link where
 	 * a file belongs is refused, never waited on or followed. */
 	if (crac_img_open(dir, &o, msg, sizeof(msg)) < 0) {

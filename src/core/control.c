@@ -19,6 +19,7 @@
  */
 #include "core/internal.h"
 #include "runtime/checks.h"
+#include "engines/image_engine.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -364,6 +365,18 @@ static void answer_check(struct conn *c)
 		if (body)
 			conn_write(c->fd, body + 1);
 		free(text);
+	}
+	/* how the image engine would stop the threads (not a problem: a note) */
+	char plan[4096];
+	if (img_threads_stop_plan(plan, sizeof(plan)) > 0) {
+		for (char *p = plan, *nl; *p; p = nl) {
+			nl = strchr(p, '\n');
+			nl = nl ? nl + 1 : p + strlen(p);
+			conn_write(c->fd, "  note: ");
+			char one[1200];
+			snprintf(one, sizeof(one), "%.*s%s", (int)(nl - p), p, nl[-1] == '\n' ? "" : "\n");
+			conn_write(c->fd, one);
+		}
 	}
 	c->done = true;
 	snprintf(line, sizeof(line), "STATUS %d\n", n < 0 ? n : count ? CRAC_ABORTED : CRAC_CONTINUED);

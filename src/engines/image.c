@@ -32,6 +32,7 @@
  * are the business of the fd inventory (safety checks), not of this engine.
  */
 #include "engines/image_engine.h"
+#include "image/check.h"
 #include "image/dir.h"
 #include "runtime/runtime.h"
 
@@ -111,23 +112,41 @@ static int image_configure(struct crac_round *r)
  */
 static int verify_written(const struct img_capture *c, char *msg, size_t len)
 {
-	struct crac_img_loaded l;
-	char why[768];
-	int rc = crac_img_load(c->tmp, &l, why, sizeof(why));
+	struct crac_img_opened o;
+	struct crac_img_view v;
+	char why[1024];
+	void *buf = NULL;
+	int rc = crac_img_open(c->tmp, &o, why, sizeof(why)), failed = -1;
 
+	if (rc == 0 && !(buf = aligned_alloc(8, (o.header_size + 8) & ~7ull)))
+		rc = -ENOMEM;
+	if (rc == 0)
+		rc = crac_img_read_header(&o, buf, o.header_size, &v, why, sizeof(why));
 	if (rc < 0) {
-		snprintf(msg, len, "the image read back from %.400s is not valid: %.500s", c->tmp, why);
-		return rc;
+		snprintf(msg, len, "the image read back from %.400s is not valid: %.500s", c->tmp,
+			 rc == -ENOMEM && !buf ? "out of memory" : why);
+		goto out;
 	}
-	if (l.v.h->n_chunks != c->n_chunks || l.v.h->pages_size != c->pages_size ||
-	    l.v.h->n_maps != c->n_maps) {
+	if (v.h->n_chunks != c->n_chunks || v.h->pages_size != c->pages_size || v.h->n_maps != c->n_maps ||
+	    v.h->n_fds != c->objs.n_fds) {
 		snprintf(msg, len, "the image read back from %.400s differs from what was written "
-			 "(%u chunks, %llu bytes of pages; written %llu chunks, %llu bytes)", c->tmp,
-			 l.v.h->n_chunks, (unsigned long long)l.v.h->pages_size,
-			 (unsigned long long)c->n_chunks, (unsigned long long)c->pages_size);
+			 "(%u chunks, %llu bytes of pages, %u descriptors; written %llu chunks, %llu bytes, %u descriptors)",
+			 c->tmp, v.h->n_chunks, (unsigned long long)v.h->pages_size, v.h->n_fds,
+			 (unsigned long long)c->n_chunks, (unsigned long long)c->pages_size, c->objs.n_fds);
 		rc = -EBADMSG;
+		goto out;
 	}
-	crac_img_unload(&l);
+	/* Everything `crac restore` will check, on this machine: a checkpoint
+	 * that succeeds is restorable here (memory in the loader's range, a
+	 * mapping past its file's end... are refused now, while the original
+	 * still runs). */
+	struct crac_img_checker k = { .v = &v, .o = &o, .dir = c->tmp, .flags = 0, .file_fds = NULL };
+	if ((rc = crac_img_check_all(&k, &failed, why, sizeof(why))) < 0)
+		snprintf(msg, len, "the image could not be restored here (check \"%s\" fails): %.700s",
+			 crac_img_check_name(failed), why);
+out:
+	free(buf);
+	crac_img_close(&o);
 	return rc;
 }
 

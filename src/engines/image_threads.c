@@ -227,7 +227,7 @@ static const int gregs_scanned[] = { REG_RAX, REG_RBX, REG_RCX, REG_RDX, REG_RSI
 				     REG_R8, REG_R9, REG_R10, REG_R11, REG_R12, REG_R13, REG_R14, REG_R15 };
 
 /* Bytes readable from sp on (the stack above sp is mapped up to its top). */
-static size_t stack_window(uint64_t sp)
+CRAC_IMG_NOSAN static size_t stack_window(uint64_t sp)
 {
 	uint64_t page = sp & ~(CRAC_IMG_PAGE - 1), end = sp + IMG_TID_SCAN;
 	unsigned char vec;
@@ -240,7 +240,7 @@ static size_t stack_window(uint64_t sp)
 	return IMG_TID_SCAN;
 }
 
-static bool tid_cached(const ucontext_t *uc, int tid)
+CRAC_IMG_NOSAN static bool tid_cached(const ucontext_t *uc, int tid)
 {
 	const greg_t *g = uc->uc_mcontext.gregs;
 	uint64_t sp = (uint64_t)g[REG_RSP];
@@ -256,7 +256,7 @@ static bool tid_cached(const ucontext_t *uc, int tid)
 }
 
 /* Is the 8-byte slot holding the 4-byte word at p a mapped address? */
-static bool looks_like_pointer(const uint32_t *p)
+CRAC_IMG_NOSAN static bool looks_like_pointer(const uint32_t *p)
 {
 	const uint64_t *slot = (const uint64_t *)((uintptr_t)p & ~7ul);
 	uint64_t v = *slot;
@@ -273,7 +273,7 @@ static bool looks_like_pointer(const uint32_t *p)
  * 4-byte words of the top of its stack that equal it (unless the word is
  * half of a mapped address: then it is a pointer, not a tid).
  */
-static void fix_cached_tid(ucontext_t *uc, int old_tid, int new_tid)
+CRAC_IMG_NOSAN static void fix_cached_tid(ucontext_t *uc, int old_tid, int new_tid)
 {
 	greg_t *g = uc->uc_mcontext.gregs;
 	uint64_t sp = (uint64_t)g[REG_RSP];

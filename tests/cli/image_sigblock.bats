@@ -137,6 +137,10 @@ checkpoint_ms() {
 	bg "$T/out" "$CRAC" run -- "$LEADER" --block
 	pid=$bgpid
 	wait_for "$T/out" "^tick 3 leader=1 blocked=1$"
+	# crac check says how the image engine will stop that thread
+	run "$CRAC" check "$pid"
+	echo "$output"
+	echo "$output" | grep -Eq "^  note: thread $pid \(thr-main\) blocks .*SIGRTMAX-1.*it will be stopped with ptrace"
 	t0=$(date +%s%N)
 	run "$CRAC" checkpoint --engine image --image-dir "$T/img" "$pid"
 	t1=$(date +%s%N)
