@@ -76,6 +76,18 @@ static const char *errname(long e)
 	case ETXTBSY: return "Text file busy";
 	case EROFS: return "Read-only file system";
 	case EFBIG: return "File too large";
+	case EADDRINUSE: return "Address already in use";
+	case EADDRNOTAVAIL: return "Cannot assign requested address";
+	case ECONNREFUSED: return "Connection refused";
+	case EPIPE: return "Broken pipe";
+	case ENOTSUP: return "Operation not supported";
+	case EBADMSG: return "Bad message (damaged data)";
+	case E2BIG: return "Argument list too long";
+	case ESTALE: return "Stale file handle (changed since the checkpoint)";
+	case ENOEXEC: return "Exec format error";
+	case EMSGSIZE: return "Message too long";
+	case EAFNOSUPPORT: return "Address family not supported by protocol";
+	case EPROTO: return "Protocol error";
 	}
 	return "error";
 }
@@ -141,8 +153,21 @@ static int open_member(const char *dir, int dfd, const char *name, int *fd, uint
 		       uint32_t *uid, uint32_t *mode, struct crac_img_buf *b)
 {
 	struct stat st;
-	long r = sys_openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+	struct stat pre;
+	long r = sys_fstatat(dfd, name, &pre, AT_SYMLINK_NOFOLLOW);
 
+	/* look before opening: a device planted there is never opened */
+	if (r == 0 && !S_ISREG(pre.st_mode) && !S_ISLNK(pre.st_mode)) {
+		crac_img_put_escaped(b, dir);
+		crac_img_puts(b, "/");
+		crac_img_puts(b, name);
+		crac_img_puts(b, " is ");
+		crac_img_puts(b, type_name(pre.st_mode));
+		crac_img_puts(b, ", not a regular file: refused");
+		return -EINVAL;
+	}
+	if (r == 0)
+		r = sys_openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
 	if (r < 0) {
 		crac_img_put_escaped(b, dir);
 		crac_img_puts(b, "/");
@@ -155,7 +180,9 @@ static int open_member(const char *dir, int dfd, const char *name, int *fd, uint
 		return (int)r;
 	}
 	long fdr = r;
-	if ((r = sys_fstat(fdr, &st)) < 0 || !S_ISREG(st.st_mode)) {
+	if ((r = sys_fstat(fdr, &st)) == 0 && (st.st_dev != pre.st_dev || st.st_ino != pre.st_ino))
+		st.st_mode = S_IFLNK;   /* swapped between the look and the open */
+	if (r < 0 || !S_ISREG(st.st_mode)) {
 		sys_close(fdr);
 		crac_img_put_escaped(b, dir);
 		crac_img_puts(b, "/");
@@ -694,8 +721,22 @@ static int check_files(const struct crac_img_checker *k, struct crac_img_buf *b)
 			if (v->maps[m].kind == CRAC_MAP_FILE && v->maps[m].file == i &&
 			    (v->maps[m].flags & CRAC_MAPF_SHARED) && (v->maps[m].prot & PROT_WRITE))
 				writable = 1;
-		long fd = sys_openat(AT_FDCWD, path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW |
-				     O_NONBLOCK | O_NOCTTY);
+		/* Look before opening: a crafted image could name a device whose
+		 * open acts (a pty, a watchdog); only a regular file is opened,
+		 * and it must be the very file that was looked at. */
+		struct stat pre;
+		long fd = sys_fstatat(AT_FDCWD, path, &pre, AT_SYMLINK_NOFOLLOW);
+		if (fd == 0 && !S_ISREG(pre.st_mode)) {
+			crac_img_puts(b, "mapped file ");
+			crac_img_put_escaped(b, path);
+			crac_img_puts(b, " is ");
+			crac_img_puts(b, type_name(pre.st_mode));
+			crac_img_puts(b, " now, not a regular file");
+			return -ESTALE;
+		}
+		if (fd == 0)
+			fd = sys_openat(AT_FDCWD, path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW |
+					O_NONBLOCK | O_NOCTTY);
 		if (fd < 0) {
 			crac_img_puts(b, "mapped file ");
 			crac_img_put_escaped(b, path);
@@ -705,6 +746,8 @@ static int check_files(const struct crac_img_checker *k, struct crac_img_buf *b)
 		struct stat st;
 		const char *what = 0;
 		long rc = sys_fstat(fd, &st);
+		if (rc == 0 && (st.st_dev != pre.st_dev || st.st_ino != pre.st_ino))
+			st.st_mode = S_IFLNK;   /* swapped between the look and the open */
 		if (rc < 0 || !S_ISREG(st.st_mode)) {
 			sys_close(fd);
 			crac_img_puts(b, "mapped file ");
@@ -777,7 +820,8 @@ static int check_fds(const struct crac_img_checker *k, struct crac_img_buf *b)
 		if (rc < 0)
 			return rc;
 		b->len = 0;
-		b->p[0] = 0;
+		if (b->cap)
+			b->p[0] = 0;
 	}
 	crac_img_putu(b, v->h->n_fds);
 	crac_img_puts(b, " descriptors carried; the files they name unchanged");

@@ -450,7 +450,8 @@ int crac_img_parse(const void *buf, uint64_t len, struct crac_img_view *v,
 		return fail(&b, -EBADMSG, "header: bad cwd", 0, 0);
 	if (h->mm.auxv_size > sizeof(h->mm.auxv) || h->mm.auxv_size % 16)
 		return fail(&b, -EBADMSG, "header: bad auxv", 0, 0);
-	if (h->vdso_block % P || h->vvar_size % P || h->vvar_vclock_size % P || h->vdso_size % P ||
+	if (h->vvar_size > (1u << 24) || h->vvar_vclock_size > (1u << 24) || h->vdso_size > (1u << 24) ||
+	    h->vdso_block % P || h->vvar_size % P || h->vvar_vclock_size % P || h->vdso_size % P ||
 	    h->vdso_block >= USER_TOP || h->vvar_size + h->vvar_vclock_size + h->vdso_size > (1u << 24))
 		return fail(&b, -EBADMSG, "header: bad vdso layout", 0, 0);
 

@@ -117,15 +117,29 @@ int crac_obj_file_check(const struct crac_img_view *v, const struct crac_img_fd 
 		crac_img_put_err(why, rc);
 		return (int)rc;
 	}
-	if ((what = changed(e, &st))) {
+	what = changed(e, &st);
+	/* a FIFO removed and made again often gets the old inode number back,
+	 * not its birth time (pipe.c records it: u[3] & 2, u[4]) */
+	if (!what && e->kind == CRAC_OBJ_FIFO && (e->u[3] & 0x2u)) {
+		uint64_t sx[32];   /* struct statx: stx_mask at 0, stx_btime at 80 */
+		if (SYS(SYS_statx, AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, 0x800 /* STATX_BTIME */, sx, 0) < 0 ||
+		    !((uint32_t)sx[0] & 0x800) ||
+		    (int64_t)sx[10] * 1000000000LL + (int64_t)(uint32_t)sx[11] != (int64_t)e->u[4])
+			what = "its birth time (it was made again)";
+	}
+	if (what) {
 		crac_img_put_escaped(why, path);
 		crac_img_puts(why, " changed since the checkpoint (");
 		crac_img_puts(why, what);
-		crac_img_puts(why, " differs); a policy `");
-		crac_img_puts(why, crac_obj_kind_name(e->kind));
-		crac_img_puts(why, " ");
-		crac_img_put_escaped(why, path);
-		crac_img_puts(why, " reopen changed=ok` accepts a changed file");
+		crac_img_puts(why, " differs)");
+		/* content that changed in place: a policy may accept it; another
+		 * file or device under that path never */
+		if (e->kind == CRAC_OBJ_FILE && (st.st_mode & S_IFMT) == S_IFREG &&
+		    st.st_dev == e->u[0] && st.st_ino == e->u[1]) {
+			crac_img_puts(why, "; a policy `file ");
+			crac_img_put_escaped(why, path);
+			crac_img_puts(why, " reopen changed=ok` accepts it");
+		}
 		return -ESTALE;
 	}
 	return 0;
@@ -138,6 +152,15 @@ static long file_restore(struct crac_obj_restore *r, uint32_t i, struct crac_img
 	int flags = (int)(e->flags & REOPEN_FLAGS) | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY;
 	struct stat st;
 
+	/* only the stateless devices are ever opened again (an image is code:
+	 * never open what it names just because it says so) */
+	if (e->kind == CRAC_OBJ_DEVICE) {
+		unsigned maj = major(e->u[7]), min = minor(e->u[7]);
+		if (maj != 1 || (min != 3 && min != 5 && min != 7 && min != 8 && min != 9)) {
+			crac_img_puts(why, "not a stateless device: refused");
+			return -EPERM;
+		}
+	}
 	if (e->kind == CRAC_OBJ_DIR && !(flags & O_PATH))
 		flags = (flags & ~O_ACCMODE) | O_RDONLY | O_DIRECTORY;
 	long fd = sys_openat(AT_FDCWD, path, flags | (e->kind == CRAC_OBJ_DEVICE ? 0 : O_NONBLOCK));

@@ -242,11 +242,12 @@ static int capture_one(struct crac_obj_capture *c, const struct crac_obj_fd *d, 
 
 int crac_obj_capture_all(struct crac_obj_capture *c, struct crac_img_buf *why)
 {
-	static char dents[4096];
+	static char dents[16384];
+	static int list[CRAC_IMG_MAX_FDS];
 	static struct crac_obj_fd d;   /* only the checkpointing thread runs */
 	long dfd = sys_openat(AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC), n;
 	long pid = sys_getpid();
-	int last = 2;
+	uint32_t count = 0;
 
 	if (dfd < 0) {
 		crac_img_puts(why, "/proc/self/fd");
@@ -254,36 +255,41 @@ int crac_obj_capture_all(struct crac_obj_capture *c, struct crac_img_buf *why)
 		return (int)dfd;
 	}
 	c->n_fds = 0;
-	/* getdents lists in number order for /proc/self/fd; take them in
-	 * passes of increasing numbers anyway, so the table is sorted. */
-	for (;;) {
-		int next = -1;
-		sys_lseek(dfd, 0, 0);
-		while ((n = sys_getdents64(dfd, dents, sizeof(dents))) > 0)
-			for (long off = 0; off < n;) {
-				const char *name = dents + off + 19;
-				unsigned short reclen = *(const unsigned short *)(dents + off + 16);
-				int v = 0, digits = 0;
-				for (const char *q = name; *q >= '0' && *q <= '9'; q++, digits++)
-					v = v * 10 + (*q - '0');
-				off += reclen;
-				if (!digits || v <= last || v == dfd)
-					continue;
-				int skip = 0;
-				for (int k = 0; k < c->n_skip; k++)
-					skip |= c->skip[k] == v;
-				if (!skip && (next < 0 || v < next))
-					next = v;
+	/* one pass over the directory: the program's descriptors from 3 up */
+	while ((n = sys_getdents64(dfd, dents, sizeof(dents))) > 0)
+		for (long off = 0; off < n;) {
+			const char *name = dents + off + 19;
+			unsigned short reclen = *(const unsigned short *)(dents + off + 16);
+			int v = 0, digits = 0;
+			for (const char *q = name; *q >= '0' && *q <= '9'; q++, digits++)
+				v = v * 10 + (*q - '0');
+			off += reclen;
+			if (!digits || v <= 2 || v == dfd)
+				continue;
+			int skip = 0;
+			for (int k = 0; k < c->n_skip; k++)
+				skip |= c->skip[k] == v;
+			if (skip)
+				continue;
+			if (count >= CRAC_IMG_MAX_FDS || count >= c->max_fds) {
+				sys_close(dfd);
+				crac_img_puts(why, "more descriptors than an image holds");
+				return -E2BIG;
 			}
-		if (next < 0)
-			break;
-		last = next;
-		if (c->n_fds >= c->max_fds || c->n_fds >= CRAC_IMG_MAX_FDS) {
-			sys_close(dfd);
-			crac_img_puts(why, "more descriptors than an image holds");
-			return -E2BIG;
+			list[count++] = v;
 		}
-		int rc = crac_obj_read_fd(next, &d);
+	sys_close(dfd);
+	/* in number order (the kernel lists them so; insertion sort otherwise) */
+	for (uint32_t i = 1; i < count; i++)
+		for (uint32_t k = i; k > 0 && list[k - 1] > list[k]; k--) {
+			int t = list[k];
+			list[k] = list[k - 1];
+			list[k - 1] = t;
+		}
+
+	for (uint32_t li = 0; li < count; li++) {
+		int fd = list[li];
+		int rc = crac_obj_read_fd(fd, &d);
 		if (rc < 0)
 			continue;   /* closed meanwhile (only our own thread runs: cannot happen) */
 		uint32_t i = c->n_fds;
@@ -292,14 +298,17 @@ int crac_obj_capture_all(struct crac_obj_capture *c, struct crac_img_buf *why)
 		if (decided < 0)
 			continue;   /* a policy closes it: the restored process does not have it */
 		c->paths[i] = 0;
-		/* a dup of an earlier descriptor: the same open file */
+		/* a dup of an earlier descriptor: the same open file (same inode
+		 * and status flags; kcmp decides) */
 		uint32_t same = CRAC_IMG_NO_FD;
 		for (uint32_t k = 0; k < i && same == CRAC_IMG_NO_FD; k++)
-			if (c->fds[k].obj == d.st.st_ino && sys_kcmp(pid, pid, KCMP_FILE, c->fds[k].fd, next) == 0)
+			if (c->fds[k].obj == d.st.st_ino && c->fds[k].flags == d.flags &&
+			    c->fds[k].same_as == CRAC_IMG_NO_FD &&
+			    sys_kcmp(pid, pid, KCMP_FILE, c->fds[k].fd, fd) == 0)
 				same = k;
 		if (same != CRAC_IMG_NO_FD) {
 			*e = c->fds[same];
-			e->fd = next;
+			e->fd = fd;
 			e->fd_flags = d.fd_flags;
 			e->same_as = same;
 			e->data_len = 0;
@@ -308,13 +317,10 @@ int crac_obj_capture_all(struct crac_obj_capture *c, struct crac_img_buf *why)
 			c->n_fds++;
 			continue;
 		}
-		if ((rc = capture_one(c, &d, i, e, decided, why)) < 0) {
-			sys_close(dfd);
+		if ((rc = capture_one(c, &d, i, e, decided, why)) < 0)
 			return rc;
-		}
 		c->n_fds++;
 	}
-	sys_close(dfd);
 	/* the pages file ends where the header says: at the last data, rounded to a page */
 	if (c->pages_fd >= 0) {
 		long r = sys_ftruncate(c->pages_fd, c->pages_size);
