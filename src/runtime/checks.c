@@ -64,6 +64,8 @@ int crac__checks_fd_decision(const struct crac_round *r, int fd)
 }
 
 static void refuse(crac_report *rep, const struct inv_item *it, const char *why);
+static void item_resource(const struct inv_item *it, char *buf, size_t n);
+static void suggest(const struct inv_item *it, const char *action, char *buf, size_t n);
 
 /* Does the engine carry descriptors itself? */
 static bool carries(const struct crac_round *r)
@@ -110,7 +112,23 @@ static int decide_fd(struct crac_round *r, const struct inv_item *it, const stru
 	case POL_ERROR:
 		if (!m->rule[0] && carried)
 			return 0;   /* carried by default */
-		refuse(r->report, it, m->rule[0] ? "refused by policy" : why);
+		if (m->rule[0]) {
+			refuse(r->report, it, "refused by policy");
+		} else {
+			char res[64], pol[PATH_MAX + 80];
+			item_resource(it, res, sizeof(res));
+			if (strstr(why, "a policy `")) {
+				/* the kind said which policy helps */
+				crac__report_add(r->report, CRAC_PHASE_CHECK, res, -EBUSY, "%s %s (%s): %s",
+						 it->kind, it->name, it->detail, why);
+			} else {
+				suggest(it, "close", pol, sizeof(pol));
+				crac__report_add(r->report, CRAC_PHASE_CHECK, res, -EBUSY,
+						 "%s %s (%s): %s; close it in a before_checkpoint callback, or a "
+						 "policy `%s` checkpoints without it (the restored program will not "
+						 "have fd %d)", it->kind, it->name, it->detail, why, pol, it->fd);
+			}
+		}
 		return 1;
 	case POL_REOPEN:
 		if (!carried) {
@@ -569,9 +587,10 @@ int crac_check(crac_report **report)
 	if (!r.report)
 		return -ENOMEM;
 	r.opts.flags = CRAC_FORCE_CHECKS;
-	/* as a checkpoint with the image engine would see it: what it carries
-	 * is not refused */
-	r.engine = crac__engine_find("image");
+	/* as a checkpoint with the engine of $CRAC_ENGINE would see it (the
+	 * image engine when unset): what that engine carries is not refused */
+	const char *engine = getenv("CRAC_ENGINE");
+	r.engine = crac__engine_find(engine && *engine ? engine : "image");
 	n = crac__checks_before(&r, true);
 	if (r.checks_state) {
 		struct checks_state *cs = r.checks_state;

@@ -17,11 +17,12 @@ teardown() {
 }
 
 # start_server [crac run options...]: runs the server in the background with
-# no inherited descriptors beyond stdio, and waits for its port.
+# no inherited descriptors beyond stdio (and fd 5 with EXTRA_PIPE=1: the
+# caller opened it), and waits for its port.
 start_server() {
 	(
 		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+			[ "$fd" -gt 2 ] && { [ -z "${EXTRA_PIPE:-}" ] || [ "$fd" != 5 ]; } && eval "exec $fd>&-"
 		done
 		exec "$CRAC" run "$@" -- "$SERVER" "$T/port" "$T/server.log" \
 			</dev/null >"$T/out" 2>"$T/err"
@@ -43,16 +44,20 @@ print(s.recv(64).decode().strip())
 PY
 }
 
-@test "crac check lists the listening socket and the log file, with the policies that allow them" {
-	start_server
+@test "crac check: the server's log file and listener are carried; a pipe to another process is listed with the policy that allows it" {
+	# fd 5: a pipe whose writer is a process of ours, not the server's child
+	exec 5< <(exec sleep 30)
+	EXTRA_PIPE=1 start_server
+	exec 5<&-
 	run "$CRAC" check "$PID"
 	echo "$output"
 	[ "$status" -eq 1 ]
-	[[ "$output" == *"check fd "* ]]
-	[[ "$output" == *"tcp 127.0.0.1:"*"listening"* ]]
-	[[ "$output" == *"file $T/server.log"*"O_WRONLY|O_APPEND"* ]]
-	[[ "$output" == *'`file '"$T"'/server.log reopen`'* ]]
-	[[ "$output" == *"2 problems"* ]]
+	[[ "$output" == *"1 problem would refuse a checkpoint of process $PID"* ]]
+	[[ "$output" == *"check fd 5: "*"pipe"*"its other end is not in this process"* ]]
+	[[ "$output" == *'`pipe * close`'* ]]
+	# what the image engine carries is not listed
+	[[ "$output" != *"server.log"* ]]
+	[[ "$output" != *"tcp 127.0.0.1"* ]]
 }
 
 @test "with reopen policies the server keeps serving and logging after a checkpoint" {
@@ -103,4 +108,33 @@ PY
 	run "$CRAC" run --policies "$T/missing" -- /bin/true
 	[ "$status" -eq 2 ]
 	[[ "$output" == *"$T/missing"* ]]
+}
+
+@test "image engine, no policy: the server blocked in accept() is checkpointed and restored; it goes on accepting on the carried listener and logging at the right offset" {
+	start_server
+	run ping_server
+	[ "$output" = "pong 1" ]
+	run "$CRAC" checkpoint --engine image --image-dir "$T/img" "$PID"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	for _ in $(seq 100); do kill -0 "$PID" 2>/dev/null || break; sleep 0.05; done
+	! kill -0 "$PID" 2>/dev/null
+	PID=
+	(
+		for fd in $(ls /proc/$BASHPID/fd); do
+			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+		done
+		exec "$CRAC" restore "$T/img" </dev/null >"$T/out2" 2>"$T/err2"
+	) &
+	PID=$!
+	run ping_server
+	echo "$output"; cat "$T/err2"
+	[ "$output" = "pong 2" ]
+	run ping_server
+	[ "$output" = "pong 3" ]
+	run cat "$T/server.log"
+	[ "${lines[0]}" = "connection 1" ]
+	[ "${lines[1]}" = "connection 2" ]
+	[ "${lines[2]}" = "connection 3" ]
+	[ "${#lines[@]}" -eq 3 ]
 }

@@ -25,7 +25,7 @@ teardown() {
 start_server() {
 	(
 		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+			[ "$fd" -gt 2 ] && { [ -z "${EXTRA_PIPE:-}" ] || [ "$fd" != 5 ]; } && eval "exec $fd>&-"
 		done
 		exec "$CRAC" run "$@" -- "$SERVER" "$T/port" "$T/server.log" \
 			</dev/null >"$T/out" 2>"$T/err"
@@ -40,14 +40,18 @@ start_server() {
 }
 
 @test "crac check PID with problems: the check's own headline, then the entries" {
-	start_server
+	# one descriptor the image engine cannot carry: the end of a pipe whose
+	# other end is in a process of ours (the server's listener and log file
+	# are carried)
+	exec 5< <(exec sleep 30)
+	EXTRA_PIPE=1 start_server
+	exec 5<&-
 	run "$CRAC" check "$PID"
 	echo "$output"
 	[ "$status" -eq 1 ]
-	[ "${lines[0]}" = "crac: check: 2 problems would refuse a checkpoint of process $PID" ]
-	[[ "${lines[1]}" == "  check fd "* ]]
-	[[ "${lines[2]}" == "  check fd "* ]]
-	[ "${#lines[@]}" -eq 3 ]
+	[ "${lines[0]}" = "crac: check: 1 problem would refuse a checkpoint of process $PID" ]
+	[[ "${lines[1]}" == "  check fd 5: "* ]]
+	[ "${#lines[@]}" -eq 2 ]
 	[[ "$output" != *"aborted"* ]]
 }
 

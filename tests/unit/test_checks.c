@@ -598,12 +598,59 @@ static void test_tcp_server_keeps_serving(void)
 	crac_policy_clear();
 }
 
+
+/* The image engine's view (crac_check with CRAC_ENGINE unset): what it
+ * carries is not reported; a pipe to another process still is. */
+static void test_carried(void)
+{
+	char path[256];
+	int p[2], q[2];
+
+	unsetenv("CRAC_ENGINE");
+	snprintf(path, sizeof(path), "%s/carried.txt", tmpdir);
+	int f = open(path, O_RDWR | O_CREAT, 0600);
+	int e = eventfd(3, 0);
+	REQUIRE(f >= 0 && e >= 0 && pipe(p) == 0 && pipe(q) == 0);
+	pid_t child = fork();
+	if (child == 0) {
+		char c;
+		close(q[1]);
+		ssize_t unused = read(q[0], &c, 1);   /* until the parent is done */
+		(void)unused;
+		_exit(0);
+	}
+	close(q[0]);   /* q[1]: a pipe whose read end is in the child only */
+	char res[32];
+	for (int fd = 3; fd <= 6; fd++) {
+		snprintf(res, sizeof(res), "fd %d", fd);
+		char *msg = line_for(res);
+		CHECKF(msg == NULL, "%s is carried, yet reported: %s", res, msg ? msg : "");
+		free(msg);
+	}
+	snprintf(res, sizeof(res), "fd %d", q[1]);
+	char *msg = line_for(res);
+	CHECKF(msg && strstr(msg, "its other end is not in this process"), "%s: %s", res, msg ? msg : "(none)");
+	free(msg);
+	close(q[1]);
+	waitpid(child, NULL, 0);
+	close(f);
+	close(e);
+	close(p[0]);
+	close(p[1]);
+	unlink(path);
+	setenv("CRAC_ENGINE", "sim", 1);
+}
+
 int main(void)
 {
 	close_inherited();
+	/* the inventory as an engine that carries nothing sees it: every
+	 * kind is reported (test_carried covers the image engine's view) */
+	setenv("CRAC_ENGINE", "sim", 1);
 	if (!mkdtemp(tmpdir))
 		t_skip_all("cannot create a temporary directory");
 	RUN(test_clean_process_passes);
+	RUN(test_carried);
 	RUN(test_regular_file);
 	RUN(test_directory);
 	RUN(test_deleted_file);
