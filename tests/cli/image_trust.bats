@@ -216,3 +216,13 @@ inspect_says() {
 	[ "$status" -eq 2 ]
 	[ "$stderr" = "crac: restore $T/img: too many new arguments (at most 16384 of them, 1048576 bytes in all)" ]
 }
+
+@test "memory in the loader's reserved range: the checkpoint is refused while the process still runs, no image left" {
+	run clean "$CRAC_BUILD_DIR/tests/ckpt_loader_range" "$T/img"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -q "lies in the restore loader's reserved range 0x500000000000-0x500010000000"
+	[ "${lines[-1]}" = "still running" ]
+	[ ! -e "$T/img" ]
+	[ -z "$(ls "$T" | grep img)" ]
+}
