@@ -3,6 +3,8 @@
 # unmodified TCP server under `crac run --policies`, `crac check PID`, and a
 # malformed policy file.
 
+bats_require_minimum_version 1.5.0
+
 setup() {
 	CRAC="$CRAC_BUILD_DIR/crac"
 	SERVER="$CRAC_BUILD_DIR/tests/checks_server"
@@ -137,4 +139,29 @@ PY
 	[ "${lines[1]}" = "connection 2" ]
 	[ "${lines[2]}" = "connection 3" ]
 	[ "${#lines[@]}" -eq 3 ]
+}
+
+@test "image engine: a close policy never acts on the running program (keep-running: the original keeps serving)" {
+	printf 'tcp  127.0.0.1:*  close\n' >"$T/policies"
+	start_server --policies "$T/policies"
+	run "$CRAC" checkpoint --engine image --keep-running --image-dir "$T/img" "$PID"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	# the original still has its listener and serves
+	run ping_server
+	[ "$output" = "pong 1" ]
+	run ping_server
+	[ "$output" = "pong 2" ]
+}
+
+@test "image engine: a log file written after the checkpoint refuses the restore, naming it and the policy" {
+	start_server
+	run "$CRAC" checkpoint --engine image --keep-running --image-dir "$T/img" "$PID"
+	[ "$status" -eq 0 ]
+	run ping_server   # the original appends to its log: the file changed
+	[ "$output" = "pong 1" ]
+	run --separate-stderr "$CRAC" restore "$T/img"
+	echo "$status: $stderr"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" =~ ^crac:\ restore\ $T/img:\ fd\ [0-9]+\ \(file\):\ $T/server\.log\ changed\ since\ the\ checkpoint\ \(its\ size\ differs\)\;\ a\ policy\ \`file\ $T/server\.log\ reopen\ changed=ok\`\ accepts\ it$ ]]
 }
