@@ -78,7 +78,7 @@ static uint64_t line_num(const char *s, const char *end, const char *key, int ba
 /* fdinfo's sdev is the kernel's internal dev_t (major << 20 | minor) */
 static uint64_t kdev(dev_t d)
 {
-	return ((uint64_t)major(d) << 20) | minor(d);
+	return ((uint64_t)CRAC_DEV_MAJOR(d) << 20) | CRAC_DEV_MINOR(d);
 }
 
 static void put_tfd(struct crac_img_buf *why, int32_t tfd, const char *what)

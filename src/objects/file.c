@@ -18,7 +18,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <sys/sysmacros.h>
 
 /* flags that open(2) takes again (never O_CREAT, O_EXCL, O_TRUNC) */
 #define REOPEN_FLAGS (O_ACCMODE | O_APPEND | O_NONBLOCK | O_DIRECT | O_NOATIME | O_SYNC | O_DSYNC | \
@@ -78,7 +77,7 @@ static int device_capture(struct crac_obj_capture *c, const struct crac_obj_fd *
 	};
 
 	for (size_t k = 0; k < sizeof(ok) / sizeof(ok[0]); k++)
-		if (!strcmp(d->link, ok[k].path) && major(d->st.st_rdev) == 1 && minor(d->st.st_rdev) == ok[k].minor)
+		if (!strcmp(d->link, ok[k].path) && CRAC_DEV_MAJOR(d->st.st_rdev) == 1 && CRAC_DEV_MINOR(d->st.st_rdev) == ok[k].minor)
 			return file_capture(c, d, i, e, why);
 	crac_img_puts(why, "only stateless devices (/dev/null, zero, full, random, urandom) are carried: "
 			   "a device keeps state the image does not hold");
@@ -155,7 +154,7 @@ static long file_restore(struct crac_obj_restore *r, uint32_t i, struct crac_img
 	/* only the stateless devices are ever opened again (an image is code:
 	 * never open what it names just because it says so) */
 	if (e->kind == CRAC_OBJ_DEVICE) {
-		unsigned maj = major(e->u[7]), min = minor(e->u[7]);
+		unsigned maj = CRAC_DEV_MAJOR(e->u[7]), min = CRAC_DEV_MINOR(e->u[7]);
 		if (maj != 1 || (min != 3 && min != 5 && min != 7 && min != 8 && min != 9)) {
 			crac_img_puts(why, "not a stateless device: refused");
 			return -EPERM;

@@ -48,6 +48,10 @@ enum crac_obj_kind {
 	CRAC_OBJ_KINDS
 };
 
+/* major(3)/minor(3) without libc (glibc's are functions at -O0) */
+#define CRAC_DEV_MAJOR(d) ((unsigned)((((uint64_t)(d)) >> 8) & 0xfffu) | (unsigned)((((uint64_t)(d)) >> 32) & ~0xfffu))
+#define CRAC_DEV_MINOR(d) ((unsigned)(((uint64_t)(d)) & 0xffu) | (unsigned)((((uint64_t)(d)) >> 12) & ~0xffu))
+
 /* Policy decisions at the checkpoint (struct crac_obj_capture.decide). */
 #define CRAC_OBJ_OMIT (-1)                 /* not carried: the restored process lacks it */
 #define CRAC_OBJ_CHANGED_OK 0x10000        /* or-ed: a changed file is accepted at restore */

@@ -104,7 +104,7 @@ static bool is_connection(const struct inv_item *it)
 static int decide_fd(struct crac_round *r, const struct inv_item *it, const struct policy_match *m,
 		     struct checks_state *cs)
 {
-	char why[1024], line[1300];
+	char why[1024], line[1400];
 	int decision = 0;
 	bool carried = probe(it, why, sizeof(why)) == 0;
 
