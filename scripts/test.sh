@@ -18,11 +18,15 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCRAC_SANITIZE=ON >/dev/null
 cmake --build build-asan -j"$jobs"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	ctest --output-on-failure -j"$jobs" -L unit)
-# The image tests' programs keep memory on purpose until they exit (and a
-# restored process's allocations were made by another process): no leak
-# report there; every other ASan and UBSan check stays on.
+# The image engine's tests whose programs link libcrac (ASan-built
+# programs checkpointed and restored, descriptors carried). Their programs
+# keep memory on purpose until they exit: no leak report there; every other
+# ASan and UBSan check stays on. (Tests that start programs with `crac run`
+# cannot run here: LD_PRELOAD of an ASan-built libcrac into a program
+# without ASan is refused by ASan itself; others check layouts, like
+# [heap], that ASan's allocator changes.)
 (cd build-asan && ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 \
-	ctest --output-on-failure -j"$jobs" -R 'cli\.(image_(restore|refuse|trust|target|regions|stdio|leader|sigblock)|objects_)')
+	ctest --output-on-failure -j"$jobs" -R 'cli\.(image_(trust|target|stdio)|objects_)')
 
 if command -v clang >/dev/null 2>&1; then
 	sh tests/fuzz/run.sh 30
