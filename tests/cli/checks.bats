@@ -5,6 +5,8 @@
 
 bats_require_minimum_version 1.5.0
 
+load common
+
 setup() {
 	CRAC="$CRAC_BUILD_DIR/crac"
 	SERVER="$CRAC_BUILD_DIR/tests/checks_server"
@@ -16,26 +18,6 @@ setup() {
 teardown() {
 	[ -n "$PID" ] && kill "$PID" 2>/dev/null || true
 	rm -rf "$T"
-}
-
-# start_server [crac run options...]: runs the server in the background with
-# no inherited descriptors beyond stdio (and fd 5 with EXTRA_PIPE=1: the
-# caller opened it), and waits for its port.
-start_server() {
-	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && { [ -z "${EXTRA_PIPE:-}" ] || [ "$fd" != 5 ]; } && eval "exec $fd>&-"
-		done
-		exec "$CRAC" run "$@" -- "$SERVER" "$T/port" "$T/server.log" \
-			</dev/null >"$T/out" 2>"$T/err"
-	) &
-	PID=$!
-	for _ in $(seq 200); do
-		[ -s "$T/port" ] && [ -S "$CRAC_CONTROL_DIR/$PID.sock" ] && return 0
-		sleep 0.02
-	done
-	cat "$T/err" >&2
-	return 1
 }
 
 ping_server() {

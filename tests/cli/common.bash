@@ -21,3 +21,26 @@ require_image_engine() {
 	*) skip "the image engine is not built (crac --version lists engines:$engines)" ;;
 	esac
 }
+
+# start_server [crac run options...]: the TCP server of tests/progs/
+# checks_server.c (a listening socket and a log file, $T/server.log) under
+# `crac run`, in the background, with only stdio inherited (and fd 5 too
+# with EXTRA_PIPE=1: the caller opened it); waits for its port ($T/port)
+# and its control socket. Needs $CRAC, $SERVER, $T, $CRAC_CONTROL_DIR;
+# sets $PID.
+start_server() {
+	(
+		for fd in $(ls /proc/$BASHPID/fd); do
+			[ "$fd" -gt 2 ] && { [ -z "${EXTRA_PIPE:-}" ] || [ "$fd" != 5 ]; } && eval "exec $fd>&-"
+		done
+		exec "$CRAC" run "$@" -- "$SERVER" "$T/port" "$T/server.log" \
+			</dev/null >"$T/out" 2>"$T/err"
+	) &
+	PID=$!
+	for _ in $(seq 200); do
+		[ -s "$T/port" ] && [ -S "$CRAC_CONTROL_DIR/$PID.sock" ] && return 0
+		sleep 0.02
+	done
+	cat "$T/err" >&2
+	return 1
+}

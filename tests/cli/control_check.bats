@@ -5,6 +5,8 @@
 # never "checkpoint aborted" (nothing was aborted: no callback ran); the
 # entries follow, one per line; exit status 1 with problems, 0 without.
 
+load common
+
 setup() {
 	CRAC="$CRAC_BUILD_DIR/crac"
 	SERVER="$CRAC_BUILD_DIR/tests/checks_server"
@@ -18,25 +20,6 @@ teardown() {
 	[ -n "$PID" ] && kill "$PID" 2>/dev/null || true
 	[ -n "$PID" ] && wait "$PID" 2>/dev/null || true
 	rm -rf "$T"
-}
-
-# start_server [crac run options...]: the TCP server of checks.bats (a
-# listening socket and a log file), with only stdio inherited.
-start_server() {
-	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && { [ -z "${EXTRA_PIPE:-}" ] || [ "$fd" != 5 ]; } && eval "exec $fd>&-"
-		done
-		exec "$CRAC" run "$@" -- "$SERVER" "$T/port" "$T/server.log" \
-			</dev/null >"$T/out" 2>"$T/err"
-	) &
-	PID=$!
-	for _ in $(seq 200); do
-		[ -s "$T/port" ] && [ -S "$CRAC_CONTROL_DIR/$PID.sock" ] && return 0
-		sleep 0.02
-	done
-	cat "$T/err" >&2
-	return 1
 }
 
 @test "crac check PID with problems: the check's own headline, then the entries" {
