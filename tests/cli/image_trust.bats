@@ -226,3 +226,29 @@ inspect_says() {
 	[ ! -e "$T/img" ]
 	[ -z "$(ls "$T" | grep img)" ]
 }
+
+@test "text from an image reaches the terminal escaped; --json stays valid for any bytes" {
+	# a working directory whose name holds an escape sequence and a byte
+	# that is not UTF-8: it is recorded in the image as it is
+	W="$T/$(printf 'w\033[31mred\377')"
+	mkdir -m 755 "$W"
+	run --separate-stderr clean "$PROBE" "$T/img" "$W"
+	echo "checkpoint: $status $output $stderr"
+	[ "$status" -eq 0 ]
+	run "$CRAC" inspect "$T/img"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	# no raw escape or control byte anywhere in the text output
+	! printf '%s' "$output" | LC_ALL=C grep -q "$(printf '\033')"
+	echo "$output" | grep -qF 'cwd '"$T"'/w\x1b[31mred'
+	run "$CRAC" inspect --json "$T/img"
+	[ "$status" -eq 0 ]
+	! printf '%s' "$output" | LC_ALL=C grep -q "$(printf '\033')"
+	# Python reads it back, and the bytes are recovered exactly
+	printf '%s' "$output" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+cwd = d["cwd"].encode("utf-8", "surrogateescape")
+assert cwd == sys.argv[1].encode("utf-8", "surrogateescape"), (cwd, sys.argv[1])
+' "$W"
+}
