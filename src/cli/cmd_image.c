@@ -20,6 +20,7 @@
 #include "core/internal.h"
 #include "image/check.h"
 #include "image/dir.h"
+#include "runtime/runtime.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -515,6 +516,8 @@ int crac_cmd_inspect(int argc, char **argv)
 		crac_img_close(&o);
 		return 1;
 	}
+	if (crac__pretend_missing("pr_set_mm_map"))
+		flags |= CRAC_IMG_PRETEND_NO_MM_MAP;
 	memset(checks, 0, sizeof(checks));
 	int nc = run_checks(dir, &o, &v, flags, checks);
 	if (json)

@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "image/dir.h"
+#include "runtime/runtime.h"
 
 #define P CRAC_IMG_PAGE
 
@@ -239,7 +240,8 @@ int img_capture_open(struct img_capture *c, const char *dir)
 		.end = (uint64_t)(uintptr_t)c->arena.base + P, .vec = (uint64_t)(uintptr_t)&r, .vec_len = 1,
 		.category_anyof_mask = IMG_PAGE_IS_PRESENT, .return_mask = IMG_PAGE_IS_PRESENT,
 	};
-	c->use_scan = ioctl(c->pagemap_fd, IMG_PAGEMAP_SCAN, &arg) >= 0 && !getenv("CRAC_IMAGE_NO_PAGEMAP_SCAN");
+	c->use_scan = ioctl(c->pagemap_fd, IMG_PAGEMAP_SCAN, &arg) >= 0 && !getenv("CRAC_IMAGE_NO_PAGEMAP_SCAN") &&
+		      !crac__pretend_missing("pagemap_scan");
 	return 0;
 }
 

@@ -12,6 +12,7 @@
 #include "engines/image_engine.h"
 #include "objects/objects.h"
 #include "runtime/checks.h"
+#include "runtime/runtime.h"
 
 #include <errno.h>
 #include <string.h>
@@ -51,6 +52,7 @@ int img_capture_fds(struct img_capture *c, const struct crac_round *r)
 	o->blob_cap = BLOB;
 	o->scratch = img_arena_alloc(&c->arena, SCRATCH);
 	o->scratch_cap = SCRATCH;
+	o->no_kcmp = crac__pretend_missing("kcmp");
 	o->decide = decide;
 	o->decide_arg = (void *)r;
 	if (!o->fds || !o->paths || !o->strings || !o->blob || !o->scratch)

@@ -677,13 +677,14 @@ static int check_process(const struct crac_img_checker *k, struct crac_img_buf *
 {
 	const struct crac_img_header *h = k->v->h;
 	unsigned int size = 0;
-	long rc = sys_prctl(PR_SET_MM, PR_SET_MM_MAP_SIZE, &size, 0, 0);
+	long rc = (k->flags & CRAC_IMG_PRETEND_NO_MM_MAP) ? -EINVAL
+		  : sys_prctl(PR_SET_MM, PR_SET_MM_MAP_SIZE, &size, 0, 0);
 
 	if (rc < 0 || size != sizeof(struct prctl_mm_map)) {
 		crac_img_puts(b, "this kernel cannot set a process's memory layout (prctl PR_SET_MM_MAP");
 		if (rc < 0)
 			crac_img_put_err(b, rc);
-		crac_img_puts(b, "); it needs CONFIG_CHECKPOINT_RESTORE");
+		crac_img_puts(b, "); it needs CONFIG_CHECKPOINT_RESTORE (Linux 3.18)");
 		return rc < 0 ? (int)rc : -ENOSYS;
 	}
 	uint64_t lim[2] = { ~0ull, ~0ull };

@@ -60,6 +60,9 @@ enum crac_img_check_id {
 
 /* Restore even an image owned by another user (crac restore --trust-owner). */
 #define CRAC_IMG_TRUST_OWNER 0x1u
+/* Tests of the refusals: pretend the kernel lacks PR_SET_MM_MAP
+ * (CRAC_PRETEND_MISSING=pr_set_mm_map, runtime/kernel.c). */
+#define CRAC_IMG_PRETEND_NO_MM_MAP 0x2u
 
 struct crac_img_checker {
 	const struct crac_img_view *v;

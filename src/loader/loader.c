@@ -83,6 +83,23 @@ static int file_fd[CRAC_IMG_MAX_FILES];
 static bool is_lazy[CRAC_IMG_MAX_MAPS];
 
 static const char *image_dir;   /* set as soon as the arguments name it */
+static const char *pretend_list; /* $CRAC_PRETEND_MISSING: kernel features to do without (tests) */
+
+/* Is feature in $CRAC_PRETEND_MISSING (comma-separated)? */
+static int pretend(const char *feature)
+{
+	size_t n = strlen(feature);
+
+	for (const char *p = pretend_list; p && *p;) {
+		const char *end = p;
+		while (*end && *end != ',')
+			end++;
+		if ((size_t)(end - p) == n && !memcmp(p, feature, n))
+			return 1;
+		p = *end ? end + 1 : end;
+	}
+	return 0;
+}
 
 /* ---- output ------------------------------------------------------------------ */
 
@@ -443,7 +460,9 @@ static void point_of_no_return(void)
  * business. */
 static void close_inherited(int keep)
 {
-	if (keep < 0 ? sys_close_range(3, ~0u, 0) == 0
+	if (pretend("close_range"))
+		;   /* the fallback below */
+	else if (keep < 0 ? sys_close_range(3, ~0u, 0) == 0
 		     : ((keep == 3 || sys_close_range(3, (unsigned)keep - 1, 0) == 0) &&
 			sys_close_range((unsigned)keep + 1, ~0u, 0) == 0))
 		return;
@@ -564,6 +583,16 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 			stats = 1;
 		else if (!strcmp(*e, "CRAC_LAZY_PREFETCH=off"))
 			plan.flags |= CRAC_LAZY_NO_PREFETCH;
+		else if (!memcmp(*e, "CRAC_PRETEND_MISSING=", 21)) {
+			/* copied: the kernel's stack (envp) is unmapped later */
+			static char copy[256];
+			size_t n = strlen(*e + 21);
+			if (n >= sizeof(copy))
+				n = sizeof(copy) - 1;
+			memcpy(copy, *e + 21, n);
+			copy[n] = 0;
+			pretend_list = copy;
+		}
 		else if (!strcmp(*e, "CRAC_LOADER_TEST_CRASH=1"))
 			test_crash = 1;   /* tests of the crash handler: fault after mapping */
 	/* The directory first, so that every message names it. */
@@ -614,6 +643,8 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 	    crac_img_read_header(&o, header_buf, sizeof(header_buf), &v, why, sizeof(why)) < 0)
 		die(1, why);
 	const struct crac_img_header *h = v.h;
+	if (pretend("pr_set_mm_map"))
+		check_flags |= CRAC_IMG_PRETEND_NO_MM_MAP;
 	struct crac_img_checker k = { .v = &v, .o = &o, .dir = image_dir, .flags = check_flags, .file_fds = file_fd };
 	if (crac_img_check_all(&k, 0, why, sizeof(why)) < 0)
 		die(1, why);
@@ -632,7 +663,10 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 	else
 		for (uint32_t m = 0; m < h->n_maps; m++)
 			n_lazy += (is_lazy[m] = crac_img_lazy_candidate(&v.maps[m], h->resume));
-	if (!populate && n_lazy && (plan.uffd = lazy_open(&plan.mode)) < 0)
+	if (!populate && n_lazy && pretend("userfaultfd")) {
+		plan.mode = CRAC_LAZY_OFF_KERNEL;
+		memset(is_lazy, 0, sizeof(is_lazy));
+	} else if (!populate && n_lazy && (plan.uffd = lazy_open(&plan.mode)) < 0)
 		memset(is_lazy, 0, sizeof(is_lazy));
 	if (!populate && !n_lazy)
 		plan.mode = CRAC_LAZY_OFF_SMALL;

@@ -98,6 +98,7 @@ struct crac_obj_capture {
 	 * closes), or-ed with CRAC_OBJ_CHANGED_OK. */
 	int (*decide)(void *arg, const struct crac_obj_fd *d);
 	void *decide_arg;
+	int no_kcmp;                 /* pretend kcmp(2) is absent: no dup detection */
 	/* filled */
 	uint32_t n_fds;
 	uint64_t strings_used, blob_used;

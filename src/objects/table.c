@@ -302,7 +302,7 @@ int crac_obj_capture_all(struct crac_obj_capture *c, struct crac_img_buf *why)
 		 * and status flags; kcmp decides) */
 		uint32_t same = CRAC_IMG_NO_FD;
 		for (uint32_t k = 0; k < i && same == CRAC_IMG_NO_FD; k++)
-			if (c->fds[k].obj == d.st.st_ino && c->fds[k].flags == d.flags &&
+			if (!c->no_kcmp && c->fds[k].obj == d.st.st_ino && c->fds[k].flags == d.flags &&
 			    c->fds[k].same_as == CRAC_IMG_NO_FD &&
 			    sys_kcmp(pid, pid, KCMP_FILE, c->fds[k].fd, fd) == 0)
 				same = k;

@@ -15,6 +15,7 @@
 #include "core/internal.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdint.h>
 
 /* ---- clock (runtime/clock.c) -------------------------------------------- */
@@ -109,5 +110,13 @@ void crac__args_restored(struct crac_round *r) CRAC_HIDDEN;
  * crac code, since nothing else takes it outside a round).
  */
 void crac__runtime_restore_early(void) CRAC_HIDDEN;
+
+/* ---- the kernel (runtime/kernel.c) -------------------------------------- */
+
+/* Is feature named in $CRAC_PRETEND_MISSING (tests of the fallbacks)? */
+bool crac__pretend_missing(const char *feature) CRAC_HIDDEN;
+/* `crac check` with no PID: one line per kernel feature the image engine
+ * uses; returns how many missing ones make a restore impossible. */
+int crac__kernel_report(FILE *f) CRAC_HIDDEN;
 
 #endif /* CRAC_RUNTIME_H */
