@@ -103,8 +103,12 @@ has_image_engine() {
 	echo "$output"
 	[ "$status" -ne 0 ]
 	[ -n "$output" ]
-	run "$CRAC" check
+	# two arguments are a usage error; none is the kernel report (kernel_fallbacks.bats)
+	run "$CRAC" check 1 2
 	[ "$status" -eq 2 ]
+	run "$CRAC" check
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "crac: what this kernel offers the image engine:" ]
 }
 
 @test "subcommand --help works and exits 0" {
