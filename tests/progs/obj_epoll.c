@@ -43,19 +43,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static int fails;
-
-#define CHECK(name, cond, ...)                                   \
-	do {                                                     \
-		if (cond) {                                      \
-			printf("ok %s\n", name);                 \
-		} else {                                         \
-			printf("FAIL: %s: ", name);              \
-			printf(__VA_ARGS__);                     \
-			printf("\n");                            \
-			fails++;                                 \
-		}                                                \
-	} while (0)
+#include "obj_check.h"
 
 #define LISTENER_DATA 0xfeedface12345678ull
 
@@ -87,30 +75,6 @@ static void add(int ep, int fd, uint32_t events, uint64_t data)
 		perror("epoll_ctl");
 		exit(1);
 	}
-}
-
-static int checkpoint(const char *dir, const char *policy)
-{
-	char err[256];
-	if (policy && crac_policy_add(policy, err, sizeof(err)) < 0) {
-		printf("policy: %s\n", err);
-		exit(1);
-	}
-	struct crac_options o;
-	crac_options_init(&o);
-	o.engine = "image";
-	o.image_dir = dir;
-	crac_report *rep = NULL;
-	int rc = crac_checkpoint_restore(&o, &rep);
-	if (rc != CRAC_RESTORED) {
-		printf("checkpoint refused: %d\n", rc);
-		if (rep)
-			crac_report_print(rep, stdout);
-		fflush(stdout);
-		exit(rc == 0 ? 0 : 3);
-	}
-	crac_report_free(rep);
-	return 0;
 }
 
 /* One wait: how many events, the first one's data. */

@@ -41,19 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int fails;
-
-#define CHECK(name, cond, ...)                                   \
-	do {                                                     \
-		if (cond) {                                      \
-			printf("ok %s\n", name);                 \
-		} else {                                         \
-			printf("FAIL: %s: ", name);              \
-			printf(__VA_ARGS__);                     \
-			printf("\n");                            \
-			fails++;                                 \
-		}                                                \
-	} while (0)
+#include "obj_check.h"
 
 #define BIG (5u << 20)
 

@@ -32,19 +32,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int fails;
-
-#define CHECK(name, cond, ...)                                   \
-	do {                                                     \
-		if (cond) {                                      \
-			printf("ok %s\n", name);                 \
-		} else {                                         \
-			printf("FAIL: %s: ", name);              \
-			printf(__VA_ARGS__);                     \
-			printf("\n");                            \
-			fails++;                                 \
-		}                                                \
-	} while (0)
+#include "obj_check.h"
 
 static unsigned char pattern(size_t i)
 {

@@ -59,19 +59,7 @@
 #include <dirent.h>
 #include <unistd.h>
 
-static int fails;
-
-#define CHECK(name, cond, ...)                                   \
-	do {                                                     \
-		if (cond) {                                      \
-			printf("ok %s\n", name);                 \
-		} else {                                         \
-			printf("FAIL: %s: ", name);              \
-			printf(__VA_ARGS__);                     \
-			printf("\n");                            \
-			fails++;                                 \
-		}                                                \
-	} while (0)
+#include "obj_check.h"
 
 static int opt(int fd, int level, int name)
 {
@@ -180,30 +168,6 @@ static int run_scm(const char *dir)
 	else
 		printf("FAIL: read %zd, cmsg %p, descriptors %d before, %d after\n", n, (void *)c, before, after);
 	return rc < 0 ? 3 : 1;
-}
-
-static int checkpoint(const char *dir, const char *policy)
-{
-	char err[256];
-	if (policy && crac_policy_add(policy, err, sizeof(err)) < 0) {
-		printf("policy: %s\n", err);
-		return 1;
-	}
-	struct crac_options o;
-	crac_options_init(&o);
-	o.engine = "image";
-	o.image_dir = dir;
-	crac_report *rep = NULL;
-	int rc = crac_checkpoint_restore(&o, &rep);
-	if (rc != CRAC_RESTORED) {
-		printf("checkpoint refused: %d\n", rc);
-		if (rep)
-			crac_report_print(rep, stdout);
-		fflush(stdout);
-		exit(rc == 0 ? 0 : 3);
-	}
-	crac_report_free(rep);
-	return 0;
 }
 
 /* A listener accepts a connection from here (O_NONBLOCK listener: wait first). */
