@@ -490,6 +490,103 @@ static void close_inherited(int keep)
 		sys_close(list[i]);
 }
 
+/* ---- socket activation (`crac start`, contrib/systemd) ------------------------------ */
+
+/*
+ * $CRAC_ACTIVATION_FDS = "SRC:DST,SRC:DST,...", set by `crac start` from
+ * the image directory's `activation` record and the sockets systemd passes
+ * now (LISTEN_FDS): the program's listener at DST came from socket
+ * activation, and the socket passed now at SRC takes its place instead of
+ * a new socket bound to the same address (the activation socket holds
+ * it). Used instead of close_inherited(keep): every SRC moves above the
+ * image's descriptors, everything else inherited is closed, each goes to
+ * its DST with the entry's flags, and the entry is marked done (a dup of
+ * it, same_as, is then made by crac_obj_restore_all). Returns 0 when the
+ * variable is absent (the caller closes as usual), 1 when done.
+ */
+#define MAX_ACTIVATION 64
+static char activation_env[512];
+
+static int activation_place(const struct crac_img_view *v, unsigned char *done, int keep)
+{
+	int src[MAX_ACTIVATION], dst[MAX_ACTIVATION], kept[MAX_ACTIVATION + 1], n = 0, nk = 0;
+	struct crac_obj_restore r = { .v = v, .pages_fd = keep, .done = done };
+	struct crac_img_buf b = msg();
+
+	if (!activation_env[0])
+		return 0;
+	for (const char *p = activation_env; *p && n < MAX_ACTIVATION;) {
+		int s = 0, d = 0;
+		while (*p >= '0' && *p <= '9')
+			s = s * 10 + (*p++ - '0');
+		if (*p++ != ':')
+			die(2, "CRAC_ACTIVATION_FDS: malformed (SRC:DST,... wanted)");
+		while (*p >= '0' && *p <= '9')
+			d = d * 10 + (*p++ - '0');
+		if (*p == ',')
+			p++;
+		else if (*p)
+			die(2, "CRAC_ACTIVATION_FDS: malformed (SRC:DST,... wanted)");
+		src[n] = s;
+		dst[n++] = d;
+	}
+	/* above the image's descriptors, next to the pages file */
+	kept[nk++] = keep;
+	for (int j = 0; j < n; j++) {
+		struct stat st;
+		long t = sys_fstat(src[j], &st) < 0 || !S_ISSOCK(st.st_mode) ? -ENOTSOCK :
+			 sys_fcntl(src[j], F_DUPFD_CLOEXEC, keep + 1);
+		if (t < 0) {
+			crac_img_puts(&b, "socket activation: passed fd ");
+			crac_img_putu(&b, (uint64_t)src[j]);
+			crac_img_puts(&b, " (for the program's fd ");
+			crac_img_putu(&b, (uint64_t)dst[j]);
+			crac_img_puts(&b, ") is not an open socket");
+			put_err(&b, t);
+			die(1, msg_buf);
+		}
+		src[j] = (int)t;
+		/* kept[] sorted: insertion */
+		int k = nk++;
+		for (; k > 0 && kept[k - 1] > (int)t; k--)
+			kept[k] = kept[k - 1];
+		kept[k] = (int)t;
+	}
+	/* everything from 3 up but kept[] */
+	unsigned lo = 3;
+	for (int k = 0; k <= nk; k++) {
+		unsigned hi = k < nk ? (unsigned)kept[k] : ~0u;
+		if (hi > lo && sys_close_range(lo, k < nk ? hi - 1 : hi, 0) < 0)
+			for (unsigned fd = lo; fd < hi && fd < 65536; fd++)
+				sys_close(fd);
+		if (k < nk)
+			lo = (unsigned)kept[k] + 1;
+	}
+	for (int j = 0; j < n; j++) {
+		uint32_t i = 0;
+		while (i < v->h->n_fds && (v->fds[i].fd != dst[j] || v->fds[i].same_as != CRAC_IMG_NO_FD))
+			i++;
+		if (i == v->h->n_fds) {
+			sys_close(src[j]);
+			continue;   /* a dup of another activation socket: crac_obj_restore_all makes it */
+		}
+		if (v->fds[i].kind != CRAC_OBJ_SOCKET) {
+			crac_img_puts(&b, "socket activation: the program's fd ");
+			crac_img_putu(&b, (uint64_t)dst[j]);
+			crac_img_puts(&b, " is not a socket in the image");
+			die(1, msg_buf);
+		}
+		long rc = crac_obj_place(&r, i, src[j]);
+		if (rc < 0) {
+			crac_img_puts(&b, "socket activation: cannot put the passed socket at fd ");
+			crac_img_putu(&b, (uint64_t)dst[j]);
+			put_err(&b, rc);
+			die(1, msg_buf);
+		}
+	}
+	return 1;
+}
+
 /*
  * The program's descriptors (objects/), at their numbers, with nothing
  * else open: the pages file (their content) moves above the highest
@@ -517,7 +614,8 @@ static void restore_fds(const struct crac_img_view *v, int pfd)
 		put_err(&b, hp);
 		die(1, msg_buf);
 	}
-	close_inherited((int)hp);
+	if (!activation_place(v, done, (int)hp))   /* socket activation: `crac start` */
+		close_inherited((int)hp);
 	if (h->n_fds) {
 		struct crac_obj_restore r = { .v = v, .pages_fd = (int)hp, .done = done,
 					      .checkpoint_realtime_ns = h->created_ns,
@@ -593,6 +691,8 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 			copy[n] = 0;
 			pretend_list = copy;
 		}
+		else if (!memcmp(*e, "CRAC_ACTIVATION_FDS=", 20) && strlen(*e + 20) < sizeof(activation_env))
+			memcpy(activation_env, *e + 20, strlen(*e + 20) + 1);   /* activation_place() */
 		else if (!strcmp(*e, "CRAC_LOADER_TEST_CRASH=1"))
 			test_crash = 1;   /* tests of the crash handler: fault after mapping */
 	/* The directory first, so that every message names it. */
