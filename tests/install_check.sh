@@ -39,4 +39,19 @@ cmake --build "$prefix/proj/b" >/dev/null
 out=$(CRAC_ENGINE=sim LD_LIBRARY_PATH="$prefix/lib" "$prefix/proj/b/hello")
 echo "$out" | grep -q "restored: generation 1, engine sim" || {
 	echo "install_check: CMake package build printed: $out" >&2; exit 1; }
+
+# The Python binding: installed under the prefix, it finds the installed
+# library by itself (no $CRAC_LIBRARY, no LD_LIBRARY_PATH, no ldconfig).
+if command -v python3 >/dev/null 2>&1; then
+	init=$(find "$prefix/lib" -path '*-packages/crac/__init__.py' | head -1)
+	[ -n "$init" ] || { echo "install_check: the Python binding (crac/__init__.py) is not installed" >&2; exit 1; }
+	pydir=$(dirname "$(dirname "$init")")
+	out=$(cd / && env -u CRAC_LIBRARY -u LD_LIBRARY_PATH PYTHONPATH="$pydir" python3 -c '
+import crac
+print(crac.library_path)
+print(crac.checkpoint(engine="sim").name)')
+	[ "$out" = "$prefix/lib/libcrac.so.0
+RESTORED" ] || { echo "install_check: the installed Python binding printed: $out" >&2; exit 1; }
+	echo "install_check: the Python binding is installed in $pydir and loads $prefix/lib/libcrac.so.0"
+fi
 echo "install_check: pkg-config and CMake package builds work"
