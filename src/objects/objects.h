@@ -45,6 +45,7 @@ enum crac_obj_kind {
 	CRAC_OBJ_MEMFD,         /* content and seals (memfd.c) */
 	CRAC_OBJ_SOCKET,        /* listening TCP/UDP/Unix socket, socket pair (socket.c) */
 	CRAC_OBJ_CLOSED,        /* a connection a policy closed: the program sees its peer gone (socket.c) */
+	CRAC_OBJ_INOTIFY,       /* watches (path, mask, wd number) (inotify.c) */
 	CRAC_OBJ_KINDS
 };
 
@@ -173,12 +174,17 @@ struct crac_obj_ops {
 extern const struct crac_obj_ops crac_obj_file_ops, crac_obj_dir_ops, crac_obj_device_ops,
 	crac_obj_pipe_ops, crac_obj_fifo_ops, crac_obj_eventfd_ops, crac_obj_timerfd_ops,
 	crac_obj_signalfd_ops, crac_obj_epoll_ops, crac_obj_memfd_ops, crac_obj_socket_ops,
-	crac_obj_closed_ops;
+	crac_obj_closed_ops, crac_obj_inotify_ops;
 
 /* Before the point of no return (image/check.c): is the file, directory,
  * device or FIFO of entry e still the one the image saw? 0, or -errno and
  * why ("PATH changed since the checkpoint (its size differs); ..."). */
 int crac_obj_file_check(const struct crac_img_view *v, const struct crac_img_fd *e, struct crac_img_buf *why);
+
+/* Before the point of no return: is every path an inotify entry e watches
+ * there, and the file the image saw? 0, or -errno and why ("wd 3: PATH"
+ * + the errno's text for the caller to add, or -ESTALE with a sentence). */
+int crac_obj_inotify_check(const struct crac_img_view *v, const struct crac_img_fd *e, struct crac_img_buf *why);
 
 /* Which kind a descriptor is, from its link and mode (0: none we carry). */
 uint32_t crac_obj_classify(const struct crac_obj_fd *d);

@@ -34,6 +34,7 @@ static const struct crac_obj_ops *const kinds[CRAC_OBJ_KINDS] = {
 	[CRAC_OBJ_MEMFD] = &crac_obj_memfd_ops,
 	[CRAC_OBJ_SOCKET] = &crac_obj_socket_ops,
 	[CRAC_OBJ_CLOSED] = &crac_obj_closed_ops,
+	[CRAC_OBJ_INOTIFY] = &crac_obj_inotify_ops,
 };
 
 const char *crac_obj_kind_name(uint32_t kind)
@@ -144,6 +145,8 @@ uint32_t crac_obj_classify(const struct crac_obj_fd *d)
 		return CRAC_OBJ_SIGNALFD;
 	if (starts(d->link, "anon_inode:[eventpoll]"))
 		return CRAC_OBJ_EPOLL;
+	if (!strcmp(d->link, "anon_inode:inotify"))
+		return CRAC_OBJ_INOTIFY;
 	return 0;
 }
 
