@@ -4,6 +4,7 @@
  */
 #include "cli.h"
 #include "core/internal.h"
+#include "engines/criu.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +65,9 @@ out:
 
 int crac_cmd_restore(int argc, char **argv)
 {
+	/* An image written by the criu engine: cmd_restore_criu.c. */
+	if (argc >= 2 && argv[1][0] != '-' && crac__criu_is_image(argv[1]))
+		return crac_cmd_restore_criu(argc, argv);
 	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
 		if (!strcmp(argv[i], "--pid") || !strncmp(argv[i], "--pid=", 6))
 			return resume(argc, argv);

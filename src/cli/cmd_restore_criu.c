@@ -1,0 +1,361 @@
+/*
+ * cmd_restore_criu.c - `crac restore DIR` for an image the criu engine
+ * wrote (DIR holds the crac-criu marker, src/engines/criu.c):
+ *
+ *   crac restore DIR [--trust-owner] [--env K=V]... [-- ARGS...]
+ *
+ *   1. the image must be the restoring user's (every file, not writable by
+ *      group or others), unless --trust-owner: an image is code, and CRIU
+ *      restores the credentials it finds in it;
+ *   2. `criu check` (the same refusal text as the engine);
+ *   3. the new arguments and environment go into a memfd;
+ *   4. `criu restore -D DIR -W WORK -o restore.log --restore-detached
+ *      --restore-sibling [--shell-job] [--inherit-fd fd[N]:ID]...
+ *      $CRAC_CRIU_OPTS`: the restored process becomes our child (sibling of
+ *      criu), same pid as at checkpoint; stdin/stdout/stderr of the
+ *      checkpointed process (pipes, sockets, files) are re-attached to ours;
+ *   5. the RESTORED signal to the restored checkpointing thread (criu.h),
+ *      carrying the memfd's number; its checkpoint call returns
+ *      CRAC_RESTORED and the after_restore callbacks run;
+ *   6. we wait for it, forward SIGTERM/SIGHUP (and SIGINT/SIGQUIT sent by
+ *      a process, not by the terminal, which reaches it anyway) and exit
+ *      with its status (128 + signal if it was killed), so that a
+ *      supervisor of `crac restore` sees the program's end.
+ * criu's log is kept in WORK (a private directory under $TMPDIR or /tmp)
+ * only when the restore failed, and the message names it.
+ */
+#include "cli.h"
+#include "core/internal.h"
+#include "engines/criu.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define MAX_ARGS 96
+#define INHERIT_BASE 200   /* criu gets our fd N as fd INHERIT_BASE + N */
+
+struct marker {
+	int pid, tid, shell_job;
+	unsigned uid;
+	char stdio[3][PATH_MAX];
+};
+
+static int read_marker(const char *dir, struct marker *m)
+{
+	char path[PATH_MAX + 32], line[PATH_MAX + 64];
+	FILE *f;
+	bool magic = false;
+
+	memset(m, 0, sizeof(*m));
+	snprintf(path, sizeof(path), "%s/%s", dir, CRAC_CRIU_MARKER);
+	if (!(f = fopen(path, "re"))) {
+		cli_err("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = 0;
+		if (!strcmp(line, CRAC_CRIU_MARKER_MAGIC))
+			magic = true;
+		else if (!strncmp(line, "pid=", 4))
+			m->pid = atoi(line + 4);
+		else if (!strncmp(line, "tid=", 4))
+			m->tid = atoi(line + 4);
+		else if (!strncmp(line, "uid=", 4))
+			m->uid = (unsigned)strtoul(line + 4, NULL, 10);
+		else if (!strncmp(line, "shell_job=", 10))
+			m->shell_job = atoi(line + 10);
+		else if (!strncmp(line, "stdio", 5) && line[5] >= '0' && line[5] <= '2' && line[6] == '=')
+			snprintf(m->stdio[line[5] - '0'], sizeof(m->stdio[0]), "%.4095s", line + 7);
+	}
+	fclose(f);
+	if (!magic || m->pid <= 0 || m->tid <= 0) {
+		cli_err("%s is not a marker of the criu engine (first line \"%s\", a pid and a tid expected)",
+			path, CRAC_CRIU_MARKER_MAGIC);
+		return -1;
+	}
+	return 0;
+}
+
+/* Step 1: the directory and every file in it are ours and not writable by
+ * others. */
+static int check_owner(const char *dir, bool trust)
+{
+	uid_t me = geteuid();
+	struct stat st;
+	char show[CLI_PATH_SHOW_LEN];
+
+	if (trust)
+		return 0;
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0 || fstat(dfd, &st) < 0) {
+		cli_err("%s: %s", cli_path_show(dir, show, sizeof(show)), strerror(errno));
+		if (dfd >= 0)
+			close(dfd);
+		return -1;
+	}
+	DIR *d = fdopendir(dfd);
+	struct dirent *de = NULL;
+	const char *name = "";
+	do {
+		if (st.st_uid != me || (st.st_mode & (S_IWGRP | S_IWOTH))) {
+			if (st.st_uid != me)
+				cli_err("%s%s%s is owned by uid %u, not by the restoring user (uid %u): an image is code, "
+					"and CRIU restores the credentials it records; `crac restore --trust-owner` accepts it",
+					cli_path_show(dir, show, sizeof(show)), *name ? "/" : "", name,
+					(unsigned)st.st_uid, (unsigned)me);
+			else
+				cli_err("%s%s%s can be written by other users (mode %o): they could change the program "
+					"it restores; `crac restore --trust-owner` accepts it",
+					cli_path_show(dir, show, sizeof(show)), *name ? "/" : "", name,
+					(unsigned)(st.st_mode & 07777));
+			if (d)
+				closedir(d);
+			return -1;
+		}
+		do
+			de = d ? readdir(d) : NULL;
+		while (de && (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")));
+		if (de) {
+			name = de->d_name;
+			if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+				st.st_uid = (uid_t)-1;
+		}
+	} while (de);
+	if (d)
+		closedir(d);
+	return 0;
+}
+
+/* The criu id of what stdio fd N was at checkpoint, if it can be
+ * re-attached to our fd N: pipes and sockets by inode, files by path
+ * (relative to /, as CRIU names them); terminals go with --shell-job. */
+static const char *inherit_id(const char *what)
+{
+	if (!strncmp(what, "pipe:[", 6) || !strncmp(what, "socket:[", 8))
+		return what;
+	if (what[0] == '/' && what[1] && strncmp(what, "/dev/pts/", 9) && strncmp(what, "/dev/tty", 8) &&
+	    strcmp(what, "/dev/console"))
+		return what + 1;
+	return NULL;
+}
+
+static pid_t child_pid;
+
+static void forward(int sig, siginfo_t *si, void *uc)
+{
+	(void)uc;
+	/* the terminal's SIGINT/SIGQUIT reach the restored process itself
+	 * (same process group with --shell-job); a kill(1) does not */
+	if ((sig == SIGINT || sig == SIGQUIT) && si->si_code > 0)
+		return;
+	if (child_pid > 0)
+		kill(child_pid, sig);
+}
+
+/* The new arguments and environment, as "A<arg>\0" and "E<K=V>\0". */
+static int args_memfd(int argc, char **argv)
+{
+	int fd = -1;
+	bool rest = false, any = false;
+
+	for (int i = 2; i < argc; i++) {
+		const char *rec = NULL;
+		char tag;
+		if (!rest && !strcmp(argv[i], "--")) {
+			rest = true;
+			continue;
+		}
+		if (rest) {
+			rec = argv[i];
+			tag = 'A';
+		} else if (!strcmp(argv[i], "--env") && i + 1 < argc) {
+			rec = argv[++i];
+			tag = 'E';
+		} else {
+			continue;
+		}
+		if (fd < 0 && (fd = (int)syscall(SYS_memfd_create, "crac-restore-args", MFD_CLOEXEC)) < 0) {
+			cli_err("memfd_create: %s", strerror(errno));
+			return -1;
+		}
+		if (write(fd, &tag, 1) != 1 || write(fd, rec, strlen(rec) + 1) != (ssize_t)strlen(rec) + 1) {
+			cli_err("writing the new arguments: %s", strerror(errno));
+			close(fd);
+			return -1;
+		}
+		any = true;
+	}
+	return any ? fd : 0;
+}
+
+int crac_cmd_restore_criu(int argc, char **argv)
+{
+	const char *usage = "usage: crac restore DIR [--trust-owner] [--env K=V]... [-- ARGS...] (a CRIU image)";
+	char dir[PATH_MAX], criu[PATH_MAX], msg[2048], work[PATH_MAX], log[PATH_MAX + 32], words[1500];
+	const char *args[MAX_ARGS + 1];
+	char inherit[3][PATH_MAX + 16];
+	const char *ids[3] = { NULL, NULL, NULL };
+	struct marker m;
+	bool trust = false;
+	int n = 0, st;
+
+	if (argc < 2 || cli_path_arg("restore", argv[1], CLI_PATH_MAX, true, dir, sizeof(dir)) < 0) {
+		cli_err("%s", usage);
+		return 2;
+	}
+	for (int i = 2; i < argc && strcmp(argv[i], "--"); i++) {
+		if (!strcmp(argv[i], "--trust-owner")) {
+			trust = true;
+		} else if (!strcmp(argv[i], "--env") && i + 1 < argc) {
+			if (!strchr(argv[++i], '=')) {
+				cli_err("--env needs KEY=VALUE, not \"%s\"", argv[i]);
+				return 2;
+			}
+		} else if (!strcmp(argv[i], "--populate") || !strcmp(argv[i], "--lazy") ||
+			   !strcmp(argv[i], "--stats") || !strcmp(argv[i], "--timens")) {
+			cli_err("%s is an option of the image engine's restore; %s is a CRIU image "
+				"(CRIU options go in CRAC_CRIU_OPTS)", argv[i], argv[1]);
+			return 2;
+		} else {
+			cli_err("unexpected \"%s\" (%s)", argv[i], usage);
+			return 2;
+		}
+	}
+	if (check_owner(dir, trust) < 0 || read_marker(dir, &m) < 0)
+		return 1;
+	if (crac__criu_find(criu, sizeof(criu), msg, sizeof(msg)) < 0 ||
+	    crac__criu_check(criu, msg, sizeof(msg)) < 0) {
+		cli_err("cannot restore the CRIU image %s: %s", argv[1], msg);
+		return 2;
+	}
+	int memfd = args_memfd(argc, argv);
+	if (memfd < 0)
+		return 1;
+
+	/* 4. criu restore */
+	const char *tmpdir = getenv("TMPDIR");
+	snprintf(work, sizeof(work), "%s/crac-criu-restore.XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
+	if (!mkdtemp(work)) {
+		cli_err("cannot create a work directory %s: %s", work, strerror(errno));
+		return 1;
+	}
+	snprintf(log, sizeof(log), "%s/restore.log", work);
+	args[n++] = criu;
+	args[n++] = "restore";
+	args[n++] = "-D";
+	args[n++] = dir;
+	args[n++] = "-W";
+	args[n++] = work;
+	args[n++] = "-o";
+	args[n++] = "restore.log";
+	args[n++] = "--restore-detached";
+	args[n++] = "--restore-sibling";
+	if (m.shell_job)
+		args[n++] = "--shell-job";
+	for (int fd = 0; fd < 3; fd++) {
+		const char *id = inherit_id(m.stdio[fd]);
+		struct stat st_fd;
+		bool dup = false;
+		for (int k = 0; k < fd; k++)
+			dup |= ids[k] && id && !strcmp(ids[k], id);
+		if (!id || dup || fstat(fd, &st_fd) < 0)
+			continue;
+		ids[fd] = id;
+		/* a copy above stdio: criu closes what it inherits, and
+		 * --shell-job needs its own stdin */
+		snprintf(inherit[fd], sizeof(inherit[fd]), "fd[%d]:%s", INHERIT_BASE + fd, id);
+		args[n++] = "--inherit-fd";
+		args[n++] = inherit[fd];
+	}
+	char *extra = getenv("CRAC_CRIU_OPTS") ? strdup(getenv("CRAC_CRIU_OPTS")) : NULL;
+	for (char *tok = extra ? strtok(extra, " \t\n") : NULL; tok; tok = strtok(NULL, " \t\n")) {
+		if (n >= MAX_ARGS) {
+			cli_err("CRAC_CRIU_OPTS has too many options");
+			return 2;
+		}
+		args[n++] = tok;
+	}
+	args[n] = NULL;
+
+	fflush(NULL);
+	pid_t criu_pid = fork();
+	if (criu_pid < 0) {
+		cli_err("fork: %s", strerror(errno));
+		return 1;
+	}
+	if (criu_pid == 0) {
+		for (int fd = 0; fd < 3; fd++)
+			if (ids[fd])
+				dup2(fd, INHERIT_BASE + fd);
+		execve(criu, (char *const *)args, environ);
+		fprintf(stderr, "crac: cannot execute %s: %s\n", criu, strerror(errno));
+		_exit(127);
+	}
+	while (waitpid(criu_pid, &st, 0) < 0)
+		if (errno != EINTR) {
+			st = 127 << 8;
+			break;
+		}
+	free(extra);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		crac__criu_log_errors(log, words, sizeof(words));
+		cli_err("criu restore of %s failed (%s %d): %s; its log: %s", argv[1],
+			WIFSIGNALED(st) ? "signal" : "exit status", WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st),
+			words[0] ? words : "no error line", log);
+		if (memfd > 0)
+			close(memfd);
+		return 1;
+	}
+	unlink(log);
+	rmdir(work);   /* anything else criu left there stays */
+
+	/* 5. Tell the restored thread. */
+	child_pid = m.pid;
+	struct sigaction sa = { .sa_sigaction = forward, .sa_flags = SA_SIGINFO | SA_RESTART };
+	sigemptyset(&sa.sa_mask);
+	for (int sig = 1; sig < 32; sig++)
+		if (sig == SIGTERM || sig == SIGHUP || sig == SIGINT || sig == SIGQUIT || sig == SIGUSR1 ||
+		    sig == SIGUSR2)
+			sigaction(sig, &sa, NULL);
+	siginfo_t si;
+	memset(&si, 0, sizeof(si));
+	si.si_signo = CRAC_CRIU_SIG;
+	si.si_code = SI_QUEUE;
+	si.si_pid = getpid();
+	si.si_uid = getuid();
+	si.si_value.sival_ptr = (void *)(uintptr_t)crac_criu_value(CRAC_CRIU_RESTORED, (uint32_t)(memfd > 0 ? memfd : 0));
+	if (syscall(SYS_rt_tgsigqueueinfo, m.pid, m.tid, CRAC_CRIU_SIG, &si) < 0)
+		cli_err("warning: the restored process %d (thread %d) could not be told it was restored: %s; "
+			"it notices by itself, without new arguments", m.pid, m.tid, strerror(errno));
+
+	/* 6. Wait for it: it is our child (--restore-sibling). */
+	for (;;) {
+		pid_t w = waitpid(m.pid, &st, 0);
+		if (w == m.pid)
+			break;
+		if (w < 0 && errno == EINTR)
+			continue;
+		/* not our child after all: wait until it is gone */
+		while (kill(m.pid, 0) == 0 || errno != ESRCH)
+			usleep(20000);
+		return 0;
+	}
+	if (memfd > 0)
+		close(memfd);
+	if (WIFSIGNALED(st))
+		return 128 + WTERMSIG(st);
+	return WEXITSTATUS(st);
+}

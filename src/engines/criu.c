@@ -1,0 +1,1003 @@
+/*
+ * criu.c - the criu engine: CRIU (criu.org) takes the snapshot from
+ * outside the process; crac coordinates around it.
+ *
+ * Who does what:
+ *   - configure: finds criu ($CRAC_CRIU, else PATH) and runs `criu check`
+ *     once per process; a CRIU that fails it is refused with its own words
+ *     and the hint that CRIU >= 4.1 is needed on kernels whose memory map
+ *     has [vvar_vclock] (criu 3.17 fails there with "Unexpected rt vDSO
+ *     area bounds"). The target DIR must be absent or a CRIU image of ours.
+ *   - checkpoint (after the before_checkpoint callbacks and the safety
+ *     checks): a helper process that is NOT in the dumped tree runs
+ *     `criu dump -t PID -D DIR.tmp-... --leave-running` while the
+ *     checkpointing thread waits (below). CRIU dumps the tree rooted at PID:
+ *     a child of ours would be dumped too, so the helper is a grandchild
+ *     whose parent exits at once (it is reparented to init or to the
+ *     nearest subreaper above us; if we are a subreaper ourselves the
+ *     engine refuses). On success the original writes the marker file
+ *     (crac-criu: that CRIU made the directory, the crac metadata:
+ *     generation, instance id, checkpoint clocks, boot id, pid, tid, what
+ *     stdin/stdout/stderr were), fsyncs, and renames DIR.tmp-... to DIR as
+ *     the image engine does; then, as with the image engine, it exits
+ *     (status 0) unless CRAC_KEEP_RUNNING.
+ *   - restore: `crac restore DIR` (src/cli/cmd_restore_criu.c) runs
+ *     `criu restore -D DIR --restore-detached --restore-sibling`, so that
+ *     the restored process is the restore command's child, and sends the
+ *     restored checkpointing thread the RESTORED signal (criu.h), with the
+ *     new arguments and environment in a memfd. The checkpoint call returns
+ *     CRAC_RESTORED there and the core runs the after_restore callbacks
+ *     with a new generation and instance id, the clock moved and the
+ *     random generators reseeded, exactly as for the image engine.
+ *
+ * How the restored process knows it was restored. During the dump the
+ * checkpointing thread waits in sigtimedwait(CRAC_CRIU_SIG) (blocked in
+ * that thread only, sent to that thread only), so that is where CRIU saves
+ * it and where the restored thread goes on. Two things end the wait:
+ *   - the helper's DUMPED / FAILED signal: this is the original;
+ *   - a RESTORED signal, honoured only if the process's start time
+ *     (/proc/self/stat field 22) differs from the one recorded before the
+ *     dump. A process restored by CRIU is a new process with the same pid:
+ *     its start time is the restore's. So even with no signal at all (crac
+ *     restore killed right after criu restore), the waiting thread notices
+ *     it is a restored one within CRIU_POLL_MS and goes on without new
+ *     arguments.
+ *
+ * Descriptors. CRIU carries most kernel objects itself, but crac's safety
+ * checks stay those of an engine that carries none (stdio only; policies
+ * act): this engine does not set CRAC_ENGINE_CARRIES_FDS. A connection of
+ * the control endpoint being served (a `crac checkpoint PID` waiting for
+ * its answer) has its peer outside the dumped tree, which CRIU refuses: for
+ * the dump it is replaced by /dev/null (same number), the helper keeps the
+ * real one open, and the original takes it back with pidfd_getfd(2); the
+ * restored process closes the placeholder.
+ *
+ * stdin/stdout/stderr: their kinds are recorded; restore passes them as
+ * --inherit-fd so that the restored process writes to the restore
+ * command's stdio (as with the image engine). --shell-job is used when
+ * one of them is a terminal or the process is not a session leader.
+ */
+#include "core/internal.h"
+#include "engines/criu.h"
+#include "image/dir.h"
+#include "runtime/checks.h"
+#include "runtime/runtime.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define CRIU_POLL_MS 100              /* the wait re-checks this often */
+#define CRIU_MIN_WAIT_NS (60LL * 1000000000LL) /* a dump may take this long at least */
+#define CRIU_MAX_ARGS 64
+#define CRIU_MAX_STASH 16
+
+/* ---- finding and checking criu ------------------------------------------- */
+
+int crac__criu_find(char *buf, size_t len, char *msg, size_t msglen)
+{
+	const char *want = getenv("CRAC_CRIU");
+	const char *name = want && *want ? want : "criu";
+
+	if (strchr(name, '/')) {
+		if (access(name, X_OK) < 0) {
+			snprintf(msg, msglen, "CRAC_CRIU=%s: %s", name, strerror(errno));
+			return -ENOENT;
+		}
+		snprintf(buf, len, "%s", name);
+		return 0;
+	}
+	const char *path = getenv("PATH");
+	if (!path || !*path)
+		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+	for (const char *p = path; *p;) {
+		size_t n = strcspn(p, ":");
+		if (n && snprintf(buf, len, "%.*s/%s", (int)n, p, name) < (int)len && access(buf, X_OK) == 0)
+			return 0;
+		p += n;
+		if (*p == ':')
+			p++;
+	}
+	snprintf(msg, msglen, "the criu engine needs CRIU: %s%s not found in PATH (set CRAC_CRIU to its path)",
+		 name, want && *want ? " (CRAC_CRIU)" : "");
+	return -ENOENT;
+}
+
+/* Does this kernel map [vvar_vclock]? (CRIU learned it in 4.1.) */
+static int has_vvar_vclock(void)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	char line[512];
+	int found = 0;
+
+	if (!f)
+		return -1;
+	while (!found && fgets(line, sizeof(line), f))
+		found = strstr(line, "[vvar_vclock]") != NULL;
+	fclose(f);
+	return found;
+}
+
+/* Runs argv with stdout and stderr into out (NUL-terminated, truncated);
+ * returns the wait status or -errno. */
+static int run_capture(char *const argv[], char *out, size_t len)
+{
+	int p[2], st = 0;
+	size_t used = 0;
+	pid_t pid;
+
+	out[0] = 0;
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0) {
+		int e = errno;
+		close(p[0]);
+		close(p[1]);
+		return -e;
+	}
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDONLY);
+		if (null >= 0)
+			dup2(null, 0);
+		dup2(p[1], 1);
+		dup2(p[1], 2);
+		execve(argv[0], argv, environ);
+		_exit(127);
+	}
+	close(p[1]);
+	for (;;) {
+		char junk[256];
+		ssize_t n = used + 1 < len ? read(p[0], out + used, len - 1 - used) : read(p[0], junk, sizeof(junk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		if (used + 1 < len)
+			used += (size_t)n;
+	}
+	out[used] = 0;
+	close(p[0]);
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return st;
+}
+
+/* CRIU's own words from its output: the error lines, else the last line. */
+static void criu_words(const char *text, char *out, size_t len)
+{
+	char last[512] = "";
+	size_t used = 0;
+
+	out[0] = 0;
+	for (const char *p = text; *p;) {
+		size_t n = strcspn(p, "\n");
+		if (n) {
+			snprintf(last, sizeof(last), "%.*s", (int)n, p);
+			if ((memmem(p, n, "Error", 5) || memmem(p, n, "error", 5)) && used + 3 < len) {
+				int w = snprintf(out + used, len - used, "%s%.*s", used ? "; " : "", (int)n, p);
+				used += w > 0 ? (size_t)w : 0;
+				if (used >= len)
+					used = len - 1;
+			}
+		}
+		p += n;
+		if (*p)
+			p++;
+	}
+	if (!out[0])
+		snprintf(out, len, "%s", last[0] ? last : "(no output)");
+}
+
+int crac__criu_check(const char *criu, char *msg, size_t msglen)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static char checked[PATH_MAX];   /* the criu that passed */
+	char out[4096], words[1500];
+	char *argv[] = { (char *)criu, "check", NULL };
+	int st;
+
+	pthread_mutex_lock(&lock);
+	if (checked[0] && !strcmp(checked, criu)) {
+		pthread_mutex_unlock(&lock);
+		return 0;
+	}
+	st = run_capture(argv, out, sizeof(out));
+	if (st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+		snprintf(checked, sizeof(checked), "%s", criu);
+		pthread_mutex_unlock(&lock);
+		return 0;
+	}
+	pthread_mutex_unlock(&lock);
+	if (st < 0)
+		snprintf(words, sizeof(words), "could not run it: %s", strerror(-st));
+	else if (WIFEXITED(st) && WEXITSTATUS(st) == 127 && !out[0])
+		snprintf(words, sizeof(words), "could not execute it");
+	else
+		criu_words(out, words, sizeof(words));
+	int vclock = has_vvar_vclock();
+	snprintf(msg, msglen, "`%s check` failed: %s (CRIU needs root or CAP_CHECKPOINT_RESTORE; CRIU >= 4.1 is "
+		 "needed on kernels with [vvar_vclock] in the memory map%s)", criu, words,
+		 vclock > 0 ? ", as this one has" : vclock == 0 ? ", this one has none" : "");
+	return -ENOTSUP;
+}
+
+void crac__criu_log_errors(const char *path, char *out, size_t len)
+{
+	char line[1024];
+	FILE *f = fopen(path, "re");
+	/* keep the last few error lines in a small ring */
+	char ring[4][400];
+	int n = 0;
+
+	out[0] = 0;
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strstr(line, "Error") && !strstr(line, "error"))
+			continue;
+		char *s = line;
+		if (*s == '(') {   /* "(00.012345) Error ..." */
+			char *e = strchr(s, ')');
+			if (e)
+				s = e + 1;
+		}
+		while (*s == ' ')
+			s++;
+		s[strcspn(s, "\n")] = 0;
+		snprintf(ring[n % 4], sizeof(ring[0]), "%.399s", s);
+		n++;
+	}
+	fclose(f);
+	size_t used = 0;
+	for (int i = n > 4 ? n - 4 : 0; i < n && used + 3 < len; i++) {
+		int w = snprintf(out + used, len - used, "%s%s", used ? "; " : "", ring[i % 4]);
+		used += w > 0 ? (size_t)w : 0;
+	}
+}
+
+int crac__criu_is_image(const char *dir)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	if (snprintf(path, sizeof(path), "%s/%s", dir, CRAC_CRIU_MARKER) >= (int)sizeof(path))
+		return 0;
+	return lstat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* ---- the image directory --------------------------------------------------- */
+
+/* Removes a directory CRIU wrote (regular files only inside), then itself. */
+static int remove_tree(const char *dir)
+{
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d;
+	struct dirent *de;
+
+	if (dfd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!(d = fdopendir(dfd))) {
+		close(dfd);
+		return -errno;
+	}
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			unlinkat(dfd, de->d_name, 0);   /* a subdirectory stays: rmdir says so */
+	closedir(d);
+	return rmdir(dir) < 0 ? -errno : 0;
+}
+
+/*
+ * May a checkpoint write at dir? 0 nothing there, 1 a CRIU image of ours
+ * (a directory owned by us holding the marker), else -errno and msg.
+ */
+static int target_check(const char *dir, char *msg, size_t len)
+{
+	struct stat st;
+
+	if (lstat(dir, &st) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		snprintf(msg, len, "image directory %s: %s", dir, strerror(errno));
+		return -errno;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(msg, len, "image directory %s exists and is not a crac image (it is not a directory); "
+			 "a checkpoint replaces only a crac image of its own", dir);
+		return -EEXIST;
+	}
+	if (st.st_uid != geteuid()) {
+		snprintf(msg, len, "image directory %s is owned by uid %u, not by this process (uid %u); "
+			 "a checkpoint replaces only a crac image of its own", dir, (unsigned)st.st_uid,
+			 (unsigned)geteuid());
+		return -EPERM;
+	}
+	if (crac__criu_is_image(dir))
+		return 1;
+	/* An image of the image engine may be replaced as well. */
+	int rc = crac_img_target_check(dir, msg, len);
+	if (rc == 1)
+		return 1;
+	if (rc == -EEXIST)
+		snprintf(msg, len, "image directory %s exists and is not a crac image (no %s marker, no image "
+			 "header); a checkpoint replaces only a crac image of its own", dir, CRAC_CRIU_MARKER);
+	return rc < 0 ? rc : -EEXIST;
+}
+
+/* Puts tmp in place as dir (replacing an image of ours). 0, 1 (warning in
+ * msg) or -errno (msg; nothing replaced). */
+static int commit(const char *tmp, const char *dir, char *msg, size_t len)
+{
+	char parent[PATH_MAX];
+	const char *base;
+	int there = target_check(dir, msg, len), warn = 0;
+
+	msg[0] = 0;
+	if (there < 0)
+		return there;
+	if (!there) {
+		if (syscall(SYS_renameat2, AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_NOREPLACE) < 0 &&
+		    ((errno != EINVAL && errno != ENOSYS) || rename(tmp, dir) < 0)) {
+			int e = errno;
+			snprintf(msg, len, "rename %s to %s: %s", tmp, dir, strerror(e));
+			return -e;
+		}
+	} else if (syscall(SYS_renameat2, AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE) == 0) {
+		/* tmp holds the previous image now */
+		int rc = crac__criu_is_image(tmp) ? remove_tree(tmp) : crac_img_remove(tmp);
+		if (rc < 0) {
+			snprintf(msg, len, "the previous image (now %s) could not be removed: %s", tmp, strerror(-rc));
+			warn = 1;
+		}
+	} else {
+		int e = errno;
+		snprintf(msg, len, "rename %s to %s (exchange): %s", tmp, dir, strerror(e));
+		return -e;
+	}
+	if (crac_img_split_path(dir, parent, sizeof(parent), &base) == 0)
+		crac_img_fsync_path(parent);
+	return warn;
+}
+
+/* Every file of the directory private (CRIU writes them 0644: memory is
+ * in there), fsync'd, and the directory too. */
+static void fsync_tree(const char *dir)
+{
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d;
+	struct dirent *de;
+
+	if (dfd < 0 || !(d = fdopendir(dfd))) {
+		if (dfd >= 0)
+			close(dfd);
+		return;
+	}
+	while ((de = readdir(d))) {
+		if (de->d_type != DT_REG)
+			continue;
+		int fd = openat(dfd, de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+		if (fd >= 0) {
+			fchmod(fd, 0600);
+			fsync(fd);
+			close(fd);
+		}
+	}
+	fsync(dfd);
+	closedir(d);
+}
+
+/* ---- engine state ----------------------------------------------------------- */
+
+struct criu_state {
+	char criu[PATH_MAX];
+	char tmp[PATH_MAX];
+	char log[PATH_MAX + 16];
+	char stdio[3][PATH_MAX];
+	bool shell_job;
+	/* criu dump's argument vector, built before the helper starts (the
+	 * helper may not allocate) */
+	char *argv[CRIU_MAX_ARGS + 1];
+	char *opts_copy;              /* $CRAC_CRIU_OPTS split in place */
+	char pid_text[16];
+	/* crac's internal descriptors set aside for the dump */
+	int stash[CRIU_MAX_STASH];
+	int stash_fdflags[CRIU_MAX_STASH];
+	int n_stash;
+	/* the same list as the helper sees it (taken before it starts) */
+	int stash_pre[CRIU_MAX_STASH];
+	int n_stash_pre;
+};
+
+static int criu_configure(struct crac_round *r)
+{
+	struct criu_state *s = calloc(1, sizeof(*s));
+	const char *dir = r->opts.image_dir;
+	char msg[2048], parent[PATH_MAX];
+	const char *base;
+	int rc, sub = 0;
+
+	if (!s) {
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", -ENOMEM, "out of memory");
+		return -ENOMEM;
+	}
+	r->engine_state = s;
+	if (!dir || !*dir) {
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", -EINVAL,
+				 "the criu engine needs an image directory (crac_options.image_dir or CRAC_IMAGE_DIR)");
+		return -EINVAL;
+	}
+	if ((rc = crac__criu_find(s->criu, sizeof(s->criu), msg, sizeof(msg))) < 0 ||
+	    (rc = crac__criu_check(s->criu, msg, sizeof(msg))) < 0) {
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", -ENOTSUP, "%s", msg);
+		return -ENOTSUP;
+	}
+	if (prctl(PR_GET_CHILD_SUBREAPER, &sub) == 0 && sub) {
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", -ENOTSUP,
+				 "this process is a child subreaper (PR_SET_CHILD_SUBREAPER): the helper that runs "
+				 "criu dump would be reparented to it and dumped with it");
+		return -ENOTSUP;
+	}
+	if (crac_img_split_path(dir, parent, sizeof(parent), &base) < 0 || !*base) {
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", -ENAMETOOLONG,
+				 "bad image directory name \"%s\"", dir);
+		return -ENAMETOOLONG;
+	}
+	if (access(parent, W_OK | X_OK) < 0) {
+		int e = errno;
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", -e, "cannot create the image in %s: %s",
+				 parent, strerror(e));
+		return -e;
+	}
+	if ((rc = target_check(dir, msg, sizeof(msg))) < 0) {
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", rc, "%s", msg);
+		return rc;
+	}
+	return 0;
+}
+
+static void criu_release(struct crac_round *r)
+{
+	struct criu_state *s = r->engine_state;
+
+	if (s) {
+		free(s->opts_copy);
+		free(s);
+	}
+	r->engine_state = NULL;
+}
+
+/* ---- checkpoint ---------------------------------------------------------- */
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int tgsigqueue(int pid, int tid, uint64_t value)
+{
+	siginfo_t si;
+
+	memset(&si, 0, sizeof(si));
+	si.si_signo = CRAC_CRIU_SIG;
+	si.si_code = SI_QUEUE;
+	si.si_pid = getpid();
+	si.si_uid = getuid();
+	si.si_value.sival_ptr = (void *)(uintptr_t)value;
+	return (int)syscall(SYS_rt_tgsigqueueinfo, pid, tid, CRAC_CRIU_SIG, &si);
+}
+
+static bool value_ok(const siginfo_t *si, enum crac_criu_what *what, uint32_t *arg)
+{
+	uint64_t v = (uint64_t)(uintptr_t)si->si_value.sival_ptr;
+
+	if (si->si_code != SI_QUEUE || (v >> 32) != CRAC_CRIU_MAGIC)
+		return false;
+	*what = (enum crac_criu_what)((v >> 24) & 0xff);
+	*arg = (uint32_t)(v & 0xffffff);
+	return true;
+}
+
+/* Builds criu dump's argument vector (before the helper starts). */
+static int build_argv(struct crac_round *r, struct criu_state *s)
+{
+	int n = 0;
+	const char *extra = getenv("CRAC_CRIU_OPTS");
+
+	snprintf(s->pid_text, sizeof(s->pid_text), "%d", (int)getpid());
+	s->argv[n++] = s->criu;
+	s->argv[n++] = "dump";
+	s->argv[n++] = "-t";
+	s->argv[n++] = s->pid_text;
+	s->argv[n++] = "-D";
+	s->argv[n++] = s->tmp;
+	s->argv[n++] = "-o";
+	s->argv[n++] = "dump.log";
+	/* the original decides itself whether it goes on (CRAC_KEEP_RUNNING) */
+	s->argv[n++] = "--leave-running";
+	if (s->shell_job)
+		s->argv[n++] = "--shell-job";
+	if (extra && *extra) {
+		if (!(s->opts_copy = strdup(extra)))
+			return -ENOMEM;
+		for (char *tok = strtok(s->opts_copy, " \t\n"); tok; tok = strtok(NULL, " \t\n")) {
+			if (n >= CRIU_MAX_ARGS) {
+				crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", -E2BIG,
+						 "CRAC_CRIU_OPTS has too many options (at most %d in all)", CRIU_MAX_ARGS);
+				return -E2BIG;
+			}
+			s->argv[n++] = tok;
+		}
+	}
+	s->argv[n] = NULL;
+	return 0;
+}
+
+/* What fds 0-2 are, and whether CRIU must treat us as a shell job. */
+static void record_stdio(struct criu_state *s)
+{
+	for (int fd = 0; fd < 3; fd++) {
+		char link[32];
+		ssize_t n;
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+		n = readlink(link, s->stdio[fd], sizeof(s->stdio[fd]) - 1);
+		s->stdio[fd][n > 0 ? n : 0] = 0;
+		if (memchr(s->stdio[fd], '\n', (size_t)(n > 0 ? n : 0)))
+			s->stdio[fd][0] = 0;   /* a name the marker cannot hold: not re-attached */
+		if (isatty(fd))
+			s->shell_job = true;
+	}
+	if (getsid(0) != getpid() || getpgrp() != getpid())
+		s->shell_job = true;
+}
+
+/* crac's internal descriptors (a control connection being served) are
+ * replaced by /dev/null for the dump: their peers are not in the tree. */
+static int stash_internal(struct crac_round *r, struct criu_state *s)
+{
+	int null;
+
+	s->n_stash = 0;
+	if (s->n_stash_pre <= 0)
+		return 0;
+	if ((null = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0) {
+		int e = errno;
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", -e, "open /dev/null: %s", strerror(e));
+		return -e;
+	}
+	/* The helper has its own copies by now (it was started before). */
+	for (int i = 0; i < s->n_stash_pre; i++) {
+		int fl = fcntl(s->stash_pre[i], F_GETFD);
+		if (fl < 0)
+			continue;
+		s->stash[s->n_stash] = s->stash_pre[i];
+		s->stash_fdflags[s->n_stash++] = fl;
+		dup3(null, s->stash_pre[i], O_CLOEXEC);
+	}
+	close(null);
+	return 0;
+}
+
+/* The original, after the dump: takes the real descriptors back from the
+ * helper. The restored process: closes the placeholders. */
+static void unstash(struct crac_round *r, struct criu_state *s, int helper, bool restored)
+{
+	int pfd = -1;
+
+	if (!s->n_stash)
+		return;
+	if (!restored && (pfd = (int)syscall(SYS_pidfd_open, helper, 0)) < 0)
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", -errno,
+				 "the control connection could not be taken back from the helper %d: pidfd_open: %s",
+				 helper, strerror(errno));
+	for (int i = 0; i < s->n_stash; i++) {
+		if (restored || pfd < 0) {
+			if (!restored)
+				continue;   /* leave the placeholder: the number stays taken */
+			close(s->stash[i]);
+			continue;
+		}
+		int got = (int)syscall(SYS_pidfd_getfd, pfd, s->stash[i], 0);
+		if (got < 0) {
+			crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", -errno,
+					 "fd %d (a control connection) could not be taken back from the helper %d: %s",
+					 s->stash[i], helper, strerror(errno));
+			continue;
+		}
+		dup3(got, s->stash[i], (s->stash_fdflags[i] & FD_CLOEXEC) ? O_CLOEXEC : 0);
+		close(got);
+	}
+	if (pfd >= 0) {
+		syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0);
+		close(pfd);
+	}
+}
+
+/*
+ * The helper (a grandchild: not in the dumped tree). Async-signal-safe
+ * calls only: it is a copy of a process whose other threads may have held
+ * any lock. Waits for GO, runs criu dump, tells the checkpointing thread,
+ * then keeps the stashed descriptors open until the original took them
+ * (it kills us), at most a minute.
+ */
+static void helper_main(struct criu_state *s, int pid, int tid, pid_t parent)
+{
+	sigset_t set;
+	siginfo_t si;
+	int st = 0;
+
+	/* Nothing of the program's but the descriptors set aside for it. */
+	for (int fd = 0; fd < 1024; fd++) {
+		bool keep = false;
+		for (int i = 0; i < s->n_stash_pre; i++)
+			keep |= s->stash_pre[i] == fd;
+		if (!keep)
+			close(fd);
+	}
+	syscall(SYS_close_range, 1024, ~0U, 0);
+	/* Our parent exits at once: wait until we are reparented, so that we
+	 * are out of the tree CRIU will walk. */
+	while (getppid() == parent) {
+		struct timespec ts = { 0, 100000 };
+		nanosleep(&ts, NULL);
+	}
+	sigemptyset(&set);
+	sigaddset(&set, CRAC_CRIU_SIG);
+	struct timespec go_wait = { 30, 0 };
+	if (sigtimedwait(&set, &si, &go_wait) != CRAC_CRIU_SIG)
+		_exit(3);
+
+	pid_t c = (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+	if (c == 0) {
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		for (int sig = 1; sig < NSIG; sig++)
+			signal(sig, SIG_DFL);
+		int null = open("/dev/null", O_RDWR);
+		char out[PATH_MAX + 16];
+		memcpy(out, s->tmp, strlen(s->tmp));
+		memcpy(out + strlen(s->tmp), "/criu.out", 10);
+		int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		dup2(null, 0);
+		dup2(o >= 0 ? o : null, 1);
+		dup2(o >= 0 ? o : null, 2);
+		syscall(SYS_close_range, 3, ~0U, 0);
+		umask(077);
+		execve(s->criu, s->argv, environ);
+		_exit(127);
+	}
+	if (c < 0) {
+		st = 126 << 8;
+	} else {
+		while (waitpid(c, &st, 0) < 0 && errno == EINTR)
+			;
+	}
+	bool ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+	tgsigqueue(pid, tid, crac_criu_value(ok ? CRAC_CRIU_DUMPED : CRAC_CRIU_FAILED, (uint32_t)st & 0xffff));
+	if (s->n_stash_pre > 0) {
+		struct timespec ts = { 60, 0 };
+		nanosleep(&ts, NULL);
+	}
+	_exit(0);
+}
+
+/* Starts the helper; returns its pid or -errno. */
+static int start_helper(struct criu_state *s, int tid)
+{
+	int p[2], helper = -1, st;
+	pid_t me = getpid();
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	/* A raw clone without exit signal: no SIGCHLD reaches the program,
+	 * no atfork handler runs. */
+	pid_t c = (pid_t)syscall(SYS_clone, 0, 0, 0, 0, 0);
+	if (c < 0) {
+		int e = errno;
+		close(p[0]);
+		close(p[1]);
+		return -e;
+	}
+	if (c == 0) {
+		pid_t self = (pid_t)syscall(SYS_getpid);
+		pid_t h = (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+		if (h == 0) {
+			close(p[0]);
+			close(p[1]);
+			helper_main(s, (int)me, tid, self);
+		}
+		ssize_t unused = write(p[1], &h, sizeof(h));
+		(void)unused;
+		_exit(0);
+	}
+	close(p[1]);
+	pid_t h = -1;
+	ssize_t n;
+	do
+		n = read(p[0], &h, sizeof(h));
+	while (n < 0 && errno == EINTR);
+	close(p[0]);
+	while (waitpid(c, &st, __WALL) < 0 && errno == EINTR)
+		;
+	if (n != (ssize_t)sizeof(h) || h <= 0)
+		return -ECHILD;
+	helper = (int)h;
+	return helper;
+}
+
+/* The marker: that CRIU made the directory, and crac's metadata. */
+static int write_marker(struct crac_round *r, struct criu_state *s, int tid, unsigned long long start)
+{
+	char path[PATH_MAX + 32], boot[64] = "";
+	char uuid[40];
+	FILE *f;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", s->tmp, CRAC_CRIU_MARKER);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0 || !(f = fdopen(fd, "w"))) {
+		if (fd >= 0)
+			close(fd);
+		return -errno;
+	}
+	int bfd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+	if (bfd >= 0) {
+		ssize_t n = read(bfd, boot, sizeof(boot) - 1);
+		boot[n > 0 ? n : 0] = 0;
+		boot[strcspn(boot, "\n")] = 0;
+		close(bfd);
+	}
+	const uint8_t *id = r->event.instance_id;
+	snprintf(uuid, sizeof(uuid), "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 id[0], id[1], id[2], id[3], id[4], id[5], id[6], id[7], id[8], id[9], id[10], id[11], id[12],
+		 id[13], id[14], id[15]);
+	fprintf(f, "%s\n", CRAC_CRIU_MARKER_MAGIC);
+	fprintf(f, "pid=%d\ntid=%d\nstart=%llu\nuid=%u\n", (int)getpid(), tid, start, (unsigned)getuid());
+	fprintf(f, "generation=%llu\ninstance=%s\n", (unsigned long long)r->event.generation, uuid);
+	fprintf(f, "checkpoint_realtime=%lld\ncheckpoint_monotonic=%lld\nboot_id=%s\n",
+		(long long)r->event.checkpoint_realtime, (long long)r->event.checkpoint_monotonic, boot);
+	fprintf(f, "shell_job=%d\n", s->shell_job ? 1 : 0);
+	for (int i = 0; i < 3; i++)
+		fprintf(f, "stdio%d=%s\n", i, s->stdio[i]);
+	fprintf(f, "criu=%s\n", s->criu);
+	fflush(f);
+	int rc = ferror(f) ? -EIO : 0;
+	if (fclose(f) != 0 && !rc)
+		rc = -errno;
+	return rc;
+}
+
+/* Reads the new args/env the restore command put in a memfd. */
+static void take_new_args(struct crac_round *r, int sender, int fd)
+{
+	int pfd = (int)syscall(SYS_pidfd_open, sender, 0), got = -1;
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+
+	if (pfd >= 0)
+		got = (int)syscall(SYS_pidfd_getfd, pfd, fd, 0);
+	if (got < 0) {
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", -errno,
+				 "the new arguments of crac restore (pid %d) could not be read: %s", sender,
+				 strerror(errno));
+		if (pfd >= 0)
+			close(pfd);
+		return;
+	}
+	close(pfd);
+	for (;;) {
+		if (len + 4096 > cap) {
+			char *nb = realloc(buf, cap = cap ? cap * 2 : 8192);
+			if (!nb)
+				break;
+			buf = nb;
+		}
+		ssize_t n = pread(got, buf + len, cap - len, (off_t)len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	close(got);
+	size_t na = 0, ne = 0;
+	for (size_t i = 0; i < len; i += strnlen(buf + i, len - i) + 1) {
+		na += buf[i] == 'A';
+		ne += buf[i] == 'E';
+	}
+	char **argv = na ? calloc(na + 1, sizeof(char *)) : NULL;
+	char **envp = ne ? calloc(ne + 1, sizeof(char *)) : NULL;
+	size_t ia = 0, ie = 0;
+	for (size_t i = 0; i < len;) {
+		size_t n = strnlen(buf + i, len - i);
+		if (i + n < len) {   /* complete record */
+			if (buf[i] == 'A' && argv)
+				argv[ia++] = strndup(buf + i + 1, n - 1);
+			else if (buf[i] == 'E' && envp)
+				envp[ie++] = strndup(buf + i + 1, n - 1);
+		}
+		i += n + 1;
+	}
+	free(buf);
+	r->new_argv = argv;
+	r->new_argc = (int)ia;
+	r->new_envp = envp;
+}
+
+static int criu_checkpoint(struct crac_round *r)
+{
+	struct criu_state *s = r->engine_state;
+	const char *dir = r->opts.image_dir;
+	char msg[2048], words[1500];
+	int tid = crac__gettid(), helper, rc;
+	unsigned long long start = crac_img_start_time(getpid());
+	sigset_t set, old;
+	bool restored = false, dumped = false;
+	uint32_t arg = 0;
+	int sender = 0;
+
+	/* 1. The temporary directory, criu's arguments, stdio. */
+	if (crac_img_tmp_name(dir, s->tmp, sizeof(s->tmp)) < 0 || !mkdtemp(s->tmp)) {
+		rc = errno ? -errno : -ENAMETOOLONG;
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", rc, "cannot create a directory next to %s: %s",
+				 dir, strerror(-rc));
+		return rc;
+	}
+	chmod(s->tmp, 0700);
+	snprintf(s->log, sizeof(s->log), "%s/dump.log", s->tmp);
+	record_stdio(s);
+	if ((rc = build_argv(r, s)) < 0) {
+		remove_tree(s->tmp);
+		return rc;
+	}
+
+	/* 2. The signal waited for: blocked in this thread only. */
+	sigemptyset(&set);
+	sigaddset(&set, CRAC_CRIU_SIG);
+	pthread_sigmask(SIG_BLOCK, &set, &old);
+
+	/* 3. The helper; then our internal descriptors set aside. */
+	crac__clock_snapshot_point();
+	s->n_stash_pre = crac__internal_fds_snapshot(s->stash_pre, CRIU_MAX_STASH);
+	if (s->n_stash_pre < 0)
+		s->n_stash_pre = 0;
+	if ((helper = start_helper(s, tid)) < 0) {
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", helper, "cannot start the helper for criu dump: %s",
+				 strerror(-helper));
+		remove_tree(s->tmp);
+		return helper;
+	}
+	if ((rc = stash_internal(r, s)) < 0) {
+		kill(helper, SIGKILL);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		remove_tree(s->tmp);
+		return rc;
+	}
+
+	/* 4. Dump now; wait here. This is where CRIU saves this thread, and
+	 * where the restored thread goes on. */
+	tgsigqueue(helper, helper, crac_criu_value(CRAC_CRIU_GO, 0));
+	int64_t deadline = r->event.deadline_monotonic;
+	if (!deadline || deadline < mono_ns() + CRIU_MIN_WAIT_NS)
+		deadline = mono_ns() + CRIU_MIN_WAIT_NS;
+	int64_t restored_since = 0;
+	for (;;) {
+		struct timespec ts = { 0, CRIU_POLL_MS * 1000000L };
+		siginfo_t si;
+		enum crac_criu_what what;
+		int sig = sigtimedwait(&set, &si, &ts);
+		bool is_new = crac_img_start_time(getpid()) != start;
+		if (sig == CRAC_CRIU_SIG && value_ok(&si, &what, &arg)) {
+			if ((what == CRAC_CRIU_DUMPED || what == CRAC_CRIU_FAILED) && si.si_pid == helper && !is_new) {
+				dumped = what == CRAC_CRIU_DUMPED;
+				break;
+			}
+			if (what == CRAC_CRIU_RESTORED && is_new) {
+				restored = true;
+				sender = si.si_pid;
+				break;
+			}
+			continue;   /* not for us, or stale */
+		}
+		if (is_new) {
+			/* Restored, but no word from crac restore yet: wait a
+			 * little for the new arguments, then go on without. */
+			if (!restored_since)
+				restored_since = mono_ns();
+			if (mono_ns() - restored_since > 5LL * 1000000000LL) {
+				restored = true;
+				arg = 0;
+				break;
+			}
+			continue;
+		}
+		if (mono_ns() > deadline || (kill(helper, 0) < 0 && errno == ESRCH &&
+					     sigtimedwait(&set, &si, &(struct timespec){ 0, 0 }) < 0)) {
+			kill(helper, SIGKILL);
+			unstash(r, s, helper, false);
+			pthread_sigmask(SIG_SETMASK, &old, NULL);
+			crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", -ETIMEDOUT,
+					 "criu dump gave no answer%s; no image was written to %s, the process goes on",
+					 mono_ns() > deadline ? " before the deadline" : " (its helper is gone)", dir);
+			remove_tree(s->tmp);
+			return -ETIMEDOUT;
+		}
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+	if (restored) {
+		/* 5r. A new process. Nothing of the helper exists here. */
+		crac__runtime_restore_early();
+		unstash(r, s, helper, true);
+		if (arg)
+			take_new_args(r, sender, (int)arg);
+		return CRAC_RESTORED;
+	}
+
+	/* 5. The original. */
+	unstash(r, s, helper, false);
+	if (!dumped) {
+		crac__criu_log_errors(s->log, words, sizeof(words));
+		int st = (int)arg;
+		if (!words[0]) {
+			char out[PATH_MAX + 16];
+			snprintf(out, sizeof(out), "%s/criu.out", s->tmp);
+			crac__criu_log_errors(out, words, sizeof(words));
+		}
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", -EIO,
+				 "criu dump failed (%s %d): %s; no image was written to %s, the process goes on",
+				 WIFSIGNALED(st) ? "signal" : "exit status", WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st),
+				 words[0] ? words : "see its log", dir);
+		remove_tree(s->tmp);
+		return -EIO;
+	}
+	if ((rc = write_marker(r, s, tid, start)) < 0) {
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", rc, "cannot write %s/%s: %s", s->tmp,
+				 CRAC_CRIU_MARKER, strerror(-rc));
+		remove_tree(s->tmp);
+		return rc;
+	}
+	fsync_tree(s->tmp);
+	if ((rc = commit(s->tmp, dir, msg, sizeof(msg))) < 0) {
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", rc, "%s; the process goes on", msg);
+		remove_tree(s->tmp);
+		return rc;
+	}
+	char text[PATH_MAX + 1200];
+	if (rc > 0) {
+		fprintf(stderr, "crac: warning: CRIU image written to %s, but %s\n", dir, msg);
+		snprintf(text, sizeof(text), "CRIU image written to %s (warning: %s)", dir, msg);
+	} else {
+		snprintf(text, sizeof(text), "CRIU image written to %s", dir);
+	}
+	crac__round_snapshot_taken(r, text);
+	return CRAC_CONTINUED;
+}
+
+const struct crac_engine crac__engine_criu CRAC_HIDDEN = {
+	.name = "criu",
+	.summary = "CRIU dumps the process into an image directory; `crac restore DIR` runs criu restore",
+	.flags = CRAC_ENGINE_WRITES_IMAGE,
+	.configure = criu_configure,
+	.checkpoint = criu_checkpoint,
+	.release = criu_release,
+};
