@@ -91,7 +91,7 @@ typedef struct crac_event {
 	size_t size;                  /* sizeof(struct crac_event) of the library */
 	enum crac_event_kind kind;
 	enum crac_outcome outcome;    /* after_restore only: what happened */
-	const char *engine;           /* "sim", "pause", "image", ... */
+	const char *engine;           /* "sim", "pause", "image", "external", ... */
 	uint64_t generation;          /* number of restores this lineage went through */
 	uint8_t instance_id[16];      /* fresh random id for each restored instance */
 	int64_t checkpoint_realtime;  /* when before_checkpoint started */
@@ -107,6 +107,12 @@ typedef struct crac_event {
 	int64_t realtime_jump;        /* restore_realtime - checkpoint_realtime */
 	int64_t monotonic_offset;     /* what crac_clock_monotonic_ns() adds to CLOCK_MONOTONIC now */
 	int boot_changed;             /* 1 if the boot id differs from the checkpoint's */
+	/* after_restore only: 1 if the restore was noticed after the fact (the
+	 * external engine's watcher: VM generation counter, boot id, clock
+	 * jump); no before_checkpoint ran for it. Read it only when
+	 * ev->size > offsetof(crac_event, unannounced): an older libcrac
+	 * passes a shorter event. */
+	int unannounced;
 } crac_event;
 
 /*
@@ -480,6 +486,47 @@ int crac_control_stop(void);
  * -ENAMETOOLONG if it does not fit in `len` or in a socket address.
  */
 int crac_control_path(char *buf, size_t len);
+
+/* ------------------------------------------------------------------------
+ * Messages
+ *
+ * crac says what it does on its own (a warning from a policy, a refused
+ * control connection, what a restore dropped) through one logger. The
+ * default sink writes one line "crac: MESSAGE" to stderr with a single
+ * write(2) (no stdio lock, so it is safe while the program's threads are
+ * stopped). The level comes from $CRAC_LOG (error, warn, info or debug;
+ * default warn) at load time, or from crac_log_set_level().
+ * --------------------------------------------------------------------- */
+
+enum crac_log_level {
+	CRAC_LOG_ERROR = 0,
+	CRAC_LOG_WARN = 1,
+	CRAC_LOG_INFO = 2,
+	CRAC_LOG_DEBUG = 3,
+};
+
+/*
+ * A message sink: `msg` is one line without the "crac: " prefix and without
+ * a newline, valid only during the call. It may be called from any thread,
+ * from inside a checkpoint round and from a restored process before its
+ * after_restore callbacks; it must not call crac's API. Messages emitted
+ * while the program's other threads are stopped for an image (when the
+ * sink could deadlock on a lock one of them holds) go to the default sink.
+ */
+typedef void (*crac_log_fn)(enum crac_log_level level, const char *msg, void *arg);
+
+/*
+ * Routes crac's messages to fn (NULL: back to the default stderr sink).
+ * Returns 0. Thread-safe; a message being delivered while the sink changes
+ * reaches the old or the new sink, whole.
+ */
+int crac_log_set_handler(crac_log_fn fn, void *arg);
+
+/*
+ * Messages of `level` and more severe are delivered; the others are
+ * dropped. Returns the previous level, or -EINVAL for an unknown level.
+ */
+int crac_log_set_level(enum crac_log_level level);
 
 #ifdef __cplusplus
 }

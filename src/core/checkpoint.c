@@ -218,6 +218,32 @@ static int refuse_unstarted(int rc, enum crac__fixed_report which, struct crac_r
 	return rc;
 }
 
+/*
+ * In a restored process, say what the restore led to on stderr (that of
+ * `crac restore`, which became this process): the program sees its report,
+ * but an operator restoring an unmodified program only sees this.
+ */
+static void log_restored(struct crac_round *r)
+{
+	size_t n = crac_report_count(r->report);
+
+	/* The level asked for at restore (crac restore --env CRAC_LOG=...):
+	 * the environment variable of the image is the checkpoint's. */
+	for (char **e = r->new_envp; e && *e; e++) {
+		int l;
+		if (strncmp(*e, "CRAC_LOG=", 9) == 0 && (l = crac__log_parse_level(*e + 9)) >= 0)
+			crac_log_set_level((enum crac_log_level)l);
+	}
+	crac__log(CRAC_LOG_INFO, "restored by engine %s: generation %llu%s",
+		  r->engine->name, (unsigned long long)r->event.generation,
+		  n ? "" : ", every after_restore callback succeeded");
+	for (size_t i = 0; i < n; i++) {
+		const struct crac_failure *f = crac_report_get(r->report, i);
+		crac__log(CRAC_LOG_WARN, "after restore: %s: %s: %s", f->resource,
+			  crac__errno_name(f->code), f->message);
+	}
+}
+
 static void free_strv(char **v)
 {
 	if (!v)
@@ -376,6 +402,8 @@ int crac__checkpoint(const struct crac_options *in, struct crac_requester *rq,
 	r.event.deadline_monotonic = deadline_after(r.opts.restore_deadline_ms,
 						    r.event.restore_monotonic);
 	crac__notify_after(&r, notified, r.event.deadline_monotonic);
+	if (outcome == CRAC_RESTORED)
+		log_restored(&r);
 
 out:
 	if (r.engine && r.engine->release)

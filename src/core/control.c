@@ -398,8 +398,8 @@ static void serve(int fd)
 		return;
 	}
 	if (cred.uid != geteuid() && cred.uid != 0) {
-		fprintf(stderr, "crac: control: refused connection from pid %d uid %d: "
-			"only uid %d or root may control process %d\n",
+		crac__log(CRAC_LOG_WARN, "control: refused connection from pid %d uid %d: "
+			"only uid %d or root may control process %d",
 			(int)cred.pid, (int)cred.uid, (int)geteuid(), (int)getpid());
 		close(fd);
 		return;
@@ -479,14 +479,14 @@ static int check_dir(const char *dir)
 
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
 		int e = -errno;
-		fprintf(stderr, "crac: control: cannot create %s: %s\n", dir, strerror(-e));
+		crac__log(CRAC_LOG_ERROR, "control: cannot create %s: %s", dir, strerror(-e));
 		return e;
 	}
 	if (lstat(dir, &st) < 0)
 		return -errno;
 	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 07777) != 0700) {
-		fprintf(stderr, "crac: control: refusing %s: it must be a directory owned by uid %d "
-			"with mode 0700 (it is %s, uid %d, mode %04o)\n", dir, (int)geteuid(),
+		crac__log(CRAC_LOG_ERROR, "control: refusing %s: it must be a directory owned by uid %d "
+			"with mode 0700 (it is %s, uid %d, mode %04o)", dir, (int)geteuid(),
 			S_ISDIR(st.st_mode) ? "a directory" : S_ISLNK(st.st_mode) ? "a symlink" : "not a directory",
 			(int)st.st_uid, (unsigned)(st.st_mode & 07777));
 		return -EPERM;
@@ -1000,6 +1000,6 @@ void crac__control_resume(bool was_running)
 	int rc;
 
 	if (was_running && (rc = crac_control_start()) < 0)
-		fprintf(stderr, "crac: control: could not restart the control endpoint after the "
-			"checkpoint: %s\n", strerror(-rc));
+		crac__log(CRAC_LOG_ERROR, "control: could not restart the control endpoint after the "
+			  "checkpoint: %s", strerror(-rc));
 }

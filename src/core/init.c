@@ -7,6 +7,7 @@
  */
 #include "core/internal.h"
 #include "runtime/checks.h"
+#include "engines/external.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,11 +27,12 @@ __attribute__((constructor)) static void crac_init(void)
 	int rc;
 
 	crac__policy_init_env();
+	crac__external_autostart();   /* CRAC_ENGINE=external: follow the platform */
 
 	if (c && strcmp(c, "1") == 0 && (rc = crac_control_start()) < 0) {
 		char path[256] = "";
 		crac_control_path(path, sizeof(path));
-		fprintf(stderr, "crac: CRAC_CONTROL=1 but the control endpoint could not start at %s: %s\n",
+		crac__log(CRAC_LOG_ERROR, "CRAC_CONTROL=1 but the control endpoint could not start at %s: %s",
 			path, strerror(-rc));
 	}
 }

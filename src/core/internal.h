@@ -15,6 +15,22 @@
 
 #define CRAC_HIDDEN __attribute__((visibility("hidden")))
 
+/* ---- messages (core/log.c) ------------------------------------------- */
+
+/*
+ * Every message crac prints on its own: one line, no "crac: " prefix, no
+ * newline (the sink adds them). errno is preserved. Safe while the
+ * program's threads are stopped if the caller brackets that window with
+ * crac__log_stopped_begin/end (then only the lock-free stderr sink is used).
+ */
+void crac__log(enum crac_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3))) CRAC_HIDDEN;
+void crac__vlog(enum crac_log_level level, const char *fmt, va_list ap) CRAC_HIDDEN;
+bool crac__log_enabled(enum crac_log_level level) CRAC_HIDDEN;
+int crac__log_parse_level(const char *s) CRAC_HIDDEN;
+void crac__log_stopped_begin(void) CRAC_HIDDEN;
+void crac__log_stopped_end(void) CRAC_HIDDEN;
+
 /* ---- reports (core/report.c) ---------------------------------------- */
 
 crac_report *crac__report_new(void) CRAC_HIDDEN;

@@ -68,7 +68,7 @@ static int pause_checkpoint(struct crac_round *r)
 
 	snprintf(what, sizeof(what), "process %d paused; resume it with: crac restore --pid %d",
 		 (int)getpid(), (int)getpid());
-	fprintf(stderr, "crac: %s\n", what);
+	crac__log(CRAC_LOG_WARN, "%s", what);
 	crac__round_snapshot_taken(r, what);
 	crac__round_finish_requester(r, CRAC_CONTINUED);
 

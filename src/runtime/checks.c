@@ -145,8 +145,8 @@ static int decide_fd(struct crac_round *r, const struct inv_item *it, const stru
 		if (carried)
 			return 0;
 		decision = CRAC_OBJ_OMIT;
-		fprintf(stderr, "crac: warning: fd %d: %s %s (%s) is not carried (%s); policy \"%s\" lets the "
-			"checkpoint go on without it\n", it->fd, it->kind, it->name, it->detail, why, m->rule);
+		crac__log(CRAC_LOG_WARN, "warning: fd %d: %s %s (%s) is not carried (%s); policy \"%s\" lets the "
+			  "checkpoint go on without it", it->fd, it->kind, it->name, it->detail, why, m->rule);
 		break;
 	}
 	if (decision)
@@ -402,7 +402,7 @@ int crac__checks_before(struct crac_round *r, bool dry)
 				continue;   /* decided above; the engine applies it to the image */
 			item_resource(it, res, sizeof(res));
 			if (m[i].action == POL_WARN) {
-				fprintf(stderr, "crac: warning: %s: %s %s (%s) kept by policy \"%s\": %s\n",
+				crac__log(CRAC_LOG_WARN, "warning: %s: %s %s (%s) kept by policy \"%s\": %s",
 					res, it->kind, it->name, it->detail, m[i].rule, why_not(it));
 			} else if (m[i].action == POL_CLOSE) {
 				close_now(it, false);

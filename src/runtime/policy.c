@@ -382,8 +382,8 @@ void crac__policy_init_env(void)
 	if (!p || !*p)
 		return;
 	if (crac_policy_load(p, env_error, sizeof(env_error)) < 0)
-		fprintf(stderr, "crac: CRAC_POLICIES: %s (every checkpoint will be refused until "
-			"the file is fixed)\n", env_error);
+		crac__log(CRAC_LOG_ERROR, "CRAC_POLICIES: %s (every checkpoint will be refused until "
+			  "the file is fixed)", env_error);
 }
 
 const char *crac__policy_env_error(void)
