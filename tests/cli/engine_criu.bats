@@ -1,0 +1,291 @@
+#!/usr/bin/env bats
+# The criu engine (src/engines/criu.c, src/cli/cmd_restore_criu.c).
+#
+# The image engine's key end-to-end scenarios run against both engines that
+# write an image, `image` and `criu` (tests/progs/criu_counter.c): same
+# state after restore, clock, malloc, MADV_DONTNEED zeros, new arguments
+# and environment in the event and environ, generation and instance id,
+# reseeded randomness, a restored process checkpointed again, keep-running,
+# and `crac checkpoint --engine E PID` through the control endpoint.
+#
+# The criu runs need a working CRIU (>= 4.1 on kernels with [vvar_vclock])
+# and root: set CRAC_CRIU to its path, e.g.
+#     CRAC_CRIU=/work/criu-bin/criu ctest -R engine_criu
+# Without it they skip, saying why. The refusal of a broken CRIU (a fake
+# criu whose `check` fails like Debian 12's 3.17 on this kernel) runs
+# everywhere.
+
+load common
+
+setup() {
+	CRAC="$CRAC_BUILD_DIR/crac"
+	COUNTER="$CRAC_BUILD_DIR/tests/criu_counter"
+	CTLPROG="$CRAC_BUILD_DIR/tests/ctlprog"
+	T="$(mktemp -d /tmp/crac-bats-criu.XXXXXX)"
+	chmod 755 "$T"
+	export CRAC_CONTROL_DIR="$T/ctl"
+	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_CRIU_OPTS
+	# the real CRIU given by the caller, if any (tests of the fake one
+	# set CRAC_CRIU themselves)
+	REAL_CRIU="${CRAC_CRIU:-}"
+	unset CRAC_CRIU
+	pid=
+}
+
+teardown() {
+	[ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+	[ -n "${rpid:-}" ] && kill "$rpid" 2>/dev/null || true
+	rm -rf "$T"
+}
+
+# require_engine E: the image engine must be built; the criu engine needs
+# $CRAC_CRIU pointing at a CRIU whose `criu check` passes, and root.
+require_engine() {
+	case "$1" in
+	image)
+		require_image_engine
+		;;
+	criu)
+		[ -n "$REAL_CRIU" ] ||
+			skip "CRAC_CRIU is not set: point it at a CRIU >= 4.1 (e.g. built from source) and run as root"
+		[ -x "$REAL_CRIU" ] || skip "CRAC_CRIU=$REAL_CRIU is not an executable"
+		[ "$(id -u)" -eq 0 ] || skip "CRIU needs root here (uid $(id -u))"
+		local out
+		if ! out="$("$REAL_CRIU" check 2>&1)"; then
+			skip "CRAC_CRIU=$REAL_CRIU fails \`criu check\`: $(echo "$out" | grep -m1 Error || echo "$out" | tail -1)"
+		fi
+		export CRAC_CRIU="$REAL_CRIU"
+		;;
+	esac
+}
+
+# checkpoint E [CYCLES [keep]]: criu_counter checkpoints itself into $T/img.
+checkpoint() {
+	run clean "$COUNTER" "$1" "$T/img" "${2:-1}" ${3:-} </dev/null
+	echo "$output"
+	[ "$status" -eq 0 ]
+	BEFORE="$(echo "$output" | sed -n 's/^before: checksum=\([0-9a-f]*\) .*/\1/p' | head -1)"
+	ID0="$(echo "$output" | sed -n 's/^before: .* id=\([0-9a-f-]*\) .*/\1/p' | head -1)"
+	[ -n "$BEFORE" ] && [ -n "$ID0" ]
+}
+
+# restore ARGS...: crac restore $T/img ARGS... with only stdio open.
+restore() {
+	run clean "$CRAC" restore "$T/img" "$@" </dev/null
+	echo "$output"
+}
+
+# ---- scenarios, each run with both engines ----------------------------------
+
+state_args_env() {
+	require_engine "$1"
+	checkpoint "$1"
+	restore --env CRAC_T=hello --env OTHER=2 -- one "two words"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -q "^restored: checksum=$BEFORE outcome=2 engine=$1 gen=1 "
+	echo "$output" | grep -q "id_changed=yes jump_ok=yes args=2:one,two words env=\[CRAC_T=hello\] env=\[OTHER=2\] CRAC_T=hello\$"
+	! echo "$output" | grep -q "id=$ID0"
+	echo "$output" | grep -q "^clock ok"
+	echo "$output" | grep -q "^malloc ok"
+	echo "$output" | grep -q "^dontneed ok"
+	! echo "$output" | grep -q FAIL
+}
+
+@test "image: restore keeps the state, passes new args and env, new generation and id" { state_args_env image; }
+@test "criu: restore keeps the state, passes new args and env, new generation and id" { state_args_env criu; }
+
+two_instances() {
+	require_engine "$1"
+	checkpoint "$1"
+	restore
+	[ "$status" -eq 0 ]
+	one="$output"
+	restore
+	[ "$status" -eq 0 ]
+	two="$output"
+	# both restored from the same image: same generation, no new args
+	echo "$one" | grep -q "^restored: checksum=$BEFORE outcome=2 engine=$1 gen=1 .* args=0: CRAC_T=(unset)\$"
+	echo "$two" | grep -q "^restored: checksum=$BEFORE outcome=2 engine=$1 gen=1 "
+	# but their own identity and randomness
+	id1="$(echo "$one" | sed -n 's/^restored: .* id=\([0-9a-f-]*\) .*/\1/p')"
+	id2="$(echo "$two" | sed -n 's/^restored: .* id=\([0-9a-f-]*\) .*/\1/p')"
+	r1="$(echo "$one" | sed -n 's/^rand=//p')"
+	r2="$(echo "$two" | sed -n 's/^rand=//p')"
+	[ -n "$id1" ] && [ -n "$r1" ]
+	[ "$id1" != "$id2" ]
+	[ "$r1" != "$r2" ]
+}
+
+@test "image: two instances from one image differ in id and randomness" { two_instances image; }
+@test "criu: two instances from one image differ in id and randomness" { two_instances criu; }
+
+cycles() {
+	require_engine "$1"
+	checkpoint "$1" 3
+	for gen in 1 2 3; do
+		restore -- "cycle$gen"
+		[ "$status" -eq 0 ]
+		echo "$output" | grep -q "^restored: checksum=$BEFORE outcome=2 engine=$1 gen=$gen .* args=1:cycle$gen "
+		echo "$output" | grep -q "^dontneed ok"
+		if [ "$gen" -lt 3 ]; then
+			# the restored process checkpointed itself again
+			echo "$output" | grep -q "^before: checksum=$BEFORE gen=$gen "
+		fi
+	done
+}
+
+@test "image: a restored process checkpoints again, generations 1 2 3" { cycles image; }
+@test "criu: a restored process checkpoints again, generations 1 2 3" { cycles criu; }
+
+keep_running() {
+	require_engine "$1"
+	run clean "$COUNTER" "$1" "$T/img" 1 keep </dev/null
+	echo "$output"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -q "^continued: checksum="
+	BEFORE="$(echo "$output" | sed -n 's/^before: checksum=\([0-9a-f]*\) .*/\1/p')"
+	# the image has the state of the checkpoint, not what came after
+	restore
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -q "^restored: checksum=$BEFORE outcome=2 engine=$1 gen=1 "
+}
+
+@test "image: keep-running, then restore the image" { keep_running image; }
+@test "criu: keep-running, then restore the image" { keep_running criu; }
+
+# crac checkpoint --engine E PID: the control endpoint's connection is
+# answered by the original, the restored process runs its after_restore
+# callbacks with the new arguments.
+control_checkpoint() {
+	require_engine "$1"
+	(
+		for fd in $(ls /proc/$BASHPID/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done
+		exec "$CTLPROG" --control </dev/null >"$T/out" 2>&1
+	) &
+	pid=$!
+	for _ in $(seq 250); do [ -S "$CRAC_CONTROL_DIR/$pid.sock" ] && break; sleep 0.02; done
+	run "$CRAC" checkpoint --engine "$1" --image-dir "$T/img" "$pid"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"image written to $T/img"* ]]
+	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+	! kill -0 "$pid" 2>/dev/null
+	pid=
+	grep -q "^before alpha gen=0 engine=$1" "$T/out"
+	# restore in the background: ctlprog waits for SIGTERM
+	(
+		for fd in $(ls /proc/$BASHPID/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done
+		exec "$CRAC" restore "$T/img" --env K=V -- x y </dev/null >"$T/rout" 2>&1
+	) &
+	rpid=$!
+	for _ in $(seq 250); do grep -q "^after svc/db" "$T/rout" && break; sleep 0.02; done
+	cat "$T/rout"
+	grep -q "^after alpha gen=1 engine=$1 outcome=2 argc=2 argv=x,y env=K=V" "$T/rout"
+	grep -q "^after svc/db gen=1 engine=$1 outcome=2" "$T/rout"
+	kill -TERM "$rpid"
+	wait "$rpid" || true
+	rpid=
+}
+
+@test "image: crac checkpoint --engine image PID, then restore with args" { control_checkpoint image; }
+@test "criu: crac checkpoint --engine criu PID, then restore with args" { control_checkpoint criu; }
+
+# ---- without a working CRIU (run everywhere) ---------------------------------
+
+# fake_criu: a criu that fails `check` the way Debian 12's 3.17 does here.
+fake_criu() {
+	cat >"$T/criu" <<'EOF'
+#!/bin/sh
+case "$1" in
+check)
+	echo "Error (criu/vdso.c:302): vdso: Unexpected rt vDSO area bounds" >&2
+	echo "Error (criu/cr-check.c:1612): Can't init kernel features" >&2
+	exit 1 ;;
+--version)
+	echo "Version: 3.17.1"; exit 0 ;;
+*)
+	echo "fake criu: $*" >&2; exit 1 ;;
+esac
+EOF
+	chmod 755 "$T/criu"
+	export CRAC_CRIU="$T/criu"
+}
+
+@test "crac --version lists the criu engine" {
+	run "$CRAC" --version
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"engines:"*" criu"* ]]
+}
+
+@test "a CRIU that fails criu check is refused with its own words and the 4.1 hint" {
+	fake_criu
+	run clean "$COUNTER" criu "$T/img" </dev/null
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"engine criu"*"$T/criu check"*"failed"* ]]
+	[[ "$output" == *"vdso: Unexpected rt vDSO area bounds"* ]]
+	[[ "$output" == *"CRIU >= 4.1 is needed on kernels with [vvar_vclock]"* ]]
+	# nothing written, the process went on (and said so)
+	[ ! -e "$T/img" ]
+	[ -z "$(ls "$T" | grep tmp)" ]
+}
+
+@test "crac restore of a CRIU image with a CRIU that fails criu check: the same refusal" {
+	fake_criu
+	mkdir -m 700 "$T/img"
+	printf 'crac-criu-image 1\npid=99999\ntid=99999\n' >"$T/img/crac-criu"
+	chmod 600 "$T/img/crac-criu"
+	restore
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"cannot restore the CRIU image"*"vdso: Unexpected rt vDSO area bounds"* ]]
+	[[ "$output" == *"CRIU >= 4.1 is needed on kernels with [vvar_vclock]"* ]]
+}
+
+@test "criu engine without criu: refused, naming CRAC_CRIU" {
+	export CRAC_CRIU="$T/no-such-criu"
+	run clean "$COUNTER" criu "$T/img" </dev/null
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"CRAC_CRIU=$T/no-such-criu: No such file or directory"* ]]
+}
+
+@test "criu engine: a directory that is not a crac image is not replaced" {
+	# needs a criu that passes check only to get that far: a fake one that does
+	cat >"$T/criu" <<'EOF'
+#!/bin/sh
+[ "$1" = check ] && { echo "Looks good."; exit 0; }
+exit 1
+EOF
+	chmod 755 "$T/criu"
+	export CRAC_CRIU="$T/criu"
+	mkdir "$T/img"
+	echo precious >"$T/img/data"
+	run clean "$COUNTER" criu "$T/img" </dev/null
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"is not a crac image"* ]]
+	[ "$(cat "$T/img/data")" = precious ]
+}
+
+@test "criu engine: a failing criu dump is reported with its words, the process goes on" {
+	cat >"$T/criu" <<'EOF'
+#!/bin/sh
+[ "$1" = check ] && exit 0
+# dump: write an error into the log as CRIU does, fail
+dir=; log=
+while [ $# -gt 0 ]; do
+	case "$1" in -D) dir=$2; shift ;; -o) log=$2; shift ;; esac
+	shift
+done
+echo "(00.001000) Error (criu/cr-dump.c:2000): Dumping FAILED (test)." >"$dir/$log"
+exit 1
+EOF
+	chmod 755 "$T/criu"
+	export CRAC_CRIU="$T/criu"
+	run clean "$COUNTER" criu "$T/img" </dev/null
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"criu dump failed (exit status 1): Error (criu/cr-dump.c:2000): Dumping FAILED (test).; no image was written to $T/img, the process goes on"* ]]
+	[ ! -e "$T/img" ]
+	[ -z "$(ls "$T" | grep tmp)" ]
+}
