@@ -40,6 +40,13 @@ struct crac_notified *crac__notify_before(struct crac_round *r, int64_t deadline
 void crac__notify_after(struct crac_round *r, struct crac_notified *n, int64_t deadline) CRAC_HIDDEN;
 
 /*
+ * Runs after_restore over every registered resource (a round's set, in the
+ * same order) without any before_checkpoint: the external engine's
+ * unannounced restores, where nothing was announced beforehand.
+ */
+void crac__notify_after_all(struct crac_round *r, int64_t deadline) CRAC_HIDDEN;
+
+/*
  * Async-signal context (checkpoint.c). crac__depth counts, per thread, the
  * crac functions the thread is inside that take crac__lock or allocate
  * (registration, inhibitors, reports, identity, the round itself; not the

@@ -56,6 +56,10 @@ static uint64_t next_seq = 1;
  * round: they are notified from the next round on, in whatever context. */
 static uint64_t round_seq_limit = UINT64_MAX;
 
+/* Set by crac__notify_after_all(): build the notified tree without calling
+ * any before_checkpoint (this thread only). */
+static __thread bool tree_only;
+
 /* Per-thread message set by crac_fail() for the callback being run. */
 static __thread char fail_msg[512];
 static __thread bool fail_msg_set;
@@ -379,7 +383,7 @@ static void notify_ctx_before(struct crac_round *r, struct crac_context *c, cons
 			leave(x);
 			notify_ctx_before(r, x->ctx, nd->path ? nd->path : x->name, nd, deadline, late);
 		} else {
-			if (x->before)
+			if (x->before && !tree_only)
 				call(r, x->before, nd->path ? nd->path : x->name, x->arg,
 				     x->priority >= CRAC_PRIO_CHECKS ? CRAC_PHASE_CHECK
 								     : CRAC_PHASE_CHECKPOINT,
@@ -439,4 +443,14 @@ void crac__notify_after(struct crac_round *r, struct crac_notified *n, int64_t d
 		return;
 	notify_after(r, n, deadline, &late);
 	free(n);
+}
+
+void crac__notify_after_all(struct crac_round *r, int64_t deadline)
+{
+	struct crac_notified *n;
+
+	tree_only = true;
+	n = crac__notify_before(r, deadline);
+	tree_only = false;
+	crac__notify_after(r, n, deadline);
 }

@@ -1,0 +1,408 @@
+/*
+ * external.c - the external engine: the snapshot is taken from outside (a
+ * VM snapshot, a container checkpoint, a suspend), crac only coordinates.
+ *
+ * Announced snapshots. A round with this engine (the program's own call,
+ * `crac checkpoint --engine external PID`, or logind's PrepareForSleep(true)
+ * through external_logind.c) runs the before-callbacks, then parks the
+ * calling thread and tells the platform it is ready:
+ *   - the control requester gets its answer (as with the pause engine);
+ *   - in a round started by logind, the delay inhibitor lock is released;
+ *   - $CRAC_EXTERNAL_HOOK, if set, is run by /bin/sh with CRAC_PID,
+ *     CRAC_CONTROL_SOCKET, CRAC_GENERATION, CRAC_INSTANCE_ID and
+ *     CRAC_PARK_MS in its environment. Exit 0: the platform was told, the
+ *     process stays parked until resumed; anything else: no snapshot, the
+ *     process resumes at once (outcome CRAC_ABORTED).
+ * It resumes on the first of:
+ *   - a RESUME on the control endpoint (`crac restore --pid PID [-- ARGS]`,
+ *     possibly sent by the hook itself)       -> CRAC_RESTORED
+ *   - logind's PrepareForSleep(false)           -> CRAC_RESTORED
+ *   - the park deadline, $CRAC_EXTERNAL_PARK_MS (default 600000 ms, 0: none),
+ *     measured on CLOCK_MONOTONIC, which stands still while a VM is paused
+ *     or the machine sleeps                     -> CRAC_ABORTED, one report
+ *                                                  line: no snapshot happened
+ * Parking reuses the pause engine (its wait and the control endpoint's
+ * RESUME); the other wake-ups resume it through crac__pause_resume().
+ *
+ * Unannounced snapshots: external_watch.c.
+ */
+#include "engines/external.h"
+#include "core/core.h"
+#include "runtime/checks.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define DEFAULT_PARK_MS 600000
+
+void crac__ext_say(const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	int n;
+
+	n = snprintf(line, sizeof(line), "crac: external: ");
+	va_start(ap, fmt);
+	vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	va_end(ap);
+	n = (int)strlen(line);
+	line[n++] = '\n';
+	/* one write: lines of several threads never mix */
+	if (write(2, line, (size_t)n) < 0) {
+		/* nothing to do: stderr is gone */
+	}
+}
+
+int64_t crac__ext_env_int(const char *name, int64_t def)
+{
+	const char *v = getenv(name);
+	char *end;
+	long long x;
+
+	if (!v || !*v)
+		return def;
+	errno = 0;
+	x = strtoll(v, &end, 10);
+	if (errno || *end) {
+		crac__ext_say("%s=\"%s\" is not a number: using %" PRId64, name, v, def);
+		return def;
+	}
+	return x;
+}
+
+/* ---- the park ------------------------------------------------------------ */
+
+static pthread_mutex_t park_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t park_cond;          /* CLOCK_MONOTONIC */
+static bool parked;                       /* a park is in progress */
+static bool park_over;                    /* the pause engine returned */
+static enum ext_wake pending;             /* asked for, not yet delivered */
+static enum ext_wake woke;                /* what ended the park */
+static unsigned park_seq;                 /* which park the hook belongs to */
+static char hook_failure[300];            /* why the hook failed */
+
+static void park_cond_init(void)
+{
+	pthread_condattr_t a;
+
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(&park_cond, &a);
+	pthread_condattr_destroy(&a);
+}
+
+static void init_once(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, park_cond_init);
+}
+
+void crac__ext_wake(enum ext_wake why)
+{
+	init_once();
+	pthread_mutex_lock(&park_lock);
+	if (parked && !park_over && pending == EXT_WAKE_NONE) {
+		pending = why;
+		pthread_cond_broadcast(&park_cond);
+	}
+	pthread_mutex_unlock(&park_lock);
+}
+
+/*
+ * The waker of one park: waits for a wake-up (or the deadline) and hands it
+ * to the pause engine. crac__pause_resume() fails with -EAGAIN before the
+ * pause engine is waiting and after another resume (the control endpoint)
+ * got there first; the first case is retried, the second ends with
+ * park_over.
+ */
+static void *waker_thread(void *arg)
+{
+	int64_t deadline = *(int64_t *)arg;   /* CLOCK_MONOTONIC ns, 0: none */
+
+	pthread_mutex_lock(&park_lock);
+	for (;;) {
+		while (!park_over && pending == EXT_WAKE_NONE) {
+			if (!deadline) {
+				pthread_cond_wait(&park_cond, &park_lock);
+				continue;
+			}
+			struct timespec ts = { .tv_sec = deadline / 1000000000LL,
+					       .tv_nsec = deadline % 1000000000LL };
+			if (pthread_cond_timedwait(&park_cond, &park_lock, &ts) == ETIMEDOUT &&
+			    !park_over && pending == EXT_WAKE_NONE)
+				pending = EXT_WAKE_DEADLINE;
+		}
+		if (park_over)
+			break;
+		if (crac__pause_resume(NULL, NULL, NULL) == 0) {
+			woke = pending;
+			break;
+		}
+		/* not waiting yet, or resumed by the control endpoint: look again soon */
+		pthread_mutex_unlock(&park_lock);
+		struct timespec nap = { .tv_nsec = 2000000 };
+		nanosleep(&nap, NULL);
+		pthread_mutex_lock(&park_lock);
+	}
+	pthread_mutex_unlock(&park_lock);
+	return NULL;
+}
+
+/* ---- the hook ------------------------------------------------------------- */
+
+struct hook_job {
+	unsigned seq;        /* the park it belongs to */
+	char **envp;         /* environ + our variables */
+	char *extra[6];      /* our variables (freed with the job) */
+	const char *cmd;
+};
+
+static void hook_job_free(struct hook_job *j)
+{
+	for (size_t i = 0; i < sizeof(j->extra) / sizeof(j->extra[0]); i++)
+		free(j->extra[i]);
+	free(j->envp);
+	free(j);
+}
+
+static void hook_failed(unsigned seq, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void hook_failed(unsigned seq, const char *fmt, ...)
+{
+	va_list ap;
+	bool current;
+
+	pthread_mutex_lock(&park_lock);
+	current = parked && seq == park_seq;
+	if (current) {
+		va_start(ap, fmt);
+		vsnprintf(hook_failure, sizeof(hook_failure), fmt, ap);
+		va_end(ap);
+	}
+	pthread_mutex_unlock(&park_lock);
+	if (current)
+		crac__ext_wake(EXT_WAKE_HOOK_FAILED);
+}
+
+/* Runs the hook and waits for it; it may outlive its park (a hook that
+ * resumed the process itself and goes on with something else). */
+static void *hook_thread(void *arg)
+{
+	struct hook_job *j = arg;
+	char *argv[] = { "sh", "-c", (char *)j->cmd, NULL };
+	pid_t pid;
+	int st, rc;
+
+	rc = posix_spawn(&pid, "/bin/sh", NULL, NULL, argv, j->envp);
+	if (rc != 0) {
+		hook_failed(j->seq, "CRAC_EXTERNAL_HOOK could not be started (/bin/sh: %s): no snapshot",
+			    strerror(rc));
+		hook_job_free(j);
+		return NULL;
+	}
+	while ((rc = waitpid(pid, &st, 0)) < 0 && errno == EINTR)
+		;
+	if (rc < 0)
+		;   /* reaped by the program (SIGCHLD ignored or wait(-1)): nothing to learn */
+	else if (WIFEXITED(st) && WEXITSTATUS(st) != 0)
+		hook_failed(j->seq, "CRAC_EXTERNAL_HOOK (pid %d) exited with status %d: no snapshot",
+			    (int)pid, WEXITSTATUS(st));
+	else if (WIFSIGNALED(st))
+		hook_failed(j->seq, "CRAC_EXTERNAL_HOOK (pid %d) was killed by signal %d: no snapshot",
+			    (int)pid, WTERMSIG(st));
+	hook_job_free(j);
+	return NULL;
+}
+
+/* Starts the hook of park `seq` on a detached thread; false if it could not. */
+static bool start_hook(struct crac_round *r, const char *cmd, unsigned seq, int64_t park_ms)
+{
+	struct hook_job *j = calloc(1, sizeof(*j));
+	char sock[256] = "", uuid[37] = "";
+	size_t n = 0, k = 0;
+	pthread_attr_t attr;
+	pthread_t th;
+	sigset_t all, old;
+	int rc;
+
+	if (!j)
+		return false;
+	j->seq = seq;
+	j->cmd = cmd;
+	crac_control_path(sock, sizeof(sock));
+	crac_instance_uuid(uuid);
+	if (asprintf(&j->extra[k++], "CRAC_PID=%d", (int)getpid()) < 0 ||
+	    asprintf(&j->extra[k++], "CRAC_CONTROL_SOCKET=%s", sock) < 0 ||
+	    asprintf(&j->extra[k++], "CRAC_GENERATION=%" PRIu64, r->event.generation) < 0 ||
+	    asprintf(&j->extra[k++], "CRAC_INSTANCE_ID=%s", uuid) < 0 ||
+	    asprintf(&j->extra[k++], "CRAC_PARK_MS=%" PRId64, park_ms) < 0) {
+		j->extra[k - 1] = NULL;
+		hook_job_free(j);
+		return false;
+	}
+	while (environ && environ[n])
+		n++;
+	j->envp = calloc(n + k + 1, sizeof(char *));
+	if (!j->envp) {
+		hook_job_free(j);
+		return false;
+	}
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		bool ours = false;
+		for (size_t e = 0; e < k && !ours; e++) {
+			size_t len = (size_t)(strchr(j->extra[e], '=') - j->extra[e]) + 1;
+			ours = strncmp(environ[i], j->extra[e], len) == 0;
+		}
+		if (!ours)
+			j->envp[o++] = environ[i];
+	}
+	for (size_t e = 0; e < k; e++)
+		j->envp[o++] = j->extra[e];
+
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&th, &attr, hook_thread, j);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	if (rc != 0) {
+		hook_job_free(j);
+		return false;
+	}
+	return true;
+}
+
+/* ---- the engine ------------------------------------------------------------ */
+
+static int ext_configure(struct crac_round *r)
+{
+	int rc = crac_control_start();
+	char path[256] = "";
+
+	if (rc < 0) {
+		crac_control_path(path, sizeof(path));
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "external", rc,
+				 "the external engine is resumed through the control endpoint, which could not start at %s",
+				 path);
+	}
+	return rc;
+}
+
+static int ext_checkpoint(struct crac_round *r)
+{
+	int64_t park_ms = crac__ext_env_int("CRAC_EXTERNAL_PARK_MS", DEFAULT_PARK_MS);
+	int64_t deadline = park_ms > 0 ? crac__now_ns(CLOCK_MONOTONIC) + park_ms * 1000000LL : 0;
+	const char *hook = getenv("CRAC_EXTERNAL_HOOK");
+	bool logind_round, sleeping = true;
+	enum ext_wake why;
+	char failure[sizeof(hook_failure)];
+	pthread_t waker;
+	sigset_t all, old;
+	unsigned seq;
+	int rc;
+
+	init_once();
+	/* Ready: a round announced by logind lets the sleep go on now. */
+	logind_round = crac__ext_logind_parking(&sleeping);
+	if (logind_round && !sleeping) {
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "external", -ECANCELED,
+				 "logind ended the sleep (PrepareForSleep(false)) before the before_checkpoint "
+				 "callbacks were done: no snapshot");
+		return CRAC_ABORTED;
+	}
+
+	pthread_mutex_lock(&park_lock);
+	parked = true;
+	park_over = false;
+	pending = woke = EXT_WAKE_NONE;
+	hook_failure[0] = '\0';
+	seq = ++park_seq;
+	pthread_mutex_unlock(&park_lock);
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&waker, NULL, waker_thread, &deadline);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
+		pthread_mutex_lock(&park_lock);
+		parked = false;
+		pthread_mutex_unlock(&park_lock);
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "external", -rc,
+				 "cannot start the thread that resumes a parked process");
+		return -rc;
+	}
+	if (hook && *hook && !start_hook(r, hook, seq, park_ms))
+		hook_failed(seq, "CRAC_EXTERNAL_HOOK could not be started (out of memory or threads): no snapshot");
+
+	/* Park: the pause engine answers the requester and waits. */
+	crac__engine_pause.checkpoint(r);
+
+	pthread_mutex_lock(&park_lock);
+	park_over = true;
+	parked = false;
+	why = woke;
+	snprintf(failure, sizeof(failure), "%s", hook_failure);
+	pthread_cond_broadcast(&park_cond);
+	pthread_mutex_unlock(&park_lock);
+	pthread_join(waker, NULL);
+
+	switch (why) {
+	case EXT_WAKE_DEADLINE:
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "external", -ETIMEDOUT,
+				 "nothing resumed process %d within CRAC_EXTERNAL_PARK_MS=%" PRId64
+				 " ms (no RESUME on the control endpoint%s): resumed without a snapshot",
+				 (int)getpid(), park_ms, logind_round ? ", no PrepareForSleep(false)" : "");
+		return CRAC_ABORTED;
+	case EXT_WAKE_HOOK_FAILED:
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "external", -ECANCELED, "%s", failure);
+		return CRAC_ABORTED;
+	default:
+		return CRAC_RESTORED;
+	}
+}
+
+const struct crac_engine crac__engine_external = {
+	.name = "external",
+	.summary = "external: coordinates with a VM/container snapshot taken from outside "
+		   "(control endpoint, systemd-logind, hook, unannounced restores)",
+	.configure = ext_configure,
+	.checkpoint = ext_checkpoint,
+};
+
+/* ---- start at load time ------------------------------------------------------ */
+
+void crac__external_autostart(void)
+{
+	const char *e = getenv("CRAC_ENGINE"), *l = getenv("CRAC_EXTERNAL_LOGIND"),
+		   *w = getenv("CRAC_EXTERNAL_WATCH");
+	char path[256] = "";
+	int rc;
+
+	if (!e || strcmp(e, "external") != 0)
+		return;
+	/* The crac command links libcrac too; it is no program to follow. */
+	if (strcmp(program_invocation_short_name, "crac") == 0)
+		return;
+	init_once();
+	if ((rc = crac_control_start()) < 0) {
+		crac_control_path(path, sizeof(path));
+		crac__ext_say("the control endpoint could not start at %s (%s): `crac restore --pid` "
+			      "cannot resume this process", path, strerror(-rc));
+	}
+	if (!l || strcmp(l, "0") != 0)
+		crac__ext_logind_start(l && strcmp(l, "1") == 0);
+	if (!w || strcmp(w, "0") != 0)
+		crac__ext_watch_start();
+}
