@@ -244,15 +244,6 @@ static void log_restored(struct crac_round *r)
 	}
 }
 
-static void free_strv(char **v)
-{
-	if (!v)
-		return;
-	for (char **p = v; *p; p++)
-		free(*p);
-	free(v);
-}
-
 int crac__checkpoint(const struct crac_options *in, struct crac_requester *rq,
 		     crac_report **report)
 {
@@ -419,8 +410,8 @@ out_unclaimed:;
 	crac__round_finish_requester(&r, status);
 	if (r.resumer && r.resumer->finish)
 		r.resumer->finish(r.resumer, status, r.report);
-	free_strv(r.new_argv);
-	free_strv(r.new_envp);
+	crac__strv_free(r.new_argv);
+	crac__strv_free(r.new_envp);
 	if (report && (crac_report_count(r.report) || status < 0 || status == CRAC_ABORTED))
 		*report = r.report;
 	else

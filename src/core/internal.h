@@ -41,8 +41,6 @@ void crac__report_add(crac_report *rep, enum crac_phase phase, const char *resou
 void crac__report_vadd(crac_report *rep, enum crac_phase phase, const char *resource,
 		       int code, const char *fmt, va_list ap) CRAC_HIDDEN;
 void crac__report_set_status(crac_report *rep, int status) CRAC_HIDDEN;
-/* Moves every failure of `from` to the end of `to`. */
-void crac__report_merge(crac_report *to, const crac_report *from) CRAC_HIDDEN;
 
 /* "EBUSY" for -EBUSY / EBUSY; "E?" if unknown. */
 const char *crac__errno_name(int code) CRAC_HIDDEN;
@@ -64,6 +62,17 @@ char *crac__escaped(const char *s, char *buf, size_t len) CRAC_HIDDEN;
 int64_t crac__now_ns(int clockid) CRAC_HIDDEN;
 /* Thread id of the caller (gettid). */
 int crac__gettid(void) CRAC_HIDDEN;
+
+/* ---- string vectors (core/util.c) -------------------------------------- */
+
+/*
+ * A NULL-terminated deep copy of v: of its first n entries when n >= 0 (a
+ * NULL entry among them is copied as ""), else up to its NULL. *out is NULL
+ * when there is nothing to copy. 0, or -ENOMEM (then *out is NULL).
+ */
+int crac__strv_copy(char *const *v, int n, char ***out) CRAC_HIDDEN;
+/* Frees a vector from crac__strv_copy (NULL is fine). */
+void crac__strv_free(char **v) CRAC_HIDDEN;
 
 /* ---- a checkpoint round (core/checkpoint.c) -------------------------- */
 

@@ -139,18 +139,6 @@ void crac__report_set_status(crac_report *rep, int status)
 		rep->status = status;
 }
 
-void crac__report_merge(crac_report *to, const crac_report *from)
-{
-	if (!to || !from || is_fixed(to))
-		return;
-	crac__enter();
-	for (size_t i = 0; i < from->count; i++) {
-		const struct crac_failure *f = &from->items[i];
-		push(to, f->phase, f->resource, f->code, strdup(f->message));
-	}
-	crac__leave();
-}
-
 size_t crac_report_count(const crac_report *rep)
 {
 	return rep ? rep->count : 0;

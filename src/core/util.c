@@ -4,9 +4,11 @@
  */
 #include "core/internal.h"
 #include "runtime/checks.h"
+#include "image/errnames.h"
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -26,24 +28,45 @@ int crac__gettid(void)
 	return (int)syscall(SYS_gettid);
 }
 
+void crac__strv_free(char **v)
+{
+	if (!v)
+		return;
+	for (char **p = v; *p; p++)
+		free(*p);
+	free(v);
+}
+
+int crac__strv_copy(char *const *v, int n, char ***out)
+{
+	size_t len = 0;
+	char **c;
+
+	*out = NULL;
+	while (v && (n >= 0 ? len < (size_t)n : v[len] != NULL))
+		len++;
+	if (!len)
+		return 0;
+	if (!(c = calloc(len + 1, sizeof(*c))))
+		return -ENOMEM;
+	for (size_t i = 0; i < len; i++) {
+		if (!(c[i] = strdup(v[i] ? v[i] : ""))) {
+			crac__strv_free(c);
+			return -ENOMEM;
+		}
+	}
+	*out = c;
+	return 0;
+}
+
 const char *crac__errno_name(int code)
 {
 	if (code < 0)
 		code = -code;
 	switch (code) {
-#define E(x) case x: return #x
-	E(EPERM); E(ENOENT); E(ESRCH); E(EINTR); E(EIO); E(ENXIO); E(E2BIG);
-	E(ENOEXEC); E(EBADF); E(ECHILD); E(EAGAIN); E(ENOMEM); E(EACCES);
-	E(EFAULT); E(EBUSY); E(EEXIST); E(EXDEV); E(ENODEV); E(ENOTDIR);
-	E(EISDIR); E(EINVAL); E(ENFILE); E(EMFILE); E(ENOTTY); E(ETXTBSY);
-	E(EFBIG); E(ENOSPC); E(ESPIPE); E(EROFS); E(EMLINK); E(EPIPE);
-	E(ERANGE); E(EDEADLK); E(ENAMETOOLONG); E(ENOSYS); E(ENOTEMPTY);
-	E(ELOOP); E(ENODATA); E(ETIME); E(EPROTO); E(EBADMSG); E(EOVERFLOW);
-	E(EILSEQ); E(ENOTSOCK); E(EADDRINUSE); E(EADDRNOTAVAIL); E(ENETDOWN);
-	E(ECONNABORTED); E(ECONNRESET); E(EISCONN); E(ENOTCONN); E(ETIMEDOUT);
-	E(ECONNREFUSED); E(EALREADY); E(EINPROGRESS); E(ESTALE); E(ECANCELED);
-	E(EOPNOTSUPP); E(EUCLEAN); E(EKEYREJECTED); E(ENOTRECOVERABLE);
-#undef E
+#define X(name, text) case name: return #name;
+	CRAC_ERRNO_TABLE(X)
+#undef X
 	default:
 		return "E?";
 	}

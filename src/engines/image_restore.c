@@ -46,27 +46,13 @@ static void restore_fatal(const char *what)
 }
 
 /* A heap copy of n strings from the loader's memory (NULL-terminated). */
-static char **copy_loader_strv(char *const *src, int n)
-{
-	char **v = calloc((size_t)n + 1, sizeof(char *));
-
-	for (int i = 0; v && i < n; i++)
-		if (!(v[i] = strdup(src[i] ? src[i] : ""))) {
-			for (int k = 0; k < i; k++)
-				free(v[k]);
-			free(v);
-			v = NULL;
-		}
-	return v;
-}
-
 static void copy_new_env(struct crac_round *r, const struct crac_img_resume *res)
 {
 	char *const *envp = (char *const *)(uintptr_t)res->envp;
 
 	if (!envp || !res->envc)
 		return;
-	if (!(r->new_envp = copy_loader_strv(envp, (int)res->envc)))
+	if (crac__strv_copy(envp, (int)res->envc, &r->new_envp) < 0)
 		crac__report_add(r->report, CRAC_PHASE_ENGINE, "image", -ENOMEM, "new environment lost: out of memory");
 }
 
@@ -77,7 +63,7 @@ static void copy_new_args(struct crac_round *r, const struct crac_img_resume *re
 
 	if (!argv || argc <= 0)
 		return;
-	if (!(r->new_argv = copy_loader_strv(argv, argc))) {
+	if (crac__strv_copy(argv, argc, &r->new_argv) < 0) {
 		crac__report_add(r->report, CRAC_PHASE_ENGINE, "image", -ENOMEM, "new arguments lost: out of memory");
 		return;
 	}

@@ -36,27 +36,6 @@ static int pause_configure(struct crac_round *r)
 	return rc;
 }
 
-static char **copy_strv(char *const *v, int *count)
-{
-	size_t n = 0;
-	char **out;
-
-	while (v && v[n])
-		n++;
-	out = calloc(n + 1, sizeof(*out));
-	for (size_t i = 0; out && i < n; i++) {
-		if (!(out[i] = strdup(v[i]))) {
-			while (i--)
-				free(out[i]);
-			free(out);
-			return NULL;
-		}
-	}
-	if (count)
-		*count = (int)n;
-	return out;
-}
-
 static int pause_checkpoint(struct crac_round *r)
 {
 	char what[128];
@@ -89,8 +68,12 @@ int crac__pause_resume(char *const *argv, char *const *envp, struct crac_request
 		rc = -EAGAIN;
 	} else {
 		struct crac_round *r = paused;
-		r->new_argv = argv && argv[0] ? copy_strv(argv, &r->new_argc) : NULL;
-		r->new_envp = envp && envp[0] ? copy_strv(envp, NULL) : NULL;
+		if (crac__strv_copy(argv, -1, &r->new_argv) < 0 ||
+		    crac__strv_copy(envp, -1, &r->new_envp) < 0)
+			crac__report_add(r->report, CRAC_PHASE_RESTORE, "pause", -ENOMEM,
+					 "new arguments or environment lost: out of memory");
+		for (r->new_argc = 0; r->new_argv && r->new_argv[r->new_argc]; r->new_argc++)
+			;
 		r->resumer = rq;
 		resumed = true;
 		pthread_cond_broadcast(&cond);

@@ -56,7 +56,6 @@ void crac__policy_match(const struct inv_item *it, struct policy_match *m) CRAC_
 void crac__policy_init_env(void) CRAC_HIDDEN;
 /* Non-empty if $CRAC_POLICIES could not be loaded. */
 const char *crac__policy_env_error(void) CRAC_HIDDEN;
-const char *crac__policy_action_name(enum policy_action a) CRAC_HIDDEN;
 
 /*
  * The checks in a round (called by the core): after the before_checkpoint

@@ -43,17 +43,6 @@ static bool in(const char *s, const char *const *list)
 	return false;
 }
 
-const char *crac__policy_action_name(enum policy_action a)
-{
-	switch (a) {
-	case POL_ERROR: return "error";
-	case POL_WARN: return "warn";
-	case POL_CLOSE: return "close";
-	case POL_REOPEN: return "reopen";
-	}
-	return "?";
-}
-
 /* ---- parsing ----------------------------------------------------------- */
 
 struct token {

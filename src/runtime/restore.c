@@ -54,43 +54,6 @@ static int saved_argc;
 static char **saved_argv;
 static char **saved_envp;
 
-static void free_strv(char **v)
-{
-	if (!v)
-		return;
-	for (char **p = v; *p; p++)
-		free(*p);
-	free(v);
-}
-
-/* A NULL-terminated deep copy of the first n strings of v (all of them if
- * n < 0); NULL if v is empty or memory runs out (*ok = false then). */
-static char **copy_strv(char *const *v, int n, bool *ok)
-{
-	size_t len = 0;
-	char **out;
-
-	if (!v)
-		return NULL;
-	while (v[len] && (n < 0 || len < (size_t)n))
-		len++;
-	if (!len)
-		return NULL;
-	out = calloc(len + 1, sizeof(*out));
-	if (!out) {
-		*ok = false;
-		return NULL;
-	}
-	for (size_t i = 0; i < len; i++) {
-		if (!(out[i] = strdup(v[i]))) {
-			free_strv(out);
-			*ok = false;
-			return NULL;
-		}
-	}
-	return out;
-}
-
 /* setenv() for each KEY=VALUE; entries without '=' or with an empty key are
  * skipped (and reported). */
 static void export_env(struct crac_round *r, char *const *envp)
@@ -114,11 +77,10 @@ static void export_env(struct crac_round *r, char *const *envp)
 
 void crac__args_restored(struct crac_round *r)
 {
-	bool ok = true;
-	char **argv = copy_strv(r->new_argv, r->new_argc, &ok);
-	char **envp = copy_strv(r->new_envp, -1, &ok);
-	char **old_argv, **old_envp;
+	char **argv, **envp, **old_argv, **old_envp;
+	bool ok = crac__strv_copy(r->new_argv, r->new_argc, &argv) == 0;
 
+	ok = crac__strv_copy(r->new_envp, -1, &envp) == 0 && ok;
 	if (!ok)
 		crac__report_add(r->report, CRAC_PHASE_RESTORE, "crac", -ENOMEM,
 				 "out of memory keeping the new arguments/environment for crac_restore_args()");
@@ -132,8 +94,8 @@ void crac__args_restored(struct crac_round *r)
 	while (argv && argv[saved_argc])
 		saved_argc++;
 	pthread_mutex_unlock(&args_lock);
-	free_strv(old_argv);
-	free_strv(old_envp);
+	crac__strv_free(old_argv);
+	crac__strv_free(old_envp);
 
 	/* From the round's own vectors, so that a failed copy still exports. */
 	export_env(r, r->new_envp);
