@@ -223,3 +223,27 @@ PY
 	[ "$status" -eq 1 ]
 	[ "$(grep -c "^after ABORTED" "$T/out")" -eq 2 ]
 }
+
+@test "the binding's ctypes structures match crac.h (offsets and sizes)" {
+	command -v cc >/dev/null || skip "no C compiler"
+	# the C side, generated from the binding's own field lists
+	CRAC_LIBRARY="$CRAC_BUILD_DIR/libcrac.so.0" python3 -c '
+import crac
+structs = [("struct crac_event", crac._Event), ("struct crac_options", crac._Options),
+           ("struct crac_resource_def", crac._ResourceDef), ("struct crac_failure", crac._Failure)]
+c = ["#include <crac.h>", "#include <stddef.h>", "#include <stdio.h>", "int main(void) {"]
+py = []
+for cname, s in structs:
+    c.append("printf(\"%%s size %%zu\\n\", \"%s\", sizeof(%s));" % (cname, cname))
+    py.append("%s size %d" % (cname, __import__("ctypes").sizeof(s)))
+    for f in s._fields_:
+        c.append("printf(\"%%s %%s %%zu\\n\", \"%s\", \"%s\", offsetof(%s, %s));" % (cname, f[0], cname, f[0]))
+        py.append("%s %s %d" % (cname, f[0], getattr(s, f[0]).offset))
+c.append("return 0; }")
+open("'"$T"'/layout.c", "w").write("\n".join(c) + "\n")
+open("'"$T"'/py.txt", "w").write("\n".join(py) + "\n")
+'
+	cc -o "$T/layout" -I"$CRAC_SOURCE_DIR/include" "$T/layout.c"
+	"$T/layout" >"$T/c.txt"
+	diff "$T/c.txt" "$T/py.txt"
+}

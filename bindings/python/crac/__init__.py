@@ -116,6 +116,7 @@ class _Event(ctypes.Structure):
         ("realtime_jump", ctypes.c_int64),
         ("monotonic_offset", ctypes.c_int64),
         ("boot_changed", ctypes.c_int),
+        ("unannounced", ctypes.c_int),
     ]
 
 
@@ -262,13 +263,15 @@ class Event:
     deadline_monotonic (nanoseconds; 0 when not applicable), argv (the new
     arguments given at restore, a list without the program name), env (the
     new variables, a dict), realtime_jump, monotonic_offset (nanoseconds),
-    boot_changed (bool).
+    boot_changed (bool), unannounced (bool: a restore noticed after the
+    fact, with no before_checkpoint; the external engine).
     """
 
     __slots__ = ("kind", "outcome", "engine", "generation", "instance_id",
                  "checkpoint_realtime", "checkpoint_monotonic",
                  "restore_realtime", "restore_monotonic", "deadline_monotonic",
-                 "argv", "env", "realtime_jump", "monotonic_offset", "boot_changed")
+                 "argv", "env", "realtime_jump", "monotonic_offset", "boot_changed",
+                 "unannounced")
 
     def __init__(self, ev):
         size = ev.size
@@ -298,6 +301,7 @@ class Event:
         self.realtime_jump = get("realtime_jump")
         self.monotonic_offset = get("monotonic_offset")
         self.boot_changed = bool(get("boot_changed"))
+        self.unannounced = bool(get("unannounced"))
 
     def __repr__(self):
         return "crac.Event(%s)" % ", ".join(
