@@ -52,4 +52,85 @@ int cli_path_arg(const char *what, const char *arg, size_t max, bool absolute,
 const char *cli_path_show(const char *path, char *buf, size_t len);
 #define CLI_PATH_SHOW_LEN 96
 
+/* ---- warm-up triggers and the supervisor (supervise.c) ------------------ */
+
+#include <signal.h>
+#include <sys/types.h>
+
+/* getopt_long codes of the trigger options, shared by run and start */
+enum {
+	CLI_OPT_AFTER = 0x101, CLI_OPT_ON, CLI_OPT_LISTENING, CLI_OPT_READY,
+	CLI_OPT_FIRST_FREE = 0x120
+};
+#define CLI_TRIGGER_LONGOPTS \
+	{ "checkpoint-after", required_argument, 0, CLI_OPT_AFTER }, \
+	{ "checkpoint-on", required_argument, 0, CLI_OPT_ON }, \
+	{ "checkpoint-when-listening", required_argument, 0, CLI_OPT_LISTENING }, \
+	{ "checkpoint-on-ready", no_argument, 0, CLI_OPT_READY }
+
+struct cli_triggers {
+	long long after_ms;          /* --checkpoint-after; -1: none */
+	int on_signal;               /* --checkpoint-on; 0: none */
+	int listen_port;             /* --checkpoint-when-listening; 0: none */
+	int listen_family;           /* its ADDR: AF_INET, AF_INET6, 0 any */
+	unsigned char listen_addr[16];
+	bool on_ready;               /* --checkpoint-on-ready */
+};
+
+extern const char cli_triggers_help[];
+void cli_triggers_init(struct cli_triggers *t);
+bool cli_triggers_any(const struct cli_triggers *t);
+/* Handles option c: 1 handled, 0 not a trigger option, -1 bad (said). */
+int cli_trigger_opt(struct cli_triggers *t, int c, const char *arg);
+long long cli_parse_duration(const char *s);   /* ms, -1 if bad */
+int cli_parse_signal(const char *s);           /* 0 if bad */
+/* Sends msg to the sd_notify socket named sockname ("/path", "@name"). */
+int cli_notify_send(const char *sockname, const char *msg);
+
+struct cli_super {
+	const char *who;                 /* "run", "start": for messages */
+	struct cli_triggers trig;
+	bool armed;                      /* after/listening/ready not fired yet */
+	bool quiet;                      /* success lines not printed */
+	const char *const *tokens;       /* the CHECKPOINT request */
+	/* On the request thread, after a successful checkpoint: 0 (msg: a
+	 * line to print, or empty) or -1 (msg: why it failed). */
+	int (*installed)(struct cli_super *s, int pid, char *msg, size_t len);
+	/* When a restored child answers on its control endpoint. */
+	void (*restored)(struct cli_super *s);
+	void *priv;
+	int listen_fds;                  /* LISTEN_FDS passed on to the program */
+	/* state */
+	pid_t child;
+	long long started_ms;
+	const char *outer_notify;        /* $NOTIFY_SOCKET we were given */
+	char notify_dir[128], notify_path[160];
+	int notify_fd, sig_fd, done_pipe[2];
+	bool ready_sent;
+	void *busy;                      /* the request in progress */
+	int checkpoints;                 /* successful ones */
+	sigset_t old_mask;
+};
+
+/* The child died before a restore answered: wait status | this flag. */
+#define CLI_SUPER_RESTORE_FAILED 0x10000
+
+int cli_super_init(struct cli_super *s, const char *who);
+/* Signal fd, pipes and the program's NOTIFY_SOCKET (s->notify_path, when
+ * $NOTIFY_SOCKET is set or with --checkpoint-on-ready); spawn calls it.
+ * 0 or -1 (said). */
+int cli_super_prepare(struct cli_super *s);
+/* Forks and execs argv (PATH searched) with extra_env added; -1 on failure. */
+pid_t cli_super_spawn(struct cli_super *s, char *const argv[], char *const extra_env[]);
+/* Runs until the child ends: its exit status for us, or
+ * CLI_SUPER_RESTORE_FAILED | wait status when `restoring` and it died before
+ * answering on its control endpoint. */
+int cli_super_wait(struct cli_super *s, bool restoring);
+/* The exit status for a wait status (raises a fatal signal on ourselves). */
+int cli_super_end(struct cli_super *s, int ws);
+
+/* cmd_run.c: LD_PRELOAD with libcrac for a program; 0 or -1 (said). */
+int cli_preload_env(void);
+int crac_cmd_start(int argc, char **argv);       /* cmd_start.c */
+
 #endif

@@ -44,13 +44,53 @@ static int find_library(char *out, size_t len)
 	return -ENOENT;
 }
 
+/* LD_PRELOAD gets libcrac (first), CRAC_CONTROL=1: for the program we run. */
+int cli_preload_env(void)
+{
+	char lib[PATH_MAX], *preload = NULL;
+	const char *old;
+
+	if (find_library(lib, sizeof(lib)) < 0) {
+		cli_err("cannot find libcrac.so to preload (looked in $CRAC_LIBDIR, next to crac, ../lib and %s)",
+			CRAC_INSTALL_LIBDIR);
+		return -1;
+	}
+	old = getenv("LD_PRELOAD");
+	if (asprintf(&preload, "%s%s%s", lib, old && *old ? ":" : "", old ? old : "") < 0)
+		return -1;
+	setenv("LD_PRELOAD", preload, 1);
+	setenv("CRAC_CONTROL", "1", 1);
+	free(preload);
+	return 0;
+}
+
+static void run_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: crac run [options] -- PROG [ARGS...]\n"
+		"Runs an unmodified program with libcrac preloaded and its control endpoint on, so that\n"
+		"`crac checkpoint PID` reaches it. Without a trigger crac becomes the program (same pid).\n"
+		"  --engine E             engine of its checkpoints (sets $CRAC_ENGINE)\n"
+		"  --checkpoint-to DIR    image directory (made absolute, at most %d bytes);\n"
+		"                         without --engine or $CRAC_ENGINE, selects the image engine\n"
+		"  --policies FILE        policy file (at most %d bytes)\n"
+		"  --keep-running         a checkpoint a trigger starts leaves the program running\n"
+		"                         (else the image engine ends it once its image is written)\n"
+		"%s"
+		"  --help                 this text\n"
+		"exit status: the program's (killed by a signal: the same signal); 2 usage error;\n"
+		"126/127 PROG not executable / not found\n",
+		CLI_IMAGE_DIR_MAX, CLI_PATH_MAX, cli_triggers_help);
+}
+
 /*
  * Path arguments: --checkpoint-to is made absolute (the program may chdir
  * before it checkpoints) and must fit CLI_IMAGE_DIR_MAX once absolute;
  * --policies (read at library start-up, before the program runs) and PROG
  * must fit CLI_PATH_MAX. A checkpoint directory without --engine (and
  * without $CRAC_ENGINE) selects the image engine: it is the only one that
- * writes there.
+ * writes there. With a trigger (supervise.c), crac forks the program and
+ * supervises it.
  */
 int crac_cmd_run(int argc, char **argv)
 {
@@ -58,16 +98,24 @@ int crac_cmd_run(int argc, char **argv)
 		{ "engine", required_argument, 0, 'e' },
 		{ "checkpoint-to", required_argument, 0, 'c' },
 		{ "policies", required_argument, 0, 'p' },
+		{ "keep-running", no_argument, 0, 'k' },
 		{ "help", no_argument, 0, 'h' },
+		CLI_TRIGGER_LONGOPTS,
 		{ 0, 0, 0, 0 },
 	};
-	char lib[PATH_MAX], path[PATH_MAX], show[CLI_PATH_SHOW_LEN], *preload = NULL;
-	const char *old, *engine = NULL;
-	bool dir = false;
-	int c;
+	char path[PATH_MAX], show[CLI_PATH_SHOW_LEN];
+	const char *engine = NULL;
+	struct cli_triggers trig;
+	bool dir = false, keep = false;
+	int c, t;
 
+	cli_triggers_init(&trig);
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+e:c:p:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+e:c:p:kh", opts, NULL)) != -1) {
+		if ((t = cli_trigger_opt(&trig, c, optarg)) < 0)
+			return 2;
+		if (t)
+			continue;
 		switch (c) {
 		case 'e':
 			engine = optarg;
@@ -90,38 +138,49 @@ int crac_cmd_run(int argc, char **argv)
 			}
 			setenv("CRAC_POLICIES", path, 1);
 			break;
+		case 'k':
+			keep = true;
+			break;
 		case 'h':
-			printf("usage: crac run [--engine E] [--checkpoint-to DIR] [--policies FILE] -- PROG [ARGS...]\n"
-			       "  --checkpoint-to DIR  image directory (made absolute, at most %d bytes);\n"
-			       "                       without --engine or $CRAC_ENGINE, selects the image engine\n"
-			       "  --policies FILE      policy file (at most %d bytes)\n",
-			       CLI_IMAGE_DIR_MAX, CLI_PATH_MAX);
+			run_usage(stdout);
 			return 0;
 		default:
+			run_usage(stderr);
 			return 2;
 		}
 	}
 	if (optind >= argc) {
-		cli_err("usage: crac run [options] -- PROG [ARGS...]");
+		cli_err("usage: crac run [options] -- PROG [ARGS...] (crac run --help)");
 		return 2;
 	}
 	if (cli_path_arg("run PROG", argv[optind], CLI_PATH_MAX, false, path, sizeof(path)) < 0)
 		return 2;
+	if (keep && !cli_triggers_any(&trig)) {
+		cli_err("run --keep-running is for the checkpoints of a trigger (--checkpoint-after, "
+			"-on, -when-listening, -on-ready); with `crac checkpoint` say --keep-running there");
+		return 2;
+	}
 	if (engine)
 		setenv("CRAC_ENGINE", engine, 1);
 	else if (dir && !(getenv("CRAC_ENGINE") && *getenv("CRAC_ENGINE")))
 		setenv("CRAC_ENGINE", "image", 1);
-	if (find_library(lib, sizeof(lib)) < 0) {
-		cli_err("cannot find libcrac.so to preload (looked in $CRAC_LIBDIR, next to crac, ../lib and %s)",
-			CRAC_INSTALL_LIBDIR);
+	if (cli_preload_env() < 0)
 		return 2;
+	if (cli_triggers_any(&trig)) {
+		static const char *keep_tokens[] = { "CHECKPOINT", "keep=1", NULL };
+		static const char *plain_tokens[] = { "CHECKPOINT", NULL };
+		struct cli_super s;
+		const char *lf = getenv("LISTEN_FDS"), *lp = getenv("LISTEN_PID");
+		cli_super_init(&s, "run");
+		s.trig = trig;
+		s.armed = true;
+		s.tokens = keep ? keep_tokens : plain_tokens;
+		if (lf && lp && atoi(lp) == (int)getpid())
+			s.listen_fds = atoi(lf);
+		if (cli_super_spawn(&s, argv + optind, NULL) < 0)
+			return 125;
+		return cli_super_wait(&s, false);
 	}
-	old = getenv("LD_PRELOAD");
-	if (asprintf(&preload, "%s%s%s", lib, old && *old ? ":" : "", old ? old : "") < 0)
-		return 2;
-	setenv("LD_PRELOAD", preload, 1);
-	setenv("CRAC_CONTROL", "1", 1);
-	free(preload);
 	execvp(argv[optind], argv + optind);
 	int e = errno;
 	cli_err("cannot run %s: %s", cli_path_show(argv[optind], show, sizeof(show)), strerror(e));

@@ -87,9 +87,15 @@ static void usage(FILE *f)
 		"        resume a process paused by the pause engine\n"
 		"  restore DIR [--populate | --lazy] [--stats] [--timens] [--trust-owner] [--env K=V]... [-- ARGS...]\n"
 		"        restore an image written by the image engine (only your own: an image is code)\n"
-		"  run [--engine E] [--checkpoint-to DIR] [--policies FILE] -- PROG [ARGS...]\n"
+		"  run [--engine E] [--checkpoint-to DIR] [--policies FILE] [--keep-running] [triggers]\n"
+		"      -- PROG [ARGS...]\n"
 		"        run an unmodified program with libcrac preloaded and its control endpoint on\n"
-		"        (--checkpoint-to DIR without --engine: the image engine, writing to DIR)\n"
+		"        (--checkpoint-to DIR without --engine: the image engine, writing to DIR);\n"
+		"        triggers: --checkpoint-after DURATION, --checkpoint-on SIGNAL,\n"
+		"        --checkpoint-when-listening [ADDR:]PORT, --checkpoint-on-ready\n"
+		"  start --image DIR [--key K] [triggers] -- PROG [ARGS...]\n"
+		"        restore DIR if it holds a good image of PROG, else start PROG cold under `crac run`\n"
+		"        and write DIR when a trigger fires (the program keeps running)\n"
 		"  inspect DIR [--json] [--trust-owner]\n"
 		"        print an image's header, mappings, threads and checks\n"
 		"  check PID\n"
@@ -97,7 +103,7 @@ static void usage(FILE *f)
 		"\n"
 		"options: --help, --version\n"
 		"exit status: 0 success, 1 the operation failed (report printed), 2 usage error or unavailable\n"
-		"see crac(1), crac(7)\n");
+		"crac <command> --help: the options of one command; see crac(1), crac(7)\n");
 }
 
 int main(int argc, char **argv)
@@ -131,6 +137,8 @@ int main(int argc, char **argv)
 		return crac_cmd_restore(argc, argv);
 	if (!strcmp(cmd, "run"))
 		return crac_cmd_run(argc, argv);
+	if (!strcmp(cmd, "start"))
+		return crac_cmd_start(argc, argv);
 	if (!strcmp(cmd, "inspect"))
 		return crac_cmd_inspect(argc, argv);
 	if (!strcmp(cmd, "check"))

@@ -1,0 +1,649 @@
+/*
+ * cmd_start.c - `crac start --image DIR [--key K] [triggers] -- PROG ARGS`:
+ * restore-or-start.
+ *
+ *   1. The key of PROG: --key K, else the executable's identity (its real
+ *      path, device, inode, size, mtime) and every argument.
+ *   2. DIR is usable when it holds DIR/start-key with that key, the
+ *      restore checks pass (image/check.c, as `crac inspect` and the
+ *      loader run them), and the sockets systemd passes now (LISTEN_FDS)
+ *      match those DIR/activation records. Then crac restores it in a
+ *      child (`crac restore DIR --env ... -- PROG ARGS`: the restored
+ *      program sees the new environment and arguments) and supervises it
+ *      (supervise.c): READY=1 goes to $NOTIFY_SOCKET once it answers.
+ *   3. Otherwise the reason is printed once and PROG starts cold as under
+ *      `crac run`, with the triggers. The first trigger that fires writes
+ *      DIR: the checkpoint (keep-running) goes to DIR.new-PID, crac adds
+ *      start-key (and activation), then swaps it with DIR in one
+ *      renameat2(RENAME_EXCHANGE) (or renames it into place): at every
+ *      instant DIR is the complete old image or the complete new one.
+ *      The process keeps running: the service is never down. A restore
+ *      that fails after all (the loader refused: a file changed in
+ *      between) also ends in a cold start, in the same supervisor.
+ *
+ * Concurrent starts on one DIR, through open file description locks on
+ * DIR.lock: byte 0 is held shared while an image is checked and restored
+ * (until the restored process answers) and exclusively for the swap, so a
+ * restore never reads a half-replaced DIR and the swap never removes an
+ * image being restored; byte 1 is the writer's: the one cold start that
+ * takes it writes DIR, the others start cold and write nothing.
+ *
+ * Exit status: the program's (restored or cold; killed by a signal: the
+ * same signal, raised on crac); 2 usage error; 125 crac could not start
+ * anything (DIR.lock, fork); 126/127 PROG not executable / not found.
+ */
+#include "cli.h"
+#include "core/internal.h"
+#include "image/check.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#endif
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE (1 << 1)
+#endif
+
+#define KEY_FILE "start-key"
+#define ACT_FILE "activation"
+#define MAX_KEY (64 * 1024)
+
+extern char **environ;
+
+struct start {
+	char dir[PATH_MAX];          /* DIR, absolute */
+	char newdir[PATH_MAX + 32];  /* DIR.new-PID */
+	char *key;                   /* the key text */
+	int lock_fd;                 /* DIR.lock */
+	bool image_lock;             /* byte 0 held shared */
+	const char *prog;
+};
+
+/* ---- the key ---------------------------------------------------------------- */
+
+static void put_escaped(FILE *f, const char *s)
+{
+	for (const unsigned char *c = (const unsigned char *)s; *c; c++)
+		if (*c <= ' ' || *c == '%' || *c >= 0x7f)
+			fprintf(f, "%%%02X", *c);
+		else
+			fputc(*c, f);
+	fputc('\n', f);
+}
+
+/* PROG as execvp would find it. */
+static int find_prog(const char *prog, char *out, size_t len)
+{
+	const char *path = getenv("PATH");
+
+	if (strchr(prog, '/'))
+		return realpath(prog, out) && strlen(out) < len ? 0 : -errno;
+	if (!path || !*path)
+		path = "/usr/local/bin:/usr/bin:/bin";
+	for (const char *p = path; *p;) {
+		const char *end = strchr(p, ':');
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+		char cand[PATH_MAX];
+		if (snprintf(cand, sizeof(cand), "%.*s/%s", (int)n, n ? p : ".", prog) < (int)sizeof(cand) &&
+		    access(cand, X_OK) == 0 && realpath(cand, out) && strlen(out) < len)
+			return 0;
+		p += n + (end ? 1 : 0);
+		if (!end)
+			break;
+	}
+	return -ENOENT;
+}
+
+static char *make_key(const char *key, char **args)
+{
+	char *text = NULL, exe[PATH_MAX];
+	size_t len = 0;
+	struct stat st;
+	FILE *f = open_memstream(&text, &len);
+	int argc = 0;
+
+	if (!f)
+		return NULL;
+	fprintf(f, "crac-start-key 1\n");
+	if (key) {
+		fprintf(f, "key ");
+		put_escaped(f, key);
+	} else {
+		if (find_prog(args[0], exe, sizeof(exe)) == 0 && stat(exe, &st) == 0) {
+			fprintf(f, "exe dev %llu inode %llu size %lld mtime %lld.%09ld path ",
+				(unsigned long long)st.st_dev, (unsigned long long)st.st_ino,
+				(long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+			put_escaped(f, exe);
+		} else {
+			fprintf(f, "exe not found ");
+			put_escaped(f, args[0]);
+		}
+		while (args[argc])
+			argc++;
+		fprintf(f, "argc %d\n", argc);
+		for (int i = 0; i < argc; i++) {
+			fprintf(f, "arg ");
+			put_escaped(f, args[i]);
+		}
+	}
+	fclose(f);
+	return text;
+}
+
+/* Reads DIR/name (a regular file of ours, no link followed) into a string. */
+static char *read_small(const char *dir, const char *name, int *err)
+{
+	char path[PATH_MAX + 32];
+	struct stat st;
+	char *buf;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		*err = -errno;
+		return NULL;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > MAX_KEY ||
+	    (st.st_uid != geteuid() && st.st_uid != 0) || (st.st_mode & 022)) {
+		*err = -EPERM;
+		close(fd);
+		return NULL;
+	}
+	buf = calloc(1, (size_t)st.st_size + 1);
+	if (buf && read(fd, buf, (size_t)st.st_size) != st.st_size) {
+		free(buf);
+		buf = NULL;
+	}
+	*err = buf ? 0 : -EIO;
+	close(fd);
+	return buf;
+}
+
+/* The first line where two keys differ, for the message. */
+static void key_diff(const char *a, const char *b, char *out, size_t len)
+{
+	while (*a && *b) {
+		const char *ea = strchr(a, '\n'), *eb = strchr(b, '\n');
+		size_t la = ea ? (size_t)(ea - a) : strlen(a), lb = eb ? (size_t)(eb - b) : strlen(b);
+		if (la != lb || memcmp(a, b, la)) {
+			snprintf(out, len, "recorded \"%.*s\", now \"%.*s\"", (int)(la > 200 ? 200 : la), a,
+				 (int)(lb > 200 ? 200 : lb), b);
+			return;
+		}
+		a += la + (ea ? 1 : 0);
+		b += lb + (eb ? 1 : 0);
+	}
+	snprintf(out, len, "a different number of arguments");
+}
+
+/* ---- locks -------------------------------------------------------------------- */
+
+static int ofd_lock(int fd, short type, off_t byte, bool wait)
+{
+	struct flock l = { .l_type = type, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1 };
+
+	while (fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &l) < 0) {
+		if (errno != EINTR)
+			return -errno;
+	}
+	return 0;
+}
+
+/* ---- is DIR usable? --------------------------------------------------------------- */
+
+/*
+ * 0: restore DIR (act: the CRAC_ACTIVATION_FDS= entry, or empty);
+ * 1: start cold, the reason in why.
+ */
+static int usable(struct start *st, int listen_fds, char *act, size_t actlen, char *why, size_t len)
+{
+	struct crac_img_opened o;
+	struct crac_img_view v;
+	struct stat sb;
+	char msg[2048], diff[512];
+	void *buf = NULL;
+	int err = 0, rc = 1;
+
+	act[0] = 0;
+	if (lstat(st->dir, &sb) < 0) {
+		snprintf(why, len, "no image at %s yet", st->dir);
+		return 1;
+	}
+	char *key = read_small(st->dir, KEY_FILE, &err);
+	if (!key) {
+		snprintf(why, len, "%s/%s: %s (an image crac start did not write)", st->dir, KEY_FILE,
+			 err == -EPERM ? "not a regular file of ours that only we may write" : strerror(-err));
+		return 1;
+	}
+	if (strcmp(key, st->key)) {
+		key_diff(key, st->key, diff, sizeof(diff));
+		snprintf(why, len, "the image at %s is of another program or other arguments (%s)", st->dir, diff);
+		free(key);
+		return 1;
+	}
+	free(key);
+	if (crac_img_open(st->dir, &o, msg, sizeof(msg)) < 0) {
+		snprintf(why, len, "%s", msg);
+		return 1;
+	}
+	if (o.header_size > CRAC_IMG_MAX_HEADER || !(buf = aligned_alloc(8, (o.header_size + 8) & ~7ull))) {
+		snprintf(why, len, "%s: header of %llu bytes: too large", st->dir, (unsigned long long)o.header_size);
+		goto out;
+	}
+	if (crac_img_read_header(&o, buf, o.header_size, &v, msg, sizeof(msg)) < 0) {
+		snprintf(why, len, "%s", msg);
+		goto out;
+	}
+	struct crac_img_checker k = { .v = &v, .o = &o, .dir = st->dir, .flags = 0, .file_fds = NULL };
+	if (crac_img_check_all(&k, NULL, msg, sizeof(msg)) < 0) {
+		snprintf(why, len, "the image at %s does not restore here: %s", st->dir, msg);
+		goto out;
+	}
+	/* socket activation: what the program got then, what systemd passes now */
+	char *rec = read_small(st->dir, ACT_FILE, &err);
+	int recorded = 0;
+	size_t at = (size_t)snprintf(act, actlen, "CRAC_ACTIVATION_FDS=");
+	for (char *line = rec, *nl; line && *line; line = nl) {
+		int idx, fd;
+		nl = strchr(line, '\n');
+		nl = nl ? nl + 1 : line + strlen(line);
+		if (sscanf(line, "%d %d", &idx, &fd) != 2 || idx < 0 || fd < 3) {
+			snprintf(why, len, "%s/%s is damaged", st->dir, ACT_FILE);
+			free(rec);
+			goto out;
+		}
+		if (idx >= listen_fds) {
+			snprintf(why, len, "the program of %s got socket %d of socket activation (LISTEN_FDS) at fd %d; "
+				 "LISTEN_FDS passes %d socket%s now", st->dir, idx + 1, fd, listen_fds,
+				 listen_fds == 1 ? "" : "s");
+			free(rec);
+			goto out;
+		}
+		uint32_t i = 0;
+		while (i < v.h->n_fds && v.fds[i].fd != fd)
+			i++;
+		if (i == v.h->n_fds) {
+			snprintf(why, len, "%s/%s names fd %d, which the image does not hold", st->dir, ACT_FILE, fd);
+			free(rec);
+			goto out;
+		}
+		at += (size_t)snprintf(act + at, at < actlen ? actlen - at : 0, "%s%d:%d", recorded ? "," : "",
+				       3 + idx, fd);
+		recorded++;
+	}
+	free(rec);
+	if (at >= actlen) {
+		snprintf(why, len, "%s/%s: too many activation sockets", st->dir, ACT_FILE);
+		goto out;
+	}
+	if (!recorded)
+		act[0] = 0;
+	if (listen_fds > 0 && !recorded) {
+		snprintf(why, len, "LISTEN_FDS passes %d socket%s, but the program of %s got none at its checkpoint "
+			 "(it would bind its own address again)", listen_fds, listen_fds == 1 ? "" : "s", st->dir);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(buf);
+	crac_img_close(&o);
+	return rc;
+}
+
+/* ---- writing DIR ------------------------------------------------------------------ */
+
+static int write_file(const char *dir, const char *name, const char *text)
+{
+	char path[PATH_MAX + 64];
+	size_t n = strlen(text);
+	int fd, rc = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, text, n) != (ssize_t)n || fsync(fd) < 0)
+		rc = errno ? -errno : -EIO;
+	close(fd);
+	return rc;
+}
+
+static void remove_image(const char *dir)
+{
+	static const char *const files[] = { "header", "pages", KEY_FILE, ACT_FILE };
+	char path[PATH_MAX + 64];
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+		unlink(path);
+	}
+	rmdir(dir);
+}
+
+static void fsync_dir(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+}
+
+/* Which of the program's descriptors hold socket activation socket idx
+ * (our fd 3 + idx)? Appends "idx fd" lines. */
+static void record_activation(int pid, int n, FILE *f)
+{
+	char path[64], link[64];
+
+	for (int idx = 0; idx < n; idx++) {
+		struct stat st;
+		if (fstat(3 + idx, &st) < 0 || !S_ISSOCK(st.st_mode))
+			continue;
+		for (int fd = 3; fd < 4096; fd++) {
+			unsigned long ino;
+			snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fd);
+			ssize_t len = readlink(path, link, sizeof(link) - 1);
+			if (len <= 0)
+				continue;
+			link[len] = 0;
+			if (sscanf(link, "socket:[%lu]", &ino) == 1 && ino == (unsigned long)st.st_ino)
+				fprintf(f, "%d %d\n", idx, fd);
+		}
+	}
+}
+
+/* On the request thread, after the checkpoint wrote DIR.new-PID. */
+static int install(struct cli_super *s, int pid, char *msg, size_t len)
+{
+	struct start *st = s->priv;
+	char *act = NULL, parent[PATH_MAX];
+	size_t actlen = 0;
+	int rc;
+
+	if ((rc = write_file(st->newdir, KEY_FILE, st->key)) < 0) {
+		snprintf(msg, len, "cannot write %s/%s: %s; %s not replaced", st->newdir, KEY_FILE,
+			 strerror(-rc), st->dir);
+		remove_image(st->newdir);
+		return -1;
+	}
+	if (s->listen_fds > 0) {
+		FILE *f = open_memstream(&act, &actlen);
+		if (f) {
+			record_activation(pid, s->listen_fds, f);
+			fclose(f);
+		}
+		if (!act || (rc = write_file(st->newdir, ACT_FILE, act)) < 0) {
+			snprintf(msg, len, "cannot write %s/%s; %s not replaced", st->newdir, ACT_FILE, st->dir);
+			free(act);
+			remove_image(st->newdir);
+			return -1;
+		}
+		free(act);
+	}
+	fsync_dir(st->newdir);
+	/* exclusive on byte 0: no restore is reading DIR while it is swapped */
+	if ((rc = ofd_lock(st->lock_fd, F_WRLCK, 0, true)) < 0) {
+		snprintf(msg, len, "cannot lock %s.lock: %s; %s not replaced", st->dir, strerror(-rc), st->dir);
+		remove_image(st->newdir);
+		return -1;
+	}
+	struct stat sb;
+	bool exists = lstat(st->dir, &sb) == 0;
+	if (exists)
+		rc = (int)syscall(SYS_renameat2, AT_FDCWD, st->newdir, AT_FDCWD, st->dir, RENAME_EXCHANGE);
+	else
+		rc = (int)syscall(SYS_renameat2, AT_FDCWD, st->newdir, AT_FDCWD, st->dir, RENAME_NOREPLACE);
+	if (rc < 0 && (errno == EINVAL || errno == ENOSYS) && !exists)
+		rc = rename(st->newdir, st->dir);
+	int e = errno;
+	ofd_lock(st->lock_fd, F_UNLCK, 0, false);
+	if (rc < 0) {
+		snprintf(msg, len, "cannot put the image %s in place at %s: %s", st->newdir, st->dir, strerror(e));
+		remove_image(st->newdir);
+		return -1;
+	}
+	if (exists)
+		remove_image(st->newdir);   /* the previous image, swapped out */
+	snprintf(parent, sizeof(parent), "%s", st->dir);
+	char *slash = strrchr(parent, '/');
+	if (slash && slash != parent) {
+		*slash = 0;
+		fsync_dir(parent);
+	}
+	snprintf(msg, len, "image of %s written to %s; process %d keeps running", st->prog, st->dir, pid);
+	return 0;
+}
+
+/* The restored process answers: its image may be replaced now. */
+static void restored(struct cli_super *s)
+{
+	struct start *st = s->priv;
+
+	if (st->image_lock) {
+		ofd_lock(st->lock_fd, F_UNLCK, 0, false);
+		st->image_lock = false;
+	}
+}
+
+/* ---- the command ------------------------------------------------------------------- */
+
+static void start_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: crac start --image DIR [--key K] [--quiet] [triggers] -- PROG [ARGS...]\n"
+		"Restores DIR if it holds an image of PROG (same executable and arguments, or the same\n"
+		"--key) that restores here; else says why once, starts PROG cold as `crac run` does and,\n"
+		"when a trigger fires, writes a fresh DIR while the program keeps running.\n"
+		"  --image DIR            the image directory (made absolute); DIR.lock next to it\n"
+		"  --key K                the image is PROG's if it was made with the same K (the\n"
+		"                         arguments and executable may differ)\n"
+		"  --quiet, -q            no line for a restore or an image written (reasons stay)\n"
+		"%s"
+		"  --help                 this text\n"
+		"A restored program gets the current environment and PROG ARGS as its new environment and\n"
+		"arguments. With $NOTIFY_SOCKET, READY=1 is sent once the restored process answers (a cold\n"
+		"program's own notifications are relayed). Sockets of socket activation (LISTEN_FDS) are\n"
+		"handed to the restored program at the numbers it had them at its checkpoint.\n"
+		"exit status: the program's (killed by a signal: the same signal); 2 usage error;\n"
+		"125 crac could not start anything; 126/127 PROG not executable / not found\n",
+		cli_triggers_help);
+}
+
+int crac_cmd_start(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "image", required_argument, 0, 'i' },
+		{ "key", required_argument, 0, 'K' },
+		{ "quiet", no_argument, 0, 'q' },
+		{ "help", no_argument, 0, 'h' },
+		CLI_TRIGGER_LONGOPTS,
+		{ 0, 0, 0, 0 },
+	};
+	static struct start st = { .lock_fd = -1 };
+	static struct cli_super s;
+	const char *key = NULL;
+	bool quiet = false, have_dir = false;
+	char why[16384], act[600], lock[PATH_MAX + 8];
+	int c, t;
+
+	cli_super_init(&s, "start");
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+i:K:qh", opts, NULL)) != -1) {
+		if ((t = cli_trigger_opt(&s.trig, c, optarg)) < 0)
+			return 2;
+		if (t)
+			continue;
+		switch (c) {
+		case 'i':
+			/* DIR.new-PID.tmp-PID-START-XXXXXX must fit as well */
+			if (cli_path_arg("start --image", optarg, CLI_IMAGE_DIR_MAX - 20, true, st.dir,
+					 sizeof(st.dir)) < 0)
+				return 2;
+			for (size_t n = strlen(st.dir); n > 1 && st.dir[n - 1] == '/'; n--)
+				st.dir[n - 1] = 0;
+			have_dir = true;
+			break;
+		case 'K':
+			key = optarg;
+			break;
+		case 'q':
+			quiet = true;
+			break;
+		case 'h':
+			start_usage(stdout);
+			return 0;
+		default:
+			start_usage(stderr);
+			return 2;
+		}
+	}
+	if (!have_dir || optind >= argc) {
+		cli_err("usage: crac start --image DIR [options] -- PROG [ARGS...] (crac start --help)");
+		return 2;
+	}
+	if (!cli_triggers_any(&s.trig)) {
+		cli_err("start: say when PROG is warm enough to checkpoint: --checkpoint-after, "
+			"--checkpoint-when-listening, --checkpoint-on-ready or --checkpoint-on (crac start --help)");
+		return 2;
+	}
+	char **args = argv + optind;
+	st.prog = args[0];
+	s.quiet = quiet;
+	s.priv = &st;
+	s.installed = install;
+	s.restored = restored;
+	const char *lf = getenv("LISTEN_FDS"), *lp = getenv("LISTEN_PID");
+	if (lf && lp && atoi(lp) == (int)getpid() && atoi(lf) > 0)
+		s.listen_fds = atoi(lf);
+	if (!(st.key = make_key(key, args))) {
+		cli_err("start: out of memory");
+		return 125;
+	}
+	snprintf(lock, sizeof(lock), "%s.lock", st.dir);
+	st.lock_fd = open(lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (st.lock_fd < 0) {
+		cli_err("start: cannot open the lock file %s: %s", lock, strerror(errno));
+		return 125;
+	}
+
+	/* 2. restore? (shared on byte 0: DIR is not swapped meanwhile) */
+	int rc = ofd_lock(st.lock_fd, F_RDLCK, 0, true);
+	if (rc < 0) {
+		cli_err("start: cannot lock %s: %s", lock, strerror(-rc));
+		return 125;
+	}
+	st.image_lock = true;
+	if (usable(&st, s.listen_fds, act, sizeof(act), why, sizeof(why)) == 0) {
+		char self[PATH_MAX];
+		ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+		size_t ne = 0, na = 0;
+		while (environ[ne])
+			ne++;
+		while (args[na])
+			na++;
+		char **rargv = calloc(2 * ne + na + 12, sizeof(char *));
+		if (n <= 0 || !rargv) {
+			cli_err("start: cannot find crac itself (/proc/self/exe)");
+			return 125;
+		}
+		self[n] = 0;
+		int k = 0;
+		rargv[k++] = self;
+		rargv[k++] = "restore";
+		rargv[k++] = st.dir;
+		/* the new environment: ours, with the NOTIFY_SOCKET of the supervisor */
+		for (size_t i = 0; i < ne; i++) {
+			if (!strncmp(environ[i], "NOTIFY_SOCKET=", 14) || !strncmp(environ[i], "LISTEN_PID=", 11) ||
+			    !strncmp(environ[i], "CRAC_ACTIVATION_FDS=", 20) || !strchr(environ[i], '=') ||
+			    environ[i][0] == '=')
+				continue;
+			rargv[k++] = "--env";
+			rargv[k++] = environ[i];
+		}
+		char notify_kv[200];
+		if (cli_super_prepare(&s) < 0)
+			return 125;
+		if (s.notify_dir[0]) {
+			snprintf(notify_kv, sizeof(notify_kv), "NOTIFY_SOCKET=%s", s.notify_path);
+			rargv[k++] = "--env";
+			rargv[k++] = notify_kv;
+		}
+		rargv[k++] = "--";
+		for (size_t i = 0; i < na; i++)
+			rargv[k++] = args[i];
+		rargv[k] = NULL;
+		char *extra[2] = { act[0] ? act : NULL, NULL };
+		s.armed = false;   /* warm already: only --checkpoint-on refreshes the image */
+		st.newdir[0] = 0;
+		snprintf(st.newdir, sizeof(st.newdir), "%s.new-%d", st.dir, (int)getpid());
+		static const char *tokens[6];
+		static char image_tok[PATH_MAX + 8];
+		snprintf(image_tok, sizeof(image_tok), "image=%s", st.newdir);
+		tokens[0] = "CHECKPOINT";
+		tokens[1] = "engine=image";
+		tokens[2] = image_tok;
+		tokens[3] = "keep=1";
+		tokens[4] = NULL;
+		s.tokens = tokens;
+		/* a writer lock for --checkpoint-on refreshes */
+		if (s.trig.on_signal && ofd_lock(st.lock_fd, F_WRLCK, 1, false) < 0)
+			s.trig.on_signal = 0;
+		if (cli_super_spawn(&s, rargv, extra) < 0)
+			return 125;
+		int ws = cli_super_wait(&s, true);
+		free(rargv);
+		if (!(ws & CLI_SUPER_RESTORE_FAILED))
+			return ws;
+		ws &= 0xffff;
+		if (WIFEXITED(ws))
+			snprintf(why, sizeof(why), "the restore of %s failed (exit status %d, its reason above)",
+				 st.dir, WEXITSTATUS(ws));
+		else
+			snprintf(why, sizeof(why), "the restore of %s failed (killed by signal %d)", st.dir,
+				 WTERMSIG(ws));
+		restored(&s);
+		s.child = 0;
+	}
+	if (st.image_lock) {
+		ofd_lock(st.lock_fd, F_UNLCK, 0, false);
+		st.image_lock = false;
+	}
+
+	/* 3. cold */
+	bool writer = ofd_lock(st.lock_fd, F_WRLCK, 1, false) == 0;
+	cli_err("start: %s: starting %s cold%s", why, st.prog,
+		writer ? "" : " (another crac start is writing the image: this one writes none)");
+	if (cli_preload_env() < 0)
+		return 2;
+	setenv("CRAC_ENGINE", "image", 1);
+	snprintf(st.newdir, sizeof(st.newdir), "%s.new-%d", st.dir, (int)getpid());
+	remove_image(st.newdir);   /* one a killed crac of this pid left */
+	static const char *tokens[6];
+	static char image_tok[PATH_MAX + 8];
+	snprintf(image_tok, sizeof(image_tok), "image=%s", st.newdir);
+	tokens[0] = "CHECKPOINT";
+	tokens[1] = "engine=image";
+	tokens[2] = image_tok;
+	tokens[3] = "keep=1";
+	tokens[4] = NULL;
+	s.tokens = tokens;
+	s.armed = writer;
+	if (!writer)
+		s.trig.on_signal = 0;
+	if (cli_super_spawn(&s, args, NULL) < 0)
+		return 125;
+	return cli_super_wait(&s, false);
+}

@@ -1,0 +1,688 @@
+/*
+ * supervise.c - warm-up triggers and the small supervisor behind them
+ * (`crac run` with a --checkpoint-* option, `crac start`).
+ *
+ * Without a trigger `crac run` execs the program: same pid. With one, crac
+ * forks the program and stays as its parent, a supervisor that:
+ *   - forwards HUP, INT, QUIT, TERM, USR1, USR2, WINCH, ALRM, CONT and TSTP
+ *     to the program (but the --checkpoint-on signal, which it keeps), and
+ *     ends as the program ended (same exit status; killed by a signal: the
+ *     same signal, raised on itself);
+ *   - fires the triggers: --checkpoint-after (time since the start),
+ *     --checkpoint-when-listening (the first time the program has a TCP
+ *     socket listening on that port: /proc/PID/net/tcp{,6} and its fds,
+ *     every 10 ms), --checkpoint-on-ready (the program sent READY=1) and
+ *     --checkpoint-on SIGNAL (sent to the supervisor; any number of times).
+ *     The first three fire once in all: the first that happens. The
+ *     checkpoint is an ordinary control request (`crac checkpoint PID`) on
+ *     a thread of its own; its answer goes to our stderr. One that fails
+ *     prints the report and the program keeps running cold;
+ *   - relays sd_notify: when $NOTIFY_SOCKET is set (systemd Type=notify)
+ *     or with --checkpoint-on-ready, the program gets a NOTIFY_SOCKET of
+ *     ours (a datagram socket in a private 0700 directory) and every
+ *     message it sends there goes on to the outer NOTIFY_SOCKET, without
+ *     MAINPID= lines: the supervisor is the service's main PID (MAINPID),
+ *     since systemd accepts notifications from the main PID only
+ *     (NotifyAccess=main) and the program is not it;
+ *   - after a restore (`crac start`), sends READY=1 itself once the
+ *     restored process answers on its control endpoint: the program said
+ *     READY before its checkpoint and will not say it again.
+ */
+#include "cli.h"
+#include "core/internal.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- options ---------------------------------------------------------------- */
+
+const char cli_triggers_help[] =
+	"  --checkpoint-after DURATION    checkpoint DURATION after the start (500ms, 30s, 2m, 1h;\n"
+	"                                 a bare number is seconds)\n"
+	"  --checkpoint-when-listening [ADDR:]PORT\n"
+	"                                 checkpoint the first time the program listens on TCP PORT\n"
+	"                                 (on ADDR, or on any address covering it: 0.0.0.0, ::)\n"
+	"  --checkpoint-on-ready          checkpoint when the program sends READY=1 (sd_notify): it\n"
+	"                                 gets a NOTIFY_SOCKET of crac's, relayed to $NOTIFY_SOCKET\n"
+	"  --checkpoint-on SIGNAL         checkpoint each time crac (the supervisor) receives SIGNAL\n"
+	"                                 (USR1, SIGUSR2, 10...); not forwarded to the program\n"
+	"  With a trigger, crac stays as the program's parent (a supervisor; MAINPID for systemd),\n"
+	"  forwards signals to it and exits as it exits. The first of after/listening/ready fires,\n"
+	"  once; a checkpoint that fails prints its report and the program keeps running cold.\n";
+
+void cli_triggers_init(struct cli_triggers *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->after_ms = -1;
+}
+
+bool cli_triggers_any(const struct cli_triggers *t)
+{
+	return t->after_ms >= 0 || t->on_signal || t->listen_port || t->on_ready;
+}
+
+/* "500ms", "30s", "1.5s", "2m", "1h", "30" (seconds) -> milliseconds, -1 if bad. */
+long long cli_parse_duration(const char *s)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (end == s || errno || v < 0 || v > 1e9)
+		return -1;
+	if (!*end || !strcmp(end, "s"))
+		v *= 1000;
+	else if (!strcmp(end, "ms"))
+		;
+	else if (!strcmp(end, "m") || !strcmp(end, "min"))
+		v *= 60000;
+	else if (!strcmp(end, "h"))
+		v *= 3600000;
+	else
+		return -1;
+	return (long long)v;
+}
+
+static const struct { const char *name; int sig; } signals[] = {
+	{ "HUP", SIGHUP }, { "INT", SIGINT }, { "QUIT", SIGQUIT }, { "USR1", SIGUSR1 },
+	{ "USR2", SIGUSR2 }, { "ALRM", SIGALRM }, { "TERM", SIGTERM }, { "WINCH", SIGWINCH },
+	{ "PWR", SIGPWR }, { "URG", SIGURG },
+};
+
+/* "USR1", "SIGUSR1", "usr1", "10", "RTMIN+3" -> the number, 0 if bad. */
+int cli_parse_signal(const char *s)
+{
+	char *end;
+	long v;
+
+	if (isdigit((unsigned char)s[0])) {
+		v = strtol(s, &end, 10);
+		return !*end && v > 0 && v < NSIG ? (int)v : 0;
+	}
+	if (!strncasecmp(s, "SIG", 3))
+		s += 3;
+	for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++)
+		if (!strcasecmp(s, signals[i].name))
+			return signals[i].sig;
+	if (!strncasecmp(s, "RTMIN+", 6)) {
+		v = strtol(s + 6, &end, 10);
+		return !*end && v >= 0 && SIGRTMIN + v <= SIGRTMAX ? (int)(SIGRTMIN + v) : 0;
+	}
+	return 0;
+}
+
+int cli_trigger_opt(struct cli_triggers *t, int c, const char *arg)
+{
+	switch (c) {
+	case CLI_OPT_AFTER:
+		if ((t->after_ms = cli_parse_duration(arg)) < 0) {
+			cli_err("--checkpoint-after wants a duration (500ms, 30s, 2m, 1h), got \"%s\"", arg);
+			return -1;
+		}
+		return 1;
+	case CLI_OPT_ON:
+		t->on_signal = cli_parse_signal(arg);
+		if (!t->on_signal || t->on_signal == SIGKILL || t->on_signal == SIGSTOP ||
+		    t->on_signal == SIGCHLD) {
+			cli_err("--checkpoint-on wants a signal crac can catch (USR1, SIGUSR2, HUP, 12...), got \"%s\"", arg);
+			return -1;
+		}
+		return 1;
+	case CLI_OPT_LISTENING: {
+		const char *colon = strrchr(arg, ':');
+		char *end;
+		long port = strtol(colon ? colon + 1 : arg, &end, 10);
+		if (*end || port <= 0 || port > 65535 || end == (colon ? colon + 1 : arg)) {
+			cli_err("--checkpoint-when-listening wants [ADDR:]PORT (8080, 127.0.0.1:8080, [::1]:8080), got \"%s\"", arg);
+			return -1;
+		}
+		t->listen_port = (int)port;
+		t->listen_family = 0;
+		if (colon) {
+			char a[INET6_ADDRSTRLEN + 2];
+			size_t n = (size_t)(colon - arg);
+			if (n >= sizeof(a)) {
+				cli_err("--checkpoint-when-listening: address \"%.*s\" too long", (int)n, arg);
+				return -1;
+			}
+			memcpy(a, arg, n);
+			a[n] = 0;
+			char *p = a;
+			if (p[0] == '[' && n > 2 && p[n - 1] == ']') {
+				p[n - 1] = 0;
+				p++;
+			}
+			if (inet_pton(AF_INET, p, t->listen_addr) == 1)
+				t->listen_family = AF_INET;
+			else if (inet_pton(AF_INET6, p, t->listen_addr) == 1)
+				t->listen_family = AF_INET6;
+			else {
+				cli_err("--checkpoint-when-listening: \"%s\" is no IPv4 or IPv6 address", p);
+				return -1;
+			}
+		}
+		return 1;
+	}
+	case CLI_OPT_READY:
+		t->on_ready = true;
+		return 1;
+	}
+	return 0;
+}
+
+/* ---- listening -------------------------------------------------------------- */
+
+/* Does /proc/PID/net/FILE list a socket in LISTEN state on the trigger's
+ * port and address? Adds their inodes to ino[] (at most max). */
+static int listeners(int pid, const char *file, int family, const struct cli_triggers *t,
+		     unsigned long *ino, int n, int max)
+{
+	char path[64], line[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/net/%s", pid, file);
+	if (!(f = fopen(path, "re")))
+		return n;
+	while (fgets(line, sizeof(line), f) && n < max) {
+		char local[64];
+		unsigned port, st;
+		unsigned long inode;
+		if (sscanf(line, " %*d: %63[0-9A-Fa-f]:%x %*s %x %*s %*s %*s %*s %*s %lu",
+			   local, &port, &st, &inode) != 4 || st != 0x0A || (int)port != t->listen_port)
+			continue;
+		unsigned char addr[16] = { 0 };
+		size_t words = family == AF_INET ? 1 : 4;
+		for (size_t w = 0; w < words && strlen(local) >= (w + 1) * 8; w++) {
+			char hex[9];
+			memcpy(hex, local + w * 8, 8);
+			hex[8] = 0;
+			uint32_t v = (uint32_t)strtoul(hex, NULL, 16);
+			memcpy(addr + w * 4, &v, 4);   /* the kernel prints its words in host order */
+		}
+		static const unsigned char any[16], mapped[12] = { [10] = 0xff, [11] = 0xff };
+		bool ok;
+		if (!t->listen_family)
+			ok = true;
+		else if (family == AF_INET)
+			ok = !memcmp(addr, any, 4) ||
+			     (t->listen_family == AF_INET && !memcmp(addr, t->listen_addr, 4));
+		else
+			ok = !memcmp(addr, any, 16) ||
+			     (t->listen_family == AF_INET6 && !memcmp(addr, t->listen_addr, 16)) ||
+			     (t->listen_family == AF_INET && !memcmp(addr, mapped, 12) &&
+			      !memcmp(addr + 12, t->listen_addr, 4));
+		if (ok)
+			ino[n++] = inode;
+	}
+	fclose(f);
+	return n;
+}
+
+/* Does process pid hold a socket listening where the trigger says? */
+static bool is_listening(int pid, const struct cli_triggers *t)
+{
+	unsigned long ino[64];
+	int n = listeners(pid, "tcp", AF_INET, t, ino, 0, 64);
+	char path[64], link[64], name[400];
+	struct dirent *d;
+	bool found = false;
+	DIR *dir;
+
+	n = listeners(pid, "tcp6", AF_INET6, t, ino, n, 64);
+	if (!n)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	if (!(dir = opendir(path)))
+		return false;
+	while (!found && (d = readdir(dir))) {
+		unsigned long i;
+		snprintf(name, sizeof(name), "%s/%s", path, d->d_name);
+		ssize_t len = readlink(name, link, sizeof(link) - 1);
+		if (len <= 0)
+			continue;
+		link[len] = 0;
+		if (sscanf(link, "socket:[%lu]", &i) == 1)
+			for (int k = 0; k < n && !found; k++)
+				found = ino[k] == i;
+	}
+	closedir(dir);
+	return found;
+}
+
+/* ---- sd_notify ------------------------------------------------------------------ */
+
+/* Sends msg to the socket $NOTIFY_SOCKET names ("/path" or "@abstract"). */
+int cli_notify_send(const char *sockname, const char *msg)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	size_t n = sockname ? strlen(sockname) : 0;
+	socklen_t len;
+	int fd, rc = 0;
+
+	if (!n || n >= sizeof(a.sun_path) || (sockname[0] != '/' && sockname[0] != '@'))
+		return -EINVAL;
+	memcpy(a.sun_path, sockname, n);
+	if (a.sun_path[0] == '@')
+		a.sun_path[0] = 0;
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
+		return -errno;
+	if (sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&a, len) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+/* Our NOTIFY_SOCKET for the program: DIR/notify in a new private directory
+ * ($XDG_RUNTIME_DIR or /tmp). Returns the bound socket or -1. */
+static int notify_open(struct cli_super *s)
+{
+	const char *base = getenv("XDG_RUNTIME_DIR");
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	struct stat st;
+	int fd;
+
+	if (!base || base[0] != '/' || stat(base, &st) < 0 || !S_ISDIR(st.st_mode) ||
+	    st.st_uid != geteuid() || (st.st_mode & 022))
+		base = "/tmp";
+	if (snprintf(s->notify_dir, sizeof(s->notify_dir), "%s/crac-notify-XXXXXX", base) >=
+	    (int)sizeof(s->notify_dir) || !mkdtemp(s->notify_dir)) {
+		cli_err("%s: cannot make a directory for the program's NOTIFY_SOCKET in %s: %s",
+			s->who, base, strerror(errno));
+		s->notify_dir[0] = 0;
+		return -1;
+	}
+	snprintf(s->notify_path, sizeof(s->notify_path), "%s/notify", s->notify_dir);
+	if (strlen(s->notify_path) >= sizeof(a.sun_path)) {
+		cli_err("%s: NOTIFY_SOCKET path %s too long", s->who, s->notify_path);
+		return -1;
+	}
+	strcpy(a.sun_path, s->notify_path);
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		cli_err("%s: cannot bind the program's NOTIFY_SOCKET %s: %s", s->who, s->notify_path,
+			strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void notify_close(struct cli_super *s)
+{
+	if (s->notify_fd >= 0)
+		close(s->notify_fd);
+	s->notify_fd = -1;
+	if (s->notify_dir[0]) {
+		unlink(s->notify_path);
+		rmdir(s->notify_dir);
+		s->notify_dir[0] = 0;
+	}
+}
+
+/* ---- the checkpoint request --------------------------------------------------------- */
+
+struct request {
+	struct cli_super *s;
+	int pid;
+	char why[128];
+	int rc, status;
+	char err[1024];
+	char *answer;
+	size_t answer_len;
+	char install_msg[1024];
+	int install_rc;
+};
+
+static void *request_thread(void *p)
+{
+	struct request *q = p;
+	FILE *out = open_memstream(&q->answer, &q->answer_len);
+
+	q->rc = crac__control_request(q->pid, q->s->tokens, out, &q->status, q->err, sizeof(q->err));
+	if (out)
+		fclose(out);
+	q->install_rc = 0;
+	if (q->rc == 0 && (q->status == CRAC_CONTINUED || q->status == CRAC_RESTORED) && q->s->installed)
+		q->install_rc = q->s->installed(q->s, q->pid, q->install_msg, sizeof(q->install_msg));
+	if (write(q->s->done_pipe[1], "x", 1) < 0) {
+		/* the main loop then never hears: it cannot happen with a fresh pipe */
+	}
+	return NULL;
+}
+
+static void fire(struct cli_super *s, const char *why)
+{
+	struct request *q;
+	pthread_attr_t attr;
+	pthread_t th;
+
+	if (s->busy) {
+		cli_err("%s: %s: a checkpoint is in progress already; not started again", s->who, why);
+		return;
+	}
+	if (!(q = calloc(1, sizeof(*q))))
+		return;
+	q->s = s;
+	q->pid = s->child;
+	snprintf(q->why, sizeof(q->why), "%s", why);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&th, &attr, request_thread, q) != 0) {
+		cli_err("%s: %s: cannot start the checkpoint request thread", s->who, why);
+		free(q);
+	} else {
+		s->busy = q;
+	}
+	pthread_attr_destroy(&attr);
+}
+
+/* The request's answer, on our stderr. */
+static void request_done(struct cli_super *s)
+{
+	struct request *q = s->busy;
+	char c;
+
+	if (read(s->done_pipe[0], &c, 1) != 1 || !q)
+		return;
+	s->busy = NULL;
+	bool ok = q->rc == 0 && (q->status == CRAC_CONTINUED || q->status == CRAC_RESTORED);
+	/* a success crac start describes itself (the image's temporary name is no news) */
+	if (q->answer && q->answer_len && (!ok || (!s->quiet && !s->installed)))
+		fputs(q->answer, stderr);
+	if (q->rc < 0)
+		cli_err("%s: the checkpoint that %s started failed: %s; process %d keeps running cold",
+			s->who, q->why, q->err, q->pid);
+	else if (!ok)
+		cli_err("%s: the checkpoint that %s started failed (%s); process %d keeps running cold",
+			s->who, q->why, q->status == CRAC_ABORTED ? "aborted" : q->status < 0 ?
+			crac__errno_name(q->status) : "unexpected status", q->pid);
+	else if (q->install_rc < 0)
+		cli_err("%s: %s", s->who, q->install_msg);
+	else {
+		if (q->install_msg[0] && !s->quiet)
+			cli_err("%s: %s", s->who, q->install_msg);
+		s->checkpoints++;
+	}
+	free(q->answer);
+	free(q);
+}
+
+/* ---- the program ---------------------------------------------------------------- */
+
+static const int forwarded[] = {
+	SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH, SIGALRM, SIGCONT, SIGTSTP,
+	SIGPWR, SIGURG,
+};
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+int cli_super_init(struct cli_super *s, const char *who)
+{
+	sigset_t set;
+
+	memset(s, 0, sizeof(*s));
+	s->who = who;
+	s->notify_fd = s->sig_fd = -1;
+	s->done_pipe[0] = s->done_pipe[1] = -1;
+	cli_triggers_init(&s->trig);
+	s->outer_notify = getenv("NOTIFY_SOCKET");
+	if (s->outer_notify && !*s->outer_notify)
+		s->outer_notify = NULL;
+	/* From here on the signals we handle are read from a signalfd; the
+	 * program gets the mask of our caller back (cli_super_spawn). */
+	sigemptyset(&set);
+	for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
+		sigaddset(&set, forwarded[i]);
+	sigaddset(&set, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &set, &s->old_mask);
+	return 0;
+}
+
+/* Called once the options are known: the trigger signal, the pipes. */
+int cli_super_prepare(struct cli_super *s)
+{
+	sigset_t set;
+
+	if (s->sig_fd >= 0)
+		return 0;
+	sigemptyset(&set);
+	for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
+		sigaddset(&set, forwarded[i]);
+	sigaddset(&set, SIGCHLD);
+	if (s->trig.on_signal)
+		sigaddset(&set, s->trig.on_signal);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	if ((s->sig_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK)) < 0 ||
+	    pipe2(s->done_pipe, O_CLOEXEC) < 0) {
+		cli_err("%s: signalfd/pipe: %s", s->who, strerror(errno));
+		return -1;
+	}
+	if ((s->outer_notify || s->trig.on_ready) && (s->notify_fd = notify_open(s)) < 0)
+		return -1;
+	return 0;
+}
+
+pid_t cli_super_spawn(struct cli_super *s, char *const argv[], char *const extra_env[])
+{
+	pid_t pid;
+
+	if (cli_super_prepare(s) < 0)
+		return -1;
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		cli_err("%s: fork: %s", s->who, strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		char num[32];
+		for (char *const *e = extra_env; e && *e; e++)
+			putenv(*e);
+		if (s->notify_dir[0])
+			setenv("NOTIFY_SOCKET", s->notify_path, 1);
+		if (s->listen_fds > 0) {
+			snprintf(num, sizeof(num), "%d", (int)getpid());
+			setenv("LISTEN_PID", num, 1);   /* the activation sockets are the program's now */
+		}
+		sigprocmask(SIG_SETMASK, &s->old_mask, NULL);
+		execvp(argv[0], argv);
+		int e = errno;
+		char show[CLI_PATH_SHOW_LEN];
+		cli_err("cannot run %s: %s", cli_path_show(argv[0], show, sizeof(show)), strerror(e));
+		_exit(e == ENOENT ? 127 : 126);
+	}
+	s->child = pid;
+	s->started_ms = now_ms();
+	s->ready_sent = false;
+	return pid;
+}
+
+/* A message from the program on our NOTIFY_SOCKET: relayed, READY noticed. */
+static void notify_read(struct cli_super *s)
+{
+	char buf[4096], out[4096];
+
+	for (;;) {
+		ssize_t n = recv(s->notify_fd, buf, sizeof(buf) - 1, 0);
+		if (n < 0)
+			return;
+		buf[n] = 0;
+		size_t o = 0;
+		bool ready = false;
+		for (char *save = NULL, *l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+			if (!strncmp(l, "MAINPID=", 8))
+				continue;   /* the supervisor is the main PID */
+			if (!strcmp(l, "READY=1"))
+				ready = true;
+			o += (size_t)snprintf(out + o, sizeof(out) - o, "%s\n", l);
+			if (o >= sizeof(out))
+				o = sizeof(out) - 1;
+		}
+		if (o && s->outer_notify) {
+			int rc = cli_notify_send(s->outer_notify, out);
+			if (rc < 0)
+				cli_err("%s: cannot relay the program's notification to NOTIFY_SOCKET %s: %s",
+					s->who, s->outer_notify, strerror(-rc));
+			if (ready)
+				s->ready_sent = true;
+		}
+		if (ready && s->armed && s->trig.on_ready) {
+			s->armed = false;
+			fire(s, "--checkpoint-on-ready (the program sent READY=1)");
+		}
+	}
+}
+
+/* Has the restored process its control endpoint up? */
+static bool answers(int pid)
+{
+	const char *ping[] = { "PING", NULL };
+	char err[512];
+	int st = -1;
+
+	return crac__control_request(pid, ping, NULL, &st, err, sizeof(err)) == 0 && st == 0;
+}
+
+/* The child ended with wait status ws: the same end for us. */
+static int end_like(struct cli_super *s, int ws)
+{
+	notify_close(s);
+	if (WIFEXITED(ws))
+		return WEXITSTATUS(ws);
+	if (WIFSIGNALED(ws)) {
+		int sig = WTERMSIG(ws);
+		sigset_t set;
+		signal(sig, SIG_DFL);
+		sigemptyset(&set);
+		sigaddset(&set, sig);
+		sigprocmask(SIG_UNBLOCK, &set, NULL);
+		if (sig != SIGKILL && sig != SIGSTOP && !WCOREDUMP(ws))
+			raise(sig);
+		return 128 + sig;
+	}
+	return 1;
+}
+
+int cli_super_wait(struct cli_super *s, bool restoring)
+{
+	bool restored_up = !restoring;
+	int delay = 1;
+	long long next_ping = 0, next_listen = 0;
+
+	for (;;) {
+		long long now = now_ms(), wake = -1;
+		if (s->armed && s->trig.after_ms >= 0)
+			wake = s->started_ms + s->trig.after_ms;
+		if (s->armed && s->trig.listen_port && (wake < 0 || next_listen < wake))
+			wake = next_listen;
+		if (!restored_up && (wake < 0 || next_ping < wake))
+			wake = next_ping;
+		int timeout = wake < 0 ? -1 : wake <= now ? 0 : (int)(wake - now);
+		struct pollfd pf[3] = {
+			{ .fd = s->sig_fd, .events = POLLIN },
+			{ .fd = s->done_pipe[0], .events = POLLIN },
+			{ .fd = s->notify_fd, .events = POLLIN },
+		};
+		if (poll(pf, s->notify_fd >= 0 ? 3 : 2, timeout) < 0 && errno != EINTR) {
+			cli_err("%s: poll: %s", s->who, strerror(errno));
+			return 125;
+		}
+		if (pf[1].revents)
+			request_done(s);
+		if (s->notify_fd >= 0 && pf[2].revents)
+			notify_read(s);
+		if (pf[0].revents) {
+			struct signalfd_siginfo si;
+			while (read(s->sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+				int sig = (int)si.ssi_signo;
+				if (sig == SIGCHLD)
+					continue;   /* below */
+				if (sig == s->trig.on_signal) {
+					char why[64];
+					snprintf(why, sizeof(why), "--checkpoint-on %s", strsignal(sig));
+					fire(s, why);
+				} else {
+					kill(s->child, sig);
+				}
+			}
+		}
+		int ws;
+		pid_t w = waitpid(s->child, &ws, WNOHANG);
+		if (w == s->child) {
+			if (s->busy) {
+				/* its answer is on the way (the original exits after its
+				 * image is written): take it first */
+				struct pollfd d = { .fd = s->done_pipe[0], .events = POLLIN };
+				if (poll(&d, 1, 5000) > 0)
+					request_done(s);
+			}
+			if (!restored_up)
+				return CLI_SUPER_RESTORE_FAILED | ws;
+			return end_like(s, ws);
+		}
+		now = now_ms();
+		if (!restored_up && now >= next_ping) {
+			if (answers(s->child)) {
+				restored_up = true;
+				if (s->restored)
+					s->restored(s);
+				if (s->outer_notify && !s->ready_sent) {
+					int rc = cli_notify_send(s->outer_notify, "READY=1\n");
+					if (rc < 0)
+						cli_err("%s: cannot send READY=1 to NOTIFY_SOCKET %s: %s", s->who,
+							s->outer_notify, strerror(-rc));
+					s->ready_sent = true;
+				}
+			} else {
+				next_ping = now + delay;
+				if (delay < 20)
+					delay *= 2;
+			}
+		}
+		if (s->armed && s->trig.after_ms >= 0 && now >= s->started_ms + s->trig.after_ms) {
+			s->armed = false;
+			char why[80];
+			snprintf(why, sizeof(why), "--checkpoint-after %lld ms", s->trig.after_ms);
+			fire(s, why);
+		}
+		if (s->armed && s->trig.listen_port && now >= next_listen) {
+			next_listen = now + 10;
+			if (is_listening(s->child, &s->trig)) {
+				s->armed = false;
+				char why[80];
+				snprintf(why, sizeof(why), "--checkpoint-when-listening (port %d)", s->trig.listen_port);
+				fire(s, why);
+			}
+		}
+	}
+}
+
+int cli_super_end(struct cli_super *s, int ws)
+{
+	return end_like(s, ws);
+}
