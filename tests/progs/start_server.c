@@ -6,7 +6,8 @@
  *   start_server DIR [WARMUP_MS]
  *
  * Listens on TCP: the first socket of socket activation (LISTEN_FDS,
- * LISTEN_PID) if it is passed one, else 127.0.0.1 on a free port; writes
+ * LISTEN_PID) if it is passed one, else 127.0.0.1 on $START_PORT (a free
+ * port when unset), after the warm-up with $START_LISTEN_LATE=1; writes
  * the port to DIR/port. Each cold start appends a line to DIR/boots. Warms
  * up for WARMUP_MS (default 0), then sends READY=1 to $NOTIFY_SOCKET if
  * set, and answers every connection with one line:
@@ -52,7 +53,7 @@ int main(int argc, char **argv)
 	char path[4096], line[256];
 	const char *lp = getenv("LISTEN_PID"), *lf = getenv("LISTEN_FDS");
 	int lfd, boots = 0, activated = 0;
-	long served = 0, warm = argc > 2 ? atol(argv[2]) : 0;
+	long served = 0;
 	FILE *f;
 
 	if (argc < 2) {
@@ -69,12 +70,21 @@ int main(int argc, char **argv)
 			boots++;
 		fclose(f);
 	}
+	long warm = argc > 2 ? atol(argv[2]) : 0;
+	struct timespec ts = { warm / 1000, (warm % 1000) * 1000000L };
+	/* the warm-up: time spent before the service is worth a checkpoint */
+	if (getenv("START_LISTEN_LATE"))
+		nanosleep(&ts, NULL);
 	if (lp && lf && atoi(lp) == (int)getpid() && atoi(lf) >= 1) {
 		lfd = 3;
 		activated = 1;
 	} else {
 		struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		int one = 1;
+		a.sin_port = htons((unsigned short)atoi(getenv("START_PORT") ? getenv("START_PORT") : "0"));
 		lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (lfd >= 0)
+			setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 		if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(lfd, 64) < 0) {
 			perror("start_server: listen");
 			return 1;
@@ -83,9 +93,8 @@ int main(int argc, char **argv)
 	struct sockaddr_in got;
 	socklen_t gl = sizeof(got);
 	getsockname(lfd, (struct sockaddr *)&got, &gl);
-	/* the warm-up: time spent before the service is worth a checkpoint */
-	struct timespec ts = { warm / 1000, (warm % 1000) * 1000000L };
-	nanosleep(&ts, NULL);
+	if (!getenv("START_LISTEN_LATE"))
+		nanosleep(&ts, NULL);
 	snprintf(path, sizeof(path), "%s/port", argv[1]);
 	if ((f = fopen(path, "w"))) {
 		fprintf(f, "%d\n", ntohs(got.sin_port));

@@ -1,0 +1,86 @@
+# start_common.bash - helpers of the tests of `crac start`, the warm-up
+# triggers and systemd (start*.bats, triggers*.bats, systemd*.bats).
+# Needs $T (a fresh directory). Sets CRAC, SERVER, CRAC_CONTROL_DIR, PY.
+
+start_setup() {
+	CRAC="${CRAC_TEST_CRAC:-$CRAC_BUILD_DIR/crac}"
+	SERVER="${CRAC_TEST_SERVER:-$CRAC_BUILD_DIR/tests/start_server}"
+	export CRAC_CONTROL_DIR="$T/ctl"
+	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES NOTIFY_SOCKET LISTEN_FDS LISTEN_PID
+	PY=/usr/bin/python3
+	[ -x "$PY" ] || PY="$(command -v python3)"
+	mkdir -p "$T/d"
+	BG=()
+}
+
+# Every background process a test started: killed (TERM, then KILL).
+start_teardown() {
+	for p in "${BG[@]}"; do kill "$p" 2>/dev/null || true; done
+	sleep 0.1
+	for p in "${BG[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+	pkill -9 -f "start_server $T/" 2>/dev/null || true
+	cd /
+	rm -rf "$T"
+}
+
+# bg NAME CMD...: runs CMD in the background with only stdio open, stdout
+# in $T/NAME.out, stderr in $T/NAME.err; its pid in $pid (and in BG).
+bg() {
+	local name="$1"
+	shift
+	(
+		for fd in $(ls /proc/$BASHPID/fd); do
+			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+		done
+		exec "$@" </dev/null >"$T/$name.out" 2>"$T/$name.err"
+	) &
+	pid=$!
+	BG+=("$pid")
+}
+
+# wait_for CMD...: up to 10 s for CMD to succeed.
+wait_for() {
+	for _ in $(seq 500); do
+		"$@" && return 0
+		sleep 0.02
+	done
+	echo "timed out waiting for: $*" >&2
+	return 1
+}
+
+# ask PORT: one answer line of the server on 127.0.0.1:PORT.
+ask() {
+	local line
+	exec 7<>"/dev/tcp/127.0.0.1/$1" || return 1
+	read -r -t 5 line <&7
+	exec 7<&-
+	echo "$line"
+}
+
+# notify_reader PATH FILE: a fake NOTIFY_SOCKET (systemd's side): every
+# datagram received at PATH is appended to FILE, followed by "--". Sets
+# $reader.
+notify_reader() {
+	(
+		for fd in $(ls /proc/$BASHPID/fd); do
+			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+		done
+		exec "$PY" -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+f = open(sys.argv[2], "a", buffering=1)
+while True:
+    f.write(s.recv(4096).decode() + "\n--\n")
+' "$1" "$2"
+	) &
+	reader=$!
+	BG+=("$reader")
+	wait_for test -S "$1"
+}
+
+# exited PID: waits (5 s) for PID to be gone.
+exited() {
+	for _ in $(seq 250); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.02; done
+	return 1
+}
