@@ -1,0 +1,146 @@
+#!/usr/bin/env bats
+# Restore-or-start (issue 13 item 2): `crac start --image DIR [triggers] --
+# PROG ARGS` restores DIR when it holds a good image of PROG, else says why
+# once, starts PROG cold and writes DIR (the cold program keeps running);
+# concurrent starts on one DIR: one writes, none corrupts it.
+
+load common
+load start_common
+
+setup() {
+	T="$(mktemp -d /tmp/crac-bats-start.XXXXXX)"
+	start_setup
+	require_image_engine
+}
+
+teardown() { start_teardown; }
+
+# cold_then_image NAME [options]: a cold start that writes $T/img, then ends it.
+cold_then_image() {
+	local name="$1"
+	shift
+	bg "$name" "$CRAC" start --image "$T/img" "$@" --checkpoint-on-ready -- "$SERVER" "$T/d" 100
+	wait_for grep -q "written to $T/img" "$T/$name.err"
+	kill -TERM "$pid"
+	status=0; wait "$pid" || status=$?
+	rm -f "$T/d/port"
+}
+
+@test "no image: the reason once, PROG starts cold, DIR is written while it keeps running; the next start restores it" {
+	bg cold "$CRAC" start --image "$T/img" --checkpoint-on-ready -- "$SERVER" "$T/d" 100
+	wait_for grep -q "written to $T/img" "$T/cold.err"
+	cat "$T/cold.err"
+	[ "$(grep -c "starting $SERVER cold" "$T/cold.err")" -eq 1 ]
+	grep -q "no image at $T/img yet" "$T/cold.err"
+	grep -q "keeps running" "$T/cold.err"
+	[ -f "$T/img/start-key" ] && [ -f "$T/img/header" ]
+	! ls -d "$T"/img.new-* 2>/dev/null
+	port="$(cat "$T/d/port")"
+	[[ "$(ask "$port")" == "answer "*"boots=1 served=1 "* ]]   # the cold one, after its checkpoint
+	kill -TERM "$pid"
+	status=0; wait "$pid" || status=$?
+	[ "$status" -eq 143 ]
+
+	notify_reader "$T/notify" "$T/notes"
+	NOTIFY_SOCKET="$T/notify" bg warm "$CRAC" start --image "$T/img" --checkpoint-on-ready -- "$SERVER" "$T/d" 100
+	wait_for grep -q "READY=1" "$T/notes"
+	a="$(ask "$port")"
+	echo "$a"
+	# restored: no cold boot, the connection count of the image's moment
+	[[ "$a" == "answer "*"boots=1 served=1 "* ]]
+	[ "$(wc -l <"$T/d/boots")" -eq 1 ]
+	[ ! -s "$T/warm.err" ]
+	# the restored program is crac's child and has crac's NOTIFY_SOCKET
+	child="$(pgrep -P "$pid")"
+	[[ "$a" == *"pid=$child "* ]]
+}
+
+@test "other arguments: the image is not PROG's (the reason names them), cold start; --key restores despite them" {
+	cold_then_image one
+	bg other "$CRAC" start --image "$T/img" --checkpoint-on-ready -- "$SERVER" "$T/d" 150
+	wait_for test -s "$T/d/port"
+	cat "$T/other.err"
+	grep -q "is of another program or other arguments (recorded \"arg 100\", now \"arg 150\")" "$T/other.err"
+	grep -q "starting $SERVER cold" "$T/other.err"
+	wait_for grep -q "written to $T/img" "$T/other.err"
+	kill -TERM "$pid"; wait "$pid" || true
+	rm -rf "$T/img" "$T/d/port"
+
+	cold_then_image keyed --key demo
+	bg keyed2 "$CRAC" start --image "$T/img" --key demo --checkpoint-on-ready -- "$SERVER" "$T/d" 999
+	wait_for test -s "$T/d/boots"
+	sleep 0.3
+	[ ! -s "$T/keyed2.err" ]
+	[ "$(wc -l <"$T/d/boots")" -eq 3 ]   # two cold starts above, none now
+}
+
+@test "an image the restore checks refuse: the reason once, cold start, a fresh image replaces it" {
+	cold_then_image one
+	# the executable changed since: same key (size, mtime...) would differ, so keep the key
+	# and damage what the checks look at: the header's checksum
+	printf 'X' | dd of="$T/img/header" bs=1 seek=100 conv=notrunc 2>/dev/null
+	run "$CRAC" inspect "$T/img"
+	[ "$status" -ne 0 ]
+	bg two "$CRAC" start --image "$T/img" --checkpoint-on-ready -- "$SERVER" "$T/d" 100
+	wait_for grep -q "written to $T/img" "$T/two.err"
+	cat "$T/two.err"
+	[ "$(grep -c "starting $SERVER cold" "$T/two.err")" -eq 1 ]
+	grep -q "$T/img" "$T/two.err"
+	run "$CRAC" inspect "$T/img"
+	[ "$status" -eq 0 ]
+}
+
+@test "three concurrent starts on no image: one writes DIR, all serve, nothing left behind; three on the image all restore" {
+	for i in 1 2 3; do
+		mkdir -p "$T/d$i"
+		bg "c$i" "$CRAC" start --image "$T/img" --checkpoint-on-ready -- "$SERVER" "$T/d$i" 200
+		eval "p$i=$pid"
+	done
+	wait_for test -f "$T/img/start-key"
+	for i in 1 2 3; do wait_for test -s "$T/d$i/port"; done
+	sleep 0.5
+	cat "$T"/c?.err
+	[ "$(cat "$T"/c?.err | grep -c "written to $T/img")" -eq 1 ]
+	[ "$(cat "$T"/c?.err | grep -c "another crac start is writing the image")" -eq 2 ]
+	for i in 1 2 3; do [[ "$(ask "$(cat "$T/d$i/port")")" == "answer "* ]]; done
+	! ls -d "$T"/img.new-* 2>/dev/null
+	run "$CRAC" inspect "$T/img"
+	[ "$status" -eq 0 ]
+	kill -TERM $p1 $p2 $p3
+	wait $p1 $p2 $p3 || true
+	for i in 1 2 3; do bg "w$i" "$CRAC" start --image "$T/img" --checkpoint-on-ready -- "$SERVER" "$T/d" 200; done
+	sleep 1
+	cat "$T"/w?.err
+	! grep -q cold "$T"/w?.err
+	[ "$(pgrep -fc "start_server $T/d ")" -ge 3 ]
+}
+
+@test "a signal refresh while restored: --checkpoint-on USR1 writes a new image from the restored process" {
+	cold_then_image one
+	bg two "$CRAC" start --image "$T/img" --checkpoint-on-ready --checkpoint-on USR1 -- "$SERVER" "$T/d" 100
+	sleep 0.5
+	before="$(stat -c %i "$T/img/header")"
+	kill -USR1 "$pid"
+	wait_for grep -q "written to $T/img" "$T/two.err"
+	[ "$(stat -c %i "$T/img/header")" != "$before" ]
+	run "$CRAC" inspect "$T/img"
+	[ "$status" -eq 0 ]
+}
+
+@test "exit status: the program's; 2 usage (no trigger, no DIR); 127 PROG not found; --help lists the options" {
+	run "$CRAC" start --image "$T/img" -- "$SERVER" "$T/d"
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"say when PROG is warm"* ]]
+	run "$CRAC" start --checkpoint-after 1s -- "$SERVER" "$T/d"
+	[ "$status" -eq 2 ]
+	run -127 clean "$CRAC" start --image "$T/img" --checkpoint-after 1h -- "$T/no-such-program"
+	[ "$status" -eq 127 ]
+	run clean "$CRAC" start --image "$T/img" --checkpoint-after 1h -- sh -c 'exit 7'
+	[ "$status" -eq 7 ]
+	run "$CRAC" start --help
+	[ "$status" -eq 0 ]
+	for o in --image --key --quiet --checkpoint-after --checkpoint-on --checkpoint-when-listening \
+		 --checkpoint-on-ready "exit status"; do
+		[[ "$output" == *"$o"* ]]
+	done
+}
