@@ -7,6 +7,8 @@
 load common
 load start_common
 
+bats_require_minimum_version 1.5.0
+
 setup() {
 	T="$(mktemp -d /tmp/crac-bats-start.XXXXXX)"
 	start_setup
