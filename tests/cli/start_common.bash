@@ -58,7 +58,8 @@ ask() {
 }
 
 # notify_reader PATH FILE: a fake NOTIFY_SOCKET (systemd's side): every
-# datagram received at PATH is appended to FILE, followed by "--". Sets
+# datagram received at PATH is appended to FILE, then "from=PID" (the
+# sender's pid, as systemd sees it: SCM_CREDENTIALS) and "--". Sets
 # $reader.
 notify_reader() {
 	(
@@ -66,12 +67,15 @@ notify_reader() {
 			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
 		done
 		exec "$PY" -c '
-import socket, sys
+import socket, struct, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
 s.bind(sys.argv[1])
 f = open(sys.argv[2], "a", buffering=1)
 while True:
-    f.write(s.recv(4096).decode() + "\n--\n")
+    data, anc, _, _ = s.recvmsg(4096, socket.CMSG_SPACE(12))
+    pid = [struct.unpack("iII", d)[0] for l, t, d in anc if t == socket.SCM_CREDENTIALS]
+    f.write(data.decode() + "\nfrom=%s\n--\n" % (pid[0] if pid else "?"))
 ' "$1" "$2"
 	) &
 	reader=$!
@@ -83,4 +87,9 @@ while True:
 exited() {
 	for _ in $(seq 250); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.02; done
 	return 1
+}
+
+# listening PORT: something listens on TCP PORT (/proc/net/tcp).
+listening() {
+	grep -qi "^ *[0-9]*: [0-9A-F]*:$(printf %04X "$1") [0-9A-F:]* 0A " /proc/net/tcp
 }
