@@ -142,7 +142,15 @@ static int run_capture(char *const argv[], char *out, size_t len)
 	out[0] = 0;
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return -errno;
-	pid = fork();
+	/*
+	 * The program's SIGCHLD handler (bash reaps every child) or SIG_IGN
+	 * (auto-reaping) must not take criu's status: a raw clone without
+	 * exit signal, waited for with __WALL, runs criu as its own child
+	 * with SIGCHLD at its default and exits with criu's exit code (128 +
+	 * signal if killed; exec turns the exit signal back into SIGCHLD, so
+	 * the clone does not exec itself). No atfork handler runs.
+	 */
+	pid = (pid_t)syscall(SYS_clone, 0, 0, 0, 0, 0);
 	if (pid < 0) {
 		int e = errno;
 		close(p[0]);
@@ -150,13 +158,25 @@ static int run_capture(char *const argv[], char *out, size_t len)
 		return -e;
 	}
 	if (pid == 0) {
-		int null = open("/dev/null", O_RDONLY);
-		if (null >= 0)
-			dup2(null, 0);
-		dup2(p[1], 1);
-		dup2(p[1], 2);
-		execve(argv[0], argv, environ);
-		_exit(127);
+		int cst = 0;
+		signal(SIGCHLD, SIG_DFL);
+		pid_t c = (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+		if (c == 0) {
+			int null = open("/dev/null", O_RDONLY);
+			if (null >= 0)
+				dup2(null, 0);
+			dup2(p[1], 1);
+			dup2(p[1], 2);
+			execve(argv[0], argv, environ);
+			_exit(127);
+		}
+		close(p[1]);
+		if (c < 0)
+			_exit(127);
+		while (waitpid(c, &cst, 0) < 0)
+			if (errno != EINTR)
+				_exit(127);
+		_exit(WIFEXITED(cst) ? WEXITSTATUS(cst) : 128 + WTERMSIG(cst));
 	}
 	close(p[1]);
 	for (;;) {
@@ -171,7 +191,7 @@ static int run_capture(char *const argv[], char *out, size_t len)
 	}
 	out[used] = 0;
 	close(p[0]);
-	while (waitpid(pid, &st, 0) < 0)
+	while (waitpid(pid, &st, __WALL) < 0)
 		if (errno != EINTR)
 			return -errno;
 	return st;
@@ -643,6 +663,11 @@ static void helper_main(struct criu_state *s, int pid, int tid, pid_t parent)
 	siginfo_t si;
 	int st = 0;
 
+	/* None of the program's signal handlers (a SIGCHLD handler would
+	 * reap criu), SIGCHLD not ignored. */
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			signal(sig, SIG_DFL);
 	/* Nothing of the program's but the descriptors set aside for it. */
 	for (int fd = 0; fd < 1024; fd++) {
 		bool keep = false;
@@ -687,8 +712,11 @@ static void helper_main(struct criu_state *s, int pid, int tid, pid_t parent)
 	if (c < 0) {
 		st = 126 << 8;
 	} else {
-		while (waitpid(c, &st, 0) < 0 && errno == EINTR)
-			;
+		while (waitpid(c, &st, 0) < 0)
+			if (errno != EINTR) {
+				st = 127 << 8;   /* its status is lost: not a success */
+				break;
+			}
 	}
 	bool ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
 	tgsigqueue(pid, tid, crac_criu_value(ok ? CRAC_CRIU_DUMPED : CRAC_CRIU_FAILED, (uint32_t)st & 0xffff));

@@ -153,6 +153,17 @@ keep_running() {
 @test "image: keep-running, then restore the image" { keep_running image; }
 @test "criu: keep-running, then restore the image" { keep_running criu; }
 
+ignchld() {
+	require_engine "$1"
+	CRAC_T_IGNCHLD=1 checkpoint "$1"
+	restore -- z
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -q "^restored: checksum=$BEFORE outcome=2 engine=$1 gen=1 .* args=1:z "
+}
+
+@test "image: a program that ignores SIGCHLD" { ignchld image; }
+@test "criu: a program that ignores SIGCHLD (the helper waits for criu all the same)" { ignchld criu; }
+
 # crac checkpoint --engine E PID: the control endpoint's connection is
 # answered by the original, the restored process runs its after_restore
 # callbacks with the new arguments.
@@ -228,6 +239,15 @@ EOF
 	# nothing written, the process went on (and said so)
 	[ ! -e "$T/img" ]
 	[ -z "$(ls "$T" | grep tmp)" ]
+}
+
+@test "the refusal also in a program that ignores SIGCHLD (criu check's status is not lost to auto-reaping)" {
+	fake_criu
+	CRAC_T_IGNCHLD=1 run clean "$COUNTER" criu "$T/img" </dev/null
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"vdso: Unexpected rt vDSO area bounds"* ]]
+	! [[ "$output" == *"No child processes"* ]]
 }
 
 @test "crac restore of a CRIU image with a CRIU that fails criu check: the same refusal" {
