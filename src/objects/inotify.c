@@ -3,22 +3,26 @@
  * with its mask, under the same watch descriptor number (wd).
  *
  * Capture. fdinfo tells each watch's inode, not its path (one line each,
- * wd in hex):
+ * wd in hex, newest first):
  *   "inotify wd:3 ino:a74002 sdev:fe00000 mask:4000002 ignored_mask:0
  *    fhandle-bytes:8 fhandle-type:1 f_handle:0240a700f6b87638"
- * The path is found from the file handle: open_by_handle_at(2) on a mount
- * of that device (/proc/self/mountinfo; sdev is the kernel's dev_t, major
- * << 20 | minor), opened O_PATH (no event is generated, nothing is read),
- * and the name the kernel gives that open file (/proc/self/fd/N). That
- * name is then looked up again and must be the watched inode (same st_dev
- * and st_ino; a watched inode cannot be freed, so its number is not
- * reused meanwhile). open_by_handle_at needs CAP_DAC_READ_SEARCH; the
- * kernel offers no other sound way to learn a watch's path (searching the
- * file system would be unbounded, and listing a watched directory queues
- * events to the program), so without that capability the descriptor is
- * refused, naming the wd. A watch whose file has no path any more (deleted,
- * or on a file system that cannot open files by handle: /proc, /sys) is
- * refused likewise.
+ * The path comes from the file handle: open_by_handle_at(2) on a mount of
+ * that device (/proc/self/mountinfo, the mount of the whole file system if
+ * there is one; sdev is the kernel's dev_t, major << 20 | minor), opened
+ * O_PATH (no event, nothing read), and the name the kernel gives that open
+ * file (/proc/self/fd/N). That name is looked up again and must lead to
+ * the watched inode (same st_dev and st_ino; a watched inode cannot be
+ * freed, so its number is not reused meanwhile). The descriptor on the
+ * mount that open_by_handle_at needs is one of the process's own when it
+ * has one there; else the mount point is opened, which is an event for
+ * whoever watches that directory: not done when an inotify watch of this
+ * process does (refused instead).
+ * open_by_handle_at needs CAP_DAC_READ_SEARCH; the kernel offers no other
+ * sound way to learn a watch's path (searching the file system would be
+ * unbounded, and listing a watched directory queues events to the
+ * program), so without that capability the descriptor is refused, naming
+ * the wd. So is a watch whose file has no path any more (deleted), or whose
+ * file system cannot open files by handle (/proc, /sys).
  * Unread events are not carried: an instance with any (FIONREAD > 0) is
  * refused, so that nothing is lost silently; the program reads them first.
  *
@@ -28,14 +32,16 @@
  * idr_alloc_cyclic() from 1: each new watch gets the number after the
  * last one handed out. Where the original numbers have gaps (watches
  * removed before the checkpoint), a throwaway watch on a file no watch
- * names ("/", else /proc or /dev) is added and removed for each missing
- * number. Each removal queues an IN_IGNORED event: they are read back
- * before the program runs (every 4096, and at the end); any other event
- * found there (a watched file changed during those milliseconds) fails the
- * restore rather than lose it. Every watch must get its own number back,
- * else the restore is refused: "wd 3: /etc/app.conf: No such file or
- * directory". Every watched path must still be the file the image saw
- * (same device and inode), unless a policy said `changed=ok`.
+ * names ("/", else /proc, /dev, /tmp) is added and removed for each
+ * missing number: 18 to 30 us each here, so at most 65536 of them (the
+ * checkpoint refuses more). Each removal queues an IN_IGNORED event: they
+ * are read back before the program runs (every 4096, and at the end); any
+ * other event found there (a watched file changed during those
+ * milliseconds) fails the restore rather than lose it. Every watch must
+ * get its own number back, else the restore is refused: "wd 3:
+ * /etc/app.conf: No such file or directory". Every watched path must still
+ * be the file the image saw (same device and inode), unless a policy said
+ * `changed=ok`.
  * Not kept: where the kernel would number the next new watch. It counts on
  * from the last number it handed out, which fdinfo does not tell; the
  * restored instance counts on from the highest live watch.
@@ -57,7 +63,7 @@
 #define FIONREAD_ 0x541B
 #define MAX_HANDLE 128               /* MAX_HANDLE_SZ */
 #define MAX_WATCHES 8192u            /* records kept in capture's scratch space */
-#define MAX_FILL (1u << 20)          /* throwaway watches a restore may make */
+#define MAX_FILL 65536u              /* throwaway watches a restore may make (~18 us each) */
 #define DRAIN_EVERY 4096u            /* the queue holds 16384 events by default */
 
 /* the bits of a watch that fdinfo shows and inotify_add_watch takes again */
@@ -511,7 +517,8 @@ static int inotify_capture(struct crac_obj_capture *c, const struct crac_obj_fd 
 		crac_img_puts(why, "it holds ");
 		crac_img_putu(why, (uint64_t)pending);
 		crac_img_puts(why, " bytes of unread events: pending events are not carried (the restored "
-			      "program would miss them); read them before the checkpoint");
+			      "program would miss them); read them before the checkpoint (an image written into "
+			      "a watched directory makes some)");
 		return -EBUSY;
 	}
 	memset(x, 0, offsetof(struct cap, ibuf));
@@ -544,10 +551,12 @@ static int inotify_capture(struct crac_obj_capture *c, const struct crac_obj_fd 
 	if ((uint64_t)x->max_wd - x->n > MAX_FILL) {
 		crac_img_puts(why, "its watch numbers go up to ");
 		crac_img_putu(why, (uint64_t)x->max_wd);
-		crac_img_puts(why, " with ");
+		crac_img_puts(why, ", with ");
 		crac_img_putu(why, x->n);
-		crac_img_puts(why, " watches: remaking those numbers would take more throwaway watches at restore "
-			      "than crac makes (1048576)");
+		crac_img_puts(why, x->n == 1 ? " watch left" : " watches left");
+		crac_img_puts(why, ": making those numbers again would take ");
+		crac_img_putu(why, (uint64_t)x->max_wd - x->n);
+		crac_img_puts(why, " throwaway watches at restore, more than crac makes (65536, a second or two)");
 		return -E2BIG;
 	}
 	e->u[0] = x->n;

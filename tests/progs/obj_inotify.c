@@ -1,7 +1,7 @@
 /*
  * obj_inotify - inotify instances carried across an image restore.
  *
- *   obj_inotify DIR WORK [pending]
+ *   obj_inotify DIR WORK [pending | sparse]
  *
  * In WORK (a directory of the test's) makes d/, d/f and other, and two
  * inotify instances:
@@ -17,8 +17,9 @@
  * write to d/f, a chmod of other: its one-shot watch then goes); a new
  * watch gets the number after the highest; B reports the open. It undoes
  * what it did in WORK, so that the image restores again.
- * "pending" leaves an unread event on A: the checkpoint is refused (the
- * report is printed and the program exits 3).
+ * Refusals (the report is printed and the program exits 3): "pending"
+ * leaves an unread event on A; "sparse" makes B's next watch number 65539
+ * (watches added and removed), with 2 watches left.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -69,11 +70,13 @@ static void watches(int fd, char *out, size_t cap)
 	fclose(f);
 }
 
-/* Drops whatever A holds (IN_IGNORED of removed watches). */
+/* Drops whatever an instance holds (IN_IGNORED of removed watches); never
+ * blocks. */
 static void drain(int fd)
 {
 	char buf[4096];
-	while (read(fd, buf, sizeof(buf)) > 0)
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	while (poll(&p, 1, 0) == 1 && read(fd, buf, sizeof(buf)) > 0)
 		;
 }
 
@@ -107,7 +110,7 @@ static int touch(const char *path)
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
-		fprintf(stderr, "usage: obj_inotify DIR WORK [pending]\n");
+		fprintf(stderr, "usage: obj_inotify DIR WORK [pending | sparse]\n");
 		return 2;
 	}
 	const char *mode = argc > 3 ? argv[3] : "";
@@ -142,6 +145,17 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(mode, "pending"))
 		touch(at("d/unread"));   /* an IN_CREATE left in A's queue */
+	if (!strcmp(mode, "sparse")) {
+		/* 65537 numbers used and given back: more than a restore skips */
+		for (int k = 0; k < 65537; k++) {
+			int t = inotify_add_watch(b, at("other"), IN_ATTRIB);
+			inotify_rm_watch(b, t);
+			if (k % 1024 == 0)
+				drain(b);
+		}
+		drain(b);
+		inotify_add_watch(b, at("d"), IN_CREATE);
+	}
 
 	char before_a[1024], before_b[1024], after[1024];
 	watches(a, before_a, sizeof(before_a));
