@@ -27,72 +27,6 @@ struct crac_round_state crac__round_state;
 
 __thread volatile unsigned crac__depth __attribute__((tls_model("initial-exec")));
 
-/* Identity of this lineage (guarded by crac__lock). */
-static uint64_t generation;
-static uint8_t instance_id[16];
-static bool have_id;
-
-static void random_id(uint8_t id[16])
-{
-	size_t got = 0;
-
-	while (got < 16) {
-		ssize_t n = getrandom(id + got, 16 - got, 0);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			/* No entropy source at all: fall back to time and tid so that
-			 * instances still differ; never leave the id blank. */
-			int64_t t = crac__now_ns(CLOCK_REALTIME) ^ crac__now_ns(CLOCK_MONOTONIC);
-			int tid = crac__gettid();
-			memcpy(id, &t, 8);
-			memcpy(id + 8, &tid, sizeof(tid));
-			return;
-		}
-		got += (size_t)n;
-	}
-	id[6] = (uint8_t)((id[6] & 0x0f) | 0x40);  /* RFC 9562 version 4 */
-	id[8] = (uint8_t)((id[8] & 0x3f) | 0x80);  /* variant 10 */
-}
-
-static void current_identity(crac_event *ev)
-{
-	if (!have_id) {
-		random_id(instance_id);
-		have_id = true;
-	}
-	ev->generation = generation;
-	memcpy(ev->instance_id, instance_id, 16);
-}
-
-void crac__identity(uint8_t id[16], uint64_t *gen)
-{
-	crac__enter();
-	pthread_mutex_lock(&crac__lock);
-	if (!have_id) {
-		random_id(instance_id);
-		have_id = true;
-	}
-	if (id)
-		memcpy(id, instance_id, 16);
-	if (gen)
-		*gen = generation;
-	pthread_mutex_unlock(&crac__lock);
-	crac__leave();
-}
-
-void crac__new_identity(crac_event *ev)
-{
-	crac__enter();
-	pthread_mutex_lock(&crac__lock);
-	generation++;
-	random_id(instance_id);
-	have_id = true;
-	current_identity(ev);
-	pthread_mutex_unlock(&crac__lock);
-	crac__leave();
-}
-
 void crac_options_init(struct crac_options *opts)
 {
 	if (!opts)
@@ -244,14 +178,186 @@ static void log_restored(struct crac_round *r)
 	}
 }
 
+/* 1. Claims the round for the calling thread: -EBUSY if another thread
+ * runs one, -EDEADLK from inside a callback of our own (reported). */
+static int claim_round(struct crac_round *r)
+{
+	int me = crac__gettid();
+
+	pthread_mutex_lock(&crac__lock);
+	if (crac__round_state.active) {
+		bool recursive = crac__round_state.owner_tid == me;
+		int owner = crac__round_state.owner_tid;
+		pthread_mutex_unlock(&crac__lock);
+		if (recursive) {
+			crac__report_add(r->report, CRAC_PHASE_CHECKPOINT, "crac", -EDEADLK,
+					 "recursive checkpoint: requested from inside a callback of the running checkpoint");
+			return -EDEADLK;
+		}
+		crac__report_add(r->report, CRAC_PHASE_CHECKPOINT, "crac", -EBUSY,
+				 "another checkpoint is in progress (started by thread %d)", owner);
+		return -EBUSY;
+	}
+	crac__round_state.active = true;
+	crac__round_state.owner_tid = me;
+	pthread_mutex_unlock(&crac__lock);
+	return 0;
+}
+
+/* 7 (first half). Lets the engine go and frees the round for the next. */
+static void release_round(struct crac_round *r)
+{
+	if (r->engine && r->engine->release)
+		r->engine->release(r);
+	pthread_mutex_lock(&crac__lock);
+	crac__round_state.active = false;
+	crac__round_state.owner_tid = 0;
+	pthread_cond_broadcast(&crac__cond);
+	pthread_mutex_unlock(&crac__lock);
+}
+
+/* 2. Options, then the engine by name, configured. */
+static int choose_engine(struct crac_round *r, const struct crac_options *in)
+{
+	bool implied = resolve_options(&r->opts, in);
+	int rc;
+
+	r->engine = crac__engine_find(r->opts.engine);
+	if (!r->engine) {
+		const char *const *e = crac_engines();
+		char known[256] = "";
+		for (; *e; e++) {
+			strncat(known, *e, sizeof(known) - strlen(known) - 1);
+			if (e[1])
+				strncat(known, ", ", sizeof(known) - strlen(known) - 1);
+		}
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "crac", -ENOENT,
+				 "unknown engine \"%s\"%s (available: %s)", r->opts.engine,
+				 implied ? ", implied by the image directory" : "", known);
+		return -ENOENT;
+	}
+	if (r->engine->configure && (rc = r->engine->configure(r)) < 0) {
+		if (!crac_report_count(r->report))
+			crac__report_add(r->report, CRAC_PHASE_ENGINE, r->engine->name, rc,
+					 "engine %s cannot work here", r->engine->name);
+		return rc;
+	}
+	return 0;
+}
+
+/* 4. before_checkpoint over every resource, then the safety checks (a dry
+ * run, only reporting, if a callback failed already). Returns who was
+ * notified: exactly they get after_restore. */
+static struct crac_notified *before_checkpoint(struct crac_round *r, int64_t deadline)
+{
+	struct crac_notified *notified;
+
+	r->event.size = sizeof(r->event);
+	r->event.kind = CRAC_EVENT_BEFORE_CHECKPOINT;
+	r->event.engine = r->engine->name;
+	crac__identity(r->event.instance_id, &r->event.generation);
+	r->event.checkpoint_realtime = crac__now_ns(CLOCK_REALTIME);
+	r->event.checkpoint_monotonic = crac__now_ns(CLOCK_MONOTONIC);
+	r->event.deadline_monotonic = deadline;
+	crac__runtime_checkpointing(r);
+	notified = crac__notify_before(r, deadline);
+	crac__checks_before(r, crac_report_count(r->report) > 0 || (r->opts.flags & CRAC_DRY_RUN));
+	return notified;
+}
+
+/*
+ * 5. The snapshot, unless something failed already (or a dry run). Returns
+ * the outcome (CRAC_RESTORED in a restored process) or a negative errno;
+ * *taken says whether the engine was asked to take it.
+ */
+static int take_snapshot(struct crac_round *r, bool *taken)
+{
+	*taken = false;
+	if (crac_report_count(r->report))
+		return CRAC_ABORTED;
+	if (r->opts.flags & CRAC_DRY_RUN)
+		return CRAC_CONTINUED;
+	*taken = true;
+
+	bool image = r->engine->flags & CRAC_ENGINE_WRITES_IMAGE;
+	bool control = image && crac__control_suspend();
+	int e = r->engine->checkpoint(r);
+
+	if (image && e == CRAC_RESTORED) {
+		/* a new process: whoever asked is connected to the old one */
+		if (r->requester && r->requester->forget)
+			r->requester->forget(r->requester);
+		r->requester = NULL;
+	}
+	if (control && !(e == CRAC_CONTINUED && !(r->opts.flags & CRAC_KEEP_RUNNING)))
+		crac__control_resume(control);
+	if (e < 0 && !crac_report_count(r->report))
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, r->engine->name, e,
+				 "engine %s failed", r->engine->name);
+	return e;
+}
+
+/* After a successful image checkpoint without keep-running: as in CRaC,
+ * the image exists and the original process is done. */
+static _Noreturn void exit_after_image(struct crac_round *r)
+{
+	crac__round_finish_requester(r, CRAC_CONTINUED);
+	/* No fflush(NULL): it would wait for the lock of a stream another
+	 * thread holds (a thread in fgets(stdin) holds stdin's for ever);
+	 * exit() flushes every stream without taking their locks. */
+	crac__leave();   /* atexit handlers are the program's code */
+	exit(0);
+}
+
+/* 6. Reopen what the checks closed, let the engine's threads go, then
+ * after_restore over exactly the notified resources. */
+static void after_restore(struct crac_round *r, struct crac_notified *notified, int outcome)
+{
+	crac__checks_after(r);
+	if (r->engine->resume_threads)
+		r->engine->resume_threads(r);
+	r->event.kind = CRAC_EVENT_AFTER_RESTORE;
+	r->event.outcome = outcome;
+	r->event.restore_realtime = crac__now_ns(CLOCK_REALTIME);
+	r->event.restore_monotonic = crac__now_ns(CLOCK_MONOTONIC);
+	r->event.argc = r->new_argc;
+	r->event.argv = r->new_argv;
+	r->event.envp = r->new_envp;
+	if (outcome == CRAC_RESTORED) {
+		crac__new_identity(&r->event);
+		crac__runtime_restored(r);
+	}
+	r->event.deadline_monotonic = deadline_after(r->opts.restore_deadline_ms,
+						     r->event.restore_monotonic);
+	crac__notify_after(r, notified, r->event.deadline_monotonic);
+	if (outcome == CRAC_RESTORED)
+		log_restored(r);
+}
+
+/* 7 (second half). The status goes into the report; the requester (crac
+ * checkpoint PID), the resumer (pause engine) and the caller get it. */
+static int finish_round(struct crac_round *r, int status, crac_report **report)
+{
+	crac__report_set_status(r->report, status);
+	crac__round_finish_requester(r, status);
+	if (r->resumer && r->resumer->finish)
+		r->resumer->finish(r->resumer, status, r->report);
+	crac__strv_free(r->new_argv);
+	crac__strv_free(r->new_envp);
+	if (report && (crac_report_count(r->report) || status < 0 || status == CRAC_ABORTED))
+		*report = r->report;
+	else
+		crac_report_free(r->report);
+	crac__leave();
+	return status;
+}
+
 int crac__checkpoint(const struct crac_options *in, struct crac_requester *rq,
 		     crac_report **report)
 {
 	struct crac_round r = { .requester = rq };
-	struct crac_notified *notified = NULL;
-	int me = crac__gettid();
-	int outcome = CRAC_ABORTED, rc = 0;
-	bool image_written_exit = false;
+	struct crac_notified *notified;
+	int rc;
 
 	if (report)
 		*report = NULL;
@@ -265,159 +371,39 @@ int crac__checkpoint(const struct crac_options *in, struct crac_requester *rq,
 		return refuse_unstarted(-ENOMEM, CRAC__FIXED_NO_MEMORY, rq, report);
 	}
 
-	/* 1. claim the round */
-	pthread_mutex_lock(&crac__lock);
-	if (crac__round_state.active) {
-		bool recursive = crac__round_state.owner_tid == me;
-		int owner = crac__round_state.owner_tid;
-		pthread_mutex_unlock(&crac__lock);
-		rc = recursive ? -EDEADLK : -EBUSY;
-		if (recursive)
-			crac__report_add(r.report, CRAC_PHASE_CHECKPOINT, "crac", rc,
-					 "recursive checkpoint: requested from inside a callback of the running checkpoint");
-		else
-			crac__report_add(r.report, CRAC_PHASE_CHECKPOINT, "crac", rc,
-					 "another checkpoint is in progress (started by thread %d)", owner);
-		goto out_unclaimed;
-	}
-	crac__round_state.active = true;
-	crac__round_state.owner_tid = me;
-	pthread_mutex_unlock(&crac__lock);
+	/* 1 */
+	if ((rc = claim_round(&r)) < 0)
+		return finish_round(&r, rc, report);
 
 	/* A restored process may still be loading its memory lazily: every
 	 * engine needs all of it in (image engine: src/engines/image_lazy.c). */
 	crac__img_lazy_finish();
 
-	/* 2. options and engine */
-	bool implied = resolve_options(&r.opts, in);
-	r.engine = crac__engine_find(r.opts.engine);
-	if (!r.engine) {
-		const char *const *e = crac_engines();
-		char known[256] = "";
-		for (; *e; e++) {
-			strncat(known, *e, sizeof(known) - strlen(known) - 1);
-			if (e[1])
-				strncat(known, ", ", sizeof(known) - strlen(known) - 1);
-		}
-		rc = -ENOENT;
-		crac__report_add(r.report, CRAC_PHASE_ENGINE, "crac", rc,
-				 "unknown engine \"%s\"%s (available: %s)", r.opts.engine,
-				 implied ? ", implied by the image directory" : "", known);
-		goto out;
-	}
-	if (r.engine->configure && (rc = r.engine->configure(&r)) < 0) {
-		if (!crac_report_count(r.report))
-			crac__report_add(r.report, CRAC_PHASE_ENGINE, r.engine->name, rc,
-					 "engine %s cannot work here", r.engine->name);
-		goto out;
+	/* 2, 3 */
+	int64_t deadline = 0;
+	if ((rc = choose_engine(&r, in)) < 0 ||
+	    (deadline = deadline_after(r.opts.deadline_ms, crac__now_ns(CLOCK_MONOTONIC)),
+	     rc = wait_inhibitors(&r, deadline)) < 0) {
+		release_round(&r);
+		return finish_round(&r, rc, report);
 	}
 
-	/* 3. inhibitors */
-	int64_t start = crac__now_ns(CLOCK_MONOTONIC);
-	int64_t deadline = deadline_after(r.opts.deadline_ms, start);
-	if ((rc = wait_inhibitors(&r, deadline)) < 0)
-		goto out;
-
-	/* 4. before_checkpoint */
-	r.event.size = sizeof(r.event);
-	r.event.kind = CRAC_EVENT_BEFORE_CHECKPOINT;
-	r.event.engine = r.engine->name;
-	pthread_mutex_lock(&crac__lock);
-	current_identity(&r.event);
-	pthread_mutex_unlock(&crac__lock);
-	r.event.checkpoint_realtime = crac__now_ns(CLOCK_REALTIME);
-	r.event.checkpoint_monotonic = crac__now_ns(CLOCK_MONOTONIC);
-	r.event.deadline_monotonic = deadline;
-	crac__runtime_checkpointing(&r);
-	notified = crac__notify_before(&r, deadline);
-
-	/* 4b. safety checks: after the callbacks, on what they left open; a dry
-	 * run (only report) if a callback failed already */
-	crac__checks_before(&r, crac_report_count(r.report) > 0 || (r.opts.flags & CRAC_DRY_RUN));
-
-	/* 5. the snapshot */
-	if (crac_report_count(r.report)) {
+	/* 4, 5 */
+	bool taken;
+	notified = before_checkpoint(&r, deadline);
+	int outcome = take_snapshot(&r, &taken);
+	if (outcome < 0) {
+		rc = outcome;
 		outcome = CRAC_ABORTED;
-	} else if (r.opts.flags & CRAC_DRY_RUN) {
-		outcome = CRAC_CONTINUED;
-	} else {
-		bool image = r.engine->flags & CRAC_ENGINE_WRITES_IMAGE;
-		bool control = image && crac__control_suspend();
-		int e = r.engine->checkpoint(&r);
-		if (image && e == CRAC_RESTORED) {
-			/* a new process: whoever asked is connected to the old one */
-			if (r.requester && r.requester->forget)
-				r.requester->forget(r.requester);
-			r.requester = NULL;
-		}
-		if (control && !(e == CRAC_CONTINUED && !(r.opts.flags & CRAC_KEEP_RUNNING)))
-			crac__control_resume(control);
-		if (e < 0) {
-			rc = e;
-			outcome = CRAC_ABORTED;
-			if (!crac_report_count(r.report))
-				crac__report_add(r.report, CRAC_PHASE_ENGINE, r.engine->name, e,
-						 "engine %s failed", r.engine->name);
-		} else {
-			outcome = e;
-		}
-		image_written_exit = outcome == CRAC_CONTINUED &&
-			(r.engine->flags & CRAC_ENGINE_WRITES_IMAGE) &&
-			!(r.opts.flags & CRAC_KEEP_RUNNING);
-	}
-	if (image_written_exit) {
-		/* As in CRaC: the image exists, the original process is done. */
-		crac__round_finish_requester(&r, CRAC_CONTINUED);
-		/* No fflush(NULL): it would wait for the lock of a stream another
-		 * thread holds (a thread in fgets(stdin) holds stdin's for ever);
-		 * exit() flushes every stream without taking their locks. */
-		crac__leave();   /* atexit handlers are the program's code */
-		exit(0);
+	} else if (taken && outcome == CRAC_CONTINUED && (r.engine->flags & CRAC_ENGINE_WRITES_IMAGE) &&
+		   !(r.opts.flags & CRAC_KEEP_RUNNING)) {
+		exit_after_image(&r);
 	}
 
-	/* 6. reopen what the checks closed, then after_restore */
-	crac__checks_after(&r);
-	if (r.engine->resume_threads)
-		r.engine->resume_threads(&r);
-	r.event.kind = CRAC_EVENT_AFTER_RESTORE;
-	r.event.outcome = outcome;
-	r.event.restore_realtime = crac__now_ns(CLOCK_REALTIME);
-	r.event.restore_monotonic = crac__now_ns(CLOCK_MONOTONIC);
-	r.event.argc = r.new_argc;
-	r.event.argv = r.new_argv;
-	r.event.envp = r.new_envp;
-	if (outcome == CRAC_RESTORED) {
-		crac__new_identity(&r.event);
-		crac__runtime_restored(&r);
-	}
-	r.event.deadline_monotonic = deadline_after(r.opts.restore_deadline_ms,
-						    r.event.restore_monotonic);
-	crac__notify_after(&r, notified, r.event.deadline_monotonic);
-	if (outcome == CRAC_RESTORED)
-		log_restored(&r);
-
-out:
-	if (r.engine && r.engine->release)
-		r.engine->release(&r);
-	pthread_mutex_lock(&crac__lock);
-	crac__round_state.active = false;
-	crac__round_state.owner_tid = 0;
-	pthread_cond_broadcast(&crac__cond);
-	pthread_mutex_unlock(&crac__lock);
-out_unclaimed:;
-	int status = rc < 0 ? rc : outcome;
-	crac__report_set_status(r.report, status);
-	crac__round_finish_requester(&r, status);
-	if (r.resumer && r.resumer->finish)
-		r.resumer->finish(r.resumer, status, r.report);
-	crac__strv_free(r.new_argv);
-	crac__strv_free(r.new_envp);
-	if (report && (crac_report_count(r.report) || status < 0 || status == CRAC_ABORTED))
-		*report = r.report;
-	else
-		crac_report_free(r.report);
-	crac__leave();
-	return status;
+	/* 6, 7 */
+	after_restore(&r, notified, outcome);
+	release_round(&r);
+	return finish_round(&r, rc < 0 ? rc : outcome, report);
 }
 
 int crac_checkpoint_restore(const struct crac_options *opts, crac_report **report)

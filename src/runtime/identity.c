@@ -1,18 +1,95 @@
 /*
- * identity.c - who this instance is: the instance id and generation kept by
- * the core (core/checkpoint.c: a fresh random version-4 UUID and generation
- * + 1 on every restore, made by crac__new_identity before any after_restore
- * callback), and fresh UUIDs on demand.
+ * identity.c - who this instance is: a random version-4 UUID (the instance
+ * id) and a generation counter, both renewed on every restore by
+ * crac__new_identity before any after_restore callback runs (the core calls
+ * it from core/checkpoint.c, the external engine from its watcher); and
+ * fresh UUIDs on demand.
  */
+#include "core/core.h"
 #include "runtime/runtime.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
-int crac_instance_id(uint8_t id[16], uint64_t *generation)
+/* RFC 9562: version 4 (random), variant 10. */
+static void uuid_v4_bits(uint8_t u[16])
 {
-	crac__identity(id, generation);
+	u[6] = (uint8_t)((u[6] & 0x0f) | 0x40);
+	u[8] = (uint8_t)((u[8] & 0x3f) | 0x80);
+}
+
+
+/* Identity of this lineage (guarded by crac__lock). */
+static uint64_t generation;
+static uint8_t instance_id[16];
+static bool have_id;
+
+static void random_id(uint8_t id[16])
+{
+	size_t got = 0;
+
+	while (got < 16) {
+		ssize_t n = getrandom(id + got, 16 - got, 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			/* No entropy source at all: fall back to time and tid so that
+			 * instances still differ; never leave the id blank. */
+			int64_t t = crac__now_ns(CLOCK_REALTIME) ^ crac__now_ns(CLOCK_MONOTONIC);
+			int tid = crac__gettid();
+			memcpy(id, &t, 8);
+			memcpy(id + 8, &tid, sizeof(tid));
+			return;
+		}
+		got += (size_t)n;
+	}
+	uuid_v4_bits(id);
+}
+
+static void current_identity(crac_event *ev)
+{
+	if (!have_id) {
+		random_id(instance_id);
+		have_id = true;
+	}
+	ev->generation = generation;
+	memcpy(ev->instance_id, instance_id, 16);
+}
+
+void crac__identity(uint8_t id[16], uint64_t *gen)
+{
+	crac__enter();
+	pthread_mutex_lock(&crac__lock);
+	if (!have_id) {
+		random_id(instance_id);
+		have_id = true;
+	}
+	if (id)
+		memcpy(id, instance_id, 16);
+	if (gen)
+		*gen = generation;
+	pthread_mutex_unlock(&crac__lock);
+	crac__leave();
+}
+
+void crac__new_identity(crac_event *ev)
+{
+	crac__enter();
+	pthread_mutex_lock(&crac__lock);
+	generation++;
+	random_id(instance_id);
+	have_id = true;
+	current_identity(ev);
+	pthread_mutex_unlock(&crac__lock);
+	crac__leave();
+}
+
+int crac_instance_id(uint8_t id[16], uint64_t *gen)
+{
+	crac__identity(id, gen);
 	return 0;
 }
 
@@ -51,8 +128,7 @@ int crac_uuid(char out[37])
 		return -EINVAL;
 	if ((rc = crac_random_bytes(u, sizeof(u))) < 0)
 		return rc;
-	u[6] = (uint8_t)((u[6] & 0x0f) | 0x40);   /* RFC 9562 version 4 */
-	u[8] = (uint8_t)((u[8] & 0x3f) | 0x80);   /* variant 10 */
+	uuid_v4_bits(u);
 	format_uuid(u, out);
 	return 0;
 }
