@@ -220,9 +220,16 @@ zoo_stdin_test() {
 # --- servers -----------------------------------------------------------------
 
 # zoo_restore_bg OUT: restores $T/img in the background (a server does not
-# exit); sets $rpid and adds it to what teardown stops.
+# exit); sets $rpid, the restored process's own pid (`crac restore` keeps
+# its pid; not `clean`, whose subshell would make $! a shell that stopping
+# leaves the server running), and adds it to what teardown stops.
 zoo_restore_bg() {
-	clean timeout 300 "$CRAC" restore "$T/img" </dev/null >"$1" 2>&1 &
+	(
+		for fd in $(ls /proc/$BASHPID/fd); do
+			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+		done
+		exec "$CRAC" restore "$T/img" </dev/null >"$1" 2>&1
+	) &
 	rpid=$!
 	ZOO_KILL="$ZOO_KILL $rpid"
 }
