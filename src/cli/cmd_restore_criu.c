@@ -7,7 +7,8 @@
  *   1. the image must be the restoring user's (every file, not writable by
  *      group or others), unless --trust-owner: an image is code, and CRIU
  *      restores the credentials it finds in it;
- *   2. `criu check` (the same refusal text as the engine);
+ *   2. (`criu check` only if criu restore fails: then a CRIU that fails it
+ *      is refused with the same text as the engine's);
  *   3. the new arguments and environment go into a memfd;
  *   4. `criu restore -D DIR -W WORK -o restore.log --restore-detached
  *      --restore-sibling [--shell-job] [--inherit-fd fd[N]:ID]...
@@ -236,8 +237,7 @@ int crac_cmd_restore_criu(int argc, char **argv)
 	}
 	if (check_owner(dir, trust) < 0 || read_marker(dir, &m) < 0)
 		return 1;
-	if (crac__criu_find(criu, sizeof(criu), msg, sizeof(msg)) < 0 ||
-	    crac__criu_check(criu, msg, sizeof(msg)) < 0) {
+	if (crac__criu_find(criu, sizeof(criu), msg, sizeof(msg)) < 0) {
 		cli_err("cannot restore the CRIU image %s: %s", argv[1], msg);
 		return 2;
 	}
@@ -311,6 +311,14 @@ int crac_cmd_restore_criu(int argc, char **argv)
 		}
 	free(extra);
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		/* `criu check` costs half a second here: only when criu
+		 * failed, to tell a CRIU that cannot work on this kernel. */
+		if (crac__criu_check(criu, msg, sizeof(msg)) < 0) {
+			cli_err("cannot restore the CRIU image %s: %s", argv[1], msg);
+			unlink(log);
+			rmdir(work);
+			return 2;
+		}
 		crac__criu_log_errors(log, words, sizeof(words));
 		cli_err("criu restore of %s failed (%s %d): %s; its log: %s", argv[1],
 			WIFSIGNALED(st) ? "signal" : "exit status", WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st),
