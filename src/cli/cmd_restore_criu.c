@@ -140,15 +140,19 @@ static int check_owner(const char *dir, bool trust)
 	return 0;
 }
 
-/* The criu id of what stdio fd N was at checkpoint, if it can be
- * re-attached to our fd N: pipes and sockets by inode, files by path
- * (relative to /, as CRIU names them); terminals go with --shell-job. */
+/*
+ * The criu id of what stdio fd N was at checkpoint, if it is re-attached
+ * to our fd N: pipes and sockets by inode, regular files by path (relative
+ * to /, as CRIU names them). Terminals go with --shell-job. Devices
+ * (/dev/null...) are not: CRIU names a file by its path only, so with
+ * /dev/null at fds 0 and 1 both would be restored from our fd 0; CRIU
+ * opens the device again instead.
+ */
 static const char *inherit_id(const char *what)
 {
 	if (!strncmp(what, "pipe:[", 6) || !strncmp(what, "socket:[", 8))
 		return what;
-	if (what[0] == '/' && what[1] && strncmp(what, "/dev/pts/", 9) && strncmp(what, "/dev/tty", 8) &&
-	    strcmp(what, "/dev/console"))
+	if (what[0] == '/' && what[1] && strncmp(what, "/dev/", 5))
 		return what + 1;
 	return NULL;
 }
