@@ -18,8 +18,9 @@
  *     possibly sent by the hook itself)       -> CRAC_RESTORED
  *   - logind's PrepareForSleep(false)           -> CRAC_RESTORED
  *   - the park deadline, $CRAC_EXTERNAL_PARK_MS (default 600000 ms, 0: none),
- *     measured on CLOCK_MONOTONIC, which stands still while a VM is paused
- *     or the machine sleeps                     -> CRAC_ABORTED, one report
+ *     time parked on CLOCK_MONOTONIC, which stands still while a VM is
+ *     paused or the machine sleeps, and whose jump in a restored container
+ *     counts for at most a second              -> CRAC_ABORTED, one report
  *                                                  line: no snapshot happened
  * Parking reuses the pause engine (its wait and the control endpoint's
  * RESUME); the other wake-ups resume it through crac__pause_resume().
@@ -125,23 +126,36 @@ void crac__ext_wake(enum ext_wake why)
  * pause engine is waiting and after another resume (the control endpoint)
  * got there first; the first case is retried, the second ends with
  * park_over.
+ *
+ * The park's length is counted in slices of at most a second, each
+ * counting for no more than it should have lasted: a process restored from
+ * a container checkpoint may find CLOCK_MONOTONIC far ahead (another host,
+ * another boot), and that jump must not use up its deadline at once.
  */
+#define SLICE_NS 1000000000LL
+
 static void *waker_thread(void *arg)
 {
-	int64_t deadline = *(int64_t *)arg;   /* CLOCK_MONOTONIC ns, 0: none */
+	int64_t budget = *(int64_t *)arg;   /* ns parked before the deadline, 0: none */
+	int64_t used = 0;
 
 	pthread_mutex_lock(&park_lock);
 	for (;;) {
 		while (!park_over && pending == EXT_WAKE_NONE) {
-			if (!deadline) {
+			if (!budget) {
 				pthread_cond_wait(&park_cond, &park_lock);
 				continue;
 			}
-			struct timespec ts = { .tv_sec = deadline / 1000000000LL,
-					       .tv_nsec = deadline % 1000000000LL };
-			if (pthread_cond_timedwait(&park_cond, &park_lock, &ts) == ETIMEDOUT &&
-			    !park_over && pending == EXT_WAKE_NONE)
+			if (used >= budget) {
 				pending = EXT_WAKE_DEADLINE;
+				break;
+			}
+			int64_t slice = budget - used < SLICE_NS ? budget - used : SLICE_NS;
+			int64_t t0 = crac__now_ns(CLOCK_MONOTONIC), end = t0 + slice;
+			struct timespec ts = { .tv_sec = end / 1000000000LL, .tv_nsec = end % 1000000000LL };
+			pthread_cond_timedwait(&park_cond, &park_lock, &ts);
+			int64_t took = crac__now_ns(CLOCK_MONOTONIC) - t0;
+			used += took < 0 ? 0 : took > slice ? slice : took;
 		}
 		if (park_over)
 			break;
@@ -303,7 +317,7 @@ static int ext_configure(struct crac_round *r)
 static int ext_checkpoint(struct crac_round *r)
 {
 	int64_t park_ms = crac__ext_env_int("CRAC_EXTERNAL_PARK_MS", DEFAULT_PARK_MS);
-	int64_t deadline = park_ms > 0 ? crac__now_ns(CLOCK_MONOTONIC) + park_ms * 1000000LL : 0;
+	int64_t budget = park_ms > 0 ? park_ms * 1000000LL : 0;
 	const char *hook = getenv("CRAC_EXTERNAL_HOOK");
 	bool logind_round, sleeping = true;
 	enum ext_wake why;
@@ -333,7 +347,7 @@ static int ext_checkpoint(struct crac_round *r)
 
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	rc = pthread_create(&waker, NULL, waker_thread, &deadline);
+	rc = pthread_create(&waker, NULL, waker_thread, &budget);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc != 0) {
 		pthread_mutex_lock(&park_lock);

@@ -175,8 +175,11 @@ static void *round_thread(void *arg)
 	crac_report_free(rep);
 
 	pthread_mutex_lock(&lg_lock);
-	/* aborted before parking: the sleep must not wait for us any longer */
-	release_lock_locked();
+	/* Aborted before parking while the sleep is still announced: it must
+	 * not wait for us any longer. (After PrepareForSleep(false) the lock
+	 * held is the new one, for the next sleep: kept.) */
+	if (sleeping)
+		release_lock_locked();
 	round_running = false;
 	round_tid = 0;
 	pthread_mutex_unlock(&lg_lock);

@@ -2,7 +2,7 @@
  * ext_prog.c - a program for the external engine's tests
  * (tests/cli/engine_external*.bats). Run with CRAC_ENGINE=external.
  *
- *   ext_prog [--self] [--fail-before]
+ *   ext_prog [--self] [--fail-before] [--slow-before MS]
  *
  * Registers two resources, alpha and beta, whose callbacks print one line
  * each (flushed at once):
@@ -12,7 +12,8 @@
  * rest). --self: after "ready", calls crac_checkpoint_restore() itself and
  * prints "returned STATUS" and the report, if any, then "id UUID" with the
  * instance id crac_instance_uuid() gives now. --fail-before: alpha's
- * before_checkpoint fails with EBUSY.
+ * before_checkpoint fails with EBUSY. --slow-before MS: alpha's
+ * before_checkpoint takes MS milliseconds (after its line is printed).
  */
 #include <crac.h>
 
@@ -21,15 +22,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static int fail_before;
+static long slow_before_ms;
 
 static int before(const crac_event *ev, void *arg)
 {
 	printf("before %s gen=%llu engine=%s\n", (const char *)arg,
 	       (unsigned long long)ev->generation, ev->engine);
 	fflush(stdout);
+	if (slow_before_ms && strcmp(arg, "alpha") == 0) {
+		struct timespec ts = { .tv_sec = slow_before_ms / 1000,
+				       .tv_nsec = slow_before_ms % 1000 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
 	if (fail_before && strcmp(arg, "alpha") == 0)
 		return crac_fail(-EBUSY, "alpha refuses on purpose");
 	return 0;
@@ -57,8 +65,10 @@ int main(int argc, char **argv)
 			self = 1;
 		else if (strcmp(argv[i], "--fail-before") == 0)
 			fail_before = 1;
+		else if (strcmp(argv[i], "--slow-before") == 0 && i + 1 < argc)
+			slow_before_ms = atol(argv[++i]);
 		else {
-			fprintf(stderr, "usage: ext_prog [--self] [--fail-before]\n");
+			fprintf(stderr, "usage: ext_prog [--self] [--fail-before] [--slow-before MS]\n");
 			return 2;
 		}
 	}
