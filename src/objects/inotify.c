@@ -380,6 +380,9 @@ struct cap {
 	uint64_t strs_cap, strs_used;
 	uint64_t n;
 	int32_t max_wd;
+	long mfd;                    /* the last mount_fd() (-1: none), for device mfd_sdev */
+	uint64_t mfd_sdev;
+	int mfd_own;                 /* it is the process's own: not closed */
 	char ibuf[4096];             /* fdinfo lines */
 	char mbuf[4096];             /* mountinfo lines */
 	char path[4096];
@@ -398,15 +401,20 @@ static int resolve(struct cap *x, int32_t wd, uint64_t ino, uint64_t sdev, const
 {
 	char reason[512];
 	struct crac_img_buf rb = { reason, 0, sizeof(reason) };
-	int own;
 	reason[0] = 0;
-	long mfd = mount_fd(sdev, x->mbuf, x->path, &own, &rb);
-
-	if (mfd < 0)
-		return bad_watch(x, wd, ino, sdev, reason, (int)mfd);
-	long hfd = SYS(SYS_open_by_handle_at, mfd, fh, O_PATH | O_CLOEXEC, 0, 0, 0);
-	if (!own)
-		sys_close(mfd);
+	/* watches are mostly on one or two file systems: one lookup each */
+	if (x->mfd < 0 || x->mfd_sdev != sdev) {
+		if (x->mfd >= 0 && !x->mfd_own)
+			sys_close(x->mfd);
+		x->mfd = mount_fd(sdev, x->mbuf, x->path, &x->mfd_own, &rb);
+		x->mfd_sdev = sdev;
+		if (x->mfd < 0) {
+			long rc = x->mfd;
+			x->mfd = -1;
+			return bad_watch(x, wd, ino, sdev, reason, (int)rc);
+		}
+	}
+	long hfd = SYS(SYS_open_by_handle_at, x->mfd, fh, O_PATH | O_CLOEXEC, 0, 0, 0);
 	if (hfd == -EPERM)
 		return bad_watch(x, wd, ino, sdev, ": the kernel tells which inode a watch is on, not its path; "
 				 "finding the path needs CAP_DAC_READ_SEARCH (open_by_handle_at), which this process "
@@ -522,6 +530,7 @@ static int inotify_capture(struct crac_obj_capture *c, const struct crac_obj_fd 
 		return -EBUSY;
 	}
 	memset(x, 0, offsetof(struct cap, ibuf));
+	x->mfd = -1;
 	x->c = c;
 	x->why = why;
 	if (c->pages_fd >= 0) {
@@ -541,6 +550,8 @@ static int inotify_capture(struct crac_obj_capture *c, const struct crac_obj_fd 
 	crac_img_puts(&pb, "/proc/self/fdinfo/");
 	crac_img_putu(&pb, (uint64_t)d->fd);
 	int rc = each_line(path, x->ibuf, watch_line, x);
+	if (x->mfd >= 0 && !x->mfd_own)
+		sys_close(x->mfd);
 	if (rc < 0) {
 		if (!why->len) {
 			crac_img_puts(why, "cannot read its watches (fdinfo)");
