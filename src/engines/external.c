@@ -47,22 +47,30 @@ extern char **environ;
 
 #define DEFAULT_PARK_MS 600000
 
+static void ext_vlog(enum crac_log_level level, const char *fmt, va_list ap)
+{
+	char msg[1024];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	crac__log(level, "external: %s", msg);
+}
+
 void crac__ext_say(const char *fmt, ...)
 {
-	char line[1024];
 	va_list ap;
-	int n;
 
-	n = snprintf(line, sizeof(line), "crac: external: ");
 	va_start(ap, fmt);
-	vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	ext_vlog(CRAC_LOG_WARN, fmt, ap);
 	va_end(ap);
-	n = (int)strlen(line);
-	line[n++] = '\n';
-	/* one write: lines of several threads never mix */
-	if (write(2, line, (size_t)n) < 0) {
-		/* nothing to do: stderr is gone */
-	}
+}
+
+void crac__ext_info(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	ext_vlog(CRAC_LOG_INFO, fmt, ap);
+	va_end(ap);
 }
 
 int64_t crac__ext_env_int(const char *name, int64_t def)

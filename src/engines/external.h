@@ -33,8 +33,11 @@ enum ext_wake {
 
 extern const struct crac_engine crac__engine_external CRAC_HIDDEN;
 
-/* One line "crac: external: MESSAGE" on stderr. */
+/* One message "external: MESSAGE" through crac's logger (core/log.c: a
+ * line "crac: external: MESSAGE" on stderr by default): a warning, or
+ * information (shown with CRAC_LOG=info). */
 void crac__ext_say(const char *fmt, ...) __attribute__((format(printf, 1, 2))) CRAC_HIDDEN;
+void crac__ext_info(const char *fmt, ...) __attribute__((format(printf, 1, 2))) CRAC_HIDDEN;
 
 /* An integer from the environment, `def` when unset or not a number. */
 int64_t crac__ext_env_int(const char *name, int64_t def) CRAC_HIDDEN;

@@ -265,7 +265,7 @@ static bool unannounced_restore(const struct sample *before, const char *why)
 	crac__runtime_restored(&r);
 	r.event.deadline_monotonic = r.event.restore_monotonic + DEFAULT_RESTORE_DEADLINE_MS * 1000000LL;
 	crac_instance_uuid(uuid);
-	crac__ext_say("unannounced restore detected: %s; generation %" PRIu64 ", instance %s",
+	crac__ext_info("unannounced restore detected: %s; generation %" PRIu64 ", instance %s",
 		      why, r.event.generation, uuid);
 	crac__notify_after_all(&r, r.event.deadline_monotonic);
 

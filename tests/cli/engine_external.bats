@@ -23,6 +23,8 @@ setup() {
 	# no D-Bus here: the logind path is tested on a private bus elsewhere
 	export CRAC_EXTERNAL_LOGIND=0
 	export CRAC_EXTERNAL_POLL_MS=50
+	# the detection of an unannounced restore is said at level info
+	export CRAC_LOG=info
 	PID=
 }
 
