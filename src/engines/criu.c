@@ -683,6 +683,10 @@ static void helper_main(struct criu_state *s, int pid, int tid, pid_t parent)
 		struct timespec ts = { 0, 100000 };
 		nanosleep(&ts, NULL);
 	}
+	/* Our own session and process group: if we were left unreaped, we
+	 * would keep the pid of a session leader in use as a session id, and
+	 * CRIU could not restore it with that pid. */
+	setsid();
 	sigemptyset(&set);
 	sigaddset(&set, CRAC_CRIU_SIG);
 	struct timespec go_wait = { 30, 0 };

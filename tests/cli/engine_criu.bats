@@ -164,6 +164,22 @@ ignchld() {
 @test "image: a program that ignores SIGCHLD" { ignchld image; }
 @test "criu: a program that ignores SIGCHLD (the helper waits for criu all the same)" { ignchld criu; }
 
+# A session leader: its pid is also its session id, which nothing of the
+# engine may keep in use (CRIU restores the process with that pid).
+session_leader() {
+	require_engine "$1"
+	run clean setsid -w "$COUNTER" "$1" "$T/img" </dev/null
+	echo "$output"
+	[ "$status" -eq 0 ]
+	BEFORE="$(echo "$output" | sed -n 's/^before: checksum=\([0-9a-f]*\) .*/\1/p')"
+	restore -- s
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -q "^restored: checksum=$BEFORE outcome=2 engine=$1 gen=1 .* args=1:s "
+}
+
+@test "image: a session leader (setsid)" { session_leader image; }
+@test "criu: a session leader (setsid) is restored with its pid" { session_leader criu; }
+
 # crac checkpoint --engine E PID: the control endpoint's connection is
 # answered by the original, the restored process runs its after_restore
 # callbacks with the new arguments.
