@@ -180,6 +180,26 @@ session_leader() {
 @test "image: a session leader (setsid)" { session_leader image; }
 @test "criu: a session leader (setsid) is restored with its pid" { session_leader criu; }
 
+# On a terminal (script(1) gives each command its own pty): checkpointed on
+# one, restored on another (criu: --shell-job both ways).
+terminal() {
+	require_engine "$1"
+	command -v script >/dev/null || skip "script(1) is not installed"
+	run clean script -qec "$COUNTER $1 $T/img" /dev/null </dev/null
+	echo "$output"
+	[ "$status" -eq 0 ]
+	BEFORE="$(echo "$output" | sed -n 's/^before: checksum=\([0-9a-f]*\) .*/\1/p' | tr -d '\r')"
+	[ -n "$BEFORE" ]
+	run clean script -qec "$CRAC restore $T/img -- tty" /dev/null </dev/null
+	echo "$output"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -q "^restored: checksum=$BEFORE outcome=2 engine=$1 gen=1 .* args=1:tty "
+	echo "$output" | grep -q "^dontneed ok"
+}
+
+@test "image: on a terminal, restored on another" { terminal image; }
+@test "criu: on a terminal, restored on another (--shell-job)" { terminal criu; }
+
 # crac checkpoint --engine E PID: the control endpoint's connection is
 # answered by the original, the restored process runs its after_restore
 # callbacks with the new arguments.
