@@ -293,7 +293,9 @@ static long mount_fd(uint64_t sdev, char *buf, char *buf2, int *own, struct crac
 	while (fd < 0 && (n = sys_getdents64(dfd, buf, 4096)) > 0)
 		for (long off = 0; off < n && fd < 0;) {
 			const char *name = buf + off + 19;
-			off += *(const unsigned short *)(buf + off + 16);
+			unsigned short reclen;
+			memcpy(&reclen, buf + off + 16, sizeof(reclen));
+			off += reclen ? reclen : n;
 			int v = 0, digits = 0;
 			for (const char *q = name; *q >= '0' && *q <= '9'; q++, digits++)
 				v = v * 10 + (*q - '0');
@@ -334,7 +336,9 @@ static long mount_fd(uint64_t sdev, char *buf, char *buf2, int *own, struct crac
 	while (!w.yes && (n = sys_getdents64(dfd, buf, 4096)) > 0)
 		for (long off = 0; off < n && !w.yes;) {
 			const char *name = buf + off + 19;
-			off += *(const unsigned short *)(buf + off + 16);
+			unsigned short reclen;
+			memcpy(&reclen, buf + off + 16, sizeof(reclen));
+			off += reclen ? reclen : n;
 			int v = 0, digits = 0;
 			for (const char *q = name; *q >= '0' && *q <= '9'; q++, digits++)
 				v = v * 10 + (*q - '0');
