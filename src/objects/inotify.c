@@ -424,9 +424,12 @@ static int resolve(struct cap *x, int32_t wd, uint64_t ino, uint64_t sdev, const
 				 "finding the path needs CAP_DAC_READ_SEARCH (open_by_handle_at), which this process "
 				 "lacks: give it that capability (setcap cap_dac_read_search=ep, or an ambient "
 				 "capability) for its inotify descriptors to be carried", -EPERM);
+	if (hfd == -ESTALE || hfd == -EOPNOTSUPP)
+		return bad_watch(x, wd, ino, sdev, ": its file system does not open files by handle (/proc, /sys "
+				 "and other pseudo file systems do not), so its path cannot be found", (int)hfd);
 	if (hfd < 0) {
-		bad_watch(x, wd, ino, sdev, ": its file system cannot open the watched file by its handle, so "
-			  "its path cannot be found (open_by_handle_at", 0);
+		bad_watch(x, wd, ino, sdev, ": the watched file cannot be opened by its handle, so its path cannot "
+			  "be found (open_by_handle_at", 0);
 		crac_img_put_err(x->why, hfd);
 		crac_img_puts(x->why, ")");
 		return (int)hfd;

@@ -7,8 +7,9 @@
 # numbers and masks and that changes made after the restore come as events
 # with the same wd numbers. Refused with a clear line: a watched path gone
 # or replaced at restore (naming the wd and the path), unread events at the
-# checkpoint, watch numbers too sparse to be made again, a process without
-# CAP_DAC_READ_SEARCH (the kernel tells a watch's inode, not its path).
+# checkpoint, watch numbers too sparse to be made again, a watch on /proc,
+# a process without CAP_DAC_READ_SEARCH (the kernel tells a watch's inode,
+# not its path).
 # Every command that could block runs under timeout.
 
 bats_require_minimum_version 1.5.0
@@ -97,6 +98,14 @@ restore_fails() {
 	echo "$output"
 	[ "$status" -eq 3 ]
 	echo "$output" | grep -q "check fd [0-9]*: .*inotify anon_inode:inotify (inotify): its watch numbers go up to 65539, with 2 watches left: making those numbers again would take 65537 throwaway watches at restore, more than crac makes (65536, a second or two)"
+	[ ! -e "$T/img" ]
+}
+
+@test "refused at the checkpoint: a watch on /proc (no path can be found from its handle)" {
+	run clean timeout 60 "$PROG" "$T/img" "$W" proc
+	echo "$output"
+	[ "$status" -eq 3 ]
+	echo "$output" | grep -q "check fd [0-9]*: .*inotify anon_inode:inotify (inotify): wd 2 (inode [0-9]* on device 0:[0-9]*): its file system does not open files by handle (/proc, /sys and other pseudo file systems do not), so its path cannot be found"
 	[ ! -e "$T/img" ]
 }
 

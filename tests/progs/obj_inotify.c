@@ -1,7 +1,7 @@
 /*
  * obj_inotify - inotify instances carried across an image restore.
  *
- *   obj_inotify DIR WORK [pending | sparse]
+ *   obj_inotify DIR WORK [pending | sparse | proc]
  *
  * In WORK (a directory of the test's) makes d/, d/f and other, and two
  * inotify instances:
@@ -19,7 +19,8 @@
  * what it did in WORK, so that the image restores again.
  * Refusals (the report is printed and the program exits 3): "pending"
  * leaves an unread event on A; "sparse" makes B's next watch number 65539
- * (watches added and removed), with 2 watches left.
+ * (watches added and removed), with 2 watches left; "proc" has B watch
+ * /proc/self/status (wd 2), whose file system opens no file by handle.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -110,7 +111,7 @@ static int touch(const char *path)
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
-		fprintf(stderr, "usage: obj_inotify DIR WORK [pending | sparse]\n");
+		fprintf(stderr, "usage: obj_inotify DIR WORK [pending | sparse | proc]\n");
 		return 2;
 	}
 	const char *mode = argc > 3 ? argv[3] : "";
@@ -145,6 +146,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(mode, "pending"))
 		touch(at("d/unread"));   /* an IN_CREATE left in A's queue */
+	if (!strcmp(mode, "proc"))
+		inotify_add_watch(b, "/proc/self/status", IN_MODIFY);   /* wd 2 */
 	if (!strcmp(mode, "sparse")) {
 		/* 65537 numbers used and given back: more than a restore skips */
 		for (int k = 0; k < 65537; k++) {
