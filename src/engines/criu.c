@@ -197,30 +197,33 @@ static int run_capture(char *const argv[], char *out, size_t len)
 	return st;
 }
 
-/* CRIU's own words from its output: the error lines, else the last line. */
+/* CRIU's own words from its output: its error lines, else every line
+ * (warnings left out), joined with "; " (truncated to len). */
 static void criu_words(const char *text, char *out, size_t len)
 {
-	char last[512] = "";
-	size_t used = 0;
-
-	out[0] = 0;
-	for (const char *p = text; *p;) {
-		size_t n = strcspn(p, "\n");
-		if (n) {
-			snprintf(last, sizeof(last), "%.*s", (int)n, p);
-			if ((memmem(p, n, "Error", 5) || memmem(p, n, "error", 5)) && used + 3 < len) {
+	for (int pass = 0; pass < 2; pass++) {
+		size_t used = 0;
+		out[0] = 0;
+		for (const char *p = text; *p;) {
+			size_t n = strcspn(p, "\n");
+			while (n && (p[n - 1] == ' ' || p[n - 1] == '\r'))
+				n--;
+			bool err = memmem(p, n, "Error", 5) || memmem(p, n, "error", 5);
+			bool warn = n >= 4 && !memcmp(p, "Warn", 4);
+			if (n && (pass ? !warn : err) && used + 3 < len) {
 				int w = snprintf(out + used, len - used, "%s%.*s", used ? "; " : "", (int)n, p);
 				used += w > 0 ? (size_t)w : 0;
 				if (used >= len)
 					used = len - 1;
 			}
+			p += strcspn(p, "\n");
+			if (*p)
+				p++;
 		}
-		p += n;
-		if (*p)
-			p++;
+		if (out[0])
+			return;
 	}
-	if (!out[0])
-		snprintf(out, len, "%s", last[0] ? last : "(no output)");
+	snprintf(out, len, "(no output)");
 }
 
 int crac__criu_check(const char *criu, char *msg, size_t msglen)

@@ -286,6 +286,33 @@ EOF
 	! [[ "$output" == *"No child processes"* ]]
 }
 
+@test "a CRIU refusing without privilege: all its lines (not just the last) in the refusal" {
+	# what criu 4.2 prints to a user without CAP_CHECKPOINT_RESTORE
+	cat >"$T/criu" <<'EOF'
+#!/bin/sh
+echo "CRIU needs to have the CAP_SYS_ADMIN or the CAP_CHECKPOINT_RESTORE capability: "
+echo "setcap cap_checkpoint_restore+eip $0"
+exit 1
+EOF
+	chmod 755 "$T/criu"
+	export CRAC_CRIU="$T/criu"
+	run clean "$COUNTER" criu "$T/img" </dev/null
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"check\` failed: CRIU needs to have the CAP_SYS_ADMIN or the CAP_CHECKPOINT_RESTORE capability:; setcap cap_checkpoint_restore+eip $T/criu (CRIU needs root"* ]]
+}
+
+@test "as nobody with the real CRIU: refused with CRIU's words" {
+	require_engine criu
+	command -v setpriv >/dev/null || skip "setpriv is not installed"
+	chmod 777 "$T"
+	run clean setpriv --reuid=nobody --regid=nogroup --clear-groups "$COUNTER" criu "$T/img" </dev/null
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"engine criu"*"check\` failed: "*"CAP_CHECKPOINT_RESTORE"* ]]
+	[ ! -e "$T/img" ]
+}
+
 @test "crac restore of a CRIU image with a CRIU that fails criu check: the same refusal" {
 	fake_criu
 	mkdir -m 700 "$T/img"
