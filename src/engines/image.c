@@ -164,6 +164,22 @@ static void write_stderr(const char *s)
 	}
 }
 
+/* CRAC_IMAGE_STATS: one line on stderr about how the pages were written. */
+static void print_stats(const struct img_capture *c)
+{
+	static const char *const mode[] = { "?", "O_DIRECT", "vmsplice+splice", "write" };
+	char line[600];
+
+	snprintf(line, sizeof(line), "crac: checkpoint stats: %.1f MiB of pages in %llu chunks written with %s "
+		 "(%s), %.1f MiB of zero pages left out; threads stopped %.1f ms (pages %.1f ms, "
+		 "descriptors + header + fsync %.1f ms)\n",
+		 c->pages_size / 1048576.0, (unsigned long long)c->n_chunks,
+		 mode[c->w.mode <= IMG_WRITE_WRITE ? c->w.mode : 0], c->w.why ? c->w.why : "",
+		 c->w.zero_pages * (double)CRAC_IMG_PAGE / 1048576.0, (c->t_synced - c->t_stopped) / 1e6,
+		 (c->t_pages - c->t_stopped) / 1e6, (c->t_synced - c->t_pages) / 1e6);
+	write_stderr(line);
+}
+
 static void put_back_stop_signal(void)
 {
 	sigaction(IMG_STOP_SIGNAL, img_stop_old_action(), NULL);
@@ -242,6 +258,7 @@ static int image_checkpoint(struct crac_round *r)
 
 	memset(c, 0, sizeof(*c));
 	c->dir_fd = c->pages_fd = c->pagemap_fd = -1;
+	c->w.dfd = c->w.pipe[0] = c->w.pipe[1] = -1;
 	if (!deadline || deadline < mono_ns() + 1000000000LL)
 		deadline = mono_ns() + 10LL * 1000000000LL;
 
@@ -264,6 +281,7 @@ static int image_checkpoint(struct crac_round *r)
 	if ((rc = stop_flushed(c, deadline)) < 0)
 		goto fail_running;
 	c->n_threads = rc;
+	c->t_stopped = mono_ns();
 	crac__clock_snapshot_point();   /* as late as possible: see runtime.h */
 
 	/* 4. */
@@ -279,8 +297,12 @@ static int image_checkpoint(struct crac_round *r)
 		return img_restored(r);
 
 	/* 6. */
-	if (img_capture_pages(c) < 0 || img_capture_fds(c, r) < 0 || img_capture_header(c) < 0)
+	if (img_capture_pages(c) < 0)
 		goto fail_stopped;
+	c->t_pages = mono_ns();
+	if (img_capture_fds(c, r) < 0 || img_capture_header(c) < 0)
+		goto fail_stopped;
+	c->t_synced = mono_ns();
 
 	/* 7. */
 	img_threads_release();
@@ -301,6 +323,8 @@ static int image_checkpoint(struct crac_round *r)
 		return rc;
 	}
 	img_arena_free(&c->arena);
+	if (getenv("CRAC_IMAGE_STATS"))
+		print_stats(c);
 	/* The image is in place: that is success, whatever else went wrong
 	 * (said as a warning, on stderr and to a requester). */
 	char text[1200];

@@ -188,18 +188,6 @@ CRAC_IMG_NOSAN static void copy_raw(void *dst, const void *src, size_t len)
 	__asm__ volatile("rep movsb" : "+D"(dst), "+S"(src), "+c"(len) : : "memory");
 }
 
-/* Is the page at p all zeros? (content check of a page that may be the
- * zero page or shared with a parent) */
-CRAC_IMG_NOSAN static bool page_is_zero(const void *p)
-{
-	const volatile uint64_t *w = p;
-
-	for (size_t k = 0; k < P / 8; k++)
-		if (w[k])
-			return false;
-	return true;
-}
-
 static int64_t now_ns(clockid_t id)
 {
 	struct timespec ts;
@@ -247,6 +235,8 @@ int img_capture_open(struct img_capture *c, const char *dir)
 
 void img_capture_close(struct img_capture *c, bool failed)
 {
+	c->w.n_iov = 0;     /* a failure: what is queued is not wanted */
+	img_write_end(c);   /* its descriptors, if a failure left them open */
 	if (c->pagemap_fd >= 0)
 		close(c->pagemap_fd);
 	if (c->pages_fd >= 0)
@@ -630,21 +620,57 @@ static bool near(uint64_t s, uint64_t len, uint64_t a, uint64_t w)
 /* AddressSanitizer's shadow byte of address a (x86-64 default mapping). */
 #define IMG_ASAN_SHADOW(a) (((a) >> 3) + 0x7fff8000ull)
 
-/* Appends [s, e) of mapping `mi` to the pages file, in chunks of <= 1 MiB. */
-static int store_range(struct img_capture *c, uint32_t mi, uint64_t s, uint64_t e)
+/* Records chunk [s, s + len) of mapping `mi`, its bytes at src, and queues
+ * them for the pages file (image_write.c). */
+static int store_chunk(struct img_capture *c, uint32_t mi, uint64_t s, uint64_t len, const void *src)
 {
 	struct crac_img_map *m = &c->maps[mi].m;
 
+	if (c->n_chunks >= c->max_chunks)
+		return img_fail(&c->err, -E2BIG, "too many page chunks");
+	struct crac_img_chunk *k = &c->chunks[c->n_chunks];
+	k->addr = s;
+	k->offset = c->pages_size;
+	k->len = len;
+	k->map = mi;
+	/* The crc is taken when the queue is written (img_write_flush), right
+	 * before the bytes go to the kernel; a copy's (the bounce buffer)
+	 * now, since the flush takes it from the program's pages. */
+	k->crc = src != (const void *)(uintptr_t)s ? crac_img_crc32c(0, src, len) : 0;
+	int rc = img_write_queue(c, src, len);
+	if (rc < 0)
+		return rc;
+	m->n_chunks++;
+	m->stored += len;
+	c->n_chunks++;
+	c->pages_size += len;
+	return 0;
+}
+
+/*
+ * All-zero pages of anonymous memory (private anonymous, heap, stack,
+ * shared anonymous / memfd) are left out: the loader maps such memory
+ * anonymous, so a page without a chunk reads as zero (eager restore), and
+ * the lazy loader gives it the zero page (UFFDIO_ZEROPAGE). Never for a
+ * private file mapping: a page without a chunk comes back from the file,
+ * and the program's zeros are not the file's bytes.
+ */
+static bool zero_skippable(const struct crac_img_map *m)
+{
+	return m->kind == CRAC_MAP_ANON || m->kind == CRAC_MAP_HEAP || m->kind == CRAC_MAP_STACK ||
+	       m->kind == CRAC_MAP_SHMEM;
+}
+
+/* Appends [s, e) of mapping `mi` to the pages file, in chunks of <= 1 MiB
+ * (runs of non-zero pages where zero pages are left out). */
+static int store_range(struct img_capture *c, uint32_t mi, uint64_t s, uint64_t e)
+{
+	struct crac_img_map *m = &c->maps[mi].m;
+	bool skip_zero = zero_skippable(m) && !c->w.keep_zero;
+	int rc;
+
 	while (s < e) {
 		uint64_t len = e - s < CRAC_IMG_CHUNK_MAX ? e - s : CRAC_IMG_CHUNK_MAX;
-		const void *src = (const void *)(uintptr_t)s;
-		if (c->n_chunks >= c->max_chunks)
-			return img_fail(&c->err, -E2BIG, "too many page chunks");
-		struct crac_img_chunk *k = &c->chunks[c->n_chunks];
-		k->addr = s;
-		k->offset = c->pages_size;
-		k->len = len;
-		k->map = mi;
 		/* Our own stack changes under our feet (the frames of the crc
 		 * and write calls), and so does our TLS block (errno; the kernel
 		 * updates the rseq area at fs + __rseq_offset when we migrate):
@@ -654,39 +680,51 @@ static int store_range(struct img_capture *c, uint32_t mi, uint64_t s, uint64_t 
 		 * redzones of instrumented frames): its shadow window is copied
 		 * the same way (a harmless copy where there is no ASan).
 		 * (The frame address, not a local's: ASan may keep locals on a
-		 * fake stack.) */
+		 * fake stack.) Such a chunk is stored whole, zero pages too: its
+		 * bytes are those of the copy. */
 		uint64_t sp = (uint64_t)(uintptr_t)__builtin_frame_address(0);
 		uint64_t fs = crac__img_self.thread.ctx.fs_base;
 		const uint64_t W = 1u << 20;
 		bool secret = has_secret(c, s, len);
 		if (secret || near(s, len, sp, W) || near(s, len, fs, W) ||
 		    near(s, len, IMG_ASAN_SHADOW(sp), W >> 3)) {
-			if (!c->bounce && !(c->bounce = img_arena_alloc(&c->arena, CRAC_IMG_CHUNK_MAX)))
-				return img_fail(&c->err, -ENOMEM, "engine arena exhausted");
-			copy_raw(c->bounce, src, len);
+			if (!c->bounce) {
+				/* page-aligned: O_DIRECT writes it */
+				char *b = img_arena_alloc(&c->arena, CRAC_IMG_CHUNK_MAX + P);
+				if (!b)
+					return img_fail(&c->err, -ENOMEM, "engine arena exhausted");
+				c->bounce = (char *)(((uintptr_t)b + P - 1) & ~(uintptr_t)(P - 1));
+			}
+			/* The queue may hold the previous use of the bounce. */
+			if ((rc = img_write_flush(c)) < 0)
+				return rc;
+			copy_raw(c->bounce, (const void *)(uintptr_t)s, len);
 			if (secret)   /* the secret never reaches the file */
 				zero_secrets(c, c->bounce, s, len);
-			src = c->bounce;
+			if ((rc = store_chunk(c, mi, s, len, c->bounce)) < 0)
+				return rc;
+			c->w.crc_from = c->n_chunks;   /* its crc is the copy's */
+			if ((rc = img_write_flush(c)) < 0)
+				return rc;
+		} else if (skip_zero) {
+			/* Runs of non-zero pages, each its own chunk. */
+			for (uint64_t a = s, end = s + len; a < end;) {
+				if (img_page_is_zero((const void *)(uintptr_t)a)) {
+					c->w.zero_pages++;
+					a += P;
+					continue;
+				}
+				uint64_t b = a + P;
+				while (b < end && !img_page_is_zero((const void *)(uintptr_t)b))
+					b += P;
+				if ((rc = store_chunk(c, mi, a, b - a, (const void *)(uintptr_t)a)) < 0)
+					return rc;
+				a = b;
+			}
+		} else if ((rc = store_chunk(c, mi, s, len, (const void *)(uintptr_t)s)) < 0) {
+			return rc;
 		}
-		k->crc = crac_img_crc32c(0, src, len);
-		int rc = write_all(c->pages_fd, src, len);
-		if (rc < 0)
-			return img_fail(&c->err, rc, "writing %llu bytes at %#llx (%s) to %s/%s: %s",
-					(unsigned long long)len, (unsigned long long)s, c->maps[mi].name[0] ?
-					c->maps[mi].name : crac_img_kind_name(m->kind), c->tmp, CRAC_IMG_PAGES_FILE,
-					img_strerror(-rc));
-		m->n_chunks++;
-		m->stored += len;
-		c->n_chunks++;
-		c->pages_size += len;
 		s += len;
-		/* Start writing back what is written so far: the disk works
-		 * while we copy the rest, and the final fsync waits for less. */
-		if (c->pages_size - c->kicked >= IMG_WRITEBACK_STEP) {
-			sync_file_range(c->pages_fd, (off_t)c->kicked, (off_t)(c->pages_size - c->kicked),
-					SYNC_FILE_RANGE_WRITE);
-			c->kicked = c->pages_size;
-		}
 	}
 	return 0;
 }
@@ -707,8 +745,13 @@ static bool wanted(const struct crac_img_map *m, uint64_t cat)
 static int scan_map(struct img_capture *c, uint32_t mi)
 {
 	struct crac_img_map *m = &c->maps[mi].m;
-	enum { NV = 1024 };
-	static struct img_page_region vec[NV];   /* only the checkpointing thread runs */
+	enum { NV = 1024, NE = 3072 };
+	/* Scratch from the arena, never from libcrac's data: that is part of
+	 * the image, and the queued pages are written after their crc was
+	 * taken (image_write.c), so memory the scan changes must not be in it. */
+	if (!c->scan_vec && !(c->scan_vec = img_arena_alloc(&c->arena, NV * sizeof(struct img_page_region))))
+		return img_fail(&c->err, -ENOMEM, "engine arena exhausted");
+	struct img_page_region *vec = c->scan_vec;
 	uint64_t run_s = 0, run_e = 0;           /* pending run, merged across calls */
 	int rc;
 
@@ -762,11 +805,12 @@ static int scan_map(struct img_capture *c, uint32_t mi)
 			at = next;
 		}
 	} else {
-		static uint64_t ent[4096];
+		uint64_t *ent = (uint64_t *)vec;   /* NE entries fit */
+		_Static_assert(NE * sizeof(uint64_t) <= NV * sizeof(struct img_page_region), "scratch");
 		for (uint64_t at = m->start; at < m->end;) {
 			uint64_t n = (m->end - at) / P;
-			if (n > 4096)
-				n = 4096;
+			if (n > NE)
+				n = NE;
 			ssize_t got = syscall(SYS_pread64, c->pagemap_fd, ent, n * 8, (off_t)(at / P * 8));
 			if (got < (ssize_t)(n * 8))
 				return img_fail(&c->err, got < 0 ? -errno : -EIO, "/proc/self/pagemap at %#llx: %s",
@@ -781,7 +825,7 @@ static int scan_map(struct img_capture *c, uint32_t mi)
 					 * parent after fork; only the content tells */
 					want = true;
 					if (!(v & PM_EXCLUSIVE) && (m->prot & PROT_READ))
-						want = !page_is_zero((const void *)(uintptr_t)at);
+						want = !img_page_is_zero((const void *)(uintptr_t)at);
 				}
 				if (!want)
 					continue;
@@ -803,9 +847,10 @@ static int scan_map(struct img_capture *c, uint32_t mi)
 
 int img_capture_pages(struct img_capture *c)
 {
-	for (uint32_t i = 0; i < c->n_maps; i++) {
+	int rc = img_write_begin(c);
+
+	for (uint32_t i = 0; rc == 0 && i < c->n_maps; i++) {
 		struct crac_img_map *m = &c->maps[i].m;
-		int rc;
 
 		m->first_chunk = (uint32_t)c->n_chunks;   /* chunks follow map order */
 		if (m->kind > CRAC_MAP_SHMEM || (m->kind == CRAC_MAP_FILE && (m->flags & CRAC_MAPF_SHARED)))
@@ -813,16 +858,23 @@ int img_capture_pages(struct img_capture *c)
 		/* Pages of a mapping we cannot read (PROT_NONE or write-only after
 		 * being written) are read through a temporary PROT_READ. */
 		bool unreadable = !(m->prot & PROT_READ);
-		if (unreadable && mprotect((void *)(uintptr_t)m->start, m->end - m->start, m->prot | PROT_READ) < 0)
-			return img_fail(&c->err, -errno, "mprotect of %#llx-%#llx for reading: %s",
-					(unsigned long long)m->start, (unsigned long long)m->end, img_strerror(errno));
+		if (unreadable && mprotect((void *)(uintptr_t)m->start, m->end - m->start, m->prot | PROT_READ) < 0) {
+			rc = img_fail(&c->err, -errno, "mprotect of %#llx-%#llx for reading: %s",
+				      (unsigned long long)m->start, (unsigned long long)m->end, img_strerror(errno));
+			break;
+		}
 		rc = scan_map(c, i);
+		/* The queue may read this mapping: write it out before the
+		 * protection goes back. */
+		if (rc == 0 && unreadable)
+			rc = img_write_flush(c);
 		if (unreadable)
 			mprotect((void *)(uintptr_t)m->start, m->end - m->start, (int)m->prot);
-		if (rc < 0)
-			return rc;
 	}
-	return 0;
+	/* Everything written, the pipe drained: from here on no page of the
+	 * program is referenced by the kernel for us (image_write.c). */
+	int end = img_write_end(c);
+	return rc < 0 ? rc : end;
 }
 
 /* ---- header -------------------------------------------------------------------- */

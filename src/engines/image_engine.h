@@ -9,7 +9,9 @@
  *                    recreate them in the restored process
  *   image_ptrace.c   the ptrace helper for threads that block that signal
  *   image_capture.c  process state, /proc/self/maps, which pages to store,
- *                    writing the pages and the header
+ *                    the header
+ *   image_write.c    moving page data into the pages file (O_DIRECT,
+ *                    vmsplice + splice, or write)
  *   image_lazy.c     the restored process's lazy loader thread (userfaultfd)
  *
  * Rule while other threads are stopped: system calls only. No malloc, no
@@ -26,6 +28,7 @@
 
 #include <signal.h>
 #include <stdbool.h>
+#include <sys/uio.h>
 #include <stdint.h>
 
 /* ---- image_ctx.c ---------------------------------------------------------- */
@@ -191,6 +194,30 @@ struct img_map {
 /* Writeback of the pages file is started every this many bytes. */
 #define IMG_WRITEBACK_STEP (32ull << 20)
 
+/* How page data reaches the pages file (image_write.c). */
+enum img_write_mode {
+	IMG_WRITE_DIRECT = 1,   /* O_DIRECT writes straight from the program's pages */
+	IMG_WRITE_SPLICE,       /* vmsplice into a pipe, splice into the file */
+	IMG_WRITE_WRITE,        /* write(2) from the program's pages */
+};
+#define IMG_WRITE_IOV 256       /* pending pieces of one batch */
+#define IMG_WRITE_BATCH (8ull << 20)   /* bytes queued before they are written */
+
+struct img_writer {
+	enum img_write_mode mode;
+	int dfd;                        /* the pages file opened O_DIRECT, or -1 */
+	int pipe[2];                    /* splice mode, else -1 */
+	size_t pipe_cap;
+	uint64_t at;                    /* file offset of the first pending byte */
+	uint64_t pending;               /* bytes queued in iov */
+	int n_iov;
+	struct iovec iov[IMG_WRITE_IOV];
+	uint64_t crc_from;              /* first chunk whose crc is taken at the flush */
+	uint64_t zero_pages;            /* all-zero anonymous pages left out */
+	bool keep_zero;                 /* CRAC_IMAGE_KEEP_ZERO: store them (benchmarks) */
+	const char *why;                /* why the mode was chosen (static text) */
+};
+
 struct img_capture {
 	struct img_arena arena;
 	struct img_err err;
@@ -220,7 +247,10 @@ struct img_capture {
 	struct crac_img_header hdr;     /* filled progressively */
 	bool use_scan;                  /* PAGEMAP_SCAN works here */
 	uint64_t noreserve_above;       /* anon mappings larger: MAP_NORESERVE (RAM + swap) */
-	char *bounce;                   /* copy of the chunk holding our stack */
+	char *bounce;                   /* copy of the chunk holding our stack (page-aligned) */
+	void *scan_vec;                 /* PAGEMAP_SCAN / pagemap scratch (arena) */
+	struct img_writer w;            /* page data on its way to the pages file */
+	int64_t t_stopped, t_pages, t_synced;   /* CLOCK_MONOTONIC, for CRAC_IMAGE_STATS */
 	/* descriptors (image_fds.c) */
 	struct crac_obj_capture objs;
 	int skip_fds[IMG_MAX_SKIP_FDS]; /* the engine's own and crac's internal ones */
@@ -249,6 +279,22 @@ int img_capture_process(struct img_capture *c) CRAC_HIDDEN;
 int img_capture_maps(struct img_capture *c) CRAC_HIDDEN;
 /* Writes the page data of every mapping to the pages file. */
 int img_capture_pages(struct img_capture *c) CRAC_HIDDEN;
+/* ---- the page writer (image_write.c) ---- */
+/* Chooses how page data is written (threads stopped; fds opened here are
+ * closed by img_write_end, before the program's descriptors are listed). */
+int img_write_begin(struct img_capture *c) CRAC_HIDDEN;
+/* Queues len bytes at src for the pages file at offset c->w.at +
+ * c->w.pending. The bytes must not change until the queue is flushed: the
+ * O_DIRECT and splice modes read them after this returns. */
+int img_write_queue(struct img_capture *c, const void *src, uint64_t len) CRAC_HIDDEN;
+/* Writes everything queued; after it returns the program's pages are no
+ * longer referenced by the kernel (the pipe is drained). */
+int img_write_flush(struct img_capture *c) CRAC_HIDDEN;
+/* Flushes and closes the writer's descriptors (safe to call twice). */
+int img_write_end(struct img_capture *c) CRAC_HIDDEN;
+/* Is the page at p all zeros? (not sanitizer-instrumented: program memory) */
+bool img_page_is_zero(const void *p) CRAC_HIDDEN;
+
 /* Writes the header; fsyncs both files and the directory. */
 int img_capture_header(struct img_capture *c) CRAC_HIDDEN;
 /* Closes the files; on failure removes the temporary directory. */

@@ -1,0 +1,315 @@
+/*
+ * image_write.c - moving page data into the pages file.
+ *
+ * Runs while every other thread is stopped (image_engine.h): system calls
+ * only. image_capture.c decides which bytes go where (chunks, crc, zero
+ * pages left out) and queues them here; this file only moves them.
+ *
+ * Why not just write(2)? The first checkpoint of a process is where the
+ * time goes: write() copies from the program's pages through their user
+ * addresses, and on this kind of VM (a PVM guest with shadow paging) the
+ * first kernel access to each user page is expensive: 1 GiB from a fresh
+ * heap took 5-12 s here, against 0.8 s for vmsplice + splice into /dev/shm
+ * and 1.5-2 s for O_DIRECT onto the disk (bench/ckpt_write.c, numbers in
+ * docs/bench-checkpoint.md). Three modes, best first:
+ *
+ *   direct   O_DIRECT pwritev from the program's pages (a second descriptor
+ *            of the pages file). The device reads the pages itself; no page
+ *            cache is filled (a buffered write must first allocate and fill
+ *            1 GiB of it, which this VM makes slow), and what is written is
+ *            already on the disk when the call returns, so the final fsync
+ *            has only metadata left. Used when the file system takes
+ *            O_DIRECT and is not tmpfs/ramfs (there O_DIRECT copies through
+ *            the user addresses just like write()). The image is then not in
+ *            the page cache: a restore right after reads the disk (the lazy
+ *            loader's readahead hides most of it).
+ *   splice   vmsplice(2) the pages into a pipe (1 MiB, the unprivileged
+ *            maximum), splice(2) the pipe into the file. This is CRIU's
+ *            way; the copy into the page cache is done by the kernel from
+ *            its own mapping of each page.
+ *   write    pwritev(2) from the pages: the fallback when neither works.
+ *
+ * The pages must not change between being queued and written out:
+ *   - O_DIRECT pwritev is synchronous: the device has read the bytes when
+ *     it returns.
+ *   - vmsplice WITHOUT SPLICE_F_GIFT only takes references to the pages;
+ *     their bytes are copied when the pipe is drained into the file (the
+ *     page cache gets a copy: splice never moves a page into a file). So
+ *     the pipe is drained completely in img_write_flush, and every queue is
+ *     flushed before the other threads are released (img_capture_pages ends
+ *     with img_write_end): in keep-running mode the program goes on only
+ *     once no page of it is referenced by the pipe. SPLICE_F_GIFT would
+ *     promise the kernel that we never touch the pages again, which a
+ *     program that keeps running cannot promise.
+ *   - The checkpointing thread's own stack and TLS change while we write:
+ *     image_capture.c copies such chunks into a bounce buffer first and
+ *     flushes right after queueing it (the buffer is reused).
+ * Other threads are stopped, so the rest of the program's memory is still,
+ * but for what this thread itself writes while the queue fills: the GOT and
+ * the dynamic linker's data when a function is called for the first time
+ * (lazy binding; seen in restored processes). Hence the crc of a chunk is
+ * taken in img_write_flush, right before its bytes go to the kernel (as
+ * write() did it), and every function the writer calls is bound in
+ * img_write_begin, before image_capture.c looks at any page (a page found
+ * all zero and left out must not be written afterwards). The engine's own
+ * scratch is in its arena, which is not part of the image.
+ *
+ * CRAC_IMAGE_WRITER=direct|splice|write forces a mode (benchmarks, tests);
+ * CRAC_IMAGE_KEEP_ZERO=1 stores all-zero pages too (benchmarks).
+ */
+#include "engines/image_engine.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define P CRAC_IMG_PAGE
+
+#ifndef TMPFS_MAGIC
+#define TMPFS_MAGIC 0x01021994
+#endif
+#ifndef RAMFS_MAGIC
+#define RAMFS_MAGIC 0x858458f6
+#endif
+
+/*
+ * All zeros? Most pages that are not zero differ in their first word, so the
+ * common case costs one load; a zero page is read once, 64 bytes per step.
+ * Program memory: not sanitizer-instrumented (see image_capture.c).
+ */
+CRAC_IMG_NOSAN bool img_page_is_zero(const void *p)
+{
+	const uint64_t *w = p;
+
+	if (w[0])
+		return false;
+	for (size_t k = 0; k < P / 8; k += 8) {
+		uint64_t x = w[k] | w[k + 1] | w[k + 2] | w[k + 3] | w[k + 4] | w[k + 5] | w[k + 6] | w[k + 7];
+		if (x)
+			return false;
+	}
+	return true;
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+/* The splice mode's pipe; falls back to write mode if there is none. */
+static void setup_pipe(struct img_writer *w)
+{
+	if (pipe2(w->pipe, O_CLOEXEC) < 0) {
+		w->pipe[0] = w->pipe[1] = -1;
+		w->mode = IMG_WRITE_WRITE;
+		w->why = "no pipe for vmsplice";
+		return;
+	}
+	/* 1 MiB is what an unprivileged process may ask for
+	 * (/proc/sys/fs/pipe-max-size); less is fine, only slower. */
+	int cap = fcntl(w->pipe[1], F_SETPIPE_SZ, (int)CRAC_IMG_CHUNK_MAX);
+	if (cap < 0)
+		cap = fcntl(w->pipe[1], F_GETPIPE_SZ);
+	w->pipe_cap = cap > 0 ? (size_t)cap : 65536;
+	w->mode = IMG_WRITE_SPLICE;
+}
+
+int img_write_begin(struct img_capture *c)
+{
+	struct img_writer *w = &c->w;
+	const char *force = getenv("CRAC_IMAGE_WRITER");   /* no lock in glibc's getenv */
+	struct statfs fs;
+
+	w->dfd = w->pipe[0] = w->pipe[1] = -1;
+	w->at = c->pages_size;
+	w->pending = 0;
+	w->n_iov = 0;
+	w->crc_from = c->n_chunks;
+	w->zero_pages = 0;
+	w->keep_zero = getenv("CRAC_IMAGE_KEEP_ZERO") != NULL;
+	/* Functions first called from here on are bound by the dynamic
+	 * linker, which writes the GOT and its own data: let that happen now,
+	 * before any page is looked at (a page found all zero must stay so
+	 * until its neighbours are written, see image_capture.c). */
+	(void)syscall(SYS_getpid);
+	sync_file_range(c->pages_fd, 0, 0, 0);
+	mprotect(NULL, 0, PROT_NONE);
+
+	if (force && !strcmp(force, "write")) {
+		w->mode = IMG_WRITE_WRITE;
+		w->why = "CRAC_IMAGE_WRITER=write";
+		return 0;
+	}
+	if (force && !strcmp(force, "splice")) {
+		w->why = "CRAC_IMAGE_WRITER=splice";
+		setup_pipe(w);
+		return 0;
+	}
+	bool forced_direct = force && !strcmp(force, "direct");
+	bool memfs = fstatfs(c->pages_fd, &fs) == 0 &&
+		     ((unsigned long)fs.f_type == TMPFS_MAGIC || (unsigned long)fs.f_type == RAMFS_MAGIC);
+	if (forced_direct || !memfs) {
+		w->dfd = openat(c->dir_fd, CRAC_IMG_PAGES_FILE, O_WRONLY | O_DIRECT | O_CLOEXEC);
+		if (w->dfd >= 0) {
+			/* The pipe is made now, in case O_DIRECT refuses a write
+			 * later (no new function gets called then). */
+			setup_pipe(w);
+			w->mode = IMG_WRITE_DIRECT;
+			w->why = forced_direct ? "CRAC_IMAGE_WRITER=direct" : "the file system takes O_DIRECT";
+			return 0;
+		}
+	}
+	w->why = memfs ? "the image is in memory (tmpfs)" : "the file system refuses O_DIRECT";
+	setup_pipe(w);
+	return 0;
+}
+
+int img_write_queue(struct img_capture *c, const void *src, uint64_t len)
+{
+	struct img_writer *w = &c->w;
+	int rc;
+
+	if (w->n_iov && (w->n_iov == IMG_WRITE_IOV || w->pending + len > IMG_WRITE_BATCH) &&
+	    (rc = img_write_flush(c)) < 0)
+		return rc;
+	struct iovec *last = w->n_iov ? &w->iov[w->n_iov - 1] : NULL;
+	if (last && (const char *)last->iov_base + last->iov_len == src)
+		last->iov_len += len;   /* the next pages of the same range */
+	else
+		w->iov[w->n_iov++] = (struct iovec){ (void *)src, len };
+	w->pending += len;
+	return 0;
+}
+
+/* Drops the first n bytes of iov[*i..n_iov). */
+static void advance(struct img_writer *w, int *i, uint64_t n)
+{
+	while (n) {
+		struct iovec *v = &w->iov[*i];
+		if (n < v->iov_len) {
+			v->iov_base = (char *)v->iov_base + n;
+			v->iov_len -= n;
+			return;
+		}
+		n -= v->iov_len;
+		(*i)++;
+	}
+}
+
+/* The raw system calls: no sanitizer interceptor reads program memory. */
+static long pwritev_raw(int fd, const struct iovec *iov, int n, uint64_t off)
+{
+	return syscall(SYS_pwritev, fd, iov, n, (long)off, 0L);
+}
+
+/* Moves the queue through the pipe: vmsplice as much as the (empty) pipe
+ * holds, splice all of it into the file, again. */
+static int flush_splice(struct img_capture *c, int *i, uint64_t *off)
+{
+	struct img_writer *w = &c->w;
+
+	while (*i < w->n_iov) {
+		int n = w->n_iov - *i;
+		long got = syscall(SYS_vmsplice, w->pipe[1], &w->iov[*i], (unsigned long)n, 0u);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			return got < 0 ? -errno : -EIO;
+		/* Drained before anything else: the pipe references the pages. */
+		for (long left = got; left;) {
+			loff_t o = (loff_t)*off;
+			long m = syscall(SYS_splice, w->pipe[0], NULL, c->pages_fd, &o, (size_t)left, 0u);
+			if (m < 0 && errno == EINTR)
+				continue;
+			if (m <= 0) {
+				int e = m < 0 ? errno : EIO;
+				/* Empty the pipe so that it references nothing. */
+				close_fd(&w->pipe[0]);
+				close_fd(&w->pipe[1]);
+				return -e;
+			}
+			left -= m;
+			*off += (uint64_t)m;
+		}
+		advance(w, i, (uint64_t)got);
+	}
+	return 0;
+}
+
+int img_write_flush(struct img_capture *c)
+{
+	struct img_writer *w = &c->w;
+	uint64_t off = w->at;
+	int i = 0, rc = 0;
+
+	/* The crc of every queued chunk, taken now: nothing runs between it
+	 * and the system calls below but this loop (the other threads are
+	 * stopped), so it matches the bytes the kernel reads. */
+	for (uint64_t k = w->crc_from; k < c->n_chunks; k++)
+		c->chunks[k].crc = crac_img_crc32c(0, (const void *)(uintptr_t)c->chunks[k].addr, c->chunks[k].len);
+	w->crc_from = c->n_chunks;
+
+	while (i < w->n_iov) {
+		if (w->mode == IMG_WRITE_SPLICE) {
+			rc = flush_splice(c, &i, &off);
+			break;
+		}
+		int fd = w->mode == IMG_WRITE_DIRECT ? w->dfd : c->pages_fd;
+		int n = w->n_iov - i;
+		long got = pwritev_raw(fd, &w->iov[i], n, off);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0 && errno == EINVAL && w->mode == IMG_WRITE_DIRECT) {
+			/* Alignment this file system does not take: nothing of
+			 * this call was written; go on buffered. */
+			close_fd(&w->dfd);
+			w->why = "O_DIRECT refused a write (alignment)";
+			w->mode = w->pipe[0] >= 0 ? IMG_WRITE_SPLICE : IMG_WRITE_WRITE;
+			continue;
+		}
+		if (got <= 0) {
+			rc = got < 0 ? -errno : -EIO;
+			break;
+		}
+		off += (uint64_t)got;
+		advance(w, &i, (uint64_t)got);
+	}
+	if (rc < 0) {
+		img_fail(&c->err, rc, "writing page data to %s/%s at offset %llu (%s): %s", c->tmp,
+			 CRAC_IMG_PAGES_FILE, (unsigned long long)off,
+			 w->mode == IMG_WRITE_DIRECT ? "O_DIRECT" : w->mode == IMG_WRITE_SPLICE ? "splice" : "write",
+			 img_strerror(-rc));
+		w->n_iov = 0;
+		w->pending = 0;
+		return rc;
+	}
+	w->at += w->pending;
+	w->pending = 0;
+	w->n_iov = 0;
+	/* Buffered modes: start writing back what is written so far, so the
+	 * disk works while we copy the rest and the final fsync waits for
+	 * less. (O_DIRECT data is on the disk already.) */
+	if (w->mode != IMG_WRITE_DIRECT && w->at - c->kicked >= IMG_WRITEBACK_STEP) {
+		sync_file_range(c->pages_fd, (off_t)c->kicked, (off_t)(w->at - c->kicked), SYNC_FILE_RANGE_WRITE);
+		c->kicked = w->at;
+	}
+	return 0;
+}
+
+int img_write_end(struct img_capture *c)
+{
+	struct img_writer *w = &c->w;
+	int rc = w->n_iov ? img_write_flush(c) : 0;
+
+	close_fd(&w->dfd);
+	close_fd(&w->pipe[0]);
+	close_fd(&w->pipe[1]);
+	return rc;
+}
