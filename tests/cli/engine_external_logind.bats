@@ -30,7 +30,7 @@ setup() {
 	done
 	[ -n "$PY" ] || skip "no python3 with dbusmock (Debian package python3-dbusmock)"
 	# a libcrac without libsystemd says so: nothing to test then
-	DBUS_SYSTEM_BUS_ADDRESS="unix:path=$T/none" timeout 5 "$PROG" --self </dev/null >/dev/null 2>"$T/probe" &
+	DBUS_SYSTEM_BUS_ADDRESS="unix:path=$T/none" timeout 5 "$PROG" </dev/null >/dev/null 2>"$T/probe" &
 	local probe=$!
 	for _ in $(seq 100); do grep -q 'logind' "$T/probe" && break; sleep 0.02; done
 	kill "$probe" 2>/dev/null; wait "$probe" 2>/dev/null || true
