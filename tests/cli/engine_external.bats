@@ -137,6 +137,8 @@ wait_for() {
 	wait_for '^after beta gen=1 '
 	grep -qE '^after alpha gen=1 engine=external outcome=2 unannounced=1 id=' "$T/out"
 	! grep -q '^before' "$T/out"
+	# every registered resource, in the after_restore order (registration order)
+	[ "$(grep '^after' "$T/out" | cut -d' ' -f2 | tr '\n' ' ')" = "alpha beta " ]
 	id1=$(sed -n 's/^after alpha gen=1 .* id=//p' "$T/out")
 	[ -n "$id1" ] && [ "$id1" != "$id0" ]
 	grep -q "unannounced restore detected: the generation file $T/gen went from \"7\" to \"8\"; generation 1" "$T/err"
