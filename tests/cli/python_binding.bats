@@ -247,3 +247,41 @@ open("'"$T"'/py.txt", "w").write("\n".join(py) + "\n")
 	"$T/layout" >"$T/c.txt"
 	diff "$T/c.txt" "$T/py.txt"
 }
+
+@test "python3 -m crac SCRIPT: an unmodified script restored twice draws different numbers" {
+	require_image_engine
+	cat >"$T/loop.py" <<'PY'
+import random, sys, time
+random.seed(42)      # the program seeds on its own, never imports crac
+print("ready", "crac" in sys.modules, sys.argv[1:], flush=True)
+n = 0
+while True:
+    n += 1
+    time.sleep(0.01)
+    if n % 20 == 0:
+        print("r %.12f" % random.random(), flush=True)
+PY
+	(
+		for fd in $(ls /proc/$BASHPID/fd); do
+			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+		done
+		exec "$CRAC" run -- python3 -m crac "$T/loop.py" a1 >"$T/out" 2>&1
+	) &
+	pid=$!
+	for _ in $(seq 200); do grep -q "^r " "$T/out" && [ -S "$CRAC_CONTROL_DIR/$pid.sock" ] && break; sleep 0.05; done
+	grep -q "^ready True \['a1'\]\$" "$T/out"
+	run "$CRAC" checkpoint --engine image --image-dir "$T/img" "$pid"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+	pid=
+	for i in 1 2; do
+		run clean timeout 1.5 "$CRAC" restore "$T/img"
+		echo "$output"
+		[ "$status" -eq 124 ]   # still looping when timeout stops it
+		echo "$output" | grep "^r " | head -1 >>"$T/first"
+	done
+	cat "$T/first"
+	[ "$(wc -l <"$T/first")" -eq 2 ]
+	[ "$(sort -u "$T/first" | wc -l)" -eq 2 ]
+}

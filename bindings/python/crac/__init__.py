@@ -31,7 +31,9 @@ In every restored instance, the module-level generator of `random` is
 reseeded from os.urandom (random.SystemRandom and `secrets` need nothing)
 unless CRAC_PY_KEEP_SEED=1 (in the environment, or given with
 `crac restore --env`), or keep_seed(True) was called. Variables given with
-`crac restore --env K=V` are also set in os.environ.
+`crac restore --env K=V` are also set in os.environ. An unmodified program
+gets this with `crac run -- python3 -m crac SCRIPT [ARGS...]` (also -m
+MODULE, -c CODE): the binding is loaded, then the program runs as __main__.
 
 The library: $CRAC_LIBRARY (a path), else the libcrac already loaded in this
 process (under `crac run` it is preloaded), else the one installed with this
