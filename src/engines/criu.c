@@ -424,6 +424,68 @@ static void fsync_tree(const char *dir)
 	closedir(d);
 }
 
+/* A file CRIU (or this engine) writes into an image directory. */
+static bool criu_file(const char *n)
+{
+	size_t l = strlen(n);
+
+	return (l > 4 && !strcmp(n + l - 4, ".img")) || !strcmp(n, "dump.log") || !strcmp(n, "criu.out") ||
+	       !strcmp(n, "stats-dump") || !strcmp(n, CRAC_CRIU_MARKER);
+}
+
+/*
+ * Removes, next to dir, the temporaries of dir (DIR.tmp-PID-START-XXXXXX)
+ * that a criu checkpoint left when it was killed: the writer (PID with that
+ * start time) is gone, the directory is ours and holds nothing but CRIU's
+ * files. (The image engine's own are removed by crac_img_clean_stale.)
+ */
+static void clean_stale(const char *dir)
+{
+	char parent[PATH_MAX];
+	const char *base;
+	DIR *d;
+	struct dirent *de;
+
+	if (crac_img_split_path(dir, parent, sizeof(parent), &base) < 0 || !*base || !(d = opendir(parent)))
+		return;
+	size_t bl = strlen(base);
+	while ((de = readdir(d))) {
+		const char *n = de->d_name;
+		int pid = 0;
+		unsigned long long start = 0;
+		char rest[16];
+		if (strncmp(n, base, bl) || strncmp(n + bl, ".tmp-", 5) ||
+		    sscanf(n + bl + 5, "%d-%llu-%15s", &pid, &start, rest) != 3 || strlen(rest) != 6 || pid <= 0)
+			continue;
+		if (!(kill(pid, 0) < 0 && errno == ESRCH) && crac_img_start_time(pid) == start)
+			continue;   /* its writer still runs */
+		int dfd = openat(dirfd(d), n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		struct stat st;
+		if (dfd < 0)
+			continue;
+		bool ours = fstat(dfd, &st) == 0 && st.st_uid == geteuid();
+		DIR *t = ours ? fdopendir(dfd) : NULL;
+		struct dirent *e;
+		while (t && ours && (e = readdir(t))) {
+			struct stat fs;
+			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+				continue;
+			ours = criu_file(e->d_name) && fstatat(dfd, e->d_name, &fs, AT_SYMLINK_NOFOLLOW) == 0 &&
+			       S_ISREG(fs.st_mode) && fs.st_uid == geteuid();
+		}
+		if (t)
+			closedir(t);
+		else
+			close(dfd);
+		if (ours) {
+			char path[PATH_MAX];
+			if (snprintf(path, sizeof(path), "%s/%s", parent, n) < (int)sizeof(path))
+				remove_tree(path);
+		}
+	}
+	closedir(d);
+}
+
 /* ---- engine state ----------------------------------------------------------- */
 
 struct criu_state {
@@ -490,6 +552,7 @@ static int criu_configure(struct crac_round *r)
 		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", rc, "%s", msg);
 		return rc;
 	}
+	clean_stale(dir);
 	return 0;
 }
 

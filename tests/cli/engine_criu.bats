@@ -350,6 +350,27 @@ EOF
 	[ "$(cat "$T/img/data")" = precious ]
 }
 
+@test "criu engine: temporaries left by a killed criu checkpoint are removed, nothing else" {
+	cat >"$T/criu" <<'EOF'
+#!/bin/sh
+[ "$1" = check ] && exit 0
+exit 1
+EOF
+	chmod 755 "$T/criu"
+	export CRAC_CRIU="$T/criu"
+	# a writer that is gone (pid 999999 does not run; start time 1)
+	mkdir "$T/img.tmp-999999-1-abcdef"
+	touch "$T/img.tmp-999999-1-abcdef/dump.log" "$T/img.tmp-999999-1-abcdef/core-5.img"
+	# the same, holding something CRIU does not write: kept
+	mkdir "$T/img.tmp-999998-1-abcdef"
+	touch "$T/img.tmp-999998-1-abcdef/dump.log" "$T/img.tmp-999998-1-abcdef/notes.txt"
+	run clean "$COUNTER" criu "$T/img" </dev/null
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[ ! -e "$T/img.tmp-999999-1-abcdef" ]
+	[ -e "$T/img.tmp-999998-1-abcdef/notes.txt" ]
+}
+
 @test "criu engine: a failing criu dump is reported with its words, the process goes on" {
 	cat >"$T/criu" <<'EOF'
 #!/bin/sh
