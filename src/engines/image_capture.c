@@ -680,12 +680,12 @@ static int store_range(struct img_capture *c, uint32_t mi, uint64_t s, uint64_t 
 		 * redzones of instrumented frames): its shadow window is copied
 		 * the same way (a harmless copy where there is no ASan).
 		 * (The frame address, not a local's: ASan may keep locals on a
-		 * fake stack.) Such a chunk is stored whole, zero pages too: its
-		 * bytes are those of the copy. */
+		 * fake stack.) Zero pages of such a chunk are those of the copy. */
 		uint64_t sp = (uint64_t)(uintptr_t)__builtin_frame_address(0);
 		uint64_t fs = crac__img_self.thread.ctx.fs_base;
 		const uint64_t W = 1u << 20;
 		bool secret = has_secret(c, s, len);
+		const char *src = (const char *)(uintptr_t)s;
 		if (secret || near(s, len, sp, W) || near(s, len, fs, W) ||
 		    near(s, len, IMG_ASAN_SHADOW(sp), W >> 3)) {
 			if (!c->bounce) {
@@ -698,31 +698,35 @@ static int store_range(struct img_capture *c, uint32_t mi, uint64_t s, uint64_t 
 			/* The queue may hold the previous use of the bounce. */
 			if ((rc = img_write_flush(c)) < 0)
 				return rc;
-			copy_raw(c->bounce, (const void *)(uintptr_t)s, len);
+			copy_raw(c->bounce, src, len);
 			if (secret)   /* the secret never reaches the file */
 				zero_secrets(c, c->bounce, s, len);
-			if ((rc = store_chunk(c, mi, s, len, c->bounce)) < 0)
+			src = c->bounce;
+		}
+		if (!skip_zero) {
+			if ((rc = store_chunk(c, mi, s, len, src)) < 0)
 				return rc;
-			c->w.crc_from = c->n_chunks;   /* its crc is the copy's */
-			if ((rc = img_write_flush(c)) < 0)
-				return rc;
-		} else if (skip_zero) {
-			/* Runs of non-zero pages, each its own chunk. */
-			for (uint64_t a = s, end = s + len; a < end;) {
-				if (img_page_is_zero((const void *)(uintptr_t)a)) {
+		} else {
+			/* Runs of non-zero pages, each its own chunk (of the copy,
+			 * if there is one: its zeros are what is stored). */
+			for (uint64_t a = 0; a < len;) {
+				if (img_page_is_zero(src + a)) {
 					c->w.zero_pages++;
 					a += P;
 					continue;
 				}
 				uint64_t b = a + P;
-				while (b < end && !img_page_is_zero((const void *)(uintptr_t)b))
+				while (b < len && !img_page_is_zero(src + b))
 					b += P;
-				if ((rc = store_chunk(c, mi, a, b - a, (const void *)(uintptr_t)a)) < 0)
+				if ((rc = store_chunk(c, mi, s + a, b - a, src + a)) < 0)
 					return rc;
 				a = b;
 			}
-		} else if ((rc = store_chunk(c, mi, s, len, (const void *)(uintptr_t)s)) < 0) {
-			return rc;
+		}
+		if (src == c->bounce) {
+			c->w.crc_from = c->n_chunks;   /* their crc is the copy's */
+			if ((rc = img_write_flush(c)) < 0)
+				return rc;
 		}
 		s += len;
 	}

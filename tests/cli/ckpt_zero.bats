@@ -1,0 +1,106 @@
+#!/usr/bin/env bats
+# Image engine, the page writer (src/engines/image_write.c): all-zero pages
+# of anonymous memory are left out of the pages file (the restore gives
+# zeros where no chunk is, eagerly and lazily), never those of a private
+# file mapping (a missing page would come back from the file); every way
+# of writing (O_DIRECT, vmsplice + splice, write) gives the same image.
+
+load common
+
+setup() {
+	CRAC="$CRAC_BUILD_DIR/crac"
+	ZERO="$CRAC_BUILD_DIR/tests/ckpt_zero"
+	T="$(mktemp -d /tmp/crac-bats-zero.XXXXXX)"
+	chmod 755 "$T"
+	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_IMAGE_WRITER CRAC_IMAGE_KEEP_ZERO
+	unset CRAC_IMAGE_STATS
+}
+
+teardown() {
+	rm -rf "$T" "${SHM:-/nonexistent}"
+}
+
+# checkpoint DIR [PREFIX...]: runs the program (16 MiB heap, half zeros).
+checkpoint() {
+	local dir=$1
+	shift
+	run clean "$@" "$ZERO" "$dir" "$T/data-$(basename "$dir")"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	BEFORE="$(echo "$output" | sed -n 's/^before: //p')"
+	[ -n "$BEFORE" ]
+}
+
+# restored DIR [RESTORE ARGS...]: restores and checks every byte.
+restored() {
+	local dir=$1
+	shift
+	run clean $AS "$CRAC" restore "$@" "$dir"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -qx "restored: $BEFORE"
+	echo "$output" | grep -qx "pages ok"
+}
+
+@test "a heap that is half zeros: the pages file is about half as large, the restore gives back every byte" {
+	require_image_engine
+	CRAC_IMAGE_KEEP_ZERO=1 checkpoint "$T/full"
+	checkpoint "$T/img"
+	full=$(stat -c %s "$T/full/pages")
+	half=$(stat -c %s "$T/img/pages")
+	echo "pages: $full bytes with zero pages, $half without"
+	# the 8 MiB of zero pages are missing, the rest is the same
+	[ $((full - half)) -ge $((8 * 1048576 - 65536)) ]
+	[ $((full - half)) -le $((8 * 1048576 + 1048576)) ]
+	restored "$T/img" --populate
+	restored "$T/img"
+	restored "$T/full"
+}
+
+@test "zero pages are counted in the checkpoint's stats" {
+	require_image_engine
+	checkpoint "$T/img" env CRAC_IMAGE_STATS=1
+	echo "$output" | grep -Eq "^crac: checkpoint stats: .* ([89]\.[0-9]|1[0-9]\.[0-9]) MiB of zero pages left out"
+}
+
+@test "a private file mapping whose pages the program zeroed restores zeros, not the file's bytes" {
+	require_image_engine
+	checkpoint "$T/img"
+	# the file still holds 0xab everywhere: the zeros must come from the image
+	[ "$(od -An -tx1 -j $((3 * 4096)) -N 4 "$T/data-img" | tr -d ' ')" = abababab ]
+	restored "$T/img" --populate
+	restored "$T/img"
+}
+
+@test "every writer gives a restorable image: O_DIRECT, vmsplice + splice, write" {
+	require_image_engine
+	for w in direct splice write; do
+		checkpoint "$T/img-$w" env CRAC_IMAGE_WRITER=$w CRAC_IMAGE_STATS=1
+		echo "$output" | grep -q "written with .*(CRAC_IMAGE_WRITER=$w)"
+		restored "$T/img-$w"
+	done
+	[ "$(stat -c %s "$T/img-direct/pages")" -eq "$(stat -c %s "$T/img-write/pages")" ]
+}
+
+@test "an image in tmpfs (/dev/shm) is written with vmsplice + splice" {
+	require_image_engine
+	[ -d /dev/shm ] && [ -w /dev/shm ] || skip "no writable /dev/shm"
+	SHM="$(mktemp -d /dev/shm/crac-bats-zero.XXXXXX)"
+	run clean env CRAC_IMAGE_STATS=1 "$ZERO" "$SHM/img" "$T/data"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -q "written with vmsplice+splice (the image is in memory (tmpfs))"
+	BEFORE="$(echo "$output" | sed -n 's/^before: //p')"
+	restored "$SHM/img"
+}
+
+@test "unprivileged: half-zero heap and zeroed file pages, checkpoint and restore as nobody" {
+	require_image_engine
+	command -v setpriv >/dev/null || skip "no setpriv"
+	AS="setpriv --reuid=65534 --regid=65534 --clear-groups"
+	$AS test -x "$ZERO" || skip "build tree not accessible to nobody"
+	chown 65534:65534 "$T"
+	checkpoint "$T/img" $AS
+	restored "$T/img"
+	restored "$T/img" --populate
+}
