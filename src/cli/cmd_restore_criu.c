@@ -245,6 +245,21 @@ int crac_cmd_restore_criu(int argc, char **argv)
 		cli_err("cannot restore the CRIU image %s: %s", argv[1], msg);
 		return 2;
 	}
+	/* CRIU restores the process with its pid: say so before criu does
+	 * ("Can't fork for PID: File exists"). */
+	if (kill(m.pid, 0) == 0 || errno == EPERM) {
+		char comm[64] = "?", p[64];
+		snprintf(p, sizeof(p), "/proc/%d/comm", m.pid);
+		FILE *f = fopen(p, "re");
+		if (f) {
+			if (fgets(comm, sizeof(comm), f))
+				comm[strcspn(comm, "\n")] = 0;
+			fclose(f);
+		}
+		cli_err("cannot restore the CRIU image %s: pid %d is in use (by %s; the checkpointed process itself if "
+			"it kept running): CRIU restores the process with the pid it had", argv[1], m.pid, comm);
+		return 1;
+	}
 	int memfd = args_memfd(argc, argv);
 	if (memfd < 0)
 		return 1;

@@ -237,6 +237,38 @@ control_checkpoint() {
 @test "image: crac checkpoint --engine image PID, then restore with args" { control_checkpoint image; }
 @test "criu: crac checkpoint --engine criu PID, then restore with args" { control_checkpoint criu; }
 
+@test "criu: restore while the checkpointed process still runs (keep-running) is refused naming its pid" {
+	require_engine criu
+	(
+		for fd in $(ls /proc/$BASHPID/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done
+		exec "$CTLPROG" --control </dev/null >"$T/out" 2>&1
+	) &
+	pid=$!
+	for _ in $(seq 250); do [ -S "$CRAC_CONTROL_DIR/$pid.sock" ] && break; sleep 0.02; done
+	run "$CRAC" checkpoint --engine criu --keep-running --image-dir "$T/img" "$pid"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	kill -0 "$pid"
+	restore
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"pid $pid is in use (by ctlprog; the checkpointed process itself if it kept running)"* ]]
+	kill "$pid"
+	wait "$pid" || true
+	pid=
+	# once it is gone the image restores
+	(
+		for fd in $(ls /proc/$BASHPID/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done
+		exec "$CRAC" restore "$T/img" </dev/null >"$T/rout" 2>&1
+	) &
+	rpid=$!
+	for _ in $(seq 250); do grep -q "^after svc/db" "$T/rout" && break; sleep 0.02; done
+	cat "$T/rout"
+	grep -q "^after alpha gen=1 engine=criu outcome=2" "$T/rout"
+	kill -TERM "$rpid"
+	wait "$rpid" || true
+	rpid=
+}
+
 # ---- without a working CRIU (run everywhere) ---------------------------------
 
 # fake_criu: a criu that fails `check` the way Debian 12's 3.17 does here.
