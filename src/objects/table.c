@@ -302,10 +302,13 @@ int crac_obj_capture_all(struct crac_obj_capture *c, struct crac_img_buf *why)
 			continue;   /* a policy closes it: the restored process does not have it */
 		c->paths[i] = 0;
 		/* a dup of an earlier descriptor: the same open file (same inode
-		 * and status flags; kcmp decides) */
+		 * and status flags; kcmp decides). fdinfo's flags show each
+		 * descriptor's close-on-exec flag as O_CLOEXEC: a dup may differ
+		 * there (dup(2) clears it) */
 		uint32_t same = CRAC_IMG_NO_FD;
 		for (uint32_t k = 0; k < i && same == CRAC_IMG_NO_FD; k++)
-			if (!c->no_kcmp && c->fds[k].obj == d.st.st_ino && c->fds[k].flags == d.flags &&
+			if (!c->no_kcmp && c->fds[k].obj == d.st.st_ino &&
+			    !((c->fds[k].flags ^ d.flags) & ~(uint32_t)O_CLOEXEC) &&
 			    c->fds[k].same_as == CRAC_IMG_NO_FD &&
 			    sys_kcmp(pid, pid, KCMP_FILE, c->fds[k].fd, fd) == 0)
 				same = k;

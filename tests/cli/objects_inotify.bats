@@ -2,7 +2,7 @@
 # Carried kernel objects: inotify (src/objects/inotify.c). A program
 # (tests/progs/obj_inotify) watches a directory and files in $T/w with two
 # instances (watch numbers with gaps, IN_ONESHOT, IN_EXCL_UNLINK, a
-# nonblocking and a blocking instance), checkpoints itself with the image
+# nonblocking and a blocking instance, a dup, an epoll registration), checkpoints itself with the image
 # engine, and every restored instance checks that fdinfo shows the same
 # numbers and masks and that changes made after the restore come as events
 # with the same wd numbers. Refused with a clear line: a watched path gone
@@ -45,7 +45,7 @@ restored_ok() {
 	! echo "$output" | grep -q FAIL
 	echo "$output" | grep -qx "restored ok"
 	for what in watches "second instance" flags blocking "nothing pending" "create event" "modify event" \
-		    "close_write event" "oneshot event" "oneshot gone" "new watch number" "open event"; do
+		    "close_write event" "oneshot event" "oneshot gone" "new watch number" "open event" "in epoll"; do
 		echo "$output" | grep -qx "ok inotify $what"
 	done
 }

@@ -10,11 +10,13 @@
  *         IN_DELETE), wd 4 on d/f (IN_MODIFY | IN_CLOSE_WRITE, with
  *         IN_EXCL_UNLINK), wd 5 on other (IN_ATTRIB | IN_ONESHOT)
  *   fd B  blocking, no close-on-exec: wd 1 on d/f (IN_OPEN)
+ * A is registered in an epoll instance and duplicated.
  * then checkpoints into DIR (the original exits 0 there) and, in every
  * restored instance, checks and prints "ok NAME" or "FAIL: ..." lines
  * (exit 0 or 1): the same numbers, masks and flags in fdinfo; events
  * after the restore come with the same wd numbers (a file created in d, a
- * write to d/f, a chmod of other: its one-shot watch then goes); a new
+ * write to d/f, a chmod of other: its one-shot watch then goes; epoll
+ * reports A ready with its data; the event is read through A's duplicate); a new
  * watch gets the number after the highest; B reports the open. It undoes
  * what it did in WORK, so that the image restores again.
  * Refusals (the report is printed and the program exits 3): "pending"
@@ -29,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -144,6 +147,14 @@ int main(int argc, char **argv)
 		printf("setup: unexpected watch numbers %d %d %d %d\n", wd_dir, wd_file, wd_one, wd_b);
 		return 2;
 	}
+	/* A registered in an epoll instance, and duplicated */
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event reg = { .events = EPOLLIN, .data.u64 = 0xabc };
+	int a2 = dup(a);
+	if (ep < 0 || a2 < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, a, &reg) < 0) {
+		perror("epoll, dup");
+		return 2;
+	}
 	if (!strcmp(mode, "pending"))
 		touch(at("d/unread"));   /* an IN_CREATE left in A's queue */
 	if (!strcmp(mode, "proc"))
@@ -183,7 +194,12 @@ int main(int argc, char **argv)
 	struct inotify_event ev;
 	char name[256];
 	touch(at("d/new"));
-	int got = next_event(a, &ev, name, sizeof(name));
+	struct epoll_event out = { 0 };
+	int ready = epoll_wait(ep, &out, 1, 2000);
+	CHECK("inotify in epoll", ready == 1 && out.data.u64 == 0xabc && (out.events & EPOLLIN),
+	      "epoll_wait %d, data %#llx", ready, (unsigned long long)out.data.u64);
+	/* read through the duplicate: the same instance */
+	int got = next_event(a2, &ev, name, sizeof(name));
 	CHECK("inotify create event", !got && ev.wd == 2 && (ev.mask & IN_CREATE) && !strcmp(name, "new"),
 	      "got %d: wd %d mask %#x name \"%s\"", got, ev.wd, ev.mask, name);
 	int fd = open(at("d/f"), O_WRONLY | O_APPEND | O_CLOEXEC);
