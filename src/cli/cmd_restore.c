@@ -75,5 +75,29 @@ int crac_cmd_restore(int argc, char **argv)
 		cli_err("usage: crac restore DIR [--populate | --lazy] [-- ARGS...] | crac restore --pid PID [-- ARGS...]");
 		return 2;
 	}
-	return crac_cmd_restore_image(argc, argv);
+	/*
+	 * --verify-files: the loader also compares each mapped file's first
+	 * and last page with the image's checksums, beyond its stat identity
+	 * (image/check.c). Passed on in the environment of the loader (it
+	 * reads CRAC_VERIFY_FILES=1; the restored program's environment is
+	 * its own, from the image), so that the loader's command line stays
+	 * the one crac_cmd_restore_image builds.
+	 */
+	int n = 0;
+	for (int i = 0; i < argc; i++) {
+		if (i > 0 && !strcmp(argv[i], "--")) {
+			while (i < argc)
+				argv[n++] = argv[i++];
+			break;
+		}
+		if (i > 0 && !strcmp(argv[i], "--verify-files")) {
+			setenv("CRAC_VERIFY_FILES", "1", 1);
+			continue;
+		}
+		if (i > 0 && !strcmp(argv[i], "--env") && i + 1 < argc)
+			argv[n++] = argv[i++];   /* its value is never an option */
+		argv[n++] = argv[i];
+	}
+	argv[n] = NULL;
+	return crac_cmd_restore_image(n, argv);
 }

@@ -63,6 +63,10 @@ enum crac_img_check_id {
 /* Tests of the refusals: pretend the kernel lacks PR_SET_MM_MAP
  * (CRAC_PRETEND_MISSING=pr_set_mm_map, runtime/kernel.c). */
 #define CRAC_IMG_PRETEND_NO_MM_MAP 0x2u
+/* Files check: also compare each mapped file's first and last page with
+ * the checksums the image recorded (crac restore --verify-files); without
+ * it, the stat identity (device, inode, size, mtime, ctime) decides. */
+#define CRAC_IMG_VERIFY_FILES 0x4u
 
 struct crac_img_checker {
 	const struct crac_img_view *v;

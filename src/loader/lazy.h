@@ -15,6 +15,9 @@ struct lazy_plan {
 	uint32_t flags;    /* for struct crac_img_lazy.flags */
 };
 
+/* clone(flags, sp, ptid, ctid, tls): the child pops fn and its argument
+ * from sp and calls fn(arg), which never returns (it exits). */
+long lazy_clone(unsigned long flags, void *sp, uint32_t *ptid, uint32_t *ctid, unsigned long tls);
 /* A userfaultfd with the needed events, or -1 and *mode says why not. */
 int lazy_open(int *mode);
 /* Registers [start, start + len) in missing mode; 0 or -errno. */

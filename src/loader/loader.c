@@ -1,7 +1,8 @@
 /*
  * loader.c - crac-loader: turns this process into a restored image.
  *
- *   crac-loader [--populate | --lazy] [--stats] [--check] [--trust-owner] [--env K=V]... DIR [-- ARGS...]
+ *   crac-loader [--populate | --lazy] [--stats] [--check] [--trust-owner] [--verify-files] [--env K=V]...
+ *               DIR [-- ARGS...]
  *
  * `crac restore DIR` execs this program, so the restored process keeps the
  * pid of the restore command and its stdio (fds 0, 1, 2 are inherited;
@@ -48,7 +49,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <linux/prctl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -294,7 +297,31 @@ static void fail_map(const struct crac_img_view *v, const struct crac_img_map *m
 	die(1, msg_buf);
 }
 
-static void map_all(const struct crac_img_view *v, int pages_fd, int uffd, uint64_t *stored, uint64_t *mapped)
+/*
+ * Step 5 in two passes. First every mapping is made (and the lazy ones
+ * registered with userfaultfd): one mmap each, nothing read yet. Then the
+ * eager memory is filled (fill_eager): runs of chunks that are contiguous
+ * in memory and in the pages file are read with one pread, each chunk's
+ * crc32c checked right after (the pages faulted in first with one
+ * MADV_POPULATE_WRITE); from 1 MiB on, with two CPUs, a second thread
+ * fills the second half meanwhile. Fresh memory costs more to fault in than to copy
+ * (a VM with shadow paging: ~20x), so large dense anonymous mappings get
+ * transparent huge pages while they are filled (THP mode "madvise": the
+ * mapping is marked MADV_NOHUGEPAGE afterwards, which in that mode behaves
+ * as the unmarked original did: no huge pages for later faults).
+ * Last, the protections the program had.
+ */
+static bool needs_prot[CRAC_IMG_MAX_MAPS];   /* made writable to be filled */
+static bool made_huge[CRAC_IMG_MAX_MAPS];    /* MADV_HUGEPAGE while filling */
+static int thp_madvise;                       /* THP mode is "madvise" */
+static int fill_threads = 2;                  /* $CRAC_LOADER_THREADS: 1 or 2 */
+
+#define FILL_RUN_MAX (4ull << 20)      /* one pread; the crc then reads it from cache */
+#define FILL_SPLIT_MIN (1ull << 20)    /* below this, one thread fills all */
+#define MADV_POPULATE_WRITE_ 23        /* Linux 5.14 */
+#define HUGE_MIN (2ull << 20)
+
+static void map_all(const struct crac_img_view *v, int uffd, uint64_t *mapped, uint32_t *n_syscalls)
 {
 	const struct crac_img_header *h = v->h;
 
@@ -308,6 +335,7 @@ static void map_all(const struct crac_img_view *v, int pages_fd, int uffd, uint6
 			continue;
 		if (m->stored && !is_lazy[i])
 			prot |= PROT_READ | PROT_WRITE;   /* to read the pages in */
+		needs_prot[i] = prot != (int)m->prot;
 		flags |= (m->flags & CRAC_MAPF_SHARED) ? MAP_SHARED : MAP_PRIVATE;
 		if (m->flags & CRAC_MAPF_NORESERVE)
 			flags |= MAP_NORESERVE;
@@ -320,33 +348,173 @@ static void map_all(const struct crac_img_view *v, int pages_fd, int uffd, uint6
 		if (m->kind == CRAC_MAP_STACK)
 			flags |= MAP_GROWSDOWN;
 		long a = sys_mmap(m->start, len, prot, flags, fd, off);
+		(*n_syscalls)++;
 		if (a < 0 || (uint64_t)a != m->start)
 			fail_map(v, m, "cannot map", a < 0 ? a : -EEXIST);
 		*mapped += len;
 		if (is_lazy[i]) {
 			long rc = lazy_register(uffd, m->start, len);
+			(*n_syscalls)++;
 			if (rc < 0)
 				fail_map(v, m, "userfaultfd cannot register", rc);
 			continue;
 		}
-
-		for (uint32_t c = m->first_chunk; c < m->first_chunk + m->n_chunks; c++) {
-			const struct crac_img_chunk *k = &v->chunks[c];
-			long rc = read_full(pages_fd, (void *)(uintptr_t)k->addr, k->len, k->offset);
-			if (rc < 0)
-				fail_map(v, m, "cannot read the stored pages of", rc);
-			if (crac_img_crc32c(0, (const void *)(uintptr_t)k->addr, k->len) != k->crc) {
-				struct crac_img_buf b = msg();
-				crac_img_put_damaged_chunk(&b, c, k, m->name ? crac_img_str(v, m->name)
-									   : crac_img_kind_name(m->kind));
-				die(1, msg_buf);
-			}
-			*stored += k->len;
+		/* dense enough that huge pages hold no more memory than the original */
+		if (thp_madvise && (m->kind == CRAC_MAP_ANON || m->kind == CRAC_MAP_HEAP) &&
+		    !(m->flags & CRAC_MAPF_SHARED) && len >= HUGE_MIN && m->stored >= len / 2 &&
+		    sys_madvise(m->start, len, MADV_HUGEPAGE) == 0) {
+			made_huge[i] = true;
+			(*n_syscalls)++;
 		}
-		if (prot != (int)m->prot) {
-			long rc = sys_mprotect(m->start, len, m->prot);
-			if (rc < 0)
-				fail_map(v, m, "cannot set the protection of", rc);
+	}
+}
+
+/* The chunks [c0, c1) of eager mappings, read and verified. 0, or -errno
+ * from pread, or 1 for a checksum mismatch; *bad: the chunk at fault. */
+static long fill_chunks(const struct crac_img_view *v, int fd, uint32_t c0, uint32_t c1, uint32_t *bad,
+			uint32_t *n_reads)
+{
+	for (uint32_t c = c0; c < c1;) {
+		const struct crac_img_chunk *k = &v->chunks[c];
+		if (is_lazy[k->map] || v->maps[k->map].kind >= CRAC_MAP_VVAR) {
+			c++;
+			continue;
+		}
+		uint32_t e = c + 1;
+		uint64_t len = k->len;
+		while (e < c1 && v->chunks[e].map == k->map && v->chunks[e].addr == k->addr + len &&
+		       v->chunks[e].offset == k->offset + len && len + v->chunks[e].len <= FILL_RUN_MAX)
+			len += v->chunks[e++].len;
+		/* Faulting the pages in one call costs less than one fault per
+		 * page inside pread (1.5x for anonymous memory here, 1.2x for
+		 * copies of file pages); an old kernel without it just faults. */
+		if (len >= 2 * P) {
+			sys_madvise(k->addr, len, MADV_POPULATE_WRITE_);
+			(*n_reads)++;
+		}
+		long rc = read_full(fd, (void *)(uintptr_t)k->addr, len, k->offset);
+		(*n_reads)++;
+		if (rc < 0) {
+			*bad = c;
+			return rc;
+		}
+		for (; c < e; c++) {
+			const struct crac_img_chunk *x = &v->chunks[c];
+			if (crac_img_crc32c(0, (const void *)(uintptr_t)x->addr, x->len) != x->crc) {
+				*bad = c;
+				return 1;
+			}
+		}
+	}
+	return 0;
+}
+
+/* The second filler: a thread of ours (CLONE_VM, this same freestanding
+ * code, a stack of its own); gone (fill_tid cleared by the kernel) before
+ * the program runs. */
+static struct {
+	const struct crac_img_view *v;
+	int fd;
+	uint32_t c0, c1, bad, n_reads;
+	long rc;
+} fill_job;
+static uint32_t fill_tid;
+static char fill_stack[64u << 10] __attribute__((aligned(64)));
+
+static void fill_helper(void *arg)
+{
+	(void)arg;
+	fill_job.rc = fill_chunks(fill_job.v, fill_job.fd, fill_job.c0, fill_job.c1, &fill_job.bad, &fill_job.n_reads);
+	SYS(SYS_exit, 0, 0, 0, 0, 0, 0);
+}
+
+static __attribute__((noreturn)) void fail_chunk(const struct crac_img_view *v, uint32_t c, long rc)
+{
+	const struct crac_img_chunk *k = &v->chunks[c];
+	const struct crac_img_map *m = &v->maps[k->map];
+
+	if (rc < 0)
+		fail_map(v, m, "cannot read the stored pages of", rc);
+	struct crac_img_buf b = msg();
+	crac_img_put_damaged_chunk(&b, c, k, m->name ? crac_img_str(v, m->name) : crac_img_kind_name(m->kind));
+	die(1, msg_buf);
+}
+
+/* How many CPUs this process may run on. */
+static int cpus_allowed(void)
+{
+	static uint64_t mask[16];
+	long n = SYS(SYS_sched_getaffinity, 0, sizeof(mask), mask, 0, 0, 0);
+	int count = 0;
+
+	for (long i = 0; n > 0 && i < n / 8; i++)
+		count += __builtin_popcountll(mask[i]);
+	return count;
+}
+
+static void fill_eager(const struct crac_img_view *v, int pages_fd, uint64_t *stored, uint32_t *threads,
+		       uint32_t *n_syscalls)
+{
+	const struct crac_img_header *h = v->h;
+	uint64_t total = 0, half = 0;
+	uint32_t split = h->n_chunks, bad = 0, n_reads = 0;
+
+	for (uint32_t c = 0; c < h->n_chunks; c++)
+		if (!is_lazy[v->chunks[c].map] && v->maps[v->chunks[c].map].kind < CRAC_MAP_VVAR)
+			total += v->chunks[c].len;
+	*stored = total;
+	*threads = 1;
+	if (fill_threads > 1 && total >= FILL_SPLIT_MIN && cpus_allowed() > 1)
+		for (uint32_t c = 0; c < h->n_chunks; c++) {
+			if (is_lazy[v->chunks[c].map] || v->maps[v->chunks[c].map].kind >= CRAC_MAP_VVAR)
+				continue;
+			half += v->chunks[c].len;
+			if (half >= total / 2) {
+				split = c + 1;
+				break;
+			}
+		}
+	if (split < h->n_chunks) {
+		fill_job.v = v;
+		fill_job.fd = pages_fd;
+		fill_job.c0 = split;
+		fill_job.c1 = h->n_chunks;
+		uint64_t *sp = (uint64_t *)(fill_stack + sizeof(fill_stack));
+		*--sp = 0;                                   /* arg */
+		*--sp = (uint64_t)(uintptr_t)fill_helper;   /* fn */
+		unsigned long flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
+				      CLONE_SYSVSEM | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID;
+		if (lazy_clone(flags, sp, &fill_tid, &fill_tid, 0) > 0)
+			*threads = 2;
+		else
+			split = h->n_chunks;   /* no second thread: we fill all */
+	}
+	long rc = fill_chunks(v, pages_fd, 0, split, &bad, &n_reads);
+	if (*threads == 2) {
+		uint32_t t;
+		while ((t = __atomic_load_n(&fill_tid, __ATOMIC_ACQUIRE)) != 0)
+			SYS(SYS_futex, &fill_tid, FUTEX_WAIT, t, 0, 0, 0);
+		n_reads += fill_job.n_reads;
+		if (rc == 0 && fill_job.rc != 0) {
+			rc = fill_job.rc;
+			bad = fill_job.bad;
+		}
+	}
+	if (rc != 0)
+		fail_chunk(v, bad, rc);
+	*n_syscalls += n_reads;
+
+	for (uint32_t i = 0; i < h->n_maps; i++) {
+		const struct crac_img_map *m = &v->maps[i];
+		if (made_huge[i]) {
+			sys_madvise(m->start, m->end - m->start, MADV_NOHUGEPAGE);
+			(*n_syscalls)++;
+		}
+		if (needs_prot[i]) {
+			long r = sys_mprotect(m->start, m->end - m->start, m->prot);
+			(*n_syscalls)++;
+			if (r < 0)
+				fail_map(v, m, "cannot set the protection of", r);
 		}
 	}
 }
@@ -631,7 +799,7 @@ static void restore_fds(const struct crac_img_view *v, int pfd)
 
 static void usage(void)
 {
-	out(2, "usage: crac-loader [--populate | --lazy] [--stats] [--check] [--trust-owner] [--env K=V]... DIR [-- ARGS...]\n"
+	out(2, "usage: crac-loader [--populate | --lazy] [--stats] [--check] [--trust-owner] [--verify-files] [--env K=V]... DIR [-- ARGS...]\n"
 	       "(normally run by `crac restore DIR`)\n");
 	sys_exit_group(2);
 }
@@ -657,6 +825,54 @@ static void keep_string(const char *s, char *buf, size_t *used, char **vec, int 
 	*used += len;
 }
 
+/* "12.345": a count of millionths (ns as ms, bytes*1000 as MiB). */
+static void put_ms(struct crac_img_buf *b, uint64_t ns)
+{
+	char frac[4] = { (char)('0' + ns / 100000 % 10), (char)('0' + ns / 10000 % 10),
+			 (char)('0' + ns / 1000 % 10), 0 };
+	crac_img_putu(b, ns / 1000000);
+	crac_img_puts(b, ".");
+	crac_img_puts(b, frac);
+}
+
+/* Is /sys/kernel/mm/transparent_hugepage/enabled "[madvise]"? */
+static int thp_mode_is_madvise(void)
+{
+	char buf[128];
+	long fd = sys_openat(AT_FDCWD, "/sys/kernel/mm/transparent_hugepage/enabled", O_RDONLY | O_CLOEXEC), n;
+
+	if (fd < 0)
+		return 0;
+	n = sys_read(fd, buf, sizeof(buf) - 1);
+	sys_close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	for (const char *p = buf; *p; p++)
+		if (!memcmp(p, "[madvise]", 9))
+			return 1;
+	return 0;
+}
+
+/* Which mappings userfaultfd fills: crac_img_lazy_candidate's (private,
+ * read-write, anonymous, not holding the resume block, 1 MiB stored or
+ * more), and with small, the same kind of anonymous mapping with any
+ * stored page: thread stacks and malloc arenas the program may not touch
+ * before its first answer. A small [heap] stays eager: the first malloc
+ * touches it anyway, and its pages are then verified before the jump. */
+static bool lazy_pick(const struct crac_img_map *m, uint64_t resume, int small)
+{
+	struct crac_img_map big;
+
+	if (crac_img_lazy_candidate(m, resume))
+		return true;
+	if (!small || !m->stored || m->kind != CRAC_MAP_ANON)
+		return false;
+	big = *m;
+	big.stored = CRAC_IMG_LAZY_MIN;
+	return crac_img_lazy_candidate(&big, resume);
+}
+
 __attribute__((noreturn, used)) void loader_main(long *sp)
 {
 	uint64_t t0 = mono_ns();
@@ -664,6 +880,7 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 	char **argv = (char **)(sp + 1);
 	char **envp = argv + argc + 1;
 	int populate = 0, lazy = 0, stats = 0, check = 0, n_args = 0, n_env = 0, test_crash = 0;
+	int small_lazy = 1, huge = 1;
 	unsigned check_flags = 0;
 	struct lazy_plan plan = { .uffd = -1, .mode = 0, .flags = 0 };
 	size_t env_used = 0, args_used = 0;
@@ -681,6 +898,14 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 			stats = 1;
 		else if (!strcmp(*e, "CRAC_LAZY_PREFETCH=off"))
 			plan.flags |= CRAC_LAZY_NO_PREFETCH;
+		else if (!strcmp(*e, "CRAC_LAZY_SMALL=off"))
+			small_lazy = 0;   /* only mappings of CRAC_IMG_LAZY_MIN and more: benchmarks */
+		else if (!strcmp(*e, "CRAC_VERIFY_FILES=1"))
+			check_flags |= CRAC_IMG_VERIFY_FILES;   /* crac restore --verify-files */
+		else if (!strcmp(*e, "CRAC_LOADER_THREADS=1"))
+			fill_threads = 1;   /* benchmarks: one thread fills the eager memory */
+		else if (!strcmp(*e, "CRAC_LOADER_HUGE=off"))
+			huge = 0;           /* benchmarks: no huge pages while filling */
 		else if (!memcmp(*e, "CRAC_PRETEND_MISSING=", 21)) {
 			/* copied: the kernel's stack (envp) is unmapped later */
 			static char copy[256];
@@ -715,6 +940,7 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 		else if (!strcmp(argv[i], "--stats")) stats = 1;
 		else if (!strcmp(argv[i], "--check")) check = 1;
 		else if (!strcmp(argv[i], "--trust-owner")) check_flags |= CRAC_IMG_TRUST_OWNER;
+		else if (!strcmp(argv[i], "--verify-files")) check_flags |= CRAC_IMG_VERIFY_FILES;
 		else if (!strcmp(argv[i], "--env") && i + 1 < argc) {
 			const char *kv = argv[++i];
 			const char *eq = kv;
@@ -748,6 +974,7 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 	struct crac_img_checker k = { .v = &v, .o = &o, .dir = image_dir, .flags = check_flags, .file_fds = file_fd };
 	if (crac_img_check_all(&k, 0, why, sizeof(why)) < 0)
 		die(1, why);
+	uint64_t t_checked = mono_ns();
 	int pfd = o.pages_fd, dfd = o.dir_fd;
 	read_own_maps();
 	uint64_t lo = (uint64_t)(uintptr_t)__executable_start & ~(P - 1);
@@ -756,13 +983,19 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 		out(1, "image ok\n");
 		sys_exit_group(0);
 	}
-	/* Lazy or eager: decided here, before anything changes. */
+	/* Lazy or eager: decided here, before anything changes. Small
+	 * mappings too: what the program does not touch before its first
+	 * answer is not worth its time (python3: 5.6 MiB in 39 arenas and
+	 * thread stacks). With CRAC_LAZY_PREFETCH=off (tests of the fault
+	 * paths of the large mappings) the small ones stay eager. */
 	uint32_t n_lazy = 0;
+	if (plan.flags & CRAC_LAZY_NO_PREFETCH)
+		small_lazy = 0;
 	if (populate)
 		plan.mode = CRAC_LAZY_OFF_POPULATE;
 	else
 		for (uint32_t m = 0; m < h->n_maps; m++)
-			n_lazy += (is_lazy[m] = crac_img_lazy_candidate(&v.maps[m], h->resume));
+			n_lazy += (is_lazy[m] = lazy_pick(&v.maps[m], h->resume, small_lazy));
 	if (!populate && n_lazy && pretend("userfaultfd")) {
 		plan.mode = CRAC_LAZY_OFF_KERNEL;
 		memset(is_lazy, 0, sizeof(is_lazy));
@@ -778,6 +1011,13 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 	}
 	if (stats)
 		plan.flags |= CRAC_LOADER_STATS;
+	/* Huge pages while filling: only where THP is "madvise" (with
+	 * "always" the kernel uses them anyway, with "never" it cannot). */
+	for (uint32_t m = 0; huge && m < h->n_maps; m++)
+		if (!is_lazy[m] && v.maps[m].stored >= HUGE_MIN) {
+			thp_madvise = thp_mode_is_madvise();
+			break;
+		}
 
 	/* -- point of no return -- */
 	point_of_no_return();
@@ -789,10 +1029,15 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 	/* 4. */
 	phase = "moving the vDSO";
 	move_vdso(h, vvar->start);
+	uint64_t t_unmapped = mono_ns();
 	/* 5. */
 	phase = "mapping the image";
 	uint64_t stored = 0, mapped = 0;
-	map_all(&v, pfd, plan.uffd, &stored, &mapped);
+	uint32_t n_sys = 0, threads = 1;
+	map_all(&v, plan.uffd, &mapped, &n_sys);
+	uint64_t t_mapped = mono_ns();
+	fill_eager(&v, pfd, &stored, &threads, &n_sys);   /* still "mapping the image" */
+	uint64_t t_filled = mono_ns();
 	if (test_crash) {
 		volatile uint64_t bad = 16;
 		*(volatile int *)(uintptr_t)bad = 0;
@@ -830,6 +1075,41 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 		if (file_fd[f] >= 0)
 			sys_close(file_fd[f]);
 	sys_close(dfd);
+	if (stats) {
+		uint64_t t = mono_ns();
+		struct crac_img_buf b = msg();
+		uint32_t n_huge = 0;
+		for (uint32_t m = 0; m < h->n_maps; m++)
+			n_huge += made_huge[m];
+		crac_img_puts(&b, "crac: loader: checks ");
+		put_ms(&b, t_checked - t0);
+		crac_img_puts(&b, " ms (");
+		crac_img_putu(&b, h->n_files);
+		crac_img_puts(&b, (check_flags & CRAC_IMG_VERIFY_FILES) ? " mapped files by stat and first/last page)"
+									 : " mapped files by stat identity)");
+		crac_img_puts(&b, ", unmap ");
+		put_ms(&b, t_unmapped - t_checked);
+		crac_img_puts(&b, " ms, map ");
+		put_ms(&b, t_mapped - t_unmapped);
+		crac_img_puts(&b, " ms (");
+		crac_img_putu(&b, h->n_maps);
+		crac_img_puts(&b, " mappings, ");
+		crac_img_putu(&b, n_lazy);
+		crac_img_puts(&b, " by userfaultfd), fill ");
+		put_ms(&b, t_filled - t_mapped);
+		crac_img_puts(&b, " ms (");
+		put_ms(&b, stored * 1000000 / 1048576);
+		crac_img_puts(&b, " MiB, ");
+		crac_img_putu(&b, threads);
+		crac_img_puts(&b, threads == 1 ? " thread, " : " threads, ");
+		crac_img_putu(&b, n_huge);
+		crac_img_puts(&b, " mappings with huge pages; ");
+		crac_img_putu(&b, n_sys);
+		crac_img_puts(&b, " system calls mapping and filling), start ");
+		put_ms(&b, t - t_filled);
+		crac_img_puts(&b, " ms\n");
+		out(2, msg_buf);
+	}
 	phase = "recreating the program's descriptors";
 	restore_fds(&v, pfd);
 	res->loader_done_ns = mono_ns();

@@ -56,6 +56,7 @@ static inline long sys6(long n, long a, long b, long c, long d, long e, long f)
 #define sys_kcmp(p1, p2, t, a, b) SYS(SYS_kcmp, p1, p2, t, a, b, 0)
 #define sys_pwrite(fd, b, n, off) SYS(SYS_pwrite64, fd, b, n, off, 0, 0)
 #define sys_ftruncate(fd, len) SYS(SYS_ftruncate, fd, len, 0, 0, 0, 0)
+#define sys_madvise(a, l, adv) SYS(SYS_madvise, a, l, adv, 0, 0, 0)
 
 /* start.c */
 void *memcpy(void *d, const void *s, size_t n);

@@ -252,3 +252,54 @@ cwd = d["cwd"].encode("utf-8", "surrogateescape")
 assert cwd == sys.argv[1].encode("utf-8", "surrogateescape"), (cwd, sys.argv[1])
 ' "$W"
 }
+
+# ---- mapped files: identified by stat, read only with --verify-files -------------------
+#
+# The loader takes a mapped file for the one the image saw when its device,
+# inode, size, mtime and ctime are the recorded ones (src/image/check.c):
+# no page of it is read unless `crac restore --verify-files`. The ctime is
+# what no writer can put back: a content change whose mtime was reset with
+# touch -d is still refused.
+
+# mapped_checkpoint: image_probe with a 5-page data file mapped MAP_PRIVATE.
+mapped_checkpoint() {
+	head -c 20000 /dev/urandom >"$T/data.bin"
+	run --separate-stderr clean "$PROBE" "$T/img" "$T/work" --map "$T/data.bin"
+	echo "checkpoint: status $status: $output $stderr"
+	[ "$status" -eq 0 ]
+}
+
+@test "mapped file: content changed in its first page, mtime reset with touch -d: refused (ctime), with and without --verify-files" {
+	mapped_checkpoint
+	mtime=$(stat -c %y "$T/data.bin")
+	size=$(stat -c %s "$T/data.bin")
+	printf 'QQQQ' | dd of="$T/data.bin" bs=1 seek=10 conv=notrunc status=none
+	touch -d "$mtime" "$T/data.bin"
+	[ "$(stat -c %y.%s "$T/data.bin")" = "$mtime.$size" ]
+	restore_refused
+	[ "$REASON" = "file $T/data.bin changed since the checkpoint (its status change time (ctime) differs)" ]
+	restore_refused --verify-files
+	[ "$REASON" = "file $T/data.bin changed since the checkpoint (its status change time (ctime) differs)" ]
+	inspect_says files "$REASON"
+}
+
+@test "mapped file unchanged: restores with and without --verify-files; the files check says how it identified them" {
+	mapped_checkpoint
+	restores
+	restores --verify-files
+	run "$CRAC" inspect "$T/img"
+	echo "$output"
+	echo "$output" | grep -Eq "^  files +ok: [0-9]+ mapped files unchanged \(device, inode, size, mtime, ctime\)$"
+}
+
+@test "--verify-files reads the pages: the loader's --stats says which check ran" {
+	mapped_checkpoint
+	run --separate-stderr clean bash -c 'exec "$0" restore --stats "$@" -- pid=$$' "$CRAC" "$T/img"
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	echo "$stderr" | grep -Eq "^crac: loader: checks [0-9.]+ ms \([0-9]+ mapped files by stat identity\)"
+	run --separate-stderr clean bash -c 'exec "$0" restore --stats --verify-files "$@" -- pid=$$' "$CRAC" "$T/img"
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	echo "$stderr" | grep -Eq "^crac: loader: checks [0-9.]+ ms \([0-9]+ mapped files by stat and first/last page\)"
+}
