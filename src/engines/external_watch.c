@@ -157,11 +157,18 @@ static void take_sample(struct sample *s)
 	s->vmgen_ok = read_vmclock(&s->vmgen);
 	s->file_ok = read_small(gen_path, s->file, sizeof(s->file));
 	s->boot_ok = read_small(boot_path, s->boot, sizeof(s->boot)) && s->boot[0];
-	/* the three clocks as close together as we can */
-	int64_t m0 = crac__now_ns(CLOCK_MONOTONIC);
-	int64_t rt = crac__now_ns(CLOCK_REALTIME);
-	int64_t bt = crac__now_ns(CLOCK_BOOTTIME);
-	int64_t m1 = crac__now_ns(CLOCK_MONOTONIC);
+	/* The three clocks as close together as we can: a read pair that a
+	 * preemption stretched (a loaded machine) is taken again, so that it
+	 * cannot pass for a jump. */
+	int64_t m0, rt, bt, m1;
+	for (int tries = 0;; tries++) {
+		m0 = crac__now_ns(CLOCK_MONOTONIC);
+		rt = crac__now_ns(CLOCK_REALTIME);
+		bt = crac__now_ns(CLOCK_BOOTTIME);
+		m1 = crac__now_ns(CLOCK_MONOTONIC);
+		if (m1 - m0 < 10000000 || tries == 20)
+			break;
+	}
 	int64_t m = m0 + (m1 - m0) / 2;
 	s->realtime = rt;
 	s->monotonic = m;
