@@ -256,6 +256,14 @@ def _strings(vec, n=None):
     return out
 
 
+def _enum(cls, v):
+    """cls(v), or the int itself for a value a newer library added."""
+    try:
+        return cls(v)
+    except ValueError:
+        return v
+
+
 class Event:
     """What a hook is told (struct crac_event, copied: it may be kept).
 
@@ -287,8 +295,8 @@ class Event:
         def get(field, default=0):
             return getattr(ev, field) if has(field) else default
 
-        self.kind = Kind(ev.kind)
-        self.outcome = Outcome(ev.outcome) if ev.outcome else None
+        self.kind = _enum(Kind, ev.kind)
+        self.outcome = _enum(Outcome, ev.outcome) if ev.outcome else None
         self.engine = ev.engine.decode() if ev.engine else None
         self.generation = ev.generation
         self.instance_id = uuid.UUID(bytes=bytes(ev.instance_id))
@@ -377,7 +385,7 @@ def _collect(rep, rc):
     if rep:
         for i in range(_crac_report_count(rep)):
             f = _crac_report_get(rep, i).contents
-            phase = Phase(f.phase) if f.phase in Phase._value2member_map_ else f.phase
+            phase = _enum(Phase, f.phase)
             resource = os.fsdecode(f.resource or b"")
             message = os.fsdecode(f.message or b"")
             exc = None
@@ -400,7 +408,7 @@ def _collect(rep, rc):
     if rc == Outcome.ABORTED:
         return CheckpointError(text, failures, Outcome.ABORTED)
     if failures:
-        return RestoreError(text, failures, Outcome(rc))
+        return RestoreError(text, failures, _enum(Outcome, rc))
     return None
 
 # ---- resources ------------------------------------------------------------------
@@ -556,7 +564,7 @@ def checkpoint(engine=None, image_dir=None, *, keep_running=False, dry_run=False
     err = _collect(rep.value, rc)
     if err is not None:
         raise err
-    return Outcome(rc)
+    return _enum(Outcome, rc)
 
 
 def check():
