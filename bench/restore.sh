@@ -1,0 +1,369 @@
+#!/bin/bash
+# bench/restore.sh BUILD [OUT] - what a restore costs before the program runs
+# (issue 12 §1, §2), every figure against its bound measured in the same run:
+#   - the floor: spawn of a static no-op binary to its first instruction,
+#     against the spawn of `crac restore DIR` (two execs: crac, then the
+#     loader) and of `crac-loader DIR` (the loader as the entry point: one
+#     exec) to the restored program's first callback, for a 1 MiB heap
+#   - python3 (json, email, http.client, asyncio, decimal, sqlite3, ssl, xml
+#     imported: tests/zoo/progs/zoo.py) under `crac run`, checkpointed from
+#     outside: cold start vs restore (lazy, --populate) to the first answer,
+#     and where the loader's time goes (`crac restore --stats`)
+#   - eager restore (--populate; what every unprivileged user gets) of a
+#     16 MiB and a 1 GiB heap to the first callback, against the bound:
+#     anonymous memory + pread of the same pages file (4 KiB pages, and
+#     with MADV_HUGEPAGE as the loader does)
+# Prints a markdown table (min–median–max) and writes DOC (default
+# docs/bench-restore.md), OUT/restore.dat and, with gnuplot, the PNG next to
+# DOC. The machine load is recorded at the start and the end.
+#
+# Environment (all optional):
+#   CRAC_BENCH_RESTORE_REPS      timed runs of each kind (default 7; one untimed first)
+#   CRAC_BENCH_RESTORE_BIG_REPS  the same for the 1 GiB heap (default 3)
+#   CRAC_BENCH_RESTORE_SIZES     eager heap sizes in MiB (default "16 1024")
+#   CRAC_BENCH_RESTORE_DOC       where the document goes
+#   CRAC_BENCH_TMPDIR            where the images go (default $TMPDIR or /tmp)
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
+set -eu
+build=$(cd "$1" && pwd)
+out=${2:-$build/results}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+cd "$(dirname "$0")/.."
+src=$(pwd)
+doc=${CRAC_BENCH_RESTORE_DOC:-$src/docs/bench-restore.md}
+png=${doc%.md}.png
+reps=${CRAC_BENCH_RESTORE_REPS:-7}
+big_reps=${CRAC_BENCH_RESTORE_BIG_REPS:-3}
+sizes=${CRAC_BENCH_RESTORE_SIZES:-16 1024}
+crac=$build/crac
+loader=$build/crac-loader
+heap=$build/bench/image_heap
+for f in "$crac" "$loader" "$heap"; do
+	[ -x "$f" ] || { echo "restore.sh: $f missing (build first)" >&2; exit 1; }
+done
+command -v cc >/dev/null || { echo "restore.sh: needs a C compiler (the no-op and bound programs)" >&2; exit 1; }
+command -v python3 >/dev/null || { echo "restore.sh: needs python3 (the workload and its driver)" >&2; exit 1; }
+py=$(python3 -c 'import sys; print(sys.executable)')   # the real interpreter, not a shim
+
+tmp=$(mktemp -d "${CRAC_BENCH_TMPDIR:-${TMPDIR:-/tmp}}/crac-bench-restore.XXXXXX")
+export CRAC_CONTROL_DIR=$tmp/ctl
+mkdir -m 0700 "$CRAC_CONTROL_DIR"
+unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_IMAGE_STATS CRAC_LOADER CRAC_VERIFY_FILES
+kill_list=""
+cleanup() {
+	local p
+	for p in $kill_list; do kill "$p" 2>/dev/null || true; done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# -- helper programs ------------------------------------------------------------
+# noop: static, no libc; its first instruction takes CLOCK_MONOTONIC and
+# prints first_ns=N (the same clock image_heap's spawn_ns and cb_ns use).
+cat >"$tmp/noop.c" <<'C'
+static long sys3(long n, long a, long b, long c)
+{
+	long r;
+	__asm__ volatile("syscall" : "=a"(r) : "a"(n), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
+	return r;
+}
+__attribute__((force_align_arg_pointer, noreturn)) void _start(void)
+{
+	struct { long s, ns; } t;
+	char buf[48], d[24];
+	int n = 0, k = 0;
+	sys3(228, 1, (long)&t, 0);   /* clock_gettime(CLOCK_MONOTONIC) */
+	unsigned long v = (unsigned long)t.s * 1000000000ul + (unsigned long)t.ns;
+	for (const char *p = "first_ns="; *p; p++)
+		buf[n++] = *p;
+	do d[k++] = (char)('0' + v % 10); while (v /= 10);
+	while (k)
+		buf[n++] = d[--k];
+	buf[n++] = '\n';
+	sys3(1, 1, (long)buf, n);
+	sys3(231, 0, 0, 0);
+	for (;;)
+		;
+}
+C
+cc -O2 -static -nostdlib -fno-stack-protector -fcf-protection=none -o "$tmp/noop" "$tmp/noop.c"
+# bound FILE MODE: anonymous memory of FILE's size, filled from FILE with
+# 4 MiB preads; MODE 4k, or thp (MADV_HUGEPAGE first); prints ms=T.
+cat >"$tmp/bound.c" <<'C'
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+int main(int argc, char **argv)
+{
+	struct stat st;
+	struct timespec a, b;
+	int fd = open(argv[1], O_RDONLY);
+	if (argc < 3 || fd < 0 || fstat(fd, &st) < 0)
+		return 1;
+	size_t len = (size_t)st.st_size, step = 4u << 20;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	char *raw = mmap(0, len + (2u << 20), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *p = (char *)(((unsigned long)raw + (2u << 20) - 1) & ~((2ul << 20) - 1));
+	if (raw == MAP_FAILED)
+		return 1;
+	if (!strcmp(argv[2], "thp"))
+		madvise(p, len, MADV_HUGEPAGE);
+	for (size_t d = 0; d < len;) {
+		ssize_t n = pread(fd, p + d, len - d < step ? len - d : step, (off_t)d);
+		if (n <= 0)
+			return 1;
+		d += (size_t)n;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	printf("ms=%.3f\n", (b.tv_sec - a.tv_sec) * 1e3 + (b.tv_nsec - a.tv_nsec) / 1e6);
+	return 0;
+}
+C
+cc -O2 -o "$tmp/bound" "$tmp/bound.c"
+
+# -- statistics -----------------------------------------------------------------
+stat3() {  # stat3 FILE: "median (min–max)"
+	sort -g "$1" | awk '{ a[NR] = $1 } END {
+		if (NR == 0) { print "-"; exit }
+		m = NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
+		printf "%.1f (%.1f–%.1f)\n", m, a[1], a[NR] }'
+}
+med() {  # med FILE: the median alone
+	sort -g "$1" | awk '{ a[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+ratio() { awk -v a="$(med "$1")" -v b="$(med "$2")" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+kv() {  # kv KEY FILE: value of KEY=... on the last line that has it
+	sed -n "s/.*[ ^]$1=\([^ ]*\).*/\1/p; s/^$1=\([^ ]*\).*/\1/p" "$2" | tail -n 1
+}
+notes=$tmp/notes
+: >"$notes"
+note() { echo "$*" | tee -a "$notes" >&2; }
+
+# spawn_to KEY FILE CMD...: image_heap spawn CMD; appends (KEY - spawn_ns) in ms to FILE
+spawn_to() {
+	local key=$1 file=$2 o
+	shift 2
+	o=$(timeout 600 "$heap" spawn "$@" 2>"$tmp/spawn.err") || { note "- failed: $* : $(tr '\n' ' ' <"$tmp/spawn.err" | cut -c1-300)"; return 1; }
+	echo "$o" >"$tmp/spawn.out"
+	local a s
+	a=$(kv "$key" "$tmp/spawn.out")
+	s=$(kv spawn_ns "$tmp/spawn.out")
+	[ -n "$a" ] && [ -n "$s" ] || { note "- no $key from: $*"; return 1; }
+	[ "$(kv sum "$tmp/spawn.out")" != bad ] || { note "- wrong heap after: $*"; return 1; }
+	awk -v a="$a" -v s="$s" 'BEGIN { printf "%.3f\n", (a - s) / 1e6 }' >>"$file"
+}
+
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
+rev=$(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo unknown)
+dirty=$(git -C "$src" status --porcelain -- src 2>/dev/null | awk '{ sub(/^src\//, "", $2); printf "%s%s", (NR > 1 ? ", " : ""), $2 }')
+[ -z "$dirty" ] || rev="$rev with uncommitted changes in src/ ($dirty)"
+
+# -- 1. the floor: no-op spawn vs restore to the first instruction -------------
+echo "== floor: static no-op spawn vs restore of a 1 MiB heap" >&2
+"$heap" checkpoint "$tmp/small" 1 1 >/dev/null 2>"$tmp/ck.err" || { cat "$tmp/ck.err" >&2; exit 1; }
+for f in t_noop r_crac r_loader r_crac_eager r_loader_eager; do : >"$tmp/$f"; done
+for ((i = 0; i <= reps; i++)); do
+	d=""
+	[ "$i" -gt 0 ] || d=/dev/null   # the untimed first run
+	spawn_to first_ns "${d:-$tmp/t_noop}" "$tmp/noop" || true
+	spawn_to cb_ns "${d:-$tmp/r_crac}" "$crac" restore "$tmp/small" || true
+	spawn_to cb_ns "${d:-$tmp/r_loader}" "$loader" "$tmp/small" || true
+	spawn_to cb_ns "${d:-$tmp/r_crac_eager}" "$crac" restore --populate "$tmp/small" || true
+	spawn_to cb_ns "${d:-$tmp/r_loader_eager}" "$loader" --populate "$tmp/small" || true
+done
+"$loader" --stats "$tmp/small" </dev/null >/dev/null 2>"$tmp/small.stats" || true
+small_stats=$(grep -m1 '^crac: loader:' "$tmp/small.stats" | sed 's/^crac: loader: //' || true)
+
+# -- 2. python3 ------------------------------------------------------------------
+echo "== python3: cold start vs restore to the first answer" >&2
+# drive.py EXPECT ERRFILE CMD...: CLOCK_MONOTONIC before spawning CMD with
+# "777" on its stdin, and when the line EXPECT arrives; prints ms.
+cat >"$tmp/drive.py" <<'PY'
+import subprocess, sys, time
+expect, err, cmd = sys.argv[1], sys.argv[2], sys.argv[3:]
+with open(err, "wb") as e:
+    t0 = time.monotonic_ns()
+    p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=e, close_fds=True)
+    p.stdin.write(b"777\n")
+    p.stdin.flush()
+    got = None
+    for line in p.stdout:
+        if line.decode(errors="replace").rstrip("\n") == expect:
+            got = time.monotonic_ns()
+            break
+    p.stdin.close()
+    p.stdout.read()
+    rc = p.wait(timeout=120)
+if got is None:
+    sys.exit("no answer %r (exit status %d)" % (expect, rc))
+print("%.3f" % ((got - t0) / 1e6))
+PY
+expect="answer 777 2331 100000 threads=5"
+zoo=$src/tests/zoo/progs/zoo.py
+for f in py_cold py_lazy py_eager py_loader; do : >"$tmp/$f"; done
+py_stats="" py_stats_eager="" py_mib=""
+rm -f "$tmp/py.in"
+mkfifo "$tmp/py.in"
+sleep 3600 >"$tmp/py.in" &
+kill_list="$kill_list $!"
+(
+	for fd in $(ls /proc/$BASHPID/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done
+	exec "$crac" run -- "$py" "$zoo" <"$tmp/py.in" >"$tmp/py.out" 2>&1
+) &
+pid=$!
+kill_list="$kill_list $pid"
+for ((i = 0; i < 600; i++)); do grep -q '^ready' "$tmp/py.out" 2>/dev/null && break; sleep 0.05; done
+if ! grep -q '^ready' "$tmp/py.out" || ! timeout 120 "$crac" checkpoint --engine image --image-dir "$tmp/py.img" "$pid" >"$tmp/py.ck" 2>&1; then
+	note "- python3: not checkpointed: $(tail -n 3 "$tmp/py.out" "$tmp/py.ck" 2>/dev/null | tr '\n' ' ' | cut -c1-400)"
+else
+	for ((i = 0; i < 200; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+	py_mib=$(du -sk "$tmp/py.img" | awk '{ printf "%.1f", $1 / 1024 }')
+	for ((i = 0; i <= reps; i++)); do
+		for k in cold lazy eager loader; do
+			case $k in
+			cold) cmd=("$py" "$zoo") ;;
+			lazy) cmd=("$crac" restore "$tmp/py.img") ;;
+			eager) cmd=("$crac" restore --populate "$tmp/py.img") ;;
+			loader) cmd=("$loader" "$tmp/py.img") ;;
+			esac
+			if t=$("$py" "$tmp/drive.py" "$expect" "$tmp/py.err" "${cmd[@]}"); then
+				[ "$i" -eq 0 ] || echo "$t" >>"$tmp/py_$k"
+			else
+				note "- python3 $k: $t $(tr '\n' ' ' <"$tmp/py.err" | cut -c1-300)"
+			fi
+		done
+	done
+	"$py" "$tmp/drive.py" "$expect" "$tmp/py.stats" "$crac" restore --stats "$tmp/py.img" >/dev/null || true
+	"$py" "$tmp/drive.py" "$expect" "$tmp/py.stats2" "$crac" restore --populate --stats "$tmp/py.img" >/dev/null || true
+	py_stats=$(grep -m1 '^crac: loader:' "$tmp/py.stats" | sed 's/^crac: loader: //' || true)
+	py_total=$(grep -m1 '^crac: restore stats:' "$tmp/py.stats" | sed 's/^crac: restore stats: //' || true)
+	py_stats_eager=$(grep -m1 '^crac: loader:' "$tmp/py.stats2" | sed 's/^crac: loader: //' || true)
+fi
+kill "$pid" 2>/dev/null || true
+
+# -- 3. eager restore vs the anon+pread bound --------------------------------------
+echo "== eager restore vs anonymous memory + pread" >&2
+eager_rows=$tmp/eager_rows
+: >"$eager_rows"
+dat=$out/restore.dat
+echo "# mib eager_ms bound_4k_ms bound_thp_ms" >"$dat"
+for mib in $sizes; do
+	memav=$(awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo)
+	if [ "$memav" -lt $((mib * 3 + 512)) ]; then
+		note "- $mib MiB skipped: MemAvailable $memav MiB"
+		continue
+	fi
+	n=$reps
+	[ "$mib" -lt 1024 ] || n=$big_reps
+	img=$tmp/heap-$mib
+	"$heap" checkpoint "$img" "$mib" 1 >/dev/null 2>"$tmp/ck.err" || { note "- $mib MiB: checkpoint failed: $(cat "$tmp/ck.err")"; continue; }
+	for f in e b4 bt; do : >"$tmp/$f-$mib"; done
+	for ((i = 0; i <= n; i++)); do
+		d=""
+		[ "$i" -gt 0 ] || d=/dev/null
+		# the order alternates: what runs right after another run's memory
+		# was freed gets warm pages (the VM's free page reporting makes
+		# the first touch of memory it gave back 2-5x slower)
+		[ $((i % 2)) -eq 1 ] || spawn_to cb_ns "${d:-$tmp/e-$mib}" "$crac" restore --populate "$img" || true
+		t=$("$tmp/bound" "$img/pages" 4k) && echo "${t#ms=}" >>"${d:-$tmp/b4-$mib}"
+		t=$("$tmp/bound" "$img/pages" thp) && echo "${t#ms=}" >>"${d:-$tmp/bt-$mib}"
+		[ $((i % 2)) -eq 0 ] || spawn_to cb_ns "${d:-$tmp/e-$mib}" "$crac" restore --populate "$img" || true
+	done
+	"$heap" spawn "$crac" restore --populate --stats "$img" >/dev/null 2>"$tmp/e.stats" || true
+	st=$(grep -m1 '^crac: loader:' "$tmp/e.stats" | sed 's/^crac: loader: //' || true)
+	printf '| %s MiB | %s | %s | %s | %s / %s | %s |\n' "$mib" "$(stat3 "$tmp/e-$mib")" "$(stat3 "$tmp/b4-$mib")" \
+		"$(stat3 "$tmp/bt-$mib")" "$(ratio "$tmp/e-$mib" "$tmp/b4-$mib")" "$(ratio "$tmp/e-$mib" "$tmp/bt-$mib")" \
+		"${st:--}" >>"$eager_rows"
+	echo "$mib $(med "$tmp/e-$mib") $(med "$tmp/b4-$mib") $(med "$tmp/bt-$mib")" >>"$dat"
+	rm -rf "$img"
+done
+load1=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# -- the tables ----------------------------------------------------------------------
+tables() {
+	echo "### The floor: spawn to the first instruction (1 MiB heap image; ms, median (min–max))"
+	echo
+	echo "| what | ms | ratio to the no-op |"
+	echo "|---|---|---|"
+	echo "| static no-op binary, to its first instruction | $(stat3 "$tmp/t_noop") | 1 |"
+	echo "| \`crac restore DIR\` (crac, then the loader), to the first callback | $(stat3 "$tmp/r_crac") | $(ratio "$tmp/r_crac" "$tmp/t_noop") |"
+	echo "| \`crac-loader DIR\` (the loader as the entry point), to the first callback | $(stat3 "$tmp/r_loader") | $(ratio "$tmp/r_loader" "$tmp/t_noop") |"
+	echo "| \`crac restore --populate DIR\` | $(stat3 "$tmp/r_crac_eager") | $(ratio "$tmp/r_crac_eager" "$tmp/t_noop") |"
+	echo "| \`crac-loader --populate DIR\` | $(stat3 "$tmp/r_loader_eager") | $(ratio "$tmp/r_loader_eager" "$tmp/t_noop") |"
+	echo
+	echo "Loader, one run (\`--stats\`): ${small_stats:--}"
+	echo
+	echo "### python3 (${py_mib:-?} MiB image): spawn to the first answer (ms, median (min–max))"
+	echo
+	echo "| what | ms | ratio to the cold start |"
+	echo "|---|---|---|"
+	echo "| cold start: \`python3 zoo.py\` | $(stat3 "$tmp/py_cold") | 1 |"
+	echo "| \`crac restore DIR\` (lazy) | $(stat3 "$tmp/py_lazy") | $(ratio "$tmp/py_lazy" "$tmp/py_cold") |"
+	echo "| \`crac restore --populate DIR\` (eager) | $(stat3 "$tmp/py_eager") | $(ratio "$tmp/py_eager" "$tmp/py_cold") |"
+	echo "| \`crac-loader DIR\` (lazy, one exec) | $(stat3 "$tmp/py_loader") | $(ratio "$tmp/py_loader" "$tmp/py_cold") |"
+	echo
+	echo "Loader, one lazy run (\`--stats\`): ${py_stats:--}"
+	echo
+	echo "The same run, libcrac's line: ${py_total:--}"
+	echo
+	echo "Loader, one \`--populate\` run: ${py_stats_eager:--}"
+	echo
+	echo "### Eager restore (\`--populate\`) to the first callback vs the bound (ms, median (min–max))"
+	echo
+	echo "| heap | eager restore | bound: anon + pread, 4 KiB pages | bound: anon + MADV_HUGEPAGE + pread | ratio to the bounds (4 KiB / huge) | loader, one run (\`--stats\`) |"
+	echo "|---|---|---|---|---|---|"
+	cat "$eager_rows"
+}
+tables
+
+if command -v gnuplot >/dev/null 2>&1 && [ -s "$dat" ] && [ "$(wc -l <"$dat")" -gt 1 ]; then
+	gnuplot <<GP 2>/dev/null || note "- gnuplot failed: no plot"
+set terminal pngcairo size 900,500 noenhanced
+set output "$png"
+set title "eager restore (--populate) vs anonymous memory + pread (medians; $(nproc) cores, load $load0)"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set ylabel "ms (log scale)"
+set logscale y
+set xlabel "heap MiB"
+plot "$dat" using 2:xtic(1) title "crac restore --populate", "" using 3 title "anon + pread (4 KiB pages)", "" using 4 title "anon + MADV_HUGEPAGE + pread"
+GP
+fi
+
+{
+	echo "# crac: what a restore costs before the program runs"
+	echo
+	echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') by \`bench/restore.sh\` on $(nproc) cores, Linux $(uname -r); crac built from $rev."
+	printf 'Machine load (/proc/loadavg, 1/5/15 min): %s at the start, %s at the end' "$load0" "$load1"
+	if awk -v a="${load0%% *}" -v b="${load1%% *}" -v n="$(nproc)" 'BEGIN { exit !(a > n || b > n) }'; then
+		echo "; with a load above the $(nproc) cores every time here is stretched by waiting for a CPU: the ratios, taken in the same run with the runs interleaved, mean more than the absolute numbers."
+	else
+		echo "."
+	fi
+	echo
+	tables
+	echo
+	[ ! -s "$png" ] || { echo "![eager restore vs the bound]($(basename "$png"))"; echo; }
+	echo "How it is measured ($reps timed runs of each kind, $big_reps for 1 GiB, after one untimed run; the kinds interleaved):"
+	echo
+	echo "- Every time starts with CLOCK_MONOTONIC taken right before posix_spawn (\`bench/image_heap spawn\`, or a python3 driver for the python3 rows) and ends with CLOCK_MONOTONIC taken in the spawned program: the no-op's first instruction; the restored program's first after_restore callback (the first restored code that can tell, after libcrac put its threads back); python3's answer line arriving on the driver's pipe."
+	echo "- The no-op is a static binary without libc (\`_start\`: clock_gettime, write, exit_group). \`crac-loader DIR\` runs the loader directly, as \`crac restore\` does after its own start (a dynamically linked program) and option parsing: the difference between the two rows is that first exec."
+	echo "- python3 runs \`tests/zoo/progs/zoo.py\` (the imports above, a 100000-entry dict, 4 pool threads); the image is made by \`crac run\` and \`crac checkpoint --engine image\` from outside, with no policy file; the restored copy answers the query on its stdin through a pool thread. Cold start is the plain interpreter."
+	echo "- Eager: \`bench/image_heap checkpoint\` (one malloc'd heap, every word written), then \`crac restore --populate\`: every page read and its crc32c checked before the program runs. The bound programs allocate anonymous memory of the pages file's size and pread the file into it in 4 MiB steps (with MADV_HUGEPAGE first, in the second one); they verify nothing. The image is in the page cache."
+	echo "- The loader lines come from \`--stats\`: checks (mapped files identified by stat: device, inode, size, mtime, ctime; \`--verify-files\` also reads their first and last page), unmapping the loader's process, mapping (one mmap per mapping; anonymous mappings with stored pages registered with userfaultfd when it handles kernel faults), filling the eager memory (merged preads, crc32c, a second thread from 1 MiB on, pages faulted in with MADV_POPULATE_WRITE before each read, huge pages for dense anonymous mappings of 2 MiB and more)."
+	echo
+	if [ -s "$notes" ]; then
+		echo "Notes and failures:"
+		echo
+		cat "$notes"
+	fi
+} >"$doc"
+echo "restore.sh: wrote $doc" >&2
