@@ -776,6 +776,9 @@ static void helper_main(struct criu_state *s, int pid, int tid, pid_t parent)
 		dup2(o >= 0 ? o : null, 2);
 		syscall(SYS_close_range, 3, ~0U, 0);
 		umask(077);
+		/* killed with the helper (the checkpoint gave up on it): a
+		 * killed criu lets the process go (ptrace detaches) */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		execve(s->criu, s->argv, environ);
 		_exit(127);
 	}
@@ -974,7 +977,14 @@ static int criu_checkpoint(struct crac_round *r)
 
 	/* 3. The helper; then our internal descriptors set aside. */
 	crac__clock_snapshot_point();
-	s->n_stash_pre = crac__internal_fds_snapshot(s->stash_pre, CRIU_MAX_STASH);
+	/* (it only tries the lock: held for a moment by a thread of the
+	 * control endpoint, try again) */
+	for (int i = 0; i < 1000; i++) {
+		s->n_stash_pre = crac__internal_fds_snapshot(s->stash_pre, CRIU_MAX_STASH);
+		if (s->n_stash_pre != -EBUSY)
+			break;
+		nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+	}
 	if (s->n_stash_pre < 0)
 		s->n_stash_pre = 0;
 	if ((helper = start_helper(s, tid)) < 0) {
@@ -1003,7 +1013,12 @@ static int criu_checkpoint(struct crac_round *r)
 		siginfo_t si;
 		enum crac_criu_what what;
 		int sig = sigtimedwait(&set, &si, &ts);
-		bool is_new = crac_img_start_time(getpid()) != start;
+		bool is_new = crac_img_start_time(getpid()) != start, helper_gone = false;
+		if (sig < 0 && !is_new && kill(helper, 0) < 0 && errno == ESRCH) {
+			/* a last look: its answer may have come just now */
+			sig = sigtimedwait(&set, &si, &(struct timespec){ 0, 0 });
+			helper_gone = sig < 0;
+		}
 		if (sig == CRAC_CRIU_SIG && value_ok(&si, &what, &arg)) {
 			if ((what == CRAC_CRIU_DUMPED || what == CRAC_CRIU_FAILED) && si.si_pid == helper && !is_new) {
 				dumped = what == CRAC_CRIU_DUMPED;
@@ -1028,8 +1043,7 @@ static int criu_checkpoint(struct crac_round *r)
 			}
 			continue;
 		}
-		if (mono_ns() > deadline || (kill(helper, 0) < 0 && errno == ESRCH &&
-					     sigtimedwait(&set, &si, &(struct timespec){ 0, 0 }) < 0)) {
+		if (mono_ns() > deadline || helper_gone) {
 			kill(helper, SIGKILL);
 			unstash(r, s, helper, false);
 			pthread_sigmask(SIG_SETMASK, &old, NULL);
