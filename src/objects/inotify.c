@@ -40,8 +40,9 @@
  * milliseconds) fails the restore rather than lose it. Every watch must
  * get its own number back, else the restore is refused: "wd 3:
  * /etc/app.conf: No such file or directory". Every watched path must still
- * be the file the image saw (same device and inode), unless a policy said
- * `changed=ok`.
+ * be the file the image saw (same device and inode: a watch follows an
+ * inode, and a file replaced since, by an editor's save for example, is
+ * not the watched one); u[6] CRAC_OBJ_F_CHANGED_OK would accept another.
  * Not kept: where the kernel would number the next new watch. It counts on
  * from the last number it handed out, which fdinfo does not tell; the
  * restored instance counts on from the highest live watch.
@@ -672,8 +673,8 @@ int crac_obj_inotify_check(const struct crac_img_view *v, const struct crac_img_
 		}
 		if ((st.st_dev != w.dev || st.st_ino != w.ino) && !(e->u[6] & CRAC_OBJ_F_CHANGED_OK)) {
 			put_wd(why, v, e, &w);
-			crac_img_puts(why, " is another file now (its inode differs from the watched one's); a policy "
-				      "`inotify * reopen changed=ok` at the checkpoint accepts that");
+			crac_img_puts(why, " is another file now (its inode differs from the watched one's: replaced "
+				      "since the checkpoint)");
 			return -ESTALE;
 		}
 	}
