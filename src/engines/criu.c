@@ -1071,9 +1071,19 @@ static int criu_checkpoint(struct crac_round *r)
 		crac__criu_log_errors(s->log, words, sizeof(words));
 		int st = (int)arg;
 		if (!words[0]) {
-			char out[PATH_MAX + 16];
+			/* nothing in its log (a bad option): what it printed */
+			char out[PATH_MAX + 16], text[4096];
 			snprintf(out, sizeof(out), "%s/criu.out", s->tmp);
-			crac__criu_log_errors(out, words, sizeof(words));
+			int fd = open(out, O_RDONLY | O_CLOEXEC);
+			ssize_t n = fd >= 0 ? read(fd, text, sizeof(text) - 1) : -1;
+			text[n > 0 ? n : 0] = 0;
+			if (fd >= 0)
+				close(fd);
+			char *nl = n > 0 ? strchr(text, '\n') : NULL;
+			if (nl)   /* its first line: the rest is usage text */
+				*nl = 0;
+			if (n > 0)
+				criu_words(text, words, 300);
 		}
 		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", -EIO,
 				 "criu dump failed (%s %d): %s; no image was written to %s, the process goes on",

@@ -403,6 +403,23 @@ EOF
 	[ -e "$T/img.tmp-999998-1-abcdef/notes.txt" ]
 }
 
+@test "criu engine: CRAC_CRIU_OPTS reach criu dump; a bad one is reported with criu's first line" {
+	cat >"$T/criu" <<'EOF'
+#!/bin/sh
+[ "$1" = check ] && exit 0
+for a; do
+	case "$a" in --bogus) echo "$0: unrecognized option '--bogus'"; echo "Usage:"; echo "  criu dump"; exit 1 ;; esac
+done
+exit 1
+EOF
+	chmod 755 "$T/criu"
+	export CRAC_CRIU="$T/criu"
+	CRAC_CRIU_OPTS="-v4 --bogus" run clean "$COUNTER" criu "$T/img" </dev/null
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"criu dump failed (exit status 1): $T/criu: unrecognized option '--bogus'; no image was written"* ]]
+}
+
 @test "criu engine: a failing criu dump is reported with its words, the process goes on" {
 	cat >"$T/criu" <<'EOF'
 #!/bin/sh
