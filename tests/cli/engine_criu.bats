@@ -269,6 +269,49 @@ control_checkpoint() {
 	rpid=
 }
 
+@test "criu: crac run --engine criu, an unmodified python3, crac checkpoint PID, crac restore" {
+	require_engine criu
+	command -v python3 >/dev/null || skip "python3 is not installed"
+	(
+		for fd in $(ls /proc/$BASHPID/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done
+		exec "$CRAC" run --engine criu --checkpoint-to "$T/img" -- python3 -c '
+import time, json
+n = 0
+print("ready", flush=True)
+while True:
+    n += 1
+    time.sleep(0.05)
+    print("tick", n, flush=True)
+' </dev/null >"$T/out" 2>&1
+	) &
+	pid=$!
+	for _ in $(seq 250); do [ -S "$CRAC_CONTROL_DIR/$pid.sock" ] && grep -q "^tick" "$T/out" && break; sleep 0.02; done
+	run "$CRAC" checkpoint "$pid"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"CRIU image written to $T/img"* ]]
+	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+	! kill -0 "$pid" 2>/dev/null
+	pid=
+	last="$(grep '^tick' "$T/out" | tail -1 | cut -d' ' -f2)"
+	(
+		for fd in $(ls /proc/$BASHPID/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done
+		exec "$CRAC" restore "$T/img" </dev/null >"$T/rout" 2>&1
+	) &
+	rpid=$!
+	for _ in $(seq 250); do [ "$(grep -c '^tick' "$T/rout")" -ge 3 ] && break; sleep 0.02; done
+	kill -TERM "$rpid"
+	wait "$rpid" || st=$?
+	rpid=
+	cat "$T/rout"
+	# it goes on counting from where it was, and the restore command
+	# passed SIGTERM on and ended with the program (128 + 15)
+	first="$(grep '^tick' "$T/rout" | head -1 | cut -d' ' -f2)"
+	# (the original may print a tick between the dump and its exit)
+	[ -n "$first" ] && [ "$first" -ge $((last - 1)) ] && [ "$first" -le $((last + 3)) ] && [ "$first" -gt 1 ]
+	[ "${st:-0}" -eq 143 ]
+}
+
 # ---- without a working CRIU (run everywhere) ---------------------------------
 
 # fake_criu: a criu that fails `check` the way Debian 12's 3.17 does here.
