@@ -52,10 +52,19 @@
  * real one open, and the original takes it back with pidfd_getfd(2); the
  * restored process closes the placeholder.
  *
- * stdin/stdout/stderr: their kinds are recorded; restore passes them as
- * --inherit-fd so that the restored process writes to the restore
- * command's stdio (as with the image engine). --shell-job is used when
- * one of them is a terminal or the process is not a session leader.
+ * stdin/stdout/stderr: what they are is recorded; restore passes pipes,
+ * sockets and regular files as --inherit-fd, so that the restored process
+ * uses the restore command's stdio (as with the image engine); devices
+ * such as /dev/null are opened again by CRIU. --shell-job is used when one
+ * of them is a terminal or the process is not a session leader (terminals
+ * then become the restore command's).
+ *
+ * The helper takes its own session (a zombie left unreaped would otherwise
+ * keep a session leader's pid in use and CRIU could not restore it), resets
+ * the program's signal handlers (a SIGCHLD handler would reap criu), and
+ * criu dies with it (PR_SET_PDEATHSIG) if the checkpoint gives up after
+ * max(deadline, 60 s). CRAC_CRIU_OPTS (split at blanks) is appended to both
+ * criu dump and criu restore.
  */
 #include "core/internal.h"
 #include "engines/criu.h"
