@@ -9,7 +9,10 @@
  * The path comes from the file handle: open_by_handle_at(2) on a mount of
  * that device (/proc/self/mountinfo, the mount of the whole file system if
  * there is one; sdev is the kernel's dev_t, major << 20 | minor), opened
- * O_PATH (no event, nothing read), and the name the kernel gives that open
+ * O_PATH (nothing read; no event on this kernel: kernels that still report
+ * O_PATH opens would show IN_OPEN to watchers of that file, and an instance
+ * captured after it would then be refused for its unread events), and the
+ * name the kernel gives that open
  * file (/proc/self/fd/N). That name is looked up again and must lead to
  * the watched inode (same st_dev and st_ino; a watched inode cannot be
  * freed, so its number is not reused meanwhile). The descriptor on the
