@@ -12,8 +12,8 @@
  * O_PATH (nothing read; no event on this kernel: kernels that still report
  * O_PATH opens would show IN_OPEN to watchers of that file, and an instance
  * captured after it would then be refused for its unread events), and the
- * name the kernel gives that open
- * file (/proc/self/fd/N). That name is looked up again and must lead to
+ * name the kernel gives that open file (/proc/self/fd/N). That name is
+ * looked up again and must lead to
  * the watched inode (same st_dev and st_ino; a watched inode cannot be
  * freed, so its number is not reused meanwhile). The descriptor on the
  * mount that open_by_handle_at needs is one of the process's own when it
