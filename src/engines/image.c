@@ -168,13 +168,14 @@ static void write_stderr(const char *s)
 static void print_stats(const struct img_capture *c)
 {
 	static const char *const mode[] = { "?", "O_DIRECT", "vmsplice+splice", "write" };
+	const char *aio = c->w.mode == IMG_WRITE_DIRECT && c->w.used_aio ? " + AIO" : "";
 	char line[600];
 
-	snprintf(line, sizeof(line), "crac: checkpoint stats: %.1f MiB of pages in %llu chunks written with %s "
+	snprintf(line, sizeof(line), "crac: checkpoint stats: %.1f MiB of pages in %llu chunks written with %s%s "
 		 "(%s), %.1f MiB of zero pages left out; threads stopped %.1f ms (pages %.1f ms, "
 		 "descriptors + header + fsync %.1f ms)\n",
 		 c->pages_size / 1048576.0, (unsigned long long)c->n_chunks,
-		 mode[c->w.mode <= IMG_WRITE_WRITE ? c->w.mode : 0], c->w.why ? c->w.why : "",
+		 mode[c->w.mode <= IMG_WRITE_WRITE ? c->w.mode : 0], aio, c->w.why ? c->w.why : "",
 		 c->w.zero_pages * (double)CRAC_IMG_PAGE / 1048576.0, (c->t_synced - c->t_stopped) / 1e6,
 		 (c->t_pages - c->t_stopped) / 1e6, (c->t_synced - c->t_pages) / 1e6);
 	write_stderr(line);

@@ -696,7 +696,7 @@ static int store_range(struct img_capture *c, uint32_t mi, uint64_t s, uint64_t 
 				c->bounce = (char *)(((uintptr_t)b + P - 1) & ~(uintptr_t)(P - 1));
 			}
 			/* The queue may hold the previous use of the bounce. */
-			if ((rc = img_write_flush(c)) < 0)
+			if ((rc = img_write_sync(c)) < 0)
 				return rc;
 			copy_raw(c->bounce, src, len);
 			if (secret)   /* the secret never reaches the file */
@@ -871,7 +871,7 @@ int img_capture_pages(struct img_capture *c)
 		/* The queue may read this mapping: write it out before the
 		 * protection goes back. */
 		if (rc == 0 && unreadable)
-			rc = img_write_flush(c);
+			rc = img_write_sync(c);
 		if (unreadable)
 			mprotect((void *)(uintptr_t)m->start, m->end - m->start, (int)m->prot);
 	}

@@ -203,8 +203,20 @@ enum img_write_mode {
 #define IMG_WRITE_IOV 256       /* pending pieces of one batch */
 #define IMG_WRITE_BATCH (8ull << 20)   /* bytes queued before they are written */
 
+/* An O_DIRECT write in flight (Linux AIO): its own copy of the iovecs. */
+struct img_write_slot {
+	bool busy;
+	int n_iov;
+	uint64_t off, len;
+	struct iovec iov[IMG_WRITE_IOV];
+};
+
 struct img_writer {
 	enum img_write_mode mode;
+	unsigned long aio;              /* aio_context_t for O_DIRECT, 0: synchronous */
+	bool used_aio;                  /* some batch went through AIO (for CRAC_IMAGE_STATS) */
+	int next_slot;
+	struct img_write_slot slot[2];  /* two batches in flight: the crc of the next meanwhile */
 	int dfd;                        /* the pages file opened O_DIRECT, or -1 */
 	int pipe[2];                    /* splice mode, else -1 */
 	size_t pipe_cap;
@@ -287,9 +299,11 @@ int img_write_begin(struct img_capture *c) CRAC_HIDDEN;
  * c->w.pending. The bytes must not change until the queue is flushed: the
  * O_DIRECT and splice modes read them after this returns. */
 int img_write_queue(struct img_capture *c, const void *src, uint64_t len) CRAC_HIDDEN;
-/* Writes everything queued; after it returns the program's pages are no
- * longer referenced by the kernel (the pipe is drained). */
+/* Writes everything queued (an O_DIRECT batch may still be in flight). */
 int img_write_flush(struct img_capture *c) CRAC_HIDDEN;
+/* The same, and waits until everything is written: after it returns no
+ * page of the program is referenced by the kernel for us. */
+int img_write_sync(struct img_capture *c) CRAC_HIDDEN;
 /* Flushes and closes the writer's descriptors (safe to call twice). */
 int img_write_end(struct img_capture *c) CRAC_HIDDEN;
 /* Is the page at p all zeros? (not sanitizer-instrumented: program memory) */

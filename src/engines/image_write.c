@@ -14,7 +14,10 @@
  * docs/bench-checkpoint.md). Three modes, best first:
  *
  *   direct   O_DIRECT pwritev from the program's pages (a second descriptor
- *            of the pages file). The device reads the pages itself; no page
+ *            of the pages file), through Linux AIO with two batches in
+ *            flight: the crc of the next batch is taken while the device
+ *            reads this one (synchronous if io_setup is refused, or with
+ *            CRAC_IMAGE_NO_AIO). The device reads the pages itself; no page
  *            cache is filled (a buffered write must first allocate and fill
  *            1 GiB of it, which this VM makes slow), and what is written is
  *            already on the disk when the call returns, so the final fsync
@@ -30,8 +33,10 @@
  *   write    pwritev(2) from the pages: the fallback when neither works.
  *
  * The pages must not change between being queued and written out:
- *   - O_DIRECT pwritev is synchronous: the device has read the bytes when
- *     it returns.
+ *   - O_DIRECT: the device has read the bytes when the write completes;
+ *     with AIO, img_write_sync waits for every write in flight, and it is
+ *     called before the bounce buffer is reused, before a mapping made
+ *     readable for us gets its protection back, and at the end.
  *   - vmsplice WITHOUT SPLICE_F_GIFT only takes references to the pages;
  *     their bytes are copied when the pipe is drained into the file (the
  *     page cache gets a copy: splice never moves a page into a file). So
@@ -61,6 +66,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/aio_abi.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -128,6 +134,10 @@ int img_write_begin(struct img_capture *c)
 	struct statfs fs;
 
 	w->dfd = w->pipe[0] = w->pipe[1] = -1;
+	w->aio = 0;
+	w->used_aio = false;
+	w->next_slot = 0;
+	w->slot[0].busy = w->slot[1].busy = false;
 	w->at = c->pages_size;
 	w->pending = 0;
 	w->n_iov = 0;
@@ -162,6 +172,11 @@ int img_write_begin(struct img_capture *c)
 			 * later (no new function gets called then). */
 			setup_pipe(w);
 			w->mode = IMG_WRITE_DIRECT;
+			/* Linux AIO: the crc of the next batch is taken while the
+			 * device reads this one. Without it, synchronous writes. */
+			aio_context_t ctx = 0;
+			if (!getenv("CRAC_IMAGE_NO_AIO") && syscall(SYS_io_setup, 4, &ctx) == 0)
+				w->aio = ctx;
 			w->why = forced_direct ? "CRAC_IMAGE_WRITER=direct" : "the file system takes O_DIRECT";
 			return 0;
 		}
@@ -243,6 +258,145 @@ static int flush_splice(struct img_capture *c, int *i, uint64_t *off)
 	return 0;
 }
 
+static int write_fail(struct img_capture *c, int rc, uint64_t off)
+{
+	struct img_writer *w = &c->w;
+
+	return img_fail(&c->err, rc, "writing page data to %s/%s at offset %llu (%s): %s", c->tmp,
+			CRAC_IMG_PAGES_FILE, (unsigned long long)off,
+			w->mode == IMG_WRITE_DIRECT ? (w->aio ? "O_DIRECT, AIO" : "O_DIRECT") :
+			w->mode == IMG_WRITE_SPLICE ? "splice" : "write", img_strerror(-rc));
+}
+
+/* Writes iov[0..n) at off synchronously on fd (the rest of a short AIO
+ * write, or a batch O_DIRECT refused, buffered). */
+static int write_sync(int fd, struct iovec *iov, int n, uint64_t off, uint64_t *done)
+{
+	int i = 0;
+
+	while (i < n) {
+		long got = syscall(SYS_pwritev, fd, &iov[i], n - i, (long)off, 0L);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			return got < 0 ? -errno : -EIO;
+		off += (uint64_t)got;
+		*done += (uint64_t)got;
+		while (got) {
+			if ((size_t)got < iov[i].iov_len) {
+				iov[i].iov_base = (char *)iov[i].iov_base + got;
+				iov[i].iov_len -= (size_t)got;
+				break;
+			}
+			got -= (long)iov[i].iov_len;
+			i++;
+		}
+	}
+	return 0;
+}
+
+/* Waits for one AIO write to complete and finishes it (a short write is
+ * completed synchronously; O_DIRECT refused goes on buffered). */
+static int aio_wait_one(struct img_capture *c)
+{
+	struct img_writer *w = &c->w;
+	struct io_event ev;
+	long n;
+
+	do
+		n = syscall(SYS_io_getevents, w->aio, 1L, 1L, &ev, NULL);
+	while (n < 0 && errno == EINTR);
+	if (n != 1)
+		return write_fail(c, n < 0 ? -errno : -EIO, w->at);
+	struct img_write_slot *sl = &w->slot[ev.data & 1];
+	sl->busy = false;
+	long res = (long)ev.res;
+	uint64_t done = 0;
+	if (res == -EINVAL && w->dfd >= 0) {
+		/* Alignment this file system does not take: nothing was
+		 * written; this and everything after goes buffered. */
+		close_fd(&w->dfd);
+		w->why = "O_DIRECT refused a write (alignment)";
+		w->mode = w->pipe[0] >= 0 ? IMG_WRITE_SPLICE : IMG_WRITE_WRITE;
+		res = 0;
+	}
+	if (res < 0)
+		return write_fail(c, (int)res, sl->off);
+	if ((uint64_t)res < sl->len) {
+		/* The rest, synchronously. */
+		uint64_t skip = (uint64_t)res;
+		int i = 0;
+		while (skip && skip >= sl->iov[i].iov_len)
+			skip -= sl->iov[i++].iov_len;
+		if (skip) {
+			sl->iov[i].iov_base = (char *)sl->iov[i].iov_base + skip;
+			sl->iov[i].iov_len -= skip;
+		}
+		int rc = write_sync(w->dfd >= 0 ? w->dfd : c->pages_fd, &sl->iov[i], sl->n_iov - i,
+				    sl->off + (uint64_t)res, &done);
+		if (rc < 0)
+			return write_fail(c, rc, sl->off + (uint64_t)res + done);
+	}
+	return 0;
+}
+
+/* Waits for every AIO write in flight. */
+static int aio_drain(struct img_capture *c)
+{
+	struct img_writer *w = &c->w;
+	int rc = 0;
+
+	while (w->aio && (w->slot[0].busy || w->slot[1].busy)) {
+		int r = aio_wait_one(c);
+		if (r < 0 && rc == 0)
+			rc = r;
+	}
+	return rc;
+}
+
+/* Submits the queue as one AIO write (O_DIRECT); 1 if it was taken, 0 if
+ * it must be written synchronously, or a negative errno. */
+static int aio_submit(struct img_capture *c)
+{
+	struct img_writer *w = &c->w;
+	struct img_write_slot *sl = &w->slot[w->next_slot];
+	int rc;
+
+	while (sl->busy)   /* its previous batch: wait for it */
+		if ((rc = aio_wait_one(c)) < 0)
+			return rc;
+	if (w->mode != IMG_WRITE_DIRECT)   /* a wait may have fallen back */
+		return 0;
+	memcpy(sl->iov, w->iov, (size_t)w->n_iov * sizeof(w->iov[0]));
+	sl->n_iov = w->n_iov;
+	sl->off = w->at;
+	sl->len = w->pending;
+	struct iocb cb;
+	memset(&cb, 0, sizeof(cb));
+	cb.aio_lio_opcode = IOCB_CMD_PWRITEV;
+	cb.aio_fildes = (uint32_t)w->dfd;
+	cb.aio_buf = (uint64_t)(uintptr_t)sl->iov;
+	cb.aio_nbytes = (uint64_t)sl->n_iov;
+	cb.aio_offset = (int64_t)sl->off;
+	cb.aio_data = (uint64_t)w->next_slot;
+	struct iocb *cbp = &cb;
+	long n;
+	do
+		n = syscall(SYS_io_submit, w->aio, 1L, &cbp);
+	while (n < 0 && errno == EINTR);
+	if (n != 1) {
+		/* No AIO after all (e.g. EAGAIN): synchronous from now on. */
+		rc = aio_drain(c);
+		syscall(SYS_io_destroy, w->aio);
+		w->aio = 0;
+		return rc < 0 ? rc : 0;
+	}
+	sl->busy = true;
+	w->used_aio = true;
+	w->next_slot ^= 1;
+	return 1;
+}
+
 int img_write_flush(struct img_capture *c)
 {
 	struct img_writer *w = &c->w;
@@ -256,6 +410,17 @@ int img_write_flush(struct img_capture *c)
 		c->chunks[k].crc = crac_img_crc32c(0, (const void *)(uintptr_t)c->chunks[k].addr, c->chunks[k].len);
 	w->crc_from = c->n_chunks;
 
+	if (w->aio && w->mode == IMG_WRITE_DIRECT && w->n_iov) {
+		rc = aio_submit(c);
+		if (rc < 0) {
+			w->n_iov = 0;
+			w->pending = 0;
+			return rc;
+		}
+		if (rc == 1)
+			i = w->n_iov;   /* in flight */
+		rc = 0;
+	}
 	while (i < w->n_iov) {
 		if (w->mode == IMG_WRITE_SPLICE) {
 			rc = flush_splice(c, &i, &off);
@@ -282,10 +447,7 @@ int img_write_flush(struct img_capture *c)
 		advance(w, &i, (uint64_t)got);
 	}
 	if (rc < 0) {
-		img_fail(&c->err, rc, "writing page data to %s/%s at offset %llu (%s): %s", c->tmp,
-			 CRAC_IMG_PAGES_FILE, (unsigned long long)off,
-			 w->mode == IMG_WRITE_DIRECT ? "O_DIRECT" : w->mode == IMG_WRITE_SPLICE ? "splice" : "write",
-			 img_strerror(-rc));
+		write_fail(c, rc, off);
 		w->n_iov = 0;
 		w->pending = 0;
 		return rc;
@@ -303,11 +465,23 @@ int img_write_flush(struct img_capture *c)
 	return 0;
 }
 
+int img_write_sync(struct img_capture *c)
+{
+	int rc = c->w.n_iov ? img_write_flush(c) : 0;
+	int r = aio_drain(c);
+
+	return rc < 0 ? rc : r;
+}
+
 int img_write_end(struct img_capture *c)
 {
 	struct img_writer *w = &c->w;
-	int rc = w->n_iov ? img_write_flush(c) : 0;
+	int rc = img_write_sync(c);
 
+	if (w->aio) {
+		syscall(SYS_io_destroy, w->aio);   /* waits for anything still in flight */
+		w->aio = 0;
+	}
 	close_fd(&w->dfd);
 	close_fd(&w->pipe[0]);
 	close_fd(&w->pipe[1]);
