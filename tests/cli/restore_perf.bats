@@ -1,0 +1,114 @@
+#!/usr/bin/env bats
+# The restore loader's ways of doing less before the program runs
+# (src/loader/loader.c, issue 12): eager memory filled by two threads (a
+# damaged chunk in either half is refused before the jump, naming it, the
+# same as with one thread), dense anonymous mappings filled with huge pages
+# where THP is "madvise", small anonymous mappings left to userfaultfd
+# where it handles kernel faults, and the --stats line that says so.
+
+bats_require_minimum_version 1.5.0
+
+load common
+
+setup() {
+	CRAC="$CRAC_BUILD_DIR/crac"
+	LAZY="$CRAC_BUILD_DIR/tests/image_lazy"
+	EDIT="$CRAC_BUILD_DIR/tests/image_edit"
+	T="$(mktemp -d /tmp/crac-bats-rperf.XXXXXX)"
+	chmod 755 "$T"
+	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_IMAGE_STATS CRAC_LOADER CRAC_LAZY_PREFETCH \
+		CRAC_LAZY_SMALL CRAC_LOADER_THREADS CRAC_LOADER_HUGE CRAC_VERIFY_FILES
+	require_image_engine
+}
+
+teardown() {
+	rm -rf "$T"
+}
+
+# checkpoint [MiB]: image_lazy into $T/img; BIG and LEN: its big mapping.
+checkpoint() {
+	run clean "$LAZY" "$T/img" "$@"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	BIG=$(echo "$output" | sed -n 's/^big=\(0x[0-9a-f]*\) .*/\1/p')
+	LEN=$(echo "$output" | sed -n 's/.* len=\([0-9]*\)$/\1/p')
+	[ -n "$BIG" ] && [ -n "$LEN" ]
+}
+
+flip_byte() {
+	local byte
+	byte=$(od -An -tu1 -j "$1" -N1 "$T/img/pages" | tr -d ' ')
+	printf "\\$(printf %03o $((byte ^ 255)))" | dd of="$T/img/pages" bs=1 seek="$1" conv=notrunc status=none
+}
+
+# two_cpus: skips unless this process may run on two CPUs (the second filler).
+two_cpus() {
+	[ "$(nproc)" -ge 2 ] || skip "one CPU here: the loader fills with one thread"
+}
+
+@test "eager fill: two threads, and the same program state as with one" {
+	checkpoint
+	two_cpus
+	run --separate-stderr clean "$CRAC" restore --populate --stats "$T/img" -- read
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok read" ]
+	echo "$stderr" | grep -Eq "^crac: loader: .*, fill [0-9.]+ ms \(3[0-9]\.[0-9]+ MiB, 2 threads, "
+	run --separate-stderr clean env CRAC_LOADER_THREADS=1 "$CRAC" restore --populate --stats "$T/img" -- read
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok read" ]
+	echo "$stderr" | grep -Eq "^crac: loader: .*, fill [0-9.]+ ms \(3[0-9]\.[0-9]+ MiB, 1 thread, "
+}
+
+@test "eager fill: a damaged chunk in the second thread's half is refused before the jump, naming it" {
+	checkpoint
+	two_cpus
+	# the last chunk of the big mapping: the second half, filled by the second thread
+	read -r idx off len < <("$EDIT" "$T/img" chunk-at $((BIG + LEN - 4096)))
+	[ -n "$len" ]
+	flip_byte $((off + len / 2))
+	for threads in 2 1; do
+		run --separate-stderr clean env CRAC_LOADER_THREADS=$threads "$CRAC" restore --populate "$T/img" -- read
+		echo "threads=$threads status $status: $output / $stderr"
+		[ "$status" -eq 1 ]
+		[ -z "$output" ]
+		echo "$stderr" | grep -Eqx "crac: restore $T/img: page data checksum mismatch in chunk #$idx \\($len bytes at 0x[0-9a-f]+, anon\\): the pages file is damaged"
+	done
+}
+
+@test "eager fill: a dense anonymous mapping gets huge pages while it is filled where THP is madvise (none with CRAC_LOADER_HUGE=off)" {
+	thp=/sys/kernel/mm/transparent_hugepage/enabled
+	[ -r "$thp" ] && grep -q '\[madvise\]' "$thp" || skip "THP mode is not madvise here ($(cat "$thp" 2>/dev/null))"
+	checkpoint
+	run --separate-stderr clean "$CRAC" restore --populate --stats "$T/img" -- read
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok read" ]
+	echo "$stderr" | grep -Eq "^crac: loader: .* [1-9][0-9]* mappings with huge pages;"
+	run --separate-stderr clean env CRAC_LOADER_HUGE=off "$CRAC" restore --populate --stats "$T/img" -- read
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok read" ]
+	echo "$stderr" | grep -Eq "^crac: loader: .* 0 mappings with huge pages;"
+}
+
+@test "lazy: small anonymous mappings with stored pages are left to userfaultfd too (not with CRAC_LAZY_SMALL=off)" {
+	checkpoint
+	run clean "$CRAC" restore --lazy "$T/img" -- read
+	if [ "$status" -ne 0 ] && echo "$output" | grep -q -- "--lazy: lazy restore needs"; then
+		skip "no userfaultfd for kernel faults here: $output"
+	fi
+	run --separate-stderr clean "$CRAC" restore --stats "$T/img" -- read
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok read" ]
+	all=$(echo "$stderr" | sed -n 's/^crac: loader: .* mappings, \([0-9]*\) by userfaultfd).*/\1/p')
+	run --separate-stderr clean env CRAC_LAZY_SMALL=off "$CRAC" restore --stats "$T/img" -- read
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok read" ]
+	big=$(echo "$stderr" | sed -n 's/^crac: loader: .* mappings, \([0-9]*\) by userfaultfd).*/\1/p')
+	echo "with small: $all, without: $big"
+	[ "$big" -ge 1 ]
+	[ "$all" -gt "$big" ]
+}
