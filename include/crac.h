@@ -146,13 +146,19 @@ enum crac_priority {
 	CRAC_PRIO_CHECKS = 200,    /* safety checks: last before the snapshot */
 };
 
-/* Describes a resource to register. Unused fields must be zero. */
+/*
+ * Describes a resource to register. Unused fields must be zero.
+ * `size` keeps the structure extensible: 0 (what a designated initializer
+ * leaves) means the fields up to `size`; a later version appends fields
+ * after it and reads them only when `size` says the caller has them.
+ */
 struct crac_resource_def {
 	const char *name;             /* shown in reports; copied */
 	crac_callback before_checkpoint; /* may be NULL */
 	crac_callback after_restore;     /* may be NULL */
 	void *arg;                    /* passed to both callbacks */
 	int priority;                 /* enum crac_priority or any int */
+	size_t size;                  /* 0, or sizeof(struct crac_resource_def) */
 };
 
 /* The process-wide context. Never NULL; never freed. */

@@ -159,6 +159,9 @@ int crac_register(crac_context *ctx, const struct crac_resource_def *def,
 
 	if (!def || check_name(def->name) || (!def->before_checkpoint && !def->after_restore))
 		return -EINVAL;
+	/* a size that does not even cover the fields up to itself is garbage */
+	if (def->size && def->size < offsetof(struct crac_resource_def, size) + sizeof(def->size))
+		return -EINVAL;
 	if (!ctx)
 		ctx = crac_global_context();
 	crac__enter();

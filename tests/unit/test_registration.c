@@ -472,6 +472,30 @@ static void test_context_created_during_round(void)
 	tres_unreg(&older);
 }
 
+/* ---- the size field ---------------------------------------------------- */
+
+static int size_cb(const crac_event *ev, void *arg) { return 0; }
+
+/* 0 and sizeof are accepted; a size short of the fields up to `size` is not. */
+static void test_def_size(void)
+{
+	struct crac_resource_def d = { .name = "sized", .before_checkpoint = size_cb };
+	crac_resource *h = NULL;
+
+	CHECK_EQ(crac_register(NULL, &d, &h), 0);
+	CHECK_EQ(crac_unregister(h), 0);
+	d.size = sizeof(d);
+	CHECK_EQ(crac_register(NULL, &d, &h), 0);
+	CHECK_EQ(crac_unregister(h), 0);
+	d.size = sizeof(d) + 64;   /* a newer caller: fields we do not know */
+	CHECK_EQ(crac_register(NULL, &d, &h), 0);
+	CHECK_EQ(crac_unregister(h), 0);
+	d.size = 1;
+	CHECK_EQ(crac_register(NULL, &d, &h), -EINVAL);
+	d.size = offsetof(struct crac_resource_def, size);
+	CHECK_EQ(crac_register(NULL, &d, &h), -EINVAL);
+}
+
 int main(void)
 {
 	unsetenv("CRAC_ENGINE");
@@ -487,5 +511,6 @@ int main(void)
 	RUN(test_unregister_waits_for_running_callback);
 	RUN(test_destroy_own_context_from_callback);
 	RUN(test_destroy_context_waits_for_running_callback);
+	RUN(test_def_size);
 	return t_done();
 }

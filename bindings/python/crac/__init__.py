@@ -132,6 +132,7 @@ class _ResourceDef(ctypes.Structure):
         ("after_restore", _CALLBACK),
         ("arg", ctypes.c_void_p),
         ("priority", ctypes.c_int),
+        ("size", ctypes.c_size_t),
     ]
 
 
