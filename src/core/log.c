@@ -19,6 +19,7 @@
 #include "core/internal.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@ struct sink {
 static _Atomic(struct sink *) sink;
 static atomic_int level = CRAC_LOG_WARN;
 static atomic_int stopped;   /* > 0: the program's threads are stopped */
+static const char *bad_env;  /* an unknown $CRAC_LOG, said once */
 
 /* "error" | "warn" | "info" | "debug" (or the digit) -> level; -1 if none. */
 int crac__log_parse_level(const char *s)
@@ -50,8 +52,12 @@ int crac__log_parse_level(const char *s)
 	return -1;
 }
 
-/* Load time: $CRAC_LOG (an unknown value says so and keeps the default). */
-__attribute__((constructor)) static void log_init(void)
+/*
+ * $CRAC_LOG, read once, before the first message is filtered: other
+ * constructors of the library (init.c) may log before a constructor of
+ * ours would run. An unknown value says so and keeps the default.
+ */
+static void read_env_level(void)
 {
 	const char *v = getenv("CRAC_LOG");
 	int l = crac__log_parse_level(v);
@@ -59,8 +65,24 @@ __attribute__((constructor)) static void log_init(void)
 	if (l >= 0)
 		atomic_store(&level, l);
 	else if (v && *v)
+		bad_env = v;
+}
+
+static void env_once(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, read_env_level);
+	const char *v = bad_env;
+	if (v && __atomic_exchange_n(&bad_env, NULL, __ATOMIC_ACQ_REL))
 		crac__log(CRAC_LOG_WARN, "CRAC_LOG=%s is not one of error, warn, info, debug: "
 			  "using warn", v);
+}
+
+/* Load time too, so that a program that never logs still sees the warning. */
+__attribute__((constructor)) static void log_init(void)
+{
+	env_once();
 }
 
 int crac_log_set_handler(crac_log_fn fn, void *arg)
@@ -82,11 +104,13 @@ int crac_log_set_level(enum crac_log_level l)
 {
 	if ((int)l < CRAC_LOG_ERROR || l > CRAC_LOG_DEBUG)
 		return -EINVAL;
+	env_once();   /* the environment never overrides a level set here */
 	return atomic_exchange(&level, (int)l);
 }
 
 bool crac__log_enabled(enum crac_log_level l)
 {
+	env_once();
 	return (int)l <= atomic_load(&level);
 }
 

@@ -59,3 +59,18 @@ PY
 	echo "$output" | grep -q "^rc "
 	! echo "$output" | grep -q "not carried"
 }
+
+@test "CRAC_LOG applies to messages printed while the library loads" {
+	grep -q '^engines:.* external' <("$CRAC" --version) || skip "no external engine in this build"
+	load_lib() {
+		CRAC_ENGINE=external CRAC_EXTERNAL_POLL_MS=abc CRAC_EXTERNAL_LOGIND=0 \
+			clean timeout 20 python3 -c 'import ctypes, sys; ctypes.CDLL(sys.argv[1] + "/libcrac.so")' "$CRAC_BUILD_DIR"
+	}
+	run load_lib
+	echo "$output"
+	echo "$output" | grep -q 'CRAC_EXTERNAL_POLL_MS="abc" is not a number'
+	CRAC_LOG=error run load_lib
+	echo "$output"
+	[ "$status" -eq 0 ]
+	! echo "$output" | grep -q 'CRAC_EXTERNAL_POLL_MS'
+}
