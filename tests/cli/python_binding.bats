@@ -285,3 +285,26 @@ PY
 	[ "$(wc -l <"$T/first")" -eq 2 ]
 	[ "$(sort -u "$T/first" | wc -l)" -eq 2 ]
 }
+
+@test "a hook that calls crac.checkpoint itself: refused (EDEADLK), and the outer call keeps its hooks' exceptions" {
+	run env CRAC_LIBRARY="$CRAC_BUILD_DIR/libcrac.so.0" python3 -c '
+import crac
+@crac.before_checkpoint
+def first(ev): raise ValueError("boom")
+@crac.before_checkpoint
+def nested(ev):
+    try:
+        crac.checkpoint(engine="sim")
+    except crac.CheckpointError as e:
+        print("inner:", [f.code for f in e.failures])
+try:
+    crac.checkpoint(engine="sim")
+except crac.CheckpointError as e:
+    for f in e.failures:
+        print("outer:", f.resource, f.code, type(f.__cause__).__name__)
+'
+	echo "$output"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -q "^inner: \[-35\]"
+	echo "$output" | grep -q "^outer: first -5 ValueError$"
+}

@@ -377,10 +377,9 @@ _PHASE_WORDS = {Phase.CHECKPOINT: "before_checkpoint", Phase.CHECK: "check",
 _raised = threading.local()
 
 
-def _collect(rep, rc):
-    """An Error for report `rep` (freed here) and return value rc, or None."""
-    pending = getattr(_raised, "items", None) or []
-    _raised.items = None
+def _collect(rep, rc, pending):
+    """An Error for report `rep` (freed here) and return value rc, or None;
+    `pending` lists what Python hooks raised during the call."""
     failures = []
     text = ""
     if rep:
@@ -558,11 +557,17 @@ def checkpoint(engine=None, image_dir=None, *, keep_running=False, dry_run=False
     o.flags = ((KEEP_RUNNING if keep_running else 0) | (DRY_RUN if dry_run else 0) |
                (FORCE_CHECKS if force_checks else 0))
     rep = _vp()
-    _raised.items = []
-    # CDLL releases the GIL for the call: hooks take it again (ctypes), and
-    # other Python threads run meanwhile
-    rc = _crac_checkpoint_restore(ctypes.byref(o), ctypes.byref(rep))
-    err = _collect(rep.value, rc)
+    # a hook may call checkpoint() itself (refused: EDEADLK): the outer
+    # call's list of raised exceptions is kept aside meanwhile
+    outer = getattr(_raised, "items", None)
+    mine = _raised.items = []
+    try:
+        # CDLL releases the GIL for the call: hooks take it again (ctypes),
+        # and other Python threads run meanwhile
+        rc = _crac_checkpoint_restore(ctypes.byref(o), ctypes.byref(rep))
+    finally:
+        _raised.items = outer
+    err = _collect(rep.value, rc, mine)
     if err is not None:
         raise err
     return _enum(Outcome, rc)
@@ -575,7 +580,7 @@ def check():
     rc = _crac_check(ctypes.byref(rep))
     if rc < 0:
         raise OSError(-rc, "crac_check: " + os.strerror(-rc))
-    err = _collect(rep.value, Outcome.CONTINUED)
+    err = _collect(rep.value, Outcome.CONTINUED, [])
     return err.failures if err else []
 
 # ---- the binding's own resource: Python's runtime state ---------------------------
