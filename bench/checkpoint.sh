@@ -10,7 +10,7 @@
 #
 # Environment (all optional):
 #   CRAC_BENCH_CKPT_MIB      heap size in MiB (default 1024)
-#   CRAC_BENCH_CKPT_REPS     fresh processes per configuration (default 5)
+#   CRAC_BENCH_CKPT_REPS     fresh processes per configuration (default 3)
 #   CRAC_BENCH_TMPDIR        disk directory for the images (default /var/tmp)
 #   CRAC_BENCH_CRIU          a criu 4.x binary (run as root)
 set -eu
@@ -20,7 +20,7 @@ out=$(cd "$2" && pwd)
 cd "$(dirname "$0")/.."
 
 mib=${CRAC_BENCH_CKPT_MIB:-1024}
-reps=${CRAC_BENCH_CKPT_REPS:-5}
+reps=${CRAC_BENCH_CKPT_REPS:-3}
 bin=$build/bench/ckpt_first
 micro=$build/bench/ckpt_write
 for f in "$bin" "$micro" "$build/crac"; do
@@ -29,8 +29,9 @@ done
 disk=$(mktemp -d "${CRAC_BENCH_TMPDIR:-/var/tmp}/crac-bench-ckpt.XXXXXX")
 shm=""
 [ -d /dev/shm ] && [ -w /dev/shm ] && shm=$(mktemp -d /dev/shm/crac-bench-ckpt.XXXXXX)
-tmp=$(mktemp -d)
-trap 'rm -rf "$disk" "$tmp" ${shm:+"$shm"}' EXIT
+tmp=$disk/.work   # not in /tmp: other work may clean it meanwhile
+mkdir "$tmp"
+trap 'rm -rf "$disk" ${shm:+"$shm"}' EXIT
 trap 'exit 130' INT TERM
 criu=${CRAC_BENCH_CRIU:-}
 if [ -n "$criu" ] && ! "$criu" --version >/dev/null 2>&1; then
@@ -55,12 +56,12 @@ load() {
 cfgs=$tmp/cfgs
 {
 	echo "write|before: write(2) from the heap, zero pages kept|disk|dirty|CRAC_IMAGE_WRITER=write CRAC_IMAGE_KEEP_ZERO=1"
-	echo "splice|vmsplice + splice|disk|dirty|CRAC_IMAGE_WRITER=splice"
-	echo "auto|default (O_DIRECT on disk)|disk|dirty|"
+	echo "auto|default: vmsplice + splice|disk|dirty|"
+	echo "direct|O_DIRECT + AIO (CRAC_IMAGE_WRITER=direct)|disk|dirty|CRAC_IMAGE_WRITER=direct"
+	echo "direct_sync|O_DIRECT without AIO|disk|dirty|CRAC_IMAGE_WRITER=direct CRAC_IMAGE_NO_AIO=1"
 	echo "half|default, heap half zeros|disk|half|"
-	echo "half_keep|default, heap half zeros, zero pages kept|disk|half|CRAC_IMAGE_KEEP_ZERO=1"
 	if [ -n "$shm" ]; then
-		echo "shm|default in /dev/shm (vmsplice + splice)|shm|dirty|"
+		echo "shm|default in /dev/shm|shm|dirty|"
 		echo "shm_write|write(2) in /dev/shm|shm|dirty|CRAC_IMAGE_WRITER=write"
 	fi
 } >"$cfgs"
@@ -212,7 +213,7 @@ fi
 	echo "- A fresh process maps a $mib MiB heap (one anonymous mapping) and writes every page (\"dirty\": every word a different non-zero value; \"half zeros\": then every other 64 KiB block cleared again: resident, all-zero pages). It then calls \`crac_checkpoint_restore()\` (engine \"image\", CRAC_KEEP_RUNNING) twice, timed from the call to its return (image written, fsync'd, verified, renamed); the first is the process's first checkpoint, which pays the first kernel access to every page on this VM. $reps rounds; in each, every configuration runs in a new process, then the disk rate is measured (dd of $mib MiB of zeros, oflag=direct and conv=fsync), then the micro-benchmark. Median (min–max) over the rounds."
 	echo "- \"× disk\" divides the heap rate by the better of the two dd rates of the same run."
 	echo "- Each configuration's image is restored once and its heap compared (a note below says if not)."
-	echo "- Writers (src/engines/image_write.c): on a disk file system the pages go to the file with O_DIRECT straight from the program's pages (no page cache is filled, the data is on the disk when the write returns); on tmpfs with vmsplice + splice (CRIU's way); write(2) is the fallback. CRAC_IMAGE_WRITER and CRAC_IMAGE_KEEP_ZERO select the older behaviour for comparison."
+	echo "- Writers (src/engines/image_write.c): by default the pages go into a pipe with vmsplice(2) and from there into the file with splice(2) (CRIU's way: the kernel copies from its own mapping of each page, not through the program's addresses, whose first kernel access is what makes write(2) slow on this VM). CRAC_IMAGE_WRITER=direct writes them with O_DIRECT (Linux AIO, the crc of the next batch taken while one is in flight), =write with write(2) as before; CRAC_IMAGE_KEEP_ZERO=1 stores all-zero pages as before. \"before\" is the old behaviour (write(2), zero pages stored)."
 	echo "- The machine is shared with other work (load below): read the same-run ratios, not the absolute times."
 	echo
 	cat "$table"

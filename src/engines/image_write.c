@@ -9,28 +9,27 @@
  * time goes: write() copies from the program's pages through their user
  * addresses, and on this kind of VM (a PVM guest with shadow paging) the
  * first kernel access to each user page is expensive: 1 GiB from a fresh
- * heap took 5-12 s here, against 0.8 s for vmsplice + splice into /dev/shm
- * and 1.5-2 s for O_DIRECT onto the disk (bench/ckpt_write.c, numbers in
- * docs/bench-checkpoint.md). Three modes, best first:
+ * heap took 4.5-12 s here, against 0.5-1.8 s with vmsplice + splice (to
+ * /dev/shm or the disk) and 1.5-2.4 s with O_DIRECT (bench/ckpt_write.c,
+ * bench/checkpoint.sh, numbers in docs/bench-checkpoint.md). Three modes:
  *
- *   direct   O_DIRECT pwritev from the program's pages (a second descriptor
- *            of the pages file), through Linux AIO with two batches in
- *            flight: the crc of the next batch is taken while the device
- *            reads this one (synchronous if io_setup is refused, or with
- *            CRAC_IMAGE_NO_AIO). The device reads the pages itself; no page
- *            cache is filled (a buffered write must first allocate and fill
- *            1 GiB of it, which this VM makes slow), and what is written is
- *            already on the disk when the call returns, so the final fsync
- *            has only metadata left. Used when the file system takes
- *            O_DIRECT and is not tmpfs/ramfs (there O_DIRECT copies through
- *            the user addresses just like write()). The image is then not in
- *            the page cache: a restore right after reads the disk (the lazy
- *            loader's readahead hides most of it).
- *   splice   vmsplice(2) the pages into a pipe (1 MiB, the unprivileged
- *            maximum), splice(2) the pipe into the file. This is CRIU's
- *            way; the copy into the page cache is done by the kernel from
- *            its own mapping of each page.
- *   write    pwritev(2) from the pages: the fallback when neither works.
+ *   splice   the default: vmsplice(2) the pages into a pipe (1 MiB, the
+ *            unprivileged maximum), splice(2) the pipe into the file.
+ *            This is CRIU's way; the copy into the page cache is made by
+ *            the kernel from its own mapping of each page, and the image
+ *            stays in the page cache for a restore that follows.
+ *   direct   CRAC_IMAGE_WRITER=direct: O_DIRECT pwritev from the program's
+ *            pages (a second descriptor of the pages file), through Linux
+ *            AIO with two batches in flight: the crc of the next batch is
+ *            taken while the device reads this one (synchronous if
+ *            io_setup is refused, or with CRAC_IMAGE_NO_AIO). No page
+ *            cache is filled and the data is on the disk when the write
+ *            completes. It measured faster than splice while the guest's
+ *            CPUs were saturated by other work (the host moves the data),
+ *            slower on a less loaded guest, and a restore right after has
+ *            to read the disk: not the default.
+ *   write    pwritev(2) from the pages: CRAC_IMAGE_WRITER=write, or when
+ *            no pipe can be made.
  *
  * The pages must not change between being queued and written out:
  *   - O_DIRECT: the device has read the bytes when the write completes;
@@ -59,7 +58,7 @@
  * all zero and left out must not be written afterwards). The engine's own
  * scratch is in its arena, which is not part of the image.
  *
- * CRAC_IMAGE_WRITER=direct|splice|write forces a mode (benchmarks, tests);
+ * CRAC_IMAGE_WRITER=direct|splice|write chooses the mode;
  * CRAC_IMAGE_KEEP_ZERO=1 stores all-zero pages too (benchmarks).
  */
 #include "engines/image_engine.h"
@@ -70,18 +69,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #define P CRAC_IMG_PAGE
-
-#ifndef TMPFS_MAGIC
-#define TMPFS_MAGIC 0x01021994
-#endif
-#ifndef RAMFS_MAGIC
-#define RAMFS_MAGIC 0x858458f6
-#endif
 
 /*
  * All zeros? Most pages that are not zero differ in their first word, so the
@@ -131,7 +122,6 @@ int img_write_begin(struct img_capture *c)
 {
 	struct img_writer *w = &c->w;
 	const char *force = getenv("CRAC_IMAGE_WRITER");   /* no lock in glibc's getenv */
-	struct statfs fs;
 
 	w->dfd = w->pipe[0] = w->pipe[1] = -1;
 	w->aio = 0;
@@ -157,15 +147,7 @@ int img_write_begin(struct img_capture *c)
 		w->why = "CRAC_IMAGE_WRITER=write";
 		return 0;
 	}
-	if (force && !strcmp(force, "splice")) {
-		w->why = "CRAC_IMAGE_WRITER=splice";
-		setup_pipe(w);
-		return 0;
-	}
-	bool forced_direct = force && !strcmp(force, "direct");
-	bool memfs = fstatfs(c->pages_fd, &fs) == 0 &&
-		     ((unsigned long)fs.f_type == TMPFS_MAGIC || (unsigned long)fs.f_type == RAMFS_MAGIC);
-	if (forced_direct || !memfs) {
+	if (force && !strcmp(force, "direct")) {
 		w->dfd = openat(c->dir_fd, CRAC_IMG_PAGES_FILE, O_WRONLY | O_DIRECT | O_CLOEXEC);
 		if (w->dfd >= 0) {
 			/* The pipe is made now, in case O_DIRECT refuses a write
@@ -177,11 +159,13 @@ int img_write_begin(struct img_capture *c)
 			aio_context_t ctx = 0;
 			if (!getenv("CRAC_IMAGE_NO_AIO") && syscall(SYS_io_setup, 4, &ctx) == 0)
 				w->aio = ctx;
-			w->why = forced_direct ? "CRAC_IMAGE_WRITER=direct" : "the file system takes O_DIRECT";
+			w->why = "CRAC_IMAGE_WRITER=direct";
 			return 0;
 		}
+		w->why = "CRAC_IMAGE_WRITER=direct, but the file system refuses O_DIRECT";
+	} else {
+		w->why = force && !strcmp(force, "splice") ? "CRAC_IMAGE_WRITER=splice" : "the default";
 	}
-	w->why = memfs ? "the image is in memory (tmpfs)" : "the file system refuses O_DIRECT";
 	setup_pipe(w);
 	return 0;
 }
