@@ -12,7 +12,9 @@
  *     CRAC_CONTROL_SOCKET, CRAC_GENERATION, CRAC_INSTANCE_ID and
  *     CRAC_PARK_MS in its environment. Exit 0: the platform was told, the
  *     process stays parked until resumed; anything else: no snapshot, the
- *     process resumes at once (outcome CRAC_ABORTED).
+ *     process resumes at once (outcome CRAC_ABORTED). It runs in its own
+ *     session; when the park ends without a snapshot, its process group is
+ *     killed and the hook reaped before the after-callbacks (stop_hook()).
  * It resumes on the first of:
  *   - a RESUME on the control endpoint (`crac restore --pid PID [-- ARGS]`,
  *     possibly sent by the hook itself)       -> CRAC_RESTORED
@@ -100,6 +102,12 @@ static enum ext_wake pending;             /* asked for, not yet delivered */
 static enum ext_wake woke;                /* what ended the park */
 static unsigned park_seq;                 /* which park the hook belongs to */
 static char hook_failure[300];            /* why the hook failed */
+/* The hook of the current park (park_seq): its process (the leader of its
+ * own session and process group), 0 until spawned; hook_reaped once it was
+ * waited for or could not start; hook_cancel: the park ended without a
+ * snapshot, do not start it any more. */
+static pid_t hook_pid;
+static bool hook_reaped, hook_cancel;
 
 static void park_cond_init(void)
 {
@@ -216,19 +224,59 @@ static void hook_failed(unsigned seq, const char *fmt, ...)
 		crac__ext_wake(EXT_WAKE_HOOK_FAILED);
 }
 
-/* Runs the hook and waits for it; it may outlive its park (a hook that
- * resumed the process itself and goes on with something else). */
+/* Marks the hook of park `seq` as waited for (or never started). */
+static void hook_gone(unsigned seq)
+{
+	pthread_mutex_lock(&park_lock);
+	if (seq == park_seq) {
+		hook_reaped = true;
+		pthread_cond_broadcast(&park_cond);
+	}
+	pthread_mutex_unlock(&park_lock);
+}
+
+/*
+ * Runs the hook and waits for it. It runs in a session (and process group)
+ * of its own, so that all it started can be killed when the park ends
+ * without a snapshot (stop_hook()), with the signal mask emptied and every
+ * signal at its default action (this thread blocks them all; the program
+ * may ignore SIGTERM). After a snapshot it may outlive its park (a hook
+ * that resumed the process itself and goes on with something else).
+ */
 static void *hook_thread(void *arg)
 {
 	struct hook_job *j = arg;
 	char *argv[] = { "sh", "-c", (char *)j->cmd, NULL };
-	pid_t pid;
+	posix_spawnattr_t attr;
+	sigset_t none, dfl;
+	pid_t pid = 0;
 	int st, rc;
 
-	rc = posix_spawn(&pid, "/bin/sh", NULL, NULL, argv, j->envp);
+	sigemptyset(&none);
+	sigfillset(&dfl);
+	sigdelset(&dfl, SIGKILL);
+	sigdelset(&dfl, SIGSTOP);
+	rc = posix_spawnattr_init(&attr);
+	if (rc == 0) {
+		posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
+					 POSIX_SPAWN_SETSIGDEF);
+		posix_spawnattr_setsigmask(&attr, &none);
+		posix_spawnattr_setsigdefault(&attr, &dfl);
+		/* under park_lock: a park that ended meanwhile (hook_cancel)
+		 * starts nothing, and stop_hook() sees the pid once it is there */
+		pthread_mutex_lock(&park_lock);
+		if (j->seq != park_seq || hook_cancel)
+			rc = ECANCELED;
+		else if ((rc = posix_spawn(&pid, "/bin/sh", NULL, &attr, argv, j->envp)) == 0)
+			hook_pid = pid;
+		pthread_mutex_unlock(&park_lock);
+		posix_spawnattr_destroy(&attr);
+	}
 	if (rc != 0) {
-		hook_failed(j->seq, "CRAC_EXTERNAL_HOOK could not be started (/bin/sh: %s): no snapshot",
-			    strerror(rc));
+		if (rc != ECANCELED)
+			hook_failed(j->seq, "CRAC_EXTERNAL_HOOK could not be started (/bin/sh: %s): no snapshot",
+				    strerror(rc));
+		hook_gone(j->seq);
 		hook_job_free(j);
 		return NULL;
 	}
@@ -242,8 +290,71 @@ static void *hook_thread(void *arg)
 	else if (WIFSIGNALED(st))
 		hook_failed(j->seq, "CRAC_EXTERNAL_HOOK (pid %d) was killed by signal %d: no snapshot",
 			    (int)pid, WTERMSIG(st));
+	hook_gone(j->seq);
 	hook_job_free(j);
 	return NULL;
+}
+
+#define HOOK_GRACE_MS 500       /* between SIGTERM and SIGKILL */
+#define HOOK_KILL_WAIT_MS 5000  /* for SIGKILL to be done */
+
+/*
+ * Waits up to `ms` for the hook of park `seq` to be reaped and its process
+ * group `pgid` to be empty; true if both.
+ */
+static bool hook_wait_gone(unsigned seq, pid_t pgid, int64_t ms)
+{
+	int64_t end = crac__now_ns(CLOCK_MONOTONIC) + ms * 1000000LL;
+
+	for (;;) {
+		pthread_mutex_lock(&park_lock);
+		bool reaped = hook_reaped || seq != park_seq;
+		pthread_mutex_unlock(&park_lock);
+		if (reaped && kill(-pgid, 0) < 0 && errno == ESRCH)
+			return true;
+		if (crac__now_ns(CLOCK_MONOTONIC) >= end)
+			return false;
+		struct timespec nap = { .tv_nsec = 5000000 };
+		nanosleep(&nap, NULL);
+	}
+}
+
+/*
+ * The park of `seq` ended without a snapshot: the hook must not take one
+ * now (the program was told none happened). Its whole process group (the
+ * hook's own session: what it started in the background too) gets SIGTERM,
+ * then SIGKILL after HOOK_GRACE_MS, and the hook is reaped before the
+ * after-callbacks run. A process of the group that left it (setsid, a
+ * daemon) is beyond reach.
+ */
+static void stop_hook(unsigned seq)
+{
+	pid_t pgid;
+
+	pthread_mutex_lock(&park_lock);
+	hook_cancel = true;
+	pgid = hook_pid;
+	pthread_mutex_unlock(&park_lock);
+	if (pgid <= 0)
+		return;   /* not started, and now it never will be */
+	if (hook_wait_gone(seq, pgid, 0))
+		return;
+	pthread_mutex_lock(&park_lock);
+	bool running = !hook_reaped;
+	pthread_mutex_unlock(&park_lock);
+	if (running)
+		crac__ext_say("CRAC_EXTERNAL_HOOK (pid %d) was still running when the park ended without a "
+			      "snapshot: its process group is killed", (int)pgid);
+	else
+		crac__ext_say("CRAC_EXTERNAL_HOOK (pid %d) left processes running in its process group when "
+			      "the park ended without a snapshot: they are killed", (int)pgid);
+	kill(-pgid, SIGTERM);
+	if (hook_wait_gone(seq, pgid, HOOK_GRACE_MS))
+		return;
+	kill(-pgid, SIGKILL);
+	if (!hook_wait_gone(seq, pgid, HOOK_KILL_WAIT_MS))
+		crac__ext_say("CRAC_EXTERNAL_HOOK (pid %d): its process group outlived SIGKILL for %d ms",
+			      (int)pgid, HOOK_KILL_WAIT_MS);
 }
 
 /* Starts the hook of park `seq` on a detached thread; false if it could not. */
@@ -351,6 +462,8 @@ static int ext_checkpoint(struct crac_round *r)
 	pending = woke = EXT_WAKE_NONE;
 	hook_failure[0] = '\0';
 	seq = ++park_seq;
+	hook_pid = 0;
+	hook_reaped = hook_cancel = false;
 	pthread_mutex_unlock(&park_lock);
 
 	sigfillset(&all);
@@ -365,8 +478,11 @@ static int ext_checkpoint(struct crac_round *r)
 				 "cannot start the thread that resumes a parked process");
 		return -rc;
 	}
-	if (hook && *hook && !start_hook(r, hook, seq, park_ms))
+	bool with_hook = hook && *hook;
+	if (with_hook && !start_hook(r, hook, seq, park_ms)) {
 		hook_failed(seq, "CRAC_EXTERNAL_HOOK could not be started (out of memory or threads): no snapshot");
+		hook_gone(seq);
+	}
 
 	/* Park: the pause engine answers the requester and waits. */
 	crac__engine_pause.checkpoint(r);
@@ -379,6 +495,10 @@ static int ext_checkpoint(struct crac_round *r)
 	pthread_cond_broadcast(&park_cond);
 	pthread_mutex_unlock(&park_lock);
 	pthread_join(waker, NULL);
+
+	/* No snapshot: what the hook started must not take one now. */
+	if (with_hook && (why == EXT_WAKE_DEADLINE || why == EXT_WAKE_HOOK_FAILED))
+		stop_hook(seq);
 
 	switch (why) {
 	case EXT_WAKE_DEADLINE:

@@ -12,6 +12,8 @@
  *     migration, which only moves disruption_marker);
  *   - a generation file, $CRAC_EXTERNAL_GENERATION_FILE: any change of its
  *     content (a platform may publish a generation there; tests do);
+ *     a sample that cannot read a source (missing, empty, not a regular
+ *     file) is no change: the source keeps its last value (keep_known());
  *   - the boot id (/proc/sys/kernel/random/boot_id): a restore onto another
  *     boot (a container restored on another machine);
  *   - CLOCK_REALTIME - CLOCK_MONOTONIC and CLOCK_BOOTTIME - CLOCK_MONOTONIC:
@@ -131,32 +133,76 @@ static bool read_vmclock(uint64_t *gen)
 	return false;
 }
 
-/* Reads a small text file (first line, trimmed); false if unreadable. */
-static bool read_small(const char *path, char *buf, size_t len)
+/*
+ * Reads a small text file (first line, trimmed): false if it is missing,
+ * unreadable or empty. Only a regular file is read: a FIFO (opening it
+ * would let a blocked writer go on, reading it would take its data), a
+ * device or a socket is not even opened, and said once (*warned) at info
+ * level. /proc files are regular. A symbolic link is followed (a platform
+ * may publish its generation through one); the type is checked again on
+ * the descriptor, in case the path changed between stat() and open().
+ */
+static bool read_small(const char *path, const char *what, bool *warned, char *buf, size_t len)
 {
+	struct stat st;
 	ssize_t n;
 	int fd;
 
 	buf[0] = '\0';
-	if (!path || (fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0)
+	if (!path || stat(path, &st) < 0)
 		return false;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n < 0)
-		return false;
-	buf[n] = '\0';
-	buf[strcspn(buf, "\n")] = '\0';
-	return true;
+	if (S_ISREG(st.st_mode) && (fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)) >= 0) {
+		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+			n = read(fd, buf, len - 1);
+			close(fd);
+			if (n <= 0)
+				return false;
+			buf[n] = '\0';
+			buf[strcspn(buf, "\n")] = '\0';
+			return buf[0] != '\0';
+		}
+		close(fd);
+	}
+	if (!S_ISREG(st.st_mode) && !*warned) {
+		*warned = true;
+		crac__ext_info("the %s %s is not a regular file (mode %06o): it is not read", what, path,
+			       (unsigned)st.st_mode);
+	}
+	return false;
+}
+
+/*
+ * A source that could not be read in this sample (the file missing, empty,
+ * being rewritten; the VMClock page truncated) says nothing: it keeps the
+ * value of the baseline, so that the next readable value is compared with
+ * the last one seen. Otherwise a rewrite in place would count twice ("1" to
+ * "" to "2") and a change made while the file was missing not at all.
+ */
+static void keep_known(struct sample *cur, const struct sample *old)
+{
+	if (!cur->vmgen_ok && old->vmgen_ok) {
+		cur->vmgen_ok = true;
+		cur->vmgen = old->vmgen;
+	}
+	if (!cur->file_ok && old->file_ok) {
+		cur->file_ok = true;
+		memcpy(cur->file, old->file, sizeof(cur->file));
+	}
+	if (!cur->boot_ok && old->boot_ok) {
+		cur->boot_ok = true;
+		memcpy(cur->boot, old->boot, sizeof(cur->boot));
+	}
 }
 
 static void take_sample(struct sample *s)
 {
+	static bool gen_warned, boot_warned, rt_warned;
 	char v[64];
 
 	memset(s, 0, sizeof(*s));
 	s->vmgen_ok = read_vmclock(&s->vmgen);
-	s->file_ok = read_small(gen_path, s->file, sizeof(s->file));
-	s->boot_ok = read_small(boot_path, s->boot, sizeof(s->boot)) && s->boot[0];
+	s->file_ok = read_small(gen_path, "generation file", &gen_warned, s->file, sizeof(s->file));
+	s->boot_ok = read_small(boot_path, "boot id", &boot_warned, s->boot, sizeof(s->boot));
 	/* The three clocks as close together as we can: a read pair that a
 	 * preemption stretched (a loaded machine) is taken again, so that it
 	 * cannot pass for a jump. */
@@ -174,7 +220,7 @@ static void take_sample(struct sample *s)
 	s->monotonic = m;
 	s->rt_off = rt - m;
 	s->bt_off = bt - m;
-	if (rt_fake_path && read_small(rt_fake_path, v, sizeof(v)))
+	if (rt_fake_path && read_small(rt_fake_path, "test realtime offset file", &rt_warned, v, sizeof(v)))
 		s->rt_off += strtoll(v, NULL, 10) * 1000000LL;
 }
 
@@ -317,6 +363,7 @@ static void *watch_thread(void *arg)
 		}
 
 		take_sample(&cur);
+		keep_known(&cur, &base);
 		pthread_mutex_lock(&crac__lock);
 		bool busy = crac__round_state.active;
 		pthread_mutex_unlock(&crac__lock);
@@ -333,7 +380,10 @@ static void *watch_thread(void *arg)
 				was_busy = true;   /* a round began meanwhile: it decides */
 				continue;
 			}
+			/* the new baseline: the clocks of now, the values that
+			 * changed as last seen if they cannot be read now */
 			take_sample(&base);
+			keep_known(&base, &cur);
 			record_quiet();
 			continue;
 		}
@@ -372,7 +422,17 @@ int crac__ext_watch_start(void)
 	if (jump_ns <= 0)
 		jump_ns = INT64_MAX;   /* 0: the clock detector is off */
 
-	vmclock_fd = open(vmclock_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	/* The device, or a regular file holding the page (tests): a FIFO or a
+	 * socket there is not opened (see read_small()). */
+	if (stat(vmclock_path, &st) == 0 && !S_ISCHR(st.st_mode) && !S_ISREG(st.st_mode))
+		crac__ext_info("%s is neither a character device nor a regular file (mode %06o): "
+			       "it is not read", vmclock_path, (unsigned)st.st_mode);
+	else
+		vmclock_fd = open(vmclock_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+	if (vmclock_fd >= 0 && (fstat(vmclock_fd, &st) < 0 || (!S_ISCHR(st.st_mode) && !S_ISREG(st.st_mode)))) {
+		close(vmclock_fd);
+		vmclock_fd = -1;
+	}
 	if (vmclock_fd >= 0) {
 		uint64_t gen;
 		unsigned char h[VMCLOCK_OFF_FLAGS + 8];
