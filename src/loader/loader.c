@@ -300,10 +300,9 @@ static void fail_map(const struct crac_img_view *v, const struct crac_img_map *m
 /*
  * Step 5 in two passes. First every mapping is made (and the lazy ones
  * registered with userfaultfd): one mmap each, nothing read yet. Then the
- * eager memory is filled (fill_eager): runs of chunks that are contiguous
- * in memory and in the pages file are read with one pread, each chunk's
- * crc32c checked right after (the pages faulted in first with one
- * MADV_POPULATE_WRITE); from 1 MiB on, with two CPUs, a second thread
+ * eager memory is filled (fill_eager): chunks that follow each other in the
+ * pages file are read with one preadv (fill_chunks), each chunk's crc32c
+ * checked right after; from 1 MiB on, with two CPUs, a second thread
  * fills the second half meanwhile. Fresh memory costs more to fault in than to copy
  * (a VM with shadow paging: ~20x), so large dense anonymous mappings get
  * transparent huge pages while they are filled (THP mode "madvise": the
@@ -316,7 +315,7 @@ static bool made_huge[CRAC_IMG_MAX_MAPS];    /* MADV_HUGEPAGE while filling */
 static int thp_madvise;                       /* THP mode is "madvise" */
 static int fill_threads = 2;                  /* $CRAC_LOADER_THREADS: 1 or 2 */
 
-#define FILL_RUN_MAX (4ull << 20)      /* one pread; the crc then reads it from cache */
+#define FILL_RUN_MAX (4ull << 20)      /* one preadv; the crc then reads it from cache */
 #define FILL_SPLIT_MIN (1ull << 20)    /* below this, one thread fills all */
 #define MADV_POPULATE_WRITE_ 23        /* Linux 5.14 */
 #define HUGE_MIN (2ull << 20)
@@ -370,9 +369,23 @@ static void map_all(const struct crac_img_view *v, int uffd, uint64_t *mapped, u
 }
 
 /* The chunks [c0, c1) of eager mappings, read and verified. 0, or -errno
- * from pread, or 1 for a checksum mismatch; *bad: the chunk at fault. */
+ * from pread, or 1 for a checksum mismatch; *bad: the chunk at fault.
+ *
+ * System calls are what costs most here (a guest's transitions are slow:
+ * python3 has some 130 small runs of dirty library pages), so chunks that
+ * follow each other in the pages file are read with one preadv, one
+ * iovec per run of chunks contiguous in memory, up to FILL_RUN_MAX bytes
+ * and FILL_IOV runs. Runs of FILL_POPULATE_MIN and more are faulted in
+ * first with one MADV_POPULATE_WRITE (cheaper than a fault per page
+ * inside the read: 1.5x for anonymous memory here, 1.2x for copies of
+ * file pages; an old kernel without it just faults). */
+#define FILL_IOV 256
+#define FILL_POPULATE_MIN (16 * P)
+
+struct k_iovec { uint64_t base, len; };
+
 static long fill_chunks(const struct crac_img_view *v, int fd, uint32_t c0, uint32_t c1, uint32_t *bad,
-			uint32_t *n_reads)
+			uint32_t *n_reads, struct k_iovec *iov)
 {
 	for (uint32_t c = c0; c < c1;) {
 		const struct crac_img_chunk *k = &v->chunks[c];
@@ -380,23 +393,55 @@ static long fill_chunks(const struct crac_img_view *v, int fd, uint32_t c0, uint
 			c++;
 			continue;
 		}
-		uint32_t e = c + 1;
-		uint64_t len = k->len;
-		while (e < c1 && v->chunks[e].map == k->map && v->chunks[e].addr == k->addr + len &&
-		       v->chunks[e].offset == k->offset + len && len + v->chunks[e].len <= FILL_RUN_MAX)
-			len += v->chunks[e++].len;
-		/* Faulting the pages in one call costs less than one fault per
-		 * page inside pread (1.5x for anonymous memory here, 1.2x for
-		 * copies of file pages); an old kernel without it just faults. */
-		if (len >= 2 * P) {
-			sys_madvise(k->addr, len, MADV_POPULATE_WRITE_);
-			(*n_reads)++;
+		/* the batch: [c, e), file bytes [k->offset, k->offset + total) */
+		uint32_t e = c + 1, n_iov = 1;
+		uint64_t total = k->len;
+		iov[0].base = k->addr;
+		iov[0].len = k->len;
+		while (e < c1) {
+			const struct crac_img_chunk *x = &v->chunks[e];
+			if (is_lazy[x->map] || v->maps[x->map].kind >= CRAC_MAP_VVAR ||
+			    x->offset != k->offset + total || total + x->len > FILL_RUN_MAX)
+				break;
+			if (x->addr == iov[n_iov - 1].base + iov[n_iov - 1].len) {
+				iov[n_iov - 1].len += x->len;
+			} else if (n_iov < FILL_IOV) {
+				iov[n_iov].base = x->addr;
+				iov[n_iov++].len = x->len;
+			} else {
+				break;
+			}
+			total += x->len;
+			e++;
 		}
-		long rc = read_full(fd, (void *)(uintptr_t)k->addr, len, k->offset);
+		for (uint32_t i = 0; i < n_iov; i++)
+			if (iov[i].len >= FILL_POPULATE_MIN) {
+				sys_madvise(iov[i].base, iov[i].len, MADV_POPULATE_WRITE_);
+				(*n_reads)++;
+			}
+		long n = SYS(SYS_preadv, fd, iov, n_iov, k->offset, 0, 0);
 		(*n_reads)++;
-		if (rc < 0) {
+		if (n == -EINTR)
+			n = 0;
+		if (n < 0) {
 			*bad = c;
-			return rc;
+			return n;
+		}
+		/* a short read (a signal, a file cut short): the rest one by one */
+		uint64_t done = (uint64_t)n, at = 0;
+		for (uint32_t i = 0; done < total && i < n_iov; i++) {
+			if (at + iov[i].len > done) {
+				uint64_t skip = done > at ? done - at : 0;
+				long rc = read_full(fd, (void *)(uintptr_t)(iov[i].base + skip), iov[i].len - skip,
+						    k->offset + at + skip);
+				(*n_reads)++;
+				if (rc < 0) {
+					*bad = c;
+					return rc;
+				}
+				done = at + iov[i].len;
+			}
+			at += iov[i].len;
 		}
 		for (; c < e; c++) {
 			const struct crac_img_chunk *x = &v->chunks[c];
@@ -424,7 +469,9 @@ static char fill_stack[64u << 10] __attribute__((aligned(64)));
 static void fill_helper(void *arg)
 {
 	(void)arg;
-	fill_job.rc = fill_chunks(fill_job.v, fill_job.fd, fill_job.c0, fill_job.c1, &fill_job.bad, &fill_job.n_reads);
+	static struct k_iovec iov[FILL_IOV];
+	fill_job.rc = fill_chunks(fill_job.v, fill_job.fd, fill_job.c0, fill_job.c1, &fill_job.bad, &fill_job.n_reads,
+				  iov);
 	SYS(SYS_exit, 0, 0, 0, 0, 0, 0);
 }
 
@@ -489,7 +536,8 @@ static void fill_eager(const struct crac_img_view *v, int pages_fd, uint64_t *st
 		else
 			split = h->n_chunks;   /* no second thread: we fill all */
 	}
-	long rc = fill_chunks(v, pages_fd, 0, split, &bad, &n_reads);
+	static struct k_iovec iov[FILL_IOV];
+	long rc = fill_chunks(v, pages_fd, 0, split, &bad, &n_reads, iov);
 	if (*threads == 2) {
 		uint32_t t;
 		while ((t = __atomic_load_n(&fill_tid, __ATOMIC_ACQUIRE)) != 0)
@@ -604,10 +652,19 @@ static void crash_handler(int sig, siginfo_t *si, void *ucv)
 	die(1, msg_buf);
 }
 
+/* $CRAC_LOADER_PONR_FD (crac start's supervisor): one byte is
+ * written there at the point of no return, so that an exit without it is a
+ * refusal that changed nothing (the program never ran: start it cold) and
+ * an exit after it is the restored program's own (never run it twice). The
+ * descriptor is closed with every inherited one later. */
+static int ponr_fd = -1;
+
 /* From here on, asynchronous signals wait for the restored program (it sets
  * its own mask), and a crash says where it happened. */
 static void point_of_no_return(void)
 {
+	if (ponr_fd >= 3)
+		out(ponr_fd, "p");
 	uint64_t mask = ~0ull;
 	struct k_sigaction ka = {
 		.handler = (uint64_t)(uintptr_t)crash_handler,
@@ -920,6 +977,14 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 			memcpy(activation_env, *e + 20, strlen(*e + 20) + 1);   /* activation_place() */
 		else if (!strcmp(*e, "CRAC_LOADER_TEST_CRASH=1"))
 			test_crash = 1;   /* tests of the crash handler: fault after mapping */
+		else if (!memcmp(*e, "CRAC_LOADER_PONR_FD=", 20)) {
+			/* crac start: see point_of_no_return() */
+			int v = 0;
+			const char *c = *e + 20;
+			while (*c >= '0' && *c <= '9' && v < 100000)
+				v = v * 10 + (*c++ - '0');
+			ponr_fd = *c || c == *e + 20 ? -1 : v;
+		}
 	/* The directory first, so that every message names it. */
 	for (int a = 1; a < argc && strcmp(argv[a], "--"); a++) {
 		if (!strcmp(argv[a], "--env"))
