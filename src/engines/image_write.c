@@ -19,10 +19,10 @@
  *            the kernel from its own mapping of each page, and the image
  *            stays in the page cache for a restore that follows.
  *   direct   CRAC_IMAGE_WRITER=direct: O_DIRECT pwritev from the program's
- *            pages (a second descriptor of the pages file), through Linux
- *            AIO with two batches in flight: the crc of the next batch is
- *            taken while the device reads this one (synchronous if
- *            io_setup is refused, or with CRAC_IMAGE_NO_AIO). No page
+ *            pages (a second descriptor of the pages file); with
+ *            CRAC_IMAGE_AIO=1 through Linux AIO with two batches in
+ *            flight, the crc of the next batch taken while the device
+ *            reads this one (it did not measure better here). No page
  *            cache is filled and the data is on the disk when the write
  *            completes. It measured faster than splice while the guest's
  *            CPUs were saturated by other work (the host moves the data),
@@ -154,10 +154,12 @@ int img_write_begin(struct img_capture *c)
 			 * later (no new function gets called then). */
 			setup_pipe(w);
 			w->mode = IMG_WRITE_DIRECT;
-			/* Linux AIO: the crc of the next batch is taken while the
-			 * device reads this one. Without it, synchronous writes. */
+			/* CRAC_IMAGE_AIO=1: Linux AIO, the crc of the next batch
+			 * taken while the device reads this one. It did not
+			 * measure better here (docs/bench-checkpoint.md), so
+			 * synchronous writes unless asked. */
 			aio_context_t ctx = 0;
-			if (!getenv("CRAC_IMAGE_NO_AIO") && syscall(SYS_io_setup, 4, &ctx) == 0)
+			if (getenv("CRAC_IMAGE_AIO") && syscall(SYS_io_setup, 4, &ctx) == 0)
 				w->aio = ctx;
 			w->why = "CRAC_IMAGE_WRITER=direct";
 			return 0;
