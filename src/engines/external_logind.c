@@ -15,7 +15,8 @@
  * A round that did not park (a before-callback failed) releases the lock
  * when it ends. The bus is $DBUS_SYSTEM_BUS_ADDRESS or the system bus.
  *
- * Without libsystemd at build time the path is not built: starting it says
+ * Without libsystemd's headers at build time the path is not built; without
+ * libsystemd.so.0 at run time it cannot start. Either way starting it says
  * so (always with CRAC_EXTERNAL_LOGIND=1) and returns -ENOTSUP.
  */
 #include "engines/external.h"
@@ -53,7 +54,57 @@ bool crac__ext_logind_parking(bool *sleeping)
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
+#include <dlfcn.h>
 #include <systemd/sd-bus.h>
+
+/*
+ * sd-bus is loaded with dlopen when the logind path starts, not linked:
+ * linking libcrac (and the crac command) with libsystemd would load it and
+ * the seven libraries it needs into every program and every `crac
+ * restore`, which costs tens of milliseconds before main() here. Only the
+ * functions below are used; each call site keeps sd-bus's own name.
+ */
+#define SDBUS_FUNCS(X) \
+	X(sd_bus_open_system) X(sd_bus_call_method) X(sd_bus_error_free) \
+	X(sd_bus_flush_close_unref) X(sd_bus_get_fd) X(sd_bus_match_signal) \
+	X(sd_bus_message_read) X(sd_bus_message_unref) X(sd_bus_process) \
+	X(sd_bus_wait)
+
+static struct {
+#define X(f) __typeof__(f) *f;
+	SDBUS_FUNCS(X)
+#undef X
+} sdb;
+
+/* 0, or -ENOTSUP with `why` set when libsystemd.so.0 or a function is missing. */
+static int load_sdbus(const char **why)
+{
+	static void *lib;
+
+	if (lib)
+		return 0;
+	void *h = dlopen("libsystemd.so.0", RTLD_NOW | RTLD_LOCAL);
+	if (!h) {
+		*why = dlerror();
+		return -ENOTSUP;
+	}
+#define X(f) if (!(sdb.f = (__typeof__(f) *)dlsym(h, #f))) { *why = "libsystemd.so.0 lacks " #f; dlclose(h); return -ENOTSUP; }
+	SDBUS_FUNCS(X)
+#undef X
+	lib = h;
+	return 0;
+}
+
+#define sd_bus_open_system sdb.sd_bus_open_system
+#define sd_bus_call_method sdb.sd_bus_call_method
+#define sd_bus_error_free sdb.sd_bus_error_free
+#define sd_bus_flush_close_unref sdb.sd_bus_flush_close_unref
+#define sd_bus_get_fd sdb.sd_bus_get_fd
+#define sd_bus_match_signal sdb.sd_bus_match_signal
+#define sd_bus_message_read sdb.sd_bus_message_read
+#define sd_bus_message_unref sdb.sd_bus_message_unref
+#define sd_bus_process sdb.sd_bus_process
+#define sd_bus_wait sdb.sd_bus_wait
 
 #define LOGIND_NAME "org.freedesktop.login1"
 #define LOGIND_PATH "/org/freedesktop/login1"
@@ -286,6 +337,14 @@ int crac__ext_logind_start(bool required)
 
 	if (started)
 		return 0;
+	const char *why = NULL;
+	if ((rc = load_sdbus(&why)) < 0) {
+		/* no libsystemd on this system: quiet unless asked for, as without a bus */
+		if (required)
+			crac__ext_say("logind: CRAC_EXTERNAL_LOGIND=1 but sd-bus cannot be loaded: %s "
+				      "(Debian package libsystemd0)", why ? why : "?");
+		return rc;
+	}
 	pthread_once(&atfork_once, register_atfork);
 	rc = sd_bus_open_system(&bus);
 	if (rc < 0) {
