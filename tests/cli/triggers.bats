@@ -40,7 +40,7 @@ teardown() { start_teardown; }
 	[[ "$(ask "$port")" == "answer "*"served=1 "* ]]
 	first="$(stat -c %i "$T/img/header")"
 	kill -USR1 "$pid"
-	wait_for test "$(grep -c "image written" "$T/run.err")" -eq 2
+	wait_for sh -c "[ \$(grep -c 'image written' '$T/run.err') -eq 2 ]"
 	[ "$(stat -c %i "$T/img/header")" != "$first" ]
 	[[ "$(ask "$port")" == "answer "*"served=2 "* ]]
 	kill -0 "$pid"
