@@ -819,6 +819,23 @@ static int check_fds(const struct crac_img_checker *k, struct crac_img_buf *b)
 
 	for (uint32_t i = 0; i < v->h->n_fds; i++) {
 		const struct crac_img_fd *e = &v->fds[i];
+		if (e->kind == CRAC_OBJ_INOTIFY && e->same_as == CRAC_IMG_NO_FD) {
+			/* every watched path there and the same file, as the
+			 * loader will need them after its point of no return */
+			crac_img_puts(b, "fd ");
+			crac_img_putu(b, (uint64_t)e->fd);
+			crac_img_puts(b, " (inotify): ");
+			int rc = crac_obj_inotify_check(v, e, b);
+			if (rc < 0) {
+				if (rc != -ESTALE && rc != -EBADMSG)
+					crac_img_put_err(b, rc);
+				return rc;
+			}
+			b->len = 0;
+			if (b->cap)
+				b->p[0] = 0;
+			continue;
+		}
 		if (e->same_as != CRAC_IMG_NO_FD || !e->path)
 			continue;
 		if (e->kind != CRAC_OBJ_FILE && e->kind != CRAC_OBJ_DIR && e->kind != CRAC_OBJ_DEVICE &&

@@ -72,6 +72,11 @@ restore_fails() {
 	mv "$W/d/f" "$W/f.away"
 	restore_fails
 	echo "$stderr" | grep -q "fd [0-9]* (inotify): wd 4: $W/d/f: No such file or directory"
+	# crac inspect says the same, before any restore is tried (one check routine)
+	run "$CRAC_BUILD_DIR/crac" inspect "$T/img"
+	echo "$output"
+	[ "$status" -ne 0 ]
+	echo "$output" | grep -q "fd [0-9]* (inotify): wd 4: $W/d/f: No such file or directory"
 	# back in place: restored
 	mv "$W/f.away" "$W/d/f"
 	restored_ok
