@@ -100,6 +100,12 @@ struct cli_super {
 	void (*restored)(struct cli_super *s);
 	void *priv;
 	int listen_fds;                  /* LISTEN_FDS passed on to the program */
+	/* --checkpoint-on SIGNAL where this instance writes nothing: the
+	 * signal is still consumed (never forwarded) and this line said */
+	const char *no_write_why;
+	/* restoring: the read end of the loader's point-of-no-return pipe
+	 * ($CRAC_LOADER_PONR_FD); 0: none */
+	int ponr_fd;
 	/* state */
 	pid_t child;
 	long long started_ms;
@@ -110,9 +116,11 @@ struct cli_super {
 	void *busy;                      /* the request in progress */
 	int checkpoints;                 /* successful ones */
 	sigset_t old_mask;
+	int stop_sig;                    /* a stop signal came before the restore answered */
 };
 
-/* The child died before a restore answered: wait status | this flag. */
+/* The restore was refused before the loader's point of no return (nothing
+ * of the program ran) and no stop signal came: wait status | this flag. */
 #define CLI_SUPER_RESTORE_FAILED 0x10000
 
 int cli_super_init(struct cli_super *s, const char *who);
@@ -123,8 +131,8 @@ int cli_super_prepare(struct cli_super *s);
 /* Forks and execs argv (PATH searched) with extra_env added; -1 on failure. */
 pid_t cli_super_spawn(struct cli_super *s, char *const argv[], char *const extra_env[]);
 /* Runs until the child ends: its exit status for us, or
- * CLI_SUPER_RESTORE_FAILED | wait status when `restoring` and it died before
- * answering on its control endpoint. */
+ * CLI_SUPER_RESTORE_FAILED | wait status when `restoring` and the loader
+ * refused before its point of no return (s->ponr_fd said nothing). */
 int cli_super_wait(struct cli_super *s, bool restoring);
 /* The exit status for a wait status (raises a fatal signal on ourselves). */
 int cli_super_end(struct cli_super *s, int ws);

@@ -585,7 +585,22 @@ int crac_cmd_start(int argc, char **argv)
 		for (size_t i = 0; i < na; i++)
 			rargv[k++] = args[i];
 		rargv[k] = NULL;
-		char *extra[2] = { act[0] ? act : NULL, NULL };
+		/*
+		 * The loader writes a byte to this pipe at its point of no
+		 * return: a child that ends without it was refused (nothing of
+		 * the program ran: start it cold); one that ends after it is
+		 * the restored program, whose end is ours (never run twice).
+		 */
+		int ponr[2];
+		static char ponr_kv[40];
+		if (pipe2(ponr, O_CLOEXEC) < 0 || fcntl(ponr[1], F_SETFD, 0) < 0 ||
+		    fcntl(ponr[0], F_SETFL, O_NONBLOCK) < 0) {
+			cli_err("start: pipe: %s", strerror(errno));
+			return 125;
+		}
+		snprintf(ponr_kv, sizeof(ponr_kv), "CRAC_LOADER_PONR_FD=%d", ponr[1]);
+		s.ponr_fd = ponr[0];
+		char *extra[3] = { ponr_kv, act[0] ? act : NULL, NULL };
 		s.armed = false;   /* warm already: only --checkpoint-on refreshes the image */
 		st.newdir[0] = 0;
 		snprintf(st.newdir, sizeof(st.newdir), "%s.new-%d", st.dir, (int)getpid());
@@ -600,10 +615,15 @@ int crac_cmd_start(int argc, char **argv)
 		s.tokens = tokens;
 		/* a writer lock for --checkpoint-on refreshes */
 		if (s.trig.on_signal && ofd_lock(st.lock_fd, F_WRLCK, 1, false) < 0)
-			s.trig.on_signal = 0;
-		if (cli_super_spawn(&s, rargv, extra) < 0)
+			s.no_write_why = "another crac start is writing the image (this one is not the writer)";
+		pid_t child = cli_super_spawn(&s, rargv, extra);
+		close(ponr[1]);
+		if (child < 0)
 			return 125;
 		int ws = cli_super_wait(&s, true);
+		close(ponr[0]);
+		s.ponr_fd = 0;
+		s.no_write_why = NULL;
 		free(rargv);
 		if (!(ws & CLI_SUPER_RESTORE_FAILED))
 			return ws;
@@ -642,7 +662,7 @@ int crac_cmd_start(int argc, char **argv)
 	s.tokens = tokens;
 	s.armed = writer;
 	if (!writer)
-		s.trig.on_signal = 0;
+		s.no_write_why = "another crac start is writing the image (this one is not the writer)";
 	if (cli_super_spawn(&s, args, NULL) < 0)
 		return 125;
 	return cli_super_wait(&s, false);

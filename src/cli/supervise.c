@@ -42,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -577,11 +578,19 @@ static int end_like(struct cli_super *s, int ws)
 	if (WIFSIGNALED(ws)) {
 		int sig = WTERMSIG(ws);
 		sigset_t set;
+		fflush(NULL);
+		/* the child dumped its core: no second (and wrong) core of ours */
+		if (WCOREDUMP(ws)) {
+			struct rlimit no = { 0, 0 };
+			setrlimit(RLIMIT_CORE, &no);
+		}
 		signal(sig, SIG_DFL);
 		sigemptyset(&set);
 		sigaddset(&set, sig);
 		sigprocmask(SIG_UNBLOCK, &set, NULL);
-		if (sig != SIGKILL && sig != SIGSTOP && !WCOREDUMP(ws))
+		if (sig == SIGKILL)
+			kill(getpid(), SIGKILL);
+		else if (sig != SIGSTOP)
 			raise(sig);
 		return 128 + sig;
 	}
@@ -623,10 +632,19 @@ int cli_super_wait(struct cli_super *s, bool restoring)
 				if (sig == SIGCHLD)
 					continue;   /* below */
 				if (sig == s->trig.on_signal) {
+					/* ours, never the program's: it would die of it */
 					char why[64];
 					snprintf(why, sizeof(why), "--checkpoint-on %s", strsignal(sig));
-					fire(s, why);
+					if (s->no_write_why)
+						cli_err("%s: %s: %s; no checkpoint taken", s->who, why,
+							s->no_write_why);
+					else
+						fire(s, why);
 				} else {
+					/* a stop signal during a restore: its end, never a cold start */
+					if (!restored_up && (sig == SIGTERM || sig == SIGINT || sig == SIGHUP ||
+							     sig == SIGQUIT))
+						s->stop_sig = sig;
 					kill(s->child, sig);
 				}
 			}
@@ -641,8 +659,17 @@ int cli_super_wait(struct cli_super *s, bool restoring)
 				if (poll(&d, 1, 5000) > 0)
 					request_done(s);
 			}
-			if (!restored_up)
-				return CLI_SUPER_RESTORE_FAILED | ws;
+			if (!restored_up) {
+				/* Did the loader pass its point of no return? Then
+				 * the program ran (or the restore crashed after
+				 * changing it): its end is ours, it never runs twice. */
+				char c;
+				bool ran = s->ponr_fd > 0 && read(s->ponr_fd, &c, 1) == 1;
+				if (!ran && s->stop_sig)
+					return end_like(s, s->stop_sig);   /* as if killed by it */
+				if (!ran && !s->stop_sig)
+					return CLI_SUPER_RESTORE_FAILED | ws;
+			}
 			return end_like(s, ws);
 		}
 		now = now_ms();

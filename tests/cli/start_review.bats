@@ -1,0 +1,122 @@
+#!/usr/bin/env bats
+# Defects of `crac start` and the supervisor found by review (issue 13):
+# a stop signal during a restore, a restored program that ends before it
+# answers, --checkpoint-on where this instance is not the writer, ends by a
+# core-dumping signal or SIGKILL, what DIR may be, DIR.lock, leftovers.
+
+load common
+load start_common
+
+bats_require_minimum_version 1.5.0
+
+setup() {
+	T="$(mktemp -d /tmp/crac-bats-startrev.XXXXXX)"
+	start_setup
+	EXITP="${CRAC_TEST_START_EXIT:-$CRAC_BUILD_DIR/tests/start_exit}"
+	require_image_engine
+}
+
+teardown() { start_teardown; pkill -9 -f "start_exit $T/" 2>/dev/null || true; }
+
+# ends: crac start ($pid) ends within 5 s (not a cold program running on); $status.
+ends() {
+	exited "$pid" || { cat "$T"/*.err; echo "crac start $pid still runs" >&2; return 1; }
+	status=0; wait "$pid" || status=$?
+}
+
+# image MODE [MB]: a cold start of start_exit that writes $T/img, then ended.
+image() {
+	bg cold "$CRAC" start --image "$T/img" --checkpoint-after 300ms -- "$EXITP" "$T/d" "$@"
+	wait_for grep -q "written to $T/img" "$T/cold.err"
+	kill -TERM "$pid"
+	status=0; wait "$pid" || status=$?
+	[ "$(wc -l <"$T/d/boots")" -eq 1 ]
+}
+
+@test "a restored program that exits before its first answer: its exit status, run once, never cold" {
+	image exit
+	START_EXIT_NOW=1 bg warm "$CRAC" start --image "$T/img" --checkpoint-after 300ms -- "$EXITP" "$T/d" exit
+	ends
+	cat "$T/warm.err"
+	[ "$status" -eq 7 ]
+	[ "$(wc -l <"$T/d/boots")" -eq 1 ]
+	! grep -q "cold" "$T/warm.err"
+}
+
+@test "a restore that crashes after the loader's point of no return: not run again cold" {
+	image wait
+	CRAC_LOADER_TEST_CRASH=1 bg warm "$CRAC" start --image "$T/img" --checkpoint-after 300ms -- "$EXITP" "$T/d" wait
+	ends
+	cat "$T/warm.err"
+	[ "$status" -ne 0 ]
+	[ "$(wc -l <"$T/d/boots")" -eq 1 ]
+	! grep -q "cold" "$T/warm.err"
+}
+
+# has_child PID: PID (exec'd already: bg's own children are gone) has a child.
+has_child() {
+	[ "$(readlink /proc/"$1"/exe)" = "$(readlink -f "$CRAC")" ] &&
+		[ -n "$(cat /proc/"$1"/task/*/children 2>/dev/null)" ]
+}
+
+@test "TERM to crac start during a restore (before the first answer): it ends by TERM, no cold start" {
+	image wait 64
+	bg warm "$CRAC" start --image "$T/img" --checkpoint-after 300ms -- "$EXITP" "$T/d" wait 64
+	for _ in $(seq 5000); do has_child "$pid" && break; done
+	child="$(cat /proc/"$pid"/task/*/children)"
+	kill -STOP $child   # held in the middle of its restore (64 MiB)
+	kill -TERM "$pid"
+	sleep 0.3
+	kill -CONT $child 2>/dev/null || true   # (a fatal TERM may have ended it already)
+	ends
+	cat "$T/warm.err"
+	[ "$status" -eq 143 ]
+	[ "$(wc -l <"$T/d/boots")" -eq 1 ]
+	! grep -q "cold" "$T/warm.err"
+}
+
+@test "--checkpoint-on USR1 where this start is not the writer: USR1 is consumed, one line says why, the program lives" {
+	bg a "$CRAC" start --image "$T/img" --checkpoint-on USR1 -- "$EXITP" "$T/d" wait
+	a="$pid"
+	wait_for grep -q "starting" "$T/a.err"
+	wait_for test "$(wc -l <"$T/d/boots" 2>/dev/null)" = 1
+	bg b "$CRAC" start --image "$T/img" --checkpoint-on USR1 -- "$EXITP" "$T/d" wait
+	b="$pid"
+	wait_for grep -q "this one writes none" "$T/b.err"
+	wait_for test "$(wc -l <"$T/d/boots")" = 2
+	prog="$(pgrep -P "$b")"
+	kill -USR1 "$b"
+	wait_for grep -q "not the writer" "$T/b.err"
+	cat "$T/b.err"
+	sleep 0.2
+	kill -0 "$prog"
+	kill -0 "$b"
+	[ ! -e "$T/img" ]
+	[ "$(grep -c "not the writer" "$T/b.err")" -eq 1 ]
+}
+
+# ends_like SIG: crac run's supervisor ends as its child ended by SIG.
+ends_like() {
+	(
+		cd "$T"
+		ulimit -c unlimited 2>/dev/null || true
+		"$PY" -c '
+import subprocess, sys
+r = subprocess.run(sys.argv[1:], stdin=subprocess.DEVNULL, close_fds=True)
+print(r.returncode)
+' "$CRAC" run --checkpoint-after 1h -- /bin/sh -c "kill -$1 \$\$"
+	)
+}
+
+@test "a child killed by a core-dumping signal or by SIGKILL: crac dies by the same signal (not exit 128+N)" {
+	run ends_like SEGV
+	echo "$output"
+	[ "${lines[-1]}" = "-11" ]
+	run ends_like ABRT
+	[ "${lines[-1]}" = "-6" ]
+	run ends_like KILL
+	echo "$output"
+	[ "${lines[-1]}" = "-9" ]
+	run ends_like TERM
+	[ "${lines[-1]}" = "-15" ]
+}
