@@ -35,6 +35,7 @@
 #include "cli.h"
 #include "core/internal.h"
 #include "image/check.h"
+#include "image/dir.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -45,7 +46,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <dirent.h>
+#include <signal.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef RENAME_NOREPLACE
@@ -190,15 +194,100 @@ static void key_diff(const char *a, const char *b, char *out, size_t len)
 
 /* ---- locks -------------------------------------------------------------------- */
 
-static int ofd_lock(int fd, short type, off_t byte, bool wait)
+#define LOCK_WAIT_MS 10000
+
+/*
+ * wait: up to LOCK_WAIT_MS (then -ETIMEDOUT), in steps of 10 ms; never an
+ * unbounded F_OFD_SETLKW. With stop != NULL (the main thread, the stop
+ * signals blocked) a TERM, INT, HUP or QUIT that comes meanwhile ends the
+ * wait: -EINTR, the signal in *stop.
+ */
+static int ofd_lock_stop(int fd, short type, off_t byte, bool wait, int *stop)
 {
 	struct flock l = { .l_type = type, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1 };
+	struct timespec step = { 0, 10 * 1000000 };
+	sigset_t set;
 
-	while (fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &l) < 0) {
-		if (errno != EINTR)
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGQUIT);
+	for (int ms = 0;; ms += 10) {
+		if (fcntl(fd, F_OFD_SETLK, &l) == 0)
+			return 0;
+		if (errno != EINTR && errno != EAGAIN && errno != EACCES)
 			return -errno;
+		if (!wait)
+			return -errno;
+		if (ms >= LOCK_WAIT_MS)
+			return -ETIMEDOUT;
+		if (stop) {
+			int sig = sigtimedwait(&set, NULL, &step);
+			if (sig > 0) {
+				*stop = sig;
+				return -EINTR;
+			}
+		} else {
+			nanosleep(&step, NULL);
+		}
 	}
-	return 0;
+}
+
+static int ofd_lock(int fd, short type, off_t byte, bool wait)
+{
+	return ofd_lock_stop(fd, type, byte, wait, NULL);
+}
+
+/*
+ * May crac start write DIR? The image engine's rule (image/dir.c
+ * crac_img_target_check), with crac start's two files: DIR is absent, or a
+ * directory (not a symbolic link) of the effective uid holding nothing but
+ * header, pages, start-key and activation, regular files of ours. Else 1
+ * line in msg and -1: nothing of it is replaced or removed.
+ */
+static int target_ok(const char *dir, char *msg, size_t len)
+{
+	static const char *const ours[] = { "header", "pages", KEY_FILE, ACT_FILE };
+	struct stat sb;
+	uid_t me = geteuid();
+
+	if (lstat(dir, &sb) < 0)
+		return errno == ENOENT ? 0 : (snprintf(msg, len, "%s: %s", dir, strerror(errno)), -1);
+	if (!S_ISDIR(sb.st_mode) || sb.st_uid != me) {
+		snprintf(msg, len, "%s is not a crac image of this user (it is %s%s); crac start replaces only its own",
+			 dir, S_ISLNK(sb.st_mode) ? "a symbolic link" : S_ISDIR(sb.st_mode) ? "a directory" :
+			 S_ISREG(sb.st_mode) ? "a regular file" : S_ISFIFO(sb.st_mode) ? "a named pipe" :
+			 "a special file", S_ISDIR(sb.st_mode) ? " of another user" : "");
+		return -1;
+	}
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	if (!d) {
+		snprintf(msg, len, "%s: %s", dir, strerror(errno));
+		if (dfd >= 0)
+			close(dfd);
+		return -1;
+	}
+	struct dirent *de;
+	int rc = 0;
+	while (rc == 0 && (de = readdir(d))) {
+		struct stat fs;
+		size_t i = 0;
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		while (i < sizeof(ours) / sizeof(ours[0]) && strcmp(de->d_name, ours[i]))
+			i++;
+		if (i == sizeof(ours) / sizeof(ours[0]) ||
+		    fstatat(dfd, de->d_name, &fs, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(fs.st_mode) ||
+		    fs.st_uid != me) {
+			snprintf(msg, len, "%s is not a crac image of this user (it holds %s); crac start replaces "
+				 "only its own", dir, de->d_name);
+			rc = -1;
+		}
+	}
+	closedir(d);
+	return rc;
 }
 
 /* ---- is DIR usable? --------------------------------------------------------------- */
@@ -320,16 +409,23 @@ static int write_file(const char *dir, const char *name, const char *text)
 	return rc;
 }
 
+/* Removes an image directory of ours: no symbolic link followed (DIR
+ * itself is opened O_NOFOLLOW, its files unlinked through that fd), nothing
+ * of another user's; anything else in it stays (rmdir fails). */
 static void remove_image(const char *dir)
 {
 	static const char *const files[] = { "header", "pages", KEY_FILE, ACT_FILE };
-	char path[PATH_MAX + 64];
+	struct stat sb;
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
-		unlink(path);
+	if (dfd < 0)
+		return;
+	if (fstat(dfd, &sb) == 0 && sb.st_uid == geteuid()) {
+		for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+			unlinkat(dfd, files[i], 0);
+		rmdir(dir);   /* a symbolic link put there meanwhile: ENOTDIR */
 	}
-	rmdir(dir);
+	close(dfd);
 }
 
 static void fsync_dir(const char *path)
@@ -401,6 +497,13 @@ static int install(struct cli_super *s, int pid, char *msg, size_t len)
 		return -1;
 	}
 	struct stat sb;
+	char twhy[1024];
+	if (target_ok(st->dir, twhy, sizeof(twhy)) < 0) {
+		ofd_lock(st->lock_fd, F_UNLCK, 0, false);
+		snprintf(msg, len, "%s; not replaced", twhy);
+		remove_image(st->newdir);
+		return -1;
+	}
 	bool exists = lstat(st->dir, &sb) == 0;
 	if (exists)
 		rc = (int)syscall(SYS_renameat2, AT_FDCWD, st->newdir, AT_FDCWD, st->dir, RENAME_EXCHANGE);
@@ -425,6 +528,48 @@ static int install(struct cli_super *s, int pid, char *msg, size_t len)
 	}
 	snprintf(msg, len, "image of %s written to %s; process %d keeps running", st->prog, st->dir, pid);
 	return 0;
+}
+
+/*
+ * The writer's cleanup: DIR.new-PID (an image a crac start of pid PID made
+ * but never put in place) when PID is gone or is us, and, by the image
+ * engine's rule (crac_img_clean_stale: the writer's pid and start time in
+ * the name; only ours), the unfinished DIR.new-PID.tmp-... of writers that
+ * are gone. Nothing followed through a symbolic link, nothing of others.
+ */
+static void clean_stale_new(const struct start *st)
+{
+	char parent[PATH_MAX], nd[PATH_MAX + 32], prefix[NAME_MAX + 8];
+	const char *slash = strrchr(st->dir, '/');
+	int removed = 0, n;
+
+	snprintf(parent, sizeof(parent), "%.*s", slash == st->dir ? 1 : (int)(slash - st->dir), st->dir);
+	snprintf(prefix, sizeof(prefix), "%s.new-", slash + 1);
+	DIR *d = opendir(parent);
+	if (!d)
+		return;
+	size_t pl = strlen(prefix);
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		char *end;
+		if (strncmp(de->d_name, prefix, pl))
+			continue;
+		long pid = strtol(de->d_name + pl, &end, 10);
+		if (end == de->d_name + pl || pid <= 0 || pid > INT_MAX)
+			continue;
+		snprintf(nd, sizeof(nd), "%s.new-%ld", st->dir, pid);
+		if (!*end && (pid == getpid() || (kill((pid_t)pid, 0) < 0 && errno == ESRCH))) {
+			struct stat sb;
+			remove_image(nd);
+			removed += lstat(nd, &sb) < 0;
+		} else if (!strncmp(end, ".tmp-", 5) && crac_img_clean_stale(nd, &n) == 0) {
+			removed += n;
+		}
+	}
+	closedir(d);
+	if (removed)
+		cli_err("start: removed %d unfinished image%s of %s left by writers that are gone", removed,
+			removed == 1 ? "" : "s", st->dir);
 }
 
 /* The restored process answers: its image may be replaced now. */
@@ -532,21 +677,30 @@ int crac_cmd_start(int argc, char **argv)
 		cli_err("start: out of memory");
 		return 125;
 	}
+	/* DIR.lock: a regular file of ours only we may write, no link
+	 * followed; else no restore, and a cold start that writes nothing */
 	snprintf(lock, sizeof(lock), "%s.lock", st.dir);
-	st.lock_fd = open(lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	st.lock_fd = open(lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+	struct stat lb;
+	int rc = 0, stop = 0;
 	if (st.lock_fd < 0) {
-		cli_err("start: cannot open the lock file %s: %s", lock, strerror(errno));
-		return 125;
+		snprintf(why, sizeof(why), "cannot open the lock file %s: %s", lock, strerror(errno));
+	} else if (fstat(st.lock_fd, &lb) < 0 || !S_ISREG(lb.st_mode) || lb.st_uid != geteuid() ||
+		   (lb.st_mode & 022)) {
+		snprintf(why, sizeof(why), "the lock file %s is not a regular file of this user that only it may "
+			 "write", lock);
+		close(st.lock_fd);
+		st.lock_fd = -1;
+	} else if ((rc = ofd_lock_stop(st.lock_fd, F_RDLCK, 0, true, &stop)) < 0) {
+		/* 2. restore? (shared on byte 0: DIR is not swapped meanwhile) */
+		if (rc == -EINTR)
+			return cli_super_end(&s, stop);   /* a stop signal: ended by it */
+		snprintf(why, sizeof(why), "cannot lock %s: %s", lock, rc == -ETIMEDOUT ?
+			 "held by another process for 10 s" : strerror(-rc));
+	} else {
+		st.image_lock = true;
 	}
-
-	/* 2. restore? (shared on byte 0: DIR is not swapped meanwhile) */
-	int rc = ofd_lock(st.lock_fd, F_RDLCK, 0, true);
-	if (rc < 0) {
-		cli_err("start: cannot lock %s: %s", lock, strerror(-rc));
-		return 125;
-	}
-	st.image_lock = true;
-	if (usable(&st, s.listen_fds, act, sizeof(act), why, sizeof(why)) == 0) {
+	if (st.image_lock && usable(&st, s.listen_fds, act, sizeof(act), why, sizeof(why)) == 0) {
 		char self[PATH_MAX];
 		ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 		size_t ne = 0, na = 0;
@@ -642,15 +796,24 @@ int crac_cmd_start(int argc, char **argv)
 		st.image_lock = false;
 	}
 
-	/* 3. cold */
-	bool writer = ofd_lock(st.lock_fd, F_WRLCK, 1, false) == 0;
-	cli_err("start: %s: starting %s cold%s", why, st.prog,
-		writer ? "" : " (another crac start is writing the image: this one writes none)");
+	/* 3. cold: the writer is the one holding byte 1, if DIR may be written */
+	char twhy[1024] = "";
+	bool writer = false;
+	if (st.lock_fd < 0)
+		snprintf(twhy, sizeof(twhy), "without a lock file it writes no image");
+	else if (target_ok(st.dir, twhy, sizeof(twhy)) == 0)
+		writer = ofd_lock(st.lock_fd, F_WRLCK, 1, false) == 0;
+	cli_err("start: %s: starting %s cold%s%s%s", why, st.prog,
+		writer || twhy[0] ? "" : " (another crac start is writing the image: this one writes none)",
+		twhy[0] ? "; it writes no image: " : "", twhy);
+	if (twhy[0])
+		s.no_write_why = "this crac start writes no image (said at its start)";
 	if (cli_preload_env() < 0)
 		return 2;
 	setenv("CRAC_ENGINE", "image", 1);
 	snprintf(st.newdir, sizeof(st.newdir), "%s.new-%d", st.dir, (int)getpid());
-	remove_image(st.newdir);   /* one a killed crac of this pid left */
+	if (writer)
+		clean_stale_new(&st);   /* DIR.new-* of writers that are gone (and ours) */
 	static const char *tokens[6];
 	static char image_tok[PATH_MAX + 8];
 	snprintf(image_tok, sizeof(image_tok), "image=%s", st.newdir);
@@ -661,7 +824,7 @@ int crac_cmd_start(int argc, char **argv)
 	tokens[4] = NULL;
 	s.tokens = tokens;
 	s.armed = writer;
-	if (!writer)
+	if (!writer && !s.no_write_why)
 		s.no_write_why = "another crac start is writing the image (this one is not the writer)";
 	if (cli_super_spawn(&s, args, NULL) < 0)
 		return 125;

@@ -409,13 +409,15 @@ static void request_done(struct cli_super *s)
 	/* a success crac start describes itself (the image's temporary name is no news) */
 	if (q->answer && q->answer_len && (!ok || (!s->quiet && !s->installed)))
 		fputs(q->answer, stderr);
+	/* crac start: the process may be a restored one; no image was put in place */
+	const char *goes_on = s->installed ? "keeps running; no image written" : "keeps running cold";
 	if (q->rc < 0)
-		cli_err("%s: the checkpoint that %s started failed: %s; process %d keeps running cold",
-			s->who, q->why, q->err, q->pid);
+		cli_err("%s: the checkpoint that %s started failed: %s; process %d %s",
+			s->who, q->why, q->err, q->pid, goes_on);
 	else if (!ok)
-		cli_err("%s: the checkpoint that %s started failed (%s); process %d keeps running cold",
+		cli_err("%s: the checkpoint that %s started failed (%s); process %d %s",
 			s->who, q->why, q->status == CRAC_ABORTED ? "aborted" : q->status < 0 ?
-			crac__errno_name(q->status) : "unexpected status", q->pid);
+			crac__errno_name(q->status) : "unexpected status", q->pid, goes_on);
 	else if (q->install_rc < 0)
 		cli_err("%s: %s", s->who, q->install_msg);
 	else {

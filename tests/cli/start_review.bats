@@ -120,3 +120,75 @@ print(r.returncode)
 	run ends_like TERM
 	[ "${lines[-1]}" = "-15" ]
 }
+
+@test "DIR a regular file, a named pipe, a symbolic link: refused with one line, cold start, nothing replaced or removed through it" {
+	echo precious >"$T/img"
+	bg a "$CRAC" start --image "$T/img" --checkpoint-after 200ms -- "$EXITP" "$T/d" wait
+	wait_for grep -q "not a crac image of this user" "$T/a.err"
+	sleep 1
+	cat "$T/a.err"
+	[ "$(cat "$T/img")" = precious ]
+	kill -0 "$pid"
+	kill -TERM "$pid"; wait "$pid" || true
+	rm -f "$T/img"
+
+	mkfifo "$T/img"
+	bg b "$CRAC" start --image "$T/img" --checkpoint-after 200ms -- "$EXITP" "$T/d" wait
+	wait_for grep -q "not a crac image of this user" "$T/b.err"
+	sleep 1
+	[ -p "$T/img" ]
+	kill -TERM "$pid"; wait "$pid" || true
+	rm -f "$T/img"
+
+	mkdir "$T/victim"
+	echo h >"$T/victim/header"; echo p >"$T/victim/pages"
+	ln -s "$T/victim" "$T/img"
+	bg c "$CRAC" start --image "$T/img" --checkpoint-after 200ms -- "$EXITP" "$T/d" wait
+	wait_for grep -q "not a crac image of this user (it is a symbolic link" "$T/c.err"
+	sleep 1
+	cat "$T/c.err"
+	[ -L "$T/img" ]
+	[ "$(cat "$T/victim/header")" = h ] && [ "$(cat "$T/victim/pages")" = p ]
+	kill -TERM "$pid"; wait "$pid" || true
+}
+
+@test "DIR.lock writable by others or a symbolic link: refused (cold, nothing written); a held lock: TERM still ends crac start" {
+	touch "$T/img.lock"; chmod 666 "$T/img.lock"
+	bg a "$CRAC" start --image "$T/img" --checkpoint-after 200ms -- "$EXITP" "$T/d" wait
+	wait_for grep -q "only it may write" "$T/a.err"
+	sleep 1
+	cat "$T/a.err"
+	[ ! -e "$T/img" ]
+	kill -TERM "$pid"; wait "$pid" || true
+	rm -f "$T/img.lock"
+
+	touch "$T/img.lock"
+	"$PY" -c '
+import fcntl, os, struct, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR)
+fcntl.fcntl(fd, 37, struct.pack("hhqqi", fcntl.F_WRLCK, 0, 0, 2, 0))   # F_OFD_SETLK
+open(sys.argv[2], "w").close()
+time.sleep(60)
+' "$T/img.lock" "$T/locked" &
+BG+=("$!")
+	wait_for test -e "$T/locked"
+	bg b "$CRAC" start --image "$T/img" --checkpoint-after 200ms -- "$EXITP" "$T/d" wait
+	wait_for has_child_or_waits "$pid"
+	sleep 0.3
+	kill -TERM "$pid"
+	ends
+	[ "$status" -eq 143 ]
+}
+
+# has_child_or_waits PID: crac start (exec'd) runs.
+has_child_or_waits() { [ "$(readlink /proc/"$1"/exe)" = "$(readlink -f "$CRAC")" ]; }
+
+@test "an unfinished DIR.new-PID of a crac start that is gone is removed by the next writer" {
+	mkdir -p "$T/img.new-4194300"
+	echo h >"$T/img.new-4194300/header"
+	bg a "$CRAC" start --image "$T/img" --checkpoint-after 300ms -- "$EXITP" "$T/d" wait
+	wait_for grep -q "written to $T/img" "$T/a.err"
+	cat "$T/a.err"
+	[ ! -e "$T/img.new-4194300" ]
+	grep -q "removed 1 unfinished image of $T/img" "$T/a.err"
+}
