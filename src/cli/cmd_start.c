@@ -62,6 +62,8 @@
 #define KEY_FILE "start-key"
 #define ACT_FILE "activation"
 #define MAX_KEY (64 * 1024)
+#define KEY_LONG (16 * 1024)   /* longer keys are hashed (make_key) */
+#define KEY_HEAD 4096
 
 extern char **environ;
 
@@ -142,6 +144,24 @@ static char *make_key(const char *key, char **args)
 		}
 	}
 	fclose(f);
+	/*
+	 * A long key (arguments of many kilobytes) is kept short: its length,
+	 * a 64-bit FNV-1a hash of all of it and its first 4 KiB (which the
+	 * message names when keys differ). Not a cryptographic hash: the key
+	 * tells a program's images apart, it guards against no one (DIR is
+	 * the caller's own).
+	 */
+	if (text && len > KEY_LONG) {
+		uint64_t h = 0xcbf29ce484222325ull;
+		for (size_t i = 0; i < len; i++)
+			h = (h ^ (unsigned char)text[i]) * 0x100000001b3ull;
+		char *short_key = NULL;
+		if (asprintf(&short_key, "crac-start-key 1\nlong key: %zu bytes, fnv1a-64 %016llx, first %d:\n%.*s\n",
+			     len, (unsigned long long)h, KEY_HEAD, KEY_HEAD, text) < 0)
+			short_key = NULL;
+		free(text);
+		text = short_key;
+	}
 	return text;
 }
 
@@ -161,7 +181,7 @@ static char *read_small(const char *dir, const char *name, int *err)
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > MAX_KEY ||
 	    (st.st_uid != geteuid() && st.st_uid != 0) || (st.st_mode & 022)) {
-		*err = -EPERM;
+		*err = S_ISREG(st.st_mode) && st.st_size > MAX_KEY ? -EFBIG : -EPERM;
 		close(fd);
 		return NULL;
 	}
@@ -313,7 +333,8 @@ static int usable(struct start *st, int listen_fds, char *act, size_t actlen, ch
 	char *key = read_small(st->dir, KEY_FILE, &err);
 	if (!key) {
 		snprintf(why, len, "%s/%s: %s (an image crac start did not write)", st->dir, KEY_FILE,
-			 err == -EPERM ? "not a regular file of ours that only we may write" : strerror(-err));
+			 err == -EPERM ? "not a regular file of ours that only we may write" :
+			 err == -EFBIG ? "larger than 64 KiB" : strerror(-err));
 		return 1;
 	}
 	if (strcmp(key, st->key)) {
@@ -708,6 +729,26 @@ int crac_cmd_start(int argc, char **argv)
 			ne++;
 		while (args[na])
 			na++;
+		/* The environment goes to `crac restore` twice (as its own
+		 * and as --env): too large for one exec is a reason, said,
+		 * not a restore that fails every time. */
+		size_t bytes = 0, longest = 0;
+		for (size_t i = 0; i < ne; i++) {
+			size_t l = strlen(environ[i]) + 1;
+			bytes += 2 * (l + sizeof(char *)) + 6 + sizeof(char *);
+			longest = l > longest ? l : longest;
+		}
+		for (size_t i = 0; i < na; i++) {
+			size_t l = strlen(args[i]) + 1;
+			bytes += l + sizeof(char *);
+			longest = l > longest ? l : longest;
+		}
+		long arg_max = sysconf(_SC_ARG_MAX);
+		if ((arg_max > 0 && bytes + 65536 > (size_t)arg_max) || longest > 32 * 4096) {
+			snprintf(why, sizeof(why), "the environment and arguments (%zu bytes) are too large to pass to "
+				 "the restore (the environment goes twice: ARG_MAX %ld, 128 KiB a string)", bytes, arg_max);
+			goto cold;
+		}
 		char **rargv = calloc(2 * ne + na + 12, sizeof(char *));
 		if (n <= 0 || !rargv) {
 			cli_err("start: cannot find crac itself (/proc/self/exe)");
@@ -791,6 +832,7 @@ int crac_cmd_start(int argc, char **argv)
 		restored(&s);
 		s.child = 0;
 	}
+cold:
 	if (st.image_lock) {
 		ofd_lock(st.lock_fd, F_UNLCK, 0, false);
 		st.image_lock = false;

@@ -192,3 +192,26 @@ has_child_or_waits() { [ "$(readlink /proc/"$1"/exe)" = "$(readlink -f "$CRAC")"
 	[ ! -e "$T/img.new-4194300" ]
 	grep -q "removed 1 unfinished image of $T/img" "$T/a.err"
 }
+
+@test "arguments over 64 KiB: the key is hashed, the next start restores; an environment too large to pass twice: one clear reason" {
+	long="$(head -c 70000 /dev/zero | tr '\0' x)"
+	bg a "$CRAC" start --image "$T/img" --checkpoint-after 300ms -- "$EXITP" "$T/d" wait 0 "$long"
+	wait_for grep -q "written to $T/img" "$T/a.err"
+	kill -TERM "$pid"; wait "$pid" || true
+	[ "$(wc -c <"$T/img/start-key")" -lt 8192 ]
+	bg b "$CRAC" start --image "$T/img" --checkpoint-after 300ms -- "$EXITP" "$T/d" wait 0 "$long"
+	sleep 1
+	cat "$T/b.err"
+	! grep -q cold "$T/b.err"
+	[ "$(wc -l <"$T/d/boots")" -eq 1 ]
+	kill -TERM "$pid"; wait "$pid" || true
+
+	big="$(head -c 100000 /dev/zero | tr '\0' y)"
+	for i in $(seq 12); do export BIG$i="$big"; done
+	bg c "$CRAC" start --image "$T/img" --checkpoint-after 300ms -- "$EXITP" "$T/d" wait 0 "$long"
+	wait_for grep -q "starting" "$T/c.err"
+	for i in $(seq 12); do unset BIG$i; done
+	cat "$T/c.err"
+	grep -q "too large to pass to the restore" "$T/c.err"
+	kill -TERM "$pid"; wait "$pid" || true
+}
