@@ -148,11 +148,12 @@ print(r.returncode)
 	sleep 1
 	cat "$T/c.err"
 	[ -L "$T/img" ]
-	[ "$(cat "$T/victim/header")" = h ] && [ "$(cat "$T/victim/pages")" = p ]
+	[ "$(cat "$T/victim/header")" = h ]
+	[ "$(cat "$T/victim/pages")" = p ]
 	kill -TERM "$pid"; wait "$pid" || true
 }
 
-@test "DIR.lock writable by others or a symbolic link: refused (cold, nothing written); a held lock: TERM still ends crac start" {
+@test "DIR.lock writable by others: refused (cold, nothing written); a held lock: TERM still ends crac start" {
 	touch "$T/img.lock"; chmod 666 "$T/img.lock"
 	bg a "$CRAC" start --image "$T/img" --checkpoint-after 200ms -- "$EXITP" "$T/d" wait
 	wait_for grep -q "only it may write" "$T/a.err"
@@ -214,4 +215,21 @@ has_child_or_waits() { [ "$(readlink /proc/"$1"/exe)" = "$(readlink -f "$CRAC")"
 	cat "$T/c.err"
 	grep -q "too large to pass to the restore" "$T/c.err"
 	kill -TERM "$pid"; wait "$pid" || true
+}
+
+@test "a planted DIR.new-PID symbolic link (PID: this crac start's) is never followed: the files it points to stay" {
+	mkdir "$T/victim"
+	echo h >"$T/victim/header"; echo p >"$T/victim/pages"
+	# crac start's pid is known before it runs: the shell that execs it
+	bg a /bin/sh -c 'while [ ! -e "$1/go" ]; do sleep 0.01; done; shift; exec "$@"' sh "$T" \
+		"$CRAC" start --image "$T/img" --checkpoint-on USR1 -- "$EXITP" "$T/d" wait
+	ln -s "$T/victim" "$T/img.new-$pid"
+	touch "$T/go"
+	wait_for grep -q "starting" "$T/a.err"
+	wait_for test -s "$T/d/boots"
+	sleep 0.3
+	cat "$T/a.err"
+	[ "$(cat "$T/victim/header")" = h ]
+	[ "$(cat "$T/victim/pages")" = p ]
+	[ -L "$T/img.new-$pid" ]
 }
