@@ -184,14 +184,19 @@ BG+=("$!")
 # has_child_or_waits PID: crac start (exec'd) runs.
 has_child_or_waits() { [ "$(readlink /proc/"$1"/exe)" = "$(readlink -f "$CRAC")" ]; }
 
-@test "an unfinished DIR.new-PID of a crac start that is gone is removed by the next writer" {
+@test "an unfinished DIR.new-PID of a crac start that is gone, and DIR.new-PID.tmp-* of writers that are gone, are removed by the next writer" {
 	mkdir -p "$T/img.new-4194300"
 	echo h >"$T/img.new-4194300/header"
+	# and a temporary of the image engine inside such a start's checkpoint
+	# (TERM during the warm-up checkpoint): its writer's pid is gone too
+	mkdir -p "$T/img.new-4194300.tmp-4194301-12345-abcdef"
+	head -c 1000000 /dev/zero >"$T/img.new-4194300.tmp-4194301-12345-abcdef/pages"
 	bg a "$CRAC" start --image "$T/img" --checkpoint-after 300ms -- "$EXITP" "$T/d" wait
 	wait_for grep -q "written to $T/img" "$T/a.err"
 	cat "$T/a.err"
 	[ ! -e "$T/img.new-4194300" ]
-	grep -q "removed 1 unfinished image of $T/img" "$T/a.err"
+	[ ! -e "$T/img.new-4194300.tmp-4194301-12345-abcdef" ]
+	grep -q "removed 2 unfinished images of $T/img" "$T/a.err"
 }
 
 @test "arguments over 64 KiB: the key is hashed, the next start restores; an environment too large to pass twice: one clear reason" {
