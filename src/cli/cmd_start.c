@@ -29,8 +29,14 @@
  * takes it writes DIR, the others start cold and write nothing.
  *
  * Exit status: the program's (restored or cold; killed by a signal: the
- * same signal, raised on crac); 2 usage error; 125 crac could not start
- * anything (DIR.lock, fork); 126/127 PROG not executable / not found.
+ * same signal, raised on crac, without a core of crac's); a restored
+ * program that ends before it answers is not run again: its status is
+ * crac's (only a refusal of the loader before its point of no return
+ * starts PROG cold); a stop signal (TERM, INT, HUP, QUIT) during a restore
+ * or a lock wait ends crac by that signal; 2 usage error; 125 crac could
+ * not start anything (fork, pipe); 126/127 PROG not executable / not found.
+ * DIR and DIR.lock that are not crac start's own (image/dir.c's rule):
+ * one line, a cold start that writes nothing.
  */
 #include "cli.h"
 #include "core/internal.h"
