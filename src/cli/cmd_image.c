@@ -123,10 +123,10 @@ static int enter_timens(const char *dir)
 
 int crac_cmd_restore_image(int argc, char **argv)
 {
-	const char *usage = "usage: crac restore DIR [--populate | --lazy] [--stats] [--timens] [--trust-owner] [--env K=V]... [-- ARGS...]";
+	const char *usage = "usage: crac restore DIR [--populate | --lazy] [--stats] [--timens] [--trust-owner] [--verify-files] [--quiet|-q] [--env K=V]... [-- ARGS...]";
 	char loader[PATH_MAX], msg[512];
 	const char *dir = NULL;
-	bool populate = false, lazy = false, stats = false, timens = false, trust = false;
+	bool populate = false, lazy = false, stats = false, timens = false, trust = false, quiet = false;
 	int i;
 
 	for (i = 1; i < argc; i++) {
@@ -143,6 +143,8 @@ int crac_cmd_restore_image(int argc, char **argv)
 			timens = true;
 		} else if (!strcmp(argv[i], "--trust-owner")) {
 			trust = true;
+		} else if (!strcmp(argv[i], "--quiet") || !strcmp(argv[i], "-q")) {
+			quiet = true;   /* no line for what came back otherwise than it was */
 		} else if (!strcmp(argv[i], "--env") && i + 1 < argc) {
 			if (!strchr(argv[i + 1], '=') || argv[i + 1][0] == '=') {
 				cli_err("--env needs KEY=VALUE, not \"%s\"", argv[i + 1]);
@@ -189,6 +191,8 @@ int crac_cmd_restore_image(int argc, char **argv)
 		args[n++] = "--stats";
 	if (trust)
 		args[n++] = "--trust-owner";
+	if (quiet)
+		args[n++] = "--quiet";
 	for (int k = 1; k < argc && strcmp(argv[k], "--"); k++)
 		if (!strcmp(argv[k], "--env") && k + 1 < argc) {
 			args[n++] = "--env";

@@ -852,11 +852,62 @@ static void restore_fds(const struct crac_img_view *v, int pfd)
 	sys_close(hp);
 }
 
+/*
+ * What the restore did with each descriptor, on stderr (issue: an operator
+ * restoring an unmodified program sees only this): level 1 (default) says
+ * what did not come back as it was — a connection restored closed by a
+ * policy, a file reopened although it changed (policy changed=ok); level 2
+ * ($CRAC_LOG=info or debug) also every descriptor reopened as it was.
+ * --quiet or $CRAC_LOG=error: nothing (refusals are fatal and said anyway).
+ */
+static int fd_report = 1;
+
+static void fd_line(const struct crac_img_view *v, const struct crac_img_fd *e, const char *what)
+{
+	struct crac_img_buf b = msg();
+
+	crac_img_puts(&b, "crac: restore ");
+	crac_img_put_escaped(&b, image_dir);
+	crac_img_puts(&b, ": fd ");
+	crac_img_putu(&b, (uint64_t)e->fd);
+	crac_img_puts(&b, " (");
+	crac_img_puts(&b, crac_obj_kind_name(e->kind));
+	if (e->path) {
+		crac_img_puts(&b, " ");
+		crac_img_put_escaped(&b, crac_img_str(v, e->path));
+	}
+	crac_img_puts(&b, "): ");
+	crac_img_puts(&b, what);
+	crac_img_puts(&b, "\n");
+	out(2, msg_buf);
+}
+
+static void report_fds(const struct crac_img_view *v)
+{
+	for (uint32_t i = 0; fd_report && i < v->h->n_fds; i++) {
+		const struct crac_img_fd *e = &v->fds[i];
+		struct stat st;
+		if (e->kind == CRAC_OBJ_CLOSED) {
+			fd_line(v, e, "restored closed, as a policy said at the checkpoint (the program sees its peer gone)");
+		} else if (e->kind == CRAC_OBJ_FILE && (e->u[6] & CRAC_OBJ_F_CHANGED_OK) && e->path &&
+			   sys_fstatat(AT_FDCWD, crac_img_str(v, e->path), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			   ((uint64_t)st.st_size != e->u[2] ||
+			    (uint64_t)st.st_mtim.tv_sec * 1000000000ull + (uint64_t)st.st_mtim.tv_nsec != e->u[3] ||
+			    (uint64_t)st.st_ctim.tv_sec * 1000000000ull + (uint64_t)st.st_ctim.tv_nsec != e->u[4])) {
+			if (e->same_as == CRAC_IMG_NO_FD)
+				fd_line(v, e, "changed since the checkpoint; reopened at its old offset as the "
+					"policy (changed=ok) allows");
+		} else if (fd_report > 1) {
+			fd_line(v, e, e->same_as != CRAC_IMG_NO_FD ? "reopened (a duplicate)" : "reopened");
+		}
+	}
+}
+
 /* ---- main ------------------------------------------------------------------------ */
 
 static void usage(void)
 {
-	out(2, "usage: crac-loader [--populate | --lazy] [--stats] [--check] [--trust-owner] [--verify-files] [--env K=V]... DIR [-- ARGS...]\n"
+	out(2, "usage: crac-loader [--populate | --lazy] [--stats] [--check] [--trust-owner] [--verify-files] [--quiet] [--env K=V]... DIR [-- ARGS...]\n"
 	       "(normally run by `crac restore DIR`)\n");
 	sys_exit_group(2);
 }
@@ -975,6 +1026,10 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 		}
 		else if (!memcmp(*e, "CRAC_ACTIVATION_FDS=", 20) && strlen(*e + 20) < sizeof(activation_env))
 			memcpy(activation_env, *e + 20, strlen(*e + 20) + 1);   /* activation_place() */
+		else if (!strcmp(*e, "CRAC_LOG=error"))
+			fd_report = 0;
+		else if (!strcmp(*e, "CRAC_LOG=info") || !strcmp(*e, "CRAC_LOG=debug"))
+			fd_report = 2;
 		else if (!strcmp(*e, "CRAC_LOADER_TEST_CRASH=1"))
 			test_crash = 1;   /* tests of the crash handler: fault after mapping */
 		else if (!memcmp(*e, "CRAC_LOADER_PONR_FD=", 20)) {
@@ -1006,6 +1061,7 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 		else if (!strcmp(argv[i], "--check")) check = 1;
 		else if (!strcmp(argv[i], "--trust-owner")) check_flags |= CRAC_IMG_TRUST_OWNER;
 		else if (!strcmp(argv[i], "--verify-files")) check_flags |= CRAC_IMG_VERIFY_FILES;
+		else if (!strcmp(argv[i], "--quiet")) fd_report = 0;
 		else if (!strcmp(argv[i], "--env") && i + 1 < argc) {
 			const char *kv = argv[++i];
 			const char *eq = kv;
@@ -1177,6 +1233,7 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 	}
 	phase = "recreating the program's descriptors";
 	restore_fds(&v, pfd);
+	report_fds(&v);
 	res->loader_done_ns = mono_ns();
 
 	phase = "jumping into the restored program (before it restored its signal handlers)";
