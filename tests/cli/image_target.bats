@@ -134,7 +134,7 @@ refused() {   # refused TARGET WORDS...: checkpoint into TARGET is refused
 	pid="$(echo "$tmp" | cut -d- -f2)"
 	[ "$(cut -d' ' -f22 /proc/$pid/stat)" = "$(echo "$tmp" | cut -d- -f3)" ] ||
 		skip "the checkpoint finished before it could be killed"
-	kill -9 "$pid"
+	kill -9 "$pid" 2>/dev/null || skip "the checkpoint finished before it could be killed"
 	wait "$bg" || true
 	[ -d "$T/$tmp" ] || skip "the checkpoint finished before it could be killed"
 	ls -la "$T"
