@@ -85,7 +85,7 @@ static void usage(FILE *f)
 		"        ask process PID (through its control endpoint) to checkpoint; prints the report\n"
 		"  restore --pid PID [--env K=V]... [-- ARGS...]\n"
 		"        resume a process paused by the pause engine\n"
-		"  restore DIR [--populate | --lazy] [--stats] [--timens] [--trust-owner] [--env K=V]... [-- ARGS...]\n"
+		"  restore DIR [--populate | --lazy] [--stats] [--timens] [--trust-owner] [--verify-files] [--quiet] [--env K=V]... [-- ARGS...]\n"
 		"        restore an image written by the image engine (only your own: an image is code)\n"
 		"  run [--engine E] [--checkpoint-to DIR] [--policies FILE] [--keep-running] [triggers]\n"
 		"      -- PROG [ARGS...]\n"

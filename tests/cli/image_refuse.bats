@@ -351,7 +351,7 @@ inspect_cannot_load() {
 	[[ "$stderr" == "crac: usage: crac restore DIR"* ]]
 	run --separate-stderr "$CRAC" restore "$T/a" "$T/b"
 	[ "$status" -eq 2 ]
-	[ "$stderr" = "crac: unexpected \"$T/b\" (usage: crac restore DIR [--populate | --lazy] [--stats] [--timens] [--trust-owner] [--env K=V]... [-- ARGS...])" ]
+	[ "$stderr" = "crac: unexpected \"$T/b\" (usage: crac restore DIR [--populate | --lazy] [--stats] [--timens] [--trust-owner] [--verify-files] [--quiet|-q] [--env K=V]... [-- ARGS...])" ]
 	run --separate-stderr env CRAC_LOADER=/nonexistent "$CRAC" restore "$T/a"
 	[ "$status" -eq 2 ]
 	[ "$stderr" = "crac: CRAC_LOADER=/nonexistent is not an executable file" ]
