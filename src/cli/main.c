@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -101,13 +102,45 @@ static void usage(FILE *f)
 		"  check PID\n"
 		"        list what would stop process PID from being checkpointed\n"
 		"\n"
-		"options: --help, --version\n"
+		"options: --help, --version; before the command: -v (info), -vv (debug), -q (errors only):\n"
+		"  how much crac says, also in the programs it starts or restores ($CRAC_LOG)\n"
 		"exit status: 0 success, 1 the operation failed (report printed), 2 usage error or unavailable\n"
 		"crac <command> --help: the options of one command; see crac(1), crac(7)\n");
 }
 
+/*
+ * -v, -vv, -q before the command: how much crac says, for this command and
+ * what it starts or restores (they inherit $CRAC_LOG): -v info, -vv debug,
+ * -q errors only. Returns how many arguments it took.
+ */
+static int verbosity(int argc, char **argv)
+{
+	int n = 0, level = -1;
+
+	for (int i = 1; i < argc; i++, n++) {
+		if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose"))
+			level = level >= CRAC_LOG_INFO ? CRAC_LOG_DEBUG : CRAC_LOG_INFO;
+		else if (!strcmp(argv[i], "-vv"))
+			level = CRAC_LOG_DEBUG;
+		else if (!strcmp(argv[i], "-q") || !strcmp(argv[i], "--quiet"))
+			level = CRAC_LOG_ERROR;
+		else
+			break;
+	}
+	if (level >= 0) {
+		static const char *const names[] = { "error", "warn", "info", "debug" };
+		setenv("CRAC_LOG", names[level], 1);
+		crac_log_set_level((enum crac_log_level)level);
+	}
+	return n;
+}
+
 int main(int argc, char **argv)
 {
+	int skip = verbosity(argc, argv);
+
+	argc -= skip;
+	argv += skip;
 	const char *cmd = argc > 1 ? argv[1] : NULL;
 
 	/* The command links libcrac too: started under `crac run` it inherits

@@ -71,7 +71,7 @@ checkpoint() {
 	[ "$(grep -c '^crac: restore' "$T/err")" -eq 3 ]
 }
 
-@test "--quiet and CRAC_LOG=error: no line; CRAC_LOG=info: every descriptor" {
+@test "--quiet and CRAC_LOG=error (crac -q): no line; CRAC_LOG=info (crac -v): every descriptor" {
 	checkpoint
 	echo "second" >>"$T/data"
 	run bash -c 'echo go | exec "$0" restore --quiet "$1" 2>"$2"' "$CRAC" "$T/img" "$T/err"
@@ -88,4 +88,11 @@ checkpoint() {
 	grep -q "restored closed" "$T/err"
 	# what came back as it was is said too
 	grep -q "^crac: restore $T/img: fd [0-9]* (device /dev/null): reopened\$" "$T/err"
+	# crac -v / -q before the command: the same as CRAC_LOG=info / error
+	run bash -c 'echo go | exec "$0" -v restore "$1" 2>"$2"' "$CRAC" "$T/img" "$T/err"
+	[ "$status" -eq 0 ]
+	grep -q "(device /dev/null): reopened\$" "$T/err"
+	run bash -c 'echo go | exec "$0" -q restore "$1" 2>"$2"' "$CRAC" "$T/img" "$T/err"
+	[ "$status" -eq 0 ]
+	[ ! -s "$T/err" ]
 }
