@@ -33,17 +33,29 @@ PY
 
 teardown() {
 	[ -z "${pid:-}" ] || kill "$pid" 2>/dev/null || true
+	[ -z "${writer:-}" ] || kill "$writer" 2>/dev/null || true
 	rm -rf "$T"
 }
 
 checkpoint() {
-	# (not `clean`: a function's subshell would make $! another process)
-	sleep 600 | (
+	# stdin: a FIFO whose writer never writes (the program waits in
+	# readline); neither process keeps a descriptor of bats open, or bats
+	# would wait for them (not `clean`: a function's subshell would make
+	# $! another process than the one to stop)
+	mkfifo "$T/in"
+	(
+		for fd in $(ls /proc/$BASHPID/fd); do
+			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+		done
+		exec sleep 600 >"$T/in"
+	) &
+	writer=$!
+	(
 		for fd in $(ls /proc/$BASHPID/fd); do
 			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
 		done
 		exec "$CRAC" run --policies "$T/pol" -- python3 "$T/prog.py" "$T/data"
-	) >"$T/out" 2>&1 &
+	) <"$T/in" >"$T/out" 2>&1 &
 	pid=$!
 	local i
 	for ((i = 0; i < 300; i++)); do
