@@ -11,6 +11,23 @@ clean() {
 	)
 }
 
+# spawn OUT ERR CMD...: starts CMD in the background with only fds 0-2 open
+# (stdin /dev/null, or $SPAWN_STDIN; stdout OUT; stderr ERR) and sets
+# $SPAWNED to CMD's own pid. (`clean CMD &` would make $! a shell that
+# stopping leaves CMD running, and a process holding a descriptor of bats
+# makes bats wait for it.)
+spawn() {
+	local out=$1 err=$2
+	shift 2
+	(
+		for fd in $(ls /proc/$BASHPID/fd); do
+			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+		done
+		exec "$@" <"${SPAWN_STDIN:-/dev/null}" >"$out" 2>"$err"
+	) &
+	SPAWNED=$!
+}
+
 # require_image_engine: skips the test, with the reason, when `crac --version`
 # does not list the image engine. Needs $CRAC.
 require_image_engine() {

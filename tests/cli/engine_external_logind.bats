@@ -11,6 +11,9 @@
 # Needs the Debian packages dbus-daemon and python3-dbusmock (skips with
 # the reason otherwise) and a libcrac built with libsystemd (libsystemd-dev).
 
+load common
+load ext_common
+
 setup() {
 	CRAC="$CRAC_BUILD_DIR/crac"
 	PROG="$CRAC_BUILD_DIR/tests/ext_prog"
@@ -83,32 +86,6 @@ import dbus, sys
 o = dbus.SystemBus().get_object("org.freedesktop.login1", "/org/freedesktop/login1")
 o.EmitSignal("org.freedesktop.login1.Manager", "PrepareForSleep", "b", [sys.argv[1] == "true"],
              dbus_interface="org.freedesktop.DBus.Mock")' "$1"
-}
-
-start_prog() {
-	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
-		exec "$PROG" "$@" </dev/null >"$T/out" 2>"$T/err"
-	) &
-	PID=$!
-	for _ in $(seq 250); do
-		grep -q '^ready' "$T/out" 2>/dev/null && return 0
-		sleep 0.02
-	done
-	cat "$T/err" >&2
-	return 1
-}
-
-wait_for() {
-	for _ in $(seq 500); do
-		grep -qE "$1" "$T/out" 2>/dev/null && return 0
-		sleep 0.02
-	done
-	echo "--- out:" >&2; cat "$T/out" >&2
-	echo "--- err:" >&2; cat "$T/err" >&2
-	return 1
 }
 
 # wait_lock yes|no: until the crac delay lock is (not) held, up to 10 s

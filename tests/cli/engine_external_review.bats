@@ -8,6 +8,9 @@
 #  - when a park ends without a snapshot (deadline, failed hook), the hook's
 #    whole process group is killed and the hook reaped before after_restore.
 
+load common
+load ext_common
+
 setup() {
 	CRAC="$CRAC_BUILD_DIR/crac"
 	PROG="$CRAC_BUILD_DIR/tests/ext_prog"
@@ -34,34 +37,6 @@ teardown() {
 		kill -9 "$p" 2>/dev/null || true
 	done
 	rm -rf "$T"
-}
-
-# start_prog [ext_prog options]: in the background, output in $T/out, $T/err
-start_prog() {
-	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
-		exec "$PROG" "$@" </dev/null >"$T/out" 2>"$T/err"
-	) &
-	PID=$!
-	for _ in $(seq 250); do
-		grep -q '^ready' "$T/out" 2>/dev/null && return 0
-		sleep 0.02
-	done
-	cat "$T/err" >&2
-	return 1
-}
-
-# wait_for PATTERN [FILE]: up to 10 s for a line matching PATTERN
-wait_for() {
-	for _ in $(seq 500); do
-		grep -qE "$1" "${2:-$T/out}" 2>/dev/null && return 0
-		sleep 0.02
-	done
-	echo "--- out:" >&2; cat "$T/out" >&2
-	echo "--- err:" >&2; cat "$T/err" >&2
-	return 1
 }
 
 # restores: how many unannounced restores the program saw

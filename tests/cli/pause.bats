@@ -7,6 +7,8 @@
 # pausing itself (crac_checkpoint_restore with engine "pause") and the
 # errors: resuming a process that is not paused, checkpointing one that is.
 
+load common
+
 setup() {
 	CRAC="$CRAC_BUILD_DIR/crac"
 	PROG="$CRAC_BUILD_DIR/tests/ctlprog"
@@ -27,13 +29,8 @@ teardown() {
 }
 
 start_prog() {
-	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
-		exec "$PROG" "$@" </dev/null >"$T/out" 2>"$T/err"
-	) &
-	PID=$!
+	spawn "$T/out" "$T/err" "$PROG" "$@"
+	PID=$SPAWNED
 	for _ in $(seq 250); do
 		grep -qE '^(ready|checkpointing)' "$T/out" 2>/dev/null && return 0
 		sleep 0.02
