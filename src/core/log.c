@@ -13,8 +13,9 @@
  *
  * The sink (function and argument) is one immutable pair behind an atomic
  * pointer, so a message never pairs a new function with an old argument.
- * Replaced pairs are not freed: a message may be in flight with one, and a
- * program sets its sink a handful of times at most.
+ * Replaced pairs are not freed (a message may be in flight with one; a
+ * program sets its sink a handful of times at most): they stay on a list,
+ * so that they remain reachable, not leaked.
  */
 #include "core/internal.h"
 
@@ -30,9 +31,12 @@
 struct sink {
 	crac_log_fn fn;
 	void *arg;
+	struct sink *retired_next;   /* on the retired list once replaced */
 };
 
 static _Atomic(struct sink *) sink;
+static struct sink *retired;        /* guarded by retired_lock */
+static pthread_mutex_t retired_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_int level = CRAC_LOG_WARN;
 static atomic_int stopped;   /* > 0: the program's threads are stopped */
 static const char *bad_env;  /* an unknown $CRAC_LOG, said once */
@@ -95,8 +99,15 @@ int crac_log_set_handler(crac_log_fn fn, void *arg)
 			return -ENOMEM;
 		s->fn = fn;
 		s->arg = arg;
+		s->retired_next = NULL;
 	}
-	atomic_store(&sink, s);
+	struct sink *old = atomic_exchange(&sink, s);
+	if (old) {
+		pthread_mutex_lock(&retired_lock);
+		old->retired_next = retired;
+		retired = old;
+		pthread_mutex_unlock(&retired_lock);
+	}
 	return 0;
 }
 
