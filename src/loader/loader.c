@@ -868,15 +868,8 @@ static void fd_line(const struct crac_img_view *v, const struct crac_img_fd *e, 
 
 	crac_img_puts(&b, "crac: restore ");
 	crac_img_put_escaped(&b, image_dir);
-	crac_img_puts(&b, ": fd ");
-	crac_img_putu(&b, (uint64_t)e->fd);
-	crac_img_puts(&b, " (");
-	crac_img_puts(&b, crac_obj_kind_name(e->kind));
-	if (e->path) {
-		crac_img_puts(&b, " ");
-		crac_img_put_escaped(&b, crac_img_str(v, e->path));
-	}
-	crac_img_puts(&b, "): ");
+	crac_img_puts(&b, ": ");
+	crac_obj_put_entry(&b, v, e);
 	crac_img_puts(&b, what);
 	crac_img_puts(&b, "\n");
 	out(2, msg_buf);

@@ -129,6 +129,8 @@ int crac_obj_probe(int fd, struct crac_img_buf *why);
 
 /* The policy kind name of a CRAC_OBJ_* ("file", "pipe", ...). */
 const char *crac_obj_kind_name(uint32_t kind);
+/* Appends "fd N (KIND PATH): " for entry e: how every message names a descriptor. */
+void crac_obj_put_entry(struct crac_img_buf *b, const struct crac_img_view *v, const struct crac_img_fd *e);
 
 /* ---- restore (loader) ------------------------------------------------------ */
 

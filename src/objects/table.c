@@ -401,8 +401,7 @@ long crac_obj_read_data(struct crac_obj_restore *r, const struct crac_img_fd *e,
 	return 0;
 }
 
-/* "fd N (KIND PATH): " */
-static void put_entry(struct crac_img_buf *b, const struct crac_img_view *v, const struct crac_img_fd *e)
+void crac_obj_put_entry(struct crac_img_buf *b, const struct crac_img_view *v, const struct crac_img_fd *e)
 {
 	crac_img_puts(b, "fd ");
 	crac_img_putu(b, (uint64_t)e->fd);
@@ -428,7 +427,7 @@ long crac_obj_restore_all(struct crac_obj_restore *r, struct crac_img_buf *why)
 			struct crac_img_buf rb = { reason, 0, sizeof(reason) };
 			reason[0] = 0;
 			if (!ops) {
-				put_entry(why, v, e);
+				crac_obj_put_entry(why, v, e);
 				crac_img_puts(why, "unknown kind of descriptor in the image");
 				return -EINVAL;
 			}
@@ -454,7 +453,7 @@ long crac_obj_restore_all(struct crac_obj_restore *r, struct crac_img_buf *why)
 				rc = 0;
 			}
 			if (rc < 0) {
-				put_entry(why, v, e);
+				crac_obj_put_entry(why, v, e);
 				crac_img_puts(why, reason[0] ? reason : "cannot be recreated");
 				if (!reason[0] || rc != -ESTALE)
 					crac_img_put_err(why, rc);
