@@ -6,21 +6,54 @@
 #ifndef CRAC_CLI_H
 #define CRAC_CLI_H
 
+#include <getopt.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 
+/* Every subcommand gets argv[0] = its name, its options from argv[1] on. */
 int crac_cmd_checkpoint(int argc, char **argv);  /* cmd_checkpoint.c */
-int crac_cmd_restore(int argc, char **argv);     /* cmd_restore.c: --pid, else image */
+int crac_cmd_restore(int argc, char **argv);     /* cmd_restore.c: --pid, image, criu image */
 int crac_cmd_run(int argc, char **argv);         /* cmd_run.c */
 int crac_cmd_check(int argc, char **argv);       /* cmd_check.c */
-/* cmd_image.c (image engine): `crac restore DIR ...` and `crac inspect DIR`.
- * argv[0] is the subcommand name. */
-int crac_cmd_restore_image(int argc, char **argv);
-int crac_cmd_inspect(int argc, char **argv);
+int crac_cmd_inspect(int argc, char **argv);     /* cmd_image.c */
+
+/*
+ * `crac restore`, parsed once (cmd_restore.c) for its three forms: resume
+ * a paused process (--pid), restore an image of the image engine
+ * (cmd_image.c) or of the criu engine (cmd_restore_criu.c).
+ */
+struct cli_restore {
+	const char *dir;              /* DIR; NULL with --pid */
+	int pid;                      /* --pid; 0: none */
+	bool populate, lazy, stats, timens, trust, verify, quiet;
+	const char *image_only;       /* the first image-engine option given, for messages */
+	int n_env;                    /* --env K=V values, in order */
+	char **env;
+	int n_args;                   /* ARGS after "--" */
+	char **args;
+};
+int crac_cmd_restore_image(const struct cli_restore *r);   /* cmd_image.c: execs the loader */
+int crac_cmd_restore_criu(const struct cli_restore *r);    /* cmd_restore_criu.c */
 
 /* Prints "crac: <msg>" to stderr. */
 void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * getopt_long for every command (main.c). shortopts must start with "+:":
+ * parsing stops at the first operand and at "--" (a program's own
+ * arguments are never parsed), and a missing value is told apart. Every
+ * option taking a value accepts "--opt VALUE" and "--opt=VALUE". Returns
+ * the option's code, CLI_OPERAND when it stopped at an operand (argv[optind];
+ * the caller takes it, optind++, and may go on parsing), or -1 at "--"
+ * (optind past it) or at the end. An unknown or ambiguous option, a missing
+ * value or a value given to an option that takes none: one line naming it,
+ * with usage (the command's "usage: crac ..." line), and '?' (the caller
+ * exits 2). Reset optind to 0 before the first call of a command.
+ */
+#define CLI_OPERAND 1
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts,
+	       const char *usage);
 
 /*
  * Length limits of path arguments, in bytes without the terminating NUL

@@ -121,50 +121,12 @@ static int enter_timens(const char *dir)
 	return 0;
 }
 
-int crac_cmd_restore_image(int argc, char **argv)
+/* Options parsed by cmd_restore.c (--populate and --lazy together refused there). */
+int crac_cmd_restore_image(const struct cli_restore *r)
 {
-	const char *usage = "usage: crac restore DIR [--populate | --lazy] [--stats] [--timens] [--trust-owner] [--verify-files] [--quiet|-q] [--env K=V]... [-- ARGS...]";
 	char loader[PATH_MAX], msg[512];
-	const char *dir = NULL;
-	bool populate = false, lazy = false, stats = false, timens = false, trust = false, quiet = false;
-	int i;
+	const char *dir = r->dir;
 
-	for (i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--")) {
-			i++;
-			break;
-		} else if (!strcmp(argv[i], "--populate")) {
-			populate = true;
-		} else if (!strcmp(argv[i], "--lazy")) {
-			lazy = true;
-		} else if (!strcmp(argv[i], "--stats")) {
-			stats = true;
-		} else if (!strcmp(argv[i], "--timens")) {
-			timens = true;
-		} else if (!strcmp(argv[i], "--trust-owner")) {
-			trust = true;
-		} else if (!strcmp(argv[i], "--quiet") || !strcmp(argv[i], "-q")) {
-			quiet = true;   /* no line for what came back otherwise than it was */
-		} else if (!strcmp(argv[i], "--env") && i + 1 < argc) {
-			if (!strchr(argv[i + 1], '=') || argv[i + 1][0] == '=') {
-				cli_err("--env needs KEY=VALUE, not \"%s\"", argv[i + 1]);
-				return 2;
-			}
-			i++;   /* passed on to the loader below */
-		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			printf("%s\n", usage);
-			return 0;
-		} else if (argv[i][0] == '-' || dir) {
-			cli_err("unexpected \"%s\" (%s)", argv[i], usage);
-			return 2;
-		} else {
-			dir = argv[i];
-		}
-	}
-	if (!dir || (populate && lazy)) {
-		cli_err("%s", populate && lazy ? "--populate and --lazy exclude each other" : usage);
-		return 2;
-	}
 	char dir_ok[PATH_MAX];
 	if (cli_path_arg("restore", dir, CLI_PATH_MAX, false, dir_ok, sizeof(dir_ok)) < 0)
 		return 2;
@@ -172,37 +134,45 @@ int crac_cmd_restore_image(int argc, char **argv)
 		cli_err("%s", msg);
 		return 2;
 	}
-	if (timens && enter_timens(dir) != 0)
+	if (r->timens && enter_timens(dir) != 0)
 		return 1;
+	/*
+	 * --verify-files: the loader also compares each mapped file's first
+	 * and last page with the image's checksums, beyond its stat identity
+	 * (image/check.c). Passed on in the environment of the loader (it
+	 * reads CRAC_VERIFY_FILES=1; the restored program's environment is
+	 * its own, from the image).
+	 */
+	if (r->verify)
+		setenv("CRAC_VERIFY_FILES", "1", 1);
 
 	/* loader [--populate | --lazy] [--stats] [--env K=V]... DIR [-- ARGS...] */
-	char **args = calloc((size_t)argc * 2 + 6, sizeof(char *));
+	char **args = calloc((size_t)(2 * r->n_env + r->n_args) + 10, sizeof(char *));
 	int n = 0;
 	if (!args) {
 		cli_err("out of memory");
 		return 1;
 	}
 	args[n++] = "crac-loader";
-	if (populate)
+	if (r->populate)
 		args[n++] = "--populate";
-	if (lazy)
+	if (r->lazy)
 		args[n++] = "--lazy";
-	if (stats)
+	if (r->stats)
 		args[n++] = "--stats";
-	if (trust)
+	if (r->trust)
 		args[n++] = "--trust-owner";
-	if (quiet)
+	if (r->quiet)
 		args[n++] = "--quiet";
-	for (int k = 1; k < argc && strcmp(argv[k], "--"); k++)
-		if (!strcmp(argv[k], "--env") && k + 1 < argc) {
-			args[n++] = "--env";
-			args[n++] = argv[++k];
-		}
+	for (int k = 0; k < r->n_env; k++) {
+		args[n++] = "--env";
+		args[n++] = r->env[k];
+	}
 	args[n++] = (char *)dir;
-	if (i < argc) {
+	if (r->n_args) {
 		args[n++] = "--";
-		for (; i < argc; i++)
-			args[n++] = argv[i];
+		for (int k = 0; k < r->n_args; k++)
+			args[n++] = r->args[k];
 	}
 	args[n] = NULL;
 	fflush(NULL);
@@ -479,19 +449,53 @@ int crac_cmd_inspect(int argc, char **argv)
 	struct check checks[CRAC_CHECK_COUNT + 2];
 	char msg[2048];
 
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--json"))
+	static const struct option opts[] = {
+		{ "json", no_argument, 0, 'j' },
+		{ "trust-owner", no_argument, 0, 't' },
+		{ "help", no_argument, 0, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	int c;
+
+	while ((c = cli_getopt(argc, argv, "+:h", opts, usage)) != -1) {
+		switch (c) {
+		case CLI_OPERAND:
+			if (dir) {
+				cli_err("unexpected \"%s\" (%s)", argv[optind], usage);
+				return 2;
+			}
+			dir = argv[optind++];
+			break;
+		case 'j':
 			json = true;
-		else if (!strcmp(argv[i], "--trust-owner"))
+			break;
+		case 't':
 			flags |= CRAC_IMG_TRUST_OWNER;
-		else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			printf("%s\n", usage);
+			break;
+		case 'h':
+			printf("%s\n"
+			       "Prints the image's header, mappings, threads, secret regions and mapped files, and\n"
+			       "runs the restore loader's own checks against this machine and user.\n"
+			       "  --json             print JSON instead of text\n"
+			       "  --trust-owner      check the image as `crac restore --trust-owner` would\n"
+			       "  --help, -h         this text\n"
+			       "exit status: 0 restorable here; 1 a check failed or the image cannot be read;\n"
+			       "2 usage error\n", usage);
 			return 0;
-		} else if (argv[i][0] == '-' || dir) {
-			cli_err("unexpected \"%s\" (%s)", argv[i], usage);
+		default:
 			return 2;
-		} else
-			dir = argv[i];
+		}
+	}
+	if (optind < argc) {   /* after "--" */
+		if (dir) {
+			cli_err("unexpected \"%s\" (%s)", argv[optind], usage);
+			return 2;
+		}
+		dir = argv[optind++];
+		if (optind < argc) {
+			cli_err("unexpected \"%s\" (%s)", argv[optind], usage);
+			return 2;
+		}
 	}
 	if (!dir) {
 		cli_err("%s", usage);

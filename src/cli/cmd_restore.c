@@ -1,6 +1,17 @@
 /*
- * cmd_restore.c - `crac restore`: resume a paused process (--pid) or
- * restore an image directory (cmd_image.c).
+ * cmd_restore.c - `crac restore`, its options parsed once here for its
+ * three forms:
+ *
+ *   crac restore --pid PID [--env K=V]... [-- ARGS...]
+ *       resume a process the pause engine paused (below);
+ *   crac restore DIR [image options] [--env K=V]... [-- ARGS...]
+ *       an image of the image engine: cmd_image.c execs the loader;
+ *   crac restore DIR [--trust-owner] [--env K=V]... [-- ARGS...]
+ *       an image of the criu engine (DIR holds its marker):
+ *       cmd_restore_criu.c.
+ *
+ * Options and DIR may come in any order before "--"; what follows "--" is
+ * the program's and is never parsed.
  */
 #include "cli.h"
 #include "core/internal.h"
@@ -13,50 +24,62 @@
 int cli_parse_pid(const char *s);
 int cli_request(int pid, const char *const *tokens);
 
-static int resume(int argc, char **argv)
+static const char image_usage[] =
+	"usage: crac restore DIR [--populate | --lazy] [--stats] [--timens] [--trust-owner] [--verify-files] "
+	"[--quiet|-q] [--env K=V]... [-- ARGS...]";
+static const char pid_usage[] = "usage: crac restore --pid PID [--env K=V]... [-- ARGS...]";
+
+static void restore_help(void)
 {
-	const char **tokens = calloc((size_t)argc + 2, sizeof(char *));
-	char **owned = calloc((size_t)argc + 1, sizeof(char *));
-	int n = 0, pid = 0, rc = 2;
-	bool rest = false;
+	printf("usage: crac restore DIR [options] [--env K=V]... [-- ARGS...]\n"
+	       "       crac restore --pid PID [--env K=V]... [-- ARGS...]\n"
+	       "Restores the image in DIR: one of the image engine becomes this process (same pid, same\n"
+	       "stdio); one of the criu engine becomes its child. With --pid, resumes process PID,\n"
+	       "paused by the pause engine, through its control endpoint.\n"
+	       "  --pid PID          resume process PID instead of restoring an image\n"
+	       "  --env K=V          a new environment variable for the program (repeatable)\n"
+	       "  -- ARGS...         new arguments for the program\n"
+	       "  --populate         load all of the image's memory before the program runs (eager)\n"
+	       "  --lazy             refuse unless large mappings can be loaded lazily (userfaultfd)\n"
+	       "  --stats            print the loader's times, the bytes read and mapped, the restore mode\n"
+	       "  --timens           restore in a new time namespace: CLOCK_MONOTONIC and CLOCK_BOOTTIME\n"
+	       "                     continue from the checkpoint (needs CAP_SYS_ADMIN)\n"
+	       "  --trust-owner      restore an image of another user, or writable by others (an image\n"
+	       "                     is code: by default only your own restore)\n"
+	       "  --verify-files     also compare mapped files' first and last pages with the image\n"
+	       "  --quiet, -q        no line for a descriptor that came back otherwise than it was\n"
+	       "  --help, -h         this text\n"
+	       "--populate, --lazy, --stats, --timens, --verify-files and --quiet are the image engine's;\n"
+	       "a criu image takes --trust-owner and --env. Under socket activation (LISTEN_FDS, LISTEN_PID\n"
+	       "naming this process) the sockets passed take the place of those DIR/activation records.\n"
+	       "exit status: the restored program's; 1 the restore was refused (reason printed);\n"
+	       "2 usage error\n");
+}
+
+/* --pid: the RESUME request, with the new environment and arguments. */
+static int resume(const struct cli_restore *r)
+{
+	const char **tokens = calloc((size_t)(r->n_env + r->n_args) + 2, sizeof(char *));
+	char **owned = calloc((size_t)(r->n_env + r->n_args) + 1, sizeof(char *));
+	int n = 0, k = 0, rc = 2;
 
 	if (!tokens || !owned)
 		goto out;
 	tokens[n++] = "RESUME";
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		char *t = NULL;
-		if (!rest && !strcmp(a, "--")) {
-			rest = true;
-		} else if (!rest && !strcmp(a, "--pid") && i + 1 < argc) {
-			pid = cli_parse_pid(argv[++i]);
-		} else if (!rest && !strncmp(a, "--pid=", 6)) {
-			pid = cli_parse_pid(a + 6);
-		} else if (!rest && !strcmp(a, "--env") && i + 1 < argc) {
-			if (!strchr(argv[i + 1], '=')) {
-				cli_err("--env wants KEY=VALUE, got \"%s\"", argv[i + 1]);
-				goto out;
-			}
-			if (asprintf(&t, "env=%s", argv[++i]) < 0)
-				goto out;
-		} else if (rest) {
-			if (asprintf(&t, "arg=%s", a) < 0)
-				goto out;
-		} else {
-			cli_err("unknown option \"%s\" (usage: crac restore --pid PID [--env K=V]... [-- ARGS...])", a);
+	for (int i = 0; i < r->n_env; i++) {
+		if (asprintf(&owned[k], "env=%s", r->env[i]) < 0)
 			goto out;
-		}
-		if (t)
-			tokens[n++] = owned[i] = t;
+		tokens[n++] = owned[k++];
 	}
-	if (!pid) {
-		cli_err("usage: crac restore --pid PID [--env K=V]... [-- ARGS...]");
-		goto out;
+	for (int i = 0; i < r->n_args; i++) {
+		if (asprintf(&owned[k], "arg=%s", r->args[i]) < 0)
+			goto out;
+		tokens[n++] = owned[k++];
 	}
 	tokens[n] = NULL;
-	rc = cli_request(pid, tokens);
+	rc = cli_request(r->pid, tokens);
 out:
-	for (int i = 0; owned && i < argc; i++)
+	for (int i = 0; owned && i < k; i++)
 		free(owned[i]);
 	free(owned);
 	free(tokens);
@@ -65,39 +88,118 @@ out:
 
 int crac_cmd_restore(int argc, char **argv)
 {
-	/* An image written by the criu engine: cmd_restore_criu.c. */
-	if (argc >= 2 && argv[1][0] != '-' && crac__criu_is_image(argv[1]))
-		return crac_cmd_restore_criu(argc, argv);
-	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
-		if (!strcmp(argv[i], "--pid") || !strncmp(argv[i], "--pid=", 6))
-			return resume(argc, argv);
-	if (argc < 2) {
-		cli_err("usage: crac restore DIR [--populate | --lazy] [-- ARGS...] | crac restore --pid PID [-- ARGS...]");
+	enum { O_PID = 0x200, O_ENV, O_POPULATE, O_LAZY, O_STATS, O_TIMENS, O_TRUST, O_VERIFY };
+	static const struct option opts[] = {
+		{ "pid", required_argument, 0, O_PID },
+		{ "env", required_argument, 0, O_ENV },
+		{ "populate", no_argument, 0, O_POPULATE },
+		{ "lazy", no_argument, 0, O_LAZY },
+		{ "stats", no_argument, 0, O_STATS },
+		{ "timens", no_argument, 0, O_TIMENS },
+		{ "trust-owner", no_argument, 0, O_TRUST },
+		{ "verify-files", no_argument, 0, O_VERIFY },
+		{ "quiet", no_argument, 0, 'q' },
+		{ "help", no_argument, 0, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	struct cli_restore r = { 0 };
+	bool pid_given = false;
+	int c;
+
+	if (!(r.env = calloc((size_t)argc + 1, sizeof(char *)))) {
+		cli_err("out of memory");
+		return 1;
+	}
+	for (;;) {
+		const char *usage = pid_given ? pid_usage : image_usage;
+		c = cli_getopt(argc, argv, "+:qh", opts, usage);
+		if (c == -1)
+			break;
+		switch (c) {
+		case CLI_OPERAND:
+			if (r.dir || pid_given) {
+				cli_err("unexpected \"%s\" (%s)", argv[optind], usage);
+				return 2;
+			}
+			r.dir = argv[optind++];
+			break;
+		case O_PID:
+			pid_given = true;
+			if (!(r.pid = cli_parse_pid(optarg))) {
+				cli_err("--pid wants a process ID, got \"%s\" (%s)", optarg, pid_usage);
+				return 2;
+			}
+			break;
+		case O_ENV:
+			/* its value is never an option: "--env --x=1" sets --x */
+			if (!strchr(optarg, '=') || optarg[0] == '=') {
+				cli_err("--env needs KEY=VALUE, not \"%s\"", optarg);
+				return 2;
+			}
+			r.env[r.n_env++] = optarg;
+			break;
+		case O_POPULATE:
+			r.populate = true;
+			r.image_only = r.image_only ? r.image_only : "--populate";
+			break;
+		case O_LAZY:
+			r.lazy = true;
+			r.image_only = r.image_only ? r.image_only : "--lazy";
+			break;
+		case O_STATS:
+			r.stats = true;
+			r.image_only = r.image_only ? r.image_only : "--stats";
+			break;
+		case O_TIMENS:
+			r.timens = true;
+			r.image_only = r.image_only ? r.image_only : "--timens";
+			break;
+		case O_VERIFY:
+			r.verify = true;
+			r.image_only = r.image_only ? r.image_only : "--verify-files";
+			break;
+		case 'q':
+			r.quiet = true;   /* no line for what came back otherwise than it was */
+			r.image_only = r.image_only ? r.image_only : "--quiet";
+			break;
+		case O_TRUST:
+			r.trust = true;
+			break;
+		case 'h':
+			restore_help();
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	r.args = argv + optind;
+	r.n_args = argc - optind;
+
+	if (pid_given) {
+		if (r.image_only || r.trust) {
+			cli_err("%s is an option of an image's restore (crac restore DIR), not of --pid (%s)",
+				r.image_only ? r.image_only : "--trust-owner", pid_usage);
+			return 2;
+		}
+		return resume(&r);
+	}
+	if (!r.dir) {
+		cli_err("usage: crac restore DIR [--populate | --lazy] [-- ARGS...] | "
+			"crac restore --pid PID [-- ARGS...] (crac restore --help)");
 		return 2;
 	}
-	/*
-	 * --verify-files: the loader also compares each mapped file's first
-	 * and last page with the image's checksums, beyond its stat identity
-	 * (image/check.c). Passed on in the environment of the loader (it
-	 * reads CRAC_VERIFY_FILES=1; the restored program's environment is
-	 * its own, from the image), so that the loader's command line stays
-	 * the one crac_cmd_restore_image builds.
-	 */
-	int n = 0;
-	for (int i = 0; i < argc; i++) {
-		if (i > 0 && !strcmp(argv[i], "--")) {
-			while (i < argc)
-				argv[n++] = argv[i++];
-			break;
+	/* An image written by the criu engine: cmd_restore_criu.c. */
+	if (crac__criu_is_image(r.dir)) {
+		if (r.image_only) {
+			cli_err("%s is an option of the image engine's restore; %s is a CRIU image "
+				"(CRIU options go in CRAC_CRIU_OPTS)", r.image_only, r.dir);
+			return 2;
 		}
-		if (i > 0 && !strcmp(argv[i], "--verify-files")) {
-			setenv("CRAC_VERIFY_FILES", "1", 1);
-			continue;
-		}
-		if (i > 0 && !strcmp(argv[i], "--env") && i + 1 < argc)
-			argv[n++] = argv[i++];   /* its value is never an option */
-		argv[n++] = argv[i];
+		return crac_cmd_restore_criu(&r);
 	}
-	argv[n] = NULL;
-	return crac_cmd_restore_image(n, argv);
+	if (r.populate && r.lazy) {
+		cli_err("--populate and --lazy exclude each other");
+		return 2;
+	}
+	return crac_cmd_restore_image(&r);
 }

@@ -171,27 +171,13 @@ static void forward(int sig, siginfo_t *si, void *uc)
 }
 
 /* The new arguments and environment, as "A<arg>\0" and "E<K=V>\0". */
-static int args_memfd(int argc, char **argv)
+static int args_memfd(const struct cli_restore *r)
 {
 	int fd = -1;
-	bool rest = false, any = false;
 
-	for (int i = 2; i < argc; i++) {
-		const char *rec = NULL;
-		char tag;
-		if (!rest && !strcmp(argv[i], "--")) {
-			rest = true;
-			continue;
-		}
-		if (rest) {
-			rec = argv[i];
-			tag = 'A';
-		} else if (!strcmp(argv[i], "--env") && i + 1 < argc) {
-			rec = argv[++i];
-			tag = 'E';
-		} else {
-			continue;
-		}
+	for (int i = 0; i < r->n_env + r->n_args; i++) {
+		const char *rec = i < r->n_env ? r->env[i] : r->args[i - r->n_env];
+		char tag = i < r->n_env ? 'E' : 'A';
 		if (fd < 0 && (fd = (int)syscall(SYS_memfd_create, "crac-restore-args", MFD_CLOEXEC)) < 0) {
 			cli_err("memfd_create: %s", strerror(errno));
 			return -1;
@@ -201,48 +187,28 @@ static int args_memfd(int argc, char **argv)
 			close(fd);
 			return -1;
 		}
-		any = true;
 	}
-	return any ? fd : 0;
+	return fd < 0 ? 0 : fd;
 }
 
-int crac_cmd_restore_criu(int argc, char **argv)
+/* Options parsed by cmd_restore.c (those of the image engine refused there). */
+int crac_cmd_restore_criu(const struct cli_restore *r)
 {
-	const char *usage = "usage: crac restore DIR [--trust-owner] [--env K=V]... [-- ARGS...] (a CRIU image)";
 	char dir[PATH_MAX], criu[PATH_MAX], msg[2048], work[PATH_MAX], log[PATH_MAX + 32], words[1500];
 	const char *args[MAX_ARGS + 1];
 	char inherit[3][PATH_MAX + 16];
 	const char *ids[3] = { NULL, NULL, NULL };
+	const char *shown = r->dir;   /* DIR as given, for messages */
 	struct marker m;
-	bool trust = false;
+	bool trust = r->trust;
 	int n = 0, st;
 
-	if (argc < 2 || cli_path_arg("restore", argv[1], CLI_PATH_MAX, true, dir, sizeof(dir)) < 0) {
-		cli_err("%s", usage);
+	if (cli_path_arg("restore", r->dir, CLI_PATH_MAX, true, dir, sizeof(dir)) < 0)
 		return 2;
-	}
-	for (int i = 2; i < argc && strcmp(argv[i], "--"); i++) {
-		if (!strcmp(argv[i], "--trust-owner")) {
-			trust = true;
-		} else if (!strcmp(argv[i], "--env") && i + 1 < argc) {
-			if (!strchr(argv[++i], '=')) {
-				cli_err("--env needs KEY=VALUE, not \"%s\"", argv[i]);
-				return 2;
-			}
-		} else if (!strcmp(argv[i], "--populate") || !strcmp(argv[i], "--lazy") ||
-			   !strcmp(argv[i], "--stats") || !strcmp(argv[i], "--timens")) {
-			cli_err("%s is an option of the image engine's restore; %s is a CRIU image "
-				"(CRIU options go in CRAC_CRIU_OPTS)", argv[i], argv[1]);
-			return 2;
-		} else {
-			cli_err("unexpected \"%s\" (%s)", argv[i], usage);
-			return 2;
-		}
-	}
 	if (check_owner(dir, trust) < 0 || read_marker(dir, &m) < 0)
 		return 1;
 	if (crac__criu_find(criu, sizeof(criu), msg, sizeof(msg)) < 0) {
-		cli_err("cannot restore the CRIU image %s: %s", argv[1], msg);
+		cli_err("cannot restore the CRIU image %s: %s", shown, msg);
 		return 2;
 	}
 	/* CRIU restores the process with its pid: say so before criu does
@@ -257,10 +223,10 @@ int crac_cmd_restore_criu(int argc, char **argv)
 			fclose(f);
 		}
 		cli_err("cannot restore the CRIU image %s: pid %d is in use (by %s; the checkpointed process itself if "
-			"it kept running): CRIU restores the process with the pid it had", argv[1], m.pid, comm);
+			"it kept running): CRIU restores the process with the pid it had", shown, m.pid, comm);
 		return 1;
 	}
-	int memfd = args_memfd(argc, argv);
+	int memfd = args_memfd(r);
 	if (memfd < 0)
 		return 1;
 
@@ -333,13 +299,13 @@ int crac_cmd_restore_criu(int argc, char **argv)
 		/* `criu check` costs half a second here: only when criu
 		 * failed, to tell a CRIU that cannot work on this kernel. */
 		if (crac__criu_check(criu, msg, sizeof(msg)) < 0) {
-			cli_err("cannot restore the CRIU image %s: %s", argv[1], msg);
+			cli_err("cannot restore the CRIU image %s: %s", shown, msg);
 			unlink(log);
 			rmdir(work);
 			return 2;
 		}
 		crac__criu_log_errors(log, words, sizeof(words));
-		cli_err("criu restore of %s failed (%s %d): %s; its log: %s", argv[1],
+		cli_err("criu restore of %s failed (%s %d): %s; its log: %s", shown,
 			WIFSIGNALED(st) ? "signal" : "exit status", WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st),
 			words[0] ? words : "no error line", log);
 		if (memfd > 0)

@@ -110,8 +110,8 @@ int crac_cmd_run(int argc, char **argv)
 	int c, t;
 
 	cli_triggers_init(&trig);
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "+e:c:p:kh", opts, NULL)) != -1) {
+	optind = 0;
+	while ((c = cli_getopt(argc, argv, "+:e:c:p:kh", opts, "usage: crac run [options] -- PROG [ARGS...]; crac run --help")) != -1 && c != CLI_OPERAND) {
 		if ((t = cli_trigger_opt(&trig, c, optarg)) < 0)
 			return 2;
 		if (t)
@@ -145,8 +145,7 @@ int crac_cmd_run(int argc, char **argv)
 			run_usage(stdout);
 			return 0;
 		default:
-			run_usage(stderr);
-			return 2;
+			return 2;   /* said by cli_getopt */
 		}
 	}
 	if (optind >= argc) {

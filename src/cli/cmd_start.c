@@ -652,8 +652,8 @@ int crac_cmd_start(int argc, char **argv)
 	int c, t;
 
 	cli_super_init(&s, "start");
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "+i:K:qh", opts, NULL)) != -1) {
+	optind = 0;
+	while ((c = cli_getopt(argc, argv, "+:i:K:qh", opts, "usage: crac start --image DIR [options] -- PROG [ARGS...]; crac start --help")) != -1 && c != CLI_OPERAND) {
 		if ((t = cli_trigger_opt(&s.trig, c, optarg)) < 0)
 			return 2;
 		if (t)
@@ -678,8 +678,7 @@ int crac_cmd_start(int argc, char **argv)
 			start_usage(stdout);
 			return 0;
 		default:
-			start_usage(stderr);
-			return 2;
+			return 2;   /* said by cli_getopt */
 		}
 	}
 	if (!have_dir || optind >= argc) {

@@ -73,16 +73,69 @@ int cli_path_arg(const char *what, const char *arg, size_t max, bool absolute,
 	return 0;
 }
 
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts,
+	       const char *usage)
+{
+	/* optind 0 asks glibc to start afresh: it then begins at argv[1] */
+	int before = optind ? optind : 1;
+	char name[80];
+	const char *what;
+	int c;
+
+	opterr = 0;   /* our message below, not glibc's */
+	c = getopt_long(argc, argv, shortopts, longopts, NULL);
+	opterr = 1;   /* as it was, for a plain getopt_long of another command */
+	if (c == -1)
+		/* "+": stopped at an operand (optind unmoved), or past "--" */
+		return optind == before && optind < argc ? CLI_OPERAND : -1;
+	if (c != '?' && c != ':')
+		return c;
+	/*
+	 * With "+" nothing is permuted: argv[before] is the element getopt
+	 * read. A long option always starts a new element; a short one may sit
+	 * in a cluster ("-kx", optind not moved yet): optopt names it.
+	 */
+	const char *a = before < argc ? argv[before] : "";
+	if (a[0] == '-' && a[1] == '-' && a[2]) {
+		size_t n = strcspn(a + 2, "=");
+		int exact = 0, prefix = 0;
+		snprintf(name, sizeof(name), "--%.*s", (int)(n > 64 ? 64 : n), a + 2);
+		for (const struct option *o = longopts; o && o->name; o++) {
+			if (strncmp(o->name, a + 2, n))
+				continue;
+			if (strlen(o->name) == n)
+				exact++;
+			else
+				prefix++;
+		}
+		if (c == ':')
+			what = "needs a value";
+		else if (exact || prefix == 1)
+			what = "takes no value";   /* the only other refusal of a known option */
+		else if (prefix > 1)
+			what = "is ambiguous (it abbreviates several options)";
+		else
+			what = "is unknown";
+	} else {
+		snprintf(name, sizeof(name), "-%c", optopt > ' ' && optopt < 0x7f ? optopt : '?');
+		what = c == ':' ? "needs a value" : "is unknown";
+	}
+	cli_err("option \"%s\" %s (%s)", name, what, usage);
+	return '?';
+}
+
+static const char main_usage[] = "usage: crac [-v | -vv | -q] <command> [options]; crac --help";
+
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: crac <command> [options]\n"
+		"usage: crac [-v | -vv | -q] <command> [options]\n"
 		"\n"
 		"Coordinated Restore at Checkpoint for native Linux programs.\n"
 		"\n"
 		"commands:\n"
 		"  checkpoint [--engine E] [--image-dir DIR] [--keep-running] [--deadline MS] [--dry-run]\n"
-		"             [--force-checks] PID\n"
+		"             [--force-checks] [--timeout DURATION] PID\n"
 		"        ask process PID (through its control endpoint) to checkpoint; prints the report\n"
 		"  restore --pid PID [--env K=V]... [-- ARGS...]\n"
 		"        resume a process paused by the pause engine\n"
@@ -99,71 +152,84 @@ static void usage(FILE *f)
 		"        and write DIR when a trigger fires (the program keeps running)\n"
 		"  inspect DIR [--json] [--trust-owner]\n"
 		"        print an image's header, mappings, threads and checks\n"
-		"  check PID\n"
-		"        list what would stop process PID from being checkpointed\n"
+		"  check [PID]\n"
+		"        list what would stop process PID from being checkpointed (without PID: what\n"
+		"        this kernel offers the image engine)\n"
 		"\n"
-		"options: --help, --version; before the command: -v (info), -vv (debug), -q (errors only):\n"
-		"  how much crac says, also in the programs it starts or restores ($CRAC_LOG)\n"
+		"options, before the command:\n"
+		"  -v, --verbose     informational lines too (-vv, or -v twice: debugging lines)\n"
+		"  -q, --quiet       errors only\n"
+		"                    (how much crac says, also in the programs it starts or restores:\n"
+		"                    it sets $CRAC_LOG)\n"
+		"  --version         print the version and the engines, and exit\n"
+		"  -h, --help        this text\n"
+		"Every option taking a value accepts --opt VALUE and --opt=VALUE.\n"
 		"exit status: 0 success, 1 the operation failed (report printed), 2 usage error or unavailable\n"
 		"crac <command> --help: the options of one command; see crac(1), crac(7)\n");
 }
 
 /*
- * -v, -vv, -q before the command: how much crac says, for this command and
- * what it starts or restores (they inherit $CRAC_LOG): -v info, -vv debug,
- * -q errors only. Returns how many arguments it took.
+ * The options before the command: -v, -vv, -q say how much crac says, for
+ * this command and what it starts or restores (they inherit $CRAC_LOG):
+ * -v info, -vv (or -v twice) debug, -q errors only. --help and --version
+ * answer and end.
  */
-static int verbosity(int argc, char **argv)
+int main(int argc, char **argv)
 {
-	int n = 0, level = -1;
+	static const struct option opts[] = {
+		{ "verbose", no_argument, 0, 'v' },
+		{ "quiet", no_argument, 0, 'q' },
+		{ "help", no_argument, 0, 'h' },
+		{ "version", no_argument, 0, 'V' },
+		{ 0, 0, 0, 0 },
+	};
+	int c, level = -1;
 
-	for (int i = 1; i < argc; i++, n++) {
-		if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose"))
+	/* The command links libcrac too: started under `crac run` it inherits
+	 * CRAC_CONTROL=1, but it is no program to checkpoint. */
+	crac_control_stop();
+	optind = 0;
+	while ((c = cli_getopt(argc, argv, "+:vqh", opts, main_usage)) != -1 && c != CLI_OPERAND) {
+		switch (c) {
+		case 'v':
 			level = level >= CRAC_LOG_INFO ? CRAC_LOG_DEBUG : CRAC_LOG_INFO;
-		else if (!strcmp(argv[i], "-vv"))
-			level = CRAC_LOG_DEBUG;
-		else if (!strcmp(argv[i], "-q") || !strcmp(argv[i], "--quiet"))
-			level = CRAC_LOG_ERROR;
-		else
 			break;
+		case 'q':
+			level = CRAC_LOG_ERROR;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V': {
+			const char *const *e = crac_engines();
+			printf("crac %s\nengines:", crac_version());
+			for (; *e; e++)
+				printf(" %s", *e);
+			printf("\n");
+			return 0;
+		}
+		default:
+			return 2;
+		}
 	}
 	if (level >= 0) {
 		static const char *const names[] = { "error", "warn", "info", "debug" };
 		setenv("CRAC_LOG", names[level], 1);
 		crac_log_set_level((enum crac_log_level)level);
 	}
-	return n;
-}
-
-int main(int argc, char **argv)
-{
-	int skip = verbosity(argc, argv);
-
-	argc -= skip;
-	argv += skip;
-	const char *cmd = argc > 1 ? argv[1] : NULL;
-
-	/* The command links libcrac too: started under `crac run` it inherits
-	 * CRAC_CONTROL=1, but it is no program to checkpoint. */
-	crac_control_stop();
-	if (!cmd) {
+	if (optind >= argc) {
 		usage(stderr);
 		return 2;
 	}
-	if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+	const char *cmd = argv[optind];
+	if (!strcmp(cmd, "help")) {
 		usage(stdout);
 		return 0;
 	}
-	if (!strcmp(cmd, "--version")) {
-		const char *const *e = crac_engines();
-		printf("crac %s\nengines:", crac_version());
-		for (; *e; e++)
-			printf(" %s", *e);
-		printf("\n");
-		return 0;
-	}
-	argc--;
-	argv++;
+	/* the command's own argv: argv[0] its name, its options after it */
+	argc -= optind;
+	argv += optind;
+	optind = 0;
 	if (!strcmp(cmd, "checkpoint"))
 		return crac_cmd_checkpoint(argc, argv);
 	if (!strcmp(cmd, "restore"))

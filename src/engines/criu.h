@@ -64,8 +64,7 @@ void crac__criu_log_errors(const char *path, char *out, size_t len) __attribute_
 /* Is `dir` a CRIU image written by crac (it holds the marker file)? */
 int crac__criu_is_image(const char *dir) __attribute__((visibility("hidden")));
 
-/* `crac restore DIR` for such an image (src/cli/cmd_restore_criu.c);
- * argv[0] is "restore", argv[1] DIR. Returns the exit status. */
-int crac_cmd_restore_criu(int argc, char **argv);
+/* `crac restore DIR` for such an image: crac_cmd_restore_criu, declared in
+ * src/cli/cli.h (src/cli/cmd_restore_criu.c). */
 
 #endif
