@@ -133,6 +133,12 @@ struct cli_super {
 	void (*restored)(struct cli_super *s);
 	void *priv;
 	int listen_fds;                  /* LISTEN_FDS passed on to the program */
+	/* with listen_fds: DIR/activation is written here after each
+	 * successful checkpoint (`crac run`; crac start's install does it) */
+	const char *activation_dir;
+	/* on the request thread, before the request: cli_activation_record()
+	 * of the program, for installed() */
+	char *activation;
 	/* --checkpoint-on SIGNAL where this instance writes nothing: the
 	 * signal is still consumed (never forwarded) and this line said */
 	const char *no_write_why;
@@ -169,6 +175,31 @@ pid_t cli_super_spawn(struct cli_super *s, char *const argv[], char *const extra
 int cli_super_wait(struct cli_super *s, bool restoring);
 /* The exit status for a wait status (raises a fatal signal on ourselves). */
 int cli_super_end(struct cli_super *s, int ws);
+
+/* ---- socket activation (activation.c) ------------------------------------- */
+
+struct crac_img_view;
+#define CLI_ACTIVATION_FILE "activation"   /* DIR/activation: "IDX FD" lines */
+
+/* DIR/name, a regular file of ours (or root's) only we may write, at most
+ * 64 KiB, no link followed, as a string; NULL with *err = -errno. */
+char *cli_read_small(const char *dir, const char *name, int *err);
+/* $LISTEN_FDS when $LISTEN_PID is this process, else -1. */
+int cli_listen_fds(void);
+/* Which of process pid's descriptors are the sockets of socket activation
+ * we hold at fds 3..3+n-1: "IDX FD" lines (malloc'd, maybe ""), NULL if
+ * out of memory. */
+char *cli_activation_record(int pid, int n);
+/* At a restore of DIR (its header in v) with listen_fds sockets passed
+ * now: 0 and act = "CRAC_ACTIVATION_FDS=SRC:DST,..." (or "" when none is
+ * recorded and none passed); -1 and why when they do not match (a socket
+ * recorded that is not passed now, sockets passed and none recorded, a
+ * damaged record). */
+int cli_activation_env(const char *dir, const struct crac_img_view *v, int listen_fds, char *act,
+		       size_t actlen, char *why, size_t len);
+/* `crac restore DIR` under socket activation: sets CRAC_ACTIVATION_FDS for
+ * the loader; 0, or -1 after one line (a mismatch: refused). */
+int cli_restore_activation(const char *dir);
 
 /* cmd_run.c: LD_PRELOAD with libcrac for a program; 0 or -1 (said). */
 int cli_preload_env(void);

@@ -201,5 +201,9 @@ int crac_cmd_restore(int argc, char **argv)
 		cli_err("--populate and --lazy exclude each other");
 		return 2;
 	}
+	/* socket activation (LISTEN_FDS, LISTEN_PID: ours): the sockets
+	 * passed take the place of those DIR/activation records */
+	if (cli_restore_activation(r.dir) < 0)
+		return 1;
 	return crac_cmd_restore_image(&r);
 }

@@ -78,6 +78,9 @@ static void run_usage(FILE *f)
 		"                         (else the image engine ends it once its image is written)\n"
 		"%s"
 		"  --help                 this text\n"
+		"Under socket activation (LISTEN_FDS, LISTEN_PID), a checkpoint a trigger starts records in\n"
+		"DIR/activation which of the program's descriptors are systemd's sockets, for a restore\n"
+		"given sockets again (`crac restore DIR`, `crac start`).\n"
 		"exit status: the program's (killed by a signal: the same signal); 2 usage error;\n"
 		"126/127 PROG not executable / not found\n",
 		CLI_IMAGE_DIR_MAX, CLI_PATH_MAX, cli_triggers_help);
@@ -169,13 +172,18 @@ int crac_cmd_run(int argc, char **argv)
 		static const char *keep_tokens[] = { "CHECKPOINT", "keep=1", NULL };
 		static const char *plain_tokens[] = { "CHECKPOINT", NULL };
 		struct cli_super s;
-		const char *lf = getenv("LISTEN_FDS"), *lp = getenv("LISTEN_PID");
+		const char *eng = getenv("CRAC_ENGINE"), *img = getenv("CRAC_IMAGE_DIR");
 		cli_super_init(&s, "run");
 		s.trig = trig;
 		s.armed = true;
 		s.tokens = keep ? keep_tokens : plain_tokens;
-		if (lf && lp && atoi(lp) == (int)getpid())
-			s.listen_fds = atoi(lf);
+		/* socket activation: the image says which of the program's
+		 * descriptors were systemd's sockets (DIR/activation), for a
+		 * `crac restore DIR` or `crac start` given sockets again */
+		if (cli_listen_fds() > 0)
+			s.listen_fds = cli_listen_fds();
+		if (s.listen_fds > 0 && eng && !strcmp(eng, "image") && img && *img)
+			s.activation_dir = img;
 		if (cli_super_spawn(&s, argv + optind, NULL) < 0)
 			return 125;
 		return cli_super_wait(&s, false);

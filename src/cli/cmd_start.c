@@ -66,8 +66,7 @@
 #endif
 
 #define KEY_FILE "start-key"
-#define ACT_FILE "activation"
-#define MAX_KEY (64 * 1024)
+#define ACT_FILE CLI_ACTIVATION_FILE
 #define KEY_LONG (16 * 1024)   /* longer keys are hashed (make_key) */
 #define KEY_HEAD 4096
 
@@ -169,36 +168,6 @@ static char *make_key(const char *key, char **args)
 		text = short_key;
 	}
 	return text;
-}
-
-/* Reads DIR/name (a regular file of ours, no link followed) into a string. */
-static char *read_small(const char *dir, const char *name, int *err)
-{
-	char path[PATH_MAX + 32];
-	struct stat st;
-	char *buf;
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0) {
-		*err = -errno;
-		return NULL;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > MAX_KEY ||
-	    (st.st_uid != geteuid() && st.st_uid != 0) || (st.st_mode & 022)) {
-		*err = S_ISREG(st.st_mode) && st.st_size > MAX_KEY ? -EFBIG : -EPERM;
-		close(fd);
-		return NULL;
-	}
-	buf = calloc(1, (size_t)st.st_size + 1);
-	if (buf && read(fd, buf, (size_t)st.st_size) != st.st_size) {
-		free(buf);
-		buf = NULL;
-	}
-	*err = buf ? 0 : -EIO;
-	close(fd);
-	return buf;
 }
 
 /* The first line where two keys differ, for the message. */
@@ -336,7 +305,7 @@ static int usable(struct start *st, int listen_fds, char *act, size_t actlen, ch
 		snprintf(why, len, "no image at %s yet", st->dir);
 		return 1;
 	}
-	char *key = read_small(st->dir, KEY_FILE, &err);
+	char *key = cli_read_small(st->dir, KEY_FILE, &err);
 	if (!key) {
 		snprintf(why, len, "%s/%s: %s (an image crac start did not write)", st->dir, KEY_FILE,
 			 err == -EPERM ? "not a regular file of ours that only we may write" :
@@ -368,49 +337,8 @@ static int usable(struct start *st, int listen_fds, char *act, size_t actlen, ch
 		goto out;
 	}
 	/* socket activation: what the program got then, what systemd passes now */
-	char *rec = read_small(st->dir, ACT_FILE, &err);
-	int recorded = 0;
-	size_t at = (size_t)snprintf(act, actlen, "CRAC_ACTIVATION_FDS=");
-	for (char *line = rec, *nl; line && *line; line = nl) {
-		int idx, fd;
-		nl = strchr(line, '\n');
-		nl = nl ? nl + 1 : line + strlen(line);
-		if (sscanf(line, "%d %d", &idx, &fd) != 2 || idx < 0 || fd < 3) {
-			snprintf(why, len, "%s/%s is damaged", st->dir, ACT_FILE);
-			free(rec);
-			goto out;
-		}
-		if (idx >= listen_fds) {
-			snprintf(why, len, "the program of %s got socket %d of socket activation (LISTEN_FDS) at fd %d; "
-				 "LISTEN_FDS passes %d socket%s now", st->dir, idx + 1, fd, listen_fds,
-				 listen_fds == 1 ? "" : "s");
-			free(rec);
-			goto out;
-		}
-		uint32_t i = 0;
-		while (i < v.h->n_fds && v.fds[i].fd != fd)
-			i++;
-		if (i == v.h->n_fds) {
-			snprintf(why, len, "%s/%s names fd %d, which the image does not hold", st->dir, ACT_FILE, fd);
-			free(rec);
-			goto out;
-		}
-		at += (size_t)snprintf(act + at, at < actlen ? actlen - at : 0, "%s%d:%d", recorded ? "," : "",
-				       3 + idx, fd);
-		recorded++;
-	}
-	free(rec);
-	if (at >= actlen) {
-		snprintf(why, len, "%s/%s: too many activation sockets", st->dir, ACT_FILE);
+	if (cli_activation_env(st->dir, &v, listen_fds, act, actlen, why, len) < 0)
 		goto out;
-	}
-	if (!recorded)
-		act[0] = 0;
-	if (listen_fds > 0 && !recorded) {
-		snprintf(why, len, "LISTEN_FDS passes %d socket%s, but the program of %s got none at its checkpoint "
-			 "(it would bind its own address again)", listen_fds, listen_fds == 1 ? "" : "s", st->dir);
-		goto out;
-	}
 	rc = 0;
 out:
 	free(buf);
@@ -465,35 +393,11 @@ static void fsync_dir(const char *path)
 	}
 }
 
-/* Which of the program's descriptors hold socket activation socket idx
- * (our fd 3 + idx)? Appends "idx fd" lines. */
-static void record_activation(int pid, int n, FILE *f)
-{
-	char path[64], link[64];
-
-	for (int idx = 0; idx < n; idx++) {
-		struct stat st;
-		if (fstat(3 + idx, &st) < 0 || !S_ISSOCK(st.st_mode))
-			continue;
-		for (int fd = 3; fd < 4096; fd++) {
-			unsigned long ino;
-			snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fd);
-			ssize_t len = readlink(path, link, sizeof(link) - 1);
-			if (len <= 0)
-				continue;
-			link[len] = 0;
-			if (sscanf(link, "socket:[%lu]", &ino) == 1 && ino == (unsigned long)st.st_ino)
-				fprintf(f, "%d %d\n", idx, fd);
-		}
-	}
-}
-
 /* On the request thread, after the checkpoint wrote DIR.new-PID. */
 static int install(struct cli_super *s, int pid, char *msg, size_t len)
 {
 	struct start *st = s->priv;
-	char *act = NULL, parent[PATH_MAX];
-	size_t actlen = 0;
+	char parent[PATH_MAX];
 	int rc;
 
 	if ((rc = write_file(st->newdir, KEY_FILE, st->key)) < 0) {
@@ -502,19 +406,13 @@ static int install(struct cli_super *s, int pid, char *msg, size_t len)
 		remove_image(st->newdir);
 		return -1;
 	}
-	if (s->listen_fds > 0) {
-		FILE *f = open_memstream(&act, &actlen);
-		if (f) {
-			record_activation(pid, s->listen_fds, f);
-			fclose(f);
-		}
-		if (!act || (rc = write_file(st->newdir, ACT_FILE, act)) < 0) {
-			snprintf(msg, len, "cannot write %s/%s; %s not replaced", st->newdir, ACT_FILE, st->dir);
-			free(act);
-			remove_image(st->newdir);
-			return -1;
-		}
-		free(act);
+	/* which of its descriptors are systemd's sockets: recorded by the
+	 * request thread before the checkpoint (supervise.c) */
+	if (s->listen_fds > 0 && (!s->activation ||
+				  (rc = write_file(st->newdir, ACT_FILE, s->activation)) < 0)) {
+		snprintf(msg, len, "cannot write %s/%s; %s not replaced", st->newdir, ACT_FILE, st->dir);
+		remove_image(st->newdir);
+		return -1;
 	}
 	fsync_dir(st->newdir);
 	/* exclusive on byte 0: no restore is reading DIR while it is swapped */
@@ -696,9 +594,8 @@ int crac_cmd_start(int argc, char **argv)
 	s.priv = &st;
 	s.installed = install;
 	s.restored = restored;
-	const char *lf = getenv("LISTEN_FDS"), *lp = getenv("LISTEN_PID");
-	if (lf && lp && atoi(lp) == (int)getpid() && atoi(lf) > 0)
-		s.listen_fds = atoi(lf);
+	if (cli_listen_fds() > 0)
+		s.listen_fds = cli_listen_fds();
 	if (!(st.key = make_key(key, args))) {
 		cli_err("start: out of memory");
 		return 125;

@@ -353,18 +353,77 @@ struct request {
 	int install_rc;
 };
 
+/*
+ * DIR/activation of `crac run` (s->activation_dir): the image engine
+ * replaces only a directory holding its own two files, so the record of
+ * the image in place is taken out before the checkpoint (*old) and put
+ * back if the checkpoint fails; after a success the new image gets the new
+ * record. Written whole or not at all (a temporary, renamed); a failure
+ * is said, and a restore under socket activation then refuses the image
+ * (sockets passed, none recorded) rather than bind the address again.
+ */
+static int put_record(const char *dir, const char *text)
+{
+	char path[PATH_MAX + 32], tmp[PATH_MAX + 48];
+	size_t n = strlen(text);
+	int fd, rc = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, CLI_ACTIVATION_FILE);
+	snprintf(tmp, sizeof(tmp), "%s/.%s.%d", dir, CLI_ACTIVATION_FILE, (int)getpid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, text, n) != (ssize_t)n || fsync(fd) < 0)
+		rc = errno ? -errno : -EIO;
+	close(fd);
+	if (rc == 0 && rename(tmp, path) < 0)
+		rc = -errno;
+	if (rc < 0)
+		unlink(tmp);
+	return rc;
+}
+
 static void *request_thread(void *p)
 {
 	struct request *q = p;
-	FILE *out = open_memstream(&q->answer, &q->answer_len);
+	struct cli_super *s = q->s;
+	char *old = NULL;
+	int err = 0;
 
-	q->rc = crac__control_request(q->pid, q->s->tokens, out, &q->status, q->err, sizeof(q->err));
+	/* while the program runs: which of its descriptors are systemd's */
+	if (s->listen_fds > 0) {
+		free(s->activation);
+		s->activation = cli_activation_record(q->pid, s->listen_fds);
+		if (s->activation_dir)
+			old = cli_read_small(s->activation_dir, CLI_ACTIVATION_FILE, &err);
+		if (old) {
+			char path[PATH_MAX + 32];
+			snprintf(path, sizeof(path), "%s/%s", s->activation_dir, CLI_ACTIVATION_FILE);
+			unlink(path);
+		}
+	}
+	FILE *out = open_memstream(&q->answer, &q->answer_len);
+	q->rc = crac__control_request(q->pid, s->tokens, out, &q->status, q->err, sizeof(q->err));
 	if (out)
 		fclose(out);
 	q->install_rc = 0;
-	if (q->rc == 0 && (q->status == CRAC_CONTINUED || q->status == CRAC_RESTORED) && q->s->installed)
-		q->install_rc = q->s->installed(q->s, q->pid, q->install_msg, sizeof(q->install_msg));
-	if (write(q->s->done_pipe[1], "x", 1) < 0) {
+	bool ok = q->rc == 0 && (q->status == CRAC_CONTINUED || q->status == CRAC_RESTORED);
+	if (s->listen_fds > 0 && s->activation_dir && (ok || old)) {
+		/* the new image's record, or the old one back in the old image */
+		const char *text = ok ? s->activation : old;
+		int rc = text ? put_record(s->activation_dir, text) : -ENOMEM;
+		if (rc < 0) {
+			q->install_rc = -1;
+			snprintf(q->install_msg, sizeof(q->install_msg), "cannot write %s/%s (which of the "
+				 "program's descriptors are the sockets of socket activation): %s; a restore "
+				 "under socket activation refuses the image", s->activation_dir,
+				 CLI_ACTIVATION_FILE, strerror(-rc));
+		}
+	}
+	free(old);
+	if (ok && s->installed && q->install_rc == 0)
+		q->install_rc = s->installed(s, q->pid, q->install_msg, sizeof(q->install_msg));
+	if (write(s->done_pipe[1], "x", 1) < 0) {
 		/* the main loop then never hears: it cannot happen with a fresh pipe */
 	}
 	return NULL;

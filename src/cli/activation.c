@@ -1,0 +1,196 @@
+/*
+ * activation.c - sockets of socket activation (systemd's LISTEN_FDS,
+ * LISTEN_PID) across a checkpoint and a restore, for `crac run`,
+ * `crac start` and `crac restore`.
+ *
+ * At the checkpoint, the supervisor (supervise.c, the parent of the
+ * program, holding the sockets systemd passed at fds 3...) records which
+ * of the program's descriptors are those sockets, by inode:
+ * DIR/activation, one line "IDX FD" each (socket IDX of LISTEN_FDS, the
+ * program's fd FD). At a restore with sockets passed again,
+ * cli_activation_env() checks that record against the image and the
+ * sockets passed now and builds CRAC_ACTIVATION_FDS=SRC:DST,... for the
+ * loader (src/loader/loader.c activation_place), which puts each passed
+ * socket at the program's number instead of binding the address again.
+ */
+#include "cli.h"
+#include "image/check.h"
+#include "image/dir.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_SMALL (64 * 1024)
+
+char *cli_read_small(const char *dir, const char *name, int *err)
+{
+	char path[PATH_MAX + 32];
+	struct stat st;
+	char *buf;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		*err = -errno;
+		return NULL;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > MAX_SMALL ||
+	    (st.st_uid != geteuid() && st.st_uid != 0) || (st.st_mode & 022)) {
+		*err = S_ISREG(st.st_mode) && st.st_size > MAX_SMALL ? -EFBIG : -EPERM;
+		close(fd);
+		return NULL;
+	}
+	buf = calloc(1, (size_t)st.st_size + 1);
+	if (buf && read(fd, buf, (size_t)st.st_size) != st.st_size) {
+		free(buf);
+		buf = NULL;
+	}
+	*err = buf ? 0 : -EIO;
+	close(fd);
+	return buf;
+}
+
+int cli_listen_fds(void)
+{
+	const char *lf = getenv("LISTEN_FDS"), *lp = getenv("LISTEN_PID");
+	char *end;
+	long n, pid;
+
+	if (!lf || !lp)
+		return -1;
+	pid = strtol(lp, &end, 10);
+	if (*end || pid != (long)getpid())
+		return -1;   /* systemd's sockets for another process */
+	n = strtol(lf, &end, 10);
+	return *end || n < 0 || n > 4096 ? -1 : (int)n;
+}
+
+char *cli_activation_record(int pid, int n)
+{
+	char path[64], link[64], *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	if (!f)
+		return NULL;
+	for (int idx = 0; idx < n; idx++) {
+		struct stat st;
+		if (fstat(3 + idx, &st) < 0 || !S_ISSOCK(st.st_mode))
+			continue;
+		for (int fd = 3; fd < 4096; fd++) {
+			unsigned long ino;
+			snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fd);
+			ssize_t l = readlink(path, link, sizeof(link) - 1);
+			if (l <= 0)
+				continue;
+			link[l] = 0;
+			if (sscanf(link, "socket:[%lu]", &ino) == 1 && ino == (unsigned long)st.st_ino)
+				fprintf(f, "%d %d\n", idx, fd);
+		}
+	}
+	if (fclose(f) != 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+int cli_activation_env(const char *dir, const struct crac_img_view *v, int listen_fds, char *act,
+		       size_t actlen, char *why, size_t len)
+{
+	int err = 0, recorded = 0;
+	char *rec = cli_read_small(dir, CLI_ACTIVATION_FILE, &err);
+	size_t at;
+
+	act[0] = 0;
+	if (!rec && err != -ENOENT) {
+		snprintf(why, len, "%s/%s: %s", dir, CLI_ACTIVATION_FILE,
+			 err == -EPERM ? "not a regular file of ours that only we may write" :
+			 err == -EFBIG ? "larger than 64 KiB" : strerror(-err));
+		return -1;
+	}
+	at = (size_t)snprintf(act, actlen, "CRAC_ACTIVATION_FDS=");
+	for (char *line = rec, *nl; line && *line; line = nl) {
+		int idx, fd;
+		nl = strchr(line, '\n');
+		nl = nl ? nl + 1 : line + strlen(line);
+		if (sscanf(line, "%d %d", &idx, &fd) != 2 || idx < 0 || fd < 3) {
+			snprintf(why, len, "%s/%s is damaged", dir, CLI_ACTIVATION_FILE);
+			goto bad;
+		}
+		if (idx >= listen_fds) {
+			snprintf(why, len, "the program of %s got socket %d of socket activation (LISTEN_FDS) at fd %d; "
+				 "LISTEN_FDS passes %d socket%s now", dir, idx + 1, fd, listen_fds,
+				 listen_fds == 1 ? "" : "s");
+			goto bad;
+		}
+		uint32_t i = 0;
+		while (i < v->h->n_fds && v->fds[i].fd != fd)
+			i++;
+		if (i == v->h->n_fds) {
+			snprintf(why, len, "%s/%s names fd %d, which the image does not hold", dir,
+				 CLI_ACTIVATION_FILE, fd);
+			goto bad;
+		}
+		at += (size_t)snprintf(act + at, at < actlen ? actlen - at : 0, "%s%d:%d", recorded ? "," : "",
+				       3 + idx, fd);
+		recorded++;
+	}
+	free(rec);
+	if (at >= actlen) {
+		snprintf(why, len, "%s/%s: too many activation sockets", dir, CLI_ACTIVATION_FILE);
+		act[0] = 0;
+		return -1;
+	}
+	if (!recorded)
+		act[0] = 0;
+	if (listen_fds > 0 && !recorded) {
+		snprintf(why, len, "LISTEN_FDS passes %d socket%s, but the program of %s got none at its checkpoint "
+			 "(it would bind its own address again)", listen_fds, listen_fds == 1 ? "" : "s", dir);
+		return -1;
+	}
+	return 0;
+bad:
+	free(rec);
+	act[0] = 0;
+	return -1;
+}
+
+int cli_restore_activation(const char *dir)
+{
+	static char act[600];
+	char why[2048], msg[2048];
+	struct crac_img_opened o;
+	struct crac_img_view v;
+	void *buf = NULL;
+	int n = cli_listen_fds(), rc = -1;
+
+	/* not activated, or `crac start` did it (CRAC_ACTIVATION_FDS set) */
+	if (n < 0 || getenv("CRAC_ACTIVATION_FDS"))
+		return 0;
+	/* the image as the loader reads it (its own checks come later) */
+	if (crac_img_open(dir, &o, msg, sizeof(msg)) < 0)
+		return 0;   /* the loader says why, as without activation */
+	if (o.header_size > CRAC_IMG_MAX_HEADER || !(buf = aligned_alloc(8, (o.header_size + 8) & ~7ull)) ||
+	    crac_img_read_header(&o, buf, o.header_size, &v, msg, sizeof(msg)) < 0) {
+		rc = 0;   /* likewise */
+		goto out;
+	}
+	if (cli_activation_env(dir, &v, n, act, sizeof(act), why, sizeof(why)) < 0) {
+		cli_err("restore %s: %s", dir, why);
+		goto out;
+	}
+	if (act[0])
+		putenv(act);   /* the loader's activation_place() reads it */
+	rc = 0;
+out:
+	free(buf);
+	crac_img_close(&o);
+	return rc;
+}
