@@ -19,8 +19,10 @@
  *     prints the report and the program keeps running cold;
  *   - relays sd_notify: when $NOTIFY_SOCKET is set (systemd Type=notify)
  *     or with --checkpoint-on-ready, the program gets a NOTIFY_SOCKET of
- *     ours (a datagram socket in a private 0700 directory) and every
- *     message it sends there goes on to the outer NOTIFY_SOCKET, without
+ *     ours (a datagram socket any user may reach: the program may drop its
+ *     privileges first; only messages of the program and the processes it
+ *     started are taken, by their sender's credentials: notify_open) and
+ *     every message it sends there goes on to the outer NOTIFY_SOCKET, without
  *     MAINPID= lines: the supervisor is the service's main PID (MAINPID),
  *     since systemd accepts notifications from the main PID only
  *     (NotifyAccess=main) and the program is not it;
@@ -50,6 +52,13 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#ifndef SO_PASSPIDFD
+#define SO_PASSPIDFD 76     /* Linux 6.5; glibc 2.36 lacks it */
+#endif
+#ifndef SCM_PIDFD
+#define SCM_PIDFD 0x04
+#endif
 
 /* ---- options ---------------------------------------------------------------- */
 
@@ -291,17 +300,34 @@ int cli_notify_send(const char *sockname, const char *msg)
 	return rc;
 }
 
-/* Our NOTIFY_SOCKET for the program: DIR/notify in a new private directory
- * ($XDG_RUNTIME_DIR or /tmp). Returns the bound socket or -1. */
+/*
+ * Our NOTIFY_SOCKET for the program: DIR/notify in a new directory
+ * (crac-notify-XXXXXX in $XDG_RUNTIME_DIR, or /tmp; for root /run, or
+ * /tmp). Returns the bound socket or -1.
+ *
+ * Who may send: the program may drop its privileges before it says READY=1
+ * (a root service that setuid()s to a service user, as nginx and redis
+ * workers do), so the socket is reachable by every user: the directory is
+ * 0711 (searchable, not listable: its random name is in the program's
+ * environment only) and the socket 0666. Every datagram is then checked
+ * against its sender's credentials, which the kernel attaches
+ * (SO_PASSCRED: SCM_CREDENTIALS, which another user cannot forge without
+ * CAP_SYS_ADMIN/CAP_SETUID) -- see from_program().
+ */
 static int notify_open(struct cli_super *s)
 {
 	const char *base = getenv("XDG_RUNTIME_DIR");
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	struct stat st;
-	int fd;
+	int fd, one = 1;
 
-	if (!base || base[0] != '/' || stat(base, &st) < 0 || !S_ISDIR(st.st_mode) ||
-	    st.st_uid != geteuid() || (st.st_mode & 022))
+	/* $XDG_RUNTIME_DIR/... is 0700: no other user reaches into it. An
+	 * unprivileged program cannot become another user; root's can. */
+	if (geteuid() == 0)
+		base = stat("/run", &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == 0 && !(st.st_mode & 022) ?
+		       "/run" : "/tmp";
+	else if (!base || base[0] != '/' || stat(base, &st) < 0 || !S_ISDIR(st.st_mode) ||
+		 st.st_uid != geteuid() || (st.st_mode & 022))
 		base = "/tmp";
 	if (snprintf(s->notify_dir, sizeof(s->notify_dir), "%s/crac-notify-XXXXXX", base) >=
 	    (int)sizeof(s->notify_dir) || !mkdtemp(s->notify_dir)) {
@@ -317,14 +343,87 @@ static int notify_open(struct cli_super *s)
 	}
 	strcpy(a.sun_path, s->notify_path);
 	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-		cli_err("%s: cannot bind the program's NOTIFY_SOCKET %s: %s", s->who, s->notify_path,
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0 ||
+	    bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || chmod(s->notify_path, 0666) < 0 ||
+	    chmod(s->notify_dir, 0711) < 0) {
+		cli_err("%s: cannot set up the program's NOTIFY_SOCKET %s: %s", s->who, s->notify_path,
 			strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return -1;
 	}
+	/* a pidfd of the sender too (Linux 6.5): see from_program() */
+	setsockopt(fd, SOL_SOCKET, SO_PASSPIDFD, &one, sizeof(one));
 	return fd;
+}
+
+/* The parent of process pid (/proc/PID/stat), 0 if unknown. */
+static pid_t parent_of(pid_t pid)
+{
+	char path[64], buf[1024];
+	int fd, ppid = 0;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	/* "PID (COMM) STATE PPID ...": COMM may hold anything, ')' too */
+	char *end = strrchr(buf, ')');
+	if (!end || sscanf(end + 1, " %*c %d", &ppid) != 1)
+		return 0;
+	return (pid_t)ppid;
+}
+
+/* The pid a pidfd refers to now (/proc/self/fdinfo: -1 once it exited). */
+static pid_t pidfd_pid(int pidfd)
+{
+	char path[64], line[128];
+	int pid = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", pidfd);
+	if (!(f = fopen(path, "re")))
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Pid: %d", &pid) == 1)
+			break;
+	fclose(f);
+	return (pid_t)pid;
+}
+
+/*
+ * Is the sender of a notification the program? Accepted: the program's
+ * own pid (our child, not reaped before we read this: its pid cannot have
+ * been reused), or a process it started (its descendant, by the parent
+ * links in /proc: a forked worker that says READY=1, as systemd's
+ * NotifyAccess=all accepts the service's other processes). Never its
+ * process group: that is crac's own, shared with whatever runs next to
+ * crac in a shell pipeline, and a group says nothing about who started a
+ * process. A descendant must still be alive when the walk is over, seen
+ * through the pidfd the kernel passed with the message (SCM_PIDFD): then
+ * the pid walked was the sender's and not one reused meanwhile. Without
+ * SCM_PIDFD (kernels before 6.5) the walk alone decides. The senders that
+ * are refused: other users' processes (which can now reach the socket),
+ * and unrelated processes of ours.
+ */
+static bool from_program(const struct cli_super *s, pid_t pid, int pidfd)
+{
+	pid_t p = pid;
+
+	if (pid <= 0)
+		return false;
+	if (pid == s->child)
+		return true;
+	for (int depth = 0; p > 1 && depth < 256; depth++) {
+		if ((p = parent_of(p)) == s->child)
+			return pidfd < 0 || pidfd_pid(pidfd) == pid;
+	}
+	return false;
 }
 
 static void notify_close(struct cli_super *s)
@@ -584,16 +683,49 @@ pid_t cli_super_spawn(struct cli_super *s, char *const argv[], char *const extra
 	return pid;
 }
 
-/* A message from the program on our NOTIFY_SOCKET: relayed, READY noticed. */
+/* A message from the program on our NOTIFY_SOCKET: relayed, READY noticed;
+ * one from anybody else ignored (from_program), said at info level. */
 static void notify_read(struct cli_super *s)
 {
 	char buf[4096], out[4096];
+	union {
+		struct cmsghdr align;
+		char b[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int)) + 64];
+	} ctl;
 
 	for (;;) {
-		ssize_t n = recv(s->notify_fd, buf, sizeof(buf) - 1, 0);
+		struct iovec io = { buf, sizeof(buf) - 1 };
+		struct msghdr m = { .msg_iov = &io, .msg_iovlen = 1, .msg_control = ctl.b,
+				    .msg_controllen = sizeof(ctl.b) };
+		ssize_t n = recvmsg(s->notify_fd, &m, MSG_CMSG_CLOEXEC);
 		if (n < 0)
 			return;
 		buf[n] = 0;
+		struct ucred cred = { .pid = 0, .uid = (uid_t)-1 };
+		int pidfd = -1;
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+			if (c->cmsg_level != SOL_SOCKET)
+				continue;
+			if (c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len >= CMSG_LEN(sizeof(cred)))
+				memcpy(&cred, CMSG_DATA(c), sizeof(cred));
+			else if (c->cmsg_type == SCM_PIDFD && c->cmsg_len >= CMSG_LEN(sizeof(int)))
+				memcpy(&pidfd, CMSG_DATA(c), sizeof(int));
+			else if (c->cmsg_type == SCM_RIGHTS)   /* descriptors sent along: not kept */
+				for (size_t k = 0; k < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); k++) {
+					int fd;
+					memcpy(&fd, CMSG_DATA(c) + k * sizeof(int), sizeof(int));
+					close(fd);
+				}
+		}
+		bool ok = from_program(s, cred.pid, pidfd);
+		if (pidfd >= 0)
+			close(pidfd);
+		if (!ok) {
+			crac__log(CRAC_LOG_INFO, "%s: ignored a notification on the program's NOTIFY_SOCKET %s from "
+				  "process %d (uid %d): it is neither the program (process %d) nor a process it "
+				  "started", s->who, s->notify_path, (int)cred.pid, (int)cred.uid, (int)s->child);
+			continue;
+		}
 		size_t o = 0;
 		bool ready = false;
 		for (char *save = NULL, *l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
