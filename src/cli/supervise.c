@@ -463,23 +463,44 @@ struct request {
  */
 static int put_record(const char *dir, const char *text)
 {
-	char path[PATH_MAX + 32], tmp[PATH_MAX + 48];
+	char tmp[64];
 	size_t n = strlen(text);
-	int fd, rc = 0;
+	int dfd, fd, rc = 0;
 
-	snprintf(path, sizeof(path), "%s/%s", dir, CLI_ACTIVATION_FILE);
-	snprintf(tmp, sizeof(tmp), "%s/.%s.%d", dir, CLI_ACTIVATION_FILE, (int)getpid());
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
+	/* through DIR itself, never a symbolic link put in its place (DIR may
+	 * belong to the program's user, who is not always ours) */
+	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
 		return -errno;
+	snprintf(tmp, sizeof(tmp), ".%s.%d", CLI_ACTIVATION_FILE, (int)getpid());
+	unlinkat(dfd, tmp, 0);
+	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = -errno;
+		close(dfd);
+		return rc;
+	}
 	if (write(fd, text, n) != (ssize_t)n || fsync(fd) < 0)
 		rc = errno ? -errno : -EIO;
 	close(fd);
-	if (rc == 0 && rename(tmp, path) < 0)
+	if (rc == 0 && renameat(dfd, tmp, dfd, CLI_ACTIVATION_FILE) < 0)
 		rc = -errno;
 	if (rc < 0)
-		unlink(tmp);
+		unlinkat(dfd, tmp, 0);
+	close(dfd);
 	return rc;
+}
+
+/* Takes DIR/activation out (its text, or NULL when there is none). */
+static char *take_record(const char *dir)
+{
+	int err = 0, dfd;
+	char *old = cli_read_small(dir, CLI_ACTIVATION_FILE, &err);
+
+	if (old && (dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) >= 0) {
+		unlinkat(dfd, CLI_ACTIVATION_FILE, 0);
+		close(dfd);
+	}
+	return old;
 }
 
 static void *request_thread(void *p)
@@ -487,19 +508,13 @@ static void *request_thread(void *p)
 	struct request *q = p;
 	struct cli_super *s = q->s;
 	char *old = NULL;
-	int err = 0;
 
 	/* while the program runs: which of its descriptors are systemd's */
 	if (s->listen_fds > 0) {
 		free(s->activation);
 		s->activation = cli_activation_record(q->pid, s->listen_fds);
 		if (s->activation_dir)
-			old = cli_read_small(s->activation_dir, CLI_ACTIVATION_FILE, &err);
-		if (old) {
-			char path[PATH_MAX + 32];
-			snprintf(path, sizeof(path), "%s/%s", s->activation_dir, CLI_ACTIVATION_FILE);
-			unlink(path);
-		}
+			old = take_record(s->activation_dir);
 	}
 	FILE *out = open_memstream(&q->answer, &q->answer_len);
 	q->rc = crac__control_request(q->pid, s->tokens, out, &q->status, q->err, sizeof(q->err));
