@@ -57,11 +57,22 @@ program_notify_socket() {
 	tr '\0' '\n' </proc/$child/environ | sed -n 's/^NOTIFY_SOCKET=//p'
 }
 
+# has_notify_socket: the program ($child) runs with its NOTIFY_SOCKET (the
+# python3 program, not crac's child before its exec)
+has_notify_socket() {
+	[ "$(readlink /proc/$child/exe)" = "$(readlink -f "$PY")" ] && [ -n "$(program_notify_socket)" ]
+}
+
+# uid_is PID UID: process PID runs as UID (now)
+uid_is() {
+	[ "$(stat -c %u "/proc/$1" 2>/dev/null)" = "$2" ]
+}
+
 @test "a program that drops to nobody before READY=1: relayed to \$NOTIFY_SOCKET and --checkpoint-on-ready fires" {
 	DROP=1 bg run "$CRAC" run --keep-running --checkpoint-on-ready --checkpoint-to "$T/img" -- "$PY" -c "$PROG" "$T/go"
 	wait_for pgrep -P "$pid" >/dev/null
 	child="$(pgrep -P "$pid")"
-	wait_for test "$(stat -c %u /proc/$child)" = 65534
+	wait_for uid_is "$child" 65534
 	touch "$T/go"
 	wait_for grep -q "STATUS=uid 65534" "$T/notes"
 	cat "$T/notes"
@@ -80,7 +91,7 @@ program_notify_socket() {
 	bg run "$CRAC" -v run --keep-running --checkpoint-on-ready --checkpoint-to "$T/img" -- "$PY" -c "$PROG" "$T/go"
 	wait_for pgrep -P "$pid" >/dev/null
 	child="$(pgrep -P "$pid")"
-	wait_for test -n "$(program_notify_socket)"
+	wait_for has_notify_socket
 	sock="$(program_notify_socket)"
 	[[ "$sock" == */crac-notify-*/notify ]]
 	# reachable by every user (the program may become one), listable by none
@@ -109,7 +120,7 @@ program_notify_socket() {
 	bg run "$CRAC" run --keep-running --checkpoint-on-ready --checkpoint-to "$T/img" -- "$PY" -c "$PROG" "$T/go"
 	wait_for pgrep -P "$pid" >/dev/null
 	child="$(pgrep -P "$pid")"
-	wait_for test -n "$(program_notify_socket)"
+	wait_for has_notify_socket
 	send_as nobody "$(program_notify_socket)"
 	sleep 0.3
 	[ ! -s "$T/run.err" ]
@@ -123,7 +134,7 @@ program_notify_socket() {
 	child="$(pgrep -P "$pid")"
 	wait_for pgrep -P "$child" >/dev/null
 	worker="$(pgrep -P "$child")"
-	wait_for test "$(stat -c %u /proc/$worker)" = 65534
+	wait_for uid_is "$worker" 65534
 	touch "$T/go"
 	wait_for grep -q "STATUS=uid 65534" "$T/notes"
 	grep -q "^from=$pid$" "$T/notes"
