@@ -377,8 +377,7 @@ static _Noreturn void exit_after_image(struct crac_round *r)
  * after_restore over exactly the notified resources. */
 static void after_restore(struct crac_round *r, struct crac_notified *notified, int outcome)
 {
-	if (outcome != CRAC_RESTORED)   /* (a restored process has no requester) */
-		crac__round_phase(r, CRAC_CKPT_AFTER);
+	crac__round_phase(r, CRAC_CKPT_AFTER);
 	crac__checks_after(r);
 	if (r->engine->resume_threads)
 		r->engine->resume_threads(r);
