@@ -521,8 +521,17 @@ static void serve(int fd)
 		conn_free(c);
 	} else if (strcmp(verb, "CHECKPOINT") == 0) {
 		const char *v = token_value(c->tokens, "progress");
-		if (v && strcmp(v, "1") == 0)
+		if (v && strcmp(v, "1") == 0) {
 			c->rq.progress = rq_progress;
+			/* CRAC_TEST_CONTROL_SNDBUF=N, for tests only
+			 * (tests/cli/checkpoint_progress.bats): a send buffer of
+			 * about N bytes, so that a client that does not read
+			 * fills it after a few records (which are then dropped). */
+			const char *sb = getenv("CRAC_TEST_CONTROL_SNDBUF");
+			int n = sb ? atoi(sb) : 0;
+			if (n > 0)
+				setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &n, sizeof(n));
+		}
 		pthread_attr_init(&attr);
 		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 		if (pthread_create(&th, &attr, checkpoint_thread, c) != 0) {
