@@ -251,7 +251,7 @@ static void print_stats(const struct timed *t)
 	size_t n;
 
 	if (!t->have_stats) {
-		cli_err("checkpoint stats: process %d sent none (its libcrac predates --stats)", t->pid);
+		cli_err("checkpoint stats: process %d sent no figures (its libcrac predates --stats)", t->pid);
 		return;
 	}
 	unsigned long long scanned = record_num(rec, "scanned"), stored = record_num(rec, "stored"),

@@ -213,9 +213,9 @@ static void conn_finish_pending(struct conn *c)
 /*
  * The requester's progress callback (token progress=1). A record during the
  * round may be formatted and sent while the program's threads are stopped:
- * snprintf of integers into our buffer (no lock, no allocation, as
- * img_fail) and a send that never waits. The final one (threads running)
- * is sent in full.
+ * snprintf of integers into a buffer (no lock, no allocation, as img_fail)
+ * and a send that never waits (a record that does not fit is dropped). The
+ * final one (threads running) is sent in full.
  */
 static void rq_progress(struct crac_requester *rq, const struct crac_ckpt_stats *s, bool final)
 {
@@ -245,17 +245,32 @@ static void rq_progress(struct crac_requester *rq, const struct crac_ckpt_stats 
 		c->pend_len = 0;
 		return;
 	}
-	if (!conn_try_pending(c))
+	/*
+	 * The record is made on this thread's stack, not in c: the program's
+	 * heap (where c is) may be in the pages being written, which must not
+	 * change under the page writer (image_write.c); this thread's stack is
+	 * copied first. A record this small goes into an AF_UNIX stream socket
+	 * whole or not at all; a part sent (never seen) leaves the rest in c.
+	 */
+	char rec[sizeof(c->pend)];
+	ssize_t sent;
+
+	if (c->pend_len && !conn_try_pending(c))
 		return;   /* the client is slow: drop this one */
-	n = snprintf(c->pend, cap, "PROGRESS phase=%s elapsed_us=%lld phase_us=%lld done=%llu total=%llu "
+	n = snprintf(rec, sizeof(rec), "PROGRESS phase=%s elapsed_us=%lld phase_us=%lld done=%llu total=%llu "
 		     "written=%llu\n", crac__ckpt_phase_name[s->phase], (long long)(now - s->start_ns) / 1000,
 		     (long long)(now - s->phase_start_ns) / 1000, (unsigned long long)s->done_bytes,
 		     (unsigned long long)s->total_bytes, (unsigned long long)s->written_bytes);
-	if (n <= 0 || (size_t)n >= cap)
+	if (n <= 0 || (size_t)n >= sizeof(rec))
 		return;
-	c->pend_off = 0;
-	c->pend_len = (size_t)n;
-	conn_try_pending(c);
+	do
+		sent = send(c->fd, rec, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (sent < 0 && errno == EINTR);
+	if (sent > 0 && sent < n) {
+		memcpy(c->pend, rec + sent, (size_t)(n - sent));
+		c->pend_off = 0;
+		c->pend_len = (size_t)(n - sent);
+	}
 }
 
 static void conn_free(struct conn *c)

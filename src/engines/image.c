@@ -192,6 +192,9 @@ void img_progress(struct img_capture *c)
 		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 			;
 	}
+	if (!r->requester || !r->requester->progress)
+		return;
+	/* (r is on this thread's stack, which the page writer copies first) */
 	r->stats.written_bytes = c->pages_size;
 	r->stats.done_bytes = c->pages_size + c->w.zero_pages * CRAC_IMG_PAGE;
 	crac__round_progress(r);
