@@ -201,35 +201,38 @@ void img_progress(struct img_capture *c)
 }
 
 /*
- * About how many bytes the page writer will look at: the anonymous memory
- * of the process (/proc/self/smaps_rollup "Anonymous:", present pages:
- * private anonymous, heap, stack, written pages of private file mappings)
- * less the engine's arena, plus whole shared anonymous mappings (stored
- * page by page). For the progress records' "of about" only. Threads
- * stopped: system calls into a buffer on the stack.
+ * About how many bytes the page writer will look at: the process's resident
+ * anonymous memory (/proc/self/statm: resident less shared, i.e. RssAnon,
+ * which the kernel keeps as counters: no page table walk, unlike
+ * smaps_rollup's "Anonymous:", 45 ms for 1 GiB here) less the engine's
+ * arena, plus whole shared anonymous mappings (stored page by page). For
+ * the progress records' "of about" only. Threads stopped: system calls
+ * into a buffer on the stack.
  */
 static uint64_t estimate_total(const struct img_capture *c)
 {
-	char buf[4096];
-	uint64_t total = 0, kib;
-	ssize_t n = 0, got;
-	int fd = open("/proc/self/smaps_rollup", O_RDONLY | O_CLOEXEC);
+	char buf[256];
+	uint64_t f[3] = { 0, 0, 0 }, total = 0;
+	ssize_t n = -1;
+	int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
 
 	if (fd >= 0) {
-		while (n < (ssize_t)sizeof(buf) - 1 &&
-		       (got = read(fd, buf + n, sizeof(buf) - 1 - (size_t)n)) > 0)
-			n += got;
+		do
+			n = read(fd, buf, sizeof(buf) - 1);
+		while (n < 0 && errno == EINTR);
 		close(fd);
 	}
 	buf[n > 0 ? n : 0] = 0;
-	const char *a = strstr(buf, "\nAnonymous:");
-	if (a) {
-		kib = 0;
-		for (a += 12; *a == ' '; a++)
-			;
-		for (; *a >= '0' && *a <= '9'; a++)
-			kib = kib * 10 + (uint64_t)(*a - '0');
-		total = kib * 1024;
+	/* "size resident shared text lib data dt", in pages */
+	const char *p = buf;
+	for (int i = 0; i < 3 && *p; i++) {
+		for (; *p >= '0' && *p <= '9'; p++)
+			f[i] = f[i] * 10 + (uint64_t)(*p - '0');
+		while (*p == ' ')
+			p++;
+	}
+	if (f[1] > f[2]) {
+		total = (f[1] - f[2]) * (uint64_t)sysconf(_SC_PAGESIZE);
 		/* the arena's pages touched so far (most of what it handed
 		 * out is never touched): mincore, 2 MiB at a time */
 		unsigned char vec[512];
