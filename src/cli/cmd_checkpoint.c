@@ -563,9 +563,9 @@ int crac_cmd_checkpoint(int argc, char **argv)
 			       "                      deadline plus %d s (none with --deadline -1); 0: no limit\n"
 			       "  --stats             at the end, one line on stderr: pages scanned, stored and\n"
 			       "                      zero pages skipped, MiB written, the time of each phase\n"
+			       "  --help              this text\n"
 			       "On a terminal, a checkpoint that takes over a second shows its progress on stderr\n"
 			       "(phase; MiB written of the total, MiB/s and ETA while the pages are written).\n"
-			       "  --help              this text\n"
 			       "exit status: 0 done, 1 refused/aborted/failed or --timeout expired, 2 usage error or\n"
 			       "no control endpoint\n", DEFAULT_DEADLINE_MS, TIMEOUT_MARGIN_MS / 1000);
 			return 0;

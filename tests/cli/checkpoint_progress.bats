@@ -102,6 +102,8 @@ on_tty() {
 	run "$CRAC" checkpoint --engine sim "$pid"
 	[ "$status" -eq 0 ]
 	[[ "$output" != *"stats"* ]]
+	run "$CRAC" checkpoint --help
+	[[ "$output" == *"  --stats "* ]]
 }
 
 @test "a checkpoint over a second on a terminal: one progress line (MiB of ~total, MiB/s, ETA), erased at the end" {
