@@ -15,6 +15,10 @@
  *   6. page data, header, fsync                        (image_capture.c)
  *   7. let the threads go; read the image back and validate it; rename it
  *      into place (image/dir.c). Success means: an image is at DIR.
+ * For a requester's progress records and `crac checkpoint --stats`, these
+ * are the round's phases prepare (1-2), freeze (3), capture (4), pages (6,
+ * the page data), fsync (6, descriptors + header) and verify (7); see
+ * crac__round_phase and img_progress.
  *
  * The target DIR must be absent or a crac image of the caller
  * (crac_img_target_check, at configure time and again at the rename).
