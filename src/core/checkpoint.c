@@ -68,6 +68,63 @@ static int64_t deadline_after(int64_t ms, int64_t from)
 	return from + ms * 1000000LL;
 }
 
+/* ---- progress -------------------------------------------------------------- */
+
+const char *const crac__ckpt_phase_name[CRAC_CKPT_NPHASES] = {
+	[CRAC_CKPT_INHIBITORS] = "inhibitors",
+	[CRAC_CKPT_CALLBACKS] = "callbacks",
+	[CRAC_CKPT_PREPARE] = "prepare",
+	[CRAC_CKPT_FREEZE] = "freeze",
+	[CRAC_CKPT_CAPTURE] = "capture",
+	[CRAC_CKPT_PAGES] = "pages",
+	[CRAC_CKPT_SYNC] = "fsync",
+	[CRAC_CKPT_VERIFY] = "verify",
+	[CRAC_CKPT_AFTER] = "after_restore",
+};
+
+#define PROGRESS_EVERY_NS 100000000LL   /* at most 10 records a second within a phase */
+
+/* Adds the time since the current phase started to it; restarts the clock. */
+static void close_phase(struct crac_ckpt_stats *s, int64_t now)
+{
+	if (s->entered)
+		s->phase_ns[s->phase] += now - s->phase_start_ns;
+	s->phase_start_ns = now;
+}
+
+/*
+ * Only clock reads, stores into r->stats and the requester's progress
+ * callback (which never blocks nor allocates): callable while the image
+ * engine holds every other thread stopped.
+ */
+void crac__round_phase(struct crac_round *r, enum crac_ckpt_phase p)
+{
+	struct crac_ckpt_stats *s = &r->stats;
+	int64_t now = crac__now_ns(CLOCK_MONOTONIC);
+
+	close_phase(s, now);
+	s->phase = p;
+	s->entered |= 1u << p;
+	if (r->requester && r->requester->progress) {
+		s->last_sent_ns = now;   /* a phase change is always sent */
+		r->requester->progress(r->requester, s, false);
+	}
+}
+
+void crac__round_progress(struct crac_round *r)
+{
+	struct crac_ckpt_stats *s = &r->stats;
+	int64_t now;
+
+	if (!r->requester || !r->requester->progress)
+		return;
+	now = crac__now_ns(CLOCK_MONOTONIC);
+	if (now - s->last_sent_ns < PROGRESS_EVERY_NS)
+		return;
+	s->last_sent_ns = now;
+	r->requester->progress(r->requester, s, false);
+}
+
 void crac__round_snapshot_taken(struct crac_round *r, const char *what)
 {
 	if (r->requester && r->requester->reply)
@@ -79,6 +136,11 @@ void crac__round_finish_requester(struct crac_round *r, int status)
 	struct crac_requester *rq = r->requester;
 
 	r->requester = NULL;
+	if (rq && rq->progress) {
+		/* the figures of the whole round, the current phase closed */
+		close_phase(&r->stats, crac__now_ns(CLOCK_MONOTONIC));
+		rq->progress(rq, &r->stats, true);
+	}
 	if (rq && rq->finish) {
 		crac__report_set_status(r->report, status);
 		rq->finish(rq, status, r->report);
@@ -90,6 +152,7 @@ static int wait_inhibitors(struct crac_round *r, int64_t deadline)
 {
 	int rc = 0;
 
+	crac__round_phase(r, CRAC_CKPT_INHIBITORS);
 	pthread_mutex_lock(&crac__lock);
 	while (crac__inhibitors_held()) {
 		if (deadline) {
@@ -259,6 +322,7 @@ static struct crac_notified *before_checkpoint(struct crac_round *r, int64_t dea
 	r->event.checkpoint_realtime = crac__now_ns(CLOCK_REALTIME);
 	r->event.checkpoint_monotonic = crac__now_ns(CLOCK_MONOTONIC);
 	r->event.deadline_monotonic = deadline;
+	crac__round_phase(r, CRAC_CKPT_CALLBACKS);
 	crac__runtime_checkpointing(r);
 	notified = crac__notify_before(r, deadline);
 	crac__checks_before(r, crac_report_count(r->report) > 0 || (r->opts.flags & CRAC_DRY_RUN));
@@ -313,6 +377,7 @@ static _Noreturn void exit_after_image(struct crac_round *r)
  * after_restore over exactly the notified resources. */
 static void after_restore(struct crac_round *r, struct crac_notified *notified, int outcome)
 {
+	crac__round_phase(r, CRAC_CKPT_AFTER);
 	crac__checks_after(r);
 	if (r->engine->resume_threads)
 		r->engine->resume_threads(r);
@@ -358,6 +423,8 @@ int crac__checkpoint(const struct crac_options *in, struct crac_requester *rq,
 	struct crac_round r = { .requester = rq };
 	struct crac_notified *notified;
 	int rc;
+
+	r.stats.start_ns = r.stats.phase_start_ns = crac__now_ns(CLOCK_MONOTONIC);
 
 	if (report)
 		*report = NULL;

@@ -16,6 +16,18 @@
  *     PING
  * The answer: any number of text lines, then "STATUS <int>" (enum
  * crac_outcome or a negative errno), then the server closes.
+ *
+ * Progress (CHECKPOINT with the token progress=1; a server that predates
+ * it ignores the token, and without it the answer is as above): while the
+ * round runs, lines
+ *     PROGRESS phase=P elapsed_us=N phase_us=N done=N total=N written=N
+ * (P as in crac__ckpt_phase_name; done/total: bytes of memory stored or
+ * skipped so far, of about total; written: bytes of page data), one at
+ * each phase change and at most 10 a second within a phase, sent without
+ * waiting: a record that does not fit in the socket is dropped. Then, right
+ * before the report and STATUS, one line with the whole round's figures:
+ *     STATS elapsed_us=N scanned=N stored=N zero=N written=N threads=N
+ *           maps=N P_us=N...   (one P_us per phase the round went through)
  */
 #include "core/internal.h"
 #include "runtime/checks.h"
@@ -149,6 +161,10 @@ struct conn {
 	int fd;
 	bool done;
 	char **tokens;     /* request, unescaped, NULL-terminated */
+	/* A progress record the socket took only part of: the rest goes
+	 * first (the next record is dropped until it went). */
+	char pend[512];
+	size_t pend_off, pend_len;
 };
 
 static void conn_write(int fd, const char *s)
@@ -163,6 +179,97 @@ static void conn_write(int fd, const char *s)
 			return;   /* the requester went away: nothing to tell */
 		s += n;
 		len -= (size_t)n;
+	}
+}
+
+/* Sends what is left of the pending progress record without waiting;
+ * true when nothing is left. */
+static bool conn_try_pending(struct conn *c)
+{
+	while (c->pend_off < c->pend_len) {
+		ssize_t n = send(c->fd, c->pend + c->pend_off, c->pend_len - c->pend_off,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		c->pend_off += (size_t)n;
+	}
+	c->pend_off = c->pend_len = 0;
+	return true;
+}
+
+/* Before any other line: the rest of a partly sent record, waiting for it
+ * (the program's threads run whenever the answer is written). */
+static void conn_finish_pending(struct conn *c)
+{
+	if (c->pend_off < c->pend_len) {
+		c->pend[c->pend_len] = 0;
+		conn_write(c->fd, c->pend + c->pend_off);
+	}
+	c->pend_off = c->pend_len = 0;
+}
+
+/*
+ * The requester's progress callback (token progress=1). A record during the
+ * round may be formatted and sent while the program's threads are stopped:
+ * snprintf of integers into a buffer (no lock, no allocation, as img_fail)
+ * and a send that never waits (a record that does not fit is dropped). The
+ * final one (threads running) is sent in full.
+ */
+static void rq_progress(struct crac_requester *rq, const struct crac_ckpt_stats *s, bool final)
+{
+	struct conn *c = rq->priv;
+	int64_t now = crac__now_ns(CLOCK_MONOTONIC);
+	size_t cap = sizeof(c->pend) - 1;
+	int n;
+
+	if (c->done || c->fd < 0)
+		return;
+	if (final) {
+		conn_finish_pending(c);
+		n = snprintf(c->pend, cap, "STATS elapsed_us=%lld scanned=%llu stored=%llu zero=%llu written=%llu "
+			     "threads=%u maps=%u", (long long)(now - s->start_ns) / 1000,
+			     (unsigned long long)s->scanned_pages, (unsigned long long)s->stored_pages,
+			     (unsigned long long)s->zero_pages, (unsigned long long)s->written_bytes,
+			     s->threads, s->maps);
+		for (int p = 0; p < CRAC_CKPT_NPHASES && n > 0 && (size_t)n < cap; p++)
+			if (s->entered & (1u << p))
+				n += snprintf(c->pend + n, cap - (size_t)n, " %s_us=%lld", crac__ckpt_phase_name[p],
+					      (long long)s->phase_ns[p] / 1000);
+		if (n > 0 && (size_t)n < cap) {
+			c->pend[n] = '\n';
+			c->pend[n + 1] = 0;
+			conn_write(c->fd, c->pend);
+		}
+		c->pend_len = 0;
+		return;
+	}
+	/*
+	 * The record is made on this thread's stack, not in c: the program's
+	 * heap (where c is) may be in the pages being written, which must not
+	 * change under the page writer (image_write.c); this thread's stack is
+	 * copied first. A record this small goes into an AF_UNIX stream socket
+	 * whole or not at all; a part sent (never seen) leaves the rest in c.
+	 */
+	char rec[sizeof(c->pend)];
+	ssize_t sent;
+
+	if (c->pend_len && !conn_try_pending(c))
+		return;   /* the client is slow: drop this one */
+	n = snprintf(rec, sizeof(rec), "PROGRESS phase=%s elapsed_us=%lld phase_us=%lld done=%llu total=%llu "
+		     "written=%llu\n", crac__ckpt_phase_name[s->phase], (long long)(now - s->start_ns) / 1000,
+		     (long long)(now - s->phase_start_ns) / 1000, (unsigned long long)s->done_bytes,
+		     (unsigned long long)s->total_bytes, (unsigned long long)s->written_bytes);
+	if (n <= 0 || (size_t)n >= sizeof(rec))
+		return;
+	do
+		sent = send(c->fd, rec, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (sent < 0 && errno == EINTR);
+	if (sent > 0 && sent < n) {
+		memcpy(c->pend, rec + sent, (size_t)(n - sent));
+		c->pend_off = 0;
+		c->pend_len = (size_t)(n - sent);
 	}
 }
 
@@ -186,6 +293,7 @@ static void rq_reply(struct crac_requester *rq, int status, const char *text)
 	char line[512];
 
 	(void)status;
+	conn_finish_pending(c);
 	snprintf(line, sizeof(line), "crac: %s\n", text);
 	conn_write(c->fd, line);
 }
@@ -206,6 +314,7 @@ static void rq_finish(struct crac_requester *rq, int status, const crac_report *
 
 	if (c->done || c->fd < 0)
 		return;
+	conn_finish_pending(c);
 	c->done = true;
 	if (rep && (crac_report_count(rep) || status < 0 || status == CRAC_ABORTED) &&
 	    crac_report_format(rep, &text) == 0) {
@@ -426,6 +535,18 @@ static void serve(int fd)
 		rq_finish(&c->rq, 0, NULL);
 		conn_free(c);
 	} else if (strcmp(verb, "CHECKPOINT") == 0) {
+		const char *v = token_value(c->tokens, "progress");
+		if (v && strcmp(v, "1") == 0) {
+			c->rq.progress = rq_progress;
+			/* CRAC_TEST_CONTROL_SNDBUF=N, for tests only
+			 * (tests/cli/checkpoint_progress.bats): a send buffer of
+			 * about N bytes, so that a client that does not read
+			 * fills it after a few records (which are then dropped). */
+			const char *sb = getenv("CRAC_TEST_CONTROL_SNDBUF");
+			int n = sb ? atoi(sb) : 0;
+			if (n > 0)
+				setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &n, sizeof(n));
+		}
 		pthread_attr_init(&attr);
 		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 		if (pthread_create(&th, &attr, checkpoint_thread, c) != 0) {
@@ -894,6 +1015,19 @@ static int connect_to(int pid, char *err, size_t errlen)
 int crac__control_request(int pid, const char *const *tokens, FILE *out, int *status,
 			  char *err, size_t errlen)
 {
+	return crac__control_request_cb(pid, tokens, out, status, err, errlen, NULL, NULL);
+}
+
+/* Is this whole line a progress record ("PROGRESS ..." or "STATS ...")? */
+static bool is_record(const char *line)
+{
+	return strncmp(line, "PROGRESS ", 9) == 0 || strncmp(line, "STATS ", 6) == 0;
+}
+
+int crac__control_request_cb(int pid, const char *const *tokens, FILE *out, int *status,
+			     char *err, size_t errlen, void (*record)(void *arg, const char *line),
+			     void *arg)
+{
 	char *line;
 	size_t used = 0;
 	bool got_status = false, bol = true;
@@ -963,6 +1097,10 @@ int crac__control_request(int pid, const char *const *tokens, FILE *out, int *st
 			*status = st;
 			got_status = true;
 			break;
+		}
+		if (record && bol && eol && is_record(line)) {
+			record(arg, line);
+			continue;
 		}
 		if (out) {
 			crac__put_escaped(out, line);

@@ -79,6 +79,49 @@ void crac__strv_free(char **v) CRAC_HIDDEN;
 struct crac_round;
 
 /*
+ * The phases of a checkpoint round, in order, for progress records and
+ * `crac checkpoint --stats` (names: crac__ckpt_phase_name). The image
+ * engine goes through prepare..verify; other engines only through the
+ * round's own phases (inhibitors, callbacks, after_restore).
+ */
+enum crac_ckpt_phase {
+	CRAC_CKPT_INHIBITORS,        /* waiting for crac_inhibit holders */
+	CRAC_CKPT_CALLBACKS,         /* before_checkpoint callbacks, safety checks */
+	CRAC_CKPT_PREPARE,           /* image: arena, temporary directory */
+	CRAC_CKPT_FREEZE,            /* image: stopping the threads, flushing stdio */
+	CRAC_CKPT_CAPTURE,           /* image: process state, mappings */
+	CRAC_CKPT_PAGES,             /* image: scanning and writing the pages */
+	CRAC_CKPT_SYNC,              /* image: descriptors, header, fsync */
+	CRAC_CKPT_VERIFY,            /* image: reading it back, rename into place */
+	CRAC_CKPT_AFTER,             /* after_restore callbacks (keep-running) */
+	CRAC_CKPT_NPHASES
+};
+/* "inhibitors", "callbacks", "prepare", ...: one word each (the wire). */
+extern const char *const crac__ckpt_phase_name[CRAC_CKPT_NPHASES] CRAC_HIDDEN;
+
+/*
+ * What a round measured. Written by the round's thread only; read by the
+ * requester's progress callback on the same thread. While the program's
+ * threads are stopped, only plain stores and clock_gettime touch it.
+ */
+struct crac_ckpt_stats {
+	int64_t start_ns;                       /* CLOCK_MONOTONIC, round start */
+	int64_t phase_start_ns;                 /* of the current phase */
+	int64_t last_sent_ns;                   /* last progress record */
+	int64_t phase_ns[CRAC_CKPT_NPHASES];    /* time spent in each phase */
+	unsigned entered;                       /* bit per phase entered */
+	enum crac_ckpt_phase phase;             /* the current one */
+	/* The pages (image engine; else 0): */
+	uint64_t scanned_pages;   /* pages of the mappings whose pages were looked at */
+	uint64_t stored_pages;    /* written to the pages file */
+	uint64_t zero_pages;      /* all-zero anonymous pages left out */
+	uint64_t written_bytes;   /* page data, then the whole image (pages + header) */
+	uint64_t done_bytes;      /* pages stored or skipped so far ... */
+	uint64_t total_bytes;     /* ... of about this many (an estimate; 0: unknown) */
+	uint32_t threads, maps;
+};
+
+/*
  * Who asked for the checkpoint when it came through the control endpoint:
  * told once when the snapshot is taken or the process is paused (`reply`),
  * and at the end of the round with the full report (`finish`).
@@ -89,6 +132,12 @@ struct crac_requester {
 	/* In a process restored from an image the requester's connection does
 	 * not exist (its fd number may even be reused): drop it unused. */
 	void (*forget)(struct crac_requester *rq);
+	/* Optional (NULL: not wanted): how far the round is. `final` once,
+	 * right before `finish`, with the whole round's figures (threads run
+	 * then). Otherwise it may be called while the program's threads are
+	 * stopped: it must take no lock, allocate nothing, never block (drop
+	 * the record instead). */
+	void (*progress)(struct crac_requester *rq, const struct crac_ckpt_stats *s, bool final);
 	void *priv;
 };
 
@@ -105,7 +154,17 @@ struct crac_round {
 	int new_argc;
 	char **new_argv;
 	char **new_envp;
+	struct crac_ckpt_stats stats;  /* phases and pages, for the requester */
 };
+
+/*
+ * The round enters phase p (closes the time of the one before) and tells
+ * the requester at once. Safe while the program's threads are stopped.
+ */
+void crac__round_phase(struct crac_round *r, enum crac_ckpt_phase p) CRAC_HIDDEN;
+/* Tells the requester how far the current phase is, at most every 100 ms
+ * (calls in between only cost a clock read). Same safety. */
+void crac__round_progress(struct crac_round *r) CRAC_HIDDEN;
 
 /*
  * Called by engines when the snapshot exists (or the process is paused) so
@@ -230,6 +289,15 @@ void crac__control_resume(bool was_running) CRAC_HIDDEN;
  */
 int crac__control_request(int pid, const char *const *tokens, FILE *out, int *status,
 			  char *err, size_t errlen) CRAC_HIDDEN;
+/*
+ * The same; with `record` set, the answer's progress records (lines
+ * "PROGRESS k=v..." and "STATS k=v...", sent when the request has the
+ * token progress=1) go to record(arg, line) instead of `out`. Called on the
+ * caller's thread as they arrive.
+ */
+int crac__control_request_cb(int pid, const char *const *tokens, FILE *out, int *status,
+			     char *err, size_t errlen, void (*record)(void *arg, const char *line),
+			     void *arg) CRAC_HIDDEN;
 
 /*
  * A process restored lazily by the image engine loads its large mappings in

@@ -15,6 +15,10 @@
  *   6. page data, header, fsync                        (image_capture.c)
  *   7. let the threads go; read the image back and validate it; rename it
  *      into place (image/dir.c). Success means: an image is at DIR.
+ * For a requester's progress records and `crac checkpoint --stats`, these
+ * are the round's phases prepare (1-2), freeze (3), capture (4), pages (6,
+ * the page data), fsync (6, descriptors + header) and verify (7); see
+ * crac__round_phase and img_progress.
  *
  * The target DIR must be absent or a crac image of the caller
  * (crac_img_target_check, at configure time and again at the rename).
@@ -37,6 +41,7 @@
 #include "runtime/runtime.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -164,6 +169,119 @@ static void write_stderr(const char *s)
 	}
 }
 
+/* ---- progress (core/checkpoint.c, crac_ckpt_stats) --------------------------- */
+
+/*
+ * CRAC_TEST_SLOW_PAGES_US=N, for tests only (tests/cli/checkpoint_progress.bats):
+ * the page writer sleeps N microseconds after each piece of at most 1 MiB,
+ * so that a small heap takes long enough to show progress. Read before the
+ * threads stop.
+ */
+static long test_slow_pages_us;
+
+/*
+ * Called by the page writer after each piece (image_capture.c, store_range):
+ * how much of the memory was stored or skipped, for the requester's
+ * progress records (throttled by crac__round_progress). Threads stopped:
+ * stores and a clock read only.
+ */
+void img_progress(struct img_capture *c)
+{
+	struct crac_round *r = c->round;
+
+	if (!r)
+		return;
+	if (test_slow_pages_us > 0) {
+		struct timespec ts = { test_slow_pages_us / 1000000, (test_slow_pages_us % 1000000) * 1000 };
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+	}
+	if (!r->requester || !r->requester->progress)
+		return;
+	/* (r is on this thread's stack, which the page writer copies first) */
+	r->stats.written_bytes = c->pages_size;
+	r->stats.done_bytes = c->pages_size + c->w.zero_pages * CRAC_IMG_PAGE;
+	crac__round_progress(r);
+}
+
+/*
+ * About how many bytes the page writer will look at: the process's resident
+ * anonymous memory (/proc/self/statm: resident less shared, i.e. RssAnon,
+ * which the kernel keeps as counters: no page table walk, unlike
+ * smaps_rollup's "Anonymous:", 45 ms for 1 GiB here) less the engine's
+ * arena, plus whole shared anonymous mappings (stored page by page). For
+ * the progress records' "of about" only. Threads stopped: system calls
+ * into a buffer on the stack.
+ */
+static uint64_t estimate_total(const struct img_capture *c)
+{
+	char buf[256];
+	uint64_t f[3] = { 0, 0, 0 }, total = 0;
+	ssize_t n = -1;
+	int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		do
+			n = read(fd, buf, sizeof(buf) - 1);
+		while (n < 0 && errno == EINTR);
+		close(fd);
+	}
+	buf[n > 0 ? n : 0] = 0;
+	/* "size resident shared text lib data dt", in pages */
+	const char *p = buf;
+	for (int i = 0; i < 3 && *p; i++) {
+		for (; *p >= '0' && *p <= '9'; p++)
+			f[i] = f[i] * 10 + (uint64_t)(*p - '0');
+		while (*p == ' ')
+			p++;
+	}
+	if (f[1] > f[2]) {
+		total = (f[1] - f[2]) * (uint64_t)sysconf(_SC_PAGESIZE);
+		/* the arena's pages touched so far (most of what it handed
+		 * out is never touched): mincore, 2 MiB at a time */
+		unsigned char vec[512];
+		uint64_t arena = 0, used = (c->arena.used + CRAC_IMG_PAGE - 1) & ~(uint64_t)(CRAC_IMG_PAGE - 1);
+		for (uint64_t at = 0; at < used; at += sizeof(vec) * CRAC_IMG_PAGE) {
+			uint64_t len = used - at < sizeof(vec) * CRAC_IMG_PAGE ? used - at : sizeof(vec) * CRAC_IMG_PAGE;
+			if (mincore(c->arena.base + at, len, vec) < 0)
+				break;
+			for (uint64_t i = 0; i < len / CRAC_IMG_PAGE; i++)
+				arena += (vec[i] & 1) * CRAC_IMG_PAGE;
+		}
+		total = total > arena ? total - arena : 0;
+	}
+	for (uint32_t i = 0; i < c->n_maps; i++)
+		if (c->maps[i].m.kind == CRAC_MAP_SHMEM)
+			total += c->maps[i].m.end - c->maps[i].m.start;
+	return total;
+}
+
+/* The figures of the pages, once written (threads running again). */
+static void note_stats(struct crac_round *r, const struct img_capture *c)
+{
+	struct crac_ckpt_stats *s = &r->stats;
+	char path[PATH_MAX + 32];
+	struct stat st;
+
+	s->scanned_pages = 0;
+	for (uint32_t i = 0; i < c->n_maps; i++) {
+		const struct crac_img_map *m = &c->maps[i].m;
+		/* the mappings img_capture_pages looks into */
+		if (m->kind > CRAC_MAP_SHMEM || (m->kind == CRAC_MAP_FILE && (m->flags & CRAC_MAPF_SHARED)))
+			continue;
+		s->scanned_pages += (m->end - m->start) / CRAC_IMG_PAGE;
+	}
+	s->stored_pages = c->pages_size / CRAC_IMG_PAGE;
+	s->zero_pages = c->w.zero_pages;
+	s->done_bytes = c->pages_size + c->w.zero_pages * CRAC_IMG_PAGE;
+	s->written_bytes = c->pages_size;
+	if (snprintf(path, sizeof(path), "%s/%s", c->tmp, CRAC_IMG_HEADER_FILE) < (int)sizeof(path) &&
+	    stat(path, &st) == 0)
+		s->written_bytes += (uint64_t)st.st_size;
+	s->threads = (uint32_t)c->n_threads + 1;
+	s->maps = c->n_maps;
+}
+
 /* CRAC_IMAGE_STATS: one line on stderr about how the pages were written. */
 static void print_stats(const struct img_capture *c)
 {
@@ -258,6 +376,7 @@ static int image_checkpoint(struct crac_round *r)
 	int rc;
 
 	memset(c, 0, sizeof(*c));
+	c->round = r;
 	c->dir_fd = c->pages_fd = c->pagemap_fd = -1;
 	c->w.dfd = c->w.pipe[0] = c->w.pipe[1] = -1;
 	if (!deadline || deadline < mono_ns() + 1000000000LL)
@@ -266,6 +385,9 @@ static int image_checkpoint(struct crac_round *r)
 	/* 1-2. While every thread still runs. (stdio is flushed in 3, with
 	 * the threads stopped: fflush(NULL) would wait for the lock of a
 	 * stream that a thread reads with fgets, forever.) */
+	crac__round_phase(r, CRAC_CKPT_PREPARE);
+	const char *slow = getenv("CRAC_TEST_SLOW_PAGES_US");
+	test_slow_pages_us = slow ? strtol(slow, NULL, 10) : 0;
 	if ((rc = img_arena_init(&c->arena, ARENA_SIZE)) < 0) {
 		img_fail(&c->err, rc, "engine arena: %s", strerror(-rc));
 		goto fail_running;
@@ -278,7 +400,9 @@ static int image_checkpoint(struct crac_round *r)
 	if (img_capture_secrets(c) < 0 || img_capture_open(c, r->opts.image_dir) < 0)
 		goto fail_running;
 
-	/* 3. Stop the world. From here to the release: system calls only. */
+	/* 3. Stop the world. From here to the release: system calls only
+	 * (crac__round_phase and crac__round_progress are such). */
+	crac__round_phase(r, CRAC_CKPT_FREEZE);
 	if ((rc = stop_flushed(c, deadline)) < 0)
 		goto fail_running;
 	c->n_threads = rc;
@@ -286,8 +410,11 @@ static int image_checkpoint(struct crac_round *r)
 	crac__clock_snapshot_point();   /* as late as possible: see runtime.h */
 
 	/* 4. */
+	crac__round_phase(r, CRAC_CKPT_CAPTURE);
 	if (img_capture_process(c) < 0 || img_capture_maps(c) < 0)
 		goto fail_stopped;
+	if (r->requester && r->requester->progress)
+		r->stats.total_bytes = estimate_total(c);
 
 	/* 5. The restored process continues here. */
 	memset(&crac__img_self.resume, 0, sizeof(crac__img_self.resume));
@@ -298,9 +425,11 @@ static int image_checkpoint(struct crac_round *r)
 		return img_restored(r);
 
 	/* 6. */
+	crac__round_phase(r, CRAC_CKPT_PAGES);
 	if (img_capture_pages(c) < 0)
 		goto fail_stopped;
 	c->t_pages = mono_ns();
+	crac__round_phase(r, CRAC_CKPT_SYNC);
 	if (img_capture_fds(c, r) < 0 || img_capture_header(c) < 0)
 		goto fail_stopped;
 	c->t_synced = mono_ns();
@@ -308,6 +437,8 @@ static int image_checkpoint(struct crac_round *r)
 	/* 7. */
 	img_threads_release();
 	put_back_stop_signal();
+	crac__round_phase(r, CRAC_CKPT_VERIFY);
+	note_stats(r, c);
 	img_capture_close(c, false);
 	if ((rc = verify_written(c, msg, sizeof(msg))) < 0) {
 		crac__report_add(r->report, CRAC_PHASE_ENGINE, "image", rc,

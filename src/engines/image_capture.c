@@ -729,6 +729,7 @@ static int store_range(struct img_capture *c, uint32_t mi, uint64_t s, uint64_t 
 				return rc;
 		}
 		s += len;
+		img_progress(c);
 	}
 	return 0;
 }

@@ -262,6 +262,7 @@ struct img_capture {
 	char *bounce;                   /* copy of the chunk holding our stack (page-aligned) */
 	void *scan_vec;                 /* PAGEMAP_SCAN / pagemap scratch (arena) */
 	struct img_writer w;            /* page data on its way to the pages file */
+	struct crac_round *round;       /* for img_progress */
 	int64_t t_stopped, t_pages, t_synced;   /* CLOCK_MONOTONIC, for CRAC_IMAGE_STATS */
 	/* descriptors (image_fds.c) */
 	struct crac_obj_capture objs;
@@ -306,6 +307,8 @@ int img_write_flush(struct img_capture *c) CRAC_HIDDEN;
 int img_write_sync(struct img_capture *c) CRAC_HIDDEN;
 /* Flushes and closes the writer's descriptors (safe to call twice). */
 int img_write_end(struct img_capture *c) CRAC_HIDDEN;
+/* After each piece of page data (image.c): progress for the requester. */
+void img_progress(struct img_capture *c) CRAC_HIDDEN;
 /* Is the page at p all zeros? (not sanitizer-instrumented: program memory) */
 bool img_page_is_zero(const void *p) CRAC_HIDDEN;
 
