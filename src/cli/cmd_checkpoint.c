@@ -500,8 +500,10 @@ int crac_cmd_checkpoint(int argc, char **argv)
 	bool stats = false;
 #define TOKEN(opt, text) (tokens[at[opt] ? at[opt] : (at[opt] = n++)] = (text))
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "+e:i:kd:nft:sh", opts, NULL)) != -1) {
+	optind = 0;
+	while ((c = cli_getopt(argc, argv, "+:e:i:kd:nft:sh", opts,
+			       "usage: crac checkpoint [options] PID; crac checkpoint --help")) != -1 &&
+	       c != CLI_OPERAND) {
 		switch (c) {
 		case 'e':
 			if (snprintf(engine, sizeof(engine), "engine=%s", optarg) >= (int)sizeof(engine)) {

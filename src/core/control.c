@@ -776,16 +776,20 @@ int crac_control_stop(void)
  *    /run/user/UID/crac, /tmp/crac-UID;
  *  - a directory is used only if it is a real directory (opened with
  *    O_NOFOLLOW) owned by that uid or root and writable by nobody else;
- *  - PID.sock in it must be a socket (not a symlink) owned by that uid;
+ *  - PID.sock in it must be a socket (not a symlink) owned by that uid,
+ *    or by root: a program started as root that dropped its privileges
+ *    afterwards (a service's worker) keeps the endpoint it made as root,
+ *    and only root can make a socket owned by root;
  *  - it is reached through the opened directory (/proc/self/fd/N/PID.sock),
  *    so no path component can be swapped in between;
- *  - the listener must be process PID with that uid (SO_PEERCRED), checked
+ *  - the listener must be process PID with that uid, or root as above
+ *    (SO_PEERCRED: the credentials it had when it listened), checked
  *    before the request is sent.
  * A candidate that fails is skipped: nothing is sent to it. If none is
  * usable, the most telling reason is reported.
  */
 
-#define MAX_CANDIDATES 5
+#define MAX_CANDIDATES 7
 #define ANSWER_CHUNK 16384
 
 /* How telling a reason is: the higher, the more it explains the failure. */
@@ -917,9 +921,9 @@ static int try_dir(struct lookup *l, const char *dir)
 		     S_ISLNK(sst.st_mode) ? "a symlink" : "not a socket");
 		goto out;
 	}
-	if (sst.st_uid != l->uid) {
+	if (sst.st_uid != l->uid && sst.st_uid != 0) {
 		note(l, WHY_REFUSED, -EPERM, "control socket %s/%s is owned by uid %u, not uid %u "
-		     "(the owner of process %d): refused", edir, name, (unsigned)sst.st_uid, l->uid, l->pid);
+		     "(the owner of process %d) or root: refused", edir, name, (unsigned)sst.st_uid, l->uid, l->pid);
 		goto out;
 	}
 
@@ -954,9 +958,9 @@ static int try_dir(struct lookup *l, const char *dir)
 		     edir, name, (int)cred.pid, l->pid);
 		goto fail;
 	}
-	if (cred.uid != l->uid) {
+	if (cred.uid != l->uid && cred.uid != 0) {
 		note(l, WHY_REFUSED, -EPERM, "control socket %s/%s was answered by uid %u, not uid %u "
-		     "(the owner of process %d): refused", edir, name, (unsigned)cred.uid, l->uid, l->pid);
+		     "(the owner of process %d) or root: refused", edir, name, (unsigned)cred.uid, l->uid, l->pid);
 		goto fail;
 	}
 	close(dfd);
@@ -994,6 +998,11 @@ static int connect_to(int pid, char *err, size_t errlen)
 		ADD("%s/crac", v);
 	ADD("/run/user/%u/crac", l.uid);
 	ADD("/tmp/crac-%u", l.uid);
+	if (l.uid != 0) {
+		/* where it listens if it started as root and dropped to uid */
+		ADD("/run/user/0/crac");
+		ADD("/tmp/crac-0");
+	}
 #undef ADD
 	for (int i = 0; i < n; i++) {
 		bool seen = false;

@@ -33,6 +33,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -218,6 +219,16 @@ int img_capture_open(struct img_capture *c, const char *dir)
 	if (c->pages_fd < 0)
 		return img_fail(&c->err, -errno, "%s/%s: %s", c->tmp, CRAC_IMG_PAGES_FILE, img_strerror(errno));
 	c->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (c->pagemap_fd < 0 && errno == EACCES && prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) == 0)
+		/* /proc/self/ is root's then: a process that changed its user
+		 * or group IDs (a service dropping root) or said so itself. Not
+		 * made dumpable behind its back: that is what keeps processes of
+		 * its new uid from reading what it got as root. */
+		return img_fail(&c->err, -EACCES, "/proc/self/pagemap: %s: the process is not dumpable (it "
+				"changed its user or group IDs, or called prctl(PR_SET_DUMPABLE, 0)), so it cannot "
+				"read its own memory map; the image engine checkpoints only dumpable processes "
+				"(call prctl(PR_SET_DUMPABLE, 1) after dropping privileges, if that is safe for it)",
+				img_strerror(EACCES));
 	if (c->pagemap_fd < 0)
 		return img_fail(&c->err, -errno, "/proc/self/pagemap: %s", img_strerror(errno));
 

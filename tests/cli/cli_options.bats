@@ -181,7 +181,7 @@ value() {
 }
 
 @test "unknown option, missing value, value where none is taken: one line naming it, with the usage, exit 2" {
-	for cmd in restore run start inspect check; do
+	for cmd in checkpoint restore run start inspect check; do
 		run --separate-stderr "$CRAC" "$cmd" --no-such-option
 		echo "$cmd: $status: $stderr"
 		[ "$status" -eq 2 ]

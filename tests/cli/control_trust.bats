@@ -149,10 +149,20 @@ as_nobody() {
 	mkdir -m 0700 "$T/nb"
 	chown 65534:65534 "$T/nb"
 	bg fake "$FAKE" "$T/nb" "$VPID" "crac: checkpoint taken: 0 problems"
+	# a socket of a third user: neither the process's nor root's
+	chown -h 1:1 "$T/nb/$VPID.sock"
 	CRAC_CONTROL_DIR="$T/nb" run timeout 20 "$CRAC" checkpoint "$VPID"
 	echo "$output"
 	[ "$status" -ne 0 ]
-	[[ "$output" == *"$T/nb/$VPID.sock is owned by uid 0, not uid 65534"*"refused"* ]]
+	[[ "$output" == *"$T/nb/$VPID.sock is owned by uid 1, not uid 65534 (the owner of process $VPID) or root: refused"* ]]
+	! grep -q '^request' "$T/fake.out"
+	# root's socket (a program that dropped root keeps the endpoint it
+	# made as root): the owner is accepted, the listener is not the process
+	chown -h 0:0 "$T/nb/$VPID.sock"
+	CRAC_CONTROL_DIR="$T/nb" run timeout 20 "$CRAC" checkpoint "$VPID"
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"was answered by pid "*", not $VPID: refused"* ]]
 	! grep -q '^request' "$T/fake.out"
 	# a socket of the right owner whose listener is not that process
 	chown -h 65534:65534 "$T/nb/$VPID.sock"

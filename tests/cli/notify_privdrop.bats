@@ -32,6 +32,9 @@ if os.environ.get("FORK") == "1" and os.fork() > 0:
     sys.exit(0)
 if os.environ.get("DROP") == "1":
     os.setgroups([]); os.setgid(65534); os.setuid(65534)
+    if os.environ.get("DUMPABLE") == "1":   # prctl(PR_SET_DUMPABLE, 1)
+        import ctypes
+        ctypes.CDLL(None).prctl(4, 1, 0, 0, 0)
 go = sys.argv[1]
 while not os.path.exists(go):
     time.sleep(0.02)
@@ -69,7 +72,9 @@ uid_is() {
 }
 
 @test "a program that drops to nobody before READY=1: relayed to \$NOTIFY_SOCKET and --checkpoint-on-ready fires" {
-	DROP=1 bg run "$CRAC" run --keep-running --checkpoint-on-ready --checkpoint-to "$T/img" -- "$PY" -c "$PROG" "$T/go"
+	# the image directory's parent is the program's once it is nobody
+	mkdir "$T/nb" && chown 65534:65534 "$T/nb"
+	DROP=1 DUMPABLE=1 bg run "$CRAC" run --keep-running --checkpoint-on-ready --checkpoint-to "$T/nb/img" -- "$PY" -c "$PROG" "$T/go"
 	wait_for pgrep -P "$pid" >/dev/null
 	child="$(pgrep -P "$pid")"
 	wait_for uid_is "$child" 65534
@@ -78,12 +83,27 @@ uid_is() {
 	cat "$T/notes"
 	grep -q "^READY=1$" "$T/notes"
 	grep -q "^from=$pid$" "$T/notes"
-	# the trigger fired: an image, or the checkpoint's own answer (a
-	# process that changed its uid may be refused by the control client)
-	wait_for grep -q "checkpoint" "$T/run.err"
+	# the trigger fired and checkpointed the program, which is nobody now
+	# but listens on the control endpoint it made as root
+	wait_for test -f "$T/nb/img/header"
 	cat "$T/run.err"
-	[ -f "$T/img/header" ] || grep -q "the checkpoint that --checkpoint-on-ready (the program sent READY=1) started" "$T/run.err"
+	[ "$(stat -c %u "$T/nb/img/header")" = 65534 ]
+	! grep -q "refused" "$T/run.err"
 	! grep -q "ignored a notification" "$T/run.err"
+	kill -0 "$child"
+}
+
+@test "a program that drops to nobody and is not dumpable: its checkpoint is refused with the reason, it runs on" {
+	mkdir "$T/nb" && chown 65534:65534 "$T/nb"
+	DROP=1 bg run "$CRAC" run --keep-running --checkpoint-on-ready --checkpoint-to "$T/nb/img" -- "$PY" -c "$PROG" "$T/go"
+	wait_for pgrep -P "$pid" >/dev/null
+	child="$(pgrep -P "$pid")"
+	wait_for uid_is "$child" 65534
+	touch "$T/go"
+	wait_for grep -q "keeps running cold" "$T/run.err"
+	cat "$T/run.err"
+	grep -q "the process is not dumpable (it changed its user or group IDs" "$T/run.err"
+	[ ! -e "$T/nb/img" ]
 	kill -0 "$child"
 }
 
