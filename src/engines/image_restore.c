@@ -115,10 +115,14 @@ __attribute__((noinline)) int img_restored(struct crac_round *r)
 	/* 3. The other threads. */
 	if (img_threads_recreate(&err) < 0)
 		restore_fatal(err.msg);
+	/* Incremental checkpoints: tracking the pages written from now on
+	 * (the image asked for it), before any thread of the program runs. */
+	img_track_restored(res);
 	int64_t t1 = mono_ns();
 
 	/* 4. From here on other threads run: locks are usable again. */
 	img_threads_release();
+	img_track_restored_late();
 	copy_new_args(r, res);
 	copy_new_env(r, res);
 	crac__img_lazy_started();
