@@ -162,3 +162,24 @@ restore_ok() {
 	echo "$stderr" | grep -q "MiB referenced from 3 images below"
 	restore_ok 3 "$T/i3"
 }
+
+@test "crac inspect shows the chain, and a broken one" {
+	AS=()
+	chain
+	run clean "$CRAC" inspect "$T/i2"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -q "^parent:    \.\./i1 (header crc32c 0x[0-9a-f]*; 2 images below; [0-9.]* MiB taken from them in [0-9]* ranges)"
+	echo "$output" | grep -q "^tracking:  a restored process tracks the pages it writes"
+	echo "$output" | grep -q "^  chain   ok: 2 images below, each as recorded: $T/i2/../i1, $T/i2/../i1/../i0"
+	run clean "$CRAC" inspect --json "$T/i2"
+	[ "$status" -eq 0 ]
+	echo "$output" | python3 -c 'import json, sys; d = json.load(sys.stdin); p = d["parent"]; assert p["path"] == "../i1" and p["depth"] == 2 and p["refs"] > 0 and d["tracking"], d'
+	run clean "$CRAC" inspect "$T/i0"
+	! echo "$output" | grep -q "^parent:"
+	mv "$T/i0" "$T/i0.away"
+	run clean "$CRAC" inspect "$T/i2"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	echo "$output" | grep -q "^  chain   FAILED: image $T/i2/../i1/../i0, 2 levels below $T/i2 is missing"
+}
