@@ -18,6 +18,7 @@ int crac_cmd_check(int argc, char **argv);       /* cmd_check.c */
  * argv[0] is the subcommand name. */
 int crac_cmd_restore_image(int argc, char **argv);
 int crac_cmd_inspect(int argc, char **argv);
+int crac_cmd_flatten(int argc, char **argv);   /* cmd_flatten.c */
 
 /* Prints "crac: <msg>" to stderr. */
 void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -183,3 +183,40 @@ restore_ok() {
 	[ "$status" -eq 1 ]
 	echo "$output" | grep -q "^  chain   FAILED: image $T/i2/../i1/../i0, 2 levels below $T/i2 is missing"
 }
+
+@test "crac flatten: one image that restores without the chain" {
+	AS=()
+	chain
+	run clean "$CRAC" flatten "$T/i2" "$T/flat"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -q "^$T/flat: [0-9]* chunks, [0-9.]* MiB of page data (2 images below merged)"
+	mv "$T/i0" "$T/i0.away"
+	mv "$T/i1" "$T/i1.away"
+	run clean "$CRAC" inspect "$T/flat"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	! echo "$output" | grep -q "^parent:"
+	restore_ok 2 "$T/flat"
+	restore_ok 2 "$T/flat" --populate
+	# the chain missing: flatten refuses like a restore, nothing written
+	run clean "$CRAC" flatten "$T/i2" "$T/flat2"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	echo "$output" | grep -q "flatten $T/i2: parent image $T/i2/../i1 of $T/i2 is missing"
+	[ ! -e "$T/flat2" ]
+	[ -z "$(ls "$T" | grep tmp)" ]
+	# never over an image below it
+	mv "$T/i0.away" "$T/i0"
+	mv "$T/i1.away" "$T/i1"
+	run clean "$CRAC" flatten "$T/i2" "$T/i1"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	echo "$output" | grep -q "is an image below it"
+	restore_ok 2 "$T/i2"
+	# in place
+	run clean "$CRAC" flatten "$T/i2" "$T/i2"
+	[ "$status" -eq 0 ]
+	rm -rf "$T/i0" "$T/i1"
+	restore_ok 2 "$T/i2"
+}
