@@ -186,10 +186,11 @@ static void print_stats(const struct img_capture *c)
 	const char *aio = c->w.mode == IMG_WRITE_DIRECT && c->w.used_aio ? " + AIO" : "";
 	char line[600];
 
-	char incr[160] = "";
-	if (c->incr.on)
-		snprintf(incr, sizeof(incr), ", %.1f MiB referenced from %u image%s below", c->incr.ref_bytes / 1048576.0,
-			 c->incr.depth, c->incr.depth == 1 ? "" : "s");
+	char incr[224] = "";
+	if (c->incr.on || c->incr.reset)
+		snprintf(incr, sizeof(incr), ", %.1f MiB referenced from %u image%s below (scans %.1f ms%s)",
+			 c->incr.ref_bytes / 1048576.0, c->incr.depth, c->incr.depth == 1 ? "" : "s",
+			 c->incr.t_scan_ns / 1e6, c->incr.reset ? ", write-protecting again included" : "");
 	snprintf(line, sizeof(line), "crac: checkpoint stats: %.1f MiB of pages in %llu chunks written with %s%s "
 		 "(%s), %.1f MiB of zero pages left out%s; threads stopped %.1f ms (pages %.1f ms, "
 		 "descriptors + header + fsync %.1f ms)\n",

@@ -841,6 +841,14 @@ static int scan_map(struct img_capture *c, uint32_t mi)
 	if (m->kind == CRAC_MAP_SHMEM)
 		return store_range(c, mi, m->start, m->end);
 	bool refs = c->incr.on && img_track_eligible(m);
+	/* Keep-running with tracking: what is captured now is the base of the
+	 * next incremental checkpoint. The scan itself protects the written
+	 * pages again as it reports them (PM_SCAN_WP_MATCHING, atomic per
+	 * page), so a write after it, ours included, is seen next time. The
+	 * mapping is registered first (the first time; a mapping that cannot
+	 * be is stored whole next time). Holes are never protected: the scan
+	 * takes present and swapped pages only (image_track.c). */
+	bool wp = c->use_scan && c->incr.reset && img_track_eligible(m) && img_track_register(m->start, m->end) == 0;
 
 	if (c->use_scan) {
 		/*
@@ -855,14 +863,16 @@ static int scan_map(struct img_capture *c, uint32_t mi)
 		uint64_t seen = m->start;
 		for (uint64_t at = m->start; at < m->end;) {
 			struct img_pm_scan_arg arg = {
-				.size = sizeof(arg), .start = at, .end = m->end,
+				.size = sizeof(arg), .flags = wp ? 1 /* PM_SCAN_WP_MATCHING */ : 0, .start = at, .end = m->end,
 				.vec = (uint64_t)(uintptr_t)vec, .vec_len = NV,
 				.category_anyof_mask = IMG_PAGE_IS_PRESENT | IMG_PAGE_IS_SWAPPED,
 				.return_mask = IMG_PAGE_IS_PRESENT | IMG_PAGE_IS_SWAPPED | IMG_PAGE_IS_FILE |
 					       IMG_PAGE_IS_PFNZERO | IMG_PAGE_IS_WPALLOWED | IMG_PAGE_IS_WRITTEN,
 			};
 			/* raw system calls: no ASan interceptor runs meanwhile */
+			int64_t t0 = now_ns(CLOCK_MONOTONIC);
 			int n = (int)syscall(SYS_ioctl, c->pagemap_fd, IMG_PAGEMAP_SCAN, &arg);
+			c->incr.t_scan_ns += now_ns(CLOCK_MONOTONIC) - t0;
 			if (n < 0)
 				return img_fail(&c->err, -errno, "PAGEMAP_SCAN of %#llx-%#llx: %s",
 						(unsigned long long)at, (unsigned long long)m->end, img_strerror(errno));
@@ -940,10 +950,6 @@ static int scan_map(struct img_capture *c, uint32_t mi)
 	/* Keep-running with tracking: what was just captured is the base of
 	 * the next incremental checkpoint: protect the written pages again
 	 * (registering the mapping the first time). */
-	if (c->incr.reset && img_track_eligible(m) &&
-	    (rc = img_track_mapping(c->pagemap_fd, m->start, m->end)) < 0)
-		return img_fail(&c->err, rc, "write-protecting %#llx-%#llx for incremental checkpoints: %s",
-				(unsigned long long)m->start, (unsigned long long)m->end, img_strerror(-rc));
 	return 0;
 }
 

@@ -209,6 +209,8 @@ int img_track_open(char *why, size_t len) CRAC_HIDDEN;
  * skipped ranges; buf (len bytes) holds /proc/self/maps meanwhile. System
  * calls only. 0 (armed), or a negative errno and why. */
 int img_track_arm(const uint64_t (*skip)[2], int n_skip, char *buf, size_t len, char *why, size_t wlen) CRAC_HIDDEN;
+/* Registers [s, e) (one whole mapping) for tracking: 0, or 1 if it cannot be. */
+int img_track_register(uint64_t s, uint64_t e) CRAC_HIDDEN;
 /* Registers [s, e) (one whole mapping) and protects its written pages:
  * 0, 1 if it cannot be tracked, or a negative errno. */
 int img_track_mapping(int pagemap_fd, uint64_t s, uint64_t e) CRAC_HIDDEN;
@@ -238,6 +240,7 @@ struct img_incr {
 	size_t refs_area_size;
 	uint64_t ref_bytes;
 	bool reset;                     /* keep-running with tracking: protect what was captured */
+	int64_t t_scan_ns;              /* time in PAGEMAP_SCAN, protecting included (CRAC_IMAGE_STATS) */
 	const char *why_full;           /* asked for, but a full image: why (static or why_buf) */
 	char why_buf[512];
 };

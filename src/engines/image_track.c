@@ -126,12 +126,20 @@ static int protect(int pagemap_fd, uint64_t s, uint64_t e)
 	return 0;
 }
 
-int img_track_mapping(int pagemap_fd, uint64_t s, uint64_t e)
+int img_track_register(uint64_t s, uint64_t e)
 {
 	struct uffdio_register r = { .range = { .start = s, .len = e - s }, .mode = UFFDIO_REGISTER_MODE_WP };
 
+	/* registered already: a no-op */
 	if (crac__img_track.uffd < 0 || ioctl(crac__img_track.uffd, UFFDIO_REGISTER, &r) < 0)
 		return 1;   /* EBUSY: the lazy loader's; else not trackable: stored whole */
+	return 0;
+}
+
+int img_track_mapping(int pagemap_fd, uint64_t s, uint64_t e)
+{
+	if (img_track_register(s, e))
+		return 1;
 	return protect(pagemap_fd, s, e);
 }
 
