@@ -24,6 +24,7 @@ setup() {
 }
 
 teardown() {
+	[ -z "${pid:-}" ] || kill "$pid" 2>/dev/null || true
 	rm -rf "$T"
 }
 
@@ -219,4 +220,35 @@ restore_ok() {
 	[ "$status" -eq 0 ]
 	rm -rf "$T/i0" "$T/i1"
 	restore_ok 2 "$T/i2"
+}
+
+@test "an unmodified program under crac run, checkpointed from outside" {
+	export CRAC_CONTROL_DIR="$T/ctl"
+	(
+		for fd in $(ls /proc/$BASHPID/fd); do
+			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+		done
+		CRAC_IMAGE_INCREMENTAL=1 exec "$CRAC" run -- sleep 100 </dev/null >"$T/out" 2>&1
+	) &
+	pid=$!
+	for _ in $(seq 250); do
+		[ -S "$CRAC_CONTROL_DIR/$pid.sock" ] && break
+		sleep 0.02
+	done
+	for d in i0 i1; do
+		run "$CRAC" checkpoint --keep-running --image-dir "$T/$d" "$pid"
+		echo "$output"
+		[ "$status" -eq 0 ]
+	done
+	run "$CRAC" checkpoint --image-dir "$T/i2" "$pid"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+	run "$CRAC" inspect "$T/i2"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -q "^parent:    \.\./i1 (header crc32c 0x[0-9a-f]*; 2 images below"
+	run clean timeout 2 "$CRAC" restore "$T/i2"
+	echo "$output"
+	[ "$status" -eq 124 ]   # sleep 100 runs again, until timeout stops it
 }
