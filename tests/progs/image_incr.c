@@ -22,11 +22,16 @@
  *   stage 2   big: p % 100 == 10 rewritten; p % 100 == 1 dropped; a forked
  *             child writes p % 100 == 11 (in its own memory only); extra:
  *             its second half rewritten; heap rewritten again
+ * A second thread owns tbuf (1 MiB): at every stage it rewrites the pages
+ * p % 3 == stage % 3 with that stage's generation (asked through a
+ * condition variable, so it is waiting in pthread_cond_wait at every
+ * checkpoint).
  * Prints "FAIL: ..." and exits 1 on any difference.
  */
 #include <crac.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -43,6 +48,51 @@ static size_t big_len, n_pages;
 static int stage;
 static const size_t extra_len = 2u << 20, gone_len = 1u << 20, heap_len = 96u << 10;
 static char next_dir[4096];
+
+/* the second thread and its memory */
+#define TBUF_LEN (1u << 20)
+static unsigned char *tbuf;
+static pthread_mutex_t tlock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t tcond = PTHREAD_COND_INITIALIZER;
+static int t_asked = -1, t_done = -1;
+
+/* What page p of tbuf holds at stage s: the last stage that rewrote it. */
+static int tbuf_gen(int s, size_t p)
+{
+	for (int k = s; k >= 0; k--)
+		if (p % 3 == (size_t)k % 3)
+			return 200 + k;
+	return -1;
+}
+
+static void *writer(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&tlock);
+	for (;;) {
+		while (t_asked == t_done)
+			pthread_cond_wait(&tcond, &tlock);
+		int s = t_asked;
+		for (size_t p = (size_t)s % 3; p < TBUF_LEN / PG; p += 3)
+			for (size_t i = 0; i < PG / 8; i++)
+				((uint64_t *)(tbuf + p * PG))[i] = (p << 20) ^ (i * 0x9e3779b97f4a7c15ull) ^
+								   (0x5eed + (uint64_t)(200 + s) * 0x1234567);
+		t_done = s;
+		pthread_cond_broadcast(&tcond);
+	}
+	return NULL;
+}
+
+/* Has the thread write stage s, and waits for it. */
+static void thread_stage(int s)
+{
+	pthread_mutex_lock(&tlock);
+	t_asked = s;
+	pthread_cond_broadcast(&tcond);
+	while (t_done != s)
+		pthread_cond_wait(&tcond, &tlock);
+	pthread_mutex_unlock(&tlock);
+}
 
 static uint64_t word(size_t page, size_t i, int gen)
 {
@@ -104,6 +154,20 @@ static int verify(void)
 	for (size_t p = 0; p < heap_len / PG; p++)
 		if (!page_is(heap, p, 100 + stage))
 			return fail("heap block differs", p);
+	for (size_t p = 0; p < TBUF_LEN / PG; p++)
+		if (!page_is(tbuf, p, tbuf_gen(stage, p)))
+			return fail("the second thread's memory differs", p);
+	/* the thread still works */
+	thread_stage(stage + 10);
+	for (size_t p = (size_t)(stage + 10) % 3; p < TBUF_LEN / PG; p += 3)
+		if (!page_is(tbuf, p, 200 + stage + 10))
+			return fail("the second thread did not write after the restore", p);
+	for (size_t p = (size_t)(stage + 10) % 3; p < TBUF_LEN / PG; p += 3) {   /* as it was */
+		if (tbuf_gen(stage, p) < 0)
+			memset(tbuf + p * PG, 0, PG);
+		else
+			fill_page(tbuf, p, tbuf_gen(stage, p));
+	}
 	if (stage >= 1) {
 		for (size_t p = 0; p < extra_len / PG; p++)
 			if (!page_is(extra, p, stage >= 2 && p >= extra_len / PG / 2 ? 22 : 11))
@@ -179,6 +243,7 @@ static int change(int s)
 	}
 	for (size_t p = 0; p < heap_len / PG; p++)
 		fill_page(heap, p, 100 + s);
+	thread_stage(s);
 	stage = s;
 	return 0;
 }
@@ -251,6 +316,11 @@ int main(int argc, char **argv)
 		fill_page(gone, p, 7);
 	for (size_t p = 0; p < heap_len / PG; p++)
 		fill_page(heap, p, 100);
+	tbuf = mmap(NULL, TBUF_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	pthread_t th;
+	if (tbuf == MAP_FAILED || pthread_create(&th, NULL, writer, NULL))
+		return 1;
+	thread_stage(0);
 
 	struct crac_resource_def def = { .name = "incr", .after_restore = after };
 	crac_register(NULL, &def, NULL);
