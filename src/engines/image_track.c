@@ -280,12 +280,19 @@ void img_track_restored_late(void)
 
 /* ---- the checkpoint's side ------------------------------------------------------ */
 
-/* Were incremental checkpoints asked for? ($CRAC_IMAGE_INCREMENTAL=1) */
+/* Were incremental checkpoints asked for? ($CRAC_IMAGE_INCREMENTAL=1, or
+ * the option flag once include/crac.h has one: `crac checkpoint
+ * --incremental` sets it through the control endpoint.) */
 bool img_incr_wanted(const struct crac_round *r)
 {
 	const char *e = getenv("CRAC_IMAGE_INCREMENTAL");
 
+#ifdef CRAC_INCREMENTAL
+	if (r->opts.flags & CRAC_INCREMENTAL)
+		return true;
+#else
 	(void)r;
+#endif
 	return e && (!strcmp(e, "1") || !strcmp(e, "yes") || !strcmp(e, "on"));
 }
 
