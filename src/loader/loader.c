@@ -1265,7 +1265,11 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 	if (stats)
 		plan.flags |= CRAC_LOADER_STATS;
 	/* Huge pages while filling: only where THP is "madvise" (with
-	 * "always" the kernel uses them anyway, with "never" it cannot). */
+	 * "always" the kernel uses them anyway, with "never" it cannot).
+	 * Never for an image whose process tracks its writes (incremental
+	 * checkpoints): a write to a huge page marks all 2 MiB of it written. */
+	if (h->img_flags & CRAC_IMGF_TRACK)
+		huge = 0;
 	for (uint32_t m = 0; huge && m < h->n_maps; m++)
 		if (!is_lazy[m] && v.maps[m].stored >= HUGE_MIN) {
 			thp_madvise = thp_mode_is_madvise();
