@@ -626,63 +626,134 @@ static void zap_uncovered(const struct crac_img_view *v, uint64_t s, uint64_t e,
 	}
 }
 
+/* The references of depth d among refs [i0, i1) (whole groups). */
+static void fill_refs_part(const struct crac_img_view *v, uint32_t d, uint32_t i0, uint32_t i1, char *bounce,
+			   uint64_t *stored, uint32_t *n_sys)
+{
+	const struct crac_img_view *av = &chain.v[d - 1];
+	int fd = chain.o[d - 1].pages_fd;
+
+	for (uint32_t i = i0; i < i1; i++) {
+		const struct crac_img_ref *r = &v->refs[i];
+		if (r->depth != d)
+			continue;
+		const struct crac_img_chunk *k = &av->chunks[r->chunk];
+		uint64_t kend = k->addr + k->len;
+		/* the group: the references of depth d into this chunk (the
+		 * chunks of one image never overlap) */
+		uint32_t j = i;
+		while (j < i1 && v->refs[j].addr < kend)
+			j++;
+		const struct crac_img_map *m = map_holding(v, k->addr, k->len);
+		bool in_place = m && (m->flags & CRAC_MAPF_REFS);
+		char *dst = in_place ? (char *)(uintptr_t)k->addr : bounce;
+		if (!in_place && k->len > CRAC_IMG_CHUNK_MAX)
+			die(1, "a chunk of an image below this one is larger than the loader's buffer");
+		if (in_place && k->len >= FILL_POPULATE_MIN) {
+			sys_madvise(k->addr, k->len, MADV_POPULATE_WRITE_);
+			(*n_sys)++;
+		}
+		long rc = read_full(fd, dst, k->len, k->offset);
+		(*n_sys)++;
+		if (rc < 0) {
+			struct crac_img_buf b = msg();
+			crac_img_puts(&b, "cannot read the pages file of ");
+			crac_img_put_escaped(&b, chain.path[d - 1]);
+			put_err(&b, rc);
+			die(1, msg_buf);
+		}
+		if (crac_img_crc32c(0, dst, k->len) != k->crc) {
+			struct crac_img_buf b = msg();
+			crac_img_put_damaged_chunk(&b, r->chunk, k, chain.path[d - 1]);
+			die(1, msg_buf);
+		}
+		uint64_t gap = k->addr;
+		for (uint32_t x = i; x < j; x++) {
+			const struct crac_img_ref *q = &v->refs[x];
+			if (q->depth != d)
+				continue;
+			if (in_place) {
+				if (q->addr > gap)
+					zap_uncovered(v, gap, q->addr, n_sys);
+				gap = q->addr + q->len;
+			} else {
+				memcpy((void *)(uintptr_t)q->addr, bounce + (q->addr - k->addr), q->len);
+			}
+			*stored += q->len;
+		}
+		if (in_place && gap < kend)
+			zap_uncovered(v, gap, kend, n_sys);
+		i = j - 1;
+	}
+}
+
+/* The second filler for references (as fill_helper for chunks). */
+static struct {
+	const struct crac_img_view *v;
+	uint32_t d, i0, i1, n_sys;
+	uint64_t stored;
+} refs_job;
+static char ref_bounce2[CRAC_IMG_CHUNK_MAX] __attribute__((aligned(4096)));
+
+static void refs_helper(void *arg)
+{
+	(void)arg;
+	fill_refs_part(refs_job.v, refs_job.d, refs_job.i0, refs_job.i1, ref_bounce2, &refs_job.stored,
+		       &refs_job.n_sys);
+	SYS(SYS_exit, 0, 0, 0, 0, 0, 0);
+}
+
+
 static void fill_refs(const struct crac_img_view *v, uint64_t *stored, uint32_t *n_sys)
 {
 	const struct crac_img_header *h = v->h;
+	bool two = fill_threads > 1 && cpus_allowed() > 1;
 
 	for (uint32_t d = h->depth; d >= 1; d--) {
-		const struct crac_img_view *av = &chain.v[d - 1];
-		int fd = chain.o[d - 1].pages_fd;
-		for (uint32_t i = 0; i < h->n_refs; i++) {
-			const struct crac_img_ref *r = &v->refs[i];
-			if (r->depth != d)
-				continue;
-			const struct crac_img_chunk *k = &av->chunks[r->chunk];
-			uint64_t kend = k->addr + k->len;
-			/* the group: the references of depth d into this chunk */
-			uint32_t j = i;
-			while (j < h->n_refs && v->refs[j].addr < kend)
-				j++;
-			const struct crac_img_map *m = map_holding(v, k->addr, k->len);
-			bool in_place = m && (m->flags & CRAC_MAPF_REFS);
-			char *dst = in_place ? (char *)(uintptr_t)k->addr : ref_bounce;
-			if (!in_place && k->len > sizeof(ref_bounce))
-				die(1, "a chunk of an image below this one is larger than the loader's buffer");
-			if (in_place && k->len >= FILL_POPULATE_MIN) {
-				sys_madvise(k->addr, k->len, MADV_POPULATE_WRITE_);
-				(*n_sys)++;
-			}
-			long rc = read_full(fd, dst, k->len, k->offset);
-			(*n_sys)++;
-			if (rc < 0) {
-				struct crac_img_buf b = msg();
-				crac_img_puts(&b, "cannot read the pages file of ");
-				crac_img_put_escaped(&b, chain.path[d - 1]);
-				put_err(&b, rc);
-				die(1, msg_buf);
-			}
-			if (crac_img_crc32c(0, dst, k->len) != k->crc) {
-				struct crac_img_buf b = msg();
-				crac_img_put_damaged_chunk(&b, r->chunk, k, chain.path[d - 1]);
-				die(1, msg_buf);
-			}
-			uint64_t gap = k->addr;
-			for (uint32_t x = i; x < j; x++) {
-				const struct crac_img_ref *q = &v->refs[x];
-				if (q->depth != d)
+		/* Two threads from 1 MiB on: the second takes the groups of the
+		 * second half of the bytes (disjoint chunks, disjoint memory). */
+		uint64_t total = 0, half = 0;
+		uint32_t split = h->n_refs;
+		for (uint32_t i = 0; i < h->n_refs; i++)
+			if (v->refs[i].depth == d)
+				total += v->refs[i].len;
+		if (two && total >= FILL_SPLIT_MIN) {
+			uint32_t last = UINT32_MAX;
+			for (uint32_t i = 0; i < h->n_refs; i++) {
+				if (v->refs[i].depth != d)
 					continue;
-				if (in_place) {
-					if (q->addr > gap)
-						zap_uncovered(v, gap, q->addr, n_sys);
-					gap = q->addr + q->len;
-				} else {
-					memcpy((void *)(uintptr_t)q->addr, ref_bounce + (q->addr - k->addr), q->len);
+				if (half >= total / 2 && v->refs[i].chunk != last) {
+					split = i;
+					break;
 				}
-				*stored += q->len;
+				half += v->refs[i].len;
+				last = v->refs[i].chunk;
 			}
-			if (in_place && gap < kend)
-				zap_uncovered(v, gap, kend, n_sys);
-			i = j - 1;
+		}
+		bool helper = false;
+		if (split < h->n_refs) {
+			refs_job.v = v;
+			refs_job.d = d;
+			refs_job.i0 = split;
+			refs_job.i1 = h->n_refs;
+			refs_job.stored = 0;
+			refs_job.n_sys = 0;
+			uint64_t *sp = (uint64_t *)(fill_stack + sizeof(fill_stack));
+			*--sp = 0;                                   /* arg */
+			*--sp = (uint64_t)(uintptr_t)refs_helper;    /* fn */
+			unsigned long flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
+					      CLONE_SYSVSEM | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID;
+			helper = lazy_clone(flags, sp, &fill_tid, &fill_tid, 0) > 0;
+			if (!helper)
+				split = h->n_refs;
+		}
+		fill_refs_part(v, d, 0, split, ref_bounce, stored, n_sys);
+		if (helper) {
+			uint32_t t;
+			while ((t = __atomic_load_n(&fill_tid, __ATOMIC_ACQUIRE)) != 0)
+				SYS(SYS_futex, &fill_tid, FUTEX_WAIT, t, 0, 0, 0);
+			*stored += refs_job.stored;
+			*n_sys += refs_job.n_sys;
 		}
 	}
 }

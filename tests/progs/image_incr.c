@@ -21,7 +21,8 @@
  *             gone unmapped
  *   stage 2   big: p % 100 == 10 rewritten; p % 100 == 1 dropped; a forked
  *             child writes p % 100 == 11 (in its own memory only); extra:
- *             its second half rewritten; heap rewritten again
+ *             its second half rewritten; heap rewritten again; big's pages
+ *             300..309 made read-only (three mappings)
  * A second thread owns tbuf (1 MiB): at every stage it rewrites the pages
  * p % 3 == stage % 3 with that stage's generation (asked through a
  * condition variable, so it is waiting in pthread_cond_wait at every
@@ -240,6 +241,10 @@ static int change(int s)
 			return fail("fork", 0);
 		for (size_t p = extra_len / PG / 2; p < extra_len / PG; p++)
 			fill_page(extra, p, 22);
+		/* big split in three mappings: chunks of the images below now
+		 * straddle mappings (the loader copies through a buffer) */
+		if (mprotect(big + 300 * PG, 10 * PG, PROT_READ) < 0)
+			return fail("mprotect", 300);
 	}
 	for (size_t p = 0; p < heap_len / PG; p++)
 		fill_page(heap, p, 100 + s);
