@@ -213,6 +213,14 @@ enum crac_flags {
 	 * engine that loses nothing (sim, pause): lets tests see what the image
 	 * engine would refuse, and makes close/reopen policies act. */
 	CRAC_FORCE_CHECKS = 1u << 2,
+	/* Image engine: write an incremental image, holding only the pages
+	 * written since the image this process was restored from (one made
+	 * incremental too) or last checkpointed into with CRAC_KEEP_RUNNING;
+	 * every other page is referenced in that image, which the new one
+	 * names (restore needs it). Without a usable parent (none yet, gone,
+	 * replaced, the target itself, a chain of 8) the image is full and
+	 * CRAC_LOG=info says why. Also CRAC_IMAGE_INCREMENTAL=1. */
+	CRAC_INCREMENTAL = 1u << 3,
 };
 
 /*

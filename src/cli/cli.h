@@ -17,6 +17,7 @@ int crac_cmd_restore(int argc, char **argv);     /* cmd_restore.c: --pid, image,
 int crac_cmd_run(int argc, char **argv);         /* cmd_run.c */
 int crac_cmd_check(int argc, char **argv);       /* cmd_check.c */
 int crac_cmd_inspect(int argc, char **argv);     /* cmd_image.c */
+int crac_cmd_flatten(int argc, char **argv);     /* cmd_flatten.c */
 
 /*
  * `crac restore`, parsed once (cmd_restore.c) for its three forms: resume

@@ -485,6 +485,7 @@ int crac_cmd_checkpoint(int argc, char **argv)
 		{ "deadline", required_argument, 0, 'd' },
 		{ "dry-run", no_argument, 0, 'n' },
 		{ "force-checks", no_argument, 0, 'f' },
+		{ "incremental", no_argument, 0, 'I' },
 		{ "timeout", required_argument, 0, 't' },
 		{ "stats", no_argument, 0, 's' },
 		{ "help", no_argument, 0, 'h' },
@@ -529,6 +530,9 @@ int crac_cmd_checkpoint(int argc, char **argv)
 		case 'f':
 			TOKEN('f', "force=1");
 			break;
+		case 'I':
+			TOKEN('I', "incr=1");
+			break;
 		case 'd': {
 			char *end;
 			long long v = strtoll(optarg, &end, 10);
@@ -560,6 +564,9 @@ int crac_cmd_checkpoint(int argc, char **argv)
 			       "                      -1: none)\n"
 			       "  --dry-run           callbacks and checks only: no snapshot\n"
 			       "  --force-checks      run the safety checks even with an engine that needs none\n"
+			       "  --incremental       image engine: write only the pages changed since the image the\n"
+			       "                      process was restored from or last checkpointed into (with\n"
+			       "                      --keep-running); a full image, said why, when there is none\n"
 			       "  --timeout DURATION  stop waiting for the answer after DURATION (500ms, 30s, 2m),\n"
 			       "                      saying which phase the checkpoint was in; default: the\n"
 			       "                      deadline plus %d s (none with --deadline -1); 0: no limit\n"

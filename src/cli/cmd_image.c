@@ -196,6 +196,33 @@ struct check {
 	char detail[1024];
 };
 
+/* An incremental image: the images below it, opened as a restore does. */
+static int chain_check(const char *dir, const struct crac_img_view *v, unsigned flags, struct check *out)
+{
+	struct crac_img_chain *ch = malloc(sizeof(*ch));
+	void *buf = malloc(64u << 20);
+
+	out->name = "chain";
+	if (!ch || !buf) {
+		out->ok = false;
+		snprintf(out->detail, sizeof(out->detail), "out of memory");
+	} else if (crac_img_chain_open(v, dir, flags & CRAC_IMG_TRUST_OWNER, ch, buf, 64u << 20, out->detail,
+				       sizeof(out->detail)) == 0) {
+		out->ok = true;
+		size_t at = (size_t)snprintf(out->detail, sizeof(out->detail), "%u image%s below, each as recorded:",
+					     ch->n, ch->n == 1 ? "" : "s");
+		for (uint32_t i = 0; i < ch->n && at < sizeof(out->detail); i++)
+			at += (size_t)snprintf(out->detail + at, sizeof(out->detail) - at, "%s %s", i ? "," : "",
+					       ch->path[i]);
+		crac_img_chain_close(ch);
+	} else {
+		out->ok = false;
+	}
+	free(buf);
+	free(ch);
+	return 1;
+}
+
 static int run_checks(const char *dir, const struct crac_img_opened *o, const struct crac_img_view *v,
 		      unsigned flags, struct check *out)
 {
@@ -218,6 +245,8 @@ static int run_checks(const char *dir, const struct crac_img_opened *o, const st
 	else if (o->pages_size != v->h->pages_size)
 		snprintf(out[n].detail, sizeof(out[n].detail), "not verified: the pages file has the wrong size");
 	n++;
+	if (v->h->depth)
+		n += chain_check(dir, v, flags, &out[n]);
 	return n;
 }
 
@@ -296,6 +325,16 @@ static void print_text(const char *dir, const struct crac_img_view *v, const str
 	printf("format:    version %u, header %llu bytes, page data %.1f MiB in %u chunks\n", h->version,
 	       (unsigned long long)h->size, mib(h->pages_size), h->n_chunks);
 	printf("created:   %s\n", when);
+	if (h->depth) {
+		uint64_t ref_bytes = 0;
+		for (uint32_t i = 0; i < h->n_refs; i++)
+			ref_bytes += v->refs[i].len;
+		printf("parent:    %s (header crc32c %#x; %u image%s below; %.1f MiB taken from them in %u ranges)\n",
+		       esc(crac_img_str(v, h->parent)), h->parent_crc, h->depth, h->depth == 1 ? "" : "s",
+		       mib(ref_bytes), h->n_refs);
+	}
+	if (h->img_flags & CRAC_IMGF_TRACK)
+		printf("tracking:  a restored process tracks the pages it writes (incremental checkpoints)\n");
 	printf("kernel:    %s %s\n", esc(h->kernel), esc(h->machine));
 	printf("process:   pid %d, checkpointed by thread %d, cwd %s, umask %03o\n", h->pid, h->tid,
 	       esc(crac_img_str(v, h->cwd)), h->umask);
@@ -420,7 +459,20 @@ static void print_json(const char *dir, const struct crac_img_view *v, const str
 	for (uint32_t i = 0; i < h->n_secrets; i++)
 		fprintf(f, "%s{\"start\":%llu,\"end\":%llu}", i ? "," : "", (unsigned long long)v->secrets[i].start,
 			(unsigned long long)v->secrets[i].end);
-	fprintf(f, "],\"files\":[");
+	fprintf(f, "],\"parent\":");
+	if (h->depth) {
+		uint64_t ref_bytes = 0;
+		for (uint32_t i = 0; i < h->n_refs; i++)
+			ref_bytes += v->refs[i].len;
+		fprintf(f, "{\"path\":");
+		json_str(f, crac_img_str(v, h->parent));
+		fprintf(f, ",\"header_crc\":%u,\"depth\":%u,\"refs\":%u,\"ref_bytes\":%llu}", h->parent_crc, h->depth,
+			h->n_refs, (unsigned long long)ref_bytes);
+	} else {
+		fprintf(f, "null");
+	}
+	fprintf(f, ",\"tracking\":%s", (h->img_flags & CRAC_IMGF_TRACK) ? "true" : "false");
+	fprintf(f, ",\"files\":[");
 	for (uint32_t i = 0; i < h->n_files; i++) {
 		fprintf(f, "%s{\"path\":", i ? "," : "");
 		json_str(f, crac_img_str(v, v->files[i].path));
@@ -446,7 +498,7 @@ int crac_cmd_inspect(int argc, char **argv)
 	unsigned flags = 0;
 	struct crac_img_opened o;
 	struct crac_img_view v;
-	struct check checks[CRAC_CHECK_COUNT + 2];
+	struct check checks[CRAC_CHECK_COUNT + 3];
 	char msg[2048];
 
 	static const struct option opts[] = {

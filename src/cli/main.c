@@ -152,6 +152,8 @@ static void usage(FILE *f)
 		"        and write DIR when a trigger fires (the program keeps running)\n"
 		"  inspect DIR [--json] [--trust-owner]\n"
 		"        print an image's header, mappings, threads and checks\n"
+		"  flatten DIR OUT [--trust-owner]\n"
+		"        one self-contained image at OUT from an incremental image and the images below it\n"
 		"  check [PID]\n"
 		"        list what would stop process PID from being checkpointed (without PID: what\n"
 		"        this kernel offers the image engine)\n"
@@ -240,6 +242,8 @@ int main(int argc, char **argv)
 		return crac_cmd_start(argc, argv);
 	if (!strcmp(cmd, "inspect"))
 		return crac_cmd_inspect(argc, argv);
+	if (!strcmp(cmd, "flatten"))
+		return crac_cmd_flatten(argc, argv);
 	if (!strcmp(cmd, "check"))
 		return crac_cmd_check(argc, argv);
 	cli_err("unknown command \"%s\" (try crac --help)", cmd);

@@ -355,6 +355,8 @@ static void *checkpoint_thread(void *p)
 		o.flags |= CRAC_DRY_RUN;
 	if ((v = token_value(c->tokens, "force")) && strcmp(v, "1") == 0)
 		o.flags |= CRAC_FORCE_CHECKS;
+	if ((v = token_value(c->tokens, "incr")) && strcmp(v, "1") == 0)
+		o.flags |= CRAC_INCREMENTAL;
 	crac__checkpoint(&o, &c->rq, NULL);
 	if (!c->done)
 		rq_finish(&c->rq, -EIO, NULL);

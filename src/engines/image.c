@@ -146,9 +146,24 @@ static int verify_written(const struct img_capture *c, char *msg, size_t len)
 	 * mapping past its file's end... are refused now, while the original
 	 * still runs). */
 	struct crac_img_checker k = { .v = &v, .o = &o, .dir = c->tmp, .flags = 0, .file_fds = NULL };
-	if ((rc = crac_img_check_all(&k, &failed, why, sizeof(why))) < 0)
+	if ((rc = crac_img_check_all(&k, &failed, why, sizeof(why))) < 0) {
 		snprintf(msg, len, "the image could not be restored here (check \"%s\" fails): %.700s",
 			 crac_img_check_name(failed), why);
+		goto out;
+	}
+	/* An incremental image: the images below it, as a restore opens them. */
+	if (v.h->depth) {
+		struct crac_img_chain *ch = malloc(sizeof(*ch));
+		void *abuf = malloc(64u << 20);
+		rc = !ch || !abuf ? -ENOMEM : crac_img_chain_open(&v, c->tmp, 0, ch, abuf, 64u << 20, why, sizeof(why));
+		if (rc == 0)
+			crac_img_chain_close(ch);
+		else
+			snprintf(msg, len, "the image could not be restored here: %.800s",
+				 !ch || !abuf ? "out of memory" : why);
+		free(abuf);
+		free(ch);
+	}
 out:
 	free(buf);
 	crac_img_close(&o);
@@ -289,12 +304,17 @@ static void print_stats(const struct img_capture *c)
 	const char *aio = c->w.mode == IMG_WRITE_DIRECT && c->w.used_aio ? " + AIO" : "";
 	char line[600];
 
+	char incr[224] = "";
+	if (c->incr.on || c->incr.reset)
+		snprintf(incr, sizeof(incr), ", %.1f MiB referenced from %u image%s below (scans %.1f ms%s)",
+			 c->incr.ref_bytes / 1048576.0, c->incr.depth, c->incr.depth == 1 ? "" : "s",
+			 c->incr.t_scan_ns / 1e6, c->incr.reset ? ", write-protecting again included" : "");
 	snprintf(line, sizeof(line), "crac: checkpoint stats: %.1f MiB of pages in %llu chunks written with %s%s "
-		 "(%s), %.1f MiB of zero pages left out; threads stopped %.1f ms (pages %.1f ms, "
+		 "(%s), %.1f MiB of zero pages left out%s; threads stopped %.1f ms (pages %.1f ms, "
 		 "descriptors + header + fsync %.1f ms)\n",
 		 c->pages_size / 1048576.0, (unsigned long long)c->n_chunks,
 		 mode[c->w.mode <= IMG_WRITE_WRITE ? c->w.mode : 0], aio, c->w.why ? c->w.why : "",
-		 c->w.zero_pages * (double)CRAC_IMG_PAGE / 1048576.0, (c->t_synced - c->t_stopped) / 1e6,
+		 c->w.zero_pages * (double)CRAC_IMG_PAGE / 1048576.0, incr, (c->t_synced - c->t_stopped) / 1e6,
 		 (c->t_pages - c->t_stopped) / 1e6, (c->t_synced - c->t_pages) / 1e6);
 	write_stderr(line);
 }
@@ -399,6 +419,7 @@ static int image_checkpoint(struct crac_round *r)
 	crac_img_clean_stale(r->opts.image_dir, NULL);
 	if (img_capture_secrets(c) < 0 || img_capture_open(c, r->opts.image_dir) < 0)
 		goto fail_running;
+	img_incr_prepare(c, r);   /* incremental: the parent image (image_track.c) */
 
 	/* 3. Stop the world. From here to the release: system calls only
 	 * (crac__round_phase and crac__round_progress are such). */
@@ -443,6 +464,7 @@ static int image_checkpoint(struct crac_round *r)
 	if ((rc = verify_written(c, msg, sizeof(msg))) < 0) {
 		crac__report_add(r->report, CRAC_PHASE_ENGINE, "image", rc,
 				 "%s; no image was written to %s, the process goes on", msg, r->opts.image_dir);
+		img_incr_done(c, r, false);
 		crac_img_remove(c->tmp);
 		img_arena_free(&c->arena);
 		return rc;
@@ -450,11 +472,13 @@ static int image_checkpoint(struct crac_round *r)
 	if ((rc = crac_img_commit(c->tmp, r->opts.image_dir, msg, sizeof(msg))) < 0) {
 		/* Nothing was committed: whatever is at the target is untouched. */
 		crac__report_add(r->report, CRAC_PHASE_ENGINE, "image", rc, "%s; the process goes on", msg);
+		img_incr_done(c, r, false);
 		crac_img_remove(c->tmp);
 		img_arena_free(&c->arena);
 		return rc;
 	}
 	img_arena_free(&c->arena);
+	img_incr_done(c, r, true);
 	if (getenv("CRAC_IMAGE_STATS"))
 		print_stats(c);
 	/* The image is in place: that is success, whatever else went wrong
@@ -475,6 +499,7 @@ fail_stopped:
 	img_threads_release();
 	put_back_stop_signal();
 fail_running:
+	img_incr_done(c, r, false);
 	img_capture_close(c, true);
 	img_arena_free(&c->arena);
 	crac__report_add(r->report, CRAC_PHASE_ENGINE, "image", c->err.code ? c->err.code : -EIO, "%s",

@@ -56,10 +56,6 @@ struct img_pm_scan_arg {
 	uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
 };
 #define IMG_PAGEMAP_SCAN _IOWR('f', 16, struct img_pm_scan_arg)
-#define IMG_PAGE_IS_FILE (1ull << 2)
-#define IMG_PAGE_IS_PRESENT (1ull << 3)
-#define IMG_PAGE_IS_SWAPPED (1ull << 4)
-#define IMG_PAGE_IS_PFNZERO (1ull << 5)
 
 /* /proc/self/pagemap entry bits */
 #define PM_PRESENT (1ull << 63)
@@ -260,6 +256,9 @@ void img_capture_close(struct img_capture *c, bool failed)
 	if (c->chunk_area)
 		munmap(c->chunk_area, c->chunk_area_size);
 	c->chunk_area = NULL;
+	if (c->incr.refs)
+		munmap(c->incr.refs, c->incr.refs_area_size);
+	c->incr.refs = NULL;
 }
 
 /* ---- process state ------------------------------------------------------------- */
@@ -520,7 +519,13 @@ int img_capture_maps(struct img_capture *c)
 				h->vdso_crc = crac_img_crc32c(0, (const void *)(uintptr_t)s, e - s);
 			}
 		} else if (!strcmp(name, "[heap]")) {
+			/* The brk area grown after its first part was registered
+			 * for write tracking (image_track.c) is a second VMA (the
+			 * two do not merge): recorded as anonymous memory. */
 			m->kind = CRAC_MAP_HEAP;
+			for (uint32_t k = 0; k < c->n_maps; k++)
+				if (c->maps[k].m.kind == CRAC_MAP_HEAP)
+					m->kind = CRAC_MAP_ANON;
 		} else if (!strcmp(name, "[stack]")) {
 			m->kind = CRAC_MAP_STACK;
 		} else if (!*name || !strncmp(name, "[anon:", 6)) {
@@ -568,6 +573,19 @@ int img_capture_maps(struct img_capture *c)
 		return img_fail(&c->err, -errno, "chunk table (%zu bytes): %s", c->chunk_area_size, img_strerror(errno));
 	}
 	c->chunks = (struct crac_img_chunk *)c->chunk_area;
+	if (c->incr.on) {
+		/* References: at most one per parent range, plus one per
+		 * range of written pages cutting one, plus one per mapping. */
+		struct img_incr *in = &c->incr;
+		in->max_refs = in->n_base + c->max_chunks + c->n_maps;
+		in->refs_area_size = (in->max_refs * sizeof(struct crac_img_ref) + P - 1) & ~(P - 1);
+		void *a = mmap(NULL, in->refs_area_size, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (a == MAP_FAILED)
+			return img_fail(&c->err, -errno, "reference table (%zu bytes): %s", in->refs_area_size,
+					img_strerror(errno));
+		in->refs = a;
+	}
 	return 0;
 }
 
@@ -754,6 +772,67 @@ static bool wanted(const struct crac_img_map *m, uint64_t cat)
 }
 
 /*
+ * Incremental: [s, e) of mapping mi was not written since the parent, so
+ * it holds what the parent holds: references to the chunks holding that
+ * (c->incr.base), nothing where the parent holds nothing (zeros). Stored
+ * instead where a secret region or the resume block lies (the parent's
+ * bytes there are not the ones to restore), and near our own stack and
+ * thread pointer (written under our feet, see store_range).
+ */
+static int add_refs(struct img_capture *c, uint32_t mi, uint64_t s, uint64_t e)
+{
+	struct img_incr *in = &c->incr;
+	const struct crac_img_ref *b = in->base;
+	uint64_t lo = 0, hi = in->n_base, res = (uint64_t)(uintptr_t)&crac__img_self.resume;
+	uint64_t sp = (uint64_t)(uintptr_t)__builtin_frame_address(0), fs = crac__img_self.thread.ctx.fs_base;
+	int rc;
+
+	if (has_secret(c, s, e - s) || near(s, e - s, res, sizeof(struct crac_img_resume)) ||
+	    near(s, e - s, sp, 1u << 20) || near(s, e - s, fs, 1u << 20)) {
+		/* page by page: only the pages concerned are stored */
+		for (uint64_t a = s; a < e; a += P) {
+			bool store = has_secret(c, a, P) || near(a, P, res, sizeof(struct crac_img_resume)) ||
+				     near(a, P, sp, 1u << 20) || near(a, P, fs, 1u << 20);
+			uint64_t z = a + P;
+			while (z < e && (has_secret(c, z, P) || near(z, P, res, sizeof(struct crac_img_resume)) ||
+					 near(z, P, sp, 1u << 20) || near(z, P, fs, 1u << 20)) == store)
+				z += P;
+			rc = store ? store_range(c, mi, a, z) : add_refs(c, mi, a, z);
+			if (rc < 0)
+				return rc;
+			a = z - P;
+		}
+		return 0;
+	}
+	while (lo < hi) {   /* the first parent range ending after s */
+		uint64_t mid = lo + (hi - lo) / 2;
+		if (b[mid].addr + b[mid].len <= s)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (uint64_t i = lo; i < in->n_base && b[i].addr < e; i++) {
+		uint64_t rs = b[i].addr > s ? b[i].addr : s;
+		uint64_t re = b[i].addr + b[i].len < e ? b[i].addr + b[i].len : e;
+		if (rs >= re)
+			continue;
+		struct crac_img_ref *last = in->n_refs ? &in->refs[in->n_refs - 1] : NULL;
+		if (last && last->addr + last->len == rs && last->depth == b[i].depth && last->chunk == b[i].chunk &&
+		    last->map == mi) {
+			last->len += re - rs;
+		} else {
+			if (in->n_refs >= in->max_refs)
+				return img_fail(&c->err, -E2BIG, "too many page references");
+			in->refs[in->n_refs++] = (struct crac_img_ref){ .addr = rs, .len = re - rs, .depth = b[i].depth,
+									.chunk = b[i].chunk, .map = mi };
+		}
+		c->maps[mi].m.flags |= CRAC_MAPF_REFS;
+		in->ref_bytes += re - rs;
+	}
+	return 0;
+}
+
+/*
  * Calls store_range for every run of wanted pages of mapping `mi`.
  * With PAGEMAP_SCAN: ranges of equal categories from the kernel. Without:
  * /proc/self/pagemap entries (the zero page is then recognised by content).
@@ -773,6 +852,15 @@ static int scan_map(struct img_capture *c, uint32_t mi)
 
 	if (m->kind == CRAC_MAP_SHMEM)
 		return store_range(c, mi, m->start, m->end);
+	bool refs = c->incr.on && img_track_eligible(m);
+	/* Keep-running with tracking: what is captured now is the base of the
+	 * next incremental checkpoint. The scan itself protects the written
+	 * pages again as it reports them (PM_SCAN_WP_MATCHING, atomic per
+	 * page), so a write after it, ours included, is seen next time. The
+	 * mapping is registered first (the first time; a mapping that cannot
+	 * be is stored whole next time). Holes are never protected: the scan
+	 * takes present and swapped pages only (image_track.c). */
+	bool wp = c->use_scan && c->incr.reset && img_track_eligible(m) && img_track_register(m->start, m->end) == 0;
 
 	if (c->use_scan) {
 		/*
@@ -787,14 +875,16 @@ static int scan_map(struct img_capture *c, uint32_t mi)
 		uint64_t seen = m->start;
 		for (uint64_t at = m->start; at < m->end;) {
 			struct img_pm_scan_arg arg = {
-				.size = sizeof(arg), .start = at, .end = m->end,
+				.size = sizeof(arg), .flags = wp ? 1 /* PM_SCAN_WP_MATCHING */ : 0, .start = at, .end = m->end,
 				.vec = (uint64_t)(uintptr_t)vec, .vec_len = NV,
 				.category_anyof_mask = IMG_PAGE_IS_PRESENT | IMG_PAGE_IS_SWAPPED,
 				.return_mask = IMG_PAGE_IS_PRESENT | IMG_PAGE_IS_SWAPPED | IMG_PAGE_IS_FILE |
-					       IMG_PAGE_IS_PFNZERO,
+					       IMG_PAGE_IS_PFNZERO | IMG_PAGE_IS_WPALLOWED | IMG_PAGE_IS_WRITTEN,
 			};
 			/* raw system calls: no ASan interceptor runs meanwhile */
+			int64_t t0 = now_ns(CLOCK_MONOTONIC);
 			int n = (int)syscall(SYS_ioctl, c->pagemap_fd, IMG_PAGEMAP_SCAN, &arg);
+			c->incr.t_scan_ns += now_ns(CLOCK_MONOTONIC) - t0;
 			if (n < 0)
 				return img_fail(&c->err, -errno, "PAGEMAP_SCAN of %#llx-%#llx: %s",
 						(unsigned long long)at, (unsigned long long)m->end, img_strerror(errno));
@@ -804,6 +894,17 @@ static int scan_map(struct img_capture *c, uint32_t mi)
 				if (re <= rs)
 					continue;   /* already handed out */
 				seen = re;
+				/* Not written since the parent (tracked, write
+				 * bit clear: never a hole, see image_track.c). */
+				if (refs && (vec[i].categories & IMG_PAGE_IS_WPALLOWED) &&
+				    !(vec[i].categories & IMG_PAGE_IS_WRITTEN)) {
+					if (run_e > run_s && (rc = store_range(c, mi, run_s, run_e)) < 0)
+						return rc;
+					run_s = run_e = 0;
+					if ((rc = add_refs(c, mi, rs, re)) < 0)
+						return rc;
+					continue;
+				}
 				if (!wanted(m, vec[i].categories))
 					continue;
 				if (run_e == rs) {
@@ -858,6 +959,9 @@ static int scan_map(struct img_capture *c, uint32_t mi)
 	}
 	if (run_e > run_s && (rc = store_range(c, mi, run_s, run_e)) < 0)
 		return rc;
+	/* Keep-running with tracking: what was just captured is the base of
+	 * the next incremental checkpoint: protect the written pages again
+	 * (registering the mapping the first time). */
 	return 0;
 }
 
@@ -918,6 +1022,8 @@ int img_capture_header(struct img_capture *c)
 	for (uint32_t i = 0; i < c->n_files; i++)
 		strmax += strlen(c->file_paths[i]) + 1;
 	strmax += img_fds_strings(c);
+	if (c->incr.on)
+		strmax += strlen(c->incr.parent) + 1;
 
 	uint64_t off = sizeof(*h);
 	h->maps_off = off;
@@ -931,6 +1037,9 @@ int img_capture_header(struct img_capture *c)
 	h->secrets_off = off;
 	h->n_secrets = c->n_secrets;
 	off += (uint64_t)c->n_secrets * sizeof(struct crac_img_range);
+	h->refs_off = off;
+	h->n_refs = c->incr.on ? (uint32_t)c->incr.n_refs : 0;
+	off += (uint64_t)h->n_refs * sizeof(struct crac_img_ref);
 	off = img_fds_layout(c, off);   /* descriptors and their blob area */
 	h->strtab_off = off;
 	uint64_t total = (off + strmax + 7) & ~7ull;
@@ -969,6 +1078,17 @@ int img_capture_header(struct img_capture *c)
 	memcpy(buf + h->chunks_off, c->chunks, c->n_chunks * sizeof(struct crac_img_chunk));
 	if (c->n_secrets)
 		memcpy(buf + h->secrets_off, c->secrets, c->n_secrets * sizeof(struct crac_img_range));
+	h->img_flags = c->img_flags;
+	if (c->incr.on) {
+		/* an incremental image: its parent, and what it takes from it */
+		h->parent = img_strtab_add(tab, &used, c->incr.parent);
+		h->parent_crc = c->incr.parent_crc;
+		h->parent_created_ns = c->incr.parent_created_ns;
+		h->parent_pages_size = c->incr.parent_pages_size;
+		h->depth = c->incr.depth;
+		if (h->n_refs)
+			memcpy(buf + h->refs_off, c->incr.refs, h->n_refs * sizeof(struct crac_img_ref));
+	}
 	img_fds_fill(c, buf, tab, &used);
 
 	struct crac_img_thread *th = (void *)(buf + h->threads_off);
@@ -990,6 +1110,7 @@ int img_capture_header(struct img_capture *c)
 	h->strtab_size = total - h->strtab_off;
 	memcpy(buf, h, sizeof(*h));
 	((struct crac_img_header *)buf)->crc = crac_img_header_crc(buf, total);
+	c->header_crc = ((struct crac_img_header *)buf)->crc;
 
 	int fd = openat(c->dir_fd, CRAC_IMG_HEADER_FILE, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)

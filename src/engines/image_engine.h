@@ -179,6 +179,81 @@ extern struct img_self crac__img_self CRAC_HIDDEN;
  * CRAC_RESTORED (or exits with a message if the process is unusable). */
 int img_restored(struct crac_round *r) CRAC_HIDDEN;
 
+/* ---- incremental checkpoints (image_track.c, image_capture.c) ------------- */
+
+/* PAGEMAP_SCAN page categories (linux/fs.h of Linux 6.7) */
+#define IMG_PAGE_IS_WPALLOWED (1ull << 0)
+#define IMG_PAGE_IS_WRITTEN (1ull << 1)
+#define IMG_PAGE_IS_FILE (1ull << 2)
+#define IMG_PAGE_IS_PRESENT (1ull << 3)
+#define IMG_PAGE_IS_SWAPPED (1ull << 4)
+#define IMG_PAGE_IS_PFNZERO (1ull << 5)
+
+/* The process's write tracking (libcrac memory: part of every image). */
+struct img_track {
+	int uffd;                       /* userfaultfd in write-protect async mode, -1: none */
+	int pid;                        /* the process that opened it */
+	int stale_fd;                   /* restored process: the number it had before */
+	bool armed;                     /* mappings registered and protected since `base` */
+	char base[4096];                /* absolute path of the image the bits are relative to; "": none */
+	uint32_t base_crc, base_depth;  /* its header crc and depth ... */
+	uint64_t base_pages_size;       /* ... pages size and creation time */
+	int64_t base_created_ns;
+};
+extern struct img_track crac__img_track CRAC_HIDDEN;
+
+/* Opens the tracking userfaultfd if this process has none (threads run).
+ * 0, or a negative errno and why. */
+int img_track_open(char *why, size_t len) CRAC_HIDDEN;
+/* Registers and write-protects every private anonymous mapping but the
+ * skipped ranges; buf (len bytes) holds /proc/self/maps meanwhile. System
+ * calls only. 0 (armed), or a negative errno and why. */
+int img_track_arm(const uint64_t (*skip)[2], int n_skip, char *buf, size_t len, char *why, size_t wlen) CRAC_HIDDEN;
+/* Registers [s, e) (one whole mapping) for tracking: 0, or 1 if it cannot be. */
+int img_track_register(uint64_t s, uint64_t e) CRAC_HIDDEN;
+/* Registers [s, e) (one whole mapping) and protects its written pages:
+ * 0, 1 if it cannot be tracked, or a negative errno. */
+int img_track_mapping(int pagemap_fd, uint64_t s, uint64_t e) CRAC_HIDDEN;
+/* Can mapping m be tracked? (private anonymous, anon/heap/stack, not a reservation) */
+static inline bool img_track_eligible(const struct crac_img_map *m)
+{
+	return (m->kind == CRAC_MAP_ANON || m->kind == CRAC_MAP_HEAP || m->kind == CRAC_MAP_STACK) &&
+	       !(m->flags & (CRAC_MAPF_SHARED | CRAC_MAPF_NORESERVE));
+}
+/* The restored process, before other threads run / once locks are safe. */
+void img_track_restored(const struct crac_img_resume *res) CRAC_HIDDEN;
+void img_track_restored_late(void) CRAC_HIDDEN;
+
+/* An incremental checkpoint's view of its parent: for every address the
+ * parent holds, the image and chunk holding its bytes (the parent's own
+ * chunks at depth 1, its references one deeper), sorted by address. */
+struct img_incr {
+	bool on;                        /* references are written */
+	struct crac_img_ref *base;      /* the parent's view (arena) */
+	uint64_t n_base;
+	char parent[4096];              /* as recorded in the header */
+	uint32_t parent_crc, depth;     /* this image's depth: the parent's + 1 */
+	uint64_t parent_pages_size;
+	int64_t parent_created_ns;
+	struct crac_img_ref *refs;      /* written by capture (an mmap left out of the image) */
+	uint64_t n_refs, max_refs;
+	size_t refs_area_size;
+	uint64_t ref_bytes;
+	bool reset;                     /* keep-running with tracking: protect what was captured */
+	int64_t t_scan_ns;              /* time in PAGEMAP_SCAN, protecting included (CRAC_IMAGE_STATS) */
+	const char *why_full;           /* asked for, but a full image: why (static or why_buf) */
+	char why_buf[512];
+};
+
+/* Incremental checkpoints asked for? ($CRAC_IMAGE_INCREMENTAL=1) */
+bool img_incr_wanted(const struct crac_round *r) CRAC_HIDDEN;
+/* Threads running, before they stop: decides whether the image is
+ * incremental, reads its parent (c->incr). Never fails. */
+struct img_capture;
+void img_incr_prepare(struct img_capture *c, const struct crac_round *r) CRAC_HIDDEN;
+/* After the checkpoint (ok: the image is in place): the tracking base. */
+void img_incr_done(struct img_capture *c, const struct crac_round *r, bool ok) CRAC_HIDDEN;
+
 /* ---- capture (image_capture.c) -------------------------------------------- */
 
 /* One mapping as read from /proc/self/maps, plus what capture decided. */
@@ -263,6 +338,9 @@ struct img_capture {
 	void *scan_vec;                 /* PAGEMAP_SCAN / pagemap scratch (arena) */
 	struct img_writer w;            /* page data on its way to the pages file */
 	struct crac_round *round;       /* for img_progress */
+	struct img_incr incr;           /* incremental checkpoint: the parent, the references */
+	uint32_t img_flags;             /* header img_flags (CRAC_IMGF_TRACK) */
+	uint32_t header_crc;            /* of the header written */
 	int64_t t_stopped, t_pages, t_synced;   /* CLOCK_MONOTONIC, for CRAC_IMAGE_STATS */
 	/* descriptors (image_fds.c) */
 	struct crac_obj_capture objs;

@@ -112,6 +112,11 @@ __attribute__((noinline)) int img_restored(struct crac_round *r)
 	 * generators go stale, so nobody sees the image's values. */
 	crac__runtime_restore_early();
 
+	/* Incremental checkpoints: tracking the pages written from now on
+	 * (the image asked for it), before any other thread of the program
+	 * exists: what a thread writes from its creation on is seen. */
+	img_track_restored(res);
+
 	/* 3. The other threads. */
 	if (img_threads_recreate(&err) < 0)
 		restore_fatal(err.msg);
@@ -119,6 +124,7 @@ __attribute__((noinline)) int img_restored(struct crac_round *r)
 
 	/* 4. From here on other threads run: locks are usable again. */
 	img_threads_release();
+	img_track_restored_late();
 	copy_new_args(r, res);
 	copy_new_env(r, res);
 	crac__img_lazy_started();

@@ -407,7 +407,7 @@ static int check_layout(const struct crac_img_checker *k, struct crac_img_buf *b
 			crac_img_puts(b, ": the loader could not run while it is restored");
 			return -EINVAL;
 		}
-		if (m->flags & ~(CRAC_MAPF_SHARED | CRAC_MAPF_NORESERVE))
+		if (m->flags & ~(CRAC_MAPF_SHARED | CRAC_MAPF_NORESERVE | CRAC_MAPF_REFS))
 			return layout_fail(b, v, m, "has unknown flags");
 		bool in_block = m->start < block + block_size && m->end > block;
 		bool special = m->kind >= CRAC_MAP_VVAR;
@@ -899,4 +899,143 @@ int crac_img_check_all(const struct crac_img_checker *k, int *failed, char *msg,
 		}
 	}
 	return 0;
+}
+
+/* ---- the chain below an incremental image ---------------------------------------------- */
+
+int crac_img_parent_path(const struct crac_img_view *v, const char *dir, char *out, size_t cap)
+{
+	const char *p = crac_img_str(v, v->h->parent);
+	size_t dl = strlen(dir), pl = strlen(p);
+
+	if (p[0] == '/') {
+		if (pl + 1 > cap)
+			return -ENAMETOOLONG;
+		memcpy(out, p, pl + 1);
+		return 0;
+	}
+	if (dl + 1 + pl + 1 > cap)
+		return -ENAMETOOLONG;
+	memcpy(out, dir, dl);
+	out[dl] = '/';
+	memcpy(out + dl + 1, p, pl + 1);
+	return 0;
+}
+
+void crac_img_chain_close(struct crac_img_chain *ch)
+{
+	for (uint32_t i = 0; i < ch->n; i++)
+		crac_img_close(&ch->o[i]);
+	ch->n = 0;
+}
+
+/* "parent image PATH of DIR" (i = 0) or "image PATH, N levels below DIR" */
+static void put_ancestor(struct crac_img_buf *b, const struct crac_img_chain *ch, uint32_t i, const char *dir)
+{
+	crac_img_puts(b, i == 0 ? "parent image " : "image ");
+	crac_img_put_escaped(b, ch->path[i]);
+	if (i == 0) {
+		crac_img_puts(b, " of ");
+	} else {
+		crac_img_puts(b, ", ");
+		crac_img_putu(b, i + 1);
+		crac_img_puts(b, " levels below ");
+	}
+	crac_img_put_escaped(b, dir);
+}
+
+int crac_img_chain_open(const struct crac_img_view *v, const char *dir, unsigned flags, struct crac_img_chain *ch,
+			void *buf, uint64_t cap, char *msg, size_t msglen)
+{
+	struct crac_img_buf b = mbuf(msg, msglen);
+	const struct crac_img_view *child = v;
+	const char *child_dir = dir;
+	char *at = buf;
+	char why[1024];
+	int rc;
+
+	ch->n = 0;
+	for (uint32_t i = 0; i < v->h->depth; i++) {
+		const struct crac_img_header *ch_h = child->h;
+		struct crac_img_opened *o = &ch->o[i];
+		struct crac_img_view *pv = &ch->v[i];
+		if (crac_img_parent_path(child, child_dir, ch->path[i], sizeof(ch->path[i])) < 0) {
+			crac_img_puts(&b, "the path of the image below ");
+			crac_img_put_escaped(&b, child_dir);
+			crac_img_puts(&b, " is too long");
+			rc = -ENAMETOOLONG;
+			goto fail;
+		}
+		if ((rc = crac_img_open(ch->path[i], o, why, sizeof(why))) < 0) {
+			put_ancestor(&b, ch, i, dir);
+			crac_img_puts(&b, rc == -ENOENT ? " is missing: " : " cannot be opened: ");
+			crac_img_puts(&b, why);
+			crac_img_puts(&b, " (an incremental image needs every image below it)");
+			goto fail;
+		}
+		ch->n = i + 1;
+		uint64_t used = (uint64_t)(at - (char *)buf);
+		if ((rc = crac_img_read_header(o, at, cap - used, pv, why, sizeof(why))) < 0) {
+			put_ancestor(&b, ch, i, dir);
+			crac_img_puts(&b, ": ");
+			crac_img_puts(&b, why);
+			goto fail;
+		}
+		at += (o->header_size + 7) & ~7ull;
+		if (pv->h->crc != ch_h->parent_crc || pv->h->created_ns != ch_h->parent_created_ns ||
+		    pv->h->pages_size != ch_h->parent_pages_size) {
+			put_ancestor(&b, ch, i, dir);
+			crac_img_puts(&b, " was replaced or changed since the image above it was written (header crc32c ");
+			crac_img_putx(&b, pv->h->crc);
+			crac_img_puts(&b, ", recorded ");
+			crac_img_putx(&b, ch_h->parent_crc);
+			crac_img_puts(&b, ")");
+			rc = -ESTALE;
+			goto fail;
+		}
+		if (pv->h->depth + 1 != ch_h->depth) {
+			put_ancestor(&b, ch, i, dir);
+			crac_img_puts(&b, " does not continue the chain (damaged image)");
+			rc = -EBADMSG;
+			goto fail;
+		}
+		struct crac_img_checker k = { .v = pv, .o = o, .dir = ch->path[i], .flags = flags };
+		struct crac_img_buf wb = mbuf(why, sizeof(why));
+		if ((rc = check_owner(&k, &wb)) < 0) {
+			crac_img_puts(&b, why);
+			goto fail;
+		}
+		if (o->pages_size != pv->h->pages_size) {
+			put_ancestor(&b, ch, i, dir);
+			crac_img_puts(&b, ": its pages file is truncated or damaged (");
+			crac_img_putu(&b, o->pages_size);
+			crac_img_puts(&b, " bytes, its header says ");
+			crac_img_putu(&b, pv->h->pages_size);
+			crac_img_puts(&b, ")");
+			rc = -EBADMSG;
+			goto fail;
+		}
+		child = pv;
+		child_dir = ch->path[i];
+	}
+	for (uint32_t i = 0; i < v->h->n_refs; i++) {
+		const struct crac_img_ref *r = &v->refs[i];
+		const struct crac_img_view *av = &ch->v[r->depth - 1];
+		const struct crac_img_chunk *k = r->chunk < av->h->n_chunks ? &av->chunks[r->chunk] : NULL;
+		if (!k || r->addr < k->addr || r->addr - k->addr + r->len > k->len) {
+			crac_img_puts(&b, "page reference #");
+			crac_img_putu(&b, i);
+			crac_img_puts(&b, " of ");
+			crac_img_put_escaped(&b, dir);
+			crac_img_puts(&b, " names no stored pages of ");
+			crac_img_put_escaped(&b, ch->path[r->depth - 1]);
+			crac_img_puts(&b, " (damaged image, or an image below it was rewritten)");
+			rc = -EBADMSG;
+			goto fail;
+		}
+	}
+	return 0;
+fail:
+	crac_img_chain_close(ch);
+	return rc;
 }

@@ -93,6 +93,36 @@ int crac_img_check(int id, const struct crac_img_checker *k, char *msg, size_t m
 /* Runs every check in order; stops at the first failure: its id in *failed. */
 int crac_img_check_all(const struct crac_img_checker *k, int *failed, char *msg, size_t msglen);
 
+/*
+ * The images below an incremental image (struct crac_img_ref): its parent,
+ * the parent's parent, ... down to a full image, at most CRAC_IMG_MAX_CHAIN.
+ */
+#define CRAC_IMG_PATH_MAX 4096
+struct crac_img_chain {
+	uint32_t n;                                  /* images opened: [0] the parent, [1] its parent ... */
+	struct crac_img_opened o[CRAC_IMG_MAX_CHAIN];
+	struct crac_img_view v[CRAC_IMG_MAX_CHAIN];
+	char path[CRAC_IMG_MAX_CHAIN][CRAC_IMG_PATH_MAX];   /* as opened: a relative parent is
+							     * taken from its child's directory */
+};
+
+/*
+ * Opens and validates the chain below image v (in directory dir): each
+ * image's header is read into buf (cap bytes, shared by all) and parsed;
+ * its identity must be the one its child recorded (header crc, creation
+ * time, pages size) and its depth one less; the owner rule applies to it
+ * (flags: CRAC_IMG_TRUST_OWNER) and its pages file has the recorded size.
+ * Then every reference of v must lie inside the chunk it names. Returns 0
+ * (ch->n = v's depth; nothing opened for a full image), or a negative errno
+ * with one line in msg naming the image at fault ("parent image PATH of
+ * DIR is missing: ..."); ch is then closed.
+ */
+int crac_img_chain_open(const struct crac_img_view *v, const char *dir, unsigned flags, struct crac_img_chain *ch,
+			void *buf, uint64_t cap, char *msg, size_t msglen);
+void crac_img_chain_close(struct crac_img_chain *ch);
+/* The directory of the parent named by image v in directory dir (out: cap bytes); 0 or -ENAMETOOLONG. */
+int crac_img_parent_path(const struct crac_img_view *v, const char *dir, char *out, size_t cap);
+
 #pragma GCC visibility pop
 
 #endif

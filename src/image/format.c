@@ -22,6 +22,7 @@ _Static_assert(sizeof(struct crac_img_file) == 56, "file layout");
 _Static_assert(sizeof(struct crac_img_chunk) == 32, "chunk layout");
 _Static_assert(sizeof(struct crac_img_thread) == 88, "thread layout");
 _Static_assert(sizeof(struct crac_img_fd) == 128, "fd layout");
+_Static_assert(sizeof(struct crac_img_ref) == 32, "ref layout");
 _Static_assert(sizeof(struct crac_img_ctx) == 80, "ctx layout");
 _Static_assert(offsetof(struct crac_img_ctx, rsp) == 48, "ctx rsp");
 _Static_assert(offsetof(struct crac_img_ctx, rip) == 56, "ctx rip");
@@ -429,6 +430,12 @@ int crac_img_parse(const void *buf, uint64_t len, struct crac_img_view *v,
 		return fail(&b, -EBADMSG, "header: bad descriptor data area", 0, 0);
 	if (!h->strtab_size || h->strtab_off > len || h->strtab_size > len - h->strtab_off)
 		return fail(&b, -EBADMSG, "header: bad string table", 0, 0);
+	if (h->n_refs > CRAC_IMG_MAX_REFS ||
+	    (h->n_refs && !array_ok(h->refs_off, h->n_refs, sizeof(struct crac_img_ref), len)))
+		return fail(&b, -EBADMSG, "header: bad reference table", 0, 0);
+	if (h->depth > CRAC_IMG_MAX_CHAIN || (h->parent != 0) != (h->depth != 0) || h->parent >= h->strtab_size ||
+	    (h->n_refs && !h->depth) || (h->img_flags & ~CRAC_IMGF_TRACK))
+		return fail(&b, -EBADMSG, "header: bad parent image record", 0, 0);
 
 	v->h = h;
 	v->maps = (const void *)((const char *)buf + h->maps_off);
@@ -437,6 +444,7 @@ int crac_img_parse(const void *buf, uint64_t len, struct crac_img_view *v,
 	v->threads = (const void *)((const char *)buf + h->threads_off);
 	v->secrets = h->n_secrets ? (const void *)((const char *)buf + h->secrets_off) : NULL;
 	v->fds = h->n_fds ? (const void *)((const char *)buf + h->fds_off) : NULL;
+	v->refs = h->n_refs ? (const void *)((const char *)buf + h->refs_off) : NULL;
 	v->blobs = (const unsigned char *)buf + h->blobs_off;
 	v->strtab = (const char *)buf + h->strtab_off;
 	v->strtab_size = h->strtab_size;
@@ -511,6 +519,28 @@ int crac_img_parse(const void *buf, uint64_t len, struct crac_img_view *v,
 		    e->blob_off > h->blobs_size || e->blob_len > h->blobs_size - e->blob_off)
 			return fail(&b, -EBADMSG, "header: bad descriptor", i, 1);
 		prev_fd = e->fd;
+	}
+
+	/* References: sorted, page-aligned, inside a private anonymous
+	 * mapping marked as having them, never over a page of this image's
+	 * own chunks (both lists are sorted: one merged walk). Whether each
+	 * lies inside the chunk it names is checked against that image
+	 * (crac_img_chain_open). */
+	uint64_t prev = 0;
+	uint32_t oc = 0;
+	for (uint32_t i = 0; i < h->n_refs; i++) {
+		const struct crac_img_ref *r = &v->refs[i];
+		const struct crac_img_map *m = r->map < h->n_maps ? &v->maps[r->map] : NULL;
+		if (r->addr % P || r->len % P || !r->len || r->addr < prev || r->depth == 0 || r->depth > h->depth ||
+		    !m || !(m->flags & CRAC_MAPF_REFS) || (m->flags & CRAC_MAPF_SHARED) ||
+		    (m->kind != CRAC_MAP_ANON && m->kind != CRAC_MAP_HEAP && m->kind != CRAC_MAP_STACK) ||
+		    r->addr < m->start || r->len > m->end - r->addr || r->addr >= m->end)
+			return fail(&b, -EBADMSG, "header: bad page reference", i, 1);
+		prev = r->addr + r->len;
+		while (oc < h->n_chunks && v->chunks[oc].addr + v->chunks[oc].len <= r->addr)
+			oc++;
+		if (oc < h->n_chunks && v->chunks[oc].addr < r->addr + r->len)
+			return fail(&b, -EBADMSG, "header: page reference over stored pages", i, 1);
 	}
 	return 0;
 }

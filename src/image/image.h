@@ -32,7 +32,7 @@
 #define CRAC_IMG_NOSAN __attribute__((no_sanitize("address", "undefined")))
 
 #define CRAC_IMG_MAGIC "CRACIMG\0"
-#define CRAC_IMG_VERSION 3   /* 2: lazy-restore fields in the resume block; 3: descriptors */
+#define CRAC_IMG_VERSION 4   /* 2: lazy-restore fields in the resume block; 3: descriptors; 4: incremental */
 #define CRAC_IMG_PAGE 4096ull
 
 #define CRAC_IMG_HEADER_FILE "header"
@@ -115,6 +115,7 @@ enum crac_img_kind {
 /* struct crac_img_map.flags */
 #define CRAC_MAPF_SHARED 0x1u     /* MAP_SHARED (else private) */
 #define CRAC_MAPF_NORESERVE 0x2u  /* map with MAP_NORESERVE (PROT_NONE reservations) */
+#define CRAC_MAPF_REFS 0x4u       /* some of its pages come from ancestor images (struct crac_img_ref) */
 
 struct crac_img_map {
 	uint64_t start, end;         /* [start, end), page-aligned */
@@ -227,6 +228,44 @@ struct crac_img_header {
 	uint32_t pad2;
 	uint64_t fds_off;
 	uint64_t blobs_off, blobs_size;   /* kind-specific data of the descriptors */
+	/* --- version 4: incremental images (see struct crac_img_ref) --- */
+	uint32_t parent;             /* strtab: the parent image's directory, relative to this
+				      * image's directory unless absolute; 0: a full image */
+	uint32_t parent_crc;         /* the parent's header crc: its identity */
+	int64_t parent_created_ns;   /* its created_ns ... */
+	uint64_t parent_pages_size;  /* ... and pages_size (said in messages) */
+	uint32_t depth;              /* images below this one: 0 full, parent's depth + 1 */
+	uint32_t n_refs;             /* struct crac_img_ref[n_refs] at refs_off, sorted by address */
+	uint64_t refs_off;
+	uint32_t img_flags;          /* CRAC_IMGF_* */
+	uint32_t pad3;
+};
+#define CRAC_IMGF_TRACK 0x1u         /* made with incremental checkpoints asked for: the restored
+				      * process tracks the pages it writes (userfaultfd write-protect) */
+#define CRAC_IMG_MAX_CHAIN 8u        /* images below an incremental one, at most */
+#define CRAC_IMG_MAX_REFS (1u << 24)
+
+/*
+ * Incremental images. A process restored from image P, or checkpointed
+ * into P with keep-running, tracks the pages it writes (engines/
+ * image_track.c). Its next checkpoint with incremental checkpoints asked
+ * for stores only the pages written since P; a page not written since
+ * holds what P holds, so it is a reference: [addr, addr + len) takes its
+ * bytes from chunk `chunk` of the image `depth` levels below (1: the
+ * parent, 2: its parent...), at the same address. References always name
+ * the image that stored the bytes, so a restore reads each page from one
+ * file. The restore verifies the whole chain first (each image's identity
+ * as its child recorded it, owner, size; every reference inside the chunk
+ * it names), reads every referenced chunk whole (its crc checked), then
+ * the image's own chunks; what neither covers reads as zero. Only private
+ * anonymous memory (anon, heap, stack) has references.
+ */
+struct crac_img_ref {
+	uint64_t addr, len;
+	uint32_t depth;              /* 1 .. header depth */
+	uint32_t chunk;              /* index in that image's chunk table */
+	uint32_t map;                /* index of the mapping of this image it lies in */
+	uint32_t pad;
 };
 
 /*
@@ -302,6 +341,14 @@ struct crac_img_resume {
 	uint32_t lazy_hurry;             /* set by crac__img_lazy_finish: prefetch now */
 	uint32_t lazy_started;           /* set by the thread once it left the loader's code */
 	uint32_t lazy_go;                /* set once the process is restored: prefetch may start */
+	/* the image restored (incremental checkpoints: image_track.c) */
+	uint64_t image_dir;              /* loader: its absolute path (char *, loader's memory: copy it) */
+	uint32_t image_crc;              /* its header crc */
+	uint32_t image_depth;            /* its header depth */
+	uint64_t image_pages_size;
+	int64_t image_created_ns;
+	uint32_t image_flags;            /* its header img_flags (CRAC_IMGF_TRACK) */
+	uint32_t image_pad;
 };
 #define CRAC_LOADER_POPULATE 0x1u
 #define CRAC_LOADER_STATS 0x2u
@@ -385,6 +432,7 @@ struct crac_img_view {
 	const struct crac_img_thread *threads;
 	const struct crac_img_range *secrets;
 	const struct crac_img_fd *fds;
+	const struct crac_img_ref *refs;
 	const unsigned char *blobs;
 	const char *strtab;
 	uint64_t strtab_size;

@@ -84,6 +84,11 @@ static char *new_argv[MAX_NEW_ARGS + 1];
 static char *new_envp[MAX_NEW_ARGS + 1];
 static int file_fd[CRAC_IMG_MAX_FILES];
 static bool is_lazy[CRAC_IMG_MAX_MAPS];
+/* An incremental image: the images below it (their headers in anc_buf). */
+static struct crac_img_chain chain;
+static char anc_buf[64u << 20] __attribute__((aligned(4096)));
+static char ref_bounce[CRAC_IMG_CHUNK_MAX] __attribute__((aligned(4096)));
+static char abs_dir[CRAC_IMG_PATH_MAX + 4096];   /* the image directory, absolute (resume block) */
 
 static const char *image_dir;   /* set as soon as the arguments name it */
 static const char *pretend_list; /* $CRAC_PRETEND_MISSING: kernel features to do without (tests) */
@@ -332,7 +337,7 @@ static void map_all(const struct crac_img_view *v, int uffd, uint64_t *mapped, u
 
 		if (m->kind >= CRAC_MAP_VVAR)
 			continue;
-		if (m->stored && !is_lazy[i])
+		if ((m->stored || (m->flags & CRAC_MAPF_REFS)) && !is_lazy[i])
 			prot |= PROT_READ | PROT_WRITE;   /* to read the pages in */
 		needs_prot[i] = prot != (int)m->prot;
 		flags |= (m->flags & CRAC_MAPF_SHARED) ? MAP_SHARED : MAP_PRIVATE;
@@ -563,6 +568,192 @@ static void fill_eager(const struct crac_img_view *v, int pages_fd, uint64_t *st
 			(*n_syscalls)++;
 			if (r < 0)
 				fail_map(v, m, "cannot set the protection of", r);
+		}
+	}
+}
+
+/*
+ * An incremental image: the pages it takes from the images below it
+ * (struct crac_img_ref), before its own chunks are read (fill_eager).
+ * Every referenced chunk is read whole and its crc checked; in place when
+ * its address range lies inside one mapping with references (anonymous,
+ * writable while filled), then the parts of it no reference wants and no
+ * own chunk of the image covers are dropped again (MADV_DONTNEED: zeros);
+ * else through a buffer, copying only the referenced parts. Deepest image
+ * first: a page's newest copy is read last. (A page a reference names is
+ * never in an own chunk of a newer image: that chunk would be its source.)
+ */
+static const struct crac_img_map *map_holding(const struct crac_img_view *v, uint64_t a, uint64_t len)
+{
+	uint32_t lo = 0, hi = v->h->n_maps;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		const struct crac_img_map *m = &v->maps[mid];
+		if (a >= m->end)
+			lo = mid + 1;
+		else if (a < m->start)
+			hi = mid;
+		else
+			return len <= m->end - a ? m : 0;
+	}
+	return 0;
+}
+
+/* Drops [s, e) but what own chunks of v cover (they are read later). */
+static void zap_uncovered(const struct crac_img_view *v, uint64_t s, uint64_t e, uint32_t *n_sys)
+{
+	uint32_t lo = 0, hi = v->h->n_chunks;
+
+	while (lo < hi) {   /* the first chunk ending after s */
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (v->chunks[mid].addr + v->chunks[mid].len <= s)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (uint32_t c = lo; s < e; c++) {
+		uint64_t cs = c < v->h->n_chunks ? v->chunks[c].addr : e;
+		if (cs > e)
+			cs = e;
+		if (cs > s) {
+			sys_madvise(s, cs - s, MADV_DONTNEED);
+			(*n_sys)++;
+		}
+		if (c >= v->h->n_chunks)
+			break;
+		s = v->chunks[c].addr + v->chunks[c].len;
+	}
+}
+
+/* The references of depth d among refs [i0, i1) (whole groups). */
+static void fill_refs_part(const struct crac_img_view *v, uint32_t d, uint32_t i0, uint32_t i1, char *bounce,
+			   uint64_t *stored, uint32_t *n_sys)
+{
+	const struct crac_img_view *av = &chain.v[d - 1];
+	int fd = chain.o[d - 1].pages_fd;
+
+	for (uint32_t i = i0; i < i1; i++) {
+		const struct crac_img_ref *r = &v->refs[i];
+		if (r->depth != d)
+			continue;
+		const struct crac_img_chunk *k = &av->chunks[r->chunk];
+		uint64_t kend = k->addr + k->len;
+		/* the group: the references of depth d into this chunk (the
+		 * chunks of one image never overlap) */
+		uint32_t j = i;
+		while (j < i1 && v->refs[j].addr < kend)
+			j++;
+		const struct crac_img_map *m = map_holding(v, k->addr, k->len);
+		bool in_place = m && (m->flags & CRAC_MAPF_REFS);
+		char *dst = in_place ? (char *)(uintptr_t)k->addr : bounce;
+		if (!in_place && k->len > CRAC_IMG_CHUNK_MAX)
+			die(1, "a chunk of an image below this one is larger than the loader's buffer");
+		if (in_place && k->len >= FILL_POPULATE_MIN) {
+			sys_madvise(k->addr, k->len, MADV_POPULATE_WRITE_);
+			(*n_sys)++;
+		}
+		long rc = read_full(fd, dst, k->len, k->offset);
+		(*n_sys)++;
+		if (rc < 0) {
+			struct crac_img_buf b = msg();
+			crac_img_puts(&b, "cannot read the pages file of ");
+			crac_img_put_escaped(&b, chain.path[d - 1]);
+			put_err(&b, rc);
+			die(1, msg_buf);
+		}
+		if (crac_img_crc32c(0, dst, k->len) != k->crc) {
+			struct crac_img_buf b = msg();
+			crac_img_put_damaged_chunk(&b, r->chunk, k, chain.path[d - 1]);
+			die(1, msg_buf);
+		}
+		uint64_t gap = k->addr;
+		for (uint32_t x = i; x < j; x++) {
+			const struct crac_img_ref *q = &v->refs[x];
+			if (q->depth != d)
+				continue;
+			if (in_place) {
+				if (q->addr > gap)
+					zap_uncovered(v, gap, q->addr, n_sys);
+				gap = q->addr + q->len;
+			} else {
+				memcpy((void *)(uintptr_t)q->addr, bounce + (q->addr - k->addr), q->len);
+			}
+			*stored += q->len;
+		}
+		if (in_place && gap < kend)
+			zap_uncovered(v, gap, kend, n_sys);
+		i = j - 1;
+	}
+}
+
+/* The second filler for references (as fill_helper for chunks). */
+static struct {
+	const struct crac_img_view *v;
+	uint32_t d, i0, i1, n_sys;
+	uint64_t stored;
+} refs_job;
+static char ref_bounce2[CRAC_IMG_CHUNK_MAX] __attribute__((aligned(4096)));
+
+static void refs_helper(void *arg)
+{
+	(void)arg;
+	fill_refs_part(refs_job.v, refs_job.d, refs_job.i0, refs_job.i1, ref_bounce2, &refs_job.stored,
+		       &refs_job.n_sys);
+	SYS(SYS_exit, 0, 0, 0, 0, 0, 0);
+}
+
+
+static void fill_refs(const struct crac_img_view *v, uint64_t *stored, uint32_t *n_sys)
+{
+	const struct crac_img_header *h = v->h;
+	bool two = fill_threads > 1 && cpus_allowed() > 1;
+
+	for (uint32_t d = h->depth; d >= 1; d--) {
+		/* Two threads from 1 MiB on: the second takes the groups of the
+		 * second half of the bytes (disjoint chunks, disjoint memory). */
+		uint64_t total = 0, half = 0;
+		uint32_t split = h->n_refs;
+		for (uint32_t i = 0; i < h->n_refs; i++)
+			if (v->refs[i].depth == d)
+				total += v->refs[i].len;
+		if (two && total >= FILL_SPLIT_MIN) {
+			uint32_t last = UINT32_MAX;
+			for (uint32_t i = 0; i < h->n_refs; i++) {
+				if (v->refs[i].depth != d)
+					continue;
+				if (half >= total / 2 && v->refs[i].chunk != last) {
+					split = i;
+					break;
+				}
+				half += v->refs[i].len;
+				last = v->refs[i].chunk;
+			}
+		}
+		bool helper = false;
+		if (split < h->n_refs) {
+			refs_job.v = v;
+			refs_job.d = d;
+			refs_job.i0 = split;
+			refs_job.i1 = h->n_refs;
+			refs_job.stored = 0;
+			refs_job.n_sys = 0;
+			uint64_t *sp = (uint64_t *)(fill_stack + sizeof(fill_stack));
+			*--sp = 0;                                   /* arg */
+			*--sp = (uint64_t)(uintptr_t)refs_helper;    /* fn */
+			unsigned long flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
+					      CLONE_SYSVSEM | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID;
+			helper = lazy_clone(flags, sp, &fill_tid, &fill_tid, 0) > 0;
+			if (!helper)
+				split = h->n_refs;
+		}
+		fill_refs_part(v, d, 0, split, ref_bounce, stored, n_sys);
+		if (helper) {
+			uint32_t t;
+			while ((t = __atomic_load_n(&fill_tid, __ATOMIC_ACQUIRE)) != 0)
+				SYS(SYS_futex, &fill_tid, FUTEX_WAIT, t, 0, 0, 0);
+			*stored += refs_job.stored;
+			*n_sys += refs_job.n_sys;
 		}
 	}
 }
@@ -1088,6 +1279,24 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 	struct crac_img_checker k = { .v = &v, .o = &o, .dir = image_dir, .flags = check_flags, .file_fds = file_fd };
 	if (crac_img_check_all(&k, 0, why, sizeof(why)) < 0)
 		die(1, why);
+	/* An incremental image: every image below it, checked the same way. */
+	if (h->depth && crac_img_chain_open(&v, image_dir, check_flags & CRAC_IMG_TRUST_OWNER, &chain, anc_buf,
+					    sizeof(anc_buf), why, sizeof(why)) < 0)
+		die(1, why);
+	/* Its absolute path, for the restored process's next incremental
+	 * checkpoint (its parent). */
+	if (image_dir[0] == '/') {
+		memcpy(abs_dir, image_dir, strlen(image_dir) + 1);
+	} else {
+		long n = SYS(SYS_getcwd, abs_dir, CRAC_IMG_PATH_MAX, 0, 0, 0, 0);
+		size_t at = n > 0 ? strlen(abs_dir) : 0;
+		if (n > 0 && at + 1 + strlen(image_dir) + 1 <= sizeof(abs_dir)) {
+			abs_dir[at] = '/';
+			memcpy(abs_dir + at + 1, image_dir, strlen(image_dir) + 1);
+		} else {
+			abs_dir[0] = 0;
+		}
+	}
 	uint64_t t_checked = mono_ns();
 	int pfd = o.pages_fd, dfd = o.dir_fd;
 	read_own_maps();
@@ -1109,7 +1318,8 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 		plan.mode = CRAC_LAZY_OFF_POPULATE;
 	else
 		for (uint32_t m = 0; m < h->n_maps; m++)
-			n_lazy += (is_lazy[m] = lazy_pick(&v.maps[m], h->resume, small_lazy));
+			n_lazy += (is_lazy[m] = !(v.maps[m].flags & CRAC_MAPF_REFS) &&
+					       lazy_pick(&v.maps[m], h->resume, small_lazy));
 	if (!populate && n_lazy && pretend("userfaultfd")) {
 		plan.mode = CRAC_LAZY_OFF_KERNEL;
 		memset(is_lazy, 0, sizeof(is_lazy));
@@ -1126,7 +1336,11 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 	if (stats)
 		plan.flags |= CRAC_LOADER_STATS;
 	/* Huge pages while filling: only where THP is "madvise" (with
-	 * "always" the kernel uses them anyway, with "never" it cannot). */
+	 * "always" the kernel uses them anyway, with "never" it cannot).
+	 * Never for an image whose process tracks its writes (incremental
+	 * checkpoints): a write to a huge page marks all 2 MiB of it written. */
+	if (h->img_flags & CRAC_IMGF_TRACK)
+		huge = 0;
 	for (uint32_t m = 0; huge && m < h->n_maps; m++)
 		if (!is_lazy[m] && v.maps[m].stored >= HUGE_MIN) {
 			thp_madvise = thp_mode_is_madvise();
@@ -1150,7 +1364,12 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 	uint32_t n_sys = 0, threads = 1;
 	map_all(&v, plan.uffd, &mapped, &n_sys);
 	uint64_t t_mapped = mono_ns();
+	uint64_t ref_bytes = 0;
+	if (h->n_refs)
+		fill_refs(&v, &ref_bytes, &n_sys);
+	crac_img_chain_close(&chain);
 	fill_eager(&v, pfd, &stored, &threads, &n_sys);   /* still "mapping the image" */
+	stored += ref_bytes;
 	uint64_t t_filled = mono_ns();
 	if (test_crash) {
 		volatile uint64_t bad = 16;
@@ -1174,6 +1393,12 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 	res->stored = stored;
 	res->mapped = mapped;
 	res->lazy_mode = (uint32_t)plan.mode;
+	res->image_dir = abs_dir[0] ? (uint64_t)(uintptr_t)abs_dir : 0;
+	res->image_crc = h->crc;
+	res->image_depth = h->depth;
+	res->image_pages_size = h->pages_size;
+	res->image_created_ns = h->created_ns;
+	res->image_flags = h->img_flags;
 	if (plan.uffd >= 0) {
 		phase = "starting the lazy loader thread";
 		long rc = lazy_start(&plan, &v, is_lazy, res, pfd, image_dir, mono_ns());

@@ -18,7 +18,7 @@ setup() {
 	PY=/usr/bin/python3
 	[ -x "$PY" ] || PY="$(command -v python3)"
 	[ -n "$PY" ] || skip "python3 is not installed"
-	COMMANDS="checkpoint restore run start inspect check"
+	COMMANDS="checkpoint restore run start inspect flatten check"
 }
 
 teardown() {

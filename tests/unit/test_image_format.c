@@ -434,6 +434,66 @@ static void test_split(void)
 	      !strncmp(b, "img", 3));
 }
 
+/* References to the images below (format 4): inside a private anonymous
+ * mapping marked as having them, never over its own chunks, at most as
+ * deep as the chain, the chain recorded with a parent. */
+static uint64_t with_refs(const struct crac_img_ref *r, uint32_t n, uint32_t depth, uint32_t parent, bool flag)
+{
+	uint64_t len = build(hbuf, sizeof(hbuf), pbuf);
+	struct crac_img_header *h = (void *)hbuf;
+	struct crac_img_map *m = (void *)(hbuf + h->maps_off);
+
+	if (flag)
+		m[0].flags |= CRAC_MAPF_REFS;
+	h->parent = parent;
+	h->depth = depth;
+	h->n_refs = n;
+	h->refs_off = len;
+	memcpy(hbuf + len, r, n * sizeof(*r));
+	len += n * sizeof(*r);
+	h->size = len;
+	recrc(hbuf, len);
+	return len;
+}
+
+static void test_refs(void)
+{
+	struct crac_img_view v;
+	char msg[256];
+	const struct crac_img_ref good = { .addr = 0x11000, .len = 4096, .depth = 1, .chunk = 5, .map = 0 };
+	uint64_t len = with_refs(&good, 1, 1, 1, true);
+
+	CHECK_EQ(crac_img_parse(hbuf, len, &v, msg, sizeof(msg)), 0);
+	CHECK_EQ(v.h->n_refs, 1u);
+	CHECK_EQ(v.refs[0].addr, 0x11000ull);
+	CHECK(!strcmp(crac_img_str(&v, v.h->parent), "/tmp"));
+	for (int k = 0; k < 7; k++) {
+		struct crac_img_ref bad = good;
+		uint32_t depth = 1, parent = 1;
+		bool flag = true;
+		switch (k) {
+		case 0: bad.addr = 0x10000; break;     /* over a page of its own chunks */
+		case 1: bad.depth = 2; break;          /* deeper than the chain */
+		case 2: flag = false; break;           /* its mapping not marked */
+		case 3: bad.map = 1; break;            /* a file mapping */
+		case 4: bad.len = 100; break;          /* not whole pages */
+		case 5: bad.addr = 0x13000; bad.len = 0x2000; break;   /* past its mapping's end */
+		case 6: bad.depth = 0; break;
+		}
+		len = with_refs(&bad, 1, depth, parent, flag);
+		CHECK_EQ(crac_img_parse(hbuf, len, &v, msg, sizeof(msg)), -EBADMSG);
+		CHECK(strstr(msg, "page reference") != NULL);
+	}
+	/* the chain record itself */
+	len = with_refs(&good, 1, 1, 0, true);    /* a depth without a parent */
+	CHECK_EQ(crac_img_parse(hbuf, len, &v, msg, sizeof(msg)), -EBADMSG);
+	CHECK(strstr(msg, "bad parent image record") != NULL);
+	len = with_refs(&good, 1, CRAC_IMG_MAX_CHAIN + 1, 1, true);
+	CHECK_EQ(crac_img_parse(hbuf, len, &v, msg, sizeof(msg)), -EBADMSG);
+	len = with_refs(&good, 0, 0, 0, true);    /* a full image with no references */
+	CHECK_EQ(crac_img_parse(hbuf, len, &v, msg, sizeof(msg)), 0);
+}
+
 int main(void)
 {
 	RUN(test_crc32c);
@@ -443,6 +503,7 @@ int main(void)
 	RUN(test_corrupt);
 	RUN(test_version_and_magic);
 	RUN(test_fds);
+	RUN(test_refs);
 	RUN(test_inconsistent);
 	RUN(test_cpu);
 	RUN(test_dir);

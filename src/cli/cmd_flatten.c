@@ -1,0 +1,434 @@
+/*
+ * cmd_flatten.c - `crac flatten DIR OUT [--trust-owner]`: one self-contained
+ * image from an incremental image and the images below it.
+ *
+ * The chain is opened and checked as a restore does (image/check.c: each
+ * image's identity as its child recorded it, owner, sizes, every reference
+ * inside the chunk it names). OUT gets DIR's header with the references
+ * turned into chunks of its own: DIR's own chunks and the referenced parts
+ * of the chunks below, in address order, each read whole and its crc
+ * checked before a byte is copied (a part of a chunk gets a crc of its
+ * own), then DIR's descriptor data. Written to OUT.tmp-PID-START-X,
+ * fsync'd, read back and verified (header and every chunk's crc), then
+ * renamed into place: OUT must be absent or an image of the caller, and may
+ * be DIR itself, never an image below it.
+ */
+#include "cli.h"
+#include "core/internal.h"
+#include "image/check.h"
+#include "image/dir.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int read_at(int fd, void *buf, uint64_t len, uint64_t off)
+{
+	char *p = buf;
+
+	while (len) {
+		ssize_t n = pread(fd, p, len, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		p += n;
+		len -= (uint64_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+static int write_all(int fd, const void *buf, uint64_t len)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		p += n;
+		len -= (uint64_t)n;
+	}
+	return 0;
+}
+
+struct flat {
+	const struct crac_img_view *v;
+	struct crac_img_chain *ch;
+	int pages_fd, out_fd;               /* DIR's pages file; OUT's */
+	char *buf;                          /* one chunk, verified */
+	int buf_depth;                      /* what buf holds: depth (0: DIR) ... */
+	uint32_t buf_chunk;                 /* ... and chunk, -1: nothing */
+	struct crac_img_chunk *chunks;      /* OUT's */
+	uint32_t n_chunks;
+	uint64_t off;                       /* OUT's pages file size so far */
+	char msg[2048];
+};
+
+/* Chunk c of the image `depth` below DIR (0: DIR), read and verified. */
+static int load(struct flat *f, int depth, uint32_t c)
+{
+	const struct crac_img_view *v = depth ? &f->ch->v[depth - 1] : f->v;
+	const struct crac_img_chunk *k = &v->chunks[c];
+	const char *dir = depth ? f->ch->path[depth - 1] : "the image";
+	int fd = depth ? f->ch->o[depth - 1].pages_fd : f->pages_fd;
+
+	if (f->buf_depth == depth && f->buf_chunk == c)
+		return 0;
+	f->buf_chunk = UINT32_MAX;
+	if (k->len > CRAC_IMG_CHUNK_MAX) {
+		snprintf(f->msg, sizeof(f->msg), "chunk #%u of %s is larger than %llu bytes", c, dir,
+			 (unsigned long long)CRAC_IMG_CHUNK_MAX);
+		return -EFBIG;
+	}
+	int rc = read_at(fd, f->buf, k->len, k->offset);
+	if (rc < 0) {
+		snprintf(f->msg, sizeof(f->msg), "cannot read chunk #%u of %s: %s", c, dir, strerror(-rc));
+		return rc;
+	}
+	if (crac_img_crc32c(0, f->buf, k->len) != k->crc) {
+		struct crac_img_buf b = { f->msg, 0, sizeof(f->msg) };
+		crac_img_put_damaged_chunk(&b, c, k, dir);
+		return -EBADMSG;
+	}
+	f->buf_depth = depth;
+	f->buf_chunk = c;
+	return 0;
+}
+
+/* Appends [addr, addr + len) of mapping `map` from the loaded chunk k. */
+static int emit(struct flat *f, const struct crac_img_chunk *k, uint64_t addr, uint64_t len, uint32_t map)
+{
+	const char *src = f->buf + (addr - k->addr);
+	int rc = write_all(f->out_fd, src, len);
+
+	if (rc < 0) {
+		snprintf(f->msg, sizeof(f->msg), "writing the pages file: %s", strerror(-rc));
+		return rc;
+	}
+	f->chunks[f->n_chunks++] = (struct crac_img_chunk){
+		.addr = addr, .offset = f->off, .len = len, .crc = crac_img_crc32c(0, src, len), .map = map,
+	};
+	f->off += len;
+	return 0;
+}
+
+/* Writes OUT's pages file and builds its header in *out (malloc'd). */
+static int flatten(struct flat *f, char **out, uint64_t *out_len)
+{
+	const struct crac_img_view *v = f->v;
+	const struct crac_img_header *h = v->h;
+	int rc;
+
+	/* page data: own chunks and references, merged by address */
+	for (uint32_t a = 0, r = 0; a < h->n_chunks || r < h->n_refs;) {
+		if (r >= h->n_refs || (a < h->n_chunks && v->chunks[a].addr < v->refs[r].addr)) {
+			const struct crac_img_chunk *k = &v->chunks[a];
+			if ((rc = load(f, 0, a)) < 0 || (rc = emit(f, k, k->addr, k->len, k->map)) < 0)
+				return rc;
+			a++;
+		} else {
+			const struct crac_img_ref *q = &v->refs[r++];
+			const struct crac_img_chunk *k = &f->ch->v[q->depth - 1].chunks[q->chunk];
+			if ((rc = load(f, (int)q->depth, q->chunk)) < 0 || (rc = emit(f, k, q->addr, q->len, q->map)) < 0)
+				return rc;
+		}
+	}
+	uint64_t stored = f->off;
+	/* descriptor data, after the pages (its offsets move) */
+	uint64_t *data_off = calloc(h->n_fds + 1, sizeof(uint64_t));
+	char *page = malloc(1u << 20);
+	if (!data_off || !page) {
+		free(data_off);
+		free(page);
+		snprintf(f->msg, sizeof(f->msg), "out of memory");
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < h->n_fds; i++) {
+		const struct crac_img_fd *e = &v->fds[i];
+		data_off[i] = f->off;
+		for (uint64_t done = 0; done < e->data_len;) {
+			uint64_t n = e->data_len - done < (1u << 20) ? e->data_len - done : (1u << 20);
+			if ((rc = read_at(f->pages_fd, page, n, e->data_off + done)) < 0 ||
+			    (rc = write_all(f->out_fd, page, n)) < 0) {
+				snprintf(f->msg, sizeof(f->msg), "copying the data of fd %d: %s", e->fd, strerror(-rc));
+				free(data_off);
+				free(page);
+				return rc;
+			}
+			done += n;
+		}
+		uint64_t pad = ((e->data_len + CRAC_IMG_PAGE - 1) & ~(CRAC_IMG_PAGE - 1)) - e->data_len;
+		memset(page, 0, pad);
+		if (pad && (rc = write_all(f->out_fd, page, pad)) < 0) {
+			free(data_off);
+			free(page);
+			return rc;
+		}
+		f->off += e->data_len + pad;
+	}
+	free(page);
+
+	/* the header: the same tables, new chunks, no parent */
+	uint64_t off = sizeof(struct crac_img_header);
+	uint64_t maps_off = off;
+	off += (uint64_t)h->n_maps * sizeof(struct crac_img_map);
+	uint64_t files_off = off;
+	off += (uint64_t)h->n_files * sizeof(struct crac_img_file);
+	uint64_t chunks_off = off;
+	off += (uint64_t)f->n_chunks * sizeof(struct crac_img_chunk);
+	uint64_t threads_off = off;
+	off += (uint64_t)h->n_threads * sizeof(struct crac_img_thread);
+	uint64_t secrets_off = off;
+	off += (uint64_t)h->n_secrets * sizeof(struct crac_img_range);
+	uint64_t fds_off = off;
+	off += (uint64_t)h->n_fds * sizeof(struct crac_img_fd);
+	uint64_t blobs_off = off;
+	off += (h->blobs_size + 7) & ~7ull;
+	uint64_t strtab_off = off;
+	uint64_t total = (off + h->strtab_size + 7) & ~7ull;
+	char *buf = calloc(1, total);
+	if (!buf) {
+		free(data_off);
+		snprintf(f->msg, sizeof(f->msg), "out of memory");
+		return -ENOMEM;
+	}
+	struct crac_img_header *nh = (struct crac_img_header *)buf;
+	*nh = *h;
+	nh->size = total;
+	nh->pages_size = f->off;
+	nh->stored = stored;
+	nh->maps_off = maps_off;
+	nh->files_off = files_off;
+	nh->chunks_off = chunks_off;
+	nh->n_chunks = f->n_chunks;
+	nh->threads_off = threads_off;
+	nh->secrets_off = secrets_off;
+	nh->fds_off = fds_off;
+	nh->blobs_off = blobs_off;
+	nh->strtab_off = strtab_off;
+	nh->parent = 0;
+	nh->parent_crc = 0;
+	nh->parent_created_ns = 0;
+	nh->parent_pages_size = 0;
+	nh->depth = 0;
+	nh->n_refs = 0;
+	nh->refs_off = 0;
+	struct crac_img_map *maps = (struct crac_img_map *)(buf + maps_off);
+	memcpy(maps, v->maps, (size_t)h->n_maps * sizeof(*maps));
+	for (uint32_t i = 0; i < h->n_maps; i++) {
+		maps[i].flags &= ~CRAC_MAPF_REFS;
+		maps[i].n_chunks = 0;
+		maps[i].stored = 0;
+		maps[i].first_chunk = 0;
+	}
+	for (uint32_t c = f->n_chunks; c-- > 0;) {   /* chunks are in map order */
+		struct crac_img_map *m = &maps[f->chunks[c].map];
+		m->first_chunk = c;
+		m->n_chunks++;
+		m->stored += f->chunks[c].len;
+	}
+	for (uint32_t i = 0, next = 0; i < h->n_maps; i++) {   /* mappings without chunks */
+		if (!maps[i].n_chunks)
+			maps[i].first_chunk = next;
+		next = maps[i].first_chunk + maps[i].n_chunks;
+	}
+	memcpy(buf + files_off, v->files, (size_t)h->n_files * sizeof(struct crac_img_file));
+	memcpy(buf + chunks_off, f->chunks, (size_t)f->n_chunks * sizeof(struct crac_img_chunk));
+	memcpy(buf + threads_off, v->threads, (size_t)h->n_threads * sizeof(struct crac_img_thread));
+	if (h->n_secrets)
+		memcpy(buf + secrets_off, v->secrets, (size_t)h->n_secrets * sizeof(struct crac_img_range));
+	struct crac_img_fd *fds = (struct crac_img_fd *)(buf + fds_off);
+	if (h->n_fds)
+		memcpy(fds, v->fds, (size_t)h->n_fds * sizeof(*fds));
+	for (uint32_t i = 0; i < h->n_fds; i++)
+		fds[i].data_off = fds[i].data_len ? data_off[i] : 0;
+	memcpy(buf + blobs_off, v->blobs, h->blobs_size);
+	memcpy(buf + strtab_off, v->strtab, h->strtab_size);
+	nh->strtab_size = total - strtab_off;
+	nh->crc = 0;
+	nh->crc = crac_img_header_crc(buf, total);
+	free(data_off);
+	*out = buf;
+	*out_len = total;
+	return 0;
+}
+
+int crac_cmd_flatten(int argc, char **argv)
+{
+	const char *usage = "usage: crac flatten DIR OUT [--trust-owner]";
+	const char *dir = NULL, *outdir = NULL;
+	unsigned flags = 0;
+
+	static const struct option opts[] = {
+		{ "trust-owner", no_argument, 0, 't' },
+		{ "help", no_argument, 0, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	int c;
+
+	optind = 0;
+	while ((c = cli_getopt(argc, argv, "+:h", opts, usage)) != -1) {
+		switch (c) {
+		case CLI_OPERAND:
+			if (dir && outdir) {
+				cli_err("unexpected \"%s\" (%s)", argv[optind], usage);
+				return 2;
+			}
+			*(dir ? &outdir : &dir) = argv[optind++];
+			break;
+		case 't':
+			flags |= CRAC_IMG_TRUST_OWNER;
+			break;
+		case 'h':
+			printf("%s\n"
+			       "Writes at OUT one self-contained image made of the incremental image DIR and the\n"
+			       "images below it, checked as `crac restore` checks them, written to a temporary\n"
+			       "directory, read back and verified, then renamed into place. OUT must be absent or\n"
+			       "an image of yours; it may be DIR itself, never an image below DIR.\n"
+			       "  --trust-owner   accept images of another user (as crac restore --trust-owner)\n"
+			       "  --help          this text\n"
+			       "exit status: 0 written, 1 refused or failed (nothing at OUT changed), 2 usage error\n",
+			       usage);
+			return 0;
+		default:
+			return 2;   /* said by cli_getopt */
+		}
+	}
+	if (!dir || !outdir) {
+		cli_err("%s", usage);
+		return 2;
+	}
+	char dir_ok[PATH_MAX], out_ok[PATH_MAX];
+	if (cli_path_arg("flatten", dir, CLI_PATH_MAX, false, dir_ok, sizeof(dir_ok)) < 0 ||
+	    cli_path_arg("flatten", outdir, CLI_PATH_MAX, false, out_ok, sizeof(out_ok)) < 0)
+		return 2;
+
+	struct crac_img_opened o;
+	struct crac_img_view v;
+	struct crac_img_chain *ch = calloc(1, sizeof(*ch));
+	struct flat f = { .v = &v, .ch = ch, .out_fd = -1, .buf_depth = -1, .buf_chunk = UINT32_MAX };
+	void *hbuf = NULL, *abuf = malloc(64u << 20);
+	char *nbuf = NULL, tmp[PATH_MAX] = "", msg[2048];
+	uint64_t nlen = 0;
+	int rc, dfd = -1;
+
+	f.buf = malloc(CRAC_IMG_CHUNK_MAX);
+	if (!ch || !abuf || !f.buf) {
+		cli_err("flatten %s: out of memory", dir);
+		return 1;
+	}
+	if ((rc = crac_img_open(dir, &o, msg, sizeof(msg))) < 0) {
+		cli_err("flatten %s: %s", dir, msg);
+		return 1;
+	}
+	f.pages_fd = o.pages_fd;
+	if (!(hbuf = aligned_alloc(8, (o.header_size + 8) & ~7ull)) ||
+	    (rc = crac_img_read_header(&o, hbuf, o.header_size, &v, msg, sizeof(msg))) < 0) {
+		cli_err("flatten %s: %s", dir, hbuf ? msg : "out of memory");
+		rc = 1;
+		goto out;
+	}
+	/* the same trust rules as a restore: owner, sizes, the chain */
+	struct crac_img_checker k = { .v = &v, .o = &o, .dir = dir, .flags = flags };
+	if (o.pages_size != v.h->pages_size) {
+		cli_err("flatten %s: %s/pages has %llu bytes, the header says %llu", dir, dir,
+			(unsigned long long)o.pages_size, (unsigned long long)v.h->pages_size);
+		rc = 1;
+		goto out;
+	}
+	if ((rc = crac_img_check(CRAC_CHECK_OWNER, &k, msg, sizeof(msg))) < 0 ||
+	    (rc = crac_img_chain_open(&v, dir, flags, ch, abuf, 64u << 20, msg, sizeof(msg))) < 0) {
+		cli_err("flatten %s: %s", dir, msg);
+		rc = 1;
+		goto out;
+	}
+	for (uint32_t i = 0; i < ch->n; i++) {
+		struct stat a, b;
+		if (stat(outdir, &a) == 0 && stat(ch->path[i], &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+			cli_err("flatten %s: %s is an image below it (%s): other images may need it; choose another OUT",
+				dir, outdir, ch->path[i]);
+			rc = 1;
+			goto out;
+		}
+	}
+	if ((rc = crac_img_target_check(outdir, msg, sizeof(msg))) < 0) {
+		cli_err("flatten %s: %s", dir, msg);
+		rc = 1;
+		goto out;
+	}
+	f.chunks = calloc((size_t)v.h->n_chunks + v.h->n_refs + 1, sizeof(*f.chunks));
+	if (!f.chunks || crac_img_tmp_name(outdir, tmp, sizeof(tmp)) < 0 || !mkdtemp(tmp)) {
+		cli_err("flatten %s: cannot create the temporary image next to %s: %s", dir, outdir,
+			f.chunks ? strerror(errno) : "out of memory");
+		tmp[0] = 0;
+		rc = 1;
+		goto out;
+	}
+	if ((dfd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+	    (f.out_fd = openat(dfd, CRAC_IMG_PAGES_FILE, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0) {
+		cli_err("flatten %s: %s: %s", dir, tmp, strerror(errno));
+		rc = 1;
+		goto out;
+	}
+	if ((rc = flatten(&f, &nbuf, &nlen)) < 0) {
+		cli_err("flatten %s: %s", dir, f.msg);
+		rc = 1;
+		goto out;
+	}
+	int hfd = openat(dfd, CRAC_IMG_HEADER_FILE, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (hfd < 0 || write_all(hfd, nbuf, nlen) < 0 || fsync(hfd) < 0 || fsync(f.out_fd) < 0 || fsync(dfd) < 0) {
+		cli_err("flatten %s: writing %s: %s", dir, tmp, strerror(errno));
+		if (hfd >= 0)
+			close(hfd);
+		rc = 1;
+		goto out;
+	}
+	close(hfd);
+	/* read back and verified like a checkpoint's image, then in place */
+	struct crac_img_loaded l;
+	if ((rc = crac_img_load(tmp, &l, msg, sizeof(msg))) == 0) {
+		rc = crac_img_verify_pages(tmp, &l.v, msg, sizeof(msg));
+		crac_img_unload(&l);
+	}
+	if (rc < 0) {
+		cli_err("flatten %s: the image written is not valid: %s", dir, msg);
+		rc = 1;
+		goto out;
+	}
+	if ((rc = crac_img_commit(tmp, outdir, msg, sizeof(msg))) < 0) {
+		cli_err("flatten %s: %s", dir, msg);
+		rc = 1;
+		goto out;
+	}
+	tmp[0] = 0;
+	printf("%s: %u chunks, %.1f MiB of page data (%u image%s below merged)\n", outdir, f.n_chunks,
+	       (double)((const struct crac_img_header *)nbuf)->stored / 1048576.0, ch->n,
+	       ch->n == 1 ? "" : "s");
+	rc = 0;
+out:
+	if (f.out_fd >= 0)
+		close(f.out_fd);
+	if (dfd >= 0)
+		close(dfd);
+	if (tmp[0])
+		crac_img_remove(tmp);
+	crac_img_chain_close(ch);
+	crac_img_close(&o);
+	free(nbuf);
+	free(f.chunks);
+	free(f.buf);
+	free(hbuf);
+	free(abuf);
+	free(ch);
+	return rc;
+}

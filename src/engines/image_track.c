@@ -1,0 +1,488 @@
+/*
+ * image_track.c - which pages a process wrote since its last image, for
+ * incremental checkpoints (struct crac_img_ref in image/image.h).
+ *
+ * There is no soft-dirty tracking on the kernels this runs on (FACTS.md),
+ * so the write-protect mode of userfaultfd does it, in its asynchronous
+ * form (UFFD_FEATURE_WP_ASYNC, Linux 6.7): a write to a protected page is
+ * resolved by the kernel itself, without a handler thread, and only clears
+ * the page's protection; PAGEMAP_SCAN then reports PAGE_IS_WRITTEN for it.
+ * "Arming" registers the private anonymous mappings (anon, heap, stack)
+ * in write-protect mode and protects every page present or swapped out
+ * (PM_SCAN_WP_MATCHING); the next checkpoint reads the written bit.
+ *
+ * What was probed on Linux 6.18, as root and as an unprivileged user with
+ * UFFD_USER_MODE_ONLY (the only userfaultfd such a user gets here):
+ *   - a write by the kernel (read(2) into a protected page, present or
+ *     not yet populated) is seen as a write, like a write of the program;
+ *   - an unpopulated page (pte none) is reported written and not present:
+ *     it reads as zero. MADV_DONTNEED of a page, written or not, makes it
+ *     exactly that on anonymous memory: so a dropped page is never taken
+ *     from the parent image. (On a private FILE mapping the kernel leaves
+ *     a uffd-wp marker instead, reported as swapped and not written, and
+ *     the page reads the file again: file mappings are therefore never
+ *     tracked; their few written pages are stored whole every time.)
+ *   - protecting a hole (no page) with PM_SCAN_WP_MATCHING installs such
+ *     markers on anonymous memory too: arming only protects pages present
+ *     or swapped (category_anyof_mask), holes stay holes;
+ *   - mremap moving a range drops its registration (no EVENT_REMAP): the
+ *     moved pages report written and no PAGE_IS_WPALLOWED; new mappings
+ *     are not registered either. Such memory is stored whole.
+ *   - fork: the child's mappings are not registered (no EVENT_FORK) and
+ *     its writes do not touch the parent's bits; the parent's writes
+ *     after the fork (copy-on-write faults) are seen. The child inherits
+ *     the descriptor, whose context is the parent's address space: a child
+ *     never uses it (pid check), it opens its own.
+ *   - cost: registering is free; protecting 1 GiB of present pages takes
+ *     50-130 ms here (once, when tracking starts); a scan of 1 GiB ~5 ms;
+ *     the first write to each protected page takes a minor fault.
+ */
+#include "engines/image_engine.h"
+#include "image/check.h"
+#include "image/dir.h"
+#include "runtime/checks.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/userfaultfd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY 1
+#endif
+#ifndef UFFD_FEATURE_WP_ASYNC
+#define UFFD_FEATURE_WP_ASYNC (1 << 15)
+#endif
+
+/* In libcrac's memory, hence in every image: a restored process and a
+ * forked child correct it (img_track_restored, the pid check). */
+struct img_track crac__img_track = { .uffd = -1, .stale_fd = -1 };
+
+int img_track_open(char *why, size_t len)
+{
+	struct img_track *t = &crac__img_track;
+
+	if (t->uffd >= 0 && t->pid == getpid())
+		return 0;
+	t->uffd = -1;   /* a forked child's copy: its context is the parent's memory */
+	t->armed = false;
+	t->base[0] = 0;
+	long fd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+	if (fd < 0) {
+		snprintf(why, len, "userfaultfd: %s", img_strerror(errno));
+		return -errno;
+	}
+	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_WP_ASYNC };
+	if (ioctl((int)fd, UFFDIO_API, &api) < 0 || !(api.features & UFFD_FEATURE_WP_ASYNC)) {
+		snprintf(why, len, "this kernel's userfaultfd has no asynchronous write-protect mode (Linux 6.7)");
+		close((int)fd);
+		return -ENOTSUP;
+	}
+	t->uffd = (int)fd;
+	t->pid = getpid();
+	crac__internal_fd(t->uffd, true);
+	return 0;
+}
+
+/* PAGEMAP_SCAN (local definitions: the installed headers are too old) */
+struct trk_region { uint64_t start, end, categories; };
+struct trk_scan_arg {
+	uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+	uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+#define TRK_PAGEMAP_SCAN _IOWR('f', 16, struct trk_scan_arg)
+#define TRK_PM_SCAN_WP_MATCHING 0x1ull
+#define TRK_PM_SCAN_CHECK_WPASYNC 0x2ull
+
+/* Protects the written pages (present or swapped) of [s, e). */
+static int protect(int pagemap_fd, uint64_t s, uint64_t e)
+{
+	struct trk_region vec[64];
+
+	while (s < e) {
+		struct trk_scan_arg a = {
+			.size = sizeof(a), .flags = TRK_PM_SCAN_WP_MATCHING | TRK_PM_SCAN_CHECK_WPASYNC,
+			.start = s, .end = e, .vec = (uint64_t)(uintptr_t)vec, .vec_len = 64,
+			.category_mask = IMG_PAGE_IS_WRITTEN,
+			.category_anyof_mask = IMG_PAGE_IS_PRESENT | IMG_PAGE_IS_SWAPPED,
+			.return_mask = IMG_PAGE_IS_WRITTEN,
+		};
+		long n = syscall(SYS_ioctl, pagemap_fd, TRK_PAGEMAP_SCAN, &a);
+		if (n < 0)
+			return -errno;
+		if (a.walk_end <= s)
+			return -EIO;
+		s = a.walk_end;
+	}
+	return 0;
+}
+
+int img_track_register(uint64_t s, uint64_t e)
+{
+	struct uffdio_register r = { .range = { .start = s, .len = e - s }, .mode = UFFDIO_REGISTER_MODE_WP };
+
+	/* registered already: a no-op */
+	if (crac__img_track.uffd < 0 || ioctl(crac__img_track.uffd, UFFDIO_REGISTER, &r) < 0)
+		return 1;   /* EBUSY: the lazy loader's; else not trackable: stored whole */
+	return 0;
+}
+
+int img_track_mapping(int pagemap_fd, uint64_t s, uint64_t e)
+{
+	if (img_track_register(s, e))
+		return 1;
+	return protect(pagemap_fd, s, e);
+}
+
+/*
+ * Registers and protects every private anonymous mapping of the process
+ * but the skipped ranges. System calls only (threads may be stopped): the
+ * maps are read into `buf` (len bytes, from the caller's arena or stack).
+ */
+int img_track_arm(const uint64_t (*skip)[2], int n_skip, char *buf, size_t len, char *why, size_t wlen)
+{
+	struct img_track *t = &crac__img_track;
+	int pm = -1, fd, rc = 0;
+	size_t got = 0;
+
+	t->armed = false;
+	if (t->uffd < 0)
+		return -EBADF;
+	if ((fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC)) < 0 ||
+	    (pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC)) < 0) {
+		snprintf(why, wlen, "%s: %s", fd < 0 ? "/proc/self/maps" : "/proc/self/pagemap", img_strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -errno;
+	}
+	for (ssize_t n; got + 1 < len && (n = read(fd, buf + got, len - 1 - got)) != 0;) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = -errno;
+			break;
+		}
+		got += (size_t)n;
+	}
+	close(fd);
+	if (rc == 0 && got + 1 >= len)
+		rc = -E2BIG;
+	if (rc < 0) {
+		snprintf(why, wlen, "/proc/self/maps: %s", img_strerror(-rc));
+		close(pm);
+		return rc;
+	}
+	buf[got] = 0;
+	for (char *line = buf, *next; *line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = 0;
+		else
+			next = line + strlen(line);
+		unsigned long long s, e, off, ino;
+		unsigned maj, min;
+		char perms[5];
+		int name_at = 0;
+		if (sscanf(line, "%llx-%llx %4s %llx %x:%x %llu %n", &s, &e, perms, &off, &maj, &min, &ino,
+			   &name_at) < 7)
+			continue;
+		const char *name = line + name_at;
+		bool anon = ino == 0 && (!*name || !strcmp(name, "[heap]") || !strcmp(name, "[stack]") ||
+					 !strncmp(name, "[anon:", 6));
+		if (!anon || perms[3] != 'p' || (perms[0] == '-' && perms[1] == '-'))
+			continue;   /* shared, file, or a reservation */
+		bool skipped = false;
+		for (int k = 0; k < n_skip; k++)
+			skipped |= s < skip[k][1] && e > skip[k][0];
+		if (skipped)
+			continue;
+		if ((rc = img_track_mapping(pm, s, e)) < 0) {
+			snprintf(why, wlen, "PAGEMAP_SCAN write-protect of %#llx-%#llx: %s", s, e, img_strerror(-rc));
+			close(pm);
+			return rc;
+		}
+	}
+	close(pm);
+	t->armed = true;
+	return 0;
+}
+
+/*
+ * The restored process, before its other threads run: if the image was
+ * made with incremental checkpoints asked for, tracking starts now, with
+ * that image as the base. System calls only (no lock is safe yet); the
+ * descriptor is declared internal later (img_track_restored_late).
+ */
+void img_track_restored(const struct crac_img_resume *res)
+{
+	struct img_track *t = &crac__img_track;
+	char why[256];
+
+	t->stale_fd = t->uffd;   /* a number of the checkpointed process */
+	t->uffd = -1;
+	t->armed = false;
+	t->base[0] = 0;
+	t->pid = 0;
+	if (!(res->image_flags & CRAC_IMGF_TRACK) || !res->image_dir)
+		return;
+	const char *dir = (const char *)(uintptr_t)res->image_dir;
+	if (strlen(dir) >= sizeof(t->base))
+		return;
+	long fd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_WP_ASYNC };
+	if (fd < 0)
+		return;
+	if (ioctl((int)fd, UFFDIO_API, &api) < 0 || !(api.features & UFFD_FEATURE_WP_ASYNC)) {
+		close((int)fd);
+		return;
+	}
+	t->uffd = (int)fd;
+	t->pid = getpid();
+	/* the maps text: a temporary mapping of our own, not the program's */
+	size_t len = 8u << 20;
+	char *buf = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (buf == MAP_FAILED)
+		return;
+	uint64_t skip[2][2] = {
+		{ res->loader_lo, res->loader_hi },
+		{ (uint64_t)(uintptr_t)buf, (uint64_t)(uintptr_t)buf + len },
+	};
+	if (img_track_arm(skip, 2, buf, len, why, sizeof(why)) == 0) {
+		memcpy(t->base, dir, strlen(dir) + 1);
+		t->base_crc = res->image_crc;
+		t->base_depth = res->image_depth;
+		t->base_pages_size = res->image_pages_size;
+		t->base_created_ns = res->image_created_ns;
+	}
+	munmap(buf, len);
+}
+
+/* Then, once locks may be taken: the new descriptor is crac's own. */
+void img_track_restored_late(void)
+{
+	struct img_track *t = &crac__img_track;
+
+	if (t->stale_fd >= 0)
+		crac__internal_fd(t->stale_fd, false);
+	t->stale_fd = -1;
+	if (t->uffd >= 0)
+		crac__internal_fd(t->uffd, true);
+}
+
+/* ---- the checkpoint's side ------------------------------------------------------ */
+
+/* Were incremental checkpoints asked for? ($CRAC_IMAGE_INCREMENTAL=1, or
+ * the option flag once include/crac.h has one: `crac checkpoint
+ * --incremental` sets it through the control endpoint.) */
+bool img_incr_wanted(const struct crac_round *r)
+{
+	const char *e = getenv("CRAC_IMAGE_INCREMENTAL");
+
+	if (r->opts.flags & CRAC_INCREMENTAL)
+		return true;
+	return e && (!strcmp(e, "1") || !strcmp(e, "yes") || !strcmp(e, "on"));
+}
+
+/* dir made absolute: the real path of its parent directory, then its name. */
+static int abs_image_path(const char *dir, char *out, size_t len)
+{
+	char parent[PATH_MAX], real[PATH_MAX];
+	const char *base;
+
+	if (crac_img_split_path(dir, parent, sizeof(parent), &base) < 0 || !realpath(parent, real))
+		return -1;
+	size_t bl = strlen(base);
+	while (bl > 1 && base[bl - 1] == '/')
+		bl--;
+	if ((size_t)snprintf(out, len, "%s%s%.*s", real, strcmp(real, "/") ? "/" : "", (int)bl, base) >= len)
+		return -1;
+	return 0;
+}
+
+/* Same directory (device and inode)? */
+static bool same_dir(const char *a, const char *b)
+{
+	struct stat sa, sb;
+
+	return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+static void full_because(struct img_capture *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void full_because(struct img_capture *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->incr.why_buf, sizeof(c->incr.why_buf), fmt, ap);
+	va_end(ap);
+	c->incr.why_full = c->incr.why_buf;
+}
+
+/*
+ * Before the threads stop: decides whether this checkpoint is incremental
+ * and, if so, builds the parent's view (c->incr). Never fails the
+ * checkpoint: without a usable parent the image is full, and why is said
+ * at info level (img_incr_done). The whole chain below the parent is
+ * checked here as a restore would (a parent that cannot be restored is no
+ * parent), and the target must not be an image of that chain.
+ */
+void img_incr_prepare(struct img_capture *c, const struct crac_round *r)
+{
+	struct img_track *t = &crac__img_track;
+	struct img_incr *in = &c->incr;
+	char why[512], target[PATH_MAX];
+	struct crac_img_opened o = { .dir_fd = -1, .header_fd = -1, .pages_fd = -1 };
+	struct crac_img_chain *ch = NULL;
+	void *hbuf = NULL, *abuf = NULL;
+
+	if (!img_incr_wanted(r))
+		return;
+	c->img_flags |= CRAC_IMGF_TRACK;
+	/* Keep-running: tracking goes on from this image. */
+	if ((r->opts.flags & CRAC_KEEP_RUNNING) && c->use_scan) {
+		if (img_track_open(why, sizeof(why)) == 0)
+			in->reset = true;
+		else
+			crac__log(CRAC_LOG_INFO, "incremental checkpoints: cannot track the pages this process writes: %s",
+				  why);
+	}
+	bool tracking = t->uffd >= 0 && t->pid == getpid() && t->armed && t->base[0];
+	if (!c->use_scan) {
+		in->why_full = "PAGEMAP_SCAN is missing (Linux 6.7)";
+		return;
+	}
+	if (!tracking) {
+		in->why_full = "this process has no image to be incremental to: it was neither restored from an image "
+			       "made with incremental checkpoints asked for, nor checkpointed with keep-running since";
+		return;
+	}
+	if (abs_image_path(r->opts.image_dir, target, sizeof(target)) < 0) {
+		full_because(c, "cannot resolve the path of %s", r->opts.image_dir);
+		return;
+	}
+	if (!strcmp(target, t->base) || same_dir(target, t->base)) {
+		full_because(c, "%s is its own parent image %s: an image cannot replace the image below it", target,
+			     t->base);
+		return;
+	}
+	int rc = crac_img_open(t->base, &o, why, sizeof(why));
+	if (rc == 0 && !(hbuf = aligned_alloc(8, (o.header_size + 8) & ~7ull)))
+		rc = -ENOMEM;
+	struct crac_img_view pv;
+	if (rc == 0)
+		rc = crac_img_read_header(&o, hbuf, o.header_size, &pv, why, sizeof(why));
+	if (rc < 0) {
+		full_because(c, "parent image %s: %s", t->base, rc == -ENOMEM && !hbuf ? "out of memory" : why);
+		goto out;
+	}
+	if (pv.h->crc != t->base_crc || pv.h->created_ns != t->base_created_ns ||
+	    pv.h->pages_size != t->base_pages_size) {
+		full_because(c, "parent image %s was replaced or changed since this process was restored from it or "
+			     "wrote it", t->base);
+		goto out;
+	}
+	if (pv.h->depth + 1 > CRAC_IMG_MAX_CHAIN) {
+		full_because(c, "%u images below would be too many (at most %u): a full image starts a new chain",
+			     pv.h->depth + 1, CRAC_IMG_MAX_CHAIN);
+		goto out;
+	}
+	/* the chain below the parent, as a restore will see it */
+	const uint64_t acap = 64ull << 20;
+	if (pv.h->depth && (!(ch = malloc(sizeof(*ch))) || !(abuf = malloc(acap)))) {
+		full_because(c, "out of memory reading the images below %s", t->base);
+		goto out;
+	}
+	if (pv.h->depth && crac_img_chain_open(&pv, t->base, 0, ch, abuf, acap, why, sizeof(why)) < 0) {
+		full_because(c, "%s", why);
+		goto out;
+	}
+	for (uint32_t i = 0; ch && i < ch->n; i++)
+		if (same_dir(target, ch->path[i])) {
+			full_because(c, "%s is an image below its parent %s: it cannot be replaced", target, t->base);
+			goto out;
+		}
+	/* The parent's view: its own chunks at depth 1, its references one
+	 * deeper (both sorted by address: merged). */
+	in->n_base = pv.h->n_chunks + pv.h->n_refs;
+	in->base = img_arena_alloc(&c->arena, (in->n_base + 1) * sizeof(*in->base));
+	if (!in->base) {
+		full_because(c, "the parent's page table does not fit the engine arena");
+		goto out;
+	}
+	uint64_t n = 0;
+	for (uint32_t a = 0, b = 0; a < pv.h->n_chunks || b < pv.h->n_refs;) {
+		if (b >= pv.h->n_refs || (a < pv.h->n_chunks && pv.chunks[a].addr < pv.refs[b].addr)) {
+			const struct crac_img_chunk *k = &pv.chunks[a];
+			in->base[n++] = (struct crac_img_ref){ .addr = k->addr, .len = k->len, .depth = 1, .chunk = a };
+			a++;
+		} else {
+			const struct crac_img_ref *q = &pv.refs[b++];
+			in->base[n++] = (struct crac_img_ref){ .addr = q->addr, .len = q->len, .depth = q->depth + 1,
+							       .chunk = q->chunk };
+		}
+	}
+	in->n_base = n;
+	/* Named relative to the new image when both are in one directory
+	 * (the two can move together), else by its absolute path. */
+	char tp[PATH_MAX], bp[PATH_MAX];
+	const char *tb, *bb;
+	if (crac_img_split_path(target, tp, sizeof(tp), &tb) == 0 &&
+	    crac_img_split_path(t->base, bp, sizeof(bp), &bb) == 0 && !strcmp(tp, bp) &&
+	    strlen(bb) + 4 <= sizeof(in->parent)) {
+		memcpy(in->parent, "../", 3);
+		memcpy(in->parent + 3, bb, strlen(bb) + 1);
+	} else {
+		memcpy(in->parent, t->base, sizeof(in->parent));   /* NUL-terminated within */
+	}
+	in->parent_crc = pv.h->crc;
+	in->parent_created_ns = pv.h->created_ns;
+	in->parent_pages_size = pv.h->pages_size;
+	in->depth = pv.h->depth + 1;
+	in->on = true;
+out:
+	if (ch)
+		crac_img_chain_close(ch);
+	free(ch);
+	free(abuf);
+	free(hbuf);
+	crac_img_close(&o);
+}
+
+/*
+ * After the checkpoint: on success with keep-running, the new image is
+ * the base of the next one; on failure after pages were protected again,
+ * there is no base any more (the bits no longer say what changed since
+ * the old one). Says at info level why an image asked to be incremental
+ * is full.
+ */
+void img_incr_done(struct img_capture *c, const struct crac_round *r, bool ok)
+{
+	struct img_track *t = &crac__img_track;
+	struct img_incr *in = &c->incr;
+
+	if (!(c->img_flags & CRAC_IMGF_TRACK))
+		return;
+	if (ok && in->why_full)
+		crac__log(CRAC_LOG_INFO, "incremental checkpoint: a full image was written to %s: %s",
+			  r->opts.image_dir, in->why_full);
+	if (!in->reset)
+		return;
+	if (!ok || abs_image_path(r->opts.image_dir, t->base, sizeof(t->base)) < 0) {
+		t->base[0] = 0;
+		return;
+	}
+	t->armed = true;
+	t->base_crc = c->header_crc;
+	t->base_depth = c->hdr.depth;
+	t->base_pages_size = c->hdr.pages_size;
+	t->base_created_ns = c->hdr.created_ns;
+}

@@ -1,0 +1,254 @@
+#!/usr/bin/env bats
+# Incremental checkpoints (CRAC_IMAGE_INCREMENTAL=1): a process checkpointed
+# with keep-running, or restored from an image made with incremental
+# checkpoints asked for, checkpoints again writing only the pages it wrote
+# since; the new image references its parent, and a restore follows the
+# chain. tests/progs/image_incr.c changes pages, drops pages with
+# MADV_DONTNEED, lets the kernel write a page (read(2)), maps and unmaps
+# mappings and forks between its checkpoints, and checks every page of every
+# stage after each restore: eager (--populate), default (lazy where the user
+# may), restored from a chain of three, and as nobody. A missing, replaced or
+# damaged parent refuses the restore with one line naming it.
+
+bats_require_minimum_version 1.5.0
+
+load common
+
+setup() {
+	CRAC="$CRAC_BUILD_DIR/crac"
+	INCR="$CRAC_BUILD_DIR/tests/image_incr"
+	T="$(mktemp -d /tmp/crac-bats-incr.XXXXXX)"
+	chmod 755 "$T"
+	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_IMAGE_STATS CRAC_LOADER CRAC_LAZY_PREFETCH CRAC_LOG
+	require_image_engine
+}
+
+teardown() {
+	[ -z "${pid:-}" ] || kill "$pid" 2>/dev/null || true
+	rm -rf "$T"
+}
+
+# chain [AS...]: image_incr writes $T/i0 (full), $T/i1 and $T/i2 (incremental).
+chain() {
+	run --separate-stderr clean "$@" env CRAC_IMAGE_INCREMENTAL=1 CRAC_IMAGE_STATS=1 CRAC_LOG=info \
+		"$INCR" "$T/i0" "$T/i1" "$T/i2"
+	echo "stdout: $output"
+	echo "stderr: $stderr"
+	[ "$status" -eq 0 ]
+	echo "$stderr" | grep -q "a full image was written to $T/i0: this process has no image to be incremental to"
+	echo "$stderr" | grep -q "MiB referenced from 1 image below"
+	echo "$stderr" | grep -q "MiB referenced from 2 images below"
+}
+
+# restore_ok STAGE DIR [restore options...]
+restore_ok() {
+	local stage=$1 dir=$2
+	shift 2
+	run --separate-stderr clean "${AS[@]}" "$CRAC" restore "$@" "$dir"
+	echo "restore $* $dir: status $status"
+	echo "stdout: $output"
+	echo "stderr: $stderr"
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok stage $stage" ]
+}
+
+@test "a chain of three: every stage restores exactly, eager and by default" {
+	AS=()
+	chain
+	# the later images hold only what changed
+	[ "$(stat -c %s "$T/i1/pages")" -lt "$(( $(stat -c %s "$T/i0/pages") / 2 ))" ]
+	[ "$(stat -c %s "$T/i2/pages")" -lt "$(( $(stat -c %s "$T/i0/pages") / 2 ))" ]
+	for s in 0 1 2; do
+		restore_ok $s "$T/i$s"
+		restore_ok $s "$T/i$s" --populate
+	done
+}
+
+@test "a restored process checkpoints incrementally against the image it came from" {
+	AS=()
+	chain
+	run --separate-stderr clean env CRAC_IMAGE_INCREMENTAL=1 CRAC_IMAGE_STATS=1 "$CRAC" restore "$T/i1" -- next "$T/i3"
+	echo "stdout: $output"
+	echo "stderr: $stderr"
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok stage 1" ]
+	echo "$stderr" | grep -q "MiB referenced from 2 images below"
+	restore_ok 2 "$T/i3"
+	restore_ok 2 "$T/i3" --populate
+	# the whole directory moves: the parents are named relative to it
+	mv "$T" "$T.moved"
+	T0="$T"
+	T="$T.moved"
+	restore_ok 2 "$T/i3"
+	mv "$T" "$T0"
+	T="$T0"
+}
+
+@test "a missing parent refuses with one line naming it" {
+	AS=()
+	chain
+	mv "$T/i1" "$T/i1.away"
+	run --separate-stderr clean "$CRAC" restore "$T/i2"
+	echo "stderr: $stderr"
+	[ "$status" -eq 1 ]
+	[ -z "$output" ]
+	[ "$(echo "$stderr" | wc -l)" -eq 1 ]
+	echo "$stderr" | grep -q "^crac: restore $T/i2: parent image $T/i2/../i1 of $T/i2 is missing: "
+	# an image two levels below
+	mv "$T/i1.away" "$T/i1"
+	mv "$T/i0" "$T/i0.away"
+	run --separate-stderr clean "$CRAC" restore "$T/i2"
+	echo "stderr: $stderr"
+	[ "$status" -eq 1 ]
+	echo "$stderr" | grep -q "image $T/i2/../i1/../i0, 2 levels below $T/i2 is missing"
+}
+
+@test "a replaced parent refuses; a damaged one too" {
+	AS=()
+	chain
+	# i1 replaced by another image (the same process's first one)
+	mv "$T/i1" "$T/i1.orig"
+	cp -a "$T/i0" "$T/i1"
+	run --separate-stderr clean "$CRAC" restore "$T/i2"
+	echo "stderr: $stderr"
+	[ "$status" -eq 1 ]
+	[ "$(echo "$stderr" | wc -l)" -eq 1 ]
+	echo "$stderr" | grep -q "parent image $T/i2/../i1 of $T/i2 was replaced or changed since the image above it was written"
+	rm -rf "$T/i1"
+	mv "$T/i1.orig" "$T/i1"
+	restore_ok 2 "$T/i2"
+	# a byte of i0's page data flipped: its chunk's checksum says so
+	size=$(stat -c %s "$T/i0/pages")
+	printf '\xff' | dd of="$T/i0/pages" bs=1 seek=$((size / 2)) conv=notrunc status=none
+	run --separate-stderr clean "$CRAC" restore --populate "$T/i2"
+	echo "stderr: $stderr"
+	[ "$status" -eq 1 ]
+	echo "$stderr" | grep -q "page data checksum mismatch in chunk #[0-9]* (.*$T/i2/../i1/../i0): the pages file is damaged"
+}
+
+@test "an image cannot be its own parent: a full image, said why" {
+	run --separate-stderr clean env CRAC_IMAGE_INCREMENTAL=1 CRAC_LOG=info "$INCR" "$T/i0" "$T/i0" "$T/i2"
+	echo "stdout: $output"
+	echo "stderr: $stderr"
+	[ "$status" -eq 0 ]
+	echo "$stderr" | grep -q "a full image was written to $T/i0: $T/i0 is its own parent image"
+	AS=()
+	restore_ok 1 "$T/i0"
+	restore_ok 2 "$T/i2"
+}
+
+@test "without CRAC_IMAGE_INCREMENTAL every image is full" {
+	run --separate-stderr clean env CRAC_IMAGE_STATS=1 "$INCR" "$T/i0" "$T/i1" "$T/i2"
+	echo "stderr: $stderr"
+	[ "$status" -eq 0 ]
+	! echo "$stderr" | grep -q "referenced from"
+	rm -rf "$T/i0" "$T/i1"
+	AS=()
+	restore_ok 2 "$T/i2"
+}
+
+@test "unprivileged: a chain as nobody" {
+	[ "$(id -u)" -eq 0 ] || skip "needs root to switch to nobody"
+	command -v setpriv >/dev/null || skip "no setpriv"
+	setpriv --reuid=65534 --regid=65534 --clear-groups test -x "$INCR" || skip "build tree not accessible to nobody"
+	chown 65534:65534 "$T"
+	AS=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+	chain "${AS[@]}"
+	for s in 0 1 2; do
+		restore_ok $s "$T/i$s"
+	done
+	run --separate-stderr clean "${AS[@]}" env CRAC_IMAGE_INCREMENTAL=1 CRAC_IMAGE_STATS=1 "$CRAC" restore "$T/i2" -- next "$T/i3"
+	echo "stderr: $stderr"
+	[ "$status" -eq 0 ]
+	echo "$stderr" | grep -q "MiB referenced from 3 images below"
+	restore_ok 3 "$T/i3"
+}
+
+@test "crac inspect shows the chain, and a broken one" {
+	AS=()
+	chain
+	run clean "$CRAC" inspect "$T/i2"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -q "^parent:    \.\./i1 (header crc32c 0x[0-9a-f]*; 2 images below; [0-9.]* MiB taken from them in [0-9]* ranges)"
+	echo "$output" | grep -q "^tracking:  a restored process tracks the pages it writes"
+	echo "$output" | grep -q "^  chain   ok: 2 images below, each as recorded: $T/i2/../i1, $T/i2/../i1/../i0"
+	run clean "$CRAC" inspect --json "$T/i2"
+	[ "$status" -eq 0 ]
+	echo "$output" | python3 -c 'import json, sys; d = json.load(sys.stdin); p = d["parent"]; assert p["path"] == "../i1" and p["depth"] == 2 and p["refs"] > 0 and d["tracking"], d'
+	run clean "$CRAC" inspect "$T/i0"
+	! echo "$output" | grep -q "^parent:"
+	mv "$T/i0" "$T/i0.away"
+	run clean "$CRAC" inspect "$T/i2"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	echo "$output" | grep -q "^  chain   FAILED: image $T/i2/../i1/../i0, 2 levels below $T/i2 is missing"
+}
+
+@test "crac flatten: one image that restores without the chain" {
+	AS=()
+	chain
+	run clean "$CRAC" flatten "$T/i2" "$T/flat"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -q "^$T/flat: [0-9]* chunks, [0-9.]* MiB of page data (2 images below merged)"
+	mv "$T/i0" "$T/i0.away"
+	mv "$T/i1" "$T/i1.away"
+	run clean "$CRAC" inspect "$T/flat"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	! echo "$output" | grep -q "^parent:"
+	restore_ok 2 "$T/flat"
+	restore_ok 2 "$T/flat" --populate
+	# the chain missing: flatten refuses like a restore, nothing written
+	run clean "$CRAC" flatten "$T/i2" "$T/flat2"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	echo "$output" | grep -q "flatten $T/i2: parent image $T/i2/../i1 of $T/i2 is missing"
+	[ ! -e "$T/flat2" ]
+	[ -z "$(ls "$T" | grep tmp)" ]
+	# never over an image below it
+	mv "$T/i0.away" "$T/i0"
+	mv "$T/i1.away" "$T/i1"
+	run clean "$CRAC" flatten "$T/i2" "$T/i1"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	echo "$output" | grep -q "is an image below it"
+	restore_ok 2 "$T/i2"
+	# in place
+	run clean "$CRAC" flatten "$T/i2" "$T/i2"
+	[ "$status" -eq 0 ]
+	rm -rf "$T/i0" "$T/i1"
+	restore_ok 2 "$T/i2"
+}
+
+@test "an unmodified program under crac run, checkpointed from outside" {
+	export CRAC_CONTROL_DIR="$T/ctl"
+	(
+		for fd in $(ls /proc/$BASHPID/fd); do
+			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+		done
+		CRAC_IMAGE_INCREMENTAL=1 exec "$CRAC" run -- sleep 100 </dev/null >"$T/out" 2>&1
+	) &
+	pid=$!
+	for _ in $(seq 250); do
+		[ -S "$CRAC_CONTROL_DIR/$pid.sock" ] && break
+		sleep 0.02
+	done
+	for d in i0 i1; do
+		run "$CRAC" checkpoint --keep-running --image-dir "$T/$d" "$pid"
+		echo "$output"
+		[ "$status" -eq 0 ]
+	done
+	run "$CRAC" checkpoint --image-dir "$T/i2" "$pid"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+	run "$CRAC" inspect "$T/i2"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -q "^parent:    \.\./i1 (header crc32c 0x[0-9a-f]*; 2 images below"
+	run clean timeout 2 "$CRAC" restore "$T/i2"
+	echo "$output"
+	[ "$status" -eq 124 ]   # sleep 100 runs again, until timeout stops it
+}
