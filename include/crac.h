@@ -215,7 +215,8 @@ enum crac_flags {
 	CRAC_FORCE_CHECKS = 1u << 2,
 	/* Image engine: write an incremental image, holding only the pages
 	 * written since the image this process was restored from (one made
-	 * incremental too) or last checkpointed into with CRAC_KEEP_RUNNING;
+	 * incremental too) or last checkpointed into with CRAC_KEEP_RUNNING
+	 * and this flag;
 	 * every other page is referenced in that image, which the new one
 	 * names (restore needs it). Without a usable parent (none yet, gone,
 	 * replaced, the target itself, a chain of 8) the image is full and

@@ -252,3 +252,38 @@ restore_ok() {
 	echo "$output"
 	[ "$status" -eq 124 ]   # sleep 100 runs again, until timeout stops it
 }
+
+@test "crac checkpoint --incremental: the option alone, without the environment" {
+	export CRAC_CONTROL_DIR="$T/ctl"
+	(
+		for fd in $(ls /proc/$BASHPID/fd); do
+			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+		done
+		exec "$CRAC" run -- sleep 100 </dev/null >"$T/out" 2>&1
+	) &
+	pid=$!
+	for _ in $(seq 250); do
+		[ -S "$CRAC_CONTROL_DIR/$pid.sock" ] && break
+		sleep 0.02
+	done
+	# the first: full (nothing to be incremental to), said at info level
+	run "$CRAC" -v checkpoint --incremental --keep-running --image-dir "$T/i0" "$pid"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	# without the option: full, no parent
+	run "$CRAC" checkpoint --keep-running --image-dir "$T/f1" "$pid"
+	[ "$status" -eq 0 ]
+	run "$CRAC" inspect "$T/f1"
+	! echo "$output" | grep -q "^parent:"
+	# with it: references the last image it was checkpointed into with
+	# --incremental (tracking goes on through the full one in between)
+	run "$CRAC" checkpoint --incremental --image-dir "$T/i1" "$pid"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+	run "$CRAC" inspect "$T/i1"
+	echo "$output"
+	echo "$output" | grep -q "^parent:    \.\./i0 (header crc32c 0x[0-9a-f]*; 1 image below"
+	run clean timeout 2 "$CRAC" restore "$T/i1"
+	[ "$status" -eq 124 ]
+}
