@@ -35,8 +35,10 @@ trap 'rm -rf "$disk" ${shm:+"$shm"}' EXIT
 trap 'exit 130' INT TERM
 criu=${CRAC_BENCH_CRIU:-}
 if [ -n "$criu" ] && ! "$criu" --version >/dev/null 2>&1; then
-	echo "checkpoint.sh: CRAC_BENCH_CRIU=$criu does not run; CRIU left out" >&2
+	echo "checkpoint.sh: CRIU: skipped (CRAC_BENCH_CRIU=$criu does not run)" >&2
 	criu=""
+elif [ -z "$criu" ]; then
+	echo "checkpoint.sh: CRIU: skipped (CRAC_BENCH_CRIU unset)" >&2
 fi
 
 median() {
@@ -206,9 +208,10 @@ fi
 {
 	echo "# Image engine: the first checkpoint of a process"
 	echo
-	echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') by \`bench/checkpoint.sh\` (run by \`bench/run.sh\`); crac built from $srcnote."
+	echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') by \`bench/checkpoint.sh\` (run by \`bench/run.sh\`${CRAC_BENCH_QUICK:+ --quick: few runs, small heap}); crac built from $srcnote."
 	echo
 	echo "Machine: Linux $(uname -r), $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), $(nproc) cores, $(awk '/^MemTotal:/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM; disk images on $(df -PT "$disk" | awk 'NR == 2 { print $2 " on " $1 }')."
+	echo "Machine load (/proc/loadavg, 1-minute average, taken before and after each round): $(sort -g "$tmp/loads" | head -n 1)–$(sort -g "$tmp/loads" | tail -n 1) on $(nproc) cores."
 	echo
 	echo "How:"
 	echo "- A fresh process maps a $mib MiB heap (one anonymous mapping) and writes every page (\"dirty\": every word a different non-zero value; \"half zeros\": then every other 64 KiB block cleared again: resident, all-zero pages). It then calls \`crac_checkpoint_restore()\` (engine \"image\", CRAC_KEEP_RUNNING) twice, timed from the call to its return (image written, fsync'd, verified, renamed); the first is the process's first checkpoint, which pays the first kernel access to every page on this VM. $reps rounds; in each, every configuration runs in a new process, then the disk rate is measured (dd of $mib MiB of zeros, oflag=direct and conv=fsync), then the micro-benchmark. Median (min–max) over the rounds."
