@@ -544,6 +544,10 @@ def loads(l):
     return "load (1/5/15 min) %s before, %s after, %d cores" % (l[0], l[1], os.cpu_count())
 
 
+def short_load(l):
+    return "load %s -> %s on %d cores" % (l[0].split()[0], l[1].split()[0], os.cpu_count())
+
+
 def rev():
     try:
         r = subprocess.run(["git", "-C", src, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
@@ -625,6 +629,9 @@ L.append("")
 # zoo table
 L.append("### Programs (tests/zoo): spawn to the first answer, ms, median (min–max)")
 L.append("")
+if not zoo_rows:
+    L.append("none measured (CRAC_BENCH_SIDE_ZOO, or none installed).")
+    L.append("")
 L.append(loads(zoo_load) + "; %d timed runs of each kind after one untimed round, interleaved." % reps)
 L.append("")
 hdr = ["program", "image MiB crac / CRIU", "checkpoint ms crac", "checkpoint ms CRIU (dump + fsync)", "cold start",
@@ -650,6 +657,9 @@ L.append("")
 # heap table
 L.append("### Heap (bench/heap_serve, every page dirty): checkpoint, restore to the first answer, whole-heap read")
 L.append("")
+if not heap_rows:
+    L.append("none measured (CRAC_BENCH_SIDE_SIZES empty, or not enough memory).")
+    L.append("")
 L.append(loads(heap_load) + "; %d runs each (%d at 1 GiB and more), ms, median (min–max)." % (reps, big_reps))
 L.append("")
 hdr = ["heap", "what", "crac", "CRIU", "crac / CRIU"]
@@ -732,6 +742,10 @@ if notes:
     L.append("")
     L.extend("- " + n for n in notes)
     L.append("")
+# a table with no rows: its header goes too
+L = [l for i, l in enumerate(L)
+     if not (l.startswith("| ") and i + 2 < len(L) and L[i + 1].startswith("|---") and L[i + 2] == "")
+     and not (l.startswith("|---") and i + 1 < len(L) and L[i + 1] == "")]
 with open(doc, "w") as fd:
     fd.write("\n".join(L))
 print("\n".join(L))
@@ -754,10 +768,13 @@ set title "spawn to the first answer, ms (median, bars min-max; log scale); %(lo
 plot "%(zdat)s" using 2:3:4:xtic(1) title "cold start", "" using 5:6:7 title "crac restore (lazy)", \
      "" using 8:9:10 title "crac restore --populate", "" using 11:12:13 title "CRIU restore", \
      "" using 14:15:16 title "CRIU --lazy-pages"
+""" % {"base": base, "zdat": zdat, "load": short_load(zoo_load)}
+    if heap_rows:
+        gp += """
 set output "%(base)s-heap.png"
 set title "heap: crac vs CRIU, ms (median, bars min-max; log scale); %(hload)s"
 plot "%(hdat)s" using 2:3:4:xtic(1) title "crac", "" using 5:6:7 title "CRIU"
-""" % {"base": base, "zdat": zdat, "hdat": hdat, "load": loads(zoo_load), "hload": loads(heap_load)}
+""" % {"base": base, "hdat": hdat, "hload": short_load(heap_load)}
     r = subprocess.run(["gnuplot"], input=gp, text=True, capture_output=True)
     if r.returncode:
         print("side: gnuplot failed: " + r.stderr, file=sys.stderr)
