@@ -64,10 +64,10 @@ if [ "$quick" = 1 ]; then
 	: "${CRAC_BENCH_IMAGE_SIZES:=16 256}" "${CRAC_BENCH_IMAGE_REPS:=2}" "${CRAC_BENCH_IMAGE_CKPTS:=2}"
 	: "${CRAC_BENCH_CKPT_MIB:=256}" "${CRAC_BENCH_CKPT_REPS:=1}"
 	: "${CRAC_BENCH_RESTORE_REPS:=2}" "${CRAC_BENCH_RESTORE_BIG_REPS:=1}" "${CRAC_BENCH_RESTORE_SIZES:=16 256}"
-	: "${CRAC_BENCH_ZOO_REPS:=2}"
+	: "${CRAC_BENCH_ZOO_REPS:=2}" "${CRAC_BENCH_INVENTORY_MAX:=1000}"
 	export CRAC_BENCH_IMAGE_SIZES CRAC_BENCH_IMAGE_REPS CRAC_BENCH_IMAGE_CKPTS CRAC_BENCH_CKPT_MIB \
 		CRAC_BENCH_CKPT_REPS CRAC_BENCH_RESTORE_REPS CRAC_BENCH_RESTORE_BIG_REPS CRAC_BENCH_RESTORE_SIZES \
-		CRAC_BENCH_ZOO_REPS
+		CRAC_BENCH_ZOO_REPS CRAC_BENCH_INVENTORY_MAX
 	start_runs=3
 else
 	start_runs=10
@@ -80,10 +80,10 @@ step() {  # step NAME CMD...: runs one benchmark; a failure is reported, the res
 	name=$1
 	shift
 	echo "== $name (load $(load))" >&2
-	if ! "$@"; then
+	"$@" || {
 		echo "== $name FAILED (exit status $?)" >&2
 		failed="$failed $name"
-	fi
+	}
 }
 step image.sh sh bench/image.sh build-bench "$out"
 step checkpoint.sh sh bench/checkpoint.sh build-bench "$out"
