@@ -5,13 +5,13 @@
 #   CRAC_BENCH_INVENTORY_MAX      largest number of descriptors (10, 100, 1000,
 #                                 10000; default 10000)
 #   CRAC_BENCH_INVENTORY_TIMEOUT  seconds for the whole measurement (default
-#                                 600); the sizes not reached by then are left
+#                                 180); the sizes not reached by then are left
 #                                 out, and said so
 set -eu
 build=$1
 out=$2
 max=${CRAC_BENCH_INVENTORY_MAX:-10000}
-limit=${CRAC_BENCH_INVENTORY_TIMEOUT:-600}
+limit=${CRAC_BENCH_INVENTORY_TIMEOUT:-180}
 echo "== safety-check inventory vs open descriptors (crac_check, median of 7; up to $max, at most $limit s) =="
 rc=0
 timeout "$limit" "$build/bench/inventory_fds" "$max" >"$out/inventory.dat" || rc=$?

@@ -12,7 +12,7 @@
 #   start.sh       crac start cold/warm vs the plain program (printed only)
 #   inventory.sh   safety-check inventory vs open descriptors               -> docs/bench-inventory.png
 #
-# --quick: few runs and small heaps (a few minutes; to check that
+# --quick: few runs and small heaps (about ten minutes; to check that
 # everything works, not for the figures). The documents say which.
 #
 # CRIU: when CRAC_BENCH_CRIU names a criu binary that passes `criu check`

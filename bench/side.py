@@ -730,6 +730,12 @@ L.append("- Heap: `bench/heap_serve MIB` (not linked with libcrac) maps the heap
          "\"ping\" at once and \"read\" by reading the whole heap and checking its checksum (time taken inside "
          "the program): after a lazy restore that read is where the pages come in. Each checkpoint is the first "
          "of a fresh process.")
+L.append("- Reading the heap rows: after CRIU's eager restore the heap is resident (its Rss is the whole heap) in "
+         "4 KiB pages, and the program's first read of each page still costs a fault on this VM (shadow paging: "
+         "the kernel wrote the page, the program has not touched it yet); a second read is many times faster. "
+         "crac's eager restore fills dense anonymous mappings of 2 MiB and more with huge pages "
+         "(MADV_HUGEPAGE), so that first read runs at memory speed. After a lazy restore (crac's userfaultfd "
+         "thread, CRIU's lazy-pages daemon) the read is where the pages are brought in.")
 L.append("- Incremental: one process under `crac run`, a first `--keep-running` checkpoint, then per round: "
          "1% of the pages changed, `crac checkpoint --keep-running --incremental`, 1% changed again, a full "
          "`crac checkpoint --keep-running`; one untimed round first. The last incremental image is restored "
