@@ -55,6 +55,7 @@ progs = os.path.join(src, "tests", "zoo", "progs")
 py = sys.executable
 
 os.makedirs(out, exist_ok=True)
+t_start = time.time()
 tmp = tempfile.mkdtemp(prefix="crac-bench-side.", dir=os.environ.get("CRAC_BENCH_TMPDIR", "/var/tmp"))
 os.environ["CRAC_CONTROL_DIR"] = os.path.join(tmp, "ctl")
 os.mkdir(os.environ["CRAC_CONTROL_DIR"], 0o700)
@@ -342,6 +343,15 @@ def restore(kind, img, ids, q1, expect, q2=None, tcp=None):
         err.close()
 
 
+def rotate(kinds, i):
+    """The order of round i: each kind in turn runs first, so that what comes
+    right after a run that freed much memory (the VM's free page reporting
+    makes the first touch of memory it gave back slower) is not always the
+    same kind."""
+    i %= len(kinds)
+    return kinds[i:] + kinds[:i]
+
+
 kinds_all = ["lazy", "eager"] + (["criu", "criu-lazy"] if criu else [])
 label = {"cold": "cold start", "lazy": "crac restore (lazy)", "eager": "crac restore --populate",
          "criu": "CRIU restore", "criu-lazy": "CRIU restore --lazy-pages"}
@@ -442,7 +452,7 @@ for name, cmd, q, expect, tcp in zoo:
         if criu:
             mib["criu"] = du_mib(os.path.join(tmp, f + ".criu"))
         for i in range(reps + 1):
-            for kd in ["cold"] + kinds_all:
+            for kd in rotate(["cold"] + kinds_all, i):
                 if kd == "cold":
                     v = cold_once(cmd, q, expect, tcp and tcp[:2])
                 else:
@@ -484,7 +494,7 @@ for mib in sizes:
                 ck["criu"].append(ckpt_criu(prog, cc))
                 prog.gone(120) or prog.kill()
         for i in range(n + 1):
-            for kd in kinds_all:
+            for kd in rotate(kinds_all, i):
                 v, a = restore(kd, ci if kd in ("lazy", "eager") else cc, ids, "ping", "pong", "read")
                 if "sum=ok" not in a:
                     raise RuntimeError("%s restore of %d MiB: wrong heap: %s" % (kd, mib, a))
@@ -565,7 +575,7 @@ L = []
 L.append("# crac side by side with CRIU")
 L.append("")
 L.append("Measured %s by `bench/side.sh` (run by `bench/run.sh`%s) on %d cores, Linux %s; crac built from %s. "
-         % (time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), ", --quick" if quick else "", os.cpu_count(),
+         % (time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(t_start)), ", --quick" if quick else "", os.cpu_count(),
             os.uname().release, rev()))
 L.append("Machine load (/proc/loadavg 1/5/15 min): %s at the start of the first table, %s at the end of the last; "
          "each table gives its own. With a load above the cores every time is stretched by waiting for a CPU: the "
@@ -632,7 +642,8 @@ L.append("")
 if not zoo_rows:
     L.append("none measured (CRAC_BENCH_SIDE_ZOO, or none installed).")
     L.append("")
-L.append(loads(zoo_load) + "; %d timed runs of each kind after one untimed round, interleaved." % reps)
+L.append(loads(zoo_load) + "; %d timed runs of each kind after one untimed round, interleaved (each round starts with "
+         "the next kind)." % reps)
 L.append("")
 hdr = ["program", "image MiB crac / CRIU", "checkpoint ms crac", "checkpoint ms CRIU (dump + fsync)", "cold start",
        "crac restore (lazy)", "crac restore --populate", "CRIU restore", "CRIU --lazy-pages",
