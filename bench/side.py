@@ -778,7 +778,7 @@ set style histogram errorbars gap 2 lw 1
 set style fill solid 0.7 border -1
 set logscale y
 set grid ytics
-set key top left
+set key horizontal top center outside
 set xtics rotate by -20
 set output "%(base)s-programs.png"
 set title "spawn to the first answer, ms (median, bars min-max; log scale); %(load)s"
