@@ -15,8 +15,9 @@
  *       heap and prints "restored sum=ok" (or BAD).
  *
  *   ckpt_first hold MIB PATTERN
- *       Builds the same heap, prints "ready pid=P" and waits for a signal
- *       (for an external checkpointer such as CRIU).
+ *       Closes every descriptor above 2, builds the same heap, prints
+ *       "ready pid=P" and waits for a signal (for an external checkpointer
+ *       such as CRIU).
  */
 #include <crac.h>
 
@@ -97,6 +98,10 @@ int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc == 4 && !strcmp(argv[1], "hold")) {
+		/* nothing but stdio for the outside checkpointer (CRIU refuses
+		 * a descriptor it cannot place, e.g. one opened in another
+		 * mount namespace) */
+		close_range(3, ~0u, 0);
 		if (build(argv[2], argv[3]) < 0)
 			return 2;
 		printf("ready pid=%d\n", (int)getpid());

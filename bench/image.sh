@@ -68,6 +68,7 @@ disk=$(for k in 1 2; do
 done | sort -g | tail -n 1)
 disk=$(awk -v d="${disk:-0}" 'BEGIN { printf "%.2f", d }')
 
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "== image engine: checkpoint / restore vs heap size (restores: median of $reps, checkpoints: median of $ckpts; image in page cache) =="
 for mib in $sizes; do
 	name=$(fmt_size "$mib")
@@ -169,6 +170,8 @@ for mib in $sizes; do
 	echo "  $name done" >&2
 done
 
+load1=$(cut -d' ' -f1-3 /proc/loadavg)
+
 # -- the table
 table=$tmp/table.md
 {
@@ -224,9 +227,10 @@ fs=$(df -PT "$tmp" | awk 'NR == 2 { print $2 " on " $1 }')
 {
 	echo "# Image engine: checkpoint and restore vs heap size"
 	echo
-	echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') by \`bench/image.sh\` (run by \`bench/run.sh\`); crac built from $srcnote."
+	echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') by \`bench/image.sh\` (run by \`bench/run.sh\`${CRAC_BENCH_QUICK:+ --quick: few runs, small heaps}); crac built from $srcnote."
 	echo
 	echo "Machine: Linux $kernel, $cpu, $(nproc) cores, $mem RAM; images on $fs."
+	echo "Machine load (/proc/loadavg, 1/5/15 min): $load0 at the start, $load1 at the end, on $(nproc) cores (a load above the cores stretches every time here by the wait for a CPU)."
 	echo
 	echo "How:"
 	echo "- The heap is one malloc() block (one anonymous mapping), every 8-byte word a different non-zero value, so every page is dirty."

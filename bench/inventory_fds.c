@@ -5,7 +5,8 @@
  * Prints "fds median_ms min_ms" rows (median and min of 7 runs of
  * crac_check()) for 10, 100, 1000 and 10000 open descriptors: a mix of
  * regular files, pipes, sockets and eventfds, all refused, so the report
- * building is measured too.
+ * building is measured too. With an argument MAX, only the sizes up to
+ * MAX. Each row is printed (and flushed) as soon as it is measured.
  */
 #include <crac.h>
 
@@ -46,11 +47,11 @@ static int open_some(int kind)
 	}
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	static const int sizes[] = { 10, 100, 1000, 10000 };
 	struct rlimit rl;
-	int open_now = 0;
+	int open_now = 0, max = argc > 1 ? atoi(argv[1]) : 10000;
 
 	for (int fd = 3; fd < 1024; fd++)
 		close(fd);
@@ -63,7 +64,8 @@ int main(void)
 		return 1;
 	}
 	printf("# fds median_ms min_ms problems\n");
-	for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]) && sizes[s] <= max; s++) {
 		double t[7];
 		int n = 0;
 		while (open_now < sizes[s]) {

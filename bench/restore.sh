@@ -172,6 +172,7 @@ dirty=$(git -C "$src" status --porcelain -- src 2>/dev/null | awk '{ sub(/^src\/
 [ -z "$dirty" ] || rev="$rev with uncommitted changes in src/ ($dirty)"
 
 # -- 1. the floor: no-op spawn vs restore to the first instruction -------------
+load_floor=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "== floor: static no-op spawn vs restore of a 1 MiB heap" >&2
 "$heap" checkpoint "$tmp/small" 1 1 >/dev/null 2>"$tmp/ck.err" || { cat "$tmp/ck.err" >&2; exit 1; }
 for f in t_noop r_crac r_loader r_crac_eager r_loader_eager; do : >"$tmp/$f"; done
@@ -188,6 +189,7 @@ done
 small_stats=$(grep -m1 '^crac: loader:' "$tmp/small.stats" | sed 's/^crac: loader: //' || true)
 
 # -- 2. python3 ------------------------------------------------------------------
+load_py=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "== python3: cold start vs restore to the first answer" >&2
 # drive.py EXPECT ERRFILE CMD...: CLOCK_MONOTONIC before spawning CMD with
 # "777" on its stdin, and when the line EXPECT arrives; prints ms.
@@ -255,6 +257,7 @@ fi
 kill "$pid" 2>/dev/null || true
 
 # -- 3. eager restore vs the anon+pread bound --------------------------------------
+load_eager=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "== eager restore vs anonymous memory + pread" >&2
 eager_rows=$tmp/eager_rows
 : >"$eager_rows"
@@ -297,6 +300,8 @@ load1=$(cut -d' ' -f1-3 /proc/loadavg)
 tables() {
 	echo "### The floor: spawn to the first instruction (1 MiB heap image; ms, median (min–max))"
 	echo
+	echo "Load (1/5/15 min) at the start of this table: $load_floor; $(nproc) cores."
+	echo
 	echo "| what | ms | ratio to the no-op |"
 	echo "|---|---|---|"
 	echo "| static no-op binary, to its first instruction | $(stat3 "$tmp/t_noop") | 1 |"
@@ -308,6 +313,8 @@ tables() {
 	echo "Loader, one run (\`--stats\`): ${small_stats:--}"
 	echo
 	echo "### python3 (${py_mib:-?} MiB image): spawn to the first answer (ms, median (min–max))"
+	echo
+	echo "Load (1/5/15 min) at the start of this table: $load_py; $(nproc) cores."
 	echo
 	echo "| what | ms | ratio to the cold start |"
 	echo "|---|---|---|"
@@ -323,6 +330,8 @@ tables() {
 	echo "Loader, one \`--populate\` run: ${py_stats_eager:--}"
 	echo
 	echo "### Eager restore (\`--populate\`) to the first callback vs the bound (ms, median (min–max))"
+	echo
+	echo "Load (1/5/15 min) at the start of this table: $load_eager; $(nproc) cores."
 	echo
 	echo "| heap | eager restore | bound: anon + pread, 4 KiB pages | bound: anon + MADV_HUGEPAGE + pread | bound: the same + MADV_POPULATE_WRITE first | ratio to the bounds (4 KiB / huge / huge populated) | loader, one run (\`--stats\`) |"
 	echo "|---|---|---|---|---|---|---|"
@@ -377,7 +386,7 @@ fi
 {
 	echo "# crac: what a restore costs before the program runs"
 	echo
-	echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') by \`bench/restore.sh\` on $(nproc) cores, Linux $(uname -r); crac built from $rev."
+	echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') by \`bench/restore.sh\`${CRAC_BENCH_QUICK:+ (--quick: few runs)} on $(nproc) cores, Linux $(uname -r); crac built from $rev."
 	printf 'Machine load (/proc/loadavg, 1/5/15 min): %s at the start, %s at the end' "$load0" "$load1"
 	if awk -v a="${load0%% *}" -v b="${load1%% *}" -v n="$(nproc)" 'BEGIN { exit !(a > n || b > n) }'; then
 		echo "; with a load above the $(nproc) cores every time here is stretched by waiting for a CPU: the ratios, taken in the same run with the runs interleaved, mean more than the absolute numbers."

@@ -343,7 +343,7 @@ table
 {
 	echo "# crac: the program zoo, cold start vs restore"
 	echo
-	echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') by \`bench/zoo.sh\` on $(nproc) cores, Linux $(uname -r); crac built from $rev."
+	echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') by \`bench/zoo.sh\`${CRAC_BENCH_QUICK:+ (--quick: few runs)} on $(nproc) cores, Linux $(uname -r); crac built from $rev."
 	printf 'Machine load (/proc/loadavg, 1/5/15 min): %s at the start, %s at the end' "$load0" "$load1"
 	if awk -v a="${load0%% *}" -v b="${load1%% *}" -v n="$(nproc)" 'BEGIN { exit !(a > n || b > n) }'; then
 		echo "; with a load above the $(nproc) cores, every time here is stretched by waiting for a CPU, and the ratios between columns mean more than the absolute numbers."
