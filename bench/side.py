@@ -520,14 +520,21 @@ else:
     prog = None
     try:
         prog = Prog([crac, "run", "--", heap_serve, str(incr_mib)])
-        ckpt_crac(prog, os.path.join(tmp, "incr.base"), ["--keep-running"])
+        # the base: a full image that starts the write tracking (the
+        # parent of an incremental image is the process's last image
+        # checkpointed into with --keep-running --incremental)
+        ckpt_crac(prog, os.path.join(tmp, "incr.base"), ["--keep-running", "--incremental"])
+        # each incremental image holds the 1% written since the one before
         for i in range(big_reps + 1):
-            d_inc, d_full = os.path.join(tmp, "incr.%d" % i), os.path.join(tmp, "full.%d" % i)
+            d_inc = os.path.join(tmp, "incr.%d" % i)
             prog.ask("dirty 1", lambda s: s.startswith("dirtied"))
             v = ckpt_crac(prog, d_inc, ["--keep-running", "--incremental"])
             if i:
                 inc.append(v)
                 inc_mib.append(du_mib(d_inc))
+        # full images of the same process, 1% written before each
+        for i in range(big_reps + 1):
+            d_full = os.path.join(tmp, "full.%d" % i)
             prog.ask("dirty 1", lambda s: s.startswith("dirtied"))
             v = ckpt_crac(prog, d_full, ["--keep-running"])
             if i:
@@ -747,10 +754,11 @@ L.append("- Reading the heap rows: after CRIU's eager restore the heap is reside
          "crac's eager restore fills dense anonymous mappings of 2 MiB and more with huge pages "
          "(MADV_HUGEPAGE), so that first read runs at memory speed. After a lazy restore (crac's userfaultfd "
          "thread, CRIU's lazy-pages daemon) the read is where the pages are brought in.")
-L.append("- Incremental: one process under `crac run`, a first `--keep-running` checkpoint, then per round: "
-         "1% of the pages changed, `crac checkpoint --keep-running --incremental`, 1% changed again, a full "
-         "`crac checkpoint --keep-running`; one untimed round first. The last incremental image is restored "
-         "(lazy and eager) and its heap checked.")
+L.append("- Incremental: one process under `crac run`, a first `--keep-running --incremental` checkpoint (a "
+         "full image; it starts the write tracking), then rounds of 1% of the pages changed and `crac checkpoint "
+         "--keep-running --incremental` (each image holds what was written since the one before), then rounds "
+         "of 1% changed and a full `crac checkpoint --keep-running`; one untimed round first in each. The last "
+         "incremental image is restored (lazy and eager) and its heap checked.")
 L.append("- Ratios: median / median, in parentheses the extremes (min of one / max of the other, and the "
          "reverse).")
 L.append("")
