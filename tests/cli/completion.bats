@@ -38,7 +38,7 @@ complete_line() {
 checkpoint" ]
 	run complete_line "crac "
 	echo "$output"
-	for c in checkpoint restore run inspect check; do
+	for c in checkpoint restore run start inspect flatten check; do
 		echo "$output" | grep -qx "$c"
 	done
 	run complete_line "crac --v"
@@ -48,7 +48,8 @@ checkpoint" ]
 @test "options of each subcommand" {
 	run complete_line "crac checkpoint --"
 	echo "$output"
-	for o in --engine --image-dir --keep-running --deadline --dry-run --force-checks --help; do
+	for o in --engine --image-dir --keep-running --deadline --dry-run --force-checks --incremental \
+		 --timeout --stats --help; do
 		echo "$output" | grep -qx -- "$o"
 	done
 	run complete_line "crac restore --"
@@ -74,6 +75,8 @@ checkpoint" ]
 	echo "$output"
 	[ "$output" = "$T/imgdir" ]
 	run complete_line "crac run --checkpoint-to $T/img"
+	[ "$output" = "$T/imgdir" ]
+	run complete_line "crac flatten $T/imgdir $T/img"
 	[ "$output" = "$T/imgdir" ]
 	# a process with a control socket
 	"$CRAC_BUILD_DIR/crac" run -- sleep 30 &
