@@ -13,7 +13,7 @@
  *           ckpt rep=I ms=T
  *       The image left in DIR is the last one. In every instance restored
  *       from it (`crac restore DIR`), prints
- *           restored cb_ns=A ret_ns=B
+ *           restored cb_ns=A ret_ns=B faults=F (page faults since the spawn, at A)
  *       where A is CLOCK_MONOTONIC taken first thing in an after_restore
  *       callback registered with a priority above every built-in one (so it
  *       is the first callback to run) and B is CLOCK_MONOTONIC when
@@ -46,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -136,17 +137,24 @@ static int remove_image(const char *dir)
 	return rmdir(dir);
 }
 
+static long cb_faults;                  /* page faults of this process up to cb_ns */
+
 static int on_restore(const crac_event *ev, void *arg)
 {
 	(void)arg;
-	if (ev->outcome == CRAC_RESTORED && !cb_ns)
+	if (ev->outcome == CRAC_RESTORED && !cb_ns) {
+		struct rusage ru;
 		cb_ns = mono_ns();
+		/* since its spawn: the crac command, the loader, the restore */
+		if (getrusage(RUSAGE_SELF, &ru) == 0)
+			cb_faults = ru.ru_minflt + ru.ru_majflt;
+	}
 	return 0;
 }
 
 static int restored(int64_t ret_ns)
 {
-	printf("restored cb_ns=%lld ret_ns=%lld\n", (long long)cb_ns, (long long)ret_ns);
+	printf("restored cb_ns=%lld ret_ns=%lld faults=%ld\n", (long long)cb_ns, (long long)ret_ns, cb_faults);
 	int64_t t0 = mono_ns();
 	uint64_t s = read_all();
 	int64_t t1 = mono_ns();

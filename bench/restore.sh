@@ -89,6 +89,40 @@ __attribute__((force_align_arg_pointer, noreturn)) void _start(void)
 }
 C
 cc -O2 -static -nostdlib -fno-stack-protector -fcf-protection=none -o "$tmp/noop" "$tmp/noop.c"
+# touch: the no-op that first writes one byte to each of PAGES fresh
+# anonymous pages (compiled below with -DPAGES=N), then prints first_ns.
+cat >"$tmp/touch.c" <<'C'
+static long sys6(long n, long a, long b, long c, long d, long e, long f)
+{
+	long r;
+	register long r10 __asm__("r10") = d, r8 __asm__("r8") = e, r9 __asm__("r9") = f;
+	__asm__ volatile("syscall" : "=a"(r) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+			 : "rcx", "r11", "memory");
+	return r;
+}
+__attribute__((force_align_arg_pointer, noreturn)) void _start(void)
+{
+	struct { long s, ns; } t;
+	char buf[48], d[24];
+	int n = 0, k = 0;
+	/* mmap(NULL, PAGES pages, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS) */
+	volatile char *m = (volatile char *)sys6(9, 0, PAGES * 4096l, 3, 0x22, -1, 0);
+	for (long p = 0; p < PAGES; p++)
+		m[p * 4096] = 1;
+	sys6(228, 1, (long)&t, 0, 0, 0, 0);   /* clock_gettime(CLOCK_MONOTONIC) */
+	unsigned long v = (unsigned long)t.s * 1000000000ul + (unsigned long)t.ns;
+	for (const char *p = "first_ns="; *p; p++)
+		buf[n++] = *p;
+	do d[k++] = (char)('0' + v % 10); while (v /= 10);
+	while (k)
+		buf[n++] = d[--k];
+	buf[n++] = '\n';
+	sys6(1, 1, (long)buf, n, 0, 0, 0);
+	sys6(231, 0, 0, 0, 0, 0, 0);
+	for (;;)
+		;
+}
+C
 # bound FILE MODE: anonymous memory of FILE's size, filled from FILE with
 # 4 MiB preads; MODE 4k, thp (MADV_HUGEPAGE first) or thp-populate (and
 # MADV_POPULATE_WRITE: faulted in by one call, as the loader does); ms=T.
@@ -175,11 +209,29 @@ dirty=$(git -C "$src" status --porcelain -- src 2>/dev/null | awk '{ sub(/^src\/
 load_floor=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "== floor: static no-op spawn vs restore of a 1 MiB heap" >&2
 "$heap" checkpoint "$tmp/small" 1 1 >/dev/null 2>"$tmp/ck.err" || { cat "$tmp/ck.err" >&2; exit 1; }
-for f in t_noop r_crac r_loader r_crac_eager r_loader_eager; do : >"$tmp/$f"; done
+# The bound of the floor: how many pages a restore faults in before its
+# first callback (the crac command, the loader, the restored program), and
+# a static program that only touches that many fresh pages. On a VM with
+# shadow paging the first touch of a page is what a spawn costs.
+floor_faults=""
+for ((i = 0; i < 3; i++)); do
+	o=$("$heap" spawn "$crac" restore "$tmp/small" 2>/dev/null) || continue
+	f=$(echo "$o" | sed -n 's/.* faults=\([0-9]*\).*/\1/p' | head -n 1)
+	[ -n "$f" ] || continue
+	if [ -z "$floor_faults" ] || [ "$f" -lt "$floor_faults" ]; then
+		floor_faults=$f   # the fewest of three runs
+	fi
+done
+if [ -n "$floor_faults" ]; then
+	cc -O2 -static -nostdlib -fno-stack-protector -fcf-protection=none -DPAGES="$floor_faults" \
+		-o "$tmp/touch" "$tmp/touch.c" || floor_faults=""
+fi
+for f in t_noop t_touch r_crac r_loader r_crac_eager r_loader_eager; do : >"$tmp/$f"; done
 for ((i = 0; i <= reps; i++)); do
 	d=""
 	[ "$i" -gt 0 ] || d=/dev/null   # the untimed first run
 	spawn_to first_ns "${d:-$tmp/t_noop}" "$tmp/noop" || true
+	[ -z "$floor_faults" ] || spawn_to first_ns "${d:-$tmp/t_touch}" "$tmp/touch" || true
 	spawn_to cb_ns "${d:-$tmp/r_crac}" "$crac" restore "$tmp/small" || true
 	spawn_to cb_ns "${d:-$tmp/r_loader}" "$loader" "$tmp/small" || true
 	spawn_to cb_ns "${d:-$tmp/r_crac_eager}" "$crac" restore --populate "$tmp/small" || true
@@ -305,6 +357,8 @@ tables() {
 	echo "| what | ms | ratio to the no-op |"
 	echo "|---|---|---|"
 	echo "| static no-op binary, to its first instruction | $(stat3 "$tmp/t_noop") | 1 |"
+	[ -z "$floor_faults" ] ||
+		echo "| bound: a static binary that touches $floor_faults fresh pages (the page faults of \`crac restore DIR\` up to its first callback), to its end | $(stat3 "$tmp/t_touch") | $(ratio "$tmp/t_touch" "$tmp/t_noop") |"
 	echo "| \`crac restore DIR\` (crac, then the loader), to the first callback | $(stat3 "$tmp/r_crac") | $(ratio "$tmp/r_crac" "$tmp/t_noop") |"
 	echo "| \`crac-loader DIR\` (the loader as the entry point), to the first callback | $(stat3 "$tmp/r_loader") | $(ratio "$tmp/r_loader" "$tmp/t_noop") |"
 	echo "| \`crac restore --populate DIR\` | $(stat3 "$tmp/r_crac_eager") | $(ratio "$tmp/r_crac_eager" "$tmp/t_noop") |"
@@ -359,6 +413,8 @@ goals() {
 	echo "What stands in the way, where a goal is not met here (measured on this machine; see issue 12):"
 	echo
 	echo "- The load: with the load above the cores, each time stretches by the wait for a CPU (the cold start of the same python3 took 121 ms on a quiet machine of this kind, FACTS.md); every absolute goal above is a quiet-machine figure."
+	[ -z "$floor_faults" ] ||
+		echo "- The floor is page faults: \`crac restore DIR\` of the 1 MiB heap image faults in $floor_faults pages before its first callback (the crac command, the loader, the restored libc, libcrac and stack; getrusage in the callback), and a static binary that does nothing but touch that many fresh pages takes $(med "$tmp/t_touch") ms, $(ratio "$tmp/t_touch" "$tmp/t_noop")× the no-op, in the same run (the first touch of a page is the expensive step on this VM: shadow paging). A restore cannot come within 1.5× of the no-op while it touches this many pages; it is at $(ratio "$tmp/r_crac" "$tmp/t_touch")× that bound."
 	echo "- \`crac restore\` costs a second exec: \`crac\` (dynamically linked against libc only, since sd-bus is loaded with dlopen) starts and checks its arguments before it can exec the loader; \`crac-loader DIR\` (the loader as the entry point) skips it — the difference between those two rows."
 	echo "- The restored program's own dirty file pages (.data, GOT, RELRO of every library: 0.26 MiB for the 1 MiB heap image, 2.3 MiB for python3) must be copied in before it runs: each is a copy-on-write fault on this VM (shadow paging: 630–1100 ms per GiB, FACTS.md), and a RELRO region then needs an mprotect; userfaultfd cannot defer them (it serves anonymous memory only)."
 	echo "- After the jump, python3's first answer waits for the pages it touches: the lazy thread reads and verifies a whole chunk (up to 1 MiB) per first fault in it, so most of the 21 MiB left to it is loaded before the answer."
