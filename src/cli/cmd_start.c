@@ -600,6 +600,15 @@ int crac_cmd_start(int argc, char **argv)
 		cli_err("start: out of memory");
 		return 125;
 	}
+	/* Full images only: the image crac start writes replaces DIR, so an
+	 * incremental one would name as its parent the image it replaces
+	 * (removed) or DIR itself. Neither the cold program nor the restored
+	 * one (its environment is this one) gets the variable. */
+	if (getenv("CRAC_IMAGE_INCREMENTAL")) {
+		crac__log(CRAC_LOG_INFO, "start: CRAC_IMAGE_INCREMENTAL is not passed on: crac start writes full "
+			  "images (each replaces %s, which an incremental image would reference)", st.dir);
+		unsetenv("CRAC_IMAGE_INCREMENTAL");
+	}
 	/* DIR.lock: a regular file of ours only we may write, no link
 	 * followed; else no restore, and a cold start that writes nothing */
 	snprintf(lock, sizeof(lock), "%s.lock", st.dir);

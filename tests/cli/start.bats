@@ -129,6 +129,33 @@ cold_then_image() {
 	[ "$status" -eq 0 ]
 }
 
+@test "CRAC_IMAGE_INCREMENTAL is not passed on: every image crac start writes is full, and restores" {
+	export CRAC_IMAGE_INCREMENTAL=1
+	cold_then_image one
+	grep -q "written to $T/img" "$T/one.err"
+	bg two "$CRAC" -v start --image "$T/img" --checkpoint-on-ready --checkpoint-on USR1 -- "$SERVER" "$T/d" 100
+	wait_for grep -q "restored by engine image" "$T/two.err"
+	grep -q "CRAC_IMAGE_INCREMENTAL is not passed on" "$T/two.err"
+	prog="$(pgrep -P "$pid" | head -n 1)"
+	! tr '\0' '\n' </proc/$prog/environ | grep -q CRAC_IMAGE_INCREMENTAL || false
+	for round in 1 2; do
+		before="$(stat -c %i "$T/img/header")"
+		kill -USR1 "$pid"
+		wait_for test "$(stat -c %i "$T/img/header")" != "$before"
+		run "$CRAC" inspect "$T/img"
+		echo "$output"
+		[ "$status" -eq 0 ]
+		! echo "$output" | grep -q "^parent:" || false
+	done
+	kill -TERM "$pid"
+	wait "$pid" || true
+	rm -f "$T/d/port"
+	bg three "$CRAC" -v start --image "$T/img" --checkpoint-on-ready -- "$SERVER" "$T/d" 100
+	wait_for grep -q "restored by engine image" "$T/three.err"
+	cat "$T/three.err"
+	! grep -q "cold" "$T/three.err" || false
+}
+
 @test "exit status: the program's; 2 usage (no trigger, no DIR); 127 PROG not found; --help lists the options" {
 	run "$CRAC" start --image "$T/img" -- "$SERVER" "$T/d"
 	[ "$status" -eq 2 ]
