@@ -180,6 +180,11 @@ int cli_super_end(struct cli_super *s, int ws);
 
 struct crac_img_view;
 #define CLI_ACTIVATION_FILE "activation"   /* DIR/activation: "IDX FD" lines */
+/* What the loader takes of $CRAC_ACTIVATION_FDS (src/loader/loader.c:
+ * MAX_ACTIVATION entries, activation_env[512]): a value beyond either is
+ * refused here, never handed over to be cut or ignored. */
+#define CLI_ACTIVATION_MAX 64
+#define CLI_ACTIVATION_VALUE_MAX 511
 
 /* DIR/name, a regular file of ours (or root's) only we may write, at most
  * 64 KiB, no link followed, as a string; NULL with *err = -errno. */
