@@ -65,11 +65,14 @@ int cli_listen_fds(void)
 
 	if (!lf || !lp)
 		return -1;
+	errno = 0;
 	pid = strtol(lp, &end, 10);
-	if (*end || pid != (long)getpid())
+	if (*end || end == lp || errno || pid != (long)getpid())
 		return -1;   /* systemd's sockets for another process */
+	/* ours: a count or nothing usable (as sd_listen_fds(3) says -EINVAL) */
+	errno = 0;
 	n = strtol(lf, &end, 10);
-	return *end || n < 0 || n > 4096 ? -1 : (int)n;
+	return *end || end == lf || errno || lf[0] < '0' || lf[0] > '9' || n > 4096 ? -2 : (int)n;
 }
 
 char *cli_activation_record(int pid, int n)
@@ -220,8 +223,15 @@ int cli_restore_activation(const char *dir)
 	int n = cli_listen_fds(), rc = -1;
 
 	/* not activated, or `crac start` did it (CRAC_ACTIVATION_FDS set) */
-	if (n < 0 || getenv("CRAC_ACTIVATION_FDS"))
+	if (n == -1 || getenv("CRAC_ACTIVATION_FDS"))
 		return 0;
+	/* ours but no count: not taken as no activation (the record of the
+	 * sockets the program got would be ignored, its address bound again) */
+	if (n < 0) {
+		cli_err("restore %s: LISTEN_FDS=\"%s\" (LISTEN_PID is this process) is no number of sockets "
+			"(0 to 4096)", dir, getenv("LISTEN_FDS"));
+		return -1;
+	}
 	/* the image as the loader reads it (its own checks come later) */
 	if (crac_img_open(dir, &o, msg, sizeof(msg)) < 0)
 		return 0;   /* the loader says why, as without activation */

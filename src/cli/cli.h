@@ -189,7 +189,8 @@ struct crac_img_view;
 /* DIR/name, a regular file of ours (or root's) only we may write, at most
  * 64 KiB, no link followed, as a string; NULL with *err = -errno. */
 char *cli_read_small(const char *dir, const char *name, int *err);
-/* $LISTEN_FDS when $LISTEN_PID is this process, else -1. */
+/* $LISTEN_FDS when $LISTEN_PID is this process, else -1; -2 when it is
+ * ours but $LISTEN_FDS no count (0...4096). */
 int cli_listen_fds(void);
 /* Which of process pid's descriptors are the sockets of socket activation
  * we hold at fds 3..3+n-1: "IDX FD" lines (malloc'd, maybe ""), NULL if

@@ -96,3 +96,16 @@ os.execv(sys.argv[3], [sys.argv[3], "restore", sys.argv[4]])
 	[ "$status" -eq 1 ]
 	[ "$stderr" = "crac: restore $T/img: $T/img/activation is damaged" ]
 }
+
+@test "LISTEN_FDS that is no number of sockets, LISTEN_PID naming crac restore: refused with one line, not taken as no activation" {
+	activated_image
+	for bad in abc -1 "" 1x 99999; do
+		restore_activated "$bad"
+		[ "$status" -eq 1 ]
+		[ "$stderr" = "crac: restore $T/img: LISTEN_FDS=\"$bad\" (LISTEN_PID is this process) is no number of sockets (0 to 4096)" ]
+	done
+	# the one passed, as it should be: restored, its socket taken
+	restore_activated 1
+	[ "$status" -eq 124 ]
+	[ -z "$stderr" ]
+}
