@@ -329,6 +329,10 @@ static int notify_open(struct cli_super *s)
 	else if (!base || base[0] != '/' || stat(base, &st) < 0 || !S_ISDIR(st.st_mode) ||
 		 st.st_uid != geteuid() || (st.st_mode & 022))
 		base = "/tmp";
+	/* BASE/crac-notify-XXXXXX/notify must fit a socket address: a
+	 * $XDG_RUNTIME_DIR too long for it is no reason to refuse the program */
+	if (strlen(base) + strlen("/crac-notify-XXXXXX/notify") >= sizeof(a.sun_path))
+		base = "/tmp";
 	if (snprintf(s->notify_dir, sizeof(s->notify_dir), "%s/crac-notify-XXXXXX", base) >=
 	    (int)sizeof(s->notify_dir) || !mkdtemp(s->notify_dir)) {
 		cli_err("%s: cannot make a directory for the program's NOTIFY_SOCKET in %s: %s",
@@ -337,11 +341,7 @@ static int notify_open(struct cli_super *s)
 		return -1;
 	}
 	snprintf(s->notify_path, sizeof(s->notify_path), "%s/notify", s->notify_dir);
-	if (strlen(s->notify_path) >= sizeof(a.sun_path)) {
-		cli_err("%s: NOTIFY_SOCKET path %s too long", s->who, s->notify_path);
-		return -1;
-	}
-	strcpy(a.sun_path, s->notify_path);
+	strcpy(a.sun_path, s->notify_path);   /* fits: checked above */
 	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0 ||
 	    bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || chmod(s->notify_path, 0666) < 0 ||
@@ -350,6 +350,10 @@ static int notify_open(struct cli_super *s)
 			strerror(errno));
 		if (fd >= 0)
 			close(fd);
+		/* as it was: no socket, no directory left behind */
+		unlink(s->notify_path);
+		rmdir(s->notify_dir);
+		s->notify_dir[0] = 0;
 		return -1;
 	}
 	/* a pidfd of the sender too (Linux 6.5): see from_program() */

@@ -1,0 +1,39 @@
+#!/usr/bin/env bats
+# Review of crac's sd_notify relay (supervise.c notify_open/notify_read,
+# review2): where the program's NOTIFY_SOCKET is made, what is left behind,
+# what a sender can do to the supervisor.
+
+bats_require_minimum_version 1.5.0
+load common
+load start_common
+
+setup() {
+	T="$(mktemp -d /tmp/crac-bats-ntf2.XXXXXX)"
+	chmod 755 "$T"
+	start_setup
+}
+
+teardown() { start_teardown; }
+
+as_nobody() {
+	setpriv --reuid=65534 --regid=65534 --clear-groups "$@"
+}
+
+@test "XDG_RUNTIME_DIR too long for a socket path: the NOTIFY_SOCKET goes to /tmp, the program runs, nothing is left behind" {
+	[ "$(id -u)" -eq 0 ] || skip "needs root to run the test as nobody (XDG_RUNTIME_DIR is used by a user other than root)"
+	command -v setpriv >/dev/null || skip "no setpriv"
+	# 82 bytes: "$L/crac-notify-XXXXXX/notify" does not fit sun_path (108)
+	L="$T/x/$(printf 'a%.0s' $(seq $(( 82 - ${#T} - 3 ))))"
+	mkdir -p "$L"
+	chown -R 65534 "$T/x"
+	chmod 700 "$L"
+	run --separate-stderr as_nobody env XDG_RUNTIME_DIR="$L" CRAC_CONTROL_DIR="$L/ctl" \
+		"$CRAC" run --checkpoint-on-ready -- sh -c 'echo "$NOTIFY_SOCKET"'
+	echo "$status: $output / $stderr"
+	[ "$status" -eq 0 ]
+	[ -z "$stderr" ]
+	[[ "$output" == /tmp/crac-notify-*/notify ]]
+	# its directory went with crac; none was left in $L
+	[ ! -e "$(dirname "$output")" ]
+	[ -z "$(ls "$L" | grep crac-notify)" ]
+}
