@@ -19,8 +19,8 @@
  *     prints the report and the program keeps running cold;
  *   - relays sd_notify: when $NOTIFY_SOCKET is set (systemd Type=notify)
  *     or with --checkpoint-on-ready, the program gets a NOTIFY_SOCKET of
- *     ours (a datagram socket any user may reach: the program may drop its
- *     privileges first; only messages of the program and the processes it
+ *     ours (root's: a datagram socket any user may reach, the program may
+ *     drop its privileges first; another user's: that user's only; only messages of the program and the processes it
  *     started are taken, by their sender's credentials: notify_open) and
  *     every message it sends there goes on to the outer NOTIFY_SOCKET, without
  *     MAINPID= lines: the supervisor is the service's main PID (MAINPID),
@@ -307,9 +307,11 @@ int cli_notify_send(const char *sockname, const char *msg)
  *
  * Who may send: the program may drop its privileges before it says READY=1
  * (a root service that setuid()s to a service user, as nginx and redis
- * workers do), so the socket is reachable by every user: the directory is
- * 0711 (searchable, not listable: its random name is in the program's
- * environment only) and the socket 0666. Every datagram is then checked
+ * workers do), so root's socket is reachable by every user: the directory
+ * is 0711 (searchable, not writable: /run and /tmp list its name, so the
+ * name is no secret) and the socket 0666. Another user's crac keeps both
+ * to itself (0700, 0600): its program cannot become anybody else. Every
+ * datagram is then checked
  * against its sender's credentials, which the kernel attaches
  * (SO_PASSCRED: SCM_CREDENTIALS, which another user cannot forge without
  * CAP_SYS_ADMIN/CAP_SETUID) -- see from_program().
@@ -342,10 +344,14 @@ static int notify_open(struct cli_super *s)
 	}
 	snprintf(s->notify_path, sizeof(s->notify_path), "%s/notify", s->notify_dir);
 	strcpy(a.sun_path, s->notify_path);   /* fits: checked above */
+	/* every user only when the program may become one (root's): a
+	 * program of another user cannot (no CAP_SETUID), and other users
+	 * have nothing to send there (a flood, lines in our log) */
+	bool all = geteuid() == 0;
 	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0 ||
-	    bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || chmod(s->notify_path, 0666) < 0 ||
-	    chmod(s->notify_dir, 0711) < 0) {
+	    bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || chmod(s->notify_path, all ? 0666 : 0600) < 0 ||
+	    (all && chmod(s->notify_dir, 0711) < 0)) {
 		cli_err("%s: cannot set up the program's NOTIFY_SOCKET %s: %s", s->who, s->notify_path,
 			strerror(errno));
 		if (fd >= 0)
