@@ -152,6 +152,7 @@ struct cli_super {
 	char notify_dir[128], notify_path[160];
 	int notify_fd, sig_fd, done_pipe[2];
 	bool ready_sent;
+	unsigned ignored;                /* notifications of others, ignored */
 	void *busy;                      /* the request in progress */
 	int checkpoints;                 /* successful ones */
 	sigset_t old_mask;

@@ -38,6 +38,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -709,7 +710,10 @@ pid_t cli_super_spawn(struct cli_super *s, char *const argv[], char *const extra
 }
 
 /* A message from the program on our NOTIFY_SOCKET: relayed, READY noticed;
- * one from anybody else ignored (from_program), said at info level. */
+ * one from anybody else ignored (from_program), said at info level (the
+ * first NOTIFY_IGNORED_SAID of them). */
+#define NOTIFY_IGNORED_SAID 10
+#define NOTIFY_BATCH 64
 static void notify_read(struct cli_super *s)
 {
 	char buf[4096], out[4096];
@@ -718,7 +722,10 @@ static void notify_read(struct cli_super *s)
 		char b[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int)) + 64];
 	} ctl;
 
-	for (;;) {
+	/* a batch at a time: a sender that never stops (anybody may reach
+	 * root's socket) must not keep the supervisor from its signals, its
+	 * triggers and its child; poll() brings us back for the rest */
+	for (int batch = 0; batch < NOTIFY_BATCH; batch++) {
 		struct iovec io = { buf, sizeof(buf) - 1 };
 		struct msghdr m = { .msg_iov = &io, .msg_iovlen = 1, .msg_control = ctl.b,
 				    .msg_controllen = sizeof(ctl.b) };
@@ -746,9 +753,18 @@ static void notify_read(struct cli_super *s)
 		if (pidfd >= 0)
 			close(pidfd);
 		if (!ok) {
-			crac__log(CRAC_LOG_INFO, "%s: ignored a notification on the program's NOTIFY_SOCKET %s from "
-				  "process %d (uid %d): it is neither the program (process %d) nor a process it "
-				  "started", s->who, s->notify_path, (int)cred.pid, (int)cred.uid, (int)s->child);
+			/* the first few said; a flood (anybody may send to root's
+			 * socket) does not go on into our log */
+			if (s->ignored < NOTIFY_IGNORED_SAID)
+				crac__log(CRAC_LOG_INFO, "%s: ignored a notification on the program's NOTIFY_SOCKET "
+					  "%s from process %d (uid %d): it is neither the program (process %d) nor a "
+					  "process it started", s->who, s->notify_path, (int)cred.pid, (int)cred.uid,
+					  (int)s->child);
+			else if (s->ignored == NOTIFY_IGNORED_SAID)
+				crac__log(CRAC_LOG_INFO, "%s: more ignored notifications are not said (this one: "
+					  "process %d, uid %d)", s->who, (int)cred.pid, (int)cred.uid);
+			if (s->ignored < UINT_MAX)
+				s->ignored++;
 			continue;
 		}
 		size_t o = 0;

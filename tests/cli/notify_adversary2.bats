@@ -74,3 +74,43 @@ s.sendto(b"READY=1", sys.argv[1])
 	[[ "$output" == *"Permission denied"* ]]
 	! grep -q "ignored a notification" "$T/run.err"
 }
+
+@test "a flood of notifications from another user: crac -v says the first few it ignored, then that it says no more; the program's own still counts" {
+	[ "$(id -u)" -eq 0 ] || skip "needs root: root's NOTIFY_SOCKET is the one other users reach"
+	command -v setpriv >/dev/null || skip "no setpriv"
+	[ -x "$PY" ] || skip "python3 is not installed"
+	notify_reader "$T/outer" "$T/notes"
+	export NOTIFY_SOCKET="$T/outer"
+	bg run "$CRAC" -v run --checkpoint-on-ready --keep-running --checkpoint-to "$T/img" -- "$PY" -c '
+import os, socket, sys, time
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.02)
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.sendto(b"READY=1\nSTATUS=mine", os.environ["NOTIFY_SOCKET"])
+time.sleep(30)
+' "$T/go"
+	wait_for pgrep -P "$pid" >/dev/null
+	child="$(pgrep -P "$pid")"
+	wait_for grep -q NOTIFY_SOCKET "/proc/$child/environ"
+	sock="$(tr '\0' '\n' <"/proc/$child/environ" | sed -n 's/^NOTIFY_SOCKET=//p')"
+	nfds="$(ls "/proc/$pid/fd" | wc -l)"
+	# 2000 datagrams (blocking sends: none lost), some with a descriptor
+	setpriv --reuid=65534 --regid=65534 --clear-groups "$PY" -c '
+import array, os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+fd = os.open("/dev/null", os.O_RDONLY)
+for i in range(2000):
+    anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))] if i % 2 else []
+    s.sendmsg([b"READY=1\nSTATUS=spoofed %d" % i], anc, 0, sys.argv[1])
+' "$sock"
+	touch "$T/go"
+	wait_for grep -q "STATUS=mine" "$T/notes"
+	wait_for grep -q "more ignored notifications are not said" "$T/run.err"
+	[ "$(grep -c "ignored a notification" "$T/run.err")" -eq 10 ]
+	grep -q "^crac: run: more ignored notifications are not said (this one: process [0-9]*, uid 65534)$" "$T/run.err"
+	! grep -q spoofed "$T/notes"
+	# no descriptor kept (those passed, the senders' pidfds), once the
+	# checkpoint the program's READY=1 started is over
+	wait_for grep -q "image written" "$T/run.err"
+	[ "$(ls "/proc/$pid/fd" | wc -l)" -eq "$nfds" ]
+}
