@@ -368,8 +368,9 @@ static int notify_open(struct cli_super *s)
 	return fd;
 }
 
-/* The parent of process pid (/proc/PID/stat), 0 if unknown. */
-static pid_t parent_of(pid_t pid)
+/* The parent of process pid and pid's start time (/proc/PID/stat), 0 if
+ * unknown. */
+static pid_t parent_of(pid_t pid, unsigned long long *start)
 {
 	char path[64], buf[1024];
 	int fd, ppid = 0;
@@ -383,9 +384,11 @@ static pid_t parent_of(pid_t pid)
 	if (n <= 0)
 		return 0;
 	buf[n] = 0;
-	/* "PID (COMM) STATE PPID ...": COMM may hold anything, ')' too */
+	/* "PID (COMM) STATE PPID ... STARTTIME (22nd)": COMM may hold
+	 * anything, ')' too */
 	char *end = strrchr(buf, ')');
-	if (!end || sscanf(end + 1, " %*c %d", &ppid) != 1)
+	if (!end || sscanf(end + 1, " %*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d "
+			   "%*d %llu", &ppid, start) != 2)
 		return 0;
 	return (pid_t)ppid;
 }
@@ -424,15 +427,26 @@ static pid_t pidfd_pid(int pidfd)
  */
 static bool from_program(const struct cli_super *s, pid_t pid, int pidfd)
 {
-	pid_t p = pid;
+	unsigned long long start = 0, up = 0;
+	pid_t next;
 
 	if (pid <= 0)
 		return false;
 	if (pid == s->child)
 		return true;
-	for (int depth = 0; p > 1 && depth < 256; depth++) {
-		if ((p = parent_of(p)) == s->child)
+	if (!(next = parent_of(pid, &start)))
+		return false;
+	for (int depth = 0; next > 1 && depth < 256; depth++) {
+		/* a parent starts before its child: one that started later is
+		 * a process that got the pid of an ancestor gone meanwhile
+		 * (during this walk), no ancestor of the sender */
+		pid_t pp = parent_of(next, &up);
+		if (!pp || up > start)
+			return false;
+		if (next == s->child)
 			return pidfd < 0 || pidfd_pid(pidfd) == pid;
+		next = pp;
+		start = up;
 	}
 	return false;
 }
