@@ -728,9 +728,13 @@ pid_t cli_super_spawn(struct cli_super *s, char *const argv[], char *const extra
  * first NOTIFY_IGNORED_SAID of them). */
 #define NOTIFY_IGNORED_SAID 10
 #define NOTIFY_BATCH 64
+#define NOTIFY_MAX 4096
+#define NOTIFY_MAX_TEXT "4096"
 static void notify_read(struct cli_super *s)
 {
-	char buf[4096], out[4096];
+	/* systemd's own limit (NOTIFY_BUFFER_MAX): a longer datagram reads
+	 * as MSG_TRUNC; out: the lines again, one '\n' more at most */
+	char buf[NOTIFY_MAX + 1], out[NOTIFY_MAX + 2];
 	union {
 		struct cmsghdr align;
 		char b[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int)) + 64];
@@ -740,7 +744,7 @@ static void notify_read(struct cli_super *s)
 	 * root's socket) must not keep the supervisor from its signals, its
 	 * triggers and its child; poll() brings us back for the rest */
 	for (int batch = 0; batch < NOTIFY_BATCH; batch++) {
-		struct iovec io = { buf, sizeof(buf) - 1 };
+		struct iovec io = { buf, NOTIFY_MAX };
 		struct msghdr m = { .msg_iov = &io, .msg_iovlen = 1, .msg_control = ctl.b,
 				    .msg_controllen = sizeof(ctl.b) };
 		ssize_t n = recvmsg(s->notify_fd, &m, MSG_CMSG_CLOEXEC);
@@ -779,6 +783,14 @@ static void notify_read(struct cli_super *s)
 					  "process %d, uid %d)", s->who, (int)cred.pid, (int)cred.uid);
 			if (s->ignored < UINT_MAX)
 				s->ignored++;
+			continue;
+		}
+		/* what systemd would ignore is not relayed cut: too long, or
+		 * a NUL byte in it (the lines after it would be lost) */
+		if ((m.msg_flags & MSG_TRUNC) || memchr(buf, 0, (size_t)n)) {
+			cli_err("%s: a notification of process %d on its NOTIFY_SOCKET %s: not relayed", s->who,
+				(int)cred.pid, (m.msg_flags & MSG_TRUNC) ? "is longer than " NOTIFY_MAX_TEXT " bytes" :
+				"holds a NUL byte");
 			continue;
 		}
 		size_t o = 0;

@@ -15,6 +15,12 @@ setup() {
 
 teardown() { start_teardown; }
 
+# absent ARGS...: grep -q ARGS finds nothing (a bare "! grep" in the middle
+# of a bats test fails nothing)
+absent() {
+	! grep -q "$@"
+}
+
 as_nobody() {
 	setpriv --reuid=65534 --regid=65534 --clear-groups "$@"
 }
@@ -72,7 +78,7 @@ s.sendto(b"READY=1", sys.argv[1])
 	echo "$status: $output"
 	[ "$status" -ne 0 ]
 	[[ "$output" == *"Permission denied"* ]]
-	! grep -q "ignored a notification" "$T/run.err"
+	absent "ignored a notification" "$T/run.err"
 }
 
 @test "a flood of notifications from another user: crac -v says the first few it ignored, then that it says no more; the program's own still counts" {
@@ -108,9 +114,34 @@ for i in range(2000):
 	wait_for grep -q "more ignored notifications are not said" "$T/run.err"
 	[ "$(grep -c "ignored a notification" "$T/run.err")" -eq 10 ]
 	grep -q "^crac: run: more ignored notifications are not said (this one: process [0-9]*, uid 65534)$" "$T/run.err"
-	! grep -q spoofed "$T/notes"
+	absent spoofed "$T/notes"
 	# no descriptor kept (those passed, the senders' pidfds), once the
 	# checkpoint the program's READY=1 started is over
 	wait_for grep -q "image written" "$T/run.err"
 	[ "$(ls "/proc/$pid/fd" | wc -l)" -eq "$nfds" ]
+}
+
+@test "a notification of the program that is too long (over 4096 bytes) or holds a NUL byte: not relayed cut, said in one line (systemd itself would ignore it)" {
+	[ -x "$PY" ] || skip "python3 is not installed"
+	notify_reader "$T/outer" "$T/notes"
+	export NOTIFY_SOCKET="$T/outer"
+	bg run "$CRAC" run --checkpoint-on SIGUSR2 -- "$PY" -c '
+import os, socket, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.sendto(b"STATUS=" + b"x" * 5000 + b"\nREADY=1", os.environ["NOTIFY_SOCKET"])
+s.sendto(b"STATUS=before\0STATUS=after", os.environ["NOTIFY_SOCKET"])
+s.sendto(b"STATUS=" + b"y" * 4089, os.environ["NOTIFY_SOCKET"])   # 4096 bytes: taken
+s.sendto(b"STATUS=last", os.environ["NOTIFY_SOCKET"])
+time.sleep(30)
+'
+	wait_for grep -q "STATUS=last" "$T/notes"
+	cat "$T/run.err"
+	absent "STATUS=x" "$T/notes"
+	absent "READY=1" "$T/notes"
+	absent "STATUS=before" "$T/notes"
+	grep -q "STATUS=yyyy" "$T/notes"
+	child="$(pgrep -P "$pid")"
+	[ "$(grep -c "^crac: run: " "$T/run.err")" -eq 2 ]
+	grep -q "^crac: run: a notification of process $child on its NOTIFY_SOCKET is longer than 4096 bytes: not relayed$" "$T/run.err"
+	grep -q "^crac: run: a notification of process $child on its NOTIFY_SOCKET holds a NUL byte: not relayed$" "$T/run.err"
 }
