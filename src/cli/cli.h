@@ -153,6 +153,7 @@ struct cli_super {
 	int notify_fd, sig_fd, done_pipe[2];
 	bool ready_sent;
 	unsigned ignored;                /* notifications of others, ignored */
+	bool notify_pidfd;               /* the kernel passes the sender's pidfd */
 	void *busy;                      /* the request in progress */
 	int checkpoints;                 /* successful ones */
 	sigset_t old_mask;

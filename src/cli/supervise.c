@@ -364,7 +364,7 @@ static int notify_open(struct cli_super *s)
 		return -1;
 	}
 	/* a pidfd of the sender too (Linux 6.5): see from_program() */
-	setsockopt(fd, SOL_SOCKET, SO_PASSPIDFD, &one, sizeof(one));
+	s->notify_pidfd = setsockopt(fd, SOL_SOCKET, SO_PASSPIDFD, &one, sizeof(one)) == 0;
 	return fd;
 }
 
@@ -420,8 +420,9 @@ static pid_t pidfd_pid(int pidfd)
  * crac in a shell pipeline, and a group says nothing about who started a
  * process. A descendant must still be alive when the walk is over, seen
  * through the pidfd the kernel passed with the message (SCM_PIDFD): then
- * the pid walked was the sender's and not one reused meanwhile. Without
- * SCM_PIDFD (kernels before 6.5) the walk alone decides. The senders that
+ * the pid walked was the sender's and not one reused meanwhile; on a
+ * kernel that passes pidfds, a message without one is refused. On kernels
+ * before 6.5 (no SCM_PIDFD) the walk alone decides. The senders that
  * are refused: other users' processes (which can now reach the socket),
  * and unrelated processes of ours.
  */
@@ -434,6 +435,11 @@ static bool from_program(const struct cli_super *s, pid_t pid, int pidfd)
 		return false;
 	if (pid == s->child)
 		return true;
+	/* a kernel that passes pidfds passes one with every message that
+	 * has room for it: none means the sender filled the room (with
+	 * descriptors, which come first), and its pid may be reused by now */
+	if (s->notify_pidfd && pidfd < 0)
+		return false;
 	if (!(next = parent_of(pid, &start)))
 		return false;
 	for (int depth = 0; next > 1 && depth < 256; depth++) {
@@ -737,7 +743,11 @@ static void notify_read(struct cli_super *s)
 	char buf[NOTIFY_MAX + 1], out[NOTIFY_MAX + 2];
 	union {
 		struct cmsghdr align;
-		char b[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int)) + 64];
+		/* room for the credentials, the most descriptors one message
+		 * carries (SCM_MAX_FD, 253: the kernel puts them before the
+		 * pidfd) and the pidfd */
+		char b[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(253 * sizeof(int)) +
+		       CMSG_SPACE(sizeof(int)) + 64];
 	} ctl;
 
 	/* a batch at a time: a sender that never stops (anybody may reach

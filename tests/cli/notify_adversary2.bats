@@ -145,3 +145,29 @@ time.sleep(30)
 	grep -q "^crac: run: a notification of process $child on its NOTIFY_SOCKET is longer than 4096 bytes: not relayed$" "$T/run.err"
 	grep -q "^crac: run: a notification of process $child on its NOTIFY_SOCKET holds a NUL byte: not relayed$" "$T/run.err"
 }
+
+@test "a worker of the program sends READY=1 with 250 descriptors: still taken (its pidfd has room after them), none of them kept" {
+	[ -x "$PY" ] || skip "python3 is not installed"
+	notify_reader "$T/outer" "$T/notes"
+	export NOTIFY_SOCKET="$T/outer"
+	bg run "$CRAC" run --checkpoint-on SIGUSR2 -- "$PY" -c '
+import array, os, socket, sys, time
+if os.fork() > 0:
+    time.sleep(30)
+    sys.exit(0)
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.02)
+fds = [os.open("/dev/null", os.O_RDONLY) for _ in range(250)]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.sendmsg([b"READY=1\nSTATUS=worker"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))], 0,
+          os.environ["NOTIFY_SOCKET"])
+time.sleep(30)
+' "$T/go"
+	wait_for pgrep -P "$pid" >/dev/null
+	nfds="$(ls "/proc/$pid/fd" | wc -l)"
+	touch "$T/go"
+	wait_for grep -q "STATUS=worker" "$T/notes"
+	sleep 0.2
+	[ "$(ls "/proc/$pid/fd" | wc -l)" -eq "$nfds" ]
+	[ ! -s "$T/run.err" ]
+}
