@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,11 +65,14 @@ int cli_listen_fds(void)
 
 	if (!lf || !lp)
 		return -1;
+	errno = 0;
 	pid = strtol(lp, &end, 10);
-	if (*end || pid != (long)getpid())
+	if (*end || end == lp || errno || pid != (long)getpid())
 		return -1;   /* systemd's sockets for another process */
+	/* ours: a count or nothing usable (as sd_listen_fds(3) says -EINVAL) */
+	errno = 0;
 	n = strtol(lf, &end, 10);
-	return *end || n < 0 || n > 4096 ? -1 : (int)n;
+	return *end || end == lf || errno || lf[0] < '0' || lf[0] > '9' || n > 4096 ? -2 : (int)n;
 }
 
 char *cli_activation_record(int pid, int n)
@@ -101,10 +105,44 @@ char *cli_activation_record(int pid, int n)
 	return text;
 }
 
+/*
+ * One line of DIR/activation, "IDX FD" and nothing else: IDX a socket of
+ * LISTEN_FDS (0...4095), FD the program's descriptor (3 and up). 0 and
+ * *next past its newline, or -1.
+ */
+static int record_line(const char *line, int *idx, int *fd, const char **next)
+{
+	const char *p = line;
+	long v[2];
+
+	for (int k = 0; k < 2; k++) {
+		long n = 0;
+		if (k && *p++ != ' ')
+			return -1;
+		if (*p < '0' || *p > '9')
+			return -1;
+		/* digits only, no sign, no blank: at most 10 of them */
+		for (int d = 0; *p >= '0' && *p <= '9'; d++, p++) {
+			if (d == 10)
+				return -1;
+			n = n * 10 + (*p - '0');
+		}
+		v[k] = n;
+	}
+	if (*p && *p != '\n')
+		return -1;
+	if (v[0] >= 4096 || v[1] < 3 || v[1] > INT_MAX)
+		return -1;
+	*idx = (int)v[0];
+	*fd = (int)v[1];
+	*next = *p ? p + 1 : p;
+	return 0;
+}
+
 int cli_activation_env(const char *dir, const struct crac_img_view *v, int listen_fds, char *act,
 		       size_t actlen, char *why, size_t len)
 {
-	int err = 0, recorded = 0;
+	int err = 0, recorded = 0, fds[CLI_ACTIVATION_MAX];
 	char *rec = cli_read_small(dir, CLI_ACTIVATION_FILE, &err);
 	size_t at;
 
@@ -116,12 +154,24 @@ int cli_activation_env(const char *dir, const struct crac_img_view *v, int liste
 		return -1;
 	}
 	at = (size_t)snprintf(act, actlen, "CRAC_ACTIVATION_FDS=");
-	for (char *line = rec, *nl; line && *line; line = nl) {
+	const char *next;
+	for (const char *line = rec; line && *line; line = next) {
 		int idx, fd;
-		nl = strchr(line, '\n');
-		nl = nl ? nl + 1 : line + strlen(line);
-		if (sscanf(line, "%d %d", &idx, &fd) != 2 || idx < 0 || fd < 3) {
+		if (record_line(line, &idx, &fd, &next) < 0) {
 			snprintf(why, len, "%s/%s is damaged", dir, CLI_ACTIVATION_FILE);
+			goto bad;
+		}
+		/* one socket at one number: a number twice is no record crac
+		 * wrote (and the loader would take neither as meant) */
+		for (int k = 0; k < recorded; k++)
+			if (fds[k] == fd) {
+				snprintf(why, len, "%s/%s is damaged: fd %d named twice", dir,
+					 CLI_ACTIVATION_FILE, fd);
+				goto bad;
+			}
+		if (recorded == CLI_ACTIVATION_MAX) {
+			snprintf(why, len, "%s/%s: more than %d activation sockets", dir, CLI_ACTIVATION_FILE,
+				 CLI_ACTIVATION_MAX);
 			goto bad;
 		}
 		if (idx >= listen_fds) {
@@ -140,10 +190,11 @@ int cli_activation_env(const char *dir, const struct crac_img_view *v, int liste
 		}
 		at += (size_t)snprintf(act + at, at < actlen ? actlen - at : 0, "%s%d:%d", recorded ? "," : "",
 				       3 + idx, fd);
-		recorded++;
+		fds[recorded++] = fd;
 	}
 	free(rec);
-	if (at >= actlen) {
+	/* what the loader takes whole (else it would ignore all of it) */
+	if (at >= actlen || at - strlen("CRAC_ACTIVATION_FDS=") > CLI_ACTIVATION_VALUE_MAX) {
 		snprintf(why, len, "%s/%s: too many activation sockets", dir, CLI_ACTIVATION_FILE);
 		act[0] = 0;
 		return -1;
@@ -172,8 +223,15 @@ int cli_restore_activation(const char *dir)
 	int n = cli_listen_fds(), rc = -1;
 
 	/* not activated, or `crac start` did it (CRAC_ACTIVATION_FDS set) */
-	if (n < 0 || getenv("CRAC_ACTIVATION_FDS"))
+	if (n == -1 || getenv("CRAC_ACTIVATION_FDS"))
 		return 0;
+	/* ours but no count: not taken as no activation (the record of the
+	 * sockets the program got would be ignored, its address bound again) */
+	if (n < 0) {
+		cli_err("restore %s: LISTEN_FDS=\"%s\" (LISTEN_PID is this process) is no number of sockets "
+			"(0 to 4096)", dir, getenv("LISTEN_FDS"));
+		return -1;
+	}
 	/* the image as the loader reads it (its own checks come later) */
 	if (crac_img_open(dir, &o, msg, sizeof(msg)) < 0)
 		return 0;   /* the loader says why, as without activation */

@@ -124,6 +124,13 @@ int crac_cmd_restore(int argc, char **argv)
 			r.dir = argv[optind++];
 			break;
 		case O_PID:
+			/* DIR first: refused as DIR after --pid is (else DIR
+			 * would be forgotten and process PID resumed instead) */
+			if (r.dir) {
+				cli_err("unexpected \"--pid\" after DIR %s: crac restore DIR and crac restore --pid "
+					"PID exclude each other (%s)", r.dir, pid_usage);
+				return 2;
+			}
 			pid_given = true;
 			if (!(r.pid = cli_parse_pid(optarg))) {
 				cli_err("--pid wants a process ID, got \"%s\" (%s)", optarg, pid_usage);

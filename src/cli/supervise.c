@@ -19,8 +19,8 @@
  *     prints the report and the program keeps running cold;
  *   - relays sd_notify: when $NOTIFY_SOCKET is set (systemd Type=notify)
  *     or with --checkpoint-on-ready, the program gets a NOTIFY_SOCKET of
- *     ours (a datagram socket any user may reach: the program may drop its
- *     privileges first; only messages of the program and the processes it
+ *     ours (root's: a datagram socket any user may reach, the program may
+ *     drop its privileges first; another user's: that user's only; only messages of the program and the processes it
  *     started are taken, by their sender's credentials: notify_open) and
  *     every message it sends there goes on to the outer NOTIFY_SOCKET, without
  *     MAINPID= lines: the supervisor is the service's main PID (MAINPID),
@@ -38,6 +38,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -307,9 +308,11 @@ int cli_notify_send(const char *sockname, const char *msg)
  *
  * Who may send: the program may drop its privileges before it says READY=1
  * (a root service that setuid()s to a service user, as nginx and redis
- * workers do), so the socket is reachable by every user: the directory is
- * 0711 (searchable, not listable: its random name is in the program's
- * environment only) and the socket 0666. Every datagram is then checked
+ * workers do), so root's socket is reachable by every user: the directory
+ * is 0711 (searchable, not writable: /run and /tmp list its name, so the
+ * name is no secret) and the socket 0666. Another user's crac keeps both
+ * to itself (0700, 0600): its program cannot become anybody else. Every
+ * datagram is then checked
  * against its sender's credentials, which the kernel attaches
  * (SO_PASSCRED: SCM_CREDENTIALS, which another user cannot forge without
  * CAP_SYS_ADMIN/CAP_SETUID) -- see from_program().
@@ -329,6 +332,10 @@ static int notify_open(struct cli_super *s)
 	else if (!base || base[0] != '/' || stat(base, &st) < 0 || !S_ISDIR(st.st_mode) ||
 		 st.st_uid != geteuid() || (st.st_mode & 022))
 		base = "/tmp";
+	/* BASE/crac-notify-XXXXXX/notify must fit a socket address: a
+	 * $XDG_RUNTIME_DIR too long for it is no reason to refuse the program */
+	if (strlen(base) + strlen("/crac-notify-XXXXXX/notify") >= sizeof(a.sun_path))
+		base = "/tmp";
 	if (snprintf(s->notify_dir, sizeof(s->notify_dir), "%s/crac-notify-XXXXXX", base) >=
 	    (int)sizeof(s->notify_dir) || !mkdtemp(s->notify_dir)) {
 		cli_err("%s: cannot make a directory for the program's NOTIFY_SOCKET in %s: %s",
@@ -337,28 +344,33 @@ static int notify_open(struct cli_super *s)
 		return -1;
 	}
 	snprintf(s->notify_path, sizeof(s->notify_path), "%s/notify", s->notify_dir);
-	if (strlen(s->notify_path) >= sizeof(a.sun_path)) {
-		cli_err("%s: NOTIFY_SOCKET path %s too long", s->who, s->notify_path);
-		return -1;
-	}
-	strcpy(a.sun_path, s->notify_path);
+	strcpy(a.sun_path, s->notify_path);   /* fits: checked above */
+	/* every user only when the program may become one (root's): a
+	 * program of another user cannot (no CAP_SETUID), and other users
+	 * have nothing to send there (a flood, lines in our log) */
+	bool all = geteuid() == 0;
 	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0 ||
-	    bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || chmod(s->notify_path, 0666) < 0 ||
-	    chmod(s->notify_dir, 0711) < 0) {
+	    bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || chmod(s->notify_path, all ? 0666 : 0600) < 0 ||
+	    (all && chmod(s->notify_dir, 0711) < 0)) {
 		cli_err("%s: cannot set up the program's NOTIFY_SOCKET %s: %s", s->who, s->notify_path,
 			strerror(errno));
 		if (fd >= 0)
 			close(fd);
+		/* as it was: no socket, no directory left behind */
+		unlink(s->notify_path);
+		rmdir(s->notify_dir);
+		s->notify_dir[0] = 0;
 		return -1;
 	}
 	/* a pidfd of the sender too (Linux 6.5): see from_program() */
-	setsockopt(fd, SOL_SOCKET, SO_PASSPIDFD, &one, sizeof(one));
+	s->notify_pidfd = setsockopt(fd, SOL_SOCKET, SO_PASSPIDFD, &one, sizeof(one)) == 0;
 	return fd;
 }
 
-/* The parent of process pid (/proc/PID/stat), 0 if unknown. */
-static pid_t parent_of(pid_t pid)
+/* The parent of process pid and pid's start time (/proc/PID/stat), 0 if
+ * unknown. */
+static pid_t parent_of(pid_t pid, unsigned long long *start)
 {
 	char path[64], buf[1024];
 	int fd, ppid = 0;
@@ -372,9 +384,11 @@ static pid_t parent_of(pid_t pid)
 	if (n <= 0)
 		return 0;
 	buf[n] = 0;
-	/* "PID (COMM) STATE PPID ...": COMM may hold anything, ')' too */
+	/* "PID (COMM) STATE PPID ... STARTTIME (22nd)": COMM may hold
+	 * anything, ')' too */
 	char *end = strrchr(buf, ')');
-	if (!end || sscanf(end + 1, " %*c %d", &ppid) != 1)
+	if (!end || sscanf(end + 1, " %*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d "
+			   "%*d %llu", &ppid, start) != 2)
 		return 0;
 	return (pid_t)ppid;
 }
@@ -406,22 +420,39 @@ static pid_t pidfd_pid(int pidfd)
  * crac in a shell pipeline, and a group says nothing about who started a
  * process. A descendant must still be alive when the walk is over, seen
  * through the pidfd the kernel passed with the message (SCM_PIDFD): then
- * the pid walked was the sender's and not one reused meanwhile. Without
- * SCM_PIDFD (kernels before 6.5) the walk alone decides. The senders that
+ * the pid walked was the sender's and not one reused meanwhile; on a
+ * kernel that passes pidfds, a message without one is refused. On kernels
+ * before 6.5 (no SCM_PIDFD) the walk alone decides. The senders that
  * are refused: other users' processes (which can now reach the socket),
  * and unrelated processes of ours.
  */
 static bool from_program(const struct cli_super *s, pid_t pid, int pidfd)
 {
-	pid_t p = pid;
+	unsigned long long start = 0, up = 0;
+	pid_t next;
 
 	if (pid <= 0)
 		return false;
 	if (pid == s->child)
 		return true;
-	for (int depth = 0; p > 1 && depth < 256; depth++) {
-		if ((p = parent_of(p)) == s->child)
+	/* a kernel that passes pidfds passes one with every message that
+	 * has room for it: none means the sender filled the room (with
+	 * descriptors, which come first), and its pid may be reused by now */
+	if (s->notify_pidfd && pidfd < 0)
+		return false;
+	if (!(next = parent_of(pid, &start)))
+		return false;
+	for (int depth = 0; next > 1 && depth < 256; depth++) {
+		/* a parent starts before its child: one that started later is
+		 * a process that got the pid of an ancestor gone meanwhile
+		 * (during this walk), no ancestor of the sender */
+		pid_t pp = parent_of(next, &up);
+		if (!pp || up > start)
+			return false;
+		if (next == s->child)
 			return pidfd < 0 || pidfd_pid(pidfd) == pid;
+		next = pp;
+		start = up;
 	}
 	return false;
 }
@@ -699,17 +730,31 @@ pid_t cli_super_spawn(struct cli_super *s, char *const argv[], char *const extra
 }
 
 /* A message from the program on our NOTIFY_SOCKET: relayed, READY noticed;
- * one from anybody else ignored (from_program), said at info level. */
+ * one from anybody else ignored (from_program), said at info level (the
+ * first NOTIFY_IGNORED_SAID of them). */
+#define NOTIFY_IGNORED_SAID 10
+#define NOTIFY_BATCH 64
+#define NOTIFY_MAX 4096
+#define NOTIFY_MAX_TEXT "4096"
 static void notify_read(struct cli_super *s)
 {
-	char buf[4096], out[4096];
+	/* systemd's own limit (NOTIFY_BUFFER_MAX): a longer datagram reads
+	 * as MSG_TRUNC; out: the lines again, one '\n' more at most */
+	char buf[NOTIFY_MAX + 1], out[NOTIFY_MAX + 2];
 	union {
 		struct cmsghdr align;
-		char b[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int)) + 64];
+		/* room for the credentials, the most descriptors one message
+		 * carries (SCM_MAX_FD, 253: the kernel puts them before the
+		 * pidfd) and the pidfd */
+		char b[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(253 * sizeof(int)) +
+		       CMSG_SPACE(sizeof(int)) + 64];
 	} ctl;
 
-	for (;;) {
-		struct iovec io = { buf, sizeof(buf) - 1 };
+	/* a batch at a time: a sender that never stops (anybody may reach
+	 * root's socket) must not keep the supervisor from its signals, its
+	 * triggers and its child; poll() brings us back for the rest */
+	for (int batch = 0; batch < NOTIFY_BATCH; batch++) {
+		struct iovec io = { buf, NOTIFY_MAX };
 		struct msghdr m = { .msg_iov = &io, .msg_iovlen = 1, .msg_control = ctl.b,
 				    .msg_controllen = sizeof(ctl.b) };
 		ssize_t n = recvmsg(s->notify_fd, &m, MSG_CMSG_CLOEXEC);
@@ -736,9 +781,26 @@ static void notify_read(struct cli_super *s)
 		if (pidfd >= 0)
 			close(pidfd);
 		if (!ok) {
-			crac__log(CRAC_LOG_INFO, "%s: ignored a notification on the program's NOTIFY_SOCKET %s from "
-				  "process %d (uid %d): it is neither the program (process %d) nor a process it "
-				  "started", s->who, s->notify_path, (int)cred.pid, (int)cred.uid, (int)s->child);
+			/* the first few said; a flood (anybody may send to root's
+			 * socket) does not go on into our log */
+			if (s->ignored < NOTIFY_IGNORED_SAID)
+				crac__log(CRAC_LOG_INFO, "%s: ignored a notification on the program's NOTIFY_SOCKET "
+					  "%s from process %d (uid %d): it is neither the program (process %d) nor a "
+					  "process it started", s->who, s->notify_path, (int)cred.pid, (int)cred.uid,
+					  (int)s->child);
+			else if (s->ignored == NOTIFY_IGNORED_SAID)
+				crac__log(CRAC_LOG_INFO, "%s: more ignored notifications are not said (this one: "
+					  "process %d, uid %d)", s->who, (int)cred.pid, (int)cred.uid);
+			if (s->ignored < UINT_MAX)
+				s->ignored++;
+			continue;
+		}
+		/* what systemd would ignore is not relayed cut: too long, or
+		 * a NUL byte in it (the lines after it would be lost) */
+		if ((m.msg_flags & MSG_TRUNC) || memchr(buf, 0, (size_t)n)) {
+			cli_err("%s: a notification of process %d on its NOTIFY_SOCKET %s: not relayed", s->who,
+				(int)cred.pid, (m.msg_flags & MSG_TRUNC) ? "is longer than " NOTIFY_MAX_TEXT " bytes" :
+				"holds a NUL byte");
 			continue;
 		}
 		size_t o = 0;

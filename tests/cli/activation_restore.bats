@@ -73,9 +73,9 @@ activated_image() {
 	[ "$(wc -l <"$T/d/boots")" -eq 1 ]
 	# the passed socket, at the program's fd 3; the old address not bound again
 	[ "$(readlink /proc/$pid/fd/3)" = "socket:[$(listener_inode "$port2")]" ]
-	! listening "$port1"
+	! listening "$port1" || false
 	# nothing said by crac (systemd-socket-activate's own lines aside)
-	! grep "^crac" "$T/second.err"
+	! grep "^crac" "$T/second.err" || false
 }
 
 @test "crac restore DIR under socket activation refuses a mismatch with one line: a recorded socket not passed; sockets passed, none recorded" {
@@ -132,6 +132,6 @@ activated_image() {
 	cat "$T/first.err"
 	[ "$(stat -c %i "$T/img/header")" = "$ino" ]
 	[ "$(cat "$T/img/activation")" = "0 3" ]
-	! grep -q "cannot write" "$T/first.err"
+	! grep -q "cannot write" "$T/first.err" || false
 	[[ "$(ask "$port1")" == "answer "*"activated=1"* ]]
 }

@@ -128,7 +128,7 @@ value() {
 	run man_options start
 	grep -qx -- --checkpoint-on-ready <<<"$output"   # through "trigger ..."
 	grep -qx -- -q <<<"$output"                      # .BR \-\-quiet ", " \-q
-	! grep -qx -- -U <<<"$output"                    # not from the text
+	! grep -qx -- -U <<<"$output" || false                  # not from the text
 	run man_options restore
 	for o in --pid --env --populate --lazy --stats --timens --trust-owner --verify-files --quiet -q; do
 		grep -qx -- "$o" <<<"$output" || { echo "man_options restore lacks $o"; false; }
