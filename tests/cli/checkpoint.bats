@@ -141,7 +141,7 @@ callbacks() {
 	echo "$output"
 	[ "$status" -ne 0 ]
 	[[ "$output" == *"no-such-engine"* ]]
-	! grep -q '^after .* gen=1 ' "$T/out"
+	! grep -q '^after .* gen=1 ' "$T/out" || false
 }
 
 @test "--dry-run runs the callbacks but restores nothing" {

@@ -102,7 +102,7 @@ PY
 	echo "$output"
 	[ "$status" -eq 0 ]
 	for _ in $(seq 100); do kill -0 "$PID" 2>/dev/null || break; sleep 0.05; done
-	! kill -0 "$PID" 2>/dev/null
+	! kill -0 "$PID" 2>/dev/null || false
 	PID=
 	(
 		for fd in $(ls /proc/$BASHPID/fd); do

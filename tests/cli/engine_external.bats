@@ -56,7 +56,7 @@ teardown() {
 	grep -qx 'before beta gen=0 engine=external' "$T/out"
 	# parked: nothing runs after_restore on its own
 	sleep 0.3
-	! grep -q '^after' "$T/out"
+	! grep -q '^after' "$T/out" || false
 
 	run timeout 20 "$CRAC" restore --pid "$PID"
 	echo "$output"
@@ -107,11 +107,11 @@ teardown() {
 	start_prog
 	id0=$(sed -n 's/^ready [0-9]* id=//p' "$T/out")
 	sleep 0.2
-	! grep -q '^after' "$T/out"
+	! grep -q '^after' "$T/out" || false
 	echo 8 >"$T/gen"
 	wait_for '^after beta gen=1 '
 	grep -qE '^after alpha gen=1 engine=external outcome=2 unannounced=1 id=' "$T/out"
-	! grep -q '^before' "$T/out"
+	! grep -q '^before' "$T/out" || false
 	# every registered resource, in the after_restore order (registration order)
 	[ "$(grep '^after' "$T/out" | cut -d' ' -f2 | tr '\n' ' ')" = "alpha beta " ]
 	id1=$(sed -n 's/^after alpha gen=1 .* id=//p' "$T/out")
@@ -148,7 +148,7 @@ teardown() {
 	sleep 0.5
 	kill -CONT "$PID"
 	sleep 0.5
-	! grep -q '^after' "$T/out"
+	! grep -q '^after' "$T/out" || false
 }
 
 @test "unannounced: a changed boot id (test hook) is a restore" {
@@ -199,7 +199,7 @@ vmclock() {
 	sleep 0.2
 	poke64 "$T/vmclock" 104 6
 	sleep 0.5
-	! grep -q '^after' "$T/out"
+	! grep -q '^after' "$T/out" || false
 }
 
 @test "unannounced: the real VMClock device, /dev/vmclock0" {
@@ -216,6 +216,6 @@ vmclock() {
 	start_prog
 	sleep 0.5
 	ls -l /proc/$PID/fd | grep -q ' -> /dev/vmclock0$'
-	! grep -q '^after' "$T/out"
-	! grep -q 'unannounced' "$T/err"
+	! grep -q '^after' "$T/out" || false
+	! grep -q 'unannounced' "$T/err" || false
 }

@@ -47,7 +47,7 @@ restores() {
 # alive PID: the process exists and is no zombie
 alive() {
 	[ -r "/proc/$1/stat" ] || return 1
-	! sed 's/.*) //' "/proc/$1/stat" | grep -q '^[ZX]'
+	! sed 's/.*) //' "/proc/$1/stat" | grep -q '^[ZX]' || false
 }
 
 @test "watcher: a generation file rewritten in place (empty for a while) is one restore, not two" {
@@ -170,7 +170,7 @@ poke64() {
 	cp=$(cat "$T/child.pid")
 	KILL_PIDS="$cp"
 	grep -qx 'returned 3' "$T/out"
-	! alive "$cp"
+	! alive "$cp" || false
 }
 
 @test "hook: a failing hook's background children are killed too" {
@@ -181,7 +181,7 @@ poke64() {
 	KILL_PIDS="$cp"
 	grep -qx 'returned 3' "$T/out"
 	grep -qE 'CRAC_EXTERNAL_HOOK \(pid [0-9]+\) exited with status 4: no snapshot' "$T/out"
-	! alive "$cp"
+	! alive "$cp" || false
 }
 
 @test "hook: a hook that resumed the process itself may go on running (the success path)" {

@@ -141,7 +141,7 @@ restore_ok() {
 	run --separate-stderr clean env CRAC_IMAGE_STATS=1 "$INCR" "$T/i0" "$T/i1" "$T/i2"
 	echo "stderr: $stderr"
 	[ "$status" -eq 0 ]
-	! echo "$stderr" | grep -q "referenced from"
+	! echo "$stderr" | grep -q "referenced from" || false
 	rm -rf "$T/i0" "$T/i1"
 	AS=()
 	restore_ok 2 "$T/i2"
@@ -177,7 +177,7 @@ restore_ok() {
 	[ "$status" -eq 0 ]
 	echo "$output" | python3 -c 'import json, sys; d = json.load(sys.stdin); p = d["parent"]; assert p["path"] == "../i1" and p["depth"] == 2 and p["refs"] > 0 and d["tracking"], d'
 	run clean "$CRAC" inspect "$T/i0"
-	! echo "$output" | grep -q "^parent:"
+	! echo "$output" | grep -q "^parent:" || false
 	mv "$T/i0" "$T/i0.away"
 	run clean "$CRAC" inspect "$T/i2"
 	echo "$output"
@@ -197,7 +197,7 @@ restore_ok() {
 	run clean "$CRAC" inspect "$T/flat"
 	echo "$output"
 	[ "$status" -eq 0 ]
-	! echo "$output" | grep -q "^parent:"
+	! echo "$output" | grep -q "^parent:" || false
 	restore_ok 2 "$T/flat"
 	restore_ok 2 "$T/flat" --populate
 	# the chain missing: flatten refuses like a restore, nothing written
@@ -274,7 +274,7 @@ restore_ok() {
 	run "$CRAC" checkpoint --keep-running --image-dir "$T/f1" "$pid"
 	[ "$status" -eq 0 ]
 	run "$CRAC" inspect "$T/f1"
-	! echo "$output" | grep -q "^parent:"
+	! echo "$output" | grep -q "^parent:" || false
 	# with it: references the last image it was checkpointed into with
 	# --incremental (tracking goes on through the full one in between)
 	run "$CRAC" checkpoint --incremental --image-dir "$T/i1" "$pid"

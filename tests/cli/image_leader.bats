@@ -57,7 +57,7 @@ checkpoint() {
 	echo "$output"
 	[ "$status" -eq 0 ]
 	for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.05; done
-	! kill -0 "$1" 2>/dev/null
+	! kill -0 "$1" 2>/dev/null || false
 }
 
 # check_leader PID OUT SIGBLK: the restored process is alive and its leader
@@ -107,5 +107,5 @@ check_leader() {
 	first2=$(sed -n 's/^tick \([0-9]*\) .*/\1/p' "$T/out2" | head -1)
 	[ "$first2" -gt 5 ]
 	[ "$first2" -le $((last1 + 1)) ]
-	! grep -qi "error\|failed" "$T/out1" "$T/out2"
+	! grep -qi "error\|failed" "$T/out1" "$T/out2" || false
 }

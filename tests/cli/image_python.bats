@@ -46,7 +46,7 @@ PY
 	[ "$status" -eq 0 ]
 	# the original exits once the image is written
 	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-	! kill -0 "$pid" 2>/dev/null
+	! kill -0 "$pid" 2>/dev/null || false
 	pid=
 	last=$(sed -n 's/^tick \([0-9]*\) .*/\1/p' "$T/out" | tail -1)
 	sum=$(sed -n 's/^tick [0-9]* 200000 \([0-9]*\)$/\1/p' "$T/out" | head -1)
@@ -58,6 +58,6 @@ PY
 		first=$(echo "$output" | sed -n 's/^tick \([0-9]*\) .*/\1/p' | head -1)
 		[ "$first" -gt "$last" ]
 		echo "$output" | grep -q "^tick [0-9]* 200000 $sum\$"
-		! echo "$output" | grep -qi "error\|traceback"
+		! echo "$output" | grep -qi "error\|traceback" || false
 	done
 }

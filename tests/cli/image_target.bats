@@ -39,7 +39,7 @@ refused() {   # refused TARGET WORDS...: checkpoint into TARGET is refused
 	done
 	# nothing written, nothing removed, no temporary
 	[ "$(tree_sum "$T")" = "$before" ]
-	! ls "$T" | grep -q '\.tmp-'
+	! ls "$T" | grep -q '\.tmp-' || false
 }
 
 @test "a user's folder holding header, pages and more is refused and untouched" {

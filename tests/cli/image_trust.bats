@@ -239,11 +239,11 @@ inspect_says() {
 	echo "$output"
 	[ "$status" -eq 0 ]
 	# no raw escape or control byte anywhere in the text output
-	! printf '%s' "$output" | LC_ALL=C grep -q "$(printf '\033')"
+	! printf '%s' "$output" | LC_ALL=C grep -q "$(printf '\033')" || false
 	echo "$output" | grep -qF 'cwd '"$T"'/w\x1b[31mred'
 	run "$CRAC" inspect --json "$T/img"
 	[ "$status" -eq 0 ]
-	! printf '%s' "$output" | LC_ALL=C grep -q "$(printf '\033')"
+	! printf '%s' "$output" | LC_ALL=C grep -q "$(printf '\033')" || false
 	# Python reads it back, and the bytes are recovered exactly
 	printf '%s' "$output" | python3 -c '
 import json, sys

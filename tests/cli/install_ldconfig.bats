@@ -44,7 +44,7 @@ in_fresh_root() {
 	[ "$status" -eq 0 ]
 	echo "$output" | grep -q "crac: ran ldconfig (/usr/local/lib is in the dynamic linker's search path)"
 	echo "$output" | grep -q "NEEDED.*\[libcrac.so.0\]"
-	! echo "$output" | grep -q "RPATH\|RUNPATH"
+	! echo "$output" | grep -q "RPATH\|RUNPATH" || false
 	echo "$output" | grep -q "restored: generation 1, engine sim"
 	# the real system is untouched
 	[ -e "$T/local.up/lib/libcrac.so.0" ]

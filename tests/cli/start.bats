@@ -36,7 +36,7 @@ cold_then_image() {
 	grep -q "no image at $T/img yet" "$T/cold.err"
 	grep -q "keeps running" "$T/cold.err"
 	[ -f "$T/img/start-key" ] && [ -f "$T/img/header" ]
-	! ls -d "$T"/img.new-* 2>/dev/null
+	! ls -d "$T"/img.new-* 2>/dev/null || false
 	port="$(cat "$T/d/port")"
 	[[ "$(ask "$port")" == "answer "*"boots=1 served=1 "* ]]   # the cold one, after its checkpoint
 	kill -TERM "$pid"
@@ -105,7 +105,7 @@ cold_then_image() {
 	[ "$(cat "$T"/c?.err | grep -c "written to $T/img")" -eq 1 ]
 	[ "$(cat "$T"/c?.err | grep -c "another crac start is writing the image")" -eq 2 ]
 	for i in 1 2 3; do [[ "$(ask "$(cat "$T/d$i/port")")" == "answer "* ]]; done
-	! ls -d "$T"/img.new-* 2>/dev/null
+	! ls -d "$T"/img.new-* 2>/dev/null || false
 	run "$CRAC" inspect "$T/img"
 	[ "$status" -eq 0 ]
 	kill -TERM $p1 $p2 $p3
@@ -113,7 +113,7 @@ cold_then_image() {
 	for i in 1 2 3; do bg "w$i" "$CRAC" start --image "$T/img" --checkpoint-on-ready -- "$SERVER" "$T/d" 200; done
 	sleep 1
 	cat "$T"/w?.err
-	! grep -q cold "$T"/w?.err
+	! grep -q cold "$T"/w?.err || false
 	[ "$(pgrep -fc "start_server $T/d ")" -ge 3 ]
 }
 

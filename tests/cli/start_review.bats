@@ -40,7 +40,7 @@ image() {
 	cat "$T/warm.err"
 	[ "$status" -eq 7 ]
 	[ "$(wc -l <"$T/d/boots")" -eq 1 ]
-	! grep -q "cold" "$T/warm.err"
+	! grep -q "cold" "$T/warm.err" || false
 }
 
 @test "a restore that crashes after the loader's point of no return: not run again cold" {
@@ -50,7 +50,7 @@ image() {
 	cat "$T/warm.err"
 	[ "$status" -ne 0 ]
 	[ "$(wc -l <"$T/d/boots")" -eq 1 ]
-	! grep -q "cold" "$T/warm.err"
+	! grep -q "cold" "$T/warm.err" || false
 }
 
 # has_child PID: PID (exec'd already: bg's own children are gone) has a child.
@@ -72,7 +72,7 @@ has_child() {
 	cat "$T/warm.err"
 	[ "$status" -eq 143 ]
 	[ "$(wc -l <"$T/d/boots")" -eq 1 ]
-	! grep -q "cold" "$T/warm.err"
+	! grep -q "cold" "$T/warm.err" || false
 }
 
 @test "--checkpoint-on USR1 where this start is not the writer: USR1 is consumed, one line says why, the program lives" {
@@ -208,7 +208,7 @@ has_child_or_waits() { [ "$(readlink /proc/"$1"/exe)" = "$(readlink -f "$CRAC")"
 	bg b "$CRAC" start --image "$T/img" --checkpoint-after 300ms -- "$EXITP" "$T/d" wait 0 "$long"
 	sleep 1
 	cat "$T/b.err"
-	! grep -q cold "$T/b.err"
+	! grep -q cold "$T/b.err" || false
 	[ "$(wc -l <"$T/d/boots")" -eq 1 ]
 	kill -TERM "$pid"; wait "$pid" || true
 

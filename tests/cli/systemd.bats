@@ -51,7 +51,7 @@ exec_start() {
 	grep -q "READY=1" "$T/notes"
 	grep -q "STATUS=warm" "$T/notes"
 	grep -q "^from=$pid\$" "$T/notes"
-	! grep -v -e "^from=$pid\$" -e "^--\$" -e "^READY=1\$" -e "^STATUS=warm\$" -e '^$' "$T/notes"
+	! grep -v -e "^from=$pid\$" -e "^--\$" -e "^READY=1\$" -e "^STATUS=warm\$" -e '^$' "$T/notes" || false
 	port="$(cat "$STATE_DIRECTORY/port")"
 	# systemctl stop: SIGTERM to the main process (KillMode=mixed)
 	kill -TERM "$pid"
@@ -97,7 +97,7 @@ exec_start() {
 	# restored (no cold boot), serving on the socket systemd passed
 	[[ "$a" == "answer "*"boots=1 served=2 activated=1"* ]]
 	[ "$(wc -l <"$STATE_DIRECTORY/boots")" -eq 1 ]
-	! grep -q cold "$T/second.err"
+	! grep -q cold "$T/second.err" || false
 	child="$(pgrep -P "$pid")"
 	[ "$(stat -L -c %i /proc/$child/fd/3)" = "$(stat -L -c %i /proc/$pid/fd/3)" ]
 }

@@ -52,7 +52,7 @@ get() { curl -sf --max-time 5 "http://127.0.0.1:$port/"; }
 		kill -0 "$gone" 2>/dev/null || break
 		sleep 0.05
 	done
-	! kill -0 "$gone" 2>/dev/null
+	! kill -0 "$gone" 2>/dev/null || false
 	for ((i = 0; i < 20; i++)); do
 		a="$(get)"
 		[ "${a#* warm }" = "$warm" ]
