@@ -853,6 +853,61 @@ static int start_helper(struct criu_state *s, int tid)
 	return helper;
 }
 
+/* CRIU's image magics (its images/magic.h): the inventory starts with its
+ * own; the other images with the common one, then theirs. */
+#define CRIU_INVENTORY_MAGIC 0x58313116u
+#define CRIU_COMMON_MAGIC 0x54564319u
+#define CRIU_PSTREE_MAGIC 0x50273030u
+#define CRIU_CORE_MAGIC 0x55053847u
+
+/* Is dir/name a regular file that starts with these magics (one or two)?
+ * 0, or -errno and why (the file's name first). */
+static int criu_image_ok(const char *dir, const char *name, uint32_t m0, uint32_t m1, char *why, size_t len)
+{
+	char path[PATH_MAX + 64];
+	uint32_t head[2] = { 0, 0 };
+	size_t want = m1 ? sizeof(head) : sizeof(head[0]);
+	struct stat st;
+	ssize_t n = -1;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		snprintf(why, len, "%s: %s", name, strerror(e));
+		return -e;
+	}
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+		n = pread(fd, head, want, 0);
+	close(fd);
+	if (n != (ssize_t)want || head[0] != m0 || (m1 && head[1] != m1)) {
+		snprintf(why, len, "%s is not a CRIU image", name);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+/*
+ * A criu dump that exited 0 must have written an image of this process:
+ * the inventory, the process tree, and the state of this process and of
+ * the checkpointing thread (the one a restore resumes). Success is
+ * verified, never assumed: the original exits once its image is there.
+ */
+static int verify_dump(struct criu_state *s, int tid, char *why, size_t len)
+{
+	char name[64];
+	int rc;
+
+	if ((rc = criu_image_ok(s->tmp, "inventory.img", CRIU_INVENTORY_MAGIC, 0, why, len)) < 0 ||
+	    (rc = criu_image_ok(s->tmp, "pstree.img", CRIU_COMMON_MAGIC, CRIU_PSTREE_MAGIC, why, len)) < 0)
+		return rc;
+	snprintf(name, sizeof(name), "core-%d.img", (int)getpid());
+	if ((rc = criu_image_ok(s->tmp, name, CRIU_COMMON_MAGIC, CRIU_CORE_MAGIC, why, len)) < 0)
+		return rc;
+	snprintf(name, sizeof(name), "core-%d.img", tid);
+	return criu_image_ok(s->tmp, name, CRIU_COMMON_MAGIC, CRIU_CORE_MAGIC, why, len);
+}
+
 /* The marker: that CRIU made the directory, and crac's metadata. */
 static int write_marker(struct crac_round *r, struct criu_state *s, int tid, unsigned long long start)
 {
@@ -1098,6 +1153,13 @@ static int criu_checkpoint(struct crac_round *r)
 				 "criu dump failed (%s %d): %s; no image was written to %s, the process goes on",
 				 WIFSIGNALED(st) ? "signal" : "exit status", WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st),
 				 words[0] ? words : "see its log", dir);
+		remove_tree(s->tmp);
+		return -EIO;
+	}
+	if ((rc = verify_dump(s, tid, words, sizeof(words))) < 0) {
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", -EIO,
+				 "criu dump exited 0 but wrote no image (%s): no image was written to %s, the "
+				 "process goes on", words, dir);
 		remove_tree(s->tmp);
 		return -EIO;
 	}
