@@ -287,6 +287,12 @@ static void hook_minder(struct hook_share *sh, const char *cmd, char **envp)
 		_exit(127);
 	}
 	sh->sh_pid = (int)c;
+	/* A copy of every descriptor of the program, close-on-exec ones too
+	 * (the minder does not exec): none is kept open by it while the hook
+	 * runs (a pipe's end, a connection the program closes). */
+	if (syscall(SYS_close_range, 0, ~0U, 0) < 0)
+		for (int fd = 0; fd < 65536; fd++)
+			close(fd);
 	while (waitpid(c, &st, 0) < 0)
 		if (errno != EINTR)
 			_exit(127);   /* no status: the hook thread says the minder failed */

@@ -3,7 +3,9 @@
 # process and its hook):
 #  - a program that ignores SIGCHLD (its children are reaped by the kernel)
 #    still learns how its CRAC_EXTERNAL_HOOK ended: a failing or killed hook
-#    resumes it at once, not at the park deadline.
+#    resumes it at once, not at the park deadline;
+#  - the process that waits for the hook (a copy of the program) holds none
+#    of the program's descriptors while the hook runs.
 
 load common
 load ext_common
@@ -67,4 +69,16 @@ start_ign() {
 	wait_for '^returned '
 	grep -qx 'returned 2' "$T/out"
 	grep -qE '^after alpha gen=1 engine=external outcome=2 unannounced=0 ' "$T/out"
+}
+
+@test "the process that waits for the hook keeps none of the program's descriptors open while it runs" {
+	export CRAC_EXTERNAL_PARK_MS=60000
+	export CRAC_BIN="$CRAC"
+	# the hook's parent: its descriptors, then the resume
+	export CRAC_EXTERNAL_HOOK='ls /proc/$PPID/fd >"'"$T"'/parent.fds" 2>&1; "$CRAC_BIN" restore --pid "$CRAC_PID" >/dev/null 2>&1'
+	start_prog --self
+	wait_for '^returned '
+	grep -qx 'returned 2' "$T/out"
+	cat "$T/parent.fds"
+	[ ! -s "$T/parent.fds" ]
 }
