@@ -131,6 +131,10 @@ static int memfd_capture(struct crac_obj_capture *c, const struct crac_obj_fd *d
 		return -ENOTSUP;
 	}
 	len -= sizeof(prefix) - 1 + sizeof(suffix) - 1;
+	if (len >= sizeof(name)) {   /* a memfd's name has 249 bytes at most: not one */
+		crac_img_puts(why, "its name cannot be read from its link");
+		return -ENOTSUP;
+	}
 	memcpy(name, d->link + sizeof(prefix) - 1, len);
 	name[len] = 0;
 	if (sys_fstatfs(d->fd, statfs) == 0 && (uint32_t)statfs[0] == HUGETLBFS_MAGIC_) {

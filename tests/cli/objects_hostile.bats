@@ -5,7 +5,9 @@
 # saw, and only the stateless devices are ever opened as devices.
 #  - a file entry whose path is a character device now, with the device's
 #    numbers written into the entry (a hostile image), is refused before
-#    anything is opened: the kind says what the object must be.
+#    anything is opened: the kind says what the object must be;
+#  - a file whose path is longer than 511 bytes (a deep node_modules) is
+#    carried with its whole path, not a truncated one.
 
 bats_require_minimum_version 1.5.0
 
@@ -62,4 +64,20 @@ teardown() {
 	echo "$output"
 	[ "$status" -eq 1 ]
 	echo "$output" | grep -q "fd 5 (fifo): $T/f changed since the checkpoint (it is a character device now, not a fifo"
+}
+
+@test "a file whose path is longer than 511 bytes is carried with its whole path" {
+	d="$T/$(printf 'd%.0s' $(seq 60))"
+	d="$d/$d/$d/$d/$d/$d/$d/$d/$d"
+	d="$T${d//$T/}"
+	mkdir -p "$d"
+	echo data >"$d/file.txt"
+	[ ${#d} -gt 520 ]
+	run clean "$PROG" "$T/img" "$d/file.txt"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	run clean "$CRAC" restore "$T/img"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -qx "fd 5: regular"
 }
