@@ -41,7 +41,10 @@
  *     its start time is the restore's. So even with no signal at all (crac
  *     restore killed right after criu restore), the waiting thread notices
  *     it is a restored one within CRIU_POLL_MS and goes on without new
- *     arguments.
+ *     arguments (after CRIU_RESTORED_WAIT_NS).
+ * CRAC_CRIU_SIG at its default action (death) is set to be ignored for
+ * good: a RESTORED that comes after the wait gave up must not kill the
+ * process (blocked while waited for, it is queued all the same).
  *
  * Descriptors. CRIU carries most kernel objects itself, but crac's safety
  * checks stay those of an engine that carries none (stdio only; policies
@@ -91,6 +94,7 @@ extern char **environ;
 
 #define CRIU_POLL_MS 100              /* the wait re-checks this often */
 #define CRIU_MIN_WAIT_NS (60LL * 1000000000LL) /* a dump may take this long at least */
+#define CRIU_RESTORED_WAIT_NS (5LL * 1000000000LL) /* a restored thread waits this long for RESTORED */
 #define CRIU_MAX_ARGS 64
 #define CRIU_MAX_STASH 16
 
@@ -1034,7 +1038,19 @@ static int criu_checkpoint(struct crac_round *r)
 		return rc;
 	}
 
-	/* 2. The signal waited for: blocked in this thread only. */
+	/* 2. The signal waited for: blocked in this thread only. It may also
+	 * come when nobody waits for it any more: crac restore's RESTORED
+	 * after the restored thread went on without it (CRIU_RESTORED_WAIT_NS),
+	 * a helper's answer just after the deadline. Its default action would
+	 * kill the process then: ignored instead, unless the program has a
+	 * handler of its own for it (a blocked signal is queued all the same,
+	 * and sigtimedwait takes it; the restored process inherits it). */
+	struct sigaction cur;
+	if (sigaction(CRAC_CRIU_SIG, NULL, &cur) == 0 && !(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == SIG_DFL) {
+		struct sigaction ign = { .sa_handler = SIG_IGN };
+		sigemptyset(&ign.sa_mask);
+		sigaction(CRAC_CRIU_SIG, &ign, NULL);
+	}
 	sigemptyset(&set);
 	sigaddset(&set, CRAC_CRIU_SIG);
 	pthread_sigmask(SIG_BLOCK, &set, &old);
@@ -1100,7 +1116,7 @@ static int criu_checkpoint(struct crac_round *r)
 			 * little for the new arguments, then go on without. */
 			if (!restored_since)
 				restored_since = mono_ns();
-			if (mono_ns() - restored_since > 5LL * 1000000000LL) {
+			if (mono_ns() - restored_since > CRIU_RESTORED_WAIT_NS) {
 				restored = true;
 				arg = 0;
 				break;
