@@ -10,7 +10,8 @@
  *   - in a round started by logind, the delay inhibitor lock is released;
  *   - $CRAC_EXTERNAL_HOOK, if set, is run by /bin/sh with CRAC_PID,
  *     CRAC_CONTROL_SOCKET, CRAC_GENERATION, CRAC_INSTANCE_ID and
- *     CRAC_PARK_MS in its environment. Exit 0: the platform was told, the
+ *     CRAC_PARK_MS in its environment (and without CRAC_ENGINE and
+ *     CRAC_CONTROL: it is no crac program). Exit 0: the platform was told, the
  *     process stays parked until resumed; anything else: no snapshot, the
  *     process resumes at once (outcome CRAC_ABORTED). It runs in its own
  *     session; when the park ends without a snapshot, its process group is
@@ -473,6 +474,11 @@ static bool start_hook(struct crac_round *r, const char *cmd, unsigned seq, int6
 		hook_job_free(j);
 		return false;
 	}
+	/* The hook is the platform's, not a crac program: under `crac run`
+	 * its processes inherit libcrac in LD_PRELOAD, and with CRAC_ENGINE
+	 * and CRAC_CONTROL each would start an endpoint, a watcher and a
+	 * logind delay lock of its own. Without them libcrac stays idle. */
+	static const char *const drop[] = { "CRAC_ENGINE=", "CRAC_CONTROL=" };
 	size_t o = 0;
 	for (size_t i = 0; i < n; i++) {
 		bool ours = false;
@@ -480,6 +486,8 @@ static bool start_hook(struct crac_round *r, const char *cmd, unsigned seq, int6
 			size_t len = (size_t)(strchr(j->extra[e], '=') - j->extra[e]) + 1;
 			ours = strncmp(environ[i], j->extra[e], len) == 0;
 		}
+		for (size_t e = 0; e < sizeof(drop) / sizeof(drop[0]) && !ours; e++)
+			ours = strncmp(environ[i], drop[e], strlen(drop[e])) == 0;
 		if (!ours)
 			j->envp[o++] = environ[i];
 	}

@@ -5,7 +5,9 @@
 #    still learns how its CRAC_EXTERNAL_HOOK ended: a failing or killed hook
 #    resumes it at once, not at the park deadline;
 #  - the process that waits for the hook (a copy of the program) holds none
-#    of the program's descriptors while the hook runs.
+#    of the program's descriptors while the hook runs;
+#  - under `crac run` (libcrac in LD_PRELOAD), the hook's processes are no
+#    crac programs: no control endpoint or engine of their own.
 
 load common
 load ext_common
@@ -81,4 +83,20 @@ start_ign() {
 	grep -qx 'returned 2' "$T/out"
 	cat "$T/parent.fds"
 	[ ! -s "$T/parent.fds" ]
+}
+
+@test "under crac run, the hook's processes are not crac programs themselves (no endpoint, no engine of their own)" {
+	export CRAC_EXTERNAL_PARK_MS=60000
+	export CRAC_BIN="$CRAC"
+	mkdir -m 700 "$T/ctl"
+	# while the hook runs (and a child of it), the control sockets there are the program's only
+	export CRAC_EXTERNAL_HOOK='sleep 0.5; ls "$CRAC_CONTROL_DIR" >"'"$T"'/ctl.ls"; env >"'"$T"'/hook.env"; "$CRAC_BIN" restore --pid "$CRAC_PID" >/dev/null 2>&1'
+	spawn "$T/out" "$T/err" "$CRAC" run --engine external -- "$PROG" --self
+	PID=$SPAWNED
+	wait_for '^returned '
+	grep -qx 'returned 2' "$T/out"
+	cat "$T/ctl.ls"
+	[ "$(wc -l <"$T/ctl.ls")" -eq 1 ]
+	! grep -q '^CRAC_ENGINE=' "$T/hook.env"
+	! grep -q '^CRAC_CONTROL=' "$T/hook.env"
 }
