@@ -92,6 +92,34 @@
 
 extern char **environ;
 
+/*
+ * The environment criu runs with: the program's, without CRAC_ENGINE and
+ * CRAC_CONTROL. Under `crac run` libcrac is in LD_PRELOAD, so criu loads
+ * it too; with those two it would start a control endpoint of its own
+ * (its warnings mixed into criu's words). Without them libcrac stays
+ * idle. Built before any fork (the helper may not allocate); NULL if out
+ * of memory (then environ as it is).
+ */
+static char **criu_env(void)
+{
+	static const char *const drop[] = { "CRAC_ENGINE=", "CRAC_CONTROL=" };
+	size_t n = 0, o = 0;
+
+	while (environ && environ[n])
+		n++;
+	char **env = calloc(n + 1, sizeof(char *));
+	if (!env)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		bool keep = true;
+		for (size_t d = 0; d < sizeof(drop) / sizeof(drop[0]); d++)
+			keep &= strncmp(environ[i], drop[d], strlen(drop[d])) != 0;
+		if (keep)
+			env[o++] = environ[i];
+	}
+	return env;
+}
+
 #define CRIU_POLL_MS 100              /* the wait re-checks this often */
 #define CRIU_MIN_WAIT_NS (60LL * 1000000000LL) /* a dump may take this long at least */
 #define CRIU_RESTORED_WAIT_NS (5LL * 1000000000LL) /* a restored thread waits this long for RESTORED */
@@ -151,10 +179,13 @@ static int run_capture(char *const argv[], char *out, size_t len)
 	int p[2], st = 0;
 	size_t used = 0;
 	pid_t pid;
+	char **env = criu_env();
 
 	out[0] = 0;
-	if (pipe2(p, O_CLOEXEC) < 0)
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		free(env);
 		return -errno;
+	}
 	/*
 	 * The program's SIGCHLD handler (bash reaps every child) or SIG_IGN
 	 * (auto-reaping) must not take criu's status: a raw clone without
@@ -168,6 +199,7 @@ static int run_capture(char *const argv[], char *out, size_t len)
 		int e = errno;
 		close(p[0]);
 		close(p[1]);
+		free(env);
 		return -e;
 	}
 	if (pid == 0) {
@@ -180,7 +212,7 @@ static int run_capture(char *const argv[], char *out, size_t len)
 				dup2(null, 0);
 			dup2(p[1], 1);
 			dup2(p[1], 2);
-			execve(argv[0], argv, environ);
+			execve(argv[0], argv, env ? env : environ);
 			_exit(127);
 		}
 		close(p[1]);
@@ -204,6 +236,7 @@ static int run_capture(char *const argv[], char *out, size_t len)
 	}
 	out[used] = 0;
 	close(p[0]);
+	free(env);
 	while (waitpid(pid, &st, __WALL) < 0)
 		if (errno != EINTR)
 			return -errno;
@@ -511,6 +544,7 @@ struct criu_state {
 	 * helper may not allocate) */
 	char *argv[CRIU_MAX_ARGS + 1];
 	char *opts_copy;              /* $CRAC_CRIU_OPTS split in place */
+	char **envp;                  /* criu's environment (criu_env), or NULL */
 	char pid_text[16];
 	/* crac's internal descriptors set aside for the dump */
 	int stash[CRIU_MAX_STASH];
@@ -575,6 +609,7 @@ static void criu_release(struct crac_round *r)
 
 	if (s) {
 		free(s->opts_copy);
+		free(s->envp);
 		free(s);
 	}
 	r->engine_state = NULL;
@@ -646,6 +681,8 @@ static int build_argv(struct crac_round *r, struct criu_state *s)
 		}
 	}
 	s->argv[n] = NULL;
+	free(s->envp);
+	s->envp = criu_env();
 	return 0;
 }
 
@@ -792,7 +829,7 @@ static void helper_main(struct criu_state *s, int pid, int tid, pid_t parent)
 		/* killed with the helper (the checkpoint gave up on it): a
 		 * killed criu lets the process go (ptrace detaches) */
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		execve(s->criu, s->argv, environ);
+		execve(s->criu, s->argv, s->envp ? s->envp : environ);
 		_exit(127);
 	}
 	if (c < 0) {

@@ -4,6 +4,8 @@
 #  - "success is verified, never assumed": a criu dump that exits 0 but
 #    wrote no image (or not CRIU's) is a failed checkpoint, and the process
 #    goes on instead of exiting as if its image were safe;
+#  - criu runs without CRAC_ENGINE and CRAC_CONTROL: under `crac run` it
+#    would load libcrac and start an endpoint of its own;
 #  - (real CRIU, root) crac restore's RESTORED signal arriving after the
 #    restored process stopped waiting for it (a criu restore slow to exit)
 #    is ignored, not the default action of SIGRTMAX-2 (death).
@@ -93,4 +95,19 @@ EOF
 	echo "$output" | grep -qx "result 2"
 	# it ran its 9 s (90 lines), not killed at 6 s by SIGRTMAX-2
 	echo "$output" | grep -qx "alive 89"
+}
+
+@test "criu runs without CRAC_ENGINE and CRAC_CONTROL (no endpoint of its own under crac run)" {
+	fake 'env >"'"$T"'/dump.env"; exit 1'
+	# check too: it writes its environment, then passes
+	sed -i 's|^\[ "$1" = check \] && exit 0|[ "$1" = check ] \&\& { env >"'"$T"'/check.env"; exit 0; }|' "$T/criu"
+	CRAC_ENGINE=criu CRAC_CONTROL=1 run clean "$COUNTER" criu "$T/img" </dev/null
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[ -s "$T/dump.env" ]
+	[ -s "$T/check.env" ]
+	! grep -qE '^CRAC_(ENGINE|CONTROL)=' "$T/dump.env" || false
+	! grep -qE '^CRAC_(ENGINE|CONTROL)=' "$T/check.env" || false
+	# the rest of the environment is passed on
+	grep -q "^CRAC_CONTROL_DIR=$T/ctl\$" "$T/dump.env"
 }
