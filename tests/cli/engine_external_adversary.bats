@@ -97,6 +97,6 @@ start_ign() {
 	grep -qx 'returned 2' "$T/out"
 	cat "$T/ctl.ls"
 	[ "$(wc -l <"$T/ctl.ls")" -eq 1 ]
-	! grep -q '^CRAC_ENGINE=' "$T/hook.env"
-	! grep -q '^CRAC_CONTROL=' "$T/hook.env"
+	! grep -q '^CRAC_ENGINE=' "$T/hook.env" || false
+	! grep -q '^CRAC_CONTROL=' "$T/hook.env" || false
 }
