@@ -41,7 +41,10 @@
  *     its start time is the restore's. So even with no signal at all (crac
  *     restore killed right after criu restore), the waiting thread notices
  *     it is a restored one within CRIU_POLL_MS and goes on without new
- *     arguments.
+ *     arguments (after CRIU_RESTORED_WAIT_NS).
+ * CRAC_CRIU_SIG at its default action (death) is set to be ignored for
+ * good: a RESTORED that comes after the wait gave up must not kill the
+ * process (blocked while waited for, it is queued all the same).
  *
  * Descriptors. CRIU carries most kernel objects itself, but crac's safety
  * checks stay those of an engine that carries none (stdio only; policies
@@ -89,8 +92,37 @@
 
 extern char **environ;
 
+/*
+ * The environment criu runs with: the program's, without CRAC_ENGINE and
+ * CRAC_CONTROL. Under `crac run` libcrac is in LD_PRELOAD, so criu loads
+ * it too; with those two it would start a control endpoint of its own
+ * (its warnings mixed into criu's words). Without them libcrac stays
+ * idle. Built before any fork (the helper may not allocate); NULL if out
+ * of memory (then environ as it is).
+ */
+static char **criu_env(void)
+{
+	static const char *const drop[] = { "CRAC_ENGINE=", "CRAC_CONTROL=" };
+	size_t n = 0, o = 0;
+
+	while (environ && environ[n])
+		n++;
+	char **env = calloc(n + 1, sizeof(char *));
+	if (!env)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		bool keep = true;
+		for (size_t d = 0; d < sizeof(drop) / sizeof(drop[0]); d++)
+			keep &= strncmp(environ[i], drop[d], strlen(drop[d])) != 0;
+		if (keep)
+			env[o++] = environ[i];
+	}
+	return env;
+}
+
 #define CRIU_POLL_MS 100              /* the wait re-checks this often */
 #define CRIU_MIN_WAIT_NS (60LL * 1000000000LL) /* a dump may take this long at least */
+#define CRIU_RESTORED_WAIT_NS (5LL * 1000000000LL) /* a restored thread waits this long for RESTORED */
 #define CRIU_MAX_ARGS 64
 #define CRIU_MAX_STASH 16
 
@@ -147,10 +179,13 @@ static int run_capture(char *const argv[], char *out, size_t len)
 	int p[2], st = 0;
 	size_t used = 0;
 	pid_t pid;
+	char **env = criu_env();
 
 	out[0] = 0;
-	if (pipe2(p, O_CLOEXEC) < 0)
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		free(env);
 		return -errno;
+	}
 	/*
 	 * The program's SIGCHLD handler (bash reaps every child) or SIG_IGN
 	 * (auto-reaping) must not take criu's status: a raw clone without
@@ -164,6 +199,7 @@ static int run_capture(char *const argv[], char *out, size_t len)
 		int e = errno;
 		close(p[0]);
 		close(p[1]);
+		free(env);
 		return -e;
 	}
 	if (pid == 0) {
@@ -176,7 +212,7 @@ static int run_capture(char *const argv[], char *out, size_t len)
 				dup2(null, 0);
 			dup2(p[1], 1);
 			dup2(p[1], 2);
-			execve(argv[0], argv, environ);
+			execve(argv[0], argv, env ? env : environ);
 			_exit(127);
 		}
 		close(p[1]);
@@ -200,6 +236,7 @@ static int run_capture(char *const argv[], char *out, size_t len)
 	}
 	out[used] = 0;
 	close(p[0]);
+	free(env);
 	while (waitpid(pid, &st, __WALL) < 0)
 		if (errno != EINTR)
 			return -errno;
@@ -507,6 +544,7 @@ struct criu_state {
 	 * helper may not allocate) */
 	char *argv[CRIU_MAX_ARGS + 1];
 	char *opts_copy;              /* $CRAC_CRIU_OPTS split in place */
+	char **envp;                  /* criu's environment (criu_env), or NULL */
 	char pid_text[16];
 	/* crac's internal descriptors set aside for the dump */
 	int stash[CRIU_MAX_STASH];
@@ -571,6 +609,7 @@ static void criu_release(struct crac_round *r)
 
 	if (s) {
 		free(s->opts_copy);
+		free(s->envp);
 		free(s);
 	}
 	r->engine_state = NULL;
@@ -642,6 +681,8 @@ static int build_argv(struct crac_round *r, struct criu_state *s)
 		}
 	}
 	s->argv[n] = NULL;
+	free(s->envp);
+	s->envp = criu_env();
 	return 0;
 }
 
@@ -788,7 +829,7 @@ static void helper_main(struct criu_state *s, int pid, int tid, pid_t parent)
 		/* killed with the helper (the checkpoint gave up on it): a
 		 * killed criu lets the process go (ptrace detaches) */
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		execve(s->criu, s->argv, environ);
+		execve(s->criu, s->argv, s->envp ? s->envp : environ);
 		_exit(127);
 	}
 	if (c < 0) {
@@ -851,6 +892,61 @@ static int start_helper(struct criu_state *s, int tid)
 		return -ECHILD;
 	helper = (int)h;
 	return helper;
+}
+
+/* CRIU's image magics (its images/magic.h): the inventory starts with its
+ * own; the other images with the common one, then theirs. */
+#define CRIU_INVENTORY_MAGIC 0x58313116u
+#define CRIU_COMMON_MAGIC 0x54564319u
+#define CRIU_PSTREE_MAGIC 0x50273030u
+#define CRIU_CORE_MAGIC 0x55053847u
+
+/* Is dir/name a regular file that starts with these magics (one or two)?
+ * 0, or -errno and why (the file's name first). */
+static int criu_image_ok(const char *dir, const char *name, uint32_t m0, uint32_t m1, char *why, size_t len)
+{
+	char path[PATH_MAX + 64];
+	uint32_t head[2] = { 0, 0 };
+	size_t want = m1 ? sizeof(head) : sizeof(head[0]);
+	struct stat st;
+	ssize_t n = -1;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		snprintf(why, len, "%s: %s", name, strerror(e));
+		return -e;
+	}
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+		n = pread(fd, head, want, 0);
+	close(fd);
+	if (n != (ssize_t)want || head[0] != m0 || (m1 && head[1] != m1)) {
+		snprintf(why, len, "%s is not a CRIU image", name);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+/*
+ * A criu dump that exited 0 must have written an image of this process:
+ * the inventory, the process tree, and the state of this process and of
+ * the checkpointing thread (the one a restore resumes). Success is
+ * verified, never assumed: the original exits once its image is there.
+ */
+static int verify_dump(struct criu_state *s, int tid, char *why, size_t len)
+{
+	char name[64];
+	int rc;
+
+	if ((rc = criu_image_ok(s->tmp, "inventory.img", CRIU_INVENTORY_MAGIC, 0, why, len)) < 0 ||
+	    (rc = criu_image_ok(s->tmp, "pstree.img", CRIU_COMMON_MAGIC, CRIU_PSTREE_MAGIC, why, len)) < 0)
+		return rc;
+	snprintf(name, sizeof(name), "core-%d.img", (int)getpid());
+	if ((rc = criu_image_ok(s->tmp, name, CRIU_COMMON_MAGIC, CRIU_CORE_MAGIC, why, len)) < 0)
+		return rc;
+	snprintf(name, sizeof(name), "core-%d.img", tid);
+	return criu_image_ok(s->tmp, name, CRIU_COMMON_MAGIC, CRIU_CORE_MAGIC, why, len);
 }
 
 /* The marker: that CRIU made the directory, and crac's metadata. */
@@ -979,7 +1075,19 @@ static int criu_checkpoint(struct crac_round *r)
 		return rc;
 	}
 
-	/* 2. The signal waited for: blocked in this thread only. */
+	/* 2. The signal waited for: blocked in this thread only. It may also
+	 * come when nobody waits for it any more: crac restore's RESTORED
+	 * after the restored thread went on without it (CRIU_RESTORED_WAIT_NS),
+	 * a helper's answer just after the deadline. Its default action would
+	 * kill the process then: ignored instead, unless the program has a
+	 * handler of its own for it (a blocked signal is queued all the same,
+	 * and sigtimedwait takes it; the restored process inherits it). */
+	struct sigaction cur;
+	if (sigaction(CRAC_CRIU_SIG, NULL, &cur) == 0 && !(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == SIG_DFL) {
+		struct sigaction ign = { .sa_handler = SIG_IGN };
+		sigemptyset(&ign.sa_mask);
+		sigaction(CRAC_CRIU_SIG, &ign, NULL);
+	}
 	sigemptyset(&set);
 	sigaddset(&set, CRAC_CRIU_SIG);
 	pthread_sigmask(SIG_BLOCK, &set, &old);
@@ -1045,7 +1153,7 @@ static int criu_checkpoint(struct crac_round *r)
 			 * little for the new arguments, then go on without. */
 			if (!restored_since)
 				restored_since = mono_ns();
-			if (mono_ns() - restored_since > 5LL * 1000000000LL) {
+			if (mono_ns() - restored_since > CRIU_RESTORED_WAIT_NS) {
 				restored = true;
 				arg = 0;
 				break;
@@ -1098,6 +1206,13 @@ static int criu_checkpoint(struct crac_round *r)
 				 "criu dump failed (%s %d): %s; no image was written to %s, the process goes on",
 				 WIFSIGNALED(st) ? "signal" : "exit status", WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st),
 				 words[0] ? words : "see its log", dir);
+		remove_tree(s->tmp);
+		return -EIO;
+	}
+	if ((rc = verify_dump(s, tid, words, sizeof(words))) < 0) {
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", -EIO,
+				 "criu dump exited 0 but wrote no image (%s): no image was written to %s, the "
+				 "process goes on", words, dir);
 		remove_tree(s->tmp);
 		return -EIO;
 	}

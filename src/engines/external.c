@@ -10,7 +10,8 @@
  *   - in a round started by logind, the delay inhibitor lock is released;
  *   - $CRAC_EXTERNAL_HOOK, if set, is run by /bin/sh with CRAC_PID,
  *     CRAC_CONTROL_SOCKET, CRAC_GENERATION, CRAC_INSTANCE_ID and
- *     CRAC_PARK_MS in its environment. Exit 0: the platform was told, the
+ *     CRAC_PARK_MS in its environment (and without CRAC_ENGINE and
+ *     CRAC_CONTROL: it is no crac program). Exit 0: the platform was told, the
  *     process stays parked until resumed; anything else: no snapshot, the
  *     process resumes at once (outcome CRAC_ABORTED). It runs in its own
  *     session; when the park ends without a snapshot, its process group is
@@ -36,11 +37,12 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -236,6 +238,71 @@ static void hook_gone(unsigned seq)
 }
 
 /*
+ * How the hook ended, told by its minder (below) through a page shared
+ * with it: the program's own SIGCHLD disposition cannot take it away.
+ */
+struct hook_share {
+	volatile int sh_pid;       /* the shell's pid, once it runs */
+	volatile int exec_errno;   /* execve of /bin/sh failed with this */
+	volatile int status;       /* the shell's wait status, once done */
+	volatile int done;
+};
+static struct hook_share *hook_share;     /* of the current park's hook (park_lock) */
+static pid_t hook_shell;                  /* its shell's pid, kept once the share is gone */
+
+/*
+ * The minder: a copy of the program (a raw clone without exit signal, no
+ * atfork handler), so async-signal-safe calls only. It takes a session and
+ * process group of its own, starts /bin/sh -c CMD with an empty signal
+ * mask and every signal at its default action, waits for it and writes its
+ * wait status into the shared page. A program that ignores SIGCHLD has its
+ * children reaped by the kernel, and one that reaps every child in a
+ * SIGCHLD handler takes their status: neither applies to a child without
+ * exit signal (waited for with __WALL) nor to the minder's own child. Every
+ * signal but SIGKILL stays blocked in the minder, so that it outlives its
+ * shell when the process group gets SIGTERM (stop_hook()) and reaps it.
+ */
+static void hook_minder(struct hook_share *sh, const char *cmd, char **envp)
+{
+	char *argv[] = { "sh", "-c", (char *)cmd, NULL };
+	sigset_t all, none;
+	int st = 0;
+
+	sigfillset(&all);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	setsid();
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			signal(sig, SIG_DFL);
+	pid_t c = (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+	if (c == 0) {
+		sh->sh_pid = (int)syscall(SYS_getpid);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		execve("/bin/sh", argv, envp);
+		sh->exec_errno = errno;
+		_exit(127);
+	}
+	if (c < 0) {
+		sh->exec_errno = errno;
+		_exit(127);
+	}
+	sh->sh_pid = (int)c;
+	/* A copy of every descriptor of the program, close-on-exec ones too
+	 * (the minder does not exec): none is kept open by it while the hook
+	 * runs (a pipe's end, a connection the program closes). */
+	if (syscall(SYS_close_range, 0, ~0U, 0) < 0)
+		for (int fd = 0; fd < 65536; fd++)
+			close(fd);
+	while (waitpid(c, &st, 0) < 0)
+		if (errno != EINTR)
+			_exit(127);   /* no status: the hook thread says the minder failed */
+	sh->status = st;
+	__atomic_store_n(&sh->done, 1, __ATOMIC_RELEASE);
+	_exit(0);
+}
+
+/*
  * Runs the hook and waits for it. It runs in a session (and process group)
  * of its own, so that all it started can be killed when the park ends
  * without a snapshot (stop_hook()), with the signal mask emptied and every
@@ -246,50 +313,65 @@ static void hook_gone(unsigned seq)
 static void *hook_thread(void *arg)
 {
 	struct hook_job *j = arg;
-	char *argv[] = { "sh", "-c", (char *)j->cmd, NULL };
-	posix_spawnattr_t attr;
-	sigset_t none, dfl;
+	struct hook_share *sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	pid_t pid = 0;
-	int st, rc;
+	int st, rc = 0;
 
-	sigemptyset(&none);
-	sigfillset(&dfl);
-	sigdelset(&dfl, SIGKILL);
-	sigdelset(&dfl, SIGSTOP);
-	rc = posix_spawnattr_init(&attr);
-	if (rc == 0) {
-		posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
-					 POSIX_SPAWN_SETSIGDEF);
-		posix_spawnattr_setsigmask(&attr, &none);
-		posix_spawnattr_setsigdefault(&attr, &dfl);
-		/* under park_lock: a park that ended meanwhile (hook_cancel)
-		 * starts nothing, and stop_hook() sees the pid once it is there */
-		pthread_mutex_lock(&park_lock);
-		if (j->seq != park_seq || hook_cancel)
-			rc = ECANCELED;
-		else if ((rc = posix_spawn(&pid, "/bin/sh", NULL, &attr, argv, j->envp)) == 0)
-			hook_pid = pid;
-		pthread_mutex_unlock(&park_lock);
-		posix_spawnattr_destroy(&attr);
+	if (sh == MAP_FAILED) {
+		rc = errno;
+		sh = NULL;
 	}
+	/* under park_lock: a park that ended meanwhile (hook_cancel) starts
+	 * nothing, and stop_hook() sees the pid once it is there */
+	pthread_mutex_lock(&park_lock);
+	if (j->seq != park_seq || hook_cancel) {
+		rc = ECANCELED;
+	} else if (sh) {
+		pid = (pid_t)syscall(SYS_clone, 0, 0, 0, 0, 0);
+		if (pid == 0)
+			hook_minder(sh, j->cmd, j->envp);
+		if (pid < 0) {
+			rc = errno;
+		} else {
+			hook_pid = pid;
+			hook_share = sh;
+		}
+	}
+	pthread_mutex_unlock(&park_lock);
 	if (rc != 0) {
 		if (rc != ECANCELED)
 			hook_failed(j->seq, "CRAC_EXTERNAL_HOOK could not be started (/bin/sh: %s): no snapshot",
 				    strerror(rc));
-		hook_gone(j->seq);
-		hook_job_free(j);
-		return NULL;
+		goto out;
 	}
-	while ((rc = waitpid(pid, &st, 0)) < 0 && errno == EINTR)
+	while ((rc = (int)waitpid(pid, &st, __WALL)) < 0 && errno == EINTR)
 		;
+	int shell = sh->sh_pid > 0 ? sh->sh_pid : (int)pid;
 	if (rc < 0)
-		;   /* reaped by the program (SIGCHLD ignored or wait(-1)): nothing to learn */
-	else if (WIFEXITED(st) && WEXITSTATUS(st) != 0)
-		hook_failed(j->seq, "CRAC_EXTERNAL_HOOK (pid %d) exited with status %d: no snapshot",
-			    (int)pid, WEXITSTATUS(st));
-	else if (WIFSIGNALED(st))
-		hook_failed(j->seq, "CRAC_EXTERNAL_HOOK (pid %d) was killed by signal %d: no snapshot",
-			    (int)pid, WTERMSIG(st));
+		hook_failed(j->seq, "CRAC_EXTERNAL_HOOK (pid %d): its status is lost (waitpid: %s): no snapshot",
+			    shell, strerror(errno));
+	else if (!__atomic_load_n(&sh->done, __ATOMIC_ACQUIRE) && sh->exec_errno)
+		hook_failed(j->seq, "CRAC_EXTERNAL_HOOK could not be started (/bin/sh: %s): no snapshot",
+			    strerror(sh->exec_errno));
+	else if (!__atomic_load_n(&sh->done, __ATOMIC_ACQUIRE))
+		/* the minder itself was killed (SIGKILL to the process group) */
+		hook_failed(j->seq, "CRAC_EXTERNAL_HOOK (pid %d) was killed by signal %d: no snapshot", shell,
+			    WIFSIGNALED(st) ? WTERMSIG(st) : SIGKILL);
+	else if (WIFEXITED(sh->status) && WEXITSTATUS(sh->status) != 0)
+		hook_failed(j->seq, "CRAC_EXTERNAL_HOOK (pid %d) exited with status %d: no snapshot", shell,
+			    WEXITSTATUS(sh->status));
+	else if (WIFSIGNALED(sh->status))
+		hook_failed(j->seq, "CRAC_EXTERNAL_HOOK (pid %d) was killed by signal %d: no snapshot", shell,
+			    WTERMSIG(sh->status));
+out:
+	pthread_mutex_lock(&park_lock);
+	if (sh && hook_share == sh) {
+		hook_shell = sh->sh_pid;
+		hook_share = NULL;
+	}
+	pthread_mutex_unlock(&park_lock);
+	if (sh)
+		munmap(sh, sizeof(*sh));
 	hook_gone(j->seq);
 	hook_job_free(j);
 	return NULL;
@@ -329,7 +411,7 @@ static bool hook_wait_gone(unsigned seq, pid_t pgid, int64_t ms)
  */
 static void stop_hook(unsigned seq)
 {
-	pid_t pgid;
+	pid_t pgid, shell;
 
 	pthread_mutex_lock(&park_lock);
 	hook_cancel = true;
@@ -341,20 +423,22 @@ static void stop_hook(unsigned seq)
 		return;
 	pthread_mutex_lock(&park_lock);
 	bool running = !hook_reaped;
+	/* the process group is the minder's; messages name the shell */
+	shell = hook_share && hook_share->sh_pid > 0 ? hook_share->sh_pid : hook_shell > 0 ? hook_shell : pgid;
 	pthread_mutex_unlock(&park_lock);
 	if (running)
 		crac__ext_say("CRAC_EXTERNAL_HOOK (pid %d) was still running when the park ended without a "
-			      "snapshot: its process group is killed", (int)pgid);
+			      "snapshot: its process group is killed", (int)shell);
 	else
 		crac__ext_say("CRAC_EXTERNAL_HOOK (pid %d) left processes running in its process group when "
-			      "the park ended without a snapshot: they are killed", (int)pgid);
+			      "the park ended without a snapshot: they are killed", (int)shell);
 	kill(-pgid, SIGTERM);
 	if (hook_wait_gone(seq, pgid, HOOK_GRACE_MS))
 		return;
 	kill(-pgid, SIGKILL);
 	if (!hook_wait_gone(seq, pgid, HOOK_KILL_WAIT_MS))
 		crac__ext_say("CRAC_EXTERNAL_HOOK (pid %d): its process group outlived SIGKILL for %d ms",
-			      (int)pgid, HOOK_KILL_WAIT_MS);
+			      (int)shell, HOOK_KILL_WAIT_MS);
 }
 
 /* Starts the hook of park `seq` on a detached thread; false if it could not. */
@@ -390,6 +474,11 @@ static bool start_hook(struct crac_round *r, const char *cmd, unsigned seq, int6
 		hook_job_free(j);
 		return false;
 	}
+	/* The hook is the platform's, not a crac program: under `crac run`
+	 * its processes inherit libcrac in LD_PRELOAD, and with CRAC_ENGINE
+	 * and CRAC_CONTROL each would start an endpoint, a watcher and a
+	 * logind delay lock of its own. Without them libcrac stays idle. */
+	static const char *const drop[] = { "CRAC_ENGINE=", "CRAC_CONTROL=" };
 	size_t o = 0;
 	for (size_t i = 0; i < n; i++) {
 		bool ours = false;
@@ -397,6 +486,8 @@ static bool start_hook(struct crac_round *r, const char *cmd, unsigned seq, int6
 			size_t len = (size_t)(strchr(j->extra[e], '=') - j->extra[e]) + 1;
 			ours = strncmp(environ[i], j->extra[e], len) == 0;
 		}
+		for (size_t e = 0; e < sizeof(drop) / sizeof(drop[0]) && !ours; e++)
+			ours = strncmp(environ[i], drop[e], strlen(drop[e])) == 0;
 		if (!ours)
 			j->envp[o++] = environ[i];
 	}
@@ -462,7 +553,7 @@ static int ext_checkpoint(struct crac_round *r)
 	pending = woke = EXT_WAKE_NONE;
 	hook_failure[0] = '\0';
 	seq = ++park_seq;
-	hook_pid = 0;
+	hook_pid = hook_shell = 0;
 	hook_reaped = hook_cancel = false;
 	pthread_mutex_unlock(&park_lock);
 

@@ -84,7 +84,53 @@ static int device_capture(struct crac_obj_capture *c, const struct crac_obj_fd *
 	return -ENOTSUP;
 }
 
-/* Is the object at path (opened as fd) still the one of entry e? */
+static const char *type_name(unsigned mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFREG:
+		return "a regular file";
+	case S_IFDIR:
+		return "a directory";
+	case S_IFCHR:
+		return "a character device";
+	case S_IFBLK:
+		return "a block device";
+	case S_IFIFO:
+		return "a fifo";
+	case S_IFSOCK:
+		return "a socket";
+	case S_IFLNK:
+		return "a symbolic link";
+	}
+	return "an unknown kind of file";
+}
+
+/*
+ * Is st of the type entry e's kind names? 0 if so; else -ESTALE, with
+ * "it is a character device now, not a regular file" appended to why (if
+ * given). The kind is what the image says the object is; its other words
+ * are compared only with an object of that type (a device's numbers are
+ * no identity for a file: a hostile image could name any device as a
+ * "file" with them).
+ */
+static int type_differs(const struct crac_img_fd *e, const struct stat *st, struct crac_img_buf *why)
+{
+	unsigned want = e->kind == CRAC_OBJ_FILE ? S_IFREG : e->kind == CRAC_OBJ_DIR ? S_IFDIR :
+			e->kind == CRAC_OBJ_DEVICE ? S_IFCHR : e->kind == CRAC_OBJ_FIFO ? S_IFIFO : 0;
+
+	if (!want || (st->st_mode & S_IFMT) == want)
+		return 0;
+	if (why) {
+		crac_img_puts(why, "it is ");
+		crac_img_puts(why, type_name(st->st_mode));
+		crac_img_puts(why, " now, not ");
+		crac_img_puts(why, type_name(want));
+	}
+	return -ESTALE;
+}
+
+/* Is the object at path (opened as fd) still the one of entry e? (Its
+ * type is checked first: type_differs.) */
 static const char *changed(const struct crac_img_fd *e, const struct stat *st)
 {
 	if ((st->st_mode & S_IFMT) == S_IFCHR)
@@ -115,6 +161,13 @@ int crac_obj_file_check(const struct crac_img_view *v, const struct crac_img_fd 
 		crac_img_put_escaped(why, path);
 		crac_img_put_err(why, rc);
 		return (int)rc;
+	}
+	if (type_differs(e, &st, 0)) {
+		crac_img_put_escaped(why, path);
+		crac_img_puts(why, " changed since the checkpoint (");
+		type_differs(e, &st, why);
+		crac_img_puts(why, ")");
+		return -ESTALE;
 	}
 	what = changed(e, &st);
 	/* a FIFO removed and made again often gets the old inode number back,
@@ -162,13 +215,23 @@ static long file_restore(struct crac_obj_restore *r, uint32_t i, struct crac_img
 	}
 	if (e->kind == CRAC_OBJ_DIR && !(flags & O_PATH))
 		flags = (flags & ~O_ACCMODE) | O_RDONLY | O_DIRECTORY;
+	/* look before opening (as image/check.c does): what is there now
+	 * must be of the entry's kind, or it is not opened at all (a device
+	 * whose open acts, where a file was) */
+	long rc = sys_fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW);
+	if (rc == 0 && type_differs(e, &st, 0)) {
+		crac_img_puts(why, "changed since the checkpoint (");
+		type_differs(e, &st, why);
+		crac_img_puts(why, ")");
+		return -ESTALE;
+	}
 	long fd = sys_openat(AT_FDCWD, path, flags | (e->kind == CRAC_OBJ_DEVICE ? 0 : O_NONBLOCK));
 	if (fd < 0) {
 		crac_img_puts(why, "cannot open it again");
 		return fd;
 	}
-	long rc = sys_fstat(fd, &st);
-	const char *what = rc < 0 ? "its status" : changed(e, &st);
+	rc = sys_fstat(fd, &st);
+	const char *what = rc < 0 ? "its status" : type_differs(e, &st, 0) ? "its type" : changed(e, &st);
 	if (what) {
 		sys_close(fd);
 		crac_img_puts(why, "changed since the checkpoint (");

@@ -68,16 +68,15 @@ static char *memchr_(char *s, char ch, long n)
 /* Is the memfd (dev, ino) mapped by the process? Returns the address of
  * the first mapping, 0 if none (or /proc/self/maps unreadable: the engine
  * reads it too and says so). */
-static uint64_t mapped_at(const struct stat *st)
+static uint64_t mapped_at(const struct stat *st, char *buf, uint64_t size)
 {
-	static char buf[8192];
 	long fd = sys_openat(AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC);
 	uint64_t have = 0, found = 0;
 
 	if (fd < 0)
 		return 0;
 	for (;;) {
-		long n = sys_read(fd, buf + have, sizeof(buf) - 1 - have);
+		long n = sys_read(fd, buf + have, size - 1 - have);
 		if (n <= 0)
 			break;
 		have += (uint64_t)n;
@@ -109,17 +108,27 @@ static uint64_t mapped_at(const struct stat *st)
 		/* keep the unfinished line */
 		have = (uint64_t)(buf + have - line);
 		memmove(buf, line, have);
-		if (have >= sizeof(buf) - 1)
+		if (have >= size - 1)
 			have = 0;   /* a line longer than the buffer: its path is not a memfd's we need */
 	}
 	sys_close(fd);
 	return found;
 }
 
+/* A probe's look: several threads may probe at once (the safety checks of
+ * crac_check): a buffer of its own. */
+static uint64_t probe_mapped_at(const struct stat *st)
+{
+	char buf[4096];
+
+	return mapped_at(st, buf, sizeof(buf));
+}
+
 static int memfd_capture(struct crac_obj_capture *c, const struct crac_obj_fd *d, uint32_t i,
 			 struct crac_img_fd *e, struct crac_img_buf *why)
 {
-	static char name[512];
+	static char maps[8192];      /* full capture: only the checkpointing thread runs */
+	char name[256];              /* a memfd's name has 249 bytes at most */
 	uint64_t statfs[16];
 	long rc;
 
@@ -131,13 +140,17 @@ static int memfd_capture(struct crac_obj_capture *c, const struct crac_obj_fd *d
 		return -ENOTSUP;
 	}
 	len -= sizeof(prefix) - 1 + sizeof(suffix) - 1;
+	if (len >= sizeof(name)) {   /* not a memfd's name */
+		crac_img_puts(why, "its name cannot be read from its link");
+		return -ENOTSUP;
+	}
 	memcpy(name, d->link + sizeof(prefix) - 1, len);
 	name[len] = 0;
 	if (sys_fstatfs(d->fd, statfs) == 0 && (uint32_t)statfs[0] == HUGETLBFS_MAGIC_) {
 		crac_img_puts(why, "a hugetlb memfd (MFD_HUGETLB) is not carried");
 		return -ENOTSUP;
 	}
-	uint64_t at = mapped_at(&d->st);
+	uint64_t at = c->pages_fd < 0 ? probe_mapped_at(&d->st) : mapped_at(&d->st, maps, sizeof(maps));
 	if (at) {
 		crac_img_puts(why, "it is also mapped by the process (at ");
 		crac_img_putx(why, at);

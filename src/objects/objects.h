@@ -63,7 +63,8 @@ enum crac_obj_kind {
 struct crac_obj_fd {
 	int fd;
 	struct stat st;
-	char link[512];              /* readlink /proc/self/fd/N ("pipe:[123]", a path, ...) */
+	char link[4096];             /* readlink /proc/self/fd/N ("pipe:[123]", a path, ...);
+				      * "" if it does not fit (no path to open again) */
 	char info[4096];             /* /proc/self/fdinfo/N */
 	uint32_t flags;              /* "flags:" of fdinfo (file status flags) */
 	uint32_t fd_flags;           /* FD_CLOEXEC */

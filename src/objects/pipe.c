@@ -83,7 +83,8 @@ struct ends {
  * in increasing order). The index is only a list of candidates: each is
  * checked again (fstat, fcntl) when used, and a negative answer (no other
  * end, no end to read) is always taken from a fresh scan, so a stale
- * index never makes an answer wrong; it only saves the scans.
+ * index never makes an answer wrong; it only saves the scans. Probes may
+ * come from several threads at once: see find_ends().
  */
 #define INDEX_MAX 8192
 
@@ -162,17 +163,17 @@ static int count_ends(const struct crac_obj_fd *d, struct ends *x)
 	return self;
 }
 
-/* Only a scan of /proc/self/fd, without keeping an index (too many). */
-static int scan_ends(const struct crac_obj_fd *d, struct ends *x)
+/* Only a scan of /proc/self/fd, without keeping an index (too many, or a
+ * probe), into dents[size]. */
+static int scan_ends(const struct crac_obj_fd *d, struct ends *x, char *dents, long size)
 {
-	static char dents[4096];
 	long dfd = sys_openat(AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC), n;
 
 	x->readers = x->writers = x->packet = 0;
 	x->read_fd = -1;
 	if (dfd < 0)
 		return (int)dfd;
-	while ((n = sys_getdents64(dfd, dents, sizeof(dents))) > 0)
+	while ((n = sys_getdents64(dfd, dents, size)) > 0)
 		for (long off = 0; off < n;) {
 			const char *name = dents + off + 19;
 			unsigned short reclen = *(const unsigned short *)(dents + off + 16);
@@ -212,8 +213,41 @@ static int scan_ends(const struct crac_obj_fd *d, struct ends *x)
 #define NEED_WRITER 0x2
 #define NEED_READ_FD 0x4
 
+/*
+ * Several threads may probe at once (the safety checks of crac_check, the
+ * control endpoint's check): the index and its buffer are one thread's at
+ * a time. A probe that finds them taken scans with a buffer of its own
+ * (slower: one scan per end). The capture takes no lock: every other
+ * thread is stopped then, and one stopped while holding it is not using
+ * it; an index left half built is only candidates, each checked again.
+ */
+static int idx_busy;
+
+static int probe_ends(const struct crac_obj_fd *d, struct ends *x)
+{
+	char dents[2048] __attribute__((aligned(8)));
+
+	return scan_ends(d, x, dents, sizeof(dents));
+}
+
+static int find_ends_indexed(const struct crac_obj_capture *c, const struct crac_obj_fd *d, int need,
+			     struct ends *x);
+
 static int find_ends(const struct crac_obj_capture *c, const struct crac_obj_fd *d, int need, struct ends *x)
 {
+	if (c->pages_fd >= 0)
+		return find_ends_indexed(c, d, need, x);
+	if (__atomic_exchange_n(&idx_busy, 1, __ATOMIC_ACQUIRE))
+		return probe_ends(d, x);
+	int rc = find_ends_indexed(c, d, need, x);
+	__atomic_store_n(&idx_busy, 0, __ATOMIC_RELEASE);
+	return rc;
+}
+
+static int find_ends_indexed(const struct crac_obj_capture *c, const struct crac_obj_fd *d, int need,
+			     struct ends *x)
+{
+	static char dents[4096] __attribute__((aligned(8)));
 	int rc;
 
 	/* a new pass (another capture or probe, or numbers starting again): a new index */
@@ -225,7 +259,7 @@ static int find_ends(const struct crac_obj_capture *c, const struct crac_obj_fd 
 		if ((n_idx < 0 || fresh) && (rc = build_index()) < 0)
 			return rc;
 		if (n_idx < 0)
-			return scan_ends(d, x);
+			return scan_ends(d, x, dents, sizeof(dents));
 		if (!count_ends(d, x))
 			continue;   /* the index does not know d: newer than it */
 		if (((need & NEED_READER) && !x->readers) || ((need & NEED_WRITER) && !x->writers) ||

@@ -101,7 +101,9 @@ int crac_obj_read_fd(int fd, struct crac_obj_fd *d)
 		return (int)r;
 	fmt_path(path, "/proc/self/fd/", fd, "");
 	n = sys_readlinkat(AT_FDCWD, path, d->link, sizeof(d->link) - 1);
-	d->link[n > 0 ? n : 0] = 0;
+	/* a link that fills the buffer may be cut short: a wrong path is
+	 * worse than none (the kinds that need one refuse the descriptor) */
+	d->link[n > 0 && n < (long)sizeof(d->link) - 1 ? n : 0] = 0;
 	fmt_path(path, "/proc/self/fdinfo/", fd, "");
 	long ifd = sys_openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
 	uint64_t got = 0;

@@ -1,0 +1,64 @@
+/*
+ * obj_edit - edits one descriptor entry of an image header, keeping the
+ * header's checksum valid, so that what the loader does with a hostile
+ * objects table is what a test sees (not the checksum's refusal).
+ *
+ *   obj_edit DIR FD kind N      set the entry's kind (CRAC_OBJ_*)
+ *   obj_edit DIR FD u K VALUE   set its kind-specific word u[K] (VALUE in
+ *                               any base strtoull reads)
+ *
+ * Compiles the format code itself (it is internal to libcrac).
+ */
+#include "image/format.c"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int main(int argc, char **argv)
+{
+	char path[4096];
+	struct stat st;
+
+	if (argc < 5) {
+		fprintf(stderr, "usage: obj_edit DIR FD kind N | obj_edit DIR FD u K VALUE\n");
+		return 2;
+	}
+	snprintf(path, sizeof(path), "%s/header", argv[1]);
+	int fd = open(path, O_RDWR);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		perror(path);
+		return 1;
+	}
+	char *buf = aligned_alloc(8, ((size_t)st.st_size + 8) & ~7ul);
+	if (!buf || pread(fd, buf, (size_t)st.st_size, 0) != st.st_size) {
+		perror("read");
+		return 1;
+	}
+	struct crac_img_header *h = (void *)buf;
+	struct crac_img_fd *fds = (void *)(buf + h->fds_off);
+	int want = atoi(argv[2]);
+	uint32_t i;
+	for (i = 0; i < h->n_fds && fds[i].fd != want; i++)
+		;
+	if (i == h->n_fds) {
+		fprintf(stderr, "obj_edit: no entry for fd %d\n", want);
+		return 1;
+	}
+	if (!strcmp(argv[3], "kind")) {
+		fds[i].kind = (uint32_t)strtoul(argv[4], NULL, 0);
+	} else if (!strcmp(argv[3], "u") && argc > 5 && atoi(argv[4]) >= 0 && atoi(argv[4]) < 8) {
+		fds[i].u[atoi(argv[4])] = strtoull(argv[5], NULL, 0);
+	} else {
+		fprintf(stderr, "obj_edit: unknown edit %s\n", argv[3]);
+		return 2;
+	}
+	h->crc = crac_img_header_crc(buf, (uint64_t)st.st_size);
+	if (pwrite(fd, buf, (size_t)st.st_size, 0) != st.st_size) {
+		perror("write");
+		return 1;
+	}
+	return 0;
+}
