@@ -923,6 +923,25 @@ static void close_inherited(int keep)
 #define MAX_ACTIVATION 64
 static char activation_env[512];
 
+/* Is fd the DST of an entry of $CRAC_ACTIVATION_FDS? */
+static int activation_dst(int fd)
+{
+	for (const char *p = activation_env; *p;) {
+		int d = 0;
+		while (*p && *p != ':')
+			p++;
+		if (*p++ != ':')
+			return 0;
+		while (*p >= '0' && *p <= '9')
+			d = d * 10 + (*p++ - '0');
+		if (d == fd)
+			return 1;
+		if (*p == ',')
+			p++;
+	}
+	return 0;
+}
+
 static int activation_place(const struct crac_img_view *v, unsigned char *done, int keep)
 {
 	int src[MAX_ACTIVATION], dst[MAX_ACTIVATION], kept[MAX_ACTIVATION + 1], n = 0, nk = 0;
@@ -1346,6 +1365,22 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 			thp_madvise = thp_mode_is_madvise();
 			break;
 		}
+
+	/* The addresses of listening and bound IP sockets are free again
+	 * (another instance of this image may hold them): refused now, while
+	 * the restoring command can still start the program otherwise. Not
+	 * those socket activation replaces (the passed socket holds it). */
+	for (uint32_t f = 0; f < h->n_fds; f++) {
+		struct crac_img_buf b = msg();
+		if (activation_dst(v.fds[f].fd))
+			continue;
+		crac_obj_put_entry(&b, &v, &v.fds[f]);
+		long rc = crac_obj_socket_check(&v, &v.fds[f], &b);
+		if (rc < 0) {
+			put_err(&b, rc);
+			die(1, msg_buf);
+		}
+	}
 
 	/* -- point of no return -- */
 	point_of_no_return();

@@ -189,6 +189,11 @@ int crac_obj_file_check(const struct crac_img_view *v, const struct crac_img_fd 
  * + the errno's text for the caller to add, or -ESTALE with a sentence). */
 int crac_obj_inotify_check(const struct crac_img_view *v, const struct crac_img_fd *e, struct crac_img_buf *why);
 
+/* Before the point of no return (the loader): can the listening or bound
+ * IP socket of entry e have its address again (bound and closed at once)?
+ * 0, or -errno and why (an entry of another kind: 0). */
+int crac_obj_socket_check(const struct crac_img_view *v, const struct crac_img_fd *e, struct crac_img_buf *why);
+
 /* Which kind a descriptor is, from its link and mode (0: none we carry). */
 uint32_t crac_obj_classify(const struct crac_obj_fd *d);
 

@@ -743,44 +743,48 @@ static long unix_path_free(const struct sockaddr_un *a, uint32_t len, int type, 
 }
 
 /* A listener or datagram socket: new socket, options, bind, listen. */
-static long restore_bound(struct crac_obj_restore *r, uint32_t i, struct crac_img_buf *why)
+union sock_any {
+	struct sockaddr_storage ss;
+	struct sockaddr_un un;
+};
+
+/* The bound address of entry e from its blob: its length, or -EBADMSG. */
+static long bound_addr(const struct crac_img_view *v, const struct crac_img_fd *e, union sock_any *a,
+		       struct crac_img_buf *why)
 {
-	const struct crac_img_fd *e = &r->v->fds[i];
-	union {
-		struct sockaddr_storage ss;
-		struct sockaddr_un un;
-	} a;
 	struct sock_addrs sa;
-	long rc;
 
 	if (e->blob_len != sizeof(sa)) {
 		crac_img_puts(why, "its address in the image is damaged");
 		return -EBADMSG;
 	}
-	memcpy(&sa, r->v->blobs + e->blob_off, sizeof(sa));
+	memcpy(&sa, v->blobs + e->blob_off, sizeof(sa));
 	uint32_t len = sa.llen;
-	if (len < 2 || len > sizeof(a) || len > sizeof(sa.l) || sa.plen > sizeof(sa.p)) {
+	if (len < 2 || len > sizeof(*a) || len > sizeof(sa.l) || sa.plen > sizeof(sa.p)) {
 		crac_img_puts(why, "its address in the image is damaged");
 		return -EBADMSG;
 	}
-	memset(&a, 0, sizeof(a));
-	memcpy(&a, sa.l, len);
-	long fd = sys_socket(e->u[1], e->u[2] | SOCK_CLOEXEC, e->u[3]);
-	if (fd < 0) {
-		crac_img_puts(why, "cannot make the socket");
-		return fd;
-	}
-	restore_options(fd, e);
-	int named = e->u[1] == AF_UNIX ? len > offsetof(struct sockaddr_un, sun_path) :
-		e->u[1] == AF_INET ? ((struct sockaddr_in *)&a)->sin_port != 0 :
-		((struct sockaddr_in6 *)&a)->sin6_port != 0;
-	if (named && e->u[1] == AF_UNIX && a.un.sun_path[0] && (rc = unix_path_free(&a.un, len, (int)e->u[2], why)) < 0)
-		goto fail;
-	for (int tries = 0; named; tries++) {
-		rc = SYS(SYS_bind, fd, &a, len, 0, 0, 0);
+	memset(a, 0, sizeof(*a));
+	memcpy(a, sa.l, len);
+	return len;
+}
+
+/* An IP address with a port (a Unix address with a name: unix_path_free). */
+static int ip_named(const struct crac_img_fd *e, const union sock_any *a)
+{
+	return e->u[1] == AF_INET ? ((const struct sockaddr_in *)a)->sin_port != 0 :
+	       e->u[1] == AF_INET6 ? ((const struct sockaddr_in6 *)a)->sin6_port != 0 : 0;
+}
+
+/* Binds fd to a (len bytes) as entry e was bound: retries the port a
+ * closing socket holds (the checkpointed process exiting): 200 ms at most. */
+static long bind_again(long fd, const struct crac_img_fd *e, const union sock_any *a, uint32_t len,
+		       struct crac_img_buf *why)
+{
+	for (int tries = 0;; tries++) {
+		long rc = SYS(SYS_bind, fd, a, len, 0, 0, 0);
 		if (rc >= 0)
-			break;
-		/* a port a closing socket holds (the checkpointed process exiting): 200 ms at most */
+			return 0;
 		if (rc == -EADDRINUSE && e->u[1] != AF_UNIX && !(e->u[4] & O_REUSEADDR) && tries < 10) {
 			sleep_ms(20);
 			continue;
@@ -788,13 +792,68 @@ static long restore_bound(struct crac_obj_restore *r, uint32_t i, struct crac_im
 		/* the entry's label names the address */
 		crac_img_puts(why, rc == -EADDRINUSE ? "the address is taken: another process holds it" :
 			      "cannot bind the address again");
-		goto fail;
+		return rc;
 	}
+}
+
+/*
+ * Before the point of no return: can the listening or bound IP socket of
+ * entry e have its address again? A socket of its domain, type and options
+ * is bound to it and closed at once. A port another process holds (a second
+ * instance restored from the same image, a cold one) then refuses the
+ * restore while the restoring command can still do something else (crac
+ * start starts the program cold), instead of after it, when the restored
+ * process can only stop. A Unix address is checked when it is bound
+ * (unix_path_free); the port can still be taken in between.
+ */
+int crac_obj_socket_check(const struct crac_img_view *v, const struct crac_img_fd *e, struct crac_img_buf *why)
+{
+	union sock_any a;
+	long len, rc;
+
+	if (e->kind != CRAC_OBJ_SOCKET || e->same_as != CRAC_IMG_NO_FD ||
+	    (e->u[0] != R_LISTEN && e->u[0] != R_DGRAM) || (e->u[1] != AF_INET && e->u[1] != AF_INET6))
+		return 0;
+	if ((len = bound_addr(v, e, &a, why)) < 0)
+		return (int)len;
+	if (!ip_named(e, &a))
+		return 0;
+	long fd = sys_socket(e->u[1], e->u[2] | SOCK_CLOEXEC, e->u[3]);
+	if (fd < 0) {
+		crac_img_puts(why, "cannot make the socket");
+		return (int)fd;
+	}
+	restore_options(fd, e);
+	rc = bind_again(fd, e, &a, (uint32_t)len, why);
+	sys_close(fd);
+	return (int)rc;
+}
+
+static long restore_bound(struct crac_obj_restore *r, uint32_t i, struct crac_img_buf *why)
+{
+	const struct crac_img_fd *e = &r->v->fds[i];
+	union sock_any a;
+	long rc, len;
+
+	if ((len = bound_addr(r->v, e, &a, why)) < 0)
+		return len;
+	long fd = sys_socket(e->u[1], e->u[2] | SOCK_CLOEXEC, e->u[3]);
+	if (fd < 0) {
+		crac_img_puts(why, "cannot make the socket");
+		return fd;
+	}
+	restore_options(fd, e);
+	int named = e->u[1] == AF_UNIX ? len > (long)offsetof(struct sockaddr_un, sun_path) : ip_named(e, &a);
+	if (named && e->u[1] == AF_UNIX && a.un.sun_path[0] &&
+	    (rc = unix_path_free(&a.un, (uint32_t)len, (int)e->u[2], why)) < 0)
+		goto fail;
+	if (named && (rc = bind_again(fd, e, &a, (uint32_t)len, why)) < 0)
+		goto fail;
 	if (named && e->u[1] == AF_UNIX && a.un.sun_path[0] && e->u[7])
 		SYS(SYS_fchmodat, AT_FDCWD, a.un.sun_path, e->u[7] - 1, 0, 0, 0);
 	if (e->u[0] == R_LISTEN && (rc = SYS(SYS_listen, fd, SOMAXCONN, 0, 0, 0, 0)) < 0) {
 		crac_img_puts(why, "cannot listen on ");
-		put_addr(why, &a, len);
+		put_addr(why, &a, (uint32_t)len);
 		goto fail;
 	}
 	return crac_obj_place(r, i, fd);
