@@ -153,6 +153,44 @@ static int build_index(void)
 	return 0;
 }
 
+/* Index order: inode, device, number (an object's ends in number order). */
+static int idx_less(const struct idx_entry *a, const struct idx_entry *b)
+{
+	if (a->ino != b->ino)
+		return a->ino < b->ino;
+	if (a->dev != b->dev)
+		return a->dev < b->dev;
+	return a->fd < b->fd;
+}
+
+/* Heap sort of the index (no libc here), so that count_ends finds an
+ * object's ends by binary search: n log n for a whole pass. */
+static void sort_index(void)
+{
+	struct idx_entry t;
+
+	for (int n = n_idx, k = n / 2 - 1, end = n; end > 1;) {
+		int root;
+		if (k >= 0) {
+			root = k--;   /* building the heap */
+		} else {
+			t = idx[0];   /* the largest to the end */
+			idx[0] = idx[--end];
+			idx[end] = t;
+			root = 0;
+		}
+		for (int child; (child = 2 * root + 1) < end; root = child) {
+			if (child + 1 < end && idx_less(&idx[child], &idx[child + 1]))
+				child++;
+			if (!idx_less(&idx[root], &idx[child]))
+				break;
+			t = idx[root];
+			idx[root] = idx[child];
+			idx[child] = t;
+		}
+	}
+}
+
 /* build_index, with room made for every pipe and FIFO descriptor when
  * the index is too small (a larger mapping, kept for the next passes, then
  * one more scan); without memory for it, n_idx stays -1 (a scan per end). */
@@ -173,6 +211,15 @@ static int build_index_all(void)
 	return build_index();
 }
 
+/* build_index_all, sorted. */
+static int build_sorted(void)
+{
+	int rc = build_index_all();
+	if (rc >= 0 && n_idx > 1)
+		sort_index();
+	return rc;
+}
+
 /* Counts the ends of d's object among the candidates of the index (each
  * checked again). Returns 1 if d itself was among them (the index knows
  * it), else 0. */
@@ -182,10 +229,18 @@ static int count_ends(const struct crac_obj_fd *d, struct ends *x)
 
 	x->readers = x->writers = x->packet = 0;
 	x->read_fd = -1;
-	for (int k = 0; k < n_idx; k++) {
+	/* the first entry not below (inode, device, -1): binary search */
+	struct idx_entry key = { .ino = d->st.st_ino, .dev = d->st.st_dev, .fd = -1 };
+	int lo = 0, hi = n_idx;
+	while (lo < hi) {
+		int mid = lo + (hi - lo) / 2;
+		if (idx_less(&idx[mid], &key))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (int k = lo; k < n_idx && idx[k].ino == key.ino && idx[k].dev == key.dev; k++) {
 		struct stat st;
-		if (idx[k].ino != d->st.st_ino || idx[k].dev != d->st.st_dev)
-			continue;
 		int v = idx[k].fd;
 		if (sys_fstat(v, &st) < 0 || st.st_ino != d->st.st_ino || st.st_dev != d->st.st_dev)
 			continue;
@@ -284,7 +339,7 @@ static int find_ends(const struct crac_obj_capture *c, const struct crac_obj_fd 
 	idx_last_fd = d->fd;
 	for (int fresh = 0; fresh < 2; fresh++) {
 		if (n_idx < 0 || fresh) {
-			if ((rc = build_index_all()) < 0)
+			if ((rc = build_sorted()) < 0)
 				return rc;
 			idx_final = c == final_pass;
 		}
