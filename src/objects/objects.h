@@ -123,6 +123,16 @@ int crac_obj_put_path(struct crac_obj_capture *c, uint32_t i, const char *path);
 int crac_obj_capture_all(struct crac_obj_capture *c, struct crac_img_buf *why);
 
 /*
+ * pipe.c: a capture pass over the descriptors begins (c), or ends (NULL).
+ * During it no descriptor is opened but by the capture itself, so the
+ * pipe lookups take a negative answer (no other end in the process) from
+ * the index they built in it as final. crac_obj_pipe_scans counts the
+ * scans of /proc/self/fd they make (for tests: O(1) per pass).
+ */
+void crac_obj_pipe_pass(const struct crac_obj_capture *c);
+extern unsigned long crac_obj_pipe_scans;
+
+/*
  * For the safety checks: would descriptor fd be carried? Returns its kind
  * (CRAC_OBJ_*), or -errno with the reason it is not (why).
  */

@@ -81,20 +81,42 @@ struct ends {
  * pipe/FIFO descriptor (number and inode), used for the ends that follow
  * in the same pass (the table and the checks go through the descriptors
  * in increasing order). The index is only a list of candidates: each is
- * checked again (fstat, fcntl) when used, and a negative answer (no other
- * end, no end to read) is always taken from a fresh scan, so a stale
- * index never makes an answer wrong; it only saves the scans. Probes may
- * come from several threads at once: see find_ends().
+ * checked again (fstat, fcntl) when used. A negative answer (no other
+ * end, no end to read) is final without another scan when the kernel
+ * proves it (poll: no writer, or no reader, left anywhere), or when the
+ * index was built in the same capture (crac_obj_pipe_pass: every other
+ * thread is stopped, so no descriptor is opened meanwhile); else it is
+ * taken from a fresh scan (a probe runs beside the program's threads), so
+ * a stale index never makes an answer wrong. Either way, each descriptor
+ * costs no scan of its own: a check or capture stays linear in the
+ * number of descriptors.
+ * Probes may come from several threads at once: see find_ends().
  */
-#define INDEX_MAX 8192
+#define INDEX_MIN 8192
 
-static struct {
+struct idx_entry {
 	uint64_t ino, dev;
 	int fd;
-} idx[INDEX_MAX];
+};
+static struct idx_entry idx_static[INDEX_MIN];
+static struct idx_entry *idx = idx_static;   /* or a larger mapping, kept for the next passes */
+static int idx_cap = INDEX_MIN;
+static uint64_t idx_len;         /* bytes of the mapping, if idx is one */
+static int idx_seen;             /* pipe and FIFO descriptors the last scan saw */
 static int n_idx = -1;           /* -1: none, or too many to keep (scan each time) */
 static const void *idx_pass;     /* the capture (or probe) that built it */
 static int idx_last_fd = -1;
+static const void *final_pass;   /* the capture under way (crac_obj_pipe_pass), or NULL */
+static int idx_final;            /* the index was built in final_pass: its negatives are final */
+unsigned long crac_obj_pipe_scans;
+
+void crac_obj_pipe_pass(const struct crac_obj_capture *c)
+{
+	final_pass = c;
+	n_idx = -1;
+	idx_pass = NULL;
+	idx_final = 0;
+}
 
 static int build_index(void)
 {
@@ -103,6 +125,7 @@ static int build_index(void)
 	int count = 0;
 
 	n_idx = -1;
+	crac_obj_pipe_scans++;
 	if (dfd < 0)
 		return (int)dfd;
 	while ((n = sys_getdents64(dfd, dents, sizeof(dents))) > 0)
@@ -116,7 +139,7 @@ static int build_index(void)
 			off += reclen;
 			if (!digits || v == dfd || sys_fstat(v, &st) < 0 || !S_ISFIFO(st.st_mode))
 				continue;
-			if (count < INDEX_MAX) {
+			if (count < idx_cap) {
 				idx[count].ino = st.st_ino;
 				idx[count].dev = st.st_dev;
 				idx[count].fd = v;
@@ -126,8 +149,76 @@ static int build_index(void)
 	sys_close(dfd);
 	if (n < 0)
 		return (int)n;
-	n_idx = count <= INDEX_MAX ? count : -1;
+	idx_seen = count;
+	n_idx = count <= idx_cap ? count : -1;
 	return 0;
+}
+
+/* Index order: inode, device, number (an object's ends in number order). */
+static int idx_less(const struct idx_entry *a, const struct idx_entry *b)
+{
+	if (a->ino != b->ino)
+		return a->ino < b->ino;
+	if (a->dev != b->dev)
+		return a->dev < b->dev;
+	return a->fd < b->fd;
+}
+
+/* Heap sort of the index (no libc here), so that count_ends finds an
+ * object's ends by binary search: n log n for a whole pass. */
+static void sort_index(void)
+{
+	struct idx_entry t;
+
+	for (int n = n_idx, k = n / 2 - 1, end = n; end > 1;) {
+		int root;
+		if (k >= 0) {
+			root = k--;   /* building the heap */
+		} else {
+			t = idx[0];   /* the largest to the end */
+			idx[0] = idx[--end];
+			idx[end] = t;
+			root = 0;
+		}
+		for (int child; (child = 2 * root + 1) < end; root = child) {
+			if (child + 1 < end && idx_less(&idx[child], &idx[child + 1]))
+				child++;
+			if (!idx_less(&idx[root], &idx[child]))
+				break;
+			t = idx[root];
+			idx[root] = idx[child];
+			idx[child] = t;
+		}
+	}
+}
+
+/* build_index, with room made for every pipe and FIFO descriptor when
+ * the index is too small (a larger mapping, kept for the next passes, then
+ * one more scan); without memory for it, n_idx stays -1 (a scan per end). */
+static int build_index_all(void)
+{
+	int rc = build_index();
+	if (rc < 0 || n_idx >= 0)
+		return rc;
+	uint64_t len = ((uint64_t)idx_seen * 2 * sizeof(*idx) + 4095) & ~(uint64_t)4095;
+	long m = sys_mmap(0, len, 3 /* PROT_READ | PROT_WRITE */, 0x22 /* MAP_PRIVATE | MAP_ANONYMOUS */, -1, 0);
+	if ((unsigned long)m > -4096ul)
+		return 0;
+	if (idx != idx_static)
+		sys_munmap(idx, idx_len);
+	idx = (struct idx_entry *)m;
+	idx_len = len;
+	idx_cap = (int)(len / sizeof(*idx));
+	return build_index();
+}
+
+/* build_index_all, sorted. */
+static int build_sorted(void)
+{
+	int rc = build_index_all();
+	if (rc >= 0 && n_idx > 1)
+		sort_index();
+	return rc;
 }
 
 /* Counts the ends of d's object among the candidates of the index (each
@@ -139,10 +230,18 @@ static int count_ends(const struct crac_obj_fd *d, struct ends *x)
 
 	x->readers = x->writers = x->packet = 0;
 	x->read_fd = -1;
-	for (int k = 0; k < n_idx; k++) {
+	/* the first entry not below (inode, device, -1): binary search */
+	struct idx_entry key = { .ino = d->st.st_ino, .dev = d->st.st_dev, .fd = -1 };
+	int lo = 0, hi = n_idx;
+	while (lo < hi) {
+		int mid = lo + (hi - lo) / 2;
+		if (idx_less(&idx[mid], &key))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (int k = lo; k < n_idx && idx[k].ino == key.ino && idx[k].dev == key.dev; k++) {
 		struct stat st;
-		if (idx[k].ino != d->st.st_ino || idx[k].dev != d->st.st_dev)
-			continue;
 		int v = idx[k].fd;
 		if (sys_fstat(v, &st) < 0 || st.st_ino != d->st.st_ino || st.st_dev != d->st.st_dev)
 			continue;
@@ -171,6 +270,7 @@ static int scan_ends(const struct crac_obj_fd *d, struct ends *x, char *dents, l
 
 	x->readers = x->writers = x->packet = 0;
 	x->read_fd = -1;
+	crac_obj_pipe_scans++;
 	if (dfd < 0)
 		return (int)dfd;
 	while ((n = sys_getdents64(dfd, dents, size)) > 0)
@@ -212,6 +312,22 @@ static int scan_ends(const struct crac_obj_fd *d, struct ends *x, char *dents, l
 #define NEED_READER 0x1
 #define NEED_WRITER 0x2
 #define NEED_READ_FD 0x4
+
+/* Does the kernel prove that what `need` asks for exists nowhere? A read
+ * end with POLLHUP: no writer is left (in any process); a write end with
+ * POLLERR: no reader is left. (A FIFO's reader that never saw a writer
+ * gets no POLLHUP: not proven, the scan decides.) */
+static int proven_absent(const struct crac_obj_fd *d, int need)
+{
+	uint32_t acc = d->flags & O_ACCMODE;
+	struct pollfd p = { .fd = d->fd, .events = POLLIN | POLLOUT };
+
+	if (acc == O_RDWR || sys_poll(&p, 1, 0) <= 0)
+		return 0;
+	if (acc == O_RDONLY)
+		return (need & ~NEED_WRITER) == 0 && (p.revents & POLLHUP);
+	return (need & ~(NEED_READER | NEED_READ_FD)) == 0 && (p.revents & POLLERR);
+}
 
 /*
  * Several threads may probe at once (the safety checks of crac_check, the
@@ -256,15 +372,20 @@ static int find_ends_indexed(const struct crac_obj_capture *c, const struct crac
 	idx_pass = c;
 	idx_last_fd = d->fd;
 	for (int fresh = 0; fresh < 2; fresh++) {
-		if ((n_idx < 0 || fresh) && (rc = build_index()) < 0)
-			return rc;
+		if (n_idx < 0 || fresh) {
+			if ((rc = build_sorted()) < 0)
+				return rc;
+			idx_final = c == final_pass;
+		}
 		if (n_idx < 0)
 			return scan_ends(d, x, dents, sizeof(dents));
 		if (!count_ends(d, x))
 			continue;   /* the index does not know d: newer than it */
-		if (((need & NEED_READER) && !x->readers) || ((need & NEED_WRITER) && !x->writers) ||
-		    ((need & NEED_READ_FD) && x->read_fd < 0))
-			continue;   /* a negative answer: from a fresh scan only */
+		int missing = ((need & NEED_READER) && !x->readers ? NEED_READER : 0) |
+			      ((need & NEED_WRITER) && !x->writers ? NEED_WRITER : 0) |
+			      ((need & NEED_READ_FD) && x->read_fd < 0 ? NEED_READ_FD : 0);
+		if (missing && !fresh && !idx_final && !proven_absent(d, missing))
+			continue;   /* a negative answer: final only from a fresh scan */
 		return 0;
 	}
 	return 0;

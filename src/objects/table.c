@@ -245,7 +245,7 @@ static int capture_one(struct crac_obj_capture *c, const struct crac_obj_fd *d, 
 	return rc;
 }
 
-int crac_obj_capture_all(struct crac_obj_capture *c, struct crac_img_buf *why)
+static int capture_all(struct crac_obj_capture *c, struct crac_img_buf *why)
 {
 	static char dents[16384];
 	static int list[CRAC_IMG_MAX_FDS];
@@ -339,6 +339,16 @@ int crac_obj_capture_all(struct crac_obj_capture *c, struct crac_img_buf *why)
 		}
 	}
 	return 0;
+}
+
+int crac_obj_capture_all(struct crac_obj_capture *c, struct crac_img_buf *why)
+{
+	/* one pass, every other thread stopped: the pipe lookups may trust
+	 * what they indexed in it until it ends */
+	crac_obj_pipe_pass(c);
+	int rc = capture_all(c, why);
+	crac_obj_pipe_pass(NULL);
+	return rc;
 }
 
 int crac_obj_probe(int fd, struct crac_img_buf *why)
