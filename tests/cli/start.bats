@@ -150,10 +150,11 @@ cold_then_image() {
 	grep -q "CRAC_IMAGE_INCREMENTAL is not passed on" "$T/two.err"
 	prog="$(pgrep -P "$pid" | head -n 1)"
 	! tr '\0' '\n' </proc/$prog/environ | grep -q CRAC_IMAGE_INCREMENTAL || false
+	header_changed() { [ "$(stat -c %i "$T/img/header" 2>/dev/null)" != "$before" ]; }
 	for round in 1 2; do
 		before="$(stat -c %i "$T/img/header")"
 		kill -USR1 "$pid"
-		wait_for test "$(stat -c %i "$T/img/header")" != "$before"
+		wait_for header_changed
 		run "$CRAC" inspect "$T/img"
 		echo "$output"
 		[ "$status" -eq 0 ]

@@ -79,11 +79,12 @@ has_child() {
 	bg a "$CRAC" start --image "$T/img" --checkpoint-on USR1 -- "$EXITP" "$T/d" wait
 	a="$pid"
 	wait_for grep -q "starting" "$T/a.err"
-	wait_for test "$(wc -l <"$T/d/boots" 2>/dev/null)" = 1
+	boots_are() { [ "$(wc -l <"$T/d/boots" 2>/dev/null)" = "$1" ]; }
+	wait_for boots_are 1
 	bg b "$CRAC" start --image "$T/img" --checkpoint-on USR1 -- "$EXITP" "$T/d" wait
 	b="$pid"
 	wait_for grep -q "this one writes none" "$T/b.err"
-	wait_for test "$(wc -l <"$T/d/boots")" = 2
+	wait_for boots_are 2
 	prog="$(pgrep -P "$b")"
 	kill -USR1 "$b"
 	wait_for grep -q "not the writer" "$T/b.err"
