@@ -965,6 +965,72 @@ static int scan_map(struct img_capture *c, uint32_t mi)
 	return 0;
 }
 
+/*
+ * Success is verified: the chunks that hold a thread's stack top and TLS
+ * (within 1 MiB of its saved stack pointer or thread pointer, ours too) are
+ * read back from the pages file and their crc compared with the one taken
+ * when they were queued. Those are the pages that change if a thread runs
+ * when it should not (a stopped thread before its wait, see wait_at_rest
+ * in image_threads.c; ours, copied first, see store_range), which would
+ * leave an image that every restore refuses. A few MiB per thread, from
+ * the page cache.
+ */
+static int verify_thread_chunks(struct img_capture *c)
+{
+	const uint64_t W = 1u << 20;
+	uint64_t own[2] = { (uint64_t)(uintptr_t)__builtin_frame_address(0), crac__img_self.thread.ctx.fs_base };
+	char *buf = img_arena_alloc(&c->arena, CRAC_IMG_CHUNK_MAX);
+	int fd = -1, rc = 0;
+
+	if (!buf)
+		return img_fail(&c->err, -ENOMEM, "engine arena exhausted");
+	for (const struct img_thread *t = img_threads_list();; t = t->next) {
+		/* every stopped thread, then this one (t == NULL) */
+		uint64_t at[2] = { t ? t->sp : own[0], t ? t->ctx.fs_base : own[1] };
+		for (int w = 0; w < 2 && rc == 0; w++) {
+			if (!at[w])
+				continue;
+			/* the first chunk ending after at - W (chunks follow addresses) */
+			uint64_t lo = 0, hi = c->n_chunks, from = at[w] > W ? at[w] - W : 0;
+			while (lo < hi) {
+				uint64_t mid = lo + (hi - lo) / 2;
+				if (c->chunks[mid].addr + c->chunks[mid].len <= from)
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+			for (uint64_t i = lo; i < c->n_chunks && c->chunks[i].addr < at[w] + W; i++) {
+				const struct crac_img_chunk *k = &c->chunks[i];
+				if (fd < 0 && (fd = openat(c->dir_fd, CRAC_IMG_PAGES_FILE, O_RDONLY | O_CLOEXEC)) < 0) {
+					rc = img_fail(&c->err, -errno, "%s/%s for reading back: %s", c->tmp,
+						      CRAC_IMG_PAGES_FILE, img_strerror(errno));
+					break;
+				}
+				ssize_t n = pread(fd, buf, k->len, (off_t)k->offset);
+				if (n != (ssize_t)k->len) {
+					rc = img_fail(&c->err, n < 0 ? -errno : -EIO, "reading back chunk #%llu from %s/%s: %s",
+						      (unsigned long long)i, c->tmp, CRAC_IMG_PAGES_FILE,
+						      n < 0 ? img_strerror(errno) : "short read");
+					break;
+				}
+				if (crac_img_crc32c(0, buf, k->len) != k->crc) {
+					rc = img_fail(&c->err, -EIO, "page data of chunk #%llu (%llu bytes at %#llx, the "
+						      "stack or TLS of thread %d) changed while it was written: the image "
+						      "would not restore", (unsigned long long)i,
+						      (unsigned long long)k->len, (unsigned long long)k->addr,
+						      t ? t->tid : img_gettid());
+					break;
+				}
+			}
+		}
+		if (rc < 0 || !t)
+			break;
+	}
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
 int img_capture_pages(struct img_capture *c)
 {
 	int rc = img_write_begin(c);
@@ -994,6 +1060,8 @@ int img_capture_pages(struct img_capture *c)
 	/* Everything written, the pipe drained: from here on no page of the
 	 * program is referenced by the kernel for us (image_write.c). */
 	int end = img_write_end(c);
+	if (rc == 0 && end == 0)
+		end = verify_thread_chunks(c);
 	return rc < 0 ? rc : end;
 }
 

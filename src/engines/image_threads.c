@@ -49,6 +49,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <linux/sched.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,6 +89,9 @@ static struct img_unblock *unblocked;
 static _Atomic int n_unblocked;
 static _Atomic int in_handler;                    /* threads inside stop_handler */
 static _Atomic bool stopping;                     /* from a stop attempt to its release */
+/* CRAC_TEST_LATE_REST_MS (tests only): a stopped thread goes on writing
+ * its stack this long after it was counted, before its futex wait. */
+static long test_late_rest_ms;
 
 const char *img_strerror(int e)
 {
@@ -112,6 +116,8 @@ uint64_t img_get_fs(void)
 	syscall(SYS_arch_prctl, ARCH_GET_FS, &fs);
 	return fs;
 }
+
+static int64_t mono_ns(void);
 
 static long futex(volatile void *addr, int op, uint32_t val, const struct timespec *ts)
 {
@@ -341,6 +347,15 @@ static void stop_handler(int sig, siginfo_t *si, void *ucv)
 		/* Original process: stopped. */
 		atomic_fetch_add(&stopped_count, 1);
 		futex((volatile void *)&stopped_count, FUTEX_WAKE_PRIVATE, 1, NULL);
+		if (test_late_rest_ms > 0) {
+			/* Tests: what a thread preempted right here does once it
+			 * runs again, for longer (see wait_at_rest). */
+			volatile uint64_t scribble[64];
+			int64_t until = mono_ns() + test_late_rest_ms * 1000000LL;
+			for (uint64_t n = 0; mono_ns() < until; n++)
+				scribble[n % 64] = n;
+			(void)scribble[0];
+		}
 	} else {
 		/* Restored process: a fresh clone on this very stack, or the
 		 * thread-group leader if this is the original main thread and
@@ -486,6 +501,69 @@ static const struct img_thread *tid_caching_thread(void)
 }
 
 /*
+ * Is thread `tid` asleep in the futex wait at the end of stop_handler?
+ * /proc/self/task/TID/syscall reads "202 0xUADDR 0xOP ..." while the thread
+ * is blocked in futex(2) (readable for a thread of our own group).
+ */
+static bool at_rest(int tid, char *buf, size_t len)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", tid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, len - 1);
+	int err = errno;
+
+	if (fd >= 0)
+		close(fd);
+	/* Cannot tell (no such file on this kernel, or not allowed): go on;
+	 * the read-back of the threads' chunks (image_capture.c) still
+	 * refuses an image a late write damaged. */
+	if (n < 0)
+		return err == ENOENT || err == EACCES || err == EPERM;
+	if (n == 0)
+		return false;
+	buf[n] = 0;
+	char *end;
+	long nr = strtol(buf, &end, 10);
+	if (nr != SYS_futex || *end != ' ')
+		return false;
+	unsigned long long uaddr = strtoull(end + 1, &end, 16);
+	unsigned long long op = *end == ' ' ? strtoull(end + 1, NULL, 16) : ~0ull;
+	return uaddr == (unsigned long long)(uintptr_t)&release_gen && op == FUTEX_WAIT_PRIVATE;
+}
+
+/*
+ * A thread is counted as stopped once it saved its context, but it still
+ * runs a few instructions after that: the futex wake, the calls into its
+ * wait, and (rseq) the kernel's update of its cpu fields if it was
+ * preempted or migrated meanwhile. All of that writes its stack and TLS,
+ * which the image holds; on a loaded machine a thread preempted right after
+ * the count runs those writes while its pages are being written out, after
+ * their crc was taken (image_write.c), and the image is damaged. So the
+ * capture waits until every stopped thread is asleep in that wait: from
+ * then on it writes nothing until the release (every signal is blocked in
+ * the handler).
+ */
+static int wait_at_rest(char *buf, size_t len, int64_t deadline_ns, struct img_err *e)
+{
+	for (const struct img_thread *t = atomic_load(&stopped_list); t; t = t->next) {
+		long spins = 0;
+		while (!at_rest(t->tid, buf, len)) {
+			if (mono_ns() > deadline_ns)
+				return img_fail(e, -ETIMEDOUT, "thread %d, stopped for the checkpoint, did not come to "
+						"rest in its wait in time (/proc/self/task/%d/syscall)", t->tid, t->tid);
+			if (spins++ < 100) {
+				sched_yield();
+			} else {
+				struct timespec ts = { 0, 100 * 1000 };
+				nanosleep(&ts, NULL);
+			}
+		}
+	}
+	return 0;
+}
+
+/*
  * A thread stopped inside the wait of a tid-owned lock holds its old tid in
  * the lock code's frame (see fix_cached_tid). Rather than rely on the
  * restore-side repair, let everyone go and try again a little later: lock
@@ -525,6 +603,8 @@ int img_threads_stop(struct img_arena *a, int64_t deadline_ns, struct img_err *e
 		return img_fail(e, -errno, "sigaction(%d): %s", IMG_STOP_SIGNAL, img_strerror(errno));
 	stop_pid = getpid();
 	leader_thread = NULL;
+	const char *late = getenv("CRAC_TEST_LATE_REST_MS");
+	test_late_rest_ms = late ? strtol(late, NULL, 10) : 0;
 	atomic_store(&resumed_count, 0);   /* still counts the last restore's threads */
 
 	for (int attempt = 1;; attempt++) {
@@ -651,6 +731,8 @@ static int stop_once(struct stop_scratch *w, int64_t deadline_ns, struct img_err
 				goto fail;
 		}
 	}
+	if (wait_at_rest(dents, 32768, deadline_ns, e) < 0)
+		goto fail;
 	return atomic_load(&stopped_count);
 fail:
 	img_threads_release();

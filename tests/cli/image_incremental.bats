@@ -147,6 +147,24 @@ restore_ok() {
 	restore_ok 2 "$T/i2"
 }
 
+@test "a stopped thread that writes late: the image is written once it is at rest" {
+	# CRAC_TEST_LATE_REST_MS: the stop handler goes on writing its stack
+	# after the thread was counted as stopped (a thread preempted there).
+	# Before the engine waited for it to be at rest, about every second
+	# image here held a chunk whose bytes were not those of its crc.
+	run --separate-stderr clean env CRAC_TEST_LATE_REST_MS=400 "$CRAC_BUILD_DIR/tests/image_late_rest" "$T" 8
+	echo "stdout: $output"
+	echo "stderr: $stderr"
+	[ "$status" -eq 0 ]
+	AS=()
+	for k in 1 2 3 4 5 6 7 8; do
+		run --separate-stderr clean "$CRAC" restore --populate "$T/c$k"
+		echo "restore $T/c$k: status $status, stdout: $output, stderr: $stderr"
+		[ "$status" -eq 0 ]
+		[ "$output" = "ok $k" ]
+	done
+}
+
 @test "unprivileged: a chain as nobody" {
 	[ "$(id -u)" -eq 0 ] || skip "needs root to switch to nobody"
 	command -v setpriv >/dev/null || skip "no setpriv"
