@@ -847,10 +847,18 @@ static long restore_bound(struct crac_obj_restore *r, uint32_t i, struct crac_im
 	if (named && e->u[1] == AF_UNIX && a.un.sun_path[0] &&
 	    (rc = unix_path_free(&a.un, (uint32_t)len, (int)e->u[2], why)) < 0)
 		goto fail;
-	if (named && (rc = bind_again(fd, e, &a, (uint32_t)len, why)) < 0)
-		goto fail;
+	/* A Unix socket's file gets its mode at the bind, from the umask:
+	 * set for that one call (the loader is single-threaded), never
+	 * changed afterwards through the path, which another user who can
+	 * write to its directory could have replaced by a symlink. */
+	long old_umask = -1;
 	if (named && e->u[1] == AF_UNIX && a.un.sun_path[0] && e->u[7])
-		SYS(SYS_fchmodat, AT_FDCWD, a.un.sun_path, e->u[7] - 1, 0, 0, 0);
+		old_umask = SYS(SYS_umask, ~(e->u[7] - 1) & 0777, 0, 0, 0, 0, 0);
+	rc = named ? bind_again(fd, e, &a, (uint32_t)len, why) : 0;
+	if (old_umask >= 0)
+		SYS(SYS_umask, old_umask, 0, 0, 0, 0, 0);
+	if (rc < 0)
+		goto fail;
 	if (e->u[0] == R_LISTEN && (rc = SYS(SYS_listen, fd, SOMAXCONN, 0, 0, 0, 0)) < 0) {
 		crac_img_puts(why, "cannot listen on ");
 		put_addr(why, &a, (uint32_t)len);
