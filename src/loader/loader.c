@@ -1366,6 +1366,25 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 			break;
 		}
 
+	/* Room for the descriptors: the pages file stays above the highest
+	 * while they are recreated (restore_fds), so RLIMIT_NOFILE must allow
+	 * one more than the image's highest, if need be by raising the soft
+	 * limit up to the hard one. Refused now, not after the jump. */
+	if (h->n_fds) {
+		uint64_t lim[2], top = (uint64_t)v.fds[h->n_fds - 1].fd;
+		if (sys_prlimit(0, 7 /* RLIMIT_NOFILE */, 0, lim) == 0 && lim[1] < top + 2) {
+			struct crac_img_buf b = msg();
+			crac_img_puts(&b, "the image's highest descriptor is fd ");
+			crac_img_putu(&b, top);
+			crac_img_puts(&b, ", and restoring it needs RLIMIT_NOFILE of at least ");
+			crac_img_putu(&b, top + 2);
+			crac_img_puts(&b, " (the pages file stays above it while descriptors are recreated); the hard "
+				      "limit here is ");
+			crac_img_putu(&b, lim[1]);
+			crac_img_puts(&b, ": raise it (ulimit -Hn, LimitNOFILE=) to restore this image");
+			die(1, msg_buf);
+		}
+	}
 	/* The addresses of listening and bound IP sockets are free again
 	 * (another instance of this image may hold them): refused now, while
 	 * the restoring command can still start the program otherwise. Not
