@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -275,6 +276,13 @@ int crac_cmd_restore_criu(const struct cli_restore *r)
 	}
 	args[n] = NULL;
 
+	/* --restore-sibling makes the restored process a child of criu's
+	 * parent: ours, or a wrapper's (CRAC_CRIU may be a script, sudo,
+	 * criu-ns). A subreaper inherits it when the wrapper ends, so that
+	 * its real exit status is ours to wait for and pass on. */
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+		cli_err("warning: PR_SET_CHILD_SUBREAPER: %s: through a wrapper of criu, the restored process's "
+			"exit status cannot be known", strerror(errno));
 	fflush(NULL);
 	pid_t criu_pid = fork();
 	if (criu_pid < 0) {
@@ -341,7 +349,9 @@ int crac_cmd_restore_criu(const struct cli_restore *r)
 			break;
 		if (w < 0 && errno == EINTR)
 			continue;
-		/* not our child after all: wait until it is gone */
+		/* not our child after all (no subreaper): wait until it is
+		 * gone, and say that its status is unknown */
+		cli_err("the restored process %d is not crac restore's child: its exit status cannot be known", m.pid);
 		while (kill(m.pid, 0) == 0 || errno != ESRCH)
 			usleep(20000);
 		return 0;

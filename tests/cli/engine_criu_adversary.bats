@@ -97,6 +97,31 @@ EOF
 	echo "$output" | grep -qx "alive 89"
 }
 
+@test "through a wrapper of criu, crac restore still exits as the restored program does (subreaper)" {
+	require_real_criu
+	LATE="$CRAC_BUILD_DIR/tests/criu_late"
+	CRAC_CRIU="$REAL_CRIU" run clean "$LATE" "$T/img" 30 </dev/null
+	[ "$status" -eq 0 ]
+	printf '#!/bin/sh\n"%s" "$@"\n' "$REAL_CRIU" >"$T/wrap"
+	chmod 755 "$T/wrap"
+	P="$(sed -n 's/^pid=//p' "$T/img/crac-criu")"
+	[ -n "$P" ]
+	(
+		for fd in $(ls /proc/$BASHPID/fd); do
+			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+		done
+		CRAC_CRIU="$T/wrap" exec "$CRAC" restore "$T/img" </dev/null >"$T/r.out" 2>"$T/r.err"
+	) &
+	R=$!
+	for _ in $(seq 200); do grep -q "result 2" "$T/r.out" 2>/dev/null && break; sleep 0.05; done
+	grep -q "result 2" "$T/r.out"
+	kill -9 "$P"
+	st=0
+	wait "$R" || st=$?
+	cat "$T/r.err"
+	[ "$st" -eq 137 ]
+}
+
 @test "criu runs without CRAC_ENGINE and CRAC_CONTROL (no endpoint of its own under crac run)" {
 	fake 'env >"'"$T"'/dump.env"; exit 1'
 	# check too: it writes its environment, then passes
