@@ -534,6 +534,17 @@ static char *take_record(const char *dir)
 	return old;
 }
 
+static bool answers(int pid);
+
+/* A trigger may fire before the program's libcrac has its control endpoint
+ * up (--checkpoint-after 1s of an interpreter slow to start on a loaded
+ * machine): wait until it answers, while it lives, 5 s at most. */
+static void wait_for_endpoint(int pid)
+{
+	for (int i = 0; i < 250 && !answers(pid) && kill(pid, 0) == 0; i++)
+		usleep(20000);
+}
+
 static void *request_thread(void *p)
 {
 	struct request *q = p;
@@ -547,6 +558,7 @@ static void *request_thread(void *p)
 		if (s->activation_dir)
 			old = take_record(s->activation_dir);
 	}
+	wait_for_endpoint(q->pid);
 	FILE *out = open_memstream(&q->answer, &q->answer_len);
 	q->rc = crac__control_request(q->pid, s->tokens, out, &q->status, q->err, sizeof(q->err));
 	if (out)

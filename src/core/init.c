@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define STR2(x) #x
 #define STR(x) STR2(x)
@@ -29,6 +30,10 @@ __attribute__((constructor)) static void crac_init(void)
 	crac__policy_init_env();
 	crac__external_autostart();   /* CRAC_ENGINE=external: follow the platform */
 
+	/* Tests only: a program whose endpoint comes up late (a slow start). */
+	const char *delay = getenv("CRAC_TEST_CONTROL_DELAY_MS");
+	if (c && strcmp(c, "1") == 0 && delay && atoi(delay) > 0)
+		usleep((useconds_t)atoi(delay) * 1000);
 	if (c && strcmp(c, "1") == 0 && (rc = crac_control_start()) < 0) {
 		char path[256] = "";
 		crac_control_path(path, sizeof(path));

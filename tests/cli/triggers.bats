@@ -28,6 +28,18 @@ teardown() { start_teardown; }
 	[ "$status" -eq 0 ]
 }
 
+@test "--checkpoint-after that fires before the program's control endpoint is up: crac waits for it, the image is written" {
+	# the program's libcrac starts its endpoint 1.5 s late (a slow start)
+	CRAC_TEST_CONTROL_DELAY_MS=1500 bg run "$CRAC" run --keep-running --checkpoint-after 100ms \
+		--checkpoint-to "$T/img" -- "$SERVER" "$T/d"
+	wait_for grep -q "image written to $T/img\|keeps running cold" "$T/run.err"
+	cat "$T/run.err"
+	grep -q "image written to $T/img" "$T/run.err"
+	! grep -q "no control endpoint" "$T/run.err" || false
+	run "$CRAC" inspect "$T/img"
+	[ "$status" -eq 0 ]
+}
+
 @test "--checkpoint-on USR1 --keep-running: each USR1 to crac writes the image; the program is not sent USR1 and keeps answering" {
 	bg run "$CRAC" run --keep-running --checkpoint-on USR1 --checkpoint-to "$T/img" -- "$SERVER" "$T/d"
 	wait_for test -s "$T/d/port"
