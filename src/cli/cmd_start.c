@@ -26,7 +26,11 @@
  * (until the restored process answers) and exclusively for the swap, so a
  * restore never reads a half-replaced DIR and the swap never removes an
  * image being restored; byte 1 is the writer's: the one cold start that
- * takes it writes DIR, the others start cold and write nothing.
+ * takes it writes DIR, the others start cold and write nothing; byte 2 is
+ * held exclusively by one restore at a time, until the restored process
+ * answers: its listening sockets are bound by then, so the loader of the
+ * next restore sees their ports taken before its point of no return and
+ * that start goes cold, instead of two loaders binding one port after it.
  *
  * Exit status: the program's (restored or cold; killed by a signal: the
  * same signal, raised on crac, without a core of crac's); a restored
@@ -78,6 +82,7 @@ struct start {
 	char *key;                   /* the key text */
 	int lock_fd;                 /* DIR.lock */
 	bool image_lock;             /* byte 0 held shared */
+	bool restore_lock;           /* byte 2 held: this start's restore runs */
 	const char *prog;
 };
 
@@ -506,6 +511,10 @@ static void restored(struct cli_super *s)
 		ofd_lock(st->lock_fd, F_UNLCK, 0, false);
 		st->image_lock = false;
 	}
+	if (st->restore_lock) {
+		ofd_lock(st->lock_fd, F_UNLCK, 2, false);
+		st->restore_lock = false;
+	}
 }
 
 /* ---- the command ------------------------------------------------------------------- */
@@ -629,8 +638,15 @@ int crac_cmd_start(int argc, char **argv)
 			return cli_super_end(&s, stop);   /* a stop signal: ended by it */
 		snprintf(why, sizeof(why), "cannot lock %s: %s", lock, rc == -ETIMEDOUT ?
 			 "held by another process for 10 s" : strerror(-rc));
+	} else if ((rc = ofd_lock_stop(st.lock_fd, F_WRLCK, 2, true, &stop)) < 0) {
+		/* 2'. one restore at a time (byte 2) */
+		ofd_lock(st.lock_fd, F_UNLCK, 0, false);
+		if (rc == -EINTR)
+			return cli_super_end(&s, stop);
+		snprintf(why, sizeof(why), "cannot lock %s: %s", lock, rc == -ETIMEDOUT ?
+			 "another crac start has been restoring the image for 10 s" : strerror(-rc));
 	} else {
-		st.image_lock = true;
+		st.image_lock = st.restore_lock = true;
 	}
 	if (st.image_lock && usable(&st, s.listen_fds, act, sizeof(act), why, sizeof(why)) == 0) {
 		char self[PATH_MAX];
@@ -747,6 +763,10 @@ cold:
 	if (st.image_lock) {
 		ofd_lock(st.lock_fd, F_UNLCK, 0, false);
 		st.image_lock = false;
+	}
+	if (st.restore_lock) {
+		ofd_lock(st.lock_fd, F_UNLCK, 2, false);
+		st.restore_lock = false;
 	}
 
 	/* 3. cold: the writer is the one holding byte 1, if DIR may be written */
