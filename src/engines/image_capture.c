@@ -423,6 +423,32 @@ static bool ends_with(const char *s, const char *suffix)
 	return a >= b && !strcmp(s + a - b, suffix);
 }
 
+char *img_maps_next(char **text)
+{
+	char *line = *text, *next;
+
+	if (!*line)
+		return NULL;
+	next = strchr(line, '\n');
+	if (next)
+		*next++ = 0;
+	else
+		next = line + strlen(line);
+	*text = next;
+	return line;
+}
+
+bool img_maps_parse(const char *line, struct img_maps_line *m)
+{
+	int name_at = 0;
+
+	if (sscanf(line, "%llx-%llx %4s %llx %x:%x %llu %n", &m->start, &m->end, m->perms, &m->off, &m->maj,
+		   &m->min, &m->ino, &name_at) < 7)
+		return false;
+	m->name = line + name_at;
+	return true;
+}
+
 int img_capture_maps(struct img_capture *c)
 {
 	struct crac_img_header *h = &c->hdr;
@@ -445,21 +471,13 @@ int img_capture_maps(struct img_capture *c)
 	c->noreserve_above = UINT64_MAX;
 	if (sysinfo(&si) == 0)
 		c->noreserve_above = ((uint64_t)si.totalram + si.totalswap) * si.mem_unit;
-	for (char *line = text, *next; *line; line = next) {
-		next = strchr(line, '\n');
-		if (next)
-			*next++ = 0;
-		else
-			next = line + strlen(line);
-
-		unsigned long long s, e, off, ino;
-		unsigned maj, min;
-		char perms[5];
-		int name_at = 0;
-		if (sscanf(line, "%llx-%llx %4s %llx %x:%x %llu %n", &s, &e, perms, &off, &maj, &min, &ino,
-			   &name_at) < 7)
+	for (char *rest = text, *line; (line = img_maps_next(&rest));) {
+		struct img_maps_line ml;
+		if (!img_maps_parse(line, &ml))
 			return img_fail(&c->err, -EINVAL, "/proc/self/maps: cannot parse \"%s\"", line);
-		const char *name = line + name_at;
+		unsigned long long s = ml.start, e = ml.end, off = ml.off, ino = ml.ino;
+		unsigned maj = ml.maj, min = ml.min;
+		const char *perms = ml.perms, *name = ml.name;
 		if (!strcmp(name, "[vsyscall]"))
 			continue;
 

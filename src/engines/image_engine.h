@@ -368,6 +368,18 @@ int img_capture_open(struct img_capture *c, const char *dir) CRAC_HIDDEN;
 int img_capture_process(struct img_capture *c) CRAC_HIDDEN;
 /* Reads /proc/self/maps, classifies mappings, checks mapped files. */
 int img_capture_maps(struct img_capture *c) CRAC_HIDDEN;
+
+/* One line of /proc/self/maps (image_capture.c; also image_track.c). */
+struct img_maps_line {
+	unsigned long long start, end, off, ino;
+	unsigned maj, min;
+	char perms[5];
+	const char *name;        /* in the line: path, [heap], ..., or "" */
+};
+/* Cuts the next line off *text in place and returns it; NULL at the end. */
+char *img_maps_next(char **text) CRAC_HIDDEN;
+/* Fills m from line; false if the line is not one of /proc/self/maps. */
+bool img_maps_parse(const char *line, struct img_maps_line *m) CRAC_HIDDEN;
 /* Writes the page data of every mapping to the pages file. */
 int img_capture_pages(struct img_capture *c) CRAC_HIDDEN;
 /* ---- the page writer (image_write.c) ---- */

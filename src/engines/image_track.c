@@ -182,23 +182,15 @@ int img_track_arm(const uint64_t (*skip)[2], int n_skip, char *buf, size_t len, 
 		return rc;
 	}
 	buf[got] = 0;
-	for (char *line = buf, *next; *line; line = next) {
-		next = strchr(line, '\n');
-		if (next)
-			*next++ = 0;
-		else
-			next = line + strlen(line);
-		unsigned long long s, e, off, ino;
-		unsigned maj, min;
-		char perms[5];
-		int name_at = 0;
-		if (sscanf(line, "%llx-%llx %4s %llx %x:%x %llu %n", &s, &e, perms, &off, &maj, &min, &ino,
-			   &name_at) < 7)
+	for (char *rest = buf, *line; (line = img_maps_next(&rest));) {
+		struct img_maps_line m;
+		if (!img_maps_parse(line, &m))
 			continue;
-		const char *name = line + name_at;
-		bool anon = ino == 0 && (!*name || !strcmp(name, "[heap]") || !strcmp(name, "[stack]") ||
-					 !strncmp(name, "[anon:", 6));
-		if (!anon || perms[3] != 'p' || (perms[0] == '-' && perms[1] == '-'))
+		unsigned long long s = m.start, e = m.end;
+		const char *name = m.name;
+		bool anon = m.ino == 0 && (!*name || !strcmp(name, "[heap]") || !strcmp(name, "[stack]") ||
+					   !strncmp(name, "[anon:", 6));
+		if (!anon || m.perms[3] != 'p' || (m.perms[0] == '-' && m.perms[1] == '-'))
 			continue;   /* shared, file, or a reservation */
 		bool skipped = false;
 		for (int k = 0; k < n_skip; k++)
