@@ -59,23 +59,29 @@ ask() {
 
 # notify_reader PATH FILE: a fake NOTIFY_SOCKET (systemd's side): every
 # datagram received at PATH is appended to FILE, then "from=PID" (the
-# sender's pid, as systemd sees it: SCM_CREDENTIALS) and "--". Sets
-# $reader.
+# sender's pid, as systemd sees it: SCM_CREDENTIALS), "fd=TEXT" for each
+# descriptor sent along (FDSTORE=1: TEXT is the first bytes of the file it
+# opens) and "--". Sets $reader.
 notify_reader() {
 	(
 		for fd in $(ls /proc/$BASHPID/fd); do
 			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
 		done
 		exec "$PY" -c '
-import socket, struct, sys
+import os, socket, struct, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
 s.bind(sys.argv[1])
 f = open(sys.argv[2], "a", buffering=1)
 while True:
-    data, anc, _, _ = s.recvmsg(4096, socket.CMSG_SPACE(12))
+    data, anc, _, _ = s.recvmsg(4096, socket.CMSG_SPACE(12) + socket.CMSG_SPACE(4 * 16))
     pid = [struct.unpack("iII", d)[0] for l, t, d in anc if t == socket.SCM_CREDENTIALS]
-    f.write(data.decode() + "\nfrom=%s\n--\n" % (pid[0] if pid else "?"))
+    fds = [x for l, t, d in anc if t == socket.SCM_RIGHTS
+           for x in struct.unpack("%di" % (len(d) // 4), d[:len(d) // 4 * 4])]
+    text = "".join("fd=%s\n" % os.pread(x, 64, 0).decode().strip() for x in fds)
+    for x in fds:
+        os.close(x)
+    f.write(data.decode() + "\nfrom=%s\n%s--\n" % (pid[0] if pid else "?", text))
 ' "$1" "$2"
 	) &
 	reader=$!

@@ -6,6 +6,7 @@
 # (Debian package systemd). The program is tests/progs/start_server
 # (standing for /usr/local/bin/myapp --data DIR).
 
+bats_require_minimum_version 1.5.0
 load common
 load start_common
 
@@ -116,4 +117,29 @@ exec_start() {
 	a="$(ask "$port")"
 	[[ "$a" == "answer "*"boots=2 served=1 activated=1"* ]]
 	grep -q "LISTEN_FDS passes 1 socket, but the program of $STATE_DIRECTORY/crac-image got none at its checkpoint" "$T/second.err"
+}
+
+@test "FDSTORE=1: the descriptors the program sends with its notification reach systemd's NOTIFY_SOCKET through crac" {
+	[ -x "$PY" ] || skip "python3 is not installed"
+	notify_reader "$T/notify" "$T/notes"
+	echo "kept across restarts" >"$T/stored"
+	NOTIFY_SOCKET="$T/notify" run --separate-stderr timeout 20 "$CRAC" run --checkpoint-after 1h -- "$PY" -c '
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+f = os.open(sys.argv[1], os.O_RDONLY)
+s.connect(os.environ["NOTIFY_SOCKET"])
+socket.send_fds(s, [b"FDSTORE=1\nFDNAME=state"], [f, f])
+s.send(b"READY=1")
+' "$T/stored"
+	echo "$status: $output / $stderr"
+	[ "$status" -eq 0 ]
+	[ -z "$stderr" ]
+	wait_for grep -q "READY=1" "$T/notes"
+	cat "$T/notes"
+	# both descriptors arrived with the FDSTORE message, in one datagram
+	[ "$(grep -c '^fd=kept across restarts$' "$T/notes")" -eq 2 ]
+	grep -B4 '^fd=kept' "$T/notes" | grep -q '^FDSTORE=1$'
+	grep -q '^FDNAME=state$' "$T/notes"
+	# no descriptor of crac's own went along
+	[ "$(grep -c '^fd=' "$T/notes")" -eq 2 ]
 }
