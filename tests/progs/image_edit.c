@@ -27,33 +27,19 @@
  * Compiles the format code itself (it is internal to libcrac).
  */
 #include "image/format.c"
-
-#include <fcntl.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <sys/stat.h>
-#include <unistd.h>
+#include "header_file.h"
 
 int main(int argc, char **argv)
 {
-	char path[4096];
-	struct stat st;
+	struct header_file hf;
 
 	if (argc < 3) {
 		fprintf(stderr, "usage: image_edit DIR cpu-missing|xsave-size|xcr0|version N|vdso-size|overlap|chunk KIND|chunk-at ADDR\n");
 		return 2;
 	}
-	snprintf(path, sizeof(path), "%s/header", argv[1]);
-	int fd = open(path, O_RDWR);
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		perror(path);
+	if (header_load(&hf, argv[1]) < 0)
 		return 1;
-	}
-	char *buf = aligned_alloc(8, ((size_t)st.st_size + 8) & ~7ul);
-	if (!buf || pread(fd, buf, (size_t)st.st_size, 0) != st.st_size) {
-		perror("read");
-		return 1;
-	}
+	char *buf = hf.buf;
 	struct crac_img_header *h = (void *)buf;
 	struct crac_img_map *maps = (void *)(buf + h->maps_off);
 	const char *op = argv[2];
@@ -61,8 +47,8 @@ int main(int argc, char **argv)
 	if (!strcmp(op, "chunk") && argc > 3) {
 		struct crac_img_view v;
 		char why[256];
-		if (crac_img_parse(buf, (uint64_t)st.st_size, &v, why, sizeof(why)) < 0) {
-			fprintf(stderr, "%s: %s\n", path, why);
+		if (crac_img_parse(buf, (uint64_t)hf.size, &v, why, sizeof(why)) < 0) {
+			fprintf(stderr, "%s: %s\n", hf.path, why);
 			return 1;
 		}
 		for (uint32_t c = 0; c < v.h->n_chunks; c++)
@@ -79,8 +65,8 @@ int main(int argc, char **argv)
 		struct crac_img_view v;
 		char why[256];
 		uint64_t addr = strtoull(argv[3], NULL, 0);
-		if (crac_img_parse(buf, (uint64_t)st.st_size, &v, why, sizeof(why)) < 0) {
-			fprintf(stderr, "%s: %s\n", path, why);
+		if (crac_img_parse(buf, (uint64_t)hf.size, &v, why, sizeof(why)) < 0) {
+			fprintf(stderr, "%s: %s\n", hf.path, why);
 			return 1;
 		}
 		for (uint32_t c = 0; c < v.h->n_chunks; c++)
@@ -183,11 +169,5 @@ int main(int argc, char **argv)
 		fprintf(stderr, "unknown edit %s\n", op);
 		return 2;
 	}
-	h->crc = crac_img_header_crc(buf, (uint64_t)st.st_size);
-	if (pwrite(fd, buf, (size_t)st.st_size, 0) != st.st_size) {
-		perror("write");
-		return 1;
-	}
-	close(fd);
-	return 0;
+	return header_store(&hf);
 }

@@ -10,33 +10,19 @@
  * Compiles the format code itself (it is internal to libcrac).
  */
 #include "image/format.c"
-
-#include <fcntl.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <sys/stat.h>
-#include <unistd.h>
+#include "header_file.h"
 
 int main(int argc, char **argv)
 {
-	char path[4096];
-	struct stat st;
+	struct header_file hf;
 
 	if (argc < 5) {
 		fprintf(stderr, "usage: obj_edit DIR FD kind N | obj_edit DIR FD u K VALUE\n");
 		return 2;
 	}
-	snprintf(path, sizeof(path), "%s/header", argv[1]);
-	int fd = open(path, O_RDWR);
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		perror(path);
+	if (header_load(&hf, argv[1]) < 0)
 		return 1;
-	}
-	char *buf = aligned_alloc(8, ((size_t)st.st_size + 8) & ~7ul);
-	if (!buf || pread(fd, buf, (size_t)st.st_size, 0) != st.st_size) {
-		perror("read");
-		return 1;
-	}
+	char *buf = hf.buf;
 	struct crac_img_header *h = (void *)buf;
 	struct crac_img_fd *fds = (void *)(buf + h->fds_off);
 	int want = atoi(argv[2]);
@@ -55,10 +41,5 @@ int main(int argc, char **argv)
 		fprintf(stderr, "obj_edit: unknown edit %s\n", argv[3]);
 		return 2;
 	}
-	h->crc = crac_img_header_crc(buf, (uint64_t)st.st_size);
-	if (pwrite(fd, buf, (size_t)st.st_size, 0) != st.st_size) {
-		perror("write");
-		return 1;
-	}
-	return 0;
+	return header_store(&hf);
 }
