@@ -86,9 +86,24 @@ out:
 	return rc;
 }
 
+/* "--NAME" of the option whose getopt value is c, from the table opts. */
+static const char *image_only_name(const struct option *opts, int c)
+{
+	static char name[32];
+
+	for (; opts->name; opts++)
+		if (opts->val == c) {
+			snprintf(name, sizeof(name), "--%s", opts->name);
+			return name;
+		}
+	return NULL;
+}
+
 int crac_cmd_restore(int argc, char **argv)
 {
-	enum { O_PID = 0x200, O_ENV, O_POPULATE, O_LAZY, O_STATS, O_TIMENS, O_TRUST, O_VERIFY };
+	/* from O_POPULATE on, and 'q': options of the image engine's restore
+	 * of DIR only */
+	enum { O_PID = 0x200, O_ENV, O_TRUST, O_POPULATE, O_LAZY, O_STATS, O_TIMENS, O_VERIFY };
 	static const struct option opts[] = {
 		{ "pid", required_argument, 0, O_PID },
 		{ "env", required_argument, 0, O_ENV },
@@ -115,6 +130,10 @@ int crac_cmd_restore(int argc, char **argv)
 		c = cli_getopt(argc, argv, "+:qh", opts, usage);
 		if (c == -1)
 			break;
+		/* the first option given that only the image engine's restore
+		 * knows, for the refusal of --pid or a CRIU image below */
+		if (!r.image_only && (c >= O_POPULATE || c == 'q'))
+			r.image_only = image_only_name(opts, c);
 		switch (c) {
 		case CLI_OPERAND:
 			if (r.dir || pid_given) {
@@ -147,27 +166,21 @@ int crac_cmd_restore(int argc, char **argv)
 			break;
 		case O_POPULATE:
 			r.populate = true;
-			r.image_only = r.image_only ? r.image_only : "--populate";
 			break;
 		case O_LAZY:
 			r.lazy = true;
-			r.image_only = r.image_only ? r.image_only : "--lazy";
 			break;
 		case O_STATS:
 			r.stats = true;
-			r.image_only = r.image_only ? r.image_only : "--stats";
 			break;
 		case O_TIMENS:
 			r.timens = true;
-			r.image_only = r.image_only ? r.image_only : "--timens";
 			break;
 		case O_VERIFY:
 			r.verify = true;
-			r.image_only = r.image_only ? r.image_only : "--verify-files";
 			break;
 		case 'q':
 			r.quiet = true;   /* no line for what came back otherwise than it was */
-			r.image_only = r.image_only ? r.image_only : "--quiet";
 			break;
 		case O_TRUST:
 			r.trust = true;
