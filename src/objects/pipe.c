@@ -74,6 +74,26 @@ struct ends {
 	int packet;                  /* an end is in packet mode (O_DIRECT) */
 };
 
+/* Counts descriptor v, an end of the pipe, into x by its access mode; -1
+ * if it cannot be asked (closed meanwhile). */
+static int count_end(struct ends *x, int v)
+{
+	long fl = sys_fcntl(v, F_GETFL, 0);
+
+	if (fl < 0)
+		return -1;
+	if ((fl & O_ACCMODE) != O_WRONLY) {
+		x->readers++;
+		if (x->read_fd < 0)
+			x->read_fd = v;
+	}
+	if ((fl & O_ACCMODE) != O_RDONLY)
+		x->writers++;
+	if (fl & O_DIRECT)
+		x->packet = 1;
+	return 0;
+}
+
 /*
  * Which descriptors of the process are ends of the same pipe or FIFO?
  * Scanning /proc/self/fd for each end costs O(descriptors) system calls
@@ -245,19 +265,9 @@ static int count_ends(const struct crac_obj_fd *d, struct ends *x)
 		int v = idx[k].fd;
 		if (sys_fstat(v, &st) < 0 || st.st_ino != d->st.st_ino || st.st_dev != d->st.st_dev)
 			continue;
-		long fl = sys_fcntl(v, F_GETFL, 0);
-		if (fl < 0)
+		if (count_end(x, v) < 0)
 			continue;
 		self |= v == d->fd;
-		if ((fl & O_ACCMODE) != O_WRONLY) {
-			x->readers++;
-			if (x->read_fd < 0)
-				x->read_fd = v;
-		}
-		if ((fl & O_ACCMODE) != O_RDONLY)
-			x->writers++;
-		if (fl & O_DIRECT)
-			x->packet = 1;
 	}
 	return self;
 }
@@ -286,18 +296,7 @@ static int scan_ends(const struct crac_obj_fd *d, struct ends *x, char *dents, l
 				continue;
 			if (st.st_ino != d->st.st_ino || st.st_dev != d->st.st_dev || !S_ISFIFO(st.st_mode))
 				continue;
-			long fl = sys_fcntl(v, F_GETFL, 0);
-			if (fl < 0)
-				continue;
-			if ((fl & O_ACCMODE) != O_WRONLY) {
-				x->readers++;
-				if (x->read_fd < 0)
-					x->read_fd = v;
-			}
-			if ((fl & O_ACCMODE) != O_RDONLY)
-				x->writers++;
-			if (fl & O_DIRECT)
-				x->packet = 1;
+			count_end(x, v);
 		}
 	sys_close(dfd);
 	return n < 0 ? (int)n : 0;
