@@ -40,6 +40,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from drive import ask as ask_tcp  # noqa: E402  (bench/drive.py)
+
 build, out, doc = (os.path.abspath(a) for a in sys.argv[1:4])
 src = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 quick = os.environ.get("CRAC_BENCH_QUICK") == "1"
@@ -181,22 +184,6 @@ class Prog:
         if self.p.poll() is None:
             self.p.kill()
             self.p.wait()
-
-
-def ask_tcp(port, q, expect):
-    """One connection to 127.0.0.1:PORT, Q sent: does the reply hold EXPECT?"""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2) as c:
-            c.sendall(q)
-            data = b""
-            while expect.encode() not in data:
-                b = c.recv(65536)
-                if not b:
-                    break
-                data += b
-            return expect.encode() in data
-    except OSError:
-        return False
 
 
 def wait_tcp(port, q, expect, alive, timeout=120):

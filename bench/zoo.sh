@@ -38,78 +38,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# The timing driver, drive.py MODE QUERY EXPECT ERRFILE CMD...: takes
-# CLOCK_MONOTONIC right before it spawns CMD (stderr to ERRFILE) and again
-# when the expected answer to QUERY arrives; prints the difference in ms.
-# No shell runs inside the timed span.
-#  MODE stdin: QUERY is written to CMD's stdin (a pipe) at once; the answer
-#    is the stdout line EXPECT. Then stdin is closed: the program must print
-#    nothing more than "eof" and exit 0.
-#  MODE tcp:PORT: QUERY (backslash escapes allowed) is sent on a new
-#    connection to 127.0.0.1:PORT, again every millisecond until the reply
-#    holds EXPECT; then CMD (a server) is stopped with SIGTERM.
-#  MODE probe:PORT (no CMD): the same polling, up to 120 s, no timing.
-cat >"$tmp/drive.py" <<'PY'
-import codecs, socket, subprocess, sys, time
-mode, query, expect, err = sys.argv[1:5]
-cmd = sys.argv[5:]
-
-def ask(port, q):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2) as c:
-            c.sendall(q)
-            data = b""
-            while expect.encode() not in data:
-                b = c.recv(65536)
-                if not b:
-                    break
-                data += b
-            return expect.encode() in data
-    except OSError:
-        return False
-
-if mode.startswith("probe:"):
-    port, q, end = int(mode[6:]), codecs.decode(query, "unicode_escape").encode(), time.monotonic() + 120
-    while not ask(port, q):
-        if time.monotonic() > end:
-            sys.exit("no answer %r on port %d" % (expect, port))
-        time.sleep(0.05)
-    sys.exit(0)
-
-with open(err, "wb") as e:
-    if mode == "stdin":
-        t0 = time.monotonic_ns()
-        p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=e, close_fds=True)
-        p.stdin.write((query + "\n").encode())
-        p.stdin.flush()
-        got = None
-        for line in p.stdout:
-            if line.decode(errors="replace").rstrip("\n") == expect:
-                got = time.monotonic_ns()
-                break
-        p.stdin.close()
-        rest = p.stdout.read()
-        rc = p.wait(timeout=120)
-        if got is None:
-            sys.exit("no answer %r (exit status %d)" % (expect, rc))
-        if rc != 0 or rest.decode(errors="replace").strip() not in ("eof", ""):  # sqlite3 says nothing at EOF
-            sys.exit("after the answer: exit status %d, output %r" % (rc, rest[:200]))
-    else:
-        port, q = int(mode[4:]), codecs.decode(query, "unicode_escape").encode()
-        t0 = time.monotonic_ns()
-        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=e, stderr=e, close_fds=True)
-        got = None
-        while got is None and p.poll() is None and time.monotonic_ns() - t0 < 120e9:
-            if ask(port, q):
-                got = time.monotonic_ns()
-            else:
-                time.sleep(0.001)
-        p.terminate()
-        rc = p.wait(timeout=60)
-        if got is None:
-            sys.exit("no answer %r on port %d (exit status %s)" % (expect, port, rc))
-print("%.3f" % ((got - t0) / 1e6))
-PY
+# The timing driver: bench/drive.py (its header says how it times).
 
 median() {
 	sort -g | awk '{ a[NR] = $1 } END {
@@ -203,7 +132,7 @@ bench() {
 	# -- cold start: the plain program, not under crac; one untimed run first
 	: >"$tmp/$f.cold"
 	for ((i = 0; i <= reps; i++)); do
-		t=$("$py" "$tmp/drive.py" "$mode" "$query" "$cold" "$tmp/$f.err" "$@") ||
+		t=$("$py" "$src/bench/drive.py" "$mode" "$query" "$cold" "$tmp/$f.err" "$@") ||
 			{ skip_prog "$name" "cold start failed: $(tail -n 2 "$tmp/$f.err" | tr '\n' ' ')"; return 0; }
 		[ "$i" -eq 0 ] || echo "$t" >>"$tmp/$f.cold"
 	done
@@ -211,7 +140,7 @@ bench() {
 	# checked, checkpointed from outside
 	while :; do
 		if ! start_crac "$f" "$ready" "${opts[@]}" "$@" ||
-			{ [ -n "$port" ] && ! "$py" "$tmp/drive.py" "probe:$port" "$query" "$cold" /dev/null; }; then
+			{ [ -n "$port" ] && ! "$py" "$src/bench/drive.py" "probe:$port" "$query" "$cold" /dev/null; }; then
 			skip_prog "$name" "not ready under crac run: $(tail -n 2 "$tmp/$f.out" | tr '\n' ' ')"
 			kill "$pid" 2>/dev/null || true
 			return 0
@@ -250,15 +179,15 @@ bench() {
 	: >"$tmp/$f.rest"
 	: >"$tmp/$f.eager"
 	for ((i = 0; i <= reps; i++)); do
-		t=$("$py" "$tmp/drive.py" "$mode" "$query" "$restored" "$tmp/$f.err" "$crac" restore "$tmp/$f.img") ||
+		t=$("$py" "$src/bench/drive.py" "$mode" "$query" "$restored" "$tmp/$f.err" "$crac" restore "$tmp/$f.img") ||
 			{ failed "$name" "restore" "$tmp/$f.err"; return 0; }
 		[ "$i" -eq 0 ] || echo "$t" >>"$tmp/$f.rest"
-		t=$("$py" "$tmp/drive.py" "$mode" "$query" "$restored" "$tmp/$f.err" "$crac" restore --populate "$tmp/$f.img") ||
+		t=$("$py" "$src/bench/drive.py" "$mode" "$query" "$restored" "$tmp/$f.err" "$crac" restore --populate "$tmp/$f.img") ||
 			{ failed "$name" "restore --populate" "$tmp/$f.err"; return 0; }
 		[ "$i" -eq 0 ] || echo "$t" >>"$tmp/$f.eager"
 	done
 	local lazy
-	lazy=$("$py" "$tmp/drive.py" "$mode" "$query" "$restored" "$tmp/$f.stats" "$crac" restore --stats "$tmp/$f.img" >/dev/null 2>&1;
+	lazy=$("$py" "$src/bench/drive.py" "$mode" "$query" "$restored" "$tmp/$f.stats" "$crac" restore --stats "$tmp/$f.img" >/dev/null 2>&1;
 		grep -o -m1 'lazy\|eager' "$tmp/$f.stats" | head -n 1 || true)
 	# where a restore's time goes, from that --stats run: the loader, the
 	# threads, and the mapped address space the loader rebuilt
