@@ -126,6 +126,7 @@ static int idx_seen;             /* pipe and FIFO descriptors the last scan saw 
 static int n_idx = -1;           /* -1: none, or too many to keep (scan each time) */
 static const void *idx_pass;     /* the capture (or probe) that built it */
 static int idx_last_fd = -1;
+static int idx_rebuilds;         /* fresh scans this pass made for a negative answer */
 static const void *final_pass;   /* the capture under way (crac_obj_pipe_pass), or NULL */
 static int idx_final;            /* the index was built in final_pass: its negatives are final */
 unsigned long crac_obj_pipe_scans;
@@ -359,6 +360,8 @@ static int find_ends(const struct crac_obj_capture *c, const struct crac_obj_fd 
 	return rc;
 }
 
+#define PROBE_REBUILDS 4
+
 static int find_ends_indexed(const struct crac_obj_capture *c, const struct crac_obj_fd *d, int need,
 			     struct ends *x)
 {
@@ -366,8 +369,10 @@ static int find_ends_indexed(const struct crac_obj_capture *c, const struct crac
 	int rc;
 
 	/* a new pass (another capture or probe, or numbers starting again): a new index */
-	if (c != idx_pass || d->fd <= idx_last_fd)
+	if (c != idx_pass || d->fd <= idx_last_fd) {
 		n_idx = -1;
+		idx_rebuilds = 0;
+	}
 	idx_pass = c;
 	idx_last_fd = d->fd;
 	for (int fresh = 0; fresh < 2; fresh++) {
@@ -383,8 +388,17 @@ static int find_ends_indexed(const struct crac_obj_capture *c, const struct crac
 		int missing = ((need & NEED_READER) && !x->readers ? NEED_READER : 0) |
 			      ((need & NEED_WRITER) && !x->writers ? NEED_WRITER : 0) |
 			      ((need & NEED_READ_FD) && x->read_fd < 0 ? NEED_READ_FD : 0);
-		if (missing && !fresh && !idx_final && !proven_absent(d, missing))
-			continue;   /* a negative answer: final only from a fresh scan */
+		/* a negative answer: final only from a fresh scan, of which a
+		 * probe makes at most PROBE_REBUILDS; after that the index of
+		 * this pass (at most one pass old) answers. Else a probe of N
+		 * ends whose other end another process holds (no poll proves
+		 * it absent) costs N scans of N descriptors. A probe's answer
+		 * is advice: the capture, with the threads stopped, decides. */
+		if (missing && !fresh && !idx_final && !proven_absent(d, missing) &&
+		    idx_rebuilds < PROBE_REBUILDS) {
+			idx_rebuilds++;
+			continue;
+		}
 		return 0;
 	}
 	return 0;
