@@ -1,0 +1,163 @@
+#!/usr/bin/env bats
+# Incremental images under attack (review of issue 12 item 3): hostile
+# chains (parent paths naming a symbolic link, a FIFO, a device, an image of
+# another user, the image itself, a skipped level; depths and references
+# forged with a valid checksum, tests/progs/incr_edit.c), `crac flatten`
+# with a hostile OUT or killed in the middle, and the checkpoint side
+# (chains longer than 8, the program killed during an incremental
+# checkpoint, two incremental checkpoints into one DIR at once). Each
+# refusal is one line naming the image at fault; nothing half written is
+# left at a target.
+
+bats_require_minimum_version 1.5.0
+
+load common
+
+setup() {
+	CRAC="$CRAC_BUILD_DIR/crac"
+	INCR="$CRAC_BUILD_DIR/tests/image_incr"
+	EDIT="$CRAC_BUILD_DIR/tests/incr_edit"
+	T="$(mktemp -d /tmp/crac-bats-incradv.XXXXXX)"
+	chmod 755 "$T"
+	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_IMAGE_STATS CRAC_LOADER CRAC_LAZY_PREFETCH CRAC_LOG
+	require_image_engine
+}
+
+teardown() {
+	[ -z "${pid:-}" ] || kill -9 "$pid" 2>/dev/null || true
+	[ -z "${pid2:-}" ] || kill -9 "$pid2" 2>/dev/null || true
+	rm -rf "$T"
+}
+
+# chain [AS...]: $T/i0 (full), $T/i1 and $T/i2 (incremental), by image_incr.
+chain() {
+	run --separate-stderr clean "$@" env CRAC_IMAGE_INCREMENTAL=1 "$INCR" "$T/i0" "$T/i1" "$T/i2"
+	echo "chain: status $status, stdout: $output, stderr: $stderr"
+	[ "$status" -eq 0 ]
+	run "$EDIT" "$T/i2" show
+	[ "${lines[0]}" = "depth 2 refs ${lines[0]##* }" ]
+	cp -a "$T/i2" "$T/i2.orig"
+}
+
+# fresh: i2 as image_incr wrote it
+fresh() {
+	rm -rf "$T/i2"
+	cp -a "$T/i2.orig" "$T/i2"
+}
+
+# refused DIR TEXT [restore options]: `crac restore` refuses DIR with status 1
+# and one line containing TEXT; `crac inspect` and `crac flatten` refuse too.
+refused() {
+	local dir=$1 text=$2
+	shift 2
+	run --separate-stderr clean timeout 20 "$CRAC" restore "$@" "$dir"
+	echo "restore $dir: status $status, stdout: $output, stderr: $stderr"
+	[ "$status" -eq 1 ]
+	[ -z "$output" ]
+	[ "$(echo "$stderr" | wc -l)" -eq 1 ]
+	[[ "$stderr" == "crac: restore $dir: "*"$text"* ]]
+	run clean timeout 20 "$CRAC" inspect "$@" "$dir"
+	echo "inspect: status $status: $output"
+	[ "$status" -eq 1 ]
+	run clean timeout 20 "$CRAC" flatten "$@" "$dir" "$T/flat"
+	echo "flatten: status $status: $output"
+	[ "$status" -eq 1 ]
+	[ ! -e "$T/flat" ]
+}
+
+# restore_ok STAGE DIR [restore options...]
+restore_ok() {
+	local stage=$1 dir=$2
+	shift 2
+	run --separate-stderr clean "$CRAC" restore "$@" "$dir"
+	echo "restore $dir: status $status, stdout: $output, stderr: $stderr"
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok stage $stage" ]
+}
+
+# start_sleep: `sleep 100` under crac run with incremental checkpoints, $pid
+start_sleep() {
+	export CRAC_CONTROL_DIR="$T/ctl"
+	(
+		for fd in $(ls /proc/$BASHPID/fd); do
+			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+		done
+		CRAC_IMAGE_INCREMENTAL=1 exec "$CRAC" run -- "$@" </dev/null >"$T/out.$BASHPID" 2>&1
+	) &
+	pid=$!
+	for _ in $(seq 250); do
+		[ -S "$CRAC_CONTROL_DIR/$pid.sock" ] && break
+		sleep 0.02
+	done
+	[ -S "$CRAC_CONTROL_DIR/$pid.sock" ]
+}
+
+@test "hostile parent paths: FIFO, device, the image itself, a skipped level, a directory of another user" {
+	chain
+	mkfifo "$T/fifo"
+	"$EDIT" "$T/i2" parent ../fifo
+	refused "$T/i2" "parent image $T/i2/../fifo of $T/i2 cannot be opened: cannot open the image directory: Not a directory"
+	"$EDIT" "$T/i2" parent /dev/zero
+	refused "$T/i2" "parent image /dev/zero of $T/i2 cannot be opened"
+	# itself, and its grandparent in place of its parent: not the image recorded
+	"$EDIT" "$T/i2" parent .
+	refused "$T/i2" "parent image $T/i2/. of $T/i2 was replaced or changed since the image above it was written"
+	"$EDIT" "$T/i2" parent ../i0
+	refused "$T/i2" "parent image $T/i2/../i0 of $T/i2 was replaced or changed"
+	# a symbolic link to the recorded parent: that image, checked as such
+	ln -s i1 "$T/link"
+	"$EDIT" "$T/i2" parent ../link
+	restore_ok 2 "$T/i2"
+	# a cycle cannot be written: each image below is one level less deep
+	fresh
+	"$EDIT" "$T/i2" depth 3
+	refused "$T/i2" "parent image $T/i2/../i1 of $T/i2 does not continue the chain (damaged image)"
+	"$EDIT" "$T/i2" depth 9
+	refused "$T/i2" "header: bad parent image record"
+	"$EDIT" "$T/i2" depth 1
+	refused "$T/i2" "header: bad page reference #"
+	# another user's image as the parent (the same bytes, its owner changed)
+	fresh
+	[ "$(id -u)" -eq 0 ] || return 0
+	chown -R 65534 "$T/i1"
+	refused "$T/i2" "$T/i2/../i1 is owned by uid 65534, not by the restoring user (uid 0)"
+	restore_ok 2 "$T/i2" --trust-owner
+	chown -R 0 "$T/i1"
+	chmod g+w "$T/i1/pages"
+	refused "$T/i2" "$T/i2/../i1/pages can be written by other users (mode 0620)"
+}
+
+@test "forged references: out of range, overlapping, into the wrong chunk, of a wrong depth or mapping" {
+	chain
+	read -r addr len depth chunk map < <("$EDIT" "$T/i2" show | sed -n 2p)
+	echo "reference #0: $addr $len $depth $chunk $map"
+	"$EDIT" "$T/i2" ref 0 chunk 0   # chunk 0 of i1: an executable's data, far below
+	refused "$T/i2" "page reference #0 of $T/i2 names no stored pages of $T/i2/"
+	fresh
+	"$EDIT" "$T/i2" ref 0 chunk 4000000000
+	refused "$T/i2" "page reference #0 of $T/i2 names no stored pages of $T/i2/"
+	fresh
+	"$EDIT" "$T/i2" ref 1 addr "$addr"
+	refused "$T/i2" "header: bad page reference #1"
+	fresh
+	"$EDIT" "$T/i2" ref 0 depth 3
+	refused "$T/i2" "header: bad page reference #0"
+	fresh
+	"$EDIT" "$T/i2" ref 0 depth 0
+	refused "$T/i2" "header: bad page reference #0"
+	fresh
+	"$EDIT" "$T/i2" ref 0 len 0x100000000
+	refused "$T/i2" "header: bad page reference #0"
+	fresh
+	"$EDIT" "$T/i2" ref 0 map 0
+	refused "$T/i2" "header: bad page reference #0"
+	# the parent's own references are not the child's business (they name
+	# the images below it, which the child names directly), but a
+	# restore of the parent refuses them
+	fresh
+	"$EDIT" "$T/i1" ref 0 chunk 4000000000
+	refused "$T/i2" "parent image $T/i2/../i1 of $T/i2 was replaced or changed"
+	"$EDIT" "$T/i2" adopt "$T/i1"
+	restore_ok 2 "$T/i2"
+	refused "$T/i1" "page reference #0 of $T/i1 names no stored pages of $T/i1/../i0"
+}
