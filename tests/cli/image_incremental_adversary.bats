@@ -161,3 +161,63 @@ start_sleep() {
 	restore_ok 2 "$T/i2"
 	refused "$T/i1" "page reference #0 of $T/i1 names no stored pages of $T/i1/../i0"
 }
+
+@test "crac flatten: OUT inside DIR or inside an image below it is refused, nothing written" {
+	chain
+	for out in "$T/i2/flat" "$T/i1/flat" "$T/i2/../i0/flat"; do
+		run clean "$CRAC" flatten "$T/i2" "$out"
+		echo "flatten $out: status $status: $output"
+		[ "$status" -eq 1 ]
+		[ "$(echo "$output" | wc -l)" -eq 1 ]
+		[[ "$output" == "crac: flatten $T/i2: $out is inside the image "*": an image directory holds only its header and pages; choose another OUT" ]]
+		[ ! -e "$out" ]
+	done
+	[ "$(ls "$T/i2")" = "$(printf 'header\npages')" ]
+	[ "$(ls "$T/i1")" = "$(printf 'header\npages')" ]
+	# so the chain's images can still be replaced, in place too
+	run clean "$CRAC" flatten "$T/i2" "$T/i2"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	restore_ok 2 "$T/i2"
+	# other existing targets: a symbolic link, a directory that is no image
+	ln -s i0 "$T/link"
+	mkdir "$T/other"
+	touch "$T/other/x"
+	for out in "$T/link" "$T/other" "$T"; do
+		run clean "$CRAC" flatten "$T/i1" "$out"
+		echo "flatten $out: status $status: $output"
+		[ "$status" -eq 1 ]
+	done
+	[ "$(readlink "$T/link")" = i0 ]
+	[ -e "$T/other/x" ]
+}
+
+@test "crac flatten: killed in the middle, OUT is as it was; the next flatten removes the temporary" {
+	run --separate-stderr clean env CRAC_IMAGE_INCREMENTAL=1 "$INCR" "$T/i0" "$T/i1" "$T/i2" 256
+	[ "$status" -eq 0 ]
+	run clean "$CRAC" flatten "$T/i0" "$T/out"   # a full image at OUT
+	[ "$status" -eq 0 ]
+	before=$(cat "$T/out/header" | md5sum)
+	# killed while its temporary is being written: OUT is the old image
+	spawn "$T/flatten.out" "$T/flatten.err" "$CRAC" flatten "$T/i2" "$T/out"
+	fpid=$SPAWNED
+	for _ in $(seq 500); do
+		compgen -G "$T/out.tmp-$fpid-*/pages" >/dev/null && break
+		sleep 0.01
+	done
+	kill -9 "$fpid"
+	wait "$fpid" || true
+	ls -l "$T"
+	[ "$(cat "$T/out/header" | md5sum)" = "$before" ]
+	restore_ok 0 "$T/out"
+	compgen -G "$T/out.tmp-$fpid-*" >/dev/null   # its temporary, left behind
+	cat "$T/flatten.out" "$T/flatten.err"
+	[ ! -s "$T/flatten.out" ]
+	# the temporary of a flatten that no longer runs: removed by the next
+	run clean "$CRAC" flatten "$T/i2" "$T/out"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	ls "$T"
+	[ -z "$(ls "$T" | grep "\.tmp-")" ]
+	restore_ok 2 "$T/out"
+}
