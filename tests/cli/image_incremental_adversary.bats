@@ -221,3 +221,113 @@ start_sleep() {
 	[ -z "$(ls "$T" | grep "\.tmp-")" ]
 	restore_ok 2 "$T/out"
 }
+
+@test "trust: root does not restore or flatten nobody's chain; nobody does not flatten root's" {
+	[ "$(id -u)" -eq 0 ] || skip "needs root to switch to nobody"
+	command -v setpriv >/dev/null || skip "no setpriv"
+	NOBODY=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+	"${NOBODY[@]}" test -x "$INCR" || skip "build tree not accessible to nobody"
+	chown 65534:65534 "$T"
+	chain "${NOBODY[@]}"
+	refused "$T/i2" "$T/i2 is owned by uid 65534, not by the restoring user (uid 0)"
+	# root's own image on top of nobody's: the parent is named
+	chown -R 0:0 "$T/i2"
+	refused "$T/i2" "$T/i2/../i1 is owned by uid 65534, not by the restoring user (uid 0)"
+	restore_ok 2 "$T/i2" --trust-owner
+	# nobody and root's image (readable by all): refused without --trust-owner
+	chmod 755 "$T/i2"
+	chmod 644 "$T/i2/header" "$T/i2/pages"
+	run clean "${NOBODY[@]}" "$CRAC" flatten "$T/i2" "$T/flat"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == "crac: flatten $T/i2: $T/i2 is owned by uid 0, not by the restoring user (uid 65534)"* ]]
+	[ ! -e "$T/flat" ]
+	# and nobody cannot put its image over root's
+	chown -R 65534:65534 "$T/i2"
+	mkdir -m 755 "$T/rootimg"
+	cp -a "$T/i0/header" "$T/i0/pages" "$T/rootimg/"
+	chown -R 0:0 "$T/rootimg"
+	run clean "${NOBODY[@]}" "$CRAC" flatten "$T/i2" "$T/rootimg"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"image directory $T/rootimg is owned by uid 0, not by this process (uid 65534)"* ]]
+	cmp "$T/i0/pages" "$T/rootimg/pages"
+}
+
+@test "the program killed during an incremental checkpoint: its parent stays intact, nothing at the target" {
+	spawn "$T/run.out" "$T/run.err" env CRAC_IMAGE_INCREMENTAL=1 CRAC_IMAGE_STATS=1 "$INCR" "$T/i0" "$T/i1" "$T/i2" 256
+	pid=$SPAWNED
+	# killed once the temporary of i1 is being written
+	for _ in $(seq 1000); do
+		compgen -G "$T/i1.tmp-$pid-*/pages" >/dev/null && break
+		sleep 0.01
+	done
+	compgen -G "$T/i1.tmp-$pid-*/pages" >/dev/null
+	kill -9 "$pid"
+	wait "$pid" || true
+	ls -l "$T"
+	[ ! -e "$T/i1" ]
+	restore_ok 0 "$T/i0"
+	# the next checkpoint into i1 (from a restore of i0): incremental on
+	# i0, and the dead writer's temporary is gone
+	run --separate-stderr clean env CRAC_IMAGE_INCREMENTAL=1 CRAC_IMAGE_STATS=1 "$CRAC" restore "$T/i0" -- next "$T/i1"
+	echo "stdout: $output, stderr: $stderr"
+	[ "$status" -eq 0 ]
+	echo "$stderr" | grep -q "MiB referenced from 1 image below"
+	[ -z "$(ls "$T" | grep "\.tmp-")" ]
+	restore_ok 1 "$T/i1"
+}
+
+@test "two incremental checkpoints into one DIR at once: one whole image, both go on" {
+	start_sleep sleep 100
+	pid2=$pid
+	start_sleep sleep 100
+	run "$CRAC" checkpoint --keep-running --image-dir "$T/a0" "$pid"
+	[ "$status" -eq 0 ]
+	run "$CRAC" checkpoint --keep-running --image-dir "$T/b0" "$pid2"
+	[ "$status" -eq 0 ]
+	"$CRAC" checkpoint --incremental --keep-running --image-dir "$T/x" "$pid" >"$T/ca" 2>&1 &
+	ca=$!
+	"$CRAC" checkpoint --incremental --keep-running --image-dir "$T/x" "$pid2" >"$T/cb" 2>&1 &
+	cb=$!
+	sa=0 sb=0
+	wait "$ca" || sa=$?
+	wait "$cb" || sb=$?
+	cat "$T/ca" "$T/cb"
+	ls "$T"
+	[ "$sa" -eq 0 ] || [ "$sb" -eq 0 ]
+	[ -z "$(ls "$T" | grep "\.tmp-\|\.old-")" ]
+	run "$CRAC" inspect "$T/x"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -q "^parent:    \.\./[ab]0 (header crc32c 0x[0-9a-f]*; 1 image below"
+	# both go on: each one's next image is whole, incremental or full
+	for p in "$pid" "$pid2"; do
+		run "$CRAC" checkpoint --incremental --image-dir "$T/y$p" "$p"
+		echo "$output"
+		[ "$status" -eq 0 ]
+		run clean timeout 2 "$CRAC" restore "$T/y$p"
+		[ "$status" -eq 124 ]   # sleep 100 runs again, until timeout stops it
+	done
+}
+
+@test "a chain of more than 8: the ninth image is full, every one restores" {
+	start_sleep sleep 100
+	for k in 0 1 2 3 4 5 6 7 8 9 10; do
+		run "$CRAC" checkpoint --incremental --keep-running --image-dir "$T/c$k" "$pid"
+		echo "$output"
+		[ "$status" -eq 0 ]
+		run "$EDIT" "$T/c$k" show
+		echo "c$k: ${lines[0]}"
+		case $k in
+		9) [[ "${lines[0]}" == "depth 0 "* ]] ;;
+		10) [[ "${lines[0]}" == "depth 1 "* ]] ;;
+		*) [[ "${lines[0]}" == "depth $k "* ]] ;;
+		esac
+	done
+	kill "$pid"
+	for k in 8 10; do
+		run clean timeout 2 "$CRAC" restore "$T/c$k"
+		[ "$status" -eq 124 ]
+	done
+}
