@@ -61,6 +61,17 @@ static int write_all(int fd, const void *buf, uint64_t len)
 	return 0;
 }
 
+/* A path named by an image (an image below DIR), control characters
+ * escaped for printing: text from an image is never printed raw. */
+static const char *esc(const char *path, char *buf, size_t len)
+{
+	struct crac_img_buf b = { buf, 0, len };
+
+	buf[0] = 0;
+	crac_img_put_escaped(&b, path);
+	return buf;
+}
+
 struct flat {
 	const struct crac_img_view *v;
 	struct crac_img_chain *ch;
@@ -79,7 +90,8 @@ static int load(struct flat *f, int depth, uint32_t c)
 {
 	const struct crac_img_view *v = depth ? &f->ch->v[depth - 1] : f->v;
 	const struct crac_img_chunk *k = &v->chunks[c];
-	const char *dir = depth ? f->ch->path[depth - 1] : "the image";
+	char ebuf[CRAC_IMG_PATH_MAX * 4 + 1];
+	const char *dir = depth ? esc(f->ch->path[depth - 1], ebuf, sizeof(ebuf)) : "the image";
 	int fd = depth ? f->ch->o[depth - 1].pages_fd : f->pages_fd;
 
 	if (f->buf_depth == depth && f->buf_chunk == c)
@@ -386,7 +398,7 @@ int crac_cmd_flatten(int argc, char **argv)
 		struct stat a, b;
 		if (stat(outdir, &a) == 0 && stat(ch->path[i], &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
 			cli_err("flatten %s: %s is an image below it (%s): other images may need it; choose another OUT",
-				dir, outdir, ch->path[i]);
+				dir, outdir, esc(ch->path[i], msg, sizeof(msg)));
 			rc = 1;
 			goto out;
 		}
@@ -394,7 +406,7 @@ int crac_cmd_flatten(int argc, char **argv)
 	const char *in = inside_image(outdir, dir, ch);
 	if (in) {
 		cli_err("flatten %s: %s is inside the image %s: an image directory holds only its header and pages; "
-			"choose another OUT", dir, outdir, in);
+			"choose another OUT", dir, outdir, esc(in, msg, sizeof(msg)));
 		rc = 1;
 		goto out;
 	}

@@ -331,3 +331,34 @@ start_sleep() {
 		[ "$status" -eq 124 ]
 	done
 }
+
+@test "control characters in the name of an image below are escaped in every message" {
+	chain
+	esc=$(printf '\033')
+	read -r addr _ < <("$EDIT" "$T/i2" show | sed -n 2p)
+	read -r _ off _ < <("$CRAC_BUILD_DIR/tests/image_edit" "$T/i1" chunk-at "$addr")
+	mv "$T/i1" "$T/i1${esc}[31m"
+	"$EDIT" "$T/i2" parent "../i1${esc}[31m"
+	restore_ok 2 "$T/i2"
+	ln -s "i1${esc}[31m" "$T/link"
+	run clean "$CRAC" flatten "$T/i2" "$T/link"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"is an image below it ($T/i2/../i1\\x1b[31m)"* ]]
+	run clean "$CRAC" flatten "$T/i2" "$T/link/x"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"is inside the image $T/i2/../i1\\x1b[31m:"* ]]
+	# a damaged chunk of it, found by the restore and by flatten
+	printf '\xff' | dd of="$T/i1${esc}[31m/pages" bs=1 seek=$((off + 100)) conv=notrunc status=none
+	run --separate-stderr clean "$CRAC" restore --populate "$T/i2"
+	echo "$stderr"
+	[ "$status" -ne 0 ]
+	[[ "$stderr" == *"page data checksum mismatch in chunk #"*"$T/i2/../i1\\x1b[31m): the pages file is damaged"* ]]
+	[[ "$stderr" != *"$esc"* ]]
+	run clean "$CRAC" flatten "$T/i2" "$T/flat"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"page data checksum mismatch in chunk #"*"$T/i2/../i1\\x1b[31m): the pages file is damaged"* ]]
+	[[ "$output" != *"$esc"* ]]
+}
