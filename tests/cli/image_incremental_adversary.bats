@@ -362,3 +362,22 @@ start_sleep() {
 	[[ "$output" == *"page data checksum mismatch in chunk #"*"$T/i2/../i1\\x1b[31m): the pages file is damaged"* ]]
 	[[ "$output" != *"$esc"* ]]
 }
+
+@test "mremap between checkpoints: moved onto, grown, moved with DONTUNMAP, moved back, mapped anew" {
+	run --separate-stderr clean env CRAC_IMAGE_INCREMENTAL=1 CRAC_IMAGE_STATS=1 \
+		"$CRAC_BUILD_DIR/tests/incr_remap" "$T/r0" "$T/r1"
+	echo "stdout: $output"
+	echo "stderr: $stderr"
+	[ "$status" -eq 0 ]
+	echo "$stderr" | grep -q "MiB referenced from 1 image below"
+	for opt in "" --populate; do
+		run --separate-stderr clean "$CRAC" restore $opt "$T/r1"
+		echo "restore $opt: status $status, stdout: $output, stderr: $stderr"
+		[ "$status" -eq 0 ]
+		[ "$output" = "ok remap" ]
+	done
+	run clean "$CRAC" flatten "$T/r1" "$T/flat"
+	[ "$status" -eq 0 ]
+	run --separate-stderr clean "$CRAC" restore "$T/flat"
+	[ "$output" = "ok remap" ]
+}
