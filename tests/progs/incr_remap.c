@@ -22,6 +22,9 @@
  *   g     2 MiB, pattern 6: moved away and back to its own address
  *   h     1 MiB, pattern 8: unmapped, mapped anew at the same address,
  *         its even pages written with pattern 9 (odd pages: zeros)
+ *   n     1 MiB, pattern 10: made PROT_NONE then read-write again, its even
+ *         pages then written with pattern 11
+ *   q     1 MiB, pattern 12: made PROT_NONE (and restored so)
  * The images below hold the old bytes at every one of these addresses: a
  * reference to them where the memory changed without being written in
  * place would restore the wrong bytes.
@@ -43,7 +46,7 @@
 #define PG 4096ul
 #define MIB (1ul << 20)
 
-static unsigned char *a, *b, *c, *d, *e, *g, *h;
+static unsigned char *a, *b, *c, *d, *e, *g, *h, *n, *q;
 
 static void fill(unsigned char *m, size_t p, int pat)
 {
@@ -115,6 +118,15 @@ static int verify(void)
 	}
 	for (size_t p = 0; p < 2 * MIB / PG; p++)
 		bad |= check("g (moved away and back)", g, p, 6);
+	if (mprotect(q, MIB, PROT_READ) < 0) {
+		perror("mprotect q");
+		return 1;
+	}
+	for (size_t p = 0; p < MIB / PG; p++) {
+		bad |= check("n (protection changed, then written)", n, p, p % 2 ? 10 : 11);
+		bad |= check("q (PROT_NONE)", q, p, 12);
+	}
+	mprotect(q, MIB, PROT_NONE);
 	if (!bad)
 		printf("ok remap\n");
 	return bad;
@@ -133,6 +145,8 @@ int main(int argc, char **argv)
 	d = map(MIB, 4);
 	g = map(2 * MIB, 6);
 	h = map(MIB, 8);
+	n = map(MIB, 10);
+	q = map(MIB, 12);
 
 	if (checkpoint(argv[1], true) == CRAC_RESTORED) {
 		printf("FAIL: restored from %s: restore %s\n", argv[1], argv[2]);
@@ -172,6 +186,14 @@ int main(int argc, char **argv)
 	}
 	for (size_t p = 0; p < MIB / PG; p += 2)
 		fill(h, p, 9);
+	/* n: protection round trip, then written; q: no access */
+	if (mprotect(n, MIB, PROT_NONE) < 0 || mprotect(n, MIB, PROT_READ | PROT_WRITE) < 0 ||
+	    mprotect(q, MIB, PROT_NONE) < 0) {
+		perror("mprotect");
+		return 1;
+	}
+	for (size_t p = 0; p < MIB / PG; p += 2)
+		fill(n, p, 11);
 	if (verify())
 		return 1;
 	if (checkpoint(argv[2], false) == CRAC_RESTORED)
