@@ -381,3 +381,26 @@ start_sleep() {
 	run --separate-stderr clean "$CRAC" restore "$T/flat"
 	[ "$output" = "ok remap" ]
 }
+
+@test "a parent replaced after the loader opened the chain: the loader reads what it checked" {
+	command -v strace >/dev/null || skip "no strace (it holds the loader between its checks and its reads)"
+	chain
+	# the loader's first munmap after the chain is open waits 1.5 s (the
+	# first munmap is crac's own, before it runs the loader)
+	spawn "$T/out" "$T/err" strace -f -qq -o "$T/trace" -e trace=openat,munmap \
+		-e inject=munmap:delay_enter=1500000:when=2 "$CRAC" restore "$T/i2"
+	rpid=$SPAWNED
+	for _ in $(seq 500); do
+		grep -q 'i1/../i0", O_RDONLY' "$T/trace" 2>/dev/null && break
+		sleep 0.01
+	done
+	grep -q 'i1/../i0", O_RDONLY' "$T/trace"
+	# i1 replaced meanwhile (by the image below it)
+	mv "$T/i1" "$T/i1.orig"
+	cp -a "$T/i0" "$T/i1"
+	wait "$rpid" || true
+	cat "$T/out" "$T/err"
+	[ "$(cat "$T/out")" = "ok stage 2" ]
+	# a restore that starts now sees the new i1, and refuses
+	refused "$T/i2" "parent image $T/i2/../i1 of $T/i2 was replaced or changed"
+}
