@@ -404,3 +404,25 @@ start_sleep() {
 	# a restore that starts now sees the new i1, and refuses
 	refused "$T/i2" "parent image $T/i2/../i1 of $T/i2 was replaced or changed"
 }
+
+@test "a checkpoint into a directory inside an image (its parent's) is refused: the image stays one" {
+	start_sleep sleep 100
+	run "$CRAC" checkpoint --keep-running --image-dir "$T/i0" "$pid"
+	[ "$status" -eq 0 ]
+	run "$CRAC" checkpoint --incremental --keep-running --image-dir "$T/i0/next" "$pid"
+	echo "$output"
+	[ "$status" -ne 0 ]
+	echo "$output" | grep -q "image directory $T/i0/next would be inside the crac image $T/i0: an image directory holds only its header and pages; choose another directory"
+	[ "$(ls "$T/i0")" = "$(printf 'header\npages')" ]
+	# so it can still be replaced, and be a parent
+	run "$CRAC" checkpoint --keep-running --image-dir "$T/i0" "$pid"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	run "$CRAC" checkpoint --incremental --image-dir "$T/i1" "$pid"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	run "$CRAC" inspect "$T/i1"
+	echo "$output" | grep -q "^parent:    \.\./i0 "
+	run clean timeout 2 "$CRAC" restore "$T/i1"
+	[ "$status" -eq 124 ]
+}
