@@ -25,6 +25,9 @@
  *   n     1 MiB, pattern 10: made PROT_NONE then read-write again, its even
  *         pages then written with pattern 11
  *   q     1 MiB, pattern 12: made PROT_NONE (and restored so)
+ *   t     4 MiB in transparent huge pages (MADV_HUGEPAGE, 2 MiB aligned),
+ *         pattern 13: one page in the middle of each huge page written
+ *         with pattern 14
  * The images below hold the old bytes at every one of these addresses: a
  * reference to them where the memory changed without being written in
  * place would restore the wrong bytes.
@@ -46,7 +49,7 @@
 #define PG 4096ul
 #define MIB (1ul << 20)
 
-static unsigned char *a, *b, *c, *d, *e, *g, *h, *n, *q;
+static unsigned char *a, *b, *c, *d, *e, *g, *h, *n, *q, *t;
 
 static void fill(unsigned char *m, size_t p, int pat)
 {
@@ -127,6 +130,8 @@ static int verify(void)
 		bad |= check("q (PROT_NONE)", q, p, 12);
 	}
 	mprotect(q, MIB, PROT_NONE);
+	for (size_t p = 0; p < 4 * MIB / PG; p++)
+		bad |= check("t (huge pages)", t, p, p % 512 == 256 ? 14 : 13);
 	if (!bad)
 		printf("ok remap\n");
 	return bad;
@@ -147,6 +152,16 @@ int main(int argc, char **argv)
 	h = map(MIB, 8);
 	n = map(MIB, 10);
 	q = map(MIB, 12);
+	/* t: 4 MiB at a 2 MiB boundary, in huge pages where the kernel gives them */
+	unsigned char *room = mmap(NULL, 6 * MIB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (room == MAP_FAILED) {
+		perror("mmap t");
+		return 1;
+	}
+	t = (unsigned char *)(((uintptr_t)room + 2 * MIB - 1) & ~(2 * MIB - 1));
+	madvise(t, 4 * MIB, MADV_HUGEPAGE);
+	for (size_t p = 0; p < 4 * MIB / PG; p++)
+		fill(t, p, 13);
 
 	if (checkpoint(argv[1], true) == CRAC_RESTORED) {
 		printf("FAIL: restored from %s: restore %s\n", argv[1], argv[2]);
@@ -194,6 +209,8 @@ int main(int argc, char **argv)
 	}
 	for (size_t p = 0; p < MIB / PG; p += 2)
 		fill(n, p, 11);
+	for (size_t p = 256; p < 4 * MIB / PG; p += 512)
+		fill(t, p, 14);
 	if (verify())
 		return 1;
 	if (checkpoint(argv[2], false) == CRAC_RESTORED)
