@@ -363,7 +363,7 @@ start_sleep() {
 	[[ "$output" != *"$esc"* ]]
 }
 
-@test "mremap and mprotect between checkpoints: moved onto, grown, moved with DONTUNMAP, moved back, mapped anew, PROT_NONE, huge pages" {
+@test "mremap and mprotect between checkpoints: moved onto, grown, moved with DONTUNMAP, moved back, mapped anew, PROT_NONE, huge pages, written by the kernel" {
 	run --separate-stderr clean env CRAC_IMAGE_INCREMENTAL=1 CRAC_IMAGE_STATS=1 \
 		"$CRAC_BUILD_DIR/tests/incr_remap" "$T/r0" "$T/r1"
 	echo "stdout: $output"

@@ -28,6 +28,9 @@
  *   t     4 MiB in transparent huge pages (MADV_HUGEPAGE, 2 MiB aligned),
  *         pattern 13: one page in the middle of each huge page written
  *         with pattern 14
+ *   u     1 MiB, pattern 15: pages 0-3 written with pattern 16 through
+ *         /proc/self/mem, page 10 through process_vm_writev (the kernel
+ *         writes, not the program)
  * The images below hold the old bytes at every one of these addresses: a
  * reference to them where the memory changed without being written in
  * place would restore the wrong bytes.
@@ -39,7 +42,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #ifndef MREMAP_DONTUNMAP
@@ -49,7 +54,7 @@
 #define PG 4096ul
 #define MIB (1ul << 20)
 
-static unsigned char *a, *b, *c, *d, *e, *g, *h, *n, *q, *t;
+static unsigned char *a, *b, *c, *d, *e, *g, *h, *n, *q, *t, *u;
 
 static void fill(unsigned char *m, size_t p, int pat)
 {
@@ -132,6 +137,8 @@ static int verify(void)
 	mprotect(q, MIB, PROT_NONE);
 	for (size_t p = 0; p < 4 * MIB / PG; p++)
 		bad |= check("t (huge pages)", t, p, p % 512 == 256 ? 14 : 13);
+	for (size_t p = 0; p < MIB / PG; p++)
+		bad |= check("u (written by the kernel)", u, p, p < 4 || p == 10 ? 16 : 15);
 	if (!bad)
 		printf("ok remap\n");
 	return bad;
@@ -160,6 +167,7 @@ int main(int argc, char **argv)
 	}
 	t = (unsigned char *)(((uintptr_t)room + 2 * MIB - 1) & ~(2 * MIB - 1));
 	madvise(t, 4 * MIB, MADV_HUGEPAGE);
+	u = map(MIB, 15);
 	for (size_t p = 0; p < 4 * MIB / PG; p++)
 		fill(t, p, 13);
 
@@ -211,6 +219,17 @@ int main(int argc, char **argv)
 		fill(n, p, 11);
 	for (size_t p = 256; p < 4 * MIB / PG; p += 512)
 		fill(t, p, 14);
+	/* u: written by the kernel on our behalf */
+	unsigned char *src = map(11 * PG, 16);
+	int mem = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+	struct iovec li = { src + 10 * PG, PG }, ri = { u + 10 * PG, PG };
+	if (mem < 0 || pwrite(mem, src, 4 * PG, (off_t)(uintptr_t)u) != (ssize_t)(4 * PG) ||
+	    process_vm_writev(getpid(), &li, 1, &ri, 1, 0) != (ssize_t)PG) {
+		perror("/proc/self/mem or process_vm_writev");
+		return 1;
+	}
+	close(mem);
+	munmap(src, 11 * PG);
 	if (verify())
 		return 1;
 	if (checkpoint(argv[2], false) == CRAC_RESTORED)
