@@ -61,6 +61,17 @@ static int write_all(int fd, const void *buf, uint64_t len)
 	return 0;
 }
 
+/* A path named by an image (an image below DIR), control characters
+ * escaped for printing: text from an image is never printed raw. */
+static const char *esc(const char *path, char *buf, size_t len)
+{
+	struct crac_img_buf b = { buf, 0, len };
+
+	buf[0] = 0;
+	crac_img_put_escaped(&b, path);
+	return buf;
+}
+
 struct flat {
 	const struct crac_img_view *v;
 	struct crac_img_chain *ch;
@@ -79,7 +90,8 @@ static int load(struct flat *f, int depth, uint32_t c)
 {
 	const struct crac_img_view *v = depth ? &f->ch->v[depth - 1] : f->v;
 	const struct crac_img_chunk *k = &v->chunks[c];
-	const char *dir = depth ? f->ch->path[depth - 1] : "the image";
+	char ebuf[CRAC_IMG_PATH_MAX * 4 + 1];
+	const char *dir = depth ? esc(f->ch->path[depth - 1], ebuf, sizeof(ebuf)) : "the image";
 	int fd = depth ? f->ch->o[depth - 1].pages_fd : f->pages_fd;
 
 	if (f->buf_depth == depth && f->buf_chunk == c)
@@ -263,6 +275,36 @@ static int flatten(struct flat *f, char **out, uint64_t *out_len)
 	return 0;
 }
 
+/*
+ * The image (DIR or one below it) that OUT would be put inside, or NULL.
+ * An image directory holds only its header and pages: anything else in it
+ * keeps it from ever being replaced (crac_img_target_check), so OUT's
+ * directory and every directory above it are compared with the chain's.
+ */
+static const char *inside_image(const char *outdir, const char *dir, const struct crac_img_chain *ch)
+{
+	char parent[PATH_MAX], real[PATH_MAX];
+	const char *base;
+	struct stat img[CRAC_IMG_MAX_CHAIN + 1];
+	bool have[CRAC_IMG_MAX_CHAIN + 1];
+
+	if (crac_img_split_path(outdir, parent, sizeof(parent), &base) < 0 || !realpath(parent, real))
+		return NULL;   /* OUT cannot be created there: said when it is */
+	for (uint32_t i = 0; i <= ch->n; i++)
+		have[i] = stat(i ? ch->path[i - 1] : dir, &img[i]) == 0;
+	for (;;) {
+		struct stat st;
+		if (stat(real, &st) == 0)
+			for (uint32_t i = 0; i <= ch->n; i++)
+				if (have[i] && st.st_dev == img[i].st_dev && st.st_ino == img[i].st_ino)
+					return i ? ch->path[i - 1] : dir;
+		char *slash = strrchr(real, '/');
+		if (!slash || slash == real)
+			return NULL;
+		*slash = 0;
+	}
+}
+
 int crac_cmd_flatten(int argc, char **argv)
 {
 	const char *usage = "usage: crac flatten DIR OUT [--trust-owner]";
@@ -356,16 +398,25 @@ int crac_cmd_flatten(int argc, char **argv)
 		struct stat a, b;
 		if (stat(outdir, &a) == 0 && stat(ch->path[i], &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
 			cli_err("flatten %s: %s is an image below it (%s): other images may need it; choose another OUT",
-				dir, outdir, ch->path[i]);
+				dir, outdir, esc(ch->path[i], msg, sizeof(msg)));
 			rc = 1;
 			goto out;
 		}
+	}
+	const char *in = inside_image(outdir, dir, ch);
+	if (in) {
+		cli_err("flatten %s: %s is inside the image %s: an image directory holds only its header and pages; "
+			"choose another OUT", dir, outdir, esc(in, msg, sizeof(msg)));
+		rc = 1;
+		goto out;
 	}
 	if ((rc = crac_img_target_check(outdir, msg, sizeof(msg))) < 0) {
 		cli_err("flatten %s: %s", dir, msg);
 		rc = 1;
 		goto out;
 	}
+	/* what an earlier flatten or checkpoint to OUT left when it was killed */
+	crac_img_clean_stale(outdir, NULL);
 	f.chunks = calloc((size_t)v.h->n_chunks + v.h->n_refs + 1, sizeof(*f.chunks));
 	if (!f.chunks || crac_img_tmp_name(outdir, tmp, sizeof(tmp)) < 0 || !mkdtemp(tmp)) {
 		cli_err("flatten %s: cannot create the temporary image next to %s: %s", dir, outdir,

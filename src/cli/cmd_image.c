@@ -196,6 +196,56 @@ struct check {
 	char detail[1024];
 };
 
+/*
+ * The chunks of the images below that v's references name, each read whole
+ * and its crc32c compared, as the loader does before it copies a byte
+ * (a chunk that several references name is read once). Returns how many,
+ * or -1 with the loader's own message in `detail`.
+ */
+static long verify_referenced(const struct crac_img_view *v, const struct crac_img_chain *ch, char *detail,
+			      size_t len)
+{
+	unsigned char *seen[CRAC_IMG_MAX_CHAIN] = { 0 };
+	char *buf = malloc(CRAC_IMG_CHUNK_MAX);
+	long n = 0;
+
+	for (uint32_t d = 0; d < ch->n && buf; d++)
+		if (!(seen[d] = calloc(ch->v[d].h->n_chunks + 1, 1)))
+			n = -1;
+	if (!buf || n < 0) {
+		snprintf(detail, len, "out of memory");
+		n = -1;
+	}
+	for (uint32_t i = 0; n >= 0 && i < v->h->n_refs; i++) {
+		const struct crac_img_ref *r = &v->refs[i];
+		const struct crac_img_chunk *k = &ch->v[r->depth - 1].chunks[r->chunk];
+		if (seen[r->depth - 1][r->chunk])
+			continue;
+		seen[r->depth - 1][r->chunk] = 1;
+		struct crac_img_buf b = { detail, 0, len };
+		uint64_t done = 0;
+		while (k->len <= CRAC_IMG_CHUNK_MAX && done < k->len) {
+			ssize_t got = pread(ch->o[r->depth - 1].pages_fd, buf + done, k->len - done,
+					    (off_t)(k->offset + done));
+			if (got < 0 && errno == EINTR)
+				continue;
+			if (got <= 0)
+				break;
+			done += (uint64_t)got;
+		}
+		if (done != k->len || crac_img_crc32c(0, buf, k->len) != k->crc) {
+			crac_img_put_damaged_chunk(&b, r->chunk, k, ch->path[r->depth - 1]);
+			n = -1;
+			break;
+		}
+		n++;
+	}
+	for (uint32_t d = 0; d < ch->n; d++)
+		free(seen[d]);
+	free(buf);
+	return n;
+}
+
 /* An incremental image: the images below it, opened as a restore does. */
 static int chain_check(const char *dir, const struct crac_img_view *v, unsigned flags, struct check *out)
 {
@@ -208,12 +258,18 @@ static int chain_check(const char *dir, const struct crac_img_view *v, unsigned 
 		snprintf(out->detail, sizeof(out->detail), "out of memory");
 	} else if (crac_img_chain_open(v, dir, flags & CRAC_IMG_TRUST_OWNER, ch, buf, 64u << 20, out->detail,
 				       sizeof(out->detail)) == 0) {
-		out->ok = true;
-		size_t at = (size_t)snprintf(out->detail, sizeof(out->detail), "%u image%s below, each as recorded:",
-					     ch->n, ch->n == 1 ? "" : "s");
-		for (uint32_t i = 0; i < ch->n && at < sizeof(out->detail); i++)
+		long n = verify_referenced(v, ch, out->detail, sizeof(out->detail));
+		out->ok = n >= 0;
+		size_t at = 0;
+		if (out->ok)
+			at = (size_t)snprintf(out->detail, sizeof(out->detail), "%u image%s below, each as recorded:",
+					      ch->n, ch->n == 1 ? "" : "s");
+		for (uint32_t i = 0; out->ok && i < ch->n && at < sizeof(out->detail); i++)
 			at += (size_t)snprintf(out->detail + at, sizeof(out->detail) - at, "%s %s", i ? "," : "",
 					       ch->path[i]);
+		if (out->ok && at < sizeof(out->detail))
+			snprintf(out->detail + at, sizeof(out->detail) - at, "; %ld chunk%s referenced, crc32c ok", n,
+				 n == 1 ? "" : "s");
 		crac_img_chain_close(ch);
 	} else {
 		out->ok = false;

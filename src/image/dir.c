@@ -132,6 +132,28 @@ static const char *file_kind(mode_t m)
 	       S_ISBLK(m) ? "a block device" : "a special file";
 }
 
+/* Is directory `path` a crac image (a regular file `header` with the image
+ * magic in it)? Follows no symbolic link inside it. */
+static bool is_image_dir(const char *path)
+{
+	char magic[8];
+	struct stat st;
+	int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NONBLOCK);
+	bool yes = false;
+
+	if (dfd < 0)
+		return false;
+	if (fstatat(dfd, CRAC_IMG_HEADER_FILE, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
+		int hfd = openat(dfd, CRAC_IMG_HEADER_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+		yes = hfd >= 0 && pread(hfd, magic, sizeof(magic), 0) == (ssize_t)sizeof(magic) &&
+		      !memcmp(magic, CRAC_IMG_MAGIC, sizeof(magic));
+		if (hfd >= 0)
+			close(hfd);
+	}
+	close(dfd);
+	return yes;
+}
+
 int crac_img_target_check(const char *dir_arg, char *msg, size_t msglen)
 {
 	char dbuf[PATH_MAX];
@@ -142,6 +164,16 @@ int crac_img_target_check(const char *dir_arg, char *msg, size_t msglen)
 	if (!dir) {
 		snprintf(msg, msglen, "image directory name too long");
 		return -ENAMETOOLONG;
+	}
+	/* Never inside another image: an image directory holds only its
+	 * header and pages, and anything else in it makes it no image to
+	 * replace (below). */
+	char parent[PATH_MAX];
+	const char *base;
+	if (crac_img_split_path(dir, parent, sizeof(parent), &base) == 0 && is_image_dir(parent)) {
+		snprintf(msg, msglen, "image directory %s would be inside the crac image %s: an image directory "
+			 "holds only its header and pages; choose another directory", dir, parent);
+		return -EEXIST;
 	}
 	if (lstat(dir, &st) < 0) {
 		if (errno == ENOENT)

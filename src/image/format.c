@@ -586,6 +586,6 @@ CRAC_IMG_NOSAN void crac_img_put_damaged_chunk(struct crac_img_buf *b, uint32_t 
 	crac_img_puts(b, " bytes at ");
 	crac_img_putx(b, k->addr);
 	crac_img_puts(b, ", ");
-	crac_img_puts(b, where);
+	crac_img_put_escaped(b, where);   /* a mapping's or an image's name: from an image */
 	crac_img_puts(b, "): the pages file is damaged");
 }
