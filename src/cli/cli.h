@@ -118,8 +118,11 @@ bool cli_triggers_any(const struct cli_triggers *t);
 int cli_trigger_opt(struct cli_triggers *t, int c, const char *arg);
 long long cli_parse_duration(const char *s);   /* ms, -1 if bad */
 int cli_parse_signal(const char *s);           /* 0 if bad */
-/* Sends msg to the sd_notify socket named sockname ("/path", "@name"). */
+/* Sends msg to the sd_notify socket named sockname ("/path", "@name"),
+ * with n_fds descriptors (FDSTORE=1) as SCM_RIGHTS; they stay the caller's. */
+#define CLI_NOTIFY_MAX_FDS 253   /* SCM_MAX_FD: the most one datagram carries */
 int cli_notify_send(const char *sockname, const char *msg);
+int cli_notify_send_fds(const char *sockname, const char *msg, const int *fds, int n_fds);
 
 struct cli_super {
 	const char *who;                 /* "run", "start": for messages */

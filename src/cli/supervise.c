@@ -280,14 +280,20 @@ static bool is_listening(int pid, const struct cli_triggers *t)
 /* ---- sd_notify ------------------------------------------------------------------ */
 
 /* Sends msg to the socket $NOTIFY_SOCKET names ("/path" or "@abstract"). */
-int cli_notify_send(const char *sockname, const char *msg)
+/*
+ * Sends msg to the sd_notify socket sockname, with the n descriptors fds
+ * (FDSTORE=1: systemd keeps them for the service's next start) as
+ * SCM_RIGHTS. They stay ours: the caller closes them.
+ */
+int cli_notify_send_fds(const char *sockname, const char *msg, const int *fds, int n_fds)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	size_t n = sockname ? strlen(sockname) : 0;
 	socklen_t len;
 	int fd, rc = 0;
 
-	if (!n || n >= sizeof(a.sun_path) || (sockname[0] != '/' && sockname[0] != '@'))
+	if (!n || n >= sizeof(a.sun_path) || (sockname[0] != '/' && sockname[0] != '@') ||
+	    n_fds < 0 || n_fds > CLI_NOTIFY_MAX_FDS)
 		return -EINVAL;
 	memcpy(a.sun_path, sockname, n);
 	if (a.sun_path[0] == '@')
@@ -295,10 +301,31 @@ int cli_notify_send(const char *sockname, const char *msg)
 	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
 	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
 		return -errno;
-	if (sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&a, len) < 0)
+	union {
+		struct cmsghdr align;
+		char b[CMSG_SPACE(CLI_NOTIFY_MAX_FDS * sizeof(int))];
+	} ctl;
+	struct iovec io = { (void *)msg, strlen(msg) };
+	struct msghdr m = { .msg_name = &a, .msg_namelen = len, .msg_iov = &io, .msg_iovlen = 1 };
+	if (n_fds > 0) {
+		memset(&ctl, 0, sizeof(ctl));
+		m.msg_control = ctl.b;
+		m.msg_controllen = CMSG_SPACE(n_fds * sizeof(int));
+		struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(n_fds * sizeof(int));
+		memcpy(CMSG_DATA(c), fds, n_fds * sizeof(int));
+	}
+	if (sendmsg(fd, &m, MSG_NOSIGNAL) < 0)
 		rc = -errno;
 	close(fd);
 	return rc;
+}
+
+int cli_notify_send(const char *sockname, const char *msg)
+{
+	return cli_notify_send_fds(sockname, msg, NULL, 0);
 }
 
 /*
@@ -741,26 +768,88 @@ pid_t cli_super_spawn(struct cli_super *s, char *const argv[], char *const extra
 	return pid;
 }
 
-/* A message from the program on our NOTIFY_SOCKET: relayed, READY noticed;
- * one from anybody else ignored (from_program), said at info level (the
- * first NOTIFY_IGNORED_SAID of them). */
+/* A message from the program on our NOTIFY_SOCKET: relayed (with the
+ * descriptors of FDSTORE=1), READY noticed; one from anybody else ignored
+ * (from_program), said at info level (the first NOTIFY_IGNORED_SAID of
+ * them). */
 #define NOTIFY_IGNORED_SAID 10
 #define NOTIFY_BATCH 64
 #define NOTIFY_MAX 4096
 #define NOTIFY_MAX_TEXT "4096"
+
+/* A datagram that did not come from the program. */
+static void notify_ignored(struct cli_super *s, struct ucred cred)
+{
+	/* the first few said; a flood (anybody may send to root's socket)
+	 * does not go on into our log */
+	if (s->ignored < NOTIFY_IGNORED_SAID)
+		crac__log(CRAC_LOG_INFO, "%s: ignored a notification on the program's NOTIFY_SOCKET "
+			  "%s from process %d (uid %d): it is neither the program (process %d) nor a "
+			  "process it started", s->who, s->notify_path, (int)cred.pid, (int)cred.uid,
+			  (int)s->child);
+	else if (s->ignored == NOTIFY_IGNORED_SAID)
+		crac__log(CRAC_LOG_INFO, "%s: more ignored notifications are not said (this one: "
+			  "process %d, uid %d)", s->who, (int)cred.pid, (int)cred.uid);
+	if (s->ignored < UINT_MAX)
+		s->ignored++;
+}
+
+/* The program's datagram buf (n bytes, NUL-terminated, truncated when
+ * trunc) with its n_fds descriptors: relayed to systemd, READY noticed. */
+static void notify_relay(struct cli_super *s, char *buf, size_t n, bool trunc, struct ucred cred,
+			 const int *fds, int n_fds)
+{
+	char out[NOTIFY_MAX + 2];   /* the lines again, one '\n' more at most */
+	size_t o = 0;
+	bool ready = false;
+
+	/* what systemd would ignore is not relayed cut: too long, or a NUL
+	 * byte in it (the lines after it would be lost) */
+	if (trunc || memchr(buf, 0, n)) {
+		cli_err("%s: a notification of process %d on its NOTIFY_SOCKET %s: not relayed", s->who,
+			(int)cred.pid, trunc ? "is longer than " NOTIFY_MAX_TEXT " bytes" : "holds a NUL byte");
+		return;
+	}
+	for (char *save = NULL, *l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		if (!strncmp(l, "MAINPID=", 8))
+			continue;   /* the supervisor is the main PID */
+		if (!strcmp(l, "READY=1"))
+			ready = true;
+		o += (size_t)snprintf(out + o, sizeof(out) - o, "%s\n", l);
+		if (o >= sizeof(out))
+			o = sizeof(out) - 1;
+	}
+	if (o && s->outer_notify) {
+		int rc = cli_notify_send_fds(s->outer_notify, out, fds, n_fds);
+		if (rc < 0)
+			cli_err("%s: cannot relay the program's notification%s to NOTIFY_SOCKET %s: %s",
+				s->who, n_fds ? " and its descriptors" : "", s->outer_notify, strerror(-rc));
+		if (ready)
+			s->ready_sent = true;
+	} else if (n_fds && !s->outer_notify) {
+		crac__log(CRAC_LOG_INFO, "%s: the program sent %d descriptor(s) on its NOTIFY_SOCKET and "
+			  "crac has no NOTIFY_SOCKET to pass them to: closed", s->who, n_fds);
+	}
+	if (ready && s->armed && s->trig.on_ready) {
+		s->armed = false;
+		fire(s, "--checkpoint-on-ready (the program sent READY=1)");
+	}
+}
+
 static void notify_read(struct cli_super *s)
 {
 	/* systemd's own limit (NOTIFY_BUFFER_MAX): a longer datagram reads
-	 * as MSG_TRUNC; out: the lines again, one '\n' more at most */
-	char buf[NOTIFY_MAX + 1], out[NOTIFY_MAX + 2];
+	 * as MSG_TRUNC */
+	char buf[NOTIFY_MAX + 1];
 	union {
 		struct cmsghdr align;
 		/* room for the credentials, the most descriptors one message
-		 * carries (SCM_MAX_FD, 253: the kernel puts them before the
-		 * pidfd) and the pidfd */
-		char b[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(253 * sizeof(int)) +
+		 * carries (SCM_MAX_FD, CLI_NOTIFY_MAX_FDS: the kernel puts
+		 * them before the pidfd) and the pidfd */
+		char b[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(CLI_NOTIFY_MAX_FDS * sizeof(int)) +
 		       CMSG_SPACE(sizeof(int)) + 64];
 	} ctl;
+	int fds[CLI_NOTIFY_MAX_FDS];
 
 	/* a batch at a time: a sender that never stops (anybody may reach
 	 * root's socket) must not keep the supervisor from its signals, its
@@ -774,7 +863,7 @@ static void notify_read(struct cli_super *s)
 			return;
 		buf[n] = 0;
 		struct ucred cred = { .pid = 0, .uid = (uid_t)-1 };
-		int pidfd = -1;
+		int pidfd = -1, n_fds = 0;
 		for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
 			if (c->cmsg_level != SOL_SOCKET)
 				continue;
@@ -782,62 +871,27 @@ static void notify_read(struct cli_super *s)
 				memcpy(&cred, CMSG_DATA(c), sizeof(cred));
 			else if (c->cmsg_type == SCM_PIDFD && c->cmsg_len >= CMSG_LEN(sizeof(int)))
 				memcpy(&pidfd, CMSG_DATA(c), sizeof(int));
-			else if (c->cmsg_type == SCM_RIGHTS)   /* descriptors sent along: not kept */
+			else if (c->cmsg_type == SCM_RIGHTS)   /* descriptors sent along (FDSTORE=1) */
 				for (size_t k = 0; k < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); k++) {
 					int fd;
 					memcpy(&fd, CMSG_DATA(c) + k * sizeof(int), sizeof(int));
-					close(fd);
+					if (n_fds < CLI_NOTIFY_MAX_FDS)
+						fds[n_fds++] = fd;
+					else
+						close(fd);
 				}
 		}
-		bool ok = from_program(s, cred.pid, pidfd);
+		if (m.msg_flags & MSG_CTRUNC)
+			cli_err("%s: a notification of process %d on its NOTIFY_SOCKET carried more than %d "
+				"descriptors: the rest were lost", s->who, (int)cred.pid, CLI_NOTIFY_MAX_FDS);
+		if (from_program(s, cred.pid, pidfd))
+			notify_relay(s, buf, (size_t)n, m.msg_flags & MSG_TRUNC, cred, fds, n_fds);
+		else
+			notify_ignored(s, cred);
 		if (pidfd >= 0)
 			close(pidfd);
-		if (!ok) {
-			/* the first few said; a flood (anybody may send to root's
-			 * socket) does not go on into our log */
-			if (s->ignored < NOTIFY_IGNORED_SAID)
-				crac__log(CRAC_LOG_INFO, "%s: ignored a notification on the program's NOTIFY_SOCKET "
-					  "%s from process %d (uid %d): it is neither the program (process %d) nor a "
-					  "process it started", s->who, s->notify_path, (int)cred.pid, (int)cred.uid,
-					  (int)s->child);
-			else if (s->ignored == NOTIFY_IGNORED_SAID)
-				crac__log(CRAC_LOG_INFO, "%s: more ignored notifications are not said (this one: "
-					  "process %d, uid %d)", s->who, (int)cred.pid, (int)cred.uid);
-			if (s->ignored < UINT_MAX)
-				s->ignored++;
-			continue;
-		}
-		/* what systemd would ignore is not relayed cut: too long, or
-		 * a NUL byte in it (the lines after it would be lost) */
-		if ((m.msg_flags & MSG_TRUNC) || memchr(buf, 0, (size_t)n)) {
-			cli_err("%s: a notification of process %d on its NOTIFY_SOCKET %s: not relayed", s->who,
-				(int)cred.pid, (m.msg_flags & MSG_TRUNC) ? "is longer than " NOTIFY_MAX_TEXT " bytes" :
-				"holds a NUL byte");
-			continue;
-		}
-		size_t o = 0;
-		bool ready = false;
-		for (char *save = NULL, *l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-			if (!strncmp(l, "MAINPID=", 8))
-				continue;   /* the supervisor is the main PID */
-			if (!strcmp(l, "READY=1"))
-				ready = true;
-			o += (size_t)snprintf(out + o, sizeof(out) - o, "%s\n", l);
-			if (o >= sizeof(out))
-				o = sizeof(out) - 1;
-		}
-		if (o && s->outer_notify) {
-			int rc = cli_notify_send(s->outer_notify, out);
-			if (rc < 0)
-				cli_err("%s: cannot relay the program's notification to NOTIFY_SOCKET %s: %s",
-					s->who, s->outer_notify, strerror(-rc));
-			if (ready)
-				s->ready_sent = true;
-		}
-		if (ready && s->armed && s->trig.on_ready) {
-			s->armed = false;
-			fire(s, "--checkpoint-on-ready (the program sent READY=1)");
-		}
+		for (int k = 0; k < n_fds; k++)
+			close(fds[k]);
 	}
 }
 
