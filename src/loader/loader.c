@@ -46,7 +46,8 @@
  * Restored memory is anonymous memory, so MADV_DONTNEED and MADV_FREE
  * behave as in the original process: small mappings are read with pread
  * (eager), large ones are filled by userfaultfd (lazy, when the kernel lets
- * us handle faults taken inside system calls; see lazy.c). `--populate`
+ * us handle faults taken inside system calls; see lazy.c), an incremental
+ * image's mappings with references to the images below it too. `--populate`
  * makes everything eager, `--lazy` refuses when lazy restore is impossible.
  */
 #include "image/check.h"
@@ -648,8 +649,15 @@ static void fill_refs_part(const struct crac_img_view *v, uint32_t d, uint32_t i
 		/* the group: the references of depth d into this chunk (the
 		 * chunks of one image never overlap) */
 		uint32_t j = i;
-		while (j < i1 && v->refs[j].addr < kend)
+		bool eager = false;   /* a reference of the group in a mapping filled now */
+		while (j < i1 && v->refs[j].addr < kend) {
+			eager |= v->refs[j].depth == d && !is_lazy[v->refs[j].map];
 			j++;
+		}
+		if (!eager) {         /* the lazy thread's (lazy.c) */
+			i = j - 1;
+			continue;
+		}
 		const struct crac_img_map *m = map_holding(v, k->addr, k->len);
 		bool in_place = m && (m->flags & CRAC_MAPF_REFS);
 		char *dst = in_place ? (char *)(uintptr_t)k->addr : bounce;
@@ -676,7 +684,7 @@ static void fill_refs_part(const struct crac_img_view *v, uint32_t d, uint32_t i
 		uint64_t gap = k->addr;
 		for (uint32_t x = i; x < j; x++) {
 			const struct crac_img_ref *q = &v->refs[x];
-			if (q->depth != d)
+			if (q->depth != d || is_lazy[q->map])
 				continue;
 			if (in_place) {
 				if (q->addr > gap)
@@ -1236,7 +1244,7 @@ static struct {
 	uint64_t lo, hi;                 /* the loader's own range, page-aligned */
 	/* lazy or eager */
 	struct lazy_plan plan;
-	uint32_t n_lazy;
+	uint32_t n_lazy, n_lazy_refs;   /* mappings userfaultfd fills; of them, with references */
 	/* 5. */
 	uint64_t stored, mapped;
 	uint32_t n_sys, threads;
@@ -1401,17 +1409,29 @@ static void plan_lazy(void)
 
 	if (pl->flags & CRAC_LAZY_NO_PREFETCH)
 		ld.small_lazy = 0;
-	if (ld.populate)
+	if (ld.populate) {
 		pl->mode = CRAC_LAZY_OFF_POPULATE;
-	else
-		for (uint32_t m = 0; m < h->n_maps; m++)
-			ld.n_lazy += (is_lazy[m] = !(v->maps[m].flags & CRAC_MAPF_REFS) &&
-						  lazy_pick(&v->maps[m], h->resume, ld.small_lazy));
+	} else {
+		/* A mapping with references (an incremental image): what it
+		 * takes from the images below counts as stored (the lazy
+		 * thread reads it from their pages files). */
+		uint32_t ri = 0;
+		for (uint32_t m = 0; m < h->n_maps; m++) {
+			struct crac_img_map x = v->maps[m];
+			for (; ri < h->n_refs && v->refs[ri].map <= m; ri++)
+				if (v->refs[ri].map == m)
+					x.stored += v->refs[ri].len;
+			ld.n_lazy += (is_lazy[m] = lazy_pick(&x, h->resume, ld.small_lazy));
+			ld.n_lazy_refs += is_lazy[m] && (x.flags & CRAC_MAPF_REFS);
+		}
+	}
 	if (!ld.populate && ld.n_lazy && pretend("userfaultfd")) {
 		pl->mode = CRAC_LAZY_OFF_KERNEL;
 		memset(is_lazy, 0, sizeof(is_lazy));
+		ld.n_lazy_refs = 0;
 	} else if (!ld.populate && ld.n_lazy && (pl->uffd = lazy_open(&pl->mode)) < 0) {
 		memset(is_lazy, 0, sizeof(is_lazy));
+		ld.n_lazy_refs = 0;
 	}
 	if (!ld.populate && !ld.n_lazy)
 		pl->mode = CRAC_LAZY_OFF_SMALL;
@@ -1507,7 +1527,8 @@ static void map_image(void)
 	ld.t_mapped = mono_ns();
 	if (ld.v.h->n_refs)
 		fill_refs(&ld.v, &ref_bytes, &ld.n_sys);
-	crac_img_chain_close(&chain);
+	if (!ld.n_lazy_refs)
+		crac_img_chain_close(&chain);   /* else the lazy thread needs it (start_lazy) */
 	fill_eager(&ld.v, ld.o.pages_fd, &ld.stored, &ld.threads, &ld.n_sys);
 	ld.stored += ref_bytes;
 	ld.t_filled = mono_ns();
@@ -1551,7 +1572,8 @@ static void start_lazy(struct crac_img_resume *res)
 {
 	if (ld.plan.uffd >= 0) {
 		phase = "starting the lazy loader thread";
-		long rc = lazy_start(&ld.plan, &ld.v, is_lazy, res, ld.o.pages_fd, image_dir, mono_ns());
+		long rc = lazy_start(&ld.plan, &ld.v, is_lazy, res, ld.o.pages_fd, image_dir,
+				     ld.n_lazy_refs ? &chain : 0, mono_ns());
 		if (rc < 0) {
 			struct crac_img_buf b = msg();
 			crac_img_puts(&b, "cannot start the lazy loader thread");
@@ -1560,6 +1582,7 @@ static void start_lazy(struct crac_img_resume *res)
 		}
 		sys_close(ld.plan.uffd);   /* the thread has its own copy */
 	}
+	crac_img_chain_close(&chain);   /* the thread has its own copies */
 	for (uint32_t f = 0; f < ld.v.h->n_files; f++)
 		if (file_fd[f] >= 0)
 			sys_close(file_fd[f]);
@@ -1590,7 +1613,13 @@ static void print_stats(void)
 	crac_img_putu(&b, h->n_maps);
 	crac_img_puts(&b, " mappings, ");
 	crac_img_putu(&b, ld.n_lazy);
-	crac_img_puts(&b, " by userfaultfd), fill ");
+	crac_img_puts(&b, " by userfaultfd");
+	if (ld.n_lazy_refs) {
+		crac_img_puts(&b, ", ");
+		crac_img_putu(&b, ld.n_lazy_refs);
+		crac_img_puts(&b, " of them with pages of images below");
+	}
+	crac_img_puts(&b, "), fill ");
 	put_ms(&b, ld.t_filled - ld.t_mapped);
 	crac_img_puts(&b, " ms (");
 	put_ms(&b, ld.stored * 1000000 / 1048576);
