@@ -86,6 +86,11 @@ struct lazy {
 	struct crac_img_lazy *a;
 	struct crac_img_resume *res;
 	const struct crac_img_chunk *chunk;
+	/* the pages files (an incremental image: its own, then those of
+	 * the images below it), by chunk index and offset */
+	const struct crac_img_lazy_file *file;
+	uint32_t n_files;
+	struct crac_img_lazy_file one;   /* n_files 0 in the area: pages_fd alone */
 	uint64_t n_pages;                /* of the pages file */
 	uint64_t *verified;              /* bit per chunk: read and verified once (for messages) */
 	struct slot {                    /* the chunk buffer (in the area) */
@@ -338,7 +343,17 @@ static void view_free(struct lazy *L, struct view *v)
 
 /* ---- loading ------------------------------------------------------------------ */
 
-/* "chunk #N (LEN bytes at ADDR, KIND)" */
+/* The pages file chunk c comes from. */
+static const struct crac_img_lazy_file *file_of(const struct lazy *L, uint32_t c)
+{
+	uint32_t f = L->n_files - 1;
+
+	while (f > 0 && c < L->file[f].first_chunk)
+		f--;
+	return &L->file[f];
+}
+
+/* "chunk #N (LEN bytes at ADDR, KIND)": N counted in its own image */
 static void put_chunk(struct crac_img_buf *b, uint32_t c, const struct crac_img_chunk *k)
 {
 	crac_img_puts(b, "chunk #");
@@ -352,9 +367,9 @@ static void put_chunk(struct crac_img_buf *b, uint32_t c, const struct crac_img_
 	crac_img_puts(b, ")");
 }
 
-static void put_pages_path(struct lazy *L, struct crac_img_buf *b)
+static void put_pages_path(const struct crac_img_lazy_file *f, struct crac_img_buf *b)
 {
-	crac_img_puts(b, L->a->dir);
+	crac_img_puts(b, f->path);
 	crac_img_puts(b, "/" CRAC_IMG_PAGES_FILE);
 }
 
@@ -375,6 +390,8 @@ static void put_seen(struct lazy *L, struct crac_img_buf *b, uint32_t c)
 static const char *chunk_bytes(struct lazy *L, uint32_t c)
 {
 	const struct crac_img_chunk *k = &L->chunk[c];
+	const struct crac_img_lazy_file *f = file_of(L, c);
+	uint32_t own = c - f->first_chunk;   /* its index in its image */
 	char why[1536];
 	struct crac_img_buf b = { why, 0, sizeof(why) };
 	uint64_t got = 0;
@@ -392,44 +409,44 @@ static const char *chunk_bytes(struct lazy *L, uint32_t c)
 	if (k->len > L->a->buf_size)
 		fatal(L, "lazy loading: a chunk is larger than the chunk buffer", 0);
 	while (got < k->len) {
-		long n = sys_pread(L->a->pages_fd, sl->bytes + got, k->len - got, k->offset + got);
+		long n = sys_pread(f->fd, sl->bytes + got, k->len - got, k->offset - f->base + got);
 		if (n == -EINTR)
 			continue;
 		if (n < 0) {
 			crac_img_puts(&b, "cannot read the pages file ");
-			put_pages_path(L, &b);
+			put_pages_path(f, &b);
 			crac_img_puts(&b, " while loading lazily: ");
-			put_chunk(&b, c, k);
+			put_chunk(&b, own, k);
 			fatal(L, why, n);
 		}
 		if (n == 0) {
 			struct stat st;
 			crac_img_puts(&b, "the pages file ");
-			put_pages_path(L, &b);
+			put_pages_path(f, &b);
 			crac_img_puts(&b, " was truncated while loading lazily (");
-			if (sys_fstat(L->a->pages_fd, &st) == 0) {
+			if (sys_fstat(f->fd, &st) == 0) {
 				crac_img_puts(&b, "now ");
 				crac_img_putu(&b, (uint64_t)st.st_size);
 				crac_img_puts(&b, " bytes, ");
 			}
 			crac_img_puts(&b, "the image needs ");
-			crac_img_putu(&b, L->a->pages_size);
+			crac_img_putu(&b, f->size);
 			crac_img_puts(&b, "): found reading ");
-			put_chunk(&b, c, k);
+			put_chunk(&b, own, k);
 			put_seen(L, &b, c);
 			fatal(L, why, 0);
 		}
 		got += (uint64_t)n;
 	}
 	if (crac_img_crc32c_with(&L->crc, 0, sl->bytes, k->len) != k->crc) {
-		crac_img_put_damaged_chunk(&b, c, k, crac_img_kind_name(k->map));
+		crac_img_put_damaged_chunk(&b, own, k, crac_img_kind_name(k->map));
 		if (L->verified[c >> 6] >> (c & 63) & 1) {
 			crac_img_puts(&b, "; ");
-			put_pages_path(L, &b);
+			put_pages_path(f, &b);
 			crac_img_puts(&b, " changed while loading lazily");
 		} else {
 			crac_img_puts(&b, "; found in ");
-			put_pages_path(L, &b);
+			put_pages_path(f, &b);
 			crac_img_puts(&b, " while loading lazily (damaged before the restore, or changed since)");
 		}
 		put_seen(L, &b, c);
@@ -746,22 +763,38 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 		L->slot[i].bytes = (char *)a + a->buf_off + i * a->buf_size;
 	L->n_pages = a->pages_size / P;
 	L->prefetch = !(a->flags & CRAC_LAZY_NO_PREFETCH);
+	if (a->n_files >= 1 && a->n_files <= 1 + CRAC_IMG_MAX_CHAIN) {
+		L->file = a->files;
+		L->n_files = a->n_files;
+	} else {
+		L->one.fd = a->pages_fd;
+		L->one.size = a->pages_size;
+		copy_words(L->one.path, a->dir, sizeof(a->dir));
+		L->file = &L->one;
+		L->n_files = 1;
+	}
 	crac_img_crc32c_prepare(&L->crc);
 	sys_prctl(PR_SET_NAME, "crac-lazy", 0, 0, 0);   /* not "crac-loader" */
 	/* Our file table is a copy of the loader's: keep the userfaultfd,
-	 * stderr and the pages file, close the rest (the program's pipes must
+	 * stderr and the pages files, close the rest (the program's pipes must
 	 * not stay open because of us, nor the image's other files). */
-	unsigned keep[3] = { (unsigned)a->uffd, (unsigned)a->err_fd, (unsigned)a->pages_fd }, lo = 0;
-	for (int i = 1; i < 3; i++)
-		for (int k = i; k > 0 && keep[k - 1] > keep[k]; k--) {
+	unsigned keep[3 + 1 + CRAC_IMG_MAX_CHAIN], n_keep = 0, lo = 0;
+	keep[n_keep++] = (unsigned)a->uffd;
+	keep[n_keep++] = (unsigned)a->err_fd;
+	keep[n_keep++] = (unsigned)a->pages_fd;
+	for (uint32_t f = 0; f < L->n_files; f++)
+		keep[n_keep++] = (unsigned)L->file[f].fd;
+	for (unsigned i = 1; i < n_keep; i++)
+		for (unsigned k = i; k > 0 && keep[k - 1] > keep[k]; k--) {
 			unsigned t = keep[k];
 			keep[k] = keep[k - 1];
 			keep[k - 1] = t;
 		}
-	for (int k = 0; k < 3; k++) {
+	for (unsigned k = 0; k < n_keep; k++) {
 		if (keep[k] > lo)
 			SYS(SYS_close_range, lo, keep[k] - 1, 0, 0, 0, 0);
-		lo = keep[k] + 1;
+		if (keep[k] + 1 > lo)
+			lo = keep[k] + 1;
 	}
 	SYS(SYS_close_range, lo, ~0u, 0, 0, 0, 0);
 	L->verified = map_mem(((a->n_chunks + 63) / 64 * 8 + P - 1) & ~(P - 1));
@@ -774,7 +807,8 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 	v->n = a->n_segs;
 	for (uint32_t i = 0; i < v->n; i++)
 		v->left += v->seg[i].len / P;
-	SYS(SYS_fadvise64, a->pages_fd, 0, a->pages_size, POSIX_FADV_WILLNEED, 0, 0);
+	for (uint32_t f = 0; f < L->n_files; f++)
+		SYS(SYS_fadvise64, L->file[f].fd, 0, L->file[f].size, POSIX_FADV_WILLNEED, 0, 0);
 
 	while (L->views) {
 		bool busy = false, waiting = false;
@@ -816,6 +850,9 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 	if (a->flags & CRAC_LOADER_STATS)
 		report(L);
 	sys_munmap(L->verified, ((a->n_chunks + 63) / 64 * 8 + P - 1) & ~(P - 1));
+	for (uint32_t f = 0; f < L->n_files; f++)
+		if (L->file[f].fd != a->pages_fd)
+			sys_close(L->file[f].fd);
 	sys_close(a->pages_fd);
 	sys_close(a->err_fd);
 	leave(a, a->area_size);

@@ -417,6 +417,20 @@ struct crac_img_lazy {
 	uint64_t stack_off, stack_size;  /* the thread's stack inside the area */
 	uint64_t tls_off;                /* a page for its thread pointer */
 	char dir[4096];                  /* image directory, for messages */
+	/*
+	 * The pages files (an incremental image: its own, then its parent's,
+	 * ...; struct crac_img_ref): chunk and segment offsets are offsets in
+	 * their concatenation, each file starting at a page-aligned base.
+	 * n_files 0 (a loader before these fields): pages_fd alone.
+	 */
+	uint32_t n_files;
+	uint32_t pad;
+	struct crac_img_lazy_file {
+		int32_t fd;              /* in the thread's own file table */
+		uint32_t first_chunk;    /* its chunks: [first_chunk, the next file's first_chunk) */
+		uint64_t base, size;     /* its bytes: [base, base + size) */
+		char path[4096];         /* its image directory, for messages */
+	} files[1 + CRAC_IMG_MAX_CHAIN];
 };
 #define CRAC_LAZY_NO_PREFETCH 0x100u /* CRAC_LAZY_PREFETCH=off: load on demand only */
 #define CRAC_LAZY_SLOTS 4u           /* chunks kept verified in the buffer (threads faulting at once) */

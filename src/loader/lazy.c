@@ -16,7 +16,9 @@
  *                   table of its own that holds the userfaultfd and the
  *                   pages file (read with pread: a mapping of it would let
  *                   a change after verification through, and a truncation
- *                   would be a SIGBUS)
+ *                   would be a SIGBUS); for an incremental image also the
+ *                   pages files of the images below it, whose chunks the
+ *                   lazy mappings' references name
  *
  * Why only with a userfaultfd that handles kernel faults: unprivileged, the
  * kernel here grants UFFD_USER_MODE_ONLY alone (vm.unprivileged_userfaultfd
@@ -99,14 +101,37 @@ long lazy_register(int uffd, uint64_t start, uint64_t len)
 	return SYS(SYS_ioctl, uffd, UFFDIO_REGISTER, &r, 0, 0, 0);
 }
 
+/*
+ * The lazy area's tables. An incremental image takes pages from the images
+ * below it (struct crac_img_ref): their pages files are handed over too,
+ * and the thread sees one chunk table and one range of offsets for all of
+ * them (struct crac_img_lazy.files): file f's chunks follow those of the
+ * files before it, its offsets start at a page-aligned base. A reference
+ * of a lazy mapping becomes a segment of the chunk it names, exactly as an
+ * own chunk does, so the thread reads and verifies it the same way.
+ */
 long lazy_start(struct lazy_plan *pl, const struct crac_img_view *v, const bool *is_lazy,
-		struct crac_img_resume *res, int pages_fd, const char *dir, uint64_t now_ns)
+		struct crac_img_resume *res, int pages_fd, const char *dir, const struct crac_img_chain *chain,
+		uint64_t now_ns)
 {
 	const struct crac_img_header *h = v->h;
+	const struct crac_img_view *fv[1 + CRAC_IMG_MAX_CHAIN];
+	uint64_t base[1 + CRAC_IMG_MAX_CHAIN], cbase[1 + CRAC_IMG_MAX_CHAIN];
+	uint32_t n_files = 1 + (h->depth && chain ? chain->n : 0);
 	uint64_t n_segs = 0, buf_size = 0;
 
 	if (!res->lazy_entry)
 		return -ENOEXEC;   /* the restored libcrac has no lazy loader */
+
+	fv[0] = v;
+	base[0] = cbase[0] = 0;
+	for (uint32_t f = 1; f < n_files; f++) {
+		fv[f] = &chain->v[f - 1];
+		base[f] = (base[f - 1] + fv[f - 1]->h->pages_size + P - 1) & ~(P - 1);
+		cbase[f] = cbase[f - 1] + fv[f - 1]->h->n_chunks;
+	}
+	uint64_t all_size = (base[n_files - 1] + fv[n_files - 1]->h->pages_size + P - 1) & ~(P - 1);
+	uint64_t all_chunks = cbase[n_files - 1] + fv[n_files - 1]->h->n_chunks;
 
 	for (uint32_t i = 0; i < h->n_maps; i++) {
 		const struct crac_img_map *m = &v->maps[i];
@@ -117,9 +142,17 @@ long lazy_start(struct lazy_plan *pl, const struct crac_img_view *v, const bool 
 			if (v->chunks[c].len > buf_size)
 				buf_size = v->chunks[c].len;   /* CRAC_IMG_CHUNK_MAX from our writer */
 	}
+	for (uint32_t i = 0; i < h->n_refs && n_files > 1; i++) {
+		const struct crac_img_ref *r = &v->refs[i];
+		if (!is_lazy[r->map])
+			continue;
+		n_segs++;
+		if (fv[r->depth]->chunks[r->chunk].len > buf_size)
+			buf_size = fv[r->depth]->chunks[r->chunk].len;
+	}
 	uint64_t segs_off = (sizeof(struct crac_img_lazy) + 63) & ~63ull;
 	uint64_t chunks_off = segs_off + n_segs * sizeof(struct crac_img_lazy_seg);
-	uint64_t buf_off = (chunks_off + h->n_chunks * sizeof(struct crac_img_chunk) + P - 1) & ~(P - 1);
+	uint64_t buf_off = (chunks_off + all_chunks * sizeof(struct crac_img_chunk) + P - 1) & ~(P - 1);
 	uint64_t stack_off = buf_off + buf_size * CRAC_LAZY_SLOTS;   /* chunk lengths are whole pages */
 	uint64_t tls_off = stack_off + LAZY_STACK;
 	uint64_t size = tls_off + P;
@@ -135,10 +168,10 @@ long lazy_start(struct lazy_plan *pl, const struct crac_img_view *v, const bool 
 	a->flags = pl->flags;
 	a->n_segs = (uint32_t)n_segs;
 	a->segs_off = segs_off;
-	a->n_chunks = h->n_chunks;
+	a->n_chunks = all_chunks;
 	a->chunks_off = chunks_off;
 	a->pages_fd = pages_fd;   /* the thread's copy of the file table keeps it */
-	a->pages_size = h->pages_size;
+	a->pages_size = all_size;
 	a->buf_off = buf_off;
 	a->buf_size = buf_size;
 	a->buf_slots = CRAC_LAZY_SLOTS;
@@ -151,25 +184,61 @@ long lazy_start(struct lazy_plan *pl, const struct crac_img_view *v, const bool 
 	if (dl >= sizeof(a->dir))
 		dl = sizeof(a->dir) - 1;
 	memcpy(a->dir, dir, dl);
+	a->n_files = n_files;
+	for (uint32_t f = 0; f < n_files; f++) {
+		struct crac_img_lazy_file *lf = &a->files[f];
+		const char *path = f ? chain->path[f - 1] : dir;
+		lf->fd = f ? chain->o[f - 1].pages_fd : pages_fd;
+		lf->first_chunk = (uint32_t)cbase[f];
+		lf->base = base[f];
+		lf->size = fv[f]->h->pages_size;
+		dl = strlen(path);
+		if (dl >= sizeof(lf->path))
+			dl = sizeof(lf->path) - 1;
+		memcpy(lf->path, path, dl);
+	}
 
-	/* Segments in map order: maps and their chunks are sorted by address. */
+	/* Segments in map order: maps, their chunks and the references are
+	 * sorted by address; a mapping's own chunks and its references
+	 * merged. */
 	struct crac_img_lazy_seg *seg = (struct crac_img_lazy_seg *)(area + segs_off);
 	struct crac_img_chunk *ck = (struct crac_img_chunk *)(area + chunks_off);
-	for (uint32_t c = 0; c < h->n_chunks; c++) {
-		ck[c] = v->chunks[c];
-		ck[c].map = v->maps[v->chunks[c].map].kind;   /* the thread only needs the kind */
-	}
+	for (uint32_t f = 0; f < n_files; f++)
+		for (uint32_t c = 0; c < fv[f]->h->n_chunks; c++) {
+			struct crac_img_chunk *x = &ck[cbase[f] + c];
+			*x = fv[f]->chunks[c];
+			x->map = fv[f]->maps[x->map].kind;   /* the thread only needs the kind */
+			x->offset += base[f];
+		}
+	uint32_t ri = 0;
 	for (uint32_t i = 0; i < h->n_maps; i++) {
 		const struct crac_img_map *m = &v->maps[i];
 		if (!is_lazy[i])
 			continue;
-		for (uint32_t c = m->first_chunk; c < m->first_chunk + m->n_chunks; c++) {
-			seg->addr = v->chunks[c].addr;
-			seg->len = v->chunks[c].len;
-			seg->off = v->chunks[c].offset;
-			seg->chunk = c;
+		while (n_files > 1 && ri < h->n_refs && v->refs[ri].map < i)
+			ri++;
+		uint32_t c = m->first_chunk, ce = m->first_chunk + m->n_chunks;
+		for (;;) {
+			bool ref = n_files > 1 && ri < h->n_refs && v->refs[ri].map == i;
+			if (ref && c < ce && v->chunks[c].addr < v->refs[ri].addr)
+				ref = false;
+			if (ref) {
+				const struct crac_img_ref *r = &v->refs[ri++];
+				const struct crac_img_chunk *k = &fv[r->depth]->chunks[r->chunk];
+				seg->addr = r->addr;
+				seg->len = r->len;
+				seg->off = base[r->depth] + k->offset + (r->addr - k->addr);
+				seg->chunk = (uint32_t)(cbase[r->depth] + r->chunk);
+			} else if (c < ce) {
+				seg->addr = v->chunks[c].addr;
+				seg->len = v->chunks[c].len;
+				seg->off = v->chunks[c].offset;
+				seg->chunk = c++;
+			} else {
+				break;
+			}
+			res->lazy_bytes += seg->len;
 			seg++;
-			res->lazy_bytes += v->chunks[c].len;
 		}
 	}
 

@@ -4,6 +4,7 @@
 #ifndef CRAC_LOADER_LAZY_H
 #define CRAC_LOADER_LAZY_H
 
+#include "image/check.h"
 #include "image/image.h"
 #include "loader/sys.h"
 
@@ -23,8 +24,11 @@ int lazy_open(int *mode);
 /* Registers [start, start + len) in missing mode; 0 or -errno. */
 long lazy_register(int uffd, uint64_t start, uint64_t len);
 /* Builds the lazy area for the maps marked in is_lazy and starts the thread
- * (res->lazy_entry); fills res->lazy_*. 0 or -errno. */
+ * (res->lazy_entry); fills res->lazy_*. An incremental image: chain holds
+ * the images below it (open: the thread gets their pages files), whose
+ * referenced pages the lazy maps take too. 0 or -errno. */
 long lazy_start(struct lazy_plan *pl, const struct crac_img_view *v, const bool *is_lazy,
-		struct crac_img_resume *res, int pages_fd, const char *dir, uint64_t now_ns);
+		struct crac_img_resume *res, int pages_fd, const char *dir, const struct crac_img_chain *chain,
+		uint64_t now_ns);
 
 #endif

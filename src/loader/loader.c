@@ -11,26 +11,32 @@
  * (CRAC_IMG_LOADER_LO, image/image.h): restored mappings that would overlap
  * its reserved range are refused by the checkpoint already.
  *
- * Top to bottom:
- *   1. arguments (limits said, never cut silently)
- *   2. verify, changing nothing, with the checks `crac inspect` runs too
+ * Top to bottom (loader_main, at the end of this file, calls one function
+ * per step):
+ *   1. arguments (limits said, never cut silently): read_environment,
+ *      parse_arguments
+ *   2. open_image: verify, changing nothing, with the checks `crac inspect` runs too
  *      (image/check.c): the image's files opened safely (no symbolic link
  *      followed, no FIFO read), header (magic, version, size, crc, every
  *      table), owner (an image is code), layout (addresses the loader can
  *      map), pages file and resume block, CPU features and XSAVE size, vDSO
- *      layout and code, PR_SET_MM_MAP, identity of every mapped file
+ *      layout and code, PR_SET_MM_MAP, identity of every mapped file;
+ *      then plan_lazy (which mappings userfaultfd fills) and
+ *      check_descriptors (descriptor limit, socket addresses, activation)
  *   -- point of no return: async signals blocked, crash handler installed --
- *   3. unmap everything of ours but the loader itself and the vDSO block
+ *   3. clear_address_space: unmap everything of ours but the loader itself
+ *      and the vDSO block
  *   4. move [vvar][vvar_vclock][vdso] to the recorded address (one mremap)
- *   5. map every recorded mapping: files from their files, anonymous memory
- *      anonymous, then read the stored pages into it (crc checked); large
- *      anonymous mappings are registered with userfaultfd instead (lazy.c)
- *   6. brk, arg/env areas, auxv: PR_SET_MM_MAP (exe_fd -1)
- *   7. fill the resume block in the restored libcrac, start the lazy
- *      loader thread, close our fds and every inherited one, recreate the
- *      program's descriptors at their numbers (src/objects), set the
- *      thread pointer, jump into the saved context: the engine's
- *      checkpoint call returns CRAC_RESTORED.
+ *   5. map_image: every recorded mapping: files from their files, anonymous
+ *      memory anonymous, then read the stored pages into it (crc checked);
+ *      large anonymous mappings are registered with userfaultfd instead
+ *      (lazy.c)
+ *   6. set_mm: brk, arg/env areas, auxv: PR_SET_MM_MAP (exe_fd -1)
+ *   7. fill_resume: the resume block in the restored libcrac; start_lazy:
+ *      the lazy loader thread, our fds closed; resume_program: every
+ *      inherited fd closed, the program's descriptors recreated at their
+ *      numbers (src/objects), the thread pointer set, a jump into the
+ *      saved context: the engine's checkpoint call returns CRAC_RESTORED.
  * Any refusal prints one line "crac: restore DIR: reason" and exits 1;
  * after the point of no return too (our own code and data stay mapped). A
  * crash after it is caught by a last-resort handler that says where and
@@ -40,7 +46,8 @@
  * Restored memory is anonymous memory, so MADV_DONTNEED and MADV_FREE
  * behave as in the original process: small mappings are read with pread
  * (eager), large ones are filled by userfaultfd (lazy, when the kernel lets
- * us handle faults taken inside system calls; see lazy.c). `--populate`
+ * us handle faults taken inside system calls; see lazy.c), an incremental
+ * image's mappings with references to the images below it too. `--populate`
  * makes everything eager, `--lazy` refuses when lazy restore is impossible.
  */
 #include "image/check.h"
@@ -87,7 +94,10 @@ static bool is_lazy[CRAC_IMG_MAX_MAPS];
 /* An incremental image: the images below it (their headers in anc_buf). */
 static struct crac_img_chain chain;
 static char anc_buf[64u << 20] __attribute__((aligned(4096)));
+/* Chunk buffers: fill_refs (one per thread), then fill_eager's small
+ * mappings (fill_mem). */
 static char ref_bounce[CRAC_IMG_CHUNK_MAX] __attribute__((aligned(4096)));
+static char ref_bounce2[CRAC_IMG_CHUNK_MAX] __attribute__((aligned(4096)));
 static char abs_dir[CRAC_IMG_PATH_MAX + 4096];   /* the image directory, absolute (resume block) */
 
 static const char *image_dir;   /* set as soon as the arguments name it */
@@ -316,11 +326,16 @@ static void fail_map(const struct crac_img_view *v, const struct crac_img_map *m
  * Last, the protections the program had.
  */
 static bool needs_prot[CRAC_IMG_MAX_MAPS];   /* made writable to be filled */
+static bool by_mem[CRAC_IMG_MAX_MAPS];       /* filled through /proc/self/mem (fill_mem) */
+static int mem_fd = -1;                       /* /proc/self/mem, or -1: every mapping by preadv */
+static int mem_no_force;                      /* tests: as if it refused writes to read-only mappings */
 static bool made_huge[CRAC_IMG_MAX_MAPS];    /* MADV_HUGEPAGE while filling */
 static int thp_madvise;                       /* THP mode is "madvise" */
 static int fill_threads = 2;                  /* $CRAC_LOADER_THREADS: 1 or 2 */
 
 #define FILL_RUN_MAX (4ull << 20)      /* one preadv; the crc then reads it from cache */
+#define FILL_MEM_MAX (1ull << 20)      /* anonymous mappings with less stored: fill_mem */
+#define FILL_MEM_BATCH (128ull << 10)  /* one pread into the chunk buffer (a chunk may be more) */
 #define FILL_SPLIT_MIN (1ull << 20)    /* below this, one thread fills all */
 #define MADV_POPULATE_WRITE_ 23        /* Linux 5.14 */
 #define HUGE_MIN (2ull << 20)
@@ -337,9 +352,14 @@ static void map_all(const struct crac_img_view *v, int uffd, uint64_t *mapped, u
 
 		if (m->kind >= CRAC_MAP_VVAR)
 			continue;
+		/* fill_mem writes with the final protection in place: files'
+		 * dirty pages (RELRO, .data, GOT) and small anonymous memory */
+		by_mem[i] = mem_fd >= 0 && m->stored && !is_lazy[i] &&
+			    !(m->flags & (CRAC_MAPF_REFS | CRAC_MAPF_SHARED)) &&
+			    (m->kind == CRAC_MAP_FILE || m->stored < FILL_MEM_MAX);
 		if ((m->stored || (m->flags & CRAC_MAPF_REFS)) && !is_lazy[i])
 			prot |= PROT_READ | PROT_WRITE;   /* to read the pages in */
-		needs_prot[i] = prot != (int)m->prot;
+		needs_prot[i] = prot != (int)m->prot && !by_mem[i];
 		flags |= (m->flags & CRAC_MAPF_SHARED) ? MAP_SHARED : MAP_PRIVATE;
 		if (m->flags & CRAC_MAPF_NORESERVE)
 			flags |= MAP_NORESERVE;
@@ -356,6 +376,17 @@ static void map_all(const struct crac_img_view *v, int uffd, uint64_t *mapped, u
 		if (a < 0 || (uint64_t)a != m->start)
 			fail_map(v, m, "cannot map", a < 0 ? a : -EEXIST);
 		*mapped += len;
+		if (by_mem[i] && prot != (int)m->prot) {
+			/* Mapped writable and protected at once, while no page
+			 * is in (cheap: nothing to change, no TLB to flush):
+			 * the mapping is then what the original's was (a
+			 * private mapping once writable is accounted, and its
+			 * neighbours of the same file do not merge with it). */
+			long rc = sys_mprotect(m->start, len, m->prot);
+			(*n_syscalls)++;
+			if (rc < 0)
+				fail_map(v, m, "cannot set the protection of", rc);
+		}
 		if (is_lazy[i]) {
 			long rc = lazy_register(uffd, m->start, len);
 			(*n_syscalls)++;
@@ -389,13 +420,90 @@ static void map_all(const struct crac_img_view *v, int uffd, uint64_t *mapped, u
 
 struct k_iovec { uint64_t base, len; };
 
+/*
+ * The small part of eager restores, which is most of a real program's
+ * (python3: 2 MiB of dirty library pages in some 190 mappings, RELRO among
+ * them): read into a chunk buffer of ours (warm after its first use), its
+ * crc checked there, and written into place through /proc/self/mem, the
+ * mapping already at its final protection (map_all protects it while it is
+ * empty). Where the pages land the kernel alone touches them: no mprotect
+ * once they are in (each then costs a TLB flush; on this VM's shadow
+ * paging ~0.7 ms for a mapping of a few dirty pages), no
+ * read of the fresh copies by the crc (the first user access to a page is
+ * the expensive one here; the program pays it only for the pages it
+ * touches). A kernel that refuses the forced write (proc_mem.force_override
+ * = never) gets the mapping made writable, the bytes copied and its
+ * protection put back afterwards. Chunks [c, e): one run of the pages file
+ * of at most FILL_MEM_BATCH bytes (or one chunk), each memory-contiguous
+ * run written with one pwrite.
+ */
+static long fill_mem(const struct crac_img_view *v, int fd, uint32_t c, uint32_t e, uint64_t total, char *bounce,
+		     uint32_t *bad, uint32_t *n_sys)
+{
+	const struct crac_img_chunk *k = &v->chunks[c];
+	long rc = read_full(fd, bounce, total, k->offset);
+
+	(*n_sys)++;
+	if (rc < 0) {
+		*bad = c;
+		return rc;
+	}
+	for (uint32_t x = c; x < e; x++) {
+		const struct crac_img_chunk *y = &v->chunks[x];
+		if (crac_img_crc32c(0, bounce + (y->offset - k->offset), y->len) != y->crc) {
+			*bad = x;
+			return 1;
+		}
+	}
+	for (uint32_t x = c; x < e;) {
+		const struct crac_img_chunk *y = &v->chunks[x];
+		uint64_t len = y->len;
+		uint32_t z = x + 1;
+		while (z < e && v->chunks[z].addr == y->addr + len && v->chunks[z].map == y->map) {
+			len += v->chunks[z].len;
+			z++;
+		}
+		const char *src = bounce + (y->offset - k->offset);
+		const struct crac_img_map *m = &v->maps[y->map];
+		long w = mem_no_force && !(m->prot & PROT_WRITE) ? -EIO :
+			 SYS(SYS_pwrite64, mem_fd, src, len, y->addr, 0, 0);
+		(*n_sys)++;
+		if (w != (long)len) {
+			/* refused (or cut short): writable, copied, put back later */
+			long r = sys_mprotect(m->start, m->end - m->start, m->prot | PROT_READ | PROT_WRITE);
+			(*n_sys)++;
+			if (r < 0)
+				fail_map(v, m, "cannot make writable to fill", r);
+			needs_prot[y->map] = true;
+			memcpy((void *)(uintptr_t)y->addr, src, len);
+		}
+		x = z;
+	}
+	return 0;
+}
+
 static long fill_chunks(const struct crac_img_view *v, int fd, uint32_t c0, uint32_t c1, uint32_t *bad,
-			uint32_t *n_reads, struct k_iovec *iov)
+			uint32_t *n_reads, struct k_iovec *iov, char *bounce)
 {
 	for (uint32_t c = c0; c < c1;) {
 		const struct crac_img_chunk *k = &v->chunks[c];
 		if (is_lazy[k->map] || v->maps[k->map].kind >= CRAC_MAP_VVAR) {
 			c++;
+			continue;
+		}
+		if (by_mem[k->map]) {
+			/* the batch: chunks by_mem that follow each other in the file */
+			uint32_t e = c + 1;
+			uint64_t total = k->len;
+			while (e < c1 && by_mem[v->chunks[e].map] && !is_lazy[v->chunks[e].map] &&
+			       v->chunks[e].offset == k->offset + total && total + v->chunks[e].len <= FILL_MEM_BATCH) {
+				total += v->chunks[e].len;
+				e++;
+			}
+			long rc = fill_mem(v, fd, c, e, total, bounce, bad, n_reads);
+			if (rc != 0)
+				return rc;
+			c = e;
 			continue;
 		}
 		/* the batch: [c, e), file bytes [k->offset, k->offset + total) */
@@ -405,7 +513,7 @@ static long fill_chunks(const struct crac_img_view *v, int fd, uint32_t c0, uint
 		iov[0].len = k->len;
 		while (e < c1) {
 			const struct crac_img_chunk *x = &v->chunks[e];
-			if (is_lazy[x->map] || v->maps[x->map].kind >= CRAC_MAP_VVAR ||
+			if (is_lazy[x->map] || by_mem[x->map] || v->maps[x->map].kind >= CRAC_MAP_VVAR ||
 			    x->offset != k->offset + total || total + x->len > FILL_RUN_MAX)
 				break;
 			if (x->addr == iov[n_iov - 1].base + iov[n_iov - 1].len) {
@@ -476,7 +584,7 @@ static void fill_helper(void *arg)
 	(void)arg;
 	static struct k_iovec iov[FILL_IOV];
 	fill_job.rc = fill_chunks(fill_job.v, fill_job.fd, fill_job.c0, fill_job.c1, &fill_job.bad, &fill_job.n_reads,
-				  iov);
+				  iov, ref_bounce2);
 	SYS(SYS_exit, 0, 0, 0, 0, 0, 0);
 }
 
@@ -542,7 +650,7 @@ static void fill_eager(const struct crac_img_view *v, int pages_fd, uint64_t *st
 			split = h->n_chunks;   /* no second thread: we fill all */
 	}
 	static struct k_iovec iov[FILL_IOV];
-	long rc = fill_chunks(v, pages_fd, 0, split, &bad, &n_reads, iov);
+	long rc = fill_chunks(v, pages_fd, 0, split, &bad, &n_reads, iov, ref_bounce);
 	if (*threads == 2) {
 		uint32_t t;
 		while ((t = __atomic_load_n(&fill_tid, __ATOMIC_ACQUIRE)) != 0)
@@ -642,8 +750,15 @@ static void fill_refs_part(const struct crac_img_view *v, uint32_t d, uint32_t i
 		/* the group: the references of depth d into this chunk (the
 		 * chunks of one image never overlap) */
 		uint32_t j = i;
-		while (j < i1 && v->refs[j].addr < kend)
+		bool eager = false;   /* a reference of the group in a mapping filled now */
+		while (j < i1 && v->refs[j].addr < kend) {
+			eager |= v->refs[j].depth == d && !is_lazy[v->refs[j].map];
 			j++;
+		}
+		if (!eager) {         /* the lazy thread's (lazy.c) */
+			i = j - 1;
+			continue;
+		}
 		const struct crac_img_map *m = map_holding(v, k->addr, k->len);
 		bool in_place = m && (m->flags & CRAC_MAPF_REFS);
 		char *dst = in_place ? (char *)(uintptr_t)k->addr : bounce;
@@ -670,7 +785,7 @@ static void fill_refs_part(const struct crac_img_view *v, uint32_t d, uint32_t i
 		uint64_t gap = k->addr;
 		for (uint32_t x = i; x < j; x++) {
 			const struct crac_img_ref *q = &v->refs[x];
-			if (q->depth != d)
+			if (q->depth != d || is_lazy[q->map])
 				continue;
 			if (in_place) {
 				if (q->addr > gap)
@@ -693,7 +808,6 @@ static struct {
 	uint32_t d, i0, i1, n_sys;
 	uint64_t stored;
 } refs_job;
-static char ref_bounce2[CRAC_IMG_CHUNK_MAX] __attribute__((aligned(4096)));
 
 static void refs_helper(void *arg)
 {
@@ -920,51 +1034,78 @@ static void close_inherited(int keep)
  * it, same_as, is then made by crac_obj_restore_all). Returns 0 when the
  * variable is absent (the caller closes as usual), 1 when done.
  */
-#define MAX_ACTIVATION 64
-static char activation_env[512];
+#define MAX_ACTIVATION 4096   /* entries; `crac start` passes at most 64 */
+static struct {
+	int n;                            /* entries parsed; 0: no socket activation */
+	int src[MAX_ACTIVATION], dst[MAX_ACTIVATION];
+} act;
+static const char *activation_env;    /* the variable's value (the kernel's stack: parsed before unmapping) */
+
+/* One decimal descriptor number of $CRAC_ACTIVATION_FDS at *p (leading
+ * zeros allowed, at least one digit, at most INT_MAX); -1 if none. */
+static int activation_number(const char **p)
+{
+	const char *s = *p;
+	long v = 0;
+
+	while (*s >= '0' && *s <= '9') {
+		v = v * 10 + (*s++ - '0');
+		if (v > 0x7fffffff)
+			return -1;
+	}
+	if (s == *p)
+		return -1;
+	*p = s;
+	return (int)v;
+}
+
+/* $CRAC_ACTIVATION_FDS into act, whatever its length (the environment
+ * can hold 128 KiB in one variable); refused with one line when malformed
+ * or over MAX_ACTIVATION entries, never ignored. Before the point of no
+ * return: the socket check needs activation_dst. */
+static void parse_activation(void)
+{
+	const char *p = activation_env;
+
+	if (!p)
+		return;
+	while (*p) {
+		int s = activation_number(&p), d = -1;
+		if (s >= 0 && *p == ':') {
+			p++;
+			d = activation_number(&p);
+		}
+		if (d < 0 || (*p && *p != ','))
+			die(2, "CRAC_ACTIVATION_FDS: malformed (SRC:DST,... wanted)");
+		if (*p == ',')
+			p++;
+		if (act.n == MAX_ACTIVATION)
+			die(2, "CRAC_ACTIVATION_FDS: more than 4096 entries");
+		act.src[act.n] = s;
+		act.dst[act.n++] = d;
+	}
+}
 
 /* Is fd the DST of an entry of $CRAC_ACTIVATION_FDS? */
 static int activation_dst(int fd)
 {
-	for (const char *p = activation_env; *p;) {
-		int d = 0;
-		while (*p && *p != ':')
-			p++;
-		if (*p++ != ':')
-			return 0;
-		while (*p >= '0' && *p <= '9')
-			d = d * 10 + (*p++ - '0');
-		if (d == fd)
+	for (int j = 0; j < act.n; j++)
+		if (act.dst[j] == fd)
 			return 1;
-		if (*p == ',')
-			p++;
-	}
 	return 0;
 }
 
 static int activation_place(const struct crac_img_view *v, unsigned char *done, int keep)
 {
-	int src[MAX_ACTIVATION], dst[MAX_ACTIVATION], kept[MAX_ACTIVATION + 1], n = 0, nk = 0;
+	static int src[MAX_ACTIVATION], kept[MAX_ACTIVATION + 1];
+	const int *dst = act.dst;
+	int n = act.n, nk = 0;
 	struct crac_obj_restore r = { .v = v, .pages_fd = keep, .done = done };
 	struct crac_img_buf b = msg();
 
-	if (!activation_env[0])
+	if (!n)
 		return 0;
-	for (const char *p = activation_env; *p && n < MAX_ACTIVATION;) {
-		int s = 0, d = 0;
-		while (*p >= '0' && *p <= '9')
-			s = s * 10 + (*p++ - '0');
-		if (*p++ != ':')
-			die(2, "CRAC_ACTIVATION_FDS: malformed (SRC:DST,... wanted)");
-		while (*p >= '0' && *p <= '9')
-			d = d * 10 + (*p++ - '0');
-		if (*p == ',')
-			p++;
-		else if (*p)
-			die(2, "CRAC_ACTIVATION_FDS: malformed (SRC:DST,... wanted)");
-		src[n] = s;
-		dst[n++] = d;
-	}
+	memcpy(src, act.src, sizeof(src[0]) * (size_t)n);
 	/* above the image's descriptors, next to the pages file */
 	kept[nk++] = keep;
 	for (int j = 0; j < n; j++) {
@@ -1028,17 +1169,20 @@ static int activation_place(const struct crac_img_view *v, unsigned char *done, 
  * number first. Runs after the lazy loader thread started (it has a file
  * table of its own).
  */
+/* RLIMIT_NOFILE (soft, hard), read once before the point of no return. */
+static uint64_t nofile[2];
+static bool nofile_read;
+
 static void restore_fds(const struct crac_img_view *v, int pfd)
 {
 	static unsigned char done[CRAC_IMG_MAX_FDS];
 	const struct crac_img_header *h = v->h;
 	int top = h->n_fds ? v->fds[h->n_fds - 1].fd : 2;
-	uint64_t lim[2];
 
-	if (sys_prlimit(0, 7 /* RLIMIT_NOFILE */, 0, lim) == 0 && lim[0] < (uint64_t)top + 2 &&
-	    lim[1] >= (uint64_t)top + 2) {
-		uint64_t want[2] = { (uint64_t)top + 2, lim[1] };
-		sys_prlimit(0, 7, want, 0);
+	/* the soft limit raised as check_descriptors() found possible */
+	if (nofile_read && nofile[0] < (uint64_t)top + 2 && nofile[1] >= (uint64_t)top + 2) {
+		uint64_t want[2] = { (uint64_t)top + 2, nofile[1] };
+		sys_prlimit(0, 7 /* RLIMIT_NOFILE */, want, 0);
 	}
 	long hp = h->n_fds ? sys_fcntl(pfd, F_DUPFD_CLOEXEC, top + 1) : pfd;
 	if (hp < 0) {
@@ -1184,39 +1328,58 @@ static bool lazy_pick(const struct crac_img_map *m, uint64_t resume, int small)
 	return crac_img_lazy_candidate(&big, resume);
 }
 
-__attribute__((noreturn, used)) void loader_main(long *sp)
-{
-	uint64_t t0 = mono_ns();
-	int argc = (int)sp[0];
-	char **argv = (char **)(sp + 1);
-	char **envp = argv + argc + 1;
-	int populate = 0, lazy = 0, stats = 0, check = 0, n_args = 0, n_env = 0, test_crash = 0;
-	int small_lazy = 1, huge = 1;
-	unsigned check_flags = 0;
-	struct lazy_plan plan = { .uffd = -1, .mode = 0, .flags = 0 };
-	size_t env_used = 0, args_used = 0;
-	const char *dir = 0;
+/*
+ * What the steps of loader_main hand each other (one restore per process:
+ * static, in the loader's .bss, not on the kernel's stack that step 3
+ * unmaps).
+ */
+static struct {
+	/* 1. arguments and environment */
+	int populate, lazy, stats, check, test_crash, small_lazy, huge;
+	unsigned check_flags;
+	int n_args, n_env;
+	/* 2. the image */
+	struct crac_img_opened o;
+	struct crac_img_view v;
+	uint64_t lo, hi;                 /* the loader's own range, page-aligned */
+	/* lazy or eager */
+	struct lazy_plan plan;
+	uint32_t n_lazy, n_lazy_refs;   /* mappings userfaultfd fills; of them, with references */
+	/* 5. */
+	uint64_t stored, mapped;
+	uint32_t n_sys, threads;
+	/* CLOCK_MONOTONIC at the end of each step, for --stats */
+	uint64_t t0, t_checked, t_unmapped, t_mapped, t_filled;
+} ld = { .small_lazy = 1, .huge = 1, .plan = { .uffd = -1 } };
 
-	/* The loader must fit its reserved range (image/image.h). */
+/* The loader must fit its reserved range (image/image.h). */
+static void check_own_range(void)
+{
 	if ((uint64_t)(uintptr_t)__executable_start < CRAC_IMG_LOADER_LO ||
 	    (uint64_t)(uintptr_t)_end > CRAC_IMG_LOADER_HI)
 		die(2, "internal error: the restore loader does not fit its reserved address range");
+	ld.lo = (uint64_t)(uintptr_t)__executable_start & ~(P - 1);
+	ld.hi = ((uint64_t)(uintptr_t)_end + P - 1) & ~(P - 1);
+}
 
-	/* 1. Arguments. Signals keep their defaults until the point of no
-	 * return: until then, interrupting us changes nothing. */
+/* 1a. The environment's settings for the loader. Signals keep their
+ * defaults until the point of no return: until then, interrupting us
+ * changes nothing. */
+static void read_environment(char **envp)
+{
 	for (char **e = envp; *e; e++)
 		if (!memcmp(*e, "CRAC_IMAGE_STATS=", 17) && (*e)[17] && (*e)[17] != '0')
-			stats = 1;
+			ld.stats = 1;
 		else if (!strcmp(*e, "CRAC_LAZY_PREFETCH=off"))
-			plan.flags |= CRAC_LAZY_NO_PREFETCH;
+			ld.plan.flags |= CRAC_LAZY_NO_PREFETCH;
 		else if (!strcmp(*e, "CRAC_LAZY_SMALL=off"))
-			small_lazy = 0;   /* only mappings of CRAC_IMG_LAZY_MIN and more: benchmarks */
+			ld.small_lazy = 0;   /* only mappings of CRAC_IMG_LAZY_MIN and more: benchmarks */
 		else if (!strcmp(*e, "CRAC_VERIFY_FILES=1"))
-			check_flags |= CRAC_IMG_VERIFY_FILES;   /* crac restore --verify-files */
+			ld.check_flags |= CRAC_IMG_VERIFY_FILES;   /* crac restore --verify-files */
 		else if (!strcmp(*e, "CRAC_LOADER_THREADS=1"))
 			fill_threads = 1;   /* benchmarks: one thread fills the eager memory */
 		else if (!strcmp(*e, "CRAC_LOADER_HUGE=off"))
-			huge = 0;           /* benchmarks: no huge pages while filling */
+			ld.huge = 0;        /* benchmarks: no huge pages while filling */
 		else if (!memcmp(*e, "CRAC_PRETEND_MISSING=", 21)) {
 			/* copied: the kernel's stack (envp) is unmapped later */
 			static char copy[256];
@@ -1227,14 +1390,14 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 			copy[n] = 0;
 			pretend_list = copy;
 		}
-		else if (!memcmp(*e, "CRAC_ACTIVATION_FDS=", 20) && strlen(*e + 20) < sizeof(activation_env))
-			memcpy(activation_env, *e + 20, strlen(*e + 20) + 1);   /* activation_place() */
+		else if (!memcmp(*e, "CRAC_ACTIVATION_FDS=", 20))
+			activation_env = *e + 20;   /* parse_activation(), before anything is unmapped */
 		else if (!strcmp(*e, "CRAC_LOG=error"))
 			fd_report = 0;
 		else if (!strcmp(*e, "CRAC_LOG=info") || !strcmp(*e, "CRAC_LOG=debug"))
 			fd_report = 2;
 		else if (!strcmp(*e, "CRAC_LOADER_TEST_CRASH=1"))
-			test_crash = 1;   /* tests of the crash handler: fault after mapping */
+			ld.test_crash = 1;   /* tests of the crash handler: fault after mapping */
 		else if (!memcmp(*e, "CRAC_LOADER_PONR_FD=", 20)) {
 			/* crac start: see point_of_no_return() */
 			int v = 0;
@@ -1243,6 +1406,15 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 				v = v * 10 + (*c++ - '0');
 			ponr_fd = *c || c == *e + 20 ? -1 : v;
 		}
+}
+
+/* 1b. The arguments; new arguments and --env settings are copied into our
+ * .bss (the kernel's stack goes away). */
+static void parse_arguments(int argc, char **argv)
+{
+	size_t env_used = 0, args_used = 0;
+	const char *dir = 0;
+
 	/* The directory first, so that every message names it. */
 	for (int a = 1; a < argc && strcmp(argv[a], "--"); a++) {
 		if (!strcmp(argv[a], "--env"))
@@ -1258,12 +1430,12 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 	}
 	int i = 1;
 	for (; i < argc; i++) {
-		if (!strcmp(argv[i], "--populate")) populate = 1;
-		else if (!strcmp(argv[i], "--lazy")) lazy = 1;
-		else if (!strcmp(argv[i], "--stats")) stats = 1;
-		else if (!strcmp(argv[i], "--check")) check = 1;
-		else if (!strcmp(argv[i], "--trust-owner")) check_flags |= CRAC_IMG_TRUST_OWNER;
-		else if (!strcmp(argv[i], "--verify-files")) check_flags |= CRAC_IMG_VERIFY_FILES;
+		if (!strcmp(argv[i], "--populate")) ld.populate = 1;
+		else if (!strcmp(argv[i], "--lazy")) ld.lazy = 1;
+		else if (!strcmp(argv[i], "--stats")) ld.stats = 1;
+		else if (!strcmp(argv[i], "--check")) ld.check = 1;
+		else if (!strcmp(argv[i], "--trust-owner")) ld.check_flags |= CRAC_IMG_TRUST_OWNER;
+		else if (!strcmp(argv[i], "--verify-files")) ld.check_flags |= CRAC_IMG_VERIFY_FILES;
 		else if (!strcmp(argv[i], "--quiet")) fd_report = 0;
 		else if (!strcmp(argv[i], "--env") && i + 1 < argc) {
 			const char *kv = argv[++i];
@@ -1272,107 +1444,141 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 				eq++;
 			if (*eq != '=' || eq == kv)
 				die(2, "--env needs KEY=VALUE");
-			keep_string(kv, env_buf, &env_used, new_envp, &n_env, "--env settings");
+			keep_string(kv, env_buf, &env_used, new_envp, &ld.n_env, "--env settings");
 		}
 		else if (!strcmp(argv[i], "--")) { i++; break; }
 		else if (argv[i][0] == '-') usage();
 		else if (!dir) dir = argv[i];
 		else usage();
 	}
-	if (!dir || (lazy && populate))
+	if (!dir || (ld.lazy && ld.populate))
 		usage();
-	/* New arguments: copied into our .bss, the kernel's stack goes away. */
 	for (; i < argc; i++)
-		keep_string(argv[i], args_buf, &args_used, new_argv, &n_args, "new arguments");
+		keep_string(argv[i], args_buf, &args_used, new_argv, &ld.n_args, "new arguments");
+}
 
-	/* 2. Verify, with the checks `crac inspect` runs. */
-	struct crac_img_opened o;
-	struct crac_img_view v;
-	char why[2048];
-	if (crac_img_open(image_dir, &o, why, sizeof(why)) < 0 ||
-	    crac_img_read_header(&o, header_buf, sizeof(header_buf), &v, why, sizeof(why)) < 0)
-		die(1, why);
-	const struct crac_img_header *h = v.h;
-	if (pretend("pr_set_mm_map"))
-		check_flags |= CRAC_IMG_PRETEND_NO_MM_MAP;
-	struct crac_img_checker k = { .v = &v, .o = &o, .dir = image_dir, .flags = check_flags, .file_fds = file_fd };
-	if (crac_img_check_all(&k, 0, why, sizeof(why)) < 0)
-		die(1, why);
-	/* An incremental image: every image below it, checked the same way. */
-	if (h->depth && crac_img_chain_open(&v, image_dir, check_flags & CRAC_IMG_TRUST_OWNER, &chain, anc_buf,
-					    sizeof(anc_buf), why, sizeof(why)) < 0)
-		die(1, why);
-	/* Its absolute path, for the restored process's next incremental
-	 * checkpoint (its parent). */
+/* The image directory's absolute path, for the restored process's next
+ * incremental checkpoint (its parent); empty if it cannot be said. */
+static void set_abs_dir(void)
+{
 	if (image_dir[0] == '/') {
 		memcpy(abs_dir, image_dir, strlen(image_dir) + 1);
+		return;
+	}
+	long n = SYS(SYS_getcwd, abs_dir, CRAC_IMG_PATH_MAX, 0, 0, 0, 0);
+	size_t at = n > 0 ? strlen(abs_dir) : 0;
+	if (n > 0 && at + 1 + strlen(image_dir) + 1 <= sizeof(abs_dir)) {
+		abs_dir[at] = '/';
+		memcpy(abs_dir + at + 1, image_dir, strlen(image_dir) + 1);
 	} else {
-		long n = SYS(SYS_getcwd, abs_dir, CRAC_IMG_PATH_MAX, 0, 0, 0, 0);
-		size_t at = n > 0 ? strlen(abs_dir) : 0;
-		if (n > 0 && at + 1 + strlen(image_dir) + 1 <= sizeof(abs_dir)) {
-			abs_dir[at] = '/';
-			memcpy(abs_dir + at + 1, image_dir, strlen(image_dir) + 1);
-		} else {
-			abs_dir[0] = 0;
+		abs_dir[0] = 0;
+	}
+}
+
+/* 2. Open and verify, changing nothing, with the checks `crac inspect`
+ * runs; an incremental image: every image below it, checked the same way. */
+static void open_image(void)
+{
+	char why[2048];
+
+	if (crac_img_open(image_dir, &ld.o, why, sizeof(why)) < 0 ||
+	    crac_img_read_header(&ld.o, header_buf, sizeof(header_buf), &ld.v, why, sizeof(why)) < 0)
+		die(1, why);
+	if (pretend("pr_set_mm_map"))
+		ld.check_flags |= CRAC_IMG_PRETEND_NO_MM_MAP;
+	struct crac_img_checker k = { .v = &ld.v, .o = &ld.o, .dir = image_dir, .flags = ld.check_flags,
+				      .file_fds = file_fd };
+	if (crac_img_check_all(&k, 0, why, sizeof(why)) < 0)
+		die(1, why);
+	if (ld.v.h->depth && crac_img_chain_open(&ld.v, image_dir, ld.check_flags & CRAC_IMG_TRUST_OWNER, &chain,
+						 anc_buf, sizeof(anc_buf), why, sizeof(why)) < 0)
+		die(1, why);
+	set_abs_dir();
+}
+
+/* Lazy or eager, for each mapping: decided before anything changes. Small
+ * mappings too: what the program does not touch before its first answer
+ * is not worth its time (python3: 5.6 MiB in 39 arenas and thread
+ * stacks). With CRAC_LAZY_PREFETCH=off (tests of the fault paths of the
+ * large mappings) the small ones stay eager. */
+static void plan_lazy(void)
+{
+	const struct crac_img_view *v = &ld.v;
+	const struct crac_img_header *h = v->h;
+	struct lazy_plan *pl = &ld.plan;
+
+	if (pl->flags & CRAC_LAZY_NO_PREFETCH)
+		ld.small_lazy = 0;
+	if (ld.populate) {
+		pl->mode = CRAC_LAZY_OFF_POPULATE;
+	} else {
+		/* A mapping with references (an incremental image): what it
+		 * takes from the images below counts as stored (the lazy
+		 * thread reads it from their pages files). */
+		uint32_t ri = 0;
+		for (uint32_t m = 0; m < h->n_maps; m++) {
+			struct crac_img_map x = v->maps[m];
+			for (; ri < h->n_refs && v->refs[ri].map <= m; ri++)
+				if (v->refs[ri].map == m)
+					x.stored += v->refs[ri].len;
+			ld.n_lazy += (is_lazy[m] = lazy_pick(&x, h->resume, ld.small_lazy));
+			ld.n_lazy_refs += is_lazy[m] && (x.flags & CRAC_MAPF_REFS);
 		}
 	}
-	uint64_t t_checked = mono_ns();
-	int pfd = o.pages_fd, dfd = o.dir_fd;
-	read_own_maps();
-	uint64_t lo = (uint64_t)(uintptr_t)__executable_start & ~(P - 1);
-	uint64_t hi = ((uint64_t)(uintptr_t)_end + P - 1) & ~(P - 1);
-	if (check) {
-		out(1, "image ok\n");
-		sys_exit_group(0);
+	if (!ld.populate && ld.n_lazy && pretend("userfaultfd")) {
+		pl->mode = CRAC_LAZY_OFF_KERNEL;
+		memset(is_lazy, 0, sizeof(is_lazy));
+		ld.n_lazy_refs = 0;
+	} else if (!ld.populate && ld.n_lazy && (pl->uffd = lazy_open(&pl->mode)) < 0) {
+		memset(is_lazy, 0, sizeof(is_lazy));
+		ld.n_lazy_refs = 0;
 	}
-	/* Lazy or eager: decided here, before anything changes. Small
-	 * mappings too: what the program does not touch before its first
-	 * answer is not worth its time (python3: 5.6 MiB in 39 arenas and
-	 * thread stacks). With CRAC_LAZY_PREFETCH=off (tests of the fault
-	 * paths of the large mappings) the small ones stay eager. */
-	uint32_t n_lazy = 0;
-	if (plan.flags & CRAC_LAZY_NO_PREFETCH)
-		small_lazy = 0;
-	if (populate)
-		plan.mode = CRAC_LAZY_OFF_POPULATE;
-	else
-		for (uint32_t m = 0; m < h->n_maps; m++)
-			n_lazy += (is_lazy[m] = !(v.maps[m].flags & CRAC_MAPF_REFS) &&
-					       lazy_pick(&v.maps[m], h->resume, small_lazy));
-	if (!populate && n_lazy && pretend("userfaultfd")) {
-		plan.mode = CRAC_LAZY_OFF_KERNEL;
-		memset(is_lazy, 0, sizeof(is_lazy));
-	} else if (!populate && n_lazy && (plan.uffd = lazy_open(&plan.mode)) < 0)
-		memset(is_lazy, 0, sizeof(is_lazy));
-	if (!populate && !n_lazy)
-		plan.mode = CRAC_LAZY_OFF_SMALL;
-	if (lazy && plan.uffd < 0) {
+	if (!ld.populate && !ld.n_lazy)
+		pl->mode = CRAC_LAZY_OFF_SMALL;
+	if (ld.lazy && pl->uffd < 0) {
 		struct crac_img_buf b = msg();
 		crac_img_puts(&b, "--lazy: ");
-		crac_img_puts(&b, crac_img_lazy_why((uint32_t)plan.mode));
+		crac_img_puts(&b, crac_img_lazy_why((uint32_t)pl->mode));
 		die(1, msg_buf);
 	}
-	if (stats)
-		plan.flags |= CRAC_LOADER_STATS;
+	if (ld.stats)
+		pl->flags |= CRAC_LOADER_STATS;
 	/* Huge pages while filling: only where THP is "madvise" (with
 	 * "always" the kernel uses them anyway, with "never" it cannot).
 	 * Never for an image whose process tracks its writes (incremental
 	 * checkpoints): a write to a huge page marks all 2 MiB of it written. */
 	if (h->img_flags & CRAC_IMGF_TRACK)
-		huge = 0;
-	for (uint32_t m = 0; huge && m < h->n_maps; m++)
-		if (!is_lazy[m] && v.maps[m].stored >= HUGE_MIN) {
+		ld.huge = 0;
+	for (uint32_t m = 0; ld.huge && m < h->n_maps; m++)
+		if (!is_lazy[m] && v->maps[m].stored >= HUGE_MIN) {
 			thp_madvise = thp_mode_is_madvise();
 			break;
 		}
+	/* The small eager mappings are written through /proc/self/mem
+	 * (fill_mem); without it (no /proc), by preadv as the large ones. */
+	if (!pretend("proc_mem"))
+		mem_fd = (int)sys_openat(AT_FDCWD, "/proc/self/mem", O_RDWR | O_CLOEXEC);
+	if (mem_fd < 0)
+		mem_fd = -1;
+	mem_no_force = pretend("proc_mem_force");
+}
 
+/* The descriptors, refused now if they cannot be recreated, not after the
+ * jump. */
+static void check_descriptors(void)
+{
+	const struct crac_img_view *v = &ld.v;
+	const struct crac_img_header *h = v->h;
+
+	parse_activation();
 	/* Room for the descriptors: the pages file stays above the highest
 	 * while they are recreated (restore_fds), so RLIMIT_NOFILE must allow
 	 * one more than the image's highest, if need be by raising the soft
-	 * limit up to the hard one. Refused now, not after the jump. */
-	if (h->n_fds) {
-		uint64_t lim[2], top = (uint64_t)v.fds[h->n_fds - 1].fd;
-		if (sys_prlimit(0, 7 /* RLIMIT_NOFILE */, 0, lim) == 0 && lim[1] < top + 2) {
+	 * limit up to the hard one (restore_fds, with what is read here). */
+	nofile_read = sys_prlimit(0, 7 /* RLIMIT_NOFILE */, 0, nofile) == 0;
+	if (h->n_fds && nofile_read) {
+		uint64_t top = (uint64_t)v->fds[h->n_fds - 1].fd;
+		if (nofile[1] < top + 2) {
 			struct crac_img_buf b = msg();
 			crac_img_puts(&b, "the image's highest descriptor is fd ");
 			crac_img_putu(&b, top);
@@ -1380,7 +1586,7 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 			crac_img_putu(&b, top + 2);
 			crac_img_puts(&b, " (the pages file stays above it while descriptors are recreated); the hard "
 				      "limit here is ");
-			crac_img_putu(&b, lim[1]);
+			crac_img_putu(&b, nofile[1]);
 			crac_img_puts(&b, ": raise it (ulimit -Hn, LimitNOFILE=) to restore this image");
 			die(1, msg_buf);
 		}
@@ -1391,124 +1597,200 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 	 * those socket activation replaces (the passed socket holds it). */
 	for (uint32_t f = 0; f < h->n_fds; f++) {
 		struct crac_img_buf b = msg();
-		if (activation_dst(v.fds[f].fd))
+		if (activation_dst(v->fds[f].fd))
 			continue;
-		crac_obj_put_entry(&b, &v, &v.fds[f]);
-		long rc = crac_obj_socket_check(&v, &v.fds[f], &b);
+		crac_obj_put_entry(&b, v, &v->fds[f]);
+		long rc = crac_obj_socket_check(v, &v->fds[f], &b);
 		if (rc < 0) {
 			put_err(&b, rc);
 			die(1, msg_buf);
 		}
 	}
+}
 
-	/* -- point of no return -- */
-	point_of_no_return();
+/* 3 and 4. Everything of ours unmapped but the loader itself and the vDSO
+ * block, which moves to the recorded address. */
+static void clear_address_space(void)
+{
+	const struct crac_img_header *h = ld.v.h;
 	const struct own_map *vvar = own_find("[vvar]");
 	uint64_t block = h->vvar_size + h->vvar_vclock_size + h->vdso_size;
-	/* 3. */
+
 	phase = "unmapping the loader's process";
-	unmap_foreign(lo, hi, vvar->start, vvar->start + block);
-	/* 4. */
+	unmap_foreign(ld.lo, ld.hi, vvar->start, vvar->start + block);
 	phase = "moving the vDSO";
 	move_vdso(h, vvar->start);
-	uint64_t t_unmapped = mono_ns();
-	/* 5. */
-	phase = "mapping the image";
-	uint64_t stored = 0, mapped = 0;
-	uint32_t n_sys = 0, threads = 1;
-	map_all(&v, plan.uffd, &mapped, &n_sys);
-	uint64_t t_mapped = mono_ns();
+}
+
+/* 5. Every recorded mapping made (lazy ones registered), then the pages
+ * of the images below (an incremental image), then its own. */
+static void map_image(void)
+{
 	uint64_t ref_bytes = 0;
-	if (h->n_refs)
-		fill_refs(&v, &ref_bytes, &n_sys);
-	crac_img_chain_close(&chain);
-	fill_eager(&v, pfd, &stored, &threads, &n_sys);   /* still "mapping the image" */
-	stored += ref_bytes;
-	uint64_t t_filled = mono_ns();
-	if (test_crash) {
+
+	phase = "mapping the image";
+	ld.threads = 1;
+	map_all(&ld.v, ld.plan.uffd, &ld.mapped, &ld.n_sys);
+	ld.t_mapped = mono_ns();
+	if (ld.v.h->n_refs)
+		fill_refs(&ld.v, &ref_bytes, &ld.n_sys);
+	if (!ld.n_lazy_refs)
+		crac_img_chain_close(&chain);   /* else the lazy thread needs it (start_lazy) */
+	fill_eager(&ld.v, ld.o.pages_fd, &ld.stored, &ld.threads, &ld.n_sys);
+	if (mem_fd >= 0)
+		sys_close(mem_fd);
+	ld.stored += ref_bytes;
+	ld.t_filled = mono_ns();
+	if (ld.test_crash) {
 		volatile uint64_t bad = 16;
 		*(volatile int *)(uintptr_t)bad = 0;
 	}
-	/* 6. */
-	phase = "setting brk and the arg/env areas";
-	set_mm(h);
+}
 
-	/* 7. */
+/* 7a. The resume block in the restored libcrac: what the restored side
+ * needs to know of this restore. */
+static struct crac_img_resume *fill_resume(void)
+{
+	const struct crac_img_header *h = ld.v.h;
+
 	phase = "filling the resume block";
-	struct crac_img_resume *res = find_resume(&v);
-	res->loader_lo = lo;
-	res->loader_hi = hi;
-	res->loader_start_ns = t0;
-	res->loader_flags = (populate ? CRAC_LOADER_POPULATE : 0) | (stats ? CRAC_LOADER_STATS : 0);
-	res->argc = (uint64_t)n_args;
-	res->argv = n_args ? (uint64_t)(uintptr_t)new_argv : 0;
-	res->envc = (uint64_t)n_env;
-	res->envp = n_env ? (uint64_t)(uintptr_t)new_envp : 0;
-	res->stored = stored;
-	res->mapped = mapped;
-	res->lazy_mode = (uint32_t)plan.mode;
+	struct crac_img_resume *res = find_resume(&ld.v);
+	res->loader_lo = ld.lo;
+	res->loader_hi = ld.hi;
+	res->loader_start_ns = ld.t0;
+	res->loader_flags = (ld.populate ? CRAC_LOADER_POPULATE : 0) | (ld.stats ? CRAC_LOADER_STATS : 0);
+	res->argc = (uint64_t)ld.n_args;
+	res->argv = ld.n_args ? (uint64_t)(uintptr_t)new_argv : 0;
+	res->envc = (uint64_t)ld.n_env;
+	res->envp = ld.n_env ? (uint64_t)(uintptr_t)new_envp : 0;
+	res->stored = ld.stored;
+	res->mapped = ld.mapped;
+	res->lazy_mode = (uint32_t)ld.plan.mode;
 	res->image_dir = abs_dir[0] ? (uint64_t)(uintptr_t)abs_dir : 0;
 	res->image_crc = h->crc;
 	res->image_depth = h->depth;
 	res->image_pages_size = h->pages_size;
 	res->image_created_ns = h->created_ns;
 	res->image_flags = h->img_flags;
-	if (plan.uffd >= 0) {
+	return res;
+}
+
+/* 7b. The lazy loader thread (lazy.c), then our descriptors closed but the
+ * pages file (restore_fds needs it). */
+static void start_lazy(struct crac_img_resume *res)
+{
+	if (ld.plan.uffd >= 0) {
 		phase = "starting the lazy loader thread";
-		long rc = lazy_start(&plan, &v, is_lazy, res, pfd, image_dir, mono_ns());
+		long rc = lazy_start(&ld.plan, &ld.v, is_lazy, res, ld.o.pages_fd, image_dir,
+				     ld.n_lazy_refs ? &chain : 0, mono_ns());
 		if (rc < 0) {
 			struct crac_img_buf b = msg();
 			crac_img_puts(&b, "cannot start the lazy loader thread");
 			put_err(&b, rc);
 			die(1, msg_buf);
 		}
-		sys_close(plan.uffd);   /* the thread has its own copy */
+		sys_close(ld.plan.uffd);   /* the thread has its own copy */
 	}
-	for (uint32_t f = 0; f < h->n_files; f++)
+	crac_img_chain_close(&chain);   /* the thread has its own copies */
+	for (uint32_t f = 0; f < ld.v.h->n_files; f++)
 		if (file_fd[f] >= 0)
 			sys_close(file_fd[f]);
-	sys_close(dfd);
-	if (stats) {
-		uint64_t t = mono_ns();
-		struct crac_img_buf b = msg();
-		uint32_t n_huge = 0;
-		for (uint32_t m = 0; m < h->n_maps; m++)
-			n_huge += made_huge[m];
-		crac_img_puts(&b, "crac: loader: checks ");
-		put_ms(&b, t_checked - t0);
-		crac_img_puts(&b, " ms (");
-		crac_img_putu(&b, h->n_files);
-		crac_img_puts(&b, (check_flags & CRAC_IMG_VERIFY_FILES) ? " mapped files by stat and first/last page)"
-									 : " mapped files by stat identity)");
-		crac_img_puts(&b, ", unmap ");
-		put_ms(&b, t_unmapped - t_checked);
-		crac_img_puts(&b, " ms, map ");
-		put_ms(&b, t_mapped - t_unmapped);
-		crac_img_puts(&b, " ms (");
-		crac_img_putu(&b, h->n_maps);
-		crac_img_puts(&b, " mappings, ");
-		crac_img_putu(&b, n_lazy);
-		crac_img_puts(&b, " by userfaultfd), fill ");
-		put_ms(&b, t_filled - t_mapped);
-		crac_img_puts(&b, " ms (");
-		put_ms(&b, stored * 1000000 / 1048576);
-		crac_img_puts(&b, " MiB, ");
-		crac_img_putu(&b, threads);
-		crac_img_puts(&b, threads == 1 ? " thread, " : " threads, ");
-		crac_img_putu(&b, n_huge);
-		crac_img_puts(&b, " mappings with huge pages; ");
-		crac_img_putu(&b, n_sys);
-		crac_img_puts(&b, " system calls mapping and filling), start ");
-		put_ms(&b, t - t_filled);
-		crac_img_puts(&b, " ms\n");
-		out(2, msg_buf);
+	sys_close(ld.o.dir_fd);
+}
+
+/* --stats: where the loader's time went, one line on stderr. */
+static void print_stats(void)
+{
+	const struct crac_img_header *h = ld.v.h;
+	uint64_t t = mono_ns();
+	struct crac_img_buf b = msg();
+	uint32_t n_huge = 0;
+
+	for (uint32_t m = 0; m < h->n_maps; m++)
+		n_huge += made_huge[m];
+	crac_img_puts(&b, "crac: loader: checks ");
+	put_ms(&b, ld.t_checked - ld.t0);
+	crac_img_puts(&b, " ms (");
+	crac_img_putu(&b, h->n_files);
+	crac_img_puts(&b, (ld.check_flags & CRAC_IMG_VERIFY_FILES) ? " mapped files by stat and first/last page)"
+								    : " mapped files by stat identity)");
+	crac_img_puts(&b, ", unmap ");
+	put_ms(&b, ld.t_unmapped - ld.t_checked);
+	crac_img_puts(&b, " ms, map ");
+	put_ms(&b, ld.t_mapped - ld.t_unmapped);
+	crac_img_puts(&b, " ms (");
+	crac_img_putu(&b, h->n_maps);
+	crac_img_puts(&b, " mappings, ");
+	crac_img_putu(&b, ld.n_lazy);
+	crac_img_puts(&b, " by userfaultfd");
+	if (ld.n_lazy_refs) {
+		crac_img_puts(&b, ", ");
+		crac_img_putu(&b, ld.n_lazy_refs);
+		crac_img_puts(&b, " of them with pages of images below");
 	}
+	crac_img_puts(&b, "), fill ");
+	put_ms(&b, ld.t_filled - ld.t_mapped);
+	crac_img_puts(&b, " ms (");
+	put_ms(&b, ld.stored * 1000000 / 1048576);
+	crac_img_puts(&b, " MiB, ");
+	crac_img_putu(&b, ld.threads);
+	crac_img_puts(&b, ld.threads == 1 ? " thread, " : " threads, ");
+	crac_img_putu(&b, n_huge);
+	crac_img_puts(&b, " mappings with huge pages; ");
+	crac_img_putu(&b, ld.n_sys);
+	crac_img_puts(&b, " system calls mapping and filling), start ");
+	put_ms(&b, t - ld.t_filled);
+	crac_img_puts(&b, " ms\n");
+	out(2, msg_buf);
+}
+
+/* 7c. The program's descriptors, then into the saved context: the
+ * engine's checkpoint call returns CRAC_RESTORED. */
+static __attribute__((noreturn)) void resume_program(struct crac_img_resume *res)
+{
 	phase = "recreating the program's descriptors";
-	restore_fds(&v, pfd);
-	report_fds(&v);
+	restore_fds(&ld.v, ld.o.pages_fd);
+	report_fds(&ld.v);
 	res->loader_done_ns = mono_ns();
 
 	phase = "jumping into the restored program (before it restored its signal handlers)";
 	sys_arch_prctl(ARCH_SET_FS, res->ctx.fs_base);
 	crac_loader_jump(&res->ctx, 1);
+}
+
+/* The steps of the header comment, top to bottom. */
+__attribute__((noreturn, used)) void loader_main(long *sp)
+{
+	int argc = (int)sp[0];
+	char **argv = (char **)(sp + 1);
+	char **envp = argv + argc + 1;
+
+	ld.t0 = mono_ns();
+	check_own_range();
+	/* 1. */
+	read_environment(envp);
+	parse_arguments(argc, argv);
+	/* 2. */
+	open_image();
+	ld.t_checked = mono_ns();
+	read_own_maps();
+	if (ld.check) {
+		out(1, "image ok\n");
+		sys_exit_group(0);
+	}
+	plan_lazy();
+	check_descriptors();
+
+	/* -- point of no return -- */
+	point_of_no_return();
+	clear_address_space();            /* 3, 4 */
+	ld.t_unmapped = mono_ns();
+	map_image();                      /* 5 */
+	phase = "setting brk and the arg/env areas";
+	set_mm(ld.v.h);                   /* 6 */
+	struct crac_img_resume *res = fill_resume();   /* 7 */
+	start_lazy(res);
+	if (ld.stats)
+		print_stats();
+	resume_program(res);
 }

@@ -1,0 +1,90 @@
+#!/usr/bin/env bats
+# Lazy restore of incremental images: a mapping that takes pages from the
+# images below (struct crac_img_ref) is filled by the lazy loader thread
+# like any other, each page from whichever image of the chain holds it,
+# read whole by chunk and its crc checked before any page of it is
+# visible. tests/progs/image_incr checks every page of every stage after
+# each restore (see image_incremental.bats). As root: userfaultfd for
+# kernel faults.
+
+bats_require_minimum_version 1.5.0
+
+load common
+
+setup() {
+	CRAC="$CRAC_BUILD_DIR/crac"
+	INCR="$CRAC_BUILD_DIR/tests/image_incr"
+	T="$(mktemp -d /tmp/crac-bats-incrlazy.XXXXXX)"
+	chmod 755 "$T"
+	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_IMAGE_STATS CRAC_LOADER CRAC_LAZY_PREFETCH CRAC_LOG
+	require_image_engine
+	run --separate-stderr clean env CRAC_IMAGE_INCREMENTAL=1 "$INCR" "$T/i0" "$T/i1" "$T/i2"
+	echo "chain: $status $output $stderr"
+	[ "$status" -eq 0 ]
+	run --separate-stderr clean "$CRAC" restore --lazy "$T/i0"
+	if [ "$status" -ne 0 ] && echo "$stderr" | grep -q -- "--lazy: lazy restore needs"; then
+		skip "no userfaultfd for kernel faults here: $stderr"
+	fi
+}
+
+teardown() {
+	rm -rf "$T"
+}
+
+# restore_lazy STAGE DIR [env...]: restored lazily (--lazy), every page checked.
+restore_lazy() {
+	local stage=$1 dir=$2
+	shift 2
+	run --separate-stderr clean env "$@" timeout 60 "$CRAC" restore --lazy --stats "$dir"
+	echo "restore $dir ($*): status $status"
+	echo "stdout: $output"
+	echo "stderr: $stderr"
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok stage $stage" ]
+}
+
+@test "a chain restored lazily, with and without prefetch: the mappings with references are lazy, every page exact" {
+	for s in 1 2; do
+		for prefetch in on off; do
+			restore_lazy $s "$T/i$s" CRAC_LAZY_PREFETCH=$prefetch
+			# the loader says so: mappings with pages of images below filled by userfaultfd
+			echo "$stderr" | grep -Eq "^crac: loader: .* mappings, [1-9][0-9]* by userfaultfd, [1-9][0-9]* of them with pages of images below\)"
+		done
+	done
+	# --populate: eager, as before
+	run --separate-stderr clean "$CRAC" restore --populate --stats "$T/i2"
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok stage 2" ]
+	echo "$stderr" | grep -Eq "^crac: loader: .* mappings, 0 by userfaultfd\)"
+}
+
+@test "a restored-lazily chain checkpoints incrementally again, and that image restores lazily" {
+	run --separate-stderr clean env CRAC_IMAGE_INCREMENTAL=1 "$CRAC" restore --lazy "$T/i1" -- next "$T/i3"
+	echo "stdout: $output"
+	echo "stderr: $stderr"
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok stage 1" ]
+	restore_lazy 2 "$T/i3"
+	restore_lazy 2 "$T/i3" CRAC_LAZY_PREFETCH=off
+}
+
+@test "a damaged pages file of an image below: stopped as for a damaged chunk of the image itself" {
+	# a byte of i0's page data flipped (as image_incremental.bats does for --populate)
+	size=$(stat -c %s "$T/i0/pages")
+	byte=$(od -An -tu1 -j $((size / 2)) -N1 "$T/i0/pages" | tr -d ' ')
+	printf "\\$(printf %03o $((byte ^ 255)))" | dd of="$T/i0/pages" bs=1 seek=$((size / 2)) conv=notrunc status=none
+	for prefetch in on off; do
+		run --separate-stderr clean env CRAC_LAZY_PREFETCH=$prefetch timeout 60 "$CRAC" restore --lazy "$T/i2"
+		echo "prefetch $prefetch: status $status"
+		echo "stdout: $output"
+		echo "stderr: $stderr"
+		[ "$status" -eq 1 ]
+		[ -z "$output" ]   # "ok stage 2" never printed: no page of the damaged chunk was used
+		[ "$(echo "$stderr" | wc -l)" -eq 1 ]
+		echo "$stderr" | grep -Eqx "crac: restore $T/i2: page data checksum mismatch in chunk #[0-9]+ \\([0-9]+ bytes at 0x[0-9a-f]+, (anon|heap|stack)\\): the pages file is damaged; found in $T/i2/../i1/../i0/pages while loading lazily \\(damaged before the restore, or changed since\\), before any of these pages was visible; the restored process is stopped"
+	done
+	# eager: refused before the program runs, as before
+	run --separate-stderr clean "$CRAC" restore --populate "$T/i2"
+	[ "$status" -eq 1 ]
+	echo "$stderr" | grep -q "page data checksum mismatch in chunk #[0-9]* (.*$T/i2/../i1/../i0): the pages file is damaged"
+}
