@@ -694,15 +694,20 @@ static void drain(struct lazy *L, struct view *v)
  * the four: on a VM with shadow paging, where the first touch of a page is
  * the dear step, that was most of the page faults of a restored python3
  * before its first answer, taken while the program waited for its first
- * lazy pages. A 2 MiB page is one fault. The area's own slots stay the
- * fallback (no memory for the mapping).
+ * lazy pages. A 2 MiB page is one fault (and 2 MiB zeroed: about what 15
+ * faults cost there), so only for slots of HUGE_SLOTS_MIN in all (python3's
+ * are 4 x 1 MiB); smaller ones, and no memory for the mapping, keep the
+ * area's own slots.
  */
+#define HUGE_SLOTS_MIN (512u << 10)
 static void huge_slots(struct lazy *L, uint64_t buf_size)
 {
 	uint64_t need = ((uint64_t)L->n_slots * buf_size + HUGE - 1) & ~(HUGE - 1);
 	uint64_t size = need + HUGE;   /* room to align it */
-	char *m = map_mem(size);
 
+	if ((uint64_t)L->n_slots * buf_size < HUGE_SLOTS_MIN)
+		return;
+	char *m = map_mem(size);
 	if (!m)
 		return;
 	char *b = (char *)(((uintptr_t)m + HUGE - 1) & ~(uintptr_t)(HUGE - 1));
