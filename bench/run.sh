@@ -9,7 +9,8 @@
 #   zoo.sh         the program zoo: cold start vs restore                  -> docs/bench-zoo.md
 #   side.sh        side by side with CRIU (zoo programs, heaps, eager vs
 #                  lazy, incremental vs full)                               -> docs/bench-side.md
-#   start.sh       crac start cold/warm vs the plain program (printed only)
+#   start.sh       crac start cold/warm vs the plain program, page faults
+#                  and their bound                                          -> docs/bench-start.md
 #   inventory.sh   safety-check inventory vs open descriptors               -> docs/bench-inventory.png
 #
 # --quick: few runs and small heaps (about ten minutes; to check that

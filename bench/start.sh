@@ -11,13 +11,22 @@
 # Rows: plain (the program alone), crac start cold (no image: under crac,
 # no checkpoint taken), crac restore DIR (the image alone, no supervisor),
 # crac start warm (restores the image a first `crac start` wrote after
-# READY=1). Prints the median and min/max in ms, and the load: the numbers
-# mean little on a loaded machine.
+# READY=1). The python3 kinds run interleaved (one of each per round), so
+# that a change in the machine's load hits them alike. Each python3 row also
+# has the page faults (minor + major, all threads, /proc/PID/stat of the
+# answering process read at its answer) from its fork to the answer, and
+# the bound: a static binary that only touches as many fresh pages as the
+# warm start takes faults (the fewest of three runs), timed in the same
+# rounds. Prints the median and min/max in ms, and the load: the numbers
+# mean little on a loaded machine. Writes the same as markdown to DOC
+# (CRAC_BENCH_START_DOC, default docs/bench-start.md).
 set -eu
 # only stdio: an image cannot carry a pipe to another process
 for fd in $(ls /proc/$$/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done
 B="$(cd "${1:-build}" && pwd)"
 RUNS="${2:-10}"
+SRC="$(cd "$(dirname "$0")/.." && pwd)"
+DOC="${CRAC_BENCH_START_DOC:-$SRC/docs/bench-start.md}"
 T="$(mktemp -d /tmp/crac-bench-start.XXXXXX)"
 trap 'rm -rf "$T"' EXIT
 export CRAC_CONTROL_DIR="$T/ctl"
@@ -63,27 +72,43 @@ while True:
         pass
     time.sleep(0.0002)
 t = (time.perf_counter() - t0) * 1000
+# the answering process: the program itself (plain), or the restored or
+# cold child of crac start; fields 10 and 12 of its stat: minflt, majflt
+faults = -1
+try:
+    f = open("/proc/%d/stat" % int(line.split()[1])).read().rsplit(")", 1)[1].split()
+    faults = int(f[7]) + int(f[9])
+except (OSError, IndexError, ValueError):
+    pass
 p.send_signal(signal.SIGTERM)
 p.wait()
-print("%.1f" % t)
+print("%.1f %d" % (t, faults))
 PYEOF
 
 stats() { sort -n | awk '{ v[NR] = $1 } END { printf "median %6.1f ms   min %6.1f   max %6.1f   (%d runs)\n", (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2), v[1], v[NR], NR }'; }
+med() { sort -g "$1" | awk '{ a[NR] = $1 } END { if (NR == 0) print "-"; else printf "%.1f\n", NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+mmm() { sort -g "$1" | awk '{ a[NR] = $1 } END { if (NR == 0) print "-"; else printf "%.1f (%.1f–%.1f)\n", NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2, a[1], a[NR] }'; }
 run() {   # run LABEL CMD...
 	label="$1"; shift
 	printf '%-34s ' "$label"
 	i=0
 	while [ $i -lt "$RUNS" ]; do
-		ERR="$T/err" "$PY" "$T/measure.py" "$PORT" "$@"
+		ERR="$T/err" "$PY" "$T/measure.py" "$PORT" "$@" | cut -d' ' -f1
 		i=$((i + 1))
 	done | stats
 }
+once() {  # once KIND CMD...: one run, "ms faults" appended to T/KIND.ms and T/KIND.faults
+	local k=$1 o
+	shift
+	o=$(ERR="$T/err" "$PY" "$T/measure.py" "$PORT" "$@") || { echo "$k: $o" >&2; return 0; }
+	echo "${o% *}" >>"$T/$k.ms"
+	echo "${o#* }" >>"$T/$k.faults"
+}
 
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "# bench/start.sh: first answer after launch, $(nproc) cores, $(uname -r), load $(cut -d' ' -f1 /proc/loadavg)"
 if [ -z "${SKIP_PY:-}" ]; then
 echo "## python3 with heavy imports"
-run "python3 (plain)" "$PY" "$T/server.py" "$PORT"
-run "crac start, cold (no image)" sh -c "rm -rf '$T/cold'; exec '$B/crac' start --image '$T/cold' --checkpoint-after 1h -- '$PY' '$T/server.py' '$PORT'"
 # the image: a cold start that checkpoints after READY=1, then ends
 ERR="$T/err" "$PY" - "$PORT" "$B/crac" "$T/img" "$PY" "$T/server.py" <<'PYEOF'
 import subprocess, sys, time, signal
@@ -92,14 +117,122 @@ p = subprocess.Popen([crac, "start", "--image", img, "--checkpoint-on-ready", "-
                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, close_fds=True)
 err = b""
 while b"written to" not in err:
-    err += p.stderr.readline()
+    line = p.stderr.readline()
+    if not line:
+        sys.exit("no image of server.py: " + err.decode(errors="replace"))
+    err += line
 p.send_signal(signal.SIGTERM); p.wait()
 PYEOF
-run "crac restore DIR (no crac start)" "$B/crac" restore "$T/img"
-run "crac start, warm (restore)" "$B/crac" start --image "$T/img" --checkpoint-on-ready -- "$PY" "$T/server.py" "$PORT"
+warm=("$B/crac" start --image "$T/img" --checkpoint-on-ready -- "$PY" "$T/server.py" "$PORT")
+# the bound: the fewest page faults of three warm starts, as fresh pages
+# touched by a static binary without libc (first_ns after the touching)
+cat >"$T/touch.c" <<'C'
+static long sys6(long n, long a, long b, long c, long d, long e, long f)
+{
+	long r;
+	register long r10 __asm__("r10") = d, r8 __asm__("r8") = e, r9 __asm__("r9") = f;
+	__asm__ volatile("syscall" : "=a"(r) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+			 : "rcx", "r11", "memory");
+	return r;
+}
+__attribute__((force_align_arg_pointer, noreturn)) void _start(void)
+{
+	struct { long s, ns; } t;
+	char buf[48], d[24];
+	int n = 0, k = 0;
+	volatile char *m = (volatile char *)sys6(9, 0, PAGES * 4096l, 3, 0x22, -1, 0);
+	for (long p = 0; p < PAGES; p++)
+		m[p * 4096] = 1;
+	sys6(228, 1, (long)&t, 0, 0, 0, 0);   /* clock_gettime(CLOCK_MONOTONIC) */
+	unsigned long v = (unsigned long)t.s * 1000000000ul + (unsigned long)t.ns;
+	for (const char *p = "first_ns="; *p; p++)
+		buf[n++] = *p;
+	do d[k++] = (char)('0' + v % 10); while (v /= 10);
+	while (k)
+		buf[n++] = d[--k];
+	buf[n++] = '\n';
+	sys6(1, 1, (long)buf, n, 0, 0, 0);
+	sys6(231, 0, 0, 0, 0, 0, 0);
+	for (;;)
+		;
+}
+C
+N=""
+for _ in 1 2 3; do
+	o=$(ERR="$T/err" "$PY" "$T/measure.py" "$PORT" "${warm[@]}") || continue
+	f=${o#* }
+	[ "$f" -gt 0 ] 2>/dev/null || continue
+	if [ -z "$N" ] || [ "$f" -lt "$N" ]; then N=$f; fi
+done
+if [ -n "$N" ] && [ -x "$B/bench/image_heap" ] && command -v cc >/dev/null &&
+   cc -O2 -static -nostdlib -fno-stack-protector -fcf-protection=none -DPAGES="$N" -o "$T/touch" "$T/touch.c"; then
+	:
+else
+	N=""
+fi
+kinds="plain cold restore warm"
+for k in $kinds touch; do : >"$T/$k.ms"; : >"$T/$k.faults"; done
+i=0
+while [ $i -le "$RUNS" ]; do   # round 0 is untimed
+	for k in $kinds touch; do
+		case $k in
+		plain) once $k "$PY" "$T/server.py" "$PORT" ;;
+		cold) once $k sh -c "rm -rf '$T/cold'; exec '$B/crac' start --image '$T/cold' --checkpoint-after 1h -- '$PY' '$T/server.py' '$PORT'" ;;
+		restore) once $k "$B/crac" restore "$T/img" ;;
+		warm) once $k "${warm[@]}" ;;
+		touch)
+			[ -n "$N" ] || continue
+			o=$("$B/bench/image_heap" spawn "$T/touch" 2>/dev/null) || continue
+			a=$(echo "$o" | sed -n 's/^first_ns=\([0-9]*\).*/\1/p')
+			sp=$(echo "$o" | sed -n 's/.*spawn_ns=\([0-9]*\).*/\1/p')
+			[ -n "$a" ] && [ -n "$sp" ] && awk -v a="$a" -v s="$sp" 'BEGIN { printf "%.1f\n", (a - s) / 1e6 }' >>"$T/touch.ms"
+			echo "$N" >>"$T/touch.faults" ;;
+		esac
+	done
+	if [ $i -eq 0 ]; then for k in $kinds touch; do : >"$T/$k.ms"; : >"$T/$k.faults"; done; fi
+	i=$((i + 1))
+done
+label() {
+	case $1 in
+	plain) echo "python3 (plain)" ;;
+	cold) echo "crac start, cold (no image)" ;;
+	restore) echo "crac restore DIR (no crac start)" ;;
+	warm) echo "crac start, warm (restore)" ;;
+	touch) echo "bound: touch $N fresh pages" ;;
+	esac
+}
+for k in $kinds touch; do
+	[ -s "$T/$k.ms" ] || continue
+	printf '%-34s %s   faults %s\n' "$(label $k)" "$(stats <"$T/$k.ms")" "$(med "$T/$k.faults" | cut -d. -f1)"
+done
+if [ -n "$N" ]; then
+	BOUND_LINE="python3 crac start (warm): $(med "$T/warm.ms") ms, \`crac restore DIR\`: $(med "$T/restore.ms") ms; bound from its $N page touches: $(med "$T/touch.ms") ms"
+	echo "$BOUND_LINE"
+fi
 if grep -q cold "$T/err" 2>/dev/null && grep -q "does not restore\|failed" "$T/err"; then
 	echo "warning: some warm starts were cold:"; cat "$T/err"
 fi
+LOAD1=$(cut -d' ' -f1-3 /proc/loadavg)
+rev=$(git -C "$SRC" rev-parse --short HEAD 2>/dev/null || echo unknown)
+{
+	echo "# crac start: first answer after launch"
+	echo
+	echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') by \`bench/start.sh\` ($RUNS rounds after an untimed one; the kinds interleaved in each round) on $(nproc) cores, Linux $(uname -r); crac built from $rev. Machine load (/proc/loadavg, 1/5/15 min): $LOAD0 at the start, $LOAD1 at the end."
+	echo
+	echo "python3 with heavy imports (asyncio, decimal, email, http.client, json, sqlite3, ssl, xml; a 100000-entry dict) serving one line per TCP connection: from launching the command to the first line received (a client connects every 0.2 ms)."
+	echo
+	echo "| what | ms, median (min–max) | page faults to the answer (median) |"
+	echo "|---|---|---|"
+	for k in $kinds touch; do
+		[ -s "$T/$k.ms" ] || continue
+		echo "| $(label $k) | $(mmm "$T/$k.ms") | $(med "$T/$k.faults" | cut -d. -f1) |"
+	done
+	echo
+	[ -z "${BOUND_LINE:-}" ] || { echo "$BOUND_LINE."; echo; }
+	echo "Page faults: minor + major of the answering process and all its threads (/proc/PID/stat, read when its answer arrives), from its fork: for \`crac restore DIR\` that is the crac command, the loader and the restored program (one process, two execs); for \`crac start\` the child it forks, which execs the loader. A fault the lazy thread serves counts once; the pages it installs ahead (UFFDIO_COPY) are not faults. The bound is a static binary without libc that touches as many fresh anonymous pages as the fewest faults of three warm starts, timed from posix_spawn to its end in the same rounds: on this VM the first touch of a page is the dear step (shadow paging), so a restore that takes that many faults cannot answer sooner."
+	echo
+} >"$DOC"
+echo "start.sh: wrote $DOC" >&2
 
 fi
 

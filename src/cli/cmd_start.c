@@ -8,9 +8,10 @@
  *      restore checks pass (image/check.c, as `crac inspect` and the
  *      loader run them), and the sockets systemd passes now (LISTEN_FDS)
  *      match those DIR/activation records. Then crac restores it in a
- *      child (`crac restore DIR --env ... -- PROG ARGS`: the restored
- *      program sees the new environment and arguments) and supervises it
- *      (supervise.c): READY=1 goes to $NOTIFY_SOCKET once it answers.
+ *      child (`crac-loader --env ... DIR -- PROG ARGS`, the loader `crac
+ *      restore` would exec: the restored program sees the new environment
+ *      and arguments) and supervises it (supervise.c): READY=1 goes to
+ *      $NOTIFY_SOCKET once it answers.
  *   3. Otherwise the reason is printed once and PROG starts cold as under
  *      `crac run`, with the triggers. The first trigger that fires writes
  *      DIR: the checkpoint (keep-running) goes to DIR.new-PID, crac adds
@@ -676,6 +677,15 @@ int crac_cmd_start(int argc, char **argv)
 				 "the restore (the environment goes twice: ARG_MAX %ld, 128 KiB a string)", bytes, arg_max);
 			goto cold;
 		}
+		/*
+		 * The child execs the loader itself, as `crac restore DIR`
+		 * would after its own start: one exec of a dynamically linked
+		 * crac fewer before the program runs. What `crac restore` does
+		 * first is done here already (DIR checked and absolute; the
+		 * activation sockets in act) or not wanted (--timens and the
+		 * other options are not crac start's). Without a loader, the
+		 * restore goes through `crac restore`, which says why.
+		 */
 		char **rargv = calloc(2 * ne + na + 12, sizeof(char *));
 		if (n <= 0 || !rargv) {
 			cli_err("start: cannot find crac itself (/proc/self/exe)");
@@ -683,9 +693,14 @@ int crac_cmd_start(int argc, char **argv)
 		}
 		self[n] = 0;
 		int k = 0;
-		rargv[k++] = self;
-		rargv[k++] = "restore";
-		rargv[k++] = st.dir;
+		static char loader[PATH_MAX];
+		char lmsg[512];
+		if (crac_img_loader_path(loader, sizeof(loader), lmsg, sizeof(lmsg)) == 0) {
+			rargv[k++] = loader;
+		} else {
+			rargv[k++] = self;
+			rargv[k++] = "restore";
+		}
 		/* the new environment: ours, with the NOTIFY_SOCKET of the supervisor */
 		for (size_t i = 0; i < ne; i++) {
 			if (!strncmp(environ[i], "NOTIFY_SOCKET=", 14) || !strncmp(environ[i], "LISTEN_PID=", 11) ||
@@ -703,6 +718,7 @@ int crac_cmd_start(int argc, char **argv)
 			rargv[k++] = "--env";
 			rargv[k++] = notify_kv;
 		}
+		rargv[k++] = st.dir;
 		rargv[k++] = "--";
 		for (size_t i = 0; i < na; i++)
 			rargv[k++] = args[i];

@@ -895,6 +895,11 @@ static void notify_read(struct cli_super *s)
 	}
 }
 
+/* The first PING after the loader's point of no return: it still maps and
+ * fills the image, and the restored libcrac puts the threads back, before
+ * the control endpoint can be up (a few ms with python3). */
+#define PING_AFTER_PONR_MS 2
+
 /* Has the restored process its control endpoint up? */
 static bool answers(int pid)
 {
@@ -933,33 +938,67 @@ static int end_like(struct cli_super *s, int ws)
 	return 1;
 }
 
+/*
+ * Restoring with the loader's point-of-no-return pipe: has its byte come?
+ * Read once it is readable (the loader writes it before it changes
+ * anything, then closes the pipe at the jump); an end without it is a
+ * refusal, which the child's exit then says.
+ */
+static void ponr_read(struct cli_super *s)
+{
+	char c;
+	ssize_t n = read(s->ponr_fd, &c, 1);
+
+	if (n == 1)
+		s->ponr_seen = true;
+	else if (n == 0 || (errno != EAGAIN && errno != EINTR))
+		s->ponr_eof = true;
+}
+
 int cli_super_wait(struct cli_super *s, bool restoring)
 {
 	bool restored_up = !restoring;
 	int delay = 1;
 	long long next_ping = 0, next_listen = 0;
 
+	/*
+	 * Restoring through the loader: the restored process cannot answer
+	 * before the loader passed its point of no return, so no PING before
+	 * its byte on the pipe (a PING reads /proc/PID/status and environ of
+	 * the loader while it checks the image: CPU and the loader's mmap
+	 * lock taken from a restore that is all about time); then the first
+	 * after PING_AFTER_PONR_MS, the rest backing off as before.
+	 */
+	bool wait_ponr = restoring && s->ponr_fd > 0;
+	s->ponr_seen = s->ponr_eof = false;
 	for (;;) {
 		long long now = now_ms(), wake = -1;
+		bool ponr_poll = wait_ponr && !s->ponr_seen && !s->ponr_eof;
 		if (s->armed && s->trig.after_ms >= 0)
 			wake = s->started_ms + s->trig.after_ms;
 		if (s->armed && s->trig.listen_port && (wake < 0 || next_listen < wake))
 			wake = next_listen;
-		if (!restored_up && (wake < 0 || next_ping < wake))
+		if (!restored_up && !ponr_poll && (wake < 0 || next_ping < wake))
 			wake = next_ping;
 		int timeout = wake < 0 ? -1 : wake <= now ? 0 : (int)(wake - now);
-		struct pollfd pf[3] = {
+		struct pollfd pf[4] = {
 			{ .fd = s->sig_fd, .events = POLLIN },
 			{ .fd = s->done_pipe[0], .events = POLLIN },
+			{ .fd = ponr_poll ? s->ponr_fd : -1, .events = POLLIN },
 			{ .fd = s->notify_fd, .events = POLLIN },
 		};
-		if (poll(pf, s->notify_fd >= 0 ? 3 : 2, timeout) < 0 && errno != EINTR) {
+		if (poll(pf, s->notify_fd >= 0 ? 4 : 3, timeout) < 0 && errno != EINTR) {
 			cli_err("%s: poll: %s", s->who, strerror(errno));
 			return 125;
 		}
 		if (pf[1].revents)
 			request_done(s);
-		if (s->notify_fd >= 0 && pf[2].revents)
+		if (ponr_poll && pf[2].revents) {
+			ponr_read(s);
+			if (s->ponr_seen)
+				next_ping = now_ms() + PING_AFTER_PONR_MS;
+		}
+		if (s->notify_fd >= 0 && pf[3].revents)
 			notify_read(s);
 		if (pf[0].revents) {
 			struct signalfd_siginfo si;
@@ -999,8 +1038,9 @@ int cli_super_wait(struct cli_super *s, bool restoring)
 				/* Did the loader pass its point of no return? Then
 				 * the program ran (or the restore crashed after
 				 * changing it): its end is ours, it never runs twice. */
-				char c;
-				bool ran = s->ponr_fd > 0 && read(s->ponr_fd, &c, 1) == 1;
+				if (s->ponr_fd > 0 && !s->ponr_seen && !s->ponr_eof)
+					ponr_read(s);
+				bool ran = s->ponr_seen;
 				if (!ran && s->stop_sig)
 					return end_like(s, s->stop_sig);   /* as if killed by it */
 				if (!ran && !s->stop_sig)
@@ -1009,7 +1049,7 @@ int cli_super_wait(struct cli_super *s, bool restoring)
 			return end_like(s, ws);
 		}
 		now = now_ms();
-		if (!restored_up && now >= next_ping) {
+		if (!restored_up && !(wait_ponr && !s->ponr_seen && !s->ponr_eof) && now >= next_ping) {
 			if (answers(s->child)) {
 				restored_up = true;
 				if (s->restored)

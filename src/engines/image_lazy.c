@@ -104,6 +104,8 @@ struct lazy {
 	struct crac_img_crc crc;
 	struct view *views;
 	bool prefetch;
+	void *buf_map;                   /* the chunk buffer in huge pages (huge_slots), or 0 */
+	uint64_t buf_map_size;
 	/* statistics */
 	uint64_t faults, zero, copied, events, forks, dropped;
 };
@@ -700,6 +702,44 @@ static void drain(struct lazy *L, struct view *v)
 
 /* ---- the thread --------------------------------------------------------------- */
 
+#define HUGE (2ull << 20)
+
+/*
+ * The chunk buffer in huge pages where the kernel gives them (THP "always",
+ * or "madvise" and MADV_HUGEPAGE): the first pread into a fresh slot of the
+ * area (4 KiB pages) takes a page fault per page, 256 per MiB slot, 1024 for
+ * the four: on a VM with shadow paging, where the first touch of a page is
+ * the dear step, that was most of the page faults of a restored python3
+ * before its first answer, taken while the program waited for its first
+ * lazy pages. A 2 MiB page is one fault (and 2 MiB zeroed: about what 15
+ * faults cost there), so only for slots of HUGE_SLOTS_MIN in all (python3's
+ * are 4 x 1 MiB); smaller ones, and no memory for the mapping, keep the
+ * area's own slots.
+ */
+#define HUGE_SLOTS_MIN (512u << 10)
+static void huge_slots(struct lazy *L, uint64_t buf_size)
+{
+	uint64_t need = ((uint64_t)L->n_slots * buf_size + HUGE - 1) & ~(HUGE - 1);
+	uint64_t size = need + HUGE;   /* room to align it */
+
+	if ((uint64_t)L->n_slots * buf_size < HUGE_SLOTS_MIN)
+		return;
+	char *m = map_mem(size);
+	if (!m)
+		return;
+	char *b = (char *)(((uintptr_t)m + HUGE - 1) & ~(uintptr_t)(HUGE - 1));
+	/* unmapped where it was only the room: the mapping is `need` bytes */
+	if (b > m)
+		sys_munmap(m, (uint64_t)(b - m));
+	if (b + need < m + size)
+		sys_munmap(b + need, (uint64_t)(m + size - (b + need)));
+	sys_madvise(b, need, MADV_HUGEPAGE);   /* THP "never": 4 KiB pages, as before */
+	L->buf_map = b;
+	L->buf_map_size = need;
+	for (uint32_t i = 0; i < L->n_slots; i++)
+		L->slot[i].bytes = b + i * buf_size;
+}
+
 static __attribute__((noreturn)) void leave(void *area, uint64_t size)
 {
 	/* unmaps our own stack: no memory access between the two calls */
@@ -761,6 +801,7 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 		L->n_slots = 1;
 	for (uint32_t i = 0; i < L->n_slots; i++)
 		L->slot[i].bytes = (char *)a + a->buf_off + i * a->buf_size;
+	huge_slots(L, a->buf_size);
 	L->n_pages = a->pages_size / P;
 	L->prefetch = !(a->flags & CRAC_LAZY_NO_PREFETCH);
 	if (a->n_files >= 1 && a->n_files <= 1 + CRAC_IMG_MAX_CHAIN) {
@@ -849,6 +890,8 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 
 	if (a->flags & CRAC_LOADER_STATS)
 		report(L);
+	if (L->buf_map)
+		sys_munmap(L->buf_map, L->buf_map_size);
 	sys_munmap(L->verified, ((a->n_chunks + 63) / 64 * 8 + P - 1) & ~(P - 1));
 	for (uint32_t f = 0; f < L->n_files; f++)
 		if (L->file[f].fd != a->pages_fd)
