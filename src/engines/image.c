@@ -417,7 +417,8 @@ static int image_checkpoint(struct crac_round *r)
 	c->n_skip = 1;
 	/* Temporaries of this image left by checkpoints that were killed. */
 	crac_img_clean_stale(r->opts.image_dir, NULL);
-	if (img_capture_secrets(c) < 0 || img_capture_open(c, r->opts.image_dir) < 0)
+	if (img_capture_secrets(c) < 0 || img_capture_open(c, r->opts.image_dir) < 0 ||
+	    img_compress_prepare(c, r) < 0)
 		goto fail_running;
 	img_incr_prepare(c, r);   /* incremental: the parent image (image_track.c) */
 

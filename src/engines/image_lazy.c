@@ -97,6 +97,8 @@ struct lazy {
 	uint32_t n_slots;
 	uint64_t uses;
 	struct crac_img_crc crc;
+	const uint64_t *real_off;        /* compressed image: each chunk's offset in the pages file */
+	void *dctx;                      /* ... and the zstd context (in the area) */
 	struct view *views;
 	bool prefetch;
 	/* statistics */
@@ -377,7 +379,6 @@ static const char *chunk_bytes(struct lazy *L, uint32_t c)
 	const struct crac_img_chunk *k = &L->chunk[c];
 	char why[1536];
 	struct crac_img_buf b = { why, 0, sizeof(why) };
-	uint64_t got = 0;
 	struct slot *sl = &L->slot[0];
 
 	for (uint32_t i = 0; i < L->n_slots; i++) {
@@ -391,38 +392,44 @@ static const char *chunk_bytes(struct lazy *L, uint32_t c)
 	sl->valid = false;
 	if (k->len > L->a->buf_size)
 		fatal(L, "lazy loading: a chunk is larger than the chunk buffer", 0);
-	while (got < k->len) {
-		long n = sys_pread(L->a->pages_fd, sl->bytes + got, k->len - got, k->offset + got);
-		if (n == -EINTR)
-			continue;
-		if (n < 0) {
-			crac_img_puts(&b, "cannot read the pages file ");
-			put_pages_path(L, &b);
-			crac_img_puts(&b, " while loading lazily: ");
-			put_chunk(&b, c, k);
-			fatal(L, why, n);
-		}
-		if (n == 0) {
-			struct stat st;
-			crac_img_puts(&b, "the pages file ");
-			put_pages_path(L, &b);
-			crac_img_puts(&b, " was truncated while loading lazily (");
-			if (sys_fstat(L->a->pages_fd, &st) == 0) {
-				crac_img_puts(&b, "now ");
-				crac_img_putu(&b, (uint64_t)st.st_size);
-				crac_img_puts(&b, " bytes, ");
-			}
-			crac_img_puts(&b, "the image needs ");
-			crac_img_putu(&b, L->a->pages_size);
-			crac_img_puts(&b, "): found reading ");
-			put_chunk(&b, c, k);
-			put_seen(L, &b, c);
-			fatal(L, why, 0);
-		}
-		got += (uint64_t)n;
+	/* read, decompressed if it is, its crc checked: image/chunk.c */
+	struct crac_img_chunk real = *k;
+	if (L->real_off)
+		real.offset = L->real_off[c];
+	long rc = crac_img_chunk_read(L->a->pages_fd, &real, sl->bytes, (char *)L->a + L->a->zbuf_off,
+				      L->a->zbuf_size, L->dctx, &L->crc);
+	if (rc < 0) {
+		crac_img_puts(&b, "cannot read the pages file ");
+		put_pages_path(L, &b);
+		crac_img_puts(&b, " while loading lazily: ");
+		put_chunk(&b, c, k);
+		fatal(L, why, rc);
 	}
-	if (crac_img_crc32c_with(&L->crc, 0, sl->bytes, k->len) != k->crc) {
-		crac_img_put_damaged_chunk(&b, c, k, crac_img_kind_name(k->map));
+	if (rc == CRAC_CHUNK_SHORT) {
+		struct stat st;
+		crac_img_puts(&b, "the pages file ");
+		put_pages_path(L, &b);
+		crac_img_puts(&b, " was truncated while loading lazily (");
+		if (sys_fstat(L->a->pages_fd, &st) == 0) {
+			crac_img_puts(&b, "now ");
+			crac_img_putu(&b, (uint64_t)st.st_size);
+			crac_img_puts(&b, " bytes, ");
+		}
+		crac_img_puts(&b, "the image needs ");
+		crac_img_putu(&b, L->a->file_size ? L->a->file_size : L->a->pages_size);
+		crac_img_puts(&b, "): found reading ");
+		put_chunk(&b, c, k);
+		put_seen(L, &b, c);
+		fatal(L, why, 0);
+	}
+	if (rc != 0) {
+		if (rc == CRAC_CHUNK_CRC) {
+			crac_img_put_damaged_chunk(&b, c, k, crac_img_kind_name(k->map));
+		} else {
+			put_chunk(&b, c, k);
+			crac_img_puts(&b, ": ");
+			crac_img_puts(&b, crac_img_chunk_why(rc));
+		}
 		if (L->verified[c >> 6] >> (c & 63) & 1) {
 			crac_img_puts(&b, "; ");
 			put_pages_path(L, &b);
@@ -747,6 +754,10 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 	L->n_pages = a->pages_size / P;
 	L->prefetch = !(a->flags & CRAC_LAZY_NO_PREFETCH);
 	crac_img_crc32c_prepare(&L->crc);
+	if (a->real_off) {
+		L->real_off = (const uint64_t *)((char *)a + a->real_off);
+		L->dctx = crac_img_zstd_dctx((char *)a + a->dctx_off, a->dctx_size);
+	}
 	sys_prctl(PR_SET_NAME, "crac-lazy", 0, 0, 0);   /* not "crac-loader" */
 	/* Our file table is a copy of the loader's: keep the userfaultfd,
 	 * stderr and the pages file, close the rest (the program's pipes must

@@ -475,3 +475,119 @@ int img_write_end(struct img_capture *c)
 	close_fd(&w->pipe[1]);
 	return rc;
 }
+
+/* ---- --compress ------------------------------------------------------------ */
+
+#if CRAC_HAVE_ZSTD
+#define ZSTD_STATIC_LINKING_ONLY
+#include <zstd.h>
+#endif
+
+#define IMG_ZSTD_LEVEL 1          /* the default: the fastest, most of the gain on page data */
+#define IMG_ZSTD_MAX_LEVEL 19     /* above, contexts take hundreds of MiB */
+#define IMG_ZSTD_OUT (16ull << 20)   /* frames queued before they are written */
+
+/* "1".."19" -> that level; "yes"/"on" -> the default; else 0 */
+static int level_of(const char *v)
+{
+	if (!v || !*v)
+		return 0;
+	if (!strcmp(v, "yes") || !strcmp(v, "on"))
+		return IMG_ZSTD_LEVEL;
+	char *end;
+	long l = strtol(v, &end, 10);
+	return *end || l < 1 || l > IMG_ZSTD_MAX_LEVEL ? -1 : (int)l;
+}
+
+int img_compress_prepare(struct img_capture *c, const struct crac_round *r)
+{
+	struct img_zstd *z = &c->z;
+	const char *env = getenv("CRAC_IMAGE_COMPRESS");
+	int level = 0;
+
+	if (r->requester && r->requester->compress) {
+		level = r->requester->compress;
+		z->why = "--compress";
+	} else if (env && *env && strcmp(env, "0")) {
+		level = level_of(env);
+		z->why = "CRAC_IMAGE_COMPRESS";
+		if (level < 0)
+			return img_fail(&c->err, -EINVAL, "CRAC_IMAGE_COMPRESS=%s: not a zstd level (1-%d, or yes)",
+					env, IMG_ZSTD_MAX_LEVEL);
+	} else if (r->opts.flags & CRAC_COMPRESS) {
+		level = IMG_ZSTD_LEVEL;
+		z->why = "CRAC_COMPRESS";
+	}
+	if (!level)
+		return 0;
+#if CRAC_HAVE_ZSTD
+	/* A context sized for chunks (at most CRAC_IMG_CHUNK_MAX), in the
+	 * arena: while the threads are stopped nothing may be allocated. */
+	ZSTD_compressionParameters cp = ZSTD_getCParams(level, CRAC_IMG_CHUNK_MAX, 0);
+	size_t csize = ZSTD_estimateCCtxSize_usingCParams(cp);
+	void *mem = img_arena_alloc(&c->arena, csize + 64);
+	uint64_t dsize = crac_img_zstd_dctx_size();
+	void *dmem = img_arena_alloc(&c->arena, dsize + 64);
+	char *out = img_arena_alloc(&c->arena, IMG_ZSTD_OUT + P);
+	char *zbuf = img_arena_alloc(&c->arena, CRAC_IMG_CHUNK_MAX);
+	if (!mem || !dmem || !out || !zbuf)
+		return img_fail(&c->err, -ENOMEM, "engine arena exhausted (zstd level %d)", level);
+	z->cctx = ZSTD_initStaticCCtx((void *)(((uintptr_t)mem + 63) & ~(uintptr_t)63), csize);
+	z->dctx = crac_img_zstd_dctx((void *)(((uintptr_t)dmem + 63) & ~(uintptr_t)63), dsize);
+	if (!z->cctx || !z->dctx)
+		return img_fail(&c->err, -ENOMEM, "cannot make a zstd context (level %d)", level);
+	z->out = (char *)(((uintptr_t)out + P - 1) & ~(uintptr_t)(P - 1));
+	z->cap = IMG_ZSTD_OUT;
+	z->zbuf = zbuf;
+	z->level = level;
+	/* One frame now, threads running: whatever the compressor touches
+	 * first (its tables, the dynamic linker binding memcpy/memset for
+	 * it) is done before any page is looked at (see img_write_begin). */
+	size_t n = ZSTD_compressCCtx(z->cctx, z->out, z->cap, zbuf, 65536, level);
+	if (ZSTD_isError(n))
+		return img_fail(&c->err, -EIO, "zstd (level %d): %s", level, ZSTD_getErrorName(n));
+	(void)ZSTD_decompressDCtx(z->dctx, zbuf, 65536, z->out, n);
+	return 0;
+#else
+	return img_fail(&c->err, -ENOTSUP, "%s: this build of crac has no zstd (built without libzstd-dev): "
+			"images cannot be compressed", z->why);
+#endif
+}
+
+int64_t img_write_compressed(struct img_capture *c, struct crac_img_chunk *k, const void *src)
+{
+#if CRAC_HAVE_ZSTD
+	struct img_zstd *z = &c->z;
+	uint64_t bound = (ZSTD_COMPRESSBOUND(k->len) + P - 1) & ~(P - 1);
+	int rc;
+
+	if (z->cap - z->used < bound) {
+		/* the queue may still read earlier frames: write them first */
+		if ((rc = img_write_sync(c)) < 0)
+			return rc;
+		z->used = 0;
+	}
+	char *out = z->out + z->used;
+	/* raw system calls and our own code only: the compressor reads the
+	 * program's pages (not sanitizer-instrumented: libzstd) */
+	size_t n = ZSTD_compressCCtx(z->cctx, out, bound, src, k->len, z->level);
+	if (ZSTD_isError(n))
+		return 0;
+	uint64_t padded = (n + P - 1) & ~(P - 1);
+	if (padded >= k->len)
+		return 0;   /* not a page saved: stored as it is */
+	for (uint64_t i = n; i < padded; i++)
+		out[i] = 0;
+	k->zlen = (uint32_t)n;
+	if ((rc = img_write_queue(c, out, padded)) < 0)
+		return rc;
+	z->used += padded;
+	z->in_bytes += k->len;
+	z->out_bytes += padded;
+	z->n_frames++;
+	return (int64_t)padded;
+#else
+	(void)c, (void)k, (void)src;
+	return 0;
+#endif
+}

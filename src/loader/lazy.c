@@ -103,7 +103,8 @@ long lazy_start(struct lazy_plan *pl, const struct crac_img_view *v, const bool 
 		struct crac_img_resume *res, int pages_fd, const char *dir, uint64_t now_ns)
 {
 	const struct crac_img_header *h = v->h;
-	uint64_t n_segs = 0, buf_size = 0;
+	uint64_t n_segs = 0, buf_size = 0, zbuf_size = 0;
+	bool compressed = (h->img_flags & CRAC_IMGF_COMPRESSED) != 0;
 
 	if (!res->lazy_entry)
 		return -ENOEXEC;   /* the restored libcrac has no lazy loader */
@@ -113,14 +114,26 @@ long lazy_start(struct lazy_plan *pl, const struct crac_img_view *v, const bool 
 		if (!is_lazy[i])
 			continue;
 		n_segs += m->n_chunks;
-		for (uint32_t c = m->first_chunk; c < m->first_chunk + m->n_chunks; c++)
+		for (uint32_t c = m->first_chunk; c < m->first_chunk + m->n_chunks; c++) {
 			if (v->chunks[c].len > buf_size)
 				buf_size = v->chunks[c].len;   /* CRAC_IMG_CHUNK_MAX from our writer */
+			if (v->chunks[c].zlen > zbuf_size)
+				zbuf_size = v->chunks[c].zlen;
+		}
 	}
+	/* Compressed chunks: the thread reads each through
+	 * crac_img_chunk_read, with a frame buffer and a zstd context here. */
+	uint64_t dctx_size = zbuf_size ? crac_img_zstd_dctx_size() : 0;
+	if (zbuf_size && !dctx_size)
+		return -ENOTSUP;   /* not reached: the eager path says "no zstd" */
+	zbuf_size = (zbuf_size + P - 1) & ~(P - 1);
 	uint64_t segs_off = (sizeof(struct crac_img_lazy) + 63) & ~63ull;
 	uint64_t chunks_off = segs_off + n_segs * sizeof(struct crac_img_lazy_seg);
-	uint64_t buf_off = (chunks_off + h->n_chunks * sizeof(struct crac_img_chunk) + P - 1) & ~(P - 1);
-	uint64_t stack_off = buf_off + buf_size * CRAC_LAZY_SLOTS;   /* chunk lengths are whole pages */
+	uint64_t real_off = chunks_off + h->n_chunks * sizeof(struct crac_img_chunk);
+	uint64_t dctx_off = (real_off + (compressed ? h->n_chunks * 8ull : 0) + 63) & ~63ull;
+	uint64_t buf_off = (dctx_off + dctx_size + P - 1) & ~(P - 1);
+	uint64_t zbuf_off = buf_off + buf_size * CRAC_LAZY_SLOTS;   /* chunk lengths are whole pages */
+	uint64_t stack_off = zbuf_off + zbuf_size;
 	uint64_t tls_off = stack_off + LAZY_STACK;
 	uint64_t size = tls_off + P;
 
@@ -147,6 +160,14 @@ long lazy_start(struct lazy_plan *pl, const struct crac_img_view *v, const bool 
 	a->stack_off = stack_off;
 	a->stack_size = LAZY_STACK;
 	a->tls_off = tls_off;
+	a->file_size = h->pages_size;
+	if (compressed) {
+		a->real_off = real_off;
+		a->zbuf_off = zbuf_off;
+		a->zbuf_size = zbuf_size;
+		a->dctx_off = dctx_off;
+		a->dctx_size = dctx_size;
+	}
 	size_t dl = strlen(dir);
 	if (dl >= sizeof(a->dir))
 		dl = sizeof(a->dir) - 1;
@@ -155,10 +176,20 @@ long lazy_start(struct lazy_plan *pl, const struct crac_img_view *v, const bool 
 	/* Segments in map order: maps and their chunks are sorted by address. */
 	struct crac_img_lazy_seg *seg = (struct crac_img_lazy_seg *)(area + segs_off);
 	struct crac_img_chunk *ck = (struct crac_img_chunk *)(area + chunks_off);
+	uint64_t voff = 0;
 	for (uint32_t c = 0; c < h->n_chunks; c++) {
 		ck[c] = v->chunks[c];
 		ck[c].map = v->maps[v->chunks[c].map].kind;   /* the thread only needs the kind */
+		if (compressed) {
+			/* the thread counts pages by offset: give it the offsets
+			 * the chunks would have uncompressed, keep the real ones */
+			((uint64_t *)(area + real_off))[c] = v->chunks[c].offset;
+			ck[c].offset = voff;
+			voff += v->chunks[c].len;
+		}
 	}
+	if (compressed)
+		a->pages_size = voff;
 	for (uint32_t i = 0; i < h->n_maps; i++) {
 		const struct crac_img_map *m = &v->maps[i];
 		if (!is_lazy[i])
@@ -166,7 +197,7 @@ long lazy_start(struct lazy_plan *pl, const struct crac_img_view *v, const bool 
 		for (uint32_t c = m->first_chunk; c < m->first_chunk + m->n_chunks; c++) {
 			seg->addr = v->chunks[c].addr;
 			seg->len = v->chunks[c].len;
-			seg->off = v->chunks[c].offset;
+			seg->off = ck[c].offset;
 			seg->chunk = c;
 			seg++;
 			res->lazy_bytes += v->chunks[c].len;
