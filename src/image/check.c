@@ -492,6 +492,8 @@ static long read_stored(const struct crac_img_checker *k, const struct crac_img_
 		uint64_t e = ch->addr + ch->len < addr + len ? ch->addr + ch->len : addr + len;
 		if (s >= e)
 			continue;
+		if (ch->zlen)   /* never made so: the writer stores this chunk as it is */
+			return -EBADMSG;
 		long rc = pread_full(k->o->pages_fd, p + (s - addr), e - s, ch->offset + (s - ch->addr));
 		if (rc < 0)
 			return rc;
