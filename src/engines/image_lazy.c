@@ -37,7 +37,11 @@
  * and must never touch a page that is not loaded yet: it would wait for
  * itself. So it uses no libc at all (raw system calls; no errno, no TLS: its
  * thread pointer is a page of its own), and no data of libcrac: everything
- * lives on its stack, in its area, or in memory it maps itself.
+ * lives on its stack, in its area, or in memory it maps itself. The one
+ * exception: a compressed chunk (image/chunk.c) is decompressed by libzstd,
+ * linked into libcrac, which calls libc's memcpy, memmove and memset: pure
+ * functions that touch no TLS, bound in libcrac's GOT before the
+ * checkpoint (img_compress_prepare compresses and decompresses once).
  */
 #include "engines/image_engine.h"
 #include "loader/sys.h"   /* raw system calls: this thread has no libc */

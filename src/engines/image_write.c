@@ -58,6 +58,14 @@
  * all zero and left out must not be written afterwards). The engine's own
  * scratch is in its arena, which is not part of the image.
  *
+ * --compress (CRAC_IMAGE_COMPRESS, CRAC_COMPRESS): each chunk is
+ * compressed by this thread into one zstd frame (a context made in the
+ * arena before the threads stopped), the frame queued from an arena buffer
+ * and padded to a page; a chunk is stored as it is when its frame would not
+ * save a page, and the one holding the resume block always is (restore
+ * checks it straight from the file). Its crc is taken when it is
+ * compressed, of the bytes compressed.
+ *
  * CRAC_IMAGE_WRITER=direct|splice|write chooses the mode;
  * CRAC_IMAGE_KEEP_ZERO=1 stores all-zero pages too (benchmarks).
  */
