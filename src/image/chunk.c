@@ -71,14 +71,31 @@ CRAC_IMG_NOSAN long crac_img_chunk_read(int fd, const struct crac_img_chunk *k, 
 	}
 #if CRAC_HAVE_ZSTD
 	if (k->zlen) {
-		/* Only a zstd frame (not a legacy or skippable one: our writer
-		 * makes none), which must fill dst exactly. */
+		/* One or more zstd frames (the writer may cut a chunk in two,
+		 * compressed at once), which must fill dst exactly. Frame by
+		 * frame, each one's magic checked first: libzstd would take a
+		 * legacy frame, and decoding one allocates (malloc: never in
+		 * the loader, nor in the lazy loader thread); nor do we make
+		 * skippable frames. */
 		const unsigned char *z = zbuf;
-		uint32_t magic = (uint32_t)z[0] | (uint32_t)z[1] << 8 | (uint32_t)z[2] << 16 | (uint32_t)z[3] << 24;
-		if (magic != ZSTD_MAGICNUMBER)
-			return CRAC_CHUNK_FRAME;
-		size_t r = ZSTD_decompressDCtx(dctx, dst, k->len, zbuf, k->zlen);
-		if (ZSTD_isError(r) || r != k->len)
+		uint64_t at = 0, out = 0;
+		while (at < k->zlen) {
+			if (k->zlen - at < 8)
+				return CRAC_CHUNK_FRAME;
+			uint32_t magic = (uint32_t)z[at] | (uint32_t)z[at + 1] << 8 | (uint32_t)z[at + 2] << 16 |
+					 (uint32_t)z[at + 3] << 24;
+			if (magic != ZSTD_MAGICNUMBER)
+				return CRAC_CHUNK_FRAME;
+			size_t fl = ZSTD_findFrameCompressedSize(z + at, k->zlen - at);
+			if (ZSTD_isError(fl) || fl > k->zlen - at)
+				return CRAC_CHUNK_FRAME;
+			size_t r = ZSTD_decompressDCtx(dctx, (char *)dst + out, k->len - out, z + at, fl);
+			if (ZSTD_isError(r) || r > k->len - out)
+				return CRAC_CHUNK_FRAME;
+			at += fl;
+			out += r;
+		}
+		if (out != k->len)
 			return CRAC_CHUNK_FRAME;
 	}
 #endif

@@ -628,6 +628,23 @@ static void test_chunk_read(void)
 	REQUIRE(ftruncate(fd, 4096 + n / 2) == 0);
 	CHECK_EQ(crac_img_chunk_read(fd, &k, out, zbuf, L, dctx, &crc), CRAC_CHUNK_SHORT);
 	CHECK(strstr(crac_img_chunk_why(CRAC_CHUNK_SHORT), "truncated") != NULL);
+
+	/* two frames, one per half (the writer's two threads): read as one */
+	size_t n1 = ZSTD_compress(z, L, data, L / 2, 1);
+	size_t n2 = ZSTD_compress(z + n1, L - n1, data + L / 2, L / 2, 1);
+	REQUIRE(!ZSTD_isError(n1) && !ZSTD_isError(n2) && n1 + n2 < L);
+	REQUIRE(ftruncate(fd, 0) == 0 && pwrite(fd, z, n1 + n2, 4096) == (ssize_t)(n1 + n2));
+	k.zlen = (uint32_t)(n1 + n2);
+	memset(out, 0, L);
+	CHECK_EQ(crac_img_chunk_read(fd, &k, out, zbuf, L, dctx, &crc), 0);
+	CHECK(memcmp(out, data, L) == 0);
+	/* the second frame a legacy one (decoding it would allocate) or a
+	 * skippable one: refused */
+	static const uint32_t magics[] = { 0xFD2FB527u, 0x184D2A50u };
+	for (int i = 0; i < 2; i++) {
+		REQUIRE(pwrite(fd, &magics[i], 4, 4096 + n1) == 4);
+		CHECK_EQ(crac_img_chunk_read(fd, &k, out, zbuf, L, dctx, &crc), CRAC_CHUNK_FRAME);
+	}
 	close(fd);
 	free(dmem);
 	free(data), free(out), free(z), free(zbuf);
