@@ -311,9 +311,9 @@ static void print_stats(const struct img_capture *c)
 			 c->incr.t_scan_ns / 1e6, c->incr.reset ? ", write-protecting again included" : "");
 	char zs[160] = "";
 	if (c->z.level)
-		snprintf(zs, sizeof(zs), ", zstd level %d (%s): %llu chunks, %.1f MiB of memory in %.1f MiB",
-			 c->z.level, c->z.why, (unsigned long long)c->z.n_frames, c->z.in_bytes / 1048576.0,
-			 c->z.out_bytes / 1048576.0);
+		snprintf(zs, sizeof(zs), ", zstd level %d (%s): %llu chunks (%llu in two halves at once), "
+			 "%.1f MiB of memory in %.1f MiB", c->z.level, c->z.why, (unsigned long long)c->z.n_frames,
+			 (unsigned long long)c->z.n_split, c->z.in_bytes / 1048576.0, c->z.out_bytes / 1048576.0);
 	snprintf(line, sizeof(line), "crac: checkpoint stats: %.1f MiB of pages in %llu chunks written with %s%s "
 		 "(%s), %.1f MiB of zero pages left out%s%s; threads stopped %.1f ms (pages %.1f ms, "
 		 "descriptors + header + fsync %.1f ms)\n",

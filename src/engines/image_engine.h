@@ -320,6 +320,9 @@ struct img_zstd {
 	uint64_t in_bytes, out_bytes;   /* memory of the compressed chunks, and the bytes written for them */
 	uint64_t n_frames;
 	const char *why;                /* how it was asked for (static text) */
+	void *worker;                   /* the second CPU's compressor (image_write.c), NULL: none */
+	bool worker_running;
+	uint64_t n_split;               /* chunks compressed in two halves at once */
 };
 
 struct img_capture {

@@ -216,3 +216,15 @@ refused_like() {
 	AS=()
 	restore_ok 1 "$T/keep" --populate
 }
+
+@test "CRAC_IMAGE_COMPRESS_THREADS=2: chunks compressed in two halves at once restore exactly" {
+	[ "$(nproc)" -ge 2 ] || skip "one CPU: no second compressor"
+	make_images CRAC_IMAGE_COMPRESS=1 CRAC_IMAGE_COMPRESS_THREADS=2 CRAC_IMAGE_STATS=1
+	echo "$stderr" | grep -Eq "chunks \([1-9][0-9]* in two halves at once\)"
+	compressed "$T/i1"
+	AS=()
+	restore_ok 0 "$T/i0"
+	restore_ok 1 "$T/i1" --populate
+	restore_ok 1 "$T/i1"
+	# (image_zstd fails if the compressor is left as a child, even a zombie)
+}

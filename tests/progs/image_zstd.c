@@ -4,6 +4,7 @@
  *   image_zstd DIR0 DIR1 [MiB] [api]
  *       stage 0: builds its memory, checkpoints into DIR0 with keep-running;
  *       changes it (stage 1), checkpoints into DIR1 and exits there.
+ *       Fails if the checkpoint left a child process behind.
  *       Compression is asked for by the caller ($CRAC_IMAGE_COMPRESS), or
  *       with "api" by the CRAC_COMPRESS flag.
  *   crac restore DIRn
@@ -23,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 
 #define PG 4096ul
 
@@ -138,6 +140,11 @@ int main(int argc, char **argv)
 	change(0);
 	if (checkpoint(argv[1], true) == CRAC_RESTORED)
 		return verify();
+	/* the engine left no child behind (its compressor, its helpers) */
+	if (waitpid(-1, NULL, WNOHANG | __WALL) != -1) {
+		printf("FAIL: a child process is left after the checkpoint\n");
+		return 1;
+	}
 	printf("continued after stage 0\n");
 	change(1);
 	if (checkpoint(argv[2], false) == CRAC_RESTORED)
