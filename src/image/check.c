@@ -528,6 +528,10 @@ static int check_pages(const struct crac_img_checker *k, struct crac_img_buf *b)
 		crac_img_puts(b, ")");
 		return -EBADMSG;
 	}
+	if ((h->img_flags & CRAC_IMGF_COMPRESSED) && !crac_img_have_zstd()) {
+		crac_img_puts(b, "the image is compressed (zstd) and this build of crac has no zstd");
+		return -ENOTSUP;
+	}
 	const struct crac_img_map *rm = map_of(v, h->resume, sizeof(res));
 	if (!rm) {
 		crac_img_puts(b, "the resume block address lies in no mapping");
