@@ -71,6 +71,9 @@ cfgs=$tmp/cfgs
 	echo "direct|O_DIRECT (CRAC_IMAGE_WRITER=direct)|disk|dirty|CRAC_IMAGE_WRITER=direct"
 	echo "direct_aio|O_DIRECT + AIO, scanning overlapped (CRAC_IMAGE_AIO=1)|disk|dirty|CRAC_IMAGE_WRITER=direct CRAC_IMAGE_AIO=1"
 	echo "half|default, heap half zeros|disk|half|"
+	echo "halftext|default, heap half zeros, the rest text-like|disk|halftext|"
+	echo "halftext_z|--compress (zstd level 1), heap half zeros, the rest text-like|disk|halftext|CRAC_IMAGE_COMPRESS=1"
+	echo "halftext_z2|--compress on two CPUs (CRAC_IMAGE_COMPRESS_THREADS=2), the same heap|disk|halftext|CRAC_IMAGE_COMPRESS=1 CRAC_IMAGE_COMPRESS_THREADS=2"
 	if [ -n "$shm" ]; then
 		echo "shm|default in /dev/shm|shm|dirty|"
 		echo "shm_write|write(2) in /dev/shm|shm|dirty|CRAC_IMAGE_WRITER=write"
@@ -201,7 +204,13 @@ goal=$tmp/goal.md
 	awk -v g="$gh" -v d="$r_disk" 'BEGIN {
 		printf "- heap half zeros ≥ 3× the disk'"'"'s rate: %s GiB/s of heap vs %s GiB/s = %.2f× → %s\n",
 			g, d, g / d, (g >= 3 * d) ? "PASS" : "MISS" }'
-	echo "  Bound: with half of the pages zero, the other half still has to reach the disk durably, so the heap rate cannot exceed 2× the disk's rate; the goal of 3× is out of reach on any disk whose durable rate is what dd measures. What is in reach: the heap rate divided by the rate at which the stored half was written, $(awk -v g="$gh" -v m="$(median <"$tmp/half.mib")" -v t="$mib" -v d="$r_disk" 'BEGIN { printf "%.2f× the disk for the %s MiB written", (g * m / t) / d, m }')."
+	gz=$(rate "$(first halftext_z)")
+	gz2=$(rate "$(first halftext_z2)")
+	awk -v g="$gz" -v g2="$gz2" -v d="$r_disk" -v u="$(rate "$(first halftext)")" 'BEGIN {
+		b = (g2 != "-" && g2 > g) ? g2 : g
+		printf "- heap half zeros, the rest text-like, with --compress (zstd level 1): %s GiB/s of heap (%s on two CPUs) vs %s GiB/s = %.2f× the disk → %s (the same heap uncompressed: %s GiB/s)\n",
+			g, g2, d, b / d, (b >= 3 * d) ? "PASS" : "MISS", u }'
+	echo "  Uncompressed, the bound: with half of the pages zero, the other half still has to reach the disk durably, so the heap rate cannot exceed 2× the disk's rate; without compression the goal of 3× is out of reach on any disk whose durable rate is what dd measures. What is in reach: the heap rate divided by the rate at which the stored half was written, $(awk -v g="$gh" -v m="$(median <"$tmp/half.mib")" -v t="$mib" -v d="$r_disk" 'BEGIN { printf "%.2f× the disk for the %s MiB written", (g * m / t) / d, m }')."
 	echo "- machine load (1-minute average) during the run: $(sort -g "$tmp/loads" | head -n 1)–$(sort -g "$tmp/loads" | tail -n 1) on $(nproc) cores"
 } >"$goal"
 
@@ -231,6 +240,7 @@ fi
 	echo "- A fresh process maps a $mib MiB heap (one anonymous mapping) and writes every page (\"dirty\": every word a different non-zero value; \"half zeros\": then every other 64 KiB block cleared again: resident, all-zero pages). It then calls \`crac_checkpoint_restore()\` (engine \"image\", CRAC_KEEP_RUNNING) twice, timed from the call to its return (image written, fsync'd, verified, renamed); the first is the process's first checkpoint, which pays the first kernel access to every page on this VM. $reps rounds; in each, every configuration runs in a new process, then the disk rate is measured (dd of $mib MiB of zeros, oflag=direct and conv=fsync), then the micro-benchmark. Median (min–max) over the rounds."
 	echo "- \"× disk\" divides the heap rate by the better of the two dd rates of the same run."
 	echo "- Each configuration's image is restored once and its heap compared (a note below says if not)."
+	echo "- \"text-like\": the non-zero half holds words and numbers (bench/ckpt_first.c halftext); with --compress (CRAC_IMAGE_COMPRESS=1) each chunk is one zstd frame (level 1) when that saves a page, compressed by the checkpointing thread before it is written; the pages-written column is then what reached the disk."
 	echo "- Writers (src/engines/image_write.c): by default the pages go into a pipe with vmsplice(2) and from there into the file with splice(2) (CRIU's way: the kernel copies from its own mapping of each page, not through the program's addresses, whose first kernel access is what makes write(2) slow on this VM). CRAC_IMAGE_WRITER=direct writes them with O_DIRECT (with CRAC_IMAGE_AIO=1 through Linux AIO, the crc of the next batch taken while one is in flight: scanning overlapped with writing), =write with write(2) as before; CRAC_IMAGE_KEEP_ZERO=1 stores all-zero pages as before. \"before\" is the old behaviour (write(2), zero pages stored)."
 	echo "- The machine is shared with other work (load below): read the same-run ratios, not the absolute times."
 	echo

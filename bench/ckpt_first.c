@@ -7,7 +7,9 @@
  *       memory and writes every page (PATTERN "dirty": every 8-byte word a
  *       different non-zero value; "half": the same, then every other 64 KiB
  *       block cleared again, so half of the pages are all zero but
- *       resident), then REPS times: removes DIR, syncs, and times
+ *       resident; "halftext": half zeros the same way, the other blocks
+ *       text-like: words and numbers, as a program's strings and JSON
+ *       would be, each block a different cut of a 1 MiB text), then REPS times: removes DIR, syncs, and times
  *       crac_checkpoint_restore(engine "image", CRAC_KEEP_RUNNING) from just
  *       before the call to its CRAC_CONTINUED return (the image written,
  *       fsync'd and renamed into place). Prints "ckpt rep=I ms=T" (rep 0 is
@@ -54,12 +56,42 @@ static uint64_t sum(void)
 	return s;
 }
 
+/* 1 MiB of text-like bytes: words of a vocabulary and numbers, chosen by
+ * a fixed pseudo-random sequence. */
+static char *text_pool(size_t size)
+{
+	static const char *const w[] = {
+		"the", "of", "and", "to", "in", "is", "that", "for", "it", "as", "was", "with", "be", "by",
+		"on", "not", "he", "this", "are", "or", "his", "from", "at", "which", "but", "have", "an",
+		"had", "they", "you", "were", "their", "one", "all", "we", "can", "her", "has", "there",
+		"been", "if", "more", "when", "will", "would", "who", "so", "no", "\"name\":", "\"id\":",
+		"\"value\":", "{", "}", "[", "],", "checkpoint", "restore", "request", "response", "error",
+		"user", "session", "timeout", "buffer",
+	};
+	char *p = malloc(size);
+	uint64_t x = 88172645463325252ull;
+	size_t at = 0;
+	if (!p)
+		return NULL;
+	while (at < size) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		char word[32];
+		int n = (x >> 40) % 8 == 0 ? snprintf(word, sizeof(word), "%u", (unsigned)(x >> 20) % 100000)
+					   : snprintf(word, sizeof(word), "%s", w[(x >> 8) % (sizeof(w) / sizeof(w[0]))]);
+		for (int i = 0; i < n && at < size; i++)
+			p[at++] = word[i];
+		if (at < size)
+			p[at++] = (x >> 32) % 11 == 0 ? '\n' : ' ';
+	}
+	return p;
+}
+
 static int build(const char *mib_arg, const char *pattern)
 {
 	size_t len = (size_t)strtoull(mib_arg, NULL, 10) << 20;
-	bool half = !strcmp(pattern, "half");
-	if (!len || (!half && strcmp(pattern, "dirty"))) {
-		fprintf(stderr, "ckpt_first: bad size %s or pattern %s (dirty, half)\n", mib_arg, pattern);
+	bool half = !strcmp(pattern, "half"), text = !strcmp(pattern, "halftext");
+	if (!len || (!half && !text && strcmp(pattern, "dirty"))) {
+		fprintf(stderr, "ckpt_first: bad size %s or pattern %s (dirty, half, halftext)\n", mib_arg, pattern);
 		return -1;
 	}
 	heap = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -70,9 +102,21 @@ static int build(const char *mib_arg, const char *pattern)
 	heap_words = len / 8;
 	for (size_t i = 0; i < heap_words; i++)
 		heap[i] = ((i + 1) * 0x9e3779b97f4a7c15ull) | 1;
-	if (half)
+	if (half || text)
 		for (size_t b = 1; b < len / 65536; b += 2)
 			memset((char *)heap + b * 65536, 0, 65536);
+	if (text) {
+		const size_t pool_len = 1u << 20;
+		char *pool = text_pool(pool_len);
+		if (!pool)
+			return -1;
+		for (size_t b = 0; b < len / 65536; b += 2) {
+			char *blk = (char *)heap + b * 65536;
+			memcpy(blk, pool + (b * 4099) % (pool_len - 65536), 65536);
+			snprintf(blk, 24, "block %zu ", b);   /* no two blocks alike */
+		}
+		free(pool);
+	}
 	heap_sum = sum();
 	return 0;
 }

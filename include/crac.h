@@ -222,6 +222,12 @@ enum crac_flags {
 	 * replaced, the target itself, a chain of 8) the image is full and
 	 * CRAC_LOG=info says why. Also CRAC_IMAGE_INCREMENTAL=1. */
 	CRAC_INCREMENTAL = 1u << 3,
+	/* Image engine: compress the page data with zstd (level 1), one frame
+	 * per chunk, so restore, lazy restore included, decompresses only the
+	 * chunks it reads; a chunk compression does not shrink is stored as
+	 * it is. Also CRAC_IMAGE_COMPRESS=1 (or =LEVEL, 1-19). A build
+	 * without zstd fails the checkpoint with -ENOTSUP. */
+	CRAC_COMPRESS = 1u << 4,
 };
 
 /*

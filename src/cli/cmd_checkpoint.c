@@ -4,6 +4,7 @@
  */
 #include "cli.h"
 #include "core/internal.h"
+#include "image/image.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -486,6 +487,7 @@ int crac_cmd_checkpoint(int argc, char **argv)
 		{ "dry-run", no_argument, 0, 'n' },
 		{ "force-checks", no_argument, 0, 'f' },
 		{ "incremental", no_argument, 0, 'I' },
+		{ "compress", optional_argument, 0, 'z' },
 		{ "timeout", required_argument, 0, 't' },
 		{ "stats", no_argument, 0, 's' },
 		{ "help", no_argument, 0, 'h' },
@@ -494,7 +496,7 @@ int crac_cmd_checkpoint(int argc, char **argv)
 	/* one token per option at most: repeated options replace their token */
 	const char *tokens[12] = { "CHECKPOINT" };
 	int at[128] = { 0 };   /* option letter -> its token index */
-	char engine[128], image[PATH_MAX + 8], deadline[64], dir[PATH_MAX];
+	char engine[128], image[PATH_MAX + 8], deadline[64], dir[PATH_MAX], compress[32];
 	int n = 1, c, pid;
 	long long deadline_ms = 0, timeout_ms = -2;   /* -2: the default */
 	const char *image_dir = NULL;
@@ -533,6 +535,22 @@ int crac_cmd_checkpoint(int argc, char **argv)
 		case 'I':
 			TOKEN('I', "incr=1");
 			break;
+		case 'z': {
+			/* zstd level: 1 (the default, fastest) to 19 */
+			char *end = NULL;
+			long lv = optarg ? strtol(optarg, &end, 10) : 1;
+			if (optarg && (!*optarg || *end || lv < 1 || lv > 19)) {
+				cli_err("--compress wants a zstd level from 1 to 19, got \"%s\"", optarg);
+				return 2;
+			}
+			if (!crac_img_have_zstd()) {
+				cli_err("--compress: this build of crac has no zstd (built without libzstd-dev)");
+				return 2;
+			}
+			snprintf(compress, sizeof(compress), "compress=%ld", lv);
+			TOKEN('z', compress);
+			break;
+		}
 		case 'd': {
 			char *end;
 			long long v = strtoll(optarg, &end, 10);
@@ -567,6 +585,9 @@ int crac_cmd_checkpoint(int argc, char **argv)
 			       "  --incremental       image engine: write only the pages changed since the image the\n"
 			       "                      process was restored from or last checkpointed into (with\n"
 			       "                      --keep-running); a full image, said why, when there is none\n"
+			       "  --compress[=LEVEL]  image engine: zstd-compress the page data, one frame per chunk\n"
+			       "                      (restore, lazy too, decompresses what it reads); LEVEL 1-19,\n"
+			       "                      default 1 (fastest)\n"
 			       "  --timeout DURATION  stop waiting for the answer after DURATION (500ms, 30s, 2m),\n"
 			       "                      saying which phase the checkpoint was in; default: the\n"
 			       "                      deadline plus %d s (none with --deadline -1); 0: no limit\n"

@@ -77,6 +77,7 @@ struct flat {
 	struct crac_img_chain *ch;
 	int pages_fd, out_fd;               /* DIR's pages file; OUT's */
 	char *buf;                          /* one chunk, verified */
+	struct crac_img_reader rd;          /* its buffers (compressed chunks) */
 	int buf_depth;                      /* what buf holds: depth (0: DIR) ... */
 	uint32_t buf_chunk;                 /* ... and chunk, -1: nothing */
 	struct crac_img_chunk *chunks;      /* OUT's */
@@ -102,15 +103,20 @@ static int load(struct flat *f, int depth, uint32_t c)
 			 (unsigned long long)CRAC_IMG_CHUNK_MAX);
 		return -EFBIG;
 	}
-	int rc = read_at(fd, f->buf, k->len, k->offset);
+	/* read, decompressed if it is, its crc checked (image/chunk.c) */
+	long rc = crac_img_reader_read(&f->rd, fd, k, f->buf);
 	if (rc < 0) {
-		snprintf(f->msg, sizeof(f->msg), "cannot read chunk #%u of %s: %s", c, dir, strerror(-rc));
-		return rc;
+		snprintf(f->msg, sizeof(f->msg), "cannot read chunk #%u of %s: %s", c, dir, strerror((int)-rc));
+		return (int)rc;
 	}
-	if (crac_img_crc32c(0, f->buf, k->len) != k->crc) {
+	if (rc == CRAC_CHUNK_CRC) {
 		struct crac_img_buf b = { f->msg, 0, sizeof(f->msg) };
 		crac_img_put_damaged_chunk(&b, c, k, dir);
 		return -EBADMSG;
+	}
+	if (rc > 0) {
+		snprintf(f->msg, sizeof(f->msg), "cannot read chunk #%u of %s: %s", c, dir, crac_img_chunk_why(rc));
+		return rc == CRAC_CHUNK_NO_ZSTD ? -ENOTSUP : -EBADMSG;
 	}
 	f->buf_depth = depth;
 	f->buf_chunk = c;
@@ -235,6 +241,9 @@ static int flatten(struct flat *f, char **out, uint64_t *out_len)
 	nh->depth = 0;
 	nh->n_refs = 0;
 	nh->refs_off = 0;
+	/* written as read: uncompressed, in this build's format */
+	nh->version = CRAC_IMG_VERSION;
+	nh->img_flags &= ~CRAC_IMGF_COMPRESSED;
 	struct crac_img_map *maps = (struct crac_img_map *)(buf + maps_off);
 	memcpy(maps, v->maps, (size_t)h->n_maps * sizeof(*maps));
 	for (uint32_t i = 0; i < h->n_maps; i++) {
@@ -365,7 +374,7 @@ int crac_cmd_flatten(int argc, char **argv)
 	int rc, dfd = -1;
 
 	f.buf = malloc(CRAC_IMG_CHUNK_MAX);
-	if (!ch || !abuf || !f.buf) {
+	if (!ch || !abuf || !f.buf || crac_img_reader_init(&f.rd) < 0) {
 		cli_err("flatten %s: out of memory", dir);
 		return 1;
 	}
@@ -478,6 +487,7 @@ out:
 	free(nbuf);
 	free(f.chunks);
 	free(f.buf);
+	crac_img_reader_free(&f.rd);
 	free(hbuf);
 	free(abuf);
 	free(ch);

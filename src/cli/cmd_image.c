@@ -381,6 +381,17 @@ static void print_text(const char *dir, const struct crac_img_view *v, const str
 	printf("format:    version %u, header %llu bytes, page data %.1f MiB in %u chunks\n", h->version,
 	       (unsigned long long)h->size, mib(h->pages_size), h->n_chunks);
 	printf("created:   %s\n", when);
+	if (h->img_flags & CRAC_IMGF_COMPRESSED) {
+		uint64_t zmem = 0, zout = 0, n = 0;
+		for (uint32_t c = 0; c < h->n_chunks; c++)
+			if (v->chunks[c].zlen) {
+				n++;
+				zmem += v->chunks[c].len;
+				zout += v->chunks[c].zlen;
+			}
+		printf("compress:  zstd, %llu of %u chunks: %.1f MiB of memory in %.1f MiB (%.2fx)\n",
+		       (unsigned long long)n, h->n_chunks, mib(zmem), mib(zout), zout ? (double)zmem / (double)zout : 1.0);
+	}
 	if (h->depth) {
 		uint64_t ref_bytes = 0;
 		for (uint32_t i = 0; i < h->n_refs; i++)
@@ -472,6 +483,15 @@ static void print_json(const char *dir, const struct crac_img_view *v, const str
 		(unsigned long long)h->pages_size, (unsigned long long)h->stored, h->n_chunks,
 		(long long)h->created_ns);
 	json_str(f, h->kernel);
+	uint64_t zn = 0, zmem = 0, zout = 0;
+	for (uint32_t c = 0; c < h->n_chunks; c++)
+		if (v->chunks[c].zlen) {
+			zn++;
+			zmem += v->chunks[c].len;
+			zout += v->chunks[c].zlen;
+		}
+	fprintf(f, ",\"compressed_chunks\":%llu,\"compressed_memory\":%llu,\"compressed_bytes\":%llu",
+		(unsigned long long)zn, (unsigned long long)zmem, (unsigned long long)zout);
 	fprintf(f, ",\"machine\":");
 	json_str(f, h->machine);
 	fprintf(f, ",\"pid\":%d,\"tid\":%d,\"umask\":%u,\"cwd\":", h->pid, h->tid, h->umask);

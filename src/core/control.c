@@ -357,6 +357,12 @@ static void *checkpoint_thread(void *p)
 		o.flags |= CRAC_FORCE_CHECKS;
 	if ((v = token_value(c->tokens, "incr")) && strcmp(v, "1") == 0)
 		o.flags |= CRAC_INCREMENTAL;
+	/* compress=LEVEL (zstd, 1-19): the image engine compresses at it */
+	if ((v = token_value(c->tokens, "compress"))) {
+		long lv = strtol(v, NULL, 10);
+		o.flags |= CRAC_COMPRESS;
+		c->rq.compress = lv >= 1 && lv <= 19 ? (int)lv : 1;
+	}
 	crac__checkpoint(&o, &c->rq, NULL);
 	if (!c->done)
 		rq_finish(&c->rq, -EIO, NULL);

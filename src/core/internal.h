@@ -139,6 +139,7 @@ struct crac_requester {
 	 * the record instead). */
 	void (*progress)(struct crac_requester *rq, const struct crac_ckpt_stats *s, bool final);
 	void *priv;
+	int compress;                /* zstd level the request asked for (token compress=N), 0: none */
 };
 
 struct crac_round {

@@ -302,19 +302,24 @@ static void print_stats(const struct img_capture *c)
 {
 	static const char *const mode[] = { "?", "O_DIRECT", "vmsplice+splice", "write" };
 	const char *aio = c->w.mode == IMG_WRITE_DIRECT && c->w.used_aio ? " + AIO" : "";
-	char line[600];
+	char line[800];
 
 	char incr[224] = "";
 	if (c->incr.on || c->incr.reset)
 		snprintf(incr, sizeof(incr), ", %.1f MiB referenced from %u image%s below (scans %.1f ms%s)",
 			 c->incr.ref_bytes / 1048576.0, c->incr.depth, c->incr.depth == 1 ? "" : "s",
 			 c->incr.t_scan_ns / 1e6, c->incr.reset ? ", write-protecting again included" : "");
+	char zs[160] = "";
+	if (c->z.level)
+		snprintf(zs, sizeof(zs), ", zstd level %d (%s): %llu chunks (%llu in two halves at once), "
+			 "%.1f MiB of memory in %.1f MiB", c->z.level, c->z.why, (unsigned long long)c->z.n_frames,
+			 (unsigned long long)c->z.n_split, c->z.in_bytes / 1048576.0, c->z.out_bytes / 1048576.0);
 	snprintf(line, sizeof(line), "crac: checkpoint stats: %.1f MiB of pages in %llu chunks written with %s%s "
-		 "(%s), %.1f MiB of zero pages left out%s; threads stopped %.1f ms (pages %.1f ms, "
+		 "(%s), %.1f MiB of zero pages left out%s%s; threads stopped %.1f ms (pages %.1f ms, "
 		 "descriptors + header + fsync %.1f ms)\n",
 		 c->pages_size / 1048576.0, (unsigned long long)c->n_chunks,
 		 mode[c->w.mode <= IMG_WRITE_WRITE ? c->w.mode : 0], aio, c->w.why ? c->w.why : "",
-		 c->w.zero_pages * (double)CRAC_IMG_PAGE / 1048576.0, incr, (c->t_synced - c->t_stopped) / 1e6,
+		 c->w.zero_pages * (double)CRAC_IMG_PAGE / 1048576.0, zs, incr, (c->t_synced - c->t_stopped) / 1e6,
 		 (c->t_pages - c->t_stopped) / 1e6, (c->t_synced - c->t_pages) / 1e6);
 	write_stderr(line);
 }
@@ -417,7 +422,8 @@ static int image_checkpoint(struct crac_round *r)
 	c->n_skip = 1;
 	/* Temporaries of this image left by checkpoints that were killed. */
 	crac_img_clean_stale(r->opts.image_dir, NULL);
-	if (img_capture_secrets(c) < 0 || img_capture_open(c, r->opts.image_dir) < 0)
+	if (img_capture_secrets(c) < 0 || img_capture_open(c, r->opts.image_dir) < 0 ||
+	    img_compress_prepare(c, r) < 0)
 		goto fail_running;
 	img_incr_prepare(c, r);   /* incremental: the parent image (image_track.c) */
 

@@ -678,19 +678,34 @@ static int store_chunk(struct img_capture *c, uint32_t mi, uint64_t s, uint64_t 
 	struct crac_img_chunk *k = &c->chunks[c->n_chunks];
 	k->addr = s;
 	k->offset = c->pages_size;
-	k->len = len;
+	k->len = (uint32_t)len;
+	k->zlen = 0;
 	k->map = mi;
 	/* The crc is taken when the queue is written (img_write_flush), right
 	 * before the bytes go to the kernel; a copy's (the bounce buffer)
 	 * now, since the flush takes it from the program's pages. */
 	k->crc = src != (const void *)(uintptr_t)s ? crac_img_crc32c(0, src, len) : 0;
-	int rc = img_write_queue(c, src, len);
+	int64_t queued = 0;
+	if (c->z.level) {
+		/* --compress: the crc now, of the bytes compressed (every chunk:
+		 * the flush takes none then). The chunk holding the resume block
+		 * is stored as it is: restore checks it before anything else
+		 * (image/check.c reads it straight from the pages file). */
+		uint64_t res = (uint64_t)(uintptr_t)&crac__img_self.resume;
+		k->crc = crac_img_crc32c(0, src, len);
+		if (!near(s, len, res, sizeof(struct crac_img_resume)) &&
+		    (queued = img_write_compressed(c, k, src)) < 0)
+			return (int)queued;
+	}
+	int rc = queued ? 0 : img_write_queue(c, src, len);
 	if (rc < 0)
 		return rc;
 	m->n_chunks++;
 	m->stored += len;
 	c->n_chunks++;
-	c->pages_size += len;
+	c->pages_size += queued ? (uint64_t)queued : len;
+	if (c->z.level)
+		c->w.crc_from = c->n_chunks;
 	return 0;
 }
 
@@ -999,9 +1014,11 @@ static int verify_thread_chunks(struct img_capture *c)
 	uint64_t own[2] = { (uint64_t)(uintptr_t)__builtin_frame_address(0), crac__img_self.thread.ctx.fs_base };
 	char *buf = img_arena_alloc(&c->arena, CRAC_IMG_CHUNK_MAX);
 	int fd = -1, rc = 0;
+	struct crac_img_crc crc;
 
 	if (!buf)
 		return img_fail(&c->err, -ENOMEM, "engine arena exhausted");
+	crac_img_crc32c_prepare(&crc);
 	for (const struct img_thread *t = img_threads_list();; t = t->next) {
 		/* every stopped thread, then this one (t == NULL) */
 		uint64_t at[2] = { t ? t->sp : own[0], t ? t->ctx.fs_base : own[1] };
@@ -1024,14 +1041,16 @@ static int verify_thread_chunks(struct img_capture *c)
 						      CRAC_IMG_PAGES_FILE, img_strerror(errno));
 					break;
 				}
-				ssize_t n = pread(fd, buf, k->len, (off_t)k->offset);
-				if (n != (ssize_t)k->len) {
-					rc = img_fail(&c->err, n < 0 ? -errno : -EIO, "reading back chunk #%llu from %s/%s: %s",
+				/* read, decompressed if it is, its crc checked (image/chunk.c) */
+				long n = crac_img_chunk_read(fd, k, buf, c->z.zbuf, c->z.zbuf ? CRAC_IMG_CHUNK_MAX : 0,
+							     c->z.dctx, &crc);
+				if (n != 0 && n != CRAC_CHUNK_CRC) {
+					rc = img_fail(&c->err, n < 0 ? (int)n : -EIO, "reading back chunk #%llu from %s/%s: %s",
 						      (unsigned long long)i, c->tmp, CRAC_IMG_PAGES_FILE,
-						      n < 0 ? img_strerror(errno) : "short read");
+						      n < 0 ? img_strerror((int)-n) : crac_img_chunk_why(n));
 					break;
 				}
-				if (crac_img_crc32c(0, buf, k->len) != k->crc) {
+				if (n == CRAC_CHUNK_CRC) {
 					rc = img_fail(&c->err, -EIO, "page data of chunk #%llu (%llu bytes at %#llx, the "
 						      "stack or TLS of thread %d) changed while it was written: the image "
 						      "would not restore", (unsigned long long)i,
@@ -1164,7 +1183,7 @@ int img_capture_header(struct img_capture *c)
 	memcpy(buf + h->chunks_off, c->chunks, c->n_chunks * sizeof(struct crac_img_chunk));
 	if (c->n_secrets)
 		memcpy(buf + h->secrets_off, c->secrets, c->n_secrets * sizeof(struct crac_img_range));
-	h->img_flags = c->img_flags;
+	h->img_flags = c->img_flags | (c->z.n_frames ? CRAC_IMGF_COMPRESSED : 0);
 	if (c->incr.on) {
 		/* an incremental image: its parent, and what it takes from it */
 		h->parent = img_strtab_add(tab, &used, c->incr.parent);

@@ -305,6 +305,26 @@ struct img_writer {
 	const char *why;                /* why the mode was chosen (static text) */
 };
 
+/*
+ * `crac checkpoint --compress` (image_write.c): each chunk becomes one zstd
+ * frame when that saves at least a page (struct crac_img_chunk.zlen). The
+ * context and the buffers are made in the arena before the threads stop.
+ */
+struct img_zstd {
+	int level;                      /* 0: off */
+	void *cctx;                     /* ZSTD_initStaticCCtx in the arena */
+	char *out;                      /* frames queued for the pages file (arena, page-aligned) */
+	uint64_t used, cap;
+	char *zbuf;                     /* read-back: one frame ... */
+	void *dctx;                     /* ... and a decompression context (arena) */
+	uint64_t in_bytes, out_bytes;   /* memory of the compressed chunks, and the bytes written for them */
+	uint64_t n_frames;
+	const char *why;                /* how it was asked for (static text) */
+	void *worker;                   /* the second CPU's compressor (image_write.c), NULL: none */
+	bool worker_running;
+	uint64_t n_split;               /* chunks compressed in two halves at once */
+};
+
 struct img_capture {
 	struct img_arena arena;
 	struct img_err err;
@@ -337,6 +357,7 @@ struct img_capture {
 	char *bounce;                   /* copy of the chunk holding our stack (page-aligned) */
 	void *scan_vec;                 /* PAGEMAP_SCAN / pagemap scratch (arena) */
 	struct img_writer w;            /* page data on its way to the pages file */
+	struct img_zstd z;              /* --compress */
 	struct crac_round *round;       /* for img_progress */
 	struct img_incr incr;           /* incremental checkpoint: the parent, the references */
 	uint32_t img_flags;             /* header img_flags (CRAC_IMGF_TRACK) */
@@ -395,6 +416,14 @@ int img_write_flush(struct img_capture *c) CRAC_HIDDEN;
 /* The same, and waits until everything is written: after it returns no
  * page of the program is referenced by the kernel for us. */
 int img_write_sync(struct img_capture *c) CRAC_HIDDEN;
+/* Threads running: whether chunks are compressed, and at which level
+ * (CRAC_COMPRESS, $CRAC_IMAGE_COMPRESS, `crac checkpoint --compress[=N]`);
+ * makes the context. 0, or a negative errno (c->err says why). */
+int img_compress_prepare(struct img_capture *c, const struct crac_round *r) CRAC_HIDDEN;
+/* Chunk k, its bytes at src: queued as one zstd frame (k->zlen set), if
+ * that saves at least a page. The bytes queued (a page multiple), 0 if the
+ * chunk is to be stored as it is, or a negative errno. */
+int64_t img_write_compressed(struct img_capture *c, struct crac_img_chunk *k, const void *src) CRAC_HIDDEN;
 /* Flushes and closes the writer's descriptors (safe to call twice). */
 int img_write_end(struct img_capture *c) CRAC_HIDDEN;
 /* After each piece of page data (image.c): progress for the requester. */

@@ -37,7 +37,11 @@
  * and must never touch a page that is not loaded yet: it would wait for
  * itself. So it uses no libc at all (raw system calls; no errno, no TLS: its
  * thread pointer is a page of its own), and no data of libcrac: everything
- * lives on its stack, in its area, or in memory it maps itself.
+ * lives on its stack, in its area, or in memory it maps itself. The one
+ * exception: a compressed chunk (image/chunk.c) is decompressed by libzstd,
+ * linked into libcrac, which calls libc's memcpy, memmove and memset: pure
+ * functions that touch no TLS, bound in libcrac's GOT before the
+ * checkpoint (img_compress_prepare compresses and decompresses once).
  */
 #include "engines/image_engine.h"
 #include "loader/sys.h"   /* raw system calls: this thread has no libc */
@@ -102,6 +106,8 @@ struct lazy {
 	uint32_t n_slots;
 	uint64_t uses;
 	struct crac_img_crc crc;
+	const uint64_t *real_off;        /* compressed image: each chunk's offset in the pages file */
+	void *dctx;                      /* ... and the zstd context (in the area) */
 	struct view *views;
 	bool prefetch;
 	void *buf_map;                   /* the chunk buffer in huge pages (huge_slots), or 0 */
@@ -396,7 +402,6 @@ static const char *chunk_bytes(struct lazy *L, uint32_t c)
 	uint32_t own = c - f->first_chunk;   /* its index in its image */
 	char why[1536];
 	struct crac_img_buf b = { why, 0, sizeof(why) };
-	uint64_t got = 0;
 	struct slot *sl = &L->slot[0];
 
 	for (uint32_t i = 0; i < L->n_slots; i++) {
@@ -410,38 +415,43 @@ static const char *chunk_bytes(struct lazy *L, uint32_t c)
 	sl->valid = false;
 	if (k->len > L->a->buf_size)
 		fatal(L, "lazy loading: a chunk is larger than the chunk buffer", 0);
-	while (got < k->len) {
-		long n = sys_pread(f->fd, sl->bytes + got, k->len - got, k->offset - f->base + got);
-		if (n == -EINTR)
-			continue;
-		if (n < 0) {
-			crac_img_puts(&b, "cannot read the pages file ");
-			put_pages_path(f, &b);
-			crac_img_puts(&b, " while loading lazily: ");
-			put_chunk(&b, own, k);
-			fatal(L, why, n);
-		}
-		if (n == 0) {
-			struct stat st;
-			crac_img_puts(&b, "the pages file ");
-			put_pages_path(f, &b);
-			crac_img_puts(&b, " was truncated while loading lazily (");
-			if (sys_fstat(f->fd, &st) == 0) {
-				crac_img_puts(&b, "now ");
-				crac_img_putu(&b, (uint64_t)st.st_size);
-				crac_img_puts(&b, " bytes, ");
-			}
-			crac_img_puts(&b, "the image needs ");
-			crac_img_putu(&b, f->size);
-			crac_img_puts(&b, "): found reading ");
-			put_chunk(&b, own, k);
-			put_seen(L, &b, c);
-			fatal(L, why, 0);
-		}
-		got += (uint64_t)n;
+	/* read, decompressed if it is, its crc checked: image/chunk.c */
+	struct crac_img_chunk real = *k;
+	real.offset = L->real_off ? L->real_off[c] : k->offset - f->base;   /* in its own file */
+	long rc = crac_img_chunk_read(f->fd, &real, sl->bytes, (char *)L->a + L->a->zbuf_off,
+				      L->a->zbuf_size, L->dctx, &L->crc);
+	if (rc < 0) {
+		crac_img_puts(&b, "cannot read the pages file ");
+		put_pages_path(f, &b);
+		crac_img_puts(&b, " while loading lazily: ");
+		put_chunk(&b, own, &real);
+		fatal(L, why, rc);
 	}
-	if (crac_img_crc32c_with(&L->crc, 0, sl->bytes, k->len) != k->crc) {
-		crac_img_put_damaged_chunk(&b, own, k, crac_img_kind_name(k->map));
+	if (rc == CRAC_CHUNK_SHORT) {
+		struct stat st;
+		crac_img_puts(&b, "the pages file ");
+		put_pages_path(f, &b);
+		crac_img_puts(&b, " was truncated while loading lazily (");
+		if (sys_fstat(f->fd, &st) == 0) {
+			crac_img_puts(&b, "now ");
+			crac_img_putu(&b, (uint64_t)st.st_size);
+			crac_img_puts(&b, " bytes, ");
+		}
+		crac_img_puts(&b, "the image needs ");
+		crac_img_putu(&b, f->size);
+		crac_img_puts(&b, "): found reading ");
+		put_chunk(&b, own, &real);
+		put_seen(L, &b, c);
+		fatal(L, why, 0);
+	}
+	if (rc != 0) {
+		if (rc == CRAC_CHUNK_CRC) {
+			crac_img_put_damaged_chunk(&b, own, &real, crac_img_kind_name(k->map));
+		} else {
+			put_chunk(&b, own, &real);
+			crac_img_puts(&b, ": ");
+			crac_img_puts(&b, crac_img_chunk_why(rc));
+		}
 		if (L->verified[c >> 6] >> (c & 63) & 1) {
 			crac_img_puts(&b, "; ");
 			put_pages_path(f, &b);
@@ -815,6 +825,10 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 		L->n_files = 1;
 	}
 	crac_img_crc32c_prepare(&L->crc);
+	if (a->real_off) {
+		L->real_off = (const uint64_t *)((char *)a + a->real_off);
+		L->dctx = crac_img_zstd_dctx((char *)a + a->dctx_off, a->dctx_size);
+	}
 	sys_prctl(PR_SET_NAME, "crac-lazy", 0, 0, 0);   /* not "crac-loader" */
 	/* Our file table is a copy of the loader's: keep the userfaultfd,
 	 * stderr and the pages files, close the rest (the program's pipes must

@@ -492,6 +492,8 @@ static long read_stored(const struct crac_img_checker *k, const struct crac_img_
 		uint64_t e = ch->addr + ch->len < addr + len ? ch->addr + ch->len : addr + len;
 		if (s >= e)
 			continue;
+		if (ch->zlen)   /* never made so: the writer stores this chunk as it is */
+			return -EBADMSG;
 		long rc = pread_full(k->o->pages_fd, p + (s - addr), e - s, ch->offset + (s - ch->addr));
 		if (rc < 0)
 			return rc;
@@ -525,6 +527,10 @@ static int check_pages(const struct crac_img_checker *k, struct crac_img_buf *b)
 		crac_img_putu(b, h->pages_size);
 		crac_img_puts(b, ")");
 		return -EBADMSG;
+	}
+	if ((h->img_flags & CRAC_IMGF_COMPRESSED) && !crac_img_have_zstd()) {
+		crac_img_puts(b, "the image is compressed (zstd) and this build of crac has no zstd");
+		return -ENOTSUP;
 	}
 	const struct crac_img_map *rm = map_of(v, h->resume, sizeof(res));
 	if (!rm) {

@@ -640,10 +640,38 @@ void crac_img_unload(struct crac_img_loaded *l)
 	memset(l, 0, sizeof(*l));
 }
 
+int crac_img_reader_init(struct crac_img_reader *r)
+{
+	uint64_t ds = crac_img_zstd_dctx_size();
+
+	memset(r, 0, sizeof(*r));
+	crac_img_crc32c_prepare(&r->crc);
+	r->zbuf = malloc(CRAC_IMG_CHUNK_MAX);
+	r->dmem = ds ? aligned_alloc(64, ds) : NULL;
+	if (!r->zbuf || (ds && !r->dmem)) {
+		crac_img_reader_free(r);
+		return -ENOMEM;
+	}
+	r->dctx = crac_img_zstd_dctx(r->dmem, ds);
+	return 0;
+}
+
+void crac_img_reader_free(struct crac_img_reader *r)
+{
+	free(r->zbuf);
+	free(r->dmem);
+	memset(r, 0, sizeof(*r));
+}
+
+long crac_img_reader_read(struct crac_img_reader *r, int fd, const struct crac_img_chunk *k, void *dst)
+{
+	return crac_img_chunk_read(fd, k, dst, r->zbuf, CRAC_IMG_CHUNK_MAX, r->dctx, &r->crc);
+}
+
 int crac_img_verify_pages(const char *dir, const struct crac_img_view *v, char *msg, size_t msglen)
 {
 	char path[PATH_MAX];
-	size_t cap = CRAC_IMG_CHUNK_MAX;
+	struct crac_img_reader rd;
 	char *buf = NULL;
 	int fd, rc = 0;
 
@@ -652,32 +680,35 @@ int crac_img_verify_pages(const char *dir, const struct crac_img_view *v, char *
 		snprintf(msg, msglen, "%s: %s", path, strerror(errno));
 		return -errno;
 	}
-	if (!(buf = malloc(cap))) {
+	if (!(buf = malloc(CRAC_IMG_CHUNK_MAX)) || crac_img_reader_init(&rd) < 0) {
+		free(buf);
 		close(fd);
 		return -ENOMEM;
 	}
 	for (uint32_t i = 0; i < v->h->n_chunks && !rc; i++) {
 		const struct crac_img_chunk *c = &v->chunks[i];
-		uint32_t crc = 0;
-		for (uint64_t done = 0; done < c->len;) {
-			size_t want = c->len - done < cap ? (size_t)(c->len - done) : cap;
-			ssize_t n = pread(fd, buf, want, (off_t)(c->offset + done));
-			if (n <= 0) {
-				rc = n < 0 ? -errno : -EBADMSG;
-				snprintf(msg, msglen, "%s: read at %llu: %s", path,
-					 (unsigned long long)(c->offset + done), n < 0 ? strerror(errno) : "end of file");
-				break;
-			}
-			crc = crac_img_crc32c(crc, buf, (size_t)n);
-			done += (uint64_t)n;
-		}
-		if (!rc && crc != c->crc) {
+		/* read, decompressed if it is, its crc checked (image/chunk.c) */
+		long r = crac_img_reader_read(&rd, fd, c, buf);
+		if (r < 0) {
+			rc = (int)r;
+			snprintf(msg, msglen, "%s: read at %llu: %s", path, (unsigned long long)c->offset,
+				 strerror((int)-r));
+		} else if (r == CRAC_CHUNK_SHORT) {
+			rc = -EBADMSG;
+			snprintf(msg, msglen, "%s: read at %llu: end of file", path, (unsigned long long)c->offset);
+		} else if (r == CRAC_CHUNK_CRC) {
 			rc = -EBADMSG;
 			snprintf(msg, msglen, "%s: checksum mismatch in page chunk #%u (%llu bytes at %#llx of %s)",
 				 path, i, (unsigned long long)c->len, (unsigned long long)c->addr,
 				 crac_img_kind_name(v->maps[c->map].kind));
+		} else if (r > 0) {
+			rc = r == CRAC_CHUNK_NO_ZSTD ? -ENOTSUP : -EBADMSG;
+			snprintf(msg, msglen, "%s: page chunk #%u (%llu bytes at %#llx of %s): %s", path, i,
+				 (unsigned long long)c->len, (unsigned long long)c->addr,
+				 crac_img_kind_name(v->maps[c->map].kind), crac_img_chunk_why(r));
 		}
 	}
+	crac_img_reader_free(&rd);
 	free(buf);
 	close(fd);
 	return rc;

@@ -25,6 +25,17 @@ void crac_img_unload(struct crac_img_loaded *l) CRAC_HIDDEN;
 /* Reads every chunk of DIR/pages and checks its crc32c. */
 int crac_img_verify_pages(const char *dir, const struct crac_img_view *v, char *msg, size_t msglen) CRAC_HIDDEN;
 
+/* Reading chunks in a program with libc (crac inspect, flatten): the
+ * buffers crac_img_chunk_read needs, malloc'd. */
+struct crac_img_reader {
+	void *zbuf, *dmem, *dctx;
+	struct crac_img_crc crc;
+};
+int crac_img_reader_init(struct crac_img_reader *r) CRAC_HIDDEN;   /* 0 or -ENOMEM */
+void crac_img_reader_free(struct crac_img_reader *r) CRAC_HIDDEN;
+/* crac_img_chunk_read of chunk k into dst (k->len bytes). */
+long crac_img_reader_read(struct crac_img_reader *r, int fd, const struct crac_img_chunk *k, void *dst) CRAC_HIDDEN;
+
 /*
  * May a checkpoint write its image at `dir`? Returns 0 if nothing is there,
  * 1 if `dir` is a crac image of the caller (a directory, not a symbolic

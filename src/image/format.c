@@ -385,7 +385,7 @@ int crac_img_parse(const void *buf, uint64_t len, struct crac_img_view *v,
 	}
 	if (memcmp(h->magic, CRAC_IMG_MAGIC, 8))
 		return fail(&b, -EPROTO, "not a crac image (bad magic in header)", 0, 0);
-	if (h->version != CRAC_IMG_VERSION) {
+	if (h->version < CRAC_IMG_VERSION_MIN || h->version > CRAC_IMG_VERSION) {
 		crac_img_puts(&b, "image format version ");
 		crac_img_putu(&b, h->version);
 		crac_img_puts(&b, " is not supported (this build reads version ");
@@ -434,8 +434,12 @@ int crac_img_parse(const void *buf, uint64_t len, struct crac_img_view *v,
 	    (h->n_refs && !array_ok(h->refs_off, h->n_refs, sizeof(struct crac_img_ref), len)))
 		return fail(&b, -EBADMSG, "header: bad reference table", 0, 0);
 	if (h->depth > CRAC_IMG_MAX_CHAIN || (h->parent != 0) != (h->depth != 0) || h->parent >= h->strtab_size ||
-	    (h->n_refs && !h->depth) || (h->img_flags & ~CRAC_IMGF_TRACK))
+	    (h->n_refs && !h->depth) || (h->img_flags & ~(CRAC_IMGF_TRACK | CRAC_IMGF_COMPRESSED)))
 		return fail(&b, -EBADMSG, "header: bad parent image record", 0, 0);
+	/* Compressed chunks came with version 5, and only with the flag. */
+	bool compressed = (h->img_flags & CRAC_IMGF_COMPRESSED) != 0;
+	if (compressed && h->version < 5)
+		return fail(&b, -EBADMSG, "header: compressed chunks in a version 4 image", 0, 0);
 
 	v->h = h;
 	v->maps = (const void *)((const char *)buf + h->maps_off);
@@ -489,13 +493,19 @@ int crac_img_parse(const void *buf, uint64_t len, struct crac_img_view *v,
 		uint64_t mstored = 0, caddr = m->start;
 		for (uint32_t c = m->first_chunk; c < m->first_chunk + m->n_chunks; c++) {
 			const struct crac_img_chunk *k = &v->chunks[c];
+			uint64_t kst = crac_img_chunk_stored(k);
 			if (k->map != i || k->addr % P || k->len % P || !k->len || k->offset % P ||
+			    k->len > CRAC_IMG_CHUNK_MAX ||
 			    k->addr < caddr || k->addr >= m->end || k->len > m->end - k->addr ||
-			    k->offset > h->pages_size || k->len > h->pages_size - k->offset ||
+			    k->offset > h->pages_size || kst > h->pages_size - k->offset ||
 			    k->offset < coff)   /* page data never overlaps (the lazy loader counts pages) */
 				return fail(&b, -EBADMSG, "header: bad page chunk", c, 1);
+			/* a frame: smaller than the data (else it is stored as
+			 * is), at least a frame header, in a compressed image */
+			if (k->zlen && (!compressed || k->zlen >= k->len || k->zlen < 8))
+				return fail(&b, -EBADMSG, "header: bad compressed size of page chunk", c, 1);
 			caddr = k->addr + k->len;
-			coff = k->offset + k->len;
+			coff = k->offset + kst;
 			mstored += k->len;
 		}
 		if (mstored != m->stored)

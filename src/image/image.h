@@ -32,7 +32,9 @@
 #define CRAC_IMG_NOSAN __attribute__((no_sanitize("address", "undefined")))
 
 #define CRAC_IMG_MAGIC "CRACIMG\0"
-#define CRAC_IMG_VERSION 4   /* 2: lazy-restore fields in the resume block; 3: descriptors; 4: incremental */
+#define CRAC_IMG_VERSION 5   /* 2: lazy-restore fields in the resume block; 3: descriptors; 4: incremental;
+			      * 5: compressed chunks (crac_img_chunk.zlen) */
+#define CRAC_IMG_VERSION_MIN 4   /* the oldest version this build still reads (same layout, no zlen) */
 #define CRAC_IMG_PAGE 4096ull
 
 #define CRAC_IMG_HEADER_FILE "header"
@@ -145,15 +147,58 @@ struct crac_img_file {
 	int64_t ctime_ns;            /* status change: moves on any write, cannot be set back */
 };
 
-/* A run of stored pages: `len` bytes at virtual address `addr`, stored at
- * `offset` in the pages file. */
+/*
+ * A run of stored pages: `len` bytes at virtual address `addr`, stored at
+ * `offset` (page-aligned) in the pages file: as they are when zlen is 0,
+ * else as one zstd frame of zlen bytes (zlen < len) that decompresses to
+ * exactly len bytes (`crac checkpoint --compress`; version 5). The crc is
+ * that of the memory, uncompressed, so every reader checks what the
+ * program gets. (Up to version 4, len was a 64-bit field: zlen is its high
+ * half, always 0 there since a chunk holds at most CRAC_IMG_CHUNK_MAX.)
+ */
 struct crac_img_chunk {
 	uint64_t addr;
 	uint64_t offset;
-	uint64_t len;
-	uint32_t crc;                /* crc32c of the data */
+	uint32_t len;                /* bytes of memory, whole pages, <= CRAC_IMG_CHUNK_MAX */
+	uint32_t zlen;               /* 0: stored as is; else the compressed frame's size */
+	uint32_t crc;                /* crc32c of the (uncompressed) data */
 	uint32_t map;                /* index of its mapping */
 };
+
+/* Bytes chunk k takes in the pages file (before the padding to a page). */
+static inline uint64_t crac_img_chunk_stored(const struct crac_img_chunk *k)
+{
+	return k->zlen ? k->zlen : k->len;
+}
+
+/*
+ * Reads chunk k of a pages file (fd) into dst (k->len bytes): pread of
+ * the stored bytes, decompressed if the chunk is compressed (through zbuf,
+ * zcap bytes, and the zstd context dctx made by crac_img_zstd_dctx), size
+ * and crc32c checked (crc with the caller's table: crac_img_crc32c_prepare).
+ * Raw system calls only, no allocation: the loader, the lazy loader thread
+ * and the checkpoint's read-back all read chunks through it
+ * (image/chunk.c). Returns 0, a negative errno from pread, or a
+ * CRAC_CHUNK_* reason.
+ */
+struct crac_img_crc;
+enum {
+	CRAC_CHUNK_CRC = 1,          /* the crc32c does not match: damaged */
+	CRAC_CHUNK_SHORT = 2,        /* the file ends inside the chunk: truncated */
+	CRAC_CHUNK_FRAME = 3,        /* not a zstd frame of exactly len bytes: damaged */
+	CRAC_CHUNK_NO_ZSTD = 4,      /* compressed, and this build has no zstd */
+	CRAC_CHUNK_ZBUF = 5,         /* the frame is larger than zbuf */
+};
+long crac_img_chunk_read(int fd, const struct crac_img_chunk *k, void *dst, void *zbuf, uint64_t zcap,
+			 void *dctx, const struct crac_img_crc *crc);
+/* What a CRAC_CHUNK_* reason means ("page data checksum mismatch", ...). */
+const char *crac_img_chunk_why(long rc);
+/* Bytes a decompression context needs (0: built without zstd), and one
+ * made in mem (that many bytes, 8-aligned): NULL if mem is too small. */
+uint64_t crac_img_zstd_dctx_size(void);
+void *crac_img_zstd_dctx(void *mem, uint64_t size);
+/* Whether this build has zstd (`crac checkpoint --compress`). */
+bool crac_img_have_zstd(void);
 
 /* A thread, for inspection (the restored libcrac keeps its own records). */
 struct crac_img_thread {
@@ -242,6 +287,7 @@ struct crac_img_header {
 };
 #define CRAC_IMGF_TRACK 0x1u         /* made with incremental checkpoints asked for: the restored
 				      * process tracks the pages it writes (userfaultfd write-protect) */
+#define CRAC_IMGF_COMPRESSED 0x2u    /* version 5: some chunks are zstd frames (crac_img_chunk.zlen) */
 #define CRAC_IMG_MAX_CHAIN 8u        /* images below an incremental one, at most */
 #define CRAC_IMG_MAX_REFS (1u << 24)
 
@@ -416,6 +462,14 @@ struct crac_img_lazy {
 	uint64_t jump_ns;                /* CLOCK_MONOTONIC when the loader jumped */
 	uint64_t stack_off, stack_size;  /* the thread's stack inside the area */
 	uint64_t tls_off;                /* a page for its thread pointer */
+	/* Compressed images (CRAC_IMGF_COMPRESSED): the offsets in the chunk
+	 * table and the segments are then those the chunks would have
+	 * uncompressed (pages_size: their sum), which the thread counts pages
+	 * by; the real ones are here. */
+	uint64_t real_off;               /* uint64_t[n_chunks]: offset in the pages file; 0: as in the table */
+	uint64_t file_size;              /* the pages file's size, from the header */
+	uint64_t zbuf_off, zbuf_size;    /* one compressed frame at a time */
+	uint64_t dctx_off, dctx_size;    /* the zstd decompression context */
 	char dir[4096];                  /* image directory, for messages */
 	/*
 	 * The pages files (an incremental image: its own, then its parent's,

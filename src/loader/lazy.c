@@ -116,21 +116,33 @@ long lazy_start(struct lazy_plan *pl, const struct crac_img_view *v, const bool 
 {
 	const struct crac_img_header *h = v->h;
 	const struct crac_img_view *fv[1 + CRAC_IMG_MAX_CHAIN];
-	uint64_t base[1 + CRAC_IMG_MAX_CHAIN], cbase[1 + CRAC_IMG_MAX_CHAIN];
+	uint64_t base[1 + CRAC_IMG_MAX_CHAIN], cbase[1 + CRAC_IMG_MAX_CHAIN], vsize[1 + CRAC_IMG_MAX_CHAIN];
 	uint32_t n_files = 1 + (h->depth && chain ? chain->n : 0);
-	uint64_t n_segs = 0, buf_size = 0;
+	uint64_t n_segs = 0, buf_size = 0, zbuf_size = 0;
+	bool compressed = false;   /* an image of the chain is */
 
 	if (!res->lazy_entry)
 		return -ENOEXEC;   /* the restored libcrac has no lazy loader */
 
-	fv[0] = v;
+	/* A compressed image's chunks get the offsets they would have
+	 * uncompressed (vsize: their sum), by which the thread counts pages;
+	 * the real ones go in a table of their own (real_off). */
+	for (uint32_t f = 0; f < n_files; f++) {
+		fv[f] = f ? &chain->v[f - 1] : v;
+		vsize[f] = fv[f]->h->pages_size;
+		if (fv[f]->h->img_flags & CRAC_IMGF_COMPRESSED) {
+			compressed = true;
+			vsize[f] = 0;
+			for (uint32_t c = 0; c < fv[f]->h->n_chunks; c++)
+				vsize[f] += fv[f]->chunks[c].len;
+		}
+	}
 	base[0] = cbase[0] = 0;
 	for (uint32_t f = 1; f < n_files; f++) {
-		fv[f] = &chain->v[f - 1];
-		base[f] = (base[f - 1] + fv[f - 1]->h->pages_size + P - 1) & ~(P - 1);
+		base[f] = (base[f - 1] + vsize[f - 1] + P - 1) & ~(P - 1);
 		cbase[f] = cbase[f - 1] + fv[f - 1]->h->n_chunks;
 	}
-	uint64_t all_size = (base[n_files - 1] + fv[n_files - 1]->h->pages_size + P - 1) & ~(P - 1);
+	uint64_t all_size = (base[n_files - 1] + vsize[n_files - 1] + P - 1) & ~(P - 1);
 	uint64_t all_chunks = cbase[n_files - 1] + fv[n_files - 1]->h->n_chunks;
 
 	for (uint32_t i = 0; i < h->n_maps; i++) {
@@ -138,22 +150,37 @@ long lazy_start(struct lazy_plan *pl, const struct crac_img_view *v, const bool 
 		if (!is_lazy[i])
 			continue;
 		n_segs += m->n_chunks;
-		for (uint32_t c = m->first_chunk; c < m->first_chunk + m->n_chunks; c++)
+		for (uint32_t c = m->first_chunk; c < m->first_chunk + m->n_chunks; c++) {
 			if (v->chunks[c].len > buf_size)
 				buf_size = v->chunks[c].len;   /* CRAC_IMG_CHUNK_MAX from our writer */
+			if (v->chunks[c].zlen > zbuf_size)
+				zbuf_size = v->chunks[c].zlen;
+		}
 	}
 	for (uint32_t i = 0; i < h->n_refs && n_files > 1; i++) {
 		const struct crac_img_ref *r = &v->refs[i];
 		if (!is_lazy[r->map])
 			continue;
 		n_segs++;
-		if (fv[r->depth]->chunks[r->chunk].len > buf_size)
-			buf_size = fv[r->depth]->chunks[r->chunk].len;
+		const struct crac_img_chunk *k = &fv[r->depth]->chunks[r->chunk];
+		if (k->len > buf_size)
+			buf_size = k->len;
+		if (k->zlen > zbuf_size)
+			zbuf_size = k->zlen;
 	}
+	/* Compressed chunks: the thread reads each through
+	 * crac_img_chunk_read, with a frame buffer and a zstd context here. */
+	uint64_t dctx_size = zbuf_size ? crac_img_zstd_dctx_size() : 0;
+	if (zbuf_size && !dctx_size)
+		return -ENOTSUP;   /* not reached: the eager path says "no zstd" */
+	zbuf_size = (zbuf_size + P - 1) & ~(P - 1);
 	uint64_t segs_off = (sizeof(struct crac_img_lazy) + 63) & ~63ull;
 	uint64_t chunks_off = segs_off + n_segs * sizeof(struct crac_img_lazy_seg);
-	uint64_t buf_off = (chunks_off + all_chunks * sizeof(struct crac_img_chunk) + P - 1) & ~(P - 1);
-	uint64_t stack_off = buf_off + buf_size * CRAC_LAZY_SLOTS;   /* chunk lengths are whole pages */
+	uint64_t real_off = chunks_off + all_chunks * sizeof(struct crac_img_chunk);
+	uint64_t dctx_off = (real_off + (compressed ? all_chunks * 8ull : 0) + 63) & ~63ull;
+	uint64_t buf_off = (dctx_off + dctx_size + P - 1) & ~(P - 1);
+	uint64_t zbuf_off = buf_off + buf_size * CRAC_LAZY_SLOTS;   /* chunk lengths are whole pages */
+	uint64_t stack_off = zbuf_off + zbuf_size;
 	uint64_t tls_off = stack_off + LAZY_STACK;
 	uint64_t size = tls_off + P;
 
@@ -180,6 +207,14 @@ long lazy_start(struct lazy_plan *pl, const struct crac_img_view *v, const bool 
 	a->stack_off = stack_off;
 	a->stack_size = LAZY_STACK;
 	a->tls_off = tls_off;
+	a->file_size = h->pages_size;
+	if (compressed) {
+		a->real_off = real_off;
+		a->zbuf_off = zbuf_off;
+		a->zbuf_size = zbuf_size;
+		a->dctx_off = dctx_off;
+		a->dctx_size = dctx_size;
+	}
 	size_t dl = strlen(dir);
 	if (dl >= sizeof(a->dir))
 		dl = sizeof(a->dir) - 1;
@@ -203,13 +238,22 @@ long lazy_start(struct lazy_plan *pl, const struct crac_img_view *v, const bool 
 	 * merged. */
 	struct crac_img_lazy_seg *seg = (struct crac_img_lazy_seg *)(area + segs_off);
 	struct crac_img_chunk *ck = (struct crac_img_chunk *)(area + chunks_off);
-	for (uint32_t f = 0; f < n_files; f++)
+	for (uint32_t f = 0; f < n_files; f++) {
+		bool z = (fv[f]->h->img_flags & CRAC_IMGF_COMPRESSED) != 0;
+		uint64_t voff = 0;
 		for (uint32_t c = 0; c < fv[f]->h->n_chunks; c++) {
 			struct crac_img_chunk *x = &ck[cbase[f] + c];
 			*x = fv[f]->chunks[c];
 			x->map = fv[f]->maps[x->map].kind;   /* the thread only needs the kind */
+			if (compressed)
+				((uint64_t *)(area + real_off))[cbase[f] + c] = x->offset;   /* in its own file */
+			if (z) {
+				x->offset = voff;
+				voff += x->len;
+			}
 			x->offset += base[f];
 		}
+	}
 	uint32_t ri = 0;
 	for (uint32_t i = 0; i < h->n_maps; i++) {
 		const struct crac_img_map *m = &v->maps[i];
@@ -227,12 +271,12 @@ long lazy_start(struct lazy_plan *pl, const struct crac_img_view *v, const bool 
 				const struct crac_img_chunk *k = &fv[r->depth]->chunks[r->chunk];
 				seg->addr = r->addr;
 				seg->len = r->len;
-				seg->off = base[r->depth] + k->offset + (r->addr - k->addr);
+				seg->off = ck[cbase[r->depth] + r->chunk].offset + (r->addr - k->addr);
 				seg->chunk = (uint32_t)(cbase[r->depth] + r->chunk);
 			} else if (c < ce) {
 				seg->addr = v->chunks[c].addr;
 				seg->len = v->chunks[c].len;
-				seg->off = v->chunks[c].offset;
+				seg->off = ck[c].offset;
 				seg->chunk = c++;
 			} else {
 				break;

@@ -193,6 +193,40 @@ static long read_full(int fd, void *buf, uint64_t len, uint64_t off)
 	return 0;
 }
 
+/*
+ * Every chunk read whole goes through read_chunk (image/chunk.c: pread,
+ * zstd decompression of a compressed chunk, size and crc32c checked); one
+ * reader per filling thread (we and the helper), each with its frame
+ * buffer and zstd context. Runs of uncompressed chunks are still read
+ * with one preadv by fill_chunks, which checks their crc itself.
+ */
+struct chunk_reader {
+	char zbuf[CRAC_IMG_CHUNK_MAX] __attribute__((aligned(4096)));
+	char dctx_mem[256u << 10] __attribute__((aligned(64)));  /* ZSTD_estimateDCtxSize(): ~160 KiB */
+	void *dctx;
+	struct crac_img_crc crc;
+	bool ready;
+};
+static struct chunk_reader readers[2];
+/* The thread pointer while chunks are decompressed: libzstd is built with
+ * the stack protector, which reads its canary at %fs:0x28 (the loader has
+ * no TLS otherwise; the helper thread inherits it with the clone). */
+static uint64_t zstd_tls[64] __attribute__((aligned(64)));
+
+static long read_chunk(struct chunk_reader *r, int fd, const struct crac_img_chunk *k, void *dst)
+{
+	if (!r->ready) {
+		crac_img_crc32c_prepare(&r->crc);
+		r->dctx = crac_img_zstd_dctx(r->dctx_mem, sizeof(r->dctx_mem));
+		r->ready = true;
+	}
+	if (k->zlen) {
+		zstd_tls[0] = (uint64_t)(uintptr_t)zstd_tls;
+		sys_arch_prctl(ARCH_SET_FS, (uint64_t)(uintptr_t)zstd_tls);
+	}
+	return crac_img_chunk_read(fd, k, dst, r->zbuf, sizeof(r->zbuf), r->dctx, &r->crc);
+}
+
 /* ---- our own mappings (/proc/self/maps) ------------------------------------ */
 
 struct own_map { uint64_t start, end; char name[32]; };
@@ -340,6 +374,15 @@ static int fill_threads = 2;                  /* $CRAC_LOADER_THREADS: 1 or 2 */
 #define MADV_POPULATE_WRITE_ 23        /* Linux 5.14 */
 #define HUGE_MIN (2ull << 20)
 
+/* Is a chunk of mapping m compressed? (fill_mem writes raw file bytes.) */
+static bool has_compressed(const struct crac_img_view *v, const struct crac_img_map *m)
+{
+	for (uint32_t c = m->first_chunk; c < m->first_chunk + m->n_chunks; c++)
+		if (v->chunks[c].zlen)
+			return true;
+	return false;
+}
+
 static void map_all(const struct crac_img_view *v, int uffd, uint64_t *mapped, uint32_t *n_syscalls)
 {
 	const struct crac_img_header *h = v->h;
@@ -354,7 +397,7 @@ static void map_all(const struct crac_img_view *v, int uffd, uint64_t *mapped, u
 			continue;
 		/* fill_mem writes with the final protection in place: files'
 		 * dirty pages (RELRO, .data, GOT) and small anonymous memory */
-		by_mem[i] = mem_fd >= 0 && m->stored && !is_lazy[i] &&
+		by_mem[i] = mem_fd >= 0 && m->stored && !is_lazy[i] && !has_compressed(v, m) &&
 			    !(m->flags & (CRAC_MAPF_REFS | CRAC_MAPF_SHARED)) &&
 			    (m->kind == CRAC_MAP_FILE || m->stored < FILL_MEM_MAX);
 		if ((m->stored || (m->flags & CRAC_MAPF_REFS)) && !is_lazy[i])
@@ -483,7 +526,7 @@ static long fill_mem(const struct crac_img_view *v, int fd, uint32_t c, uint32_t
 }
 
 static long fill_chunks(const struct crac_img_view *v, int fd, uint32_t c0, uint32_t c1, uint32_t *bad,
-			uint32_t *n_reads, struct k_iovec *iov, char *bounce)
+			uint32_t *n_reads, struct k_iovec *iov, char *bounce, struct chunk_reader *rd)
 {
 	for (uint32_t c = c0; c < c1;) {
 		const struct crac_img_chunk *k = &v->chunks[c];
@@ -506,6 +549,20 @@ static long fill_chunks(const struct crac_img_view *v, int fd, uint32_t c0, uint
 			c = e;
 			continue;
 		}
+		if (k->zlen) {   /* compressed: one frame, decompressed in place */
+			if (k->len >= FILL_POPULATE_MIN) {
+				sys_madvise(k->addr, k->len, MADV_POPULATE_WRITE_);
+				(*n_reads)++;
+			}
+			long rc = read_chunk(rd, fd, k, (void *)(uintptr_t)k->addr);
+			(*n_reads)++;
+			if (rc != 0) {
+				*bad = c;
+				return rc;
+			}
+			c++;
+			continue;
+		}
 		/* the batch: [c, e), file bytes [k->offset, k->offset + total) */
 		uint32_t e = c + 1, n_iov = 1;
 		uint64_t total = k->len;
@@ -513,7 +570,7 @@ static long fill_chunks(const struct crac_img_view *v, int fd, uint32_t c0, uint
 		iov[0].len = k->len;
 		while (e < c1) {
 			const struct crac_img_chunk *x = &v->chunks[e];
-			if (is_lazy[x->map] || by_mem[x->map] || v->maps[x->map].kind >= CRAC_MAP_VVAR ||
+			if (is_lazy[x->map] || by_mem[x->map] || v->maps[x->map].kind >= CRAC_MAP_VVAR || x->zlen ||
 			    x->offset != k->offset + total || total + x->len > FILL_RUN_MAX)
 				break;
 			if (x->addr == iov[n_iov - 1].base + iov[n_iov - 1].len) {
@@ -584,8 +641,25 @@ static void fill_helper(void *arg)
 	(void)arg;
 	static struct k_iovec iov[FILL_IOV];
 	fill_job.rc = fill_chunks(fill_job.v, fill_job.fd, fill_job.c0, fill_job.c1, &fill_job.bad, &fill_job.n_reads,
-				  iov, ref_bounce2);
+				  iov, ref_bounce2, &readers[1]);
 	SYS(SYS_exit, 0, 0, 0, 0, 0, 0);
+}
+
+/* "chunk #N (LEN bytes at ADDR, WHERE): WHY" (read_chunk's reasons but
+ * the crc, which crac_img_put_damaged_chunk says). */
+static void put_chunk_why(struct crac_img_buf *b, uint32_t c, const struct crac_img_chunk *k, const char *where,
+			  long rc)
+{
+	crac_img_puts(b, "chunk #");
+	crac_img_putu(b, c);
+	crac_img_puts(b, " (");
+	crac_img_putu(b, k->len);
+	crac_img_puts(b, " bytes at ");
+	crac_img_putx(b, k->addr);
+	crac_img_puts(b, ", ");
+	crac_img_put_escaped(b, where);
+	crac_img_puts(b, "): ");
+	crac_img_puts(b, crac_img_chunk_why(rc));
 }
 
 static __attribute__((noreturn)) void fail_chunk(const struct crac_img_view *v, uint32_t c, long rc)
@@ -596,7 +670,11 @@ static __attribute__((noreturn)) void fail_chunk(const struct crac_img_view *v, 
 	if (rc < 0)
 		fail_map(v, m, "cannot read the stored pages of", rc);
 	struct crac_img_buf b = msg();
-	crac_img_put_damaged_chunk(&b, c, k, m->name ? crac_img_str(v, m->name) : crac_img_kind_name(m->kind));
+	if (rc == CRAC_CHUNK_CRC) {
+		crac_img_put_damaged_chunk(&b, c, k, m->name ? crac_img_str(v, m->name) : crac_img_kind_name(m->kind));
+	} else {
+		put_chunk_why(&b, c, k, m->name ? crac_img_str(v, m->name) : crac_img_kind_name(m->kind), rc);
+	}
 	die(1, msg_buf);
 }
 
@@ -650,7 +728,7 @@ static void fill_eager(const struct crac_img_view *v, int pages_fd, uint64_t *st
 			split = h->n_chunks;   /* no second thread: we fill all */
 	}
 	static struct k_iovec iov[FILL_IOV];
-	long rc = fill_chunks(v, pages_fd, 0, split, &bad, &n_reads, iov, ref_bounce);
+	long rc = fill_chunks(v, pages_fd, 0, split, &bad, &n_reads, iov, ref_bounce, &readers[0]);
 	if (*threads == 2) {
 		uint32_t t;
 		while ((t = __atomic_load_n(&fill_tid, __ATOMIC_ACQUIRE)) != 0)
@@ -736,7 +814,7 @@ static void zap_uncovered(const struct crac_img_view *v, uint64_t s, uint64_t e,
 
 /* The references of depth d among refs [i0, i1) (whole groups). */
 static void fill_refs_part(const struct crac_img_view *v, uint32_t d, uint32_t i0, uint32_t i1, char *bounce,
-			   uint64_t *stored, uint32_t *n_sys)
+			   struct chunk_reader *rd, uint64_t *stored, uint32_t *n_sys)
 {
 	const struct crac_img_view *av = &chain.v[d - 1];
 	int fd = chain.o[d - 1].pages_fd;
@@ -768,7 +846,7 @@ static void fill_refs_part(const struct crac_img_view *v, uint32_t d, uint32_t i
 			sys_madvise(k->addr, k->len, MADV_POPULATE_WRITE_);
 			(*n_sys)++;
 		}
-		long rc = read_full(fd, dst, k->len, k->offset);
+		long rc = read_chunk(rd, fd, k, dst);
 		(*n_sys)++;
 		if (rc < 0) {
 			struct crac_img_buf b = msg();
@@ -777,9 +855,14 @@ static void fill_refs_part(const struct crac_img_view *v, uint32_t d, uint32_t i
 			put_err(&b, rc);
 			die(1, msg_buf);
 		}
-		if (crac_img_crc32c(0, dst, k->len) != k->crc) {
+		if (rc == CRAC_CHUNK_CRC) {
 			struct crac_img_buf b = msg();
 			crac_img_put_damaged_chunk(&b, r->chunk, k, chain.path[d - 1]);
+			die(1, msg_buf);
+		}
+		if (rc > 0) {
+			struct crac_img_buf b = msg();
+			put_chunk_why(&b, r->chunk, k, chain.path[d - 1], rc);
 			die(1, msg_buf);
 		}
 		uint64_t gap = k->addr;
@@ -812,7 +895,7 @@ static struct {
 static void refs_helper(void *arg)
 {
 	(void)arg;
-	fill_refs_part(refs_job.v, refs_job.d, refs_job.i0, refs_job.i1, ref_bounce2, &refs_job.stored,
+	fill_refs_part(refs_job.v, refs_job.d, refs_job.i0, refs_job.i1, ref_bounce2, &readers[1], &refs_job.stored,
 		       &refs_job.n_sys);
 	SYS(SYS_exit, 0, 0, 0, 0, 0, 0);
 }
@@ -861,7 +944,7 @@ static void fill_refs(const struct crac_img_view *v, uint64_t *stored, uint32_t 
 			if (!helper)
 				split = h->n_refs;
 		}
-		fill_refs_part(v, d, 0, split, ref_bounce, stored, n_sys);
+		fill_refs_part(v, d, 0, split, ref_bounce, &readers[0], stored, n_sys);
 		if (helper) {
 			uint32_t t;
 			while ((t = __atomic_load_n(&fill_tid, __ATOMIC_ACQUIRE)) != 0)

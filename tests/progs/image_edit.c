@@ -23,6 +23,10 @@
  *                                stored chunk of a mapping of KIND (heap,
  *                                anon, stack, file, ...), changing nothing:
  *                                where to damage the pages file
+ *   image_edit DIR zchunk        print "INDEX OFFSET ZLEN LEN" of the largest
+ *                                compressed chunk, changing nothing
+ *   image_edit DIR zlen-short    that chunk's frame said one byte shorter
+ *   image_edit DIR zlen-huge     that chunk's stored length 0xffffffff
  *
  * Compiles the format code itself (it is internal to libcrac).
  */
@@ -78,7 +82,25 @@ int main(int argc, char **argv)
 		fprintf(stderr, "no stored chunk holds %s\n", argv[3]);
 		return 1;
 	}
-	if (!strcmp(op, "cpu-missing")) {
+	if (!strcmp(op, "zchunk") || !strcmp(op, "zlen-short") || !strcmp(op, "zlen-huge")) {
+		struct crac_img_chunk *ck = (void *)(buf + h->chunks_off);
+		uint32_t c = h->n_chunks;   /* the largest (first of them) */
+		for (uint32_t i = 0; i < h->n_chunks; i++)
+			if (ck[i].zlen && (c == h->n_chunks || ck[i].len > ck[c].len))
+				c = i;
+		if (c == h->n_chunks) {
+			fprintf(stderr, "no compressed chunk\n");
+			return 1;
+		}
+		if (!strcmp(op, "zchunk")) {
+			printf("%u %llu %u %u\n", c, (unsigned long long)ck[c].offset, ck[c].zlen, ck[c].len);
+			return 0;
+		}
+		if (!strcmp(op, "zlen-short"))
+			ck[c].zlen--;
+		else
+			ck[c].zlen = 0xffffffffu;
+	} else if (!strcmp(op, "cpu-missing")) {
 		/* Prefer a feature with a name (the message then names it); the
 		 * words from cpuid 7 on hold the features a CPU is likeliest to lack. */
 		struct crac_img_cpu have;

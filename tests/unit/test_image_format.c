@@ -16,6 +16,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#if CRAC_HAVE_ZSTD
+#include <zstd.h>
+#endif
+
 /* A small but complete image: 2 mappings (anon with 2 chunks, file), 1 file,
  * 1 thread. Returns the header size; pages (3 pages) in *pages. */
 static uint64_t build(void *buf, size_t cap, unsigned char pages[3 * 4096])
@@ -494,6 +498,162 @@ static void test_refs(void)
 	CHECK_EQ(crac_img_parse(hbuf, len, &v, msg, sizeof(msg)), 0);
 }
 
+
+/* Version 5: crac_img_chunk.zlen and CRAC_IMGF_COMPRESSED, validated
+ * strictly; version 4 images (no zlen) still parse. */
+static void test_compressed_fields(void)
+{
+	struct crac_img_view v;
+	char msg[256];
+	uint64_t len = build(hbuf, sizeof(hbuf), pbuf);
+	struct crac_img_header *h = (struct crac_img_header *)hbuf;
+	struct crac_img_chunk *c = (struct crac_img_chunk *)(hbuf + h->chunks_off);
+
+	/* an old (version 4) image loads */
+	h->version = 4;
+	recrc(hbuf, len);
+	CHECKF(crac_img_parse(hbuf, len, &v, msg, sizeof(msg)) == 0, "%s", msg);
+	/* ... but no version 4 image has compressed chunks (zlen was the
+	 * high half of its 64-bit len) */
+	c[1].zlen = 100;
+	recrc(hbuf, len);
+	CHECK_EQ(crac_img_parse(hbuf, len, &v, msg, sizeof(msg)), -EBADMSG);
+	CHECK(strstr(msg, "bad compressed size of page chunk #1") != NULL);
+	h->img_flags = CRAC_IMGF_COMPRESSED;
+	recrc(hbuf, len);
+	CHECK_EQ(crac_img_parse(hbuf, len, &v, msg, sizeof(msg)), -EBADMSG);
+	CHECK(strstr(msg, "compressed chunks in a version 4 image") != NULL);
+
+	/* version 5 with the flag: a frame smaller than the data */
+	h->version = CRAC_IMG_VERSION;
+	recrc(hbuf, len);
+	CHECKF(crac_img_parse(hbuf, len, &v, msg, sizeof(msg)) == 0, "%s", msg);
+	CHECK_EQ(crac_img_chunk_stored(&v.chunks[1]), 100);
+	/* without the flag, refused */
+	h->img_flags = 0;
+	recrc(hbuf, len);
+	CHECK_EQ(crac_img_parse(hbuf, len, &v, msg, sizeof(msg)), -EBADMSG);
+	CHECK(strstr(msg, "bad compressed size of page chunk #1") != NULL);
+	h->img_flags = CRAC_IMGF_COMPRESSED;
+	/* not smaller than the data, or not even a frame header */
+	static const uint32_t bad[] = { 8192, 8193, 7, 1 };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		c[1].zlen = bad[i];
+		recrc(hbuf, len);
+		CHECKF(crac_img_parse(hbuf, len, &v, msg, sizeof(msg)) == -EBADMSG, "zlen %u", bad[i]);
+		CHECK(strstr(msg, "page chunk #1") != NULL);
+	}
+	/* a stored length past the end of the pages file */
+	c[1].zlen = 0xffffffffu;
+	recrc(hbuf, len);
+	CHECK_EQ(crac_img_parse(hbuf, len, &v, msg, sizeof(msg)), -EBADMSG);
+	CHECK(strstr(msg, "bad page chunk #1") != NULL);
+	/* frames overlapping: the next chunk must start after the stored bytes */
+	build(hbuf, sizeof(hbuf), pbuf);
+	h->img_flags = CRAC_IMGF_COMPRESSED;
+	c[0].len = 8192;   /* at 0x10000: 2 pages, stored in 1 page */
+	c[0].zlen = 4000;
+	c[1].addr = 0x12000;
+	c[1].offset = 4096;
+	c[1].len = 4096;
+	recrc(hbuf, len);
+	CHECKF(crac_img_parse(hbuf, len, &v, msg, sizeof(msg)) == 0, "%s", msg);
+	c[0].zlen = 4097;
+	recrc(hbuf, len);
+	CHECK_EQ(crac_img_parse(hbuf, len, &v, msg, sizeof(msg)), -EBADMSG);
+	CHECK(strstr(msg, "bad page chunk #1") != NULL);
+	/* a chunk over CRAC_IMG_CHUNK_MAX */
+	build(hbuf, sizeof(hbuf), pbuf);
+	c[1].len = (uint32_t)CRAC_IMG_CHUNK_MAX + 4096;
+	recrc(hbuf, len);
+	CHECK_EQ(crac_img_parse(hbuf, len, &v, msg, sizeof(msg)), -EBADMSG);
+}
+
+/* crac_img_chunk_read: a frame read back exactly; a damaged, cut short,
+ * mislabelled or foreign frame refused with its reason. */
+static void test_chunk_read(void)
+{
+#if CRAC_HAVE_ZSTD
+	const size_t L = 64 * 4096;
+	unsigned char *data = malloc(L), *out = malloc(L), *z = malloc(L), *zbuf = malloc(L);
+	REQUIRE(data && out && z && zbuf);
+	for (size_t i = 0; i < L; i++)
+		data[i] = (unsigned char)"compressible text "[i % 18];
+	size_t n = ZSTD_compress(z, L, data, L, 1);
+	REQUIRE(!ZSTD_isError(n) && n < L);
+	char path[] = "/tmp/crac-unit-zchunk.XXXXXX";
+	int fd = mkstemp(path);
+	REQUIRE(fd >= 0);
+	unlink(path);
+	REQUIRE(pwrite(fd, z, n, 4096) == (ssize_t)n);
+
+	uint64_t ds = crac_img_zstd_dctx_size();
+	void *dmem = aligned_alloc(64, ds);
+	void *dctx = crac_img_zstd_dctx(dmem, ds);
+	REQUIRE(dctx != NULL);
+	CHECK(crac_img_zstd_dctx(dmem, 100) == NULL);
+	struct crac_img_crc crc;
+	crac_img_crc32c_prepare(&crc);
+	struct crac_img_chunk k = { .addr = 0x10000, .offset = 4096, .len = (uint32_t)L, .zlen = (uint32_t)n,
+				    .crc = crac_img_crc32c(0, data, L) };
+
+	CHECK_EQ(crac_img_chunk_read(fd, &k, out, zbuf, L, dctx, &crc), 0);
+	CHECK(memcmp(out, data, L) == 0);
+	/* no context, or a buffer too small for the frame */
+	CHECK_EQ(crac_img_chunk_read(fd, &k, out, zbuf, L, NULL, &crc), CRAC_CHUNK_NO_ZSTD);
+	CHECK_EQ(crac_img_chunk_read(fd, &k, out, zbuf, n - 1, dctx, &crc), CRAC_CHUNK_ZBUF);
+	/* the frame cut short, or said to decompress to another size */
+	k.zlen = (uint32_t)n - 1;
+	CHECK_EQ(crac_img_chunk_read(fd, &k, out, zbuf, L, dctx, &crc), CRAC_CHUNK_FRAME);
+	k.zlen = (uint32_t)n;
+	k.len = (uint32_t)L - 4096;
+	CHECK_EQ(crac_img_chunk_read(fd, &k, out, zbuf, L, dctx, &crc), CRAC_CHUNK_FRAME);
+	k.len = (uint32_t)L;
+	/* a wrong crc */
+	k.crc ^= 1;
+	CHECK_EQ(crac_img_chunk_read(fd, &k, out, zbuf, L, dctx, &crc), CRAC_CHUNK_CRC);
+	k.crc ^= 1;
+	/* not a zstd frame (magic) */
+	unsigned char junk = 0x27;
+	REQUIRE(pwrite(fd, &junk, 1, 4096) == 1);
+	CHECK_EQ(crac_img_chunk_read(fd, &k, out, zbuf, L, dctx, &crc), CRAC_CHUNK_FRAME);
+	REQUIRE(pwrite(fd, z, 1, 4096) == 1);
+	CHECK_EQ(crac_img_chunk_read(fd, &k, out, zbuf, L, dctx, &crc), 0);
+	/* a byte of the frame flipped: never accepted */
+	unsigned char b = z[n / 2] ^ 0x5a;
+	REQUIRE(pwrite(fd, &b, 1, 4096 + n / 2) == 1);
+	long rc = crac_img_chunk_read(fd, &k, out, zbuf, L, dctx, &crc);
+	CHECKF(rc == CRAC_CHUNK_FRAME || rc == CRAC_CHUNK_CRC, "%ld", rc);
+	/* the file ends inside the frame */
+	REQUIRE(ftruncate(fd, 4096 + n / 2) == 0);
+	CHECK_EQ(crac_img_chunk_read(fd, &k, out, zbuf, L, dctx, &crc), CRAC_CHUNK_SHORT);
+	CHECK(strstr(crac_img_chunk_why(CRAC_CHUNK_SHORT), "truncated") != NULL);
+
+	/* two frames, one per half (the writer's two threads): read as one */
+	size_t n1 = ZSTD_compress(z, L, data, L / 2, 1);
+	size_t n2 = ZSTD_compress(z + n1, L - n1, data + L / 2, L / 2, 1);
+	REQUIRE(!ZSTD_isError(n1) && !ZSTD_isError(n2) && n1 + n2 < L);
+	REQUIRE(ftruncate(fd, 0) == 0 && pwrite(fd, z, n1 + n2, 4096) == (ssize_t)(n1 + n2));
+	k.zlen = (uint32_t)(n1 + n2);
+	memset(out, 0, L);
+	CHECK_EQ(crac_img_chunk_read(fd, &k, out, zbuf, L, dctx, &crc), 0);
+	CHECK(memcmp(out, data, L) == 0);
+	/* the second frame a legacy one (decoding it would allocate) or a
+	 * skippable one: refused */
+	static const uint32_t magics[] = { 0xFD2FB527u, 0x184D2A50u };
+	for (int i = 0; i < 2; i++) {
+		REQUIRE(pwrite(fd, &magics[i], 4, 4096 + n1) == 4);
+		CHECK_EQ(crac_img_chunk_read(fd, &k, out, zbuf, L, dctx, &crc), CRAC_CHUNK_FRAME);
+	}
+	close(fd);
+	free(dmem);
+	free(data), free(out), free(z), free(zbuf);
+#else
+	CHECK(!crac_img_have_zstd());
+	CHECK_EQ(crac_img_zstd_dctx_size(), 0);
+#endif
+}
+
 int main(void)
 {
 	RUN(test_crc32c);
@@ -508,5 +668,7 @@ int main(void)
 	RUN(test_cpu);
 	RUN(test_dir);
 	RUN(test_split);
+	RUN(test_compressed_fields);
+	RUN(test_chunk_read);
 	return t_done();
 }

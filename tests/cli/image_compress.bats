@@ -1,0 +1,247 @@
+#!/usr/bin/env bats
+# Compressed images (`crac checkpoint --compress[=LEVEL]`, CRAC_IMAGE_COMPRESS,
+# the CRAC_COMPRESS flag): each chunk of the pages file is one zstd frame
+# when that saves a page, so restore decompresses only the chunks it reads,
+# lazily too. tests/progs/image_zstd.c holds text-like pages (compress),
+# pseudo-random ones (stored as they are) and untouched ones, and checks
+# every page after each restore: lazy (as root), eager (--populate), as
+# nobody, from an incremental chain, flattened. A damaged frame, a stored
+# length that lies, a truncated pages file: refused with one line, or for
+# lazy loading the process stopped before a damaged page is visible (as for
+# a checksum mismatch).
+
+bats_require_minimum_version 1.5.0
+
+load common
+
+setup() {
+	CRAC="$CRAC_BUILD_DIR/crac"
+	PROG="$CRAC_BUILD_DIR/tests/image_zstd"
+	EDIT="$CRAC_BUILD_DIR/tests/image_edit"
+	T="$(mktemp -d /tmp/crac-bats-zstd.XXXXXX)"
+	chmod 755 "$T"
+	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_IMAGE_STATS CRAC_LOADER CRAC_LAZY_PREFETCH \
+		CRAC_LOG CRAC_IMAGE_COMPRESS CRAC_IMAGE_INCREMENTAL
+	require_image_engine
+	run "$CRAC" checkpoint --compress 1
+	if echo "$output" | grep -q "has no zstd"; then
+		skip "this build has no zstd (libzstd-dev): $output"
+	fi
+}
+
+teardown() {
+	[ -z "${pid:-}" ] || kill "$pid" 2>/dev/null || true
+	rm -rf "$T"
+}
+
+# make [ENV...]: image_zstd writes $T/i0 (stage 0) and $T/i1 (stage 1).
+make_images() {
+	run --separate-stderr clean env "$@" "$PROG" "$T/i0" "$T/i1"
+	echo "stdout: $output"
+	echo "stderr: $stderr"
+	[ "$status" -eq 0 ]
+	[ "$output" = "continued after stage 0" ]
+}
+
+# restore_ok STAGE DIR [restore options...]
+restore_ok() {
+	local stage=$1 dir=$2
+	shift 2
+	run --separate-stderr clean "${AS[@]}" "$CRAC" restore "$@" "$dir"
+	echo "restore $* $dir: status $status"
+	echo "stdout: $output"
+	echo "stderr: $stderr"
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok stage $stage" ]
+}
+
+# compressed DIR: inspect says the image has compressed chunks, smaller.
+compressed() {
+	run "$CRAC" inspect "$1"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -q "^format: *version 5,"
+	echo "$output" | grep -Eq "^compress: *zstd, [1-9][0-9]* of [0-9]+ chunks: [0-9.]+ MiB of memory in [0-9.]+ MiB \([0-9.]+x\)$"
+	echo "$output" | grep -q "pages *ok"
+	echo "$output" | grep -qx "result:    restorable here"
+}
+
+# lazy_possible: this user gets a userfaultfd for kernel faults
+lazy_possible() {
+	run clean "$CRAC" restore --lazy --stats "$T/i0"
+	! echo "$output" | grep -q -- "--lazy: lazy restore needs"
+}
+
+@test "CRAC_IMAGE_COMPRESS: lazy, eager and unprivileged restores give back every page" {
+	make_images CRAC_IMAGE_COMPRESS=1 CRAC_IMAGE_STATS=1
+	echo "$stderr" | grep -q "zstd level 1 (CRAC_IMAGE_COMPRESS): [1-9][0-9]* chunks"
+	compressed "$T/i0"
+	compressed "$T/i1"
+	# half the memory is text that compresses, a quarter random that does not
+	[ "$(stat -c %s "$T/i1/pages")" -lt $((4 << 20)) ]
+	AS=()
+	for s in 0 1; do
+		restore_ok $s "$T/i$s"
+		restore_ok $s "$T/i$s" --populate
+	done
+	if lazy_possible; then
+		restore_ok 1 "$T/i1" --lazy --stats
+		echo "$stderr" | grep -q "lazy: large anonymous mappings load in the background"
+		CRAC_LAZY_PREFETCH=off restore_ok 1 "$T/i1" --lazy
+	fi
+	chmod -R a+rX "$T"
+	AS=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+	restore_ok 1 "$T/i1" --trust-owner
+}
+
+@test "the CRAC_COMPRESS flag; crac checkpoint --compress=LEVEL; bad levels" {
+	run --separate-stderr clean env CRAC_IMAGE_STATS=1 "$PROG" "$T/i0" "$T/i1" 8 api
+	echo "$output $stderr"
+	[ "$status" -eq 0 ]
+	echo "$stderr" | grep -q "zstd level 1 (CRAC_COMPRESS)"
+	compressed "$T/i1"
+	AS=()
+	restore_ok 1 "$T/i1" --populate
+
+	spawn "$T/out" "$T/err" env CRAC_IMAGE_STATS=1 CRAC_ENGINE=image "$CRAC_BUILD_DIR/tests/ckpt_heap" 8 2
+	pid=$SPAWNED
+	for _ in $(seq 100); do grep -q ready "$T/out" 2>/dev/null && break; sleep 0.1; done
+	run "$CRAC" checkpoint --compress=3 --image-dir "$T/c" "$pid"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	grep -q "zstd level 3 (--compress)" "$T/err"
+	run "$CRAC" inspect "$T/c"
+	echo "$output"
+	echo "$output" | grep -q "pages *ok"
+
+	for bad in 0 20 x ""; do
+		run "$CRAC" checkpoint --compress="$bad" "$pid"
+		[ "$status" -eq 2 ]
+		[ "$output" = "crac: --compress wants a zstd level from 1 to 19, got \"$bad\"" ]
+	done
+	run --separate-stderr clean env CRAC_IMAGE_COMPRESS=99 "$PROG" "$T/b0" "$T/b1"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	echo "$output" | grep -q "CRAC_IMAGE_COMPRESS=99: not a zstd level (1-19, or yes)"
+	[ ! -e "$T/b0" ]
+}
+
+@test "an incremental chain of compressed images restores, and flattens" {
+	make_images CRAC_IMAGE_COMPRESS=1 CRAC_IMAGE_INCREMENTAL=1 CRAC_IMAGE_STATS=1
+	echo "$stderr" | grep -q "MiB referenced from 1 image below"
+	run "$CRAC" inspect "$T/i1"
+	echo "$output"
+	echo "$output" | grep -q "^parent: *../i0"
+	AS=()
+	restore_ok 1 "$T/i1"
+	restore_ok 1 "$T/i1" --populate
+	if lazy_possible; then
+		# lazily, the pages taken from the compressed parent included
+		restore_ok 1 "$T/i1" --lazy --stats
+		echo "$stderr" | grep -Eq "by userfaultfd, [1-9][0-9]* of them with pages of images below"
+	fi
+	cp -a "$T/i0" "$T/i0.orig"
+	# the parent's pages file overwritten (same size): refused, or the
+	# process stopped by the lazy thread, naming the parent image
+	dd if=/dev/urandom of="$T/i0/pages" bs=4096 count=$(( $(stat -c %s "$T/i0/pages") / 4096 )) \
+		conv=notrunc status=none
+	run --separate-stderr clean "$CRAC" restore "$T/i1"
+	echo "$status / $output / $stderr"
+	[ "$status" -ne 0 ]
+	[ "$output" != "ok stage 1" ]
+	[[ "$stderr" == *"/../i0"* ]]
+	rm -rf "$T/i0"
+	mv "$T/i0.orig" "$T/i0"
+	run clean "$CRAC" flatten "$T/i1" "$T/f"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	rm -rf "$T/i0"   # the flat image needs no parent
+	restore_ok 1 "$T/f"
+	restore_ok 1 "$T/f" --populate
+}
+
+@test "an image of format version 4 (before compression) still restores" {
+	make_images
+	run "$CRAC" inspect "$T/i1"
+	! echo "$output" | grep -q "^compress:"
+	"$EDIT" "$T/i1" version 4
+	run "$CRAC" inspect "$T/i1"
+	echo "$output" | grep -q "^format: *version 4,"
+	AS=()
+	restore_ok 1 "$T/i1"
+	restore_ok 1 "$T/i1" --populate
+}
+
+# refused DIR REGEX [restore options]: one line, matching, nothing run
+refused_like() {
+	local dir=$1 re=$2
+	shift 2
+	run --separate-stderr clean "$CRAC" restore "$@" "$dir"
+	echo "status $status"
+	echo "stdout: $output"
+	echo "stderr: $stderr"
+	[ "$status" -eq 1 ]
+	[ -z "$output" ]
+	[ "$(echo "$stderr" | wc -l)" -eq 1 ]
+	[[ "$stderr" =~ ^crac:\ restore\ $dir:\ $re$ ]]
+}
+
+@test "a damaged frame: refused before the program runs (eager), the process stopped before any page of it is visible (lazy)" {
+	make_images CRAC_IMAGE_COMPRESS=1
+	read -r idx off zlen len < <("$EDIT" "$T/i1" zchunk)
+	[ -n "$len" ] && [ "$zlen" -lt "$len" ]
+	at=$((off + zlen / 2))
+	byte=$(od -An -tu1 -j $at -N1 "$T/i1/pages" | tr -d ' ')
+	printf "\\$(printf %03o $((byte ^ 255)))" | dd of="$T/i1/pages" bs=1 seek=$at conv=notrunc status=none
+	refused_like "$T/i1" "(page data checksum mismatch in chunk #$idx \\($len bytes at 0x[0-9a-f]+, anon\\): the pages file is damaged|chunk #$idx \\($len bytes at 0x[0-9a-f]+, anon\\): the compressed chunk is not a zstd frame of its size \\(damaged\\))" --populate
+	run "$CRAC" inspect "$T/i1"
+	[ "$status" -eq 1 ]
+	echo "$output" | grep -Eq "(checksum mismatch in page chunk #$idx |page chunk #$idx .*not a zstd frame)"
+	if lazy_possible; then
+		for prefetch in off on; do
+			run --separate-stderr clean env CRAC_LAZY_PREFETCH=$prefetch "$CRAC" restore "$T/i1"
+			echo "prefetch $prefetch: status $status"
+			echo "stdout: $output"
+			echo "stderr: $stderr"
+			[ "$status" -eq 1 ]
+			[ -z "$output" ]   # "ok stage 1" never printed: the damaged chunk was never visible
+			echo "$stderr" | grep -Eqx "crac: restore $T/i1: (page data checksum mismatch in chunk #$idx \\($len bytes at 0x[0-9a-f]+, anon\\): the pages file is damaged|chunk #$idx \\($len bytes at 0x[0-9a-f]+, anon\\): the compressed chunk is not a zstd frame of its size \\(damaged\\)); found in $T/i1/pages while loading lazily \\(damaged before the restore, or changed since\\), before any of these pages was visible; the restored process is stopped"
+		done
+	fi
+}
+
+@test "a stored length that lies, a truncated pages file: refused with one line" {
+	make_images CRAC_IMAGE_COMPRESS=1
+	cp -a "$T/i1" "$T/keep"
+	read -r idx off zlen len < <("$EDIT" "$T/i1" zchunk)
+	[ -n "$len" ]
+	# the frame said one byte short: it does not decompress to its size
+	"$EDIT" "$T/i1" zlen-short
+	refused_like "$T/i1" "chunk #$idx \\($len bytes at 0x[0-9a-f]+, anon\\): the compressed chunk is not a zstd frame of its size \\(damaged\\)" --populate
+	# a stored length past the end of the pages file: the header is refused
+	rm -rf "$T/i1" && cp -a "$T/keep" "$T/i1"
+	"$EDIT" "$T/i1" zlen-huge
+	refused_like "$T/i1" "header: bad page chunk #$idx"
+	run "$CRAC" inspect "$T/i1"
+	[ "$status" -eq 1 ]
+	echo "$output" | grep -q "header: bad page chunk #$idx"
+	# the pages file cut inside a frame
+	rm -rf "$T/i1" && cp -a "$T/keep" "$T/i1"
+	truncate -s $((off + zlen / 2)) "$T/i1/pages"
+	refused_like "$T/i1" "$T/i1/pages is truncated or damaged \\([0-9]+ bytes, the header says [0-9]+\\)"
+	# untouched, it restores
+	AS=()
+	restore_ok 1 "$T/keep" --populate
+}
+
+@test "CRAC_IMAGE_COMPRESS_THREADS=2: chunks compressed in two halves at once restore exactly" {
+	[ "$(nproc)" -ge 2 ] || skip "one CPU: no second compressor"
+	make_images CRAC_IMAGE_COMPRESS=1 CRAC_IMAGE_COMPRESS_THREADS=2 CRAC_IMAGE_STATS=1
+	echo "$stderr" | grep -Eq "chunks \([1-9][0-9]* in two halves at once\)"
+	compressed "$T/i1"
+	AS=()
+	restore_ok 0 "$T/i0"
+	restore_ok 1 "$T/i1" --populate
+	restore_ok 1 "$T/i1"
+	# (image_zstd fails if the compressor is left as a child, even a zombie)
+}
