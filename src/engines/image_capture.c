@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -695,7 +696,8 @@ static bool near(uint64_t s, uint64_t len, uint64_t a, uint64_t w)
  * of the program's threads (/proc/self/task) that are stopped, it sends
  * no signal when it ends (exit signal 0) and is waited for (__WCLONE)
  * before the threads run again. It shares our TLS too, hence raw system
- * calls only (no errno), on a stack in the arena. Linux AIO fsync would do
+ * calls only (no errno), on a stack in the arena, with every signal
+ * blocked; not used under a seccomp filter. Linux AIO fsync would do
  * it without a process, but io_destroy waits two RCU grace periods (23-36
  * ms here) and a context kept alive is a mapping of the program's.
  * CRAC_IMAGE_SYNC_HELPER=0, or clone refused: fsync in this thread.
@@ -742,6 +744,9 @@ static void sync_open(struct img_capture *c)
 	c->sync_err = 0;
 	c->sync_what = NULL;
 	if (e && !strcmp(e, "0"))
+		return;
+	/* A seccomp filter may kill a process for a clone it did not expect. */
+	if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) != 0)
 		return;
 	(void)clone(NULL, NULL, 0, NULL);   /* EINVAL, without a system call */
 	struct img_syncer *s = img_arena_alloc(&c->arena, sizeof(*s) + IMG_SYNCER_STACK);
@@ -796,7 +801,12 @@ static bool sync_spawn(struct img_capture *c, int n, const int *fd, const bool *
 		s->what[i] = what[i];
 		s->res[i] = -EINPROGRESS;
 	}
+	/* Every signal blocked in the helper (it inherits the mask): a
+	 * handler of the program must never run there, on our TLS. */
+	uint64_t all = ~0ull, old = 0;
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, sizeof(all));
 	int pid = clone(syncer_main, s->stack + IMG_SYNCER_STACK, CLONE_VM | CLONE_FILES | CLONE_FS, s);
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, sizeof(old));
 	if (pid <= 0) {
 		c->syncer = NULL;   /* not again this time */
 		return false;
