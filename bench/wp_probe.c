@@ -29,8 +29,11 @@
  * Prints "WAY median MS min MS max MS" lines, plus the number of written
  * ranges found. Run it as root and as nobody (UFFD_USER_MODE_ONLY).
  *
- * What it showed on the 2-vCPU PVM guest of FACTS.md (Linux 6.18, under a
- * load of 7-10, so read the ratios; 1 GiB, 1% = 2622 pages):
+ * What it showed on the 2-vCPU PVM guest of FACTS.md (Linux 6.18; 1 GiB,
+ * 1% = 2622 pages; medians at a load of 3.6: scan 11.9 ms, scan-nofile
+ * 1.7, scan+wp 36.0, nofile+wp 23.9, written+wp 26.8, wp-only 12.6, the
+ * program's next writes 50-63; written+wp of one block 1.0; at a load of
+ * 7-10 all of them 2-6x that):
  *   - the protect, not the scan, is the cost, and it is per 2 MiB of
  *     memory holding written pages, not per page: the kernel flushes the
  *     TLB once per page table it edited (pagemap_scan_pmd_entry), and a
@@ -41,6 +44,10 @@
  *     written range: 310-970 ms). No sequence of these calls is cheaper
  *     than scan+wp for spread writes; the floor is about one hypervisor
  *     TLB flush per 2 MiB region written since the last checkpoint.
+ *   - wp-only (the kernel's exclusive write-protect path, no output)
+ *     protects the same pages in half the time of the reporting paths,
+ *     but it protects holes too (uffd-wp markers; page tables allocated
+ *     for never-touched ranges), which crac avoids (image_track.c).
  *   - asking for PAGE_IS_FILE makes the scan read every present page's
  *     struct page: 1 GiB scan 38-70 ms with it, 1.6-18 ms without
  *     (crac asks for it on file mappings only since).
