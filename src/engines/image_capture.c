@@ -27,6 +27,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +42,7 @@
 #include <sys/sysinfo.h>
 #include <sys/sysmacros.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -195,6 +198,9 @@ static int64_t now_ns(clockid_t id)
 
 /* ---- open --------------------------------------------------------------------- */
 
+static void sync_open(struct img_capture *c);
+static bool sync_join(struct img_capture *c, bool wait);
+
 int img_capture_open(struct img_capture *c, const char *dir)
 {
 	c->dir = dir;
@@ -237,6 +243,7 @@ int img_capture_open(struct img_capture *c, const char *dir)
 	};
 	c->use_scan = ioctl(c->pagemap_fd, IMG_PAGEMAP_SCAN, &arg) >= 0 && !getenv("CRAC_IMAGE_NO_PAGEMAP_SCAN") &&
 		      !crac__pretend_missing("pagemap_scan");
+	sync_open(c);   /* the fsync helper (below) */
 	return 0;
 }
 
@@ -244,6 +251,7 @@ void img_capture_close(struct img_capture *c, bool failed)
 {
 	c->w.n_iov = 0;     /* a failure: what is queued is not wanted */
 	img_write_end(c);   /* its descriptors, if a failure left them open */
+	sync_join(c, true); /* the fsync a failure left running */
 	if (c->pagemap_fd >= 0)
 		close(c->pagemap_fd);
 	if (c->pages_fd >= 0)
@@ -667,6 +675,185 @@ static bool near(uint64_t s, uint64_t len, uint64_t a, uint64_t w)
 /* AddressSanitizer's shadow byte of address a (x86-64 default mapping). */
 #define IMG_ASAN_SHADOW(a) (((a) >> 3) + 0x7fff8000ull)
 
+/* ---- fsync on the other core ---------------------------------------------------- */
+
+/*
+ * Making the image durable costs about as much as everything else in a
+ * small (incremental) checkpoint: on this kind of VM an fsync waits for the
+ * host to write the data it holds for the guest's disk (~1 ms per MiB), and
+ * each of the three fsyncs (header, pages, directory) is a journal commit
+ * and a device flush (1-4 ms each). Meanwhile this thread has CPU work:
+ * scanning and write-protecting the written pages again (bench/wp_probe.c:
+ * a TLB flush per 2 MiB with written pages, ~20 ms for 1% of 1 GiB spread
+ * out). So a helper does the waiting, on the other core: every
+ * IMG_EARLY_SYNC bytes of the pages file it fdatasyncs what is written so
+ * far while the scan goes on, and at the end it fsyncs the header and the
+ * directory while this thread fsyncs the pages file (one journal commit
+ * serves all three).
+ *
+ * The helper is a clone(CLONE_VM | CLONE_FILES) child: it shares our
+ * memory and descriptors but is its own thread group, so it is never one
+ * of the program's threads (/proc/self/task) that are stopped, it sends
+ * no signal when it ends (exit signal 0) and is waited for (__WCLONE)
+ * before the threads run again. It shares our TLS too, hence raw system
+ * calls only (no errno), on a stack in the arena, with every signal
+ * blocked; not used under a seccomp filter. Linux AIO fsync would do
+ * it without a process, but io_destroy waits two RCU grace periods (23-36
+ * ms here) and a context kept alive is a mapping of the program's.
+ * CRAC_IMAGE_SYNC_HELPER=0, or clone refused: fsync in this thread.
+ */
+#define IMG_EARLY_SYNC (4ull << 20)
+#define IMG_SYNCER_STACK (64u << 10)
+
+struct img_syncer {
+	int pid;                /* 0: not running */
+	int n;
+	int fd[2];
+	bool data_only[2];
+	const char *what[2];
+	int res[2];             /* 0 or -errno, written by the helper */
+	char *stack;
+};
+
+static long raw_syscall1(long nr, long a)
+{
+	long r;
+
+	__asm__ volatile("syscall" : "=a"(r) : "0"(nr), "D"(a) : "rcx", "r11", "memory");
+	return r;
+}
+
+/* The helper: raw system calls only (it shares our TLS). */
+static int syncer_main(void *arg)
+{
+	struct img_syncer *s = arg;
+
+	for (int i = 0; i < s->n; i++)
+		s->res[i] = (int)raw_syscall1(s->data_only[i] ? SYS_fdatasync : SYS_fsync, s->fd[i]);
+	return 0;
+}
+
+/* Before the threads stop: binds clone (lazy binding writes the GOT) and
+ * takes the helper's memory from the arena. */
+static void sync_open(struct img_capture *c)
+{
+	const char *e = getenv("CRAC_IMAGE_SYNC_HELPER");
+
+	c->syncer = NULL;
+	c->sync_at = 0;
+	c->sync_err = 0;
+	c->sync_what = NULL;
+	if (e && !strcmp(e, "0"))
+		return;
+	/* A seccomp filter may kill a process for a clone it did not expect. */
+	if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) != 0)
+		return;
+	(void)clone(NULL, NULL, 0, NULL);   /* EINVAL, without a system call */
+	struct img_syncer *s = img_arena_alloc(&c->arena, sizeof(*s) + IMG_SYNCER_STACK);
+	if (!s)
+		return;
+	s->stack = (char *)(s + 1);
+	c->syncer = s;
+}
+
+static void sync_note(struct img_capture *c, int res, const char *what)
+{
+	if (res < 0 && !c->sync_err) {
+		c->sync_err = res;
+		c->sync_what = what;
+	}
+}
+
+/* Waits for the helper (or only looks, with WNOHANG); true when none runs. */
+static bool sync_join(struct img_capture *c, bool wait)
+{
+	struct img_syncer *s = c->syncer;
+	int st;
+
+	if (!s || !s->pid)
+		return true;
+	for (;;) {
+		long r = syscall(SYS_wait4, s->pid, &st, __WCLONE | (wait ? 0 : WNOHANG), NULL);
+		if (r == 0)
+			return false;   /* still at it */
+		if (r < 0 && errno == EINTR)
+			continue;
+		break;
+	}
+	for (int i = 0; i < s->n; i++)
+		sync_note(c, s->res[i], s->what[i]);
+	s->pid = 0;
+	return true;
+}
+
+/* fsync (or fdatasync) of up to two descriptors by the helper; false if it
+ * could not start (nothing done then). */
+static bool sync_spawn(struct img_capture *c, int n, const int *fd, const bool *data_only, const char *const *what)
+{
+	struct img_syncer *s = c->syncer;
+
+	if (!s || !sync_join(c, true))
+		return false;
+	s->n = n;
+	for (int i = 0; i < n; i++) {
+		s->fd[i] = fd[i];
+		s->data_only[i] = data_only[i];
+		s->what[i] = what[i];
+		s->res[i] = -EINPROGRESS;
+	}
+	/* Every signal blocked in the helper (it inherits the mask): a
+	 * handler of the program must never run there, on our TLS. */
+	uint64_t all = ~0ull, old = 0;
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, sizeof(all));
+	int pid = clone(syncer_main, s->stack + IMG_SYNCER_STACK, CLONE_VM | CLONE_FILES | CLONE_FS, s);
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, sizeof(old));
+	if (pid <= 0) {
+		c->syncer = NULL;   /* not again this time */
+		return false;
+	}
+	s->pid = pid;
+	return true;
+}
+
+/* During the scan: the pages file's data written so far goes to the disk
+ * (one fdatasync at a time; the page cache's: O_DIRECT data is there). */
+static void sync_early(struct img_capture *c)
+{
+	const int fd[1] = { c->pages_fd };
+	const bool data_only[1] = { true };
+	const char *const what[1] = { CRAC_IMG_PAGES_FILE };
+
+	if (!c->syncer || c->w.mode == IMG_WRITE_DIRECT || c->w.at < c->sync_at + IMG_EARLY_SYNC ||
+	    !sync_join(c, false))
+		return;
+	if (sync_spawn(c, 1, fd, data_only, what))
+		c->sync_at = c->w.at;
+}
+
+/*
+ * The final fsyncs: the header (fd) and the directory by the helper, the
+ * pages file here, at the same time; all three here without a helper. An
+ * error of any, or of an early fdatasync, fails the checkpoint (an error
+ * is reported to one fsync only).
+ */
+static int sync_final(struct img_capture *c, int fd)
+{
+	const int fds[2] = { fd, c->dir_fd };
+	const bool data_only[2] = { false, false };
+	const char *const what[2] = { CRAC_IMG_HEADER_FILE, "" };
+
+	sync_join(c, true);
+	if (!sync_spawn(c, 2, fds, data_only, what))
+		for (int i = 0; i < 2; i++)
+			sync_note(c, fsync(fds[i]) < 0 ? -errno : 0, what[i]);
+	sync_note(c, fsync(c->pages_fd) < 0 ? -errno : 0, CRAC_IMG_PAGES_FILE);
+	sync_join(c, true);
+	if (c->sync_err)
+		return img_fail(&c->err, c->sync_err, "fsync %s%s%s: %s", c->tmp, *c->sync_what ? "/" : "",
+				c->sync_what, img_strerror(-c->sync_err));
+	return 0;
+}
+
 /* Records chunk [s, s + len) of mapping `mi`, its bytes at src, and queues
  * them for the pages file (image_write.c). */
 static int store_chunk(struct img_capture *c, uint32_t mi, uint64_t s, uint64_t len, const void *src)
@@ -906,13 +1093,22 @@ static int scan_map(struct img_capture *c, uint32_t mi)
 		 * region handed out, and the next call starts at or after it.
 		 */
 		uint64_t seen = m->start;
+		/*
+		 * PAGE_IS_FILE only where a page can be one: asking for it makes
+		 * the kernel look up every present page's struct page (a cache
+		 * miss each), which was most of the scan of a large heap (1 GiB:
+		 * 4-40 ms of a 5-50 ms scan; bench/wp_probe.c). A private
+		 * anonymous mapping holds anonymous pages and the zero page only
+		 * (PAGE_IS_PFNZERO is read from the page table entry).
+		 */
+		uint64_t file_bit = m->kind == CRAC_MAP_FILE ? IMG_PAGE_IS_FILE : 0;
 		for (uint64_t at = m->start; at < m->end;) {
 			struct img_pm_scan_arg arg = {
 				.size = sizeof(arg), .flags = wp ? 1 /* PM_SCAN_WP_MATCHING */ : 0, .start = at, .end = m->end,
 				.vec = (uint64_t)(uintptr_t)vec, .vec_len = NV,
 				.category_anyof_mask = IMG_PAGE_IS_PRESENT | IMG_PAGE_IS_SWAPPED,
-				.return_mask = IMG_PAGE_IS_PRESENT | IMG_PAGE_IS_SWAPPED | IMG_PAGE_IS_FILE |
-					       IMG_PAGE_IS_PFNZERO | IMG_PAGE_IS_WPALLOWED | IMG_PAGE_IS_WRITTEN,
+				.return_mask = IMG_PAGE_IS_PRESENT | IMG_PAGE_IS_SWAPPED | file_bit | IMG_PAGE_IS_PFNZERO |
+					       IMG_PAGE_IS_WPALLOWED | IMG_PAGE_IS_WRITTEN,
 			};
 			/* raw system calls: no ASan interceptor runs meanwhile */
 			int64_t t0 = now_ns(CLOCK_MONOTONIC);
@@ -949,6 +1145,7 @@ static int scan_map(struct img_capture *c, uint32_t mi)
 				run_s = rs;
 				run_e = re;
 			}
+			sync_early(c);
 			uint64_t next = arg.walk_end > seen ? arg.walk_end : seen;
 			if (next <= at)
 				break;
@@ -1087,6 +1284,7 @@ int img_capture_pages(struct img_capture *c)
 			break;
 		}
 		rc = scan_map(c, i);
+		sync_early(c);
 		/* The queue may read this mapping: write it out before the
 		 * protection goes back. */
 		if (rc == 0 && unreadable)
@@ -1099,6 +1297,8 @@ int img_capture_pages(struct img_capture *c)
 	int end = img_write_end(c);
 	if (rc == 0 && end == 0)
 		end = verify_thread_chunks(c);
+	if (rc < 0 || end < 0)
+		sync_join(c, true);   /* before the threads run again */
 	return rc < 0 ? rc : end;
 }
 
@@ -1221,14 +1421,11 @@ int img_capture_header(struct img_capture *c)
 	if (fd < 0)
 		return img_fail(&c->err, -errno, "%s/%s: %s", c->tmp, CRAC_IMG_HEADER_FILE, img_strerror(errno));
 	int rc = write_all(fd, buf, total);
-	if (rc == 0 && fsync(fd) < 0)
-		rc = -errno;
-	close(fd);
-	if (rc < 0)
+	if (rc < 0) {
+		close(fd);
 		return img_fail(&c->err, rc, "%s/%s: %s", c->tmp, CRAC_IMG_HEADER_FILE, img_strerror(-rc));
-	if (fsync(c->pages_fd) < 0)
-		return img_fail(&c->err, -errno, "fsync %s/%s: %s", c->tmp, CRAC_IMG_PAGES_FILE, img_strerror(errno));
-	if (fsync(c->dir_fd) < 0)
-		return img_fail(&c->err, -errno, "fsync %s: %s", c->tmp, img_strerror(errno));
-	return 0;
+	}
+	rc = sync_final(c, fd);
+	close(fd);
+	return rc;
 }

@@ -362,6 +362,12 @@ struct img_capture {
 	struct img_incr incr;           /* incremental checkpoint: the parent, the references */
 	uint32_t img_flags;             /* header img_flags (CRAC_IMGF_TRACK) */
 	uint32_t header_crc;            /* of the header written */
+	/* fsync on the other core (image_capture.c): the pages file's data
+	 * goes to the disk while the scan goes on */
+	struct img_syncer *syncer;      /* arena; NULL: fsync in this thread */
+	uint64_t sync_at;               /* pages file bytes covered by the last early fdatasync */
+	int sync_err;                   /* first error one returned (-errno) */
+	const char *sync_what;          /* and of which file */
 	int64_t t_stopped, t_pages, t_synced;   /* CLOCK_MONOTONIC, for CRAC_IMAGE_STATS */
 	/* descriptors (image_fds.c) */
 	struct crac_obj_capture objs;
