@@ -48,7 +48,7 @@ checkpoint" ]
 @test "options of each subcommand" {
 	run complete_line "crac checkpoint --"
 	echo "$output"
-	for o in --engine --image-dir --keep-running --deadline --dry-run --force-checks --incremental \
+	for o in --engine --image-dir --keep-running --deadline --dry-run --force-checks --incremental --compress \
 		 --timeout --stats --help; do
 		echo "$output" | grep -qx -- "$o"
 	done
