@@ -69,9 +69,9 @@ if [ "$quick" = 1 ]; then
 	export CRAC_BENCH_IMAGE_SIZES CRAC_BENCH_IMAGE_REPS CRAC_BENCH_IMAGE_CKPTS CRAC_BENCH_CKPT_MIB \
 		CRAC_BENCH_CKPT_REPS CRAC_BENCH_RESTORE_REPS CRAC_BENCH_RESTORE_BIG_REPS CRAC_BENCH_RESTORE_SIZES \
 		CRAC_BENCH_ZOO_REPS CRAC_BENCH_INVENTORY_MAX
-	start_runs=3
+	start_runs=3 incr_mib=256 incr_reps=2
 else
-	start_runs=10
+	start_runs=10 incr_mib=1024 incr_reps=7
 fi
 
 load() { cut -d' ' -f1-3 /proc/loadavg; }
@@ -92,6 +92,7 @@ step restore.sh bash bench/restore.sh build-bench "$out"
 step zoo.sh bash bench/zoo.sh build-bench
 step side.sh sh bench/side.sh build-bench "$out"
 step start.sh bash bench/start.sh build-bench "$start_runs"
+step incremental.sh sh bench/incremental.sh build-bench "$incr_mib" 10 "$incr_reps" docs/bench-incremental.md
 step inventory.sh sh bench/inventory.sh build-bench "$out"
 echo "== done (load $(load))${failed:+; FAILED:$failed}" >&2
 [ -z "$failed" ]
