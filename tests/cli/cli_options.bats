@@ -75,11 +75,12 @@ help_options() {
 	"$CRAC" "$1" --help | "$PY" -c '
 import re, sys
 for line in sys.stdin:
-    m = re.match(r"^\s+((?:--?[a-zA-Z][a-z0-9-]*)(?:, --?[a-zA-Z][a-z0-9-]*)*)(?: ([A-Z\[][^ ]*))?(?:\s|$)", line)
+    # an optional value is written right after the name: --opt[=VALUE]
+    m = re.match(r"^\s+((?:--?[a-zA-Z][a-z0-9-]*)(?:, --?[a-zA-Z][a-z0-9-]*)*)(\[=[A-Z]+\])?(?: ([A-Z\[][^ ]*))?(?:\s|$)", line)
     if not m or m.group(1) == "--":
         continue
     for o in m.group(1).split(", "):
-        print(o, m.group(2) or "")
+        print(o, m.group(2) or m.group(3) or "")
 '
 }
 
@@ -96,6 +97,7 @@ value() {
 	DIR) echo "$T/dir" ;;
 	FILE) : >"$T/file"; echo "$T/file" ;;
 	K) echo some-key ;;
+	LEVEL) echo 3 ;;
 	*) echo "no test value for the metavar \"$1\": add it to value() in $BATS_TEST_FILENAME" >&2; return 1 ;;
 	esac
 }
@@ -161,6 +163,11 @@ value() {
 			n=$((n + 1))
 			if [ -z "$meta" ]; then
 				forms=("$o")
+			elif [[ "$meta" == "[="*"]" ]]; then
+				# an optional value: --opt alone, or --opt=VALUE
+				m="${meta#[=}"
+				v="$(value "${m%]}")"
+				forms=("$o" "$o=$v")
 			else
 				v="$(value "$meta")"
 				forms=("$o $v")
