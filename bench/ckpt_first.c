@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ckpt_first.c - the first checkpoint of a fresh process, and the ones
  * after it. Driven by bench/checkpoint.sh.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ckpt_incr.c - incremental against full checkpoints of a large heap with
  * a small part of it written between checkpoints. Driven by

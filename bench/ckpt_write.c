@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ckpt_write.c - how to move a fresh process's heap into a file fastest
  * (the first checkpoint of a process). Driven by bench/checkpoint.sh.

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """
 drive.py MODE QUERY EXPECT ERRFILE CMD...: the timing driver of bench/zoo.sh
 (and ask(), the TCP question, of bench/side.py). Takes CLOCK_MONOTONIC right

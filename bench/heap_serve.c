@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * heap_serve.c - a heap that answers on stdin, for checkpointers that work
  * from outside the process (crac run + crac checkpoint, CRIU): the same

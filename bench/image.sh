@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # bench/image.sh BUILD OUT - the image engine with 16 MiB .. 4 GiB dirty heaps
 # (DESIGN §7): checkpoint time and rate, image size, restore latency (from
 # the spawn of `crac restore` to the first after_restore callback), and the
@@ -108,7 +109,7 @@ for mib in $sizes; do
 	app_mib=$(du -sk --apparent-size "$img" | awk '{ printf "%.1f", $1 / 1024 }')
 
 	# -- restores and fresh runs, interleaved; one untimed warm-up of each
-	#    (first touch of memory the VM gave back is slower: FACTS.md)
+	#    (first touch of memory the VM gave back is slower)
 	for f in r_cb r_ret r_load r_read r_write r_mibread f_first f_read f_write; do : >"$tmp/$f"; done
 	rfail=""
 	i=0
@@ -242,7 +243,7 @@ fs=$(df -PT "$tmp" | awk 'NR == 2 { print $2 " on " $1 }')
 	echo "- Lazy restore (the default here: the benchmark runs as root, so the loader gets a userfaultfd that handles kernel faults): the loader registers the heap with userfaultfd and reads nothing of it; the restored process's crac-lazy thread loads it on demand and, once the restore path is through, in the background. \"restore ms\" therefore does not include loading the heap; \"restored: read all\" does (the program reads while the background load runs ahead of it)."
 	echo "- \"loader ms / MiB read\" come from \`--stats\` (the loader's own time, and the page data it read eagerly: equal to the image when restore is eager, near 0 when lazy)."
 	echo "- When the loader reads every stored page (MiB read = image size: an eager restore), bringing the heap in is inside the restore time and the touch passes afterwards run on resident memory; a lazy restore moves that cost into the touch passes, which is why both are reported."
-	echo "- This VM gives freed memory back to the host (free page reporting, FACTS.md): the first touch of such memory is several times slower, and it hits whatever allocates fresh pages (the page cache for a new image, an eager restore, a fresh heap). Hence the wide min–max ranges; medians are reported."
+	echo "- This VM gives freed memory back to the host (free page reporting): the first touch of such memory is several times slower, and it hits whatever allocates fresh pages (the page cache for a new image, an eager restore, a fresh heap). Hence the wide min–max ranges; medians are reported."
 	echo
 	cat "$table"
 	echo

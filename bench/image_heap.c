@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * image_heap.c - the image engine with a large dirty heap (DESIGN §7):
  * checkpoint time, restore latency and the cost of touching restored memory.

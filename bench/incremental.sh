@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # bench/incremental.sh - incremental against full checkpoints of a 1 GiB
 # heap with 1% of its pages written between checkpoints (issue 12, item 3;
 # goal: an incremental re-checkpoint <= 50 ms).

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # bench/inventory.sh BUILD OUT - the inventory with many descriptors.
 #
 # Environment (all optional):

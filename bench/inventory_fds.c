@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * inventory_fds.c - how long the safety-check inventory takes as the number
  * of open descriptors grows (issue #4: 10,000 fds must stay fast).

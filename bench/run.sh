@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # bench/run.sh [--quick] - builds crac (Release, in build-bench/) and runs
 # every benchmark; each rewrites its document in docs/ (bench-*.md, with
 # the date, the commit, the machine load and nproc) and its PNG plot

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 # bench/side.py BUILD OUT DOC - crac and CRIU side by side (issue 12 §6), run
 # by bench/side.sh: the same unmodified programs, in the same run, through
 #   - crac: `crac run` + `crac checkpoint --engine image` from outside, then

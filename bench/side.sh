@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # bench/side.sh BUILD OUT [DOC] - crac and CRIU side by side (bench/side.py
 # does the work; default DOC docs/bench-side.md, plots next to it).
 #

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # bench/start.sh - `crac start` on a warm image vs a cold start: time from
 # launching the command to the first answer of a TCP server, for python3
 # with heavy imports (asyncio, decimal, email, http.client, json, sqlite3,

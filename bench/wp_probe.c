@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * wp_probe.c - the kernel's cost of tracking written pages, the floor
  * under an incremental re-checkpoint (issue 12, item 3). No libcrac.
@@ -29,7 +30,7 @@
  * Prints "WAY median MS min MS max MS" lines, plus the number of written
  * ranges found. Run it as root and as nobody (UFFD_USER_MODE_ONLY).
  *
- * What it showed on the 2-vCPU PVM guest of FACTS.md (Linux 6.18; 1 GiB,
+ * What it showed on a 2-vCPU PVM guest (shadow paging; Linux 6.18; 1 GiB,
  * 1% = 2622 pages; medians at a load of 3.6: scan 11.9 ms, scan-nofile
  * 1.7, scan+wp 36.0, nofile+wp 23.9, written+wp 26.8, wp-only 12.6, the
  * program's next writes 50-63; written+wp of one block 1.0; at a load of

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # bench/zoo.sh BUILD [DOC] - the program zoo (issue 11 §3, tests/zoo): for
 # each unmodified program that crac can checkpoint with no policy file, the
 # cold start to its first answer, the image size, and the restore to its
