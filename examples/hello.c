@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* hello.c - the README example: one resource, one checkpoint. */
 #include <crac.h>
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * session_key.c - a resource that keeps a session key out of images.
  *

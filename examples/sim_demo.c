@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sim_demo.c - shows the order crac notifies resources in, with the sim
  * engine (no image): three resources and a nested context, one clean round,

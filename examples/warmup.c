@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * warmup.c - the main demo: a program with an expensive warm-up.
  *

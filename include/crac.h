@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * crac.h - Coordinated Restore at Checkpoint for native Linux programs.
  *

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # demo.sh - builds crac and runs the main demo: a program with a warm-up of
 # over a second starts cold, then checkpoints itself with the image engine,
 # and is restored from the image; cold-start and restore times are printed

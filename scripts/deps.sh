@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # deps.sh - installs what building and testing crac needs on Debian 12, if
 # it is missing, and says what it installs (apt's own progress shows on the
 # terminal, on stderr):

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # test.sh - builds crac and runs every test: the normal build (unit, CLI,
 # end-to-end and zoo tests), then the unit tests and the image engine's
 # end-to-end tests again under AddressSanitizer and UBSan (the image engine

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # install_check.sh BUILD_DIR SOURCE_DIR - `cmake --install` to a fresh
 # prefix, then build the README example against it twice: with pkg-config
 # (shared library) and with the CMake package (find_package(crac)). Both

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * activation.c - sockets of socket activation (systemd's LISTEN_FDS,
  * LISTEN_PID) across a checkpoint and a restore, for `crac run`,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cli.h - the `crac` command: one file per subcommand group.
  * Exit status of every subcommand: 0 success, 1 the operation failed (a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cmd_check.c - `crac check PID`: ask a process, through its control
  * endpoint, to take its inventory and list what would refuse a checkpoint

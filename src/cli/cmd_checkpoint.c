@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cmd_checkpoint.c - `crac checkpoint PID`: ask a process, through its
  * control endpoint, to checkpoint itself, and print what it answers.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cmd_flatten.c - `crac flatten DIR OUT [--trust-owner]`: one self-contained
  * image from an incremental image and the images below it.

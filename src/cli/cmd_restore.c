@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cmd_restore.c - `crac restore`, its options parsed once here for its
  * three forms:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cmd_restore_criu.c - `crac restore DIR` for an image the criu engine
  * wrote (DIR holds the crac-criu marker, src/engines/criu.c):

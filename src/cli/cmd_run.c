@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cmd_run.c - `crac run -- PROG ARGS`: run an unmodified program with
  * libcrac preloaded and its control endpoint on, so that `crac checkpoint

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cmd_start.c - `crac start --image DIR [--key K] [triggers] -- PROG ARGS`:
  * restore-or-start.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * main.c - the `crac` command: dispatch to one file per subcommand.
  */

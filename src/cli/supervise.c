@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * supervise.c - warm-up triggers and the small supervisor behind them
  * (`crac run` with a --checkpoint-* option, `crac start`).

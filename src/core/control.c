@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * control.c - the control endpoint: lets an operator trigger a checkpoint
  * from outside (`crac checkpoint PID`) and resume a paused process

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * core.h - state private to the API core (src/core): the one lock that
  * guards resources, rounds and inhibitors, and the resource tree.

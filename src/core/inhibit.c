@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * inhibit.c - critical sections a checkpoint must not cut through.
  *

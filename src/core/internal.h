@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * internal.h - what the API core shares with the engines, the runtime
  * resources, the control endpoint and the CLI. Not installed.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * log.c - crac's one logger: every message the library prints on its own
  * goes through crac__log(), filtered by level ($CRAC_LOG, or

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * resource.c - contexts, resources and the order they are notified in.
  *

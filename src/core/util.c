@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * util.c - small helpers shared by the core: clocks, thread ids, errno names,
  * printing text that came from elsewhere.

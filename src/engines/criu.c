@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * criu.c - the criu engine: CRIU (criu.org) takes the snapshot from
  * outside the process; crac coordinates around it.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * criu.h - what the criu engine (src/engines/criu.c, in the library) and
  * `crac restore DIR` for a CRIU image (src/cli/cmd_restore_criu.c) share.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * external.c - the external engine: the snapshot is taken from outside (a
  * VM snapshot, a container checkpoint, a suspend), crac only coordinates.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * external.h - the external engine's parts (src/engines/external*.c): the
  * engine and its parking (external.c), the systemd-logind path

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * external_logind.c - the external engine follows systemd-logind's sleep
  * announcements, which is how a VM orchestrator can snapshot a guest whose

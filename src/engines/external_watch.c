@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * external_watch.c - the external engine notices snapshots nobody announced.
  *

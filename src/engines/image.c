@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * image.c - the image engine: checkpoint a process into an image
  * directory; `crac restore DIR` (the static loader, src/loader) brings it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * image_capture.c - what goes into the image, and writing it.
  *

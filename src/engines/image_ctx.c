@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * image_ctx.c - saving and resuming a thread, in x86-64 assembly.
  *

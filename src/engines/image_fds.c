@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * image_fds.c - the program's descriptors go into the image (src/objects
  * does the work, kind by kind; the restore loader recreates them).

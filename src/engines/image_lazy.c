@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * image_lazy.c - lazy restore: the thread that fills the restored process's
  * large anonymous mappings (the loader registered them with userfaultfd and

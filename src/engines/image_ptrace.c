@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * image_ptrace.c - stopping threads that block the stop signal.
  *

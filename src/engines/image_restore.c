@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * image_restore.c - the restored side of the image engine: what runs in the
  * new process after the loader (src/loader) mapped the image and jumped into

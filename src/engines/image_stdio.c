@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * image_stdio.c - flushing the program's stdio output without ever waiting
  * for a lock the program holds.

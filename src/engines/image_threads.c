@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * image_threads.c - stopping every other thread for the image, and
  * recreating them in the restored process.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * image_track.c - which pages a process wrote since its last image, for
  * incremental checkpoints (struct crac_img_ref in image/image.h).

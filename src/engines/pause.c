@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pause.c - the pause engine: after the before-callbacks the process waits
  * in a coordinated state until it is resumed.

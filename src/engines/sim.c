@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sim.c - the simulation engine: takes no snapshot, reports a restore.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check.h - can this image be restored here, by this user? (check.c)
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * chunk.c - reading one chunk of a pages file: the one place that knows how
  * a chunk is stored (as it is, or as one zstd frame: struct crac_img_chunk).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * dir.c - the image directory on disk (library side, uses libc).
  *

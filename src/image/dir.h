@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * dir.h - image directories on disk (library side; see dir.c).
  */

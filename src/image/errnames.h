@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * errnames.h - one table of the errno values crac names in its messages:
  * the symbol ("ENOENT", in reports) and the text ("No such file or

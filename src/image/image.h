@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * image.h - the on-disk image format of the image engine, shared by the
  * engine (writer), the restore loader (reader) and `crac inspect`.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * jumpctx.h - the one routine that resumes a saved thread context (struct
  * crac_img_ctx, image.h), as assembly text. Both the engine (libcrac,

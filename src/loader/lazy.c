@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * lazy.c - the loader's half of lazy restore (see struct crac_img_lazy in
  * image/image.h for the whole picture, and engines/image_lazy.c for the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * lazy.h - the loader's half of lazy restore (lazy.c).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * start.c - entry point of the restore loader and its libc stand-ins.
  *

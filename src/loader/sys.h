@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sys.h - the restore loader's whole "libc": raw Linux system calls and the
  * few memory/string helpers (start.c). The loader links no C library: no

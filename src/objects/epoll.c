@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * epoll.c - epoll instances: created again empty in the first pass of the
  * restore, their registrations added again in the second pass, once every

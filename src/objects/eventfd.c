@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * eventfd.c - eventfd(2): the counter and the semaphore mode.
  *

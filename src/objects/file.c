@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * file.c - regular files, directories and stateless character devices:
  * opened again by path, with the same access mode and status flags, at the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * inotify.c - inotify(7) instances: every watch made again on its path,
  * with its mask, under the same watch descriptor number (wd).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * memfd.c - memfd_create(2) files: name, size, content, file mode, seals,
  * offset.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * objects.h - kernel objects the image engine carries across a restore
  * (DESIGN.md §7): an unmodified program cannot close and reopen what it

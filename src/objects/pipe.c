@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pipe.c - pipes whose ends are all inside the process, and named pipes
  * (FIFOs), opened again by path.

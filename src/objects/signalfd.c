@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * signalfd.c - signalfd(2): the signal mask.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * socket.c - sockets that can be made again without a peer elsewhere:
  *   - listening TCP sockets (IPv4, IPv6) and listening Unix stream and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * table.c - the kinds of carried objects, and the loops that capture and
  * restore every descriptor (see objects.h).

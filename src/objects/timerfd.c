@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * timerfd.c - timerfd_create(2): clock, interval, remaining time, pending
  * expirations.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * checks.c - the safety checks: refuse an image that could not restore
  * correctly, and say exactly why.
@@ -64,7 +65,7 @@ int crac__checks_fd_decision(const struct crac_round *r, int fd)
 }
 
 static void refuse(crac_report *rep, const struct inv_item *it, const char *why);
-static void item_resource(const struct inv_item *it, char *buf, size_t n);
+static int item_resource(const struct inv_item *it, char *buf, size_t n);
 static void suggest(const struct inv_item *it, const char *action, char *buf, size_t n);
 
 /* Does the engine carry descriptors itself? */
@@ -161,14 +162,17 @@ static bool enforcing(const struct crac_round *r)
 	       (r->opts.flags & CRAC_FORCE_CHECKS);
 }
 
-static void item_resource(const struct inv_item *it, char *buf, size_t n)
+/* The resource's short label, cut to n bytes (a long mapping name is cut:
+ * the report's text names it whole). Returns what snprintf does. */
+static int item_resource(const struct inv_item *it, char *buf, size_t n)
 {
 	switch (it->cls) {
-	case INV_FD: snprintf(buf, n, "fd %d", it->fd); break;
-	case INV_MAPPING: snprintf(buf, n, "%s %s", it->kind, it->name); break;
-	case INV_CHILD: snprintf(buf, n, "child %d", it->fd); break;
-	case INV_TIMER: snprintf(buf, n, "timer %s", it->name); break;
+	case INV_FD: return snprintf(buf, n, "fd %d", it->fd);
+	case INV_MAPPING: return snprintf(buf, n, "%s %s", it->kind, it->name);
+	case INV_CHILD: return snprintf(buf, n, "child %d", it->fd);
+	case INV_TIMER: return snprintf(buf, n, "timer %s", it->name);
 	}
+	return 0;
 }
 
 /*

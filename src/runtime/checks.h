@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * checks.h - the process inventory, the policies and the safety checks
  * built from them (runtime/inventory.c, policy.c, checks.c).

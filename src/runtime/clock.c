@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * clock.c - a monotonic clock that never goes backwards across restores.
  *

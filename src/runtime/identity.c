@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * identity.c - who this instance is: a random version-4 UUID (the instance
  * id) and a generation counter, both renewed on every restore by

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * inventory.c - what the process holds, read from /proc/self and the
  * descriptors themselves: every fd with its kind, path or address, flags

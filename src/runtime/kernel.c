@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * kernel.c - what this kernel offers the image engine, probed once per
  * question, and the switch that pretends a feature is absent so that every

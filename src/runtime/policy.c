@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * policy.c - what to do with each inventory item, as the user declared it.
  *

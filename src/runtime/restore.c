@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * restore.c - the core's two hooks into the restore-time environment, and
  * the new arguments / environment given at restore.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * runtime.h - the restore-time environment (clock, randomness, identity,
  * new args/env, secrets): what its files share with each other, with the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # Review of socket activation for crac restore DIR (review2): a hostile or
 # damaged DIR/activation record, hostile LISTEN_FDS values. Each must
 # refuse with one line rather than restore the program with its recorded

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # Socket activation with plain `crac run` and `crac restore DIR` (issue 13
 # item 3), as `crac start` does it: `crac run` under socket activation
 # records which of the program's descriptors were systemd's sockets in

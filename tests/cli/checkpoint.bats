@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # `crac checkpoint PID` against tests/progs/ctlprog, a program that registered
 # resources (alpha, beta, svc/db) and started its control endpoint: the
 # callbacks run in order inside the target, the report comes back, the exit

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # `crac checkpoint` shows how far a checkpoint is (issue 13 item 5): the
 # process sends progress records over the control connection when the
 # request asks for them (token progress=1, control.c); on a terminal a

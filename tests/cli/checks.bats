@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # Safety checks and policies through the command line (issue #4): an
 # unmodified TCP server under `crac run --policies`, `crac check PID`, and a
 # malformed policy file.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # Image engine, the page writer (src/engines/image_write.c): all-zero pages
 # of anonymous memory are left out of the pages file (the restore gives
 # zeros where no chunk is, eagerly and lazily), never those of a private

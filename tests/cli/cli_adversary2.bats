@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # Review of the command line (getopt_long everywhere, review2): edge cases
 # of option parsing that must refuse with one line and exit 2 rather than
 # do something else than what was asked.

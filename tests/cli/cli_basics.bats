@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # The `crac` command itself: --help, --version, usage errors (exit 2), and
 # subcommands that cannot do their job must say so and exit non-zero — never
 # print a fake success (restore DIR, inspect DIR, check PID).

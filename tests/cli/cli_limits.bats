@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # Length limits of the path arguments of `crac run` (src/cli/cli.h):
 # --checkpoint-to at most 4063 bytes once made absolute (room for the image
 # engine's DIR.tmp-XXXXXX and DIR.old-PID siblings), --policies and PROG at

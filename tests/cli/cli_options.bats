@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # Options of every command (issue 13 item 8): getopt_long everywhere.
 #   - `crac CMD --help` and `-h` print the full options on stdout, exit 0;
 #   - every option crac(1) documents for CMD (its SYNOPSIS and the tags of

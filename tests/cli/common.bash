@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # common.bash - helpers shared by the bats tests (`load common`).
 
 # clean CMD...: runs CMD with only fds 0-2 open. The image engine's safety

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # contrib/bash-completion/crac: sourced in bash, it completes subcommands,
 # each subcommand's options (those of `crac CMD --help` too), engines, PIDs
 # with a control socket, directories; and `cmake --install` installs it

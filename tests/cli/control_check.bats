@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # `crac check PID` says what it is (issue 11): its headline is the check's,
 # "crac: check: N problems would refuse a checkpoint of process PID" or
 # "crac: check: nothing stands in the way of a checkpoint of process PID",

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # What the control client trusts (issue 10, items 5-7; DESIGN §3 "External
 # trigger", §8): it follows no symlink at PID.sock, uses a directory only if
 # it belongs to the target's owner (or root) and nobody else may write to it,

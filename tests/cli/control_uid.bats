@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # The control endpoint refuses other users (DESIGN §3 "External trigger":
 # 0600 socket in a 0700 directory, SO_PEERCRED: same uid or root only).
 # Needs root to have a second uid (65534); skipped otherwise, with the reason.

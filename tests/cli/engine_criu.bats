@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # The criu engine (src/engines/criu.c, src/cli/cmd_restore_criu.c).
 #
 # The image engine's key end-to-end scenarios run against both engines that

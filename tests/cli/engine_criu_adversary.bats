@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # The criu engine (src/engines/criu.c) against a CRIU that misbehaves (fake
 # criu scripts through CRAC_CRIU; none needs root or the real CRIU):
 #  - "success is verified, never assumed": a criu dump that exits 0 but

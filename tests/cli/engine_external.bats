@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # The external engine (issue 14 items 2-4), without D-Bus (the logind path
 # is in engine_external_logind.bats):
 #  - announced: `crac checkpoint --engine external PID` parks the process

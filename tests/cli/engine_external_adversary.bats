@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # The external engine under hostile conditions (review of the parked
 # process and its hook):
 #  - a program that ignores SIGCHLD (its children are reaped by the kernel)

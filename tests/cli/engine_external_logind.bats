@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # The external engine follows systemd-logind (issue 14 item 2), on a private
 # D-Bus bus (dbus-daemon) with python3-dbusmock's logind template standing
 # in for logind, reached through DBUS_SYSTEM_BUS_ADDRESS:

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # Review of the external engine (defects 9 and 10):
 #  - the watcher keeps its baseline through a sample it could not take (the
 #    generation file missing, empty, being rewritten; the boot id

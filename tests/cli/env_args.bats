@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # New arguments and environment given at restore reach the program:
 # `crac restore --pid PID --env K=V -- ARGS` resumes a process paused by the
 # pause engine; its after_restore callbacks see the args (crac_restore_args,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # The restore-time environment with real image restores (issue 5):
 # `crac restore DIR --env K=V -- ARGS` reaches the after_restore callbacks
 # (event argv/envp) and environ; crac_clock_monotonic_ns() never goes back

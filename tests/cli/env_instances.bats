@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # Ten instances made from one process state get different random bytes,
 # different crac_random_u64 streams and different instance ids (issue 5).
 #   - fork: ten children of one warmed-up process, each restored by the sim

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # A region marked with crac_secret_region() never reaches an image file
 # (issue 5). tests/progs/env_secret makes a random secret and a random
 # public marker at run time, prints both, and checkpoints itself with the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # ext_common.bash - helpers of the external engine's tests
 # (tests/cli/engine_external*.bats: `load ext_common` after `load common`).
 # They use $PROG (tests/progs/ext_prog), $T, and set $PID.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # docs/guide.md is run: every block fenced as ```sh (not those marked
 # "sh (not run)", which need root and a running systemd) is extracted in
 # order into one bash script and run with `set -e` in a private $HOME, with

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # Image engine: what a restored process can rely on. tests/progs/image_probe
 # sets up process state, checkpoints itself with the image engine, and in
 # every restored instance checks (one "ok NAME" line each, stdout compared

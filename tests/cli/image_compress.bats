@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # Compressed images (`crac checkpoint --compress[=LEVEL]`, CRAC_IMAGE_COMPRESS,
 # the CRAC_COMPRESS flag): each chunk of the pages file is one zstd frame
 # when that saves a page, so restore decompresses only the chunks it reads,

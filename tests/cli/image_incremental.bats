@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # Incremental checkpoints (CRAC_IMAGE_INCREMENTAL=1): a process checkpointed
 # with keep-running, or restored from an image made with incremental
 # checkpoints asked for, checkpoints again writing only the pages it wrote

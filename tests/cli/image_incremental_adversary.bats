@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # Incremental images under attack (review of issue 12 item 3): hostile
 # chains (parent paths naming a symbolic link, a FIFO, a device, an image of
 # another user, the image itself, a skipped level; depths and references

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # Lazy restore of incremental images: a mapping that takes pages from the
 # images below (struct crac_img_ref) is filled by the lazy loader thread
 # like any other, each page from whichever image of the chain holds it,

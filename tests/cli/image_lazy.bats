@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # Lazy restore (userfaultfd): large anonymous mappings are loaded on demand
 # and in the background. With CRAC_LAZY_PREFETCH=off nothing is loaded but
 # what the program touches, so every scenario of tests/progs/image_lazy.c

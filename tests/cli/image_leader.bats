@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # The thread-group leader of a restored process runs the program's original
 # main thread, whichever thread took the checkpoint. An external checkpoint
 # (`crac checkpoint PID`) runs on the control endpoint's thread; before the

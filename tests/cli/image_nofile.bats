@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # RLIMIT_NOFILE at restore: the loader keeps the pages file above the
 # image's highest descriptor while it recreates them, so it needs one more
 # than that number. It raises the soft limit up to the hard one; when the

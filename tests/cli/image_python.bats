@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # An unmodified system program (python3) started with `crac run` is
 # checkpointed from outside through its control endpoint with the image
 # engine (`crac checkpoint --engine image --image-dir DIR PID`), exits, and

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # Image engine: every reason to refuse a restore gives one clear line on
 # stderr, "crac: restore DIR: REASON", and exit status 1: never a crash of
 # the loader (128+signal), never a half-restored process, nothing on stdout.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # Image engine: a mapping with thousands of separate dirty regions (a JVM
 # heap under allocation). PAGEMAP_SCAN on Linux 6.18 returns regions past
 # the walk_end it reports once a call fills its 512-entry buffer; taken

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # Image engine, end to end: a program checkpoints itself with the image
 # engine (tests/progs/image_counter, image_threads), `crac restore DIR`
 # brings it back in the restore command's own process (same pid), as many

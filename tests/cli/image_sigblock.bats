@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # Threads that block SIGRTMAX-1, the signal the image engine stops threads
 # with (redis's allocator thread and one of node's threads do): a ptrace
 # helper unblocks it, so the checkpoint takes as long as any other (before:

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # Image engine and stdio: a checkpoint while a thread sits in fgets(stdin)
 # (which holds the stdin FILE lock as long as no input comes: Lua
 # io.lines, sqlite3's shell) used to hang forever in fflush(NULL). The

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # The image engine makes the image durable with an fsync helper on the other
 # core (src/engines/image_capture.c): a clone(CLONE_VM | CLONE_FILES) child
 # that fdatasyncs the pages file while the pages are scanned, and fsyncs the

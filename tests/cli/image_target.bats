@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # Image engine: the target directory. A checkpoint writes DIR only if
 # nothing is there or DIR is a crac image of the caller; a user's folder, a
 # file, a symbolic link or another user's image is refused before anything

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # An image is code and a trust boundary (crac(1) SECURITY): what the restore
 # loader and `crac inspect` (one check routine, src/image/check.c) refuse
 # before the point of no return, and how the loader behaves after it.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # The ABI of libcrac.so: it exports exactly the functions include/crac.h
 # declares, each at a version of crac.map (CRAC_0.1 ...), nothing internal;
 # a program linked against it records the version it needs.

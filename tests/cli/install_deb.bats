@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # `cpack -G DEB` in the build directory: a Debian package with the CLI and
 # its loader, the library, the header, pkg-config and CMake files, the man
 # pages, the Python binding, the bash completion and the license; its

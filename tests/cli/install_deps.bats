@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # scripts/deps.sh says what it installs, in three groups (required,
 # the zoo, optional features), and without root and without sudo says what
 # to run as root instead of failing silently. The tests never install

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # `cmake --install BUILD --prefix /usr/local` as root, then a plain
 # `cc hello.c $(pkg-config --cflags --libs crac)`: no rpath, no
 # LD_LIBRARY_PATH, the default pkg-config path. The binary runs because the

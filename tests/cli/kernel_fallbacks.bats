@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # The kernels users run (issue 11 §4): `crac check` with no PID says what
 # this kernel offers, and every fallback is forced here with
 # CRAC_PRETEND_MISSING (runtime/kernel.c), which makes crac act as if the

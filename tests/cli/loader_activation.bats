@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # The loader's reading of $CRAC_ACTIVATION_FDS (set by `crac start` under
 # socket activation): taken whatever its length (it used to be dropped
 # whole from 512 bytes on, and the program's listeners then bound again

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # The loader fills the small eager mappings (dirty library pages: RELRO,
 # .data, GOT; small anonymous memory) through /proc/self/mem with their
 # final protection already in place (fill_mem in src/loader/loader.c), the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # crac's own messages (src/core/log.c): CRAC_LOG picks the level; at info a
 # restored process says which engine and generation brought it back, on the
 # stderr of `crac restore`; at the default level it says nothing when all

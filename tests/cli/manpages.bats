@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # The man pages (docs/man) keep up with the API: every function declared in
 # include/crac.h has docs/man/<name>.3 (a page, or a one-line `.so` link to
 # one) whose NAME section lists it, and every page renders without warnings.

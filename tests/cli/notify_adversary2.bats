@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # Review of crac's sd_notify relay (supervise.c notify_open/notify_read,
 # review2): where the program's NOTIFY_SOCKET is made, what is left behind,
 # what a sender can do to the supervisor.

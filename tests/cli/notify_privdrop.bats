@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # crac's sd_notify relay (supervise.c) and programs that drop privileges
 # (issue 13 review finding): a root service that setuid()s to nobody and
 # then sends READY=1 reaches crac's NOTIFY_SOCKET, and its READY=1 is

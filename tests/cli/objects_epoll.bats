@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # Carried kernel objects: epoll (src/objects/epoll.c). A program
 # (tests/progs/obj_epoll) registers a TCP listener, an eventfd
 # (edge-triggered), a pipe and a fired one-shot eventfd in an epoll

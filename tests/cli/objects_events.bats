@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # Carried kernel objects: eventfd, timerfd, signalfd and memfd
 # (src/objects/eventfd.c, timerfd.c, signalfd.c, memfd.c). A program
 # (tests/progs/obj_events) makes them, checkpoints itself with the image

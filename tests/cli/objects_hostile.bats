@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # Carried descriptors (src/objects/) against an objects table that names
 # what it should not, and paths that became something else before the
 # restore. "An image is code": the loader opens again only what the image

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # Carried kernel objects: inotify (src/objects/inotify.c). A program
 # (tests/progs/obj_inotify) watches a directory and files in $T/w with two
 # instances (watch numbers with gaps, IN_ONESHOT, IN_EXCL_UNLINK, a

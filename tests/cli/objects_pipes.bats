@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # Carried kernel objects: pipes and FIFOs (src/objects/pipe.c). A program
 # (tests/progs/obj_pipes) makes pipes whose ends are all its own (unread
 # content, a larger pipe size, O_NONBLOCK and FD_CLOEXEC, a closed writer

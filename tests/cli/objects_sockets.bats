@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # Carried kernel objects: sockets (src/objects/socket.c). A program
 # (tests/progs/obj_sock) makes a TCP listener on 127.0.0.1 (options,
 # O_NONBLOCK), an IPv6 listener, a Unix listener at a path and one with an

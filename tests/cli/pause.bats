@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # The pause engine through the command line (DESIGN §1, third bullet):
 # `crac checkpoint --engine pause PID` returns 0 once the target ran its
 # before_checkpoint callbacks and is paused; `crac restore --pid PID

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # The Python binding (bindings/python/crac, ctypes over libcrac): imported
 # from the source tree with PYTHONPATH, it finds the build tree's library
 # through $CRAC_LIBRARY, or the one `crac run` preloaded. Hooks run in

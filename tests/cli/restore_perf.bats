@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # The restore loader's ways of doing less before the program runs
 # (src/loader/loader.c, issue 12): eager memory filled by two threads (a
 # damaged chunk in either half is refused before the jump, naming it, the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # What crac restore says about the program's descriptors (issue 13 item 4):
 # by default one line for each that did not come back as it was (a
 # connection a policy closed; a file reopened although it changed, as the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # A checkpoint directory implies the image engine (issue 11): `crac run
 # --checkpoint-to DIR -- PROG` then `crac checkpoint PID` writes an image at
 # DIR (made absolute: the program may chdir) that `crac inspect DIR` reads,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # Restore-or-start (issue 13 item 2): `crac start --image DIR [triggers] --
 # PROG ARGS` restores DIR when it holds a good image of PROG, else says why
 # once, starts PROG cold and writes DIR (the cold program keeps running);

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # start_common.bash - helpers of the tests of `crac start`, the warm-up
 # triggers and systemd (start*.bats, triggers*.bats, systemd*.bats).
 # Needs $T (a fresh directory). Sets CRAC, SERVER, CRAC_CONTROL_DIR, PY.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # Defects of `crac start` and the supervisor found by review (issue 13):
 # a stop signal during a restore, a restored program that ends before it
 # answers, --checkpoint-on where this instance is not the writer, ends by a

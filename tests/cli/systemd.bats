@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # systemd (issue 13 item 3): the units of contrib/systemd run as systemd
 # would run them, without a running systemd: their ExecStart line with a
 # fake NOTIFY_SOCKET (a python3 datagram reader that sees the sender's pid,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # Warm-up triggers of `crac run` (issue 13 item 1): the program stays
 # unmodified (tests/progs/start_server.c), crac stays as its parent and
 # checkpoints it when the trigger fires; a checkpoint that fails prints its

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # `crac checkpoint --timeout` (issue 13 item 6): the command stops waiting
 # after the limit and says which phase the checkpoint was in; by default the
 # limit is the deadline plus a margin. The target is tests/progs/ctlprog,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * driver.c - runs fuzz_image.c's target without libFuzzer.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * format_fuzz.c - src/image/format.c with its CRAC_IMG_NOSAN helpers
  * (message building, crc32c) sanitizer-instrumented too.

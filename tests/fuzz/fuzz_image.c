@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_image.c - libFuzzer target for the image header reader
  * (crac_img_parse, src/image/format.c) and the shared check routine

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # make_corpus.sh BUILD_DIR [OUT_DIR]
 #
 # Seeds for fuzz_image from a real image: checkpoints tests/progs/image_probe

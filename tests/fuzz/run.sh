@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # run.sh [SECONDS [LIBFUZZER OPTIONS...]]
 #
 # Builds fuzz_image with clang and libFuzzer (build dir $CRAC_FUZZ_BUILD,

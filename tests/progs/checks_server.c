@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * checks_server.c - an unmodified-style TCP server for the policy tests: it
  * knows nothing of crac (run it under `crac run`). Listens on 127.0.0.1 on

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ckpt_heap - a program with a heap of known contents, for
  * tests/cli/checkpoint_progress.bats (`crac checkpoint --stats`, progress).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ckpt_loader_range - a process with memory in the restore loader's
  * reserved range (image/image.h: 0x500000000000 + 256 MiB) checkpoints

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ckpt_regions - one anonymous mapping with many separate dirty regions.
  *

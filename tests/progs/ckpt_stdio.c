@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ckpt_stdio - a program whose main thread sits in fgets(stdin) while it is
  * checkpointed with the image engine (the stdin FILE lock is held the whole

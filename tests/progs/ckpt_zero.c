@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ckpt_zero - all-zero pages: left out of the image where the restore
  * gives zeros anyway (anonymous memory), kept where it would not (a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * control_fake - a fake control endpoint, for tests/cli/control_trust.bats.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * criu_counter - the image engine's key end-to-end checks, for any engine
  * that writes an image (image, criu): tests/cli/engine_criu.bats runs it

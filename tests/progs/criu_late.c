@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * criu_late - checkpoints itself with the criu engine on its main thread
  * (keep-running: the original prints its result and exits 0); every

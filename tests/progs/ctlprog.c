@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ctlprog - helper for tests/cli/{checkpoint,pause,control_uid}.bats.
  *

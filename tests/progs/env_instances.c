@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * env_instances - helper for tests/cli/env_instances.bats: instances made
  * from one process state must not share randomness or identity.

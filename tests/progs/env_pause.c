@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * env_pause - helper for tests/cli/env_args.bats.
  *

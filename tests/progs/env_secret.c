@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * env_secret - helper for tests/cli/env_secret.bats: a secret that must
  * never reach an image file.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ext_prog.c - a program for the external engine's tests
  * (tests/cli/engine_external*.bats). Run with CRAC_ENGINE=external.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fnv.h - FNV-1a, the checksum the image test programs compare before the
  * checkpoint and after each restore.

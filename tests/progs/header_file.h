@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * header_file.h - for the test programs that edit an image header in place
  * (image_edit, obj_edit): read DIR/header whole, and write it back with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * image_edit - edits an image header for the refusal tests, keeping its
  * checksum valid so that the loader's later checks are what refuses.

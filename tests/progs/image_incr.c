@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * image_incr - incremental checkpoints (run with CRAC_IMAGE_INCREMENTAL=1).
  *

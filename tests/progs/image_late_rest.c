@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * image_late_rest - the pages of a stopped thread must not change while the
  * image is written.

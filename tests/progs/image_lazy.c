@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * image_lazy - what a lazily restored process does with memory that is not
  * loaded yet (run with CRAC_LAZY_PREFETCH=off so that nothing is loaded but

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * image_probe - what a process restored by the image engine can rely on.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * image_sync_helper - the image engine's fsync helper (image_capture.c) is
  * invisible to the program: checkpoints with keep-running leave no child

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * image_zstd - compressed images (tests/cli/image_compress.bats).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * incr_edit - edits the incremental-image fields of an image header for the
  * adversarial chain tests (tests/cli/image_incremental_adversary.bats),

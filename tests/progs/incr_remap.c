@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * incr_remap - incremental checkpoints across mremap and remapping
  * (tests/cli/image_incremental_adversary.bats; run with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * obj_check.h - what the tests/progs/obj_*.c programs share: CHECK lines
  * ("ok NAME" or "FAIL: NAME: why", counted in `fails`) and a checkpoint

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * obj_edit - edits one descriptor entry of an image header, keeping the
  * header's checksum valid, so that what the loader does with a hostile

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * obj_epoll - an epoll instance carried across an image restore
  * (src/objects/epoll.c).

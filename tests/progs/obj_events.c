@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * obj_events - eventfd, timerfd, signalfd and memfd carried across an
  * image restore.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * obj_hostile - a descriptor whose image entry a test then edits
  * (tests/progs/obj_edit.c), to see what the loader does with an objects

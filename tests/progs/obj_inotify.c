@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * obj_inotify - inotify instances carried across an image restore.
  *

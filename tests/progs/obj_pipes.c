@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * obj_pipes - pipes and FIFOs carried across an image restore.
  *

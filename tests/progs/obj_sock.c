@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * obj_sock - sockets carried across an image restore (src/objects/socket.c).
  *

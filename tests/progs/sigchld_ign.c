@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sigchld_ign - runs a program with SIGCHLD ignored (SIG_IGN survives
  * execve(2)): its children are reaped by the kernel as they exit, and

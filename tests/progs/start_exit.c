@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * start_exit.c - a program for tests/cli/start_review.bats (crac start).
  *

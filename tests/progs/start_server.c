@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * start_server.c - an unmodified service for the tests of `crac start`,
  * the warm-up triggers and systemd (tests/cli/start*.bats, triggers*.bats,

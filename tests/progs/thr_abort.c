@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * thr_abort - helper for tests/cli/image_sigblock.bats: a checkpoint that
  * fails at its deadline because a thread cannot take the stop signal in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * thr_leader - helper for tests/cli/image_leader.bats: a program whose
  * checkpoints are taken from outside (`crac run`, then `crac checkpoint

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * thr_sigblock - helper for tests/cli/image_sigblock.bats: threads that
  * block SIGRTMAX-1, the signal the image engine stops threads with.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * harness.h - a tiny test harness: CHECK() records a failure and goes on,
  * REQUIRE() stops the test. A test file defines `static void test_x(void)`

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_checks.c - the safety checks and policies (issue #4).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_common.h - helpers shared by the API unit tests (header only; every
  * test_*.c is its own executable, so everything here is static).

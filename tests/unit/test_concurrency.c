@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_concurrency.c - concurrent and recursive checkpoint requests
  * (crac_checkpoint_restore: -EBUSY, -EDEADLK) and a bounded stress test of

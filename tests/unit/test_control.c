@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_control.c - the control endpoint (crac.h "Control endpoint";
  * DESIGN §3 "External trigger"):

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_env_args.c - new arguments and environment given at restore:
  * crac_restore_args() and the exported variables.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_env_clock.c - crac_clock_monotonic across restores (issue 5).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_env_identity.c - crac_instance_id / crac_instance_uuid / crac_uuid:
  * stable between restores, fresh (and a valid version-4 UUID) after each,

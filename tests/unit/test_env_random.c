@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_env_random.c - restore-aware randomness and instance identity
  * (issue 5: "10 instances get different random bytes and instance ids").

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_env_secret.c - the registry of secret regions (crac_secret_region,
  * crac_secret_forget, and crac__secret_foreach for image engines).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_event.c - contents of struct crac_event with the sim engine: kind,
  * outcome, engine name, size, generation (+1 per restore), instance id

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_failures.c - failure paths of a checkpoint (crac.h "Ordering",
  * crac_fail, crac_checkpoint_restore, CRAC_DRY_RUN; DESIGN §3):

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_image_dir.c - the image directory target rule and temporaries
  * (src/image/dir.c): what a checkpoint may replace (only a crac image of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_image_format.c - the image format: crc32c, header write/parse round
  * trip, refusal of truncated / corrupt / wrong-version / inconsistent

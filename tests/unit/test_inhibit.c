@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_inhibit.c - inhibitors (crac.h "Inhibitors"; DESIGN §3): a
  * checkpoint waits for held inhibitors up to its deadline (-ETIMEDOUT and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_log.c - crac's logger: a program's sink receives crac's messages
  * with their level; the level filters (default warn); crac_log_set_level

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_nesting.c - contexts inside contexts (crac.h "Contexts and
  * resources"): a context is a resource of its parent, its children are

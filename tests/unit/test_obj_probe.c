@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_obj_probe.c - crac_obj_probe() (src/objects/table.c), what the
  * safety checks ask of every descriptor, called from several threads at

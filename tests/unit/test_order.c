@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_order.c - notification order (crac.h "Ordering"), with the sim engine:
  *  - before_checkpoint in reverse registration order, after_restore forward;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_pause.c - the pause engine in-process (DESIGN §1 third bullet, §2
  * engines): crac_checkpoint_restore(engine "pause") runs the before

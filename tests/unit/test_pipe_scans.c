@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_pipe_scans.c - the pipe lookups of the safety checks and of the
  * capture scan /proc/self/fd O(1) times per pass, not once per pipe end

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_registration.c - registering and unregistering while a checkpoint
  * runs (crac.h "Ordering" last paragraph, crac_register, crac_unregister):

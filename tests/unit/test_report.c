@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_report.c - the report API (crac.h "Reports"): count/get/status,
  * print (documented format), format (same text as print), free, NULL

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_round_start.c - how a checkpoint round starts.
  *

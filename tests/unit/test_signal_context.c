@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_signal_context.c - crac_checkpoint_restore() called from a signal
  * handler (issue 10 item 14): refused before anything is locked or

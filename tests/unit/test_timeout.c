@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_timeout.c - checkpoint deadlines (struct crac_options deadline_ms /
  * restore_deadline_ms, crac_event.deadline_monotonic; DESIGN §3 "Timeouts"):

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_version.c - crac_version (matches the header macros), crac_engines
  * (NULL-terminated, lists the built-in "sim" and "pause", every listed

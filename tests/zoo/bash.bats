@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # The zoo (issue 11 §3): bash, unmodified under `crac run` with no policy
 # file, running the zoo's script given with -c: a warm associative array,
 # the shell in `read`, checkpointed from outside, restored twice one after

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # The zoo (issue 11 §3): `bash FILE`, unmodified under `crac run` with no
 # policy file. bash reads its script through a descriptor it keeps open
 # (fd 255) for as long as it runs: refused until the image engine carries

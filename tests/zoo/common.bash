@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # common.bash - the program zoo (issue 11 §3): helpers shared by
 # tests/zoo/*.bats (`load common`).
 #

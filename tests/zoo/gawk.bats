@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # The zoo (issue 11 §3): gawk, unmodified under `crac run` with no policy
 # file: a warm array, checkpointed from outside, restored twice one after
 # the other and twice at once. See common.bash.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # The zoo (issue 11 §3): a JVM (progs/Zoo.java: a warm HashMap and a fixed
 # pool of 4 threads), unmodified under `crac run` with no policy file,
 # checkpointed from outside, restored twice one after the other and twice

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # A JVM as in java.bats (-XX:-UsePerfData; see there why), but with the one
 # policy that the image engine needs until it carries open files itself
 # (issue 11 §2): `file JAVA_HOME/lib/modules reopen` (the class image the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # The zoo (issue 11 §3): lua5.4, unmodified under `crac run` with no policy
 # file: a warm table, the main thread in io.lines (fgets on stdin, holding
 # the stdin FILE lock) when checkpointed from outside, restored twice one

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # The zoo (issue 11 §3): node running an http server (progs/server.js: a
 # warm Map, one request before the checkpoint), unmodified under `crac run`
 # with no policy file, checkpointed from outside and restored twice; each

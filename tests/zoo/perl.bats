@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # The zoo (issue 11 §3): perl, unmodified under `crac run` with no policy
 # file: a warm hash, checkpointed from outside, restored twice one after
 # the other and twice at once; each copy answers from the hash built before

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # The zoo (issue 11 §3): python3, unmodified under `crac run` with no policy
 # file: heavy imports (asyncio, decimal, email, http.client, json, sqlite3,
 # ssl, xml), a warm dict and 4 pool threads started before the checkpoint;

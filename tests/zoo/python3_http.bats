@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # The zoo (issue 11 §3): `python3 -m http.server`, unmodified under `crac
 # run` with no policy file, warmed up by one request, checkpointed from
 # outside and restored twice; each restored copy must serve the same file

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # The zoo (issue 11 §3), restored twice at once: a python3 HTTP server that
 # listens with SO_REUSEPORT (tests/zoo/progs/reuseport.py, unmodified under
 # `crac run`, no policy file) is checkpointed from outside; two copies are

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # The zoo (issue 11 §3): redis-server (no config file, no persistence),
 # unmodified under `crac run` with no policy file; 1000 keys set before the
 # checkpoint from outside; each of two restores must answer `redis-cli GET`

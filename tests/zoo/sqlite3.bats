@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # The zoo (issue 11 §3): sqlite3, its default shell reading SQL from stdin
 # (fgets, holding the stdin FILE lock, when checkpointed), an in-memory
 # database of 100000 rows built by its -init file; unmodified under `crac

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
 # The zoo (issue 11 §3): sqlite3 with an on-disk database file (100000 rows
 # written by its -init file), its default shell reading SQL from stdin;
 # unmodified under `crac run` with no policy file. It holds the database

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # reuseport.py PORT - a small HTTP server of the zoo that listens with
 # SO_REUSEPORT (socketserver's allow_reuse_port), as servers meant to run
 # as several processes on one port do. GET / answers "pid PID warm W": the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # zoo.bash - bash for the zoo: an associative array of 20000 entries before
 # "ready"; then  K  ->  "answer K 17K 20000"
 declare -A h

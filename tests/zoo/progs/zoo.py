@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # zoo.py - python3 for the zoo (tests/zoo, bench/zoo.sh): heavy imports, a
 # table of 100000 entries and a pool of 4 threads, all before "ready"; then
 # one answer per line of stdin, computed by a pool thread from the table:
