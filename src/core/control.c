@@ -710,13 +710,18 @@ int crac_control_start(void)
 		rc = -errno;
 		goto fail;
 	}
+	/* The identity of the file bind made, for remove_socket: only a
+	 * socket counts. Something else there already (our directory's owner
+	 * replaced it between the bind and this lstat) is not ours: it is
+	 * never removed nor chmod'ed (chmod would follow a symbolic link). */
 	struct stat st;
-	if (lstat(sock_path, &st) == 0) {
+	bool ours = lstat(sock_path, &st) == 0 && S_ISSOCK(st.st_mode);
+	if (ours) {
 		sock_dev = st.st_dev;
 		sock_ino = st.st_ino;
 		sock_pid = getpid();
 	}
-	if (chmod(sock_path, 0600) < 0 || listen(fd, 16) < 0 ||
+	if ((ours && chmod(sock_path, 0600) < 0) || listen(fd, 16) < 0 ||
 	    pipe2(wake_pipe, O_CLOEXEC) < 0) {
 		rc = -errno;
 		remove_socket();
