@@ -16,43 +16,11 @@
  * Compiles the format code itself (it is internal to libcrac).
  */
 #include "image/format.c"
-
-#include <fcntl.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-/* DIR/header, whole, in an 8-aligned buffer with `extra` bytes to spare. */
-static char *read_header(const char *dir, size_t extra, size_t *len, int *fdp)
-{
-	char path[4096];
-	struct stat st;
-
-	snprintf(path, sizeof(path), "%s/header", dir);
-	int fd = open(path, fdp ? O_RDWR : O_RDONLY);
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		perror(path);
-		exit(1);
-	}
-	char *buf = aligned_alloc(8, ((size_t)st.st_size + extra + 8) & ~7ul);
-	if (!buf || pread(fd, buf, (size_t)st.st_size, 0) != st.st_size) {
-		perror("read");
-		exit(1);
-	}
-	memset(buf + st.st_size, 0, extra);
-	*len = (size_t)st.st_size;
-	if (fdp)
-		*fdp = fd;
-	else
-		close(fd);
-	return buf;
-}
+#include "header_file.h"
 
 int main(int argc, char **argv)
 {
-	size_t len;
-	int fd;
+	struct header_file hf, pf;
 
 	if (argc < 3) {
 		fprintf(stderr, "usage: incr_edit DIR show|ref I FIELD VALUE|parent PATH|depth N|adopt PDIR\n");
@@ -60,7 +28,10 @@ int main(int argc, char **argv)
 	}
 	const char *op = argv[2];
 	size_t extra = !strcmp(op, "parent") && argc > 3 ? strlen(argv[3]) + 8 : 0;
-	char *buf = read_header(argv[1], extra, &len, &fd);
+	if (header_load_ex(&hf, argv[1], extra, 1) < 0)
+		return 1;
+	char *buf = hf.buf;
+	size_t len = hf.size;
 	struct crac_img_header *h = (void *)buf;
 	struct crac_img_ref *refs = (void *)(buf + h->refs_off);
 
@@ -104,8 +75,9 @@ int main(int argc, char **argv)
 	} else if (!strcmp(op, "depth") && argc > 3) {
 		h->depth = (uint32_t)strtoul(argv[3], NULL, 0);
 	} else if (!strcmp(op, "adopt") && argc > 3) {
-		size_t plen;
-		const struct crac_img_header *p = (const void *)read_header(argv[3], 0, &plen, NULL);
+		if (header_load_ex(&pf, argv[3], 0, 0) < 0)
+			return 1;
+		const struct crac_img_header *p = (const void *)pf.buf;
 		h->parent_crc = p->crc;
 		h->parent_created_ns = p->created_ns;
 		h->parent_pages_size = p->pages_size;
@@ -113,11 +85,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "unknown edit %s\n", op);
 		return 2;
 	}
-	h->crc = crac_img_header_crc(buf, len);
-	if (pwrite(fd, buf, len, 0) != (ssize_t)len) {
-		perror("write");
-		return 1;
-	}
-	close(fd);
-	return 0;
+	hf.size = len;   /* "parent" makes it longer */
+	return header_store(&hf);
 }
