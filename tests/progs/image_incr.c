@@ -31,6 +31,7 @@
  * Prints "FAIL: ..." and exits 1 on any difference.
  */
 #include <crac.h>
+#include "image_ckpt.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -265,22 +266,7 @@ static int after(const crac_event *ev, void *arg)
 /* Checkpoints into dir; returns CRAC_CONTINUED (keep) or CRAC_RESTORED. */
 static int checkpoint(const char *dir, bool keep)
 {
-	struct crac_options o;
-	crac_options_init(&o);
-	o.engine = "image";
-	o.image_dir = dir;
-	if (keep)
-		o.flags |= CRAC_KEEP_RUNNING;
-	crac_report *rep = NULL;
-	int rc = crac_checkpoint_restore(&o, &rep);
-	if (rc != CRAC_CONTINUED && rc != CRAC_RESTORED) {
-		printf("FAIL: checkpoint into %s returned %d\n", dir, rc);
-		if (rep)
-			crac_report_print(rep, stdout);
-		exit(1);
-	}
-	crac_report_free(rep);
-	return rc;
+	return image_checkpoint(dir, (keep ? CRAC_KEEP_RUNNING : 0u));
 }
 
 /* In a restored process: verify, then maybe go on to the next stage. */

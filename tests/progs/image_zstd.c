@@ -18,6 +18,7 @@
  * random page. Prints "FAIL: ..." and exits 1 on any difference.
  */
 #include <crac.h>
+#include "image_ckpt.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -105,24 +106,7 @@ static int verify(void)
 /* Checkpoints into dir; returns CRAC_CONTINUED (keep) or CRAC_RESTORED. */
 static int checkpoint(const char *dir, bool keep)
 {
-	struct crac_options o;
-	crac_options_init(&o);
-	o.engine = "image";
-	o.image_dir = dir;
-	if (keep)
-		o.flags |= CRAC_KEEP_RUNNING;
-	if (api)
-		o.flags |= CRAC_COMPRESS;
-	crac_report *rep = NULL;
-	int rc = crac_checkpoint_restore(&o, &rep);
-	if (rc != CRAC_CONTINUED && rc != CRAC_RESTORED) {
-		printf("FAIL: checkpoint into %s returned %d\n", dir, rc);
-		if (rep)
-			crac_report_print(rep, stdout);
-		exit(1);
-	}
-	crac_report_free(rep);
-	return rc;
+	return image_checkpoint(dir, (keep ? CRAC_KEEP_RUNNING : 0u) | (api ? CRAC_COMPRESS : 0));
 }
 
 int main(int argc, char **argv)

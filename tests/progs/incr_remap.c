@@ -37,6 +37,7 @@
  * place would restore the wrong bytes.
  */
 #include <crac.h>
+#include "image_ckpt.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -93,22 +94,7 @@ static unsigned char *map(size_t len, int pat)
 
 static int checkpoint(const char *dir, bool keep)
 {
-	struct crac_options o;
-	crac_options_init(&o);
-	o.engine = "image";
-	o.image_dir = dir;
-	if (keep)
-		o.flags |= CRAC_KEEP_RUNNING;
-	crac_report *rep = NULL;
-	int rc = crac_checkpoint_restore(&o, &rep);
-	if (rc != CRAC_CONTINUED && rc != CRAC_RESTORED) {
-		printf("FAIL: checkpoint into %s returned %d\n", dir, rc);
-		if (rep)
-			crac_report_print(rep, stdout);
-		exit(1);
-	}
-	crac_report_free(rep);
-	return rc;
+	return image_checkpoint(dir, (keep ? CRAC_KEEP_RUNNING : 0u));
 }
 
 static int verify(void)
