@@ -90,40 +90,7 @@ __attribute__((force_align_arg_pointer, noreturn)) void _start(void)
 }
 C
 cc -O2 -static -nostdlib -fno-stack-protector -fcf-protection=none -o "$tmp/noop" "$tmp/noop.c"
-# touch: the no-op that first writes one byte to each of PAGES fresh
-# anonymous pages (compiled below with -DPAGES=N), then prints first_ns.
-cat >"$tmp/touch.c" <<'C'
-static long sys6(long n, long a, long b, long c, long d, long e, long f)
-{
-	long r;
-	register long r10 __asm__("r10") = d, r8 __asm__("r8") = e, r9 __asm__("r9") = f;
-	__asm__ volatile("syscall" : "=a"(r) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
-			 : "rcx", "r11", "memory");
-	return r;
-}
-__attribute__((force_align_arg_pointer, noreturn)) void _start(void)
-{
-	struct { long s, ns; } t;
-	char buf[48], d[24];
-	int n = 0, k = 0;
-	/* mmap(NULL, PAGES pages, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS) */
-	volatile char *m = (volatile char *)sys6(9, 0, PAGES * 4096l, 3, 0x22, -1, 0);
-	for (long p = 0; p < PAGES; p++)
-		m[p * 4096] = 1;
-	sys6(228, 1, (long)&t, 0, 0, 0, 0);   /* clock_gettime(CLOCK_MONOTONIC) */
-	unsigned long v = (unsigned long)t.s * 1000000000ul + (unsigned long)t.ns;
-	for (const char *p = "first_ns="; *p; p++)
-		buf[n++] = *p;
-	do d[k++] = (char)('0' + v % 10); while (v /= 10);
-	while (k)
-		buf[n++] = d[--k];
-	buf[n++] = '\n';
-	sys6(1, 1, (long)buf, n, 0, 0, 0);
-	sys6(231, 0, 0, 0, 0, 0, 0);
-	for (;;)
-		;
-}
-C
+# touch: bench/static/touch_pages.c (a static no-op that first touches PAGES fresh pages).
 # bound FILE MODE: anonymous memory of FILE's size, filled from FILE with
 # 4 MiB preads; MODE 4k, thp (MADV_HUGEPAGE first) or thp-populate (and
 # MADV_POPULATE_WRITE: faulted in by one call, as the loader does); ms=T.
@@ -226,7 +193,7 @@ for ((i = 0; i < 3; i++)); do
 done
 if [ -n "$floor_faults" ]; then
 	cc -O2 -static -nostdlib -fno-stack-protector -fcf-protection=none -DPAGES="$floor_faults" \
-		-o "$tmp/touch" "$tmp/touch.c" || floor_faults=""
+		-o "$tmp/touch" "$src/bench/static/touch_pages.c" || floor_faults=""
 fi
 for f in t_noop t_touch r_crac r_loader r_crac_eager r_loader_eager; do : >"$tmp/$f"; done
 for ((i = 0; i <= reps; i++)); do
@@ -314,7 +281,7 @@ else
 	done
 	if [ -n "$py_faults" ]; then
 		cc -O2 -static -nostdlib -fno-stack-protector -fcf-protection=none -DPAGES="$py_faults" \
-			-o "$tmp/touch_py" "$tmp/touch.c" || py_faults=""
+			-o "$tmp/touch_py" "$src/bench/static/touch_pages.c" || py_faults=""
 	fi
 	for ((i = 0; i <= reps; i++)); do
 		d=""

@@ -126,38 +126,8 @@ p.send_signal(signal.SIGTERM); p.wait()
 PYEOF
 warm=("$B/crac" start --image "$T/img" --checkpoint-on-ready -- "$PY" "$T/server.py" "$PORT")
 # the bound: the fewest page faults of three warm starts, as fresh pages
-# touched by a static binary without libc (first_ns after the touching)
-cat >"$T/touch.c" <<'C'
-static long sys6(long n, long a, long b, long c, long d, long e, long f)
-{
-	long r;
-	register long r10 __asm__("r10") = d, r8 __asm__("r8") = e, r9 __asm__("r9") = f;
-	__asm__ volatile("syscall" : "=a"(r) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
-			 : "rcx", "r11", "memory");
-	return r;
-}
-__attribute__((force_align_arg_pointer, noreturn)) void _start(void)
-{
-	struct { long s, ns; } t;
-	char buf[48], d[24];
-	int n = 0, k = 0;
-	volatile char *m = (volatile char *)sys6(9, 0, PAGES * 4096l, 3, 0x22, -1, 0);
-	for (long p = 0; p < PAGES; p++)
-		m[p * 4096] = 1;
-	sys6(228, 1, (long)&t, 0, 0, 0, 0);   /* clock_gettime(CLOCK_MONOTONIC) */
-	unsigned long v = (unsigned long)t.s * 1000000000ul + (unsigned long)t.ns;
-	for (const char *p = "first_ns="; *p; p++)
-		buf[n++] = *p;
-	do d[k++] = (char)('0' + v % 10); while (v /= 10);
-	while (k)
-		buf[n++] = d[--k];
-	buf[n++] = '\n';
-	sys6(1, 1, (long)buf, n, 0, 0, 0);
-	sys6(231, 0, 0, 0, 0, 0, 0);
-	for (;;)
-		;
-}
-C
+# touched by a static binary without libc (first_ns after the touching):
+# bench/static/touch_pages.c
 N=""
 for _ in 1 2 3; do
 	o=$(ERR="$T/err" "$PY" "$T/measure.py" "$PORT" "${warm[@]}") || continue
@@ -166,7 +136,7 @@ for _ in 1 2 3; do
 	if [ -z "$N" ] || [ "$f" -lt "$N" ]; then N=$f; fi
 done
 if [ -n "$N" ] && [ -x "$B/bench/image_heap" ] && command -v cc >/dev/null &&
-   cc -O2 -static -nostdlib -fno-stack-protector -fcf-protection=none -DPAGES="$N" -o "$T/touch" "$T/touch.c"; then
+   cc -O2 -static -nostdlib -fno-stack-protector -fcf-protection=none -DPAGES="$N" -o "$T/touch" "$SRC/bench/static/touch_pages.c"; then
 	:
 else
 	N=""
