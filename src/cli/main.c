@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * main.c - the `crac` command: dispatch to one file per subcommand.
+ * main.c - the `crac` command's tool (crac-cli: the crac command, which is
+ * the restore loader, src/loader/front.c, execs it for everything but a
+ * plain image restore): dispatch to one file per subcommand.
  */
 #include "cli.h"
 #include "core/internal.h"
@@ -10,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 void cli_err(const char *fmt, ...)
@@ -191,6 +194,9 @@ int main(int argc, char **argv)
 	/* The command links libcrac too: started under `crac run` it inherits
 	 * CRAC_CONTROL=1, but it is no program to checkpoint. */
 	crac_control_stop();
+	/* exec'd by the crac command (src/loader/front.c) as crac-cli: named
+	 * crac again, as ps and a unit's status show it */
+	prctl(PR_SET_NAME, "crac", 0, 0, 0);
 	optind = 0;
 	while ((c = cli_getopt(argc, argv, "+:vqh", opts, main_usage)) != -1 && c != CLI_OPERAND) {
 		switch (c) {

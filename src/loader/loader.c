@@ -1492,8 +1492,18 @@ static void read_environment(char **envp)
 		}
 }
 
+/* Does s begin with prefix? (Never reads past the end of s.) */
+static bool has_prefix(const char *s, const char *prefix)
+{
+	while (*prefix)
+		if (*s++ != *prefix++)
+			return false;
+	return true;
+}
+
 /* 1b. The arguments; new arguments and --env settings are copied into our
- * .bss (the kernel's stack goes away). */
+ * .bss (the kernel's stack goes away); --env=K=V and -q as the crac
+ * command spells them too (front.c). */
 static void parse_arguments(int argc, char **argv)
 {
 	size_t env_used = 0, args_used = 0;
@@ -1520,9 +1530,9 @@ static void parse_arguments(int argc, char **argv)
 		else if (!strcmp(argv[i], "--check")) ld.check = 1;
 		else if (!strcmp(argv[i], "--trust-owner")) ld.check_flags |= CRAC_IMG_TRUST_OWNER;
 		else if (!strcmp(argv[i], "--verify-files")) ld.check_flags |= CRAC_IMG_VERIFY_FILES;
-		else if (!strcmp(argv[i], "--quiet")) fd_report = 0;
-		else if (!strcmp(argv[i], "--env") && i + 1 < argc) {
-			const char *kv = argv[++i];
+		else if (!strcmp(argv[i], "--quiet") || !strcmp(argv[i], "-q")) fd_report = 0;
+		else if ((!strcmp(argv[i], "--env") && i + 1 < argc) || has_prefix(argv[i], "--env=")) {
+			const char *kv = argv[i][5] == '=' ? argv[i] + 6 : argv[++i];
 			const char *eq = kv;
 			while (*eq && *eq != '=')
 				eq++;
@@ -1842,6 +1852,13 @@ static __attribute__((noreturn)) void resume_program(struct crac_img_resume *res
 	crac_loader_jump(&res->ctx, 1);
 }
 
+/*
+ * front.c in the crac command: `crac restore DIR ...` goes on here with
+ * the arguments after "restore" (1 skipped); any other command line execs
+ * crac-cli. front_none.c in crac-loader: 0.
+ */
+int front_dispatch(int argc, char **argv, char **envp);
+
 /* The steps of the header comment, top to bottom. */
 __attribute__((noreturn, used)) void loader_main(long *sp)
 {
@@ -1851,6 +1868,9 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 
 	ld.t0 = mono_ns();
 	check_own_range();
+	int skip = front_dispatch(argc, argv, envp);
+	argc -= skip;
+	argv += skip;
 	/* 1. */
 	read_environment(envp);
 	parse_arguments(argc, argv);

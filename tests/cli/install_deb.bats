@@ -37,7 +37,7 @@ teardown() {
 @test "the package holds the CLI, the library, the header, pkg-config, man pages, the binding, the completion" {
 	dpkg-deb -c "$DEB" | awk '{ print $6 }' >"$T/files"
 	p=".$PREFIX"
-	for f in bin/crac libexec/crac-loader lib/libcrac.so.0 lib/libcrac.so lib/libcrac.a \
+	for f in bin/crac libexec/crac-cli libexec/crac-loader lib/libcrac.so.0 lib/libcrac.so lib/libcrac.a \
 		include/crac.h lib/pkgconfig/crac.pc lib/cmake/crac/cracConfig.cmake \
 		share/man/man1/crac.1 share/man/man3/crac_checkpoint_restore.3 share/man/man7/crac.7 \
 		share/bash-completion/completions/crac share/doc/crac/LICENSE; do

@@ -54,10 +54,15 @@ image() {
 	! grep -q "cold" "$T/warm.err" || false
 }
 
+# is_crac PID: PID is crac start already (exec'd: the crac command, which
+# execs the tool crac-cli; no longer bg's subshell).
+is_crac() {
+	[ "$(readlink /proc/"$1"/exe)" = "$(readlink -f "$CRAC_BUILD_DIR/crac-cli")" ]
+}
+
 # has_child PID: PID (exec'd already: bg's own children are gone) has a child.
 has_child() {
-	[ "$(readlink /proc/"$1"/exe)" = "$(readlink -f "$CRAC")" ] &&
-		[ -n "$(cat /proc/"$1"/task/*/children 2>/dev/null)" ]
+	is_crac "$1" && [ -n "$(cat /proc/"$1"/task/*/children 2>/dev/null)" ]
 }
 
 @test "TERM to crac start during a restore (before the first answer): it ends by TERM, no cold start" {
@@ -184,7 +189,7 @@ BG+=("$!")
 }
 
 # has_child_or_waits PID: crac start (exec'd) runs.
-has_child_or_waits() { [ "$(readlink /proc/"$1"/exe)" = "$(readlink -f "$CRAC")" ]; }
+has_child_or_waits() { is_crac "$1"; }
 
 @test "an unfinished DIR.new-PID of a crac start that is gone, and DIR.new-PID.tmp-* of writers that are gone, are removed by the next writer" {
 	mkdir -p "$T/img.new-4194300"
