@@ -267,7 +267,13 @@ put_frame() {
 	# decompresses past the chunk (its buffer is the chunk), refused
 	head -c 64M /dev/zero | zstd -q -19 -c >"$T/bomb.zst"
 	cat "$T/orig" "$T/orig" | zstd -q -c >"$T/twice.zst"
-	for z in bomb twice; do
+	# the chunk's own frame behind a skippable frame, under a legacy
+	# (v0.7) magic, followed by bytes that are no frame: never decoded
+	# (a legacy frame would make libzstd allocate)
+	{ printf '\x50\x2a\x4d\x18\x04\x00\x00\x00abcd'; cat "$T/orig.zst"; } >"$T/skippable.zst"
+	{ printf '\x27\xb5\x2f\xfd'; tail -c +5 "$T/orig.zst"; } >"$T/legacy.zst"
+	{ cat "$T/orig.zst"; printf '\0\0\0\0\0\0\0'; } >"$T/trailing.zst"
+	for z in bomb twice skippable legacy trailing; do
 		rm -rf "$T/i1" && cp -a "$T/keep" "$T/i1"
 		put_frame "$T/i1" "$T/$z.zst"
 		refused_like "$T/i1" "chunk #$idx \\($len bytes at 0x[0-9a-f]+, anon\\): the compressed chunk is not a zstd frame of its size \\(damaged\\)" --populate
