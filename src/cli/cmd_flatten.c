@@ -174,6 +174,7 @@ static int flatten(struct flat *f, char **out, uint64_t *out_len)
 	}
 	for (uint32_t i = 0; i < h->n_fds; i++) {
 		const struct crac_img_fd *e = &v->fds[i];
+		uint32_t crc = 0;   /* its crc32c, checked before anything is at OUT */
 		data_off[i] = f->off;
 		for (uint64_t done = 0; done < e->data_len;) {
 			uint64_t n = e->data_len - done < (1u << 20) ? e->data_len - done : (1u << 20);
@@ -184,11 +185,20 @@ static int flatten(struct flat *f, char **out, uint64_t *out_len)
 				free(page);
 				return rc;
 			}
+			crc = crac_img_crc32c(crc, page, n);
 			done += n;
+		}
+		if (crc != e->data_crc) {
+			snprintf(f->msg, sizeof(f->msg), "the content of fd %d in the pages file is damaged (checksum mismatch)",
+				 e->fd);
+			free(data_off);
+			free(page);
+			return -EBADMSG;
 		}
 		uint64_t pad = ((e->data_len + CRAC_IMG_PAGE - 1) & ~(CRAC_IMG_PAGE - 1)) - e->data_len;
 		memset(page, 0, pad);
 		if (pad && (rc = write_all(f->out_fd, page, pad)) < 0) {
+			snprintf(f->msg, sizeof(f->msg), "writing the pages file: %s", strerror(-rc));
 			free(data_off);
 			free(page);
 			return rc;

@@ -709,6 +709,32 @@ int crac_img_verify_pages(const char *dir, const struct crac_img_view *v, char *
 				 crac_img_kind_name(v->maps[c->map].kind), crac_img_chunk_why(r));
 		}
 	}
+	/* The descriptors' content (pipes, memfds) after the chunks: a crc32c
+	 * of its own, which a restore checks only once the program's objects
+	 * are made; inspect and flatten's read-back check it here. */
+	for (uint32_t i = 0; i < v->h->n_fds && !rc; i++) {
+		const struct crac_img_fd *e = &v->fds[i];
+		uint32_t crc = 0;
+		for (uint64_t done = 0; done < e->data_len && !rc;) {
+			uint64_t n = e->data_len - done < CRAC_IMG_CHUNK_MAX ? e->data_len - done : CRAC_IMG_CHUNK_MAX;
+			ssize_t got = pread(fd, buf, n, (off_t)(e->data_off + done));
+			if (got < 0 && errno == EINTR)
+				continue;
+			if (got <= 0) {
+				rc = got < 0 ? -errno : -EBADMSG;
+				snprintf(msg, msglen, "%s: read at %llu: %s", path,
+					 (unsigned long long)(e->data_off + done), got < 0 ? strerror(errno) : "end of file");
+				break;
+			}
+			crc = crac_img_crc32c(crc, buf, (size_t)got);
+			done += (uint64_t)got;
+		}
+		if (!rc && crc != e->data_crc) {
+			rc = -EBADMSG;
+			snprintf(msg, msglen, "%s: checksum mismatch in the content of fd %d (%llu bytes at %llu)", path,
+				 (int)e->fd, (unsigned long long)e->data_len, (unsigned long long)e->data_off);
+		}
+	}
 	crac_img_reader_free(&rd);
 	free(buf);
 	close(fd);

@@ -250,8 +250,12 @@ static void read_own_maps(void)
 	int fd = (int)sys_openat(AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC);
 	long len = 0, n;
 
-	if (fd < 0)
-		die(1, "cannot read /proc/self/maps");
+	if (fd < 0) {
+		struct crac_img_buf b = msg();
+		crac_img_puts(&b, "cannot read /proc/self/maps");
+		put_err(&b, fd);   /* e.g. EMFILE: the chain's files took the last descriptors */
+		die(1, msg_buf);
+	}
 	while ((n = sys_read(fd, maps_buf + len, sizeof(maps_buf) - 1 - (size_t)len)) > 0)
 		len += n;
 	sys_close(fd);

@@ -246,3 +246,78 @@ refused_like() {
 	restore_ok 1 "$T/i1"
 	# (image_zstd fails if the compressor is left as a child, even a zombie)
 }
+
+# put_frame DIR FILE: FILE (a zstd frame of our own) in place of DIR's
+# largest compressed chunk, its stored length FILE's size
+put_frame() {
+	dd if="$2" of="$1/pages" bs=1 seek="$off" conv=notrunc status=none
+	"$EDIT" "$1" zlen-set "$(stat -c %s "$2")"
+}
+
+@test "frames of our own in a chunk's place: a bomb and a frame larger than the chunk refused, other valid encodings of its bytes restore" {
+	command -v zstd >/dev/null || skip "no zstd command to make frames with"
+	make_images CRAC_IMAGE_COMPRESS=1
+	cp -a "$T/i1" "$T/keep"
+	read -r idx off zlen len < <("$EDIT" "$T/i1" zchunk)
+	[ -n "$len" ]
+	dd if="$T/keep/pages" of="$T/orig.zst" bs=1 skip="$off" count="$zlen" status=none
+	zstd -q -d -c "$T/orig.zst" >"$T/orig"
+	[ "$(stat -c %s "$T/orig")" -eq "$len" ]
+	# 64 MiB of zeros in 2 KiB; the chunk's bytes twice: the reader never
+	# decompresses past the chunk (its buffer is the chunk), refused
+	head -c 64M /dev/zero | zstd -q -19 -c >"$T/bomb.zst"
+	cat "$T/orig" "$T/orig" | zstd -q -c >"$T/twice.zst"
+	# the chunk's own frame behind a skippable frame, under a legacy
+	# (v0.7) magic, followed by bytes that are no frame: never decoded
+	# (a legacy frame would make libzstd allocate)
+	{ printf '\x50\x2a\x4d\x18\x04\x00\x00\x00abcd'; cat "$T/orig.zst"; } >"$T/skippable.zst"
+	{ printf '\x27\xb5\x2f\xfd'; tail -c +5 "$T/orig.zst"; } >"$T/legacy.zst"
+	{ cat "$T/orig.zst"; printf '\0\0\0\0\0\0\0'; } >"$T/trailing.zst"
+	for z in bomb twice skippable legacy trailing; do
+		rm -rf "$T/i1" && cp -a "$T/keep" "$T/i1"
+		put_frame "$T/i1" "$T/$z.zst"
+		refused_like "$T/i1" "chunk #$idx \\($len bytes at 0x[0-9a-f]+, anon\\): the compressed chunk is not a zstd frame of its size \\(damaged\\)" --populate
+		if lazy_possible; then
+			run --separate-stderr clean "$CRAC" restore --lazy "$T/i1"
+			echo "$z lazy: $status / $output / $stderr"
+			[ "$status" -eq 1 ]
+			[ -z "$output" ]
+			[[ "$stderr" == *"chunk #$idx ($len bytes at "*"the compressed chunk is not a zstd frame of its size (damaged)"*"the restored process is stopped" ]]
+		fi
+	done
+	# the same bytes as 16 frames, without a content size, with a 2 GiB
+	# window (the reader decodes in one pass into the chunk: no window)
+	split -b 65536 -d "$T/orig" "$T/part."
+	for p in "$T"/part.*; do zstd -q -c "$p"; done >"$T/multi.zst"
+	zstd -q -c --no-content-size "$T/orig" >"$T/nosize.zst"
+	zstd -q -c --no-content-size --ultra -22 --long=31 "$T/orig" >"$T/window.zst"
+	AS=()
+	for z in multi nosize window; do
+		rm -rf "$T/i1" && cp -a "$T/keep" "$T/i1"
+		[ "$(stat -c %s "$T/$z.zst")" -lt "$len" ] || continue
+		put_frame "$T/i1" "$T/$z.zst"
+		restore_ok 1 "$T/i1" --populate
+		lazy_possible && restore_ok 1 "$T/i1" --lazy
+	done
+}
+
+@test "a chain of a compressed image and an uncompressed one, either way up: lazy, eager, flattened" {
+	for mode in api0 api1; do
+		rm -rf "$T/i0" "$T/i1" "$T/f"
+		run --separate-stderr clean env CRAC_IMAGE_INCREMENTAL=1 "$PROG" "$T/i0" "$T/i1" 8 "$mode"
+		echo "$mode: $status / $output / $stderr"
+		[ "$status" -eq 0 ]
+		run "$CRAC" inspect "$T/i1"
+		echo "$output" | grep -q "^parent: *../i0"
+		AS=()
+		restore_ok 1 "$T/i1" --populate
+		restore_ok 1 "$T/i1"
+		if lazy_possible; then
+			restore_ok 1 "$T/i1" --lazy --stats
+			echo "$stderr" | grep -Eq "by userfaultfd, [1-9][0-9]* of them with pages of images below"
+		fi
+		run clean "$CRAC" flatten "$T/i1" "$T/f"
+		[ "$status" -eq 0 ]
+		restore_ok 1 "$T/f"
+	done
+}

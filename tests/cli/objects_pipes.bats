@@ -146,3 +146,24 @@ restore_refused() {
 	restore_refused
 	[[ "$REASON" =~ ^fd\ [0-9]+\ \(fifo\ $T/work/fifo\):\ its\ unread\ content\ in\ the\ pages\ file\ is\ damaged\ \(checksum\) ]]
 }
+
+@test "damaged unread content: crac inspect says so and crac flatten refuses it, nothing at OUT" {
+	checkpoint
+	size=$(stat -c %s "$T/img/pages")
+	printf g | dd of="$T/img/pages" bs=1 seek=$((size - 4096)) conv=notrunc status=none
+	# inspect read every chunk and said "restorable here": the descriptors'
+	# content in the pages file has a crc32c of its own, checked too now
+	run "$CRAC" inspect "$T/img"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	echo "$output" | grep -Eq "^  data +FAILED: $T/img/pages: checksum mismatch in the content of fd [0-9]+ \\([0-9]+ bytes at [0-9]+\\)$"
+	! echo "$output" | grep -q "restorable here" || false
+	# flatten copied it as it was and said it was written and verified
+	run --separate-stderr "$CRAC" flatten "$T/img" "$T/flat"
+	echo "status $status, stdout: $output, stderr: $stderr"
+	[ "$status" -eq 1 ]
+	[ -z "$output" ]
+	[[ "$stderr" =~ ^crac:\ flatten\ $T/img:\ the\ content\ of\ fd\ [0-9]+\ in\ the\ pages\ file\ is\ damaged\ \(checksum\ mismatch\)$ ]]
+	[ ! -e "$T/flat" ]
+	[ -z "$(ls "$T" | grep '^flat')" ]
+}

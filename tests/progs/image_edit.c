@@ -28,6 +28,8 @@
  *                                compressed chunk, changing nothing
  *   image_edit DIR zlen-short    that chunk's frame said one byte shorter
  *   image_edit DIR zlen-huge     that chunk's stored length 0xffffffff
+ *   image_edit DIR zlen-set N    that chunk's stored length N (a frame of
+ *                                our own written in its place)
  *
  * Compiles the format code itself (it is internal to libcrac).
  */
@@ -83,7 +85,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "no stored chunk holds %s\n", argv[3]);
 		return 1;
 	}
-	if (!strcmp(op, "zchunk") || !strcmp(op, "zlen-short") || !strcmp(op, "zlen-huge")) {
+	if (!strcmp(op, "zchunk") || !strcmp(op, "zlen-short") || !strcmp(op, "zlen-huge") ||
+	    (!strcmp(op, "zlen-set") && argc > 3)) {
 		struct crac_img_chunk *ck = (void *)(buf + h->chunks_off);
 		uint32_t c = h->n_chunks;   /* the largest (first of them) */
 		for (uint32_t i = 0; i < h->n_chunks; i++)
@@ -99,6 +102,8 @@ int main(int argc, char **argv)
 		}
 		if (!strcmp(op, "zlen-short"))
 			ck[c].zlen--;
+		else if (!strcmp(op, "zlen-set"))
+			ck[c].zlen = (uint32_t)strtoul(argv[3], NULL, 0);
 		else
 			ck[c].zlen = 0xffffffffu;
 	} else if (!strcmp(op, "cpu-missing")) {

@@ -7,7 +7,9 @@
  *       changes it (stage 1), checkpoints into DIR1 and exits there.
  *       Fails if the checkpoint left a child process behind.
  *       Compression is asked for by the caller ($CRAC_IMAGE_COMPRESS), or
- *       with "api" by the CRAC_COMPRESS flag.
+ *       with "api" by the CRAC_COMPRESS flag; "api0" / "api1": the flag
+ *       for the checkpoint of stage 0 / 1 only (a chain with compressed
+ *       and uncompressed images).
  *   crac restore DIRn
  *       verifies every page against what stage n held: "ok stage N".
  *
@@ -34,6 +36,7 @@ static unsigned char *big;
 static size_t n_pages;
 static int stage;
 static bool api;
+static int api_stage = -1;   /* api0 / api1: the flag for that stage only */
 
 static uint64_t mix(uint64_t x)
 {
@@ -106,7 +109,9 @@ static int verify(void)
 /* Checkpoints into dir; returns CRAC_CONTINUED (keep) or CRAC_RESTORED. */
 static int checkpoint(const char *dir, bool keep)
 {
-	return image_checkpoint(dir, (keep ? CRAC_KEEP_RUNNING : 0u) | (api ? CRAC_COMPRESS : 0));
+	bool z = api && (api_stage < 0 || api_stage == stage);
+
+	return image_checkpoint(dir, (keep ? CRAC_KEEP_RUNNING : 0u) | (z ? CRAC_COMPRESS : 0));
 }
 
 int main(int argc, char **argv)
@@ -116,7 +121,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	size_t len = (argc > 3 ? strtoull(argv[3], NULL, 10) : 8) << 20;
-	api = argc > 4 && !strcmp(argv[4], "api");
+	api = argc > 4 && !strncmp(argv[4], "api", 3);
+	if (api && argv[4][3])
+		api_stage = argv[4][3] - '0';
 	n_pages = len / PG;
 	setvbuf(stdout, NULL, _IONBF, 0);
 	big = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
