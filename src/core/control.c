@@ -720,6 +720,8 @@ int crac_control_start(void)
 		sock_dev = st.st_dev;
 		sock_ino = st.st_ino;
 		sock_pid = getpid();
+	} else {
+		sock_pid = 0;   /* an earlier start's identity must not name it */
 	}
 	if ((ours && chmod(sock_path, 0600) < 0) || listen(fd, 16) < 0 ||
 	    pipe2(wake_pipe, O_CLOEXEC) < 0) {
