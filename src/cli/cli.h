@@ -150,8 +150,9 @@ struct cli_super {
 	/* restoring: the read end of the loader's point-of-no-return pipe
 	 * ($CRAC_LOADER_PONR_FD); 0: none */
 	int ponr_fd;
-	bool ponr_seen;                  /* its byte came: the loader passed it */
-	bool ponr_eof;                   /* it ended (without the byte: refused) */
+	bool ponr_seen;                  /* "p" came: the loader passed it */
+	bool ponr_jumped;                /* "j" came: the program's code runs */
+	bool ponr_eof;                   /* it ended (without "p": refused) */
 	/* state */
 	pid_t child;
 	long long started_ms;

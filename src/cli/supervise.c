@@ -940,19 +940,27 @@ static int end_like(struct cli_super *s, int ws)
 }
 
 /*
- * Restoring with the loader's point-of-no-return pipe: has its byte come?
- * Read once it is readable (the loader writes it before it changes
- * anything, then closes the pipe at the jump); an end without it is a
- * refusal, which the child's exit then says.
+ * Restoring with the loader's point-of-no-return pipe: what has come?
+ * "p" at its point of no return (before it changes anything), "j" right
+ * before it jumps into the program (then it closes the pipe). A child that
+ * ends without "j" never ran any code of the program: a refusal, or a
+ * restore that failed after the point of no return (a damaged chunk found
+ * while loading, the loader crashing), which the child's exit then says;
+ * it may be started cold. Read what is there (non-blocking).
  */
 static void ponr_read(struct cli_super *s)
 {
-	char c;
-	ssize_t n = read(s->ponr_fd, &c, 1);
+	char c[8];
+	ssize_t n;
 
-	if (n == 1)
-		s->ponr_seen = true;
-	else if (n == 0 || (errno != EAGAIN && errno != EINTR))
+	while ((n = read(s->ponr_fd, c, sizeof(c))) > 0)
+		for (ssize_t i = 0; i < n; i++) {
+			if (c[i] == 'p')
+				s->ponr_seen = true;
+			else if (c[i] == 'j')
+				s->ponr_jumped = true;
+		}
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
 		s->ponr_eof = true;
 }
 
@@ -971,7 +979,7 @@ int cli_super_wait(struct cli_super *s, bool restoring)
 	 * after PING_AFTER_PONR_MS, the rest backing off as before.
 	 */
 	bool wait_ponr = restoring && s->ponr_fd > 0;
-	s->ponr_seen = s->ponr_eof = false;
+	s->ponr_seen = s->ponr_jumped = s->ponr_eof = false;
 	for (;;) {
 		long long now = now_ms(), wake = -1;
 		bool ponr_poll = wait_ponr && !s->ponr_seen && !s->ponr_eof;
@@ -1036,12 +1044,13 @@ int cli_super_wait(struct cli_super *s, bool restoring)
 					request_done(s);
 			}
 			if (!restored_up) {
-				/* Did the loader pass its point of no return? Then
-				 * the program ran (or the restore crashed after
-				 * changing it): its end is ours, it never runs twice. */
-				if (s->ponr_fd > 0 && !s->ponr_seen && !s->ponr_eof)
+				/* Did the loader jump into the program? Then the
+				 * program ran: its end is ours, it never runs twice.
+				 * Without a pipe (none given), its point of no return
+				 * is as far as we know. */
+				if (s->ponr_fd > 0 && !s->ponr_eof)
 					ponr_read(s);
-				bool ran = s->ponr_seen;
+				bool ran = s->ponr_fd > 0 ? s->ponr_jumped : s->ponr_seen;
 				if (!ran && s->stop_sig)
 					return end_like(s, s->stop_sig);   /* as if killed by it */
 				if (!ran && !s->stop_sig)

@@ -1045,12 +1045,25 @@ static void crash_handler(int sig, siginfo_t *si, void *ucv)
 	die(1, msg_buf);
 }
 
-/* $CRAC_LOADER_PONR_FD (crac start's supervisor): one byte is
- * written there at the point of no return, so that an exit without it is a
- * refusal that changed nothing (the program never ran: start it cold) and
- * an exit after it is the restored program's own (never run it twice). The
- * descriptor is closed with every inherited one later. */
+/* $CRAC_LOADER_PONR_FD (crac start's supervisor): "p" is written there at
+ * the point of no return and "j" right before the jump into the program
+ * (the descriptor then closed). An exit without "j" is a restore that
+ * failed before any code of the program ran (refused before the point of
+ * no return; or, after it, a damaged chunk or descriptor content, a crash
+ * of the loader): the supervisor may start the program cold. An exit after
+ * "j" is the restored program's own: never run it twice. The descriptor
+ * moves above the program's with the pages file (restore_fds); where it
+ * cannot, "j" is written at once (the safe side: no cold start). */
 static int ponr_fd = -1;
+
+static void ponr_jumping(void)
+{
+	if (ponr_fd >= 0) {
+		out(ponr_fd, "j");
+		sys_close(ponr_fd);
+		ponr_fd = -1;
+	}
+}
 
 /* From here on, asynchronous signals wait for the restored program (it sets
  * its own mask), and a crash says where it happened. */
@@ -1073,16 +1086,30 @@ static void point_of_no_return(void)
 	sys_sigprocmask(SIG_SETMASK, &mask, 0);
 }
 
-/* Every descriptor from 3 up but `keep` (-1: none) is closed: what `crac
- * restore` inherited from its caller is not the restored program's
- * business. */
-static void close_inherited(int keep)
+/* Is fd one of kept[0..nk)? */
+static bool is_kept(const int *kept, int nk, int fd)
 {
-	if (pretend("close_range"))
-		;   /* the fallback below */
-	else if (keep < 0 ? sys_close_range(3, ~0u, 0) == 0
-		     : ((keep == 3 || sys_close_range(3, (unsigned)keep - 1, 0) == 0) &&
-			sys_close_range((unsigned)keep + 1, ~0u, 0) == 0))
+	for (int k = 0; k < nk; k++)
+		if (kept[k] == fd)
+			return true;
+	return false;
+}
+
+/* Every descriptor from 3 up but kept[0..nk) (ascending, each >= 3) is
+ * closed. */
+static void close_all_but(const int *kept, int nk)
+{
+	unsigned lo = 3;
+	bool ok = !pretend("close_range");
+
+	for (int k = 0; ok && k <= nk; k++) {
+		unsigned hi = k < nk ? (unsigned)kept[k] : ~0u;
+		if (hi > lo && sys_close_range(lo, k < nk ? hi - 1 : hi, 0) < 0)
+			ok = false;
+		if (k < nk)
+			lo = (unsigned)kept[k] + 1;
+	}
+	if (ok)
 		return;
 	/* before Linux 5.9: one by one, as /proc/self/fd lists them */
 	static char dents[8192];
@@ -1099,13 +1126,30 @@ static void close_inherited(int keep)
 			int v = 0;
 			for (const char *c = name; *c >= '0' && *c <= '9'; c++)
 				v = v * 10 + (*c - '0');
-			if (name[0] >= '0' && name[0] <= '9' && v > 2 && v != fd && v != keep && count < 65536)
+			if (name[0] >= '0' && name[0] <= '9' && v > 2 && v != fd && !is_kept(kept, nk, v) &&
+			    count < 65536)
 				list[count++] = v;
 			off += reclen;
 		}
 	sys_close(fd);
 	for (int i = 0; i < count; i++)
 		sys_close(list[i]);
+}
+
+/* Every descriptor from 3 up but `keep` and crac start's pipe is closed:
+ * what `crac restore` inherited from its caller is not the restored
+ * program's business. */
+static void close_inherited(int keep)
+{
+	int kept[2], nk = 0;
+
+	if (ponr_fd >= 0 && (ponr_fd < keep || keep < 0))
+		kept[nk++] = ponr_fd;
+	if (keep >= 0)
+		kept[nk++] = keep;
+	if (ponr_fd >= 0 && keep >= 0 && ponr_fd > keep)
+		kept[nk++] = ponr_fd;
+	close_all_but(kept, nk);
 }
 
 /* ---- socket activation (`crac start`, contrib/systemd) ------------------------------ */
@@ -1185,7 +1229,7 @@ static int activation_dst(int fd)
 
 static int activation_place(const struct crac_img_view *v, unsigned char *done, int keep)
 {
-	static int src[MAX_ACTIVATION], kept[MAX_ACTIVATION + 1];
+	static int src[MAX_ACTIVATION], kept[MAX_ACTIVATION + 2];
 	const int *dst = act.dst;
 	int n = act.n, nk = 0;
 	struct crac_obj_restore r = { .v = v, .pages_fd = keep, .done = done };
@@ -1216,16 +1260,14 @@ static int activation_place(const struct crac_img_view *v, unsigned char *done, 
 			kept[k] = kept[k - 1];
 		kept[k] = (int)t;
 	}
-	/* everything from 3 up but kept[] */
-	unsigned lo = 3;
-	for (int k = 0; k <= nk; k++) {
-		unsigned hi = k < nk ? (unsigned)kept[k] : ~0u;
-		if (hi > lo && sys_close_range(lo, k < nk ? hi - 1 : hi, 0) < 0)
-			for (unsigned fd = lo; fd < hi && fd < 65536; fd++)
-				sys_close(fd);
-		if (k < nk)
-			lo = (unsigned)kept[k] + 1;
+	/* everything from 3 up but kept[] and crac start's pipe */
+	if (ponr_fd >= 0) {
+		int k = nk++;
+		for (; k > 0 && kept[k - 1] > ponr_fd; k--)
+			kept[k] = kept[k - 1];
+		kept[k] = ponr_fd;
 	}
+	close_all_but(kept, nk);
 	for (int j = 0; j < n; j++) {
 		uint32_t i = 0;
 		while (i < v->h->n_fds && (v->fds[i].fd != dst[j] || v->fds[i].same_as != CRAC_IMG_NO_FD))
@@ -1280,6 +1322,15 @@ static void restore_fds(const struct crac_img_view *v, int pfd)
 		crac_img_puts(&b, ")");
 		put_err(&b, hp);
 		die(1, msg_buf);
+	}
+	if (ponr_fd >= 0 && ponr_fd <= top) {
+		long pf = sys_fcntl(ponr_fd, F_DUPFD_CLOEXEC, top + 1);
+		if (pf < 0)
+			ponr_jumping();   /* cannot keep it: said now, the safe side */
+		else {
+			sys_close(ponr_fd);
+			ponr_fd = (int)pf;
+		}
 	}
 	if (!activation_place(v, done, (int)hp))   /* socket activation: `crac start` */
 		close_inherited((int)hp);
@@ -1492,7 +1543,7 @@ static void read_environment(char **envp)
 			const char *c = *e + 20;
 			while (*c >= '0' && *c <= '9' && v < 100000)
 				v = v * 10 + (*c++ - '0');
-			ponr_fd = *c || c == *e + 20 ? -1 : v;
+			ponr_fd = *c || c == *e + 20 || v < 3 ? -1 : v;
 		}
 }
 
@@ -1850,6 +1901,7 @@ static __attribute__((noreturn)) void resume_program(struct crac_img_resume *res
 	restore_fds(&ld.v, ld.o.pages_fd);
 	report_fds(&ld.v);
 	res->loader_done_ns = mono_ns();
+	ponr_jumping();
 
 	phase = "jumping into the restored program (before it restored its signal handlers)";
 	sys_arch_prctl(ARCH_SET_FS, res->ctx.fs_base);

@@ -44,14 +44,47 @@ image() {
 	! grep -q "cold" "$T/warm.err" || false
 }
 
-@test "a restore that crashes after the loader's point of no return: not run again cold" {
+# A restore that fails after the loader's point of no return but before it
+# jumps into the program ran none of the program's code: the loader says
+# "j" on crac start's pipe only at the jump, so crac start starts it cold,
+# the reason said (a crash of the loader; a chunk found damaged while
+# loading). After the jump, the program's end is its own (the test above).
+@test "a restore that crashes after the loader's point of no return, before the program ran: started cold, the crash said" {
 	image wait
-	CRAC_LOADER_TEST_CRASH=1 bg warm "$CRAC" start --image "$T/img" --checkpoint-after 300ms -- "$EXITP" "$T/d" wait
-	ends
+	CRAC_LOADER_TEST_CRASH=1 bg warm "$CRAC" start --image "$T/img" --checkpoint-after 1h -- "$EXITP" "$T/d" wait
+	boots_are() { [ "$(wc -l <"$T/d/boots" 2>/dev/null)" = "$1" ]; }
+	wait_for boots_are 2
+	wait_for grep -q "starting .* cold" "$T/warm.err"
 	cat "$T/warm.err"
-	[ "$status" -ne 0 ]
-	[ "$(wc -l <"$T/d/boots")" -eq 1 ]
-	! grep -q "cold" "$T/warm.err" || false
+	grep -q "crashed at .* while " "$T/warm.err"
+	grep -q "the restore of $T/img failed (exit status 1, its reason above)" "$T/warm.err"
+	kill -0 "$pid"
+	kill -TERM "$pid"
+	ends
+	[ "$status" -eq 143 ]
+}
+
+@test "an eager restore that finds a damaged chunk after the point of no return: started cold, the chunk named" {
+	image wait 4
+	# one byte of the pages file changed: every chunk is verified as it is
+	# loaded (eagerly here), after the loader's point of no return
+	"$PY" -c '
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+off = os.fstat(fd).st_size // 2
+b = os.pread(fd, 1, off)
+os.pwrite(fd, bytes([b[0] ^ 0x5a]), off)
+' "$T/img/pages"
+	CRAC_PRETEND_MISSING=userfaultfd bg warm "$CRAC" start --image "$T/img" --checkpoint-after 1h -- "$EXITP" "$T/d" wait 4
+	boots_are() { [ "$(wc -l <"$T/d/boots" 2>/dev/null)" = "$1" ]; }
+	wait_for boots_are 2
+	wait_for grep -q "starting .* cold" "$T/warm.err"
+	cat "$T/warm.err"
+	grep -q "chunk" "$T/warm.err"
+	grep -q "the restore of $T/img failed (exit status 1, its reason above)" "$T/warm.err"
+	kill -TERM "$pid"
+	ends
+	[ "$status" -eq 143 ]
 }
 
 # is_crac PID: PID is crac start already (exec'd: the crac command, which
