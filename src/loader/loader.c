@@ -1277,7 +1277,7 @@ static void restore_fds(const struct crac_img_view *v, int pfd)
 		put_err(&b, hp);
 		die(1, msg_buf);
 	}
-	if (!activation_place(v, done, (int)hp))   /* socket activation: `crac start` */
+	if (!activation_place(v, done, (int)hp) && !crac_obj_socket_close_inherited((int)hp))   /* activation: `crac start` */
 		close_inherited((int)hp);
 	if (h->n_fds) {
 		struct crac_obj_restore r = { .v = v, .pages_fd = (int)hp, .done = done,

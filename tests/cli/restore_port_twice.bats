@@ -65,3 +65,45 @@ restore_bg() {
 	wait "$first"
 	grep -qx accepted "$T/a.out"
 }
+
+@test "two plain restores of one large image listening on a TCP port, started together: one restores, the other is refused before the point of no return" {
+	command -v python3 >/dev/null || skip "no python3"
+	# a free port, then a program with 200 MiB of heap listening there
+	# (SO_REUSEADDR, as servers do): filling its memory takes long enough
+	# that both restores used to pass the check before either bound the port
+	PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+	export CRAC_CONTROL_DIR="$T/ctl"
+	run clean timeout 60 "$CRAC" run --checkpoint-when-listening "$PORT" --checkpoint-to "$T/img" -- python3 -c '
+import socket, sys
+b = bytearray(b"x" * (200 << 20))
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(8)
+while True:
+    c, _ = s.accept()
+    c.sendall(b"hi\n")
+    c.close()
+' "$PORT"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	for round in 1 2 3; do
+		restore_bg "a$round"
+		a=$pid
+		restore_bg "b$round"
+		b=$pid
+		# the one that restored answers; the other ended, refused
+		for _ in $(seq 100); do
+			{ kill -0 "$a" 2>/dev/null && kill -0 "$b" 2>/dev/null; } || break
+			sleep 0.05
+		done
+		sleep 0.5
+		cat "$T/a$round.out" "$T/b$round.out"
+		[ "$(cat "$T/a$round.ponr" "$T/b$round.ponr")" = p ]
+		[ "$(cat "$T/a$round.out" "$T/b$round.out" | wc -l)" -eq 1 ]
+		grep -q "(socket 127\.0\.0\.1:$PORT): the address is taken: another process holds it" "$T/a$round.out" "$T/b$round.out"
+		[ "$(exec 3<>"/dev/tcp/127.0.0.1/$PORT"; head -1 <&3)" = hi ]
+		kill "$a" "$b" 2>/dev/null || true
+		wait "$a" "$b" 2>/dev/null || true
+	done
+}
