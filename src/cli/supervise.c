@@ -288,7 +288,7 @@ static bool is_listening(int pid, const struct cli_triggers *t)
  * SCM_RIGHTS. They stay ours: the caller closes them. Never waits: a
  * socket whose queue is full (a reader that stopped reading; systemd busy)
  * gives -EAGAIN, and the supervisor that sends goes on with its signals and
- * its child (READY=1 is sent again later: ready_retry).
+ * its child (READY=1 is sent again later: ready_send).
  */
 int cli_notify_send_fds(const char *sockname, const char *msg, const int *fds, int n_fds)
 {
@@ -819,7 +819,7 @@ static void notify_unrelayed(struct cli_super *s, const char *line)
 		s->unrelayed++;
 }
 
-/* READY=1 to $NOTIFY_SOCKET: sent, or sent again later (ready_retry) while
+/* READY=1 to $NOTIFY_SOCKET: sent, or sent again later (cli_super_wait) while
  * its queue is full; said when it cannot be sent. */
 static void ready_send(struct cli_super *s, const char *msg)
 {
