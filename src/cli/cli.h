@@ -161,6 +161,9 @@ struct cli_super {
 	int notify_fd, sig_fd, done_pipe[2];
 	bool ready_sent;
 	unsigned ignored;                /* notifications of others, ignored */
+	unsigned unrelayed;              /* the program's, not relayed (said: the first few) */
+	bool ready_pending;              /* READY=1 found $NOTIFY_SOCKET full: sent again */
+	long long ready_retry_ms;        /* when */
 	bool notify_pidfd;               /* the kernel passes the sender's pidfd */
 	void *busy;                      /* the request in progress */
 	int checkpoints;                 /* successful ones */

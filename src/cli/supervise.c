@@ -46,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -284,7 +285,10 @@ static bool is_listening(int pid, const struct cli_triggers *t)
 /*
  * Sends msg to the sd_notify socket sockname, with the n descriptors fds
  * (FDSTORE=1: systemd keeps them for the service's next start) as
- * SCM_RIGHTS. They stay ours: the caller closes them.
+ * SCM_RIGHTS. They stay ours: the caller closes them. Never waits: a
+ * socket whose queue is full (a reader that stopped reading; systemd busy)
+ * gives -EAGAIN, and the supervisor that sends goes on with its signals and
+ * its child (READY=1 is sent again later: ready_send).
  */
 int cli_notify_send_fds(const char *sockname, const char *msg, const int *fds, int n_fds)
 {
@@ -318,7 +322,7 @@ int cli_notify_send_fds(const char *sockname, const char *msg, const int *fds, i
 		c->cmsg_len = CMSG_LEN(n_fds * sizeof(int));
 		memcpy(CMSG_DATA(c), fds, n_fds * sizeof(int));
 	}
-	if (sendmsg(fd, &m, MSG_NOSIGNAL) < 0)
+	if (sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 		rc = -errno;
 	close(fd);
 	return rc;
@@ -339,7 +343,12 @@ int cli_notify_send(const char *sockname, const char *msg)
  * workers do), so root's socket is reachable by every user: the directory
  * is 0711 (searchable, not writable: /run and /tmp list its name, so the
  * name is no secret) and the socket 0666. Another user's crac keeps both
- * to itself (0700, 0600): its program cannot become anybody else. Every
+ * to itself (0700, 0600): its program cannot become anybody else. Root's
+ * socket is named notify-<32 random hex digits>, since any user could
+ * otherwise flood it by its well-known name (each datagram costs the
+ * supervisor the walk of from_program(), and a full queue delays the
+ * program's own READY=1): the directory cannot be listed, so only the
+ * program (and what it starts: $NOTIFY_SOCKET) knows it. Every
  * datagram is then checked
  * against its sender's credentials, which the kernel attaches
  * (SO_PASSCRED: SCM_CREDENTIALS, which another user cannot forge without
@@ -362,8 +371,24 @@ static int notify_open(struct cli_super *s)
 		base = "/tmp";
 	/* BASE/crac-notify-XXXXXX/notify must fit a socket address: a
 	 * $XDG_RUNTIME_DIR too long for it is no reason to refuse the program */
-	if (strlen(base) + strlen("/crac-notify-XXXXXX/notify") >= sizeof(a.sun_path))
+	if (strlen(base) + strlen("/crac-notify-XXXXXX/notify-") + 32 >= sizeof(a.sun_path))
 		base = "/tmp";
+	/* every user only when the program may become one (root's): a
+	 * program of another user cannot (no CAP_SETUID), and other users
+	 * have nothing to send there (a flood, lines in our log) */
+	bool all = geteuid() == 0;
+	char name[40] = "notify";
+	if (all) {
+		unsigned char r[16];
+		if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+			cli_err("%s: cannot name the program's NOTIFY_SOCKET: getrandom: %s", s->who,
+				strerror(errno));
+			return -1;
+		}
+		for (size_t i = 0; i < sizeof(r); i++)
+			snprintf(name + 7 + 2 * i, 3, "%02x", r[i]);
+		name[6] = '-';
+	}
 	if (snprintf(s->notify_dir, sizeof(s->notify_dir), "%s/crac-notify-XXXXXX", base) >=
 	    (int)sizeof(s->notify_dir) || !mkdtemp(s->notify_dir)) {
 		cli_err("%s: cannot make a directory for the program's NOTIFY_SOCKET in %s: %s",
@@ -371,12 +396,8 @@ static int notify_open(struct cli_super *s)
 		s->notify_dir[0] = 0;
 		return -1;
 	}
-	snprintf(s->notify_path, sizeof(s->notify_path), "%s/notify", s->notify_dir);
+	snprintf(s->notify_path, sizeof(s->notify_path), "%s/%s", s->notify_dir, name);
 	strcpy(a.sun_path, s->notify_path);   /* fits: checked above */
-	/* every user only when the program may become one (root's): a
-	 * program of another user cannot (no CAP_SETUID), and other users
-	 * have nothing to send there (a flood, lines in our log) */
-	bool all = geteuid() == 0;
 	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0 ||
 	    bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || chmod(s->notify_path, all ? 0666 : 0600) < 0 ||
@@ -778,6 +799,44 @@ pid_t cli_super_spawn(struct cli_super *s, char *const argv[], char *const extra
 #define NOTIFY_MAX 4096
 #define NOTIFY_MAX_TEXT "4096"
 
+/* How often READY=1 is tried again while $NOTIFY_SOCKET is full. */
+#define READY_RETRY_MS 50
+
+/*
+ * Says why a notification of the program was not relayed (line: one line,
+ * without "crac: WHO: "): the first NOTIFY_IGNORED_SAID, then that no more
+ * are said. A program that floods bad notifications, or a $NOTIFY_SOCKET
+ * that stays full, must not flood our stderr, which may itself be a pipe
+ * that blocks (the journal).
+ */
+static void notify_unrelayed(struct cli_super *s, const char *line)
+{
+	if (s->unrelayed < NOTIFY_IGNORED_SAID)
+		cli_err("%s: %s", s->who, line);
+	else if (s->unrelayed == NOTIFY_IGNORED_SAID)
+		cli_err("%s: more notifications that cannot be relayed are not said", s->who);
+	if (s->unrelayed < UINT_MAX)
+		s->unrelayed++;
+}
+
+/* READY=1 to $NOTIFY_SOCKET: sent, or sent again later (cli_super_wait) while
+ * its queue is full; said when it cannot be sent. */
+static void ready_send(struct cli_super *s, const char *msg)
+{
+	int rc = cli_notify_send(s->outer_notify, msg);
+	char line[512];
+
+	s->ready_pending = rc == -EAGAIN;
+	if (s->ready_pending) {
+		s->ready_retry_ms = now_ms() + READY_RETRY_MS;
+	} else if (rc < 0) {
+		snprintf(line, sizeof(line), "cannot send READY=1 to NOTIFY_SOCKET %s: %s", s->outer_notify,
+			 strerror(-rc));
+		notify_unrelayed(s, line);
+	}
+	s->ready_sent = true;
+}
+
 /* A datagram that did not come from the program. */
 static void notify_ignored(struct cli_super *s, struct ucred cred)
 {
@@ -801,14 +860,16 @@ static void notify_relay(struct cli_super *s, char *buf, size_t n, bool trunc, s
 			 const int *fds, int n_fds)
 {
 	char out[NOTIFY_MAX + 2];   /* the lines again, one '\n' more at most */
+	char line[512];
 	size_t o = 0;
 	bool ready = false;
 
 	/* what systemd would ignore is not relayed cut: too long, or a NUL
 	 * byte in it (the lines after it would be lost) */
 	if (trunc || memchr(buf, 0, n)) {
-		cli_err("%s: a notification of process %d on its NOTIFY_SOCKET %s: not relayed", s->who,
-			(int)cred.pid, trunc ? "is longer than " NOTIFY_MAX_TEXT " bytes" : "holds a NUL byte");
+		snprintf(line, sizeof(line), "a notification of process %d on its NOTIFY_SOCKET %s: not relayed",
+			 (int)cred.pid, trunc ? "is longer than " NOTIFY_MAX_TEXT " bytes" : "holds a NUL byte");
+		notify_unrelayed(s, line);
 		return;
 	}
 	for (char *save = NULL, *l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
@@ -822,10 +883,17 @@ static void notify_relay(struct cli_super *s, char *buf, size_t n, bool trunc, s
 	}
 	if (o && s->outer_notify) {
 		int rc = cli_notify_send_fds(s->outer_notify, out, fds, n_fds);
-		if (rc < 0)
-			cli_err("%s: cannot relay the program's notification%s to NOTIFY_SOCKET %s: %s",
-				s->who, n_fds ? " and its descriptors" : "", s->outer_notify, strerror(-rc));
-		if (ready)
+		if (rc < 0) {
+			snprintf(line, sizeof(line), "cannot relay the program's notification%s to NOTIFY_SOCKET "
+				 "%s: %s%s", n_fds ? " and its descriptors" : "", s->outer_notify, strerror(-rc),
+				 rc == -EAGAIN && ready ? " (its READY=1 is sent again until it gets there)" : "");
+			notify_unrelayed(s, line);
+		}
+		/* a full queue (systemd busy, a reader that stopped): the
+		 * READY=1 of it is sent again, never waited for here */
+		if (ready && rc == -EAGAIN)
+			ready_send(s, "READY=1\n");
+		else if (ready)
 			s->ready_sent = true;
 	} else if (n_fds && !s->outer_notify) {
 		crac__log(CRAC_LOG_INFO, "%s: the program sent %d descriptor(s) on its NOTIFY_SOCKET and "
@@ -882,9 +950,12 @@ static void notify_read(struct cli_super *s)
 						close(fd);
 				}
 		}
-		if (m.msg_flags & MSG_CTRUNC)
-			cli_err("%s: a notification of process %d on its NOTIFY_SOCKET carried more than %d "
-				"descriptors: the rest were lost", s->who, (int)cred.pid, CLI_NOTIFY_MAX_FDS);
+		if (m.msg_flags & MSG_CTRUNC) {
+			char line[256];
+			snprintf(line, sizeof(line), "a notification of process %d on its NOTIFY_SOCKET carried "
+				 "more than %d descriptors: the rest were lost", (int)cred.pid, CLI_NOTIFY_MAX_FDS);
+			notify_unrelayed(s, line);
+		}
 		if (from_program(s, cred.pid, pidfd))
 			notify_relay(s, buf, (size_t)n, m.msg_flags & MSG_TRUNC, cred, fds, n_fds);
 		else
@@ -989,6 +1060,8 @@ int cli_super_wait(struct cli_super *s, bool restoring)
 			wake = next_listen;
 		if (!restored_up && !ponr_poll && (wake < 0 || next_ping < wake))
 			wake = next_ping;
+		if (s->ready_pending && (wake < 0 || s->ready_retry_ms < wake))
+			wake = s->ready_retry_ms;
 		int timeout = wake < 0 ? -1 : wake <= now ? 0 : (int)(wake - now);
 		struct pollfd pf[4] = {
 			{ .fd = s->sig_fd, .events = POLLIN },
@@ -1064,19 +1137,16 @@ int cli_super_wait(struct cli_super *s, bool restoring)
 				restored_up = true;
 				if (s->restored)
 					s->restored(s);
-				if (s->outer_notify && !s->ready_sent) {
-					int rc = cli_notify_send(s->outer_notify, "READY=1\n");
-					if (rc < 0)
-						cli_err("%s: cannot send READY=1 to NOTIFY_SOCKET %s: %s", s->who,
-							s->outer_notify, strerror(-rc));
-					s->ready_sent = true;
-				}
+				if (s->outer_notify && !s->ready_sent)
+					ready_send(s, "READY=1\n");
 			} else {
 				next_ping = now + delay;
 				if (delay < 20)
 					delay *= 2;
 			}
 		}
+		if (s->ready_pending && now >= s->ready_retry_ms)
+			ready_send(s, "READY=1\n");
 		if (s->armed && s->trig.after_ms >= 0 && now >= s->started_ms + s->trig.after_ms) {
 			s->armed = false;
 			char why[80];

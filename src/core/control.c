@@ -1031,8 +1031,12 @@ static int connect_to(int pid, char *err, size_t errlen)
 		snprintf(err, errlen, "%s", l.why);
 		return l.rc;
 	}
+	/* An image checkpoint closes the endpoint while it writes the image
+	 * (take_snapshot: the socket is not carried): a process in the middle
+	 * of one looks exactly like one without an endpoint, so both are said. */
 	snprintf(err, errlen, "process %d has no control endpoint (looked in %s%s%s; enable it with "
-		 "crac_control_start() or CRAC_CONTROL=1, or start the program with `crac run`)",
+		 "crac_control_start() or CRAC_CONTROL=1, or start the program with `crac run`), or it is "
+		 "writing an image right now (its endpoint is closed until the image is written: try again then)",
 		 pid, l.looked, l.rank ? "; " : "", l.rank ? l.why : "");
 	return -ENOENT;
 }

@@ -28,6 +28,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -702,9 +703,22 @@ static bool near(uint64_t s, uint64_t len, uint64_t a, uint64_t w)
  * it without a process, but io_destroy waits two RCU grace periods (23-36
  * ms here) and a context kept alive is a mapping of the program's.
  * CRAC_IMAGE_SYNC_HELPER=0, or clone refused: fsync in this thread.
+ *
+ * At the end there are two helpers: the second fsyncs the pages file, so
+ * that the checkpointing thread only waits, and waits for a bounded time:
+ * an fsync that does not return (an NFS or FUSE server that stopped
+ * answering) would otherwise keep the program stopped forever. Waiting for
+ * a helper ends at the checkpoint's deadline, and never sooner than
+ * IMG_SYNC_GRACE_MS after the wait began (the deadline is for the
+ * callbacks; the pages are written after it). Then the helper is killed
+ * (SIGKILL: it runs no instruction of ours again, whenever its fsync
+ * returns), left to be reaped by a later checkpoint (sync_reap), and the
+ * checkpoint fails naming the file it was making durable: the program runs
+ * on, the image in place is untouched.
  */
 #define IMG_EARLY_SYNC (4ull << 20)
 #define IMG_SYNCER_STACK (64u << 10)
+#define IMG_SYNC_GRACE_MS 30000
 
 struct img_syncer {
 	int pid;                /* 0: not running */
@@ -713,25 +727,58 @@ struct img_syncer {
 	bool data_only[2];
 	const char *what[2];
 	int res[2];             /* 0 or -errno, written by the helper */
+	uint32_t done;          /* the helper is through (futex word) */
+	long slow_ms;           /* CRAC_TEST_SLOW_SYNC_MS: tests only */
+	long grace_ms;          /* IMG_SYNC_GRACE_MS; CRAC_TEST_SYNC_GRACE_MS for tests */
 	char *stack;
 };
 
-static long raw_syscall1(long nr, long a)
+static int64_t img_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Helpers given up on (a stuck fsync), reaped by a later checkpoint. */
+static int sync_orphans[8];
+
+static long raw_syscall3(long nr, long a, long b, long c)
 {
 	long r;
 
-	__asm__ volatile("syscall" : "=a"(r) : "0"(nr), "D"(a) : "rcx", "r11", "memory");
+	__asm__ volatile("syscall" : "=a"(r) : "0"(nr), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
 	return r;
 }
 
-/* The helper: raw system calls only (it shares our TLS). */
+/*
+ * The helper: raw system calls only (it shares our TLS). CRAC_TEST_SLOW_SYNC_MS=N
+ * (tests/cli/image_sync_stuck.bats only): it first sleeps N ms before each
+ * fsync, a file system that does not answer.
+ */
 static int syncer_main(void *arg)
 {
 	struct img_syncer *s = arg;
 
-	for (int i = 0; i < s->n; i++)
-		s->res[i] = (int)raw_syscall1(s->data_only[i] ? SYS_fdatasync : SYS_fsync, s->fd[i]);
+	for (int i = 0; i < s->n; i++) {
+		if (s->slow_ms > 0) {
+			struct timespec ts = { s->slow_ms / 1000, (s->slow_ms % 1000) * 1000000 };
+			raw_syscall3(SYS_nanosleep, (long)&ts, 0, 0);
+		}
+		s->res[i] = (int)raw_syscall3(s->data_only[i] ? SYS_fdatasync : SYS_fsync, s->fd[i], 0, 0);
+	}
+	__atomic_store_n(&s->done, 1, __ATOMIC_RELEASE);
+	raw_syscall3(SYS_futex, (long)&s->done, FUTEX_WAKE, 1);
 	return 0;
+}
+
+/* Helpers of earlier checkpoints given up on: reaped once they ended. */
+static void sync_reap(void)
+{
+	for (size_t i = 0; i < sizeof(sync_orphans) / sizeof(sync_orphans[0]); i++)
+		if (sync_orphans[i] > 0 && syscall(SYS_wait4, sync_orphans[i], NULL, __WCLONE | WNOHANG, NULL) != 0)
+			sync_orphans[i] = 0;
 }
 
 /* Before the threads stop: binds clone (lazy binding writes the GOT) and
@@ -739,7 +786,9 @@ static int syncer_main(void *arg)
 static void sync_open(struct img_capture *c)
 {
 	const char *e = getenv("CRAC_IMAGE_SYNC_HELPER");
+	const char *slow = getenv("CRAC_TEST_SLOW_SYNC_MS"), *grace = getenv("CRAC_TEST_SYNC_GRACE_MS");
 
+	sync_reap();
 	c->syncer = NULL;
 	c->sync_at = 0;
 	c->sync_err = 0;
@@ -750,10 +799,17 @@ static void sync_open(struct img_capture *c)
 	if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) != 0)
 		return;
 	(void)clone(NULL, NULL, 0, NULL);   /* EINVAL, without a system call */
-	struct img_syncer *s = img_arena_alloc(&c->arena, sizeof(*s) + IMG_SYNCER_STACK);
+	/* two: c->syncer[0] (the early fdatasyncs, then the header and the
+	 * directory) and c->syncer[1] (the pages file, at the end) */
+	struct img_syncer *s = img_arena_alloc(&c->arena, 2 * (sizeof(*s) + IMG_SYNCER_STACK));
 	if (!s)
 		return;
-	s->stack = (char *)(s + 1);
+	for (int i = 0; i < 2; i++) {
+		memset(&s[i], 0, sizeof(s[i]));
+		s[i].stack = (char *)(s + 2) + i * IMG_SYNCER_STACK;
+		s[i].slow_ms = slow ? strtol(slow, NULL, 10) : 0;
+		s[i].grace_ms = grace ? strtol(grace, NULL, 10) : IMG_SYNC_GRACE_MS;
+	}
 	c->syncer = s;
 }
 
@@ -765,37 +821,92 @@ static void sync_note(struct img_capture *c, int res, const char *what)
 	}
 }
 
-/* Waits for the helper (or only looks, with WNOHANG); true when none runs. */
-static bool sync_join(struct img_capture *c, bool wait)
+/*
+ * A helper that did not finish in time: killed (whenever its fsync returns,
+ * it runs nothing of ours: the arena, its stack, may be gone by then) and
+ * left to a later checkpoint to reap; the file it was at is the error.
+ */
+static void syncer_give_up(struct img_capture *c, struct img_syncer *s, int64_t waited_ms)
 {
-	struct img_syncer *s = c->syncer;
-	int st;
+	int i = 0;
 
+	syscall(SYS_kill, s->pid, SIGKILL);
+	/* it ends at once unless its fsync still does not return: 100 ms */
+	long r = 0;
+	for (int k = 0; k < 10 && (r = syscall(SYS_wait4, s->pid, NULL, __WCLONE | WNOHANG, NULL)) == 0; k++) {
+		struct timespec ts = { 0, 10000000 };
+		nanosleep(&ts, NULL);
+	}
+	if (r == 0) {
+		for (size_t k = 0; k < sizeof(sync_orphans) / sizeof(sync_orphans[0]); k++)
+			if (sync_orphans[k] <= 0) {
+				sync_orphans[k] = s->pid;
+				break;
+			}
+	}
+	while (i < s->n - 1 && s->res[i] != -EINPROGRESS)
+		i++;
+	if (!c->sync_err) {
+		c->sync_err = -ETIMEDOUT;
+		c->sync_what = s->what[i];
+		c->sync_data_only = s->data_only[i];
+		c->sync_waited_ms = waited_ms;
+	}
+	s->pid = 0;
+}
+
+/* Waits for one helper (or only looks); true when it does not run (any
+ * more). A wait ends at the checkpoint's deadline, IMG_SYNC_GRACE_MS from
+ * now at the earliest: the helper is then given up on. */
+static bool syncer_join(struct img_capture *c, struct img_syncer *s, bool wait)
+{
 	if (!s || !s->pid)
 		return true;
-	for (;;) {
-		long r = syscall(SYS_wait4, s->pid, &st, __WCLONE | (wait ? 0 : WNOHANG), NULL);
-		if (r == 0)
+	if (!__atomic_load_n(&s->done, __ATOMIC_ACQUIRE)) {
+		if (!wait)
 			return false;   /* still at it */
-		if (r < 0 && errno == EINTR)
-			continue;
-		break;
+		int64_t start = img_mono_ns(), until = start + s->grace_ms * 1000000LL;
+		int64_t deadline = c->round ? c->round->event.deadline_monotonic : 0;
+		if (deadline > until)
+			until = deadline;
+		while (!__atomic_load_n(&s->done, __ATOMIC_ACQUIRE)) {
+			int64_t now = img_mono_ns();
+			/* the other helper was given up on: the file system
+			 * does not answer, no more waiting */
+			if (now >= until || c->sync_err == -ETIMEDOUT) {
+				syncer_give_up(c, s, (now - start) / 1000000);
+				return true;
+			}
+			struct timespec ts = { (until - now) / 1000000000LL, (until - now) % 1000000000LL };
+			syscall(SYS_futex, &s->done, FUTEX_WAIT, 0, &ts, NULL, 0);
+		}
 	}
+	/* through: it only exits now */
+	while (syscall(SYS_wait4, s->pid, NULL, __WCLONE, NULL) < 0 && errno == EINTR)
+		;
 	for (int i = 0; i < s->n; i++)
 		sync_note(c, s->res[i], s->what[i]);
 	s->pid = 0;
 	return true;
 }
 
+/* Both helpers. */
+static bool sync_join(struct img_capture *c, bool wait)
+{
+	bool a = syncer_join(c, c->syncer, wait);
+	bool b = syncer_join(c, c->syncer ? c->syncer + 1 : NULL, wait);
+	return a && b;
+}
+
 /* fsync (or fdatasync) of up to two descriptors by the helper; false if it
  * could not start (nothing done then). */
-static bool sync_spawn(struct img_capture *c, int n, const int *fd, const bool *data_only, const char *const *what)
+static bool sync_spawn(struct img_capture *c, struct img_syncer *s, int n, const int *fd, const bool *data_only,
+		       const char *const *what)
 {
-	struct img_syncer *s = c->syncer;
-
-	if (!s || !sync_join(c, true))
+	if (!s || !syncer_join(c, s, true) || c->sync_err == -ETIMEDOUT)
 		return false;
 	s->n = n;
+	s->done = 0;
 	for (int i = 0; i < n; i++) {
 		s->fd[i] = fd[i];
 		s->data_only[i] = data_only[i];
@@ -809,7 +920,8 @@ static bool sync_spawn(struct img_capture *c, int n, const int *fd, const bool *
 	int pid = clone(syncer_main, s->stack + IMG_SYNCER_STACK, CLONE_VM | CLONE_FILES | CLONE_FS, s);
 	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, sizeof(old));
 	if (pid <= 0) {
-		c->syncer = NULL;   /* not again this time */
+		if (s == c->syncer)
+			c->syncer = NULL;   /* not again this time */
 		return false;
 	}
 	s->pid = pid;
@@ -827,28 +939,40 @@ static void sync_early(struct img_capture *c)
 	if (!c->syncer || c->w.mode == IMG_WRITE_DIRECT || c->w.at < c->sync_at + IMG_EARLY_SYNC ||
 	    !sync_join(c, false))
 		return;
-	if (sync_spawn(c, 1, fd, data_only, what))
+	if (sync_spawn(c, c->syncer, 1, fd, data_only, what))
 		c->sync_at = c->w.at;
 }
 
 /*
- * The final fsyncs: the header (fd) and the directory by the helper, the
- * pages file here, at the same time; all three here without a helper. An
- * error of any, or of an early fdatasync, fails the checkpoint (an error
- * is reported to one fsync only).
+ * The final fsyncs: the header (fd) and the directory by one helper, the
+ * pages file by the other, at the same time (the pages file here if that
+ * one cannot start); all three here without a helper. An error of any, or
+ * of an early fdatasync, fails the checkpoint (an error is reported to one
+ * fsync only), and so does a helper given up on (syncer_join).
  */
 static int sync_final(struct img_capture *c, int fd)
 {
 	const int fds[2] = { fd, c->dir_fd };
 	const bool data_only[2] = { false, false };
 	const char *const what[2] = { CRAC_IMG_HEADER_FILE, "" };
+	const char *const pages[1] = { CRAC_IMG_PAGES_FILE };
+	const bool pages_data_only[1] = { false };
 
 	sync_join(c, true);
-	if (!sync_spawn(c, 2, fds, data_only, what))
-		for (int i = 0; i < 2; i++)
-			sync_note(c, fsync(fds[i]) < 0 ? -errno : 0, what[i]);
-	sync_note(c, fsync(c->pages_fd) < 0 ? -errno : 0, CRAC_IMG_PAGES_FILE);
-	sync_join(c, true);
+	if (c->sync_err != -ETIMEDOUT) {
+		if (!sync_spawn(c, c->syncer, 2, fds, data_only, what))
+			for (int i = 0; i < 2; i++)
+				sync_note(c, fsync(fds[i]) < 0 ? -errno : 0, what[i]);
+		if (!c->syncer || !sync_spawn(c, c->syncer + 1, 1, &c->pages_fd, pages_data_only, pages))
+			sync_note(c, fsync(c->pages_fd) < 0 ? -errno : 0, CRAC_IMG_PAGES_FILE);
+		sync_join(c, true);
+	}
+	if (c->sync_err == -ETIMEDOUT)
+		return img_fail(&c->err, -ETIMEDOUT, "%s %s%s%s did not return after %lld ms (the checkpoint's "
+				"deadline, and %ld s at least): the image's file system does not answer; given "
+				"up, no image was written, the program goes on", c->sync_data_only ? "fdatasync" :
+				"fsync", c->tmp, *c->sync_what ? "/" : "", c->sync_what,
+				(long long)c->sync_waited_ms, (long)(c->syncer ? c->syncer->grace_ms / 1000 : 0));
 	if (c->sync_err)
 		return img_fail(&c->err, c->sync_err, "fsync %s%s%s: %s", c->tmp, *c->sync_what ? "/" : "",
 				c->sync_what, img_strerror(-c->sync_err));

@@ -369,6 +369,8 @@ struct img_capture {
 	uint64_t sync_at;               /* pages file bytes covered by the last early fdatasync */
 	int sync_err;                   /* first error one returned (-errno) */
 	const char *sync_what;          /* and of which file */
+	bool sync_data_only;            /* -ETIMEDOUT: an fdatasync (early), else an fsync (final) */
+	int64_t sync_waited_ms;         /* -ETIMEDOUT: how long it was waited for */
 	int64_t t_stopped, t_pages, t_synced;   /* CLOCK_MONOTONIC, for CRAC_IMAGE_STATS */
 	/* descriptors (image_fds.c) */
 	struct crac_obj_capture objs;

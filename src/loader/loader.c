@@ -1332,7 +1332,8 @@ static void restore_fds(const struct crac_img_view *v, int pfd)
 			ponr_fd = (int)pf;
 		}
 	}
-	if (!activation_place(v, done, (int)hp))   /* socket activation: `crac start` */
+	/* socket activation (`crac start`); else the sockets the port check holds stay */
+	if (!activation_place(v, done, (int)hp) && !crac_obj_socket_close_inherited((int)hp, ponr_fd))
 		close_inherited((int)hp);
 	if (h->n_fds) {
 		struct crac_obj_restore r = { .v = v, .pages_fd = (int)hp, .done = done,

@@ -798,14 +798,80 @@ static long bind_again(long fd, const struct crac_img_fd *e, const union sock_an
 }
 
 /*
+ * The sockets the check bound (and made listen) before the point of no
+ * return, kept for restore_bound: the port is the restore's from the check
+ * on. Bound and closed at once, two restores of one image started together
+ * both passed the check and the second failed at the bind, after its point
+ * of no return (a 300 MiB image: every time), where `crac start` can no
+ * longer start the program cold. Kept only when the loader's
+ * close_inherited step spares them (crac_obj_socket_close_inherited: not
+ * under socket activation); else restore_bound binds as before.
+ */
+#define HELD_MAX 64
+static struct { uint32_t entry; int fd; } held[HELD_MAX];
+static int n_held;
+static int held_valid;   /* they survived close_inherited */
+
+/* The socket held for entry i, taken out of the table; -1 if none. */
+static long held_take(uint32_t i)
+{
+	for (int k = 0; held_valid && k < n_held; k++)
+		if (held[k].entry == i && held[k].fd >= 0) {
+			long fd = held[k].fd;
+			held[k].fd = -1;
+			return fd;
+		}
+	return -1;
+}
+
+int crac_obj_socket_close_inherited(int keep, int keep2)
+{
+	int fds[HELD_MAX + 2], n = 0;
+
+	/* nothing held: the loader's own way (with its fallbacks) */
+	for (int k = 0; k < n_held; k++)
+		if (held[k].fd >= 0)
+			fds[n++] = held[k].fd;
+	if (!n)
+		return 0;
+	fds[n++] = keep;
+	if (keep2 >= 0)
+		fds[n++] = keep2;
+	for (int a = 1; a < n; a++)   /* sorted: insertion */
+		for (int b = a; b > 0 && fds[b - 1] > fds[b]; b--) {
+			int t = fds[b];
+			fds[b] = fds[b - 1];
+			fds[b - 1] = t;
+		}
+	/* everything from 3 up but fds[] */
+	unsigned lo = 3;
+	for (int k = 0; k <= n; k++) {
+		unsigned hi = k < n ? (unsigned)fds[k] : ~0u;
+		if (hi > lo && SYS(436 /* SYS_close_range */, lo, k < n ? hi - 1 : hi, 0, 0, 0, 0) < 0) {
+			/* no close_range (before 5.9): the held sockets go too,
+			 * the loader's fallback closes the rest */
+			for (int j = 0; j < n_held; j++)
+				if (held[j].fd >= 0 && held[j].fd != keep)
+					sys_close(held[j].fd);
+			n_held = 0;
+			return 0;
+		}
+		if (k < n)
+			lo = (unsigned)fds[k] + 1;
+	}
+	held_valid = 1;
+	return 1;
+}
+
+/*
  * Before the point of no return: can the listening or bound IP socket of
  * entry e have its address again? A socket of its domain, type and options
- * is bound to it and closed at once. A port another process holds (a second
- * instance restored from the same image, a cold one) then refuses the
- * restore while the restoring command can still do something else (crac
- * start starts the program cold), instead of after it, when the restored
- * process can only stop. A Unix address is checked when it is bound
- * (unix_path_free); the port can still be taken in between.
+ * is bound to it (and listens, for a listener), and kept for the restore
+ * (held[]): a port another process holds (a second instance restored from
+ * the same image, a cold one) then refuses the restore while the restoring
+ * command can still do something else (crac start starts the program
+ * cold), instead of after it, when the restored process can only stop. A
+ * Unix address is checked when it is bound (unix_path_free).
  */
 int crac_obj_socket_check(const struct crac_img_view *v, const struct crac_img_fd *e, struct crac_img_buf *why)
 {
@@ -826,6 +892,19 @@ int crac_obj_socket_check(const struct crac_img_view *v, const struct crac_img_f
 	}
 	restore_options(fd, e);
 	rc = bind_again(fd, e, &a, (uint32_t)len, why);
+	/* a listener listens now: a socket that is only bound does not keep
+	 * another with SO_REUSEADDR from binding the port too */
+	if (rc == 0 && e->u[0] == R_LISTEN && (rc = SYS(SYS_listen, fd, SOMAXCONN, 0, 0, 0, 0)) < 0) {
+		crac_img_puts(why, "cannot listen on ");
+		put_addr(why, &a, (uint32_t)len);
+	}
+	/* kept above every descriptor of the image (crac_obj_place moves
+	 * descriptors onto the image's numbers) */
+	long top = v->h->n_fds ? v->fds[v->h->n_fds - 1].fd : 2, hfd;
+	if (rc == 0 && n_held < HELD_MAX && (hfd = sys_fcntl(fd, F_DUPFD_CLOEXEC, top + 1)) >= 0) {
+		held[n_held].entry = (uint32_t)(e - v->fds);
+		held[n_held++].fd = (int)hfd;
+	}
 	sys_close(fd);
 	return (int)rc;
 }
@@ -838,7 +917,11 @@ static long restore_bound(struct crac_obj_restore *r, uint32_t i, struct crac_im
 
 	if ((len = bound_addr(r->v, e, &a, why)) < 0)
 		return len;
-	long fd = sys_socket(e->u[1], e->u[2] | SOCK_CLOEXEC, e->u[3]);
+	/* bound (and listening) since the check: the port was ours already */
+	long fd = held_take(i);
+	if (fd >= 0)
+		return crac_obj_place(r, i, fd);
+	fd = sys_socket(e->u[1], e->u[2] | SOCK_CLOEXEC, e->u[3]);
 	if (fd < 0) {
 		crac_img_puts(why, "cannot make the socket");
 		return fd;
