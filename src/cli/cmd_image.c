@@ -199,18 +199,22 @@ struct check {
 
 /*
  * The chunks of the images below that v's references name, each read whole
- * and its crc32c compared, as the loader does before it copies a byte
- * (a chunk that several references name is read once). Returns how many,
- * or -1 with the loader's own message in `detail`.
+ * (decompressed if it is: image/chunk.c) and its crc32c compared, as the
+ * loader does before it copies a byte (a chunk that several references
+ * name is read once). Returns how many, or -1 with the loader's own message
+ * in `detail`.
  */
 static long verify_referenced(const struct crac_img_view *v, const struct crac_img_chain *ch, char *detail,
 			      size_t len)
 {
 	unsigned char *seen[CRAC_IMG_MAX_CHAIN] = { 0 };
 	char *buf = malloc(CRAC_IMG_CHUNK_MAX);
+	struct crac_img_reader rd;
 	long n = 0;
 
-	for (uint32_t d = 0; d < ch->n && buf; d++)
+	if (crac_img_reader_init(&rd) < 0)
+		n = -1;
+	for (uint32_t d = 0; d < ch->n && buf && n >= 0; d++)
 		if (!(seen[d] = calloc(ch->v[d].h->n_chunks + 1, 1)))
 			n = -1;
 	if (!buf || n < 0) {
@@ -224,25 +228,26 @@ static long verify_referenced(const struct crac_img_view *v, const struct crac_i
 			continue;
 		seen[r->depth - 1][r->chunk] = 1;
 		struct crac_img_buf b = { detail, 0, len };
-		uint64_t done = 0;
-		while (k->len <= CRAC_IMG_CHUNK_MAX && done < k->len) {
-			ssize_t got = pread(ch->o[r->depth - 1].pages_fd, buf + done, k->len - done,
-					    (off_t)(k->offset + done));
-			if (got < 0 && errno == EINTR)
-				continue;
-			if (got <= 0)
-				break;
-			done += (uint64_t)got;
-		}
-		if (done != k->len || crac_img_crc32c(0, buf, k->len) != k->crc) {
+		long rc = k->len > CRAC_IMG_CHUNK_MAX ? CRAC_CHUNK_SHORT
+						     : crac_img_reader_read(&rd, ch->o[r->depth - 1].pages_fd, k, buf);
+		if (rc == CRAC_CHUNK_CRC || rc == CRAC_CHUNK_SHORT) {
 			crac_img_put_damaged_chunk(&b, r->chunk, k, ch->path[r->depth - 1]);
 			n = -1;
-			break;
+		} else if (rc != 0) {
+			crac_img_puts(&b, "cannot read chunk #");
+			crac_img_putu(&b, r->chunk);
+			crac_img_puts(&b, " of ");
+			crac_img_put_escaped(&b, ch->path[r->depth - 1]);   /* named by an image */
+			crac_img_puts(&b, ": ");
+			crac_img_puts(&b, rc < 0 ? strerror((int)-rc) : crac_img_chunk_why(rc));
+			n = -1;
+		} else {
+			n++;
 		}
-		n++;
 	}
 	for (uint32_t d = 0; d < ch->n; d++)
 		free(seen[d]);
+	crac_img_reader_free(&rd);
 	free(buf);
 	return n;
 }
