@@ -372,6 +372,35 @@ static double mib(uint64_t b)
 	return (double)b / 1048576.0;
 }
 
+/*
+ * Bytes each mapping takes from the images below (its references: an
+ * incremental image), malloc'd, n_maps entries; NULL for a full image (or
+ * out of memory: then counted as none).
+ */
+static uint64_t *below_bytes(const struct crac_img_view *v)
+{
+	uint64_t *b = v->h->n_refs ? calloc(v->h->n_maps + 1, sizeof(*b)) : NULL;
+
+	for (uint32_t i = 0; b && i < v->h->n_refs; i++)
+		if (v->refs[i].map < v->h->n_maps)
+			b[v->refs[i].map] += v->refs[i].len;
+	return b;
+}
+
+/*
+ * Whether the loader leaves mapping i to the lazy loader thread (where
+ * userfaultfd allows): crac_img_lazy_candidate with what the mapping takes
+ * from the images below counted as stored, as the loader counts it (the
+ * lazy thread reads those pages from their pages files too).
+ */
+static bool lazy_map(const struct crac_img_view *v, uint32_t i, const uint64_t *below)
+{
+	struct crac_img_map x = v->maps[i];
+
+	x.stored += below ? below[i] : 0;
+	return crac_img_lazy_candidate(&x, v->h->resume);
+}
+
 static void print_text(const char *dir, const struct crac_img_view *v, const struct check *checks, int nc)
 {
 	const struct crac_img_header *h = v->h;
@@ -428,12 +457,19 @@ static void print_text(const char *dir, const struct crac_img_view *v, const str
 	for (int s = 0; s < CRAC_IMG_NSIG; s++)
 		handlers += h->sig[s].handler > 1;
 	printf("signals:   %u with handlers\n", handlers);
-	uint64_t lazy = 0;
-	for (uint32_t i = 0; i < h->n_maps; i++)
-		if (crac_img_lazy_candidate(&v->maps[i], h->resume))
-			lazy += v->maps[i].stored;
-	printf("mappings:  %u, %.1f MiB mapped, %.1f MiB stored (%.1f MiB of it lazy where userfaultfd allows: L)\n",
-	       h->n_maps, mib(mapped), mib(h->stored), mib(lazy));
+	uint64_t lazy = 0, from_below = 0, *below = below_bytes(v);
+	for (uint32_t i = 0; i < h->n_maps; i++) {
+		from_below += below ? below[i] : 0;
+		if (lazy_map(v, i, below))
+			lazy += v->maps[i].stored + (below ? below[i] : 0);
+	}
+	if (h->depth)
+		printf("mappings:  %u, %.1f MiB mapped, %.1f MiB stored, %.1f MiB taken from images below (%.1f MiB "
+		       "of them lazy where userfaultfd allows: L)\n",
+		       h->n_maps, mib(mapped), mib(h->stored), mib(from_below), mib(lazy));
+	else
+		printf("mappings:  %u, %.1f MiB mapped, %.1f MiB stored (%.1f MiB of it lazy where userfaultfd "
+		       "allows: L)\n", h->n_maps, mib(mapped), mib(h->stored), mib(lazy));
 	printf("  %-12s %-12s %-4s %-11s %10s %10s  %s\n", "start", "end", "perm", "kind", "mapped", "stored", "name");
 	for (uint32_t i = 0; i < h->n_maps; i++) {
 		const struct crac_img_map *m = &v->maps[i];
@@ -442,8 +478,9 @@ static void print_text(const char *dir, const struct crac_img_view *v, const str
 		printf("  %012llx %012llx %-4s %-11s %9lluK %9lluK%s %s\n", (unsigned long long)m->start,
 		       (unsigned long long)m->end, p, crac_img_kind_name(m->kind),
 		       (unsigned long long)((m->end - m->start) >> 10), (unsigned long long)(m->stored >> 10),
-		       crac_img_lazy_candidate(m, h->resume) ? " L" : "  ", esc(crac_img_str(v, m->name)));
+		       lazy_map(v, i, below) ? " L" : "  ", esc(crac_img_str(v, m->name)));
 	}
+	free(below);
 	printf("threads:   %u\n", h->n_threads);
 	for (uint32_t i = 0; i < h->n_threads; i++) {
 		const struct crac_img_thread *th = &v->threads[i];
@@ -513,18 +550,20 @@ static void print_json(const char *dir, const struct crac_img_view *v, const str
 		(unsigned long long)h->vdso_block, (unsigned long long)h->vvar_size,
 		(unsigned long long)h->vvar_vclock_size, (unsigned long long)h->vdso_size);
 	fprintf(f, "\"mappings\":[");
+	uint64_t *below = below_bytes(v);
 	for (uint32_t i = 0; i < h->n_maps; i++) {
 		const struct crac_img_map *m = &v->maps[i];
 		char p[5];
 		perms(m, p);
 		fprintf(f, "%s{\"start\":%llu,\"end\":%llu,\"perms\":\"%s\",\"kind\":\"%s\",\"mapped\":%llu,"
-			"\"stored\":%llu,\"lazy\":%s,\"name\":", i ? "," : "", (unsigned long long)m->start,
-			(unsigned long long)m->end, p, crac_img_kind_name(m->kind),
+			"\"stored\":%llu,\"below\":%llu,\"lazy\":%s,\"name\":", i ? "," : "",
+			(unsigned long long)m->start, (unsigned long long)m->end, p, crac_img_kind_name(m->kind),
 			(unsigned long long)(m->end - m->start), (unsigned long long)m->stored,
-			crac_img_lazy_candidate(m, h->resume) ? "true" : "false");
+			(unsigned long long)(below ? below[i] : 0), lazy_map(v, i, below) ? "true" : "false");
 		json_str(f, crac_img_str(v, m->name));
 		fputc('}', f);
 	}
+	free(below);
 	fprintf(f, "],\"threads\":[");
 	for (uint32_t i = 0; i < h->n_threads; i++) {
 		const struct crac_img_thread *th = &v->threads[i];
