@@ -483,6 +483,9 @@ bool crac_img_lazy_candidate(const struct crac_img_map *m, uint64_t resume);
 const char *crac_img_lazy_why(uint32_t mode);
 
 #define CRAC_LAZY_MAGIC 0x797a614c43415243ull   /* "CRACLazy" */
+/* The loader makes this area for the restored libcrac's thread: any change
+ * to it, or to what that thread must be able to read, raises
+ * CRAC_RESUME_ABI. */
 
 /* A run of lazily loaded pages: [addr, addr + len) holds pages file bytes
  * [off, off + len), all inside chunk `chunk`. */
