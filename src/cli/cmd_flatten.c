@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * cmd_flatten.c - `crac flatten DIR OUT [--trust-owner]`: one self-contained
- * image from an incremental image and the images below it.
+ * cmd_flatten.c - `crac flatten DIR OUT [--compress[=LEVEL]] [--trust-owner]`:
+ * one self-contained image from an incremental image and the images below
+ * it.
  *
  * The chain is opened and checked as a restore does (image/check.c: each
  * image's identity as its child recorded it, owner, sizes, every reference
@@ -9,7 +10,10 @@
  * turned into chunks of its own: DIR's own chunks and the referenced parts
  * of the chunks below, in address order, each read whole and its crc
  * checked before a byte is copied (a part of a chunk gets a crc of its
- * own), then DIR's descriptor data. Written to OUT.tmp-PID-START-X,
+ * own), then DIR's descriptor data. Written uncompressed, or with
+ * --compress each chunk zstd-compressed as the image engine does it
+ * (image/compress.c: one frame, kept only if it saves a page; the chunk
+ * holding the resume block stays as it is). Written to OUT.tmp-PID-START-X,
  * fsync'd, read back and verified (header and every chunk's crc), then
  * renamed into place: OUT must be absent or an image of the caller, and may
  * be DIR itself, never an image below it.
@@ -84,6 +88,14 @@ struct flat {
 	struct crac_img_chunk *chunks;      /* OUT's */
 	uint32_t n_chunks;
 	uint64_t off;                       /* OUT's pages file size so far */
+	uint64_t mem;                       /* bytes of memory in OUT's chunks */
+	/* --compress: the level, the context, one chunk's frame */
+	int level;
+	void *cmem, *cctx;
+	char *zout;
+	uint64_t zcap;
+	uint32_t n_z;                       /* chunks stored compressed */
+	uint64_t z_mem, z_out;              /* their memory, their bytes in the file */
 	char msg[2048];
 };
 
@@ -124,20 +136,38 @@ static int load(struct flat *f, int depth, uint32_t c)
 	return 0;
 }
 
-/* Appends [addr, addr + len) of mapping `map` from the loaded chunk k. */
+/* Appends [addr, addr + len) of mapping `map` from the loaded chunk k:
+ * compressed with --compress when that saves a page, except where the
+ * resume block lies (restore reads it straight from the pages file before
+ * anything else, as the image engine stores it). */
 static int emit(struct flat *f, const struct crac_img_chunk *k, uint64_t addr, uint64_t len, uint32_t map)
 {
 	const char *src = f->buf + (addr - k->addr);
-	int rc = write_all(f->out_fd, src, len);
+	struct crac_img_chunk out = {
+		.addr = addr, .offset = f->off, .len = (uint32_t)len, .crc = crac_img_crc32c(0, src, len), .map = map,
+	};
+	uint64_t res = f->v->h->resume, rlen = sizeof(struct crac_img_resume), stored = 0;
+	int rc;
 
+	if (f->cctx && !(addr < res + rlen && addr + len + rlen > res))
+		stored = crac_img_chunk_pack(&out, f->zout,
+					     crac_img_zstd_frame(f->cctx, f->level, f->zout, f->zcap, src, len));
+	if (stored) {
+		f->n_z++;
+		f->z_mem += len;
+		f->z_out += stored;
+		rc = write_all(f->out_fd, f->zout, stored);
+	} else {
+		rc = write_all(f->out_fd, src, len);
+		stored = len;
+	}
 	if (rc < 0) {
 		snprintf(f->msg, sizeof(f->msg), "writing the pages file: %s", strerror(-rc));
 		return rc;
 	}
-	f->chunks[f->n_chunks++] = (struct crac_img_chunk){
-		.addr = addr, .offset = f->off, .len = len, .crc = crac_img_crc32c(0, src, len), .map = map,
-	};
-	f->off += len;
+	f->chunks[f->n_chunks++] = out;
+	f->off += stored;
+	f->mem += len;
 	return 0;
 }
 
@@ -162,7 +192,6 @@ static int flatten(struct flat *f, char **out, uint64_t *out_len)
 				return rc;
 		}
 	}
-	uint64_t stored = f->off;
 	/* descriptor data, after the pages (its offsets move) */
 	uint64_t *data_off = calloc(h->n_fds + 1, sizeof(uint64_t));
 	char *page = malloc(1u << 20);
@@ -235,7 +264,7 @@ static int flatten(struct flat *f, char **out, uint64_t *out_len)
 	*nh = *h;
 	nh->size = total;
 	nh->pages_size = f->off;
-	nh->stored = stored;
+	nh->stored = f->mem;   /* bytes of memory: compressed chunks count as they decompress */
 	nh->maps_off = maps_off;
 	nh->files_off = files_off;
 	nh->chunks_off = chunks_off;
@@ -252,9 +281,11 @@ static int flatten(struct flat *f, char **out, uint64_t *out_len)
 	nh->depth = 0;
 	nh->n_refs = 0;
 	nh->refs_off = 0;
-	/* written as read: uncompressed, in this build's format */
+	/* in this build's format; compressed only if a chunk is (--compress) */
 	nh->version = CRAC_IMG_VERSION;
 	nh->img_flags &= ~CRAC_IMGF_COMPRESSED;
+	if (f->n_z)
+		nh->img_flags |= CRAC_IMGF_COMPRESSED;
 	struct crac_img_map *maps = (struct crac_img_map *)(buf + maps_off);
 	memcpy(maps, v->maps, (size_t)h->n_maps * sizeof(*maps));
 	for (uint32_t i = 0; i < h->n_maps; i++) {
@@ -327,11 +358,13 @@ static const char *inside_image(const char *outdir, const char *dir, const struc
 
 int crac_cmd_flatten(int argc, char **argv)
 {
-	const char *usage = "usage: crac flatten DIR OUT [--trust-owner]";
+	const char *usage = "usage: crac flatten DIR OUT [--compress[=LEVEL]] [--trust-owner]";
 	const char *dir = NULL, *outdir = NULL;
 	unsigned flags = 0;
+	int level = 0;
 
 	static const struct option opts[] = {
+		{ "compress", optional_argument, 0, 'z' },
 		{ "trust-owner", no_argument, 0, 't' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
@@ -351,14 +384,33 @@ int crac_cmd_flatten(int argc, char **argv)
 		case 't':
 			flags |= CRAC_IMG_TRUST_OWNER;
 			break;
+		case 'z': {
+			/* as crac checkpoint --compress: zstd level 1 (the default) to 19 */
+			char *end = NULL;
+			long lv = optarg ? strtol(optarg, &end, 10) : CRAC_IMG_ZSTD_LEVEL;
+			if (optarg && (!*optarg || *end || lv < 1 || lv > CRAC_IMG_ZSTD_MAX_LEVEL)) {
+				cli_err("--compress wants a zstd level from 1 to %d, got \"%s\"", CRAC_IMG_ZSTD_MAX_LEVEL,
+					optarg);
+				return 2;
+			}
+			if (!crac_img_have_zstd()) {
+				cli_err("--compress: this build of crac has no zstd (built without libzstd-dev)");
+				return 2;
+			}
+			level = (int)lv;
+			break;
+		}
 		case 'h':
 			printf("%s\n"
 			       "Writes at OUT one self-contained image made of the incremental image DIR and the\n"
 			       "images below it, checked as `crac restore` checks them, written to a temporary\n"
 			       "directory, read back and verified, then renamed into place. OUT must be absent or\n"
 			       "an image of yours; it may be DIR itself, never an image below DIR.\n"
-			       "  --trust-owner   accept images of another user (as crac restore --trust-owner)\n"
-			       "  --help          this text\n"
+			       "  --compress[=LEVEL]  zstd-compress the page data, one frame per chunk, as crac\n"
+			       "                      checkpoint --compress does; LEVEL 1-19, default 1 (fastest);\n"
+			       "                      without it, OUT is uncompressed whatever the chain was\n"
+			       "  --trust-owner       accept images of another user (as crac restore --trust-owner)\n"
+			       "  --help              this text\n"
 			       "exit status: 0 written, 1 refused or failed (nothing at OUT changed), 2 usage error\n",
 			       usage);
 			return 0;
@@ -378,14 +430,22 @@ int crac_cmd_flatten(int argc, char **argv)
 	struct crac_img_opened o;
 	struct crac_img_view v;
 	struct crac_img_chain *ch = calloc(1, sizeof(*ch));
-	struct flat f = { .v = &v, .ch = ch, .out_fd = -1, .buf_depth = -1, .buf_chunk = UINT32_MAX };
+	struct flat f = { .v = &v, .ch = ch, .out_fd = -1, .buf_depth = -1, .buf_chunk = UINT32_MAX, .level = level };
 	void *hbuf = NULL, *abuf = malloc(64u << 20);
 	char *nbuf = NULL, tmp[PATH_MAX] = "", msg[2048];
 	uint64_t nlen = 0;
 	int rc, dfd = -1;
 
 	f.buf = malloc(CRAC_IMG_CHUNK_MAX);
-	if (!ch || !abuf || !f.buf || crac_img_reader_init(&f.rd) < 0) {
+	if (level) {
+		/* the image engine's compressor (image/compress.c), our memory */
+		uint64_t csize = crac_img_zstd_cctx_size(level);
+		f.zcap = crac_img_zstd_bound(CRAC_IMG_CHUNK_MAX);
+		f.cmem = malloc(csize);
+		f.zout = malloc(f.zcap);
+		f.cctx = f.cmem && f.zout ? crac_img_zstd_cctx(f.cmem, csize, level) : NULL;
+	}
+	if (!ch || !abuf || !f.buf || (level && !f.cctx) || crac_img_reader_init(&f.rd) < 0) {
 		cli_err("flatten %s: out of memory", dir);
 		return 1;
 	}
@@ -485,6 +545,10 @@ int crac_cmd_flatten(int argc, char **argv)
 	printf("%s: %u chunks, %.1f MiB of page data (%u image%s below merged)\n", outdir, f.n_chunks,
 	       (double)((const struct crac_img_header *)nbuf)->stored / 1048576.0, ch->n,
 	       ch->n == 1 ? "" : "s");
+	if (level)
+		printf("%s: zstd level %d: %u of %u chunks compressed, %.1f MiB of memory in %.1f MiB of the "
+		       "pages file\n", outdir, level, f.n_z, f.n_chunks, (double)f.z_mem / 1048576.0,
+		       (double)f.z_out / 1048576.0);
 	rc = 0;
 out:
 	if (f.out_fd >= 0)
@@ -498,6 +562,8 @@ out:
 	free(nbuf);
 	free(f.chunks);
 	free(f.buf);
+	free(f.cmem);
+	free(f.zout);
 	crac_img_reader_free(&f.rd);
 	free(hbuf);
 	free(abuf);

@@ -199,18 +199,22 @@ struct check {
 
 /*
  * The chunks of the images below that v's references name, each read whole
- * and its crc32c compared, as the loader does before it copies a byte
- * (a chunk that several references name is read once). Returns how many,
- * or -1 with the loader's own message in `detail`.
+ * (decompressed if it is: image/chunk.c) and its crc32c compared, as the
+ * loader does before it copies a byte (a chunk that several references
+ * name is read once). Returns how many, or -1 with the loader's own message
+ * in `detail`.
  */
 static long verify_referenced(const struct crac_img_view *v, const struct crac_img_chain *ch, char *detail,
 			      size_t len)
 {
 	unsigned char *seen[CRAC_IMG_MAX_CHAIN] = { 0 };
 	char *buf = malloc(CRAC_IMG_CHUNK_MAX);
+	struct crac_img_reader rd;
 	long n = 0;
 
-	for (uint32_t d = 0; d < ch->n && buf; d++)
+	if (crac_img_reader_init(&rd) < 0)
+		n = -1;
+	for (uint32_t d = 0; d < ch->n && buf && n >= 0; d++)
 		if (!(seen[d] = calloc(ch->v[d].h->n_chunks + 1, 1)))
 			n = -1;
 	if (!buf || n < 0) {
@@ -224,25 +228,26 @@ static long verify_referenced(const struct crac_img_view *v, const struct crac_i
 			continue;
 		seen[r->depth - 1][r->chunk] = 1;
 		struct crac_img_buf b = { detail, 0, len };
-		uint64_t done = 0;
-		while (k->len <= CRAC_IMG_CHUNK_MAX && done < k->len) {
-			ssize_t got = pread(ch->o[r->depth - 1].pages_fd, buf + done, k->len - done,
-					    (off_t)(k->offset + done));
-			if (got < 0 && errno == EINTR)
-				continue;
-			if (got <= 0)
-				break;
-			done += (uint64_t)got;
-		}
-		if (done != k->len || crac_img_crc32c(0, buf, k->len) != k->crc) {
+		long rc = k->len > CRAC_IMG_CHUNK_MAX ? CRAC_CHUNK_SHORT
+						     : crac_img_reader_read(&rd, ch->o[r->depth - 1].pages_fd, k, buf);
+		if (rc == CRAC_CHUNK_CRC || rc == CRAC_CHUNK_SHORT) {
 			crac_img_put_damaged_chunk(&b, r->chunk, k, ch->path[r->depth - 1]);
 			n = -1;
-			break;
+		} else if (rc != 0) {
+			crac_img_puts(&b, "cannot read chunk #");
+			crac_img_putu(&b, r->chunk);
+			crac_img_puts(&b, " of ");
+			crac_img_put_escaped(&b, ch->path[r->depth - 1]);   /* named by an image */
+			crac_img_puts(&b, ": ");
+			crac_img_puts(&b, rc < 0 ? strerror((int)-rc) : crac_img_chunk_why(rc));
+			n = -1;
+		} else {
+			n++;
 		}
-		n++;
 	}
 	for (uint32_t d = 0; d < ch->n; d++)
 		free(seen[d]);
+	crac_img_reader_free(&rd);
 	free(buf);
 	return n;
 }
@@ -367,6 +372,35 @@ static double mib(uint64_t b)
 	return (double)b / 1048576.0;
 }
 
+/*
+ * Bytes each mapping takes from the images below (its references: an
+ * incremental image), malloc'd, n_maps entries; NULL for a full image (or
+ * out of memory: then counted as none).
+ */
+static uint64_t *below_bytes(const struct crac_img_view *v)
+{
+	uint64_t *b = v->h->n_refs ? calloc(v->h->n_maps + 1, sizeof(*b)) : NULL;
+
+	for (uint32_t i = 0; b && i < v->h->n_refs; i++)
+		if (v->refs[i].map < v->h->n_maps)
+			b[v->refs[i].map] += v->refs[i].len;
+	return b;
+}
+
+/*
+ * Whether the loader leaves mapping i to the lazy loader thread (where
+ * userfaultfd allows): crac_img_lazy_candidate with what the mapping takes
+ * from the images below counted as stored, as the loader counts it (the
+ * lazy thread reads those pages from their pages files too).
+ */
+static bool lazy_map(const struct crac_img_view *v, uint32_t i, const uint64_t *below)
+{
+	struct crac_img_map x = v->maps[i];
+
+	x.stored += below ? below[i] : 0;
+	return crac_img_lazy_candidate(&x, v->h->resume);
+}
+
 static void print_text(const char *dir, const struct crac_img_view *v, const struct check *checks, int nc)
 {
 	const struct crac_img_header *h = v->h;
@@ -423,12 +457,19 @@ static void print_text(const char *dir, const struct crac_img_view *v, const str
 	for (int s = 0; s < CRAC_IMG_NSIG; s++)
 		handlers += h->sig[s].handler > 1;
 	printf("signals:   %u with handlers\n", handlers);
-	uint64_t lazy = 0;
-	for (uint32_t i = 0; i < h->n_maps; i++)
-		if (crac_img_lazy_candidate(&v->maps[i], h->resume))
-			lazy += v->maps[i].stored;
-	printf("mappings:  %u, %.1f MiB mapped, %.1f MiB stored (%.1f MiB of it lazy where userfaultfd allows: L)\n",
-	       h->n_maps, mib(mapped), mib(h->stored), mib(lazy));
+	uint64_t lazy = 0, from_below = 0, *below = below_bytes(v);
+	for (uint32_t i = 0; i < h->n_maps; i++) {
+		from_below += below ? below[i] : 0;
+		if (lazy_map(v, i, below))
+			lazy += v->maps[i].stored + (below ? below[i] : 0);
+	}
+	if (h->depth)
+		printf("mappings:  %u, %.1f MiB mapped, %.1f MiB stored, %.1f MiB taken from images below (%.1f MiB "
+		       "of them lazy where userfaultfd allows: L)\n",
+		       h->n_maps, mib(mapped), mib(h->stored), mib(from_below), mib(lazy));
+	else
+		printf("mappings:  %u, %.1f MiB mapped, %.1f MiB stored (%.1f MiB of it lazy where userfaultfd "
+		       "allows: L)\n", h->n_maps, mib(mapped), mib(h->stored), mib(lazy));
 	printf("  %-12s %-12s %-4s %-11s %10s %10s  %s\n", "start", "end", "perm", "kind", "mapped", "stored", "name");
 	for (uint32_t i = 0; i < h->n_maps; i++) {
 		const struct crac_img_map *m = &v->maps[i];
@@ -437,8 +478,9 @@ static void print_text(const char *dir, const struct crac_img_view *v, const str
 		printf("  %012llx %012llx %-4s %-11s %9lluK %9lluK%s %s\n", (unsigned long long)m->start,
 		       (unsigned long long)m->end, p, crac_img_kind_name(m->kind),
 		       (unsigned long long)((m->end - m->start) >> 10), (unsigned long long)(m->stored >> 10),
-		       crac_img_lazy_candidate(m, h->resume) ? " L" : "  ", esc(crac_img_str(v, m->name)));
+		       lazy_map(v, i, below) ? " L" : "  ", esc(crac_img_str(v, m->name)));
 	}
+	free(below);
 	printf("threads:   %u\n", h->n_threads);
 	for (uint32_t i = 0; i < h->n_threads; i++) {
 		const struct crac_img_thread *th = &v->threads[i];
@@ -508,18 +550,20 @@ static void print_json(const char *dir, const struct crac_img_view *v, const str
 		(unsigned long long)h->vdso_block, (unsigned long long)h->vvar_size,
 		(unsigned long long)h->vvar_vclock_size, (unsigned long long)h->vdso_size);
 	fprintf(f, "\"mappings\":[");
+	uint64_t *below = below_bytes(v);
 	for (uint32_t i = 0; i < h->n_maps; i++) {
 		const struct crac_img_map *m = &v->maps[i];
 		char p[5];
 		perms(m, p);
 		fprintf(f, "%s{\"start\":%llu,\"end\":%llu,\"perms\":\"%s\",\"kind\":\"%s\",\"mapped\":%llu,"
-			"\"stored\":%llu,\"lazy\":%s,\"name\":", i ? "," : "", (unsigned long long)m->start,
-			(unsigned long long)m->end, p, crac_img_kind_name(m->kind),
+			"\"stored\":%llu,\"below\":%llu,\"lazy\":%s,\"name\":", i ? "," : "",
+			(unsigned long long)m->start, (unsigned long long)m->end, p, crac_img_kind_name(m->kind),
 			(unsigned long long)(m->end - m->start), (unsigned long long)m->stored,
-			crac_img_lazy_candidate(m, h->resume) ? "true" : "false");
+			(unsigned long long)(below ? below[i] : 0), lazy_map(v, i, below) ? "true" : "false");
 		json_str(f, crac_img_str(v, m->name));
 		fputc('}', f);
 	}
+	free(below);
 	fprintf(f, "],\"threads\":[");
 	for (uint32_t i = 0; i < h->n_threads; i++) {
 		const struct crac_img_thread *th = &v->threads[i];

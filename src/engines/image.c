@@ -446,7 +446,8 @@ static int image_checkpoint(struct crac_round *r)
 
 	/* 5. The restored process continues here. */
 	memset(&crac__img_self.resume, 0, sizeof(crac__img_self.resume));
-	crac__img_self.resume.magic = CRAC_RESUME_MAGIC;
+	/* the loader restores it only if it speaks the same hand-over (image.h) */
+	crac__img_self.resume.magic = CRAC_RESUME_MAGIC_ABI(CRAC_RESUME_ABI);
 	crac__img_self.resume.ctx.fs_base = img_get_fs();
 	crac__img_self.resume.lazy_entry = (uint64_t)(uintptr_t)crac__img_lazy_main;
 	if (crac__img_setctx(&crac__img_self.resume.ctx) != 0)

@@ -597,8 +597,8 @@ static void zworker_stop(struct img_zstd *z)
 }
 #endif
 
-#define IMG_ZSTD_LEVEL 1          /* the default: the fastest, most of the gain on page data */
-#define IMG_ZSTD_MAX_LEVEL 19     /* above, contexts take hundreds of MiB */
+#define IMG_ZSTD_LEVEL CRAC_IMG_ZSTD_LEVEL
+#define IMG_ZSTD_MAX_LEVEL CRAC_IMG_ZSTD_MAX_LEVEL
 #define IMG_ZSTD_OUT (16ull << 20)   /* frames queued before they are written */
 
 /* "1".."19" -> that level; "yes"/"on" -> the default; else 0 */
@@ -636,17 +636,17 @@ int img_compress_prepare(struct img_capture *c, const struct crac_round *r)
 		return 0;
 #if CRAC_HAVE_ZSTD
 	/* A context sized for chunks (at most CRAC_IMG_CHUNK_MAX), in the
-	 * arena: while the threads are stopped nothing may be allocated. */
-	ZSTD_compressionParameters cp = ZSTD_getCParams(level, CRAC_IMG_CHUNK_MAX, 0);
-	size_t csize = ZSTD_estimateCCtxSize_usingCParams(cp);
-	void *mem = img_arena_alloc(&c->arena, csize + 64);
+	 * arena: while the threads are stopped nothing may be allocated
+	 * (image/compress.c). */
+	uint64_t csize = crac_img_zstd_cctx_size(level);
+	void *mem = img_arena_alloc(&c->arena, csize);
 	uint64_t dsize = crac_img_zstd_dctx_size();
 	void *dmem = img_arena_alloc(&c->arena, dsize + 64);
 	char *out = img_arena_alloc(&c->arena, IMG_ZSTD_OUT + P);
 	char *zbuf = img_arena_alloc(&c->arena, CRAC_IMG_CHUNK_MAX);
 	if (!mem || !dmem || !out || !zbuf)
 		return img_fail(&c->err, -ENOMEM, "engine arena exhausted (zstd level %d)", level);
-	z->cctx = ZSTD_initStaticCCtx((void *)(((uintptr_t)mem + 63) & ~(uintptr_t)63), csize);
+	z->cctx = crac_img_zstd_cctx(mem, csize, level);
 	z->dctx = crac_img_zstd_dctx((void *)(((uintptr_t)dmem + 63) & ~(uintptr_t)63), dsize);
 	if (!z->cctx || !z->dctx)
 		return img_fail(&c->err, -ENOMEM, "cannot make a zstd context (level %d)", level);
@@ -661,12 +661,12 @@ int img_compress_prepare(struct img_capture *c, const struct crac_round *r)
 	cpu_set_t cpus;
 	if (th && !strcmp(th, "2") && sched_getaffinity(0, sizeof(cpus), &cpus) == 0 && CPU_COUNT(&cpus) > 1) {
 		struct img_zworker *w = img_arena_alloc(&c->arena, sizeof(*w));
-		void *wmem = img_arena_alloc(&c->arena, csize + 64);
+		void *wmem = img_arena_alloc(&c->arena, csize);
 		size_t wcap = ZSTD_COMPRESSBOUND(CRAC_IMG_CHUNK_MAX / 2) + P;
 		char *wout = img_arena_alloc(&c->arena, wcap);
 		char *stack = img_arena_alloc(&c->arena, IMG_ZWORKER_STACK);
 		if (w && wmem && wout && stack &&
-		    (w->cctx = ZSTD_initStaticCCtx((void *)(((uintptr_t)wmem + 63) & ~(uintptr_t)63), csize))) {
+		    (w->cctx = crac_img_zstd_cctx(wmem, csize, level))) {
 			w->out = wout;
 			w->cap = wcap;
 			w->level = level;
@@ -695,7 +695,7 @@ int64_t img_write_compressed(struct img_capture *c, struct crac_img_chunk *k, co
 {
 #if CRAC_HAVE_ZSTD
 	struct img_zstd *z = &c->z;
-	uint64_t bound = (ZSTD_COMPRESSBOUND(k->len) + 2 * P - 1) & ~(P - 1);   /* room for two frames */
+	uint64_t bound = crac_img_zstd_bound(k->len);   /* room for two frames */
 	int rc;
 
 	if (z->cap - z->used < bound) {
@@ -716,25 +716,21 @@ int64_t img_write_compressed(struct img_capture *c, struct crac_img_chunk *k, co
 		w->len = k->len - half;
 		uint32_t job = w->seq + 1;
 		futex_set(&w->seq, job);
-		n = ZSTD_compressCCtx(z->cctx, out, bound, src, half, z->level);
+		n = crac_img_zstd_frame(z->cctx, z->level, out, bound, src, half);
 		while (__atomic_load_n(&w->done, __ATOMIC_ACQUIRE) != job)
 			SYS(SYS_futex, &w->done, FUTEX_WAIT, job - 1, 0, 0, 0);
-		if (ZSTD_isError(n) || ZSTD_isError(w->result) || n + w->result > bound)
+		if (!n || ZSTD_isError(w->result) || n + w->result > bound)
 			return 0;
 		memcpy(out + n, w->out, w->result);
 		n += w->result;
 		z->n_split++;
 	} else {
-		n = ZSTD_compressCCtx(z->cctx, out, bound, src, k->len, z->level);
+		n = crac_img_zstd_frame(z->cctx, z->level, out, bound, src, k->len);
 	}
-	if (ZSTD_isError(n))
+	/* padded, zlen set; 0: not a page saved, stored as it is */
+	uint64_t padded = crac_img_chunk_pack(k, out, n);
+	if (!padded)
 		return 0;
-	uint64_t padded = (n + P - 1) & ~(P - 1);
-	if (padded >= k->len)
-		return 0;   /* not a page saved: stored as it is */
-	for (uint64_t i = n; i < padded; i++)
-		out[i] = 0;
-	k->zlen = (uint32_t)n;
 	if ((rc = img_write_queue(c, out, padded)) < 0)
 		return rc;
 	z->used += padded;

@@ -546,9 +546,29 @@ static int check_pages(const struct crac_img_checker *k, struct crac_img_buf *b)
 		return (int)rc;
 	}
 	const char *why = 0;
-	if (res.magic != CRAC_RESUME_MAGIC)
+	uint32_t abi = CRAC_RESUME_ABI_OF(res.magic);
+	if (!CRAC_RESUME_IS_MAGIC(res.magic)) {
 		why = "the restored memory holds no libcrac resume block";
-	else if (!executable_at(v, res.ctx.rip))
+	} else if (abi != CRAC_RESUME_ABI) {
+		/* The libcrac in the image (the program's) and this loader do
+		 * not share the hand-over (image.h, CRAC_RESUME_ABI): jumping
+		 * into it would leave the restored process with fields it
+		 * misreads, a lazy loader thread that misreads its area. */
+		crac_img_puts(b, "the program's libcrac is ");
+		crac_img_puts(b, abi < CRAC_RESUME_ABI ? "older" : "newer");
+		crac_img_puts(b, " than this restore loader (their hand-over: ");
+		if (abi) {
+			crac_img_puts(b, "version ");
+			crac_img_putu(b, abi);
+		} else {
+			crac_img_puts(b, "unnumbered");
+		}
+		crac_img_puts(b, " in the image, version ");
+		crac_img_putu(b, CRAC_RESUME_ABI);
+		crac_img_puts(b, " here): restore with the crac release of the program's libcrac, or checkpoint "
+				 "the program again with a libcrac of this release");
+		return -EPROTO;
+	} else if (!executable_at(v, res.ctx.rip))
 		why = "the resume point is not in executable memory";
 	else if (!writable_at(v, res.ctx.rsp - 8) || res.ctx.rsp % 8)
 		why = "the resume stack is not in writable memory";

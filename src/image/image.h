@@ -201,6 +201,30 @@ void *crac_img_zstd_dctx(void *mem, uint64_t size);
 /* Whether this build has zstd (`crac checkpoint --compress`). */
 bool crac_img_have_zstd(void);
 
+/*
+ * Writing compressed chunks (image/compress.c: libcrac only, never the
+ * loader): the image engine's --compress and `crac flatten --compress`.
+ * A chunk is compressed into one or more zstd frames (of its parts, in
+ * order), padded to a page; it is stored so only if that saves a page.
+ */
+#define CRAC_IMG_ZSTD_LEVEL 1        /* the default: the fastest, most of the gain on page data */
+#define CRAC_IMG_ZSTD_MAX_LEVEL 19   /* above, contexts take hundreds of MiB */
+/* Bytes a compression context for chunks at `level` needs (64-byte
+ * alignment included; 0: built without zstd), and one made in mem (that
+ * many bytes; libzstd then never allocates): NULL if mem is too small. */
+uint64_t crac_img_zstd_cctx_size(int level);
+void *crac_img_zstd_cctx(void *mem, uint64_t size, int level);
+/* Room the frames of a chunk of len bytes may take, up to two frames,
+ * padding included. */
+uint64_t crac_img_zstd_bound(uint64_t len);
+/* One frame of src (len bytes) at out (cap bytes): its size, 0 on error. */
+uint64_t crac_img_zstd_frame(void *cctx, int level, void *out, uint64_t cap, const void *src, uint64_t len);
+/* Chunk k (k->len bytes of memory) as the n bytes of frames at `frames`
+ * (room for crac_img_zstd_bound(k->len)): pads them with zeros to a page
+ * and sets k->zlen. Returns the bytes to write, or 0 (k unchanged) if
+ * that saves no page: the chunk is then stored as it is. */
+uint64_t crac_img_chunk_pack(struct crac_img_chunk *k, void *frames, uint64_t n);
+
 /* A thread, for inspection (the restored libcrac keeps its own records). */
 struct crac_img_thread {
 	int32_t tid;
@@ -362,6 +386,28 @@ struct crac_img_ctx {
 #define CRAC_RESUME_MAGIC 0x43524143526573ull  /* "CRACRes" */
 
 /*
+ * The hand-over between the loader and the libcrac it jumps into. That
+ * libcrac is the one in the image, linked into the program when it was
+ * checkpointed: it may be older or newer than the loader (the crac that
+ * restores). They share this block (the loader fills it, the restored
+ * libcrac reads it), the lazy area (struct crac_img_lazy: the loader makes
+ * it, the restored libcrac's lazy loader thread runs on it) and what that
+ * thread can read (chains of images, compressed chunks). CRAC_RESUME_ABI
+ * numbers that contract: raised at any change of either side. It is the
+ * top byte of the block's magic (a place no layout change moves):
+ * crac__img_self.resume.magic = CRAC_RESUME_MAGIC_ABI(CRAC_RESUME_ABI).
+ * The loader restores only an image whose libcrac speaks its own number,
+ * and says so before the point of no return (image/check.c); 0 is a
+ * libcrac from before the number, and a loader from before it refuses a
+ * numbered block as not a resume block at all.
+ */
+#define CRAC_RESUME_ABI 1u
+#define CRAC_RESUME_MAGIC_ABI(abi) (CRAC_RESUME_MAGIC | (uint64_t)(abi) << 56)
+#define CRAC_RESUME_ABI_OF(magic) ((uint32_t)((magic) >> 56))
+/* Whether magic is a resume block's, of any ABI. */
+#define CRAC_RESUME_IS_MAGIC(magic) (((magic) & 0x00ffffffffffffffull) == CRAC_RESUME_MAGIC)
+
+/*
  * Lives in the restored libcrac's memory (its address is header.resume).
  * The engine fills `ctx` before the memory is written; the loader fills the
  * loader_* fields after mapping the image and jumps to ctx.
@@ -437,6 +483,9 @@ bool crac_img_lazy_candidate(const struct crac_img_map *m, uint64_t resume);
 const char *crac_img_lazy_why(uint32_t mode);
 
 #define CRAC_LAZY_MAGIC 0x797a614c43415243ull   /* "CRACLazy" */
+/* The loader makes this area for the restored libcrac's thread: any change
+ * to it, or to what that thread must be able to read, raises
+ * CRAC_RESUME_ABI. */
 
 /* A run of lazily loaded pages: [addr, addr + len) holds pages file bytes
  * [off, off + len), all inside chunk `chunk`. */

@@ -991,7 +991,7 @@ static struct crac_img_resume *find_resume(const struct crac_img_view *v)
 		if (a >= m->start && e <= m->end && a % 8 == 0 && m->kind < CRAC_MAP_VVAR &&
 		    (m->prot & (PROT_READ | PROT_WRITE)) == (PROT_READ | PROT_WRITE)) {
 			struct crac_img_resume *r = (struct crac_img_resume *)(uintptr_t)a;
-			if (r->magic == CRAC_RESUME_MAGIC)
+			if (r->magic == CRAC_RESUME_MAGIC_ABI(CRAC_RESUME_ABI))   /* as check_pages saw it */
 				return r;
 			break;
 		}

@@ -161,6 +161,50 @@ lazy_possible() {
 	restore_ok 1 "$T/f" --populate
 }
 
+@test "crac flatten --compress[=LEVEL]: an uncompressed chain flattened into a compressed image, and back" {
+	make_images CRAC_IMAGE_INCREMENTAL=1
+	run "$CRAC" inspect "$T/i1"
+	! echo "$output" | grep -q "^compress:"
+	for bad in 0 20 x ""; do
+		run "$CRAC" flatten "$T/i1" "$T/f" --compress="$bad"
+		[ "$status" -eq 2 ]
+		[ "$output" = "crac: --compress wants a zstd level from 1 to 19, got \"$bad\"" ]
+	done
+	[ ! -e "$T/f" ]
+	run clean "$CRAC" flatten "$T/i1" "$T/f" --compress
+	echo "$output"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -Eq "^$T/f: zstd level 1: [1-9][0-9]* of [0-9]+ chunks compressed"
+	compressed "$T/f"
+	run clean "$CRAC" flatten "$T/i1" "$T/f9" --compress=9
+	echo "$output"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -q "^$T/f9: zstd level 9: "
+	compressed "$T/f9"
+	# smaller than the same image flattened as it was
+	run clean "$CRAC" flatten "$T/i1" "$T/u"
+	[ "$status" -eq 0 ]
+	[ "$(stat -c %s "$T/f/pages")" -lt "$(stat -c %s "$T/u/pages")" ]
+	rm -rf "$T/i0"   # no chain needed
+	AS=()
+	restore_ok 1 "$T/f"
+	restore_ok 1 "$T/f" --populate
+	restore_ok 1 "$T/f9" --populate
+	if lazy_possible; then
+		restore_ok 1 "$T/f" --lazy --stats
+	fi
+	chmod -R a+rX "$T"
+	AS=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+	restore_ok 1 "$T/f" --trust-owner
+	# a compressed image flattened without --compress: uncompressed
+	run clean "$CRAC" flatten "$T/f" "$T/f"
+	[ "$status" -eq 0 ]
+	run "$CRAC" inspect "$T/f"
+	! echo "$output" | grep -q "^compress:"
+	AS=()
+	restore_ok 1 "$T/f" --populate
+}
+
 @test "an image of format version 4 (before compression) still restores" {
 	make_images
 	run "$CRAC" inspect "$T/i1"

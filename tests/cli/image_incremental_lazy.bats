@@ -89,3 +89,33 @@ restore_lazy() {
 	[ "$status" -eq 1 ]
 	echo "$stderr" | grep -q "page data checksum mismatch in chunk #[0-9]* (.*$T/i2/../i1/../i0): the pages file is damaged"
 }
+
+@test "a libcrac older or newer than the loader (the resume block's hand-over version): refused before the point of no return, one line" {
+	EDIT="$CRAC_BUILD_DIR/tests/image_edit"
+	# 0: a libcrac from before the version; 2: one from a later release
+	for abi in 0 2; do
+		"$EDIT" "$T/i2" resume-abi $abi
+		if [ $abi -eq 0 ]; then
+			want="older than this restore loader (their hand-over: unnumbered in the image, version 1 here)"
+		else
+			want="newer than this restore loader (their hand-over: version $abi in the image, version 1 here)"
+		fi
+		for how in --lazy --populate ""; do
+			run --separate-stderr clean timeout 60 "$CRAC" restore $how "$T/i2"
+			echo "abi $abi $how: status $status"
+			echo "stdout: $output"
+			echo "stderr: $stderr"
+			[ "$status" -eq 1 ]
+			[ -z "$output" ]   # the program never ran
+			[ "$(echo "$stderr" | wc -l)" -eq 1 ]
+			[ "$stderr" = "crac: restore $T/i2: the program's libcrac is $want: restore with the crac release of the program's libcrac, or checkpoint the program again with a libcrac of this release" ]
+		done
+		run "$CRAC" inspect "$T/i2"
+		[ "$status" -eq 1 ]
+		echo "$output" | grep -qF "  pages   FAILED: the program's libcrac is $want"
+		echo "$output" | grep -qx "result:    this machine cannot restore the image"
+	done
+	# the same image, its version as this libcrac wrote it: restores lazily
+	"$EDIT" "$T/i2" resume-abi 1
+	restore_lazy 2 "$T/i2"
+}

@@ -309,3 +309,45 @@ except crac.CheckpointError as e:
 	echo "$output" | grep -q "^inner: \[-35\]"
 	echo "$output" | grep -q "^outer: first -5 ValueError$"
 }
+
+@test "crac.checkpoint(compress=True, incremental=True): a compressed image, then an incremental one against it" {
+	require_image_engine
+	run "$CRAC" checkpoint --compress 1
+	if echo "$output" | grep -q "has no zstd"; then
+		skip "this build has no zstd (libzstd-dev): $output"
+	fi
+	cat >"$T/inc.py" <<'PY'
+import crac, sys
+data = bytearray(b"text that compresses well " * 200000)   # 5 MiB
+@crac.after_restore
+def restored(ev): print("restored", ev.generation)
+crac.checkpoint(engine="image", image_dir=sys.argv[1], compress=True, incremental=True)
+data[4096:4101] = b"hello"
+print("first", bytes(data[:4]))
+crac.checkpoint(engine="image", image_dir=sys.argv[1] + "2", compress=True, incremental=True)
+print("second", bytes(data[4096:4101]))
+PY
+	run clean "$CRAC" run -- python3 "$T/inc.py" "$T/img"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	run "$CRAC" inspect "$T/img"
+	echo "$output"
+	echo "$output" | grep -Eq "^compress: *zstd, [1-9][0-9]* of [0-9]+ chunks"
+	echo "$output" | grep -q "^tracking:"
+	# restored: writes a page, checkpoints again: incremental, compressed
+	run clean "$CRAC" restore "$T/img"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -q "^first b'text'$"
+	run "$CRAC" inspect "$T/img2"
+	echo "$output"
+	echo "$output" | grep -q "^parent: *\.\./img "
+	echo "$output" | grep -Eq "^compress: *zstd"
+	# the chunks of img it references, decompressed and verified
+	echo "$output" | grep -Eq "^  chain +ok: 1 image below, each as recorded: .*img2/\.\./img; [1-9][0-9]* chunks? referenced, crc32c ok$"
+	echo "$output" | grep -qx "result:    restorable here"
+	run clean "$CRAC" restore "$T/img2"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -q "^second b'hello'$"
+}

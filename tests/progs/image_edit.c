@@ -30,6 +30,11 @@
  *   image_edit DIR zlen-huge     that chunk's stored length 0xffffffff
  *   image_edit DIR zlen-set N    that chunk's stored length N (a frame of
  *                                our own written in its place)
+ *   image_edit DIR resume-abi N  the resume block says its libcrac speaks
+ *                                hand-over version N (image.h,
+ *                                CRAC_RESUME_ABI; 0: a libcrac from before
+ *                                the versions): the pages file patched,
+ *                                the chunk's crc made valid again
  *
  * Compiles the format code itself (it is internal to libcrac).
  */
@@ -85,8 +90,35 @@ int main(int argc, char **argv)
 		fprintf(stderr, "no stored chunk holds %s\n", argv[3]);
 		return 1;
 	}
-	if (!strcmp(op, "zchunk") || !strcmp(op, "zlen-short") || !strcmp(op, "zlen-huge") ||
-	    (!strcmp(op, "zlen-set") && argc > 3)) {
+	if (!strcmp(op, "resume-abi") && argc > 3) {
+		/* the top byte of the resume block's magic, in the chunk
+		 * holding it (stored as it is: never compressed) */
+		struct crac_img_chunk *ck = (void *)(buf + h->chunks_off);
+		uint64_t at = h->resume + 7;
+		uint32_t c = 0;
+		while (c < h->n_chunks && !(at >= ck[c].addr && at < ck[c].addr + ck[c].len))
+			c++;
+		if (c == h->n_chunks || ck[c].zlen) {
+			fprintf(stderr, "no uncompressed chunk holds the resume block\n");
+			return 1;
+		}
+		char pages[4200], *data = malloc(ck[c].len);
+		snprintf(pages, sizeof(pages), "%s/pages", argv[1]);
+		int fd = open(pages, O_RDWR);
+		if (fd < 0 || !data || pread(fd, data, ck[c].len, (off_t)ck[c].offset) != (ssize_t)ck[c].len) {
+			perror(pages);
+			return 1;
+		}
+		data[at - ck[c].addr] = (char)strtoul(argv[3], NULL, 0);
+		ck[c].crc = crac_img_crc32c(0, data, ck[c].len);
+		if (pwrite(fd, data, ck[c].len, (off_t)ck[c].offset) != (ssize_t)ck[c].len) {
+			perror(pages);
+			return 1;
+		}
+		close(fd);
+		free(data);
+	} else if (!strcmp(op, "zchunk") || !strcmp(op, "zlen-short") || !strcmp(op, "zlen-huge") ||
+		   (!strcmp(op, "zlen-set") && argc > 3)) {
 		struct crac_img_chunk *ck = (void *)(buf + h->chunks_off);
 		uint32_t c = h->n_chunks;   /* the largest (first of them) */
 		for (uint32_t i = 0; i < h->n_chunks; i++)

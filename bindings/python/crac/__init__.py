@@ -218,6 +218,8 @@ PRIO_CHECKS = 200
 KEEP_RUNNING = 1
 DRY_RUN = 2
 FORCE_CHECKS = 4
+INCREMENTAL = 8
+COMPRESS = 16
 
 
 def version():
@@ -533,11 +535,19 @@ def unregister(owner):
 
 
 def checkpoint(engine=None, image_dir=None, *, keep_running=False, dry_run=False,
-               force_checks=False, deadline_ms=0, restore_deadline_ms=0):
+               force_checks=False, incremental=False, compress=False, deadline_ms=0,
+               restore_deadline_ms=0):
     """Checkpoints the process (crac_checkpoint_restore(3)).
 
     engine: None for $CRAC_ENGINE, else "sim"; image_dir: None for
-    $CRAC_IMAGE_DIR. Returns Outcome.RESTORED in a restored instance, or
+    $CRAC_IMAGE_DIR. The flags of crac_checkpoint_restore: keep_running
+    (CRAC_KEEP_RUNNING), dry_run (CRAC_DRY_RUN), force_checks
+    (CRAC_FORCE_CHECKS), incremental (CRAC_INCREMENTAL: the image engine
+    stores only the pages written since the image this process was restored
+    from or last checkpointed into with keep_running) and compress
+    (CRAC_COMPRESS: the image engine zstd-compresses the page data, level 1;
+    $CRAC_IMAGE_COMPRESS=LEVEL chooses another level; CheckpointError with
+    ENOTSUP from a build without zstd). Returns Outcome.RESTORED in a restored instance, or
     Outcome.CONTINUED (keep_running, dry_run, or an engine that does not
     stop the process). Without keep_running, a successful image snapshot
     ends the original process (exit status 0). Raises CheckpointError when
@@ -555,7 +565,8 @@ def checkpoint(engine=None, image_dir=None, *, keep_running=False, dry_run=False
     o.deadline_ms = deadline_ms
     o.restore_deadline_ms = restore_deadline_ms
     o.flags = ((KEEP_RUNNING if keep_running else 0) | (DRY_RUN if dry_run else 0) |
-               (FORCE_CHECKS if force_checks else 0))
+               (FORCE_CHECKS if force_checks else 0) | (INCREMENTAL if incremental else 0) |
+               (COMPRESS if compress else 0))
     rep = _vp()
     # a hook may call checkpoint() itself (refused: EDEADLK): the outer
     # call's list of raised exceptions is kept aside meanwhile
