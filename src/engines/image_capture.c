@@ -253,6 +253,9 @@ void img_capture_close(struct img_capture *c, bool failed)
 	c->w.n_iov = 0;     /* a failure: what is queued is not wanted */
 	img_write_end(c);   /* its descriptors, if a failure left them open */
 	sync_join(c, true); /* the fsync a failure left running */
+	if (c->header_fd >= 0)
+		close(c->header_fd);
+	c->header_fd = -1;
 	if (c->pagemap_fd >= 0)
 		close(c->pagemap_fd);
 	if (c->pages_fd >= 0)
@@ -688,15 +691,17 @@ static bool near(uint64_t s, uint64_t len, uint64_t a, uint64_t w)
  * a TLB flush per 2 MiB with written pages, ~20 ms for 1% of 1 GiB spread
  * out). So a helper does the waiting, on the other core: every
  * IMG_EARLY_SYNC bytes of the pages file it fdatasyncs what is written so
- * far while the scan goes on, and at the end it fsyncs the header and the
- * directory while this thread fsyncs the pages file (one journal commit
- * serves all three).
+ * far while the scan goes on, and at the end it fsyncs the pages file, the
+ * header and the directory while the other threads already run again and
+ * this thread reads the image back (image.c: every byte is in the page
+ * cache by then; the rename waits for the fsyncs).
  *
  * The helper is a clone(CLONE_VM | CLONE_FILES) child: it shares our
  * memory and descriptors but is its own thread group, so it is never one
  * of the program's threads (/proc/self/task) that are stopped, it sends
- * no signal when it ends (exit signal 0) and is waited for (__WCLONE)
- * before the threads run again. It shares our TLS too, hence raw system
+ * no signal when it ends (exit signal 0; a wait of the program's sees it
+ * only with __WALL or __WCLONE) and is waited for (__WCLONE) before the
+ * checkpoint returns. It shares our TLS too, hence raw system
  * calls only (no errno), on a stack in the arena, with every signal
  * blocked; not used under a seccomp filter. Linux AIO fsync would do
  * it without a process, but io_destroy waits two RCU grace periods (23-36
@@ -709,10 +714,10 @@ static bool near(uint64_t s, uint64_t len, uint64_t a, uint64_t w)
 struct img_syncer {
 	int pid;                /* 0: not running */
 	int n;
-	int fd[2];
-	bool data_only[2];
-	const char *what[2];
-	int res[2];             /* 0 or -errno, written by the helper */
+	int fd[3];
+	bool data_only[3];
+	const char *what[3];
+	int res[3];             /* 0 or -errno, written by the helper */
 	char *stack;
 };
 
@@ -787,8 +792,8 @@ static bool sync_join(struct img_capture *c, bool wait)
 	return true;
 }
 
-/* fsync (or fdatasync) of up to two descriptors by the helper; false if it
- * could not start (nothing done then). */
+/* fsync (or fdatasync) of up to three descriptors by the helper; false if
+ * it could not start (nothing done then). */
 static bool sync_spawn(struct img_capture *c, int n, const int *fd, const bool *data_only, const char *const *what)
 {
 	struct img_syncer *s = c->syncer;
@@ -831,28 +836,46 @@ static void sync_early(struct img_capture *c)
 		c->sync_at = c->w.at;
 }
 
-/*
- * The final fsyncs: the header (fd) and the directory by the helper, the
- * pages file here, at the same time; all three here without a helper. An
- * error of any, or of an early fdatasync, fails the checkpoint (an error
- * is reported to one fsync only).
- */
-static int sync_final(struct img_capture *c, int fd)
+/* An error of any fsync, or of an early fdatasync, fails the checkpoint
+ * (an error is reported to one fsync only). */
+static int sync_result(struct img_capture *c)
 {
-	const int fds[2] = { fd, c->dir_fd };
-	const bool data_only[2] = { false, false };
-	const char *const what[2] = { CRAC_IMG_HEADER_FILE, "" };
-
-	sync_join(c, true);
-	if (!sync_spawn(c, 2, fds, data_only, what))
-		for (int i = 0; i < 2; i++)
-			sync_note(c, fsync(fds[i]) < 0 ? -errno : 0, what[i]);
-	sync_note(c, fsync(c->pages_fd) < 0 ? -errno : 0, CRAC_IMG_PAGES_FILE);
-	sync_join(c, true);
 	if (c->sync_err)
 		return img_fail(&c->err, c->sync_err, "fsync %s%s%s: %s", c->tmp, *c->sync_what ? "/" : "",
 				c->sync_what, img_strerror(-c->sync_err));
 	return 0;
+}
+
+/*
+ * The final fsyncs of the pages file, the header (fd, kept open until
+ * then) and the directory. With the helper, they are started here and
+ * img_capture_synced waits for them: the other threads run meanwhile (every
+ * byte is in the page cache and the pipe is drained: nothing of the
+ * program's memory is needed any more) and the image is read back while
+ * the disk works. Without the helper, all three here.
+ */
+static int sync_final(struct img_capture *c, int fd)
+{
+	const int fds[3] = { c->pages_fd, fd, c->dir_fd };
+	const bool data_only[3] = { false, false, false };
+	const char *const what[3] = { CRAC_IMG_PAGES_FILE, CRAC_IMG_HEADER_FILE, "" };
+
+	c->header_fd = fd;
+	sync_join(c, true);
+	if (sync_spawn(c, 3, fds, data_only, what))
+		return 0;
+	for (int i = 0; i < 3; i++)
+		sync_note(c, fsync(fds[i]) < 0 ? -errno : 0, what[i]);
+	return sync_result(c);
+}
+
+int img_capture_synced(struct img_capture *c)
+{
+	sync_join(c, true);
+	if (c->header_fd >= 0)
+		close(c->header_fd);
+	c->header_fd = -1;
+	return sync_result(c);
 }
 
 /* Records chunk [s, s + len) of mapping `mi`, its bytes at src, and queues
@@ -1426,7 +1449,5 @@ int img_capture_header(struct img_capture *c)
 		close(fd);
 		return img_fail(&c->err, rc, "%s/%s: %s", c->tmp, CRAC_IMG_HEADER_FILE, img_strerror(-rc));
 	}
-	rc = sync_final(c, fd);
-	close(fd);
-	return rc;
+	return sync_final(c, fd);   /* the header's fd is closed by img_capture_synced */
 }
