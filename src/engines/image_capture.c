@@ -691,7 +691,12 @@ static bool near(uint64_t s, uint64_t len, uint64_t a, uint64_t w)
  * a TLB flush per 2 MiB with written pages, ~20 ms for 1% of 1 GiB spread
  * out). So a helper does the waiting, on the other core: every
  * IMG_EARLY_SYNC bytes of the pages file it fdatasyncs what is written so
- * far while the scan goes on, and at the end it fsyncs the pages file, the
+ * far while the scan goes on (from IMG_EARLY_SYNC_FROM bytes on: a task
+ * of our address space on the other CPU makes every TLB flush of the
+ * write-protect scan interrupt it, bench/wp_probe.c "busy"; a small
+ * incremental image measured shorter stops without them: threads stopped
+ * 111/90/94 ms against 123/140/106 in 3 alternating pairs at a load of 7-8,
+ * whole call 164/143/134 against 163/183/134), and at the end it fsyncs the pages file, the
  * header and the directory while the other threads already run again and
  * this thread reads the image back (image.c: every byte is in the page
  * cache by then; the rename waits for the fsyncs).
@@ -709,6 +714,7 @@ static bool near(uint64_t s, uint64_t len, uint64_t a, uint64_t w)
  * CRAC_IMAGE_SYNC_HELPER=0, or clone refused: fsync in this thread.
  */
 #define IMG_EARLY_SYNC (4ull << 20)
+#define IMG_EARLY_SYNC_FROM (32ull << 20)
 #define IMG_SYNCER_STACK (64u << 10)
 
 struct img_syncer {
@@ -829,8 +835,8 @@ static void sync_early(struct img_capture *c)
 	const bool data_only[1] = { true };
 	const char *const what[1] = { CRAC_IMG_PAGES_FILE };
 
-	if (!c->syncer || c->w.mode == IMG_WRITE_DIRECT || c->w.at < c->sync_at + IMG_EARLY_SYNC ||
-	    !sync_join(c, false))
+	if (!c->syncer || c->w.mode == IMG_WRITE_DIRECT || c->w.at < IMG_EARLY_SYNC_FROM ||
+	    c->w.at < c->sync_at + IMG_EARLY_SYNC || !sync_join(c, false))
 		return;
 	if (sync_spawn(c, 1, fd, data_only, what))
 		c->sync_at = c->w.at;
