@@ -152,8 +152,11 @@ static int verify_written(const struct img_capture *c, char *msg, size_t len)
 			 crac_img_check_name(failed), why);
 		goto out;
 	}
-	/* An incremental image: the images below it, as a restore opens them. */
-	if (v.h->depth) {
+	/* An incremental image: the images below it, as a restore opens them;
+	 * not read again if their files are those img_incr_prepare checked
+	 * (stat identity, image_track.c): the references were made from
+	 * what it read. */
+	if (v.h->depth && !(c->incr.chain && c->incr.chain->n == v.h->depth && img_chain_unchanged(c->incr.chain))) {
 		struct crac_img_chain *ch = malloc(sizeof(*ch));
 		void *abuf = malloc(64u << 20);
 		rc = !ch || !abuf ? -ENOMEM : crac_img_chain_open(&v, c->tmp, 0, ch, abuf, 64u << 20, why, sizeof(why));
@@ -303,7 +306,7 @@ static void print_stats(const struct img_capture *c)
 {
 	static const char *const mode[] = { "?", "O_DIRECT", "vmsplice+splice", "write" };
 	const char *aio = c->w.mode == IMG_WRITE_DIRECT && c->w.used_aio ? " + AIO" : "";
-	char line[800];
+	char line[1024];
 
 	char incr[224] = "";
 	if (c->incr.on || c->incr.reset)
@@ -316,12 +319,16 @@ static void print_stats(const struct img_capture *c)
 			 "%.1f MiB of memory in %.1f MiB", c->z.level, c->z.why, (unsigned long long)c->z.n_frames,
 			 (unsigned long long)c->z.n_split, c->z.in_bytes / 1048576.0, c->z.out_bytes / 1048576.0);
 	snprintf(line, sizeof(line), "crac: checkpoint stats: %.1f MiB of pages in %llu chunks written with %s%s "
-		 "(%s), %.1f MiB of zero pages left out%s%s; threads stopped %.1f ms (pages %.1f ms, "
-		 "descriptors + header + fsync %.1f ms)\n",
+		 "(%s), %.1f MiB of zero pages left out%s%s; threads stopped %.1f ms (pages %.1f ms, of which "
+		 "writing %.1f ms; descriptors + header%s %.1f ms); before the stop %.1f ms (parent image "
+		 "%.1f ms), after it %.1f ms (read back %.1f ms, then waiting for fsync %.1f ms, rename %.1f ms)\n",
 		 c->pages_size / 1048576.0, (unsigned long long)c->n_chunks,
 		 mode[c->w.mode <= IMG_WRITE_WRITE ? c->w.mode : 0], aio, c->w.why ? c->w.why : "",
 		 c->w.zero_pages * (double)CRAC_IMG_PAGE / 1048576.0, zs, incr, (c->t_synced - c->t_stopped) / 1e6,
-		 (c->t_pages - c->t_stopped) / 1e6, (c->t_synced - c->t_pages) / 1e6);
+		 (c->t_pages - c->t_stopped) / 1e6, c->t_write_ns / 1e6, c->syncer ? "" : " + fsync",
+		 (c->t_synced - c->t_pages) / 1e6, (c->t_stopped - c->t_begin) / 1e6, c->t_incr / 1e6,
+		 (c->t_done - c->t_released) / 1e6, (c->t_verified - c->t_released) / 1e6,
+		 (c->t_fsynced - c->t_verified) / 1e6, (c->t_done - c->t_fsynced) / 1e6);
 	write_stderr(line);
 }
 
@@ -403,8 +410,9 @@ static int image_checkpoint(struct crac_round *r)
 
 	memset(c, 0, sizeof(*c));
 	c->round = r;
-	c->dir_fd = c->pages_fd = c->pagemap_fd = -1;
+	c->dir_fd = c->pages_fd = c->pagemap_fd = c->header_fd = -1;
 	c->w.dfd = c->w.pipe[0] = c->w.pipe[1] = -1;
+	c->t_begin = mono_ns();
 	if (!deadline || deadline < mono_ns() + 1000000000LL)
 		deadline = mono_ns() + 10LL * 1000000000LL;
 
@@ -426,7 +434,9 @@ static int image_checkpoint(struct crac_round *r)
 	if (img_capture_secrets(c) < 0 || img_capture_open(c, r->opts.image_dir) < 0 ||
 	    img_compress_prepare(c, r) < 0)
 		goto fail_running;
+	int64_t t_parent = mono_ns();
 	img_incr_prepare(c, r);   /* incremental: the parent image (image_track.c) */
+	c->t_incr = mono_ns() - t_parent;
 
 	/* 3. Stop the world. From here to the release: system calls only
 	 * (crac__round_phase and crac__round_progress are such). */
@@ -463,13 +473,22 @@ static int image_checkpoint(struct crac_round *r)
 		goto fail_stopped;
 	c->t_synced = mono_ns();
 
-	/* 7. */
+	/* 7. The fsyncs may still run (on the other core): the image is read
+	 * back meanwhile, and renamed into place once they are done. */
 	img_threads_release();
 	put_back_stop_signal();
+	c->t_released = mono_ns();
 	crac__round_phase(r, CRAC_CKPT_VERIFY);
 	note_stats(r, c);
+	rc = verify_written(c, msg, sizeof(msg));
+	c->t_verified = mono_ns();
+	if (rc == 0 && img_capture_synced(c) < 0) {
+		rc = c->err.code;
+		snprintf(msg, sizeof(msg), "%.1000s", c->err.msg);
+	}
+	c->t_fsynced = mono_ns();
 	img_capture_close(c, false);
-	if ((rc = verify_written(c, msg, sizeof(msg))) < 0) {
+	if (rc < 0) {
 		crac__report_add(r->report, CRAC_PHASE_ENGINE, "image", rc,
 				 "%s; no image was written to %s, the process goes on", msg, r->opts.image_dir);
 		img_incr_done(c, r, false);
@@ -485,8 +504,9 @@ static int image_checkpoint(struct crac_round *r)
 		img_arena_free(&c->arena);
 		return rc;
 	}
+	img_incr_done(c, r, true);   /* before the arena goes: it reads c->incr.chain */
 	img_arena_free(&c->arena);
-	img_incr_done(c, r, true);
+	c->t_done = mono_ns();
 	if (getenv("CRAC_IMAGE_STATS"))
 		print_stats(c);
 	/* The image is in place: that is success, whatever else went wrong

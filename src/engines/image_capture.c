@@ -254,6 +254,9 @@ void img_capture_close(struct img_capture *c, bool failed)
 	c->w.n_iov = 0;     /* a failure: what is queued is not wanted */
 	img_write_end(c);   /* its descriptors, if a failure left them open */
 	sync_join(c, true); /* the fsync a failure left running */
+	if (c->header_fd >= 0)
+		close(c->header_fd);
+	c->header_fd = -1;
 	if (c->pagemap_fd >= 0)
 		close(c->pagemap_fd);
 	if (c->pages_fd >= 0)
@@ -689,15 +692,22 @@ static bool near(uint64_t s, uint64_t len, uint64_t a, uint64_t w)
  * a TLB flush per 2 MiB with written pages, ~20 ms for 1% of 1 GiB spread
  * out). So a helper does the waiting, on the other core: every
  * IMG_EARLY_SYNC bytes of the pages file it fdatasyncs what is written so
- * far while the scan goes on, and at the end it fsyncs the header and the
- * directory while this thread fsyncs the pages file (one journal commit
- * serves all three).
+ * far while the scan goes on (from IMG_EARLY_SYNC_FROM bytes on: a task
+ * of our address space on the other CPU makes every TLB flush of the
+ * write-protect scan interrupt it, bench/wp_probe.c "busy"; a small
+ * incremental image measured shorter stops without them: threads stopped
+ * 111/90/94 ms against 123/140/106 in 3 alternating pairs at a load of 7-8,
+ * whole call 164/143/134 against 163/183/134), and at the end it fsyncs the pages file, the
+ * header and the directory while the other threads already run again and
+ * this thread reads the image back (image.c: every byte is in the page
+ * cache by then; the rename waits for the fsyncs).
  *
  * The helper is a clone(CLONE_VM | CLONE_FILES) child: it shares our
  * memory and descriptors but is its own thread group, so it is never one
  * of the program's threads (/proc/self/task) that are stopped, it sends
- * no signal when it ends (exit signal 0) and is waited for (__WCLONE)
- * before the threads run again. It shares our TLS too, hence raw system
+ * no signal when it ends (exit signal 0; a wait of the program's sees it
+ * only with __WALL or __WCLONE) and is waited for (__WCLONE) before the
+ * checkpoint returns. It shares our TLS too, hence raw system
  * calls only (no errno), on a stack in the arena, with every signal
  * blocked; not used under a seccomp filter. Linux AIO fsync would do
  * it without a process, but io_destroy waits two RCU grace periods (23-36
@@ -717,6 +727,7 @@ static bool near(uint64_t s, uint64_t len, uint64_t a, uint64_t w)
  * on, the image in place is untouched.
  */
 #define IMG_EARLY_SYNC (4ull << 20)
+#define IMG_EARLY_SYNC_FROM (32ull << 20)
 #define IMG_SYNCER_STACK (64u << 10)
 #define IMG_SYNC_GRACE_MS 30000
 
@@ -936,37 +947,18 @@ static void sync_early(struct img_capture *c)
 	const bool data_only[1] = { true };
 	const char *const what[1] = { CRAC_IMG_PAGES_FILE };
 
-	if (!c->syncer || c->w.mode == IMG_WRITE_DIRECT || c->w.at < c->sync_at + IMG_EARLY_SYNC ||
-	    !sync_join(c, false))
+	if (!c->syncer || c->w.mode == IMG_WRITE_DIRECT || c->w.at < IMG_EARLY_SYNC_FROM ||
+	    c->w.at < c->sync_at + IMG_EARLY_SYNC || !sync_join(c, false))
 		return;
 	if (sync_spawn(c, c->syncer, 1, fd, data_only, what))
 		c->sync_at = c->w.at;
 }
 
-/*
- * The final fsyncs: the header (fd) and the directory by one helper, the
- * pages file by the other, at the same time (the pages file here if that
- * one cannot start); all three here without a helper. An error of any, or
- * of an early fdatasync, fails the checkpoint (an error is reported to one
- * fsync only), and so does a helper given up on (syncer_join).
- */
-static int sync_final(struct img_capture *c, int fd)
+/* An error of any fsync, or of an early fdatasync, fails the checkpoint
+ * (an error is reported to one fsync only), and so does a helper given up
+ * on (syncer_join). */
+static int sync_result(struct img_capture *c)
 {
-	const int fds[2] = { fd, c->dir_fd };
-	const bool data_only[2] = { false, false };
-	const char *const what[2] = { CRAC_IMG_HEADER_FILE, "" };
-	const char *const pages[1] = { CRAC_IMG_PAGES_FILE };
-	const bool pages_data_only[1] = { false };
-
-	sync_join(c, true);
-	if (c->sync_err != -ETIMEDOUT) {
-		if (!sync_spawn(c, c->syncer, 2, fds, data_only, what))
-			for (int i = 0; i < 2; i++)
-				sync_note(c, fsync(fds[i]) < 0 ? -errno : 0, what[i]);
-		if (!c->syncer || !sync_spawn(c, c->syncer + 1, 1, &c->pages_fd, pages_data_only, pages))
-			sync_note(c, fsync(c->pages_fd) < 0 ? -errno : 0, CRAC_IMG_PAGES_FILE);
-		sync_join(c, true);
-	}
 	if (c->sync_err == -ETIMEDOUT)
 		return img_fail(&c->err, -ETIMEDOUT, "%s %s%s%s did not return after %lld ms (the checkpoint's "
 				"deadline, and %ld s at least): the image's file system does not answer; given "
@@ -977,6 +969,44 @@ static int sync_final(struct img_capture *c, int fd)
 		return img_fail(&c->err, c->sync_err, "fsync %s%s%s: %s", c->tmp, *c->sync_what ? "/" : "",
 				c->sync_what, img_strerror(-c->sync_err));
 	return 0;
+}
+
+/*
+ * The final fsyncs: the header (fd, kept open until then) and the
+ * directory by one helper, the pages file by the other, at the same time.
+ * With the helpers, they are started here and img_capture_synced waits for
+ * them (for a bounded time): the other threads run meanwhile (every byte
+ * is in the page cache and the pipe is drained: nothing of the program's
+ * memory is needed any more) and the image is read back while the disk
+ * works. What a helper cannot do is done here.
+ */
+static int sync_final(struct img_capture *c, int fd)
+{
+	const int fds[2] = { fd, c->dir_fd };
+	const bool data_only[2] = { false, false };
+	const char *const what[2] = { CRAC_IMG_HEADER_FILE, "" };
+	const char *const pages[1] = { CRAC_IMG_PAGES_FILE };
+	const bool pages_data_only[1] = { false };
+
+	c->header_fd = fd;
+	sync_join(c, true);
+	if (c->sync_err == -ETIMEDOUT)
+		return sync_result(c);
+	if (!sync_spawn(c, c->syncer, 2, fds, data_only, what))
+		for (int i = 0; i < 2; i++)
+			sync_note(c, fsync(fds[i]) < 0 ? -errno : 0, what[i]);
+	if (!c->syncer || !sync_spawn(c, c->syncer + 1, 1, &c->pages_fd, pages_data_only, pages))
+		sync_note(c, fsync(c->pages_fd) < 0 ? -errno : 0, CRAC_IMG_PAGES_FILE);
+	return sync_result(c);
+}
+
+int img_capture_synced(struct img_capture *c)
+{
+	sync_join(c, true);
+	if (c->header_fd >= 0)
+		close(c->header_fd);
+	c->header_fd = -1;
+	return sync_result(c);
 }
 
 /* Records chunk [s, s + len) of mapping `mi`, its bytes at src, and queues
@@ -1550,7 +1580,5 @@ int img_capture_header(struct img_capture *c)
 		close(fd);
 		return img_fail(&c->err, rc, "%s/%s: %s", c->tmp, CRAC_IMG_HEADER_FILE, img_strerror(-rc));
 	}
-	rc = sync_final(c, fd);
-	close(fd);
-	return rc;
+	return sync_final(c, fd);   /* the header's fd is closed by img_capture_synced */
 }

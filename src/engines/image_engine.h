@@ -190,6 +190,23 @@ int img_restored(struct crac_round *r) CRAC_HIDDEN;
 #define IMG_PAGE_IS_SWAPPED (1ull << 4)
 #define IMG_PAGE_IS_PFNZERO (1ull << 5)
 
+/* What tells an image file unchanged without reading it: its stat identity
+ * (a write moves the ctime, a replacement is another inode). */
+struct img_file_id {
+	uint64_t dev, ino, size;
+	int64_t mtime_ns, ctime_ns;
+};
+
+/* The images below an incremental image, as checked once (image_track.c):
+ * [0] its parent, [1] the parent's parent ... */
+struct img_chain_ids {
+	uint32_t n;
+	struct {
+		char path[4096];        /* as a restore opens it (crac_img_chain_open) */
+		struct img_file_id dir, header, pages;
+	} img[CRAC_IMG_MAX_CHAIN];
+};
+
 /* The process's write tracking (libcrac memory: part of every image). */
 struct img_track {
 	int uffd;                       /* userfaultfd in write-protect async mode, -1: none */
@@ -200,6 +217,12 @@ struct img_track {
 	uint32_t base_crc, base_depth;  /* its header crc and depth ... */
 	uint64_t base_pages_size;       /* ... pages size and creation time */
 	int64_t base_created_ns;
+	/* The images below `base`, validated by this process when it wrote
+	 * base (opened as a restore does, or found unchanged by their stat
+	 * identity): the next checkpoint checks their identity only.
+	 * chain_known false: open and validate them again. */
+	bool chain_known;
+	struct img_chain_ids chain;
 };
 extern struct img_track crac__img_track CRAC_HIDDEN;
 
@@ -242,6 +265,7 @@ struct img_incr {
 	uint64_t ref_bytes;
 	bool reset;                     /* keep-running with tracking: protect what was captured */
 	int64_t t_scan_ns;              /* time in PAGEMAP_SCAN, protecting included (CRAC_IMAGE_STATS) */
+	struct img_chain_ids *chain;    /* the images below this one, as checked (arena) */
 	const char *why_full;           /* asked for, but a full image: why (static or why_buf) */
 	char why_buf[512];
 };
@@ -252,6 +276,9 @@ bool img_incr_wanted(const struct crac_round *r) CRAC_HIDDEN;
  * incremental, reads its parent (c->incr). Never fails. */
 struct img_capture;
 void img_incr_prepare(struct img_capture *c, const struct crac_round *r) CRAC_HIDDEN;
+/* Are the images of ids (paths and stat identities) still the ones that
+ * were checked? System calls only. */
+bool img_chain_unchanged(const struct img_chain_ids *ids) CRAC_HIDDEN;
 /* After the checkpoint (ok: the image is in place): the tracking base. */
 void img_incr_done(struct img_capture *c, const struct crac_round *r, bool ok) CRAC_HIDDEN;
 
@@ -332,6 +359,7 @@ struct img_capture {
 	const char *dir;                /* final image directory */
 	char tmp[4096];                 /* DIR.tmp-PID-START-XXXXXX */
 	int dir_fd, pages_fd, pagemap_fd;
+	int header_fd;                  /* until its fsync is done (img_capture_synced) */
 	/* ranges never written (the arena, the chunk table) */
 	uint64_t skip[4][2];
 	int n_skip;
@@ -372,6 +400,9 @@ struct img_capture {
 	bool sync_data_only;            /* -ETIMEDOUT: an fdatasync (early), else an fsync (final) */
 	int64_t sync_waited_ms;         /* -ETIMEDOUT: how long it was waited for */
 	int64_t t_stopped, t_pages, t_synced;   /* CLOCK_MONOTONIC, for CRAC_IMAGE_STATS */
+	int64_t t_begin, t_released, t_verified, t_fsynced, t_done;   /* the same, outside the stop */
+	int64_t t_incr;                 /* ns reading the parent image (img_incr_prepare) */
+	int64_t t_write_ns;             /* in the page writer's system calls (img_write_flush) */
 	/* descriptors (image_fds.c) */
 	struct crac_obj_capture objs;
 	int skip_fds[IMG_MAX_SKIP_FDS]; /* the engine's own and crac's internal ones */
@@ -440,8 +471,12 @@ void img_progress(struct img_capture *c) CRAC_HIDDEN;
 /* Is the page at p all zeros? (not sanitizer-instrumented: program memory) */
 bool img_page_is_zero(const void *p) CRAC_HIDDEN;
 
-/* Writes the header; fsyncs both files and the directory. */
+/* Writes the header; fsyncs both files and the directory, or starts that
+ * on the other core (then img_capture_synced waits for it). */
 int img_capture_header(struct img_capture *c) CRAC_HIDDEN;
+/* Waits for the fsyncs img_capture_header started: 0, or a negative errno
+ * (c->err says which file). Threads may run. */
+int img_capture_synced(struct img_capture *c) CRAC_HIDDEN;
 /* Closes the files; on failure removes the temporary directory. */
 void img_capture_close(struct img_capture *c, bool failed) CRAC_HIDDEN;
 

@@ -79,6 +79,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #define P CRAC_IMG_PAGE
@@ -406,6 +407,8 @@ int img_write_flush(struct img_capture *c)
 	for (uint64_t k = w->crc_from; k < c->n_chunks; k++)
 		c->chunks[k].crc = crac_img_crc32c(0, (const void *)(uintptr_t)c->chunks[k].addr, c->chunks[k].len);
 	w->crc_from = c->n_chunks;
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 
 	if (w->aio && w->mode == IMG_WRITE_DIRECT && w->n_iov) {
 		rc = aio_submit(c);
@@ -443,6 +446,8 @@ int img_write_flush(struct img_capture *c)
 		off += (uint64_t)got;
 		advance(w, &i, (uint64_t)got);
 	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	c->t_write_ns += (t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec);
 	if (rc < 0) {
 		write_fail(c, rc, off);
 		w->n_iov = 0;

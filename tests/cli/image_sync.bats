@@ -3,8 +3,10 @@
 # The image engine makes the image durable with an fsync helper on the other
 # core (src/engines/image_capture.c): a clone(CLONE_VM | CLONE_FILES) child
 # that fdatasyncs the pages file while the pages are scanned, and fsyncs the
-# header and the directory while a second one fsyncs the pages file (the
-# checkpointing thread waits for both, for a bounded time: image_sync_stuck.bats). The program never sees it: tests/progs/image_sync_helper.c checks
+# header and the directory while a second one fsyncs the pages file, while
+# the program's threads run again and the checkpointing thread reads the
+# image back (it then waits for both, for a bounded time:
+# image_sync_stuck.bats). The program never sees it: tests/progs/image_sync_helper.c checks
 # after each keep-running checkpoint that no child is left (not even a
 # zombie), that no SIGCHLD came and that it still has its two threads; the
 # images restore. CRAC_IMAGE_SYNC_HELPER=0 makes every fsync in the
