@@ -365,6 +365,9 @@ static bool by_mem[CRAC_IMG_MAX_MAPS];       /* filled through /proc/self/mem (f
 static int mem_fd = -1;                       /* /proc/self/mem, or -1: every mapping by preadv */
 static int mem_no_force;                      /* tests: as if it refused writes to read-only mappings */
 static bool made_huge[CRAC_IMG_MAX_MAPS];    /* MADV_HUGEPAGE while filling */
+static bool wide[CRAC_IMG_MAX_MAPS];         /* filled in whole huge pages before the rest (map_wide) */
+static bool in_pass[CRAC_IMG_MAX_MAPS];      /* filled by this fill_pass */
+static uint64_t wide_fill_ns;                 /* map_wide's time filling (--stats counts it as fill) */
 static int thp_madvise;                       /* THP mode is "madvise" */
 static int fill_threads = 2;                  /* $CRAC_LOADER_THREADS: 1 or 2 */
 
@@ -374,6 +377,7 @@ static int fill_threads = 2;                  /* $CRAC_LOADER_THREADS: 1 or 2 */
 #define FILL_SPLIT_MIN (1ull << 20)    /* below this, one thread fills all */
 #define MADV_POPULATE_WRITE_ 23        /* Linux 5.14 */
 #define HUGE_MIN (2ull << 20)
+#define HUGE_ALIGN(a) ((a) & ~(HUGE_MIN - 1))
 
 /* Is a chunk of mapping m compressed? (fill_mem writes raw file bytes.) */
 static bool has_compressed(const struct crac_img_view *v, const struct crac_img_map *m)
@@ -382,6 +386,17 @@ static bool has_compressed(const struct crac_img_view *v, const struct crac_img_
 		if (v->chunks[c].zlen)
 			return true;
 	return false;
+}
+
+/* Worth huge pages while filled (THP mode "madvise"): large anonymous
+ * memory, dense enough that huge pages hold no more memory than the
+ * original. */
+static bool huge_candidate(const struct crac_img_map *m, uint32_t i)
+{
+	uint64_t len = m->end - m->start;
+
+	return thp_madvise && (m->kind == CRAC_MAP_ANON || m->kind == CRAC_MAP_HEAP) && !is_lazy[i] &&
+	       !(m->flags & CRAC_MAPF_SHARED) && len >= HUGE_MIN && m->stored >= len / 2;
 }
 
 static void map_all(const struct crac_img_view *v, int uffd, uint64_t *mapped, uint32_t *n_syscalls)
@@ -398,12 +413,16 @@ static void map_all(const struct crac_img_view *v, int uffd, uint64_t *mapped, u
 			continue;
 		/* fill_mem writes with the final protection in place: files'
 		 * dirty pages (RELRO, .data, GOT) and small anonymous memory */
-		by_mem[i] = mem_fd >= 0 && m->stored && !is_lazy[i] && !has_compressed(v, m) &&
+		by_mem[i] = mem_fd >= 0 && m->stored && !is_lazy[i] && !wide[i] && !has_compressed(v, m) &&
 			    !(m->flags & (CRAC_MAPF_REFS | CRAC_MAPF_SHARED)) &&
 			    (m->kind == CRAC_MAP_FILE || m->stored < FILL_MEM_MAX);
 		if ((m->stored || (m->flags & CRAC_MAPF_REFS)) && !is_lazy[i])
 			prot |= PROT_READ | PROT_WRITE;   /* to read the pages in */
 		needs_prot[i] = prot != (int)m->prot && !by_mem[i];
+		if (wide[i]) {   /* mapped and filled already (map_wide) */
+			*mapped += len;
+			continue;
+		}
 		flags |= (m->flags & CRAC_MAPF_SHARED) ? MAP_SHARED : MAP_PRIVATE;
 		if (m->flags & CRAC_MAPF_NORESERVE)
 			flags |= MAP_NORESERVE;
@@ -438,10 +457,7 @@ static void map_all(const struct crac_img_view *v, int uffd, uint64_t *mapped, u
 				fail_map(v, m, "userfaultfd cannot register", rc);
 			continue;
 		}
-		/* dense enough that huge pages hold no more memory than the original */
-		if (thp_madvise && (m->kind == CRAC_MAP_ANON || m->kind == CRAC_MAP_HEAP) &&
-		    !(m->flags & CRAC_MAPF_SHARED) && len >= HUGE_MIN && m->stored >= len / 2 &&
-		    sys_madvise(m->start, len, MADV_HUGEPAGE) == 0) {
+		if (huge_candidate(m, i) && sys_madvise(m->start, len, MADV_HUGEPAGE) == 0) {
 			made_huge[i] = true;
 			(*n_syscalls)++;
 		}
@@ -531,7 +547,7 @@ static long fill_chunks(const struct crac_img_view *v, int fd, uint32_t c0, uint
 {
 	for (uint32_t c = c0; c < c1;) {
 		const struct crac_img_chunk *k = &v->chunks[c];
-		if (is_lazy[k->map] || v->maps[k->map].kind >= CRAC_MAP_VVAR) {
+		if (!in_pass[k->map]) {
 			c++;
 			continue;
 		}
@@ -539,7 +555,7 @@ static long fill_chunks(const struct crac_img_view *v, int fd, uint32_t c0, uint
 			/* the batch: chunks by_mem that follow each other in the file */
 			uint32_t e = c + 1;
 			uint64_t total = k->len;
-			while (e < c1 && by_mem[v->chunks[e].map] && !is_lazy[v->chunks[e].map] &&
+			while (e < c1 && by_mem[v->chunks[e].map] && in_pass[v->chunks[e].map] &&
 			       v->chunks[e].offset == k->offset + total && total + v->chunks[e].len <= FILL_MEM_BATCH) {
 				total += v->chunks[e].len;
 				e++;
@@ -571,7 +587,7 @@ static long fill_chunks(const struct crac_img_view *v, int fd, uint32_t c0, uint
 		iov[0].len = k->len;
 		while (e < c1) {
 			const struct crac_img_chunk *x = &v->chunks[e];
-			if (is_lazy[x->map] || by_mem[x->map] || v->maps[x->map].kind >= CRAC_MAP_VVAR || x->zlen ||
+			if (!in_pass[x->map] || by_mem[x->map] || x->zlen ||
 			    x->offset != k->offset + total || total + x->len > FILL_RUN_MAX)
 				break;
 			if (x->addr == iov[n_iov - 1].base + iov[n_iov - 1].len) {
@@ -691,21 +707,25 @@ static int cpus_allowed(void)
 	return count;
 }
 
-static void fill_eager(const struct crac_img_view *v, int pages_fd, uint64_t *stored, uint32_t *threads,
-		       uint32_t *n_syscalls)
+/* The chunks of the mappings in_pass, read and verified (fail_chunk if
+ * one cannot be): from FILL_SPLIT_MIN on, with two CPUs, a second thread
+ * fills the second half of the bytes meanwhile. Adds the bytes filled to
+ * *stored; *threads: 2 if a second thread helped. */
+static void fill_pass(const struct crac_img_view *v, int pages_fd, uint64_t *stored, uint32_t *threads,
+		      uint32_t *n_syscalls)
 {
 	const struct crac_img_header *h = v->h;
 	uint64_t total = 0, half = 0;
 	uint32_t split = h->n_chunks, bad = 0, n_reads = 0;
+	bool helper = false;
 
 	for (uint32_t c = 0; c < h->n_chunks; c++)
-		if (!is_lazy[v->chunks[c].map] && v->maps[v->chunks[c].map].kind < CRAC_MAP_VVAR)
+		if (in_pass[v->chunks[c].map])
 			total += v->chunks[c].len;
-	*stored = total;
-	*threads = 1;
+	*stored += total;
 	if (fill_threads > 1 && total >= FILL_SPLIT_MIN && cpus_allowed() > 1)
 		for (uint32_t c = 0; c < h->n_chunks; c++) {
-			if (is_lazy[v->chunks[c].map] || v->maps[v->chunks[c].map].kind >= CRAC_MAP_VVAR)
+			if (!in_pass[v->chunks[c].map])
 				continue;
 			half += v->chunks[c].len;
 			if (half >= total / 2) {
@@ -718,19 +738,21 @@ static void fill_eager(const struct crac_img_view *v, int pages_fd, uint64_t *st
 		fill_job.fd = pages_fd;
 		fill_job.c0 = split;
 		fill_job.c1 = h->n_chunks;
+		fill_job.n_reads = 0;
 		uint64_t *sp = (uint64_t *)(fill_stack + sizeof(fill_stack));
 		*--sp = 0;                                   /* arg */
 		*--sp = (uint64_t)(uintptr_t)fill_helper;   /* fn */
 		unsigned long flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
 				      CLONE_SYSVSEM | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID;
-		if (lazy_clone(flags, sp, &fill_tid, &fill_tid, 0) > 0)
+		helper = lazy_clone(flags, sp, &fill_tid, &fill_tid, 0) > 0;
+		if (helper)
 			*threads = 2;
 		else
 			split = h->n_chunks;   /* no second thread: we fill all */
 	}
 	static struct k_iovec iov[FILL_IOV];
 	long rc = fill_chunks(v, pages_fd, 0, split, &bad, &n_reads, iov, ref_bounce, &readers[0]);
-	if (*threads == 2) {
+	if (helper) {
 		uint32_t t;
 		while ((t = __atomic_load_n(&fill_tid, __ATOMIC_ACQUIRE)) != 0)
 			SYS(SYS_futex, &fill_tid, FUTEX_WAIT, t, 0, 0, 0);
@@ -743,6 +765,95 @@ static void fill_eager(const struct crac_img_view *v, int pages_fd, uint64_t *st
 	if (rc != 0)
 		fail_chunk(v, bad, rc);
 	*n_syscalls += n_reads;
+}
+
+/*
+ * Huge pages cover only the 2 MiB-aligned part of a mapping: a large
+ * anonymous mapping that neither starts nor ends on a 2 MiB boundary (a
+ * malloc'd 16 MiB: 16 MiB and 16 KiB, anywhere) would get up to 4 MiB of
+ * 4 KiB pages at its ends, and filling a fresh 4 KiB page costs ~30x
+ * what the same bytes in a huge page cost here (a VM with shadow paging:
+ * 2 MiB of such ends took 7 of the 10 ms of a 16 MiB restore). So such a
+ * mapping is first made 2 MiB-aligned at both ends ([lo, hi), while its
+ * neighbours are not mapped yet), filled in whole huge pages, and then
+ * cut to its own range: the kernel splits the end huge pages into 4 KiB
+ * entries in one go (cheap: a fresh page table, filled before it is in
+ * use), and the parts outside the mapping go back to the kernel when it
+ * splits those pages (deferred split: at the latest under memory
+ * pressure; at most 4 MiB less 8 KiB a mapping meanwhile, not counted in
+ * the program's RSS). Only where the widened range meets nothing the
+ * loader keeps (itself, the vDSO block, another widened mapping); every
+ * other mapping is made afterwards by map_all, in the order of the image.
+ */
+static void map_wide(const struct crac_img_view *v, int pages_fd, uint64_t *stored, uint32_t *threads,
+		     uint32_t *n_syscalls)
+{
+	const struct crac_img_header *h = v->h;
+	uint64_t block = h->vdso_block, block_end = block + h->vvar_size + h->vvar_vclock_size + h->vdso_size;
+	uint64_t prev_hi = 0;
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < h->n_maps; i++) {
+		const struct crac_img_map *m = &v->maps[i];
+		uint64_t lo = HUGE_ALIGN(m->start), hi = HUGE_ALIGN(m->end + HUGE_MIN - 1);
+		int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE;
+
+		/* [heap] is no candidate when references fill it (incremental) */
+		if (!huge_candidate(m, i) || (m->flags & CRAC_MAPF_REFS) || (lo == m->start && hi == m->end) ||
+		    lo < prev_hi || (lo < block_end && hi > block) ||
+		    (lo < CRAC_IMG_LOADER_HI && hi > CRAC_IMG_LOADER_LO))
+			continue;
+		if (m->flags & CRAC_MAPF_NORESERVE)
+			flags |= MAP_NORESERVE;
+		long a = sys_mmap(lo, hi - lo, (int)m->prot | PROT_READ | PROT_WRITE, flags, -1, 0);
+		(*n_syscalls)++;
+		if (a < 0 || (uint64_t)a != lo) {
+			if (a >= 0)
+				sys_munmap((uint64_t)a, hi - lo);
+			continue;   /* map_all maps it in place */
+		}
+		long rc = sys_madvise(lo, hi - lo, MADV_HUGEPAGE);
+		(*n_syscalls)++;
+		if (rc < 0) {
+			sys_munmap(lo, hi - lo);
+			continue;
+		}
+		wide[i] = made_huge[i] = true;
+		needs_prot[i] = ((int)m->prot | PROT_READ | PROT_WRITE) != (int)m->prot;
+		prev_hi = hi;
+		n++;
+	}
+	if (!n)
+		return;
+	uint64_t t = mono_ns();
+	for (uint32_t i = 0; i < h->n_maps; i++)
+		in_pass[i] = wide[i];
+	fill_pass(v, pages_fd, stored, threads, n_syscalls);
+	wide_fill_ns = mono_ns() - t;
+	for (uint32_t i = 0; i < h->n_maps; i++) {
+		const struct crac_img_map *m = &v->maps[i];
+		uint64_t lo = HUGE_ALIGN(m->start), hi = HUGE_ALIGN(m->end + HUGE_MIN - 1);
+		if (!wide[i])
+			continue;
+		long r1 = lo < m->start ? sys_munmap(lo, m->start - lo) : 0;
+		long r2 = hi > m->end ? sys_munmap(m->end, hi - m->end) : 0;
+		*n_syscalls += (lo < m->start) + (hi > m->end);
+		if (r1 < 0 || r2 < 0)
+			fail_map(v, m, "cannot cut to its size the huge-page mapping of", r1 < 0 ? r1 : r2);
+	}
+}
+
+/* The eager memory but map_wide's: the small mappings through
+ * /proc/self/mem (fill_mem), the rest by preadv; then every filled
+ * mapping's huge-page mark and protection as the program had them. */
+static void fill_eager(const struct crac_img_view *v, int pages_fd, uint64_t *stored, uint32_t *threads,
+		       uint32_t *n_syscalls)
+{
+	const struct crac_img_header *h = v->h;
+
+	for (uint32_t i = 0; i < h->n_maps; i++)
+		in_pass[i] = !is_lazy[i] && !wide[i] && v->maps[i].kind < CRAC_MAP_VVAR;
+	fill_pass(v, pages_fd, stored, threads, n_syscalls);
 
 	for (uint32_t i = 0; i < h->n_maps; i++) {
 		const struct crac_img_map *m = &v->maps[i];
@@ -1714,8 +1825,9 @@ static void map_image(void)
 
 	phase = "mapping the image";
 	ld.threads = 1;
+	map_wide(&ld.v, ld.o.pages_fd, &ld.stored, &ld.threads, &ld.n_sys);
 	map_all(&ld.v, ld.plan.uffd, &ld.mapped, &ld.n_sys);
-	ld.t_mapped = mono_ns();
+	ld.t_mapped = mono_ns() - wide_fill_ns;   /* --stats: map_wide's filling is fill */
 	if (ld.v.h->n_refs)
 		fill_refs(&ld.v, &ref_bytes, &ld.n_sys);
 	if (!ld.n_lazy_refs)
