@@ -360,20 +360,25 @@ static void fail_map(const struct crac_img_view *v, const struct crac_img_map *m
  * as the unmarked original did: no huge pages for later faults).
  * Last, the protections the program had.
  */
-static bool needs_prot[CRAC_IMG_MAX_MAPS];   /* made writable to be filled */
-static bool by_mem[CRAC_IMG_MAX_MAPS];       /* filled through /proc/self/mem (fill_mem) */
+/* How each mapping is filled: one array of small entries, so that the
+ * entries of a few hundred mappings share a page or two (each page the
+ * loader touches first is a page fault, ~10 us on a VM with shadow
+ * paging: an array a flag would be a fault a flag). */
+static struct fill_map {
+	bool needs_prot;   /* made writable to be filled */
+	bool by_mem;       /* filled through /proc/self/mem (fill_mem) */
+	bool made_huge;    /* MADV_HUGEPAGE while filling */
+	bool wide;         /* filled in whole huge pages before the rest (map_wide) */
+	bool in_pass;      /* filled by this fill_pass */
+} fm[CRAC_IMG_MAX_MAPS];
 static int mem_fd = -1;                       /* /proc/self/mem, or -1: every mapping by preadv */
 static int mem_no_force;                      /* tests: as if it refused writes to read-only mappings */
-static bool made_huge[CRAC_IMG_MAX_MAPS];    /* MADV_HUGEPAGE while filling */
-static bool wide[CRAC_IMG_MAX_MAPS];         /* filled in whole huge pages before the rest (map_wide) */
-static bool in_pass[CRAC_IMG_MAX_MAPS];      /* filled by this fill_pass */
 static uint64_t wide_fill_ns;                 /* map_wide's time filling (--stats counts it as fill) */
 static int thp_madvise;                       /* THP mode is "madvise" */
 static int fill_threads = 2;                  /* $CRAC_LOADER_THREADS: 1 or 2 */
 
 #define FILL_RUN_MAX (4ull << 20)      /* one preadv; the crc then reads it from cache */
 #define FILL_MEM_MAX (1ull << 20)      /* anonymous mappings with less stored: fill_mem */
-#define FILL_MEM_BATCH (128ull << 10)  /* one pread into the chunk buffer (a chunk may be more) */
 #define FILL_SPLIT_MIN (1ull << 20)    /* below this, one thread fills all */
 #define MADV_POPULATE_WRITE_ 23        /* Linux 5.14 */
 #define HUGE_MIN (2ull << 20)
@@ -413,13 +418,13 @@ static void map_all(const struct crac_img_view *v, int uffd, uint64_t *mapped, u
 			continue;
 		/* fill_mem writes with the final protection in place: files'
 		 * dirty pages (RELRO, .data, GOT) and small anonymous memory */
-		by_mem[i] = mem_fd >= 0 && m->stored && !is_lazy[i] && !wide[i] && !has_compressed(v, m) &&
+		fm[i].by_mem = mem_fd >= 0 && m->stored && !is_lazy[i] && !fm[i].wide && !has_compressed(v, m) &&
 			    !(m->flags & (CRAC_MAPF_REFS | CRAC_MAPF_SHARED)) &&
 			    (m->kind == CRAC_MAP_FILE || m->stored < FILL_MEM_MAX);
 		if ((m->stored || (m->flags & CRAC_MAPF_REFS)) && !is_lazy[i])
 			prot |= PROT_READ | PROT_WRITE;   /* to read the pages in */
-		needs_prot[i] = prot != (int)m->prot && !by_mem[i];
-		if (wide[i]) {   /* mapped and filled already (map_wide) */
+		fm[i].needs_prot = prot != (int)m->prot && !fm[i].by_mem;
+		if (fm[i].wide) {   /* mapped and filled already (map_wide) */
 			*mapped += len;
 			continue;
 		}
@@ -439,7 +444,7 @@ static void map_all(const struct crac_img_view *v, int uffd, uint64_t *mapped, u
 		if (a < 0 || (uint64_t)a != m->start)
 			fail_map(v, m, "cannot map", a < 0 ? a : -EEXIST);
 		*mapped += len;
-		if (by_mem[i] && prot != (int)m->prot) {
+		if (fm[i].by_mem && prot != (int)m->prot) {
 			/* Mapped writable and protected at once, while no page
 			 * is in (cheap: nothing to change, no TLB to flush):
 			 * the mapping is then what the original's was (a
@@ -458,7 +463,7 @@ static void map_all(const struct crac_img_view *v, int uffd, uint64_t *mapped, u
 			continue;
 		}
 		if (huge_candidate(m, i) && sys_madvise(m->start, len, MADV_HUGEPAGE) == 0) {
-			made_huge[i] = true;
+			fm[i].made_huge = true;
 			(*n_syscalls)++;
 		}
 	}
@@ -483,61 +488,96 @@ struct k_iovec { uint64_t base, len; };
 /*
  * The small part of eager restores, which is most of a real program's
  * (python3: 2 MiB of dirty library pages in some 190 mappings, RELRO among
- * them): read into a chunk buffer of ours (warm after its first use), its
- * crc checked there, and written into place through /proc/self/mem, the
- * mapping already at its final protection (map_all protects it while it is
- * empty). Where the pages land the kernel alone touches them: no mprotect
- * once they are in (each then costs a TLB flush; on this VM's shadow
- * paging ~0.7 ms for a mapping of a few dirty pages), no
- * read of the fresh copies by the crc (the first user access to a page is
- * the expensive one here; the program pays it only for the pages it
- * touches). A kernel that refuses the forced write (proc_mem.force_override
- * = never) gets the mapping made writable, the bytes copied and its
- * protection put back afterwards. Chunks [c, e): one run of the pages file
- * of at most FILL_MEM_BATCH bytes (or one chunk), each memory-contiguous
- * run written with one pwrite.
+ * them): read into a chunk buffer of ours, its crc checked there, and
+ * written into place through /proc/self/mem, the mapping already at its
+ * final protection (map_all protects it while it is empty). Where the
+ * pages land the kernel alone touches them: no mprotect once they are in
+ * (each then costs a TLB flush; on this VM's shadow paging ~0.7 ms for a
+ * mapping of a few dirty pages), no read of the fresh copies by the crc
+ * (the first user access to a page is the expensive one here; the program
+ * pays it only for the pages it touches). A kernel that refuses the forced
+ * write (proc_mem.force_override = never) gets the mapping made writable,
+ * the bytes copied and its protection put back afterwards.
+ *
+ * Chunks from c on: one run of the pages file (total bytes), read a window of
+ * FILL_MEM_WINDOW bytes at a time: the buffer's pages are fresh memory,
+ * each a page fault the first time (~10 us here, a few system calls'
+ * worth), so only the window's few are ever touched. Each chunk's crc runs
+ * across the windows, and a chunk whose crc does not match is refused
+ * when its end is read: its first bytes may be in place by then, but
+ * nothing runs (fail_chunk ends the loader). Parts contiguous in memory
+ * (chunks of one mapping that follow each other) are written with one
+ * pwrite.
  */
-static long fill_mem(const struct crac_img_view *v, int fd, uint32_t c, uint32_t e, uint64_t total, char *bounce,
-		     uint32_t *bad, uint32_t *n_sys)
+#define FILL_MEM_WINDOW (32ull << 10)
+
+/* [dst, dst + len) of mapping m from src */
+static void mem_write(const struct crac_img_view *v, uint32_t map, uint64_t dst, const char *src, uint64_t len,
+		      uint32_t *n_sys)
 {
-	const struct crac_img_chunk *k = &v->chunks[c];
-	long rc = read_full(fd, bounce, total, k->offset);
+	const struct crac_img_map *m = &v->maps[map];
+	long w = mem_no_force && !(m->prot & PROT_WRITE) ? -EIO : SYS(SYS_pwrite64, mem_fd, src, len, dst, 0, 0);
 
 	(*n_sys)++;
-	if (rc < 0) {
-		*bad = c;
-		return rc;
-	}
-	for (uint32_t x = c; x < e; x++) {
-		const struct crac_img_chunk *y = &v->chunks[x];
-		if (crac_img_crc32c(0, bounce + (y->offset - k->offset), y->len) != y->crc) {
-			*bad = x;
-			return 1;
-		}
-	}
-	for (uint32_t x = c; x < e;) {
-		const struct crac_img_chunk *y = &v->chunks[x];
-		uint64_t len = y->len;
-		uint32_t z = x + 1;
-		while (z < e && v->chunks[z].addr == y->addr + len && v->chunks[z].map == y->map) {
-			len += v->chunks[z].len;
-			z++;
-		}
-		const char *src = bounce + (y->offset - k->offset);
-		const struct crac_img_map *m = &v->maps[y->map];
-		long w = mem_no_force && !(m->prot & PROT_WRITE) ? -EIO :
-			 SYS(SYS_pwrite64, mem_fd, src, len, y->addr, 0, 0);
+	if (w == (long)len)
+		return;
+	/* refused (or cut short): writable, copied, put back later */
+	if (!fm[map].needs_prot) {
+		long r = sys_mprotect(m->start, m->end - m->start, m->prot | PROT_READ | PROT_WRITE);
 		(*n_sys)++;
-		if (w != (long)len) {
-			/* refused (or cut short): writable, copied, put back later */
-			long r = sys_mprotect(m->start, m->end - m->start, m->prot | PROT_READ | PROT_WRITE);
-			(*n_sys)++;
-			if (r < 0)
-				fail_map(v, m, "cannot make writable to fill", r);
-			needs_prot[y->map] = true;
-			memcpy((void *)(uintptr_t)y->addr, src, len);
+		if (r < 0)
+			fail_map(v, m, "cannot make writable to fill", r);
+		fm[map].needs_prot = true;
+	}
+	memcpy((void *)(uintptr_t)dst, src, len);
+}
+
+static long fill_mem(const struct crac_img_view *v, int fd, uint32_t c, uint64_t total, char *bounce, uint32_t *bad,
+		     uint32_t *n_sys)
+{
+	const uint64_t base = v->chunks[c].offset;
+	uint32_t x = c;      /* the chunk being read */
+	uint32_t crc = 0;    /* its crc so far */
+
+	for (uint64_t at = 0; at < total;) {
+		uint64_t w = total - at < FILL_MEM_WINDOW ? total - at : FILL_MEM_WINDOW;
+		long rc = read_full(fd, bounce, w, base + at);
+		(*n_sys)++;
+		if (rc < 0) {
+			*bad = x;
+			return rc;
 		}
-		x = z;
+		/* the pending write: [dst, dst + len) of mapping map from bounce + from */
+		uint64_t dst = 0, len = 0, from = 0;
+		uint32_t map = 0;
+		for (uint64_t p = 0; p < w;) {
+			const struct crac_img_chunk *y = &v->chunks[x];
+			uint64_t in = base + at + p - y->offset;   /* where in chunk x */
+			uint64_t n = y->len - in < w - p ? y->len - in : w - p;
+			crc = crac_img_crc32c(crc, bounce + p, n);
+			if (len && y->map == map && y->addr + in == dst + len) {
+				len += n;
+			} else {
+				if (len)
+					mem_write(v, map, dst, bounce + from, len, n_sys);
+				dst = y->addr + in;
+				len = n;
+				from = p;
+				map = y->map;
+			}
+			p += n;
+			if (in + n == y->len) {   /* chunk x read whole */
+				if (crc != y->crc) {
+					*bad = x;
+					return 1;
+				}
+				crc = 0;
+				x++;
+			}
+		}
+		if (len)
+			mem_write(v, map, dst, bounce + from, len, n_sys);
+		at += w;
 	}
 	return 0;
 }
@@ -547,20 +587,20 @@ static long fill_chunks(const struct crac_img_view *v, int fd, uint32_t c0, uint
 {
 	for (uint32_t c = c0; c < c1;) {
 		const struct crac_img_chunk *k = &v->chunks[c];
-		if (!in_pass[k->map]) {
+		if (!fm[k->map].in_pass) {
 			c++;
 			continue;
 		}
-		if (by_mem[k->map]) {
+		if (fm[k->map].by_mem) {
 			/* the batch: chunks by_mem that follow each other in the file */
 			uint32_t e = c + 1;
 			uint64_t total = k->len;
-			while (e < c1 && by_mem[v->chunks[e].map] && in_pass[v->chunks[e].map] &&
-			       v->chunks[e].offset == k->offset + total && total + v->chunks[e].len <= FILL_MEM_BATCH) {
+			while (e < c1 && fm[v->chunks[e].map].by_mem && fm[v->chunks[e].map].in_pass &&
+			       v->chunks[e].offset == k->offset + total) {
 				total += v->chunks[e].len;
 				e++;
 			}
-			long rc = fill_mem(v, fd, c, e, total, bounce, bad, n_reads);
+			long rc = fill_mem(v, fd, c, total, bounce, bad, n_reads);
 			if (rc != 0)
 				return rc;
 			c = e;
@@ -587,7 +627,7 @@ static long fill_chunks(const struct crac_img_view *v, int fd, uint32_t c0, uint
 		iov[0].len = k->len;
 		while (e < c1) {
 			const struct crac_img_chunk *x = &v->chunks[e];
-			if (!in_pass[x->map] || by_mem[x->map] || x->zlen ||
+			if (!fm[x->map].in_pass || fm[x->map].by_mem || x->zlen ||
 			    x->offset != k->offset + total || total + x->len > FILL_RUN_MAX)
 				break;
 			if (x->addr == iov[n_iov - 1].base + iov[n_iov - 1].len) {
@@ -698,7 +738,7 @@ static __attribute__((noreturn)) void fail_chunk(const struct crac_img_view *v, 
 /* How many CPUs this process may run on. */
 static int cpus_allowed(void)
 {
-	static uint64_t mask[16];
+	uint64_t mask[16];   /* on the stack: its pages are in already, a static's may not be */
 	long n = SYS(SYS_sched_getaffinity, 0, sizeof(mask), mask, 0, 0, 0);
 	int count = 0;
 
@@ -720,12 +760,12 @@ static void fill_pass(const struct crac_img_view *v, int pages_fd, uint64_t *sto
 	bool helper = false;
 
 	for (uint32_t c = 0; c < h->n_chunks; c++)
-		if (in_pass[v->chunks[c].map])
+		if (fm[v->chunks[c].map].in_pass)
 			total += v->chunks[c].len;
 	*stored += total;
 	if (fill_threads > 1 && total >= FILL_SPLIT_MIN && cpus_allowed() > 1)
 		for (uint32_t c = 0; c < h->n_chunks; c++) {
-			if (!in_pass[v->chunks[c].map])
+			if (!fm[v->chunks[c].map].in_pass)
 				continue;
 			half += v->chunks[c].len;
 			if (half >= total / 2) {
@@ -750,7 +790,7 @@ static void fill_pass(const struct crac_img_view *v, int pages_fd, uint64_t *sto
 		else
 			split = h->n_chunks;   /* no second thread: we fill all */
 	}
-	static struct k_iovec iov[FILL_IOV];
+	struct k_iovec iov[FILL_IOV];   /* on the stack, as mask in cpus_allowed */
 	long rc = fill_chunks(v, pages_fd, 0, split, &bad, &n_reads, iov, ref_bounce, &readers[0]);
 	if (helper) {
 		uint32_t t;
@@ -818,8 +858,8 @@ static void map_wide(const struct crac_img_view *v, int pages_fd, uint64_t *stor
 			sys_munmap(lo, hi - lo);
 			continue;
 		}
-		wide[i] = made_huge[i] = true;
-		needs_prot[i] = ((int)m->prot | PROT_READ | PROT_WRITE) != (int)m->prot;
+		fm[i].wide = fm[i].made_huge = true;
+		fm[i].needs_prot = ((int)m->prot | PROT_READ | PROT_WRITE) != (int)m->prot;
 		prev_hi = hi;
 		n++;
 	}
@@ -827,13 +867,13 @@ static void map_wide(const struct crac_img_view *v, int pages_fd, uint64_t *stor
 		return;
 	uint64_t t = mono_ns();
 	for (uint32_t i = 0; i < h->n_maps; i++)
-		in_pass[i] = wide[i];
+		fm[i].in_pass = fm[i].wide;
 	fill_pass(v, pages_fd, stored, threads, n_syscalls);
 	wide_fill_ns = mono_ns() - t;
 	for (uint32_t i = 0; i < h->n_maps; i++) {
 		const struct crac_img_map *m = &v->maps[i];
 		uint64_t lo = HUGE_ALIGN(m->start), hi = HUGE_ALIGN(m->end + HUGE_MIN - 1);
-		if (!wide[i])
+		if (!fm[i].wide)
 			continue;
 		long r1 = lo < m->start ? sys_munmap(lo, m->start - lo) : 0;
 		long r2 = hi > m->end ? sys_munmap(m->end, hi - m->end) : 0;
@@ -852,16 +892,16 @@ static void fill_eager(const struct crac_img_view *v, int pages_fd, uint64_t *st
 	const struct crac_img_header *h = v->h;
 
 	for (uint32_t i = 0; i < h->n_maps; i++)
-		in_pass[i] = !is_lazy[i] && !wide[i] && v->maps[i].kind < CRAC_MAP_VVAR;
+		fm[i].in_pass = !is_lazy[i] && !fm[i].wide && v->maps[i].kind < CRAC_MAP_VVAR;
 	fill_pass(v, pages_fd, stored, threads, n_syscalls);
 
 	for (uint32_t i = 0; i < h->n_maps; i++) {
 		const struct crac_img_map *m = &v->maps[i];
-		if (made_huge[i]) {
+		if (fm[i].made_huge) {
 			sys_madvise(m->start, m->end - m->start, MADV_NOHUGEPAGE);
 			(*n_syscalls)++;
 		}
-		if (needs_prot[i]) {
+		if (fm[i].needs_prot) {
 			long r = sys_mprotect(m->start, m->end - m->start, m->prot);
 			(*n_syscalls)++;
 			if (r < 0)
@@ -1903,7 +1943,7 @@ static void print_stats(void)
 	uint32_t n_huge = 0;
 
 	for (uint32_t m = 0; m < h->n_maps; m++)
-		n_huge += made_huge[m];
+		n_huge += fm[m].made_huge;
 	crac_img_puts(&b, "crac: loader: checks ");
 	put_ms(&b, ld.t_checked - ld.t0);
 	crac_img_puts(&b, " ms (");

@@ -8,7 +8,9 @@
 # the same mappings, every page, anonymous semantics (MADV_DONTNEED gives
 # zeros, fork); a damaged chunk of it is refused before the jump; as root the
 # ends are seen to lie in huge pages (/proc/kpageflags), and not with
-# CRAC_LOADER_HUGE=off.
+# CRAC_LOADER_HUGE=off. Its small neighbours are filled through
+# /proc/self/mem a window of the pages file at a time: a damaged byte in
+# their second window is refused too.
 
 bats_require_minimum_version 1.5.0
 
@@ -27,6 +29,13 @@ setup() {
 
 teardown() {
 	rm -rf "$T"
+}
+
+# flip DIR OFFSET: inverts one byte of DIR/pages.
+flip() {
+	local byte
+	byte=$(od -An -tu1 -j "$2" -N1 "$1/pages" | tr -d ' ')
+	printf "\\$(printf %03o $((byte ^ 255)))" | dd of="$1/pages" bs=1 seek="$2" conv=notrunc status=none
 }
 
 # checkpoint: image_thp into $T/img; BIG and LEN: its big mapping.
@@ -75,13 +84,31 @@ thp_madvise() {
 		cp -r "$T/img" "$T/bad"
 		read -r idx off len < <("$EDIT" "$T/bad" chunk-at "$at")
 		[ -n "$len" ]
-		byte=$(od -An -tu1 -j $((off + len - 1)) -N1 "$T/bad/pages" | tr -d ' ')
-		printf "\\$(printf %03o $((byte ^ 255)))" | dd of="$T/bad/pages" bs=1 seek=$((off + len - 1)) conv=notrunc status=none
+		flip "$T/bad" $((off + len - 1))
 		run --separate-stderr clean "$CRAC" restore --populate "$T/bad"
 		echo "at $at status $status: $output / $stderr"
 		[ "$status" -eq 1 ]
 		[ -z "$output" ]
 		echo "$stderr" | grep -Eqx "crac: restore $T/bad: page data checksum mismatch in chunk #$idx \\($len bytes at 0x[0-9a-f]+, anon\\): the pages file is damaged"
+		rm -rf "$T/bad"
+	done
+}
+
+@test "eager: a damaged byte of a small neighbour, in its second read window or its first, is refused before the jump" {
+	checkpoint
+	# the neighbour below: 64 KiB, filled through /proc/self/mem 32 KiB at a time
+	read -r idx off len < <("$EDIT" "$T/img" chunk-at $((BIG - 4096)))
+	[ "$len" -eq 65536 ]
+	for at in $((off + len - 1)) $((off + 5)); do
+		cp -r "$T/img" "$T/bad"
+		flip "$T/bad" "$at"
+		for pretend in "" proc_mem; do
+			run --separate-stderr clean env CRAC_PRETEND_MISSING="$pretend" "$CRAC" restore --populate "$T/bad"
+			echo "byte $at pretend '$pretend' status $status: $output / $stderr"
+			[ "$status" -eq 1 ]
+			[ -z "$output" ]
+			echo "$stderr" | grep -Eqx "crac: restore $T/bad: page data checksum mismatch in chunk #$idx \\($len bytes at 0x[0-9a-f]+, anon\\): the pages file is damaged"
+		done
 		rm -rf "$T/bad"
 	done
 }
