@@ -96,9 +96,9 @@ thp_madvise() {
 
 @test "eager: a damaged byte of a small neighbour, in its second read window or its first, is refused before the jump" {
 	checkpoint
-	# the neighbour below: 64 KiB, filled through /proc/self/mem 32 KiB at a time
+	# the neighbour below: 128 KiB, filled through /proc/self/mem 64 KiB at a time
 	read -r idx off len < <("$EDIT" "$T/img" chunk-at $((BIG - 4096)))
-	[ "$len" -eq 65536 ]
+	[ "$len" -eq 131072 ]
 	for at in $((off + len - 1)) $((off + 5)); do
 		cp -r "$T/img" "$T/bad"
 		flip "$T/bad" "$at"

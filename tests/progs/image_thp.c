@@ -4,7 +4,7 @@
  * 2 MiB boundary, between two small read-only neighbours that lie inside
  * the 2 MiB blocks of its ends: what the restore loader fills in whole huge
  * pages before it maps the rest (src/loader/loader.c, map_wide); the
- * neighbours (64 KiB each) it fills through /proc/self/mem (fill_mem).
+ * neighbours (128 KiB each) it fills through /proc/self/mem (fill_mem).
  *
  *   image_thp DIR        checkpoint into DIR (the original exits 0)
  *   crac restore DIR     the restored instance checks, then prints
@@ -33,7 +33,7 @@
 
 #define PG 4096ul
 #define HUGE (2ul << 20)
-#define SIDE (16 * PG)                   /* each neighbour: more than the loader's read window (fill_mem) */
+#define SIDE (32 * PG)                   /* each neighbour: more than the loader's read window (fill_mem) */
 #define BIG_OFF 0x1a0000ul               /* the big mapping's start within its 2 MiB block */
 #define BIG_LEN ((8ul << 20) + 0x13000)  /* its end: off a boundary too */
 
