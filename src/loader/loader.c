@@ -364,20 +364,29 @@ static void fail_map(const struct crac_img_view *v, const struct crac_img_map *m
  * as the unmarked original did: no huge pages for later faults).
  * Last, the protections the program had.
  */
-static bool needs_prot[CRAC_IMG_MAX_MAPS];   /* made writable to be filled */
-static bool by_mem[CRAC_IMG_MAX_MAPS];       /* filled through /proc/self/mem (fill_mem) */
+/* How each mapping is filled: one array of small entries, so that the
+ * entries of a few hundred mappings share a page or two (each page the
+ * loader touches first is a page fault, ~10 us on a VM with shadow
+ * paging: an array a flag would be a fault a flag). */
+static struct fill_map {
+	bool needs_prot;   /* made writable to be filled */
+	bool by_mem;       /* filled through /proc/self/mem (fill_mem) */
+	bool made_huge;    /* MADV_HUGEPAGE while filling */
+	bool wide;         /* filled in whole huge pages before the rest (map_wide) */
+	bool in_pass;      /* filled by this fill_pass */
+} fm[CRAC_IMG_MAX_MAPS];
 static int mem_fd = -1;                       /* /proc/self/mem, or -1: every mapping by preadv */
 static int mem_no_force;                      /* tests: as if it refused writes to read-only mappings */
-static bool made_huge[CRAC_IMG_MAX_MAPS];    /* MADV_HUGEPAGE while filling */
+static uint64_t wide_fill_ns;                 /* map_wide's time filling (--stats counts it as fill) */
 static int thp_madvise;                       /* THP mode is "madvise" */
 static int fill_threads = 2;                  /* $CRAC_LOADER_THREADS: 1 or 2 */
 
 #define FILL_RUN_MAX (4ull << 20)      /* one preadv; the crc then reads it from cache */
 #define FILL_MEM_MAX (1ull << 20)      /* anonymous mappings with less stored: fill_mem */
-#define FILL_MEM_BATCH (128ull << 10)  /* one pread into the chunk buffer (a chunk may be more) */
 #define FILL_SPLIT_MIN (1ull << 20)    /* below this, one thread fills all */
 #define MADV_POPULATE_WRITE_ 23        /* Linux 5.14 */
 #define HUGE_MIN (2ull << 20)
+#define HUGE_ALIGN(a) ((a) & ~(HUGE_MIN - 1))
 
 /* Is a chunk of mapping m compressed? (fill_mem writes raw file bytes.) */
 static bool has_compressed(const struct crac_img_view *v, const struct crac_img_map *m)
@@ -386,6 +395,17 @@ static bool has_compressed(const struct crac_img_view *v, const struct crac_img_
 		if (v->chunks[c].zlen)
 			return true;
 	return false;
+}
+
+/* Worth huge pages while filled (THP mode "madvise"): large anonymous
+ * memory, dense enough that huge pages hold no more memory than the
+ * original. */
+static bool huge_candidate(const struct crac_img_map *m, uint32_t i)
+{
+	uint64_t len = m->end - m->start;
+
+	return thp_madvise && (m->kind == CRAC_MAP_ANON || m->kind == CRAC_MAP_HEAP) && !is_lazy[i] &&
+	       !(m->flags & CRAC_MAPF_SHARED) && len >= HUGE_MIN && m->stored >= len / 2;
 }
 
 static void map_all(const struct crac_img_view *v, int uffd, uint64_t *mapped, uint32_t *n_syscalls)
@@ -402,12 +422,16 @@ static void map_all(const struct crac_img_view *v, int uffd, uint64_t *mapped, u
 			continue;
 		/* fill_mem writes with the final protection in place: files'
 		 * dirty pages (RELRO, .data, GOT) and small anonymous memory */
-		by_mem[i] = mem_fd >= 0 && m->stored && !is_lazy[i] && !has_compressed(v, m) &&
+		fm[i].by_mem = mem_fd >= 0 && m->stored && !is_lazy[i] && !fm[i].wide && !has_compressed(v, m) &&
 			    !(m->flags & (CRAC_MAPF_REFS | CRAC_MAPF_SHARED)) &&
 			    (m->kind == CRAC_MAP_FILE || m->stored < FILL_MEM_MAX);
 		if ((m->stored || (m->flags & CRAC_MAPF_REFS)) && !is_lazy[i])
 			prot |= PROT_READ | PROT_WRITE;   /* to read the pages in */
-		needs_prot[i] = prot != (int)m->prot && !by_mem[i];
+		fm[i].needs_prot = prot != (int)m->prot && !fm[i].by_mem;
+		if (fm[i].wide) {   /* mapped and filled already (map_wide) */
+			*mapped += len;
+			continue;
+		}
 		flags |= (m->flags & CRAC_MAPF_SHARED) ? MAP_SHARED : MAP_PRIVATE;
 		if (m->flags & CRAC_MAPF_NORESERVE)
 			flags |= MAP_NORESERVE;
@@ -424,7 +448,7 @@ static void map_all(const struct crac_img_view *v, int uffd, uint64_t *mapped, u
 		if (a < 0 || (uint64_t)a != m->start)
 			fail_map(v, m, "cannot map", a < 0 ? a : -EEXIST);
 		*mapped += len;
-		if (by_mem[i] && prot != (int)m->prot) {
+		if (fm[i].by_mem && prot != (int)m->prot) {
 			/* Mapped writable and protected at once, while no page
 			 * is in (cheap: nothing to change, no TLB to flush):
 			 * the mapping is then what the original's was (a
@@ -442,11 +466,8 @@ static void map_all(const struct crac_img_view *v, int uffd, uint64_t *mapped, u
 				fail_map(v, m, "userfaultfd cannot register", rc);
 			continue;
 		}
-		/* dense enough that huge pages hold no more memory than the original */
-		if (thp_madvise && (m->kind == CRAC_MAP_ANON || m->kind == CRAC_MAP_HEAP) &&
-		    !(m->flags & CRAC_MAPF_SHARED) && len >= HUGE_MIN && m->stored >= len / 2 &&
-		    sys_madvise(m->start, len, MADV_HUGEPAGE) == 0) {
-			made_huge[i] = true;
+		if (huge_candidate(m, i) && sys_madvise(m->start, len, MADV_HUGEPAGE) == 0) {
+			fm[i].made_huge = true;
 			(*n_syscalls)++;
 		}
 	}
@@ -471,61 +492,104 @@ struct k_iovec { uint64_t base, len; };
 /*
  * The small part of eager restores, which is most of a real program's
  * (python3: 2 MiB of dirty library pages in some 190 mappings, RELRO among
- * them): read into a chunk buffer of ours (warm after its first use), its
- * crc checked there, and written into place through /proc/self/mem, the
- * mapping already at its final protection (map_all protects it while it is
- * empty). Where the pages land the kernel alone touches them: no mprotect
- * once they are in (each then costs a TLB flush; on this VM's shadow
- * paging ~0.7 ms for a mapping of a few dirty pages), no
- * read of the fresh copies by the crc (the first user access to a page is
- * the expensive one here; the program pays it only for the pages it
- * touches). A kernel that refuses the forced write (proc_mem.force_override
- * = never) gets the mapping made writable, the bytes copied and its
- * protection put back afterwards. Chunks [c, e): one run of the pages file
- * of at most FILL_MEM_BATCH bytes (or one chunk), each memory-contiguous
- * run written with one pwrite.
+ * them): read into a chunk buffer of ours, its crc checked there, and
+ * written into place through /proc/self/mem, the mapping already at its
+ * final protection (map_all protects it while it is empty). Where the
+ * pages land the kernel alone touches them: no mprotect once they are in
+ * (each then costs a TLB flush; on this VM's shadow paging ~0.7 ms for a
+ * mapping of a few dirty pages), no read of the fresh copies by the crc
+ * (the first user access to a page is the expensive one here; the program
+ * pays it only for the pages it touches). A kernel that refuses the forced
+ * write (proc_mem.force_override = never) gets the mapping made writable,
+ * the bytes copied and its protection put back afterwards.
+ *
+ * Chunks from c on: one run of the pages file (total bytes), read a window of
+ * at most FILL_MEM_WINDOW bytes at a time: the buffer's pages are fresh
+ * memory, each a page fault the first time (~10 us here, a few system
+ * calls' worth), so only the window's 16 are ever touched (python3: 2 MiB
+ * in some 50 reads). Each chunk's crc runs
+ * across the windows, and a chunk whose crc does not match is refused
+ * when its end is read: its first bytes may be in place by then, but
+ * nothing runs (fail_chunk ends the loader). Parts contiguous in memory
+ * (chunks of one mapping that follow each other) are written with one
+ * pwrite.
  */
-static long fill_mem(const struct crac_img_view *v, int fd, uint32_t c, uint32_t e, uint64_t total, char *bounce,
-		     uint32_t *bad, uint32_t *n_sys)
+#define FILL_MEM_WINDOW (64ull << 10)
+
+/* [dst, dst + len) of mapping m from src */
+static void mem_write(const struct crac_img_view *v, uint32_t map, uint64_t dst, const char *src, uint64_t len,
+		      uint32_t *n_sys)
 {
-	const struct crac_img_chunk *k = &v->chunks[c];
-	long rc = read_full(fd, bounce, total, k->offset);
+	const struct crac_img_map *m = &v->maps[map];
+	long w = mem_no_force && !(m->prot & PROT_WRITE) ? -EIO : SYS(SYS_pwrite64, mem_fd, src, len, dst, 0, 0);
 
 	(*n_sys)++;
-	if (rc < 0) {
-		*bad = c;
-		return rc;
-	}
-	for (uint32_t x = c; x < e; x++) {
-		const struct crac_img_chunk *y = &v->chunks[x];
-		if (crac_img_crc32c(0, bounce + (y->offset - k->offset), y->len) != y->crc) {
-			*bad = x;
-			return 1;
-		}
-	}
-	for (uint32_t x = c; x < e;) {
-		const struct crac_img_chunk *y = &v->chunks[x];
-		uint64_t len = y->len;
-		uint32_t z = x + 1;
-		while (z < e && v->chunks[z].addr == y->addr + len && v->chunks[z].map == y->map) {
-			len += v->chunks[z].len;
-			z++;
-		}
-		const char *src = bounce + (y->offset - k->offset);
-		const struct crac_img_map *m = &v->maps[y->map];
-		long w = mem_no_force && !(m->prot & PROT_WRITE) ? -EIO :
-			 SYS(SYS_pwrite64, mem_fd, src, len, y->addr, 0, 0);
+	if (w == (long)len)
+		return;
+	/* refused (or cut short): writable, copied, put back later */
+	if (!fm[map].needs_prot) {
+		long r = sys_mprotect(m->start, m->end - m->start, m->prot | PROT_READ | PROT_WRITE);
 		(*n_sys)++;
-		if (w != (long)len) {
-			/* refused (or cut short): writable, copied, put back later */
-			long r = sys_mprotect(m->start, m->end - m->start, m->prot | PROT_READ | PROT_WRITE);
-			(*n_sys)++;
-			if (r < 0)
-				fail_map(v, m, "cannot make writable to fill", r);
-			needs_prot[y->map] = true;
-			memcpy((void *)(uintptr_t)y->addr, src, len);
+		if (r < 0)
+			fail_map(v, m, "cannot make writable to fill", r);
+		fm[map].needs_prot = true;
+	}
+	memcpy((void *)(uintptr_t)dst, src, len);
+}
+
+static long fill_mem(const struct crac_img_view *v, int fd, uint32_t c, uint64_t total, char *bounce, uint32_t *bad,
+		     uint32_t *n_sys)
+{
+	const uint64_t base = v->chunks[c].offset;
+	uint32_t x = c;      /* the chunk being read */
+	uint32_t crc = 0;    /* its crc so far */
+
+	for (uint64_t at = 0; at < total;) {
+		/* the window: whole chunks (or FILL_MEM_WINDOW of one larger),
+		 * so that a chunk's bytes are written with one pwrite */
+		uint64_t w = v->chunks[x].offset + v->chunks[x].len - (base + at);
+		if (w > FILL_MEM_WINDOW)
+			w = FILL_MEM_WINDOW;
+		else
+			for (uint32_t y = x + 1; at + w < total && w + v->chunks[y].len <= FILL_MEM_WINDOW; y++)
+				w += v->chunks[y].len;
+		long rc = read_full(fd, bounce, w, base + at);
+		(*n_sys)++;
+		if (rc < 0) {
+			*bad = x;
+			return rc;
 		}
-		x = z;
+		/* the pending write: [dst, dst + len) of mapping map from bounce + from */
+		uint64_t dst = 0, len = 0, from = 0;
+		uint32_t map = 0;
+		for (uint64_t p = 0; p < w;) {
+			const struct crac_img_chunk *y = &v->chunks[x];
+			uint64_t in = base + at + p - y->offset;   /* where in chunk x */
+			uint64_t n = y->len - in < w - p ? y->len - in : w - p;
+			crc = crac_img_crc32c(crc, bounce + p, n);
+			if (len && y->map == map && y->addr + in == dst + len) {
+				len += n;
+			} else {
+				if (len)
+					mem_write(v, map, dst, bounce + from, len, n_sys);
+				dst = y->addr + in;
+				len = n;
+				from = p;
+				map = y->map;
+			}
+			p += n;
+			if (in + n == y->len) {   /* chunk x read whole */
+				if (crc != y->crc) {
+					*bad = x;
+					return 1;
+				}
+				crc = 0;
+				x++;
+			}
+		}
+		if (len)
+			mem_write(v, map, dst, bounce + from, len, n_sys);
+		at += w;
 	}
 	return 0;
 }
@@ -535,20 +599,20 @@ static long fill_chunks(const struct crac_img_view *v, int fd, uint32_t c0, uint
 {
 	for (uint32_t c = c0; c < c1;) {
 		const struct crac_img_chunk *k = &v->chunks[c];
-		if (is_lazy[k->map] || v->maps[k->map].kind >= CRAC_MAP_VVAR) {
+		if (!fm[k->map].in_pass) {
 			c++;
 			continue;
 		}
-		if (by_mem[k->map]) {
+		if (fm[k->map].by_mem) {
 			/* the batch: chunks by_mem that follow each other in the file */
 			uint32_t e = c + 1;
 			uint64_t total = k->len;
-			while (e < c1 && by_mem[v->chunks[e].map] && !is_lazy[v->chunks[e].map] &&
-			       v->chunks[e].offset == k->offset + total && total + v->chunks[e].len <= FILL_MEM_BATCH) {
+			while (e < c1 && fm[v->chunks[e].map].by_mem && fm[v->chunks[e].map].in_pass &&
+			       v->chunks[e].offset == k->offset + total) {
 				total += v->chunks[e].len;
 				e++;
 			}
-			long rc = fill_mem(v, fd, c, e, total, bounce, bad, n_reads);
+			long rc = fill_mem(v, fd, c, total, bounce, bad, n_reads);
 			if (rc != 0)
 				return rc;
 			c = e;
@@ -575,7 +639,7 @@ static long fill_chunks(const struct crac_img_view *v, int fd, uint32_t c0, uint
 		iov[0].len = k->len;
 		while (e < c1) {
 			const struct crac_img_chunk *x = &v->chunks[e];
-			if (is_lazy[x->map] || by_mem[x->map] || v->maps[x->map].kind >= CRAC_MAP_VVAR || x->zlen ||
+			if (!fm[x->map].in_pass || fm[x->map].by_mem || x->zlen ||
 			    x->offset != k->offset + total || total + x->len > FILL_RUN_MAX)
 				break;
 			if (x->addr == iov[n_iov - 1].base + iov[n_iov - 1].len) {
@@ -686,30 +750,35 @@ static __attribute__((noreturn)) void fail_chunk(const struct crac_img_view *v, 
 /* How many CPUs this process may run on. */
 static int cpus_allowed(void)
 {
-	static uint64_t mask[16];
+	uint64_t mask[16];   /* on the stack: its pages are in already, a static's may not be */
 	long n = SYS(SYS_sched_getaffinity, 0, sizeof(mask), mask, 0, 0, 0);
 	int count = 0;
 
 	for (long i = 0; n > 0 && i < n / 8; i++)
-		count += __builtin_popcountll(mask[i]);
+		for (uint64_t m = mask[i]; m; m &= m - 1)   /* not __builtin_popcountll: a libgcc call */
+			count++;
 	return count;
 }
 
-static void fill_eager(const struct crac_img_view *v, int pages_fd, uint64_t *stored, uint32_t *threads,
-		       uint32_t *n_syscalls)
+/* The chunks of the mappings in_pass, read and verified (fail_chunk if
+ * one cannot be): from FILL_SPLIT_MIN on, with two CPUs, a second thread
+ * fills the second half of the bytes meanwhile. Adds the bytes filled to
+ * *stored; *threads: 2 if a second thread helped. */
+static void fill_pass(const struct crac_img_view *v, int pages_fd, uint64_t *stored, uint32_t *threads,
+		      uint32_t *n_syscalls)
 {
 	const struct crac_img_header *h = v->h;
 	uint64_t total = 0, half = 0;
 	uint32_t split = h->n_chunks, bad = 0, n_reads = 0;
+	bool helper = false;
 
 	for (uint32_t c = 0; c < h->n_chunks; c++)
-		if (!is_lazy[v->chunks[c].map] && v->maps[v->chunks[c].map].kind < CRAC_MAP_VVAR)
+		if (fm[v->chunks[c].map].in_pass)
 			total += v->chunks[c].len;
-	*stored = total;
-	*threads = 1;
+	*stored += total;
 	if (fill_threads > 1 && total >= FILL_SPLIT_MIN && cpus_allowed() > 1)
 		for (uint32_t c = 0; c < h->n_chunks; c++) {
-			if (is_lazy[v->chunks[c].map] || v->maps[v->chunks[c].map].kind >= CRAC_MAP_VVAR)
+			if (!fm[v->chunks[c].map].in_pass)
 				continue;
 			half += v->chunks[c].len;
 			if (half >= total / 2) {
@@ -722,19 +791,21 @@ static void fill_eager(const struct crac_img_view *v, int pages_fd, uint64_t *st
 		fill_job.fd = pages_fd;
 		fill_job.c0 = split;
 		fill_job.c1 = h->n_chunks;
+		fill_job.n_reads = 0;
 		uint64_t *sp = (uint64_t *)(fill_stack + sizeof(fill_stack));
 		*--sp = 0;                                   /* arg */
 		*--sp = (uint64_t)(uintptr_t)fill_helper;   /* fn */
 		unsigned long flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
 				      CLONE_SYSVSEM | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID;
-		if (lazy_clone(flags, sp, &fill_tid, &fill_tid, 0) > 0)
+		helper = lazy_clone(flags, sp, &fill_tid, &fill_tid, 0) > 0;
+		if (helper)
 			*threads = 2;
 		else
 			split = h->n_chunks;   /* no second thread: we fill all */
 	}
-	static struct k_iovec iov[FILL_IOV];
+	struct k_iovec iov[FILL_IOV];   /* on the stack, as mask in cpus_allowed */
 	long rc = fill_chunks(v, pages_fd, 0, split, &bad, &n_reads, iov, ref_bounce, &readers[0]);
-	if (*threads == 2) {
+	if (helper) {
 		uint32_t t;
 		while ((t = __atomic_load_n(&fill_tid, __ATOMIC_ACQUIRE)) != 0)
 			SYS(SYS_futex, &fill_tid, FUTEX_WAIT, t, 0, 0, 0);
@@ -747,14 +818,103 @@ static void fill_eager(const struct crac_img_view *v, int pages_fd, uint64_t *st
 	if (rc != 0)
 		fail_chunk(v, bad, rc);
 	*n_syscalls += n_reads;
+}
+
+/*
+ * Huge pages cover only the 2 MiB-aligned part of a mapping: a large
+ * anonymous mapping that neither starts nor ends on a 2 MiB boundary (a
+ * malloc'd 16 MiB: 16 MiB and 16 KiB, anywhere) would get up to 4 MiB of
+ * 4 KiB pages at its ends, and filling a fresh 4 KiB page costs ~30x
+ * what the same bytes in a huge page cost here (a VM with shadow paging:
+ * 2 MiB of such ends took 7 of the 10 ms of a 16 MiB restore). So such a
+ * mapping is first made 2 MiB-aligned at both ends ([lo, hi), while its
+ * neighbours are not mapped yet), filled in whole huge pages, and then
+ * cut to its own range: the kernel splits the end huge pages into 4 KiB
+ * entries in one go (cheap: a fresh page table, filled before it is in
+ * use), and the parts outside the mapping go back to the kernel when it
+ * splits those pages (deferred split: at the latest under memory
+ * pressure; at most 4 MiB less 8 KiB a mapping meanwhile, not counted in
+ * the program's RSS). Only where the widened range meets nothing the
+ * loader keeps (itself, the vDSO block, another widened mapping); every
+ * other mapping is made afterwards by map_all, in the order of the image.
+ */
+static void map_wide(const struct crac_img_view *v, int pages_fd, uint64_t *stored, uint32_t *threads,
+		     uint32_t *n_syscalls)
+{
+	const struct crac_img_header *h = v->h;
+	uint64_t block = h->vdso_block, block_end = block + h->vvar_size + h->vvar_vclock_size + h->vdso_size;
+	uint64_t prev_hi = 0;
+	uint32_t n = 0;
 
 	for (uint32_t i = 0; i < h->n_maps; i++) {
 		const struct crac_img_map *m = &v->maps[i];
-		if (made_huge[i]) {
+		uint64_t lo = HUGE_ALIGN(m->start), hi = HUGE_ALIGN(m->end + HUGE_MIN - 1);
+		int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE;
+
+		/* [heap] is no candidate when references fill it (incremental) */
+		if (!huge_candidate(m, i) || (m->flags & CRAC_MAPF_REFS) || (lo == m->start && hi == m->end) ||
+		    lo < prev_hi || (lo < block_end && hi > block) ||
+		    (lo < CRAC_IMG_LOADER_HI && hi > CRAC_IMG_LOADER_LO))
+			continue;
+		if (m->flags & CRAC_MAPF_NORESERVE)
+			flags |= MAP_NORESERVE;
+		long a = sys_mmap(lo, hi - lo, (int)m->prot | PROT_READ | PROT_WRITE, flags, -1, 0);
+		(*n_syscalls)++;
+		if (a < 0 || (uint64_t)a != lo) {
+			if (a >= 0)
+				sys_munmap((uint64_t)a, hi - lo);
+			continue;   /* map_all maps it in place */
+		}
+		long rc = sys_madvise(lo, hi - lo, MADV_HUGEPAGE);
+		(*n_syscalls)++;
+		if (rc < 0) {
+			sys_munmap(lo, hi - lo);
+			continue;
+		}
+		fm[i].wide = fm[i].made_huge = true;
+		fm[i].needs_prot = ((int)m->prot | PROT_READ | PROT_WRITE) != (int)m->prot;
+		prev_hi = hi;
+		n++;
+	}
+	if (!n)
+		return;
+	uint64_t t = mono_ns();
+	for (uint32_t i = 0; i < h->n_maps; i++)
+		fm[i].in_pass = fm[i].wide;
+	fill_pass(v, pages_fd, stored, threads, n_syscalls);
+	wide_fill_ns = mono_ns() - t;
+	for (uint32_t i = 0; i < h->n_maps; i++) {
+		const struct crac_img_map *m = &v->maps[i];
+		uint64_t lo = HUGE_ALIGN(m->start), hi = HUGE_ALIGN(m->end + HUGE_MIN - 1);
+		if (!fm[i].wide)
+			continue;
+		long r1 = lo < m->start ? sys_munmap(lo, m->start - lo) : 0;
+		long r2 = hi > m->end ? sys_munmap(m->end, hi - m->end) : 0;
+		*n_syscalls += (lo < m->start) + (hi > m->end);
+		if (r1 < 0 || r2 < 0)
+			fail_map(v, m, "cannot cut to its size the huge-page mapping of", r1 < 0 ? r1 : r2);
+	}
+}
+
+/* The eager memory but map_wide's: the small mappings through
+ * /proc/self/mem (fill_mem), the rest by preadv; then every filled
+ * mapping's huge-page mark and protection as the program had them. */
+static void fill_eager(const struct crac_img_view *v, int pages_fd, uint64_t *stored, uint32_t *threads,
+		       uint32_t *n_syscalls)
+{
+	const struct crac_img_header *h = v->h;
+
+	for (uint32_t i = 0; i < h->n_maps; i++)
+		fm[i].in_pass = !is_lazy[i] && !fm[i].wide && v->maps[i].kind < CRAC_MAP_VVAR;
+	fill_pass(v, pages_fd, stored, threads, n_syscalls);
+
+	for (uint32_t i = 0; i < h->n_maps; i++) {
+		const struct crac_img_map *m = &v->maps[i];
+		if (fm[i].made_huge) {
 			sys_madvise(m->start, m->end - m->start, MADV_NOHUGEPAGE);
 			(*n_syscalls)++;
 		}
-		if (needs_prot[i]) {
+		if (fm[i].needs_prot) {
 			long r = sys_mprotect(m->start, m->end - m->start, m->prot);
 			(*n_syscalls)++;
 			if (r < 0)
@@ -1780,8 +1940,9 @@ static void map_image(void)
 
 	phase = "mapping the image";
 	ld.threads = 1;
+	map_wide(&ld.v, ld.o.pages_fd, &ld.stored, &ld.threads, &ld.n_sys);
 	map_all(&ld.v, ld.plan.uffd, &ld.mapped, &ld.n_sys);
-	ld.t_mapped = mono_ns();
+	ld.t_mapped = mono_ns() - wide_fill_ns;   /* --stats: map_wide's filling is fill */
 	if (ld.v.h->n_refs)
 		fill_refs(&ld.v, &ref_bytes, &ld.n_sys);
 	if (!ld.n_lazy_refs)
@@ -1857,7 +2018,7 @@ static void print_stats(void)
 	uint32_t n_huge = 0;
 
 	for (uint32_t m = 0; m < h->n_maps; m++)
-		n_huge += made_huge[m];
+		n_huge += fm[m].made_huge;
 	crac_img_puts(&b, "crac: loader: checks ");
 	put_ms(&b, ld.t_checked - ld.t0);
 	crac_img_puts(&b, " ms (");

@@ -115,6 +115,27 @@ static void test_crc32c(void)
 		CHECK_EQ(crac_img_crc32c_with(&t, crac_img_crc32c_with(&t, 0, big + 1, 332), big + 333, 667),
 			 crac_img_crc32c(0, big + 1, 999));
 	}
+
+	/* large buffers (three crcs at once, then joined): the same as the
+	 * table's byte at a time, at every start alignment, for lengths
+	 * around the threshold and not multiples of 24, from a running crc */
+	static unsigned char large[70000];
+	for (size_t i = 0; i < sizeof(large); i++)
+		large[i] = (unsigned char)(i * 2654435761u >> 13);
+	struct crac_img_crc table = k;
+	table.hw = 0;
+	static const size_t lens[] = { 4095, 4096, 4097, 4103, 4119, 24 * 1000 + 13, 65536, 69990 };
+	for (size_t l = 0; l < sizeof(lens) / sizeof(lens[0]); l++)
+		for (size_t at = 0; at < 8; at++) {
+			uint32_t want = crac_img_crc32c_with(&table, 0x12345678u, large + at, lens[l]);
+			CHECK_EQ(crac_img_crc32c_with(&k, 0x12345678u, large + at, lens[l]), want);
+			CHECK_EQ(crac_img_crc32c(0x12345678u, large + at, lens[l]), want);
+			/* in pieces below the threshold: one running crc */
+			uint32_t c = 0x12345678u;
+			for (size_t d = 0; d < lens[l]; d += 1000)
+				c = crac_img_crc32c(c, large + at + d, lens[l] - d < 1000 ? lens[l] - d : 1000);
+			CHECK_EQ(c, want);
+		}
 }
 
 /* Which mappings a lazy restore leaves to the userfaultfd thread. */
