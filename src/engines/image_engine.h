@@ -115,8 +115,9 @@ struct img_thread *img_threads_list(void) CRAC_HIDDEN;
 void img_threads_release(void) CRAC_HIDDEN;
 /* Restored process: recreates every recorded thread (but the one the
  * leader resumed, see below); they wait in their handler until
- * img_threads_release(). Returns the number or -errno. */
-int img_threads_recreate(struct img_err *e) CRAC_HIDDEN;
+ * img_threads_release(). Returns the number or -errno; *cloned_ns: when
+ * the last clone was made (before waiting for them, for --stats). */
+int img_threads_recreate(struct img_err *e, int64_t *cloned_ns) CRAC_HIDDEN;
 /* Restored process, first thing, on the thread-group leader running as the
  * checkpointing thread `self`: if that was not the original main thread, the
  * leader goes back to being the main thread (resumes its record) and a new

@@ -5,14 +5,22 @@
  * started this thread: src/loader/lazy.c; the hand-over is struct
  * crac_img_lazy in image/image.h).
  *
- * The thread serves two kinds of work, in one loop:
- *   - faults: a thread of the program touched a page not loaded yet; load a
- *     window of up to 256 KiB from there (UFFDIO_COPY), or a zero page where
- *     the image holds nothing;
+ * The thread serves three kinds of work, in one loop, in this order:
+ *   - faults: a thread of the program touched a page not loaded yet; the
+ *     pages around it (the FAULT_WINDOW-aligned block, as far as they are
+ *     not loaded) are copied in (UFFDIO_COPY), which wakes it, or a zero
+ *     page where the image holds nothing;
+ *   - the rest of the chunk of each fault served (tails): read and
+ *     verified already, likely touched next (not with
+ *     CRAC_LAZY_PREFETCH=off: then faults alone load pages);
  *   - prefetch: everything else, 1 MiB per step, starting where the program
  *     last faulted (it tends to go on in the same direction), until every
- *     page is in. It starts once the restored side is through (lazy_go). Then the userfaultfd is closed, which unregisters every
- *     range, and the thread unmaps its area and exits.
+ *     page is in. It starts once the restored side is through (lazy_go).
+ *     Then the userfaultfd is closed, which unregisters every range, and
+ *     the thread unmaps its area and exits.
+ * The last two copy PIECE bytes at a time and look for a waiting fault in
+ * between: a fault waits for at most one piece (first touches of fresh
+ * pages are slow on a VM with shadow paging: a 1 MiB copy takes ms).
  * Pages are copied only from bytes that were verified: a chunk is read whole
  * (pread) into a slot of the thread's chunk buffer, its crc32c checked there,
  * and its pages copied from that slot; the slots keep the chunks used last
@@ -61,8 +69,10 @@
 #include <unistd.h>
 
 #define P CRAC_IMG_PAGE
-#define WINDOW (256u << 10)      /* loaded around a fault */
+#define FAULT_WINDOW (64u << 10) /* loaded around a fault before it is woken */
+#define PIECE (64u << 10)        /* background copies between looks for faults */
 #define BATCH (1u << 20)         /* loaded per prefetch step */
+#define MAX_TAIL 16              /* chunks whose rest is to load after a fault */
 #define MAX_PEND 4096            /* faults read, not served yet (beyond: woken, they fault again) */
 #define STUCK_NS (5ull * 1000000000ull)   /* see prefetch() */
 #define MAX_POLL 64
@@ -81,6 +91,8 @@ struct view {
 	uint64_t cur_off;                /* ... and offset in it */
 	uint64_t pend[MAX_PEND];         /* faults read, to serve (after the events read with them) */
 	uint32_t n_pend;
+	struct { uint64_t lo, hi; } tail[MAX_TAIL];   /* address ranges left of faults' chunks */
+	uint32_t n_tail;
 	uint64_t stuck_ns;               /* since when prefetch finds no mapping (ENOENT), 0: not */
 	uint64_t wait_ns;                /* since when faults wait for an unreported change, 0: not */
 	size_t mem_size;                 /* this struct + done bitmap (one mmap) */
@@ -521,6 +533,79 @@ static void wake(struct view *v, uint64_t addr)
 	SYS(SYS_ioctl, v->uffd, UFFDIO_WAKE, &r, 0, 0, 0);
 }
 
+/* The rest of a fault's chunk ([lo, hi): its segment) is loaded next. */
+static void tail_add(struct view *v, uint64_t lo, uint64_t hi)
+{
+	for (uint32_t k = 0; k < v->n_tail; k++)
+		if (v->tail[k].lo <= lo && v->tail[k].hi >= hi)
+			return;
+	if (v->n_tail == MAX_TAIL) {
+		/* the oldest goes: prefetch gets to it anyway */
+		for (uint32_t k = 1; k < MAX_TAIL; k++)
+			v->tail[k - 1] = v->tail[k];
+		v->n_tail--;
+	}
+	v->tail[v->n_tail].lo = lo;
+	v->tail[v->n_tail].hi = hi;
+	v->n_tail++;
+}
+
+/* Is a fault (or an event) of v waiting to be read? */
+static bool fault_waiting(const struct view *v)
+{
+	struct pollfd p = { .fd = v->uffd, .events = POLLIN };
+
+	return SYS(SYS_poll, &p, 1, 0, 0, 0, 0) > 0;
+}
+
+/*
+ * Loads what is left of the fault's chunks (v->tail), PIECE bytes at a
+ * time, stopping when a fault waits. Returns the bytes loaded, or -1 when
+ * it has to wait for an event first (a range left as it is: prefetch or a
+ * fault gets to it).
+ */
+static long tails(struct lazy *L, struct view *v)
+{
+	long loaded = 0;
+
+	while (v->n_tail) {
+		uint64_t at = v->tail[0].lo, hi = v->tail[0].hi;
+		long i = at < hi ? seg_find(v, at) : -1;
+		if (i < 0) {
+			/* done, or no longer ours (an event moved or dropped it) */
+			for (uint32_t k = 1; k < v->n_tail; k++)
+				v->tail[k - 1] = v->tail[k];
+			v->n_tail--;
+			continue;
+		}
+		const struct crac_img_lazy_seg *s = &v->seg[i];
+		uint64_t end = s->addr + s->len < hi ? s->addr + s->len : hi;
+		uint64_t off = s->off + (at - s->addr);
+		if (is_done(v, off)) {
+			v->tail[0].lo = at + P;
+			continue;
+		}
+		uint64_t len = P;
+		while (len < PIECE && at + len < end && !is_done(v, off + len))
+			len += P;
+		long rc = copy_in(L, v, s, at, off, len);
+		if (rc == -EAGAIN || rc == -ENOENT) {
+			v->n_tail = 0;   /* an event first; then faults and prefetch */
+			return loaded ? loaded : -1;
+		}
+		if (rc == -ESRCH) {
+			v->n_tail = 0;
+			v->left = 0;
+			return loaded;
+		}
+		v->tail[0].lo = at + len;
+		loaded += (long)len;
+		if (fault_waiting(v))
+			break;
+	}
+	return loaded;
+}
+
 /* A thread waits at addr. Returns false if it must be retried later. */
 static bool serve(struct lazy *L, struct view *v, uint64_t addr)
 {
@@ -531,18 +616,30 @@ static bool serve(struct lazy *L, struct view *v, uint64_t addr)
 		struct crac_img_lazy_seg *s = &v->seg[i];
 		uint64_t off = s->off + (addr - s->addr);
 		if (!is_done(v, off)) {
-			uint64_t len = P, max = s->addr + s->len - addr;
-			if (max > WINDOW)
-				max = WINDOW;
-			while (len < max && !is_done(v, off + len))
-				len += P;
-			rc = copy_in(L, v, s, addr, off, len);
+			/* [lo, hi): the pages not loaded around addr in its
+			 * FAULT_WINDOW block and segment (a page done but not
+			 * present must stay zero: never copied over) */
+			uint64_t blo = addr & ~(uint64_t)(FAULT_WINDOW - 1), bhi = blo + FAULT_WINDOW;
+			uint64_t lo = addr, hi = addr + P;
+			if (blo < s->addr)
+				blo = s->addr;
+			if (bhi > s->addr + s->len)
+				bhi = s->addr + s->len;
+			while (lo > blo && !is_done(v, s->off + (lo - P - s->addr)))
+				lo -= P;
+			while (hi < bhi && !is_done(v, s->off + (hi - s->addr)))
+				hi += P;
+			rc = copy_in(L, v, s, lo, s->off + (lo - s->addr), hi - lo);
 			if (rc == -EAGAIN)
 				return false;
-			if (rc == 0 && !v->child) {
-				/* prefetch goes on from here */
-				v->cur = (uint32_t)i;
-				v->cur_off = addr + len - s->addr;
+			if (rc == 0) {
+				if (L->prefetch)   /* CRAC_LAZY_PREFETCH=off: faults only */
+					tail_add(v, s->addr, s->addr + s->len);
+				if (!v->child) {
+					/* prefetch goes on from here */
+					v->cur = (uint32_t)i;
+					v->cur_off = hi - s->addr;
+				}
 			}
 			/* The copy woke it, unless its page was there already
 			 * (EEXIST) or is no longer ours (ENOENT: let it fault
@@ -591,7 +688,7 @@ static long prefetch(struct lazy *L, struct view *v)
 			continue;
 		}
 		uint64_t len = P;
-		while (len < budget && v->cur_off + len < s->len && !is_done(v, off + len))
+		while (len < budget && len < PIECE && v->cur_off + len < s->len && !is_done(v, off + len))
 			len += P;
 		uint64_t dst = s->addr + v->cur_off;
 		long rc = copy_in(L, v, s, dst, off, len);
@@ -625,6 +722,8 @@ static long prefetch(struct lazy *L, struct view *v)
 		v->cur_off += len;
 		budget -= len;
 		loaded += len;
+		if (fault_waiting(v))
+			break;   /* the fault first */
 	}
 	return loaded ? (long)loaded : (stuck ? -1 : 0);
 }
@@ -751,6 +850,31 @@ static void huge_slots(struct lazy *L, uint64_t buf_size)
 		L->slot[i].bytes = b + i * buf_size;
 }
 
+/*
+ * The chunk buffer faulted in before the program's first fault would pay
+ * for it (the thread waits for that fault anyway): when the kernel gave a
+ * huge page for its first byte (its second page is then present too:
+ * /proc/self/pagemap), the rest of it the same way; with 4 KiB pages (512
+ * first touches per 2 MiB) only what the chunks read need, as they come.
+ */
+#define MADV_POPULATE_WRITE_ 23   /* Linux 5.14 */
+static void warm_slots(struct lazy *L)
+{
+	char *b = L->buf_map;
+	uint64_t entry = 0;
+
+	if (!b)
+		return;
+	*(volatile char *)b = 0;
+	long fd = sys_openat(AT_FDCWD, "/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	long n = sys_pread((int)fd, &entry, sizeof(entry), ((uint64_t)(uintptr_t)b / P + 1) * sizeof(entry));
+	sys_close((int)fd);
+	if (n == (long)sizeof(entry) && (entry >> 63 & 1))
+		sys_madvise(b, L->buf_map_size, MADV_POPULATE_WRITE_);
+}
+
 static __attribute__((noreturn)) void leave(void *area, uint64_t size)
 {
 	/* unmaps our own stack: no memory access between the two calls */
@@ -813,6 +937,7 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 	for (uint32_t i = 0; i < L->n_slots; i++)
 		L->slot[i].bytes = (char *)a + a->buf_off + i * a->buf_size;
 	huge_slots(L, a->buf_size);
+	warm_slots(L);
 	L->n_pages = a->pages_size / P;
 	L->prefetch = !(a->flags & CRAC_LAZY_NO_PREFETCH);
 	if (a->n_files >= 1 && a->n_files <= 1 + CRAC_IMG_MAX_CHAIN) {
@@ -878,6 +1003,13 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 			children |= v->child && v->left;
 		}
 		for (v = L->views; v; v = v->next) {
+			if (v->left && v->n_tail) {
+				long n = tails(L, v);
+				busy |= n > 0;
+				waiting |= n < 0;
+				if (v->n_tail)
+					continue;   /* a fault waits: drain first */
+			}
 			if (v->left && (v->child || (go && !children))) {
 				long n = prefetch(L, v);
 				busy |= n > 0;

@@ -83,6 +83,7 @@ __attribute__((noinline)) int img_restored(struct crac_round *r)
 	/* 0. The leader resumes the original main thread; a clone goes on here. */
 	if (img_threads_restore_leader(&s->thread, &err) < 0)
 		restore_fatal(err.msg);
+	int64_t t_leader = mono_ns();
 
 	/* 1. This thread, in a new process. */
 	img_thread_reattach(&s->thread, true);
@@ -111,6 +112,7 @@ __attribute__((noinline)) int img_restored(struct crac_round *r)
 
 	/* Before any other thread runs: the clock offset moves and the random
 	 * generators go stale, so nobody sees the image's values. */
+	int64_t t_state = mono_ns();
 	crac__runtime_restore_early();
 
 	/* Incremental checkpoints: tracking the pages written from now on
@@ -119,7 +121,9 @@ __attribute__((noinline)) int img_restored(struct crac_round *r)
 	img_track_restored(res);
 
 	/* 3. The other threads. */
-	if (img_threads_recreate(&err) < 0)
+	int64_t t_early = mono_ns(), t_cloned = t_early;
+	int n_threads = img_threads_recreate(&err, &t_cloned);
+	if (n_threads < 0)
 		restore_fatal(err.msg);
 	int64_t t1 = mono_ns();
 
@@ -136,12 +140,19 @@ __attribute__((noinline)) int img_restored(struct crac_round *r)
 
 	if (res->loader_flags & CRAC_LOADER_STATS) {
 		int64_t t2 = mono_ns();
+		/* threads: from the jump (t0: the first restored code) to
+		 * every thread back, in its steps */
 		fprintf(stderr, "crac: restore stats: loader %.3f ms (%.1f MiB read, %.1f MiB lazy, %.1f MiB mapped), "
-			"threads %.3f ms, total %.3f ms; %s: %s\n",
+			"threads %.3f ms (jump %.3f, leader %.3f, process state %.3f, clocks and random %.3f, "
+			"%d clones %.3f, their start %.3f), then %.3f ms to the program, total %.3f ms; %s: %s\n",
 			(double)(res->loader_done_ns - res->loader_start_ns) / 1e6,
 			(double)res->stored / 1048576.0, (double)res->lazy_bytes / 1048576.0,
 			(double)res->mapped / 1048576.0,
-			(double)(t1 - t0) / 1e6, (double)(t2 - (int64_t)res->loader_start_ns) / 1e6,
+			(double)(t1 - t0) / 1e6, (double)(t0 - (int64_t)res->loader_done_ns) / 1e6,
+			(double)(t_leader - t0) / 1e6, (double)(t_state - t_leader) / 1e6,
+			(double)(t_early - t_state) / 1e6, n_threads, (double)(t_cloned - t_early) / 1e6,
+			(double)(t1 - t_cloned) / 1e6, (double)(t2 - t1) / 1e6,
+			(double)(t2 - (int64_t)res->loader_start_ns) / 1e6,
 			res->lazy_mode == CRAC_LAZY_ON ? "lazy" : "eager", crac_img_lazy_why(res->lazy_mode));
 	}
 

@@ -848,7 +848,7 @@ int img_threads_restore_leader(const struct img_thread *self, struct img_err *e)
 			img_strerror((int)-rc));
 }
 
-int img_threads_recreate(struct img_err *e)
+int img_threads_recreate(struct img_err *e, int64_t *cloned_ns)
 {
 	bool try_same = !getenv("CRAC_IMAGE_NEW_TIDS");
 	int n = 0;
@@ -864,6 +864,7 @@ int img_threads_recreate(struct img_err *e)
 					img_strerror((int)-tid));
 		n++;
 	}
+	*cloned_ns = mono_ns();
 	/* Wait until each one has re-registered its kernel state. */
 	int64_t deadline = mono_ns() + 10LL * 1000000000LL;
 	for (int got; (got = atomic_load(&resumed_count)) < n;) {

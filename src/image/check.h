@@ -78,6 +78,10 @@ struct crac_img_checker {
 	 * else v->h->n_files slots receive the open descriptors (the loader
 	 * maps the files from them), -1 for files not opened. */
 	int *file_fds;
+	/* CRAC_CHECK_VDSO: start and end of this process's [vvar],
+	 * [vvar_vclock] and [vdso] when the caller read its maps already (the
+	 * loader); NULL: the check reads /proc/self/maps. */
+	const uint64_t (*vdso)[2];
 };
 
 /* "owner", "layout", ... */

@@ -103,6 +103,88 @@ long lazy_register(int uffd, uint64_t start, uint64_t len)
 }
 
 /*
+ * The pages every restored thread touches first, installed before the jump
+ * (lazy_warm): its stack around the saved stack pointer (the stop
+ * handler's frame and the signal frame above it, which rt_sigreturn reads)
+ * and its thread block around the thread pointer (TLS, glibc's struct
+ * pthread: the tid field, robust list and rseq area the restore writes),
+ * and small anonymous mappings whole (a library's .bss: libc's malloc
+ * state, which the first malloc after the restore touches). Left to the
+ * lazy thread, each is a fault the restore path waits for, one after the
+ * other (python3: about 12 before its threads are back, each a round trip
+ * to the lazy thread: wake it, its read of the fault, pread, crc32c, copy,
+ * wake). Only own, uncompressed chunks of WARM_CHUNK_MAX at most, up to
+ * WARM_MAX in all; a chunk that cannot be read or does not verify here is
+ * simply left lazy (the lazy thread reports it if the program touches it).
+ */
+#define WARM_CHUNK_MAX (64u << 10)
+#define WARM_MAX (512u << 10)
+#define WARM_CHUNKS 64u
+#define WARM_SMALL_MAP (64u << 10)
+static char warm_buf[WARM_CHUNK_MAX] __attribute__((aligned(4096)));
+static uint32_t warm_done[WARM_CHUNKS];   /* chunks installed */
+static uint32_t n_warm;
+
+/* Does [lo, hi) meet [x - below, x + above)? (x 0: no address) */
+static bool near(uint64_t lo, uint64_t hi, uint64_t x, uint64_t below, uint64_t above)
+{
+	return x && lo < x + above && hi + below > x;
+}
+
+/* Is chunk c one the restore path touches first (see above)? */
+static bool warm_wanted(const struct crac_img_view *v, const struct crac_img_chunk *k)
+{
+	const struct crac_img_map *m = &v->maps[k->map];
+
+	if (k->zlen || k->len > WARM_CHUNK_MAX)
+		return false;
+	if (m->end - m->start <= WARM_SMALL_MAP)
+		return true;
+	for (uint32_t t = 0; t < v->h->n_threads; t++) {
+		const struct crac_img_thread *th = &v->threads[t];
+		if (near(k->addr, k->addr + k->len, th->sp, 4u << 10, 16u << 10) ||
+		    near(k->addr, k->addr + k->len, th->fs_base, 8u << 10, 4u << 10))
+			return true;
+	}
+	return false;
+}
+
+static bool warm_has(uint32_t c)
+{
+	for (uint32_t i = 0; i < n_warm; i++)
+		if (warm_done[i] == c)
+			return true;
+	return false;
+}
+
+/* Installs the wanted chunks of the lazy mappings (verified first):
+ * their segments are then left out of the lazy thread's table. Returns the
+ * bytes installed. */
+static uint64_t lazy_warm(int uffd, const struct crac_img_view *v, const bool *is_lazy, int pages_fd)
+{
+	struct crac_img_crc crc;
+	uint64_t total = 0;
+
+	crac_img_crc32c_prepare(&crc);
+	n_warm = 0;
+	for (uint32_t c = 0; c < v->h->n_chunks && n_warm < WARM_CHUNKS; c++) {
+		const struct crac_img_chunk *k = &v->chunks[c];
+		if (!is_lazy[k->map] || !warm_wanted(v, k) || total + k->len > WARM_MAX)
+			continue;
+		if (crac_img_chunk_read(pages_fd, k, warm_buf, 0, 0, 0, &crc) != 0)
+			continue;   /* the lazy thread reads it again, and says why */
+		/* (no waiter yet: nobody to wake) */
+		struct uffdio_copy cp = { .dst = k->addr, .src = (uint64_t)(uintptr_t)warm_buf, .len = k->len,
+					  .mode = UFFDIO_COPY_MODE_DONTWAKE };
+		if (SYS(SYS_ioctl, uffd, UFFDIO_COPY, &cp, 0, 0, 0) < 0)
+			continue;   /* (not expected) the thread's copy finds what is in: EEXIST */
+		warm_done[n_warm++] = c;
+		total += k->len;
+	}
+	return total;
+}
+
+/*
  * The lazy area's tables. An incremental image takes pages from the images
  * below it (struct crac_img_ref): their pages files are handed over too,
  * and the thread sees one chunk table and one range of offsets for all of
@@ -146,12 +228,17 @@ long lazy_start(struct lazy_plan *pl, const struct crac_img_view *v, const bool 
 	uint64_t all_size = (base[n_files - 1] + vsize[n_files - 1] + P - 1) & ~(P - 1);
 	uint64_t all_chunks = cbase[n_files - 1] + fv[n_files - 1]->h->n_chunks;
 
+	/* What the restore path touches first: in before the jump. */
+	res->stored += lazy_warm(pl->uffd, v, is_lazy, pages_fd);
+
 	for (uint32_t i = 0; i < h->n_maps; i++) {
 		const struct crac_img_map *m = &v->maps[i];
 		if (!is_lazy[i])
 			continue;
-		n_segs += m->n_chunks;
 		for (uint32_t c = m->first_chunk; c < m->first_chunk + m->n_chunks; c++) {
+			if (warm_has(c))
+				continue;
+			n_segs++;
 			if (v->chunks[c].len > buf_size)
 				buf_size = v->chunks[c].len;   /* CRAC_IMG_CHUNK_MAX from our writer */
 			if (v->chunks[c].zlen > zbuf_size)
@@ -274,6 +361,9 @@ long lazy_start(struct lazy_plan *pl, const struct crac_img_view *v, const bool 
 				seg->len = r->len;
 				seg->off = ck[cbase[r->depth] + r->chunk].offset + (r->addr - k->addr);
 				seg->chunk = (uint32_t)(cbase[r->depth] + r->chunk);
+			} else if (c < ce && warm_has(c)) {
+				c++;   /* installed already (lazy_warm) */
+				continue;
 			} else if (c < ce) {
 				seg->addr = v->chunks[c].addr;
 				seg->len = v->chunks[c].len;

@@ -1796,8 +1796,16 @@ static void open_image(void)
 		die(1, why);
 	if (pretend("pr_set_mm_map"))
 		ld.check_flags |= CRAC_IMG_PRETEND_NO_MM_MAP;
+	/* the vDSO check takes our maps (read_own_maps) instead of reading them again */
+	static uint64_t vdso[3][2];
+	static const char *const vdso_names[3] = { "[vvar]", "[vvar_vclock]", "[vdso]" };
+	for (int i = 0; i < 3; i++) {
+		const struct own_map *m = own_find(vdso_names[i]);
+		vdso[i][0] = m ? m->start : 0;
+		vdso[i][1] = m ? m->end : 0;
+	}
 	struct crac_img_checker k = { .v = &ld.v, .o = &ld.o, .dir = image_dir, .flags = ld.check_flags,
-				      .file_fds = file_fd };
+				      .file_fds = file_fd, .vdso = (const uint64_t (*)[2])vdso };
 	if (crac_img_check_all(&k, 0, why, sizeof(why)) < 0)
 		die(1, why);
 	if (ld.v.h->depth && crac_img_chain_open(&ld.v, image_dir, ld.check_flags & CRAC_IMG_TRUST_OWNER, &chain,
@@ -2093,9 +2101,9 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 	read_environment(envp);
 	parse_arguments(argc, argv);
 	/* 2. */
+	read_own_maps();   /* (open_image's checks take the vDSO's place from them) */
 	open_image();
 	ld.t_checked = mono_ns();
-	read_own_maps();
 	if (ld.check) {
 		out(1, "image ok\n");
 		sys_exit_group(0);

@@ -151,6 +151,21 @@ info: SIGUSR2 from pid $BASHPID" "$(cat "$T/err")"
 	same "$(expected 1)" "$output"
 }
 
+@test "dispositions the restoring shell ignores are the saved ones after restore" {
+	checkpoint_probe
+	# SIG_IGN survives exec: the loader and the restored process start
+	# with SIGHUP, SIGTERM and SIGWINCH ignored and SIGPIPE at its default;
+	# the restore sets what differs from the image (the probe checks that
+	# SIGHUP and SIGTERM, which it never set, are as at the checkpoint,
+	# SIGWINCH SIG_DFL and SIGPIPE SIG_IGN)
+	run --separate-stderr clean bash -c 'cd / && trap "" WINCH HUP TERM && trap - PIPE && exec "$0" restore "$1" -- pid=$$' \
+		"$CRAC" "$T/img"
+	echo "$output"
+	echo "stderr: $stderr"
+	[ "$status" -eq 0 ]
+	same "$(expected 1)" "$output"
+}
+
 @test "a signal sent by another process reaches the restored process" {
 	checkpoint_probe
 	kill_scenario

@@ -61,6 +61,19 @@ need_lazy() {
 	done
 }
 
+@test "every scenario with prefetch on: after each fault the rest of its chunk loads in the background" {
+	checkpoint
+	need_lazy
+	for s in read syscall dontneed free mprotect mremap munmap fork rawfork threads; do
+		run --separate-stderr clean timeout 60 "$CRAC" restore --stats "$T/img" -- "$s"
+		echo "$s: status $status"
+		echo "stdout: $output"
+		echo "stderr: $stderr"
+		[ "$status" -eq 0 ]
+		[ "$output" = "ok $s" ]
+	done
+}
+
 @test "loading on demand: what the program touched was loaded by faults" {
 	checkpoint
 	need_lazy
@@ -68,8 +81,8 @@ need_lazy() {
 	echo "$stderr"
 	[ "$status" -eq 0 ]
 	[ "$output" = "ok read" ]
-	# 32 MiB read page by page: loaded in windows of 256 KiB, by faults only
-	echo "$stderr" | grep -Eq "^crac: lazy restore: 32 MiB loaded in [0-9.]+ ms after the jump \(128 faults, 0 zero pages"
+	# 32 MiB read page by page: loaded in windows of 64 KiB, by faults only
+	echo "$stderr" | grep -Eq "^crac: lazy restore: 32 MiB loaded in [0-9.]+ ms after the jump \(512 faults, 0 zero pages"
 }
 
 @test "background prefetch: everything is loaded while the program does not touch it" {

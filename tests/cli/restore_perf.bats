@@ -113,3 +113,14 @@ two_cpus() {
 	[ "$big" -ge 1 ]
 	[ "$all" -gt "$big" ]
 }
+
+@test "the loader reads /proc/self/maps once (the vDSO check takes its place from the loader's own list)" {
+	command -v strace >/dev/null || skip "no strace here"
+	checkpoint
+	run --separate-stderr clean strace -f -e trace=openat -o "$T/trace" "$CRAC" restore "$T/img" -- read
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok read" ]
+	grep '/proc/self/maps' "$T/trace" || true
+	[ "$(grep -c '"/proc/self/maps"' "$T/trace")" -eq 1 ]
+}

@@ -350,9 +350,29 @@ static void check_malloc(void)
 	ok("malloc");
 }
 
+/* SIGHUP and SIGTERM are never set by the probe: what they were at the
+ * checkpoint (the default, or ignored by whoever started it) must be what
+ * the restored process has, whatever the restoring shell ignores. */
+static struct sigaction hup_was, term_was;
+
+static bool same_disposition(int sig, const struct sigaction *was)
+{
+	struct sigaction sa;
+
+	if (sigaction(sig, NULL, &sa) < 0 || sa.sa_handler != was->sa_handler || sa.sa_flags != was->sa_flags)
+		return false;
+	for (int s = 1; s < SIGRTMAX; s++)   /* (the kernel's 64 bits: the rest of sigset_t is not filled) */
+		if (sigismember(&sa.sa_mask, s) != sigismember(&was->sa_mask, s))
+			return false;
+	return true;
+}
+
 static void check_sigaction(void)
 {
 	struct sigaction sa;
+
+	CHECK("sigaction", same_disposition(SIGHUP, &hup_was), "SIGHUP (never set) not as at the checkpoint");
+	CHECK("sigaction", same_disposition(SIGTERM, &term_was), "SIGTERM (never set) not as at the checkpoint");
 
 	CHECK("sigaction", sigaction(SIGUSR1, NULL, &sa) == 0 && sa.sa_handler == on_usr1,
 	      "SIGUSR1 handler is %p, not %p", (void *)sa.sa_handler, (void *)on_usr1);
@@ -597,6 +617,8 @@ static int setup(const char *cwd)
 		perror("setrlimit");
 		return -1;
 	}
+	sigaction(SIGHUP, NULL, &hup_was);
+	sigaction(SIGTERM, NULL, &term_was);
 	if (sigaltstack(&ss, NULL) < 0) {
 		perror("sigaltstack");
 		return -1;
