@@ -3,9 +3,10 @@
 # bench/restore.sh BUILD [OUT] - what a restore costs before the program runs
 # (issue 12 §1, §2), every figure against its bound measured in the same run:
 #   - the floor: spawn of a static no-op binary to its first instruction,
-#     against the spawn of `crac restore DIR` (two execs: crac, then the
-#     loader) and of `crac-loader DIR` (the loader as the entry point: one
-#     exec) to the restored program's first callback, for a 1 MiB heap
+#     against the spawn of `crac restore DIR` (one exec: the crac command
+#     is the loader) and of `crac-cli restore DIR` (two execs: the tool,
+#     then the loader, as a restore with --timens or socket activation
+#     goes) to the restored program's first callback, for a 1 MiB heap
 #   - python3 (json, email, http.client, asyncio, decimal, sqlite3, ssl, xml
 #     imported: tests/zoo/progs/zoo.py) under `crac run`, checkpointed from
 #     outside: cold start vs restore (lazy, --populate) to the first answer,
@@ -40,7 +41,8 @@ sizes=${CRAC_BENCH_RESTORE_SIZES:-16 1024}
 crac=$build/crac
 loader=$build/crac-loader
 heap=$build/bench/image_heap
-for f in "$crac" "$loader" "$heap"; do
+cli=$build/crac-cli
+for f in "$crac" "$loader" "$cli" "$heap"; do
 	[ -x "$f" ] || { echo "restore.sh: $f missing (build first)" >&2; exit 1; }
 done
 command -v cc >/dev/null || { echo "restore.sh: needs a C compiler (the no-op and bound programs)" >&2; exit 1; }
@@ -202,9 +204,9 @@ for ((i = 0; i <= reps; i++)); do
 	spawn_to first_ns "${d:-$tmp/t_noop}" "$tmp/noop" || true
 	[ -z "$floor_faults" ] || spawn_to first_ns "${d:-$tmp/t_touch}" "$tmp/touch" || true
 	spawn_to cb_ns "${d:-$tmp/r_crac}" "$crac" restore "$tmp/small" || true
-	spawn_to cb_ns "${d:-$tmp/r_loader}" "$loader" "$tmp/small" || true
+	spawn_to cb_ns "${d:-$tmp/r_loader}" "$cli" restore "$tmp/small" || true
 	spawn_to cb_ns "${d:-$tmp/r_crac_eager}" "$crac" restore --populate "$tmp/small" || true
-	spawn_to cb_ns "${d:-$tmp/r_loader_eager}" "$loader" --populate "$tmp/small" || true
+	spawn_to cb_ns "${d:-$tmp/r_loader_eager}" "$cli" restore --populate "$tmp/small" || true
 done
 "$loader" --stats "$tmp/small" </dev/null >/dev/null 2>"$tmp/small.stats" || true
 small_stats=$(grep -m1 '^crac: loader:' "$tmp/small.stats" | sed 's/^crac: loader: //' || true)
@@ -303,7 +305,7 @@ else
 			cold) cmd=("$py" "$zoo") ;;
 			lazy) cmd=("$crac" restore "$tmp/py.img") ;;
 			eager) cmd=("$crac" restore --populate "$tmp/py.img") ;;
-			loader) cmd=("$loader" "$tmp/py.img") ;;
+			loader) cmd=("$cli" restore "$tmp/py.img") ;;
 			esac
 			if t=$("$py" "$tmp/drive.py" "$expect" "$tmp/py.err" "${cmd[@]}"); then
 				[ "$i" -eq 0 ] || { echo "${t% *}" >>"$tmp/py_$k"; echo "${t##* }" >>"$tmp/py_${k}_faults"; }
@@ -371,10 +373,10 @@ tables() {
 	echo "| static no-op binary, to its first instruction | $(stat3 "$tmp/t_noop") | 1 |"
 	[ -z "$floor_faults" ] ||
 		echo "| bound: a static binary that touches $floor_faults fresh pages (the page faults of \`crac restore DIR\` up to its first callback), to its end | $(stat3 "$tmp/t_touch") | $(ratio "$tmp/t_touch" "$tmp/t_noop") |"
-	echo "| \`crac restore DIR\` (crac, then the loader), to the first callback | $(stat3 "$tmp/r_crac") | $(ratio "$tmp/r_crac" "$tmp/t_noop") |"
-	echo "| \`crac-loader DIR\` (the loader as the entry point), to the first callback | $(stat3 "$tmp/r_loader") | $(ratio "$tmp/r_loader" "$tmp/t_noop") |"
+	echo "| \`crac restore DIR\` (one exec: the crac command is the loader), to the first callback | $(stat3 "$tmp/r_crac") | $(ratio "$tmp/r_crac" "$tmp/t_noop") |"
+	echo "| \`crac-cli restore DIR\` (two execs: the tool, then the loader), to the first callback | $(stat3 "$tmp/r_loader") | $(ratio "$tmp/r_loader" "$tmp/t_noop") |"
 	echo "| \`crac restore --populate DIR\` | $(stat3 "$tmp/r_crac_eager") | $(ratio "$tmp/r_crac_eager" "$tmp/t_noop") |"
-	echo "| \`crac-loader --populate DIR\` | $(stat3 "$tmp/r_loader_eager") | $(ratio "$tmp/r_loader_eager" "$tmp/t_noop") |"
+	echo "| \`crac-cli restore --populate DIR\` | $(stat3 "$tmp/r_loader_eager") | $(ratio "$tmp/r_loader_eager" "$tmp/t_noop") |"
 	echo
 	echo "Loader, one run (\`--stats\`): ${small_stats:--}"
 	echo
@@ -387,7 +389,7 @@ tables() {
 	echo "| cold start: \`python3 zoo.py\` | $(stat3 "$tmp/py_cold") | 1 | $(med "$tmp/py_cold_faults") |"
 	echo "| \`crac restore DIR\` (lazy) | $(stat3 "$tmp/py_lazy") | $(ratio "$tmp/py_lazy" "$tmp/py_cold") | $(med "$tmp/py_lazy_faults") |"
 	echo "| \`crac restore --populate DIR\` (eager) | $(stat3 "$tmp/py_eager") | $(ratio "$tmp/py_eager" "$tmp/py_cold") | $(med "$tmp/py_eager_faults") |"
-	echo "| \`crac-loader DIR\` (lazy, one exec) | $(stat3 "$tmp/py_loader") | $(ratio "$tmp/py_loader" "$tmp/py_cold") | $(med "$tmp/py_loader_faults") |"
+	echo "| \`crac-cli restore DIR\` (lazy, two execs: the tool, then the loader) | $(stat3 "$tmp/py_loader") | $(ratio "$tmp/py_loader" "$tmp/py_cold") | $(med "$tmp/py_loader_faults") |"
 	[ -z "$py_faults" ] ||
 		echo "| bound: a static binary that touches $py_faults fresh pages (the fewest page faults of \`crac restore DIR\` to the answer in three runs), to its end | $(stat3 "$tmp/py_touch") | $(ratio "$tmp/py_touch" "$tmp/py_cold") | $py_faults |"
 	[ -z "$fill_pages" ] ||
@@ -426,7 +428,7 @@ goals() {
 	echo "|---|---|---|"
 	echo "| python3: restore to the first answer ≤ 10 ms | $(med "$tmp/py_lazy") ms (cold start $(med "$tmp/py_cold") ms: ratio $(ratio "$tmp/py_lazy" "$tmp/py_cold")) | $(goal "$(med "$tmp/py_lazy")" 10) |"
 	echo "| python3: loader ≤ 5 ms | ${py_loader:-?} ms (one \`--stats\` run)${fill_pages:+; bound: writing its $fill_pages filled pages fresh takes $(med "$tmp/py_fill_touch") ms} | $(goal "${py_loader:-0}" 5) |"
-	echo "| restore to the first instruction ≤ 1.5× a static no-op spawn | \`crac restore\` $(ratio "$tmp/r_crac" "$tmp/t_noop")×, \`crac-loader\` $(ratio "$tmp/r_loader" "$tmp/t_noop")× | $(goal "$(ratio "$tmp/r_crac" "$tmp/t_noop")" 1.5) |"
+	echo "| restore to the first instruction ≤ 1.5× a static no-op spawn | \`crac restore\` $(ratio "$tmp/r_crac" "$tmp/t_noop")×, \`crac-cli restore\` $(ratio "$tmp/r_loader" "$tmp/t_noop")× | $(goal "$(ratio "$tmp/r_crac" "$tmp/t_noop")" 1.5) |"
 	echo "| eager 16 MiB ≤ 10 ms | $e16 ms (bound with huge pages, populated: $bp16 ms) | $(goal "$e16" 10) |"
 	echo "| eager 1 GiB ≤ 0.5 s | $e1g ms (bound with huge pages, populated: $b1g ms) | $(goal "$e1g" 500) |"
 	echo
@@ -437,7 +439,7 @@ goals() {
 	fi
 	[ -z "$floor_faults" ] ||
 		echo "- The floor is page faults: \`crac restore DIR\` of the 1 MiB heap image faults in $floor_faults pages before its first callback (the crac command, the loader, the restored libc, libcrac and stack; getrusage in the callback), and a static binary that does nothing but touch that many fresh pages takes $(med "$tmp/t_touch") ms, $(ratio "$tmp/t_touch" "$tmp/t_noop")× the no-op, in the same run (the first touch of a page is the expensive step on this VM: shadow paging). A restore cannot come within 1.5× of the no-op while it touches this many pages; it is at $(ratio "$tmp/r_crac" "$tmp/t_touch")× that bound."
-	echo "- \`crac restore\` costs a second exec: \`crac\` (dynamically linked against libc only, since sd-bus is loaded with dlopen) starts and checks its arguments before it can exec the loader; \`crac-loader DIR\` (the loader as the entry point) skips it — the difference between those two rows."
+	echo "- \`crac restore DIR\` is one exec: the installed \`crac\` command is the static loader (src/loader/front.c), which goes on as the loader for a plain restore; the \`crac-cli restore\` rows show what the second exec of a dynamically linked tool used to cost (and still costs a restore with --timens or socket activation, which go through the tool)."
 	echo "- The restored program's own dirty file pages (.data, GOT, RELRO of every library: 0.26 MiB for the 1 MiB heap image, 2.3 MiB for python3) must be copied in before it runs: each is a copy-on-write fault on this VM (shadow paging makes the first touch of a page slow), which the loader takes writing them through /proc/self/mem into mappings already at their final protection (no mprotect after); userfaultfd cannot defer them (it serves anonymous memory only)."
 	[ -z "$py_faults" ] ||
 		echo "- python3 restore: $(med1 "$tmp/py_lazy") ms; bound from its $py_faults page touches: $(med1 "$tmp/py_touch") ms. \`crac restore DIR\` of python3 takes $py_faults page faults (fewest of three runs; median $(med "$tmp/py_lazy_faults")) from the exec of crac to the first answer, and a static binary that only touches that many fresh pages takes $(med1 "$tmp/py_touch") ms in the same run: a restore that touches these pages cannot answer sooner; it is at $(ratio "$tmp/py_lazy" "$tmp/py_touch")× that bound."
@@ -483,7 +485,7 @@ fi
 	echo "How it is measured ($reps timed runs of each kind, $big_reps for 1 GiB, after one untimed run; the kinds interleaved):"
 	echo
 	echo "- Every time starts with CLOCK_MONOTONIC taken right before posix_spawn (\`bench/image_heap spawn\`, or a python3 driver for the python3 rows) and ends with CLOCK_MONOTONIC taken in the spawned program: the no-op's first instruction; the restored program's first after_restore callback (the first restored code that can tell, after libcrac put its threads back); python3's answer line arriving on the driver's pipe."
-	echo "- The no-op is a static binary without libc (\`_start\`: clock_gettime, write, exit_group). \`crac-loader DIR\` runs the loader directly, as \`crac restore\` does after its own start (a dynamically linked program) and option parsing: the difference between the two rows is that first exec."
+	echo "- The no-op is a static binary without libc (\`_start\`: clock_gettime, write, exit_group). \`crac restore DIR\` is the loader from its first instruction (the crac command is the loader); \`crac-cli restore DIR\` is the tool (a dynamically linked program) parsing the options and exec'ing the loader: the difference between the two rows is that first exec."
 	echo "- python3 runs \`tests/zoo/progs/zoo.py\` (the imports above, a 100000-entry dict, 4 pool threads); the image is made by \`crac run\` and \`crac checkpoint --engine image\` from outside, with no policy file; the restored copy answers the query on its stdin through a pool thread. Cold start is the plain interpreter."
 	echo "- Eager: \`bench/image_heap checkpoint\` (one malloc'd heap, every word written), then \`crac restore --populate\`: every page read and its crc32c checked before the program runs. The bound programs allocate anonymous memory of the pages file's size and pread the file into it in 4 MiB steps (with MADV_HUGEPAGE first in the second one, and MADV_POPULATE_WRITE after it in the third: the loader's way of filling, without its checks and second thread); they verify nothing. The image is in the page cache."
 	echo "- The loader lines come from \`--stats\`: checks (mapped files identified by stat: device, inode, size, mtime, ctime; \`--verify-files\` also reads their first and last page), unmapping the loader's process, mapping (one mmap per mapping; anonymous mappings with stored pages registered with userfaultfd when it handles kernel faults), filling the eager memory (merged preads, crc32c, a second thread from 1 MiB on, pages faulted in with MADV_POPULATE_WRITE before each read, huge pages for dense anonymous mappings of 2 MiB and more)."

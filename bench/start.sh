@@ -200,7 +200,7 @@ rev=$(git -C "$SRC" rev-parse --short HEAD 2>/dev/null || echo unknown)
 	done
 	echo
 	[ -z "${BOUND_LINE:-}" ] || { echo "$BOUND_LINE."; echo; }
-	echo "Page faults: minor + major of the answering process and all its threads (/proc/PID/stat, read when its answer arrives), from its fork: for \`crac restore DIR\` that is the crac command, the loader and the restored program (one process, two execs); for \`crac start\` the child it forks, which execs the loader. A fault the lazy thread serves counts once; the pages it installs ahead (UFFDIO_COPY) are not faults. The bound is a static binary without libc that touches as many fresh anonymous pages as the fewest faults of three warm starts, timed from posix_spawn to its end in the same rounds: on this VM the first touch of a page is the dear step (shadow paging), so a restore that takes that many faults cannot answer sooner."
+	echo "Page faults: minor + major of the answering process and all its threads (/proc/PID/stat, read when its answer arrives), from its fork: for \`crac restore DIR\` that is the crac command, which is the loader, and the restored program (one process, one exec); for \`crac start\` the child it forks, which execs the loader. A fault the lazy thread serves counts once; the pages it installs ahead (UFFDIO_COPY) are not faults. The bound is a static binary without libc that touches as many fresh anonymous pages as the fewest faults of three warm starts, timed from posix_spawn to its end in the same rounds: on this VM the first touch of a page is the dear step (shadow paging), so a restore that takes that many faults cannot answer sooner."
 	echo
 } >"$DOC"
 echo "start.sh: wrote $DOC" >&2
