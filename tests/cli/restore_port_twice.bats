@@ -50,7 +50,7 @@ restore_bg() {
 	first=$pid
 	for _ in $(seq 100); do grep -qx listening "$T/a.out" && break; sleep 0.05; done
 	grep -qx listening "$T/a.out"
-	[ "$(cat "$T/a.ponr")" = p ]
+	[ "$(cat "$T/a.ponr")" = pj ]   # "p" at the point of no return, "j" at the jump
 	restore_bg b
 	wait "$pid" && status=0 || status=$?
 	cat "$T/b.out"
@@ -99,7 +99,7 @@ while True:
 		done
 		sleep 0.5
 		cat "$T/a$round.out" "$T/b$round.out"
-		[ "$(cat "$T/a$round.ponr" "$T/b$round.ponr")" = p ]
+		[ "$(cat "$T/a$round.ponr" "$T/b$round.ponr")" = pj ]
 		[ "$(cat "$T/a$round.out" "$T/b$round.out" | wc -l)" -eq 1 ]
 		grep -q "(socket 127\.0\.0\.1:$PORT): the address is taken: another process holds it" "$T/a$round.out" "$T/b$round.out"
 		[ "$(exec 3<>"/dev/tcp/127.0.0.1/$PORT"; head -1 <&3)" = hi ]
