@@ -94,14 +94,15 @@ const char *cli_path_show(const char *path, char *buf, size_t len);
 
 /* getopt_long codes of the trigger options, shared by run and start */
 enum {
-	CLI_OPT_AFTER = 0x101, CLI_OPT_ON, CLI_OPT_LISTENING, CLI_OPT_READY,
+	CLI_OPT_AFTER = 0x101, CLI_OPT_ON, CLI_OPT_LISTENING, CLI_OPT_READY, CLI_OPT_STATS,
 	CLI_OPT_FIRST_FREE = 0x120
 };
 #define CLI_TRIGGER_LONGOPTS \
 	{ "checkpoint-after", required_argument, 0, CLI_OPT_AFTER }, \
 	{ "checkpoint-on", required_argument, 0, CLI_OPT_ON }, \
 	{ "checkpoint-when-listening", required_argument, 0, CLI_OPT_LISTENING }, \
-	{ "checkpoint-on-ready", no_argument, 0, CLI_OPT_READY }
+	{ "checkpoint-on-ready", no_argument, 0, CLI_OPT_READY }, \
+	{ "stats", no_argument, 0, CLI_OPT_STATS }
 
 struct cli_triggers {
 	long long after_ms;          /* --checkpoint-after; -1: none */
@@ -110,6 +111,7 @@ struct cli_triggers {
 	int listen_family;           /* its ADDR: AF_INET, AF_INET6, 0 any */
 	unsigned char listen_addr[16];
 	bool on_ready;               /* --checkpoint-on-ready */
+	bool stats;                  /* --stats: the figures of each checkpoint */
 };
 
 extern const char cli_triggers_help[];
@@ -118,6 +120,9 @@ bool cli_triggers_any(const struct cli_triggers *t);
 /* Handles option c: 1 handled, 0 not a trigger option, -1 bad (said). */
 int cli_trigger_opt(struct cli_triggers *t, int c, const char *arg);
 long long cli_parse_duration(const char *s);   /* ms, -1 if bad */
+/* cmd_checkpoint.c: a checkpoint's STATS record (NULL: none came) as
+ * crac checkpoint --stats prints it, on stderr. */
+void cli_print_stats(int pid, const char *record);
 int cli_parse_signal(const char *s);           /* 0 if bad */
 /* Sends msg to the sd_notify socket named sockname ("/path", "@name"),
  * with n_fds descriptors (FDSTORE=1) as SCM_RIGHTS; they stay the caller's. */

@@ -246,14 +246,13 @@ static void put_stderr(const char *s)
  * (2 threads, 23 mappings); inhibitors 0.0 ms, callbacks 0.1 ms, ...;
  * total 62.0 ms". Phases in the order the record gives them.
  */
-static void print_stats(const struct timed *t)
+void cli_print_stats(int pid, const char *rec)
 {
 	char line[2048], key[48];
-	const char *rec = t->stats;
 	size_t n;
 
-	if (!t->have_stats) {
-		cli_err("checkpoint stats: process %d sent no figures (its libcrac predates --stats)", t->pid);
+	if (!rec) {
+		cli_err("checkpoint stats: process %d sent no figures (its libcrac predates --stats)", pid);
 		return;
 	}
 	unsigned long long scanned = record_num(rec, "scanned"), stored = record_num(rec, "stored"),
@@ -467,7 +466,7 @@ static int request_timed(int pid, const char *const *tokens, long long timeout_m
 		return 2;
 	}
 	if (stats)
-		print_stats(&t);
+		cli_print_stats(t.pid, t.have_stats ? t.stats : NULL);
 	if (t.status == CRAC_CONTINUED || t.status == CRAC_RESTORED || t.status == 0)
 		return 0;
 	if (t.status < 0)

@@ -163,6 +163,11 @@ int crac_cmd_run(int argc, char **argv)
 			"-on, -when-listening, -on-ready); with `crac checkpoint` say --keep-running there");
 		return 2;
 	}
+	if (trig.stats && !cli_triggers_any(&trig)) {
+		cli_err("run --stats is for the checkpoints of a trigger (--checkpoint-after, -on, "
+			"-when-listening, -on-ready); with `crac checkpoint` say --stats there");
+		return 2;
+	}
 	if (engine)
 		setenv("CRAC_ENGINE", engine, 1);
 	else if (dir && !(getenv("CRAC_ENGINE") && *getenv("CRAC_ENGINE")))

@@ -75,6 +75,9 @@ const char cli_triggers_help[] =
 	"                                 gets a NOTIFY_SOCKET of crac's, relayed to $NOTIFY_SOCKET\n"
 	"  --checkpoint-on SIGNAL         checkpoint each time crac (the supervisor) receives SIGNAL\n"
 	"                                 (USR1, SIGUSR2, 10...); not forwarded to the program\n"
+	"  --stats                        after each checkpoint a trigger started, one line on stderr:\n"
+	"                                 pages scanned, stored and zero, MiB written, time per phase\n"
+	"                                 (as crac checkpoint --stats)\n"
 	"  With a trigger, crac stays as the program's parent (a supervisor; MAINPID for systemd),\n"
 	"  forwards signals to it and exits as it exits. The first of after/listening/ready fires,\n"
 	"  once; a checkpoint that fails prints its report and the program keeps running cold.\n";
@@ -195,6 +198,9 @@ int cli_trigger_opt(struct cli_triggers *t, int c, const char *arg)
 	}
 	case CLI_OPT_READY:
 		t->on_ready = true;
+		return 1;
+	case CLI_OPT_STATS:
+		t->stats = true;
 		return 1;
 	}
 	return 0;
@@ -530,6 +536,7 @@ struct request {
 	size_t answer_len;
 	char install_msg[1024];
 	int install_rc;
+	char stats[1024];               /* --stats: the STATS record, or "" */
 };
 
 /*
@@ -594,6 +601,15 @@ static void wait_for_endpoint(int pid)
 		usleep(20000);
 }
 
+/* On the request's thread: a progress record; STATS is kept (--stats). */
+static void keep_stats(void *arg, const char *line)
+{
+	struct request *q = arg;
+
+	if (!strncmp(line, "STATS ", 6))
+		snprintf(q->stats, sizeof(q->stats), "%s", line);
+}
+
 static void *request_thread(void *p)
 {
 	struct request *q = p;
@@ -609,7 +625,17 @@ static void *request_thread(void *p)
 	}
 	wait_for_endpoint(q->pid);
 	FILE *out = open_memstream(&q->answer, &q->answer_len);
-	q->rc = crac__control_request(q->pid, s->tokens, out, &q->status, q->err, sizeof(q->err));
+	/* --stats: the request asks for progress records (progress=1); of
+	 * them, the last, STATS, is kept */
+	const char *tokens[16];
+	size_t nt = 0;
+	for (; s->tokens[nt] && nt < 14; nt++)
+		tokens[nt] = s->tokens[nt];
+	if (s->trig.stats)
+		tokens[nt++] = "progress=1";
+	tokens[nt] = NULL;
+	q->rc = crac__control_request_cb(q->pid, tokens, out, &q->status, q->err, sizeof(q->err),
+					 s->trig.stats ? keep_stats : NULL, q);
 	if (out)
 		fclose(out);
 	q->install_rc = 0;
@@ -690,6 +716,8 @@ static void request_done(struct cli_super *s)
 			cli_err("%s: %s", s->who, q->install_msg);
 		s->checkpoints++;
 	}
+	if (s->trig.stats && ok)
+		cli_print_stats(q->pid, q->stats[0] ? q->stats : NULL);
 	free(q->answer);
 	free(q);
 }
