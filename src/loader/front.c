@@ -45,14 +45,6 @@
 
 int front_dispatch(int argc, char **argv, char **envp);
 
-static bool starts(const char *s, const char *prefix)
-{
-	while (*prefix)
-		if (*s++ != *prefix++)
-			return false;
-	return true;
-}
-
 /* --env's value as the tool takes it: KEY=VALUE, KEY not empty. */
 static bool env_value_ok(const char *kv)
 {
@@ -73,8 +65,8 @@ static bool loader_restore(int argc, char **argv, char **envp)
 	if (argc < 3 || strcmp(argv[1], "restore"))
 		return false;
 	for (char **e = envp; *e; e++)
-		if ((starts(*e, "CRAC_LOADER=") && (*e)[12]) || starts(*e, "LISTEN_FDS=") ||
-		    starts(*e, "LISTEN_PID="))
+		if ((has_prefix(*e, "CRAC_LOADER=") && (*e)[12]) || has_prefix(*e, "LISTEN_FDS=") ||
+		    has_prefix(*e, "LISTEN_PID="))
 			return false;
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i];
@@ -90,7 +82,7 @@ static bool loader_restore(int argc, char **argv, char **envp)
 		else if (!strcmp(a, "--env")) {
 			if (i + 1 >= argc || !env_value_ok(argv[++i]))
 				return false;
-		} else if (starts(a, "--env=")) {
+		} else if (has_prefix(a, "--env=")) {
 			if (!env_value_ok(a + 6))
 				return false;
 		} else if (a[0] != '-' && a[0] && !dir && strlen(a) <= DIR_MAX)

@@ -1255,12 +1255,19 @@ static bool is_kept(const int *kept, int nk, int fd)
 	return false;
 }
 
-/* Every descriptor from 3 up but kept[0..nk) (ascending, each >= 3) is
- * closed. */
-static void close_all_but(const int *kept, int nk)
+/* Every descriptor from 3 up but kept[0..nk) (each >= 3; sorted here, in
+ * place) is closed. */
+static void close_all_but(int *kept, int nk)
 {
 	unsigned lo = 3;
 	bool ok = !pretend("close_range");
+
+	for (int a = 1; a < nk; a++)   /* insertion sort: a few entries */
+		for (int b = a; b > 0 && kept[b - 1] > kept[b]; b--) {
+			int t = kept[b];
+			kept[b] = kept[b - 1];
+			kept[b - 1] = t;
+		}
 
 	for (int k = 0; ok && k <= nk; k++) {
 		unsigned hi = k < nk ? (unsigned)kept[k] : ~0u;
@@ -1296,20 +1303,20 @@ static void close_all_but(const int *kept, int nk)
 		sys_close(list[i]);
 }
 
-/* Every descriptor from 3 up but `keep` and crac start's pipe is closed:
+/* Every descriptor from 3 up but `keep` (the pages file), crac start's
+ * pipe and the sockets the port check holds for the restore is closed:
  * what `crac restore` inherited from its caller is not the restored
  * program's business. */
 static void close_inherited(int keep)
 {
-	int kept[2], nk = 0;
+	int kept[66], nk = crac_obj_socket_held(kept, 64);
 
-	if (ponr_fd >= 0 && (ponr_fd < keep || keep < 0))
-		kept[nk++] = ponr_fd;
 	if (keep >= 0)
 		kept[nk++] = keep;
-	if (ponr_fd >= 0 && keep >= 0 && ponr_fd > keep)
+	if (ponr_fd >= 0)
 		kept[nk++] = ponr_fd;
 	close_all_but(kept, nk);
+	crac_obj_socket_held_kept();
 }
 
 /* ---- socket activation (`crac start`, contrib/systemd) ------------------------------ */
@@ -1421,12 +1428,8 @@ static int activation_place(const struct crac_img_view *v, unsigned char *done, 
 		kept[k] = (int)t;
 	}
 	/* everything from 3 up but kept[] and crac start's pipe */
-	if (ponr_fd >= 0) {
-		int k = nk++;
-		for (; k > 0 && kept[k - 1] > ponr_fd; k--)
-			kept[k] = kept[k - 1];
-		kept[k] = ponr_fd;
-	}
+	if (ponr_fd >= 0)
+		kept[nk++] = ponr_fd;
 	close_all_but(kept, nk);
 	for (int j = 0; j < n; j++) {
 		uint32_t i = 0;
@@ -1492,8 +1495,7 @@ static void restore_fds(const struct crac_img_view *v, int pfd)
 			ponr_fd = (int)pf;
 		}
 	}
-	/* socket activation (`crac start`); else the sockets the port check holds stay */
-	if (!activation_place(v, done, (int)hp) && !crac_obj_socket_close_inherited((int)hp, ponr_fd))
+	if (!activation_place(v, done, (int)hp))   /* socket activation: `crac start` */
 		close_inherited((int)hp);
 	if (h->n_fds) {
 		struct crac_obj_restore r = { .v = v, .pages_fd = (int)hp, .done = done,
@@ -1706,15 +1708,6 @@ static void read_environment(char **envp)
 				v = v * 10 + (*c++ - '0');
 			ponr_fd = *c || c == *e + 20 || v < 3 ? -1 : v;
 		}
-}
-
-/* Does s begin with prefix? (Never reads past the end of s.) */
-static bool has_prefix(const char *s, const char *prefix)
-{
-	while (*prefix)
-		if (*s++ != *prefix++)
-			return false;
-	return true;
 }
 
 /* 1b. The arguments; new arguments and --env settings are copied into our

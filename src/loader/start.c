@@ -148,6 +148,15 @@ int strcmp(const char *a, const char *b)
 	return (unsigned char)*a - (unsigned char)*b;
 }
 
+/* Does s begin with prefix? (Never reads past the end of s.) */
+int has_prefix(const char *s, const char *prefix)
+{
+	while (*prefix)
+		if (*s++ != *prefix++)
+			return 0;
+	return 1;
+}
+
 /*
  * void crac_loader_jump(const struct crac_img_ctx *c, int val): resumes the
  * context saved by the engine's crac__img_setctx, which then returns val.

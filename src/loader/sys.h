@@ -66,6 +66,7 @@ void *memset(void *d, int c, size_t n);
 int memcmp(const void *a, const void *b, size_t n);
 size_t strlen(const char *s);
 int strcmp(const char *a, const char *b);
+int has_prefix(const char *s, const char *prefix);
 
 struct crac_img_ctx;
 __attribute__((noreturn)) void crac_loader_jump(const struct crac_img_ctx *c, int val);

@@ -205,12 +205,13 @@ int crac_obj_inotify_check(const struct crac_img_view *v, const struct crac_img_
  * restore: crac_obj_socket_close_inherited)?
  * 0, or -errno and why (an entry of another kind: 0). */
 int crac_obj_socket_check(const struct crac_img_view *v, const struct crac_img_fd *e, struct crac_img_buf *why);
-/* The loader's close_inherited step with the sockets the check bound kept
- * (crac_obj_socket_check holds them for the restore): every descriptor
- * from 3 up but keep, keep2 (if >= 0: crac start's pipe) and those. 1
- * done; 0 nothing done (nothing held, or no close_range: those held were
- * closed, the restore binds again). */
-int crac_obj_socket_close_inherited(int keep, int keep2);
+/* The sockets the check bound and holds for the restore: their
+ * descriptors into fds (at most max), how many. The loader's
+ * close_inherited step keeps them open and then says so with
+ * crac_obj_socket_held_kept(); without that (socket activation closed
+ * them), the restore binds again. */
+int crac_obj_socket_held(int *fds, int max);
+void crac_obj_socket_held_kept(void);
 
 /* Which kind a descriptor is, from its link and mode (0: none we carry). */
 uint32_t crac_obj_classify(const struct crac_obj_fd *d);

@@ -804,8 +804,9 @@ static long bind_again(long fd, const struct crac_img_fd *e, const union sock_an
  * both passed the check and the second failed at the bind, after its point
  * of no return (a 300 MiB image: every time), where `crac start` can no
  * longer start the program cold. Kept only when the loader's
- * close_inherited step spares them (crac_obj_socket_close_inherited: not
- * under socket activation); else restore_bound binds as before.
+ * close_inherited step spares them (crac_obj_socket_held, then
+ * crac_obj_socket_held_kept: not under socket activation); else
+ * restore_bound binds as before.
  */
 #define HELD_MAX 64
 static struct { uint32_t entry; int fd; } held[HELD_MAX];
@@ -824,43 +825,19 @@ static long held_take(uint32_t i)
 	return -1;
 }
 
-int crac_obj_socket_close_inherited(int keep, int keep2)
+int crac_obj_socket_held(int *fds, int max)
 {
-	int fds[HELD_MAX + 2], n = 0;
+	int n = 0;
 
-	/* nothing held: the loader's own way (with its fallbacks) */
-	for (int k = 0; k < n_held; k++)
+	for (int k = 0; k < n_held && n < max; k++)
 		if (held[k].fd >= 0)
 			fds[n++] = held[k].fd;
-	if (!n)
-		return 0;
-	fds[n++] = keep;
-	if (keep2 >= 0)
-		fds[n++] = keep2;
-	for (int a = 1; a < n; a++)   /* sorted: insertion */
-		for (int b = a; b > 0 && fds[b - 1] > fds[b]; b--) {
-			int t = fds[b];
-			fds[b] = fds[b - 1];
-			fds[b - 1] = t;
-		}
-	/* everything from 3 up but fds[] */
-	unsigned lo = 3;
-	for (int k = 0; k <= n; k++) {
-		unsigned hi = k < n ? (unsigned)fds[k] : ~0u;
-		if (hi > lo && SYS(436 /* SYS_close_range */, lo, k < n ? hi - 1 : hi, 0, 0, 0, 0) < 0) {
-			/* no close_range (before 5.9): the held sockets go too,
-			 * the loader's fallback closes the rest */
-			for (int j = 0; j < n_held; j++)
-				if (held[j].fd >= 0 && held[j].fd != keep)
-					sys_close(held[j].fd);
-			n_held = 0;
-			return 0;
-		}
-		if (k < n)
-			lo = (unsigned)fds[k] + 1;
-	}
+	return n;
+}
+
+void crac_obj_socket_held_kept(void)
+{
 	held_valid = 1;
-	return 1;
 }
 
 /*
