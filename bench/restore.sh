@@ -63,35 +63,11 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # -- helper programs ------------------------------------------------------------
-# noop: static, no libc; its first instruction takes CLOCK_MONOTONIC and
+# noop: bench/static/touch_pages.c with PAGES=0: static, no libc; its first
+# instruction takes CLOCK_MONOTONIC and
 # prints first_ns=N (the same clock image_heap's spawn_ns and cb_ns use).
-cat >"$tmp/noop.c" <<'C'
-static long sys3(long n, long a, long b, long c)
-{
-	long r;
-	__asm__ volatile("syscall" : "=a"(r) : "a"(n), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
-	return r;
-}
-__attribute__((force_align_arg_pointer, noreturn)) void _start(void)
-{
-	struct { long s, ns; } t;
-	char buf[48], d[24];
-	int n = 0, k = 0;
-	sys3(228, 1, (long)&t, 0);   /* clock_gettime(CLOCK_MONOTONIC) */
-	unsigned long v = (unsigned long)t.s * 1000000000ul + (unsigned long)t.ns;
-	for (const char *p = "first_ns="; *p; p++)
-		buf[n++] = *p;
-	do d[k++] = (char)('0' + v % 10); while (v /= 10);
-	while (k)
-		buf[n++] = d[--k];
-	buf[n++] = '\n';
-	sys3(1, 1, (long)buf, n);
-	sys3(231, 0, 0, 0);
-	for (;;)
-		;
-}
-C
-cc -O2 -static -nostdlib -fno-stack-protector -fcf-protection=none -o "$tmp/noop" "$tmp/noop.c"
+cc -O2 -static -nostdlib -fno-stack-protector -fcf-protection=none -DPAGES=0 \
+	-o "$tmp/noop" "$src/bench/static/touch_pages.c"
 # touch: bench/static/touch_pages.c (a static no-op that first touches PAGES fresh pages).
 # bound FILE MODE: anonymous memory of FILE's size, filled from FILE with
 # 4 MiB preads; MODE 4k, thp (MADV_HUGEPAGE first) or thp-populate (and

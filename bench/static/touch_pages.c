@@ -2,7 +2,8 @@
 /*
  * touch_pages.c - the bound of bench/restore.sh and bench/start.sh: a
  * static binary without libc that writes one byte to each of PAGES fresh
- * anonymous pages, then prints "first_ns=NS" (CLOCK_MONOTONIC) and exits.
+ * anonymous pages, then prints "first_ns=NS" (CLOCK_MONOTONIC) and exits;
+ * with PAGES=0 it touches nothing (the static no-op of bench/restore.sh).
  * Built by the scripts with
  *   cc -O2 -static -nostdlib -fno-stack-protector -fcf-protection=none -DPAGES=N
  * (not by CMake: bench/*.c are its programs, this folder is not).
@@ -20,10 +21,12 @@ __attribute__((force_align_arg_pointer, noreturn)) void _start(void)
 	struct { long s, ns; } t;
 	char buf[48], d[24];
 	int n = 0, k = 0;
-	/* mmap(NULL, PAGES pages, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS) */
-	volatile char *m = (volatile char *)sys6(9, 0, PAGES * 4096l, 3, 0x22, -1, 0);
-	for (long p = 0; p < PAGES; p++)
-		m[p * 4096] = 1;
+	if (PAGES > 0) {   /* PAGES 0: the no-op of bench/restore.sh */
+		/* mmap(NULL, PAGES pages, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS) */
+		volatile char *m = (volatile char *)sys6(9, 0, PAGES * 4096l, 3, 0x22, -1, 0);
+		for (long p = 0; p < PAGES; p++)
+			m[p * 4096] = 1;
+	}
 	sys6(228, 1, (long)&t, 0, 0, 0, 0);   /* clock_gettime(CLOCK_MONOTONIC) */
 	unsigned long v = (unsigned long)t.s * 1000000000ul + (unsigned long)t.ns;
 	for (const char *p = "first_ns="; *p; p++)
