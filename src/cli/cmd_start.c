@@ -5,9 +5,8 @@
  *
  *   1. The key of PROG: --key K, else the executable's identity (its real
  *      path, device, inode, size, mtime) and every argument.
- *   2. DIR is usable when it holds DIR/start-key with that key, the
- *      restore checks pass (image/check.c, as `crac inspect` and the
- *      loader run them), and the sockets systemd passes now (LISTEN_FDS)
+ *   2. DIR is usable when it holds DIR/start-key with that key, its
+ *      header reads, and the sockets systemd passes now (LISTEN_FDS)
  *      match those DIR/activation records. Then crac restores it in a
  *      child (`crac-loader --env ... DIR -- PROG ARGS`, the loader `crac
  *      restore` would exec: the restored program sees the new environment
@@ -20,8 +19,10 @@
  *      renameat2(RENAME_EXCHANGE) (or renames it into place): at every
  *      instant DIR is the complete old image or the complete new one.
  *      The process keeps running: the service is never down. A restore
- *      that fails after all (the loader refused: a file changed in
- *      between) also ends in a cold start, in the same supervisor.
+ *      the loader refuses (its restore checks, image/check.c, as `crac
+ *      inspect` runs them: kernel, CPU, a file the image maps changed...;
+ *      its reason printed) ends in a cold start too, in the same
+ *      supervisor.
  *
  * Concurrent starts on one DIR, through open file description locks on
  * DIR.lock: byte 0 is held shared while an image is checked and restored
@@ -338,11 +339,14 @@ static int usable(struct start *st, int listen_fds, char *act, size_t actlen, ch
 		snprintf(why, len, "%s", msg);
 		goto out;
 	}
-	struct crac_img_checker k = { .v = &v, .o = &o, .dir = st->dir, .flags = 0, .file_fds = NULL };
-	if (crac_img_check_all(&k, NULL, msg, sizeof(msg)) < 0) {
-		snprintf(why, len, "the image at %s does not restore here: %s", st->dir, msg);
-		goto out;
-	}
+	/*
+	 * The restore checks (image/check.c: kernel, CPU, the files the image
+	 * maps...) are the loader's, before its point of no return: it runs
+	 * them anyway, and a refusal there prints its reason and ends in the
+	 * cold start below (CLI_SUPER_RESTORE_FAILED). Running them here as
+	 * well cost every warm start the same work twice, before the loader
+	 * was even started.
+	 */
 	/* socket activation: what the program got then, what systemd passes now */
 	if (cli_activation_env(st->dir, &v, listen_fds, act, actlen, why, len) < 0)
 		goto out;

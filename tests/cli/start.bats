@@ -93,6 +93,30 @@ cold_then_image() {
 	[ "$status" -eq 0 ]
 }
 
+# The restore checks are the loader's alone (crac start checks the key and
+# reads the header, nothing more, before it starts the loader): a refusal
+# there is said once, by the loader, and crac start goes on cold.
+@test "a file the image maps changed: the loader refuses before its point of no return, its reason once, cold start" {
+	cp "$SERVER" "$T/srv"
+	bg one "$CRAC" start --image "$T/img" --key k --checkpoint-on-ready -- "$T/srv" "$T/d" 100
+	wait_for grep -q "written to $T/img" "$T/one.err"
+	kill -TERM "$pid"
+	wait "$pid" || true
+	rm -f "$T/d/port"
+	touch -d '2 hours ago' "$T/srv"   # its mtime and ctime move: not the file mapped then
+	run "$CRAC" inspect "$T/img"
+	[ "$status" -ne 0 ]
+	bg two "$CRAC" start --image "$T/img" --key k --checkpoint-on-ready -- "$T/srv" "$T/d" 100
+	wait_for grep -q "written to $T/img" "$T/two.err"
+	cat "$T/two.err"
+	[ "$(grep -c "changed since the checkpoint" "$T/two.err")" -eq 1 ]
+	grep -q "the restore of $T/img failed (exit status 1, its reason above): starting $T/srv cold" "$T/two.err"
+	[ "$(grep -c "starting $T/srv cold" "$T/two.err")" -eq 1 ]
+	[ "$(wc -l <"$T/d/boots")" -eq 2 ]   # cold twice, never restored
+	run "$CRAC" inspect "$T/img"         # the fresh image replaced it
+	[ "$status" -eq 0 ]
+}
+
 @test "three concurrent starts on no image: one writes DIR, all serve, nothing left behind; three on the image: one restores, the others (its port taken) are refused before the point of no return and start cold" {
 	for i in 1 2 3; do
 		mkdir -p "$T/d$i"
