@@ -1081,10 +1081,9 @@ static void notify_read(struct cli_super *s)
 	}
 }
 
-/* The first PING after the loader's point of no return: it still maps and
- * fills the image, and the restored libcrac puts the threads back, before
- * the control endpoint can be up (a few ms with python3). */
-#define PING_AFTER_PONR_MS 2
+/* The first PING after the loader's jump into the program ("j"): the
+ * restored libcrac puts the threads back before its control endpoint is up. */
+#define PING_AFTER_JUMP_MS 1
 
 /* Has the restored process its control endpoint up? */
 static bool answers(int pid)
@@ -1157,17 +1156,18 @@ int cli_super_wait(struct cli_super *s, bool restoring)
 
 	/*
 	 * Restoring through the loader: the restored process cannot answer
-	 * before the loader passed its point of no return, so no PING before
-	 * its byte on the pipe (a PING reads /proc/PID/status and environ of
-	 * the loader while it checks the image: CPU and the loader's mmap
-	 * lock taken from a restore that is all about time); then the first
-	 * after PING_AFTER_PONR_MS, the rest backing off as before.
+	 * before the loader jumped into it, so no PING before its "j" on the
+	 * pipe, or the pipe's end (a PING reads /proc/PID/status and environ
+	 * of the loader while it checks, maps and fills the image: CPU and the
+	 * loader's mmap lock taken from a restore that is all about time);
+	 * then the first after PING_AFTER_JUMP_MS, the rest backing off as
+	 * before.
 	 */
 	bool wait_ponr = restoring && s->ponr_fd > 0;
 	s->ponr_seen = s->ponr_jumped = s->ponr_eof = false;
 	for (;;) {
 		long long now = now_ms(), wake = -1;
-		bool ponr_poll = wait_ponr && !s->ponr_seen && !s->ponr_eof;
+		bool ponr_poll = wait_ponr && !s->ponr_jumped && !s->ponr_eof;
 		if (s->armed && s->trig.after_ms >= 0)
 			wake = s->started_ms + s->trig.after_ms;
 		if (s->armed && s->trig.listen_port && (wake < 0 || next_listen < wake))
@@ -1191,8 +1191,8 @@ int cli_super_wait(struct cli_super *s, bool restoring)
 			request_done(s);
 		if (ponr_poll && pf[2].revents) {
 			ponr_read(s);
-			if (s->ponr_seen)
-				next_ping = now_ms() + PING_AFTER_PONR_MS;
+			if (s->ponr_jumped || s->ponr_eof)
+				next_ping = now_ms() + PING_AFTER_JUMP_MS;
 		}
 		if (s->notify_fd >= 0 && pf[3].revents)
 			notify_read(s);
@@ -1246,7 +1246,7 @@ int cli_super_wait(struct cli_super *s, bool restoring)
 			return end_like(s, ws);
 		}
 		now = now_ms();
-		if (!restored_up && !(wait_ponr && !s->ponr_seen && !s->ponr_eof) && now >= next_ping) {
+		if (!restored_up && !(wait_ponr && !s->ponr_jumped && !s->ponr_eof) && now >= next_ping) {
 			if (answers(s->child)) {
 				restored_up = true;
 				if (s->restored)
