@@ -211,3 +211,46 @@ cold_then_image() {
 		[[ "$output" == *"$o"* ]]
 	done
 }
+
+# The program (and the loader) are started by a clone(CLONE_VM|CLONE_VFORK)
+# child of the supervisor that shares its memory until the exec
+# (supervise.c): the environment is built beforehand, LISTEN_PID is written
+# by the child, the caller's signal mask comes back, and an exec that fails
+# is said once, by the supervisor.
+@test "the cold program: the caller's signal mask and ignored signals, crac's NOTIFY_SOCKET, LISTEN_PID its own pid; an exec error said once" {
+	notify_reader "$T/notify" "$T/notes"
+	cat >"$T/prog" <<-EOS
+	#!/bin/sh
+	cat /proc/\$\$/status >"$T/status"
+	tr '\0' '\n' </proc/\$\$/environ >"$T/environ.tmp"
+	mv "$T/environ.tmp" "$T/environ"
+	echo "\$\$" >"$T/pid"
+	exec sleep 30
+	EOS
+	chmod +x "$T/prog"
+	# USR2 ignored by crac's caller; one socket of socket activation (fd 3)
+	bg run sh -c "trap '' USR2; exec 3</dev/null; \
+		LISTEN_PID=\$\$ LISTEN_FDS=1 NOTIFY_SOCKET='$T/notify' exec '$CRAC' start --image '$T/img' --checkpoint-after 1h -- '$T/prog'"
+	wait_for test -s "$T/environ"
+	cat "$T/status" "$T/environ"
+	[ "$(sed -n 's/^SigBlk:[[:space:]]*//p' "$T/status")" = 0000000000000000 ]
+	sigign="$(sed -n 's/^SigIgn:[[:space:]]*//p' "$T/status")"
+	(( (0x$sigign >> (12 - 1)) & 1 ))   # SIGUSR2 (12): ignored, as crac's caller had it
+	grep -qx "LISTEN_PID=$(cat "$T/pid")" "$T/environ"
+	[ "$(grep -c '^LISTEN_PID=' "$T/environ")" -eq 1 ]
+	grep -q '^LISTEN_FDS=1$' "$T/environ"
+	notify="$(sed -n 's/^NOTIFY_SOCKET=//p' "$T/environ")"
+	[ "$(grep -c '^NOTIFY_SOCKET=' "$T/environ")" -eq 1 ]
+	[ -n "$notify" ] && [ "$notify" != "$T/notify" ]   # crac's own, relayed to $T/notify
+	[ "$(cat "$T/pid")" = "$(pgrep -P "$pid")" ]        # the supervisor's child
+	kill -TERM "$pid"
+	wait "$pid" || true
+
+	printf '#!/bin/sh\nexit 0\n' >"$T/noexec"
+	chmod 0644 "$T/noexec"
+	run -126 clean "$CRAC" start --image "$T/img2" --checkpoint-after 1h -- "$T/noexec"
+	echo "$output"
+	[ "$(grep -c "cannot run $T/noexec: Permission denied" <<<"$output")" -eq 1 ]
+	run -127 clean "$CRAC" start --image "$T/img2" --checkpoint-after 1h -- "$T/no-such-program"
+	[ "$(grep -c "cannot run" <<<"$output")" -eq 1 ]
+}
