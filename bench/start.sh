@@ -15,8 +15,9 @@
 # READY=1). The python3 kinds run interleaved (one of each per round), so
 # that a change in the machine's load hits them alike. Each python3 row also
 # has the page faults (minor + major, all threads, /proc/PID/stat of the
-# answering process read at its answer) from its fork to the answer, and
-# the bound: a static binary that only touches as many fresh pages as the
+# answering process read at its answer) from its fork to the answer (for
+# crac start also those of the crac process itself: the static front, then
+# crac-cli, the supervisor), and the bound: a static binary that only touches as many fresh pages as the
 # warm start takes faults (the fewest of three runs), timed in the same
 # rounds. Prints the median and min/max in ms, and the load: the numbers
 # mean little on a loaded machine. Writes the same as markdown to DOC
@@ -81,9 +82,17 @@ try:
     faults = int(f[7]) + int(f[9])
 except (OSError, IndexError, ValueError):
     pass
+# the command's own process at the answer: for crac start the supervisor
+# (the static front, then crac-cli), which forked the answering process
+own = -1
+try:
+    f = open("/proc/%d/stat" % p.pid).read().rsplit(")", 1)[1].split()
+    own = int(f[7]) + int(f[9])
+except (OSError, IndexError, ValueError):
+    pass
 p.send_signal(signal.SIGTERM)
 p.wait()
-print("%.1f %d" % (t, faults))
+print("%.1f %d %d" % (t, faults, own))
 PYEOF
 
 stats() { sort -n | awk '{ v[NR] = $1 } END { printf "median %6.1f ms   min %6.1f   max %6.1f   (%d runs)\n", (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2), v[1], v[NR], NR }'; }
@@ -98,12 +107,14 @@ run() {   # run LABEL CMD...
 		i=$((i + 1))
 	done | stats
 }
-once() {  # once KIND CMD...: one run, "ms faults" appended to T/KIND.ms and T/KIND.faults
+once() {  # once KIND CMD...: one run, "ms faults own" appended to T/KIND.ms, .faults, .own
 	local k=$1 o
 	shift
 	o=$(ERR="$T/err" "$PY" "$T/measure.py" "$PORT" "$@") || { echo "$k: $o" >&2; return 0; }
-	echo "${o% *}" >>"$T/$k.ms"
-	echo "${o#* }" >>"$T/$k.faults"
+	set -- $o
+	echo "$1" >>"$T/$k.ms"
+	echo "$2" >>"$T/$k.faults"
+	echo "$3" >>"$T/$k.own"
 }
 
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -131,7 +142,7 @@ warm=("$B/crac" start --image "$T/img" --checkpoint-on-ready -- "$PY" "$T/server
 N=""
 for _ in 1 2 3; do
 	o=$(ERR="$T/err" "$PY" "$T/measure.py" "$PORT" "${warm[@]}") || continue
-	f=${o#* }
+	f=$(echo "$o" | cut -d' ' -f2)
 	[ "$f" -gt 0 ] 2>/dev/null || continue
 	if [ -z "$N" ] || [ "$f" -lt "$N" ]; then N=$f; fi
 done
@@ -142,7 +153,7 @@ else
 	N=""
 fi
 kinds="plain cold restore warm"
-for k in $kinds touch; do : >"$T/$k.ms"; : >"$T/$k.faults"; done
+for k in $kinds touch; do : >"$T/$k.ms"; : >"$T/$k.faults"; : >"$T/$k.own"; done
 i=0
 while [ $i -le "$RUNS" ]; do   # round 0 is untimed
 	for k in $kinds touch; do
@@ -160,7 +171,7 @@ while [ $i -le "$RUNS" ]; do   # round 0 is untimed
 			echo "$N" >>"$T/touch.faults" ;;
 		esac
 	done
-	if [ $i -eq 0 ]; then for k in $kinds touch; do : >"$T/$k.ms"; : >"$T/$k.faults"; done; fi
+	if [ $i -eq 0 ]; then for k in $kinds touch; do : >"$T/$k.ms"; : >"$T/$k.faults"; : >"$T/$k.own"; done; fi
 	i=$((i + 1))
 done
 label() {
@@ -174,7 +185,8 @@ label() {
 }
 for k in $kinds touch; do
 	[ -s "$T/$k.ms" ] || continue
-	printf '%-34s %s   faults %s\n' "$(label $k)" "$(stats <"$T/$k.ms")" "$(med "$T/$k.faults" | cut -d. -f1)"
+	printf '%-34s %s   faults %s%s\n' "$(label $k)" "$(stats <"$T/$k.ms")" "$(med "$T/$k.faults" | cut -d. -f1)" \
+		"$(case $k in cold|warm) echo ", crac's own $(med "$T/$k.own" | cut -d. -f1)" ;; esac)"
 done
 if [ -n "$N" ]; then
 	BOUND_LINE="python3 crac start (warm): $(med "$T/warm.ms") ms, \`crac restore DIR\`: $(med "$T/restore.ms") ms; bound from its $N page touches: $(med "$T/touch.ms") ms"
@@ -192,15 +204,17 @@ rev=$(git -C "$SRC" rev-parse --short HEAD 2>/dev/null || echo unknown)
 	echo
 	echo "python3 with heavy imports (asyncio, decimal, email, http.client, json, sqlite3, ssl, xml; a 100000-entry dict) serving one line per TCP connection: from launching the command to the first line received (a client connects every 0.2 ms)."
 	echo
-	echo "| what | ms, median (min–max) | page faults to the answer (median) |"
-	echo "|---|---|---|"
+	echo "| what | ms, median (min–max) | page faults to the answer (median) | crac start's own page faults (median) |"
+	echo "|---|---|---|---|"
 	for k in $kinds touch; do
 		[ -s "$T/$k.ms" ] || continue
-		echo "| $(label $k) | $(mmm "$T/$k.ms") | $(med "$T/$k.faults" | cut -d. -f1) |"
+		own=–
+		case $k in cold|warm) own=$(med "$T/$k.own" | cut -d. -f1) ;; esac
+		echo "| $(label $k) | $(mmm "$T/$k.ms") | $(med "$T/$k.faults" | cut -d. -f1) | $own |"
 	done
 	echo
 	[ -z "${BOUND_LINE:-}" ] || { echo "$BOUND_LINE."; echo; }
-	echo "Page faults: minor + major of the answering process and all its threads (/proc/PID/stat, read when its answer arrives), from its fork: for \`crac restore DIR\` that is the crac command, which is the loader, and the restored program (one process, one exec); for \`crac start\` the child it forks, which execs the loader. A fault the lazy thread serves counts once; the pages it installs ahead (UFFDIO_COPY) are not faults. The bound is a static binary without libc that touches as many fresh anonymous pages as the fewest faults of three warm starts, timed from posix_spawn to its end in the same rounds: on this VM the first touch of a page is the dear step (shadow paging), so a restore that takes that many faults cannot answer sooner."
+	echo "Page faults: minor + major of the answering process and all its threads (/proc/PID/stat, read when its answer arrives), from its fork: for \`crac restore DIR\` that is the crac command, which is the loader, and the restored program (one process, one exec); for \`crac start\` the child it forks, which execs the loader. A fault the lazy thread serves counts once; the pages it installs ahead (UFFDIO_COPY) are not faults. crac start's own: the faults of the crac process itself (the static front, then crac-cli, the supervisor that started the answering process) at the answer. The bound is a static binary without libc that touches as many fresh anonymous pages as the fewest faults of three warm starts, timed from posix_spawn to its end in the same rounds: on this VM the first touch of a page is the dear step (shadow paging), so a restore that takes that many faults cannot answer sooner."
 	echo
 } >"$DOC"
 echo "start.sh: wrote $DOC" >&2
