@@ -49,6 +49,7 @@
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -795,7 +796,7 @@ int cli_super_prepare(struct cli_super *s)
  * spawn_env's LISTEN_PID buffer and spawn_errno, calls no stdio and no
  * malloc, and the environment is built here beforehand.
  */
-#define SPAWN_STACK (64 * 1024)
+#define SPAWN_STACK (64 * 1024)   /* and the argument vector: see cli_super_spawn */
 
 struct spawn {
 	char *const *argv;
@@ -848,7 +849,6 @@ static bool env_overridden(const char *e, char *const *over, size_t n)
 
 pid_t cli_super_spawn(struct cli_super *s, char *const argv[], char *const extra_env[])
 {
-	static char stack[SPAWN_STACK] __attribute__((aligned(64)));
 	static char notify_kv[sizeof(s->notify_path) + 16], listen_kv[32];
 	struct spawn sp = { .argv = argv, .mask = &s->old_mask };
 	char *over[8];
@@ -871,8 +871,17 @@ pid_t cli_super_spawn(struct cli_super *s, char *const argv[], char *const extra
 	}
 	while (environ[ne])
 		ne++;
-	if (!(sp.envp = malloc((ne + no + 1) * sizeof(char *)))) {
+	/* glibc's execvpe runs a script without "#!" as /bin/sh SCRIPT ARGS,
+	 * its argument vector on the stack: room for it, as posix_spawn makes */
+	size_t argc = 0;
+	while (argv[argc])
+		argc++;
+	size_t stack_len = (SPAWN_STACK + (argc + 2) * sizeof(char *) + 4095) & ~(size_t)4095;
+	char *stack = mmap(NULL, stack_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	if (stack == MAP_FAILED || !(sp.envp = malloc((ne + no + 1) * sizeof(char *)))) {
 		cli_err("%s: out of memory", s->who);
+		if (stack != MAP_FAILED)
+			munmap(stack, stack_len);
 		return -1;
 	}
 	for (size_t i = 0; i < ne; i++)
@@ -885,9 +894,11 @@ pid_t cli_super_spawn(struct cli_super *s, char *const argv[], char *const extra
 	/* no signal handler of ours runs in the child before it resets them */
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, &was);
-	pid = clone(spawn_child, stack + sizeof(stack), CLONE_VM | CLONE_VFORK | SIGCHLD, &sp);
+	pid = clone(spawn_child, stack + stack_len, CLONE_VM | CLONE_VFORK | SIGCHLD, &sp);
 	int e = errno;
 	sigprocmask(SIG_SETMASK, &was, NULL);
+	/* the child has exec'd or ended: our memory is ours alone again */
+	munmap(stack, stack_len);
 	free(sp.envp);
 	if (pid < 0) {
 		cli_err("%s: cannot start a process (clone): %s", s->who, strerror(e));

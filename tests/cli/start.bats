@@ -254,3 +254,15 @@ cold_then_image() {
 	run -127 clean "$CRAC" start --image "$T/img2" --checkpoint-after 1h -- "$T/no-such-program"
 	[ "$(grep -c "cannot run" <<<"$output")" -eq 1 ]
 }
+
+# glibc's execvpe runs a script without "#!" as /bin/sh SCRIPT ARGS, that
+# argument vector on the stack of the CLONE_VM child: its stack has room
+# for the arguments (as posix_spawn gives it), however many.
+@test "a cold script without #! and 30000 arguments: run by /bin/sh with all of them" {
+	printf 'echo "$#" >"%s/argc"\n' "$T" >"$T/noshebang"
+	chmod +x "$T/noshebang"
+	run clean "$CRAC" start --image "$T/img" --checkpoint-after 1h -- "$T/noshebang" $(seq 30000)
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(cat "$T/argc")" -eq 30000 ]
+}
