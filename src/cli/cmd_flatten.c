@@ -435,19 +435,12 @@ int crac_cmd_flatten(int argc, char **argv)
 			flags |= CRAC_IMG_TRUST_OWNER;
 			break;
 		case 'z': {
-			/* as crac checkpoint --compress: zstd level 1 (the default) to 19 */
-			char *end = NULL;
-			long lv = optarg ? strtol(optarg, &end, 10) : CRAC_IMG_ZSTD_LEVEL;
-			if (optarg && (!*optarg || *end || lv < 1 || lv > CRAC_IMG_ZSTD_MAX_LEVEL)) {
-				cli_err("--compress wants a zstd level from 1 to %d, got \"%s\"", CRAC_IMG_ZSTD_MAX_LEVEL,
-					optarg);
+			/* as crac checkpoint --compress: a bare --compress followed by
+			 * a number that names no file meant a level, not DIR or OUT */
+			struct stat st;
+			const char *next = !optarg && optind < argc && lstat(argv[optind], &st) < 0 ? argv[optind] : NULL;
+			if ((level = cli_compress_level(optarg, next, dir ? "OUT" : "DIR")) < 0)
 				return 2;
-			}
-			if (!crac_img_have_zstd()) {
-				cli_err("--compress: this build of crac has no zstd (built without libzstd-dev)");
-				return 2;
-			}
-			level = (int)lv;
 			break;
 		}
 		case 'h':

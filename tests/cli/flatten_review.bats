@@ -110,3 +110,62 @@ slow_flatten() {
 	grep -q "^crac: flatten $T/i2: $T/out was replaced while the image was written" "$T/flatten.err"
 	cmp "$T/out/header" "$T/out.header"
 }
+
+# no_zstd_skip: skips when this build has no zstd
+no_zstd_skip() {
+	run "$CRAC" checkpoint --compress 1
+	if echo "$output" | grep -q "has no zstd"; then
+		skip "this build has no zstd (libzstd-dev): $output"
+	fi
+}
+
+@test "--compress: one strict parser for checkpoint and flatten; a level written '--compress 5' is refused, not taken for DIR, OUT or the PID" {
+	no_zstd_skip
+	chain
+	cd "$T"
+	for bad in "" " 3" "+3" "3 " "-1" "0" "20" "3x" "0x3" "1e1" "999999999999999999999"; do
+		run clean "$CRAC" checkpoint --compress="$bad" "$$"
+		echo "checkpoint --compress=\"$bad\": $status: $output"
+		[ "$status" -eq 2 ]
+		[ "$output" = "crac: --compress wants a zstd level from 1 to 19, got \"$bad\"" ]
+		run clean "$CRAC" flatten "$T/i2" "$T/out" --compress="$bad"
+		echo "flatten --compress=\"$bad\": $status: $output"
+		[ "$status" -eq 2 ]
+		[ "$output" = "crac: --compress wants a zstd level from 1 to 19, got \"$bad\"" ]
+	done
+	# a bare --compress and a level after it: refused, nothing written at ./5
+	run clean "$CRAC" flatten i2 --compress 5
+	echo "$output"
+	[ "$status" -eq 2 ]
+	[ "$output" = "crac: --compress 5: a level goes after '=' (--compress=5); \"5\" would be taken for OUT" ]
+	[ ! -e 5 ]
+	run clean "$CRAC" flatten --compress 19 i2 out
+	echo "$output"
+	[ "$status" -eq 2 ]
+	[ "$output" = "crac: --compress 19: a level goes after '=' (--compress=19); \"19\" would be taken for DIR" ]
+	[ ! -e out ]
+	run clean "$CRAC" checkpoint --compress 5 "$$"
+	echo "$output"
+	[ "$status" -eq 2 ]
+	[ "$output" = "crac: --compress 5: a level goes after '=' (--compress=5); \"5\" would be taken for the process ID" ]
+	# a directory of that name is DIR or OUT as before; the last number of
+	# crac checkpoint is its PID as before
+	run clean "$CRAC" flatten i2 --compress 5 --compress=05
+	[ "$status" -eq 2 ]
+	mkdir 5
+	run clean "$CRAC" flatten i0 --compress 5
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"image directory 5 exists and is not a crac image"* ]]
+	run clean "$CRAC" checkpoint --compress 1
+	echo "$output"
+	[ "$status" -eq 2 ]
+	[[ "$output" == "crac: process 1 has no control endpoint"* ]]
+	run clean "$CRAC" flatten i2 out --compress=05
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "${lines[1]}" = "out: zstd level 5: ${lines[1]#out: zstd level 5: }" ]
+	run --separate-stderr clean "$CRAC" restore out
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok stage 2" ]
+}
