@@ -58,6 +58,18 @@ int cli_getopt(int argc, char **argv, const char *shortopts, const struct option
 	       const char *usage);
 
 /*
+ * --compress[=LEVEL] of crac checkpoint and crac flatten, one parser
+ * (main.c): the zstd level, CRAC_IMG_ZSTD_LEVEL without a value, or -1
+ * after one line (a usage error: a LEVEL that is not 1 to
+ * CRAC_IMG_ZSTD_MAX_LEVEL in decimal digits, a build without zstd). getopt
+ * gives an optional value only after '=': `next` is the argument after a
+ * bare --compress when the command would take it for an operand (what
+ * next_as names) although the user may have meant a level: a level there
+ * ("--compress 5") is refused, with the spelling that works.
+ */
+int cli_compress_level(const char *optarg, const char *next, const char *next_as);
+
+/*
  * Length limits of path arguments, in bytes without the terminating NUL
  * (main.c). Every path argument is checked against one of them before use,
  * and a longer one is refused with one line that gives the limit.

@@ -536,18 +536,11 @@ int crac_cmd_checkpoint(int argc, char **argv)
 			TOKEN('I', "incr=1");
 			break;
 		case 'z': {
-			/* zstd level: 1 (the default, fastest) to 19 */
-			char *end = NULL;
-			long lv = optarg ? strtol(optarg, &end, 10) : 1;
-			if (optarg && (!*optarg || *end || lv < 1 || lv > 19)) {
-				cli_err("--compress wants a zstd level from 1 to 19, got \"%s\"", optarg);
+			/* a number before the PID after a bare --compress: a level meant */
+			int lv = cli_compress_level(optarg, optind < argc - 1 ? argv[optind] : NULL, "the process ID");
+			if (lv < 0)
 				return 2;
-			}
-			if (!crac_img_have_zstd()) {
-				cli_err("--compress: this build of crac has no zstd (built without libzstd-dev)");
-				return 2;
-			}
-			snprintf(compress, sizeof(compress), "compress=%ld", lv);
+			snprintf(compress, sizeof(compress), "compress=%d", lv);
 			TOKEN('z', compress);
 			break;
 		}

@@ -356,6 +356,56 @@ static const char *inside_image(const char *outdir, const char *dir, const struc
 	}
 }
 
+/*
+ * OUT as flatten found it before writing, and again before the commit: the
+ * image put in place replaces only what was checked. A checkpoint into DIR
+ * while DIR is flattened in place, or a second flatten into the same OUT,
+ * commits another directory at OUT meanwhile; replacing it would throw
+ * that newer image away (the commit removes what it replaced), so flatten
+ * refuses instead. Directory and header, by identity (a commit renames a
+ * new directory into place; nobody rewrites a header in place).
+ */
+struct out_id {
+	bool there, header;
+	struct stat dir, hdr;
+};
+
+static void out_identify(const char *outdir, struct out_id *id)
+{
+	char path[PATH_MAX + sizeof(CRAC_IMG_HEADER_FILE) + 1];
+
+	memset(id, 0, sizeof(*id));
+	id->there = lstat(outdir, &id->dir) == 0;
+	snprintf(path, sizeof(path), "%s/%s", outdir, CRAC_IMG_HEADER_FILE);
+	id->header = id->there && lstat(path, &id->hdr) == 0;
+}
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/* Has OUT changed since `was`? Said (one line) if it has. */
+static bool out_moved(const char *dir, const char *outdir, const struct out_id *was)
+{
+	struct out_id now;
+
+	out_identify(outdir, &now);
+	if (!was->there && now.there)
+		cli_err("flatten %s: %s appeared while the image was written (another flatten or checkpoint into "
+			"it?); nothing was replaced", dir, outdir);
+	else if (was->there && (!now.there || now.dir.st_dev != was->dir.st_dev ||
+				now.dir.st_ino != was->dir.st_ino || now.header != was->header ||
+				(now.header && !same_file(&now.hdr, &was->hdr))))
+		cli_err("flatten %s: %s was replaced while %s (another flatten or checkpoint into it?); "
+			"nothing was replaced", dir, outdir,
+			strcmp(dir, outdir) ? "the image was written" : "it was flattened");
+	else
+		return false;
+	return true;
+}
+
 int crac_cmd_flatten(int argc, char **argv)
 {
 	const char *usage = "usage: crac flatten DIR OUT [--compress[=LEVEL]] [--trust-owner]";
@@ -385,19 +435,12 @@ int crac_cmd_flatten(int argc, char **argv)
 			flags |= CRAC_IMG_TRUST_OWNER;
 			break;
 		case 'z': {
-			/* as crac checkpoint --compress: zstd level 1 (the default) to 19 */
-			char *end = NULL;
-			long lv = optarg ? strtol(optarg, &end, 10) : CRAC_IMG_ZSTD_LEVEL;
-			if (optarg && (!*optarg || *end || lv < 1 || lv > CRAC_IMG_ZSTD_MAX_LEVEL)) {
-				cli_err("--compress wants a zstd level from 1 to %d, got \"%s\"", CRAC_IMG_ZSTD_MAX_LEVEL,
-					optarg);
+			/* as crac checkpoint --compress: a bare --compress followed by
+			 * a number that names no file meant a level, not DIR or OUT */
+			struct stat st;
+			const char *next = !optarg && optind < argc && lstat(argv[optind], &st) < 0 ? argv[optind] : NULL;
+			if ((level = cli_compress_level(optarg, next, dir ? "OUT" : "DIR")) < 0)
 				return 2;
-			}
-			if (!crac_img_have_zstd()) {
-				cli_err("--compress: this build of crac has no zstd (built without libzstd-dev)");
-				return 2;
-			}
-			level = (int)lv;
 			break;
 		}
 		case 'h':
@@ -495,6 +538,19 @@ int crac_cmd_flatten(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
+	/* what OUT is now: the commit replaces only that (out_moved) */
+	struct out_id was;
+	out_identify(outdir, &was);
+	if (was.there) {
+		struct stat d, od;
+		if (stat(dir, &d) == 0 && d.st_dev == was.dir.st_dev && d.st_ino == was.dir.st_ino &&
+		    (fstat(o.dir_fd, &od) < 0 || od.st_dev != d.st_dev || od.st_ino != d.st_ino)) {
+			cli_err("flatten %s: %s was replaced while it was flattened (a checkpoint into it?); "
+				"nothing was replaced", dir, dir);
+			rc = 1;
+			goto out;
+		}
+	}
 	/* what an earlier flatten or checkpoint to OUT left when it was killed */
 	crac_img_clean_stale(outdir, NULL);
 	f.chunks = calloc((size_t)v.h->n_chunks + v.h->n_refs + 1, sizeof(*f.chunks));
@@ -533,6 +589,10 @@ int crac_cmd_flatten(int argc, char **argv)
 	}
 	if (rc < 0) {
 		cli_err("flatten %s: the image written is not valid: %s", dir, msg);
+		rc = 1;
+		goto out;
+	}
+	if (out_moved(dir, outdir, &was)) {
 		rc = 1;
 		goto out;
 	}

@@ -389,15 +389,25 @@ static uint64_t *below_bytes(const struct crac_img_view *v)
 
 /*
  * Whether the loader leaves mapping i to the lazy loader thread (where
- * userfaultfd allows): crac_img_lazy_candidate with what the mapping takes
- * from the images below counted as stored, as the loader counts it (the
- * lazy thread reads those pages from their pages files too).
+ * userfaultfd allows), as its plan_lazy and lazy_pick (loader.c) decide:
+ * crac_img_lazy_candidate with what the mapping takes from the images
+ * below counted as stored (the lazy thread reads those pages from their
+ * pages files too); and, unless CRAC_LAZY_SMALL=off (benchmarks), a
+ * smaller private read-write anonymous mapping with any page stored (a
+ * thread stack, a malloc arena), as if it were large. Only the large ones
+ * were counted: inspect said 3 mappings where the loader filled 8 lazily.
  */
 static bool lazy_map(const struct crac_img_view *v, uint32_t i, const uint64_t *below)
 {
 	struct crac_img_map x = v->maps[i];
+	const char *small = getenv("CRAC_LAZY_SMALL");
 
 	x.stored += below ? below[i] : 0;
+	if (crac_img_lazy_candidate(&x, v->h->resume))
+		return true;
+	if ((small && !strcmp(small, "off")) || !x.stored || x.kind != CRAC_MAP_ANON)
+		return false;
+	x.stored = CRAC_IMG_LAZY_MIN;
 	return crac_img_lazy_candidate(&x, v->h->resume);
 }
 

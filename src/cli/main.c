@@ -6,6 +6,7 @@
  */
 #include "cli.h"
 #include "core/internal.h"
+#include "image/image.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -77,6 +78,30 @@ int cli_path_arg(const char *what, const char *arg, size_t max, bool absolute,
 	return 0;
 }
 
+int cli_compress_level(const char *optarg, const char *next, const char *next_as)
+{
+	const char *v = optarg ? optarg : next;
+	/* a level: decimal digits only (no sign, no space), 1 to the maximum */
+	bool level = v && v[0] >= '0' && v[0] <= '9' && strspn(v, "0123456789") == strlen(v) && strlen(v) <= 2 &&
+		     atoi(v) >= 1 && atoi(v) <= CRAC_IMG_ZSTD_MAX_LEVEL;
+
+	if (optarg && !level) {
+		cli_err("--compress wants a zstd level from 1 to %d, got \"%s\"", CRAC_IMG_ZSTD_MAX_LEVEL, optarg);
+		return -1;
+	}
+	if (!optarg && next && level) {
+		/* the value of an optional argument is only ever after '=' */
+		cli_err("--compress %s: a level goes after '=' (--compress=%s); \"%s\" would be taken for %s",
+			next, next, next, next_as);
+		return -1;
+	}
+	if (!crac_img_have_zstd()) {
+		cli_err("--compress: this build of crac has no zstd (built without libzstd-dev)");
+		return -1;
+	}
+	return optarg ? atoi(optarg) : CRAC_IMG_ZSTD_LEVEL;
+}
+
 int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts,
 	       const char *usage)
 {
@@ -139,7 +164,8 @@ static void usage(FILE *f)
 		"\n"
 		"commands:\n"
 		"  checkpoint [--engine E] [--image-dir DIR] [--keep-running] [--deadline MS] [--dry-run]\n"
-		"             [--force-checks] [--timeout DURATION] PID\n"
+		"             [--force-checks] [--incremental] [--compress[=LEVEL]] [--timeout DURATION]\n"
+		"             [--stats] PID\n"
 		"        ask process PID (through its control endpoint) to checkpoint; prints the report\n"
 		"  restore --pid PID [--env K=V]... [-- ARGS...]\n"
 		"        resume a process paused by the pause engine\n"
@@ -156,7 +182,7 @@ static void usage(FILE *f)
 		"        and write DIR when a trigger fires (the program keeps running)\n"
 		"  inspect DIR [--json] [--trust-owner]\n"
 		"        print an image's header, mappings, threads and checks\n"
-		"  flatten DIR OUT [--trust-owner]\n"
+		"  flatten DIR OUT [--compress[=LEVEL]] [--trust-owner]\n"
 		"        one self-contained image at OUT from an incremental image and the images below it\n"
 		"  check [PID]\n"
 		"        list what would stop process PID from being checkpointed (without PID: what\n"
@@ -169,7 +195,8 @@ static void usage(FILE *f)
 		"                    it sets $CRAC_LOG)\n"
 		"  --version         print the version and the engines, and exit\n"
 		"  -h, --help        this text\n"
-		"Every option taking a value accepts --opt VALUE and --opt=VALUE.\n"
+		"Every option taking a value accepts --opt VALUE and --opt=VALUE; an optional value\n"
+		"(--compress[=LEVEL]) only --opt=VALUE.\n"
 		"exit status: 0 success, 1 the operation failed (report printed), 2 usage error or unavailable\n"
 		"crac <command> --help: the options of one command; see crac(1), crac(7)\n");
 }
