@@ -101,15 +101,20 @@ int crac_img_split_path(const char *dir, char *parent, size_t plen, const char *
  *
  * CRAC_TEST_SLOW_FS=OP:MS (tests only; OP `fsync` or `remove`): the
  * operation first sleeps MS ms, a file system that does not answer.
+ *
+ * System calls only (and getenv): crac_img_fsync_fd may be called while
+ * the program's other threads are stopped.
  */
 #define FS_GRACE_MS 30000
 #define FS_STACK (64u << 10)
 
-enum fsop_kind { FSOP_FSYNC, FSOP_REMOVE };
+enum fsop_kind { FSOP_FSYNC, FSOP_FSYNC_FD, FSOP_REMOVE };
 
 struct fsop {
 	enum fsop_kind kind;
 	const char *path;
+	int fd;                 /* FSOP_FSYNC_FD */
+	bool data_only;         /* FSOP_FSYNC_FD: fdatasync */
 	long slow_ms;           /* CRAC_TEST_SLOW_FS */
 	int res;                /* 0 or -errno */
 	int step;               /* FSOP_REMOVE: 0 header, 1 pages, 2 the directory */
@@ -160,6 +165,9 @@ static void fsop_run(struct fsop *op)
 			fs_sys3(SYS_close, fd, 0, 0);
 		}
 		op->res = r < 0 ? (int)r : 0;
+		break;
+	case FSOP_FSYNC_FD:
+		op->res = (int)fs_sys3(op->data_only ? SYS_fdatasync : SYS_fsync, op->fd, 0, 0);
 		break;
 	case FSOP_REMOVE:
 		r = fs_sys3(SYS_openat, AT_FDCWD, (long)op->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
@@ -301,6 +309,13 @@ int crac_img_fsync_path_msg(const char *path, char *msg, size_t msglen)
 		snprintf(msg, msglen, "fsync of %s: %s", path, strerror(-rc));
 	}
 	return rc;
+}
+
+int crac_img_fsync_fd(int fd, bool data_only, int64_t *waited_ms)
+{
+	struct fsop op = { .kind = FSOP_FSYNC_FD, .fd = fd, .data_only = data_only, .slow_ms = fs_slow("fsync") };
+
+	return fsop_bounded(&op, waited_ms);
 }
 
 int crac_img_fsync_path(const char *path)

@@ -97,6 +97,12 @@ int crac_img_remove_msg(const char *dir, char *msg, size_t msglen) CRAC_HIDDEN;
 int crac_img_fsync_path(const char *path) CRAC_HIDDEN;
 int crac_img_fsync_path_msg(const char *path, char *msg, size_t msglen) CRAC_HIDDEN;
 
+/* fsync (data_only: fdatasync) of a descriptor, bounded as crac_img_remove:
+ * 0, -errno, or -ETIMEDOUT with *waited_ms >= 0 when it was given up on
+ * (else *waited_ms is -1). System calls only: for the image engine while
+ * the program's threads are stopped (CRAC_IMAGE_SYNC_HELPER=0). */
+int crac_img_fsync_fd(int fd, bool data_only, int64_t *waited_ms) CRAC_HIDDEN;
+
 /* The deadline (CLOCK_MONOTONIC ns; 0: none) of the waits above: the
  * checkpoint's, set by the image engine for its round. */
 void crac_img_fs_deadline(int64_t mono_ns) CRAC_HIDDEN;
