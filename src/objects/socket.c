@@ -32,8 +32,11 @@
  * SO_REUSEADDR a port held by a closing socket is tried again for at most
  * 200 ms (the checkpointed process may be exiting). A Unix path is bound
  * again after removing the socket file there only if it is a socket and
- * nothing answers on it (a connect(2) is refused); any other file there,
- * or a socket in use, fails the restore; the file's mode is set again.
+ * nothing answers on it (a connect(2) is refused); any other file there, a
+ * symbolic link (never followed nor removed), a socket in use, or a
+ * directory that is missing or not writable, fails the restore, and is
+ * found before the loader's point of no return (crac_obj_socket_check),
+ * nothing changed; the file's mode is set again.
  *
  * CLOSED (closed_ops): a connection a policy closes at the checkpoint;
  * the restored process finds at its number one end of a Unix stream pair
@@ -689,21 +692,82 @@ static void sleep_ms(long ms)
 	SYS(SYS_nanosleep, &ts, 0, 0, 0, 0, 0);
 }
 
-/*
- * A Unix path to bind: free, or a stale socket file nothing answers on
- * (removed). 0, or -errno and why.
- */
-static long unix_path_free(const struct sockaddr_un *a, uint32_t len, int type, struct crac_img_buf *why)
+/* The path of a Unix address (NUL-terminated in path, which has room for
+ * sizeof(sun_path) + 1 bytes); "" for an abstract or unnamed one. */
+static void unix_path_of(const struct sockaddr_un *a, uint32_t len, char *path)
 {
-	char path[sizeof(a->sun_path) + 1];
 	uint32_t off = (uint32_t)offsetof(struct sockaddr_un, sun_path), n = 0;
-	struct stat st;
 
 	while (off + n < len && n < sizeof(a->sun_path) && a->sun_path[n]) {
 		path[n] = a->sun_path[n];
 		n++;
 	}
 	path[n] = 0;
+}
+
+/*
+ * Can a socket be bound at Unix path `path` (before the point of no
+ * return, nothing changed)? Its directory must exist and be writable and
+ * searchable by the restoring user; what is at the path is then looked at
+ * by unix_path_free. 0, or -errno and why.
+ */
+static long unix_dir_ok(const char *path, struct crac_img_buf *why)
+{
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
+	struct stat st;
+	size_t n = 0, slash = (size_t)-1;
+
+	for (; path[n]; n++)
+		if (path[n] == '/')
+			slash = n;
+	if (slash == (size_t)-1) {
+		dir[0] = '.';
+		dir[1] = 0;
+	} else {
+		size_t k = slash ? slash : 1;   /* "/sock": its directory is "/" */
+		memcpy(dir, path, k);
+		dir[k] = 0;
+	}
+	/* the directory's own path may go through symbolic links (/var/run) */
+	long rc = sys_fstatat(AT_FDCWD, dir, &st, 0);
+	if (rc == 0 && (st.st_mode & S_IFMT) != S_IFDIR)
+		rc = -ENOTDIR;
+	if (rc == 0) {
+		rc = SYS(SYS_faccessat2, AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS, 0, 0);
+		if (rc == -ENOSYS)   /* before Linux 5.8: the real ids, the loader's too */
+			rc = SYS(SYS_faccessat, AT_FDCWD, dir, W_OK | X_OK, 0, 0, 0);
+		if (rc < 0) {
+			crac_img_puts(why, "cannot bind ");
+			crac_img_put_escaped(why, path);
+			crac_img_puts(why, ": its directory ");
+			crac_img_put_escaped(why, dir);
+			crac_img_puts(why, rc == -EROFS ? " is on a read-only file system" :
+				      " is not writable by this user");
+			return rc;
+		}
+		return 0;
+	}
+	crac_img_puts(why, "cannot bind ");
+	crac_img_put_escaped(why, path);
+	crac_img_puts(why, ": its directory ");
+	crac_img_put_escaped(why, dir);
+	crac_img_puts(why, rc == -ENOENT ? " does not exist" : rc == -ENOTDIR ? " is not a directory" :
+		      " cannot be looked at");
+	return rc;
+}
+
+/*
+ * A Unix path to bind: free, or a stale socket file nothing answers on
+ * (removed, unless `dry`: the check before the point of no return, which
+ * changes nothing). A symbolic link there is never followed, and never
+ * removed. 0, or -errno and why.
+ */
+static long unix_path_free(const struct sockaddr_un *a, uint32_t len, int type, bool dry, struct crac_img_buf *why)
+{
+	char path[sizeof(a->sun_path) + 1];
+	struct stat st;
+
+	unix_path_of(a, len, path);
 	long rc = sys_fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW);
 	if (rc == -ENOENT)
 		return 0;
@@ -711,6 +775,12 @@ static long unix_path_free(const struct sockaddr_un *a, uint32_t len, int type, 
 		crac_img_puts(why, "cannot look at ");
 		crac_img_put_escaped(why, path);
 		return rc;
+	}
+	if ((st.st_mode & S_IFMT) == S_IFLNK) {
+		crac_img_put_escaped(why, path);
+		crac_img_puts(why, " is a symbolic link: it is left alone, not followed, and the socket cannot be "
+			      "bound there");
+		return -EEXIST;
 	}
 	if ((st.st_mode & S_IFMT) != S_IFSOCK) {
 		crac_img_put_escaped(why, path);
@@ -728,7 +798,11 @@ static long unix_path_free(const struct sockaddr_un *a, uint32_t len, int type, 
 	while (rc == -EINTR);
 	sys_close(s);
 	if (rc == -ECONNREFUSED) {
-		/* a socket file nothing listens on: left by the checkpointed process */
+		/* a socket file nothing listens on: left by the checkpointed
+		 * process; removed at the restore (unlinkat removes a link
+		 * planted there meanwhile, not what it points to) */
+		if (dry)
+			return 0;
 		rc = SYS(SYS_unlinkat, AT_FDCWD, path, 0, 0, 0, 0);
 		if (rc < 0 && rc != -ENOENT) {
 			crac_img_puts(why, "cannot remove the stale socket file ");
@@ -847,8 +921,12 @@ void crac_obj_socket_held_kept(void)
  * (held[]): a port another process holds (a second instance restored from
  * the same image, a cold one) then refuses the restore while the restoring
  * command can still do something else (crac start starts the program
- * cold), instead of after it, when the restored process can only stop. A
- * Unix address is checked when it is bound (unix_path_free).
+ * cold), instead of after it, when the restored process can only stop.
+ * A Unix path is only looked at (nothing bound, nothing removed: the state
+ * is untouched if the restore is refused): its directory must exist and
+ * be writable, and the path be free or a socket file nothing listens on
+ * (stale: removed at the bind); any other file, a symbolic link (never
+ * followed) or a socket in use refuses the restore here, naming the path.
  */
 int crac_obj_socket_check(const struct crac_img_view *v, const struct crac_img_fd *e, struct crac_img_buf *why)
 {
@@ -856,10 +934,22 @@ int crac_obj_socket_check(const struct crac_img_view *v, const struct crac_img_f
 	long len, rc;
 
 	if (e->kind != CRAC_OBJ_SOCKET || e->same_as != CRAC_IMG_NO_FD ||
-	    (e->u[0] != R_LISTEN && e->u[0] != R_DGRAM) || (e->u[1] != AF_INET && e->u[1] != AF_INET6))
+	    (e->u[0] != R_LISTEN && e->u[0] != R_DGRAM) ||
+	    (e->u[1] != AF_INET && e->u[1] != AF_INET6 && e->u[1] != AF_UNIX))
 		return 0;
 	if ((len = bound_addr(v, e, &a, why)) < 0)
 		return (int)len;
+	if (e->u[1] == AF_UNIX) {
+		/* a path: its directory, and what is there now (a name in
+		 * the abstract namespace is checked at its bind) */
+		char path[sizeof(a.un.sun_path) + 1];
+		unix_path_of(&a.un, (uint32_t)len, path);
+		if (!path[0])
+			return 0;
+		if ((rc = unix_dir_ok(path, why)) < 0)
+			return (int)rc;
+		return (int)unix_path_free(&a.un, (uint32_t)len, (int)e->u[2], true, why);
+	}
 	if (!ip_named(e, &a))
 		return 0;
 	long fd = sys_socket(e->u[1], e->u[2] | SOCK_CLOEXEC, e->u[3]);
@@ -906,7 +996,7 @@ static long restore_bound(struct crac_obj_restore *r, uint32_t i, struct crac_im
 	restore_options(fd, e);
 	int named = e->u[1] == AF_UNIX ? len > (long)offsetof(struct sockaddr_un, sun_path) : ip_named(e, &a);
 	if (named && e->u[1] == AF_UNIX && a.un.sun_path[0] &&
-	    (rc = unix_path_free(&a.un, (uint32_t)len, (int)e->u[2], why)) < 0)
+	    (rc = unix_path_free(&a.un, (uint32_t)len, (int)e->u[2], false, why)) < 0)
 		goto fail;
 	/* A Unix socket's file gets its mode at the bind, from the umask:
 	 * set for that one call (the loader is single-threaded), never
