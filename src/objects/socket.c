@@ -881,6 +881,17 @@ static long bind_again(long fd, const struct crac_img_fd *e, const union sock_an
  * close_inherited step spares them (crac_obj_socket_held, then
  * crac_obj_socket_held_kept: not under socket activation); else
  * restore_bound binds as before.
+ *
+ * A held listener listens from the check on (SOMAXCONN): a client that
+ * connects while the restore runs is queued, not refused. When the restore
+ * succeeds the held socket is the program's listener (restore_bound), so
+ * the queued connections are handed over and the program accepts them as
+ * any made while it was stopped. When the restore ends before the program
+ * runs (refused, killed, a failure after the point of no return), the held
+ * socket is closed with the loader and the kernel resets each queued
+ * connection: its client gets ECONNRESET at once, never a hang
+ * (tests/cli/robust_port_backlog.bats). Datagrams a held UDP socket
+ * received are handed over or dropped alike.
  */
 #define HELD_MAX 64
 static struct { uint32_t entry; int fd; } held[HELD_MAX];
