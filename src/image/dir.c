@@ -102,8 +102,10 @@ int crac_img_split_path(const char *dir, char *parent, size_t plen, const char *
  * CRAC_TEST_SLOW_FS=OP:MS (tests only; OP `fsync` or `remove`): the
  * operation first sleeps MS ms, a file system that does not answer.
  *
- * System calls only (and getenv): crac_img_fsync_fd may be called while
- * the program's other threads are stopped.
+ * System calls only (syscall(2), clone(2) and getenv: the first two bound
+ * beforehand by crac_img_fs_prepare, lazy binding writes the GOT):
+ * crac_img_fsync_fd may be called while the program's other threads are
+ * stopped.
  */
 #define FS_GRACE_MS 30000
 #define FS_STACK (64u << 10)
@@ -127,6 +129,12 @@ static int fs_orphans[8];          /* helpers given up on, reaped later */
 void crac_img_fs_deadline(int64_t mono_ns)
 {
 	fs_deadline_ns = mono_ns;
+}
+
+void crac_img_fs_prepare(void)
+{
+	(void)clone(NULL, NULL, 0, NULL);   /* EINVAL, without a system call */
+	(void)getenv("CRAC_TEST_SLOW_FS");
 }
 
 static int64_t fs_mono_ns(void)
@@ -233,8 +241,9 @@ static int fsop_bounded(struct fsop *op, int64_t *waited_ms)
 	op->done = 0;
 	*waited_ms = -1;
 	char *stack = MAP_FAILED;
-	if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) == 0)
-		stack = mmap(NULL, FS_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	if (syscall(SYS_prctl, PR_GET_SECCOMP, 0, 0, 0, 0) == 0)
+		stack = (char *)syscall(SYS_mmap, NULL, FS_STACK, PROT_READ | PROT_WRITE,
+					MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
 	int pid = -1;
 	if (stack != MAP_FAILED) {
 		/* Every signal blocked in the helper (it inherits the mask):
@@ -246,7 +255,7 @@ static int fsop_bounded(struct fsop *op, int64_t *waited_ms)
 	}
 	if (pid <= 0) {
 		if (stack != MAP_FAILED)
-			munmap(stack, FS_STACK);
+			syscall(SYS_munmap, stack, FS_STACK);
 		fsop_run(op);   /* no helper: in this thread, unbounded */
 		return op->res;
 	}
@@ -263,7 +272,7 @@ static int fsop_bounded(struct fsop *op, int64_t *waited_ms)
 			for (int k = 0; k < 10 && (r = syscall(SYS_wait4, pid, NULL, __WCLONE | WNOHANG, NULL)) == 0;
 			     k++) {
 				struct timespec ts = { 0, 10000000 };
-				nanosleep(&ts, NULL);
+				syscall(SYS_nanosleep, &ts, NULL);
 			}
 			for (size_t k = 0; r == 0 && k < sizeof(fs_orphans) / sizeof(fs_orphans[0]); k++)
 				if (fs_orphans[k] <= 0) {
@@ -272,7 +281,7 @@ static int fsop_bounded(struct fsop *op, int64_t *waited_ms)
 				}
 			/* Killed, it runs no instruction of ours again: its
 			 * stack can go. */
-			munmap(stack, FS_STACK);
+			syscall(SYS_munmap, stack, FS_STACK);
 			*waited_ms = (now - start) / 1000000;
 			return -ETIMEDOUT;
 		}
@@ -281,7 +290,7 @@ static int fsop_bounded(struct fsop *op, int64_t *waited_ms)
 	}
 	while (syscall(SYS_wait4, pid, NULL, __WCLONE, NULL) < 0 && errno == EINTR)
 		;
-	munmap(stack, FS_STACK);
+	syscall(SYS_munmap, stack, FS_STACK);
 	return op->res;
 }
 

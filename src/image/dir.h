@@ -106,6 +106,9 @@ int crac_img_fsync_fd(int fd, bool data_only, int64_t *waited_ms) CRAC_HIDDEN;
 /* The deadline (CLOCK_MONOTONIC ns; 0: none) of the waits above: the
  * checkpoint's, set by the image engine for its round. */
 void crac_img_fs_deadline(int64_t mono_ns) CRAC_HIDDEN;
+/* Binds what the bounded waits call (clone), before the program's threads
+ * are stopped. */
+void crac_img_fs_prepare(void) CRAC_HIDDEN;
 
 /* "a/b/img" -> parent "a/b", base "img". */
 int crac_img_split_path(const char *dir, char *parent, size_t plen, const char **base) CRAC_HIDDEN;
