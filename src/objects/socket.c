@@ -705,16 +705,9 @@ static void unix_path_of(const struct sockaddr_un *a, uint32_t len, char *path)
 	path[n] = 0;
 }
 
-/*
- * Can a socket be bound at Unix path `path` (before the point of no
- * return, nothing changed)? Its directory must exist and be writable and
- * searchable by the restoring user; what is at the path is then looked at
- * by unix_path_free. 0, or -errno and why.
- */
-static long unix_dir_ok(const char *path, struct crac_img_buf *why)
+/* The directory of Unix path `path` ("." for a name without a slash). */
+static void unix_dir_of(const char *path, char *dir)
 {
-	char dir[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
-	struct stat st;
 	size_t n = 0, slash = (size_t)-1;
 
 	for (; path[n]; n++)
@@ -728,6 +721,20 @@ static long unix_dir_ok(const char *path, struct crac_img_buf *why)
 		memcpy(dir, path, k);
 		dir[k] = 0;
 	}
+}
+
+/*
+ * Can a socket be bound at Unix path `path` (before the point of no
+ * return, nothing changed)? Its directory must exist and be writable and
+ * searchable by the restoring user (*st: that directory); what is at the
+ * path is then looked at by unix_path_free. 0, or -errno and why.
+ */
+static long unix_dir_ok(const char *path, struct stat *dst, struct crac_img_buf *why)
+{
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
+	struct stat st;
+
+	unix_dir_of(path, dir);
 	/* the directory's own path may go through symbolic links (/var/run) */
 	long rc = sys_fstatat(AT_FDCWD, dir, &st, 0);
 	if (rc == 0 && (st.st_mode & S_IFMT) != S_IFDIR)
@@ -745,6 +752,7 @@ static long unix_dir_ok(const char *path, struct crac_img_buf *why)
 				      " is not writable by this user");
 			return rc;
 		}
+		*dst = st;
 		return 0;
 	}
 	crac_img_puts(why, "cannot bind ");
@@ -898,6 +906,40 @@ static struct { uint32_t entry; int fd; } held[HELD_MAX];
 static int n_held;
 static int held_valid;   /* they survived close_inherited */
 
+/*
+ * The directory of each Unix path the check looked at: the restore binds
+ * there only if the path still leads to that directory (a directory of
+ * the path replaced meanwhile, say by a symbolic link, by someone who can
+ * write to its parent: root restoring is not led to remove a stale socket
+ * or bind elsewhere).
+ */
+static struct { uint32_t entry; uint64_t dev, ino; } unix_dirs[HELD_MAX];
+static int n_unix_dirs;
+
+/* Entry i's Unix path still in the directory the check saw? 0, or
+ * -ESTALE and why. */
+static long unix_dir_same(uint32_t i, const char *path, struct crac_img_buf *why)
+{
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
+	struct stat st;
+
+	for (int k = 0; k < n_unix_dirs; k++) {
+		if (unix_dirs[k].entry != i)
+			continue;
+		unix_dir_of(path, dir);
+		if (sys_fstatat(AT_FDCWD, dir, &st, 0) == 0 && st.st_dev == unix_dirs[k].dev &&
+		    st.st_ino == unix_dirs[k].ino)
+			return 0;
+		crac_img_puts(why, "cannot bind ");
+		crac_img_put_escaped(why, path);
+		crac_img_puts(why, ": its directory ");
+		crac_img_put_escaped(why, dir);
+		crac_img_puts(why, " was replaced since the restore checked it: the socket is not bound there");
+		return -ESTALE;
+	}
+	return 0;
+}
+
 /* The socket held for entry i, taken out of the table; -1 if none. */
 static long held_take(uint32_t i)
 {
@@ -957,9 +999,17 @@ int crac_obj_socket_check(const struct crac_img_view *v, const struct crac_img_f
 		unix_path_of(&a.un, (uint32_t)len, path);
 		if (!path[0])
 			return 0;
-		if ((rc = unix_dir_ok(path, why)) < 0)
+		struct stat dst = { 0 };
+		if ((rc = unix_dir_ok(path, &dst, why)) < 0)
 			return (int)rc;
-		return (int)unix_path_free(&a.un, (uint32_t)len, (int)e->u[2], true, why);
+		if ((rc = unix_path_free(&a.un, (uint32_t)len, (int)e->u[2], true, why)) < 0)
+			return (int)rc;
+		if (n_unix_dirs < HELD_MAX) {
+			unix_dirs[n_unix_dirs].entry = (uint32_t)(e - v->fds);
+			unix_dirs[n_unix_dirs].dev = dst.st_dev;
+			unix_dirs[n_unix_dirs++].ino = dst.st_ino;
+		}
+		return 0;
 	}
 	if (!ip_named(e, &a))
 		return 0;
@@ -1006,9 +1056,13 @@ static long restore_bound(struct crac_obj_restore *r, uint32_t i, struct crac_im
 	}
 	restore_options(fd, e);
 	int named = e->u[1] == AF_UNIX ? len > (long)offsetof(struct sockaddr_un, sun_path) : ip_named(e, &a);
-	if (named && e->u[1] == AF_UNIX && a.un.sun_path[0] &&
-	    (rc = unix_path_free(&a.un, (uint32_t)len, (int)e->u[2], false, why)) < 0)
-		goto fail;
+	if (named && e->u[1] == AF_UNIX && a.un.sun_path[0]) {
+		char path[sizeof(a.un.sun_path) + 1];
+		unix_path_of(&a.un, (uint32_t)len, path);
+		if ((rc = unix_dir_same(i, path, why)) < 0 ||
+		    (rc = unix_path_free(&a.un, (uint32_t)len, (int)e->u[2], false, why)) < 0)
+			goto fail;
+	}
 	/* A Unix socket's file gets its mode at the bind, from the umask:
 	 * set for that one call (the loader is single-threaded), never
 	 * changed afterwards through the path, which another user who can
