@@ -11,6 +11,7 @@
  * (control endpoint) are never the program's.
  */
 #include "engines/image_engine.h"
+#include "image/dir.h"
 #include "objects/objects.h"
 #include "runtime/checks.h"
 #include "runtime/runtime.h"
@@ -32,6 +33,10 @@ int img_capture_fds(struct img_capture *c, const struct crac_round *r)
 	char line[1024];
 	struct crac_img_buf why = { line, 0, sizeof(line) };
 
+	/* The image's directory operations from here on (the commit's
+	 * fsync, a removal) end at this checkpoint's deadline when the file
+	 * system does not answer (image/dir.c). */
+	crac_img_fs_deadline(r ? r->event.deadline_monotonic : 0);
 	memset(o, 0, sizeof(*o));
 	c->skip_fds[0] = c->dir_fd;
 	c->skip_fds[1] = c->pages_fd;

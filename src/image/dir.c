@@ -36,10 +36,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <dirent.h>
+#include <linux/futex.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /* renameat2 flags (glibc 2.36 has the wrapper; keep the constants local). */
@@ -74,33 +80,292 @@ int crac_img_split_path(const char *dir, char *parent, size_t plen, const char *
 	return 0;
 }
 
+/* ---- waits bounded by the deadline ------------------------------------------------ */
+
+/*
+ * A file system that stopped answering (an NFS or FUSE server gone) keeps
+ * an fsync, an unlink or an rmdir in the kernel for as long as it likes.
+ * Each of these calls here (the fsync of the parent in the commit step,
+ * the removal of an image directory: the unfinished one of a failed
+ * checkpoint, the previous one after the commit) is made by a short-lived
+ * helper, as the image engine's fsyncs are (src/engines/image_capture.c): a
+ * clone(CLONE_VM | CLONE_FILES | CLONE_FS) child with every signal
+ * blocked, no exit signal, raw system calls only (it shares our TLS), on a
+ * stack of its own. The caller waits for it until the deadline
+ * (crac_img_fs_deadline) and no sooner than FS_GRACE_MS after the wait
+ * began; then the helper is killed (SIGKILL: whenever its call returns, it
+ * runs nothing of ours again), reaped at once if it can be, else by a later
+ * call (fs_reap), and the call fails with -ETIMEDOUT naming what it was at.
+ * Under a seccomp filter (a clone it did not expect may kill the process)
+ * or if clone fails, the call is made in the caller's thread, unbounded.
+ *
+ * CRAC_TEST_SLOW_FS=OP:MS (tests only; OP `fsync` or `remove`): the
+ * operation first sleeps MS ms, a file system that does not answer.
+ *
+ * System calls only (syscall(2), clone(2) and getenv: the first two bound
+ * beforehand by crac_img_fs_prepare, lazy binding writes the GOT):
+ * crac_img_fsync_fd may be called while the program's other threads are
+ * stopped.
+ */
+#define FS_GRACE_MS 30000
+#define FS_STACK (64u << 10)
+
+enum fsop_kind { FSOP_FSYNC, FSOP_FSYNC_FD, FSOP_REMOVE };
+
+struct fsop {
+	enum fsop_kind kind;
+	const char *path;
+	int fd;                 /* FSOP_FSYNC_FD */
+	bool data_only;         /* FSOP_FSYNC_FD: fdatasync */
+	long slow_ms;           /* CRAC_TEST_SLOW_FS */
+	int res;                /* 0 or -errno */
+	int step;               /* FSOP_REMOVE: 0 header, 1 pages, 2 the directory */
+	uint32_t done;          /* the helper is through (futex word) */
+};
+
+static int64_t fs_deadline_ns;     /* CLOCK_MONOTONIC; 0: none */
+static int fs_orphans[8];          /* helpers given up on, reaped later */
+
+void crac_img_fs_deadline(int64_t mono_ns)
+{
+	fs_deadline_ns = mono_ns;
+}
+
+void crac_img_fs_prepare(void)
+{
+	(void)clone(NULL, NULL, 0, NULL);   /* EINVAL, without a system call */
+	(void)getenv("CRAC_TEST_SLOW_FS");
+}
+
+static int64_t fs_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static long fs_sys3(long nr, long a, long b, long c)
+{
+	long r;
+
+	__asm__ volatile("syscall" : "=a"(r) : "0"(nr), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
+	return r;
+}
+
+/* The operation itself: raw system calls only (run by the helper, or by
+ * the caller when there is none). */
+static void fsop_run(struct fsop *op)
+{
+	static const char *const names[] = { CRAC_IMG_HEADER_FILE, CRAC_IMG_PAGES_FILE };
+	long r;
+
+	if (op->slow_ms > 0) {
+		struct timespec ts = { op->slow_ms / 1000, (op->slow_ms % 1000) * 1000000 };
+		fs_sys3(SYS_nanosleep, (long)&ts, 0, 0);
+	}
+	switch (op->kind) {
+	case FSOP_FSYNC:
+		r = fs_sys3(SYS_openat, AT_FDCWD, (long)op->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (r >= 0) {
+			long fd = r;
+			r = fs_sys3(SYS_fsync, fd, 0, 0);
+			fs_sys3(SYS_close, fd, 0, 0);
+		}
+		op->res = r < 0 ? (int)r : 0;
+		break;
+	case FSOP_FSYNC_FD:
+		op->res = (int)fs_sys3(op->data_only ? SYS_fdatasync : SYS_fsync, op->fd, 0, 0);
+		break;
+	case FSOP_REMOVE:
+		r = fs_sys3(SYS_openat, AT_FDCWD, (long)op->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+		if (r < 0) {
+			op->res = r == -ENOENT ? 0 : (int)r;
+			break;
+		}
+		long dfd = r;
+		for (op->step = 0, r = 0; op->step < 2; op->step++) {
+			r = fs_sys3(SYS_unlinkat, dfd, (long)names[op->step], 0);
+			if (r < 0 && r != -ENOENT)
+				break;
+			r = 0;
+		}
+		fs_sys3(SYS_close, dfd, 0, 0);
+		/* Anything else in there is not ours: rmdir fails and we say so. */
+		if (r == 0)
+			r = fs_sys3(SYS_unlinkat, AT_FDCWD, (long)op->path, AT_REMOVEDIR);
+		op->res = (int)r;
+		break;
+	}
+}
+
+static int fsop_main(void *arg)
+{
+	struct fsop *op = arg;
+
+	fsop_run(op);
+	__atomic_store_n(&op->done, 1, __ATOMIC_RELEASE);
+	fs_sys3(SYS_futex, (long)&op->done, FUTEX_WAKE, 1);
+	return 0;
+}
+
+static void fs_reap(void)
+{
+	for (size_t i = 0; i < sizeof(fs_orphans) / sizeof(fs_orphans[0]); i++)
+		if (fs_orphans[i] > 0 && syscall(SYS_wait4, fs_orphans[i], NULL, __WCLONE | WNOHANG, NULL) != 0)
+			fs_orphans[i] = 0;
+}
+
+/* CRAC_TEST_SLOW_FS=OP:MS for operation `name`: MS, else 0. */
+static long fs_slow(const char *name)
+{
+	const char *e = getenv("CRAC_TEST_SLOW_FS");
+	size_t n = strlen(name);
+
+	return e && !strncmp(e, name, n) && e[n] == ':' ? strtol(e + n + 1, NULL, 10) : 0;
+}
+
+/*
+ * Runs op by a helper and waits for it (bounded, see above). Returns op's
+ * result, or -ETIMEDOUT with *waited_ms set when it was given up on
+ * (op->step says where it was; else *waited_ms is -1).
+ */
+static int fsop_bounded(struct fsop *op, int64_t *waited_ms)
+{
+	const char *g = getenv("CRAC_TEST_SYNC_GRACE_MS");
+	long grace_ms = g ? strtol(g, NULL, 10) : FS_GRACE_MS;
+
+	fs_reap();
+	op->res = -EINPROGRESS;
+	op->step = 0;
+	op->done = 0;
+	*waited_ms = -1;
+	char *stack = MAP_FAILED;
+	if (syscall(SYS_prctl, PR_GET_SECCOMP, 0, 0, 0, 0) == 0)
+		stack = (char *)syscall(SYS_mmap, NULL, FS_STACK, PROT_READ | PROT_WRITE,
+					MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	int pid = -1;
+	if (stack != MAP_FAILED) {
+		/* Every signal blocked in the helper (it inherits the mask):
+		 * a handler of the program must never run there, on our TLS. */
+		uint64_t all = ~0ull, old = 0;
+		syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, sizeof(all));
+		pid = clone(fsop_main, stack + FS_STACK, CLONE_VM | CLONE_FILES | CLONE_FS, op);
+		syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, sizeof(old));
+	}
+	if (pid <= 0) {
+		if (stack != MAP_FAILED)
+			syscall(SYS_munmap, stack, FS_STACK);
+		fsop_run(op);   /* no helper: in this thread, unbounded */
+		return op->res;
+	}
+	int64_t start = fs_mono_ns(), until = start + grace_ms * 1000000LL;
+	if (fs_deadline_ns > until)
+		until = fs_deadline_ns;
+	while (!__atomic_load_n(&op->done, __ATOMIC_ACQUIRE)) {
+		int64_t now = fs_mono_ns();
+		if (now >= until) {
+			/* given up on: killed, reaped if it can be (its call may
+			 * still not return: then a later call reaps it) */
+			syscall(SYS_kill, pid, SIGKILL);
+			long r = 0;
+			for (int k = 0; k < 10 && (r = syscall(SYS_wait4, pid, NULL, __WCLONE | WNOHANG, NULL)) == 0;
+			     k++) {
+				struct timespec ts = { 0, 10000000 };
+				syscall(SYS_nanosleep, &ts, NULL);
+			}
+			for (size_t k = 0; r == 0 && k < sizeof(fs_orphans) / sizeof(fs_orphans[0]); k++)
+				if (fs_orphans[k] <= 0) {
+					fs_orphans[k] = pid;
+					break;
+				}
+			/* Killed, it runs no instruction of ours again: its
+			 * stack can go. */
+			syscall(SYS_munmap, stack, FS_STACK);
+			*waited_ms = (now - start) / 1000000;
+			return -ETIMEDOUT;
+		}
+		struct timespec ts = { (until - now) / 1000000000LL, (until - now) % 1000000000LL };
+		syscall(SYS_futex, &op->done, FUTEX_WAIT, 0, &ts, NULL, 0);
+	}
+	while (syscall(SYS_wait4, pid, NULL, __WCLONE, NULL) < 0 && errno == EINTR)
+		;
+	syscall(SYS_munmap, stack, FS_STACK);
+	return op->res;
+}
+
+/* Why a bounded wait ended: "did not return after N ms (...)". */
+static void fs_timeout_text(char *out, size_t len, int64_t waited_ms)
+{
+	const char *g = getenv("CRAC_TEST_SYNC_GRACE_MS");
+	long grace_ms = g ? strtol(g, NULL, 10) : FS_GRACE_MS;
+
+	snprintf(out, len, "did not return after %lld ms (the checkpoint's deadline, and %ld s at least): "
+		 "its file system does not answer; given up", (long long)waited_ms, grace_ms / 1000);
+}
+
+int crac_img_fsync_path_msg(const char *path, char *msg, size_t msglen)
+{
+	struct fsop op = { .kind = FSOP_FSYNC, .path = path, .slow_ms = fs_slow("fsync") };
+	int64_t waited;
+	char why[200];
+	int rc = fsop_bounded(&op, &waited);
+
+	if (rc == -ETIMEDOUT && waited >= 0) {
+		fs_timeout_text(why, sizeof(why), waited);
+		snprintf(msg, msglen, "fsync of %s %s", path, why);
+	} else if (rc < 0) {
+		snprintf(msg, msglen, "fsync of %s: %s", path, strerror(-rc));
+	}
+	return rc;
+}
+
+int crac_img_fsync_fd(int fd, bool data_only, int64_t *waited_ms)
+{
+	struct fsop op = { .kind = FSOP_FSYNC_FD, .fd = fd, .data_only = data_only, .slow_ms = fs_slow("fsync") };
+
+	return fsop_bounded(&op, waited_ms);
+}
+
 int crac_img_fsync_path(const char *path)
 {
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	char msg[PATH_MAX + 300];
 
-	if (fd < 0)
-		return -errno;
-	int rc = fsync(fd) < 0 ? -errno : 0;
-	close(fd);
+	return crac_img_fsync_path_msg(path, msg, sizeof(msg));
+}
+
+int crac_img_remove_msg(const char *dir, char *msg, size_t msglen)
+{
+	static const char *const names[] = { CRAC_IMG_HEADER_FILE, CRAC_IMG_PAGES_FILE, "" };
+	struct fsop op = { .kind = FSOP_REMOVE, .path = dir, .slow_ms = fs_slow("remove") };
+	int64_t waited;
+	char why[200];
+	int rc = fsop_bounded(&op, &waited);
+
+	if (rc == -ETIMEDOUT && waited >= 0) {
+		fs_timeout_text(why, sizeof(why), waited);
+		snprintf(msg, msglen, "%s %s%s%s %s", op.step < 2 ? "unlink" : "rmdir", dir, op.step < 2 ? "/" : "",
+			 names[op.step < 2 ? op.step : 2], why);
+	} else if (rc < 0) {
+		snprintf(msg, msglen, "remove %s: %s", dir, strerror(-rc));
+	}
 	return rc;
 }
 
 int crac_img_remove(const char *dir)
 {
-	static const char *const names[] = { CRAC_IMG_HEADER_FILE, CRAC_IMG_PAGES_FILE };
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	char msg[PATH_MAX + 300], line[PATH_MAX + 400];
+	int rc = crac_img_remove_msg(dir, msg, sizeof(msg));
 
-	if (dfd < 0)
-		return errno == ENOENT ? 0 : -errno;
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (unlinkat(dfd, names[i], 0) < 0 && errno != ENOENT) {
-			int e = -errno;
-			close(dfd);
-			return e;
-		}
-	close(dfd);
-	/* Anything else in there is not ours: rmdir fails and we say so. */
-	return rmdir(dir) < 0 ? -errno : 0;
+	/* Callers that ignore the result (a failed checkpoint's cleanup):
+	 * a removal given up on is said, once, on stderr. */
+	if (rc == -ETIMEDOUT) {
+		int n = snprintf(line, sizeof(line), "crac: warning: image directory %s left in place: %s\n",
+				 dir, msg);
+		if (n > 0 && write(STDERR_FILENO, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1) < 0)
+			(void)0;
+	}
+	return rc;
 }
 
 /* ---- the target ------------------------------------------------------------ */
@@ -268,7 +533,7 @@ int crac_img_target_check(const char *dir_arg, char *msg, size_t msglen)
 
 int crac_img_commit(const char *tmp, const char *dir_arg, char *msg, size_t msglen)
 {
-	char parent[PATH_MAX], old[PATH_MAX], dbuf[PATH_MAX];
+	char parent[PATH_MAX], old[PATH_MAX], dbuf[PATH_MAX], why[PATH_MAX + 300];
 	const char *dir = strip_slashes(dir_arg, dbuf, sizeof(dbuf));
 	const char *base;
 	int rc, warn = 0;
@@ -303,9 +568,8 @@ int crac_img_commit(const char *tmp, const char *dir_arg, char *msg, size_t msgl
 		}
 	} else if (syscall(SYS_renameat2, AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE) == 0) {
 		/* Committed. tmp now holds the previous image. */
-		if ((rc = crac_img_remove(tmp)) < 0) {
-			snprintf(msg, msglen, "the previous image (now %s) could not be removed: %s",
-				 tmp, strerror(-rc));
+		if (crac_img_remove_msg(tmp, why, sizeof(why)) < 0) {
+			snprintf(msg, msglen, "the previous image (now %s) could not be removed: %s", tmp, why);
 			warn = 1;
 		}
 	} else if (errno == EINVAL || errno == ENOSYS) {
@@ -327,9 +591,8 @@ int crac_img_commit(const char *tmp, const char *dir_arg, char *msg, size_t msgl
 			rename(old, dir);   /* put the previous image back */
 			return rc;
 		}
-		if ((rc = crac_img_remove(old)) < 0) {
-			snprintf(msg, msglen, "the previous image (now %s) could not be removed: %s",
-				 old, strerror(-rc));
+		if (crac_img_remove_msg(old, why, sizeof(why)) < 0) {
+			snprintf(msg, msglen, "the previous image (now %s) could not be removed: %s", old, why);
 			warn = 1;
 		}
 	} else {
@@ -338,10 +601,9 @@ int crac_img_commit(const char *tmp, const char *dir_arg, char *msg, size_t msgl
 		return rc;
 	}
 	/* From here on the image is in place: failures are warnings. */
-	if ((rc = crac_img_fsync_path(parent)) < 0) {
+	if (crac_img_fsync_path_msg(parent, why, sizeof(why)) < 0) {
 		size_t at = strlen(msg);
-		snprintf(msg + at, msglen - at, "%sfsync of %s: %s (the rename may not survive a crash)",
-			 at ? "; " : "", parent, strerror(-rc));
+		snprintf(msg + at, msglen - at, "%s%s (the rename may not survive a crash)", at ? "; " : "", why);
 		warn = 1;
 	}
 	return warn;

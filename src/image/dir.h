@@ -82,12 +82,33 @@ unsigned long long crac_img_start_time(int pid) CRAC_HIDDEN;
  */
 int crac_img_tmp_describe(const char *path, char *msg, size_t msglen) CRAC_HIDDEN;
 
-/* Removes an image directory (its header and pages files, then the
- * directory itself). 0 if it does not exist. */
+/*
+ * Removes an image directory (its header and pages files, then the
+ * directory itself). 0 if it does not exist. Bounded: a file system that
+ * does not answer is given up on at the deadline (crac_img_fs_deadline),
+ * and no sooner than 30 s after the wait began: -ETIMEDOUT, and the _msg
+ * variant says which file and how long in msg (any error: one line);
+ * crac_img_remove writes that line to stderr as a warning.
+ */
 int crac_img_remove(const char *dir) CRAC_HIDDEN;
+int crac_img_remove_msg(const char *dir, char *msg, size_t msglen) CRAC_HIDDEN;
 
-/* fsync of a directory. */
+/* fsync of a directory, bounded as crac_img_remove. */
 int crac_img_fsync_path(const char *path) CRAC_HIDDEN;
+int crac_img_fsync_path_msg(const char *path, char *msg, size_t msglen) CRAC_HIDDEN;
+
+/* fsync (data_only: fdatasync) of a descriptor, bounded as crac_img_remove:
+ * 0, -errno, or -ETIMEDOUT with *waited_ms >= 0 when it was given up on
+ * (else *waited_ms is -1). System calls only: for the image engine while
+ * the program's threads are stopped (CRAC_IMAGE_SYNC_HELPER=0). */
+int crac_img_fsync_fd(int fd, bool data_only, int64_t *waited_ms) CRAC_HIDDEN;
+
+/* The deadline (CLOCK_MONOTONIC ns; 0: none) of the waits above: the
+ * checkpoint's, set by the image engine for its round. */
+void crac_img_fs_deadline(int64_t mono_ns) CRAC_HIDDEN;
+/* Binds what the bounded waits call (clone), before the program's threads
+ * are stopped. */
+void crac_img_fs_prepare(void) CRAC_HIDDEN;
 
 /* "a/b/img" -> parent "a/b", base "img". */
 int crac_img_split_path(const char *dir, char *parent, size_t plen, const char **base) CRAC_HIDDEN;

@@ -32,8 +32,11 @@
  * SO_REUSEADDR a port held by a closing socket is tried again for at most
  * 200 ms (the checkpointed process may be exiting). A Unix path is bound
  * again after removing the socket file there only if it is a socket and
- * nothing answers on it (a connect(2) is refused); any other file there,
- * or a socket in use, fails the restore; the file's mode is set again.
+ * nothing answers on it (a connect(2) is refused); any other file there, a
+ * symbolic link (never followed nor removed), a socket in use, or a
+ * directory that is missing or not writable, fails the restore, and is
+ * found before the loader's point of no return (crac_obj_socket_check),
+ * nothing changed; the file's mode is set again.
  *
  * CLOSED (closed_ops): a connection a policy closes at the checkpoint;
  * the restored process finds at its number one end of a Unix stream pair
@@ -689,21 +692,90 @@ static void sleep_ms(long ms)
 	SYS(SYS_nanosleep, &ts, 0, 0, 0, 0, 0);
 }
 
-/*
- * A Unix path to bind: free, or a stale socket file nothing answers on
- * (removed). 0, or -errno and why.
- */
-static long unix_path_free(const struct sockaddr_un *a, uint32_t len, int type, struct crac_img_buf *why)
+/* The path of a Unix address (NUL-terminated in path, which has room for
+ * sizeof(sun_path) + 1 bytes); "" for an abstract or unnamed one. */
+static void unix_path_of(const struct sockaddr_un *a, uint32_t len, char *path)
 {
-	char path[sizeof(a->sun_path) + 1];
 	uint32_t off = (uint32_t)offsetof(struct sockaddr_un, sun_path), n = 0;
-	struct stat st;
 
 	while (off + n < len && n < sizeof(a->sun_path) && a->sun_path[n]) {
 		path[n] = a->sun_path[n];
 		n++;
 	}
 	path[n] = 0;
+}
+
+/* The directory of Unix path `path` ("." for a name without a slash). */
+static void unix_dir_of(const char *path, char *dir)
+{
+	size_t n = 0, slash = (size_t)-1;
+
+	for (; path[n]; n++)
+		if (path[n] == '/')
+			slash = n;
+	if (slash == (size_t)-1) {
+		dir[0] = '.';
+		dir[1] = 0;
+	} else {
+		size_t k = slash ? slash : 1;   /* "/sock": its directory is "/" */
+		memcpy(dir, path, k);
+		dir[k] = 0;
+	}
+}
+
+/*
+ * Can a socket be bound at Unix path `path` (before the point of no
+ * return, nothing changed)? Its directory must exist and be writable and
+ * searchable by the restoring user (*st: that directory); what is at the
+ * path is then looked at by unix_path_free. 0, or -errno and why.
+ */
+static long unix_dir_ok(const char *path, struct stat *dst, struct crac_img_buf *why)
+{
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
+	struct stat st;
+
+	unix_dir_of(path, dir);
+	/* the directory's own path may go through symbolic links (/var/run) */
+	long rc = sys_fstatat(AT_FDCWD, dir, &st, 0);
+	if (rc == 0 && (st.st_mode & S_IFMT) != S_IFDIR)
+		rc = -ENOTDIR;
+	if (rc == 0) {
+		rc = SYS(SYS_faccessat2, AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS, 0, 0);
+		if (rc == -ENOSYS)   /* before Linux 5.8: the real ids, the loader's too */
+			rc = SYS(SYS_faccessat, AT_FDCWD, dir, W_OK | X_OK, 0, 0, 0);
+		if (rc < 0) {
+			crac_img_puts(why, "cannot bind ");
+			crac_img_put_escaped(why, path);
+			crac_img_puts(why, ": its directory ");
+			crac_img_put_escaped(why, dir);
+			crac_img_puts(why, rc == -EROFS ? " is on a read-only file system" :
+				      " is not writable by this user");
+			return rc;
+		}
+		*dst = st;
+		return 0;
+	}
+	crac_img_puts(why, "cannot bind ");
+	crac_img_put_escaped(why, path);
+	crac_img_puts(why, ": its directory ");
+	crac_img_put_escaped(why, dir);
+	crac_img_puts(why, rc == -ENOENT ? " does not exist" : rc == -ENOTDIR ? " is not a directory" :
+		      " cannot be looked at");
+	return rc;
+}
+
+/*
+ * A Unix path to bind: free, or a stale socket file nothing answers on
+ * (removed, unless `dry`: the check before the point of no return, which
+ * changes nothing). A symbolic link there is never followed, and never
+ * removed. 0, or -errno and why.
+ */
+static long unix_path_free(const struct sockaddr_un *a, uint32_t len, int type, bool dry, struct crac_img_buf *why)
+{
+	char path[sizeof(a->sun_path) + 1];
+	struct stat st;
+
+	unix_path_of(a, len, path);
 	long rc = sys_fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW);
 	if (rc == -ENOENT)
 		return 0;
@@ -711,6 +783,12 @@ static long unix_path_free(const struct sockaddr_un *a, uint32_t len, int type, 
 		crac_img_puts(why, "cannot look at ");
 		crac_img_put_escaped(why, path);
 		return rc;
+	}
+	if ((st.st_mode & S_IFMT) == S_IFLNK) {
+		crac_img_put_escaped(why, path);
+		crac_img_puts(why, " is a symbolic link: it is left alone, not followed, and the socket cannot be "
+			      "bound there");
+		return -EEXIST;
 	}
 	if ((st.st_mode & S_IFMT) != S_IFSOCK) {
 		crac_img_put_escaped(why, path);
@@ -728,7 +806,11 @@ static long unix_path_free(const struct sockaddr_un *a, uint32_t len, int type, 
 	while (rc == -EINTR);
 	sys_close(s);
 	if (rc == -ECONNREFUSED) {
-		/* a socket file nothing listens on: left by the checkpointed process */
+		/* a socket file nothing listens on: left by the checkpointed
+		 * process; removed at the restore (unlinkat removes a link
+		 * planted there meanwhile, not what it points to) */
+		if (dry)
+			return 0;
 		rc = SYS(SYS_unlinkat, AT_FDCWD, path, 0, 0, 0, 0);
 		if (rc < 0 && rc != -ENOENT) {
 			crac_img_puts(why, "cannot remove the stale socket file ");
@@ -807,11 +889,56 @@ static long bind_again(long fd, const struct crac_img_fd *e, const union sock_an
  * close_inherited step spares them (crac_obj_socket_held, then
  * crac_obj_socket_held_kept: not under socket activation); else
  * restore_bound binds as before.
+ *
+ * A held listener listens from the check on (SOMAXCONN): a client that
+ * connects while the restore runs is queued, not refused. When the restore
+ * succeeds the held socket is the program's listener (restore_bound), so
+ * the queued connections are handed over and the program accepts them as
+ * any made while it was stopped. When the restore ends before the program
+ * runs (refused, killed, a failure after the point of no return), the held
+ * socket is closed with the loader and the kernel resets each queued
+ * connection: its client gets ECONNRESET at once, never a hang
+ * (tests/cli/robust_port_backlog.bats). Datagrams a held UDP socket
+ * received are handed over or dropped alike.
  */
 #define HELD_MAX 64
 static struct { uint32_t entry; int fd; } held[HELD_MAX];
 static int n_held;
 static int held_valid;   /* they survived close_inherited */
+
+/*
+ * The directory of each Unix path the check looked at: the restore binds
+ * there only if the path still leads to that directory (a directory of
+ * the path replaced meanwhile, say by a symbolic link, by someone who can
+ * write to its parent: root restoring is not led to remove a stale socket
+ * or bind elsewhere).
+ */
+static struct { uint32_t entry; uint64_t dev, ino; } unix_dirs[HELD_MAX];
+static int n_unix_dirs;
+
+/* Entry i's Unix path still in the directory the check saw? 0, or
+ * -ESTALE and why. */
+static long unix_dir_same(uint32_t i, const char *path, struct crac_img_buf *why)
+{
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
+	struct stat st;
+
+	for (int k = 0; k < n_unix_dirs; k++) {
+		if (unix_dirs[k].entry != i)
+			continue;
+		unix_dir_of(path, dir);
+		if (sys_fstatat(AT_FDCWD, dir, &st, 0) == 0 && st.st_dev == unix_dirs[k].dev &&
+		    st.st_ino == unix_dirs[k].ino)
+			return 0;
+		crac_img_puts(why, "cannot bind ");
+		crac_img_put_escaped(why, path);
+		crac_img_puts(why, ": its directory ");
+		crac_img_put_escaped(why, dir);
+		crac_img_puts(why, " was replaced since the restore checked it: the socket is not bound there");
+		return -ESTALE;
+	}
+	return 0;
+}
 
 /* The socket held for entry i, taken out of the table; -1 if none. */
 static long held_take(uint32_t i)
@@ -847,8 +974,12 @@ void crac_obj_socket_held_kept(void)
  * (held[]): a port another process holds (a second instance restored from
  * the same image, a cold one) then refuses the restore while the restoring
  * command can still do something else (crac start starts the program
- * cold), instead of after it, when the restored process can only stop. A
- * Unix address is checked when it is bound (unix_path_free).
+ * cold), instead of after it, when the restored process can only stop.
+ * A Unix path is only looked at (nothing bound, nothing removed: the state
+ * is untouched if the restore is refused): its directory must exist and
+ * be writable, and the path be free or a socket file nothing listens on
+ * (stale: removed at the bind); any other file, a symbolic link (never
+ * followed) or a socket in use refuses the restore here, naming the path.
  */
 int crac_obj_socket_check(const struct crac_img_view *v, const struct crac_img_fd *e, struct crac_img_buf *why)
 {
@@ -856,10 +987,30 @@ int crac_obj_socket_check(const struct crac_img_view *v, const struct crac_img_f
 	long len, rc;
 
 	if (e->kind != CRAC_OBJ_SOCKET || e->same_as != CRAC_IMG_NO_FD ||
-	    (e->u[0] != R_LISTEN && e->u[0] != R_DGRAM) || (e->u[1] != AF_INET && e->u[1] != AF_INET6))
+	    (e->u[0] != R_LISTEN && e->u[0] != R_DGRAM) ||
+	    (e->u[1] != AF_INET && e->u[1] != AF_INET6 && e->u[1] != AF_UNIX))
 		return 0;
 	if ((len = bound_addr(v, e, &a, why)) < 0)
 		return (int)len;
+	if (e->u[1] == AF_UNIX) {
+		/* a path: its directory, and what is there now (a name in
+		 * the abstract namespace is checked at its bind) */
+		char path[sizeof(a.un.sun_path) + 1];
+		unix_path_of(&a.un, (uint32_t)len, path);
+		if (!path[0])
+			return 0;
+		struct stat dst = { 0 };
+		if ((rc = unix_dir_ok(path, &dst, why)) < 0)
+			return (int)rc;
+		if ((rc = unix_path_free(&a.un, (uint32_t)len, (int)e->u[2], true, why)) < 0)
+			return (int)rc;
+		if (n_unix_dirs < HELD_MAX) {
+			unix_dirs[n_unix_dirs].entry = (uint32_t)(e - v->fds);
+			unix_dirs[n_unix_dirs].dev = dst.st_dev;
+			unix_dirs[n_unix_dirs++].ino = dst.st_ino;
+		}
+		return 0;
+	}
 	if (!ip_named(e, &a))
 		return 0;
 	long fd = sys_socket(e->u[1], e->u[2] | SOCK_CLOEXEC, e->u[3]);
@@ -905,9 +1056,13 @@ static long restore_bound(struct crac_obj_restore *r, uint32_t i, struct crac_im
 	}
 	restore_options(fd, e);
 	int named = e->u[1] == AF_UNIX ? len > (long)offsetof(struct sockaddr_un, sun_path) : ip_named(e, &a);
-	if (named && e->u[1] == AF_UNIX && a.un.sun_path[0] &&
-	    (rc = unix_path_free(&a.un, (uint32_t)len, (int)e->u[2], why)) < 0)
-		goto fail;
+	if (named && e->u[1] == AF_UNIX && a.un.sun_path[0]) {
+		char path[sizeof(a.un.sun_path) + 1];
+		unix_path_of(&a.un, (uint32_t)len, path);
+		if ((rc = unix_dir_same(i, path, why)) < 0 ||
+		    (rc = unix_path_free(&a.un, (uint32_t)len, (int)e->u[2], false, why)) < 0)
+			goto fail;
+	}
 	/* A Unix socket's file gets its mode at the bind, from the umask:
 	 * set for that one call (the loader is single-threaded), never
 	 * changed afterwards through the path, which another user who can

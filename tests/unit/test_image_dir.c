@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static char root[256];
@@ -218,6 +219,59 @@ static void test_stale(void)
 	CHECKF(!strcmp(t, want), "%s", t);
 }
 
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/* The bounded waits: a file system that does not answer (the test double
+ * CRAC_TEST_SLOW_FS) is given up on after the grace when the deadline is
+ * sooner, and the helper is gone; one that answers is waited for. */
+static void test_bounded(void)
+{
+	char d[PATH_MAX], msg[PATH_MAX + 300];
+	int64_t waited;
+
+	snprintf(d, sizeof(d), "%s/bounded", root);
+	fake_image(d);
+	int fd = open(d, O_RDONLY | O_DIRECTORY);
+	REQUIRE(fd >= 0);
+	setenv("CRAC_TEST_SYNC_GRACE_MS", "300", 1);
+	crac_img_fs_deadline(0);
+
+	setenv("CRAC_TEST_SLOW_FS", "fsync:20000", 1);
+	int64_t t0 = now_ms();
+	CHECK_EQ(crac_img_fsync_fd(fd, false, &waited), -ETIMEDOUT);
+	CHECKF(waited >= 300 && now_ms() - t0 < 5000, "waited %lld ms", (long long)waited);
+	CHECK_EQ(crac_img_fsync_path_msg(d, msg, sizeof(msg)), -ETIMEDOUT);
+	CHECKF(strstr(msg, "fsync of ") && strstr(msg, d) && strstr(msg, "did not return after"), "%s", msg);
+	/* a deadline later than the grace is waited for */
+	crac_img_fs_deadline(now_ms() * 1000000LL + 1200 * 1000000LL);
+	t0 = now_ms();
+	CHECK_EQ(crac_img_fsync_fd(fd, true, &waited), -ETIMEDOUT);
+	CHECKF(now_ms() - t0 >= 1000, "gave up after %lld ms", (long long)(now_ms() - t0));
+	crac_img_fs_deadline(0);
+
+	setenv("CRAC_TEST_SLOW_FS", "remove:20000", 1);
+	CHECK_EQ(crac_img_remove_msg(d, msg, sizeof(msg)), -ETIMEDOUT);
+	CHECKF(strstr(msg, "unlink ") && strstr(msg, "/header did not return after"), "%s", msg);
+	struct stat st;
+	CHECK(stat(d, &st) == 0);   /* given up on before it did anything */
+
+	/* an answering file system: done, and no helper is left */
+	setenv("CRAC_TEST_SLOW_FS", "fsync:50", 1);
+	CHECK_EQ(crac_img_fsync_fd(fd, false, &waited), 0);
+	CHECK_EQ(waited, -1);
+	unsetenv("CRAC_TEST_SLOW_FS");
+	CHECK_EQ(crac_img_remove_msg(d, msg, sizeof(msg)), 0);
+	CHECK(stat(d, &st) < 0 && errno == ENOENT);
+	CHECK_EQ(crac_img_fsync_path_msg(d, msg, sizeof(msg)), -ENOENT);
+	unsetenv("CRAC_TEST_SYNC_GRACE_MS");
+	close(fd);
+}
+
 int main(void)
 {
 	snprintf(root, sizeof(root), "/tmp/crac-test-image-dir.XXXXXX");
@@ -227,6 +281,7 @@ int main(void)
 	RUN(test_target_refused);
 	RUN(test_commit_refuses);
 	RUN(test_stale);
+	RUN(test_bounded);
 	char cmd[PATH_MAX + 16];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
 	if (system(cmd) != 0)

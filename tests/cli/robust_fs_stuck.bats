@@ -1,0 +1,106 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
+# The image directory's own operations on a file system that does not
+# answer (an NFS or FUSE server that stopped answering), simulated by
+# CRAC_TEST_SLOW_FS=OP:MS (src/image/dir.c: the operation first sleeps MS
+# ms): the fsync of the parent in the commit step and the removal of the
+# unfinished image of a failed checkpoint end at the checkpoint's deadline
+# (CRAC_TEST_SYNC_GRACE_MS shortens the 30 s they wait at least), naming
+# the operation and the path; the program runs on.
+
+bats_require_minimum_version 1.5.0
+
+load common
+
+setup() {
+	CRAC="$CRAC_BUILD_DIR/crac"
+	PROG="$CRAC_BUILD_DIR/tests/ctlprog"
+	T="$(mktemp -d /tmp/crac-bats-fsstuck.XXXXXX)"
+	chmod 755 "$T"
+	export CRAC_CONTROL_DIR="$T/ctl"
+	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_IMAGE_SYNC_HELPER CRAC_IMAGE_INCREMENTAL \
+		CRAC_TEST_SLOW_SYNC_MS CRAC_TEST_SYNC_GRACE_MS CRAC_TEST_SLOW_FS
+	require_image_engine
+	PIDS=()
+}
+
+teardown() {
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	rm -rf "$T"
+}
+
+# start_prog NAME [ENV...]: ctlprog with its control endpoint and ENV, in
+# the background (stdio only); its pid in $pid
+start_prog() {
+	local name="$1"
+	shift
+	(
+		for fd in $(ls /proc/$BASHPID/fd); do
+			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+		done
+		exec env "$@" "$PROG" --control </dev/null >"$T/$name.out" 2>"$T/$name.err"
+	) &
+	pid=$!
+	PIDS+=("$pid")
+	for _ in $(seq 250); do
+		grep -q '^ready' "$T/$name.out" 2>/dev/null && return 0
+		sleep 0.02
+	done
+	return 1
+}
+
+# state DIR: every file of DIR with its checksum
+state() {
+	(cd "$1" && find . -type f | sort | xargs md5sum)
+}
+
+@test "the commit's fsync of the parent does not return: given up at the deadline, the image is in place with a warning naming the directory" {
+	start_prog stuck CRAC_TEST_SLOW_FS=fsync:600000 CRAC_TEST_SYNC_GRACE_MS=1000
+	t0=$(date +%s%N)
+	run timeout -k 5 60 "$CRAC" checkpoint --engine image --image-dir "$T/img" --keep-running --deadline 1000 "$pid"
+	t1=$(date +%s%N)
+	echo "$status: $output"
+	cat "$T/stuck.err"
+	[ "$status" -eq 0 ]
+	# said as a warning where the program says it (stderr), naming the directory
+	grep -Eq "warning: .*fsync of $T did not return after [0-9]+ ms \(the checkpoint's deadline, and 1 s at least\): its file system does not answer; given up \(the rename may not survive a crash\)" "$T/stuck.err"
+	[ $(((t1 - t0) / 1000000)) -lt 10000 ]
+	# the image is in place and whole; the program runs on
+	"$CRAC" inspect "$T/img" >/dev/null
+	kill -0 "$pid"
+	run "$CRAC" checkpoint --engine sim "$pid"
+	[ "$status" -eq 0 ]
+	# the helper given up on ended with its sleep: no child left
+	[ -z "$(ps -o pid= --ppid "$pid")" ]
+}
+
+@test "a failed checkpoint whose unfinished image cannot be removed: given up at the deadline naming the file, the program runs on, the next checkpoint removes it" {
+	start_prog good
+	run "$CRAC" checkpoint --engine image --image-dir "$T/img" --keep-running "$pid"
+	[ "$status" -eq 0 ]
+	before="$(state "$T/img")"
+	# the image's fsync does not return (the checkpoint fails), and
+	# neither does the removal of its unfinished image
+	start_prog stuck CRAC_TEST_SLOW_SYNC_MS=600000 CRAC_TEST_SLOW_FS=remove:600000 CRAC_TEST_SYNC_GRACE_MS=1000
+	t0=$(date +%s%N)
+	run timeout -k 5 60 "$CRAC" checkpoint --engine image --image-dir "$T/img" --keep-running --deadline 1000 "$pid"
+	t1=$(date +%s%N)
+	echo "$status: $output"
+	cat "$T/stuck.err"
+	[ "$status" -eq 1 ]
+	echo "$output" | grep -q "did not return after"
+	grep -Eq "^crac: warning: image directory $T/img\.tmp-[^ ]* left in place: unlink $T/img\.tmp-[^ ]*/header did not return after [0-9]+ ms \(the checkpoint's deadline, and 1 s at least\): its file system does not answer; given up$" "$T/stuck.err"
+	[ $(((t1 - t0) / 1000000)) -lt 10000 ]
+	kill -0 "$pid"
+	[ "$(state "$T/img")" = "$before" ]
+	[ -z "$(ps -o pid= --ppid "$pid")" ]
+	# the unfinished image is left; the next checkpoint to the same
+	# directory (the file system answers again) removes it
+	[ -n "$(ls -d "$T"/img.tmp-* 2>/dev/null)" ]
+	kill "$pid"
+	start_prog again
+	run "$CRAC" checkpoint --engine image --image-dir "$T/img" --keep-running "$pid"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ -z "$(ls -d "$T"/img.* 2>/dev/null)" ]
+}

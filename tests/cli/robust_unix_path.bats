@@ -1,0 +1,195 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
+# A Unix socket path that cannot be bound again at restore (another file
+# there, a symbolic link planted there, its directory gone or read-only)
+# refuses the restore BEFORE the loader's point of no return
+# (check_descriptors -> crac_obj_socket_check, src/objects/socket.c), with
+# one line naming the fd and the path, and changes nothing: no file
+# removed, no link followed, the stale socket files left as they were.
+
+bats_require_minimum_version 1.5.0
+
+load common
+
+setup() {
+	CRAC="$CRAC_BUILD_DIR/crac"
+	PROG="$CRAC_BUILD_DIR/tests/obj_sock"
+	T="$(mktemp -d /tmp/crac-bats-unixpath.XXXXXX)"
+	chmod 755 "$T"
+	mkdir -m 755 "$T/work"
+	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES
+	require_image_engine
+	MOUNTED=
+}
+
+teardown() {
+	[ -z "$MOUNTED" ] || umount "$MOUNTED" 2>/dev/null || true
+	rm -rf "$T"
+}
+
+# checkpoint: obj_sock's sockets (a Unix listener at $T/work/sock, a bound
+# datagram socket at $T/work/dgram) in $T/img; the original exits, its
+# socket files stay (stale)
+checkpoint() {
+	run clean "$PROG" "$T/img" "$T/work"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ -S "$T/work/sock" ]
+}
+
+# restore_refused PATTERN: `crac restore` fails with one line matching
+# PATTERN, and never reached its point of no return
+restore_refused() {
+	run clean bash -c 'exec 3>"$1"; CRAC_LOADER_PONR_FD=3 exec "$2" restore "$3" </dev/null' _ \
+		"$T/ponr" "$CRAC" "$T/img"
+	echo "$status: $output"
+	[ "$status" -eq 1 ]
+	[ ! -s "$T/ponr" ]
+	[ "${#lines[@]}" -eq 1 ]
+	# (the reason's own text, then the error's name)
+	echo "$output" | grep -Eq "^crac: restore $T/img: fd [0-9]+ \\(socket [^)]*\\): $1(: [^:]*)?\$"
+}
+
+# the restore works again once the path is free
+restores_again() {
+	run clean "$CRAC" restore "$T/img"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -qx "restored ok"
+}
+
+@test "a regular file at the Unix path: refused before the point of no return, the file and the stale sockets untouched" {
+	checkpoint
+	rm "$T/work/sock"
+	echo precious >"$T/work/sock"
+	restore_refused "$T/work/sock exists and is not a socket: it is left alone and the socket cannot be bound there"
+	[ "$(cat "$T/work/sock")" = precious ]
+	[ -S "$T/work/dgram" ]
+	rm "$T/work/sock"
+	restores_again
+}
+
+@test "a symbolic link planted at the Unix path is never followed nor removed: refused before the point of no return" {
+	checkpoint
+	mkdir "$T/elsewhere"
+	# a stale socket elsewhere (nothing listens on it): following the link
+	# would remove it and bind there
+	python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$T/elsewhere/target" ||
+		skip "no python3 to make a socket file"
+	rm "$T/work/sock"
+	ln -s "$T/elsewhere/target" "$T/work/sock"
+	ino="$(stat -c %i "$T/elsewhere/target")"
+	restore_refused "$T/work/sock is a symbolic link: it is left alone, not followed, and the socket cannot be bound there"
+	[ -L "$T/work/sock" ]
+	[ "$(readlink "$T/work/sock")" = "$T/elsewhere/target" ]
+	[ -S "$T/elsewhere/target" ]
+	[ "$(stat -c %i "$T/elsewhere/target")" = "$ino" ]
+	[ -S "$T/work/dgram" ]
+	# a dangling link too
+	rm "$T/work/sock"
+	ln -s "$T/nothing-here" "$T/work/sock"
+	restore_refused "$T/work/sock is a symbolic link: it is left alone, not followed, and the socket cannot be bound there"
+	[ ! -e "$T/nothing-here" ]
+	rm "$T/work/sock"
+	restores_again
+}
+
+@test "the Unix path's directory is gone: refused before the point of no return, naming the directory" {
+	checkpoint
+	mv "$T/work" "$T/moved"
+	restore_refused "cannot bind $T/work/[a-z]+: its directory $T/work does not exist"
+	[ ! -e "$T/work" ]
+	[ -S "$T/moved/sock" ] && [ -S "$T/moved/dgram" ]
+	# a file where the directory was
+	touch "$T/work"
+	restore_refused "cannot bind $T/work/[a-z]+: its directory $T/work is not a directory"
+	rm "$T/work"
+	mv "$T/moved" "$T/work"
+	restores_again
+}
+
+@test "the Unix path's directory is read-only: refused before the point of no return, the stale socket files stay" {
+	mount -t tmpfs -o mode=755,size=1m tmpfs "$T/work" 2>/dev/null || skip "cannot mount a tmpfs here (not root, or no mount permission)"
+	MOUNTED="$T/work"
+	checkpoint
+	mount -o remount,ro "$T/work" || skip "cannot remount the tmpfs read-only"
+	restore_refused "cannot bind $T/work/[a-z]+: its directory $T/work is on a read-only file system"
+	[ -S "$T/work/sock" ] && [ -S "$T/work/dgram" ]
+	mount -o remount,rw "$T/work"
+	restores_again
+}
+
+@test "unprivileged: a Unix path whose directory the restoring user cannot write: refused before the point of no return" {
+	[ "$(id -u)" -eq 0 ] || skip "needs root to switch to nobody"
+	command -v setpriv >/dev/null || skip "no setpriv"
+	NOBODY="setpriv --reuid=65534 --regid=65534 --clear-groups"
+	$NOBODY test -x "$PROG" || skip "build tree not accessible to nobody"
+	chown 65534:65534 "$T" "$T/work"
+	run clean $NOBODY "$PROG" "$T/img" "$T/work"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	# the directory is root's now: nobody cannot make the socket file
+	chown 0:0 "$T/work"
+	chmod 755 "$T/work"
+	run clean $NOBODY bash -c 'exec 3>"$1"; CRAC_LOADER_PONR_FD=3 exec "$2" restore "$3" </dev/null' _ \
+		"$T/ponr" "$CRAC" "$T/img"
+	echo "$status: $output"
+	[ "$status" -eq 1 ]
+	[ ! -s "$T/ponr" ]
+	[ "${#lines[@]}" -eq 1 ]
+	echo "$output" | grep -Eq "^crac: restore $T/img: fd [0-9]+ \\(socket [^)]*\\): cannot bind $T/work/[a-z]+: its directory $T/work is not writable by this user(: [^:]*)?\$"
+	[ -S "$T/work/sock" ] && [ -S "$T/work/dgram" ]
+}
+
+@test "the Unix path's directory replaced by a symbolic link after the check: the restore does not bind nor remove anything elsewhere" {
+	command -v python3 >/dev/null || skip "no python3 to hold the loader at its point of no return"
+	checkpoint
+	mkdir "$T/elsewhere"
+	# a stale socket file elsewhere, as at the path: following the link
+	# would remove it and bind there
+	python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$T/elsewhere/sock"
+	ino="$(stat -c %i "$T/elsewhere/sock")"
+	# the loader held at its point of no return (a full pipe as its
+	# CRAC_LOADER_PONR_FD) while the directory is swapped
+	run timeout -k 5 60 python3 - "$CRAC" "$T" <<'PY'
+import os, subprocess, sys, threading, time
+crac, t = sys.argv[1], sys.argv[2]
+r, w = os.pipe()
+os.set_blocking(w, False)
+for size in (65536, 4096, 1):
+    try:
+        while True:
+            os.write(w, b"x" * size)
+    except BlockingIOError:
+        pass
+os.set_blocking(w, True)
+p = subprocess.Popen([crac, "restore", t + "/img"], pass_fds=(w,), stdin=subprocess.DEVNULL,
+                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                     env=dict(os.environ, CRAC_LOADER_PONR_FD=str(w)))
+os.close(w)
+for _ in range(400):   # blocked writing "p": past the check
+    try:
+        if "pipe" in open("/proc/%d/wchan" % p.pid).read():
+            break
+    except OSError:
+        pass
+    time.sleep(0.025)
+time.sleep(0.2)
+print("loader " + ("waiting" if p.poll() is None else "gone"))
+os.rename(t + "/work", t + "/work.old")
+os.symlink(t + "/elsewhere", t + "/work")
+threading.Thread(target=lambda: [None for _ in iter(lambda: os.read(r, 65536), b"")], daemon=True).start()
+out, _ = p.communicate(timeout=30)
+sys.stdout.write(out.decode())
+print("status %d" % p.returncode)
+PY
+	echo "$output"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -qx "loader waiting"
+	echo "$output" | grep -qx "status 1"
+	echo "$output" | grep -Eq "fd [0-9]+ \\(socket $T/work/sock\\): cannot bind $T/work/sock: its directory $T/work was replaced since the restore checked it: the socket is not bound there"
+	# nothing elsewhere removed or bound
+	[ -S "$T/elsewhere/sock" ]
+	[ "$(stat -c %i "$T/elsewhere/sock")" = "$ino" ]
+	[ -z "$(ls "$T/elsewhere" | grep -vx sock)" ]
+}
