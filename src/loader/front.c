@@ -135,17 +135,19 @@ int front_dispatch(int argc, char **argv, char **envp)
 			tried_self = true;
 		}
 	}
-#ifdef CRAC_INSTALL_LIBEXECDIR
-	if (e == -ENOENT)
-		e = exec_cli(CRAC_INSTALL_LIBEXECDIR "/" CLI_NAME, argv, envp);
-#endif
-	crac_img_puts(&b, "crac: cannot run " CLI_NAME ", the crac command's tool (tried ");
+	/* Name what was tried, each with its own error: the libexec copy
+	 * only when the one next to us is absent (another error there, say
+	 * EACCES, is a broken install that must be said, not passed over). */
+	crac_img_puts(&b, "crac: cannot run " CLI_NAME ", the crac command's tool: ");
 	crac_img_put_escaped(&b, tried_self ? self : "next to /proc/self/exe");
-#ifdef CRAC_INSTALL_LIBEXECDIR
-	crac_img_puts(&b, " and " CRAC_INSTALL_LIBEXECDIR "/" CLI_NAME);
-#endif
-	crac_img_puts(&b, ")");   /* put_err adds ": " */
 	crac_img_put_err(&b, e);
+#ifdef CRAC_INSTALL_LIBEXECDIR
+	if (e == -ENOENT) {
+		e = exec_cli(CRAC_INSTALL_LIBEXECDIR "/" CLI_NAME, argv, envp);
+		crac_img_puts(&b, "; " CRAC_INSTALL_LIBEXECDIR "/" CLI_NAME);
+		crac_img_put_err(&b, e);
+	}
+#endif
 	crac_img_puts(&b, "\n");
 	sys_write(2, line, b.len);
 	sys_exit_group(2);

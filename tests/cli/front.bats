@@ -87,5 +87,16 @@ execs() {
 		skip "an installed crac-cli would answer"
 	fi
 	[ "$status" -eq 2 ]
-	[[ "$output" == "crac: cannot run crac-cli, the crac command's tool (tried $TMP/alone/crac-cli and "*"/crac-cli): No such file or directory"* ]]
+	[[ "$output" == "crac: cannot run crac-cli, the crac command's tool: $TMP/alone/crac-cli: No such file or directory (errno 2); "*"/crac-cli: No such file or directory (errno 2)" ]]
+}
+
+@test "front: a crac-cli next to crac that cannot be run is named with its own error, not passed over" {
+	mkdir "$TMP/broken"
+	cp "$CRAC" "$TMP/broken/crac"
+	printf 'not a program\n' >"$TMP/broken/crac-cli"
+	chmod 0644 "$TMP/broken/crac-cli"
+	run "$TMP/broken/crac" --version   # no x bit: EACCES, for root too
+	echo "$output"
+	[ "$status" -eq 2 ]
+	[ "$output" = "crac: cannot run crac-cli, the crac command's tool: $TMP/broken/crac-cli: Permission denied (errno 13)" ]
 }
