@@ -441,7 +441,13 @@ struct crac_img_resume {
 	uint64_t image_pages_size;
 	int64_t image_created_ns;
 	uint32_t image_flags;            /* its header img_flags (CRAC_IMGF_TRACK) */
-	uint32_t image_pad;
+	uint32_t lazy_state;             /* CRAC_LAZY_TRACK: CRAC_LAZY_STATE_* (0 from a loader before it) */
+};
+/* resume.lazy_state, when the lazy loader also tracks writes (CRAC_LAZY_TRACK) */
+enum {
+	CRAC_LAZY_STATE_LOADING = 0,  /* pages are still to load */
+	CRAC_LAZY_STATE_LOADED,       /* every page is in; the thread still serves faults and events */
+	CRAC_LAZY_STATE_LEAVE,        /* asked by the stopped process (img_lazy_handover): close and exit */
 };
 #define CRAC_LOADER_POPULATE 0x1u
 #define CRAC_LOADER_STATS 0x2u
@@ -537,6 +543,15 @@ struct crac_img_lazy {
 	} files[1 + CRAC_IMG_MAX_CHAIN];
 };
 #define CRAC_LAZY_NO_PREFETCH 0x100u /* CRAC_LAZY_PREFETCH=off: load on demand only */
+/* The image asks for incremental checkpoints (CRAC_IMGF_TRACK): the lazy
+ * mappings are registered in missing and write-protect mode, on a
+ * userfaultfd with UFFD_FEATURE_WP_ASYNC, and pages are installed
+ * write-protected, so the pages the program writes are seen (a mapping
+ * belongs to one userfaultfd only: image_track.c could not register them).
+ * Once every page is in, the thread keeps serving (resume.lazy_state
+ * CRAC_LAZY_STATE_LOADED) until a checkpoint, threads stopped, takes the
+ * tracking over (img_lazy_handover). A libcrac without it ignores the flag. */
+#define CRAC_LAZY_TRACK 0x200u
 #define CRAC_LAZY_SLOTS 4u           /* chunks kept verified in the buffer (threads faulting at once) */
 
 /* ---- reading ------------------------------------------------------------- */
