@@ -145,7 +145,11 @@ static int protect(int pagemap_fd, uint64_t s, uint64_t e)
 	return 0;
 }
 
-/* Protects every page present or swapped of [s, e), written or not. */
+/* Protects every page present or swapped of [s, e), written or not, but
+ * the zero page: one the lazy loader may still have installed for a fault
+ * read before the threads stopped (a page dropped with MADV_DONTNEED, which
+ * must not become a reference to the parent's bytes). Unprotected, it
+ * counts as written, and a zero page is stored as nothing. */
 static int protect_all(int pagemap_fd, uint64_t s, uint64_t e)
 {
 	struct trk_region vec[64];
@@ -154,6 +158,7 @@ static int protect_all(int pagemap_fd, uint64_t s, uint64_t e)
 		struct trk_scan_arg a = {
 			.size = sizeof(a), .flags = TRK_PM_SCAN_WP_MATCHING | TRK_PM_SCAN_CHECK_WPASYNC,
 			.start = s, .end = e, .vec = (uint64_t)(uintptr_t)vec, .vec_len = 64,
+			.category_inverted = IMG_PAGE_IS_PFNZERO, .category_mask = IMG_PAGE_IS_PFNZERO,
 			.category_anyof_mask = IMG_PAGE_IS_PRESENT | IMG_PAGE_IS_SWAPPED,
 			.return_mask = IMG_PAGE_IS_PRESENT,
 		};
