@@ -142,6 +142,9 @@ struct lazy {
 	bool prefetch;
 	bool track;                      /* CRAC_LAZY_TRACK: pages go in write-protected */
 	bool loaded;                     /* ... and all are in: resume.lazy_state said so */
+	void *door;                      /* then a page of ours registered in missing mode: a
+					  * MADV_DONTNEED of it (REMOVE) wakes us at once ... */
+	bool door_on;                    /* ... if registered (resume.lazy_entry names it) */
 	void *buf_map;                   /* the chunk buffer in huge pages (huge_slots), or 0 */
 	uint64_t buf_map_size;
 	/* statistics */
@@ -1056,6 +1059,18 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 			struct view *next = v->next;
 			if (L->track && !v->child && !v->left && !v->n_pend && !L->loaded) {
 				L->loaded = true;
+				/* the doorbell crac__img_lazy_leave rings (never
+				 * touched: a fault there would be ours to serve) */
+				L->res->lazy_entry = 0;   /* (the capture sets it again) */
+				if ((L->door = map_mem(P))) {
+					struct uffdio_register rg = {
+						.range = { .start = (uint64_t)(uintptr_t)L->door, .len = P },
+						.mode = UFFDIO_REGISTER_MODE_MISSING,
+					};
+					L->door_on = SYS(SYS_ioctl, v->uffd, UFFDIO_REGISTER, &rg, 0, 0, 0) == 0;
+					if (L->door_on)
+						L->res->lazy_entry = (uint64_t)(uintptr_t)L->door;
+				}
 				__atomic_store_n(&L->res->lazy_state, CRAC_LAZY_STATE_LOADED, __ATOMIC_RELEASE);
 				/* crac__img_lazy_finish waits on lazy_tid */
 				SYS(SYS_futex, &L->res->lazy_tid, FUTEX_WAKE, 0x7fffffff, 0, 0, 0);
@@ -1078,7 +1093,8 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 		for (v = L->views; v && n < MAX_POLL; v = v->next)
 			pfd[n++] = (struct pollfd){ .fd = v->uffd, .events = POLLIN };
 		bool more = v != 0;   /* views beyond MAX_POLL: look again soon */
-		int timeout = waiting || more ? 1 : (L->loaded ? 20 : (go ? 0 : 10));
+		/* once loaded: only faults, events and the doorbell wake us */
+		int timeout = waiting || more ? 1 : (L->loaded ? (L->door_on ? -1 : 20) : (go ? 0 : 10));
 		SYS(SYS_poll, pfd, n, timeout, 0, 0, 0);
 	}
 
@@ -1086,6 +1102,8 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 		report(L);
 	if (L->buf_map)
 		sys_munmap(L->buf_map, L->buf_map_size);
+	if (L->door)
+		sys_munmap(L->door, P);   /* (our userfaultfd is closed: no UNMAP event) */
 	sys_munmap(L->verified, ((a->n_chunks + 63) / 64 * 8 + P - 1) & ~(P - 1));
 	for (uint32_t f = 0; f < L->n_files; f++)
 		if (L->file[f].fd != a->pages_fd)
@@ -1167,6 +1185,10 @@ void crac__img_lazy_leave(void)
 	if (!crac__img_lazy_serving())
 		return;
 	__atomic_store_n(&res->lazy_state, CRAC_LAZY_STATE_LEAVE, __ATOMIC_RELEASE);
+	/* its doorbell: the REMOVE event ends its wait for faults at once
+	 * (else it looks again within 20 ms) */
+	if (res->lazy_entry)
+		SYS(SYS_madvise, res->lazy_entry, CRAC_IMG_PAGE, MADV_DONTNEED, 0, 0, 0);
 	while ((tid = __atomic_load_n(&res->lazy_tid, __ATOMIC_ACQUIRE)) != 0) {
 		struct timespec ts = { 0, 10 * 1000 * 1000 };
 		SYS(SYS_futex, &res->lazy_tid, FUTEX_WAIT, tid, &ts, 0, 0);

@@ -426,7 +426,8 @@ struct crac_img_resume {
 	uint64_t envc;                   /* new environment (`crac restore --env K=V`) */
 	uint64_t envp;                   /* char ** in the loader's memory, like argv */
 	/* lazy restore (see struct crac_img_lazy) */
-	uint64_t lazy_entry;             /* engine: address of crac__img_lazy_main */
+	uint64_t lazy_entry;             /* engine: address of crac__img_lazy_main; once the thread
+					  * serves on (CRAC_LAZY_STATE_LOADED): its doorbell page, or 0 */
 	uint64_t lazy_bytes;             /* loader: bytes left to the lazy loader */
 	uint32_t lazy_tid;               /* its thread (cleared by the kernel when it exits) */
 	uint32_t lazy_pid;               /* the process it serves */
