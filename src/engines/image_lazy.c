@@ -1093,7 +1093,9 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 		for (v = L->views; v && n < MAX_POLL; v = v->next)
 			pfd[n++] = (struct pollfd){ .fd = v->uffd, .events = POLLIN };
 		bool more = v != 0;   /* views beyond MAX_POLL: look again soon */
-		/* once loaded: only faults, events and the doorbell wake us */
+		/* once loaded: only faults, events and the doorbell wake us (the
+		 * process still ends with its last thread: glibc counts its own
+		 * threads, not us, and calls exit when it is gone) */
 		int timeout = waiting || more ? 1 : (L->loaded ? (L->door_on ? -1 : 20) : (go ? 0 : 10));
 		SYS(SYS_poll, pfd, n, timeout, 0, 0, 0);
 	}

@@ -135,3 +135,20 @@ track_case() {
 	AS=(setpriv --reuid=65534 --regid=65534 --clear-groups)
 	track_case
 }
+
+# (glibc counts its own threads: when the last one ends it calls exit, and
+# the lazy loader thread, not one of them, ends with the process)
+@test "serving on after loading, the lazy loader does not keep a process alive whose last thread called pthread_exit" {
+	run --separate-stderr clean env CRAC_IMAGE_INCREMENTAL=1 "$CRAC_BUILD_DIR/tests/lazy_pexit" "$T/p"
+	echo "checkpoint: $status $output $stderr"
+	[ "$status" -eq 0 ]
+	run --separate-stderr clean timeout 30 "$CRAC" restore --lazy "$T/p"
+	echo "restore: status $status"
+	echo "stdout: $output"
+	echo "stderr: $stderr"
+	if [ "$status" -ne 0 ] && echo "$stderr" | grep -q -- "--lazy: lazy restore needs"; then
+		skip "no userfaultfd for kernel faults here: $stderr"
+	fi
+	[ "$status" -eq 0 ]   # not 124: timeout
+	[ "$output" = "restored" ]
+}
