@@ -152,3 +152,35 @@ track_case() {
 	[ "$status" -eq 0 ]   # not 124: timeout
 	[ "$output" = "restored" ]
 }
+
+# tests/progs/incr_remap, restored lazily from its first image, moves its
+# memory around while its pages are still loading (mremap onto another
+# mapping, grown in place, MREMAP_DONTUNMAP, away and back, mapped anew,
+# PROT_NONE, huge pages, written by the kernel), then checkpoints
+# incrementally: a page moved is no longer what the image holds at its
+# address, so it must be stored, never referenced.
+@test "lazily restored, memory moved while loading: the incremental image restores every page" {
+	run --separate-stderr clean env CRAC_IMAGE_INCREMENTAL=1 "$CRAC_BUILD_DIR/tests/incr_remap" "$T/r0" "$T/r1"
+	echo "first: $status $output $stderr"
+	[ "$status" -eq 0 ]
+	for pf in off on; do
+		run --separate-stderr clean env CRAC_LAZY_PREFETCH=$pf timeout 60 "$CRAC" restore --lazy --stats \
+			--env CRAC_IMAGE_INCREMENTAL=1 --env CRAC_LOG=info "$T/r0" -- into "$T/x$pf"
+		echo "lazy restore, prefetch $pf: status $status"
+		echo "stdout: $output"
+		echo "stderr: $stderr"
+		if [ "$status" -ne 0 ] && echo "$stderr" | grep -q -- "--lazy: lazy restore needs"; then
+			skip "no userfaultfd for kernel faults here: $stderr"
+		fi
+		[ "$status" -eq 0 ]
+		[ "$output" = "ok remap" ]
+		echo "$stderr" | grep -Eq "^crac: lazy restore: .* [1-9][0-9]* remove/unmap/remap events"
+		! echo "$stderr" | grep -q "a full image was written"
+		for how in --populate --lazy ""; do
+			run --separate-stderr clean timeout 60 "$CRAC" restore $how "$T/x$pf"
+			echo "restore $how x$pf: status $status, stdout: $output, stderr: $stderr"
+			[ "$status" -eq 0 ]
+			[ "$output" = "ok remap" ]
+		done
+	done
+}
