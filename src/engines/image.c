@@ -445,6 +445,7 @@ static int image_checkpoint(struct crac_round *r)
 		goto fail_running;
 	c->n_threads = rc;
 	c->t_stopped = mono_ns();
+	img_track_lazy_handover();   /* a lazy loader that tracks writes: ours now (image_track.c) */
 	crac__clock_snapshot_point();   /* as late as possible: see runtime.h */
 
 	/* 4. */

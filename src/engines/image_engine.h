@@ -248,6 +248,9 @@ static inline bool img_track_eligible(const struct crac_img_map *m)
 /* The restored process, before other threads run / once locks are safe. */
 void img_track_restored(const struct crac_img_resume *res) CRAC_HIDDEN;
 void img_track_restored_late(void) CRAC_HIDDEN;
+/* Checkpoint, threads stopped, before the maps are read: a lazy loader
+ * that tracked writes and serves on hands its mappings over (image_lazy.c). */
+void img_track_lazy_handover(void) CRAC_HIDDEN;
 
 /* An incremental checkpoint's view of its parent: for every address the
  * parent holds, the image and chunk holding its bytes (the parent's own
@@ -504,6 +507,11 @@ void crac__img_lazy_main(struct crac_img_lazy *a) __attribute__((noreturn)) CRAC
 void crac__img_lazy_started(void) CRAC_HIDDEN;
 /* Restored side, at its end: background loading may start. */
 void crac__img_lazy_go(void) CRAC_HIDDEN;
+/* The tid of a lazy loader done loading that serves on because it tracks
+ * writes (CRAC_LAZY_TRACK), else 0: the thread stopping leaves it alone. */
+int crac__img_lazy_serving(void) CRAC_HIDDEN;
+/* Makes that loader close its userfaultfd and exit; waits for it. */
+void crac__img_lazy_leave(void) CRAC_HIDDEN;
 /* Before a checkpoint: registers the fork handler that waits for lazy
  * loading (it stays registered in the restored process). */
 void crac__img_lazy_prepare(void) CRAC_HIDDEN;

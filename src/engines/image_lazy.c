@@ -18,6 +18,23 @@
  *     page is in. It starts once the restored side is through (lazy_go).
  *     Then the userfaultfd is closed, which unregisters every range, and
  *     the thread unmaps its area and exits.
+ *
+ * Tracking writes (CRAC_LAZY_TRACK: the image asks for incremental
+ * checkpoints). A mapping belongs to one userfaultfd only, so the loader
+ * registered the lazy mappings in missing and write-protect mode on ours,
+ * with UFFD_FEATURE_WP_ASYNC, and every page goes in write-protected
+ * (UFFDIO_COPY_MODE_WP): a write of the program clears the protection
+ * (image_track.c), exactly as on the mappings image_track.c registers.
+ * A page is protected only at the address the image stored it at: what
+ * mremap moved is unprotected at once (REMAP), and copied unprotected
+ * later, since a page that is not written is taken from the image below
+ * by its address. Once every page is in, the userfaultfd cannot be closed
+ * (that drops every protection, and the program's writes meanwhile would
+ * go unseen) nor left without a reader (faults in holes, DONTNEED'd pages
+ * and the events would wait forever): the thread goes on serving faults
+ * (zero pages) and events, resume.lazy_state CRAC_LAZY_STATE_LOADED, until
+ * a checkpoint stops the program's threads and takes the tracking over
+ * (img_track_lazy_handover: CRAC_LAZY_STATE_LEAVE), or the process ends.
  * The last two copy PIECE bytes at a time and look for a waiting fault in
  * between: a fault waits for at most one piece (first touches of fresh
  * pages are slow on a VM with shadow paging: a 1 MiB copy takes ms).
@@ -123,6 +140,11 @@ struct lazy {
 	void *dctx;                      /* ... and the zstd context (in the area) */
 	struct view *views;
 	bool prefetch;
+	bool track;                      /* CRAC_LAZY_TRACK: pages go in write-protected */
+	bool loaded;                     /* ... and all are in: resume.lazy_state said so */
+	void *door;                      /* then a page of ours registered in missing mode: a
+					  * MADV_DONTNEED of it (REMOVE) wakes us at once ... */
+	bool door_on;                    /* ... if registered (resume.lazy_entry names it) */
 	void *buf_map;                   /* the chunk buffer in huge pages (huge_slots), or 0 */
 	uint64_t buf_map_size;
 	/* statistics */
@@ -494,12 +516,16 @@ static const char *chunk_bytes(struct lazy *L, uint32_t c)
 static long copy_in(struct lazy *L, struct view *v, const struct crac_img_lazy_seg *s, uint64_t dst, uint64_t off,
 		    uint64_t len)
 {
-	const char *src = chunk_bytes(L, s->chunk) - L->chunk[s->chunk].offset;   /* + off: in the buffer */
+	const struct crac_img_chunk *k = &L->chunk[s->chunk];
+	const char *src = chunk_bytes(L, s->chunk) - k->offset;   /* + off: in the buffer */
 	uint64_t step = len;
+	/* Write-protected only where the image stored it (not moved since):
+	 * a protected page is one taken from the image by its address. */
+	uint64_t mode = L->track && dst == k->addr + (off - k->offset) ? UFFDIO_COPY_MODE_WP : 0;
 
 	while (len) {
 		uint64_t n = step < len ? step : len;
-		struct uffdio_copy c = { .dst = dst, .src = (uint64_t)(uintptr_t)(src + off), .len = n };
+		struct uffdio_copy c = { .dst = dst, .src = (uint64_t)(uintptr_t)(src + off), .len = n, .mode = mode };
 		long rc = SYS(SYS_ioctl, v->uffd, UFFDIO_COPY, &c, 0, 0, 0);
 		uint64_t got = rc == 0 ? n : (c.copy > 0 ? (uint64_t)c.copy : 0);
 		if (got) {
@@ -764,6 +790,14 @@ static void handle(struct lazy *L, struct view *v, const struct uffd_msg *m)
 		break;
 	case UFFD_EVENT_REMAP:
 		range_moved(L, v, m->arg.remap.from, m->arg.remap.to, m->arg.remap.len);
+		if (L->track) {
+			/* moved pages keep their protection (the mapping kept
+			 * our registration): they no longer hold what the image
+			 * holds at their address, so they count as written */
+			struct uffdio_writeprotect w = { .range = { .start = m->arg.remap.to, .len = m->arg.remap.len },
+							 .mode = 0 };
+			SYS(SYS_ioctl, v->uffd, UFFDIO_WRITEPROTECT, &w, 0, 0, 0);
+		}
 		break;
 	case UFFD_EVENT_FORK:
 		L->events--;
@@ -940,6 +974,7 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 	warm_slots(L);
 	L->n_pages = a->pages_size / P;
 	L->prefetch = !(a->flags & CRAC_LAZY_NO_PREFETCH);
+	L->track = (a->flags & CRAC_LAZY_TRACK) != 0;
 	if (a->n_files >= 1 && a->n_files <= 1 + CRAC_IMG_MAX_CHAIN) {
 		L->file = a->files;
 		L->n_files = a->n_files;
@@ -1017,9 +1052,36 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 			}
 			waiting |= v->n_pend > 0;
 		}
+		/* Tracking: our own view stays once loaded (see the top), until
+		 * a checkpoint takes the tracking over. */
+		bool leave = L->track && __atomic_load_n(&L->res->lazy_state, __ATOMIC_ACQUIRE) == CRAC_LAZY_STATE_LEAVE;
 		for (v = L->views; v;) {
 			struct view *next = v->next;
-			if (!v->left && !v->n_pend)
+			if (L->track && !v->child && !v->left && !v->n_pend && !L->loaded) {
+				L->loaded = true;
+				/* the doorbell crac__img_lazy_leave rings (never
+				 * touched: a fault there would be ours to serve) */
+				L->res->lazy_entry = 0;   /* (the capture sets it again) */
+				if ((L->door = map_mem(P))) {
+					struct uffdio_register rg = {
+						.range = { .start = (uint64_t)(uintptr_t)L->door, .len = P },
+						.mode = UFFDIO_REGISTER_MODE_MISSING,
+					};
+					L->door_on = SYS(SYS_ioctl, v->uffd, UFFDIO_REGISTER, &rg, 0, 0, 0) == 0;
+					if (L->door_on)
+						L->res->lazy_entry = (uint64_t)(uintptr_t)L->door;
+				}
+				__atomic_store_n(&L->res->lazy_state, CRAC_LAZY_STATE_LOADED, __ATOMIC_RELEASE);
+				/* crac__img_lazy_finish waits on lazy_tid */
+				SYS(SYS_futex, &L->res->lazy_tid, FUTEX_WAKE, 0x7fffffff, 0, 0, 0);
+				if (a->flags & CRAC_LOADER_STATS)
+					report(L);
+				/* no page is read again: the chunk buffer goes */
+				if (L->buf_map)
+					sys_munmap(L->buf_map, L->buf_map_size);
+				L->buf_map = 0;
+			}
+			if (!v->left && !v->n_pend && (leave || !L->track || v->child))
 				view_free(L, v);
 			v = next;
 		}
@@ -1031,14 +1093,19 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 		for (v = L->views; v && n < MAX_POLL; v = v->next)
 			pfd[n++] = (struct pollfd){ .fd = v->uffd, .events = POLLIN };
 		bool more = v != 0;   /* views beyond MAX_POLL: look again soon */
-		int timeout = waiting || more ? 1 : (go ? 0 : 10);
+		/* once loaded: only faults, events and the doorbell wake us (the
+		 * process still ends with its last thread: glibc counts its own
+		 * threads, not us, and calls exit when it is gone) */
+		int timeout = waiting || more ? 1 : (L->loaded ? (L->door_on ? -1 : 20) : (go ? 0 : 10));
 		SYS(SYS_poll, pfd, n, timeout, 0, 0, 0);
 	}
 
-	if (a->flags & CRAC_LOADER_STATS)
+	if ((a->flags & CRAC_LOADER_STATS) && !L->loaded)
 		report(L);
 	if (L->buf_map)
 		sys_munmap(L->buf_map, L->buf_map_size);
+	if (L->door)
+		sys_munmap(L->door, P);   /* (our userfaultfd is closed: no UNMAP event) */
 	sys_munmap(L->verified, ((a->n_chunks + 63) / 64 * 8 + P - 1) & ~(P - 1));
 	for (uint32_t f = 0; f < L->n_files; f++)
 		if (L->file[f].fd != a->pages_fd)
@@ -1073,6 +1140,10 @@ void crac__img_lazy_started(void)
  * hold every page, and the stop signal must not meet a thread that blocks
  * it) and before fork() (a forked child's memory would otherwise depend on
  * this process's loader). Tells the loader to hurry if prefetch was off.
+ * Done is "exited", or, when it tracks writes (CRAC_LAZY_TRACK), "every
+ * page in": it then serves on (its pages hold nothing to load, and the
+ * thread stopping skips it: crac__img_lazy_serving) until the checkpoint
+ * takes the tracking over with the threads stopped (image_track.c).
  */
 void crac__img_lazy_finish(void)
 {
@@ -1083,7 +1154,43 @@ void crac__img_lazy_finish(void)
 		return;
 	__atomic_store_n(&res->lazy_hurry, 1, __ATOMIC_RELEASE);
 	/* The kernel clears lazy_tid when the thread exits and wakes one
-	 * waiter: others (fork and checkpoint at once) look again every 10 ms. */
+	 * waiter (the thread wakes all once loaded): others (fork and
+	 * checkpoint at once) look again every 10 ms. */
+	while ((tid = __atomic_load_n(&res->lazy_tid, __ATOMIC_ACQUIRE)) != 0 &&
+	       __atomic_load_n(&res->lazy_state, __ATOMIC_ACQUIRE) != CRAC_LAZY_STATE_LOADED) {
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		SYS(SYS_futex, &res->lazy_tid, FUTEX_WAIT, tid, &ts, 0, 0);
+	}
+}
+
+/* The thread id of a lazy loader that has loaded everything and serves on
+ * while it tracks writes (see crac__img_lazy_finish), or 0. */
+int crac__img_lazy_serving(void)
+{
+	struct crac_img_resume *res = &crac__img_self.resume;
+	uint32_t tid = __atomic_load_n(&res->lazy_tid, __ATOMIC_ACQUIRE);
+
+	if (!tid || res->lazy_pid != (uint32_t)getpid() ||
+	    __atomic_load_n(&res->lazy_state, __ATOMIC_ACQUIRE) != CRAC_LAZY_STATE_LOADED)
+		return 0;
+	return (int)tid;
+}
+
+/* Asks that serving lazy loader to close its userfaultfd (which drops its
+ * registrations and their write protection) and exit; waits until it has.
+ * System calls only: the program's threads may be stopped. */
+void crac__img_lazy_leave(void)
+{
+	struct crac_img_resume *res = &crac__img_self.resume;
+	uint32_t tid;
+
+	if (!crac__img_lazy_serving())
+		return;
+	__atomic_store_n(&res->lazy_state, CRAC_LAZY_STATE_LEAVE, __ATOMIC_RELEASE);
+	/* its doorbell: the REMOVE event ends its wait for faults at once
+	 * (else it looks again within 20 ms) */
+	if (res->lazy_entry)
+		SYS(SYS_madvise, res->lazy_entry, CRAC_IMG_PAGE, MADV_DONTNEED, 0, 0, 0);
 	while ((tid = __atomic_load_n(&res->lazy_tid, __ATOMIC_ACQUIRE)) != 0) {
 		struct timespec ts = { 0, 10 * 1000 * 1000 };
 		SYS(SYS_futex, &res->lazy_tid, FUTEX_WAIT, tid, &ts, 0, 0);

@@ -665,7 +665,9 @@ static int stop_once(struct stop_scratch *w, int64_t deadline_ns, struct img_err
 		 * leaves nobody on the way into the handler). */
 		int n_new = 0;
 		for (int i = 0; i < n; i++) {
-			bool known = tasks[i] == me;
+			/* (a lazy loader serving on while it tracks writes is
+			 * not the program's: img_track_lazy_handover ends it) */
+			bool known = tasks[i] == me || tasks[i] == crac__img_lazy_serving();
 			for (int k = 0; k < n_signaled && !known; k++)
 				known = signaled[k] == tasks[i];
 			if (!known && !was_unblocked(tasks[i]))

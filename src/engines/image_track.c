@@ -34,6 +34,23 @@
  *     after the fork (copy-on-write faults) are seen. The child inherits
  *     the descriptor, whose context is the parent's address space: a child
  *     never uses it (pid check), it opens its own.
+ *   - lazy restore (CRAC_LAZY_TRACK, image_lazy.c), as root (the lazy
+ *     loader's userfaultfd handles kernel faults, which needs privilege):
+ *     one userfaultfd with UFFD_FEATURE_WP_ASYNC and the FORK, REMAP,
+ *     REMOVE and UNMAP events registers a range in MISSING|WP mode;
+ *     UFFDIO_COPY with UFFDIO_COPY_MODE_WP installs a page reported
+ *     WPALLOWED, present and not WRITTEN; a write makes it WRITTEN with no
+ *     message to read (async). A hole never fetched is not present (the
+ *     scans here and the capture's never take it: a page the loader has
+ *     not loaded yet would be lost, hence crac__img_lazy_finish first).
+ *     UFFDIO_ZEROPAGE installs the zero page unprotected (WRITTEN, PFNZERO).
+ *     Registering the same range again in WP mode alone keeps MISSING
+ *     (a fault in a hole still waits for a reader); another userfaultfd
+ *     gets EBUSY; closing the lazy one drops its registration and every
+ *     protection (all WRITTEN, no WPALLOWED), after which ours registers.
+ *     So the hand-over must happen with the threads stopped
+ *     (img_track_lazy_handover). Unprivileged, UFFDIO_API refuses the
+ *     FORK event (EPERM): there is no lazy restore to track there.
  *   - cost: registering is free; protecting 1 GiB of present pages takes
  *     50-130 ms here (once, when tracking starts); a scan of 1 GiB ~5 ms;
  *     the first write to each protected page takes a minor fault.
@@ -128,6 +145,33 @@ static int protect(int pagemap_fd, uint64_t s, uint64_t e)
 	return 0;
 }
 
+/* Protects every page present or swapped of [s, e), written or not, but
+ * the zero page: one the lazy loader may still have installed for a fault
+ * read before the threads stopped (a page dropped with MADV_DONTNEED, which
+ * must not become a reference to the parent's bytes). Unprotected, it
+ * counts as written, and a zero page is stored as nothing. */
+static int protect_all(int pagemap_fd, uint64_t s, uint64_t e)
+{
+	struct trk_region vec[64];
+
+	while (s < e) {
+		struct trk_scan_arg a = {
+			.size = sizeof(a), .flags = TRK_PM_SCAN_WP_MATCHING | TRK_PM_SCAN_CHECK_WPASYNC,
+			.start = s, .end = e, .vec = (uint64_t)(uintptr_t)vec, .vec_len = 64,
+			.category_inverted = IMG_PAGE_IS_PFNZERO, .category_mask = IMG_PAGE_IS_PFNZERO,
+			.category_anyof_mask = IMG_PAGE_IS_PRESENT | IMG_PAGE_IS_SWAPPED,
+			.return_mask = IMG_PAGE_IS_PRESENT,
+		};
+		long n = syscall(SYS_ioctl, pagemap_fd, TRK_PAGEMAP_SCAN, &a);
+		if (n < 0)
+			return -errno;
+		if (a.walk_end <= s)
+			return -EIO;
+		s = a.walk_end;
+	}
+	return 0;
+}
+
 int img_track_register(uint64_t s, uint64_t e)
 {
 	struct uffdio_register r = { .range = { .start = s, .len = e - s }, .mode = UFFDIO_REGISTER_MODE_WP };
@@ -145,27 +189,14 @@ int img_track_mapping(int pagemap_fd, uint64_t s, uint64_t e)
 	return protect(pagemap_fd, s, e);
 }
 
-/*
- * Registers and protects every private anonymous mapping of the process
- * but the skipped ranges. System calls only (threads may be stopped): the
- * maps are read into `buf` (len bytes, from the caller's arena or stack).
- */
-int img_track_arm(const uint64_t (*skip)[2], int n_skip, char *buf, size_t len, char *why, size_t wlen)
+/* /proc/self/maps into buf (len bytes, NUL-terminated): 0 or -errno. */
+static int read_maps(char *buf, size_t len)
 {
-	struct img_track *t = &crac__img_track;
-	int pm = -1, fd, rc = 0;
+	int fd, rc = 0;
 	size_t got = 0;
 
-	t->armed = false;
-	if (t->uffd < 0)
-		return -EBADF;
-	if ((fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC)) < 0 ||
-	    (pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC)) < 0) {
-		snprintf(why, wlen, "%s: %s", fd < 0 ? "/proc/self/maps" : "/proc/self/pagemap", img_strerror(errno));
-		if (fd >= 0)
-			close(fd);
+	if ((fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC)) < 0)
 		return -errno;
-	}
 	for (ssize_t n; got + 1 < len && (n = read(fd, buf + got, len - 1 - got)) != 0;) {
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -178,17 +209,18 @@ int img_track_arm(const uint64_t (*skip)[2], int n_skip, char *buf, size_t len, 
 	close(fd);
 	if (rc == 0 && got + 1 >= len)
 		rc = -E2BIG;
-	if (rc < 0) {
-		snprintf(why, wlen, "/proc/self/maps: %s", img_strerror(-rc));
-		close(pm);
-		return rc;
-	}
-	buf[got] = 0;
-	for (char *rest = buf, *line; (line = img_maps_next(&rest));) {
+	buf[rc < 0 ? 0 : got] = 0;
+	return rc;
+}
+
+/* The next mapping of the maps text that tracking takes (private anonymous,
+ * not a reservation, not in a skipped range): [*s, *e), or false at the end. */
+static bool next_trackable(char **rest, const uint64_t (*skip)[2], int n_skip, uint64_t *s, uint64_t *e)
+{
+	for (char *line; (line = img_maps_next(rest));) {
 		struct img_maps_line m;
 		if (!img_maps_parse(line, &m))
 			continue;
-		unsigned long long s = m.start, e = m.end;
 		const char *name = m.name;
 		bool anon = m.ino == 0 && (!*name || !strcmp(name, "[heap]") || !strcmp(name, "[stack]") ||
 					   !strncmp(name, "[anon:", 6));
@@ -196,9 +228,41 @@ int img_track_arm(const uint64_t (*skip)[2], int n_skip, char *buf, size_t len, 
 			continue;   /* shared, file, or a reservation */
 		bool skipped = false;
 		for (int k = 0; k < n_skip; k++)
-			skipped |= s < skip[k][1] && e > skip[k][0];
+			skipped |= m.start < skip[k][1] && m.end > skip[k][0];
 		if (skipped)
 			continue;
+		*s = m.start;
+		*e = m.end;
+		return true;
+	}
+	return false;
+}
+
+/*
+ * Registers and protects every private anonymous mapping of the process
+ * but the skipped ranges. System calls only (threads may be stopped): the
+ * maps are read into `buf` (len bytes, from the caller's arena or stack).
+ */
+int img_track_arm(const uint64_t (*skip)[2], int n_skip, char *buf, size_t len, char *why, size_t wlen)
+{
+	struct img_track *t = &crac__img_track;
+	int pm = -1, rc = 0;
+
+	t->armed = false;
+	if (t->uffd < 0)
+		return -EBADF;
+	if ((pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC)) < 0) {
+		snprintf(why, wlen, "/proc/self/pagemap: %s", img_strerror(errno));
+		return -errno;
+	}
+	if ((rc = read_maps(buf, len)) < 0) {
+		snprintf(why, wlen, "/proc/self/maps: %s", img_strerror(-rc));
+		close(pm);
+		return rc;
+	}
+	uint64_t s64, e64;
+	for (char *rest = buf; next_trackable(&rest, skip, n_skip, &s64, &e64);) {
+		unsigned long long s = s64, e = e64;
 		if ((rc = img_track_mapping(pm, s, e)) < 0) {
 			snprintf(why, wlen, "PAGEMAP_SCAN write-protect of %#llx-%#llx: %s", s, e, img_strerror(-rc));
 			close(pm);
@@ -271,6 +335,111 @@ void img_track_restored_late(void)
 	t->stale_fd = -1;
 	if (t->uffd >= 0)
 		crac__internal_fd(t->uffd, true);
+}
+
+/*
+ * Threads stopped, before the capture reads the maps: a lazy loader that
+ * tracked the writes to its mappings (CRAC_LAZY_TRACK) and serves on
+ * (crac__img_lazy_serving) hands them over to our descriptor. Its
+ * registration cannot be changed in place (see the probe above), and
+ * closing its descriptor drops every protection: so the written pages of
+ * every trackable mapping are noted first (present or swapped and
+ * WRITTEN), the loader exits, and every trackable mapping is registered
+ * with ours and protected but for the noted pages. Nothing runs meanwhile
+ * but this thread, whose own writes (its stack, the resume block) the
+ * capture stores anyway (add_refs). Without our descriptor, or when the
+ * noted pages do not fit, the loader exits alone and its mappings are
+ * stored whole, as with no tracking. System calls only.
+ */
+void img_track_lazy_handover(void)
+{
+	struct img_track *t = &crac__img_track;
+	struct trk_region vec[256];
+	const size_t mlen = 8u << 20, wcap = 1u << 20;   /* maps text; written ranges */
+	uint64_t (*w)[2] = MAP_FAILED;
+	char *buf = MAP_FAILED;
+	size_t nw = 0;
+	int pm = -1;
+	bool ok = false;
+	uint64_t s, e, skip[2][2] = { { 0, 0 }, { 0, 0 } };   /* our two buffers */
+
+	if (!crac__img_lazy_serving())
+		return;
+	if (t->uffd < 0 || t->pid != getpid() || !t->armed)
+		goto leave;
+	buf = mmap(NULL, mlen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	w = mmap(NULL, wcap * sizeof(*w), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (buf == MAP_FAILED || w == MAP_FAILED || (pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC)) < 0 ||
+	    read_maps(buf, mlen) < 0)
+		goto leave;
+	skip[0][0] = (uint64_t)(uintptr_t)buf;
+	skip[0][1] = skip[0][0] + mlen;
+	skip[1][0] = (uint64_t)(uintptr_t)w;
+	skip[1][1] = skip[1][0] + wcap * sizeof(*w);
+	/* 1. the written pages, in address order */
+	ok = true;
+	for (char *rest = buf; ok && next_trackable(&rest, skip, 2, &s, &e);) {
+		for (uint64_t at = s; ok && at < e;) {
+			struct trk_scan_arg a = {
+				.size = sizeof(a), .start = at, .end = e, .vec = (uint64_t)(uintptr_t)vec, .vec_len = 256,
+				.category_mask = IMG_PAGE_IS_WRITTEN,
+				.category_anyof_mask = IMG_PAGE_IS_PRESENT | IMG_PAGE_IS_SWAPPED,
+				.return_mask = IMG_PAGE_IS_WRITTEN,
+			};
+			long n = syscall(SYS_ioctl, pm, TRK_PAGEMAP_SCAN, &a);
+			if (n < 0 || a.walk_end <= at) {
+				ok = false;
+				break;
+			}
+			for (long i = 0; i < n && ok; i++) {
+				if (nw && w[nw - 1][1] >= vec[i].start) {   /* adjoining (or returned again) */
+					if (vec[i].end > w[nw - 1][1])
+						w[nw - 1][1] = vec[i].end;
+				} else if (nw < wcap) {
+					w[nw][0] = vec[i].start;
+					w[nw++][1] = vec[i].end;
+				} else {
+					ok = false;
+				}
+			}
+			at = a.walk_end;
+		}
+	}
+leave:
+	/* 2. the loader goes, and its registrations and protections with it */
+	crac__img_lazy_leave();
+	/* 3. ours: the maps again (the loader's own area is gone, mappings
+	 * may have merged), every page protected but the written ones */
+	if (ok && read_maps(buf, mlen) == 0) {
+		size_t k = 0;
+		for (char *rest = buf; next_trackable(&rest, skip, 2, &s, &e);) {
+			if (img_track_register(s, e))
+				continue;   /* not trackable: stored whole */
+			while (k > 0 && w[k - 1][1] > s)
+				k--;
+			while (k < nw && w[k][1] <= s)
+				k++;
+			/* the gaps between written ranges inside [s, e) */
+			for (uint64_t at = s; at < e;) {
+				uint64_t ge = k < nw && w[k][0] < e ? (w[k][0] > at ? w[k][0] : at) : e;
+				if (ge > at && protect_all(pm, at, ge) < 0) {
+					/* not expected; what is left unprotected
+					 * counts as written: stored, never lost */
+					break;
+				}
+				if (ge >= e)
+					break;
+				at = w[k][1];
+				k++;
+			}
+		}
+	}
+	if (pm >= 0)
+		close(pm);
+	if (buf != MAP_FAILED)
+		munmap(buf, mlen);
+	if (w != MAP_FAILED)
+		munmap(w, wcap * sizeof(*w));
 }
 
 /* ---- the checkpoint's side ------------------------------------------------------ */

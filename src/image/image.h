@@ -426,7 +426,8 @@ struct crac_img_resume {
 	uint64_t envc;                   /* new environment (`crac restore --env K=V`) */
 	uint64_t envp;                   /* char ** in the loader's memory, like argv */
 	/* lazy restore (see struct crac_img_lazy) */
-	uint64_t lazy_entry;             /* engine: address of crac__img_lazy_main */
+	uint64_t lazy_entry;             /* engine: address of crac__img_lazy_main; once the thread
+					  * serves on (CRAC_LAZY_STATE_LOADED): its doorbell page, or 0 */
 	uint64_t lazy_bytes;             /* loader: bytes left to the lazy loader */
 	uint32_t lazy_tid;               /* its thread (cleared by the kernel when it exits) */
 	uint32_t lazy_pid;               /* the process it serves */
@@ -441,7 +442,13 @@ struct crac_img_resume {
 	uint64_t image_pages_size;
 	int64_t image_created_ns;
 	uint32_t image_flags;            /* its header img_flags (CRAC_IMGF_TRACK) */
-	uint32_t image_pad;
+	uint32_t lazy_state;             /* CRAC_LAZY_TRACK: CRAC_LAZY_STATE_* (0 from a loader before it) */
+};
+/* resume.lazy_state, when the lazy loader also tracks writes (CRAC_LAZY_TRACK) */
+enum {
+	CRAC_LAZY_STATE_LOADING = 0,  /* pages are still to load */
+	CRAC_LAZY_STATE_LOADED,       /* every page is in; the thread still serves faults and events */
+	CRAC_LAZY_STATE_LEAVE,        /* asked by the stopped process (img_lazy_handover): close and exit */
 };
 #define CRAC_LOADER_POPULATE 0x1u
 #define CRAC_LOADER_STATS 0x2u
@@ -537,6 +544,15 @@ struct crac_img_lazy {
 	} files[1 + CRAC_IMG_MAX_CHAIN];
 };
 #define CRAC_LAZY_NO_PREFETCH 0x100u /* CRAC_LAZY_PREFETCH=off: load on demand only */
+/* The image asks for incremental checkpoints (CRAC_IMGF_TRACK): the lazy
+ * mappings are registered in missing and write-protect mode, on a
+ * userfaultfd with UFFD_FEATURE_WP_ASYNC, and pages are installed
+ * write-protected, so the pages the program writes are seen (a mapping
+ * belongs to one userfaultfd only: image_track.c could not register them).
+ * Once every page is in, the thread keeps serving (resume.lazy_state
+ * CRAC_LAZY_STATE_LOADED) until a checkpoint, threads stopped, takes the
+ * tracking over (img_lazy_handover). A libcrac without it ignores the flag. */
+#define CRAC_LAZY_TRACK 0x200u
 #define CRAC_LAZY_SLOTS 4u           /* chunks kept verified in the buffer (threads faulting at once) */
 
 /* ---- reading ------------------------------------------------------------- */

@@ -9,6 +9,8 @@
  *                   events that keep anonymous semantics (remove = DONTNEED
  *                   and MADV_FREE, unmap, remap, fork); or why there is none
  *   (which mappings are left to it: crac_img_lazy_candidate, image/format.c)
+ *                   (and, for an image that asks for incremental checkpoints,
+ *                   asynchronous write-protect: CRAC_LAZY_TRACK)
  *   lazy_register   one mapping, whole (registering part of a mapping would
  *                   split it, and mremap of the original range would fail)
  *   lazy_start      the area (struct, segments, chunk table, chunk buffer,
@@ -39,6 +41,13 @@
 #define P CRAC_IMG_PAGE
 #define LAZY_STACK (256u << 10)
 
+#ifndef UFFD_FEATURE_WP_ASYNC
+#define UFFD_FEATURE_WP_ASYNC (1 << 15)
+#endif
+
+/* The lazy mappings are write-protect registered too (CRAC_LAZY_TRACK). */
+static bool lazy_track;
+
 /* clone(flags, sp, ptid, ctid, tls); the child pops fn and its argument
  * from the new stack and calls fn(arg), which never returns. */
 long lazy_clone(unsigned long flags, void *sp, uint32_t *ptid, uint32_t *ctid, unsigned long tls);
@@ -60,10 +69,13 @@ __asm__(
 	"1:	ret\n"
 	".size lazy_clone, .-lazy_clone\n");
 
-int lazy_open(int *mode)
+int lazy_open(int *mode, bool track)
 {
 	const uint64_t want = UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP |
 			      UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP;
+	/* Asked for, not required: without it the lazy mappings are simply
+	 * stored whole by the next checkpoint, as before. */
+	const uint64_t wp = track ? UFFD_FEATURE_WP_ASYNC : 0;
 	long fd = SYS(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK, 0, 0, 0, 0, 0);
 
 	if (fd == -EPERM || fd == -EACCES) {
@@ -83,13 +95,20 @@ int lazy_open(int *mode)
 		*mode = CRAC_LAZY_OFF_KERNEL;
 		return -1;
 	}
-	struct uffdio_api api = { .api = UFFD_API, .features = want };
-	if (SYS(SYS_ioctl, fd, UFFDIO_API, &api, 0, 0, 0) < 0 || (api.features & want) != want ||
-	    !(api.ioctls & (1ull << _UFFDIO_REGISTER))) {
+	struct uffdio_api api = { .api = UFFD_API, .features = want | wp };
+	long rc = SYS(SYS_ioctl, fd, UFFDIO_API, &api, 0, 0, 0);
+	if (rc < 0 && wp) {
+		/* a kernel without WP_ASYNC refuses the whole call (EINVAL), and
+		 * UFFDIO_API is once per descriptor: a new one without it */
+		sys_close(fd);
+		return lazy_open(mode, false);
+	}
+	if (rc < 0 || (api.features & want) != want || !(api.ioctls & (1ull << _UFFDIO_REGISTER))) {
 		sys_close(fd);
 		*mode = CRAC_LAZY_OFF_KERNEL;
 		return -1;
 	}
+	lazy_track = wp && (api.features & wp);
 	return (int)fd;
 }
 
@@ -97,7 +116,7 @@ long lazy_register(int uffd, uint64_t start, uint64_t len)
 {
 	struct uffdio_register r = {
 		.range = { .start = start, .len = len },
-		.mode = UFFDIO_REGISTER_MODE_MISSING,
+		.mode = UFFDIO_REGISTER_MODE_MISSING | (lazy_track ? UFFDIO_REGISTER_MODE_WP : 0),
 	};
 	return SYS(SYS_ioctl, uffd, UFFDIO_REGISTER, &r, 0, 0, 0);
 }
@@ -175,7 +194,7 @@ static uint64_t lazy_warm(int uffd, const struct crac_img_view *v, const bool *i
 			continue;   /* the lazy thread reads it again, and says why */
 		/* (no waiter yet: nobody to wake) */
 		struct uffdio_copy cp = { .dst = k->addr, .src = (uint64_t)(uintptr_t)warm_buf, .len = k->len,
-					  .mode = UFFDIO_COPY_MODE_DONTWAKE };
+					  .mode = UFFDIO_COPY_MODE_DONTWAKE | (lazy_track ? UFFDIO_COPY_MODE_WP : 0) };
 		if (SYS(SYS_ioctl, uffd, UFFDIO_COPY, &cp, 0, 0, 0) < 0)
 			continue;   /* (not expected) the thread's copy finds what is in: EEXIST */
 		warm_done[n_warm++] = c;
@@ -280,7 +299,7 @@ long lazy_start(struct lazy_plan *pl, const struct crac_img_view *v, const bool 
 	a->area_size = size;
 	a->uffd = pl->uffd;
 	a->err_fd = 2;
-	a->flags = pl->flags;
+	a->flags = pl->flags | (lazy_track ? CRAC_LAZY_TRACK : 0);
 	a->n_segs = (uint32_t)n_segs;
 	a->segs_off = segs_off;
 	a->n_chunks = all_chunks;

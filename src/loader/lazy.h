@@ -20,9 +20,13 @@ struct lazy_plan {
 /* clone(flags, sp, ptid, ctid, tls): the child pops fn and its argument
  * from sp and calls fn(arg), which never returns (it exits). */
 long lazy_clone(unsigned long flags, void *sp, uint32_t *ptid, uint32_t *ctid, unsigned long tls);
-/* A userfaultfd with the needed events, or -1 and *mode says why not. */
-int lazy_open(int *mode);
-/* Registers [start, start + len) in missing mode; 0 or -errno. */
+/* A userfaultfd with the needed events, or -1 and *mode says why not.
+ * track (the image asks for incremental checkpoints): also asynchronous
+ * write-protect where the kernel has it (lazy_start then sets
+ * CRAC_LAZY_TRACK). */
+int lazy_open(int *mode, bool track);
+/* Registers [start, start + len) in missing mode (and write-protect mode
+ * when tracking); 0 or -errno. */
 long lazy_register(int uffd, uint64_t start, uint64_t len);
 /* Builds the lazy area for the maps marked in is_lazy and starts the thread
  * (res->lazy_entry); fills res->lazy_*. An incremental image: chain holds

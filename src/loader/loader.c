@@ -1840,7 +1840,7 @@ static void plan_lazy(void)
 		pl->mode = CRAC_LAZY_OFF_KERNEL;
 		memset(is_lazy, 0, sizeof(is_lazy));
 		ld.n_lazy_refs = 0;
-	} else if (!ld.populate && ld.n_lazy && (pl->uffd = lazy_open(&pl->mode)) < 0) {
+	} else if (!ld.populate && ld.n_lazy && (pl->uffd = lazy_open(&pl->mode, h->img_flags & CRAC_IMGF_TRACK)) < 0) {
 		memset(is_lazy, 0, sizeof(is_lazy));
 		ld.n_lazy_refs = 0;
 	}
