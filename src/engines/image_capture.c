@@ -109,6 +109,55 @@ void *img_arena_alloc(struct img_arena *a, size_t n)
 	return a->base + at;   /* fresh anonymous memory: already zero */
 }
 
+/*
+ * An arena used before, up to `high` bytes, made as new: used 0, every byte
+ * zero. Resident pages are zeroed with memset (no page fault: the point of
+ * keeping it, image.c); the others, never touched or swapped out, dropped
+ * with MADV_DONTNEED (a swapped-out page is not zero), so untouched parts
+ * stay untouched.
+ */
+void img_arena_reset(struct img_arena *a, uint64_t high)
+{
+	unsigned char vec[4096];
+
+	a->used = 0;
+	high = (high + P - 1) & ~(uint64_t)(P - 1);
+	if (high > a->size)
+		high = a->size;
+	for (uint64_t at = 0; at < high;) {
+		uint64_t len = high - at < sizeof(vec) * P ? high - at : sizeof(vec) * P;
+		if (mincore(a->base + at, len, vec) < 0) {
+			memset(vec, 0, sizeof(vec));   /* unknown: dropped */
+		}
+		for (uint64_t i = 0; i < len / P;) {
+			uint64_t j = i + 1;
+			while (j < len / P && (vec[j] & 1) == (vec[i] & 1))
+				j++;
+			if (vec[i] & 1)
+				memset(a->base + at + i * P, 0, (j - i) * P);
+			else
+				madvise(a->base + at + i * P, (j - i) * P, MADV_DONTNEED);
+			i = j;
+		}
+		at += len;
+	}
+}
+
+void *img_scratch(struct img_arena *a, size_t n, size_t *mapped)
+{
+	void *p = img_arena_alloc(a, n);
+
+	*mapped = 0;
+	if (p)
+		return p;
+	size_t len = (n + CRAC_IMG_PAGE - 1) & ~(size_t)(CRAC_IMG_PAGE - 1);
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	*mapped = len;
+	return p;
+}
+
 void img_arena_free(struct img_arena *a)
 {
 	if (a->base)
@@ -266,10 +315,11 @@ void img_capture_close(struct img_capture *c, bool failed)
 	c->pagemap_fd = c->pages_fd = c->dir_fd = -1;
 	if (failed && c->tmp[0])
 		crac_img_remove(c->tmp);
-	if (c->chunk_area)
+	/* (a size of 0: in the arena, which the caller frees or keeps) */
+	if (c->chunk_area && c->chunk_area_size)
 		munmap(c->chunk_area, c->chunk_area_size);
 	c->chunk_area = NULL;
-	if (c->incr.refs)
+	if (c->incr.refs && c->incr.refs_area_size)
 		munmap(c->incr.refs, c->incr.refs_area_size);
 	c->incr.refs = NULL;
 }
@@ -596,26 +646,22 @@ int img_capture_maps(struct img_capture *c)
 	/* The chunk table: at most one chunk per stored page. Mapped after the
 	 * maps were read, so it is not part of the image. */
 	c->max_chunks = max_pages < CRAC_IMG_MAX_CHUNKS ? max_pages + 1 : CRAC_IMG_MAX_CHUNKS;
-	c->chunk_area_size = (c->max_chunks * sizeof(struct crac_img_chunk) + P - 1) & ~(P - 1);
-	c->chunk_area = mmap(NULL, c->chunk_area_size, PROT_READ | PROT_WRITE,
-			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (c->chunk_area == MAP_FAILED) {
-		c->chunk_area = NULL;
-		return img_fail(&c->err, -errno, "chunk table (%zu bytes): %s", c->chunk_area_size, img_strerror(errno));
-	}
+	/* (From the arena when it fits, which is kept between the checkpoints
+	 * of a process: its pages are touched already; see image.c.) */
+	size_t want = c->max_chunks * sizeof(struct crac_img_chunk);
+	c->chunk_area = img_scratch(&c->arena, want, &c->chunk_area_size);
+	if (!c->chunk_area)
+		return img_fail(&c->err, -errno, "chunk table (%zu bytes): %s", want, img_strerror(errno));
 	c->chunks = (struct crac_img_chunk *)c->chunk_area;
 	if (c->incr.on) {
 		/* References: at most one per parent range, plus one per
 		 * range of written pages cutting one, plus one per mapping. */
 		struct img_incr *in = &c->incr;
 		in->max_refs = in->n_base + c->max_chunks + c->n_maps;
-		in->refs_area_size = (in->max_refs * sizeof(struct crac_img_ref) + P - 1) & ~(P - 1);
-		void *a = mmap(NULL, in->refs_area_size, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-		if (a == MAP_FAILED)
-			return img_fail(&c->err, -errno, "reference table (%zu bytes): %s", in->refs_area_size,
-					img_strerror(errno));
-		in->refs = a;
+		size_t rwant = in->max_refs * sizeof(struct crac_img_ref);
+		in->refs = img_scratch(&c->arena, rwant, &in->refs_area_size);
+		if (!in->refs)
+			return img_fail(&c->err, -errno, "reference table (%zu bytes): %s", rwant, img_strerror(errno));
 	}
 	return 0;
 }

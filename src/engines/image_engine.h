@@ -73,6 +73,11 @@ struct img_arena {
 int img_arena_init(struct img_arena *a, size_t size) CRAC_HIDDEN;
 void *img_arena_alloc(struct img_arena *a, size_t n) CRAC_HIDDEN;   /* 16-aligned, zeroed */
 void img_arena_free(struct img_arena *a) CRAC_HIDDEN;
+/* An arena used before (up to `high` bytes) made as new: zeroed, used 0. */
+void img_arena_reset(struct img_arena *a, uint64_t high) CRAC_HIDDEN;
+/* n bytes from the arena, or, if they do not fit, a mapping of its own of
+ * *mapped bytes (then 0 if from the arena) that the caller unmaps. */
+void *img_scratch(struct img_arena *a, size_t n, size_t *mapped) CRAC_HIDDEN;
 
 /* ---- a thread's state (image_threads.c) ------------------------------------ */
 

@@ -410,6 +410,7 @@ void img_incr_prepare(struct img_capture *c, const struct crac_round *r)
 	struct crac_img_opened o = { .dir_fd = -1, .header_fd = -1, .pages_fd = -1 };
 	struct crac_img_chain *ch = NULL;
 	void *hbuf = NULL, *abuf = NULL;
+	size_t hmapped = 0;
 
 	if (!img_incr_wanted(r))
 		return;
@@ -442,15 +443,14 @@ void img_incr_prepare(struct img_capture *c, const struct crac_round *r)
 		return;
 	}
 	int rc = crac_img_open(t->base, &o, why, sizeof(why));
-	/* A mapping of its own, not malloc's: once malloc's threshold had
-	 * grown and the buffer came from the brk heap, its free() took ~9 ms
-	 * (strace, every incremental checkpoint of bench/ckpt_incr.c; the
-	 * heap is write-protected by the tracking). */
-	size_t hlen = (o.header_size + 8 + 4095) & ~4095ull;
-	if (rc == 0 && (hbuf = mmap(NULL, hlen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)) == MAP_FAILED) {
-		hbuf = NULL;
+	/* From the arena, not malloc's: once malloc's threshold had grown and
+	 * the buffer came from the brk heap, its free() took ~9 ms (strace,
+	 * every incremental checkpoint of bench/ckpt_incr.c; the heap is
+	 * write-protected by the tracking). Nor a fresh mapping: the arena is
+	 * kept between the checkpoints of a process (image.c), its pages are
+	 * touched already. */
+	if (rc == 0 && !(hbuf = img_scratch(&c->arena, o.header_size + 8, &hmapped)))
 		rc = -ENOMEM;
-	}
 	struct crac_img_view pv;
 	if (rc == 0)
 		rc = crac_img_read_header(&o, hbuf, o.header_size, &pv, why, sizeof(why));
@@ -551,8 +551,8 @@ out:
 		crac_img_chain_close(ch);
 	free(ch);
 	free(abuf);
-	if (hbuf)
-		munmap(hbuf, hlen);
+	if (hmapped)
+		munmap(hbuf, hmapped);
 	crac_img_close(&o);
 }
 
