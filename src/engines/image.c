@@ -182,9 +182,13 @@ static int verify_written(struct img_capture *c, char *msg, size_t len)
 	size_t mapped = 0;
 	int rc = crac_img_open(c->tmp, &o, why, sizeof(why)), failed = -1;
 
-	/* into the arena (kept between the checkpoints of a process: no page
-	 * faults), not malloc's (the brk heap may be write-protected) */
-	if (rc == 0 && !(buf = img_scratch(&c->arena, o.header_size + 8, &mapped)))
+	/* Into the buffer the header was built in (its bytes are in the file
+	 * now): no second buffer of that size, whose fresh pages would each
+	 * cost a page fault; else into the arena (kept between the checkpoints
+	 * of a process), not malloc's (the brk heap may be write-protected). */
+	if (rc == 0 && c->header_buf && o.header_size <= c->header_len)
+		buf = c->header_buf;
+	else if (rc == 0 && !(buf = img_scratch(&c->arena, o.header_size + 8, &mapped)))
 		rc = -ENOMEM;
 	if (rc == 0)
 		rc = crac_img_read_header(&o, buf, o.header_size, &v, why, sizeof(why));

@@ -322,6 +322,11 @@ void img_capture_close(struct img_capture *c, bool failed)
 	if (c->incr.refs && c->incr.refs_area_size)
 		munmap(c->incr.refs, c->incr.refs_area_size);
 	c->incr.refs = NULL;
+	if (c->incr.hmap)
+		munmap(c->incr.hmap, c->incr.hmap_size);
+	c->incr.hmap = NULL;
+	c->incr.pchunks = NULL;
+	c->incr.prefs = NULL;
 }
 
 /* ---- process state ------------------------------------------------------------- */
@@ -1195,16 +1200,15 @@ static bool wanted(const struct crac_img_map *m, uint64_t cat)
 /*
  * Incremental: [s, e) of mapping mi was not written since the parent, so
  * it holds what the parent holds: references to the chunks holding that
- * (c->incr.base), nothing where the parent holds nothing (zeros). Stored
- * instead where a secret region or the resume block lies (the parent's
+ * (c->incr.pchunks and c->incr.prefs), nothing where the parent holds
+ * nothing (zeros). Stored instead where a secret region or the resume block lies (the parent's
  * bytes there are not the ones to restore), and near our own stack and
  * thread pointer (written under our feet, see store_range).
  */
 static int add_refs(struct img_capture *c, uint32_t mi, uint64_t s, uint64_t e)
 {
 	struct img_incr *in = &c->incr;
-	const struct crac_img_ref *b = in->base;
-	uint64_t lo = 0, hi = in->n_base, res = (uint64_t)(uintptr_t)&crac__img_self.resume;
+	uint64_t lo, hi, res = (uint64_t)(uintptr_t)&crac__img_self.resume;
 	uint64_t sp = (uint64_t)(uintptr_t)__builtin_frame_address(0), fs = crac__img_self.thread.ctx.fs_base;
 	int rc;
 
@@ -1225,27 +1229,53 @@ static int add_refs(struct img_capture *c, uint32_t mi, uint64_t s, uint64_t e)
 		}
 		return 0;
 	}
-	while (lo < hi) {   /* the first parent range ending after s */
+	/* the first parent chunk and the first parent reference ending after s */
+	const struct crac_img_chunk *pc = in->pchunks;
+	const struct crac_img_ref *pr = in->prefs;
+	uint64_t i, j;
+	for (lo = 0, hi = in->n_pchunks; lo < hi;) {
 		uint64_t mid = lo + (hi - lo) / 2;
-		if (b[mid].addr + b[mid].len <= s)
+		if (pc[mid].addr + pc[mid].len <= s)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	for (uint64_t i = lo; i < in->n_base && b[i].addr < e; i++) {
-		uint64_t rs = b[i].addr > s ? b[i].addr : s;
-		uint64_t re = b[i].addr + b[i].len < e ? b[i].addr + b[i].len : e;
+	i = lo;
+	for (lo = 0, hi = in->n_prefs; lo < hi;) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		if (pr[mid].addr + pr[mid].len <= s)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	j = lo;
+	/* both in address order (they never overlap) */
+	for (;;) {
+		bool chunk_next = i < in->n_pchunks && pc[i].addr < e &&
+				  !(j < in->n_prefs && pr[j].addr < pc[i].addr);
+		if (!chunk_next && !(j < in->n_prefs && pr[j].addr < e))
+			break;
+		struct crac_img_ref b = chunk_next ?
+			(struct crac_img_ref){ .addr = pc[i].addr, .len = pc[i].len, .depth = 1, .chunk = (uint32_t)i } :
+			(struct crac_img_ref){ .addr = pr[j].addr, .len = pr[j].len, .depth = pr[j].depth + 1,
+					       .chunk = pr[j].chunk };
+		if (chunk_next)
+			i++;
+		else
+			j++;
+		uint64_t rs = b.addr > s ? b.addr : s;
+		uint64_t re = b.addr + b.len < e ? b.addr + b.len : e;
 		if (rs >= re)
 			continue;
 		struct crac_img_ref *last = in->n_refs ? &in->refs[in->n_refs - 1] : NULL;
-		if (last && last->addr + last->len == rs && last->depth == b[i].depth && last->chunk == b[i].chunk &&
+		if (last && last->addr + last->len == rs && last->depth == b.depth && last->chunk == b.chunk &&
 		    last->map == mi) {
 			last->len += re - rs;
 		} else {
 			if (in->n_refs >= in->max_refs)
 				return img_fail(&c->err, -E2BIG, "too many page references");
-			in->refs[in->n_refs++] = (struct crac_img_ref){ .addr = rs, .len = re - rs, .depth = b[i].depth,
-									.chunk = b[i].chunk, .map = mi };
+			in->refs[in->n_refs++] = (struct crac_img_ref){ .addr = rs, .len = re - rs, .depth = b.depth,
+									.chunk = b.chunk, .map = mi };
 		}
 		c->maps[mi].m.flags |= CRAC_MAPF_REFS;
 		in->ref_bytes += re - rs;
@@ -1617,6 +1647,8 @@ int img_capture_header(struct img_capture *c)
 	memcpy(buf, h, sizeof(*h));
 	((struct crac_img_header *)buf)->crc = crac_img_header_crc(buf, total);
 	c->header_crc = ((struct crac_img_header *)buf)->crc;
+	c->header_buf = buf;
+	c->header_len = total;
 
 	int fd = openat(c->dir_fd, CRAC_IMG_HEADER_FILE, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)

@@ -259,8 +259,14 @@ void img_track_restored_late(void) CRAC_HIDDEN;
  * chunks at depth 1, its references one deeper), sorted by address. */
 struct img_incr {
 	bool on;                        /* references are written */
-	struct crac_img_ref *base;      /* the parent's view (arena) */
-	uint64_t n_base;
+	/* The parent's view, in its header as read (arena, or a mapping of
+	 * hmap_size bytes at hmap): its chunks (depth 1 here) and its
+	 * references (one deeper here), each sorted by address, disjoint. */
+	const struct crac_img_chunk *pchunks;
+	const struct crac_img_ref *prefs;
+	uint64_t n_pchunks, n_prefs, n_base;
+	void *hmap;
+	size_t hmap_size;
 	char parent[4096];              /* as recorded in the header */
 	uint32_t parent_crc, depth;     /* this image's depth: the parent's + 1 */
 	uint64_t parent_pages_size;
@@ -397,6 +403,8 @@ struct img_capture {
 	struct img_incr incr;           /* incremental checkpoint: the parent, the references */
 	uint32_t img_flags;             /* header img_flags (CRAC_IMGF_TRACK) */
 	uint32_t header_crc;            /* of the header written */
+	char *header_buf;               /* where it was built (arena), and its size: */
+	uint64_t header_len;            /* the read-back reads into it again */
 	/* fsync on the other core (image_capture.c): the pages file's data
 	 * goes to the disk while the scan goes on */
 	struct img_syncer *syncer;      /* arena; NULL: fsync in this thread */

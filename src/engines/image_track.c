@@ -508,26 +508,17 @@ void img_incr_prepare(struct img_capture *c, const struct crac_round *r)
 				goto out;
 			}
 	/* The parent's view: its own chunks at depth 1, its references one
-	 * deeper (both sorted by address: merged). */
-	in->n_base = pv.h->n_chunks + pv.h->n_refs;
-	in->base = img_arena_alloc(&c->arena, (in->n_base + 1) * sizeof(*in->base));
-	if (!in->base) {
-		full_because(c, "the parent's page table does not fit the engine arena");
-		goto out;
-	}
-	uint64_t n = 0;
-	for (uint32_t a = 0, b = 0; a < pv.h->n_chunks || b < pv.h->n_refs;) {
-		if (b >= pv.h->n_refs || (a < pv.h->n_chunks && pv.chunks[a].addr < pv.refs[b].addr)) {
-			const struct crac_img_chunk *k = &pv.chunks[a];
-			in->base[n++] = (struct crac_img_ref){ .addr = k->addr, .len = k->len, .depth = 1, .chunk = a };
-			a++;
-		} else {
-			const struct crac_img_ref *q = &pv.refs[b++];
-			in->base[n++] = (struct crac_img_ref){ .addr = q->addr, .len = q->len, .depth = q->depth + 1,
-							       .chunk = q->chunk };
-		}
-	}
-	in->n_base = n;
+	 * deeper, where they are in the header read (add_refs walks both in
+	 * address order; no merged copy, whose fresh pages cost a page fault
+	 * each). The header stays until the capture is closed. */
+	in->pchunks = pv.chunks;
+	in->n_pchunks = pv.h->n_chunks;
+	in->prefs = pv.refs;
+	in->n_prefs = pv.h->n_refs;
+	in->n_base = in->n_pchunks + in->n_prefs;
+	in->hmap = hmapped ? hbuf : NULL;
+	in->hmap_size = hmapped;
+	hmapped = 0;
 	/* Named relative to the new image when both are in one directory
 	 * (the two can move together), else by its absolute path. */
 	char tp[PATH_MAX], bp[PATH_MAX];
