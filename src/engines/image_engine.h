@@ -308,6 +308,7 @@ struct img_map {
 
 /* Writeback of the pages file is started every this many bytes. */
 #define IMG_WRITEBACK_STEP (32ull << 20)
+#define IMG_WRITEBACK_STEP_INCR (1ull << 20)   /* an incremental image's (a few MiB) */
 
 /* How page data reaches the pages file (image_write.c). */
 enum img_write_mode {
