@@ -67,6 +67,63 @@ static int64_t mono_ns(void)
 	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+/* ---- the engine arena, kept between checkpoints ------------------------------ */
+
+/*
+ * A process that keeps running with incremental checkpoints asked for keeps
+ * its engine arena for the next checkpoint. On this kind of VM (a PVM guest
+ * with shadow paging) the first touch of a fresh anonymous page is a page
+ * fault costing 10-20 us, and an incremental checkpoint of bench/ckpt_incr.c
+ * touched 400-800 fresh arena and table pages (getrusage ru_minflt: 436 at
+ * one image below, 778 at four; the parent's header, its table, the new
+ * header and its read-back each take their size again): 5-15 ms of a ~70 ms
+ * checkpoint. Reused pages are zeroed first (img_arena_alloc hands out zeroed
+ * memory; img_arena_reset). The mapping is left out of every image (it
+ * is c->skip[0]) and of a child's memory (MADV_DONTFORK); a restored process
+ * and a forked child forget it (pid check; image_checkpoint's restored branch).
+ */
+#define ARENA_KEEP_MAX (128u << 20)   /* more used than this: not kept */
+
+static struct {
+	struct img_arena a;
+	uint64_t high;   /* bytes of it used last time: what may not be zero */
+	int pid;
+} kept_arena;
+
+/* The arena for this checkpoint: the kept one if this process kept one. */
+static int arena_get(struct img_arena *a, size_t size)
+{
+	struct img_arena k = kept_arena.a;
+	uint64_t high = kept_arena.high;
+	bool ours = kept_arena.pid == getpid();
+
+	kept_arena.a.base = NULL;   /* one checkpoint at a time has it */
+	if (k.base && ours && k.size == size) {
+		img_arena_reset(&k, high);
+		*a = k;
+		return 0;
+	}
+	if (k.base && ours)
+		img_arena_free(&k);
+	return img_arena_init(a, size);
+}
+
+/* After the checkpoint: kept for the next one (keep), else unmapped. */
+static void arena_put(struct img_arena *a, bool keep)
+{
+	if (!a->base)
+		return;
+	if (!keep || a->used > ARENA_KEEP_MAX || kept_arena.a.base ||
+	    madvise(a->base, a->size, MADV_DONTFORK) < 0) {
+		img_arena_free(a);
+		return;
+	}
+	kept_arena.a = *a;
+	kept_arena.high = a->used;
+	kept_arena.pid = getpid();
+	a->base = NULL;
+}
+
 /* ---- configure ------------------------------------------------------------- */
 
 static int image_configure(struct crac_round *r)
@@ -116,15 +173,22 @@ static int image_configure(struct crac_round *r)
  * chunk order; pages file size), and checks that it says what was written.
  * Runs after the threads were released (it allocates).
  */
-static int verify_written(const struct img_capture *c, char *msg, size_t len)
+static int verify_written(struct img_capture *c, char *msg, size_t len)
 {
 	struct crac_img_opened o;
 	struct crac_img_view v;
 	char why[1024];
 	void *buf = NULL;
+	size_t mapped = 0;
 	int rc = crac_img_open(c->tmp, &o, why, sizeof(why)), failed = -1;
 
-	if (rc == 0 && !(buf = aligned_alloc(8, (o.header_size + 8) & ~7ull)))
+	/* Into the buffer the header was built in (its bytes are in the file
+	 * now): no second buffer of that size, whose fresh pages would each
+	 * cost a page fault; else into the arena (kept between the checkpoints
+	 * of a process), not malloc's (the brk heap may be write-protected). */
+	if (rc == 0 && c->header_buf && o.header_size <= c->header_len)
+		buf = c->header_buf;
+	else if (rc == 0 && !(buf = img_scratch(&c->arena, o.header_size + 8, &mapped)))
 		rc = -ENOMEM;
 	if (rc == 0)
 		rc = crac_img_read_header(&o, buf, o.header_size, &v, why, sizeof(why));
@@ -169,7 +233,8 @@ static int verify_written(const struct img_capture *c, char *msg, size_t len)
 		free(ch);
 	}
 out:
-	free(buf);
+	if (mapped)
+		munmap(buf, mapped);
 	crac_img_close(&o);
 	return rc;
 }
@@ -413,6 +478,8 @@ static int image_checkpoint(struct crac_round *r)
 	c->dir_fd = c->pages_fd = c->pagemap_fd = c->header_fd = -1;
 	c->w.dfd = c->w.pipe[0] = c->w.pipe[1] = -1;
 	c->t_begin = mono_ns();
+	/* the process goes on and checkpoints incrementally again: its arena is kept */
+	const bool keep_arena = img_incr_wanted(r) && (r->opts.flags & CRAC_KEEP_RUNNING);
 	if (!deadline || deadline < mono_ns() + 1000000000LL)
 		deadline = mono_ns() + 10LL * 1000000000LL;
 
@@ -422,7 +489,7 @@ static int image_checkpoint(struct crac_round *r)
 	crac__round_phase(r, CRAC_CKPT_PREPARE);
 	const char *slow = getenv("CRAC_TEST_SLOW_PAGES_US");
 	test_slow_pages_us = slow ? strtol(slow, NULL, 10) : 0;
-	if ((rc = img_arena_init(&c->arena, ARENA_SIZE)) < 0) {
+	if ((rc = arena_get(&c->arena, ARENA_SIZE)) < 0) {
 		img_fail(&c->err, rc, "engine arena: %s", strerror(-rc));
 		goto fail_running;
 	}
@@ -461,8 +528,11 @@ static int image_checkpoint(struct crac_round *r)
 	crac__img_self.resume.magic = CRAC_RESUME_MAGIC_ABI(CRAC_RESUME_ABI);
 	crac__img_self.resume.ctx.fs_base = img_get_fs();
 	crac__img_self.resume.lazy_entry = (uint64_t)(uintptr_t)crac__img_lazy_main;
-	if (crac__img_setctx(&crac__img_self.resume.ctx) != 0)
+	if (crac__img_setctx(&crac__img_self.resume.ctx) != 0) {
+		/* a restored process: the arena was not part of the image */
+		kept_arena.a.base = NULL;
 		return img_restored(r);
+	}
 
 	/* 6. */
 	crac__round_phase(r, CRAC_CKPT_PAGES);
@@ -494,7 +564,7 @@ static int image_checkpoint(struct crac_round *r)
 				 "%s; no image was written to %s, the process goes on", msg, r->opts.image_dir);
 		img_incr_done(c, r, false);
 		crac_img_remove(c->tmp);
-		img_arena_free(&c->arena);
+		arena_put(&c->arena, keep_arena);
 		return rc;
 	}
 	if ((rc = crac_img_commit(c->tmp, r->opts.image_dir, msg, sizeof(msg))) < 0) {
@@ -502,11 +572,11 @@ static int image_checkpoint(struct crac_round *r)
 		crac__report_add(r->report, CRAC_PHASE_ENGINE, "image", rc, "%s; the process goes on", msg);
 		img_incr_done(c, r, false);
 		crac_img_remove(c->tmp);
-		img_arena_free(&c->arena);
+		arena_put(&c->arena, keep_arena);
 		return rc;
 	}
 	img_incr_done(c, r, true);   /* before the arena goes: it reads c->incr.chain */
-	img_arena_free(&c->arena);
+	arena_put(&c->arena, keep_arena);
 	c->t_done = mono_ns();
 	if (getenv("CRAC_IMAGE_STATS"))
 		print_stats(c);
@@ -530,7 +600,7 @@ fail_stopped:
 fail_running:
 	img_incr_done(c, r, false);
 	img_capture_close(c, true);
-	img_arena_free(&c->arena);
+	arena_put(&c->arena, keep_arena);
 	crac__report_add(r->report, CRAC_PHASE_ENGINE, "image", c->err.code ? c->err.code : -EIO, "%s",
 			 c->err.msg[0] ? c->err.msg : "image checkpoint failed");
 	return c->err.code ? c->err.code : -EIO;

@@ -109,6 +109,55 @@ void *img_arena_alloc(struct img_arena *a, size_t n)
 	return a->base + at;   /* fresh anonymous memory: already zero */
 }
 
+/*
+ * An arena used before, up to `high` bytes, made as new: used 0, every byte
+ * zero. Resident pages are zeroed with memset (no page fault: the point of
+ * keeping it, image.c); the others, never touched or swapped out, dropped
+ * with MADV_DONTNEED (a swapped-out page is not zero), so untouched parts
+ * stay untouched.
+ */
+void img_arena_reset(struct img_arena *a, uint64_t high)
+{
+	unsigned char vec[4096];
+
+	a->used = 0;
+	high = (high + P - 1) & ~(uint64_t)(P - 1);
+	if (high > a->size)
+		high = a->size;
+	for (uint64_t at = 0; at < high;) {
+		uint64_t len = high - at < sizeof(vec) * P ? high - at : sizeof(vec) * P;
+		if (mincore(a->base + at, len, vec) < 0) {
+			memset(vec, 0, sizeof(vec));   /* unknown: dropped */
+		}
+		for (uint64_t i = 0; i < len / P;) {
+			uint64_t j = i + 1;
+			while (j < len / P && (vec[j] & 1) == (vec[i] & 1))
+				j++;
+			if (vec[i] & 1)
+				memset(a->base + at + i * P, 0, (j - i) * P);
+			else
+				madvise(a->base + at + i * P, (j - i) * P, MADV_DONTNEED);
+			i = j;
+		}
+		at += len;
+	}
+}
+
+void *img_scratch(struct img_arena *a, size_t n, size_t *mapped)
+{
+	void *p = img_arena_alloc(a, n);
+
+	*mapped = 0;
+	if (p)
+		return p;
+	size_t len = (n + CRAC_IMG_PAGE - 1) & ~(size_t)(CRAC_IMG_PAGE - 1);
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	*mapped = len;
+	return p;
+}
+
 void img_arena_free(struct img_arena *a)
 {
 	if (a->base)
@@ -266,12 +315,18 @@ void img_capture_close(struct img_capture *c, bool failed)
 	c->pagemap_fd = c->pages_fd = c->dir_fd = -1;
 	if (failed && c->tmp[0])
 		crac_img_remove(c->tmp);
-	if (c->chunk_area)
+	/* (a size of 0: in the arena, which the caller frees or keeps) */
+	if (c->chunk_area && c->chunk_area_size)
 		munmap(c->chunk_area, c->chunk_area_size);
 	c->chunk_area = NULL;
-	if (c->incr.refs)
+	if (c->incr.refs && c->incr.refs_area_size)
 		munmap(c->incr.refs, c->incr.refs_area_size);
 	c->incr.refs = NULL;
+	if (c->incr.hmap)
+		munmap(c->incr.hmap, c->incr.hmap_size);
+	c->incr.hmap = NULL;
+	c->incr.pchunks = NULL;
+	c->incr.prefs = NULL;
 }
 
 /* ---- process state ------------------------------------------------------------- */
@@ -596,26 +651,22 @@ int img_capture_maps(struct img_capture *c)
 	/* The chunk table: at most one chunk per stored page. Mapped after the
 	 * maps were read, so it is not part of the image. */
 	c->max_chunks = max_pages < CRAC_IMG_MAX_CHUNKS ? max_pages + 1 : CRAC_IMG_MAX_CHUNKS;
-	c->chunk_area_size = (c->max_chunks * sizeof(struct crac_img_chunk) + P - 1) & ~(P - 1);
-	c->chunk_area = mmap(NULL, c->chunk_area_size, PROT_READ | PROT_WRITE,
-			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (c->chunk_area == MAP_FAILED) {
-		c->chunk_area = NULL;
-		return img_fail(&c->err, -errno, "chunk table (%zu bytes): %s", c->chunk_area_size, img_strerror(errno));
-	}
+	/* (From the arena when it fits, which is kept between the checkpoints
+	 * of a process: its pages are touched already; see image.c.) */
+	size_t want = c->max_chunks * sizeof(struct crac_img_chunk);
+	c->chunk_area = img_scratch(&c->arena, want, &c->chunk_area_size);
+	if (!c->chunk_area)
+		return img_fail(&c->err, -errno, "chunk table (%zu bytes): %s", want, img_strerror(errno));
 	c->chunks = (struct crac_img_chunk *)c->chunk_area;
 	if (c->incr.on) {
 		/* References: at most one per parent range, plus one per
 		 * range of written pages cutting one, plus one per mapping. */
 		struct img_incr *in = &c->incr;
 		in->max_refs = in->n_base + c->max_chunks + c->n_maps;
-		in->refs_area_size = (in->max_refs * sizeof(struct crac_img_ref) + P - 1) & ~(P - 1);
-		void *a = mmap(NULL, in->refs_area_size, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-		if (a == MAP_FAILED)
-			return img_fail(&c->err, -errno, "reference table (%zu bytes): %s", in->refs_area_size,
-					img_strerror(errno));
-		in->refs = a;
+		size_t rwant = in->max_refs * sizeof(struct crac_img_ref);
+		in->refs = img_scratch(&c->arena, rwant, &in->refs_area_size);
+		if (!in->refs)
+			return img_fail(&c->err, -errno, "reference table (%zu bytes): %s", rwant, img_strerror(errno));
 	}
 	return 0;
 }
@@ -1149,16 +1200,15 @@ static bool wanted(const struct crac_img_map *m, uint64_t cat)
 /*
  * Incremental: [s, e) of mapping mi was not written since the parent, so
  * it holds what the parent holds: references to the chunks holding that
- * (c->incr.base), nothing where the parent holds nothing (zeros). Stored
- * instead where a secret region or the resume block lies (the parent's
+ * (c->incr.pchunks and c->incr.prefs), nothing where the parent holds
+ * nothing (zeros). Stored instead where a secret region or the resume block lies (the parent's
  * bytes there are not the ones to restore), and near our own stack and
  * thread pointer (written under our feet, see store_range).
  */
 static int add_refs(struct img_capture *c, uint32_t mi, uint64_t s, uint64_t e)
 {
 	struct img_incr *in = &c->incr;
-	const struct crac_img_ref *b = in->base;
-	uint64_t lo = 0, hi = in->n_base, res = (uint64_t)(uintptr_t)&crac__img_self.resume;
+	uint64_t lo, hi, res = (uint64_t)(uintptr_t)&crac__img_self.resume;
 	uint64_t sp = (uint64_t)(uintptr_t)__builtin_frame_address(0), fs = crac__img_self.thread.ctx.fs_base;
 	int rc;
 
@@ -1179,27 +1229,53 @@ static int add_refs(struct img_capture *c, uint32_t mi, uint64_t s, uint64_t e)
 		}
 		return 0;
 	}
-	while (lo < hi) {   /* the first parent range ending after s */
+	/* the first parent chunk and the first parent reference ending after s */
+	const struct crac_img_chunk *pc = in->pchunks;
+	const struct crac_img_ref *pr = in->prefs;
+	uint64_t i, j;
+	for (lo = 0, hi = in->n_pchunks; lo < hi;) {
 		uint64_t mid = lo + (hi - lo) / 2;
-		if (b[mid].addr + b[mid].len <= s)
+		if (pc[mid].addr + pc[mid].len <= s)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	for (uint64_t i = lo; i < in->n_base && b[i].addr < e; i++) {
-		uint64_t rs = b[i].addr > s ? b[i].addr : s;
-		uint64_t re = b[i].addr + b[i].len < e ? b[i].addr + b[i].len : e;
+	i = lo;
+	for (lo = 0, hi = in->n_prefs; lo < hi;) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		if (pr[mid].addr + pr[mid].len <= s)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	j = lo;
+	/* both in address order (they never overlap) */
+	for (;;) {
+		bool chunk_next = i < in->n_pchunks && pc[i].addr < e &&
+				  !(j < in->n_prefs && pr[j].addr < pc[i].addr);
+		if (!chunk_next && !(j < in->n_prefs && pr[j].addr < e))
+			break;
+		struct crac_img_ref b = chunk_next ?
+			(struct crac_img_ref){ .addr = pc[i].addr, .len = pc[i].len, .depth = 1, .chunk = (uint32_t)i } :
+			(struct crac_img_ref){ .addr = pr[j].addr, .len = pr[j].len, .depth = pr[j].depth + 1,
+					       .chunk = pr[j].chunk };
+		if (chunk_next)
+			i++;
+		else
+			j++;
+		uint64_t rs = b.addr > s ? b.addr : s;
+		uint64_t re = b.addr + b.len < e ? b.addr + b.len : e;
 		if (rs >= re)
 			continue;
 		struct crac_img_ref *last = in->n_refs ? &in->refs[in->n_refs - 1] : NULL;
-		if (last && last->addr + last->len == rs && last->depth == b[i].depth && last->chunk == b[i].chunk &&
+		if (last && last->addr + last->len == rs && last->depth == b.depth && last->chunk == b.chunk &&
 		    last->map == mi) {
 			last->len += re - rs;
 		} else {
 			if (in->n_refs >= in->max_refs)
 				return img_fail(&c->err, -E2BIG, "too many page references");
-			in->refs[in->n_refs++] = (struct crac_img_ref){ .addr = rs, .len = re - rs, .depth = b[i].depth,
-									.chunk = b[i].chunk, .map = mi };
+			in->refs[in->n_refs++] = (struct crac_img_ref){ .addr = rs, .len = re - rs, .depth = b.depth,
+									.chunk = b.chunk, .map = mi };
 		}
 		c->maps[mi].m.flags |= CRAC_MAPF_REFS;
 		in->ref_bytes += re - rs;
@@ -1571,6 +1647,8 @@ int img_capture_header(struct img_capture *c)
 	memcpy(buf, h, sizeof(*h));
 	((struct crac_img_header *)buf)->crc = crac_img_header_crc(buf, total);
 	c->header_crc = ((struct crac_img_header *)buf)->crc;
+	c->header_buf = buf;
+	c->header_len = total;
 
 	int fd = openat(c->dir_fd, CRAC_IMG_HEADER_FILE, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)

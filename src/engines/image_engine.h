@@ -73,6 +73,11 @@ struct img_arena {
 int img_arena_init(struct img_arena *a, size_t size) CRAC_HIDDEN;
 void *img_arena_alloc(struct img_arena *a, size_t n) CRAC_HIDDEN;   /* 16-aligned, zeroed */
 void img_arena_free(struct img_arena *a) CRAC_HIDDEN;
+/* An arena used before (up to `high` bytes) made as new: zeroed, used 0. */
+void img_arena_reset(struct img_arena *a, uint64_t high) CRAC_HIDDEN;
+/* n bytes from the arena, or, if they do not fit, a mapping of its own of
+ * *mapped bytes (then 0 if from the arena) that the caller unmaps. */
+void *img_scratch(struct img_arena *a, size_t n, size_t *mapped) CRAC_HIDDEN;
 
 /* ---- a thread's state (image_threads.c) ------------------------------------ */
 
@@ -257,8 +262,14 @@ void img_track_lazy_handover(void) CRAC_HIDDEN;
  * chunks at depth 1, its references one deeper), sorted by address. */
 struct img_incr {
 	bool on;                        /* references are written */
-	struct crac_img_ref *base;      /* the parent's view (arena) */
-	uint64_t n_base;
+	/* The parent's view, in its header as read (arena, or a mapping of
+	 * hmap_size bytes at hmap): its chunks (depth 1 here) and its
+	 * references (one deeper here), each sorted by address, disjoint. */
+	const struct crac_img_chunk *pchunks;
+	const struct crac_img_ref *prefs;
+	uint64_t n_pchunks, n_prefs, n_base;
+	void *hmap;
+	size_t hmap_size;
 	char parent[4096];              /* as recorded in the header */
 	uint32_t parent_crc, depth;     /* this image's depth: the parent's + 1 */
 	uint64_t parent_pages_size;
@@ -300,6 +311,7 @@ struct img_map {
 
 /* Writeback of the pages file is started every this many bytes. */
 #define IMG_WRITEBACK_STEP (32ull << 20)
+#define IMG_WRITEBACK_STEP_INCR (1ull << 20)   /* an incremental image's (a few MiB) */
 
 /* How page data reaches the pages file (image_write.c). */
 enum img_write_mode {
@@ -395,6 +407,8 @@ struct img_capture {
 	struct img_incr incr;           /* incremental checkpoint: the parent, the references */
 	uint32_t img_flags;             /* header img_flags (CRAC_IMGF_TRACK) */
 	uint32_t header_crc;            /* of the header written */
+	char *header_buf;               /* where it was built (arena), and its size: */
+	uint64_t header_len;            /* the read-back reads into it again */
 	/* fsync on the other core (image_capture.c): the pages file's data
 	 * goes to the disk while the scan goes on */
 	struct img_syncer *syncer;      /* arena; NULL: fsync in this thread */

@@ -579,6 +579,7 @@ void img_incr_prepare(struct img_capture *c, const struct crac_round *r)
 	struct crac_img_opened o = { .dir_fd = -1, .header_fd = -1, .pages_fd = -1 };
 	struct crac_img_chain *ch = NULL;
 	void *hbuf = NULL, *abuf = NULL;
+	size_t hmapped = 0;
 
 	if (!img_incr_wanted(r))
 		return;
@@ -611,15 +612,14 @@ void img_incr_prepare(struct img_capture *c, const struct crac_round *r)
 		return;
 	}
 	int rc = crac_img_open(t->base, &o, why, sizeof(why));
-	/* A mapping of its own, not malloc's: once malloc's threshold had
-	 * grown and the buffer came from the brk heap, its free() took ~9 ms
-	 * (strace, every incremental checkpoint of bench/ckpt_incr.c; the
-	 * heap is write-protected by the tracking). */
-	size_t hlen = (o.header_size + 8 + 4095) & ~4095ull;
-	if (rc == 0 && (hbuf = mmap(NULL, hlen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)) == MAP_FAILED) {
-		hbuf = NULL;
+	/* From the arena, not malloc's: once malloc's threshold had grown and
+	 * the buffer came from the brk heap, its free() took ~9 ms (strace,
+	 * every incremental checkpoint of bench/ckpt_incr.c; the heap is
+	 * write-protected by the tracking). Nor a fresh mapping: the arena is
+	 * kept between the checkpoints of a process (image.c), its pages are
+	 * touched already. */
+	if (rc == 0 && !(hbuf = img_scratch(&c->arena, o.header_size + 8, &hmapped)))
 		rc = -ENOMEM;
-	}
 	struct crac_img_view pv;
 	if (rc == 0)
 		rc = crac_img_read_header(&o, hbuf, o.header_size, &pv, why, sizeof(why));
@@ -677,26 +677,17 @@ void img_incr_prepare(struct img_capture *c, const struct crac_round *r)
 				goto out;
 			}
 	/* The parent's view: its own chunks at depth 1, its references one
-	 * deeper (both sorted by address: merged). */
-	in->n_base = pv.h->n_chunks + pv.h->n_refs;
-	in->base = img_arena_alloc(&c->arena, (in->n_base + 1) * sizeof(*in->base));
-	if (!in->base) {
-		full_because(c, "the parent's page table does not fit the engine arena");
-		goto out;
-	}
-	uint64_t n = 0;
-	for (uint32_t a = 0, b = 0; a < pv.h->n_chunks || b < pv.h->n_refs;) {
-		if (b >= pv.h->n_refs || (a < pv.h->n_chunks && pv.chunks[a].addr < pv.refs[b].addr)) {
-			const struct crac_img_chunk *k = &pv.chunks[a];
-			in->base[n++] = (struct crac_img_ref){ .addr = k->addr, .len = k->len, .depth = 1, .chunk = a };
-			a++;
-		} else {
-			const struct crac_img_ref *q = &pv.refs[b++];
-			in->base[n++] = (struct crac_img_ref){ .addr = q->addr, .len = q->len, .depth = q->depth + 1,
-							       .chunk = q->chunk };
-		}
-	}
-	in->n_base = n;
+	 * deeper, where they are in the header read (add_refs walks both in
+	 * address order; no merged copy, whose fresh pages cost a page fault
+	 * each). The header stays until the capture is closed. */
+	in->pchunks = pv.chunks;
+	in->n_pchunks = pv.h->n_chunks;
+	in->prefs = pv.refs;
+	in->n_prefs = pv.h->n_refs;
+	in->n_base = in->n_pchunks + in->n_prefs;
+	in->hmap = hmapped ? hbuf : NULL;
+	in->hmap_size = hmapped;
+	hmapped = 0;
 	/* Named relative to the new image when both are in one directory
 	 * (the two can move together), else by its absolute path. */
 	char tp[PATH_MAX], bp[PATH_MAX];
@@ -720,8 +711,8 @@ out:
 		crac_img_chain_close(ch);
 	free(ch);
 	free(abuf);
-	if (hbuf)
-		munmap(hbuf, hlen);
+	if (hmapped)
+		munmap(hbuf, hmapped);
 	crac_img_close(&o);
 }
 

@@ -460,7 +460,12 @@ int img_write_flush(struct img_capture *c)
 	/* Buffered modes: start writing back what is written so far, so the
 	 * disk works while we copy the rest and the final fsync waits for
 	 * less. (O_DIRECT data is on the disk already.) */
-	if (w->mode != IMG_WRITE_DIRECT && w->at - c->kicked >= IMG_WRITEBACK_STEP) {
+	/* (every MiB for an incremental image: its few MiB would otherwise
+	 * reach the disk only with the final fsync, after the threads run
+	 * again; bench/ckpt_incr.c, 4 alternating runs at a load of 8.8:
+	 * waiting for that fsync 17.8/18.6 ms against 22.0/23.1) */
+	uint64_t step = c->incr.on ? IMG_WRITEBACK_STEP_INCR : IMG_WRITEBACK_STEP;
+	if (w->mode != IMG_WRITE_DIRECT && w->at - c->kicked >= step) {
 		sync_file_range(c->pages_fd, (off_t)c->kicked, (off_t)(w->at - c->kicked), SYNC_FILE_RANGE_WRITE);
 		c->kicked = w->at;
 	}
@@ -483,6 +488,12 @@ int img_write_end(struct img_capture *c)
 {
 	struct img_writer *w = &c->w;
 	int rc = img_write_sync(c);
+
+	/* the rest of the page data goes to the disk while the header is made */
+	if (rc == 0 && w->mode != IMG_WRITE_DIRECT && w->at > c->kicked) {
+		sync_file_range(c->pages_fd, (off_t)c->kicked, (off_t)(w->at - c->kicked), SYNC_FILE_RANGE_WRITE);
+		c->kicked = w->at;
+	}
 
 #if CRAC_HAVE_ZSTD
 	zworker_stop(&c->z);   /* before the program's threads run again */
