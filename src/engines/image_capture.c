@@ -851,6 +851,7 @@ static void sync_open(struct img_capture *c)
 	const char *slow = getenv("CRAC_TEST_SLOW_SYNC_MS"), *grace = getenv("CRAC_TEST_SYNC_GRACE_MS");
 
 	sync_reap();
+	crac_img_fs_prepare();   /* sync_here's bounded fsync (image/dir.c) */
 	c->syncer = NULL;
 	c->sync_at = 0;
 	c->sync_err = 0;
@@ -1005,6 +1006,36 @@ static void sync_early(struct img_capture *c)
 		c->sync_at = c->w.at;
 }
 
+/* How long a wait for an fsync lasts at least (the message). */
+static long sync_grace_ms(const struct img_capture *c)
+{
+	const char *g = getenv("CRAC_TEST_SYNC_GRACE_MS");
+
+	return c->syncer ? c->syncer->grace_ms : g ? strtol(g, NULL, 10) : IMG_SYNC_GRACE_MS;
+}
+
+/*
+ * Without a helper of ours (CRAC_IMAGE_SYNC_HELPER=0, clone refused): the
+ * fsync is image/dir.c's bounded one, given up on at the deadline (30 s at
+ * least) as a helper is; nothing more after one was given up on.
+ */
+static void sync_here(struct img_capture *c, int fd, bool data_only, const char *what)
+{
+	int64_t waited;
+
+	if (c->sync_err == -ETIMEDOUT)
+		return;
+	int rc = crac_img_fsync_fd(fd, data_only, &waited);
+	if (rc == -ETIMEDOUT && waited >= 0) {
+		c->sync_err = -ETIMEDOUT;
+		c->sync_what = what;
+		c->sync_data_only = data_only;
+		c->sync_waited_ms = waited;
+		return;
+	}
+	sync_note(c, rc, what);
+}
+
 /* An error of any fsync, or of an early fdatasync, fails the checkpoint
  * (an error is reported to one fsync only), and so does a helper given up
  * on (syncer_join). */
@@ -1015,7 +1046,7 @@ static int sync_result(struct img_capture *c)
 				"deadline, and %ld s at least): the image's file system does not answer; given "
 				"up, no image was written, the program goes on", c->sync_data_only ? "fdatasync" :
 				"fsync", c->tmp, *c->sync_what ? "/" : "", c->sync_what,
-				(long long)c->sync_waited_ms, (long)(c->syncer ? c->syncer->grace_ms / 1000 : 0));
+				(long long)c->sync_waited_ms, sync_grace_ms(c) / 1000);
 	if (c->sync_err)
 		return img_fail(&c->err, c->sync_err, "fsync %s%s%s: %s", c->tmp, *c->sync_what ? "/" : "",
 				c->sync_what, img_strerror(-c->sync_err));
@@ -1045,9 +1076,9 @@ static int sync_final(struct img_capture *c, int fd)
 		return sync_result(c);
 	if (!sync_spawn(c, c->syncer, 2, fds, data_only, what))
 		for (int i = 0; i < 2; i++)
-			sync_note(c, fsync(fds[i]) < 0 ? -errno : 0, what[i]);
+			sync_here(c, fds[i], false, what[i]);
 	if (!c->syncer || !sync_spawn(c, c->syncer + 1, 1, &c->pages_fd, pages_data_only, pages))
-		sync_note(c, fsync(c->pages_fd) < 0 ? -errno : 0, CRAC_IMG_PAGES_FILE);
+		sync_here(c, c->pages_fd, false, CRAC_IMG_PAGES_FILE);
 	return sync_result(c);
 }
 

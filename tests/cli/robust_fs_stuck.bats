@@ -104,3 +104,25 @@ state() {
 	[ "$status" -eq 0 ]
 	[ -z "$(ls -d "$T"/img.* 2>/dev/null)" ]
 }
+
+@test "CRAC_IMAGE_SYNC_HELPER=0: an fsync that does not return is given up at the deadline too, naming the file; the image in place is untouched" {
+	start_prog good
+	run "$CRAC" checkpoint --engine image --image-dir "$T/img" --keep-running "$pid"
+	[ "$status" -eq 0 ]
+	before="$(state "$T/img")"
+	start_prog stuck CRAC_IMAGE_SYNC_HELPER=0 CRAC_TEST_SLOW_FS=fsync:600000 CRAC_TEST_SYNC_GRACE_MS=1000
+	t0=$(date +%s%N)
+	run timeout -k 5 60 "$CRAC" checkpoint --engine image --image-dir "$T/img" --keep-running --deadline 1000 "$pid"
+	t1=$(date +%s%N)
+	echo "$status: $output"
+	[ "$status" -eq 1 ]
+	echo "$output" | grep -Eq "fsync $T/img\.[^ ]*/(header|pages|) ?did not return after [0-9]+ ms \(the checkpoint's deadline, and 1 s at least\): the image's file system does not answer; given up, no image was written, the program goes on"
+	# one fsync given up on (1 s), no other tried after it
+	[ $(((t1 - t0) / 1000000)) -lt 10000 ]
+	kill -0 "$pid"
+	run "$CRAC" checkpoint --engine sim "$pid"
+	[ "$status" -eq 0 ]
+	[ "$(state "$T/img")" = "$before" ]
+	[ -z "$(ls -d "$T"/img.* 2>/dev/null)" ]
+	[ -z "$(ps -o pid= --ppid "$pid")" ]
+}
