@@ -111,7 +111,8 @@ static char anc_buf[64u << 20] __attribute__((aligned(4096)));
  * mappings (fill_mem). */
 static char ref_bounce[CRAC_IMG_CHUNK_MAX] __attribute__((aligned(4096)));
 static char ref_bounce2[CRAC_IMG_CHUNK_MAX] __attribute__((aligned(4096)));
-static char abs_dir[CRAC_IMG_PATH_MAX + 4096];   /* the image directory, absolute (resume block) */
+static char abs_dir[CRAC_IMG_PATH_MAX + 4096];   /* the image directory made absolute (set_abs_dir) */
+static HOT const char *abs_path;                  /* the image directory, absolute (resume block), or 0 */
 
 static HOT const char *image_dir;   /* set as soon as the arguments name it */
 static HOT const char *pretend_list; /* $CRAC_PRETEND_MISSING: kernel features to do without (tests) */
@@ -1816,8 +1817,8 @@ static void parse_arguments(int argc, char **argv)
  * incremental checkpoint (its parent); empty if it cannot be said. */
 static void set_abs_dir(void)
 {
-	if (image_dir[0] == '/') {
-		memcpy(abs_dir, image_dir, strlen(image_dir) + 1);
+	if (image_dir[0] == '/') {   /* as it is (a copy in abs_dir was one more page to fault in) */
+		abs_path = image_dir;
 		return;
 	}
 	long n = SYS(SYS_getcwd, abs_dir, CRAC_IMG_PATH_MAX, 0, 0, 0, 0);
@@ -1825,6 +1826,7 @@ static void set_abs_dir(void)
 	if (n > 0 && at + 1 + strlen(image_dir) + 1 <= sizeof(abs_dir)) {
 		abs_dir[at] = '/';
 		memcpy(abs_dir + at + 1, image_dir, strlen(image_dir) + 1);
+		abs_path = abs_dir;
 	} else {
 		abs_dir[0] = 0;
 	}
@@ -2064,7 +2066,7 @@ static struct crac_img_resume *fill_resume(void)
 	res->stored = ld.stored;
 	res->mapped = ld.mapped;
 	res->lazy_mode = (uint32_t)ld.plan.mode;
-	res->image_dir = abs_dir[0] ? (uint64_t)(uintptr_t)abs_dir : 0;
+	res->image_dir = abs_path ? (uint64_t)(uintptr_t)abs_path : 0;
 	res->image_crc = h->crc;
 	res->image_depth = h->depth;
 	res->image_pages_size = h->pages_size;
