@@ -95,17 +95,29 @@ CRAC_IMG_NOSAN void crac_img_put_escaped(struct crac_img_buf *b, const char *s)
 static struct crac_img_crc crc_state;
 static int crc_state_ready;
 
+/*
+ * The table and whether the CPU has SSE 4.2's crc32: once a process, then
+ * copied (every chunk reader and the lazy thread prepare their own). cpuid
+ * traps to the hypervisor on a VM (6-100 us a leaf here); leaf 1 exists on
+ * every x86-64 CPU, so it is asked alone, not after leaf 0 as
+ * __get_cpuid would.
+ */
 CRAC_IMG_NOSAN void crac_img_crc32c_prepare(struct crac_img_crc *k)
 {
 	unsigned a, b, c, d;
 
+	if (__atomic_load_n(&crc_state_ready, __ATOMIC_ACQUIRE)) {
+		*k = crc_state;
+		return;
+	}
 	for (uint32_t i = 0; i < 256; i++) {
 		uint32_t x = i;
 		for (int n = 0; n < 8; n++)
 			x = (x >> 1) ^ (0x82F63B78u & (0u - (x & 1)));
 		k->table[i] = x;
 	}
-	k->hw = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_SSE4_2);
+	__cpuid(1, a, b, c, d);
+	k->hw = (c & bit_SSE4_2) != 0;
 }
 
 CRAC_IMG_NOSAN __attribute__((target("sse4.2")))

@@ -82,16 +82,28 @@
 
 extern char __executable_start[], _end[];
 
+/*
+ * The small variables every restore touches, together in .data next to the
+ * initialized ones (ld, phase, ...): the first touch of each page of ours is
+ * a page fault, slow on a VM with shadow paging (10-30 us here), and in
+ * .bss they lay between the large buffers, a page each.
+ */
+#define HOT __attribute__((section(".data.loader_hot")))
+/* Larger ones of which only the head is used: after the small ones. */
+#define HOT_TAIL __attribute__((section(".data.loader_hot_tail")))
+
 /* Big buffers live in .bss: inside the loader's fixed range. */
 static char header_buf[64u << 20] __attribute__((aligned(4096)));
-static char maps_buf[64u << 10];
 static char vdso_park[1u << 20] __attribute__((aligned(4096)));  /* parking spot while moving */
 static char args_buf[MAX_NEW_BYTES];
 static char env_buf[MAX_NEW_BYTES];
 static char *new_argv[MAX_NEW_ARGS + 1];
 static char *new_envp[MAX_NEW_ARGS + 1];
-static int file_fd[CRAC_IMG_MAX_FILES];
-static bool is_lazy[CRAC_IMG_MAX_MAPS];
+/* Per file and per mapping of the image (image_arrays, right after the
+ * header is read): mapped files' descriptors, and which mappings
+ * userfaultfd fills. */
+static int *file_fd HOT;
+static bool *is_lazy HOT;
 /* An incremental image: the images below it (their headers in anc_buf). */
 static struct crac_img_chain chain;
 static char anc_buf[64u << 20] __attribute__((aligned(4096)));
@@ -99,10 +111,11 @@ static char anc_buf[64u << 20] __attribute__((aligned(4096)));
  * mappings (fill_mem). */
 static char ref_bounce[CRAC_IMG_CHUNK_MAX] __attribute__((aligned(4096)));
 static char ref_bounce2[CRAC_IMG_CHUNK_MAX] __attribute__((aligned(4096)));
-static char abs_dir[CRAC_IMG_PATH_MAX + 4096];   /* the image directory, absolute (resume block) */
+static char abs_dir[CRAC_IMG_PATH_MAX + 4096];   /* the image directory made absolute (set_abs_dir) */
+static HOT const char *abs_path;                  /* the image directory, absolute (resume block), or 0 */
 
-static const char *image_dir;   /* set as soon as the arguments name it */
-static const char *pretend_list; /* $CRAC_PRETEND_MISSING: kernel features to do without (tests) */
+static HOT const char *image_dir;   /* set as soon as the arguments name it */
+static HOT const char *pretend_list; /* $CRAC_PRETEND_MISSING: kernel features to do without (tests) */
 
 /* Is feature in $CRAC_PRETEND_MISSING (comma-separated)? */
 static int pretend(const char *feature)
@@ -154,7 +167,7 @@ static __attribute__((noreturn)) void die(int status, const char *why)
 }
 
 /* A message with an errno: "what: Exxx (n)". */
-static char msg_buf[1024];
+static HOT char msg_buf[1024];
 static struct crac_img_buf msg(void)
 {
 	struct crac_img_buf b = { msg_buf, 0, sizeof(msg_buf) };
@@ -230,9 +243,15 @@ static long read_chunk(struct chunk_reader *r, int fd, const struct crac_img_chu
 
 /* ---- our own mappings (/proc/self/maps) ------------------------------------ */
 
+/* /proc/self/maps is read into the first bytes of ref_bounce, which the
+ * fill reads chunks into later (a buffer of its own would be one more
+ * fresh page to fault in). */
+#define MAPS_MAX (64u << 10)
+#define maps_buf ref_bounce
+
 struct own_map { uint64_t start, end; char name[32]; };
-static struct own_map own[MAX_OWN_MAPS];
-static int n_own;
+static HOT struct own_map own[MAX_OWN_MAPS];
+static HOT int n_own;
 
 static uint64_t parse_hex(const char **s)
 {
@@ -256,7 +275,7 @@ static void read_own_maps(void)
 		put_err(&b, fd);   /* e.g. EMFILE: the chain's files took the last descriptors */
 		die(1, msg_buf);
 	}
-	while ((n = sys_read(fd, maps_buf + len, sizeof(maps_buf) - 1 - (size_t)len)) > 0)
+	while ((n = sys_read(fd, maps_buf + len, MAPS_MAX - 1 - (size_t)len)) > 0)
 		len += n;
 	sys_close(fd);
 	maps_buf[len] = 0;
@@ -368,17 +387,38 @@ static void fail_map(const struct crac_img_view *v, const struct crac_img_map *m
  * entries of a few hundred mappings share a page or two (each page the
  * loader touches first is a page fault, ~10 us on a VM with shadow
  * paging: an array a flag would be a fault a flag). */
-static struct fill_map {
+struct fill_map {
 	bool needs_prot;   /* made writable to be filled */
 	bool by_mem;       /* filled through /proc/self/mem (fill_mem) */
 	bool made_huge;    /* MADV_HUGEPAGE while filling */
 	bool wide;         /* filled in whole huge pages before the rest (map_wide) */
 	bool in_pass;      /* filled by this fill_pass */
-} fm[CRAC_IMG_MAX_MAPS];
+};
+static struct fill_map *fm HOT;   /* one a mapping (image_arrays) */
+
+/*
+ * fm, is_lazy and file_fd, each as long as the image needs, one after the
+ * other in one buffer: sized for the largest image, they began a page
+ * each, and the few hundred bytes a restore uses of each were three pages
+ * to fault in (python3: 1.5 KiB in all, one page).
+ */
+static char image_arrays_buf[CRAC_IMG_MAX_MAPS * (sizeof(struct fill_map) + sizeof(bool)) +
+			     CRAC_IMG_MAX_FILES * sizeof(int) + 8] __attribute__((aligned(64)));
+
+static void image_arrays(const struct crac_img_header *h)
+{
+	char *p = image_arrays_buf;
+
+	fm = (struct fill_map *)(void *)p;
+	p += h->n_maps * sizeof(struct fill_map);
+	is_lazy = (bool *)p;
+	p += h->n_maps * sizeof(bool);
+	file_fd = (int *)(void *)(((uintptr_t)p + 3) & ~(uintptr_t)3);
+}
 static int mem_fd = -1;                       /* /proc/self/mem, or -1: every mapping by preadv */
-static int mem_no_force;                      /* tests: as if it refused writes to read-only mappings */
-static uint64_t wide_fill_ns;                 /* map_wide's time filling (--stats counts it as fill) */
-static int thp_madvise;                       /* THP mode is "madvise" */
+static HOT int mem_no_force;                  /* tests: as if it refused writes to read-only mappings */
+static HOT uint64_t wide_fill_ns;             /* map_wide's time filling (--stats counts it as fill) */
+static HOT int thp_madvise;                   /* THP mode is "madvise" */
 static int fill_threads = 2;                  /* $CRAC_LOADER_THREADS: 1 or 2 */
 
 #define FILL_RUN_MAX (4ull << 20)      /* one preadv; the crc then reads it from cache */
@@ -597,6 +637,17 @@ static long fill_mem(const struct crac_img_view *v, int fd, uint32_t c, uint64_t
 static long fill_chunks(const struct crac_img_view *v, int fd, uint32_t c0, uint32_t c1, uint32_t *bad,
 			uint32_t *n_reads, struct k_iovec *iov, char *bounce, struct chunk_reader *rd)
 {
+	/* The window of bounce fill_mem uses, faulted in with one call: each
+	 * of its pages is fresh memory, else a page fault inside pread's copy
+	 * (a slow exception on this VM: 16 of them a thread for python3). */
+	uint64_t by_mem = 0;
+	for (uint32_t c = c0; c < c1 && by_mem < FILL_MEM_WINDOW; c++)
+		if (fm[v->chunks[c].map].in_pass && fm[v->chunks[c].map].by_mem)
+			by_mem += v->chunks[c].len;
+	if (by_mem) {
+		sys_madvise(bounce, by_mem < FILL_MEM_WINDOW ? by_mem : FILL_MEM_WINDOW, MADV_POPULATE_WRITE_);
+		(*n_reads)++;
+	}
 	for (uint32_t c = c0; c < c1;) {
 		const struct crac_img_chunk *k = &v->chunks[c];
 		if (!fm[k->map].in_pass) {
@@ -701,8 +752,8 @@ static struct {
 	int fd;
 	uint32_t c0, c1, bad, n_reads;
 	long rc;
-} fill_job;
-static uint32_t fill_tid;
+} fill_job HOT;
+static HOT uint32_t fill_tid;
 static char fill_stack[64u << 10] __attribute__((aligned(64)));
 
 static void fill_helper(void *arg)
@@ -803,7 +854,9 @@ static void fill_pass(const struct crac_img_view *v, int pages_fd, uint64_t *sto
 		else
 			split = h->n_chunks;   /* no second thread: we fill all */
 	}
-	struct k_iovec iov[FILL_IOV];   /* on the stack, as mask in cpus_allowed */
+	/* static: 4 KiB on the stack took the fill's frames a page deeper (a
+	 * page fault more); touched only where preadv fills */
+	static struct k_iovec iov[FILL_IOV];
 	long rc = fill_chunks(v, pages_fd, 0, split, &bad, &n_reads, iov, ref_bounce, &readers[0]);
 	if (helper) {
 		uint32_t t;
@@ -1162,7 +1215,7 @@ static struct crac_img_resume *find_resume(const struct crac_img_view *v)
 /* ---- after the point of no return: never a silent death -------------------------- */
 
 /* What the loader is doing, for the crash handler's line. */
-static const char *volatile phase = "verifying the image";
+static const char *volatile phase HOT = "verifying the image";
 
 struct k_sigaction { uint64_t handler, flags, restorer, mask; };
 #define K_SA_SIGINFO 0x4ull
@@ -1335,10 +1388,10 @@ static void close_inherited(int keep)
  */
 #define MAX_ACTIVATION 4096   /* entries; `crac start` passes at most 64 */
 static struct {
-	int n;                            /* entries parsed; 0: no socket activation */
 	int src[MAX_ACTIVATION], dst[MAX_ACTIVATION];
 } act;
-static const char *activation_env;    /* the variable's value (the kernel's stack: parsed before unmapping) */
+static int n_act HOT;                 /* entries parsed; 0: no socket activation */
+static HOT const char *activation_env;    /* the variable's value (the kernel's stack: parsed before unmapping) */
 
 /* One decimal descriptor number of $CRAC_ACTIVATION_FDS at *p (leading
  * zeros allowed, at least one digit, at most INT_MAX); -1 if none. */
@@ -1378,17 +1431,17 @@ static void parse_activation(void)
 			die(2, "CRAC_ACTIVATION_FDS: malformed (SRC:DST,... wanted)");
 		if (*p == ',')
 			p++;
-		if (act.n == MAX_ACTIVATION)
+		if (n_act == MAX_ACTIVATION)
 			die(2, "CRAC_ACTIVATION_FDS: more than 4096 entries");
-		act.src[act.n] = s;
-		act.dst[act.n++] = d;
+		act.src[n_act] = s;
+		act.dst[n_act++] = d;
 	}
 }
 
 /* Is fd the DST of an entry of $CRAC_ACTIVATION_FDS? */
 static int activation_dst(int fd)
 {
-	for (int j = 0; j < act.n; j++)
+	for (int j = 0; j < n_act; j++)
 		if (act.dst[j] == fd)
 			return 1;
 	return 0;
@@ -1398,7 +1451,7 @@ static int activation_place(const struct crac_img_view *v, unsigned char *done, 
 {
 	static int src[MAX_ACTIVATION], kept[MAX_ACTIVATION + 2];
 	const int *dst = act.dst;
-	int n = act.n, nk = 0;
+	int n = n_act, nk = 0;
 	struct crac_obj_restore r = { .v = v, .pages_fd = keep, .done = done };
 	struct crac_img_buf b = msg();
 
@@ -1463,8 +1516,8 @@ static int activation_place(const struct crac_img_view *v, unsigned char *done, 
  * table of its own).
  */
 /* RLIMIT_NOFILE (soft, hard), read once before the point of no return. */
-static uint64_t nofile[2];
-static bool nofile_read;
+static HOT uint64_t nofile[2];
+static HOT bool nofile_read;
 
 static void restore_fds(const struct crac_img_view *v, int pfd)
 {
@@ -1723,7 +1776,7 @@ static void parse_arguments(int argc, char **argv)
 		if (!strcmp(argv[a], "--env"))
 			a++;
 		else if (argv[a][0] != '-') {
-			static char dir_copy[4096];
+			static HOT_TAIL char dir_copy[4096];
 			if (strlen(argv[a]) >= sizeof(dir_copy))
 				die(2, "image directory name too long (at most 4095 bytes)");
 			memcpy(dir_copy, argv[a], strlen(argv[a]) + 1);
@@ -1764,8 +1817,8 @@ static void parse_arguments(int argc, char **argv)
  * incremental checkpoint (its parent); empty if it cannot be said. */
 static void set_abs_dir(void)
 {
-	if (image_dir[0] == '/') {
-		memcpy(abs_dir, image_dir, strlen(image_dir) + 1);
+	if (image_dir[0] == '/') {   /* as it is (a copy in abs_dir was one more page to fault in) */
+		abs_path = image_dir;
 		return;
 	}
 	long n = SYS(SYS_getcwd, abs_dir, CRAC_IMG_PATH_MAX, 0, 0, 0, 0);
@@ -1773,9 +1826,40 @@ static void set_abs_dir(void)
 	if (n > 0 && at + 1 + strlen(image_dir) + 1 <= sizeof(abs_dir)) {
 		abs_dir[at] = '/';
 		memcpy(abs_dir + at + 1, image_dir, strlen(image_dir) + 1);
+		abs_path = abs_dir;
 	} else {
 		abs_dir[0] = 0;
 	}
+}
+
+/*
+ * The header into header_buf, a copy the checks then verify and nothing
+ * changes afterwards: the header file mapped privately over header_buf
+ * and every page of it copied at once by the kernel (MADV_POPULATE_WRITE:
+ * a write fault on each page of a private mapping gives it its own copy,
+ * which later writes to the file do not reach). One system call where
+ * pread into header_buf took a page fault per page inside the copy (11
+ * for python3, each a slow exception on this VM: 0.2 ms), and no page of
+ * header_buf is zeroed first. 0, or -1 where the kernel cannot (before
+ * Linux 5.14, a file cut short meanwhile): header_buf is then anonymous
+ * memory again, for crac_img_read_header's pread (and its message).
+ */
+static int header_snapshot(void)
+{
+	uint64_t size = ld.o.header_size, len = (size + P - 1) & ~(P - 1);
+	uint64_t at = (uint64_t)(uintptr_t)header_buf;
+
+	if (!size || size > sizeof(header_buf) || size > CRAC_IMG_MAX_HEADER || pretend("populate"))
+		return -1;
+	long a = sys_mmap(at, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, ld.o.header_fd, 0);
+	if (a == (long)at && sys_madvise(at, len, MADV_POPULATE_WRITE_) == 0)
+		return 0;
+	/* back to what .bss is: anonymous, zeros (a failed MAP_FIXED may
+	 * have unmapped the range) */
+	a = sys_mmap(at, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	if (a != (long)at)
+		die(1, "cannot map the loader's header buffer back");
+	return -1;
 }
 
 /* 2. Open and verify, changing nothing, with the checks `crac inspect`
@@ -1784,13 +1868,17 @@ static void open_image(void)
 {
 	char why[2048];
 
-	if (crac_img_open(image_dir, &ld.o, why, sizeof(why)) < 0 ||
-	    crac_img_read_header(&ld.o, header_buf, sizeof(header_buf), &ld.v, why, sizeof(why)) < 0)
+	if (crac_img_open(image_dir, &ld.o, why, sizeof(why)) < 0)
 		die(1, why);
+	if (header_snapshot() == 0 ? crac_img_parse(header_buf, ld.o.header_size, &ld.v, why, sizeof(why)) < 0
+				   : crac_img_read_header(&ld.o, header_buf, sizeof(header_buf), &ld.v, why,
+							  sizeof(why)) < 0)
+		die(1, why);
+	image_arrays(ld.v.h);
 	if (pretend("pr_set_mm_map"))
 		ld.check_flags |= CRAC_IMG_PRETEND_NO_MM_MAP;
 	/* the vDSO check takes our maps (read_own_maps) instead of reading them again */
-	static uint64_t vdso[3][2];
+	static HOT uint64_t vdso[3][2];
 	static const char *const vdso_names[3] = { "[vvar]", "[vvar_vclock]", "[vdso]" };
 	for (int i = 0; i < 3; i++) {
 		const struct own_map *m = own_find(vdso_names[i]);
@@ -1838,10 +1926,10 @@ static void plan_lazy(void)
 	}
 	if (!ld.populate && ld.n_lazy && pretend("userfaultfd")) {
 		pl->mode = CRAC_LAZY_OFF_KERNEL;
-		memset(is_lazy, 0, sizeof(is_lazy));
+		memset(is_lazy, 0, h->n_maps);
 		ld.n_lazy_refs = 0;
 	} else if (!ld.populate && ld.n_lazy && (pl->uffd = lazy_open(&pl->mode, h->img_flags & CRAC_IMGF_TRACK)) < 0) {
-		memset(is_lazy, 0, sizeof(is_lazy));
+		memset(is_lazy, 0, h->n_maps);
 		ld.n_lazy_refs = 0;
 	}
 	if (!ld.populate && !ld.n_lazy)
@@ -1946,7 +2034,7 @@ static void map_image(void)
 	ld.t_mapped = mono_ns() - wide_fill_ns;   /* --stats: map_wide's filling is fill */
 	if (ld.v.h->n_refs)
 		fill_refs(&ld.v, &ref_bytes, &ld.n_sys);
-	if (!ld.n_lazy_refs)
+	if (!ld.n_lazy_refs && ld.v.h->depth)
 		crac_img_chain_close(&chain);   /* else the lazy thread needs it (start_lazy) */
 	fill_eager(&ld.v, ld.o.pages_fd, &ld.stored, &ld.threads, &ld.n_sys);
 	if (mem_fd >= 0)
@@ -1978,7 +2066,7 @@ static struct crac_img_resume *fill_resume(void)
 	res->stored = ld.stored;
 	res->mapped = ld.mapped;
 	res->lazy_mode = (uint32_t)ld.plan.mode;
-	res->image_dir = abs_dir[0] ? (uint64_t)(uintptr_t)abs_dir : 0;
+	res->image_dir = abs_path ? (uint64_t)(uintptr_t)abs_path : 0;
 	res->image_crc = h->crc;
 	res->image_depth = h->depth;
 	res->image_pages_size = h->pages_size;
@@ -2003,7 +2091,8 @@ static void start_lazy(struct crac_img_resume *res)
 		}
 		sys_close(ld.plan.uffd);   /* the thread has its own copy */
 	}
-	crac_img_chain_close(&chain);   /* the thread has its own copies */
+	if (ld.v.h->depth)   /* (chain not even read without one: a page fault less) */
+		crac_img_chain_close(&chain);   /* the thread has its own copies */
 	for (uint32_t f = 0; f < ld.v.h->n_files; f++)
 		if (file_fd[f] >= 0)
 			sys_close(file_fd[f]);

@@ -32,7 +32,8 @@ teardown() {
 	[ "$status" -eq 0 ]
 	before="$(echo "$output" | sed -n 's/^before: checksum=//p')"
 	[ -n "$before" ]
-	for pretend in "" proc_mem proc_mem_force; do
+	# populate: the header read by pread (no MADV_POPULATE_WRITE) instead of copied by the kernel
+	for pretend in "" proc_mem proc_mem_force populate; do
 		for mode in "" --populate; do
 			run --separate-stderr clean env CRAC_PRETEND_MISSING="$pretend" "$CRAC" restore $mode "$T/img"
 			echo "pretend '$pretend' $mode: status $status"
@@ -79,9 +80,31 @@ perms_match() {
 		# the image holds dirty pages of read-only file mappings (RELRO): the case that matters
 		"$CRAC" inspect "$T/img" | awk '$3 == "r--p" && $4 == "file" && $6 != "0K"' | grep -q .
 		perms_match "$rp"
+		# the header file the loader copied its header from is not left mapped
+		if grep -F "$T/img/header" "/proc/$rp/maps"; then false; fi
 		touch "$T/sync.go"
 		wait $PID
 		PID=
 		grep -q "^ok wait" "$T/out"
+	done
+}
+
+@test "the header the checks verify is the one the loader uses: a damaged header is refused whether the kernel copies it or pread reads it" {
+	run clean "$COUNTER" "$T/img" 4
+	echo "$output"
+	[ "$status" -eq 0 ]
+	size=$(stat -c %s "$T/img/header")
+	# one byte in the middle of the header's tables, flipped
+	off=$((size / 2))
+	byte=$(od -An -tu1 -j "$off" -N1 "$T/img/header" | tr -d ' ')
+	printf "$(printf '\\%03o' $(((byte + 1) % 256)))" | dd of="$T/img/header" bs=1 seek="$off" conv=notrunc status=none
+	for pretend in "" populate; do
+		run --separate-stderr clean env CRAC_PRETEND_MISSING="$pretend" "$CRAC" restore "$T/img"
+		echo "pretend '$pretend': status $status"
+		echo "stdout: $output"
+		echo "stderr: $stderr"
+		[ "$status" -eq 1 ]
+		echo "$stderr" | grep -q "^crac: restore $T/img: .*"
+		if echo "$output" | grep -q "^restored"; then false; fi
 	done
 }
