@@ -1449,7 +1449,7 @@ static int activation_dst(int fd)
 
 static int activation_place(const struct crac_img_view *v, unsigned char *done, int keep)
 {
-	static int src[MAX_ACTIVATION], kept[MAX_ACTIVATION + 2];
+	static int src[MAX_ACTIVATION], kept[MAX_ACTIVATION + 2 + 64];
 	const int *dst = act.dst;
 	int n = n_act, nk = 0;
 	struct crac_obj_restore r = { .v = v, .pages_fd = keep, .done = done };
@@ -1458,8 +1458,11 @@ static int activation_place(const struct crac_img_view *v, unsigned char *done, 
 	if (!n)
 		return 0;
 	memcpy(src, act.src, sizeof(src[0]) * (size_t)n);
-	/* above the image's descriptors, next to the pages file */
+	/* above the image's descriptors, next to the pages file; the ports the
+	 * check holds stay held, as close_inherited keeps them (the check
+	 * skips the activated descriptors: none of them is one) */
 	kept[nk++] = keep;
+	nk += crac_obj_socket_held(kept + nk, 64);
 	for (int j = 0; j < n; j++) {
 		struct stat st;
 		long t = sys_fstat(src[j], &st) < 0 || !S_ISSOCK(st.st_mode) ? -ENOTSOCK :
@@ -1474,16 +1477,13 @@ static int activation_place(const struct crac_img_view *v, unsigned char *done, 
 			die(1, msg_buf);
 		}
 		src[j] = (int)t;
-		/* kept[] sorted: insertion */
-		int k = nk++;
-		for (; k > 0 && kept[k - 1] > (int)t; k--)
-			kept[k] = kept[k - 1];
-		kept[k] = (int)t;
+		kept[nk++] = (int)t;   /* close_all_but sorts them */
 	}
 	/* everything from 3 up but kept[] and crac start's pipe */
 	if (ponr_fd >= 0)
 		kept[nk++] = ponr_fd;
 	close_all_but(kept, nk);
+	crac_obj_socket_held_kept();
 	for (int j = 0; j < n; j++) {
 		uint32_t i = 0;
 		while (i < v->h->n_fds && (v->fds[i].fd != dst[j] || v->fds[i].same_as != CRAC_IMG_NO_FD))

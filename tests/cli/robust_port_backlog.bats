@@ -43,9 +43,18 @@ for size in (65536, 4096, 1):
     except BlockingIOError:
         pass
 os.set_blocking(w, True)
-p = subprocess.Popen([crac, "restore", img], pass_fds=(w,), stdin=subprocess.DEVNULL,
-                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                     env=dict(os.environ, CRAC_LOADER_PONR_FD=str(w)))
+env = dict(os.environ, CRAC_LOADER_PONR_FD=str(w))
+fds = [w]
+if len(sys.argv) > 5:
+    # socket activation of the program's fd sys.argv[5]: a listener passed
+    # to the loader as CRAC_ACTIVATION_FDS (what crac start sets)
+    act = socket.socket()
+    act.bind(("127.0.0.1", 0))
+    act.listen(4)
+    fds.append(act.fileno())
+    env["CRAC_ACTIVATION_FDS"] = "%d:%s" % (act.fileno(), sys.argv[5])
+p = subprocess.Popen([crac, "restore", img], pass_fds=fds, stdin=subprocess.DEVNULL,
+                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
 os.close(w)
 c = None
 for _ in range(400):
@@ -109,4 +118,19 @@ teardown() {
 	# the port is free again at once (a cold start, another restore, may
 	# have it): bound without SO_REUSEADDR
 	python3 -c 'import socket, sys; socket.socket().bind(("127.0.0.1", int(sys.argv[1])))' "$PORT"
+}
+
+@test "under socket activation too, the port the check holds stays held to the program (a client connecting during the restore is accepted)" {
+	run clean "$PROG" "$T/img2" "$T/work" activated
+	echo "$output"
+	[ "$status" -eq 0 ]
+	port2="$(echo "$output" | sed -n 's/^port //p')"
+	actfd="$(echo "$output" | sed -n 's/^actfd //p')"
+	[ -n "$port2" ] && [ -n "$actfd" ]
+	run timeout -k 5 60 python3 "$T/drive.py" "$CRAC" "$T/img2" "$port2" handover "$actfd"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -qx "connected during the restore, loader waiting"
+	echo "$output" | grep -qx "accepted"
+	echo "$output" | grep -qx "status 0"
 }

@@ -36,6 +36,8 @@
  *                "holding", sleeps (60 s at most): a port another process holds
  *   taken        a listener without SO_REUSEADDR: the test holds its port
  *                before the restore
+ *   activated    as taken, with a second listener ("actfd N"), for a
+ *                restore that passes a socket for it (socket activation)
  *   scm          a descriptor in flight (SCM_RIGHTS) in a socket pair: the
  *                checkpoint is refused (exit 3) and the bytes, the
  *                descriptor and the process's descriptors are unchanged
@@ -488,10 +490,12 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
-	if (!strcmp(mode, "reuseport") || !strcmp(mode, "taken")) {
+	if (!strcmp(mode, "reuseport") || !strcmp(mode, "taken") || !strcmp(mode, "activated")) {
 		int reuse = !strcmp(mode, "reuseport");
 		int l = tcp_listener(reuse, reuse, 0);
 		printf("port %d\n", port_of(l));
+		if (!strcmp(mode, "activated"))   /* a second listener, for socket activation */
+			printf("actfd %d\n", tcp_listener(1, 0, 0));
 		fflush(stdout);
 		checkpoint(argv[1], NULL);
 		printf("listening\n");
