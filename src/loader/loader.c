@@ -149,17 +149,68 @@ static void out(int fd, const char *s)
 	}
 }
 
+/*
+ * The image directory in a message: whole up to 160 bytes, else its first
+ * and last 64 around "..." (a path of up to 4 KiB would push the reason
+ * out of the line).
+ */
+#define DIR_SHOW_MAX 160
+static void put_n(struct crac_img_buf *b, const char *s, size_t n, bool escaped)
+{
+	char part[65];
+
+	while (n) {
+		size_t k = n < sizeof(part) - 1 ? n : sizeof(part) - 1;
+		memcpy(part, s, k);
+		part[k] = 0;
+		if (escaped)
+			crac_img_put_escaped(b, part);
+		else
+			crac_img_puts(b, part);
+		s += k;
+		n -= k;
+	}
+}
+
+static void put_dir(struct crac_img_buf *b, const char *d, size_t dl)
+{
+	if (dl <= DIR_SHOW_MAX) {
+		put_n(b, d, dl, true);
+		return;
+	}
+	put_n(b, d, 64, true);
+	crac_img_puts(b, "...");
+	put_n(b, d + dl - 64, 64, true);
+}
+
+/* "crac: restore DIR: WHY", the directory shortened where WHY names it
+ * too, always one whole line: cut short, it ends in "...". */
 static __attribute__((noreturn)) void die(int status, const char *why)
 {
 	static char line[2048];
-	struct crac_img_buf b = { line, 0, sizeof(line) };
+	struct crac_img_buf b = { line, 0, sizeof(line) - 4 };   /* room for "...\n" */
+	size_t dl = image_dir ? strlen(image_dir) : 0;
 
 	crac_img_puts(&b, "crac: restore ");
 	if (image_dir) {
-		crac_img_put_escaped(&b, image_dir);
+		put_dir(&b, image_dir, dl);
 		crac_img_puts(&b, ": ");
 	}
-	crac_img_puts(&b, why);
+	for (const char *w = why; *w;) {
+		const char *at = dl > DIR_SHOW_MAX ? w : NULL;
+		while (at && *at && !has_prefix(at, image_dir))
+			at++;
+		if (!at || !*at) {
+			crac_img_puts(&b, w);   /* as its writer put it */
+			break;
+		}
+		put_n(&b, w, (size_t)(at - w), false);
+		put_dir(&b, image_dir, dl);
+		w = at + dl;
+	}
+	b.cap = sizeof(line);
+	if (b.len >= sizeof(line) - 5)
+		crac_img_puts(&b, "...");
 	crac_img_puts(&b, "\n");
 	out(2, line);
 	sys_exit_group(status);

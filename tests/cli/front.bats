@@ -7,6 +7,8 @@
 # image, socket activation, CRAC_LOADER), execs crac-cli with the same
 # arguments, which behaves as it always did.
 
+bats_require_minimum_version 1.5.0
+
 load common
 
 setup() {
@@ -99,4 +101,13 @@ execs() {
 	echo "$output"
 	[ "$status" -eq 2 ]
 	[ "$output" = "crac: cannot run crac-cli, the crac command's tool: $TMP/broken/crac-cli: Permission denied (errno 13)" ]
+}
+
+@test "front: a refused restore of a very long DIR keeps its reason and ends its line (DIR shown shortened)" {
+	d="$(printf '/%.0s' $(seq 4070))nonexistent-img"   # 4085 bytes: under PATH_MAX
+	run --separate-stderr "$CRAC" restore "$d"
+	echo "$stderr" | cut -c1-300
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == "crac: restore "*"/.../"*"nonexistent-img: cannot open the image directory: No such file or directory (errno 2)" ]]
+	[ "${#stderr}" -lt 400 ]
 }
