@@ -182,7 +182,7 @@ static bool warm_has(uint32_t c)
 static uint64_t lazy_warm(int uffd, const struct crac_img_view *v, const bool *is_lazy, int pages_fd)
 {
 	struct crac_img_crc crc;
-	uint64_t total = 0;
+	uint64_t total = 0, warm_ready = 0;
 
 	crac_img_crc32c_prepare(&crc);
 	n_warm = 0;
@@ -190,6 +190,14 @@ static uint64_t lazy_warm(int uffd, const struct crac_img_view *v, const bool *i
 		const struct crac_img_chunk *k = &v->chunks[c];
 		if (!is_lazy[k->map] || !warm_wanted(v, k) || total + k->len > WARM_MAX)
 			continue;
+		/* warm_buf's pages faulted in by one call, not one fault each
+		 * inside the pread (a first touch is dear here; Linux 5.14:
+		 * where it fails, the pread faults them in as before) */
+		if (k->len > warm_ready) {
+			uint64_t want = (k->len + 4095) & ~4095ull;
+			sys_madvise(warm_buf + warm_ready, want - warm_ready, 23 /* MADV_POPULATE_WRITE */);
+			warm_ready = want;
+		}
 		if (crac_img_chunk_read(pages_fd, k, warm_buf, 0, 0, 0, &crc) != 0)
 			continue;   /* the lazy thread reads it again, and says why */
 		/* (no waiter yet: nobody to wake) */
