@@ -4,7 +4,7 @@
  * file: the write part of the bound under an incremental re-checkpoint
  * (issue 12, item 3). No libcrac. Driven by bench/incremental.sh.
  *
- *   page_write DIR NPAGES [REPS]   (REPS default 5)
+ *   page_write DIR NPAGES [REPS [STRIDE]]   (REPS default 5)
  *
  * Maps NPAGES pages of private anonymous memory and writes every page
  * first (the kernel has touched them, as it has the pages a re-checkpoint
@@ -21,6 +21,10 @@
  *                src/engines/image_write.c does), then fdatasync
  *   create       the open, fdatasync and close of an empty fresh file:
  *                what any new image file costs, pages or not
+ * With STRIDE above 1, write-pages, writev and splice again ("-spread")
+ * from one page in every STRIDE of a larger mapping (only those pages
+ * written), as a re-checkpoint finds the pages a program wrote: each in
+ * a page table of its own when STRIDE is 512 or more.
  * The file is removed after each run, outside the timing. Prints
  * "WAY median MS min MS max MS" lines.
  */
@@ -38,8 +42,16 @@
 #define PAGE 4096
 #define PIPE_BYTES (1 << 20)
 
-static char *buf;
-static size_t n_pages;
+static char *buf;          /* n_pages pages, one after the other */
+static char *spread;       /* n_pages * stride pages, one in stride written */
+static size_t n_pages, stride = 1;
+static char *base;         /* where the ways below take page p from */
+static size_t step = 1;
+
+static char *page_at(size_t p)
+{
+	return base + p * step * PAGE;
+}
 
 static double now_ms(void)
 {
@@ -68,7 +80,7 @@ static void put_write(int fd, const char *path)
 static void put_pages(int fd, const char *path)
 {
 	for (size_t p = 0; p < n_pages; p++)
-		if (pwrite(fd, buf + p * PAGE, PAGE, (off_t)(p * PAGE)) != PAGE)
+		if (pwrite(fd, page_at(p), PAGE, (off_t)(p * PAGE)) != PAGE)
 			die("pwrite", path);
 }
 
@@ -78,7 +90,7 @@ static void put_writev(int fd, const char *path)
 	for (size_t p = 0; p < n_pages;) {
 		size_t n = n_pages - p < IOV_MAX ? n_pages - p : IOV_MAX;
 		for (size_t i = 0; i < n; i++)
-			iov[i] = (struct iovec){ buf + (p + i) * PAGE, PAGE };
+			iov[i] = (struct iovec){ page_at(p + i), PAGE };
 		ssize_t got = pwritev(fd, iov, (int)n, (off_t)(p * PAGE));
 		if (got <= 0 || got % PAGE)
 			die("pwritev", path);
@@ -105,7 +117,7 @@ static void put_splice(int fd, const char *path)
 	for (size_t p = 0; p < n_pages; p += per) {
 		size_t n = n_pages - p < per ? n_pages - p : per;
 		for (size_t i = 0; i < n; i++)
-			iov[i] = (struct iovec){ buf + (p + i) * PAGE, PAGE };
+			iov[i] = (struct iovec){ page_at(p + i), PAGE };
 		size_t want = n * PAGE, in = 0;
 		struct iovec *v = iov;
 		size_t nv = n;
@@ -167,7 +179,7 @@ static void way(const char *name, const char *dir, int reps, void (*put)(int, co
 		unlink(path);
 	}
 	qsort(t, (size_t)reps, sizeof(t[0]), cmp);
-	printf("%-12s median %7.2f ms  min %7.2f  max %7.2f   (%zu pages, %d reps)\n", name, t[(reps - 1) / 2], t[0],
+	printf("%-13s median %7.2f ms  min %7.2f  max %7.2f   (%zu pages, %d reps)\n", name, t[(reps - 1) / 2], t[0],
 	       t[reps - 1], put == put_none ? (size_t)0 : n_pages, reps);
 }
 
@@ -179,6 +191,8 @@ int main(int argc, char **argv)
 	}
 	n_pages = strtoull(argv[2], NULL, 10);
 	int reps = argc > 3 ? atoi(argv[3]) : 5;
+	if (argc > 4 && strtoull(argv[4], NULL, 10) > 1)
+		stride = strtoull(argv[4], NULL, 10);
 	if (reps < 1)
 		reps = 1;
 	if (reps > 64)
@@ -191,10 +205,25 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < n_pages * PAGE; i += 8)
 		*(unsigned long long *)(buf + i) = i * 0x9e3779b97f4a7c15ull + 1;
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	base = buf;
 	way("write", argv[1], reps, put_write);
 	way("write-pages", argv[1], reps, put_pages);
 	way("writev", argv[1], reps, put_writev);
 	way("splice", argv[1], reps, put_splice);
 	way("create", argv[1], reps, put_none);
+	if (stride > 1) {
+		spread = mmap(NULL, n_pages * stride * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+			      -1, 0);
+		if (spread == MAP_FAILED)
+			die("mmap of the spread pages for", argv[1]);
+		for (size_t p = 0; p < n_pages; p++)
+			for (size_t i = 0; i < PAGE; i += 8)
+				*(unsigned long long *)(spread + p * stride * PAGE + i) = i * 0x9e3779b97f4a7c15ull + p;
+		base = spread;
+		step = stride;
+		way("pages-spread", argv[1], reps, put_pages);
+		way("writev-spread", argv[1], reps, put_writev);
+		way("splice-spread", argv[1], reps, put_splice);
+	}
 	return 0;
 }
