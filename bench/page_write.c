@@ -25,6 +25,8 @@
  * from one page in every STRIDE of a larger mapping (only those pages
  * written), as a re-checkpoint finds the pages a program wrote: each in
  * a page table of its own when STRIDE is 512 or more.
+ * "splice-kick" is splice-spread starting the writeback of every MiB
+ * spliced (sync_file_range), as src/engines/image_write.c does.
  * The file is removed after each run, outside the timing. Prints
  * "WAY median MS min MS max MS" lines.
  */
@@ -98,6 +100,8 @@ static void put_writev(int fd, const char *path)
 	}
 }
 
+static int kick;   /* put_splice starts the writeback of every MiB */
+
 static void put_splice(int fd, const char *path)
 {
 	int pp[2];
@@ -142,10 +146,21 @@ static void put_splice(int fd, const char *path)
 				die("splice into", path);
 			want -= (size_t)got;
 		}
+		if (kick)
+			sync_file_range(fd, (off_t)off - (off_t)(n * PAGE), (off_t)(n * PAGE), SYNC_FILE_RANGE_WRITE);
 	}
 	free(iov);
 	close(pp[0]);
 	close(pp[1]);
+}
+
+/* splice, with writeback started after every MiB (sync_file_range), as
+ * image_write.c does for an incremental image */
+static void put_splice_kick(int fd, const char *path)
+{
+	kick = 1;
+	put_splice(fd, path);
+	kick = 0;
 }
 
 static void put_none(int fd, const char *path)
@@ -224,6 +239,7 @@ int main(int argc, char **argv)
 		way("pages-spread", argv[1], reps, put_pages);
 		way("writev-spread", argv[1], reps, put_writev);
 		way("splice-spread", argv[1], reps, put_splice);
+		way("splice-kick", argv[1], reps, put_splice_kick);
 	}
 	return 0;
 }
