@@ -27,16 +27,23 @@
  * a page table of its own when STRIDE is 512 or more.
  * "splice-kick" is splice-spread starting the writeback of every MiB
  * spliced (sync_file_range), as src/engines/image_write.c does.
+ * "splice-wp" and "writev-wp" are splice-spread and writev-spread with
+ * the pages write-protected before each run (an asynchronous write-protect
+ * userfaultfd, as a re-checkpoint leaves them; outside the timing).
  * The file is removed after each run, outside the timing. Prints
  * "WAY median MS min MS max MS" lines.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -168,6 +175,44 @@ static void put_none(int fd, const char *path)
 	(void)fd, (void)path;
 }
 
+/* splice-wp: the spread pages write-protected again before each run, as a
+ * re-checkpoint leaves them (an asynchronous write-protect userfaultfd, as
+ * src/engines/image_track.c registers; UFFDIO_WRITEPROTECT of each page) */
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY 1
+#endif
+#ifndef UFFD_FEATURE_WP_ASYNC
+#define UFFD_FEATURE_WP_ASYNC (1 << 15)
+#endif
+static int uffd = -1;
+static void (*prep)(void);
+
+static void protect_spread(void)
+{
+	for (size_t p = 0; p < n_pages; p++) {
+		struct uffdio_writeprotect w = { .range = { .start = (uint64_t)(uintptr_t)page_at(p), .len = PAGE },
+						 .mode = UFFDIO_WRITEPROTECT_MODE_WP };
+		if (ioctl(uffd, UFFDIO_WRITEPROTECT, &w) < 0)
+			die("UFFDIO_WRITEPROTECT of a page of", "the spread mapping");
+	}
+}
+
+static int wp_setup(size_t len)
+{
+	long fd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+	if (fd < 0)
+		return -1;
+	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_WP_ASYNC };
+	struct uffdio_register r = { .range = { .start = (uint64_t)(uintptr_t)spread, .len = len },
+				     .mode = UFFDIO_REGISTER_MODE_WP };
+	if (ioctl((int)fd, UFFDIO_API, &api) < 0 || ioctl((int)fd, UFFDIO_REGISTER, &r) < 0) {
+		close((int)fd);
+		return -1;
+	}
+	uffd = (int)fd;
+	return 0;
+}
+
 static int cmp(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -181,6 +226,8 @@ static void way(const char *name, const char *dir, int reps, void (*put)(int, co
 	snprintf(path, sizeof(path), "%s/page_write.%d", dir, (int)getpid());
 	for (int r = 0; r < reps; r++) {
 		unlink(path);
+		if (prep)
+			prep();
 		sync();   /* nothing of the last run's left to write back */
 		double t0 = now_ms();
 		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -240,6 +287,14 @@ int main(int argc, char **argv)
 		way("writev-spread", argv[1], reps, put_writev);
 		way("splice-spread", argv[1], reps, put_splice);
 		way("splice-kick", argv[1], reps, put_splice_kick);
+		if (wp_setup(n_pages * stride * PAGE) == 0) {
+			prep = protect_spread;
+			way("splice-wp", argv[1], reps, put_splice);
+			way("writev-wp", argv[1], reps, put_writev);
+			prep = NULL;
+		} else {
+			printf("# splice-wp, writev-wp: no write-protect userfaultfd here (%s)\n", strerror(errno));
+		}
 	}
 	return 0;
 }
