@@ -32,9 +32,11 @@ echo "# incremental checkpoints: ${MIB} MiB heap, ${PERMILLE} per mille of its p
 echo "# load: $(cut -d' ' -f1-3 /proc/loadavg)"
 CRAC_IMAGE_STATS=1 "$BUILD/bench/ckpt_incr" "$DIR" "$MIB" "$PERMILLE" "$REPS" 2>&1 | tee "$DIR/out"
 # The same incremental checkpoints one after another, no full image in
-# between: a program's steady state. (A 1 GiB full image just before makes
-# the next incremental one slower on this VM: 4 alternating runs at a load
-# of 1.6-2.4, medians 73.5/46.8 ms without against 90.9/98.9 with.)
+# between: a program's steady state. (Whether a 1 GiB full image just
+# before slows the next incremental one is unclear on this VM: 4
+# alternating runs at a load of 1.6-2.4, medians 73.5/46.8 ms without
+# against 90.9/98.9 with; a later run of this script at 1.9-3.3, 117.0
+# against 121.9.)
 echo "# the same, incremental images only (CRAC_BENCH_INCR_ONLY=1)"
 mkdir "$DIR/only"
 CRAC_BENCH_INCR_ONLY=1 CRAC_IMAGE_STATS=1 "$BUILD/bench/ckpt_incr" "$DIR/only" "$MIB" "$PERMILLE" "$REPS" >"$DIR/only.out" 2>&1 || true
