@@ -122,8 +122,10 @@ struct trk_scan_arg {
 #define TRK_PM_SCAN_WP_MATCHING 0x1ull
 #define TRK_PM_SCAN_CHECK_WPASYNC 0x2ull
 
-/* Protects the written pages (present or swapped) of [s, e). */
-static int protect(int pagemap_fd, uint64_t s, uint64_t e)
+/* Write-protects the pages present or swapped of [s, e) whose categories
+ * match (PM_SCAN_WP_MATCHING: category_inverted / category_mask; `ret`,
+ * what the kernel reports, only shapes its regions). */
+static int protect_matching(int pagemap_fd, uint64_t s, uint64_t e, uint64_t inverted, uint64_t mask, uint64_t ret)
 {
 	struct trk_region vec[64];
 
@@ -131,9 +133,9 @@ static int protect(int pagemap_fd, uint64_t s, uint64_t e)
 		struct trk_scan_arg a = {
 			.size = sizeof(a), .flags = TRK_PM_SCAN_WP_MATCHING | TRK_PM_SCAN_CHECK_WPASYNC,
 			.start = s, .end = e, .vec = (uint64_t)(uintptr_t)vec, .vec_len = 64,
-			.category_mask = IMG_PAGE_IS_WRITTEN,
+			.category_inverted = inverted, .category_mask = mask,
 			.category_anyof_mask = IMG_PAGE_IS_PRESENT | IMG_PAGE_IS_SWAPPED,
-			.return_mask = IMG_PAGE_IS_WRITTEN,
+			.return_mask = ret,
 		};
 		long n = syscall(SYS_ioctl, pagemap_fd, TRK_PAGEMAP_SCAN, &a);
 		if (n < 0)
@@ -145,6 +147,12 @@ static int protect(int pagemap_fd, uint64_t s, uint64_t e)
 	return 0;
 }
 
+/* Protects the written pages (present or swapped) of [s, e). */
+static int protect(int pagemap_fd, uint64_t s, uint64_t e)
+{
+	return protect_matching(pagemap_fd, s, e, 0, IMG_PAGE_IS_WRITTEN, IMG_PAGE_IS_WRITTEN);
+}
+
 /* Protects every page present or swapped of [s, e), written or not, but
  * the zero page: one the lazy loader may still have installed for a fault
  * read before the threads stopped (a page dropped with MADV_DONTNEED, which
@@ -152,24 +160,7 @@ static int protect(int pagemap_fd, uint64_t s, uint64_t e)
  * counts as written, and a zero page is stored as nothing. */
 static int protect_all(int pagemap_fd, uint64_t s, uint64_t e)
 {
-	struct trk_region vec[64];
-
-	while (s < e) {
-		struct trk_scan_arg a = {
-			.size = sizeof(a), .flags = TRK_PM_SCAN_WP_MATCHING | TRK_PM_SCAN_CHECK_WPASYNC,
-			.start = s, .end = e, .vec = (uint64_t)(uintptr_t)vec, .vec_len = 64,
-			.category_inverted = IMG_PAGE_IS_PFNZERO, .category_mask = IMG_PAGE_IS_PFNZERO,
-			.category_anyof_mask = IMG_PAGE_IS_PRESENT | IMG_PAGE_IS_SWAPPED,
-			.return_mask = IMG_PAGE_IS_PRESENT,
-		};
-		long n = syscall(SYS_ioctl, pagemap_fd, TRK_PAGEMAP_SCAN, &a);
-		if (n < 0)
-			return -errno;
-		if (a.walk_end <= s)
-			return -EIO;
-		s = a.walk_end;
-	}
-	return 0;
+	return protect_matching(pagemap_fd, s, e, IMG_PAGE_IS_PFNZERO, IMG_PAGE_IS_PFNZERO, IMG_PAGE_IS_PRESENT);
 }
 
 int img_track_register(uint64_t s, uint64_t e)
