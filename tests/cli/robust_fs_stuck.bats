@@ -11,6 +11,7 @@
 bats_require_minimum_version 1.5.0
 
 load common
+load stuck_common
 
 setup() {
 	CRAC="$CRAC_BUILD_DIR/crac"
@@ -27,31 +28,6 @@ setup() {
 teardown() {
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
 	rm -rf "$T"
-}
-
-# start_prog NAME [ENV...]: ctlprog with its control endpoint and ENV, in
-# the background (stdio only); its pid in $pid
-start_prog() {
-	local name="$1"
-	shift
-	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
-		exec env "$@" "$PROG" --control </dev/null >"$T/$name.out" 2>"$T/$name.err"
-	) &
-	pid=$!
-	PIDS+=("$pid")
-	for _ in $(seq 250); do
-		grep -q '^ready' "$T/$name.out" 2>/dev/null && return 0
-		sleep 0.02
-	done
-	return 1
-}
-
-# state DIR: every file of DIR with its checksum
-state() {
-	(cd "$1" && find . -type f | sort | xargs md5sum)
 }
 
 @test "the commit's fsync of the parent does not return: given up at the deadline, the image is in place with a warning naming the directory" {
