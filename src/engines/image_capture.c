@@ -1236,22 +1236,40 @@ static bool wanted(const struct crac_img_map *m, uint64_t cat)
  * bytes there are not the ones to restore), and near our own stack and
  * thread pointer (written under our feet, see store_range).
  */
+/*
+ * Whether [s, s + len) of mapping `mi` may change under the capture itself,
+ * so that it must be stored, never taken from the images below: a secret
+ * region (stored as zeros), the resume block, and the pages within 1 MiB of
+ * our own stack pointer or thread pointer (our stack frames, errno, the rseq
+ * area), which we write while the capture runs. Only inside the mapping that
+ * holds that address: a stack or TLS block never spans two mappings, and a
+ * window reaching into the next mapping would store up to 1 MiB of a
+ * neighbour every time (a heap that happens to lie right below the main
+ * thread's TLS, depending on ASLR).
+ */
+static bool own_or_secret(struct img_capture *c, uint32_t mi, uint64_t s, uint64_t len)
+{
+	const struct crac_img_map *m = &c->maps[mi].m;
+	uint64_t res = (uint64_t)(uintptr_t)&crac__img_self.resume;
+	uint64_t sp = (uint64_t)(uintptr_t)__builtin_frame_address(0), fs = crac__img_self.thread.ctx.fs_base;
+#define IN_MAP(a) ((a) >= m->start && (a) < m->end)
+	return has_secret(c, s, len) || (IN_MAP(res) && near(s, len, res, sizeof(struct crac_img_resume))) ||
+	       (IN_MAP(sp) && near(s, len, sp, 1u << 20)) || (IN_MAP(fs) && near(s, len, fs, 1u << 20));
+#undef IN_MAP
+}
+
 static int add_refs(struct img_capture *c, uint32_t mi, uint64_t s, uint64_t e)
 {
 	struct img_incr *in = &c->incr;
-	uint64_t lo, hi, res = (uint64_t)(uintptr_t)&crac__img_self.resume;
-	uint64_t sp = (uint64_t)(uintptr_t)__builtin_frame_address(0), fs = crac__img_self.thread.ctx.fs_base;
+	uint64_t lo, hi;
 	int rc;
 
-	if (has_secret(c, s, e - s) || near(s, e - s, res, sizeof(struct crac_img_resume)) ||
-	    near(s, e - s, sp, 1u << 20) || near(s, e - s, fs, 1u << 20)) {
+	if (own_or_secret(c, mi, s, e - s)) {
 		/* page by page: only the pages concerned are stored */
 		for (uint64_t a = s; a < e; a += P) {
-			bool store = has_secret(c, a, P) || near(a, P, res, sizeof(struct crac_img_resume)) ||
-				     near(a, P, sp, 1u << 20) || near(a, P, fs, 1u << 20);
+			bool store = own_or_secret(c, mi, a, P);
 			uint64_t z = a + P;
-			while (z < e && (has_secret(c, z, P) || near(z, P, res, sizeof(struct crac_img_resume)) ||
-					 near(z, P, sp, 1u << 20) || near(z, P, fs, 1u << 20)) == store)
+			while (z < e && own_or_secret(c, mi, z, P) == store)
 				z += P;
 			rc = store ? store_range(c, mi, a, z) : add_refs(c, mi, a, z);
 			if (rc < 0)

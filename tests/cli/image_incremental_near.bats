@@ -1,0 +1,51 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
+# An incremental checkpoint stores the pages written since its parent and
+# nothing else, also in a mapping right next to the checkpointing thread's
+# TLS block (tests/progs/incr_near.c): the capture's own window (pages
+# within 1 MiB of its stack and thread pointers, always stored) stays
+# inside the mapping that holds them. It once reached into a neighbour, and
+# a heap that ASLR happened to place there was stored at every checkpoint.
+
+bats_require_minimum_version 1.5.0
+
+load common
+
+setup() {
+	CRAC="$CRAC_BUILD_DIR/crac"
+	NEAR="$CRAC_BUILD_DIR/tests/incr_near"
+	T="$(mktemp -d /tmp/crac-bats-incrnear.XXXXXX)"
+	chmod 755 "$T"
+	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_IMAGE_STATS CRAC_LOADER CRAC_LAZY_PREFETCH CRAC_LOG
+	require_image_engine
+}
+
+teardown() {
+	rm -rf "$T"
+}
+
+@test "a mapping next to the TLS block: the incremental image stores its one written page" {
+	run --separate-stderr clean env CRAC_IMAGE_INCREMENTAL=1 "$NEAR" "$T/n0" "$T/n1"
+	echo "stdout: $output"
+	echo "stderr: $stderr"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -q "^near "
+	echo "$output" | sed -n 's/^near //p' >"$T/near"
+	run clean "$CRAC" inspect --json "$T/n1"
+	[ "$status" -eq 0 ]
+	# each 4 MiB mapping: page 0 stored (written), the rest from n0
+	echo "$output" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+want = [int(a, 16) for a in open(sys.argv[1]).read().split()]
+for a in want:
+    m = [m for m in d["mappings"] if m["start"] <= a < m["start"] + m["mapped"]]
+    assert len(m) == 1, (hex(a), m)
+    m = m[0]
+    print("%x: stored %d, below %d" % (a, m["stored"], m["below"]))
+    assert m["stored"] <= 4096 and m["below"] >= (4 << 20) - 4096, m' "$T/near"
+	run --separate-stderr clean "$CRAC" restore "$T/n1"
+	echo "restore: $status, $output, $stderr"
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok" ]
+}
