@@ -48,7 +48,10 @@ static int pause_checkpoint(struct crac_round *r)
 
 	snprintf(what, sizeof(what), "process %d paused; resume it with: crac restore --pid %d",
 		 (int)getpid(), (int)getpid());
-	crac__log(CRAC_LOG_WARN, "%s", what);
+	/* Said once: to the requester (`crac checkpoint` prints it), or here
+	 * when the program itself asked (no one else would tell). */
+	if (!r->requester || !r->requester->reply)
+		crac__log(CRAC_LOG_WARN, "%s", what);
 	crac__round_snapshot_taken(r, what);
 	crac__round_finish_requester(r, CRAC_CONTINUED);
 

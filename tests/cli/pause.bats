@@ -50,6 +50,11 @@ callbacks() {
 	run timeout 20 "$CRAC" checkpoint --engine pause "$PID"
 	echo "$output"
 	[ "$status" -eq 0 ]
+	# said once, by the requester; not also on the program's stderr
+	# (under `crac run` both reach the same terminal)
+	[[ "$output" == *"process $PID paused; resume it with: crac restore --pid $PID"* ]]
+	cat "$T/err"
+	! grep -q "paused; resume it with" "$T/err" || false
 	# paused: before-callbacks ran, no after_restore yet
 	run callbacks
 	echo "callbacks: $output"
@@ -172,6 +177,8 @@ callbacks() {
 	done
 	cat "$T/restore.out"
 	[ -n "$ok" ]
+	# no requester to tell: the program's own stderr says it
+	grep -q "process $PID paused; resume it with: crac restore --pid $PID" "$T/err"
 	for _ in $(seq 100); do grep -q '^ready' "$T/out" && break; sleep 0.02; done
 	cat "$T/out"
 	grep -qx 'result=2' "$T/out"
