@@ -1134,6 +1134,39 @@ static bool wanted(const struct crac_img_map *m, uint64_t cat)
 	return !(cat & (IMG_PAGE_IS_FILE | IMG_PAGE_IS_PFNZERO));
 }
 
+/* Where extent i of a chunk table, of a reference table, ends. */
+static uint64_t chunk_end(const void *tab, uint64_t i)
+{
+	const struct crac_img_chunk *k = tab;
+
+	return k[i].addr + k[i].len;
+}
+
+static uint64_t ref_end(const void *tab, uint64_t i)
+{
+	const struct crac_img_ref *r = tab;
+
+	return r[i].addr + r[i].len;
+}
+
+/* The index of the first of the n extents of tab (in address order, never
+ * overlapping: a chunk or reference table) that ends after addr; n if
+ * none. end(tab, i): where extent i ends. */
+static uint64_t first_ending_after(const void *tab, uint64_t n, uint64_t addr,
+				   uint64_t (*end)(const void *tab, uint64_t i))
+{
+	uint64_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		if (end(tab, mid) <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 /*
  * Incremental: [s, e) of mapping mi was not written since the parent, so
  * it holds what the parent holds: references to the chunks holding that
@@ -1145,7 +1178,7 @@ static bool wanted(const struct crac_img_map *m, uint64_t cat)
 static int add_refs(struct img_capture *c, uint32_t mi, uint64_t s, uint64_t e)
 {
 	struct img_incr *in = &c->incr;
-	uint64_t lo, hi, res = (uint64_t)(uintptr_t)&crac__img_self.resume;
+	uint64_t res = (uint64_t)(uintptr_t)&crac__img_self.resume;
 	uint64_t sp = (uint64_t)(uintptr_t)__builtin_frame_address(0), fs = crac__img_self.thread.ctx.fs_base;
 	int rc;
 
@@ -1169,23 +1202,8 @@ static int add_refs(struct img_capture *c, uint32_t mi, uint64_t s, uint64_t e)
 	/* the first parent chunk and the first parent reference ending after s */
 	const struct crac_img_chunk *pc = in->pchunks;
 	const struct crac_img_ref *pr = in->prefs;
-	uint64_t i, j;
-	for (lo = 0, hi = in->n_pchunks; lo < hi;) {
-		uint64_t mid = lo + (hi - lo) / 2;
-		if (pc[mid].addr + pc[mid].len <= s)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	i = lo;
-	for (lo = 0, hi = in->n_prefs; lo < hi;) {
-		uint64_t mid = lo + (hi - lo) / 2;
-		if (pr[mid].addr + pr[mid].len <= s)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	j = lo;
+	uint64_t i = first_ending_after(pc, in->n_pchunks, s, chunk_end);
+	uint64_t j = first_ending_after(pr, in->n_prefs, s, ref_end);
 	/* both in address order (they never overlap) */
 	for (;;) {
 		bool chunk_next = i < in->n_pchunks && pc[i].addr < e &&
@@ -1391,15 +1409,8 @@ static int verify_thread_chunks(struct img_capture *c)
 			if (!at[w])
 				continue;
 			/* the first chunk ending after at - W (chunks follow addresses) */
-			uint64_t lo = 0, hi = c->n_chunks, from = at[w] > W ? at[w] - W : 0;
-			while (lo < hi) {
-				uint64_t mid = lo + (hi - lo) / 2;
-				if (c->chunks[mid].addr + c->chunks[mid].len <= from)
-					lo = mid + 1;
-				else
-					hi = mid;
-			}
-			for (uint64_t i = lo; i < c->n_chunks && c->chunks[i].addr < at[w] + W; i++) {
+			uint64_t from = at[w] > W ? at[w] - W : 0;
+			for (uint64_t i = first_ending_after(c->chunks, c->n_chunks, from, chunk_end); i < c->n_chunks && c->chunks[i].addr < at[w] + W; i++) {
 				const struct crac_img_chunk *k = &c->chunks[i];
 				if (fd < 0 && (fd = openat(c->dir_fd, CRAC_IMG_PAGES_FILE, O_RDONLY | O_CLOEXEC)) < 0) {
 					rc = img_fail(&c->err, -errno, "%s/%s for reading back: %s", c->tmp,
