@@ -389,26 +389,16 @@ static uint64_t *below_bytes(const struct crac_img_view *v)
 
 /*
  * Whether the loader leaves mapping i to the lazy loader thread (where
- * userfaultfd allows), as its plan_lazy and lazy_pick (loader.c) decide:
- * crac_img_lazy_candidate with what the mapping takes from the images
- * below counted as stored (the lazy thread reads those pages from their
- * pages files too); and, unless CRAC_LAZY_SMALL=off (benchmarks), a
- * smaller private read-write anonymous mapping with any page stored (a
- * thread stack, a malloc arena), as if it were large. Only the large ones
- * were counted: inspect said 3 mappings where the loader filled 8 lazily.
+ * userfaultfd allows): crac_img_lazy_pick, the loader's own rule (its
+ * plan_lazy), with what the mapping takes from the images below (below[i])
+ * and small mappings unless CRAC_LAZY_SMALL=off (benchmarks), as the
+ * loader reads it.
  */
 static bool lazy_map(const struct crac_img_view *v, uint32_t i, const uint64_t *below)
 {
-	struct crac_img_map x = v->maps[i];
 	const char *small = getenv("CRAC_LAZY_SMALL");
 
-	x.stored += below ? below[i] : 0;
-	if (crac_img_lazy_candidate(&x, v->h->resume))
-		return true;
-	if ((small && !strcmp(small, "off")) || !x.stored || x.kind != CRAC_MAP_ANON)
-		return false;
-	x.stored = CRAC_IMG_LAZY_MIN;
-	return crac_img_lazy_candidate(&x, v->h->resume);
+	return crac_img_lazy_pick(&v->maps[i], below ? below[i] : 0, v->h->resume, !(small && !strcmp(small, "off")));
 }
 
 static void print_text(const char *dir, const struct crac_img_view *v, const struct check *checks, int nc)

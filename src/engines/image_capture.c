@@ -28,8 +28,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/futex.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -44,10 +42,10 @@
 #include <sys/sysinfo.h>
 #include <sys/sysmacros.h>
 #include <sys/utsname.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "image/bounded.h"
 #include "image/dir.h"
 #include "runtime/runtime.h"
 
@@ -753,105 +751,64 @@ static bool near(uint64_t s, uint64_t len, uint64_t a, uint64_t w)
  * this thread reads the image back (image.c: every byte is in the page
  * cache by then; the rename waits for the fsyncs).
  *
- * The helper is a clone(CLONE_VM | CLONE_FILES) child: it shares our
- * memory and descriptors but is its own thread group, so it is never one
- * of the program's threads (/proc/self/task) that are stopped, it sends
- * no signal when it ends (exit signal 0; a wait of the program's sees it
- * only with __WALL or __WCLONE) and is waited for (__WCLONE) before the
- * checkpoint returns. It shares our TLS too, hence raw system
- * calls only (no errno), on a stack in the arena, with every signal
- * blocked; not used under a seccomp filter. Linux AIO fsync would do
- * it without a process, but io_destroy waits two RCU grace periods (23-36
- * ms here) and a context kept alive is a mapping of the program's.
- * CRAC_IMAGE_SYNC_HELPER=0, or clone refused: fsync in this thread.
+ * The helper is one of image/bounded.c's (a clone child of our address
+ * space, never one of the program's threads that are stopped, raw system
+ * calls only, every signal blocked; see there), on a stack in the arena;
+ * not used under a seccomp filter. CRAC_IMAGE_SYNC_HELPER=0, or clone
+ * refused: fsync in this thread (bounded too: image/dir.c's
+ * crac_img_fsync_fd).
  *
  * At the end there are two helpers: the second fsyncs the pages file, so
  * that the checkpointing thread only waits, and waits for a bounded time:
  * an fsync that does not return (an NFS or FUSE server that stopped
  * answering) would otherwise keep the program stopped forever. Waiting for
  * a helper ends at the checkpoint's deadline, and never sooner than
- * IMG_SYNC_GRACE_MS after the wait began (the deadline is for the
+ * CRAC_BOUNDED_GRACE_MS after the wait began (the deadline is for the
  * callbacks; the pages are written after it). Then the helper is killed
- * (SIGKILL: it runs no instruction of ours again, whenever its fsync
- * returns), left to be reaped by a later checkpoint (sync_reap), and the
- * checkpoint fails naming the file it was making durable: the program runs
- * on, the image in place is untouched.
+ * (it runs no instruction of ours again, whenever its fsync returns), left
+ * to be reaped later (crac_bounded_reap), and the checkpoint fails naming
+ * the file it was making durable: the program runs on, the image in place
+ * is untouched.
  */
 #define IMG_EARLY_SYNC (4ull << 20)
 #define IMG_EARLY_SYNC_FROM (32ull << 20)
-#define IMG_SYNCER_STACK (64u << 10)
-#define IMG_SYNC_GRACE_MS 30000
 
 struct img_syncer {
-	int pid;                /* 0: not running */
+	struct crac_bounded helper;   /* helper.pid 0: not running */
 	int n;
 	int fd[2];
 	bool data_only[2];
 	const char *what[2];
 	int res[2];             /* 0 or -errno, written by the helper */
-	uint32_t done;          /* the helper is through (futex word) */
 	long slow_ms;           /* CRAC_TEST_SLOW_SYNC_MS: tests only */
-	long grace_ms;          /* IMG_SYNC_GRACE_MS; CRAC_TEST_SYNC_GRACE_MS for tests */
-	char *stack;
+	char *stack;            /* CRAC_BOUNDED_STACK bytes of the arena */
 };
 
-static int64_t img_mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-/* Helpers given up on (a stuck fsync), reaped by a later checkpoint. */
-static int sync_orphans[8];
-
-static long raw_syscall3(long nr, long a, long b, long c)
-{
-	long r;
-
-	__asm__ volatile("syscall" : "=a"(r) : "0"(nr), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
-	return r;
-}
-
 /*
- * The helper: raw system calls only (it shares our TLS). CRAC_TEST_SLOW_SYNC_MS=N
- * (tests/cli/image_sync_stuck.bats only): it first sleeps N ms before each
- * fsync, a file system that does not answer.
+ * The helper's work: raw system calls only (it shares our TLS).
+ * CRAC_TEST_SLOW_SYNC_MS=N (tests/cli/image_sync_stuck.bats only): it
+ * first sleeps N ms before each fsync, a file system that does not answer.
  */
-static int syncer_main(void *arg)
+static void syncer_run(void *arg)
 {
 	struct img_syncer *s = arg;
 
 	for (int i = 0; i < s->n; i++) {
-		if (s->slow_ms > 0) {
-			struct timespec ts = { s->slow_ms / 1000, (s->slow_ms % 1000) * 1000000 };
-			raw_syscall3(SYS_nanosleep, (long)&ts, 0, 0);
-		}
-		s->res[i] = (int)raw_syscall3(s->data_only[i] ? SYS_fdatasync : SYS_fsync, s->fd[i], 0, 0);
+		crac_bounded_test_sleep(s->slow_ms);
+		s->res[i] = (int)crac_raw_syscall3(s->data_only[i] ? SYS_fdatasync : SYS_fsync, s->fd[i], 0, 0);
 	}
-	__atomic_store_n(&s->done, 1, __ATOMIC_RELEASE);
-	raw_syscall3(SYS_futex, (long)&s->done, FUTEX_WAKE, 1);
-	return 0;
 }
 
-/* Helpers of earlier checkpoints given up on: reaped once they ended. */
-static void sync_reap(void)
-{
-	for (size_t i = 0; i < sizeof(sync_orphans) / sizeof(sync_orphans[0]); i++)
-		if (sync_orphans[i] > 0 && syscall(SYS_wait4, sync_orphans[i], NULL, __WCLONE | WNOHANG, NULL) != 0)
-			sync_orphans[i] = 0;
-}
-
-/* Before the threads stop: binds clone (lazy binding writes the GOT) and
- * takes the helper's memory from the arena. */
+/* Before the threads stop: binds clone (lazy binding writes the GOT),
+ * reaps the helpers of earlier checkpoints given up on, and takes the
+ * helpers' memory from the arena. */
 static void sync_open(struct img_capture *c)
 {
 	const char *e = getenv("CRAC_IMAGE_SYNC_HELPER");
-	const char *slow = getenv("CRAC_TEST_SLOW_SYNC_MS"), *grace = getenv("CRAC_TEST_SYNC_GRACE_MS");
+	const char *slow = getenv("CRAC_TEST_SLOW_SYNC_MS");
 
-	sync_reap();
-	crac_img_fs_prepare();   /* sync_here's bounded fsync (image/dir.c) */
+	crac_bounded_reap();
+	crac_img_fs_prepare();   /* the helpers, and sync_here's bounded fsync (image/dir.c) */
 	c->syncer = NULL;
 	c->sync_at = 0;
 	c->sync_err = 0;
@@ -861,17 +818,15 @@ static void sync_open(struct img_capture *c)
 	/* A seccomp filter may kill a process for a clone it did not expect. */
 	if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) != 0)
 		return;
-	(void)clone(NULL, NULL, 0, NULL);   /* EINVAL, without a system call */
 	/* two: c->syncer[0] (the early fdatasyncs, then the header and the
 	 * directory) and c->syncer[1] (the pages file, at the end) */
-	struct img_syncer *s = img_arena_alloc(&c->arena, 2 * (sizeof(*s) + IMG_SYNCER_STACK));
+	struct img_syncer *s = img_arena_alloc(&c->arena, 2 * (sizeof(*s) + CRAC_BOUNDED_STACK));
 	if (!s)
 		return;
 	for (int i = 0; i < 2; i++) {
 		memset(&s[i], 0, sizeof(s[i]));
-		s[i].stack = (char *)(s + 2) + i * IMG_SYNCER_STACK;
+		s[i].stack = (char *)(s + 2) + i * CRAC_BOUNDED_STACK;
 		s[i].slow_ms = slow ? strtol(slow, NULL, 10) : 0;
-		s[i].grace_ms = grace ? strtol(grace, NULL, 10) : IMG_SYNC_GRACE_MS;
 	}
 	c->syncer = s;
 }
@@ -885,71 +840,38 @@ static void sync_note(struct img_capture *c, int res, const char *what)
 }
 
 /*
- * A helper that did not finish in time: killed (whenever its fsync returns,
- * it runs nothing of ours: the arena, its stack, may be gone by then) and
- * left to a later checkpoint to reap; the file it was at is the error.
+ * Waits for one helper (or only looks); true when it does not run (any
+ * more). A wait ends at the checkpoint's deadline, CRAC_BOUNDED_GRACE_MS
+ * from now at the earliest, at once when the other helper was given up on
+ * (the file system does not answer: no more waiting). A helper given up on
+ * is killed and left to a later checkpoint to reap (whenever its fsync
+ * returns, it runs nothing of ours: the arena, its stack, may be gone by
+ * then); the file it was at is the error.
  */
-static void syncer_give_up(struct img_capture *c, struct img_syncer *s, int64_t waited_ms)
-{
-	int i = 0;
-
-	syscall(SYS_kill, s->pid, SIGKILL);
-	/* it ends at once unless its fsync still does not return: 100 ms */
-	long r = 0;
-	for (int k = 0; k < 10 && (r = syscall(SYS_wait4, s->pid, NULL, __WCLONE | WNOHANG, NULL)) == 0; k++) {
-		struct timespec ts = { 0, 10000000 };
-		nanosleep(&ts, NULL);
-	}
-	if (r == 0) {
-		for (size_t k = 0; k < sizeof(sync_orphans) / sizeof(sync_orphans[0]); k++)
-			if (sync_orphans[k] <= 0) {
-				sync_orphans[k] = s->pid;
-				break;
-			}
-	}
-	while (i < s->n - 1 && s->res[i] != -EINPROGRESS)
-		i++;
-	if (!c->sync_err) {
-		c->sync_err = -ETIMEDOUT;
-		c->sync_what = s->what[i];
-		c->sync_data_only = s->data_only[i];
-		c->sync_waited_ms = waited_ms;
-	}
-	s->pid = 0;
-}
-
-/* Waits for one helper (or only looks); true when it does not run (any
- * more). A wait ends at the checkpoint's deadline, IMG_SYNC_GRACE_MS from
- * now at the earliest: the helper is then given up on. */
 static bool syncer_join(struct img_capture *c, struct img_syncer *s, bool wait)
 {
-	if (!s || !s->pid)
+	if (!s || !s->helper.pid)
 		return true;
-	if (!__atomic_load_n(&s->done, __ATOMIC_ACQUIRE)) {
-		if (!wait)
-			return false;   /* still at it */
-		int64_t start = img_mono_ns(), until = start + s->grace_ms * 1000000LL;
-		int64_t deadline = c->round ? c->round->event.deadline_monotonic : 0;
-		if (deadline > until)
-			until = deadline;
-		while (!__atomic_load_n(&s->done, __ATOMIC_ACQUIRE)) {
-			int64_t now = img_mono_ns();
-			/* the other helper was given up on: the file system
-			 * does not answer, no more waiting */
-			if (now >= until || c->sync_err == -ETIMEDOUT) {
-				syncer_give_up(c, s, (now - start) / 1000000);
-				return true;
-			}
-			struct timespec ts = { (until - now) / 1000000000LL, (until - now) % 1000000000LL };
-			syscall(SYS_futex, &s->done, FUTEX_WAIT, 0, &ts, NULL, 0);
+	if (!wait && !crac_bounded_done(&s->helper))
+		return false;   /* still at it */
+	int64_t deadline = c->round ? c->round->event.deadline_monotonic : 0, waited;
+	long grace_ms = crac_bounded_grace_ms();
+	if (c->sync_err == -ETIMEDOUT)
+		deadline = grace_ms = 0;
+	if (crac_bounded_wait(&s->helper, deadline, grace_ms, &waited) == -ETIMEDOUT) {
+		int i = 0;
+		while (i < s->n - 1 && s->res[i] != -EINPROGRESS)
+			i++;
+		if (!c->sync_err) {
+			c->sync_err = -ETIMEDOUT;
+			c->sync_what = s->what[i];
+			c->sync_data_only = s->data_only[i];
+			c->sync_waited_ms = waited;
 		}
+		return true;
 	}
-	/* through: it only exits now */
-	while (syscall(SYS_wait4, s->pid, NULL, __WCLONE, NULL) < 0 && errno == EINTR)
-		;
 	for (int i = 0; i < s->n; i++)
 		sync_note(c, s->res[i], s->what[i]);
-	s->pid = 0;
 	return true;
 }
 
@@ -969,25 +891,17 @@ static bool sync_spawn(struct img_capture *c, struct img_syncer *s, int n, const
 	if (!s || !syncer_join(c, s, true) || c->sync_err == -ETIMEDOUT)
 		return false;
 	s->n = n;
-	s->done = 0;
 	for (int i = 0; i < n; i++) {
 		s->fd[i] = fd[i];
 		s->data_only[i] = data_only[i];
 		s->what[i] = what[i];
 		s->res[i] = -EINPROGRESS;
 	}
-	/* Every signal blocked in the helper (it inherits the mask): a
-	 * handler of the program must never run there, on our TLS. */
-	uint64_t all = ~0ull, old = 0;
-	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, sizeof(all));
-	int pid = clone(syncer_main, s->stack + IMG_SYNCER_STACK, CLONE_VM | CLONE_FILES | CLONE_FS, s);
-	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, sizeof(old));
-	if (pid <= 0) {
+	if (crac_bounded_start(&s->helper, syncer_run, s, s->stack) < 0) {
 		if (s == c->syncer)
 			c->syncer = NULL;   /* not again this time */
 		return false;
 	}
-	s->pid = pid;
 	return true;
 }
 
@@ -1004,14 +918,6 @@ static void sync_early(struct img_capture *c)
 		return;
 	if (sync_spawn(c, c->syncer, 1, fd, data_only, what))
 		c->sync_at = c->w.at;
-}
-
-/* How long a wait for an fsync lasts at least (the message). */
-static long sync_grace_ms(const struct img_capture *c)
-{
-	const char *g = getenv("CRAC_TEST_SYNC_GRACE_MS");
-
-	return c->syncer ? c->syncer->grace_ms : g ? strtol(g, NULL, 10) : IMG_SYNC_GRACE_MS;
 }
 
 /*
@@ -1046,7 +952,7 @@ static int sync_result(struct img_capture *c)
 				"deadline, and %ld s at least): the image's file system does not answer; given "
 				"up, no image was written, the program goes on", c->sync_data_only ? "fdatasync" :
 				"fsync", c->tmp, *c->sync_what ? "/" : "", c->sync_what,
-				(long long)c->sync_waited_ms, sync_grace_ms(c) / 1000);
+				(long long)c->sync_waited_ms, crac_bounded_grace_ms() / 1000);
 	if (c->sync_err)
 		return img_fail(&c->err, c->sync_err, "fsync %s%s%s: %s", c->tmp, *c->sync_what ? "/" : "",
 				c->sync_what, img_strerror(-c->sync_err));
@@ -1228,6 +1134,39 @@ static bool wanted(const struct crac_img_map *m, uint64_t cat)
 	return !(cat & (IMG_PAGE_IS_FILE | IMG_PAGE_IS_PFNZERO));
 }
 
+/* Where extent i of a chunk table, of a reference table, ends. */
+static uint64_t chunk_end(const void *tab, uint64_t i)
+{
+	const struct crac_img_chunk *k = tab;
+
+	return k[i].addr + k[i].len;
+}
+
+static uint64_t ref_end(const void *tab, uint64_t i)
+{
+	const struct crac_img_ref *r = tab;
+
+	return r[i].addr + r[i].len;
+}
+
+/* The index of the first of the n extents of tab (in address order, never
+ * overlapping: a chunk or reference table) that ends after addr; n if
+ * none. end(tab, i): where extent i ends. */
+static uint64_t first_ending_after(const void *tab, uint64_t n, uint64_t addr,
+				   uint64_t (*end)(const void *tab, uint64_t i))
+{
+	uint64_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		if (end(tab, mid) <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 /*
  * Incremental: [s, e) of mapping mi was not written since the parent, so
  * it holds what the parent holds: references to the chunks holding that
@@ -1261,7 +1200,6 @@ static bool own_or_secret(struct img_capture *c, uint32_t mi, uint64_t s, uint64
 static int add_refs(struct img_capture *c, uint32_t mi, uint64_t s, uint64_t e)
 {
 	struct img_incr *in = &c->incr;
-	uint64_t lo, hi;
 	int rc;
 
 	if (own_or_secret(c, mi, s, e - s)) {
@@ -1281,23 +1219,8 @@ static int add_refs(struct img_capture *c, uint32_t mi, uint64_t s, uint64_t e)
 	/* the first parent chunk and the first parent reference ending after s */
 	const struct crac_img_chunk *pc = in->pchunks;
 	const struct crac_img_ref *pr = in->prefs;
-	uint64_t i, j;
-	for (lo = 0, hi = in->n_pchunks; lo < hi;) {
-		uint64_t mid = lo + (hi - lo) / 2;
-		if (pc[mid].addr + pc[mid].len <= s)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	i = lo;
-	for (lo = 0, hi = in->n_prefs; lo < hi;) {
-		uint64_t mid = lo + (hi - lo) / 2;
-		if (pr[mid].addr + pr[mid].len <= s)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	j = lo;
+	uint64_t i = first_ending_after(pc, in->n_pchunks, s, chunk_end);
+	uint64_t j = first_ending_after(pr, in->n_prefs, s, ref_end);
 	/* both in address order (they never overlap) */
 	for (;;) {
 		bool chunk_next = i < in->n_pchunks && pc[i].addr < e &&
@@ -1503,15 +1426,8 @@ static int verify_thread_chunks(struct img_capture *c)
 			if (!at[w])
 				continue;
 			/* the first chunk ending after at - W (chunks follow addresses) */
-			uint64_t lo = 0, hi = c->n_chunks, from = at[w] > W ? at[w] - W : 0;
-			while (lo < hi) {
-				uint64_t mid = lo + (hi - lo) / 2;
-				if (c->chunks[mid].addr + c->chunks[mid].len <= from)
-					lo = mid + 1;
-				else
-					hi = mid;
-			}
-			for (uint64_t i = lo; i < c->n_chunks && c->chunks[i].addr < at[w] + W; i++) {
+			uint64_t from = at[w] > W ? at[w] - W : 0;
+			for (uint64_t i = first_ending_after(c->chunks, c->n_chunks, from, chunk_end); i < c->n_chunks && c->chunks[i].addr < at[w] + W; i++) {
 				const struct crac_img_chunk *k = &c->chunks[i];
 				if (fd < 0 && (fd = openat(c->dir_fd, CRAC_IMG_PAGES_FILE, O_RDONLY | O_CLOEXEC)) < 0) {
 					rc = img_fail(&c->err, -errno, "%s/%s for reading back: %s", c->tmp,

@@ -29,6 +29,7 @@
  */
 
 #include "image/dir.h"
+#include "image/bounded.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -36,15 +37,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <dirent.h>
-#include <linux/futex.h>
-#include <sched.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -80,36 +76,29 @@ int crac_img_split_path(const char *dir, char *parent, size_t plen, const char *
 	return 0;
 }
 
-/* ---- waits bounded by the deadline ------------------------------------------------ */
+/* ---- operations bounded by the deadline ---------------------------------------- */
 
 /*
  * A file system that stopped answering (an NFS or FUSE server gone) keeps
  * an fsync, an unlink or an rmdir in the kernel for as long as it likes.
  * Each of these calls here (the fsync of the parent in the commit step,
  * the removal of an image directory: the unfinished one of a failed
- * checkpoint, the previous one after the commit) is made by a short-lived
- * helper, as the image engine's fsyncs are (src/engines/image_capture.c): a
- * clone(CLONE_VM | CLONE_FILES | CLONE_FS) child with every signal
- * blocked, no exit signal, raw system calls only (it shares our TLS), on a
- * stack of its own. The caller waits for it until the deadline
- * (crac_img_fs_deadline) and no sooner than FS_GRACE_MS after the wait
- * began; then the helper is killed (SIGKILL: whenever its call returns, it
- * runs nothing of ours again), reaped at once if it can be, else by a later
- * call (fs_reap), and the call fails with -ETIMEDOUT naming what it was at.
- * Under a seccomp filter (a clone it did not expect may kill the process)
- * or if clone fails, the call is made in the caller's thread, unbounded.
+ * checkpoint, the previous one after the commit; the image engine's
+ * fsyncs when it has no helper of its own) is made by a helper of
+ * image/bounded.c, as the image engine's fsyncs on the other core are
+ * (src/engines/image_capture.c), and waited for until the deadline
+ * (crac_img_fs_deadline), no sooner than the grace; then the call fails
+ * with -ETIMEDOUT naming what it was at. Without a helper (under a seccomp
+ * filter, clone refused) the call is made in the caller's thread,
+ * unbounded.
  *
  * CRAC_TEST_SLOW_FS=OP:MS (tests only; OP `fsync` or `remove`): the
  * operation first sleeps MS ms, a file system that does not answer.
  *
- * System calls only (syscall(2), clone(2) and getenv: the first two bound
- * beforehand by crac_img_fs_prepare, lazy binding writes the GOT):
- * crac_img_fsync_fd may be called while the program's other threads are
- * stopped.
+ * System calls only: crac_img_fsync_fd may be called while the program's
+ * other threads are stopped (crac_img_fs_prepare binds beforehand what
+ * needs binding).
  */
-#define FS_GRACE_MS 30000
-#define FS_STACK (64u << 10)
-
 enum fsop_kind { FSOP_FSYNC, FSOP_FSYNC_FD, FSOP_REMOVE };
 
 struct fsop {
@@ -120,11 +109,9 @@ struct fsop {
 	long slow_ms;           /* CRAC_TEST_SLOW_FS */
 	int res;                /* 0 or -errno */
 	int step;               /* FSOP_REMOVE: 0 header, 1 pages, 2 the directory */
-	uint32_t done;          /* the helper is through (futex word) */
 };
 
 static int64_t fs_deadline_ns;     /* CLOCK_MONOTONIC; 0: none */
-static int fs_orphans[8];          /* helpers given up on, reaped later */
 
 void crac_img_fs_deadline(int64_t mono_ns)
 {
@@ -133,87 +120,53 @@ void crac_img_fs_deadline(int64_t mono_ns)
 
 void crac_img_fs_prepare(void)
 {
-	(void)clone(NULL, NULL, 0, NULL);   /* EINVAL, without a system call */
+	crac_bounded_prepare();
 	(void)getenv("CRAC_TEST_SLOW_FS");
-}
-
-static int64_t fs_mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static long fs_sys3(long nr, long a, long b, long c)
-{
-	long r;
-
-	__asm__ volatile("syscall" : "=a"(r) : "0"(nr), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
-	return r;
 }
 
 /* The operation itself: raw system calls only (run by the helper, or by
  * the caller when there is none). */
-static void fsop_run(struct fsop *op)
+static void fsop_run(void *arg)
 {
 	static const char *const names[] = { CRAC_IMG_HEADER_FILE, CRAC_IMG_PAGES_FILE };
+	struct fsop *op = arg;
 	long r;
 
-	if (op->slow_ms > 0) {
-		struct timespec ts = { op->slow_ms / 1000, (op->slow_ms % 1000) * 1000000 };
-		fs_sys3(SYS_nanosleep, (long)&ts, 0, 0);
-	}
+	crac_bounded_test_sleep(op->slow_ms);
 	switch (op->kind) {
 	case FSOP_FSYNC:
-		r = fs_sys3(SYS_openat, AT_FDCWD, (long)op->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		r = crac_raw_syscall3(SYS_openat, AT_FDCWD, (long)op->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (r >= 0) {
 			long fd = r;
-			r = fs_sys3(SYS_fsync, fd, 0, 0);
-			fs_sys3(SYS_close, fd, 0, 0);
+			r = crac_raw_syscall3(SYS_fsync, fd, 0, 0);
+			crac_raw_syscall3(SYS_close, fd, 0, 0);
 		}
 		op->res = r < 0 ? (int)r : 0;
 		break;
 	case FSOP_FSYNC_FD:
-		op->res = (int)fs_sys3(op->data_only ? SYS_fdatasync : SYS_fsync, op->fd, 0, 0);
+		op->res = (int)crac_raw_syscall3(op->data_only ? SYS_fdatasync : SYS_fsync, op->fd, 0, 0);
 		break;
 	case FSOP_REMOVE:
-		r = fs_sys3(SYS_openat, AT_FDCWD, (long)op->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+		r = crac_raw_syscall3(SYS_openat, AT_FDCWD, (long)op->path,
+				      O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 		if (r < 0) {
 			op->res = r == -ENOENT ? 0 : (int)r;
 			break;
 		}
 		long dfd = r;
 		for (op->step = 0, r = 0; op->step < 2; op->step++) {
-			r = fs_sys3(SYS_unlinkat, dfd, (long)names[op->step], 0);
+			r = crac_raw_syscall3(SYS_unlinkat, dfd, (long)names[op->step], 0);
 			if (r < 0 && r != -ENOENT)
 				break;
 			r = 0;
 		}
-		fs_sys3(SYS_close, dfd, 0, 0);
+		crac_raw_syscall3(SYS_close, dfd, 0, 0);
 		/* Anything else in there is not ours: rmdir fails and we say so. */
 		if (r == 0)
-			r = fs_sys3(SYS_unlinkat, AT_FDCWD, (long)op->path, AT_REMOVEDIR);
+			r = crac_raw_syscall3(SYS_unlinkat, AT_FDCWD, (long)op->path, AT_REMOVEDIR);
 		op->res = (int)r;
 		break;
 	}
-}
-
-static int fsop_main(void *arg)
-{
-	struct fsop *op = arg;
-
-	fsop_run(op);
-	__atomic_store_n(&op->done, 1, __ATOMIC_RELEASE);
-	fs_sys3(SYS_futex, (long)&op->done, FUTEX_WAKE, 1);
-	return 0;
-}
-
-static void fs_reap(void)
-{
-	for (size_t i = 0; i < sizeof(fs_orphans) / sizeof(fs_orphans[0]); i++)
-		if (fs_orphans[i] > 0 && syscall(SYS_wait4, fs_orphans[i], NULL, __WCLONE | WNOHANG, NULL) != 0)
-			fs_orphans[i] = 0;
 }
 
 /* CRAC_TEST_SLOW_FS=OP:MS for operation `name`: MS, else 0. */
@@ -232,73 +185,23 @@ static long fs_slow(const char *name)
  */
 static int fsop_bounded(struct fsop *op, int64_t *waited_ms)
 {
-	const char *g = getenv("CRAC_TEST_SYNC_GRACE_MS");
-	long grace_ms = g ? strtol(g, NULL, 10) : FS_GRACE_MS;
+	struct crac_bounded helper;
 
-	fs_reap();
 	op->res = -EINPROGRESS;
 	op->step = 0;
-	op->done = 0;
 	*waited_ms = -1;
-	char *stack = MAP_FAILED;
-	if (syscall(SYS_prctl, PR_GET_SECCOMP, 0, 0, 0, 0) == 0)
-		stack = (char *)syscall(SYS_mmap, NULL, FS_STACK, PROT_READ | PROT_WRITE,
-					MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-	int pid = -1;
-	if (stack != MAP_FAILED) {
-		/* Every signal blocked in the helper (it inherits the mask):
-		 * a handler of the program must never run there, on our TLS. */
-		uint64_t all = ~0ull, old = 0;
-		syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, sizeof(all));
-		pid = clone(fsop_main, stack + FS_STACK, CLONE_VM | CLONE_FILES | CLONE_FS, op);
-		syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, sizeof(old));
-	}
-	if (pid <= 0) {
-		if (stack != MAP_FAILED)
-			syscall(SYS_munmap, stack, FS_STACK);
+	if (crac_bounded_start(&helper, fsop_run, op, NULL) < 0) {
 		fsop_run(op);   /* no helper: in this thread, unbounded */
 		return op->res;
 	}
-	int64_t start = fs_mono_ns(), until = start + grace_ms * 1000000LL;
-	if (fs_deadline_ns > until)
-		until = fs_deadline_ns;
-	while (!__atomic_load_n(&op->done, __ATOMIC_ACQUIRE)) {
-		int64_t now = fs_mono_ns();
-		if (now >= until) {
-			/* given up on: killed, reaped if it can be (its call may
-			 * still not return: then a later call reaps it) */
-			syscall(SYS_kill, pid, SIGKILL);
-			long r = 0;
-			for (int k = 0; k < 10 && (r = syscall(SYS_wait4, pid, NULL, __WCLONE | WNOHANG, NULL)) == 0;
-			     k++) {
-				struct timespec ts = { 0, 10000000 };
-				syscall(SYS_nanosleep, &ts, NULL);
-			}
-			for (size_t k = 0; r == 0 && k < sizeof(fs_orphans) / sizeof(fs_orphans[0]); k++)
-				if (fs_orphans[k] <= 0) {
-					fs_orphans[k] = pid;
-					break;
-				}
-			/* Killed, it runs no instruction of ours again: its
-			 * stack can go. */
-			syscall(SYS_munmap, stack, FS_STACK);
-			*waited_ms = (now - start) / 1000000;
-			return -ETIMEDOUT;
-		}
-		struct timespec ts = { (until - now) / 1000000000LL, (until - now) % 1000000000LL };
-		syscall(SYS_futex, &op->done, FUTEX_WAIT, 0, &ts, NULL, 0);
-	}
-	while (syscall(SYS_wait4, pid, NULL, __WCLONE, NULL) < 0 && errno == EINTR)
-		;
-	syscall(SYS_munmap, stack, FS_STACK);
-	return op->res;
+	int rc = crac_bounded_wait(&helper, fs_deadline_ns, crac_bounded_grace_ms(), waited_ms);
+	return rc < 0 ? rc : op->res;
 }
 
 /* Why a bounded wait ended: "did not return after N ms (...)". */
 static void fs_timeout_text(char *out, size_t len, int64_t waited_ms)
 {
-	const char *g = getenv("CRAC_TEST_SYNC_GRACE_MS");
-	long grace_ms = g ? strtol(g, NULL, 10) : FS_GRACE_MS;
+	long grace_ms = crac_bounded_grace_ms();
 
 	snprintf(out, len, "did not return after %lld ms (the checkpoint's deadline, and %ld s at least): "
 		 "its file system does not answer; given up", (long long)waited_ms, grace_ms / 1000);

@@ -664,6 +664,19 @@ bool crac_img_lazy_candidate(const struct crac_img_map *m, uint64_t resume)
 	return m->stored >= CRAC_IMG_LAZY_MIN;
 }
 
+bool crac_img_lazy_pick(const struct crac_img_map *m, uint64_t below, uint64_t resume, bool small)
+{
+	struct crac_img_map x = *m;
+
+	x.stored += below;
+	if (crac_img_lazy_candidate(&x, resume))
+		return true;
+	if (!small || !x.stored || x.kind != CRAC_MAP_ANON)
+		return false;
+	x.stored = CRAC_IMG_LAZY_MIN;   /* small, judged as if it were large */
+	return crac_img_lazy_candidate(&x, resume);
+}
+
 CRAC_IMG_NOSAN void crac_img_put_damaged_chunk(struct crac_img_buf *b, uint32_t index,
 					       const struct crac_img_chunk *k, const char *where)
 {

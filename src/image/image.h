@@ -486,6 +486,19 @@ enum {
  * CRAC_IMG_LAZY_MIN stored bytes, not holding the resume block. */
 bool crac_img_lazy_candidate(const struct crac_img_map *m, uint64_t resume);
 
+/*
+ * Whether the loader fills mapping m lazily (where userfaultfd allows):
+ * crac_img_lazy_candidate with `below` (the bytes it takes from the images
+ * below an incremental image, by references) counted as stored, since the
+ * lazy thread reads those pages from their pages files too; and with
+ * `small`, the same kind of private read-write anonymous mapping with any
+ * byte stored, as if it were large: thread stacks and malloc arenas the
+ * program may not touch before its first answer. A small [heap] stays
+ * eager: the first malloc touches it anyway. The one rule for the loader
+ * (plan_lazy) and `crac inspect` (its "L" column).
+ */
+bool crac_img_lazy_pick(const struct crac_img_map *m, uint64_t below, uint64_t resume, bool small);
+
 /* What a CRAC_LAZY_* mode means, in one line. */
 const char *crac_img_lazy_why(uint32_t mode);
 

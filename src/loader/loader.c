@@ -1715,25 +1715,6 @@ static int thp_mode_is_madvise(void)
 	return 0;
 }
 
-/* Which mappings userfaultfd fills: crac_img_lazy_candidate's (private,
- * read-write, anonymous, not holding the resume block, 1 MiB stored or
- * more), and with small, the same kind of anonymous mapping with any
- * stored page: thread stacks and malloc arenas the program may not touch
- * before its first answer. A small [heap] stays eager: the first malloc
- * touches it anyway, and its pages are then verified before the jump. */
-static bool lazy_pick(const struct crac_img_map *m, uint64_t resume, int small)
-{
-	struct crac_img_map big;
-
-	if (crac_img_lazy_candidate(m, resume))
-		return true;
-	if (!small || !m->stored || m->kind != CRAC_MAP_ANON)
-		return false;
-	big = *m;
-	big.stored = CRAC_IMG_LAZY_MIN;
-	return crac_img_lazy_candidate(&big, resume);
-}
-
 /*
  * What the steps of loader_main hand each other (one restore per process:
  * static, in the loader's .bss, not on the kernel's stack that step 3
@@ -1967,12 +1948,13 @@ static void plan_lazy(void)
 		 * thread reads it from their pages files). */
 		uint32_t ri = 0;
 		for (uint32_t m = 0; m < h->n_maps; m++) {
-			struct crac_img_map x = v->maps[m];
+			uint64_t below = 0;
 			for (; ri < h->n_refs && v->refs[ri].map <= m; ri++)
 				if (v->refs[ri].map == m)
-					x.stored += v->refs[ri].len;
-			ld.n_lazy += (is_lazy[m] = lazy_pick(&x, h->resume, ld.small_lazy));
-			ld.n_lazy_refs += is_lazy[m] && (x.flags & CRAC_MAPF_REFS);
+					below += v->refs[ri].len;
+			is_lazy[m] = crac_img_lazy_pick(&v->maps[m], below, h->resume, ld.small_lazy);
+			ld.n_lazy += is_lazy[m];
+			ld.n_lazy_refs += is_lazy[m] && (v->maps[m].flags & CRAC_MAPF_REFS);
 		}
 	}
 	if (!ld.populate && ld.n_lazy && pretend("userfaultfd")) {

@@ -7,8 +7,9 @@
  * open) and, through policies, closes or records-and-closes descriptors;
  * after the engine returns it reopens, before any after_restore callback.
  *
- * If any item is refused, or a callback already failed (`dry`), nothing is
- * closed: the round is aborted anyway, and the report lists every item.
+ * If any item is refused, or a callback already failed (`dry`), or how to
+ * reopen a descriptor cannot be recorded, nothing is closed: the round is
+ * aborted anyway, and the report lists every item.
  */
 #include "runtime/checks.h"
 #include "objects/objects.h"
@@ -397,32 +398,48 @@ int crac__checks_before(struct crac_round *r, bool dry)
 		}
 	}
 
-	/* 2. act, unless the round is aborted anyway */
-	if (!refused && !dry) {
-		for (size_t i = 0; i < inv.count; i++) {
-			struct inv_item *it = &inv.items[i];
-			char res[PATH_MAX + 80];
-			if (carries(r) && it->cls == INV_FD)
-				continue;   /* decided above; the engine applies it to the image */
-			item_resource(it, res, sizeof(res));
-			if (m[i].action == POL_WARN) {
-				crac__log(CRAC_LOG_WARN, "warning: %s: %s %s (%s) kept by policy \"%s\": %s",
-					res, it->kind, it->name, it->detail, m[i].rule, why_not(it));
-			} else if (m[i].action == POL_CLOSE) {
-				close_now(it, false);
-			} else if (m[i].action == POL_REOPEN) {
-				int rc = record(it, &m[i], &cs->items[cs->count]);
-				if (rc < 0) {
-					crac__report_add(r->report, CRAC_PHASE_CHECK, res, rc,
-							 "cannot record %s %s for reopening: %s",
-							 it->kind, it->name, strerror(-rc));
-					refused++;
-					continue;
-				}
-				cs->count++;
-				close_now(it, true);
-			}
+	/*
+	 * 2. act, unless the round is aborted anyway. First record how to
+	 * reopen every descriptor a reopen policy applies to, closing
+	 * nothing yet: if one cannot be recorded (its path is too long for
+	 * /proc/self/fd to show it, say), the round is aborted with every
+	 * descriptor left as it was, and nothing is to be reopened. Only then
+	 * close.
+	 */
+	bool act = !refused && !dry;
+	for (size_t i = 0; act && i < inv.count; i++) {
+		struct inv_item *it = &inv.items[i];
+		if ((carries(r) && it->cls == INV_FD) || m[i].action != POL_REOPEN)
+			continue;   /* carried: decided above; the engine applies it to the image */
+		int rc = record(it, &m[i], &cs->items[cs->count]);
+		if (rc == 0) {
+			cs->count++;
+			continue;
 		}
+		char res[PATH_MAX + 80];
+		item_resource(it, res, sizeof(res));
+		crac__report_add(r->report, CRAC_PHASE_CHECK, res, rc,
+				 "cannot record %s %s for reopening: %s; nothing was closed", it->kind,
+				 *it->name ? it->name : "(its path cannot be read)", strerror(-rc));
+		refused++;   /* and the others are recorded, to report every one */
+	}
+	if (refused) {
+		cs->count = 0;   /* nothing closed: nothing to reopen */
+		act = false;
+	}
+	for (size_t i = 0; act && i < inv.count; i++) {
+		struct inv_item *it = &inv.items[i];
+		char res[PATH_MAX + 80];
+		if (carries(r) && it->cls == INV_FD)
+			continue;
+		item_resource(it, res, sizeof(res));
+		if (m[i].action == POL_WARN)
+			crac__log(CRAC_LOG_WARN, "warning: %s: %s %s (%s) kept by policy \"%s\": %s",
+				  res, it->kind, it->name, it->detail, m[i].rule, why_not(it));
+		else if (m[i].action == POL_CLOSE)
+			close_now(it, false);
+		else if (m[i].action == POL_REOPEN)
+			close_now(it, true);   /* recorded above, in the same order */
 	}
 	r->checks_state = cs;
 	free(m);

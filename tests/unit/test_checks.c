@@ -553,6 +553,86 @@ static void test_reopen_changed_or_gone(void)
 	crac_policy_clear();
 }
 
+/*
+ * A reopen policy for a descriptor whose reopening cannot be recorded (a
+ * file whose path is longer than /proc/self/fd can show): the round is
+ * aborted naming it, and every descriptor is left as it was: the pipe a
+ * close policy applies to is not closed, the other reopened file is the
+ * same open file at the same offset.
+ */
+static void test_reopen_unrecordable(void)
+{
+	char name[251], path[256], err[256], rule[300];
+	int p[2], dfd, deep;
+
+	memset(name, 'd', sizeof(name) - 1);
+	name[sizeof(name) - 1] = 0;
+	/* 17 levels of 250 bytes: more than the 4096 bytes of a path */
+	dfd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	REQUIRE(dfd >= 0);
+	for (int k = 0; k < 17 && dfd >= 0; k++) {
+		if (mkdirat(dfd, name, 0700) < 0 && errno != EEXIST)
+			break;
+		int nd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		close(dfd);
+		dfd = nd;
+	}
+	REQUIRE(dfd >= 0);
+	deep = openat(dfd, "f", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	close(dfd);
+	REQUIRE(deep >= 0);
+	char probe[64], link[PATH_MAX];
+	snprintf(probe, sizeof(probe), "/proc/self/fd/%d", deep);
+	if (readlink(probe, link, sizeof(link)) >= 0) {
+		close(deep);
+		printf("# skip: /proc/self/fd shows a path longer than PATH_MAX here\n");
+		return;
+	}
+
+	snprintf(path, sizeof(path), "%s/kept.txt", tmpdir);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	REQUIRE(fd >= 0);
+	CHECK_EQ(write(fd, "kept", 4), 4);
+	CHECK_EQ(lseek(fd, 2, SEEK_SET), 2);
+	struct stat before;
+	REQUIRE(fstat(fd, &before) == 0);
+	REQUIRE(pipe(p) == 0);
+	CHECK_EQ(crac_policy_add("pipe * close", err, sizeof(err)), 0);
+	snprintf(rule, sizeof(rule), "file * reopen");
+	CHECK_EQ(crac_policy_add(rule, err, sizeof(err)), 0);
+
+	struct crac_options o = forced();
+	crac_report *rep = NULL;
+	CHECK_EQ(crac_checkpoint_restore(&o, &rep), CRAC_ABORTED);
+	char res[32];
+	snprintf(res, sizeof(res), "fd %d", deep);
+	CHECK_EQ(crac_report_count(rep), 1);
+	const struct crac_failure *f = crac_report_count(rep) ? crac_report_get(rep, 0) : NULL;
+	CHECKF(f && !strcmp(f->resource, res) && f->phase == CRAC_PHASE_CHECK && f->code == -ENAMETOOLONG &&
+	       strstr(f->message, "cannot record file") && strstr(f->message, "nothing was closed"),
+	       "%s: %s", f ? f->resource : "-", f ? f->message : "no report line");
+	crac_report_free(rep);
+
+	/* everything as it was */
+	CHECK(fcntl(p[0], F_GETFD) >= 0);
+	CHECK(fcntl(p[1], F_GETFD) >= 0);
+	CHECK_EQ(write(p[1], "x", 1), 1);    /* still the pipe, not a placeholder */
+	char c = 0;
+	CHECK_EQ(read(p[0], &c, 1), 1);
+	CHECK_EQ(c, 'x');
+	struct stat after;
+	CHECK(fstat(fd, &after) == 0 && after.st_ino == before.st_ino && after.st_dev == before.st_dev);
+	CHECK_EQ(lseek(fd, 0, SEEK_CUR), 2);
+	CHECK_EQ(fcntl(fd, F_GETFD), FD_CLOEXEC);
+	CHECK(fcntl(deep, F_GETFD) >= 0);
+
+	crac_policy_clear();
+	close(p[0]);
+	close(p[1]);
+	close(fd);
+	close(deep);
+}
+
 static void test_tcp_server_keeps_serving(void)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -667,6 +747,7 @@ int main(void)
 	RUN(test_failed_callback_means_dry_checks);
 	RUN(test_reopen_appended_file);
 	RUN(test_reopen_changed_or_gone);
+	RUN(test_reopen_unrecordable);
 	RUN(test_tcp_server_keeps_serving);
 	char cmd[300];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);

@@ -167,6 +167,34 @@ static void test_lazy_candidate(void)
 	CHECK(strcmp(crac_img_lazy_why(0), "unknown") == 0);
 }
 
+/* The loader's and inspect's one rule: references count as stored, and
+ * small private anonymous mappings with anything stored go lazily too
+ * unless `small` is off; never a small [heap], never the resume block's. */
+static void test_lazy_pick(void)
+{
+	struct crac_img_map m = { .start = 0x100000, .end = 0x100000 + (8u << 20), .prot = 3,
+				  .kind = CRAC_MAP_ANON, .stored = CRAC_IMG_LAZY_MIN };
+	CHECK(crac_img_lazy_pick(&m, 0, 0, false));
+	CHECK(!crac_img_lazy_pick(&m, 0, m.start, true));            /* holds the resume block */
+	m.stored = 8192;
+	CHECK(!crac_img_lazy_pick(&m, 0, 0, false));                 /* small, small ones off */
+	CHECK(crac_img_lazy_pick(&m, 0, 0, true));                   /* a stack, an arena */
+	CHECK(crac_img_lazy_pick(&m, CRAC_IMG_LAZY_MIN, 0, false));  /* large with the images below */
+	CHECK(!crac_img_lazy_pick(&m, CRAC_IMG_LAZY_MIN - 8192 - 4096, 0, false));
+	CHECK(crac_img_lazy_pick(&m, CRAC_IMG_LAZY_MIN - 8192, 0, false));
+	m.stored = 0;
+	CHECK(!crac_img_lazy_pick(&m, 0, 0, true));                  /* nothing stored: eager */
+	CHECK(crac_img_lazy_pick(&m, 4096, 0, true));                /* only references */
+	m.stored = 8192;
+	m.kind = CRAC_MAP_HEAP;
+	CHECK(!crac_img_lazy_pick(&m, 0, 0, true));                  /* a small [heap]: eager */
+	CHECK(crac_img_lazy_pick(&m, CRAC_IMG_LAZY_MIN, 0, true));
+	m.kind = CRAC_MAP_ANON;
+	m.prot = 1;
+	CHECK(!crac_img_lazy_pick(&m, 0, 0, true));                  /* read-only */
+	CHECK_EQ(m.stored, 8192);                                    /* m itself unchanged */
+}
+
 static void test_roundtrip(void)
 {
 	struct crac_img_view v;
@@ -680,6 +708,7 @@ int main(void)
 {
 	RUN(test_crc32c);
 	RUN(test_lazy_candidate);
+	RUN(test_lazy_pick);
 	RUN(test_roundtrip);
 	RUN(test_truncated);
 	RUN(test_corrupt);

@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bounded.c - system calls that may never return, waited for until a
+ * deadline.
+ *
+ * A file system that stopped answering (an NFS or FUSE server gone) keeps
+ * an fsync, an unlink or an rmdir in the kernel for as long as it likes;
+ * made by the checkpointing thread, it would keep the program stopped for
+ * ever. So such a call is made by a short-lived helper: a
+ * clone(CLONE_VM | CLONE_FILES | CLONE_FS) child. It shares our memory and
+ * descriptors but is its own thread group, so it is never one of the
+ * program's threads (/proc/self/task) that a checkpoint stops; it sends no
+ * signal when it ends (exit signal 0: a wait of the program's sees it only
+ * with __WALL or __WCLONE). It shares our TLS too, hence raw system calls
+ * only (no errno), on a stack of its own, with every signal blocked (a
+ * handler of the program must never run there). Not used under a seccomp
+ * filter (a clone it did not expect may kill the process). Linux AIO fsync
+ * would do it without a process, but io_destroy waits two RCU grace
+ * periods (23-36 ms here) and a context kept alive is a mapping of the
+ * program's.
+ *
+ * The caller waits for the helper until the deadline (the checkpoint's)
+ * and no sooner than the grace (CRAC_BOUNDED_GRACE_MS) after the wait
+ * began: the deadline is for the callbacks, and the files are written
+ * after it. Then the helper is killed (SIGKILL: whenever its call
+ * returns, it runs no instruction of ours again), reaped at once if it can
+ * be, else by a later call (crac_bounded_reap), and the caller fails,
+ * naming what the helper was at.
+ *
+ * System calls only (syscall(2), clone(2) and getenv, bound beforehand by
+ * crac_bounded_prepare: lazy binding writes the GOT): these functions may
+ * be called while the program's other threads are stopped, and a stopped
+ * thread may hold malloc's or stdio's locks.
+ */
+#include "image/bounded.h"
+
+#include <errno.h>
+#include <linux/futex.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Helpers given up on (their call did not return), reaped later. One table
+ * for every user: whoever starts a helper next reaps them. */
+static int orphans[8];
+
+void crac_bounded_prepare(void)
+{
+	(void)clone(NULL, NULL, 0, NULL);   /* EINVAL, without a system call */
+	(void)getenv("CRAC_TEST_SYNC_GRACE_MS");
+}
+
+long crac_bounded_grace_ms(void)
+{
+	const char *g = getenv("CRAC_TEST_SYNC_GRACE_MS");
+
+	return g ? strtol(g, NULL, 10) : CRAC_BOUNDED_GRACE_MS;
+}
+
+int64_t crac_bounded_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+void crac_bounded_test_sleep(long ms)
+{
+	if (ms > 0) {
+		struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+		crac_raw_syscall3(SYS_nanosleep, (long)&ts, 0, 0);
+	}
+}
+
+void crac_bounded_reap(void)
+{
+	for (size_t i = 0; i < sizeof(orphans) / sizeof(orphans[0]); i++)
+		if (orphans[i] > 0 && syscall(SYS_wait4, orphans[i], NULL, __WCLONE | WNOHANG, NULL) != 0)
+			orphans[i] = 0;
+}
+
+/* The helper: fn, then `done` for the waiting caller. It exits when this
+ * returns (clone's wrapper makes the exit system call). */
+static int bounded_main(void *arg)
+{
+	struct crac_bounded *b = arg;
+
+	b->fn(b->arg);
+	__atomic_store_n(&b->done, 1, __ATOMIC_RELEASE);
+	crac_raw_syscall3(SYS_futex, (long)&b->done, FUTEX_WAKE, 1);
+	return 0;
+}
+
+/* The helper is gone (reaped, or killed and left to crac_bounded_reap):
+ * its stack can go, if it is ours. */
+static void bounded_release(struct crac_bounded *b)
+{
+	if (b->own_stack)
+		syscall(SYS_munmap, b->stack, CRAC_BOUNDED_STACK);
+	b->own_stack = false;
+	b->stack = NULL;
+	b->pid = 0;
+}
+
+int crac_bounded_start(struct crac_bounded *b, void (*fn)(void *), void *arg, char *stack)
+{
+	crac_bounded_reap();
+	b->pid = 0;
+	b->done = 0;
+	b->fn = fn;
+	b->arg = arg;
+	b->stack = stack;
+	b->own_stack = false;
+	if (syscall(SYS_prctl, PR_GET_SECCOMP, 0, 0, 0, 0) != 0)
+		return -EPERM;
+	if (!b->stack) {
+		b->stack = (char *)syscall(SYS_mmap, NULL, CRAC_BOUNDED_STACK, PROT_READ | PROT_WRITE,
+					   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+		if (b->stack == MAP_FAILED) {
+			b->stack = NULL;
+			return -ENOMEM;
+		}
+		b->own_stack = true;
+	}
+	/* Every signal blocked in the helper (it inherits the mask). */
+	uint64_t all = ~0ull, old = 0;
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, sizeof(all));
+	int pid = clone(bounded_main, b->stack + CRAC_BOUNDED_STACK, CLONE_VM | CLONE_FILES | CLONE_FS, b);
+	int e = errno;
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, sizeof(old));
+	if (pid <= 0) {
+		bounded_release(b);
+		return pid < 0 ? -e : -ECHILD;
+	}
+	b->pid = pid;
+	return 0;
+}
+
+bool crac_bounded_done(const struct crac_bounded *b)
+{
+	return !b->pid || __atomic_load_n(&b->done, __ATOMIC_ACQUIRE);
+}
+
+/* A helper that did not finish in time: killed; it ends at once unless its
+ * call still does not return (up to 100 ms are given to see it end). */
+static void bounded_give_up(struct crac_bounded *b)
+{
+	long r = 0;
+
+	syscall(SYS_kill, b->pid, SIGKILL);
+	for (int k = 0; k < 10 && (r = syscall(SYS_wait4, b->pid, NULL, __WCLONE | WNOHANG, NULL)) == 0; k++) {
+		struct timespec ts = { 0, 10000000 };
+		syscall(SYS_nanosleep, &ts, NULL);
+	}
+	for (size_t k = 0; r == 0 && k < sizeof(orphans) / sizeof(orphans[0]); k++)
+		if (orphans[k] <= 0) {
+			orphans[k] = b->pid;
+			break;
+		}
+	/* Killed, it runs no instruction of ours again. */
+	bounded_release(b);
+}
+
+int crac_bounded_wait(struct crac_bounded *b, int64_t deadline_ns, long grace_ms, int64_t *waited_ms)
+{
+	*waited_ms = -1;
+	if (!b->pid)
+		return 0;
+	int64_t start = crac_bounded_mono_ns(), until = start + grace_ms * 1000000LL;
+	if (deadline_ns > until)
+		until = deadline_ns;
+	while (!__atomic_load_n(&b->done, __ATOMIC_ACQUIRE)) {
+		int64_t now = crac_bounded_mono_ns();
+		if (now >= until) {
+			bounded_give_up(b);
+			*waited_ms = (now - start) / 1000000;
+			return -ETIMEDOUT;
+		}
+		struct timespec ts = { (until - now) / 1000000000LL, (until - now) % 1000000000LL };
+		syscall(SYS_futex, &b->done, FUTEX_WAIT, 0, &ts, NULL, 0);
+	}
+	/* through: it only exits now */
+	while (syscall(SYS_wait4, b->pid, NULL, __WCLONE, NULL) < 0 && errno == EINTR)
+		;
+	bounded_release(b);
+	return 0;
+}

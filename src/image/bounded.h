@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bounded.h - system calls that may never return (an fsync, an unlink on a
+ * file system whose server stopped answering), made by a short-lived
+ * helper and waited for until a deadline (see bounded.c).
+ *
+ * Used by the image directory's operations (image/dir.c: the commit's
+ * fsync, the removal of an image directory, the image engine's fsyncs
+ * without a helper of its own) and by the image engine's fsync helpers
+ * (engines/image_capture.c), which run on the other core while the
+ * checkpoint goes on.
+ */
+#ifndef CRAC_IMAGE_BOUNDED_H
+#define CRAC_IMAGE_BOUNDED_H
+
+#include "core/internal.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* A wait lasts at least this long (CRAC_TEST_SYNC_GRACE_MS for tests),
+ * however near the deadline. */
+#define CRAC_BOUNDED_GRACE_MS 30000
+/* The helper's stack. */
+#define CRAC_BOUNDED_STACK (64u << 10)
+
+/*
+ * One helper. The helper runs fn(arg) with raw system calls only (it
+ * shares the caller's memory, descriptors and TLS: errno, locks and
+ * signal handlers are not its own), on a stack of its own, every signal
+ * blocked.
+ */
+struct crac_bounded {
+	int pid;                /* 0: not running */
+	uint32_t done;          /* fn returned (futex word) */
+	void (*fn)(void *arg);
+	void *arg;
+	char *stack;            /* CRAC_BOUNDED_STACK bytes */
+	bool own_stack;         /* mapped by crac_bounded_start: unmapped when the helper is gone */
+};
+
+/* A system call without libc (no errno): -errno or the result. For the
+ * helper's fn. */
+static inline long crac_raw_syscall3(long nr, long a, long b, long c)
+{
+	long r;
+
+	__asm__ volatile("syscall" : "=a"(r) : "0"(nr), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
+	return r;
+}
+
+/* Binds what the helpers need (clone: lazy binding writes the GOT), before
+ * the program's threads are stopped. */
+void crac_bounded_prepare(void) CRAC_HIDDEN;
+
+/* CRAC_BOUNDED_GRACE_MS, or CRAC_TEST_SYNC_GRACE_MS when set (tests). */
+long crac_bounded_grace_ms(void) CRAC_HIDDEN;
+
+/* CLOCK_MONOTONIC in ns. */
+int64_t crac_bounded_mono_ns(void) CRAC_HIDDEN;
+
+/* Sleeps ms ms with a raw system call (the test doubles of a file system
+ * that does not answer; for the helper's fn). */
+void crac_bounded_test_sleep(long ms) CRAC_HIDDEN;
+
+/* Reaps the helpers given up on earlier whose call has returned since. */
+void crac_bounded_reap(void) CRAC_HIDDEN;
+
+/*
+ * Starts a helper running fn(arg) on `stack` (CRAC_BOUNDED_STACK bytes;
+ * NULL: mapped here). 0, or -errno when there is none (under a seccomp
+ * filter, which may kill the process for a clone it did not expect:
+ * -EPERM; clone or mmap refused): nothing was run then, the caller does
+ * it itself. b must stay in place until the helper is waited for.
+ */
+int crac_bounded_start(struct crac_bounded *b, void (*fn)(void *), void *arg, char *stack) CRAC_HIDDEN;
+
+/* Has the helper's fn returned (or is there none)? Does not wait. */
+bool crac_bounded_done(const struct crac_bounded *b) CRAC_HIDDEN;
+
+/*
+ * Waits for the helper: until deadline_ns (CLOCK_MONOTONIC; 0: none), and
+ * no sooner than grace_ms after the wait began (0 with no deadline: only
+ * if it is already through). 0 when it is through (and reaped; *waited_ms
+ * is -1), or -ETIMEDOUT when it was given up on: killed (SIGKILL: whenever
+ * its call returns, it runs nothing of ours again), reaped at once if it
+ * can be, else by a later crac_bounded_reap; *waited_ms says how long it
+ * was waited for. Either way b->pid is 0 afterwards.
+ */
+int crac_bounded_wait(struct crac_bounded *b, int64_t deadline_ns, long grace_ms, int64_t *waited_ms) CRAC_HIDDEN;
+
+#endif
