@@ -97,6 +97,18 @@ int img_arena_init(struct img_arena *a, size_t size)
 	return 0;
 }
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CRAC_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(CRAC_ASAN)
+#include <sanitizer/asan_interface.h>
+#define ARENA_UNPOISON(p, n) __asan_unpoison_memory_region((p), (n))
+#else
+#define ARENA_UNPOISON(p, n) ((void)0)
+#endif
+
 void *img_arena_alloc(struct img_arena *a, size_t n)
 {
 	size_t at = (a->used + 15) & ~(size_t)15;
@@ -122,6 +134,10 @@ void img_arena_reset(struct img_arena *a, uint64_t high)
 	high = (high + P - 1) & ~(uint64_t)(P - 1);
 	if (high > a->size)
 		high = a->size;
+	/* Under AddressSanitizer: code that ran on a stack in the arena (the
+	 * clone helpers, killed at their deadline or leaving by a raw exit)
+	 * leaves its frames' redzones poisoned; the arena is new memory now. */
+	ARENA_UNPOISON(a->base, high);
 	for (uint64_t at = 0; at < high;) {
 		uint64_t len = high - at < sizeof(vec) * P ? high - at : sizeof(vec) * P;
 		if (mincore(a->base + at, len, vec) < 0) {

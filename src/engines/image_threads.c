@@ -127,6 +127,34 @@ static long futex(volatile void *addr, int op, uint32_t val, const struct timesp
 
 /* ---- per-thread kernel state ---------------------------------------------- */
 
+/*
+ * Whether the kernel has the calling thread's rseq area registered at rs.
+ * Its cpu_id field cannot tell: a thread stopped inside glibc's
+ * start_thread before it registers (one blocking the stop signal there,
+ * stopped through ptrace: image_ptrace.c) holds whatever the memory held,
+ * zeros or a previous thread's values; registered for it at restore, glibc
+ * then fails its own registration (EBUSY) and aborts the restored process
+ * ("rseq registration failed"). So the kernel is asked: registering the
+ * same area again is EBUSY if it is registered; if it was not, it is now,
+ * and is unregistered at once. Another answer (EINVAL: an area of the
+ * program's own, or another length) leaves glibc's own view: its cpu_id
+ * reads RSEQ_CPU_ID_REGISTRATION_FAILED when it could not register.
+ */
+static bool rseq_registered(struct rseq *rs)
+{
+	int saved = errno;
+	bool yes;
+
+	if (syscall(SYS_rseq, rs, IMG_RSEQ_LEN, 0, IMG_RSEQ_SIG) == 0) {
+		syscall(SYS_rseq, rs, IMG_RSEQ_LEN, RSEQ_FLAG_UNREGISTER, IMG_RSEQ_SIG);
+		yes = false;
+	} else {
+		yes = errno == EBUSY || (int32_t)rs->cpu_id != RSEQ_CPU_ID_REGISTRATION_FAILED;
+	}
+	errno = saved;
+	return yes;
+}
+
 void img_thread_record(struct img_thread *t)
 {
 	int *tid_addr = NULL;
@@ -141,11 +169,10 @@ void img_thread_record(struct img_thread *t)
 		t->robust_head = (uint64_t)(uintptr_t)head;
 		t->robust_len = len;
 	}
-	/* glibc's rseq area is at the thread pointer + __rseq_offset; its
-	 * cpu_id reads RSEQ_CPU_ID_REGISTRATION_FAILED when not registered. */
+	/* glibc's rseq area is at the thread pointer + __rseq_offset. */
 	if (__rseq_size && t->ctx.fs_base) {
 		struct rseq *rs = (struct rseq *)(uintptr_t)(t->ctx.fs_base + (uint64_t)__rseq_offset);
-		if ((int32_t)rs->cpu_id != RSEQ_CPU_ID_REGISTRATION_FAILED)
+		if (rseq_registered(rs))
 			t->rseq = (uint64_t)(uintptr_t)rs;
 	}
 	sigaltstack(NULL, &t->altstack);
@@ -207,7 +234,10 @@ void img_thread_reattach(const struct img_thread *t, bool checkpointer)
 		ss.ss_flags &= ~SS_ONSTACK;
 		sigaltstack(&ss, NULL);
 	}
-	prctl(PR_SET_NAME, t->comm, 0, 0, 0);
+	/* the raw call: a sanitizer's prctl interceptor would update its own
+	 * thread registry, which may hold this thread as not started yet (it
+	 * was stopped inside its start-up) and aborts then */
+	syscall(SYS_prctl, PR_SET_NAME, t->comm, 0, 0, 0);
 }
 
 /* ---- a tid cached by the interrupted code ------------------------------------ */

@@ -37,7 +37,7 @@ static void *prober(void *arg)
 	(void)arg;
 	while (!atomic_load(&stop))
 		for (int k = 0; k < n_fds && !atomic_load(&stop); k++) {
-			char msg[1024];
+			char msg[256];
 			struct crac_img_buf why = { msg, 0, sizeof(msg) };
 			msg[0] = 0;
 			int rc = crac_obj_probe(fds[k], &why);
@@ -68,7 +68,7 @@ static void test_probe_threads(void)
 	}
 	/* each alone first: what the answers must be */
 	for (int k = 0; k < n_fds; k++) {
-		char msg[1024];
+		char msg[256];
 		struct crac_img_buf why = { msg, 0, sizeof(msg) };
 		msg[0] = 0;
 		CHECKF(crac_obj_probe(fds[k], &why) == (int)kinds[k], "fd %d alone: %s", fds[k], msg);
