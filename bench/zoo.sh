@@ -254,6 +254,31 @@ bench "python3 -m http.server" "tcp:$port" 'GET /zoo.txt HTTP/1.0\r\n\r\n' "answ
 	"answer from http.server" "$py" -m http.server --bind 127.0.0.1 --directory "$tmp/www" "$port"
 bench "node http server" "tcp:$port" 'GET /777 HTTP/1.0\r\n\r\n' "answer 777 17871 100000" \
 	"answer 777 17871 100000" node "$progs/server.js" "$port"
+if command -v nginx >/dev/null 2>&1; then
+	# one process (master_process off): a master's workers are children,
+	# which an image does not hold (tests/zoo/nginx.bats)
+	mkdir -p "$tmp/nginx"
+	cat >"$tmp/nginx/nginx.conf" <<CONF
+daemon off;
+master_process off;
+pid $tmp/nginx/nginx.pid;
+error_log $tmp/nginx/error.log;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path $tmp/nginx/body;
+  proxy_temp_path $tmp/nginx/proxy;
+  fastcgi_temp_path $tmp/nginx/fcgi;
+  uwsgi_temp_path $tmp/nginx/uwsgi;
+  scgi_temp_path $tmp/nginx/scgi;
+  server { listen 127.0.0.1:$port; root $tmp/www; }
+}
+CONF
+	bench "nginx (one process)" "tcp:$port" 'GET /zoo.txt HTTP/1.0\r\n\r\n' "answer from http.server" \
+		"answer from http.server" nginx -e "$tmp/nginx/error.log" -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf"
+else
+	skip_prog nginx "not installed (scripts/deps.sh installs nginx-light)"
+fi
 redis_keys() {  # 1000 keys set in the server to checkpoint
 	local i args=()
 	for ((i = 0; i < 1000; i++)); do args+=("k$i" "v$((29 * i))"); done
@@ -290,7 +315,7 @@ table
 	echo "- Cold start: the plain program (not under \`crac run\`), warm-up included: what a restore replaces."
 	echo "- Image: the program started under \`crac run\` with no policy file (java: with \`--policies\`, see below), warmed up, checkpointed from outside with \`crac checkpoint --engine image\`; image MiB is its disk usage (\`du\`). Restore: \`crac restore DIR\` with the query on its stdin; the image is in the page cache; the mode after the times says whether the loader ran lazy (userfaultfd: pages come in on demand; root here) or eager (from \`crac restore --stats\`). \`crac restore --populate DIR\` is eager: all memory loaded and verified before the program runs."
 	echo "- The last column comes from one more lazy restore with \`--stats\`: the loader's own time (from its exec to the jump into the program: checks, mapped files verified, memory map rebuilt), the time to recreate the threads, and the address space mapped (reservations included: a JVM reserves GiBs)."
-	echo "- Servers (python3 -m http.server, node, redis-server): the driver connects to the port every millisecond from the spawn on and sends the request until the reply holds the answer (a file; a value from the warm Map; \`GET k777\` with the 1000 keys set before the checkpoint, which a cold start answers with nil); then SIGTERM."
+	echo "- Servers (python3 -m http.server, node, nginx as one process, redis-server): the driver connects to the port every millisecond from the spawn on and sends the request until the reply holds the answer (a file; a value from the warm Map; \`GET k777\` with the 1000 keys set before the checkpoint, which a cold start answers with nil); then SIGTERM."
 	echo "- java needs \`-XX:-UsePerfData\`: otherwise the JVM maps /tmp/hsperfdata_USER/PID shared and writable (the jstat counters), which the safety checks refuse. It keeps its class image \`lib/modules\` open: where that is refused with no policy file, the row is measured with the one policy \`file JAVA_HOME/lib/modules reopen\` and says so."
 	echo
 	if [ -s "$notes" ]; then
