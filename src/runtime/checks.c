@@ -249,8 +249,7 @@ static const char *why_not(const struct inv_item *it)
 	case INV_CHILD:
 		return "child processes are not part of the image: the restored process runs without it, and a "
 		       "process that hands its work to its children (a master and its workers) serves nothing "
-		       "then; run it as one process (nginx: master_process off; others: one worker, no fork) or "
-		       "checkpoint the whole tree with the criu engine";
+		       "then; run it as one process (nginx: master_process off; others: one worker, no fork)";
 	case INV_TIMER:
 		return "timers are not re-armed at restore (re-arm it in after_restore)";
 	}
