@@ -596,7 +596,12 @@ int crac_cmd_flatten(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
-	if ((rc = crac_img_commit(tmp, outdir, msg, sizeof(msg))) < 0) {
+	/* only the directory checked (there or not): a commit into OUT after
+	 * this last look is put back by the commit itself */
+	struct stat expect_dir = was.dir;
+	if (!was.there)
+		expect_dir.st_ino = 0;
+	if ((rc = crac_img_commit_expect(tmp, outdir, &expect_dir, msg, sizeof(msg))) < 0) {
 		cli_err("flatten %s: %s", dir, msg);
 		rc = 1;
 		goto out;

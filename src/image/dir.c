@@ -436,6 +436,20 @@ int crac_img_target_check(const char *dir_arg, char *msg, size_t msglen)
 
 int crac_img_commit(const char *tmp, const char *dir_arg, char *msg, size_t msglen)
 {
+	return crac_img_commit_expect(tmp, dir_arg, NULL, msg, msglen);
+}
+
+/* Is what lies at `path` now the directory `expect` identifies? */
+static bool is_expected(const char *path, const struct stat *expect)
+{
+	struct stat st;
+
+	return !expect || (lstat(path, &st) == 0 && st.st_dev == expect->st_dev && st.st_ino == expect->st_ino);
+}
+
+int crac_img_commit_expect(const char *tmp, const char *dir_arg, const struct stat *expect, char *msg,
+			   size_t msglen)
+{
 	char parent[PATH_MAX], old[PATH_MAX], dbuf[PATH_MAX], why[PATH_MAX + 300];
 	const char *dir = strip_slashes(dir_arg, dbuf, sizeof(dbuf));
 	const char *base;
@@ -455,6 +469,11 @@ int crac_img_commit(const char *tmp, const char *dir_arg, char *msg, size_t msgl
 	if (there < 0)
 		return there;
 
+	if (expect && (there > 0) != (expect->st_ino != 0)) {
+		snprintf(msg, msglen, "image directory %s %s since it was checked; nothing was replaced", dir,
+			 there > 0 ? "appeared" : "went away");
+		return -EEXIST;
+	}
 	if (!there) {
 		/* Nothing at DIR: never replace what may appear meanwhile. */
 		if (syscall(SYS_renameat2, AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_NOREPLACE) < 0) {
@@ -470,7 +489,21 @@ int crac_img_commit(const char *tmp, const char *dir_arg, char *msg, size_t msgl
 			}
 		}
 	} else if (syscall(SYS_renameat2, AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE) == 0) {
-		/* Committed. tmp now holds the previous image. */
+		/* tmp now holds the previous image: the one expected? */
+		if (!is_expected(tmp, expect)) {
+			/* another image came into place after the check:
+			 * it goes back, ours stays a temporary */
+			if (syscall(SYS_renameat2, AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE) < 0) {
+				rc = -errno;
+				snprintf(msg, msglen, "image directory %s was replaced while the image was written, "
+					 "and putting it back failed (%s): it is now %s", dir, strerror(errno), tmp);
+				return rc;
+			}
+			snprintf(msg, msglen, "image directory %s was replaced while the image was written; "
+				 "nothing was replaced", dir);
+			return -EEXIST;
+		}
+		/* Committed. */
 		if (crac_img_remove_msg(tmp, why, sizeof(why)) < 0) {
 			snprintf(msg, msglen, "the previous image (now %s) could not be removed: %s", tmp, why);
 			warn = 1;
@@ -487,6 +520,12 @@ int crac_img_commit(const char *tmp, const char *dir_arg, char *msg, size_t msgl
 			rc = -errno;
 			snprintf(msg, msglen, "move the previous image %s aside: %s", dir, strerror(errno));
 			return rc;
+		}
+		if (!is_expected(old, expect)) {
+			rename(old, dir);   /* not ours to replace: back */
+			snprintf(msg, msglen, "image directory %s was replaced while the image was written; "
+				 "nothing was replaced", dir);
+			return -EEXIST;
 		}
 		if (rename(tmp, dir) < 0) {
 			rc = -errno;

@@ -8,6 +8,8 @@
 #include "core/internal.h"
 #include "image/image.h"
 
+#include <sys/stat.h>
+
 /* A header read into memory and validated. */
 struct crac_img_loaded {
 	void *buf;
@@ -57,6 +59,16 @@ int crac_img_target_check(const char *dir, char *msg, size_t msglen) CRAC_HIDDEN
  *        removed, or the fsync of the parent failed)
  */
 int crac_img_commit(const char *tmp, const char *dir, char *msg, size_t msglen) CRAC_HIDDEN;
+/*
+ * The same, replacing only the directory `expect` identifies (st_dev and
+ * st_ino, as lstat saw it before the image was written; NULL: whatever
+ * crac image is there; a zero st_ino: nothing may be there). What the
+ * rename took out of place is looked at after it: another directory (a
+ * commit into DIR meanwhile, between the last check and the rename) is
+ * put back at once, and -EEXIST says so; nothing was committed then.
+ */
+int crac_img_commit_expect(const char *tmp, const char *dir, const struct stat *expect, char *msg,
+			   size_t msglen) CRAC_HIDDEN;
 
 /*
  * Temporaries. An image is written in DIR.tmp-PID-START-XXXXXX (PID and

@@ -172,3 +172,44 @@ no_zstd_skip() {
 	[ "$status" -eq 0 ]
 	[ "$output" = "ok stage 2" ]
 }
+
+@test "flatten over OUT replaced between its last look and the rename: the rename puts it back, OUT kept" {
+	command -v strace >/dev/null || skip "no strace (holds flatten at its rename)"
+	strace -qq -o /dev/null -e inject=renameat2:delay_enter=1:when=1 true 2>/dev/null ||
+		skip "this strace cannot delay a system call (inject=...:delay_enter)"
+	chain
+	run clean "$CRAC" flatten "$T/i0" "$T/out"
+	[ "$status" -eq 0 ]
+	# held at the entry of its first renameat2 (the commit's exchange),
+	# after every check flatten itself makes
+	spawn "$T/flatten.out" "$T/flatten.err" strace -qq -o /dev/null -e inject=renameat2:delay_enter=3000000:when=1 \
+		"$CRAC" flatten "$T/i2" "$T/out"
+	fpid=$SPAWNED
+	held=
+	for _ in $(seq 1000); do
+		c=$(pgrep -P "$fpid" | head -n 1)
+		if [ -n "$c" ] && [ "$(cut -d' ' -f1 "/proc/$c/syscall" 2>/dev/null)" = 316 ]; then
+			held=1
+			break
+		fi
+		sleep 0.01
+	done
+	[ -n "$held" ]
+	# meanwhile another image is committed at OUT, as a checkpoint does
+	cp -a "$T/i1" "$T/newer"
+	cp "$T/i1/header" "$T/out.header"
+	mv "$T/out" "$T/out.gone"
+	mv "$T/newer" "$T/out"
+	st=0
+	wait "$fpid" || st=$?
+	fpid=
+	cat "$T/flatten.out" "$T/flatten.err"
+	[ "$st" -eq 1 ]
+	[ "$(wc -l <"$T/flatten.err")" -eq 1 ]
+	grep -q "^crac: flatten $T/i2: image directory $T/out was replaced while the image was written; nothing was replaced" "$T/flatten.err"
+	cmp "$T/out/header" "$T/out.header"   # the newer image is in place
+	[ -z "$(ls "$T" | grep "\.tmp-")" ]
+	run --separate-stderr clean "$CRAC" restore "$T/out"
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok stage 1" ]
+}
