@@ -219,18 +219,10 @@ cold_then_image() {
 # is said once, by the supervisor.
 @test "the cold program: the caller's signal mask and ignored signals, crac's NOTIFY_SOCKET, LISTEN_PID its own pid; an exec error said once" {
 	notify_reader "$T/notify" "$T/notes"
-	cat >"$T/prog" <<-EOS
-	#!/bin/sh
-	cat /proc/\$\$/status >"$T/status"
-	tr '\0' '\n' </proc/\$\$/environ >"$T/environ.tmp"
-	mv "$T/environ.tmp" "$T/environ"
-	echo "\$\$" >"$T/pid"
-	exec sleep 30
-	EOS
-	chmod +x "$T/prog"
+	# the program reads its own status (not a shell: see show_proc.c)
 	# USR2 ignored by crac's caller; one socket of socket activation (fd 3)
 	bg run sh -c "trap '' USR2; exec 3</dev/null; \
-		LISTEN_PID=\$\$ LISTEN_FDS=1 NOTIFY_SOCKET='$T/notify' exec '$CRAC' start --image '$T/img' --checkpoint-after 1h -- '$T/prog'"
+		LISTEN_PID=\$\$ LISTEN_FDS=1 NOTIFY_SOCKET='$T/notify' exec '$CRAC' start --image '$T/img' --checkpoint-after 1h -- '$CRAC_BUILD_DIR/tests/show_proc' '$T'"
 	wait_for test -s "$T/environ"
 	cat "$T/status" "$T/environ"
 	[ "$(sed -n 's/^SigBlk:[[:space:]]*//p' "$T/status")" = 0000000000000000 ]
