@@ -18,18 +18,19 @@ setup() {
 	[ -n "$PY" ] || skip "python3 is not installed"
 	require_image_engine
 	echo data >"$T/data"
-	# a program holding a file at fd 500
+	# a program holding a file at fd 500, checkpointed once it does
 	cat >"$T/hi.py" <<'PY'
-import os, sys, time
+import os, signal, sys, time
 fd = os.open(sys.argv[1], os.O_RDONLY); os.dup2(fd, 500); os.close(fd)
 print("ready", flush=True)
+os.kill(os.getppid(), signal.SIGUSR1)   # crac run: checkpoint now (fd 500 is there)
 while True: time.sleep(1)
 PY
 	(
 		for fd in $(ls /proc/$BASHPID/fd); do
 			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
 		done
-		exec timeout 60 "$CRAC" run --checkpoint-to "$T/img" --checkpoint-after 1s -- "$PY" "$T/hi.py" "$T/data"
+		exec timeout 60 "$CRAC" run --checkpoint-to "$T/img" --checkpoint-on SIGUSR1 -- "$PY" "$T/hi.py" "$T/data"
 	) </dev/null >"$T/run.out" 2>&1
 	[ -f "$T/img/header" ] || { cat "$T/run.out"; false; }
 }
