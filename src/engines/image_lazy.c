@@ -629,6 +629,20 @@ static void ahead_kick(struct lazy *L, uint32_t c, uint32_t now)
 	futex_wake(&h->state);
 }
 
+/* While segment i of v loads: the chunk of the next segment after it
+ * that is not loaded yet (prefetch and the program go on upwards) read
+ * ahead meanwhile. */
+static void ahead_next(struct lazy *L, const struct view *v, uint32_t i)
+{
+	if (L->ahead.slot || L->ahead.off)
+		return;   /* busy, or not to be used */
+	for (uint32_t j = i + 1; j < v->n && j <= i + 8; j++)   /* (not far: cheap, called a piece) */
+		if (v->seg[j].chunk != v->seg[i].chunk && !is_done(v, v->seg[j].off)) {
+			ahead_kick(L, v->seg[j].chunk, v->seg[i].chunk);
+			return;
+		}
+}
+
 /* The helper gone (its job collected, its stack unmapped). */
 static void ahead_stop(struct lazy *L)
 {
@@ -835,6 +849,7 @@ static long tails(struct lazy *L, struct view *v)
 			v->tail[0].lo = at + P;
 			continue;
 		}
+		ahead_next(L, v, (uint32_t)i);
 		uint64_t len = P;
 		while (len < PIECE && at + len < end && !is_done(v, off + len))
 			len += P;
@@ -937,12 +952,7 @@ static long prefetch(struct lazy *L, struct view *v)
 			v->cur_off += P;
 			continue;
 		}
-		/* the next chunk (of the next segment not loaded) read ahead meanwhile */
-		for (uint32_t j = v->cur + 1; j < v->n; j++)
-			if (v->seg[j].chunk != s->chunk && !is_done(v, v->seg[j].off)) {
-				ahead_kick(L, v->seg[j].chunk, s->chunk);
-				break;
-			}
+		ahead_next(L, v, v->cur);
 		uint64_t len = P;
 		while (len < budget && len < PIECE && v->cur_off + len < s->len && !is_done(v, off + len))
 			len += P;
@@ -1294,6 +1304,9 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 		for (v = L->views; v;) {
 			struct view *next = v->next;
 			if (L->track && !v->child && !v->left && !v->n_pend && !L->loaded) {
+				/* the helper gone first: once loaded is said, a
+				 * checkpoint may stop the threads (it knows ours) */
+				ahead_stop(L);
 				L->loaded = true;
 				/* the doorbell crac__img_lazy_leave rings (never
 				 * touched: a fault there would be ours to serve) */
@@ -1313,7 +1326,6 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 				if (a->flags & CRAC_LOADER_STATS)
 					report(L);
 				/* no page is read again: the chunk buffer goes */
-				ahead_stop(L);
 				if (L->buf_map)
 					sys_munmap(L->buf_map, L->buf_map_size);
 				L->buf_map = 0;
