@@ -18,6 +18,9 @@
  *     page is in. It starts once the restored side is through (lazy_go).
  *     Then the userfaultfd is closed, which unregisters every range, and
  *     the thread unmaps its area and exits.
+ * With two CPUs, a helper thread reads and verifies the next chunk while
+ * this one copies (read-ahead, ahead_*: it never touches the program's
+ * memory).
  *
  * Tracking writes (CRAC_LAZY_TRACK: the image asks for incremental
  * checkpoints). A mapping belongs to one userfaultfd only, so the loader
@@ -142,7 +145,7 @@ struct lazy {
 		long rc;                 /* crac_img_chunk_read's answer */
 		void *stack;             /* its stack (AHEAD_STACK bytes), 0: not started */
 		bool off;                /* not to be used (no second CPU, too few slots, clone refused) */
-		uint64_t hits;           /* chunks the program got read ahead (statistics) */
+		uint64_t hits;           /* chunks read ahead and verified (statistics) */
 	} ahead;
 	uint32_t n_slots;
 	uint64_t uses;
@@ -581,6 +584,7 @@ static void ahead_collect(struct lazy *L)
 		sl->chunk = c;
 		sl->valid = true;
 		sl->used = ++L->uses;
+		h->hits++;
 	}
 	h->slot = 0;
 	h->state = AHEAD_IDLE;
@@ -591,13 +595,9 @@ static bool ahead_take(struct lazy *L, uint32_t c)
 {
 	struct ahead *h = &L->ahead;
 
-	struct slot *sl = h->slot;
-
-	if (!sl || h->chunk != c)
+	if (!h->slot || h->chunk != c)
 		return false;
 	ahead_collect(L);
-	if (sl->valid && sl->chunk == c)
-		h->hits++;
 	return true;
 }
 
@@ -631,16 +631,27 @@ static void ahead_kick(struct lazy *L, uint32_t c, uint32_t now)
 
 /* While segment i of v loads: the chunk of the next segment after it
  * that is not loaded yet (prefetch and the program go on upwards) read
- * ahead meanwhile. */
+ * ahead meanwhile. A job done for another chunk (its pages loaded
+ * otherwise, or dropped: nothing would ever collect it) is collected
+ * first: its slot is an ordinary one again. */
 static void ahead_next(struct lazy *L, const struct view *v, uint32_t i)
 {
-	if (L->ahead.slot || L->ahead.off)
-		return;   /* busy, or not to be used */
-	for (uint32_t j = i + 1; j < v->n && j <= i + 8; j++)   /* (not far: cheap, called a piece) */
-		if (v->seg[j].chunk != v->seg[i].chunk && !is_done(v, v->seg[j].off)) {
-			ahead_kick(L, v->seg[j].chunk, v->seg[i].chunk);
-			return;
+	struct ahead *h = &L->ahead;
+
+	if (h->off)
+		return;
+	for (uint32_t j = i + 1; j < v->n && j <= i + 8; j++) {   /* (not far: cheap, called a piece) */
+		uint32_t c = v->seg[j].chunk;
+		if (c == v->seg[i].chunk || is_done(v, v->seg[j].off))
+			continue;
+		if (h->slot) {
+			if (h->chunk == c || __atomic_load_n(&h->state, __ATOMIC_ACQUIRE) != AHEAD_DONE)
+				return;   /* the one wanted, or still at work */
+			ahead_collect(L);
 		}
+		ahead_kick(L, c, v->seg[i].chunk);
+		return;
+	}
 }
 
 /* The helper gone (its job collected, its stack unmapped). */
