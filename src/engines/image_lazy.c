@@ -18,6 +18,9 @@
  *     page is in. It starts once the restored side is through (lazy_go).
  *     Then the userfaultfd is closed, which unregisters every range, and
  *     the thread unmaps its area and exits.
+ * With two CPUs, a helper thread reads and verifies the next chunk while
+ * this one copies (read-ahead, ahead_*: it never touches the program's
+ * memory).
  *
  * Tracking writes (CRAC_LAZY_TRACK: the image asks for incremental
  * checkpoints). A mapping belongs to one userfaultfd only, so the loader
@@ -132,7 +135,18 @@ struct lazy {
 		uint32_t chunk;          /* ... holding this chunk, verified ... */
 		bool valid;              /* ... if set */
 		uint64_t used;           /* when last used (uses counter) */
+		bool ahead;              /* being read ahead (the helper's until collected) */
 	} slot[CRAC_LAZY_SLOTS];
+	struct ahead {                   /* the read-ahead helper (ahead_*) */
+		uint32_t state;          /* AHEAD_IDLE, _WORK, _DONE, _QUIT (a futex word) */
+		uint32_t tid;            /* its thread id, cleared by the kernel when it is gone */
+		uint32_t chunk;          /* the job: this chunk ... */
+		struct slot *slot;       /* ... read and verified into this slot */
+		long rc;                 /* crac_img_chunk_read's answer */
+		void *stack;             /* its stack (AHEAD_STACK bytes), 0: not started */
+		bool off;                /* not to be used (no second CPU, too few slots, clone refused) */
+		uint64_t hits;           /* chunks read ahead and verified (statistics) */
+	} ahead;
 	uint32_t n_slots;
 	uint64_t uses;
 	struct crac_img_crc crc;
@@ -426,6 +440,239 @@ static void put_seen(struct lazy *L, struct crac_img_buf *b, uint32_t c)
 }
 
 /*
+ * Read-ahead: while this thread copies a chunk's pages in (UFFDIO_COPY:
+ * most of its time, the first write to every new page), a helper thread
+ * reads and verifies the next chunk prefetch will want into a slot of the
+ * chunk buffer (pread and crc32c: about a sixth of the time a chunk takes
+ * here), so that its bytes are ready when the copies reach it. Two threads
+ * copying at once were slower here (a VM with shadow paging: new page
+ * table entries are made one at a time), so the helper never touches the
+ * program's memory: only the pages file, the slot it was given and its
+ * own stack. It has no say over what gets copied: the slot becomes usable
+ * only when this thread collects the job and the chunk verified; a job
+ * that failed is forgotten, and this thread reads the chunk itself when
+ * it needs it (which says what is wrong, as without the helper).
+ * Only for uncompressed chunks (the zstd context and buffer are this
+ * thread's), with at least three slots and two CPUs. The helper lives
+ * while prefetch runs and is gone (ahead_stop) before the thread reports
+ * everything loaded or leaves: a checkpoint must not meet it.
+ */
+enum { AHEAD_IDLE, AHEAD_WORK, AHEAD_DONE, AHEAD_QUIT };
+#define AHEAD_STACK (64u << 10)
+
+/* clone(flags, sp, ptid, ctid, tls): the child pops fn and its argument
+ * from sp and calls fn(arg), which never returns. */
+long crac__lazy_clone(unsigned long flags, void *sp, uint32_t *ptid, uint32_t *ctid, unsigned long tls);
+__asm__(".text\n"
+	".globl crac__lazy_clone\n"
+	".hidden crac__lazy_clone\n"
+	".type crac__lazy_clone,@function\n"
+	"crac__lazy_clone:\n"
+	"	movq %rcx, %r10\n"
+	"	movl $56, %eax\n" /* SYS_clone */
+	"	syscall\n"
+	"	testq %rax, %rax\n"
+	"	jnz 1f\n"
+	"	xorl %ebp, %ebp\n"
+	"	popq %rax\n"
+	"	popq %rdi\n"
+	"	callq *%rax\n"
+	"	hlt\n"
+	"1:	ret\n"
+	".size crac__lazy_clone, .-crac__lazy_clone\n");
+
+static void futex_wait(uint32_t *w, uint32_t was)
+{
+	SYS(SYS_futex, w, FUTEX_WAIT, was, 0, 0, 0);
+}
+
+static void futex_wake(uint32_t *w)
+{
+	SYS(SYS_futex, w, FUTEX_WAKE, 1, 0, 0, 0);
+}
+
+/* Chunk c whole, verified (0), into dst: crac_img_chunk_read's answer. */
+static long chunk_read(struct lazy *L, uint32_t c, char *dst)
+{
+	const struct crac_img_chunk *k = &L->chunk[c];
+	const struct crac_img_lazy_file *f = file_of(L, c);
+	struct crac_img_chunk real = *k;
+
+	real.offset = L->real_off ? L->real_off[c] : k->offset - f->base;   /* in its own file */
+	return crac_img_chunk_read(f->fd, &real, dst, (char *)L->a + L->a->zbuf_off, L->a->zbuf_size, L->dctx,
+				   &L->crc);
+}
+
+/* The helper thread: one job at a time, until told to quit. */
+static __attribute__((noreturn)) void ahead_main(struct lazy *L)
+{
+	struct ahead *h = &L->ahead;
+
+	for (;;) {
+		uint32_t st = __atomic_load_n(&h->state, __ATOMIC_ACQUIRE);
+		if (st == AHEAD_QUIT)
+			SYS(SYS_exit, 0, 0, 0, 0, 0, 0);
+		if (st != AHEAD_WORK) {
+			futex_wait(&h->state, st);
+			continue;
+		}
+		h->rc = chunk_read(L, h->chunk, h->slot->bytes);
+		__atomic_store_n(&h->state, AHEAD_DONE, __ATOMIC_RELEASE);
+		futex_wake(&h->state);
+	}
+}
+
+/* How many CPUs this process may run on. */
+static int cpus_allowed(void)
+{
+	uint64_t mask[16];
+	long n = SYS(SYS_sched_getaffinity, 0, sizeof(mask), mask, 0, 0, 0);
+	int count = 0;
+
+	for (long i = 0; n > 0 && i < n / 8; i++)
+		for (uint64_t m = mask[i]; m; m &= m - 1)   /* not __builtin_popcountll: a libgcc call */
+			count++;
+	return count;
+}
+
+/* Starts the helper; false (and never again) if it cannot be. */
+static bool ahead_start(struct lazy *L)
+{
+	struct ahead *h = &L->ahead;
+
+	if (h->off)
+		return false;
+	if (h->stack)
+		return true;
+	h->off = true;
+	if (L->n_slots < 3 || L->real_off || cpus_allowed() < 2)
+		return false;
+	if (!(h->stack = map_mem(AHEAD_STACK)))
+		return false;
+	uint64_t *sp = (uint64_t *)((char *)h->stack + AHEAD_STACK);
+	*--sp = (uint64_t)(uintptr_t)L;                  /* arg */
+	*--sp = (uint64_t)(uintptr_t)ahead_main;        /* fn */
+	h->state = AHEAD_IDLE;
+	/* our file table (the pages files), signals blocked as ours are */
+	unsigned long flags = CLONE_VM | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM |
+			      CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID;
+	if (crac__lazy_clone(flags, sp, &h->tid, &h->tid, 0) <= 0) {
+		sys_munmap(h->stack, AHEAD_STACK);
+		h->stack = 0;
+		h->tid = 0;
+		return false;
+	}
+	h->off = false;
+	return true;
+}
+
+/* Waits for the job in hand and takes its slot back: verified, or empty. */
+static void ahead_collect(struct lazy *L)
+{
+	struct ahead *h = &L->ahead;
+	uint32_t st;
+
+	if (!h->slot)
+		return;
+	while ((st = __atomic_load_n(&h->state, __ATOMIC_ACQUIRE)) == AHEAD_WORK)
+		futex_wait(&h->state, st);
+	struct slot *sl = h->slot;
+	sl->ahead = false;
+	if (h->rc == 0) {
+		uint32_t c = h->chunk;
+		L->verified[c >> 6] |= 1ull << (c & 63);
+		sl->chunk = c;
+		sl->valid = true;
+		sl->used = ++L->uses;
+		h->hits++;
+	}
+	h->slot = 0;
+	h->state = AHEAD_IDLE;
+}
+
+/* Has the helper read chunk c ahead (or is it reading it)? Collects it. */
+static bool ahead_take(struct lazy *L, uint32_t c)
+{
+	struct ahead *h = &L->ahead;
+
+	if (!h->slot || h->chunk != c)
+		return false;
+	ahead_collect(L);
+	return true;
+}
+
+/* Chunk c to be read ahead, if no slot holds it, none is being read and
+ * a slot but the one holding chunk now is free to take. */
+static void ahead_kick(struct lazy *L, uint32_t c, uint32_t now)
+{
+	struct ahead *h = &L->ahead;
+	struct slot *sl = 0;
+
+	if (h->slot || L->chunk[c].zlen || L->chunk[c].len > L->a->buf_size || !ahead_start(L))
+		return;
+	for (uint32_t i = 0; i < L->n_slots; i++) {
+		struct slot *x = &L->slot[i];
+		if (x->valid && x->chunk == c)
+			return;
+		if (x->valid && x->chunk == now)
+			continue;
+		if (!sl || x->used < sl->used)
+			sl = x;   /* the least recently used (or never) */
+	}
+	if (!sl)
+		return;
+	sl->valid = false;
+	sl->ahead = true;
+	h->slot = sl;
+	h->chunk = c;
+	__atomic_store_n(&h->state, AHEAD_WORK, __ATOMIC_RELEASE);
+	futex_wake(&h->state);
+}
+
+/* While segment i of v loads: the chunk of the next segment after it
+ * that is not loaded yet (prefetch and the program go on upwards) read
+ * ahead meanwhile. A job done for another chunk (its pages loaded
+ * otherwise, or dropped: nothing would ever collect it) is collected
+ * first: its slot is an ordinary one again. */
+static void ahead_next(struct lazy *L, const struct view *v, uint32_t i)
+{
+	struct ahead *h = &L->ahead;
+
+	if (h->off)
+		return;
+	for (uint32_t j = i + 1; j < v->n && j <= i + 8; j++) {   /* (not far: cheap, called a piece) */
+		uint32_t c = v->seg[j].chunk;
+		if (c == v->seg[i].chunk || is_done(v, v->seg[j].off))
+			continue;
+		if (h->slot) {
+			if (h->chunk == c || __atomic_load_n(&h->state, __ATOMIC_ACQUIRE) != AHEAD_DONE)
+				return;   /* the one wanted, or still at work */
+			ahead_collect(L);
+		}
+		ahead_kick(L, c, v->seg[i].chunk);
+		return;
+	}
+}
+
+/* The helper gone (its job collected, its stack unmapped). */
+static void ahead_stop(struct lazy *L)
+{
+	struct ahead *h = &L->ahead;
+	uint32_t tid;
+
+	if (!h->stack)
+		return;
+	ahead_collect(L);
+	__atomic_store_n(&h->state, AHEAD_QUIT, __ATOMIC_RELEASE);
+	futex_wake(&h->state);
+	while ((tid = __atomic_load_n(&h->tid, __ATOMIC_ACQUIRE)) != 0)
+		futex_wait(&h->tid, tid);
+	sys_munmap(h->stack, AHEAD_STACK);
+	h->stack = 0;
+	h->off = true;   /* not again */
+}
+
+/*
  * The verified bytes of chunk c: read whole into the chunk buffer and
  * checked there, unless the buffer holds it already. Only these bytes are
  * ever copied into the program's memory.
@@ -437,14 +684,17 @@ static const char *chunk_bytes(struct lazy *L, uint32_t c)
 	uint32_t own = c - f->first_chunk;   /* its index in its image */
 	char why[1536];
 	struct crac_img_buf b = { why, 0, sizeof(why) };
-	struct slot *sl = &L->slot[0];
+	struct slot *sl = 0;   /* (one slot at least is not the helper's: ahead_start) */
 
+	ahead_take(L, c);   /* read ahead: its slot valid now, unless that failed */
 	for (uint32_t i = 0; i < L->n_slots; i++) {
 		if (L->slot[i].valid && L->slot[i].chunk == c) {
 			L->slot[i].used = ++L->uses;
 			return L->slot[i].bytes;
 		}
-		if (L->slot[i].used < sl->used)
+		if (L->slot[i].ahead)
+			continue;   /* the helper's */
+		if (!sl || L->slot[i].used < sl->used)
 			sl = &L->slot[i];   /* the least recently used (or never) */
 	}
 	sl->valid = false;
@@ -453,8 +703,7 @@ static const char *chunk_bytes(struct lazy *L, uint32_t c)
 	/* read, decompressed if it is, its crc checked: image/chunk.c */
 	struct crac_img_chunk real = *k;
 	real.offset = L->real_off ? L->real_off[c] : k->offset - f->base;   /* in its own file */
-	long rc = crac_img_chunk_read(f->fd, &real, sl->bytes, (char *)L->a + L->a->zbuf_off,
-				      L->a->zbuf_size, L->dctx, &L->crc);
+	long rc = chunk_read(L, c, sl->bytes);
 	if (rc < 0) {
 		crac_img_puts(&b, "cannot read the pages file ");
 		put_pages_path(f, &b);
@@ -611,6 +860,7 @@ static long tails(struct lazy *L, struct view *v)
 			v->tail[0].lo = at + P;
 			continue;
 		}
+		ahead_next(L, v, (uint32_t)i);
 		uint64_t len = P;
 		while (len < PIECE && at + len < end && !is_done(v, off + len))
 			len += P;
@@ -713,6 +963,7 @@ static long prefetch(struct lazy *L, struct view *v)
 			v->cur_off += P;
 			continue;
 		}
+		ahead_next(L, v, v->cur);
 		uint64_t len = P;
 		while (len < budget && len < PIECE && v->cur_off + len < s->len && !is_done(v, off + len))
 			len += P;
@@ -946,7 +1197,13 @@ static void report(struct lazy *L)
 		crac_img_putu(&b, L->dropped >> 10);
 		crac_img_puts(&b, " KiB no longer mapped");
 	}
-	crac_img_puts(&b, ")\n");
+	crac_img_puts(&b, ")");
+	if (L->ahead.hits) {
+		crac_img_puts(&b, "; ");
+		crac_img_putu(&b, L->ahead.hits);
+		crac_img_puts(&b, " chunks read ahead");
+	}
+	crac_img_puts(&b, "\n");
 	say(L, line);
 }
 
@@ -1058,6 +1315,9 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 		for (v = L->views; v;) {
 			struct view *next = v->next;
 			if (L->track && !v->child && !v->left && !v->n_pend && !L->loaded) {
+				/* the helper gone first: once loaded is said, a
+				 * checkpoint may stop the threads (it knows ours) */
+				ahead_stop(L);
 				L->loaded = true;
 				/* the doorbell crac__img_lazy_leave rings (never
 				 * touched: a fault there would be ours to serve) */
@@ -1100,6 +1360,7 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 		SYS(SYS_poll, pfd, n, timeout, 0, 0, 0);
 	}
 
+	ahead_stop(L);
 	if ((a->flags & CRAC_LOADER_STATS) && !L->loaded)
 		report(L);
 	if (L->buf_map)

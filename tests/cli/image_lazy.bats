@@ -96,6 +96,26 @@ need_lazy() {
 	echo "$stderr" | grep -Eq "^crac: lazy restore: 64 MiB loaded in [0-9.]+ ms after the jump \([0-9]+ faults, [0-9]+ zero pages, [0-9]+ remove/unmap/remap events, 0 forks\)"
 }
 
+@test "read-ahead: with two CPUs a helper thread reads and verifies the next chunk meanwhile; with one, none" {
+	checkpoint 64
+	need_lazy
+	[ "$(nproc)" -ge 2 ] || skip "one CPU: no read-ahead"
+	# the program waits (fork) until everything is loaded: prefetch reads
+	# the 64 MiB chunk after chunk, each but the first read ahead
+	run --separate-stderr clean "$CRAC" restore --stats "$T/img" -- fork
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok fork" ]
+	n=$(echo "$stderr" | sed -n 's/^crac: lazy restore: 64 MiB loaded .*; \([0-9]*\) chunks read ahead$/\1/p')
+	[ -n "$n" ] && [ "$n" -ge 16 ]
+	# one CPU: no helper, the same pages
+	run --separate-stderr clean taskset -c 0 "$CRAC" restore --stats "$T/img" -- fork
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok fork" ]
+	echo "$stderr" | grep -Eq "^crac: lazy restore: 64 MiB loaded in [0-9.]+ ms after the jump \([^)]*\)$"
+}
+
 @test "a raw fork's child is served through a userfaultfd of its own (fork event)" {
 	checkpoint
 	need_lazy
