@@ -39,9 +39,18 @@ zoo_setup() {
 	require_image_engine
 }
 
-# zoo_teardown: stops whatever the test left running, removes $T.
+# zoo_teardown: stops whatever the test left running, removes $T. After a
+# failure, first shows what the program and each restored copy printed
+# ($T/out, $T/r*, $T/c*: a restored server that died says why there).
 zoo_teardown() {
-	local p
+	local p f
+	if [ -z "${BATS_TEST_COMPLETED:-}" ] && [ -n "${T:-}" ]; then
+		for f in "$T/out" "$T"/r[0-9]* "$T"/c[0-9]*; do
+			[ -f "$f" ] || continue
+			echo "--- $f:"
+			tail -n 40 "$f"
+		done
+	fi
 	for p in ${pid:-} $ZOO_KILL; do
 		kill "$p" 2>/dev/null || true
 	done
