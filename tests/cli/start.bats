@@ -258,6 +258,62 @@ cold_then_image() {
 	[ "$(grep -c "cannot run" <<<"$output")" -eq 1 ]
 }
 
+# The child is started with clone3 and CLONE_CLEAR_SIGHAND (no sigaction per
+# signal in it); where the kernel or a seccomp filter refuses clone3 (ENOSYS:
+# Docker's; EINVAL: before Linux 5.5; EPERM), with clone, the child resetting
+# the handlers itself. strace makes clone3 fail (and says it did: INJECTED).
+@test "clone3 refused (ENOSYS, EINVAL, EPERM): the program starts cold and restores through clone, ignored signals kept; an exec error said once" {
+	command -v strace >/dev/null || skip "no strace (to refuse clone3)"
+	strace -qq -o /dev/null -e inject=clone3:error=ENOSYS true 2>/dev/null || skip "this strace cannot fail clone3"
+	cat >"$T/prog" <<-EOS
+	#!/bin/sh
+	cat /proc/\$\$/status >"$T/status.tmp"
+	mv "$T/status.tmp" "$T/status"
+	exec sleep 30
+	EOS
+	chmod +x "$T/prog"
+	for err in ENOSYS EINVAL EPERM; do
+		rm -f "$T/status" "$T/trace"
+		bg "cold$err" sh -c "trap '' USR2; exec strace -qq -o '$T/trace' -e trace=clone3 -e inject=clone3:error=$err \
+			'$CRAC' start --image '$T/img' --checkpoint-after 1h -- '$T/prog'"
+		wait_for test -s "$T/status"
+		grep -q "clone3(.*) = -1 $err .*(INJECTED)" "$T/trace"
+		[ "$(sed -n 's/^SigBlk:[[:space:]]*//p' "$T/status")" = 0000000000000000 ]
+		sigign="$(sed -n 's/^SigIgn:[[:space:]]*//p' "$T/status")"
+		(( (0x$sigign >> (12 - 1)) & 1 ))   # SIGUSR2 (12): ignored, as crac's caller had it
+		kill -TERM "$(pgrep -P "$pid")"     # crac start (strace's child)
+		wait "$pid" || true
+	done
+	# a warm start through clone: restored, answers
+	bg cold strace -qq -o /dev/null -e inject=clone3:error=ENOSYS \
+		"$CRAC" start --image "$T/img2" --checkpoint-on-ready -- "$SERVER" "$T/d" 100
+	wait_for grep -q "written to $T/img2" "$T/cold.err"
+	port="$(cat "$T/d/port")"
+	kill -TERM "$(pgrep -P "$pid")"
+	wait "$pid" || true
+	bg warm strace -qq -o "$T/trace" -e trace=clone3 -e inject=clone3:error=ENOSYS \
+		"$CRAC" start --image "$T/img2" --checkpoint-on-ready -- "$SERVER" "$T/d" 100
+	a=""
+	for _ in $(seq 250); do
+		a="$(ask "$port" 2>/dev/null)" && [ -n "$a" ] && break
+		sleep 0.02
+	done
+	echo "$a"
+	[[ "$a" == "answer "*"boots=1 "* ]]   # restored: no second boot
+	[ "$(wc -l <"$T/d/boots")" -eq 1 ]
+	grep -q "(INJECTED)" "$T/trace"
+	[ ! -s "$T/warm.err" ]
+	kill -TERM "$(pgrep -P "$pid")"
+	wait "$pid" || true
+
+	printf '#!/bin/sh\nexit 0\n' >"$T/noexec"
+	chmod 0644 "$T/noexec"
+	run -126 clean strace -qq -o /dev/null -e inject=clone3:error=ENOSYS "$CRAC" start --image "$T/img3" \
+		--checkpoint-after 1h -- "$T/noexec"
+	echo "$output"
+	[ "$(grep -c "cannot run $T/noexec: Permission denied" <<<"$output")" -eq 1 ]
+}
+
 # glibc's execvpe runs a script without "#!" as /bin/sh SCRIPT ARGS, that
 # argument vector on the stack of the CLONE_VM child: its stack has room
 # for the arguments (as posix_spawn gives it), however many.
