@@ -729,6 +729,7 @@ int crac_cmd_start(int argc, char **argv)
 			rargv[k++] = environ[i];
 		}
 		char notify_kv[200];
+		s.warm = true;   /* before its NOTIFY_SOCKET is made, or not (cli_super_prepare) */
 		if (cli_super_prepare(&s) < 0)
 			return 125;
 		if (s.notify_dir[0]) {
@@ -792,6 +793,7 @@ int crac_cmd_start(int argc, char **argv)
 				 WTERMSIG(ws));
 		restored(&s);
 		s.child = 0;
+		s.warm = false;   /* cold: its NOTIFY_SOCKET is made now, if it needs one */
 	}
 cold:
 	if (st.image_lock) {

@@ -761,13 +761,30 @@ int cli_super_init(struct cli_super *s, const char *who)
 	return 0;
 }
 
+/*
+ * The program's NOTIFY_SOCKET, ours (notify_open): to relay what it sends
+ * to $NOTIFY_SOCKET, and for the READY=1 of --checkpoint-on-ready. A warm
+ * start (s->warm: crac start restoring an image) has that trigger disarmed
+ * (only --checkpoint-on refreshes its image), so without $NOTIFY_SOCKET
+ * nothing the restored program could send there would be used: it gets no
+ * socket (a directory, a socket, a bind and two chmods fewer before its
+ * loader runs), as a program started without NOTIFY_SOCKET has none. A
+ * cold start after a refused restore makes it then (s->warm cleared).
+ */
+static int cli_super_prepare_notify(struct cli_super *s)
+{
+	if (s->notify_fd >= 0 || !(s->outer_notify || (s->trig.on_ready && !s->warm)))
+		return 0;
+	return (s->notify_fd = notify_open(s)) < 0 ? -1 : 0;
+}
+
 /* Called once the options are known: the trigger signal, the pipes. */
 int cli_super_prepare(struct cli_super *s)
 {
 	sigset_t set;
 
 	if (s->sig_fd >= 0)
-		return 0;
+		return cli_super_prepare_notify(s);
 	sigemptyset(&set);
 	for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
 		sigaddset(&set, forwarded[i]);
@@ -780,9 +797,7 @@ int cli_super_prepare(struct cli_super *s)
 		cli_err("%s: signalfd/pipe: %s", s->who, strerror(errno));
 		return -1;
 	}
-	if ((s->outer_notify || s->trig.on_ready) && (s->notify_fd = notify_open(s)) < 0)
-		return -1;
-	return 0;
+	return cli_super_prepare_notify(s);
 }
 
 /*

@@ -77,6 +77,43 @@ cold_then_image() {
 	[ "$(wc -l <"$T/d/boots")" -eq 3 ]   # two cold starts above, none now
 }
 
+# Without $NOTIFY_SOCKET a warm start makes no NOTIFY_SOCKET for the restored
+# program (--checkpoint-on-ready is disarmed once restored: nothing it sent
+# there would be used); the cold start after a refused restore makes one, and
+# the program's READY=1 there writes the image.
+@test "warm without NOTIFY_SOCKET: no socket made for the restored program; a refused restore's cold start gets one, READY=1 writes the image" {
+	command -v strace >/dev/null || skip "no strace (to see which sockets crac makes)"
+	cp "$SERVER" "$T/srv"
+	bg one "$CRAC" start --image "$T/img" --key k --checkpoint-on-ready -- "$T/srv" "$T/d" 100
+	wait_for grep -q "written to $T/img" "$T/one.err"
+	port="$(cat "$T/d/port")"
+	kill -TERM "$pid"
+	wait "$pid" || true
+	bg warm strace -qq -o "$T/trace" -e trace=mkdir,bind \
+		"$CRAC" start --image "$T/img" --key k --checkpoint-on-ready -- "$T/srv" "$T/d" 100
+	a=""
+	for _ in $(seq 250); do
+		a="$(ask "$port" 2>/dev/null)" && [ -n "$a" ] && break
+		sleep 0.02
+	done
+	echo "$a"
+	cat "$T/trace"
+	[[ "$a" == "answer "*"boots=1 "* ]]   # restored
+	! grep -q "crac-notify-" "$T/trace" || false
+	[ ! -s "$T/warm.err" ]
+	kill -TERM "$(pgrep -P "$pid")"
+	wait "$pid" || true
+
+	touch -d '2 hours ago' "$T/srv"   # the loader refuses: cold, after the warm attempt
+	bg two strace -qq -o "$T/trace" -e trace=mkdir,bind \
+		"$CRAC" start --image "$T/img" --key k --checkpoint-on-ready -- "$T/srv" "$T/d" 100
+	wait_for grep -q "written to $T/img" "$T/two.err"
+	cat "$T/two.err" "$T/trace"
+	grep -q "the restore of $T/img failed" "$T/two.err"
+	grep -q 'mkdir(".*/crac-notify-' "$T/trace"
+	[ "$(wc -l <"$T/d/boots")" -eq 2 ]
+}
+
 @test "an image the restore checks refuse: the reason once, cold start, a fresh image replaces it" {
 	cold_then_image one
 	# the executable changed since: same key (size, mtime...) would differ, so keep the key
@@ -224,17 +261,22 @@ cold_then_image() {
 	notify_reader "$T/notify" "$T/notes"
 	cat >"$T/prog" <<-EOS
 	#!/bin/sh
-	cat /proc/\$\$/status >"$T/status"
 	tr '\0' '\n' </proc/\$\$/environ >"$T/environ.tmp"
 	mv "$T/environ.tmp" "$T/environ"
-	echo "\$\$" >"$T/pid"
+	echo "\$\$" >"$T/pid.tmp"
+	mv "$T/pid.tmp" "$T/pid"
 	exec sleep 30
 	EOS
 	chmod +x "$T/prog"
 	# USR2 ignored by crac's caller; one socket of socket activation (fd 3)
 	bg run sh -c "trap '' USR2; exec 3</dev/null; \
 		LISTEN_PID=\$\$ LISTEN_FDS=1 NOTIFY_SOCKET='$T/notify' exec '$CRAC' start --image '$T/img' --checkpoint-after 1h -- '$T/prog'"
-	wait_for test -s "$T/environ"
+	wait_for test -s "$T/pid"
+	# the mask once it runs sleep (the shell blocks every signal for a
+	# moment around each fork of its own: read then, SigBlk is not the
+	# program's), kept across that exec as across crac's
+	wait_for grep -qx sleep "/proc/$(cat "$T/pid")/comm"
+	cat "/proc/$(cat "$T/pid")/status" >"$T/status"
 	cat "$T/status" "$T/environ"
 	[ "$(sed -n 's/^SigBlk:[[:space:]]*//p' "$T/status")" = 0000000000000000 ]
 	sigign="$(sed -n 's/^SigIgn:[[:space:]]*//p' "$T/status")"
@@ -267,16 +309,18 @@ cold_then_image() {
 	strace -qq -o /dev/null -e inject=clone3:error=ENOSYS true 2>/dev/null || skip "this strace cannot fail clone3"
 	cat >"$T/prog" <<-EOS
 	#!/bin/sh
-	cat /proc/\$\$/status >"$T/status.tmp"
-	mv "$T/status.tmp" "$T/status"
+	echo "\$\$" >"$T/pid.tmp"
+	mv "$T/pid.tmp" "$T/pid"
 	exec sleep 30
 	EOS
 	chmod +x "$T/prog"
 	for err in ENOSYS EINVAL EPERM; do
-		rm -f "$T/status" "$T/trace"
+		rm -f "$T/pid" "$T/trace"
 		bg "cold$err" sh -c "trap '' USR2; exec strace -qq -o '$T/trace' -e trace=clone3 -e inject=clone3:error=$err \
 			'$CRAC' start --image '$T/img' --checkpoint-after 1h -- '$T/prog'"
-		wait_for test -s "$T/status"
+		wait_for test -s "$T/pid"
+		wait_for grep -qx sleep "/proc/$(cat "$T/pid")/comm"   # past the shell's own forks
+		cat "/proc/$(cat "$T/pid")/status" >"$T/status"
 		grep -q "clone3(.*) = -1 $err .*(INJECTED)" "$T/trace"
 		[ "$(sed -n 's/^SigBlk:[[:space:]]*//p' "$T/status")" = 0000000000000000 ]
 		sigign="$(sed -n 's/^SigIgn:[[:space:]]*//p' "$T/status")"
