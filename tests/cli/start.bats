@@ -112,6 +112,8 @@ cold_then_image() {
 	grep -q "the restore of $T/img failed" "$T/two.err"
 	grep -q 'mkdir(".*/crac-notify-' "$T/trace"
 	[ "$(wc -l <"$T/d/boots")" -eq 2 ]
+	kill -TERM "$(pgrep -P "$pid")"   # crac start (strace's child: a TERM to strace would leave it running)
+	wait "$pid" || true
 }
 
 @test "an image the restore checks refuse: the reason once, cold start, a fresh image replaces it" {
