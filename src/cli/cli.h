@@ -146,6 +146,9 @@ struct cli_super {
 	const char *who;                 /* "run", "start": for messages */
 	struct cli_triggers trig;
 	bool armed;                      /* after/listening/ready not fired yet */
+	/* restoring an image (crac start): no socket of ours for the program
+	 * unless there is $NOTIFY_SOCKET to relay to (cli_super_prepare) */
+	bool warm;
 	bool quiet;                      /* success lines not printed */
 	const char *const *tokens;       /* the CHECKPOINT request */
 	/* On the request thread, after a successful checkpoint: 0 (msg: a

@@ -5,9 +5,10 @@
  *
  *   1. The key of PROG: --key K, else the executable's identity (its real
  *      path, device, inode, size, mtime) and every argument.
- *   2. DIR is usable when it holds DIR/start-key with that key, its
- *      header reads, and the sockets systemd passes now (LISTEN_FDS)
- *      match those DIR/activation records. Then crac restores it in a
+ *   2. DIR is usable when it holds DIR/start-key with that key and the
+ *      sockets systemd passes now (LISTEN_FDS) match those DIR/activation
+ *      records (the header is read for that check only; every other check
+ *      of the image is the loader's). Then crac restores it in a
  *      child (`crac-loader --env ... DIR -- PROG ARGS`, the loader `crac
  *      restore` would exec: the restored program sees the new environment
  *      and arguments) and supervises it (supervise.c): READY=1 goes to
@@ -304,7 +305,7 @@ static int usable(struct start *st, int listen_fds, char *act, size_t actlen, ch
 	struct crac_img_opened o;
 	struct crac_img_view v;
 	struct stat sb;
-	char msg[2048], diff[512];
+	char msg[2048], diff[512], path[PATH_MAX + 32];
 	void *buf = NULL;
 	int err = 0, rc = 1;
 
@@ -327,6 +328,18 @@ static int usable(struct start *st, int listen_fds, char *act, size_t actlen, ch
 		return 1;
 	}
 	free(key);
+	/*
+	 * The header is read only for socket activation: to check the record
+	 * of the program's sockets (DIR/activation) against its descriptors.
+	 * With no record and no sockets passed now there is nothing of crac
+	 * start's to check in it, and the loader reads it, and refuses a bad
+	 * one before its point of no return (its reason printed, then a cold
+	 * start below), anyway: not read twice on every warm start. DIR is
+	 * held shared (byte 0 of DIR.lock): no image is swapped in meanwhile.
+	 */
+	snprintf(path, sizeof(path), "%s/%s", st->dir, ACT_FILE);
+	if (listen_fds <= 0 && lstat(path, &sb) < 0 && errno == ENOENT)
+		return 0;
 	if (crac_img_open(st->dir, &o, msg, sizeof(msg)) < 0) {
 		snprintf(why, len, "%s", msg);
 		return 1;
@@ -716,6 +729,7 @@ int crac_cmd_start(int argc, char **argv)
 			rargv[k++] = environ[i];
 		}
 		char notify_kv[200];
+		s.warm = true;   /* before its NOTIFY_SOCKET is made, or not (cli_super_prepare) */
 		if (cli_super_prepare(&s) < 0)
 			return 125;
 		if (s.notify_dir[0]) {
@@ -779,6 +793,7 @@ int crac_cmd_start(int argc, char **argv)
 				 WTERMSIG(ws));
 		restored(&s);
 		s.child = 0;
+		s.warm = false;   /* cold: its NOTIFY_SOCKET is made now, if it needs one */
 	}
 cold:
 	if (st.image_lock) {

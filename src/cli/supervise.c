@@ -761,13 +761,30 @@ int cli_super_init(struct cli_super *s, const char *who)
 	return 0;
 }
 
+/*
+ * The program's NOTIFY_SOCKET, ours (notify_open): to relay what it sends
+ * to $NOTIFY_SOCKET, and for the READY=1 of --checkpoint-on-ready. A warm
+ * start (s->warm: crac start restoring an image) has that trigger disarmed
+ * (only --checkpoint-on refreshes its image), so without $NOTIFY_SOCKET
+ * nothing the restored program could send there would be used: it gets no
+ * socket (a directory, a socket, a bind and two chmods fewer before its
+ * loader runs), as a program started without NOTIFY_SOCKET has none. A
+ * cold start after a refused restore makes it then (s->warm cleared).
+ */
+static int cli_super_prepare_notify(struct cli_super *s)
+{
+	if (s->notify_fd >= 0 || !(s->outer_notify || (s->trig.on_ready && !s->warm)))
+		return 0;
+	return (s->notify_fd = notify_open(s)) < 0 ? -1 : 0;
+}
+
 /* Called once the options are known: the trigger signal, the pipes. */
 int cli_super_prepare(struct cli_super *s)
 {
 	sigset_t set;
 
 	if (s->sig_fd >= 0)
-		return 0;
+		return cli_super_prepare_notify(s);
 	sigemptyset(&set);
 	for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
 		sigaddset(&set, forwarded[i]);
@@ -780,13 +797,11 @@ int cli_super_prepare(struct cli_super *s)
 		cli_err("%s: signalfd/pipe: %s", s->who, strerror(errno));
 		return -1;
 	}
-	if ((s->outer_notify || s->trig.on_ready) && (s->notify_fd = notify_open(s)) < 0)
-		return -1;
-	return 0;
+	return cli_super_prepare_notify(s);
 }
 
 /*
- * The child is started with clone(CLONE_VM | CLONE_VFORK) on a stack of its
+ * The child is started with clone3 (or clone) (CLONE_VM | CLONE_VFORK) on a stack of its
  * own, as posix_spawn does, not with fork(): a fork of the tool copies its
  * page tables and makes every page it writes afterwards, in the child
  * (until the exec) and in the supervisor, a copy-on-write fault; on a VM
@@ -803,8 +818,56 @@ struct spawn {
 	char **envp;
 	char *listen_pid;                /* "LISTEN_PID=" + room for the child's pid, or NULL */
 	const sigset_t *mask;            /* the program's signal mask */
+	bool handlers_cleared;           /* by clone3's CLONE_CLEAR_SIGHAND */
 	int err;                         /* the exec's errno, when it failed */
 };
+
+/*
+ * clone3(2) with CLONE_CLEAR_SIGHAND (Linux 5.5) gives the child default
+ * handlers where we have ours (ignored signals stay ignored), which the
+ * child otherwise sets itself: one sigaction per signal, some 64 system
+ * calls (about 40 us here) in the path of every `crac start` before its
+ * loader runs. glibc has no clone3 wrapper that runs a function:
+ *
+ *   long cli_clone3_run(struct cli_clone_args *ca, size_t size,
+ *                       int (*fn)(void *), void *arg)
+ *     rdi ca, rsi size, rdx fn, rcx arg
+ *
+ * The child starts on ca->stack + ca->stack_size with the parent's
+ * registers: fn and arg are kept in r8 and r9, which the system call
+ * leaves alone (it clobbers rcx and r11), and fn's return value is the
+ * child's exit status (spawn_child never returns: it execs or _exits).
+ * The parent gets the child's pid or -errno.
+ */
+struct cli_clone_args {   /* struct clone_args up to tls: CLONE_ARGS_SIZE_VER0 */
+	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
+};
+#ifndef CLONE_CLEAR_SIGHAND
+#define CLONE_CLEAR_SIGHAND 0x100000000ULL
+#endif
+long cli_clone3_run(struct cli_clone_args *ca, size_t size, int (*fn)(void *), void *arg);
+__asm__(
+	".text\n"
+	".globl cli_clone3_run\n"
+	".hidden cli_clone3_run\n"
+	".type cli_clone3_run,@function\n"
+	"cli_clone3_run:\n"
+	"	movq %rdx, %r8\n"
+	"	movq %rcx, %r9\n"
+	"	movl $435, %eax\n"             /* SYS_clone3 */
+	"	syscall\n"
+	"	testq %rax, %rax\n"
+	"	jz 1f\n"
+	"	ret\n"
+	"1:	xorl %ebp, %ebp\n"             /* child: the outermost frame */
+	"	andq $-16, %rsp\n"
+	"	movq %r9, %rdi\n"
+	"	call *%r8\n"
+	"	movl %eax, %edi\n"
+	"	movl $60, %eax\n"              /* SYS_exit */
+	"	syscall\n"
+	"	hlt\n"
+	".size cli_clone3_run, .-cli_clone3_run\n");
 
 static int spawn_child(void *arg)
 {
@@ -812,8 +875,9 @@ static int spawn_child(void *arg)
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
 
 	/* the handlers are ours (a copy: no CLONE_SIGHAND); one that ran
-	 * here, on our memory, before the exec could do harm: default */
-	for (int sig = 1; sig < NSIG; sig++) {
+	 * here, on our memory, before the exec could do harm: default
+	 * (clone3 did it already where it could) */
+	for (int sig = 1; sig < NSIG && !sp->handlers_cleared; sig++) {
 		struct sigaction sa;
 		if (sig == SIGKILL || sig == SIGSTOP || sigaction(sig, NULL, &sa) < 0)
 			continue;
@@ -894,8 +958,30 @@ pid_t cli_super_spawn(struct cli_super *s, char *const argv[], char *const extra
 	/* no signal handler of ours runs in the child before it resets them */
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, &was);
-	pid = clone(spawn_child, stack + stack_len, CLONE_VM | CLONE_VFORK | SIGCHLD, &sp);
-	int e = errno;
+	/* clone3 where the kernel has CLONE_CLEAR_SIGHAND and no seccomp
+	 * filter refuses clone3 (ENOSYS, EINVAL, EPERM: glibc's clone then) */
+	static bool no_clone3;
+	long r = -ENOSYS;
+	if (!no_clone3) {
+		struct cli_clone_args ca = {
+			.flags = CLONE_VM | CLONE_VFORK | CLONE_CLEAR_SIGHAND,
+			.exit_signal = SIGCHLD,
+			.stack = (uintptr_t)stack,
+			.stack_size = stack_len,
+		};
+		sp.handlers_cleared = true;
+		r = cli_clone3_run(&ca, sizeof(ca), spawn_child, &sp);
+		no_clone3 = r == -ENOSYS || r == -EINVAL || r == -EPERM;
+	}
+	int e;
+	if (!no_clone3) {
+		pid = r < 0 ? -1 : (pid_t)r;
+		e = r < 0 ? (int)-r : 0;
+	} else {
+		sp.handlers_cleared = false;
+		pid = clone(spawn_child, stack + stack_len, CLONE_VM | CLONE_VFORK | SIGCHLD, &sp);
+		e = errno;
+	}
 	sigprocmask(SIG_SETMASK, &was, NULL);
 	/* the child has exec'd or ended: our memory is ours alone again */
 	munmap(stack, stack_len);

@@ -77,6 +77,45 @@ cold_then_image() {
 	[ "$(wc -l <"$T/d/boots")" -eq 3 ]   # two cold starts above, none now
 }
 
+# Without $NOTIFY_SOCKET a warm start makes no NOTIFY_SOCKET for the restored
+# program (--checkpoint-on-ready is disarmed once restored: nothing it sent
+# there would be used); the cold start after a refused restore makes one, and
+# the program's READY=1 there writes the image.
+@test "warm without NOTIFY_SOCKET: no socket made for the restored program; a refused restore's cold start gets one, READY=1 writes the image" {
+	command -v strace >/dev/null || skip "no strace (to see which sockets crac makes)"
+	cp "$SERVER" "$T/srv"
+	bg one "$CRAC" start --image "$T/img" --key k --checkpoint-on-ready -- "$T/srv" "$T/d" 100
+	wait_for grep -q "written to $T/img" "$T/one.err"
+	port="$(cat "$T/d/port")"
+	kill -TERM "$pid"
+	wait "$pid" || true
+	bg warm strace -qq -o "$T/trace" -e trace=mkdir,bind \
+		"$CRAC" start --image "$T/img" --key k --checkpoint-on-ready -- "$T/srv" "$T/d" 100
+	a=""
+	for _ in $(seq 250); do
+		a="$(ask "$port" 2>/dev/null)" && [ -n "$a" ] && break
+		sleep 0.02
+	done
+	echo "$a"
+	cat "$T/trace"
+	[[ "$a" == "answer "*"boots=1 "* ]]   # restored
+	! grep -q "crac-notify-" "$T/trace" || false
+	[ ! -s "$T/warm.err" ]
+	kill -TERM "$(pgrep -P "$pid")"
+	wait "$pid" || true
+
+	touch -d '2 hours ago' "$T/srv"   # the loader refuses: cold, after the warm attempt
+	bg two strace -qq -o "$T/trace" -e trace=mkdir,bind \
+		"$CRAC" start --image "$T/img" --key k --checkpoint-on-ready -- "$T/srv" "$T/d" 100
+	wait_for grep -q "written to $T/img" "$T/two.err"
+	cat "$T/two.err" "$T/trace"
+	grep -q "the restore of $T/img failed" "$T/two.err"
+	grep -q 'mkdir(".*/crac-notify-' "$T/trace"
+	[ "$(wc -l <"$T/d/boots")" -eq 2 ]
+	kill -TERM "$(pgrep -P "$pid")"   # crac start (strace's child: a TERM to strace would leave it running)
+	wait "$pid" || true
+}
+
 @test "an image the restore checks refuse: the reason once, cold start, a fresh image replaces it" {
 	cold_then_image one
 	# the executable changed since: same key (size, mtime...) would differ, so keep the key
@@ -88,13 +127,16 @@ cold_then_image() {
 	wait_for grep -q "written to $T/img" "$T/two.err"
 	cat "$T/two.err"
 	[ "$(grep -c "starting $SERVER cold" "$T/two.err")" -eq 1 ]
-	grep -q "$T/img" "$T/two.err"
+	# said once, by the loader (crac start does not read the header of an
+	# image without socket activation), before its point of no return
+	[ "$(grep -c "checksum mismatch" "$T/two.err")" -eq 1 ]
+	grep -q "the restore of $T/img failed (exit status 1, its reason above): starting $SERVER cold" "$T/two.err"
 	run "$CRAC" inspect "$T/img"
 	[ "$status" -eq 0 ]
 }
 
-# The restore checks are the loader's alone (crac start checks the key and
-# reads the header, nothing more, before it starts the loader): a refusal
+# The restore checks are the loader's alone (crac start checks the key, and
+# the header only for socket activation, before it starts the loader): a refusal
 # there is said once, by the loader, and crac start goes on cold.
 @test "a file the image maps changed: the loader refuses before its point of no return, its reason once, cold start" {
 	cp "$SERVER" "$T/srv"
@@ -245,6 +287,64 @@ cold_then_image() {
 	[ "$(grep -c "cannot run $T/noexec: Permission denied" <<<"$output")" -eq 1 ]
 	run -127 clean "$CRAC" start --image "$T/img2" --checkpoint-after 1h -- "$T/no-such-program"
 	[ "$(grep -c "cannot run" <<<"$output")" -eq 1 ]
+}
+
+# The child is started with clone3 and CLONE_CLEAR_SIGHAND (no sigaction per
+# signal in it); where the kernel or a seccomp filter refuses clone3 (ENOSYS:
+# Docker's; EINVAL: before Linux 5.5; EPERM), with clone, the child resetting
+# the handlers itself. strace makes clone3 fail (and says it did: INJECTED).
+@test "clone3 refused (ENOSYS, EINVAL, EPERM): the program starts cold and restores through clone, ignored signals kept; an exec error said once" {
+	command -v strace >/dev/null || skip "no strace (to refuse clone3)"
+	strace -qq -o /dev/null -e inject=clone3:error=ENOSYS true 2>/dev/null || skip "this strace cannot fail clone3"
+	cat >"$T/prog" <<-EOS
+	#!/bin/sh
+	echo "\$\$" >"$T/pid.tmp"
+	mv "$T/pid.tmp" "$T/pid"
+	exec sleep 30
+	EOS
+	chmod +x "$T/prog"
+	for err in ENOSYS EINVAL EPERM; do
+		rm -f "$T/pid" "$T/trace"
+		bg "cold$err" sh -c "trap '' USR2; exec strace -qq -o '$T/trace' -e trace=clone3 -e inject=clone3:error=$err \
+			'$CRAC' start --image '$T/img' --checkpoint-after 1h -- '$T/prog'"
+		wait_for test -s "$T/pid"
+		wait_for grep -qx sleep "/proc/$(cat "$T/pid")/comm"   # past the shell's own forks
+		cat "/proc/$(cat "$T/pid")/status" >"$T/status"
+		grep -q "clone3(.*) = -1 $err .*(INJECTED)" "$T/trace"
+		[ "$(sed -n 's/^SigBlk:[[:space:]]*//p' "$T/status")" = 0000000000000000 ]
+		sigign="$(sed -n 's/^SigIgn:[[:space:]]*//p' "$T/status")"
+		(( (0x$sigign >> (12 - 1)) & 1 ))   # SIGUSR2 (12): ignored, as crac's caller had it
+		kill -TERM "$(pgrep -P "$pid")"     # crac start (strace's child)
+		wait "$pid" || true
+	done
+	# a warm start through clone: restored, answers
+	bg cold strace -qq -o /dev/null -e inject=clone3:error=ENOSYS \
+		"$CRAC" start --image "$T/img2" --checkpoint-on-ready -- "$SERVER" "$T/d" 100
+	wait_for grep -q "written to $T/img2" "$T/cold.err"
+	port="$(cat "$T/d/port")"
+	kill -TERM "$(pgrep -P "$pid")"
+	wait "$pid" || true
+	bg warm strace -qq -o "$T/trace" -e trace=clone3 -e inject=clone3:error=ENOSYS \
+		"$CRAC" start --image "$T/img2" --checkpoint-on-ready -- "$SERVER" "$T/d" 100
+	a=""
+	for _ in $(seq 250); do
+		a="$(ask "$port" 2>/dev/null)" && [ -n "$a" ] && break
+		sleep 0.02
+	done
+	echo "$a"
+	[[ "$a" == "answer "*"boots=1 "* ]]   # restored: no second boot
+	[ "$(wc -l <"$T/d/boots")" -eq 1 ]
+	grep -q "(INJECTED)" "$T/trace"
+	[ ! -s "$T/warm.err" ]
+	kill -TERM "$(pgrep -P "$pid")"
+	wait "$pid" || true
+
+	printf '#!/bin/sh\nexit 0\n' >"$T/noexec"
+	chmod 0644 "$T/noexec"
+	run -126 clean strace -qq -o /dev/null -e inject=clone3:error=ENOSYS "$CRAC" start --image "$T/img3" \
+		--checkpoint-after 1h -- "$T/noexec"
+	echo "$output"
+	[ "$(grep -c "cannot run $T/noexec: Permission denied" <<<"$output")" -eq 1 ]
 }
 
 # glibc's execvpe runs a script without "#!" as /bin/sh SCRIPT ARGS, that

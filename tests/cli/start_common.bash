@@ -14,9 +14,10 @@ start_setup() {
 	BG=()
 }
 
-# Every background process a test started: killed (TERM, then KILL).
+# Every background process a test started: killed (TERM, then KILL), and
+# its children first (a crac start under strace outlives a TERM to strace).
 start_teardown() {
-	for p in "${BG[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${BG[@]}"; do pkill -P "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done
 	sleep 0.1
 	for p in "${BG[@]}"; do kill -9 "$p" 2>/dev/null || true; done
 	pkill -9 -f "start_server $T/" 2>/dev/null || true
