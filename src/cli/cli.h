@@ -177,7 +177,7 @@ struct cli_super {
 	pid_t child;
 	long long started_ms;
 	const char *outer_notify;        /* $NOTIFY_SOCKET we were given */
-	char notify_dir[128], notify_path[160];
+	char notify_dir[128], notify_path[128 + 1 + 40];   /* notify_dir "/" name */
 	int notify_fd, sig_fd, done_pipe[2];
 	bool ready_sent;
 	unsigned ignored;                /* notifications of others, ignored */

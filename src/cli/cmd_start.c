@@ -762,7 +762,7 @@ int crac_cmd_start(int argc, char **argv)
 		st.newdir[0] = 0;
 		snprintf(st.newdir, sizeof(st.newdir), "%s.new-%d", st.dir, (int)getpid());
 		static const char *tokens[6];
-		static char image_tok[PATH_MAX + 8];
+		static char image_tok[PATH_MAX + 32 + 8];   /* "image=" DIR.new-PID */
 		snprintf(image_tok, sizeof(image_tok), "image=%s", st.newdir);
 		tokens[0] = "CHECKPOINT";
 		tokens[1] = "engine=image";
@@ -824,7 +824,7 @@ cold:
 	if (writer)
 		clean_stale_new(&st);   /* DIR.new-* of writers that are gone (and ours) */
 	static const char *tokens[6];
-	static char image_tok[PATH_MAX + 8];
+	static char image_tok[PATH_MAX + 32 + 8];   /* "image=" DIR.new-PID */
 	snprintf(image_tok, sizeof(image_tok), "image=%s", st.newdir);
 	tokens[0] = "CHECKPOINT";
 	tokens[1] = "engine=image";
