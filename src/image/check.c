@@ -955,6 +955,37 @@ int crac_img_parent_path(const struct crac_img_view *v, const char *dir, char *o
 	return 0;
 }
 
+/*
+ * The path of v's parent taken from the directory v was opened as
+ * (dir_fd): its real path (/proc/self/fd), then the parent's name. For a
+ * relative parent below an image that was itself reached by a relative
+ * name: "DIR/../i7/../i6/..." grows by a name at each level, and under a
+ * long directory went over CRAC_IMG_PATH_MAX at the deeper levels, where
+ * the image engine had written the chain by absolute paths (a checkpoint
+ * that succeeded, a restore that refused). The real path resolves to the
+ * same directory ("X/../name" is taken from X's real directory by the
+ * kernel too, X a symbolic link or not). -ENAMETOOLONG if it still does
+ * not fit, or /proc is not there.
+ */
+static int parent_path_by_fd(const struct crac_img_view *v, int dir_fd, char *out, size_t cap)
+{
+	char link[40];
+	struct crac_img_buf b = mbuf(link, sizeof(link));
+	const char *p = crac_img_str(v, v->h->parent);
+	size_t pl = strlen(p);
+
+	if (p[0] == '/' || dir_fd < 0)
+		return -ENAMETOOLONG;   /* an absolute one was taken as it is */
+	crac_img_puts(&b, "/proc/self/fd/");
+	crac_img_putu(&b, (uint64_t)dir_fd);
+	long n = sys_readlinkat(AT_FDCWD, link, out, cap);
+	if (n <= 0 || out[0] != '/' || (size_t)n + 1 + pl + 1 > cap)
+		return -ENAMETOOLONG;
+	out[n] = '/';
+	memcpy(out + n + 1, p, pl + 1);
+	return 0;
+}
+
 void crac_img_chain_close(struct crac_img_chain *ch)
 {
 	for (uint32_t i = 0; i < ch->n; i++)
@@ -992,7 +1023,8 @@ int crac_img_chain_open(const struct crac_img_view *v, const char *dir, unsigned
 		const struct crac_img_header *ch_h = child->h;
 		struct crac_img_opened *o = &ch->o[i];
 		struct crac_img_view *pv = &ch->v[i];
-		if (crac_img_parent_path(child, child_dir, ch->path[i], sizeof(ch->path[i])) < 0) {
+		if (crac_img_parent_path(child, child_dir, ch->path[i], sizeof(ch->path[i])) < 0 &&
+		    (i == 0 || parent_path_by_fd(child, ch->o[i - 1].dir_fd, ch->path[i], sizeof(ch->path[i])) < 0)) {
 			crac_img_puts(&b, "the path of the image below ");
 			crac_img_put_escaped(&b, child_dir);
 			crac_img_puts(&b, " is too long");

@@ -333,6 +333,52 @@ start_sleep() {
 	done
 }
 
+@test "a chain of 8 under a directory 2600 bytes long: every image the checkpoint wrote restores, flattens" {
+	# Each image below is reached from its child's directory ("DIR/../c7/
+	# ../c6/..."): that path grows by a name per level and went over 4096
+	# bytes at the deeper levels, where the checkpoint (which knows the
+	# chain by absolute paths) had written the images: restore, inspect and
+	# flatten refused "the path of the image below ... is too long".
+	deep="$T"
+	for _ in $(seq 13); do deep="$deep/$(printf 'd%.0s' $(seq 200))"; done
+	mkdir -p "$deep"
+	name=$(printf 'n%.0s' $(seq 200))
+	start_sleep sleep 100
+	for k in 0 1 2 3 4 5 6 7 8; do
+		run "$CRAC" checkpoint --incremental --keep-running --image-dir "$deep/$name$k" "$pid"
+		[ "$status" -eq 0 ] || { echo "$output"; false; }
+	done
+	kill "$pid"
+	run "$EDIT" "$deep/${name}8" show
+	[[ "${lines[0]}" == "depth 8 "* ]]
+	for k in 7 8; do
+		for opt in --populate ""; do
+			run --separate-stderr clean timeout 2 "$CRAC" restore $opt "$deep/$name$k"
+			echo "restore $opt $k: status $status, stderr: ${stderr:0:300}"
+			[ "$status" -eq 124 ]   # sleep 100 runs again, until timeout stops it
+		done
+	done
+	run clean "$CRAC" inspect "$deep/${name}8"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -q "^  chain   ok: 8 images below"
+	run clean "$CRAC" flatten "$deep/${name}8" "$T/flat"
+	echo "${output:0:300}"
+	[ "$status" -eq 0 ]
+	run clean timeout 2 "$CRAC" restore "$T/flat"
+	[ "$status" -eq 124 ]
+	# the image 8 levels below missing: refused, one line (cut short: the
+	# paths alone are longer than a message)
+	mv "$deep/${name}0" "$deep/gone"
+	run --separate-stderr clean "$CRAC" restore "$deep/${name}8"
+	echo "missing: $stderr" | sed "s/dddd*/D/g; s/nnnn*/N/g"
+	[ "$status" -eq 1 ]
+	[ "$(echo "$stderr" | wc -l)" -eq 1 ]
+	[[ "$stderr" == "crac: restore $T/"*": image $T/"* ]]
+	run clean "$CRAC" inspect "$deep/${name}8"
+	[ "$status" -eq 1 ]
+	echo "$output" | grep -q "^  chain   FAILED: image $T/"
+}
+
 @test "control characters in the name of an image below are escaped in every message" {
 	chain
 	esc=$(printf '\033')
