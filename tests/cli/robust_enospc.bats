@@ -6,7 +6,8 @@
 # pages, the header, the directory); the image already at the target stays
 # exactly as it was, no temporary is left, and the program goes on. Each
 # is tried at every amount of free space around the size of the new image,
-# a page at a time, so that the space runs out at every step of the write.
+# a page at a time, so that the space runs out at every step of the write
+# (for crac start also at the start-key it adds to the image).
 
 bats_require_minimum_version 1.5.0
 
@@ -155,4 +156,61 @@ no_temporary() {
 		done
 		[ "$failed" -gt 0 ]
 	done
+}
+
+@test "crac start writing DIR as the space runs out at every step: the program serves on, DIR is whole or absent, nothing left" {
+	SERVER="$CRAC_BUILD_DIR/tests/start_server"
+	small_fs 4
+	mkdir "$T/d"
+	# start_once: crac start on $T/fs/img until it has written DIR or said
+	# why not; the program must answer meanwhile; then TERM
+	start_once() {
+		rm -f "$T/start.err" "$T/d/port"
+		(
+			for fd in $(ls /proc/$BASHPID/fd); do
+				[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+			done
+			exec "$CRAC" start --image "$T/fs/img" --checkpoint-on-ready -- "$SERVER" "$T/d" 100 \
+				</dev/null >"$T/start.out" 2>"$T/start.err"
+		) &
+		pid=$!
+		for _ in $(seq 500); do
+			grep -q "written to\|not replaced\|no image written" "$T/start.err" && break
+			sleep 0.02
+		done
+		cat "$T/start.err"
+		local line
+		exec 7<>"/dev/tcp/127.0.0.1/$(cat "$T/d/port")"
+		read -r -t 5 line <&7
+		exec 7<&-
+		echo "answer: $line"
+		[[ "$line" == "answer "* ]]
+		kill -TERM "$pid"
+		wait "$pid" || true
+		pid=
+	}
+	start_once
+	grep -q "written to $T/fs/img" "$T/start.err"
+	size=$(du -sk "$T/fs/img" | cut -f1)
+	failed=0 written=0
+	for free in $(seq $((size - 40)) 4 $((size + 24))); do
+		rm -rf "$T/fs/img"
+		leave_free "$free"
+		echo "free ${free} KiB (image ${size} KiB)"
+		start_once
+		if grep -q "written to $T/fs/img" "$T/start.err"; then
+			written=$((written + 1))
+			run "$CRAC" inspect "$T/fs/img"
+			[ "$status" -eq 0 ]
+			[ -f "$T/fs/img/start-key" ]
+		else
+			failed=$((failed + 1))
+			grep -q "No space left on device" "$T/start.err"
+			grep -Eq "$T/fs/img\.new-[0-9]+[^ ]*/(pages|header|start-key)" "$T/start.err"
+			[ ! -e "$T/fs/img" ]
+		fi
+		! ls -a "$T/fs" | grep -E '\.(new|tmp|old)-' || false
+	done
+	echo "failed $failed, written $written"
+	[ "$failed" -gt 0 ] && [ "$written" -gt 0 ]
 }
