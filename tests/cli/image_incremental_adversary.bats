@@ -258,12 +258,14 @@ start_sleep() {
 @test "the program killed during an incremental checkpoint: its parent stays intact, nothing at the target" {
 	spawn "$T/run.out" "$T/run.err" env CRAC_IMAGE_INCREMENTAL=1 CRAC_IMAGE_STATS=1 "$INCR" "$T/i0" "$T/i1" "$T/i2" 256
 	pid=$SPAWNED
-	# killed once the temporary of i1 is being written
-	for _ in $(seq 1000); do
+	# killed once the temporary of i1 is being written: looked for without
+	# a pause (builtins only, no fork: i1's write takes some 50 ms, and
+	# polling every 10 ms with sleep(1) missed it on a loaded machine)
+	local until=$((SECONDS + 20))
+	while [ $SECONDS -lt $until ]; do
 		compgen -G "$T/i1.tmp-$pid-*/pages" >/dev/null && break
-		sleep 0.01
 	done
-	compgen -G "$T/i1.tmp-$pid-*/pages" >/dev/null
+	compgen -G "$T/i1.tmp-$pid-*/pages" >/dev/null || { ls -l "$T"; cat "$T/run.out" "$T/run.err"; false; }
 	kill -9 "$pid"
 	wait "$pid" || true
 	ls -l "$T"
