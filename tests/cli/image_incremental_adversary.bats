@@ -381,6 +381,35 @@ start_sleep() {
 	echo "$output" | grep -q "^  chain   FAILED: image $T/"
 }
 
+@test "an image whose own path is near 4096 bytes: its parent (../NAME) is found, or said missing" {
+	# DIR/../NAME itself is over 4096 bytes: the parent is looked up from
+	# DIR's directory and named by its real path
+	deep="$T"
+	for _ in $(seq 19); do deep="$deep/$(printf 'd%.0s' $(seq 200))"; done
+	mkdir -p "$deep"
+	name=$(printf 'n%.0s' $(seq 200))
+	start_sleep sleep 100
+	for k in 0 1; do
+		run "$CRAC" checkpoint --incremental --keep-running --image-dir "$deep/$name$k" "$pid"
+		[ "$status" -eq 0 ] || { echo "$output"; false; }
+	done
+	kill "$pid"
+	run "$EDIT" "$deep/${name}1" show
+	[[ "${lines[0]}" == "depth 1 "* ]]
+	run --separate-stderr clean timeout 2 "$CRAC" restore "$deep/${name}1"
+	echo "status $status, stderr: ${stderr:0:300}"
+	[ "$status" -eq 124 ]
+	run clean "$CRAC" inspect "$deep/${name}1"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -q "^  chain   ok: 1 image below"
+	mv "$deep/${name}0" "$deep/gone"
+	run --separate-stderr clean "$CRAC" restore "$deep/${name}1"
+	echo "missing: $stderr" | sed "s/dddd*/D/g; s/nnnn*/N/g"
+	[ "$status" -eq 1 ]
+	[ "$(echo "$stderr" | wc -l)" -eq 1 ]
+	[[ "$stderr" == "crac: restore "*": parent image ../${name}0 of $T/"* ]]
+}
+
 @test "control characters in the name of an image below are escaped in every message" {
 	chain
 	esc=$(printf '\033')
