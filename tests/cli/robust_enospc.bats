@@ -26,6 +26,8 @@ setup() {
 }
 
 teardown() {
+	# (crac start's program first: it would outlive its supervisor)
+	[ -z "$pid" ] || pkill -9 -P "$pid" 2>/dev/null || true
 	[ -z "$pid" ] || kill -9 "$pid" 2>/dev/null || true
 	[ -z "$MOUNTED" ] || umount "$MOUNTED" 2>/dev/null || true
 	rm -rf "$T"
