@@ -81,6 +81,7 @@ struct flat {
 	const struct crac_img_view *v;
 	struct crac_img_chain *ch;
 	int pages_fd, out_fd;               /* DIR's pages file; OUT's */
+	const char *tmp;                    /* OUT's temporary directory (messages) */
 	char *buf;                          /* one chunk, verified */
 	struct crac_img_reader rd;          /* its buffers (compressed chunks) */
 	int buf_depth;                      /* what buf holds: depth (0: DIR) ... */
@@ -162,7 +163,7 @@ static int emit(struct flat *f, const struct crac_img_chunk *k, uint64_t addr, u
 		stored = len;
 	}
 	if (rc < 0) {
-		snprintf(f->msg, sizeof(f->msg), "writing the pages file: %s", strerror(-rc));
+		snprintf(f->msg, sizeof(f->msg), "writing %s/%s: %s", f->tmp, CRAC_IMG_PAGES_FILE, strerror(-rc));
 		return rc;
 	}
 	f->chunks[f->n_chunks++] = out;
@@ -209,7 +210,8 @@ static int flatten(struct flat *f, char **out, uint64_t *out_len)
 			uint64_t n = e->data_len - done < (1u << 20) ? e->data_len - done : (1u << 20);
 			if ((rc = read_at(f->pages_fd, page, n, e->data_off + done)) < 0 ||
 			    (rc = write_all(f->out_fd, page, n)) < 0) {
-				snprintf(f->msg, sizeof(f->msg), "copying the data of fd %d: %s", e->fd, strerror(-rc));
+				snprintf(f->msg, sizeof(f->msg), "copying the data of fd %d to %s/%s: %s", e->fd, f->tmp,
+					 CRAC_IMG_PAGES_FILE, strerror(-rc));
 				free(data_off);
 				free(page);
 				return rc;
@@ -227,7 +229,7 @@ static int flatten(struct flat *f, char **out, uint64_t *out_len)
 		uint64_t pad = ((e->data_len + CRAC_IMG_PAGE - 1) & ~(CRAC_IMG_PAGE - 1)) - e->data_len;
 		memset(page, 0, pad);
 		if (pad && (rc = write_all(f->out_fd, page, pad)) < 0) {
-			snprintf(f->msg, sizeof(f->msg), "writing the pages file: %s", strerror(-rc));
+			snprintf(f->msg, sizeof(f->msg), "writing %s/%s: %s", f->tmp, CRAC_IMG_PAGES_FILE, strerror(-rc));
 			free(data_off);
 			free(page);
 			return rc;
@@ -567,14 +569,24 @@ int crac_cmd_flatten(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
+	f.tmp = tmp;
 	if ((rc = flatten(&f, &nbuf, &nlen)) < 0) {
 		cli_err("flatten %s: %s", dir, f.msg);
 		rc = 1;
 		goto out;
 	}
 	int hfd = openat(dfd, CRAC_IMG_HEADER_FILE, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (hfd < 0 || write_all(hfd, nbuf, nlen) < 0 || fsync(hfd) < 0 || fsync(f.out_fd) < 0 || fsync(dfd) < 0) {
-		cli_err("flatten %s: writing %s: %s", dir, tmp, strerror(errno));
+	const char *failed = NULL;   /* the file at fault */
+	if (hfd < 0)
+		rc = -errno, failed = CRAC_IMG_HEADER_FILE;
+	else if ((rc = write_all(hfd, nbuf, nlen)) < 0 || (fsync(hfd) < 0 && (rc = -errno) < 0))
+		failed = CRAC_IMG_HEADER_FILE;
+	else if (fsync(f.out_fd) < 0)
+		rc = -errno, failed = CRAC_IMG_PAGES_FILE;
+	else if (fsync(dfd) < 0)
+		rc = -errno, failed = "";
+	if (failed) {
+		cli_err("flatten %s: writing %s%s%s: %s", dir, tmp, *failed ? "/" : "", failed, strerror(-rc));
 		if (hfd >= 0)
 			close(hfd);
 		rc = 1;

@@ -19,6 +19,9 @@
  *      start-key (and activation), then swaps it with DIR in one
  *      renameat2(RENAME_EXCHANGE) (or renames it into place): at every
  *      instant DIR is the complete old image or the complete new one.
+ *      (A file system without the exchange, NFS: the old image is moved
+ *      aside to DIR.new-PID.old first; DIR is absent between the two
+ *      renames.)
  *      The process keeps running: the service is never down. A restore
  *      the loader refuses (its restore checks, image/check.c, as `crac
  *      inspect` runs them: kernel, CPU, a file the image maps changed...;
@@ -75,6 +78,7 @@
 
 #define KEY_FILE "start-key"
 #define ACT_FILE CLI_ACTIVATION_FILE
+#define OLD_SUFFIX ".old"      /* DIR.new-PID.old: the previous image moved aside (install) */
 #define KEY_LONG (16 * 1024)   /* longer keys are hashed (make_key) */
 #define KEY_HEAD 4096
 
@@ -454,12 +458,27 @@ static int install(struct cli_super *s, int pid, char *msg, size_t len)
 		return -1;
 	}
 	bool exists = lstat(st->dir, &sb) == 0;
+	char aside[PATH_MAX + 40] = "";   /* the previous image, when it cannot be swapped */
 	if (exists)
 		rc = (int)syscall(SYS_renameat2, AT_FDCWD, st->newdir, AT_FDCWD, st->dir, RENAME_EXCHANGE);
 	else
 		rc = (int)syscall(SYS_renameat2, AT_FDCWD, st->newdir, AT_FDCWD, st->dir, RENAME_NOREPLACE);
-	if (rc < 0 && (errno == EINVAL || errno == ENOSYS) && !exists)
+	if (rc < 0 && (errno == EINVAL || errno == ENOSYS) && !exists) {
 		rc = rename(st->newdir, st->dir);
+	} else if (rc < 0 && (errno == EINVAL || errno == ENOSYS)) {
+		/* A file system without RENAME_EXCHANGE (NFS, FUSE, vfat):
+		 * the previous image is moved aside first, as DIR.new-PID.old
+		 * (removed by the next writer if we are killed before we do);
+		 * put back if the new one cannot take its place. Between the
+		 * two renames there is no DIR (a restore meanwhile is held off
+		 * by the lock; a `crac restore DIR` would find nothing). */
+		snprintf(aside, sizeof(aside), "%s%s", st->newdir, OLD_SUFFIX);
+		if ((rc = rename(st->dir, aside)) == 0 && (rc = rename(st->newdir, st->dir)) < 0) {
+			int e = errno;
+			rename(aside, st->dir);
+			errno = e;
+		}
+	}
 	int e = errno;
 	ofd_lock(st->lock_fd, F_UNLCK, 0, false);
 	if (rc < 0) {
@@ -467,7 +486,9 @@ static int install(struct cli_super *s, int pid, char *msg, size_t len)
 		remove_image(st->newdir);
 		return -1;
 	}
-	if (exists)
+	if (aside[0])
+		remove_image(aside);        /* the previous image, moved aside */
+	else if (exists)
 		remove_image(st->newdir);   /* the previous image, swapped out */
 	snprintf(parent, sizeof(parent), "%s", st->dir);
 	char *slash = strrchr(parent, '/');
@@ -481,7 +502,9 @@ static int install(struct cli_super *s, int pid, char *msg, size_t len)
 
 /*
  * The writer's cleanup: DIR.new-PID (an image a crac start of pid PID made
- * but never put in place) when PID is gone or is us, and, by the image
+ * but never put in place) and DIR.new-PID.old (the image it replaced,
+ * moved aside, where the file system cannot swap) when PID is gone or is
+ * us, and, by the image
  * engine's rule (crac_img_clean_stale: the writer's pid and start time in
  * the name; only ours), the unfinished DIR.new-PID.tmp-... of writers that
  * are gone. Nothing followed through a symbolic link, nothing of others.
@@ -507,8 +530,11 @@ static void clean_stale_new(const struct start *st)
 		if (end == de->d_name + pl || pid <= 0 || pid > INT_MAX)
 			continue;
 		snprintf(nd, sizeof(nd), "%s.new-%ld", st->dir, pid);
-		if (!*end && (pid == getpid() || (kill((pid_t)pid, 0) < 0 && errno == ESRCH))) {
+		bool gone = pid == getpid() || (kill((pid_t)pid, 0) < 0 && errno == ESRCH);
+		if ((!*end || !strcmp(end, OLD_SUFFIX)) && gone) {
 			struct stat sb;
+			if (*end)
+				strcat(nd, OLD_SUFFIX);   /* (nd has room: PATH_MAX + 32) */
 			remove_image(nd);
 			removed += lstat(nd, &sb) < 0;
 		} else if (!strncmp(end, ".tmp-", 5) && crac_img_clean_stale(nd, &n) == 0) {

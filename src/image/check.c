@@ -955,6 +955,64 @@ int crac_img_parent_path(const struct crac_img_view *v, const char *dir, char *o
 	return 0;
 }
 
+/* The real path of directory fd (/proc/self/fd) into out: its length, or
+ * -ENAMETOOLONG (also without /proc). */
+static long fd_path(long fd, char *out, size_t cap)
+{
+	char link[40];
+	struct crac_img_buf b = mbuf(link, sizeof(link));
+
+	crac_img_puts(&b, "/proc/self/fd/");
+	crac_img_putu(&b, (uint64_t)fd);
+	long n = sys_readlinkat(AT_FDCWD, link, out, cap);
+	if (n <= 0 || out[0] != '/' || (size_t)n >= cap)
+		return -ENAMETOOLONG;
+	out[n] = 0;
+	return n;
+}
+
+/*
+ * The path of v's parent, for a relative parent name whose path composed
+ * from its child's ("DIR/../c7/../c6/...") does not fit: that grows by a
+ * name at each level, and under a long directory went over
+ * CRAC_IMG_PATH_MAX at the deeper levels, where the image engine had
+ * written the chain by absolute paths (a checkpoint that succeeded, a
+ * restore that refused). The parent is looked up from the directory v was
+ * opened as (dir_fd; or dir, opened here) and named by its real path
+ * (/proc/self/fd); one that cannot be looked up (missing, not a
+ * directory) gets the child's real path and its name, for
+ * crac_img_open to say why (if that does not fit either: the lookup's
+ * error). The parent's identity is checked after, as for any path.
+ * -ENAMETOOLONG if it still does not fit, or without /proc.
+ */
+static int parent_path_by_fd(const struct crac_img_view *v, int dir_fd, const char *dir, char *out, size_t cap)
+{
+	const char *p = crac_img_str(v, v->h->parent);
+	size_t pl = strlen(p);
+	long opened = -1, pfd, n = -ENAMETOOLONG;
+
+	if (p[0] == '/')
+		return -ENAMETOOLONG;   /* an absolute one was taken as it is */
+	if (dir_fd < 0 && dir && (opened = sys_openat(AT_FDCWD, dir, O_PATH | O_DIRECTORY | O_CLOEXEC)) >= 0)
+		dir_fd = (int)opened;
+	if (dir_fd < 0)
+		return -ENAMETOOLONG;
+	if ((pfd = sys_openat(dir_fd, p, O_PATH | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+		n = fd_path(pfd, out, cap);
+		sys_close((int)pfd);
+	} else if ((n = fd_path(dir_fd, out, cap)) >= 0) {
+		if ((size_t)n + 1 + pl + 1 > cap) {
+			n = pfd;   /* why the lookup failed: said instead */
+		} else {
+			out[n] = '/';
+			memcpy(out + n + 1, p, pl + 1);
+		}
+	}
+	if (opened >= 0)
+		sys_close((int)opened);
+	return n < 0 ? (int)n : 0;
+}
+
 void crac_img_chain_close(struct crac_img_chain *ch)
 {
 	for (uint32_t i = 0; i < ch->n; i++)
@@ -992,11 +1050,23 @@ int crac_img_chain_open(const struct crac_img_view *v, const char *dir, unsigned
 		const struct crac_img_header *ch_h = child->h;
 		struct crac_img_opened *o = &ch->o[i];
 		struct crac_img_view *pv = &ch->v[i];
-		if (crac_img_parent_path(child, child_dir, ch->path[i], sizeof(ch->path[i])) < 0) {
-			crac_img_puts(&b, "the path of the image below ");
-			crac_img_put_escaped(&b, child_dir);
-			crac_img_puts(&b, " is too long");
-			rc = -ENAMETOOLONG;
+		if (crac_img_parent_path(child, child_dir, ch->path[i], sizeof(ch->path[i])) < 0 &&
+		    (rc = parent_path_by_fd(child, i ? ch->o[i - 1].dir_fd : -1, i ? NULL : dir, ch->path[i],
+					    sizeof(ch->path[i]))) < 0) {
+			if (rc == -ENAMETOOLONG) {
+				crac_img_puts(&b, "the path of the image below ");
+				crac_img_put_escaped(&b, child_dir);
+				crac_img_puts(&b, " is too long");
+			} else {
+				/* not there: named by its name in its child */
+				crac_img_puts(&b, i == 0 ? "parent image " : "image ");
+				crac_img_put_escaped(&b, crac_img_str(child, ch_h->parent));
+				crac_img_puts(&b, " of ");
+				crac_img_put_escaped(&b, child_dir);
+				crac_img_puts(&b, rc == -ENOENT ? " is missing" : " cannot be opened");
+				crac_img_put_err(&b, rc);
+				crac_img_puts(&b, " (an incremental image needs every image below it)");
+			}
 			goto fail;
 		}
 		if ((rc = crac_img_open(ch->path[i], o, why, sizeof(why))) < 0) {

@@ -968,8 +968,8 @@ void crac_obj_socket_held_kept(void)
 }
 
 /*
- * Before the point of no return: can the listening or bound IP socket of
- * entry e have its address again? A socket of its domain, type and options
+ * Before the point of no return: can the listening or bound IP socket (or
+ * Unix socket with an abstract name) of entry e have its address again? A socket of its domain, type and options
  * is bound to it (and listens, for a listener), and kept for the restore
  * (held[]): a port another process holds (a second instance restored from
  * the same image, a cold one) then refuses the restore while the restoring
@@ -993,12 +993,17 @@ int crac_obj_socket_check(const struct crac_img_view *v, const struct crac_img_f
 	if ((len = bound_addr(v, e, &a, why)) < 0)
 		return (int)len;
 	if (e->u[1] == AF_UNIX) {
-		/* a path: its directory, and what is there now (a name in
-		 * the abstract namespace is checked at its bind) */
+		/* a path: its directory, and what is there now; a name in
+		 * the abstract namespace is bound and held as a port is
+		 * (below): it has no file to look at, and a second instance
+		 * holding it failed the restore at its bind, after the point
+		 * of no return */
 		char path[sizeof(a.un.sun_path) + 1];
 		unix_path_of(&a.un, (uint32_t)len, path);
+		if (!path[0] && len > (long)offsetof(struct sockaddr_un, sun_path))
+			goto hold;
 		if (!path[0])
-			return 0;
+			return 0;   /* unnamed */
 		struct stat dst = { 0 };
 		if ((rc = unix_dir_ok(path, &dst, why)) < 0)
 			return (int)rc;
@@ -1013,6 +1018,7 @@ int crac_obj_socket_check(const struct crac_img_view *v, const struct crac_img_f
 	}
 	if (!ip_named(e, &a))
 		return 0;
+hold:;
 	long fd = sys_socket(e->u[1], e->u[2] | SOCK_CLOEXEC, e->u[3]);
 	if (fd < 0) {
 		crac_img_puts(why, "cannot make the socket");

@@ -258,12 +258,14 @@ start_sleep() {
 @test "the program killed during an incremental checkpoint: its parent stays intact, nothing at the target" {
 	spawn "$T/run.out" "$T/run.err" env CRAC_IMAGE_INCREMENTAL=1 CRAC_IMAGE_STATS=1 "$INCR" "$T/i0" "$T/i1" "$T/i2" 256
 	pid=$SPAWNED
-	# killed once the temporary of i1 is being written
-	for _ in $(seq 1000); do
+	# killed once the temporary of i1 is being written: looked for without
+	# a pause (builtins only, no fork: i1's write takes some 50 ms, and
+	# polling every 10 ms with sleep(1) missed it on a loaded machine)
+	local until=$((SECONDS + 20))
+	while [ $SECONDS -lt $until ]; do
 		compgen -G "$T/i1.tmp-$pid-*/pages" >/dev/null && break
-		sleep 0.01
 	done
-	compgen -G "$T/i1.tmp-$pid-*/pages" >/dev/null
+	compgen -G "$T/i1.tmp-$pid-*/pages" >/dev/null || { ls -l "$T"; cat "$T/run.out" "$T/run.err"; false; }
 	kill -9 "$pid"
 	wait "$pid" || true
 	ls -l "$T"
@@ -331,6 +333,81 @@ start_sleep() {
 		run clean timeout 2 "$CRAC" restore "$T/c$k"
 		[ "$status" -eq 124 ]
 	done
+}
+
+@test "a chain of 8 under a directory 2600 bytes long: every image the checkpoint wrote restores, flattens" {
+	# Each image below is reached from its child's directory ("DIR/../c7/
+	# ../c6/..."): that path grows by a name per level and went over 4096
+	# bytes at the deeper levels, where the checkpoint (which knows the
+	# chain by absolute paths) had written the images: restore, inspect and
+	# flatten refused "the path of the image below ... is too long".
+	deep="$T"
+	for _ in $(seq 13); do deep="$deep/$(printf 'd%.0s' $(seq 200))"; done
+	mkdir -p "$deep"
+	name=$(printf 'n%.0s' $(seq 200))
+	start_sleep sleep 100
+	for k in 0 1 2 3 4 5 6 7 8; do
+		run "$CRAC" checkpoint --incremental --keep-running --image-dir "$deep/$name$k" "$pid"
+		[ "$status" -eq 0 ] || { echo "$output"; false; }
+	done
+	kill "$pid"
+	run "$EDIT" "$deep/${name}8" show
+	[[ "${lines[0]}" == "depth 8 "* ]]
+	for k in 7 8; do
+		for opt in --populate ""; do
+			run --separate-stderr clean timeout 2 "$CRAC" restore $opt "$deep/$name$k"
+			echo "restore $opt $k: status $status, stderr: ${stderr:0:300}"
+			[ "$status" -eq 124 ]   # sleep 100 runs again, until timeout stops it
+		done
+	done
+	run clean "$CRAC" inspect "$deep/${name}8"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -q "^  chain   ok: 8 images below"
+	run clean "$CRAC" flatten "$deep/${name}8" "$T/flat"
+	echo "${output:0:300}"
+	[ "$status" -eq 0 ]
+	run clean timeout 2 "$CRAC" restore "$T/flat"
+	[ "$status" -eq 124 ]
+	# the image 8 levels below missing: refused, one line (cut short: the
+	# paths alone are longer than a message)
+	mv "$deep/${name}0" "$deep/gone"
+	run --separate-stderr clean "$CRAC" restore "$deep/${name}8"
+	echo "missing: $stderr" | sed "s/dddd*/D/g; s/nnnn*/N/g"
+	[ "$status" -eq 1 ]
+	[ "$(echo "$stderr" | wc -l)" -eq 1 ]
+	[[ "$stderr" == "crac: restore $T/"*": image $T/"* ]]
+	run clean "$CRAC" inspect "$deep/${name}8"
+	[ "$status" -eq 1 ]
+	echo "$output" | grep -q "^  chain   FAILED: image $T/"
+}
+
+@test "an image whose own path is near 4096 bytes: its parent (../NAME) is found, or said missing" {
+	# DIR/../NAME itself is over 4096 bytes: the parent is looked up from
+	# DIR's directory and named by its real path
+	deep="$T"
+	for _ in $(seq 19); do deep="$deep/$(printf 'd%.0s' $(seq 200))"; done
+	mkdir -p "$deep"
+	name=$(printf 'n%.0s' $(seq 200))
+	start_sleep sleep 100
+	for k in 0 1; do
+		run "$CRAC" checkpoint --incremental --keep-running --image-dir "$deep/$name$k" "$pid"
+		[ "$status" -eq 0 ] || { echo "$output"; false; }
+	done
+	kill "$pid"
+	run "$EDIT" "$deep/${name}1" show
+	[[ "${lines[0]}" == "depth 1 "* ]]
+	run --separate-stderr clean timeout 2 "$CRAC" restore "$deep/${name}1"
+	echo "status $status, stderr: ${stderr:0:300}"
+	[ "$status" -eq 124 ]
+	run clean "$CRAC" inspect "$deep/${name}1"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -q "^  chain   ok: 1 image below"
+	mv "$deep/${name}0" "$deep/gone"
+	run --separate-stderr clean "$CRAC" restore "$deep/${name}1"
+	echo "missing: $stderr" | sed "s/dddd*/D/g; s/nnnn*/N/g"
+	[ "$status" -eq 1 ]
+	[ "$(echo "$stderr" | wc -l)" -eq 1 ]
+	[[ "$stderr" == "crac: restore "*": parent image ../${name}0 of $T/"* ]]
 }
 
 @test "control characters in the name of an image below are escaped in every message" {

@@ -193,3 +193,25 @@ PY
 	[ "$(stat -c %i "$T/elsewhere/sock")" = "$ino" ]
 	[ -z "$(ls "$T/elsewhere" | grep -vx sock)" ]
 }
+
+@test "an abstract name another process holds: refused before the point of no return (it was found at the bind, after it)" {
+	checkpoint
+	opid="$("$CRAC" inspect "$T/img" | sed -n 's/^process: *pid \([0-9]*\).*/\1/p')"
+	[ -n "$opid" ]
+	# obj_sock's abstract seqpacket listener: @crac-obj-sock-PID
+	spawn "$T/hold.out" "$T/hold.err" python3 -c '
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.bind("\0" + sys.argv[1])
+s.listen(1)
+print("holding", flush=True)
+time.sleep(60)' "crac-obj-sock-$opid"
+	holder=$SPAWNED
+	for _ in $(seq 250); do grep -q holding "$T/hold.out" && break; sleep 0.02; done
+	grep -q holding "$T/hold.out" || { cat "$T/hold.err"; kill "$holder"; false; }
+	restore_refused "the address is taken: another process holds it"
+	[[ "$output" == *"(socket @crac-obj-sock-$opid): "* ]]
+	kill "$holder"
+	wait "$holder" || true
+	restores_again
+}

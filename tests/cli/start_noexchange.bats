@@ -1,0 +1,84 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
+# crac start on a file system without renameat2(RENAME_EXCHANGE) (NFS, FUSE
+# without rename2, vfat): here strace makes every renameat2 fail with EINVAL,
+# as such a file system answers. The first image went into place (a plain
+# rename), but every later one (--checkpoint-on refreshes, a fresh image
+# after a refused restore) was refused "cannot put the image DIR.new-PID in
+# place at DIR: Invalid argument": DIR was never refreshed. The previous
+# image is now moved aside (DIR.new-PID.old) and the new one renamed into
+# place; an aside image left by a crac start that was killed meanwhile is
+# removed by the next writer.
+
+bats_require_minimum_version 1.5.0
+
+load common
+load start_common
+
+setup() {
+	T="$(mktemp -d /tmp/crac-bats-startnx.XXXXXX)"
+	start_setup
+	command -v strace >/dev/null || skip "no strace (makes renameat2 fail)"
+	strace -qq -o /dev/null -e trace=renameat2 -e inject=renameat2:error=EINVAL true 2>/dev/null ||
+		skip "this strace cannot inject an error (inject=...:error=)"
+}
+
+teardown() {
+	start_teardown
+}
+
+# crac start under strace, every renameat2 refused (EINVAL); $pid: crac's pid
+start_noexchange() {
+	bg "$1" strace -f -qq -o /dev/null -e trace=renameat2 -e inject=renameat2:error=EINVAL \
+		"$CRAC" start --image "$T/img" --checkpoint-on USR1 -- "$SERVER" "$T/d" 100
+	local tracer=$pid
+	wait_for pgrep -P "$tracer" >/dev/null
+	pid=$(pgrep -P "$tracer")
+	BG+=("$pid")
+}
+
+@test "no RENAME_EXCHANGE: --checkpoint-on refreshes replace DIR each time; the next start restores the newest" {
+	start_noexchange cold
+	wait_for test -s "$T/d/port"
+	grep -q "no image at $T/img yet" "$T/cold.err"
+	port="$(cat "$T/d/port")"
+	for n in 1 2 3; do
+		kill -USR1 "$pid"
+		wait_for sh -c "[ \$(grep -c 'written to $T/img' '$T/cold.err') -eq $n ]"
+		cat "$T/cold.err"
+		! grep -q "cannot put the image" "$T/cold.err" || false
+		[ -f "$T/img/start-key" ] && [ -f "$T/img/header" ]
+		! ls -d "$T"/img.new-* 2>/dev/null || false
+		# each refresh holds what the program had then
+		[[ "$(ask "$port")" == "answer "*"boots=1 served=$n "* ]]
+	done
+	kill -TERM "$pid"
+	wait_for sh -c "! kill -0 $pid 2>/dev/null"   # crac start ends as its program ends
+	notify_reader "$T/notify" "$T/notes"
+	NOTIFY_SOCKET="$T/notify" bg warm "$CRAC" start --image "$T/img" --checkpoint-on USR1 -- "$SERVER" "$T/d" 100
+	wait_for grep -q "READY=1" "$T/notes" || { cat "$T/warm.err"; false; }
+	a="$(ask "$port")"
+	echo "$a"
+	# restored from the third image, taken when two answers were served
+	[[ "$a" == "answer "*"boots=1 served=3 "* ]]
+	[ ! -s "$T/warm.err" ]
+}
+
+@test "no RENAME_EXCHANGE: an image moved aside by a crac start that is gone (DIR.new-PID.old) is removed by the next writer" {
+	sh -c 'exit 0' &
+	dead=$!
+	wait "$dead" || true
+	mkdir -m 700 "$T/img.new-$dead.old"
+	echo x >"$T/img.new-$dead.old/header"
+	echo x >"$T/img.new-$dead.old/pages"
+	echo x >"$T/img.new-$dead.old/start-key"
+	chmod 600 "$T/img.new-$dead.old"/*
+	# one of a crac start that still runs (this shell) stays
+	mkdir -m 700 "$T/img.new-$$.old"
+	bg cold "$CRAC" start --image "$T/img" --checkpoint-after 100ms -- "$SERVER" "$T/d" 100
+	wait_for grep -q "written to $T/img" "$T/cold.err"
+	cat "$T/cold.err"
+	grep -q "removed 1 unfinished image of $T/img left by writers that are gone" "$T/cold.err"
+	[ ! -e "$T/img.new-$dead.old" ]
+	[ -d "$T/img.new-$$.old" ]
+}
