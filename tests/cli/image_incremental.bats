@@ -339,3 +339,24 @@ print("%x" % m["start"])' >"$T/big"
 	run clean timeout 2 "$CRAC" restore "$T/i1"
 	[ "$status" -eq 124 ]
 }
+
+@test "an incremental image is written with O_DIRECT by default (no page cache to fill), CRAC_IMAGE_WRITER=splice keeps it" {
+	AS=()
+	chain
+	echo "$stderr" | grep "checkpoint stats" >"$T/stats"
+	cat "$T/stats"
+	[ "$(wc -l <"$T/stats")" -eq 3 ]
+	# the full image: vmsplice + splice; the incremental ones: O_DIRECT where
+	# the file system takes it (else splice, saying why)
+	sed -n 1p "$T/stats" | grep -q "written with vmsplice+splice (the default)"
+	if [ "$(stat -f -c %T "$T")" = tmpfs ] && ! sed -n 2p "$T/stats" | grep -q "O_DIRECT"; then
+		sed -n 2p "$T/stats" | grep -q "the file system refuses O_DIRECT"
+	else
+		[ "$(grep -c "written with O_DIRECT (the default for an incremental image)" "$T/stats")" -eq 2 ]
+	fi
+	for s in 0 1 2; do restore_ok $s "$T/i$s" --populate; done
+	rm -rf "$T"/i[0-2]
+	chain env CRAC_IMAGE_WRITER=splice
+	[ "$(echo "$stderr" | grep -c "written with vmsplice+splice (CRAC_IMAGE_WRITER=splice)")" -eq 3 ]
+	restore_ok 2 "$T/i2"
+}
