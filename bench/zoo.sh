@@ -262,7 +262,7 @@ if command -v nginx >/dev/null 2>&1; then
 daemon off;
 master_process off;
 pid $tmp/nginx/nginx.pid;
-error_log $tmp/nginx/error.log;
+error_log stderr;
 events { worker_connections 64; }
 http {
   access_log off;
@@ -275,7 +275,7 @@ http {
 }
 CONF
 	bench "nginx (one process)" "tcp:$port" 'GET /zoo.txt HTTP/1.0\r\n\r\n' "answer from http.server" \
-		"answer from http.server" nginx -e "$tmp/nginx/error.log" -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf"
+		"answer from http.server" nginx -e stderr -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf"
 else
 	skip_prog nginx "not installed (scripts/deps.sh installs nginx-light)"
 fi
