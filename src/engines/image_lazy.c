@@ -460,26 +460,8 @@ static void put_seen(struct lazy *L, struct crac_img_buf *b, uint32_t c)
 enum { AHEAD_IDLE, AHEAD_WORK, AHEAD_DONE, AHEAD_QUIT };
 #define AHEAD_STACK (64u << 10)
 
-/* clone(flags, sp, ptid, ctid, tls): the child pops fn and its argument
- * from sp and calls fn(arg), which never returns. */
-long crac__lazy_clone(unsigned long flags, void *sp, uint32_t *ptid, uint32_t *ctid, unsigned long tls);
-__asm__(".text\n"
-	".globl crac__lazy_clone\n"
-	".hidden crac__lazy_clone\n"
-	".type crac__lazy_clone,@function\n"
-	"crac__lazy_clone:\n"
-	"	movq %rcx, %r10\n"
-	"	movl $56, %eax\n" /* SYS_clone */
-	"	syscall\n"
-	"	testq %rax, %rax\n"
-	"	jnz 1f\n"
-	"	xorl %ebp, %ebp\n"
-	"	popq %rax\n"
-	"	popq %rdi\n"
-	"	callq *%rax\n"
-	"	hlt\n"
-	"1:	ret\n"
-	".size crac__lazy_clone, .-crac__lazy_clone\n");
+/* clone(flags, sp, ptid, ctid, tls): see loader/sys.h */
+SYS_CLONE_TRAMPOLINE(crac__lazy_clone, ".hidden crac__lazy_clone\n");
 
 static void futex_wait(uint32_t *w, uint32_t was)
 {
@@ -522,19 +504,6 @@ static __attribute__((noreturn)) void ahead_main(struct lazy *L)
 	}
 }
 
-/* How many CPUs this process may run on. */
-static int cpus_allowed(void)
-{
-	uint64_t mask[16];
-	long n = SYS(SYS_sched_getaffinity, 0, sizeof(mask), mask, 0, 0, 0);
-	int count = 0;
-
-	for (long i = 0; n > 0 && i < n / 8; i++)
-		for (uint64_t m = mask[i]; m; m &= m - 1)   /* not __builtin_popcountll: a libgcc call */
-			count++;
-	return count;
-}
-
 /* Starts the helper; false (and never again) if it cannot be. */
 static bool ahead_start(struct lazy *L)
 {
@@ -545,7 +514,7 @@ static bool ahead_start(struct lazy *L)
 	if (h->stack)
 		return true;
 	h->off = true;
-	if (L->n_slots < 3 || L->real_off || cpus_allowed() < 2)
+	if (L->n_slots < 3 || L->real_off || sys_cpus_allowed() < 2)
 		return false;
 	if (!(h->stack = map_mem(AHEAD_STACK)))
 		return false;

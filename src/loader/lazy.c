@@ -48,26 +48,8 @@
 /* The lazy mappings are write-protect registered too (CRAC_LAZY_TRACK). */
 static bool lazy_track;
 
-/* clone(flags, sp, ptid, ctid, tls); the child pops fn and its argument
- * from the new stack and calls fn(arg), which never returns. */
-long lazy_clone(unsigned long flags, void *sp, uint32_t *ptid, uint32_t *ctid, unsigned long tls);
-__asm__(
-	".text\n"
-	".globl lazy_clone\n"
-	".type lazy_clone,@function\n"
-	"lazy_clone:\n"
-	"	movq %rcx, %r10\n"
-	"	movl $56, %eax\n"          /* SYS_clone */
-	"	syscall\n"
-	"	testq %rax, %rax\n"
-	"	jnz 1f\n"
-	"	xorl %ebp, %ebp\n"
-	"	popq %rax\n"
-	"	popq %rdi\n"
-	"	callq *%rax\n"
-	"	hlt\n"
-	"1:	ret\n"
-	".size lazy_clone, .-lazy_clone\n");
+/* clone(flags, sp, ptid, ctid, tls): see sys.h */
+SYS_CLONE_TRAMPOLINE(lazy_clone, "");
 
 int lazy_open(int *mode, bool track)
 {

@@ -849,19 +849,6 @@ static __attribute__((noreturn)) void fail_chunk(const struct crac_img_view *v, 
 	die(1, msg_buf);
 }
 
-/* How many CPUs this process may run on. */
-static int cpus_allowed(void)
-{
-	uint64_t mask[16];   /* on the stack: its pages are in already, a static's may not be */
-	long n = SYS(SYS_sched_getaffinity, 0, sizeof(mask), mask, 0, 0, 0);
-	int count = 0;
-
-	for (long i = 0; n > 0 && i < n / 8; i++)
-		for (uint64_t m = mask[i]; m; m &= m - 1)   /* not __builtin_popcountll: a libgcc call */
-			count++;
-	return count;
-}
-
 /* The chunks of the mappings in_pass, read and verified (fail_chunk if
  * one cannot be): from FILL_SPLIT_MIN on, with two CPUs, a second thread
  * fills the second half of the bytes meanwhile. Adds the bytes filled to
@@ -878,7 +865,7 @@ static void fill_pass(const struct crac_img_view *v, int pages_fd, uint64_t *sto
 		if (fm[v->chunks[c].map].in_pass)
 			total += v->chunks[c].len;
 	*stored += total;
-	if (fill_threads > 1 && total >= FILL_SPLIT_MIN && cpus_allowed() > 1)
+	if (fill_threads > 1 && total >= FILL_SPLIT_MIN && sys_cpus_allowed() > 1)
 		for (uint32_t c = 0; c < h->n_chunks; c++) {
 			if (!fm[v->chunks[c].map].in_pass)
 				continue;
@@ -1173,7 +1160,7 @@ static void refs_helper(void *arg)
 static void fill_refs(const struct crac_img_view *v, uint64_t *stored, uint32_t *n_sys)
 {
 	const struct crac_img_header *h = v->h;
-	bool two = fill_threads > 1 && cpus_allowed() > 1;
+	bool two = fill_threads > 1 && sys_cpus_allowed() > 1;
 
 	for (uint32_t d = h->depth; d >= 1; d--) {
 		/* Two threads from 1 MiB on: the second takes the groups of the

@@ -71,4 +71,43 @@ int has_prefix(const char *s, const char *prefix);
 struct crac_img_ctx;
 __attribute__((noreturn)) void crac_loader_jump(const struct crac_img_ctx *c, int val);
 
+/* How many CPUs this process may run on. */
+static inline int sys_cpus_allowed(void)
+{
+	uint64_t mask[16];   /* on the stack: its pages are in already, a static's may not be */
+	long n = SYS(SYS_sched_getaffinity, 0, sizeof(mask), mask, 0, 0, 0);
+	int count = 0;
+
+	for (long i = 0; n > 0 && i < n / 8; i++)
+		for (uint64_t m = mask[i]; m; m &= m - 1)   /* not __builtin_popcountll: a libgcc call */
+			count++;
+	return count;
+}
+
+/*
+ * SYS_CLONE_TRAMPOLINE(NAME, DIRECTIVES): defines
+ *   long NAME(unsigned long flags, void *sp, uint32_t *ptid, uint32_t *ctid, unsigned long tls);
+ * clone(2) with those arguments; the child pops fn and its argument from the
+ * new stack sp and calls fn(arg), which never returns. DIRECTIVES: more
+ * assembler lines for the symbol (".hidden NAME\n" in libcrac), or "".
+ * The loader's thread starts (loader/lazy.c) and libcrac's lazy read-ahead
+ * helper (engines/image_lazy.c) use it: neither has a libc to ask.
+ */
+#define SYS_CLONE_TRAMPOLINE(name, directives)                                                        \
+	long name(unsigned long flags, void *sp, uint32_t *ptid, uint32_t *ctid, unsigned long tls); \
+	__asm__(".text\n"                                                                              \
+		".globl " #name "\n" directives ".type " #name ",@function\n" #name ":\n"              \
+		"	movq %rcx, %r10\n"                                                              \
+		"	movl $56, %eax\n" /* SYS_clone */                                               \
+		"	syscall\n"                                                                      \
+		"	testq %rax, %rax\n"                                                             \
+		"	jnz 1f\n"                                                                       \
+		"	xorl %ebp, %ebp\n"                                                              \
+		"	popq %rax\n"                                                                    \
+		"	popq %rdi\n"                                                                    \
+		"	callq *%rax\n"                                                                  \
+		"	hlt\n"                                                                          \
+		"1:	ret\n"                                                                          \
+		".size " #name ", .-" #name "\n")
+
 #endif
