@@ -67,7 +67,7 @@ int cli_getopt(int argc, char **argv, const char *shortopts, const struct option
  * next_as names) although the user may have meant a level: a level there
  * ("--compress 5") is refused, with the spelling that works.
  */
-int cli_compress_level(const char *optarg, const char *next, const char *next_as);
+int cli_compress_level(const char *arg, const char *next, const char *next_as);
 
 /*
  * Length limits of path arguments, in bytes without the terminating NUL

@@ -78,18 +78,18 @@ int cli_path_arg(const char *what, const char *arg, size_t max, bool absolute,
 	return 0;
 }
 
-int cli_compress_level(const char *optarg, const char *next, const char *next_as)
+int cli_compress_level(const char *arg, const char *next, const char *next_as)
 {
-	const char *v = optarg ? optarg : next;
+	const char *v = arg ? arg : next;
 	/* a level: decimal digits only (no sign, no space), 1 to the maximum */
 	bool level = v && v[0] >= '0' && v[0] <= '9' && strspn(v, "0123456789") == strlen(v) && strlen(v) <= 2 &&
 		     atoi(v) >= 1 && atoi(v) <= CRAC_IMG_ZSTD_MAX_LEVEL;
 
-	if (optarg && !level) {
-		cli_err("--compress wants a zstd level from 1 to %d, got \"%s\"", CRAC_IMG_ZSTD_MAX_LEVEL, optarg);
+	if (arg && !level) {
+		cli_err("--compress wants a zstd level from 1 to %d, got \"%s\"", CRAC_IMG_ZSTD_MAX_LEVEL, arg);
 		return -1;
 	}
-	if (!optarg && next && level) {
+	if (!arg && next && level) {
 		/* the value of an optional argument is only ever after '=' */
 		cli_err("--compress %s: a level goes after '=' (--compress=%s); \"%s\" would be taken for %s",
 			next, next, next, next_as);
@@ -99,7 +99,7 @@ int cli_compress_level(const char *optarg, const char *next, const char *next_as
 		cli_err("--compress: this build of crac has no zstd (built without libzstd-dev)");
 		return -1;
 	}
-	return optarg ? atoi(optarg) : CRAC_IMG_ZSTD_LEVEL;
+	return arg ? atoi(arg) : CRAC_IMG_ZSTD_LEVEL;
 }
 
 int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts,
