@@ -6,8 +6,9 @@
 #  - build and tests (required): a C compiler, CMake, bats, python3,
 #    setpriv, pkg-config, man (for the man page test);
 #  - the program zoo (tests/zoo, bench/zoo.sh; best effort): perl, gawk,
-#    lua5.4, sqlite3, redis-server and redis-cli, node, nginx, a JDK, curl
-#    (Debian starts the redis and nginx services it installs, where systemd
+#    lua5.4, sqlite3, redis-server and redis-cli, node, nginx, memcached, a
+#    JDK, curl (Debian starts the redis, nginx and memcached services it
+#    installs, where systemd
 #    runs: stop them if you do not want them);
 #  - optional features (best effort): libsystemd-dev (sd-bus, sd_notify),
 #    dbus and python3-dbusmock (a private bus for the logind tests),
@@ -50,6 +51,7 @@ if [ "${CRAC_DEPS_NO_ZOO:-0}" != 1 ]; then
 	command -v redis-cli >/dev/null 2>&1 || zoo="$zoo redis-tools"
 	command -v node >/dev/null 2>&1 || zoo="$zoo nodejs"
 	command -v nginx >/dev/null 2>&1 || zoo="$zoo nginx-light"
+	command -v memcached >/dev/null 2>&1 || zoo="$zoo memcached"
 	command -v curl >/dev/null 2>&1 || zoo="$zoo curl"
 	# javac for the zoo's Java program (a JRE alone cannot compile it)
 	command -v java >/dev/null 2>&1 && command -v javac >/dev/null 2>&1 ||
