@@ -956,8 +956,8 @@ static long unix_dir_same(uint32_t i, const char *path, struct crac_img_buf *why
  * directory the check saw, by device and inode, else -ESTALE). B waits for
  * A's listen, then finds A listening and refuses, naming the path. The
  * wait is bounded (UNIX_LOCK_MS): a directory locked longer refuses the
- * restore, saying so. A file system without flock (EINVAL, ENOLCK, ...)
- * is not locked: as before.
+ * restore, saying so. A file system without flock (EINVAL, ENOLCK, ...),
+ * or a directory the restoring user cannot read, is not locked: as before.
  *
  * CRAC_LOADER_TEST_LISTEN_DELAY_MS (tests only, loader.c): ms slept between
  * the bind and the listen, the window made wide.
@@ -982,6 +982,8 @@ static long unix_dir_lock(uint32_t i, const char *path, long *lock_fd, struct cr
 	*lock_fd = -1;
 	unix_dir_of(path, dir);
 	long dfd = SYS(SYS_openat, AT_FDCWD, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, 0, 0);
+	if (dfd == -EACCES)
+		return 0;   /* writable but not readable (mode 0300): unlocked, as before */
 	if (dfd < 0) {
 		crac_img_puts(why, "cannot bind ");
 		crac_img_put_escaped(why, path);

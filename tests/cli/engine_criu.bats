@@ -447,7 +447,7 @@ EOF
 	[ "$(cat "$T/img/data")" = precious ]
 }
 
-@test "criu engine: temporaries left by a killed criu checkpoint are removed, nothing else" {
+@test "criu engine: temporaries (and set-aside previous images) left by a killed criu checkpoint are removed, nothing else" {
 	cat >"$T/criu" <<'EOF'
 #!/bin/sh
 [ "$1" = check ] && exit 0
@@ -461,11 +461,19 @@ EOF
 	# the same, holding something CRIU does not write: kept
 	mkdir "$T/img.tmp-999998-1-abcdef"
 	touch "$T/img.tmp-999998-1-abcdef/dump.log" "$T/img.tmp-999998-1-abcdef/notes.txt"
+	# a previous image moved aside by a commit without RENAME_EXCHANGE
+	# whose writer is gone: removed; one with a living writer (this
+	# shell, its start time): kept
+	mkdir "$T/img.old-999999-1" "$T/img.old-$$-$(awk '{print $22}' /proc/$$/stat)"
+	touch "$T/img.old-999999-1/crac-criu" "$T/img.old-999999-1/core-5.img"
+	touch "$T/img.old-$$-$(awk '{print $22}' /proc/$$/stat)/crac-criu"
 	run clean "$COUNTER" criu "$T/img" </dev/null
 	echo "$output"
 	[ "$status" -eq 1 ]
 	[ ! -e "$T/img.tmp-999999-1-abcdef" ]
 	[ -e "$T/img.tmp-999998-1-abcdef/notes.txt" ]
+	[ ! -e "$T/img.old-999999-1" ]
+	[ -e "$T/img.old-$$-$(awk '{print $22}' /proc/$$/stat)/crac-criu" ]
 }
 
 @test "criu engine: CRAC_CRIU_OPTS reach criu dump; a bad one is reported with criu's first line" {
