@@ -409,39 +409,31 @@ static int target_check(const char *dir, char *msg, size_t len)
 	return rc < 0 ? rc : -EEXIST;
 }
 
-/* Puts tmp in place as dir (replacing an image of ours). 0, 1 (warning in
- * msg) or -errno (msg; nothing replaced). */
+/* The previous image, after the commit: CRIU's files, or the image
+ * engine's (crac_img_commit_with's ops->remove). */
+static int remove_previous(const char *dir, char *msg, size_t len)
+{
+	if (!crac__criu_is_image(dir))
+		return crac_img_remove_msg(dir, msg, len);
+	int rc = remove_tree(dir);
+	if (rc < 0)
+		snprintf(msg, len, "%s: %s", dir, strerror(-rc));
+	return rc;
+}
+
+/*
+ * Puts tmp in place as dir (replacing an image of ours): the commit of
+ * image/dir.c with this engine's check and removal, so that a file system
+ * without RENAME_EXCHANGE (NFS, FUSE, vfat) takes its fallback (the
+ * previous image moved aside as DIR.old-PID-START, removed by clean_stale
+ * if we are killed meanwhile). 0, 1 (warning in msg) or -errno (msg;
+ * nothing replaced).
+ */
 static int commit(const char *tmp, const char *dir, char *msg, size_t len)
 {
-	char parent[PATH_MAX];
-	const char *base;
-	int there = target_check(dir, msg, len), warn = 0;
+	static const struct crac_img_commit_ops ops = { target_check, remove_previous };
 
-	msg[0] = 0;
-	if (there < 0)
-		return there;
-	if (!there) {
-		if (syscall(SYS_renameat2, AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_NOREPLACE) < 0 &&
-		    ((errno != EINVAL && errno != ENOSYS) || rename(tmp, dir) < 0)) {
-			int e = errno;
-			snprintf(msg, len, "rename %s to %s: %s", tmp, dir, strerror(e));
-			return -e;
-		}
-	} else if (syscall(SYS_renameat2, AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE) == 0) {
-		/* tmp holds the previous image now */
-		int rc = crac__criu_is_image(tmp) ? remove_tree(tmp) : crac_img_remove(tmp);
-		if (rc < 0) {
-			snprintf(msg, len, "the previous image (now %s) could not be removed: %s", tmp, strerror(-rc));
-			warn = 1;
-		}
-	} else {
-		int e = errno;
-		snprintf(msg, len, "rename %s to %s (exchange): %s", tmp, dir, strerror(e));
-		return -e;
-	}
-	if (crac_img_split_path(dir, parent, sizeof(parent), &base) == 0)
-		crac_img_fsync_path(parent);
-	return warn;
+	return crac_img_commit_with(tmp, dir, NULL, &ops, msg, len);
 }
 
 /* Every file of the directory private (CRIU writes them 0644: memory is
@@ -481,8 +473,10 @@ static bool criu_file(const char *n)
 }
 
 /*
- * Removes, next to dir, the temporaries of dir (DIR.tmp-PID-START-XXXXXX)
- * that a criu checkpoint left when it was killed: the writer (PID with that
+ * Removes, next to dir, the temporaries of dir (DIR.tmp-PID-START-XXXXXX,
+ * and DIR.old-PID-START: a previous image moved aside by commit() on a file
+ * system without RENAME_EXCHANGE) that a criu checkpoint left when it was
+ * killed: the writer (PID with that
  * start time) is gone, the directory is ours and holds nothing but CRIU's
  * files. (The image engine's own are removed by crac_img_clean_stale.)
  */
@@ -501,9 +495,20 @@ static void clean_stale(const char *dir)
 		int pid = 0;
 		unsigned long long start = 0;
 		char rest[16];
-		if (strncmp(n, base, bl) || strncmp(n + bl, ".tmp-", 5) ||
-		    sscanf(n + bl + 5, "%d-%llu-%15s", &pid, &start, rest) != 3 || strlen(rest) != 6 || pid <= 0)
+		int end = 0;
+		if (strncmp(n, base, bl))
 			continue;
+		if (!strncmp(n + bl, ".tmp-", 5)) {
+			if (sscanf(n + bl + 5, "%d-%llu-%15s", &pid, &start, rest) != 3 || strlen(rest) != 6 || pid <= 0)
+				continue;
+		} else if (!strncmp(n + bl, ".old-", 5)) {
+			/* a previous image moved aside by a commit without
+			 * RENAME_EXCHANGE whose writer was killed */
+			if (sscanf(n + bl + 5, "%d-%llu%n", &pid, &start, &end) != 2 || n[bl + 5 + end] || pid <= 0)
+				continue;
+		} else {
+			continue;
+		}
 		if (!(kill(pid, 0) < 0 && errno == ESRCH) && crac_img_start_time(pid) == start)
 			continue;   /* its writer still runs */
 		int dfd = openat(dirfd(d), n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

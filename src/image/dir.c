@@ -447,9 +447,34 @@ static bool is_expected(const char *path, const struct stat *expect)
 	return !expect || (lstat(path, &st) == 0 && st.st_dev == expect->st_dev && st.st_ino == expect->st_ino);
 }
 
+/*
+ * renameat2(RENAME_EXCHANGE) of tmp and dir. CRAC_TEST_NO_EXCHANGE=1
+ * (tests only): fails with EINVAL, as on NFS, FUSE or vfat, so that the
+ * fallback below is tested on any file system.
+ */
+static long rename_exchange(const char *tmp, const char *dir)
+{
+	const char *t = getenv("CRAC_TEST_NO_EXCHANGE");
+
+	if (t && !strcmp(t, "1")) {
+		errno = EINVAL;
+		return -1;
+	}
+	return syscall(SYS_renameat2, AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE);
+}
+
 int crac_img_commit_expect(const char *tmp, const char *dir_arg, const struct stat *expect, char *msg,
 			   size_t msglen)
 {
+	return crac_img_commit_with(tmp, dir_arg, expect, NULL, msg, msglen);
+}
+
+int crac_img_commit_with(const char *tmp, const char *dir_arg, const struct stat *expect,
+			 const struct crac_img_commit_ops *ops, char *msg, size_t msglen)
+{
+	int (*check)(const char *, char *, size_t) = ops && ops->check ? ops->check : crac_img_target_check;
+	int (*remove_old)(const char *, char *, size_t) = ops && ops->remove ? ops->remove : crac_img_remove_msg;
+
 	char parent[PATH_MAX], old[PATH_MAX], dbuf[PATH_MAX], why[PATH_MAX + 300];
 	const char *dir = strip_slashes(dir_arg, dbuf, sizeof(dbuf));
 	const char *base;
@@ -465,9 +490,10 @@ int crac_img_commit_expect(const char *tmp, const char *dir_arg, const struct st
 		return rc;
 	}
 	/* Whatever was checked at configure time may have changed since. */
-	int there = crac_img_target_check(dir, msg, msglen);
+	int there = check(dir, msg, msglen);
 	if (there < 0)
 		return there;
+	msg[0] = 0;
 
 	if (expect && (there > 0) != (expect->st_ino != 0)) {
 		snprintf(msg, msglen, "image directory %s %s since it was checked; nothing was replaced", dir,
@@ -488,7 +514,7 @@ int crac_img_commit_expect(const char *tmp, const char *dir_arg, const struct st
 				return rc;
 			}
 		}
-	} else if (syscall(SYS_renameat2, AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE) == 0) {
+	} else if (rename_exchange(tmp, dir) == 0) {
 		/* tmp now holds the previous image: the one expected? */
 		if (!is_expected(tmp, expect)) {
 			/* another image came into place after the check:
@@ -504,7 +530,7 @@ int crac_img_commit_expect(const char *tmp, const char *dir_arg, const struct st
 			return -EEXIST;
 		}
 		/* Committed. */
-		if (crac_img_remove_msg(tmp, why, sizeof(why)) < 0) {
+		if (remove_old(tmp, why, sizeof(why)) < 0) {
 			snprintf(msg, msglen, "the previous image (now %s) could not be removed: %s", tmp, why);
 			warn = 1;
 		}
@@ -533,7 +559,7 @@ int crac_img_commit_expect(const char *tmp, const char *dir_arg, const struct st
 			rename(old, dir);   /* put the previous image back */
 			return rc;
 		}
-		if (crac_img_remove_msg(old, why, sizeof(why)) < 0) {
+		if (remove_old(old, why, sizeof(why)) < 0) {
 			snprintf(msg, msglen, "the previous image (now %s) could not be removed: %s", old, why);
 			warn = 1;
 		}

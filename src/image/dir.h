@@ -69,6 +69,23 @@ int crac_img_commit(const char *tmp, const char *dir, char *msg, size_t msglen) 
  */
 int crac_img_commit_expect(const char *tmp, const char *dir, const struct stat *expect, char *msg,
 			   size_t msglen) CRAC_HIDDEN;
+/*
+ * The same for an image of another engine (criu.c): ops->check says
+ * whether `dir` may be replaced (as crac_img_target_check: 0 nothing
+ * there, 1 an image of ours, < 0 refused with msg), ops->remove removes the
+ * previous image (as crac_img_remove_msg). NULL ops, or a NULL member:
+ * those of the image engine. On a file system without RENAME_EXCHANGE
+ * (NFS, FUSE, vfat: EINVAL) the previous image is moved aside as
+ * DIR.old-PID-START, the new one renamed in, the old one removed; put back
+ * if the new one cannot take its place. CRAC_TEST_NO_EXCHANGE=1 (tests
+ * only) takes that way on any file system.
+ */
+struct crac_img_commit_ops {
+	int (*check)(const char *dir, char *msg, size_t msglen);
+	int (*remove)(const char *dir, char *msg, size_t msglen);
+};
+int crac_img_commit_with(const char *tmp, const char *dir, const struct stat *expect,
+			 const struct crac_img_commit_ops *ops, char *msg, size_t msglen) CRAC_HIDDEN;
 
 /*
  * Temporaries. An image is written in DIR.tmp-PID-START-XXXXXX (PID and

@@ -1772,6 +1772,13 @@ static void read_environment(char **envp)
 			fd_report = 2;
 		else if (!strcmp(*e, "CRAC_LOADER_TEST_CRASH=1"))
 			ld.test_crash = 1;   /* tests of the crash handler: fault after mapping */
+		else if (!memcmp(*e, "CRAC_LOADER_TEST_LISTEN_DELAY_MS=", 33)) {
+			/* tests of two restores binding one Unix path (socket.c) */
+			long v = 0;
+			for (const char *c = *e + 33; *c >= '0' && *c <= '9' && v < 60000; c++)
+				v = v * 10 + (*c - '0');
+			crac_obj_socket_test_listen_delay(v);
+		}
 		else if (!memcmp(*e, "CRAC_LOADER_PONR_FD=", 20)) {
 			/* crac start: see point_of_no_return() */
 			int v = 0;

@@ -212,6 +212,9 @@ int crac_obj_socket_check(const struct crac_img_view *v, const struct crac_img_f
  * them), the restore binds again. */
 int crac_obj_socket_held(int *fds, int max);
 void crac_obj_socket_held_kept(void);
+/* Tests only ($CRAC_LOADER_TEST_LISTEN_DELAY_MS): ms slept between the bind
+ * and the listen of a Unix path socket at restore (socket.c). */
+void crac_obj_socket_test_listen_delay(long ms);
 
 /* Which kind a descriptor is, from its link and mode (0: none we carry). */
 uint32_t crac_obj_classify(const struct crac_obj_fd *d);

@@ -36,7 +36,10 @@
  * symbolic link (never followed nor removed), a socket in use, or a
  * directory that is missing or not writable, fails the restore, and is
  * found before the loader's point of no return (crac_obj_socket_check),
- * nothing changed; the file's mode is set again.
+ * nothing changed; the file's mode is set again. The removal, bind and
+ * listen of a Unix path hold a flock on its directory (unix_dir_lock): two
+ * restores of one image take turns, and the second finds the first
+ * listening instead of removing its socket file as stale.
  *
  * CLOSED (closed_ops): a connection a policy closes at the checkpoint;
  * the restored process finds at its number one end of a Unix stream pair
@@ -59,6 +62,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/ioctl.h>
@@ -940,6 +944,93 @@ static long unix_dir_same(uint32_t i, const char *path, struct crac_img_buf *why
 	return 0;
 }
 
+/*
+ * Two restores of one image (two `crac restore` runs, say) may bind one
+ * Unix path at once: between restore A's bind and its listen, restore B
+ * found A's socket file answering nothing (connect refused), took it for
+ * the stale file of the checkpointed process, removed it and bound its
+ * own: A then listened on a file no longer there, unreachable, and did not
+ * know. The check, the removal of a stale file, the bind and the listen of
+ * a Unix path are therefore made holding an exclusive flock(2) on the
+ * path's directory (opened without writing anything there; the same
+ * directory the check saw, by device and inode, else -ESTALE). B waits for
+ * A's listen, then finds A listening and refuses, naming the path. The
+ * wait is bounded (UNIX_LOCK_MS): a directory locked longer refuses the
+ * restore, saying so. A file system without flock (EINVAL, ENOLCK, ...),
+ * or a directory the restoring user cannot read, is not locked: as before.
+ *
+ * CRAC_LOADER_TEST_LISTEN_DELAY_MS (tests only, loader.c): ms slept between
+ * the bind and the listen, the window made wide.
+ */
+#define UNIX_LOCK_MS 10000
+static long test_listen_delay_ms;
+
+void crac_obj_socket_test_listen_delay(long ms)
+{
+	test_listen_delay_ms = ms;
+}
+
+/* Entry i's Unix path's directory, opened and locked: *lock_fd is the
+ * descriptor (close it to unlock), or -1 when the file system cannot lock.
+ * 0, or -errno and why. */
+static long unix_dir_lock(uint32_t i, const char *path, long *lock_fd, struct crac_img_buf *why)
+{
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
+	struct stat st;
+	long rc;
+
+	*lock_fd = -1;
+	unix_dir_of(path, dir);
+	long dfd = SYS(SYS_openat, AT_FDCWD, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, 0, 0);
+	if (dfd == -EACCES)
+		return 0;   /* writable but not readable (mode 0300): unlocked, as before */
+	if (dfd < 0) {
+		crac_img_puts(why, "cannot bind ");
+		crac_img_put_escaped(why, path);
+		crac_img_puts(why, ": cannot open its directory ");
+		crac_img_put_escaped(why, dir);
+		crac_img_puts(why, " to lock it");
+		return dfd;
+	}
+	/* the directory opened is the one the check saw */
+	for (int k = 0; k < n_unix_dirs; k++) {
+		if (unix_dirs[k].entry != i)
+			continue;
+		if (sys_fstatat(dfd, "", &st, AT_EMPTY_PATH) < 0 || st.st_dev != unix_dirs[k].dev ||
+		    st.st_ino != unix_dirs[k].ino) {
+			sys_close(dfd);
+			crac_img_puts(why, "cannot bind ");
+			crac_img_put_escaped(why, path);
+			crac_img_puts(why, ": its directory ");
+			crac_img_put_escaped(why, dir);
+			crac_img_puts(why, " was replaced since the restore checked it: the socket is not bound there");
+			return -ESTALE;
+		}
+		break;
+	}
+	for (long waited = 0;; waited += 10) {
+		rc = SYS(SYS_flock, dfd, LOCK_EX | LOCK_NB, 0, 0, 0, 0);
+		if (rc == 0) {
+			*lock_fd = dfd;
+			return 0;
+		}
+		if (rc != -EWOULDBLOCK && rc != -EINTR) {
+			sys_close(dfd);   /* no flock here: unlocked, as before */
+			return 0;
+		}
+		if (waited >= UNIX_LOCK_MS) {
+			sys_close(dfd);
+			crac_img_puts(why, "cannot bind ");
+			crac_img_put_escaped(why, path);
+			crac_img_puts(why, ": its directory ");
+			crac_img_put_escaped(why, dir);
+			crac_img_puts(why, " stayed locked by another restore binding there for 10 s");
+			return -ETIMEDOUT;
+		}
+		sleep_ms(10);
+	}
+}
+
 /* The socket held for entry i, taken out of the table; -1 if none. */
 static long held_take(uint32_t i)
 {
@@ -1062,10 +1153,11 @@ static long restore_bound(struct crac_obj_restore *r, uint32_t i, struct crac_im
 	}
 	restore_options(fd, e);
 	int named = e->u[1] == AF_UNIX ? len > (long)offsetof(struct sockaddr_un, sun_path) : ip_named(e, &a);
+	long lock_fd = -1;   /* the path's directory, locked until the listen */
 	if (named && e->u[1] == AF_UNIX && a.un.sun_path[0]) {
 		char path[sizeof(a.un.sun_path) + 1];
 		unix_path_of(&a.un, (uint32_t)len, path);
-		if ((rc = unix_dir_same(i, path, why)) < 0 ||
+		if ((rc = unix_dir_same(i, path, why)) < 0 || (rc = unix_dir_lock(i, path, &lock_fd, why)) < 0 ||
 		    (rc = unix_path_free(&a.un, (uint32_t)len, (int)e->u[2], false, why)) < 0)
 			goto fail;
 	}
@@ -1081,13 +1173,19 @@ static long restore_bound(struct crac_obj_restore *r, uint32_t i, struct crac_im
 		SYS(SYS_umask, old_umask, 0, 0, 0, 0, 0);
 	if (rc < 0)
 		goto fail;
+	for (long ms = named && e->u[1] == AF_UNIX && a.un.sun_path[0] ? test_listen_delay_ms : 0; ms > 0; ms -= 100)
+		sleep_ms(ms < 100 ? ms : 100);
 	if (e->u[0] == R_LISTEN && (rc = SYS(SYS_listen, fd, SOMAXCONN, 0, 0, 0, 0)) < 0) {
 		crac_img_puts(why, "cannot listen on ");
 		put_addr(why, &a, (uint32_t)len);
 		goto fail;
 	}
+	if (lock_fd >= 0)
+		sys_close(lock_fd);   /* listening: another restore finds it in use */
 	return crac_obj_place(r, i, fd);
 fail:
+	if (lock_fd >= 0)
+		sys_close(lock_fd);
 	sys_close(fd);
 	return rc;
 }

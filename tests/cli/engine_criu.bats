@@ -138,6 +138,27 @@ cycles() {
 @test "image: a restored process checkpoints again, generations 1 2 3" { cycles image; }
 @test "criu: a restored process checkpoints again, generations 1 2 3" { cycles criu; }
 
+# A file system without RENAME_EXCHANGE (NFS, FUSE, vfat: EINVAL), made by
+# the test hook CRAC_TEST_NO_EXCHANGE=1: each checkpoint after the first
+# replaces an existing image and must take the commit's fallback (the old
+# image moved aside, the new one renamed in, the old one removed).
+no_exchange() {
+	export CRAC_TEST_NO_EXCHANGE=1
+	cycles "$1"
+	unset CRAC_TEST_NO_EXCHANGE
+	# the last restore checkpointed nothing: only the image is left
+	[ -f "$T/img/${2}" ]
+	ls -a "$T"
+	[ -z "$(ls -a "$T" | grep '^img\.')" ]
+}
+
+@test "image: refreshing an image where the file system cannot exchange (EINVAL), generations 1 2 3" {
+	no_exchange image header
+}
+@test "criu: refreshing an image where the file system cannot exchange (EINVAL), generations 1 2 3" {
+	no_exchange criu crac-criu
+}
+
 keep_running() {
 	require_engine "$1"
 	run clean "$COUNTER" "$1" "$T/img" 1 keep </dev/null
@@ -426,7 +447,7 @@ EOF
 	[ "$(cat "$T/img/data")" = precious ]
 }
 
-@test "criu engine: temporaries left by a killed criu checkpoint are removed, nothing else" {
+@test "criu engine: temporaries (and set-aside previous images) left by a killed criu checkpoint are removed, nothing else" {
 	cat >"$T/criu" <<'EOF'
 #!/bin/sh
 [ "$1" = check ] && exit 0
@@ -440,11 +461,19 @@ EOF
 	# the same, holding something CRIU does not write: kept
 	mkdir "$T/img.tmp-999998-1-abcdef"
 	touch "$T/img.tmp-999998-1-abcdef/dump.log" "$T/img.tmp-999998-1-abcdef/notes.txt"
+	# a previous image moved aside by a commit without RENAME_EXCHANGE
+	# whose writer is gone: removed; one with a living writer (this
+	# shell, its start time): kept
+	mkdir "$T/img.old-999999-1" "$T/img.old-$$-$(awk '{print $22}' /proc/$$/stat)"
+	touch "$T/img.old-999999-1/crac-criu" "$T/img.old-999999-1/core-5.img"
+	touch "$T/img.old-$$-$(awk '{print $22}' /proc/$$/stat)/crac-criu"
 	run clean "$COUNTER" criu "$T/img" </dev/null
 	echo "$output"
 	[ "$status" -eq 1 ]
 	[ ! -e "$T/img.tmp-999999-1-abcdef" ]
 	[ -e "$T/img.tmp-999998-1-abcdef/notes.txt" ]
+	[ ! -e "$T/img.old-999999-1" ]
+	[ -e "$T/img.old-$$-$(awk '{print $22}' /proc/$$/stat)/crac-criu" ]
 }
 
 @test "criu engine: CRAC_CRIU_OPTS reach criu dump; a bad one is reported with criu's first line" {

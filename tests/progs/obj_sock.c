@@ -38,6 +38,10 @@
  *                before the restore
  *   activated    as taken, with a second listener ("actfd N"), for a
  *                restore that passes a socket for it (socket activation)
+ *   unixonly     a Unix stream listener at WORK/sock, nothing else; restored,
+ *                prints "reachable PID" if a connection to WORK/sock reaches
+ *                it (and listens 4 s more), else "FAIL: unreachable ..."
+ *                (exit 1)
  *   scm          a descriptor in flight (SCM_RIGHTS) in a socket pair: the
  *                checkpoint is refused (exit 3) and the bytes, the
  *                descriptor and the process's descriptors are unchanged
@@ -510,6 +514,32 @@ int main(int argc, char **argv)
 		else
 			printf("FAIL: accept: %s\n", strerror(errno));
 		return a >= 0 ? 0 : 1;
+	}
+	if (!strcmp(mode, "unixonly")) {
+		/* only a Unix stream listener at WORK/sock */
+		struct sockaddr_un ua = { .sun_family = AF_UNIX };
+		snprintf(ua.sun_path, sizeof(ua.sun_path), "%s/sock", argv[2]);
+		unlink(ua.sun_path);
+		int u = socket(AF_UNIX, SOCK_STREAM, 0);
+		if (u < 0 || bind(u, (void *)&ua, sizeof(ua)) < 0 || listen(u, 4) < 0) {
+			perror("unix listener");
+			return 1;
+		}
+		checkpoint(argv[1], NULL);
+		/* restored: does a connection to WORK/sock reach this listener? */
+		int c = socket(AF_UNIX, SOCK_STREAM, 0);
+		if (c < 0 || connect(c, (void *)&ua, sizeof(ua)) < 0) {
+			printf("FAIL: unreachable: connect %s: %s\n", ua.sun_path, strerror(errno));
+			return 1;
+		}
+		if (!readable(u, 2000)) {
+			printf("FAIL: unreachable: a connection to %s reached another listener\n", ua.sun_path);
+			return 1;
+		}
+		printf("reachable %d\n", (int)getpid());
+		fflush(stdout);
+		sleep(4);   /* listening meanwhile: another restore finds it in use */
+		return 0;
 	}
 	fprintf(stderr, "obj_sock: unknown mode %s\n", mode);
 	return 2;
