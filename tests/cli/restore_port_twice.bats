@@ -48,7 +48,7 @@ restore_bg() {
 	[ -n "$PORT" ]
 	restore_bg a
 	first=$pid
-	for _ in $(seq 100); do grep -qx listening "$T/a.out" && break; sleep 0.05; done
+	for _ in $(seq 400); do grep -qx listening "$T/a.out" && break; sleep 0.05; done   # 20 s: a loaded machine
 	grep -qx listening "$T/a.out"
 	[ "$(cat "$T/a.ponr")" = pj ]   # "p" at the point of no return, "j" at the jump
 	restore_bg b
