@@ -11,6 +11,13 @@
  * the checkpoint refuses it. Devices: only /dev/null, zero, full, random
  * and urandom, which keep no state.
  *
+ * A file of the process's own /proc directory (/proc/PID/stat, which redis
+ * opens, reads and closes every 100 ms: a checkpoint may find it open) is
+ * kept as /proc/self/... (CRAC_OBJ_F_PROC_SELF): opened again, it is the
+ * restored process's own, which has another pid and inode numbers, so no
+ * identity is compared; only a name right in /proc/self/ is taken so (not
+ * ../anything, not root/..., which would name any file).
+ *
  * Kind-specific words of struct crac_img_fd:
  *   u[0] dev   u[1] inode   u[2] size   u[3] mtime (ns)   u[4] ctime (ns)
  *   u[5] offset   u[6] CRAC_OBJ_F_* flags   (devices: u[7] rdev)
@@ -27,6 +34,14 @@
 static int64_t ns(const struct timespec *t)
 {
 	return (int64_t)t->tv_sec * 1000000000LL + t->tv_nsec;
+}
+
+static bool starts_with(const char *s, const char *prefix)
+{
+	while (*prefix)
+		if (*s++ != *prefix++)
+			return false;
+	return true;
 }
 
 static int ends_with(const char *s, const char *suffix)
@@ -49,6 +64,39 @@ static int usable_path(const struct crac_obj_fd *d, struct crac_img_buf *why)
 	return 0;
 }
 
+/* One name, no slash, not "." nor "..": a file right in /proc/PID (its
+ * links root, cwd and exe are never followed: O_NOFOLLOW). */
+static bool one_name(const char *s)
+{
+	if (!*s || (s[0] == '.' && (!s[1] || (s[1] == '.' && !s[2]))))
+		return false;
+	for (; *s; s++)
+		if (*s == '/')
+			return false;
+	return true;
+}
+
+/* "/proc/PID/NAME" of this process: the length of its "/proc/PID/", else 0
+ * (never a file of another process, nor one deeper down, like
+ * /proc/PID/task/TID/..., whose tid the restored process does not have). */
+static size_t proc_self_prefix(const char *path)
+{
+	char num[24];
+	int n = 0;
+
+	for (unsigned long v = (unsigned long)sys_getpid(); v || !n; v /= 10)
+		num[n++] = (char)('0' + v % 10);
+	if (!starts_with(path, "/proc/"))
+		return 0;
+	size_t at = 6;
+	while (n)
+		if (path[at++] != num[--n])
+			return 0;
+	if (path[at] != '/' || !one_name(path + at + 1))
+		return 0;
+	return at + 1;
+}
+
 static int file_capture(struct crac_obj_capture *c, const struct crac_obj_fd *d, uint32_t i,
 			struct crac_img_fd *e, struct crac_img_buf *why)
 {
@@ -56,6 +104,20 @@ static int file_capture(struct crac_obj_capture *c, const struct crac_obj_fd *d,
 
 	if (rc < 0)
 		return rc;
+	size_t self = proc_self_prefix(d->link);
+	if (self && strlen(d->link) - self + 11 < sizeof(d->link)) {
+		char path[sizeof(d->link)];
+		memcpy(path, "/proc/self/", 11);
+		memcpy(path + 11, d->link + self, strlen(d->link) - self + 1);
+		e->u[0] = d->st.st_dev;
+		e->u[5] = d->pos;
+		e->u[6] |= CRAC_OBJ_F_PROC_SELF;
+		if ((rc = crac_obj_put_path(c, i, path)) < 0) {
+			crac_img_puts(why, "no room for its path");
+			return rc;
+		}
+		return 0;
+	}
 	e->u[0] = d->st.st_dev;
 	e->u[1] = d->st.st_ino;
 	e->u[2] = (uint64_t)d->st.st_size;
@@ -132,6 +194,15 @@ static int type_differs(const struct crac_img_fd *e, const struct stat *st, stru
 
 /* Is the object at path (opened as fd) still the one of entry e? (Its
  * type is checked first: type_differs.) */
+/* Is this entry a file of the restored process's own /proc (and named so)? */
+static bool proc_self(const struct crac_img_view *v, const struct crac_img_fd *e)
+{
+	const char *path = crac_img_str(v, e->path);
+
+	return (e->u[6] & CRAC_OBJ_F_PROC_SELF) && e->kind == CRAC_OBJ_FILE && starts_with(path, "/proc/self/") &&
+	       one_name(path + 11);
+}
+
 static const char *changed(const struct crac_img_fd *e, const struct stat *st)
 {
 	if ((st->st_mode & S_IFMT) == S_IFCHR)
@@ -169,6 +240,13 @@ int crac_obj_file_check(const struct crac_img_view *v, const struct crac_img_fd 
 		type_differs(e, &st, why);
 		crac_img_puts(why, ")");
 		return -ESTALE;
+	}
+	if (e->u[6] & CRAC_OBJ_F_PROC_SELF) {
+		if (proc_self(v, e))
+			return 0;   /* the restored process's own: nothing to compare */
+		crac_img_put_escaped(why, path);
+		crac_img_puts(why, ": marked as a file of the process's own /proc, which it is not");
+		return -EINVAL;
 	}
 	what = changed(e, &st);
 	/* a FIFO removed and made again often gets the old inode number back,
@@ -232,7 +310,8 @@ static long file_restore(struct crac_obj_restore *r, uint32_t i, struct crac_img
 		return fd;
 	}
 	rc = sys_fstat(fd, &st);
-	const char *what = rc < 0 ? "its status" : type_differs(e, &st, 0) ? "its type" : changed(e, &st);
+	const char *what = rc < 0 ? "its status" : type_differs(e, &st, 0) ? "its type" :
+			   (e->u[6] & CRAC_OBJ_F_PROC_SELF) ? (proc_self(r->v, e) ? 0 : "its path") : changed(e, &st);
 	if (what) {
 		sys_close(fd);
 		crac_img_puts(why, "changed since the checkpoint (");

@@ -59,6 +59,8 @@ enum crac_obj_kind {
 #define CRAC_OBJ_CHANGED_OK 0x10000        /* or-ed: a changed file is accepted at restore */
 /* struct crac_img_fd.u[6] of files: */
 #define CRAC_OBJ_F_CHANGED_OK 0x1u
+#define CRAC_OBJ_F_PROC_SELF 0x2u   /* file.c: a file of the process's own /proc directory, kept as
+				     * /proc/self/...: the restored process's own, no identity to check */
 
 /* What capture reads about one descriptor, once. */
 struct crac_obj_fd {
