@@ -150,6 +150,10 @@ struct cli_super {
 	 * unless there is $NOTIFY_SOCKET to relay to (cli_super_prepare) */
 	bool warm;
 	bool quiet;                      /* success lines not printed */
+	/* SIGCHLD was ignored (SIG_IGN or SA_NOCLDWAIT) by our caller: the
+	 * kernel would reap our child unseen; ours is the default, and the
+	 * program gets it ignored again (cli_super_init, spawn_child) */
+	bool chld_ignored;
 	const char *const *tokens;       /* the CHECKPOINT request */
 	/* On the request thread, after a successful checkpoint: 0 (msg: a
 	 * line to print, or empty) or -1 (msg: why it failed). */

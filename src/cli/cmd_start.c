@@ -21,7 +21,8 @@
  *      instant DIR is the complete old image or the complete new one.
  *      (A file system without the exchange, NFS: the old image is moved
  *      aside to DIR.new-PID.old first; DIR is absent between the two
- *      renames.)
+ *      renames, and put back by the next start if we were killed
+ *      there: put_back_aside.)
  *      The process keeps running: the service is never down. A restore
  *      the loader refuses (its restore checks, image/check.c, as `crac
  *      inspect` runs them: kernel, CPU, a file the image maps changed...;
@@ -547,6 +548,56 @@ static void clean_stale_new(const struct start *st)
 			removed == 1 ? "" : "s", st->dir);
 }
 
+/*
+ * install() on a file system without RENAME_EXCHANGE moves the previous
+ * image aside (DIR.new-PID.old) and then renames the new one into place: a
+ * crac start killed between the two left no DIR at all, and the next
+ * writer's clean_stale_new removed both images (the next start cold, the
+ * one after it too, until an image was written again). So, while DIR is
+ * absent, the image a crac start that is gone moved aside is put back
+ * first (it was DIR: complete, its start-key written), under the writer's
+ * lock (byte 1: no install runs meanwhile; held by another crac start,
+ * nothing is done). Only a directory of ours, never through a link.
+ */
+static void put_back_aside(const struct start *st)
+{
+	char parent[PATH_MAX], aside[PATH_MAX + 32], prefix[NAME_MAX + 8];
+	const char *slash = strrchr(st->dir, '/');
+	struct stat sb;
+
+	if (lstat(st->dir, &sb) == 0 || errno != ENOENT || !slash)
+		return;
+	if (ofd_lock(st->lock_fd, F_WRLCK, 1, false) < 0)
+		return;   /* a writer at work: its own business */
+	snprintf(parent, sizeof(parent), "%.*s", slash == st->dir ? 1 : (int)(slash - st->dir), st->dir);
+	snprintf(prefix, sizeof(prefix), "%s.new-", slash + 1);
+	size_t pl = strlen(prefix);
+	DIR *d = opendir(parent);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		char *end;
+		if (strncmp(de->d_name, prefix, pl))
+			continue;
+		long pid = strtol(de->d_name + pl, &end, 10);
+		if (end == de->d_name + pl || pid <= 0 || pid > INT_MAX || strcmp(end, OLD_SUFFIX))
+			continue;
+		if (pid != getpid() && !(kill((pid_t)pid, 0) < 0 && errno == ESRCH))
+			continue;   /* its writer still runs (and puts it back itself if it must) */
+		snprintf(aside, sizeof(aside), "%s.new-%ld%s", st->dir, pid, OLD_SUFFIX);
+		if (lstat(aside, &sb) < 0 || !S_ISDIR(sb.st_mode) || sb.st_uid != geteuid())
+			continue;
+		if (rename(aside, st->dir) == 0) {
+			fsync_dir(parent);
+			cli_err("start: %s was missing: put back the image a crac start that is gone had moved "
+				"aside to %s (it was killed while it replaced the image)", st->dir, aside);
+			break;
+		}
+	}
+	if (d)
+		closedir(d);
+	ofd_lock(st->lock_fd, F_UNLCK, 1, false);
+}
+
 /* The restored process answers: its image may be replaced now. */
 static void restored(struct cli_super *s)
 {
@@ -677,6 +728,11 @@ int crac_cmd_start(int argc, char **argv)
 			 "write", lock);
 		close(st.lock_fd);
 		st.lock_fd = -1;
+	}
+	if (st.lock_fd >= 0)
+		put_back_aside(&st);   /* DIR moved aside by a writer killed while replacing it */
+	if (st.lock_fd < 0) {
+		/* (why says it) */
 	} else if ((rc = ofd_lock_stop(st.lock_fd, F_RDLCK, 0, true, &stop)) < 0) {
 		/* 2. restore? (shared on byte 0: DIR is not swapped meanwhile) */
 		if (rc == -EINTR)

@@ -751,6 +751,17 @@ int cli_super_init(struct cli_super *s, const char *who)
 	s->outer_notify = getenv("NOTIFY_SOCKET");
 	if (s->outer_notify && !*s->outer_notify)
 		s->outer_notify = NULL;
+	/* SIGCHLD ignored by our caller (a SIG_IGN survives exec): the
+	 * kernel would reap the program as it ends, no SIGCHLD, no status,
+	 * and we would wait for it forever (a stop signal only forwarded to
+	 * a pid that is gone). Ours is the default; the program gets it
+	 * ignored, as it would have run without us (spawn_child). */
+	struct sigaction chld;
+	if (sigaction(SIGCHLD, NULL, &chld) == 0 &&
+	    (chld.sa_handler == SIG_IGN || (chld.sa_flags & SA_NOCLDWAIT))) {
+		struct sigaction dfl = { .sa_handler = SIG_DFL };
+		s->chld_ignored = sigaction(SIGCHLD, &dfl, NULL) == 0;
+	}
 	/* From here on the signals we handle are read from a signalfd; the
 	 * program gets the mask of our caller back (cli_super_spawn). */
 	sigemptyset(&set);
@@ -819,6 +830,7 @@ struct spawn {
 	char *listen_pid;                /* "LISTEN_PID=" + room for the child's pid, or NULL */
 	const sigset_t *mask;            /* the program's signal mask */
 	bool handlers_cleared;           /* by clone3's CLONE_CLEAR_SIGHAND */
+	bool chld_ignored;               /* SIGCHLD to be ignored again (cli_super_init) */
 	int err;                         /* the exec's errno, when it failed */
 };
 
@@ -884,6 +896,11 @@ static int spawn_child(void *arg)
 		if (sa.sa_handler != SIG_DFL && sa.sa_handler != SIG_IGN)
 			sigaction(sig, &dfl, NULL);
 	}
+	if (sp->chld_ignored) {
+		/* as our caller had it (a copy of the handlers: ours stay) */
+		struct sigaction ign = { .sa_handler = SIG_IGN };
+		sigaction(SIGCHLD, &ign, NULL);
+	}
 	if (sp->listen_pid) {
 		/* the activation sockets are the program's now: its pid */
 		char *p = sp->listen_pid + strlen("LISTEN_PID="), d[16];
@@ -914,7 +931,7 @@ static bool env_overridden(const char *e, char *const *over, size_t n)
 pid_t cli_super_spawn(struct cli_super *s, char *const argv[], char *const extra_env[])
 {
 	static char notify_kv[sizeof(s->notify_path) + 16], listen_kv[32];
-	struct spawn sp = { .argv = argv, .mask = &s->old_mask };
+	struct spawn sp = { .argv = argv, .mask = &s->old_mask, .chld_ignored = s->chld_ignored };
 	char *over[8];
 	size_t no = 0, ne = 0, k = 0;
 	sigset_t all, was;

@@ -393,6 +393,17 @@ int img_capture_process(struct img_capture *c)
 	/* The checkpointing thread. */
 	memset(&s->thread, 0, sizeof(s->thread));
 	img_thread_record(&s->thread);
+	/* An rseq area of the program's own (not glibc's) cannot be
+	 * registered again at restore: the kernel does not say where it is.
+	 * Restored without it, the program's rseq critical sections would
+	 * run unprotected and its cpu_id stay frozen: refused. */
+	for (const struct img_thread *t = &s->thread; t; t = t == &s->thread ? img_threads_list() : t->next)
+		if (t->rseq_other)
+			return img_fail(&c->err, -ENOTSUP,
+					"thread %d has an rseq area of its own registered, not glibc's (a library "
+					"such as tcmalloc registers one under GLIBC_TUNABLES=glibc.pthread.rseq=0): "
+					"the image engine can register only glibc's again at restore; let glibc "
+					"register rseq (no glibc.pthread.rseq=0)", t->tid);
 	sigset_t mask;
 	pthread_sigmask(SIG_BLOCK, NULL, &mask);
 	memcpy(&s->thread.sigmask, &mask, sizeof(s->thread.sigmask));

@@ -94,6 +94,7 @@ struct img_thread {
 	uint64_t tid_addr;              /* PR_GET_TID_ADDRESS (glibc: &pd->tid) */
 	uint64_t robust_head, robust_len;
 	uint64_t rseq;                  /* rseq area registered by glibc, 0: none */
+	bool rseq_other;                /* an rseq area not glibc's is registered (refused) */
 	uint64_t sigmask;               /* mask of the interrupted code */
 	uint64_t sp, ip;                /* interrupted stack pointer / instruction */
 	bool tid_cache;                 /* its tid was in its registers / top of stack */

@@ -128,31 +128,49 @@ static long futex(volatile void *addr, int op, uint32_t val, const struct timesp
 /* ---- per-thread kernel state ---------------------------------------------- */
 
 /*
- * Whether the kernel has the calling thread's rseq area registered at rs.
- * Its cpu_id field cannot tell: a thread stopped inside glibc's
+ * Which rseq area the kernel has registered for the calling thread:
+ * RSEQ_GLIBC (glibc's, at rs), RSEQ_NONE, or RSEQ_OTHER (an area of the
+ * program's own: a library such as tcmalloc registers one when glibc did
+ * not, e.g. under GLIBC_TUNABLES=glibc.pthread.rseq=0). rs: glibc's area,
+ * or NULL when glibc registered none (__rseq_size 0).
+ *
+ * glibc's cpu_id field cannot tell: a thread stopped inside glibc's
  * start_thread before it registers (one blocking the stop signal there,
  * stopped through ptrace: image_ptrace.c) holds whatever the memory held,
  * zeros or a previous thread's values; registered for it at restore, glibc
  * then fails its own registration (EBUSY) and aborts the restored process
- * ("rseq registration failed"). So the kernel is asked: registering the
- * same area again is EBUSY if it is registered; if it was not, it is now,
- * and is unregistered at once. Another answer (EINVAL: an area of the
- * program's own, or another length) leaves glibc's own view: its cpu_id
- * reads RSEQ_CPU_ID_REGISTRATION_FAILED when it could not register.
+ * ("rseq registration failed"). So the kernel is asked, by registering an
+ * area: glibc's, or a probe of our own on the stack when glibc has none.
+ *   0       nothing was registered (it is now: unregistered at once)
+ *   EBUSY   this very area is registered
+ *   EINVAL  another area (or another length) is registered: glibc's own
+ *           if its cpu_id is kept up to date (>= 0: the kernel writes it
+ *           whenever the thread returns to user space, and it did since
+ *           it registered), else another one
+ *   other   (ENOSYS: no rseq; EPERM: a seccomp filter, or glibc's area
+ *           with another signature) glibc's cpu_id says, as before
  */
-static bool rseq_registered(struct rseq *rs)
-{
-	int saved = errno;
-	bool yes;
+enum { RSEQ_NONE, RSEQ_GLIBC, RSEQ_OTHER };
 
-	if (syscall(SYS_rseq, rs, IMG_RSEQ_LEN, 0, IMG_RSEQ_SIG) == 0) {
-		syscall(SYS_rseq, rs, IMG_RSEQ_LEN, RSEQ_FLAG_UNREGISTER, IMG_RSEQ_SIG);
-		yes = false;
+static int rseq_which(struct rseq *rs)
+{
+	struct rseq probe __attribute__((aligned(32)));
+	struct rseq *at = rs ? rs : &probe;
+	int saved = errno, which;
+
+	memset(&probe, 0, sizeof(probe));
+	if (syscall(SYS_rseq, at, IMG_RSEQ_LEN, 0, IMG_RSEQ_SIG) == 0) {
+		syscall(SYS_rseq, at, IMG_RSEQ_LEN, RSEQ_FLAG_UNREGISTER, IMG_RSEQ_SIG);
+		which = RSEQ_NONE;
+	} else if (errno == EBUSY) {
+		which = rs ? RSEQ_GLIBC : RSEQ_OTHER;
+	} else if (errno == EINVAL) {
+		which = rs && (int32_t)rs->cpu_id >= 0 ? RSEQ_GLIBC : RSEQ_OTHER;
 	} else {
-		yes = errno == EBUSY || (int32_t)rs->cpu_id != RSEQ_CPU_ID_REGISTRATION_FAILED;
+		which = rs && (int32_t)rs->cpu_id >= 0 ? RSEQ_GLIBC : RSEQ_NONE;
 	}
 	errno = saved;
-	return yes;
+	return which;
 }
 
 void img_thread_record(struct img_thread *t)
@@ -169,12 +187,16 @@ void img_thread_record(struct img_thread *t)
 		t->robust_head = (uint64_t)(uintptr_t)head;
 		t->robust_len = len;
 	}
-	/* glibc's rseq area is at the thread pointer + __rseq_offset. */
-	if (__rseq_size && t->ctx.fs_base) {
-		struct rseq *rs = (struct rseq *)(uintptr_t)(t->ctx.fs_base + (uint64_t)__rseq_offset);
-		if (rseq_registered(rs))
-			t->rseq = (uint64_t)(uintptr_t)rs;
-	}
+	/* glibc's rseq area is at the thread pointer + __rseq_offset; an
+	 * area of the program's own cannot be carried (the capture refuses
+	 * it: img_capture_process) */
+	struct rseq *rs = NULL;
+	if (__rseq_size && t->ctx.fs_base)
+		rs = (struct rseq *)(uintptr_t)(t->ctx.fs_base + (uint64_t)__rseq_offset);
+	int which = rseq_which(rs);
+	if (which == RSEQ_GLIBC)
+		t->rseq = (uint64_t)(uintptr_t)rs;
+	t->rseq_other = which == RSEQ_OTHER;
 	sigaltstack(NULL, &t->altstack);
 	prctl(PR_GET_NAME, t->comm, 0, 0, 0);
 }

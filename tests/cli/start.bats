@@ -358,3 +358,22 @@ cold_then_image() {
 	[ "$status" -eq 0 ]
 	[ "$(cat "$T/argc")" -eq 30000 ]
 }
+
+# (SIG_IGN survives exec: a service manager or shell that ignores SIGCHLD
+# passes it on; the kernel then reaps crac start's child unseen, no SIGCHLD
+# and no status: crac start waited forever, and a TERM, forwarded to a pid
+# that was gone, did not end it)
+@test "SIGCHLD ignored by crac start's caller: it still sees its program end, and the program gets SIGCHLD ignored as without crac" {
+	IGN="$CRAC_BUILD_DIR/tests/sigchld_ign"
+	run clean timeout -s KILL 20 "$IGN" "$CRAC" start --image "$T/img" --checkpoint-on USR1 -- sh -c 'exit 3'
+	echo "status $status: $output"
+	[ "$status" -eq 3 ]   # not 137: killed by the timeout
+	bg ign "$IGN" "$CRAC" start --image "$T/img2" --checkpoint-on USR1 -- "$CRAC_BUILD_DIR/tests/show_proc" "$T/d"
+	local crac=$pid
+	wait_for test -s "$T/d/environ"
+	grep SigIgn "$T/d/status"
+	ign="$(sed -n 's/^SigIgn:[[:space:]]*//p' "$T/d/status")"
+	(( (16#$ign >> 16) & 1 ))   # SIGCHLD (17): ignored
+	kill -TERM "$crac"
+	wait_for sh -c "! kill -0 $crac 2>/dev/null"
+}

@@ -8,7 +8,8 @@
 # place at DIR: Invalid argument": DIR was never refreshed. The previous
 # image is now moved aside (DIR.new-PID.old) and the new one renamed into
 # place; an aside image left by a crac start that was killed meanwhile is
-# removed by the next writer.
+# removed by the next writer, or, when it was killed between the two renames
+# (no DIR at all), put back in place by the next crac start.
 
 bats_require_minimum_version 1.5.0
 
@@ -64,7 +65,7 @@ start_noexchange() {
 	[ ! -s "$T/warm.err" ]
 }
 
-@test "no RENAME_EXCHANGE: an image moved aside by a crac start that is gone (DIR.new-PID.old) is removed by the next writer" {
+@test "no RENAME_EXCHANGE: an image moved aside by a crac start that is gone (DIR.new-PID.old), DIR in place, is removed by the next writer" {
 	sh -c 'exit 0' &
 	dead=$!
 	wait "$dead" || true
@@ -73,6 +74,11 @@ start_noexchange() {
 	echo x >"$T/img.new-$dead.old/pages"
 	echo x >"$T/img.new-$dead.old/start-key"
 	chmod 600 "$T/img.new-$dead.old"/*
+	# DIR in place (it was killed after its second rename: with no DIR,
+	# the aside image is put back instead, see the next test)
+	mkdir -m 700 "$T/img"
+	echo x >"$T/img/header"
+	chmod 600 "$T/img/header"
 	# one of a crac start that still runs (this shell) stays
 	mkdir -m 700 "$T/img.new-$$.old"
 	bg cold "$CRAC" start --image "$T/img" --checkpoint-after 100ms -- "$SERVER" "$T/d" 100
@@ -81,4 +87,42 @@ start_noexchange() {
 	grep -q "removed 1 unfinished image of $T/img left by writers that are gone" "$T/cold.err"
 	[ ! -e "$T/img.new-$dead.old" ]
 	[ -d "$T/img.new-$$.old" ]
+}
+
+@test "no RENAME_EXCHANGE: killed between its two renames (no DIR), the next start puts the previous image back and restores it" {
+	strace -qq -o /dev/null -e trace=rename -e inject=rename:signal=KILL:when=2 true 2>/dev/null ||
+		skip "this strace cannot inject a signal (inject=...:signal=)"
+	# the second image's install is killed at its second rename (each
+	# install runs on a thread of its own: strace counts per thread)
+	bg cold strace -f -qq -o /dev/null -e trace=renameat2,rename -e inject=renameat2:error=EINVAL \
+		-e inject=rename:signal=KILL:when=2 \
+		"$CRAC" start --image "$T/img" --checkpoint-on USR1 -- "$SERVER" "$T/d" 100
+	local tracer=$pid
+	wait_for pgrep -P "$tracer" >/dev/null
+	pid=$(pgrep -P "$tracer")
+	BG+=("$pid")
+	wait_for test -s "$T/d/port"
+	port="$(cat "$T/d/port")"
+	kill -USR1 "$pid"
+	wait_for grep -q "written to $T/img" "$T/cold.err"
+	[[ "$(ask "$port")" == "answer "*"boots=1 served=1 "* ]]
+	kill -USR1 "$pid"
+	wait_for sh -c "! kill -0 $pid 2>/dev/null"
+	cat "$T/cold.err"
+	local writer=$pid
+	# what the kill left: the first image aside, the second beside it, no DIR
+	[ ! -e "$T/img" ]
+	[ -d "$T/img.new-$writer.old" ] && [ -d "$T/img.new-$writer" ]
+	pkill -f "start_server $T/d" || true
+	wait_for sh -c "! pgrep -f '[s]tart_server $T/d' >/dev/null"
+	notify_reader "$T/notify" "$T/notes"
+	NOTIFY_SOCKET="$T/notify" bg warm "$CRAC" start --image "$T/img" --checkpoint-on USR1 -- "$SERVER" "$T/d" 100
+	wait_for grep -q "READY=1" "$T/notes" || { cat "$T/warm.err"; false; }
+	cat "$T/warm.err"
+	grep -q "$T/img was missing: put back the image a crac start that is gone had moved aside to $T/img.new-$writer.old" "$T/warm.err"
+	a="$(ask "$port")"
+	echo "$a"
+	# restored (boots=1) from the first image, taken before any answer
+	[[ "$a" == "answer "*"boots=1 served=1 "* ]]
+	[ -f "$T/img/header" ] && [ ! -e "$T/img.new-$writer.old" ]
 }

@@ -6,7 +6,9 @@
  * previous thread's values in the area; recorded, the restore registered it,
  * glibc's own registration then failed (EBUSY) and the restored process
  * aborted with "Fatal glibc error: rseq registration failed". And asking
- * the kernel leaves the registration as it found it.
+ * the kernel leaves the registration as it found it. A thread with an rseq
+ * area of its own registered instead (tcmalloc's, when glibc has none) is
+ * marked (rseq_other: the capture refuses it), not taken for glibc's.
  */
 #include "harness.h"
 #include "engines/image_engine.h"
@@ -43,6 +45,7 @@ static void test_registered_thread(void)
 	REQUIRE(registered());
 	img_thread_record(&t);
 	CHECK_EQ(t.rseq, (uint64_t)(uintptr_t)area());
+	CHECK(!t.rseq_other);
 	CHECK(registered());   /* still */
 }
 
@@ -74,6 +77,44 @@ static void test_unregistered_thread(void)
 	pthread_join(th, &ret);
 	CHECK_EQ((long)(intptr_t)ret, 0);   /* 1: could not unregister; 2: the probe left it registered */
 	CHECK_EQ(t.rseq, 0);
+	CHECK(!t.rseq_other);
+}
+
+static struct rseq own_area __attribute__((aligned(32)));
+
+static void *own(void *arg)
+{
+	struct img_thread *t = arg;
+
+	/* glibc's area unregistered, one of the program's own instead (its
+	 * cpu_id -1, as glibc leaves it when it has not registered) */
+	if (syscall(SYS_rseq, area(), 32, RSEQ_FLAG_UNREGISTER, SIG) != 0)
+		return (void *)1;
+	area()->cpu_id = (uint32_t)-1;
+	if (syscall(SYS_rseq, &own_area, 32, 0, SIG) != 0) {
+		syscall(SYS_rseq, area(), 32, 0, SIG);
+		return (void *)2;
+	}
+	img_thread_record(t);
+	/* still registered: EBUSY */
+	bool still = syscall(SYS_rseq, &own_area, 32, 0, SIG) != 0 && errno == EBUSY;
+	syscall(SYS_rseq, &own_area, 32, RSEQ_FLAG_UNREGISTER, SIG);
+	syscall(SYS_rseq, area(), 32, 0, SIG);
+	return still ? NULL : (void *)3;
+}
+
+static void test_own_area_thread(void)
+{
+	struct img_thread t;
+	pthread_t th;
+	void *ret = (void *)4;
+
+	memset(&t, 0, sizeof(t));
+	REQUIRE(pthread_create(&th, NULL, own, &t) == 0);
+	pthread_join(th, &ret);
+	CHECK_EQ((long)(intptr_t)ret, 0);   /* 1, 2: could not set it up; 3: the probe changed it */
+	CHECK_EQ(t.rseq, 0);
+	CHECK(t.rseq_other);
 }
 
 int main(void)
@@ -82,5 +123,6 @@ int main(void)
 		t_skip_all("glibc does not register rseq here (glibc.pthread.rseq=0?)");
 	RUN(test_registered_thread);
 	RUN(test_unregistered_thread);
+	RUN(test_own_area_thread);
 	return t_done();
 }
