@@ -818,6 +818,14 @@ int crac_cmd_start(int argc, char **argv)
 			snprintf(notify_kv, sizeof(notify_kv), "NOTIFY_SOCKET=%s", s.notify_path);
 			rargv[k++] = "--env";
 			rargv[k++] = notify_kv;
+		} else {
+			/* none: the restored environment must not keep the socket
+			 * of the run that made the image, which is gone (the
+			 * restore sets variables, it removes none: empty is
+			 * what sd_notify and its kin take for "not under a
+			 * service manager") */
+			rargv[k++] = "--env";
+			rargv[k++] = "NOTIFY_SOCKET=";
 		}
 		rargv[k++] = st.dir;
 		rargv[k++] = "--";

@@ -84,7 +84,7 @@ cold_then_image() {
 @test "warm without NOTIFY_SOCKET: no socket made for the restored program; a refused restore's cold start gets one, READY=1 writes the image" {
 	command -v strace >/dev/null || skip "no strace (to see which sockets crac makes)"
 	cp "$SERVER" "$T/srv"
-	bg one "$CRAC" start --image "$T/img" --key k --checkpoint-on-ready -- "$T/srv" "$T/d" 100
+	START_SHOW_NOTIFY=1 bg one "$CRAC" start --image "$T/img" --key k --checkpoint-on-ready -- "$T/srv" "$T/d" 100
 	wait_for grep -q "written to $T/img" "$T/one.err"
 	port="$(cat "$T/d/port")"
 	kill -TERM "$pid"
@@ -100,6 +100,8 @@ cold_then_image() {
 	cat "$T/trace"
 	[[ "$a" == "answer "*"boots=1 "* ]]   # restored
 	! grep -q "crac-notify-" "$T/trace" || false
+	# and not left with the socket of the run that made the image (gone)
+	[[ "$a" == *" notify=" ]]
 	[ ! -s "$T/warm.err" ]
 	kill -TERM "$(pgrep -P "$pid")"
 	wait "$pid" || true

@@ -13,6 +13,7 @@
  * up for WARMUP_MS (default 0), then sends READY=1 to $NOTIFY_SOCKET if
  * set, and answers every connection with one line:
  *     answer pid=PID boots=N served=K activated=A
+ * (and " notify=VALUE" of NOTIFY_SOCKET with START_SHOW_NOTIFY set)
  * (PID: getpid() now; N: lines in DIR/boots when it started cold; K: the
  * connections it served, counting those before a checkpoint; A: 1 if the
  * listener came from socket activation). SIGTERM ends it (default action).
@@ -111,8 +112,13 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		served++;
-		int len = snprintf(line, sizeof(line), "answer pid=%d boots=%d served=%ld activated=%d\n",
-				   (int)getpid(), boots, served, activated);
+		int len = snprintf(line, sizeof(line), "answer pid=%d boots=%d served=%ld activated=%d", (int)getpid(),
+				   boots, served, activated);
+		if (getenv("START_SHOW_NOTIFY")) {   /* what NOTIFY_SOCKET holds now */
+			const char *ns = getenv("NOTIFY_SOCKET");
+			len += snprintf(line + len, sizeof(line) - (size_t)len, " notify=%s", ns ? ns : "(unset)");
+		}
+		len += snprintf(line + len, sizeof(line) - (size_t)len, "\n");
 		if (write(c, line, (size_t)len) < 0)
 			perror("start_server: write");
 		close(c);
