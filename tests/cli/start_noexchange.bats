@@ -32,9 +32,15 @@ teardown() {
 start_noexchange() {
 	bg "$1" strace -f -qq -o /dev/null -e trace=renameat2 -e inject=renameat2:error=EINVAL \
 		"$CRAC" start --image "$T/img" --checkpoint-on USR1 -- "$SERVER" "$T/d" 100
-	local tracer=$pid
-	wait_for pgrep -P "$tracer" >/dev/null
-	pid=$(pgrep -P "$tracer")
+	tracee "$pid"
+}
+
+# tracee TRACER: $pid becomes strace's child (crac start), once there is
+# exactly one (looked for and read in one step: a pgrep that found it once
+# may find nothing a moment later while the tracer sets it up)
+tracee() {
+	wait_for sh -c "pgrep -P $1 >'$T/tracee' && [ \"\$(wc -l <'$T/tracee')\" -eq 1 ]"
+	pid=$(cat "$T/tracee")
 	BG+=("$pid")
 }
 
@@ -97,10 +103,7 @@ start_noexchange() {
 	bg cold strace -f -qq -o /dev/null -e trace=renameat2,rename -e inject=renameat2:error=EINVAL \
 		-e inject=rename:signal=KILL:when=2 \
 		"$CRAC" start --image "$T/img" --checkpoint-on USR1 -- "$SERVER" "$T/d" 100
-	local tracer=$pid
-	wait_for pgrep -P "$tracer" >/dev/null
-	pid=$(pgrep -P "$tracer")
-	BG+=("$pid")
+	tracee "$pid"
 	wait_for test -s "$T/d/port"
 	port="$(cat "$T/d/port")"
 	kill -USR1 "$pid"
