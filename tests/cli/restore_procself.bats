@@ -1,5 +1,7 @@
 #!/usr/bin/env bats
 # SPDX-License-Identifier: MIT
+# (Not named objects_*: it runs python3 under `crac run`, which the ASan
+# stage of scripts/test.sh cannot do.)
 # A descriptor of the process's own /proc directory (/proc/PID/stat: redis
 # opens, reads and closes it every 100 ms, so a checkpoint may find it
 # open) is carried as /proc/self/...: the restored process gets its own
