@@ -109,8 +109,7 @@ static int file_capture(struct crac_obj_capture *c, const struct crac_obj_fd *d,
 		char path[sizeof(d->link)];
 		memcpy(path, "/proc/self/", 11);
 		memcpy(path + 11, d->link + self, strlen(d->link) - self + 1);
-		e->u[0] = d->st.st_dev;
-		e->u[5] = d->pos;
+		e->u[5] = d->pos;   /* the only word it needs: no identity (see above) */
 		e->u[6] |= CRAC_OBJ_F_PROC_SELF;
 		if ((rc = crac_obj_put_path(c, i, path)) < 0) {
 			crac_img_puts(why, "no room for its path");

@@ -922,17 +922,16 @@ static int n_unix_dirs;
 
 /* Entry i's Unix path still in the directory the check saw? 0, or
  * -ESTALE and why. */
-static long unix_dir_same(uint32_t i, const char *path, struct crac_img_buf *why)
+/* Is dir (entry i's Unix path's directory), whose status is *st (NULL: it
+ * could not be had), the directory the restore checked? 0, or -ESTALE and
+ * why. Entries the check recorded no directory for pass. */
+static long unix_dir_checked(uint32_t i, const char *path, const char *dir, const struct stat *st,
+			     struct crac_img_buf *why)
 {
-	char dir[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
-	struct stat st;
-
 	for (int k = 0; k < n_unix_dirs; k++) {
 		if (unix_dirs[k].entry != i)
 			continue;
-		unix_dir_of(path, dir);
-		if (sys_fstatat(AT_FDCWD, dir, &st, 0) == 0 && st.st_dev == unix_dirs[k].dev &&
-		    st.st_ino == unix_dirs[k].ino)
+		if (st && st->st_dev == unix_dirs[k].dev && st->st_ino == unix_dirs[k].ino)
 			return 0;
 		crac_img_puts(why, "cannot bind ");
 		crac_img_put_escaped(why, path);
@@ -942,6 +941,15 @@ static long unix_dir_same(uint32_t i, const char *path, struct crac_img_buf *why
 		return -ESTALE;
 	}
 	return 0;
+}
+
+static long unix_dir_same(uint32_t i, const char *path, struct crac_img_buf *why)
+{
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
+	struct stat st;
+
+	unix_dir_of(path, dir);
+	return unix_dir_checked(i, path, dir, sys_fstatat(AT_FDCWD, dir, &st, 0) == 0 ? &st : NULL, why);
 }
 
 /*
@@ -993,20 +1001,10 @@ static long unix_dir_lock(uint32_t i, const char *path, long *lock_fd, struct cr
 		return dfd;
 	}
 	/* the directory opened is the one the check saw */
-	for (int k = 0; k < n_unix_dirs; k++) {
-		if (unix_dirs[k].entry != i)
-			continue;
-		if (sys_fstatat(dfd, "", &st, AT_EMPTY_PATH) < 0 || st.st_dev != unix_dirs[k].dev ||
-		    st.st_ino != unix_dirs[k].ino) {
-			sys_close(dfd);
-			crac_img_puts(why, "cannot bind ");
-			crac_img_put_escaped(why, path);
-			crac_img_puts(why, ": its directory ");
-			crac_img_put_escaped(why, dir);
-			crac_img_puts(why, " was replaced since the restore checked it: the socket is not bound there");
-			return -ESTALE;
-		}
-		break;
+	if ((rc = unix_dir_checked(i, path, dir, sys_fstatat(dfd, "", &st, AT_EMPTY_PATH) == 0 ? &st : NULL,
+				   why)) < 0) {
+		sys_close(dfd);
+		return rc;
 	}
 	for (long waited = 0;; waited += 10) {
 		rc = SYS(SYS_flock, dfd, LOCK_EX | LOCK_NB, 0, 0, 0, 0);
