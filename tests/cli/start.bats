@@ -100,7 +100,16 @@ cold_then_image() {
 	cat "$T/trace"
 	[[ "$a" == "answer "*"boots=1 "* ]]   # restored
 	! grep -q "crac-notify-" "$T/trace" || false
-	# and not left with the socket of the run that made the image (gone)
+	# and not left with the socket of the run that made the image (gone):
+	# the new environment is set by libcrac's restoring thread (setenv
+	# takes glibc's locks: not while the other threads are stopped), so a
+	# thread of the program released first may answer before it is there
+	for _ in $(seq 250); do
+		[[ "$a" == *" notify=" ]] && break
+		sleep 0.02
+		a="$(ask "$port" 2>/dev/null)" || a=""
+	done
+	echo "$a"
 	[[ "$a" == *" notify=" ]]
 	[ ! -s "$T/warm.err" ]
 	kill -TERM "$(pgrep -P "$pid")"
