@@ -67,8 +67,7 @@ as_nobody() {
 	chown 65534 "$T/ctl"
 	bg run setpriv --reuid=65534 --regid=65534 --clear-groups env -u XDG_RUNTIME_DIR CRAC_CONTROL_DIR="$T/ctl" \
 		"$CRAC" -v run --checkpoint-on-ready -- sleep 30
-	wait_for pgrep -P "$pid" >/dev/null
-	child="$(pgrep -P "$pid")"
+	child="$(child_of "$pid")"
 	wait_for grep -q NOTIFY_SOCKET "/proc/$child/environ"
 	sock="$(tr '\0' '\n' <"/proc/$child/environ" | sed -n 's/^NOTIFY_SOCKET=//p')"
 	run setpriv --reuid=65533 --regid=65533 --clear-groups "$PY" -c '
@@ -96,8 +95,7 @@ s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.sendto(b"READY=1\nSTATUS=mine", os.environ["NOTIFY_SOCKET"])
 time.sleep(30)
 ' "$T/go"
-	wait_for pgrep -P "$pid" >/dev/null
-	child="$(pgrep -P "$pid")"
+	child="$(child_of "$pid")"
 	wait_for grep -q NOTIFY_SOCKET "/proc/$child/environ"
 	sock="$(tr '\0' '\n' <"/proc/$child/environ" | sed -n 's/^NOTIFY_SOCKET=//p')"
 	nfds="$(ls "/proc/$pid/fd" | wc -l)"
@@ -141,7 +139,7 @@ time.sleep(30)
 	absent "READY=1" "$T/notes"
 	absent "STATUS=before" "$T/notes"
 	grep -q "STATUS=yyyy" "$T/notes"
-	child="$(pgrep -P "$pid")"
+	child="$(child_of "$pid")"
 	[ "$(grep -c "^crac: run: " "$T/run.err")" -eq 2 ]
 	grep -q "^crac: run: a notification of process $child on its NOTIFY_SOCKET is longer than 4096 bytes: not relayed$" "$T/run.err"
 	grep -q "^crac: run: a notification of process $child on its NOTIFY_SOCKET holds a NUL byte: not relayed$" "$T/run.err"

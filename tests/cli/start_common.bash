@@ -50,6 +50,15 @@ wait_for() {
 	return 1
 }
 
+# child_of PID: prints PID's one child, once there is exactly one (looked
+# for and read in one step: a pgrep that found it once could find nothing a
+# moment later on a loaded machine).
+child_of() {
+	local f="$T/child_of.$1"
+	wait_for sh -c "pgrep -P $1 >'$f' && [ \"\$(wc -l <'$f')\" -eq 1 ]" || return 1
+	cat "$f"
+}
+
 # ask PORT: one answer line of the server on 127.0.0.1:PORT.
 ask() {
 	local line

@@ -35,12 +35,9 @@ start_noexchange() {
 	tracee "$pid"
 }
 
-# tracee TRACER: $pid becomes strace's child (crac start), once there is
-# exactly one (looked for and read in one step: a pgrep that found it once
-# may find nothing a moment later while the tracer sets it up)
+# tracee TRACER: $pid becomes strace's child (crac start)
 tracee() {
-	wait_for sh -c "pgrep -P $1 >'$T/tracee' && [ \"\$(wc -l <'$T/tracee')\" -eq 1 ]"
-	pid=$(cat "$T/tracee")
+	pid=$(child_of "$1")
 	BG+=("$pid")
 }
 
