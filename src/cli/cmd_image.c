@@ -556,9 +556,9 @@ static void print_json(const char *dir, const struct crac_img_view *v, const str
 		char p[5];
 		perms(m, p);
 		fprintf(f, "%s{\"start\":%llu,\"end\":%llu,\"perms\":\"%s\",\"kind\":\"%s\",\"mapped\":%llu,"
-			"\"stored\":%llu,\"below\":%llu,\"lazy\":%s,\"name\":", i ? "," : "",
+			"\"stored\":%llu,\"chunks\":%u,\"below\":%llu,\"lazy\":%s,\"name\":", i ? "," : "",
 			(unsigned long long)m->start, (unsigned long long)m->end, p, crac_img_kind_name(m->kind),
-			(unsigned long long)(m->end - m->start), (unsigned long long)m->stored,
+			(unsigned long long)(m->end - m->start), (unsigned long long)m->stored, m->n_chunks,
 			(unsigned long long)(below ? below[i] : 0), lazy_map(v, i, below) ? "true" : "false");
 		json_str(f, crac_img_str(v, m->name));
 		fputc('}', f);

@@ -247,12 +247,6 @@ static int write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-/* memcpy that neither ASan nor the compiler turns into an intercepted call. */
-CRAC_IMG_NOSAN static void copy_raw(void *dst, const void *src, size_t len)
-{
-	__asm__ volatile("rep movsb" : "+D"(dst), "+S"(src), "+c"(len) : : "memory");
-}
-
 static int64_t now_ns(clockid_t id)
 {
 	struct timespec ts;
@@ -1044,14 +1038,17 @@ static int store_chunk(struct img_capture *c, uint32_t mi, uint64_t s, uint64_t 
 	k->crc = src != (const void *)(uintptr_t)s ? crac_img_crc32c(0, src, len) : 0;
 	int64_t queued = 0;
 	if (c->z.level) {
-		/* --compress: the crc now, of the bytes compressed (every chunk:
-		 * the flush takes none then). The chunk holding the resume block
-		 * is stored as it is: restore checks it before anything else
-		 * (image/check.c reads it straight from the pages file). */
+		/* --compress: the crc now, of the bytes compressed or copied
+		 * (every chunk: the flush takes none then; a chunk stored as it
+		 * is goes as a copy made now, since this thread may write to
+		 * those pages before the flush). The chunk holding the resume
+		 * block is stored as it is: restore checks it before anything
+		 * else (image/check.c reads it straight from the pages file). */
 		uint64_t res = (uint64_t)(uintptr_t)&crac__img_self.resume;
 		k->crc = crac_img_crc32c(0, src, len);
-		if (!near(s, len, res, sizeof(struct crac_img_resume)) &&
-		    (queued = img_write_compressed(c, k, src)) < 0)
+		queued = near(s, len, res, sizeof(struct crac_img_resume)) ? img_write_copy(c, k, src)
+									   : img_write_compressed(c, k, src);
+		if (queued < 0)
 			return (int)queued;
 	}
 	int rc = queued ? 0 : img_write_queue(c, src, len);
@@ -1080,7 +1077,8 @@ static bool zero_skippable(const struct crac_img_map *m)
 	       m->kind == CRAC_MAP_SHMEM;
 }
 
-/* Appends [s, e) of mapping `mi` to the pages file, in chunks of <= 1 MiB
+/* Appends [s, e) of mapping `mi` to the pages file, in chunks of at most
+ * CRAC_IMG_CHUNK_SMALL or CRAC_IMG_CHUNK_MAX
  * (runs of non-zero pages where zero pages are left out). */
 static int store_range(struct img_capture *c, uint32_t mi, uint64_t s, uint64_t e)
 {
@@ -1088,8 +1086,11 @@ static int store_range(struct img_capture *c, uint32_t mi, uint64_t s, uint64_t 
 	bool skip_zero = zero_skippable(m) && !c->w.keep_zero;
 	int rc;
 
+	/* chunk size: see CRAC_IMG_CHUNK_SMALL (image/image.h) */
+	uint64_t most = m->end - m->start < CRAC_IMG_CHUNK_SMALL_MAP && !c->z.level ? CRAC_IMG_CHUNK_SMALL
+										      : CRAC_IMG_CHUNK_MAX;
 	while (s < e) {
-		uint64_t len = e - s < CRAC_IMG_CHUNK_MAX ? e - s : CRAC_IMG_CHUNK_MAX;
+		uint64_t len = e - s < most ? e - s : most;
 		/* Our own stack changes under our feet (the frames of the crc
 		 * and write calls), and so does our TLS block (errno; the kernel
 		 * updates the rseq area at fs + __rseq_offset when we migrate):
@@ -1117,7 +1118,7 @@ static int store_range(struct img_capture *c, uint32_t mi, uint64_t s, uint64_t 
 			/* The queue may hold the previous use of the bounce. */
 			if ((rc = img_write_sync(c)) < 0)
 				return rc;
-			copy_raw(c->bounce, src, len);
+			img_copy_raw(c->bounce, src, len);
 			if (secret)   /* the secret never reaches the file */
 				zero_secrets(c, c->bounce, s, len);
 			src = c->bounce;

@@ -480,9 +480,22 @@ int img_write_sync(struct img_capture *c) CRAC_HIDDEN;
  * makes the context. 0, or a negative errno (c->err says why). */
 int img_compress_prepare(struct img_capture *c, const struct crac_round *r) CRAC_HIDDEN;
 /* Chunk k, its bytes at src: queued as one zstd frame (k->zlen set), if
- * that saves at least a page. The bytes queued (a page multiple), 0 if the
- * chunk is to be stored as it is, or a negative errno. */
+ * that saves at least a page, else as it is (img_write_copy). The bytes
+ * queued (a page multiple), 0 in a build without zstd, or a negative errno. */
 int64_t img_write_compressed(struct img_capture *c, struct crac_img_chunk *k, const void *src) CRAC_HIDDEN;
+/* Chunk k of a compressed image stored as it is: its bytes copied into the
+ * frame buffer now and queued from there. Its crc, taken when it was
+ * stored, then matches what the flush writes even if this thread writes to
+ * those pages meanwhile (libcrac's own data next to the resume block, say;
+ * the flush takes the crc only of chunks queued from the program's pages).
+ * The bytes queued (k->len), 0 in a build without zstd, or a negative errno. */
+int64_t img_write_copy(struct img_capture *c, struct crac_img_chunk *k, const void *src) CRAC_HIDDEN;
+/* memcpy that neither ASan nor the compiler turns into an intercepted call
+ * (the program's memory: see image_capture.c) */
+CRAC_IMG_NOSAN static inline void img_copy_raw(void *dst, const void *src, size_t len)
+{
+	__asm__ volatile("rep movsb" : "+D"(dst), "+S"(src), "+c"(len) : : "memory");
+}
 /* Flushes and closes the writer's descriptors (safe to call twice). */
 int img_write_end(struct img_capture *c) CRAC_HIDDEN;
 /* After each piece of page data (image.c): progress for the requester. */

@@ -721,19 +721,53 @@ int img_compress_prepare(struct img_capture *c, const struct crac_round *r)
 #endif
 }
 
+#if CRAC_HAVE_ZSTD
+/* Room for `bound` bytes in the frame buffer (the queue may still read
+ * earlier frames: then they are written first), or a negative errno. */
+static int64_t frame_room(struct img_capture *c, uint64_t bound)
+{
+	struct img_zstd *z = &c->z;
+	int rc;
+
+	if (z->cap - z->used < bound) {
+		if ((rc = img_write_sync(c)) < 0)
+			return rc;
+		z->used = 0;
+	}
+	return 0;
+}
+#endif
+
+int64_t img_write_copy(struct img_capture *c, struct crac_img_chunk *k, const void *src)
+{
+#if CRAC_HAVE_ZSTD
+	struct img_zstd *z = &c->z;
+	int64_t rc = frame_room(c, crac_img_zstd_bound(k->len));
+	if (rc < 0)
+		return rc;
+	char *out = z->out + z->used;
+	img_copy_raw(out, src, k->len);
+	if ((rc = img_write_queue(c, out, k->len)) < 0)
+		return rc;
+	z->used += k->len;
+	z->in_bytes += k->len;
+	z->out_bytes += k->len;
+	return (int64_t)k->len;
+#else
+	(void)c, (void)k, (void)src;
+	return 0;
+#endif
+}
+
 int64_t img_write_compressed(struct img_capture *c, struct crac_img_chunk *k, const void *src)
 {
 #if CRAC_HAVE_ZSTD
 	struct img_zstd *z = &c->z;
 	uint64_t bound = crac_img_zstd_bound(k->len);   /* room for two frames */
-	int rc;
+	int64_t rc = frame_room(c, bound);
 
-	if (z->cap - z->used < bound) {
-		/* the queue may still read earlier frames: write them first */
-		if ((rc = img_write_sync(c)) < 0)
-			return rc;
-		z->used = 0;
-	}
+	if (rc < 0)
+		return rc;
 	char *out = z->out + z->used;
 	/* raw system calls and our own code only: the compressor reads the
 	 * program's pages (not sanitizer-instrumented: libzstd) */
@@ -760,7 +794,7 @@ int64_t img_write_compressed(struct img_capture *c, struct crac_img_chunk *k, co
 	/* padded, zlen set; 0: not a page saved, stored as it is */
 	uint64_t padded = crac_img_chunk_pack(k, out, n);
 	if (!padded)
-		return 0;
+		return img_write_copy(c, k, src);
 	if ((rc = img_write_queue(c, out, padded)) < 0)
 		return rc;
 	z->used += padded;

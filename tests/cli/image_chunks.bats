@@ -1,0 +1,96 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
+# How the checkpoint cuts a mapping's pages into chunks, the unit a restore
+# reads and verifies at once (image/image.h, CRAC_IMG_CHUNK_SMALL): at most
+# 128 KiB in a mapping under 64 MiB (a lazy restore's first fault in a
+# chunk waits for all of it), at most 1 MiB in a larger mapping and in a
+# compressed image; `crac inspect --json` gives each mapping's count. Every
+# image restores with its pages intact, lazily and eagerly.
+
+bats_require_minimum_version 1.5.0
+
+load common
+
+setup() {
+	CRAC="$CRAC_BUILD_DIR/crac"
+	LAZY="$CRAC_BUILD_DIR/tests/image_lazy"
+	EDIT="$CRAC_BUILD_DIR/tests/image_edit"
+	T="$(mktemp -d /tmp/crac-bats-chunks.XXXXXX)"
+	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_IMAGE_STATS CRAC_LOADER CRAC_LAZY_PREFETCH \
+		CRAC_IMAGE_COMPRESS CRAC_IMAGE_INCREMENTAL
+	require_image_engine
+}
+
+teardown() {
+	rm -rf "$T"
+}
+
+# image MiB [env...]: image_lazy's MiB mapping (a different pattern on every
+# page) checkpointed into $T/img; BIG its address; LEN its length
+image() {
+	local mib=$1
+	shift
+	rm -rf "$T/img"
+	run clean env "$@" "$LAZY" "$T/img" "$mib"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	BIG=$(echo "$output" | sed -n 's/^big=\(0x[0-9a-f]*\) .*/\1/p')
+	LEN=$(echo "$output" | sed -n 's/.* len=\([0-9]*\)$/\1/p')
+	[ -n "$BIG" ] && [ -n "$LEN" ]
+}
+
+# chunk_len ADDR: the length of the chunk holding ADDR
+chunk_len() {
+	"$EDIT" "$T/img" chunk-at "$1" | awk '{ print $3 }'
+}
+
+# json_chunks: "CHUNKS STORED" of the mapping holding $BIG, from inspect --json
+json_chunks() {
+	"$CRAC" inspect --json "$T/img" | python3 -c '
+import json, sys
+big = int(sys.argv[1], 16)
+for m in json.load(sys.stdin)["mappings"]:
+    if m["start"] <= big < m["end"]:
+        print(m["chunks"], m["stored"])' "$BIG"
+}
+
+# restores_ok: the pages read back, lazily (where possible) and eagerly
+restores_ok() {
+	for how in "" --populate; do
+		run clean timeout 60 "$CRAC" restore $how "$T/img" -- read
+		echo "restore $how: $status $output"
+		[ "$status" -eq 0 ]
+		[ "$output" = "ok read" ]
+	done
+}
+
+@test "a mapping under 64 MiB: chunks of 128 KiB, counted by inspect --json" {
+	image 8
+	[ "$LEN" -eq $((8 << 20)) ]
+	[ "$(chunk_len "$BIG")" -eq $((128 << 10)) ]
+	[ "$(chunk_len $((BIG + LEN - 4096)))" -le $((128 << 10)) ]
+	read -r n stored < <(json_chunks)
+	echo "chunks $n stored $stored"
+	# the mapping holds at least the 8 MiB of the pattern, none of it zero
+	[ "$stored" -ge $((8 << 20)) ]
+	[ "$n" -ge $((stored / (128 << 10))) ]
+	restores_ok
+}
+
+@test "a mapping of 64 MiB or more: chunks of 1 MiB" {
+	image 80
+	[ "$(chunk_len "$BIG")" -eq $((1 << 20)) ]
+	[ "$(chunk_len $((BIG + LEN / 2)))" -eq $((1 << 20)) ]
+	read -r n stored < <(json_chunks)
+	echo "chunks $n stored $stored"
+	[ "$n" -ge $((stored >> 20)) ]
+	[ "$n" -lt $(((stored >> 20) + 8)) ]
+	restores_ok
+}
+
+@test "a compressed image: chunks of 1 MiB in any mapping" {
+	image 8 CRAC_IMAGE_COMPRESS=1
+	"$CRAC" inspect "$T/img" | grep -q "^compress:  zstd"
+	[ "$(chunk_len "$BIG")" -eq $((1 << 20)) ]
+	restores_ok
+}
