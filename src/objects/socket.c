@@ -911,6 +911,16 @@ static int n_held;
 static int held_valid;   /* they survived close_inherited */
 
 /*
+ * The socket file of each Unix path socket the loader bound before its
+ * point of no return (crac_obj_socket_hold_path): its device and inode as
+ * the bind made it, so that a restore refused before the point of no
+ * return removes it again (crac_obj_socket_unhold), and only if the file
+ * at the path is still that one. ino 0: not known, never removed.
+ */
+static struct { uint64_t dev, ino; char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1]; } unix_made[HELD_MAX];
+static int n_made;
+
+/*
  * The directory of each Unix path the check looked at: the restore binds
  * there only if the path still leads to that directory (a directory of
  * the path replaced meanwhile, say by a symbolic link, by someone who can
@@ -920,8 +930,6 @@ static int held_valid;   /* they survived close_inherited */
 static struct { uint32_t entry; uint64_t dev, ino; } unix_dirs[HELD_MAX];
 static int n_unix_dirs;
 
-/* Entry i's Unix path still in the directory the check saw? 0, or
- * -ESTALE and why. */
 /* Is dir (entry i's Unix path's directory), whose status is *st (NULL: it
  * could not be had), the directory the restore checked? 0, or -ESTALE and
  * why. Entries the check recorded no directory for pass. */
@@ -958,14 +966,20 @@ static long unix_dir_same(uint32_t i, const char *path, struct crac_img_buf *why
  * found A's socket file answering nothing (connect refused), took it for
  * the stale file of the checkpointed process, removed it and bound its
  * own: A then listened on a file no longer there, unreachable, and did not
- * know. The check, the removal of a stale file, the bind and the listen of
- * a Unix path are therefore made holding an exclusive flock(2) on the
- * path's directory (opened without writing anything there; the same
- * directory the check saw, by device and inode, else -ESTALE). B waits for
- * A's listen, then finds A listening and refuses, naming the path. The
- * wait is bounded (UNIX_LOCK_MS): a directory locked longer refuses the
- * restore, saying so. A file system without flock (EINVAL, ENOLCK, ...),
- * or a directory the restoring user cannot read, is not locked: as before.
+ * know. The second look at the path, the removal of a stale file, the
+ * bind and the listen of a Unix path are therefore made holding an
+ * exclusive flock(2) on the path's directory (unix_bind_locked; the
+ * directory opened without writing anything there; the same directory the
+ * check saw, by device and inode, else -ESTALE). B waits for A's listen,
+ * then finds A listening and refuses, naming the path. The wait is bounded
+ * (UNIX_LOCK_MS): a directory locked longer refuses the restore, saying
+ * so. A file system without flock (EINVAL, ENOLCK, ...), or a directory
+ * the restoring user cannot read, is not locked: as before.
+ *
+ * This is done before the loader's point of no return
+ * (crac_obj_socket_hold_path), so that B is refused while the restoring
+ * command can still do something else; restore_bound only when the socket
+ * could not be held.
  *
  * CRAC_LOADER_TEST_LISTEN_DELAY_MS (tests only, loader.c): ms slept between
  * the bind and the listen, the window made wide.
@@ -1029,6 +1043,63 @@ static long unix_dir_lock(uint32_t i, const char *path, long *lock_fd, struct cr
 	}
 }
 
+/* Removes the socket file at path if it is still the one made (dev, ino):
+ * never another file put there since. */
+static void unix_unlink_made(const char *path, uint64_t dev, uint64_t ino)
+{
+	struct stat st;
+
+	if (ino && sys_fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && (st.st_mode & S_IFMT) == S_IFSOCK &&
+	    st.st_dev == dev && st.st_ino == ino)
+		SYS(SYS_unlinkat, AT_FDCWD, path, 0, 0, 0, 0);
+}
+
+/*
+ * fd, a new socket of entry i with its options set, bound to the entry's
+ * Unix path (a, len) and, for a listener, listening, holding the flock of
+ * the path's directory (unix_dir_lock): the directory the check saw, a
+ * stale socket file there removed first (unix_path_free), the new file's
+ * mode the image's. *made: the device and inode of the socket file made
+ * (ino 0: not known). A listen that fails removes the file made. 0, or
+ * -errno and why.
+ */
+static long unix_bind_locked(uint32_t i, long fd, const struct crac_img_fd *e, const union sock_any *a, uint32_t len,
+			     const char *path, struct stat *made, struct crac_img_buf *why)
+{
+	long lock_fd = -1, old_umask = -1, rc;
+
+	made->st_dev = made->st_ino = 0;
+	if ((rc = unix_dir_same(i, path, why)) < 0 || (rc = unix_dir_lock(i, path, &lock_fd, why)) < 0 ||
+	    (rc = unix_path_free(&a->un, len, (int)e->u[2], false, why)) < 0)
+		goto out;
+	/* A Unix socket's file gets its mode at the bind, from the umask:
+	 * set for that one call (the loader is single-threaded), never
+	 * changed afterwards through the path, which another user who can
+	 * write to its directory could have replaced by a symlink. */
+	if (e->u[7])
+		old_umask = SYS(SYS_umask, ~(e->u[7] - 1) & 0777, 0, 0, 0, 0, 0);
+	rc = bind_again(fd, e, a, len, why);
+	if (old_umask >= 0)
+		SYS(SYS_umask, old_umask, 0, 0, 0, 0, 0);
+	if (rc < 0)
+		goto out;
+	/* the file the bind made (another restore of the image does not
+	 * touch the path while we hold the lock) */
+	if (sys_fstatat(AT_FDCWD, path, made, AT_SYMLINK_NOFOLLOW) < 0 || (made->st_mode & S_IFMT) != S_IFSOCK)
+		made->st_dev = made->st_ino = 0;
+	for (long ms = test_listen_delay_ms; ms > 0; ms -= 100)
+		sleep_ms(ms < 100 ? ms : 100);
+	if (e->u[0] == R_LISTEN && (rc = SYS(SYS_listen, fd, SOMAXCONN, 0, 0, 0, 0)) < 0) {
+		crac_img_puts(why, "cannot listen on ");
+		put_addr(why, a, len);
+		unix_unlink_made(path, made->st_dev, made->st_ino);
+	}
+out:
+	if (lock_fd >= 0)
+		sys_close(lock_fd);   /* listening: another restore finds it in use */
+	return rc;
+}
+
 /* The socket held for entry i, taken out of the table; -1 if none. */
 static long held_take(uint32_t i)
 {
@@ -1058,17 +1129,20 @@ void crac_obj_socket_held_kept(void)
 
 /*
  * Before the point of no return: can the listening or bound IP socket (or
- * Unix socket with an abstract name) of entry e have its address again? A socket of its domain, type and options
- * is bound to it (and listens, for a listener), and kept for the restore
- * (held[]): a port another process holds (a second instance restored from
- * the same image, a cold one) then refuses the restore while the restoring
- * command can still do something else (crac start starts the program
- * cold), instead of after it, when the restored process can only stop.
- * A Unix path is only looked at (nothing bound, nothing removed: the state
- * is untouched if the restore is refused): its directory must exist and
- * be writable, and the path be free or a socket file nothing listens on
- * (stale: removed at the bind); any other file, a symbolic link (never
- * followed) or a socket in use refuses the restore here, naming the path.
+ * Unix socket with an abstract name) of entry e have its address again? A
+ * socket of its domain, type and options is bound to it (and listens, for
+ * a listener), and kept for the restore (held[]): a port another process
+ * holds (a second instance restored from the same image, a cold one) then
+ * refuses the restore while the restoring command can still do something
+ * else (crac start starts the program cold), instead of after it, when the
+ * restored process can only stop.
+ * A Unix path is only looked at here (nothing bound, nothing removed: the
+ * state is untouched if this or a later entry's check refuses the
+ * restore): its directory must exist and be writable, and the path be
+ * free or a socket file nothing listens on (stale: removed at the bind);
+ * any other file, a symbolic link (never followed) or a socket in use
+ * refuses the restore here, naming the path. It is bound once every entry
+ * passed: crac_obj_socket_hold_path.
  */
 int crac_obj_socket_check(const struct crac_img_view *v, const struct crac_img_fd *e, struct crac_img_buf *why)
 {
@@ -1132,6 +1206,72 @@ hold:;
 	return (int)rc;
 }
 
+/*
+ * Before the point of no return, once every entry passed
+ * crac_obj_socket_check: the listening or bound Unix socket of entry e
+ * with a path is bound there and kept for the restore (held[]), as a port
+ * is, under the directory's flock (unix_bind_locked: the stale socket file
+ * removed, the bind, the listen). Of two restores of one image started
+ * together, the second thus finds the path in use and is refused here,
+ * naming it, while the restoring command can still do something else;
+ * bound after the point of no return (restore_bound), it could only stop.
+ * The socket file made is recorded (unix_made[]): a restore refused before
+ * the point of no return removes it again (crac_obj_socket_unhold). A
+ * socket that cannot be held (the table full, no descriptor number above
+ * the image's) is not bound now: restore_bound binds it, as before. 0, or
+ * -errno and why (an entry of another kind: 0).
+ */
+int crac_obj_socket_hold_path(const struct crac_img_view *v, const struct crac_img_fd *e, struct crac_img_buf *why)
+{
+	union sock_any a;
+	char path[sizeof(a.un.sun_path) + 1];
+	struct stat made;
+	long len, rc;
+
+	if (e->kind != CRAC_OBJ_SOCKET || e->same_as != CRAC_IMG_NO_FD ||
+	    (e->u[0] != R_LISTEN && e->u[0] != R_DGRAM) || e->u[1] != AF_UNIX)
+		return 0;
+	if ((len = bound_addr(v, e, &a, why)) < 0)
+		return (int)len;
+	unix_path_of(&a.un, (uint32_t)len, path);
+	if (!path[0] || n_held >= HELD_MAX || n_made >= HELD_MAX)
+		return 0;   /* abstract (held by the check), unnamed, or bound by restore_bound */
+	uint32_t i = (uint32_t)(e - v->fds);
+	long fd = sys_socket(e->u[1], e->u[2] | SOCK_CLOEXEC, e->u[3]);
+	if (fd < 0) {
+		crac_img_puts(why, "cannot make the socket");
+		return (int)fd;
+	}
+	restore_options(fd, e);
+	if ((rc = unix_bind_locked(i, fd, e, &a, (uint32_t)len, path, &made, why)) < 0) {
+		sys_close(fd);
+		return (int)rc;
+	}
+	/* kept above every descriptor of the image (crac_obj_place moves
+	 * descriptors onto the image's numbers) */
+	long top = v->h->n_fds ? v->fds[v->h->n_fds - 1].fd : 2;
+	long hfd = sys_fcntl(fd, F_DUPFD_CLOEXEC, top + 1);
+	sys_close(fd);
+	if (hfd < 0) {
+		/* (the soft RLIMIT_NOFILE is raised only at the restore) */
+		unix_unlink_made(path, made.st_dev, made.st_ino);
+		return 0;
+	}
+	held[n_held].entry = i;
+	held[n_held++].fd = (int)hfd;
+	unix_made[n_made].dev = made.st_dev;
+	unix_made[n_made].ino = made.st_ino;
+	memcpy(unix_made[n_made++].path, path, sizeof(path));
+	return 0;
+}
+
+void crac_obj_socket_unhold(void)
+{
+	for (int k = 0; k < n_made; k++)
+		unix_unlink_made(unix_made[k].path, unix_made[k].dev, unix_made[k].ino);
+	n_made = 0;
+}
+
 static long restore_bound(struct crac_obj_restore *r, uint32_t i, struct crac_img_buf *why)
 {
 	const struct crac_img_fd *e = &r->v->fds[i];
@@ -1150,42 +1290,25 @@ static long restore_bound(struct crac_obj_restore *r, uint32_t i, struct crac_im
 		return fd;
 	}
 	restore_options(fd, e);
-	int named = e->u[1] == AF_UNIX ? len > (long)offsetof(struct sockaddr_un, sun_path) : ip_named(e, &a);
-	long lock_fd = -1;   /* the path's directory, locked until the listen */
-	if (named && e->u[1] == AF_UNIX && a.un.sun_path[0]) {
+	if (e->u[1] == AF_UNIX && a.un.sun_path[0]) {
+		/* a path the check could not hold: bound now, as it would have */
 		char path[sizeof(a.un.sun_path) + 1];
+		struct stat made;
 		unix_path_of(&a.un, (uint32_t)len, path);
-		if ((rc = unix_dir_same(i, path, why)) < 0 || (rc = unix_dir_lock(i, path, &lock_fd, why)) < 0 ||
-		    (rc = unix_path_free(&a.un, (uint32_t)len, (int)e->u[2], false, why)) < 0)
-			goto fail;
+		rc = unix_bind_locked(i, fd, e, &a, (uint32_t)len, path, &made, why);
+	} else {
+		int named = e->u[1] == AF_UNIX ? len > (long)offsetof(struct sockaddr_un, sun_path) : ip_named(e, &a);
+		rc = named ? bind_again(fd, e, &a, (uint32_t)len, why) : 0;
+		if (rc == 0 && e->u[0] == R_LISTEN && (rc = SYS(SYS_listen, fd, SOMAXCONN, 0, 0, 0, 0)) < 0) {
+			crac_img_puts(why, "cannot listen on ");
+			put_addr(why, &a, (uint32_t)len);
+		}
 	}
-	/* A Unix socket's file gets its mode at the bind, from the umask:
-	 * set for that one call (the loader is single-threaded), never
-	 * changed afterwards through the path, which another user who can
-	 * write to its directory could have replaced by a symlink. */
-	long old_umask = -1;
-	if (named && e->u[1] == AF_UNIX && a.un.sun_path[0] && e->u[7])
-		old_umask = SYS(SYS_umask, ~(e->u[7] - 1) & 0777, 0, 0, 0, 0, 0);
-	rc = named ? bind_again(fd, e, &a, (uint32_t)len, why) : 0;
-	if (old_umask >= 0)
-		SYS(SYS_umask, old_umask, 0, 0, 0, 0, 0);
-	if (rc < 0)
-		goto fail;
-	for (long ms = named && e->u[1] == AF_UNIX && a.un.sun_path[0] ? test_listen_delay_ms : 0; ms > 0; ms -= 100)
-		sleep_ms(ms < 100 ? ms : 100);
-	if (e->u[0] == R_LISTEN && (rc = SYS(SYS_listen, fd, SOMAXCONN, 0, 0, 0, 0)) < 0) {
-		crac_img_puts(why, "cannot listen on ");
-		put_addr(why, &a, (uint32_t)len);
-		goto fail;
+	if (rc < 0) {
+		sys_close(fd);
+		return rc;
 	}
-	if (lock_fd >= 0)
-		sys_close(lock_fd);   /* listening: another restore finds it in use */
 	return crac_obj_place(r, i, fd);
-fail:
-	if (lock_fd >= 0)
-		sys_close(lock_fd);
-	sys_close(fd);
-	return rc;
 }
 
 /* Queues a pair end's bytes again: written into the other end. */
