@@ -769,6 +769,90 @@ static long unix_dir_ok(const char *path, struct stat *dst, struct crac_img_buf 
 }
 
 /*
+ * Does a Unix socket of this network namespace listen on the socket file
+ * *st (sock_diag: the file of every listener, UDIAG_SHOW_VFS)? 1 yes, 0
+ * no, -errno when the kernel cannot tell. Asked before a connect(2) tells:
+ * that connection reaches the program listening there, which accepts it,
+ * finds its peer gone, and an unmodified one may die of SIGPIPE answering
+ * it (a restored instance, found by the second restore of its image).
+ */
+static int unix_listener_on(const struct stat *st)
+{
+	struct {
+		struct nlmsghdr h;
+		struct unix_diag_req r;
+	} q;
+	static char buf[8192] __attribute__((aligned(8)));
+	struct sockaddr_nl sa;
+	/* the kernel's dev_t (MAJOR << 20 | MINOR), as unix_diag gives it */
+	uint64_t d = st->st_dev;
+	uint32_t major = (uint32_t)(((d >> 8) & 0xfff) | ((d >> 32) & ~0xfffull));
+	uint32_t minor = (uint32_t)((d & 0xff) | ((d >> 12) & ~0xffull));
+	uint32_t kdev = major << 20 | minor;
+	long nl = sys_socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG), n;
+	int found = 0, done = 0;
+
+	if (nl < 0)
+		return (int)nl;
+	memset(&q, 0, sizeof(q));
+	memset(&sa, 0, sizeof(sa));
+	sa.nl_family = AF_NETLINK;
+	q.h.nlmsg_len = sizeof(q);
+	q.h.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+	q.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	q.r.sdiag_family = AF_UNIX;
+	q.r.udiag_states = 1u << 10;   /* TCP_LISTEN */
+	q.r.udiag_show = UDIAG_SHOW_VFS;
+	n = SYS(SYS_sendto, nl, &q, sizeof(q), 0, &sa, sizeof(sa));
+	while (n >= 0 && !done && !found) {
+		do
+			n = SYS(SYS_recvfrom, nl, buf, sizeof(buf), 0, 0, 0);
+		while (n == -EINTR);
+		if (n <= 0) {
+			n = n < 0 ? n : -EPROTO;
+			break;
+		}
+		for (long off = 0; off + (long)sizeof(struct nlmsghdr) <= n && !done && !found;) {
+			struct nlmsghdr h;
+			memcpy(&h, buf + off, sizeof(h));
+			if (h.nlmsg_len < sizeof(h) || off + (long)h.nlmsg_len > n) {
+				n = -EPROTO;
+				done = 1;
+				break;
+			}
+			if (h.nlmsg_type == NLMSG_DONE) {
+				done = 1;
+			} else if (h.nlmsg_type == NLMSG_ERROR) {
+				struct nlmsgerr err;
+				memcpy(&err, buf + off + NLMSG_HDRLEN,
+				       h.nlmsg_len >= NLMSG_HDRLEN + sizeof(err) ? sizeof(err) : 0);
+				n = h.nlmsg_len >= NLMSG_HDRLEN + sizeof(err) && err.error < 0 ? err.error : -EPROTO;
+				done = 1;
+			} else if (h.nlmsg_type == SOCK_DIAG_BY_FAMILY &&
+				   h.nlmsg_len >= NLMSG_LENGTH(sizeof(struct unix_diag_msg))) {
+				const char *at = buf + off + NLMSG_LENGTH(sizeof(struct unix_diag_msg));
+				const char *end = buf + off + h.nlmsg_len;
+				while (at + sizeof(struct rtattr) <= end) {
+					struct rtattr ra;
+					memcpy(&ra, at, sizeof(ra));
+					if (ra.rta_len < sizeof(ra) || at + ra.rta_len > end)
+						break;
+					if (ra.rta_type == UNIX_DIAG_VFS && ra.rta_len >= RTA_LENGTH(sizeof(struct unix_diag_vfs))) {
+						struct unix_diag_vfs vfs;
+						memcpy(&vfs, at + RTA_LENGTH(0), sizeof(vfs));
+						found |= vfs.udiag_vfs_ino == (uint32_t)st->st_ino && vfs.udiag_vfs_dev == kdev;
+					}
+					at += RTA_ALIGN(ra.rta_len);
+				}
+			}
+			off += NLMSG_ALIGN(h.nlmsg_len);
+		}
+	}
+	sys_close(nl);
+	return found ? 1 : n < 0 ? (int)n : 0;
+}
+
+/*
  * A Unix path to bind: free, or a stale socket file nothing answers on
  * (removed, unless `dry`: the check before the point of no return, which
  * changes nothing). A symbolic link there is never followed, and never
@@ -798,6 +882,13 @@ static long unix_path_free(const struct sockaddr_un *a, uint32_t len, int type, 
 		crac_img_put_escaped(why, path);
 		crac_img_puts(why, " exists and is not a socket: it is left alone and the socket cannot be bound there");
 		return -EEXIST;
+	}
+	/* a listener of this network namespace is found without connecting
+	 * to it; another's (or where sock_diag cannot tell) by connecting */
+	if (unix_listener_on(&st) == 1) {
+		crac_img_put_escaped(why, path);
+		crac_img_puts(why, " is in use: another process listens there");
+		return -EADDRINUSE;
 	}
 	long s = sys_socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (s < 0) {

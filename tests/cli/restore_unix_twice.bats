@@ -160,3 +160,39 @@ time.sleep(60)' "$T/work/dgram"
 	[ "$status" -eq 0 ]
 	echo "$output" | grep -qx "restored ok"
 }
+
+# ask_unix PATH: one answer line of the server listening at Unix PATH.
+ask_unix() {
+	"$PY" -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(5)
+s.connect(sys.argv[1])
+print(s.makefile().readline().strip())' "$1"
+}
+
+@test "crac start whose restore loses the image's Unix path to a plain restore of it: refused before the point of no return, naming the path, and the program starts cold" {
+	[ -x "$PY" ] || skip "no python3"
+	# the image: start_server listening at work/sock, written by crac start
+	START_UNIX="$T/work/sock" bg cold "$CRAC" start --image "$T/img" --checkpoint-on-ready -- "$SERVER" "$T/d" 100
+	wait_for grep -q "written to $T/img" "$T/cold.err"
+	kill -TERM "$pid"
+	wait "$pid" || true
+	[ -S "$T/work/sock" ]   # stale
+	ino="$(file_id "$T/work/sock")"
+	# a plain restore of it, held 3 s between its bind and its listen
+	restore_bg a 3000
+	pa=$pid
+	wait_rebound "$T/work/sock" "$ino"
+	# crac start meanwhile: its restore is refused; the cold program
+	# (another path in its environment) serves
+	START_UNIX="$T/work/sock2" bg warm "$CRAC" start --image "$T/img" --checkpoint-on USR1 -- "$SERVER" "$T/d" 100
+	warm=$pid
+	wait_for test -S "$T/work/sock2"
+	cat "$T/warm.err" "$T/a.out"
+	[ "$(grep -c "^crac: restore $T/img: fd [0-9]* (socket $T/work/sock): $T/work/sock is in use: another process listens there" "$T/warm.err")" -eq 1 ]
+	grep -q "the restore of $T/img failed (exit status 1, its reason above): starting $SERVER cold" "$T/warm.err"
+	[[ "$(ask_unix "$T/work/sock2")" == "answer "*"boots=2 "* ]]   # cold: the second boot
+	[[ "$(ask_unix "$T/work/sock")" == "answer pid=$pa "*"boots=1 "* ]]   # the plain restore: the image's
+	kill -TERM "$warm"
+}

@@ -199,3 +199,37 @@ time.sleep(60)' "crac-obj-sock-$opid"
 	wait "$holder" || true
 	restores_again
 }
+
+@test "a Unix path another process of this network namespace listens on: refused before the point of no return without connecting to it" {
+	command -v python3 >/dev/null || skip "no python3"
+	checkpoint
+	rm "$T/work/sock"
+	# a listener that reports every connection made to it (an unmodified
+	# server answering the restore's probe would find its peer gone:
+	# EPIPE, or death by SIGPIPE)
+	spawn "$T/hold.out" "$T/hold.err" python3 -c '
+import os, select, socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+s.listen(8)
+print("holding", flush=True)
+n = 0
+end = time.time() + 60
+while time.time() < end and not os.path.exists(sys.argv[2]):
+    if select.select([s], [], [], 0.1)[0]:
+        s.accept()
+        n += 1
+# (connections made just before the stop file)
+while select.select([s], [], [], 0.2)[0]:
+    s.accept()
+    n += 1
+print("connections %d" % n, flush=True)' "$T/work/sock" "$T/stop"
+	holder=$SPAWNED
+	for _ in $(seq 250); do grep -q holding "$T/hold.out" && break; sleep 0.02; done
+	grep -q holding "$T/hold.out" || { cat "$T/hold.err"; kill "$holder"; false; }
+	restore_refused "$T/work/sock is in use: another process listens there"
+	touch "$T/stop"
+	wait "$holder" || true
+	cat "$T/hold.out" "$T/hold.err"
+	grep -qx "connections 0" "$T/hold.out"
+}
