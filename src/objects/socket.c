@@ -32,14 +32,21 @@
  * SO_REUSEADDR a port held by a closing socket is tried again for at most
  * 200 ms (the checkpointed process may be exiting). A Unix path is bound
  * again after removing the socket file there only if it is a socket and
- * nothing answers on it (a connect(2) is refused); any other file there, a
+ * nothing listens on it (no listener of this network namespace has that
+ * file, unix_listener_on, and a connect(2) is refused); any other file there, a
  * symbolic link (never followed nor removed), a socket in use, or a
  * directory that is missing or not writable, fails the restore, and is
  * found before the loader's point of no return (crac_obj_socket_check),
- * nothing changed; the file's mode is set again. The removal, bind and
- * listen of a Unix path hold a flock on its directory (unix_dir_lock): two
- * restores of one image take turns, and the second finds the first
- * listening instead of removing its socket file as stale.
+ * nothing changed; the file's mode is set again. Once every entry passed
+ * those checks, still before the point of no return, each Unix path is
+ * bound and held as a port is (crac_obj_socket_hold_path): the removal,
+ * bind and listen hold a flock on its directory (unix_dir_lock), so that
+ * two restores of one image take turns and the second finds the first
+ * listening, and is refused before its point of no return, instead of
+ * removing the first's socket file as stale. A restore refused before its
+ * point of no return removes the socket files it made, if they are still
+ * the ones it made (crac_obj_socket_unhold); a stale file it removed is
+ * not made again.
  *
  * CLOSED (closed_ops): a connection a policy closes at the checkpoint;
  * the restored process finds at its number one end of a Unix stream pair
