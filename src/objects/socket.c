@@ -1340,20 +1340,19 @@ int crac_obj_socket_hold_path(const struct crac_img_view *v, const struct crac_i
 		crac_img_puts(why, "cannot make the socket");
 		return (int)fd;
 	}
-	restore_options(fd, e);
-	if ((rc = unix_bind_locked(i, fd, e, &a, (uint32_t)len, path, &made, why)) < 0) {
-		sys_close(fd);
-		return (int)rc;
-	}
 	/* kept above every descriptor of the image (crac_obj_place moves
-	 * descriptors onto the image's numbers) */
+	 * descriptors onto the image's numbers): moved there before it is
+	 * bound, so that a socket that cannot be kept (the soft
+	 * RLIMIT_NOFILE is raised only at the restore) changes nothing */
 	long top = v->h->n_fds ? v->fds[v->h->n_fds - 1].fd : 2;
 	long hfd = sys_fcntl(fd, F_DUPFD_CLOEXEC, top + 1);
 	sys_close(fd);
-	if (hfd < 0) {
-		/* (the soft RLIMIT_NOFILE is raised only at the restore) */
-		unix_unlink_made(path, made.st_dev, made.st_ino);
+	if (hfd < 0)
 		return 0;
+	restore_options(hfd, e);
+	if ((rc = unix_bind_locked(i, hfd, e, &a, (uint32_t)len, path, &made, why)) < 0) {
+		sys_close(hfd);
+		return (int)rc;
 	}
 	held[n_held].entry = i;
 	held[n_held++].fd = (int)hfd;

@@ -196,3 +196,36 @@ print(s.makefile().readline().strip())' "$1"
 	[[ "$(ask_unix "$T/work/sock")" == "answer pid=$pa "*"boots=1 "* ]]   # the plain restore: the image's
 	kill -TERM "$warm"
 }
+
+@test "a Unix path socket the check cannot hold (no descriptor number above the image's under the soft RLIMIT_NOFILE): bound after the point of no return, as before, and reachable" {
+	[ "$(ulimit -Hn)" = unlimited ] || [ "$(ulimit -Hn)" -gt 200 ] || skip "hard RLIMIT_NOFILE too low"
+	run clean "$PROG" "$T/img" "$T/work" unixonly 100   # the listener at fd 100
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ -S "$T/work/sock" ]
+	ino="$(file_id "$T/work/sock")"
+	# soft limit 101: the loader cannot keep a socket above fd 100 before
+	# its point of no return (it raises the soft limit only after it)
+	(
+		for fd in $(ls /proc/$BASHPID/fd); do
+			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+		done
+		ulimit -Sn 101
+		exec 3>"$T/a.ponr"
+		CRAC_LOADER_PONR_FD=3 CRAC_LOADER_TEST_LISTEN_DELAY_MS=2000 exec "$CRAC" restore "$T/img" \
+			</dev/null >"$T/a.out" 2>&1
+	) &
+	pa=$!
+	PIDS+=("$pa")
+	wait_rebound "$T/work/sock" "$ino"
+	# bound after the point of no return (held, it would have been bound
+	# before it, "p" not written yet). (Its "j" comes early: the pipe at
+	# fd 3 cannot be kept above fd 100 either, and the loader says "j" at
+	# once then, the safe side.)
+	[ "$(head -c 1 "$T/a.ponr")" = p ]
+	wait "$pa" && sa=0 || sa=$?
+	cat "$T/a.out"
+	[ "$sa" -eq 0 ]
+	grep -q "^reachable " "$T/a.out"
+	! grep -q FAIL "$T/a.out" || false
+}
