@@ -186,16 +186,16 @@ static void put_dir(struct crac_img_buf *b, const char *d, size_t dl)
 	put_n(b, d + dl - 64, 64, true);
 }
 
-/* "crac: restore DIR: WHY", the directory shortened where WHY names it
- * too, always one whole line: cut short, it ends in "...". */
 static bool past_ponr HOT;   /* point_of_no_return() ran */
 
+/* "crac: restore DIR: WHY", the directory shortened where WHY names it
+ * too, always one whole line: cut short, it ends in "...". Before the
+ * point of no return, the Unix socket files check_descriptors bound are
+ * removed again first (each only if it is still the one it made). */
 static __attribute__((noreturn)) void die(int status, const char *why)
 {
 	static char line[2048];
 
-	/* refused before the point of no return: the Unix socket files the
-	 * check bound are removed again (each only if it is still ours) */
 	if (!past_ponr)
 		crac_obj_socket_unhold();
 	struct crac_img_buf b = { line, 0, sizeof(line) - 4 };   /* room for "...\n" */

@@ -831,9 +831,10 @@ static int unix_listener_on(const struct stat *st)
 				done = 1;
 			} else if (h.nlmsg_type == NLMSG_ERROR) {
 				struct nlmsgerr err;
-				memcpy(&err, buf + off + NLMSG_HDRLEN,
-				       h.nlmsg_len >= NLMSG_HDRLEN + sizeof(err) ? sizeof(err) : 0);
-				n = h.nlmsg_len >= NLMSG_HDRLEN + sizeof(err) && err.error < 0 ? err.error : -EPROTO;
+				memset(&err, 0, sizeof(err));
+				if (h.nlmsg_len >= NLMSG_HDRLEN + sizeof(err))
+					memcpy(&err, buf + off + NLMSG_HDRLEN, sizeof(err));
+				n = err.error < 0 ? err.error : -EPROTO;
 				done = 1;
 			} else if (h.nlmsg_type == SOCK_DIAG_BY_FAMILY &&
 				   h.nlmsg_len >= NLMSG_LENGTH(sizeof(struct unix_diag_msg))) {
