@@ -23,7 +23,10 @@
  *      map), pages file and resume block, CPU features and XSAVE size, vDSO
  *      layout and code, PR_SET_MM_MAP, identity of every mapped file;
  *      then plan_lazy (which mappings userfaultfd fills) and
- *      check_descriptors (descriptor limit, socket addresses, activation)
+ *      check_descriptors (descriptor limit, socket addresses, activation;
+ *      listening and bound sockets bound and held for the restore, the
+ *      socket files of Unix paths removed again if the restore is refused
+ *      before the point of no return)
  *   -- point of no return: async signals blocked, crash handler installed --
  *   3. clear_address_space: unmap everything of ours but the loader itself
  *      and the vDSO block
@@ -183,11 +186,18 @@ static void put_dir(struct crac_img_buf *b, const char *d, size_t dl)
 	put_n(b, d + dl - 64, 64, true);
 }
 
+static bool past_ponr HOT;   /* point_of_no_return() ran */
+
 /* "crac: restore DIR: WHY", the directory shortened where WHY names it
- * too, always one whole line: cut short, it ends in "...". */
+ * too, always one whole line: cut short, it ends in "...". Before the
+ * point of no return, the Unix socket files check_descriptors bound are
+ * removed again first (each only if it is still the one it made). */
 static __attribute__((noreturn)) void die(int status, const char *why)
 {
 	static char line[2048];
+
+	if (!past_ponr)
+		crac_obj_socket_unhold();
 	struct crac_img_buf b = { line, 0, sizeof(line) - 4 };   /* room for "...\n" */
 	size_t dl = image_dir ? strlen(image_dir) : 0;
 
@@ -1320,6 +1330,7 @@ static void ponr_jumping(void)
  * its own mask), and a crash says where it happened. */
 static void point_of_no_return(void)
 {
+	past_ponr = true;
 	if (ponr_fd >= 3)
 		out(ponr_fd, "p");
 	uint64_t mask = ~0ull;
@@ -2027,6 +2038,22 @@ static void check_descriptors(void)
 			continue;
 		crac_obj_put_entry(&b, v, &v->fds[f]);
 		long rc = crac_obj_socket_check(v, &v->fds[f], &b);
+		if (rc < 0) {
+			put_err(&b, rc);
+			die(1, msg_buf);
+		}
+	}
+	/* Then the Unix socket paths, once every descriptor passed (a refusal
+	 * above changed no file): bound (a stale socket file removed) and
+	 * held as the ports are, so that a second restore of this image finds
+	 * the path in use now, not after its point of no return. A refusal
+	 * from here on removes the socket files made (die). */
+	for (uint32_t f = 0; f < h->n_fds; f++) {
+		struct crac_img_buf b = msg();
+		if (activation_dst(v->fds[f].fd))
+			continue;
+		crac_obj_put_entry(&b, v, &v->fds[f]);
+		long rc = crac_obj_socket_hold_path(v, &v->fds[f], &b);
 		if (rc < 0) {
 			put_err(&b, rc);
 			die(1, msg_buf);

@@ -203,10 +203,20 @@ int crac_obj_file_check(const struct crac_img_view *v, const struct crac_img_fd 
 int crac_obj_inotify_check(const struct crac_img_view *v, const struct crac_img_fd *e, struct crac_img_buf *why);
 
 /* Before the point of no return (the loader): can the listening or bound
- * IP socket of entry e have its address again (bound, and kept for the
- * restore: crac_obj_socket_close_inherited)?
+ * socket of entry e have its address again? An IP address or abstract
+ * Unix name is bound, and kept for the restore (crac_obj_socket_held); a
+ * Unix path is only looked at, nothing changed.
  * 0, or -errno and why (an entry of another kind: 0). */
 int crac_obj_socket_check(const struct crac_img_view *v, const struct crac_img_fd *e, struct crac_img_buf *why);
+/* Then, once every entry passed crac_obj_socket_check, still before the
+ * point of no return: the listening or bound Unix socket of entry e with a
+ * path is bound there (a stale socket file removed, under the directory's
+ * flock) and kept for the restore. 0, or -errno and why (another entry:
+ * 0). A restore refused before its point of no return calls
+ * crac_obj_socket_unhold(): the socket files made are removed again, each
+ * only if the file at its path is still the one made. */
+int crac_obj_socket_hold_path(const struct crac_img_view *v, const struct crac_img_fd *e, struct crac_img_buf *why);
+void crac_obj_socket_unhold(void);
 /* The sockets the check bound and holds for the restore: their
  * descriptors into fds (at most max), how many. The loader's
  * close_inherited step keeps them open and then says so with

@@ -32,14 +32,21 @@
  * SO_REUSEADDR a port held by a closing socket is tried again for at most
  * 200 ms (the checkpointed process may be exiting). A Unix path is bound
  * again after removing the socket file there only if it is a socket and
- * nothing answers on it (a connect(2) is refused); any other file there, a
+ * nothing listens on it (no listener of this network namespace has that
+ * file, unix_listener_on, and a connect(2) is refused); any other file there, a
  * symbolic link (never followed nor removed), a socket in use, or a
  * directory that is missing or not writable, fails the restore, and is
  * found before the loader's point of no return (crac_obj_socket_check),
- * nothing changed; the file's mode is set again. The removal, bind and
- * listen of a Unix path hold a flock on its directory (unix_dir_lock): two
- * restores of one image take turns, and the second finds the first
- * listening instead of removing its socket file as stale.
+ * nothing changed; the file's mode is set again. Once every entry passed
+ * those checks, still before the point of no return, each Unix path is
+ * bound and held as a port is (crac_obj_socket_hold_path): the removal,
+ * bind and listen hold a flock on its directory (unix_dir_lock), so that
+ * two restores of one image take turns and the second finds the first
+ * listening, and is refused before its point of no return, instead of
+ * removing the first's socket file as stale. A restore refused before its
+ * point of no return removes the socket files it made, if they are still
+ * the ones it made (crac_obj_socket_unhold); a stale file it removed is
+ * not made again.
  *
  * CLOSED (closed_ops): a connection a policy closes at the checkpoint;
  * the restored process finds at its number one end of a Unix stream pair
@@ -769,6 +776,91 @@ static long unix_dir_ok(const char *path, struct stat *dst, struct crac_img_buf 
 }
 
 /*
+ * Does a Unix socket of this network namespace listen on the socket file
+ * *st (sock_diag: the file of every listener, UDIAG_SHOW_VFS)? 1 yes, 0
+ * no, -errno when the kernel cannot tell. Asked before a connect(2) tells:
+ * that connection reaches the program listening there, which accepts it,
+ * finds its peer gone, and an unmodified one may die of SIGPIPE answering
+ * it (a restored instance, found by the second restore of its image).
+ */
+static int unix_listener_on(const struct stat *st)
+{
+	struct {
+		struct nlmsghdr h;
+		struct unix_diag_req r;
+	} q;
+	static char buf[8192] __attribute__((aligned(8)));
+	struct sockaddr_nl sa;
+	/* the kernel's dev_t (MAJOR << 20 | MINOR), as unix_diag gives it */
+	uint64_t d = st->st_dev;
+	uint32_t major = (uint32_t)(((d >> 8) & 0xfff) | ((d >> 32) & ~0xfffull));
+	uint32_t minor = (uint32_t)((d & 0xff) | ((d >> 12) & ~0xffull));
+	uint32_t kdev = major << 20 | minor;
+	long nl = sys_socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG), n;
+	int found = 0, done = 0;
+
+	if (nl < 0)
+		return (int)nl;
+	memset(&q, 0, sizeof(q));
+	memset(&sa, 0, sizeof(sa));
+	sa.nl_family = AF_NETLINK;
+	q.h.nlmsg_len = sizeof(q);
+	q.h.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+	q.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	q.r.sdiag_family = AF_UNIX;
+	q.r.udiag_states = 1u << 10;   /* TCP_LISTEN */
+	q.r.udiag_show = UDIAG_SHOW_VFS;
+	n = SYS(SYS_sendto, nl, &q, sizeof(q), 0, &sa, sizeof(sa));
+	while (n >= 0 && !done && !found) {
+		do
+			n = SYS(SYS_recvfrom, nl, buf, sizeof(buf), 0, 0, 0);
+		while (n == -EINTR);
+		if (n <= 0) {
+			n = n < 0 ? n : -EPROTO;
+			break;
+		}
+		for (long off = 0; off + (long)sizeof(struct nlmsghdr) <= n && !done && !found;) {
+			struct nlmsghdr h;
+			memcpy(&h, buf + off, sizeof(h));
+			if (h.nlmsg_len < sizeof(h) || off + (long)h.nlmsg_len > n) {
+				n = -EPROTO;
+				done = 1;
+				break;
+			}
+			if (h.nlmsg_type == NLMSG_DONE) {
+				done = 1;
+			} else if (h.nlmsg_type == NLMSG_ERROR) {
+				struct nlmsgerr err;
+				memset(&err, 0, sizeof(err));
+				if (h.nlmsg_len >= NLMSG_HDRLEN + sizeof(err))
+					memcpy(&err, buf + off + NLMSG_HDRLEN, sizeof(err));
+				n = err.error < 0 ? err.error : -EPROTO;
+				done = 1;
+			} else if (h.nlmsg_type == SOCK_DIAG_BY_FAMILY &&
+				   h.nlmsg_len >= NLMSG_LENGTH(sizeof(struct unix_diag_msg))) {
+				const char *at = buf + off + NLMSG_LENGTH(sizeof(struct unix_diag_msg));
+				const char *end = buf + off + h.nlmsg_len;
+				while (at + sizeof(struct rtattr) <= end) {
+					struct rtattr ra;
+					memcpy(&ra, at, sizeof(ra));
+					if (ra.rta_len < sizeof(ra) || at + ra.rta_len > end)
+						break;
+					if (ra.rta_type == UNIX_DIAG_VFS && ra.rta_len >= RTA_LENGTH(sizeof(struct unix_diag_vfs))) {
+						struct unix_diag_vfs vfs;
+						memcpy(&vfs, at + RTA_LENGTH(0), sizeof(vfs));
+						found |= vfs.udiag_vfs_ino == (uint32_t)st->st_ino && vfs.udiag_vfs_dev == kdev;
+					}
+					at += RTA_ALIGN(ra.rta_len);
+				}
+			}
+			off += NLMSG_ALIGN(h.nlmsg_len);
+		}
+	}
+	sys_close(nl);
+	return found ? 1 : n < 0 ? (int)n : 0;
+}
+
+/*
  * A Unix path to bind: free, or a stale socket file nothing answers on
  * (removed, unless `dry`: the check before the point of no return, which
  * changes nothing). A symbolic link there is never followed, and never
@@ -798,6 +890,13 @@ static long unix_path_free(const struct sockaddr_un *a, uint32_t len, int type, 
 		crac_img_put_escaped(why, path);
 		crac_img_puts(why, " exists and is not a socket: it is left alone and the socket cannot be bound there");
 		return -EEXIST;
+	}
+	/* a listener of this network namespace is found without connecting
+	 * to it; another's (or where sock_diag cannot tell) by connecting */
+	if (unix_listener_on(&st) == 1) {
+		crac_img_put_escaped(why, path);
+		crac_img_puts(why, " is in use: another process listens there");
+		return -EADDRINUSE;
 	}
 	long s = sys_socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (s < 0) {
@@ -911,6 +1010,16 @@ static int n_held;
 static int held_valid;   /* they survived close_inherited */
 
 /*
+ * The socket file of each Unix path socket the loader bound before its
+ * point of no return (crac_obj_socket_hold_path): its device and inode as
+ * the bind made it, so that a restore refused before the point of no
+ * return removes it again (crac_obj_socket_unhold), and only if the file
+ * at the path is still that one. ino 0: not known, never removed.
+ */
+static struct { uint64_t dev, ino; char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1]; } unix_made[HELD_MAX];
+static int n_made;
+
+/*
  * The directory of each Unix path the check looked at: the restore binds
  * there only if the path still leads to that directory (a directory of
  * the path replaced meanwhile, say by a symbolic link, by someone who can
@@ -920,8 +1029,6 @@ static int held_valid;   /* they survived close_inherited */
 static struct { uint32_t entry; uint64_t dev, ino; } unix_dirs[HELD_MAX];
 static int n_unix_dirs;
 
-/* Entry i's Unix path still in the directory the check saw? 0, or
- * -ESTALE and why. */
 /* Is dir (entry i's Unix path's directory), whose status is *st (NULL: it
  * could not be had), the directory the restore checked? 0, or -ESTALE and
  * why. Entries the check recorded no directory for pass. */
@@ -958,14 +1065,20 @@ static long unix_dir_same(uint32_t i, const char *path, struct crac_img_buf *why
  * found A's socket file answering nothing (connect refused), took it for
  * the stale file of the checkpointed process, removed it and bound its
  * own: A then listened on a file no longer there, unreachable, and did not
- * know. The check, the removal of a stale file, the bind and the listen of
- * a Unix path are therefore made holding an exclusive flock(2) on the
- * path's directory (opened without writing anything there; the same
- * directory the check saw, by device and inode, else -ESTALE). B waits for
- * A's listen, then finds A listening and refuses, naming the path. The
- * wait is bounded (UNIX_LOCK_MS): a directory locked longer refuses the
- * restore, saying so. A file system without flock (EINVAL, ENOLCK, ...),
- * or a directory the restoring user cannot read, is not locked: as before.
+ * know. The second look at the path, the removal of a stale file, the
+ * bind and the listen of a Unix path are therefore made holding an
+ * exclusive flock(2) on the path's directory (unix_bind_locked; the
+ * directory opened without writing anything there; the same directory the
+ * check saw, by device and inode, else -ESTALE). B waits for A's listen,
+ * then finds A listening and refuses, naming the path. The wait is bounded
+ * (UNIX_LOCK_MS): a directory locked longer refuses the restore, saying
+ * so. A file system without flock (EINVAL, ENOLCK, ...), or a directory
+ * the restoring user cannot read, is not locked: as before.
+ *
+ * This is done before the loader's point of no return
+ * (crac_obj_socket_hold_path), so that B is refused while the restoring
+ * command can still do something else; restore_bound only when the socket
+ * could not be held.
  *
  * CRAC_LOADER_TEST_LISTEN_DELAY_MS (tests only, loader.c): ms slept between
  * the bind and the listen, the window made wide.
@@ -1029,6 +1142,63 @@ static long unix_dir_lock(uint32_t i, const char *path, long *lock_fd, struct cr
 	}
 }
 
+/* Removes the socket file at path if it is still the one made (dev, ino):
+ * never another file put there since. */
+static void unix_unlink_made(const char *path, uint64_t dev, uint64_t ino)
+{
+	struct stat st;
+
+	if (ino && sys_fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && (st.st_mode & S_IFMT) == S_IFSOCK &&
+	    st.st_dev == dev && st.st_ino == ino)
+		SYS(SYS_unlinkat, AT_FDCWD, path, 0, 0, 0, 0);
+}
+
+/*
+ * fd, a new socket of entry i with its options set, bound to the entry's
+ * Unix path (a, len) and, for a listener, listening, holding the flock of
+ * the path's directory (unix_dir_lock): the directory the check saw, a
+ * stale socket file there removed first (unix_path_free), the new file's
+ * mode the image's. *made: the device and inode of the socket file made
+ * (ino 0: not known). A listen that fails removes the file made. 0, or
+ * -errno and why.
+ */
+static long unix_bind_locked(uint32_t i, long fd, const struct crac_img_fd *e, const union sock_any *a, uint32_t len,
+			     const char *path, struct stat *made, struct crac_img_buf *why)
+{
+	long lock_fd = -1, old_umask = -1, rc;
+
+	made->st_dev = made->st_ino = 0;
+	if ((rc = unix_dir_same(i, path, why)) < 0 || (rc = unix_dir_lock(i, path, &lock_fd, why)) < 0 ||
+	    (rc = unix_path_free(&a->un, len, (int)e->u[2], false, why)) < 0)
+		goto out;
+	/* A Unix socket's file gets its mode at the bind, from the umask:
+	 * set for that one call (the loader is single-threaded), never
+	 * changed afterwards through the path, which another user who can
+	 * write to its directory could have replaced by a symlink. */
+	if (e->u[7])
+		old_umask = SYS(SYS_umask, ~(e->u[7] - 1) & 0777, 0, 0, 0, 0, 0);
+	rc = bind_again(fd, e, a, len, why);
+	if (old_umask >= 0)
+		SYS(SYS_umask, old_umask, 0, 0, 0, 0, 0);
+	if (rc < 0)
+		goto out;
+	/* the file the bind made (another restore of the image does not
+	 * touch the path while we hold the lock) */
+	if (sys_fstatat(AT_FDCWD, path, made, AT_SYMLINK_NOFOLLOW) < 0 || (made->st_mode & S_IFMT) != S_IFSOCK)
+		made->st_dev = made->st_ino = 0;
+	for (long ms = test_listen_delay_ms; ms > 0; ms -= 100)
+		sleep_ms(ms < 100 ? ms : 100);
+	if (e->u[0] == R_LISTEN && (rc = SYS(SYS_listen, fd, SOMAXCONN, 0, 0, 0, 0)) < 0) {
+		crac_img_puts(why, "cannot listen on ");
+		put_addr(why, a, len);
+		unix_unlink_made(path, made->st_dev, made->st_ino);
+	}
+out:
+	if (lock_fd >= 0)
+		sys_close(lock_fd);   /* listening: another restore finds it in use */
+	return rc;
+}
+
 /* The socket held for entry i, taken out of the table; -1 if none. */
 static long held_take(uint32_t i)
 {
@@ -1058,17 +1228,20 @@ void crac_obj_socket_held_kept(void)
 
 /*
  * Before the point of no return: can the listening or bound IP socket (or
- * Unix socket with an abstract name) of entry e have its address again? A socket of its domain, type and options
- * is bound to it (and listens, for a listener), and kept for the restore
- * (held[]): a port another process holds (a second instance restored from
- * the same image, a cold one) then refuses the restore while the restoring
- * command can still do something else (crac start starts the program
- * cold), instead of after it, when the restored process can only stop.
- * A Unix path is only looked at (nothing bound, nothing removed: the state
- * is untouched if the restore is refused): its directory must exist and
- * be writable, and the path be free or a socket file nothing listens on
- * (stale: removed at the bind); any other file, a symbolic link (never
- * followed) or a socket in use refuses the restore here, naming the path.
+ * Unix socket with an abstract name) of entry e have its address again? A
+ * socket of its domain, type and options is bound to it (and listens, for
+ * a listener), and kept for the restore (held[]): a port another process
+ * holds (a second instance restored from the same image, a cold one) then
+ * refuses the restore while the restoring command can still do something
+ * else (crac start starts the program cold), instead of after it, when the
+ * restored process can only stop.
+ * A Unix path is only looked at here (nothing bound, nothing removed: the
+ * state is untouched if this or a later entry's check refuses the
+ * restore): its directory must exist and be writable, and the path be
+ * free or a socket file nothing listens on (stale: removed at the bind);
+ * any other file, a symbolic link (never followed) or a socket in use
+ * refuses the restore here, naming the path. It is bound once every entry
+ * passed: crac_obj_socket_hold_path.
  */
 int crac_obj_socket_check(const struct crac_img_view *v, const struct crac_img_fd *e, struct crac_img_buf *why)
 {
@@ -1132,6 +1305,71 @@ hold:;
 	return (int)rc;
 }
 
+/*
+ * Before the point of no return, once every entry passed
+ * crac_obj_socket_check: the listening or bound Unix socket of entry e
+ * with a path is bound there and kept for the restore (held[]), as a port
+ * is, under the directory's flock (unix_bind_locked: the stale socket file
+ * removed, the bind, the listen). Of two restores of one image started
+ * together, the second thus finds the path in use and is refused here,
+ * naming it, while the restoring command can still do something else;
+ * bound after the point of no return (restore_bound), it could only stop.
+ * The socket file made is recorded (unix_made[]): a restore refused before
+ * the point of no return removes it again (crac_obj_socket_unhold). A
+ * socket that cannot be held (the table full, no descriptor number above
+ * the image's) is not bound now: restore_bound binds it, as before. 0, or
+ * -errno and why (an entry of another kind: 0).
+ */
+int crac_obj_socket_hold_path(const struct crac_img_view *v, const struct crac_img_fd *e, struct crac_img_buf *why)
+{
+	union sock_any a;
+	char path[sizeof(a.un.sun_path) + 1];
+	struct stat made;
+	long len, rc;
+
+	if (e->kind != CRAC_OBJ_SOCKET || e->same_as != CRAC_IMG_NO_FD ||
+	    (e->u[0] != R_LISTEN && e->u[0] != R_DGRAM) || e->u[1] != AF_UNIX)
+		return 0;
+	if ((len = bound_addr(v, e, &a, why)) < 0)
+		return (int)len;
+	unix_path_of(&a.un, (uint32_t)len, path);
+	if (!path[0] || n_held >= HELD_MAX || n_made >= HELD_MAX)
+		return 0;   /* abstract (held by the check), unnamed, or bound by restore_bound */
+	uint32_t i = (uint32_t)(e - v->fds);
+	long fd = sys_socket(e->u[1], e->u[2] | SOCK_CLOEXEC, e->u[3]);
+	if (fd < 0) {
+		crac_img_puts(why, "cannot make the socket");
+		return (int)fd;
+	}
+	/* kept above every descriptor of the image (crac_obj_place moves
+	 * descriptors onto the image's numbers): moved there before it is
+	 * bound, so that a socket that cannot be kept (the soft
+	 * RLIMIT_NOFILE is raised only at the restore) changes nothing */
+	long top = v->h->n_fds ? v->fds[v->h->n_fds - 1].fd : 2;
+	long hfd = sys_fcntl(fd, F_DUPFD_CLOEXEC, top + 1);
+	sys_close(fd);
+	if (hfd < 0)
+		return 0;
+	restore_options(hfd, e);
+	if ((rc = unix_bind_locked(i, hfd, e, &a, (uint32_t)len, path, &made, why)) < 0) {
+		sys_close(hfd);
+		return (int)rc;
+	}
+	held[n_held].entry = i;
+	held[n_held++].fd = (int)hfd;
+	unix_made[n_made].dev = made.st_dev;
+	unix_made[n_made].ino = made.st_ino;
+	memcpy(unix_made[n_made++].path, path, sizeof(path));
+	return 0;
+}
+
+void crac_obj_socket_unhold(void)
+{
+	for (int k = 0; k < n_made; k++)
+		unix_unlink_made(unix_made[k].path, unix_made[k].dev, unix_made[k].ino);
+	n_made = 0;
+}
+
 static long restore_bound(struct crac_obj_restore *r, uint32_t i, struct crac_img_buf *why)
 {
 	const struct crac_img_fd *e = &r->v->fds[i];
@@ -1150,42 +1388,25 @@ static long restore_bound(struct crac_obj_restore *r, uint32_t i, struct crac_im
 		return fd;
 	}
 	restore_options(fd, e);
-	int named = e->u[1] == AF_UNIX ? len > (long)offsetof(struct sockaddr_un, sun_path) : ip_named(e, &a);
-	long lock_fd = -1;   /* the path's directory, locked until the listen */
-	if (named && e->u[1] == AF_UNIX && a.un.sun_path[0]) {
+	if (e->u[1] == AF_UNIX && a.un.sun_path[0]) {
+		/* a path the check could not hold: bound now, as it would have */
 		char path[sizeof(a.un.sun_path) + 1];
+		struct stat made;
 		unix_path_of(&a.un, (uint32_t)len, path);
-		if ((rc = unix_dir_same(i, path, why)) < 0 || (rc = unix_dir_lock(i, path, &lock_fd, why)) < 0 ||
-		    (rc = unix_path_free(&a.un, (uint32_t)len, (int)e->u[2], false, why)) < 0)
-			goto fail;
+		rc = unix_bind_locked(i, fd, e, &a, (uint32_t)len, path, &made, why);
+	} else {
+		int named = e->u[1] == AF_UNIX ? len > (long)offsetof(struct sockaddr_un, sun_path) : ip_named(e, &a);
+		rc = named ? bind_again(fd, e, &a, (uint32_t)len, why) : 0;
+		if (rc == 0 && e->u[0] == R_LISTEN && (rc = SYS(SYS_listen, fd, SOMAXCONN, 0, 0, 0, 0)) < 0) {
+			crac_img_puts(why, "cannot listen on ");
+			put_addr(why, &a, (uint32_t)len);
+		}
 	}
-	/* A Unix socket's file gets its mode at the bind, from the umask:
-	 * set for that one call (the loader is single-threaded), never
-	 * changed afterwards through the path, which another user who can
-	 * write to its directory could have replaced by a symlink. */
-	long old_umask = -1;
-	if (named && e->u[1] == AF_UNIX && a.un.sun_path[0] && e->u[7])
-		old_umask = SYS(SYS_umask, ~(e->u[7] - 1) & 0777, 0, 0, 0, 0, 0);
-	rc = named ? bind_again(fd, e, &a, (uint32_t)len, why) : 0;
-	if (old_umask >= 0)
-		SYS(SYS_umask, old_umask, 0, 0, 0, 0, 0);
-	if (rc < 0)
-		goto fail;
-	for (long ms = named && e->u[1] == AF_UNIX && a.un.sun_path[0] ? test_listen_delay_ms : 0; ms > 0; ms -= 100)
-		sleep_ms(ms < 100 ? ms : 100);
-	if (e->u[0] == R_LISTEN && (rc = SYS(SYS_listen, fd, SOMAXCONN, 0, 0, 0, 0)) < 0) {
-		crac_img_puts(why, "cannot listen on ");
-		put_addr(why, &a, (uint32_t)len);
-		goto fail;
+	if (rc < 0) {
+		sys_close(fd);
+		return rc;
 	}
-	if (lock_fd >= 0)
-		sys_close(lock_fd);   /* listening: another restore finds it in use */
 	return crac_obj_place(r, i, fd);
-fail:
-	if (lock_fd >= 0)
-		sys_close(lock_fd);
-	sys_close(fd);
-	return rc;
 }
 
 /* Queues a pair end's bytes again: written into the other end. */

@@ -141,57 +141,41 @@ restores_again() {
 	[ -S "$T/work/sock" ] && [ -S "$T/work/dgram" ]
 }
 
-@test "the Unix path's directory replaced by a symbolic link after the check: the restore does not bind nor remove anything elsewhere" {
-	command -v python3 >/dev/null || skip "no python3 to hold the loader at its point of no return"
+@test "the Unix path's directory replaced by a symbolic link after the check: the restore does not bind nor remove anything elsewhere, and removes no file it did not make" {
 	checkpoint
 	mkdir "$T/elsewhere"
-	# a stale socket file elsewhere, as at the path: following the link
-	# would remove it and bind there
-	python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$T/elsewhere/sock"
-	ino="$(stat -c %i "$T/elsewhere/sock")"
-	# the loader held at its point of no return (a full pipe as its
-	# CRAC_LOADER_PONR_FD) while the directory is swapped
-	run timeout -k 5 60 python3 - "$CRAC" "$T" <<'PY'
-import os, subprocess, sys, threading, time
-crac, t = sys.argv[1], sys.argv[2]
-r, w = os.pipe()
-os.set_blocking(w, False)
-for size in (65536, 4096, 1):
-    try:
-        while True:
-            os.write(w, b"x" * size)
-    except BlockingIOError:
-        pass
-os.set_blocking(w, True)
-p = subprocess.Popen([crac, "restore", t + "/img"], pass_fds=(w,), stdin=subprocess.DEVNULL,
-                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                     env=dict(os.environ, CRAC_LOADER_PONR_FD=str(w)))
-os.close(w)
-for _ in range(400):   # blocked writing "p": past the check
-    try:
-        if "pipe" in open("/proc/%d/wchan" % p.pid).read():
-            break
-    except OSError:
-        pass
-    time.sleep(0.025)
-time.sleep(0.2)
-print("loader " + ("waiting" if p.poll() is None else "gone"))
-os.rename(t + "/work", t + "/work.old")
-os.symlink(t + "/elsewhere", t + "/work")
-threading.Thread(target=lambda: [None for _ in iter(lambda: os.read(r, 65536), b"")], daemon=True).start()
-out, _ = p.communicate(timeout=30)
-sys.stdout.write(out.decode())
-print("status %d" % p.returncode)
-PY
-	echo "$output"
-	[ "$status" -eq 0 ]
-	echo "$output" | grep -qx "loader waiting"
-	echo "$output" | grep -qx "status 1"
-	echo "$output" | grep -Eq "fd [0-9]+ \\(socket $T/work/sock\\): cannot bind $T/work/sock: its directory $T/work was replaced since the restore checked it: the socket is not bound there"
-	# nothing elsewhere removed or bound
-	[ -S "$T/elsewhere/sock" ]
-	[ "$(stat -c %i "$T/elsewhere/sock")" = "$ino" ]
-	[ -z "$(ls "$T/elsewhere" | grep -vx sock)" ]
+	# stale socket files elsewhere, as at the paths: following the link
+	# would remove them and bind there
+	python3 -c 'import socket, sys; [socket.socket(socket.AF_UNIX).bind(sys.argv[1] + n) for n in ("/sock", "/dgram")]' \
+		"$T/elsewhere" || skip "no python3 to make a socket file"
+	id_sock="$(stat -c '%i %z' "$T/elsewhere/sock")"
+	id_dgram="$(stat -c '%i %z' "$T/elsewhere/dgram")"
+	before="$(stat -c '%i %z' "$T/work/sock")"
+	# the loader binds work/sock, then waits 3 s before it listens (the
+	# test hook), still before its point of no return; meanwhile the
+	# directory is swapped: its next path, work/dgram, now leads elsewhere
+	spawn "$T/r.out" "$T/r.err" bash -c 'exec 3>"$1"; CRAC_LOADER_PONR_FD=3 CRAC_LOADER_TEST_LISTEN_DELAY_MS=3000 exec "$2" restore "$3"' _ \
+		"$T/ponr" "$CRAC" "$T/img"
+	r=$SPAWNED
+	for _ in $(seq 500); do
+		[ -S "$T/work/sock" ] && [ "$(stat -c '%i %z' "$T/work/sock")" != "$before" ] && break
+		sleep 0.02
+	done
+	[ "$(stat -c '%i %z' "$T/work/sock")" != "$before" ]   # bound again, not listening yet
+	mv "$T/work" "$T/work.old"
+	ln -s "$T/elsewhere" "$T/work"
+	wait "$r" && status=0 || status=$?
+	cat "$T/r.out" "$T/r.err"
+	[ "$status" -eq 1 ]
+	[ ! -s "$T/ponr" ]
+	[ ! -s "$T/r.out" ]
+	[ "$(wc -l <"$T/r.err")" -eq 1 ]
+	grep -Eq "^crac: restore $T/img: fd [0-9]+ \\(socket $T/work/dgram\\): cannot bind $T/work/dgram: its directory $T/work was replaced since the restore checked it: the socket is not bound there" "$T/r.err"
+	# nothing elsewhere removed or bound; its socket file at work/sock (now
+	# elsewhere/sock, another file) was not removed through the link
+	[ -S "$T/elsewhere/sock" ] && [ "$(stat -c '%i %z' "$T/elsewhere/sock")" = "$id_sock" ]
+	[ -S "$T/elsewhere/dgram" ] && [ "$(stat -c '%i %z' "$T/elsewhere/dgram")" = "$id_dgram" ]
+	[ -z "$(ls "$T/elsewhere" | grep -vx 'sock\|dgram')" ]
 }
 
 @test "an abstract name another process holds: refused before the point of no return (it was found at the bind, after it)" {
@@ -214,4 +198,38 @@ time.sleep(60)' "crac-obj-sock-$opid"
 	kill "$holder"
 	wait "$holder" || true
 	restores_again
+}
+
+@test "a Unix path another process of this network namespace listens on: refused before the point of no return without connecting to it" {
+	command -v python3 >/dev/null || skip "no python3"
+	checkpoint
+	rm "$T/work/sock"
+	# a listener that reports every connection made to it (an unmodified
+	# server answering the restore's probe would find its peer gone:
+	# EPIPE, or death by SIGPIPE)
+	spawn "$T/hold.out" "$T/hold.err" python3 -c '
+import os, select, socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+s.listen(8)
+print("holding", flush=True)
+n = 0
+end = time.time() + 60
+while time.time() < end and not os.path.exists(sys.argv[2]):
+    if select.select([s], [], [], 0.1)[0]:
+        s.accept()
+        n += 1
+# (connections made just before the stop file)
+while select.select([s], [], [], 0.2)[0]:
+    s.accept()
+    n += 1
+print("connections %d" % n, flush=True)' "$T/work/sock" "$T/stop"
+	holder=$SPAWNED
+	for _ in $(seq 250); do grep -q holding "$T/hold.out" && break; sleep 0.02; done
+	grep -q holding "$T/hold.out" || { cat "$T/hold.err"; kill "$holder"; false; }
+	restore_refused "$T/work/sock is in use: another process listens there"
+	touch "$T/stop"
+	wait "$holder" || true
+	cat "$T/hold.out" "$T/hold.err"
+	grep -qx "connections 0" "$T/hold.out"
 }

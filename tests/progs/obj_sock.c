@@ -38,10 +38,10 @@
  *                before the restore
  *   activated    as taken, with a second listener ("actfd N"), for a
  *                restore that passes a socket for it (socket activation)
- *   unixonly     a Unix stream listener at WORK/sock, nothing else; restored,
- *                prints "reachable PID" if a connection to WORK/sock reaches
- *                it (and listens 4 s more), else "FAIL: unreachable ..."
- *                (exit 1)
+ *   unixonly [FD] a Unix stream listener at WORK/sock (at descriptor FD if
+ *                given), nothing else; restored, prints "reachable PID" if a
+ *                connection to WORK/sock reaches it (and listens 4 s more),
+ *                else "FAIL: unreachable ..." (exit 1)
  *   scm          a descriptor in flight (SCM_RIGHTS) in a socket pair: the
  *                checkpoint is refused (exit 3) and the bytes, the
  *                descriptor and the process's descriptors are unchanged
@@ -524,6 +524,15 @@ int main(int argc, char **argv)
 		if (u < 0 || bind(u, (void *)&ua, sizeof(ua)) < 0 || listen(u, 4) < 0) {
 			perror("unix listener");
 			return 1;
+		}
+		if (argc > 4) {   /* at a high descriptor number */
+			int at = atoi(argv[4]);
+			if (dup2(u, at) != at) {
+				perror("dup2");
+				return 1;
+			}
+			close(u);
+			u = at;
 		}
 		checkpoint(argv[1], NULL);
 		/* restored: does a connection to WORK/sock reach this listener? */

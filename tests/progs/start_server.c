@@ -9,7 +9,9 @@
  * Listens on TCP: the first socket of socket activation (LISTEN_FDS,
  * LISTEN_PID) if it is passed one, else 127.0.0.1 on $START_PORT (a free
  * port when unset), after the warm-up with $START_LISTEN_LATE=1; writes
- * the port to DIR/port. Each cold start appends a line to DIR/boots. Warms
+ * the port to DIR/port. With $START_UNIX set (and no socket activation) it
+ * listens on that Unix stream path instead (nothing removed there first:
+ * a file there fails it) and writes the path to DIR/port. Each cold start appends a line to DIR/boots. Warms
  * up for WARMUP_MS (default 0), then sends READY=1 to $NOTIFY_SOCKET if
  * set, and answers every connection with one line:
  *     answer pid=PID boots=N served=K activated=A
@@ -80,6 +82,18 @@ int main(int argc, char **argv)
 	if (lp && lf && atoi(lp) == (int)getpid() && atoi(lf) >= 1) {
 		lfd = 3;
 		activated = 1;
+	} else if (getenv("START_UNIX")) {
+		struct sockaddr_un u = { .sun_family = AF_UNIX };
+		if (strlen(getenv("START_UNIX")) >= sizeof(u.sun_path)) {
+			fprintf(stderr, "start_server: START_UNIX too long\n");
+			return 1;
+		}
+		strcpy(u.sun_path, getenv("START_UNIX"));
+		lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (lfd < 0 || bind(lfd, (struct sockaddr *)&u, sizeof(u)) < 0 || listen(lfd, 64) < 0) {
+			perror("start_server: listen on START_UNIX");
+			return 1;
+		}
 	} else {
 		struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 		int one = 1;
@@ -99,7 +113,10 @@ int main(int argc, char **argv)
 		nanosleep(&ts, NULL);
 	snprintf(path, sizeof(path), "%s/port", argv[1]);
 	if ((f = fopen(path, "w"))) {
-		fprintf(f, "%d\n", ntohs(got.sin_port));
+		if (got.sin_family == AF_UNIX)
+			fprintf(f, "%s\n", getenv("START_UNIX"));
+		else
+			fprintf(f, "%d\n", ntohs(got.sin_port));
 		fclose(f);
 	}
 	notify("READY=1\nSTATUS=warm");
