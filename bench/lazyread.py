@@ -13,7 +13,9 @@
 # ($CRAC_BENCH_CRIU or criu in PATH; under bench/side.sh's /run tmpfs trick for
 # its kerndat cache, e.g. `unshare -m sh -c 'mount -t tmpfs x /run && ...'`).
 # Prints, per kind, the read time (heap_serve's own "read ms="), the time
-# from the spawn to "pong" and (crac) the restored process's CPU time up to
+# from the spawn to "pong", their sum (a slow restore gives CRIU's lazy-pages
+# daemon a head start: at 16 MiB the heap is in before "pong") and (crac)
+# the restored process's CPU time up to
 # the read's answer (all its threads: utime + stime, in clock ticks),
 # median (min-max), and each build's ratio to
 # CRIU and to the first build. Images in $CRAC_BENCH_TMPDIR (/var/tmp).
@@ -160,13 +162,17 @@ try:
     print("load %s" % open("/proc/loadavg").read().split()[:3], flush=True)
     for kd in kinds:
         t, r, c = res[kd]
-        print("%-8s read %8.1f (%.1f-%.1f) ms   pong %7.2f (%.2f-%.2f) ms   cpu %6.0f (%.0f-%.0f) ms   reads %s" % (
-            kd, med(r), min(r), max(r), med(t), min(t), max(t), med(c), min(c), max(c),
-            " ".join("%.0f" % x for x in r)))
+        s = [a + b for a, b in zip(t, r)]
+        print("%-8s read %8.1f (%.1f-%.1f) ms   pong %7.2f (%.2f-%.2f) ms   spawn to read's end %8.1f (%.1f-%.1f) ms"
+              "   cpu %6.0f (%.0f-%.0f) ms   reads %s" % (
+                  kd, med(r), min(r), max(r), med(t), min(t), max(t), med(s), min(s), max(s), med(c), min(c), max(c),
+                  " ".join("%.0f" % x for x in r)))
     first = kinds[0]
     for kd in kinds:
         for ref in ([first] if kd != first else []) + (["criu"] if use_criu and kd != "criu" else []):
-            a, b = res[kd][1], res[ref][1]
-            print("%s / %s: %.2f (%.2f-%.2f)" % (kd, ref, med(a) / med(b), min(a) / max(b), max(a) / min(b)))
+            for what, f in (("read", lambda x: x[1]), ("spawn to read's end", lambda x: [a + b for a, b in zip(x[0], x[1])])):
+                a, b = f(res[kd]), f(res[ref])
+                print("%s / %s, %s: %.2f (%.2f-%.2f)" % (kd, ref, what, med(a) / med(b), min(a) / max(b),
+                                                         max(a) / min(b)))
 finally:
     shutil.rmtree(tmp, ignore_errors=True)
