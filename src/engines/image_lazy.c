@@ -8,7 +8,8 @@
  * The thread serves three kinds of work, in one loop, in this order:
  *   - faults: a thread of the program touched a page not loaded yet; the
  *     pages around it (the FAULT_WINDOW-aligned block, as far as they are
- *     not loaded) are copied in (UFFDIO_COPY), which wakes it, or a zero
+ *     not loaded; right after a loaded page, the rest of its chunk:
+ *     streaming) are copied in (UFFDIO_COPY), which wakes it, or a zero
  *     page where the image holds nothing;
  *   - the rest of the chunk of each fault served (tails): read and
  *     verified already, likely touched next (not with
@@ -859,7 +860,9 @@ static long tails(struct lazy *L, struct view *v)
  * (a round trip: its fault read, the copy, its wake) only to fault again
  * right after it (1 GiB read at once: thousands of faults); it gets
  * STREAM_WINDOW at once instead (the chunk is read and verified whole
- * anyway), and the loader's time goes to copying.
+ * anyway), and the loader's time goes to copying. The price: a fault of
+ * another thread meanwhile waits for that copy (1 MiB: ~0.3 ms here,
+ * against ~20 us for a window).
  */
 static bool streaming(const struct view *v, uint32_t i, uint64_t addr)
 {
