@@ -8,7 +8,8 @@
  * The thread serves three kinds of work, in one loop, in this order:
  *   - faults: a thread of the program touched a page not loaded yet; the
  *     pages around it (the FAULT_WINDOW-aligned block, as far as they are
- *     not loaded) are copied in (UFFDIO_COPY), which wakes it, or a zero
+ *     not loaded; right after a loaded page, the rest of its chunk:
+ *     streaming) are copied in (UFFDIO_COPY), which wakes it, or a zero
  *     page where the image holds nothing;
  *   - the rest of the chunk of each fault served (tails): read and
  *     verified already, likely touched next (not with
@@ -90,6 +91,7 @@
 
 #define P CRAC_IMG_PAGE
 #define FAULT_WINDOW (64u << 10) /* loaded around a fault before it is woken */
+#define STREAM_WINDOW (1u << 20) /* ... after one that caught up with the loading (streaming) */
 #define PIECE (64u << 10)        /* background copies between looks for faults */
 #define BATCH (1u << 20)         /* loaded per prefetch step */
 #define MAX_TAIL 16              /* chunks whose rest is to load after a fault */
@@ -851,6 +853,29 @@ static long tails(struct lazy *L, struct view *v)
 	return loaded;
 }
 
+/*
+ * Is a fault at addr (in segment i) one of a thread that reads on where
+ * the loading got to? The page before it is loaded: it went through what
+ * was loaded and caught up. Each such fault made it wait a fault window
+ * (a round trip: its fault read, the copy, its wake) only to fault again
+ * right after it (1 GiB read at once: thousands of faults); it gets
+ * STREAM_WINDOW at once instead (the chunk is read and verified whole
+ * anyway), and the loader's time goes to copying. The price: a fault of
+ * another thread meanwhile waits for that copy (1 MiB: ~0.3 ms here,
+ * against ~20 us for a window).
+ */
+static bool streaming(const struct view *v, uint32_t i, uint64_t addr)
+{
+	const struct crac_img_lazy_seg *s = &v->seg[i];
+
+	if (addr > s->addr)
+		return is_done(v, s->off + (addr - P - s->addr));
+	if (i == 0)
+		return false;
+	s = &v->seg[i - 1];
+	return s->addr + s->len == addr && is_done(v, s->off + s->len - P);
+}
+
 /* A thread waits at addr. Returns false if it must be retried later. */
 static bool serve(struct lazy *L, struct view *v, uint64_t addr)
 {
@@ -866,6 +891,8 @@ static bool serve(struct lazy *L, struct view *v, uint64_t addr)
 			 * present must stay zero: never copied over) */
 			uint64_t blo = addr & ~(uint64_t)(FAULT_WINDOW - 1), bhi = blo + FAULT_WINDOW;
 			uint64_t lo = addr, hi = addr + P;
+			if (L->prefetch && streaming(v, (uint32_t)i, addr))
+				blo = addr, bhi = addr + STREAM_WINDOW;
 			if (blo < s->addr)
 				blo = s->addr;
 			if (bhi > s->addr + s->len)

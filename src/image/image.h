@@ -626,7 +626,8 @@ uint32_t crac_img_crc32c(uint32_t crc, const void *buf, size_t len);
  * loader thread): the caller keeps the table and the SSE4.2 decision. */
 struct crac_img_crc {
 	uint32_t table[256];
-	int hw;
+	int hw;                      /* SSE 4.2's crc32 */
+	int wide;                    /* ... and AVX-512's VPCLMULQDQ (large buffers) */
 };
 void crac_img_crc32c_prepare(struct crac_img_crc *k);
 uint32_t crac_img_crc32c_with(const struct crac_img_crc *k, uint32_t crc, const void *buf, size_t len);

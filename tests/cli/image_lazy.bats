@@ -85,6 +85,23 @@ need_lazy() {
 	echo "$stderr" | grep -Eq "^crac: lazy restore: 32 MiB loaded in [0-9.]+ ms after the jump \(512 faults, 0 zero pages"
 }
 
+@test "streaming: a program that reads on where the loading got to waits once a chunk, not once a window" {
+	checkpoint 64
+	need_lazy
+	# every page read at once: the program catches up with the loading
+	# again and again; each fault right after a loaded page gets the rest
+	# of its chunk (1 MiB), so at most about one fault a chunk (with 64 KiB
+	# windows it was up to one a window: 1024 for 64 MiB)
+	for i in 1 2 3; do
+		run --separate-stderr clean "$CRAC" restore --stats "$T/img" -- read
+		echo "$stderr"
+		[ "$status" -eq 0 ]
+		[ "$output" = "ok read" ]
+		n=$(echo "$stderr" | sed -n 's/^crac: lazy restore: 64 MiB loaded in [0-9.]* ms after the jump (\([0-9]*\) faults, .*/\1/p')
+		[ -n "$n" ] && [ "$n" -le 80 ]
+	done
+}
+
 @test "background prefetch: everything is loaded while the program does not touch it" {
 	checkpoint 64
 	need_lazy

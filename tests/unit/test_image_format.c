@@ -122,13 +122,18 @@ static void test_crc32c(void)
 	static unsigned char large[70000];
 	for (size_t i = 0; i < sizeof(large); i++)
 		large[i] = (unsigned char)(i * 2654435761u >> 13);
-	struct crac_img_crc table = k;
+	struct crac_img_crc table = k, three = k;
 	table.hw = 0;
-	static const size_t lens[] = { 4095, 4096, 4097, 4103, 4119, 24 * 1000 + 13, 65536, 69990 };
+	three.wide = 0;   /* crc32 alone, three at once */
+	/* (and with VPCLMULQDQ: folding from 1024 bytes on, 256 at a time) */
+	static const size_t lens[] = { 1023, 1024, 1025, 1279, 1280, 1281, 1536 + 255, 4095, 4096, 4097, 4103, 4119,
+				       24 * 1000 + 13, 65536, 69990 };
 	for (size_t l = 0; l < sizeof(lens) / sizeof(lens[0]); l++)
 		for (size_t at = 0; at < 8; at++) {
 			uint32_t want = crac_img_crc32c_with(&table, 0x12345678u, large + at, lens[l]);
 			CHECK_EQ(crac_img_crc32c_with(&k, 0x12345678u, large + at, lens[l]), want);
+			if (k.hw)
+				CHECK_EQ(crac_img_crc32c_with(&three, 0x12345678u, large + at, lens[l]), want);
 			CHECK_EQ(crac_img_crc32c(0x12345678u, large + at, lens[l]), want);
 			/* in pieces below the threshold: one running crc */
 			uint32_t c = 0x12345678u;
