@@ -587,6 +587,13 @@ else:
 L.append("")
 
 # goals of issue 12 that this run can judge, against CRIU in the same run
+def total(t, rd, kd):
+    """Each run's time to the first answer plus its whole-heap read: a loader
+    that starts loading during a slow restore (CRIU's daemon) reads less after
+    the answer, so the read alone favours it."""
+    return [a + b for a, b in zip(t.get(kd, []), rd.get(kd, []))]
+
+
 def goal_rows():
     g = []
     py_row = next((r for r in zoo_rows if r[0] == "python3"), None)
@@ -608,7 +615,12 @@ def goal_rows():
                            ("eager restore to the first answer vs CRIU restore, %d MiB" % mib,
                             t["eager"], t.get("criu", []))):
             if a and b:
-                g.append((what, "%s ms vs %s ms: %s" % (num(med(a)), num(med(b)), ratio(a, b)),
+                extra = ""
+                if a is rd["lazy"]:
+                    ta, tb = total(t, rd, "lazy"), total(t, rd, "criu-lazy")
+                    extra = "; with the restore before it (first answer + read): %s ms vs %s ms: %s" % (
+                        num(med(ta)), num(med(tb)), ratio(ta, tb))
+                g.append((what, "%s ms vs %s ms: %s%s" % (num(med(a)), num(med(b)), ratio(a, b), extra),
                           "**met**" if med(a) <= med(b) else "not met"))
             else:
                 g.append((what, "%s ms; CRIU not measured" % (num(med(a)) if a else "–"), "not measured"))
@@ -682,6 +694,8 @@ with open(hdat, "w") as fd:
             ("eager restore → first answer (crac --populate; CRIU restore)", t["eager"], t.get("criu", []), "eager"),
             ("lazy restore → first answer (crac; CRIU --lazy-pages)", t["lazy"], t.get("criu-lazy", []), "lazy"),
             ("whole-heap read right after the lazy restore", rd["lazy"], rd.get("criu-lazy", []), "lazy read"),
+            ("lazy restore and whole-heap read (first answer + read, each run)", total(t, rd, "lazy"),
+             total(t, rd, "criu-lazy"), "lazy total"),
             ("whole-heap read right after the eager restore", rd["eager"], rd.get("criu", []), "eager read"),
         ]
         for what, a, b, short in rows:
@@ -742,7 +756,10 @@ L.append("- Reading the heap rows: after CRIU's eager restore the heap is reside
          "the kernel wrote the page, the program has not touched it yet); a second read is many times faster. "
          "crac's eager restore fills dense anonymous mappings of 2 MiB and more with huge pages "
          "(MADV_HUGEPAGE), so that first read runs at memory speed. After a lazy restore (crac's userfaultfd "
-         "thread, CRIU's lazy-pages daemon) the read is where the pages are brought in.")
+         "thread, CRIU's lazy-pages daemon) the read is where the pages are brought in. CRIU's daemon starts "
+         "loading while its restore is still under way, so part of its heap is in before the first answer and its "
+         "read alone looks shorter: the row \"lazy restore and whole-heap read\" adds each run's time to the "
+         "first answer and its read.")
 L.append("- Incremental: one process under `crac run`, a first `--keep-running --incremental` checkpoint (a "
          "full image; it starts the write tracking), then rounds of 1% of the pages changed and `crac checkpoint "
          "--keep-running --incremental` (each image holds what was written since the one before), then rounds "
