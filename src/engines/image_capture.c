@@ -18,7 +18,12 @@
  *       Untouched pages and clean file pages are not stored: the loader maps
  *       the file again (its identity is recorded and checked).
  *   shared anonymous / memfd (shmem): every page (content has no file).
- *   shared file: nothing (the content is the file).
+ *   shared file: nothing (the content is the file). Except a JVM's own
+ *       perf-data file (/tmp/hsperfdata_USER/PID, crac__jvm_perfdata): the
+ *       JVM writes its counters there all the time, so the file the image
+ *       would map again has changed by the restore; it is recorded as
+ *       private anonymous memory with every page stored (sharing lost:
+ *       jstat no longer sees the restored JVM's counters).
  *   [vvar] [vvar_vclock] [vdso]: recorded (address, size, crc of the vDSO
  *       code), never stored; the loader moves its own there.
  * PAGEMAP_SCAN (Linux 6.7+) gives page ranges with their categories in one
@@ -639,6 +644,11 @@ int img_capture_maps(struct img_capture *c)
 			   (!strcmp(name, "/dev/zero (deleted)") || !strncmp(name, "/memfd:", 7) ||
 			    !strncmp(name, "[anon_shmem:", 12))) {
 			m->kind = CRAC_MAP_SHMEM;
+		} else if ((m->flags & CRAC_MAPF_SHARED) && (m->prot & PROT_WRITE) &&
+			   crac__jvm_perfdata(name, (long)h->pid)) {
+			m->kind = CRAC_MAP_ANON;
+			m->flags &= ~CRAC_MAPF_SHARED;
+			im->whole = true;
 		} else if (!strncmp(name, "/SYSV", 5)) {
 			return img_fail(&c->err, -ENOTSUP, "SysV shared memory mapped at %#llx (%s) cannot be restored",
 					s, name);
@@ -1301,7 +1311,7 @@ static int scan_map(struct img_capture *c, uint32_t mi)
 	uint64_t run_s = 0, run_e = 0;           /* pending run, merged across calls */
 	int rc;
 
-	if (m->kind == CRAC_MAP_SHMEM)
+	if (m->kind == CRAC_MAP_SHMEM || c->maps[mi].whole)
 		return store_range(c, mi, m->start, m->end);
 	bool refs = c->incr.on && img_track_eligible(m);
 	/* Keep-running with tracking: what is captured now is the base of the

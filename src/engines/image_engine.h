@@ -305,6 +305,7 @@ struct img_map {
 	struct crac_img_map m;          /* as written to the header */
 	const char *name;               /* the path / [name] column (arena) */
 	uint64_t dev, ino;              /* from /proc/self/maps */
+	bool whole;                     /* every page stored (no file to come back from) */
 };
 
 #include "objects/objects.h"

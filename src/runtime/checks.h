@@ -31,6 +31,7 @@ struct inv_item {
 	bool listening;          /* a listening socket */
 	int family, socktype;    /* sockets */
 	bool reopenable;         /* reopen is possible for this kind */
+	bool jvm_perfdata;       /* INV_MAPPING: the JVM's own hsperfdata file (crac__jvm_perfdata) */
 };
 
 struct inventory {

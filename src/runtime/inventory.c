@@ -6,6 +6,7 @@
  * itimers. The checks (checks.c) decide what of it an image can restore.
  */
 #include "runtime/checks.h"
+#include "runtime/runtime.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -263,6 +264,28 @@ static int take_fds(struct inventory *inv, crac_report *rep)
 
 /* ---- mappings ---------------------------------------------------------- */
 
+bool crac__jvm_perfdata(const char *path, long pid)
+{
+	static const char dir[] = "/tmp/hsperfdata_";
+	const char *user, *slash, *p;
+	long n = 0;
+
+	if (pid <= 0 || strncmp(path, dir, sizeof(dir) - 1) != 0)
+		return false;
+	user = path + sizeof(dir) - 1;
+	slash = strchr(user, '/');
+	if (!slash || slash == user || !slash[1])
+		return false;
+	/* the last component: the pid in decimal, nothing after it (a deleted
+	 * file's " (deleted)" included: that one cannot be mapped again) */
+	for (p = slash + 1; *p; p++) {
+		if (*p < '0' || *p > '9' || n > pid)
+			return false;
+		n = n * 10 + (*p - '0');
+	}
+	return slash[1] != '0' && n == pid;
+}
+
 static int take_mappings(struct inventory *inv, crac_report *rep)
 {
 	FILE *f = fopen("/proc/self/maps", "re");
@@ -324,6 +347,8 @@ static int take_mappings(struct inventory *inv, crac_report *rep)
 			 (hi - lo) >> 10);
 		/* shared anonymous memory and SysV shm show as deleted files */
 		it->deleted = deleted && strstr(what, "deleted file") != NULL;
+		it->jvm_perfdata = perms[3] == 's' && perms[1] == 'w' && !deleted &&
+				   crac__jvm_perfdata(path, (long)getpid());
 	}
 	fclose(f);
 	return 0;

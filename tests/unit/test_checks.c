@@ -19,7 +19,9 @@
 #include <linux/io_uring.h>
 #include <netinet/in.h>
 #include <pty.h>
+#include <pwd.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -722,6 +724,71 @@ static void test_carried(void)
 	setenv("CRAC_ENGINE", "sim", 1);
 }
 
+/* A JVM's perf-data file, /tmp/hsperfdata_USER/PID of its own pid, mapped
+ * shared and writable: the image engine stores it as memory, so its view
+ * reports nothing; an engine that maps files again is told which JVM flag
+ * avoids the file (and no `warn` policy, which would fail later). The same
+ * mapping under another name or another pid is refused as before. */
+static void test_jvm_perfdata(void)
+{
+	char dir[128], own[192], other[192], elsewhere[300], sub[256];
+	struct passwd *pw = getpwuid(geteuid());
+	bool made_dir = false;
+
+	REQUIRE(pw != NULL);
+	snprintf(dir, sizeof(dir), "/tmp/hsperfdata_%s", pw->pw_name);
+	if (mkdir(dir, 0755) == 0)
+		made_dir = true;
+	else
+		REQUIRE(errno == EEXIST);
+	snprintf(own, sizeof(own), "%s/%d", dir, (int)getpid());
+	snprintf(other, sizeof(other), "%s/%d0", dir, (int)getpid());   /* not our pid */
+	snprintf(sub, sizeof(sub), "%s/hsperfdata_%s", tmpdir, pw->pw_name);
+	REQUIRE(mkdir(sub, 0700) == 0);
+	snprintf(elsewhere, sizeof(elsewhere), "%s/%d", sub, (int)getpid());
+	const char *paths[3] = { own, other, elsewhere };
+	void *m[3];
+	for (int i = 0; i < 3; i++) {
+		int fd = open(paths[i], O_RDWR | O_CREAT | O_EXCL, 0600);
+		REQUIRE(fd >= 0);
+		REQUIRE(ftruncate(fd, 32768) == 0);
+		m[i] = mmap(NULL, 32768, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		close(fd);
+		REQUIRE(m[i] != MAP_FAILED);
+		((char *)m[i])[100] = 1;
+	}
+	char res[3][512];
+	for (int i = 0; i < 3; i++)
+		snprintf(res[i], sizeof(res[i]), "mapping %s", paths[i]);
+
+	/* an engine that maps files again (sim, as the rest of this file) */
+	char *msg = line_for(res[0]);
+	CHECKF(msg && strstr(msg, "performance-data file") && strstr(msg, "-XX:+PerfDisableSharedMem") &&
+	       strstr(msg, "-XX:-UsePerfData") && !strstr(msg, "warn`"), "%s", msg ? msg : "(none)");
+	free(msg);
+
+	/* the image engine's view */
+	unsetenv("CRAC_ENGINE");
+	msg = line_for(res[0]);
+	CHECKF(msg == NULL, "the JVM's own perf-data file is refused: %s", msg);
+	free(msg);
+	for (int i = 1; i < 3; i++) {
+		msg = line_for(res[i]);
+		CHECKF(msg && strstr(msg, "writable shared file mapping") && strstr(msg, "warn`"), "%s: %s",
+		       paths[i], msg ? msg : "(none)");
+		free(msg);
+	}
+	setenv("CRAC_ENGINE", "sim", 1);
+
+	for (int i = 0; i < 3; i++) {
+		munmap(m[i], 32768);
+		unlink(paths[i]);
+	}
+	rmdir(sub);
+	if (made_dir)
+		rmdir(dir);
+}
+
 int main(void)
 {
 	close_inherited();
@@ -740,6 +807,7 @@ int main(void)
 	RUN(test_anon_inodes);
 	RUN(test_devices);
 	RUN(test_mappings);
+	RUN(test_jvm_perfdata);
 	RUN(test_children_and_timers);
 	RUN(test_every_item_listed);
 	RUN(test_policy_syntax_errors);
