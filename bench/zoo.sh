@@ -221,6 +221,7 @@ bench python3 stdin "$k" "answer $k $((3 * k)) 100000 threads=5" "answer $k $((3
 bench perl stdin "$k" "answer $k $((5 * k)) 100000" "answer $k $((5 * k)) 100000" perl "$progs/zoo.pl"
 bench gawk stdin "$k" "answer $k $((7 * k)) 100000" "answer $k $((7 * k)) 100000" gawk -f "$progs/zoo.awk"
 bench lua5.4 stdin "$k" "answer $k $((11 * k)) 100000" "answer $k $((11 * k)) 100000" lua5.4 "$progs/zoo.lua"
+bench tclsh stdin "$k" "answer $k $((23 * k)) 100000" "answer $k $((23 * k)) 100000" tclsh "$progs/zoo.tcl"
 sq="select 'answer', k, v, (select count(*) from t) from t where k = $k;"
 bench "sqlite3 :memory:" stdin "$sq" "answer $k $((13 * k)) 100000" "answer $k $((13 * k)) 100000" \
 	sqlite3 -init "$progs/zoo.sql" :memory:
