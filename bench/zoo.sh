@@ -222,6 +222,7 @@ bench perl stdin "$k" "answer $k $((5 * k)) 100000" "answer $k $((5 * k)) 100000
 bench gawk stdin "$k" "answer $k $((7 * k)) 100000" "answer $k $((7 * k)) 100000" gawk -f "$progs/zoo.awk"
 bench lua5.4 stdin "$k" "answer $k $((11 * k)) 100000" "answer $k $((11 * k)) 100000" lua5.4 "$progs/zoo.lua"
 bench tclsh stdin "$k" "answer $k $((23 * k)) 100000" "answer $k $((23 * k)) 100000" tclsh "$progs/zoo.tcl"
+bench php-cli stdin "$k" "answer $k $((31 * k)) 100000" "answer $k $((31 * k)) 100000" php "$progs/zoo.php"
 sq="select 'answer', k, v, (select count(*) from t) from t where k = $k;"
 bench "sqlite3 :memory:" stdin "$sq" "answer $k $((13 * k)) 100000" "answer $k $((13 * k)) 100000" \
 	sqlite3 -init "$progs/zoo.sql" :memory:
