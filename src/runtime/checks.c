@@ -236,6 +236,12 @@ static void refuse(crac_report *rep, const struct inv_item *it, const char *why)
 	}
 }
 
+/* A POSIX timer (timer_create), not an interval timer (setitimer)? */
+static bool posix_timer(const struct inv_item *it)
+{
+	return it->cls == INV_TIMER && !strncmp(it->name, "posix:", 6);
+}
+
 static const char *why_not(const struct inv_item *it)
 {
 	switch (it->cls) {
@@ -384,13 +390,24 @@ int crac__checks_before(struct crac_round *r, bool dry)
 		 * nobody but this JVM writes it. Unless a policy says more. */
 		if (carries(r) && it->cls == INV_MAPPING && it->jvm_perfdata && !m[i].rule[0])
 			continue;
+		/* A POSIX timer the image engine creates again (same id,
+		 * clock, signal, value; armed with the time it had left). */
+		if (carries(r) && posix_timer(it) && !it->timer_refusal && !m[i].rule[0])
+			continue;
 		if (carries(r) && it->cls == INV_FD) {
 			refused += decide_fd(r, it, &m[i], cs);
 			continue;
 		}
 		switch (m[i].action) {
 		case POL_ERROR:
-			refuse(r->report, it, why_not(it));
+			if (carries(r) && posix_timer(it) && it->timer_refusal) {
+				char why[512];
+				snprintf(why, sizeof(why), "the image engine cannot create it again: %s; re-arm it "
+					 "in after_restore", it->timer_refusal);
+				refuse(r->report, it, why);
+			} else {
+				refuse(r->report, it, why_not(it));
+			}
 			refused++;
 			break;
 		case POL_REOPEN:

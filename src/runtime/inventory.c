@@ -16,10 +16,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/sysmacros.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 static struct inv_item *add(struct inventory *inv, enum inv_class cls, const char *kind)
@@ -400,6 +402,29 @@ static int take_children(struct inventory *inv)
 
 /* ---- timers ------------------------------------------------------------ */
 
+#ifndef PR_TIMER_CREATE_RESTORE_IDS
+#define PR_TIMER_CREATE_RESTORE_IDS 77
+#define PR_TIMER_CREATE_RESTORE_IDS_GET 2
+#endif
+
+const char *crac__posix_timer_refusal(const char *notify, long clock)
+{
+	if (!strncmp(notify, "signal/tid.", 11) || !strncmp(notify, "none/tid.", 9) ||
+	    !strncmp(notify, "thread/", 7))
+		return "it signals one thread (SIGEV_THREAD_ID, as glibc's SIGEV_THREAD timers do), and a "
+		       "restored thread may get another tid";
+	if (strncmp(notify, "signal/pid.", 11) != 0 && strncmp(notify, "none/pid.", 9) != 0)
+		return "its notification cannot be set up again";
+	if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC && clock != CLOCK_BOOTTIME &&
+	    clock != CLOCK_PROCESS_CPUTIME_ID)
+		return "its clock (a thread's CPU time, another process's, or an alarm clock) cannot be set "
+		       "up again";
+	if (prctl(PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_GET, 0, 0, 0) < 0)
+		return "this kernel cannot create a timer with a given id (PR_TIMER_CREATE_RESTORE_IDS, "
+		       "Linux 6.14)";
+	return NULL;
+}
+
 static int take_timers(struct inventory *inv)
 {
 	static const struct { int which; const char *name; } its[] = {
@@ -411,8 +436,10 @@ static int take_timers(struct inventory *inv)
 
 	if (f) {
 		struct inv_item *it = NULL;
+		char notify[64] = "";
 		while (fgets(line, sizeof(line), f)) {
 			int id;
+			long clock;
 			line[strcspn(line, "\n")] = 0;
 			if (sscanf(line, "ID: %d", &id) == 1) {
 				if (!(it = add(inv, INV_TIMER, "timer"))) {
@@ -421,9 +448,16 @@ static int take_timers(struct inventory *inv)
 				}
 				snprintf(it->name, sizeof(it->name), "posix:%d", id);
 				snprintf(it->detail, sizeof(it->detail), "POSIX timer %d", id);
+				it->timer_refusal = "its entry in /proc/self/timers was not understood";
+				notify[0] = 0;
 			} else if (it && (!strncmp(line, "ClockID:", 8) || !strncmp(line, "notify:", 7))) {
 				size_t l = strlen(it->detail);
 				snprintf(it->detail + l, sizeof(it->detail) - l, ", %s", line);
+				if (!strncmp(line, "notify: ", 8))
+					snprintf(notify, sizeof(notify), "%.60s", line + 8);
+				/* the last line of a timer (ClockID follows notify) */
+				if (sscanf(line, "ClockID: %ld", &clock) == 1)
+					it->timer_refusal = crac__posix_timer_refusal(notify, clock);
 			}
 		}
 		fclose(f);

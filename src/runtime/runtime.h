@@ -135,4 +135,15 @@ int crac__kernel_report(FILE *f) CRAC_HIDDEN;
  */
 bool crac__jvm_perfdata(const char *path, long pid) CRAC_HIDDEN;
 
+/*
+ * POSIX timers (timer_create(2)) that the image engine carries: created
+ * again at restore with the same id (PR_TIMER_CREATE_RESTORE_IDS, Linux
+ * 6.14), clock, signal and value, armed with the time they had left
+ * (image_capture.c, image_restore.c). `notify` is what /proc/self/timers
+ * says after "notify: " ("signal/pid.123"), `clock` its ClockID. NULL if
+ * carried, else why not (a constant string). Safe while the other threads
+ * are stopped.
+ */
+const char *crac__posix_timer_refusal(const char *notify, long clock) CRAC_HIDDEN;
+
 #endif /* CRAC_RUNTIME_H */

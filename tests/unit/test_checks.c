@@ -29,6 +29,7 @@
 #include <sys/inotify.h>
 #include <sys/ipc.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/shm.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -789,6 +790,49 @@ static void test_jvm_perfdata(void)
 		rmdir(dir);
 }
 
+/* POSIX timers in the image engine's view: one that signals the process
+ * (or nobody) is carried and not reported; one that signals a thread is
+ * refused with the reason; an armed interval timer is still refused. */
+static void test_posix_timers_carried(void)
+{
+	struct sigevent to_process = { .sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGRTMIN + 2 };
+	struct sigevent to_nobody = { .sigev_notify = SIGEV_NONE };
+	struct sigevent to_thread = { .sigev_notify = SIGEV_THREAD_ID, .sigev_signo = SIGRTMIN + 2 };
+	timer_t a, b, c;
+	char res[3][32];
+
+	if (prctl(77 /* PR_TIMER_CREATE_RESTORE_IDS */, 2 /* _GET */, 0, 0, 0) < 0) {
+		printf("# no PR_TIMER_CREATE_RESTORE_IDS (Linux 6.14): POSIX timers are refused, not exercised\n");
+		return;
+	}
+	to_thread._sigev_un._tid = (int)syscall(SYS_gettid);
+	REQUIRE(timer_create(CLOCK_MONOTONIC, &to_process, &a) == 0);
+	REQUIRE(timer_create(CLOCK_REALTIME, &to_nobody, &b) == 0);
+	REQUIRE(timer_create(CLOCK_MONOTONIC, &to_thread, &c) == 0);
+	snprintf(res[0], sizeof(res[0]), "timer posix:%d", (int)(intptr_t)a);
+	snprintf(res[1], sizeof(res[1]), "timer posix:%d", (int)(intptr_t)b);
+	snprintf(res[2], sizeof(res[2]), "timer posix:%d", (int)(intptr_t)c);
+	unsetenv("CRAC_ENGINE");
+	for (int i = 0; i < 2; i++) {
+		char *msg = line_for(res[i]);
+		CHECKF(msg == NULL, "%s is carried, yet reported: %s", res[i], msg);
+		free(msg);
+	}
+	char *msg = line_for(res[2]);
+	CHECKF(msg && strstr(msg, "signals one thread"), "%s: %s", res[2], msg ? msg : "(none)");
+	free(msg);
+	struct itimerval it = { .it_value = { .tv_sec = 100 } }, off = { 0 };
+	setitimer(ITIMER_REAL, &it, NULL);
+	msg = line_starting("timer ITIMER_REAL");
+	CHECKF(msg && strstr(msg, "interval timer"), "%s", msg ? msg : "(none)");
+	free(msg);
+	setitimer(ITIMER_REAL, &off, NULL);
+	setenv("CRAC_ENGINE", "sim", 1);
+	timer_delete(a);
+	timer_delete(b);
+	timer_delete(c);
+}
+
 int main(void)
 {
 	close_inherited();
@@ -808,6 +852,7 @@ int main(void)
 	RUN(test_devices);
 	RUN(test_mappings);
 	RUN(test_jvm_perfdata);
+	RUN(test_posix_timers_carried);
 	RUN(test_children_and_timers);
 	RUN(test_every_item_listed);
 	RUN(test_policy_syntax_errors);

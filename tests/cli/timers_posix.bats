@@ -1,0 +1,42 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
+# POSIX timers (timer_create) of an unmodified program are carried by the
+# image engine with no policy: created again at restore with the same ids
+# (PR_TIMER_CREATE_RESTORE_IDS, Linux 6.14), clock, signal and value, and
+# armed with the time they had left (tests/progs/posix_timers.c). Ruby's VM
+# has one (tests/zoo/ruby.bats). A timer that signals one thread is still
+# refused, with the reason.
+
+load common
+
+setup() {
+	CRAC="$CRAC_BUILD_DIR/crac"
+	T="$(mktemp -d /tmp/crac-bats-ptimers.XXXXXX)"
+	export CRAC_CONTROL_DIR="$T/ctl"
+	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_LOG
+	require_image_engine
+	"$CRAC_BUILD_DIR/tests/posix_timers" --probe ||
+		skip "this kernel cannot create a timer with a given id (PR_TIMER_CREATE_RESTORE_IDS, Linux 6.14)"
+}
+
+teardown() {
+	rm -rf "$T"
+}
+
+@test "POSIX timers come back with their ids, settings, time left and signal value" {
+	(
+		for fd in $(ls /proc/$BASHPID/fd); do
+			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+		done
+		exec timeout 60 "$CRAC" run --checkpoint-to "$T/img" --checkpoint-on SIGUSR1 -- \
+			"$CRAC_BUILD_DIR/tests/posix_timers"
+	) </dev/null >"$T/run.out" 2>&1
+	cat "$T/run.out"
+	[ -f "$T/img/header" ]
+	for i in 1 2; do
+		run clean timeout 30 "$CRAC" restore "$T/img"
+		echo "$output"
+		[ "$status" -eq 0 ]
+		[ "$output" = "$(printf 'a: interval 2000000 ns\nb: one shot, 900-1000 s left\nc: disarmed\na ticks: yes, value kept\ntimers: 3')" ]
+	done
+}
