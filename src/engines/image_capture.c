@@ -395,7 +395,7 @@ static long long line_num(const char *text, const char *key, int base)
  * interval. Each entry reads
  *   ID: 0 / signal: 26/00007f5ce21af200 / notify: signal/pid.28989 / ClockID: 1
  * (one per line). The checks refuse a timer crac__posix_timer_refusal
- * rejects; this refuses it again for a policy that let it through.
+ * rejects; one that a policy let through is left out (not created again).
  */
 static int capture_timers(struct img_capture *c, struct img_self *s)
 {
@@ -427,9 +427,12 @@ static int capture_timers(struct img_capture *c, struct img_self *s)
 		t.value = sv ? (uint64_t)line_num(sv, "/", 16) : 0;
 		const char *why = !nl || !strstr(e, "ClockID: ") ? "its entry was not understood"
 				  : crac__posix_timer_refusal(notify, t.clock);
-		if (why)
-			return img_fail(&c->err, -ENOTSUP, "POSIX timer %d (notify: %s, ClockID %d): %s", t.id,
-					notify, t.clock, why);
+		if (why) {
+			/* the checks refused it, unless a policy (warn) lets
+			 * the process go on without it, as before */
+			e = next;
+			continue;
+		}
 		if (s->n_timers == IMG_MAX_TIMERS)
 			return img_fail(&c->err, -E2BIG, "more than %d POSIX timers", IMG_MAX_TIMERS);
 		if (syscall(SYS_timer_gettime, t.id, &t.spec) < 0)

@@ -40,3 +40,33 @@ teardown() {
 		[ "$output" = "$(printf 'a: interval 2000000 ns\nb: one shot, 900-1000 s left\nc: disarmed\na ticks: yes, value kept\ntimers: 3')" ]
 	done
 }
+
+@test "a timer that signals one thread is refused with the reason; under a warn policy it is left out" {
+	(
+		for fd in $(ls /proc/$BASHPID/fd); do
+			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+		done
+		# refused: the program goes on cold, and gives up after 2 s
+		POSIX_TIMERS_WAIT_S=2 exec timeout 60 "$CRAC" run --checkpoint-to "$T/img" \
+			--checkpoint-on SIGUSR1 -- "$CRAC_BUILD_DIR/tests/posix_timers" --thread-timer
+	) </dev/null >"$T/run.out" 2>&1 || true
+	cat "$T/run.out"
+	[ ! -e "$T/img" ]
+	grep -q "check timer posix:[0-9]*: .*signals one thread" "$T/run.out"
+	local d
+	d=$(sed -n 's/^d: //p' "$T/run.out")
+	echo "timer posix:$d warn" >"$T/policies"
+	(
+		for fd in $(ls /proc/$BASHPID/fd); do
+			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+		done
+		exec timeout 60 "$CRAC" run --policies "$T/policies" --checkpoint-to "$T/img" \
+			--checkpoint-on SIGUSR1 -- "$CRAC_BUILD_DIR/tests/posix_timers" --thread-timer
+	) </dev/null >"$T/run2.out" 2>&1
+	cat "$T/run2.out"
+	[ -f "$T/img/header" ]
+	run clean timeout 30 "$CRAC" restore "$T/img"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(printf 'a: interval 2000000 ns\nb: one shot, 900-1000 s left\nc: disarmed\na ticks: yes, value kept\ntimers: 3')" ]
+}
