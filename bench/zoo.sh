@@ -223,6 +223,8 @@ bench gawk stdin "$k" "answer $k $((7 * k)) 100000" "answer $k $((7 * k)) 100000
 bench lua5.4 stdin "$k" "answer $k $((11 * k)) 100000" "answer $k $((11 * k)) 100000" lua5.4 "$progs/zoo.lua"
 bench tclsh stdin "$k" "answer $k $((23 * k)) 100000" "answer $k $((23 * k)) 100000" tclsh "$progs/zoo.tcl"
 bench php-cli stdin "$k" "answer $k $((31 * k)) 100000" "answer $k $((31 * k)) 100000" php "$progs/zoo.php"
+bench ruby stdin "$k" "answer $k $((29 * k)) 100000 workers=2" "answer $k $((29 * k)) 100000 workers=2" \
+	ruby "$progs/zoo.rb"
 sq="select 'answer', k, v, (select count(*) from t) from t where k = $k;"
 bench "sqlite3 :memory:" stdin "$sq" "answer $k $((13 * k)) 100000" "answer $k $((13 * k)) 100000" \
 	sqlite3 -init "$progs/zoo.sql" :memory:
@@ -302,7 +304,7 @@ table
 	echo
 	echo "How it is measured (median of $reps runs each, after one untimed run):"
 	echo
-	echo "- The programs are those of the zoo tests (\`tests/zoo/progs\`): each builds a table (100000 entries; bash 20000) before it prints \"ready\", then answers one query per line of stdin from that table (python3 through a pool of 4 threads, after importing asyncio, decimal, email, http.client, json, sqlite3, ssl and xml; java through a pool of 4 threads)."
+	echo "- The programs are those of the zoo tests (\`tests/zoo/progs\`): each builds a table (100000 entries; bash 20000) before it prints \"ready\", then answers one query per line of stdin from that table (python3 through a pool of 4 threads, after importing asyncio, decimal, email, http.client, json, sqlite3, ssl and xml; java through a pool of 4 threads; ruby through 2 worker threads)."
 	echo "- A small driver (python3) takes CLOCK_MONOTONIC right before it spawns the command with pipes for stdin and stdout, writes the query at once, and takes CLOCK_MONOTONIC again when the expected answer line arrives; no shell runs in between. It then closes stdin and checks that the program printed nothing more than \"eof\" and exited 0."
 	echo "- Cold start: the plain program (not under \`crac run\`), warm-up included: what a restore replaces."
 	echo "- Image: the program started under \`crac run\` with no policy file, warmed up, checkpointed from outside with \`crac checkpoint --engine image\`; image MiB is its disk usage (\`du\`). Restore: \`crac restore DIR\` with the query on its stdin; the image is in the page cache; the mode after the times says whether the loader ran lazy (userfaultfd: pages come in on demand; root here) or eager (from \`crac restore --stats\`). \`crac restore --populate DIR\` is eager: all memory loaded and verified before the program runs."
