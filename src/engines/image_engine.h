@@ -167,10 +167,6 @@ void img_thread_comm(int tid, char *out, size_t len) CRAC_HIDDEN;
 
 /* ---- the checkpointing thread and process state (image.c / capture) -------- */
 
-/*
- * Everything the restored side needs about the checkpointing thread and the
- * process, kept in libcrac's own memory (so it is in the image).
- */
 /* A POSIX timer of the process (timer_create), as the restore creates it
  * again (image_capture.c records it, image_restore.c creates it). */
 #define IMG_MAX_TIMERS 64
@@ -183,6 +179,10 @@ struct img_timer {
 	struct itimerspec spec;         /* time left and interval (timer_gettime) */
 };
 
+/*
+ * Everything the restored side needs about the checkpointing thread and the
+ * process, kept in libcrac's own memory (so it is in the image).
+ */
 struct img_self {
 	struct crac_img_resume resume;  /* its address goes into the header */
 	struct img_thread thread;       /* the checkpointing thread */

@@ -419,7 +419,8 @@ const char *crac__posix_timer_refusal(const char *notify, long clock)
 	    clock != CLOCK_PROCESS_CPUTIME_ID)
 		return "its clock (a thread's CPU time, another process's, or an alarm clock) cannot be set "
 		       "up again";
-	if (prctl(PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_GET, 0, 0, 0) < 0)
+	if (prctl(PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_GET, 0, 0, 0) < 0 ||
+	    crac__pretend_missing("timer_restore_ids"))
 		return "this kernel cannot create a timer with a given id (PR_TIMER_CREATE_RESTORE_IDS, "
 		       "Linux 6.14)";
 	return NULL;
