@@ -113,18 +113,16 @@ kinds() {
 # slug NAME: NAME as a file name
 slug() { echo "$1" | tr -c 'a-zA-Z0-9\n' '_'; }
 
-# bench NAME MODE QUERY COLD RESTORED [--prep FUNC] [--policy FILE] CMD...:
+# bench NAME MODE QUERY COLD RESTORED [--prep FUNC] CMD...:
 # one row. MODE, QUERY: as for drive.py; COLD, RESTORED: the answer of a
 # fresh program and of the restored one (they differ for redis, whose keys
 # are set before the checkpoint by FUNC). A program refused by the safety
 # checks goes into the list of programs left out, with crac check's lines
-# by kind; with --policy, it is then tried again with that policy file and
-# the row says so.
+# by kind.
 bench() {
-	local name=$1 mode=$2 query=$3 cold=$4 restored=$5 prep="" policy="" opts=() i t f mib ready port=""
+	local name=$1 mode=$2 query=$3 cold=$4 restored=$5 prep="" i t f mib ready port=""
 	shift 5
 	[ "$1" != --prep ] || { prep=$2; shift 2; }
-	[ "$1" != --policy ] || { policy=$2; shift 2; }
 	f=$(slug "$name")
 	command -v "$1" >/dev/null 2>&1 || { skip_prog "$name" "not installed ($1; scripts/deps.sh installs it)"; return 0; }
 	echo "== $name" >&2
@@ -139,25 +137,18 @@ bench() {
 	done
 	# -- the image: started under crac run (no policy file), warmed up,
 	# checked, checkpointed from outside
-	while :; do
-		if ! start_crac "$f" "$ready" "${opts[@]}" "$@" ||
-			{ [ -n "$port" ] && ! "$py" "$src/bench/drive.py" "probe:$port" "$query" "$cold" /dev/null; }; then
-			skip_prog "$name" "not ready under crac run: $(tail -n 2 "$tmp/$f.out" | tr '\n' ' ')"
-			kill "$pid" 2>/dev/null || true
-			return 0
-		fi
-		[ -z "$prep" ] || "$prep"
-		"$crac" check "$pid" >"$tmp/$f.check" 2>&1 && break
+	if ! start_crac "$f" "$ready" "$@" ||
+		{ [ -n "$port" ] && ! "$py" "$src/bench/drive.py" "probe:$port" "$query" "$cold" /dev/null; }; then
+		skip_prog "$name" "not ready under crac run: $(tail -n 2 "$tmp/$f.out" | tr '\n' ' ')"
 		kill "$pid" 2>/dev/null || true
-		if [ -n "$policy" ] && [ ${#opts[@]} -eq 0 ]; then
-			skip_prog "$name" "$(refusal "$tmp/$f.check"); measured below with the policy \`$(cat "$policy")\`"
-			name="$name (policy: $(cat "$policy" | sed "s|^file .*/\([^/]*/[^/]*\) |\1 |"))"
-			opts=(--opts --policies "$policy" --)
-			continue
-		fi
+		return 0
+	fi
+	[ -z "$prep" ] || "$prep"
+	if ! "$crac" check "$pid" >"$tmp/$f.check" 2>&1; then
+		kill "$pid" 2>/dev/null || true
 		skip_prog "$name" "$(refusal "$tmp/$f.check")"
 		return 0
-	done
+	fi
 	if ! timeout 120 "$crac" checkpoint --engine image --image-dir "$tmp/$f.img" "$pid" >"$tmp/$f.ck" 2>&1; then
 		skip_prog "$name" "checkpoint failed: $(tr '\n' ' ' <"$tmp/$f.ck")"
 		kill "$pid" 2>/dev/null || true
@@ -230,6 +221,10 @@ bench python3 stdin "$k" "answer $k $((3 * k)) 100000 threads=5" "answer $k $((3
 bench perl stdin "$k" "answer $k $((5 * k)) 100000" "answer $k $((5 * k)) 100000" perl "$progs/zoo.pl"
 bench gawk stdin "$k" "answer $k $((7 * k)) 100000" "answer $k $((7 * k)) 100000" gawk -f "$progs/zoo.awk"
 bench lua5.4 stdin "$k" "answer $k $((11 * k)) 100000" "answer $k $((11 * k)) 100000" lua5.4 "$progs/zoo.lua"
+bench tclsh stdin "$k" "answer $k $((23 * k)) 100000" "answer $k $((23 * k)) 100000" tclsh "$progs/zoo.tcl"
+bench php-cli stdin "$k" "answer $k $((31 * k)) 100000" "answer $k $((31 * k)) 100000" php "$progs/zoo.php"
+bench ruby stdin "$k" "answer $k $((29 * k)) 100000 workers=2" "answer $k $((29 * k)) 100000 workers=2" \
+	ruby "$progs/zoo.rb"
 sq="select 'answer', k, v, (select count(*) from t) from t where k = $k;"
 bench "sqlite3 :memory:" stdin "$sq" "answer $k $((13 * k)) 100000" "answer $k $((13 * k)) 100000" \
 	sqlite3 -init "$progs/zoo.sql" :memory:
@@ -240,10 +235,9 @@ bench "bash -c" stdin "$k" "answer $k $((17 * k)) 20000" "answer $k $((17 * k)) 
 bench "bash FILE" stdin "$k" "answer $k $((17 * k)) 20000" "answer $k $((17 * k)) 20000" bash "$progs/zoo.bash"
 if command -v java >/dev/null 2>&1 && command -v javac >/dev/null 2>&1; then
 	javac -d "$tmp" "$progs/Zoo.java"
-	jhome=$(dirname "$(dirname "$(readlink -f "$(command -v java)")")")
-	echo "file $jhome/lib/modules reopen" >"$tmp/java.policies"
+	# no JVM flag (tests/zoo/java.bats says what crac does for a JVM)
 	bench java stdin "$k" "answer $k $((19 * k)) 100000 pool=4" "answer $k $((19 * k)) 100000 pool=4" \
-		--policy "$tmp/java.policies" java -XX:-UsePerfData -cp "$tmp" Zoo
+		java -cp "$tmp" Zoo
 else
 	skip_prog java "not installed (java, javac; scripts/deps.sh installs openjdk-17-jdk-headless)"
 fi
@@ -310,13 +304,13 @@ table
 	echo
 	echo "How it is measured (median of $reps runs each, after one untimed run):"
 	echo
-	echo "- The programs are those of the zoo tests (\`tests/zoo/progs\`): each builds a table (100000 entries; bash 20000) before it prints \"ready\", then answers one query per line of stdin from that table (python3 through a pool of 4 threads, after importing asyncio, decimal, email, http.client, json, sqlite3, ssl and xml; java through a pool of 4 threads)."
+	echo "- The programs are those of the zoo tests (\`tests/zoo/progs\`): each builds a table (100000 entries; bash 20000) before it prints \"ready\", then answers one query per line of stdin from that table (python3 through a pool of 4 threads, after importing asyncio, decimal, email, http.client, json, sqlite3, ssl and xml; java through a pool of 4 threads; ruby through 2 worker threads)."
 	echo "- A small driver (python3) takes CLOCK_MONOTONIC right before it spawns the command with pipes for stdin and stdout, writes the query at once, and takes CLOCK_MONOTONIC again when the expected answer line arrives; no shell runs in between. It then closes stdin and checks that the program printed nothing more than \"eof\" and exited 0."
 	echo "- Cold start: the plain program (not under \`crac run\`), warm-up included: what a restore replaces."
-	echo "- Image: the program started under \`crac run\` with no policy file (java: with \`--policies\`, see below), warmed up, checkpointed from outside with \`crac checkpoint --engine image\`; image MiB is its disk usage (\`du\`). Restore: \`crac restore DIR\` with the query on its stdin; the image is in the page cache; the mode after the times says whether the loader ran lazy (userfaultfd: pages come in on demand; root here) or eager (from \`crac restore --stats\`). \`crac restore --populate DIR\` is eager: all memory loaded and verified before the program runs."
+	echo "- Image: the program started under \`crac run\` with no policy file, warmed up, checkpointed from outside with \`crac checkpoint --engine image\`; image MiB is its disk usage (\`du\`). Restore: \`crac restore DIR\` with the query on its stdin; the image is in the page cache; the mode after the times says whether the loader ran lazy (userfaultfd: pages come in on demand; root here) or eager (from \`crac restore --stats\`). \`crac restore --populate DIR\` is eager: all memory loaded and verified before the program runs."
 	echo "- The last column comes from one more lazy restore with \`--stats\`: the loader's own time (from its exec to the jump into the program: checks, mapped files verified, memory map rebuilt), the time to recreate the threads, and the address space mapped (reservations included: a JVM reserves GiBs)."
 	echo "- Servers (python3 -m http.server, node, nginx as one process, redis-server): the driver connects to the port every millisecond from the spawn on and sends the request until the reply holds the answer (a file; a value from the warm Map; \`GET k777\` with the 1000 keys set before the checkpoint, which a cold start answers with nil); then SIGTERM."
-	echo "- java needs \`-XX:-UsePerfData\`: otherwise the JVM maps /tmp/hsperfdata_USER/PID shared and writable (the jstat counters), which the safety checks refuse. It keeps its class image \`lib/modules\` open: where that is refused with no policy file, the row is measured with the one policy \`file JAVA_HOME/lib/modules reopen\` and says so."
+	echo "- java runs with no flag (\`java -cp DIR Zoo\`): its class image \`lib/modules\`, which it keeps open, is carried as an open file, and its performance-data file /tmp/hsperfdata_USER/PID (the jstat counters, mapped shared and writable) is stored as memory."
 	echo
 	if [ -s "$notes" ]; then
 		echo "Defects seen while measuring:"

@@ -7,7 +7,7 @@
 #    setpriv, pkg-config, man (for the man page test);
 #  - the program zoo (tests/zoo, bench/zoo.sh; best effort): perl, gawk,
 #    lua5.4, sqlite3, redis-server and redis-cli, node, nginx, memcached, a
-#    JDK, curl (Debian starts the redis, nginx and memcached services it
+#    JDK, tclsh, php, ruby, curl (Debian starts the redis, nginx and memcached services it
 #    installs, where systemd
 #    runs: stop them if you do not want them);
 #  - optional features (best effort): libsystemd-dev (sd-bus, sd_notify),
@@ -56,6 +56,9 @@ if [ "${CRAC_DEPS_NO_ZOO:-0}" != 1 ]; then
 	# javac for the zoo's Java program (a JRE alone cannot compile it)
 	command -v java >/dev/null 2>&1 && command -v javac >/dev/null 2>&1 ||
 		zoo="$zoo openjdk-17-jdk-headless"
+	command -v tclsh >/dev/null 2>&1 || zoo="$zoo tcl"
+	command -v php >/dev/null 2>&1 || zoo="$zoo php-cli"
+	command -v ruby >/dev/null 2>&1 || zoo="$zoo ruby"
 fi
 
 # Optional features: what their tests look for, Debian 12 package.

@@ -335,7 +335,7 @@ static uint64_t estimate_total(const struct img_capture *c)
 		total = total > arena ? total - arena : 0;
 	}
 	for (uint32_t i = 0; i < c->n_maps; i++)
-		if (c->maps[i].m.kind == CRAC_MAP_SHMEM)
+		if (c->maps[i].m.kind == CRAC_MAP_SHMEM || c->maps[i].whole)
 			total += c->maps[i].m.end - c->maps[i].m.start;
 	return total;
 }

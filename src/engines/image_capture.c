@@ -18,7 +18,12 @@
  *       Untouched pages and clean file pages are not stored: the loader maps
  *       the file again (its identity is recorded and checked).
  *   shared anonymous / memfd (shmem): every page (content has no file).
- *   shared file: nothing (the content is the file).
+ *   shared file: nothing (the content is the file). Except a JVM's own
+ *       perf-data file (/tmp/hsperfdata_USER/PID, crac__jvm_perfdata): the
+ *       JVM writes its counters there all the time, so the file the image
+ *       would map again has changed by the restore; it is recorded as
+ *       private anonymous memory with every page stored (sharing lost:
+ *       jstat no longer sees the restored JVM's counters).
  *   [vvar] [vvar_vclock] [vdso]: recorded (address, size, crc of the vDSO
  *       code), never stored; the loader moves its own there.
  * PAGEMAP_SCAN (Linux 6.7+) gives page ranges with their categories in one
@@ -362,6 +367,83 @@ static int stat_fields(struct img_capture *c, uint64_t *f, int nf)
 }
 
 
+/* The number after `key` on its line of text (0 if absent). */
+static long long line_num(const char *text, const char *key, int base)
+{
+	const char *p = strstr(text, key);
+	long long v = 0;
+	bool neg = false;
+
+	if (!p)
+		return 0;
+	p += strlen(key);
+	if (*p == '-')
+		neg = true, p++;
+	for (;; p++) {
+		int d = *p >= '0' && *p <= '9' ? *p - '0'
+			: base == 16 && *p >= 'a' && *p <= 'f' ? *p - 'a' + 10 : -1;
+		if (d < 0)
+			break;
+		v = v * base + d;
+	}
+	return neg ? -v : v;
+}
+
+/*
+ * The POSIX timers (timer_create), from /proc/self/timers: id, signal and
+ * value, notification, clock; timer_gettime gives what is left and the
+ * interval. Each entry reads
+ *   ID: 0 / signal: 26/00007f5ce21af200 / notify: signal/pid.28989 / ClockID: 1
+ * (one per line). The checks refuse a timer crac__posix_timer_refusal
+ * rejects; one that a policy let through is left out (not created again).
+ */
+static int capture_timers(struct img_capture *c, struct img_self *s)
+{
+	size_t len;
+	char *text = read_file(c, "/proc/self/timers", 64 * 1024, &len);
+
+	if (!text)
+		return c->err.code;
+	s->n_timers = 0;
+	/* an entry starts at a line "ID: " ("ClockID: " holds those letters) */
+	for (char *e = strncmp(text, "ID: ", 4) ? NULL : text; e; ) {
+		char *next = strstr(e + 4, "\nID: ");
+		if (next)
+			*next++ = 0;   /* this entry's text ends there */
+		const char *nl = strstr(e, "notify: ");
+		char notify[64] = "";
+		if (nl) {
+			size_t n = strcspn(nl + 8, "\n");
+			memcpy(notify, nl + 8, n < sizeof(notify) - 1 ? n : sizeof(notify) - 1);
+		}
+		struct img_timer t = {
+			.id = (int32_t)line_num(e, "ID: ", 10),
+			.clock = (int32_t)line_num(e, "ClockID: ", 10),
+			.signo = (int32_t)line_num(e, "signal: ", 10),
+			.notify = strncmp(notify, "none/", 5) ? SIGEV_SIGNAL : SIGEV_NONE,
+		};
+		const char *sv = strstr(e, "signal: ");
+		sv = sv ? strchr(sv, '/') : NULL;
+		t.value = sv ? (uint64_t)line_num(sv, "/", 16) : 0;
+		const char *why = !nl || !strstr(e, "ClockID: ") ? "its entry was not understood"
+				  : crac__posix_timer_refusal(notify, t.clock);
+		if (why) {
+			/* the checks refused it, unless a policy (warn) lets
+			 * the process go on without it, as before */
+			e = next;
+			continue;
+		}
+		if (s->n_timers == IMG_MAX_TIMERS)
+			return img_fail(&c->err, -E2BIG, "more than %d POSIX timers", IMG_MAX_TIMERS);
+		if (syscall(SYS_timer_gettime, t.id, &t.spec) < 0)
+			return img_fail(&c->err, -errno, "POSIX timer %d: timer_gettime: %s", t.id,
+					img_strerror(errno));
+		s->timers[s->n_timers++] = t;
+		e = next;
+	}
+	return 0;
+}
+
 int img_capture_process(struct img_capture *c)
 {
 	struct crac_img_header *h = &c->hdr;
@@ -426,6 +508,8 @@ int img_capture_process(struct img_capture *c)
 		}
 	}
 	memcpy(h->rlimit, s->rlimit, sizeof(h->rlimit));
+	if (capture_timers(c, s) < 0)
+		return c->err.code;
 
 	/* mm fields for PR_SET_MM_MAP, as the kernel shows them. */
 	if (stat_fields(c, f, 53) < 0)
@@ -639,6 +723,11 @@ int img_capture_maps(struct img_capture *c)
 			   (!strcmp(name, "/dev/zero (deleted)") || !strncmp(name, "/memfd:", 7) ||
 			    !strncmp(name, "[anon_shmem:", 12))) {
 			m->kind = CRAC_MAP_SHMEM;
+		} else if ((m->flags & CRAC_MAPF_SHARED) && (m->prot & PROT_WRITE) &&
+			   crac__jvm_perfdata(name, (long)h->pid)) {
+			m->kind = CRAC_MAP_ANON;
+			m->flags &= ~CRAC_MAPF_SHARED;
+			im->whole = true;
 		} else if (!strncmp(name, "/SYSV", 5)) {
 			return img_fail(&c->err, -ENOTSUP, "SysV shared memory mapped at %#llx (%s) cannot be restored",
 					s, name);
@@ -1301,7 +1390,7 @@ static int scan_map(struct img_capture *c, uint32_t mi)
 	uint64_t run_s = 0, run_e = 0;           /* pending run, merged across calls */
 	int rc;
 
-	if (m->kind == CRAC_MAP_SHMEM)
+	if (m->kind == CRAC_MAP_SHMEM || c->maps[mi].whole)
 		return store_range(c, mi, m->start, m->end);
 	bool refs = c->incr.on && img_track_eligible(m);
 	/* Keep-running with tracking: what is captured now is the base of the

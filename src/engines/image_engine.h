@@ -31,6 +31,7 @@
 #include <stdbool.h>
 #include <sys/uio.h>
 #include <stdint.h>
+#include <time.h>
 
 /* ---- image_ctx.c ---------------------------------------------------------- */
 
@@ -166,6 +167,18 @@ void img_thread_comm(int tid, char *out, size_t len) CRAC_HIDDEN;
 
 /* ---- the checkpointing thread and process state (image.c / capture) -------- */
 
+/* A POSIX timer of the process (timer_create), as the restore creates it
+ * again (image_capture.c records it, image_restore.c creates it). */
+#define IMG_MAX_TIMERS 64
+struct img_timer {
+	int32_t id;                     /* the kernel's timer id, kept */
+	int32_t clock;                  /* its ClockID */
+	int32_t signo;                  /* sigev_signo */
+	int32_t notify;                 /* SIGEV_SIGNAL or SIGEV_NONE */
+	uint64_t value;                 /* sigev_value */
+	struct itimerspec spec;         /* time left and interval (timer_gettime) */
+};
+
 /*
  * Everything the restored side needs about the checkpointing thread and the
  * process, kept in libcrac's own memory (so it is in the image).
@@ -178,6 +191,8 @@ struct img_self {
 	uint64_t rlimit[CRAC_IMG_NRLIMIT][2];
 	struct crac_img_sigaction sig[CRAC_IMG_NSIG];
 	char cwd[4096];
+	uint32_t n_timers;
+	struct img_timer timers[IMG_MAX_TIMERS];
 };
 extern struct img_self crac__img_self CRAC_HIDDEN;
 
@@ -305,6 +320,7 @@ struct img_map {
 	struct crac_img_map m;          /* as written to the header */
 	const char *name;               /* the path / [name] column (arena) */
 	uint64_t dev, ino;              /* from /proc/self/maps */
+	bool whole;                     /* every page stored (no file to come back from) */
 };
 
 #include "objects/objects.h"

@@ -8,7 +8,7 @@
  *   0. if this thread was not the original main thread, the thread-group
  *      leader becomes the main thread again and a new clone goes on here
  *   1. this thread: tid field, robust list, rseq, altstack, name
- *   2. signal dispositions, cwd, umask, rlimits
+ *   2. signal dispositions, cwd, umask, rlimits, POSIX timers
  *   3. recreate the other threads (they wait in their handler)
  *   4. let them go; copy the new arguments; unmap the loader
  *   5. this thread's signal mask; return CRAC_RESTORED
@@ -17,10 +17,12 @@
 #include "runtime/runtime.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -71,6 +73,51 @@ static void copy_new_args(struct crac_round *r, const struct crac_img_resume *re
 	r->new_argc = argc;
 }
 
+#ifndef PR_TIMER_CREATE_RESTORE_IDS
+#define PR_TIMER_CREATE_RESTORE_IDS 77
+#define PR_TIMER_CREATE_RESTORE_IDS_OFF 0
+#define PR_TIMER_CREATE_RESTORE_IDS_ON 1
+#endif
+
+/*
+ * Creates the POSIX timers again (image_capture.c recorded them): with
+ * PR_TIMER_CREATE_RESTORE_IDS on, timer_create takes the id it is given, so
+ * the program's timer_t values still name its timers; each is armed with
+ * the time it had left at the checkpoint and its interval. A timer that
+ * cannot be created leaves the program unusable (it would act on another
+ * timer or on none): the restore stops with the reason.
+ */
+static void restore_timers(const struct img_self *s)
+{
+	char why[256];
+
+	if (!s->n_timers)
+		return;
+	if (prctl(PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_ON, 0, 0, 0) < 0) {
+		snprintf(why, sizeof(why), "the image has %u POSIX timers, and this kernel cannot create a timer "
+			 "with a given id (PR_TIMER_CREATE_RESTORE_IDS, Linux 6.14): %s", s->n_timers,
+			 img_strerror(errno));
+		restore_fatal(why);
+	}
+	for (uint32_t i = 0; i < s->n_timers; i++) {
+		const struct img_timer *t = &s->timers[i];
+		struct sigevent sev;
+		int id = t->id;
+
+		memset(&sev, 0, sizeof(sev));
+		sev.sigev_notify = t->notify;
+		sev.sigev_signo = t->signo;
+		sev.sigev_value.sival_ptr = (void *)(uintptr_t)t->value;
+		if (syscall(SYS_timer_create, t->clock, &sev, &id) < 0 || id != t->id ||
+		    syscall(SYS_timer_settime, id, 0, &t->spec, NULL) < 0) {
+			snprintf(why, sizeof(why), "POSIX timer %d (clock %d, signal %d) not created again: %s",
+				 t->id, t->clock, t->signo, id != t->id ? "another id" : img_strerror(errno));
+			restore_fatal(why);
+		}
+	}
+	prctl(PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_OFF, 0, 0, 0);
+}
+
 __attribute__((noinline)) int img_restored(struct crac_round *r)
 {
 	struct img_self *s = &crac__img_self;
@@ -109,6 +156,10 @@ __attribute__((noinline)) int img_restored(struct crac_round *r)
 				 "resource limit %d not restored (%llu/%llu): %s", i,
 				 (unsigned long long)want.rlim_cur, (unsigned long long)want.rlim_max, img_strerror(errno));
 	}
+
+	/* POSIX timers, with their ids (signals are still blocked: one that
+	 * fires now waits for the program's mask). */
+	restore_timers(s);
 
 	/* Before any other thread runs: the clock offset moves and the random
 	 * generators go stale, so nobody sees the image's values. */

@@ -224,11 +224,22 @@ static void refuse(crac_report *rep, const struct inv_item *it, const char *why)
 					 "%s %s (%s): %s; close it in a before_checkpoint callback, or a policy: `%s`",
 					 it->kind, it->name, it->detail, why, a);
 		}
+	} else if (it->jvm_perfdata) {
+		/* no policy: `warn` would let the checkpoint go on, and the
+		 * JVM's next write to its counters changes the file the image
+		 * maps again, which every restore then refuses */
+		crac__report_add(rep, CRAC_PHASE_CHECK, res, -EBUSY, "%s: %s", it->detail, why);
 	} else {
 		suggest(it, "warn", a, sizeof(a));
 		crac__report_add(rep, CRAC_PHASE_CHECK, res, -EBUSY,
 				 "%s: %s; policy `%s` accepts it anyway", it->detail, why, a);
 	}
+}
+
+/* A POSIX timer (timer_create), not an interval timer (setitimer)? */
+static bool posix_timer(const struct inv_item *it)
+{
+	return it->cls == INV_TIMER && !strncmp(it->name, "posix:", 6);
 }
 
 static const char *why_not(const struct inv_item *it)
@@ -243,6 +254,12 @@ static const char *why_not(const struct inv_item *it)
 			return "SysV shared memory is not saved in an image";
 		if (it->deleted)
 			return "the mapped file is deleted and cannot be mapped again at restore";
+		if (it->jvm_perfdata)
+			return "the JVM's performance-data file (jstat's counters), which it writes all the "
+			       "time: this engine maps the file again at restore, changed by then; start the "
+			       "JVM with -XX:+PerfDisableSharedMem (counters in private memory) or "
+			       "-XX:-UsePerfData (no counters), or use the image engine, which carries it "
+			       "as memory";
 		if (!strncmp(it->detail, "shared anonymous", 16) || !strncmp(it->detail, "shared memfd", 11))
 			return "shared memory is restored as a private copy: whoever shared it no longer does";
 		return "the file is mapped again at restore, but whoever else writes to it is no longer in sync";
@@ -368,13 +385,29 @@ int crac__checks_before(struct crac_round *r, bool dry)
 	for (size_t i = 0; i < inv.count; i++) {
 		struct inv_item *it = &inv.items[i];
 		crac__policy_match(it, &m[i]);
+		/* The JVM's perf-data file: the image engine stores its
+		 * content and restores it as private memory (image_capture.c);
+		 * nobody but this JVM writes it. Unless a policy says more. */
+		if (carries(r) && it->cls == INV_MAPPING && it->jvm_perfdata && !m[i].rule[0])
+			continue;
+		/* A POSIX timer the image engine creates again (same id,
+		 * clock, signal, value; armed with the time it had left). */
+		if (carries(r) && posix_timer(it) && !it->timer_refusal && !m[i].rule[0])
+			continue;
 		if (carries(r) && it->cls == INV_FD) {
 			refused += decide_fd(r, it, &m[i], cs);
 			continue;
 		}
 		switch (m[i].action) {
 		case POL_ERROR:
-			refuse(r->report, it, why_not(it));
+			if (carries(r) && posix_timer(it) && it->timer_refusal) {
+				char why[512];
+				snprintf(why, sizeof(why), "the image engine cannot create it again: %s; re-arm it "
+					 "in after_restore", it->timer_refusal);
+				refuse(r->report, it, why);
+			} else {
+				refuse(r->report, it, why_not(it));
+			}
 			refused++;
 			break;
 		case POL_REOPEN:

@@ -31,6 +31,9 @@ struct inv_item {
 	bool listening;          /* a listening socket */
 	int family, socktype;    /* sockets */
 	bool reopenable;         /* reopen is possible for this kind */
+	bool jvm_perfdata;       /* INV_MAPPING: the JVM's own hsperfdata file (crac__jvm_perfdata) */
+	const char *timer_refusal;/* INV_TIMER, POSIX: why the image engine cannot carry it
+				  * (crac__posix_timer_refusal); NULL: it can */
 };
 
 struct inventory {

@@ -6,6 +6,7 @@
  * itimers. The checks (checks.c) decide what of it an image can restore.
  */
 #include "runtime/checks.h"
+#include "runtime/runtime.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -15,10 +16,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/sysmacros.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 static struct inv_item *add(struct inventory *inv, enum inv_class cls, const char *kind)
@@ -263,6 +266,28 @@ static int take_fds(struct inventory *inv, crac_report *rep)
 
 /* ---- mappings ---------------------------------------------------------- */
 
+bool crac__jvm_perfdata(const char *path, long pid)
+{
+	static const char dir[] = "/tmp/hsperfdata_";
+	const char *user, *slash, *p;
+	long n = 0;
+
+	if (pid <= 0 || strncmp(path, dir, sizeof(dir) - 1) != 0)
+		return false;
+	user = path + sizeof(dir) - 1;
+	slash = strchr(user, '/');
+	if (!slash || slash == user || !slash[1])
+		return false;
+	/* the last component: the pid in decimal, nothing after it (a deleted
+	 * file's " (deleted)" included: that one cannot be mapped again) */
+	for (p = slash + 1; *p; p++) {
+		if (*p < '0' || *p > '9' || n > pid)
+			return false;
+		n = n * 10 + (*p - '0');
+	}
+	return slash[1] != '0' && n == pid;
+}
+
 static int take_mappings(struct inventory *inv, crac_report *rep)
 {
 	FILE *f = fopen("/proc/self/maps", "re");
@@ -324,6 +349,8 @@ static int take_mappings(struct inventory *inv, crac_report *rep)
 			 (hi - lo) >> 10);
 		/* shared anonymous memory and SysV shm show as deleted files */
 		it->deleted = deleted && strstr(what, "deleted file") != NULL;
+		it->jvm_perfdata = perms[3] == 's' && perms[1] == 'w' && !deleted &&
+				   crac__jvm_perfdata(path, (long)getpid());
 	}
 	fclose(f);
 	return 0;
@@ -375,6 +402,30 @@ static int take_children(struct inventory *inv)
 
 /* ---- timers ------------------------------------------------------------ */
 
+#ifndef PR_TIMER_CREATE_RESTORE_IDS
+#define PR_TIMER_CREATE_RESTORE_IDS 77
+#define PR_TIMER_CREATE_RESTORE_IDS_GET 2
+#endif
+
+const char *crac__posix_timer_refusal(const char *notify, long clock)
+{
+	if (!strncmp(notify, "signal/tid.", 11) || !strncmp(notify, "none/tid.", 9) ||
+	    !strncmp(notify, "thread/", 7))
+		return "it signals one thread (SIGEV_THREAD_ID, as glibc's SIGEV_THREAD timers do), and a "
+		       "restored thread may get another tid";
+	if (strncmp(notify, "signal/pid.", 11) != 0 && strncmp(notify, "none/pid.", 9) != 0)
+		return "its notification cannot be set up again";
+	if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC && clock != CLOCK_BOOTTIME &&
+	    clock != CLOCK_PROCESS_CPUTIME_ID)
+		return "its clock (a thread's CPU time, another process's, or an alarm clock) cannot be set "
+		       "up again";
+	if (prctl(PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_GET, 0, 0, 0) < 0 ||
+	    crac__pretend_missing("timer_restore_ids"))
+		return "this kernel cannot create a timer with a given id (PR_TIMER_CREATE_RESTORE_IDS, "
+		       "Linux 6.14)";
+	return NULL;
+}
+
 static int take_timers(struct inventory *inv)
 {
 	static const struct { int which; const char *name; } its[] = {
@@ -386,8 +437,10 @@ static int take_timers(struct inventory *inv)
 
 	if (f) {
 		struct inv_item *it = NULL;
+		char notify[64] = "";
 		while (fgets(line, sizeof(line), f)) {
 			int id;
+			long clock;
 			line[strcspn(line, "\n")] = 0;
 			if (sscanf(line, "ID: %d", &id) == 1) {
 				if (!(it = add(inv, INV_TIMER, "timer"))) {
@@ -396,9 +449,16 @@ static int take_timers(struct inventory *inv)
 				}
 				snprintf(it->name, sizeof(it->name), "posix:%d", id);
 				snprintf(it->detail, sizeof(it->detail), "POSIX timer %d", id);
+				it->timer_refusal = "its entry in /proc/self/timers was not understood";
+				notify[0] = 0;
 			} else if (it && (!strncmp(line, "ClockID:", 8) || !strncmp(line, "notify:", 7))) {
 				size_t l = strlen(it->detail);
 				snprintf(it->detail + l, sizeof(it->detail) - l, ", %s", line);
+				if (!strncmp(line, "notify: ", 8))
+					snprintf(notify, sizeof(notify), "%.60s", line + 8);
+				/* the last line of a timer (ClockID follows notify) */
+				if (sscanf(line, "ClockID: %ld", &clock) == 1)
+					it->timer_refusal = crac__posix_timer_refusal(notify, clock);
 			}
 		}
 		fclose(f);

@@ -24,6 +24,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 bool crac__pretend_missing(const char *feature)
@@ -137,6 +138,9 @@ int crac__kernel_report(FILE *f)
 					: "fallback: duplicated descriptors come back as separate opens (CONFIG_KCMP, Linux 3.5)");
 	line(f, "close_range", cr, cr ? "the loader closes inherited descriptors in one call"
 					 : "fallback: one by one from /proc/self/fd (Linux 5.9 has it)");
+	bool ids = !crac__posix_timer_refusal("signal/pid.1", CLOCK_MONOTONIC);
+	line(f, "timer ids", ids, ids ? "POSIX timers come back with their ids (PR_TIMER_CREATE_RESTORE_IDS)"
+				    : "a POSIX timer refuses the checkpoint (timer_create with a given id: Linux 6.14)");
 	line(f, "time namespace", have_file("/proc/self/ns/time"),
 	     "crac restore --timens (Linux 5.6; needs CAP_SYS_ADMIN in the owning user namespace)");
 	line(f, "ptrace", !yama[0] || strcmp(yama, "3") != 0,

@@ -120,4 +120,30 @@ bool crac__pretend_missing(const char *feature) CRAC_HIDDEN;
  * uses; returns how many missing ones make a restore impossible. */
 int crac__kernel_report(FILE *f) CRAC_HIDDEN;
 
+/* ---- what the process holds (runtime/inventory.c) ----------------------- */
+
+/*
+ * Is `path` (as /proc/self/maps names a mapping) the performance-data file
+ * of a JVM whose pid is `pid`: /tmp/hsperfdata_USER/PID? HotSpot creates it
+ * at start (unless -XX:-UsePerfData or -XX:+PerfDisableSharedMem), maps it
+ * shared and writable, closes it and writes its counters there (jstat and
+ * jcmd read them); it is the JVM's own file, written by it alone, named by
+ * its pid, removed at its exit. The image engine stores its content and
+ * restores it as private memory (image_capture.c); the checks accept it
+ * for an engine that does so (checks.c). Pure string work: safe while the
+ * other threads are stopped.
+ */
+bool crac__jvm_perfdata(const char *path, long pid) CRAC_HIDDEN;
+
+/*
+ * POSIX timers (timer_create(2)) that the image engine carries: created
+ * again at restore with the same id (PR_TIMER_CREATE_RESTORE_IDS, Linux
+ * 6.14), clock, signal and value, armed with the time they had left
+ * (image_capture.c, image_restore.c). `notify` is what /proc/self/timers
+ * says after "notify: " ("signal/pid.123"), `clock` its ClockID. NULL if
+ * carried, else why not (a constant string). Safe while the other threads
+ * are stopped.
+ */
+const char *crac__posix_timer_refusal(const char *notify, long clock) CRAC_HIDDEN;
+
 #endif /* CRAC_RUNTIME_H */

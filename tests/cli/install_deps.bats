@@ -23,7 +23,7 @@ teardown() {
 	echo "$output"
 	[ "$status" -eq 0 ]
 	echo "$output" | grep -q "^crac: missing (build and tests, required): build-essential cmake bats python3 util-linux pkg-config man-db groff-base\$"
-	echo "$output" | grep -q "^crac: missing (the program zoo, best effort): perl gawk lua5.4 sqlite3 redis-server redis-tools nodejs nginx-light memcached curl openjdk-17-jdk-headless\$"
+	echo "$output" | grep -q "^crac: missing (the program zoo, best effort): perl gawk lua5.4 sqlite3 redis-server redis-tools nodejs nginx-light memcached curl openjdk-17-jdk-headless tcl php-cli ruby\$"
 	echo "$output" | grep -q "^crac: missing (optional features, best effort): libsystemd-dev dbus .*systemd libzstd-dev\$"
 	echo "$output" | grep -q "^crac: CRAC_DEPS_DRY_RUN=1: nothing installed\$"
 	run env PATH="$T/bin" CRAC_DEPS_DRY_RUN=1 CRAC_DEPS_NO_ZOO=1 CRAC_DEPS_NO_FEATURES=1 /bin/sh "$DEPS"

@@ -43,7 +43,7 @@ restores() {
 	echo "$output"
 	[ "$status" -eq 0 ]
 	[ "${lines[0]}" = "crac: what this kernel offers the image engine:" ]
-	for f in PR_SET_MM_MAP PAGEMAP_SCAN userfaultfd kcmp close_range "time namespace" ptrace; do
+	for f in PR_SET_MM_MAP PAGEMAP_SCAN userfaultfd kcmp close_range "timer ids" "time namespace" ptrace; do
 		echo "$output" | grep -q "^  $f "
 	done
 	run env CRAC_PRETEND_MISSING=pagemap_scan,pr_set_mm_map "$CRAC" check
@@ -51,6 +51,9 @@ restores() {
 	[ "$status" -eq 1 ]
 	echo "$output" | grep -q "^  PAGEMAP_SCAN     no   fallback: /proc/self/pagemap is read entry by entry (slower; Linux 6.7 has it)$"
 	echo "$output" | grep -q "^  PR_SET_MM_MAP    no   restore is impossible: it needs CONFIG_CHECKPOINT_RESTORE (Linux 3.18)$"
+	run env CRAC_PRETEND_MISSING=timer_restore_ids "$CRAC" check
+	echo "$output"
+	echo "$output" | grep -q "^  timer ids        no   a POSIX timer refuses the checkpoint (timer_create with a given id: Linux 6.14)$"
 }
 
 @test "without PAGEMAP_SCAN: pages found from /proc/self/pagemap; the image restores" {

@@ -19,7 +19,9 @@
 #include <linux/io_uring.h>
 #include <netinet/in.h>
 #include <pty.h>
+#include <pwd.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -27,6 +29,7 @@
 #include <sys/inotify.h>
 #include <sys/ipc.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/shm.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -722,6 +725,114 @@ static void test_carried(void)
 	setenv("CRAC_ENGINE", "sim", 1);
 }
 
+/* A JVM's perf-data file, /tmp/hsperfdata_USER/PID of its own pid, mapped
+ * shared and writable: the image engine stores it as memory, so its view
+ * reports nothing; an engine that maps files again is told which JVM flag
+ * avoids the file (and no `warn` policy, which would fail later). The same
+ * mapping under another name or another pid is refused as before. */
+static void test_jvm_perfdata(void)
+{
+	char dir[128], own[192], other[192], elsewhere[300], sub[256];
+	struct passwd *pw = getpwuid(geteuid());
+	bool made_dir = false;
+
+	REQUIRE(pw != NULL);
+	snprintf(dir, sizeof(dir), "/tmp/hsperfdata_%s", pw->pw_name);
+	if (mkdir(dir, 0755) == 0)
+		made_dir = true;
+	else
+		REQUIRE(errno == EEXIST);
+	snprintf(own, sizeof(own), "%s/%d", dir, (int)getpid());
+	snprintf(other, sizeof(other), "%s/%d0", dir, (int)getpid());   /* not our pid */
+	snprintf(sub, sizeof(sub), "%s/hsperfdata_%s", tmpdir, pw->pw_name);
+	REQUIRE(mkdir(sub, 0700) == 0);
+	snprintf(elsewhere, sizeof(elsewhere), "%s/%d", sub, (int)getpid());
+	const char *paths[3] = { own, other, elsewhere };
+	void *m[3];
+	for (int i = 0; i < 3; i++) {
+		int fd = open(paths[i], O_RDWR | O_CREAT | O_EXCL, 0600);
+		REQUIRE(fd >= 0);
+		REQUIRE(ftruncate(fd, 32768) == 0);
+		m[i] = mmap(NULL, 32768, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		close(fd);
+		REQUIRE(m[i] != MAP_FAILED);
+		((char *)m[i])[100] = 1;
+	}
+	char res[3][512];
+	for (int i = 0; i < 3; i++)
+		snprintf(res[i], sizeof(res[i]), "mapping %s", paths[i]);
+
+	/* an engine that maps files again (sim, as the rest of this file) */
+	char *msg = line_for(res[0]);
+	CHECKF(msg && strstr(msg, "performance-data file") && strstr(msg, "-XX:+PerfDisableSharedMem") &&
+	       strstr(msg, "-XX:-UsePerfData") && !strstr(msg, "warn`"), "%s", msg ? msg : "(none)");
+	free(msg);
+
+	/* the image engine's view */
+	unsetenv("CRAC_ENGINE");
+	msg = line_for(res[0]);
+	CHECKF(msg == NULL, "the JVM's own perf-data file is refused: %s", msg);
+	free(msg);
+	for (int i = 1; i < 3; i++) {
+		msg = line_for(res[i]);
+		CHECKF(msg && strstr(msg, "writable shared file mapping") && strstr(msg, "warn`"), "%s: %s",
+		       paths[i], msg ? msg : "(none)");
+		free(msg);
+	}
+	setenv("CRAC_ENGINE", "sim", 1);
+
+	for (int i = 0; i < 3; i++) {
+		munmap(m[i], 32768);
+		unlink(paths[i]);
+	}
+	rmdir(sub);
+	if (made_dir)
+		rmdir(dir);
+}
+
+/* POSIX timers in the image engine's view: one that signals the process
+ * (or nobody) is carried and not reported; one that signals a thread is
+ * refused with the reason; an armed interval timer is still refused. */
+static void test_posix_timers_carried(void)
+{
+	struct sigevent to_process = { .sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGRTMIN + 2 };
+	struct sigevent to_nobody = { .sigev_notify = SIGEV_NONE };
+	struct sigevent to_thread = { .sigev_notify = SIGEV_THREAD_ID, .sigev_signo = SIGRTMIN + 2 };
+	timer_t a, b, c;
+	char res[3][32];
+
+	if (prctl(77 /* PR_TIMER_CREATE_RESTORE_IDS */, 2 /* _GET */, 0, 0, 0) < 0) {
+		printf("# no PR_TIMER_CREATE_RESTORE_IDS (Linux 6.14): POSIX timers are refused, not exercised\n");
+		return;
+	}
+	to_thread._sigev_un._tid = (int)syscall(SYS_gettid);
+	REQUIRE(timer_create(CLOCK_MONOTONIC, &to_process, &a) == 0);
+	REQUIRE(timer_create(CLOCK_REALTIME, &to_nobody, &b) == 0);
+	REQUIRE(timer_create(CLOCK_MONOTONIC, &to_thread, &c) == 0);
+	snprintf(res[0], sizeof(res[0]), "timer posix:%d", (int)(intptr_t)a);
+	snprintf(res[1], sizeof(res[1]), "timer posix:%d", (int)(intptr_t)b);
+	snprintf(res[2], sizeof(res[2]), "timer posix:%d", (int)(intptr_t)c);
+	unsetenv("CRAC_ENGINE");
+	for (int i = 0; i < 2; i++) {
+		char *msg = line_for(res[i]);
+		CHECKF(msg == NULL, "%s is carried, yet reported: %s", res[i], msg);
+		free(msg);
+	}
+	char *msg = line_for(res[2]);
+	CHECKF(msg && strstr(msg, "signals one thread"), "%s: %s", res[2], msg ? msg : "(none)");
+	free(msg);
+	struct itimerval it = { .it_value = { .tv_sec = 100 } }, off = { 0 };
+	setitimer(ITIMER_REAL, &it, NULL);
+	msg = line_starting("timer ITIMER_REAL");
+	CHECKF(msg && strstr(msg, "interval timer"), "%s", msg ? msg : "(none)");
+	free(msg);
+	setitimer(ITIMER_REAL, &off, NULL);
+	setenv("CRAC_ENGINE", "sim", 1);
+	timer_delete(a);
+	timer_delete(b);
+	timer_delete(c);
+}
+
 int main(void)
 {
 	close_inherited();
@@ -740,6 +851,8 @@ int main(void)
 	RUN(test_anon_inodes);
 	RUN(test_devices);
 	RUN(test_mappings);
+	RUN(test_jvm_perfdata);
+	RUN(test_posix_timers_carried);
 	RUN(test_children_and_timers);
 	RUN(test_every_item_listed);
 	RUN(test_policy_syntax_errors);

@@ -229,8 +229,8 @@ zoo_stdin_test() {
 
 # --- servers -----------------------------------------------------------------
 
-# zoo_restore_bg OUT: restores $T/img in the background (a server does not
-# exit); sets $rpid, the restored process's own pid (`crac restore` keeps
+# zoo_restore_bg OUT [STDIN]: restores $T/img in the background (a server
+# does not exit), its stdin from STDIN (default /dev/null); sets $rpid, the restored process's own pid (`crac restore` keeps
 # its pid; not `clean`, whose subshell would make $! a shell that stopping
 # leaves the server running), and adds it to what teardown stops.
 zoo_restore_bg() {
@@ -238,7 +238,7 @@ zoo_restore_bg() {
 		for fd in $(ls /proc/$BASHPID/fd); do
 			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
 		done
-		exec "$CRAC" restore "$T/img" </dev/null >"$1" 2>&1
+		exec "$CRAC" restore "$T/img" <"${2:-/dev/null}" >"$1" 2>&1
 	) &
 	rpid=$!
 	ZOO_KILL="$ZOO_KILL $rpid"

@@ -1,9 +1,8 @@
 #!/usr/bin/env bats
 # SPDX-License-Identifier: MIT
-# A JVM as in java.bats (-XX:-UsePerfData; see there why), but with the one
-# policy that the image engine needs until it carries open files itself
-# (issue 11 §2): `file JAVA_HOME/lib/modules reopen` (the class image the
-# JVM keeps open, reopened by path at restore). Checkpointed from outside,
+# A JVM as in java.bats (no flag), with a policy that says what to do with
+# its class image instead of carrying it: `file JAVA_HOME/lib/modules
+# reopen` (reopened by path at restore). Checkpointed from outside,
 # restored twice one after the other and twice at once; each answer is
 # computed by a pool thread of the restored JVM.
 
@@ -23,5 +22,5 @@ teardown() { zoo_teardown; }
 zoo_expect() { echo "answer $1 $((19 * $1)) 100000 pool=4"; }
 
 @test "zoo: java with a policy for lib/modules restored twice, and twice at once" {
-	zoo_stdin_test 120 --opts --policies "$T/policies" -- java -XX:-UsePerfData -cp "$T" Zoo
+	zoo_stdin_test 120 --opts --policies "$T/policies" -- java -cp "$T" Zoo
 }
