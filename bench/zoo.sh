@@ -252,22 +252,8 @@ if command -v nginx >/dev/null 2>&1; then
 	# one process (master_process off): a master's workers are children,
 	# which an image does not hold (tests/zoo/nginx.bats)
 	mkdir -p "$tmp/nginx"
-	cat >"$tmp/nginx/nginx.conf" <<CONF
-daemon off;
-master_process off;
-pid $tmp/nginx/nginx.pid;
-error_log stderr;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path $tmp/nginx/body;
-  proxy_temp_path $tmp/nginx/proxy;
-  fastcgi_temp_path $tmp/nginx/fcgi;
-  uwsgi_temp_path $tmp/nginx/uwsgi;
-  scgi_temp_path $tmp/nginx/scgi;
-  server { listen 127.0.0.1:$port; root $tmp/www; }
-}
-CONF
+	sed -e "s|@MASTER@|off|" -e "s|@STATE@|$tmp/nginx|g" -e "s|@ROOT@|$tmp/www|" -e "s|@PORT@|$port|" \
+		"$src/tests/zoo/nginx.conf.in" >"$tmp/nginx/nginx.conf"
 	bench "nginx (one process)" "tcp:$port" 'GET /zoo.txt HTTP/1.0\r\n\r\n' "answer from http.server" \
 		"answer from http.server" nginx -e stderr -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf"
 else

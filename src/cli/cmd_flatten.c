@@ -73,7 +73,7 @@ static const char *esc(const char *path, char *buf, size_t len)
 	struct crac_img_buf b = { buf, 0, len };
 
 	buf[0] = 0;
-	crac_img_put_escaped(&b, path);
+	crac_img_put_escaped_keep(&b, path, 0);   /* whole where len allows */
 	return buf;
 }
 

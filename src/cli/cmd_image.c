@@ -35,16 +35,18 @@
 #include <unistd.h>
 
 /* Text from an image, for the terminal: control characters as \xNN
- * (crac_img_put_escaped). Four results may be live at once. */
+ * (crac_img_put_escaped), whole (a path of CRAC_IMG_PATH_MAX bytes all
+ * escaped, or a message of CRAC_IMG_MSG_MAX). Four results may be live at
+ * once. */
 static const char *esc(const char *s)
 {
-	static char bufs[4][8192];
+	static char bufs[4][4 * CRAC_IMG_PATH_MAX + CRAC_IMG_MSG_MAX];
 	static int next;
 	char *out = bufs[next++ & 3];
 	struct crac_img_buf b = { out, 0, sizeof(bufs[0]) };
 
 	out[0] = 0;
-	crac_img_put_escaped(&b, s);
+	crac_img_put_escaped_keep(&b, s, 0);
 	return out;
 }
 
@@ -62,7 +64,7 @@ static int enter_timens(const char *dir)
 {
 	struct crac_img_opened o;
 	struct crac_img_view v;
-	char msg[1024];
+	char msg[CRAC_IMG_MSG_MAX];
 	struct timespec mono, boot;
 	void *buf = NULL;
 
@@ -194,7 +196,7 @@ int crac_cmd_restore_image(const struct cli_restore *r)
 struct check {
 	const char *name;
 	bool ok;
-	char detail[1024];
+	char detail[CRAC_IMG_MSG_MAX];
 };
 
 /*
@@ -620,7 +622,7 @@ int crac_cmd_inspect(int argc, char **argv)
 	struct crac_img_opened o;
 	struct crac_img_view v;
 	struct check checks[CRAC_CHECK_COUNT + 3];
-	char msg[2048];
+	char msg[CRAC_IMG_MSG_MAX];
 
 	static const struct option opts[] = {
 		{ "json", no_argument, 0, 'j' },
@@ -678,7 +680,7 @@ int crac_cmd_inspect(int argc, char **argv)
 	if (cli_path_arg("inspect", dir, CLI_PATH_MAX, false, dir_ok, sizeof(dir_ok)) < 0)
 		return 2;
 	/* A temporary image (DIR.tmp-PID-START-X): whose it is, first. */
-	char tmp_note[1024];
+	char tmp_note[CRAC_IMG_MSG_MAX];
 	if (crac_img_tmp_describe(dir, tmp_note, sizeof(tmp_note)) == 0)
 		printf("note:      %s\n", esc(tmp_note));
 	/* Opened and read as the loader does: a FIFO or a symbolic link where

@@ -14,8 +14,10 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Finds libcrac.so: $CRAC_LIBDIR, next to this binary (build tree),
- * ../lib next to it, then the install directory. */
+/* Finds libcrac.so: $CRAC_LIBDIR, next to this binary (build tree), at the
+ * libdir relative to this binary's directory (the libexecdir of an install:
+ * "../lib"; a tree installed into another prefix, or moved, preloads its own
+ * library), then the configured libdir. */
 static int find_library(char *out, size_t len)
 {
 	char exe[PATH_MAX], cand[PATH_MAX + 64];
@@ -36,7 +38,7 @@ static int find_library(char *out, size_t len)
 		if (i < nd)
 			snprintf(cand, sizeof(cand), "%s/libcrac.so", dirs[i]);
 		else if (i == nd && n > 0)
-			snprintf(cand, sizeof(cand), "%s/../lib/libcrac.so", exe);
+			snprintf(cand, sizeof(cand), "%s/%s/libcrac.so", exe, CRAC_LIBEXEC_TO_LIBDIR);
 		else
 			snprintf(cand, sizeof(cand), "%s/libcrac.so", CRAC_INSTALL_LIBDIR);
 		if (access(cand, R_OK) == 0 && realpath(cand, out) && strlen(out) < len)
@@ -52,8 +54,8 @@ int cli_preload_env(void)
 	const char *old;
 
 	if (find_library(lib, sizeof(lib)) < 0) {
-		cli_err("cannot find libcrac.so to preload (looked in $CRAC_LIBDIR, next to crac, ../lib and %s)",
-			CRAC_INSTALL_LIBDIR);
+		cli_err("cannot find libcrac.so to preload (looked in $CRAC_LIBDIR, next to crac-cli, %s from there "
+			"and %s)", CRAC_LIBEXEC_TO_LIBDIR, CRAC_INSTALL_LIBDIR);
 		return -1;
 	}
 	old = getenv("LD_PRELOAD");

@@ -496,8 +496,16 @@ static int image_checkpoint(struct crac_round *r)
 	c->skip[0][0] = (uint64_t)(uintptr_t)c->arena.base;
 	c->skip[0][1] = c->skip[0][0] + c->arena.size;
 	c->n_skip = 1;
-	/* Temporaries of this image left by checkpoints that were killed. */
-	crac_img_clean_stale(r->opts.image_dir, NULL);
+	/* Temporaries of this image left by checkpoints that were killed.
+	 * The image directory's operations (this listing, the commit's
+	 * check, renames and fsync, a removal) end at this checkpoint's
+	 * deadline when the file system does not answer (image/dir.c): a
+	 * parent that cannot be listed cannot take the image either. */
+	crac_img_fs_deadline(r->event.deadline_monotonic);
+	if ((rc = crac_img_clean_stale_msg(r->opts.image_dir, NULL, msg, sizeof(msg))) == -ETIMEDOUT && msg[0]) {
+		img_fail(&c->err, rc, "%s", msg);
+		goto fail_running;
+	}
 	if (img_capture_secrets(c) < 0 || img_capture_open(c, r->opts.image_dir) < 0 ||
 	    img_compress_prepare(c, r) < 0)
 		goto fail_running;

@@ -49,6 +49,18 @@ static inline long crac_raw_syscall3(long nr, long a, long b, long c)
 	return r;
 }
 
+/* The same with five arguments (renameat2, newfstatat, pread64). */
+static inline long crac_raw_syscall5(long nr, long a, long b, long c, long d, long e)
+{
+	long r;
+	register long r10 __asm__("r10") = d;
+	register long r8 __asm__("r8") = e;
+
+	__asm__ volatile("syscall" : "=a"(r) : "0"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8)
+			 : "rcx", "r11", "memory");
+	return r;
+}
+
 /* Binds what the helpers need (clone: lazy binding writes the GOT), before
  * the program's threads are stopped. */
 void crac_bounded_prepare(void) CRAC_HIDDEN;

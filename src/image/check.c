@@ -1020,11 +1020,18 @@ void crac_img_chain_close(struct crac_img_chain *ch)
 	ch->n = 0;
 }
 
-/* "parent image PATH of DIR" (i = 0) or "image PATH, N levels below DIR" */
+/* What is left in b for a message (for the first of two paths: half). */
+static size_t left(const struct crac_img_buf *b)
+{
+	return b->len + 1 < b->cap ? b->cap - 1 - b->len : 0;
+}
+
+/* "parent image PATH of DIR" (i = 0) or "image PATH, N levels below DIR":
+ * the first path takes at most half of what is left, so that both show. */
 static void put_ancestor(struct crac_img_buf *b, const struct crac_img_chain *ch, uint32_t i, const char *dir)
 {
 	crac_img_puts(b, i == 0 ? "parent image " : "image ");
-	crac_img_put_escaped(b, ch->path[i]);
+	crac_img_put_escaped_keep(b, ch->path[i], left(b) / 2);
 	if (i == 0) {
 		crac_img_puts(b, " of ");
 	} else {
@@ -1042,7 +1049,7 @@ int crac_img_chain_open(const struct crac_img_view *v, const char *dir, unsigned
 	const struct crac_img_view *child = v;
 	const char *child_dir = dir;
 	char *at = buf;
-	char why[1024];
+	static char why[CRAC_IMG_MSG_MAX];   /* the loader's stack is small; one checker at a time */
 	int rc;
 
 	ch->n = 0;
@@ -1060,7 +1067,7 @@ int crac_img_chain_open(const struct crac_img_view *v, const char *dir, unsigned
 			} else {
 				/* not there: named by its name in its child */
 				crac_img_puts(&b, i == 0 ? "parent image " : "image ");
-				crac_img_put_escaped(&b, crac_img_str(child, ch_h->parent));
+				crac_img_put_escaped_keep(&b, crac_img_str(child, ch_h->parent), left(&b) / 2);
 				crac_img_puts(&b, " of ");
 				crac_img_put_escaped(&b, child_dir);
 				crac_img_puts(&b, rc == -ENOENT ? " is missing" : " cannot be opened");
@@ -1072,7 +1079,7 @@ int crac_img_chain_open(const struct crac_img_view *v, const char *dir, unsigned
 		if ((rc = crac_img_open(ch->path[i], o, why, sizeof(why))) < 0) {
 			put_ancestor(&b, ch, i, dir);
 			crac_img_puts(&b, rc == -ENOENT ? " is missing: " : " cannot be opened: ");
-			crac_img_puts(&b, why);
+			crac_img_put_escaped_keep(&b, why, 64);   /* its end (the reason) stays */
 			crac_img_puts(&b, " (an incremental image needs every image below it)");
 			goto fail;
 		}
@@ -1081,7 +1088,7 @@ int crac_img_chain_open(const struct crac_img_view *v, const char *dir, unsigned
 		if ((rc = crac_img_read_header(o, at, cap - used, pv, why, sizeof(why))) < 0) {
 			put_ancestor(&b, ch, i, dir);
 			crac_img_puts(&b, ": ");
-			crac_img_puts(&b, why);
+			crac_img_put_escaped_keep(&b, why, 0);
 			goto fail;
 		}
 		at += (o->header_size + 7) & ~7ull;
@@ -1105,7 +1112,7 @@ int crac_img_chain_open(const struct crac_img_view *v, const char *dir, unsigned
 		struct crac_img_checker k = { .v = pv, .o = o, .dir = ch->path[i], .flags = flags };
 		struct crac_img_buf wb = mbuf(why, sizeof(why));
 		if ((rc = check_owner(&k, &wb)) < 0) {
-			crac_img_puts(&b, why);
+			crac_img_put_escaped_keep(&b, why, 0);
 			goto fail;
 		}
 		if (o->pages_size != pv->h->pages_size) {
@@ -1129,7 +1136,7 @@ int crac_img_chain_open(const struct crac_img_view *v, const char *dir, unsigned
 			crac_img_puts(&b, "page reference #");
 			crac_img_putu(&b, i);
 			crac_img_puts(&b, " of ");
-			crac_img_put_escaped(&b, dir);
+			crac_img_put_escaped_keep(&b, dir, left(&b) / 2);
 			crac_img_puts(&b, " names no stored pages of ");
 			crac_img_put_escaped(&b, ch->path[r->depth - 1]);
 			crac_img_puts(&b, " (damaged image, or an image below it was rewritten)");

@@ -103,6 +103,10 @@ int crac_img_check_all(const struct crac_img_checker *k, int *failed, char *msg,
  * the parent's parent, ... down to a full image, at most CRAC_IMG_MAX_CHAIN.
  */
 #define CRAC_IMG_PATH_MAX 4096
+/* A message buffer that holds two whole paths and the reason: a check's
+ * message names a file, an image and the one below it (a longer path
+ * loses its middle: crac_img_put_escaped). */
+#define CRAC_IMG_MSG_MAX (2 * CRAC_IMG_PATH_MAX + 1024)
 struct crac_img_chain {
 	uint32_t n;                                  /* images opened: [0] the parent, [1] its parent ... */
 	struct crac_img_opened o[CRAC_IMG_MAX_CHAIN];

@@ -80,35 +80,74 @@ int crac_img_split_path(const char *dir, char *parent, size_t plen, const char *
 
 /*
  * A file system that stopped answering (an NFS or FUSE server gone) keeps
- * an fsync, an unlink or an rmdir in the kernel for as long as it likes.
- * Each of these calls here (the fsync of the parent in the commit step,
- * the removal of an image directory: the unfinished one of a failed
- * checkpoint, the previous one after the commit; the image engine's
- * fsyncs when it has no helper of its own) is made by a helper of
- * image/bounded.c, as the image engine's fsyncs on the other core are
- * (src/engines/image_capture.c), and waited for until the deadline
- * (crac_img_fs_deadline), no sooner than the grace; then the call fails
- * with -ETIMEDOUT naming what it was at. Without a helper (under a seccomp
- * filter, clone refused) the call is made in the caller's thread,
- * unbounded.
+ * an fsync, an unlink, a stat, a directory listing or a rename in the
+ * kernel for as long as it likes. Each of these calls here (the target
+ * check: is the parent an image, what is at DIR and in it; the commit's
+ * renames and its look at what a rename took out of place; the fsync of
+ * the parent in the commit step; the listing of the parent for stale
+ * temporaries and their removal; the removal of an image directory: the
+ * unfinished one of a failed checkpoint, the previous one after the
+ * commit; the image engine's fsyncs when it has no helper of its own) is
+ * made by a helper of image/bounded.c, as the image engine's fsyncs on the
+ * other core are (src/engines/image_capture.c), and waited for until the
+ * deadline (crac_img_fs_deadline), no sooner than the grace; then the call
+ * fails with -ETIMEDOUT naming the directory and the step it was at.
+ * Without a helper (under a seccomp filter, clone refused) the call is
+ * made in the caller's thread, unbounded.
  *
- * CRAC_TEST_SLOW_FS=OP:MS (tests only; OP `fsync` or `remove`): the
- * operation first sleeps MS ms, a file system that does not answer.
+ * The helper writes what it learns only from its own stack into the
+ * caller's memory (a call given up on may return later and have the kernel
+ * write its result: into the helper's stack, which stays mapped until the
+ * helper is gone, never into the caller's frame, reused by then).
+ *
+ * CRAC_TEST_SLOW_FS=OP:MS (tests only; OP `fsync`, `remove`, `check`,
+ * `rename` or `clean`): the operation first sleeps MS ms, a file system
+ * that does not answer.
  *
  * System calls only: crac_img_fsync_fd may be called while the program's
  * other threads are stopped (crac_img_fs_prepare binds beforehand what
  * needs binding).
  */
-enum fsop_kind { FSOP_FSYNC, FSOP_FSYNC_FD, FSOP_REMOVE };
+enum fsop_kind { FSOP_FSYNC, FSOP_FSYNC_FD, FSOP_REMOVE, FSOP_RENAME, FSOP_SAME, FSOP_TARGET, FSOP_LIST };
+
+/* What the target check needs to know (FSOP_TARGET; see crac_img_target_check). */
+struct target_facts {
+	const char *dir;
+	const char *parent;     /* NULL: DIR has no parent to look at */
+	unsigned me;            /* geteuid() */
+	bool parent_image;      /* the parent is a crac image */
+	int lstat_res;          /* lstat of DIR: 0 or -errno */
+	unsigned mode, uid;     /* DIR's */
+	char link[256];         /* DIR is a symbolic link: to what (cut) */
+	int open_res;           /* open and listing of DIR: 0 or -errno */
+	int n_others;           /* entries other than header and pages of ours */
+	char others[200];       /* the first three of them, ", " between */
+	bool have_header;
+	char magic[8];          /* the header's first bytes */
+};
+
+/* Names of the temporaries of one image in its parent (FSOP_LIST). */
+struct stale_list {
+	const char *parent, *base;
+	char names[16384];      /* NUL after each; more wait for the next checkpoint */
+	size_t len;
+};
 
 struct fsop {
 	enum fsop_kind kind;
 	const char *path;
+	const char *to;         /* FSOP_RENAME: the new name */
+	unsigned flags;         /* FSOP_RENAME: renameat2's */
+	const struct stat *expect; /* FSOP_SAME: the directory expected at path */
 	int fd;                 /* FSOP_FSYNC_FD */
 	bool data_only;         /* FSOP_FSYNC_FD: fdatasync */
+	bool own_only;          /* FSOP_REMOVE: only a directory of this user's */
 	long slow_ms;           /* CRAC_TEST_SLOW_FS */
-	int res;                /* 0 or -errno */
-	int step;               /* FSOP_REMOVE: 0 header, 1 pages, 2 the directory */
+	int res;                /* 0 or -errno (FSOP_SAME: 1 the expected one, 0 another) */
+	int step;               /* FSOP_REMOVE: 0 header, 1 pages, 2 the directory;
+				 * FSOP_TARGET: 0 the parent, 1 DIR, 2 its entries, 3 its header */
+	struct target_facts *tf;   /* FSOP_TARGET */
+	struct stale_list *sl;     /* FSOP_LIST */
 };
 
 static int64_t fs_deadline_ns;     /* CLOCK_MONOTONIC; 0: none */
@@ -122,6 +161,153 @@ void crac_img_fs_prepare(void)
 {
 	crac_bounded_prepare();
 	(void)getenv("CRAC_TEST_SLOW_FS");
+}
+
+/* Is directory `path` a crac image (a regular file `header` with the image
+ * magic in it)? Follows no symbolic link inside it. Raw system calls. */
+static bool raw_is_image_dir(const char *path)
+{
+	char magic[8];
+	struct stat st;
+	bool yes = false;
+	long dfd = crac_raw_syscall3(SYS_openat, AT_FDCWD, (long)path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NONBLOCK);
+
+	if (dfd < 0)
+		return false;
+	if (crac_raw_syscall5(SYS_newfstatat, dfd, (long)CRAC_IMG_HEADER_FILE, (long)&st, AT_SYMLINK_NOFOLLOW, 0) == 0 &&
+	    S_ISREG(st.st_mode)) {
+		long hfd = crac_raw_syscall3(SYS_openat, dfd, (long)CRAC_IMG_HEADER_FILE,
+					     O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+		yes = hfd >= 0 && crac_raw_syscall5(SYS_pread64, hfd, (long)magic, sizeof(magic), 0, 0) ==
+					  (long)sizeof(magic) &&
+		      !memcmp(magic, CRAC_IMG_MAGIC, sizeof(magic));
+		if (hfd >= 0)
+			crac_raw_syscall3(SYS_close, hfd, 0, 0);
+	}
+	crac_raw_syscall3(SYS_close, dfd, 0, 0);
+	return yes;
+}
+
+/* getdents64's record. */
+struct dent64 {
+	uint64_t ino;
+	int64_t off;
+	unsigned short reclen;
+	unsigned char type;
+	char name[];
+};
+
+/* Appends s to out (cap bytes), cut if it does not fit. */
+static void append(char *out, size_t cap, const char *s)
+{
+	size_t n = strlen(out);
+
+	while (*s && n + 1 < cap)
+		out[n++] = *s++;
+	out[n] = 0;
+}
+
+/* FSOP_TARGET: what is at DIR, in it, and whether its parent is an image. */
+static void target_gather(struct fsop *op)
+{
+	struct target_facts *tf = op->tf;
+	struct stat st;
+	char dents[4096] __attribute__((aligned(8)));
+	char magic[8] = { 0 };
+
+	op->step = 0;
+	tf->parent_image = tf->parent && raw_is_image_dir(tf->parent);
+	if (tf->parent_image)
+		return;
+	op->step = 1;
+	tf->lstat_res = (int)crac_raw_syscall5(SYS_newfstatat, AT_FDCWD, (long)tf->dir, (long)&st,
+					       AT_SYMLINK_NOFOLLOW, 0);
+	if (tf->lstat_res < 0)
+		return;
+	tf->mode = st.st_mode;
+	tf->uid = st.st_uid;
+	if (S_ISLNK(st.st_mode)) {
+		char to[sizeof(tf->link)];
+		long n = crac_raw_syscall5(SYS_readlinkat, AT_FDCWD, (long)tf->dir, (long)to, sizeof(to) - 1, 0);
+		to[n > 0 ? n : 0] = 0;
+		memcpy(tf->link, to, sizeof(to));
+		return;
+	}
+	if (!S_ISDIR(st.st_mode) || st.st_uid != tf->me)
+		return;
+	/* What is inside: only `header` and `pages`, regular files of ours. */
+	op->step = 2;
+	long dfd = crac_raw_syscall3(SYS_openat, AT_FDCWD, (long)tf->dir,
+				     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0) {
+		tf->open_res = (int)dfd;
+		return;
+	}
+	long got;
+	while ((got = crac_raw_syscall3(SYS_getdents64, dfd, (long)dents, sizeof(dents))) > 0) {
+		for (long at = 0; at < got;) {
+			const struct dent64 *d = (const struct dent64 *)(dents + at);
+			const char *n = d->name;
+			at += d->reclen;
+			if (!strcmp(n, ".") || !strcmp(n, ".."))
+				continue;
+			if ((!strcmp(n, CRAC_IMG_HEADER_FILE) || !strcmp(n, CRAC_IMG_PAGES_FILE)) &&
+			    crac_raw_syscall5(SYS_newfstatat, dfd, (long)n, (long)&st, AT_SYMLINK_NOFOLLOW, 0) == 0 &&
+			    S_ISREG(st.st_mode) && st.st_uid == tf->me) {
+				tf->have_header |= !strcmp(n, CRAC_IMG_HEADER_FILE);
+				continue;
+			}
+			if (tf->n_others++ < 3) {
+				if (tf->others[0])
+					append(tf->others, sizeof(tf->others), ", ");
+				append(tf->others, sizeof(tf->others), n);
+			}
+		}
+	}
+	if (got < 0)
+		tf->open_res = (int)got;
+	if (tf->have_header) {
+		op->step = 3;
+		long hfd = crac_raw_syscall3(SYS_openat, dfd, (long)CRAC_IMG_HEADER_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (hfd < 0 || crac_raw_syscall5(SYS_pread64, hfd, (long)magic, sizeof(magic), 0, 0) != (long)sizeof(magic))
+			memset(magic, 0, sizeof(magic));
+		if (hfd >= 0)
+			crac_raw_syscall3(SYS_close, hfd, 0, 0);
+		memcpy(tf->magic, magic, sizeof(magic));
+	}
+	crac_raw_syscall3(SYS_close, dfd, 0, 0);
+}
+
+/* FSOP_LIST: the names in sl->parent that start with BASE.tmp- or BASE.old-. */
+static void stale_list(struct fsop *op)
+{
+	struct stale_list *sl = op->sl;
+	char dents[4096] __attribute__((aligned(8)));
+	size_t bl = strlen(sl->base);
+	long dfd = crac_raw_syscall3(SYS_openat, AT_FDCWD, (long)sl->parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	long got;
+
+	if (dfd < 0) {
+		op->res = (int)dfd;
+		return;
+	}
+	op->res = 0;
+	while ((got = crac_raw_syscall3(SYS_getdents64, dfd, (long)dents, sizeof(dents))) > 0) {
+		for (long at = 0; at < got;) {
+			const struct dent64 *d = (const struct dent64 *)(dents + at);
+			size_t nl = strlen(d->name);
+			at += d->reclen;
+			if (strncmp(d->name, sl->base, bl) ||
+			    (strncmp(d->name + bl, ".tmp-", 5) && strncmp(d->name + bl, ".old-", 5)) ||
+			    sl->len + nl + 1 > sizeof(sl->names))
+				continue;
+			memcpy(sl->names + sl->len, d->name, nl + 1);
+			sl->len += nl + 1;
+		}
+	}
+	if (got < 0)
+		op->res = (int)got;
+	crac_raw_syscall3(SYS_close, dfd, 0, 0);
 }
 
 /* The operation itself: raw system calls only (run by the helper, or by
@@ -154,6 +340,17 @@ static void fsop_run(void *arg)
 			break;
 		}
 		long dfd = r;
+		if (op->own_only) {
+			struct stat st;
+			r = crac_raw_syscall5(SYS_fstat, dfd, (long)&st, 0, 0, 0);
+			if (r == 0 && st.st_uid != (uid_t)crac_raw_syscall3(SYS_geteuid, 0, 0, 0))
+				r = -EPERM;
+			if (r < 0) {
+				crac_raw_syscall3(SYS_close, dfd, 0, 0);
+				op->res = (int)r;
+				break;
+			}
+		}
 		for (op->step = 0, r = 0; op->step < 2; op->step++) {
 			r = crac_raw_syscall3(SYS_unlinkat, dfd, (long)names[op->step], 0);
 			if (r < 0 && r != -ENOENT)
@@ -165,6 +362,25 @@ static void fsop_run(void *arg)
 		if (r == 0)
 			r = crac_raw_syscall3(SYS_unlinkat, AT_FDCWD, (long)op->path, AT_REMOVEDIR);
 		op->res = (int)r;
+		break;
+	case FSOP_RENAME:
+		op->res = (int)(op->flags ? crac_raw_syscall5(SYS_renameat2, AT_FDCWD, (long)op->path, AT_FDCWD,
+							     (long)op->to, op->flags)
+					  : crac_raw_syscall5(SYS_renameat, AT_FDCWD, (long)op->path, AT_FDCWD,
+							     (long)op->to, 0));
+		break;
+	case FSOP_SAME: {
+		struct stat st;
+		r = crac_raw_syscall5(SYS_newfstatat, AT_FDCWD, (long)op->path, (long)&st, AT_SYMLINK_NOFOLLOW, 0);
+		op->res = r < 0 ? (int)r : st.st_dev == op->expect->st_dev && st.st_ino == op->expect->st_ino;
+		break;
+	}
+	case FSOP_TARGET:
+		target_gather(op);
+		op->res = 0;
+		break;
+	case FSOP_LIST:
+		stale_list(op);
 		break;
 	}
 }
@@ -198,13 +414,17 @@ static int fsop_bounded(struct fsop *op, int64_t *waited_ms)
 	return rc < 0 ? rc : op->res;
 }
 
-/* Why a bounded wait ended: "did not return after N ms (...)". */
-static void fs_timeout_text(char *out, size_t len, int64_t waited_ms)
+/* Was the call given up on (fsop_bounded's -ETIMEDOUT, not the call's
+ * own)? Then out says why: "did not return after N ms (...)". */
+static bool given_up(int rc, int64_t waited_ms, char *out, size_t len)
 {
 	long grace_ms = crac_bounded_grace_ms();
 
+	if (rc != -ETIMEDOUT || waited_ms < 0)
+		return false;
 	snprintf(out, len, "did not return after %lld ms (the checkpoint's deadline, and %ld s at least): "
 		 "its file system does not answer; given up", (long long)waited_ms, grace_ms / 1000);
+	return true;
 }
 
 int crac_img_fsync_path_msg(const char *path, char *msg, size_t msglen)
@@ -214,8 +434,7 @@ int crac_img_fsync_path_msg(const char *path, char *msg, size_t msglen)
 	char why[200];
 	int rc = fsop_bounded(&op, &waited);
 
-	if (rc == -ETIMEDOUT && waited >= 0) {
-		fs_timeout_text(why, sizeof(why), waited);
+	if (given_up(rc, waited, why, sizeof(why))) {
 		snprintf(msg, msglen, "fsync of %s %s", path, why);
 	} else if (rc < 0) {
 		snprintf(msg, msglen, "fsync of %s: %s", path, strerror(-rc));
@@ -245,8 +464,7 @@ int crac_img_remove_msg(const char *dir, char *msg, size_t msglen)
 	char why[200];
 	int rc = fsop_bounded(&op, &waited);
 
-	if (rc == -ETIMEDOUT && waited >= 0) {
-		fs_timeout_text(why, sizeof(why), waited);
+	if (given_up(rc, waited, why, sizeof(why))) {
 		snprintf(msg, msglen, "%s %s%s%s %s", op.step < 2 ? "unlink" : "rmdir", dir, op.step < 2 ? "/" : "",
 			 names[op.step < 2 ? op.step : 2], why);
 	} else if (rc < 0) {
@@ -301,34 +519,13 @@ static const char *file_kind(mode_t m)
 	       S_ISBLK(m) ? "a block device" : "a special file";
 }
 
-/* Is directory `path` a crac image (a regular file `header` with the image
- * magic in it)? Follows no symbolic link inside it. */
-static bool is_image_dir(const char *path)
-{
-	char magic[8];
-	struct stat st;
-	int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NONBLOCK);
-	bool yes = false;
-
-	if (dfd < 0)
-		return false;
-	if (fstatat(dfd, CRAC_IMG_HEADER_FILE, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
-		int hfd = openat(dfd, CRAC_IMG_HEADER_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-		yes = hfd >= 0 && pread(hfd, magic, sizeof(magic), 0) == (ssize_t)sizeof(magic) &&
-		      !memcmp(magic, CRAC_IMG_MAGIC, sizeof(magic));
-		if (hfd >= 0)
-			close(hfd);
-	}
-	close(dfd);
-	return yes;
-}
-
 int crac_img_target_check(const char *dir_arg, char *msg, size_t msglen)
 {
+	static const char *const steps[] = { "looking at its parent directory", "looking at it",
+					     "listing it", "reading its header" };
 	char dbuf[PATH_MAX];
 	const char *dir = strip_slashes(dir_arg, dbuf, sizeof(dbuf));
-	struct stat st;
-	uid_t me = geteuid();
+	struct target_facts tf;
 
 	if (!dir) {
 		snprintf(msg, msglen, "image directory name too long");
@@ -339,93 +536,64 @@ int crac_img_target_check(const char *dir_arg, char *msg, size_t msglen)
 	 * replace (below). */
 	char parent[PATH_MAX];
 	const char *base;
-	if (crac_img_split_path(dir, parent, sizeof(parent), &base) == 0 && is_image_dir(parent)) {
+	memset(&tf, 0, sizeof(tf));
+	tf.dir = dir;
+	tf.parent = crac_img_split_path(dir, parent, sizeof(parent), &base) == 0 ? parent : NULL;
+	tf.me = geteuid();
+	/* every look at the file system by a helper, waited for until the
+	 * deadline (the commit checks again after the threads are released) */
+	struct fsop op = { .kind = FSOP_TARGET, .tf = &tf, .slow_ms = fs_slow("check") };
+	int64_t waited;
+	int rc = fsop_bounded(&op, &waited);
+	char why[200];
+	if (given_up(rc, waited, why, sizeof(why))) {
+		snprintf(msg, msglen, "image directory %s: the check of the target (%s) %s", dir,
+			 steps[op.step >= 0 && op.step < 4 ? op.step : 1], why);
+		return -ETIMEDOUT;
+	}
+	if (tf.parent_image) {
 		snprintf(msg, msglen, "image directory %s would be inside the crac image %s: an image directory "
 			 "holds only its header and pages; choose another directory", dir, parent);
 		return -EEXIST;
 	}
-	if (lstat(dir, &st) < 0) {
-		if (errno == ENOENT)
+	if (tf.lstat_res < 0) {
+		if (tf.lstat_res == -ENOENT)
 			return 0;
-		int e = errno;
-		snprintf(msg, msglen, "image directory %s: %s", dir, strerror(e));
-		return -e;
+		snprintf(msg, msglen, "image directory %s: %s", dir, strerror(-tf.lstat_res));
+		return tf.lstat_res;
 	}
-	if (S_ISLNK(st.st_mode)) {
-		char to[256];
-		ssize_t n = readlink(dir, to, sizeof(to) - 1);
-		to[n > 0 ? n : 0] = 0;
+	if (S_ISLNK(tf.mode)) {
 		snprintf(msg, msglen, "image directory %s exists and is not a crac image (it is a symbolic link%s%s); "
-			 "a checkpoint replaces only a crac image of its own", dir, n > 0 ? " to " : "", to);
+			 "a checkpoint replaces only a crac image of its own", dir, tf.link[0] ? " to " : "", tf.link);
 		return -EEXIST;
 	}
-	if (!S_ISDIR(st.st_mode)) {
+	if (!S_ISDIR(tf.mode)) {
 		snprintf(msg, msglen, "image directory %s exists and is not a crac image (it is %s); "
-			 "a checkpoint replaces only a crac image of its own", dir, file_kind(st.st_mode));
+			 "a checkpoint replaces only a crac image of its own", dir, file_kind(tf.mode));
 		return -EEXIST;
 	}
-	if (st.st_uid != me) {
+	if (tf.uid != tf.me) {
 		snprintf(msg, msglen, "image directory %s is owned by uid %u, not by this process (uid %u); "
-			 "a checkpoint replaces only a crac image of its own", dir, (unsigned)st.st_uid, (unsigned)me);
+			 "a checkpoint replaces only a crac image of its own", dir, tf.uid, tf.me);
 		return -EPERM;
 	}
-
-	/* What is inside: only `header` and `pages`, regular files of ours. */
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (dfd < 0) {
-		int e = errno;
-		snprintf(msg, msglen, "image directory %s: %s", dir, strerror(e));
-		return -e;
+	if (tf.open_res < 0) {
+		snprintf(msg, msglen, "image directory %s: %s", dir, strerror(-tf.open_res));
+		return tf.open_res;
 	}
-	DIR *d = fdopendir(dfd);
-	if (!d) {
-		int e = errno;
-		close(dfd);
-		snprintf(msg, msglen, "image directory %s: %s", dir, strerror(e));
-		return -e;
-	}
-	char others[200] = "";
-	int n_others = 0;
-	bool have_header = false;
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		const char *n = de->d_name;
-		if (!strcmp(n, ".") || !strcmp(n, ".."))
-			continue;
-		struct stat fs;
-		if ((!strcmp(n, CRAC_IMG_HEADER_FILE) || !strcmp(n, CRAC_IMG_PAGES_FILE)) &&
-		    fstatat(dfd, n, &fs, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(fs.st_mode) && fs.st_uid == me) {
-			have_header |= !strcmp(n, CRAC_IMG_HEADER_FILE);
-			continue;
-		}
-		if (n_others++ < 3) {
-			if (others[0])
-				strncat(others, ", ", sizeof(others) - strlen(others) - 1);
-			strncat(others, n, sizeof(others) - strlen(others) - 1);
-		}
-	}
-	char magic[8] = { 0 };
-	if (have_header) {
-		int hfd = openat(dfd, CRAC_IMG_HEADER_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-		if (hfd < 0 || pread(hfd, magic, sizeof(magic), 0) != (ssize_t)sizeof(magic))
-			memset(magic, 0, sizeof(magic));
-		if (hfd >= 0)
-			close(hfd);
-	}
-	closedir(d);   /* closes dfd */
-	if (n_others) {
+	if (tf.n_others) {
 		snprintf(msg, msglen, "image directory %s exists and is not a crac image (a directory holding other "
-			 "files: %s%s); a checkpoint replaces only a crac image of its own", dir, others,
-			 n_others > 3 ? " ..." : "");
+			 "files: %s%s); a checkpoint replaces only a crac image of its own", dir, tf.others,
+			 tf.n_others > 3 ? " ..." : "");
 		return -EEXIST;
 	}
-	if (!have_header) {
+	if (!tf.have_header) {
 		snprintf(msg, msglen, "image directory %s exists and is not a crac image (%s); "
 			 "a checkpoint replaces only a crac image of its own", dir,
 			 "a directory without an image header");
 		return -EEXIST;
 	}
-	if (memcmp(magic, CRAC_IMG_MAGIC, sizeof(magic))) {
+	if (memcmp(tf.magic, CRAC_IMG_MAGIC, sizeof(tf.magic))) {
 		snprintf(msg, msglen, "image directory %s exists and is not a crac image (its %s file does not "
 			 "start with the image magic); a checkpoint replaces only a crac image of its own",
 			 dir, CRAC_IMG_HEADER_FILE);
@@ -439,12 +607,25 @@ int crac_img_commit(const char *tmp, const char *dir_arg, char *msg, size_t msgl
 	return crac_img_commit_expect(tmp, dir_arg, NULL, msg, msglen);
 }
 
-/* Is what lies at `path` now the directory `expect` identifies? */
-static bool is_expected(const char *path, const struct stat *expect)
+/*
+ * rename (flags 0) or renameat2 of from to to, by a helper (bounded, see
+ * above): 0 or -errno; -ETIMEDOUT with why naming both when it was given up
+ * on (it may still happen when the file system answers again).
+ */
+static int fs_rename(const char *from, const char *to, unsigned flags, char *why, size_t wlen)
 {
-	struct stat st;
+	struct fsop op = { .kind = FSOP_RENAME, .path = from, .to = to, .flags = flags, .slow_ms = fs_slow("rename") };
+	int64_t waited;
+	int rc = fsop_bounded(&op, &waited);
 
-	return !expect || (lstat(path, &st) == 0 && st.st_dev == expect->st_dev && st.st_ino == expect->st_ino);
+	char t[200];
+	if (given_up(rc, waited, t, sizeof(t))) {
+		snprintf(why, wlen, "rename %s to %s %s (it may still happen when the file system answers again)",
+			 from, to, t);
+	} else {
+		why[0] = 0;
+	}
+	return rc;
 }
 
 /*
@@ -452,15 +633,43 @@ static bool is_expected(const char *path, const struct stat *expect)
  * (tests only): fails with EINVAL, as on NFS, FUSE or vfat, so that the
  * fallback below is tested on any file system.
  */
-static long rename_exchange(const char *tmp, const char *dir)
+static int rename_exchange(const char *tmp, const char *dir, char *why, size_t wlen)
 {
 	const char *t = getenv("CRAC_TEST_NO_EXCHANGE");
 
 	if (t && !strcmp(t, "1")) {
-		errno = EINVAL;
-		return -1;
+		why[0] = 0;
+		return -EINVAL;
 	}
-	return syscall(SYS_renameat2, AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE);
+	return fs_rename(tmp, dir, RENAME_EXCHANGE, why, wlen);
+}
+
+/* Is what lies at `path` now the directory `expect` identifies (NULL:
+ * anything is)? 1 yes, 0 no (or it cannot be looked at), -ETIMEDOUT with
+ * why when the look was given up on. */
+static int fs_is_expected(const char *path, const struct stat *expect, char *why, size_t wlen)
+{
+	if (!expect)
+		return 1;
+	struct fsop op = { .kind = FSOP_SAME, .path = path, .expect = expect };
+	int64_t waited;
+	int rc = fsop_bounded(&op, &waited);
+	char t[200];
+	if (given_up(rc, waited, t, sizeof(t))) {
+		snprintf(why, wlen, "lstat %s %s", path, t);
+		return rc;
+	}
+	return rc > 0;
+}
+
+/* msg for a rename that failed: its own text when it was given up on. */
+static int rename_failed(int rc, const char *why, const char *from, const char *to, char *msg, size_t msglen)
+{
+	if (why[0])
+		snprintf(msg, msglen, "%s", why);
+	else
+		snprintf(msg, msglen, "rename %s to %s: %s", from, to, strerror(-rc));
+	return rc;
 }
 
 int crac_img_commit_expect(const char *tmp, const char *dir_arg, const struct stat *expect, char *msg,
@@ -475,7 +684,7 @@ int crac_img_commit_with(const char *tmp, const char *dir_arg, const struct stat
 	int (*check)(const char *, char *, size_t) = ops && ops->check ? ops->check : crac_img_target_check;
 	int (*remove_old)(const char *, char *, size_t) = ops && ops->remove ? ops->remove : crac_img_remove_msg;
 
-	char parent[PATH_MAX], old[PATH_MAX], dbuf[PATH_MAX], why[PATH_MAX + 300];
+	char parent[PATH_MAX], old[PATH_MAX], dbuf[PATH_MAX], why[2 * PATH_MAX + 300];
 	const char *dir = strip_slashes(dir_arg, dbuf, sizeof(dbuf));
 	const char *base;
 	int rc, warn = 0;
@@ -502,27 +711,32 @@ int crac_img_commit_with(const char *tmp, const char *dir_arg, const struct stat
 	}
 	if (!there) {
 		/* Nothing at DIR: never replace what may appear meanwhile. */
-		if (syscall(SYS_renameat2, AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_NOREPLACE) < 0) {
-			if (errno == EEXIST || errno == ENOTEMPTY) {
-				snprintf(msg, msglen, "image directory %s appeared while the image was written; "
-					 "nothing was replaced", dir);
-				return -EEXIST;
-			}
-			if ((errno != EINVAL && errno != ENOSYS) || rename(tmp, dir) < 0) {
-				rc = -errno;
-				snprintf(msg, msglen, "rename %s to %s: %s", tmp, dir, strerror(errno));
-				return rc;
-			}
+		rc = fs_rename(tmp, dir, RENAME_NOREPLACE, why, sizeof(why));
+		if (rc == -EEXIST || rc == -ENOTEMPTY) {
+			snprintf(msg, msglen, "image directory %s appeared while the image was written; "
+				 "nothing was replaced", dir);
+			return -EEXIST;
 		}
-	} else if (rename_exchange(tmp, dir) == 0) {
+		if (rc == -EINVAL || rc == -ENOSYS)
+			rc = fs_rename(tmp, dir, 0, why, sizeof(why));
+		if (rc < 0)
+			return rename_failed(rc, why, tmp, dir, msg, msglen);
+	} else if ((rc = rename_exchange(tmp, dir, why, sizeof(why))) == 0) {
 		/* tmp now holds the previous image: the one expected? */
-		if (!is_expected(tmp, expect)) {
+		int same = fs_is_expected(tmp, expect, why, sizeof(why));
+		if (same < 0) {
+			/* ours is in place; the previous one is left where it is */
+			snprintf(msg, msglen, "the previous image (now %s) was not looked at, and is left there: %s",
+				 tmp, why);
+			return 1;
+		}
+		if (!same) {
 			/* another image came into place after the check:
 			 * it goes back, ours stays a temporary */
-			if (syscall(SYS_renameat2, AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE) < 0) {
-				rc = -errno;
+			if ((rc = fs_rename(tmp, dir, RENAME_EXCHANGE, why, sizeof(why))) < 0) {
 				snprintf(msg, msglen, "image directory %s was replaced while the image was written, "
-					 "and putting it back failed (%s): it is now %s", dir, strerror(errno), tmp);
+					 "and putting it back failed (%s): it is now %s", dir,
+					 why[0] ? why : strerror(-rc), tmp);
 				return rc;
 			}
 			snprintf(msg, msglen, "image directory %s was replaced while the image was written; "
@@ -534,7 +748,7 @@ int crac_img_commit_with(const char *tmp, const char *dir_arg, const struct stat
 			snprintf(msg, msglen, "the previous image (now %s) could not be removed: %s", tmp, why);
 			warn = 1;
 		}
-	} else if (errno == EINVAL || errno == ENOSYS) {
+	} else if (rc == -EINVAL || rc == -ENOSYS) {
 		/* The file system cannot exchange: move the old image aside
 		 * first, under a name that crac_img_clean_stale recognises. */
 		if (snprintf(old, sizeof(old), "%s.old-%d-%llu", dir, (int)getpid(),
@@ -542,21 +756,27 @@ int crac_img_commit_with(const char *tmp, const char *dir_arg, const struct stat
 			snprintf(msg, msglen, "image directory name %s is too long", dir);
 			return -ENAMETOOLONG;
 		}
-		if (rename(dir, old) < 0) {
-			rc = -errno;
-			snprintf(msg, msglen, "move the previous image %s aside: %s", dir, strerror(errno));
+		if ((rc = fs_rename(dir, old, 0, why, sizeof(why))) < 0) {
+			if (why[0])
+				snprintf(msg, msglen, "move the previous image aside: %s", why);
+			else
+				snprintf(msg, msglen, "move the previous image %s aside: %s", dir, strerror(-rc));
 			return rc;
 		}
-		if (!is_expected(old, expect)) {
-			rename(old, dir);   /* not ours to replace: back */
+		if ((rc = fs_is_expected(old, expect, why, sizeof(why))) <= 0) {
+			char back[sizeof(why)];
+			fs_rename(old, dir, 0, back, sizeof(back));   /* not ours to replace: back */
+			if (rc < 0) {
+				snprintf(msg, msglen, "%s; nothing was replaced", why);
+				return rc;
+			}
 			snprintf(msg, msglen, "image directory %s was replaced while the image was written; "
 				 "nothing was replaced", dir);
 			return -EEXIST;
 		}
-		if (rename(tmp, dir) < 0) {
-			rc = -errno;
-			snprintf(msg, msglen, "rename %s to %s: %s", tmp, dir, strerror(errno));
-			rename(old, dir);   /* put the previous image back */
+		if ((rc = fs_rename(tmp, dir, 0, why, sizeof(why))) < 0) {
+			rename_failed(rc, why, tmp, dir, msg, msglen);
+			fs_rename(old, dir, 0, why, sizeof(why));   /* put the previous image back */
 			return rc;
 		}
 		if (remove_old(old, why, sizeof(why)) < 0) {
@@ -564,9 +784,7 @@ int crac_img_commit_with(const char *tmp, const char *dir_arg, const struct stat
 			warn = 1;
 		}
 	} else {
-		rc = -errno;
-		snprintf(msg, msglen, "rename %s to %s: %s", tmp, dir, strerror(errno));
-		return rc;
+		return rename_failed(rc, why, tmp, dir, msg, msglen);
 	}
 	/* From here on the image is in place: failures are warnings. */
 	if (crac_img_fsync_path_msg(parent, why, sizeof(why)) < 0) {
@@ -666,29 +884,7 @@ static bool writer_alive(int pid, unsigned long long start)
 	return now == 0 || now == start;
 }
 
-/* Removes parent/name if it is a directory of ours holding only header
- * and pages (regular files); follows no symbolic link. */
-static int remove_tmp_at(int pfd, const char *name)
-{
-	static const char *const names[] = { CRAC_IMG_HEADER_FILE, CRAC_IMG_PAGES_FILE };
-	struct stat st;
-	int dfd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-
-	if (dfd < 0)
-		return -errno;
-	if (fstat(dfd, &st) < 0 || st.st_uid != geteuid()) {
-		close(dfd);
-		return -EPERM;
-	}
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (fstatat(dfd, names[i], &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
-			unlinkat(dfd, names[i], 0);
-	close(dfd);
-	/* Anything else in there is not ours: rmdir fails and it stays. */
-	return unlinkat(pfd, name, AT_REMOVEDIR) < 0 ? -errno : 0;
-}
-
-int crac_img_clean_stale(const char *dir, int *removed)
+int crac_img_clean_stale_msg(const char *dir, int *removed, char *msg, size_t msglen)
 {
 	char parent[PATH_MAX];
 	const char *base;
@@ -696,6 +892,7 @@ int crac_img_clean_stale(const char *dir, int *removed)
 
 	if (removed)
 		*removed = 0;
+	msg[0] = 0;
 	if (crac_img_split_path(dir, parent, sizeof(parent), &base) < 0)
 		return -ENAMETOOLONG;
 	char bname[NAME_MAX + 1];
@@ -705,38 +902,59 @@ int crac_img_clean_stale(const char *dir, int *removed)
 	memcpy(bname, base, bl);
 	bname[bl] = 0;
 
-	int pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (pfd < 0)
-		return -errno;
-	int sfd = dup(pfd);
-	DIR *d = sfd >= 0 ? fdopendir(sfd) : NULL;
-	if (!d) {
-		int e = errno;
-		if (sfd >= 0)
-			close(sfd);
-		close(pfd);
-		return -e;
+	/* the listing and each removal by a helper, bounded (see above) */
+	static struct stale_list sl;   /* 16 KiB: one checkpoint at a time */
+	memset(&sl, 0, sizeof(sl));
+	sl.parent = parent;
+	sl.base = bname;
+	struct fsop op = { .kind = FSOP_LIST, .sl = &sl, .slow_ms = fs_slow("clean") };
+	int64_t waited;
+	int rc = fsop_bounded(&op, &waited);
+	char why[200];
+	if (given_up(rc, waited, why, sizeof(why))) {
+		snprintf(msg, msglen, "the listing of %s for stale temporaries of %s %s", parent, bname, why);
+		return rc;
 	}
-	struct dirent *de;
-	while ((de = readdir(d))) {
+	if (rc < 0)
+		return rc;
+	for (size_t at = 0; at < sl.len; at += strlen(sl.names + at) + 1) {
+		const char *name = sl.names + at;
 		int pid;
 		unsigned long long start;
-		int kind = tmp_parse(de->d_name, bname, &pid, &start);
+		int kind = tmp_parse(name, bname, &pid, &start);
 		if (kind != 't' && kind != 'o')
 			continue;    /* legacy names record no writer: left alone */
 		if (writer_alive(pid, start) &&
 		    !(pid == (int)getpid() && start == crac_img_start_time(pid)))
 			continue;
 		/* Gone (or us: one checkpoint at a time, and ours has not
-		 * created its temporary yet). */
-		if (remove_tmp_at(pfd, de->d_name) == 0)
+		 * created its temporary yet). A directory of ours, holding
+		 * nothing else than header and pages (rmdir fails otherwise,
+		 * and it stays). */
+		char path[PATH_MAX];
+		if (snprintf(path, sizeof(path), "%s/%s", parent, name) >= (int)sizeof(path))
+			continue;
+		struct fsop rm = { .kind = FSOP_REMOVE, .path = path, .own_only = true, .slow_ms = fs_slow("clean") };
+		rc = fsop_bounded(&rm, &waited);
+		if (given_up(rc, waited, why, sizeof(why))) {
+			snprintf(msg, msglen, "the removal of the stale temporary %s %s", path, why);
+			if (removed)
+				*removed = n;
+			return rc;
+		}
+		if (rc == 0)
 			n++;
 	}
-	closedir(d);
-	close(pfd);
 	if (removed)
 		*removed = n;
 	return 0;
+}
+
+int crac_img_clean_stale(const char *dir, int *removed)
+{
+	char msg[PATH_MAX + 400];
+
+	return crac_img_clean_stale_msg(dir, removed, msg, sizeof(msg));
 }
 
 int crac_img_tmp_describe(const char *path, char *msg, size_t msglen)

@@ -99,6 +99,10 @@ int crac_img_commit_with(const char *tmp, const char *dir, const struct stat *ex
  */
 int crac_img_tmp_name(const char *dir, char *out, size_t len) CRAC_HIDDEN;
 int crac_img_clean_stale(const char *dir, int *removed) CRAC_HIDDEN;
+/* The same; its listing of the parent and each removal are bounded by the
+ * checkpoint's deadline (crac_img_fs_deadline): -ETIMEDOUT with msg naming
+ * the directory and the step when the file system does not answer. */
+int crac_img_clean_stale_msg(const char *dir, int *removed, char *msg, size_t msglen) CRAC_HIDDEN;
 /* Start time of a process (field 22 of /proc/PID/stat), 0 if unknown. */
 unsigned long long crac_img_start_time(int pid) CRAC_HIDDEN;
 

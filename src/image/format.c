@@ -75,11 +75,18 @@ CRAC_IMG_NOSAN void crac_img_putx(struct crac_img_buf *b, uint64_t v)
 	crac_img_puts(b, tmp + i);
 }
 
-CRAC_IMG_NOSAN void crac_img_put_escaped(struct crac_img_buf *b, const char *s)
+/* Bytes byte c takes escaped: itself, or \xNN. */
+static inline size_t esc_width(unsigned char c)
 {
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c >= 0x20 && c != 0x7f) {
+	return c >= 0x20 && c != 0x7f ? 1 : 4;
+}
+
+/* The first n bytes of s, escaped. */
+CRAC_IMG_NOSAN static void put_escaped_n(struct crac_img_buf *b, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (esc_width(c) == 1) {
 			char one[2] = { (char)c, 0 };
 			crac_img_puts(b, one);
 		} else {
@@ -87,6 +94,54 @@ CRAC_IMG_NOSAN void crac_img_put_escaped(struct crac_img_buf *b, const char *s)
 			crac_img_puts(b, esc);
 		}
 	}
+}
+
+/*
+ * s escaped, whole when it fits with keep bytes left for what follows;
+ * else cut to at most half of what is left of the buffer: its first third
+ * and last two thirds around "...", so that the end of a path (the file's
+ * name) and the reason after it stay in the line. Never fewer than
+ * CRAC_IMG_ESC_MIN bytes of s where the buffer has them.
+ */
+CRAC_IMG_NOSAN void crac_img_put_escaped_keep(struct crac_img_buf *b, const char *s, size_t keep)
+{
+	size_t len = strlen(s), need = 0;
+
+	if (!b->cap)
+		return;
+	for (size_t i = 0; i < len; i++)
+		need += esc_width((unsigned char)s[i]);
+	size_t free = b->len + 1 < b->cap ? b->cap - 1 - b->len : 0;
+	size_t room = free > keep ? free - keep : 0;
+	/* cut: at most half of the buffer left, so that a caller that puts
+	 * this message into a longer line (the loader's "crac: restore DIR: ")
+	 * has room for it too */
+	if (need > room && room > free / 2)
+		room = free / 2;
+	if (room < CRAC_IMG_ESC_MIN)
+		room = free < CRAC_IMG_ESC_MIN ? free : CRAC_IMG_ESC_MIN;
+	if (need <= room) {
+		put_escaped_n(b, s, len);
+		return;
+	}
+	if (room < 3) {
+		crac_img_puts(b, "...");
+		return;
+	}
+	size_t head_room = (room - 3) / 3, tail_room = room - 3 - head_room, h = 0, t = len, w = 0;
+	while (h < len && w + esc_width((unsigned char)s[h]) <= head_room)
+		w += esc_width((unsigned char)s[h++]);
+	w = 0;
+	while (t > h && w + esc_width((unsigned char)s[t - 1]) <= tail_room)
+		w += esc_width((unsigned char)s[--t]);
+	put_escaped_n(b, s, h);
+	crac_img_puts(b, "...");
+	put_escaped_n(b, s + t, len - t);
+}
+
+CRAC_IMG_NOSAN void crac_img_put_escaped(struct crac_img_buf *b, const char *s)
+{
+	crac_img_put_escaped_keep(b, s, CRAC_IMG_ESC_KEEP);
 }
 
 /* ------------------------------------------------------------------------

@@ -646,8 +646,17 @@ void crac_img_puts(struct crac_img_buf *b, const char *s);
 void crac_img_putu(struct crac_img_buf *b, uint64_t v);
 void crac_img_putx(struct crac_img_buf *b, uint64_t v);   /* 0x... */
 /* Appends s with every control character (and DEL) written as \xNN, so
- * that text from an image or a peer cannot drive the terminal. */
+ * that text from an image or a peer cannot drive the terminal. A string
+ * that does not fit whole with CRAC_IMG_ESC_KEEP bytes left after it (a
+ * path near PATH_MAX in a message) is cut to half of what is left: its
+ * middle is shown as "...", and the end of a path, which names the file,
+ * and the reason that follows it stay in the message. */
+#define CRAC_IMG_ESC_KEEP 160
+#define CRAC_IMG_ESC_MIN 64
 void crac_img_put_escaped(struct crac_img_buf *b, const char *s);
+/* The same with keep bytes left after s: 0 for a string printed alone,
+ * more where a second path follows. */
+void crac_img_put_escaped_keep(struct crac_img_buf *b, const char *s, size_t keep);
 /* ": Text (errno N)" for an errno (negative or not; image/check.c). */
 void crac_img_put_err(struct crac_img_buf *b, long e);
 /* "page data checksum mismatch in chunk #N (LEN bytes at ADDR, WHERE): the

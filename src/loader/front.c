@@ -110,44 +110,84 @@ static long exec_cli(const char *path, char **argv, char **envp)
 	return SYS(SYS_execve, path, argv, envp, 0, 0, 0);
 }
 
+/* "DIR/NAME" into out (cap bytes) from the first n bytes of dir; false when
+ * it does not fit. */
+static bool join(char *out, size_t cap, const char *dir, size_t n, const char *name)
+{
+	size_t k = strlen(name);
+
+	if (n + 1 + k + 1 > cap)
+		return false;
+	memcpy(out, dir, n);
+	out[n] = '/';
+	memcpy(out + n + 1, name, k + 1);
+	return true;
+}
+
 int front_dispatch(int argc, char **argv, char **envp)
 {
-	static char self[4096 + sizeof(CLI_NAME) + 1];
-	static char line[8192];
+	static char self[4096];
+	static char cli[3][4096 + 512];   /* next to us, relative to us, the configured path */
+	static char line[3 * sizeof(cli[0]) + 512];
 	struct crac_img_buf b = { line, 0, sizeof(line) };
-	long n, e = -ENOENT;
-	bool tried_self = false;
+	const char *what[3] = { 0, 0, 0 };
+	long err[3] = { -ENOENT, -ENOENT, -ENOENT }, n;
+	int tried = 0;
 
 	if (loader_restore(argc, argv, envp))
 		return 1;
 
-	/* crac-cli next to this binary (the build tree, or an install that
-	 * keeps them together), then in the libexec directory */
-	n = sys_readlinkat(AT_FDCWD, "/proc/self/exe", self, 4096);
-	if (n > 0 && n < 4096) {
+	/*
+	 * crac-cli is looked for, in this order, until a place holds one (an
+	 * error other than ENOENT there, say EACCES, is a broken install that
+	 * must be said, not passed over):
+	 *  1. next to this binary: the build tree, or an install that keeps
+	 *     them together;
+	 *  2. at the path from the bindir to the libexecdir, taken relative to
+	 *     this binary's directory (CRAC_BIN_TO_LIBEXEC, computed when
+	 *     configuring: "../libexec"): a tree installed with `cmake --install
+	 *     --prefix P`, or moved, finds its own tool, not the configured
+	 *     prefix's (which may hold another version, or nothing);
+	 *  3. the configured absolute libexecdir (CRAC_INSTALL_LIBEXECDIR).
+	 */
+	n = sys_readlinkat(AT_FDCWD, "/proc/self/exe", self, sizeof(self));
+	if (n > 0 && n < (long)sizeof(self)) {
 		self[n] = 0;
-		char *slash = self + n;
-		while (slash > self && *slash != '/')
-			slash--;
-		if (*slash == '/') {
-			memcpy(slash + 1, CLI_NAME, sizeof(CLI_NAME));
-			e = exec_cli(self, argv, envp);
-			tried_self = true;
+		size_t dl = (size_t)n;
+		while (dl > 0 && self[dl] != '/')
+			dl--;
+		if (self[dl] == '/' && join(cli[tried], sizeof(cli[0]), self, dl, CLI_NAME)) {
+			what[tried] = cli[tried];
+			err[tried] = exec_cli(cli[tried], argv, envp);
+			tried++;
 		}
+#ifdef CRAC_BIN_TO_LIBEXEC
+		/* "" when bindir and libexecdir are one directory: done above */
+		if (tried == 1 && err[0] == -ENOENT && CRAC_BIN_TO_LIBEXEC[0] &&
+		    join(cli[tried], sizeof(cli[0]), self, dl, CRAC_BIN_TO_LIBEXEC "/" CLI_NAME)) {
+			what[tried] = cli[tried];
+			err[tried] = exec_cli(cli[tried], argv, envp);
+			tried++;
+		}
+#endif
 	}
-	/* Name what was tried, each with its own error: the libexec copy
-	 * only when the one next to us is absent (another error there, say
-	 * EACCES, is a broken install that must be said, not passed over). */
-	crac_img_puts(&b, "crac: cannot run " CLI_NAME ", the crac command's tool: ");
-	crac_img_put_escaped(&b, tried_self ? self : "next to /proc/self/exe");
-	crac_img_put_err(&b, e);
 #ifdef CRAC_INSTALL_LIBEXECDIR
-	if (e == -ENOENT) {
-		e = exec_cli(CRAC_INSTALL_LIBEXECDIR "/" CLI_NAME, argv, envp);
-		crac_img_puts(&b, "; " CRAC_INSTALL_LIBEXECDIR "/" CLI_NAME);
-		crac_img_put_err(&b, e);
+	if (!tried || err[tried - 1] == -ENOENT) {
+		what[tried] = CRAC_INSTALL_LIBEXECDIR "/" CLI_NAME;
+		err[tried] = exec_cli(what[tried], argv, envp);
+		tried++;
 	}
 #endif
+	/* Name what was tried, each with its own error. */
+	crac_img_puts(&b, "crac: cannot run " CLI_NAME ", the crac command's tool: ");
+	if (what[0] != cli[0])
+		crac_img_puts(&b, "not next to /proc/self/exe (unreadable)");
+	for (int i = 0; i < tried; i++) {
+		if (i || what[0] != cli[0])
+			crac_img_puts(&b, "; ");
+		crac_img_put_escaped(&b, what[i]);
+		crac_img_put_err(&b, err[i]);
+	}
 	crac_img_puts(&b, "\n");
 	sys_write(2, line, b.len);
 	sys_exit_group(2);

@@ -114,7 +114,8 @@ activated_image() {
 		"$CRAC" run --keep-running --checkpoint-to "$T/img" --checkpoint-on USR1 -- "$SERVER" "$T/d"
 	wait_for listening "$port1"
 	[[ "$(ask "$port1")" == "answer "*"activated=1"* ]]
-	wait_for test -S "$CRAC_CONTROL_DIR/$(pgrep -P "$pid").sock"
+	child="$(child_of "$pid")"
+	wait_for test -S "$CRAC_CONTROL_DIR/$child.sock"
 	kill -USR1 "$pid"
 	wait_for test -f "$T/img/activation"
 	[ "$(cat "$T/img/activation")" = "0 3" ]

@@ -13,8 +13,9 @@ clean() {
 }
 
 # spawn OUT ERR CMD...: starts CMD in the background with only fds 0-2 open
-# (stdin /dev/null, or $SPAWN_STDIN; stdout OUT; stderr ERR) and sets
-# $SPAWNED to CMD's own pid. (`clean CMD &` would make $! a shell that
+# (stdin /dev/null, or $SPAWN_STDIN; stdout OUT; stderr ERR, or stdout's
+# when ERR is OUT) and fd 3 too when $SPAWN_FD3 names a file (written), and
+# sets $SPAWNED to CMD's own pid. (`clean CMD &` would make $! a shell that
 # stopping leaves CMD running, and a process holding a descriptor of bats
 # makes bats wait for it.)
 spawn() {
@@ -24,9 +25,26 @@ spawn() {
 		for fd in $(ls /proc/$BASHPID/fd); do
 			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
 		done
+		[ -z "${SPAWN_FD3:-}" ] || exec 3>"$SPAWN_FD3"
+		[ "$err" != "$out" ] || exec "$@" <"${SPAWN_STDIN:-/dev/null}" >"$out" 2>&1
 		exec "$@" <"${SPAWN_STDIN:-/dev/null}" >"$out" 2>"$err"
 	) &
 	SPAWNED=$!
+}
+
+# restore_bg NAME [VAR=VALUE...]: `crac restore $T/img` in the background
+# with only stdio open, VAR=VALUE in its environment, stdout and stderr in
+# $T/NAME.out and the loader's point-of-no-return bytes in $T/NAME.ponr
+# (CRAC_LOADER_PONR_FD: "p" at the point of no return, "j" at the jump);
+# sets $pid, the restored process's own (`crac restore` keeps its pid), and
+# adds it to PIDS. Needs $CRAC and $T.
+restore_bg() {
+	local name=$1
+	shift
+	SPAWN_FD3="$T/$name.ponr" spawn "$T/$name.out" "$T/$name.out" \
+		env CRAC_LOADER_PONR_FD=3 "$@" "$CRAC" restore "$T/img"
+	pid=$SPAWNED
+	PIDS+=("$pid")
 }
 
 # require_image_engine: skips the test, with the reason, when `crac --version`

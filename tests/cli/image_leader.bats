@@ -28,15 +28,8 @@ teardown() {
 # bg OUT CMD...: starts CMD in the background with only fds 0-2 open (see
 # clean), stdout and stderr to OUT; its pid (the one of CMD) in $bgpid
 bg() {
-	local out=$1
-	shift
-	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
-		exec "$@" >"$out" 2>&1 </dev/null
-	) &
-	bgpid=$!
+	spawn "$1" "$1" "${@:2}"
+	bgpid=$SPAWNED
 	pids+=("$bgpid")
 }
 

@@ -30,15 +30,8 @@ teardown() {
 # bg OUT CMD...: CMD in the background with only fds 0-2 open, output to
 # OUT; its pid in $bgpid
 bg() {
-	local out=$1
-	shift
-	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
-		exec "$@" >"$out" 2>&1 </dev/null
-	) &
-	bgpid=$!
+	spawn "$1" "$1" "${@:2}"
+	bgpid=$SPAWNED
 	pids+=("$bgpid")
 }
 

@@ -110,8 +110,7 @@ s.sendto(b"STATUS=last", os.environ["NOTIFY_SOCKET"])
 	[ "$(id -u)" -eq 0 ] || skip "needs root: root's NOTIFY_SOCKET is the one other users reach"
 	command -v setpriv >/dev/null || skip "no setpriv"
 	bg run "$CRAC" run --checkpoint-on-ready -- sleep 30
-	wait_for pgrep -P "$pid" >/dev/null
-	child="$(pgrep -P "$pid")"
+	child="$(child_of "$pid")"
 	wait_for grep -q NOTIFY_SOCKET "/proc/$child/environ"
 	sock="$(tr '\0' '\n' <"/proc/$child/environ" | sed -n 's/^NOTIFY_SOCKET=//p')"
 	dir="$(dirname "$sock")"

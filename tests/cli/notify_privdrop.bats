@@ -76,8 +76,7 @@ uid_is() {
 	# the image directory's parent is the program's once it is nobody
 	mkdir "$T/nb" && chown 65534:65534 "$T/nb"
 	DROP=1 DUMPABLE=1 bg run "$CRAC" run --keep-running --checkpoint-on-ready --checkpoint-to "$T/nb/img" -- "$PY" -c "$PROG" "$T/go"
-	wait_for pgrep -P "$pid" >/dev/null
-	child="$(pgrep -P "$pid")"
+	child="$(child_of "$pid")"
 	wait_for uid_is "$child" 65534
 	touch "$T/go"
 	wait_for grep -q "STATUS=uid 65534" "$T/notes"
@@ -97,8 +96,7 @@ uid_is() {
 @test "a program that drops to nobody and is not dumpable: its checkpoint is refused with the reason, it runs on" {
 	mkdir "$T/nb" && chown 65534:65534 "$T/nb"
 	DROP=1 bg run "$CRAC" run --keep-running --checkpoint-on-ready --checkpoint-to "$T/nb/img" -- "$PY" -c "$PROG" "$T/go"
-	wait_for pgrep -P "$pid" >/dev/null
-	child="$(pgrep -P "$pid")"
+	child="$(child_of "$pid")"
 	wait_for uid_is "$child" 65534
 	touch "$T/go"
 	wait_for grep -q "keeps running cold" "$T/run.err"
@@ -110,8 +108,7 @@ uid_is() {
 
 @test "READY=1 from another user's process or from an unrelated process: ignored, said at info level; the program's own still counts" {
 	bg run "$CRAC" -v run --keep-running --checkpoint-on-ready --checkpoint-to "$T/img" -- "$PY" -c "$PROG" "$T/go"
-	wait_for pgrep -P "$pid" >/dev/null
-	child="$(pgrep -P "$pid")"
+	child="$(child_of "$pid")"
 	wait_for has_notify_socket
 	sock="$(program_notify_socket)"
 	[[ "$sock" == */crac-notify-*/notify-* ]]   # root's: a random name (notify_flood.bats)
@@ -139,8 +136,7 @@ uid_is() {
 
 @test "at the default log level an ignored notification prints nothing" {
 	bg run "$CRAC" run --keep-running --checkpoint-on-ready --checkpoint-to "$T/img" -- "$PY" -c "$PROG" "$T/go"
-	wait_for pgrep -P "$pid" >/dev/null
-	child="$(pgrep -P "$pid")"
+	child="$(child_of "$pid")"
 	wait_for has_notify_socket
 	send_as nobody "$(program_notify_socket)"
 	sleep 0.3
@@ -151,10 +147,8 @@ uid_is() {
 @test "a worker the program forked, become nobody, says READY=1: relayed (a process the program started)" {
 	FORK=1 DROP=1 bg run "$CRAC" -v run --keep-running --checkpoint-on-ready --checkpoint-to "$T/img" -- \
 		"$PY" -c "$PROG" "$T/go"
-	wait_for pgrep -P "$pid" >/dev/null
-	child="$(pgrep -P "$pid")"
-	wait_for pgrep -P "$child" >/dev/null
-	worker="$(pgrep -P "$child")"
+	child="$(child_of "$pid")"
+	worker="$(child_of "$child")"
 	wait_for uid_is "$worker" 65534
 	touch "$T/go"
 	wait_for grep -q "STATUS=uid 65534" "$T/notes"

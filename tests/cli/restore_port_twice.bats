@@ -26,20 +26,6 @@ teardown() {
 	rm -rf "$T"
 }
 
-# restore_bg NAME: `crac restore $T/img` in the background, stdout+stderr in
-# $T/NAME.out, the loader's point-of-no-return byte in $T/NAME.ponr
-restore_bg() {
-	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
-		exec 3>"$T/$1.ponr"
-		CRAC_LOADER_PONR_FD=3 exec "$CRAC" restore "$T/img" </dev/null >"$T/$1.out" 2>&1
-	) &
-	pid=$!
-	PIDS+=("$pid")
-}
-
 @test "two plain restores of one image listening on a TCP port: the second is refused before the point of no return, naming the port; the first serves on" {
 	run clean "$PROG" "$T/img" "$T/work" taken
 	echo "$output"

@@ -54,7 +54,7 @@ cold_then_image() {
 	[ "$(wc -l <"$T/d/boots")" -eq 1 ]
 	[ ! -s "$T/warm.err" ]
 	# the restored program is crac's child and has crac's NOTIFY_SOCKET
-	child="$(pgrep -P "$pid")"
+	child="$(child_of "$pid")"
 	[[ "$a" == *"pid=$child "* ]]
 }
 
@@ -91,11 +91,7 @@ cold_then_image() {
 	wait "$pid" || true
 	bg warm strace -qq -o "$T/trace" -e trace=mkdir,bind \
 		"$CRAC" start --image "$T/img" --key k --checkpoint-on-ready -- "$T/srv" "$T/d" 100
-	a=""
-	for _ in $(seq 250); do
-		a="$(ask "$port" 2>/dev/null)" && [ -n "$a" ] && break
-		sleep 0.02
-	done
+	a="$(ask_until "$port")"
 	echo "$a"
 	cat "$T/trace"
 	[[ "$a" == "answer "*"boots=1 "* ]]   # restored
@@ -104,15 +100,11 @@ cold_then_image() {
 	# the new environment is set by libcrac's restoring thread (setenv
 	# takes glibc's locks: not while the other threads are stopped), so a
 	# thread of the program released first may answer before it is there
-	for _ in $(seq 250); do
-		[[ "$a" == *" notify=" ]] && break
-		sleep 0.02
-		a="$(ask "$port" 2>/dev/null)" || a=""
-	done
+	a="$(ask_until "$port" '* notify=')"
 	echo "$a"
 	[[ "$a" == *" notify=" ]]
 	[ ! -s "$T/warm.err" ]
-	kill -TERM "$(pgrep -P "$pid")"
+	kill -TERM "$(child_of "$pid")"
 	wait "$pid" || true
 
 	touch -d '2 hours ago' "$T/srv"   # the loader refuses: cold, after the warm attempt
@@ -123,7 +115,7 @@ cold_then_image() {
 	grep -q "the restore of $T/img failed" "$T/two.err"
 	grep -q 'mkdir(".*/crac-notify-' "$T/trace"
 	[ "$(wc -l <"$T/d/boots")" -eq 2 ]
-	kill -TERM "$(pgrep -P "$pid")"   # crac start (strace's child: a TERM to strace would leave it running)
+	kill -TERM "$(child_of "$pid")"   # crac start (strace's child: a TERM to strace would leave it running)
 	wait "$pid" || true
 }
 
@@ -226,7 +218,7 @@ cold_then_image() {
 	bg two "$CRAC" -v start --image "$T/img" --checkpoint-on-ready --checkpoint-on USR1 -- "$SERVER" "$T/d" 100
 	wait_for grep -q "restored by engine image" "$T/two.err"
 	grep -q "CRAC_IMAGE_INCREMENTAL is not passed on" "$T/two.err"
-	prog="$(pgrep -P "$pid" | head -n 1)"
+	prog="$(child_of "$pid")"
 	! tr '\0' '\n' </proc/$prog/environ | grep -q CRAC_IMAGE_INCREMENTAL || false
 	header_changed() { [ "$(stat -c %i "$T/img/header" 2>/dev/null)" != "$before" ]; }
 	for round in 1 2; do
@@ -287,7 +279,7 @@ cold_then_image() {
 	notify="$(sed -n 's/^NOTIFY_SOCKET=//p' "$T/environ")"
 	[ "$(grep -c '^NOTIFY_SOCKET=' "$T/environ")" -eq 1 ]
 	[ -n "$notify" ] && [ "$notify" != "$T/notify" ]   # crac's own, relayed to $T/notify
-	[ "$(cat "$T/pid")" = "$(pgrep -P "$pid")" ]        # the supervisor's child
+	[ "$(cat "$T/pid")" = "$(child_of "$pid")" ]        # the supervisor's child
 	kill -TERM "$pid"
 	wait "$pid" || true
 
@@ -325,7 +317,7 @@ cold_then_image() {
 		[ "$(sed -n 's/^SigBlk:[[:space:]]*//p' "$T/status")" = 0000000000000000 ]
 		sigign="$(sed -n 's/^SigIgn:[[:space:]]*//p' "$T/status")"
 		(( (0x$sigign >> (12 - 1)) & 1 ))   # SIGUSR2 (12): ignored, as crac's caller had it
-		kill -TERM "$(pgrep -P "$pid")"     # crac start (strace's child)
+		kill -TERM "$(child_of "$pid")"     # crac start (strace's child)
 		wait "$pid" || true
 	done
 	# a warm start through clone: restored, answers
@@ -333,21 +325,17 @@ cold_then_image() {
 		"$CRAC" start --image "$T/img2" --checkpoint-on-ready -- "$SERVER" "$T/d" 100
 	wait_for grep -q "written to $T/img2" "$T/cold.err"
 	port="$(cat "$T/d/port")"
-	kill -TERM "$(pgrep -P "$pid")"
+	kill -TERM "$(child_of "$pid")"
 	wait "$pid" || true
 	bg warm strace -qq -o "$T/trace" -e trace=clone3 -e inject=clone3:error=ENOSYS \
 		"$CRAC" start --image "$T/img2" --checkpoint-on-ready -- "$SERVER" "$T/d" 100
-	a=""
-	for _ in $(seq 250); do
-		a="$(ask "$port" 2>/dev/null)" && [ -n "$a" ] && break
-		sleep 0.02
-	done
+	a="$(ask_until "$port")"
 	echo "$a"
 	[[ "$a" == "answer "*"boots=1 "* ]]   # restored: no second boot
 	[ "$(wc -l <"$T/d/boots")" -eq 1 ]
 	grep -q "(INJECTED)" "$T/trace"
 	[ ! -s "$T/warm.err" ]
-	kill -TERM "$(pgrep -P "$pid")"
+	kill -TERM "$(child_of "$pid")"
 	wait "$pid" || true
 
 	printf '#!/bin/sh\nexit 0\n' >"$T/noexec"

@@ -68,6 +68,21 @@ ask() {
 	echo "$line"
 }
 
+# ask_until PORT [PATTERN]: the first answer of the server on 127.0.0.1:PORT
+# that matches the glob PATTERN (default: any line), asked again every 20 ms
+# for up to 5 s (a restore still on its way, a value not set yet); prints
+# nothing when none came, for the caller's check to fail on.
+ask_until() {
+	local a
+	for _ in $(seq 250); do
+		a="$(ask "$1" 2>/dev/null)" || a=""
+		# shellcheck disable=SC2053
+		[ -n "$a" ] && [[ "$a" == ${2:-*} ]] && { echo "$a"; return 0; }
+		sleep 0.02
+	done
+	return 0
+}
+
 # notify_reader PATH FILE: a fake NOTIFY_SOCKET (systemd's side): every
 # datagram received at PATH is appended to FILE, then "from=PID" (the
 # sender's pid, as systemd sees it: SCM_CREDENTIALS), "fd=TEXT" for each

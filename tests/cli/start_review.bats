@@ -124,7 +124,7 @@ has_child() {
 	b="$pid"
 	wait_for grep -q "this one writes none" "$T/b.err"
 	wait_for boots_are 2
-	prog="$(pgrep -P "$b")"
+	prog="$(child_of "$b")"
 	kill -USR1 "$b"
 	wait_for grep -q "not the writer" "$T/b.err"
 	cat "$T/b.err"

@@ -23,3 +23,25 @@ start_prog() {
 state() {
 	(cd "$1" && find . -type f | sort | xargs md5sum)
 }
+
+# checkpoint_stuck ENV...: ctlprog with ENV and a grace of 1 s
+# (CRAC_TEST_SYNC_GRACE_MS) started as "stuck" ($pid), then checkpointed to
+# $T/img with a deadline of 1 s (60 s at most): the checkpoint's $status and
+# $output (printed), and $ms, how long it took.
+checkpoint_stuck() {
+	local t0
+	start_prog stuck CRAC_TEST_SYNC_GRACE_MS=1000 "$@"
+	t0=$(date +%s%N)
+	run timeout -k 5 60 "$CRAC" checkpoint --engine image --image-dir "$T/img" --keep-running --deadline 1000 "$pid"
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	echo "$status: $output"
+}
+
+# runs_on: the program ($pid) still runs and answers a checkpoint, and no
+# helper it started for the file system is left (each ended with its sleep).
+runs_on() {
+	kill -0 "$pid"
+	run "$CRAC" checkpoint --engine sim "$pid"
+	[ "$status" -eq 0 ]
+	[ -z "$(ps -o pid= --ppid "$pid")" ]
+}

@@ -100,7 +100,7 @@ exec_start() {
 	[[ "$a" == "answer "*"boots=1 served=2 activated=1"* ]]
 	[ "$(wc -l <"$STATE_DIRECTORY/boots")" -eq 1 ]
 	! grep -q cold "$T/second.err" || false
-	child="$(pgrep -P "$pid")"
+	child="$(child_of "$pid")"
 	[ "$(stat -L -c %i /proc/$child/fd/3)" = "$(stat -L -c %i /proc/$pid/fd/3)" ]
 }
 

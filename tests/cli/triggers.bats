@@ -87,7 +87,7 @@ teardown() { start_teardown; }
 	! grep -q MAINPID "$T/notes" || false
 	wait_for grep -q "image written to $T/img" "$T/run.err"
 	# the program's NOTIFY_SOCKET was crac's, not the outer one
-	child="$(pgrep -P "$pid")"
+	child="$(child_of "$pid")"
 	tr '\0' '\n' </proc/$child/environ | grep '^NOTIFY_SOCKET=' | grep -v "=$T/notify\$"
 	port="$(cat "$T/d/port")"
 	[[ "$(ask "$port")" == "answer "* ]]
@@ -118,7 +118,7 @@ teardown() { start_teardown; }
 @test "signals reach the program; crac ends as it ended (SIGTERM: killed by SIGTERM)" {
 	bg run "$CRAC" run --checkpoint-after 1h -- "$SERVER" "$T/d"
 	wait_for test -s "$T/d/port"
-	child="$(pgrep -P "$pid")"
+	child="$(child_of "$pid")"
 	[ -n "$child" ]
 	[ "$(readlink /proc/$child/exe)" = "$(readlink -f "$SERVER")" ]
 	kill -TERM "$pid"

@@ -144,6 +144,58 @@ static void test_crc32c(void)
 }
 
 /* Which mappings a lazy restore leaves to the userfaultfd thread. */
+/* A string that does not fit its message loses its middle ("..."), keeps
+ * its end and leaves room for the reason; escapes are never split. */
+static void test_put_escaped_cut(void)
+{
+	char path[4096], out[1024];
+	struct crac_img_buf b = { out, 0, sizeof(out) };
+
+	crac_img_puts(&b, "file ");
+	crac_img_put_escaped(&b, "/a\tb");
+	CHECK(!strcmp(out, "file /a\\x09b"));   /* whole when it fits */
+
+	memset(path, 'x', sizeof(path) - 1);
+	path[0] = '/';
+	path[sizeof(path) - 1] = 0;
+	memcpy(path + sizeof(path) - 1 - 9, "/the-name", 9);
+	path[100] = '\001';   /* an escape in the head */
+	b.len = 0;
+	crac_img_puts(&b, "file ");
+	crac_img_put_escaped(&b, path);
+	crac_img_puts(&b, " changed since the checkpoint (its size differs)");
+	size_t n = strlen(out);
+	CHECKF(n < sizeof(out) - 1, "%zu", n);   /* nothing cut at the end */
+	CHECK(!strncmp(out, "file /xxx", 9));
+	CHECK(strstr(out, "...") != NULL);
+	const char *end = "/the-name changed since the checkpoint (its size differs)";
+	CHECK(n > strlen(end) && !strcmp(out + n - strlen(end), end));
+	CHECK(n <= sizeof(out) / 2 + 64);          /* at most half of the room: a caller may add to it */
+
+	/* an escape at the cut is whole or absent, never split */
+	for (size_t i = 0; i < sizeof(path) - 1; i++)
+		path[i] = (i % 3) ? '\002' : 'y';
+	b.len = 0;
+	crac_img_put_escaped(&b, path);
+	const char *dots = strstr(out, "...");
+	REQUIRE(dots != NULL);
+	for (const char *p = out; p < dots;) {
+		if (*p == 'y') {
+			p++;
+			continue;
+		}
+		CHECKF(!strncmp(p, "\\x02", 4), "at %zd: %.8s", p - out, p);
+		p += 4;
+	}
+	CHECK(strlen(dots) >= 3 + 4 && !strcmp(out + strlen(out) - 4, "\\x02"));
+
+	/* keep 0: a string alone fills the buffer whole */
+	char big[4 * sizeof(path)];
+	struct crac_img_buf w = { big, 0, sizeof(big) };
+	crac_img_put_escaped_keep(&w, path, 0);
+	CHECK_EQ(strlen(big), 1365 + 2730 * 4);   /* 1365 'y', 2730 bytes escaped */
+}
+
 static void test_lazy_candidate(void)
 {
 	struct crac_img_map m = { .start = 0x100000, .end = 0x100000 + (8u << 20), .prot = 3,
@@ -712,6 +764,7 @@ static void test_chunk_read(void)
 int main(void)
 {
 	RUN(test_crc32c);
+	RUN(test_put_escaped_cut);
 	RUN(test_lazy_candidate);
 	RUN(test_lazy_pick);
 	RUN(test_roundtrip);

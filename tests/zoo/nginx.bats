@@ -28,29 +28,11 @@ setup() {
 }
 teardown() { zoo_teardown; }
 
-# conf MASTER: an nginx.conf in $T serving $T/www on $port
+# conf MASTER: an nginx.conf in $T serving $T/www on $port (nginx.conf.in,
+# bench/zoo.sh's too), its pid file and temporary files in $T/tmp
 conf() {
-	cat >"$T/nginx.conf" <<-CONF
-		daemon off;
-		master_process $1;
-		worker_processes 1;
-		pid $T/nginx.pid;
-		error_log stderr;
-		events { worker_connections 64; }
-		http {
-		  access_log off;
-		  client_body_temp_path $T/tmp/body;
-		  proxy_temp_path $T/tmp/proxy;
-		  fastcgi_temp_path $T/tmp/fcgi;
-		  uwsgi_temp_path $T/tmp/uwsgi;
-		  scgi_temp_path $T/tmp/scgi;
-		  server {
-		    listen 127.0.0.1:$port;
-		    root $T/www;
-		    location = /computed { return 200 "computed \$request_method \$uri\n"; }
-		  }
-		}
-	CONF
+	sed -e "s|@MASTER@|$1|" -e "s|@STATE@|$T/tmp|g" -e "s|@ROOT@|$T/www|" -e "s|@PORT@|$port|" \
+		"$BATS_TEST_DIRNAME/nginx.conf.in" >"$T/nginx.conf"
 }
 
 get() { curl -sf --max-time 5 "http://127.0.0.1:$port/$1"; }
