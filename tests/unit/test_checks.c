@@ -725,6 +725,42 @@ static void test_carried(void)
 	setenv("CRAC_ENGINE", "sim", 1);
 }
 
+/* A descriptor the program closes while the checks run (its threads are
+ * not stopped yet): no refusal naming it ("Bad file descriptor" failed a
+ * crac start whose program closed its sd_notify socket as READY=1 fired
+ * the checkpoint); the capture takes the table as it is once every thread
+ * is stopped. The same descriptor left open is refused as before. */
+static void test_closed_during_checks(void)
+{
+	int q[2];
+	char res[32], num[16];
+
+	unsetenv("CRAC_ENGINE");
+	REQUIRE(pipe(q) == 0);
+	pid_t child = fork();
+	if (child == 0) {
+		char c;
+		close(q[1]);
+		ssize_t unused = read(q[0], &c, 1);
+		(void)unused;
+		_exit(0);
+	}
+	close(q[0]);   /* q[1]: its read end is in the child only: not carried */
+	snprintf(res, sizeof(res), "fd %d", q[1]);
+	char *msg = line_for(res);
+	CHECKF(msg && strstr(msg, "its other end is not in this process"), "open: %s", msg ? msg : "(none)");
+	free(msg);
+	snprintf(num, sizeof(num), "%d", q[1]);
+	setenv("CRAC_TEST_CHECKS_CLOSE_FD", num, 1);
+	msg = line_for(res);
+	CHECKF(msg == NULL, "closed during the checks, yet reported: %s", msg ? msg : "");
+	free(msg);
+	unsetenv("CRAC_TEST_CHECKS_CLOSE_FD");
+	CHECK(fcntl(q[1], F_GETFD) < 0 && errno == EBADF);
+	waitpid(child, NULL, 0);
+	setenv("CRAC_ENGINE", "sim", 1);
+}
+
 /* A JVM's perf-data file, /tmp/hsperfdata_USER/PID of its own pid, mapped
  * shared and writable: the image engine stores it as memory, so its view
  * reports nothing; an engine that maps files again is told which JVM flag
@@ -852,6 +888,7 @@ int main(void)
 	RUN(test_devices);
 	RUN(test_mappings);
 	RUN(test_jvm_perfdata);
+	RUN(test_closed_during_checks);
 	RUN(test_posix_timers_carried);
 	RUN(test_children_and_timers);
 	RUN(test_every_item_listed);
