@@ -398,6 +398,24 @@ static int fd_of_inode(const struct crac_obj_capture *c, uint64_t ino)
 	return found;
 }
 
+/*
+ * The length to bind or connect a socket address of len bytes with. A Unix
+ * path of sizeof(sun_path) bytes has no NUL: the kernel names such a socket
+ * with one byte more than struct sockaddr_un (it counts the NUL it adds),
+ * and getsockname(2) and getpeername(2) give that length, which bind(2)
+ * and connect(2) refuse (EINVAL): cut to the structure's size, the same
+ * path. Images written before this was done hold such lengths too.
+ */
+static uint32_t addr_len(const void *sa, uint32_t len)
+{
+	uint16_t family;
+
+	if (len < sizeof(family))
+		return len;
+	memcpy(&family, sa, sizeof(family));
+	return family == AF_UNIX && len > sizeof(struct sockaddr_un) ? (uint32_t)sizeof(struct sockaddr_un) : len;
+}
+
 /* ---- capture ------------------------------------------------------------------------ */
 
 static int put_addrs(struct crac_obj_capture *c, struct crac_img_fd *e, const void *l, uint32_t ll, const void *p,
@@ -407,6 +425,9 @@ static int put_addrs(struct crac_obj_capture *c, struct crac_img_fd *e, const vo
 	int rc;
 
 	memset(&a, 0, sizeof(a));
+	ll = addr_len(l, ll);
+	if (p)
+		pl = addr_len(p, pl);
 	a.llen = ll < sizeof(a.l) ? ll : sizeof(a.l);
 	a.plen = pl < sizeof(a.p) ? pl : sizeof(a.p);
 	memcpy(a.l, l, a.llen);
@@ -952,7 +973,7 @@ static long bound_addr(const struct crac_img_view *v, const struct crac_img_fd *
 	}
 	memset(a, 0, sizeof(*a));
 	memcpy(a, sa.l, len);
-	return len;
+	return addr_len(a, len);
 }
 
 /* An IP address with a port (a Unix address with a name: unix_path_free). */
@@ -1551,6 +1572,7 @@ static long socket_finish(struct crac_obj_restore *r, uint32_t i, struct crac_im
 		crac_img_puts(why, "its peer's address in the image is damaged");
 		return -EBADMSG;
 	}
+	sa.plen = addr_len(sa.p, sa.plen);
 	do
 		rc = SYS(SYS_connect, e->fd, sa.p, sa.plen, 0, 0, 0);
 	while (rc == -EINTR);

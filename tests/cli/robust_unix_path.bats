@@ -233,3 +233,23 @@ print("connections %d" % n, flush=True)' "$T/work/sock" "$T/stop"
 	cat "$T/hold.out" "$T/hold.err"
 	grep -qx "connections 0" "$T/hold.out"
 }
+
+@test "Unix paths of 108 bytes (sizeof sun_path, no NUL): a listener, a bound datagram socket and one connected to it are restored" {
+	# the kernel names such a socket with 111 bytes (the path, a NUL, the
+	# family): getsockname's length, which bind and connect refuse (EINVAL)
+	d="$T/$(printf 'd%.0s' $(seq 1 $((100 - ${#T}))))"
+	mkdir -m 755 "$d"
+	p="$d/$(printf 's%.0s' $(seq 1 $((108 - ${#d} - 1))))"
+	q="$d/$(printf 'g%.0s' $(seq 1 $((108 - ${#d} - 1))))"
+	[ "${#p}" -eq 108 ] && [ "${#q}" -eq 108 ]
+	run clean "$PROG" "$T/img" "$T/work" unixlong "$p" "$q"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ -S "$p" ] && [ -S "$q" ]
+	for _ in 1 2; do
+		run clean "$CRAC" restore "$T/img"
+		echo "$output"
+		[ "$status" -eq 0 ]
+		[ "$output" = "long ok" ]
+	done
+}
