@@ -500,8 +500,8 @@ int img_compress_prepare(struct img_capture *c, const struct crac_round *r) CRAC
  * queued (a page multiple), 0 in a build without zstd, or a negative errno. */
 int64_t img_write_compressed(struct img_capture *c, struct crac_img_chunk *k, const void *src) CRAC_HIDDEN;
 /* Chunk k of a compressed image stored as it is: its bytes copied into the
- * frame buffer now and queued from there. Its crc, taken when it was
- * stored, then matches what the flush writes even if this thread writes to
+ * frame buffer now and queued from there, k->crc set again from the copy.
+ * Its crc then matches what the flush writes even if this thread writes to
  * those pages meanwhile (libcrac's own data next to the resume block, say;
  * the flush takes the crc only of chunks queued from the program's pages).
  * The bytes queued (k->len), 0 in a build without zstd, or a negative errno. */

@@ -747,6 +747,9 @@ int64_t img_write_copy(struct img_capture *c, struct crac_img_chunk *k, const vo
 		return rc;
 	char *out = z->out + z->used;
 	img_copy_raw(out, src, k->len);
+	/* the crc of the copy, the bytes written: frame_room may have written
+	 * the queue (system calls, our own data) since the caller took it */
+	k->crc = crac_img_crc32c(0, out, k->len);
 	if ((rc = img_write_queue(c, out, k->len)) < 0)
 		return rc;
 	z->used += k->len;
@@ -784,7 +787,7 @@ int64_t img_write_compressed(struct img_capture *c, struct crac_img_chunk *k, co
 		while (__atomic_load_n(&w->done, __ATOMIC_ACQUIRE) != job)
 			SYS(SYS_futex, &w->done, FUTEX_WAIT, job - 1, 0, 0, 0);
 		if (!n || ZSTD_isError(w->result) || n + w->result > bound)
-			return 0;
+			return img_write_copy(c, k, src);   /* not 0: the flush would read src */
 		memcpy(out + n, w->out, w->result);
 		n += w->result;
 		z->n_split++;

@@ -1790,6 +1790,13 @@ static void read_environment(char **envp)
 				v = v * 10 + (*c - '0');
 			crac_obj_socket_test_listen_delay(v);
 		}
+		else if (!memcmp(*e, "CRAC_LOADER_TEST_LOCKED_DELAY_MS=", 33)) {
+			/* tests of a Unix path's directory replaced (socket.c) */
+			long v = 0;
+			for (const char *c = *e + 33; *c >= '0' && *c <= '9' && v < 60000; c++)
+				v = v * 10 + (*c - '0');
+			crac_obj_socket_test_locked_delay(v);
+		}
 		else if (!memcmp(*e, "CRAC_LOADER_PONR_FD=", 20)) {
 			/* crac start: see point_of_no_return() */
 			int v = 0;

@@ -227,6 +227,10 @@ void crac_obj_socket_held_kept(void);
 /* Tests only ($CRAC_LOADER_TEST_LISTEN_DELAY_MS): ms slept between the bind
  * and the listen of a Unix path socket at restore (socket.c). */
 void crac_obj_socket_test_listen_delay(long ms);
+/* Tests only ($CRAC_LOADER_TEST_LOCKED_DELAY_MS): ms slept once the
+ * directory of a Unix path is locked, before its stale socket file is
+ * removed and the socket bound (socket.c). */
+void crac_obj_socket_test_locked_delay(long ms);
 
 /* Which kind a descriptor is, from its link and mode (0: none we carry). */
 uint32_t crac_obj_classify(const struct crac_obj_fd *d);

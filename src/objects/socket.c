@@ -398,6 +398,24 @@ static int fd_of_inode(const struct crac_obj_capture *c, uint64_t ino)
 	return found;
 }
 
+/*
+ * The length to bind or connect a socket address of len bytes with. A Unix
+ * path of sizeof(sun_path) bytes has no NUL: the kernel names such a socket
+ * with one byte more than struct sockaddr_un (it counts the NUL it adds),
+ * and getsockname(2) and getpeername(2) give that length, which bind(2)
+ * and connect(2) refuse (EINVAL): cut to the structure's size, the same
+ * path. Images written before this was done hold such lengths too.
+ */
+static uint32_t addr_len(const void *sa, uint32_t len)
+{
+	uint16_t family;
+
+	if (len < sizeof(family))
+		return len;
+	memcpy(&family, sa, sizeof(family));
+	return family == AF_UNIX && len > sizeof(struct sockaddr_un) ? (uint32_t)sizeof(struct sockaddr_un) : len;
+}
+
 /* ---- capture ------------------------------------------------------------------------ */
 
 static int put_addrs(struct crac_obj_capture *c, struct crac_img_fd *e, const void *l, uint32_t ll, const void *p,
@@ -407,6 +425,9 @@ static int put_addrs(struct crac_obj_capture *c, struct crac_img_fd *e, const vo
 	int rc;
 
 	memset(&a, 0, sizeof(a));
+	ll = addr_len(l, ll);
+	if (p)
+		pl = addr_len(p, pl);
 	a.llen = ll < sizeof(a.l) ? ll : sizeof(a.l);
 	a.plen = pl < sizeof(a.p) ? pl : sizeof(a.p);
 	memcpy(a.l, l, a.llen);
@@ -860,13 +881,45 @@ static int unix_listener_on(const struct stat *st)
 	return found ? 1 : n < 0 ? (int)n : 0;
 }
 
+/* The last component of Unix path `path` (its name in its directory). */
+static const char *unix_base_of(const char *path)
+{
+	const char *b = path;
+
+	for (const char *c = path; *c; c++)
+		if (*c == '/')
+			b = c + 1;
+	return b;
+}
+
+/* "cannot bind PATH: its directory DIR was replaced since the restore
+ * locked it: WHAT"; -ESTALE. */
+static long unix_dir_moved(const char *path, const char *what, struct crac_img_buf *why)
+{
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
+
+	unix_dir_of(path, dir);
+	crac_img_puts(why, "cannot bind ");
+	crac_img_put_escaped(why, path);
+	crac_img_puts(why, ": its directory ");
+	crac_img_put_escaped(why, dir);
+	crac_img_puts(why, " was replaced since the restore locked it: ");
+	crac_img_puts(why, what);
+	return -ESTALE;
+}
+
 /*
  * A Unix path to bind: free, or a stale socket file nothing answers on
  * (removed, unless `dry`: the check before the point of no return, which
  * changes nothing). A symbolic link there is never followed, and never
- * removed. 0, or -errno and why.
+ * removed. dfd (-1: none): the path's directory as the restore opened and
+ * locked it; the stale file is removed there, and only if the path still
+ * leads to the file looked at in it (the directory replaced meanwhile by
+ * someone who can write to its parent: nothing elsewhere is removed).
+ * 0, or -errno and why.
  */
-static long unix_path_free(const struct sockaddr_un *a, uint32_t len, int type, bool dry, struct crac_img_buf *why)
+static long unix_path_free(const struct sockaddr_un *a, uint32_t len, int type, bool dry, long dfd,
+			   struct crac_img_buf *why)
 {
 	char path[sizeof(a->sun_path) + 1];
 	struct stat st;
@@ -914,7 +967,15 @@ static long unix_path_free(const struct sockaddr_un *a, uint32_t len, int type, 
 		 * planted there meanwhile, not what it points to) */
 		if (dry)
 			return 0;
-		rc = SYS(SYS_unlinkat, AT_FDCWD, path, 0, 0, 0, 0);
+		if (dfd >= 0) {
+			struct stat in;
+			if (sys_fstatat(dfd, unix_base_of(path), &in, AT_SYMLINK_NOFOLLOW) < 0 || in.st_dev != st.st_dev ||
+			    in.st_ino != st.st_ino)
+				return unix_dir_moved(path, "nothing is removed nor bound there", why);
+			rc = SYS(SYS_unlinkat, dfd, unix_base_of(path), 0, 0, 0, 0);
+		} else {
+			rc = SYS(SYS_unlinkat, AT_FDCWD, path, 0, 0, 0, 0);
+		}
 		if (rc < 0 && rc != -ENOENT) {
 			crac_img_puts(why, "cannot remove the stale socket file ");
 			crac_img_put_escaped(why, path);
@@ -952,7 +1013,7 @@ static long bound_addr(const struct crac_img_view *v, const struct crac_img_fd *
 	}
 	memset(a, 0, sizeof(*a));
 	memcpy(a, sa.l, len);
-	return len;
+	return addr_len(a, len);
 }
 
 /* An IP address with a port (a Unix address with a name: unix_path_free). */
@@ -1075,6 +1136,15 @@ static long unix_dir_same(uint32_t i, const char *path, struct crac_img_buf *why
  * so. A file system without flock (EINVAL, ENOLCK, ...), or a directory
  * the restoring user cannot read, is not locked: as before.
  *
+ * The path is looked at, the stale file removed and the socket bound by
+ * the path (bind(2) takes no directory descriptor), so the directory may
+ * be replaced after it was locked: the stale file is removed through the
+ * locked directory's descriptor, only if the path still led to it there,
+ * and the socket file made must be in that directory too, else it is
+ * removed again; either refuses the restore (-ESTALE), nothing removed
+ * or left bound elsewhere (CRAC_LOADER_TEST_LOCKED_DELAY_MS, tests only:
+ * ms slept once the directory is locked, the window made wide).
+ *
  * This is done before the loader's point of no return
  * (crac_obj_socket_hold_path), so that B is refused while the restoring
  * command can still do something else; restore_bound only when the socket
@@ -1089,6 +1159,15 @@ static long test_listen_delay_ms;
 void crac_obj_socket_test_listen_delay(long ms)
 {
 	test_listen_delay_ms = ms;
+}
+
+/* CRAC_LOADER_TEST_LOCKED_DELAY_MS (tests only, loader.c): ms slept once
+ * the directory is locked, before the stale file's removal and the bind. */
+static long test_locked_delay_ms;
+
+void crac_obj_socket_test_locked_delay(long ms)
+{
+	test_locked_delay_ms = ms;
 }
 
 /* Entry i's Unix path's directory, opened and locked: *lock_fd is the
@@ -1168,8 +1247,11 @@ static long unix_bind_locked(uint32_t i, long fd, const struct crac_img_fd *e, c
 	long lock_fd = -1, old_umask = -1, rc;
 
 	made->st_dev = made->st_ino = 0;
-	if ((rc = unix_dir_same(i, path, why)) < 0 || (rc = unix_dir_lock(i, path, &lock_fd, why)) < 0 ||
-	    (rc = unix_path_free(&a->un, len, (int)e->u[2], false, why)) < 0)
+	if ((rc = unix_dir_same(i, path, why)) < 0 || (rc = unix_dir_lock(i, path, &lock_fd, why)) < 0)
+		goto out;
+	for (long ms = test_locked_delay_ms; ms > 0; ms -= 100)
+		sleep_ms(ms < 100 ? ms : 100);
+	if ((rc = unix_path_free(&a->un, len, (int)e->u[2], false, lock_fd, why)) < 0)
 		goto out;
 	/* A Unix socket's file gets its mode at the bind, from the umask:
 	 * set for that one call (the loader is single-threaded), never
@@ -1186,6 +1268,17 @@ static long unix_bind_locked(uint32_t i, long fd, const struct crac_img_fd *e, c
 	 * touch the path while we hold the lock) */
 	if (sys_fstatat(AT_FDCWD, path, made, AT_SYMLINK_NOFOLLOW) < 0 || (made->st_mode & S_IFMT) != S_IFSOCK)
 		made->st_dev = made->st_ino = 0;
+	/* bound in the directory locked, not elsewhere: the path may have
+	 * been led to another directory since it was locked (the socket
+	 * file made there is removed again) */
+	struct stat in;
+	if (lock_fd >= 0 && (sys_fstatat(lock_fd, unix_base_of(path), &in, AT_SYMLINK_NOFOLLOW) < 0 ||
+			     !made->st_ino || in.st_dev != made->st_dev || in.st_ino != made->st_ino)) {
+		unix_unlink_made(path, made->st_dev, made->st_ino);
+		made->st_dev = made->st_ino = 0;
+		rc = unix_dir_moved(path, "the socket is not bound there", why);
+		goto out;
+	}
 	for (long ms = test_listen_delay_ms; ms > 0; ms -= 100)
 		sleep_ms(ms < 100 ? ms : 100);
 	if (e->u[0] == R_LISTEN && (rc = SYS(SYS_listen, fd, SOMAXCONN, 0, 0, 0, 0)) < 0) {
@@ -1269,7 +1362,7 @@ int crac_obj_socket_check(const struct crac_img_view *v, const struct crac_img_f
 		struct stat dst = { 0 };
 		if ((rc = unix_dir_ok(path, &dst, why)) < 0)
 			return (int)rc;
-		if ((rc = unix_path_free(&a.un, (uint32_t)len, (int)e->u[2], true, why)) < 0)
+		if ((rc = unix_path_free(&a.un, (uint32_t)len, (int)e->u[2], true, -1, why)) < 0)
 			return (int)rc;
 		if (n_unix_dirs < HELD_MAX) {
 			unix_dirs[n_unix_dirs].entry = (uint32_t)(e - v->fds);
@@ -1551,6 +1644,7 @@ static long socket_finish(struct crac_obj_restore *r, uint32_t i, struct crac_im
 		crac_img_puts(why, "its peer's address in the image is damaged");
 		return -EBADMSG;
 	}
+	sa.plen = addr_len(sa.p, sa.plen);
 	do
 		rc = SYS(SYS_connect, e->fd, sa.p, sa.plen, 0, 0, 0);
 	while (rc == -EINTR);

@@ -96,7 +96,8 @@ activated_image() {
 	# an image made without socket activation, restored with a socket passed
 	bg plain "$CRAC" run --checkpoint-to "$T/plain" --checkpoint-after 300ms -- "$SERVER" "$T/d2"
 	wait "$pid"
-	[ -f "$T/plain/header" ] && [ ! -e "$T/plain/activation" ]
+	[ -f "$T/plain/header" ]
+	[ ! -e "$T/plain/activation" ]
 	port2="$(free_port)"
 	bg third systemd-socket-activate -l "127.0.0.1:$port2" "$CRAC" restore "$T/plain"
 	wait_for listening "$port2"

@@ -71,12 +71,16 @@ on_tty() {
 	zero=$(( $(stat_of "$big" "zero pages skipped") - $(stat_of "$base" "zero pages skipped") ))
 	scanned=$(( $(stat_of "$big" "pages scanned") - $(stat_of "$base" "pages scanned") ))
 	echo "heap: $stored stored, $zero zero, $scanned scanned"
-	[ "$stored" -ge 8190 ] && [ "$stored" -le 8194 ]
-	[ "$zero" -ge 8190 ] && [ "$zero" -le 8194 ]
-	[ "$scanned" -ge 16380 ] && [ "$scanned" -le 16400 ]
+	[ "$stored" -ge 8190 ]
+	[ "$stored" -le 8194 ]
+	[ "$zero" -ge 8190 ]
+	[ "$zero" -le 8194 ]
+	[ "$scanned" -ge 16380 ]
+	[ "$scanned" -le 16400 ]
 	# what was written: about 32 MiB, and the image holds as much
 	mib=$(echo "$big" | grep -Eo '[0-9.]+ MiB written' | cut -d' ' -f1)
-	[ "${mib%.*}" -ge 32 ] && [ "${mib%.*}" -le 33 ]
+	[ "${mib%.*}" -ge 32 ]
+	[ "${mib%.*}" -le 33 ]
 	[ "$(stat -c %s "$T/big/pages")" -eq $(( $(stat_of "$big" stored) * 4096 )) ]
 	# the image engine's phases, in order, then the total
 	[[ "$big" =~ "; inhibitors "[0-9.]+" ms, callbacks "[0-9.]+" ms, prepare "[0-9.]+" ms, freeze "[0-9.]+" ms, capture "[0-9.]+" ms, pages "[0-9.]+" ms, fsync "[0-9.]+" ms, verify "[0-9.]+" ms, after_restore "[0-9.]+" ms; total "[0-9.]+" ms"$ ]]
@@ -117,11 +121,13 @@ on_tty() {
 	[[ "$output" == *$'\r'"crac: checkpoint of process $pid: writing pages, "*" of ~"*" MiB, "*" MiB/s, ETA "*" s"$'\e[K'* ]]
 	# the total is about the heap (64 MiB and the program's own pages)
 	total=$(echo "$output" | tr '\r' '\n' | grep -Eo 'of ~[0-9]+' | head -1 | cut -d'~' -f2)
-	[ "$total" -ge 64 ] && [ "$total" -le 66 ]
+	[ "$total" -ge 64 ]
+	[ "$total" -le 66 ]
 	# at most 10 redraws a second (the checkpoint takes about 2 s)
 	n=$(echo "$output" | tr '\r' '\n' | grep -c '^crac: checkpoint of process')
 	echo "$n redraws"
-	[ "$n" -ge 3 ] && [ "$n" -le 40 ]
+	[ "$n" -ge 3 ]
+	[ "$n" -le 40 ]
 	# erased before the answer, which is on a line of its own
 	# (the terminal ends the line with \r\n)
 	[[ "$output" == *$'\r\e[K'"crac: image written to $T/img"$'\r' ]]

@@ -67,7 +67,8 @@ checkpoint() {
 	[ "$status" -eq 0 ]
 	BEFORE="$(echo "$output" | sed -n 's/^before: checksum=\([0-9a-f]*\) .*/\1/p' | head -1)"
 	ID0="$(echo "$output" | sed -n 's/^before: .* id=\([0-9a-f-]*\) .*/\1/p' | head -1)"
-	[ -n "$BEFORE" ] && [ -n "$ID0" ]
+	[ -n "$BEFORE" ]
+	[ -n "$ID0" ]
 }
 
 # restore ARGS...: crac restore $T/img ARGS... with only stdio open.
@@ -112,7 +113,8 @@ two_instances() {
 	id2="$(echo "$two" | sed -n 's/^restored: .* id=\([0-9a-f-]*\) .*/\1/p')"
 	r1="$(echo "$one" | sed -n 's/^rand=//p')"
 	r2="$(echo "$two" | sed -n 's/^rand=//p')"
-	[ -n "$id1" ] && [ -n "$r1" ]
+	[ -n "$id1" ]
+	[ -n "$r1" ]
 	[ "$id1" != "$id2" ]
 	[ "$r1" != "$r2" ]
 }
@@ -330,7 +332,10 @@ while True:
 	# passed SIGTERM on and ended with the program (128 + 15)
 	first="$(grep '^tick' "$T/rout" | head -1 | cut -d' ' -f2)"
 	# (the original may print a tick between the dump and its exit)
-	[ -n "$first" ] && [ "$first" -ge $((last - 1)) ] && [ "$first" -le $((last + 3)) ] && [ "$first" -gt 1 ]
+	[ -n "$first" ]
+	[ "$first" -ge $((last - 1)) ]
+	[ "$first" -le $((last + 3)) ]
+	[ "$first" -gt 1 ]
 	[ "${st:-0}" -eq 143 ]
 }
 

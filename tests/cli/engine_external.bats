@@ -79,7 +79,8 @@ teardown() {
 	# the hook saw the instance id before the restore; after it, a new one
 	old=$(sed -n 's/.* id=\([0-9a-f-]*\) .*/\1/p' "$T/hook.out")
 	new=$(sed -n 's/^id //p' "$T/out")
-	[ -n "$new" ] && [ "$old" != "$new" ]
+	[ -n "$new" ]
+	[ "$old" != "$new" ]
 }
 
 @test "a hook that fails resumes at once: outcome ABORTED, no new generation, the report names the hook" {
@@ -116,12 +117,14 @@ teardown() {
 	# every registered resource, in the after_restore order (registration order)
 	[ "$(grep '^after' "$T/out" | cut -d' ' -f2 | tr '\n' ' ')" = "alpha beta " ]
 	id1=$(sed -n 's/^after alpha gen=1 .* id=//p' "$T/out")
-	[ -n "$id1" ] && [ "$id1" != "$id0" ]
+	[ -n "$id1" ]
+	[ "$id1" != "$id0" ]
 	grep -q "unannounced restore detected: the generation file $T/gen went from \"7\" to \"8\"; generation 1" "$T/err"
 	echo 9 >"$T/gen"
 	wait_for '^after beta gen=2 '
 	id2=$(sed -n 's/^after alpha gen=2 .* id=//p' "$T/out")
-	[ -n "$id2" ] && [ "$id2" != "$id1" ]
+	[ -n "$id2" ]
+	[ "$id2" != "$id1" ]
 }
 
 @test "unannounced: SIGSTOP, a realtime jump (faked through the test hook), SIGCONT: detected once" {

@@ -191,7 +191,8 @@ info: SIGUSR2 from pid $BASHPID" "$(cat "$T/err")"
 	# img2 was written by the restored process (whose pid was the restore command's)
 	gen1_pid=$("$CRAC" inspect "$T/img2" --json | sed -n 's/.*"pid":\([0-9]*\),.*/\1/p')
 	first_pid=$("$CRAC" inspect "$T/img" --json | sed -n 's/.*"pid":\([0-9]*\),.*/\1/p')
-	[ -n "$gen1_pid" ] && [ "$gen1_pid" != "$first_pid" ]
+	[ -n "$gen1_pid" ]
+	[ "$gen1_pid" != "$first_pid" ]
 
 	restore_probe "$T/img2" "chain=$T/img3"
 	[ "$status" -eq 0 ]

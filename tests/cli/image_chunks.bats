@@ -36,7 +36,8 @@ image() {
 	[ "$status" -eq 0 ]
 	BIG=$(echo "$output" | sed -n 's/^big=\(0x[0-9a-f]*\) .*/\1/p')
 	LEN=$(echo "$output" | sed -n 's/.* len=\([0-9]*\)$/\1/p')
-	[ -n "$BIG" ] && [ -n "$LEN" ]
+	[ -n "$BIG" ]
+	[ -n "$LEN" ]
 }
 
 # chunk_len ADDR: the length of the chunk holding ADDR
@@ -93,4 +94,32 @@ restores_ok() {
 	"$CRAC" inspect "$T/img" | grep -q "^compress:  zstd"
 	[ "$(chunk_len "$BIG")" -eq $((1 << 20)) ]
 	restores_ok
+}
+
+@test "incremental chains mixing chunks of 128 KiB and 1 MiB (compressed or not at each step, a mapping grown across 64 MiB by mremap): every image restores lazily and eagerly, and flattens" {
+	for z in 100 010 001 011; do
+		rm -rf "$T/c0" "$T/c1" "$T/c2" "$T/flat"
+		run clean env CRAC_IMAGE_INCREMENTAL=1 "$CRAC_BUILD_DIR/tests/incr_chunks" "$T/c0" "$T/c1" "$T/c2" "$z"
+		echo "$z: $output"
+		[ "$status" -eq 0 ]
+		[ "$output" = continued ]
+		# the uncompressed images' chunks of the 60 MiB mapping: 128 KiB
+		if [ "${z:0:1}" = 0 ]; then
+			n="$("$CRAC" inspect --json "$T/c0" | python3 -c '
+import json, sys
+print(max(m["chunks"] for m in json.load(sys.stdin)["mappings"] if m["end"] - m["start"] == 60 << 20))')"
+			[ "$n" -ge 480 ]
+		fi
+		"$CRAC" flatten "$T/c2" "$T/flat"
+		for d in c0 c1 c2 flat; do
+			want=${d#c}
+			[ "$d" = flat ] && want=2
+			for how in "" --populate; do
+				run clean timeout 60 "$CRAC" restore $how "$T/$d"
+				echo "$z $d $how: $status $output"
+				[ "$status" -eq 0 ]
+				[ "$output" = "ok $want" ]
+			done
+		done
+	done
 }

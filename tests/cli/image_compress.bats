@@ -234,7 +234,8 @@ refused_like() {
 @test "a damaged frame: refused before the program runs (eager), the process stopped before any page of it is visible (lazy)" {
 	make_images CRAC_IMAGE_COMPRESS=1
 	read -r idx off zlen len < <("$EDIT" "$T/i1" zchunk)
-	[ -n "$len" ] && [ "$zlen" -lt "$len" ]
+	[ -n "$len" ]
+	[ "$zlen" -lt "$len" ]
 	at=$((off + zlen / 2))
 	byte=$(od -An -tu1 -j $at -N1 "$T/i1/pages" | tr -d ' ')
 	printf "\\$(printf %03o $((byte ^ 255)))" | dd of="$T/i1/pages" bs=1 seek=$at conv=notrunc status=none

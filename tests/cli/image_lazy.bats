@@ -36,7 +36,8 @@ checkpoint() {
 	[ "$status" -eq 0 ]
 	BIG=$(echo "$output" | sed -n 's/^big=\(0x[0-9a-f]*\) .*/\1/p')
 	LEN=$(echo "$output" | sed -n 's/.* len=\([0-9]*\)$/\1/p')
-	[ -n "$BIG" ] && [ -n "$LEN" ]
+	[ -n "$BIG" ]
+	[ -n "$LEN" ]
 }
 
 # need_lazy: skips unless this user gets a userfaultfd for kernel faults.
@@ -124,7 +125,8 @@ need_lazy() {
 	[ "$status" -eq 0 ]
 	[ "$output" = "ok fork" ]
 	n=$(echo "$stderr" | sed -n 's/^crac: lazy restore: 64 MiB loaded .*; \([0-9]*\) chunks read ahead$/\1/p')
-	[ -n "$n" ] && [ "$n" -ge 16 ]
+	[ -n "$n" ]
+	[ "$n" -ge 16 ]
 	# one CPU: no helper, the same pages
 	run --separate-stderr clean taskset -c 0 "$CRAC" restore --stats "$T/img" -- fork
 	echo "$stderr"

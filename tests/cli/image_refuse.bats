@@ -122,7 +122,8 @@ inspect_cannot_load() {
 @test "corrupt page data: a byte flipped inside a stored heap chunk" {
 	checkpoint
 	read -r idx off len < <("$EDIT" "$T/img" chunk heap)
-	[ -n "$len" ] && [ "$len" -gt 200 ]
+	[ -n "$len" ]
+	[ "$len" -gt 200 ]
 	# one byte in the middle of the chunk
 	flip "$T/img/pages" $((off + len / 2))
 	refused_like "page data checksum mismatch in chunk #$idx \\($len bytes at 0x[0-9a-f]+, \\[heap\\]\\): the pages file is damaged"

@@ -93,7 +93,8 @@ EOF
 	done
 	[ -z "$missing" ] || echo "no man page docs/man/<name>.3 for:$missing"
 	[ -z "$unnamed" ] || echo "page without the name in its NAME section:$unnamed"
-	[ -z "$missing" ] && [ -z "$unnamed" ]
+	[ -z "$missing" ]
+	[ -z "$unnamed" ]
 }
 
 @test "every .so link in docs/man points to a page that exists" {

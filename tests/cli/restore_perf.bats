@@ -33,7 +33,8 @@ checkpoint() {
 	[ "$status" -eq 0 ]
 	BIG=$(echo "$output" | sed -n 's/^big=\(0x[0-9a-f]*\) .*/\1/p')
 	LEN=$(echo "$output" | sed -n 's/.* len=\([0-9]*\)$/\1/p')
-	[ -n "$BIG" ] && [ -n "$LEN" ]
+	[ -n "$BIG" ]
+	[ -n "$LEN" ]
 }
 
 flip_byte() {

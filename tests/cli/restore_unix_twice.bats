@@ -126,7 +126,8 @@ wait_rebound() {
 	run clean "$PROG" "$T/img" "$T/work"   # a listener at work/sock, a datagram socket at work/dgram, ...
 	echo "$output"
 	[ "$status" -eq 0 ]
-	[ -S "$T/work/sock" ] && [ -S "$T/work/dgram" ]
+	[ -S "$T/work/sock" ]
+	[ -S "$T/work/dgram" ]
 	ino="$(file_id "$T/work/sock")"
 	restore_bg a 3000
 	wait_rebound "$T/work/sock" "$ino"
@@ -151,7 +152,8 @@ time.sleep(60)' "$T/work/dgram"
 	grep -q "^crac: restore $T/img: fd [0-9]* (socket $T/work/dgram): $T/work/dgram is in use: another process listens there" "$T/a.out"
 	# the socket file it made at work/sock is gone; the other's stays
 	[ ! -e "$T/work/sock" ]
-	[ -S "$T/work/dgram" ] && [ "$(file_id "$T/work/dgram")" = "$dino" ]
+	[ -S "$T/work/dgram" ]
+	[ "$(file_id "$T/work/dgram")" = "$dino" ]
 	wait "$holder" || true
 	# and the restore works again once the path is free
 	rm "$T/work/dgram"

@@ -108,7 +108,8 @@ no_temporary() {
 		no_temporary
 		kill -0 "$pid"
 	done
-	[ "$failed" -gt 0 ] && [ "$written" -gt 0 ]
+	[ "$failed" -gt 0 ]
+	[ "$written" -gt 0 ]
 	# with room again, the next checkpoint works, and the image restores
 	rm -f "$T/fs/fill"
 	run "$CRAC" checkpoint --image-dir "$T/fs/img" "$pid"
@@ -214,5 +215,6 @@ no_temporary() {
 		! ls -a "$T/fs" | grep -E '\.(new|tmp|old)-' || false
 	done
 	echo "failed $failed, written $written"
-	[ "$failed" -gt 0 ] && [ "$written" -gt 0 ]
+	[ "$failed" -gt 0 ]
+	[ "$written" -gt 0 ]
 }

@@ -126,7 +126,8 @@ teardown() {
 	[ "$status" -eq 0 ]
 	port2="$(echo "$output" | sed -n 's/^port //p')"
 	actfd="$(echo "$output" | sed -n 's/^actfd //p')"
-	[ -n "$port2" ] && [ -n "$actfd" ]
+	[ -n "$port2" ]
+	[ -n "$actfd" ]
 	run timeout -k 5 60 python3 "$T/drive.py" "$CRAC" "$T/img2" "$port2" handover "$actfd"
 	echo "$output"
 	[ "$status" -eq 0 ]

@@ -99,7 +99,8 @@ restores_again() {
 	mv "$T/work" "$T/moved"
 	restore_refused "cannot bind $T/work/[a-z]+: its directory $T/work does not exist"
 	[ ! -e "$T/work" ]
-	[ -S "$T/moved/sock" ] && [ -S "$T/moved/dgram" ]
+	[ -S "$T/moved/sock" ]
+	[ -S "$T/moved/dgram" ]
 	# a file where the directory was
 	touch "$T/work"
 	restore_refused "cannot bind $T/work/[a-z]+: its directory $T/work is not a directory"
@@ -114,7 +115,8 @@ restores_again() {
 	checkpoint
 	mount -o remount,ro "$T/work" || skip "cannot remount the tmpfs read-only"
 	restore_refused "cannot bind $T/work/[a-z]+: its directory $T/work is on a read-only file system"
-	[ -S "$T/work/sock" ] && [ -S "$T/work/dgram" ]
+	[ -S "$T/work/sock" ]
+	[ -S "$T/work/dgram" ]
 	mount -o remount,rw "$T/work"
 	restores_again
 }
@@ -138,7 +140,8 @@ restores_again() {
 	[ ! -s "$T/ponr" ]
 	[ "${#lines[@]}" -eq 1 ]
 	echo "$output" | grep -Eq "^crac: restore $T/img: fd [0-9]+ \\(socket [^)]*\\): cannot bind $T/work/[a-z]+: its directory $T/work is not writable by this user(: [^:]*)?\$"
-	[ -S "$T/work/sock" ] && [ -S "$T/work/dgram" ]
+	[ -S "$T/work/sock" ]
+	[ -S "$T/work/dgram" ]
 }
 
 @test "the Unix path's directory replaced by a symbolic link after the check: the restore does not bind nor remove anything elsewhere, and removes no file it did not make" {
@@ -173,8 +176,10 @@ restores_again() {
 	grep -Eq "^crac: restore $T/img: fd [0-9]+ \\(socket $T/work/dgram\\): cannot bind $T/work/dgram: its directory $T/work was replaced since the restore checked it: the socket is not bound there" "$T/r.err"
 	# nothing elsewhere removed or bound; its socket file at work/sock (now
 	# elsewhere/sock, another file) was not removed through the link
-	[ -S "$T/elsewhere/sock" ] && [ "$(stat -c '%i %z' "$T/elsewhere/sock")" = "$id_sock" ]
-	[ -S "$T/elsewhere/dgram" ] && [ "$(stat -c '%i %z' "$T/elsewhere/dgram")" = "$id_dgram" ]
+	[ -S "$T/elsewhere/sock" ]
+	[ "$(stat -c '%i %z' "$T/elsewhere/sock")" = "$id_sock" ]
+	[ -S "$T/elsewhere/dgram" ]
+	[ "$(stat -c '%i %z' "$T/elsewhere/dgram")" = "$id_dgram" ]
 	[ -z "$(ls "$T/elsewhere" | grep -vx 'sock\|dgram')" ]
 }
 
@@ -232,4 +237,83 @@ print("connections %d" % n, flush=True)' "$T/work/sock" "$T/stop"
 	wait "$holder" || true
 	cat "$T/hold.out" "$T/hold.err"
 	grep -qx "connections 0" "$T/hold.out"
+}
+
+@test "Unix paths of 108 bytes (sizeof sun_path, no NUL): a listener, a bound datagram socket and one connected to it are restored" {
+	# the kernel names such a socket with 111 bytes (the path, a NUL, the
+	# family): getsockname's length, which bind and connect refuse (EINVAL)
+	d="$T/$(printf 'd%.0s' $(seq 1 $((100 - ${#T}))))"
+	mkdir -m 755 "$d"
+	p="$d/$(printf 's%.0s' $(seq 1 $((108 - ${#d} - 1))))"
+	q="$d/$(printf 'g%.0s' $(seq 1 $((108 - ${#d} - 1))))"
+	[ "${#p}" -eq 108 ]
+	[ "${#q}" -eq 108 ]
+	run clean "$PROG" "$T/img" "$T/work" unixlong "$p" "$q"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ -S "$p" ]
+	[ -S "$q" ]
+	for _ in 1 2; do
+		run clean "$CRAC" restore "$T/img"
+		echo "$output"
+		[ "$status" -eq 0 ]
+		[ "$output" = "long ok" ]
+	done
+}
+
+@test "the Unix path's directory replaced after it was locked, before the stale socket file's removal and the bind: nothing removed nor bound elsewhere, refused before the point of no return" {
+	checkpoint
+	mkdir "$T/elsewhere"
+	# stale socket files elsewhere, as at the paths: following the new
+	# link would remove them and bind there
+	python3 -c 'import socket, sys; [socket.socket(socket.AF_UNIX).bind(sys.argv[1] + n) for n in ("/sock", "/dgram")]' \
+		"$T/elsewhere" || skip "no python3 to make a socket file"
+	id_sock="$(stat -c '%i %z' "$T/elsewhere/sock")"
+	id_dgram="$(stat -c '%i %z' "$T/elsewhere/dgram")"
+	# the loader locks work (the directory the check saw), then waits 2 s
+	# (the test hook) before it looks at work/sock again; meanwhile the
+	# directory is swapped for a link elsewhere
+	spawn "$T/r.out" "$T/r.err" bash -c 'exec 3>"$1"; CRAC_LOADER_PONR_FD=3 CRAC_LOADER_TEST_LOCKED_DELAY_MS=2000 exec "$2" restore "$3"' _ \
+		"$T/ponr" "$CRAC" "$T/img"
+	r=$SPAWNED
+	sleep 0.7
+	mv "$T/work" "$T/work.old"
+	ln -s "$T/elsewhere" "$T/work"
+	wait "$r" && status=0 || status=$?
+	cat "$T/r.out" "$T/r.err"
+	[ "$status" -eq 1 ]
+	[ ! -s "$T/ponr" ]
+	[ ! -s "$T/r.out" ]
+	[ "$(wc -l <"$T/r.err")" -eq 1 ]
+	grep -Eq "^crac: restore $T/img: fd [0-9]+ \\(socket $T/work/sock\\): cannot bind $T/work/sock: its directory $T/work was replaced since the restore locked it: nothing is removed nor bound there" "$T/r.err"
+	# nothing elsewhere removed or bound
+	[ -S "$T/elsewhere/sock" ]
+	[ "$(stat -c '%i %z' "$T/elsewhere/sock")" = "$id_sock" ]
+	[ -S "$T/elsewhere/dgram" ]
+	[ "$(stat -c '%i %z' "$T/elsewhere/dgram")" = "$id_dgram" ]
+	[ -z "$(ls "$T/elsewhere" | grep -vx 'sock\|dgram')" ]
+	# the directory checked keeps its stale socket files
+	[ -S "$T/work.old/sock" ]
+	[ -S "$T/work.old/dgram" ]
+}
+
+@test "the Unix path's directory replaced after it was locked by a link to an empty directory: the socket bound there is removed again, refused before the point of no return" {
+	checkpoint
+	mkdir "$T/elsewhere"
+	spawn "$T/r.out" "$T/r.err" bash -c 'exec 3>"$1"; CRAC_LOADER_PONR_FD=3 CRAC_LOADER_TEST_LOCKED_DELAY_MS=2000 exec "$2" restore "$3"' _ \
+		"$T/ponr" "$CRAC" "$T/img"
+	r=$SPAWNED
+	sleep 0.7
+	mv "$T/work" "$T/work.old"
+	ln -s "$T/elsewhere" "$T/work"
+	wait "$r" && status=0 || status=$?
+	cat "$T/r.out" "$T/r.err"
+	[ "$status" -eq 1 ]
+	[ ! -s "$T/ponr" ]
+	[ "$(wc -l <"$T/r.err")" -eq 1 ]
+	# refused at the first path, the one bound in the link's directory
+	grep -Eq "^crac: restore $T/img: fd [0-9]+ \\(socket $T/work/sock\\): cannot bind $T/work/sock: its directory $T/work was replaced since the restore locked it: the socket is not bound there" "$T/r.err"
+	[ -z "$(ls -A "$T/elsewhere")" ]
+	[ -S "$T/work.old/sock" ]
+	[ -S "$T/work.old/dgram" ]
 }

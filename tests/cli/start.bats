@@ -36,7 +36,8 @@ cold_then_image() {
 	[ "$(grep -c "starting $SERVER cold" "$T/cold.err")" -eq 1 ]
 	grep -q "no image at $T/img yet" "$T/cold.err"
 	grep -q "keeps running" "$T/cold.err"
-	[ -f "$T/img/start-key" ] && [ -f "$T/img/header" ]
+	[ -f "$T/img/start-key" ]
+	[ -f "$T/img/header" ]
 	! ls -d "$T"/img.new-* 2>/dev/null || false
 	port="$(cat "$T/d/port")"
 	[[ "$(ask "$port")" == "answer "*"boots=1 served=1 "* ]]   # the cold one, after its checkpoint

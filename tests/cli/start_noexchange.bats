@@ -51,7 +51,8 @@ tracee() {
 		wait_for sh -c "[ \$(grep -c 'written to $T/img' '$T/cold.err') -eq $n ]"
 		cat "$T/cold.err"
 		! grep -q "cannot put the image" "$T/cold.err" || false
-		[ -f "$T/img/start-key" ] && [ -f "$T/img/header" ]
+		[ -f "$T/img/start-key" ]
+		[ -f "$T/img/header" ]
 		! ls -d "$T"/img.new-* 2>/dev/null || false
 		# each refresh holds what the program had then
 		[[ "$(ask "$port")" == "answer "*"boots=1 served=$n "* ]]
@@ -112,7 +113,8 @@ tracee() {
 	local writer=$pid
 	# what the kill left: the first image aside, the second beside it, no DIR
 	[ ! -e "$T/img" ]
-	[ -d "$T/img.new-$writer.old" ] && [ -d "$T/img.new-$writer" ]
+	[ -d "$T/img.new-$writer.old" ]
+	[ -d "$T/img.new-$writer" ]
 	pkill -f "start_server $T/d" || true
 	wait_for sh -c "! pgrep -f '[s]tart_server $T/d' >/dev/null"
 	notify_reader "$T/notify" "$T/notes"
@@ -124,5 +126,6 @@ tracee() {
 	echo "$a"
 	# restored (boots=1) from the first image, taken before any answer
 	[[ "$a" == "answer "*"boots=1 served=1 "* ]]
-	[ -f "$T/img/header" ] && [ ! -e "$T/img.new-$writer.old" ]
+	[ -f "$T/img/header" ]
+	[ ! -e "$T/img.new-$writer.old" ]
 }

@@ -42,6 +42,13 @@
  *                given), nothing else; restored, prints "reachable PID" if a
  *                connection to WORK/sock reaches it (and listens 4 s more),
  *                else "FAIL: unreachable ..." (exit 1)
+ *   unixlong PATH DPATH  a Unix stream listener at PATH and a datagram
+ *                socket at DPATH, each bound with the path's own length (a
+ *                path of 108 bytes, sizeof(sun_path), has no NUL: the
+ *                kernel then gives its name 111 bytes long), and a datagram
+ *                socket connected to DPATH; restored, a connection to PATH
+ *                reaches the listener and a datagram sent on the connected
+ *                socket reaches DPATH's: "long ok" (else "FAIL: ...", exit 1)
  *   scm          a descriptor in flight (SCM_RIGHTS) in a socket pair: the
  *                checkpoint is refused (exit 3) and the bytes, the
  *                descriptor and the process's descriptors are unchanged
@@ -56,6 +63,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -440,6 +448,48 @@ static int run_default(const char *dir, const char *work)
 	return 0;
 }
 
+/* Unix address of path p, its length the path's own (no NUL at 108 bytes). */
+static socklen_t unix_addr(struct sockaddr_un *a, const char *p)
+{
+	size_t n = strlen(p);
+
+	memset(a, 0, sizeof(*a));
+	a->sun_family = AF_UNIX;
+	if (n > sizeof(a->sun_path))
+		n = sizeof(a->sun_path);
+	memcpy(a->sun_path, p, n);
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+}
+
+/* unixlong: see the header. */
+static int run_unixlong(const char *dir, const char *path, const char *dpath)
+{
+	struct sockaddr_un a, d;
+	socklen_t al = unix_addr(&a, path), dl = unix_addr(&d, dpath);
+	int l = socket(AF_UNIX, SOCK_STREAM, 0), r = socket(AF_UNIX, SOCK_DGRAM, 0), w = socket(AF_UNIX, SOCK_DGRAM, 0);
+
+	unlink(path);
+	unlink(dpath);
+	if (l < 0 || r < 0 || w < 0 || bind(l, (void *)&a, al) < 0 || listen(l, 4) < 0 || bind(r, (void *)&d, dl) < 0 ||
+	    connect(w, (void *)&d, dl) < 0) {
+		printf("FAIL: setup: %s\n", strerror(errno));
+		return 1;
+	}
+	checkpoint(dir, NULL);
+	int c = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (c < 0 || connect(c, (void *)&a, al) < 0 || !readable(l, 2000)) {
+		printf("FAIL: listener unreachable: %s\n", strerror(errno));
+		return 1;
+	}
+	char b = 0;
+	if (send(w, "x", 1, 0) != 1 || !readable(r, 2000) || recv(r, &b, 1, 0) != 1 || b != 'x') {
+		printf("FAIL: datagram: %s\n", strerror(errno));
+		return 1;
+	}
+	printf("long ok\n");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
@@ -515,6 +565,9 @@ int main(int argc, char **argv)
 			printf("FAIL: accept: %s\n", strerror(errno));
 		return a >= 0 ? 0 : 1;
 	}
+	if (!strcmp(mode, "unixlong") && argc > 5)
+		return run_unixlong(argv[1], argv[4], argv[5]);
+
 	if (!strcmp(mode, "unixonly")) {
 		/* only a Unix stream listener at WORK/sock */
 		struct sockaddr_un ua = { .sun_family = AF_UNIX };
