@@ -47,7 +47,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <gnu/libc-version.h>
 #include <limits.h>
+#include <link.h>
 #include <linux/futex.h>
 #include <linux/sched.h>
 #include <sched.h>
@@ -274,13 +276,54 @@ void img_thread_reattach(const struct img_thread *t, bool checkpointer)
  * EPERM and leave the lock held forever.
  *
  * The window is recognised by the tid itself: it is in one of the
- * interrupted registers or in the top of the interrupted stack. The
+ * interrupted registers or in the top of the interrupted stack, and the
+ * thread was interrupted in the C library's code. The
  * checkpoint then lets every thread go and stops them again a little later
  * (img_threads_stop), which almost always finds every thread outside such a
  * window. If not, the restored thread gets its old tid replaced by the new
  * one in those same places (fix_cached_tid).
  */
 #define IMG_TID_SCAN 128   /* bytes of the interrupted stack searched */
+
+/*
+ * The C library's code, where those windows are: a thread interrupted
+ * anywhere else (a program keeping its pid in a register while it spins,
+ * say) is never taken for one, so nothing of the program's own is
+ * rewritten. Found once a checkpoint (img_threads_stop), before any thread
+ * stops; where it cannot be told, every address counts.
+ */
+static uint64_t libc_text_lo, libc_text_hi = ~0ull;
+
+struct text_find { uint64_t addr, lo, hi; };
+
+static int text_of(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	struct text_find *f = arg;
+
+	(void)size;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		uint64_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
+		if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X) && f->addr >= lo && f->addr < hi) {
+			f->lo = lo;
+			f->hi = hi;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static void find_libc_text(void)
+{
+	/* a function of glibc's own that nothing intercepts (a sanitizer
+	 * interposes the pthread ones) */
+	struct text_find f = { (uint64_t)(uintptr_t)&gnu_get_libc_version, 0, 0 };
+
+	if (dl_iterate_phdr(text_of, &f) && f.hi) {
+		libc_text_lo = f.lo;
+		libc_text_hi = f.hi;
+	}
+}
 
 static const int gregs_scanned[] = { REG_RAX, REG_RBX, REG_RCX, REG_RDX, REG_RSI, REG_RDI, REG_RBP,
 				     REG_R8, REG_R9, REG_R10, REG_R11, REG_R12, REG_R13, REG_R14, REG_R15 };
@@ -391,7 +434,7 @@ static void stop_handler(int sig, siginfo_t *si, void *ucv)
 	memcpy(&t.sigmask, &uc->uc_sigmask, sizeof(t.sigmask));
 	t.sp = (uint64_t)uc->uc_mcontext.gregs[REG_RSP];
 	t.ip = (uint64_t)uc->uc_mcontext.gregs[REG_RIP];
-	t.tid_cache = tid_cached(uc, t.tid);
+	t.tid_cache = t.ip >= libc_text_lo && t.ip < libc_text_hi && tid_cached(uc, t.tid);
 	t.next = atomic_load(&stopped_list);
 	while (!atomic_compare_exchange_weak(&stopped_list, &t.next, &t))
 		;
@@ -656,6 +699,7 @@ int img_threads_stop(struct img_arena *a, int64_t deadline_ns, struct img_err *e
 		return img_fail(e, -errno, "sigaction(%d): %s", IMG_STOP_SIGNAL, img_strerror(errno));
 	stop_pid = getpid();
 	leader_thread = NULL;
+	find_libc_text();
 	const char *late = getenv("CRAC_TEST_LATE_REST_MS");
 	test_late_rest_ms = late ? strtol(late, NULL, 10) : 0;
 	atomic_store(&resumed_count, 0);   /* still counts the last restore's threads */
