@@ -432,6 +432,13 @@ int img_capture_process(struct img_capture *c)
 		}
 	}
 	memcpy(h->rlimit, s->rlimit, sizeof(h->rlimit));
+	/* The most seccomp filters a thread runs under: a restore under
+	 * fewer is refused (image_attrs.c) */
+	for (const struct img_thread *t = &s->thread; t; t = t == &s->thread ? img_threads_list() : t->next)
+		if (t->attrs.seccomp == 2) {
+			uint32_t n = img_attrs_seccomp_filters(t->tid);
+			h->seccomp_filters = n > h->seccomp_filters ? n : h->seccomp_filters;
+		}
 
 	/* mm fields for PR_SET_MM_MAP, as the kernel shows them. */
 	if (stat_fields(c, f, 53) < 0)
