@@ -923,6 +923,26 @@ static int check_fds(const struct crac_img_checker *k, struct crac_img_buf *b)
 
 	for (uint32_t i = 0; i < v->h->n_fds; i++) {
 		const struct crac_img_fd *e = &v->fds[i];
+		/* what the loader would find only after its point of no return:
+		 * a kind it has no code for, a kind opened by path without one */
+		int by_path = e->kind == CRAC_OBJ_FILE || e->kind == CRAC_OBJ_DIR || e->kind == CRAC_OBJ_DEVICE ||
+			      e->kind == CRAC_OBJ_FIFO;
+		if (e->kind >= CRAC_OBJ_KINDS) {
+			crac_img_puts(b, "fd ");
+			crac_img_putu(b, (uint64_t)e->fd);
+			crac_img_puts(b, ": a kind of descriptor this crac does not know (kind ");
+			crac_img_putu(b, e->kind);
+			crac_img_puts(b, "; an image of a newer crac?)");
+			return -ENOTSUP;
+		}
+		if (by_path && e->same_as == CRAC_IMG_NO_FD && !e->path) {
+			crac_img_puts(b, "fd ");
+			crac_img_putu(b, (uint64_t)e->fd);
+			crac_img_puts(b, " (");
+			crac_img_puts(b, crac_obj_kind_name(e->kind));
+			crac_img_puts(b, "): no path in the image (damaged image)");
+			return -EBADMSG;
+		}
 		if (e->kind == CRAC_OBJ_INOTIFY && e->same_as == CRAC_IMG_NO_FD) {
 			/* every watched path there and the same file, as the
 			 * loader will need them after its point of no return */
@@ -940,10 +960,7 @@ static int check_fds(const struct crac_img_checker *k, struct crac_img_buf *b)
 				b->p[0] = 0;
 			continue;
 		}
-		if (e->same_as != CRAC_IMG_NO_FD || !e->path)
-			continue;
-		if (e->kind != CRAC_OBJ_FILE && e->kind != CRAC_OBJ_DIR && e->kind != CRAC_OBJ_DEVICE &&
-		    e->kind != CRAC_OBJ_FIFO)
+		if (e->same_as != CRAC_IMG_NO_FD || !by_path)
 			continue;
 		crac_img_puts(b, "fd ");
 		crac_img_putu(b, (uint64_t)e->fd);
