@@ -121,3 +121,20 @@ restored_ok() {
 	[ -z "$output" ]
 	echo "$stderr" | grep -q "fd [0-9]* (memfd plain): its content in the pages file is damaged (checksum)"
 }
+
+@test "memfds restore where vm.memfd_noexec=1 (a pid namespace of its own): an executable one stays so" {
+	[ "$(id -u)" -eq 0 ] || skip "a pid namespace needs root (uid $(id -u))"
+	command -v unshare >/dev/null || skip "no unshare"
+	checkpoint
+	# made under memfd_noexec=0: mode 0777; memfd_create without MFD_EXEC
+	# under 1 gave a memfd sealed against exec, and its fchmod failed
+	# after the point of no return
+	run clean unshare -pf --mount-proc sh -c \
+		'echo 1 >/proc/sys/vm/memfd_noexec 2>/dev/null || exit 77; exec "$0" restore "$1"' "$CRAC" "$T/img"
+	echo "$output"
+	[ "$status" -ne 77 ] || skip "vm.memfd_noexec cannot be set here"
+	[ "$status" -eq 0 ]
+	! echo "$output" | grep -q FAIL || false
+	echo "$output" | grep -qx "restored ok"
+	echo "$output" | grep -qx "ok memfd seals"
+}
