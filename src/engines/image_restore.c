@@ -75,6 +75,26 @@ static void copy_new_args(struct crac_round *r, const struct crac_img_resume *re
 
 struct img_attrs img_attrs_loader;
 
+/* "RLIMIT_AS", or the number of a limit this build has no name for. */
+static const char *limit_name(int i)
+{
+	static const char *const names[CRAC_IMG_NRLIMIT] = {
+		"RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_DATA", "RLIMIT_STACK", "RLIMIT_CORE", "RLIMIT_RSS",
+		"RLIMIT_NPROC", "RLIMIT_NOFILE", "RLIMIT_MEMLOCK", "RLIMIT_AS", "RLIMIT_LOCKS",
+		"RLIMIT_SIGPENDING", "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_RTPRIO", "RLIMIT_RTTIME",
+	};
+	return i >= 0 && i < CRAC_IMG_NRLIMIT && names[i] ? names[i] : "?";
+}
+
+/* A limit's value as text: "unlimited" or the number. */
+static void limit_text(char out[24], rlim_t v)
+{
+	if (v == RLIM_INFINITY)
+		snprintf(out, 24, "unlimited");
+	else
+		snprintf(out, 24, "%llu", (unsigned long long)v);
+}
+
 __attribute__((noinline)) int img_restored(struct crac_round *r)
 {
 	struct img_self *s = &crac__img_self;
@@ -111,10 +131,16 @@ __attribute__((noinline)) int img_restored(struct crac_round *r)
 		struct rlimit now, want = { s->rlimit[i][0], s->rlimit[i][1] };
 		if (getrlimit(i, &now) < 0 || (now.rlim_cur == want.rlim_cur && now.rlim_max == want.rlim_max))
 			continue;
-		if (setrlimit(i, &want) < 0 && n_problems < 8)
+		if (setrlimit(i, &want) < 0 && n_problems < 8) {
+			char cur[24], max[24], here_cur[24], here_max[24];
+			limit_text(cur, want.rlim_cur);
+			limit_text(max, want.rlim_max);
+			limit_text(here_cur, now.rlim_cur);
+			limit_text(here_max, now.rlim_max);
 			snprintf(problems[n_problems++], sizeof(problems[0]),
-				 "resource limit %d not restored (%llu/%llu): %s", i,
-				 (unsigned long long)want.rlim_cur, (unsigned long long)want.rlim_max, img_strerror(errno));
+				 "resource limit %s not restored (soft %s, hard %s; here %s, %s): %s", limit_name(i), cur,
+				 max, here_cur, here_max, img_strerror(errno));
+		}
 	}
 
 	/* Before any other thread runs: the clock offset moves and the random

@@ -41,5 +41,5 @@ teardown() {
 	[ "$status" -eq 0 ]
 	echo "$output" | grep -qx "fd 5: regular"
 	# the program had no RLIMIT_AS: the restore under one cannot raise it, and says so
-	echo "$output" | grep -q "resource limit 9 not restored"
+	echo "$output" | grep -q "resource limit RLIMIT_AS not restored (soft unlimited, hard unlimited; here 61440000, 61440000): Operation not permitted"
 }
