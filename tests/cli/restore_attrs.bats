@@ -53,6 +53,21 @@ checkpoint() {
 	done
 }
 
+@test "a thread the restore recreates gets its own: pdeathsig, timer slack, no_new_privs (not the main thread's)" {
+	checkpoint thread
+	grep -qx "nnp 0" "$T/before"
+	run clean timeout 30 "$CRAC" restore "$T/img"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -qx "after thread-pdeathsig 10"
+	echo "$output" | grep -qx "after thread-timerslack 777777"
+	echo "$output" | grep -qx "after thread-nnp 1"
+	# the main thread's stay as they were
+	echo "$output" | grep -qx "after pdeathsig 0"
+	echo "$output" | grep -qx "after nnp 0"
+	echo "$output" | grep -qx "after timerslack $(sed -n 's/^timerslack //p' "$T/before")"
+}
+
 @test "capabilities the program dropped stay dropped after a restore by root" {
 	[ "$(id -u)" -eq 0 ] || skip "dropping capabilities needs root (uid $(id -u))"
 	grep -q '^CapEff:.*[1-9a-f]' /proc/self/status || skip "no capabilities here"

@@ -14,6 +14,10 @@
  *                  permitted and bounding sets (root only)
  *     seccomp      a seccomp filter that fails sysinfo(2) with EPERM
  *     timerslack   prctl(PR_SET_TIMERSLACK, 123456)
+ *     thread       a second thread sets its own: PR_SET_PDEATHSIG SIGUSR1,
+ *                  timer slack 777777, no_new_privs (the main thread's are
+ *                  not changed by it), and prints them as "PHASE thread-*"
+ *                  (a thread the restore recreates by a clone)
  *
  *   proc_attrs --filtered CMD ARGS...
  *       runs CMD under the same seccomp filter (a restore under it)
@@ -24,6 +28,7 @@
  * timerslack.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <linux/audit.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
@@ -121,8 +126,33 @@ static int filter_sysinfo(void)
 	return rc;
 }
 
+static pid_t orig_pid;
+static pthread_barrier_t set_up;
+
+/* The second thread: its own attributes, shown before and after. */
+static void *other(void *arg)
+{
+	int sig = 0;
+
+	(void)arg;
+	prctl(PR_SET_PDEATHSIG, SIGUSR1, 0, 0, 0);
+	prctl(PR_SET_TIMERSLACK, 777777, 0, 0, 0);
+	prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+	pthread_barrier_wait(&set_up);
+	while (getpid() == orig_pid)
+		usleep(10000);
+	prctl(PR_GET_PDEATHSIG, &sig, 0, 0, 0);
+	printf("after thread-pdeathsig %d\nafter thread-timerslack %d\nafter thread-nnp %d\n", sig,
+	       prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0), prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0));
+	fflush(stdout);
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
+	pthread_t thread;
+	int with_thread = 0;
+
 	if (argc > 2 && !strcmp(argv[1], "--filtered")) {
 		if (filter_sysinfo() < 0) {
 			perror("proc_attrs: seccomp filter");
@@ -141,14 +171,21 @@ int main(int argc, char **argv)
 			 : !strcmp(w, "caps")        ? drop_caps()
 			 : !strcmp(w, "seccomp")     ? filter_sysinfo()
 			 : !strcmp(w, "timerslack")  ? prctl(PR_SET_TIMERSLACK, 123456, 0, 0, 0)
+			 : !strcmp(w, "thread")      ? (with_thread = 1, 0)
 						     : (errno = EINVAL, -1);
 		if (rc < 0) {
 			fprintf(stderr, "proc_attrs: %s: %s\n", w, strerror(errno));
 			return 2;
 		}
 	}
+	orig_pid = getpid();
+	if (with_thread) {
+		pthread_barrier_init(&set_up, NULL, 2);
+		pthread_create(&thread, NULL, other, NULL);
+		pthread_barrier_wait(&set_up);
+	}
 	show("before");
-	pid_t orig = getpid();
+	pid_t orig = orig_pid;
 	kill(getppid(), SIGUSR1);   /* crac run --checkpoint-on SIGUSR1 */
 	for (int k = 0; k < 3000 && getpid() == orig; k++)
 		usleep(10000);
@@ -156,6 +193,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "proc_attrs: not restored within 30 s\n");
 		return 1;
 	}
+	if (with_thread)
+		pthread_join(thread, NULL);
 	show("after");
 	return 0;
 }
