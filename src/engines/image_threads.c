@@ -6,9 +6,9 @@
  * Stopping. The checkpointing thread sends IMG_STOP_SIGNAL to each thread
  * in /proc/self/task (again until no new thread shows up). The handler
  * records the thread's kernel-side state (tid address, robust list, rseq,
- * fs base, name, capabilities and other attributes: image_attrs.c) into a struct img_thread on its own stack, links it into a
- * global list, saves its registers with crac__img_setctx and waits on a
- * futex. Its signal frame, just above, holds everything the interrupted
+ * fs base, name, capabilities and other attributes: image_attrs.c) into a
+ * struct img_thread on its own stack, links it into a global list, saves
+ * its registers with crac__img_setctx and waits on a futex. Its signal frame, just above, holds everything the interrupted
  * code had: general registers, the XSAVE area (AVX-512/AMX too), signal
  * mask and alternate stack. The stack is written into the image like any
  * other memory.
