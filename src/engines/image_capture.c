@@ -47,6 +47,7 @@
 
 #include "image/bounded.h"
 #include "image/dir.h"
+#include "runtime/checks.h"
 #include "runtime/runtime.h"
 
 #define P CRAC_IMG_PAGE
@@ -368,6 +369,68 @@ static int stat_fields(struct img_capture *c, uint64_t *f, int nf)
 }
 
 
+#define KCMP_VM_ 1
+
+/* Up to cap-1 bytes of a /proc file into buf (open and read: nothing that
+ * may take a lock of the stopped program), NUL-terminated; its length or -1. */
+static long read_small(const char *path, char *buf, size_t cap)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	size_t got = 0;
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	while (got < cap - 1 && ((n = read(fd, buf + got, cap - 1 - got)) > 0 || (n < 0 && errno == EINTR)))
+		got += n > 0 ? (size_t)n : 0;
+	close(fd);
+	buf[got] = 0;
+	return (long)got;
+}
+
+/*
+ * The safety checks looked at the process while its threads still ran: a
+ * thread may have forked, or created a POSIX timer, since. Neither would
+ * be in the image (the restored process has no children, no such timers):
+ * where the checks saw none, there must be none now, every thread stopped.
+ */
+static int recheck_children_timers(struct img_capture *c)
+{
+	static char buf[4096];
+	char path[64];
+	int children, timers;
+
+	if (crac__checks_saw(c->round, &children, &timers) < 0)
+		return 0;
+	for (const struct img_thread *t = &crac__img_self.thread; !children && t;
+	     t = t == &crac__img_self.thread ? img_threads_list() : t->next) {
+		snprintf(path, sizeof(path), "/proc/self/task/%d/children", t->tid);
+		if (read_small(path, buf, sizeof(buf)) <= 0)
+			continue;
+		for (char *p = buf; *p;) {
+			int pid = (int)strtol(p, &p, 10);
+			while (*p == ' ' || *p == '\n')
+				p++;
+			/* crac's own helpers share our memory (image/bounded.c:
+			 * one given up at its deadline may still be there) */
+			if (pid <= 0 || syscall(SYS_kcmp, getpid(), pid, KCMP_VM_, 0, 0) == 0)
+				continue;
+			char comm[32] = "?";
+			snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+			if (read_small(path, comm, sizeof(comm)) > 0)
+				comm[strcspn(comm, "\n")] = 0;
+			return img_fail(&c->err, -EBUSY, "child process %d (%s) was started by thread %d after the "
+					"safety checks, while the checkpoint ran: child processes are not part of the "
+					"image; checkpoint again", pid, comm, t->tid);
+		}
+	}
+	if (!timers && read_small("/proc/self/timers", buf, sizeof(buf)) > 0 && !strncmp(buf, "ID: ", 4))
+		return img_fail(&c->err, -EBUSY, "POSIX timer %d was created after the safety checks, while the "
+				"checkpoint ran: such timers are not part of the image; checkpoint again",
+				atoi(buf + 4));
+	return 0;
+}
+
 int img_capture_process(struct img_capture *c)
 {
 	struct crac_img_header *h = &c->hdr;
@@ -393,6 +456,8 @@ int img_capture_process(struct img_capture *c)
 	/* The checkpointing thread. */
 	memset(&s->thread, 0, sizeof(s->thread));
 	img_thread_record(&s->thread);
+	if (recheck_children_timers(c) < 0)
+		return c->err.code;
 	/* An rseq area of the program's own (not glibc's) cannot be
 	 * registered again at restore: the kernel does not say where it is.
 	 * Restored without it, the program's rseq critical sections would
