@@ -112,3 +112,25 @@ teardown() {
 	run clean "$CRAC" inspect "$T/img"
 	echo "$output" | grep -q "fd 5 (file): no path in the image"
 }
+
+@test "a device entry naming a device that is not stateless (its numbers matching the node at its path) is refused before the point of no return" {
+	[ "$(id -u)" -eq 0 ] || skip "mknod needs root (uid $(id -u))"
+	echo data >"$T/f"
+	run clean "$PROG" "$T/img" "$T/f"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	# the entry becomes a device entry for 5:0 (/dev/tty), and the path
+	# such a node, so that its identity matches
+	rm "$T/f"
+	mknod "$T/f" c 5 0
+	"$EDIT" "$T/img" 5 kind 3
+	"$EDIT" "$T/img" 5 u 7 0x500
+	run clean "$CRAC" restore "$T/img"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[ "${#lines[@]}" -eq 1 ]
+	echo "$output" | grep -q "fd 5 (device): not a stateless device (5:0): refused"
+	# the check's refusal (crac inspect's), before the point of no return
+	run clean "$CRAC" inspect "$T/img"
+	echo "$output" | grep -q "fd 5 (device): not a stateless device (5:0): refused"
+}
