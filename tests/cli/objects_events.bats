@@ -138,3 +138,18 @@ restored_ok() {
 	echo "$output" | grep -qx "restored ok"
 	echo "$output" | grep -qx "ok memfd seals"
 }
+
+@test "a timerfd on a clock no timer can be made on here: refused before the point of no return, naming the clock" {
+	checkpoint
+	# fd 6 is the first timerfd; clock 99 does not exist
+	"$CRAC_BUILD_DIR/tests/obj_edit" "$T/img" 6 u 0 99
+	run --separate-stderr clean "$CRAC" restore "$T/img"
+	echo "status $status"
+	echo "stdout: $output"
+	echo "stderr: $stderr"
+	[ "$status" -eq 1 ]
+	[ -z "$output" ]
+	echo "$stderr" | grep -q "fd 6 (timerfd): a timer on its clock (99) cannot be made here: Invalid argument"
+	run clean "$CRAC" inspect "$T/img"
+	echo "$output" | grep -q "fd 6 (timerfd): a timer on its clock (99) cannot be made here"
+}
