@@ -943,6 +943,18 @@ static int check_fds(const struct crac_img_checker *k, struct crac_img_buf *b)
 			crac_img_puts(b, "): no path in the image (damaged image)");
 			return -EBADMSG;
 		}
+		if ((e->kind == CRAC_OBJ_PIPE || e->kind == CRAC_OBJ_FIFO) && e->same_as == CRAC_IMG_NO_FD) {
+			crac_img_puts(b, "fd ");
+			crac_img_putu(b, (uint64_t)e->fd);
+			crac_img_puts(b, e->kind == CRAC_OBJ_PIPE ? " (pipe): " : " (fifo): ");
+			int rc = crac_obj_pipe_check(e, b);
+			if (rc < 0)
+				return rc;
+			b->len = 0;
+			if (b->cap)
+				b->p[0] = 0;
+			/* a FIFO's path is checked below */
+		}
 		if (e->kind == CRAC_OBJ_TIMERFD && e->same_as == CRAC_IMG_NO_FD) {
 			crac_img_puts(b, "fd ");
 			crac_img_putu(b, (uint64_t)e->fd);

@@ -213,6 +213,12 @@ int crac_obj_epoll_check(const struct crac_img_view *v, const struct crac_img_fd
  * why. */
 int crac_obj_timerfd_check(const struct crac_img_fd *e, struct crac_img_buf *why);
 
+/* Before the point of no return: can a pipe as large as the one of pipe or
+ * FIFO entry e be made here (above fs.pipe-max-size it takes
+ * CAP_SYS_RESOURCE; a user's pipes are limited in total)? 0, or -errno
+ * and why. */
+int crac_obj_pipe_check(const struct crac_img_fd *e, struct crac_img_buf *why);
+
 /* Before the point of no return (the loader): can the listening or bound
  * IP socket of entry e have its address again (bound, and kept for the
  * restore: crac_obj_socket_close_inherited)?
