@@ -440,8 +440,11 @@ static void print_text(const char *dir, const struct crac_img_view *v, const str
 	if (h->img_flags & CRAC_IMGF_TRACK)
 		printf("tracking:  a restored process tracks the pages it writes (incremental checkpoints)\n");
 	printf("kernel:    %s %s\n", esc(h->kernel), esc(h->machine));
-	printf("process:   pid %d, checkpointed by thread %d, cwd %s, umask %03o\n", h->pid, h->tid,
+	printf("process:   pid %d, checkpointed by thread %d, cwd %s, umask %03o", h->pid, h->tid,
 	       esc(crac_img_str(v, h->cwd)), h->umask);
+	if (h->seccomp_filters)
+		printf(", %u seccomp filter%s", h->seccomp_filters, h->seccomp_filters == 1 ? "" : "s");
+	printf("\n");
 	char vendor[sizeof(h->cpu.vendor) + 1];
 	memcpy(vendor, h->cpu.vendor, sizeof(h->cpu.vendor));
 	vendor[sizeof(h->cpu.vendor)] = 0;
@@ -539,7 +542,8 @@ static void print_json(const char *dir, const struct crac_img_view *v, const str
 		(unsigned long long)zn, (unsigned long long)zmem, (unsigned long long)zout);
 	fprintf(f, ",\"machine\":");
 	json_str(f, h->machine);
-	fprintf(f, ",\"pid\":%d,\"tid\":%d,\"umask\":%u,\"cwd\":", h->pid, h->tid, h->umask);
+	fprintf(f, ",\"pid\":%d,\"tid\":%d,\"umask\":%u,\"seccomp_filters\":%u,\"cwd\":", h->pid, h->tid, h->umask,
+		h->seccomp_filters);
 	json_str(f, crac_img_str(v, h->cwd));
 	char vendor[sizeof(h->cpu.vendor) + 1];
 	memcpy(vendor, h->cpu.vendor, sizeof(h->cpu.vendor));

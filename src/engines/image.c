@@ -513,6 +513,12 @@ static int image_checkpoint(struct crac_round *r)
 	img_incr_prepare(c, r);   /* incremental: the parent image (image_track.c) */
 	c->t_incr = mono_ns() - t_parent;
 
+	/* tests: the program's threads run on this long after the safety
+	 * checks (a fork or a timer made then: image_capture.c rechecks) */
+	const char *freeze_delay = getenv("CRAC_TEST_FREEZE_DELAY_MS");
+	if (freeze_delay && atoi(freeze_delay) > 0)
+		usleep((useconds_t)atoi(freeze_delay) * 1000);
+
 	/* 3. Stop the world. From here to the release: system calls only
 	 * (crac__round_phase and crac__round_progress are such). */
 	crac__round_phase(r, CRAC_CKPT_FREEZE);

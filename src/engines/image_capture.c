@@ -52,6 +52,7 @@
 
 #include "image/bounded.h"
 #include "image/dir.h"
+#include "runtime/checks.h"
 #include "runtime/runtime.h"
 
 #define P CRAC_IMG_PAGE
@@ -429,7 +430,14 @@ static int capture_timers(struct img_capture *c, struct img_self *s)
 				  : crac__posix_timer_refusal(notify, t.clock);
 		if (why) {
 			/* the checks refused it, unless a policy (warn) lets
-			 * the process go on without it, as before */
+			 * the process go on without it, as before; but where the
+			 * checks saw no timer at all, a thread created it while
+			 * the checkpoint ran, and no policy let it go */
+			int children, timers;
+			if (crac__checks_saw(c->round, &children, &timers) == 0 && !timers)
+				return img_fail(&c->err, -EBUSY, "POSIX timer %d was created after the safety checks, "
+						"while the checkpoint ran, and the image engine cannot create it again "
+						"(%s); checkpoint again", t.id, why);
 			e = next;
 			continue;
 		}
@@ -441,6 +449,67 @@ static int capture_timers(struct img_capture *c, struct img_self *s)
 		s->timers[s->n_timers++] = t;
 		e = next;
 	}
+	return 0;
+}
+
+#define KCMP_VM_ 1
+
+/* Up to cap-1 bytes of a /proc file into buf (open and read: nothing that
+ * may take a lock of the stopped program), NUL-terminated; its length or -1. */
+static long read_small(const char *path, char *buf, size_t cap)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	size_t got = 0;
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	while (got < cap - 1 && ((n = read(fd, buf + got, cap - 1 - got)) > 0 || (n < 0 && errno == EINTR)))
+		got += n > 0 ? (size_t)n : 0;
+	close(fd);
+	buf[got] = 0;
+	return (long)got;
+}
+
+/*
+ * The safety checks looked at the process while its threads still ran: a
+ * thread may have forked since. A child would not be in the image (the
+ * restored process has no children): where the checks saw none, there must
+ * be none now, every thread stopped. (A POSIX timer created since is
+ * carried like the others, or refused by capture_timers.)
+ */
+static int recheck_children(struct img_capture *c)
+{
+	static char buf[4096];
+	char path[64];
+	int children, timers;
+
+	if (crac__checks_saw(c->round, &children, &timers) < 0)
+		return 0;
+	for (const struct img_thread *t = &crac__img_self.thread; !children && t;
+	     t = t == &crac__img_self.thread ? img_threads_list() : t->next) {
+		snprintf(path, sizeof(path), "/proc/self/task/%d/children", t->tid);
+		if (read_small(path, buf, sizeof(buf)) <= 0)
+			continue;
+		for (char *p = buf; *p;) {
+			int pid = (int)strtol(p, &p, 10);
+			while (*p == ' ' || *p == '\n')
+				p++;
+			/* crac's own helpers share our memory (image/bounded.c:
+			 * one given up at its deadline may still be there) */
+			if (pid <= 0 || syscall(SYS_kcmp, getpid(), pid, KCMP_VM_, 0, 0) == 0)
+				continue;
+			char comm[32] = "?";
+			snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+			if (read_small(path, comm, sizeof(comm)) > 0)
+				comm[strcspn(comm, "\n")] = 0;
+			return img_fail(&c->err, -EBUSY, "child process %d (%s) was started by thread %d after the "
+					"safety checks, while the checkpoint ran: child processes are not part of the "
+					"image; checkpoint again", pid, comm, t->tid);
+		}
+	}
+	/* a POSIX timer: capture_timers, which carries those it can */
+	(void)timers;
 	return 0;
 }
 
@@ -469,6 +538,8 @@ int img_capture_process(struct img_capture *c)
 	/* The checkpointing thread. */
 	memset(&s->thread, 0, sizeof(s->thread));
 	img_thread_record(&s->thread);
+	if (recheck_children(c) < 0)
+		return c->err.code;
 	/* An rseq area of the program's own (not glibc's) cannot be
 	 * registered again at restore: the kernel does not say where it is.
 	 * Restored without it, the program's rseq critical sections would
@@ -510,6 +581,13 @@ int img_capture_process(struct img_capture *c)
 	memcpy(h->rlimit, s->rlimit, sizeof(h->rlimit));
 	if (capture_timers(c, s) < 0)
 		return c->err.code;
+	/* The most seccomp filters a thread runs under: a restore under
+	 * fewer is refused (image_attrs.c) */
+	for (const struct img_thread *t = &s->thread; t; t = t == &s->thread ? img_threads_list() : t->next)
+		if (t->attrs.seccomp == 2) {
+			uint32_t n = img_attrs_seccomp_filters(t->tid);
+			h->seccomp_filters = n > h->seccomp_filters ? n : h->seccomp_filters;
+		}
 
 	/* mm fields for PR_SET_MM_MAP, as the kernel shows them. */
 	if (stat_fields(c, f, 53) < 0)

@@ -87,6 +87,34 @@ void *img_scratch(struct img_arena *a, size_t n, size_t *mapped) CRAC_HIDDEN;
  * so it is part of the image: the restored process finds it through the
  * list head, a global of libcrac.
  */
+/* Attributes the kernel keeps per thread, given back by the restored side
+ * (image_attrs.c). */
+struct img_attrs {
+	uint32_t personality;
+	uint32_t seccomp;               /* PR_GET_SECCOMP: 2 if it runs under filters */
+	int32_t subreaper, pdeathsig;
+	uint32_t nnp;                   /* PR_GET_NO_NEW_PRIVS */
+	uint32_t securebits;
+	uint32_t have_caps;             /* capget worked: the sets below are known */
+	uint64_t timerslack;            /* ns */
+	uint64_t eff, prm, inh, bnd, amb;   /* capability sets, bit = capability */
+};
+/* Records the calling thread's attributes (async-signal-safe: raw calls). */
+void img_attrs_capture(struct img_attrs *a) CRAC_HIDDEN;
+/* Gives them back to the calling thread, whose attributes are now's (what
+ * already is as recorded costs no call); what cannot be given back is one
+ * line each in problems[*n .. max-1] (problems NULL: not said). */
+void img_attrs_restore(const struct img_attrs *a, const struct img_attrs *now, char (*problems)[256], int *n,
+		       int max) CRAC_HIDDEN;
+/* The restored process's attributes as the loader left them, recorded
+ * before any thread is cloned: every thread starts with them
+ * (image_restore.c). */
+extern struct img_attrs img_attrs_loader CRAC_HIDDEN;
+/* The seccomp filters thread tid runs under (Seccomp_filters of
+ * /proc/self/task/TID/status; 1 in filter mode where the kernel does not
+ * count them; 0 if unreadable). */
+uint32_t img_attrs_seccomp_filters(int tid) CRAC_HIDDEN;
+
 struct img_thread {
 	struct crac_img_ctx ctx;        /* where it resumes: inside the handler */
 	struct img_thread *next;
@@ -101,6 +129,7 @@ struct img_thread {
 	bool tid_cache;                 /* its tid was in its registers / top of stack */
 	stack_t altstack;
 	char comm[16];
+	struct img_attrs attrs;         /* capabilities, no_new_privs, personality, ... */
 };
 
 /* Fills the per-thread kernel state of the calling thread. */

@@ -9,7 +9,9 @@
  *      leader becomes the main thread again and a new clone goes on here
  *   1. this thread: tid field, robust list, rseq, altstack, name
  *   2. signal dispositions, cwd, umask, rlimits, POSIX timers
- *   3. recreate the other threads (they wait in their handler)
+ *   3. recreate the other threads (they wait in their handler, each with
+ *      its capabilities, no_new_privs, personality... given back); then
+ *      this thread's (image_attrs.c)
  *   4. let them go; copy the new arguments; unmap the loader
  *   5. this thread's signal mask; return CRAC_RESTORED
  */
@@ -118,14 +120,39 @@ static void restore_timers(const struct img_self *s)
 	prctl(PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_OFF, 0, 0, 0);
 }
 
+struct img_attrs img_attrs_loader;
+
+/* "RLIMIT_AS", or the number of a limit this build has no name for. */
+static const char *limit_name(int i)
+{
+	static const char *const names[CRAC_IMG_NRLIMIT] = {
+		"RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_DATA", "RLIMIT_STACK", "RLIMIT_CORE", "RLIMIT_RSS",
+		"RLIMIT_NPROC", "RLIMIT_NOFILE", "RLIMIT_MEMLOCK", "RLIMIT_AS", "RLIMIT_LOCKS",
+		"RLIMIT_SIGPENDING", "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_RTPRIO", "RLIMIT_RTTIME",
+	};
+	return i >= 0 && i < CRAC_IMG_NRLIMIT && names[i] ? names[i] : "?";
+}
+
+/* A limit's value as text: "unlimited" or the number. */
+static void limit_text(char out[24], rlim_t v)
+{
+	if (v == RLIM_INFINITY)
+		snprintf(out, 24, "unlimited");
+	else
+		snprintf(out, 24, "%llu", (unsigned long long)v);
+}
+
 __attribute__((noinline)) int img_restored(struct crac_round *r)
 {
 	struct img_self *s = &crac__img_self;
 	struct crac_img_resume *res = &s->resume;
 	struct img_err err = { 0 };
-	char problems[4][256];
+	char problems[8][256];
 	int n_problems = 0;
 	int64_t t0 = mono_ns();
+
+	/* What every thread starts with (the loader's), once for all. */
+	img_attrs_capture(&img_attrs_loader);
 
 	/* 0. The leader resumes the original main thread; a clone goes on here. */
 	if (img_threads_restore_leader(&s->thread, &err) < 0)
@@ -139,22 +166,28 @@ __attribute__((noinline)) int img_restored(struct crac_round *r)
 	for (int sig = 1; sig <= CRAC_IMG_NSIG; sig++) {
 		if (sig == SIGKILL || sig == SIGSTOP)
 			continue;
-		if (syscall(SYS_rt_sigaction, sig, &s->sig[sig - 1], NULL, 8) < 0 && n_problems < 4)
+		if (syscall(SYS_rt_sigaction, sig, &s->sig[sig - 1], NULL, 8) < 0 && n_problems < 8)
 			snprintf(problems[n_problems++], sizeof(problems[0]), "signal %d: disposition not restored: %s",
 				 sig, img_strerror(errno));
 	}
 	umask((mode_t)s->umask);
-	if (chdir(s->cwd) < 0 && n_problems < 4)
+	if (chdir(s->cwd) < 0 && n_problems < 8)
 		snprintf(problems[n_problems++], sizeof(problems[0]), "working directory %.180s: %s", s->cwd,
 			 img_strerror(errno));
 	for (int i = 0; i < CRAC_IMG_NRLIMIT; i++) {
 		struct rlimit now, want = { s->rlimit[i][0], s->rlimit[i][1] };
 		if (getrlimit(i, &now) < 0 || (now.rlim_cur == want.rlim_cur && now.rlim_max == want.rlim_max))
 			continue;
-		if (setrlimit(i, &want) < 0 && n_problems < 4)
+		if (setrlimit(i, &want) < 0 && n_problems < 8) {
+			char cur[24], max[24], here_cur[24], here_max[24];
+			limit_text(cur, want.rlim_cur);
+			limit_text(max, want.rlim_max);
+			limit_text(here_cur, now.rlim_cur);
+			limit_text(here_max, now.rlim_max);
 			snprintf(problems[n_problems++], sizeof(problems[0]),
-				 "resource limit %d not restored (%llu/%llu): %s", i,
-				 (unsigned long long)want.rlim_cur, (unsigned long long)want.rlim_max, img_strerror(errno));
+				 "resource limit %s not restored (soft %s, hard %s; here %s, %s): %s", limit_name(i), cur,
+				 max, here_cur, here_max, img_strerror(errno));
+		}
 	}
 
 	/* POSIX timers, with their ids (signals are still blocked: one that
@@ -176,6 +209,9 @@ __attribute__((noinline)) int img_restored(struct crac_round *r)
 	int n_threads = img_threads_recreate(&err, &t_cloned);
 	if (n_threads < 0)
 		restore_fatal(err.msg);
+	/* Capabilities, no_new_privs, personality, ... of this thread, once
+	 * it cloned the others (each gave back its own: image_attrs.c) */
+	img_attrs_restore(&s->thread.attrs, &img_attrs_loader, problems, &n_problems, 8);
 	int64_t t1 = mono_ns();
 
 	/* 4. From here on other threads run: locks are usable again. */

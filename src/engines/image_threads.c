@@ -6,9 +6,9 @@
  * Stopping. The checkpointing thread sends IMG_STOP_SIGNAL to each thread
  * in /proc/self/task (again until no new thread shows up). The handler
  * records the thread's kernel-side state (tid address, robust list, rseq,
- * fs base, name) into a struct img_thread on its own stack, links it into a
- * global list, saves its registers with crac__img_setctx and waits on a
- * futex. Its signal frame, just above, holds everything the interrupted
+ * fs base, name, capabilities and other attributes: image_attrs.c) into a
+ * struct img_thread on its own stack, links it into a global list, saves
+ * its registers with crac__img_setctx and waits on a futex. Its signal frame, just above, holds everything the interrupted
  * code had: general registers, the XSAVE area (AVX-512/AMX too), signal
  * mask and alternate stack. The stack is written into the image like any
  * other memory.
@@ -201,6 +201,7 @@ void img_thread_record(struct img_thread *t)
 	t->rseq_other = which == RSEQ_OTHER;
 	sigaltstack(NULL, &t->altstack);
 	prctl(PR_GET_NAME, t->comm, 0, 0, 0);
+	img_attrs_capture(&t->attrs);
 }
 
 /*
@@ -262,6 +263,10 @@ void img_thread_reattach(const struct img_thread *t, bool checkpointer)
 	 * thread registry, which may hold this thread as not started yet (it
 	 * was stopped inside its start-up) and aborts then */
 	syscall(SYS_prctl, PR_SET_NAME, t->comm, 0, 0, 0);
+	/* capabilities, no_new_privs, ...; the checkpointing thread's last,
+	 * once it cloned every other (img_restored) */
+	if (!checkpointer)
+		img_attrs_restore(&t->attrs, &img_attrs_loader, NULL, NULL, 0);
 }
 
 /* ---- a tid cached by the interrupted code ------------------------------------ */

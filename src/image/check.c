@@ -22,7 +22,9 @@
  *   cpu      recorded CPU features present; AMX permission granted
  *   vdso     this kernel's [vvar]/[vvar_vclock]/[vdso] have the recorded
  *            layout and code (glibc cached its entry points)
- *   process  PR_SET_MM_MAP works here and RLIMIT_DATA admits the brk area
+ *   process  PR_SET_MM_MAP works here and RLIMIT_DATA admits the brk area;
+ *            the restoring process runs under at least the seccomp filters
+ *            the checkpointed one did (they cannot be made again)
  *   files    every mapped file is the one the image saw: same device,
  *            inode, size, mtime and ctime (no write can keep the ctime, and
  *            setting the mtime back moves it); with CRAC_IMG_VERIFY_FILES,
@@ -709,6 +711,56 @@ static int check_vdso(const struct crac_img_checker *k, struct crac_img_buf *b)
 
 /* ---- process ------------------------------------------------------------------------------------ */
 
+/* Does s start with prefix? (stops at s's end) */
+static int prefixed(const char *s, const char *prefix)
+{
+	for (; *prefix; s++, prefix++)
+		if (*s != *prefix)
+			return 0;
+	return 1;
+}
+
+/* The seccomp filters this process runs under: Seccomp_filters of
+ * /proc/self/status (Linux 5.9), or 1 if only the mode says there are
+ * some; 0 if /proc cannot tell. */
+static uint32_t seccomp_filters(void)
+{
+	static char buf[4096];   /* the loader's stack is small; one checker at a time */
+	long fd = sys_openat(AT_FDCWD, "/proc/self/status", O_RDONLY | O_CLOEXEC), n = 0, r;
+	uint32_t mode = 0, count = 0;
+	int have_count = 0;
+
+	if (fd < 0)
+		return 0;
+	while (n < (long)sizeof(buf) - 1 && (r = sys_read(fd, buf + n, sizeof(buf) - 1 - (uint64_t)n)) > 0)
+		n += r;
+	sys_close(fd);
+	buf[n] = 0;
+	for (const char *line = buf; *line;) {
+		const char *p = 0;
+		if (prefixed(line, "Seccomp:"))
+			p = line + 8;
+		else if (prefixed(line, "Seccomp_filters:"))
+			p = line + 16, have_count = 1;
+		if (p) {
+			uint32_t v = 0;
+			while (*p == ' ' || *p == '\t')
+				p++;
+			for (; *p >= '0' && *p <= '9'; p++)
+				v = v * 10 + (uint32_t)(*p - '0');
+			if (line[7] == ':')
+				mode = v;
+			else
+				count = v;
+		}
+		while (*line && *line != '\n')
+			line++;
+		if (*line)
+			line++;
+	}
+	return have_count ? count : mode == 2 ? 1 : 0;
+}
+
 static int check_process(const struct crac_img_checker *k, struct crac_img_buf *b)
 {
 	const struct crac_img_header *h = k->v->h;
@@ -735,7 +787,26 @@ static int check_process(const struct crac_img_checker *k, struct crac_img_buf *
 			return -ENOSPC;
 		}
 	}
+	uint32_t filters = seccomp_filters();
+	if (h->seccomp_filters > filters) {
+		crac_img_puts(b, "the process ran under ");
+		crac_img_putu(b, h->seccomp_filters);
+		crac_img_puts(b, " seccomp filter");
+		crac_img_puts(b, h->seccomp_filters == 1 ? "" : "s");
+		crac_img_puts(b, ", this restore under ");
+		crac_img_putu(b, filters);
+		crac_img_puts(b, ": a filter cannot be made again, and the restored program would run without it "
+				 "(restore under the same filters, e.g. in the same systemd unit, or checkpoint the "
+				 "program before it installs its own)");
+		return -EPERM;
+	}
 	crac_img_puts(b, "PR_SET_MM_MAP available, brk area within RLIMIT_DATA");
+	if (h->seccomp_filters) {
+		crac_img_puts(b, ", ");
+		crac_img_putu(b, filters);
+		crac_img_puts(b, " seccomp filters here, the process had ");
+		crac_img_putu(b, h->seccomp_filters);
+	}
 	return 0;
 }
 
@@ -852,6 +923,62 @@ static int check_fds(const struct crac_img_checker *k, struct crac_img_buf *b)
 
 	for (uint32_t i = 0; i < v->h->n_fds; i++) {
 		const struct crac_img_fd *e = &v->fds[i];
+		/* what the loader would find only after its point of no return:
+		 * a kind it has no code for, a kind opened by path without one */
+		int by_path = e->kind == CRAC_OBJ_FILE || e->kind == CRAC_OBJ_DIR || e->kind == CRAC_OBJ_DEVICE ||
+			      e->kind == CRAC_OBJ_FIFO;
+		if (e->kind >= CRAC_OBJ_KINDS) {
+			crac_img_puts(b, "fd ");
+			crac_img_putu(b, (uint64_t)e->fd);
+			crac_img_puts(b, ": a kind of descriptor this crac does not know (kind ");
+			crac_img_putu(b, e->kind);
+			crac_img_puts(b, "; an image of a newer crac?)");
+			return -ENOTSUP;
+		}
+		if (by_path && e->same_as == CRAC_IMG_NO_FD && !e->path) {
+			crac_img_puts(b, "fd ");
+			crac_img_putu(b, (uint64_t)e->fd);
+			crac_img_puts(b, " (");
+			crac_img_puts(b, crac_obj_kind_name(e->kind));
+			crac_img_puts(b, "): no path in the image (damaged image)");
+			return -EBADMSG;
+		}
+		if ((e->kind == CRAC_OBJ_PIPE || e->kind == CRAC_OBJ_FIFO) && e->same_as == CRAC_IMG_NO_FD) {
+			crac_img_puts(b, "fd ");
+			crac_img_putu(b, (uint64_t)e->fd);
+			crac_img_puts(b, e->kind == CRAC_OBJ_PIPE ? " (pipe): " : " (fifo): ");
+			int rc = crac_obj_pipe_check(e, b);
+			if (rc < 0)
+				return rc;
+			b->len = 0;
+			if (b->cap)
+				b->p[0] = 0;
+			/* a FIFO's path is checked below */
+		}
+		if (e->kind == CRAC_OBJ_TIMERFD && e->same_as == CRAC_IMG_NO_FD) {
+			crac_img_puts(b, "fd ");
+			crac_img_putu(b, (uint64_t)e->fd);
+			crac_img_puts(b, " (timerfd): ");
+			int rc = crac_obj_timerfd_check(e, b);
+			if (rc < 0)
+				return rc;
+			b->len = 0;
+			if (b->cap)
+				b->p[0] = 0;
+			continue;
+		}
+		if (e->kind == CRAC_OBJ_EPOLL && e->same_as == CRAC_IMG_NO_FD) {
+			crac_img_puts(b, "fd ");
+			crac_img_putu(b, (uint64_t)e->fd);
+			crac_img_puts(b, " (epoll): ");
+			int rc = crac_obj_epoll_check(v, e, b);
+			if (rc < 0)
+				return rc;
+			b->len = 0;
+			if (b->cap)
+				b->p[0] = 0;
+			continue;
+		}
 		if (e->kind == CRAC_OBJ_INOTIFY && e->same_as == CRAC_IMG_NO_FD) {
 			/* every watched path there and the same file, as the
 			 * loader will need them after its point of no return */
@@ -869,10 +996,7 @@ static int check_fds(const struct crac_img_checker *k, struct crac_img_buf *b)
 				b->p[0] = 0;
 			continue;
 		}
-		if (e->same_as != CRAC_IMG_NO_FD || !e->path)
-			continue;
-		if (e->kind != CRAC_OBJ_FILE && e->kind != CRAC_OBJ_DIR && e->kind != CRAC_OBJ_DEVICE &&
-		    e->kind != CRAC_OBJ_FIFO)
+		if (e->same_as != CRAC_IMG_NO_FD || !by_path)
 			continue;
 		crac_img_puts(b, "fd ");
 		crac_img_putu(b, (uint64_t)e->fd);

@@ -323,7 +323,9 @@ struct crac_img_header {
 	uint32_t n_refs;             /* struct crac_img_ref[n_refs] at refs_off, sorted by address */
 	uint64_t refs_off;
 	uint32_t img_flags;          /* CRAC_IMGF_* */
-	uint32_t pad3;
+	uint32_t seccomp_filters;    /* the seccomp filters the checkpointing thread ran under: a restore
+				      * under fewer is refused (image/check.c). 0 in images before it was
+				      * recorded (this was padding, always 0) */
 };
 #define CRAC_IMGF_TRACK 0x1u         /* made with incremental checkpoints asked for: the restored
 				      * process tracks the pages it writes (userfaultfd write-protect) */

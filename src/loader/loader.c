@@ -95,8 +95,16 @@ extern char __executable_start[], _end[];
 /* Larger ones of which only the head is used: after the small ones. */
 #define HOT_TAIL __attribute__((section(".data.loader_hot_tail")))
 
-/* Big buffers live in .bss: inside the loader's fixed range. */
-static char header_buf[64u << 20] __attribute__((aligned(4096)));
+/* Big buffers live in .bss: inside the loader's fixed range. The two
+ * largest (the header, the headers of the images below an incremental
+ * image: up to 64 MiB each) are mapped when needed, as large as needed,
+ * right after it (loader_buf): in .bss they made every exec of crac, the
+ * loader and the installed command alike, reserve 128 MiB of address
+ * space, and under an RLIMIT_AS below that the kernel killed any crac
+ * command with SIGSEGV inside its exec, before a word could say why. */
+#define HEADER_BUF_MAX (64u << 20)
+#define ANC_BUF_MAX (64u << 20)
+static HOT char *header_buf;
 static char vdso_park[1u << 20] __attribute__((aligned(4096)));  /* parking spot while moving */
 static char args_buf[MAX_NEW_BYTES];
 static char env_buf[MAX_NEW_BYTES];
@@ -109,7 +117,7 @@ static int *file_fd HOT;
 static bool *is_lazy HOT;
 /* An incremental image: the images below it (their headers in anc_buf). */
 static struct crac_img_chain chain;
-static char anc_buf[64u << 20] __attribute__((aligned(4096)));
+static HOT char *anc_buf;
 /* Chunk buffers: fill_refs (one per thread), then fill_eager's small
  * mappings (fill_mem). */
 static char ref_bounce[CRAC_IMG_CHUNK_MAX] __attribute__((aligned(4096)));
@@ -1893,7 +1901,7 @@ static int header_snapshot(void)
 	uint64_t size = ld.o.header_size, len = (size + P - 1) & ~(P - 1);
 	uint64_t at = (uint64_t)(uintptr_t)header_buf;
 
-	if (!size || size > sizeof(header_buf) || size > CRAC_IMG_MAX_HEADER || pretend("populate"))
+	if (!size || size > HEADER_BUF_MAX || size > CRAC_IMG_MAX_HEADER || pretend("populate"))
 		return -1;
 	long a = sys_mmap(at, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, ld.o.header_fd, 0);
 	if (a == (long)at && sys_madvise(at, len, MADV_POPULATE_WRITE_) == 0)
@@ -1906,6 +1914,38 @@ static int header_snapshot(void)
 	return -1;
 }
 
+/*
+ * size bytes (whole pages) of anonymous memory at the end of the loader's
+ * own range (ld.hi, which then moves past them: they are the loader's,
+ * kept until the restored program unmaps the loader). what names them in
+ * the message if the process may not have them (RLIMIT_AS).
+ */
+static char *loader_buf(uint64_t size, const char *what)
+{
+	uint64_t at = ld.hi, len = size ? (size + P - 1) & ~(P - 1) : P;
+	char why[256];
+	struct crac_img_buf b = { why, 0, sizeof(why) };
+
+	if (len > CRAC_IMG_LOADER_HI - at)
+		die(2, "internal error: the restore loader's buffers do not fit its reserved address range");
+	long a = sys_mmap(at, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	if (a == (long)at) {
+		ld.hi = at + len;
+		return (char *)(uintptr_t)at;
+	}
+	if (a >= 0)
+		sys_munmap((uint64_t)a, len);   /* a kernel without MAP_FIXED_NOREPLACE put it elsewhere */
+	crac_img_puts(&b, "cannot map the loader's buffer for ");
+	crac_img_puts(&b, what);
+	crac_img_puts(&b, " (");
+	crac_img_putu(&b, len);
+	crac_img_puts(&b, " bytes)");
+	crac_img_put_err(&b, a < 0 ? a : -EEXIST);
+	if (a == -ENOMEM)
+		crac_img_puts(&b, "; is RLIMIT_AS (ulimit -v) too low?");
+	die(1, why);
+}
+
 /* 2. Open and verify, changing nothing, with the checks `crac inspect`
  * runs; an incremental image: every image below it, checked the same way. */
 static void open_image(void)
@@ -1914,9 +1954,14 @@ static void open_image(void)
 
 	if (crac_img_open(image_dir, &ld.o, why, sizeof(why)) < 0)
 		die(1, why);
+	/* a header larger than the buffer may be is refused by
+	 * crac_img_read_header before it reads anything */
+	uint64_t hcap = ld.o.header_size > HEADER_BUF_MAX ? HEADER_BUF_MAX : ld.o.header_size;
+	header_buf = loader_buf(hcap, "the image's header");
 	if (header_snapshot() == 0 ? crac_img_parse(header_buf, ld.o.header_size, &ld.v, why, sizeof(why)) < 0
-				   : crac_img_read_header(&ld.o, header_buf, sizeof(header_buf), &ld.v, why,
-							  sizeof(why)) < 0)
+				   : crac_img_read_header(&ld.o, header_buf, ld.o.header_size > HEADER_BUF_MAX
+								     ? HEADER_BUF_MAX : (hcap + P - 1) & ~(P - 1),
+							  &ld.v, why, sizeof(why)) < 0)
 		die(1, why);
 	image_arrays(ld.v.h);
 	if (pretend("pr_set_mm_map"))
@@ -1933,8 +1978,10 @@ static void open_image(void)
 				      .file_fds = file_fd, .vdso = (const uint64_t (*)[2])vdso };
 	if (crac_img_check_all(&k, 0, why, sizeof(why)) < 0)
 		die(1, why);
+	if (ld.v.h->depth && !anc_buf)
+		anc_buf = loader_buf(ANC_BUF_MAX, "the headers of the images below");
 	if (ld.v.h->depth && crac_img_chain_open(&ld.v, image_dir, ld.check_flags & CRAC_IMG_TRUST_OWNER, &chain,
-						 anc_buf, sizeof(anc_buf), why, sizeof(why)) < 0)
+						 anc_buf, ANC_BUF_MAX, why, sizeof(why)) < 0)
 		die(1, why);
 	set_abs_dir();
 }

@@ -236,10 +236,9 @@ static long epoll_restore(struct crac_obj_restore *r, uint32_t i, struct crac_im
 	return crac_obj_place(r, i, fd);
 }
 
-static long epoll_finish(struct crac_obj_restore *r, uint32_t i, struct crac_img_buf *why)
+int crac_obj_epoll_check(const struct crac_img_view *v, const struct crac_img_fd *e, struct crac_img_buf *why)
 {
-	const struct crac_img_fd *e = &r->v->fds[i];
-	const unsigned char *b = r->v->blobs + e->blob_off;
+	const unsigned char *b = v->blobs + e->blob_off;
 
 	if (e->u[0] > e->blob_len / sizeof(struct epoll_reg) || e->blob_len != e->u[0] * sizeof(struct epoll_reg)) {
 		crac_img_puts(why, "its registrations in the image do not add up");
@@ -248,8 +247,38 @@ static long epoll_finish(struct crac_obj_restore *r, uint32_t i, struct crac_img
 	for (uint64_t k = 0; k < e->u[0]; k++) {
 		struct epoll_reg g;
 		memcpy(&g, b + k * sizeof(g), sizeof(g));
+		uint32_t t = 0;
+		/* entries are in number order: a binary search would do, the
+		 * tables are small and this runs once */
+		while (g.tfd > 2 && t < v->h->n_fds && v->fds[t].fd != g.tfd)
+			t++;
+		if (g.tfd < 0 || g.tfd == e->fd || (g.tfd > 2 && t == v->h->n_fds)) {
+			if (g.tfd < 0)
+				crac_img_puts(why, "watches a negative descriptor number (damaged image)");
+			else
+				put_tfd(why, g.tfd, g.tfd == e->fd ? ", itself (damaged image)"
+							: ", which the image does not hold (damaged image)");
+			return -EBADMSG;
+		}
+	}
+	return 0;
+}
+
+static long epoll_finish(struct crac_obj_restore *r, uint32_t i, struct crac_img_buf *why)
+{
+	const struct crac_img_fd *e = &r->v->fds[i];
+	const unsigned char *b = r->v->blobs + e->blob_off;
+	long rc;
+
+	/* checked before the point of no return (image/check.c); again, as
+	 * a loop reads it */
+	if ((rc = crac_obj_epoll_check(r->v, e, why)) < 0)
+		return rc;
+	for (uint64_t k = 0; k < e->u[0]; k++) {
+		struct epoll_reg g;
+		memcpy(&g, b + k * sizeof(g), sizeof(g));
 		struct epoll_event ev = { .events = g.events, .data.u64 = g.data };
-		long rc = SYS(SYS_epoll_ctl, e->fd, EPOLL_CTL_ADD, g.tfd, &ev, 0, 0);
+		rc = SYS(SYS_epoll_ctl, e->fd, EPOLL_CTL_ADD, g.tfd, &ev, 0, 0);
 		if (rc >= 0)
 			continue;
 		crac_img_puts(why, "cannot watch fd ");

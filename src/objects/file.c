@@ -221,12 +221,33 @@ static const char *changed(const struct crac_img_fd *e, const struct stat *st)
 	return 0;
 }
 
+/* Only the stateless devices are ever opened again (an image is code:
+ * never open what it names just because it says so). 0, or -EPERM and why. */
+static int stateless_device(const struct crac_img_fd *e, struct crac_img_buf *why)
+{
+	unsigned maj = CRAC_DEV_MAJOR(e->u[7]), min = CRAC_DEV_MINOR(e->u[7]);
+
+	if (maj == 1 && (min == 3 || min == 5 || min == 7 || min == 8 || min == 9))
+		return 0;
+	crac_img_puts(why, "not a stateless device (");
+	crac_img_putu(why, maj);
+	crac_img_puts(why, ":");
+	crac_img_putu(why, min);
+	crac_img_puts(why, "): refused");
+	return -EPERM;
+}
+
 int crac_obj_file_check(const struct crac_img_view *v, const struct crac_img_fd *e, struct crac_img_buf *why)
 {
 	const char *path = crac_img_str(v, e->path);
 	struct stat st;
-	long rc = sys_fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW);
+	long rc;
 	const char *what;
+
+	/* before the path is looked at */
+	if (e->kind == CRAC_OBJ_DEVICE && (rc = stateless_device(e, why)) < 0)
+		return (int)rc;
+	rc = sys_fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW);
 
 	if (rc < 0) {
 		crac_img_put_escaped(why, path);
@@ -282,15 +303,9 @@ static long file_restore(struct crac_obj_restore *r, uint32_t i, struct crac_img
 	int flags = (int)(e->flags & REOPEN_FLAGS) | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY;
 	struct stat st;
 
-	/* only the stateless devices are ever opened again (an image is code:
-	 * never open what it names just because it says so) */
-	if (e->kind == CRAC_OBJ_DEVICE) {
-		unsigned maj = CRAC_DEV_MAJOR(e->u[7]), min = CRAC_DEV_MINOR(e->u[7]);
-		if (maj != 1 || (min != 3 && min != 5 && min != 7 && min != 8 && min != 9)) {
-			crac_img_puts(why, "not a stateless device: refused");
-			return -EPERM;
-		}
-	}
+	/* checked before the point of no return too (crac_obj_file_check) */
+	if (e->kind == CRAC_OBJ_DEVICE && stateless_device(e, why) < 0)
+		return -EPERM;
 	if (e->kind == CRAC_OBJ_DIR && !(flags & O_PATH))
 		flags = (flags & ~O_ACCMODE) | O_RDONLY | O_DIRECTORY;
 	/* look before opening (as image/check.c does): what is there now

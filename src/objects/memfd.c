@@ -19,8 +19,10 @@
  * not needed) makes such a program restorable; mappings of a memfd without
  * its descriptor are restored by the engine as before.
  *
- * Restore: memfd_create(NAME, MFD_CLOEXEC | MFD_ALLOW_SEALING), the file
- * mode (fchmod), the size (ftruncate), the content written where it is not
+ * Restore: memfd_create(NAME, MFD_CLOEXEC | MFD_ALLOW_SEALING, and
+ * MFD_NOEXEC_SEAL if it was sealed against exec, else MFD_EXEC if its mode
+ * let anyone execute it: as it was, whatever vm.memfd_noexec says), the
+ * file mode (fchmod), the size (ftruncate), the content written where it is not
  * zero (zero pages stay holes), the offset, then the seals (F_ADD_SEALS:
  * last, since they may forbid writing and resizing).
  *
@@ -50,6 +52,9 @@
 #endif
 #define MFD_CLOEXEC_ 0x1u
 #define MFD_ALLOW_SEALING_ 0x2u
+#define MFD_NOEXEC_SEAL_ 0x8u      /* Linux 6.3: not executable, F_SEAL_EXEC set */
+#define MFD_EXEC_ 0x10u            /* Linux 6.3: executable, whatever vm.memfd_noexec asks for */
+#define F_SEAL_EXEC_ 0x20u
 #define HUGETLBFS_MAGIC_ 0x958458f6
 
 #define sys_memfd_create(name, fl) SYS(SYS_memfd_create, name, fl, 0, 0, 0, 0)
@@ -269,9 +274,17 @@ static long memfd_restore(struct crac_obj_restore *r, uint32_t i, struct crac_im
 
 	if (e->u[4] & MEMFD_F_AGAIN)
 		return memfd_again(r, i, why);
-	fd = sys_memfd_create(name, MFD_CLOEXEC_ | MFD_ALLOW_SEALING_);
+	/* executable or not as it was: without either flag, vm.memfd_noexec=1
+	 * (a setting of the pid namespace) makes it sealed against exec, and
+	 * the mode of one made executable could not be set again */
+	uint32_t exec = (e->u[1] & F_SEAL_EXEC_) ? MFD_NOEXEC_SEAL_ : (e->u[3] & 0111) ? MFD_EXEC_ : 0;
+	fd = sys_memfd_create(name, MFD_CLOEXEC_ | MFD_ALLOW_SEALING_ | exec);
+	if (fd == -EINVAL && exec)   /* before Linux 6.3: every memfd is executable */
+		fd = sys_memfd_create(name, MFD_CLOEXEC_ | MFD_ALLOW_SEALING_);
 	if (fd < 0) {
-		crac_img_puts(why, "cannot create a memfd");
+		crac_img_puts(why, fd == -EACCES && exec == MFD_EXEC_
+				   ? "cannot create an executable memfd (vm.memfd_noexec=2 forbids them here)"
+				   : "cannot create a memfd");
 		return fd;
 	}
 	if ((rc = sys_fchmod(fd, e->u[3])) < 0) {

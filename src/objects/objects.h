@@ -202,6 +202,23 @@ int crac_obj_file_check(const struct crac_img_view *v, const struct crac_img_fd 
  * + the errno's text for the caller to add, or -ESTALE with a sentence). */
 int crac_obj_inotify_check(const struct crac_img_view *v, const struct crac_img_fd *e, struct crac_img_buf *why);
 
+/* Before the point of no return: does every registration of epoll entry e
+ * name a descriptor the restored process will have (0-2, or one of the
+ * image's, not the instance itself), and does their count add up? 0, or
+ * -EBADMSG and why ("watches fd 9, which the image does not hold"). */
+int crac_obj_epoll_check(const struct crac_img_view *v, const struct crac_img_fd *e, struct crac_img_buf *why);
+
+/* Before the point of no return: can a timer of timerfd entry e's clock
+ * be made here (an alarm clock needs CAP_WAKE_ALARM)? 0, or -errno and
+ * why. */
+int crac_obj_timerfd_check(const struct crac_img_fd *e, struct crac_img_buf *why);
+
+/* Before the point of no return: can a pipe as large as the one of pipe or
+ * FIFO entry e be made here (above fs.pipe-max-size it takes
+ * CAP_SYS_RESOURCE; a user's pipes are limited in total)? 0, or -errno
+ * and why. */
+int crac_obj_pipe_check(const struct crac_img_fd *e, struct crac_img_buf *why);
+
 /* Before the point of no return (the loader): can the listening or bound
  * socket of entry e have its address again? An IP address or abstract
  * Unix name is bound, and kept for the restore (crac_obj_socket_held); a

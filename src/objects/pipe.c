@@ -533,6 +533,34 @@ static void put_size(struct crac_img_buf *why, const char *what, uint64_t size)
 	crac_img_puts(why, " bytes");
 }
 
+/* ---- before the point of no return -------------------------------------------------------- */
+
+int crac_obj_pipe_check(const struct crac_img_fd *e, struct crac_img_buf *why)
+{
+	uint64_t size = e->kind == CRAC_OBJ_FIFO ? e->u[2] : e->u[0];
+	int p[2];
+	long rc;
+
+	if (size <= 65536)
+		return 0;   /* what any pipe gets */
+	if ((rc = sys_pipe2(p, O_CLOEXEC)) < 0) {
+		crac_img_puts(why, "cannot create a pipe");
+		crac_img_put_err(why, rc);
+		return (int)rc;
+	}
+	rc = size > 0x7fffffff ? -EINVAL : sys_fcntl(p[1], F_SETPIPE_SZ, size);
+	sys_close(p[0]);
+	sys_close(p[1]);
+	if (rc >= 0)
+		return 0;
+	put_size(why, "a pipe of ", size);
+	crac_img_puts(why, rc == -EPERM ? " cannot be made here (above fs.pipe-max-size it takes CAP_SYS_RESOURCE, and "
+					  "a user's pipes are limited in total: fs.pipe-user-pages-*)"
+				    : " cannot be made here");
+	crac_img_put_err(why, rc);
+	return (int)rc;
+}
+
 /* ---- pipes ---------------------------------------------------------------------------- */
 
 static int pipe_capture(struct crac_obj_capture *c, const struct crac_obj_fd *d, uint32_t i,

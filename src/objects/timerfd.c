@@ -154,6 +154,22 @@ static int same_boot(const struct crac_obj_restore *r, const struct crac_img_fd 
 	return !memcmp(id, r->v->blobs + e->blob_off, BOOT_ID_LEN);
 }
 
+int crac_obj_timerfd_check(const struct crac_img_fd *e, struct crac_img_buf *why)
+{
+	long fd = e->u[0] > 0x7fffffff ? -EINVAL : sys_timerfd_create((int)e->u[0], O_CLOEXEC);
+
+	if (fd >= 0) {
+		sys_close(fd);
+		return 0;
+	}
+	crac_img_puts(why, "a timer on its clock (");
+	crac_img_putu(why, e->u[0]);
+	crac_img_puts(why, fd == -EPERM ? ", an alarm clock: it needs CAP_WAKE_ALARM) cannot be made here"
+				       : ") cannot be made here");
+	crac_img_put_err(why, fd);
+	return (int)fd;
+}
+
 static long timerfd_restore(struct crac_obj_restore *r, uint32_t i, struct crac_img_buf *why)
 {
 	const struct crac_img_fd *e = &r->v->fds[i];

@@ -53,7 +53,19 @@ struct checks_state {
 	size_t count;
 	struct fd_decision *fds;
 	size_t n_fds;
+	int children, posix_timers;   /* what the checks saw (crac__checks_saw) */
 };
+
+int crac__checks_saw(const struct crac_round *r, int *children, int *posix_timers)
+{
+	const struct checks_state *cs = r->checks_state;
+
+	if (!cs)
+		return -1;
+	*children = cs->children;
+	*posix_timers = cs->posix_timers;
+	return 0;
+}
 
 int crac__checks_fd_decision(const struct crac_round *r, int fd)
 {
@@ -398,6 +410,8 @@ int crac__checks_before(struct crac_round *r, bool dry)
 	/* 1. decide for every item; report every refusal */
 	for (size_t i = 0; i < inv.count; i++) {
 		struct inv_item *it = &inv.items[i];
+		cs->children += it->cls == INV_CHILD;
+		cs->posix_timers += it->cls == INV_TIMER && !strncmp(it->name, "posix:", 6);
 		crac__policy_match(it, &m[i]);
 		/* The JVM's perf-data file: the image engine stores its
 		 * content and restores it as private memory (image_capture.c);

@@ -77,6 +77,13 @@ void crac__checks_after(struct crac_round *r) CRAC_HIDDEN;
  * (objects/objects.h). Safe while threads are stopped (no lock, no malloc).
  */
 int crac__checks_fd_decision(const struct crac_round *r, int fd) CRAC_HIDDEN;
+/*
+ * How many child processes and POSIX timers the round's safety checks saw
+ * (a policy accepted them, or there were none): an engine that stops the
+ * threads later looks again, since a thread may fork or create a timer in
+ * between. 0, or -1 if the checks did not run.
+ */
+int crac__checks_saw(const struct crac_round *r, int *children, int *posix_timers) CRAC_HIDDEN;
 
 /* crac's own descriptors (control endpoint...), never refused. core/util.c */
 void crac__internal_fd(int fd, bool add) CRAC_HIDDEN;

@@ -88,3 +88,29 @@ restored_ok() {
 	[ "$status" -eq 0 ]
 	echo "$output" | grep -qx "restored ok"
 }
+
+@test "hostile registrations (a number the image does not hold, the instance itself, a count that does not add up): refused before the point of no return" {
+	require_image_engine
+	run clean "$PROG" "$T/img"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	cp -a "$T/img" "$T/orig"
+	# fd 3 is the inner instance; its first registration's target number
+	# is the blob's first word
+	for edit in "blob32 0 999:watches fd 999, which the image does not hold" \
+		    "blob32 0 3:watches fd 3, itself" \
+		    "blob32 0 0x80000000:watches a negative descriptor number" \
+		    "u 0 99:its registrations in the image do not add up"; do
+		rm -rf "$T/img"
+		cp -a "$T/orig" "$T/img"
+		"$CRAC_BUILD_DIR/tests/obj_edit" "$T/img" 3 ${edit%%:*}
+		run clean "$CRAC" restore "$T/img"
+		echo "$output"
+		[ "$status" -eq 1 ]
+		[ "${#lines[@]}" -eq 1 ]
+		echo "$output" | grep -qF "fd 3 (epoll): ${edit#*:}"
+		# the check's refusal (crac inspect's), before the point of no return
+		run clean "$CRAC" inspect "$T/img"
+		echo "$output" | grep -qF "fd 3 (epoll): ${edit#*:}"
+	done
+}

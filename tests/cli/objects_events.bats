@@ -121,3 +121,35 @@ restored_ok() {
 	[ -z "$output" ]
 	echo "$stderr" | grep -q "fd [0-9]* (memfd plain): its content in the pages file is damaged (checksum)"
 }
+
+@test "memfds restore where vm.memfd_noexec=1 (a pid namespace of its own): an executable one stays so" {
+	[ "$(id -u)" -eq 0 ] || skip "a pid namespace needs root (uid $(id -u))"
+	command -v unshare >/dev/null || skip "no unshare"
+	checkpoint
+	# made under memfd_noexec=0: mode 0777; memfd_create without MFD_EXEC
+	# under 1 gave a memfd sealed against exec, and its fchmod failed
+	# after the point of no return
+	run clean unshare -pf --mount-proc sh -c \
+		'echo 1 >/proc/sys/vm/memfd_noexec 2>/dev/null || exit 77; exec "$0" restore "$1"' "$CRAC" "$T/img"
+	echo "$output"
+	[ "$status" -ne 77 ] || skip "vm.memfd_noexec cannot be set here"
+	[ "$status" -eq 0 ]
+	! echo "$output" | grep -q FAIL || false
+	echo "$output" | grep -qx "restored ok"
+	echo "$output" | grep -qx "ok memfd seals"
+}
+
+@test "a timerfd on a clock no timer can be made on here: refused before the point of no return, naming the clock" {
+	checkpoint
+	# fd 6 is the first timerfd; clock 99 does not exist
+	"$CRAC_BUILD_DIR/tests/obj_edit" "$T/img" 6 u 0 99
+	run --separate-stderr clean "$CRAC" restore "$T/img"
+	echo "status $status"
+	echo "stdout: $output"
+	echo "stderr: $stderr"
+	[ "$status" -eq 1 ]
+	[ -z "$output" ]
+	echo "$stderr" | grep -q "fd 6 (timerfd): a timer on its clock (99) cannot be made here: Invalid argument"
+	run clean "$CRAC" inspect "$T/img"
+	echo "$output" | grep -q "fd 6 (timerfd): a timer on its clock (99) cannot be made here"
+}

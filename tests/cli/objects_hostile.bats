@@ -82,3 +82,55 @@ teardown() {
 	[ "$status" -eq 0 ]
 	echo "$output" | grep -qx "fd 5: regular"
 }
+
+@test "an entry of a kind this crac does not know, or a file entry without a path: refused before the point of no return" {
+	echo data >"$T/f"
+	run clean "$PROG" "$T/img" "$T/f"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	cp -a "$T/img" "$T/orig"
+	# a kind past the last one this build knows (an image of a newer crac)
+	"$EDIT" "$T/img" 5 kind 14
+	run clean "$CRAC" restore "$T/img"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[ "${#lines[@]}" -eq 1 ]
+	echo "$output" | grep -q "fd 5: a kind of descriptor this crac does not know (kind 14"
+	# refused by the check (crac inspect's), not after the point of no return
+	run clean "$CRAC" inspect "$T/img"
+	echo "$output"
+	echo "$output" | grep -q "fd 5: a kind of descriptor this crac does not know"
+	# a file entry with no path
+	rm -rf "$T/img"
+	cp -a "$T/orig" "$T/img"
+	"$EDIT" "$T/img" 5 path 0
+	run clean "$CRAC" restore "$T/img"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[ "${#lines[@]}" -eq 1 ]
+	echo "$output" | grep -q "fd 5 (file): no path in the image (damaged image)"
+	run clean "$CRAC" inspect "$T/img"
+	echo "$output" | grep -q "fd 5 (file): no path in the image"
+}
+
+@test "a device entry naming a device that is not stateless (its numbers matching the node at its path) is refused before the point of no return" {
+	[ "$(id -u)" -eq 0 ] || skip "mknod needs root (uid $(id -u))"
+	echo data >"$T/f"
+	run clean "$PROG" "$T/img" "$T/f"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	# the entry becomes a device entry for 5:0 (/dev/tty), and the path
+	# such a node, so that its identity matches
+	rm "$T/f"
+	mknod "$T/f" c 5 0
+	"$EDIT" "$T/img" 5 kind 3
+	"$EDIT" "$T/img" 5 u 7 0x500
+	run clean "$CRAC" restore "$T/img"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[ "${#lines[@]}" -eq 1 ]
+	echo "$output" | grep -q "fd 5 (device): not a stateless device (5:0): refused"
+	# the check's refusal (crac inspect's), before the point of no return
+	run clean "$CRAC" inspect "$T/img"
+	echo "$output" | grep -q "fd 5 (device): not a stateless device (5:0): refused"
+}

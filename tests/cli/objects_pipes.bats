@@ -167,3 +167,19 @@ restore_refused() {
 	[ ! -e "$T/flat" ]
 	[ -z "$(ls "$T" | grep '^flat')" ]
 }
+
+@test "a pipe larger than this user may make: refused before the point of no return, naming the size" {
+	# root with CAP_SYS_RESOURCE may make any: nothing to refuse
+	cap=$(sed -n 's/^CapEff:[[:space:]]*//p' /proc/self/status)
+	[ $(( 0x$cap >> 24 & 1 )) -eq 0 ] || skip "CAP_SYS_RESOURCE here: pipes of any size"
+	checkpoint
+	# fd 3 is the first end of the first pipe; 64 MiB is above fs.pipe-max-size
+	"$CRAC_BUILD_DIR/tests/obj_edit" "$T/img" 3 u 0 0x4000000
+	run clean "$CRAC" restore "$T/img"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[ "${#lines[@]}" -eq 1 ]
+	echo "$output" | grep -q "fd 3 (pipe): a pipe of 67108864 bytes cannot be made here (above fs.pipe-max-size it takes CAP_SYS_RESOURCE"
+	run clean "$CRAC" inspect "$T/img"
+	echo "$output" | grep -q "fd 3 (pipe): a pipe of 67108864 bytes cannot be made here"
+}
