@@ -87,7 +87,10 @@ while True:
 		cat "$T/a$round.out" "$T/b$round.out"
 		[ "$(cat "$T/a$round.ponr" "$T/b$round.ponr")" = pj ]
 		[ "$(cat "$T/a$round.out" "$T/b$round.out" | wc -l)" -eq 1 ]
-		grep -q "(socket 127\.0\.0\.1:$PORT): the address is taken: another process holds it" "$T/a$round.out" "$T/b$round.out"
+		# refused by the check (the other holds the port), or, when both
+		# passed it and bound (SO_REUSEADDR lets two sockets bind before
+		# either listens), by its listen before the point of no return
+		grep -Eq "\(socket 127\.0\.0\.1:$PORT\): (the address is taken: another process holds it|cannot listen on 127\.0\.0\.1:$PORT: Address already in use)" "$T/a$round.out" "$T/b$round.out"
 		[ "$(exec 3<>"/dev/tcp/127.0.0.1/$PORT"; head -1 <&3)" = hi ]
 		kill "$a" "$b" 2>/dev/null || true
 		wait "$a" "$b" 2>/dev/null || true
