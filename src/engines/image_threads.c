@@ -282,7 +282,7 @@ void img_thread_reattach(const struct img_thread *t, bool checkpointer)
  *
  * The window is recognised by the tid itself: it is in one of the
  * interrupted registers or in the top of the interrupted stack, and the
- * thread was interrupted in the C library's code. The
+ * thread was interrupted in a futex wait of the C library's code. The
  * checkpoint then lets every thread go and stops them again a little later
  * (img_threads_stop), which almost always finds every thread outside such a
  * window. If not, the restored thread gets its old tid replaced by the new
@@ -316,6 +316,28 @@ static int text_of(struct dl_phdr_info *info, size_t size, void *arg)
 		}
 	}
 	return 0;
+}
+
+/*
+ * Was the thread interrupted in a futex wait of the C library's, or right
+ * after a system call of it returned 0 or EAGAIN (woken from such a wait,
+ * about to take the lock under its tid)? Our stop signal is SA_RESTART: for a call
+ * it interrupts, the kernel points the saved instruction pointer back at
+ * the `syscall` instruction and puts the call's number back in rax, so
+ * that it runs again. A thread asleep in another call (nanosleep, read...;
+ * or one our signal cut short: EINTR) with its own pid in a register while
+ * its program waits is not taken for a lock window.
+ */
+CRAC_IMG_NOSAN static bool in_libc_futex_wait(const ucontext_t *uc)
+{
+	const greg_t *g = uc->uc_mcontext.gregs;
+	uint64_t ip = (uint64_t)g[REG_RIP];
+
+	if (ip < libc_text_lo + 2 || ip + 2 > libc_text_hi)
+		return false;
+	const unsigned char *code = (const unsigned char *)(uintptr_t)ip;
+	return (code[0] == 0x0f && code[1] == 0x05 && g[REG_RAX] == SYS_futex) ||
+	       (code[-2] == 0x0f && code[-1] == 0x05 && (g[REG_RAX] == 0 || g[REG_RAX] == -EAGAIN));
 }
 
 static void find_libc_text(void)
@@ -439,7 +461,7 @@ static void stop_handler(int sig, siginfo_t *si, void *ucv)
 	memcpy(&t.sigmask, &uc->uc_sigmask, sizeof(t.sigmask));
 	t.sp = (uint64_t)uc->uc_mcontext.gregs[REG_RSP];
 	t.ip = (uint64_t)uc->uc_mcontext.gregs[REG_RIP];
-	t.tid_cache = t.ip >= libc_text_lo && t.ip < libc_text_hi && tid_cached(uc, t.tid);
+	t.tid_cache = in_libc_futex_wait(uc) && tid_cached(uc, t.tid);
 	t.next = atomic_load(&stopped_list);
 	while (!atomic_compare_exchange_weak(&stopped_list, &t.next, &t))
 		;
