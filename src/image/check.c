@@ -917,6 +917,24 @@ static int check_files(const struct crac_img_checker *k, struct crac_img_buf *b)
 
 /* ---- descriptors ---------------------------------------------------------------------------------- */
 
+/* "fd N (KIND): ", the head of a descriptor's reason */
+static void put_fd_head(struct crac_img_buf *b, const struct crac_img_fd *e)
+{
+	crac_img_puts(b, "fd ");
+	crac_img_putu(b, (uint64_t)e->fd);
+	crac_img_puts(b, " (");
+	crac_img_puts(b, crac_obj_kind_name(e->kind));
+	crac_img_puts(b, "): ");
+}
+
+/* A passed check's words dropped again. */
+static void buf_clear(struct crac_img_buf *b)
+{
+	b->len = 0;
+	if (b->cap)
+		b->p[0] = 0;
+}
+
 static int check_fds(const struct crac_img_checker *k, struct crac_img_buf *b)
 {
 	const struct crac_img_view *v = k->v;
@@ -936,79 +954,44 @@ static int check_fds(const struct crac_img_checker *k, struct crac_img_buf *b)
 			return -ENOTSUP;
 		}
 		if (by_path && e->same_as == CRAC_IMG_NO_FD && !e->path) {
-			crac_img_puts(b, "fd ");
-			crac_img_putu(b, (uint64_t)e->fd);
-			crac_img_puts(b, " (");
-			crac_img_puts(b, crac_obj_kind_name(e->kind));
-			crac_img_puts(b, "): no path in the image (damaged image)");
+			put_fd_head(b, e);
+			crac_img_puts(b, "no path in the image (damaged image)");
 			return -EBADMSG;
 		}
-		if ((e->kind == CRAC_OBJ_PIPE || e->kind == CRAC_OBJ_FIFO) && e->same_as == CRAC_IMG_NO_FD) {
-			crac_img_puts(b, "fd ");
-			crac_img_putu(b, (uint64_t)e->fd);
-			crac_img_puts(b, e->kind == CRAC_OBJ_PIPE ? " (pipe): " : " (fifo): ");
-			int rc = crac_obj_pipe_check(e, b);
-			if (rc < 0)
-				return rc;
-			b->len = 0;
-			if (b->cap)
-				b->p[0] = 0;
-			/* a FIFO's path is checked below */
-		}
-		if (e->kind == CRAC_OBJ_TIMERFD && e->same_as == CRAC_IMG_NO_FD) {
-			crac_img_puts(b, "fd ");
-			crac_img_putu(b, (uint64_t)e->fd);
-			crac_img_puts(b, " (timerfd): ");
-			int rc = crac_obj_timerfd_check(e, b);
-			if (rc < 0)
-				return rc;
-			b->len = 0;
-			if (b->cap)
-				b->p[0] = 0;
-			continue;
-		}
-		if (e->kind == CRAC_OBJ_EPOLL && e->same_as == CRAC_IMG_NO_FD) {
-			crac_img_puts(b, "fd ");
-			crac_img_putu(b, (uint64_t)e->fd);
-			crac_img_puts(b, " (epoll): ");
-			int rc = crac_obj_epoll_check(v, e, b);
-			if (rc < 0)
-				return rc;
-			b->len = 0;
-			if (b->cap)
-				b->p[0] = 0;
-			continue;
-		}
-		if (e->kind == CRAC_OBJ_INOTIFY && e->same_as == CRAC_IMG_NO_FD) {
+		if (e->same_as != CRAC_IMG_NO_FD)
+			continue;   /* a duplicate: its original is checked */
+		/* the kinds whose record is checked here, then those opened by
+		 * path (a FIFO is both); "fd N (KIND): " before the reason */
+		int rc = 0;
+		put_fd_head(b, e);
+		switch (e->kind) {
+		case CRAC_OBJ_PIPE:
+		case CRAC_OBJ_FIFO:
+			rc = crac_obj_pipe_check(e, b);
+			break;
+		case CRAC_OBJ_TIMERFD:
+			rc = crac_obj_timerfd_check(e, b);
+			break;
+		case CRAC_OBJ_EPOLL:
+			rc = crac_obj_epoll_check(v, e, b);
+			break;
+		case CRAC_OBJ_INOTIFY:
 			/* every watched path there and the same file, as the
 			 * loader will need them after its point of no return */
-			crac_img_puts(b, "fd ");
-			crac_img_putu(b, (uint64_t)e->fd);
-			crac_img_puts(b, " (inotify): ");
-			int rc = crac_obj_inotify_check(v, e, b);
-			if (rc < 0) {
-				if (rc != -ESTALE && rc != -EBADMSG)
-					crac_img_put_err(b, rc);
-				return rc;
-			}
-			b->len = 0;
-			if (b->cap)
-				b->p[0] = 0;
-			continue;
+			rc = crac_obj_inotify_check(v, e, b);
+			if (rc < 0 && rc != -ESTALE && rc != -EBADMSG)
+				crac_img_put_err(b, rc);
+			break;
 		}
-		if (e->same_as != CRAC_IMG_NO_FD || !by_path)
-			continue;
-		crac_img_puts(b, "fd ");
-		crac_img_putu(b, (uint64_t)e->fd);
-		crac_img_puts(b, " (");
-		crac_img_puts(b, crac_obj_kind_name(e->kind));
-		crac_img_puts(b, "): ");
-		int rc = crac_obj_file_check(v, e, b);
 		if (rc < 0)
 			return rc;
-		b->len = 0;
-		if (b->cap)
-			b->p[0] = 0;
+		buf_clear(b);
+		if (!by_path)
+			continue;
+		put_fd_head(b, e);
+		if ((rc = crac_obj_file_check(v, e, b)) < 0)
+			return rc;
+		buf_clear(b);
 	}
 	crac_img_putu(b, v->h->n_fds);
 	crac_img_puts(b, " descriptors carried; the files they name unchanged");
