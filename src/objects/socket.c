@@ -301,42 +301,60 @@ static uint64_t buffer_sizes(int fd, int domain, int type, int proto)
 }
 
 /*
- * A Unix socket's peer inode and shutdown bits (sock_diag). 0, or -errno
- * when the kernel cannot tell (no unix_diag).
+ * A sock_diag request for Unix sockets sent: the netlink descriptor to read
+ * the answer from (the caller closes it), or -errno. flags: NLM_F_REQUEST,
+ * with NLM_F_DUMP for every socket in `states`; ino: the one socket, else 0.
  */
-static int unix_peer(uint64_t ino, uint64_t *peer, unsigned *shut)
+static long unix_diag_ask(uint16_t flags, uint32_t states, uint32_t ino, uint32_t show)
 {
 	struct {
 		struct nlmsghdr h;
 		struct unix_diag_req r;
 	} q;
-	union {
-		struct nlmsghdr h;
-		char buf[1024];
-	} a;
 	struct sockaddr_nl sa;
-	long nl = sys_socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG), n;
+	long nl = sys_socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
 
-	*peer = 0;
-	*shut = 0;
 	if (nl < 0)
-		return (int)nl;
+		return nl;
 	memset(&q, 0, sizeof(q));
 	memset(&sa, 0, sizeof(sa));
 	sa.nl_family = AF_NETLINK;
 	q.h.nlmsg_len = sizeof(q);
 	q.h.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-	q.h.nlmsg_flags = NLM_F_REQUEST;
+	q.h.nlmsg_flags = flags;
 	q.r.sdiag_family = AF_UNIX;
-	q.r.udiag_states = ~0u;
-	q.r.udiag_ino = (uint32_t)ino;
-	q.r.udiag_show = UDIAG_SHOW_PEER;
-	q.r.udiag_cookie[0] = q.r.udiag_cookie[1] = ~0u;
-	n = SYS(SYS_sendto, nl, &q, sizeof(q), 0, &sa, sizeof(sa));
-	if (n >= 0)
-		do
-			n = SYS(SYS_recvfrom, nl, a.buf, sizeof(a.buf), 0, 0, 0);
-		while (n == -EINTR);
+	q.r.udiag_states = states;
+	q.r.udiag_ino = ino;
+	q.r.udiag_show = show;
+	if (ino)
+		q.r.udiag_cookie[0] = q.r.udiag_cookie[1] = ~0u;
+	long n = SYS(SYS_sendto, nl, &q, sizeof(q), 0, &sa, sizeof(sa));
+	if (n < 0) {
+		sys_close(nl);
+		return n;
+	}
+	return nl;
+}
+
+/*
+ * A Unix socket's peer inode and shutdown bits (sock_diag). 0, or -errno
+ * when the kernel cannot tell (no unix_diag).
+ */
+static int unix_peer(uint64_t ino, uint64_t *peer, unsigned *shut)
+{
+	union {
+		struct nlmsghdr h;
+		char buf[1024];
+	} a;
+	long nl = unix_diag_ask(NLM_F_REQUEST, ~0u, (uint32_t)ino, UDIAG_SHOW_PEER), n;
+
+	*peer = 0;
+	*shut = 0;
+	if (nl < 0)
+		return (int)nl;
+	do
+		n = SYS(SYS_recvfrom, nl, a.buf, sizeof(a.buf), 0, 0, 0);
+	while (n == -EINTR);
 	sys_close(nl);
 	if (n < 0)
 		return (int)n;
@@ -806,32 +824,17 @@ static long unix_dir_ok(const char *path, struct stat *dst, struct crac_img_buf 
  */
 static int unix_listener_on(const struct stat *st)
 {
-	struct {
-		struct nlmsghdr h;
-		struct unix_diag_req r;
-	} q;
 	static char buf[8192] __attribute__((aligned(8)));
-	struct sockaddr_nl sa;
 	/* the kernel's dev_t (MAJOR << 20 | MINOR), as unix_diag gives it */
 	uint64_t d = st->st_dev;
 	uint32_t major = (uint32_t)(((d >> 8) & 0xfff) | ((d >> 32) & ~0xfffull));
 	uint32_t minor = (uint32_t)((d & 0xff) | ((d >> 12) & ~0xffull));
 	uint32_t kdev = major << 20 | minor;
-	long nl = sys_socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG), n;
+	long nl = unix_diag_ask(NLM_F_REQUEST | NLM_F_DUMP, 1u << 10 /* TCP_LISTEN */, 0, UDIAG_SHOW_VFS), n = 0;
 	int found = 0, done = 0;
 
 	if (nl < 0)
 		return (int)nl;
-	memset(&q, 0, sizeof(q));
-	memset(&sa, 0, sizeof(sa));
-	sa.nl_family = AF_NETLINK;
-	q.h.nlmsg_len = sizeof(q);
-	q.h.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-	q.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-	q.r.sdiag_family = AF_UNIX;
-	q.r.udiag_states = 1u << 10;   /* TCP_LISTEN */
-	q.r.udiag_show = UDIAG_SHOW_VFS;
-	n = SYS(SYS_sendto, nl, &q, sizeof(q), 0, &sa, sizeof(sa));
 	while (n >= 0 && !done && !found) {
 		do
 			n = SYS(SYS_recvfrom, nl, buf, sizeof(buf), 0, 0, 0);
