@@ -1199,24 +1199,29 @@ static int store_chunk(struct img_capture *c, uint32_t mi, uint64_t s, uint64_t 
 	k->len = (uint32_t)len;
 	k->zlen = 0;
 	k->map = mi;
-	/* The crc is taken when the queue is written (img_write_flush), right
-	 * before the bytes go to the kernel; a copy's (the bounce buffer)
-	 * now, since the flush takes it from the program's pages. */
-	k->crc = src != (const void *)(uintptr_t)s ? crac_img_crc32c(0, src, len) : 0;
 	int64_t queued = 0;
 	if (c->z.level) {
 		/* --compress: the crc now, of the bytes compressed or copied
 		 * (every chunk: the flush takes none then; a chunk stored as it
-		 * is goes as a copy made now, since this thread may write to
-		 * those pages before the flush). The chunk holding the resume
-		 * block is stored as it is: restore checks it before anything
-		 * else (image/check.c reads it straight from the pages file). */
+		 * is goes as a copy made now, whose crc img_write_copy takes,
+		 * since this thread may write to those pages before the flush).
+		 * The chunk holding the resume block is stored as it is: restore
+		 * checks it before anything else (image/check.c reads it
+		 * straight from the pages file). */
 		uint64_t res = (uint64_t)(uintptr_t)&crac__img_self.resume;
-		k->crc = crac_img_crc32c(0, src, len);
-		queued = near(s, len, res, sizeof(struct crac_img_resume)) ? img_write_copy(c, k, src)
-									   : img_write_compressed(c, k, src);
+		if (near(s, len, res, sizeof(struct crac_img_resume))) {
+			queued = img_write_copy(c, k, src);
+		} else {
+			k->crc = crac_img_crc32c(0, src, len);
+			queued = img_write_compressed(c, k, src);
+		}
 		if (queued < 0)
 			return (int)queued;
+	} else {
+		/* The crc is taken when the queue is written (img_write_flush),
+		 * right before the bytes go to the kernel; a copy's (the bounce
+		 * buffer) now, since the flush takes it from the program's pages. */
+		k->crc = src != (const void *)(uintptr_t)s ? crac_img_crc32c(0, src, len) : 0;
 	}
 	int rc = queued ? 0 : img_write_queue(c, src, len);
 	if (rc < 0)
