@@ -252,12 +252,12 @@ static int ofd_lock(int fd, short type, off_t byte, bool wait)
  * May crac start write DIR? The image engine's rule (image/dir.c
  * crac_img_target_check), with crac start's two files: DIR is absent, or a
  * directory (not a symbolic link) of the effective uid holding nothing but
- * header, pages, start-key and activation, regular files of ours. Else 1
- * line in msg and -1: nothing of it is replaced or removed.
+ * header, pages, start-key, activation and the working set, regular files
+ * of ours. Else 1 line in msg and -1: nothing of it is replaced or removed.
  */
 static int target_ok(const char *dir, char *msg, size_t len)
 {
-	static const char *const ours[] = { "header", "pages", KEY_FILE, ACT_FILE };
+	static const char *const ours[] = { "header", "pages", KEY_FILE, ACT_FILE, CRAC_IMG_WS_FILE };
 	struct stat sb;
 	uid_t me = geteuid();
 
@@ -287,6 +287,8 @@ static int target_ok(const char *dir, char *msg, size_t len)
 			continue;
 		while (i < sizeof(ours) / sizeof(ours[0]) && strcmp(de->d_name, ours[i]))
 			i++;
+		if (!strncmp(de->d_name, "." CRAC_IMG_WS_FILE ".tmp-", sizeof(CRAC_IMG_WS_FILE) + 5))
+			i = 0;   /* a working set's temporary (a restore was killed writing it) */
 		if (i == sizeof(ours) / sizeof(ours[0]) ||
 		    fstatat(dfd, de->d_name, &fs, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(fs.st_mode) ||
 		    fs.st_uid != me) {
@@ -398,7 +400,7 @@ static int write_file(const char *dir, const char *name, const char *text)
  * of another user's; anything else in it stays (rmdir fails). */
 static void remove_image(const char *dir)
 {
-	static const char *const files[] = { "header", "pages", KEY_FILE, ACT_FILE };
+	static const char *const files[] = { "header", "pages", KEY_FILE, ACT_FILE, CRAC_IMG_WS_FILE };
 	struct stat sb;
 	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 

@@ -156,6 +156,16 @@ struct lazy {
 	void *dctx;                      /* ... and the zstd context (in the area) */
 	struct view *views;
 	bool prefetch;
+	struct {                         /* the working set (CRAC_IMG_WS_FILE) */
+		bool rec;                /* recording: until end_ns, at most CRAC_IMG_WS_MAX pages */
+		uint64_t end_ns;
+		struct crac_img_ws_page *pg;   /* recorded (mapped), or 0 */
+		uint32_t n;
+		long err;                /* writing it failed: -errno */
+		bool written;
+		uint32_t loaded, skipped; /* loaded first / left to the normal path */
+		uint64_t load_ns;        /* the time that took */
+	} ws;
 	bool track;                      /* CRAC_LAZY_TRACK: pages go in write-protected */
 	bool loaded;                     /* ... and all are in: resume.lazy_state said so */
 	void *door;                      /* then a page of ours registered in missing mode: a
@@ -733,11 +743,23 @@ static const char *chunk_bytes(struct lazy *L, uint32_t c)
  * be read first), -ENOENT (no registered mapping at a page: an event about
  * it is on its way), -ESRCH (the address space is gone).
  */
+static long copy_from(struct lazy *L, struct view *v, const struct crac_img_chunk *k, const char *src, uint64_t dst,
+		      uint64_t off, uint64_t len);
+
 static long copy_in(struct lazy *L, struct view *v, const struct crac_img_lazy_seg *s, uint64_t dst, uint64_t off,
 		    uint64_t len)
 {
 	const struct crac_img_chunk *k = &L->chunk[s->chunk];
 	const char *src = chunk_bytes(L, s->chunk) - k->offset;   /* + off: in the buffer */
+
+	return copy_from(L, v, k, src, dst, off, len);
+}
+
+/* copy_in's copying: pages file bytes [off, off + len) of chunk k, verified,
+ * at src + off, to dst. */
+static long copy_from(struct lazy *L, struct view *v, const struct crac_img_chunk *k, const char *src, uint64_t dst,
+		      uint64_t off, uint64_t len)
+{
 	uint64_t step = len;
 	/* Write-protected only where the image stored it (not moved since):
 	 * a protected page is one taken from the image by its address. */
@@ -876,6 +898,139 @@ static bool streaming(const struct view *v, uint32_t i, uint64_t addr)
 	return s->addr + s->len == addr && is_done(v, s->off + s->len - P);
 }
 
+/* ---- the working set ------------------------------------------------------------ */
+
+static void drain(struct lazy *L, struct view *v);
+
+/*
+ * Recording (CRAC_LAZY_WS_RECORD): for the first ws_record_ms after the
+ * jump, each fault loads the page touched alone, nothing else is loaded
+ * (no rest of chunk, no prefetch), and each page loaded is noted with the
+ * crc32c of its verified bytes; then the list is written into the image
+ * directory (ws_write) and loading goes on as always. Loading it (ws_load):
+ * before anything else, the pages in the order they were touched, each read
+ * alone (runs of neighbours in one read) and compared with its crc.
+ */
+static void ws_note(struct lazy *L, const struct crac_img_lazy_seg *s, uint64_t addr, uint64_t off)
+{
+	const struct crac_img_chunk *k = &L->chunk[s->chunk];
+
+	if (!L->ws.pg || L->ws.n >= CRAC_IMG_WS_MAX)
+		return;
+	/* the bytes just copied: the chunk's verified copy in its slot */
+	const char *src = chunk_bytes(L, s->chunk) - k->offset + off;
+	struct crac_img_ws_page *e = &L->ws.pg[L->ws.n++];
+	e->addr = addr;
+	e->crc = crac_img_crc32c_with(&L->crc, 0, src, P);
+	e->chunk_crc = k->crc;
+}
+
+/* "DIR/working-set" relative to the directory: written as a temporary
+ * name, then renamed over it (REPLACE) or only where there is none (a
+ * concurrent restore of the image wrote it first: theirs stays). */
+static void ws_write(struct lazy *L)
+{
+	const struct crac_img_lazy *a = L->a;
+	struct crac_img_ws_head h;
+	char tmp[48];
+	struct crac_img_buf b = { tmp, 0, sizeof(tmp) };
+	struct timespec ts = { 0, 0 };
+
+	L->ws.rec = false;
+	for (size_t i = 0; i < sizeof(h) / 8; i++)
+		((volatile uint64_t *)&h)[i] = 0;
+	sys_clock_gettime(CLOCK_REALTIME, &ts);
+	h.magic = CRAC_IMG_WS_MAGIC;
+	h.version = CRAC_IMG_WS_VERSION;
+	h.n = L->ws.n;
+	h.image_crc = a->ws_image_crc;
+	h.recorded_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	h.record_ms = a->ws_record_ms;
+	h.crc = crac_img_crc32c_with(&L->crc, crac_img_crc32c_with(&L->crc, 0, &h, sizeof(h)), L->ws.pg,
+				     (size_t)h.n * sizeof(*L->ws.pg));
+	crac_img_puts(&b, "." CRAC_IMG_WS_FILE ".tmp-");
+	crac_img_putu(&b, (uint64_t)SYS(SYS_gettid, 0, 0, 0, 0, 0, 0));
+	long fd = SYS(SYS_openat, a->ws_dir_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644, 0, 0);
+	long rc = fd;
+	if (fd >= 0) {
+		const char *p[2] = { (const char *)&h, (const char *)L->ws.pg };
+		uint64_t n[2] = { sizeof(h), (uint64_t)h.n * sizeof(*L->ws.pg) };
+		for (int i = 0; i < 2 && rc >= 0; i++)
+			while (n[i] && rc >= 0) {
+				rc = sys_write((int)fd, p[i], n[i]);
+				if (rc > 0)
+					p[i] += rc, n[i] -= (uint64_t)rc;
+				else if (rc == 0)
+					rc = -EIO;
+			}
+		sys_close((int)fd);
+		if (rc >= 0)
+			rc = SYS(SYS_renameat2, a->ws_dir_fd, tmp, a->ws_dir_fd, CRAC_IMG_WS_FILE,
+				 (a->flags & CRAC_LAZY_WS_REPLACE) ? 0 : 1 /* RENAME_NOREPLACE */, 0);
+		if (rc < 0)
+			SYS(SYS_unlinkat, a->ws_dir_fd, tmp, 0, 0, 0, 0);
+	}
+	L->ws.err = rc == -EEXIST ? 0 : (rc < 0 ? rc : 0);   /* EEXIST: another restore's is there */
+	L->ws.written = rc >= 0;
+	sys_close(a->ws_dir_fd);
+	if (L->ws.pg)
+		sys_munmap(L->ws.pg, ((uint64_t)CRAC_IMG_WS_MAX * sizeof(*L->ws.pg) + P - 1) & ~(P - 1));
+	L->ws.pg = 0;
+}
+
+#define WS_RUN 16u   /* pages read at once: neighbours in the working set */
+
+/* Working-set entries e[0..] from a run of neighbours: read, verified page
+ * by page, copied. Returns how many entries it took (at least one). */
+static uint32_t ws_run(struct lazy *L, struct view *v, const struct crac_img_ws_page *e, uint32_t left, char *buf)
+{
+	long i = seg_find(v, e[0].addr);
+	if (i < 0)
+		return 1;   /* not a lazy page (any more): nothing to do */
+	const struct crac_img_lazy_seg *s = &v->seg[i];
+	const struct crac_img_chunk *k = &L->chunk[s->chunk];
+	uint64_t off = s->off + (e[0].addr - s->addr);
+	if (is_done(v, off) || k->zlen || L->real_off || k->crc != e[0].chunk_crc) {
+		L->ws.skipped += !is_done(v, off);
+		return 1;   /* loaded; or compressed, or another chunk: the normal path */
+	}
+	uint32_t n = 1;
+	while (n < left && n < WS_RUN && e[n].addr == e[0].addr + n * P && e[n].addr < s->addr + s->len &&
+	       e[n].chunk_crc == e[0].chunk_crc && !is_done(v, off + n * P))
+		n++;
+	const struct crac_img_lazy_file *f = file_of(L, s->chunk);
+	long got = sys_pread(f->fd, buf, (uint64_t)n * P, off - f->base);
+	uint32_t ok = got > 0 ? (uint32_t)((uint64_t)got / P) : 0;
+	for (uint32_t j = 0; j < ok; j++)
+		if (crac_img_crc32c_with(&L->crc, 0, buf + (uint64_t)j * P, P) != e[j].crc) {
+			ok = j;   /* the pages from here on: the normal path, whose messages say what is wrong */
+			break;
+		}
+	L->ws.skipped += n - ok;
+	if (ok && copy_from(L, v, k, buf - off, e[0].addr, off, (uint64_t)ok * P) == 0)
+		L->ws.loaded += ok;
+	return n;
+}
+
+/* The working set, first: faults that come meanwhile are served first. */
+static void ws_load(struct lazy *L, struct view *v)
+{
+	const struct crac_img_ws_page *e = (const void *)((const char *)L->a + L->a->ws_off);
+	char buf[WS_RUN * P] __attribute__((aligned(64)));
+	uint64_t t0 = now_ns();
+
+	for (uint32_t i = 0; i < L->a->ws_n && v->left;) {
+		if (fault_waiting(v))
+			drain(L, v);
+		i += ws_run(L, v, e + i, L->a->ws_n - i, buf);
+		if (L->a->flags & CRAC_LAZY_WS_TEST_SLOW) {
+			struct timespec d = { 0, 2000000 };
+			SYS(SYS_nanosleep, &d, 0, 0, 0, 0, 0);
+		}
+	}
+	L->ws.load_ns = now_ns() - t0;
+}
+
 /* A thread waits at addr. Returns false if it must be retried later. */
 static bool serve(struct lazy *L, struct view *v, uint64_t addr)
 {
@@ -891,7 +1046,9 @@ static bool serve(struct lazy *L, struct view *v, uint64_t addr)
 			 * present must stay zero: never copied over) */
 			uint64_t blo = addr & ~(uint64_t)(FAULT_WINDOW - 1), bhi = blo + FAULT_WINDOW;
 			uint64_t lo = addr, hi = addr + P;
-			if (L->prefetch && streaming(v, (uint32_t)i, addr))
+			if (L->ws.rec && !v->child)
+				blo = addr, bhi = addr + P;   /* recording: the page touched alone */
+			else if (L->prefetch && streaming(v, (uint32_t)i, addr))
 				blo = addr, bhi = addr + STREAM_WINDOW;
 			if (blo < s->addr)
 				blo = s->addr;
@@ -904,7 +1061,9 @@ static bool serve(struct lazy *L, struct view *v, uint64_t addr)
 			rc = copy_in(L, v, s, lo, s->off + (lo - s->addr), hi - lo);
 			if (rc == -EAGAIN)
 				return false;
-			if (rc == 0) {
+			if (rc == 0 && L->ws.rec && !v->child) {
+				ws_note(L, s, addr, off);
+			} else if (rc == 0) {
 				if (L->prefetch)   /* CRAC_LAZY_PREFETCH=off: faults only */
 					tail_add(v, s->addr, s->addr + s->len);
 				if (!v->child) {
@@ -1127,8 +1286,12 @@ static void huge_slots(struct lazy *L, uint64_t buf_size)
 	sys_madvise(b, need, MADV_HUGEPAGE);   /* THP "never": 4 KiB pages, as before */
 	L->buf_map = b;
 	L->buf_map_size = need;
-	for (uint32_t i = 0; i < L->n_slots; i++)
+	/* (faults served before this, the working set's, used the area's
+	 * slots: what they hold is not in the new ones) */
+	for (uint32_t i = 0; i < L->n_slots; i++) {
 		L->slot[i].bytes = b + i * buf_size;
+		L->slot[i].valid = false;
+	}
 }
 
 /*
@@ -1201,6 +1364,42 @@ static void report(struct lazy *L)
 	}
 	crac_img_puts(&b, "\n");
 	say(L, line);
+	/* the working set, on a line of its own */
+	struct crac_img_buf w = { line, 0, sizeof(line) };
+	if (L->a->ws_note[0]) {
+		crac_img_puts(&w, "crac: working set: ");
+		crac_img_puts(&w, L->a->ws_note);
+	}
+	if (L->a->flags & CRAC_LAZY_WS_LOAD) {
+		crac_img_puts(&w, ": ");
+		crac_img_putu(&w, L->ws.loaded);
+		crac_img_puts(&w, " of ");
+		crac_img_putu(&w, L->a->ws_n);
+		crac_img_puts(&w, " pages in ");
+		put_ms(&w, L->ws.load_ns);
+		if (L->ws.skipped) {
+			crac_img_puts(&w, ", ");
+			crac_img_putu(&w, L->ws.skipped);
+			crac_img_puts(&w, " left to the normal path");
+		}
+	}
+	if (L->a->flags & CRAC_LAZY_WS_RECORD) {
+		if (L->ws.written) {
+			crac_img_puts(&w, ": ");
+			crac_img_putu(&w, L->ws.n);
+			crac_img_puts(&w, " pages written");
+		} else if (L->ws.err) {
+			crac_img_puts(&w, ": not written (errno ");
+			crac_img_putu(&w, (uint64_t)-L->ws.err);
+			crac_img_puts(&w, ")");
+		} else if (!L->ws.rec) {
+			crac_img_puts(&w, ": another restore wrote it first");
+		}
+	}
+	if (w.len) {
+		crac_img_puts(&w, "\n");
+		say(L, line);
+	}
 }
 
 __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a)
@@ -1223,8 +1422,6 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 		L->n_slots = 1;
 	for (uint32_t i = 0; i < L->n_slots; i++)
 		L->slot[i].bytes = (char *)a + a->buf_off + i * a->buf_size;
-	huge_slots(L, a->buf_size);
-	warm_slots(L);
 	L->n_pages = a->pages_size / P;
 	L->prefetch = !(a->flags & CRAC_LAZY_NO_PREFETCH);
 	L->track = (a->flags & CRAC_LAZY_TRACK) != 0;
@@ -1247,10 +1444,12 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 	/* Our file table is a copy of the loader's: keep the userfaultfd,
 	 * stderr and the pages files, close the rest (the program's pipes must
 	 * not stay open because of us, nor the image's other files). */
-	unsigned keep[3 + 1 + CRAC_IMG_MAX_CHAIN], n_keep = 0, lo = 0;
+	unsigned keep[4 + 1 + CRAC_IMG_MAX_CHAIN], n_keep = 0, lo = 0;
 	keep[n_keep++] = (unsigned)a->uffd;
 	keep[n_keep++] = (unsigned)a->err_fd;
 	keep[n_keep++] = (unsigned)a->pages_fd;
+	if (a->flags & CRAC_LAZY_WS_RECORD)
+		keep[n_keep++] = (unsigned)a->ws_dir_fd;
 	for (uint32_t f = 0; f < L->n_files; f++)
 		keep[n_keep++] = (unsigned)L->file[f].fd;
 	for (unsigned i = 1; i < n_keep; i++)
@@ -1276,6 +1475,21 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 	v->n = a->n_segs;
 	for (uint32_t i = 0; i < v->n; i++)
 		v->left += v->seg[i].len / P;
+	/* The working set first (the program is about to touch it), then
+	 * what only the rest needs. */
+	if (a->flags & CRAC_LAZY_WS_LOAD)
+		ws_load(L, v);
+	if ((a->flags & CRAC_LAZY_WS_RECORD) && a->ws_dir_fd >= 0) {
+		L->ws.pg = map_mem(((uint64_t)CRAC_IMG_WS_MAX * sizeof(*L->ws.pg) + P - 1) & ~(P - 1));
+		L->ws.rec = L->ws.pg != 0;
+		L->ws.end_ns = a->jump_ns + (uint64_t)a->ws_record_ms * 1000000ull;
+		if (!L->ws.rec) {
+			L->ws.err = -ENOMEM;
+			sys_close(a->ws_dir_fd);
+		}
+	}
+	huge_slots(L, a->buf_size);
+	warm_slots(L);
 	for (uint32_t f = 0; f < L->n_files; f++)
 		SYS(SYS_fadvise64, L->file[f].fd, 0, L->file[f].size, POSIX_FADV_WILLNEED, 0, 0);
 
@@ -1283,8 +1497,19 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 		bool busy = false, waiting = false;
 		/* Prefetch waits until the restore path is through: it would
 		 * compete for the address-space lock with its mmap/munmap calls. */
-		bool go = (L->prefetch && __atomic_load_n(&L->res->lazy_go, __ATOMIC_ACQUIRE)) ||
-			  __atomic_load_n(&L->res->lazy_hurry, __ATOMIC_ACQUIRE);
+		bool hurry = __atomic_load_n(&L->res->lazy_hurry, __ATOMIC_ACQUIRE);
+		/* Recording the working set: until its time is up (or the
+		 * program needs everything now: a checkpoint, a fork), faults
+		 * alone load pages. */
+		uint64_t rec_left = 0;
+		if (L->ws.rec) {
+			uint64_t t = now_ns();
+			if (t >= L->ws.end_ns || L->ws.n >= CRAC_IMG_WS_MAX || hurry)
+				ws_write(L);
+			else
+				rec_left = L->ws.end_ns - t;
+		}
+		bool go = !L->ws.rec && ((L->prefetch && __atomic_load_n(&L->res->lazy_go, __ATOMIC_ACQUIRE)) || hurry);
 		bool children = false;   /* raw-fork children first: they depend on us */
 		for (v = L->views; v; v = v->next) {
 			drain(L, v);
@@ -1353,6 +1578,8 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 		 * process still ends with its last thread: glibc counts its own
 		 * threads, not us, and calls exit when it is gone) */
 		int timeout = waiting || more ? 1 : (L->loaded ? (L->door_on ? -1 : 20) : (go ? 0 : 10));
+		if (L->ws.rec && (timeout < 0 || (uint64_t)timeout > rec_left / 1000000 + 1))
+			timeout = (int)(rec_left / 1000000) + 1;
 		SYS(SYS_poll, pfd, n, timeout, 0, 0, 0);
 	}
 

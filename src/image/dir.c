@@ -163,6 +163,13 @@ void crac_img_fs_prepare(void)
 	(void)getenv("CRAC_TEST_SLOW_FS");
 }
 
+/* The working set of an image (CRAC_IMG_WS_FILE), or the temporary name a
+ * restore writes it under (engines/image_lazy.c ws_write). */
+static bool ws_name(const char *n)
+{
+	return !strcmp(n, CRAC_IMG_WS_FILE) || !strncmp(n, "." CRAC_IMG_WS_FILE ".tmp-", sizeof(CRAC_IMG_WS_FILE) + 5);
+}
+
 /* Is directory `path` a crac image (a regular file `header` with the image
  * magic in it)? Follows no symbolic link inside it. Raw system calls. */
 static bool raw_is_image_dir(const char *path)
@@ -235,7 +242,8 @@ static void target_gather(struct fsop *op)
 	}
 	if (!S_ISDIR(st.st_mode) || st.st_uid != tf->me)
 		return;
-	/* What is inside: only `header` and `pages`, regular files of ours. */
+	/* What is inside: only `header`, `pages` and the working set (and a
+	 * temporary of it a killed restore left), regular files of ours. */
 	op->step = 2;
 	long dfd = crac_raw_syscall3(SYS_openat, AT_FDCWD, (long)tf->dir,
 				     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -251,7 +259,7 @@ static void target_gather(struct fsop *op)
 			at += d->reclen;
 			if (!strcmp(n, ".") || !strcmp(n, ".."))
 				continue;
-			if ((!strcmp(n, CRAC_IMG_HEADER_FILE) || !strcmp(n, CRAC_IMG_PAGES_FILE)) &&
+			if ((!strcmp(n, CRAC_IMG_HEADER_FILE) || !strcmp(n, CRAC_IMG_PAGES_FILE) || ws_name(n)) &&
 			    crac_raw_syscall5(SYS_newfstatat, dfd, (long)n, (long)&st, AT_SYMLINK_NOFOLLOW, 0) == 0 &&
 			    S_ISREG(st.st_mode) && st.st_uid == tf->me) {
 				tf->have_header |= !strcmp(n, CRAC_IMG_HEADER_FILE);
@@ -357,6 +365,16 @@ static void fsop_run(void *arg)
 				break;
 			r = 0;
 		}
+		/* the working set and its temporaries (regular files only) */
+		char dents[2048] __attribute__((aligned(8)));
+		long got;
+		while (r == 0 && (got = crac_raw_syscall3(SYS_getdents64, dfd, (long)dents, sizeof(dents))) > 0)
+			for (long at = 0; at < got;) {
+				const struct dent64 *d = (const struct dent64 *)(dents + at);
+				at += d->reclen;
+				if (ws_name(d->name) && d->type == DT_REG)
+					crac_raw_syscall3(SYS_unlinkat, dfd, (long)d->name, 0);
+			}
 		crac_raw_syscall3(SYS_close, dfd, 0, 0);
 		/* Anything else in there is not ours: rmdir fails and we say so. */
 		if (r == 0)

@@ -572,6 +572,20 @@ struct crac_img_lazy {
 		uint64_t base, size;     /* its bytes: [base, base + size) */
 		char path[4096];         /* its image directory, for messages */
 	} files[1 + CRAC_IMG_MAX_CHAIN];
+	/*
+	 * The working set (image/workingset.c), behind flags a libcrac before
+	 * it ignores (so no new CRAC_RESUME_ABI): CRAC_LAZY_WS_LOAD: ws_n
+	 * entries at ws_off, read and validated by the loader, loaded first;
+	 * CRAC_LAZY_WS_RECORD: record the pages the program touches in its
+	 * first ws_record_ms and write them into ws_dir_fd (the image
+	 * directory, in the thread's own file table).
+	 */
+	uint64_t ws_off;
+	uint32_t ws_n;
+	int32_t ws_dir_fd;
+	uint32_t ws_record_ms;
+	uint32_t ws_image_crc;           /* header crc of the image, which the file is bound to */
+	char ws_note[160];               /* the loader's word on the file, for --stats */
 };
 #define CRAC_LAZY_NO_PREFETCH 0x100u /* CRAC_LAZY_PREFETCH=off: load on demand only */
 /* The image asks for incremental checkpoints (CRAC_IMGF_TRACK): the lazy
@@ -583,7 +597,53 @@ struct crac_img_lazy {
  * CRAC_LAZY_STATE_LOADED) until a checkpoint, threads stopped, takes the
  * tracking over (img_lazy_handover). A libcrac without it ignores the flag. */
 #define CRAC_LAZY_TRACK 0x200u
+#define CRAC_LAZY_WS_LOAD 0x400u     /* ws_n entries at ws_off to load first */
+#define CRAC_LAZY_WS_RECORD 0x800u   /* record the working set into ws_dir_fd ... */
+#define CRAC_LAZY_WS_REPLACE 0x1000u /* ... over an unusable file of that name */
+#define CRAC_LAZY_WS_TEST_SLOW 0x2000u /* tests: 2 ms between working-set runs (CRAC_TEST_WS_SLOW=1) */
 #define CRAC_LAZY_SLOTS 4u           /* chunks kept verified in the buffer (threads faulting at once) */
+
+/*
+ * The working set: IMAGE/working-set lists the pages the program touched
+ * in its first CRAC_IMG_WS_RECORD_MS after a lazy restore, in the order it
+ * touched them, each with the crc32c of its bytes. The first lazy restore
+ * of an image writes it (when the image is the restoring user's and its
+ * directory writable); later ones load those pages first, one page read
+ * and verified at a time instead of whole chunks, while the restore path
+ * runs, so the program meets them loaded (image/workingset.c). Only a
+ * hint for the order of loading: a page whose bytes do not match is left
+ * to the normal path, which verifies its whole chunk.
+ */
+#define CRAC_IMG_WS_FILE "working-set"
+#define CRAC_IMG_WS_MAGIC 0x7465534b52574143ull   /* "CAWRKSet" */
+#define CRAC_IMG_WS_VERSION 1u
+#define CRAC_IMG_WS_MAX 4096u          /* pages recorded at most (16 MiB) */
+#define CRAC_IMG_WS_RECORD_MS 50u
+
+struct crac_img_ws_head {
+	uint64_t magic;
+	uint32_t version;
+	uint32_t n;                    /* struct crac_img_ws_page[n] follow */
+	uint32_t image_crc;            /* the header crc of the image it was recorded for */
+	uint32_t crc;                  /* crc32c of this head (crc 0) and the pages */
+	uint64_t recorded_ns;          /* CLOCK_REALTIME when written */
+	uint32_t record_ms;            /* the time recorded after the jump */
+	uint32_t pad;
+};
+
+struct crac_img_ws_page {
+	uint64_t addr;                 /* page address in the restored process */
+	uint32_t crc;                  /* crc32c of its 4096 bytes */
+	uint32_t chunk_crc;            /* the crc of the chunk it came from */
+};
+
+struct crac_img_buf;
+/* IMAGE/working-set opened through dir_fd (0, *fd and *size; -ENOENT:
+ * there is none; else a negative errno and why in one phrase). */
+int crac_img_ws_open(int dir_fd, uint32_t owner, int *fd, uint64_t *size, struct crac_img_buf *why);
+/* The file read into buf: its count of pages, or a negative errno and why. */
+int crac_img_ws_check(const void *buf, uint64_t size, uint32_t image_crc, struct crac_img_buf *why);
+uint32_t crac_img_ws_crc(const struct crac_img_ws_head *h, const struct crac_img_ws_page *p);
 
 /* ---- reading ------------------------------------------------------------- */
 

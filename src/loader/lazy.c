@@ -202,6 +202,90 @@ static uint64_t lazy_warm(int uffd, const struct crac_img_view *v, const bool *i
  * of a lazy mapping becomes a segment of the chunk it names, exactly as an
  * own chunk does, so the thread reads and verifies it the same way.
  */
+/*
+ * The working set (CRAC_IMG_WS_FILE in image/image.h): is there one to
+ * load first (the file opened: *fd, *size), or is one to be recorded?
+ * The flags for the area; note says what was found, for --stats.
+ * Recorded only for an image of the restoring user in a directory it may
+ * write (then the file is the user's, like the image), never for a
+ * compressed image (a page of it cannot be read alone).
+ */
+static uint32_t ws_plan(const struct lazy_plan *pl, const struct crac_img_view *v, bool compressed, int *fd,
+			uint64_t *size, char *note, size_t cap)
+{
+	struct crac_img_buf why = { note, 0, cap };
+	int rc = -ENOENT;
+
+	note[0] = 0;
+	if (pl->ws_mode == LAZY_WS_OFF || compressed || pl->dir_fd < 0) {
+		crac_img_puts(&why, pl->ws_mode == LAZY_WS_OFF ? "not used (CRAC_WORKING_SET=off)"
+				    : "none (a compressed image: its pages cannot be read one by one)");
+		return 0;
+	}
+	if (pl->ws_mode != LAZY_WS_RECORD) {
+		struct crac_img_buf err = why;
+		crac_img_puts(&err, CRAC_IMG_WS_FILE " ");
+		rc = crac_img_ws_open(pl->dir_fd, pl->owner, fd, size, &err);
+		if (rc == 0)
+			return CRAC_LAZY_WS_LOAD;
+		if (rc != -ENOENT) {
+			why = err;
+			crac_img_puts(&why, ": not used");
+		}
+	}
+	(void)v;
+	if (!pl->may_write) {
+		crac_img_puts(&why, rc == -ENOENT ? "none, and not recorded (the image is not yours, or its directory "
+						     "is not writable)" : "");
+		return 0;
+	}
+	if (pl->ws_mode == LAZY_WS_RECORD) {
+		crac_img_puts(&why, "recording it anew (CRAC_WORKING_SET=record)");
+		return CRAC_LAZY_WS_RECORD | CRAC_LAZY_WS_REPLACE;
+	}
+	crac_img_puts(&why, rc == -ENOENT ? "recording it" : "; recording it anew");
+	return CRAC_LAZY_WS_RECORD | (rc == -ENOENT ? 0 : CRAC_LAZY_WS_REPLACE);
+}
+
+/* The file opened by ws_plan, read into the area and checked; the flags
+ * left (a file found unusable is recorded anew where ws_plan allows it). */
+static uint32_t ws_read(const struct lazy_plan *pl, struct crac_img_lazy *a, uint32_t flags, int fd, uint64_t off,
+			uint64_t size, uint32_t image_crc, char *note, size_t cap)
+{
+	a->ws_dir_fd = -1;
+	a->ws_record_ms = CRAC_IMG_WS_RECORD_MS;
+	a->ws_image_crc = image_crc;
+	if (flags & CRAC_LAZY_WS_RECORD)
+		a->ws_dir_fd = pl->dir_fd;   /* the thread's copy of the file table keeps it */
+	if (fd >= 0) {
+		struct crac_img_buf why = { note, 0, cap };
+		char *buf = (char *)a + off;
+		long n = sys_pread(fd, buf, size, 0);
+		int got = -EIO;
+		sys_close(fd);
+		crac_img_puts(&why, CRAC_IMG_WS_FILE " ");
+		if (n == (long)size)
+			got = crac_img_ws_check(buf, size, image_crc, &why);
+		else
+			crac_img_puts(&why, "could not be read whole");
+		if (got >= 0) {
+			a->ws_off = off + sizeof(struct crac_img_ws_head);
+			a->ws_n = (uint32_t)got;
+			why.len = 0;
+			crac_img_puts(&why, "loaded first");
+			return flags;
+		}
+		crac_img_puts(&why, ": not used");
+		flags &= ~CRAC_LAZY_WS_LOAD;
+		if (pl->may_write && pl->ws_mode == LAZY_WS_AUTO) {
+			crac_img_puts(&why, "; recording it anew");
+			flags |= CRAC_LAZY_WS_RECORD | CRAC_LAZY_WS_REPLACE;
+			a->ws_dir_fd = pl->dir_fd;
+		}
+	}
+	return flags;
+}
+
 long lazy_start(struct lazy_plan *pl, const struct crac_img_view *v, const bool *is_lazy,
 		struct crac_img_resume *res, int pages_fd, const char *dir, const struct crac_img_chain *chain,
 		uint64_t now_ns)
@@ -279,17 +363,26 @@ long lazy_start(struct lazy_plan *pl, const struct crac_img_view *v, const bool 
 	uint64_t zbuf_off = buf_off + buf_size * CRAC_LAZY_SLOTS;   /* chunk lengths are whole pages */
 	uint64_t stack_off = zbuf_off + zbuf_size;
 	uint64_t tls_off = stack_off + LAZY_STACK;
-	uint64_t size = tls_off + P;
+	uint64_t ws_off = tls_off + P;
+	char note[160];
+	int ws_fd = -1;
+	uint64_t ws_size = 0;
+	uint32_t ws_flags = ws_plan(pl, v, compressed, &ws_fd, &ws_size, note, sizeof(note));
+	uint64_t size = ws_off + ((ws_size + P - 1) & ~(P - 1));
 
 	long area = sys_mmap(0, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (area < 0)
+	if (area < 0) {
+		if (ws_fd >= 0)
+			sys_close(ws_fd);
 		return area;
+	}
 	struct crac_img_lazy *a = (struct crac_img_lazy *)area;
+	ws_flags = ws_read(pl, a, ws_flags, ws_fd, ws_off, ws_size, h->crc, note, sizeof(note));
 	a->magic = CRAC_LAZY_MAGIC;
 	a->area_size = size;
 	a->uffd = pl->uffd;
 	a->err_fd = 2;
-	a->flags = pl->flags | (lazy_track ? CRAC_LAZY_TRACK : 0);
+	a->flags = pl->flags | (lazy_track ? CRAC_LAZY_TRACK : 0) | ws_flags;
 	a->n_segs = (uint32_t)n_segs;
 	a->segs_off = segs_off;
 	a->n_chunks = all_chunks;
@@ -305,6 +398,8 @@ long lazy_start(struct lazy_plan *pl, const struct crac_img_view *v, const bool 
 	a->stack_size = LAZY_STACK;
 	a->tls_off = tls_off;
 	a->file_size = h->pages_size;
+	for (size_t i = 0; i < sizeof(a->ws_note) - 1 && note[i]; i++)
+		a->ws_note[i] = note[i];
 	if (compressed) {
 		a->real_off = real_off;
 		a->zbuf_off = zbuf_off;

@@ -15,7 +15,13 @@ struct lazy_plan {
 	int uffd;          /* -1: eager restore */
 	int mode;          /* CRAC_LAZY_*: why eager, when uffd is -1 */
 	uint32_t flags;    /* for struct crac_img_lazy.flags */
+	/* the working set (image/workingset.c) */
+	int ws_mode;       /* CRAC_WORKING_SET: 0 use or record, LAZY_WS_OFF, LAZY_WS_RECORD (anew) */
+	int dir_fd;        /* the image directory */
+	uint32_t owner;    /* the uid of its header file */
+	bool may_write;    /* the image is the restoring user's, its directory writable */
 };
+enum { LAZY_WS_AUTO, LAZY_WS_OFF, LAZY_WS_RECORD };
 
 /* clone(flags, sp, ptid, ctid, tls): the child pops fn and its argument
  * from sp and calls fn(arg), which never returns (it exits). */

@@ -1765,6 +1765,12 @@ static void read_environment(char **envp)
 			ld.stats = 1;
 		else if (!strcmp(*e, "CRAC_LAZY_PREFETCH=off"))
 			ld.plan.flags |= CRAC_LAZY_NO_PREFETCH;
+		else if (!strcmp(*e, "CRAC_WORKING_SET=off"))
+			ld.plan.ws_mode = LAZY_WS_OFF;      /* neither loaded nor recorded */
+		else if (!strcmp(*e, "CRAC_WORKING_SET=record"))
+			ld.plan.ws_mode = LAZY_WS_RECORD;   /* recorded anew, over the file there */
+		else if (!strcmp(*e, "CRAC_TEST_WS_SLOW=1"))
+			ld.plan.flags |= CRAC_LAZY_WS_TEST_SLOW;   /* tests: faults while it loads */
 		else if (!strcmp(*e, "CRAC_LAZY_SMALL=off"))
 			ld.small_lazy = 0;   /* only mappings of CRAC_IMG_LAZY_MIN and more: benchmarks */
 		else if (!strcmp(*e, "CRAC_VERIFY_FILES=1"))
@@ -2189,6 +2195,11 @@ static void start_lazy(struct crac_img_resume *res)
 {
 	if (ld.plan.uffd >= 0) {
 		phase = "starting the lazy loader thread";
+		uint32_t me = (uint32_t)sys_geteuid();
+		ld.plan.dir_fd = ld.o.dir_fd;
+		ld.plan.owner = ld.o.uid[1];
+		ld.plan.may_write = ld.o.uid[0] == me && ld.o.uid[1] == me && ld.o.uid[2] == me &&
+				    (ld.o.mode[0] & S_IWUSR);
 		long rc = lazy_start(&ld.plan, &ld.v, is_lazy, res, ld.o.pages_fd, image_dir,
 				     ld.n_lazy_refs ? &chain : 0, mono_ns());
 		if (rc < 0) {

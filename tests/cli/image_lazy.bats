@@ -20,6 +20,10 @@ setup() {
 	T="$(mktemp -d /tmp/crac-bats-lazy.XXXXXX)"
 	chmod 755 "$T"
 	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_IMAGE_STATS CRAC_LOADER CRAC_LAZY_PREFETCH
+	# these tests are about what faults, prefetch and read-ahead load: no
+	# working set loaded first (lazy_working_set.bats runs the scenarios
+	# with one)
+	export CRAC_WORKING_SET=off
 	require_image_engine
 }
 

@@ -1,0 +1,247 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
+# The working set (IMAGE/working-set): the first lazy restore of an image
+# records the pages the program touches in its first 50 ms, later ones load
+# them first, each page verified alone against the crc recorded for it. A
+# hint only: a file that is not the image's own (link, FIFO, other owner,
+# writable by others, damaged, stale) is not used, a page that does not
+# match is left to the normal path (which verifies its whole chunk and
+# stops the process on damage), and every scenario of tests/progs/image_lazy.c
+# comes back exact while it loads, with faults served meanwhile.
+
+bats_require_minimum_version 1.5.0
+
+load common
+
+setup() {
+	CRAC="$CRAC_BUILD_DIR/crac"
+	LAZY="$CRAC_BUILD_DIR/tests/image_lazy"
+	EDIT="$CRAC_BUILD_DIR/tests/image_edit"
+	T="$(mktemp -d /tmp/crac-bats-ws.XXXXXX)"
+	chmod 755 "$T"
+	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_IMAGE_STATS CRAC_LOADER CRAC_LAZY_PREFETCH \
+		CRAC_WORKING_SET CRAC_TEST_WS_SLOW
+	require_image_engine
+}
+
+teardown() {
+	rm -rf "$T"
+}
+
+# checkpoint [DIR]: image_lazy (32 MiB mapping) into DIR ($T/img)
+checkpoint() {
+	run clean "$LAZY" "${1:-$T/img}"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	BIG=$(echo "$output" | sed -n 's/^big=\(0x[0-9a-f]*\) .*/\1/p')
+	[ -n "$BIG" ]
+}
+
+# restore [ENV=V...] -- ARGS: crac restore --stats of $T/img; $output, $stderr
+restore() {
+	local envs=()
+	while [ "$1" != "--" ]; do envs+=("$1"); shift; done
+	shift
+	run --separate-stderr clean env "${envs[@]}" timeout 60 "$CRAC" restore --stats "$T/img" -- "$@"
+	echo "status $status"
+	echo "stdout: $output"
+	echo "stderr: $stderr"
+}
+
+# record: the first restore, which writes the working set (skips without lazy)
+record() {
+	restore -- read
+	if [ "$status" -ne 0 ] && echo "$stderr" | grep -q -- "lazy restore needs"; then
+		skip "no userfaultfd for kernel faults here"
+	fi
+	if echo "$stderr" | grep -q "lazy: .*eager\|restore was eager"; then
+		skip "restore is eager here: $stderr"
+	fi
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok read" ]
+	echo "$stderr" | grep -Eq "^crac: working set: recording it: [0-9]+ pages written$"
+	[ -f "$T/img/working-set" ]
+	[ ! -L "$T/img/working-set" ]
+}
+
+# loaded_first: the last restore loaded N > 0 pages of the working set first
+loaded_first() {
+	local n
+	n=$(echo "$stderr" | sed -n 's/^crac: working set: loaded first: \([0-9]*\) of [0-9]* pages in .*/\1/p')
+	[ -n "$n" ]
+	[ "$n" -gt 0 ]
+}
+
+@test "the first lazy restore records the working set; later ones load it first, every scenario exact while it loads" {
+	checkpoint
+	record
+	# the user's file, like the image: regular, rw-r--r--, no temporary left
+	[ "$(stat -c '%u %a' "$T/img/working-set")" = "$(id -u) 644" ]
+	[ -z "$(ls -A "$T/img" | grep -v -x -e header -e pages -e working-set)" ]
+	restore -- read
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok read" ]
+	loaded_first
+	# 2 ms between the runs of pages it loads: the program's faults come
+	# while it loads (served first, into the chunk buffer it sets up after)
+	for s in read syscall dontneed free mprotect mremap munmap fork rawfork threads; do
+		restore CRAC_TEST_WS_SLOW=1 -- "$s"
+		[ "$status" -eq 0 ]
+		[ "$output" = "ok $s" ]
+		echo "$stderr" | grep -Eq "^crac: working set: loaded first: [0-9]+ of [0-9]+ pages in "
+	done
+}
+
+# waiting [ENV=V...]: the "wait3" scenario restored in the background: it
+# touches a page in three chunks, says so ($T/sync.ready), waits for
+# $T/sync.go, then checks every page; status, stdout, stderr.
+waiting() {
+	rm -f "$T/sync.ready" "$T/sync.go"
+	clean env "$@" timeout 60 "$CRAC" restore --stats "$T/img" -- wait3 "$T/sync" >"$T/out" 2>"$T/err" &
+	local pid=$!
+	for _ in $(seq 300); do
+		[ -e "$T/sync.ready" ] && break
+		kill -0 $pid 2>/dev/null || break
+		sleep 0.1
+	done
+	sleep 0.3   # (past the 50 ms a first restore records)
+	touch "$T/sync.go"
+	status=0
+	wait $pid || status=$?
+	output=$(cat "$T/out")
+	stderr=$(cat "$T/err")
+	echo "status $status"
+	echo "stdout: $output"
+	echo "stderr: $stderr"
+}
+
+@test "faults served while the working set loads: the chunks they read are not taken for verified afterwards" {
+	checkpoint
+	restore -- read   # (skips without lazy restore)
+	rm -f "$T/img/working-set"
+	# a working set of the three pages "wait3" touches; then restores that
+	# load it slowly, so that the program's faults come in between (each
+	# reads its chunk into the chunk buffer; the rest of the chunk loads
+	# later, from there)
+	waiting
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok wait3" ]
+	echo "$stderr" | grep -Eq "^crac: working set: recording it: [0-9]+ pages written$"
+	for pf in on off; do
+		waiting CRAC_TEST_WS_SLOW=1 CRAC_LAZY_PREFETCH=$pf
+		[ "$status" -eq 0 ]
+		[ "$output" = "ok wait3" ]
+	done
+}
+
+@test "a damaged page named by the working set is never loaded from it: the normal path stops the process" {
+	checkpoint
+	record
+	# the first page the working set names in the big mapping, and its chunk
+	local addr=""
+	for a in $(od -An -tx8 -j 40 -w16 "$T/img/working-set" | awk '{print $1}'); do
+		if [ $((16#$a)) -ge $((BIG)) ] && [ $((16#$a)) -lt $((BIG + (32 << 20))) ]; then
+			addr=0x$a
+			break
+		fi
+	done
+	[ -n "$addr" ]
+	read -r idx off len < <("$EDIT" "$T/img" chunk-at "$addr")
+	[ -n "$len" ]
+	# one byte changed in every page of that chunk
+	for ((p = 0; p < len; p += 4096)); do
+		printf '\x5a' | dd of="$T/img/pages" bs=1 seek=$((off + p + 100)) conv=notrunc status=none
+	done
+	restore -- read
+	[ "$status" -eq 1 ]
+	[ -z "$output" ]
+	echo "$stderr" | grep -Eq "^crac: restore $T/img: page data checksum mismatch in chunk #$idx \\($len bytes at 0x[0-9a-f]+, anon\\): the pages file is damaged"
+}
+
+@test "a working set that is not the image's own is not used, and is recorded anew: link, FIFO, other owner, writable by others, damaged, truncated, stale" {
+	checkpoint
+	record
+	cp "$T/img/working-set" "$T/good"
+	# another image's working set
+	checkpoint "$T/other"
+	restore -- read   # (still $T/img: nothing changed)
+	loaded_first
+	run clean env timeout 60 "$CRAC" restore --stats "$T/other" -- read
+	[ "$status" -eq 0 ]
+	[ -f "$T/other/working-set" ]
+	check() {   # check WHAT: the restore says why, works, and writes a good one
+		restore -- read
+		[ "$status" -eq 0 ]
+		[ "$output" = "ok read" ]
+		echo "$stderr" | grep -Eq "^crac: working set: working-set $1: not used; recording it anew: [0-9]+ pages written$"
+		[ -f "$T/img/working-set" ] && [ ! -L "$T/img/working-set" ]
+		[ "$(stat -c %u "$T/img/working-set")" = "$(id -u)" ]
+		restore -- read
+		loaded_first
+	}
+	echo "never touched" > "$T/target"
+	ln -sf "$T/target" "$T/img/working-set"
+	check "a symbolic link, not followed"
+	[ "$(cat "$T/target")" = "never touched" ]
+	rm "$T/img/working-set"
+	mkfifo "$T/img/working-set"
+	check "not a regular file"
+	cp "$T/good" "$T/img/working-set"
+	chown 1000 "$T/img/working-set" 2>/dev/null || skip "cannot chown here (not root)"
+	check "owned by uid 1000, not by the image's owner"
+	cp "$T/good" "$T/img/working-set"
+	chmod 666 "$T/img/working-set"
+	check "writable by other users \\(owner uid $(id -u)\\)"
+	cp "$T/good" "$T/img/working-set"
+	printf '\xff' | dd of="$T/img/working-set" bs=1 seek=60 conv=notrunc status=none
+	check "damaged \\(crc32c mismatch\\)"
+	head -c 100 "$T/good" > "$T/img/working-set"
+	check "truncated or padded \\(its count does not match its size\\)"
+	cp "$T/other/working-set" "$T/img/working-set"
+	check "recorded for another image \\(stale\\)"
+}
+
+@test "not recorded where it may not be: CRAC_WORKING_SET=off, a read-only image directory; recorded anew on request" {
+	checkpoint
+	restore CRAC_WORKING_SET=off -- read
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok read" ]
+	echo "$stderr" | grep -qx "crac: working set: not used (CRAC_WORKING_SET=off)"
+	[ ! -e "$T/img/working-set" ]
+	chmod 555 "$T/img"
+	restore -- read
+	[ "$status" -eq 0 ]
+	echo "$stderr" | grep -qx "crac: working set: none, and not recorded (the image is not yours, or its directory is not writable)"
+	[ ! -e "$T/img/working-set" ]
+	chmod 755 "$T/img"
+	# recorded anew on request, over a good one
+	record
+	restore CRAC_WORKING_SET=record -- read
+	[ "$status" -eq 0 ]
+	echo "$stderr" | grep -Eq "^crac: working set: recording it anew \(CRAC_WORKING_SET=record\): [0-9]+ pages written$"
+}
+
+@test "concurrent first restores: one working set, no temporary left, and it is used next" {
+	checkpoint
+	for i in 1 2 3 4; do
+		clean env timeout 60 "$CRAC" restore "$T/img" -- read > "$T/out$i" 2> "$T/err$i" &
+	done
+	wait
+	for i in 1 2 3 4; do
+		cat "$T/err$i"
+		[ "$(cat "$T/out$i")" = "ok read" ]
+	done
+	[ -f "$T/img/working-set" ]
+	[ -z "$(ls -A "$T/img" | grep -v -x -e header -e pages -e working-set)" ]
+	restore -- read
+	[ "$status" -eq 0 ]
+	loaded_first
+}
+
+@test "a new checkpoint into the directory replaces the image and drops its working set" {
+	checkpoint
+	record
+	checkpoint
+	[ ! -e "$T/img/working-set" ]
+	record
+}
