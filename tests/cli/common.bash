@@ -47,6 +47,29 @@ restore_bg() {
 	PIDS+=("$pid")
 }
 
+# big_mapping CMD...: runs CMD (a test program that checkpoints itself into
+# $T/img and says "big=0xADDR ... len=N" of its big mapping: image_lazy,
+# image_thp) with only stdio open, shows its output, and sets BIG and LEN;
+# fails when CMD fails or does not say them.
+big_mapping() {
+	run clean "$@"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	BIG=$(echo "$output" | sed -n 's/^big=\(0x[0-9a-f]*\) .*/\1/p')
+	LEN=$(echo "$output" | sed -n 's/.* len=\([0-9]*\)$/\1/p')
+	[ -n "$BIG" ]
+	[ -n "$LEN" ]
+}
+
+# flip_byte FILE OFFSET: inverts the byte at OFFSET of FILE in place, and
+# fails unless it reads back inverted.
+flip_byte() {
+	local byte
+	byte=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+	printf "\\$(printf %03o $((byte ^ 255)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+	[ "$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')" -eq $((byte ^ 255)) ]
+}
+
 # require_image_engine: skips the test, with the reason, when `crac --version`
 # does not list the image engine. Needs $CRAC.
 require_image_engine() {

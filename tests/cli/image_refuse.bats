@@ -98,14 +98,6 @@ inspect_fails() {
 	fi
 }
 
-# flip FILE OFFSET: inverts one byte of FILE in place.
-flip() {
-	local byte
-	byte=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
-	printf "\\$(printf %03o $((byte ^ 255)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
-	[ "$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')" -eq $((byte ^ 255)) ]
-}
-
 # inspect_cannot_load MESSAGE: `crac inspect` cannot even read the image.
 inspect_cannot_load() {
 	run --separate-stderr "$CRAC" inspect "$T/img"
@@ -125,7 +117,7 @@ inspect_cannot_load() {
 	[ -n "$len" ]
 	[ "$len" -gt 200 ]
 	# one byte in the middle of the chunk
-	flip "$T/img/pages" $((off + len / 2))
+	flip_byte "$T/img/pages" $((off + len / 2))
 	refused_like "page data checksum mismatch in chunk #$idx \\($len bytes at 0x[0-9a-f]+, \\[heap\\]\\): the pages file is damaged"
 	addr=$(echo "$REASON" | grep -Eo '0x[0-9a-f]+')
 	inspect_fails data "$T/img/pages: checksum mismatch in page chunk #$idx ($len bytes at $addr of heap)"
@@ -147,7 +139,7 @@ inspect_cannot_load() {
 @test "header altered: checksum mismatch; bad magic" {
 	checkpoint
 	# a byte of the kernel release string
-	flip "$T/img/header" 48
+	flip_byte "$T/img/header" 48
 	refused_like "header checksum mismatch \\(crc32c 0x[0-9a-f]+, recorded 0x[0-9a-f]+\\)"
 	inspect_cannot_load "$T/img/header: $REASON"
 	printf 'X' | dd of="$T/img/header" bs=1 seek=0 conv=notrunc status=none
