@@ -70,6 +70,30 @@ flip_byte() {
 	[ "$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')" -eq $((byte ^ 255)) ]
 }
 
+# need_python: PY, the python3 to run (/usr/bin/python3 first, else the
+# one in PATH); skips the test when there is none.
+need_python() {
+	PY=/usr/bin/python3
+	[ -x "$PY" ] || PY="$(command -v python3)"
+	[ -n "$PY" ] || skip "python3 is not installed"
+}
+
+# run_to_image OUT [crac run options...] -- CMD...: `crac run --checkpoint-to
+# $T/img --checkpoint-on SIGUSR1 ... -- CMD...` (CMD sends its parent SIGUSR1
+# to be checkpointed) for at most 60 s, with only stdio open, stdin
+# /dev/null, stdout and stderr in OUT; returns crac run's exit status.
+# VAR=VALUE before the call reaches CMD's environment. Needs $CRAC and $T.
+run_to_image() {
+	local out=$1
+	shift
+	(
+		for fd in $(ls /proc/$BASHPID/fd); do
+			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+		done
+		exec timeout 60 "$CRAC" run --checkpoint-to "$T/img" --checkpoint-on SIGUSR1 "$@"
+	) </dev/null >"$out" 2>&1
+}
+
 # require_image_engine: skips the test, with the reason, when `crac --version`
 # does not list the image engine. Needs $CRAC.
 require_image_engine() {
