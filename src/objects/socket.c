@@ -337,6 +337,24 @@ static long unix_diag_ask(uint16_t flags, uint32_t states, uint32_t ino, uint32_
 }
 
 /*
+ * The attributes (struct rtattr) of a sock_diag answer, from *at to end,
+ * one a call: true with the next one's header in *ra, its payload in *data
+ * and *at moved past it; false at the end, or at an attribute whose length
+ * does not fit in what is left (nothing after it is read).
+ */
+static bool unix_diag_attr_next(const char **at, const char *end, struct rtattr *ra, const char **data)
+{
+	if (*at + sizeof(*ra) > end)
+		return false;
+	memcpy(ra, *at, sizeof(*ra));
+	if (ra->rta_len < sizeof(*ra) || *at + ra->rta_len > end)
+		return false;
+	*data = *at + RTA_LENGTH(0);
+	*at += RTA_ALIGN(ra->rta_len);
+	return true;
+}
+
+/*
  * A Unix socket's peer inode and shutdown bits (sock_diag). 0, or -errno
  * when the kernel cannot tell (no unix_diag).
  */
@@ -367,20 +385,16 @@ static int unix_peer(uint64_t ino, uint64_t *peer, unsigned *shut)
 	if (a.h.nlmsg_type != SOCK_DIAG_BY_FAMILY)
 		return -EPROTO;
 	const struct unix_diag_msg *m = NLMSG_DATA(&a.h);
-	const char *at = (const char *)(m + 1), *end = a.buf + a.h.nlmsg_len;
-	while (at + sizeof(struct rtattr) <= end) {
-		struct rtattr ra;
-		memcpy(&ra, at, sizeof(ra));
-		if (ra.rta_len < sizeof(ra) || at + ra.rta_len > end)
-			break;
+	const char *at = (const char *)(m + 1), *end = a.buf + a.h.nlmsg_len, *data;
+	struct rtattr ra;
+	while (unix_diag_attr_next(&at, end, &ra, &data)) {
 		if (ra.rta_type == UNIX_DIAG_PEER && ra.rta_len >= RTA_LENGTH(4)) {
 			uint32_t v;
-			memcpy(&v, at + RTA_LENGTH(0), 4);
+			memcpy(&v, data, 4);
 			*peer = v;
 		} else if (ra.rta_type == UNIX_DIAG_SHUTDOWN && ra.rta_len >= RTA_LENGTH(1)) {
-			*shut = (unsigned char)at[RTA_LENGTH(0)];
+			*shut = (unsigned char)data[0];
 		}
-		at += RTA_ALIGN(ra.rta_len);
 	}
 	return 0;
 }
@@ -863,18 +877,14 @@ static int unix_listener_on(const struct stat *st)
 			} else if (h.nlmsg_type == SOCK_DIAG_BY_FAMILY &&
 				   h.nlmsg_len >= NLMSG_LENGTH(sizeof(struct unix_diag_msg))) {
 				const char *at = buf + off + NLMSG_LENGTH(sizeof(struct unix_diag_msg));
-				const char *end = buf + off + h.nlmsg_len;
-				while (at + sizeof(struct rtattr) <= end) {
-					struct rtattr ra;
-					memcpy(&ra, at, sizeof(ra));
-					if (ra.rta_len < sizeof(ra) || at + ra.rta_len > end)
-						break;
+				const char *end = buf + off + h.nlmsg_len, *data;
+				struct rtattr ra;
+				while (unix_diag_attr_next(&at, end, &ra, &data)) {
 					if (ra.rta_type == UNIX_DIAG_VFS && ra.rta_len >= RTA_LENGTH(sizeof(struct unix_diag_vfs))) {
 						struct unix_diag_vfs vfs;
-						memcpy(&vfs, at + RTA_LENGTH(0), sizeof(vfs));
+						memcpy(&vfs, data, sizeof(vfs));
 						found |= vfs.udiag_vfs_ino == (uint32_t)st->st_ino && vfs.udiag_vfs_dev == kdev;
 					}
-					at += RTA_ALIGN(ra.rta_len);
 				}
 			}
 			off += NLMSG_ALIGN(h.nlmsg_len);
