@@ -94,6 +94,30 @@ run_to_image() {
 	) </dev/null >"$out" 2>&1
 }
 
+# refused_restore DIR [OPTIONS...] [-- ARGS...]: `crac restore [OPTIONS]
+# DIR [-- ARGS]` with only stdio open, for at most 60 s, refused before the
+# program ran: status 1 exactly (the restore's refusal; 128+N would be a
+# crash, 124 the timeout), nothing on stdout (the restored program would
+# print), one line on stderr, "crac: restore DIR: REASON"; sets REASON
+# ($stderr keeps the whole line).
+refused_restore() {
+	local dir=$1 opts=()
+	shift
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do
+		opts+=("$1")
+		shift
+	done
+	run --separate-stderr clean timeout 60 "$CRAC" restore "${opts[@]}" "$dir" "$@"
+	echo "restore $dir: status $status"
+	echo "stdout: $output"
+	echo "stderr: $stderr"
+	[ "$status" -eq 1 ]
+	[ -z "$output" ]
+	[ "$(echo "$stderr" | wc -l)" -eq 1 ]
+	[ "${stderr#"crac: restore $dir: "}" != "$stderr" ]
+	REASON="${stderr#"crac: restore $dir: "}"
+}
+
 # require_image_engine: skips the test, with the reason, when `crac --version`
 # does not list the image engine. Needs $CRAC.
 require_image_engine() {

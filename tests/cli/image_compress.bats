@@ -217,18 +217,13 @@ lazy_possible() {
 	restore_ok 1 "$T/i1" --populate
 }
 
-# refused DIR REGEX [restore options]: one line, matching, nothing run
+# refused_like DIR REGEX [restore options]: one line, "crac: restore DIR: "
+# and a reason matching REGEX, nothing run (refused_restore, common.bash)
 refused_like() {
 	local dir=$1 re=$2
 	shift 2
-	run --separate-stderr clean "$CRAC" restore "$@" "$dir"
-	echo "status $status"
-	echo "stdout: $output"
-	echo "stderr: $stderr"
-	[ "$status" -eq 1 ]
-	[ -z "$output" ]
-	[ "$(echo "$stderr" | wc -l)" -eq 1 ]
-	[[ "$stderr" =~ ^crac:\ restore\ $dir:\ $re$ ]]
+	refused_restore "$dir" "$@"
+	[[ "$REASON" =~ ^$re$ ]]
 }
 
 @test "a damaged frame: refused before the program runs (eager), the process stopped before any page of it is visible (lazy)" {

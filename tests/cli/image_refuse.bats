@@ -46,20 +46,10 @@ checkpoint() {
 	echo "$output" | grep -qx "result:    restorable here"
 }
 
-# restore_refused DIR: runs `crac restore DIR` and checks that it refused:
-# status 1 exactly (the loader's refusal; 128+N would be a crash), nothing
-# on stdout (the restored program would print), one line on stderr, which
-# is left in $REASON without the "crac: restore DIR: " prefix.
+# restore_refused DIR: `crac restore DIR -- pid=1` refused before the
+# program ran (refused_restore, common.bash); the reason in $REASON.
 restore_refused() {
-	run --separate-stderr clean "$CRAC" restore "$1" -- pid=1
-	echo "restore $1: status $status"
-	echo "stdout: $output"
-	echo "stderr: $stderr"
-	[ "$status" -eq 1 ]
-	[ -z "$output" ]
-	[ "$(echo "$stderr" | wc -l)" -eq 1 ]
-	[ "${stderr#"crac: restore $1: "}" != "$stderr" ]
-	REASON="${stderr#"crac: restore $1: "}"
+	refused_restore "$1" -- pid=1
 }
 
 # refused REASON: restore of $T/img refused with exactly this reason.

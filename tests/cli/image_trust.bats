@@ -38,18 +38,11 @@ checkpoint() {
 	[ "$status" -eq 0 ]
 }
 
-# restore_refused [OPTIONS...]: `crac restore [OPTIONS] $T/img` refuses with
-# status 1 and one line; the reason (without "crac: restore DIR: ") in $REASON.
+# restore_refused [OPTIONS...]: `crac restore [OPTIONS] $T/img -- pid=1`
+# refuses with status 1 and one line (refused_restore, common.bash); the
+# reason (without "crac: restore DIR: ") in $REASON.
 restore_refused() {
-	run --separate-stderr clean timeout 20 "$CRAC" restore "$@" "$T/img" -- pid=1
-	echo "restore: status $status"
-	echo "stdout: $output"
-	echo "stderr: $stderr"
-	[ "$status" -eq 1 ]
-	[ -z "$output" ]
-	[ "$(echo "$stderr" | wc -l)" -eq 1 ]
-	[ "${stderr#"crac: restore $T/img: "}" != "$stderr" ]
-	REASON="${stderr#"crac: restore $T/img: "}"
+	refused_restore "$T/img" "$@" -- pid=1
 }
 
 # restores [OPTIONS...]: the image restores and every probe check passes.
