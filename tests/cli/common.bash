@@ -118,6 +118,19 @@ refused_restore() {
 	REASON="${stderr#"crac: restore $dir: "}"
 }
 
+# restores_twice EXPECTED: `crac restore $T/img`, twice (an image restores
+# again), each with only stdio open and for at most 60 s: each exits 0 and
+# says exactly EXPECTED (stdout and stderr).
+restores_twice() {
+	local i
+	for i in 1 2; do
+		run clean timeout 60 "$CRAC" restore "$T/img"
+		echo "restore $i: status $status: $output"
+		[ "$status" -eq 0 ]
+		[ "$output" = "$1" ]
+	done
+}
+
 # require_image_engine: skips the test, with the reason, when `crac --version`
 # does not list the image engine. Needs $CRAC.
 require_image_engine() {

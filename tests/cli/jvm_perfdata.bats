@@ -78,10 +78,5 @@ teardown() {
 	# one line names it: a private anonymous mapping, not a mapped file
 	[ "$(echo "$output" | grep -cF "$PERF")" -eq 1 ]
 	echo "$output" | grep -F "$PERF" | grep -Eq " rw-p anon +32K "
-	for i in 1 2; do
-		run clean timeout 30 "$CRAC" restore "$T/img"
-		echo "$output"
-		[ "$status" -eq 0 ]
-		[ "$output" = "$(printf 'magic CRACPERF hello\ncounting True\nmapping rw-p anonymous')" ]
-	done
+	restores_twice "$(printf 'magic CRACPERF hello\ncounting True\nmapping rw-p anonymous')"
 }

@@ -50,10 +50,5 @@ teardown() {
 	! grep -aqE "/proc/[0-9]+/stat" "$T/img/header" || false
 	run clean "$CRAC" inspect "$T/img"
 	[ "$status" -eq 0 ]
-	for i in 1 2; do
-		run clean timeout 30 "$CRAC" restore "$T/img"
-		echo "$output"
-		[ "$status" -eq 0 ]
-		[ "$output" = "$(printf 'offset 5\nlink True\nstat pid True')" ]
-	done
+	restores_twice "$(printf 'offset 5\nlink True\nstat pid True')"
 }

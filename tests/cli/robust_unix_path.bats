@@ -280,12 +280,7 @@ print("connections %d" % n, flush=True)' "$T/work/sock" "$T/stop"
 	[ "$status" -eq 0 ]
 	[ -S "$p" ]
 	[ -S "$q" ]
-	for _ in 1 2; do
-		run clean "$CRAC" restore "$T/img"
-		echo "$output"
-		[ "$status" -eq 0 ]
-		[ "$output" = "long ok" ]
-	done
+	restores_twice "long ok"
 }
 
 @test "the Unix path's directory replaced after it was locked, before the stale socket file's removal and the bind: nothing removed nor bound elsewhere, refused before the point of no return" {

@@ -27,12 +27,7 @@ teardown() {
 	run_to_image "$T/run.out" -- "$CRAC_BUILD_DIR/tests/posix_timers" || true
 	cat "$T/run.out"
 	[ -f "$T/img/header" ]
-	for i in 1 2; do
-		run clean timeout 30 "$CRAC" restore "$T/img"
-		echo "$output"
-		[ "$status" -eq 0 ]
-		[ "$output" = "$(printf 'a: interval 2000000 ns\nb: one shot, 900-1000 s left\nc: disarmed\na ticks: yes, value kept\ntimers: 3')" ]
-	done
+	restores_twice "$(printf 'a: interval 2000000 ns\nb: one shot, 900-1000 s left\nc: disarmed\na ticks: yes, value kept\ntimers: 3')"
 }
 
 @test "a timer that signals one thread is refused with the reason; under a warn policy it is left out" {
