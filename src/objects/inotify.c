@@ -282,7 +282,9 @@ static long mount_fd(uint64_t sdev, char *buf, char *buf2, int *own, struct crac
 	struct mount_find m = { .sdev = sdev };
 	struct stat st;
 	char path[64], info[512];
-	long dfd, n, fd = -1;
+	struct crac_obj_fds fds;
+	long fd = -1;
+	int v;
 
 	*own = 0;
 	int rc = each_line("/proc/self/mountinfo", buf, mount_line, &m);
@@ -292,42 +294,35 @@ static long mount_fd(uint64_t sdev, char *buf, char *buf2, int *own, struct crac
 		return rc < 0 ? rc : -ENODEV;
 	}
 	/* the process's descriptors: one on that mount, and its inotify instances */
-	if ((dfd = sys_openat(AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return dfd;
+	long rc_fds = crac_obj_fds_open(&fds, buf, 4096);
+	if (rc_fds < 0)
+		return rc_fds;
 	struct seen w = { .sdev = sdev };
-	while (fd < 0 && (n = sys_getdents64(dfd, buf, 4096)) > 0)
-		for (long off = 0; off < n && fd < 0;) {
-			const char *name = buf + off + 19;
-			unsigned short reclen;
-			memcpy(&reclen, buf + off + 16, sizeof(reclen));
-			off += reclen ? reclen : n;
-			int v = 0, digits = 0;
-			for (const char *q = name; *q >= '0' && *q <= '9'; q++, digits++)
-				v = v * 10 + (*q - '0');
-			if (!digits || v == dfd || sys_fstat(v, &st) < 0 || kdev(st.st_dev) != sdev)
-				continue;
-			struct crac_img_buf pb = { path, 0, sizeof(path) };
-			crac_img_puts(&pb, "/proc/self/fdinfo/");
-			crac_img_putu(&pb, (uint64_t)v);
-			long ifd = sys_openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
-			long got = ifd >= 0 ? sys_read(ifd, info, sizeof(info) - 1) : -1;
-			if (ifd >= 0)
-				sys_close(ifd);
-			info[got > 0 ? got : 0] = 0;
-			int fm;
-			if (crac_obj_info_num(info, "mnt_id", 10, &fm) == m.id && fm &&
-			    !(crac_obj_info_num(info, "flags", 8, 0) & O_PATH))
-				fd = v;
-		}
+	while (fd < 0 && (v = crac_obj_fds_next(&fds)) >= 0) {
+		if (sys_fstat(v, &st) < 0 || kdev(st.st_dev) != sdev)
+			continue;
+		struct crac_img_buf pb = { path, 0, sizeof(path) };
+		crac_img_puts(&pb, "/proc/self/fdinfo/");
+		crac_img_putu(&pb, (uint64_t)v);
+		long ifd = sys_openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+		long got = ifd >= 0 ? sys_read(ifd, info, sizeof(info) - 1) : -1;
+		if (ifd >= 0)
+			sys_close(ifd);
+		info[got > 0 ? got : 0] = 0;
+		int fm;
+		if (crac_obj_info_num(info, "mnt_id", 10, &fm) == m.id && fm &&
+		    !(crac_obj_info_num(info, "flags", 8, 0) & O_PATH))
+			fd = v;
+	}
 	if (fd >= 0) {
-		sys_close(dfd);
+		crac_obj_fds_close(&fds);
 		*own = 1;
 		return fd;
 	}
 	fd = sys_openat(AT_FDCWD, m.path, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0 || sys_fstat(fd, &st) < 0 || kdev(st.st_dev) != sdev) {
 		/* covered by another mount since: not this file system */
-		sys_close(dfd);
+		crac_obj_fds_close(&fds);
 		if (fd >= 0)
 			sys_close(fd);
 		crac_img_puts(why, ": the mount point of its file system (");
@@ -337,29 +332,21 @@ static long mount_fd(uint64_t sdev, char *buf, char *buf2, int *own, struct crac
 	}
 	sys_close(fd);
 	w.ino = st.st_ino;
-	sys_lseek(dfd, 0, 0);
-	while (!w.yes && (n = sys_getdents64(dfd, buf, 4096)) > 0)
-		for (long off = 0; off < n && !w.yes;) {
-			const char *name = buf + off + 19;
-			unsigned short reclen;
-			memcpy(&reclen, buf + off + 16, sizeof(reclen));
-			off += reclen ? reclen : n;
-			int v = 0, digits = 0;
-			for (const char *q = name; *q >= '0' && *q <= '9'; q++, digits++)
-				v = v * 10 + (*q - '0');
-			struct crac_img_buf pb = { path, 0, sizeof(path) };
-			crac_img_puts(&pb, "/proc/self/fd/");
-			crac_img_putu(&pb, (uint64_t)v);
-			long ln = digits ? sys_readlinkat(AT_FDCWD, path, info, sizeof(info) - 1) : -1;
-			info[ln > 0 ? ln : 0] = 0;
-			if (strcmp(info, "anon_inode:inotify"))
-				continue;
-			pb.len = 0;
-			crac_img_puts(&pb, "/proc/self/fdinfo/");
-			crac_img_putu(&pb, (uint64_t)v);
-			each_line(path, buf2, seen_line, &w);
-		}
-	sys_close(dfd);
+	crac_obj_fds_rewind(&fds);
+	while (!w.yes && (v = crac_obj_fds_next(&fds)) >= 0) {
+		struct crac_img_buf pb = { path, 0, sizeof(path) };
+		crac_img_puts(&pb, "/proc/self/fd/");
+		crac_img_putu(&pb, (uint64_t)v);
+		long ln = sys_readlinkat(AT_FDCWD, path, info, sizeof(info) - 1);
+		info[ln > 0 ? ln : 0] = 0;
+		if (strcmp(info, "anon_inode:inotify"))
+			continue;
+		pb.len = 0;
+		crac_img_puts(&pb, "/proc/self/fdinfo/");
+		crac_img_putu(&pb, (uint64_t)v);
+		each_line(path, buf2, seen_line, &w);
+	}
+	crac_obj_fds_close(&fds);
 	if (w.yes) {
 		crac_img_puts(why, ": finding its path needs a descriptor on its file system, and opening its mount "
 			      "point (");

@@ -81,6 +81,27 @@ int crac_obj_read_fd(int fd, struct crac_obj_fd *d);
  * *found says whether the key was there. */
 uint64_t crac_obj_info_num(const char *info, const char *key, int base, int *found);
 
+/*
+ * A walk over this process's descriptor numbers, /proc/self/fd read with
+ * getdents64 into the caller's buffer (no allocation):
+ * crac_obj_fds_open (0 or -errno), then crac_obj_fds_next until it gives
+ * -1 (or the caller has found what it looked for), then crac_obj_fds_close.
+ * A getdents64 error ends the walk and stays in .err; crac_obj_fds_rewind
+ * starts it again from the first number.
+ */
+struct crac_obj_fds {
+	long dfd;        /* the walk's own descriptor of /proc/self/fd (never given) */
+	char *buf;       /* the caller's, for the directory's records */
+	long size;
+	long n, off;     /* bytes in buf, and the next record's offset */
+	long err;        /* -errno of getdents64, or 0 */
+};
+long crac_obj_fds_open(struct crac_obj_fds *w, char *buf, long size);
+/* The next descriptor number (from 0), or -1 at the end. */
+int crac_obj_fds_next(struct crac_obj_fds *w);
+void crac_obj_fds_rewind(struct crac_obj_fds *w);
+void crac_obj_fds_close(struct crac_obj_fds *w);
+
 /* ---- capture ------------------------------------------------------------- */
 
 struct crac_obj_capture {

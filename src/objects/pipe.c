@@ -143,34 +143,28 @@ void crac_obj_pipe_pass(const struct crac_obj_capture *c)
 static int build_index(void)
 {
 	static char dents[4096];
-	long dfd = sys_openat(AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC), n;
-	int count = 0;
+	struct crac_obj_fds fds;
+	long rc = crac_obj_fds_open(&fds, dents, sizeof(dents));
+	int count = 0, v;
 
 	n_idx = -1;
 	crac_obj_pipe_scans++;
-	if (dfd < 0)
-		return (int)dfd;
-	while ((n = sys_getdents64(dfd, dents, sizeof(dents))) > 0)
-		for (long off = 0; off < n;) {
-			const char *name = dents + off + 19;
-			unsigned short reclen = *(const unsigned short *)(dents + off + 16);
-			int v = 0, digits = 0;
-			struct stat st;
-			for (const char *q = name; *q >= '0' && *q <= '9'; q++, digits++)
-				v = v * 10 + (*q - '0');
-			off += reclen;
-			if (!digits || v == dfd || sys_fstat(v, &st) < 0 || !S_ISFIFO(st.st_mode))
-				continue;
-			if (count < idx_cap) {
-				idx[count].ino = st.st_ino;
-				idx[count].dev = st.st_dev;
-				idx[count].fd = v;
-			}
-			count++;
+	if (rc < 0)
+		return (int)rc;
+	while ((v = crac_obj_fds_next(&fds)) >= 0) {
+		struct stat st;
+		if (sys_fstat(v, &st) < 0 || !S_ISFIFO(st.st_mode))
+			continue;
+		if (count < idx_cap) {
+			idx[count].ino = st.st_ino;
+			idx[count].dev = st.st_dev;
+			idx[count].fd = v;
 		}
-	sys_close(dfd);
-	if (n < 0)
-		return (int)n;
+		count++;
+	}
+	crac_obj_fds_close(&fds);
+	if (fds.err < 0)
+		return (int)fds.err;
 	idx_seen = count;
 	n_idx = count <= idx_cap ? count : -1;
 	return 0;
@@ -278,30 +272,25 @@ static int count_ends(const struct crac_obj_fd *d, struct ends *x)
  * probe), into dents[size]. */
 static int scan_ends(const struct crac_obj_fd *d, struct ends *x, char *dents, long size)
 {
-	long dfd = sys_openat(AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC), n;
+	struct crac_obj_fds fds;
+	long rc = crac_obj_fds_open(&fds, dents, size);
+	int v;
 
 	x->readers = x->writers = x->packet = 0;
 	x->read_fd = -1;
 	crac_obj_pipe_scans++;
-	if (dfd < 0)
-		return (int)dfd;
-	while ((n = sys_getdents64(dfd, dents, size)) > 0)
-		for (long off = 0; off < n;) {
-			const char *name = dents + off + 19;
-			unsigned short reclen = *(const unsigned short *)(dents + off + 16);
-			int v = 0, digits = 0;
-			struct stat st;
-			for (const char *q = name; *q >= '0' && *q <= '9'; q++, digits++)
-				v = v * 10 + (*q - '0');
-			off += reclen;
-			if (!digits || v == dfd || sys_fstat(v, &st) < 0)
-				continue;
-			if (st.st_ino != d->st.st_ino || st.st_dev != d->st.st_dev || !S_ISFIFO(st.st_mode))
-				continue;
-			count_end(x, v);
-		}
-	sys_close(dfd);
-	return n < 0 ? (int)n : 0;
+	if (rc < 0)
+		return (int)rc;
+	while ((v = crac_obj_fds_next(&fds)) >= 0) {
+		struct stat st;
+		if (sys_fstat(v, &st) < 0)
+			continue;
+		if (st.st_ino != d->st.st_ino || st.st_dev != d->st.st_dev || !S_ISFIFO(st.st_mode))
+			continue;
+		count_end(x, v);
+	}
+	crac_obj_fds_close(&fds);
+	return fds.err < 0 ? (int)fds.err : 0;
 }
 
 /*

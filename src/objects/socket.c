@@ -403,30 +403,22 @@ static int unix_peer(uint64_t ino, uint64_t *peer, unsigned *shut)
 static int fd_of_inode(const struct crac_obj_capture *c, uint64_t ino)
 {
 	char dents[2048];
-	long dfd = sys_openat(AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC), n;
-	int found = -1;
+	struct crac_obj_fds fds;
+	int found = -1, v;
 
-	if (dfd < 0)
+	if (crac_obj_fds_open(&fds, dents, sizeof(dents)) < 0)
 		return -1;
-	while (found < 0 && (n = sys_getdents64(dfd, dents, sizeof(dents))) > 0)
-		for (long off = 0; off < n && found < 0;) {
-			const char *name = dents + off + 19;
-			unsigned short reclen;
-			int v = 0, digits = 0;
-			memcpy(&reclen, dents + off + 16, sizeof(reclen));
-			for (const char *q = name; *q >= '0' && *q <= '9'; q++, digits++)
-				v = v * 10 + (*q - '0');
-			off += reclen;
-			if (!digits || v < 3 || v == dfd)
-				continue;
-			int skip = 0;
-			for (int k = 0; k < c->n_skip; k++)
-				skip |= c->skip[k] == v;
-			struct stat st;
-			if (!skip && sys_fstat(v, &st) == 0 && (st.st_mode & S_IFMT) == S_IFSOCK && st.st_ino == ino)
-				found = v;
-		}
-	sys_close(dfd);
+	while (found < 0 && (v = crac_obj_fds_next(&fds)) >= 0) {
+		if (v < 3)
+			continue;
+		int skip = 0;
+		for (int k = 0; k < c->n_skip; k++)
+			skip |= c->skip[k] == v;
+		struct stat st;
+		if (!skip && sys_fstat(v, &st) == 0 && (st.st_mode & S_IFMT) == S_IFSOCK && st.st_ino == ino)
+			found = v;
+	}
+	crac_obj_fds_close(&fds);
 	return found;
 }
 
