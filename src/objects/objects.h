@@ -187,6 +187,19 @@ long crac_obj_place(struct crac_obj_restore *r, uint32_t i, long nfd);
 long crac_obj_read_data(struct crac_obj_restore *r, const struct crac_img_fd *e, void *buf, uint64_t cap);
 
 /*
+ * Entry e's content (data_len bytes, too large for one buffer) read from
+ * the pages file in parts of at most `size` bytes into buf, each handed
+ * to put(arg, part, n, at, why) (at: the part's offset in the content),
+ * the checksum checked once all is read. 0; put's -errno (it says why); or
+ * -errno, why saying "cannot read WHAT from the pages file" or "WHAT in
+ * the pages file is damaged (checksum)" (-EBADMSG), WHAT being `what`
+ * ("its content", ...).
+ */
+typedef long (*crac_obj_put_part)(void *arg, const char *part, long n, uint64_t at, struct crac_img_buf *why);
+long crac_obj_stream_data(struct crac_obj_restore *r, const struct crac_img_fd *e, char *buf, uint64_t size,
+			  const char *what, crac_obj_put_part put, void *arg, struct crac_img_buf *why);
+
+/*
  * Recreates every descriptor of the image at its number. The caller has
  * closed everything else from 3 up and keeps r->pages_fd above every
  * number the image uses. Returns 0, or -errno with one line naming the

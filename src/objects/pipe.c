@@ -478,41 +478,33 @@ out:
 	return (int)rc;
 }
 
+/* One part of the unread content written into the pipe *(int *)arg writes. */
+static long write_part(void *arg, const char *part, long n, uint64_t at, struct crac_img_buf *why)
+{
+	int wfd = *(int *)arg;
+
+	(void)at;
+	for (long w = 0; w < n;) {
+		long m = sys_write(wfd, part + w, (uint64_t)(n - w));
+		if (m == -EINTR)
+			continue;
+		if (m <= 0) {
+			crac_img_puts(why, "its unread content does not fit in it again");
+			return m < 0 ? m : -EIO;
+		}
+		w += m;
+	}
+	return 0;
+}
+
 /* The content of entry e written into the pipe wfd writes (nonblocking).
  * Read from the pages file in parts, checksum checked. 0 or -errno. */
 static long write_content(struct crac_obj_restore *r, const struct crac_img_fd *e, int wfd,
 			  struct crac_img_buf *why)
 {
 	static char buf[65536];
-	uint32_t crc = 0;
 
-	for (uint64_t done = 0; done < e->data_len;) {
-		uint64_t want = e->data_len - done < sizeof(buf) ? e->data_len - done : sizeof(buf);
-		long n = sys_pread(r->pages_fd, buf, want, e->data_off + done);
-		if (n == -EINTR)
-			continue;
-		if (n <= 0) {
-			crac_img_puts(why, "cannot read its unread content from the pages file");
-			return n < 0 ? n : -EIO;
-		}
-		crc = crac_img_crc32c(crc, buf, (size_t)n);
-		for (long w = 0; w < n;) {
-			long m = sys_write(wfd, buf + w, (uint64_t)(n - w));
-			if (m == -EINTR)
-				continue;
-			if (m <= 0) {
-				crac_img_puts(why, "its unread content does not fit in it again");
-				return m < 0 ? m : -EIO;
-			}
-			w += m;
-		}
-		done += (uint64_t)n;
-	}
-	if (crc != e->data_crc) {
-		crac_img_puts(why, "its unread content in the pages file is damaged (checksum)");
-		return -EBADMSG;
-	}
-	return 0;
+	return crac_obj_stream_data(r, e, buf, sizeof(buf), "its unread content", write_part, &wfd, why);
 }
 
 static void put_size(struct crac_img_buf *why, const char *what, uint64_t size)

@@ -459,6 +459,35 @@ long crac_obj_read_data(struct crac_obj_restore *r, const struct crac_img_fd *e,
 	return 0;
 }
 
+long crac_obj_stream_data(struct crac_obj_restore *r, const struct crac_img_fd *e, char *buf, uint64_t size,
+			  const char *what, crac_obj_put_part put, void *arg, struct crac_img_buf *why)
+{
+	uint32_t crc = 0;
+
+	for (uint64_t done = 0; done < e->data_len;) {
+		uint64_t want = e->data_len - done < size ? e->data_len - done : size;
+		long n = sys_pread(r->pages_fd, buf, want, e->data_off + done), rc;
+		if (n == -EINTR)
+			continue;
+		if (n <= 0) {
+			crac_img_puts(why, "cannot read ");
+			crac_img_puts(why, what);
+			crac_img_puts(why, " from the pages file");
+			return n < 0 ? n : -EIO;
+		}
+		crc = crac_img_crc32c(crc, buf, (size_t)n);
+		if ((rc = put(arg, buf, n, done, why)) < 0)
+			return rc;
+		done += (uint64_t)n;
+	}
+	if (crc != e->data_crc) {
+		crac_img_puts(why, what);
+		crac_img_puts(why, " in the pages file is damaged (checksum)");
+		return -EBADMSG;
+	}
+	return 0;
+}
+
 void crac_obj_put_entry(struct crac_img_buf *b, const struct crac_img_view *v, const struct crac_img_fd *e)
 {
 	crac_img_puts(b, "fd ");
