@@ -131,6 +131,28 @@ restores_twice() {
 	done
 }
 
+# restored_fds [VAR=VALUE...]: `crac restore $T/img -- pid=PID wait-usr2`
+# (an image of tests/progs/image_probe.c) started by a shell holding fds 5,
+# 7 and 9 besides stdio, VAR=VALUE in its environment; once the restored
+# program waits for SIGUSR2, its descriptors go in $fds ("0 1 2 " when
+# none leaked), then it is let go and waited for. Needs $CRAC and $T.
+restored_fds() {
+	clean env "$@" bash -c 'exec 5</etc/hostname 7>/dev/null 9>/dev/null; echo $$ >"$2/pid"; exec "$0" restore "$1" -- pid=$$ wait-usr2' \
+		"$CRAC" "$T/img" "$T" >"$T/out" 2>"$T/err" &
+	local bg=$!
+	for _ in $(seq 100); do
+		grep -q "waiting for SIGUSR2" "$T/out" 2>/dev/null && break
+		sleep 0.1
+	done
+	local pid
+	pid=$(cat "$T/pid")
+	fds=$(ls /proc/"$pid"/fd | sort -n | tr '\n' ' ')
+	kill -USR2 "$pid"
+	wait "$bg"
+	cat "$T/out" "$T/err"
+	echo "fds: $fds"
+}
+
 # require_image_engine: skips the test, with the reason, when `crac --version`
 # does not list the image engine. Needs $CRAC.
 require_image_engine() {

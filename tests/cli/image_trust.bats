@@ -176,19 +176,7 @@ inspect_says() {
 
 @test "descriptors of crac restore itself do not leak into the restored process" {
 	checkpoint
-	clean bash -c 'exec 5</etc/hostname 7>/dev/null; echo $$ >"$2/pid"; exec "$0" restore "$1" -- pid=$$ wait-usr2' \
-		"$CRAC" "$T/img" "$T" >"$T/out" 2>"$T/err" &
-	bg=$!
-	for i in $(seq 100); do
-		grep -q "waiting for SIGUSR2" "$T/out" 2>/dev/null && break
-		sleep 0.1
-	done
-	pid=$(cat "$T/pid")
-	fds=$(ls /proc/"$pid"/fd | sort -n | tr '\n' ' ')
-	kill -USR2 "$pid"
-	wait "$bg"
-	cat "$T/out" "$T/err"
-	echo "fds: $fds"
+	restored_fds
 	[ "$fds" = "0 1 2 " ]
 }
 
