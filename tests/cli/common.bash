@@ -153,6 +153,16 @@ restored_fds() {
 	echo "fds: $fds"
 }
 
+# need_nobody PROG: sets NOBODY, a command prefix that runs what follows
+# as nobody (uid and gid 65534, no groups); skips the test unless this is
+# root, setpriv is there and nobody may run PROG (the build tree).
+need_nobody() {
+	[ "$(id -u)" -eq 0 ] || skip "needs root to switch to nobody"
+	command -v setpriv >/dev/null || skip "no setpriv"
+	NOBODY="setpriv --reuid=65534 --regid=65534 --clear-groups"
+	$NOBODY test -x "$1" || skip "build tree not accessible to nobody"
+}
+
 # require_image_engine: skips the test, with the reason, when `crac --version`
 # does not list the image engine. Needs $CRAC.
 require_image_engine() {

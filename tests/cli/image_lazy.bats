@@ -290,10 +290,7 @@ finish_waiting() {
 }
 
 @test "unprivileged: restore is eager and says why; --lazy refuses" {
-	[ "$(id -u)" -eq 0 ] || skip "needs root to switch to nobody"
-	command -v setpriv >/dev/null || skip "no setpriv"
-	NOBODY="setpriv --reuid=65534 --regid=65534 --clear-groups"
-	$NOBODY test -x "$LAZY" || skip "build tree not accessible to nobody"
+	need_nobody "$LAZY"
 	chown 65534:65534 "$T"
 	run clean $NOBODY "$LAZY" "$T/img"
 	[ "$status" -eq 0 ]

@@ -102,10 +102,7 @@ thp_madvise() {
 }
 
 @test "eager as nobody (the unprivileged default): the widened mapping comes back exactly" {
-	[ "$(id -u)" -eq 0 ] || skip "needs root to switch to nobody"
-	command -v setpriv >/dev/null || skip "no setpriv"
-	NOBODY="setpriv --reuid=65534 --regid=65534 --clear-groups"
-	$NOBODY test -x "$THP" || skip "build tree not accessible to nobody"
+	need_nobody "$THP"
 	chown 65534:65534 "$T"
 	run clean $NOBODY "$THP" "$T/img"
 	echo "$output"

@@ -76,10 +76,7 @@ restored_ok() {
 }
 
 @test "unprivileged: checkpoint and restore as nobody" {
-	[ "$(id -u)" -eq 0 ] || skip "needs root to switch to nobody"
-	command -v setpriv >/dev/null || skip "no setpriv"
-	NOBODY="setpriv --reuid=65534 --regid=65534 --clear-groups"
-	$NOBODY test -x "$PROG" || skip "build tree not accessible to nobody"
+	need_nobody "$PROG"
 	chown 65534:65534 "$T"
 	run clean $NOBODY "$PROG" "$T/img"
 	echo "$output"

@@ -184,10 +184,7 @@ s.bind(sys.argv[1]); s.listen(8); print("up", flush=True); time.sleep(60)' "$T/w
 
 @test "unprivileged: sockets checkpointed and restored as nobody" {
 	require_image_engine
-	[ "$(id -u)" -eq 0 ] || skip "needs root to switch to nobody"
-	command -v setpriv >/dev/null || skip "no setpriv"
-	NOBODY="setpriv --reuid=65534 --regid=65534 --clear-groups"
-	$NOBODY test -x "$PROG" || skip "build tree not accessible to nobody"
+	need_nobody "$PROG"
 	chown 65534:65534 "$T" "$T/work"
 	run clean $NOBODY "$PROG" "$T/img" "$T/work"
 	echo "$output"

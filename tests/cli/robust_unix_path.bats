@@ -173,10 +173,7 @@ restores_again() {
 }
 
 @test "unprivileged: a Unix path whose directory the restoring user cannot write: refused before the point of no return" {
-	[ "$(id -u)" -eq 0 ] || skip "needs root to switch to nobody"
-	command -v setpriv >/dev/null || skip "no setpriv"
-	NOBODY="setpriv --reuid=65534 --regid=65534 --clear-groups"
-	$NOBODY test -x "$PROG" || skip "build tree not accessible to nobody"
+	need_nobody "$PROG"
 	chown 65534:65534 "$T" "$T/work"
 	run clean $NOBODY "$PROG" "$T/img" "$T/work"
 	echo "$output"
