@@ -54,6 +54,13 @@ enum crac_obj_kind {
 #define CRAC_DEV_MAJOR(d) ((unsigned)((((uint64_t)(d)) >> 8) & 0xfffu) | (unsigned)((((uint64_t)(d)) >> 32) & ~0xfffu))
 #define CRAC_DEV_MINOR(d) ((unsigned)(((uint64_t)(d)) & 0xffu) | (unsigned)((((uint64_t)(d)) >> 12) & ~0xffu))
 
+/* A device as the kernel names it inside (major << 20 | minor): fdinfo's
+ * sdev, unix_diag's udiag_vfs_dev. */
+static inline uint64_t crac_obj_kdev(uint64_t d)
+{
+	return ((uint64_t)CRAC_DEV_MAJOR(d) << 20) | CRAC_DEV_MINOR(d);
+}
+
 /* Policy decisions at the checkpoint (struct crac_obj_capture.decide). */
 #define CRAC_OBJ_OMIT (-1)                 /* not carried: the restored process lacks it */
 #define CRAC_OBJ_CHANGED_OK 0x10000        /* or-ed: a changed file is accepted at restore */
@@ -80,6 +87,11 @@ int crac_obj_read_fd(int fd, struct crac_obj_fd *d);
 /* The value after "key:" in fdinfo text (base 8, 10 or 16; 0 if absent);
  * *found says whether the key was there. */
 uint64_t crac_obj_info_num(const char *info, const char *key, int base, int *found);
+
+/* The number (base 10 or 16, no prefix) after the first `key` in [s, end),
+ * blanks before it skipped: one line of fdinfo ("tfd:", " ino:") or one
+ * field of mountinfo (key ""). *found: whether a digit was there. */
+uint64_t crac_obj_line_num(const char *s, const char *end, const char *key, int base, int *found);
 
 /*
  * A walk over this process's descriptor numbers, /proc/self/fd read with

@@ -831,11 +831,7 @@ static long unix_dir_ok(const char *path, struct stat *dst, struct crac_img_buf 
 static int unix_listener_on(const struct stat *st)
 {
 	static char buf[8192] __attribute__((aligned(8)));
-	/* the kernel's dev_t (MAJOR << 20 | MINOR), as unix_diag gives it */
-	uint64_t d = st->st_dev;
-	uint32_t major = (uint32_t)(((d >> 8) & 0xfff) | ((d >> 32) & ~0xfffull));
-	uint32_t minor = (uint32_t)((d & 0xff) | ((d >> 12) & ~0xffull));
-	uint32_t kdev = major << 20 | minor;
+	uint32_t kdev = (uint32_t)crac_obj_kdev(st->st_dev);   /* as unix_diag gives it */
 	long nl = unix_diag_ask(NLM_F_REQUEST | NLM_F_DUMP, 1u << 10 /* TCP_LISTEN */, 0, UDIAG_SHOW_VFS), n = 0;
 	int found = 0, done = 0;
 

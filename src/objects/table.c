@@ -143,6 +143,31 @@ uint64_t crac_obj_info_num(const char *info, const char *key, int base, int *fou
 	return 0;
 }
 
+uint64_t crac_obj_line_num(const char *s, const char *end, const char *key, int base, int *found)
+{
+	size_t kl = strlen(key);
+	uint64_t v = 0;
+
+	*found = 0;
+	for (; s + kl <= end; s++) {
+		if (memcmp(s, key, kl))
+			continue;
+		const char *p = s + kl;
+		while (p < end && (*p == ' ' || *p == '\t'))
+			p++;
+		for (; p < end; p++) {
+			int d = *p >= '0' && *p <= '9' ? *p - '0' : *p >= 'a' && *p <= 'f' ? *p - 'a' + 10 :
+				*p >= 'A' && *p <= 'F' ? *p - 'A' + 10 : 99;
+			if (d >= base)
+				break;
+			v = v * (uint64_t)base + (uint64_t)d;
+			*found = 1;
+		}
+		return v;
+	}
+	return 0;
+}
+
 int crac_obj_read_fd(int fd, struct crac_obj_fd *d)
 {
 	char path[64];
