@@ -163,6 +163,21 @@ need_nobody() {
 	$NOBODY test -x "$1" || skip "build tree not accessible to nobody"
 }
 
+# restored_says WHAT...: `crac restore $T/img` (only stdio open) exits 0,
+# says "restored ok", no line of it holds FAIL, and it has a line
+# "ok WHAT" for each WHAT (the checks of the restored test program).
+restored_says() {
+	local what
+	run clean "$CRAC" restore "$T/img"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	! echo "$output" | grep -q FAIL || false
+	echo "$output" | grep -qx "restored ok"
+	for what in "$@"; do
+		echo "$output" | grep -qx "ok $what"
+	done
+}
+
 # require_image_engine: skips the test, with the reason, when `crac --version`
 # does not list the image engine. Needs $CRAC.
 require_image_engine() {

@@ -43,16 +43,9 @@ checkpoint() {
 }
 
 restored_ok() {
-	run clean "$CRAC" restore "$T/img"
-	echo "$output"
-	[ "$status" -eq 0 ]
-	! echo "$output" | grep -q FAIL || false
-	echo "$output" | grep -qx "restored ok"
-	for what in "tcp port" "tcp options" "tcp buffers" "tcp flags" "tcp accepts" "unix accepts" "unix mode" \
+	restored_says "tcp port" "tcp options" "tcp buffers" "tcp flags" "tcp accepts" "unix accepts" "unix mode" \
 		    "abstract accepts" udp "pair content" "pair content back" "pair flags" "pair empty" \
-		    "pair again" dgrampair orphan halfshut seqorphan udpconn unixdgram; do
-		echo "$output" | grep -qx "ok $what"
-	done
+		    "pair again" dgrampair orphan halfshut seqorphan udpconn unixdgram
 	echo "$output" | grep -q "^ok tcp6"
 }
 
