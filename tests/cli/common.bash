@@ -178,6 +178,20 @@ restored_says() {
 	done
 }
 
+# restore_ok STAGE DIR [restore options...]: `crac restore [options] DIR`
+# of an image of tests/progs/image_incr.c (run by the command prefix in the
+# array AS, when set) exits 0 within 60 s and says exactly "ok stage STAGE".
+restore_ok() {
+	local stage=$1 dir=$2
+	shift 2
+	run --separate-stderr clean "${AS[@]}" timeout 60 "$CRAC" restore "$@" "$dir"
+	echo "restore $* $dir: status $status"
+	echo "stdout: $output"
+	echo "stderr: $stderr"
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok stage $stage" ]
+}
+
 # require_image_engine: skips the test, with the reason, when `crac --version`
 # does not list the image engine. Needs $CRAC.
 require_image_engine() {

@@ -73,13 +73,6 @@ kept() {
 	[ -z "$(ls "$T" | grep "\.tmp-")" ]
 }
 
-# restores_stage1 DIR: the image at DIR restores image_incr's first stage
-restores_stage1() {
-	run --separate-stderr clean "$CRAC" restore "$1"
-	[ "$status" -eq 0 ]
-	[ "$output" = "ok stage 1" ]
-}
-
 @test "flatten DIR DIR while a checkpoint replaces DIR: refused, the newer image stays" {
 	chain
 	cp -a "$T/i0" "$T/newer"            # a full image standing for the newer checkpoint
@@ -102,7 +95,7 @@ restores_stage1() {
 	cp "$T/out/header" "$T/out.header"
 	flatten_refused "$T/out appeared while the image was written"
 	kept "$T/out" "$T/out.header"
-	restores_stage1 "$T/out"
+	restore_ok 1 "$T/out"
 }
 
 @test "flatten over an existing OUT replaced meanwhile by another image: refused, OUT kept" {
@@ -210,5 +203,5 @@ no_zstd_skip() {
 	mv "$T/newer" "$T/out"
 	flatten_refused "image directory $T/out was replaced while the image was written; nothing was replaced"
 	kept "$T/out" "$T/out.header"   # the newer image is in place
-	restores_stage1 "$T/out"
+	restore_ok 1 "$T/out"
 }

@@ -44,18 +44,6 @@ make_images() {
 	[ "$output" = "continued after stage 0" ]
 }
 
-# restore_ok STAGE DIR [restore options...]
-restore_ok() {
-	local stage=$1 dir=$2
-	shift 2
-	run --separate-stderr clean "${AS[@]}" "$CRAC" restore "$@" "$dir"
-	echo "restore $* $dir: status $status"
-	echo "stdout: $output"
-	echo "stderr: $stderr"
-	[ "$status" -eq 0 ]
-	[ "$output" = "ok stage $stage" ]
-}
-
 # compressed DIR: inspect says the image has compressed chunks, smaller.
 compressed() {
 	run "$CRAC" inspect "$1"

@@ -62,16 +62,6 @@ refused() {
 	[ ! -e "$T/flat" ]
 }
 
-# restore_ok STAGE DIR [restore options...]
-restore_ok() {
-	local stage=$1 dir=$2
-	shift 2
-	run --separate-stderr clean "$CRAC" restore "$@" "$dir"
-	echo "restore $dir: status $status, stdout: $output, stderr: $stderr"
-	[ "$status" -eq 0 ]
-	[ "$output" = "ok stage $stage" ]
-}
-
 # start_sleep: `sleep 100` under crac run with incremental checkpoints, $pid
 start_sleep() {
 	export CRAC_CONTROL_DIR="$T/ctl"
