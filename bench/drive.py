@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 """
 drive.py MODE QUERY EXPECT ERRFILE CMD...: the timing driver of bench/zoo.sh
-(and ask(), the TCP question, of bench/side.py). Takes CLOCK_MONOTONIC right
+(and, for bench/side.py and bench/lazyread.py, ask(), the TCP question, and
+Lines, a program's output read line by line with a deadline). Takes CLOCK_MONOTONIC right
 before it spawns CMD (stderr to ERRFILE) and again when the expected answer
 to QUERY arrives; prints the difference in ms.
 No shell runs inside the timed span.
@@ -14,7 +15,42 @@ No shell runs inside the timed span.
    holds EXPECT; then CMD (a server) is stopped with SIGTERM.
  MODE probe:PORT (no CMD): the same polling, up to 120 s, no timing.
 """
-import codecs, socket, subprocess, sys, time
+import codecs, os, select, socket, subprocess, sys, time
+
+
+class Lines:
+    """Lines from a descriptor (a pipe from a program), with a deadline."""
+
+    def __init__(self, fd):
+        self.fd, self.buf = fd, b""
+
+    def until(self, pred, timeout=120):
+        """The first line PRED is true of (lines before it are dropped);
+        RuntimeError after TIMEOUT seconds, or at the end of the output."""
+        end = time.monotonic() + timeout
+        while True:
+            while b"\n" in self.buf:
+                line, self.buf = self.buf.split(b"\n", 1)
+                s = line.decode(errors="replace")
+                if pred(s):
+                    return s
+            left = end - time.monotonic()
+            if left <= 0 or not select.select([self.fd], [], [], left)[0]:
+                raise RuntimeError("no answer within %d s" % timeout)
+            b = os.read(self.fd, 65536)
+            if not b:
+                raise RuntimeError("end of output before the answer")
+            self.buf += b
+
+    def rest(self, timeout=60):
+        """All that is left to read, up to the end or TIMEOUT seconds."""
+        end, data = time.monotonic() + timeout, self.buf
+        while time.monotonic() < end and select.select([self.fd], [], [], end - time.monotonic())[0]:
+            b = os.read(self.fd, 65536)
+            if not b:
+                break
+            data += b
+        return data.decode(errors="replace")
 
 
 def ask(port, q, expect):

@@ -20,12 +20,15 @@
 # median (min-max), and each build's ratio to
 # CRIU and to the first build. Images in $CRAC_BENCH_TMPDIR (/var/tmp).
 import os
-import select
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from drive import Lines  # noqa: E402  (bench/drive.py)
 
 mib, reps = int(sys.argv[1]), int(sys.argv[2])
 builds, use_criu = {}, False
@@ -41,27 +44,6 @@ if use_criu and not criu:
 tmp = tempfile.mkdtemp(prefix="crac-lazyread.", dir=os.environ.get("CRAC_BENCH_TMPDIR", "/var/tmp"))
 os.environ["CRAC_CONTROL_DIR"] = os.path.join(tmp, "ctl")
 os.mkdir(os.environ["CRAC_CONTROL_DIR"], 0o700)
-
-
-class Lines:
-    def __init__(self, fd):
-        self.fd, self.buf = fd, b""
-
-    def until(self, pred, timeout=120):
-        end = time.monotonic() + timeout
-        while True:
-            while b"\n" in self.buf:
-                line, self.buf = self.buf.split(b"\n", 1)
-                s = line.decode(errors="replace")
-                if pred(s):
-                    return s
-            left = end - time.monotonic()
-            if left <= 0 or not select.select([self.fd], [], [], left)[0]:
-                raise RuntimeError("no answer within %d s" % timeout)
-            b = os.read(self.fd, 65536)
-            if not b:
-                raise RuntimeError("end of output before the answer")
-            self.buf += b
 
 
 def start(cmd):

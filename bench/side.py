@@ -32,7 +32,6 @@
 # CRAC_BENCH_TMPDIR (images; default /var/tmp), CRAC_BENCH_SIDE_CRIU_NOTE
 # (set by side.sh: how CRIU was run).
 import os
-import select
 import shutil
 import signal
 import socket
@@ -43,7 +42,7 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from drive import ask as ask_tcp  # noqa: E402  (bench/drive.py)
+from drive import Lines, ask as ask_tcp  # noqa: E402  (bench/drive.py)
 
 build, out, doc = (os.path.abspath(a) for a in sys.argv[1:4])
 src = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -109,38 +108,6 @@ def ratio(a, b):
 
 
 # -- processes --------------------------------------------------------------------
-class Lines:
-    """Lines from a descriptor, with a deadline."""
-
-    def __init__(self, fd):
-        self.fd, self.buf = fd, b""
-
-    def until(self, pred, timeout=120):
-        end = time.monotonic() + timeout
-        while True:
-            while b"\n" in self.buf:
-                line, self.buf = self.buf.split(b"\n", 1)
-                s = line.decode(errors="replace")
-                if pred(s):
-                    return s
-            left = end - time.monotonic()
-            if left <= 0 or not select.select([self.fd], [], [], left)[0]:
-                raise RuntimeError("no answer within %d s" % timeout)
-            b = os.read(self.fd, 65536)
-            if not b:
-                raise RuntimeError("end of output before the answer")
-            self.buf += b
-
-    def rest(self, timeout=60):
-        end, data = time.monotonic() + timeout, self.buf
-        while time.monotonic() < end and select.select([self.fd], [], [], end - time.monotonic())[0]:
-            b = os.read(self.fd, 65536)
-            if not b:
-                break
-            data += b
-        return data.decode(errors="replace")
-
-
 def run_quiet(cmd, timeout=900):
     return subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           timeout=timeout)

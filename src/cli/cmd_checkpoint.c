@@ -229,15 +229,7 @@ static void progress_line(const struct timed *t, long long spent_ms, char *out, 
 static void put_stderr(const char *s)
 {
 	fflush(stderr);
-	for (size_t len = strlen(s); len;) {
-		ssize_t n = write(2, s, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return;
-		s += n;
-		len -= (size_t)n;
-	}
+	crac__write_all(2, s, strlen(s));
 }
 
 /*

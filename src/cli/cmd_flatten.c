@@ -50,22 +50,6 @@ static int read_at(int fd, void *buf, uint64_t len, uint64_t off)
 	return 0;
 }
 
-static int write_all(int fd, const void *buf, uint64_t len)
-{
-	const char *p = buf;
-
-	while (len) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		p += n;
-		len -= (uint64_t)n;
-	}
-	return 0;
-}
-
 /* A path named by an image (an image below DIR), control characters
  * escaped for printing: text from an image is never printed raw. */
 static const char *esc(const char *path, char *buf, size_t len)
@@ -157,9 +141,9 @@ static int emit(struct flat *f, const struct crac_img_chunk *k, uint64_t addr, u
 		f->n_z++;
 		f->z_mem += len;
 		f->z_out += stored;
-		rc = write_all(f->out_fd, f->zout, stored);
+		rc = crac__write_all(f->out_fd, f->zout, stored);
 	} else {
-		rc = write_all(f->out_fd, src, len);
+		rc = crac__write_all(f->out_fd, src, len);
 		stored = len;
 	}
 	if (rc < 0) {
@@ -209,7 +193,7 @@ static int flatten(struct flat *f, char **out, uint64_t *out_len)
 		for (uint64_t done = 0; done < e->data_len;) {
 			uint64_t n = e->data_len - done < (1u << 20) ? e->data_len - done : (1u << 20);
 			if ((rc = read_at(f->pages_fd, page, n, e->data_off + done)) < 0 ||
-			    (rc = write_all(f->out_fd, page, n)) < 0) {
+			    (rc = crac__write_all(f->out_fd, page, n)) < 0) {
 				snprintf(f->msg, sizeof(f->msg), "copying the data of fd %d to %s/%s: %s", e->fd, f->tmp,
 					 CRAC_IMG_PAGES_FILE, strerror(-rc));
 				free(data_off);
@@ -228,7 +212,7 @@ static int flatten(struct flat *f, char **out, uint64_t *out_len)
 		}
 		uint64_t pad = ((e->data_len + CRAC_IMG_PAGE - 1) & ~(CRAC_IMG_PAGE - 1)) - e->data_len;
 		memset(page, 0, pad);
-		if (pad && (rc = write_all(f->out_fd, page, pad)) < 0) {
+		if (pad && (rc = crac__write_all(f->out_fd, page, pad)) < 0) {
 			snprintf(f->msg, sizeof(f->msg), "writing %s/%s: %s", f->tmp, CRAC_IMG_PAGES_FILE, strerror(-rc));
 			free(data_off);
 			free(page);
@@ -579,7 +563,7 @@ int crac_cmd_flatten(int argc, char **argv)
 	const char *failed = NULL;   /* the file at fault */
 	if (hfd < 0)
 		rc = -errno, failed = CRAC_IMG_HEADER_FILE;
-	else if ((rc = write_all(hfd, nbuf, nlen)) < 0 || (fsync(hfd) < 0 && (rc = -errno) < 0))
+	else if ((rc = crac__write_all(hfd, nbuf, nlen)) < 0 || (fsync(hfd) < 0 && (rc = -errno) < 0))
 		failed = CRAC_IMG_HEADER_FILE;
 	else if (fsync(f.out_fd) < 0)
 		rc = -errno, failed = CRAC_IMG_PAGES_FILE;

@@ -600,6 +600,23 @@ static void put_back_aside(const struct start *st)
 	ofd_lock(st->lock_fd, F_UNLCK, 1, false);
 }
 
+/* The CHECKPOINT request of a warm or cold start: the image engine,
+ * writing into newdir (DIR.new-PID, renamed to DIR once written), the
+ * program kept running. Static: the supervisor keeps the pointer. */
+static const char *const *checkpoint_tokens(const char *newdir)
+{
+	static const char *tokens[5];
+	static char image_tok[PATH_MAX + 32 + 8];   /* "image=" DIR.new-PID */
+
+	snprintf(image_tok, sizeof(image_tok), "image=%s", newdir);
+	tokens[0] = "CHECKPOINT";
+	tokens[1] = "engine=image";
+	tokens[2] = image_tok;
+	tokens[3] = "keep=1";
+	tokens[4] = NULL;
+	return tokens;
+}
+
 /* The restored process answers: its image may be replaced now. */
 static void restored(struct cli_super *s)
 {
@@ -853,15 +870,7 @@ int crac_cmd_start(int argc, char **argv)
 		s.armed = false;   /* warm already: only --checkpoint-on refreshes the image */
 		st.newdir[0] = 0;
 		snprintf(st.newdir, sizeof(st.newdir), "%s.new-%d", st.dir, (int)getpid());
-		static const char *tokens[6];
-		static char image_tok[PATH_MAX + 32 + 8];   /* "image=" DIR.new-PID */
-		snprintf(image_tok, sizeof(image_tok), "image=%s", st.newdir);
-		tokens[0] = "CHECKPOINT";
-		tokens[1] = "engine=image";
-		tokens[2] = image_tok;
-		tokens[3] = "keep=1";
-		tokens[4] = NULL;
-		s.tokens = tokens;
+		s.tokens = checkpoint_tokens(st.newdir);
 		/* a writer lock for --checkpoint-on refreshes */
 		if (s.trig.on_signal && ofd_lock(st.lock_fd, F_WRLCK, 1, false) < 0)
 			s.no_write_why = "another crac start is writing the image (this one is not the writer)";
@@ -915,15 +924,7 @@ cold:
 	snprintf(st.newdir, sizeof(st.newdir), "%s.new-%d", st.dir, (int)getpid());
 	if (writer)
 		clean_stale_new(&st);   /* DIR.new-* of writers that are gone (and ours) */
-	static const char *tokens[6];
-	static char image_tok[PATH_MAX + 32 + 8];   /* "image=" DIR.new-PID */
-	snprintf(image_tok, sizeof(image_tok), "image=%s", st.newdir);
-	tokens[0] = "CHECKPOINT";
-	tokens[1] = "engine=image";
-	tokens[2] = image_tok;
-	tokens[3] = "keep=1";
-	tokens[4] = NULL;
-	s.tokens = tokens;
+	s.tokens = checkpoint_tokens(st.newdir);
 	s.armed = writer;
 	if (!writer && !s.no_write_why)
 		s.no_write_why = "another crac start is writing the image (this one is not the writer)";

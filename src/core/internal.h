@@ -43,6 +43,10 @@ void crac__report_vadd(crac_report *rep, enum crac_phase phase, const char *reso
 		       int code, const char *fmt, va_list ap) CRAC_HIDDEN;
 void crac__report_set_status(crac_report *rep, int status) CRAC_HIDDEN;
 
+/* All of buf written to fd (write(2) again after a short write or EINTR):
+ * 0, or -errno (-EIO when write(2) wrote nothing). No stdio. */
+int crac__write_all(int fd, const void *buf, size_t len) CRAC_HIDDEN;
+
 /* "EBUSY" for -EBUSY / EBUSY; "E?" if unknown. */
 const char *crac__errno_name(int code) CRAC_HIDDEN;
 

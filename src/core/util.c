@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * util.c - small helpers shared by the core: clocks, thread ids, errno names,
- * printing text that came from elsewhere.
+ * writing all of a buffer, printing text that came from elsewhere.
  */
 #include "core/internal.h"
 #include "runtime/checks.h"
@@ -57,6 +57,22 @@ int crac__strv_copy(char *const *v, int n, char ***out)
 		}
 	}
 	*out = c;
+	return 0;
+}
+
+int crac__write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		p += n;
+		len -= (size_t)n;
+	}
 	return 0;
 }
 

@@ -242,15 +242,7 @@ out:
 /* A line to stderr without stdio (a thread of the program may hold its lock). */
 static void write_stderr(const char *s)
 {
-	for (size_t len = strlen(s); len;) {
-		ssize_t n = write(2, s, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return;
-		s += n;
-		len -= (size_t)n;
-	}
+	crac__write_all(2, s, strlen(s));
 }
 
 /* ---- progress (core/checkpoint.c, crac_ckpt_stats) --------------------------- */

@@ -50,38 +50,6 @@ struct epoll_reg {
 		     EPOLLWRNORM | EPOLLWRBAND | EPOLLMSG | EPOLLRDHUP | EPOLLEXCLUSIVE | EPOLLWAKEUP | \
 		     EPOLLONESHOT | EPOLLET)
 
-/* The number after "key" (e.g. "tfd:") anywhere in one line; *found. */
-static uint64_t line_num(const char *s, const char *end, const char *key, int base, int *found)
-{
-	size_t kl = strlen(key);
-	uint64_t v = 0;
-
-	*found = 0;
-	for (; s + kl <= end; s++) {
-		if (memcmp(s, key, kl))
-			continue;
-		const char *p = s + kl;
-		while (p < end && (*p == ' ' || *p == '\t'))
-			p++;
-		for (; p < end; p++) {
-			int d = *p >= '0' && *p <= '9' ? *p - '0' : *p >= 'a' && *p <= 'f' ? *p - 'a' + 10 :
-				*p >= 'A' && *p <= 'F' ? *p - 'A' + 10 : 99;
-			if (d >= base)
-				break;
-			v = v * (uint64_t)base + (uint64_t)d;
-			*found = 1;
-		}
-		return v;
-	}
-	return 0;
-}
-
-/* fdinfo's sdev is the kernel's internal dev_t (major << 20 | minor) */
-static uint64_t kdev(dev_t d)
-{
-	return ((uint64_t)CRAC_DEV_MAJOR(d) << 20) | CRAC_DEV_MINOR(d);
-}
-
 static void put_tfd(struct crac_img_buf *why, int32_t tfd, const char *what)
 {
 	crac_img_puts(why, "watches fd ");
@@ -101,7 +69,7 @@ static int check_target(struct crac_obj_capture *c, int epfd, int32_t tfd, uint3
 
 	/* closed, maybe reused (by the program, or by whoever looks: the
 	 * safety checks' own descriptors): the registration cannot be made again */
-	if (rc < 0 || st.st_ino != ino || kdev(st.st_dev) != sdev) {
+	if (rc < 0 || st.st_ino != ino || crac_obj_kdev(st.st_dev) != sdev) {
 		put_tfd(why, tfd, ", which no longer holds the watched file (it was closed there, the file staying "
 			"open elsewhere): the registration cannot be made again at that number");
 		return -ENOTSUP;
@@ -176,11 +144,11 @@ static int epoll_capture(struct crac_obj_capture *c, const struct crac_obj_fd *d
 			start = k + 1;
 			if (memcmp(s, "tfd:", 4))
 				continue;
-			int32_t tfd = (int32_t)line_num(s, end, "tfd:", 10, &f_tfd);
-			uint32_t ev = (uint32_t)line_num(s, end, "events:", 16, &f_ev);
-			uint64_t data = line_num(s, end, "data:", 16, &f_data);
-			uint64_t ino = line_num(s, end, "ino:", 16, &f_ino);
-			uint64_t sdev = line_num(s, end, "sdev:", 16, &f_dev);
+			int32_t tfd = (int32_t)crac_obj_line_num(s, end, "tfd:", 10, &f_tfd);
+			uint32_t ev = (uint32_t)crac_obj_line_num(s, end, "events:", 16, &f_ev);
+			uint64_t data = crac_obj_line_num(s, end, "data:", 16, &f_data);
+			uint64_t ino = crac_obj_line_num(s, end, "ino:", 16, &f_ino);
+			uint64_t sdev = crac_obj_line_num(s, end, "sdev:", 16, &f_dev);
 			if (!f_tfd || !f_ev || !f_data || !f_ino || !f_dev) {
 				sys_close(fd);
 				crac_img_puts(why, "a registration in fdinfo that cannot be read");

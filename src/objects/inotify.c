@@ -85,27 +85,6 @@ struct ino_watch {
 /* ---- reading /proc text line by line ---------------------------------------------- */
 
 /* The number after key (e.g. " ino:") anywhere in [s, end); *found. */
-static uint64_t line_num(const char *s, const char *end, const char *key, int base, int *found)
-{
-	size_t kl = strlen(key);
-	uint64_t v = 0;
-
-	*found = 0;
-	for (; s + kl <= end; s++) {
-		if (memcmp(s, key, kl))
-			continue;
-		for (const char *p = s + kl; p < end; p++) {
-			int d = *p >= '0' && *p <= '9' ? *p - '0' : *p >= 'a' && *p <= 'f' ? *p - 'a' + 10 :
-				*p >= 'A' && *p <= 'F' ? *p - 'A' + 10 : 99;
-			if (d >= base)
-				break;
-			v = v * (uint64_t)base + (uint64_t)d;
-			*found = 1;
-		}
-		return v;
-	}
-	return 0;
-}
 
 /* Where key's value starts in [s, end), or 0. */
 static const char *line_at(const char *s, const char *end, const char *key)
@@ -161,12 +140,6 @@ static int each_line(const char *path, char *buf, int (*fn)(void *arg, const cha
 }
 
 /* ---- capture ---------------------------------------------------------------------- */
-
-/* fdinfo's sdev is the kernel's internal dev_t (major << 20 | minor) */
-static uint64_t kdev(uint64_t d)
-{
-	return ((uint64_t)CRAC_DEV_MAJOR(d) << 20) | CRAC_DEV_MINOR(d);
-}
 
 static void put_dev(struct crac_img_buf *why, uint64_t sdev)
 {
@@ -233,10 +206,10 @@ static int mount_line(void *arg, const char *s, const char *end)
 	if (nf < 5)
 		return 0;
 	int fi, fm, fn = 0;
-	uint64_t id = line_num(f[0], f[1], "", 10, &fi);
-	uint64_t maj = line_num(f[2], f[3], "", 10, &fm);
+	uint64_t id = crac_obj_line_num(f[0], f[1], "", 10, &fi);
+	uint64_t maj = crac_obj_line_num(f[2], f[3], "", 10, &fm);
 	const char *colon = line_at(f[2], f[3], ":");
-	uint64_t min = colon ? line_num(colon, f[3], "", 10, &fn) : 0;
+	uint64_t min = colon ? crac_obj_line_num(colon, f[3], "", 10, &fn) : 0;
 	if (!fi || !fm || !fn || ((maj << 20) | min) != m->sdev)
 		return 0;
 	int whole = f[3][0] == '/' && f[3][1] == ' ';
@@ -263,8 +236,8 @@ static int seen_line(void *arg, const char *s, const char *end)
 
 	if (end - s < 8 || memcmp(s, "inotify ", 8))
 		return 0;
-	if (line_num(s, end, " ino:", 16, &f1) == w->ino && line_num(s, end, " sdev:", 16, &f2) == w->sdev &&
-	    (line_num(s, end, " mask:", 16, &f3) & (IN_OPEN | IN_CLOSE_NOWRITE)) && f1 && f2 && f3)
+	if (crac_obj_line_num(s, end, " ino:", 16, &f1) == w->ino && crac_obj_line_num(s, end, " sdev:", 16, &f2) == w->sdev &&
+	    (crac_obj_line_num(s, end, " mask:", 16, &f3) & (IN_OPEN | IN_CLOSE_NOWRITE)) && f1 && f2 && f3)
 		w->yes = 1;
 	return 0;
 }
@@ -282,7 +255,9 @@ static long mount_fd(uint64_t sdev, char *buf, char *buf2, int *own, struct crac
 	struct mount_find m = { .sdev = sdev };
 	struct stat st;
 	char path[64], info[512];
-	long dfd, n, fd = -1;
+	struct crac_obj_fds fds;
+	long fd = -1;
+	int v;
 
 	*own = 0;
 	int rc = each_line("/proc/self/mountinfo", buf, mount_line, &m);
@@ -292,42 +267,35 @@ static long mount_fd(uint64_t sdev, char *buf, char *buf2, int *own, struct crac
 		return rc < 0 ? rc : -ENODEV;
 	}
 	/* the process's descriptors: one on that mount, and its inotify instances */
-	if ((dfd = sys_openat(AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return dfd;
+	long rc_fds = crac_obj_fds_open(&fds, buf, 4096);
+	if (rc_fds < 0)
+		return rc_fds;
 	struct seen w = { .sdev = sdev };
-	while (fd < 0 && (n = sys_getdents64(dfd, buf, 4096)) > 0)
-		for (long off = 0; off < n && fd < 0;) {
-			const char *name = buf + off + 19;
-			unsigned short reclen;
-			memcpy(&reclen, buf + off + 16, sizeof(reclen));
-			off += reclen ? reclen : n;
-			int v = 0, digits = 0;
-			for (const char *q = name; *q >= '0' && *q <= '9'; q++, digits++)
-				v = v * 10 + (*q - '0');
-			if (!digits || v == dfd || sys_fstat(v, &st) < 0 || kdev(st.st_dev) != sdev)
-				continue;
-			struct crac_img_buf pb = { path, 0, sizeof(path) };
-			crac_img_puts(&pb, "/proc/self/fdinfo/");
-			crac_img_putu(&pb, (uint64_t)v);
-			long ifd = sys_openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
-			long got = ifd >= 0 ? sys_read(ifd, info, sizeof(info) - 1) : -1;
-			if (ifd >= 0)
-				sys_close(ifd);
-			info[got > 0 ? got : 0] = 0;
-			int fm;
-			if (crac_obj_info_num(info, "mnt_id", 10, &fm) == m.id && fm &&
-			    !(crac_obj_info_num(info, "flags", 8, 0) & O_PATH))
-				fd = v;
-		}
+	while (fd < 0 && (v = crac_obj_fds_next(&fds)) >= 0) {
+		if (sys_fstat(v, &st) < 0 || crac_obj_kdev(st.st_dev) != sdev)
+			continue;
+		struct crac_img_buf pb = { path, 0, sizeof(path) };
+		crac_img_puts(&pb, "/proc/self/fdinfo/");
+		crac_img_putu(&pb, (uint64_t)v);
+		long ifd = sys_openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+		long got = ifd >= 0 ? sys_read(ifd, info, sizeof(info) - 1) : -1;
+		if (ifd >= 0)
+			sys_close(ifd);
+		info[got > 0 ? got : 0] = 0;
+		int fm;
+		if (crac_obj_info_num(info, "mnt_id", 10, &fm) == m.id && fm &&
+		    !(crac_obj_info_num(info, "flags", 8, 0) & O_PATH))
+			fd = v;
+	}
 	if (fd >= 0) {
-		sys_close(dfd);
+		crac_obj_fds_close(&fds);
 		*own = 1;
 		return fd;
 	}
 	fd = sys_openat(AT_FDCWD, m.path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || sys_fstat(fd, &st) < 0 || kdev(st.st_dev) != sdev) {
+	if (fd < 0 || sys_fstat(fd, &st) < 0 || crac_obj_kdev(st.st_dev) != sdev) {
 		/* covered by another mount since: not this file system */
-		sys_close(dfd);
+		crac_obj_fds_close(&fds);
 		if (fd >= 0)
 			sys_close(fd);
 		crac_img_puts(why, ": the mount point of its file system (");
@@ -337,29 +305,21 @@ static long mount_fd(uint64_t sdev, char *buf, char *buf2, int *own, struct crac
 	}
 	sys_close(fd);
 	w.ino = st.st_ino;
-	sys_lseek(dfd, 0, 0);
-	while (!w.yes && (n = sys_getdents64(dfd, buf, 4096)) > 0)
-		for (long off = 0; off < n && !w.yes;) {
-			const char *name = buf + off + 19;
-			unsigned short reclen;
-			memcpy(&reclen, buf + off + 16, sizeof(reclen));
-			off += reclen ? reclen : n;
-			int v = 0, digits = 0;
-			for (const char *q = name; *q >= '0' && *q <= '9'; q++, digits++)
-				v = v * 10 + (*q - '0');
-			struct crac_img_buf pb = { path, 0, sizeof(path) };
-			crac_img_puts(&pb, "/proc/self/fd/");
-			crac_img_putu(&pb, (uint64_t)v);
-			long ln = digits ? sys_readlinkat(AT_FDCWD, path, info, sizeof(info) - 1) : -1;
-			info[ln > 0 ? ln : 0] = 0;
-			if (strcmp(info, "anon_inode:inotify"))
-				continue;
-			pb.len = 0;
-			crac_img_puts(&pb, "/proc/self/fdinfo/");
-			crac_img_putu(&pb, (uint64_t)v);
-			each_line(path, buf2, seen_line, &w);
-		}
-	sys_close(dfd);
+	crac_obj_fds_rewind(&fds);
+	while (!w.yes && (v = crac_obj_fds_next(&fds)) >= 0) {
+		struct crac_img_buf pb = { path, 0, sizeof(path) };
+		crac_img_puts(&pb, "/proc/self/fd/");
+		crac_img_putu(&pb, (uint64_t)v);
+		long ln = sys_readlinkat(AT_FDCWD, path, info, sizeof(info) - 1);
+		info[ln > 0 ? ln : 0] = 0;
+		if (strcmp(info, "anon_inode:inotify"))
+			continue;
+		pb.len = 0;
+		crac_img_puts(&pb, "/proc/self/fdinfo/");
+		crac_img_putu(&pb, (uint64_t)v);
+		each_line(path, buf2, seen_line, &w);
+	}
+	crac_obj_fds_close(&fds);
 	if (w.yes) {
 		crac_img_puts(why, ": finding its path needs a descriptor on its file system, and opening its mount "
 			      "point (");
@@ -369,7 +329,7 @@ static long mount_fd(uint64_t sdev, char *buf, char *buf2, int *own, struct crac
 		return -EBUSY;
 	}
 	fd = sys_openat(AT_FDCWD, m.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || sys_fstat(fd, &st) < 0 || kdev(st.st_dev) != sdev || st.st_ino != w.ino) {
+	if (fd < 0 || sys_fstat(fd, &st) < 0 || crac_obj_kdev(st.st_dev) != sdev || st.st_ino != w.ino) {
 		if (fd >= 0)
 			sys_close(fd);
 		crac_img_puts(why, ": the mount point of its file system (");
@@ -449,7 +409,7 @@ static int resolve(struct cap *x, int32_t wd, uint64_t ino, uint64_t sdev, const
 	 * relative to some other root, not a file renamed meanwhile */
 	if (n <= 0 || n >= (long)sizeof(x->path) - 1 || x->path[0] != '/' ||
 	    sys_fstatat(AT_FDCWD, x->path, st, AT_SYMLINK_NOFOLLOW) < 0 ||
-	    st->st_ino != ino || kdev(st->st_dev) != sdev) {
+	    st->st_ino != ino || crac_obj_kdev(st->st_dev) != sdev) {
 		bad_watch(x, wd, ino, sdev, ": the watched file has no path that leads to it (the kernel names it \"", 0);
 		crac_img_put_escaped(x->why, x->path);
 		crac_img_puts(x->why, "\"; deleted, or renamed away)");
@@ -477,12 +437,12 @@ static int watch_line(void *arg, const char *s, const char *end)
 
 	if (end - s < 8 || memcmp(s, "inotify ", 8))
 		return 0;
-	int32_t wd = (int32_t)line_num(s, end, "wd:", 16, &f_wd);
-	uint64_t ino = line_num(s, end, " ino:", 16, &f_ino);
-	uint64_t sdev = line_num(s, end, " sdev:", 16, &f_dev);
-	uint32_t mask = (uint32_t)line_num(s, end, " mask:", 16, &f_mask);
-	fh.handle_bytes = (uint32_t)line_num(s, end, " fhandle-bytes:", 16, &f_bytes);
-	fh.handle_type = (int32_t)line_num(s, end, " fhandle-type:", 16, &f_type);
+	int32_t wd = (int32_t)crac_obj_line_num(s, end, "wd:", 16, &f_wd);
+	uint64_t ino = crac_obj_line_num(s, end, " ino:", 16, &f_ino);
+	uint64_t sdev = crac_obj_line_num(s, end, " sdev:", 16, &f_dev);
+	uint32_t mask = (uint32_t)crac_obj_line_num(s, end, " mask:", 16, &f_mask);
+	fh.handle_bytes = (uint32_t)crac_obj_line_num(s, end, " fhandle-bytes:", 16, &f_bytes);
+	fh.handle_type = (int32_t)crac_obj_line_num(s, end, " fhandle-type:", 16, &f_type);
 	const char *hex = line_at(s, end, " f_handle:");
 	if (!f_wd || !f_ino || !f_dev || !f_mask || wd <= 0) {
 		crac_img_puts(x->why, "a watch in fdinfo that cannot be read");

@@ -264,13 +264,36 @@ static long memfd_again(struct crac_obj_restore *r, uint32_t i, struct crac_img_
 	return rc;
 }
 
+/* One part of the content, at `at`, written into the memfd *(long *)arg
+ * page by page: zero pages stay holes. */
+static long write_part(void *arg, const char *part, long n, uint64_t at, struct crac_img_buf *why)
+{
+	long fd = *(long *)arg;
+
+	for (long off = 0; off < n; off += (long)P) {
+		long len = n - off < (long)P ? n - off : (long)P;
+		if (all_zero(part + off, (uint64_t)len))
+			continue;
+		for (long w = 0; w < len;) {
+			long m = sys_pwrite(fd, part + off + w, (uint64_t)(len - w), at + (uint64_t)(off + w));
+			if (m == -EINTR)
+				continue;
+			if (m <= 0) {
+				crac_img_puts(why, "cannot write its content");
+				return m < 0 ? m : -EIO;
+			}
+			w += m;
+		}
+	}
+	return 0;
+}
+
 static long memfd_restore(struct crac_obj_restore *r, uint32_t i, struct crac_img_buf *why)
 {
 	static char buf[65536];
 	const struct crac_img_fd *e = &r->v->fds[i];
 	const char *name = e->path ? crac_img_str(r->v, e->path) : "";
 	long rc, fd;
-	uint32_t crc = 0;
 
 	if (e->u[4] & MEMFD_F_AGAIN)
 		return memfd_again(r, i, why);
@@ -300,41 +323,8 @@ static long memfd_restore(struct crac_obj_restore *r, uint32_t i, struct crac_im
 		rc = -EINVAL;
 		goto fail;
 	}
-	for (uint64_t done = 0; done < e->data_len;) {
-		uint64_t want = e->data_len - done < sizeof(buf) ? e->data_len - done : sizeof(buf);
-		long n = sys_pread(r->pages_fd, buf, want, e->data_off + done);
-		if (n == -EINTR)
-			continue;
-		if (n <= 0) {
-			crac_img_puts(why, "cannot read its content from the pages file");
-			rc = n < 0 ? n : -EIO;
-			goto fail;
-		}
-		crc = crac_img_crc32c(crc, buf, (size_t)n);
-		/* page by page: zero pages stay holes */
-		for (long off = 0; off < n; off += (long)P) {
-			long part = n - off < (long)P ? n - off : (long)P;
-			if (all_zero(buf + off, (uint64_t)part))
-				continue;
-			for (long w = 0; w < part;) {
-				long m = sys_pwrite(fd, buf + off + w, (uint64_t)(part - w), done + (uint64_t)(off + w));
-				if (m == -EINTR)
-					continue;
-				if (m <= 0) {
-					crac_img_puts(why, "cannot write its content");
-					rc = m < 0 ? m : -EIO;
-					goto fail;
-				}
-				w += m;
-			}
-		}
-		done += (uint64_t)n;
-	}
-	if (crc != e->data_crc) {
-		crac_img_puts(why, "its content in the pages file is damaged (checksum)");
-		rc = -EBADMSG;
+	if ((rc = crac_obj_stream_data(r, e, buf, sizeof(buf), "its content", write_part, &fd, why)) < 0)
 		goto fail;
-	}
 	if (e->u[2] && (rc = sys_lseek(fd, (long)e->u[2], 0)) < 0) {
 		crac_img_puts(why, "cannot seek to its offset");
 		goto fail;

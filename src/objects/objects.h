@@ -54,6 +54,13 @@ enum crac_obj_kind {
 #define CRAC_DEV_MAJOR(d) ((unsigned)((((uint64_t)(d)) >> 8) & 0xfffu) | (unsigned)((((uint64_t)(d)) >> 32) & ~0xfffu))
 #define CRAC_DEV_MINOR(d) ((unsigned)(((uint64_t)(d)) & 0xffu) | (unsigned)((((uint64_t)(d)) >> 12) & ~0xffu))
 
+/* A device as the kernel names it inside (major << 20 | minor): fdinfo's
+ * sdev, unix_diag's udiag_vfs_dev. */
+static inline uint64_t crac_obj_kdev(uint64_t d)
+{
+	return ((uint64_t)CRAC_DEV_MAJOR(d) << 20) | CRAC_DEV_MINOR(d);
+}
+
 /* Policy decisions at the checkpoint (struct crac_obj_capture.decide). */
 #define CRAC_OBJ_OMIT (-1)                 /* not carried: the restored process lacks it */
 #define CRAC_OBJ_CHANGED_OK 0x10000        /* or-ed: a changed file is accepted at restore */
@@ -80,6 +87,32 @@ int crac_obj_read_fd(int fd, struct crac_obj_fd *d);
 /* The value after "key:" in fdinfo text (base 8, 10 or 16; 0 if absent);
  * *found says whether the key was there. */
 uint64_t crac_obj_info_num(const char *info, const char *key, int base, int *found);
+
+/* The number (base 10 or 16, no prefix) after the first `key` in [s, end),
+ * blanks before it skipped: one line of fdinfo ("tfd:", " ino:") or one
+ * field of mountinfo (key ""). *found: whether a digit was there. */
+uint64_t crac_obj_line_num(const char *s, const char *end, const char *key, int base, int *found);
+
+/*
+ * A walk over this process's descriptor numbers, /proc/self/fd read with
+ * getdents64 into the caller's buffer (no allocation):
+ * crac_obj_fds_open (0 or -errno), then crac_obj_fds_next until it gives
+ * -1 (or the caller has found what it looked for), then crac_obj_fds_close.
+ * A getdents64 error ends the walk and stays in .err; crac_obj_fds_rewind
+ * starts it again from the first number.
+ */
+struct crac_obj_fds {
+	long dfd;        /* the walk's own descriptor of /proc/self/fd (never given) */
+	char *buf;       /* the caller's, for the directory's records */
+	long size;
+	long n, off;     /* bytes in buf, and the next record's offset */
+	long err;        /* -errno of getdents64, or 0 */
+};
+long crac_obj_fds_open(struct crac_obj_fds *w, char *buf, long size);
+/* The next descriptor number (from 0), or -1 at the end. */
+int crac_obj_fds_next(struct crac_obj_fds *w);
+void crac_obj_fds_rewind(struct crac_obj_fds *w);
+void crac_obj_fds_close(struct crac_obj_fds *w);
 
 /* ---- capture ------------------------------------------------------------- */
 
@@ -164,6 +197,19 @@ long crac_obj_place(struct crac_obj_restore *r, uint32_t i, long nfd);
 /* Reads entry e's content from the pages file into buf (data_len bytes,
  * checksum verified). 0 or -errno (-EBADMSG: checksum). */
 long crac_obj_read_data(struct crac_obj_restore *r, const struct crac_img_fd *e, void *buf, uint64_t cap);
+
+/*
+ * Entry e's content (data_len bytes, too large for one buffer) read from
+ * the pages file in parts of at most `size` bytes into buf, each handed
+ * to put(arg, part, n, at, why) (at: the part's offset in the content),
+ * the checksum checked once all is read. 0; put's -errno (it says why); or
+ * -errno, why saying "cannot read WHAT from the pages file" or "WHAT in
+ * the pages file is damaged (checksum)" (-EBADMSG), WHAT being `what`
+ * ("its content", ...).
+ */
+typedef long (*crac_obj_put_part)(void *arg, const char *part, long n, uint64_t at, struct crac_img_buf *why);
+long crac_obj_stream_data(struct crac_obj_restore *r, const struct crac_img_fd *e, char *buf, uint64_t size,
+			  const char *what, crac_obj_put_part put, void *arg, struct crac_img_buf *why);
 
 /*
  * Recreates every descriptor of the image at its number. The caller has

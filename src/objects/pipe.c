@@ -143,34 +143,28 @@ void crac_obj_pipe_pass(const struct crac_obj_capture *c)
 static int build_index(void)
 {
 	static char dents[4096];
-	long dfd = sys_openat(AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC), n;
-	int count = 0;
+	struct crac_obj_fds fds;
+	long rc = crac_obj_fds_open(&fds, dents, sizeof(dents));
+	int count = 0, v;
 
 	n_idx = -1;
 	crac_obj_pipe_scans++;
-	if (dfd < 0)
-		return (int)dfd;
-	while ((n = sys_getdents64(dfd, dents, sizeof(dents))) > 0)
-		for (long off = 0; off < n;) {
-			const char *name = dents + off + 19;
-			unsigned short reclen = *(const unsigned short *)(dents + off + 16);
-			int v = 0, digits = 0;
-			struct stat st;
-			for (const char *q = name; *q >= '0' && *q <= '9'; q++, digits++)
-				v = v * 10 + (*q - '0');
-			off += reclen;
-			if (!digits || v == dfd || sys_fstat(v, &st) < 0 || !S_ISFIFO(st.st_mode))
-				continue;
-			if (count < idx_cap) {
-				idx[count].ino = st.st_ino;
-				idx[count].dev = st.st_dev;
-				idx[count].fd = v;
-			}
-			count++;
+	if (rc < 0)
+		return (int)rc;
+	while ((v = crac_obj_fds_next(&fds)) >= 0) {
+		struct stat st;
+		if (sys_fstat(v, &st) < 0 || !S_ISFIFO(st.st_mode))
+			continue;
+		if (count < idx_cap) {
+			idx[count].ino = st.st_ino;
+			idx[count].dev = st.st_dev;
+			idx[count].fd = v;
 		}
-	sys_close(dfd);
-	if (n < 0)
-		return (int)n;
+		count++;
+	}
+	crac_obj_fds_close(&fds);
+	if (fds.err < 0)
+		return (int)fds.err;
 	idx_seen = count;
 	n_idx = count <= idx_cap ? count : -1;
 	return 0;
@@ -278,30 +272,25 @@ static int count_ends(const struct crac_obj_fd *d, struct ends *x)
  * probe), into dents[size]. */
 static int scan_ends(const struct crac_obj_fd *d, struct ends *x, char *dents, long size)
 {
-	long dfd = sys_openat(AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC), n;
+	struct crac_obj_fds fds;
+	long rc = crac_obj_fds_open(&fds, dents, size);
+	int v;
 
 	x->readers = x->writers = x->packet = 0;
 	x->read_fd = -1;
 	crac_obj_pipe_scans++;
-	if (dfd < 0)
-		return (int)dfd;
-	while ((n = sys_getdents64(dfd, dents, size)) > 0)
-		for (long off = 0; off < n;) {
-			const char *name = dents + off + 19;
-			unsigned short reclen = *(const unsigned short *)(dents + off + 16);
-			int v = 0, digits = 0;
-			struct stat st;
-			for (const char *q = name; *q >= '0' && *q <= '9'; q++, digits++)
-				v = v * 10 + (*q - '0');
-			off += reclen;
-			if (!digits || v == dfd || sys_fstat(v, &st) < 0)
-				continue;
-			if (st.st_ino != d->st.st_ino || st.st_dev != d->st.st_dev || !S_ISFIFO(st.st_mode))
-				continue;
-			count_end(x, v);
-		}
-	sys_close(dfd);
-	return n < 0 ? (int)n : 0;
+	if (rc < 0)
+		return (int)rc;
+	while ((v = crac_obj_fds_next(&fds)) >= 0) {
+		struct stat st;
+		if (sys_fstat(v, &st) < 0)
+			continue;
+		if (st.st_ino != d->st.st_ino || st.st_dev != d->st.st_dev || !S_ISFIFO(st.st_mode))
+			continue;
+		count_end(x, v);
+	}
+	crac_obj_fds_close(&fds);
+	return fds.err < 0 ? (int)fds.err : 0;
 }
 
 /*
@@ -489,41 +478,33 @@ out:
 	return (int)rc;
 }
 
+/* One part of the unread content written into the pipe *(int *)arg writes. */
+static long write_part(void *arg, const char *part, long n, uint64_t at, struct crac_img_buf *why)
+{
+	int wfd = *(int *)arg;
+
+	(void)at;
+	for (long w = 0; w < n;) {
+		long m = sys_write(wfd, part + w, (uint64_t)(n - w));
+		if (m == -EINTR)
+			continue;
+		if (m <= 0) {
+			crac_img_puts(why, "its unread content does not fit in it again");
+			return m < 0 ? m : -EIO;
+		}
+		w += m;
+	}
+	return 0;
+}
+
 /* The content of entry e written into the pipe wfd writes (nonblocking).
  * Read from the pages file in parts, checksum checked. 0 or -errno. */
 static long write_content(struct crac_obj_restore *r, const struct crac_img_fd *e, int wfd,
 			  struct crac_img_buf *why)
 {
 	static char buf[65536];
-	uint32_t crc = 0;
 
-	for (uint64_t done = 0; done < e->data_len;) {
-		uint64_t want = e->data_len - done < sizeof(buf) ? e->data_len - done : sizeof(buf);
-		long n = sys_pread(r->pages_fd, buf, want, e->data_off + done);
-		if (n == -EINTR)
-			continue;
-		if (n <= 0) {
-			crac_img_puts(why, "cannot read its unread content from the pages file");
-			return n < 0 ? n : -EIO;
-		}
-		crc = crac_img_crc32c(crc, buf, (size_t)n);
-		for (long w = 0; w < n;) {
-			long m = sys_write(wfd, buf + w, (uint64_t)(n - w));
-			if (m == -EINTR)
-				continue;
-			if (m <= 0) {
-				crac_img_puts(why, "its unread content does not fit in it again");
-				return m < 0 ? m : -EIO;
-			}
-			w += m;
-		}
-		done += (uint64_t)n;
-	}
-	if (crc != e->data_crc) {
-		crac_img_puts(why, "its unread content in the pages file is damaged (checksum)");
-		return -EBADMSG;
-	}
-	return 0;
+	return crac_obj_stream_data(r, e, buf, sizeof(buf), "its unread content", write_part, &wfd, why);
 }
 
 static void put_size(struct crac_img_buf *why, const char *what, uint64_t size)

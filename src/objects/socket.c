@@ -337,6 +337,24 @@ static long unix_diag_ask(uint16_t flags, uint32_t states, uint32_t ino, uint32_
 }
 
 /*
+ * The attributes (struct rtattr) of a sock_diag answer, from *at to end,
+ * one a call: true with the next one's header in *ra, its payload in *data
+ * and *at moved past it; false at the end, or at an attribute whose length
+ * does not fit in what is left (nothing after it is read).
+ */
+static bool unix_diag_attr_next(const char **at, const char *end, struct rtattr *ra, const char **data)
+{
+	if (*at + sizeof(*ra) > end)
+		return false;
+	memcpy(ra, *at, sizeof(*ra));
+	if (ra->rta_len < sizeof(*ra) || *at + ra->rta_len > end)
+		return false;
+	*data = *at + RTA_LENGTH(0);
+	*at += RTA_ALIGN(ra->rta_len);
+	return true;
+}
+
+/*
  * A Unix socket's peer inode and shutdown bits (sock_diag). 0, or -errno
  * when the kernel cannot tell (no unix_diag).
  */
@@ -367,20 +385,16 @@ static int unix_peer(uint64_t ino, uint64_t *peer, unsigned *shut)
 	if (a.h.nlmsg_type != SOCK_DIAG_BY_FAMILY)
 		return -EPROTO;
 	const struct unix_diag_msg *m = NLMSG_DATA(&a.h);
-	const char *at = (const char *)(m + 1), *end = a.buf + a.h.nlmsg_len;
-	while (at + sizeof(struct rtattr) <= end) {
-		struct rtattr ra;
-		memcpy(&ra, at, sizeof(ra));
-		if (ra.rta_len < sizeof(ra) || at + ra.rta_len > end)
-			break;
+	const char *at = (const char *)(m + 1), *end = a.buf + a.h.nlmsg_len, *data;
+	struct rtattr ra;
+	while (unix_diag_attr_next(&at, end, &ra, &data)) {
 		if (ra.rta_type == UNIX_DIAG_PEER && ra.rta_len >= RTA_LENGTH(4)) {
 			uint32_t v;
-			memcpy(&v, at + RTA_LENGTH(0), 4);
+			memcpy(&v, data, 4);
 			*peer = v;
 		} else if (ra.rta_type == UNIX_DIAG_SHUTDOWN && ra.rta_len >= RTA_LENGTH(1)) {
-			*shut = (unsigned char)at[RTA_LENGTH(0)];
+			*shut = (unsigned char)data[0];
 		}
-		at += RTA_ALIGN(ra.rta_len);
 	}
 	return 0;
 }
@@ -389,30 +403,22 @@ static int unix_peer(uint64_t ino, uint64_t *peer, unsigned *shut)
 static int fd_of_inode(const struct crac_obj_capture *c, uint64_t ino)
 {
 	char dents[2048];
-	long dfd = sys_openat(AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC), n;
-	int found = -1;
+	struct crac_obj_fds fds;
+	int found = -1, v;
 
-	if (dfd < 0)
+	if (crac_obj_fds_open(&fds, dents, sizeof(dents)) < 0)
 		return -1;
-	while (found < 0 && (n = sys_getdents64(dfd, dents, sizeof(dents))) > 0)
-		for (long off = 0; off < n && found < 0;) {
-			const char *name = dents + off + 19;
-			unsigned short reclen;
-			int v = 0, digits = 0;
-			memcpy(&reclen, dents + off + 16, sizeof(reclen));
-			for (const char *q = name; *q >= '0' && *q <= '9'; q++, digits++)
-				v = v * 10 + (*q - '0');
-			off += reclen;
-			if (!digits || v < 3 || v == dfd)
-				continue;
-			int skip = 0;
-			for (int k = 0; k < c->n_skip; k++)
-				skip |= c->skip[k] == v;
-			struct stat st;
-			if (!skip && sys_fstat(v, &st) == 0 && (st.st_mode & S_IFMT) == S_IFSOCK && st.st_ino == ino)
-				found = v;
-		}
-	sys_close(dfd);
+	while (found < 0 && (v = crac_obj_fds_next(&fds)) >= 0) {
+		if (v < 3)
+			continue;
+		int skip = 0;
+		for (int k = 0; k < c->n_skip; k++)
+			skip |= c->skip[k] == v;
+		struct stat st;
+		if (!skip && sys_fstat(v, &st) == 0 && (st.st_mode & S_IFMT) == S_IFSOCK && st.st_ino == ino)
+			found = v;
+	}
+	crac_obj_fds_close(&fds);
 	return found;
 }
 
@@ -825,11 +831,7 @@ static long unix_dir_ok(const char *path, struct stat *dst, struct crac_img_buf 
 static int unix_listener_on(const struct stat *st)
 {
 	static char buf[8192] __attribute__((aligned(8)));
-	/* the kernel's dev_t (MAJOR << 20 | MINOR), as unix_diag gives it */
-	uint64_t d = st->st_dev;
-	uint32_t major = (uint32_t)(((d >> 8) & 0xfff) | ((d >> 32) & ~0xfffull));
-	uint32_t minor = (uint32_t)((d & 0xff) | ((d >> 12) & ~0xffull));
-	uint32_t kdev = major << 20 | minor;
+	uint32_t kdev = (uint32_t)crac_obj_kdev(st->st_dev);   /* as unix_diag gives it */
 	long nl = unix_diag_ask(NLM_F_REQUEST | NLM_F_DUMP, 1u << 10 /* TCP_LISTEN */, 0, UDIAG_SHOW_VFS), n = 0;
 	int found = 0, done = 0;
 
@@ -863,18 +865,14 @@ static int unix_listener_on(const struct stat *st)
 			} else if (h.nlmsg_type == SOCK_DIAG_BY_FAMILY &&
 				   h.nlmsg_len >= NLMSG_LENGTH(sizeof(struct unix_diag_msg))) {
 				const char *at = buf + off + NLMSG_LENGTH(sizeof(struct unix_diag_msg));
-				const char *end = buf + off + h.nlmsg_len;
-				while (at + sizeof(struct rtattr) <= end) {
-					struct rtattr ra;
-					memcpy(&ra, at, sizeof(ra));
-					if (ra.rta_len < sizeof(ra) || at + ra.rta_len > end)
-						break;
+				const char *end = buf + off + h.nlmsg_len, *data;
+				struct rtattr ra;
+				while (unix_diag_attr_next(&at, end, &ra, &data)) {
 					if (ra.rta_type == UNIX_DIAG_VFS && ra.rta_len >= RTA_LENGTH(sizeof(struct unix_diag_vfs))) {
 						struct unix_diag_vfs vfs;
-						memcpy(&vfs, at + RTA_LENGTH(0), sizeof(vfs));
+						memcpy(&vfs, data, sizeof(vfs));
 						found |= vfs.udiag_vfs_ino == (uint32_t)st->st_ino && vfs.udiag_vfs_dev == kdev;
 					}
-					at += RTA_ALIGN(ra.rta_len);
 				}
 			}
 			off += NLMSG_ALIGN(h.nlmsg_len);

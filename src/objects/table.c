@@ -43,6 +43,57 @@ const char *crac_obj_kind_name(uint32_t kind)
 	return kind > 0 && kind < CRAC_OBJ_KINDS && kinds[kind] ? kinds[kind]->name : "fd";
 }
 
+/* ---- walking /proc/self/fd ------------------------------------------------------ */
+
+long crac_obj_fds_open(struct crac_obj_fds *w, char *buf, long size)
+{
+	w->buf = buf;
+	w->size = size;
+	w->n = w->off = w->err = 0;
+	w->dfd = sys_openat(AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return w->dfd < 0 ? w->dfd : 0;
+}
+
+int crac_obj_fds_next(struct crac_obj_fds *w)
+{
+	for (;;) {
+		if (w->off >= w->n) {
+			long n = sys_getdents64(w->dfd, w->buf, w->size);
+			w->off = 0;
+			w->n = n > 0 ? n : 0;
+			if (n <= 0) {
+				if (n < 0)
+					w->err = n;
+				return -1;
+			}
+		}
+		/* struct linux_dirent64: d_ino (8), d_off (8), d_reclen (2),
+		 * d_type (1), d_name */
+		const char *name = w->buf + w->off + 19;
+		unsigned short reclen;
+		int v = 0, digits = 0;
+		memcpy(&reclen, w->buf + w->off + 16, sizeof(reclen));
+		w->off += reclen ? reclen : w->n;
+		for (const char *q = name; *q >= '0' && *q <= '9'; q++, digits++)
+			v = v * 10 + (*q - '0');
+		if (digits && v != w->dfd)   /* not "." nor "..", nor the walk's own */
+			return v;
+	}
+}
+
+void crac_obj_fds_rewind(struct crac_obj_fds *w)
+{
+	sys_lseek(w->dfd, 0, 0);
+	w->n = w->off = w->err = 0;
+}
+
+void crac_obj_fds_close(struct crac_obj_fds *w)
+{
+	if (w->dfd >= 0)
+		sys_close(w->dfd);
+	w->dfd = -1;
+}
+
 /* ---- reading a descriptor ------------------------------------------------------ */
 
 static void fmt_path(char *buf, const char *a, int n, const char *b)
@@ -88,6 +139,31 @@ uint64_t crac_obj_info_num(const char *info, const char *key, int base, int *fou
 			s++;
 		if (*s)
 			s++;
+	}
+	return 0;
+}
+
+uint64_t crac_obj_line_num(const char *s, const char *end, const char *key, int base, int *found)
+{
+	size_t kl = strlen(key);
+	uint64_t v = 0;
+
+	*found = 0;
+	for (; s + kl <= end; s++) {
+		if (memcmp(s, key, kl))
+			continue;
+		const char *p = s + kl;
+		while (p < end && (*p == ' ' || *p == '\t'))
+			p++;
+		for (; p < end; p++) {
+			int d = *p >= '0' && *p <= '9' ? *p - '0' : *p >= 'a' && *p <= 'f' ? *p - 'a' + 10 :
+				*p >= 'A' && *p <= 'F' ? *p - 'A' + 10 : 99;
+			if (d >= base)
+				break;
+			v = v * (uint64_t)base + (uint64_t)d;
+			*found = 1;
+		}
+		return v;
 	}
 	return 0;
 }
@@ -251,40 +327,34 @@ static int capture_all(struct crac_obj_capture *c, struct crac_img_buf *why)
 	static char dents[16384];
 	static int list[CRAC_IMG_MAX_FDS];
 	static struct crac_obj_fd d;   /* only the checkpointing thread runs */
-	long dfd = sys_openat(AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC), n;
-	long pid = sys_getpid();
+	struct crac_obj_fds fds;
+	long dfd_err = crac_obj_fds_open(&fds, dents, sizeof(dents)), pid = sys_getpid();
 	uint32_t count = 0;
+	int v;
 
-	if (dfd < 0) {
+	if (dfd_err < 0) {
 		crac_img_puts(why, "/proc/self/fd");
-		crac_img_put_err(why, dfd);
-		return (int)dfd;
+		crac_img_put_err(why, dfd_err);
+		return (int)dfd_err;
 	}
 	c->n_fds = 0;
 	/* one pass over the directory: the program's descriptors from 3 up */
-	while ((n = sys_getdents64(dfd, dents, sizeof(dents))) > 0)
-		for (long off = 0; off < n;) {
-			const char *name = dents + off + 19;
-			unsigned short reclen = *(const unsigned short *)(dents + off + 16);
-			int v = 0, digits = 0;
-			for (const char *q = name; *q >= '0' && *q <= '9'; q++, digits++)
-				v = v * 10 + (*q - '0');
-			off += reclen;
-			if (!digits || v <= 2 || v == dfd)
-				continue;
-			int skip = 0;
-			for (int k = 0; k < c->n_skip; k++)
-				skip |= c->skip[k] == v;
-			if (skip)
-				continue;
-			if (count >= CRAC_IMG_MAX_FDS || count >= c->max_fds) {
-				sys_close(dfd);
-				crac_img_puts(why, "more descriptors than an image holds");
-				return -E2BIG;
-			}
-			list[count++] = v;
+	while ((v = crac_obj_fds_next(&fds)) >= 0) {
+		if (v <= 2)
+			continue;
+		int skip = 0;
+		for (int k = 0; k < c->n_skip; k++)
+			skip |= c->skip[k] == v;
+		if (skip)
+			continue;
+		if (count >= CRAC_IMG_MAX_FDS || count >= c->max_fds) {
+			crac_obj_fds_close(&fds);
+			crac_img_puts(why, "more descriptors than an image holds");
+			return -E2BIG;
 		}
-	sys_close(dfd);
+		list[count++] = v;
+	}
+	crac_obj_fds_close(&fds);
 	/* in number order (the kernel lists them so; insertion sort otherwise) */
 	for (uint32_t i = 1; i < count; i++)
 		for (uint32_t k = i; k > 0 && list[k - 1] > list[k]; k--) {
@@ -411,6 +481,35 @@ long crac_obj_read_data(struct crac_obj_restore *r, const struct crac_img_fd *e,
 	}
 	if (crac_img_crc32c(0, buf, (size_t)e->data_len) != e->data_crc)
 		return -EBADMSG;
+	return 0;
+}
+
+long crac_obj_stream_data(struct crac_obj_restore *r, const struct crac_img_fd *e, char *buf, uint64_t size,
+			  const char *what, crac_obj_put_part put, void *arg, struct crac_img_buf *why)
+{
+	uint32_t crc = 0;
+
+	for (uint64_t done = 0; done < e->data_len;) {
+		uint64_t want = e->data_len - done < size ? e->data_len - done : size;
+		long n = sys_pread(r->pages_fd, buf, want, e->data_off + done), rc;
+		if (n == -EINTR)
+			continue;
+		if (n <= 0) {
+			crac_img_puts(why, "cannot read ");
+			crac_img_puts(why, what);
+			crac_img_puts(why, " from the pages file");
+			return n < 0 ? n : -EIO;
+		}
+		crc = crac_img_crc32c(crc, buf, (size_t)n);
+		if ((rc = put(arg, buf, n, done, why)) < 0)
+			return rc;
+		done += (uint64_t)n;
+	}
+	if (crc != e->data_crc) {
+		crac_img_puts(why, what);
+		crac_img_puts(why, " in the pages file is damaged (checksum)");
+		return -EBADMSG;
+	}
 	return 0;
 }
 

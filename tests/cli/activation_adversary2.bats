@@ -20,15 +20,6 @@ setup() {
 
 teardown() { start_teardown; }
 
-free_port() {
-	local p
-	for _ in $(seq 50); do
-		p=$(( 20000 + RANDOM % 20000 ))
-		listening "$p" || { echo "$p"; return 0; }
-	done
-	return 1
-}
-
 # activated_image: `crac run` under socket activation on $port1 checkpoints
 # the server into $T/img (DIR/activation "0 3").
 activated_image() {

@@ -22,15 +22,6 @@ setup() {
 
 teardown() { start_teardown; }
 
-free_port() {
-	local p
-	for _ in $(seq 50); do
-		p=$(( 20000 + RANDOM % 20000 ))
-		listening "$p" || { echo "$p"; return 0; }
-	done
-	return 1
-}
-
 # replaced FILE INODE: FILE is there with another inode.
 replaced() {
 	local now

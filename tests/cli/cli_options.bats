@@ -16,9 +16,7 @@ setup() {
 	MAN="$CRAC_SOURCE_DIR/docs/man/crac.1"
 	T="$(mktemp -d /tmp/crac-bats-opts.XXXXXX)"
 	export CRAC_CONTROL_DIR="$T/ctl"
-	PY=/usr/bin/python3
-	[ -x "$PY" ] || PY="$(command -v python3)"
-	[ -n "$PY" ] || skip "python3 is not installed"
+	need_python
 	COMMANDS="checkpoint restore run start inspect flatten check"
 }
 

@@ -47,6 +47,151 @@ restore_bg() {
 	PIDS+=("$pid")
 }
 
+# big_mapping CMD...: runs CMD (a test program that checkpoints itself into
+# $T/img and says "big=0xADDR ... len=N" of its big mapping: image_lazy,
+# image_thp) with only stdio open, shows its output, and sets BIG and LEN;
+# fails when CMD fails or does not say them.
+big_mapping() {
+	run clean "$@"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	BIG=$(echo "$output" | sed -n 's/^big=\(0x[0-9a-f]*\) .*/\1/p')
+	LEN=$(echo "$output" | sed -n 's/.* len=\([0-9]*\)$/\1/p')
+	[ -n "$BIG" ]
+	[ -n "$LEN" ]
+}
+
+# flip_byte FILE OFFSET: inverts the byte at OFFSET of FILE in place, and
+# fails unless it reads back inverted.
+flip_byte() {
+	local byte
+	byte=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+	printf "\\$(printf %03o $((byte ^ 255)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+	[ "$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')" -eq $((byte ^ 255)) ]
+}
+
+# need_python: PY, the python3 to run (/usr/bin/python3 first, else the
+# one in PATH); skips the test when there is none.
+need_python() {
+	PY=/usr/bin/python3
+	[ -x "$PY" ] || PY="$(command -v python3)"
+	[ -n "$PY" ] || skip "python3 is not installed"
+}
+
+# run_to_image OUT [crac run options...] -- CMD...: `crac run --checkpoint-to
+# $T/img --checkpoint-on SIGUSR1 ... -- CMD...` (CMD sends its parent SIGUSR1
+# to be checkpointed) for at most 60 s, with only stdio open, stdin
+# /dev/null, stdout and stderr in OUT; returns crac run's exit status.
+# VAR=VALUE before the call reaches CMD's environment. Needs $CRAC and $T.
+run_to_image() {
+	local out=$1
+	shift
+	(
+		for fd in $(ls /proc/$BASHPID/fd); do
+			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+		done
+		exec timeout 60 "$CRAC" run --checkpoint-to "$T/img" --checkpoint-on SIGUSR1 "$@"
+	) </dev/null >"$out" 2>&1
+}
+
+# refused_restore DIR [OPTIONS...] [-- ARGS...]: `crac restore [OPTIONS]
+# DIR [-- ARGS]` with only stdio open, for at most 60 s, refused before the
+# program ran: status 1 exactly (the restore's refusal; 128+N would be a
+# crash, 124 the timeout), nothing on stdout (the restored program would
+# print), one line on stderr, "crac: restore DIR: REASON"; sets REASON
+# ($stderr keeps the whole line).
+refused_restore() {
+	local dir=$1 opts=()
+	shift
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do
+		opts+=("$1")
+		shift
+	done
+	run --separate-stderr clean timeout 60 "$CRAC" restore "${opts[@]}" "$dir" "$@"
+	echo "restore $dir: status $status"
+	echo "stdout: $output"
+	echo "stderr: $stderr"
+	[ "$status" -eq 1 ]
+	[ -z "$output" ]
+	[ "$(echo "$stderr" | wc -l)" -eq 1 ]
+	[ "${stderr#"crac: restore $dir: "}" != "$stderr" ]
+	REASON="${stderr#"crac: restore $dir: "}"
+}
+
+# restores_twice EXPECTED: `crac restore $T/img`, twice (an image restores
+# again), each with only stdio open and for at most 60 s: each exits 0 and
+# says exactly EXPECTED (stdout and stderr).
+restores_twice() {
+	local i
+	for i in 1 2; do
+		run clean timeout 60 "$CRAC" restore "$T/img"
+		echo "restore $i: status $status: $output"
+		[ "$status" -eq 0 ]
+		[ "$output" = "$1" ]
+	done
+}
+
+# restored_fds [VAR=VALUE...]: `crac restore $T/img -- pid=PID wait-usr2`
+# (an image of tests/progs/image_probe.c) started by a shell holding fds 5,
+# 7 and 9 besides stdio, VAR=VALUE in its environment; once the restored
+# program waits for SIGUSR2, its descriptors go in $fds ("0 1 2 " when
+# none leaked), then it is let go and waited for. Needs $CRAC and $T.
+restored_fds() {
+	clean env "$@" bash -c 'exec 5</etc/hostname 7>/dev/null 9>/dev/null; echo $$ >"$2/pid"; exec "$0" restore "$1" -- pid=$$ wait-usr2' \
+		"$CRAC" "$T/img" "$T" >"$T/out" 2>"$T/err" &
+	local bg=$!
+	for _ in $(seq 100); do
+		grep -q "waiting for SIGUSR2" "$T/out" 2>/dev/null && break
+		sleep 0.1
+	done
+	local pid
+	pid=$(cat "$T/pid")
+	fds=$(ls /proc/"$pid"/fd | sort -n | tr '\n' ' ')
+	kill -USR2 "$pid"
+	wait "$bg"
+	cat "$T/out" "$T/err"
+	echo "fds: $fds"
+}
+
+# need_nobody PROG: sets NOBODY, a command prefix that runs what follows
+# as nobody (uid and gid 65534, no groups); skips the test unless this is
+# root, setpriv is there and nobody may run PROG (the build tree).
+need_nobody() {
+	[ "$(id -u)" -eq 0 ] || skip "needs root to switch to nobody"
+	command -v setpriv >/dev/null || skip "no setpriv"
+	NOBODY="setpriv --reuid=65534 --regid=65534 --clear-groups"
+	$NOBODY test -x "$1" || skip "build tree not accessible to nobody"
+}
+
+# restored_says WHAT...: `crac restore $T/img` (only stdio open) exits 0,
+# says "restored ok", no line of it holds FAIL, and it has a line
+# "ok WHAT" for each WHAT (the checks of the restored test program).
+restored_says() {
+	local what
+	run clean "$CRAC" restore "$T/img"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	! echo "$output" | grep -q FAIL || false
+	echo "$output" | grep -qx "restored ok"
+	for what in "$@"; do
+		echo "$output" | grep -qx "ok $what"
+	done
+}
+
+# restore_ok STAGE DIR [restore options...]: `crac restore [options] DIR`
+# of an image of tests/progs/image_incr.c (run by the command prefix in the
+# array AS, when set) exits 0 within 60 s and says exactly "ok stage STAGE".
+restore_ok() {
+	local stage=$1 dir=$2
+	shift 2
+	run --separate-stderr clean "${AS[@]}" timeout 60 "$CRAC" restore "$@" "$dir"
+	echo "restore $* $dir: status $status"
+	echo "stdout: $output"
+	echo "stderr: $stderr"
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok stage $stage" ]
+}
+
 # require_image_engine: skips the test, with the reason, when `crac --version`
 # does not list the image engine. Needs $CRAC.
 require_image_engine() {

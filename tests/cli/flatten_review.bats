@@ -52,6 +52,27 @@ slow_flatten() {
 	compgen -G "$out.tmp-*/header" >/dev/null
 }
 
+# flatten_refused REASON: the slow_flatten ($fpid) fails with nothing on
+# stdout and one line on stderr, "crac: flatten $T/i2: " and REASON (a
+# basic regular expression, matched from there on)
+flatten_refused() {
+	local st=0
+	wait "$fpid" || st=$?
+	fpid=
+	cat "$T/flatten.out" "$T/flatten.err"
+	[ "$st" -eq 1 ]
+	[ ! -s "$T/flatten.out" ]
+	[ "$(wc -l <"$T/flatten.err")" -eq 1 ]
+	grep -q "^crac: flatten $T/i2: $1" "$T/flatten.err"
+}
+
+# kept DIR HEADER: the image at DIR is the other one (its header is the
+# copy HEADER), and flatten left no temporary in $T
+kept() {
+	cmp "$1/header" "$2"
+	[ -z "$(ls "$T" | grep "\.tmp-")" ]
+}
+
 @test "flatten DIR DIR while a checkpoint replaces DIR: refused, the newer image stays" {
 	chain
 	cp -a "$T/i0" "$T/newer"            # a full image standing for the newer checkpoint
@@ -59,16 +80,8 @@ slow_flatten() {
 	slow_flatten "$T/i2" "$T/i2"
 	mv "$T/i2" "$T/i2.gone"             # as a checkpoint's commit: DIR is another directory now
 	mv "$T/newer" "$T/i2"
-	st=0
-	wait "$fpid" || st=$?
-	fpid=
-	cat "$T/flatten.out" "$T/flatten.err"
-	[ "$st" -eq 1 ]
-	[ ! -s "$T/flatten.out" ]
-	[ "$(wc -l <"$T/flatten.err")" -eq 1 ]
-	grep -q "^crac: flatten $T/i2: $T/i2 was replaced while it was flattened" "$T/flatten.err"
-	cmp "$T/i2/header" "$T/newer.header"   # the newer image was not thrown away
-	[ -z "$(ls "$T" | grep "\.tmp-")" ]
+	flatten_refused "$T/i2 was replaced while it was flattened"
+	kept "$T/i2" "$T/newer.header"   # the newer image was not thrown away
 	run clean "$CRAC" inspect "$T/i2"
 	[ "$status" -eq 0 ]
 }
@@ -80,18 +93,9 @@ slow_flatten() {
 	echo "$output"
 	[ "$status" -eq 0 ]
 	cp "$T/out/header" "$T/out.header"
-	st=0
-	wait "$fpid" || st=$?
-	fpid=
-	cat "$T/flatten.out" "$T/flatten.err"
-	[ "$st" -eq 1 ]
-	[ "$(wc -l <"$T/flatten.err")" -eq 1 ]
-	grep -q "^crac: flatten $T/i2: $T/out appeared while the image was written" "$T/flatten.err"
-	cmp "$T/out/header" "$T/out.header"
-	[ -z "$(ls "$T" | grep "\.tmp-")" ]
-	run --separate-stderr clean "$CRAC" restore "$T/out"
-	[ "$status" -eq 0 ]
-	[ "$output" = "ok stage 1" ]
+	flatten_refused "$T/out appeared while the image was written"
+	kept "$T/out" "$T/out.header"
+	restore_ok 1 "$T/out"
 }
 
 @test "flatten over an existing OUT replaced meanwhile by another image: refused, OUT kept" {
@@ -102,13 +106,8 @@ slow_flatten() {
 	run clean "$CRAC" flatten "$T/i1" "$T/out"
 	[ "$status" -eq 0 ]
 	cp "$T/out/header" "$T/out.header"
-	st=0
-	wait "$fpid" || st=$?
-	fpid=
-	cat "$T/flatten.out" "$T/flatten.err"
-	[ "$st" -eq 1 ]
-	grep -q "^crac: flatten $T/i2: $T/out was replaced while the image was written" "$T/flatten.err"
-	cmp "$T/out/header" "$T/out.header"
+	flatten_refused "$T/out was replaced while the image was written"
+	kept "$T/out" "$T/out.header"
 }
 
 # no_zstd_skip: skips when this build has no zstd
@@ -202,16 +201,7 @@ no_zstd_skip() {
 	cp "$T/i1/header" "$T/out.header"
 	mv "$T/out" "$T/out.gone"
 	mv "$T/newer" "$T/out"
-	st=0
-	wait "$fpid" || st=$?
-	fpid=
-	cat "$T/flatten.out" "$T/flatten.err"
-	[ "$st" -eq 1 ]
-	[ "$(wc -l <"$T/flatten.err")" -eq 1 ]
-	grep -q "^crac: flatten $T/i2: image directory $T/out was replaced while the image was written; nothing was replaced" "$T/flatten.err"
-	cmp "$T/out/header" "$T/out.header"   # the newer image is in place
-	[ -z "$(ls "$T" | grep "\.tmp-")" ]
-	run --separate-stderr clean "$CRAC" restore "$T/out"
-	[ "$status" -eq 0 ]
-	[ "$output" = "ok stage 1" ]
+	flatten_refused "image directory $T/out was replaced while the image was written; nothing was replaced"
+	kept "$T/out" "$T/out.header"   # the newer image is in place
+	restore_ok 1 "$T/out"
 }

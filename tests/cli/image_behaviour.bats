@@ -236,10 +236,7 @@ info: SIGUSR2 from pid $BASHPID" "$(cat "$T/err")"
 }
 
 @test "unprivileged: the probe as nobody (checks, a signal from root, a chain)" {
-	[ "$(id -u)" -eq 0 ] || skip "needs root to switch to nobody"
-	command -v setpriv >/dev/null || skip "no setpriv"
-	NOBODY="setpriv --reuid=65534 --regid=65534 --clear-groups"
-	$NOBODY test -x "$PROBE" || skip "build tree not accessible to nobody"
+	need_nobody "$PROBE"
 	chown -R 65534:65534 "$T"
 	checkpoint_probe
 	[ "$(stat -c %u "$T/img/pages")" = 65534 ]

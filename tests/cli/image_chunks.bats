@@ -31,13 +31,7 @@ image() {
 	local mib=$1
 	shift
 	rm -rf "$T/img"
-	run clean env "$@" "$LAZY" "$T/img" "$mib"
-	echo "$output"
-	[ "$status" -eq 0 ]
-	BIG=$(echo "$output" | sed -n 's/^big=\(0x[0-9a-f]*\) .*/\1/p')
-	LEN=$(echo "$output" | sed -n 's/.* len=\([0-9]*\)$/\1/p')
-	[ -n "$BIG" ]
-	[ -n "$LEN" ]
+	big_mapping env "$@" "$LAZY" "$T/img" "$mib"
 }
 
 # chunk_len ADDR: the length of the chunk holding ADDR

@@ -44,18 +44,6 @@ make_images() {
 	[ "$output" = "continued after stage 0" ]
 }
 
-# restore_ok STAGE DIR [restore options...]
-restore_ok() {
-	local stage=$1 dir=$2
-	shift 2
-	run --separate-stderr clean "${AS[@]}" "$CRAC" restore "$@" "$dir"
-	echo "restore $* $dir: status $status"
-	echo "stdout: $output"
-	echo "stderr: $stderr"
-	[ "$status" -eq 0 ]
-	[ "$output" = "ok stage $stage" ]
-}
-
 # compressed DIR: inspect says the image has compressed chunks, smaller.
 compressed() {
 	run "$CRAC" inspect "$1"
@@ -217,18 +205,13 @@ lazy_possible() {
 	restore_ok 1 "$T/i1" --populate
 }
 
-# refused DIR REGEX [restore options]: one line, matching, nothing run
+# refused_like DIR REGEX [restore options]: one line, "crac: restore DIR: "
+# and a reason matching REGEX, nothing run (refused_restore, common.bash)
 refused_like() {
 	local dir=$1 re=$2
 	shift 2
-	run --separate-stderr clean "$CRAC" restore "$@" "$dir"
-	echo "status $status"
-	echo "stdout: $output"
-	echo "stderr: $stderr"
-	[ "$status" -eq 1 ]
-	[ -z "$output" ]
-	[ "$(echo "$stderr" | wc -l)" -eq 1 ]
-	[[ "$stderr" =~ ^crac:\ restore\ $dir:\ $re$ ]]
+	refused_restore "$dir" "$@"
+	[[ "$REASON" =~ ^$re$ ]]
 }
 
 @test "a damaged frame: refused before the program runs (eager), the process stopped before any page of it is visible (lazy)" {

@@ -41,18 +41,6 @@ chain() {
 	echo "$stderr" | grep -q "MiB referenced from 2 images below"
 }
 
-# restore_ok STAGE DIR [restore options...]
-restore_ok() {
-	local stage=$1 dir=$2
-	shift 2
-	run --separate-stderr clean "${AS[@]}" "$CRAC" restore "$@" "$dir"
-	echo "restore $* $dir: status $status"
-	echo "stdout: $output"
-	echo "stderr: $stderr"
-	[ "$status" -eq 0 ]
-	[ "$output" = "ok stage $stage" ]
-}
-
 @test "a chain of three: every stage restores exactly, eager and by default" {
 	AS=()
 	chain

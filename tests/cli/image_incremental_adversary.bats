@@ -51,12 +51,8 @@ fresh() {
 refused() {
 	local dir=$1 text=$2
 	shift 2
-	run --separate-stderr clean timeout 20 "$CRAC" restore "$@" "$dir"
-	echo "restore $dir: status $status, stdout: $output, stderr: $stderr"
-	[ "$status" -eq 1 ]
-	[ -z "$output" ]
-	[ "$(echo "$stderr" | wc -l)" -eq 1 ]
-	[[ "$stderr" == "crac: restore $dir: "*"$text"* ]]
+	refused_restore "$dir" "$@"
+	[[ "$REASON" == *"$text"* ]]
 	run clean timeout 20 "$CRAC" inspect "$@" "$dir"
 	echo "inspect: status $status: $output"
 	[ "$status" -eq 1 ]
@@ -64,16 +60,6 @@ refused() {
 	echo "flatten: status $status: $output"
 	[ "$status" -eq 1 ]
 	[ ! -e "$T/flat" ]
-}
-
-# restore_ok STAGE DIR [restore options...]
-restore_ok() {
-	local stage=$1 dir=$2
-	shift 2
-	run --separate-stderr clean "$CRAC" restore "$@" "$dir"
-	echo "restore $dir: status $status, stdout: $output, stderr: $stderr"
-	[ "$status" -eq 0 ]
-	[ "$output" = "ok stage $stage" ]
 }
 
 # start_sleep: `sleep 100` under crac run with incremental checkpoints, $pid

@@ -50,18 +50,6 @@ lazy_or_skip() {
 	[ "$output" = "ok stage 0" ]
 }
 
-# restore_ok STAGE DIR [restore options...]
-restore_ok() {
-	local stage=$1 dir=$2
-	shift 2
-	run --separate-stderr clean "${AS[@]}" timeout 60 "$CRAC" restore "$@" "$dir"
-	echo "restore $* $dir: status $status"
-	echo "stdout: $output"
-	echo "stderr: $stderr"
-	[ "$status" -eq 0 ]
-	[ "$output" = "ok stage $stage" ]
-}
-
 # lazy_next FROM NEXT-ARG TO PREFETCH: restored lazily from FROM, changed
 # (next / next-unread) and checkpointed incrementally into TO
 lazy_next() {

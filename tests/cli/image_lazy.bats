@@ -35,13 +35,7 @@ teardown() {
 
 # checkpoint [MiB]: image_lazy into $T/img; BIG and LEN: its big mapping.
 checkpoint() {
-	run clean "$LAZY" "$T/img" "$@"
-	echo "$output"
-	[ "$status" -eq 0 ]
-	BIG=$(echo "$output" | sed -n 's/^big=\(0x[0-9a-f]*\) .*/\1/p')
-	LEN=$(echo "$output" | sed -n 's/.* len=\([0-9]*\)$/\1/p')
-	[ -n "$BIG" ]
-	[ -n "$LEN" ]
+	big_mapping "$LAZY" "$T/img" "$@"
 }
 
 # need_lazy: skips unless this user gets a userfaultfd for kernel faults.
@@ -255,13 +249,6 @@ finish_waiting() {
 	echo "stderr: $stderr"
 }
 
-# flip_byte OFFSET: inverts one byte of the pages file in place
-flip_byte() {
-	local byte
-	byte=$(od -An -tu1 -j "$1" -N1 "$T/img/pages" | tr -d ' ')
-	printf "\\$(printf %03o $((byte ^ 255)))" | dd of="$T/img/pages" bs=1 seek="$1" conv=notrunc status=none
-}
-
 @test "a pages file changed while loading lazily: a chunk already verified is verified again, the change is never loaded" {
 	checkpoint
 	need_lazy
@@ -272,7 +259,7 @@ flip_byte() {
 	[ "$len" -ge $((128 << 10)) ]
 	start_waiting
 	# the last page of the first chunk: verified, but not loaded yet
-	flip_byte $((off + len - 100))
+	flip_byte "$T/img/pages" $((off + len - 100))
 	finish_waiting
 	[ "$status" -eq 1 ]
 	[ -z "$output" ]   # neither "ok wait" nor "FAIL: pages without their pattern"
@@ -285,7 +272,7 @@ flip_byte() {
 	read -r idx off len < <("$EDIT" "$T/img" chunk-at $((BIG + LEN / 2)))
 	[ -n "$len" ]
 	start_waiting
-	flip_byte $((off + len / 2))
+	flip_byte "$T/img/pages" $((off + len / 2))
 	finish_waiting
 	[ "$status" -eq 1 ]
 	[ -z "$output" ]
@@ -307,10 +294,7 @@ flip_byte() {
 }
 
 @test "unprivileged: restore is eager and says why; --lazy refuses" {
-	[ "$(id -u)" -eq 0 ] || skip "needs root to switch to nobody"
-	command -v setpriv >/dev/null || skip "no setpriv"
-	NOBODY="setpriv --reuid=65534 --regid=65534 --clear-groups"
-	$NOBODY test -x "$LAZY" || skip "build tree not accessible to nobody"
+	need_nobody "$LAZY"
 	chown 65534:65534 "$T"
 	run clean $NOBODY "$LAZY" "$T/img"
 	[ "$status" -eq 0 ]

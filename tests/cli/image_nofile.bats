@@ -13,9 +13,7 @@ setup() {
 	T="$(mktemp -d /tmp/crac-bats-nofile.XXXXXX)"
 	export CRAC_CONTROL_DIR="$T/ctl"
 	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_LOG
-	PY=/usr/bin/python3
-	[ -x "$PY" ] || PY="$(command -v python3)"
-	[ -n "$PY" ] || skip "python3 is not installed"
+	need_python
 	require_image_engine
 	echo data >"$T/data"
 	# a program holding a file at fd 500, checkpointed once it does
@@ -26,12 +24,7 @@ print("ready", flush=True)
 os.kill(os.getppid(), signal.SIGUSR1)   # crac run: checkpoint now (fd 500 is there)
 while True: time.sleep(1)
 PY
-	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
-		exec timeout 60 "$CRAC" run --checkpoint-to "$T/img" --checkpoint-on SIGUSR1 -- "$PY" "$T/hi.py" "$T/data"
-	) </dev/null >"$T/run.out" 2>&1
+	run_to_image "$T/run.out" -- "$PY" "$T/hi.py" "$T/data"
 	[ -f "$T/img/header" ] || { cat "$T/run.out"; false; }
 }
 

@@ -46,20 +46,10 @@ checkpoint() {
 	echo "$output" | grep -qx "result:    restorable here"
 }
 
-# restore_refused DIR: runs `crac restore DIR` and checks that it refused:
-# status 1 exactly (the loader's refusal; 128+N would be a crash), nothing
-# on stdout (the restored program would print), one line on stderr, which
-# is left in $REASON without the "crac: restore DIR: " prefix.
+# restore_refused DIR: `crac restore DIR -- pid=1` refused before the
+# program ran (refused_restore, common.bash); the reason in $REASON.
 restore_refused() {
-	run --separate-stderr clean "$CRAC" restore "$1" -- pid=1
-	echo "restore $1: status $status"
-	echo "stdout: $output"
-	echo "stderr: $stderr"
-	[ "$status" -eq 1 ]
-	[ -z "$output" ]
-	[ "$(echo "$stderr" | wc -l)" -eq 1 ]
-	[ "${stderr#"crac: restore $1: "}" != "$stderr" ]
-	REASON="${stderr#"crac: restore $1: "}"
+	refused_restore "$1" -- pid=1
 }
 
 # refused REASON: restore of $T/img refused with exactly this reason.
@@ -98,14 +88,6 @@ inspect_fails() {
 	fi
 }
 
-# flip FILE OFFSET: inverts one byte of FILE in place.
-flip() {
-	local byte
-	byte=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
-	printf "\\$(printf %03o $((byte ^ 255)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
-	[ "$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')" -eq $((byte ^ 255)) ]
-}
-
 # inspect_cannot_load MESSAGE: `crac inspect` cannot even read the image.
 inspect_cannot_load() {
 	run --separate-stderr "$CRAC" inspect "$T/img"
@@ -125,7 +107,7 @@ inspect_cannot_load() {
 	[ -n "$len" ]
 	[ "$len" -gt 200 ]
 	# one byte in the middle of the chunk
-	flip "$T/img/pages" $((off + len / 2))
+	flip_byte "$T/img/pages" $((off + len / 2))
 	refused_like "page data checksum mismatch in chunk #$idx \\($len bytes at 0x[0-9a-f]+, \\[heap\\]\\): the pages file is damaged"
 	addr=$(echo "$REASON" | grep -Eo '0x[0-9a-f]+')
 	inspect_fails data "$T/img/pages: checksum mismatch in page chunk #$idx ($len bytes at $addr of heap)"
@@ -147,7 +129,7 @@ inspect_cannot_load() {
 @test "header altered: checksum mismatch; bad magic" {
 	checkpoint
 	# a byte of the kernel release string
-	flip "$T/img/header" 48
+	flip_byte "$T/img/header" 48
 	refused_like "header checksum mismatch \\(crc32c 0x[0-9a-f]+, recorded 0x[0-9a-f]+\\)"
 	inspect_cannot_load "$T/img/header: $REASON"
 	printf 'X' | dd of="$T/img/header" bs=1 seek=0 conv=notrunc status=none

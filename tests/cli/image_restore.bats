@@ -154,12 +154,8 @@ checkpoint_counter() {
 }
 
 @test "unprivileged: checkpoint and restore as nobody" {
-	[ "$(id -u)" -eq 0 ] || skip "needs root to switch to nobody"
-	command -v setpriv >/dev/null || skip "no setpriv"
-	# the build tree must be readable by nobody
-	setpriv --reuid=65534 --regid=65534 --clear-groups test -x "$COUNTER" || skip "build tree not accessible to nobody"
+	need_nobody "$COUNTER"
 	chown 65534:65534 "$T"
-	NOBODY="setpriv --reuid=65534 --regid=65534 --clear-groups"
 	run clean $NOBODY "$COUNTER" "$T/img"
 	echo "$output"
 	[ "$status" -eq 0 ]

@@ -88,10 +88,7 @@ checkpoint_ms() {
 }
 
 @test "threads that block the stop signal, as nobody" {
-	[ "$(id -u)" -eq 0 ] || skip "needs root to switch to nobody"
-	command -v setpriv >/dev/null || skip "no setpriv"
-	NOBODY="setpriv --reuid=65534 --regid=65534 --clear-groups"
-	$NOBODY test -x "$PROG" || skip "build tree not accessible to nobody"
+	need_nobody "$PROG"
 	chown 65534:65534 "$T"
 	run clean timeout 30 $NOBODY "$PROG" "$T/img" --keep
 	echo "$output"

@@ -27,10 +27,5 @@ teardown() {
 	echo "checkpoint: $status $output"
 	[ "$status" -eq 0 ]
 	[ -f "$T/img/header" ]
-	for i in 1 2; do
-		run clean timeout 60 "$CRAC" restore "$T/img"
-		echo "restore $i: $status $output"
-		[ "$status" -eq 0 ]
-		[ "$output" = "restored orig=kept" ]
-	done
+	restores_twice "restored orig=kept"
 }

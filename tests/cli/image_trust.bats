@@ -38,18 +38,11 @@ checkpoint() {
 	[ "$status" -eq 0 ]
 }
 
-# restore_refused [OPTIONS...]: `crac restore [OPTIONS] $T/img` refuses with
-# status 1 and one line; the reason (without "crac: restore DIR: ") in $REASON.
+# restore_refused [OPTIONS...]: `crac restore [OPTIONS] $T/img -- pid=1`
+# refuses with status 1 and one line (refused_restore, common.bash); the
+# reason (without "crac: restore DIR: ") in $REASON.
 restore_refused() {
-	run --separate-stderr clean timeout 20 "$CRAC" restore "$@" "$T/img" -- pid=1
-	echo "restore: status $status"
-	echo "stdout: $output"
-	echo "stderr: $stderr"
-	[ "$status" -eq 1 ]
-	[ -z "$output" ]
-	[ "$(echo "$stderr" | wc -l)" -eq 1 ]
-	[ "${stderr#"crac: restore $T/img: "}" != "$stderr" ]
-	REASON="${stderr#"crac: restore $T/img: "}"
+	refused_restore "$T/img" "$@" -- pid=1
 }
 
 # restores [OPTIONS...]: the image restores and every probe check passes.
@@ -183,19 +176,7 @@ inspect_says() {
 
 @test "descriptors of crac restore itself do not leak into the restored process" {
 	checkpoint
-	clean bash -c 'exec 5</etc/hostname 7>/dev/null; echo $$ >"$2/pid"; exec "$0" restore "$1" -- pid=$$ wait-usr2' \
-		"$CRAC" "$T/img" "$T" >"$T/out" 2>"$T/err" &
-	bg=$!
-	for i in $(seq 100); do
-		grep -q "waiting for SIGUSR2" "$T/out" 2>/dev/null && break
-		sleep 0.1
-	done
-	pid=$(cat "$T/pid")
-	fds=$(ls /proc/"$pid"/fd | sort -n | tr '\n' ' ')
-	kill -USR2 "$pid"
-	wait "$bg"
-	cat "$T/out" "$T/err"
-	echo "fds: $fds"
+	restored_fds
 	[ "$fds" = "0 1 2 " ]
 }
 

@@ -19,9 +19,7 @@ setup() {
 	T="$(mktemp -d /tmp/crac-bats-perfdata.XXXXXX)"
 	export CRAC_CONTROL_DIR="$T/ctl"
 	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_LOG
-	PY=/usr/bin/python3
-	[ -x "$PY" ] || PY="$(command -v python3)"
-	[ -n "$PY" ] || skip "python3 is not installed"
+	need_python
 	require_image_engine
 	cat >"$T/perf.py" <<'PY'
 import ctypes, mmap, os, pwd, signal, sys, threading, time
@@ -62,12 +60,7 @@ for l in open("/proc/self/maps"):
     if lo <= addr < hi:
         print("mapping", f[1], f[5] if len(f) > 5 else "anonymous")
 PY
-	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
-		exec timeout 60 "$CRAC" run --checkpoint-to "$T/img" --checkpoint-on SIGUSR1 -- "$PY" "$T/perf.py"
-	) </dev/null >"$T/run.out" 2>&1 || true
+	run_to_image "$T/run.out" -- "$PY" "$T/perf.py" || true
 	PERF=$(sed -n 's/^ready //p' "$T/run.out")
 	[ -f "$T/img/header" ] || { cat "$T/run.out"; false; }
 }
@@ -85,10 +78,5 @@ teardown() {
 	# one line names it: a private anonymous mapping, not a mapped file
 	[ "$(echo "$output" | grep -cF "$PERF")" -eq 1 ]
 	echo "$output" | grep -F "$PERF" | grep -Eq " rw-p anon +32K "
-	for i in 1 2; do
-		run clean timeout 30 "$CRAC" restore "$T/img"
-		echo "$output"
-		[ "$status" -eq 0 ]
-		[ "$output" = "$(printf 'magic CRACPERF hello\ncounting True\nmapping rw-p anonymous')" ]
-	done
+	restores_twice "$(printf 'magic CRACPERF hello\ncounting True\nmapping rw-p anonymous')"
 }

@@ -31,22 +31,9 @@ teardown() {
 	rm -rf "$T"
 }
 
-# flip DIR OFFSET: inverts one byte of DIR/pages.
-flip() {
-	local byte
-	byte=$(od -An -tu1 -j "$2" -N1 "$1/pages" | tr -d ' ')
-	printf "\\$(printf %03o $((byte ^ 255)))" | dd of="$1/pages" bs=1 seek="$2" conv=notrunc status=none
-}
-
 # checkpoint: image_thp into $T/img; BIG and LEN: its big mapping.
 checkpoint() {
-	run clean "$THP" "$T/img"
-	echo "$output"
-	[ "$status" -eq 0 ]
-	BIG=$(echo "$output" | sed -n 's/^big=\(0x[0-9a-f]*\) .*/\1/p')
-	LEN=$(echo "$output" | sed -n 's/.* len=\([0-9]*\)$/\1/p')
-	[ -n "$BIG" ]
-	[ -n "$LEN" ]
+	big_mapping "$THP" "$T/img"
 }
 
 thp_madvise() {
@@ -85,7 +72,7 @@ thp_madvise() {
 		cp -r "$T/img" "$T/bad"
 		read -r idx off len < <("$EDIT" "$T/bad" chunk-at "$at")
 		[ -n "$len" ]
-		flip "$T/bad" $((off + len - 1))
+		flip_byte "$T/bad/pages" $((off + len - 1))
 		run --separate-stderr clean "$CRAC" restore --populate "$T/bad"
 		echo "at $at status $status: $output / $stderr"
 		[ "$status" -eq 1 ]
@@ -102,7 +89,7 @@ thp_madvise() {
 	[ "$len" -eq 131072 ]
 	for at in $((off + len - 1)) $((off + 5)); do
 		cp -r "$T/img" "$T/bad"
-		flip "$T/bad" "$at"
+		flip_byte "$T/bad/pages" "$at"
 		for pretend in "" proc_mem; do
 			run --separate-stderr clean env CRAC_PRETEND_MISSING="$pretend" "$CRAC" restore --populate "$T/bad"
 			echo "byte $at pretend '$pretend' status $status: $output / $stderr"
@@ -115,10 +102,7 @@ thp_madvise() {
 }
 
 @test "eager as nobody (the unprivileged default): the widened mapping comes back exactly" {
-	[ "$(id -u)" -eq 0 ] || skip "needs root to switch to nobody"
-	command -v setpriv >/dev/null || skip "no setpriv"
-	NOBODY="setpriv --reuid=65534 --regid=65534 --clear-groups"
-	$NOBODY test -x "$THP" || skip "build tree not accessible to nobody"
+	need_nobody "$THP"
 	chown 65534:65534 "$T"
 	run clean $NOBODY "$THP" "$T/img"
 	echo "$output"

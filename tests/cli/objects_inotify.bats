@@ -25,7 +25,6 @@ setup() {
 	W="$T/w"
 	mkdir "$W"
 	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES
-	NOBODY="setpriv --reuid=65534 --regid=65534 --clear-groups"
 }
 
 teardown() {
@@ -116,9 +115,7 @@ restore_fails() {
 }
 
 @test "unprivileged: without CAP_DAC_READ_SEARCH refused naming the wd; with it, checkpointed, and restored as nobody" {
-	[ "$(id -u)" -eq 0 ] || skip "needs root to switch to nobody"
-	command -v setpriv >/dev/null || skip "no setpriv"
-	$NOBODY test -x "$PROG" || skip "build tree not accessible to nobody"
+	need_nobody "$PROG"
 	chown -R 65534:65534 "$T"
 	# the kernel tells a watch's inode, not its path: finding it needs
 	# open_by_handle_at, which needs CAP_DAC_READ_SEARCH

@@ -36,15 +36,8 @@ checkpoint() {
 }
 
 restored_ok() {
-	run clean "$CRAC" restore "$T/img"
-	echo "$output"
-	[ "$status" -eq 0 ]
-	! echo "$output" | grep -q FAIL || false
-	echo "$output" | grep -qx "restored ok"
-	for what in "pipe content" "pipe flags" "big size" "big content" eof epipe "reopened content" \
-		    "reopened flags" "reopened same pipe" "fifo same" "fifo content" "fifo again" "fifo flags"; do
-		echo "$output" | grep -qx "ok $what"
-	done
+	restored_says "pipe content" "pipe flags" "big size" "big content" eof epipe "reopened content" \
+		    "reopened flags" "reopened same pipe" "fifo same" "fifo content" "fifo again" "fifo flags"
 }
 
 @test "pipes and a FIFO: unread content, sizes and flags, restored twice" {
@@ -65,10 +58,7 @@ restored_ok() {
 }
 
 @test "unprivileged: checkpoint and restore as nobody" {
-	[ "$(id -u)" -eq 0 ] || skip "needs root to switch to nobody"
-	command -v setpriv >/dev/null || skip "no setpriv"
-	NOBODY="setpriv --reuid=65534 --regid=65534 --clear-groups"
-	$NOBODY test -x "$PROG" || skip "build tree not accessible to nobody"
+	need_nobody "$PROG"
 	chown 65534:65534 "$T" "$T/work"
 	run clean $NOBODY "$PROG" "$T/img" "$T/work"
 	echo "$output"
@@ -96,23 +86,10 @@ restored_ok() {
 	[ ! -e "$T/img" ]
 }
 
-# restore_refused: `crac restore` refused before the program ran: status 1,
-# nothing on stdout, one line on stderr, left in $REASON without the prefix.
-restore_refused() {
-	run --separate-stderr clean "$CRAC" restore "$T/img"
-	echo "status $status"
-	echo "stdout: $output"
-	echo "stderr: $stderr"
-	[ "$status" -eq 1 ]
-	[ -z "$output" ]
-	[ "$(echo "$stderr" | wc -l)" -eq 1 ]
-	REASON="${stderr#"crac: restore $T/img: "}"
-}
-
 @test "refused at restore: the FIFO's path is gone" {
 	checkpoint
 	rm "$T/work/fifo"
-	restore_refused
+	refused_restore "$T/img"
 	[[ "$REASON" =~ ^fd\ [0-9]+\ \(fifo\):\ $T/work/fifo:\ No\ such\ file\ or\ directory ]]
 }
 
@@ -121,7 +98,7 @@ restore_refused() {
 	# made while the old one still exists: another inode number
 	mkfifo "$T/work/fifo.new"
 	mv "$T/work/fifo.new" "$T/work/fifo"
-	restore_refused
+	refused_restore "$T/img"
 	[[ "$REASON" =~ ^fd\ [0-9]+\ \(fifo\):\ $T/work/fifo\ changed\ since\ the\ checkpoint\ \(its\ inode ]]
 }
 
@@ -129,7 +106,7 @@ restore_refused() {
 	checkpoint
 	rm "$T/work/fifo"
 	mkfifo "$T/work/fifo"
-	restore_refused
+	refused_restore "$T/img"
 	# a new inode number is seen before the restore starts; the same
 	# number, by the FIFO's birth time when it is opened again
 	[[ "$REASON" =~ ^fd\ [0-9]+\ \(fifo\):\ $T/work/fifo\ changed\ since\ the\ checkpoint\ \(its\ inode ]] ||
@@ -143,7 +120,7 @@ restore_refused() {
 	# file: "fifo data" at the start of its last page
 	size=$(stat -c %s "$T/img/pages")
 	printf g | dd of="$T/img/pages" bs=1 seek=$((size - 4096)) conv=notrunc status=none
-	restore_refused
+	refused_restore "$T/img"
 	[[ "$REASON" =~ ^fd\ [0-9]+\ \(fifo\ $T/work/fifo\):\ its\ unread\ content\ in\ the\ pages\ file\ is\ damaged\ \(checksum\) ]]
 }
 

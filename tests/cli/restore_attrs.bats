@@ -105,10 +105,7 @@ checkpoint() {
 }
 
 @test "unprivileged: no_new_privs, pdeathsig and a seccomp filter (with no_new_privs) as nobody" {
-	[ "$(id -u)" -eq 0 ] || skip "needs root to switch to nobody"
-	command -v setpriv >/dev/null || skip "no setpriv"
-	NOBODY="setpriv --reuid=65534 --regid=65534 --clear-groups"
-	$NOBODY test -x "$PROG" || skip "build tree not accessible to nobody"
+	need_nobody "$PROG"
 	chown 65534:65534 "$T"
 	CRAC_CONTROL_DIR="$T/ctl" run clean timeout 60 $NOBODY "$CRAC" run --checkpoint-to "$T/img" \
 		--checkpoint-on SIGUSR1 -- "$PROG" pdeathsig nnp seccomp </dev/null

@@ -28,19 +28,7 @@ teardown() {
 
 # checkpoint [MiB]: image_lazy into $T/img; BIG and LEN: its big mapping.
 checkpoint() {
-	run clean "$LAZY" "$T/img" "$@"
-	echo "$output"
-	[ "$status" -eq 0 ]
-	BIG=$(echo "$output" | sed -n 's/^big=\(0x[0-9a-f]*\) .*/\1/p')
-	LEN=$(echo "$output" | sed -n 's/.* len=\([0-9]*\)$/\1/p')
-	[ -n "$BIG" ]
-	[ -n "$LEN" ]
-}
-
-flip_byte() {
-	local byte
-	byte=$(od -An -tu1 -j "$1" -N1 "$T/img/pages" | tr -d ' ')
-	printf "\\$(printf %03o $((byte ^ 255)))" | dd of="$T/img/pages" bs=1 seek="$1" conv=notrunc status=none
+	big_mapping "$LAZY" "$T/img" "$@"
 }
 
 # two_cpus: skips unless this process may run on two CPUs (the second filler).
@@ -69,7 +57,7 @@ two_cpus() {
 	# the last chunk of the big mapping: the second half, filled by the second thread
 	read -r idx off len < <("$EDIT" "$T/img" chunk-at $((BIG + LEN - 4096)))
 	[ -n "$len" ]
-	flip_byte $((off + len / 2))
+	flip_byte "$T/img/pages" $((off + len / 2))
 	for threads in 2 1; do
 		run --separate-stderr clean env CRAC_LOADER_THREADS=$threads "$CRAC" restore --populate "$T/img" -- read
 		echo "threads=$threads status $status: $output / $stderr"

@@ -18,9 +18,7 @@ setup() {
 	chmod 755 "$T"
 	export CRAC_CONTROL_DIR="$T/ctl"
 	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_LOG
-	PY=/usr/bin/python3
-	[ -x "$PY" ] || PY="$(command -v python3)"
-	[ -n "$PY" ] || skip "python3 is not installed"
+	need_python
 	require_image_engine
 	# fd 50: /proc/self/stat (its link names /proc/PID/stat), read 5 bytes
 	# in; the checkpoint is asked for then; the restored copy (a new pid)
@@ -38,12 +36,7 @@ print("offset", os.lseek(50, 0, os.SEEK_CUR))
 print("link", os.readlink("/proc/self/fd/50") == "/proc/%d/stat" % os.getpid())
 print("stat pid", int(os.pread(50, 100, 0).split()[0]) == os.getpid())
 PY
-	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
-		exec timeout 60 "$CRAC" run --checkpoint-to "$T/img" --checkpoint-on SIGUSR1 -- "$PY" "$T/self.py"
-	) </dev/null >"$T/run.out" 2>&1
+	run_to_image "$T/run.out" -- "$PY" "$T/self.py"
 	[ -f "$T/img/header" ] || { cat "$T/run.out"; false; }
 }
 
@@ -57,10 +50,5 @@ teardown() {
 	! grep -aqE "/proc/[0-9]+/stat" "$T/img/header" || false
 	run clean "$CRAC" inspect "$T/img"
 	[ "$status" -eq 0 ]
-	for i in 1 2; do
-		run clean timeout 30 "$CRAC" restore "$T/img"
-		echo "$output"
-		[ "$status" -eq 0 ]
-		[ "$output" = "$(printf 'offset 5\nlink True\nstat pid True')" ]
-	done
+	restores_twice "$(printf 'offset 5\nlink True\nstat pid True')"
 }

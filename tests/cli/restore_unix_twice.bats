@@ -33,21 +33,12 @@ teardown() {
 	start_teardown
 }
 
-# restore_bg NAME [DELAY_MS]: `crac restore $T/img` in the background (the
-# window between bind and listen made DELAY_MS wide, default 1500),
-# stdout+stderr in $T/NAME.out, the loader's point-of-no-return bytes in
-# $T/NAME.ponr ("p" at it, "j" at the jump into the program)
-restore_bg() {
-	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
-		exec 3>"$T/$1.ponr"
-		CRAC_LOADER_PONR_FD=3 CRAC_LOADER_TEST_LISTEN_DELAY_MS="${2:-1500}" exec "$CRAC" restore "$T/img" \
-			</dev/null >"$T/$1.out" 2>&1
-	) &
-	pid=$!
-	PIDS+=("$pid")
+# restore_delayed NAME [DELAY_MS]: restore_bg NAME (common.bash: stdout and
+# stderr in $T/NAME.out, the loader's point-of-no-return bytes in
+# $T/NAME.ponr, "p" at it, "j" at the jump into the program) with the
+# window between bind and listen made DELAY_MS wide (default 1500)
+restore_delayed() {
+	restore_bg "$1" CRAC_LOADER_TEST_LISTEN_DELAY_MS="${2:-1500}"
 }
 
 # outcome NAME STATUS: "reachable" (its listener answered on the path), or
@@ -86,9 +77,9 @@ wait_rebound() {
 	[ "$status" -eq 0 ]
 	[ -S "$T/work/sock" ]   # stale: the original exited
 	for round in 1 2; do
-		restore_bg a
+		restore_delayed a
 		pa=$pid
-		restore_bg b
+		restore_delayed b
 		pb=$pid
 		wait "$pa" && sa=0 || sa=$?
 		wait "$pb" && sb=0 || sb=$?
@@ -106,12 +97,12 @@ wait_rebound() {
 	[ "$status" -eq 0 ]
 	[ -S "$T/work/sock" ]   # stale: the original exited
 	ino="$(file_id "$T/work/sock")"
-	restore_bg a 3000
+	restore_delayed a 3000
 	pa=$pid
 	wait_rebound "$T/work/sock" "$ino"   # a removed the stale file and bound: 3 s before it listens
 	# b's first look finds a's socket answering nothing (not listening
 	# yet): its bind waits for a's directory lock, then finds a listening
-	restore_bg b 0
+	restore_delayed b 0
 	pb=$pid
 	wait "$pb" && sb=0 || sb=$?
 	wait "$pa" && sa=0 || sa=$?
@@ -129,7 +120,7 @@ wait_rebound() {
 	[ -S "$T/work/sock" ]
 	[ -S "$T/work/dgram" ]
 	ino="$(file_id "$T/work/sock")"
-	restore_bg a 3000
+	restore_delayed a 3000
 	wait_rebound "$T/work/sock" "$ino"
 	# while it waits to listen on work/sock, another process takes
 	# work/dgram (the restore's first look found it stale)
@@ -183,7 +174,7 @@ print(s.makefile().readline().strip())' "$1"
 	[ -S "$T/work/sock" ]   # stale
 	ino="$(file_id "$T/work/sock")"
 	# a plain restore of it, held 3 s between its bind and its listen
-	restore_bg a 3000
+	restore_delayed a 3000
 	pa=$pid
 	wait_rebound "$T/work/sock" "$ino"
 	# crac start meanwhile: its restore is refused; the cold program
@@ -208,17 +199,8 @@ print(s.makefile().readline().strip())' "$1"
 	ino="$(file_id "$T/work/sock")"
 	# soft limit 101: the loader cannot keep a socket above fd 100 before
 	# its point of no return (it raises the soft limit only after it)
-	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
-		ulimit -Sn 101
-		exec 3>"$T/a.ponr"
-		CRAC_LOADER_PONR_FD=3 CRAC_LOADER_TEST_LISTEN_DELAY_MS=2000 exec "$CRAC" restore "$T/img" \
-			</dev/null >"$T/a.out" 2>&1
-	) &
-	pa=$!
-	PIDS+=("$pa")
+	restore_bg a CRAC_LOADER_TEST_LISTEN_DELAY_MS=2000 bash -c 'ulimit -Sn 101 && exec "$@"' _
+	pa=$pid
 	wait_rebound "$T/work/sock" "$ino"
 	# bound after the point of no return (held, it would have been bound
 	# before it, "p" not written yet). (Its "j" comes early: the pipe at

@@ -37,10 +37,11 @@ checkpoint() {
 	[ -S "$T/work/sock" ]
 }
 
-# restore_refused PATTERN: `crac restore` fails with one line matching
-# PATTERN, and never reached its point of no return
+# restore_refused PATTERN: `crac restore` (run by $RESTORE_AS, a command
+# prefix, when set) fails with one line matching PATTERN, and never reached
+# its point of no return
 restore_refused() {
-	run clean bash -c 'exec 3>"$1"; CRAC_LOADER_PONR_FD=3 exec "$2" restore "$3" </dev/null' _ \
+	run clean ${RESTORE_AS:-} bash -c 'exec 3>"$1"; CRAC_LOADER_PONR_FD=3 exec "$2" restore "$3" </dev/null' _ \
 		"$T/ponr" "$CRAC" "$T/img"
 	echo "$status: $output"
 	[ "$status" -eq 1 ]
@@ -48,6 +49,56 @@ restore_refused() {
 	[ "${#lines[@]}" -eq 1 ]
 	# (the reason's own text, then the error's name)
 	echo "$output" | grep -Eq "^crac: restore $T/img: fd [0-9]+ \\(socket [^)]*\\): $1(: [^:]*)?\$"
+}
+
+# restore_hooked HOOK=MS: `crac restore $T/img` in the background, the
+# loader's test hook HOOK (CRAC_LOADER_TEST_*_DELAY_MS) set, stdout in
+# $T/r.out, stderr in $T/r.err, the point-of-no-return bytes in $T/ponr;
+# sets r, its pid
+restore_hooked() {
+	SPAWN_FD3="$T/ponr" spawn "$T/r.out" "$T/r.err" env CRAC_LOADER_PONR_FD=3 "$1" "$CRAC" restore "$T/img"
+	r=$SPAWNED
+}
+
+# swap_work: the directory of the Unix paths, $T/work, moved to
+# $T/work.old and a symbolic link to $T/elsewhere put in its place
+swap_work() {
+	mv "$T/work" "$T/work.old"
+	ln -s "$T/elsewhere" "$T/work"
+}
+
+# refused_swapped PATH HOW: the restore_hooked restore fails before its
+# point of no return, nothing on stdout and one line on stderr: PATH cannot
+# be bound, its directory $T/work "was replaced since the restore HOW"
+# (an extended regular expression)
+refused_swapped() {
+	wait "$r" && status=0 || status=$?
+	cat "$T/r.out" "$T/r.err"
+	[ "$status" -eq 1 ]
+	[ ! -s "$T/ponr" ]
+	[ ! -s "$T/r.out" ]
+	[ "$(wc -l <"$T/r.err")" -eq 1 ]
+	grep -Eq "^crac: restore $T/img: fd [0-9]+ \\(socket $1\\): cannot bind $1: its directory $T/work was replaced since the restore $2" "$T/r.err"
+}
+
+# stale_elsewhere: stale socket files at $T/elsewhere/sock and dgram, as at
+# the paths (following a link there would remove them and bind there);
+# their identities in id_sock and id_dgram
+stale_elsewhere() {
+	python3 -c 'import socket, sys; [socket.socket(socket.AF_UNIX).bind(sys.argv[1] + n) for n in ("/sock", "/dgram")]' \
+		"$T/elsewhere" || skip "no python3 to make a socket file"
+	id_sock="$(stat -c '%i %z' "$T/elsewhere/sock")"
+	id_dgram="$(stat -c '%i %z' "$T/elsewhere/dgram")"
+}
+
+# elsewhere_untouched: the stale_elsewhere files are the same, and nothing
+# else was bound or made there
+elsewhere_untouched() {
+	[ -S "$T/elsewhere/sock" ]
+	[ "$(stat -c '%i %z' "$T/elsewhere/sock")" = "$id_sock" ]
+	[ -S "$T/elsewhere/dgram" ]
+	[ "$(stat -c '%i %z' "$T/elsewhere/dgram")" = "$id_dgram" ]
+	[ -z "$(ls "$T/elsewhere" | grep -vx 'sock\|dgram')" ]
 }
 
 # the restore works again once the path is free
@@ -122,10 +173,7 @@ restores_again() {
 }
 
 @test "unprivileged: a Unix path whose directory the restoring user cannot write: refused before the point of no return" {
-	[ "$(id -u)" -eq 0 ] || skip "needs root to switch to nobody"
-	command -v setpriv >/dev/null || skip "no setpriv"
-	NOBODY="setpriv --reuid=65534 --regid=65534 --clear-groups"
-	$NOBODY test -x "$PROG" || skip "build tree not accessible to nobody"
+	need_nobody "$PROG"
 	chown 65534:65534 "$T" "$T/work"
 	run clean $NOBODY "$PROG" "$T/img" "$T/work"
 	echo "$output"
@@ -133,13 +181,7 @@ restores_again() {
 	# the directory is root's now: nobody cannot make the socket file
 	chown 0:0 "$T/work"
 	chmod 755 "$T/work"
-	run clean $NOBODY bash -c 'exec 3>"$1"; CRAC_LOADER_PONR_FD=3 exec "$2" restore "$3" </dev/null' _ \
-		"$T/ponr" "$CRAC" "$T/img"
-	echo "$status: $output"
-	[ "$status" -eq 1 ]
-	[ ! -s "$T/ponr" ]
-	[ "${#lines[@]}" -eq 1 ]
-	echo "$output" | grep -Eq "^crac: restore $T/img: fd [0-9]+ \\(socket [^)]*\\): cannot bind $T/work/[a-z]+: its directory $T/work is not writable by this user(: [^:]*)?\$"
+	RESTORE_AS="$NOBODY" restore_refused "cannot bind $T/work/[a-z]+: its directory $T/work is not writable by this user"
 	[ -S "$T/work/sock" ]
 	[ -S "$T/work/dgram" ]
 }
@@ -147,40 +189,22 @@ restores_again() {
 @test "the Unix path's directory replaced by a symbolic link after the check: the restore does not bind nor remove anything elsewhere, and removes no file it did not make" {
 	checkpoint
 	mkdir "$T/elsewhere"
-	# stale socket files elsewhere, as at the paths: following the link
-	# would remove them and bind there
-	python3 -c 'import socket, sys; [socket.socket(socket.AF_UNIX).bind(sys.argv[1] + n) for n in ("/sock", "/dgram")]' \
-		"$T/elsewhere" || skip "no python3 to make a socket file"
-	id_sock="$(stat -c '%i %z' "$T/elsewhere/sock")"
-	id_dgram="$(stat -c '%i %z' "$T/elsewhere/dgram")"
+	stale_elsewhere
 	before="$(stat -c '%i %z' "$T/work/sock")"
 	# the loader binds work/sock, then waits 3 s before it listens (the
 	# test hook), still before its point of no return; meanwhile the
 	# directory is swapped: its next path, work/dgram, now leads elsewhere
-	spawn "$T/r.out" "$T/r.err" bash -c 'exec 3>"$1"; CRAC_LOADER_PONR_FD=3 CRAC_LOADER_TEST_LISTEN_DELAY_MS=3000 exec "$2" restore "$3"' _ \
-		"$T/ponr" "$CRAC" "$T/img"
-	r=$SPAWNED
+	restore_hooked CRAC_LOADER_TEST_LISTEN_DELAY_MS=3000
 	for _ in $(seq 500); do
 		[ -S "$T/work/sock" ] && [ "$(stat -c '%i %z' "$T/work/sock")" != "$before" ] && break
 		sleep 0.02
 	done
 	[ "$(stat -c '%i %z' "$T/work/sock")" != "$before" ]   # bound again, not listening yet
-	mv "$T/work" "$T/work.old"
-	ln -s "$T/elsewhere" "$T/work"
-	wait "$r" && status=0 || status=$?
-	cat "$T/r.out" "$T/r.err"
-	[ "$status" -eq 1 ]
-	[ ! -s "$T/ponr" ]
-	[ ! -s "$T/r.out" ]
-	[ "$(wc -l <"$T/r.err")" -eq 1 ]
-	grep -Eq "^crac: restore $T/img: fd [0-9]+ \\(socket $T/work/dgram\\): cannot bind $T/work/dgram: its directory $T/work was replaced since the restore checked it: the socket is not bound there" "$T/r.err"
+	swap_work
+	refused_swapped "$T/work/dgram" "checked it: the socket is not bound there"
 	# nothing elsewhere removed or bound; its socket file at work/sock (now
 	# elsewhere/sock, another file) was not removed through the link
-	[ -S "$T/elsewhere/sock" ]
-	[ "$(stat -c '%i %z' "$T/elsewhere/sock")" = "$id_sock" ]
-	[ -S "$T/elsewhere/dgram" ]
-	[ "$(stat -c '%i %z' "$T/elsewhere/dgram")" = "$id_dgram" ]
-	[ -z "$(ls "$T/elsewhere" | grep -vx 'sock\|dgram')" ]
+	elsewhere_untouched
 }
 
 @test "an abstract name another process holds: refused before the point of no return (it was found at the bind, after it)" {
@@ -253,45 +277,22 @@ print("connections %d" % n, flush=True)' "$T/work/sock" "$T/stop"
 	[ "$status" -eq 0 ]
 	[ -S "$p" ]
 	[ -S "$q" ]
-	for _ in 1 2; do
-		run clean "$CRAC" restore "$T/img"
-		echo "$output"
-		[ "$status" -eq 0 ]
-		[ "$output" = "long ok" ]
-	done
+	restores_twice "long ok"
 }
 
 @test "the Unix path's directory replaced after it was locked, before the stale socket file's removal and the bind: nothing removed nor bound elsewhere, refused before the point of no return" {
 	checkpoint
 	mkdir "$T/elsewhere"
-	# stale socket files elsewhere, as at the paths: following the new
-	# link would remove them and bind there
-	python3 -c 'import socket, sys; [socket.socket(socket.AF_UNIX).bind(sys.argv[1] + n) for n in ("/sock", "/dgram")]' \
-		"$T/elsewhere" || skip "no python3 to make a socket file"
-	id_sock="$(stat -c '%i %z' "$T/elsewhere/sock")"
-	id_dgram="$(stat -c '%i %z' "$T/elsewhere/dgram")"
+	stale_elsewhere
 	# the loader locks work (the directory the check saw), then waits 2 s
 	# (the test hook) before it looks at work/sock again; meanwhile the
 	# directory is swapped for a link elsewhere
-	spawn "$T/r.out" "$T/r.err" bash -c 'exec 3>"$1"; CRAC_LOADER_PONR_FD=3 CRAC_LOADER_TEST_LOCKED_DELAY_MS=2000 exec "$2" restore "$3"' _ \
-		"$T/ponr" "$CRAC" "$T/img"
-	r=$SPAWNED
+	restore_hooked CRAC_LOADER_TEST_LOCKED_DELAY_MS=2000
 	sleep 0.7
-	mv "$T/work" "$T/work.old"
-	ln -s "$T/elsewhere" "$T/work"
-	wait "$r" && status=0 || status=$?
-	cat "$T/r.out" "$T/r.err"
-	[ "$status" -eq 1 ]
-	[ ! -s "$T/ponr" ]
-	[ ! -s "$T/r.out" ]
-	[ "$(wc -l <"$T/r.err")" -eq 1 ]
-	grep -Eq "^crac: restore $T/img: fd [0-9]+ \\(socket $T/work/sock\\): cannot bind $T/work/sock: its directory $T/work was replaced since the restore locked it: nothing is removed nor bound there" "$T/r.err"
+	swap_work
+	refused_swapped "$T/work/sock" "locked it: nothing is removed nor bound there"
 	# nothing elsewhere removed or bound
-	[ -S "$T/elsewhere/sock" ]
-	[ "$(stat -c '%i %z' "$T/elsewhere/sock")" = "$id_sock" ]
-	[ -S "$T/elsewhere/dgram" ]
-	[ "$(stat -c '%i %z' "$T/elsewhere/dgram")" = "$id_dgram" ]
-	[ -z "$(ls "$T/elsewhere" | grep -vx 'sock\|dgram')" ]
+	elsewhere_untouched
 	# the directory checked keeps its stale socket files
 	[ -S "$T/work.old/sock" ]
 	[ -S "$T/work.old/dgram" ]
@@ -300,19 +301,11 @@ print("connections %d" % n, flush=True)' "$T/work/sock" "$T/stop"
 @test "the Unix path's directory replaced after it was locked by a link to an empty directory: the socket bound there is removed again, refused before the point of no return" {
 	checkpoint
 	mkdir "$T/elsewhere"
-	spawn "$T/r.out" "$T/r.err" bash -c 'exec 3>"$1"; CRAC_LOADER_PONR_FD=3 CRAC_LOADER_TEST_LOCKED_DELAY_MS=2000 exec "$2" restore "$3"' _ \
-		"$T/ponr" "$CRAC" "$T/img"
-	r=$SPAWNED
+	restore_hooked CRAC_LOADER_TEST_LOCKED_DELAY_MS=2000
 	sleep 0.7
-	mv "$T/work" "$T/work.old"
-	ln -s "$T/elsewhere" "$T/work"
-	wait "$r" && status=0 || status=$?
-	cat "$T/r.out" "$T/r.err"
-	[ "$status" -eq 1 ]
-	[ ! -s "$T/ponr" ]
-	[ "$(wc -l <"$T/r.err")" -eq 1 ]
+	swap_work
 	# refused at the first path, the one bound in the link's directory
-	grep -Eq "^crac: restore $T/img: fd [0-9]+ \\(socket $T/work/sock\\): cannot bind $T/work/sock: its directory $T/work was replaced since the restore locked it: the socket is not bound there" "$T/r.err"
+	refused_swapped "$T/work/sock" "locked it: the socket is not bound there"
 	[ -z "$(ls -A "$T/elsewhere")" ]
 	[ -S "$T/work.old/sock" ]
 	[ -S "$T/work.old/dgram" ]

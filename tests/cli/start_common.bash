@@ -125,3 +125,14 @@ exited() {
 listening() {
 	grep -qi "^ *[0-9]*: [0-9A-F]*:$(printf %04X "$1") [0-9A-F:]* 0A " /proc/net/tcp
 }
+
+# free_port: a TCP port from 20000 to 39999 nothing listens on right now
+# (listening), tried at random up to 50 times; fails if none is found.
+free_port() {
+	local p
+	for _ in $(seq 50); do
+		p=$(( 20000 + RANDOM % 20000 ))
+		listening "$p" || { echo "$p"; return 0; }
+	done
+	return 1
+}

@@ -24,45 +24,22 @@ teardown() {
 }
 
 @test "POSIX timers come back with their ids, settings, time left and signal value" {
-	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
-		exec timeout 60 "$CRAC" run --checkpoint-to "$T/img" --checkpoint-on SIGUSR1 -- \
-			"$CRAC_BUILD_DIR/tests/posix_timers"
-	) </dev/null >"$T/run.out" 2>&1 || true
+	run_to_image "$T/run.out" -- "$CRAC_BUILD_DIR/tests/posix_timers" || true
 	cat "$T/run.out"
 	[ -f "$T/img/header" ]
-	for i in 1 2; do
-		run clean timeout 30 "$CRAC" restore "$T/img"
-		echo "$output"
-		[ "$status" -eq 0 ]
-		[ "$output" = "$(printf 'a: interval 2000000 ns\nb: one shot, 900-1000 s left\nc: disarmed\na ticks: yes, value kept\ntimers: 3')" ]
-	done
+	restores_twice "$(printf 'a: interval 2000000 ns\nb: one shot, 900-1000 s left\nc: disarmed\na ticks: yes, value kept\ntimers: 3')"
 }
 
 @test "a timer that signals one thread is refused with the reason; under a warn policy it is left out" {
-	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
-		# refused: the program goes on cold, and gives up after 2 s
-		POSIX_TIMERS_WAIT_S=2 exec timeout 60 "$CRAC" run --checkpoint-to "$T/img" \
-			--checkpoint-on SIGUSR1 -- "$CRAC_BUILD_DIR/tests/posix_timers" --thread-timer
-	) </dev/null >"$T/run.out" 2>&1 || true
+	# refused: the program goes on cold, and gives up after 2 s
+	POSIX_TIMERS_WAIT_S=2 run_to_image "$T/run.out" -- "$CRAC_BUILD_DIR/tests/posix_timers" --thread-timer || true
 	cat "$T/run.out"
 	[ ! -e "$T/img" ]
 	grep -q "check timer posix:[0-9]*: .*signals one thread" "$T/run.out"
 	local d
 	d=$(sed -n 's/^d: //p' "$T/run.out")
 	echo "timer posix:$d warn" >"$T/policies"
-	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
-		exec timeout 60 "$CRAC" run --policies "$T/policies" --checkpoint-to "$T/img" \
-			--checkpoint-on SIGUSR1 -- "$CRAC_BUILD_DIR/tests/posix_timers" --thread-timer
-	) </dev/null >"$T/run2.out" 2>&1 || true
+	run_to_image "$T/run2.out" --policies "$T/policies" -- "$CRAC_BUILD_DIR/tests/posix_timers" --thread-timer || true
 	cat "$T/run2.out"
 	[ -f "$T/img/header" ]
 	run clean timeout 30 "$CRAC" restore "$T/img"
@@ -72,13 +49,8 @@ teardown() {
 }
 
 @test "on a kernel that cannot create a timer with a given id, a POSIX timer is refused with the reason" {
-	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
-		CRAC_PRETEND_MISSING=timer_restore_ids POSIX_TIMERS_WAIT_S=2 exec timeout 60 "$CRAC" run \
-			--checkpoint-to "$T/img" --checkpoint-on SIGUSR1 -- "$CRAC_BUILD_DIR/tests/posix_timers"
-	) </dev/null >"$T/run.out" 2>&1 || true
+	CRAC_PRETEND_MISSING=timer_restore_ids POSIX_TIMERS_WAIT_S=2 run_to_image "$T/run.out" -- \
+		"$CRAC_BUILD_DIR/tests/posix_timers" || true
 	cat "$T/run.out"
 	[ ! -e "$T/img" ]
 	[ "$(grep -c "check timer posix:[0-9]*: .*PR_TIMER_CREATE_RESTORE_IDS, Linux 6.14" "$T/run.out")" -eq 3 ]

@@ -170,6 +170,20 @@ static int t_checkpoint(const char *engine, int64_t deadline_ms, int64_t restore
 
 static int t_sim(crac_report **rep) { return t_checkpoint("sim", 0, 0, 0, rep); }
 
+/* One sim checkpoint whose report, if any, is printed to stderr (to read
+ * when a check fails) and freed. */
+static int t_sim_printed(void)
+{
+	crac_report *rep = NULL;
+	int rc = t_sim(&rep);
+
+	if (rep) {
+		crac_report_print(rep, stderr);
+		crac_report_free(rep);
+	}
+	return rc;
+}
+
 /* The first failure of `resource` (any phase if phase == 0), or NULL. */
 static const struct crac_failure *t_find(const crac_report *rep, const char *resource, int phase)
 {

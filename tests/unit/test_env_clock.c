@@ -12,6 +12,7 @@
  */
 #include "crac.h"
 #include "harness.h"
+#include "test_common.h"
 #include "runtime/runtime.h"
 
 #include <errno.h>
@@ -72,22 +73,6 @@ static void recorder_off(void)
 	recorder = NULL;
 }
 
-static int sim_round(void)
-{
-	struct crac_options o;
-	crac_report *rep = NULL;
-	int rc;
-
-	crac_options_init(&o);
-	o.engine = "sim";
-	rc = crac_checkpoint_restore(&o, &rep);
-	if (rep) {
-		crac_report_print(rep, stderr);
-		crac_report_free(rep);
-	}
-	return rc;
-}
-
 /* Checks that the event's offset is what crac_clock_monotonic_ns() adds to
  * CLOCK_MONOTONIC right now. */
 static void check_offset_matches(int64_t offset)
@@ -144,7 +129,7 @@ static void test_same_boot(void)
 	int64_t before = crac_clock_monotonic_ns();
 	int64_t rt0 = real_ns(CLOCK_REALTIME);
 	n_after = 0;
-	CHECK_EQ(sim_round(), CRAC_RESTORED);
+	CHECK_EQ(t_sim_printed(), CRAC_RESTORED);
 	int64_t rt1 = real_ns(CLOCK_REALTIME);
 	int64_t after = crac_clock_monotonic_ns();
 	CHECK_EQ(n_after, 1);
@@ -215,7 +200,7 @@ static void run_cycle(const struct cycle *c, int64_t *prev_offset, int same_offs
 	let_reader_read();
 	int64_t before = crac_clock_monotonic_ns();
 	n_after = 0;
-	int rc = sim_round();
+	int rc = t_sim_printed();
 	int64_t after = crac_clock_monotonic_ns();
 	let_reader_read();
 
@@ -330,7 +315,7 @@ static void test_record_after_callbacks(void)
 	 * would make mono_in_after < mono_in_before. */
 	crac__clock_test_next_restore("33333333-0000-4000-8000-000000000003", -86400 * S,
 				      -(real_ns(CLOCK_MONOTONIC) - S));
-	CHECK_EQ(sim_round(), CRAC_RESTORED);
+	CHECK_EQ(t_sim_printed(), CRAC_RESTORED);
 	CHECKF(mono_in_after >= mono_in_before, "after_restore read %lld, before_checkpoint %lld",
 	       (long long)mono_in_after, (long long)mono_in_before);
 	CHECK_EQ(crac_unregister(h), 0);
@@ -355,7 +340,7 @@ static void test_abort_keeps_offset(void)
 	REQUIRE(crac_register(NULL, &d, &h) == 0);
 	crac__clock_test_next_restore("44444444-0000-4000-8000-000000000004", 3600 * S, 0);
 	int64_t before = crac_clock_monotonic_ns();
-	CHECK_EQ(sim_round(), CRAC_ABORTED);
+	CHECK_EQ(t_sim_printed(), CRAC_ABORTED);
 	int64_t after = crac_clock_monotonic_ns();
 	CHECKF(after - before < S, "an aborted round moved the clock by %lld ns",
 	       (long long)(after - before));

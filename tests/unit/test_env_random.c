@@ -15,6 +15,7 @@
  */
 #include "crac.h"
 #include "harness.h"
+#include "test_common.h"
 #include "runtime/runtime.h"
 
 #include <errno.h>
@@ -29,22 +30,6 @@
 #include <unistd.h>
 
 #define N 10
-
-static int sim_round(void)
-{
-	struct crac_options o;
-	crac_report *rep = NULL;
-	int rc;
-
-	crac_options_init(&o);
-	o.engine = "sim";
-	rc = crac_checkpoint_restore(&o, &rep);
-	if (rep) {
-		crac_report_print(rep, stderr);
-		crac_report_free(rep);
-	}
-	return rc;
-}
 
 /* What one instance reports about itself. */
 struct sample {
@@ -144,7 +129,7 @@ static void test_ten_rounds(void)
 	for (int i = 0; i < N; i++) {
 		uint64_t seed_before = crac__random_thread_seedings();
 		crac_random_u64();
-		REQUIRE(sim_round() == CRAC_RESTORED);
+		REQUIRE(t_sim_printed() == CRAC_RESTORED);
 		take_sample(&s[i]);
 		CHECK_EQ(s[i].generation, gen0 + (uint64_t)i + 1);
 		CHECKF(crac__random_thread_seedings() > seed_before,
@@ -160,7 +145,7 @@ static void child(int fd, int do_restore)
 	int failures_before = t_failures;   /* the parent's, inherited */
 
 	if (do_restore)
-		s.restored = sim_round();
+		s.restored = t_sim_printed();
 	take_sample(&s);
 	if (write(fd, &s, sizeof(s)) != (ssize_t)sizeof(s))
 		_exit(3);
@@ -256,7 +241,7 @@ static void test_threads_reseed(void)
 	sem_init(&round_done, 0, 0);
 	REQUIRE(pthread_create(&th, NULL, worker, NULL) == 0);
 	sem_wait(&go_round);
-	CHECK_EQ(sim_round(), CRAC_RESTORED);
+	CHECK_EQ(t_sim_printed(), CRAC_RESTORED);
 	sem_post(&round_done);
 	pthread_join(th, NULL);
 	CHECK_EQ(thread_seedings[0], 1);
@@ -299,7 +284,7 @@ static void test_libc_reseed(void)
 
 	/* Default: an application that seeded on purpose keeps its sequence. */
 	seed_libc();
-	CHECK_EQ(sim_round(), CRAC_RESTORED);
+	CHECK_EQ(t_sim_printed(), CRAC_RESTORED);
 	draw_libc(&got);
 	CHECK(memcmp(&expect, &got, sizeof(got)) == 0);
 
@@ -307,7 +292,7 @@ static void test_libc_reseed(void)
 	CHECK_EQ(crac_random_reseed_libc(1), 0);
 	CHECK_EQ(crac_random_reseed_libc(1), 0);
 	seed_libc();
-	CHECK_EQ(sim_round(), CRAC_RESTORED);
+	CHECK_EQ(t_sim_printed(), CRAC_RESTORED);
 	draw_libc(&got);
 	CHECK(memcmp(expect.r, got.r, sizeof(got.r)) != 0);
 	CHECK(memcmp(expect.rd, got.rd, sizeof(got.rd)) != 0);
@@ -327,7 +312,7 @@ static void test_libc_reseed(void)
 	CHECK_EQ(crac_random_reseed_libc(0), 0);
 	CHECK_EQ(crac_random_reseed_libc(0), 0);
 	seed_libc();
-	CHECK_EQ(sim_round(), CRAC_RESTORED);
+	CHECK_EQ(t_sim_printed(), CRAC_RESTORED);
 	draw_libc(&got);
 	CHECK(memcmp(&expect, &got, sizeof(got)) == 0);
 }

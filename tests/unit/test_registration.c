@@ -302,54 +302,89 @@ static int slow_after(const crac_event *ev, void *arg)
 	return 0;
 }
 
-struct unreg_thread { struct slowres *s; int rc; int returned_at_unreg; };
-static void *unreg_thread_fn(void *p)
+/* s (zeroed by the caller) made ready and registered in ctx (NULL: the
+ * default context); false if crac_register failed. */
+static bool slowres_start(struct slowres *s, crac_context *ctx)
 {
-	struct unreg_thread *u = p;
-	pthread_mutex_lock(&u->s->mu);
-	while (!u->s->started)
-		pthread_cond_wait(&u->s->cv, &u->s->mu);
-	pthread_mutex_unlock(&u->s->mu);
-	u->rc = crac_unregister(u->s->h);
-	/* if unregister waited for the callback, it has returned by now */
-	u->returned_at_unreg = atomic_load(&u->s->returned);
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	struct crac_resource_def d = { .name = "slow", .before_checkpoint = slow_before,
+				       .after_restore = slow_after, .arg = s };
+	return crac_register(ctx, &d, &s->h) == 0;
+}
+
+static void slowres_free(struct slowres *s)
+{
+	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->cv);
+	free(s);
+}
+
+/* The race: one thread checkpoints (t_sim) while another, once s's
+ * before_checkpoint has started, calls remove(arg) (crac_unregister,
+ * crac_context_destroy). rc: remove's result; returned_at: whether the
+ * callback had returned when remove did (it must have, if remove waited
+ * for it); cp_rc: the checkpoint's result. */
+struct race {
+	struct slowres *s;
+	int (*remove)(void *arg);
+	void *arg;
+	int rc, returned_at, cp_rc;
+};
+
+static void *race_remove_fn(void *p)
+{
+	struct race *r = p;
+	pthread_mutex_lock(&r->s->mu);
+	while (!r->s->started)
+		pthread_cond_wait(&r->s->cv, &r->s->mu);
+	pthread_mutex_unlock(&r->s->mu);
+	r->rc = r->remove(r->arg);
+	r->returned_at = atomic_load(&r->s->returned);
 	return NULL;
 }
 
-struct cp_thread { int rc; };
-static void *cp_thread_fn(void *p)
+static void *race_checkpoint_fn(void *p)
 {
-	struct cp_thread *c = p;
-	c->rc = t_sim(NULL);
+	struct race *r = p;
+	r->cp_rc = t_sim(NULL);
 	return NULL;
+}
+
+static void race_run(struct race *r)
+{
+	pthread_t tu, tc;
+	pthread_create(&tu, NULL, race_remove_fn, r);
+	pthread_create(&tc, NULL, race_checkpoint_fn, r);
+	pthread_join(tu, NULL);
+	pthread_join(tc, NULL);
+}
+
+static int remove_unregister(void *arg)
+{
+	return crac_unregister(((struct slowres *)arg)->h);
+}
+
+static int remove_context(void *arg)
+{
+	return crac_context_destroy(arg);
 }
 
 static void test_unregister_waits_for_running_callback(void)
 {
 	struct slowres *s = calloc(1, sizeof(*s));
 	REQUIRE(s != NULL);
-	pthread_mutex_init(&s->mu, NULL);
-	pthread_cond_init(&s->cv, NULL);
-	struct crac_resource_def d = { .name = "slow", .before_checkpoint = slow_before,
-				       .after_restore = slow_after, .arg = s };
-	REQUIRE(crac_register(NULL, &d, &s->h) == 0);
+	REQUIRE(slowres_start(s, NULL));
 
-	struct unreg_thread u = { .s = s };
-	struct cp_thread c = { 0 };
-	pthread_t tu, tc;
-	pthread_create(&tu, NULL, unreg_thread_fn, &u);
-	pthread_create(&tc, NULL, cp_thread_fn, &c);
-	pthread_join(tu, NULL);
-	pthread_join(tc, NULL);
+	struct race r = { .s = s, .remove = remove_unregister, .arg = s };
+	race_run(&r);
 
-	CHECK_EQ(u.rc, 0);
-	CHECKF(u.returned_at_unreg == 1, "crac_unregister returned while the callback was running");
-	CHECK_EQ(c.rc, CRAC_RESTORED);
+	CHECK_EQ(r.rc, 0);
+	CHECKF(r.returned_at == 1, "crac_unregister returned while the callback was running");
+	CHECK_EQ(r.cp_rc, CRAC_RESTORED);
 	/* unregistered after being notified: no after_restore */
 	CHECK_EQ(atomic_load(&s->after_calls), 0);
-	pthread_mutex_destroy(&s->mu);
-	pthread_cond_destroy(&s->cv);
-	free(s);
+	slowres_free(s);
 }
 
 /* A callback destroys the very context its resource lives in (so it
@@ -393,46 +428,22 @@ static void test_destroy_own_context_from_callback(void)
 
 /* crac_context_destroy from another thread while a callback of a resource in
  * that context runs: waits for the callback to return, like crac_unregister. */
-struct destroy_thread { struct slowres *s; crac_context *ctx; int rc; int returned_at_destroy; };
-static void *destroy_thread_fn(void *p)
-{
-	struct destroy_thread *u = p;
-	pthread_mutex_lock(&u->s->mu);
-	while (!u->s->started)
-		pthread_cond_wait(&u->s->cv, &u->s->mu);
-	pthread_mutex_unlock(&u->s->mu);
-	u->rc = crac_context_destroy(u->ctx);
-	u->returned_at_destroy = atomic_load(&u->s->returned);
-	return NULL;
-}
-
 static void test_destroy_context_waits_for_running_callback(void)
 {
 	struct slowres *s = calloc(1, sizeof(*s));
 	REQUIRE(s != NULL);
-	pthread_mutex_init(&s->mu, NULL);
-	pthread_cond_init(&s->cv, NULL);
 	crac_context *ctx = NULL;
 	REQUIRE(crac_context_create(NULL, "slowctx", 0, &ctx) == 0);
-	struct crac_resource_def d = { .name = "slow", .before_checkpoint = slow_before,
-				       .after_restore = slow_after, .arg = s };
-	REQUIRE(crac_register(ctx, &d, &s->h) == 0);
+	REQUIRE(slowres_start(s, ctx));
 
-	struct destroy_thread u = { .s = s, .ctx = ctx };
-	struct cp_thread c = { 0 };
-	pthread_t tu, tc;
-	pthread_create(&tu, NULL, destroy_thread_fn, &u);
-	pthread_create(&tc, NULL, cp_thread_fn, &c);
-	pthread_join(tu, NULL);
-	pthread_join(tc, NULL);
+	struct race r = { .s = s, .remove = remove_context, .arg = ctx };
+	race_run(&r);
 
-	CHECK_EQ(u.rc, 0);
-	CHECKF(u.returned_at_destroy == 1, "crac_context_destroy returned while a callback in it was running");
-	CHECK_EQ(c.rc, CRAC_RESTORED);
+	CHECK_EQ(r.rc, 0);
+	CHECKF(r.returned_at == 1, "crac_context_destroy returned while a callback in it was running");
+	CHECK_EQ(r.cp_rc, CRAC_RESTORED);
 	CHECK_EQ(atomic_load(&s->after_calls), 0);
-	pthread_mutex_destroy(&s->mu);
-	pthread_cond_destroy(&s->cv);
-	free(s);
+	slowres_free(s);
 }
 
 /* A context created by a callback during the round (and a resource put in
