@@ -21,6 +21,7 @@
 #include "cli.h"
 #include "core/internal.h"
 #include "image/check.h"
+#include "image/bounded.h"
 #include "image/dir.h"
 
 #include <errno.h>
@@ -394,14 +395,17 @@ static bool out_moved(const char *dir, const char *outdir, const struct out_id *
 
 int crac_cmd_flatten(int argc, char **argv)
 {
-	const char *usage = "usage: crac flatten DIR OUT [--compress[=LEVEL]] [--trust-owner]";
+	const char *usage = "usage: crac flatten DIR OUT [--compress[=LEVEL]] [--trust-owner] [--timeout DURATION]";
 	const char *dir = NULL, *outdir = NULL;
 	unsigned flags = 0;
 	int level = 0;
+	long long timeout_ms = crac_bounded_grace_ms();   /* 30 s */
+	static char bound[64];
 
 	static const struct option opts[] = {
 		{ "compress", optional_argument, 0, 'z' },
 		{ "trust-owner", no_argument, 0, 't' },
+		{ "timeout", required_argument, 0, 'T' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -419,6 +423,12 @@ int crac_cmd_flatten(int argc, char **argv)
 			break;
 		case 't':
 			flags |= CRAC_IMG_TRUST_OWNER;
+			break;
+		case 'T':
+			if ((timeout_ms = cli_parse_duration(optarg)) < 0) {
+				cli_err("--timeout wants a duration (500ms, 30s, 2m; 0: no limit), got \"%s\"", optarg);
+				return 2;
+			}
 			break;
 		case 'z': {
 			/* as crac checkpoint --compress: a bare --compress followed by
@@ -439,6 +449,10 @@ int crac_cmd_flatten(int argc, char **argv)
 			       "                      checkpoint --compress does; LEVEL 1-19, default 1 (fastest);\n"
 			       "                      without it, OUT is uncompressed whatever the chain was\n"
 			       "  --trust-owner       accept images of another user (as crac restore --trust-owner)\n"
+			       "  --timeout DURATION  how long one look at OUT's file system (the check of OUT, the\n"
+			       "                      removal of stale temporaries, the renames) may take before it\n"
+			       "                      is given up on, naming the step and the path (500ms, 30s, 2m;\n"
+			       "                      default 30s; 0: no limit)\n"
 			       "  --help              this text\n"
 			       "exit status: 0 written, 1 refused or failed (nothing at OUT changed), 2 usage error\n",
 			       usage);
@@ -451,6 +465,10 @@ int crac_cmd_flatten(int argc, char **argv)
 		cli_err("%s", usage);
 		return 2;
 	}
+	/* each bounded step of image/dir.c (a file system that does not
+	 * answer: NFS, FUSE) waits at most --timeout */
+	snprintf(bound, sizeof(bound), "crac flatten --timeout, %lld ms", timeout_ms);
+	crac_img_fs_limit(0, (long)timeout_ms, timeout_ms ? bound : NULL);
 	char dir_ok[PATH_MAX], out_ok[PATH_MAX];
 	if (cli_path_arg("flatten", dir, CLI_PATH_MAX, false, dir_ok, sizeof(dir_ok)) < 0 ||
 	    cli_path_arg("flatten", outdir, CLI_PATH_MAX, false, out_ok, sizeof(out_ok)) < 0)
@@ -538,7 +556,12 @@ int crac_cmd_flatten(int argc, char **argv)
 		}
 	}
 	/* what an earlier flatten or checkpoint to OUT left when it was killed */
-	crac_img_clean_stale(outdir, NULL);
+	int stale_rc = crac_img_clean_stale_msg(outdir, NULL, msg, sizeof(msg));
+	if (stale_rc == -ETIMEDOUT) {
+		cli_err("flatten %s: %s", dir, msg);
+		rc = 1;
+		goto out;
+	}
 	f.chunks = calloc((size_t)v.h->n_chunks + v.h->n_refs + 1, sizeof(*f.chunks));
 	if (!f.chunks || crac_img_tmp_name(outdir, tmp, sizeof(tmp)) < 0 || !mkdtemp(tmp)) {
 		cli_err("flatten %s: cannot create the temporary image next to %s: %s", dir, outdir,

@@ -540,8 +540,17 @@ static void clean_stale_new(const struct start *st)
 				strcat(nd, OLD_SUFFIX);   /* (nd has room: PATH_MAX + 32) */
 			remove_image(nd);
 			removed += lstat(nd, &sb) < 0;
-		} else if (!strncmp(end, ".tmp-", 5) && crac_img_clean_stale(nd, &n) == 0) {
-			removed += n;
+		} else if (!strncmp(end, ".tmp-", 5)) {
+			/* bounded by --timeout (image/dir.c's helpers): a file
+			 * system that does not answer ends the cleanup, said */
+			char msg[PATH_MAX + 400];
+			int rc = crac_img_clean_stale_msg(nd, &n, msg, sizeof(msg));
+			if (rc == 0 || rc == -ETIMEDOUT)
+				removed += n;
+			if (rc == -ETIMEDOUT) {
+				cli_err("start: warning: the cleanup of unfinished images of %s stopped: %s", st->dir, msg);
+				break;
+			}
 		}
 	}
 	closedir(d);
@@ -645,6 +654,10 @@ static void start_usage(FILE *f)
 		"  --key K                the image is PROG's if it was made with the same K (the\n"
 		"                         arguments and executable may differ)\n"
 		"  --quiet, -q            no line for a restore or an image written (reasons stay)\n"
+		"  --timeout DURATION     how long one look at DIR's file system by crac start itself\n"
+		"                         (the removal of unfinished images left by writers that are\n"
+		"                         gone) may take before it is given up on, naming the step and\n"
+		"                         the path (500ms, 10s, 2m; default 10s; 0: no limit)\n"
 		"%s"
 		"  --help                 this text\n"
 		"A restored program gets the current environment and PROG ARGS as its new environment and\n"
@@ -662,6 +675,7 @@ int crac_cmd_start(int argc, char **argv)
 		{ "image", required_argument, 0, 'i' },
 		{ "key", required_argument, 0, 'K' },
 		{ "quiet", no_argument, 0, 'q' },
+		{ "timeout", required_argument, 0, 'T' },
 		{ "help", no_argument, 0, 'h' },
 		CLI_TRIGGER_LONGOPTS,
 		{ 0, 0, 0, 0 },
@@ -670,6 +684,8 @@ int crac_cmd_start(int argc, char **argv)
 	static struct cli_super s;
 	const char *key = NULL;
 	bool quiet = false, have_dir = false;
+	long long timeout_ms = 10000;   /* --timeout */
+	static char bound[64];
 	char why[16384], act[600], lock[PATH_MAX + 8];
 	int c, t;
 
@@ -696,6 +712,12 @@ int crac_cmd_start(int argc, char **argv)
 		case 'q':
 			quiet = true;
 			break;
+		case 'T':
+			if ((timeout_ms = cli_parse_duration(optarg)) < 0) {
+				cli_err("--timeout wants a duration (500ms, 10s, 2m; 0: no limit), got \"%s\"", optarg);
+				return 2;
+			}
+			break;
 		case 'h':
 			start_usage(stdout);
 			return 0;
@@ -712,6 +734,9 @@ int crac_cmd_start(int argc, char **argv)
 			"--checkpoint-when-listening, --checkpoint-on-ready or --checkpoint-on (crac start --help)");
 		return 2;
 	}
+	/* each bounded step of image/dir.c waits at most --timeout */
+	snprintf(bound, sizeof(bound), "crac start --timeout, %lld ms", timeout_ms);
+	crac_img_fs_limit(0, (long)timeout_ms, timeout_ms ? bound : NULL);
 	char **args = argv + optind;
 	st.prog = args[0];
 	s.quiet = quiet;

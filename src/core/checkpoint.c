@@ -286,6 +286,9 @@ static int choose_engine(struct crac_round *r, const struct crac_options *in)
 	bool implied = resolve_options(&r->opts, in);
 	int rc;
 
+	/* the deadline runs from here: the engine's own setup (the image
+	 * engine looks at its target directory) is part of the budget */
+	r->event.deadline_monotonic = deadline_after(r->opts.deadline_ms, crac__now_ns(CLOCK_MONOTONIC));
 	r->engine = crac__engine_find(r->opts.engine);
 	if (!r->engine) {
 		const char *const *e = crac_engines();
@@ -450,8 +453,7 @@ int crac__checkpoint(const struct crac_options *in, struct crac_requester *rq,
 	/* 2, 3 */
 	int64_t deadline = 0;
 	if ((rc = choose_engine(&r, in)) < 0 ||
-	    (deadline = deadline_after(r.opts.deadline_ms, crac__now_ns(CLOCK_MONOTONIC)),
-	     rc = wait_inhibitors(&r, deadline)) < 0) {
+	    (deadline = r.event.deadline_monotonic, rc = wait_inhibitors(&r, deadline)) < 0) {
 		release_round(&r);
 		return finish_round(&r, rc, report);
 	}

@@ -595,13 +595,21 @@ static int criu_configure(struct crac_round *r)
 				 "bad image directory name \"%s\"", dir);
 		return -ENAMETOOLONG;
 	}
-	if (access(parent, W_OK | X_OK) < 0) {
-		int e = errno;
-		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", -e, "cannot create the image in %s: %s",
-				 parent, strerror(e));
-		return -e;
+	/* the looks at the target's file system end at the checkpoint's
+	 * deadline (image/dir.c's bounded helpers; as the image engine's) */
+	int64_t deadline = r->event.deadline_monotonic;
+	crac_img_fs_limit(deadline, deadline ? 0 : -1, deadline ? "the checkpoint's deadline" : NULL);
+	if ((rc = crac_img_access_msg(parent, W_OK | X_OK, msg, sizeof(msg))) < 0) {
+		crac_img_fs_deadline(0);
+		if (rc == -ETIMEDOUT)
+			crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", rc, "image directory %s: %s", dir, msg);
+		else
+			crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", rc, "cannot create the image in %s", msg);
+		return rc;
 	}
-	if ((rc = target_check(dir, msg, sizeof(msg))) < 0) {
+	rc = target_check(dir, msg, sizeof(msg));
+	crac_img_fs_deadline(0);
+	if (rc < 0) {
 		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", rc, "%s", msg);
 		return rc;
 	}

@@ -148,16 +148,25 @@ static int image_configure(struct crac_round *r)
 		return -ENAMETOOLONG;
 	}
 	crac__img_lazy_prepare();
-	if (access(parent, W_OK | X_OK) < 0) {
-		int e = errno;
-		crac__report_add(r->report, CRAC_PHASE_ENGINE, "image", -e,
-				 "cannot create the image in %s: %s", parent, strerror(e));
-		return -e;
+	/* The looks at the target's file system (which may not answer: NFS,
+	 * FUSE) end at the checkpoint's deadline, without the grace the
+	 * writes get (no deadline: that grace) */
+	int64_t deadline = r->event.deadline_monotonic;
+	crac_img_fs_limit(deadline, deadline ? 0 : -1, deadline ? "the checkpoint's deadline" : NULL);
+	char msg[1024];
+	int rc = crac_img_access_msg(parent, W_OK | X_OK, msg, sizeof(msg));
+	if (rc < 0) {
+		if (rc == -ETIMEDOUT)   /* given up on: msg names the step, the path and the limit */
+			crac__report_add(r->report, CRAC_PHASE_ENGINE, "image", rc, "image directory %s: %s", dir, msg);
+		else
+			crac__report_add(r->report, CRAC_PHASE_ENGINE, "image", rc, "cannot create the image in %s", msg);
+		crac_img_fs_deadline(0);
+		return rc;
 	}
 	/* A checkpoint never destroys what is at its target (DESIGN.md §8):
 	 * refuse before anything is written. */
-	char msg[1024];
-	int rc = crac_img_target_check(dir, msg, sizeof(msg));
+	rc = crac_img_target_check(dir, msg, sizeof(msg));
+	crac_img_fs_deadline(0);
 	if (rc < 0) {
 		crac__report_add(r->report, CRAC_PHASE_ENGINE, "image", rc, "%s", msg);
 		return rc;

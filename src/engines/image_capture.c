@@ -391,64 +391,158 @@ static long long line_num(const char *text, const char *key, int base)
 }
 
 /*
+ * The table of POSIX timers the restore creates again (crac__img_self.timers).
+ * Up to IMG_TIMERS_INLINE it is timers_inline, in libcrac's data; past that an
+ * anonymous mapping of its own, made here (before img_capture_maps reads the
+ * memory map, so it is in the image like the rest of the program's memory)
+ * and kept for the next checkpoint of a process that runs on. A process may
+ * have as many timers as its RLIMIT_SIGPENDING allows (tens of thousands).
+ */
+static struct img_timer timers_inline[IMG_TIMERS_INLINE];
+static struct img_timer *timers_area;   /* the mapping past the inline table, or NULL */
+static size_t timers_area_cap;          /* entries it holds */
+
+/* The slot of the next timer (s->n_timers), the table grown if it is full;
+ * NULL (c->err says why) if no memory for it. System calls only. */
+static struct img_timer *timer_slot(struct img_capture *c, struct img_self *s)
+{
+	size_t cap = s->timers == timers_area && timers_area ? timers_area_cap : IMG_TIMERS_INLINE;
+
+	if (s->n_timers < cap)
+		return &s->timers[s->n_timers];
+	size_t ncap = cap < 1024 ? 1024 : cap * 2;
+	size_t len = (ncap * sizeof(struct img_timer) + P - 1) & ~(size_t)(P - 1);
+	struct img_timer *n = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (n == MAP_FAILED) {
+		img_fail(&c->err, -errno, "%u POSIX timers: no memory for a table of %zu of them: %s",
+			 s->n_timers, ncap, img_strerror(errno));
+		return NULL;
+	}
+	memcpy(n, s->timers, s->n_timers * sizeof(*n));
+	if (timers_area)
+		munmap(timers_area, (timers_area_cap * sizeof(*n) + P - 1) & ~(size_t)(P - 1));
+	timers_area = n;
+	timers_area_cap = len / sizeof(*n);
+	s->timers = n;
+	return &n[s->n_timers];
+}
+
+/*
+ * One entry of /proc/self/timers (NUL-terminated) into the table, or left
+ * out if the checks refused it (a policy let the process go on without it).
+ */
+static int capture_timer(struct img_capture *c, struct img_self *s, const char *e)
+{
+	const char *nl = strstr(e, "notify: ");
+	char notify[64] = "";
+	if (nl) {
+		size_t n = strcspn(nl + 8, "\n");
+		memcpy(notify, nl + 8, n < sizeof(notify) - 1 ? n : sizeof(notify) - 1);
+	}
+	struct img_timer t = {
+		.id = (int32_t)line_num(e, "ID: ", 10),
+		.clock = (int32_t)line_num(e, "ClockID: ", 10),
+		.signo = (int32_t)line_num(e, "signal: ", 10),
+		.notify = strncmp(notify, "none/", 5) ? SIGEV_SIGNAL : SIGEV_NONE,
+	};
+	const char *sv = strstr(e, "signal: ");
+	sv = sv ? strchr(sv, '/') : NULL;
+	t.value = sv ? (uint64_t)line_num(sv, "/", 16) : 0;
+	const char *why = !nl || !strstr(e, "ClockID: ") ? "its entry was not understood"
+			  : crac__posix_timer_refusal(notify, t.clock);
+	if (why) {
+		/* the checks refused it, unless a policy (warn) lets the
+		 * process go on without it, as before; but where the checks
+		 * saw no timer at all, a thread created it while the
+		 * checkpoint ran, and no policy let it go */
+		int children, timers;
+		if (crac__checks_saw(c->round, &children, &timers) == 0 && !timers)
+			return img_fail(&c->err, -EBUSY, "POSIX timer %d was created after the safety checks, "
+					"while the checkpoint ran, and the image engine cannot create it again "
+					"(%s); checkpoint again", t.id, why);
+		return 0;
+	}
+	if (syscall(SYS_timer_gettime, t.id, &t.spec) < 0)
+		return img_fail(&c->err, -errno, "POSIX timer %d: timer_gettime: %s", t.id, img_strerror(errno));
+	struct img_timer *slot = timer_slot(c, s);
+	if (!slot)
+		return c->err.code;
+	*slot = t;
+	s->n_timers++;
+	return 0;
+}
+
+/*
  * The POSIX timers (timer_create), from /proc/self/timers: id, signal and
  * value, notification, clock; timer_gettime gives what is left and the
  * interval. Each entry reads
  *   ID: 0 / signal: 26/00007f5ce21af200 / notify: signal/pid.28989 / ClockID: 1
  * (one per line). The checks refuse a timer crac__posix_timer_refusal
  * rejects; one that a policy let through is left out (not created again).
+ * The file is read through a window of TIMERS_WINDOW bytes: an entry is
+ * taken once the next one's "ID: " line (or the end) is in the window, so
+ * the file may be of any size (about 80 bytes a timer).
  */
+#define TIMERS_WINDOW (64 * 1024)
 static int capture_timers(struct img_capture *c, struct img_self *s)
 {
-	size_t len;
-	char *text = read_file(c, "/proc/self/timers", 64 * 1024, &len);
+	static const char path[] = "/proc/self/timers";
+	char *buf = img_arena_alloc(&c->arena, TIMERS_WINDOW + 1);
+	size_t have = 0;
+	bool eof = false;
+	int fd;
 
-	if (!text)
-		return c->err.code;
 	s->n_timers = 0;
-	/* an entry starts at a line "ID: " ("ClockID: " holds those letters) */
-	for (char *e = strncmp(text, "ID: ", 4) ? NULL : text; e; ) {
-		char *next = strstr(e + 4, "\nID: ");
-		if (next)
-			*next++ = 0;   /* this entry's text ends there */
-		const char *nl = strstr(e, "notify: ");
-		char notify[64] = "";
-		if (nl) {
-			size_t n = strcspn(nl + 8, "\n");
-			memcpy(notify, nl + 8, n < sizeof(notify) - 1 ? n : sizeof(notify) - 1);
+	s->timers = timers_area ? timers_area : timers_inline;
+	if (!buf)
+		return img_fail(&c->err, -ENOMEM, "engine arena exhausted reading %s", path);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return img_fail(&c->err, -errno, "%s: %s", path, img_strerror(errno));
+	while (!eof) {
+		while (have < TIMERS_WINDOW) {
+			ssize_t n = read(fd, buf + have, TIMERS_WINDOW - have);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0) {
+				img_fail(&c->err, -errno, "%s: %s", path, img_strerror(errno));
+				close(fd);
+				return c->err.code;
+			}
+			if (n == 0) {
+				eof = true;
+				break;
+			}
+			have += (size_t)n;
 		}
-		struct img_timer t = {
-			.id = (int32_t)line_num(e, "ID: ", 10),
-			.clock = (int32_t)line_num(e, "ClockID: ", 10),
-			.signo = (int32_t)line_num(e, "signal: ", 10),
-			.notify = strncmp(notify, "none/", 5) ? SIGEV_SIGNAL : SIGEV_NONE,
-		};
-		const char *sv = strstr(e, "signal: ");
-		sv = sv ? strchr(sv, '/') : NULL;
-		t.value = sv ? (uint64_t)line_num(sv, "/", 16) : 0;
-		const char *why = !nl || !strstr(e, "ClockID: ") ? "its entry was not understood"
-				  : crac__posix_timer_refusal(notify, t.clock);
-		if (why) {
-			/* the checks refused it, unless a policy (warn) lets
-			 * the process go on without it, as before; but where the
-			 * checks saw no timer at all, a thread created it while
-			 * the checkpoint ran, and no policy let it go */
-			int children, timers;
-			if (crac__checks_saw(c->round, &children, &timers) == 0 && !timers)
-				return img_fail(&c->err, -EBUSY, "POSIX timer %d was created after the safety checks, "
-						"while the checkpoint ran, and the image engine cannot create it again "
-						"(%s); checkpoint again", t.id, why);
+		buf[have] = 0;
+		/* an entry starts at a line "ID: " ("ClockID: " holds those letters) */
+		char *e = have && !strncmp(buf, "ID: ", 4) ? buf : NULL;
+		if (have && !e) {
+			close(fd);
+			return img_fail(&c->err, -EPROTO, "%s: an entry does not start with \"ID: \"", path);
+		}
+		while (e && *e) {
+			char *next = strstr(e + 4, "\nID: ");
+			if (!next && !eof)
+				break;   /* its end is not in the window yet */
+			if (next)
+				*next++ = 0;   /* this entry's text ends there */
+			if (capture_timer(c, s, e) < 0) {
+				close(fd);
+				return c->err.code;
+			}
 			e = next;
-			continue;
 		}
-		if (s->n_timers == IMG_MAX_TIMERS)
-			return img_fail(&c->err, -E2BIG, "more than %d POSIX timers", IMG_MAX_TIMERS);
-		if (syscall(SYS_timer_gettime, t.id, &t.spec) < 0)
-			return img_fail(&c->err, -errno, "POSIX timer %d: timer_gettime: %s", t.id,
-					img_strerror(errno));
-		s->timers[s->n_timers++] = t;
-		e = next;
+		/* what is left (the start of an entry) moves to the front */
+		size_t rest = e ? have - (size_t)(e - buf) : 0;
+		if (!eof && rest == have) {
+			close(fd);
+			return img_fail(&c->err, -E2BIG, "%s: an entry longer than %d bytes", path, TIMERS_WINDOW);
+		}
+		memmove(buf, e ? e : buf, rest);
+		have = rest;
 	}
+	close(fd);
 	return 0;
 }
 

@@ -197,8 +197,10 @@ void img_thread_comm(int tid, char *out, size_t len) CRAC_HIDDEN;
 /* ---- the checkpointing thread and process state (image.c / capture) -------- */
 
 /* A POSIX timer of the process (timer_create), as the restore creates it
- * again (image_capture.c records it, image_restore.c creates it). */
-#define IMG_MAX_TIMERS 64
+ * again (image_capture.c records it, image_restore.c creates it). Any
+ * number is carried: the first IMG_TIMERS_INLINE in libcrac's own data, the
+ * table moved to an anonymous mapping of its own past that (capture_timers). */
+#define IMG_TIMERS_INLINE 64
 struct img_timer {
 	int32_t id;                     /* the kernel's timer id, kept */
 	int32_t clock;                  /* its ClockID */
@@ -221,7 +223,7 @@ struct img_self {
 	struct crac_img_sigaction sig[CRAC_IMG_NSIG];
 	char cwd[4096];
 	uint32_t n_timers;
-	struct img_timer timers[IMG_MAX_TIMERS];
+	struct img_timer *timers;       /* n_timers of them: program memory, in the image */
 };
 extern struct img_self crac__img_self CRAC_HIDDEN;
 

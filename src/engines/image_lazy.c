@@ -71,7 +71,11 @@
  * exception: a compressed chunk (image/chunk.c) is decompressed by libzstd,
  * linked into libcrac, which calls libc's memcpy, memmove and memset: pure
  * functions that touch no TLS, bound in libcrac's GOT before the
- * checkpoint (img_compress_prepare compresses and decompresses once).
+ * checkpoint (img_compress_prepare compresses and decompresses once). In a
+ * sanitizer build those would be ASan's interceptors, which read the
+ * shadow of this thread's buffers: shadow this thread loads itself, so it
+ * would wait for itself; libzstd calls uninstrumented copies there instead
+ * (image/nosan_mem.c).
  */
 #include "engines/image_engine.h"
 #include "loader/sys.h"   /* raw system calls: this thread has no libc */

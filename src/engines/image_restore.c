@@ -112,8 +112,17 @@ static void restore_timers(const struct img_self *s)
 		sev.sigev_value.sival_ptr = (void *)(uintptr_t)t->value;
 		if (syscall(SYS_timer_create, t->clock, &sev, &id) < 0 || id != t->id ||
 		    syscall(SYS_timer_settime, id, 0, &t->spec, NULL) < 0) {
-			snprintf(why, sizeof(why), "POSIX timer %d (clock %d, signal %d) not created again: %s",
-				 t->id, t->clock, t->signo, id != t->id ? "another id" : img_strerror(errno));
+			int err = errno;
+			struct rlimit rl = { 0, 0 };
+			char lim[96] = "";
+			/* EAGAIN: each timer holds one of the user's queued
+			 * signals (RLIMIT_SIGPENDING) */
+			if (id == t->id && err == EAGAIN && getrlimit(RLIMIT_SIGPENDING, &rl) == 0)
+				snprintf(lim, sizeof(lim), " (each timer counts against RLIMIT_SIGPENDING, %llu here)",
+					 (unsigned long long)rl.rlim_cur);
+			snprintf(why, sizeof(why), "POSIX timer %d (clock %d, signal %d; %u of %u) not created again: %s%s",
+				 t->id, t->clock, t->signo, i + 1, s->n_timers,
+				 id != t->id ? "another id" : img_strerror(err), lim);
 			restore_fatal(why);
 		}
 	}

@@ -100,15 +100,20 @@ int crac_img_split_path(const char *dir, char *parent, size_t plen, const char *
  * write its result: into the helper's stack, which stays mapped until the
  * helper is gone, never into the caller's frame, reused by then).
  *
+ * Where the caller has a limit of its own (the checkpoint's deadline before
+ * the callbacks, a command's --timeout), crac_img_fs_limit sets it without
+ * the grace, and the messages name it.
+ *
  * CRAC_TEST_SLOW_FS=OP:MS (tests only; OP `fsync`, `remove`, `check`,
- * `rename` or `clean`): the operation first sleeps MS ms, a file system
- * that does not answer.
+ * `rename`, `clean` or `access`): the operation first sleeps MS ms, a file
+ * system that does not answer.
  *
  * System calls only: crac_img_fsync_fd may be called while the program's
  * other threads are stopped (crac_img_fs_prepare binds beforehand what
  * needs binding).
  */
-enum fsop_kind { FSOP_FSYNC, FSOP_FSYNC_FD, FSOP_REMOVE, FSOP_RENAME, FSOP_SAME, FSOP_TARGET, FSOP_LIST };
+enum fsop_kind { FSOP_FSYNC, FSOP_FSYNC_FD, FSOP_REMOVE, FSOP_RENAME, FSOP_SAME, FSOP_TARGET, FSOP_LIST,
+		 FSOP_ACCESS };
 
 /* What the target check needs to know (FSOP_TARGET; see crac_img_target_check). */
 struct target_facts {
@@ -139,7 +144,7 @@ struct fsop {
 	const char *to;         /* FSOP_RENAME: the new name */
 	unsigned flags;         /* FSOP_RENAME: renameat2's */
 	const struct stat *expect; /* FSOP_SAME: the directory expected at path */
-	int fd;                 /* FSOP_FSYNC_FD */
+	int fd;                 /* FSOP_FSYNC_FD; FSOP_ACCESS: the mode */
 	bool data_only;         /* FSOP_FSYNC_FD: fdatasync */
 	bool own_only;          /* FSOP_REMOVE: only a directory of this user's */
 	long slow_ms;           /* CRAC_TEST_SLOW_FS */
@@ -150,11 +155,21 @@ struct fsop {
 	struct stale_list *sl;     /* FSOP_LIST */
 };
 
+/* The limit of the waits (crac_img_fs_limit). */
 static int64_t fs_deadline_ns;     /* CLOCK_MONOTONIC; 0: none */
+static long fs_grace_ms = -1;      /* -1: crac_bounded_grace_ms() */
+static const char *fs_bound;       /* what the limit is, for messages; NULL: the checkpoint's default */
 
 void crac_img_fs_deadline(int64_t mono_ns)
 {
+	crac_img_fs_limit(mono_ns, -1, NULL);
+}
+
+void crac_img_fs_limit(int64_t mono_ns, long grace_ms, const char *bound)
+{
 	fs_deadline_ns = mono_ns;
+	fs_grace_ms = grace_ms;
+	fs_bound = bound;
 }
 
 void crac_img_fs_prepare(void)
@@ -400,6 +415,9 @@ static void fsop_run(void *arg)
 	case FSOP_LIST:
 		stale_list(op);
 		break;
+	case FSOP_ACCESS:   /* access(2): the real ids */
+		op->res = (int)crac_raw_syscall3(SYS_faccessat, AT_FDCWD, (long)op->path, op->fd);
+		break;
 	}
 }
 
@@ -428,7 +446,10 @@ static int fsop_bounded(struct fsop *op, int64_t *waited_ms)
 		fsop_run(op);   /* no helper: in this thread, unbounded */
 		return op->res;
 	}
-	int rc = crac_bounded_wait(&helper, fs_deadline_ns, crac_bounded_grace_ms(), waited_ms);
+	long grace = fs_grace_ms < 0 ? crac_bounded_grace_ms() : fs_grace_ms;
+	/* no deadline and no grace: no limit (crac_img_fs_limit(0, 0, ...)) */
+	int64_t deadline = !fs_deadline_ns && !grace ? INT64_MAX : fs_deadline_ns;
+	int rc = crac_bounded_wait(&helper, deadline, grace, waited_ms);
 	return rc < 0 ? rc : op->res;
 }
 
@@ -436,13 +457,33 @@ static int fsop_bounded(struct fsop *op, int64_t *waited_ms)
  * own)? Then out says why: "did not return after N ms (...)". */
 static bool given_up(int rc, int64_t waited_ms, char *out, size_t len)
 {
-	long grace_ms = crac_bounded_grace_ms();
+	long grace_ms = fs_grace_ms < 0 ? crac_bounded_grace_ms() : fs_grace_ms;
 
 	if (rc != -ETIMEDOUT || waited_ms < 0)
 		return false;
-	snprintf(out, len, "did not return after %lld ms (the checkpoint's deadline, and %ld s at least): "
-		 "its file system does not answer; given up", (long long)waited_ms, grace_ms / 1000);
+	if (fs_bound)
+		snprintf(out, len, "did not return after %lld ms (%s): its file system does not answer; given up",
+			 (long long)waited_ms, fs_bound);
+	else
+		snprintf(out, len, "did not return after %lld ms (the checkpoint's deadline, and %ld s at least): "
+			 "its file system does not answer; given up", (long long)waited_ms, grace_ms / 1000);
 	return true;
+}
+
+int crac_img_access_msg(const char *path, int mode, char *msg, size_t msglen)
+{
+	struct fsop op = { .kind = FSOP_ACCESS, .path = path, .fd = mode, .slow_ms = fs_slow("access") };
+	int64_t waited;
+	char why[200];
+	int rc = fsop_bounded(&op, &waited);
+
+	if (given_up(rc, waited, why, sizeof(why)))
+		snprintf(msg, msglen, "access to %s %s", path, why);
+	else if (rc < 0)
+		snprintf(msg, msglen, "%s: %s", path, strerror(-rc));
+	else
+		msg[0] = 0;
+	return rc;
 }
 
 int crac_img_fsync_path_msg(const char *path, char *msg, size_t msglen)

@@ -137,8 +137,18 @@ int crac_img_fsync_path_msg(const char *path, char *msg, size_t msglen) CRAC_HID
 int crac_img_fsync_fd(int fd, bool data_only, int64_t *waited_ms) CRAC_HIDDEN;
 
 /* The deadline (CLOCK_MONOTONIC ns; 0: none) of the waits above: the
- * checkpoint's, set by the image engine for its round. */
+ * checkpoint's, set by the image engine for its round; each wait lasts
+ * at least the grace (CRAC_BOUNDED_GRACE_MS: files are written after the
+ * deadline, which is for the callbacks). */
 void crac_img_fs_deadline(int64_t mono_ns) CRAC_HIDDEN;
+/* The same with a grace of grace_ms (-1: the default; 0 with mono_ns 0:
+ * no limit at all): the waits end at the caller's own limit (the
+ * checkpoint's deadline at its setup, a command's --timeout), which
+ * `bound` names in the messages ("--timeout 10s"; NULL: the default text). */
+void crac_img_fs_limit(int64_t mono_ns, long grace_ms, const char *bound) CRAC_HIDDEN;
+/* access(2) of path (the real ids), bounded as crac_img_remove: 0, -errno,
+ * or -ETIMEDOUT; msg says which path and why (one line). */
+int crac_img_access_msg(const char *path, int mode, char *msg, size_t msglen) CRAC_HIDDEN;
 /* Binds what the bounded waits call (clone), before the program's threads
  * are stopped. */
 void crac_img_fs_prepare(void) CRAC_HIDDEN;

@@ -31,9 +31,11 @@
  * fails the restore with one line naming the address; without
  * SO_REUSEADDR a port held by a closing socket is tried again for at most
  * 200 ms (the checkpointed process may be exiting). A Unix path is bound
- * again after removing the socket file there only if it is a socket and
+ * again after removing the socket file there only if it is a socket of the
+ * restoring user (effective uid; root too removes only root's) and
  * nothing listens on it (no listener of this network namespace has that
- * file, unix_listener_on, and a connect(2) is refused); any other file there, a
+ * file, unix_listener_on, and a connect(2) is refused); another user's
+ * socket file (named with its owner), any other file there, a
  * symbolic link (never followed nor removed), a socket in use, or a
  * directory that is missing or not writable, fails the restore, and is
  * found before the loader's point of no return (crac_obj_socket_check),
@@ -951,6 +953,19 @@ static long unix_path_free(const struct sockaddr_un *a, uint32_t len, int type, 
 		crac_img_put_escaped(why, path);
 		crac_img_puts(why, " is in use: another process listens there");
 		return -EADDRINUSE;
+	}
+	/* a socket file of another user is not ours to remove, stale or not
+	 * (root restoring included: it may be another service's, between
+	 * two of its runs) */
+	uint64_t me = (uint64_t)sys_geteuid();
+	if (st.st_uid != me) {
+		crac_img_put_escaped(why, path);
+		crac_img_puts(why, " is a socket file of uid ");
+		crac_img_putu(why, st.st_uid);
+		crac_img_puts(why, ", not of this user (uid ");
+		crac_img_putu(why, me);
+		crac_img_puts(why, "): it is left alone and the socket cannot be bound there");
+		return -EEXIST;
 	}
 	long s = sys_socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (s < 0) {

@@ -116,22 +116,86 @@ teardown() {
 	[ -z "$(ls -d "$T"/img.* 2>/dev/null)" ]
 }
 
-# given_up_before_writing OP TEXT: CRAC_TEST_SLOW_FS=OP:600000 fails the
-# checkpoint in under 10 s, its output saying TEXT (a regex) "did not return
-# after ..."; nothing is written, the program runs on.
+# given_up_before_writing OP TEXT [BOUND]: CRAC_TEST_SLOW_FS=OP:600000 fails
+# the checkpoint in under 10 s, its output saying TEXT (a regex) "did not
+# return after N ms (BOUND)" (default: the checkpoint's deadline and the
+# grace of 1 s); nothing is written, the program runs on.
 given_up_before_writing() {
+	local bound="the checkpoint's deadline, and 1 s at least"
+	[ $# -lt 3 ] || bound="$3"
 	checkpoint_stuck CRAC_TEST_SLOW_FS="$1:600000"
 	[ "$status" -eq 1 ]
-	echo "$output" | grep -Eq "$2 did not return after [0-9]+ ms \(the checkpoint's deadline, and 1 s at least\): its file system does not answer; given up"
+	echo "$output" | grep -Eq "$2 did not return after [0-9]+ ms \($bound\): its file system does not answer; given up"
 	[ "$ms" -lt 10000 ]
 	runs_on
 	[ -z "$(ls -d "$T"/img* 2>/dev/null)" ]
 }
 
+# The looks at the target when the checkpoint is set up (before the
+# callbacks) end at the checkpoint's deadline itself: no grace.
 @test "the target check does not return: given up naming the directory and the step, nothing written, the program runs on" {
-	given_up_before_writing check "image directory $T/img: the check of the target \(looking at its parent directory\)"
+	given_up_before_writing check "image directory $T/img: the check of the target \(looking at its parent directory\)" \
+		"the checkpoint's deadline"
+}
+
+@test "the target check at the setup does not return, with the default grace of 30 s: given up at the deadline of 1 s" {
+	start_prog stuck CRAC_TEST_SLOW_FS=check:600000
+	t0=$(date +%s%N)
+	run timeout -k 5 60 "$CRAC" checkpoint --engine image --image-dir "$T/img" --keep-running --deadline 1000 "$pid"
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	echo "$status: $output ($ms ms)"
+	[ "$status" -eq 1 ]
+	echo "$output" | grep -Eq "image directory $T/img: the check of the target \(looking at its parent directory\) did not return after [0-9]+ ms \(the checkpoint's deadline\): its file system does not answer; given up"
+	[ "$ms" -lt 10000 ]
+	runs_on
+	[ -z "$(ls -d "$T"/img* 2>/dev/null)" ]
+}
+
+@test "the access check of the parent at the setup does not return: given up at the deadline naming the path" {
+	given_up_before_writing access "image directory $T/img: access to $T" "the checkpoint's deadline"
 }
 
 @test "the listing for stale temporaries does not return: given up naming the directory, nothing written, the program runs on" {
 	given_up_before_writing clean "the listing of $T for stale temporaries of img"
+}
+
+# crac flatten and crac start: their own looks at the file system end at
+# their --timeout (not a fixed 30 s), naming the step, the path and the limit.
+
+@test "crac flatten --timeout 1s: a target check that does not return is given up after 1 s, naming the step and the path" {
+	start_prog good
+	run "$CRAC" checkpoint --engine image --image-dir "$T/img" --keep-running "$pid"
+	[ "$status" -eq 0 ]
+	for op in check clean; do
+		t0=$(date +%s%N)
+		run env CRAC_TEST_SLOW_FS=$op:600000 timeout -k 5 60 "$CRAC" flatten "$T/img" "$T/flat" --timeout 1s
+		ms=$((($(date +%s%N) - t0) / 1000000))
+		echo "$op: $status: $output ($ms ms)"
+		[ "$status" -eq 1 ]
+		case $op in
+		check) what="image directory $T/flat: the check of the target \\(looking at its parent directory\\)" ;;
+		clean) what="the listing of $T for stale temporaries of flat" ;;
+		esac
+		echo "$output" | grep -Eq "^crac: flatten $T/img: $what did not return after [0-9]+ ms \\(crac flatten --timeout, 1000 ms\\): its file system does not answer; given up$"
+		[ "$ms" -lt 10000 ]
+		[ ! -e "$T/flat" ]
+	done
+	# it answers: flattened
+	run "$CRAC" flatten "$T/img" "$T/flat" --timeout 1s
+	echo "$output"
+	[ "$status" -eq 0 ]
+}
+
+@test "crac start --timeout 1s: a cleanup of unfinished images that does not return is given up after 1 s with a warning; the program starts cold" {
+	# an unfinished image of a writer that is gone
+	mkdir -m 700 "$T/img.new-2147483646.tmp-2147483646-1-abcdef"
+	t0=$(date +%s%N)
+	run clean env CRAC_TEST_SLOW_FS=clean:600000 timeout -k 5 60 "$CRAC" start --image "$T/img" --timeout 1s \
+		--checkpoint-after 1h -- sh -c 'echo cold run'
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	echo "$status: $output ($ms ms)"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -Eq "^crac: start: warning: the cleanup of unfinished images of $T/img stopped: the listing of $T for stale temporaries of img\\.new-2147483646 did not return after [0-9]+ ms \\(crac start --timeout, 1000 ms\\): its file system does not answer; given up$"
+	echo "$output" | grep -qx "cold run"
+	[ "$ms" -lt 10000 ]
 }

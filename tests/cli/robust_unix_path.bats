@@ -310,3 +310,52 @@ print("connections %d" % n, flush=True)' "$T/work/sock" "$T/stop"
 	[ -S "$T/work.old/sock" ]
 	[ -S "$T/work.old/dgram" ]
 }
+
+# The stale socket file at a Unix path is removed only if it is the
+# restoring user's: another user's (root's, as a second uid restores; a
+# second uid's, as root restores) is left alone, even where the restoring
+# user could remove it, and the restore is refused before its point of no
+# return, naming the path and its owner.
+@test "a second uid's restore finds a root-owned socket file at the Unix path: left alone, refused naming its owner" {
+	[ "$(id -u)" -eq 0 ] || skip "needs root to switch to uid 1000"
+	command -v setpriv >/dev/null || skip "no setpriv"
+	U1000="setpriv --reuid=1000 --regid=1000 --clear-groups"
+	$U1000 test -x "$PROG" || skip "build tree not accessible to uid 1000"
+	chown 1000:1000 "$T" "$T/work"
+	run clean $U1000 "$PROG" "$T/img" "$T/work"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	# root's socket file now (nothing listens on it), in uid 1000's
+	# directory: uid 1000 could remove it
+	chown 0:0 "$T/work/sock"
+	local ino
+	ino=$(stat -c %i "$T/work/sock")
+	run clean $U1000 bash -c 'exec 3>"$1"; CRAC_LOADER_PONR_FD=3 exec "$2" restore "$3" </dev/null' _ \
+		"$T/ponr" "$CRAC" "$T/img"
+	echo "$status: $output"
+	[ "$status" -eq 1 ]
+	[ ! -s "$T/ponr" ]
+	[ "${#lines[@]}" -eq 1 ]
+	echo "$output" | grep -Eq "^crac: restore $T/img: fd [0-9]+ \\(socket [^)]*\\): $T/work/sock is a socket file of uid 0, not of this user \\(uid 1000\\): it is left alone and the socket cannot be bound there(: [^:]*)?\$"
+	[ -S "$T/work/sock" ]
+	[ "$(stat -c %i:%u "$T/work/sock")" = "$ino:0" ]
+	# its own again: removed as stale, and the restore works
+	chown 1000:1000 "$T/work/sock"
+	run clean $U1000 "$CRAC" restore "$T/img"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -qx "restored ok"
+}
+
+@test "root's restore finds a second uid's socket file at the Unix path: left alone, refused naming its owner" {
+	[ "$(id -u)" -eq 0 ] || skip "needs root"
+	checkpoint
+	chown 1000:1000 "$T/work/sock"
+	local ino
+	ino=$(stat -c %i "$T/work/sock")
+	restore_refused "$T/work/sock is a socket file of uid 1000, not of this user \\(uid 0\\): it is left alone and the socket cannot be bound there"
+	[ "$(stat -c %i:%u "$T/work/sock")" = "$ino:1000" ]
+	[ -S "$T/work/dgram" ]
+	chown 0:0 "$T/work/sock"
+	restores_again
+}

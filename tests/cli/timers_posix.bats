@@ -55,3 +55,37 @@ teardown() {
 	[ ! -e "$T/img" ]
 	[ "$(grep -c "check timer posix:[0-9]*: .*PR_TIMER_CREATE_RESTORE_IDS, Linux 6.14" "$T/run.out")" -eq 3 ]
 }
+
+@test "a thousand POSIX timers come back, each with its own time left" {
+	# more than a fixed table of 64 and than 64 KiB of /proc/self/timers
+	(
+		for fd in $(ls /proc/$BASHPID/fd); do
+			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+		done
+		exec timeout 60 "$CRAC" run --checkpoint-to "$T/img" --checkpoint-on SIGUSR1 -- \
+			"$CRAC_BUILD_DIR/tests/posix_timers" --many 1000
+	) </dev/null >"$T/run.out" 2>&1 || true
+	cat "$T/run.out"
+	[ -f "$T/img/header" ]
+	for i in 1 2; do
+		run clean timeout 30 "$CRAC" restore "$T/img"
+		echo "$output"
+		[ "$status" -eq 0 ]
+		[ "$output" = "$(printf 'a: interval 2000000 ns\nb: one shot, 900-1000 s left\nc: disarmed\na ticks: yes, value kept\nmany: 1000 of 1000 as they were\ntimers: 1003')" ]
+	done
+}
+
+@test "a restore under a RLIMIT_SIGPENDING too low for the image's timers says so" {
+	(
+		for fd in $(ls /proc/$BASHPID/fd); do
+			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+		done
+		exec timeout 60 "$CRAC" run --checkpoint-to "$T/img" --checkpoint-on SIGUSR1 -- \
+			"$CRAC_BUILD_DIR/tests/posix_timers" --many 1000
+	) </dev/null >"$T/run.out" 2>&1 || true
+	[ -f "$T/img/header" ]
+	run clean timeout 30 prlimit --sigpending=500 "$CRAC" restore "$T/img"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"POSIX timer "*" of 1003) not created again: "*"RLIMIT_SIGPENDING, 500 here"* ]]
+}

@@ -10,7 +10,9 @@
  *
  * (`posix_timers --probe`: exit 0 if the kernel can create a timer with a
  * given id. `posix_timers --thread-timer`: also d, SIGEV_THREAD_ID to the
- * main thread, whose id it prints.) Prints "ready", asks its parent for the checkpoint (SIGUSR1), and once it
+ * main thread, whose id it prints. `posix_timers --many N`: also N more,
+ * SIGEV_NONE on CLOCK_MONOTONIC, the i-th one shot in 2000 + i s, checked
+ * one by one after the restore.) Prints "ready", asks its parent for the checkpoint (SIGUSR1), and once it
  * runs under another pid (the restored copy) prints what it finds: that the
  * same timer_t values name timers with the same settings, that a still ticks
  * with its value, and how many timers the process has.
@@ -73,6 +75,17 @@ int main(int argc, char **argv)
 	timer_t a = make(CLOCK_MONOTONIC, SIGEV_SIGNAL, SIGRTMIN + 3, &marker);
 	timer_t b = make(CLOCK_REALTIME, SIGEV_NONE, 0, NULL);
 	timer_t c = make(CLOCK_BOOTTIME, SIGEV_SIGNAL, SIGRTMIN + 3, NULL);
+	/* --many N: N more timers, each with its own time left */
+	int many = argc > 2 && !strcmp(argv[1], "--many") ? atoi(argv[2]) : 0;
+	timer_t *more = many > 0 ? calloc((size_t)many, sizeof(*more)) : NULL;
+	for (int i = 0; i < many; i++) {
+		struct itimerspec in = { { 0, 0 }, { 2000 + i, 0 } };
+		more[i] = make(CLOCK_MONOTONIC, SIGEV_NONE, 0, NULL);
+		if (timer_settime(more[i], 0, &in, NULL) < 0) {
+			perror("timer_settime (--many)");
+			return 2;
+		}
+	}
 	if (argc > 1 && !strcmp(argv[1], "--thread-timer")) {
 		/* d: signals the main thread (not carried: left out under a
 		 * `warn` policy) */
@@ -128,6 +141,15 @@ int main(int argc, char **argv)
 	sleep_ms(100);
 	printf("a ticks: %s, value %s\n", ticks - t0 >= 5 ? "yes" : "no",
 	       got_value == &marker ? "kept" : "lost");
+	/* each of the --many timers: its own, with 2000 + i s less what passed */
+	int many_ok = 0;
+	for (int i = 0; i < many; i++) {
+		struct itimerspec m;
+		if (timer_gettime(more[i], &m) == 0 && m.it_value.tv_sec > 1900 + i && m.it_value.tv_sec < 2000 + i)
+			many_ok++;
+	}
+	if (many)
+		printf("many: %d of %d as they were\n", many_ok, many);
 	int n = 0;
 	char line[256];
 	FILE *f = fopen("/proc/self/timers", "r");
