@@ -118,7 +118,7 @@ static uint32_t status_num(const char *text, const char *key, int *found)
 	return 0;
 }
 
-uint32_t img_attrs_seccomp_filters(int tid)
+int64_t img_attrs_seccomp_filters(int tid)
 {
 	char path[64], buf[4096];
 	int have_count;
@@ -127,7 +127,7 @@ uint32_t img_attrs_seccomp_filters(int tid)
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	ssize_t got = 0, n;
 	if (fd < 0)
-		return 0;
+		return -1;
 	while (got < (ssize_t)sizeof(buf) - 1 && (n = read(fd, buf + got, sizeof(buf) - 1 - (size_t)got)) > 0)
 		got += n;
 	close(fd);
@@ -136,7 +136,8 @@ uint32_t img_attrs_seccomp_filters(int tid)
 	if (have_count)
 		return count;
 	/* before Linux 5.9 only the mode is shown: at least one filter */
-	return status_num(buf, "Seccomp:", &have_count) == 2 ? 1 : 0;
+	uint32_t mode = status_num(buf, "Seccomp:", &have_count);
+	return !have_count ? -1 : mode == 2 ? 1 : 0;
 }
 
 void img_attrs_capture(struct img_attrs *a)

@@ -112,8 +112,8 @@ void img_attrs_restore(const struct img_attrs *a, const struct img_attrs *now, c
 extern struct img_attrs img_attrs_loader CRAC_HIDDEN;
 /* The seccomp filters thread tid runs under (Seccomp_filters of
  * /proc/self/task/TID/status; 1 in filter mode where the kernel does not
- * count them; 0 if unreadable). */
-uint32_t img_attrs_seccomp_filters(int tid) CRAC_HIDDEN;
+ * count them; -1 if the file does not tell). */
+int64_t img_attrs_seccomp_filters(int tid) CRAC_HIDDEN;
 
 struct img_thread {
 	struct crac_img_ctx ctx;        /* where it resumes: inside the handler */

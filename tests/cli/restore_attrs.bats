@@ -104,6 +104,19 @@ checkpoint() {
 	echo "$output" | grep -qx "after seccomp 1"
 }
 
+@test "a seccomp filter that fails prctl: the checkpoint still counts it, the restore without it is refused" {
+	# PR_GET_SECCOMP fails under it (EPERM): the count must come from
+	# /proc, else the image said 0 filters and the restore ran without it
+	checkpoint seccomp-prctl
+	grep -qx "seccomp 1" "$T/before"
+	run clean timeout 30 "$CRAC" restore "$T/img"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[ "${#lines[@]}" -eq 1 ]
+	echo "$output" | grep -q "^crac: restore $T/img: the process ran under 1 seccomp filter, this restore under 0: a filter cannot be made again"
+	! echo "$output" | grep -q '^after' || false
+}
+
 @test "unprivileged: no_new_privs, pdeathsig and a seccomp filter (with no_new_privs) as nobody" {
 	[ "$(id -u)" -eq 0 ] || skip "needs root to switch to nobody"
 	command -v setpriv >/dev/null || skip "no setpriv"
