@@ -428,6 +428,28 @@ static int capture_timers(struct img_capture *c, struct img_self *s)
 		t.value = sv ? (uint64_t)line_num(sv, "/", 16) : 0;
 		const char *why = !nl || !strstr(e, "ClockID: ") ? "its entry was not understood"
 				  : crac__posix_timer_refusal(notify, t.clock);
+		if (!why) {
+			if (syscall(SYS_timer_gettime, t.id, &t.spec) < 0)
+				return img_fail(&c->err, -errno, "POSIX timer %d: timer_gettime: %s", t.id,
+						img_strerror(errno));
+			if (s->n_timers < IMG_MAX_TIMERS) {
+				s->timers[s->n_timers++] = t;
+				e = next;
+				continue;
+			}
+			/* one too many: the lowest ids are kept, as the checks
+			 * chose (runtime/inventory.c), whatever the file's order;
+			 * the one left out is t */
+			uint32_t hi = 0;
+			for (uint32_t k = 1; k < s->n_timers; k++)
+				hi = s->timers[k].id > s->timers[hi].id ? k : hi;
+			if (s->timers[hi].id > t.id) {
+				struct img_timer out = s->timers[hi];
+				s->timers[hi] = t;
+				t = out;
+			}
+			why = CRAC_POSIX_TIMERS_MAX_WHY;
+		}
 		if (why) {
 			/* the checks refused it, unless a policy (warn) lets
 			 * the process go on without it, as before; but where the
@@ -441,13 +463,6 @@ static int capture_timers(struct img_capture *c, struct img_self *s)
 			e = next;
 			continue;
 		}
-		if (s->n_timers == IMG_MAX_TIMERS)
-			return img_fail(&c->err, -E2BIG, "more than %d POSIX timers", IMG_MAX_TIMERS);
-		if (syscall(SYS_timer_gettime, t.id, &t.spec) < 0)
-			return img_fail(&c->err, -errno, "POSIX timer %d: timer_gettime: %s", t.id,
-					img_strerror(errno));
-		s->timers[s->n_timers++] = t;
-		e = next;
 	}
 	return 0;
 }

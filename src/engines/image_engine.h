@@ -26,6 +26,7 @@
 
 #include "core/internal.h"
 #include "image/image.h"
+#include "runtime/runtime.h"
 
 #include <signal.h>
 #include <stdbool.h>
@@ -198,7 +199,7 @@ void img_thread_comm(int tid, char *out, size_t len) CRAC_HIDDEN;
 
 /* A POSIX timer of the process (timer_create), as the restore creates it
  * again (image_capture.c records it, image_restore.c creates it). */
-#define IMG_MAX_TIMERS 64
+#define IMG_MAX_TIMERS CRAC_POSIX_TIMERS_MAX   /* runtime/runtime.h */
 struct img_timer {
 	int32_t id;                     /* the kernel's timer id, kept */
 	int32_t clock;                  /* its ClockID */

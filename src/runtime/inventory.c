@@ -446,6 +446,8 @@ static int take_timers(struct inventory *inv)
 	if (f) {
 		struct inv_item *it = NULL;
 		char notify[64] = "";
+		int carried = 0;
+		size_t first = inv->count;
 		while (fgets(line, sizeof(line), f)) {
 			int id;
 			long clock;
@@ -465,11 +467,25 @@ static int take_timers(struct inventory *inv)
 				if (!strncmp(line, "notify: ", 8))
 					snprintf(notify, sizeof(notify), "%.60s", line + 8);
 				/* the last line of a timer (ClockID follows notify) */
-				if (sscanf(line, "ClockID: %ld", &clock) == 1)
+				if (sscanf(line, "ClockID: %ld", &clock) == 1) {
 					it->timer_refusal = crac__posix_timer_refusal(notify, clock);
+					carried += !it->timer_refusal;
+				}
 			}
 		}
 		fclose(f);
+		/* More than the image engine carries: those after the lowest
+		 * ids are refused (its capture keeps the same ones) */
+		for (size_t i = first; carried > CRAC_POSIX_TIMERS_MAX && i < inv->count; i++) {
+			struct inv_item *t = &inv->items[i];
+			int lower = 0, id = atoi(t->name + 6);
+			if (t->timer_refusal)
+				continue;
+			for (size_t j = first; j < inv->count; j++)
+				lower += !inv->items[j].timer_refusal && atoi(inv->items[j].name + 6) < id;
+			if (lower >= CRAC_POSIX_TIMERS_MAX)
+				t->timer_refusal = CRAC_POSIX_TIMERS_MAX_WHY;
+		}
 	}
 	for (size_t i = 0; i < sizeof(its) / sizeof(its[0]); i++) {
 		struct itimerval v;

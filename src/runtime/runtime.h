@@ -146,4 +146,10 @@ bool crac__jvm_perfdata(const char *path, long pid) CRAC_HIDDEN;
  */
 const char *crac__posix_timer_refusal(const char *notify, long clock) CRAC_HIDDEN;
 
+/* The most POSIX timers the image engine carries (its record of them is in
+ * libcrac's own memory, of a fixed size): the checks refuse the timers
+ * after them, in /proc/self/timers' order, naming the limit. */
+#define CRAC_POSIX_TIMERS_MAX 64
+#define CRAC_POSIX_TIMERS_MAX_WHY "the image engine carries at most 64 POSIX timers"
+
 #endif /* CRAC_RUNTIME_H */

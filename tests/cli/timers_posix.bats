@@ -58,6 +58,50 @@ teardown() {
 	[ "$output" = "$(printf 'a: interval 2000000 ns\nb: one shot, 900-1000 s left\nc: disarmed\ne: one shot, 990-1000 s of CPU left\na ticks: yes, value kept\ntimers: 4')" ]
 }
 
+@test "64 timers come back; the 65th is refused by the checks, naming the limit, and left out under warn" {
+	(
+		for fd in $(ls /proc/$BASHPID/fd); do
+			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+		done
+		POSIX_TIMERS_WAIT_S=10 exec timeout 60 "$CRAC" run --checkpoint-to "$T/img" --checkpoint-on SIGUSR1 -- \
+			"$CRAC_BUILD_DIR/tests/posix_timers" --many 61
+	) </dev/null >"$T/run.out" 2>&1 || true
+	cat "$T/run.out"
+	[ -f "$T/img/header" ]
+	run clean timeout 30 "$CRAC" restore "$T/img"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -qx "timers: 64"
+	rm -rf "$T/img"
+	# one more: the checks refuse it (it was the capture's E2BIG, after
+	# every thread had stopped)
+	(
+		for fd in $(ls /proc/$BASHPID/fd); do
+			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+		done
+		POSIX_TIMERS_WAIT_S=2 exec timeout 60 "$CRAC" run --checkpoint-to "$T/img" --checkpoint-on SIGUSR1 -- \
+			"$CRAC_BUILD_DIR/tests/posix_timers" --many 62
+	) </dev/null >"$T/run.out" 2>&1 || true
+	cat "$T/run.out"
+	[ ! -e "$T/img" ]
+	grep -q "check timer posix:64: .*carries at most 64 POSIX timers" "$T/run.out"
+	! grep -q "E2BIG" "$T/run.out" || false
+	echo "timer posix:64 warn" >"$T/policies"
+	(
+		for fd in $(ls /proc/$BASHPID/fd); do
+			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+		done
+		POSIX_TIMERS_WAIT_S=10 exec timeout 60 "$CRAC" run --policies "$T/policies" --checkpoint-to "$T/img" \
+			--checkpoint-on SIGUSR1 -- "$CRAC_BUILD_DIR/tests/posix_timers" --many 62
+	) </dev/null >"$T/run2.out" 2>&1 || true
+	cat "$T/run2.out"
+	[ -f "$T/img/header" ]
+	run clean timeout 30 "$CRAC" restore "$T/img"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -qx "timers: 64"
+}
+
 @test "a timer that signals one thread is refused with the reason; under a warn policy it is left out" {
 	(
 		for fd in $(ls /proc/$BASHPID/fd); do

@@ -12,7 +12,8 @@
  * given id. `posix_timers --thread-timer`: also d, SIGEV_THREAD_ID to the
  * main thread, whose id it prints. `posix_timers --cpu-timer`: also e,
  * SIGEV_SIGNAL on CLOCK_PROCESS_CPUTIME_ID, one shot in 1000 s of CPU time,
- * and what it has left after the restore.) Prints "ready", asks its parent for the checkpoint (SIGUSR1), and once it
+ * and what it has left after the restore. `posix_timers --many N`: also N
+ * more, SIGEV_NONE on CLOCK_MONOTONIC, disarmed.) Prints "ready", asks its parent for the checkpoint (SIGUSR1), and once it
  * runs under another pid (the restored copy) prints what it finds: that the
  * same timer_t values name timers with the same settings, that a still ticks
  * with its value, and how many timers the process has.
@@ -95,6 +96,9 @@ int main(int argc, char **argv)
 	 * it in /proc/self/timers, -6) */
 	timer_t e = 0;
 	int cpu = argc > 1 && !strcmp(argv[1], "--cpu-timer");
+	int many = argc > 2 && !strcmp(argv[1], "--many") ? atoi(argv[2]) : 0;
+	for (int i = 0; i < many; i++)
+		make(CLOCK_MONOTONIC, SIGEV_NONE, 0, NULL);
 	if (cpu) {
 		e = make(CLOCK_PROCESS_CPUTIME_ID, SIGEV_SIGNAL, SIGRTMIN + 3, NULL);
 		if (timer_settime(e, 0, &once, NULL) < 0) {
