@@ -994,6 +994,9 @@ static int check_fds(const struct crac_img_checker *k, struct crac_img_buf *b)
 		case CRAC_OBJ_TIMERFD:
 			rc = crac_obj_timerfd_check(e, b);
 			break;
+		case CRAC_OBJ_MEMFD:
+			rc = crac_obj_memfd_check(e, b);
+			break;
 		case CRAC_OBJ_EPOLL:
 			rc = crac_obj_epoll_check(v, e, b);
 			break;
