@@ -266,7 +266,7 @@ void img_thread_reattach(const struct img_thread *t, bool checkpointer)
 	/* capabilities, no_new_privs, ...; the checkpointing thread's last,
 	 * once it cloned every other (img_restored) */
 	if (!checkpointer)
-		img_attrs_restore(&t->attrs, &img_attrs_loader, NULL, NULL, 0);
+		img_attrs_restore_thread(&t->attrs, &img_attrs_loader, t->tid, t->comm);
 }
 
 /* ---- a tid cached by the interrupted code ------------------------------------ */

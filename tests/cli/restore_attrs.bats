@@ -139,3 +139,22 @@ checkpoint() {
 	echo "$output" | grep -qx "after nnp 1"
 	echo "$output" | grep -qx "after sysinfo 1"
 }
+
+@test "capabilities a thread had that the restoring user lacks are reported, naming the thread" {
+	# proc_attrs' main thread holds them; crac run's control thread
+	# checkpoints it: only the checkpointing thread's were reported
+	[ "$(id -u)" -eq 0 ] || skip "needs root (uid $(id -u))"
+	command -v setpriv >/dev/null || skip "no setpriv"
+	grep -q '^CapEff:.*[1-9a-f]' /proc/self/status || skip "no capabilities here"
+	NOBODY="setpriv --reuid=65534 --regid=65534 --clear-groups"
+	$NOBODY test -x "$PROG" || skip "build tree not accessible to nobody"
+	checkpoint caps
+	chmod -R a+rX "$T/img"
+	run clean timeout 30 $NOBODY "$CRAC" restore --trust-owner "$T/img"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -qx "after capprm 0000000000000000"
+	local tid
+	tid=$(sed -n 's/^tid //p' "$T/before")
+	echo "$output" | grep -q "^crac: after restore: image: .*thread $tid (proc_attrs): permitted capabilities 0x[0-9a-f]* not restored: the restoring process lacks them"
+}

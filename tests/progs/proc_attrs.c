@@ -28,7 +28,7 @@
  * Each output line is "PHASE NAME VALUE": pdeathsig, subreaper,
  * personality (hex), nnp, capeff, capprm, capbnd (hex, of
  * /proc/self/status), seccomp (Seccomp_filters), sysinfo (0 or the errno),
- * timerslack.
+ * timerslack, tid (the main thread's).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -86,6 +86,7 @@ static void show(const char *phase)
 	       phase, sig, phase, sub, phase, (unsigned)personality(0xffffffff), phase,
 	       prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0), phase, eff, phase, prm, phase, bnd, phase, filters, phase,
 	       si_rc, phase, prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0));
+	printf("%s tid %d\n", phase, (int)syscall(SYS_gettid));
 	fflush(stdout);
 }
 
@@ -206,5 +207,8 @@ int main(int argc, char **argv)
 	if (with_thread)
 		pthread_join(thread, NULL);
 	show("after");
+	/* crac run's control thread logs the restore report as the program
+	 * goes on: give it time to, before exiting */
+	usleep(500000);
 	return 0;
 }
