@@ -321,7 +321,7 @@ static int text_of(struct dl_phdr_info *info, size_t size, void *arg)
 /*
  * Did the code before the `syscall` instruction at sc put SYS_futex in
  * eax? Once a call returned, rax holds its result, not its number: the
- * number is read from the instructions that set eax in the 24 bytes
+ * number is read from the instructions that set eax in the 40 bytes
  * before it, as the C library writes them: `mov $202,%eax`, or a move
  * from another register (`mov %r15d,%eax`, with or without a REX prefix,
  * either opcode), whose value the call kept (it changes only rax, rcx and
@@ -337,7 +337,7 @@ CRAC_IMG_NOSAN static bool eax_set_to_futex(const unsigned char *sc, const greg_
 	 * page of the call: the one before may not be mapped) */
 	uint64_t lo = libc_text_hi == ~0ull ? ((uint64_t)(uintptr_t)sc & ~(CRAC_IMG_PAGE - 1)) : libc_text_lo;
 
-	for (int back = 2; back <= 24; back++) {
+	for (int back = 2; back <= 40; back++) {
 		const unsigned char *p = sc - back;
 		if ((uint64_t)(uintptr_t)p <= lo)
 			break;
