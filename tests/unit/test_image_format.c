@@ -215,6 +215,33 @@ static void test_crc32c_every_length(void)
 	free(r);
 }
 
+/* The path a CPU gets: folding only where every piece it needs is there;
+ * without SSE 4.2, the table. */
+static void test_crc32c_pick(void)
+{
+	const uint32_t ecx1 = (1u << 20) | (1u << 27) | (1u << 1);   /* SSE4.2, OSXSAVE, PCLMULQDQ */
+	const uint32_t ebx7 = 1u << 16, ecx7 = 1u << 10;              /* AVX512F; VPCLMULQDQ */
+	struct crac_img_crc k;
+
+	crac_img_crc32c_pick(&k, ecx1, 0xe7, ebx7, ecx7);
+	CHECK(k.hw && k.wide);
+	crac_img_crc32c_pick(&k, ecx1, 0xe7, ebx7, 0);   /* no VPCLMULQDQ */
+	CHECK(k.hw && !k.wide);
+	crac_img_crc32c_pick(&k, ecx1, 0xe7, 0, ecx7);   /* no AVX-512F */
+	CHECK(k.hw && !k.wide);
+	crac_img_crc32c_pick(&k, ecx1, 0x07, ebx7, ecx7);   /* the OS saves no zmm state */
+	CHECK(k.hw && !k.wide);
+	crac_img_crc32c_pick(&k, ecx1 & ~(1u << 1), 0xe7, ebx7, ecx7);   /* no PCLMULQDQ */
+	CHECK(k.hw && !k.wide);
+	crac_img_crc32c_pick(&k, ecx1 & ~(1u << 27), 0xe7, ebx7, ecx7);   /* no OSXSAVE */
+	CHECK(k.hw && !k.wide);
+	crac_img_crc32c_pick(&k, ecx1 & ~(1u << 20), 0xe7, ebx7, ecx7);   /* no SSE 4.2 */
+	CHECK(!k.hw && !k.wide);
+	/* and what each gives is the same crc (test_crc32c_every_length) */
+	crac_img_crc32c_prepare(&k);
+	printf("# this CPU: crc32 %s, folding %s\n", k.hw ? "yes" : "no", k.wide ? "yes" : "no");
+}
+
 /* Which mappings a lazy restore leaves to the userfaultfd thread. */
 /* A string that does not fit its message loses its middle ("..."), keeps
  * its end and leaves room for the reason; escapes are never split. */
@@ -837,6 +864,7 @@ int main(void)
 {
 	RUN(test_crc32c);
 	RUN(test_crc32c_every_length);
+	RUN(test_crc32c_pick);
 	RUN(test_put_escaped_cut);
 	RUN(test_lazy_candidate);
 	RUN(test_lazy_pick);
