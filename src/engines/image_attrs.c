@@ -25,7 +25,8 @@
  *                 inheritable sets (capset) become what they were where the
  *                 restoring process has more; a capability the program had
  *                 and the restoring process lacks cannot be given: each is
- *                 said in the restore report. Securebits are set again if
+ *                 said in the restore report (another thread's lines name
+ *                 it: "thread TID (NAME): ..."). Securebits are set again if
  *                 they differ (that needs CAP_SETPCAP: else reported).
  *   no_new_privs  set again (it cannot be cleared: a restore by a process
  *                 that has it gives a program that had not the flag too)
@@ -42,6 +43,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,7 +120,7 @@ static uint32_t status_num(const char *text, const char *key, int *found)
 	return 0;
 }
 
-uint32_t img_attrs_seccomp_filters(int tid)
+int64_t img_attrs_seccomp_filters(int tid)
 {
 	char path[64], buf[4096];
 	int have_count;
@@ -127,7 +129,7 @@ uint32_t img_attrs_seccomp_filters(int tid)
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	ssize_t got = 0, n;
 	if (fd < 0)
-		return 0;
+		return -1;
 	while (got < (ssize_t)sizeof(buf) - 1 && (n = read(fd, buf + got, sizeof(buf) - 1 - (size_t)got)) > 0)
 		got += n;
 	close(fd);
@@ -136,7 +138,8 @@ uint32_t img_attrs_seccomp_filters(int tid)
 	if (have_count)
 		return count;
 	/* before Linux 5.9 only the mode is shown: at least one filter */
-	return status_num(buf, "Seccomp:", &have_count) == 2 ? 1 : 0;
+	uint32_t mode = status_num(buf, "Seccomp:", &have_count);
+	return !have_count ? -1 : mode == 2 ? 1 : 0;
 }
 
 void img_attrs_capture(struct img_attrs *a)
@@ -242,4 +245,31 @@ void img_attrs_restore(const struct img_attrs *a, const struct img_attrs *now, c
 	/* last: it cannot be undone */
 	if (a->nnp && !now->nnp && prctl_(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		problem(problems, n, max, "no_new_privs", 1, errno);
+}
+
+/* The other threads' lines: a slot taken with one atomic add each. */
+static char thread_lines[IMG_ATTRS_THREAD_LINES][256];
+static _Atomic int thread_lines_n;
+
+void img_attrs_restore_thread(const struct img_attrs *a, const struct img_attrs *now, int tid, const char *comm)
+{
+	char mine[4][256];
+	int n = 0;
+
+	img_attrs_restore(a, now, mine, &n, 4);
+	for (int i = 0; i < n; i++) {
+		int slot = atomic_fetch_add(&thread_lines_n, 1);
+		if (slot < IMG_ATTRS_THREAD_LINES)
+			snprintf(thread_lines[slot], sizeof(thread_lines[slot]), "thread %d (%.16s): %.200s", tid, comm,
+				 mine[i]);
+	}
+}
+
+int img_attrs_thread_problems(const char (**lines)[256], int *more)
+{
+	int n = atomic_exchange(&thread_lines_n, 0);
+
+	*lines = (const char (*)[256])thread_lines;
+	*more = n > IMG_ATTRS_THREAD_LINES ? n - IMG_ATTRS_THREAD_LINES : 0;
+	return n > IMG_ATTRS_THREAD_LINES ? IMG_ATTRS_THREAD_LINES : n;
 }

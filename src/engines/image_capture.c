@@ -676,12 +676,18 @@ int img_capture_process(struct img_capture *c)
 	if (capture_timers(c, s) < 0)
 		return c->err.code;
 	/* The most seccomp filters a thread runs under: a restore under
-	 * fewer is refused (image_attrs.c) */
-	for (const struct img_thread *t = &s->thread; t; t = t == &s->thread ? img_threads_list() : t->next)
-		if (t->attrs.seccomp == 2) {
-			uint32_t n = img_attrs_seccomp_filters(t->tid);
-			h->seccomp_filters = n > h->seccomp_filters ? n : h->seccomp_filters;
-		}
+	 * fewer is refused (image_attrs.c). Asked of /proc for every thread,
+	 * not only where PR_GET_SECCOMP said 2: a filter may fail prctl
+	 * itself (its stop handler then recorded -1), and the image said 0
+	 * filters, so a restore ran the program without them. Where /proc
+	 * does not tell, a thread whose PR_GET_SECCOMP did not say 0 counts
+	 * one. */
+	for (const struct img_thread *t = &s->thread; t; t = t == &s->thread ? img_threads_list() : t->next) {
+		int64_t n = img_attrs_seccomp_filters(t->tid);
+		if (n < 0)
+			n = t->attrs.seccomp != 0;
+		h->seccomp_filters = (uint32_t)n > h->seccomp_filters ? (uint32_t)n : h->seccomp_filters;
+	}
 
 	/* mm fields for PR_SET_MM_MAP, as the kernel shows them. */
 	if (stat_fields(c, f, 53) < 0)

@@ -26,6 +26,7 @@
 
 #include "core/internal.h"
 #include "image/image.h"
+#include "runtime/runtime.h"
 
 #include <signal.h>
 #include <stdbool.h>
@@ -106,14 +107,23 @@ void img_attrs_capture(struct img_attrs *a) CRAC_HIDDEN;
  * line each in problems[*n .. max-1] (problems NULL: not said). */
 void img_attrs_restore(const struct img_attrs *a, const struct img_attrs *now, char (*problems)[256], int *n,
 		       int max) CRAC_HIDDEN;
+/* The same for a thread other than the checkpointing one (tid: its id in
+ * the image, comm its name): its lines, "thread TID (NAME): ...", are
+ * kept for img_attrs_thread_problems (threads run this concurrently). */
+void img_attrs_restore_thread(const struct img_attrs *a, const struct img_attrs *now, int tid,
+			      const char *comm) CRAC_HIDDEN;
+/* The lines the threads left (at most IMG_ATTRS_THREAD_LINES; *more: how
+ * many did not fit), once every thread did (img_threads_recreate). */
+#define IMG_ATTRS_THREAD_LINES 8
+int img_attrs_thread_problems(const char (**lines)[256], int *more) CRAC_HIDDEN;
 /* The restored process's attributes as the loader left them, recorded
  * before any thread is cloned: every thread starts with them
  * (image_restore.c). */
 extern struct img_attrs img_attrs_loader CRAC_HIDDEN;
 /* The seccomp filters thread tid runs under (Seccomp_filters of
  * /proc/self/task/TID/status; 1 in filter mode where the kernel does not
- * count them; 0 if unreadable). */
-uint32_t img_attrs_seccomp_filters(int tid) CRAC_HIDDEN;
+ * count them; -1 if the file does not tell). */
+int64_t img_attrs_seccomp_filters(int tid) CRAC_HIDDEN;
 
 struct img_thread {
 	struct crac_img_ctx ctx;        /* where it resumes: inside the handler */

@@ -233,6 +233,14 @@ __attribute__((noinline)) int img_restored(struct crac_round *r)
 		munmap((void *)(uintptr_t)res->loader_lo, res->loader_hi - res->loader_lo);
 	for (int i = 0; i < n_problems; i++)
 		crac__report_add(r->report, CRAC_PHASE_ENGINE, "image", -EIO, "%s", problems[i]);
+	/* the other threads' (each gave back its own attributes) */
+	const char (*lines)[256];
+	int more, n_lines = img_attrs_thread_problems(&lines, &more);
+	for (int i = 0; i < n_lines; i++)
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "image", -EIO, "%s", lines[i]);
+	if (more)
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "image", -EIO,
+				 "%d more attributes of threads not restored", more);
 
 	if (res->loader_flags & CRAC_LOADER_STATS) {
 		int64_t t2 = mono_ns();

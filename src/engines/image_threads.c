@@ -266,7 +266,7 @@ void img_thread_reattach(const struct img_thread *t, bool checkpointer)
 	/* capabilities, no_new_privs, ...; the checkpointing thread's last,
 	 * once it cloned every other (img_restored) */
 	if (!checkpointer)
-		img_attrs_restore(&t->attrs, &img_attrs_loader, NULL, NULL, 0);
+		img_attrs_restore_thread(&t->attrs, &img_attrs_loader, t->tid, t->comm);
 }
 
 /* ---- a tid cached by the interrupted code ------------------------------------ */
@@ -319,14 +319,52 @@ static int text_of(struct dl_phdr_info *info, size_t size, void *arg)
 }
 
 /*
+ * Did the code before the `syscall` instruction at sc put SYS_futex in
+ * eax? Once a call returned, rax holds its result, not its number: the
+ * number is read from the instructions that set eax in the 40 bytes
+ * before it, as the C library writes them: `mov $202,%eax`, or a move
+ * from another register (`mov %r15d,%eax`, with or without a REX prefix,
+ * either opcode), whose value the call kept (it changes only rax, rcx and
+ * r11). Decoding backwards may misread a byte; a misread can only take
+ * another call for a futex where a register happens to hold 202.
+ */
+CRAC_IMG_NOSAN static bool eax_set_to_futex(const unsigned char *sc, const greg_t *g)
+{
+	static const int reg[16] = { REG_RAX, REG_RCX, REG_RDX, REG_RBX, REG_RSP, REG_RBP, REG_RSI, REG_RDI,
+				     REG_R8,  REG_R9,  REG_R10, REG_R11, REG_R12, REG_R13, REG_R14, REG_R15 };
+
+	/* not before the C library's text (or, where it is not known, the
+	 * page of the call: the one before may not be mapped) */
+	uint64_t lo = libc_text_hi == ~0ull ? ((uint64_t)(uintptr_t)sc & ~(CRAC_IMG_PAGE - 1)) : libc_text_lo;
+
+	for (int back = 2; back <= 40; back++) {
+		const unsigned char *p = sc - back;
+		if ((uint64_t)(uintptr_t)p <= lo)
+			break;
+		if (back >= 5 && p[0] == 0xb8 && p[1] == SYS_futex && !p[2] && !p[3] && !p[4])
+			return true;
+		if ((p[0] == 0x89 || p[0] == 0x8b) && (p[1] & 0xc0) == 0xc0) {
+			int rex = (p[-1] & 0xf0) == 0x40 ? p[-1] : 0;
+			int r = (p[1] >> 3 & 7) + (rex & 4 ? 8 : 0), m = (p[1] & 7) + (rex & 1 ? 8 : 0);
+			int dst = p[0] == 0x89 ? m : r, src = p[0] == 0x89 ? r : m;
+			/* rcx and r11 hold what the call left there */
+			if (dst == 0 && src != 0 && src != 1 && src != 11 && g[reg[src]] == SYS_futex)
+				return true;
+		}
+	}
+	return false;
+}
+
+/*
  * Was the thread interrupted in a futex wait of the C library's, or right
- * after a system call of it returned 0 or EAGAIN (woken from such a wait,
+ * after a futex call of it returned 0 or EAGAIN (woken from such a wait,
  * about to take the lock under its tid)? Our stop signal is SA_RESTART: for a call
  * it interrupts, the kernel points the saved instruction pointer back at
  * the `syscall` instruction and puts the call's number back in rax, so
  * that it runs again. A thread asleep in another call (nanosleep, read...;
- * or one our signal cut short: EINTR) with its own pid in a register while
- * its program waits is not taken for a lock window.
+ * or one our signal cut short: EINTR), or right after another call that
+ * returned 0 (sched_yield, poll...), with its own pid in a register or on
+ * its stack while its program waits is not taken for a lock window.
  */
 CRAC_IMG_NOSAN static bool in_libc_futex_wait(const ucontext_t *uc)
 {
@@ -337,7 +375,8 @@ CRAC_IMG_NOSAN static bool in_libc_futex_wait(const ucontext_t *uc)
 		return false;
 	const unsigned char *code = (const unsigned char *)(uintptr_t)ip;
 	return (code[0] == 0x0f && code[1] == 0x05 && g[REG_RAX] == SYS_futex) ||
-	       (code[-2] == 0x0f && code[-1] == 0x05 && (g[REG_RAX] == 0 || g[REG_RAX] == -EAGAIN));
+	       (code[-2] == 0x0f && code[-1] == 0x05 && (g[REG_RAX] == 0 || g[REG_RAX] == -EAGAIN) &&
+		eax_set_to_futex(code - 2, g));
 }
 
 static void find_libc_text(void)

@@ -50,6 +50,7 @@
 #endif
 #define XFEATURE_XTILEDATA 18
 #define RLIMIT_DATA_ 2
+#define RLIMIT_AS_ 9
 
 /* ---- messages ------------------------------------------------------------- */
 
@@ -787,6 +788,27 @@ static int check_process(const struct crac_img_checker *k, struct crac_img_buf *
 			return -ENOSPC;
 		}
 	}
+	/* The loader maps every mapping of the image (the kernel's vdso and
+	 * vvar are this process's): more than RLIMIT_AS lets it map failed
+	 * after the point of no return. (The loader's own few megabytes
+	 * are not counted: a refusal here is always right.) */
+	if (sys_prlimit(0, RLIMIT_AS_, 0, lim) == 0 && lim[0] != ~0ull) {
+		uint64_t need = 0;
+		for (uint32_t i = 0; i < h->n_maps; i++) {
+			const struct crac_img_map *m = &k->v->maps[i];
+			if (m->kind != CRAC_MAP_VVAR && m->kind != CRAC_MAP_VVAR_VCLOCK && m->kind != CRAC_MAP_VDSO &&
+			    m->end > m->start)
+				need += m->end - m->start;
+		}
+		if (need > lim[0]) {
+			crac_img_puts(b, "the image's mappings (");
+			crac_img_putu(b, need);
+			crac_img_puts(b, " bytes) exceed this process's RLIMIT_AS (");
+			crac_img_putu(b, lim[0]);
+			crac_img_puts(b, " bytes; ulimit -v)");
+			return -ENOMEM;
+		}
+	}
 	uint32_t filters = seccomp_filters();
 	if (h->seccomp_filters > filters) {
 		crac_img_puts(b, "the process ran under ");
@@ -971,6 +993,9 @@ static int check_fds(const struct crac_img_checker *k, struct crac_img_buf *b)
 			break;
 		case CRAC_OBJ_TIMERFD:
 			rc = crac_obj_timerfd_check(e, b);
+			break;
+		case CRAC_OBJ_MEMFD:
+			rc = crac_obj_memfd_check(e, b);
 			break;
 		case CRAC_OBJ_EPOLL:
 			rc = crac_obj_epoll_check(v, e, b);

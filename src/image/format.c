@@ -177,14 +177,23 @@ CRAC_IMG_NOSAN void crac_img_crc32c_prepare(struct crac_img_crc *k)
 		k->table[i] = x;
 	}
 	__cpuid(1, a, b, c, d);
-	k->hw = (c & bit_SSE4_2) != 0;
-	k->wide = 0;
+	uint32_t ecx1 = c, ebx7 = 0, ecx7 = 0;
+	uint64_t xcr0 = 0;
+	/* leaf 7 only where it can matter (see above) */
+	if ((c & bit_SSE4_2) && (c & bit_OSXSAVE) && (c & bit_PCLMUL) && ((xcr0 = xgetbv0()) & 0xe6) == 0xe6) {
+		__cpuid_count(7, 0, a, b, c, d);
+		ebx7 = b, ecx7 = c;
+	}
+	crac_img_crc32c_pick(k, ecx1, xcr0, ebx7, ecx7);
+}
+
+void crac_img_crc32c_pick(struct crac_img_crc *k, uint32_t ecx1, uint64_t xcr0, uint32_t ebx7, uint32_t ecx7)
+{
+	k->hw = (ecx1 & bit_SSE4_2) != 0;
 	/* AVX-512 with VPCLMULQDQ, and the OS saving the zmm registers (XCR0:
 	 * SSE, AVX, opmask, the upper halves of zmm0-15, zmm16-31) */
-	if (k->hw && (c & bit_OSXSAVE) && (c & bit_PCLMUL) && (xgetbv0() & 0xe6) == 0xe6) {
-		__cpuid_count(7, 0, a, b, c, d);
-		k->wide = (b & bit_AVX512F) && (c & bit_VPCLMULQDQ);
-	}
+	k->wide = k->hw && (ecx1 & bit_OSXSAVE) && (ecx1 & bit_PCLMUL) && (xcr0 & 0xe6) == 0xe6 &&
+		  (ebx7 & bit_AVX512F) && (ecx7 & bit_VPCLMULQDQ);
 }
 
 CRAC_IMG_NOSAN __attribute__((target("sse4.2")))

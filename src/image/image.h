@@ -692,6 +692,11 @@ struct crac_img_crc {
 	int wide;                    /* ... and AVX-512's VPCLMULQDQ (large buffers) */
 };
 void crac_img_crc32c_prepare(struct crac_img_crc *k);
+/* The paths k takes for a CPU whose cpuid(1).ecx, XCR0, cpuid(7,0).ebx
+ * and .ecx are these (prepare's choice, apart for tests: the table without
+ * SSE 4.2, folding only with AVX-512F, VPCLMULQDQ, PCLMULQDQ and the zmm
+ * state saved by the OS). */
+void crac_img_crc32c_pick(struct crac_img_crc *k, uint32_t ecx1, uint64_t xcr0, uint32_t ebx7, uint32_t ecx7);
 uint32_t crac_img_crc32c_with(const struct crac_img_crc *k, uint32_t crc, const void *buf, size_t len);
 
 /* crc of the header buffer with its crc field taken as 0. */

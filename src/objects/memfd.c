@@ -288,6 +288,43 @@ static long write_part(void *arg, const char *part, long n, uint64_t at, struct 
 	return 0;
 }
 
+/* executable or not as it was: without either flag, vm.memfd_noexec=1
+ * (a setting of the pid namespace) makes it sealed against exec, and the
+ * mode of one made executable could not be set again */
+static uint32_t exec_flag(const struct crac_img_fd *e)
+{
+	return (e->u[1] & F_SEAL_EXEC_) ? MFD_NOEXEC_SEAL_ : (e->u[3] & 0111) ? MFD_EXEC_ : 0;
+}
+
+/* A memfd as entry e needs, made (before Linux 6.3, which has neither
+ * flag, every memfd is executable); or -errno and why. */
+static long memfd_make(const struct crac_img_fd *e, const char *name, struct crac_img_buf *why)
+{
+	uint32_t exec = exec_flag(e);
+	long fd = sys_memfd_create(name, MFD_CLOEXEC_ | MFD_ALLOW_SEALING_ | exec);
+
+	if (fd == -EINVAL && exec)
+		fd = sys_memfd_create(name, MFD_CLOEXEC_ | MFD_ALLOW_SEALING_);
+	if (fd < 0)
+		crac_img_puts(why, fd == -EACCES && exec == MFD_EXEC_
+				   ? "cannot create an executable memfd (vm.memfd_noexec=2 forbids them here)"
+				   : "cannot create a memfd");
+	return fd;
+}
+
+int crac_obj_memfd_check(const struct crac_img_fd *e, struct crac_img_buf *why)
+{
+	if (e->u[4] & MEMFD_F_AGAIN)
+		return 0;   /* the earlier entry's memfd, checked there */
+	long fd = memfd_make(e, "crac-check", why);
+	if (fd < 0) {
+		crac_img_put_err(why, fd);
+		return (int)fd;
+	}
+	sys_close(fd);
+	return 0;
+}
+
 static long memfd_restore(struct crac_obj_restore *r, uint32_t i, struct crac_img_buf *why)
 {
 	static char buf[65536];
@@ -297,19 +334,9 @@ static long memfd_restore(struct crac_obj_restore *r, uint32_t i, struct crac_im
 
 	if (e->u[4] & MEMFD_F_AGAIN)
 		return memfd_again(r, i, why);
-	/* executable or not as it was: without either flag, vm.memfd_noexec=1
-	 * (a setting of the pid namespace) makes it sealed against exec, and
-	 * the mode of one made executable could not be set again */
-	uint32_t exec = (e->u[1] & F_SEAL_EXEC_) ? MFD_NOEXEC_SEAL_ : (e->u[3] & 0111) ? MFD_EXEC_ : 0;
-	fd = sys_memfd_create(name, MFD_CLOEXEC_ | MFD_ALLOW_SEALING_ | exec);
-	if (fd == -EINVAL && exec)   /* before Linux 6.3: every memfd is executable */
-		fd = sys_memfd_create(name, MFD_CLOEXEC_ | MFD_ALLOW_SEALING_);
-	if (fd < 0) {
-		crac_img_puts(why, fd == -EACCES && exec == MFD_EXEC_
-				   ? "cannot create an executable memfd (vm.memfd_noexec=2 forbids them here)"
-				   : "cannot create a memfd");
+	fd = memfd_make(e, name, why);
+	if (fd < 0)
 		return fd;
-	}
 	if ((rc = sys_fchmod(fd, e->u[3])) < 0) {
 		crac_img_puts(why, "cannot set its file mode");
 		goto fail;

@@ -254,6 +254,11 @@ int crac_obj_inotify_check(const struct crac_img_view *v, const struct crac_img_
  * -EBADMSG and why ("watches fd 9, which the image does not hold"). */
 int crac_obj_epoll_check(const struct crac_img_view *v, const struct crac_img_fd *e, struct crac_img_buf *why);
 
+/* Before the point of no return: can a memfd be made here as memfd entry
+ * e needs it (executable, sealed against exec: vm.memfd_noexec=2 forbids
+ * an executable one)? 0, or -errno and why. */
+int crac_obj_memfd_check(const struct crac_img_fd *e, struct crac_img_buf *why);
+
 /* Before the point of no return: can a timer of timerfd entry e's clock
  * be made here (an alarm clock needs CAP_WAKE_ALARM)? 0, or -errno and
  * why. */

@@ -407,6 +407,14 @@ static int take_children(struct inventory *inv)
 #define PR_TIMER_CREATE_RESTORE_IDS_GET 2
 #endif
 
+/*
+ * The clock id the kernel gives a timer created on CLOCK_PROCESS_CPUTIME_ID
+ * (its own encoding of "this process's CPU time": pid 0, the scheduler's
+ * clock), which /proc/self/timers shows; timer_create takes it back as the
+ * same clock of the process that calls it.
+ */
+#define PROCESS_CPUCLOCK_SELF (-6)
+
 const char *crac__posix_timer_refusal(const char *notify, long clock)
 {
 	if (!strncmp(notify, "signal/tid.", 11) || !strncmp(notify, "none/tid.", 9) ||
@@ -416,7 +424,7 @@ const char *crac__posix_timer_refusal(const char *notify, long clock)
 	if (strncmp(notify, "signal/pid.", 11) != 0 && strncmp(notify, "none/pid.", 9) != 0)
 		return "its notification cannot be set up again";
 	if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC && clock != CLOCK_BOOTTIME &&
-	    clock != CLOCK_PROCESS_CPUTIME_ID)
+	    clock != CLOCK_PROCESS_CPUTIME_ID && clock != PROCESS_CPUCLOCK_SELF)
 		return "its clock (a thread's CPU time, another process's, or an alarm clock) cannot be set "
 		       "up again";
 	if (prctl(PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_GET, 0, 0, 0) < 0 ||

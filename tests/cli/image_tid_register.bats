@@ -29,3 +29,16 @@ teardown() {
 	[ -f "$T/img/header" ]
 	restores_twice "restored orig=kept"
 }
+
+@test "nor when it is stopped right after a C library system call that returned 0 (sched_yield)" {
+	run clean timeout 60 "$PROG" --yield "$T/img"
+	echo "checkpoint: $status $output"
+	[ "$status" -eq 0 ]
+	[ -f "$T/img/header" ]
+	for i in 1 2; do
+		run clean timeout 60 "$CRAC" restore "$T/img"
+		echo "restore $i: $status $output"
+		[ "$status" -eq 0 ]
+		[ "$output" = "restored orig=kept" ]
+	done
+}

@@ -124,6 +124,25 @@ restored_ok() {
 	echo "$output" | grep -qx "ok memfd seals"
 }
 
+@test "where vm.memfd_noexec=2 forbids an executable memfd: refused before the point of no return, naming it" {
+	[ "$(id -u)" -eq 0 ] || skip "a pid namespace needs root (uid $(id -u))"
+	command -v unshare >/dev/null || skip "no unshare"
+	checkpoint
+	# the memfd of mode 0777 needs MFD_EXEC, which 2 refuses: the loader
+	# found it only after its point of no return, and the process died
+	run --separate-stderr clean unshare -pf --mount-proc sh -c \
+		'echo 2 >/proc/sys/vm/memfd_noexec 2>/dev/null || exit 77; exec 3>"$2"; CRAC_LOADER_PONR_FD=3 exec "$0" restore "$1"' \
+		"$CRAC" "$T/img" "$T/ponr"
+	echo "status $status"
+	echo "stdout: $output"
+	echo "stderr: $stderr"
+	[ "$status" -ne 77 ] || skip "vm.memfd_noexec cannot be set here"
+	[ "$status" -eq 1 ]
+	[ -z "$output" ]
+	[ ! -s "$T/ponr" ]
+	echo "$stderr" | grep -q "fd [0-9]* (memfd): cannot create an executable memfd (vm.memfd_noexec=2 forbids them here)"
+}
+
 @test "a timerfd on a clock no timer can be made on here: refused before the point of no return, naming the clock" {
 	checkpoint
 	# fd 6 is the first timerfd; clock 99 does not exist

@@ -104,6 +104,19 @@ checkpoint() {
 	echo "$output" | grep -qx "after seccomp 1"
 }
 
+@test "a seccomp filter that fails prctl: the checkpoint still counts it, the restore without it is refused" {
+	# PR_GET_SECCOMP fails under it (EPERM): the count must come from
+	# /proc, else the image said 0 filters and the restore ran without it
+	checkpoint seccomp-prctl
+	grep -qx "seccomp 1" "$T/before"
+	run clean timeout 30 "$CRAC" restore "$T/img"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[ "${#lines[@]}" -eq 1 ]
+	echo "$output" | grep -q "^crac: restore $T/img: the process ran under 1 seccomp filter, this restore under 0: a filter cannot be made again"
+	! echo "$output" | grep -q '^after' || false
+}
+
 @test "unprivileged: no_new_privs, pdeathsig and a seccomp filter (with no_new_privs) as nobody" {
 	need_nobody "$PROG"
 	chown 65534:65534 "$T"
@@ -122,4 +135,23 @@ checkpoint() {
 	echo "$output" | grep -qx "after pdeathsig 12"
 	echo "$output" | grep -qx "after nnp 1"
 	echo "$output" | grep -qx "after sysinfo 1"
+}
+
+@test "capabilities a thread had that the restoring user lacks are reported, naming the thread" {
+	# proc_attrs' main thread holds them; crac run's control thread
+	# checkpoints it: only the checkpointing thread's were reported
+	[ "$(id -u)" -eq 0 ] || skip "needs root (uid $(id -u))"
+	command -v setpriv >/dev/null || skip "no setpriv"
+	grep -q '^CapEff:.*[1-9a-f]' /proc/self/status || skip "no capabilities here"
+	NOBODY="setpriv --reuid=65534 --regid=65534 --clear-groups"
+	$NOBODY test -x "$PROG" || skip "build tree not accessible to nobody"
+	checkpoint caps
+	chmod -R a+rX "$T/img"
+	run clean timeout 30 $NOBODY "$CRAC" restore --trust-owner "$T/img"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -qx "after capprm 0000000000000000"
+	local tid
+	tid=$(sed -n 's/^tid //p' "$T/before")
+	echo "$output" | grep -q "^crac: after restore: image: .*thread $tid (proc_attrs): permitted capabilities 0x[0-9a-f]* not restored: the restoring process lacks them"
 }

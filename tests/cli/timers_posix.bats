@@ -30,6 +30,23 @@ teardown() {
 	restores_twice "$(printf 'a: interval 2000000 ns\nb: one shot, 900-1000 s left\nc: disarmed\na ticks: yes, value kept\ntimers: 3')"
 }
 
+@test "a timer on the process's CPU time comes back (the kernel shows its clock as -6, not 2)" {
+	(
+		for fd in $(ls /proc/$BASHPID/fd); do
+			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+		done
+		POSIX_TIMERS_WAIT_S=10 exec timeout 60 "$CRAC" run --checkpoint-to "$T/img" --checkpoint-on SIGUSR1 -- \
+			"$CRAC_BUILD_DIR/tests/posix_timers" --cpu-timer
+	) </dev/null >"$T/run.out" 2>&1 || true
+	cat "$T/run.out"
+	! grep -q "ClockID: -6" "$T/run.out"
+	[ -f "$T/img/header" ]
+	run clean timeout 30 "$CRAC" restore "$T/img"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(printf 'a: interval 2000000 ns\nb: one shot, 900-1000 s left\nc: disarmed\ne: one shot, 990-1000 s of CPU left\na ticks: yes, value kept\ntimers: 4')" ]
+}
+
 @test "a timer that signals one thread is refused with the reason; under a warn policy it is left out" {
 	# refused: the program goes on cold, and gives up after 2 s
 	POSIX_TIMERS_WAIT_S=2 run_to_image "$T/run.out" -- "$CRAC_BUILD_DIR/tests/posix_timers" --thread-timer || true

@@ -10,9 +10,11 @@
  *
  * (`posix_timers --probe`: exit 0 if the kernel can create a timer with a
  * given id. `posix_timers --thread-timer`: also d, SIGEV_THREAD_ID to the
- * main thread, whose id it prints. `posix_timers --many N`: also N more,
- * SIGEV_NONE on CLOCK_MONOTONIC, the i-th one shot in 2000 + i s, checked
- * one by one after the restore.) Prints "ready", asks its parent for the checkpoint (SIGUSR1), and once it
+ * main thread, whose id it prints. `posix_timers --cpu-timer`: also e,
+ * SIGEV_SIGNAL on CLOCK_PROCESS_CPUTIME_ID, one shot in 1000 s of CPU time,
+ * and what it has left after the restore. `posix_timers --many N`: also N
+ * more, SIGEV_NONE on CLOCK_MONOTONIC, the i-th one shot in 2000 + i s,
+ * checked one by one after the restore.) Prints "ready", asks its parent for the checkpoint (SIGUSR1), and once it
  * runs under another pid (the restored copy) prints what it finds: that the
  * same timer_t values name timers with the same settings, that a still ticks
  * with its value, and how many timers the process has.
@@ -102,6 +104,17 @@ int main(int argc, char **argv)
 		printf("d: %d\n", (int)(intptr_t)d);
 	}
 	struct itimerspec every = { { 0, 2000000 }, { 0, 2000000 } }, once = { { 0, 0 }, { 1000, 0 } };
+	/* e: the process's CPU time (the kernel shows its own clock id for
+	 * it in /proc/self/timers, -6) */
+	timer_t e = 0;
+	int cpu = argc > 1 && !strcmp(argv[1], "--cpu-timer");
+	if (cpu) {
+		e = make(CLOCK_PROCESS_CPUTIME_ID, SIGEV_SIGNAL, SIGRTMIN + 3, NULL);
+		if (timer_settime(e, 0, &once, NULL) < 0) {
+			perror("timer_settime (cpu)");
+			return 2;
+		}
+	}
 	if (timer_settime(a, 0, &every, NULL) < 0 || timer_settime(b, 0, &once, NULL) < 0) {
 		perror("timer_settime");
 		return 2;
@@ -136,6 +149,15 @@ int main(int argc, char **argv)
 	printf("b: %s\n", sb.it_value.tv_sec > 900 && sb.it_value.tv_sec <= 1000 && !sb.it_interval.tv_sec
 	       ? "one shot, 900-1000 s left" : "wrong");
 	printf("c: %s\n", !sc.it_value.tv_sec && !sc.it_value.tv_nsec ? "disarmed" : "armed");
+	if (cpu) {
+		struct itimerspec se;
+		if (timer_gettime(e, &se) < 0) {
+			perror("timer_gettime (cpu) after restore");
+			return 4;
+		}
+		printf("e: %s\n", se.it_value.tv_sec >= 990 && se.it_value.tv_sec < 1000 ? "one shot, 990-1000 s of CPU left"
+										    : "wrong");
+	}
 	got_value = NULL;
 	int t0 = ticks;
 	sleep_ms(100);

@@ -13,6 +13,9 @@
  *     caps         drops CAP_NET_RAW and CAP_SYS_TIME from its effective,
  *                  permitted and bounding sets (root only)
  *     seccomp      a seccomp filter that fails sysinfo(2) with EPERM
+ *     seccomp-prctl  a seccomp filter that fails prctl(2) with EPERM
+ *                  (last: no prctl works after it; PR_GET_SECCOMP
+ *                  neither, so only /proc tells the filter is there)
  *     timerslack   prctl(PR_SET_TIMERSLACK, 123456)
  *     thread       a second thread sets its own: PR_SET_PDEATHSIG SIGUSR1,
  *                  timer slack 777777, no_new_privs (the main thread's are
@@ -25,7 +28,7 @@
  * Each output line is "PHASE NAME VALUE": pdeathsig, subreaper,
  * personality (hex), nnp, capeff, capprm, capbnd (hex, of
  * /proc/self/status), seccomp (Seccomp_filters), sysinfo (0 or the errno),
- * timerslack.
+ * timerslack, tid (the main thread's).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -83,6 +86,7 @@ static void show(const char *phase)
 	       phase, sig, phase, sub, phase, (unsigned)personality(0xffffffff), phase,
 	       prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0), phase, eff, phase, prm, phase, bnd, phase, filters, phase,
 	       si_rc, phase, prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0));
+	printf("%s tid %d\n", phase, (int)syscall(SYS_gettid));
 	fflush(stdout);
 }
 
@@ -104,14 +108,15 @@ static int drop_caps(void)
 	return (int)syscall(SYS_capset, &h, d);
 }
 
-static int filter_sysinfo(void)
+/* A seccomp filter that fails system call nr with EPERM. */
+static int filter_nr(long nr)
 {
 	struct sock_filter f[] = {
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_sysinfo, 0, 1),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)nr, 0, 1),
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
 	};
@@ -124,6 +129,11 @@ static int filter_sysinfo(void)
 		rc = prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0);
 	}
 	return rc;
+}
+
+static int filter_sysinfo(void)
+{
+	return filter_nr(SYS_sysinfo);
 }
 
 static pid_t orig_pid;
@@ -170,6 +180,7 @@ int main(int argc, char **argv)
 			 : !strcmp(w, "nnp")         ? prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
 			 : !strcmp(w, "caps")        ? drop_caps()
 			 : !strcmp(w, "seccomp")     ? filter_sysinfo()
+			 : !strcmp(w, "seccomp-prctl") ? filter_nr(SYS_prctl)
 			 : !strcmp(w, "timerslack")  ? prctl(PR_SET_TIMERSLACK, 123456, 0, 0, 0)
 			 : !strcmp(w, "thread")      ? (with_thread = 1, 0)
 						     : (errno = EINVAL, -1);
@@ -196,5 +207,8 @@ int main(int argc, char **argv)
 	if (with_thread)
 		pthread_join(thread, NULL);
 	show("after");
+	/* crac run's control thread logs the restore report as the program
+	 * goes on: give it time to, before exiting */
+	usleep(500000);
 	return 0;
 }

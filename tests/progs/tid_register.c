@@ -6,6 +6,11 @@
  *
  *   tid_register DIR     checkpoints into DIR; prints "checkpointed" (the
  *                        original) or "restored orig=kept|changed"
+ *   tid_register --yield DIR   the same, the main thread calling
+ *                        sched_yield(2) as it spins: stopped right after a
+ *                        system call of the C library that returned 0
+ *                        (most of its stops), with the pid in a register
+ *                        its caller keeps across the call
  *
  * Every stop of the main thread finds its tid in a register, as in the C
  * library's lock windows that cache a tid (image_threads.c, fix_cached_tid);
@@ -14,8 +19,10 @@
 #include <crac.h>
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 static atomic_int done;
@@ -44,16 +51,20 @@ int main(int argc, char **argv)
 {
 	pthread_t th;
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: tid_register DIR\n");
+	int yield = argc == 3 && !strcmp(argv[1], "--yield");
+	if (argc != 2 + yield) {
+		fprintf(stderr, "usage: tid_register [--yield] DIR\n");
 		return 2;
 	}
 	first = getpid();
-	if (pthread_create(&th, NULL, checkpointer, argv[1]) != 0)
+	if (pthread_create(&th, NULL, checkpointer, argv[1 + yield]) != 0)
 		return 1;
 	pid_t orig = getpid();
-	while (!atomic_load_explicit(&done, memory_order_relaxed))
+	while (!atomic_load_explicit(&done, memory_order_relaxed)) {
 		__asm__ volatile("" : "+r"(orig));   /* the pid lives in a register */
+		if (yield)
+			sched_yield();
+	}
 	pthread_join(th, NULL);
 	if (rc == CRAC_RESTORED)
 		printf("restored orig=%s\n", orig == first ? "kept" : "changed");

@@ -834,8 +834,8 @@ static void test_posix_timers_carried(void)
 	struct sigevent to_process = { .sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGRTMIN + 2 };
 	struct sigevent to_nobody = { .sigev_notify = SIGEV_NONE };
 	struct sigevent to_thread = { .sigev_notify = SIGEV_THREAD_ID, .sigev_signo = SIGRTMIN + 2 };
-	timer_t a, b, c;
-	char res[3][32];
+	timer_t a, b, c, d;
+	char res[4][32];
 
 	if (prctl(77 /* PR_TIMER_CREATE_RESTORE_IDS */, 2 /* _GET */, 0, 0, 0) < 0) {
 		printf("# no PR_TIMER_CREATE_RESTORE_IDS (Linux 6.14): POSIX timers are refused, not exercised\n");
@@ -845,11 +845,15 @@ static void test_posix_timers_carried(void)
 	REQUIRE(timer_create(CLOCK_MONOTONIC, &to_process, &a) == 0);
 	REQUIRE(timer_create(CLOCK_REALTIME, &to_nobody, &b) == 0);
 	REQUIRE(timer_create(CLOCK_MONOTONIC, &to_thread, &c) == 0);
+	/* the process's CPU time: /proc/self/timers shows the kernel's
+	 * clock id for it (-6), not CLOCK_PROCESS_CPUTIME_ID */
+	REQUIRE(timer_create(CLOCK_PROCESS_CPUTIME_ID, &to_process, &d) == 0);
 	snprintf(res[0], sizeof(res[0]), "timer posix:%d", (int)(intptr_t)a);
 	snprintf(res[1], sizeof(res[1]), "timer posix:%d", (int)(intptr_t)b);
 	snprintf(res[2], sizeof(res[2]), "timer posix:%d", (int)(intptr_t)c);
+	snprintf(res[3], sizeof(res[3]), "timer posix:%d", (int)(intptr_t)d);
 	unsetenv("CRAC_ENGINE");
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 4; i += 1 + (i == 1)) {
 		char *msg = line_for(res[i]);
 		CHECKF(msg == NULL, "%s is carried, yet reported: %s", res[i], msg);
 		free(msg);
@@ -867,6 +871,7 @@ static void test_posix_timers_carried(void)
 	timer_delete(a);
 	timer_delete(b);
 	timer_delete(c);
+	timer_delete(d);
 }
 
 int main(void)

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -141,6 +142,104 @@ static void test_crc32c(void)
 				c = crac_img_crc32c(c, large + at + d, lens[l] - d < 1000 ? lens[l] - d : 1000);
 			CHECK_EQ(c, want);
 		}
+}
+
+/*
+ * Every path the crc may take (the table, crc32 alone, three crcs at once,
+ * AVX-512 folding) against the table's byte at a time, for every length
+ * 0..4096 at every start alignment 0..63, from a running crc: a wrong fold
+ * constant, a wrong piece order or a tail one byte off gives another crc
+ * for some of them. The table's crc of each length is the one before it
+ * moved on by one byte (so the reference costs one byte a length).
+ * Then large buffers of random bytes and random lengths, the folding
+ * forced off (k.wide = 0: the path a CPU without VPCLMULQDQ takes) and on
+ * where this CPU has it.
+ */
+static void test_crc32c_every_length(void)
+{
+	static unsigned char buf[4096 + 64 + 64];
+	struct crac_img_crc k, table, three;
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+
+	for (size_t i = 0; i < sizeof(buf); i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		buf[i] = (unsigned char)x;
+	}
+	crac_img_crc32c_prepare(&k);
+	table = three = k;
+	table.hw = 0;
+	three.wide = 0;
+	int bad = 0;
+	for (size_t at = 0; at < 64 && bad < 5; at++) {
+		uint32_t want = 0xa5a5a5a5u;   /* the table's crc of the len bytes at at */
+		for (size_t len = 0; len <= 4096 && bad < 5; len++) {
+			if (len)
+				want = crac_img_crc32c_with(&table, want, buf + at + len - 1, 1);
+			uint32_t got[3] = { crac_img_crc32c_with(&k, 0xa5a5a5a5u, buf + at, len),
+					    k.hw ? crac_img_crc32c_with(&three, 0xa5a5a5a5u, buf + at, len) : want,
+					    crac_img_crc32c(0xa5a5a5a5u, buf + at, len) };
+			for (int w = 0; w < 3; w++)
+				if (got[w] != want) {
+					fprintf(stderr, "crc32c path %d (wide %d hw %d): len %zu at %zu: %08x, table %08x\n", w,
+						k.wide, k.hw, len, at, got[w], want);
+					bad++;
+				}
+		}
+	}
+	CHECK_EQ(bad, 0);
+
+	/* random large buffers, lengths and alignments */
+	size_t big = 4u << 20;
+	unsigned char *r = malloc(big + 64);
+	CHECK(r != NULL);
+	if (!r)
+		return;
+	for (size_t i = 0; i < big + 64; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		r[i] = (unsigned char)(x >> 11);
+	}
+	for (int t = 0; t < 24; t++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		size_t at = x % 64, len = t < 4 ? big - (size_t)t * 4093 : (size_t)(x >> 8) % big;
+		uint32_t seed = (uint32_t)(x >> 32);
+		uint32_t want = crac_img_crc32c_with(&table, seed, r + at, len);
+		CHECK_EQ(crac_img_crc32c_with(&k, seed, r + at, len), want);
+		if (k.hw)
+			CHECK_EQ(crac_img_crc32c_with(&three, seed, r + at, len), want);
+		CHECK_EQ(crac_img_crc32c(seed, r + at, len), want);
+		/* split at a random point: the running crc carried through */
+		size_t cut = len ? (size_t)(x >> 3) % len : 0;
+		CHECK_EQ(crac_img_crc32c_with(&k, crac_img_crc32c_with(&k, seed, r + at, cut), r + at + cut, len - cut),
+			 want);
+	}
+	free(r);
+}
+
+/* The path a CPU gets: folding only where every piece it needs is there;
+ * without SSE 4.2, the table. */
+static void test_crc32c_pick(void)
+{
+	const uint32_t ecx1 = (1u << 20) | (1u << 27) | (1u << 1);   /* SSE4.2, OSXSAVE, PCLMULQDQ */
+	const uint32_t ebx7 = 1u << 16, ecx7 = 1u << 10;              /* AVX512F; VPCLMULQDQ */
+	struct crac_img_crc k;
+
+	crac_img_crc32c_pick(&k, ecx1, 0xe7, ebx7, ecx7);
+	CHECK(k.hw && k.wide);
+	crac_img_crc32c_pick(&k, ecx1, 0xe7, ebx7, 0);   /* no VPCLMULQDQ */
+	CHECK(k.hw && !k.wide);
+	crac_img_crc32c_pick(&k, ecx1, 0xe7, 0, ecx7);   /* no AVX-512F */
+	CHECK(k.hw && !k.wide);
+	crac_img_crc32c_pick(&k, ecx1, 0x07, ebx7, ecx7);   /* the OS saves no zmm state */
+	CHECK(k.hw && !k.wide);
+	crac_img_crc32c_pick(&k, ecx1 & ~(1u << 1), 0xe7, ebx7, ecx7);   /* no PCLMULQDQ */
+	CHECK(k.hw && !k.wide);
+	crac_img_crc32c_pick(&k, ecx1 & ~(1u << 27), 0xe7, ebx7, ecx7);   /* no OSXSAVE */
+	CHECK(k.hw && !k.wide);
+	crac_img_crc32c_pick(&k, ecx1 & ~(1u << 20), 0xe7, ebx7, ecx7);   /* no SSE 4.2 */
+	CHECK(!k.hw && !k.wide);
+	/* and what each gives is the same crc (test_crc32c_every_length) */
+	crac_img_crc32c_prepare(&k);
+	printf("# this CPU: crc32 %s, folding %s\n", k.hw ? "yes" : "no", k.wide ? "yes" : "no");
 }
 
 /* Which mappings a lazy restore leaves to the userfaultfd thread. */
@@ -764,6 +863,8 @@ static void test_chunk_read(void)
 int main(void)
 {
 	RUN(test_crc32c);
+	RUN(test_crc32c_every_length);
+	RUN(test_crc32c_pick);
 	RUN(test_put_escaped_cut);
 	RUN(test_lazy_candidate);
 	RUN(test_lazy_pick);
