@@ -167,6 +167,10 @@ struct lazy {
 		uint32_t n;
 		long err;                /* writing it failed: -errno */
 		bool written;
+		uint32_t next;           /* loading it: the next entry ... */
+		uint32_t upto;           /* ... and how far to go now */
+		uint32_t *index;         /* entry + 1 by page address (open addressing), or 0 */
+		uint32_t index_mask;
 		uint32_t loaded, skipped; /* loaded first / left to the normal path */
 		uint64_t load_ns;        /* the time that took */
 	} ws;
@@ -1016,23 +1020,79 @@ static uint32_t ws_run(struct lazy *L, struct view *v, const struct crac_img_ws_
 	return n;
 }
 
-/* The working set, first: faults that come meanwhile are served first. */
+/*
+ * Loading the working set: the first WS_EARLY pages at once, while the
+ * restore path runs (the program touches them first); then more only as
+ * the program shows it needs them: a fault on a page of the working set
+ * not loaded yet sends the loading WS_STEP entries past it. Loaded at once,
+ * all of it took the CPU the restore path and the program's threads wanted
+ * (python3, 2 CPUs, medians of 25 interleaved: first answer 8.4 ms with the
+ * first 256 at once and the rest after the restore path, 7.0 ms with the
+ * first 256 alone, 8.0 ms with 512, 10.3 ms with 128; 10.9 ms without a
+ * working set); the rest is left to prefetch.
+ */
+#define WS_EARLY 256u
+#define WS_STEP 64u
+
+static uint32_t ws_hash(uint64_t addr, uint32_t mask)
+{
+	return (uint32_t)(((addr >> 12) * 0x9e3779b97f4a7c15ull) >> 40) & mask;
+}
+
+/* The index from page address to entry (no index: no extension by faults). */
+static void ws_index(struct lazy *L)
+{
+	const struct crac_img_ws_page *e = (const void *)((const char *)L->a + L->a->ws_off);
+	uint32_t n = L->a->ws_n, size = 64;
+
+	while (size < 2 * n)
+		size *= 2;
+	if (!(L->ws.index = map_mem(((uint64_t)size * 4 + P - 1) & ~(P - 1))))
+		return;
+	L->ws.index_mask = size - 1;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t h = ws_hash(e[i].addr, L->ws.index_mask);
+		while (L->ws.index[h])
+			h = (h + 1) & L->ws.index_mask;
+		L->ws.index[h] = i + 1;
+	}
+}
+
+/* A fault at addr: past what the working set loaded so far? Load on. */
+static void ws_fault(struct lazy *L, uint64_t addr)
+{
+	const struct crac_img_ws_page *e = (const void *)((const char *)L->a + L->a->ws_off);
+
+	if (!L->ws.index || L->ws.next >= L->a->ws_n)
+		return;
+	for (uint32_t h = ws_hash(addr, L->ws.index_mask); L->ws.index[h]; h = (h + 1) & L->ws.index_mask) {
+		uint32_t i = L->ws.index[h] - 1;
+		if (e[i].addr == addr) {
+			if (i >= L->ws.next && i + WS_STEP > L->ws.upto)
+				L->ws.upto = i + WS_STEP < L->a->ws_n ? i + WS_STEP : L->a->ws_n;
+			return;
+		}
+	}
+}
+
+/* The working set's entries up to ws.upto, from where it got to: faults
+ * that come meanwhile are served first. */
 static void ws_load(struct lazy *L, struct view *v)
 {
 	const struct crac_img_ws_page *e = (const void *)((const char *)L->a + L->a->ws_off);
 	char buf[WS_RUN * P] __attribute__((aligned(64)));
 	uint64_t t0 = now_ns();
 
-	for (uint32_t i = 0; i < L->a->ws_n && v->left;) {
+	while (L->ws.next < L->ws.upto && v->left) {
 		if (fault_waiting(v))
 			drain(L, v);
-		i += ws_run(L, v, e + i, L->a->ws_n - i, buf);
+		L->ws.next += ws_run(L, v, e + L->ws.next, L->a->ws_n - L->ws.next, buf);
 		if (L->a->flags & CRAC_LAZY_WS_TEST_SLOW) {
 			struct timespec d = { 0, 2000000 };
 			SYS(SYS_nanosleep, &d, 0, 0, 0, 0, 0);
 		}
 	}
-	L->ws.load_ns = now_ns() - t0;
+	L->ws.load_ns += now_ns() - t0;
 }
 
 /* A thread waits at addr. Returns false if it must be retried later. */
@@ -1040,6 +1100,9 @@ static bool serve(struct lazy *L, struct view *v, uint64_t addr)
 {
 	long i = seg_find(v, addr);
 	long rc;
+
+	if (!v->child)
+		ws_fault(L, addr);
 
 	if (i >= 0) {
 		struct crac_img_lazy_seg *s = &v->seg[i];
@@ -1381,6 +1444,9 @@ static void report(struct lazy *L)
 		crac_img_putu(&w, L->a->ws_n);
 		crac_img_puts(&w, " pages in ");
 		put_ms(&w, L->ws.load_ns);
+		crac_img_puts(&w, " (");
+		crac_img_putu(&w, L->ws.next);
+		crac_img_puts(&w, " gone through)");
 		if (L->ws.skipped) {
 			crac_img_puts(&w, ", ");
 			crac_img_putu(&w, L->ws.skipped);
@@ -1481,8 +1547,12 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 		v->left += v->seg[i].len / P;
 	/* The working set first (the program is about to touch it), then
 	 * what only the rest needs. */
-	if (a->flags & CRAC_LAZY_WS_LOAD)
+	if (a->flags & CRAC_LAZY_WS_LOAD) {
+		L->ws.upto = a->ws_n < WS_EARLY ? a->ws_n : WS_EARLY;
 		ws_load(L, v);
+		if (L->ws.next < a->ws_n)
+			ws_index(L);
+	}
 	if ((a->flags & CRAC_LAZY_WS_RECORD) && a->ws_dir_fd >= 0) {
 		L->ws.pg = map_mem(((uint64_t)CRAC_IMG_WS_MAX * sizeof(*L->ws.pg) + P - 1) & ~(P - 1));
 		L->ws.rec = L->ws.pg != 0;
@@ -1526,6 +1596,12 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 				waiting |= n < 0;
 				if (v->n_tail)
 					continue;   /* a fault waits: drain first */
+			}
+			if (!v->child && L->ws.next < L->ws.upto) {
+				/* more of the working set: the program got past
+				 * what was loaded of it (ws_fault) */
+				ws_load(L, v);
+				busy = true;
 			}
 			if (v->left && (v->child || (go && !children))) {
 				long n = prefetch(L, v);
@@ -1594,6 +1670,8 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 		sys_munmap(L->buf_map, L->buf_map_size);
 	if (L->door)
 		sys_munmap(L->door, P);   /* (our userfaultfd is closed: no UNMAP event) */
+	if (L->ws.index)
+		sys_munmap(L->ws.index, ((uint64_t)(L->ws.index_mask + 1) * 4 + P - 1) & ~(P - 1));
 	sys_munmap(L->verified, ((a->n_chunks + 63) / 64 * 8 + P - 1) & ~(P - 1));
 	for (uint32_t f = 0; f < L->n_files; f++)
 		if (L->file[f].fd != a->pages_fd)

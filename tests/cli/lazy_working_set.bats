@@ -82,6 +82,16 @@ loaded_first() {
 	[ "$status" -eq 0 ]
 	[ "$output" = "ok read" ]
 	loaded_first
+	# the first 256 pages load at once; a fault on a page of the working
+	# set past them sends the loading on (nothing else loads here)
+	restore CRAC_LAZY_PREFETCH=off -- read
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok read" ]
+	n=$(echo "$stderr" | sed -n 's/^crac: working set: loaded first: [0-9]* of \([0-9]*\) pages in [0-9.]* ms (\([0-9]*\) gone through).*/\1 \2/p')
+	echo "entries, gone through: $n"
+	[ -n "$n" ]
+	[ "${n% *}" -gt 256 ]   # (a working set of more than the first 256)
+	[ "${n#* }" -gt 256 ]
 	# 2 ms between the runs of pages it loads: the program's faults come
 	# while it loads (served first, into the chunk buffer it sets up after)
 	for s in read syscall dontneed free mprotect mremap munmap fork rawfork threads; do
