@@ -167,6 +167,9 @@ struct lazy {
 		uint32_t n;
 		long err;                /* writing it failed: -errno */
 		bool written;
+		bool claimed;            /* the file is ours (ws_store) */
+		uint32_t stored_n;       /* entries in it */
+		uint64_t last_ns;        /* the last fault recorded */
 		uint32_t next;           /* loading it: the next entry ... */
 		uint32_t upto;           /* ... and how far to go now */
 		uint32_t *index;         /* entry + 1 by page address (open addressing), or 0 */
@@ -915,7 +918,7 @@ static void drain(struct lazy *L, struct view *v);
  * jump, each fault loads the page touched alone, nothing else is loaded
  * (no rest of chunk, no prefetch), and each page loaded is noted with the
  * crc32c of its verified bytes; then the list is written into the image
- * directory (ws_write) and loading goes on as always. Loading it (ws_load):
+ * directory (ws_store, ws_end) and loading goes on as always. Loading it (ws_load):
  * before anything else, the pages in the order they were touched, each read
  * alone (runs of neighbours in one read) and compared with its crc.
  */
@@ -931,12 +934,25 @@ static void ws_note(struct lazy *L, const struct crac_img_lazy_seg *s, uint64_t 
 	e->addr = addr;
 	e->crc = crac_img_crc32c_with(&L->crc, 0, src, P);
 	e->chunk_crc = k->crc;
+	L->ws.last_ns = now_ns();
 }
 
-/* "DIR/working-set" relative to the directory: written as a temporary
- * name, then renamed over it (REPLACE) or only where there is none (a
- * concurrent restore of the image wrote it first: theirs stays). */
-static void ws_write(struct lazy *L)
+/* A quiet moment while recording (no fault for this long): what was
+ * recorded so far is stored (ws_store). */
+#define WS_QUIET_NS 1000000ull
+
+/*
+ * "DIR/working-set", written through the directory under a temporary
+ * name, then renamed. The first store claims the name (RENAME_NOREPLACE,
+ * unless the loader found an unusable file there: REPLACE): an empty file
+ * marked partial, so that a restore meanwhile neither records too nor,
+ * should this process end within its first moments (a program killed
+ * right after its first answer), records again and again, each time
+ * paying for the recording. Each quiet moment then stores what was
+ * recorded so far (still partial), and the end the whole of it. Returns
+ * 0, or -errno (EEXIST: another restore claimed it first).
+ */
+static long ws_store(struct lazy *L, bool final)
 {
 	const struct crac_img_lazy *a = L->a;
 	struct crac_img_ws_head h;
@@ -944,7 +960,6 @@ static void ws_write(struct lazy *L)
 	struct crac_img_buf b = { tmp, 0, sizeof(tmp) };
 	struct timespec ts = { 0, 0 };
 
-	L->ws.rec = false;
 	for (size_t i = 0; i < sizeof(h) / 8; i++)
 		((volatile uint64_t *)&h)[i] = 0;
 	sys_clock_gettime(CLOCK_REALTIME, &ts);
@@ -954,6 +969,7 @@ static void ws_write(struct lazy *L)
 	h.image_crc = a->ws_image_crc;
 	h.recorded_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 	h.record_ms = a->ws_record_ms;
+	h.flags = final ? 0 : CRAC_IMG_WS_PARTIAL;
 	h.crc = crac_img_crc32c_with(&L->crc, crac_img_crc32c_with(&L->crc, 0, &h, sizeof(h)), L->ws.pg,
 				     (size_t)h.n * sizeof(*L->ws.pg));
 	crac_img_puts(&b, "." CRAC_IMG_WS_FILE ".tmp-");
@@ -972,15 +988,30 @@ static void ws_write(struct lazy *L)
 					rc = -EIO;
 			}
 		sys_close((int)fd);
+		/* ours once claimed: replaced from then on */
+		bool replace = L->ws.claimed || (a->flags & CRAC_LAZY_WS_REPLACE);
 		if (rc >= 0)
 			rc = SYS(SYS_renameat2, a->ws_dir_fd, tmp, a->ws_dir_fd, CRAC_IMG_WS_FILE,
-				 (a->flags & CRAC_LAZY_WS_REPLACE) ? 0 : 1 /* RENAME_NOREPLACE */, 0);
+				 replace ? 0 : 1 /* RENAME_NOREPLACE */, 0);
 		if (rc < 0)
 			SYS(SYS_unlinkat, a->ws_dir_fd, tmp, 0, 0, 0, 0);
 	}
-	L->ws.err = rc == -EEXIST ? 0 : (rc < 0 ? rc : 0);   /* EEXIST: another restore's is there */
-	L->ws.written = rc >= 0;
-	sys_close(a->ws_dir_fd);
+	if (rc >= 0)
+		L->ws.claimed = true;
+	L->ws.stored_n = L->ws.n;
+	return rc < 0 ? rc : 0;
+}
+
+/* Recording over: stored whole (or given up: another restore claimed
+ * it, or the store failed), and the normal loading goes on. */
+static void ws_end(struct lazy *L, long rc)
+{
+	if (rc == 0)
+		rc = ws_store(L, true);
+	L->ws.err = rc == -EEXIST ? 0 : rc;   /* EEXIST: another restore's is there */
+	L->ws.written = rc == 0;
+	L->ws.rec = false;
+	sys_close(L->a->ws_dir_fd);
 	if (L->ws.pg)
 		sys_munmap(L->ws.pg, ((uint64_t)CRAC_IMG_WS_MAX * sizeof(*L->ws.pg) + P - 1) & ~(P - 1));
 	L->ws.pg = 0;
@@ -1555,12 +1586,11 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 	}
 	if ((a->flags & CRAC_LAZY_WS_RECORD) && a->ws_dir_fd >= 0) {
 		L->ws.pg = map_mem(((uint64_t)CRAC_IMG_WS_MAX * sizeof(*L->ws.pg) + P - 1) & ~(P - 1));
-		L->ws.rec = L->ws.pg != 0;
+		L->ws.rec = true;
 		L->ws.end_ns = a->jump_ns + (uint64_t)a->ws_record_ms * 1000000ull;
-		if (!L->ws.rec) {
-			L->ws.err = -ENOMEM;
-			sys_close(a->ws_dir_fd);
-		}
+		long rc = L->ws.pg ? ws_store(L, false) : -ENOMEM;   /* the claim */
+		if (rc < 0)
+			ws_end(L, rc);
 	}
 	huge_slots(L, a->buf_size);
 	warm_slots(L);
@@ -1579,7 +1609,9 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 		if (L->ws.rec) {
 			uint64_t t = now_ns();
 			if (t >= L->ws.end_ns || L->ws.n >= CRAC_IMG_WS_MAX || hurry)
-				ws_write(L);
+				ws_end(L, 0);
+			else if (L->ws.n > L->ws.stored_n && t - L->ws.last_ns >= WS_QUIET_NS && ws_store(L, false) < 0)
+				ws_end(L, -EIO);   /* (ws.err: what the last store said is lost; rare) */
 			else
 				rec_left = L->ws.end_ns - t;
 		}
@@ -1660,6 +1692,8 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 		int timeout = waiting || more ? 1 : (L->loaded ? (L->door_on ? -1 : 20) : (go ? 0 : 10));
 		if (L->ws.rec && (timeout < 0 || (uint64_t)timeout > rec_left / 1000000 + 1))
 			timeout = (int)(rec_left / 1000000) + 1;
+		if (L->ws.rec && L->ws.n > L->ws.stored_n)
+			timeout = 1;   /* the next quiet moment stores it */
 		SYS(SYS_poll, pfd, n, timeout, 0, 0, 0);
 	}
 

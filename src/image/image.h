@@ -628,8 +628,12 @@ struct crac_img_ws_head {
 	uint32_t crc;                  /* crc32c of this head (crc 0) and the pages */
 	uint64_t recorded_ns;          /* CLOCK_REALTIME when written */
 	uint32_t record_ms;            /* the time recorded after the jump */
-	uint32_t pad;
+	uint32_t flags;                /* CRAC_IMG_WS_PARTIAL */
 };
+/* The restore that recorded it stored it before its time was up (and may
+ * have ended before): the pages so far; none at all when it ended within
+ * its first moments. Used as it is, never recorded again on its own. */
+#define CRAC_IMG_WS_PARTIAL 0x1u
 
 struct crac_img_ws_page {
 	uint64_t addr;                 /* page address in the restored process */

@@ -99,6 +99,10 @@ int crac_img_ws_check(const void *buf, uint64_t size, uint32_t image_crc, struct
 		crac_img_putu(why, CRAC_IMG_WS_VERSION);
 		return -EINVAL;
 	}
+	if (h->flags & ~CRAC_IMG_WS_PARTIAL) {
+		crac_img_puts(why, "damaged (unknown flags)");
+		return -EINVAL;
+	}
 	if (h->n > CRAC_IMG_WS_MAX || size != sizeof(*h) + (uint64_t)h->n * sizeof(*p)) {
 		crac_img_puts(why, "truncated or padded (its count does not match its size)");
 		return -EINVAL;

@@ -253,7 +253,7 @@ static uint32_t ws_read(const struct lazy_plan *pl, struct crac_img_lazy *a, uin
 			uint64_t size, uint32_t image_crc, char *note, size_t cap)
 {
 	a->ws_dir_fd = -1;
-	a->ws_record_ms = CRAC_IMG_WS_RECORD_MS;
+	a->ws_record_ms = pl->ws_record_ms ? pl->ws_record_ms : CRAC_IMG_WS_RECORD_MS;
 	a->ws_image_crc = image_crc;
 	if (flags & CRAC_LAZY_WS_RECORD)
 		a->ws_dir_fd = pl->dir_fd;   /* the thread's copy of the file table keeps it */
@@ -272,7 +272,9 @@ static uint32_t ws_read(const struct lazy_plan *pl, struct crac_img_lazy *a, uin
 			a->ws_off = off + sizeof(struct crac_img_ws_head);
 			a->ws_n = (uint32_t)got;
 			why.len = 0;
-			crac_img_puts(&why, "loaded first");
+			crac_img_puts(&why, (((const struct crac_img_ws_head *)buf)->flags & CRAC_IMG_WS_PARTIAL)
+					    ? "recorded in part (the restore that recorded it ended early), loaded first"
+					    : "loaded first");
 			return flags;
 		}
 		crac_img_puts(&why, ": not used");

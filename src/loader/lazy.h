@@ -20,6 +20,7 @@ struct lazy_plan {
 	int dir_fd;        /* the image directory */
 	uint32_t owner;    /* the uid of its header file */
 	bool may_write;    /* the image is the restoring user's, its directory writable */
+	uint32_t ws_record_ms;   /* tests: how long to record (0: CRAC_IMG_WS_RECORD_MS) */
 };
 enum { LAZY_WS_AUTO, LAZY_WS_OFF, LAZY_WS_RECORD };
 

@@ -1755,6 +1755,8 @@ static void check_own_range(void)
 	ld.hi = ((uint64_t)(uintptr_t)_end + P - 1) & ~(P - 1);
 }
 
+static int activation_number(const char **p);
+
 /* 1a. The environment's settings for the loader. Signals keep their
  * defaults until the point of no return: until then, interrupting us
  * changes nothing. */
@@ -1769,6 +1771,12 @@ static void read_environment(char **envp)
 			ld.plan.ws_mode = LAZY_WS_OFF;      /* neither loaded nor recorded */
 		else if (!strcmp(*e, "CRAC_WORKING_SET=record"))
 			ld.plan.ws_mode = LAZY_WS_RECORD;   /* recorded anew, over the file there */
+		else if (!memcmp(*e, "CRAC_TEST_WS_RECORD_MS=", 23))
+		{
+			const char *p = (*e) + 23;
+			int ms = activation_number(&p);   /* (a decimal number) */
+			ld.plan.ws_record_ms = ms > 0 && ms <= 600000 ? (uint32_t)ms : 0;   /* tests: a longer recording */
+		}
 		else if (!strcmp(*e, "CRAC_TEST_WS_SLOW=1"))
 			ld.plan.flags |= CRAC_LAZY_WS_TEST_SLOW;   /* tests: faults while it loads */
 		else if (!strcmp(*e, "CRAC_LAZY_SMALL=off"))

@@ -144,6 +144,42 @@ waiting() {
 	done
 }
 
+@test "a restore killed while it records leaves the pages so far (partial), used as they are and not recorded again" {
+	checkpoint
+	restore -- read   # (skips without lazy restore)
+	rm -f "$T/img/working-set"
+	# killed at once (before its first fault, or soon after): a partial
+	# working set, perhaps empty
+	rm -f "$T/sync.ready" "$T/sync.go"
+	clean env CRAC_TEST_WS_RECORD_MS=60000 CRAC_LAZY_PREFETCH=off timeout -s KILL 0.001 "$CRAC" restore "$T/img" -- wait3 "$T/sync" || true
+	if [ -f "$T/img/working-set" ]; then
+		restore -- read
+		[ "$status" -eq 0 ]
+		echo "$stderr" | grep -Eq "^crac: working set: recorded in part \(the restore that recorded it ended early\), loaded first: [0-9]+ of [0-9]+ pages"
+		if echo "$stderr" | grep -q "recording"; then false; fi
+		rm "$T/img/working-set"
+	fi
+	# killed while it waits, after three faults and a quiet moment
+	rm -f "$T/sync.ready" "$T/sync.go"
+	clean env CRAC_TEST_WS_RECORD_MS=60000 timeout 60 "$CRAC" restore "$T/img" -- wait3 "$T/sync" >"$T/out" 2>&1 &
+	local pid=$!
+	for _ in $(seq 300); do
+		[ -e "$T/sync.ready" ] && break
+		sleep 0.1
+	done
+	[ -e "$T/sync.ready" ]
+	sleep 0.3
+	kill -KILL $pid
+	wait $pid || true
+	[ -f "$T/img/working-set" ]
+	[ -z "$(ls -A "$T/img" | grep -v -x -e header -e pages -e working-set)" ]
+	restore -- read
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok read" ]
+	echo "$stderr" | grep -Eq "^crac: working set: recorded in part \(the restore that recorded it ended early\), loaded first: [0-9]+ of [1-9][0-9]* pages"
+	if echo "$stderr" | grep -q "recording"; then false; fi
+}
+
 @test "a damaged page named by the working set is never loaded from it: the normal path stops the process" {
 	checkpoint
 	record
@@ -184,7 +220,8 @@ waiting() {
 		[ "$status" -eq 0 ]
 		[ "$output" = "ok read" ]
 		echo "$stderr" | grep -Eq "^crac: working set: working-set $1: not used; recording it anew: [0-9]+ pages written$"
-		[ -f "$T/img/working-set" ] && [ ! -L "$T/img/working-set" ]
+		[ -f "$T/img/working-set" ]
+		[ ! -L "$T/img/working-set" ]
 		[ "$(stat -c %u "$T/img/working-set")" = "$(id -u)" ]
 		restore -- read
 		loaded_first
