@@ -225,3 +225,35 @@ start_server() {
 	cat "$T/err" >&2
 	return 1
 }
+
+# start_waiting SCENARIO [ENV=V...]: crac restore $T/img -- SCENARIO
+# $T/sync (tests/progs/image_lazy.c: "wait", "wait3") in the background
+# ($PID; with ENV and $WAIT_OPTS, options of crac restore), which touches
+# its pages, creates $T/sync.ready and waits for $T/sync.go; returns once
+# it is ready (false, with its output, if it never is). finish_waiting:
+# lets it go on; status, output, stderr.
+start_waiting() {
+	local scenario=$1
+	shift
+	rm -f "$T/sync.ready" "$T/sync.go"
+	# shellcheck disable=SC2086
+	clean env "$@" timeout 60 "$CRAC" restore ${WAIT_OPTS:-} "$T/img" -- "$scenario" "$T/sync" >"$T/out" 2>"$T/err" &
+	PID=$!
+	for _ in $(seq 300); do
+		[ -e "$T/sync.ready" ] && return 0
+		kill -0 $PID 2>/dev/null || break
+		sleep 0.1
+	done
+	cat "$T/out" "$T/err"
+	false
+}
+finish_waiting() {
+	touch "$T/sync.go"
+	status=0
+	wait $PID || status=$?
+	output=$(cat "$T/out")
+	stderr=$(cat "$T/err")
+	echo "status $status"
+	echo "stdout: $output"
+	echo "stderr: $stderr"
+}

@@ -222,33 +222,6 @@ need_lazy() {
 	echo "$stderr" | grep -Eqx "crac: restore $T/img: page data checksum mismatch in chunk #$idx \\($len bytes at 0x[0-9a-f]+, anon\\): the pages file is damaged"
 }
 
-# start_waiting: restores $T/img lazily, loading on demand only, with the
-# "wait" scenario in the background (PID); returns once it touched its pages
-# and waits for $T/sync.go. finish_waiting: lets it go on; status, stdout,
-# stderr.
-start_waiting() {
-	rm -f "$T/sync.ready" "$T/sync.go"
-	clean env CRAC_LAZY_PREFETCH=off timeout 60 "$CRAC" restore "$T/img" -- wait "$T/sync" >"$T/out" 2>"$T/err" &
-	PID=$!
-	for _ in $(seq 300); do
-		[ -e "$T/sync.ready" ] && return 0
-		kill -0 $PID 2>/dev/null || break
-		sleep 0.1
-	done
-	cat "$T/out" "$T/err"
-	false
-}
-finish_waiting() {
-	touch "$T/sync.go"
-	status=0
-	wait $PID || status=$?
-	output=$(cat "$T/out")
-	stderr=$(cat "$T/err")
-	echo "status $status"
-	echo "stdout: $output"
-	echo "stderr: $stderr"
-}
-
 @test "a pages file changed while loading lazily: a chunk already verified is verified again, the change is never loaded" {
 	checkpoint
 	need_lazy
@@ -257,7 +230,7 @@ finish_waiting() {
 	# mapping's chunks are 128 KiB), so its last page is verified, not loaded
 	read -r idx off len < <("$EDIT" "$T/img" chunk-at "$BIG")
 	[ "$len" -ge $((128 << 10)) ]
-	start_waiting
+	start_waiting wait CRAC_LAZY_PREFETCH=off
 	# the last page of the first chunk: verified, but not loaded yet
 	flip_byte "$T/img/pages" $((off + len - 100))
 	finish_waiting
@@ -271,7 +244,7 @@ finish_waiting() {
 	need_lazy
 	read -r idx off len < <("$EDIT" "$T/img" chunk-at $((BIG + LEN / 2)))
 	[ -n "$len" ]
-	start_waiting
+	start_waiting wait CRAC_LAZY_PREFETCH=off
 	flip_byte "$T/img/pages" $((off + len / 2))
 	finish_waiting
 	[ "$status" -eq 1 ]
@@ -285,7 +258,7 @@ finish_waiting() {
 	read -r idx off len < <("$EDIT" "$T/img" chunk-at $((BIG + LEN / 2)))
 	[ -n "$len" ]
 	size=$(stat -c %s "$T/img/pages")
-	start_waiting
+	start_waiting wait CRAC_LAZY_PREFETCH=off
 	truncate -s $((off + len / 2)) "$T/img/pages"
 	finish_waiting
 	[ "$status" -eq 1 ]

@@ -25,6 +25,8 @@ setup() {
 }
 
 teardown() {
+	# a restore left waiting by a failed start_waiting (timeout passes the signal on)
+	[ -z "${PID:-}" ] || kill "$PID" 2>/dev/null || true
 	rm -rf "$T"
 }
 
@@ -102,27 +104,13 @@ loaded_first() {
 	done
 }
 
-# waiting [ENV=V...]: the "wait3" scenario restored in the background: it
-# touches a page in three chunks, says so ($T/sync.ready), waits for
-# $T/sync.go, then checks every page; status, stdout, stderr.
+# waiting [ENV=V...]: the "wait3" scenario (a page in each of three
+# chunks, then it waits) restored with --stats, let go on once ready and
+# past the 50 ms a first restore records; status, stdout, stderr.
 waiting() {
-	rm -f "$T/sync.ready" "$T/sync.go"
-	clean env "$@" timeout 60 "$CRAC" restore --stats "$T/img" -- wait3 "$T/sync" >"$T/out" 2>"$T/err" &
-	local pid=$!
-	for _ in $(seq 300); do
-		[ -e "$T/sync.ready" ] && break
-		kill -0 $pid 2>/dev/null || break
-		sleep 0.1
-	done
-	sleep 0.3   # (past the 50 ms a first restore records)
-	touch "$T/sync.go"
-	status=0
-	wait $pid || status=$?
-	output=$(cat "$T/out")
-	stderr=$(cat "$T/err")
-	echo "status $status"
-	echo "stdout: $output"
-	echo "stderr: $stderr"
+	WAIT_OPTS=--stats start_waiting wait3 "$@"
+	sleep 0.3
+	finish_waiting
 }
 
 @test "faults served while the working set loads: the chunks they read are not taken for verified afterwards" {
@@ -160,17 +148,12 @@ waiting() {
 		rm "$T/img/working-set"
 	fi
 	# killed while it waits, after three faults and a quiet moment
-	rm -f "$T/sync.ready" "$T/sync.go"
-	clean env CRAC_TEST_WS_RECORD_MS=60000 timeout 60 "$CRAC" restore "$T/img" -- wait3 "$T/sync" >"$T/out" 2>&1 &
-	local pid=$!
-	for _ in $(seq 300); do
-		[ -e "$T/sync.ready" ] && break
-		sleep 0.1
-	done
-	[ -e "$T/sync.ready" ]
+	start_waiting wait3 CRAC_TEST_WS_RECORD_MS=60000
 	sleep 0.3
-	kill -KILL $pid
-	wait $pid || true
+	pkill -KILL -P "$PID"   # the restored process ($PID is the timeout running it)
+	wait $PID || true
+	PID=
+	[ -z "$(pgrep -f "$T/sync")" ]
 	[ -f "$T/img/working-set" ]
 	[ -z "$(ls -A "$T/img" | grep -v -x -e header -e pages -e working-set)" ]
 	restore -- read
