@@ -956,7 +956,7 @@ static long ws_store(struct lazy *L, bool final)
 {
 	const struct crac_img_lazy *a = L->a;
 	struct crac_img_ws_head h;
-	char tmp[48];
+	char tmp[64];
 	struct crac_img_buf b = { tmp, 0, sizeof(tmp) };
 	struct timespec ts = { 0, 0 };
 
@@ -972,9 +972,22 @@ static long ws_store(struct lazy *L, bool final)
 	h.flags = final ? 0 : CRAC_IMG_WS_PARTIAL;
 	h.crc = crac_img_crc32c_with(&L->crc, crac_img_crc32c_with(&L->crc, 0, &h, sizeof(h)), L->ws.pg,
 				     (size_t)h.n * sizeof(*L->ws.pg));
-	crac_img_puts(&b, "." CRAC_IMG_WS_FILE ".tmp-");
-	crac_img_putu(&b, (uint64_t)SYS(SYS_gettid, 0, 0, 0, 0, 0, 0));
-	long fd = SYS(SYS_openat, a->ws_dir_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644, 0, 0);
+	/* The temporary's name: our thread id and the time. The id alone
+	 * recurs (the restores of each new pid namespace get the same ones),
+	 * and a temporary a restore killed before its rename left under it
+	 * (kept until a checkpoint replaces the image) must not be taken
+	 * for another restore's claim, nor stop this one from storing. */
+	long fd = -EEXIST;
+	for (uint64_t k = 0; k < 4 && fd == -EEXIST; k++) {
+		b.len = 0;
+		crac_img_puts(&b, "." CRAC_IMG_WS_FILE ".tmp-");
+		crac_img_putu(&b, (uint64_t)SYS(SYS_gettid, 0, 0, 0, 0, 0, 0));
+		crac_img_puts(&b, "-");
+		crac_img_putu(&b, h.recorded_ns + k);
+		fd = SYS(SYS_openat, a->ws_dir_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644, 0, 0);
+	}
+	if (fd == -EEXIST)
+		fd = -EIO;   /* (EEXIST says another restore's file is there) */
 	long rc = fd;
 	if (fd >= 0) {
 		const char *p[2] = { (const char *)&h, (const char *)L->ws.pg };

@@ -275,3 +275,36 @@ waiting() {
 	[ ! -e "$T/img/working-set" ]
 	record
 }
+
+@test "temporaries left by restores killed before their rename (thread ids recur: a pid namespace) do not stop the recording" {
+	checkpoint
+	restore -- read   # (skips without lazy restore)
+	rm -f "$T/img/working-set"
+	command -v unshare > /dev/null || skip "no unshare"
+	clean unshare -pf --mount-proc true 2> /dev/null || skip "no pid namespace here"
+	# what a restore killed between its temporary and the rename leaves
+	# (kill -9): in a new pid namespace each restore's threads get the
+	# same ids again, so its loading thread's name is among these
+	for i in $(seq 1 64); do
+		echo stale > "$T/img/.working-set.tmp-$i"
+	done
+	for k in 1 2; do
+		run --separate-stderr clean unshare -pf --mount-proc timeout 60 "$CRAC" restore --stats "$T/img" -- read
+		echo "status $status"
+		echo "stderr: $stderr"
+		[ "$status" -eq 0 ]
+		[ "$output" = "ok read" ]
+		if [ "$k" -eq 1 ]; then
+			echo "$stderr" | grep -Eq "^crac: working set: recording it: [0-9]+ pages written$"
+		else
+			loaded_first
+		fi
+	done
+	[ -f "$T/img/working-set" ]
+	# the stale ones untouched (not ours to judge), and nothing else left
+	[ "$(cat "$T/img/.working-set.tmp-1")" = stale ]
+	[ -z "$(ls -A "$T/img" | grep -v -x -e header -e pages -e working-set -e '\.working-set\.tmp-[0-9]*')" ]
+	# a checkpoint into the directory removes them with the image
+	checkpoint
+	[ -z "$(ls -A "$T/img" | grep -v -x -e header -e pages)" ]
+}
