@@ -66,6 +66,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <time.h>
 
 #ifndef MAP_FIXED_NOREPLACE
@@ -2206,8 +2207,13 @@ static void start_lazy(struct crac_img_resume *res)
 		uint32_t me = (uint32_t)sys_geteuid();
 		ld.plan.dir_fd = ld.o.dir_fd;
 		ld.plan.owner = ld.o.uid[1];
+		/* (a directory on a read-only file system: not writable either;
+		 * recorded there, the working set would cost each restore its
+		 * page-by-page recording and never be stored) */
+		struct statfs fs;
 		ld.plan.may_write = ld.o.uid[0] == me && ld.o.uid[1] == me && ld.o.uid[2] == me &&
-				    (ld.o.mode[0] & S_IWUSR);
+				    (ld.o.mode[0] & S_IWUSR) && SYS(SYS_fstatfs, ld.o.dir_fd, &fs, 0, 0, 0, 0) == 0 &&
+				    !(fs.f_flags & 1 /* ST_RDONLY */);
 		long rc = lazy_start(&ld.plan, &ld.v, is_lazy, res, ld.o.pages_fd, image_dir,
 				     ld.n_lazy_refs ? &chain : 0, mono_ns());
 		if (rc < 0) {

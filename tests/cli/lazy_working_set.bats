@@ -308,3 +308,25 @@ waiting() {
 	checkpoint
 	[ -z "$(ls -A "$T/img" | grep -v -x -e header -e pages)" ]
 }
+
+@test "not recorded on a read-only file system (each restore would record page by page and store nothing)" {
+	checkpoint
+	restore -- read   # (skips without lazy restore)
+	rm -f "$T/img/working-set"
+	mkdir "$T/ro"
+	mount --bind "$T/img" "$T/ro" 2> /dev/null || skip "cannot mount here (not root)"
+	if ! mount -o remount,bind,ro "$T/ro"; then
+		umount "$T/ro"
+		skip "cannot remount read-only here"
+	fi
+	run --separate-stderr clean timeout 60 "$CRAC" restore --stats "$T/ro" -- read
+	umount "$T/ro"
+	echo "status $status"
+	echo "stderr: $stderr"
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok read" ]
+	echo "$stderr" | grep -qx "crac: working set: none, and not recorded (the image is not yours, or its directory is not writable)"
+	[ ! -e "$T/img/working-set" ]
+	# writable again: recorded
+	record
+}
