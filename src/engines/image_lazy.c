@@ -984,7 +984,7 @@ static long ws_store(struct lazy *L, bool final)
 		crac_img_putu(&b, (uint64_t)SYS(SYS_gettid, 0, 0, 0, 0, 0, 0));
 		crac_img_puts(&b, "-");
 		crac_img_putu(&b, h.recorded_ns + k);
-		fd = SYS(SYS_openat, a->ws_dir_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644, 0, 0);
+		fd = SYS(SYS_openat, a->ws_dir_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600, 0, 0);
 	}
 	if (fd == -EEXIST)
 		fd = -EIO;   /* (EEXIST says another restore's file is there) */
