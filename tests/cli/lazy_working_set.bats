@@ -282,7 +282,7 @@ waiting() {
 
 @test "temporaries left by restores killed before their rename (thread ids recur: a pid namespace) do not stop the recording" {
 	checkpoint
-	restore -- read   # (skips without lazy restore)
+	record   # (skips without lazy restore)
 	rm -f "$T/img/working-set"
 	command -v unshare > /dev/null || skip "no unshare"
 	clean unshare -pf --mount-proc true 2> /dev/null || skip "no pid namespace here"
@@ -315,7 +315,7 @@ waiting() {
 
 @test "not recorded on a read-only file system (each restore would record page by page and store nothing)" {
 	checkpoint
-	restore -- read   # (skips without lazy restore)
+	record   # (skips without lazy restore)
 	rm -f "$T/img/working-set"
 	mkdir "$T/ro"
 	mount --bind "$T/img" "$T/ro" 2> /dev/null || skip "cannot mount here (not root)"
