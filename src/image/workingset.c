@@ -14,7 +14,7 @@
  *   crac_img_ws_crc    that crc32c (the writer in engines/image_lazy.c
  *                      uses it too)
  *
- * The loader (loader/lazy.c) and `crac inspect` use these. The file is a
+ * The loader (loader/lazy.c) uses these. The file is a
  * hint: it orders the loading, it never decides what the program sees.
  * Each page it names is read alone and compared with the crc recorded for
  * it from bytes that were verified then, and a page that differs is left
