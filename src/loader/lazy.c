@@ -194,24 +194,35 @@ static uint64_t lazy_warm(int uffd, const struct crac_img_view *v, const bool *i
 }
 
 /*
- * The lazy area's tables. An incremental image takes pages from the images
- * below it (struct crac_img_ref): their pages files are handed over too,
- * and the thread sees one chunk table and one range of offsets for all of
- * them (struct crac_img_lazy.files): file f's chunks follow those of the
- * files before it, its offsets start at a page-aligned base. A reference
- * of a lazy mapping becomes a segment of the chunk it names, exactly as an
- * own chunk does, so the thread reads and verifies it the same way.
+ * The working set (CRAC_IMG_WS_FILE in image/image.h). Recorded only for
+ * an image of the restoring user in a directory it may write (then the
+ * file is the user's, like the image), never for a compressed image (a
+ * page of it cannot be read alone).
+ *
+ * Recording where allowed: the flags for the area, and the end of the
+ * note (found: an unusable file of that name is there, replaced).
  */
-/*
- * The working set (CRAC_IMG_WS_FILE in image/image.h): is there one to
- * load first (the file opened: *fd, *size), or is one to be recorded?
- * The flags for the area; note says what was found, for --stats.
- * Recorded only for an image of the restoring user in a directory it may
- * write (then the file is the user's, like the image), never for a
- * compressed image (a page of it cannot be read alone).
- */
-static uint32_t ws_plan(const struct lazy_plan *pl, const struct crac_img_view *v, bool compressed, int *fd,
-			uint64_t *size, char *note, size_t cap)
+static uint32_t ws_record(const struct lazy_plan *pl, struct crac_img_buf *why, bool found)
+{
+	if (!pl->may_write) {
+		if (!found)
+			crac_img_puts(why, "none, and not recorded (the image is not yours, or its directory is not "
+					   "writable)");
+		return 0;
+	}
+	if (pl->ws_mode == LAZY_WS_RECORD) {
+		crac_img_puts(why, "recording it anew (CRAC_WORKING_SET=record)");
+		return CRAC_LAZY_WS_RECORD | CRAC_LAZY_WS_REPLACE;
+	}
+	crac_img_puts(why, found ? "; recording it anew" : "recording it");
+	return CRAC_LAZY_WS_RECORD | (found ? CRAC_LAZY_WS_REPLACE : 0);
+}
+
+/* Is there one to load first (the file opened: *fd, *size), or is one to
+ * be recorded? The flags for the area; note says what was found, for
+ * --stats. */
+static uint32_t ws_plan(const struct lazy_plan *pl, bool compressed, int *fd, uint64_t *size, char *note,
+			size_t cap)
 {
 	struct crac_img_buf why = { note, 0, cap };
 	int rc = -ENOENT;
@@ -233,30 +244,16 @@ static uint32_t ws_plan(const struct lazy_plan *pl, const struct crac_img_view *
 			crac_img_puts(&why, ": not used");
 		}
 	}
-	(void)v;
-	if (!pl->may_write) {
-		crac_img_puts(&why, rc == -ENOENT ? "none, and not recorded (the image is not yours, or its directory "
-						     "is not writable)" : "");
-		return 0;
-	}
-	if (pl->ws_mode == LAZY_WS_RECORD) {
-		crac_img_puts(&why, "recording it anew (CRAC_WORKING_SET=record)");
-		return CRAC_LAZY_WS_RECORD | CRAC_LAZY_WS_REPLACE;
-	}
-	crac_img_puts(&why, rc == -ENOENT ? "recording it" : "; recording it anew");
-	return CRAC_LAZY_WS_RECORD | (rc == -ENOENT ? 0 : CRAC_LAZY_WS_REPLACE);
+	return ws_record(pl, &why, rc != -ENOENT);
 }
 
 /* The file opened by ws_plan, read into the area and checked; the flags
- * left (a file found unusable is recorded anew where ws_plan allows it). */
+ * left (a file found unusable is recorded anew where allowed). */
 static uint32_t ws_read(const struct lazy_plan *pl, struct crac_img_lazy *a, uint32_t flags, int fd, uint64_t off,
 			uint64_t size, uint32_t image_crc, char *note, size_t cap)
 {
-	a->ws_dir_fd = -1;
 	a->ws_record_ms = pl->ws_record_ms ? pl->ws_record_ms : CRAC_IMG_WS_RECORD_MS;
 	a->ws_image_crc = image_crc;
-	if (flags & CRAC_LAZY_WS_RECORD)
-		a->ws_dir_fd = pl->dir_fd;   /* the thread's copy of the file table keeps it */
 	if (fd >= 0) {
 		struct crac_img_buf why = { note, 0, cap };
 		char *buf = (char *)a + off;
@@ -275,19 +272,25 @@ static uint32_t ws_read(const struct lazy_plan *pl, struct crac_img_lazy *a, uin
 			crac_img_puts(&why, (((const struct crac_img_ws_head *)buf)->flags & CRAC_IMG_WS_PARTIAL)
 					    ? "recorded in part (the restore that recorded it ended early), loaded first"
 					    : "loaded first");
-			return flags;
-		}
-		crac_img_puts(&why, ": not used");
-		flags &= ~CRAC_LAZY_WS_LOAD;
-		if (pl->may_write && pl->ws_mode == LAZY_WS_AUTO) {
-			crac_img_puts(&why, "; recording it anew");
-			flags |= CRAC_LAZY_WS_RECORD | CRAC_LAZY_WS_REPLACE;
-			a->ws_dir_fd = pl->dir_fd;
+		} else {
+			crac_img_puts(&why, ": not used");
+			flags = ws_record(pl, &why, true);
 		}
 	}
+	/* the thread's copy of the file table keeps it */
+	a->ws_dir_fd = (flags & CRAC_LAZY_WS_RECORD) ? pl->dir_fd : -1;
 	return flags;
 }
 
+/*
+ * The lazy area's tables. An incremental image takes pages from the images
+ * below it (struct crac_img_ref): their pages files are handed over too,
+ * and the thread sees one chunk table and one range of offsets for all of
+ * them (struct crac_img_lazy.files): file f's chunks follow those of the
+ * files before it, its offsets start at a page-aligned base. A reference
+ * of a lazy mapping becomes a segment of the chunk it names, exactly as an
+ * own chunk does, so the thread reads and verifies it the same way.
+ */
 long lazy_start(struct lazy_plan *pl, const struct crac_img_view *v, const bool *is_lazy,
 		struct crac_img_resume *res, int pages_fd, const char *dir, const struct crac_img_chain *chain,
 		uint64_t now_ns)
@@ -369,7 +372,7 @@ long lazy_start(struct lazy_plan *pl, const struct crac_img_view *v, const bool 
 	char note[160];
 	int ws_fd = -1;
 	uint64_t ws_size = 0;
-	uint32_t ws_flags = ws_plan(pl, v, compressed, &ws_fd, &ws_size, note, sizeof(note));
+	uint32_t ws_flags = ws_plan(pl, compressed, &ws_fd, &ws_size, note, sizeof(note));
 	uint64_t size = ws_off + ((ws_size + P - 1) & ~(P - 1));
 
 	long area = sys_mmap(0, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

@@ -1772,13 +1772,11 @@ static void read_environment(char **envp)
 			ld.plan.ws_mode = LAZY_WS_OFF;      /* neither loaded nor recorded */
 		else if (!strcmp(*e, "CRAC_WORKING_SET=record"))
 			ld.plan.ws_mode = LAZY_WS_RECORD;   /* recorded anew, over the file there */
-		else if (!memcmp(*e, "CRAC_TEST_WS_RECORD_MS=", 23))
-		{
+		else if (!memcmp(*e, "CRAC_TEST_WS_RECORD_MS=", 23)) {
 			const char *p = (*e) + 23;
 			int ms = activation_number(&p);   /* (a decimal number) */
 			ld.plan.ws_record_ms = ms > 0 && ms <= 600000 ? (uint32_t)ms : 0;   /* tests: a longer recording */
-		}
-		else if (!strcmp(*e, "CRAC_TEST_WS_SLOW=1"))
+		} else if (!strcmp(*e, "CRAC_TEST_WS_SLOW=1"))
 			ld.plan.flags |= CRAC_LAZY_WS_TEST_SLOW;   /* tests: faults while it loads */
 		else if (!strcmp(*e, "CRAC_LAZY_SMALL=off"))
 			ld.small_lazy = 0;   /* only mappings of CRAC_IMG_LAZY_MIN and more: benchmarks */
