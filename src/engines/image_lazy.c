@@ -222,18 +222,25 @@ static void put_ms(struct crac_img_buf *b, uint64_t ns)
 	crac_img_puts(b, " ms");
 }
 
+/* n bytes at p to fd, whole: 0 or -errno. */
+static long write_all(int fd, const char *p, uint64_t n)
+{
+	while (n) {
+		long w = sys_write(fd, p, n);
+		if (w <= 0)
+			return w < 0 ? w : -EIO;
+		p += w;
+		n -= (uint64_t)w;
+	}
+	return 0;
+}
+
 static void say(struct lazy *L, const char *line)
 {
 	size_t n = 0;
 	while (line[n])
 		n++;
-	while (n) {
-		long w = sys_write(L->a->err_fd, line, n);
-		if (w <= 0)
-			return;
-		line += w;
-		n -= (size_t)w;
-	}
+	write_all(L->a->err_fd, line, n);
 }
 
 /* The program cannot go on correctly: say why and stop the whole process. */
@@ -990,16 +997,9 @@ static long ws_store(struct lazy *L, bool final)
 		fd = -EIO;   /* (EEXIST says another restore's file is there) */
 	long rc = fd;
 	if (fd >= 0) {
-		const char *p[2] = { (const char *)&h, (const char *)L->ws.pg };
-		uint64_t n[2] = { sizeof(h), (uint64_t)h.n * sizeof(*L->ws.pg) };
-		for (int i = 0; i < 2 && rc >= 0; i++)
-			while (n[i] && rc >= 0) {
-				rc = sys_write((int)fd, p[i], n[i]);
-				if (rc > 0)
-					p[i] += rc, n[i] -= (uint64_t)rc;
-				else if (rc == 0)
-					rc = -EIO;
-			}
+		rc = write_all((int)fd, (const char *)&h, sizeof(h));
+		if (rc == 0)
+			rc = write_all((int)fd, (const char *)L->ws.pg, (uint64_t)h.n * sizeof(*L->ws.pg));
 		sys_close((int)fd);
 		/* ours once claimed: replaced from then on */
 		bool replace = L->ws.claimed || (a->flags & CRAC_LAZY_WS_REPLACE);
@@ -1078,6 +1078,12 @@ static uint32_t ws_run(struct lazy *L, struct view *v, const struct crac_img_ws_
 #define WS_EARLY 256u
 #define WS_STEP 64u
 
+/* The working set the loader put in the area (CRAC_LAZY_WS_LOAD). */
+static const struct crac_img_ws_page *ws_entries(const struct lazy *L)
+{
+	return (const struct crac_img_ws_page *)((const char *)L->a + L->a->ws_off);
+}
+
 static uint32_t ws_hash(uint64_t addr, uint32_t mask)
 {
 	return (uint32_t)(((addr >> 12) * 0x9e3779b97f4a7c15ull) >> 40) & mask;
@@ -1086,7 +1092,7 @@ static uint32_t ws_hash(uint64_t addr, uint32_t mask)
 /* The index from page address to entry (no index: no extension by faults). */
 static void ws_index(struct lazy *L)
 {
-	const struct crac_img_ws_page *e = (const void *)((const char *)L->a + L->a->ws_off);
+	const struct crac_img_ws_page *e = ws_entries(L);
 	uint32_t n = L->a->ws_n, size = 64;
 
 	while (size < 2 * n)
@@ -1105,7 +1111,7 @@ static void ws_index(struct lazy *L)
 /* A fault at addr: past what the working set loaded so far? Load on. */
 static void ws_fault(struct lazy *L, uint64_t addr)
 {
-	const struct crac_img_ws_page *e = (const void *)((const char *)L->a + L->a->ws_off);
+	const struct crac_img_ws_page *e = ws_entries(L);
 
 	if (!L->ws.index || L->ws.next >= L->a->ws_n)
 		return;
@@ -1123,7 +1129,7 @@ static void ws_fault(struct lazy *L, uint64_t addr)
  * that come meanwhile are served first. */
 static void ws_load(struct lazy *L, struct view *v)
 {
-	const struct crac_img_ws_page *e = (const void *)((const char *)L->a + L->a->ws_off);
+	const struct crac_img_ws_page *e = ws_entries(L);
 	char buf[WS_RUN * P] __attribute__((aligned(64)));
 	uint64_t t0 = now_ns();
 
