@@ -155,60 +155,61 @@ static const char *type_name(uint32_t mode)
 	return "not a regular file";
 }
 
-/* Opens DIR/name: no symbolic link followed, never blocking, regular only. */
+int crac_img_open_regular(int dfd, const char *name, int *fd, struct stat *st)
+{
+	struct stat pre;
+	long r = sys_fstatat(dfd, name, &pre, AT_SYMLINK_NOFOLLOW);
+
+	*fd = -1;
+	if (r < 0)
+		return (int)r;
+	if (S_ISLNK(pre.st_mode))
+		return -ELOOP;   /* what O_NOFOLLOW would say */
+	/* look before opening: a device or FIFO planted there is never opened */
+	if (!S_ISREG(pre.st_mode)) {
+		*st = pre;
+		return CRAC_IMG_NOT_REGULAR;
+	}
+	if ((r = sys_openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY)) < 0)
+		return (int)r;
+	long f = r;
+	if ((r = sys_fstat(f, st)) < 0 || st->st_dev != pre.st_dev || st->st_ino != pre.st_ino ||
+	    !S_ISREG(st->st_mode)) {
+		sys_close(f);
+		return r < 0 ? (int)r : CRAC_IMG_SWAPPED;
+	}
+	*fd = (int)f;
+	return 0;
+}
+
+/* Opens DIR/name (crac_img_open_regular), saying in b what is wrong. */
 static int open_member(const char *dir, int dfd, const char *name, int *fd, uint64_t *size,
 		       uint32_t *uid, uint32_t *mode, struct crac_img_buf *b)
 {
 	struct stat st;
-	struct stat pre;
-	long r = sys_fstatat(dfd, name, &pre, AT_SYMLINK_NOFOLLOW);
+	int r = crac_img_open_regular(dfd, name, fd, &st);
 
-	/* look before opening: a device planted there is never opened */
-	if (r == 0 && !S_ISREG(pre.st_mode) && !S_ISLNK(pre.st_mode)) {
-		crac_img_put_escaped(b, dir);
-		crac_img_puts(b, "/");
-		crac_img_puts(b, name);
+	if (r == 0) {
+		*size = (uint64_t)st.st_size;
+		*uid = st.st_uid;
+		*mode = st.st_mode;
+		return 0;
+	}
+	crac_img_put_escaped(b, dir);
+	crac_img_puts(b, "/");
+	crac_img_puts(b, name);
+	if (r == -ELOOP) {
+		crac_img_puts(b, " is a symbolic link: refused (an image's files are never followed)");
+	} else if (r < 0) {
+		crac_img_put_err(b, r);
+	} else {
+		/* (swapped between the look and the open: taken for a link) */
 		crac_img_puts(b, " is ");
-		crac_img_puts(b, type_name(pre.st_mode));
+		crac_img_puts(b, type_name(r == CRAC_IMG_SWAPPED ? S_IFLNK : st.st_mode));
 		crac_img_puts(b, ", not a regular file: refused");
-		return -EINVAL;
+		r = -EINVAL;
 	}
-	if (r == 0)
-		r = sys_openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
-	if (r < 0) {
-		crac_img_put_escaped(b, dir);
-		crac_img_puts(b, "/");
-		crac_img_puts(b, name);
-		/* O_NOFOLLOW on a symbolic link: ELOOP; name it plainly */
-		if (r == -ELOOP)
-			crac_img_puts(b, " is a symbolic link: refused (an image's files are never followed)");
-		else
-			crac_img_put_err(b, r);
-		return (int)r;
-	}
-	long fdr = r;
-	if ((r = sys_fstat(fdr, &st)) == 0 && (st.st_dev != pre.st_dev || st.st_ino != pre.st_ino))
-		st.st_mode = S_IFLNK;   /* swapped between the look and the open */
-	if (r < 0 || !S_ISREG(st.st_mode)) {
-		sys_close(fdr);
-		crac_img_put_escaped(b, dir);
-		crac_img_puts(b, "/");
-		crac_img_puts(b, name);
-		if (r < 0) {
-			crac_img_put_err(b, r);
-		} else {
-			crac_img_puts(b, " is ");
-			crac_img_puts(b, type_name(st.st_mode));
-			crac_img_puts(b, ", not a regular file: refused");
-			r = -EINVAL;
-		}
-		return (int)r;
-	}
-	*fd = (int)fdr;
-	*size = (uint64_t)st.st_size;
-	*uid = st.st_uid;
-	*mode = st.st_mode;
-	return 0;
+	return r;
 }
 
 int crac_img_open(const char *dir, struct crac_img_opened *o, char *msg, size_t msglen)

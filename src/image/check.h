@@ -37,6 +37,19 @@ struct crac_img_opened {
  * (see CRAC_CHECK_OWNER): `crac inspect` shows anybody's image.
  */
 int crac_img_open(const char *dir, struct crac_img_opened *o, char *msg, size_t msglen);
+
+/*
+ * Opens name in the directory dfd read-only, the way every file of an
+ * image is opened: no symbolic link followed (-ELOOP), never blocking, a
+ * regular file only, looked at before the open (a FIFO or device planted
+ * there is never opened: CRAC_IMG_NOT_REGULAR, its type in st->st_mode)
+ * and after it (CRAC_IMG_SWAPPED: another file by then). 0 with *fd and
+ * *st, or a negative errno, or one of those two.
+ */
+#define CRAC_IMG_NOT_REGULAR 1
+#define CRAC_IMG_SWAPPED 2
+struct stat;
+int crac_img_open_regular(int dfd, const char *name, int *fd, struct stat *st);
 void crac_img_close(struct crac_img_opened *o);
 
 /*

@@ -22,6 +22,7 @@
  *
  * Freestanding like check.c: raw system calls only (loader/sys.h).
  */
+#include "image/check.h"
 #include "image/image.h"
 #include "loader/sys.h"
 
@@ -39,30 +40,22 @@ uint32_t crac_img_ws_crc(const struct crac_img_ws_head *h, const struct crac_img
 
 int crac_img_ws_open(int dir_fd, uint32_t owner, int *fd, uint64_t *size, struct crac_img_buf *why)
 {
-	struct stat pre, st;
-	long r = sys_fstatat(dir_fd, CRAC_IMG_WS_FILE, &pre, AT_SYMLINK_NOFOLLOW);
+	struct stat st;
+	int r = crac_img_open_regular(dir_fd, CRAC_IMG_WS_FILE, fd, &st);
 
-	*fd = -1;
-	if (r < 0) {
-		if (r != -ENOENT)
+	if (r != 0) {
+		if (r == -ELOOP)
+			crac_img_puts(why, "a symbolic link, not followed");
+		else if (r == CRAC_IMG_NOT_REGULAR)
+			crac_img_puts(why, "not a regular file");
+		else if (r == CRAC_IMG_SWAPPED)
+			crac_img_puts(why, "replaced while it was opened");
+		else if (r != -ENOENT)
 			crac_img_put_err(why, r);
-		return (int)r;
+		return r > 0 ? -EINVAL : r;
 	}
-	/* look before opening: a FIFO or device planted there is never opened */
-	if (!S_ISREG(pre.st_mode)) {
-		crac_img_puts(why, S_ISLNK(pre.st_mode) ? "a symbolic link, not followed" : "not a regular file");
-		return -EINVAL;
-	}
-	if ((r = sys_openat(dir_fd, CRAC_IMG_WS_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY)) < 0) {
-		crac_img_put_err(why, r);
-		return (int)r;
-	}
-	int f = (int)r;
-	if ((r = sys_fstat(f, &st)) < 0 || st.st_dev != pre.st_dev || st.st_ino != pre.st_ino || !S_ISREG(st.st_mode)) {
-		crac_img_puts(why, "replaced while it was opened");
-		sys_close(f);
-		return -EINVAL;
-	}
+	int f = *fd;
+	*fd = -1;
 	if (st.st_uid != owner || (st.st_mode & (S_IWGRP | S_IWOTH))) {
 		crac_img_puts(why, st.st_uid != owner ? "owned by uid " : "writable by other users (owner uid ");
 		crac_img_putu(why, st.st_uid);
