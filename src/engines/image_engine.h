@@ -588,8 +588,9 @@ const char *img_stdio_fd_name(int fd) CRAC_HIDDEN;
 
 /* The lazy loader thread, started by the restore loader (never returns). */
 void crac__img_lazy_main(struct crac_img_lazy *a) __attribute__((noreturn)) CRAC_HIDDEN;
-/* Restored side: waits until that thread has left the loader's code. */
-void crac__img_lazy_started(void) CRAC_HIDDEN;
+/* Restored side, out of the loader: unmaps it, or leaves that to the lazy
+ * thread if it is not out yet (no wait). */
+void crac__img_loader_leave(void) CRAC_HIDDEN;
 /* Restored side, at its end: background loading may start. */
 void crac__img_lazy_go(void) CRAC_HIDDEN;
 /* The tid of a lazy loader done loading that serves on because it tracks

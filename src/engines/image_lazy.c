@@ -1436,6 +1436,17 @@ static void warm_slots(struct lazy *L)
 		sys_madvise(b, L->buf_map_size, MADV_POPULATE_WRITE_);
 }
 
+/* Sets `me` (CRAC_LOADER_OUT_*) in resume.lazy_started; the second of the
+ * two to get there unmaps the loader. System calls only. */
+static void loader_out(struct crac_img_resume *res, uint32_t me)
+{
+	uint32_t other = me ^ (CRAC_LOADER_OUT_LAZY | CRAC_LOADER_OUT_MAIN);
+	uint32_t was = __atomic_fetch_or(&res->lazy_started, me, __ATOMIC_ACQ_REL);
+
+	if ((was & other) && res->loader_hi > res->loader_lo)
+		SYS(SYS_munmap, res->loader_lo, res->loader_hi - res->loader_lo, 0, 0, 0, 0);
+}
+
 static __attribute__((noreturn)) void leave(void *area, uint64_t size)
 {
 	/* unmaps our own stack: no memory access between the two calls */
@@ -1532,10 +1543,13 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 		((volatile uint64_t *)&lz)[i] = 0;
 	L->a = a;
 	L->res = (struct crac_img_resume *)(uintptr_t)a->resume;
-	/* We came through the loader's code, which the program unmaps as soon
-	 * as we are out of it (crac__img_lazy_started). */
-	__atomic_store_n(&L->res->lazy_started, 1, __ATOMIC_RELEASE);
-	SYS(SYS_futex, &L->res->lazy_started, FUTEX_WAKE, 1, 0, 0, 0);
+	/* We came through the loader's code: out of it now (the last of us and
+	 * the program's thread to leave it unmaps it). */
+	if (a->flags & CRAC_LAZY_TEST_LATE) {
+		struct timespec late = { 0, 100 * 1000 * 1000 };
+		SYS(SYS_nanosleep, &late, 0, 0, 0, 0, 0);
+	}
+	loader_out(L->res, CRAC_LOADER_OUT_LAZY);
 	L->chunk = (const struct crac_img_chunk *)((char *)a + a->chunks_off);
 	L->n_slots = a->buf_slots < CRAC_LAZY_SLOTS ? a->buf_slots : CRAC_LAZY_SLOTS;
 	if (!L->n_slots)
@@ -1742,16 +1756,21 @@ void crac__img_lazy_go(void)
 	__atomic_store_n(&crac__img_self.resume.lazy_go, 1, __ATOMIC_RELEASE);
 }
 
-/* Waits until the lazy loader thread (if any) runs our code, not the
- * loader's: the restored side unmaps the loader after this. */
-void crac__img_lazy_started(void)
+/* The restored program's thread is out of the loader's code (and took what
+ * it needed from the loader's memory): the loader is unmapped now, or by the
+ * lazy thread once that is out of it too. Neither waits for the other: a
+ * wait here put the restore path behind the lazy thread's start whenever
+ * the scheduler ran both on one CPU (up to a scheduler slice, ~1 ms). */
+void crac__img_loader_leave(void)
 {
 	struct crac_img_resume *res = &crac__img_self.resume;
 
-	if (res->lazy_mode != CRAC_LAZY_ON)
+	if (res->lazy_mode != CRAC_LAZY_ON) {
+		if (res->loader_hi > res->loader_lo)
+			munmap((void *)(uintptr_t)res->loader_lo, res->loader_hi - res->loader_lo);
 		return;
-	while (!__atomic_load_n(&res->lazy_started, __ATOMIC_ACQUIRE))
-		SYS(SYS_futex, &res->lazy_started, FUTEX_WAIT, 0, 0, 0, 0);
+	}
+	loader_out(res, CRAC_LOADER_OUT_MAIN);
 }
 
 /*

@@ -228,9 +228,7 @@ __attribute__((noinline)) int img_restored(struct crac_round *r)
 	img_track_restored_late();
 	copy_new_args(r, res);
 	copy_new_env(r, res);
-	crac__img_lazy_started();
-	if (res->loader_hi > res->loader_lo)
-		munmap((void *)(uintptr_t)res->loader_lo, res->loader_hi - res->loader_lo);
+	crac__img_loader_leave();
 	for (int i = 0; i < n_problems; i++)
 		crac__report_add(r->report, CRAC_PHASE_ENGINE, "image", -EIO, "%s", problems[i]);
 	/* the other threads' (each gave back its own attributes) */

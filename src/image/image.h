@@ -450,7 +450,7 @@ struct crac_img_resume {
 	uint32_t lazy_pid;               /* the process it serves */
 	uint32_t lazy_mode;              /* CRAC_LAZY_* : lazy, or why restore was eager */
 	uint32_t lazy_hurry;             /* set by crac__img_lazy_finish: prefetch now */
-	uint32_t lazy_started;           /* set by the thread once it left the loader's code */
+	uint32_t lazy_started;           /* who left the loader's code: CRAC_LOADER_OUT_* */
 	uint32_t lazy_go;                /* set once the process is restored: prefetch may start */
 	/* the image restored (incremental checkpoints: image_track.c) */
 	uint64_t image_dir;              /* loader: its absolute path (char *, loader's memory: copy it) */
@@ -519,6 +519,11 @@ bool crac_img_lazy_pick(const struct crac_img_map *m, uint64_t below, uint64_t r
 /* What a CRAC_LAZY_* mode means, in one line. */
 const char *crac_img_lazy_why(uint32_t mode);
 
+/* resume.lazy_started: the restored program's thread and the lazy thread
+ * each set their bit once out of the loader's code; the one that finds the
+ * other's bit set unmaps the loader (neither waits for the other). */
+#define CRAC_LOADER_OUT_LAZY 1u
+#define CRAC_LOADER_OUT_MAIN 2u
 #define CRAC_LAZY_MAGIC 0x797a614c43415243ull   /* "CRACLazy" */
 /* The loader makes this area for the restored libcrac's thread: any change
  * to it, or to what that thread must be able to read, raises
@@ -601,6 +606,7 @@ struct crac_img_lazy {
 #define CRAC_LAZY_WS_RECORD 0x800u   /* record the working set into ws_dir_fd ... */
 #define CRAC_LAZY_WS_REPLACE 0x1000u /* ... over an unusable file of that name */
 #define CRAC_LAZY_WS_TEST_SLOW 0x2000u /* tests: 2 ms between working-set runs (CRAC_TEST_WS_SLOW=1) */
+#define CRAC_LAZY_TEST_LATE 0x10000u /* tests: the thread leaves the loader 100 ms late (CRAC_TEST_LAZY_LATE=1) */
 #define CRAC_LAZY_SLOTS 4u           /* chunks kept verified in the buffer (threads faulting at once) */
 
 /*

@@ -1778,6 +1778,8 @@ static void read_environment(char **envp)
 			ld.plan.ws_record_ms = ms > 0 && ms <= 600000 ? (uint32_t)ms : 0;   /* tests: a longer recording */
 		} else if (!strcmp(*e, "CRAC_TEST_WS_SLOW=1"))
 			ld.plan.flags |= CRAC_LAZY_WS_TEST_SLOW;   /* tests: faults while it loads */
+		else if (!strcmp(*e, "CRAC_TEST_LAZY_LATE=1"))
+			ld.plan.flags |= CRAC_LAZY_TEST_LATE;   /* tests: the program out of the loader first */
 		else if (!strcmp(*e, "CRAC_LAZY_SMALL=off"))
 			ld.small_lazy = 0;   /* only mappings of CRAC_IMG_LAZY_MIN and more: benchmarks */
 		else if (!strcmp(*e, "CRAC_VERIFY_FILES=1"))

@@ -73,6 +73,24 @@ need_lazy() {
 	done
 }
 
+@test "the restored program does not wait for the lazy thread to leave the loader; the last of the two out unmaps it" {
+	checkpoint
+	need_lazy
+	# the lazy thread late (100 ms): the program runs with the loader still
+	# mapped, and the lazy thread unmaps it once out
+	run --separate-stderr clean env CRAC_TEST_LAZY_LATE=1 timeout 60 "$CRAC" restore "$T/img" -- loader
+	echo "late: status $status, stdout: $output, stderr: $stderr"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(printf 'loader mapped at first: yes\nok loader')" ]
+	# as it comes (mostly the lazy thread out first: the program unmaps it)
+	for i in 1 2 3 4 5; do
+		run --separate-stderr clean timeout 60 "$CRAC" restore "$T/img" -- loader
+		echo "run $i: status $status, stdout: $output, stderr: $stderr"
+		[ "$status" -eq 0 ]
+		echo "$output" | grep -qx "ok loader"
+	done
+}
+
 @test "loading on demand: what the program touched was loaded by faults" {
 	checkpoint
 	need_lazy

@@ -29,6 +29,11 @@
  *             (the test changes the pages file meanwhile), then reads every
  *             page like "read"
  *   wait3 SYNC the same with page 0 and the pages at 2 and 3 MiB only
+ *   loader    prints "loader mapped at first: yes|no" (the restore loader's
+ *             range, 0x500000000000 + 256 MiB, in /proc/self/maps when the
+ *             program runs again: the program does not wait for the lazy
+ *             thread to leave the loader), then waits for the lazy thread
+ *             to be done: the range must be unmapped by then
  */
 #include <crac.h>
 
@@ -141,6 +146,24 @@ static int wait_for_go(size_t to_mib)
 	return access(path, F_OK);
 }
 
+/* Is anything mapped in the restore loader's range? 1 yes, 0 no, -1 error */
+static int loader_mapped(void)
+{
+	char line[512];
+	FILE *f = fopen("/proc/self/maps", "re");
+	int found = 0;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long lo = strtoull(line, NULL, 16);
+		if (lo >= 0x500000000000ull && lo < 0x500000000000ull + (256ull << 20))
+			found = 1;
+	}
+	fclose(f);
+	return found;
+}
+
 static int run(void)
 {
 	size_t n;
@@ -251,6 +274,12 @@ static int run(void)
 			return fail("the child saw pages without their pattern, status", (size_t)st);
 		if ((n = bad_pages(big, 0, n_pages)))
 			return fail("parent", n);
+	} else if (!strcmp(scenario, "loader")) {
+		int first = loader_mapped();
+		printf("loader mapped at first: %s\n", first > 0 ? "yes" : "no");
+		crac__img_lazy_finish();
+		if (loader_mapped() != 0)
+			return fail("the loader's range still mapped once the lazy loader was done", 0);
 	} else if (!strcmp(scenario, "threads")) {
 		pthread_t t[4];
 		for (size_t q = 0; q < 4; q++)
