@@ -81,6 +81,7 @@
 static struct img_thread *_Atomic stopped_list;  /* records, on their stacks */
 static _Atomic int stopped_count;                 /* handlers that saved their context */
 static _Atomic int resumed_count;                 /* restored threads ready */
+static _Atomic int resumed_want;                  /* ... of these: the last one wakes the restorer */
 static _Atomic uint32_t release_gen;              /* bumped to let them go */
 static struct sigaction stop_old_action;          /* the app's disposition of the signal */
 static struct k_sigaction stop_old_kact;          /* the same, as the kernel has it */
@@ -525,8 +526,9 @@ static void stop_handler(int sig, siginfo_t *si, void *ucv)
 		img_thread_reattach(&t, false);
 		if (t.tid_cache)
 			fix_cached_tid(uc, t.tid, img_gettid());
-		atomic_fetch_add(&resumed_count, 1);
-		futex((volatile void *)&resumed_count, FUTEX_WAKE_PRIVATE, 1, NULL);
+		/* (one wake, by the last: the restoring thread sleeps until all are) */
+		if (atomic_fetch_add(&resumed_count, 1) + 1 >= atomic_load(&resumed_want))
+			futex((volatile void *)&resumed_count, FUTEX_WAKE_PRIVATE, 1, NULL);
 	}
 	while (atomic_load(&release_gen) == t.gen)
 		futex((volatile void *)&release_gen, FUTEX_WAIT_PRIVATE, t.gen, NULL);
@@ -1015,7 +1017,11 @@ int img_threads_restore_leader(const struct img_thread *self, struct img_err *e)
 int img_threads_recreate(struct img_err *e, int64_t *cloned_ns)
 {
 	bool try_same = !getenv("CRAC_IMAGE_NEW_TIDS");
-	int n = 0;
+	int n = 0, want = 0;
+
+	for (struct img_thread *t = atomic_load(&stopped_list); t; t = t->next)
+		want++;
+	atomic_store(&resumed_want, want);
 
 	for (struct img_thread *t = atomic_load(&stopped_list); t; t = t->next) {
 		if (t == leader_thread) {   /* already running: the leader */
