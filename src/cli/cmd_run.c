@@ -5,6 +5,8 @@
  * PID` can reach it.
  */
 #include "cli.h"
+#include "image/bounded.h"
+#include "image/dir.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -41,7 +43,16 @@ static int find_library(char *out, size_t len)
 			snprintf(cand, sizeof(cand), "%s/%s/libcrac.so", exe, CRAC_LIBEXEC_TO_LIBDIR);
 		else
 			snprintf(cand, sizeof(cand), "%s/libcrac.so", CRAC_INSTALL_LIBDIR);
-		if (access(cand, R_OK) == 0 && realpath(cand, out) && strlen(out) < len)
+		/* bounded (image/dir.c: crac run's limit, crac start's
+		 * --timeout): a directory on a file system that does not
+		 * answer ends the search, said with the path and the time */
+		char msg[PATH_MAX + 400];
+		int rc = crac_img_access_msg(cand, R_OK, msg, sizeof(msg));
+		if (rc == -ETIMEDOUT) {
+			cli_err("the search for libcrac.so stopped: %s", msg);
+			return rc;
+		}
+		if (rc == 0 && realpath(cand, out) && strlen(out) < len)
 			return 0;
 	}
 	return -ENOENT;
@@ -109,12 +120,19 @@ int crac_cmd_run(int argc, char **argv)
 		CLI_TRIGGER_LONGOPTS,
 		{ 0, 0, 0, 0 },
 	};
-	char path[PATH_MAX], show[CLI_PATH_SHOW_LEN];
+	char path[PATH_MAX], show[CLI_PATH_SHOW_LEN], msg[PATH_MAX + 400];
 	const char *engine = NULL;
 	struct cli_triggers trig;
 	bool dir = false, keep = false;
 	int c, t;
 
+	/* Its looks at files that may sit on a file system that does not
+	 * answer (the policy file, the library's install paths) wait at most
+	 * CRAC_BOUNDED_GRACE_MS (image/dir.c's helpers). */
+	static char bound[64];
+	long limit_ms = crac_bounded_grace_ms();
+	snprintf(bound, sizeof(bound), "crac run's limit, %ld ms", limit_ms);
+	crac_img_fs_limit(0, limit_ms, bound);
 	cli_triggers_init(&trig);
 	optind = 0;
 	while ((c = cli_getopt(argc, argv, "+:e:c:p:kh", opts, "usage: crac run [options] -- PROG [ARGS...]; crac run --help")) != -1 && c != CLI_OPERAND) {
@@ -137,9 +155,13 @@ int crac_cmd_run(int argc, char **argv)
 			if (cli_path_arg("run --policies", optarg, CLI_PATH_MAX, false,
 					 path, sizeof(path)) < 0)
 				return 2;
-			if (access(path, R_OK) < 0) {
-				cli_err("policy file %s: %s", cli_path_show(path, show, sizeof(show)),
-					strerror(errno));
+			int rc = crac_img_access_msg(path, R_OK, msg, sizeof(msg));
+			if (rc == -ETIMEDOUT) {   /* msg names the path and the time waited */
+				cli_err("policy file: %s", msg);
+				return 2;
+			}
+			if (rc < 0) {
+				cli_err("policy file %s: %s", cli_path_show(path, show, sizeof(show)), strerror(-rc));
 				return 2;
 			}
 			setenv("CRAC_POLICIES", path, 1);

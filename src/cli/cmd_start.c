@@ -120,9 +120,21 @@ static int find_prog(const char *prog, char *out, size_t len)
 		const char *end = strchr(p, ':');
 		size_t n = end ? (size_t)(end - p) : strlen(p);
 		char cand[PATH_MAX];
-		if (snprintf(cand, sizeof(cand), "%.*s/%s", (int)n, n ? p : ".", prog) < (int)sizeof(cand) &&
-		    access(cand, X_OK) == 0 && realpath(cand, out) && strlen(out) < len)
-			return 0;
+		char msg[PATH_MAX + 300];
+		/* (too long: not this directory) */
+		if (snprintf(cand, sizeof(cand), "%.*s/%s", (int)n, n ? p : ".", prog) < (int)sizeof(cand)) {
+			/* bounded by --timeout (image/dir.c): a directory of
+			 * PATH on a file system that does not answer ends the
+			 * search; the key then says "exe not found" (no
+			 * restore: it differs from the image's) */
+			int rc = crac_img_access_msg(cand, X_OK, msg, sizeof(msg));
+			if (rc == -ETIMEDOUT) {
+				cli_err("start: warning: the search for %s in PATH stopped: %s", prog, msg);
+				return rc;
+			}
+			if (rc == 0 && realpath(cand, out) && strlen(out) < len)
+				return 0;
+		}
 		p += n + (end ? 1 : 0);
 		if (!end)
 			break;
@@ -397,21 +409,17 @@ static int write_file(const char *dir, const char *name, const char *text)
 
 /* Removes an image directory of ours: no symbolic link followed (DIR
  * itself is opened O_NOFOLLOW, its files unlinked through that fd), nothing
- * of another user's; anything else in it stays (rmdir fails). */
+ * of another user's; anything else in it stays (rmdir fails). By a helper
+ * of image/dir.c, bounded by --timeout: a file system that does not answer
+ * leaves the directory, with a warning naming the file or the rmdir and
+ * the time waited (the next crac start's cleanup removes it). */
 static void remove_image(const char *dir)
 {
-	static const char *const files[] = { "header", "pages", KEY_FILE, ACT_FILE, CRAC_IMG_WS_FILE };
-	struct stat sb;
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	static const char *const more[] = { KEY_FILE, ACT_FILE, NULL };
+	char msg[PATH_MAX + 400];
 
-	if (dfd < 0)
-		return;
-	if (fstat(dfd, &sb) == 0 && sb.st_uid == geteuid()) {
-		for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
-			unlinkat(dfd, files[i], 0);
-		rmdir(dir);   /* a symbolic link put there meanwhile: ENOTDIR */
-	}
-	close(dfd);
+	if (crac_img_remove_own_msg(dir, more, msg, sizeof(msg)) == -ETIMEDOUT)
+		cli_err("start: warning: image directory %s left in place: %s", dir, msg);
 }
 
 static void fsync_dir(const char *path)
@@ -520,17 +528,20 @@ static void clean_stale_new(const struct start *st)
 
 	snprintf(parent, sizeof(parent), "%.*s", slash == st->dir ? 1 : (int)(slash - st->dir), st->dir);
 	snprintf(prefix, sizeof(prefix), "%s.new-", slash + 1);
-	DIR *d = opendir(parent);
-	if (!d)
+	/* the listing bounded by --timeout, as the removals */
+	static char names[16384];
+	char lmsg[PATH_MAX + 300];
+	size_t nlen, pl = strlen(prefix);
+	int lrc = crac_img_list_msg(parent, prefix, names, sizeof(names), &nlen, lmsg, sizeof(lmsg));
+	if (lrc == -ETIMEDOUT)
+		cli_err("start: warning: the cleanup of unfinished images of %s stopped: %s", st->dir, lmsg);
+	if (lrc < 0)
 		return;
-	size_t pl = strlen(prefix);
-	struct dirent *de;
-	while ((de = readdir(d))) {
+	for (size_t at = 0; at < nlen; at += strlen(names + at) + 1) {
+		const char *name = names + at;
 		char *end;
-		if (strncmp(de->d_name, prefix, pl))
-			continue;
-		long pid = strtol(de->d_name + pl, &end, 10);
-		if (end == de->d_name + pl || pid <= 0 || pid > INT_MAX)
+		long pid = strtol(name + pl, &end, 10);
+		if (end == name + pl || pid <= 0 || pid > INT_MAX)
 			continue;
 		snprintf(nd, sizeof(nd), "%s.new-%ld", st->dir, pid);
 		bool gone = pid == getpid() || (kill((pid_t)pid, 0) < 0 && errno == ESRCH);
@@ -553,7 +564,6 @@ static void clean_stale_new(const struct start *st)
 			}
 		}
 	}
-	closedir(d);
 	if (removed)
 		cli_err("start: removed %d unfinished image%s of %s left by writers that are gone", removed,
 			removed == 1 ? "" : "s", st->dir);
@@ -582,15 +592,19 @@ static void put_back_aside(const struct start *st)
 		return;   /* a writer at work: its own business */
 	snprintf(parent, sizeof(parent), "%.*s", slash == st->dir ? 1 : (int)(slash - st->dir), st->dir);
 	snprintf(prefix, sizeof(prefix), "%s.new-", slash + 1);
-	size_t pl = strlen(prefix);
-	DIR *d = opendir(parent);
-	struct dirent *de;
-	while (d && (de = readdir(d))) {
+	/* the listing bounded by --timeout (a file system that does not
+	 * answer: nothing put back, said) */
+	static char names[16384];
+	char lmsg[PATH_MAX + 300];
+	size_t nlen = 0, pl = strlen(prefix);
+	if (crac_img_list_msg(parent, prefix, names, sizeof(names), &nlen, lmsg, sizeof(lmsg)) == -ETIMEDOUT)
+		cli_err("start: warning: %s is missing, and the search for an image moved aside stopped: %s",
+			st->dir, lmsg);
+	for (size_t at = 0; at < nlen; at += strlen(names + at) + 1) {
+		const char *name = names + at;
 		char *end;
-		if (strncmp(de->d_name, prefix, pl))
-			continue;
-		long pid = strtol(de->d_name + pl, &end, 10);
-		if (end == de->d_name + pl || pid <= 0 || pid > INT_MAX || strcmp(end, OLD_SUFFIX))
+		long pid = strtol(name + pl, &end, 10);
+		if (end == name + pl || pid <= 0 || pid > INT_MAX || strcmp(end, OLD_SUFFIX))
 			continue;
 		if (pid != getpid() && !(kill((pid_t)pid, 0) < 0 && errno == ESRCH))
 			continue;   /* its writer still runs (and puts it back itself if it must) */
@@ -604,8 +618,6 @@ static void put_back_aside(const struct start *st)
 			break;
 		}
 	}
-	if (d)
-		closedir(d);
 	ofd_lock(st->lock_fd, F_UNLCK, 1, false);
 }
 
