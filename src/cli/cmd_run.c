@@ -22,9 +22,9 @@
  * library), then the configured libdir. */
 static int find_library(char *out, size_t len)
 {
-	char exe[PATH_MAX], cand[PATH_MAX + 64];
-	const char *dirs[4];
-	int nd = 0;
+	char exe[PATH_MAX], cand[4][PATH_MAX + 64], msg[PATH_MAX + 400];
+	const char *dirs[4], *cands[5];
+	int nd = 0, nc = 0, found = -1;
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 
 	if (getenv("CRAC_LIBDIR"))
@@ -36,23 +36,27 @@ static int find_library(char *out, size_t len)
 			*slash = 0;
 		dirs[nd++] = exe;
 	}
-	for (int i = 0; i < nd + 2; i++) {
-		if (i < nd)
-			snprintf(cand, sizeof(cand), "%s/libcrac.so", dirs[i]);
-		else if (i == nd && n > 0)
-			snprintf(cand, sizeof(cand), "%s/%s/libcrac.so", exe, CRAC_LIBEXEC_TO_LIBDIR);
-		else
-			snprintf(cand, sizeof(cand), "%s/libcrac.so", CRAC_INSTALL_LIBDIR);
-		/* bounded (image/dir.c: crac run's limit, crac start's
-		 * --timeout): a directory on a file system that does not
-		 * answer ends the search, said with the path and the time */
-		char msg[PATH_MAX + 400];
-		int rc = crac_img_access_msg(cand, R_OK, msg, sizeof(msg));
+	for (int i = 0; i < nd; i++)
+		snprintf(cand[nc++], sizeof(cand[0]), "%s/libcrac.so", dirs[i]);
+	if (n > 0)
+		snprintf(cand[nc++], sizeof(cand[0]), "%s/%s/libcrac.so", exe, CRAC_LIBEXEC_TO_LIBDIR);
+	snprintf(cand[nc++], sizeof(cand[0]), "%s/libcrac.so", CRAC_INSTALL_LIBDIR);
+	for (int i = 0; i < nc; i++)
+		cands[i] = cand[i];
+	cands[nc] = NULL;
+	/* The access(2) of each in turn by one helper of image/dir.c, bounded
+	 * (crac run's limit, crac start's --timeout): a directory on a file
+	 * system that does not answer ends the search, said with the path
+	 * and the time waited. */
+	for (int from = 0; from < nc; from += found + 1) {
+		int rc = crac_img_access_first_msg(cands + from, R_OK, &found, msg, sizeof(msg));
 		if (rc == -ETIMEDOUT) {
 			cli_err("the search for libcrac.so stopped: %s", msg);
 			return rc;
 		}
-		if (rc == 0 && realpath(cand, out) && strlen(out) < len)
+		if (rc < 0)
+			break;
+		if (realpath(cands[from + found], out) && strlen(out) < len)
 			return 0;
 	}
 	return -ENOENT;

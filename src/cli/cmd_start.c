@@ -107,7 +107,11 @@ static void put_escaped(FILE *f, const char *s)
 	fputc('\n', f);
 }
 
-/* PROG as execvp would find it. */
+/* PROG as execvp would find it. The access(2) of each directory's
+ * candidate in turn by one helper of image/dir.c, bounded by --timeout: a
+ * directory of PATH on a file system that does not answer ends the search,
+ * said with the path and the time waited; the key then says "exe not
+ * found" (no restore: it differs from the image's). */
 static int find_prog(const char *prog, char *out, size_t len)
 {
 	const char *path = getenv("PATH");
@@ -116,30 +120,40 @@ static int find_prog(const char *prog, char *out, size_t len)
 		return realpath(prog, out) && strlen(out) < len ? 0 : -errno;
 	if (!path || !*path)
 		path = "/usr/local/bin:/usr/bin:/bin";
-	for (const char *p = path; *p;) {
+	size_t n_dirs = 1;
+	for (const char *p = path; *p; p++)
+		n_dirs += *p == ':';
+	/* each candidate DIR/PROG in one block, NULL after the last */
+	size_t room = n_dirs * (strlen(prog) + 3) + strlen(path) + 1;
+	char *text = malloc(room), msg[PATH_MAX + 400];
+	const char **cands = calloc(n_dirs + 1, sizeof(*cands));
+	size_t nc = 0, at = 0;
+	int found = -1, rc = -ENOMEM;
+	if (!text || !cands)
+		goto out;
+	for (const char *p = path;;) {
 		const char *end = strchr(p, ':');
 		size_t n = end ? (size_t)(end - p) : strlen(p);
-		char cand[PATH_MAX];
-		char msg[PATH_MAX + 300];
-		/* (too long: not this directory) */
-		if (snprintf(cand, sizeof(cand), "%.*s/%s", (int)n, n ? p : ".", prog) < (int)sizeof(cand)) {
-			/* bounded by --timeout (image/dir.c): a directory of
-			 * PATH on a file system that does not answer ends the
-			 * search; the key then says "exe not found" (no
-			 * restore: it differs from the image's) */
-			int rc = crac_img_access_msg(cand, X_OK, msg, sizeof(msg));
-			if (rc == -ETIMEDOUT) {
-				cli_err("start: warning: the search for %s in PATH stopped: %s", prog, msg);
-				return rc;
-			}
-			if (rc == 0 && realpath(cand, out) && strlen(out) < len)
-				return 0;
+		int w = snprintf(text + at, room - at, "%.*s/%s", (int)n, n ? p : ".", prog);
+		if (w > 0 && (size_t)w < PATH_MAX && (size_t)w < room - at) {   /* (too long: not this one) */
+			cands[nc++] = text + at;
+			at += (size_t)w + 1;
 		}
-		p += n + (end ? 1 : 0);
 		if (!end)
 			break;
+		p = end + 1;
 	}
-	return -ENOENT;
+	cands[nc] = NULL;
+	rc = crac_img_access_first_msg(cands, X_OK, &found, msg, sizeof(msg));
+	if (rc == -ETIMEDOUT)
+		cli_err("start: warning: the search for %s in PATH stopped: %s", prog, msg);
+	/* (the first that passes: execvp would take it, or fail) */
+	else
+		rc = rc == 0 && realpath(cands[found], out) && strlen(out) < len ? 0 : -ENOENT;
+out:
+	free(text);
+	free(cands);
+	return rc;
 }
 
 static char *make_key(const char *key, char **args)

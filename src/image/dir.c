@@ -150,6 +150,7 @@ struct fsop {
 	bool data_only;         /* FSOP_FSYNC_FD: fdatasync */
 	bool own_only;          /* FSOP_REMOVE: only a directory of this user's */
 	const char *const *more; /* FSOP_REMOVE: more names to unlink (NULL-terminated), or NULL */
+	const char *const *cands; /* FSOP_ACCESS: paths tried in turn (NULL-terminated) instead of path */
 	long slow_ms;           /* CRAC_TEST_SLOW_FS */
 	int res;                /* 0 or -errno (FSOP_SAME: 1 the expected one, 0 another) */
 	int step;               /* FSOP_REMOVE: 0 header, 1 pages, 2 + k more[k], then the directory;
@@ -421,8 +422,16 @@ static void fsop_run(void *arg)
 	case FSOP_LIST:
 		stale_list(op);
 		break;
-	case FSOP_ACCESS:   /* access(2): the real ids */
-		op->res = (int)crac_raw_syscall3(SYS_faccessat, AT_FDCWD, (long)op->path, op->fd);
+	case FSOP_ACCESS:   /* access(2): the real ids; the first of cands that passes (step) */
+		if (!op->cands) {
+			op->res = (int)crac_raw_syscall3(SYS_faccessat, AT_FDCWD, (long)op->path, op->fd);
+			break;
+		}
+		op->res = -ENOENT;
+		for (op->step = 0; op->res < 0 && op->cands[op->step]; op->step++)
+			if ((op->res = (int)crac_raw_syscall3(SYS_faccessat, AT_FDCWD, (long)op->cands[op->step],
+							      op->fd)) == 0)
+				break;
 		break;
 	}
 }
@@ -489,6 +498,20 @@ int crac_img_access_msg(const char *path, int mode, char *msg, size_t msglen)
 		snprintf(msg, msglen, "%s: %s", path, strerror(-rc));
 	else
 		msg[0] = 0;
+	return rc;
+}
+
+int crac_img_access_first_msg(const char *const *paths, int mode, int *found, char *msg, size_t msglen)
+{
+	struct fsop op = { .kind = FSOP_ACCESS, .cands = paths, .fd = mode, .slow_ms = fs_slow("access") };
+	int64_t waited;
+	char why[200];
+	int rc = fsop_bounded(&op, &waited);
+
+	*found = rc == 0 ? op.step : -1;
+	msg[0] = 0;
+	if (given_up(rc, waited, why, sizeof(why)))
+		snprintf(msg, msglen, "access to %s %s", paths[op.step] ? paths[op.step] : "", why);
 	return rc;
 }
 

@@ -153,6 +153,11 @@ void crac_img_fs_limit(int64_t mono_ns, long grace_ms, const char *bound) CRAC_H
 /* access(2) of path (the real ids), bounded as crac_img_remove: 0, -errno,
  * or -ETIMEDOUT; msg says which path and why (one line). */
 int crac_img_access_msg(const char *path, int mode, char *msg, size_t msglen) CRAC_HIDDEN;
+/* access(2) of each of paths (NULL-terminated) in turn, by one helper,
+ * bounded the same way: 0 and *found the index of the first that passes,
+ * the last one's -errno (-ENOENT: none), or -ETIMEDOUT with msg naming the
+ * path it was at (a search of PATH or of install paths). */
+int crac_img_access_first_msg(const char *const *paths, int mode, int *found, char *msg, size_t msglen) CRAC_HIDDEN;
 /* The names in directory dir that start with prefix, NUL after each, into
  * names (cap bytes; whole names only: those that do not fit, and more than
  * 16 KiB of them, are left out), *len bytes; bounded as crac_img_remove:
