@@ -2161,9 +2161,10 @@ static void check_address_space(void)
 	for (uint32_t i = 0; i < h->n_maps; i++)
 		if (v->maps[i].kind < CRAC_MAP_VVAR && v->maps[i].end > v->maps[i].start)
 			image += v->maps[i].end - v->maps[i].start;
-	for (uint32_t f = 0; f < h->n_fds; f++) {
+	for (uint32_t f = 0; f < h->n_fds; f++) {   /* (socket.c, requeue: one at a time) */
 		uint64_t d = (v->fds[f].data_len + P - 1) & ~(P - 1);
-		queued = d > queued ? d : queued;
+		if (v->fds[f].kind == CRAC_OBJ_SOCKET && d > queued)
+			queued = d;
 	}
 	uint64_t mine = ld.hi - ld.lo + h->vvar_size + h->vvar_vclock_size + h->vdso_size;
 	uint64_t lazy = ld.plan.uffd >= 0 ? lazy_as_need(v, is_lazy, ld.n_lazy_refs ? &chain : 0) : 0;
