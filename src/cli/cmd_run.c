@@ -5,6 +5,8 @@
  * PID` can reach it.
  */
 #include "cli.h"
+#include "image/bounded.h"
+#include "image/dir.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -20,9 +22,9 @@
  * library), then the configured libdir. */
 static int find_library(char *out, size_t len)
 {
-	char exe[PATH_MAX], cand[PATH_MAX + 64];
-	const char *dirs[4];
-	int nd = 0;
+	char exe[PATH_MAX], cand[4][PATH_MAX + 64], msg[PATH_MAX + 400];
+	const char *dirs[4], *cands[5];
+	int nd = 0, nc = 0, found = -1;
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 
 	if (getenv("CRAC_LIBDIR"))
@@ -34,14 +36,27 @@ static int find_library(char *out, size_t len)
 			*slash = 0;
 		dirs[nd++] = exe;
 	}
-	for (int i = 0; i < nd + 2; i++) {
-		if (i < nd)
-			snprintf(cand, sizeof(cand), "%s/libcrac.so", dirs[i]);
-		else if (i == nd && n > 0)
-			snprintf(cand, sizeof(cand), "%s/%s/libcrac.so", exe, CRAC_LIBEXEC_TO_LIBDIR);
-		else
-			snprintf(cand, sizeof(cand), "%s/libcrac.so", CRAC_INSTALL_LIBDIR);
-		if (access(cand, R_OK) == 0 && realpath(cand, out) && strlen(out) < len)
+	for (int i = 0; i < nd; i++)
+		snprintf(cand[nc++], sizeof(cand[0]), "%s/libcrac.so", dirs[i]);
+	if (n > 0)
+		snprintf(cand[nc++], sizeof(cand[0]), "%s/%s/libcrac.so", exe, CRAC_LIBEXEC_TO_LIBDIR);
+	snprintf(cand[nc++], sizeof(cand[0]), "%s/libcrac.so", CRAC_INSTALL_LIBDIR);
+	for (int i = 0; i < nc; i++)
+		cands[i] = cand[i];
+	cands[nc] = NULL;
+	/* The access(2) of each in turn by one helper of image/dir.c, bounded
+	 * (crac run's limit, crac start's --timeout): a directory on a file
+	 * system that does not answer ends the search, said with the path
+	 * and the time waited. */
+	for (int from = 0; from < nc; from += found + 1) {
+		int rc = crac_img_access_first_msg(cands + from, R_OK, &found, msg, sizeof(msg));
+		if (rc == -ETIMEDOUT) {
+			cli_err("the search for libcrac.so stopped: %s", msg);
+			return rc;
+		}
+		if (rc < 0)
+			break;
+		if (realpath(cands[from + found], out) && strlen(out) < len)
 			return 0;
 	}
 	return -ENOENT;
@@ -109,12 +124,19 @@ int crac_cmd_run(int argc, char **argv)
 		CLI_TRIGGER_LONGOPTS,
 		{ 0, 0, 0, 0 },
 	};
-	char path[PATH_MAX], show[CLI_PATH_SHOW_LEN];
+	char path[PATH_MAX], show[CLI_PATH_SHOW_LEN], msg[PATH_MAX + 400];
 	const char *engine = NULL;
 	struct cli_triggers trig;
 	bool dir = false, keep = false;
 	int c, t;
 
+	/* Its looks at files that may sit on a file system that does not
+	 * answer (the policy file, the library's install paths) wait at most
+	 * CRAC_BOUNDED_GRACE_MS (image/dir.c's helpers). */
+	static char bound[64];
+	long limit_ms = crac_bounded_grace_ms();
+	snprintf(bound, sizeof(bound), "crac run's limit, %ld ms", limit_ms);
+	crac_img_fs_limit(0, limit_ms, bound);
 	cli_triggers_init(&trig);
 	optind = 0;
 	while ((c = cli_getopt(argc, argv, "+:e:c:p:kh", opts, "usage: crac run [options] -- PROG [ARGS...]; crac run --help")) != -1 && c != CLI_OPERAND) {
@@ -137,9 +159,13 @@ int crac_cmd_run(int argc, char **argv)
 			if (cli_path_arg("run --policies", optarg, CLI_PATH_MAX, false,
 					 path, sizeof(path)) < 0)
 				return 2;
-			if (access(path, R_OK) < 0) {
-				cli_err("policy file %s: %s", cli_path_show(path, show, sizeof(show)),
-					strerror(errno));
+			int rc = crac_img_access_msg(path, R_OK, msg, sizeof(msg));
+			if (rc == -ETIMEDOUT) {   /* msg names the path and the time waited */
+				cli_err("policy file: %s", msg);
+				return 2;
+			}
+			if (rc < 0) {
+				cli_err("policy file %s: %s", cli_path_show(path, show, sizeof(show)), strerror(-rc));
 				return 2;
 			}
 			setenv("CRAC_POLICIES", path, 1);

@@ -107,7 +107,11 @@ static void put_escaped(FILE *f, const char *s)
 	fputc('\n', f);
 }
 
-/* PROG as execvp would find it. */
+/* PROG as execvp would find it. The access(2) of each directory's
+ * candidate in turn by one helper of image/dir.c, bounded by --timeout: a
+ * directory of PATH on a file system that does not answer ends the search,
+ * said with the path and the time waited; the key then says "exe not
+ * found" (no restore: it differs from the image's). */
 static int find_prog(const char *prog, char *out, size_t len)
 {
 	const char *path = getenv("PATH");
@@ -116,18 +120,40 @@ static int find_prog(const char *prog, char *out, size_t len)
 		return realpath(prog, out) && strlen(out) < len ? 0 : -errno;
 	if (!path || !*path)
 		path = "/usr/local/bin:/usr/bin:/bin";
-	for (const char *p = path; *p;) {
+	size_t n_dirs = 1;
+	for (const char *p = path; *p; p++)
+		n_dirs += *p == ':';
+	/* each candidate DIR/PROG in one block, NULL after the last */
+	size_t room = n_dirs * (strlen(prog) + 3) + strlen(path) + 1;
+	char *text = malloc(room), msg[PATH_MAX + 400];
+	const char **cands = calloc(n_dirs + 1, sizeof(*cands));
+	size_t nc = 0, at = 0;
+	int found = -1, rc = -ENOMEM;
+	if (!text || !cands)
+		goto out;
+	for (const char *p = path;;) {
 		const char *end = strchr(p, ':');
 		size_t n = end ? (size_t)(end - p) : strlen(p);
-		char cand[PATH_MAX];
-		if (snprintf(cand, sizeof(cand), "%.*s/%s", (int)n, n ? p : ".", prog) < (int)sizeof(cand) &&
-		    access(cand, X_OK) == 0 && realpath(cand, out) && strlen(out) < len)
-			return 0;
-		p += n + (end ? 1 : 0);
+		int w = snprintf(text + at, room - at, "%.*s/%s", (int)n, n ? p : ".", prog);
+		if (w > 0 && (size_t)w < PATH_MAX && (size_t)w < room - at) {   /* (too long: not this one) */
+			cands[nc++] = text + at;
+			at += (size_t)w + 1;
+		}
 		if (!end)
 			break;
+		p = end + 1;
 	}
-	return -ENOENT;
+	cands[nc] = NULL;
+	rc = crac_img_access_first_msg(cands, X_OK, &found, msg, sizeof(msg));
+	if (rc == -ETIMEDOUT)
+		cli_err("start: warning: the search for %s in PATH stopped: %s", prog, msg);
+	/* (the first that passes: execvp would take it, or fail) */
+	else
+		rc = rc == 0 && realpath(cands[found], out) && strlen(out) < len ? 0 : -ENOENT;
+out:
+	free(text);
+	free(cands);
+	return rc;
 }
 
 static char *make_key(const char *key, char **args)
@@ -397,21 +423,17 @@ static int write_file(const char *dir, const char *name, const char *text)
 
 /* Removes an image directory of ours: no symbolic link followed (DIR
  * itself is opened O_NOFOLLOW, its files unlinked through that fd), nothing
- * of another user's; anything else in it stays (rmdir fails). */
+ * of another user's; anything else in it stays (rmdir fails). By a helper
+ * of image/dir.c, bounded by --timeout: a file system that does not answer
+ * leaves the directory, with a warning naming the file or the rmdir and
+ * the time waited (the next crac start's cleanup removes it). */
 static void remove_image(const char *dir)
 {
-	static const char *const files[] = { "header", "pages", KEY_FILE, ACT_FILE, CRAC_IMG_WS_FILE };
-	struct stat sb;
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	static const char *const more[] = { KEY_FILE, ACT_FILE, NULL };
+	char msg[PATH_MAX + 400];
 
-	if (dfd < 0)
-		return;
-	if (fstat(dfd, &sb) == 0 && sb.st_uid == geteuid()) {
-		for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
-			unlinkat(dfd, files[i], 0);
-		rmdir(dir);   /* a symbolic link put there meanwhile: ENOTDIR */
-	}
-	close(dfd);
+	if (crac_img_remove_own_msg(dir, more, msg, sizeof(msg)) == -ETIMEDOUT)
+		cli_err("start: warning: image directory %s left in place: %s", dir, msg);
 }
 
 static void fsync_dir(const char *path)
@@ -520,17 +542,20 @@ static void clean_stale_new(const struct start *st)
 
 	snprintf(parent, sizeof(parent), "%.*s", slash == st->dir ? 1 : (int)(slash - st->dir), st->dir);
 	snprintf(prefix, sizeof(prefix), "%s.new-", slash + 1);
-	DIR *d = opendir(parent);
-	if (!d)
+	/* the listing bounded by --timeout, as the removals */
+	static char names[16384];
+	char lmsg[PATH_MAX + 300];
+	size_t nlen, pl = strlen(prefix);
+	int lrc = crac_img_list_msg(parent, prefix, names, sizeof(names), &nlen, lmsg, sizeof(lmsg));
+	if (lrc == -ETIMEDOUT)
+		cli_err("start: warning: the cleanup of unfinished images of %s stopped: %s", st->dir, lmsg);
+	if (lrc < 0)
 		return;
-	size_t pl = strlen(prefix);
-	struct dirent *de;
-	while ((de = readdir(d))) {
+	for (size_t at = 0; at < nlen; at += strlen(names + at) + 1) {
+		const char *name = names + at;
 		char *end;
-		if (strncmp(de->d_name, prefix, pl))
-			continue;
-		long pid = strtol(de->d_name + pl, &end, 10);
-		if (end == de->d_name + pl || pid <= 0 || pid > INT_MAX)
+		long pid = strtol(name + pl, &end, 10);
+		if (end == name + pl || pid <= 0 || pid > INT_MAX)
 			continue;
 		snprintf(nd, sizeof(nd), "%s.new-%ld", st->dir, pid);
 		bool gone = pid == getpid() || (kill((pid_t)pid, 0) < 0 && errno == ESRCH);
@@ -553,7 +578,6 @@ static void clean_stale_new(const struct start *st)
 			}
 		}
 	}
-	closedir(d);
 	if (removed)
 		cli_err("start: removed %d unfinished image%s of %s left by writers that are gone", removed,
 			removed == 1 ? "" : "s", st->dir);
@@ -582,15 +606,19 @@ static void put_back_aside(const struct start *st)
 		return;   /* a writer at work: its own business */
 	snprintf(parent, sizeof(parent), "%.*s", slash == st->dir ? 1 : (int)(slash - st->dir), st->dir);
 	snprintf(prefix, sizeof(prefix), "%s.new-", slash + 1);
-	size_t pl = strlen(prefix);
-	DIR *d = opendir(parent);
-	struct dirent *de;
-	while (d && (de = readdir(d))) {
+	/* the listing bounded by --timeout (a file system that does not
+	 * answer: nothing put back, said) */
+	static char names[16384];
+	char lmsg[PATH_MAX + 300];
+	size_t nlen = 0, pl = strlen(prefix);
+	if (crac_img_list_msg(parent, prefix, names, sizeof(names), &nlen, lmsg, sizeof(lmsg)) == -ETIMEDOUT)
+		cli_err("start: warning: %s is missing, and the search for an image moved aside stopped: %s",
+			st->dir, lmsg);
+	for (size_t at = 0; at < nlen; at += strlen(names + at) + 1) {
+		const char *name = names + at;
 		char *end;
-		if (strncmp(de->d_name, prefix, pl))
-			continue;
-		long pid = strtol(de->d_name + pl, &end, 10);
-		if (end == de->d_name + pl || pid <= 0 || pid > INT_MAX || strcmp(end, OLD_SUFFIX))
+		long pid = strtol(name + pl, &end, 10);
+		if (end == name + pl || pid <= 0 || pid > INT_MAX || strcmp(end, OLD_SUFFIX))
 			continue;
 		if (pid != getpid() && !(kill((pid_t)pid, 0) < 0 && errno == ESRCH))
 			continue;   /* its writer still runs (and puts it back itself if it must) */
@@ -604,8 +632,6 @@ static void put_back_aside(const struct start *st)
 			break;
 		}
 	}
-	if (d)
-		closedir(d);
 	ofd_lock(st->lock_fd, F_UNLCK, 1, false);
 }
 

@@ -791,8 +791,10 @@ static int check_process(const struct crac_img_checker *k, struct crac_img_buf *
 	}
 	/* The loader maps every mapping of the image (the kernel's vdso and
 	 * vvar are this process's): more than RLIMIT_AS lets it map failed
-	 * after the point of no return. (The loader's own few megabytes
-	 * are not counted: a refusal here is always right.) */
+	 * after the point of no return. (The loader's own ~10 MiB and its
+	 * lazy thread's are not counted: a refusal here is always right, and
+	 * the loader checks the whole need itself before its point of no
+	 * return: loader.c, check_address_space.) */
 	if (sys_prlimit(0, RLIMIT_AS_, 0, lim) == 0 && lim[0] != ~0ull) {
 		uint64_t need = 0;
 		for (uint32_t i = 0; i < h->n_maps; i++) {

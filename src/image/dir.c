@@ -105,8 +105,8 @@ int crac_img_split_path(const char *dir, char *parent, size_t plen, const char *
  * the grace, and the messages name it.
  *
  * CRAC_TEST_SLOW_FS=OP:MS (tests only; OP `fsync`, `remove`, `check`,
- * `rename`, `clean` or `access`): the operation first sleeps MS ms, a file
- * system that does not answer.
+ * `rename`, `clean`, `access` or `list`): the operation first sleeps MS ms,
+ * a file system that does not answer.
  *
  * System calls only: crac_img_fsync_fd may be called while the program's
  * other threads are stopped (crac_img_fs_prepare binds beforehand what
@@ -131,9 +131,11 @@ struct target_facts {
 	char magic[8];          /* the header's first bytes */
 };
 
-/* Names of the temporaries of one image in its parent (FSOP_LIST). */
+/* Names of the temporaries of one image in its parent (FSOP_LIST), or,
+ * with prefix set, every name that starts with it (crac_img_list_msg). */
 struct stale_list {
 	const char *parent, *base;
+	const char *prefix;
 	char names[16384];      /* NUL after each; more wait for the next checkpoint */
 	size_t len;
 };
@@ -147,9 +149,11 @@ struct fsop {
 	int fd;                 /* FSOP_FSYNC_FD; FSOP_ACCESS: the mode */
 	bool data_only;         /* FSOP_FSYNC_FD: fdatasync */
 	bool own_only;          /* FSOP_REMOVE: only a directory of this user's */
+	const char *const *more; /* FSOP_REMOVE: more names to unlink (NULL-terminated), or NULL */
+	const char *const *cands; /* FSOP_ACCESS: paths tried in turn (NULL-terminated) instead of path */
 	long slow_ms;           /* CRAC_TEST_SLOW_FS */
 	int res;                /* 0 or -errno (FSOP_SAME: 1 the expected one, 0 another) */
-	int step;               /* FSOP_REMOVE: 0 header, 1 pages, 2 the directory;
+	int step;               /* FSOP_REMOVE: 0 header, 1 pages, 2 + k more[k], then the directory;
 				 * FSOP_TARGET: 0 the parent, 1 DIR, 2 its entries, 3 its header */
 	struct target_facts *tf;   /* FSOP_TARGET */
 	struct stale_list *sl;     /* FSOP_LIST */
@@ -306,7 +310,7 @@ static void stale_list(struct fsop *op)
 {
 	struct stale_list *sl = op->sl;
 	char dents[4096] __attribute__((aligned(8)));
-	size_t bl = strlen(sl->base);
+	size_t bl = strlen(sl->prefix ? sl->prefix : sl->base);
 	long dfd = crac_raw_syscall3(SYS_openat, AT_FDCWD, (long)sl->parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	long got;
 
@@ -320,9 +324,11 @@ static void stale_list(struct fsop *op)
 			const struct dent64 *d = (const struct dent64 *)(dents + at);
 			size_t nl = strlen(d->name);
 			at += d->reclen;
-			if (strncmp(d->name, sl->base, bl) ||
-			    (strncmp(d->name + bl, ".tmp-", 5) && strncmp(d->name + bl, ".old-", 5)) ||
-			    sl->len + nl + 1 > sizeof(sl->names))
+			if (sl->prefix ? strncmp(d->name, sl->prefix, bl) != 0
+				       : strncmp(d->name, sl->base, bl) ||
+						 (strncmp(d->name + bl, ".tmp-", 5) && strncmp(d->name + bl, ".old-", 5)))
+				continue;
+			if (sl->len + nl + 1 > sizeof(sl->names))
 				continue;
 			memcpy(sl->names + sl->len, d->name, nl + 1);
 			sl->len += nl + 1;
@@ -374,8 +380,9 @@ static void fsop_run(void *arg)
 				break;
 			}
 		}
-		for (op->step = 0, r = 0; op->step < 2; op->step++) {
-			r = crac_raw_syscall3(SYS_unlinkat, dfd, (long)names[op->step], 0);
+		for (op->step = 0, r = 0; op->step < 2 || (op->more && op->more[op->step - 2]); op->step++) {
+			r = crac_raw_syscall3(SYS_unlinkat, dfd,
+					      (long)(op->step < 2 ? names[op->step] : op->more[op->step - 2]), 0);
 			if (r < 0 && r != -ENOENT)
 				break;
 			r = 0;
@@ -415,8 +422,16 @@ static void fsop_run(void *arg)
 	case FSOP_LIST:
 		stale_list(op);
 		break;
-	case FSOP_ACCESS:   /* access(2): the real ids */
-		op->res = (int)crac_raw_syscall3(SYS_faccessat, AT_FDCWD, (long)op->path, op->fd);
+	case FSOP_ACCESS:   /* access(2): the real ids; the first of cands that passes (step) */
+		if (!op->cands) {
+			op->res = (int)crac_raw_syscall3(SYS_faccessat, AT_FDCWD, (long)op->path, op->fd);
+			break;
+		}
+		op->res = -ENOENT;
+		for (op->step = 0; op->res < 0 && op->cands[op->step]; op->step++)
+			if ((op->res = (int)crac_raw_syscall3(SYS_faccessat, AT_FDCWD, (long)op->cands[op->step],
+							      op->fd)) == 0)
+				break;
 		break;
 	}
 }
@@ -486,6 +501,54 @@ int crac_img_access_msg(const char *path, int mode, char *msg, size_t msglen)
 	return rc;
 }
 
+int crac_img_access_first_msg(const char *const *paths, int mode, int *found, char *msg, size_t msglen)
+{
+	struct fsop op = { .kind = FSOP_ACCESS, .cands = paths, .fd = mode, .slow_ms = fs_slow("access") };
+	int64_t waited;
+	char why[200];
+	int rc = fsop_bounded(&op, &waited);
+
+	*found = rc == 0 ? op.step : -1;
+	msg[0] = 0;
+	if (given_up(rc, waited, why, sizeof(why)))
+		snprintf(msg, msglen, "access to %s %s", paths[op.step] ? paths[op.step] : "", why);
+	return rc;
+}
+
+int crac_img_list_msg(const char *dir, const char *prefix, char *names, size_t cap, size_t *len, char *msg,
+		      size_t msglen)
+{
+	static struct stale_list sl;   /* 16 KiB: one listing at a time */
+	struct fsop op = { .kind = FSOP_LIST, .sl = &sl, .slow_ms = fs_slow("list") };
+	int64_t waited;
+	char why[200];
+
+	memset(&sl, 0, sizeof(sl));
+	sl.parent = dir;
+	sl.prefix = prefix;
+	*len = 0;
+	msg[0] = 0;
+	int rc = fsop_bounded(&op, &waited);
+	if (given_up(rc, waited, why, sizeof(why))) {
+		snprintf(msg, msglen, "the listing of %s %s", dir, why);
+		return rc;
+	}
+	if (rc < 0) {
+		snprintf(msg, msglen, "the listing of %s: %s", dir, strerror(-rc));
+		return rc;
+	}
+	/* whole names only */
+	for (size_t at = 0; at < sl.len;) {
+		size_t nl = strlen(sl.names + at) + 1;
+		if (*len + nl > cap)
+			break;
+		memcpy(names + *len, sl.names + at, nl);
+		*len += nl;
+		at += nl;
+	}
+	return 0;
+}
+
 int crac_img_fsync_path_msg(const char *path, char *msg, size_t msglen)
 {
 	struct fsop op = { .kind = FSOP_FSYNC, .path = path, .slow_ms = fs_slow("fsync") };
@@ -515,21 +578,38 @@ int crac_img_fsync_path(const char *path)
 	return crac_img_fsync_path_msg(path, msg, sizeof(msg));
 }
 
-int crac_img_remove_msg(const char *dir, char *msg, size_t msglen)
+/* FSOP_REMOVE of dir (and the names in more), bounded; msg names the
+ * step given up on (the file, or the rmdir) or the error. */
+static int remove_msg(const char *dir, const char *const *more, bool own_only, char *msg, size_t msglen)
 {
-	static const char *const names[] = { CRAC_IMG_HEADER_FILE, CRAC_IMG_PAGES_FILE, "" };
-	struct fsop op = { .kind = FSOP_REMOVE, .path = dir, .slow_ms = fs_slow("remove") };
+	static const char *const names[] = { CRAC_IMG_HEADER_FILE, CRAC_IMG_PAGES_FILE };
+	struct fsop op = { .kind = FSOP_REMOVE, .path = dir, .more = more, .own_only = own_only,
+			   .slow_ms = fs_slow("remove") };
 	int64_t waited;
 	char why[200];
 	int rc = fsop_bounded(&op, &waited);
+	int n_more = 0;
 
+	while (more && more[n_more])
+		n_more++;
 	if (given_up(rc, waited, why, sizeof(why))) {
-		snprintf(msg, msglen, "%s %s%s%s %s", op.step < 2 ? "unlink" : "rmdir", dir, op.step < 2 ? "/" : "",
-			 names[op.step < 2 ? op.step : 2], why);
+		bool file = op.step < 2 + n_more;
+		snprintf(msg, msglen, "%s %s%s%s %s", file ? "unlink" : "rmdir", dir, file ? "/" : "",
+			 !file ? "" : op.step < 2 ? names[op.step] : more[op.step - 2], why);
 	} else if (rc < 0) {
 		snprintf(msg, msglen, "remove %s: %s", dir, strerror(-rc));
 	}
 	return rc;
+}
+
+int crac_img_remove_msg(const char *dir, char *msg, size_t msglen)
+{
+	return remove_msg(dir, NULL, false, msg, msglen);
+}
+
+int crac_img_remove_own_msg(const char *dir, const char *const *more, char *msg, size_t msglen)
+{
+	return remove_msg(dir, more, true, msg, msglen);
 }
 
 int crac_img_remove(const char *dir)

@@ -125,6 +125,10 @@ int crac_img_tmp_describe(const char *path, char *msg, size_t msglen) CRAC_HIDDE
  */
 int crac_img_remove(const char *dir) CRAC_HIDDEN;
 int crac_img_remove_msg(const char *dir, char *msg, size_t msglen) CRAC_HIDDEN;
+/* The same for a directory of this user's only (-EPERM for another's, no
+ * link followed), with the names in more (NULL-terminated) unlinked too
+ * (crac start's start-key and activation record). */
+int crac_img_remove_own_msg(const char *dir, const char *const *more, char *msg, size_t msglen) CRAC_HIDDEN;
 
 /* fsync of a directory, bounded as crac_img_remove. */
 int crac_img_fsync_path(const char *path) CRAC_HIDDEN;
@@ -149,6 +153,17 @@ void crac_img_fs_limit(int64_t mono_ns, long grace_ms, const char *bound) CRAC_H
 /* access(2) of path (the real ids), bounded as crac_img_remove: 0, -errno,
  * or -ETIMEDOUT; msg says which path and why (one line). */
 int crac_img_access_msg(const char *path, int mode, char *msg, size_t msglen) CRAC_HIDDEN;
+/* access(2) of each of paths (NULL-terminated) in turn, by one helper,
+ * bounded the same way: 0 and *found the index of the first that passes,
+ * the last one's -errno (-ENOENT: none), or -ETIMEDOUT with msg naming the
+ * path it was at (a search of PATH or of install paths). */
+int crac_img_access_first_msg(const char *const *paths, int mode, int *found, char *msg, size_t msglen) CRAC_HIDDEN;
+/* The names in directory dir that start with prefix, NUL after each, into
+ * names (cap bytes; whole names only: those that do not fit, and more than
+ * 16 KiB of them, are left out), *len bytes; bounded as crac_img_remove:
+ * 0, -errno or -ETIMEDOUT, msg says which directory and why (one line). */
+int crac_img_list_msg(const char *dir, const char *prefix, char *names, size_t cap, size_t *len, char *msg,
+		      size_t msglen) CRAC_HIDDEN;
 /* Binds what the bounded waits call (clone), before the program's threads
  * are stopped. */
 void crac_img_fs_prepare(void) CRAC_HIDDEN;

@@ -505,3 +505,61 @@ long lazy_start(struct lazy_plan *pl, const struct crac_img_view *v, const bool 
 	res->lazy_mode = CRAC_LAZY_ON;
 	return 0;
 }
+
+/*
+ * The address space a lazy restore takes besides the image's mappings, at
+ * most: lazy_start's area (laid out as there, with every chunk of a lazy
+ * mapping a segment, the largest chunk's buffer and a whole working set),
+ * and what the thread maps at its start in the restored libcrac
+ * (engines/image_lazy.c: a view with its done bitmap, the verified bitmap,
+ * its copy of the segments, the read-ahead helper's stack, the working
+ * set's recording table and index). Not counted: the chunk buffer in huge
+ * pages the thread may map besides, which it does without when refused.
+ * The loader refuses before its point of no return when this, the image
+ * and its own range exceed RLIMIT_AS (loader.c, check_address_space).
+ */
+#define AHEAD_STACK_SIZE (64u << 10)   /* image_lazy.c's AHEAD_STACK */
+uint64_t lazy_as_need(const struct crac_img_view *v, const bool *is_lazy, const struct crac_img_chain *chain)
+{
+	const struct crac_img_header *h = v->h;
+	uint32_t n_files = 1 + (h->depth && chain ? chain->n : 0);
+	uint64_t all_chunks = 0, all_pages = 0, n_segs = h->n_refs, buf = 0, zbuf = 0;
+	bool compressed = false;
+
+	for (uint32_t f = 0; f < n_files; f++) {
+		const struct crac_img_view *fv = f ? &chain->v[f - 1] : v;
+		uint64_t vsize = 0;
+		all_chunks += fv->h->n_chunks;
+		compressed |= (fv->h->img_flags & CRAC_IMGF_COMPRESSED) != 0;
+		for (uint32_t c = 0; c < fv->h->n_chunks; c++) {
+			const struct crac_img_chunk *k = &fv->chunks[c];
+			vsize += k->len;
+			/* the buffer: the largest chunk a lazy mapping reads (its
+			 * own, or one of an image below: any, at most) */
+			if (f || is_lazy[k->map]) {
+				buf = k->len > buf ? k->len : buf;
+				zbuf = k->zlen > zbuf ? k->zlen : zbuf;
+			}
+		}
+		if (fv->h->pages_size > vsize)
+			vsize = fv->h->pages_size;
+		all_pages += (vsize + P - 1) / P;
+	}
+	for (uint32_t i = 0; i < h->n_maps; i++)
+		if (is_lazy[i])
+			n_segs += v->maps[i].n_chunks;
+	zbuf = (zbuf + P - 1) & ~(P - 1);
+	uint64_t ws = sizeof(struct crac_img_ws_head) + (uint64_t)CRAC_IMG_WS_MAX * sizeof(struct crac_img_ws_page);
+	uint64_t area = ((sizeof(struct crac_img_lazy) + 63) & ~63ull) + n_segs * sizeof(struct crac_img_lazy_seg) +
+			all_chunks * (sizeof(struct crac_img_chunk) + (compressed ? 8 : 0)) + 64 +
+			(zbuf ? crac_img_zstd_dctx_size() : 0) + P + buf * CRAC_LAZY_SLOTS + zbuf + LAZY_STACK + P +
+			((ws + P - 1) & ~(P - 1));
+	/* the thread's own, each a mapping of whole pages (one page for a
+	 * struct view and what rounds up) */
+	uint64_t thread = P + (((all_pages + 63) / 64 * 8 + P - 1) & ~(P - 1)) +
+			  (((all_chunks + 63) / 64 * 8 + P - 1) & ~(P - 1)) +
+			  ((n_segs * sizeof(struct crac_img_lazy_seg) + P - 1) & ~(P - 1)) + AHEAD_STACK_SIZE +
+			  (((uint64_t)CRAC_IMG_WS_MAX * sizeof(struct crac_img_ws_page) + P - 1) & ~(P - 1)) +
+			  ((2u * CRAC_IMG_WS_MAX * 4 + P - 1) & ~(P - 1));
+	return area + thread;
+}

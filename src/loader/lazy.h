@@ -42,5 +42,9 @@ long lazy_register(int uffd, uint64_t start, uint64_t len);
 long lazy_start(struct lazy_plan *pl, const struct crac_img_view *v, const bool *is_lazy,
 		struct crac_img_resume *res, int pages_fd, const char *dir, const struct crac_img_chain *chain,
 		uint64_t now_ns);
+/* The address space lazy_start's area and the thread's own tables take at
+ * most, besides the image's mappings (checked against RLIMIT_AS before the
+ * point of no return). */
+uint64_t lazy_as_need(const struct crac_img_view *v, const bool *is_lazy, const struct crac_img_chain *chain);
 
 #endif

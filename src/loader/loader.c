@@ -27,6 +27,8 @@
  *      listening and bound sockets bound and held for the restore, the
  *      socket files of Unix paths removed again if the restore is refused
  *      before the point of no return)
+ *      and check_address_space (the image, the loader's own range and what
+ *      it will map within RLIMIT_AS)
  *   -- point of no return: async signals blocked, crash handler installed --
  *   3. clear_address_space: unmap everything of ours but the loader itself
  *      and the vDSO block
@@ -196,6 +198,7 @@ static void put_dir(struct crac_img_buf *b, const char *d, size_t dl)
 }
 
 static bool past_ponr HOT;   /* point_of_no_return() ran */
+static HOT uint64_t as_room = ~0ull;   /* RLIMIT_AS less the restore's need (check_address_space); ~0: no limit */
 
 /* "crac: restore DIR: WHY", the directory shortened where WHY names it
  * too, always one whole line: cut short, it ends in "...". Before the
@@ -966,6 +969,11 @@ static void map_wide(const struct crac_img_view *v, int pages_fd, uint64_t *stor
 		    lo < prev_hi || (lo < block_end && hi > block) ||
 		    (lo < CRAC_IMG_LOADER_HI && hi > CRAC_IMG_LOADER_LO))
 			continue;
+		/* (the widening counts against RLIMIT_AS until cut: only
+		 * within what check_address_space left) */
+		uint64_t extra = (hi - lo) - (m->end - m->start);
+		if (extra > as_room)
+			continue;
 		if (m->flags & CRAC_MAPF_NORESERVE)
 			flags |= MAP_NORESERVE;
 		long a = sys_mmap(lo, hi - lo, (int)m->prot | PROT_READ | PROT_WRITE, flags, -1, 0);
@@ -981,6 +989,8 @@ static void map_wide(const struct crac_img_view *v, int pages_fd, uint64_t *stor
 			sys_munmap(lo, hi - lo);
 			continue;
 		}
+		if (as_room != ~0ull)
+			as_room -= extra;
 		fm[i].wide = fm[i].made_huge = true;
 		fm[i].needs_prot = ((int)m->prot | PROT_READ | PROT_WRITE) != (int)m->prot;
 		prev_hi = hi;
@@ -2130,6 +2140,64 @@ static void check_descriptors(void)
 	}
 }
 
+/*
+ * RLIMIT_AS, all of it: check.c refused an image whose mappings alone
+ * exceed it, but past the point of no return this process also holds its
+ * own range (code, .bss and the header buffers: ld.lo..ld.hi, ~10 MiB)
+ * and the vDSO block, maps the lazy thread's area and tables (lazy.c,
+ * lazy_as_need) and, recreating descriptors, one socket's queued bytes at
+ * a time: a limit between the image's size and that total let the restore
+ * die after the point of no return, the process lost. Refused now, naming
+ * the limit and the need. What is left (as_room) bounds map_wide's
+ * temporary widening, which is only an optimisation.
+ */
+static void check_address_space(void)
+{
+	const struct crac_img_view *v = &ld.v;
+	const struct crac_img_header *h = v->h;
+	uint64_t lim[2] = { ~0ull, ~0ull };
+
+	if (sys_prlimit(0, 9 /* RLIMIT_AS */, 0, lim) < 0 || lim[0] == ~0ull)
+		return;
+	uint64_t image = 0, queued = 0;
+	for (uint32_t i = 0; i < h->n_maps; i++)
+		if (v->maps[i].kind < CRAC_MAP_VVAR && v->maps[i].end > v->maps[i].start)
+			image += v->maps[i].end - v->maps[i].start;
+	for (uint32_t f = 0; f < h->n_fds; f++) {   /* (socket.c, requeue: one at a time) */
+		uint64_t d = (v->fds[f].data_len + P - 1) & ~(P - 1);
+		if (v->fds[f].kind == CRAC_OBJ_SOCKET && d > queued)
+			queued = d;
+	}
+	uint64_t mine = ld.hi - ld.lo + h->vvar_size + h->vvar_vclock_size + h->vdso_size;
+	uint64_t lazy = ld.plan.uffd >= 0 ? lazy_as_need(v, is_lazy, ld.n_lazy_refs ? &chain : 0) : 0;
+	uint64_t need = image + mine + lazy + queued;
+	if (need <= lim[0]) {
+		as_room = lim[0] - need;
+		return;
+	}
+	struct crac_img_buf b = msg();
+	crac_img_puts(&b, "restoring needs ");
+	crac_img_putu(&b, need);
+	crac_img_puts(&b, " bytes of address space (");
+	crac_img_putu(&b, (need + 1023) / 1024);
+	crac_img_puts(&b, " KiB: the image's mappings ");
+	crac_img_putu(&b, image);
+	crac_img_puts(&b, ", the loader's own ");
+	crac_img_putu(&b, mine);
+	if (lazy) {
+		crac_img_puts(&b, ", the lazy loader's ");
+		crac_img_putu(&b, lazy);
+	}
+	if (queued) {
+		crac_img_puts(&b, ", a socket's queued bytes ");
+		crac_img_putu(&b, queued);
+	}
+	crac_img_puts(&b, "), more than this process's RLIMIT_AS (");
+	crac_img_putu(&b, lim[0]);
+	crac_img_puts(&b, " bytes; ulimit -v)");
+	die(1, msg_buf);
+}
+
 /* 3 and 4. Everything of ours unmapped but the loader itself and the vDSO
  * block, which moves to the recorded address. */
 static void clear_address_space(void)
@@ -2325,6 +2393,7 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 	}
 	plan_lazy();
 	check_descriptors();
+	check_address_space();
 
 	/* -- point of no return -- */
 	point_of_no_return();

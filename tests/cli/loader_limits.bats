@@ -65,3 +65,59 @@ teardown() {
 	[ "$status" -eq 0 ]
 	echo "$output" | grep -qx "ok read"
 }
+
+# restore_under KIB [RESTORE OPTIONS]: crac restore $T/img -- read under
+# `ulimit -v KIB`, with the loader's point-of-no-return pipe in $T/ponr
+# ("p" at the point of no return, "j" right before the jump).
+restore_under() {
+	local kib=$1
+	shift
+	: >"$T/ponr"
+	run clean sh -c 'kib=$1 p=$2; shift 2; ulimit -v "$kib" && exec 3>"$p" &&
+		CRAC_LOADER_PONR_FD=3 exec "$0" restore "$@" -- read' "$CRAC" "$kib" "$T/ponr" "$T/img" "$@"
+	echo "under $kib KiB: $output"
+}
+
+@test "RLIMIT_AS counts the loader's own and its lazy thread's: a limit under the need is refused before the point of no return, one at it restores" {
+	# 64 MiB of the image's own memory: the image's mappings fit in a
+	# limit 1 MiB above them, but the loader's own ~10 MiB (and the lazy
+	# thread's area) did not: the restore died after its point of no
+	# return ('Cannot allocate memory'), the process lost
+	run clean "$CRAC_BUILD_DIR/tests/image_lazy" "$T/img" 64
+	echo "$output"
+	[ "$status" -eq 0 ]
+	sum0="$(cat "$T/img/header" "$T/img/pages" | cksum)"
+	for opt in "" --populate; do
+		rm -f "$T/img/working-set"
+		# the image's mappings, as check.c counts them (refused: under them)
+		restore_under 40000 $opt
+		[ "$status" -eq 1 ]
+		img="$(echo "$output" | sed -n 's/.*the image.s mappings (\([0-9]*\) bytes) exceed.*/\1/p')"
+		[ -n "$img" ]
+		# 1 MiB above them: refused before the point of no return,
+		# naming the need and the limit
+		lim=$((img / 1024 + 1024))
+		restore_under "$lim" $opt
+		[ "$status" -eq 1 ]
+		[ ! -s "$T/ponr" ]
+		[ "${#lines[@]}" -eq 1 ]
+		echo "$output" | grep -q "^crac: restore $T/img: restoring needs [0-9]* bytes of address space ([0-9]* KiB: the image's mappings $img, the loader's own [0-9]*.*), more than this process's RLIMIT_AS ($((lim * 1024)) bytes; ulimit -v)$"
+		need="$(echo "$output" | sed -n 's/.*restoring needs \([0-9]*\) bytes.*/\1/p')"
+		[ "$need" -gt $((img + 8 * 1048576)) ]   # the loader itself is ~10 MiB
+		# just under the need (whole KiB): refused the same way
+		kib=$(((need + 1023) / 1024 - 1))
+		restore_under "$kib" $opt
+		[ "$status" -eq 1 ]
+		[ ! -s "$T/ponr" ]
+		echo "$output" | grep -q "restoring needs $need bytes of address space.*RLIMIT_AS ($((kib * 1024)) bytes; ulimit -v)$"
+		# the image is untouched (nothing recorded either)
+		[ "$(cat "$T/img/header" "$T/img/pages" | cksum)" = "$sum0" ]
+		[ ! -e "$T/img/working-set" ]
+		[ "$(ls "$T" | grep -c 'img')" -eq 1 ]
+		# at the need: restores, and the program runs
+		restore_under $((kib + 1)) $opt
+		[ "$status" -eq 0 ]
+		echo "$output" | grep -qx "ok read"
+		[ "$(cat "$T/ponr")" = pj ]
+	done
+}

@@ -199,3 +199,88 @@ given_up_before_writing() {
 	echo "$output" | grep -qx "cold run"
 	[ "$ms" -lt 10000 ]
 }
+
+# crac run's and crac start's own looks at files (the policy file, the
+# install paths of libcrac.so, PROG in PATH; crac start's listings of DIR's
+# parent and its removals of unfinished images) on a file system that does
+# not answer: bounded the same way (crac run: 30 s, CRAC_TEST_SYNC_GRACE_MS
+# in tests; crac start: --timeout), naming the path and the time waited.
+
+@test "crac run --policies: an access to the policy file that does not return is given up after crac run's limit, naming the path" {
+	echo "allow fd" >"$T/pol"
+	t0=$(date +%s%N)
+	run clean env CRAC_TEST_SLOW_FS=access:600000 CRAC_TEST_SYNC_GRACE_MS=1000 timeout -k 5 60 \
+		"$CRAC" run --policies "$T/pol" -- true
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	echo "$status: $output ($ms ms)"
+	[ "$status" -eq 2 ]
+	echo "$output" | grep -Eq "^crac: policy file: access to $T/pol did not return after [0-9]+ ms \\(crac run's limit, 1000 ms\\): its file system does not answer; given up$"
+	[ "$ms" -lt 10000 ]
+	# a file system that answers: unchanged
+	run clean "$CRAC" run --policies "$T/missing" -- true
+	[ "$status" -eq 2 ]
+	echo "$output" | grep -q "^crac: policy file $T/missing: No such file or directory$"
+}
+
+@test "crac run: an access to libcrac.so's install path that does not return is given up, naming the path; nothing runs" {
+	t0=$(date +%s%N)
+	run clean env CRAC_TEST_SLOW_FS=access:600000 CRAC_TEST_SYNC_GRACE_MS=1000 timeout -k 5 60 \
+		"$CRAC" run -- sh -c 'echo ran'
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	echo "$status: $output ($ms ms)"
+	[ "$status" -eq 2 ]
+	echo "$output" | grep -Eq "^crac: the search for libcrac.so stopped: access to /.*/libcrac\\.so did not return after [0-9]+ ms \\(crac run's limit, 1000 ms\\): its file system does not answer; given up$"
+	! echo "$output" | grep -q "^ran$"
+	[ "$ms" -lt 10000 ]
+}
+
+@test "crac start --timeout 1s: listings of DIR's parent that do not return are given up with warnings naming it; the program starts cold" {
+	t0=$(date +%s%N)
+	run clean env CRAC_TEST_SLOW_FS=list:600000 timeout -k 5 60 "$CRAC" start --image "$T/img" --timeout 1s \
+		--checkpoint-after 1h -- sh -c 'echo cold run'
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	echo "$status: $output ($ms ms)"
+	[ "$status" -eq 0 ]
+	# DIR is missing: the search for an image a killed writer moved aside
+	echo "$output" | grep -Eq "^crac: start: warning: $T/img is missing, and the search for an image moved aside stopped: the listing of $T did not return after [0-9]+ ms \\(crac start --timeout, 1000 ms\\): its file system does not answer; given up$"
+	# the writer's cleanup of unfinished images
+	echo "$output" | grep -Eq "^crac: start: warning: the cleanup of unfinished images of $T/img stopped: the listing of $T did not return after [0-9]+ ms \\(crac start --timeout, 1000 ms\\): its file system does not answer; given up$"
+	echo "$output" | grep -qx "cold run"
+	[ "$ms" -lt 10000 ]
+}
+
+@test "crac start --timeout 1s: the removal of an unfinished image that does not return is given up with a warning naming the file; the program starts cold, the next start removes it" {
+	# an image a crac start that is gone never put in place
+	mkdir -m 700 "$T/img.new-2147483646"
+	: >"$T/img.new-2147483646/header"
+	t0=$(date +%s%N)
+	run clean env CRAC_TEST_SLOW_FS=remove:600000 timeout -k 5 60 "$CRAC" start --image "$T/img" --timeout 1s \
+		--checkpoint-after 1h -- sh -c 'echo cold run'
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	echo "$status: $output ($ms ms)"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -Eq "^crac: start: warning: image directory $T/img\\.new-2147483646 left in place: unlink $T/img\\.new-2147483646/header did not return after [0-9]+ ms \\(crac start --timeout, 1000 ms\\): its file system does not answer; given up$"
+	echo "$output" | grep -qx "cold run"
+	[ "$ms" -lt 10000 ]
+	[ -d "$T/img.new-2147483646" ]
+	run clean timeout -k 5 60 "$CRAC" start --image "$T/img" --timeout 1s --checkpoint-after 1h -- sh -c 'echo cold run'
+	echo "$status: $output"
+	[ "$status" -eq 0 ]
+	[ ! -e "$T/img.new-2147483646" ]
+	echo "$output" | grep -q "removed 1 unfinished image"
+}
+
+@test "crac start --timeout 1s: a search of PATH for PROG that does not return is given up with a warning naming the path" {
+	t0=$(date +%s%N)
+	run clean env CRAC_TEST_SLOW_FS=access:600000 timeout -k 5 60 "$CRAC" start --image "$T/img" --timeout 1s \
+		--checkpoint-after 1h -- sh -c 'echo cold run'
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	echo "$status: $output ($ms ms)"
+	echo "$output" | grep -Eq "^crac: start: warning: the search for sh in PATH stopped: access to [^ ]*/sh did not return after [0-9]+ ms \\(crac start --timeout, 1000 ms\\): its file system does not answer; given up$"
+	# libcrac.so's install paths are looked at the same way: not found in
+	# time, nothing runs
+	echo "$output" | grep -Eq "^crac: the search for libcrac.so stopped: access to /.*/libcrac\\.so did not return after [0-9]+ ms \\(crac start --timeout, 1000 ms\\)"
+	[ "$status" -eq 2 ]
+	! echo "$output" | grep -q "^cold run$"
+	[ "$ms" -lt 10000 ]
+}

@@ -272,6 +272,70 @@ static void test_bounded(void)
 	close(fd);
 }
 
+/* The bounded looks of crac run and crac start (cli/cmd_run.c,
+ * cli/cmd_start.c): the first of several paths that passes access(2), a
+ * listing by prefix, the removal of a directory of ours with more names;
+ * each given up on when the file system does not answer, naming the path. */
+static void test_bounded_looks(void)
+{
+	char d[PATH_MAX], a[PATH_MAX + 16], b[PATH_MAX + 16], msg[PATH_MAX + 400], names[256];
+	size_t len = 0;
+	int found = -1;
+
+	snprintf(d, sizeof(d), "%s/looks", root);
+	REQUIRE(mkdir(d, 0700) == 0);
+	snprintf(a, sizeof(a), "%s/absent", d);
+	snprintf(b, sizeof(b), "%s/present", d);
+	put(d, "present", "x");
+	crac_img_fs_deadline(0);
+	setenv("CRAC_TEST_SYNC_GRACE_MS", "300", 1);
+
+	const char *both[] = { a, b, NULL }, *none[] = { a, NULL };
+	CHECK_EQ(crac_img_access_first_msg(both, R_OK, &found, msg, sizeof(msg)), 0);
+	CHECK_EQ(found, 1);
+	CHECK_EQ(crac_img_access_first_msg(none, R_OK, &found, msg, sizeof(msg)), -ENOENT);
+	CHECK_EQ(found, -1);
+
+	/* a listing by prefix: whole names only, within cap */
+	put(d, "img.new-1", "x");
+	put(d, "img.new-22", "x");
+	put(d, "other", "x");
+	CHECK_EQ(crac_img_list_msg(d, "img.new-", names, sizeof(names), &len, msg, sizeof(msg)), 0);
+	CHECK_EQ(len, strlen("img.new-1") + 1 + strlen("img.new-22") + 1);
+	CHECK(memmem(names, len, "img.new-1\0", 10) && memmem(names, len, "img.new-22\0", 11));
+	CHECK(!memmem(names, len, "other", 5));
+	CHECK_EQ(crac_img_list_msg(d, "img.new-", names, 12, &len, msg, sizeof(msg)), 0);
+	CHECK(len == 10 || len == 11);   /* one whole name fits, not two */
+
+	/* the removal of a directory of ours, with more names */
+	char img[PATH_MAX + 16];
+	snprintf(img, sizeof(img), "%s/img.new-3", d);
+	fake_image(img);
+	put(img, "start-key", "k");
+	static const char *const more[] = { "start-key", NULL };
+	struct stat st;
+	setenv("CRAC_TEST_SLOW_FS", "remove:20000", 1);
+	CHECK_EQ(crac_img_remove_own_msg(img, more, msg, sizeof(msg)), -ETIMEDOUT);
+	CHECKF(strstr(msg, "unlink ") && strstr(msg, "/header did not return after"), "%s", msg);
+	CHECK(stat(img, &st) == 0);
+	unsetenv("CRAC_TEST_SLOW_FS");
+	CHECK_EQ(crac_img_remove_own_msg(img, more, msg, sizeof(msg)), 0);
+	CHECK(stat(img, &st) < 0 && errno == ENOENT);
+
+	/* given up on: the path it was at, and the time */
+	setenv("CRAC_TEST_SLOW_FS", "access:20000", 1);
+	int64_t t0 = now_ms();
+	CHECK_EQ(crac_img_access_first_msg(both, R_OK, &found, msg, sizeof(msg)), -ETIMEDOUT);
+	CHECKF(strstr(msg, "access to ") && strstr(msg, a) && strstr(msg, "did not return after"), "%s", msg);
+	CHECK(now_ms() - t0 < 5000);
+	setenv("CRAC_TEST_SLOW_FS", "list:20000", 1);
+	CHECK_EQ(crac_img_list_msg(d, "img.new-", names, sizeof(names), &len, msg, sizeof(msg)), -ETIMEDOUT);
+	CHECKF(strstr(msg, "the listing of ") && strstr(msg, d) && strstr(msg, "did not return after"), "%s", msg);
+	CHECK_EQ(len, 0);
+	unsetenv("CRAC_TEST_SLOW_FS");
+	unsetenv("CRAC_TEST_SYNC_GRACE_MS");
+}
+
 int main(void)
 {
 	snprintf(root, sizeof(root), "/tmp/crac-test-image-dir.XXXXXX");
@@ -282,6 +346,7 @@ int main(void)
 	RUN(test_commit_refuses);
 	RUN(test_stale);
 	RUN(test_bounded);
+	RUN(test_bounded_looks);
 	char cmd[PATH_MAX + 16];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
 	if (system(cmd) != 0)
