@@ -167,7 +167,11 @@ struct lazy {
 		uint32_t n;
 		long err;                /* writing it failed: -errno */
 		bool written;
-		bool claimed;            /* the file is ours (ws_store) */
+		bool claimed;            /* the file is ours (ws_store) ... */
+		uint64_t dev, ino;       /* ... this inode ... */
+		int held;                /* ... open here and flock'ed: its descriptor + 1, 0: none */
+		uint32_t kept;           /* entries in it as last stored */
+		uint8_t left;            /* after a failure: what stays of it (WS_LEFT_*) */
 		uint32_t stored_n;       /* entries in it */
 		uint64_t last_ns;        /* the last fault recorded */
 		uint32_t next;           /* loading it: the next entry ... */
@@ -950,15 +954,113 @@ static void ws_note(struct lazy *L, const struct crac_img_lazy_seg *s, uint64_t 
 
 /*
  * "DIR/working-set", written through the directory under a temporary
- * name, then renamed. The first store claims the name (RENAME_NOREPLACE,
- * unless the loader found an unusable file there: REPLACE): an empty file
- * marked partial, so that a restore meanwhile neither records too nor,
- * should this process end within its first moments (a program killed
- * right after its first answer), records again and again, each time
- * paying for the recording. Each quiet moment then stores what was
- * recorded so far (still partial), and the end the whole of it. Returns
- * 0, or -errno (EEXIST: another restore claimed it first).
+ * name, then renamed. The first store claims the name (unless the loader
+ * found an unusable file there: REPLACE): an empty file marked partial, so
+ * that a restore meanwhile neither records too nor, should this process
+ * end within its first moments (a program killed right after its first
+ * answer), records again and again, each time paying for the recording.
+ * Each quiet moment then stores what was recorded so far (still partial),
+ * and the end the whole of it. Each file stored stays open here, flock'ed
+ * (ws.held), until the next one is in its place: a restore that finds it
+ * partial tells by the lock whether we still record it (loader/lazy.c,
+ * ws_read). A store that fails once the name is ours removes our file
+ * (ws_unclaim), so that a later restore records it: left partial, it
+ * would be used as it is for good.
  */
+
+/* What a failed recording left in the directory (ws.left, for --stats). */
+enum { WS_LEFT_NOTHING, WS_LEFT_REMOVED, WS_LEFT_KEPT, WS_LEFT_OTHERS };
+
+/* Is DIR/working-set still the file we stored last (same inode)? */
+static bool ws_ours(const struct lazy *L)
+{
+	struct stat st;
+
+	return L->ws.claimed && sys_fstatat(L->a->ws_dir_fd, CRAC_IMG_WS_FILE, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	       (uint64_t)st.st_dev == L->ws.dev && (uint64_t)st.st_ino == L->ws.ino;
+}
+
+/* A store failed: our file is removed if the name still holds it. (Only
+ * a restore told to replace the file, CRAC_WORKING_SET=record, may put
+ * another there between the look and the unlink; its own next store puts
+ * it back.) */
+static void ws_unclaim(struct lazy *L)
+{
+	if (!L->ws.claimed)
+		L->ws.left = WS_LEFT_NOTHING;
+	else if (!ws_ours(L))
+		L->ws.left = WS_LEFT_OTHERS;
+	else if (SYS(SYS_unlinkat, L->a->ws_dir_fd, CRAC_IMG_WS_FILE, 0, 0, 0, 0) == 0)
+		L->ws.left = WS_LEFT_REMOVED;
+	else
+		L->ws.left = WS_LEFT_KEPT;
+	L->ws.claimed = false;
+	if (L->ws.held)
+		sys_close(L->ws.held - 1);
+	L->ws.held = 0;
+}
+
+/*
+ * The temporary tmp becomes DIR/working-set: replacing what is there
+ * (ours, or a file the loader found unusable), or claiming the name, which
+ * fails with EEXIST when another restore claimed it first. The claim is
+ * renameat2's RENAME_NOREPLACE, or where the file system lacks it (EINVAL:
+ * NFS, some FUSE; ENOSYS: no renameat2) a hard link of the temporary,
+ * which fails the same way, and the temporary's name removed.
+ */
+static long ws_place(const struct lazy *L, const char *tmp, bool replace)
+{
+	int d = L->a->ws_dir_fd;
+
+	if (replace)
+		return SYS(SYS_renameat, d, tmp, d, CRAC_IMG_WS_FILE, 0, 0);
+	long rc = (L->a->flags & CRAC_LAZY_WS_NO_NOREPLACE)
+			  ? -EINVAL   /* tests: CRAC_PRETEND_MISSING=rename_noreplace */
+			  : SYS(SYS_renameat2, d, tmp, d, CRAC_IMG_WS_FILE, 1 /* RENAME_NOREPLACE */, 0);
+	if (rc != -EINVAL && rc != -ENOSYS)
+		return rc;
+	rc = SYS(SYS_linkat, d, tmp, d, CRAC_IMG_WS_FILE, 0, 0);
+	/* (should this fail, the temporary is left like one of a restore
+	 * killed before its rename: a checkpoint removes it) */
+	SYS(SYS_unlinkat, d, tmp, 0, 0, 0, 0);
+	return rc;
+}
+
+/*
+ * The file just stored, read back through its name: the inode we wrote
+ * (dev, ino), of the size written, its bytes those written (their crc32c:
+ * want). 0, or -errno (ESTALE: another file has the name now; EIO: it
+ * differs).
+ */
+static long ws_verify(struct lazy *L, uint64_t dev, uint64_t ino, uint64_t size, uint32_t want)
+{
+	char buf[4096];
+	struct stat st;
+	uint32_t crc = 0;
+	long fd = SYS(SYS_openat, L->a->ws_dir_fd, CRAC_IMG_WS_FILE, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0,
+		      0, 0);
+
+	if (fd < 0)
+		return fd;
+	long rc = sys_fstat((int)fd, &st);
+	if (rc == 0 && ((uint64_t)st.st_dev != dev || (uint64_t)st.st_ino != ino))
+		rc = -ESTALE;
+	else if (rc == 0 && (uint64_t)st.st_size != size)
+		rc = -EIO;
+	for (uint64_t off = 0; rc == 0 && off < size;) {
+		long n = sys_pread((int)fd, buf, size - off < sizeof(buf) ? size - off : sizeof(buf), off);
+		if (n <= 0)
+			rc = n < 0 ? n : -EIO;
+		else
+			crc = crac_img_crc32c_with(&L->crc, crc, buf, (uint64_t)n);
+		off += n > 0 ? (uint64_t)n : 0;
+	}
+	sys_close((int)fd);
+	return rc == 0 && crc != want ? -EIO : rc;
+}
+
+/* Stores what was recorded (final: whole, else marked partial). Returns
+ * 0, or -errno (EEXIST: another restore claimed the name first). */
 static long ws_store(struct lazy *L, bool final)
 {
 	const struct crac_img_lazy *a = L->a;
@@ -966,6 +1068,7 @@ static long ws_store(struct lazy *L, bool final)
 	char tmp[64];
 	struct crac_img_buf b = { tmp, 0, sizeof(tmp) };
 	struct timespec ts = { 0, 0 };
+	uint64_t size = sizeof(h) + (uint64_t)L->ws.n * sizeof(*L->ws.pg);
 
 	for (size_t i = 0; i < sizeof(h) / 8; i++)
 		((volatile uint64_t *)&h)[i] = 0;
@@ -979,6 +1082,10 @@ static long ws_store(struct lazy *L, bool final)
 	h.flags = final ? 0 : CRAC_IMG_WS_PARTIAL;
 	h.crc = crac_img_crc32c_with(&L->crc, crac_img_crc32c_with(&L->crc, 0, &h, sizeof(h)), L->ws.pg,
 				     (size_t)h.n * sizeof(*L->ws.pg));
+	/* the file's bytes, as ws_verify reads them back */
+	uint32_t want = crac_img_crc32c_with(&L->crc, crac_img_crc32c_with(&L->crc, 0, &h, sizeof(h)), L->ws.pg,
+					     (size_t)h.n * sizeof(*L->ws.pg));
+	L->ws.stored_n = L->ws.n;
 	/* The temporary's name: our thread id and the time. The id alone
 	 * recurs (the restores of each new pid namespace get the same ones),
 	 * and a temporary a restore killed before its rename left under it
@@ -993,26 +1100,54 @@ static long ws_store(struct lazy *L, bool final)
 		crac_img_putu(&b, h.recorded_ns + k);
 		fd = SYS(SYS_openat, a->ws_dir_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600, 0, 0);
 	}
-	if (fd == -EEXIST)
-		fd = -EIO;   /* (EEXIST says another restore's file is there) */
-	long rc = fd;
-	if (fd >= 0) {
-		rc = write_all((int)fd, (const char *)&h, sizeof(h));
-		if (rc == 0)
-			rc = write_all((int)fd, (const char *)L->ws.pg, (uint64_t)h.n * sizeof(*L->ws.pg));
-		sys_close((int)fd);
-		/* ours once claimed: replaced from then on */
-		bool replace = L->ws.claimed || (a->flags & CRAC_LAZY_WS_REPLACE);
-		if (rc >= 0)
-			rc = SYS(SYS_renameat2, a->ws_dir_fd, tmp, a->ws_dir_fd, CRAC_IMG_WS_FILE,
-				 replace ? 0 : 1 /* RENAME_NOREPLACE */, 0);
-		if (rc < 0)
-			SYS(SYS_unlinkat, a->ws_dir_fd, tmp, 0, 0, 0, 0);
+	if (fd < 0) {
+		ws_unclaim(L);
+		return fd == -EEXIST ? -EIO : fd;   /* (EEXIST says another restore's file is there) */
 	}
-	if (rc >= 0)
-		L->ws.claimed = true;
-	L->ws.stored_n = L->ws.n;
-	return rc < 0 ? rc : 0;
+	/* held (a second descriptor of it): locked, so that a restore that
+	 * finds it partial knows we record it; the file system may not lock
+	 * (ENOLCK): then it is taken for one whose recording ended early */
+	long held = SYS(SYS_fcntl, fd, F_DUPFD_CLOEXEC, 0, 0, 0, 0);
+	if (held >= 0)
+		SYS(SYS_flock, held, 2 /* LOCK_EX */ | 4 /* LOCK_NB */, 0, 0, 0, 0);
+	struct stat st;
+	long rc = write_all((int)fd, (const char *)&h, sizeof(h));
+	if (rc == 0)
+		rc = write_all((int)fd, (const char *)L->ws.pg, (uint64_t)h.n * sizeof(*L->ws.pg));
+	if (rc == 0 && (a->flags & CRAC_LAZY_WS_TEST_DAMAGE))
+		SYS(SYS_pwrite64, fd, "\xff", 1, 16, 0, 0);   /* (tests: a byte of the head changed) */
+	if (rc == 0)
+		rc = sys_fstat((int)fd, &st);
+	/* (a network file system may say only here that the data did not
+	 * get through: NFS flushes on close) */
+	long closed = sys_close((int)fd);
+	if (rc == 0 && closed < 0 && closed != -EINTR)
+		rc = closed;
+	if (rc == 0) {
+		rc = ws_place(L, tmp, L->ws.claimed || (a->flags & CRAC_LAZY_WS_REPLACE));
+		if (rc == 0) {
+			/* the name is ours now, whatever the check finds */
+			if (L->ws.held)
+				sys_close(L->ws.held - 1);
+			L->ws.held = held >= 0 ? (int)held + 1 : 0;
+			held = -1;
+			L->ws.claimed = true;
+			L->ws.dev = (uint64_t)st.st_dev;
+			L->ws.ino = (uint64_t)st.st_ino;
+			rc = ws_verify(L, L->ws.dev, L->ws.ino, size, want);
+		}
+	} else {
+		SYS(SYS_unlinkat, a->ws_dir_fd, tmp, 0, 0, 0, 0);
+	}
+	if (held >= 0)
+		sys_close((int)held);
+	if (rc == 0) {
+		L->ws.kept = h.n;
+		return 0;
+	}
+	if (rc != -EEXIST)
+		ws_unclaim(L);
+	return rc;
 }
 
 /* Recording over: stored whole (or given up: another restore claimed
@@ -1021,9 +1156,14 @@ static void ws_end(struct lazy *L, long rc)
 {
 	if (rc == 0)
 		rc = ws_store(L, true);
+	else if (rc != -EEXIST && L->ws.claimed)
+		ws_unclaim(L);
 	L->ws.err = rc == -EEXIST ? 0 : rc;   /* EEXIST: another restore's is there */
 	L->ws.written = rc == 0;
 	L->ws.rec = false;
+	if (L->ws.held)
+		sys_close(L->ws.held - 1);   /* (whole now: nobody looks at the lock) */
+	L->ws.held = 0;
 	sys_close(L->a->ws_dir_fd);
 	if (L->ws.pg)
 		sys_munmap(L->ws.pg, ((uint64_t)CRAC_IMG_WS_MAX * sizeof(*L->ws.pg) + P - 1) & ~(P - 1));
@@ -1509,9 +1649,18 @@ static void report(struct lazy *L)
 			crac_img_putu(&w, L->ws.n);
 			crac_img_puts(&w, " pages written");
 		} else if (L->ws.err) {
-			crac_img_puts(&w, ": not written (errno ");
-			crac_img_putu(&w, (uint64_t)-L->ws.err);
-			crac_img_puts(&w, ")");
+			crac_img_puts(&w, ": not written");
+			crac_img_put_err(&w, L->ws.err);
+			if (L->ws.left == WS_LEFT_REMOVED) {
+				crac_img_puts(&w, "; the file it had claimed removed: a later restore records it");
+			} else if (L->ws.left == WS_LEFT_KEPT) {
+				crac_img_puts(&w, "; " CRAC_IMG_WS_FILE " keeps the ");
+				crac_img_putu(&w, L->ws.kept);
+				crac_img_puts(&w, " pages stored before, marked partial (could not be removed; remove it "
+						  "to have it recorded again)");
+			} else if (L->ws.left == WS_LEFT_OTHERS) {
+				crac_img_puts(&w, "; " CRAC_IMG_WS_FILE " is another restore's now");
+			}
 		} else if (!L->ws.rec) {
 			crac_img_puts(&w, ": another restore wrote it first");
 		}
@@ -1625,12 +1774,13 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 		 * program needs everything now: a checkpoint, a fork), faults
 		 * alone load pages. */
 		uint64_t rec_left = 0;
+		long ws_rc;
 		if (L->ws.rec) {
 			uint64_t t = now_ns();
 			if (t >= L->ws.end_ns || L->ws.n >= CRAC_IMG_WS_MAX || hurry)
 				ws_end(L, 0);
-			else if (L->ws.n > L->ws.stored_n && t - L->ws.last_ns >= WS_QUIET_NS && ws_store(L, false) < 0)
-				ws_end(L, -EIO);   /* (ws.err: what the last store said is lost; rare) */
+			else if (L->ws.n > L->ws.stored_n && t - L->ws.last_ns >= WS_QUIET_NS && (ws_rc = ws_store(L, false)) < 0)
+				ws_end(L, ws_rc);
 			else
 				rec_left = L->ws.end_ns - t;
 		}

@@ -601,6 +601,13 @@ struct crac_img_lazy {
 #define CRAC_LAZY_WS_RECORD 0x800u   /* record the working set into ws_dir_fd ... */
 #define CRAC_LAZY_WS_REPLACE 0x1000u /* ... over an unusable file of that name */
 #define CRAC_LAZY_WS_TEST_SLOW 0x2000u /* tests: 2 ms between working-set runs (CRAC_TEST_WS_SLOW=1) */
+/* tests: the working set's claim as on a file system without
+ * RENAME_NOREPLACE (NFS, some FUSE): CRAC_PRETEND_MISSING=rename_noreplace */
+#define CRAC_LAZY_WS_NO_NOREPLACE 0x4000u
+/* tests: each working-set file is changed after it is written, as by a file
+ * system that lost a write (CRAC_TEST_WS_DAMAGE=1): the check after the
+ * rename must see it */
+#define CRAC_LAZY_WS_TEST_DAMAGE 0x8000u
 #define CRAC_LAZY_SLOTS 4u           /* chunks kept verified in the buffer (threads faulting at once) */
 
 /*
