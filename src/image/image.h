@@ -608,6 +608,9 @@ struct crac_img_lazy {
  * system that lost a write (CRAC_TEST_WS_DAMAGE=1): the check after the
  * rename must see it */
 #define CRAC_LAZY_WS_TEST_DAMAGE 0x8000u
+/* tests: each working-set store waits 10 s first, as on a file system that
+ * does not answer (CRAC_TEST_WS_STUCK=1) */
+#define CRAC_LAZY_WS_TEST_STUCK 0x10000u
 #define CRAC_LAZY_SLOTS 4u           /* chunks kept verified in the buffer (threads faulting at once) */
 
 /*

@@ -1780,6 +1780,8 @@ static void read_environment(char **envp)
 			ld.plan.flags |= CRAC_LAZY_WS_TEST_SLOW;   /* tests: faults while it loads */
 		else if (!strcmp(*e, "CRAC_TEST_WS_DAMAGE=1"))
 			ld.plan.flags |= CRAC_LAZY_WS_TEST_DAMAGE;   /* tests: the check after storing */
+		else if (!strcmp(*e, "CRAC_TEST_WS_STUCK=1"))
+			ld.plan.flags |= CRAC_LAZY_WS_TEST_STUCK;    /* tests: a store that does not end */
 		else if (!strcmp(*e, "CRAC_LAZY_SMALL=off"))
 			ld.small_lazy = 0;   /* only mappings of CRAC_IMG_LAZY_MIN and more: benchmarks */
 		else if (!strcmp(*e, "CRAC_VERIFY_FILES=1"))
