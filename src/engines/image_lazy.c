@@ -21,7 +21,9 @@
  *     the thread unmaps its area and exits.
  * With two CPUs, a helper thread reads and verifies the next chunk while
  * this one copies (read-ahead, ahead_*: it never touches the program's
- * memory).
+ * memory). The working set a first restore records is written by another
+ * (the writer, ws_job: a file system that does not answer must not stop
+ * this thread).
  *
  * Tracking writes (CRAC_LAZY_TRACK: the image asks for incremental
  * checkpoints). A mapping belongs to one userfaultfd only, so the loader
