@@ -260,8 +260,10 @@ static uint32_t ws_read(const struct lazy_plan *pl, struct crac_img_lazy *a, uin
 		long n = sys_pread(fd, buf, size, 0);
 		int got = -EIO;
 		/* a partial one that a restore still records is locked by it
-		 * (engines/image_lazy.c, ws_store) */
-		bool busy = SYS(SYS_flock, fd, 1 /* LOCK_SH */ | 4 /* LOCK_NB */, 0, 0, 0, 0) == -EWOULDBLOCK;
+		 * (engines/image_lazy.c, ws_store; asked of partial ones only) */
+		bool busy = n == (long)size && size >= sizeof(struct crac_img_ws_head) &&
+			    (((const struct crac_img_ws_head *)buf)->flags & CRAC_IMG_WS_PARTIAL) &&
+			    SYS(SYS_flock, fd, 1 /* LOCK_SH */ | 4 /* LOCK_NB */, 0, 0, 0, 0) == -EWOULDBLOCK;
 		sys_close(fd);
 		crac_img_puts(&why, CRAC_IMG_WS_FILE " ");
 		if (n == (long)size)
