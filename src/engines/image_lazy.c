@@ -21,7 +21,9 @@
  *     the thread unmaps its area and exits.
  * With two CPUs, a helper thread reads and verifies the next chunk while
  * this one copies (read-ahead, ahead_*: it never touches the program's
- * memory).
+ * memory). The working set a first restore records is written by another
+ * (the writer, ws_job: a file system that does not answer must not stop
+ * this thread).
  *
  * Tracking writes (CRAC_LAZY_TRACK: the image asks for incremental
  * checkpoints). A mapping belongs to one userfaultfd only, so the loader
@@ -105,6 +107,15 @@
 
 /* ---- state ------------------------------------------------------------------ */
 
+/* DIR/working-set as the recording's stores left it (ws_store). */
+struct ws_file {
+	bool claimed;                    /* the name holds our file: ... */
+	uint64_t dev, ino;               /* ... this inode, ... */
+	int held;                        /* ... open here and flock'ed: its descriptor + 1, 0: none */
+	uint32_t kept;                   /* entries in it */
+};
+struct ws_job;
+
 /* One address space being filled: ours, or a forked child's. */
 struct view {
 	int uffd;
@@ -167,7 +178,14 @@ struct lazy {
 		uint32_t n;
 		long err;                /* writing it failed: -errno */
 		bool written;
-		bool claimed;            /* the file is ours (ws_store) */
+		struct ws_file file;     /* the file as the stores collected left it */
+		uint8_t left;            /* after a failure: what stays of it (WS_LEFT_*) */
+		struct ws_job *job;      /* the store the writer has in hand, or 0 */
+		bool final_due;          /* recording over: the whole to store once the writer is free */
+		bool over;               /* nothing more to store (written, or given up) */
+		bool released;           /* ... and its directory and entries given back (ws_release) */
+		bool abandoned;          /* the last store took longer than WS_WAIT_NS: not waited for */
+		uint32_t writer_tid;     /* the last writer started */
 		uint32_t stored_n;       /* entries in it */
 		uint64_t last_ns;        /* the last fault recorded */
 		uint32_t next;           /* loading it: the next entry ... */
@@ -950,35 +968,157 @@ static void ws_note(struct lazy *L, const struct crac_img_lazy_seg *s, uint64_t 
 
 /*
  * "DIR/working-set", written through the directory under a temporary
- * name, then renamed. The first store claims the name (RENAME_NOREPLACE,
- * unless the loader found an unusable file there: REPLACE): an empty file
- * marked partial, so that a restore meanwhile neither records too nor,
- * should this process end within its first moments (a program killed
- * right after its first answer), records again and again, each time
- * paying for the recording. Each quiet moment then stores what was
- * recorded so far (still partial), and the end the whole of it. Returns
- * 0, or -errno (EEXIST: another restore claimed it first).
+ * name, then renamed. The first store claims the name (unless the loader
+ * found an unusable file there: REPLACE): an empty file marked partial, so
+ * that a restore meanwhile neither records too nor, should this process
+ * end within its first moments (a program killed right after its first
+ * answer), records again and again, each time paying for the recording.
+ * Each quiet moment then stores what was recorded so far (still partial),
+ * and the end the whole of it. Each file stored stays open here, flock'ed
+ * (ws.file.held), until the next one is in its place: a restore that finds
+ * it partial tells by the lock whether we still record it (loader/lazy.c,
+ * ws_read). A store that fails once the name is ours removes our file
+ * (ws_unclaim), so that a later restore records it: left partial, it
+ * would be used as it is for good.
+ *
+ * The stores are the writer's (a thread of its own, one store at a time:
+ * struct ws_job), never this thread's: this one serves the program's page
+ * faults, and a file system that does not answer (a hung NFS server) must
+ * not stop it. It hands a store over and waits WS_SYNC_NS at most for the
+ * answer (a file system that answers takes far less), then looks for it as
+ * it goes (ws_poll); a quiet moment while the writer is busy stores
+ * nothing (the next one does). Before it says everything is loaded, and before it
+ * leaves, it waits WS_WAIT_NS at most for the last store; past that it
+ * abandons the writer (ws_abandon), which finishes alone: a partial file
+ * it then places is removed, a whole one kept. The writer uses only its
+ * own mappings (the job, its stack and thread pointer): it may outlive
+ * this thread, whose area is gone then.
  */
-static long ws_store(struct lazy *L, bool final)
-{
-	const struct crac_img_lazy *a = L->a;
+#define WS_WAIT_NS 2000000000ull
+#define WS_SYNC_NS 250000000ull
+#define WS_WRITER_STACK (64u << 10)
+
+/* What a failed recording left in the directory (ws.left, for --stats). */
+enum { WS_LEFT_NOTHING, WS_LEFT_REMOVED, WS_LEFT_KEPT, WS_LEFT_OTHERS };
+enum { WS_JOB_WORK, WS_JOB_DONE, WS_JOB_ABANDONED };
+
+/* One store: a mapping of its own (this, then the entries), handed over
+ * whole to the writer until it says DONE. */
+struct ws_job {
+	uint32_t state;             /* WS_JOB_* */
+	int dir_fd;                 /* the writer's own descriptor of the directory */
+	uint32_t flags;             /* the area's (CRAC_LAZY_WS_*) */
+	bool replace;               /* the loader found an unusable file there */
+	bool final;                 /* the whole working set, not partial */
+	struct ws_file file;        /* in: as the stores before left it; out: as this one does */
+	int held;                   /* out: the file placed, open and flock'ed: descriptor + 1, 0 */
+	long rc;                    /* out: 0 or -errno (EEXIST: another restore claimed it first) */
+	uint8_t left;               /* out, on failure: WS_LEFT_* */
+	uint64_t size;              /* of this mapping */
+	void *stack;                /* the writer's (WS_WRITER_STACK bytes, its thread pointer at the bottom) */
+	uint32_t want;              /* the crc32c of the file's bytes */
+	struct crac_img_crc crc;
 	struct crac_img_ws_head h;
+	struct crac_img_ws_page pg[];
+};
+
+/* Is DIR/working-set still the file we stored last (same inode)? */
+static bool ws_ours(const struct ws_job *j)
+{
+	struct stat st;
+
+	return j->file.claimed && sys_fstatat(j->dir_fd, CRAC_IMG_WS_FILE, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	       (uint64_t)st.st_dev == j->file.dev && (uint64_t)st.st_ino == j->file.ino;
+}
+
+/* A store failed: our file is removed if the name still holds it. (Only
+ * a restore told to replace the file, CRAC_WORKING_SET=record, may put
+ * another there between the look and the unlink; its own next store puts
+ * it back.) */
+static void ws_unclaim(struct ws_job *j)
+{
+	if (!j->file.claimed)
+		j->left = WS_LEFT_NOTHING;
+	else if (!ws_ours(j))
+		j->left = WS_LEFT_OTHERS;
+	else if (SYS(SYS_unlinkat, j->dir_fd, CRAC_IMG_WS_FILE, 0, 0, 0, 0) == 0)
+		j->left = WS_LEFT_REMOVED;
+	else
+		j->left = WS_LEFT_KEPT;
+	j->file.claimed = false;
+}
+
+/*
+ * The temporary tmp becomes DIR/working-set: replacing what is there
+ * (ours, or a file the loader found unusable), or claiming the name, which
+ * fails with EEXIST when another restore claimed it first. The claim is
+ * renameat2's RENAME_NOREPLACE, or where the file system lacks it (EINVAL:
+ * NFS, some FUSE; ENOSYS: no renameat2) a hard link of the temporary,
+ * which fails the same way, and the temporary's name removed.
+ */
+static long ws_place(const struct ws_job *j, const char *tmp, bool replace)
+{
+	int d = j->dir_fd;
+
+	if (replace)
+		return SYS(SYS_renameat, d, tmp, d, CRAC_IMG_WS_FILE, 0, 0);
+	long rc = (j->flags & CRAC_LAZY_WS_NO_NOREPLACE)
+			  ? -EINVAL   /* tests: CRAC_PRETEND_MISSING=rename_noreplace */
+			  : SYS(SYS_renameat2, d, tmp, d, CRAC_IMG_WS_FILE, 1 /* RENAME_NOREPLACE */, 0);
+	if (rc != -EINVAL && rc != -ENOSYS)
+		return rc;
+	rc = SYS(SYS_linkat, d, tmp, d, CRAC_IMG_WS_FILE, 0, 0);
+	/* (should this fail, the temporary is left like one of a restore
+	 * killed before its rename: a checkpoint removes it) */
+	SYS(SYS_unlinkat, d, tmp, 0, 0, 0, 0);
+	return rc;
+}
+
+/*
+ * The file just stored, read back through its name: the inode we wrote
+ * (the job's file), of the size written, its bytes those written (their
+ * crc32c). 0, or -errno (ESTALE: another file has the name now; EIO: it
+ * differs).
+ */
+static long ws_verify(struct ws_job *j, uint64_t size)
+{
+	char buf[4096];
+	struct stat st;
+	uint32_t crc = 0;
+	long fd = SYS(SYS_openat, j->dir_fd, CRAC_IMG_WS_FILE, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0, 0, 0);
+
+	if (fd < 0)
+		return fd;
+	long rc = sys_fstat((int)fd, &st);
+	if (rc == 0 && ((uint64_t)st.st_dev != j->file.dev || (uint64_t)st.st_ino != j->file.ino))
+		rc = -ESTALE;
+	else if (rc == 0 && (uint64_t)st.st_size != size)
+		rc = -EIO;
+	for (uint64_t off = 0; rc == 0 && off < size;) {
+		long n = sys_pread((int)fd, buf, size - off < sizeof(buf) ? size - off : sizeof(buf), off);
+		if (n <= 0)
+			rc = n < 0 ? n : -EIO;
+		else
+			crc = crac_img_crc32c_with(&j->crc, crc, buf, (uint64_t)n);
+		off += n > 0 ? (uint64_t)n : 0;
+	}
+	sys_close((int)fd);
+	return rc == 0 && crc != j->want ? -EIO : rc;
+}
+
+/* The store itself (the writer's): the job's answer in rc, file, held,
+ * left. */
+static void ws_job_run(struct ws_job *j)
+{
+	const struct crac_img_ws_head *h = &j->h;
+	uint64_t size = sizeof(*h) + (uint64_t)h->n * sizeof(j->pg[0]);
 	char tmp[64];
 	struct crac_img_buf b = { tmp, 0, sizeof(tmp) };
-	struct timespec ts = { 0, 0 };
 
-	for (size_t i = 0; i < sizeof(h) / 8; i++)
-		((volatile uint64_t *)&h)[i] = 0;
-	sys_clock_gettime(CLOCK_REALTIME, &ts);
-	h.magic = CRAC_IMG_WS_MAGIC;
-	h.version = CRAC_IMG_WS_VERSION;
-	h.n = L->ws.n;
-	h.image_crc = a->ws_image_crc;
-	h.recorded_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-	h.record_ms = a->ws_record_ms;
-	h.flags = final ? 0 : CRAC_IMG_WS_PARTIAL;
-	h.crc = crac_img_crc32c_with(&L->crc, crac_img_crc32c_with(&L->crc, 0, &h, sizeof(h)), L->ws.pg,
-				     (size_t)h.n * sizeof(*L->ws.pg));
+	if (j->flags & CRAC_LAZY_WS_TEST_STUCK) {
+		struct timespec d = { 10, 0 };   /* tests: a file system that does not answer */
+		SYS(SYS_nanosleep, &d, 0, 0, 0, 0, 0);
+	}
 	/* The temporary's name: our thread id and the time. The id alone
 	 * recurs (the restores of each new pid namespace get the same ones),
 	 * and a temporary a restore killed before its rename left under it
@@ -990,44 +1130,306 @@ static long ws_store(struct lazy *L, bool final)
 		crac_img_puts(&b, "." CRAC_IMG_WS_FILE ".tmp-");
 		crac_img_putu(&b, (uint64_t)SYS(SYS_gettid, 0, 0, 0, 0, 0, 0));
 		crac_img_puts(&b, "-");
-		crac_img_putu(&b, h.recorded_ns + k);
-		fd = SYS(SYS_openat, a->ws_dir_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600, 0, 0);
+		crac_img_putu(&b, h->recorded_ns + k);
+		fd = SYS(SYS_openat, j->dir_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600, 0, 0);
 	}
-	if (fd == -EEXIST)
-		fd = -EIO;   /* (EEXIST says another restore's file is there) */
-	long rc = fd;
-	if (fd >= 0) {
-		rc = write_all((int)fd, (const char *)&h, sizeof(h));
-		if (rc == 0)
-			rc = write_all((int)fd, (const char *)L->ws.pg, (uint64_t)h.n * sizeof(*L->ws.pg));
-		sys_close((int)fd);
-		/* ours once claimed: replaced from then on */
-		bool replace = L->ws.claimed || (a->flags & CRAC_LAZY_WS_REPLACE);
-		if (rc >= 0)
-			rc = SYS(SYS_renameat2, a->ws_dir_fd, tmp, a->ws_dir_fd, CRAC_IMG_WS_FILE,
-				 replace ? 0 : 1 /* RENAME_NOREPLACE */, 0);
-		if (rc < 0)
-			SYS(SYS_unlinkat, a->ws_dir_fd, tmp, 0, 0, 0, 0);
+	if (fd < 0) {
+		ws_unclaim(j);
+		j->rc = fd == -EEXIST ? -EIO : fd;   /* (EEXIST says another restore's file is there) */
+		return;
 	}
-	if (rc >= 0)
-		L->ws.claimed = true;
-	L->ws.stored_n = L->ws.n;
-	return rc < 0 ? rc : 0;
+	/* held (a second descriptor of it): locked, so that a restore that
+	 * finds it partial knows we record it; the file system may not lock
+	 * (ENOLCK): then it is taken for one whose recording ended early */
+	long held = SYS(SYS_fcntl, fd, F_DUPFD_CLOEXEC, 0, 0, 0, 0);
+	if (held >= 0)
+		SYS(SYS_flock, held, 2 /* LOCK_EX */ | 4 /* LOCK_NB */, 0, 0, 0, 0);
+	struct stat st;
+	long rc = write_all((int)fd, (const char *)h, sizeof(*h));
+	if (rc == 0)
+		rc = write_all((int)fd, (const char *)j->pg, (uint64_t)h->n * sizeof(j->pg[0]));
+	if (rc == 0 && (j->flags & CRAC_LAZY_WS_TEST_DAMAGE))
+		SYS(SYS_pwrite64, fd, "\xff", 1, 16, 0, 0);   /* (tests: a byte of the head changed) */
+	if (rc == 0)
+		rc = sys_fstat((int)fd, &st);
+	/* (a network file system may say only here that the data did not
+	 * get through: NFS flushes on close) */
+	long closed = sys_close((int)fd);
+	if (rc == 0 && closed < 0 && closed != -EINTR)
+		rc = closed;
+	bool placed = false;
+	if (rc == 0) {
+		rc = ws_place(j, tmp, j->file.claimed || j->replace);
+		placed = rc == 0;
+		if (placed) {
+			/* the name is ours now, whatever the check finds */
+			j->held = held >= 0 ? (int)held + 1 : 0;
+			held = -1;
+			j->file.claimed = true;
+			j->file.dev = (uint64_t)st.st_dev;
+			j->file.ino = (uint64_t)st.st_ino;
+			rc = ws_verify(j, size);
+		}
+	}
+	if (!placed)
+		SYS(SYS_unlinkat, j->dir_fd, tmp, 0, 0, 0, 0);
+	if (held >= 0)
+		sys_close((int)held);
+	if (rc == 0)
+		j->file.kept = h->n;
+	else if (rc != -EEXIST)
+		ws_unclaim(j);
+	j->rc = rc;
 }
 
-/* Recording over: stored whole (or given up: another restore claimed
- * it, or the store failed), and the normal loading goes on. */
-static void ws_end(struct lazy *L, long rc)
+static __attribute__((noreturn)) void leave(void *area, uint64_t size);
+
+/* The writer: one store, then gone (its stack unmapped as it exits). */
+static __attribute__((noreturn)) void ws_writer(struct ws_job *j)
 {
-	if (rc == 0)
-		rc = ws_store(L, true);
-	L->ws.err = rc == -EEXIST ? 0 : rc;   /* EEXIST: another restore's is there */
-	L->ws.written = rc == 0;
-	L->ws.rec = false;
+	void *stack = j->stack;
+	int dir_fd = j->dir_fd;
+
+	ws_job_run(j);
+	int held = j->held;
+	bool partial = !j->final, claimed = j->file.claimed;
+	uint64_t size = j->size;
+	/* once DONE the job is the lazy thread's: not touched after */
+	if (__atomic_exchange_n(&j->state, WS_JOB_DONE, __ATOMIC_ACQ_REL) == WS_JOB_ABANDONED) {
+		/* nobody will store after us: a partial file of ours would be
+		 * used as it is for good (a whole one, verified, stays) */
+		if (partial && claimed)
+			ws_unclaim(j);
+		if (held)
+			sys_close(held - 1);
+		sys_munmap(j, size);
+	}
+	sys_close(dir_fd);
+	leave(stack, WS_WRITER_STACK);
+}
+
+/* Starts the writer on j; false if it cannot be (then the store is done
+ * here: as before there was a writer). */
+static bool ws_writer_start(struct ws_job *j, uint32_t *tid)
+{
+	char *s = map_mem(WS_WRITER_STACK);
+
+	if (!s)
+		return false;
+	/* its thread pointer: a word of its own at the bottom of its stack
+	 * (ours is in the area, which may be gone before the writer is) */
+	uint64_t *tls = (uint64_t *)s;
+	tls[0] = (uint64_t)(uintptr_t)tls;
+	uint64_t *sp = (uint64_t *)(s + WS_WRITER_STACK);
+	*--sp = (uint64_t)(uintptr_t)j;          /* arg */
+	*--sp = (uint64_t)(uintptr_t)ws_writer;  /* fn */
+	j->stack = s;
+	/* our file table (the directory), signals blocked as ours are; no
+	 * tid cleared at its exit: the word would be in a mapping gone */
+	unsigned long flags = CLONE_VM | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM | CLONE_SETTLS |
+			      CLONE_PARENT_SETTID;
+	/* (the read-ahead helper's trampoline) */
+	if (crac__lazy_clone(flags, sp, tid, 0, (unsigned long)(uintptr_t)tls) <= 0) {
+		sys_munmap(s, WS_WRITER_STACK);
+		return false;
+	}
+	return true;
+}
+
+/* The job's answer taken (it is DONE) and the job unmapped. */
+static void ws_collect(struct lazy *L)
+{
+	struct ws_job *j = L->ws.job;
+	long rc = j->rc;
+
+	L->ws.job = 0;
+	if (j->held) {
+		if (L->ws.file.held)
+			sys_close(L->ws.file.held - 1);
+		L->ws.file.held = j->held;
+	}
+	L->ws.file.claimed = j->file.claimed;
+	L->ws.file.dev = j->file.dev;
+	L->ws.file.ino = j->file.ino;
+	L->ws.file.kept = j->file.kept;
+	if (!j->file.claimed && L->ws.file.held) {
+		sys_close(L->ws.file.held - 1);
+		L->ws.file.held = 0;
+	}
+	bool final = j->final;
+	if (rc < 0)
+		L->ws.left = j->left;
+	sys_munmap(j, j->size);
+	if (rc < 0) {
+		/* the recording is over: given up */
+		L->ws.rec = false;
+		L->ws.final_due = false;
+		L->ws.err = rc == -EEXIST ? 0 : rc;   /* EEXIST: another restore's is there */
+		L->ws.over = true;
+	} else if (final) {
+		L->ws.written = true;
+		L->ws.over = true;
+	}
+}
+
+/* What was recorded (final: all of it, else marked partial) handed to
+ * the writer; 0, or -errno (no memory: nothing stored). While it is busy
+ * with a store before, nothing: the next quiet moment (or the end) stores. */
+static long ws_store(struct lazy *L, bool final)
+{
+	const struct crac_img_lazy *a = L->a;
+	struct timespec ts = { 0, 0 };
+
+	if (L->ws.job)
+		return 0;
+	uint64_t size = (sizeof(struct ws_job) + (uint64_t)L->ws.n * sizeof(*L->ws.pg) + P - 1) & ~(P - 1);
+	struct ws_job *j = map_mem(size);
+	if (!j)
+		return -ENOMEM;
+	long dfd = SYS(SYS_fcntl, a->ws_dir_fd, F_DUPFD_CLOEXEC, 0, 0, 0, 0);
+	if (dfd < 0) {
+		sys_munmap(j, size);
+		return dfd;
+	}
+	struct crac_img_ws_head *h = &j->h;
+	sys_clock_gettime(CLOCK_REALTIME, &ts);
+	h->magic = CRAC_IMG_WS_MAGIC;   /* (the mapping is zeroed) */
+	h->version = CRAC_IMG_WS_VERSION;
+	h->n = L->ws.n;
+	h->image_crc = a->ws_image_crc;
+	h->recorded_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	h->record_ms = a->ws_record_ms;
+	h->flags = final ? 0 : CRAC_IMG_WS_PARTIAL;
+	copy_words(j->pg, L->ws.pg, (uint64_t)h->n * sizeof(*L->ws.pg));
+	h->crc = crac_img_crc32c_with(&L->crc, crac_img_crc32c_with(&L->crc, 0, h, sizeof(*h)), j->pg,
+				      (size_t)h->n * sizeof(*j->pg));
+	/* the file's bytes, as ws_verify reads them back */
+	j->want = crac_img_crc32c_with(&L->crc, crac_img_crc32c_with(&L->crc, 0, h, sizeof(*h)), j->pg,
+				       (size_t)h->n * sizeof(*j->pg));
+	copy_words(&j->crc, &L->crc, sizeof(L->crc));
+	j->state = WS_JOB_WORK;
+	j->dir_fd = (int)dfd;
+	j->flags = a->flags;
+	j->replace = (a->flags & CRAC_LAZY_WS_REPLACE) != 0;
+	j->final = final;
+	j->file = L->ws.file;
+	j->size = size;
+	L->ws.stored_n = L->ws.n;
+	L->ws.job = j;
+	if (!ws_writer_start(j, &L->ws.writer_tid)) {
+		/* no writer: stored here, however long it takes */
+		ws_job_run(j);
+		sys_close(j->dir_fd);
+		j->state = WS_JOB_DONE;
+		ws_collect(L);
+		return 0;
+	}
+	/* Its answer waited for WS_SYNC_NS at most: as fast as storing here
+	 * on a file system that answers (the program, which may end as soon
+	 * as its pages are in, would otherwise leave a temporary, or its
+	 * claim partial: the loading goes on only after the store) */
+	uint64_t until = now_ns() + WS_SYNC_NS;
+	while (__atomic_load_n(&j->state, __ATOMIC_ACQUIRE) == WS_JOB_WORK && now_ns() < until) {
+		struct timespec d = { 0, 20000 };
+		SYS(SYS_nanosleep, &d, 0, 0, 0, 0, 0);
+	}
+	if (__atomic_load_n(&j->state, __ATOMIC_ACQUIRE) == WS_JOB_DONE)
+		ws_collect(L);
+	return 0;
+}
+
+/* Everything the recording holds given back, once over and no store is
+ * left to make. */
+static void ws_release(struct lazy *L)
+{
+	if (!L->ws.over || L->ws.job || L->ws.final_due || L->ws.released)
+		return;
+	L->ws.released = true;
+	if (L->ws.file.held)
+		sys_close(L->ws.file.held - 1);   /* (whole now, or given up: nobody looks at the lock) */
+	L->ws.file.held = 0;
 	sys_close(L->a->ws_dir_fd);
 	if (L->ws.pg)
 		sys_munmap(L->ws.pg, ((uint64_t)CRAC_IMG_WS_MAX * sizeof(*L->ws.pg) + P - 1) & ~(P - 1));
 	L->ws.pg = 0;
+}
+
+/* The writer's answer, if it has one; the last store handed over once it
+ * is free. Each turn of the loop, and while waiting for it (ws_wait). */
+static void ws_poll(struct lazy *L)
+{
+	if (L->ws.job && __atomic_load_n(&L->ws.job->state, __ATOMIC_ACQUIRE) == WS_JOB_DONE)
+		ws_collect(L);
+	if (L->ws.final_due && !L->ws.job) {
+		L->ws.final_due = false;
+		long rc = ws_store(L, true);
+		if (rc < 0) {
+			L->ws.err = rc;
+			L->ws.over = true;
+		}
+	}
+	ws_release(L);
+}
+
+/* Recording over: stored whole (rc 0: by the writer, as soon as it is
+ * free), or given up (rc: -errno, EEXIST: another restore claimed it, no
+ * memory to record), and the normal loading goes on. */
+static void ws_end(struct lazy *L, long rc)
+{
+	L->ws.rec = false;
+	if (rc == 0) {
+		L->ws.final_due = true;
+	} else {
+		L->ws.err = rc == -EEXIST ? 0 : rc;
+		L->ws.over = true;
+	}
+	ws_poll(L);
+}
+
+/* The writer gone on without us: its answer will not be collected. */
+static void ws_abandon(struct lazy *L)
+{
+	uint32_t work = WS_JOB_WORK;
+
+	if (!__atomic_compare_exchange_n(&L->ws.job->state, &work, WS_JOB_ABANDONED, false, __ATOMIC_ACQ_REL,
+					 __ATOMIC_ACQUIRE)) {
+		ws_collect(L);   /* (it has just finished) */
+		return;
+	}
+	L->ws.job = 0;
+	L->ws.final_due = false;
+	L->ws.err = -ETIMEDOUT;
+	L->ws.abandoned = true;
+	L->ws.over = true;
+	ws_release(L);
+}
+
+/* Before everything is said loaded, and before leaving: the recording
+ * ended (all pages are in) and its last store made, WS_WAIT_NS at most. */
+static void ws_wait(struct lazy *L)
+{
+	uint64_t until = now_ns() + WS_WAIT_NS;
+
+	if (!(L->a->flags & CRAC_LAZY_WS_RECORD) || L->ws.released)
+		return;
+	if (L->ws.rec)
+		ws_end(L, 0);
+	for (ws_poll(L); L->ws.job; ws_poll(L)) {
+		if (now_ns() >= until) {
+			ws_abandon(L);
+			break;
+		}
+		struct timespec d = { 0, 1000000 };   /* (no wake from the writer: see ws_writer) */
+		SYS(SYS_nanosleep, &d, 0, 0, 0, 0, 0);
+	}
+	/* its last steps after DONE (closing, unmapping its stack): gone
+	 * before a checkpoint may stop the threads */
+	long pid = SYS(SYS_getpid, 0, 0, 0, 0, 0, 0);
+	while (!L->ws.abandoned && L->ws.writer_tid && now_ns() < until &&
+	       SYS(SYS_tgkill, pid, L->ws.writer_tid, 0, 0, 0, 0) == 0) {
+		struct timespec d = { 0, 100000 };
+		SYS(SYS_nanosleep, &d, 0, 0, 0, 0, 0);
+	}
 }
 
 #define WS_RUN 16u   /* pages read at once: neighbours in the working set */
@@ -1519,10 +1921,24 @@ static void report(struct lazy *L)
 			crac_img_puts(&w, ": ");
 			crac_img_putu(&w, L->ws.n);
 			crac_img_puts(&w, " pages written");
+		} else if (L->ws.abandoned) {
+			crac_img_puts(&w, ": not written: the file system did not answer within ");
+			crac_img_putu(&w, WS_WAIT_NS / 1000000000ull);
+			crac_img_puts(&w, " s (the store goes on without this restore: a partial file it leaves is "
+					  "removed)");
 		} else if (L->ws.err) {
-			crac_img_puts(&w, ": not written (errno ");
-			crac_img_putu(&w, (uint64_t)-L->ws.err);
-			crac_img_puts(&w, ")");
+			crac_img_puts(&w, ": not written");
+			crac_img_put_err(&w, L->ws.err);
+			if (L->ws.left == WS_LEFT_REMOVED) {
+				crac_img_puts(&w, "; the file it had claimed removed: a later restore records it");
+			} else if (L->ws.left == WS_LEFT_KEPT) {
+				crac_img_puts(&w, "; " CRAC_IMG_WS_FILE " keeps the ");
+				crac_img_putu(&w, L->ws.file.kept);
+				crac_img_puts(&w, " pages stored before, marked partial (could not be removed; remove it "
+						  "to have it recorded again)");
+			} else if (L->ws.left == WS_LEFT_OTHERS) {
+				crac_img_puts(&w, "; " CRAC_IMG_WS_FILE " is another restore's now");
+			}
 		} else if (!L->ws.rec) {
 			crac_img_puts(&w, ": another restore wrote it first");
 		}
@@ -1639,12 +2055,14 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 		 * program needs everything now: a checkpoint, a fork), faults
 		 * alone load pages. */
 		uint64_t rec_left = 0;
+		long ws_rc;
+		ws_poll(L);   /* the writer's answer; the last store once it is free */
 		if (L->ws.rec) {
 			uint64_t t = now_ns();
 			if (t >= L->ws.end_ns || L->ws.n >= CRAC_IMG_WS_MAX || hurry)
 				ws_end(L, 0);
-			else if (L->ws.n > L->ws.stored_n && t - L->ws.last_ns >= WS_QUIET_NS && ws_store(L, false) < 0)
-				ws_end(L, -EIO);   /* (ws.err: what the last store said is lost; rare) */
+			else if (L->ws.n > L->ws.stored_n && t - L->ws.last_ns >= WS_QUIET_NS && (ws_rc = ws_store(L, false)) < 0)
+				ws_end(L, ws_rc);
 			else
 				rec_left = L->ws.end_ns - t;
 		}
@@ -1684,6 +2102,7 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 				/* the helper gone first: once loaded is said, a
 				 * checkpoint may stop the threads (it knows ours) */
 				ahead_stop(L);
+				ws_wait(L);   /* (the writer too: bounded) */
 				L->loaded = true;
 				/* the doorbell crac__img_lazy_leave rings (never
 				 * touched: a fault there would be ours to serve) */
@@ -1725,12 +2144,13 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 		int timeout = waiting || more ? 1 : (L->loaded ? (L->door_on ? -1 : 20) : (go ? 0 : 10));
 		if (L->ws.rec && (timeout < 0 || (uint64_t)timeout > rec_left / 1000000 + 1))
 			timeout = (int)(rec_left / 1000000) + 1;
-		if (L->ws.rec && L->ws.n > L->ws.stored_n)
-			timeout = 1;   /* the next quiet moment stores it */
+		if ((L->ws.rec && L->ws.n > L->ws.stored_n) || L->ws.job || L->ws.final_due)
+			timeout = 1;   /* the next quiet moment stores it; the writer's answer */
 		SYS(SYS_poll, pfd, n, timeout, 0, 0, 0);
 	}
 
 	ahead_stop(L);
+	ws_wait(L);
 	if ((a->flags & CRAC_LOADER_STATS) && !L->loaded)
 		report(L);
 	if (L->buf_map)

@@ -606,7 +606,17 @@ struct crac_img_lazy {
 #define CRAC_LAZY_WS_RECORD 0x800u   /* record the working set into ws_dir_fd ... */
 #define CRAC_LAZY_WS_REPLACE 0x1000u /* ... over an unusable file of that name */
 #define CRAC_LAZY_WS_TEST_SLOW 0x2000u /* tests: 2 ms between working-set runs (CRAC_TEST_WS_SLOW=1) */
-#define CRAC_LAZY_TEST_LATE 0x10000u /* tests: the thread leaves the loader 100 ms late (CRAC_TEST_LAZY_LATE=1) */
+/* tests: the working set's claim as on a file system without
+ * RENAME_NOREPLACE (NFS, some FUSE): CRAC_PRETEND_MISSING=rename_noreplace */
+#define CRAC_LAZY_WS_NO_NOREPLACE 0x4000u
+/* tests: each working-set file is changed after it is written, as by a file
+ * system that lost a write (CRAC_TEST_WS_DAMAGE=1): the check after the
+ * rename must see it */
+#define CRAC_LAZY_WS_TEST_DAMAGE 0x8000u
+/* tests: each working-set store waits 10 s first, as on a file system that
+ * does not answer (CRAC_TEST_WS_STUCK=1) */
+#define CRAC_LAZY_WS_TEST_STUCK 0x10000u
+#define CRAC_LAZY_TEST_LATE 0x20000u /* tests: the thread leaves the loader 100 ms late (CRAC_TEST_LAZY_LATE=1) */
 #define CRAC_LAZY_SLOTS 4u           /* chunks kept verified in the buffer (threads faulting at once) */
 
 /*

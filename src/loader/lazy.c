@@ -259,6 +259,11 @@ static uint32_t ws_read(const struct lazy_plan *pl, struct crac_img_lazy *a, uin
 		char *buf = (char *)a + off;
 		long n = sys_pread(fd, buf, size, 0);
 		int got = -EIO;
+		/* a partial one that a restore still records is locked by it
+		 * (engines/image_lazy.c, ws_store; asked of partial ones only) */
+		bool busy = n == (long)size && size >= sizeof(struct crac_img_ws_head) &&
+			    (((const struct crac_img_ws_head *)buf)->flags & CRAC_IMG_WS_PARTIAL) &&
+			    SYS(SYS_flock, fd, 1 /* LOCK_SH */ | 4 /* LOCK_NB */, 0, 0, 0, 0) == -EWOULDBLOCK;
 		sys_close(fd);
 		crac_img_puts(&why, CRAC_IMG_WS_FILE " ");
 		if (n == (long)size)
@@ -269,9 +274,10 @@ static uint32_t ws_read(const struct lazy_plan *pl, struct crac_img_lazy *a, uin
 			a->ws_off = off + sizeof(struct crac_img_ws_head);
 			a->ws_n = (uint32_t)got;
 			why.len = 0;
-			crac_img_puts(&why, (((const struct crac_img_ws_head *)buf)->flags & CRAC_IMG_WS_PARTIAL)
-					    ? "recorded in part (the restore that recorded it ended early), loaded first"
-					    : "loaded first");
+			bool part = ((const struct crac_img_ws_head *)buf)->flags & CRAC_IMG_WS_PARTIAL;
+			crac_img_puts(&why, !part  ? "loaded first"
+					    : busy ? "recorded in part (another restore is recording it now), loaded first"
+						   : "recorded in part (the restore that recorded it ended early), loaded first");
 		} else {
 			crac_img_puts(&why, ": not used");
 			flags = ws_record(pl, &why, true);

@@ -1790,6 +1790,10 @@ static void read_environment(char **envp)
 			ld.plan.flags |= CRAC_LAZY_WS_TEST_SLOW;   /* tests: faults while it loads */
 		else if (!strcmp(*e, "CRAC_TEST_LAZY_LATE=1"))
 			ld.plan.flags |= CRAC_LAZY_TEST_LATE;   /* tests: the program out of the loader first */
+		else if (!strcmp(*e, "CRAC_TEST_WS_DAMAGE=1"))
+			ld.plan.flags |= CRAC_LAZY_WS_TEST_DAMAGE;   /* tests: the check after storing */
+		else if (!strcmp(*e, "CRAC_TEST_WS_STUCK=1"))
+			ld.plan.flags |= CRAC_LAZY_WS_TEST_STUCK;    /* tests: a store that does not end */
 		else if (!strcmp(*e, "CRAC_LAZY_SMALL=off"))
 			ld.small_lazy = 0;   /* only mappings of CRAC_IMG_LAZY_MIN and more: benchmarks */
 		else if (!strcmp(*e, "CRAC_VERIFY_FILES=1"))
@@ -2059,6 +2063,8 @@ static void plan_lazy(void)
 	}
 	if (ld.stats)
 		pl->flags |= CRAC_LOADER_STATS;
+	if (pretend("rename_noreplace"))
+		pl->flags |= CRAC_LAZY_WS_NO_NOREPLACE;   /* tests: the working set's claim by linkat */
 	/* Huge pages while filling: only where THP is "madvise" (with
 	 * "always" the kernel uses them anyway, with "never" it cannot).
 	 * Never for an image whose process tracks its writes (incremental

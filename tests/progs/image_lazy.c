@@ -19,6 +19,8 @@
  *   munmap    half unmapped, fresh memory mapped there: zeros; the rest intact
  *   fork      glibc fork(): the child sees every page
  *   rawfork   fork by a raw system call: the child sees every page
+ *   touchfork reads the first 64 pages (in several chunks), then forks by
+ *             glibc fork() at once: the child sees every page
  *   threads   four threads read a quarter each
  *   mlock-mremap  the mapping locked, then moved and grown by mremap (with
  *             "second", so that loading is not over: a kernel limit, see
@@ -262,9 +264,11 @@ static int run(void)
 			return fail("fresh memory over unmapped lazy pages is not zero", 0);
 		if ((n = bad_pages(big, 0, half)))
 			return fail("first half", n);
-	} else if (!strcmp(scenario, "fork") || !strcmp(scenario, "rawfork")) {
+	} else if (!strcmp(scenario, "fork") || !strcmp(scenario, "rawfork") || !strcmp(scenario, "touchfork")) {
+		if (scenario[0] == 't' && (n = bad_pages(big, 0, 64)))
+			return fail("pages without their pattern before the fork", n);
 		fflush(stdout);
-		pid_t pid = scenario[0] == 'f' ? fork() : (pid_t)syscall(SYS_fork);
+		pid_t pid = scenario[0] != 'r' ? fork() : (pid_t)syscall(SYS_fork);
 		if (pid == 0)
 			_exit(child_check());
 		int st = 0;
