@@ -1436,6 +1436,7 @@ static void ws_wait(struct lazy *L)
 
 /* Working-set entries e[0..] from a run of neighbours: read, verified page
  * by page, copied. Returns how many entries it took (at least one). */
+#define WS_EAGAIN_TRIES 50u
 static uint32_t ws_run(struct lazy *L, struct view *v, const struct crac_img_ws_page *e, uint32_t left, char *buf)
 {
 	long i = seg_find(v, e[0].addr);
@@ -1461,7 +1462,26 @@ static uint32_t ws_run(struct lazy *L, struct view *v, const struct crac_img_ws_
 			break;
 		}
 	L->ws.skipped += n - ok;
-	if (ok && copy_from(L, v, k, buf - off, e[0].addr, off, (uint64_t)ok * P) == 0)
+	/* EAGAIN: a change to the memory map (a munmap, madvise or mremap of a
+	 * registered range, a fork) is under way and its event not read yet:
+	 * the kernel refuses every copy until it is. Read the events and copy
+	 * again (the restore path and the program's first moments make such
+	 * changes while the working set loads; taken as gone through, the
+	 * pages were left to faults). A change still unreported after
+	 * WS_EAGAIN_TRIES: the pages are left to the normal path. */
+	long rc = 0;
+	for (uint32_t t = 0; ok && t < WS_EAGAIN_TRIES; t++) {
+		if (t) {
+			drain(L, v);
+			if (t > 1) {
+				struct timespec d = { 0, 20 * 1000 };
+				SYS(SYS_nanosleep, &d, 0, 0, 0, 0, 0);
+			}
+		}
+		if ((rc = copy_from(L, v, k, buf - off, e[0].addr, off, (uint64_t)ok * P)) != -EAGAIN)
+			break;
+	}
+	if (ok && rc == 0)
 		L->ws.loaded += ok;
 	return n;
 }
