@@ -17,7 +17,10 @@
  * and removes the old image.
  *
  * Temporaries whose writer is gone (killed during a checkpoint) are removed
- * by the next checkpoint to the same DIR (crac_img_clean_stale);
+ * by the next checkpoint to the same DIR (crac_img_clean_stale); a writer
+ * holds a lock (flock) on its temporary until the rename, and a locked
+ * temporary is never removed, whatever its name says (a writer in another
+ * pid namespace);
  * crac_img_tmp_describe() explains one to `crac inspect`.
  *
  * Reading (`crac inspect`, tests): crac_img_load() reads and validates the
@@ -39,6 +42,7 @@
 #include <dirent.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -368,6 +372,13 @@ static void fsop_run(void *arg)
 			r = crac_raw_syscall5(SYS_fstat, dfd, (long)&st, 0, 0, 0);
 			if (r == 0 && st.st_uid != (uid_t)crac_raw_syscall3(SYS_geteuid, 0, 0, 0))
 				r = -EPERM;
+			/* A temporary's writer holds a lock on it until its
+			 * rename (image_capture.c): one in another pid
+			 * namespace, whose PID and START mean nothing here,
+			 * still writes it. (A file system without flock: the
+			 * names alone, as before.) Ours while we remove it. */
+			if (r == 0 && crac_raw_syscall3(SYS_flock, dfd, LOCK_EX | LOCK_NB, 0) == -EWOULDBLOCK)
+				r = -EBUSY;
 			if (r < 0) {
 				crac_raw_syscall3(SYS_close, dfd, 0, 0);
 				op->res = (int)r;

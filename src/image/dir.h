@@ -92,10 +92,12 @@ int crac_img_commit_with(const char *tmp, const char *dir, const struct stat *ex
  * START: the writer's pid and its start time, field 22 of /proc/PID/stat);
  * file systems without RENAME_EXCHANGE briefly keep the previous image as
  * DIR.old-PID-START. crac_img_tmp_name() fills `out` with the template for
- * mkdtemp(). crac_img_clean_stale() removes, next to DIR, the temporaries of
+ * mkdtemp(); the writer holds flock(LOCK_EX) on the directory until its
+ * rename. crac_img_clean_stale() removes, next to DIR, the temporaries of
  * DIR whose writer is gone (or is the caller, which must not be writing
- * one), owned by the caller, holding nothing but header and pages; follows
- * no symbolic link; *removed counts them.
+ * one) and that no writer holds locked, owned by the caller, holding
+ * nothing but header and pages; follows no symbolic link; *removed counts
+ * them.
  */
 int crac_img_tmp_name(const char *dir, char *out, size_t len) CRAC_HIDDEN;
 int crac_img_clean_stale(const char *dir, int *removed) CRAC_HIDDEN;
