@@ -732,11 +732,28 @@ static int fs_is_expected(const char *path, const struct stat *expect, char *why
 	return rc > 0;
 }
 
-/* msg for a rename that failed: its own text when it was given up on. */
+bool crac_img_is_mount_point(const char *dir)
+{
+	char parent[PATH_MAX];
+	const char *base;
+	struct stat d, p;
+
+	if (crac_img_split_path(dir, parent, sizeof(parent), &base) < 0 ||
+	    crac_raw_syscall5(SYS_newfstatat, AT_FDCWD, (long)dir, (long)&d, AT_SYMLINK_NOFOLLOW, 0) < 0 ||
+	    crac_raw_syscall5(SYS_newfstatat, AT_FDCWD, (long)parent, (long)&p, 0, 0) < 0)
+		return false;
+	return S_ISDIR(d.st_mode) && (d.st_dev != p.st_dev || d.st_ino == p.st_ino);
+}
+
+/* msg for a rename that failed: its own text when it was given up on; a
+ * target that is a mount point, which no rename replaces, said as such. */
 static int rename_failed(int rc, const char *why, const char *from, const char *to, char *msg, size_t msglen)
 {
 	if (why[0])
 		snprintf(msg, msglen, "%s", why);
+	else if ((rc == -EBUSY || rc == -EXDEV) && crac_img_is_mount_point(to))
+		snprintf(msg, msglen, "%s is a mount point, which an image cannot be renamed onto (rename %s: %s); "
+			 "give a directory inside the mounted file system", to, from, strerror(-rc));
 	else
 		snprintf(msg, msglen, "rename %s to %s: %s", from, to, strerror(-rc));
 	return rc;

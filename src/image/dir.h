@@ -157,6 +157,9 @@ void crac_img_fs_prepare(void) CRAC_HIDDEN;
 
 /* "a/b/img" -> parent "a/b", base "img". */
 int crac_img_split_path(const char *dir, char *parent, size_t plen, const char **base) CRAC_HIDDEN;
+/* Is directory `dir` a mount point (another file system than its parent's,
+ * or the root)? No image can be renamed onto it. */
+bool crac_img_is_mount_point(const char *dir) CRAC_HIDDEN;
 
 /* Path of the restore loader: $CRAC_LOADER, next to /proc/self/exe, or
  * CRAC_INSTALL_LIBEXECDIR. Returns 0 or -ENOENT (msg says where it looked). */
