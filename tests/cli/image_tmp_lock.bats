@@ -97,3 +97,38 @@ teardown() {
 	done
 	[ "$(ls "$T" | grep -v '\.out$')" = D ]
 }
+
+@test "crac flatten's temporary is locked too: a checkpoint into OUT from another pid namespace leaves it while flatten runs" {
+	[ "$(id -u)" -eq 0 ] || skip "unshare --pid needs root"
+	unshare --pid --fork --mount-proc true 2>/dev/null || skip "no pid namespaces here"
+	run clean env CRAC_IMAGE_INCREMENTAL=1 "$CRAC_BUILD_DIR/tests/image_incr" "$T/i0" "$T/i1" "$T/i2"
+	[ "$status" -eq 0 ]
+	# flatten in its own pid namespace (pid 1 there), held 3 s at its
+	# last look at OUT, its temporary complete
+	(
+		for fd in $(ls /proc/$BASHPID/fd); do
+			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+		done
+		CRAC_TEST_SLOW_FS=check:3000 exec unshare --pid --fork --mount-proc \
+			"$CRAC" flatten "$T/i2" "$T/OUT" >"$T/f.out" 2>&1 </dev/null
+	) &
+	f=$!
+	for _ in $(seq 500); do
+		[ -e "$T"/OUT.tmp-1-*/header ] 2>/dev/null && break
+		sleep 0.01
+	done
+	tmp="$(ls -d "$T"/OUT.tmp-1-*)"
+	[ -e "$tmp/header" ]
+	# a checkpoint into OUT from here meanwhile: flatten's PID 1 is not it
+	run clean "$COUNTER" "$T/OUT" 1
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ -e "$tmp/header" ]   # still there, whole
+	wait "$f" || true
+	cat "$T/f.out"
+	# flatten then finds OUT made meanwhile: refused, OUT is the checkpoint's
+	! grep -q "No such file" "$T/f.out" || false
+	[ ! -e "$tmp" ]
+	run clean "$CRAC" restore "$T/OUT"
+	echo "$output" | grep -q "^restored: checksum="
+}
