@@ -507,7 +507,13 @@ static int install(struct cli_super *s, int pid, char *msg, size_t len)
 	int e = errno;
 	ofd_lock(st->lock_fd, F_UNLCK, 0, false);
 	if (rc < 0) {
-		snprintf(msg, len, "cannot put the image %s in place at %s: %s", st->newdir, st->dir, strerror(e));
+		if ((e == EBUSY || e == EXDEV) && crac_img_is_mount_point(st->dir))
+			snprintf(msg, len, "cannot put the image %s in place: %s is a mount point, which an image "
+				 "cannot be renamed onto (%s); give a directory inside the mounted file system as "
+				 "--image", st->newdir, st->dir, strerror(e));
+		else
+			snprintf(msg, len, "cannot put the image %s in place at %s: %s", st->newdir, st->dir,
+				 strerror(e));
 		remove_image(st->newdir);
 		return -1;
 	}

@@ -50,6 +50,7 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -769,6 +770,11 @@ int cli_super_init(struct cli_super *s, const char *who)
 		sigaddset(&set, forwarded[i]);
 	sigaddset(&set, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &set, &s->old_mask);
+	/* for the program (cold, or restored: crac start passes its own
+	 * environment): the parent-death signal it gets from us is ours */
+	char me[24];
+	snprintf(me, sizeof(me), "%d", (int)getpid());
+	setenv(CRAC_SUPERVISOR_ENV, me, 1);
 	return 0;
 }
 
@@ -831,6 +837,7 @@ struct spawn {
 	const sigset_t *mask;            /* the program's signal mask */
 	bool handlers_cleared;           /* by clone3's CLONE_CLEAR_SIGHAND */
 	bool chld_ignored;               /* SIGCHLD to be ignored again (cli_super_init) */
+	pid_t parent;                    /* the supervisor: the program ends with it */
 	int err;                         /* the exec's errno, when it failed */
 };
 
@@ -911,6 +918,16 @@ static int spawn_child(void *arg)
 			*p++ = d[--n];
 		*p = 0;
 	}
+	/* The program ends with its supervisor: killed (SIGKILL, a crash),
+	 * crac leaves no program running on unsupervised, holding its port,
+	 * so that the next `crac start` could neither restore nor start cold.
+	 * SIGTERM, what a stop forwards. Kept across the exec, and by a
+	 * restore where the image has none (image_attrs.c; the checkpoint
+	 * does not record it: $CRAC_SUPERVISOR_PID). A supervisor gone
+	 * before this: nothing to run for. */
+	prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
+	if (getppid() != sp->parent)
+		_exit(125);
 	sigprocmask(SIG_SETMASK, sp->mask, NULL);
 	execvpe(sp->argv[0], sp->argv, sp->envp);
 	sp->err = errno;
@@ -931,7 +948,8 @@ static bool env_overridden(const char *e, char *const *over, size_t n)
 pid_t cli_super_spawn(struct cli_super *s, char *const argv[], char *const extra_env[])
 {
 	static char notify_kv[sizeof(s->notify_path) + 16], listen_kv[32];
-	struct spawn sp = { .argv = argv, .mask = &s->old_mask, .chld_ignored = s->chld_ignored };
+	struct spawn sp = { .argv = argv, .mask = &s->old_mask, .chld_ignored = s->chld_ignored,
+			    .parent = getpid() };
 	char *over[8];
 	size_t no = 0, ne = 0, k = 0;
 	sigset_t all, was;

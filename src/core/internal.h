@@ -16,6 +16,11 @@
 
 #define CRAC_HIDDEN __attribute__((visibility("hidden")))
 
+/* Set by a supervisor (`crac start`, `crac run` with a trigger) to its pid
+ * for its program, which it gave a parent-death signal (cli/supervise.c):
+ * the checkpoint does not record that signal as the program's. */
+#define CRAC_SUPERVISOR_ENV "CRAC_SUPERVISOR_PID"
+
 /* ---- messages (core/log.c) ------------------------------------------- */
 
 /*

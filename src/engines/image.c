@@ -573,20 +573,29 @@ static int image_checkpoint(struct crac_round *r)
 		snprintf(msg, sizeof(msg), "%.1000s", c->err.msg);
 	}
 	c->t_fsynced = mono_ns();
+	/* the temporary's lock (img_capture_open) held until it is renamed:
+	 * another descriptor of that open directory */
+	int hold = c->dir_fd >= 0 ? fcntl(c->dir_fd, F_DUPFD_CLOEXEC, 3) : -1;
 	img_capture_close(c, false);
 	if (rc < 0) {
 		crac__report_add(r->report, CRAC_PHASE_ENGINE, "image", rc,
 				 "%s; no image was written to %s, the process goes on", msg, r->opts.image_dir);
 		img_incr_done(c, r, false);
 		crac_img_remove(c->tmp);
+		if (hold >= 0)
+			close(hold);
 		arena_put(&c->arena, keep_arena);
 		return rc;
 	}
-	if ((rc = crac_img_commit(c->tmp, r->opts.image_dir, msg, sizeof(msg))) < 0) {
+	rc = crac_img_commit(c->tmp, r->opts.image_dir, msg, sizeof(msg));
+	if (rc < 0)
+		crac_img_remove(c->tmp);   /* nothing committed: ours, still a temporary */
+	if (hold >= 0)
+		close(hold);
+	if (rc < 0) {
 		/* Nothing was committed: whatever is at the target is untouched. */
 		crac__report_add(r->report, CRAC_PHASE_ENGINE, "image", rc, "%s; the process goes on", msg);
 		img_incr_done(c, r, false);
-		crac_img_remove(c->tmp);
 		arena_put(&c->arena, keep_arena);
 		return rc;
 	}

@@ -19,7 +19,13 @@
  *   timer slack   PR_SET_TIMERSLACK, as it was
  *   subreaper     PR_SET_CHILD_SUBREAPER, as it was
  *   pdeathsig     PR_SET_PDEATHSIG, as it was (the parent is now the
- *                 restoring command's parent)
+ *                 restoring command's parent); the SIGTERM a supervisor
+ *                 gave its child (`crac start`, `crac run` with a trigger: its pid
+ *                 in $CRAC_SUPERVISOR_PID, the thread group leader's
+ *                 parent) is the supervisor's, not recorded; where the
+ *                 image has none, the thread group leader keeps the
+ *                 restoring command's, so that a program restored by
+ *                 crac start ends with it
  *   capabilities  only ever lowered: the bounding set (PR_CAPBSET_DROP),
  *                 the ambient set, then the effective, permitted and
  *                 inheritable sets (capset) become what they were where the
@@ -168,6 +174,27 @@ void img_attrs_capture(struct img_attrs *a)
 	}
 }
 
+/*
+ * A SIGTERM parent-death signal of the thread group leader whose parent is
+ * the supervisor named by $CRAC_SUPERVISOR_PID was set by that supervisor
+ * (cli/supervise.c): the supervisor's, not the program's; an image keeps
+ * none of it. (A program there that set SIGTERM itself loses it; any
+ * other signal it set is its own and kept.) Async-signal-safe: getenv
+ * reads, the number is parsed here.
+ */
+void img_attrs_drop_supervisor(struct img_attrs *a)
+{
+	const char *v = getenv(CRAC_SUPERVISOR_ENV);
+	long pid = 0;
+
+	if (a->pdeathsig != SIGTERM || !v || !*v || syscall(SYS_gettid) != getpid())
+		return;
+	for (; *v >= '0' && *v <= '9' && pid < (1L << 30); v++)
+		pid = pid * 10 + (*v - '0');
+	if (!*v && pid == (long)getppid())
+		a->pdeathsig = 0;
+}
+
 /* One line of the restore report, if asked and there is room. */
 static void problem(char (*problems)[256], int *n, int max, const char *what, unsigned long long v, int err)
 {
@@ -196,9 +223,16 @@ void img_attrs_restore(const struct img_attrs *a, const struct img_attrs *now, c
 		problem(problems, n, max, "timer slack", a->timerslack, errno);
 	if (a->subreaper != now->subreaper && prctl_(PR_SET_CHILD_SUBREAPER, a->subreaper ? 1 : 0, 0, 0, 0) < 0)
 		problem(problems, n, max, "child subreaper", (unsigned long long)a->subreaper, errno);
-	/* always: a clone starts without one, whatever its creator has */
-	if (prctl_(PR_SET_PDEATHSIG, a->pdeathsig, 0, 0, 0) < 0)
-		problem(problems, n, max, "parent-death signal", (unsigned long long)a->pdeathsig, errno);
+	/* always: a clone starts without one, whatever its creator has; the
+	 * thread group leader (the restoring command's own thread, which the
+	 * kernel signals when that command's parent ends) keeps the restoring
+	 * command's where the program had none: a program that crac start
+	 * restores ends with it as a cold one does (cli/supervise.c) */
+	int32_t pds = a->pdeathsig;
+	if (!pds && syscall(SYS_gettid) == getpid())
+		pds = now->pdeathsig;
+	if (prctl_(PR_SET_PDEATHSIG, pds, 0, 0, 0) < 0)
+		problem(problems, n, max, "parent-death signal", (unsigned long long)pds, errno);
 
 	if (a->have_caps && !same_caps(a, now) && capget_(d) == 0) {
 		long sb = prctl_(PR_GET_SECUREBITS, 0, 0, 0, 0);

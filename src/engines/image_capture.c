@@ -42,6 +42,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysinfo.h>
@@ -271,17 +272,34 @@ int img_capture_open(struct img_capture *c, const char *dir)
 	c->dir = dir;
 	c->dir_fd = c->pages_fd = c->pagemap_fd = -1;
 	/* DIR.tmp-PID-START-XXXXXX: who writes it (crac_img_clean_stale). */
-	if (crac_img_tmp_name(dir, c->tmp, sizeof(c->tmp)) < 0)
-		return img_fail(&c->err, -ENAMETOOLONG, "image directory name too long: %s", dir);
-	if (!mkdtemp(c->tmp)) {   /* mode 0700 */
-		int e = errno;
-		img_fail(&c->err, -e, "cannot create %s: %s", c->tmp, img_strerror(e));
-		c->tmp[0] = 0;
-		return c->err.code;
+	/* Locked (flock) until its rename (image.c): a checkpoint into DIR
+	 * in another pid namespace, to which this PID and START mean nothing,
+	 * leaves it alone (crac_img_clean_stale). Such a cleaner that took
+	 * the lock first, between the mkdtemp and the flock, removes it: a
+	 * new one then (it is gone, or going: no link left). */
+	for (int tries = 0;; tries++) {
+		if (crac_img_tmp_name(dir, c->tmp, sizeof(c->tmp)) < 0)
+			return img_fail(&c->err, -ENAMETOOLONG, "image directory name too long: %s", dir);
+		if (!mkdtemp(c->tmp)) {   /* mode 0700 */
+			int e = errno;
+			img_fail(&c->err, -e, "cannot create %s: %s", c->tmp, img_strerror(e));
+			c->tmp[0] = 0;
+			return c->err.code;
+		}
+		c->dir_fd = open(c->tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (c->dir_fd < 0)
+			return img_fail(&c->err, -errno, "%s: %s", c->tmp, img_strerror(errno));
+		struct stat st;
+		bool taken = flock(c->dir_fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+		if (!taken && (fstat(c->dir_fd, &st) < 0 || st.st_nlink > 0))
+			break;   /* ours (or no flock on this file system) */
+		close(c->dir_fd);
+		c->dir_fd = -1;
+		if (tries == 2)
+			return img_fail(&c->err, -EBUSY, "%s was removed as it was created (a checkpoint into %s "
+					"running elsewhere?)", c->tmp, dir);
+		rmdir(c->tmp);   /* if it is still there (its cleaner removes it otherwise) */
 	}
-	c->dir_fd = open(c->tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (c->dir_fd < 0)
-		return img_fail(&c->err, -errno, "%s: %s", c->tmp, img_strerror(errno));
 	c->pages_fd = openat(c->dir_fd, CRAC_IMG_PAGES_FILE, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (c->pages_fd < 0)
 		return img_fail(&c->err, -errno, "%s/%s: %s", c->tmp, CRAC_IMG_PAGES_FILE, img_strerror(errno));

@@ -102,6 +102,8 @@ struct img_attrs {
 };
 /* Records the calling thread's attributes (async-signal-safe: raw calls). */
 void img_attrs_capture(struct img_attrs *a) CRAC_HIDDEN;
+/* Forgets a parent-death signal that the supervisor gave (image_attrs.c). */
+void img_attrs_drop_supervisor(struct img_attrs *a) CRAC_HIDDEN;
 /* Gives them back to the calling thread, whose attributes are now's (what
  * already is as recorded costs no call); what cannot be given back is one
  * line each in problems[*n .. max-1] (problems NULL: not said). */

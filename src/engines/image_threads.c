@@ -203,6 +203,7 @@ void img_thread_record(struct img_thread *t)
 	sigaltstack(NULL, &t->altstack);
 	prctl(PR_GET_NAME, t->comm, 0, 0, 0);
 	img_attrs_capture(&t->attrs);
+	img_attrs_drop_supervisor(&t->attrs);
 }
 
 /*

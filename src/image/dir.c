@@ -17,7 +17,10 @@
  * and removes the old image.
  *
  * Temporaries whose writer is gone (killed during a checkpoint) are removed
- * by the next checkpoint to the same DIR (crac_img_clean_stale);
+ * by the next checkpoint to the same DIR (crac_img_clean_stale); a writer
+ * holds a lock (flock) on its temporary until the rename, and a locked
+ * temporary is never removed, whatever its name says (a writer in another
+ * pid namespace);
  * crac_img_tmp_describe() explains one to `crac inspect`.
  *
  * Reading (`crac inspect`, tests): crac_img_load() reads and validates the
@@ -39,6 +42,7 @@
 #include <dirent.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -374,6 +378,13 @@ static void fsop_run(void *arg)
 			r = crac_raw_syscall5(SYS_fstat, dfd, (long)&st, 0, 0, 0);
 			if (r == 0 && st.st_uid != (uid_t)crac_raw_syscall3(SYS_geteuid, 0, 0, 0))
 				r = -EPERM;
+			/* A temporary's writer holds a lock on it until its
+			 * rename (image_capture.c): one in another pid
+			 * namespace, whose PID and START mean nothing here,
+			 * still writes it. (A file system without flock: the
+			 * names alone, as before.) Ours while we remove it. */
+			if (r == 0 && crac_raw_syscall3(SYS_flock, dfd, LOCK_EX | LOCK_NB, 0) == -EWOULDBLOCK)
+				r = -EBUSY;
 			if (r < 0) {
 				crac_raw_syscall3(SYS_close, dfd, 0, 0);
 				op->res = (int)r;
@@ -801,11 +812,28 @@ static int fs_is_expected(const char *path, const struct stat *expect, char *why
 	return rc > 0;
 }
 
-/* msg for a rename that failed: its own text when it was given up on. */
+bool crac_img_is_mount_point(const char *dir)
+{
+	char parent[PATH_MAX];
+	const char *base;
+	struct stat d, p;
+
+	if (crac_img_split_path(dir, parent, sizeof(parent), &base) < 0 ||
+	    crac_raw_syscall5(SYS_newfstatat, AT_FDCWD, (long)dir, (long)&d, AT_SYMLINK_NOFOLLOW, 0) < 0 ||
+	    crac_raw_syscall5(SYS_newfstatat, AT_FDCWD, (long)parent, (long)&p, 0, 0) < 0)
+		return false;
+	return S_ISDIR(d.st_mode) && (d.st_dev != p.st_dev || d.st_ino == p.st_ino);
+}
+
+/* msg for a rename that failed: its own text when it was given up on; a
+ * target that is a mount point, which no rename replaces, said as such. */
 static int rename_failed(int rc, const char *why, const char *from, const char *to, char *msg, size_t msglen)
 {
 	if (why[0])
 		snprintf(msg, msglen, "%s", why);
+	else if ((rc == -EBUSY || rc == -EXDEV) && crac_img_is_mount_point(to))
+		snprintf(msg, msglen, "%s is a mount point, which an image cannot be renamed onto (rename %s: %s); "
+			 "give a directory inside the mounted file system", to, from, strerror(-rc));
 	else
 		snprintf(msg, msglen, "rename %s to %s: %s", from, to, strerror(-rc));
 	return rc;

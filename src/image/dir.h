@@ -92,10 +92,12 @@ int crac_img_commit_with(const char *tmp, const char *dir, const struct stat *ex
  * START: the writer's pid and its start time, field 22 of /proc/PID/stat);
  * file systems without RENAME_EXCHANGE briefly keep the previous image as
  * DIR.old-PID-START. crac_img_tmp_name() fills `out` with the template for
- * mkdtemp(). crac_img_clean_stale() removes, next to DIR, the temporaries of
+ * mkdtemp(); the writer holds flock(LOCK_EX) on the directory until its
+ * rename. crac_img_clean_stale() removes, next to DIR, the temporaries of
  * DIR whose writer is gone (or is the caller, which must not be writing
- * one), owned by the caller, holding nothing but header and pages; follows
- * no symbolic link; *removed counts them.
+ * one) and that no writer holds locked, owned by the caller, holding
+ * nothing but header and pages; follows no symbolic link; *removed counts
+ * them.
  */
 int crac_img_tmp_name(const char *dir, char *out, size_t len) CRAC_HIDDEN;
 int crac_img_clean_stale(const char *dir, int *removed) CRAC_HIDDEN;
@@ -170,6 +172,9 @@ void crac_img_fs_prepare(void) CRAC_HIDDEN;
 
 /* "a/b/img" -> parent "a/b", base "img". */
 int crac_img_split_path(const char *dir, char *parent, size_t plen, const char **base) CRAC_HIDDEN;
+/* Is directory `dir` a mount point (another file system than its parent's,
+ * or the root)? No image can be renamed onto it. */
+bool crac_img_is_mount_point(const char *dir) CRAC_HIDDEN;
 
 /* Path of the restore loader: $CRAC_LOADER, next to /proc/self/exe, or
  * CRAC_INSTALL_LIBEXECDIR. Returns 0 or -ENOENT (msg says where it looked). */
