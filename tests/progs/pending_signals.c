@@ -1,0 +1,212 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pending_signals - signals pending at a checkpoint are neither lost nor
+ * doubled, in the original process and in the restored one
+ * (tests/cli/image_pending_signals.bats).
+ *
+ *   pending_signals DIR     checkpoints itself into DIR with the image
+ *                           engine, keep-running
+ *   pending_signals --cli   unmodified: asks its parent (`crac run
+ *                           --checkpoint-on SIGUSR1`) for the checkpoint,
+ *                           and checks once it runs under another pid
+ *
+ * Every thread blocks SIGUSR1, SIGUSR2, SIGRTMIN and SIGRTMIN+1. Before the
+ * checkpoint the main thread queues, to the process: SIGUSR1 (kill: SI_USER)
+ * and SIGRTMIN twice (sigqueue, values 101 then 102); to the second thread
+ * ("pend-thread"): SIGUSR2 (pthread_kill: SI_TKILL) and SIGRTMIN+1 twice
+ * (pthread_sigqueue, 201 then 202). After it, each thread takes what is
+ * pending for it (sigtimedwait, no wait) and prints it in the order taken:
+ *
+ *     LABEL main: USR1/user RTMIN/101 RTMIN/102
+ *     LABEL thread: USR2/user RTMIN+1/201 RTMIN+1/202
+ *     LABEL: ok
+ *
+ * (LABEL: original or restored; glibc's sigtimedwait reports pthread_kill's
+ * SI_TKILL as SI_USER). "ok" also needs: the thread's signals not
+ * pending for the main thread (they stayed thread-directed), the senders'
+ * pid the original pid, and nothing left pending afterwards. Else
+ * "LABEL: FAIL ..." and exit 1.
+ */
+#include <crac.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static int orig_pid;
+static pthread_t second;
+static atomic_int ask, answered;
+static char thread_line[256];
+static int thread_bad;
+
+/* Takes every pending signal of `set` for the calling thread, in order,
+ * into out ("USR1/user RTMIN/101 ..."); counts what looks wrong. */
+static int take_all(const sigset_t *set, char *out, size_t len)
+{
+	struct timespec zero = { 0, 0 };
+	siginfo_t si;
+	size_t used = 0;
+	int bad = 0, sig;
+
+	out[0] = 0;
+	while ((sig = sigtimedwait(set, &si, &zero)) > 0) {
+		char one[48];
+		if (sig == SIGRTMIN || sig == SIGRTMIN + 1) {
+			snprintf(one, sizeof(one), "%s/%d", sig == SIGRTMIN ? "RTMIN" : "RTMIN+1", si.si_value.sival_int);
+			bad += si.si_code != SI_QUEUE;
+		} else {
+			snprintf(one, sizeof(one), "%s/%s", sig == SIGUSR1 ? "USR1" : sig == SIGUSR2 ? "USR2" : "?",
+				 si.si_code == SI_USER ? "user" : si.si_code == SI_TKILL ? "tkill" : "other");
+		}
+		bad += si.si_pid != orig_pid;
+		used += (size_t)snprintf(out + used, len - used, "%s%s", used ? " " : "", one);
+		if (used >= len)
+			break;
+	}
+	if (errno != EAGAIN)
+		bad++;
+	return bad;
+}
+
+static void *second_main(void *arg)
+{
+	sigset_t set;
+
+	(void)arg;
+	pthread_setname_np(pthread_self(), "pend-thread");
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR2);
+	sigaddset(&set, SIGRTMIN + 1);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGRTMIN);
+	for (int seen = 0;;) {
+		while (atomic_load(&ask) == seen) {
+			struct timespec ts = { 0, 1000000 };
+			nanosleep(&ts, NULL);
+		}
+		seen = atomic_load(&ask);
+		/* its own only: the process's SIGUSR1 and SIGRTMIN are the
+		 * main thread's to take (this one asks for them too, and must
+		 * not find them: the main thread took them first) */
+		thread_bad = take_all(&set, thread_line, sizeof(thread_line));
+		atomic_store(&answered, seen);
+	}
+	return NULL;
+}
+
+static int check(const char *label)
+{
+	sigset_t set, pending;
+	char line[256];
+	int bad = 0;
+
+	/* the second thread's signals are its own, not the main thread's */
+	sigpending(&pending);
+	if (sigismember(&pending, SIGUSR2) || sigismember(&pending, SIGRTMIN + 1)) {
+		printf("%s: FAIL the second thread's signals are pending for the main thread\n", label);
+		bad++;
+	}
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGRTMIN);
+	bad += take_all(&set, line, sizeof(line));
+	printf("%s main: %s\n", label, line);
+
+	int n = atomic_load(&ask) + 1;
+	atomic_store(&ask, n);
+	for (int i = 0; atomic_load(&answered) != n && i < 5000; i++) {
+		struct timespec ts = { 0, 1000000 };
+		nanosleep(&ts, NULL);
+	}
+	if (atomic_load(&answered) != n) {
+		printf("%s: FAIL the second thread did not answer\n", label);
+		return 1;
+	}
+	printf("%s thread: %s\n", label, thread_line);
+	bad += thread_bad;
+
+	/* nothing left */
+	sigpending(&pending);
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGRTMAX - 1 && sigismember(&pending, sig)) {
+			printf("%s: FAIL signal %d still pending\n", label, sig);
+			bad++;
+		}
+	printf(bad ? "%s: FAIL (%d)\n" : "%s: ok\n", label, bad);
+	fflush(stdout);
+	return bad != 0;
+}
+
+int main(int argc, char **argv)
+{
+	sigset_t set;
+	bool cli = argc == 2 && !strcmp(argv[1], "--cli");
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: pending_signals DIR | --cli\n");
+		return 2;
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	orig_pid = getpid();
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGUSR2);
+	sigaddset(&set, SIGRTMIN);
+	sigaddset(&set, SIGRTMIN + 1);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if (pthread_create(&second, NULL, second_main, NULL) != 0)
+		return 2;
+
+	union sigval v;
+	kill(getpid(), SIGUSR1);
+	v.sival_int = 101;
+	sigqueue(getpid(), SIGRTMIN, v);
+	v.sival_int = 102;
+	sigqueue(getpid(), SIGRTMIN, v);
+	pthread_kill(second, SIGUSR2);
+	v.sival_int = 201;
+	pthread_sigqueue(second, SIGRTMIN + 1, v);
+	v.sival_int = 202;
+	pthread_sigqueue(second, SIGRTMIN + 1, v);
+
+	if (cli) {
+		/* the checkpoint is asked with SIGUSR1 to the parent; the
+		 * original is ended by it, the restored copy runs on */
+		printf("ready\n");
+		kill(getppid(), SIGUSR1);
+		for (int i = 0; getpid() == orig_pid && i < 30000; i++) {
+			struct timespec ts = { 0, 1000000 };
+			nanosleep(&ts, NULL);
+		}
+		if (getpid() == orig_pid) {
+			printf("original: FAIL not checkpointed\n");
+			return 1;
+		}
+		return check("restored");
+	}
+
+	struct crac_options o;
+	crac_options_init(&o);
+	o.engine = "image";
+	o.image_dir = argv[1];
+	o.flags |= CRAC_KEEP_RUNNING;
+	crac_report *rep = NULL;
+	int rc = crac_checkpoint_restore(&o, &rep);
+	if (rc != CRAC_CONTINUED && rc != CRAC_RESTORED) {
+		printf("checkpoint: FAIL rc=%d\n", rc);
+		if (rep)
+			crac_report_print(rep, stdout);
+		return 1;
+	}
+	if (crac_report_count(rep) > 0)
+		crac_report_print(rep, stdout);
+	crac_report_free(rep);
+	return check(rc == CRAC_RESTORED ? "restored" : "original");
+}
