@@ -22,7 +22,7 @@
  *     LABEL: ok
  *
  * (LABEL: original or restored; glibc's sigtimedwait reports pthread_kill's
- * SI_TKILL as SI_USER). "ok" also needs: the thread's signals not
+ * SI_TKILL as SI_USER). "ok" needs exactly these lines, and: the thread's signals not
  * pending for the main thread (they stayed thread-directed), the senders'
  * pid the original pid, and nothing left pending afterwards. Else
  * "LABEL: FAIL ..." and exit 1.
@@ -118,6 +118,7 @@ static int check(const char *label)
 	sigaddset(&set, SIGRTMIN);
 	bad += take_all(&set, line, sizeof(line));
 	printf("%s main: %s\n", label, line);
+	bad += strcmp(line, "USR1/user RTMIN/101 RTMIN/102") != 0;
 
 	int n = atomic_load(&ask) + 1;
 	atomic_store(&ask, n);
@@ -130,7 +131,7 @@ static int check(const char *label)
 		return 1;
 	}
 	printf("%s thread: %s\n", label, thread_line);
-	bad += thread_bad;
+	bad += thread_bad + (strcmp(thread_line, "USR2/user RTMIN+1/201 RTMIN+1/202") != 0);
 
 	/* nothing left */
 	sigpending(&pending);
