@@ -654,11 +654,11 @@ int img_capture_process(struct img_capture *c)
 	 * Given back when the threads go on, and by the restored process. */
 	img_signals_take_own(s->thread.tid);
 	img_signals_take_shared(img_threads_main_stopped());
-	int n_sigs = img_signals_overflow();
-	if (n_sigs)
-		return img_fail(&c->err, -E2BIG, "more than %d signals are pending (%d or so, blocked or not yet "
-				"taken): the image engine carries at most %d; they stay pending", IMG_SIG_MAX,
-				n_sigs, IMG_SIG_MAX);
+	if (img_signals_overflow())
+		return img_fail(&c->err, -E2BIG, "more than %d signals are pending (blocked or not yet taken): "
+				"the image engine carries at most %d; they stay pending (the instances of a real-time "
+				"signal beyond the %dth may now come before earlier ones)", IMG_SIG_MAX, IMG_SIG_MAX,
+				IMG_SIG_MAX);
 
 	/* Signals: the kernel's view, for all 64 (glibc refuses 32 and 33). */
 	for (int sig = 1; sig <= CRAC_IMG_NSIG; sig++) {

@@ -47,7 +47,9 @@
  * A signal that cannot be queued again (a real-time one beyond the
  * restoring user's RLIMIT_SIGPENDING) is named in a report line, never
  * dropped silently. More than IMG_SIG_MAX pending signals fail the
- * checkpoint (every one taken is given back).
+ * checkpoint (every one taken is given back; a real-time signal whose
+ * queue was cut at the limit then has its later instances first, which
+ * the failure's message says).
  */
 #include "engines/image_engine.h"
 

@@ -67,3 +67,28 @@ expected() {
 	[ -f "$T/img/header" ]
 	restores_twice "$(expected restored)"
 }
+
+@test "crac run --keep-running: the original keeps its pending signals (the main thread gives back the process's)" {
+	(
+		for fd in $(ls /proc/$BASHPID/fd); do
+			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+		done
+		exec timeout 60 "$CRAC" run --keep-running --checkpoint-to "$T/img" --checkpoint-on SIGUSR1 -- \
+			"$PROG" --cli "$T/img"
+	) </dev/null >"$T/run.out" 2>&1
+	cat "$T/run.out"
+	[ -f "$T/img/header" ]
+	[ "$(grep -v '^ready$\|^crac: image written' "$T/run.out")" = "$(expected original)" ]
+	restores_twice "$(expected restored)"
+}
+
+@test "more pending signals than carried: the checkpoint fails, and every one still comes, once" {
+	[ "$(ulimit -i)" = unlimited ] || [ "$(ulimit -i)" -ge 2000 ] || skip "RLIMIT_SIGPENDING $(ulimit -i) < 2000"
+	run clean timeout 60 "$PROG" --overflow "$T/img"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ ! -e "$T/img" ]
+	echo "$output" | grep -q "more than 1024 signals are pending"
+	echo "$output" | grep -q "^aborted: 1100 of 1100 SIGRTMIN+2 back, 0 twice, 0 odd"
+	echo "$output" | grep -qx "aborted: ok"
+}

@@ -6,9 +6,18 @@
  *
  *   pending_signals DIR     checkpoints itself into DIR with the image
  *                           engine, keep-running
- *   pending_signals --cli   unmodified: asks its parent (`crac run
+ *   pending_signals --overflow DIR
+ *                           also 1100 SIGRTMIN+2 to the process (values 0
+ *                           to 1099): more than the image engine carries,
+ *                           so the checkpoint must fail; then every signal
+ *                           must still come, each once ("aborted: ...")
+ *   pending_signals --cli [DIR]
+ *                           unmodified: asks its parent (`crac run
  *                           --checkpoint-on SIGUSR1`) for the checkpoint,
- *                           and checks once it runs under another pid
+ *                           and checks once it runs under another pid;
+ *                           with DIR (`crac run --keep-running
+ *                           --checkpoint-to DIR`), the original checks too,
+ *                           once DIR/header exists
  *
  * Every thread blocks SIGUSR1, SIGUSR2, SIGRTMIN and SIGRTMIN+1. Before the
  * checkpoint the main thread queues, to the process: SIGUSR1 (kill: SI_USER)
@@ -39,6 +48,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#define OVERFLOW_N 1100
 
 static int orig_pid;
 static pthread_t second;
@@ -148,10 +159,12 @@ static int check(const char *label)
 int main(int argc, char **argv)
 {
 	sigset_t set;
-	bool cli = argc == 2 && !strcmp(argv[1], "--cli");
+	bool cli = argc >= 2 && !strcmp(argv[1], "--cli");
+	bool overflow = argc == 3 && !strcmp(argv[1], "--overflow");
+	const char *keep_dir = cli && argc == 3 ? argv[2] : NULL;
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: pending_signals DIR | --cli\n");
+	if (argc != 2 && !(cli && argc == 3) && !overflow) {
+		fprintf(stderr, "usage: pending_signals DIR | --overflow DIR | --cli [DIR]\n");
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -161,6 +174,7 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGUSR2);
 	sigaddset(&set, SIGRTMIN);
 	sigaddset(&set, SIGRTMIN + 1);
+	sigaddset(&set, SIGRTMIN + 2);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	if (pthread_create(&second, NULL, second_main, NULL) != 0)
 		return 2;
@@ -177,29 +191,71 @@ int main(int argc, char **argv)
 	v.sival_int = 202;
 	pthread_sigqueue(second, SIGRTMIN + 1, v);
 
+	for (int i = 0; overflow && i < OVERFLOW_N; i++) {
+		v.sival_int = i;
+		if (sigqueue(getpid(), SIGRTMIN + 2, v) < 0) {
+			perror("sigqueue");
+			return 2;
+		}
+	}
+
 	if (cli) {
 		/* the checkpoint is asked with SIGUSR1 to the parent; the
 		 * original is ended by it, the restored copy runs on */
+		char header[4096];
+		snprintf(header, sizeof(header), "%s/header", keep_dir ? keep_dir : "");
 		printf("ready\n");
 		kill(getppid(), SIGUSR1);
-		for (int i = 0; getpid() == orig_pid && i < 30000; i++) {
+		for (int i = 0; getpid() == orig_pid && !(keep_dir && access(header, F_OK) == 0) && i < 30000; i++) {
 			struct timespec ts = { 0, 1000000 };
 			nanosleep(&ts, NULL);
 		}
-		if (getpid() == orig_pid) {
+		if (getpid() == orig_pid && !keep_dir) {
 			printf("original: FAIL not checkpointed\n");
 			return 1;
 		}
-		return check("restored");
+		return check(getpid() == orig_pid ? "original" : "restored");
 	}
 
 	struct crac_options o;
 	crac_options_init(&o);
 	o.engine = "image";
-	o.image_dir = argv[1];
+	o.image_dir = argv[overflow ? 2 : 1];
 	o.flags |= CRAC_KEEP_RUNNING;
 	crac_report *rep = NULL;
 	int rc = crac_checkpoint_restore(&o, &rep);
+	if (overflow) {
+		/* refused, and nothing lost: every instance back, once */
+		if (rc == CRAC_CONTINUED || rc == CRAC_RESTORED) {
+			printf("aborted: FAIL the checkpoint took %d signals\n", OVERFLOW_N);
+			return 1;
+		}
+		crac_report_print(rep, stdout);
+		crac_report_free(rep);
+		static unsigned char seen[OVERFLOW_N];
+		sigset_t rt2;
+		siginfo_t si;
+		struct timespec zero = { 0, 0 };
+		int n = 0, twice = 0, odd = 0, in_order = 1, last = -1;
+		sigemptyset(&rt2);
+		sigaddset(&rt2, SIGRTMIN + 2);
+		while (sigtimedwait(&rt2, &si, &zero) == SIGRTMIN + 2) {
+			int k = si.si_value.sival_int;
+			n++;
+			if (k < 0 || k >= OVERFLOW_N || si.si_code != SI_QUEUE) {
+				odd++;
+				continue;
+			}
+			twice += seen[k]++ != 0;
+			in_order &= k > last;
+			last = k;
+		}
+		printf("aborted: %d of %d SIGRTMIN+2 back, %d twice, %d odd (%s)\n", n, OVERFLOW_N, twice, odd,
+		       in_order ? "in order" : "not in order");
+		if (n != OVERFLOW_N || twice || odd)
+			return 1;
+		return check("aborted");
+	}
 	if (rc != CRAC_CONTINUED && rc != CRAC_RESTORED) {
 		printf("checkpoint: FAIL rc=%d\n", rc);
 		if (rep)
