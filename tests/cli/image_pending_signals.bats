@@ -92,3 +92,15 @@ expected() {
 	echo "$output" | grep -q "^aborted: 1100 of 1100 SIGRTMIN+2 back, 0 twice, 0 odd"
 	echo "$output" | grep -qx "aborted: ok"
 }
+
+@test "a POSIX timer's pending expiry comes back as its siginfo (SI_TIMER, value, timer id), once" {
+	"$CRAC_BUILD_DIR/tests/posix_timers" --probe ||
+		skip "this kernel cannot create a timer with a given id (PR_TIMER_CREATE_RESTORE_IDS, Linux 6.14)"
+	run clean timeout 60 "$PROG" --timer "$T/img"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(printf 'original timer: SI_TIMER/301 id ok overrun 0 (1)\n%s' "$(expected original)")" ]
+	run "$CRAC" inspect "$T/img"
+	echo "$output" | grep -q "^  process *SIGRTMIN+3 *SI_TIMER timer [0-9]* overrun 0 value 0x12d$"
+	restores_twice "$(printf 'restored timer: SI_TIMER/301 id ok overrun 0 (1)\n%s' "$(expected restored)")"
+}

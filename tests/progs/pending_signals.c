@@ -11,6 +11,11 @@
  *                           to 1099): more than the image engine carries,
  *                           so the checkpoint must fail; then every signal
  *                           must still come, each once ("aborted: ...")
+ *   pending_signals --timer DIR
+ *                           also a POSIX timer (SIGEV_SIGNAL SIGRTMIN+3,
+ *                           value 301) expired once before the checkpoint:
+ *                           its expiry comes back as its siginfo
+ *                           ("LABEL timer: SI_TIMER/301 id ok overrun 0")
  *   pending_signals --cli [DIR]
  *                           unmodified: asks its parent (`crac run
  *                           --checkpoint-on SIGUSR1`) for the checkpoint,
@@ -42,6 +47,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +59,7 @@
 
 static int orig_pid;
 static pthread_t second;
+static timer_t the_timer;
 static atomic_int ask, answered;
 static char thread_line[256];
 static int thread_bad;
@@ -112,6 +119,30 @@ static void *second_main(void *arg)
 	return NULL;
 }
 
+/* The timer's expiry: once, as SI_TIMER with its value and id. */
+static int check_timer(const char *label)
+{
+	struct timespec zero = { 0, 0 };
+	sigset_t set;
+	siginfo_t si;
+	int n = 0, bad = 0;
+	char line[128] = "";
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGRTMIN + 3);
+	while (sigtimedwait(&set, &si, &zero) == SIGRTMIN + 3) {
+		if (n++)
+			continue;
+		snprintf(line, sizeof(line), "%s/%d id %s overrun %d", si.si_code == SI_TIMER ? "SI_TIMER" : "other",
+			 si.si_value.sival_int, si.si_timerid == (int)(intptr_t)the_timer ? "ok" : "other",
+			 si.si_overrun);
+		bad += si.si_code != SI_TIMER || si.si_value.sival_int != 301 ||
+		       si.si_timerid != (int)(intptr_t)the_timer;
+	}
+	printf("%s timer: %s (%d)\n", label, line, n);
+	return bad || n != 1;
+}
+
 static int check(const char *label)
 {
 	sigset_t set, pending;
@@ -161,10 +192,11 @@ int main(int argc, char **argv)
 	sigset_t set;
 	bool cli = argc >= 2 && !strcmp(argv[1], "--cli");
 	bool overflow = argc == 3 && !strcmp(argv[1], "--overflow");
+	bool timer = argc == 3 && !strcmp(argv[1], "--timer");
 	const char *keep_dir = cli && argc == 3 ? argv[2] : NULL;
 
-	if (argc != 2 && !(cli && argc == 3) && !overflow) {
-		fprintf(stderr, "usage: pending_signals DIR | --overflow DIR | --cli [DIR]\n");
+	if (argc != 2 && !(cli && argc == 3) && !overflow && !timer) {
+		fprintf(stderr, "usage: pending_signals DIR | --overflow DIR | --timer DIR | --cli [DIR]\n");
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -175,6 +207,7 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGRTMIN);
 	sigaddset(&set, SIGRTMIN + 1);
 	sigaddset(&set, SIGRTMIN + 2);
+	sigaddset(&set, SIGRTMIN + 3);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	if (pthread_create(&second, NULL, second_main, NULL) != 0)
 		return 2;
@@ -199,6 +232,28 @@ int main(int argc, char **argv)
 		}
 	}
 
+	if (timer) {
+		/* one expiry, 1 ms from now, pending once it happened */
+		struct sigevent sev;
+		memset(&sev, 0, sizeof(sev));
+		sev.sigev_notify = SIGEV_SIGNAL;
+		sev.sigev_signo = SIGRTMIN + 3;
+		sev.sigev_value.sival_int = 301;
+		struct itimerspec its = { { 0, 0 }, { 0, 1000000 } };
+		if (timer_create(CLOCK_MONOTONIC, &sev, &the_timer) < 0 || timer_settime(the_timer, 0, &its, NULL) < 0) {
+			perror("timer");
+			return 2;
+		}
+		sigset_t p;
+		for (int i = 0; i < 5000; i++) {
+			sigpending(&p);
+			if (sigismember(&p, SIGRTMIN + 3))
+				break;
+			struct timespec ts = { 0, 1000000 };
+			nanosleep(&ts, NULL);
+		}
+	}
+
 	if (cli) {
 		/* the checkpoint is asked with SIGUSR1 to the parent; the
 		 * original is ended by it, the restored copy runs on */
@@ -220,7 +275,7 @@ int main(int argc, char **argv)
 	struct crac_options o;
 	crac_options_init(&o);
 	o.engine = "image";
-	o.image_dir = argv[overflow ? 2 : 1];
+	o.image_dir = argv[argc - 1];
 	o.flags |= CRAC_KEEP_RUNNING;
 	crac_report *rep = NULL;
 	int rc = crac_checkpoint_restore(&o, &rep);
@@ -265,5 +320,8 @@ int main(int argc, char **argv)
 	if (crac_report_count(rep) > 0)
 		crac_report_print(rep, stdout);
 	crac_report_free(rep);
-	return check(rc == CRAC_RESTORED ? "restored" : "original");
+	const char *label = rc == CRAC_RESTORED ? "restored" : "original";
+	if (timer && check_timer(label))
+		return 1;
+	return check(label);
 }
