@@ -150,8 +150,21 @@ void img_signals_reset(void)
 	atomic_store(&state_ready, 0);
 }
 
+/* Whether anything is pending for the caller or the process, among the
+ * signals it blocks (all of them, in the stop handler): one system call,
+ * so that a thread with nothing pending, the usual case, reads no /proc
+ * file while it stops. */
+static bool any_pending(void)
+{
+	uint64_t set = 0;
+
+	return syscall(SYS_rt_sigpending, &set, 8) < 0 || set != 0;
+}
+
 void img_signals_take_own(int tid)
 {
+	if (!any_pending())
+		return;
 	uint64_t mine = pending_mask(tid, "SigPnd:");
 
 	for (int sig = 1; mine && sig <= CRAC_IMG_NSIG; sig++) {
@@ -172,9 +185,12 @@ void img_signals_take_own(int tid)
 
 void img_signals_take_shared(bool main_stopped)
 {
+	/* (once a checkpoint, from /proc: the checkpointing thread's mask
+	 * may not block what is pending for the others) */
 	uint64_t shared = pending_mask(0, "ShdPnd:");
 
 	atomic_store(&main_in_handler, main_stopped);
+
 	for (int sig = 1; shared && sig <= CRAC_IMG_NSIG; sig++) {
 		if (!(shared & (1ull << (sig - 1))) || left_alone(sig))
 			continue;

@@ -213,6 +213,7 @@ int main(int argc, char **argv)
 		return 2;
 
 	union sigval v;
+	memset(&v, 0, sizeof(v));   /* sival_int fills half of it: the rest reads 0 */
 	kill(getpid(), SIGUSR1);
 	v.sival_int = 101;
 	sigqueue(getpid(), SIGRTMIN, v);
