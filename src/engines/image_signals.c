@@ -35,8 +35,10 @@
  * In the original process that happens when the threads are let go (a
  * keep-running checkpoint, and one that failed): the checkpoint eats no
  * signal. If the original main thread had exited, no thread may send
- * SI_USER or SI_TKILL to the process: such a signal goes back with kill(2)
- * (its sender is then this process) and a report line says so.
+ * SI_USER or SI_TKILL to the process: such a signal would go back with
+ * kill(2) (its sender then this process) and a report line say so (today
+ * the capture refuses such a process earlier: /proc/self/pagemap is the
+ * exited leader's).
  *
  * A POSIX timer's expiry (SI_TIMER) goes back as its siginfo (timer id,
  * overrun count, value): the program takes the same siginfo. The timer
