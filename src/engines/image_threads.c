@@ -527,15 +527,16 @@ static void stop_handler(int sig, siginfo_t *si, void *ucv)
 		 * thread-group leader if this is the original main thread and
 		 * another thread took the checkpoint. */
 		restored = true;
-		img_thread_reattach(&t, false);
-		if (t.tid_cache)
-			fix_cached_tid(uc, t.tid, img_gettid());
 		/* Its pending signals, queued to its new tid while every
 		 * signal is still blocked; the leader resuming the main thread
-		 * also the process-wide ones (image_signals.c). */
+		 * also the process-wide ones (image_signals.c). Before it
+		 * counts as resumed: the restore goes on only after that. */
 		img_signals_give_back_own(t.tid);
 		if (t.tid == stop_pid)
 			img_signals_give_back_main(true);
+		img_thread_reattach(&t, false);
+		if (t.tid_cache)
+			fix_cached_tid(uc, t.tid, img_gettid());
 		atomic_fetch_add(&resumed_count, 1);
 		futex((volatile void *)&resumed_count, FUTEX_WAKE_PRIVATE, 1, NULL);
 	}
