@@ -104,3 +104,18 @@ expected() {
 	echo "$output" | grep -q "^  process *SIGRTMIN+3 *SI_TIMER timer [0-9]* overrun 0 value 0x12d$"
 	restores_twice "$(printf 'restored timer: SI_TIMER/301 id ok overrun 0 (1)\n%s' "$(expected restored)")"
 }
+
+@test "a restored process checkpointed again with signals pending: carried again, none of the first round's twice" {
+	run clean timeout 60 "$PROG" --again "$T/img" "$T/img2"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(expected original)" ]
+	run clean timeout 60 "$CRAC" restore "$T/img"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(printf '%s\n%s' "$(expected restored)" "$(expected "restored, checkpointed again")")" ]
+	run clean timeout 60 "$CRAC" restore "$T/img2"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(expected "restored again")" ]
+}

@@ -16,6 +16,11 @@
  *                           value 301) expired once before the checkpoint:
  *                           its expiry comes back as its siginfo
  *                           ("LABEL timer: SI_TIMER/301 id ok overrun 0")
+ *   pending_signals --again DIR DIR2
+ *                           as with DIR; the restored process then queues
+ *                           the same signals and checkpoints into DIR2
+ *                           (keep-running): "restored, checkpointed
+ *                           again" lines, and "restored again" from DIR2
  *   pending_signals --cli [DIR]
  *                           unmodified: asks its parent (`crac run
  *                           --checkpoint-on SIGUSR1`) for the checkpoint,
@@ -187,17 +192,82 @@ static int check(const char *label)
 	return bad != 0;
 }
 
+/* The signals of every round, sent by this process (orig_pid). */
+static void queue_all(void)
+{
+	union sigval v;
+
+	memset(&v, 0, sizeof(v));   /* sival_int fills half of it: the rest reads 0 */
+	kill(getpid(), SIGUSR1);
+	v.sival_int = 101;
+	sigqueue(getpid(), SIGRTMIN, v);
+	v.sival_int = 102;
+	sigqueue(getpid(), SIGRTMIN, v);
+	pthread_kill(second, SIGUSR2);
+	v.sival_int = 201;
+	pthread_sigqueue(second, SIGRTMIN + 1, v);
+	v.sival_int = 202;
+	pthread_sigqueue(second, SIGRTMIN + 1, v);
+}
+
+/* A keep-running checkpoint into dir: CRAC_CONTINUED or CRAC_RESTORED
+ * (a failure prints the report and exits 1). */
+static int checkpoint_into(const char *dir)
+{
+	struct crac_options o;
+	crac_options_init(&o);
+	o.engine = "image";
+	o.image_dir = dir;
+	o.flags |= CRAC_KEEP_RUNNING;
+	crac_report *rep = NULL;
+	int rc = crac_checkpoint_restore(&o, &rep);
+	if (rc != CRAC_CONTINUED && rc != CRAC_RESTORED) {
+		printf("checkpoint: FAIL rc=%d\n", rc);
+		if (rep)
+			crac_report_print(rep, stdout);
+		exit(1);
+	}
+	if (crac_report_count(rep) > 0)
+		crac_report_print(rep, stdout);
+	crac_report_free(rep);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	sigset_t set;
 	bool cli = argc >= 2 && !strcmp(argv[1], "--cli");
 	bool overflow = argc == 3 && !strcmp(argv[1], "--overflow");
 	bool timer = argc == 3 && !strcmp(argv[1], "--timer");
+	bool again = argc == 4 && !strcmp(argv[1], "--again");
 	const char *keep_dir = cli && argc == 3 ? argv[2] : NULL;
 
-	if (argc != 2 && !(cli && argc == 3) && !overflow && !timer) {
-		fprintf(stderr, "usage: pending_signals DIR | --overflow DIR | --timer DIR | --cli [DIR]\n");
+	if (argc != 2 && !(cli && argc == 3) && !overflow && !timer && !again) {
+		fprintf(stderr, "usage: pending_signals DIR | --overflow DIR | --timer DIR | --again DIR DIR2 | "
+			"--cli [DIR]\n");
 		return 2;
+	}
+	if (again) {
+		/* a restored process, checkpointed again with signals pending */
+		setvbuf(stdout, NULL, _IOLBF, 0);
+		orig_pid = getpid();
+		sigemptyset(&set);
+		sigaddset(&set, SIGUSR1);
+		sigaddset(&set, SIGUSR2);
+		sigaddset(&set, SIGRTMIN);
+		sigaddset(&set, SIGRTMIN + 1);
+		pthread_sigmask(SIG_BLOCK, &set, NULL);
+		if (pthread_create(&second, NULL, second_main, NULL) != 0)
+			return 2;
+		queue_all();
+		if (checkpoint_into(argv[2]) == CRAC_CONTINUED)
+			return check("original");
+		if (check("restored"))
+			return 1;
+		orig_pid = getpid();   /* the sender this time */
+		queue_all();
+		return check(checkpoint_into(argv[3]) == CRAC_CONTINUED ? "restored, checkpointed again"
+									 : "restored again");
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	orig_pid = getpid();
@@ -212,18 +282,9 @@ int main(int argc, char **argv)
 	if (pthread_create(&second, NULL, second_main, NULL) != 0)
 		return 2;
 
+	queue_all();
 	union sigval v;
-	memset(&v, 0, sizeof(v));   /* sival_int fills half of it: the rest reads 0 */
-	kill(getpid(), SIGUSR1);
-	v.sival_int = 101;
-	sigqueue(getpid(), SIGRTMIN, v);
-	v.sival_int = 102;
-	sigqueue(getpid(), SIGRTMIN, v);
-	pthread_kill(second, SIGUSR2);
-	v.sival_int = 201;
-	pthread_sigqueue(second, SIGRTMIN + 1, v);
-	v.sival_int = 202;
-	pthread_sigqueue(second, SIGRTMIN + 1, v);
+	memset(&v, 0, sizeof(v));
 
 	for (int i = 0; overflow && i < OVERFLOW_N; i++) {
 		v.sival_int = i;
