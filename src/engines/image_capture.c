@@ -652,13 +652,10 @@ int img_capture_process(struct img_capture *c)
 	/* Pending signals: this thread's own (each stopped thread took its
 	 * own in its stop handler), then the process's (image_signals.c).
 	 * Given back when the threads go on, and by the restored process. */
-	img_signals_take_own(s->thread.tid);
-	img_signals_take_shared(img_threads_main_stopped());
+	img_signals_take_checkpointer(s->thread.tid, img_threads_main_stopped());
 	if (img_signals_overflow())
 		return img_fail(&c->err, -E2BIG, "more than %d signals are pending (blocked or not yet taken): "
-				"the image engine carries at most %d; they stay pending (the instances of a real-time "
-				"signal beyond the %dth may now come before earlier ones)", IMG_SIG_MAX, IMG_SIG_MAX,
-				IMG_SIG_MAX);
+				"the image engine carries at most %d; they stay pending", IMG_SIG_MAX, IMG_SIG_MAX);
 
 	/* Signals: the kernel's view, for all 64 (glibc refuses 32 and 33). */
 	for (int sig = 1; sig <= CRAC_IMG_NSIG; sig++) {

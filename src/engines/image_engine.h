@@ -255,10 +255,12 @@ struct img_pending {
 /* At each stop attempt, before any thread is signalled. */
 void img_signals_reset(void) CRAC_HIDDEN;
 /* The calling thread (tid: its own) takes its thread-directed pending
- * signals; the checkpointing thread then the process-wide ones (after its
- * own), main_stopped saying whether the main thread is a stopped one. */
-void img_signals_take_own(int tid) CRAC_HIDDEN;
-void img_signals_take_shared(bool main_stopped) CRAC_HIDDEN;
+ * signals, and returns the real-time signal whose queue a full table cut
+ * (0: none), for img_signals_give_back_own; the checkpointing thread
+ * takes its own, then the process-wide ones, main_stopped saying whether
+ * the main thread is a stopped one. */
+int img_signals_take_own(int tid) CRAC_HIDDEN;
+void img_signals_take_checkpointer(int tid, bool main_stopped) CRAC_HIDDEN;
 /* More signals were pending than the table holds: their number, else 0. */
 int img_signals_overflow(void) CRAC_HIDDEN;
 /* Queue them again: a stopped (or restored) thread its own, under the tid
@@ -266,7 +268,7 @@ int img_signals_overflow(void) CRAC_HIDDEN;
  * process-wide ones when it was stopped (restored: once the dispositions
  * are back, img_signals_state_ready); the checkpointing thread its own,
  * and the process-wide ones otherwise. */
-void img_signals_give_back_own(int old_tid) CRAC_HIDDEN;
+void img_signals_give_back_own(int old_tid, int cut) CRAC_HIDDEN;
 void img_signals_give_back_main(bool restored) CRAC_HIDDEN;
 void img_signals_give_back_checkpointer(int old_tid) CRAC_HIDDEN;
 void img_signals_state_ready(void) CRAC_HIDDEN;

@@ -49,9 +49,8 @@
  * A signal that cannot be queued again (a real-time one beyond the
  * restoring user's RLIMIT_SIGPENDING) is named in a report line, never
  * dropped silently. More than IMG_SIG_MAX pending signals fail the
- * checkpoint (every one taken is given back; a real-time signal whose
- * queue was cut at the limit then has its later instances first, which
- * the failure's message says).
+ * checkpoint: every one taken is given back, and a real-time signal whose
+ * queue the full table cut keeps its order (see drain below).
  */
 #include "engines/image_engine.h"
 
@@ -62,6 +61,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -70,6 +70,10 @@
 static struct img_pending pend[IMG_SIG_MAX];
 static _Atomic int n_pend;          /* slots claimed (more than IMG_SIG_MAX: overflow) */
 static _Atomic bool main_in_handler;   /* the main thread was stopped (not the checkpointer) */
+/* The table filled up while the checkpointing thread took this real-time
+ * signal of its own, or of the process: its later instances are still
+ * queued (see cut below). 0: none. */
+static _Atomic int self_cut, shared_cut;
 static _Atomic uint32_t state_ready;   /* restored: dispositions are back */
 
 /* What could not be given back as it was (reported by the checkpointing
@@ -146,6 +150,8 @@ static bool take_one(int sig, siginfo_t *si)
 
 void img_signals_reset(void)
 {
+	atomic_store(&self_cut, 0);
+	atomic_store(&shared_cut, 0);
 	atomic_store(&n_pend, 0);
 	atomic_store(&n_lost, 0);
 	atomic_store(&main_in_handler, false);
@@ -163,18 +169,26 @@ static bool any_pending(void)
 	return syscall(SYS_rt_sigpending, &set, 8) < 0 || set != 0;
 }
 
-void img_signals_take_own(int tid)
+int img_signals_take_own(int tid)
 {
+	int cut = 0;
+
 	if (!any_pending())
-		return;
+		return 0;
 	uint64_t mine = pending_mask(tid, "SigPnd:");
 
 	for (int sig = 1; mine && sig <= CRAC_IMG_NSIG; sig++) {
 		if (!(mine & (1ull << (sig - 1))) || left_alone(sig))
 			continue;
-		for (;;) {
+		for (int taken = 0;; taken++) {
 			struct img_pending *p = claim();
-			if (!p || !take_one(sig, &p->info))
+			if (!p) {
+				/* full: this queue cut after `taken` instances */
+				if (taken && !cut)
+					cut = sig;
+				break;
+			}
+			if (!take_one(sig, &p->info))
 				break;
 			p->tid = tid;
 			/* a standard signal is pending once; a real-time one
@@ -183,9 +197,18 @@ void img_signals_take_own(int tid)
 				break;
 		}
 	}
+	return cut;
 }
 
-void img_signals_take_shared(bool main_stopped)
+static void take_shared(bool main_stopped);
+
+void img_signals_take_checkpointer(int tid, bool main_stopped)
+{
+	atomic_store(&self_cut, img_signals_take_own(tid));
+	take_shared(main_stopped);
+}
+
+static void take_shared(bool main_stopped)
 {
 	/* (once a checkpoint, from /proc: the checkpointing thread's mask
 	 * may not block what is pending for the others) */
@@ -196,9 +219,14 @@ void img_signals_take_shared(bool main_stopped)
 	for (int sig = 1; shared && sig <= CRAC_IMG_NSIG; sig++) {
 		if (!(shared & (1ull << (sig - 1))) || left_alone(sig))
 			continue;
-		for (;;) {
+		for (int taken = 0;; taken++) {
 			struct img_pending *p = claim();
-			if (!p || !take_one(sig, &p->info))
+			if (!p) {
+				if (taken && !atomic_load(&shared_cut))
+					atomic_store(&shared_cut, sig);
+				break;
+			}
+			if (!take_one(sig, &p->info))
 				break;
 			p->tid = 0;
 		}
@@ -243,22 +271,70 @@ static void give_back(const struct img_pending *p, bool to_process)
 		note_lost(sig, p->tid, errno);
 }
 
-void img_signals_give_back_own(int old_tid)
+/*
+ * A queue cut by a full table (a failed checkpoint): its first instances
+ * are in the table, its later ones still queued. To give them back in
+ * order, the later ones are taken out first (into a scratch mapping: a
+ * system call, fine in a signal handler), then the table's are queued,
+ * then these. `own`: the caller's thread's queue (while its SigPnd shows
+ * the signal), else the process's (while it does not: rt_sigtimedwait
+ * takes the thread's own first).
+ */
+struct drained {
+	struct img_pending *p;
+	int n;
+};
+#define IMG_DRAIN_MAX 8192
+
+static void drain(int sig, bool own, int tid, struct drained *d)
+{
+	uint64_t bit = 1ull << (sig - 1);
+	long m = syscall(SYS_mmap, NULL, IMG_DRAIN_MAX * sizeof(struct img_pending), PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	d->n = 0;
+	d->p = m < 0 && m > -4096 ? NULL : (struct img_pending *)m;
+	while (d->p && d->n < IMG_DRAIN_MAX && ((pending_mask(tid, "SigPnd:") & bit) != 0) == own &&
+	       take_one(sig, &d->p[d->n].info)) {
+		d->p[d->n].tid = own ? tid : 0;
+		d->n++;
+	}
+}
+
+static void undrain(struct drained *d, bool to_process)
+{
+	for (int i = 0; d->p && i < d->n; i++)
+		give_back(&d->p[i], to_process);
+	if (d->p)
+		syscall(SYS_munmap, d->p, IMG_DRAIN_MAX * sizeof(struct img_pending));
+}
+
+void img_signals_give_back_own(int old_tid, int cut)
 {
 	int n = atomic_load(&n_pend);
+	struct drained d = { NULL, 0 };
 
+	if (old_tid <= 0)
+		return;
+	if (cut)
+		drain(cut, true, img_gettid(), &d);
 	for (int i = 0; i < n && i < IMG_SIG_MAX; i++)
-		if (pend[i].tid == old_tid && old_tid > 0)
+		if (pend[i].tid == old_tid)
 			give_back(&pend[i], false);
+	undrain(&d, false);
 }
 
 static void give_back_shared(void)
 {
-	int n = atomic_load(&n_pend);
+	int n = atomic_load(&n_pend), cut = atomic_load(&shared_cut);
+	struct drained d = { NULL, 0 };
 
+	if (cut)
+		drain(cut, false, img_gettid(), &d);
 	for (int i = 0; i < n && i < IMG_SIG_MAX; i++)
 		if (pend[i].tid == 0)
 			give_back(&pend[i], true);
+	undrain(&d, true);
 }
 
 void img_signals_give_back_main(bool restored)
@@ -273,9 +349,11 @@ void img_signals_give_back_main(bool restored)
 
 void img_signals_give_back_checkpointer(int old_tid)
 {
-	img_signals_give_back_own(old_tid);
+	/* the process's first: draining a cut queue of the process must
+	 * not meet this thread's own, given back (image_threads.c: the same) */
 	if (!atomic_load(&main_in_handler))
 		give_back_shared();
+	img_signals_give_back_own(old_tid, atomic_load(&self_cut));
 }
 
 void img_signals_state_ready(void)

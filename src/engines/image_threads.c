@@ -495,7 +495,7 @@ static void stop_handler(int sig, siginfo_t *si, void *ucv)
 	img_thread_record(&t);
 	/* Its thread-directed pending signals (every signal is blocked
 	 * here): taken before it counts as stopped, given back below. */
-	img_signals_take_own(t.tid);
+	int cut = img_signals_take_own(t.tid);
 	/* The helper delivered the signal right where it unblocked it: the
 	 * interrupted code had it blocked. */
 	if (was_unblocked_by_helper(t.tid))
@@ -531,9 +531,9 @@ static void stop_handler(int sig, siginfo_t *si, void *ucv)
 		 * signal is still blocked; the leader resuming the main thread
 		 * also the process-wide ones (image_signals.c). Before it
 		 * counts as resumed: the restore goes on only after that. */
-		img_signals_give_back_own(t.tid);
 		if (t.tid == stop_pid)
 			img_signals_give_back_main(true);
+		img_signals_give_back_own(t.tid, 0);
 		img_thread_reattach(&t, false);
 		if (t.tid_cache)
 			fix_cached_tid(uc, t.tid, img_gettid());
@@ -544,9 +544,9 @@ static void stop_handler(int sig, siginfo_t *si, void *ucv)
 		futex((volatile void *)&release_gen, FUTEX_WAIT_PRIVATE, t.gen, NULL);
 	if (!restored) {
 		/* Original process, let go: the checkpoint eats no signal. */
-		img_signals_give_back_own(t.tid);
 		if (t.tid == stop_pid)
 			img_signals_give_back_main(false);
+		img_signals_give_back_own(t.tid, cut);
 	}
 	(void)sig;
 	errno = saved_errno;

@@ -10,7 +10,11 @@
  *                           also 1100 SIGRTMIN+2 to the process (values 0
  *                           to 1099): more than the image engine carries,
  *                           so the checkpoint must fail; then every signal
- *                           must still come, each once ("aborted: ...")
+ *                           must still come, each once and in order
+ *                           ("aborted: ...")
+ *   pending_signals --overflow-thread DIR
+ *                           the same, to the second thread ("aborted
+ *                           thread: ..." after its check)
  *   pending_signals --timer DIR
  *                           also a POSIX timer (SIGEV_SIGNAL SIGRTMIN+3,
  *                           value 301) expired once before the checkpoint:
@@ -48,6 +52,8 @@
  */
 #include <crac.h>
 
+#define OVERFLOW_N 1100
+
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -59,8 +65,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-#define OVERFLOW_N 1100
 
 static int orig_pid;
 static pthread_t second;
@@ -98,6 +102,40 @@ static int take_all(const sigset_t *set, char *out, size_t len)
 	return bad;
 }
 
+/* Takes every pending SIGRTMIN+2 of the caller (values 0..OVERFLOW_N-1)
+ * into "N of M SIGRTMIN+2 back, T twice, O odd (in order|not in order)";
+ * returns nonzero unless each came once, in order. */
+static int take_rt2(char *out, size_t len)
+{
+	static unsigned char seen[OVERFLOW_N];
+	struct timespec zero = { 0, 0 };
+	sigset_t rt2;
+	siginfo_t si;
+	int n = 0, twice = 0, odd = 0, in_order = 1, last = -1;
+
+	memset(seen, 0, sizeof(seen));
+	sigemptyset(&rt2);
+	sigaddset(&rt2, SIGRTMIN + 2);
+	while (sigtimedwait(&rt2, &si, &zero) == SIGRTMIN + 2) {
+		int k = si.si_value.sival_int;
+		n++;
+		if (k < 0 || k >= OVERFLOW_N || si.si_code != SI_QUEUE) {
+			odd++;
+			continue;
+		}
+		twice += seen[k]++ != 0;
+		in_order &= k > last;
+		last = k;
+	}
+	snprintf(out, len, "%d of %d SIGRTMIN+2 back, %d twice, %d odd (%s)", n, OVERFLOW_N, twice, odd,
+		 in_order ? "in order" : "not in order");
+	return n != OVERFLOW_N || twice || odd || !in_order;
+}
+
+static bool overflow_thread;
+static char thread_rt2[128];
+static int thread_rt2_bad;
+
 static void *second_main(void *arg)
 {
 	sigset_t set;
@@ -119,6 +157,8 @@ static void *second_main(void *arg)
 		 * main thread's to take (this one asks for them too, and must
 		 * not find them: the main thread took them first) */
 		thread_bad = take_all(&set, thread_line, sizeof(thread_line));
+		if (overflow_thread)
+			thread_rt2_bad = take_rt2(thread_rt2, sizeof(thread_rt2));
 		atomic_store(&answered, seen);
 	}
 	return NULL;
@@ -237,7 +277,8 @@ int main(int argc, char **argv)
 {
 	sigset_t set;
 	bool cli = argc >= 2 && !strcmp(argv[1], "--cli");
-	bool overflow = argc == 3 && !strcmp(argv[1], "--overflow");
+	overflow_thread = argc == 3 && !strcmp(argv[1], "--overflow-thread");
+	bool overflow = argc == 3 && (!strcmp(argv[1], "--overflow") || overflow_thread);
 	bool timer = argc == 3 && !strcmp(argv[1], "--timer");
 	bool again = argc == 4 && !strcmp(argv[1], "--again");
 	const char *keep_dir = cli && argc == 3 ? argv[2] : NULL;
@@ -288,7 +329,7 @@ int main(int argc, char **argv)
 
 	for (int i = 0; overflow && i < OVERFLOW_N; i++) {
 		v.sival_int = i;
-		if (sigqueue(getpid(), SIGRTMIN + 2, v) < 0) {
+		if ((overflow_thread ? pthread_sigqueue(second, SIGRTMIN + 2, v) : sigqueue(getpid(), SIGRTMIN + 2, v)) != 0) {
 			perror("sigqueue");
 			return 2;
 		}
@@ -356,27 +397,16 @@ int main(int argc, char **argv)
 		}
 		crac_report_print(rep, stdout);
 		crac_report_free(rep);
-		static unsigned char seen[OVERFLOW_N];
-		sigset_t rt2;
-		siginfo_t si;
-		struct timespec zero = { 0, 0 };
-		int n = 0, twice = 0, odd = 0, in_order = 1, last = -1;
-		sigemptyset(&rt2);
-		sigaddset(&rt2, SIGRTMIN + 2);
-		while (sigtimedwait(&rt2, &si, &zero) == SIGRTMIN + 2) {
-			int k = si.si_value.sival_int;
-			n++;
-			if (k < 0 || k >= OVERFLOW_N || si.si_code != SI_QUEUE) {
-				odd++;
-				continue;
-			}
-			twice += seen[k]++ != 0;
-			in_order &= k > last;
-			last = k;
+		if (overflow_thread) {
+			/* the second thread takes its own, when check() asks */
+			int bad = check("aborted");
+			printf("aborted thread: %s\n", thread_rt2);
+			return bad || thread_rt2_bad;
 		}
-		printf("aborted: %d of %d SIGRTMIN+2 back, %d twice, %d odd (%s)\n", n, OVERFLOW_N, twice, odd,
-		       in_order ? "in order" : "not in order");
-		if (n != OVERFLOW_N || twice || odd)
+		char line[128];
+		int bad = take_rt2(line, sizeof(line));
+		printf("aborted: %s\n", line);
+		if (bad)
 			return 1;
 		return check("aborted");
 	}
