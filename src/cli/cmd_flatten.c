@@ -238,6 +238,8 @@ static int flatten(struct flat *f, char **out, uint64_t *out_len)
 	off += (uint64_t)h->n_secrets * sizeof(struct crac_img_range);
 	uint64_t fds_off = off;
 	off += (uint64_t)h->n_fds * sizeof(struct crac_img_fd);
+	uint64_t signals_off = off;   /* the pending signals of the top image */
+	off += (uint64_t)v->n_signals * sizeof(struct crac_img_signal);
 	uint64_t blobs_off = off;
 	off += (h->blobs_size + 7) & ~7ull;
 	uint64_t strtab_off = off;
@@ -249,7 +251,13 @@ static int flatten(struct flat *f, char **out, uint64_t *out_len)
 		return -ENOMEM;
 	}
 	struct crac_img_header *nh = (struct crac_img_header *)buf;
-	*nh = *h;
+	/* (a header of version 4 or 5 ends before the pending signals) */
+	memcpy(nh, h, h->version >= 6 ? sizeof(*nh) : CRAC_IMG_HEADER_V5_SIZE);
+	nh->n_signals = v->n_signals;
+	nh->pad3 = 0;
+	nh->signals_off = v->n_signals ? signals_off : 0;
+	if (v->n_signals)
+		memcpy(buf + signals_off, v->signals, (size_t)v->n_signals * sizeof(struct crac_img_signal));
 	nh->size = total;
 	nh->pages_size = f->off;
 	nh->stored = f->mem;   /* bytes of memory: compressed chunks count as they decompress */

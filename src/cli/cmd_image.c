@@ -25,6 +25,7 @@
 
 #include <errno.h>
 #include <sched.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -403,6 +404,49 @@ static bool lazy_map(const struct crac_img_view *v, uint32_t i, const uint64_t *
 	return crac_img_lazy_pick(&v->maps[i], below ? below[i] : 0, v->h->resume, !(small && !strcmp(small, "off")));
 }
 
+
+/* "SIGUSR1", "SIGRTMIN+2", or "signal 40". */
+static void signal_name(uint32_t sig, char out[24])
+{
+	const char *abbrev = sig < 32 ? sigabbrev_np((int)sig) : NULL;
+
+	if (abbrev)
+		snprintf(out, 24, "SIG%s", abbrev);
+	else if ((int)sig >= SIGRTMIN && (int)sig <= SIGRTMAX)
+		snprintf(out, 24, "SIGRTMIN+%d", (int)sig - SIGRTMIN);
+	else
+		snprintf(out, 24, "signal %u", sig);
+}
+
+/* What a pending signal's siginfo says: "SI_QUEUE from pid 12 uid 1000
+ * value 0x7", ... */
+static void signal_info(const struct crac_img_signal *g, char *out, size_t len)
+{
+	siginfo_t si;
+
+	memcpy(&si, g->info, sizeof(si) < sizeof(g->info) ? sizeof(si) : sizeof(g->info));
+	switch (g->code) {
+	case SI_USER:
+	case SI_TKILL:
+		snprintf(out, len, "%s from pid %d uid %u", g->code == SI_USER ? "SI_USER" : "SI_TKILL", si.si_pid,
+			 si.si_uid);
+		break;
+	case SI_QUEUE:
+		snprintf(out, len, "SI_QUEUE from pid %d uid %u value %#llx", si.si_pid, si.si_uid,
+			 (unsigned long long)(uintptr_t)si.si_value.sival_ptr);
+		break;
+	case SI_TIMER:
+		snprintf(out, len, "SI_TIMER timer %d overrun %d value %#llx", si.si_timerid, si.si_overrun,
+			 (unsigned long long)(uintptr_t)si.si_value.sival_ptr);
+		break;
+	case SI_KERNEL:
+		snprintf(out, len, "SI_KERNEL");
+		break;
+	default:
+		snprintf(out, len, "code %d", g->code);
+	}
+}
+
 static void print_text(const char *dir, const struct crac_img_view *v, const struct check *checks, int nc)
 {
 	const struct crac_img_header *h = v->h;
@@ -496,6 +540,18 @@ static void print_text(const char *dir, const struct crac_img_view *v, const str
 		       (unsigned long long)th->fs_base, (unsigned long long)th->sp, (unsigned long long)th->ip,
 		       esc(comm), (th->flags & CRAC_THREADF_CHECKPOINTER) ? " (checkpointer)" : "");
 	}
+	printf("pending:   %u signal%s\n", v->n_signals, v->n_signals == 1 ? "" : "s");
+	for (uint32_t i = 0; i < v->n_signals; i++) {
+		const struct crac_img_signal *g = &v->signals[i];
+		char name[24], info[128], who[24];
+		signal_name(g->signo, name);
+		signal_info(g, info, sizeof(info));
+		if (g->tid)
+			snprintf(who, sizeof(who), "tid %d", g->tid);
+		else
+			snprintf(who, sizeof(who), "process");
+		printf("  %-11s %-12s %s\n", who, name, info);
+	}
 	uint64_t secret_bytes = 0;
 	for (uint32_t i = 0; i < h->n_secrets; i++)
 		secret_bytes += v->secrets[i].end - v->secrets[i].start;
@@ -582,6 +638,19 @@ static void print_json(const char *dir, const struct crac_img_view *v, const str
 		json_str(f, comm);
 		fputc('}', f);
 	}
+	fprintf(f, "],\"signals\":[");
+	for (uint32_t i = 0; i < v->n_signals; i++) {
+		const struct crac_img_signal *g = &v->signals[i];
+		char name[24], info[128];
+		signal_name(g->signo, name);
+		signal_info(g, info, sizeof(info));
+		fprintf(f, "%s{\"tid\":%d,\"signo\":%u,\"code\":%d,\"name\":", i ? "," : "", g->tid, g->signo,
+			g->code);
+		json_str(f, name);
+		fprintf(f, ",\"info\":");
+		json_str(f, info);
+		fputc('}', f);
+	}
 	fprintf(f, "],\"secrets\":[");
 	for (uint32_t i = 0; i < h->n_secrets; i++)
 		fprintf(f, "%s{\"start\":%llu,\"end\":%llu}", i ? "," : "", (unsigned long long)v->secrets[i].start,
@@ -653,7 +722,7 @@ int crac_cmd_inspect(int argc, char **argv)
 			break;
 		case 'h':
 			printf("%s\n"
-			       "Prints the image's header, mappings, threads, secret regions and mapped files, and\n"
+			       "Prints the image's header, mappings, threads, pending signals, secret regions and mapped files, and\n"
 			       "runs the restore loader's own checks against this machine and user.\n"
 			       "  --json             print JSON instead of text\n"
 			       "  --trust-owner      check the image as `crac restore --trust-owner` would\n"

@@ -398,6 +398,20 @@ static void print_stats(const struct img_capture *c)
 	write_stderr(line);
 }
 
+/*
+ * The threads were let go: the signals pending at the checkpoint go back
+ * to the checkpointing thread and, unless the main thread does it in its
+ * stop handler, to the process; each stopped thread gives back its own
+ * (image_signals.c). One report line for any that did not go back as it
+ * was, once every thread left its handler (at most 1 s).
+ */
+static void give_back_signals(struct crac_round *r)
+{
+	img_signals_give_back_checkpointer(crac__img_self.thread.tid);
+	img_threads_wait_out(1000000000LL);
+	img_signals_report(r->report);
+}
+
 static void put_back_stop_signal(void)
 {
 	sigaction(IMG_STOP_SIGNAL, img_stop_old_action(), NULL);
@@ -563,6 +577,7 @@ static int image_checkpoint(struct crac_round *r)
 	 * back meanwhile, and renamed into place once they are done. */
 	img_threads_release();
 	put_back_stop_signal();
+	give_back_signals(r);
 	c->t_released = mono_ns();
 	crac__round_phase(r, CRAC_CKPT_VERIFY);
 	note_stats(r, c);
@@ -621,6 +636,7 @@ static int image_checkpoint(struct crac_round *r)
 fail_stopped:
 	img_threads_release();
 	put_back_stop_signal();
+	give_back_signals(r);
 fail_running:
 	img_incr_done(c, r, false);
 	img_capture_close(c, true);

@@ -667,6 +667,14 @@ int img_capture_process(struct img_capture *c)
 	pthread_sigmask(SIG_BLOCK, NULL, &mask);
 	memcpy(&s->thread.sigmask, &mask, sizeof(s->thread.sigmask));
 
+	/* Pending signals: this thread's own (each stopped thread took its
+	 * own in its stop handler), then the process's (image_signals.c).
+	 * Given back when the threads go on, and by the restored process. */
+	img_signals_take_checkpointer(s->thread.tid, img_threads_main_stopped());
+	if (img_signals_overflow())
+		return img_fail(&c->err, -E2BIG, "more than %d signals are pending (blocked or not yet taken): "
+				"the image engine carries at most %d; they stay pending", IMG_SIG_MAX, IMG_SIG_MAX);
+
 	/* Signals: the kernel's view, for all 64 (glibc refuses 32 and 33). */
 	for (int sig = 1; sig <= CRAC_IMG_NSIG; sig++) {
 		struct k_sigaction k = { 0 };
@@ -1859,6 +1867,9 @@ int img_capture_header(struct img_capture *c)
 	h->refs_off = off;
 	h->n_refs = c->incr.on ? (uint32_t)c->incr.n_refs : 0;
 	off += (uint64_t)h->n_refs * sizeof(struct crac_img_ref);
+	h->n_signals = img_signals_count();
+	h->signals_off = h->n_signals ? off : 0;
+	off += (uint64_t)h->n_signals * sizeof(struct crac_img_signal);
 	off = img_fds_layout(c, off);   /* descriptors and their blob area */
 	h->strtab_off = off;
 	uint64_t total = (off + strmax + 7) & ~7ull;
@@ -1909,6 +1920,8 @@ int img_capture_header(struct img_capture *c)
 			memcpy(buf + h->refs_off, c->incr.refs, h->n_refs * sizeof(struct crac_img_ref));
 	}
 	img_fds_fill(c, buf, tab, &used);
+	if (h->n_signals)
+		img_signals_fill((struct crac_img_signal *)(buf + h->signals_off));
 
 	struct crac_img_thread *th = (void *)(buf + h->threads_off);
 	const struct img_thread *t = &crac__img_self.thread;

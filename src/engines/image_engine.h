@@ -159,6 +159,11 @@ void img_thread_reattach(const struct img_thread *t, bool checkpointer) CRAC_HID
 int img_threads_stop(struct img_arena *a, int64_t deadline_ns, struct img_err *e) CRAC_HIDDEN;
 /* The stopped threads (valid until released). */
 struct img_thread *img_threads_list(void) CRAC_HIDDEN;
+/* Whether the main thread is one of the stopped threads (not the caller). */
+bool img_threads_main_stopped(void) CRAC_HIDDEN;
+/* After a release: waits (at most ns) until every thread left its stop
+ * handler, where it gives back its pending signals. */
+void img_threads_wait_out(int64_t ns) CRAC_HIDDEN;
 /* Lets the stopped (or recreated) threads go on. */
 void img_threads_release(void) CRAC_HIDDEN;
 /* Restored process: recreates every recorded thread (but the one the
@@ -238,6 +243,42 @@ struct img_self {
 	struct img_timer *timers;       /* n_timers of them: program memory, in the image */
 };
 extern struct img_self crac__img_self CRAC_HIDDEN;
+
+/* ---- pending signals (image_signals.c) ------------------------------------- */
+
+/* A signal taken at the checkpoint: tid at the checkpoint of the thread it
+ * was sent to, 0 for the process, -1 for an unused slot. */
+struct img_pending {
+	int tid;
+	siginfo_t info;
+};
+#define IMG_SIG_MAX 1024        /* = CRAC_IMG_MAX_SIGNALS */
+
+/* At each stop attempt, before any thread is signalled. */
+void img_signals_reset(void) CRAC_HIDDEN;
+/* The calling thread (tid: its own) takes its thread-directed pending
+ * signals, and returns the real-time signal whose queue a full table cut
+ * (0: none), for img_signals_give_back_own; the checkpointing thread
+ * takes its own, then the process-wide ones, main_stopped saying whether
+ * the main thread is a stopped one. */
+int img_signals_take_own(int tid) CRAC_HIDDEN;
+void img_signals_take_checkpointer(int tid, bool main_stopped) CRAC_HIDDEN;
+/* More signals were pending than the table holds: their number, else 0. */
+int img_signals_overflow(void) CRAC_HIDDEN;
+/* Queue them again: a stopped (or restored) thread its own, under the tid
+ * it had at the checkpoint; the main thread in its stop handler the
+ * process-wide ones when it was stopped (restored: once the dispositions
+ * are back, img_signals_state_ready); the checkpointing thread its own,
+ * and the process-wide ones otherwise. */
+void img_signals_give_back_own(int old_tid, int cut) CRAC_HIDDEN;
+void img_signals_give_back_main(bool restored) CRAC_HIDDEN;
+void img_signals_give_back_checkpointer(int old_tid) CRAC_HIDDEN;
+void img_signals_state_ready(void) CRAC_HIDDEN;
+/* For the header: how many were taken, and them (in order). */
+uint32_t img_signals_count(void) CRAC_HIDDEN;
+void img_signals_fill(struct crac_img_signal *out) CRAC_HIDDEN;
+/* One report line for each signal that could not be queued again as it was. */
+void img_signals_report(crac_report *rep) CRAC_HIDDEN;
 
 /* ---- the restored side (image_restore.c) ---------------------------------- */
 

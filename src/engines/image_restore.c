@@ -203,6 +203,14 @@ __attribute__((noinline)) int img_restored(struct crac_round *r)
 	 * fires now waits for the program's mask). */
 	restore_timers(s);
 
+	/* The signals pending at the checkpoint, queued again now that the
+	 * dispositions are back and while every signal is still blocked:
+	 * this thread's own, and the process's when this thread is the
+	 * leader (else the main thread does it: image_signals.c). The
+	 * other threads queue their own as they resume. */
+	img_signals_state_ready();
+	img_signals_give_back_checkpointer(s->thread.tid);
+
 	/* Before any other thread runs: the clock offset moves and the random
 	 * generators go stale, so nobody sees the image's values. */
 	int64_t t_state = mono_ns();
@@ -231,6 +239,7 @@ __attribute__((noinline)) int img_restored(struct crac_round *r)
 	crac__img_loader_leave();
 	for (int i = 0; i < n_problems; i++)
 		crac__report_add(r->report, CRAC_PHASE_ENGINE, "image", -EIO, "%s", problems[i]);
+	img_signals_report(r->report);
 	/* the other threads' (each gave back its own attributes) */
 	const char (*lines)[256];
 	int more, n_lines = img_attrs_thread_problems(&lines, &more);

@@ -495,6 +495,9 @@ static void stop_handler(int sig, siginfo_t *si, void *ucv)
 	memset(&t, 0, sizeof(t));
 	t.gen = gen;
 	img_thread_record(&t);
+	/* Its thread-directed pending signals (every signal is blocked
+	 * here): taken before it counts as stopped, given back below. */
+	int cut = img_signals_take_own(t.tid);
 	/* The helper delivered the signal right where it unblocked it: the
 	 * interrupted code had it blocked. */
 	if (was_unblocked_by_helper(t.tid))
@@ -507,6 +510,7 @@ static void stop_handler(int sig, siginfo_t *si, void *ucv)
 	while (!atomic_compare_exchange_weak(&stopped_list, &t.next, &t))
 		;
 
+	bool restored = false;
 	if (crac__img_setctx(&t.ctx) == 0) {
 		/* Original process: stopped. */
 		atomic_fetch_add(&stopped_count, 1);
@@ -524,6 +528,14 @@ static void stop_handler(int sig, siginfo_t *si, void *ucv)
 		/* Restored process: a fresh clone on this very stack, or the
 		 * thread-group leader if this is the original main thread and
 		 * another thread took the checkpoint. */
+		restored = true;
+		/* Its pending signals, queued to its new tid while every
+		 * signal is still blocked; the leader resuming the main thread
+		 * also the process-wide ones (image_signals.c). Before it
+		 * counts as resumed: the restore goes on only after that. */
+		if (t.tid == stop_pid)
+			img_signals_give_back_main(true);
+		img_signals_give_back_own(t.tid, 0);
 		img_thread_reattach(&t, false);
 		if (t.tid_cache)
 			fix_cached_tid(uc, t.tid, img_gettid());
@@ -533,6 +545,12 @@ static void stop_handler(int sig, siginfo_t *si, void *ucv)
 	}
 	while (atomic_load(&release_gen) == t.gen)
 		futex((volatile void *)&release_gen, FUTEX_WAIT_PRIVATE, t.gen, NULL);
+	if (!restored) {
+		/* Original process, let go: the checkpoint eats no signal. */
+		if (t.tid == stop_pid)
+			img_signals_give_back_main(false);
+		img_signals_give_back_own(t.tid, cut);
+	}
 	(void)sig;
 	errno = saved_errno;
 	atomic_fetch_sub(&in_handler, 1);
@@ -616,6 +634,7 @@ struct stop_scratch {
 };
 
 static int stop_once(struct stop_scratch *w, int64_t deadline_ns, struct img_err *e);
+static struct img_thread *find_thread(int tid);
 
 /*
  * Threads tids[0..n-1] block the stop signal: the ptrace helper seizes them
@@ -810,6 +829,17 @@ static int stop_once(struct stop_scratch *w, int64_t deadline_ns, struct img_err
 	int n_signaled = 0, gone = 0, me = img_gettid(), pid = getpid();
 	int64_t start = mono_ns();
 
+	/* Threads let go by a previous attempt may still be giving back the
+	 * signals they took (image_signals.c): the table is theirs until
+	 * they leave the handler. */
+	while (atomic_load(&in_handler) > 0) {
+		if (mono_ns() > deadline_ns)
+			return img_fail(e, -ETIMEDOUT, "%d threads let go by an earlier stop attempt did not leave "
+					"the stop handler in time", atomic_load(&in_handler));
+		struct timespec tick = { 0, 100000L };
+		nanosleep(&tick, NULL);
+	}
+	img_signals_reset();
 	atomic_store(&stopped_list, NULL);
 	atomic_store(&stopped_count, 0);
 	atomic_store(&n_unblocked, 0);
@@ -917,6 +947,21 @@ void img_threads_release(void)
 	 * (it was counted), so nothing is pending: the caller may put the old
 	 * disposition back. After a failed one, img_threads_stop discards
 	 * what is still pending, and a handler entered late returns at once. */
+}
+
+bool img_threads_main_stopped(void)
+{
+	return stop_pid != img_gettid() && find_thread(stop_pid) != NULL;
+}
+
+void img_threads_wait_out(int64_t ns)
+{
+	int64_t until = mono_ns() + ns;
+
+	while (atomic_load(&in_handler) > 0 && mono_ns() < until) {
+		struct timespec tick = { 0, 100000L };
+		nanosleep(&tick, NULL);
+	}
 }
 
 const struct sigaction *img_stop_old_action(void)

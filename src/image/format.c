@@ -25,6 +25,8 @@ _Static_assert(sizeof(struct crac_img_chunk) == 32, "chunk layout");
 _Static_assert(sizeof(struct crac_img_thread) == 88, "thread layout");
 _Static_assert(sizeof(struct crac_img_fd) == 128, "fd layout");
 _Static_assert(sizeof(struct crac_img_ref) == 32, "ref layout");
+_Static_assert(sizeof(struct crac_img_signal) == 144, "signal layout");
+_Static_assert(CRAC_IMG_HEADER_V5_SIZE % 8 == 0, "version 5 header alignment");
 _Static_assert(sizeof(struct crac_img_ctx) == 80, "ctx layout");
 _Static_assert(offsetof(struct crac_img_ctx, rsp) == 48, "ctx rsp");
 _Static_assert(offsetof(struct crac_img_ctx, rip) == 56, "ctx rip");
@@ -623,7 +625,9 @@ int crac_img_parse(const void *buf, uint64_t len, struct crac_img_view *v,
 		crac_img_puts(&b, ")");
 		return -EPROTO;
 	}
-	if (len < sizeof(*h) || h->size != len) {
+	/* versions 4 and 5 end before the pending signals */
+	const uint64_t hsize = h->version >= 6 ? sizeof(*h) : CRAC_IMG_HEADER_V5_SIZE;
+	if (len < hsize || h->size != len) {
 		crac_img_puts(&b, "header is truncated or damaged (");
 		crac_img_putu(&b, len);
 		crac_img_puts(&b, " bytes, header says ");
@@ -663,6 +667,10 @@ int crac_img_parse(const void *buf, uint64_t len, struct crac_img_view *v,
 	if (h->n_refs > CRAC_IMG_MAX_REFS ||
 	    (h->n_refs && !array_ok(h->refs_off, h->n_refs, sizeof(struct crac_img_ref), len)))
 		return fail(&b, -EBADMSG, "header: bad reference table", 0, 0);
+	if (h->version >= 6 &&
+	    (h->n_signals > CRAC_IMG_MAX_SIGNALS ||
+	     (h->n_signals && !array_ok(h->signals_off, h->n_signals, sizeof(struct crac_img_signal), len))))
+		return fail(&b, -EBADMSG, "header: bad pending signal table", 0, 0);
 	if (h->depth > CRAC_IMG_MAX_CHAIN || (h->parent != 0) != (h->depth != 0) || h->parent >= h->strtab_size ||
 	    (h->n_refs && !h->depth) || (h->img_flags & ~(CRAC_IMGF_TRACK | CRAC_IMGF_COMPRESSED)))
 		return fail(&b, -EBADMSG, "header: bad parent image record", 0, 0);
@@ -679,6 +687,10 @@ int crac_img_parse(const void *buf, uint64_t len, struct crac_img_view *v,
 	v->secrets = h->n_secrets ? (const void *)((const char *)buf + h->secrets_off) : NULL;
 	v->fds = h->n_fds ? (const void *)((const char *)buf + h->fds_off) : NULL;
 	v->refs = h->n_refs ? (const void *)((const char *)buf + h->refs_off) : NULL;
+	if (h->version >= 6 && h->n_signals) {
+		v->signals = (const void *)((const char *)buf + h->signals_off);
+		v->n_signals = h->n_signals;
+	}
 	v->blobs = (const unsigned char *)buf + h->blobs_off;
 	v->strtab = (const char *)buf + h->strtab_off;
 	v->strtab_size = h->strtab_size;
@@ -759,6 +771,18 @@ int crac_img_parse(const void *buf, uint64_t len, struct crac_img_view *v,
 		    e->blob_off > h->blobs_size || e->blob_len > h->blobs_size - e->blob_off)
 			return fail(&b, -EBADMSG, "header: bad descriptor", i, 1);
 		prev_fd = e->fd;
+	}
+
+	/* Pending signals: a real signal number (SIGKILL and SIGSTOP are
+	 * never pending in a running thread), the siginfo's own number the
+	 * same, a thread id or 0 (the process). */
+	for (uint32_t i = 0; i < v->n_signals; i++) {
+		const struct crac_img_signal *g = &v->signals[i];
+		int32_t si_signo;
+		memcpy(&si_signo, g->info, sizeof(si_signo));
+		if (g->signo == 0 || g->signo > CRAC_IMG_NSIG || g->signo == 9 || g->signo == 19 || g->tid < 0 ||
+		    si_signo != (int32_t)g->signo || memcmp(&g->code, g->info + 8, 4))
+			return fail(&b, -EBADMSG, "header: bad pending signal", i, 1);
 	}
 
 	/* References: sorted, page-aligned, inside a private anonymous

@@ -33,8 +33,8 @@
 #define CRAC_IMG_NOSAN __attribute__((no_sanitize("address", "undefined")))
 
 #define CRAC_IMG_MAGIC "CRACIMG\0"
-#define CRAC_IMG_VERSION 5   /* 2: lazy-restore fields in the resume block; 3: descriptors; 4: incremental;
-			      * 5: compressed chunks (crac_img_chunk.zlen) */
+#define CRAC_IMG_VERSION 6   /* 2: lazy-restore fields in the resume block; 3: descriptors; 4: incremental;
+			      * 5: compressed chunks (crac_img_chunk.zlen); 6: pending signals */
 #define CRAC_IMG_VERSION_MIN 4   /* the oldest version this build still reads (same layout, no zlen) */
 #define CRAC_IMG_PAGE 4096ull
 
@@ -254,6 +254,24 @@ struct crac_img_thread {
 };
 #define CRAC_THREADF_CHECKPOINTER 0x1u  /* the thread that ran the checkpoint */
 
+/*
+ * A signal that was pending at the checkpoint (blocked, or not yet taken),
+ * with its siginfo as the kernel gave it (rt_sigtimedwait): thread-directed
+ * ones under the thread's tid at the checkpoint, process-wide ones under
+ * tid 0, each thread's and the process's in the order they were queued
+ * (every instance of a real-time signal, one of a standard signal). For
+ * inspection: the restored libcrac queues its own copy of them again
+ * (engines/image_signals.c), as it recreates threads from its own records.
+ */
+struct crac_img_signal {
+	int32_t tid;                 /* 0: the process */
+	uint32_t signo;              /* 1..64, never SIGKILL or SIGSTOP */
+	int32_t code;                /* si_code (SI_USER, SI_QUEUE, SI_TKILL, SI_TIMER, ...) */
+	uint32_t pad;
+	uint8_t info[128];           /* the siginfo_t */
+};
+#define CRAC_IMG_MAX_SIGNALS 1024u
+
 /* One signal's disposition, as the kernel's struct sigaction. */
 struct crac_img_sigaction {
 	uint64_t handler, flags, restorer, mask;
@@ -326,7 +344,15 @@ struct crac_img_header {
 	uint32_t seccomp_filters;    /* the seccomp filters the checkpointing thread ran under: a restore
 				      * under fewer is refused (image/check.c). 0 in images before it was
 				      * recorded (this was padding, always 0) */
+	/* --- version 6: signals pending at the checkpoint (struct crac_img_signal). A header of
+	 * version 5 or 4 ends before these fields (CRAC_IMG_HEADER_V5_SIZE): read them through
+	 * struct crac_img_view, never from the header of an image of unknown version. --- */
+	uint32_t n_signals;          /* struct crac_img_signal[n_signals] at signals_off */
+	uint32_t pad3;
+	uint64_t signals_off;
 };
+/* The size of a header of version 4 or 5 (which ends with seccomp_filters). */
+#define CRAC_IMG_HEADER_V5_SIZE offsetof(struct crac_img_header, n_signals)
 #define CRAC_IMGF_TRACK 0x1u         /* made with incremental checkpoints asked for: the restored
 				      * process tracks the pages it writes (userfaultfd write-protect) */
 #define CRAC_IMGF_COMPRESSED 0x2u    /* version 5: some chunks are zstd frames (crac_img_chunk.zlen) */
@@ -677,6 +703,8 @@ struct crac_img_view {
 	const struct crac_img_range *secrets;
 	const struct crac_img_fd *fds;
 	const struct crac_img_ref *refs;
+	const struct crac_img_signal *signals;   /* version 6; NULL when none */
+	uint32_t n_signals;
 	const unsigned char *blobs;
 	const char *strtab;
 	uint64_t strtab_size;

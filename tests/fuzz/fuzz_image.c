@@ -172,6 +172,19 @@ static void check_parsed(const struct crac_img_view *v)
 {
 	const struct crac_img_header *h = v->h;
 
+	/* every pending signal accepted lies in the buffer (ASan reads it
+	 * whole) and names a signal a restore may queue */
+	for (uint32_t i = 0; i < v->n_signals; i++) {
+		const struct crac_img_signal *g = &v->signals[i];
+		volatile uint8_t last = g->info[sizeof(g->info) - 1];
+		(void)last;
+		if (!g->signo || g->signo > CRAC_IMG_NSIG || g->signo == 9 || g->signo == 19 || g->tid < 0) {
+			fprintf(stderr, "fuzz_image: crac_img_parse accepted pending signal #%u: signal %u, tid %d\n",
+				i, g->signo, g->tid);
+			abort();
+		}
+	}
+
 	if (h->vvar_size > (1u << 24) || h->vvar_vclock_size > (1u << 24) || h->vdso_size > (1u << 24)) {
 		fprintf(stderr, "fuzz_image: crac_img_parse accepted vDSO block sizes %#llx/%#llx/%#llx "
 			"(their sum wraps around)\n", (unsigned long long)h->vvar_size,

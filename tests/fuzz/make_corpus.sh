@@ -16,7 +16,9 @@
 #                      not a regular file (crac_img_open refuses; no page data)
 #   small-cap    0x81  fix, header buffer too small (refused; no page data)
 # and OUT_DIR/seed-fds-*: seed-probe-raw with descriptors added (a device,
-# a dup, a directory, a FIFO, a file, a symbolic link: driver.c).
+# a dup, a directory, a FIFO, a file, a symbolic link: driver.c), and
+# OUT_DIR/seed-signals-{fix,raw}: an image of tests/progs/pending_signals,
+# whose header holds six pending signals (format 6).
 # BUILD_DIR is a normal (gcc) build with tests: it has tests/image_probe and
 # tests/fuzz/fuzz_image_regress. OUT_DIR defaults to tests/fuzz/corpus.
 set -eu
@@ -25,8 +27,9 @@ build=${1:?usage: make_corpus.sh BUILD_DIR [OUT_DIR]}
 here=$(cd "$(dirname "$0")" && pwd)
 out=${2:-$here/corpus}
 probe=$build/tests/image_probe
+pending=$build/tests/pending_signals
 regress=$build/tests/fuzz/fuzz_image_regress
-for f in "$probe" "$regress"; do
+for f in "$probe" "$pending" "$regress"; do
 	[ -x "$f" ] || { echo "make_corpus.sh: $f not built" >&2; exit 1; }
 done
 
@@ -60,4 +63,18 @@ for s in fix:0x01 raw:0x00 mode:0x03 trust:0x05 msg64:0x09 msg1:0x11 msg0:0x19 \
 done
 # descriptors of every kind the fds check looks at, added by hand
 "$regress" --make-fd-seeds "$out/seed-probe-raw" "$out"
+# pending signals, for and by threads and the process
+(
+	for fd in $(ls /proc/$BASHPID/fd); do
+		if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
+	done
+	exec "$pending" "$t/img-signals"
+) </dev/null >"$t/out" 2>"$t/err" || {
+	echo "make_corpus.sh: pending_signals failed:" >&2
+	cat "$t/out" "$t/err" >&2
+	exit 1
+}
+for s in fix:0x01 raw:0x00; do
+	"$regress" --make-seed "$t/img-signals" "$out/seed-signals-${s%%:*}" "${s#*:}"
+done
 ls -l "$out"/seed-*

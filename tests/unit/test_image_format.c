@@ -464,6 +464,115 @@ static void test_fds(void)
 	CHECK(strstr(msg, "bad descriptor table") != NULL);
 }
 
+/* The pending signals (format 6): appended after the other tables. */
+static uint64_t with_signals(const struct crac_img_signal *g, uint32_t n)
+{
+	uint64_t len = build(hbuf, sizeof(hbuf), pbuf);
+	struct crac_img_header *h = (void *)hbuf;
+
+	h->n_signals = n;
+	h->signals_off = len;
+	memcpy(hbuf + len, g, n * sizeof(*g));
+	len += n * sizeof(*g);
+	h->size = len;
+	recrc(hbuf, len);
+	return len;
+}
+
+static struct crac_img_signal one_signal(int32_t tid, uint32_t signo, int32_t code)
+{
+	struct crac_img_signal g;
+
+	memset(&g, 0, sizeof(g));
+	g.tid = tid;
+	g.signo = signo;
+	g.code = code;
+	memcpy(g.info, &signo, 4);       /* si_signo */
+	memcpy(g.info + 8, &code, 4);    /* si_code */
+	return g;
+}
+
+static void test_signals(void)
+{
+	struct crac_img_view v;
+	char msg[256];
+	struct crac_img_signal g[3] = { one_signal(42, 12, -6), one_signal(0, 10, 0), one_signal(0, 34, -1) };
+
+	uint64_t len = with_signals(g, 3);
+	CHECKF(crac_img_parse(hbuf, len, &v, msg, sizeof(msg)) == 0, "%s", msg);
+	CHECK_EQ(v.n_signals, 3);
+	CHECK(v.signals != NULL && v.signals[2].signo == 34 && v.signals[0].tid == 42);
+	/* none: no table */
+	len = with_signals(g, 0);
+	CHECKF(crac_img_parse(hbuf, len, &v, msg, sizeof(msg)) == 0, "%s", msg);
+	CHECK_EQ(v.n_signals, 0);
+	CHECK(v.signals == NULL);
+
+	/* hostile counts and offsets */
+	struct crac_img_header *h = (void *)hbuf;
+	len = with_signals(g, 3);
+	h->n_signals = 4;                    /* one past the end of the file */
+	recrc(hbuf, len);
+	CHECK_EQ(crac_img_parse(hbuf, len, &v, msg, sizeof(msg)), -EBADMSG);
+	CHECK(strstr(msg, "bad pending signal table") != NULL);
+	h->n_signals = 0xffffffffu;
+	recrc(hbuf, len);
+	CHECK_EQ(crac_img_parse(hbuf, len, &v, msg, sizeof(msg)), -EBADMSG);
+	CHECK(strstr(msg, "bad pending signal table") != NULL);
+	h->n_signals = CRAC_IMG_MAX_SIGNALS + 1;
+	recrc(hbuf, len);
+	CHECK_EQ(crac_img_parse(hbuf, len, &v, msg, sizeof(msg)), -EBADMSG);
+	h->n_signals = 1;
+	h->signals_off = len;                /* at the very end: no room */
+	recrc(hbuf, len);
+	CHECK_EQ(crac_img_parse(hbuf, len, &v, msg, sizeof(msg)), -EBADMSG);
+	h->signals_off = 0xfffffffffffffff8ull;
+	recrc(hbuf, len);
+	CHECK_EQ(crac_img_parse(hbuf, len, &v, msg, sizeof(msg)), -EBADMSG);
+	h->signals_off = len - 3 * sizeof(g[0]) + 4;   /* misaligned */
+	recrc(hbuf, len);
+	CHECK_EQ(crac_img_parse(hbuf, len, &v, msg, sizeof(msg)), -EBADMSG);
+	/* truncated inside the table */
+	len = with_signals(g, 3);
+	h->size = len - 8;
+	recrc(hbuf, len - 8);
+	CHECK_EQ(crac_img_parse(hbuf, len - 8, &v, msg, sizeof(msg)), -EBADMSG);
+
+	/* entries: a real signal, never SIGKILL or SIGSTOP, the siginfo's
+	 * own number and code the same, a tid or 0 */
+	const struct crac_img_signal bad[] = {
+		one_signal(0, 0, 0), one_signal(0, 65, 0), one_signal(0, 9, 0), one_signal(0, 19, 0),
+		one_signal(-1, 10, 0),
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct crac_img_signal two[2] = { g[0], bad[i] };
+		len = with_signals(two, 2);
+		CHECKF(crac_img_parse(hbuf, len, &v, msg, sizeof(msg)) == -EBADMSG, "bad signal %zu", i);
+		CHECKF(strstr(msg, "bad pending signal #1") != NULL, "%s", msg);
+	}
+	struct crac_img_signal odd = g[1];
+	odd.info[0] = 11;                    /* si_signo not signo */
+	len = with_signals(&odd, 1);
+	CHECK_EQ(crac_img_parse(hbuf, len, &v, msg, sizeof(msg)), -EBADMSG);
+	odd = g[1];
+	odd.code = -1;                       /* code not si_code */
+	len = with_signals(&odd, 1);
+	CHECK_EQ(crac_img_parse(hbuf, len, &v, msg, sizeof(msg)), -EBADMSG);
+
+	/* a version 5 header ends before these fields: whatever follows it
+	 * is not read as a signal table */
+	len = with_signals(g, 3);
+	h->version = 5;
+	h->n_signals = 0xffffffffu;
+	h->signals_off = 3;
+	recrc(hbuf, len);
+	CHECKF(crac_img_parse(hbuf, len, &v, msg, sizeof(msg)) == 0, "%s", msg);
+	CHECK_EQ(v.n_signals, 0);
+	CHECK(v.signals == NULL);
+	/* ... and may be that short */
+	CHECK(CRAC_IMG_HEADER_V5_SIZE < sizeof(struct crac_img_header));
+}
+
 static void test_version_and_magic(void)
 {
 	struct crac_img_view v;
@@ -873,6 +982,7 @@ int main(void)
 	RUN(test_corrupt);
 	RUN(test_version_and_magic);
 	RUN(test_fds);
+	RUN(test_signals);
 	RUN(test_refs);
 	RUN(test_inconsistent);
 	RUN(test_cpu);

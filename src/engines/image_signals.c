@@ -1,0 +1,430 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * image_signals.c - signals pending at the checkpoint (blocked, or not yet
+ * taken) survive it: in the original process and in every restored one.
+ *
+ * Taking. With the threads stopped, every pending signal is dequeued with
+ * rt_sigtimedwait (zero timeout: async-signal-safe, and it takes blocked
+ * signals) together with its siginfo, into a table in libcrac's memory,
+ * which the image holds:
+ *   - each stopped thread takes its own thread-directed ones in its stop
+ *     handler (image_threads.c), before it counts as stopped; the
+ *     checkpointing thread takes its own in img_capture_process;
+ *   - then the checkpointing thread takes the process-wide ones.
+ * rt_sigtimedwait dequeues from the calling thread's own queue before the
+ * process's, so a thread asks for a signal only while its own SigPnd
+ * (/proc/self/task/TID/status) has it, and the process-wide ones are taken
+ * after every thread emptied its own queue: nothing is taken under the
+ * wrong owner. Every queued instance of a real-time signal is taken, in
+ * order; a standard signal is pending once at most. Left alone: SIGKILL
+ * and SIGSTOP (never pending in a running thread; rt_sigtimedwait cannot
+ * take them), glibc's internal 32 and 33, and the engine's own stop signal.
+ *
+ * Giving back. Each signal is queued again, with the siginfo it had, before
+ * the thread it belongs to runs program code with its own mask:
+ *   - thread-directed: by that thread, to itself (rt_tgsigqueueinfo: Linux
+ *     accepts any si_code, SI_USER or SI_TKILL included, when a thread
+ *     sends to itself), still in its stop handler where every signal is
+ *     blocked; in a restored process under its new tid;
+ *   - process-wide: by the thread-group leader (rt_sigqueueinfo accepts any
+ *     si_code from the thread whose tid is the pid), which is the
+ *     checkpointing thread or, when that was not the main thread, the main
+ *     thread in its stop handler. In a restored process the leader waits
+ *     until the signal dispositions are back (img_signals_state_ready), so
+ *     that setting one to SIG_IGN does not discard what was queued.
+ * In the original process that happens when the threads are let go (a
+ * keep-running checkpoint, and one that failed): the checkpoint eats no
+ * signal. If the original main thread had exited, no thread may send
+ * SI_USER or SI_TKILL to the process: such a signal would go back with
+ * kill(2) (its sender then this process) and a report line say so (today
+ * the capture refuses such a process earlier: /proc/self/pagemap is the
+ * exited leader's).
+ *
+ * A POSIX timer's expiry (SI_TIMER) goes back as its siginfo (timer id,
+ * overrun count, value): the program takes the same siginfo. The timer
+ * itself no longer counts it as pending, so an expiry before the program
+ * takes it is queued as a second signal where the kernel would have raised
+ * the overrun count instead.
+ *
+ * A signal that cannot be queued again (a real-time one beyond the
+ * restoring user's RLIMIT_SIGPENDING) is named in a report line, never
+ * dropped silently. More than IMG_SIG_MAX pending signals fail the
+ * checkpoint: every one taken is given back, and a real-time signal whose
+ * queue the full table cut keeps its order (see drain below).
+ */
+#include "engines/image_engine.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Part of the image: a restored process gives back its own copy. */
+static struct img_pending pend[IMG_SIG_MAX];
+static _Atomic int n_pend;          /* slots claimed (more than IMG_SIG_MAX: overflow) */
+static _Atomic bool main_in_handler;   /* the main thread was stopped (not the checkpointer) */
+/* The table filled up while the checkpointing thread took this real-time
+ * signal of its own, or of the process: its later instances are still
+ * queued (see cut below). 0: none. */
+static _Atomic int self_cut, shared_cut;
+static _Atomic uint32_t state_ready;   /* restored: dispositions are back */
+
+/* What could not be given back as it was (reported by the checkpointing
+ * thread once the threads ran). */
+#define IMG_SIG_LOST_MAX 8
+static struct { int sig, tid, err; } lost[IMG_SIG_LOST_MAX];
+static _Atomic int n_lost;
+
+static bool left_alone(int sig)
+{
+	return sig == SIGKILL || sig == SIGSTOP || sig == 32 || sig == 33 || sig == IMG_STOP_SIGNAL;
+}
+
+/*
+ * The pending mask of thread tid ("SigPnd:") or of the process ("ShdPnd:",
+ * tid 0) from /proc: raw system calls and no libc formatting (it runs in a
+ * signal handler). 0 when it cannot be read.
+ */
+static uint64_t pending_mask(int tid, const char *field)
+{
+	char path[64] = "/proc/self/task/", buf[4096];
+	size_t n = strlen(path);
+
+	if (tid > 0) {
+		char digits[16];
+		int k = 0;
+		for (unsigned v = (unsigned)tid; v; v /= 10)
+			digits[k++] = (char)('0' + v % 10);
+		while (k)
+			path[n++] = digits[--k];
+		memcpy(path + n, "/status", 8);
+	} else {
+		memcpy(path, "/proc/self/status", 18);
+	}
+	int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	long got = 0, r;
+	while (got < (long)sizeof(buf) - 1 && (r = syscall(SYS_read, fd, buf + got, sizeof(buf) - 1 - got)) > 0)
+		got += r;
+	syscall(SYS_close, fd);
+	buf[got > 0 ? got : 0] = 0;
+	const char *p = strstr(buf, field);
+	if (!p)
+		return 0;
+	p += strlen(field);
+	while (*p == ' ' || *p == '\t')
+		p++;
+	uint64_t mask = 0;
+	for (; (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'); p++)
+		mask = mask << 4 | (uint64_t)(*p <= '9' ? *p - '0' : *p - 'a' + 10);
+	return mask;
+}
+
+/* A slot of the table, or NULL (full: the checkpoint fails). */
+static struct img_pending *claim(void)
+{
+	int i = atomic_fetch_add(&n_pend, 1);
+
+	if (i >= IMG_SIG_MAX)
+		return NULL;
+	pend[i].tid = -1;   /* empty until filled */
+	return &pend[i];
+}
+
+/* Dequeues one pending `sig` of the caller (its own queue first). */
+static bool take_one(int sig, siginfo_t *si)
+{
+	uint64_t set = 1ull << (sig - 1);
+	struct timespec zero = { 0, 0 };
+
+	return syscall(SYS_rt_sigtimedwait, &set, si, &zero, 8) == sig;
+}
+
+void img_signals_reset(void)
+{
+	atomic_store(&self_cut, 0);
+	atomic_store(&shared_cut, 0);
+	atomic_store(&n_pend, 0);
+	atomic_store(&n_lost, 0);
+	atomic_store(&main_in_handler, false);
+	atomic_store(&state_ready, 0);
+}
+
+/* Whether anything is pending for the caller or the process, among the
+ * signals it blocks (all of them, in the stop handler): one system call,
+ * so that a thread with nothing pending, the usual case, reads no /proc
+ * file while it stops. */
+static bool any_pending(void)
+{
+	uint64_t set = 0;
+
+	return syscall(SYS_rt_sigpending, &set, 8) < 0 || set != 0;
+}
+
+int img_signals_take_own(int tid)
+{
+	int cut = 0;
+
+	if (!any_pending())
+		return 0;
+	uint64_t mine = pending_mask(tid, "SigPnd:");
+
+	for (int sig = 1; mine && sig <= CRAC_IMG_NSIG; sig++) {
+		if (!(mine & (1ull << (sig - 1))) || left_alone(sig))
+			continue;
+		for (int taken = 0;; taken++) {
+			struct img_pending *p = claim();
+			if (!p) {
+				/* full: this queue cut after `taken` instances */
+				if (taken && !cut)
+					cut = sig;
+				break;
+			}
+			if (!take_one(sig, &p->info))
+				break;
+			p->tid = tid;
+			/* a standard signal is pending once; a real-time one
+			 * as often as it was queued to this thread */
+			if (sig < 32 || !(pending_mask(tid, "SigPnd:") & (1ull << (sig - 1))))
+				break;
+		}
+	}
+	return cut;
+}
+
+static void take_shared(bool main_stopped);
+
+void img_signals_take_checkpointer(int tid, bool main_stopped)
+{
+	atomic_store(&self_cut, img_signals_take_own(tid));
+	take_shared(main_stopped);
+}
+
+static void take_shared(bool main_stopped)
+{
+	/* (once a checkpoint, from /proc: the checkpointing thread's mask
+	 * may not block what is pending for the others) */
+	uint64_t shared = pending_mask(0, "ShdPnd:");
+
+	atomic_store(&main_in_handler, main_stopped);
+
+	for (int sig = 1; shared && sig <= CRAC_IMG_NSIG; sig++) {
+		if (!(shared & (1ull << (sig - 1))) || left_alone(sig))
+			continue;
+		for (int taken = 0;; taken++) {
+			struct img_pending *p = claim();
+			if (!p) {
+				if (taken && !atomic_load(&shared_cut))
+					atomic_store(&shared_cut, sig);
+				break;
+			}
+			if (!take_one(sig, &p->info))
+				break;
+			p->tid = 0;
+		}
+	}
+}
+
+int img_signals_overflow(void)
+{
+	int n = atomic_load(&n_pend);
+	return n > IMG_SIG_MAX ? n : 0;
+}
+
+static void note_lost(int sig, int tid, int err)
+{
+	int i = atomic_fetch_add(&n_lost, 1);
+
+	if (i < IMG_SIG_LOST_MAX) {
+		lost[i].sig = sig;
+		lost[i].tid = tid;
+		lost[i].err = err;
+	}
+}
+
+/* Queues p again: to the calling thread, or to the process. */
+static void give_back(const struct img_pending *p, bool to_process)
+{
+	int sig = p->info.si_signo, pid = getpid(), me = img_gettid();
+	long rc;
+
+	if (!to_process) {
+		rc = syscall(SYS_rt_tgsigqueueinfo, pid, me, sig, &p->info);
+	} else if (me == pid || (p->info.si_code < 0 && p->info.si_code != SI_TKILL)) {
+		rc = syscall(SYS_rt_sigqueueinfo, pid, sig, &p->info);
+	} else {
+		/* no thread may send this si_code to the process: the signal
+		 * goes back, its sender becomes this process */
+		rc = kill(pid, sig);
+		if (rc == 0)
+			note_lost(sig, 0, 0);
+	}
+	if (rc < 0)
+		note_lost(sig, p->tid, errno);
+}
+
+/*
+ * A queue cut by a full table (a failed checkpoint): its first instances
+ * are in the table, its later ones still queued. To give them back in
+ * order, the later ones are taken out first (into a scratch mapping: a
+ * system call, fine in a signal handler), then the table's are queued,
+ * then these. `own`: the caller's thread's queue (while its SigPnd shows
+ * the signal), else the process's (while it does not: rt_sigtimedwait
+ * takes the thread's own first).
+ */
+struct drained {
+	struct img_pending *p;
+	int n;
+};
+#define IMG_DRAIN_MAX 8192
+
+static void drain(int sig, bool own, int tid, struct drained *d)
+{
+	uint64_t bit = 1ull << (sig - 1);
+	long m = syscall(SYS_mmap, NULL, IMG_DRAIN_MAX * sizeof(struct img_pending), PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	d->n = 0;
+	d->p = m < 0 && m > -4096 ? NULL : (struct img_pending *)m;
+	while (d->p && d->n < IMG_DRAIN_MAX && ((pending_mask(tid, "SigPnd:") & bit) != 0) == own &&
+	       take_one(sig, &d->p[d->n].info)) {
+		d->p[d->n].tid = own ? tid : 0;
+		d->n++;
+	}
+}
+
+static void undrain(struct drained *d, bool to_process)
+{
+	for (int i = 0; d->p && i < d->n; i++)
+		give_back(&d->p[i], to_process);
+	if (d->p)
+		syscall(SYS_munmap, d->p, IMG_DRAIN_MAX * sizeof(struct img_pending));
+}
+
+void img_signals_give_back_own(int old_tid, int cut)
+{
+	int n = atomic_load(&n_pend);
+	struct drained d = { NULL, 0 };
+
+	if (old_tid <= 0)
+		return;
+	if (cut)
+		drain(cut, true, img_gettid(), &d);
+	for (int i = 0; i < n && i < IMG_SIG_MAX; i++)
+		if (pend[i].tid == old_tid)
+			give_back(&pend[i], false);
+	undrain(&d, false);
+}
+
+static void give_back_shared(void)
+{
+	int n = atomic_load(&n_pend), cut = atomic_load(&shared_cut);
+	struct drained d = { NULL, 0 };
+
+	if (cut)
+		drain(cut, false, img_gettid(), &d);
+	for (int i = 0; i < n && i < IMG_SIG_MAX; i++)
+		if (pend[i].tid == 0)
+			give_back(&pend[i], true);
+	undrain(&d, true);
+}
+
+void img_signals_give_back_main(bool restored)
+{
+	if (!atomic_load(&main_in_handler))
+		return;   /* the checkpointing thread does it */
+	if (restored)
+		while (!atomic_load(&state_ready))
+			syscall(SYS_futex, &state_ready, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+	give_back_shared();
+}
+
+void img_signals_give_back_checkpointer(int old_tid)
+{
+	/* the process's first: draining a cut queue of the process must
+	 * not meet this thread's own, given back (image_threads.c: the same) */
+	if (!atomic_load(&main_in_handler))
+		give_back_shared();
+	img_signals_give_back_own(old_tid, atomic_load(&self_cut));
+}
+
+void img_signals_state_ready(void)
+{
+	atomic_store(&state_ready, 1);
+	syscall(SYS_futex, &state_ready, FUTEX_WAKE_PRIVATE, 0x7fffffff, NULL, NULL, 0);
+}
+
+uint32_t img_signals_count(void)
+{
+	uint32_t k = 0;
+	int n = atomic_load(&n_pend);
+
+	for (int i = 0; i < n && i < IMG_SIG_MAX; i++)
+		k += pend[i].tid >= 0;
+	return k;
+}
+
+void img_signals_fill(struct crac_img_signal *out)
+{
+	int n = atomic_load(&n_pend);
+
+	for (int i = 0; i < n && i < IMG_SIG_MAX; i++) {
+		if (pend[i].tid < 0)
+			continue;
+		memset(out, 0, sizeof(*out));
+		out->tid = pend[i].tid;
+		out->signo = (uint32_t)pend[i].info.si_signo;
+		out->code = pend[i].info.si_code;
+		memcpy(out->info, &pend[i].info, sizeof(out->info));
+		out++;
+	}
+}
+
+/* "SIGUSR1", "SIGRTMIN+2" (glibc's SIGRTMIN), or "signal 40". */
+static void sig_name(int sig, char out[24])
+{
+	const char *abbrev = sig < 32 ? sigabbrev_np(sig) : NULL;
+
+	if (abbrev)
+		snprintf(out, 24, "SIG%s", abbrev);
+	else if (sig >= SIGRTMIN && sig <= SIGRTMAX)
+		snprintf(out, 24, "SIGRTMIN+%d", sig - SIGRTMIN);
+	else
+		snprintf(out, 24, "signal %d", sig);
+}
+
+void img_signals_report(crac_report *rep)
+{
+	int n = atomic_load(&n_lost);
+
+	for (int i = 0; i < n && i < IMG_SIG_LOST_MAX; i++) {
+		char name[24], who[48];
+		sig_name(lost[i].sig, name);
+		if (lost[i].tid > 0)
+			snprintf(who, sizeof(who), "for thread %d", lost[i].tid);
+		else
+			snprintf(who, sizeof(who), "for the process");
+		if (lost[i].err == 0)
+			crac__report_add(rep, CRAC_PHASE_ENGINE, "image", -EPERM,
+					 "%s, pending %s at the checkpoint, was queued again with kill(2): the "
+					 "original main thread had exited, and only it may queue a siginfo of that "
+					 "kind to the process; its sender now reads as this process", name, who);
+		else
+			crac__report_add(rep, CRAC_PHASE_ENGINE, "image", -lost[i].err,
+					 "%s, pending %s at the checkpoint, could not be queued again: %s%s", name,
+					 who, img_strerror(lost[i].err),
+					 lost[i].err == EAGAIN ? " (RLIMIT_SIGPENDING: the user's queued signals)" : "");
+	}
+	if (n > IMG_SIG_LOST_MAX)
+		crac__report_add(rep, CRAC_PHASE_ENGINE, "image", -EIO,
+				 "%d more pending signals not queued again as they were", n - IMG_SIG_LOST_MAX);
+	atomic_store(&n_lost, 0);
+}

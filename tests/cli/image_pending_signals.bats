@@ -1,0 +1,129 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
+# Signals pending at a checkpoint (blocked, or not yet taken; sent to the
+# process or to one thread) are carried by the image engine: each arrives
+# exactly once, in order, with its siginfo, in the original process (a
+# keep-running checkpoint must not eat them) and in every restored one, to
+# the thread it was sent to; `crac inspect` lists them
+# (src/engines/image_signals.c; program: tests/progs/pending_signals.c).
+
+load common
+
+setup() {
+	CRAC="$CRAC_BUILD_DIR/crac"
+	PROG="$CRAC_BUILD_DIR/tests/pending_signals"
+	T="$(mktemp -d /tmp/crac-bats-pendsig.XXXXXX)"
+	export CRAC_CONTROL_DIR="$T/ctl"
+	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_LOG
+	require_image_engine
+}
+
+teardown() {
+	rm -rf "$T"
+}
+
+expected() {
+	printf '%s main: USR1/user RTMIN/101 RTMIN/102\n%s thread: USR2/user RTMIN+1/201 RTMIN+1/202\n%s: ok' "$1" "$1" "$1"
+}
+
+@test "pending signals come back once each, in order, with their values, to their thread: original and restored" {
+	run clean timeout 60 "$PROG" "$T/img"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(expected original)" ]
+	[ -f "$T/img/header" ]
+	restores_twice "$(expected restored)"
+}
+
+@test "crac inspect lists the pending signals, per thread and for the process, in order" {
+	run clean timeout 60 "$PROG" "$T/img"
+	[ "$status" -eq 0 ]
+	run "$CRAC" inspect "$T/img"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -q '^pending:   6 signals$'
+	local lines
+	lines=$(echo "$output" | sed -n '/^pending:/,/^secrets:/p' | sed '1d;$d')
+	# thread-directed first (the thread took them in its stop handler),
+	# then the process's; each real-time signal's instances in order
+	[ "$(echo "$lines" | awk '{ print ($1 == "process" ? "process" : "thread"), $($1 == "process" ? 2 : 3) }' |
+	     tr '\n' ' ')" = "thread SIGUSR2 thread SIGRTMIN+1 thread SIGRTMIN+1 process SIGUSR1 process SIGRTMIN+0 process SIGRTMIN+0 " ]
+	echo "$lines" | grep -q 'SIGUSR2 *SI_TKILL from pid'
+	echo "$lines" | grep -q '^  process *SIGUSR1 *SI_USER from pid'
+	[ "$(echo "$lines" | grep -o 'value 0x[0-9a-f]*' | tr '\n' ' ')" = "value 0xc9 value 0xca value 0x65 value 0x66 " ]
+	run "$CRAC" inspect --json "$T/img"
+	[ "$status" -eq 0 ]
+	python3 -c 'import json,sys; d=json.load(sys.stdin); s=d["signals"]; assert [(x["tid"]!=0, x["name"]) for x in s] == [(True,"SIGUSR2"),(True,"SIGRTMIN+1"),(True,"SIGRTMIN+1"),(False,"SIGUSR1"),(False,"SIGRTMIN+0"),(False,"SIGRTMIN+0")], s' <<<"$output"
+}
+
+@test "an unmodified program checkpointed from outside (crac run) gets its pending signals back" {
+	(
+		for fd in $(ls /proc/$BASHPID/fd); do
+			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+		done
+		exec timeout 60 "$CRAC" run --checkpoint-to "$T/img" --checkpoint-on SIGUSR1 -- "$PROG" --cli
+	) </dev/null >"$T/run.out" 2>&1 || true
+	cat "$T/run.out"
+	[ -f "$T/img/header" ]
+	restores_twice "$(expected restored)"
+}
+
+@test "crac run --keep-running: the original keeps its pending signals (the main thread gives back the process's)" {
+	(
+		for fd in $(ls /proc/$BASHPID/fd); do
+			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+		done
+		exec timeout 60 "$CRAC" run --keep-running --checkpoint-to "$T/img" --checkpoint-on SIGUSR1 -- \
+			"$PROG" --cli "$T/img"
+	) </dev/null >"$T/run.out" 2>&1
+	cat "$T/run.out"
+	[ -f "$T/img/header" ]
+	[ "$(grep -v '^ready$\|^crac: image written' "$T/run.out")" = "$(expected original)" ]
+	restores_twice "$(expected restored)"
+}
+
+@test "more pending signals than carried: the checkpoint fails, and every one still comes, once, in order" {
+	[ "$(ulimit -i)" = unlimited ] || [ "$(ulimit -i)" -ge 2000 ] || skip "RLIMIT_SIGPENDING $(ulimit -i) < 2000"
+	run clean timeout 60 "$PROG" --overflow "$T/img"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ ! -e "$T/img" ]
+	echo "$output" | grep -q "more than 1024 signals are pending"
+	echo "$output" | grep -qx "aborted: 1100 of 1100 SIGRTMIN+2 back, 0 twice, 0 odd (in order)"
+	echo "$output" | grep -qx "aborted: ok"
+	# the same to one thread: its queue cut by the full table comes back whole, in order
+	run clean timeout 60 "$PROG" --overflow-thread "$T/img"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ ! -e "$T/img" ]
+	echo "$output" | grep -q "more than 1024 signals are pending"
+	echo "$output" | grep -qx "aborted thread: 1100 of 1100 SIGRTMIN+2 back, 0 twice, 0 odd (in order)"
+	echo "$output" | grep -qx "aborted: ok"
+}
+
+@test "a POSIX timer's pending expiry comes back as its siginfo (SI_TIMER, value, timer id), once" {
+	"$CRAC_BUILD_DIR/tests/posix_timers" --probe ||
+		skip "this kernel cannot create a timer with a given id (PR_TIMER_CREATE_RESTORE_IDS, Linux 6.14)"
+	run clean timeout 60 "$PROG" --timer "$T/img"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(printf 'original timer: SI_TIMER/301 id ok overrun 0 (1)\n%s' "$(expected original)")" ]
+	run "$CRAC" inspect "$T/img"
+	echo "$output" | grep -q "^  process *SIGRTMIN+3 *SI_TIMER timer [0-9]* overrun 0 value 0x12d$"
+	restores_twice "$(printf 'restored timer: SI_TIMER/301 id ok overrun 0 (1)\n%s' "$(expected restored)")"
+}
+
+@test "a restored process checkpointed again with signals pending: carried again, none of the first round's twice" {
+	run clean timeout 60 "$PROG" --again "$T/img" "$T/img2"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(expected original)" ]
+	run clean timeout 60 "$CRAC" restore "$T/img"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(printf '%s\n%s' "$(expected restored)" "$(expected "restored, checkpointed again")")" ]
+	run clean timeout 60 "$CRAC" restore "$T/img2"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(expected "restored again")" ]
+}
