@@ -29,7 +29,8 @@ setup() {
 
 teardown() {
 	[ -z "$holder" ] || kill "$holder" 2>/dev/null || true
-	[ -z "$a" ] || kill "$a" 2>/dev/null || true
+	# A (the last test) waits for go: let it end (its namespace with it)
+	[ -z "$a" ] || { touch "$T/go"; wait "$a" 2>/dev/null || true; }
 	rm -rf "$T"
 }
 
@@ -124,10 +125,12 @@ seen" ]
 	[ "$(id -u)" -eq 0 ] || skip "CRIU needs root here (uid $(id -u))"
 	"$REAL_CRIU" check >/dev/null 2>&1 || skip "CRAC_CRIU=$REAL_CRIU fails \`criu check\`"
 	unshare --pid --fork --mount-proc true 2>/dev/null || skip "no pid namespaces here"
-	# A's criu waits 3 s before it dumps: B comes meanwhile
+	# A's criu dumps only once B is done (at most 30 s)
 	cat >"$T/slowcriu" <<EOF
 #!/bin/sh
-[ "\$1" = dump ] && sleep 3
+if [ "\$1" = dump ]; then
+	for i in \$(seq 300); do [ -e "$T/go" ] && break; sleep 0.1; done
+fi
 exec "$REAL_CRIU" "\$@"
 EOF
 	chmod 755 "$T/slowcriu"
@@ -156,6 +159,8 @@ EOF
 	echo "B: $output"
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"before: "* ]]
+	[ -e "$tmp" ]   # A's temporary, still there
+	touch "$T/go"
 	sa=0
 	wait "$a" || sa=$?
 	a=
@@ -166,5 +171,5 @@ EOF
 	# A's image is the one in place (its pid 2 in its namespace)
 	grep -qx "pid=2" "$T/D/crac-criu"
 	[ -f "$T/D/inventory.img" ]
-	[ "$(ls "$T" | grep -v '\.out$' | grep -v criu)" = D ]
+	[ "$(ls "$T" | grep -v '\.out$' | grep -v criu | grep -vx go)" = D ]
 }
