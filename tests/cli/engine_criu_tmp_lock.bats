@@ -118,6 +118,41 @@ EOF
 seen" ]
 }
 
+@test "criu engine: the lock is held during the dump when its descriptor is above 1023 (a program with many open)" {
+	command -v flock >/dev/null || skip "flock(1) is not installed"
+	cat >"$T/criu" <<'EOF'
+#!/bin/sh
+[ "$1" = check ] && exit 0
+while [ $# -gt 0 ]; do
+	[ "$1" = -D ] && dir=$2
+	shift
+done
+flock -n -E 7 "$dir" true
+echo "lock=$?" >"${dir%/*}/seen"
+exit 1
+EOF
+	chmod 755 "$T/criu"
+	: >"$T/f"
+	echo "file $T/f warn" >"$T/pol"
+	# fds 3-1029 taken (kept by the policy, with a warning): the
+	# temporary's lock gets a descriptor above 1023, which the helper
+	# once closed with everything else above 1023
+	(
+		for fd in $(ls /proc/$BASHPID/fd); do
+			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+		done
+		ulimit -n 4096
+		for i in $(seq 3 1029); do
+			eval "exec $i<\"\$T/f\""
+		done
+		CRAC_POLICIES="$T/pol" CRAC_CRIU="$T/criu" exec "$COUNTER" criu "$T/img" </dev/null >"$T/out" 2>&1
+	) || true
+	tail -3 "$T/out"
+	grep -q "criu dump failed (exit status 1)" "$T/out"
+	cat "$T/seen"
+	grep -qx "lock=7" "$T/seen"
+}
+
 @test "criu engine: checkpoints into one DIR from two pid namespaces at once: both succeed" {
 	[ -n "$REAL_CRIU" ] ||
 		skip "CRAC_CRIU is not set: point it at a CRIU >= 4.1 (e.g. built from source) and run as root"
