@@ -12,7 +12,10 @@
  *   - checkpoint (after the before_checkpoint callbacks and the safety
  *     checks): a helper process that is NOT in the dumped tree runs
  *     `criu dump -t PID -D DIR.tmp-... --leave-running` while the
- *     checkpointing thread waits (below). CRIU dumps the tree rooted at PID:
+ *     checkpointing thread waits (below). DIR.tmp-... is locked (flock)
+ *     from its creation until its rename, by the helper while CRIU dumps
+ *     (make_tmp, unstash): a checkpoint into DIR from another pid
+ *     namespace leaves it alone (clean_stale). CRIU dumps the tree rooted at PID:
  *     a child of ours would be dumped too, so the helper is a grandchild
  *     whose parent exits at once (it is reparented to init or to the
  *     nearest subreaper above us; if we are a subreaper ourselves the
@@ -84,6 +87,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -476,9 +480,10 @@ static bool criu_file(const char *n)
  * Removes, next to dir, the temporaries of dir (DIR.tmp-PID-START-XXXXXX,
  * and DIR.old-PID-START: a previous image moved aside by commit() on a file
  * system without RENAME_EXCHANGE) that a criu checkpoint left when it was
- * killed: the writer (PID with that
- * start time) is gone, the directory is ours and holds nothing but CRIU's
- * files. (The image engine's own are removed by crac_img_clean_stale.)
+ * killed: the writer (PID with that start time) is gone, no writer holds
+ * it locked (make_tmp: a writer in another pid namespace), the directory
+ * is ours and holds nothing but CRIU's files. (The image engine's own are
+ * removed by crac_img_clean_stale.)
  */
 static void clean_stale(const char *dir)
 {
@@ -515,6 +520,16 @@ static void clean_stale(const char *dir)
 		struct stat st;
 		if (dfd < 0)
 			continue;
+		/* Its writer holds a lock on it until its rename (make_tmp):
+		 * one in another pid namespace, whose PID and START mean
+		 * nothing here, still writes it. Ours (lk) while we remove it.
+		 * (A file system without flock: the names alone.) */
+		int lk = fcntl(dfd, F_DUPFD_CLOEXEC, 3);
+		if (lk >= 0 && flock(lk, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK) {
+			close(lk);
+			close(dfd);
+			continue;
+		}
 		bool ours = fstat(dfd, &st) == 0 && st.st_uid == geteuid();
 		DIR *t = ours ? fdopendir(dfd) : NULL;
 		struct dirent *e;
@@ -534,6 +549,8 @@ static void clean_stale(const char *dir)
 			if (snprintf(path, sizeof(path), "%s/%s", parent, n) < (int)sizeof(path))
 				remove_tree(path);
 		}
+		if (lk >= 0)
+			close(lk);
 	}
 	closedir(d);
 }
@@ -559,7 +576,75 @@ struct criu_state {
 	/* the same list as the helper sees it (taken before it starts) */
 	int stash_pre[CRIU_MAX_STASH];
 	int n_stash_pre;
+	/* The temporary's lock (flock on the directory, make_tmp) from its
+	 * creation until its rename. The process CRIU dumps may hold no lock
+	 * and no descriptor of it, so during the dump only the helper holds
+	 * it (its copy of lock_fd, number lock_fd_helper); the original takes
+	 * it back after (unstash). -1: none. */
+	int lock_fd;
+	int lock_fd_helper;
 };
+
+/* The temporary's lock given up (after its rename, or once it is removed). */
+static void drop_lock(struct criu_state *s)
+{
+	if (s->lock_fd >= 0)
+		close(s->lock_fd);
+	s->lock_fd = -1;
+}
+
+/* The temporary removed (nothing committed), then its lock. */
+static void discard_tmp(struct criu_state *s)
+{
+	remove_tree(s->tmp);
+	drop_lock(s);
+}
+
+/*
+ * Creates DIR.tmp-PID-START-XXXXXX (mode 0700) and locks it (flock, held
+ * in s->lock_fd): a checkpoint into DIR in another pid namespace (a
+ * container sharing the volume), to which this PID and START mean
+ * nothing, leaves a locked temporary alone (clean_stale, and the image
+ * engine's crac_img_clean_stale). A cleaner that took the lock between the
+ * mkdtemp and the flock removes it: a new one then. 0 or -errno (reported).
+ */
+static int make_tmp(struct crac_round *r, struct criu_state *s, const char *dir)
+{
+	for (int tries = 0;; tries++) {
+		if (crac_img_tmp_name(dir, s->tmp, sizeof(s->tmp)) < 0) {
+			crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", -ENAMETOOLONG,
+					 "image directory name too long: %s", dir);
+			return -ENAMETOOLONG;
+		}
+		if (!mkdtemp(s->tmp)) {
+			int e = errno;
+			crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", -e,
+					 "cannot create a directory next to %s: %s", dir, strerror(e));
+			s->tmp[0] = 0;
+			return -e;
+		}
+		chmod(s->tmp, 0700);
+		s->lock_fd = open(s->tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (s->lock_fd < 0) {
+			int e = errno;
+			crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", -e, "%s: %s", s->tmp, strerror(e));
+			rmdir(s->tmp);
+			return -e;
+		}
+		struct stat st;
+		bool taken = flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+		if (!taken && (fstat(s->lock_fd, &st) < 0 || st.st_nlink > 0))
+			return 0;   /* ours (or no flock on this file system) */
+		drop_lock(s);
+		if (tries == 2) {
+			crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", -EBUSY,
+					 "%s was removed as it was created (a checkpoint into %s running elsewhere?)",
+					 s->tmp, dir);
+			return -EBUSY;
+		}
+		rmdir(s->tmp);   /* if it is still there (its cleaner removes it otherwise) */
+	}
+}
 
 static int criu_configure(struct crac_round *r)
 {
@@ -574,6 +659,7 @@ static int criu_configure(struct crac_round *r)
 		return -ENOMEM;
 	}
 	r->engine_state = s;
+	s->lock_fd = s->lock_fd_helper = -1;
 	if (!dir || !*dir) {
 		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", -EINVAL,
 				 "the criu engine needs an image directory (crac_options.image_dir or CRAC_IMAGE_DIR)");
@@ -622,6 +708,7 @@ static void criu_release(struct crac_round *r)
 	struct criu_state *s = r->engine_state;
 
 	if (s) {
+		drop_lock(s);
 		free(s->opts_copy);
 		free(s->envp);
 		free(s);
@@ -745,18 +832,46 @@ static int stash_internal(struct crac_round *r, struct criu_state *s)
 	return 0;
 }
 
-/* The original, after the dump: takes the real descriptors back from the
- * helper. The restored process: closes the placeholders. */
+/*
+ * The temporary's lock, held by the helper during the dump, back in the
+ * original (the same open file, so never released meanwhile). Without
+ * pidfd_getfd (an old kernel, a ptrace scope that refuses): the helper is
+ * killed and the temporary locked anew, which leaves it unlocked for a
+ * moment; if even that fails it goes on unlocked (as on a file system
+ * without flock).
+ */
+static void take_lock(struct criu_state *s, int pfd, int helper)
+{
+	if (s->lock_fd_helper < 0 || s->lock_fd >= 0)
+		return;
+	if (pfd >= 0)
+		s->lock_fd = (int)syscall(SYS_pidfd_getfd, pfd, s->lock_fd_helper, 0);
+	if (s->lock_fd >= 0)
+		return;
+	kill(helper, SIGKILL);
+	s->lock_fd = open(s->tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	for (int i = 0; s->lock_fd >= 0 && i < 200; i++) {   /* until the helper's exit released it */
+		if (flock(s->lock_fd, LOCK_EX | LOCK_NB) == 0 || errno != EWOULDBLOCK)
+			break;
+		nanosleep(&(struct timespec){ 0, 5000000 }, NULL);
+	}
+}
+
+/* The original, after the dump: takes the temporary's lock and the real
+ * descriptors back from the helper, then ends it. The restored process:
+ * closes the placeholders. */
 static void unstash(struct crac_round *r, struct criu_state *s, int helper, bool restored)
 {
 	int pfd = -1;
 
-	if (!s->n_stash)
+	if (!s->n_stash && (restored || s->lock_fd_helper < 0))
 		return;
-	if (!restored && (pfd = (int)syscall(SYS_pidfd_open, helper, 0)) < 0)
+	if (!restored && (pfd = (int)syscall(SYS_pidfd_open, helper, 0)) < 0 && s->n_stash)
 		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", -errno,
 				 "the control connection could not be taken back from the helper %d: pidfd_open: %s",
 				 helper, strerror(errno));
+	if (!restored)
+		take_lock(s, pfd, helper);
 	for (int i = 0; i < s->n_stash; i++) {
 		if (restored || pfd < 0) {
 			if (!restored)
@@ -784,8 +899,8 @@ static void unstash(struct crac_round *r, struct criu_state *s, int helper, bool
  * The helper (a grandchild: not in the dumped tree). Async-signal-safe
  * calls only: it is a copy of a process whose other threads may have held
  * any lock. Waits for GO, runs criu dump, tells the checkpointing thread,
- * then keeps the stashed descriptors open until the original took them
- * (it kills us), at most a minute.
+ * then keeps the stashed descriptors and the temporary's lock open until
+ * the original took them (it kills us), at most a minute.
  */
 static void helper_main(struct criu_state *s, int pid, int tid, pid_t parent)
 {
@@ -798,15 +913,20 @@ static void helper_main(struct criu_state *s, int pid, int tid, pid_t parent)
 	for (int sig = 1; sig < NSIG; sig++)
 		if (sig != SIGKILL && sig != SIGSTOP)
 			signal(sig, SIG_DFL);
-	/* Nothing of the program's but the descriptors set aside for it. */
-	for (int fd = 0; fd < 1024; fd++) {
-		bool keep = false;
+	/* Nothing of the program's but the descriptors set aside for it and
+	 * the temporary's lock (any of them may be above 1023). */
+	int hi = 1023;
+	for (int i = 0; i < s->n_stash_pre; i++)
+		hi = s->stash_pre[i] > hi ? s->stash_pre[i] : hi;
+	hi = s->lock_fd_helper > hi ? s->lock_fd_helper : hi;
+	for (int fd = 0; fd <= hi; fd++) {
+		bool keep = fd == s->lock_fd_helper;
 		for (int i = 0; i < s->n_stash_pre; i++)
 			keep |= s->stash_pre[i] == fd;
 		if (!keep)
 			close(fd);
 	}
-	syscall(SYS_close_range, 1024, ~0U, 0);
+	syscall(SYS_close_range, (unsigned)hi + 1, ~0U, 0);
 	/* Our parent exits at once: wait until we are reparented, so that we
 	 * are out of the tree CRIU will walk. */
 	while (getppid() == parent) {
@@ -857,7 +977,7 @@ static void helper_main(struct criu_state *s, int pid, int tid, pid_t parent)
 	}
 	bool ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
 	tgsigqueue(pid, tid, crac_criu_value(ok ? CRAC_CRIU_DUMPED : CRAC_CRIU_FAILED, (uint32_t)st & 0xffff));
-	if (s->n_stash_pre > 0) {
+	if (s->n_stash_pre > 0 || s->lock_fd_helper >= 0) {
 		struct timespec ts = { 60, 0 };
 		nanosleep(&ts, NULL);
 	}
@@ -1074,18 +1194,14 @@ static int criu_checkpoint(struct crac_round *r)
 	uint32_t arg = 0;
 	int sender = 0;
 
-	/* 1. The temporary directory, criu's arguments, stdio. */
-	if (crac_img_tmp_name(dir, s->tmp, sizeof(s->tmp)) < 0 || !mkdtemp(s->tmp)) {
-		rc = errno ? -errno : -ENAMETOOLONG;
-		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", rc, "cannot create a directory next to %s: %s",
-				 dir, strerror(-rc));
+	/* 1. The temporary directory (locked until its rename), criu's
+	 * arguments, stdio. */
+	if ((rc = make_tmp(r, s, dir)) < 0)
 		return rc;
-	}
-	chmod(s->tmp, 0700);
 	snprintf(s->log, sizeof(s->log), "%s/dump.log", s->tmp);
 	record_stdio(s);
 	if ((rc = build_argv(r, s)) < 0) {
-		remove_tree(s->tmp);
+		discard_tmp(s);
 		return rc;
 	}
 
@@ -1118,17 +1234,21 @@ static int criu_checkpoint(struct crac_round *r)
 	}
 	if (s->n_stash_pre < 0)
 		s->n_stash_pre = 0;
+	s->lock_fd_helper = s->lock_fd;   /* the helper's copy, same number */
 	if ((helper = start_helper(s, tid)) < 0) {
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", helper, "cannot start the helper for criu dump: %s",
 				 strerror(-helper));
-		remove_tree(s->tmp);
+		discard_tmp(s);
 		return helper;
 	}
+	/* Nothing of the temporary in the process CRIU dumps (it would refuse
+	 * the lock, and the path is gone at restore): the helper holds it. */
+	drop_lock(s);
 	if ((rc = stash_internal(r, s)) < 0) {
 		kill(helper, SIGKILL);
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
-		remove_tree(s->tmp);
+		discard_tmp(s);
 		return rc;
 	}
 
@@ -1181,7 +1301,7 @@ static int criu_checkpoint(struct crac_round *r)
 			crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", -ETIMEDOUT,
 					 "criu dump gave no answer%s; no image was written to %s, the process goes on",
 					 mono_ns() > deadline ? " before the deadline" : " (its helper is gone)", dir);
-			remove_tree(s->tmp);
+			discard_tmp(s);
 			return -ETIMEDOUT;
 		}
 	}
@@ -1220,28 +1340,29 @@ static int criu_checkpoint(struct crac_round *r)
 				 "criu dump failed (%s %d): %s; no image was written to %s, the process goes on",
 				 WIFSIGNALED(st) ? "signal" : "exit status", WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st),
 				 words[0] ? words : "see its log", dir);
-		remove_tree(s->tmp);
+		discard_tmp(s);
 		return -EIO;
 	}
 	if ((rc = verify_dump(s, tid, words, sizeof(words))) < 0) {
 		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", -EIO,
 				 "criu dump exited 0 but wrote no image (%s): no image was written to %s, the "
 				 "process goes on", words, dir);
-		remove_tree(s->tmp);
+		discard_tmp(s);
 		return -EIO;
 	}
 	if ((rc = write_marker(r, s, tid, start)) < 0) {
 		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", rc, "cannot write %s/%s: %s", s->tmp,
 				 CRAC_CRIU_MARKER, strerror(-rc));
-		remove_tree(s->tmp);
+		discard_tmp(s);
 		return rc;
 	}
 	fsync_tree(s->tmp);
 	if ((rc = commit(s->tmp, dir, msg, sizeof(msg))) < 0) {
 		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", rc, "%s; the process goes on", msg);
-		remove_tree(s->tmp);
+		discard_tmp(s);
 		return rc;
 	}
+	drop_lock(s);   /* renamed: DIR now */
 	char text[PATH_MAX + 1200];
 	if (rc > 0) {
 		fprintf(stderr, "crac: warning: CRIU image written to %s, but %s\n", dir, msg);

@@ -1124,6 +1124,19 @@ int crac_img_clean_stale(const char *dir, int *removed)
 	return crac_img_clean_stale_msg(dir, removed, msg, sizeof(msg));
 }
 
+/* Does a writer hold the temporary at path locked (it does until its
+ * rename; image_capture.c, the criu engine)? Only tried (a shared lock, let
+ * go at once): a writer or a cleaner at that moment just sees it taken. */
+static bool tmp_locked(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	bool locked = fd >= 0 && flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+
+	if (fd >= 0)
+		close(fd);
+	return locked;
+}
+
 int crac_img_tmp_describe(const char *path, char *msg, size_t msglen)
 {
 	char parent[PATH_MAX], bname[NAME_MAX + 1];
@@ -1160,6 +1173,10 @@ int crac_img_tmp_describe(const char *path, char *msg, size_t msglen)
 		if (writer_alive(pid, start))
 			snprintf(msg, msglen, "an unfinished image of %s being written by pid %d (running)",
 				 target, pid);
+		else if (tmp_locked(path))
+			snprintf(msg, msglen, "an unfinished image of %s being written by a process that holds it "
+				 "locked, not pid %d of this pid namespace (a checkpoint in another one, such as a "
+				 "container sharing the directory?): no checkpoint removes it while it is", target, pid);
 		else
 			snprintf(msg, msglen, "an unfinished image of %s left by pid %d, which is gone: "
 				 "the next checkpoint to %s removes it", target, pid, target);

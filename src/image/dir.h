@@ -111,9 +111,11 @@ unsigned long long crac_img_start_time(int pid) CRAC_HIDDEN;
 /*
  * For `crac inspect PATH`: if PATH names a temporary of an image, returns 0
  * and one line in msg: "an unfinished image of D being written by pid N
- * (running)", "... left by pid N, which is gone: the next checkpoint to D
- * removes it", and the same for a set-aside previous image. -EINVAL if PATH
- * is not named like a temporary.
+ * (running)", "... being written by a process that holds it locked, not
+ * pid N of this pid namespace ..." (its writer elsewhere), "... left by pid
+ * N, which is gone: the next checkpoint to D removes it", and the same for
+ * a set-aside previous image. -EINVAL if PATH is not named like a
+ * temporary.
  */
 int crac_img_tmp_describe(const char *path, char *msg, size_t msglen) CRAC_HIDDEN;
 

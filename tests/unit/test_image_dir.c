@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -200,6 +201,21 @@ static void test_stale(void)
 	CHECKF(strstr(msg, "being written by pid") && strstr(msg, "(running)") && strstr(msg, img), "%s", msg);
 	CHECK_EQ(crac_img_tmp_describe(gone, msg, sizeof(msg)), 0);
 	CHECKF(strstr(msg, "which is gone: the next checkpoint to") && strstr(msg, img), "%s", msg);
+	/* no such writer here, but one holds it locked (another pid
+	 * namespace): being written, not gone */
+	fake_image(gone);
+	int lk = open(gone, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	CHECK(lk >= 0 && flock(lk, LOCK_EX | LOCK_NB) == 0);
+	CHECK_EQ(crac_img_tmp_describe(gone, msg, sizeof(msg)), 0);
+	CHECKF(strstr(msg, "being written by a process that holds it locked") && strstr(msg, img) &&
+	       !strstr(msg, "gone"), "%s", msg);
+	CHECK_EQ(crac_img_clean_stale(img, &n), 0);
+	CHECK(exists(gone));
+	close(lk);
+	CHECK_EQ(crac_img_tmp_describe(gone, msg, sizeof(msg)), 0);
+	CHECKF(strstr(msg, "which is gone: the next checkpoint to"), "%s", msg);
+	CHECK_EQ(crac_img_clean_stale(img, &n), 0);
+	CHECK(!exists(gone));
 	CHECK_EQ(crac_img_tmp_describe(old, msg, sizeof(msg)), 0);
 	CHECKF(strstr(msg, "previous image"), "%s", msg);
 	CHECK_EQ(crac_img_tmp_describe(legacy, msg, sizeof(msg)), 0);
