@@ -127,3 +127,30 @@ expected() {
 	[ "$status" -eq 0 ]
 	[ "$output" = "$(expected "restored again")" ]
 }
+
+# signals_during: SIGRTMIN+4 queued by another process every 20 ms while the
+# program checkpoints itself again and again (keep-running). Before, a
+# signal queued during a checkpoint went in front of the ones the
+# checkpoint had taken and gave back at its end (1 2 5 3 4).
+signals_during_case() {
+	local mode="$1" pid tid
+	clean timeout 60 "$CRAC_BUILD_DIR/tests/signals_during" "$T/img" 30 $mode >"$T/out" 2>"$T/err" &
+	local prog=$!
+	for _ in $(seq 100); do [ -s "$T/out" ] && break; sleep 0.05; done
+	read -r _ pid _ tid <"$T/out"
+	"$CRAC_BUILD_DIR/tests/signals_during" --send "$pid" "$tid" 30 20000
+	wait "$prog" || true
+	cat "$T/out" "$T/err"
+	grep -qx "original: 30 of 30 in order" "$T/out"
+	# at least one checkpoint ran while the signals came
+	[ "$(sed -n 's/^\([0-9]*\) checkpoints$/\1/p' "$T/err")" -ge 2 ]
+	restores_twice "restored: in order"
+}
+
+@test "real-time signals queued while checkpoints run: each once, in order, in the original and the restored (process)" {
+	signals_during_case ""
+}
+
+@test "real-time signals queued to a thread while checkpoints run: each once, in order (thread)" {
+	signals_during_case thread
+}
