@@ -154,3 +154,20 @@ signals_during_case() {
 @test "real-time signals queued to a thread while checkpoints run: each once, in order (thread)" {
 	signals_during_case thread
 }
+
+@test "an unmodified program reading its signals through a signalfd in an epoll loop reads the pending ones after restore (level- and edge-triggered)" {
+	local mode
+	for mode in lt et; do
+		rm -rf "$T/img"
+		(
+			for fd in $(ls /proc/$BASHPID/fd); do
+				[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+			done
+			exec timeout 60 "$CRAC" run --checkpoint-to "$T/img" --checkpoint-on SIGUSR1 -- \
+				"$CRAC_BUILD_DIR/tests/sigfd_epoll" "$mode"
+		) </dev/null >"$T/run.out" 2>&1 || true
+		cat "$T/run.out"
+		[ -f "$T/img/header" ]
+		restores_twice "restored: USR2 TERM CHLD RTMIN/11 RTMIN/12"
+	done
+}
