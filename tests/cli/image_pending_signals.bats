@@ -171,3 +171,19 @@ signals_during_case() {
 		restores_twice "restored: USR2 TERM CHLD RTMIN/11 RTMIN/12"
 	done
 }
+
+@test "SIGCHLD of an exited child: the refused checkpoint gives it back once, with its siginfo" {
+	run clean timeout 60 "$CRAC_BUILD_DIR/tests/pending_misc" child "$T/img"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$output" = "child: refused, SIGCHLD back once (CLD_EXITED, the child's pid)" ]
+	[ ! -e "$T/img" ]
+}
+
+@test "pending SIGPIPE (thread-directed), a blocked SIG_IGN signal and an SA_RESETHAND handler's: once each, original and restored" {
+	run clean timeout 60 "$CRAC_BUILD_DIR/tests/pending_misc" misc "$T/img"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$output" = "original: PIPE once, USR1 (ignored, blocked) once, USR2 handled once, then SIG_DFL" ]
+	restores_twice "restored: PIPE once, USR1 (ignored, blocked) once, USR2 handled once, then SIG_DFL"
+}
