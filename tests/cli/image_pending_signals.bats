@@ -200,3 +200,14 @@ signals_during_case() {
 	grep -qx "flood: 50000 taken, 0 twice, 0 missing, 0 failed checkpoints" "$T/out"
 	[ "$(sed -n 's/^\([0-9]*\) checkpoints$/\1/p' "$T/err")" -ge 2 ]
 }
+
+@test "a checkpoint failed by a full file system (ENOSPC) gives every pending signal back once" {
+	mkdir "$T/small"
+	mount -t tmpfs -o size=64k tmpfs "$T/small" 2>/dev/null || skip "cannot mount a tmpfs here (not root)"
+	run clean timeout 60 "$CRAC_BUILD_DIR/tests/pending_misc" misc-fail "$T/small/img"
+	umount "$T/small"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -q "No space left on device"
+	echo "$output" | grep -qx "failed: PIPE once, USR1 (ignored, blocked) once, USR2 handled once, then SIG_DFL"
+}

@@ -15,10 +15,14 @@
  *       in the original and in the restored process each must come once:
  *       "LABEL: PIPE once, USR1 (ignored, blocked) once, USR2 handled once,
  *       then SIG_DFL" (LABEL original or restored; else "LABEL: FAIL ...").
+ *   pending_misc misc-fail DIR
+ *       the same, where the checkpoint must fail (DIR on a full file
+ *       system, ...): LABEL "failed", the report on stderr.
  */
 #include <crac.h>
 
 #include <errno.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -98,7 +102,7 @@ static int child_case(const char *dir)
 	return 0;
 }
 
-static int misc_case(const char *dir)
+static int misc_case(const char *dir, bool must_fail)
 {
 	sigset_t set;
 	sigemptyset(&set);
@@ -125,13 +129,16 @@ static int misc_case(const char *dir)
 
 	crac_report *rep = NULL;
 	int rc = checkpoint(dir, &rep);
-	if (rc != CRAC_CONTINUED && rc != CRAC_RESTORED) {
+	bool ok = rc == CRAC_CONTINUED || rc == CRAC_RESTORED;
+	if (ok == must_fail) {
 		printf("checkpoint: FAIL rc=%d\n", rc);
 		crac_report_print(rep, stdout);
 		return 1;
 	}
+	if (must_fail)
+		crac_report_print(rep, stderr);
 	crac_report_free(rep);
-	const char *label = rc == CRAC_RESTORED ? "restored" : "original";
+	const char *label = must_fail ? "failed" : rc == CRAC_RESTORED ? "restored" : "original";
 
 	/* SIGUSR2 first: unblocked, its handler runs once and resets */
 	sigset_t u2;
@@ -157,7 +164,9 @@ int main(int argc, char **argv)
 	if (argc == 3 && !strcmp(argv[1], "child"))
 		return child_case(argv[2]);
 	if (argc == 3 && !strcmp(argv[1], "misc"))
-		return misc_case(argv[2]);
+		return misc_case(argv[2], false);
+	if (argc == 3 && !strcmp(argv[1], "misc-fail"))
+		return misc_case(argv[2], true);
 	fprintf(stderr, "usage: pending_misc child|misc DIR\n");
 	return 2;
 }
