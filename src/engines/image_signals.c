@@ -18,7 +18,12 @@
  * wrong owner. Every queued instance of a real-time signal is taken, in
  * order; a standard signal is pending once at most. Left alone: SIGKILL
  * and SIGSTOP (never pending in a running thread; rt_sigtimedwait cannot
- * take them), glibc's internal 32 and 33, and the engine's own stop signal.
+ * take them) and glibc's internal 32 and 33. The engine's stop signal
+ * (SIGRTMAX-1) is the program's too when it blocks it and reads it with
+ * sigwaitinfo or a signalfd: its instances are taken, but the engine's
+ * own (SI_TKILL from this process) dropped; one of the program's that
+ * the ptrace helper's unblocking delivered to the stop handler was queued
+ * again there first (image_threads.c).
  *
  * Giving back. Each signal is queued again, with the siginfo it had, before
  * the thread it belongs to runs program code with its own mask:
@@ -87,7 +92,16 @@ static _Atomic int n_lost;
 
 static bool left_alone(int sig)
 {
-	return sig == SIGKILL || sig == SIGSTOP || sig == 32 || sig == 33 || sig == IMG_STOP_SIGNAL;
+	return sig == SIGKILL || sig == SIGSTOP || sig == 32 || sig == 33;
+}
+
+/* The engine's own stop signal (image_threads.c: tgkill from this process,
+ * SI_TKILL), left from a stop attempt: not the program's, never carried.
+ * The program's own SIGRTMAX-1 (sigqueue, kill, a timer: read through
+ * sigwaitinfo or a signalfd while blocked) is carried like any other. */
+static bool engine_stop(const siginfo_t *si)
+{
+	return si->si_signo == IMG_STOP_SIGNAL && si->si_code == SI_TKILL && si->si_pid == getpid();
 }
 
 /*
@@ -193,6 +207,8 @@ int img_signals_take_own(int tid)
 			}
 			if (!take_one(sig, &p->info))
 				break;
+			if (engine_stop(&p->info))
+				continue;   /* the slot stays empty */
 			p->tid = tid;
 			/* a standard signal is pending once; a real-time one
 			 * as often as it was queued to this thread */
@@ -231,6 +247,8 @@ static void take_shared(bool main_stopped)
 			}
 			if (!take_one(sig, &p->info))
 				break;
+			if (engine_stop(&p->info))
+				continue;
 			p->tid = 0;
 		}
 	}

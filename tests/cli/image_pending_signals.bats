@@ -211,3 +211,17 @@ signals_during_case() {
 	echo "$output" | grep -q "No space left on device"
 	echo "$output" | grep -qx "failed: PIPE once, USR1 (ignored, blocked) once, USR2 handled once, then SIG_DFL"
 }
+
+@test "the program's own SIGRTMAX-1 (the engine's stop signal), blocked and pending for the process and for a thread: once each, original and restored" {
+	# Before, the thread's was delivered to the stop handler when the
+	# ptrace helper unblocked the stop signal, and ignored there (lost),
+	# and no SIGRTMAX-1 was carried into the image.
+	run clean timeout 60 "$CRAC_BUILD_DIR/tests/pending_misc" rtmax1 "$T/img"
+	echo "$output"
+	if echo "$output" | grep -q "ptrace"; then
+		skip "the ptrace helper is not allowed here"
+	fi
+	[ "$status" -eq 0 ]
+	[ "$output" = "original: SIGRTMAX-1 once for the process (5), once for the thread (6)" ]
+	restores_twice "restored: SIGRTMAX-1 once for the process (5), once for the thread (6)"
+}

@@ -15,6 +15,13 @@
  *       in the original and in the restored process each must come once:
  *       "LABEL: PIPE once, USR1 (ignored, blocked) once, USR2 handled once,
  *       then SIG_DFL" (LABEL original or restored; else "LABEL: FAIL ...").
+ *   pending_misc rtmax1 DIR
+ *       SIGRTMAX-1 (the image engine's stop signal) blocked in every thread
+ *       and pending: one to the process (value 5), one to the second
+ *       thread (value 6, queued before the engine's stop signal, which the
+ *       ptrace helper's unblocking delivers): each must come once, to its
+ *       owner, original and restored: "LABEL: SIGRTMAX-1 once for the
+ *       process (5), once for the thread (6)"
  *   pending_misc misc-fail DIR
  *       the same, where the checkpoint must fail (DIR on a full file
  *       system, ...): LABEL "failed", the report on stderr.
@@ -22,6 +29,7 @@
 #include <crac.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -158,11 +166,68 @@ static int misc_case(const char *dir, bool must_fail)
 	return 0;
 }
 
+/* rtmax1: the second thread, which blocks SIGRTMAX-1 (inherited) and
+ * sleeps until told to take its own */
+static atomic_int second_go, second_n, second_v;
+
+static void *second_main(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&second_go)) {
+		struct timespec ms = { 0, 1000000 };
+		nanosleep(&ms, NULL);
+	}
+	siginfo_t si;
+	atomic_store(&second_n, take_count(SIGRTMAX - 1, &si));
+	atomic_store(&second_v, si.si_value.sival_int);
+	return NULL;
+}
+
+static int rtmax1_case(const char *dir)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGRTMAX - 1);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	pthread_t t;
+	if (pthread_create(&t, NULL, second_main, NULL) != 0)
+		return 2;
+	sigqueue(getpid(), SIGRTMAX - 1, (union sigval){ .sival_int = 5 });
+	pthread_sigqueue(t, SIGRTMAX - 1, (union sigval){ .sival_int = 6 });
+
+	crac_report *rep = NULL;
+	int rc = checkpoint(dir, &rep);
+	if (rc != CRAC_CONTINUED && rc != CRAC_RESTORED) {
+		printf("checkpoint: FAIL rc=%d\n", rc);
+		crac_report_print(rep, stdout);
+		return 1;
+	}
+	if (crac_report_count(rep) > 0)
+		crac_report_print(rep, stdout);
+	crac_report_free(rep);
+	const char *label = rc == CRAC_RESTORED ? "restored" : "original";
+	/* the process's first (by this thread: its own queue is empty), then
+	 * the thread's own */
+	siginfo_t si;
+	int n = take_count(SIGRTMAX - 1, &si);
+	atomic_store(&second_go, 1);
+	pthread_join(t, NULL);
+	if (n != 1 || si.si_value.sival_int != 5 || second_n != 1 || second_v != 6) {
+		printf("%s: FAIL SIGRTMAX-1: the process's %d times (value %d), the thread's %d times (value %d)\n",
+		       label, n, n ? si.si_value.sival_int : 0, (int)second_n, second_n ? (int)second_v : 0);
+		return 1;
+	}
+	printf("%s: SIGRTMAX-1 once for the process (5), once for the thread (6)\n", label);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc == 3 && !strcmp(argv[1], "child"))
 		return child_case(argv[2]);
+	if (argc == 3 && !strcmp(argv[1], "rtmax1"))
+		return rtmax1_case(argv[2]);
 	if (argc == 3 && !strcmp(argv[1], "misc"))
 		return misc_case(argv[2], false);
 	if (argc == 3 && !strcmp(argv[1], "misc-fail"))
