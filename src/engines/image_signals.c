@@ -18,7 +18,12 @@
  * wrong owner. Every queued instance of a real-time signal is taken, in
  * order; a standard signal is pending once at most. Left alone: SIGKILL
  * and SIGSTOP (never pending in a running thread; rt_sigtimedwait cannot
- * take them), glibc's internal 32 and 33, and the engine's own stop signal.
+ * take them) and glibc's internal 32 and 33. The engine's stop signal
+ * (SIGRTMAX-1) is the program's too when it blocks it and reads it with
+ * sigwaitinfo or a signalfd: its instances are taken, but the engine's
+ * own (SI_TKILL from this process) dropped; one of the program's that
+ * the ptrace helper's unblocking delivered to the stop handler was queued
+ * again there first (image_threads.c).
  *
  * Giving back. Each signal is queued again, with the siginfo it had, before
  * the thread it belongs to runs program code with its own mask:
@@ -50,7 +55,10 @@
  * restoring user's RLIMIT_SIGPENDING) is named in a report line, never
  * dropped silently. More than IMG_SIG_MAX pending signals fail the
  * checkpoint: every one taken is given back, and a real-time signal whose
- * queue the full table cut keeps its order (see drain below).
+ * queue the full table cut keeps its order (see drain below), as does one
+ * that was queued again while the checkpoint ran. What arrives during the
+ * give-back itself (microseconds: one system call a signal) may still land
+ * among the table's: no system call queues a whole list atomically.
  */
 #include "engines/image_engine.h"
 
@@ -84,7 +92,16 @@ static _Atomic int n_lost;
 
 static bool left_alone(int sig)
 {
-	return sig == SIGKILL || sig == SIGSTOP || sig == 32 || sig == 33 || sig == IMG_STOP_SIGNAL;
+	return sig == SIGKILL || sig == SIGSTOP || sig == 32 || sig == 33;
+}
+
+/* The engine's own stop signal (image_threads.c: tgkill from this process,
+ * SI_TKILL), left from a stop attempt: not the program's, never carried.
+ * The program's own SIGRTMAX-1 (sigqueue, kill, a timer: read through
+ * sigwaitinfo or a signalfd while blocked) is carried like any other. */
+static bool engine_stop(const siginfo_t *si)
+{
+	return si->si_signo == IMG_STOP_SIGNAL && si->si_code == SI_TKILL && si->si_pid == getpid();
 }
 
 /*
@@ -190,6 +207,8 @@ int img_signals_take_own(int tid)
 			}
 			if (!take_one(sig, &p->info))
 				break;
+			if (engine_stop(&p->info))
+				continue;   /* the slot stays empty */
 			p->tid = tid;
 			/* a standard signal is pending once; a real-time one
 			 * as often as it was queued to this thread */
@@ -228,6 +247,8 @@ static void take_shared(bool main_stopped)
 			}
 			if (!take_one(sig, &p->info))
 				break;
+			if (engine_stop(&p->info))
+				continue;
 			p->tid = 0;
 		}
 	}
@@ -272,13 +293,20 @@ static void give_back(const struct img_pending *p, bool to_process)
 }
 
 /*
- * A queue cut by a full table (a failed checkpoint): its first instances
- * are in the table, its later ones still queued. To give them back in
- * order, the later ones are taken out first (into a scratch mapping: a
- * system call, fine in a signal handler), then the table's are queued,
- * then these. `own`: the caller's thread's queue (while its SigPnd shows
- * the signal), else the process's (while it does not: rt_sigtimedwait
- * takes the thread's own first).
+ * Later arrivals go after. A real-time signal queued WHILE the checkpoint
+ * ran (after its instances were taken into the table) is already pending
+ * when the table's are given back: queued behind it, they would come out
+ * of order (3 1 2). Likewise a queue cut by a full table (a failed
+ * checkpoint): its first instances are in the table, its later ones still
+ * queued. So, for every real-time signal the table holds for this owner
+ * (and the cut one), what is pending now is taken out first (into a
+ * scratch mapping: a system call, fine in a signal handler), then the
+ * table's are queued, then these, each queue in its order. Only when one
+ * of them is pending (rt_sigpending): the usual stop maps nothing.
+ * `own`: the caller's thread's queue (taken while its SigPnd shows the
+ * signal), else the process's (while it does not: rt_sigtimedwait takes
+ * the thread's own first). A standard signal pending again merges with
+ * the one given back, as the kernel would have merged them.
  */
 struct drained {
 	struct img_pending *p;
@@ -286,18 +314,28 @@ struct drained {
 };
 #define IMG_DRAIN_MAX 8192
 
-static void drain(int sig, bool own, int tid, struct drained *d)
+static void drain(uint64_t sigs, bool own, int tid, struct drained *d)
 {
-	uint64_t bit = 1ull << (sig - 1);
-	long m = syscall(SYS_mmap, NULL, IMG_DRAIN_MAX * sizeof(struct img_pending), PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint64_t now = 0;
 
 	d->n = 0;
-	d->p = m < 0 && m > -4096 ? NULL : (struct img_pending *)m;
-	while (d->p && d->n < IMG_DRAIN_MAX && ((pending_mask(tid, "SigPnd:") & bit) != 0) == own &&
-	       take_one(sig, &d->p[d->n].info)) {
-		d->p[d->n].tid = own ? tid : 0;
-		d->n++;
+	d->p = NULL;
+	if (syscall(SYS_rt_sigpending, &now, 8) == 0 && !(sigs & now))
+		return;
+	long m = syscall(SYS_mmap, NULL, IMG_DRAIN_MAX * sizeof(struct img_pending), PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m < 0 && m > -4096)
+		return;
+	d->p = (struct img_pending *)m;
+	for (int sig = 32; sig <= CRAC_IMG_NSIG; sig++) {
+		uint64_t bit = 1ull << (sig - 1);
+		if (!(sigs & bit))
+			continue;
+		while (d->n < IMG_DRAIN_MAX && ((pending_mask(tid, "SigPnd:") & bit) != 0) == own &&
+		       take_one(sig, &d->p[d->n].info)) {
+			d->p[d->n].tid = own ? tid : 0;
+			d->n++;
+		}
 	}
 }
 
@@ -309,6 +347,19 @@ static void undrain(struct drained *d, bool to_process)
 		syscall(SYS_munmap, d->p, IMG_DRAIN_MAX * sizeof(struct img_pending));
 }
 
+/* The real-time signals the table holds for owner `tid` (0: the process),
+ * and `cut`. */
+static uint64_t rt_held(int tid, int cut)
+{
+	int n = atomic_load(&n_pend);
+	uint64_t sigs = cut ? 1ull << (cut - 1) : 0;
+
+	for (int i = 0; i < n && i < IMG_SIG_MAX; i++)
+		if (pend[i].tid == tid && pend[i].info.si_signo >= 32 && pend[i].info.si_signo <= CRAC_IMG_NSIG)
+			sigs |= 1ull << (pend[i].info.si_signo - 1);
+	return sigs;
+}
+
 void img_signals_give_back_own(int old_tid, int cut)
 {
 	int n = atomic_load(&n_pend);
@@ -316,8 +367,9 @@ void img_signals_give_back_own(int old_tid, int cut)
 
 	if (old_tid <= 0)
 		return;
-	if (cut)
-		drain(cut, true, img_gettid(), &d);
+	uint64_t sigs = rt_held(old_tid, cut);
+	if (sigs)
+		drain(sigs, true, img_gettid(), &d);
 	for (int i = 0; i < n && i < IMG_SIG_MAX; i++)
 		if (pend[i].tid == old_tid)
 			give_back(&pend[i], false);
@@ -326,11 +378,12 @@ void img_signals_give_back_own(int old_tid, int cut)
 
 static void give_back_shared(void)
 {
-	int n = atomic_load(&n_pend), cut = atomic_load(&shared_cut);
+	int n = atomic_load(&n_pend);
 	struct drained d = { NULL, 0 };
+	uint64_t sigs = rt_held(0, atomic_load(&shared_cut));
 
-	if (cut)
-		drain(cut, false, img_gettid(), &d);
+	if (sigs)
+		drain(sigs, false, img_gettid(), &d);
 	for (int i = 0; i < n && i < IMG_SIG_MAX; i++)
 		if (pend[i].tid == 0)
 			give_back(&pend[i], true);

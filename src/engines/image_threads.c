@@ -478,8 +478,15 @@ static void stop_handler(int sig, siginfo_t *si, void *ucv)
 	ucontext_t *uc = ucv;
 	struct img_thread t;
 
-	/* Only our own tgkill stops a thread; anything else is ignored. */
+	/* Only our own tgkill stops a thread; anything else is ignored, but
+	 * for the program's own SIGRTMAX-1 (blocked, read with sigwaitinfo or
+	 * a signalfd) that the ptrace helper's unblocking delivered here: it
+	 * was queued to this thread before the stop signal, so the next one
+	 * delivered is ours. It is queued again, behind ours, and taken in
+	 * the stop (image_signals.c), which keeps it pending. */
 	if (si->si_code != SI_TKILL || si->si_pid != getpid()) {
+		if (atomic_load(&stopping) && was_unblocked_by_helper(img_gettid()))
+			syscall(SYS_rt_tgsigqueueinfo, getpid(), img_gettid(), sig, si);
 		errno = saved_errno;
 		return;
 	}

@@ -1,0 +1,237 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pending_misc - pending signals of unusual kinds across an image-engine
+ * checkpoint (tests/cli/image_pending_signals.bats).
+ *
+ *   pending_misc child DIR
+ *       a child that exited (SIGCHLD blocked, pending, CLD_EXITED): the
+ *       image engine refuses a process with children, so the checkpoint
+ *       fails; SIGCHLD must still be pending, once, with its siginfo:
+ *       "child: refused, SIGCHLD back once (CLD_EXITED, the child's pid)"
+ *   pending_misc misc DIR
+ *       blocked and pending: SIGPIPE (a write to a pipe whose reader is
+ *       gone: thread-directed), SIGUSR1 whose disposition is SIG_IGN, and
+ *       SIGUSR2 whose handler has SA_RESETHAND. Checkpointed keep-running;
+ *       in the original and in the restored process each must come once:
+ *       "LABEL: PIPE once, USR1 (ignored, blocked) once, USR2 handled once,
+ *       then SIG_DFL" (LABEL original or restored; else "LABEL: FAIL ...").
+ *   pending_misc rtmax1 DIR
+ *       SIGRTMAX-1 (the image engine's stop signal) blocked in every thread
+ *       and pending: one to the process (value 5), one to the second
+ *       thread (value 6, queued before the engine's stop signal, which the
+ *       ptrace helper's unblocking delivers): each must come once, to its
+ *       owner, original and restored: "LABEL: SIGRTMAX-1 once for the
+ *       process (5), once for the thread (6)"
+ *   pending_misc misc-fail DIR
+ *       the same, where the checkpoint must fail (DIR on a full file
+ *       system, ...): LABEL "failed", the report on stderr.
+ */
+#include <crac.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t usr2_runs;
+
+static void on_usr2(int sig)
+{
+	(void)sig;
+	usr2_runs++;
+}
+
+static int checkpoint(const char *dir, crac_report **rep)
+{
+	struct crac_options o;
+	crac_options_init(&o);
+	o.engine = "image";
+	o.image_dir = dir;
+	o.flags |= CRAC_KEEP_RUNNING;
+	return crac_checkpoint_restore(&o, rep);
+}
+
+/* How many of sig are pending for the caller (taken out). */
+static int take_count(int sig, siginfo_t *first)
+{
+	sigset_t one;
+	siginfo_t si;
+	struct timespec zero = { 0, 0 };
+	int n = 0;
+
+	sigemptyset(&one);
+	sigaddset(&one, sig);
+	while (sigtimedwait(&one, &si, &zero) == sig)
+		if (n++ == 0 && first)
+			*first = si;
+	return n;
+}
+
+static int child_case(const char *dir)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	pid_t kid = fork();
+	if (kid == 0)
+		_exit(0);
+	for (int i = 0; i < 5000; i++) {
+		sigset_t p;
+		sigpending(&p);
+		if (sigismember(&p, SIGCHLD))
+			break;
+		struct timespec ms = { 0, 1000000 };
+		nanosleep(&ms, NULL);
+	}
+	crac_report *rep = NULL;
+	int rc = checkpoint(dir, &rep);
+	crac_report_free(rep);
+	if (rc == CRAC_CONTINUED || rc == CRAC_RESTORED) {
+		printf("child: FAIL checkpointed with a child (rc %d)\n", rc);
+		return 1;
+	}
+	siginfo_t si;
+	int n = take_count(SIGCHLD, &si);
+	waitpid(kid, NULL, 0);
+	if (n != 1 || si.si_code != CLD_EXITED || si.si_pid != kid) {
+		printf("child: FAIL SIGCHLD %d times (code %d pid %d, child %d)\n", n, n ? si.si_code : 0,
+		       n ? si.si_pid : 0, kid);
+		return 1;
+	}
+	printf("child: refused, SIGCHLD back once (CLD_EXITED, the child's pid)\n");
+	return 0;
+}
+
+static int misc_case(const char *dir, bool must_fail)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGUSR2);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGUSR1, SIG_IGN);
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_usr2;
+	sa.sa_flags = SA_RESETHAND;
+	sigaction(SIGUSR2, &sa, NULL);
+
+	int p[2];
+	if (pipe(p) < 0)
+		return 2;
+	close(p[0]);
+	if (write(p[1], "x", 1) != -1 || errno != EPIPE)
+		return 2;
+	close(p[1]);
+	kill(getpid(), SIGUSR1);
+	kill(getpid(), SIGUSR2);
+
+	crac_report *rep = NULL;
+	int rc = checkpoint(dir, &rep);
+	bool ok = rc == CRAC_CONTINUED || rc == CRAC_RESTORED;
+	if (ok == must_fail) {
+		printf("checkpoint: FAIL rc=%d\n", rc);
+		crac_report_print(rep, stdout);
+		return 1;
+	}
+	if (must_fail)
+		crac_report_print(rep, stderr);
+	crac_report_free(rep);
+	const char *label = must_fail ? "failed" : rc == CRAC_RESTORED ? "restored" : "original";
+
+	/* SIGUSR2 first: unblocked, its handler runs once and resets */
+	sigset_t u2;
+	sigemptyset(&u2);
+	sigaddset(&u2, SIGUSR2);
+	sigprocmask(SIG_UNBLOCK, &u2, NULL);
+	sigprocmask(SIG_BLOCK, &u2, NULL);
+	struct sigaction now;
+	sigaction(SIGUSR2, NULL, &now);
+	int n_pipe = take_count(SIGPIPE, NULL), n_usr1 = take_count(SIGUSR1, NULL), n_usr2 = take_count(SIGUSR2, NULL);
+	if (n_pipe != 1 || n_usr1 != 1 || usr2_runs != 1 || n_usr2 != 0 || now.sa_handler != SIG_DFL) {
+		printf("%s: FAIL PIPE %d, USR1 %d, USR2 handled %d and pending %d, USR2 now %s\n", label, n_pipe,
+		       n_usr1, (int)usr2_runs, n_usr2, now.sa_handler == SIG_DFL ? "SIG_DFL" : "not SIG_DFL");
+		return 1;
+	}
+	printf("%s: PIPE once, USR1 (ignored, blocked) once, USR2 handled once, then SIG_DFL\n", label);
+	return 0;
+}
+
+/* rtmax1: the second thread, which blocks SIGRTMAX-1 (inherited) and
+ * sleeps until told to take its own */
+static atomic_int second_go, second_n, second_v;
+
+static void *second_main(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&second_go)) {
+		struct timespec ms = { 0, 1000000 };
+		nanosleep(&ms, NULL);
+	}
+	siginfo_t si;
+	atomic_store(&second_n, take_count(SIGRTMAX - 1, &si));
+	atomic_store(&second_v, si.si_value.sival_int);
+	return NULL;
+}
+
+static int rtmax1_case(const char *dir)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGRTMAX - 1);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	pthread_t t;
+	if (pthread_create(&t, NULL, second_main, NULL) != 0)
+		return 2;
+	sigqueue(getpid(), SIGRTMAX - 1, (union sigval){ .sival_int = 5 });
+	pthread_sigqueue(t, SIGRTMAX - 1, (union sigval){ .sival_int = 6 });
+
+	crac_report *rep = NULL;
+	int rc = checkpoint(dir, &rep);
+	if (rc != CRAC_CONTINUED && rc != CRAC_RESTORED) {
+		printf("checkpoint: FAIL rc=%d\n", rc);
+		crac_report_print(rep, stdout);
+		return 1;
+	}
+	if (crac_report_count(rep) > 0)
+		crac_report_print(rep, stdout);
+	crac_report_free(rep);
+	const char *label = rc == CRAC_RESTORED ? "restored" : "original";
+	/* the process's first (by this thread: its own queue is empty), then
+	 * the thread's own */
+	siginfo_t si;
+	int n = take_count(SIGRTMAX - 1, &si);
+	atomic_store(&second_go, 1);
+	pthread_join(t, NULL);
+	if (n != 1 || si.si_value.sival_int != 5 || second_n != 1 || second_v != 6) {
+		printf("%s: FAIL SIGRTMAX-1: the process's %d times (value %d), the thread's %d times (value %d)\n",
+		       label, n, n ? si.si_value.sival_int : 0, (int)second_n, second_n ? (int)second_v : 0);
+		return 1;
+	}
+	printf("%s: SIGRTMAX-1 once for the process (5), once for the thread (6)\n", label);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc == 3 && !strcmp(argv[1], "child"))
+		return child_case(argv[2]);
+	if (argc == 3 && !strcmp(argv[1], "rtmax1"))
+		return rtmax1_case(argv[2]);
+	if (argc == 3 && !strcmp(argv[1], "misc"))
+		return misc_case(argv[2], false);
+	if (argc == 3 && !strcmp(argv[1], "misc-fail"))
+		return misc_case(argv[2], true);
+	fprintf(stderr, "usage: pending_misc child|misc DIR\n");
+	return 2;
+}
