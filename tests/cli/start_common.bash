@@ -50,13 +50,28 @@ wait_for() {
 	return 1
 }
 
+# real_children PID: PID's children that report their exit with a signal
+# (field 38 of /proc/CHILD/stat, exit_signal, not 0): the program crac runs,
+# not crac's own short-lived helpers (image/bounded.c: clone without an exit
+# signal), which a test must never take for the program.
+real_children() {
+	local c
+	for c in $(pgrep -P "$1"); do
+		awk '{ sub(/^.*\) /, ""); if ($36 != 0) print FILENAME }' "/proc/$c/stat" 2>/dev/null |
+			sed -n 's|^/proc/\([0-9]*\)/stat$|\1|p'
+	done
+}
+
 # child_of PID: prints PID's one child, once there is exactly one (looked
 # for and read in one step: a pgrep that found it once could find nothing a
-# moment later on a loaded machine).
+# moment later on a loaded machine); crac's helpers are not counted.
 child_of() {
 	local f="$T/child_of.$1"
-	wait_for sh -c "pgrep -P $1 >'$f' && [ \"\$(wc -l <'$f')\" -eq 1 ]" || return 1
+	wait_for one_child_into "$1" "$f" || return 1
 	cat "$f"
+}
+one_child_into() {   # one_child_into PID FILE: PID has one child (real_children), written to FILE
+	real_children "$1" >"$2" && [ "$(wc -l <"$2")" -eq 1 ]
 }
 
 # ask PORT: one answer line of the server on 127.0.0.1:PORT.
