@@ -422,7 +422,8 @@ static void after_restore(struct crac_round *r, struct crac_notified *notified, 
 
 static _Atomic pid_t reporting_pid;        /* the process whose round reports; 0: none */
 static _Atomic int64_t reporting_until;    /* CLOCK_MONOTONIC ns: no wait beyond it */
-static __thread bool reporting_here;       /* this thread runs that round */
+static _Atomic int reporting_tid;          /* the thread that runs that round (no TLS of
+					    * ours more: see crac__depth) */
 
 static void reporting_begin(const struct crac_round *r)
 {
@@ -434,16 +435,16 @@ static void reporting_begin(const struct crac_round *r)
 	if (!dl)
 		dl = deadline_after(0, now);   /* no deadline: the default one bounds the wait */
 	atomic_store(&reporting_until, dl + REPORT_GRACE_MS * 1000000LL);
-	reporting_here = true;
+	atomic_store(&reporting_tid, crac__gettid());
 	atomic_store(&reporting_pid, getpid());
 }
 
 static void reporting_end(void)
 {
-	if (!reporting_here)
-		return;
-	reporting_here = false;
+	if (atomic_load(&reporting_tid) != crac__gettid())
+		return;   /* nobody waited for this round's report */
 	atomic_store(&reporting_pid, 0);
+	atomic_store(&reporting_tid, 0);
 }
 
 __attribute__((destructor)) static void round_at_exit(void)
@@ -452,7 +453,7 @@ __attribute__((destructor)) static void round_at_exit(void)
 
 	/* exit() from inside the round (an after_restore callback): it
 	 * cannot wait for itself */
-	if (reporting_here || atomic_load(&reporting_pid) != me)
+	if (atomic_load(&reporting_pid) != me || atomic_load(&reporting_tid) == crac__gettid())
 		return;
 	int64_t until = atomic_load(&reporting_until);
 	while (atomic_load(&reporting_pid) == me) {
