@@ -107,7 +107,10 @@ static void put_escaped(FILE *f, const char *s)
 	fputc('\n', f);
 }
 
-/* PROG as execvp would find it. The access(2) of each directory's
+/* PROG as execvp would find it: a warm start needs it as much as a cold
+ * one, since the key of an image made without --key names this executable
+ * (usable() compares it), and a PROG put earlier in PATH since the
+ * checkpoint is another program (tests/cli/start_review.bats). The access(2) of each directory's
  * candidate in turn by one helper of image/dir.c, bounded by --timeout: a
  * directory of PATH on a file system that does not answer ends the search,
  * said with the path and the time waited; the key then says "exe not

@@ -690,8 +690,34 @@ static void fire(struct cli_super *s, const char *why)
 	pthread_attr_destroy(&attr);
 }
 
-/* The request's answer, on our stderr. */
-static void request_done(struct cli_super *s)
+/*
+ * Has process pid (our child) ended? Its descriptors, the control
+ * connection among them, are closed on its way out before it is a zombie:
+ * waits up to ms for that, without reaping it (cli_super_wait does). One
+ * reaped already (gone) has.
+ */
+static bool child_ended(pid_t pid, bool gone, int ms)
+{
+	for (int waited = 0; !gone; waited++) {
+		siginfo_t si;
+		memset(&si, 0, sizeof(si));
+		if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0)
+			return errno == ECHILD;
+		if (si.si_pid == pid)
+			return true;
+		if (waited >= ms)
+			return false;
+		usleep(1000);
+	}
+	return true;
+}
+
+/* How long a connection closed without its STATUS waits for the program's
+ * end (is it ending, or did it refuse?). */
+#define CUT_SHORT_WAIT_MS 200
+
+/* The request's answer, on our stderr. gone: the program has ended (reaped). */
+static void request_done(struct cli_super *s, bool gone)
 {
 	struct request *q = s->busy;
 	char c;
@@ -700,12 +726,28 @@ static void request_done(struct cli_super *s)
 		return;
 	s->busy = NULL;
 	bool ok = q->rc == 0 && (q->status == CRAC_CONTINUED || q->status == CRAC_RESTORED);
+	/*
+	 * The connection closed before the STATUS line and the program has
+	 * ended: it ended while it answered (an after_restore callback told its
+	 * main thread it was restored, which then _exit()ed or was killed;
+	 * exit() waits for the report: src/core/checkpoint.c). What it sent is
+	 * printed; that the rest is missing is said, never that it keeps
+	 * running.
+	 */
+	bool cut = q->rc == -ECONNRESET && child_ended(q->pid, gone, CUT_SHORT_WAIT_MS);
 	/* a success crac start describes itself (the image's temporary name is no news) */
 	if (q->answer && q->answer_len && (!ok || (!s->quiet && !s->installed)))
 		fputs(q->answer, stderr);
 	/* crac start: the process may be a restored one; no image was put in place */
 	const char *goes_on = s->installed ? "keeps running; no image written" : "keeps running cold";
-	if (q->rc < 0)
+	if (cut && q->answer_len)
+		cli_err("%s: process %d ended before its answer to the checkpoint that %s started was "
+			"complete: the report above was cut short (its last lines, the status, are missing)",
+			s->who, q->pid, q->why);
+	else if (cut)
+		cli_err("%s: process %d ended before it answered the checkpoint that %s started: its "
+			"report was cut short (nothing of it came)", s->who, q->pid, q->why);
+	else if (q->rc < 0)
 		cli_err("%s: the checkpoint that %s started failed: %s; process %d %s",
 			s->who, q->why, q->err, q->pid, goes_on);
 	else if (!ok)
@@ -1320,7 +1362,7 @@ int cli_super_wait(struct cli_super *s, bool restoring)
 			return 125;
 		}
 		if (pf[1].revents)
-			request_done(s);
+			request_done(s, false);
 		if (ponr_poll && pf[2].revents) {
 			ponr_read(s);
 			if (s->ponr_jumped || s->ponr_eof)
@@ -1360,7 +1402,7 @@ int cli_super_wait(struct cli_super *s, bool restoring)
 				 * image is written): take it first */
 				struct pollfd d = { .fd = s->done_pipe[0], .events = POLLIN };
 				if (poll(&d, 1, 5000) > 0)
-					request_done(s);
+					request_done(s, true);
 			}
 			if (!restored_up) {
 				/* Did the loader jump into the program? Then the

@@ -17,9 +17,11 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #define DEFAULT_DEADLINE_MS 10000
@@ -403,6 +405,68 @@ static void after_restore(struct crac_round *r, struct crac_notified *notified, 
 		log_restored(r);
 }
 
+/*
+ * A round's report on its way out: from step 6 until the requester (crac
+ * run's supervisor, crac checkpoint PID) and the resumer (crac restore
+ * --pid) have it. A program may end with exit() right after its restore
+ * (an after_restore callback tells its main thread, which has nothing left
+ * to do): exit_group() would then end this thread between two
+ * after_restore callbacks or halfway through the answer, and the restore's
+ * report (its problems, the callbacks' results) would never reach whoever
+ * asked. So exit() waits for it here (a destructor: after the program's
+ * own atexit handlers), at most until the after_restore deadline and
+ * REPORT_GRACE_MS more. _exit() and a kill cannot be waited for: the
+ * requester then sees the answer cut short and says so (supervise.c).
+ */
+#define REPORT_GRACE_MS 1000
+
+static _Atomic pid_t reporting_pid;        /* the process whose round reports; 0: none */
+static _Atomic int64_t reporting_until;    /* CLOCK_MONOTONIC ns: no wait beyond it */
+static _Atomic int reporting_tid;          /* the thread that runs that round (no TLS of
+					    * ours more: see crac__depth) */
+
+static void reporting_begin(const struct crac_round *r)
+{
+	int64_t now = crac__now_ns(CLOCK_MONOTONIC);
+	int64_t dl = deadline_after(r->opts.restore_deadline_ms, now);
+
+	if (!r->requester && !r->resumer)
+		return;   /* nobody waits for this report: the caller gets it */
+	if (!dl)
+		dl = deadline_after(0, now);   /* no deadline: the default one bounds the wait */
+	atomic_store(&reporting_until, dl + REPORT_GRACE_MS * 1000000LL);
+	atomic_store(&reporting_tid, crac__gettid());
+	atomic_store(&reporting_pid, getpid());
+}
+
+static void reporting_end(void)
+{
+	if (atomic_load(&reporting_tid) != crac__gettid())
+		return;   /* nobody waited for this round's report */
+	atomic_store(&reporting_pid, 0);
+	atomic_store(&reporting_tid, 0);
+}
+
+__attribute__((destructor)) static void round_at_exit(void)
+{
+	pid_t me = getpid();   /* a forked child has no round of its parent's to wait for */
+
+	/* exit() from inside the round (an after_restore callback): it
+	 * cannot wait for itself */
+	if (atomic_load(&reporting_pid) != me || atomic_load(&reporting_tid) == crac__gettid())
+		return;
+	int64_t until = atomic_load(&reporting_until);
+	while (atomic_load(&reporting_pid) == me) {
+		if (crac__now_ns(CLOCK_MONOTONIC) >= until) {
+			crac__log(CRAC_LOG_WARN, "exit: the report of the restore (after_restore "
+				  "callbacks) is still not made; the process ends without it");
+			return;
+		}
+		struct timespec ts = { 0, 200000 };   /* 0.2 ms: an exit path, seldom taken */
+		nanosleep(&ts, NULL);
+	}
+}
+
 /* 7 (second half). The status goes into the report; the requester (crac
  * checkpoint PID), the resumer (pause engine) and the caller get it. */
 static int finish_round(struct crac_round *r, int status, crac_report **report)
@@ -470,10 +534,13 @@ int crac__checkpoint(const struct crac_options *in, struct crac_requester *rq,
 		exit_after_image(&r);
 	}
 
-	/* 6, 7 */
+	/* 6, 7: exit() on another thread waits for the report (round_at_exit) */
+	reporting_begin(&r);
 	after_restore(&r, notified, outcome);
 	release_round(&r);
-	return finish_round(&r, rc < 0 ? rc : outcome, report);
+	rc = finish_round(&r, rc < 0 ? rc : outcome, report);
+	reporting_end();
+	return rc;
 }
 
 int crac_checkpoint_restore(const struct crac_options *opts, crac_report **report)

@@ -278,3 +278,30 @@ has_child_or_waits() { is_crac "$1"; }
 	[ "$(cat "$T/victim/pages")" = p ]
 	[ -L "$T/img.new-$pid" ]
 }
+
+# The key of an image made without --key names the executable PROG was
+# found as in PATH (execvp's choice): a warm start must search PATH too, or
+# it would restore the image of a program that is no longer the one PROG
+# names.
+@test "PROG found in PATH: restored; a PROG put earlier in PATH is another program: started cold, the reason said" {
+	mkdir -p "$T/bin0" "$T/bin1"
+	cp "$EXITP" "$T/bin1/start_exit"
+	export PATH="$T/bin0:$T/bin1:$PATH"
+	bg cold "$CRAC" start --image "$T/img" --checkpoint-after 300ms -- start_exit "$T/d" exit
+	wait_for grep -q "written to $T/img" "$T/cold.err"
+	kill -TERM "$pid"
+	wait "$pid" || true
+	grep -q "path $T/bin1/start_exit" "$T/img/start-key"
+	START_EXIT_NOW=1 bg warm "$CRAC" start --image "$T/img" --checkpoint-after 1h -- start_exit "$T/d" exit
+	ends
+	cat "$T/warm.err"
+	[ "$status" -eq 7 ]
+	[ "$(wc -l <"$T/d/boots")" -eq 1 ]
+	cp "$EXITP" "$T/bin0/start_exit"
+	START_EXIT_NOW=1 bg shadow "$CRAC" start --image "$T/img" --checkpoint-after 1h -- start_exit "$T/d" exit
+	ends
+	cat "$T/shadow.err"
+	[ "$status" -eq 7 ]
+	[ "$(wc -l <"$T/d/boots")" -eq 2 ]
+	grep -q "the image at $T/img is of another program or other arguments (recorded \"exe .*path $T/bin1/start_exit\", now \"exe .*path $T/bin0/start_exit\")" "$T/shadow.err"
+}

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * run_quick_exit.c - a program for tests/cli/run_report.bats: it is
+ * checkpointed by `crac run`'s trigger (sim engine: a restore at once) and
+ * exits within microseconds of its restore, while its report is still
+ * being made.
+ *
+ *   run_quick_exit MODE
+ *
+ * Two resources: "quick-flag" (registered last: its after_restore runs
+ * first) tells the main thread that the process was restored; "quick-fail"
+ * then fails its after_restore with a message, a line of the restore's
+ * report. The main thread, told, ends the process at once, by MODE:
+ *   exit  - exit(5): the normal way out (atexit handlers, destructors);
+ *   _exit - _exit(5): no handler runs (the report may be cut short);
+ *   kill  - SIGKILL on itself (the report is cut short).
+ */
+#include <crac.h>
+
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static atomic_int restored;
+
+static int flag_after(const crac_event *ev, void *arg)
+{
+	(void)ev;
+	(void)arg;
+	atomic_store(&restored, 1);
+	return 0;
+}
+
+static int fail_after(const crac_event *ev, void *arg)
+{
+	(void)ev;
+	(void)arg;
+	/* a little work, as a real callback does (a reconnect): the main
+	 * thread has ended the process by the time it is done */
+	for (int i = 0; i < 200; i++)
+		sched_yield();
+	return crac_fail(-ECONNREFUSED, "quick-fail could not reconnect");
+}
+
+int main(int argc, char **argv)
+{
+	struct crac_resource_def fail = { .name = "quick-fail", .after_restore = fail_after };
+	struct crac_resource_def flag = { .name = "quick-flag", .after_restore = flag_after };
+
+	if (argc < 2) {
+		fprintf(stderr, "usage: run_quick_exit exit|_exit|kill\n");
+		return 2;
+	}
+	if (crac_register(NULL, &fail, NULL) < 0 || crac_register(NULL, &flag, NULL) < 0) {
+		fprintf(stderr, "run_quick_exit: crac_register failed\n");
+		return 2;
+	}
+	/* spins (yielding): the restore is noticed at once */
+	while (!atomic_load(&restored))
+		sched_yield();
+	if (!strcmp(argv[1], "_exit"))
+		_exit(5);
+	if (!strcmp(argv[1], "kill"))
+		kill(getpid(), SIGKILL);
+	return 5;
+}
