@@ -327,11 +327,19 @@ static void drain(uint64_t sigs, bool own, int tid, struct drained *d)
 	if (m < 0 && m > -4096)
 		return;
 	d->p = (struct img_pending *)m;
+	/* rt_sigtimedwait takes the thread's own instances before the
+	 * process's: where the other queue holds none of sig, every take is
+	 * the one wanted, and /proc is not looked at again for each (a look
+	 * costs tens of microseconds, and a signal sent while the give-back
+	 * runs lands among the given-back ones: the shorter it runs, the
+	 * rarer that is) */
+	uint64_t other = pending_mask(tid, own ? "ShdPnd:" : "SigPnd:");
 	for (int sig = 32; sig <= CRAC_IMG_NSIG; sig++) {
 		uint64_t bit = 1ull << (sig - 1);
 		if (!(sigs & bit))
 			continue;
-		while (d->n < IMG_DRAIN_MAX && ((pending_mask(tid, "SigPnd:") & bit) != 0) == own &&
+		while (d->n < IMG_DRAIN_MAX &&
+		       (!(other & bit) || ((pending_mask(tid, "SigPnd:") & bit) != 0) == own) &&
 		       take_one(sig, &d->p[d->n].info)) {
 			d->p[d->n].tid = own ? tid : 0;
 			d->n++;
