@@ -21,6 +21,12 @@ setup() {
 	chmod 755 "$T"
 	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_IMAGE_STATS CRAC_LOADER CRAC_LAZY_PREFETCH \
 		CRAC_WORKING_SET CRAC_TEST_WS_SLOW
+	# Recording for 1 s, not 50 ms: what a recording restore writes must
+	# not depend on the scheduler. Under CI load the program once touched
+	# no page in its first 50 ms, the working set was empty, and a check of
+	# what the next restore loaded failed. (Tests that need longer set
+	# their own.)
+	export CRAC_TEST_WS_RECORD_MS=1000
 	require_image_engine
 }
 
