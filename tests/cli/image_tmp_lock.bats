@@ -103,17 +103,19 @@ teardown() {
 	unshare --pid --fork --mount-proc true 2>/dev/null || skip "no pid namespaces here"
 	run clean env CRAC_IMAGE_INCREMENTAL=1 "$CRAC_BUILD_DIR/tests/image_incr" "$T/i0" "$T/i1" "$T/i2"
 	[ "$status" -eq 0 ]
-	# flatten in its own pid namespace (pid 1 there), held 3 s at its
-	# last look at OUT, its temporary complete
+	# flatten in its own pid namespace (pid 1 there), held 10 s at its
+	# last look at OUT, its temporary complete (3 s were not enough for
+	# the checkpoint below under CI load: flatten had gone on and removed
+	# its own temporary)
 	(
 		for fd in $(ls /proc/$BASHPID/fd); do
 			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
 		done
-		CRAC_TEST_SLOW_FS=check:3000 exec unshare --pid --fork --mount-proc \
+		CRAC_TEST_SLOW_FS=check:10000 exec unshare --pid --fork --mount-proc \
 			"$CRAC" flatten "$T/i2" "$T/OUT" >"$T/f.out" 2>&1 </dev/null
 	) &
 	f=$!
-	for _ in $(seq 500); do
+	for _ in $(seq 2500); do   # (its first look at OUT is held 10 s too)
 		[ -e "$T"/OUT.tmp-1-*/header ] 2>/dev/null && break
 		sleep 0.01
 	done
@@ -123,7 +125,7 @@ teardown() {
 	run clean "$COUNTER" "$T/OUT" 1
 	echo "$output"
 	[ "$status" -eq 0 ]
-	[ -e "$tmp/header" ]   # still there, whole
+	[ -e "$tmp/header" ] || { cat "$T/f.out"; false; }   # still there, whole
 	wait "$f" || true
 	cat "$T/f.out"
 	# flatten then finds OUT made meanwhile: refused, OUT is the checkpoint's
