@@ -467,6 +467,41 @@ for mib in sizes:
     shutil.rmtree(cc, ignore_errors=True)
 heap_load.append(load())
 
+
+# -- 2b. fresh memory after idle: a property of the machine, for the heap rows ----------------
+def fresh_touch_ms(size=1 << 30):
+    """ms to write one byte into each 4 KiB page of SIZE fresh anonymous
+    bytes (MADV_HUGEPAGE, as crac's eager restore asks)."""
+    import mmap
+    m = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    if hasattr(mmap, "MADV_HUGEPAGE"):
+        m.madvise(mmap.MADV_HUGEPAGE)
+    t0 = time.monotonic()
+    for off in range(0, size, 4096):
+        m[off] = 1
+    t = (time.monotonic() - t0) * 1e3
+    m.close()
+    return t
+
+
+if any(mib >= 1024 for mib in sizes):
+    # Some VMs hand memory the guest freed back to the host after a few
+    # seconds (free page reporting, DAMON): its next first touch is a fault
+    # in the host too. The heap rows' eager restores run after other work
+    # (lazy restores, reads, CRIU), so they meet some of that memory; the
+    # back-to-back runs of bench/restore.sh meet little of it.
+    time.sleep(20)
+    idle = fresh_touch_ms()
+    warm = fresh_touch_ms()
+    cmdline = open("/proc/cmdline").read()
+    why = " (this kernel's command line sets page_reporting.page_reporting_order)" \
+        if "page_reporting" in cmdline else ""
+    note("fresh memory after idle: writing 1 GiB of fresh anonymous memory (huge pages asked for; a Python loop, "
+         "one byte a page) took %.0f ms after 20 s of idle and %.0f ms right after%s: memory left free for a few "
+         "seconds is handed back to the host and faulted in again on its first touch. Any eager restore pays it "
+         "for its whole heap, crac's and CRIU's alike; the 1 GiB eager rows above are taken after other work, "
+         "bench/restore.sh's back to back, hence their difference." % (idle, warm, why))
+
 # -- 3. incremental vs full re-checkpoint --------------------------------------------------
 incr = None           # None: not available; else (full [ms], incr [ms], full MiB, incr MiB)
 incr_load = [load()]
