@@ -498,9 +498,12 @@ if any(mib >= 1024 for mib in sizes):
         if "page_reporting" in cmdline else ""
     note("fresh memory after idle: writing 1 GiB of fresh anonymous memory (huge pages asked for; a Python loop, "
          "one byte a page) took %.0f ms after 20 s of idle and %.0f ms right after%s: memory left free for a few "
-         "seconds is handed back to the host and faulted in again on its first touch. Any eager restore pays it "
-         "for its whole heap, crac's and CRIU's alike; the 1 GiB eager rows above are taken after other work, "
-         "bench/restore.sh's back to back, hence their difference." % (idle, warm, why))
+         "seconds is handed back to the host and faulted in again on its first touch. Whatever allocates much "
+         "fresh memory pays it, crac and CRIU alike, as it comes: an eager restore for its whole heap, a "
+         "checkpoint for the page cache that takes its image, a lazy restore for the pages it loads. The 1 GiB "
+         "rows above swing between runs with it (ratios from 0.2 to 3 within one row; in the run of bench/run.sh "
+         "before this one the same goals were met), and the 1 GiB eager rows, taken after other work, differ "
+         "from bench/restore.sh's back-to-back runs." % (idle, warm, why))
 
 # -- 3. incremental vs full re-checkpoint --------------------------------------------------
 incr = None           # None: not available; else (full [ms], incr [ms], full MiB, incr MiB)
