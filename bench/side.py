@@ -501,9 +501,8 @@ if any(mib >= 1024 for mib in sizes):
          "seconds is handed back to the host and faulted in again on its first touch. Whatever allocates much "
          "fresh memory pays it, crac and CRIU alike, as it comes: an eager restore for its whole heap, a "
          "checkpoint for the page cache that takes its image, a lazy restore for the pages it loads. The 1 GiB "
-         "rows above swing between runs with it (ratios from 0.2 to 3 within one row; in the run of bench/run.sh "
-         "before this one the same goals were met), and the 1 GiB eager rows, taken after other work, differ "
-         "from bench/restore.sh's back-to-back runs." % (idle, warm, why))
+         "rows above swing with it from run to run (see their min-max), and the 1 GiB eager rows, taken after "
+         "other work, differ from bench/restore.sh's back-to-back runs." % (idle, warm, why))
 
 # -- 3. incremental vs full re-checkpoint --------------------------------------------------
 incr = None           # None: not available; else (full [ms], incr [ms], full MiB, incr MiB)
