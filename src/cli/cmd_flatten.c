@@ -382,17 +382,6 @@ static bool same_file(const struct stat *a, const struct stat *b)
 	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
-/* flock on the temporary OUT.tmp-...: -1 with errno EBUSY if another holds
- * it (a cleaner that is removing it); a file system without flock: 0 */
-static int lock_tmp(int dfd)
-{
-	if (flock(dfd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK) {
-		errno = EBUSY;
-		return -1;
-	}
-	return 0;
-}
-
 /* Has OUT changed since `was`? Said (one line) if it has. */
 static bool out_moved(const char *dir, const char *outdir, const struct out_id *was)
 {
@@ -583,20 +572,20 @@ int crac_cmd_flatten(int argc, char **argv)
 		goto out;
 	}
 	f.chunks = calloc((size_t)v.h->n_chunks + v.h->n_refs + 1, sizeof(*f.chunks));
-	if (!f.chunks || crac_img_tmp_name(outdir, tmp, sizeof(tmp)) < 0 || !mkdtemp(tmp)) {
+	/* locked until it is renamed (dfd stays open until then): a checkpoint
+	 * or flatten into OUT in another pid namespace, to which our pid means
+	 * nothing, leaves it alone (crac_img_clean_stale) */
+	int tmp_rc = f.chunks ? crac_img_tmp_create(outdir, tmp, sizeof(tmp), &dfd) : -ENOMEM;
+	if (tmp_rc < 0 && (!f.chunks || !tmp[0] || tmp_rc == -ENAMETOOLONG)) {
 		cli_err("flatten %s: cannot create the temporary image next to %s: %s", dir, outdir,
-			f.chunks ? strerror(errno) : "out of memory");
+			f.chunks ? strerror(-tmp_rc) : "out of memory");
 		tmp[0] = 0;
 		rc = 1;
 		goto out;
 	}
-	/* locked until it is renamed (dfd stays open until then): a checkpoint
-	 * or flatten into OUT in another pid namespace, to which our pid means
-	 * nothing, leaves it alone (crac_img_clean_stale) */
-	if ((dfd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
-	    lock_tmp(dfd) < 0 ||
+	if (tmp_rc < 0 ||
 	    (f.out_fd = openat(dfd, CRAC_IMG_PAGES_FILE, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0) {
-		cli_err("flatten %s: %s: %s", dir, tmp, strerror(errno));
+		cli_err("flatten %s: %s: %s", dir, tmp, strerror(tmp_rc < 0 ? -tmp_rc : errno));
 		rc = 1;
 		goto out;
 	}

@@ -610,40 +610,23 @@ static void discard_tmp(struct criu_state *s)
  */
 static int make_tmp(struct crac_round *r, struct criu_state *s, const char *dir)
 {
-	for (int tries = 0;; tries++) {
-		if (crac_img_tmp_name(dir, s->tmp, sizeof(s->tmp)) < 0) {
-			crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", -ENAMETOOLONG,
-					 "image directory name too long: %s", dir);
-			return -ENAMETOOLONG;
-		}
-		if (!mkdtemp(s->tmp)) {
-			int e = errno;
-			crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", -e,
-					 "cannot create a directory next to %s: %s", dir, strerror(e));
-			s->tmp[0] = 0;
-			return -e;
-		}
+	int rc = crac_img_tmp_create(dir, s->tmp, sizeof(s->tmp), &s->lock_fd);
+
+	if (rc == -ENAMETOOLONG)
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", rc, "image directory name too long: %s", dir);
+	else if (rc == -EBUSY)
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", rc,
+				 "%s was removed as it was created (a checkpoint into %s running elsewhere?)", s->tmp,
+				 dir);
+	else if (rc < 0 && !s->tmp[0])
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", rc, "cannot create a directory next to %s: %s",
+				 dir, strerror(-rc));
+	else if (rc < 0) {
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", rc, "%s: %s", s->tmp, strerror(-rc));
+		rmdir(s->tmp);
+	} else
 		chmod(s->tmp, 0700);
-		s->lock_fd = open(s->tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (s->lock_fd < 0) {
-			int e = errno;
-			crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", -e, "%s: %s", s->tmp, strerror(e));
-			rmdir(s->tmp);
-			return -e;
-		}
-		struct stat st;
-		bool taken = flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
-		if (!taken && (fstat(s->lock_fd, &st) < 0 || st.st_nlink > 0))
-			return 0;   /* ours (or no flock on this file system) */
-		drop_lock(s);
-		if (tries == 2) {
-			crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", -EBUSY,
-					 "%s was removed as it was created (a checkpoint into %s running elsewhere?)",
-					 s->tmp, dir);
-			return -EBUSY;
-		}
-		rmdir(s->tmp);   /* if it is still there (its cleaner removes it otherwise) */
-	}
+	return rc;
 }
 
 static int criu_configure(struct crac_round *r)

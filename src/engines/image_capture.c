@@ -277,29 +277,16 @@ int img_capture_open(struct img_capture *c, const char *dir)
 	 * leaves it alone (crac_img_clean_stale). Such a cleaner that took
 	 * the lock first, between the mkdtemp and the flock, removes it: a
 	 * new one then (it is gone, or going: no link left). */
-	for (int tries = 0;; tries++) {
-		if (crac_img_tmp_name(dir, c->tmp, sizeof(c->tmp)) < 0)
-			return img_fail(&c->err, -ENAMETOOLONG, "image directory name too long: %s", dir);
-		if (!mkdtemp(c->tmp)) {   /* mode 0700 */
-			int e = errno;
-			img_fail(&c->err, -e, "cannot create %s: %s", c->tmp, img_strerror(e));
-			c->tmp[0] = 0;
-			return c->err.code;
-		}
-		c->dir_fd = open(c->tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (c->dir_fd < 0)
-			return img_fail(&c->err, -errno, "%s: %s", c->tmp, img_strerror(errno));
-		struct stat st;
-		bool taken = flock(c->dir_fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
-		if (!taken && (fstat(c->dir_fd, &st) < 0 || st.st_nlink > 0))
-			break;   /* ours (or no flock on this file system) */
-		close(c->dir_fd);
-		c->dir_fd = -1;
-		if (tries == 2)
-			return img_fail(&c->err, -EBUSY, "%s was removed as it was created (a checkpoint into %s "
-					"running elsewhere?)", c->tmp, dir);
-		rmdir(c->tmp);   /* if it is still there (its cleaner removes it otherwise) */
-	}
+	int rc = crac_img_tmp_create(dir, c->tmp, sizeof(c->tmp), &c->dir_fd);
+	if (rc == -ENAMETOOLONG)
+		return img_fail(&c->err, rc, "image directory name too long: %s", dir);
+	if (rc == -EBUSY)
+		return img_fail(&c->err, rc, "%s was removed as it was created (a checkpoint into %s running "
+				"elsewhere?)", c->tmp, dir);
+	if (rc < 0 && !c->tmp[0])
+		return img_fail(&c->err, rc, "cannot create %s.tmp-...: %s", dir, img_strerror(-rc));
+	if (rc < 0)
+		return img_fail(&c->err, rc, "%s: %s", c->tmp, img_strerror(-rc));
 	c->pages_fd = openat(c->dir_fd, CRAC_IMG_PAGES_FILE, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (c->pages_fd < 0)
 		return img_fail(&c->err, -errno, "%s/%s: %s", c->tmp, CRAC_IMG_PAGES_FILE, img_strerror(errno));

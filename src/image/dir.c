@@ -35,6 +35,7 @@
 #include "image/bounded.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -1000,6 +1001,32 @@ int crac_img_tmp_name(const char *dir_arg, char *out, size_t len)
 	if (snprintf(out, len, "%s.tmp-%d-%llu-XXXXXX", dir, pid, crac_img_start_time(pid)) >= (int)len)
 		return -ENAMETOOLONG;
 	return 0;
+}
+
+int crac_img_tmp_create(const char *dir, char *tmp, size_t len, int *fd)
+{
+	*fd = -1;
+	for (int tries = 0;; tries++) {
+		if (crac_img_tmp_name(dir, tmp, len) < 0)
+			return -ENAMETOOLONG;
+		if (!mkdtemp(tmp)) {   /* mode 0700 */
+			int e = errno;
+			tmp[0] = 0;
+			return -e;
+		}
+		*fd = open(tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (*fd < 0)
+			return -errno;
+		struct stat st;
+		bool taken = flock(*fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+		if (!taken && (fstat(*fd, &st) < 0 || st.st_nlink > 0))
+			return 0;   /* ours (or no flock on this file system) */
+		close(*fd);
+		*fd = -1;
+		if (tries == 2)
+			return -EBUSY;
+		rmdir(tmp);   /* if it is still there (its cleaner removes it otherwise) */
+	}
 }
 
 /*

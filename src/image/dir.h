@@ -100,6 +100,13 @@ int crac_img_commit_with(const char *tmp, const char *dir, const struct stat *ex
  * them.
  */
 int crac_img_tmp_name(const char *dir, char *out, size_t len) CRAC_HIDDEN;
+/* A writer's temporary: created (mkdtemp on crac_img_tmp_name's template,
+ * mode 0700), opened as *fd and locked (flock LOCK_EX, held while *fd is
+ * open). A cleaner in another pid namespace that takes the lock between
+ * the mkdtemp and the flock removes it: a new one then, three tries. 0;
+ * -ENAMETOOLONG; mkdtemp's -errno (tmp emptied); open's -errno (tmp made,
+ * *fd -1); -EBUSY (removed each time as it was created). */
+int crac_img_tmp_create(const char *dir, char *tmp, size_t len, int *fd) CRAC_HIDDEN;
 int crac_img_clean_stale(const char *dir, int *removed) CRAC_HIDDEN;
 /* The same; its listing of the parent and each removal are bounded by the
  * checkpoint's deadline (crac_img_fs_deadline): -ETIMEDOUT with msg naming
