@@ -55,6 +55,7 @@ zoo_only = os.environ.get("CRAC_BENCH_SIDE_ZOO", "").split()
 criu = os.environ.get("CRAC_BENCH_CRIU", "")
 crac = os.path.join(build, "crac")
 heap_serve = os.path.join(build, "bench", "heap_serve")
+warm_bin = os.path.join(build, "bench", "warm")
 progs = os.path.join(src, "tests", "zoo", "progs")
 py = sys.executable
 
@@ -214,6 +215,25 @@ def du_mib(d):
             continue
         total += os.lstat(os.path.join(d, name)).st_blocks * 512
     return total / 1048576
+
+
+# -- memory the host backs: the same start for every timed step of a large heap --------
+WARM_FROM_MIB = 256
+warm_ms = []   # what each warm-up took (large: the memory had gone back to the host)
+
+
+def warm(mib):
+    """Before a timed step that needs MIB of fresh memory (a heap restored, an
+    image in the page cache): writes 1.5 x MIB of fresh memory with
+    bench/warm and frees it (untimed), so that the step meets memory that
+    the host backs, whichever kind ran before it and however long ago (see
+    the note on fresh memory after idle). Small heaps are left alone."""
+    if mib < WARM_FROM_MIB:
+        return
+    r = run_quiet([warm_bin, str(mib * 3 // 2)], timeout=300)
+    if r.returncode:
+        raise RuntimeError("bench/warm: " + r.stdout.decode(errors="replace").strip())
+    warm_ms.append(float(r.stdout.split()[0]))
 
 
 # -- restores: spawn to the first answer -------------------------------------------
@@ -444,16 +464,20 @@ for mib in sizes:
     ci, cc = os.path.join(tmp, "heap.crac"), os.path.join(tmp, "heap.criu")
     try:
         for i in range(n):
-            prog = Prog([crac, "run", "--", heap_serve, str(mib)])
-            ck["crac"].append(ckpt_crac(prog, ci))
-            prog.gone(120) or prog.kill()
-            if criu:
-                prog = Prog([heap_serve, str(mib)], quiet=True)
-                ids = (prog.stdin, prog.stdout)
-                ck["criu"].append(ckpt_criu(prog, cc))
+            for who in rotate(["crac", "criu"] if criu else ["crac"], i):
+                if who == "crac":
+                    prog = Prog([crac, "run", "--", heap_serve, str(mib)])
+                    warm(mib)
+                    ck["crac"].append(ckpt_crac(prog, ci))
+                else:
+                    prog = Prog([heap_serve, str(mib)], quiet=True)
+                    ids = (prog.stdin, prog.stdout)
+                    warm(mib)
+                    ck["criu"].append(ckpt_criu(prog, cc))
                 prog.gone(120) or prog.kill()
         for i in range(n + 1):
             for kd in rotate(kinds_all, i):
+                warm(mib)
                 v, a = restore(kd, ci if kd in ("lazy", "eager") else cc, ids, "ping", "pong", "read")
                 if "sum=ok" not in a:
                     raise RuntimeError("%s restore of %d MiB: wrong heap: %s" % (kd, mib, a))
@@ -484,25 +508,38 @@ def fresh_touch_ms(size=1 << 30):
     return t
 
 
-if any(mib >= 1024 for mib in sizes):
+if any(mib >= WARM_FROM_MIB for mib in sizes) or incr_mib >= WARM_FROM_MIB:
     # Some VMs hand memory the guest freed back to the host after a few
     # seconds (free page reporting, DAMON): its next first touch is a fault
-    # in the host too. The heap rows' eager restores run after other work
-    # (lazy restores, reads, CRIU), so they meet some of that memory; the
-    # back-to-back runs of bench/restore.sh meet little of it.
+    # in the host too. Measured here, once: what that costs, and that a
+    # warm-up right before (what every timed step of the large rows gets)
+    # takes it away.
     time.sleep(20)
     idle = fresh_touch_ms()
-    warm = fresh_touch_ms()
+    time.sleep(20)
+    run_quiet([warm_bin, "1536"], timeout=300)
+    fresh = (idle, fresh_touch_ms())
+else:
+    fresh = None
+
+
+def note_fresh_memory(idle, warmed):
     cmdline = open("/proc/cmdline").read()
     why = " (this kernel's command line sets page_reporting.page_reporting_order)" \
         if "page_reporting" in cmdline else ""
     note("fresh memory after idle: writing 1 GiB of fresh anonymous memory (huge pages asked for; a Python loop, "
-         "one byte a page) took %.0f ms after 20 s of idle and %.0f ms right after%s: memory left free for a few "
-         "seconds is handed back to the host and faulted in again on its first touch. Whatever allocates much "
-         "fresh memory pays it, crac and CRIU alike, as it comes: an eager restore for its whole heap, a "
-         "checkpoint for the page cache that takes its image, a lazy restore for the pages it loads. The 1 GiB "
-         "rows above swing with it from run to run (see their min-max), and the 1 GiB eager rows, taken after "
-         "other work, differ from bench/restore.sh's back-to-back runs." % (idle, warm, why))
+         "one byte a page) took %.0f ms after 20 s of idle, and %.0f ms after 20 s of idle and then `bench/warm "
+         "1536`%s: memory the guest leaves free for a few seconds is handed back to the host and faulted in "
+         "again on its first touch, and the kernel hands out free memory not yet handed back first. Whatever "
+         "allocates much fresh memory pays it, crac and CRIU alike: an eager restore for its whole heap, a "
+         "checkpoint for the page cache that takes its image, a lazy restore for the pages it loads. So that "
+         "every kind meets the same memory, whichever ran before it, each timed step of the heap rows of %d MiB "
+         "and more and of the incremental rows comes right after `bench/warm` wrote 1.5 x the heap of fresh "
+         "memory and freed it (untimed; it took %s ms, median (min–max) of %d: a large figure is memory that "
+         "had gone back to the host). A program restored or checkpointed after idle on such a VM pays the "
+         "difference on top of these rows." % (idle, warmed, why, WARM_FROM_MIB, fmt(warm_ms) if warm_ms else "–",
+                                                len(warm_ms)))
+
 
 # -- 3. incremental vs full re-checkpoint --------------------------------------------------
 incr = None           # None: not available; else (full [ms], incr [ms], full MiB, incr MiB)
@@ -524,6 +561,7 @@ else:
         for i in range(big_reps + 1):
             d_inc = os.path.join(tmp, "incr.%d" % i)
             prog.ask("dirty 1", lambda s: s.startswith("dirtied"))
+            warm(incr_mib)
             v = ckpt_crac(prog, d_inc, ["--keep-running", "--incremental"])
             if i:
                 inc.append(v)
@@ -532,6 +570,7 @@ else:
         for i in range(big_reps + 1):
             d_full = os.path.join(tmp, "full.%d" % i)
             prog.ask("dirty 1", lambda s: s.startswith("dirtied"))
+            warm(incr_mib)
             v = ckpt_crac(prog, d_full, ["--keep-running"])
             if i:
                 full.append(v)
@@ -548,6 +587,8 @@ else:
     if prog:
         prog.kill()
 incr_load.append(load())
+if fresh:
+    note_fresh_memory(*fresh)
 
 shutil.rmtree(tmp, ignore_errors=True)
 
@@ -772,6 +813,10 @@ L.append("- Incremental: one process under `crac run`, a first `--keep-running -
          "--keep-running --incremental` (each image holds what was written since the one before), then rounds "
          "of 1% changed and a full `crac checkpoint --keep-running`; one untimed round first in each. The last "
          "incremental image is restored (lazy and eager) and its heap checked.")
+L.append("- Fresh memory: each timed step of the heap rows of %d MiB and more and of the incremental rows comes "
+         "right after `bench/warm` wrote and freed 1.5 x the heap of fresh memory (untimed), so that crac and CRIU "
+         "meet memory the host backs whatever ran before them; why, and what idle costs on this VM, in the note on "
+         "fresh memory below. The checkpoints of a heap alternate which of crac and CRIU goes first." % WARM_FROM_MIB)
 L.append("- Ratios: median / median, in parentheses the extremes (min of one / max of the other, and the "
          "reverse).")
 L.append("")

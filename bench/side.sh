@@ -20,7 +20,7 @@ mkdir -p "$2"
 out=$(cd "$2" && pwd)
 cd "$(dirname "$0")/.."
 doc=${3:-$(pwd)/docs/bench-side.md}
-for f in "$build/crac" "$build/bench/heap_serve"; do
+for f in "$build/crac" "$build/bench/heap_serve" "$build/bench/warm"; do
 	[ -x "$f" ] || { echo "side.sh: $f missing (build first)" >&2; exit 1; }
 done
 command -v python3 >/dev/null || { echo "side.sh: needs python3 (the driver)" >&2; exit 1; }
