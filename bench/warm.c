@@ -16,7 +16,6 @@
  * the free lists for the step that follows at once. Prints the ms the
  * touch took (large: the memory had gone back to the host).
  */
-#define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>

@@ -4,7 +4,8 @@
 # end-to-end and zoo tests), then the unit tests and the image engine's
 # end-to-end tests again under AddressSanitizer and UBSan (the image engine
 # checkpoints and restores ASan-built programs too), then a short fuzzing
-# run of the image parser when clang is there. Exit status 0 only if
+# run of the image parser and a clang build (-Werror; unit and loader
+# tests) when clang is there. Exit status 0 only if
 # everything passed.
 set -eu
 cd "$(dirname "$0")/.."
@@ -30,6 +31,12 @@ cmake --build build-asan -j"$jobs"
 	ctest --output-on-failure -j"$jobs" -R 'cli\.(image_(trust|target|stdio|sync|compress_lazy)|objects_)')
 
 if command -v clang >/dev/null 2>&1; then
+	# The project builds with clang too, warning-free (-Werror), and its
+	# unit tests and the loader's end-to-end tests pass with that build.
+	CC=clang cmake -S . -B build-clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_FLAGS=-Werror >/dev/null
+	cmake --build build-clang -j"$jobs"
+	(cd build-clang && ctest --output-on-failure -j"$jobs" -L unit &&
+		ctest --output-on-failure -j"$jobs" -R 'cli\.(image_restore|image_lazy|loader_fill|front)$')
 	sh tests/fuzz/run.sh 30
 else
 	echo "test.sh: clang not found: the fuzzing run is skipped (the corpus ran in ctest)"

@@ -163,7 +163,7 @@ int front_dispatch(int argc, char **argv, char **envp)
 		}
 #ifdef CRAC_BIN_TO_LIBEXEC
 		/* "" when bindir and libexecdir are one directory: done above */
-		if (tried == 1 && err[0] == -ENOENT && CRAC_BIN_TO_LIBEXEC[0] &&
+		if (tried == 1 && err[0] == -ENOENT && sizeof(CRAC_BIN_TO_LIBEXEC) > 1 &&
 		    join(cli[tried], sizeof(cli[0]), self, dl, CRAC_BIN_TO_LIBEXEC "/" CLI_NAME)) {
 			what[tried] = cli[tried];
 			err[tried] = exec_cli(cli[tried], argv, envp);
