@@ -92,16 +92,24 @@ static uint64_t join(uint32_t lo, uint32_t hi)
 
 /* The bounding and ambient sets, one prctl per capability (up to the
  * first the kernel does not know). An ambient capability is permitted and
- * inheritable too: none to ask for without inheritable ones (inh). */
-static void read_sets(uint64_t inh, uint64_t *bnd, uint64_t *amb)
+ * inheritable too: none to ask for without inheritable ones (inh). The
+ * capabilities in known_bnd are not asked for and taken as in the bounding
+ * set: a restore only ever drops from it, so it needs to know only the
+ * capabilities the program's bounding set lacks (a program with the whole
+ * set: one call, for the first capability past it). */
+static void read_sets(uint64_t inh, uint64_t known_bnd, uint64_t *bnd, uint64_t *amb)
 {
 	*bnd = *amb = 0;
 	for (int cap = 0; cap < CAPS_MAX; cap++) {
-		long b = prctl_(PR_CAPBSET_READ, cap, 0, 0, 0);
-		if (b < 0)
-			break;
-		if (b)
+		if (known_bnd >> cap & 1)
 			*bnd |= 1ull << cap;
+		else {
+			long b = prctl_(PR_CAPBSET_READ, cap, 0, 0, 0);
+			if (b < 0)
+				break;
+			if (b)
+				*bnd |= 1ull << cap;
+		}
 		if ((inh >> cap & 1) && prctl_(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, cap, 0, 0) == 1)
 			*amb |= 1ull << cap;
 	}
@@ -148,7 +156,9 @@ int64_t img_attrs_seccomp_filters(int tid)
 	return !have_count ? -1 : mode == 2 ? 1 : 0;
 }
 
-void img_attrs_capture(struct img_attrs *a)
+/* The calling thread's attributes; the bounding set only where known_bnd
+ * lacks a capability (read_sets). */
+static void capture(struct img_attrs *a, uint64_t known_bnd)
 {
 	struct __user_cap_data_struct d[2];
 	int v = 0;
@@ -170,8 +180,18 @@ void img_attrs_capture(struct img_attrs *a)
 		a->eff = join(d[0].effective, d[1].effective);
 		a->prm = join(d[0].permitted, d[1].permitted);
 		a->inh = join(d[0].inheritable, d[1].inheritable);
-		read_sets(a->inh, &a->bnd, &a->amb);
+		read_sets(a->inh, known_bnd, &a->bnd, &a->amb);
 	}
+}
+
+void img_attrs_capture(struct img_attrs *a)
+{
+	capture(a, 0);
+}
+
+void img_attrs_capture_now(struct img_attrs *a)
+{
+	capture(a, ~0ull);
 }
 
 /*
@@ -205,10 +225,18 @@ static void problem(char (*problems)[256], int *n, int max, const char *what, un
 	(*n)++;
 }
 
-static int same_caps(const struct img_attrs *a, const struct img_attrs *b)
+/* Whether the calling thread, whose attributes are now's (bounding set
+ * not read: img_attrs_capture_now), has the capabilities a records: the
+ * same sets, and no capability in its bounding set that a's lacks. */
+static int same_caps(const struct img_attrs *a, const struct img_attrs *now)
 {
-	return a->have_caps && b->have_caps && a->eff == b->eff && a->prm == b->prm && a->inh == b->inh &&
-	       a->bnd == b->bnd && a->amb == b->amb && a->securebits == b->securebits;
+	uint64_t bnd, amb;
+
+	if (!a->have_caps || !now->have_caps || a->eff != now->eff || a->prm != now->prm || a->inh != now->inh ||
+	    a->amb != now->amb || a->securebits != now->securebits)
+		return 0;
+	read_sets(0, a->bnd, &bnd, &amb);
+	return bnd == a->bnd;
 }
 
 void img_attrs_restore(const struct img_attrs *a, const struct img_attrs *now, char (*problems)[256], int *n,
@@ -242,7 +270,7 @@ void img_attrs_restore(const struct img_attrs *a, const struct img_attrs *now, c
 		 * the capset below may take away */
 		uint64_t bnd, amb, undropped = 0;
 		int err = 0;
-		read_sets(join(d[0].inheritable, d[1].inheritable), &bnd, &amb);
+		read_sets(join(d[0].inheritable, d[1].inheritable), a->bnd, &bnd, &amb);
 		for (int cap = 0; cap < CAPS_MAX; cap++)
 			if ((bnd & ~a->bnd) >> cap & 1 && prctl_(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
 				undropped |= 1ull << cap;

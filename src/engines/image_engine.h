@@ -102,9 +102,13 @@ struct img_attrs {
 };
 /* Records the calling thread's attributes (async-signal-safe: raw calls). */
 void img_attrs_capture(struct img_attrs *a) CRAC_HIDDEN;
+/* The same at restore, for img_attrs_restore's `now`: the bounding set is
+ * not read (img_attrs_restore asks only for what it may drop). */
+void img_attrs_capture_now(struct img_attrs *a) CRAC_HIDDEN;
 /* Forgets a parent-death signal that the supervisor gave (image_attrs.c). */
 void img_attrs_drop_supervisor(struct img_attrs *a) CRAC_HIDDEN;
-/* Gives them back to the calling thread, whose attributes are now's (what
+/* Gives them back to the calling thread, whose attributes are now's
+ * (img_attrs_capture_now; what
  * already is as recorded costs no call); what cannot be given back is one
  * line each in problems[*n .. max-1] (problems NULL: not said). */
 void img_attrs_restore(const struct img_attrs *a, const struct img_attrs *now, char (*problems)[256], int *n,

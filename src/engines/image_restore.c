@@ -161,7 +161,7 @@ __attribute__((noinline)) int img_restored(struct crac_round *r)
 	int64_t t0 = mono_ns();
 
 	/* What every thread starts with (the loader's), once for all. */
-	img_attrs_capture(&img_attrs_loader);
+	img_attrs_capture_now(&img_attrs_loader);
 
 	/* 0. The leader resumes the original main thread; a clone goes on here. */
 	if (img_threads_restore_leader(&s->thread, &err) < 0)
