@@ -823,6 +823,9 @@ const char *crac_img_lazy_why(uint32_t mode)
 		return "this kernel's userfaultfd lacks the fork/remap/remove/unmap events lazy restore needs";
 	case CRAC_LAZY_OFF_SMALL:
 		return "no mapping is large enough to be worth loading lazily";
+	case CRAC_LAZY_OFF_WALKED:
+		return "the working set shows the program goes through most of its large mappings at once: "
+		       "loaded whole first (faster than page by page)";
 	}
 	return "unknown";
 }

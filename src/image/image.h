@@ -503,6 +503,7 @@ enum {
 	CRAC_LAZY_OFF_PRIVILEGE,     /* no userfaultfd that handles kernel faults */
 	CRAC_LAZY_OFF_KERNEL,        /* userfaultfd lacks a needed feature */
 	CRAC_LAZY_OFF_SMALL,         /* no mapping large enough to be worth it */
+	CRAC_LAZY_OFF_WALKED,        /* the working set: the program walks its lazy mappings at once */
 };
 
 /*

@@ -27,6 +27,10 @@ setup() {
 	# what the next restore loaded failed. (Tests that need longer set
 	# their own.)
 	export CRAC_TEST_WS_RECORD_MS=1000
+	# The working set used to order the loading only: "read" goes through
+	# all of the big mapping, which would otherwise be loaded eagerly once
+	# its working set shows that (the test of that sets its own).
+	export CRAC_WORKING_SET=lazy
 	require_image_engine
 }
 
@@ -478,4 +482,43 @@ waiting() {
 	echo "$stderr" | grep -qx "crac: working set: recording it: not written: the file system did not answer within 2 s (the store goes on without this restore: a partial file it leaves is removed)"
 	[ -z "$(ls -A "$T/img" | grep -v -x -e header -e pages)" ]
 	record
+}
+
+@test "a mapping the program goes through at once is loaded eagerly once its working set shows it; one touched here and there stays lazy" {
+	checkpoint
+	# "read" reads every page of the 32 MiB mapping: its recording (page
+	# by page, 1 s) holds whole MiB blocks of it
+	restore CRAC_WORKING_SET= -- read
+	if [ "$status" -ne 0 ] && echo "$stderr" | grep -q -- "lazy restore needs"; then
+		skip "no userfaultfd for kernel faults here"
+	fi
+	[ "$status" -eq 0 ]
+	echo "$stderr" | grep -Eq "^crac: working set: recording it: [0-9]+ pages written$"
+	restore CRAC_WORKING_SET= -- read
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok read" ]
+	# the big mapping eager (the image's small ones stay lazy, if any)
+	echo "$stderr" | grep -Eq "^crac: working set: loaded first; 1 mapping it shows walked loaded eagerly \(32 MiB\): |eager: the working set shows the program goes through most of its large mappings at once"
+	local lazy
+	lazy=$(echo "$stderr" | sed -n 's/^crac: restore stats: .*(\([0-9.]*\) MiB read, \([0-9.]*\) MiB lazy.*/\2/p')
+	echo "lazy MiB: $lazy"
+	[ -n "$lazy" ]
+	[ "${lazy%.*}" -lt 32 ]
+	# asked to keep it lazy: it is
+	restore CRAC_WORKING_SET=lazy -- read
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok read" ]
+	if echo "$stderr" | grep -q "walked"; then false; fi
+	echo "$stderr" | grep -Eq "^crac: restore stats: .*\([0-9.]+ MiB read, 3[2-9]\.[0-9] MiB lazy"
+	# a program that touches three pages of it in the 200 ms recorded (it
+	# reads the rest later): recorded, and still lazy
+	rm "$T/img/working-set"
+	waiting CRAC_WORKING_SET= CRAC_TEST_WS_RECORD_MS=200
+	[ "$status" -eq 0 ]
+	echo "$stderr" | grep -Eq "^crac: working set: recording it: [0-9]+ pages written$"
+	restore CRAC_WORKING_SET= -- read
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok read" ]
+	loaded_first
+	if echo "$stderr" | grep -q "walked"; then false; fi
 }
