@@ -179,6 +179,7 @@ struct lazy {
 		long err;                /* writing it failed: -errno */
 		bool written;
 		struct ws_file file;     /* the file as the stores collected left it */
+		bool empty;              /* the recording ended with nothing: its claim removed (ws_unclaim) */
 		uint8_t left;            /* after a failure: what stays of it (WS_LEFT_*) */
 		struct ws_job *job;      /* the store the writer has in hand, or 0 */
 		bool final_due;          /* recording over: the whole to store once the writer is free */
@@ -1010,6 +1011,7 @@ struct ws_job {
 	uint32_t flags;             /* the area's (CRAC_LAZY_WS_*) */
 	bool replace;               /* the loader found an unusable file there */
 	bool final;                 /* the whole working set, not partial */
+	bool drop;                  /* final, and nothing recorded: our claim removed, nothing stored */
 	struct ws_file file;        /* in: as the stores before left it; out: as this one does */
 	int held;                   /* out: the file placed, open and flock'ed: descriptor + 1, 0 */
 	long rc;                    /* out: 0 or -errno (EEXIST: another restore claimed it first) */
@@ -1022,30 +1024,71 @@ struct ws_job {
 	struct crac_img_ws_page pg[];
 };
 
-/* Is DIR/working-set still the file we stored last (same inode)? */
-static bool ws_ours(const struct ws_job *j)
-{
-	struct stat st;
-
-	return j->file.claimed && sys_fstatat(j->dir_fd, CRAC_IMG_WS_FILE, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-	       (uint64_t)st.st_dev == j->file.dev && (uint64_t)st.st_ino == j->file.ino;
-}
-
-/* A store failed: our file is removed if the name still holds it. (Only
- * a restore told to replace the file, CRAC_WORKING_SET=record, may put
- * another there between the look and the unlink; its own next store puts
- * it back.) */
+/*
+ * A store failed (or the recording holds nothing): our file is removed, if
+ * the name still holds it, so that a later restore records it. Never by
+ * its name alone: between a look at the name (its dev and inode ours) and
+ * the unlink, another restore may have put its own file there (one told
+ * to replace it, CRAC_WORKING_SET=record; or one that claimed the name
+ * once ours was gone), and the unlink would remove that. So what holds
+ * the name is first renamed aside, to a temporary name of ours (a rename
+ * moves exactly one inode, at once), and only then looked at: ours, it is
+ * unlinked; another's, it is renamed back (RENAME_NOREPLACE, or a hard
+ * link where the file system lacks it) unless a third file took the name
+ * meanwhile, which supersedes it. The name is empty for that moment: a
+ * restore that looks then records too, and its claim is the one kept.
+ */
 static void ws_unclaim(struct ws_job *j)
 {
+	char aside[80];
+	struct crac_img_buf b = { aside, 0, sizeof(aside) };
+	struct stat st;
+	int d = j->dir_fd;
+
+	j->left = WS_LEFT_NOTHING;
 	if (!j->file.claimed)
-		j->left = WS_LEFT_NOTHING;
-	else if (!ws_ours(j))
-		j->left = WS_LEFT_OTHERS;
-	else if (SYS(SYS_unlinkat, j->dir_fd, CRAC_IMG_WS_FILE, 0, 0, 0, 0) == 0)
-		j->left = WS_LEFT_REMOVED;
-	else
-		j->left = WS_LEFT_KEPT;
+		return;
 	j->file.claimed = false;
+	if (j->flags & CRAC_LAZY_WS_TEST_UNCLAIM) {
+		struct timespec t = { 1, 0 };   /* tests: another file takes the name meanwhile */
+		SYS(SYS_nanosleep, &t, 0, 0, 0, 0, 0);
+	}
+	/* (named like the temporaries: removed with the image, and not taken
+	 * for another restore's claim) */
+	crac_img_puts(&b, "." CRAC_IMG_WS_FILE ".tmp-");
+	crac_img_putu(&b, (uint64_t)SYS(SYS_gettid, 0, 0, 0, 0, 0, 0));
+	crac_img_puts(&b, "-");
+	crac_img_putu(&b, now_ns());
+	crac_img_puts(&b, "-gone");
+	long rc = SYS(SYS_renameat, d, CRAC_IMG_WS_FILE, d, aside, 0, 0);
+	if (rc == -ENOENT) {
+		j->left = WS_LEFT_REMOVED;   /* (gone already: a later restore records it) */
+		return;
+	}
+	if (rc < 0) {
+		j->left = WS_LEFT_KEPT;
+		return;
+	}
+	if (sys_fstatat(d, aside, &st, AT_SYMLINK_NOFOLLOW) == 0 && (uint64_t)st.st_dev == j->file.dev &&
+	    (uint64_t)st.st_ino == j->file.ino) {
+		SYS(SYS_unlinkat, d, aside, 0, 0, 0, 0);
+		j->left = WS_LEFT_REMOVED;
+		return;
+	}
+	/* another's: back under the name, unless a newer one is there */
+	j->left = WS_LEFT_OTHERS;
+	bool linked = false;
+	rc = (j->flags & CRAC_LAZY_WS_NO_NOREPLACE)
+		     ? -EINVAL
+		     : SYS(SYS_renameat2, d, aside, d, CRAC_IMG_WS_FILE, 1 /* RENAME_NOREPLACE */, 0);
+	if (rc == -EINVAL || rc == -ENOSYS) {
+		rc = SYS(SYS_linkat, d, aside, d, CRAC_IMG_WS_FILE, 0, 0);
+		linked = rc == 0;
+	}
+	/* superseded, or linked back (another failure leaves it aside, a
+	 * temporary that a checkpoint of the image removes) */
+	if (rc == -EEXIST || linked)
+		SYS(SYS_unlinkat, d, aside, 0, 0, 0, 0);
 }
 
 /*
@@ -1118,6 +1161,16 @@ static void ws_job_run(struct ws_job *j)
 	if (j->flags & CRAC_LAZY_WS_TEST_STUCK) {
 		struct timespec d = { 10, 0 };   /* tests: a file system that does not answer */
 		SYS(SYS_nanosleep, &d, 0, 0, 0, 0, 0);
+	}
+	if (j->drop) {
+		/* An empty working set stored whole would never be recorded
+		 * again (a program that touched nothing in its first moments
+		 * this time, a server waiting for its first client): the claim
+		 * goes, and a later restore records it. */
+		ws_unclaim(j);
+		j->file.kept = 0;
+		j->rc = 0;
+		return;
 	}
 	/* The temporary's name: our thread id and the time. The id alone
 	 * recurs (the restores of each new pid namespace get the same ones),
@@ -1257,8 +1310,9 @@ static void ws_collect(struct lazy *L)
 		L->ws.file.held = 0;
 	}
 	bool final = j->final;
-	if (rc < 0)
+	if (rc < 0 || j->drop)
 		L->ws.left = j->left;
+	L->ws.empty = j->drop && rc == 0;
 	sys_munmap(j, j->size);
 	if (rc < 0) {
 		/* the recording is over: given up */
@@ -1267,7 +1321,7 @@ static void ws_collect(struct lazy *L)
 		L->ws.err = rc == -EEXIST ? 0 : rc;   /* EEXIST: another restore's is there */
 		L->ws.over = true;
 	} else if (final) {
-		L->ws.written = true;
+		L->ws.written = !L->ws.empty;
 		L->ws.over = true;
 	}
 }
@@ -1312,6 +1366,7 @@ static long ws_store(struct lazy *L, bool final)
 	j->flags = a->flags;
 	j->replace = (a->flags & CRAC_LAZY_WS_REPLACE) != 0;
 	j->final = final;
+	j->drop = final && h->n == 0;
 	j->file = L->ws.file;
 	j->size = size;
 	L->ws.stored_n = L->ws.n;
@@ -1941,6 +1996,15 @@ static void report(struct lazy *L)
 			crac_img_puts(&w, ": ");
 			crac_img_putu(&w, L->ws.n);
 			crac_img_puts(&w, " pages written");
+		} else if (L->ws.empty) {
+			crac_img_puts(&w, ": no page touched in its first ");
+			crac_img_putu(&w, L->a->ws_record_ms);
+			crac_img_puts(&w, L->ws.left == WS_LEFT_OTHERS
+					      ? " ms: none written; " CRAC_IMG_WS_FILE " is another restore's now"
+				      : L->ws.left == WS_LEFT_KEPT
+					      ? " ms: none written; its claim (an empty file, marked partial) could not be "
+						"removed: remove it to have it recorded again"
+					      : " ms: none written, its claim removed: a later restore records it");
 		} else if (L->ws.abandoned) {
 			crac_img_puts(&w, ": not written: the file system did not answer within ");
 			crac_img_putu(&w, WS_WAIT_NS / 1000000000ull);

@@ -1794,6 +1794,8 @@ static void read_environment(char **envp)
 			ld.plan.flags |= CRAC_LAZY_TEST_LATE;   /* tests: the program out of the loader first */
 		else if (!strcmp(*e, "CRAC_TEST_WS_DAMAGE=1"))
 			ld.plan.flags |= CRAC_LAZY_WS_TEST_DAMAGE;   /* tests: the check after storing */
+		else if (!strcmp(*e, "CRAC_TEST_WS_UNCLAIM_SLOW=1"))
+			ld.plan.flags |= CRAC_LAZY_WS_TEST_UNCLAIM;  /* tests: a file put there before we remove ours */
 		else if (!strcmp(*e, "CRAC_TEST_WS_STUCK=1"))
 			ld.plan.flags |= CRAC_LAZY_WS_TEST_STUCK;    /* tests: a store that does not end */
 		else if (!strcmp(*e, "CRAC_LAZY_SMALL=off"))

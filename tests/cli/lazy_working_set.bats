@@ -522,3 +522,44 @@ waiting() {
 	loaded_first
 	if echo "$stderr" | grep -q "walked"; then false; fi
 }
+
+@test "a recording with no page touched stores nothing and removes its claim: a later restore records it" {
+	checkpoint
+	restore -- read   # (skips without lazy restore)
+	rm -f "$T/img/working-set"
+	# "wait0" touches nothing lazy until told to go, after the 100 ms
+	# recorded (the small mappings are eager without prefetch)
+	WAIT_OPTS=--stats start_waiting wait0 CRAC_TEST_WS_RECORD_MS=100 CRAC_LAZY_PREFETCH=off
+	sleep 0.5
+	ls -la "$T/img"
+	finish_waiting
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok wait0" ]
+	echo "$stderr" | grep -qx "crac: working set: recording it: no page touched in its first 100 ms: none written, its claim removed: a later restore records it"
+	[ -z "$(ls -A "$T/img" | grep -v -x -e header -e pages)" ]
+	record
+}
+
+@test "a store that fails never removes a file another restore put in its place meanwhile" {
+	checkpoint
+	record   # (skips without lazy restore)
+	cp "$T/img/working-set" "$T/good"
+	rm "$T/img/working-set"
+	# the claim fails its read-back (CRAC_TEST_WS_DAMAGE) and is removed,
+	# 1 s later (CRAC_TEST_WS_UNCLAIM_SLOW); meanwhile another file takes
+	# the name, as another restore's store would (a rename over it)
+	WAIT_OPTS=--stats start_waiting wait3 CRAC_TEST_WS_DAMAGE=1 CRAC_TEST_WS_UNCLAIM_SLOW=1
+	sleep 0.3
+	cp "$T/good" "$T/other"
+	mv -f "$T/other" "$T/img/working-set"
+	sleep 1.5
+	finish_waiting
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok wait3" ]
+	echo "$stderr" | grep -qx "crac: working set: recording it: not written: Input/output error (errno 5); working-set is another restore's now"
+	cmp "$T/good" "$T/img/working-set"
+	[ -z "$(ls -A "$T/img" | grep -v -x -e header -e pages -e working-set)" ]
+	restore -- read
+	[ "$status" -eq 0 ]
+	loaded_first
+}
