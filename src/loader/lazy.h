@@ -41,6 +41,9 @@ long lazy_register(int uffd, uint64_t start, uint64_t len);
  * to be loaded eagerly (faster than page by page). Returns how many. Only
  * for a working set that is used (CRAC_WORKING_SET unset). */
 uint32_t lazy_walked(const struct lazy_plan *pl, const struct crac_img_view *v, bool *is_lazy);
+/* Do the maps marked in is_lazy hold too little memory in all for a lazy
+ * restore to be worth its fixed costs? */
+bool lazy_too_little(const struct crac_img_view *v, const bool *is_lazy);
 /* Builds the lazy area for the maps marked in is_lazy and starts the thread
  * (res->lazy_entry); fills res->lazy_*. An incremental image: chain holds
  * the images below it (open: the thread gets their pages files), whose

@@ -2062,6 +2062,14 @@ static void plan_lazy(void)
 		for (uint32_t m = 0; m < h->n_maps; m++)
 			ld.n_lazy_refs += is_lazy[m] && (v->maps[m].flags & CRAC_MAPF_REFS);
 	}
+	/* Too little left to it: eager (not with --lazy, nor with
+	 * CRAC_LAZY_PREFETCH=off: tests of the fault paths). */
+	if (!ld.populate && ld.n_lazy && !ld.lazy && !(pl->flags & CRAC_LAZY_NO_PREFETCH) &&
+	    lazy_too_little(v, is_lazy)) {
+		memset(is_lazy, 0, h->n_maps);
+		ld.n_lazy = 0;
+		ld.n_lazy_refs = 0;
+	}
 	if (!ld.populate && ld.n_lazy && pretend("userfaultfd")) {
 		pl->mode = CRAC_LAZY_OFF_KERNEL;
 		memset(is_lazy, 0, h->n_maps);
