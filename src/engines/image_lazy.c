@@ -179,13 +179,14 @@ struct lazy {
 		long err;                /* writing it failed: -errno */
 		bool written;
 		struct ws_file file;     /* the file as the stores collected left it */
+		bool empty;              /* the recording ended with nothing: its claim removed (ws_unclaim) */
 		uint8_t left;            /* after a failure: what stays of it (WS_LEFT_*) */
 		struct ws_job *job;      /* the store the writer has in hand, or 0 */
 		bool final_due;          /* recording over: the whole to store once the writer is free */
 		bool over;               /* nothing more to store (written, or given up) */
 		bool released;           /* ... and its directory and entries given back (ws_release) */
 		bool abandoned;          /* the last store took longer than WS_WAIT_NS: not waited for */
-		uint32_t writer_tid;     /* the last writer started */
+		uint32_t writer_pid;     /* the last writer started (a process: ws_writer_start) */
 		uint32_t stored_n;       /* entries in it */
 		uint64_t last_ns;        /* the last fault recorded */
 		uint32_t next;           /* loading it: the next entry ... */
@@ -316,6 +317,21 @@ static long seg_find(const struct view *v, uint64_t addr)
 			return mid;
 	}
 	return -1;
+}
+
+/* Index of the first segment that starts above addr (v->n: none). */
+static uint32_t seg_above(const struct view *v, uint64_t addr)
+{
+	uint32_t lo = 0, hi = v->n;
+
+	while (lo < hi) {
+		uint32_t mid = (lo + hi) / 2;
+		if (v->seg[mid].addr > addr)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo;
 }
 
 static void seg_grow(struct lazy *L, struct view *v)
@@ -981,10 +997,13 @@ static void ws_note(struct lazy *L, const struct crac_img_lazy_seg *s, uint64_t 
  * (ws_unclaim), so that a later restore records it: left partial, it
  * would be used as it is for good.
  *
- * The stores are the writer's (a thread of its own, one store at a time:
- * struct ws_job), never this thread's: this one serves the program's page
- * faults, and a file system that does not answer (a hung NFS server) must
- * not stop it. It hands a store over and waits WS_SYNC_NS at most for the
+ * The stores are the writer's (a process of its own that shares our
+ * memory and file table, one store at a time: struct ws_job), never this
+ * thread's: this one serves the program's page faults, and a file system
+ * that does not answer (a hung NFS server) must not stop it. Not a thread
+ * of the program, nor a child (ws_writer_start): a store that hangs must
+ * not hold the program's exit, nor be a thread a checkpoint cannot stop
+ * or a child it refuses. It hands a store over and waits WS_SYNC_NS at most for the
  * answer (a file system that answers takes far less), then looks for it as
  * it goes (ws_poll); a quiet moment while the writer is busy stores
  * nothing (the next one does). Before it says everything is loaded, and before it
@@ -1010,42 +1029,86 @@ struct ws_job {
 	uint32_t flags;             /* the area's (CRAC_LAZY_WS_*) */
 	bool replace;               /* the loader found an unusable file there */
 	bool final;                 /* the whole working set, not partial */
+	bool drop;                  /* final, and nothing recorded: our claim removed, nothing stored */
 	struct ws_file file;        /* in: as the stores before left it; out: as this one does */
 	int held;                   /* out: the file placed, open and flock'ed: descriptor + 1, 0 */
 	long rc;                    /* out: 0 or -errno (EEXIST: another restore claimed it first) */
 	uint8_t left;               /* out, on failure: WS_LEFT_* */
 	uint64_t size;              /* of this mapping */
 	void *stack;                /* the writer's (WS_WRITER_STACK bytes, its thread pointer at the bottom) */
+	void *writer_sp;            /* ... its top, fn and arg pushed (for ws_spawn) */
+	uint32_t pid;               /* the writer's process id (set by the clone) */
 	uint32_t want;              /* the crc32c of the file's bytes */
 	struct crac_img_crc crc;
 	struct crac_img_ws_head h;
 	struct crac_img_ws_page pg[];
 };
 
-/* Is DIR/working-set still the file we stored last (same inode)? */
-static bool ws_ours(const struct ws_job *j)
-{
-	struct stat st;
-
-	return j->file.claimed && sys_fstatat(j->dir_fd, CRAC_IMG_WS_FILE, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-	       (uint64_t)st.st_dev == j->file.dev && (uint64_t)st.st_ino == j->file.ino;
-}
-
-/* A store failed: our file is removed if the name still holds it. (Only
- * a restore told to replace the file, CRAC_WORKING_SET=record, may put
- * another there between the look and the unlink; its own next store puts
- * it back.) */
+/*
+ * A store failed (or the recording holds nothing): our file is removed, if
+ * the name still holds it, so that a later restore records it. Never by
+ * its name alone: between a look at the name (its dev and inode ours) and
+ * the unlink, another restore may have put its own file there (one told
+ * to replace it, CRAC_WORKING_SET=record; or one that claimed the name
+ * once ours was gone), and the unlink would remove that. So what holds
+ * the name is first renamed aside, to a temporary name of ours (a rename
+ * moves exactly one inode, at once), and only then looked at: ours, it is
+ * unlinked; another's, it is renamed back (RENAME_NOREPLACE, or a hard
+ * link where the file system lacks it) unless a third file took the name
+ * meanwhile, which supersedes it. The name is empty for that moment: a
+ * restore that looks then records too, and its claim is the one kept.
+ */
 static void ws_unclaim(struct ws_job *j)
 {
+	char aside[80];
+	struct crac_img_buf b = { aside, 0, sizeof(aside) };
+	struct stat st;
+	int d = j->dir_fd;
+
+	j->left = WS_LEFT_NOTHING;
 	if (!j->file.claimed)
-		j->left = WS_LEFT_NOTHING;
-	else if (!ws_ours(j))
-		j->left = WS_LEFT_OTHERS;
-	else if (SYS(SYS_unlinkat, j->dir_fd, CRAC_IMG_WS_FILE, 0, 0, 0, 0) == 0)
-		j->left = WS_LEFT_REMOVED;
-	else
-		j->left = WS_LEFT_KEPT;
+		return;
 	j->file.claimed = false;
+	if (j->flags & CRAC_LAZY_WS_TEST_UNCLAIM) {
+		struct timespec t = { 1, 0 };   /* tests: another file takes the name meanwhile */
+		SYS(SYS_nanosleep, &t, 0, 0, 0, 0, 0);
+	}
+	/* (named like the temporaries: removed with the image, and not taken
+	 * for another restore's claim) */
+	crac_img_puts(&b, "." CRAC_IMG_WS_FILE ".tmp-");
+	crac_img_putu(&b, (uint64_t)SYS(SYS_gettid, 0, 0, 0, 0, 0, 0));
+	crac_img_puts(&b, "-");
+	crac_img_putu(&b, now_ns());
+	crac_img_puts(&b, "-gone");
+	long rc = SYS(SYS_renameat, d, CRAC_IMG_WS_FILE, d, aside, 0, 0);
+	if (rc == -ENOENT) {
+		j->left = WS_LEFT_REMOVED;   /* (gone already: a later restore records it) */
+		return;
+	}
+	if (rc < 0) {
+		j->left = WS_LEFT_KEPT;
+		return;
+	}
+	if (sys_fstatat(d, aside, &st, AT_SYMLINK_NOFOLLOW) == 0 && (uint64_t)st.st_dev == j->file.dev &&
+	    (uint64_t)st.st_ino == j->file.ino) {
+		SYS(SYS_unlinkat, d, aside, 0, 0, 0, 0);
+		j->left = WS_LEFT_REMOVED;
+		return;
+	}
+	/* another's: back under the name, unless a newer one is there */
+	j->left = WS_LEFT_OTHERS;
+	bool linked = false;
+	rc = (j->flags & CRAC_LAZY_WS_NO_NOREPLACE)
+		     ? -EINVAL
+		     : SYS(SYS_renameat2, d, aside, d, CRAC_IMG_WS_FILE, 1 /* RENAME_NOREPLACE */, 0);
+	if (rc == -EINVAL || rc == -ENOSYS) {
+		rc = SYS(SYS_linkat, d, aside, d, CRAC_IMG_WS_FILE, 0, 0);
+		linked = rc == 0;
+	}
+	/* superseded, or linked back (another failure leaves it aside, a
+	 * temporary that a checkpoint of the image removes) */
+	if (rc == -EEXIST || linked)
+		SYS(SYS_unlinkat, d, aside, 0, 0, 0, 0);
 }
 
 /*
@@ -1119,6 +1182,16 @@ static void ws_job_run(struct ws_job *j)
 		struct timespec d = { 10, 0 };   /* tests: a file system that does not answer */
 		SYS(SYS_nanosleep, &d, 0, 0, 0, 0, 0);
 	}
+	if (j->drop) {
+		/* An empty working set stored whole would never be recorded
+		 * again (a program that touched nothing in its first moments
+		 * this time, a server waiting for its first client): the claim
+		 * goes, and a later restore records it. */
+		ws_unclaim(j);
+		j->file.kept = 0;
+		j->rc = 0;
+		return;
+	}
 	/* The temporary's name: our thread id and the time. The id alone
 	 * recurs (the restores of each new pid namespace get the same ones),
 	 * and a temporary a restore killed before its rename left under it
@@ -1190,6 +1263,7 @@ static __attribute__((noreturn)) void ws_writer(struct ws_job *j)
 	void *stack = j->stack;
 	int dir_fd = j->dir_fd;
 
+	sys_prctl(PR_SET_NAME, "crac-ws-writer", 0, 0, 0);   /* (ps, top: what it is) */
 	ws_job_run(j);
 	int held = j->held;
 	bool partial = !j->final, claimed = j->file.claimed;
@@ -1208,31 +1282,73 @@ static __attribute__((noreturn)) void ws_writer(struct ws_job *j)
 	leave(stack, WS_WRITER_STACK);
 }
 
-/* Starts the writer on j; false if it cannot be (then the store is done
- * here: as before there was a writer). */
-static bool ws_writer_start(struct ws_job *j, uint32_t *tid)
+/* The writer's parent for a moment (on a stack of its own, our thread
+ * pointer): it starts the writer and exits at once, which leaves the
+ * writer to init (or the nearest subreaper), who reaps it. */
+static __attribute__((noreturn)) void ws_spawn(struct ws_job *j)
+{
+	/* our memory and file table (the directory), a thread pointer of
+	 * its own (ours is in the area, which may be gone before it is); no
+	 * exit signal; no tid cleared at its exit (the word would be in a
+	 * mapping gone) */
+	unsigned long flags = CLONE_VM | CLONE_FILES | CLONE_SETTLS | CLONE_PARENT_SETTID;
+	long pid = crac__lazy_clone(flags, j->writer_sp, &j->pid, 0, (unsigned long)(uintptr_t)j->stack);
+
+	SYS(SYS_exit, pid > 0 ? 0 : 1, 0, 0, 0, 0, 0);
+	__builtin_unreachable();
+}
+
+#define WS_SPAWN_STACK (16u << 10)
+#define WCLONE_ 0x80000000   /* __WCLONE: a child with no exit signal */
+
+/*
+ * Starts the writer on j; false if it cannot be (then the store is done
+ * here: as before there was a writer). A process, not a thread of the
+ * program: one that hangs in the file system would otherwise stay a
+ * thread of it for as long (its exit waits for it, a checkpoint cannot
+ * stop it). Nor a child of it: a short-lived parent (ws_spawn) starts
+ * it, and is reaped here at once. The writer shares our memory (the job,
+ * its own stack) and file table, has all signals blocked (ours), and
+ * runs our code only; once the program is gone it keeps that memory
+ * until its store returns.
+ */
+static bool ws_writer_start(struct ws_job *j, uint32_t *pid)
 {
 	char *s = map_mem(WS_WRITER_STACK);
+	char *m = s ? map_mem(WS_SPAWN_STACK) : 0;
 
-	if (!s)
+	if (!m) {
+		if (s)
+			sys_munmap(s, WS_WRITER_STACK);
 		return false;
-	/* its thread pointer: a word of its own at the bottom of its stack
-	 * (ours is in the area, which may be gone before the writer is) */
+	}
+	/* its thread pointer: a word of its own at the bottom of its stack */
 	uint64_t *tls = (uint64_t *)s;
 	tls[0] = (uint64_t)(uintptr_t)tls;
 	uint64_t *sp = (uint64_t *)(s + WS_WRITER_STACK);
 	*--sp = (uint64_t)(uintptr_t)j;          /* arg */
 	*--sp = (uint64_t)(uintptr_t)ws_writer;  /* fn */
 	j->stack = s;
-	/* our file table (the directory), signals blocked as ours are; no
-	 * tid cleared at its exit: the word would be in a mapping gone */
-	unsigned long flags = CLONE_VM | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM | CLONE_SETTLS |
-			      CLONE_PARENT_SETTID;
-	/* (the read-ahead helper's trampoline) */
-	if (crac__lazy_clone(flags, sp, tid, 0, (unsigned long)(uintptr_t)tls) <= 0) {
+	j->writer_sp = sp;
+	j->pid = 0;
+	uint64_t *msp = (uint64_t *)(m + WS_SPAWN_STACK);
+	*--msp = (uint64_t)(uintptr_t)j;
+	*--msp = (uint64_t)(uintptr_t)ws_spawn;
+	/* (the read-ahead helper's trampoline; exit signal 0) */
+	long c = crac__lazy_clone(CLONE_VM | CLONE_FILES, msp, 0, 0, 0);
+	if (c > 0) {
+		/* reaped here (ECHILD: a wait of the program's with __WALL
+		 * took it first); whether it started the writer: the id the
+		 * clone wrote */
+		int status = 0;
+		SYS(SYS_wait4, c, &status, WCLONE_, 0, 0, 0);
+	}
+	sys_munmap(m, WS_SPAWN_STACK);
+	if (c <= 0 || !__atomic_load_n(&j->pid, __ATOMIC_ACQUIRE)) {
 		sys_munmap(s, WS_WRITER_STACK);
 		return false;
 	}
+	*pid = j->pid;
 	return true;
 }
 
@@ -1257,8 +1373,9 @@ static void ws_collect(struct lazy *L)
 		L->ws.file.held = 0;
 	}
 	bool final = j->final;
-	if (rc < 0)
+	if (rc < 0 || j->drop)
 		L->ws.left = j->left;
+	L->ws.empty = j->drop && rc == 0;
 	sys_munmap(j, j->size);
 	if (rc < 0) {
 		/* the recording is over: given up */
@@ -1267,7 +1384,7 @@ static void ws_collect(struct lazy *L)
 		L->ws.err = rc == -EEXIST ? 0 : rc;   /* EEXIST: another restore's is there */
 		L->ws.over = true;
 	} else if (final) {
-		L->ws.written = true;
+		L->ws.written = !L->ws.empty;
 		L->ws.over = true;
 	}
 }
@@ -1312,11 +1429,12 @@ static long ws_store(struct lazy *L, bool final)
 	j->flags = a->flags;
 	j->replace = (a->flags & CRAC_LAZY_WS_REPLACE) != 0;
 	j->final = final;
+	j->drop = final && h->n == 0;
 	j->file = L->ws.file;
 	j->size = size;
 	L->ws.stored_n = L->ws.n;
 	L->ws.job = j;
-	if (!ws_writer_start(j, &L->ws.writer_tid)) {
+	if (!ws_writer_start(j, &L->ws.writer_pid)) {
 		/* no writer: stored here, however long it takes */
 		ws_job_run(j);
 		sys_close(j->dir_fd);
@@ -1422,14 +1540,8 @@ static void ws_wait(struct lazy *L)
 		struct timespec d = { 0, 1000000 };   /* (no wake from the writer: see ws_writer) */
 		SYS(SYS_nanosleep, &d, 0, 0, 0, 0, 0);
 	}
-	/* its last steps after DONE (closing, unmapping its stack): gone
-	 * before a checkpoint may stop the threads */
-	long pid = SYS(SYS_getpid, 0, 0, 0, 0, 0, 0);
-	while (!L->ws.abandoned && L->ws.writer_tid && now_ns() < until &&
-	       SYS(SYS_tgkill, pid, L->ws.writer_tid, 0, 0, 0, 0) == 0) {
-		struct timespec d = { 0, 100000 };
-		SYS(SYS_nanosleep, &d, 0, 0, 0, 0, 0);
-	}
+	/* (its last steps after DONE, closing and unmapping its stack, are
+	 * no thread's of the program: a checkpoint does not wait for them) */
 }
 
 #define WS_RUN 16u   /* pages read at once: neighbours in the working set */
@@ -1618,7 +1730,27 @@ static bool serve(struct lazy *L, struct view *v, uint64_t addr)
 			return true;
 		}
 	}
-	/* Nothing stored here (a hole, or a page that must read as zero). */
+	/*
+	 * Nothing stored here (a hole, or a page that must read as zero). A
+	 * hole: all of it in addr's FAULT_WINDOW block at once (a server's
+	 * untouched stacks and arenas, a few pages apart: redis-server took
+	 * 36 faults on them before its first answer, each a round trip),
+	 * unless a page of it is there already or it crosses the end of the
+	 * mapping (EEXIST, ENOENT): then the page alone, as before.
+	 */
+	if (i < 0) {
+		uint32_t j = seg_above(v, addr);
+		uint64_t lo = addr & ~(uint64_t)(FAULT_WINDOW - 1), hi = lo + FAULT_WINDOW;
+		if (j > 0 && v->seg[j - 1].addr + v->seg[j - 1].len > lo)
+			lo = v->seg[j - 1].addr + v->seg[j - 1].len;
+		if (j < v->n && v->seg[j].addr < hi)
+			hi = v->seg[j].addr;
+		struct uffdio_zeropage zw = { .range = { .start = lo, .len = hi - lo } };
+		if (hi - lo > P && lo <= addr && addr < hi && SYS(SYS_ioctl, v->uffd, UFFDIO_ZEROPAGE, &zw, 0, 0, 0) == 0) {
+			L->zero += (hi - lo) / P;
+			return true;
+		}
+	}
 	struct uffdio_zeropage z = { .range = { .start = addr, .len = P } };
 	rc = SYS(SYS_ioctl, v->uffd, UFFDIO_ZEROPAGE, &z, 0, 0, 0);
 	if (rc == 0) {
@@ -1941,11 +2073,21 @@ static void report(struct lazy *L)
 			crac_img_puts(&w, ": ");
 			crac_img_putu(&w, L->ws.n);
 			crac_img_puts(&w, " pages written");
+		} else if (L->ws.empty) {
+			crac_img_puts(&w, ": no page touched in its first ");
+			crac_img_putu(&w, L->a->ws_record_ms);
+			crac_img_puts(&w, L->ws.left == WS_LEFT_OTHERS
+					      ? " ms: none written; " CRAC_IMG_WS_FILE " is another restore's now"
+				      : L->ws.left == WS_LEFT_KEPT
+					      ? " ms: none written; its claim (an empty file, marked partial) could not be "
+						"removed: remove it to have it recorded again"
+					      : " ms: none written, its claim removed: a later restore records it");
 		} else if (L->ws.abandoned) {
 			crac_img_puts(&w, ": not written: the file system did not answer within ");
 			crac_img_putu(&w, WS_WAIT_NS / 1000000000ull);
-			crac_img_puts(&w, " s (the store goes on without this restore: a partial file it leaves is "
-					  "removed)");
+			crac_img_puts(&w, " s (the store goes on without this restore, in process ");
+			crac_img_putu(&w, L->ws.writer_pid);
+			crac_img_puts(&w, ", not one of the program's: a partial file it leaves is removed)");
 		} else if (L->ws.err) {
 			crac_img_puts(&w, ": not written");
 			crac_img_put_err(&w, L->ws.err);

@@ -822,7 +822,10 @@ const char *crac_img_lazy_why(uint32_t mode)
 	case CRAC_LAZY_OFF_KERNEL:
 		return "this kernel's userfaultfd lacks the fork/remap/remove/unmap events lazy restore needs";
 	case CRAC_LAZY_OFF_SMALL:
-		return "no mapping is large enough to be worth loading lazily";
+		return "too little memory (under 4 MiB in its large mappings) to be worth loading lazily";
+	case CRAC_LAZY_OFF_WALKED:
+		return "the working set shows the program goes through most of its large mappings at once: "
+		       "loaded whole first (faster than page by page)";
 	}
 	return "unknown";
 }

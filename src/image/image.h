@@ -503,6 +503,7 @@ enum {
 	CRAC_LAZY_OFF_PRIVILEGE,     /* no userfaultfd that handles kernel faults */
 	CRAC_LAZY_OFF_KERNEL,        /* userfaultfd lacks a needed feature */
 	CRAC_LAZY_OFF_SMALL,         /* no mapping large enough to be worth it */
+	CRAC_LAZY_OFF_WALKED,        /* the working set: the program walks its lazy mappings at once */
 };
 
 /*
@@ -643,6 +644,9 @@ struct crac_img_lazy {
  * does not answer (CRAC_TEST_WS_STUCK=1) */
 #define CRAC_LAZY_WS_TEST_STUCK 0x10000u
 #define CRAC_LAZY_TEST_LATE 0x20000u /* tests: the thread leaves the loader 100 ms late (CRAC_TEST_LAZY_LATE=1) */
+/* tests: a store that removes its file waits 1 s first (CRAC_TEST_WS_UNCLAIM_SLOW=1),
+ * so that another file can take the name meanwhile */
+#define CRAC_LAZY_WS_TEST_UNCLAIM 0x40000u
 #define CRAC_LAZY_SLOTS 4u           /* chunks kept verified in the buffer (threads faulting at once) */
 
 /*

@@ -20,6 +20,7 @@ struct lazy_plan {
 	int dir_fd;        /* the image directory */
 	uint32_t owner;    /* the uid of its header file */
 	bool may_write;    /* the image is the restoring user's, its directory writable */
+	bool ws_no_walk;   /* CRAC_WORKING_SET=lazy: no mapping made eager by it (lazy_walked) */
 	uint32_t ws_record_ms;   /* tests: how long to record (0: CRAC_IMG_WS_RECORD_MS) */
 };
 enum { LAZY_WS_AUTO, LAZY_WS_OFF, LAZY_WS_RECORD };
@@ -35,6 +36,14 @@ int lazy_open(int *mode, bool track);
 /* Registers [start, start + len) in missing mode (and write-protect mode
  * when tracking); 0 or -errno. */
 long lazy_register(int uffd, uint64_t start, uint64_t len);
+/* The working set's word on the maps marked in is_lazy: those the program
+ * walks (most of their pages touched in its first moments) are unmarked,
+ * to be loaded eagerly (faster than page by page). Returns how many. Only
+ * for a working set that is used (CRAC_WORKING_SET unset). */
+uint32_t lazy_walked(const struct lazy_plan *pl, const struct crac_img_view *v, bool *is_lazy);
+/* Do the maps marked in is_lazy hold too little memory in all for a lazy
+ * restore to be worth its fixed costs? */
+bool lazy_too_little(const struct crac_img_view *v, const bool *is_lazy);
 /* Builds the lazy area for the maps marked in is_lazy and starts the thread
  * (res->lazy_entry); fills res->lazy_*. An incremental image: chain holds
  * the images below it (open: the thread gets their pages files), whose

@@ -1780,6 +1780,8 @@ static void read_environment(char **envp)
 			ld.plan.flags |= CRAC_LAZY_NO_PREFETCH;
 		else if (!strcmp(*e, "CRAC_WORKING_SET=off"))
 			ld.plan.ws_mode = LAZY_WS_OFF;      /* neither loaded nor recorded */
+		else if (!strcmp(*e, "CRAC_WORKING_SET=lazy"))
+			ld.plan.ws_no_walk = true;          /* used, but no mapping made eager by it */
 		else if (!strcmp(*e, "CRAC_WORKING_SET=record"))
 			ld.plan.ws_mode = LAZY_WS_RECORD;   /* recorded anew, over the file there */
 		else if (!memcmp(*e, "CRAC_TEST_WS_RECORD_MS=", 23)) {
@@ -1792,6 +1794,8 @@ static void read_environment(char **envp)
 			ld.plan.flags |= CRAC_LAZY_TEST_LATE;   /* tests: the program out of the loader first */
 		else if (!strcmp(*e, "CRAC_TEST_WS_DAMAGE=1"))
 			ld.plan.flags |= CRAC_LAZY_WS_TEST_DAMAGE;   /* tests: the check after storing */
+		else if (!strcmp(*e, "CRAC_TEST_WS_UNCLAIM_SLOW=1"))
+			ld.plan.flags |= CRAC_LAZY_WS_TEST_UNCLAIM;  /* tests: a file put there before we remove ours */
 		else if (!strcmp(*e, "CRAC_TEST_WS_STUCK=1"))
 			ld.plan.flags |= CRAC_LAZY_WS_TEST_STUCK;    /* tests: a store that does not end */
 		else if (!strcmp(*e, "CRAC_LAZY_SMALL=off"))
@@ -2045,6 +2049,27 @@ static void plan_lazy(void)
 			ld.n_lazy_refs += is_lazy[m] && (v->maps[m].flags & CRAC_MAPF_REFS);
 		}
 	}
+	/* Mappings the working set shows the program walks at once: eager
+	 * (lazy.c, lazy_walked). Not with --lazy (asked for), nor with
+	 * CRAC_LAZY_PREFETCH=off (tests of the fault paths). */
+	uint32_t walked = 0;
+	if (!ld.populate && ld.n_lazy && !ld.lazy && !(pl->flags & CRAC_LAZY_NO_PREFETCH)) {
+		pl->dir_fd = ld.o.dir_fd;
+		pl->owner = ld.o.uid[1];
+		walked = lazy_walked(pl, v, is_lazy);
+		ld.n_lazy -= walked;
+		ld.n_lazy_refs = 0;
+		for (uint32_t m = 0; m < h->n_maps; m++)
+			ld.n_lazy_refs += is_lazy[m] && (v->maps[m].flags & CRAC_MAPF_REFS);
+	}
+	/* Too little left to it: eager (not with --lazy, nor with
+	 * CRAC_LAZY_PREFETCH=off: tests of the fault paths). */
+	if (!ld.populate && ld.n_lazy && !ld.lazy && !(pl->flags & CRAC_LAZY_NO_PREFETCH) &&
+	    lazy_too_little(v, is_lazy)) {
+		memset(is_lazy, 0, h->n_maps);
+		ld.n_lazy = 0;
+		ld.n_lazy_refs = 0;
+	}
 	if (!ld.populate && ld.n_lazy && pretend("userfaultfd")) {
 		pl->mode = CRAC_LAZY_OFF_KERNEL;
 		memset(is_lazy, 0, h->n_maps);
@@ -2054,7 +2079,7 @@ static void plan_lazy(void)
 		ld.n_lazy_refs = 0;
 	}
 	if (!ld.populate && !ld.n_lazy)
-		pl->mode = CRAC_LAZY_OFF_SMALL;
+		pl->mode = walked ? CRAC_LAZY_OFF_WALKED : CRAC_LAZY_OFF_SMALL;
 	if (ld.lazy && pl->uffd < 0) {
 		struct crac_img_buf b = msg();
 		crac_img_puts(&b, "--lazy: ");

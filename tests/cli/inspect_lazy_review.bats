@@ -17,6 +17,9 @@ setup() {
 	chmod 755 "$T"
 	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_IMAGE_STATS CRAC_LOADER CRAC_LAZY_PREFETCH \
 		CRAC_LOG CRAC_IMAGE_COMPRESS CRAC_IMAGE_INCREMENTAL CRAC_LAZY_SMALL
+	# the plan of the image alone: no mapping made eager by a working set
+	# that shows the program going through it (lazy_working_set.bats)
+	export CRAC_WORKING_SET=lazy
 	require_image_engine
 }
 

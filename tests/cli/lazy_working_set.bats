@@ -27,6 +27,10 @@ setup() {
 	# what the next restore loaded failed. (Tests that need longer set
 	# their own.)
 	export CRAC_TEST_WS_RECORD_MS=1000
+	# The working set used to order the loading only: "read" goes through
+	# all of the big mapping, which would otherwise be loaded eagerly once
+	# its working set shows that (the test of that sets its own).
+	export CRAC_WORKING_SET=lazy
 	require_image_engine
 }
 
@@ -475,7 +479,129 @@ waiting() {
 	finish_waiting
 	[ "$status" -eq 0 ]
 	[ "$output" = "ok wait3" ]
-	echo "$stderr" | grep -qx "crac: working set: recording it: not written: the file system did not answer within 2 s (the store goes on without this restore: a partial file it leaves is removed)"
+	echo "$stderr" | grep -Eqx "crac: working set: recording it: not written: the file system did not answer within 2 s \(the store goes on without this restore, in process [0-9]+, not one of the program's: a partial file it leaves is removed\)"
 	[ -z "$(ls -A "$T/img" | grep -v -x -e header -e pages)" ]
 	record
+}
+
+@test "a store that hangs is no thread of the program, nor a child of it: the program's threads and children are its own" {
+	checkpoint
+	record   # (skips without lazy restore)
+	rm -f "$T/img/working-set"
+	# (CRAC_TEST_WS_STUCK: each store waits 10 s first)
+	WAIT_OPTS=--stats start_waiting wait3 CRAC_TEST_WS_STUCK=1
+	local p
+	# (the writer shares its memory, so its command line too: by name)
+	for q in $(pgrep -f "^$LAZY $T/img"); do
+		[ "$(cat /proc/$q/comm)" != image_lazy ] || p=$q
+	done
+	[ -n "$p" ]
+	# everything loaded, the hung store given up (2 s): the lazy thread
+	# is gone, the writer hangs on
+	for _ in $(seq 100); do
+		grep -q "^crac: working set:" "$T/err" && break
+		sleep 0.1
+	done
+	grep "^crac: working set:" "$T/err"
+	local w
+	w=$(sed -n 's/.*in process \([0-9]*\), not one of the program.s.*/\1/p' "$T/err")
+	echo "tasks: $(ls /proc/$p/task | tr '\n' ' '); children: $(cat /proc/$p/task/*/children); writer: $w"
+	for c in $(cat /proc/$p/task/*/children); do echo "child $c: $(cat /proc/$c/comm) $(grep -E "^(State|PPid)" /proc/$c/status | tr "\n" " ")"; done
+	[ "$(ls /proc/$p/task | wc -l)" -eq 1 ]
+	[ -z "$(cat /proc/$p/task/*/children)" ]
+	[ -n "$w" ]
+	[ "$w" != "$p" ]
+	[ -d "/proc/$w" ]
+	[ "$(awk '/^Tgid:/ { print $2 }' /proc/$w/status)" = "$w" ]
+	[ "$(cat /proc/$w/comm)" = crac-ws-writer ]
+	finish_waiting
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok wait3" ]
+	# the writer finishes alone and removes the partial file it placed
+	for _ in $(seq 150); do
+		[ -d "/proc/$w" ] || break
+		sleep 0.1
+	done
+	[ ! -d "/proc/$w" ]
+	[ -z "$(ls -A "$T/img" | grep -v -x -e header -e pages)" ]
+}
+
+@test "a mapping the program goes through at once is loaded eagerly once its working set shows it; one touched here and there stays lazy" {
+	checkpoint
+	# "read" reads every page of the 32 MiB mapping: its recording (page
+	# by page, 1 s) holds whole MiB blocks of it
+	restore CRAC_WORKING_SET= -- read
+	if [ "$status" -ne 0 ] && echo "$stderr" | grep -q -- "lazy restore needs"; then
+		skip "no userfaultfd for kernel faults here"
+	fi
+	[ "$status" -eq 0 ]
+	echo "$stderr" | grep -Eq "^crac: working set: recording it: [0-9]+ pages written$"
+	restore CRAC_WORKING_SET= -- read
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok read" ]
+	# the big mapping eager (the image's small ones stay lazy, if any)
+	echo "$stderr" | grep -Eq "^crac: working set: loaded first; 1 mapping it shows walked loaded eagerly \(32 MiB\): |eager: the working set shows the program goes through most of its large mappings at once"
+	local lazy
+	lazy=$(echo "$stderr" | sed -n 's/^crac: restore stats: .*(\([0-9.]*\) MiB read, \([0-9.]*\) MiB lazy.*/\2/p')
+	echo "lazy MiB: $lazy"
+	[ -n "$lazy" ]
+	[ "${lazy%.*}" -lt 32 ]
+	# asked to keep it lazy: it is
+	restore CRAC_WORKING_SET=lazy -- read
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok read" ]
+	if echo "$stderr" | grep -q "walked"; then false; fi
+	echo "$stderr" | grep -Eq "^crac: restore stats: .*\([0-9.]+ MiB read, 3[2-9]\.[0-9] MiB lazy"
+	# a program that touches three pages of it in the 200 ms recorded (it
+	# reads the rest later): recorded, and still lazy
+	rm "$T/img/working-set"
+	waiting CRAC_WORKING_SET= CRAC_TEST_WS_RECORD_MS=200
+	[ "$status" -eq 0 ]
+	echo "$stderr" | grep -Eq "^crac: working set: recording it: [0-9]+ pages written$"
+	restore CRAC_WORKING_SET= -- read
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok read" ]
+	loaded_first
+	if echo "$stderr" | grep -q "walked"; then false; fi
+}
+
+@test "a recording with no page touched stores nothing and removes its claim: a later restore records it" {
+	checkpoint
+	restore -- read   # (skips without lazy restore)
+	rm -f "$T/img/working-set"
+	# "wait0" touches nothing lazy until told to go, after the 100 ms
+	# recorded (the small mappings are eager without prefetch)
+	WAIT_OPTS=--stats start_waiting wait0 CRAC_TEST_WS_RECORD_MS=100 CRAC_LAZY_PREFETCH=off
+	sleep 0.5
+	ls -la "$T/img"
+	finish_waiting
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok wait0" ]
+	echo "$stderr" | grep -qx "crac: working set: recording it: no page touched in its first 100 ms: none written, its claim removed: a later restore records it"
+	[ -z "$(ls -A "$T/img" | grep -v -x -e header -e pages)" ]
+	record
+}
+
+@test "a store that fails never removes a file another restore put in its place meanwhile" {
+	checkpoint
+	record   # (skips without lazy restore)
+	cp "$T/img/working-set" "$T/good"
+	rm "$T/img/working-set"
+	# the claim fails its read-back (CRAC_TEST_WS_DAMAGE) and is removed,
+	# 1 s later (CRAC_TEST_WS_UNCLAIM_SLOW); meanwhile another file takes
+	# the name, as another restore's store would (a rename over it)
+	WAIT_OPTS=--stats start_waiting wait3 CRAC_TEST_WS_DAMAGE=1 CRAC_TEST_WS_UNCLAIM_SLOW=1
+	sleep 0.3
+	cp "$T/good" "$T/other"
+	mv -f "$T/other" "$T/img/working-set"
+	sleep 1.5
+	finish_waiting
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok wait3" ]
+	echo "$stderr" | grep -qx "crac: working set: recording it: not written: Input/output error (errno 5); working-set is another restore's now"
+	cmp "$T/good" "$T/img/working-set"
+	[ -z "$(ls -A "$T/img" | grep -v -x -e header -e pages -e working-set)" ]
+	restore -- read
+	[ "$status" -eq 0 ]
+	loaded_first
 }

@@ -19,6 +19,9 @@ setup() {
 	chmod 755 "$T"
 	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_IMAGE_STATS CRAC_LOADER CRAC_LAZY_PREFETCH \
 		CRAC_LAZY_SMALL CRAC_LOADER_THREADS CRAC_LOADER_HUGE CRAC_VERIFY_FILES
+	# the plan of the image alone: no mapping made eager by a working set
+	# that shows the program going through it (lazy_working_set.bats)
+	export CRAC_WORKING_SET=lazy
 	require_image_engine
 }
 

@@ -31,6 +31,7 @@
  *             (the test changes the pages file meanwhile), then reads every
  *             page like "read"
  *   wait3 SYNC the same with page 0 and the pages at 2 and 3 MiB only
+ *   wait0 SYNC the same touching no page of it before it waits
  *   loader    prints "loader mapped at first: yes|no" (the restore loader's
  *             range, 0x500000000000 + 256 MiB, in /proc/self/maps when the
  *             program runs again: the program does not wait for the lazy
@@ -133,7 +134,8 @@ static int wait_for_go(size_t to_mib)
 	char path[4096];
 	volatile unsigned char sink = 0;
 
-	sink += big[0];
+	if (to_mib)
+		sink += big[0];
 	for (size_t mib = 2; mib < to_mib && (mib << 20) < big_len; mib++)
 		sink += big[mib << 20];
 	(void)sink;
@@ -173,10 +175,10 @@ static int run(void)
 	if (!strcmp(scenario, "read")) {
 		if ((n = bad_pages(big, 0, n_pages)))
 			return fail("pages without their pattern", n);
-	} else if (!strcmp(scenario, "wait") || !strcmp(scenario, "wait3")) {
+	} else if (!strcmp(scenario, "wait") || !strcmp(scenario, "wait3") || !strcmp(scenario, "wait0")) {
 		/* wait3: pages in three chunks only (fewer than the lazy
-		 * loader's chunk buffer holds) */
-		if (wait_for_go(scenario[4] ? 4 : 10) < 0)
+		 * loader's chunk buffer holds); wait0: none before it waits */
+		if (wait_for_go(!scenario[4] ? 10 : scenario[4] == '3' ? 4 : 0) < 0)
 			return fail("no SYNC argument, or no SYNC.ready / SYNC.go", 0);
 		if ((n = bad_pages(big, 0, n_pages)))
 			return fail("pages without their pattern", n);
