@@ -19,6 +19,7 @@
  *   --self ENGINE      after start-up, call crac_checkpoint_restore() itself
  *                      with ENGINE on the main thread and print "result=R"
  *                      (R: the return value) and the report, if any
+ *   --deadline MS      --self's checkpoint deadline (crac_options.deadline_ms)
  * Prints "ready pid=PID" once set up (after --self's "checkpointing" line if
  * any: "checkpointing" is printed just before the call), then waits for
  * SIGTERM/SIGINT, stops the endpoint and exits 0.
@@ -88,6 +89,7 @@ int main(int argc, char **argv)
 {
 	int control = 0;
 	const char *self_engine = NULL;
+	long self_deadline_ms = 0;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--control"))
@@ -101,6 +103,8 @@ int main(int argc, char **argv)
 			slow_ms = atoi(argv[++i]);
 		} else if (!strcmp(argv[i], "--self") && i + 1 < argc)
 			self_engine = argv[++i];
+		else if (!strcmp(argv[i], "--deadline") && i + 1 < argc)
+			self_deadline_ms = atol(argv[++i]);
 		else {
 			fprintf(stderr, "ctlprog: unknown argument %s\n", argv[i]);
 			return 2;
@@ -135,6 +139,8 @@ int main(int argc, char **argv)
 		crac_report *rep = NULL;
 		crac_options_init(&o);
 		o.engine = self_engine;
+		if (self_deadline_ms)
+			o.deadline_ms = self_deadline_ms;
 		printf("checkpointing\n");
 		fflush(stdout);
 		int rc = crac_checkpoint_restore(&o, &rep);
