@@ -48,6 +48,7 @@
 #include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define MAX_REQUEST 65536
@@ -1301,6 +1302,51 @@ static int connect_to(int pid, char *err, size_t errlen)
 	return -ENOENT;
 }
 
+/* How long a connection closed without its STATUS waits for the target's
+ * end (did it exit, or refuse?): the socket closes as the process exits,
+ * its exit is seen a moment later. */
+#define CLOSED_EXIT_WAIT_MS 500
+
+/*
+ * The connection to process pid closed without an answer: why, into err.
+ * The process exited (its pidfd, taken before the request, readable
+ * within CLOSED_EXIT_WAIT_MS): said, with its exit status or signal when
+ * it is our child (waitid WNOWAIT: left for our own wait to reap); else
+ * it refused (its stderr says why).
+ */
+static void closed_why(int pid, int pidfd, char *err, size_t errlen)
+{
+	struct pollfd pf = { .fd = pidfd, .events = POLLIN };
+	siginfo_t si;
+	int n;
+
+	while (pidfd >= 0 && (n = poll(&pf, 1, CLOSED_EXIT_WAIT_MS)) < 0 && errno == EINTR)
+		;
+	if (pidfd < 0 || n <= 0) {
+		snprintf(err, errlen, "process %d closed the connection without an answer "
+			 "(refused? its stderr says why)", pid);
+		return;
+	}
+	memset(&si, 0, sizeof(si));
+	if (syscall(SYS_waitid, P_PIDFD, pidfd, &si, WEXITED | WNOHANG | WNOWAIT, NULL) == 0 && si.si_pid == pid) {
+		if (si.si_code == CLD_EXITED)
+			snprintf(err, errlen, "process %d exited with status %d during the checkpoint, before it "
+				 "answered", pid, si.si_status);
+		else {
+			const char *abbrev = si.si_status > 0 && si.si_status < 32 ? sigabbrev_np(si.si_status) : NULL;
+			char name[24];
+			if (abbrev)
+				snprintf(name, sizeof(name), "SIG%s", abbrev);
+			else
+				snprintf(name, sizeof(name), "SIGRTMIN+%d", si.si_status - SIGRTMIN);
+			snprintf(err, errlen, "process %d was killed by signal %d (%s) during the checkpoint, "
+				 "before it answered", pid, si.si_status, name);
+		}
+		return;
+	}
+	snprintf(err, errlen, "process %d exited during the checkpoint, before it answered", pid);
+}
+
 int crac__control_request(int pid, const char *const *tokens, FILE *out, int *status,
 			  char *err, size_t errlen)
 {
@@ -1340,8 +1386,14 @@ int crac__control_request_cb(int pid, const char *const *tokens, FILE *out, int 
 	}
 	req[used++] = '\n';
 
+	/* the target's pidfd, taken before the request: a connection closed
+	 * without an answer is then told from a process that exited (see
+	 * closed_why) */
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if ((fd = connect_to(pid, err, errlen)) < 0) {
 		free(req);
+		if (pidfd >= 0)
+			close(pidfd);
 		return fd;
 	}
 	size_t off = 0;
@@ -1353,6 +1405,8 @@ int crac__control_request_cb(int pid, const char *const *tokens, FILE *out, int 
 			rc = n < 0 ? -errno : -EPIPE;
 			close(fd);
 			free(req);
+			if (pidfd >= 0)
+				close(pidfd);
 			snprintf(err, errlen, "sending the request to process %d: %s", pid, strerror(-rc));
 			return rc;
 		}
@@ -1367,6 +1421,8 @@ int crac__control_request_cb(int pid, const char *const *tokens, FILE *out, int 
 		else
 			close(fd);
 		free(line);
+		if (pidfd >= 0)
+			close(pidfd);
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
@@ -1403,10 +1459,13 @@ int crac__control_request_cb(int pid, const char *const *tokens, FILE *out, int 
 	free(line);
 	fclose(in);
 	if (!got_status) {
-		snprintf(err, errlen, "process %d closed the connection without an answer "
-			 "(refused? its stderr says why)", pid);
+		closed_why(pid, pidfd, err, errlen);
+		if (pidfd >= 0)
+			close(pidfd);
 		return -ECONNRESET;
 	}
+	if (pidfd >= 0)
+		close(pidfd);
 	return 0;
 }
 
