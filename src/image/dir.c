@@ -111,7 +111,8 @@ int crac_img_split_path(const char *dir, char *parent, size_t plen, const char *
  *
  * CRAC_TEST_SLOW_FS=OP:MS (tests only; OP `fsync`, `remove`, `check`,
  * `rename`, `clean`, `access`, `list`, `open`, `lstat` or `realpath`): the
- * operation first sleeps MS ms,
+ * operation first sleeps MS ms; `aside`: the commit sleeps MS ms once it
+ * moved the previous image aside (no RENAME_EXCHANGE),
  * a file system that does not answer.
  *
  * System calls only: crac_img_fsync_fd may be called while the program's
@@ -163,6 +164,7 @@ struct fsop {
 				 * FSOP_TARGET: 0 the parent, 1 DIR, 2 its entries, 3 its header */
 	struct target_facts *tf;   /* FSOP_TARGET */
 	struct stale_list *sl;     /* FSOP_LIST */
+	bool lock_ex;              /* FSOP_OPEN: then flock(LOCK_EX | LOCK_NB) it (-EWOULDBLOCK: held) */
 	struct stat st;            /* FSOP_OPEN (fstat of the file opened), FSOP_LSTAT: copied by the helper */
 	char *real;                /* FSOP_REALPATH: the path resolved, real_len bytes with its NUL */
 	size_t real_len;
@@ -441,7 +443,9 @@ static void fsop_run(void *arg)
 		/* (a given up open that returns later leaves its descriptor
 		 * in the caller's table, close-on-exec: nothing holds it) */
 		long fd = r;
-		if ((r = crac_raw_syscall5(SYS_fstat, fd, (long)&st, 0, 0, 0)) < 0) {
+		if ((r = crac_raw_syscall5(SYS_fstat, fd, (long)&st, 0, 0, 0)) < 0 ||
+		    (op->lock_ex && (r = crac_raw_syscall3(SYS_flock, fd, LOCK_EX | LOCK_NB, 0)) < 0 &&
+		     r == -EWOULDBLOCK)) {
 			crac_raw_syscall3(SYS_close, fd, 0, 0);
 			op->res = (int)r;
 			break;
@@ -954,6 +958,42 @@ int crac_img_commit_expect(const char *tmp, const char *dir_arg, const struct st
 	return crac_img_commit_with(tmp, dir_arg, expect, NULL, msg, msglen);
 }
 
+/*
+ * The lock of an image about to be moved aside (DIR.old-PID-START): flock
+ * on the directory, taken before the rename (the lock is the inode's: it
+ * goes with it) and held until it is removed or put back. The descriptor,
+ * or -1 where there is none to take (a file system without flock: the
+ * names alone, as for the temporaries); -EBUSY (another holds it: a writer
+ * doing the same, or a cleaner) or -ETIMEDOUT with msg: nothing is moved.
+ * Bounded as the other looks (an NFS flock goes to the server).
+ */
+static int aside_lock(const char *dir, char *msg, size_t msglen)
+{
+	struct fsop op = { .kind = FSOP_OPEN, .path = dir, .flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW,
+			   .lock_ex = true };
+	int64_t waited;
+	char why[200];
+	int rc = fsop_bounded(&op, &waited);
+
+	if (given_up(rc, waited, why, sizeof(why))) {
+		snprintf(msg, msglen, "the lock of the previous image %s (before it is moved aside) %s; nothing was "
+			 "replaced", dir, why);
+		return rc;
+	}
+	if (rc == -EWOULDBLOCK) {
+		snprintf(msg, msglen, "the previous image %s is locked by another process (a writer replacing it, "
+			 "or a cleaner removing it); nothing was replaced", dir);
+		return -EBUSY;
+	}
+	return rc < 0 ? -1 : rc;
+}
+
+static void aside_unlock(int lk)
+{
+	if (lk >= 0)
+		close(lk);
+}
+
 int crac_img_commit_with(const char *tmp, const char *dir_arg, const struct stat *expect,
 			 const struct crac_img_commit_ops *ops, char *msg, size_t msglen)
 {
@@ -1026,22 +1066,31 @@ int crac_img_commit_with(const char *tmp, const char *dir_arg, const struct stat
 		}
 	} else if (rc == -EINVAL || rc == -ENOSYS) {
 		/* The file system cannot exchange: move the old image aside
-		 * first, under a name that crac_img_clean_stale recognises. */
+		 * first, under a name that crac_img_clean_stale recognises,
+		 * locked as the temporaries are (crac_img_tmp_create): a
+		 * cleaner in another pid namespace, to which our PID and START
+		 * mean nothing, leaves it alone while it is ours. */
 		if (snprintf(old, sizeof(old), "%s.old-%d-%llu", dir, (int)getpid(),
 			     crac_img_start_time(getpid())) >= (int)sizeof(old)) {
 			snprintf(msg, msglen, "image directory name %s is too long", dir);
 			return -ENAMETOOLONG;
 		}
+		int lk = aside_lock(dir, msg, msglen);
+		if (lk == -EBUSY || lk == -ETIMEDOUT)
+			return lk;
 		if ((rc = fs_rename(dir, old, 0, why, sizeof(why))) < 0) {
 			if (why[0])
 				snprintf(msg, msglen, "move the previous image aside: %s", why);
 			else
 				snprintf(msg, msglen, "move the previous image %s aside: %s", dir, strerror(-rc));
+			aside_unlock(lk);
 			return rc;
 		}
+		crac_bounded_test_sleep(fs_slow("aside"));   /* tests: the old image aside, in use */
 		if ((rc = fs_is_expected(old, expect, why, sizeof(why))) <= 0) {
 			char back[sizeof(why)];
 			fs_rename(old, dir, 0, back, sizeof(back));   /* not ours to replace: back */
+			aside_unlock(lk);
 			if (rc < 0) {
 				snprintf(msg, msglen, "%s; nothing was replaced", why);
 				return rc;
@@ -1053,12 +1102,14 @@ int crac_img_commit_with(const char *tmp, const char *dir_arg, const struct stat
 		if ((rc = fs_rename(tmp, dir, 0, why, sizeof(why))) < 0) {
 			rename_failed(rc, why, tmp, dir, msg, msglen);
 			fs_rename(old, dir, 0, why, sizeof(why));   /* put the previous image back */
+			aside_unlock(lk);
 			return rc;
 		}
 		if (remove_old(old, why, sizeof(why)) < 0) {
 			snprintf(msg, msglen, "the previous image (now %s) could not be removed: %s", old, why);
 			warn = 1;
 		}
+		aside_unlock(lk);
 	} else {
 		return rename_failed(rc, why, tmp, dir, msg, msglen);
 	}
