@@ -68,6 +68,14 @@ static pid_t sock_pid;
 /* The socket path the last failed start tried (crac_control_path). */
 static char last_path[256];
 static pid_t last_pid;
+/* The supervisor's pidfd (sup_watch_open), watched by the listener; -1: none. */
+static int sup_pidfd = -1;
+static pid_t sup_pid;
+/* Our credentials when the library was loaded (crac__control_note_creds). */
+static struct {
+	bool known;
+	unsigned euid, egid, fsuid, fsgid;
+} start_creds;
 
 /* ---- paths ------------------------------------------------------------- */
 
@@ -600,20 +608,140 @@ static void serve(int fd)
 	}
 }
 
+/* ---- the supervisor's end ------------------------------------------------------- */
+
+/*
+ * A program that `crac run` or `crac start` supervises gets the parent-death
+ * signal SIGTERM from it (cli/supervise.c): killed, even by SIGKILL, the
+ * supervisor leaves no program running on unsupervised. The kernel clears
+ * that signal when the program changes its credentials (its effective or
+ * file-system uid or gid: a server started as root that drops to nobody),
+ * and a kill -9 of the supervisor then left it orphaned. So the listener
+ * also watches the supervisor itself, through a pidfd (no permission
+ * needed, whatever uid either runs as): when it ends, and our credentials
+ * are no longer those we were loaded with (the kernel cleared the signal),
+ * we send ourselves SIGTERM, as the kernel would have. The supervisor is
+ * $CRAC_SUPERVISOR_PID when it is our parent (not a child of the program,
+ * which inherited the variable). Gone before the watch began (between the
+ * exec and the start of the endpoint, or while an image was written with
+ * the endpoint closed): the same at once.
+ */
+
+void crac__control_note_creds(void)
+{
+	uid_t r, e, sv;
+	gid_t gr, ge, gs;
+
+	if (getresuid(&r, &e, &sv) < 0 || getresgid(&gr, &ge, &gs) < 0)
+		return;
+	start_creds.euid = e;
+	start_creds.egid = ge;
+	/* setfsuid/setfsgid with an invalid id change nothing and return the current one */
+	start_creds.fsuid = (unsigned)syscall(SYS_setfsuid, -1);
+	start_creds.fsgid = (unsigned)syscall(SYS_setfsgid, -1);
+	start_creds.known = true;
+}
+
+/* Did our credentials change since we were loaded (the kernel then cleared
+ * the parent-death signal)? Writes what changed into what. */
+static bool creds_changed(char *what, size_t len)
+{
+	uid_t r, e, sv;
+	gid_t gr, ge, gs;
+
+	what[0] = 0;
+	if (!start_creds.known || getresuid(&r, &e, &sv) < 0 || getresgid(&gr, &ge, &gs) < 0)
+		return false;
+	unsigned fsu = (unsigned)syscall(SYS_setfsuid, -1), fsg = (unsigned)syscall(SYS_setfsgid, -1);
+	if (e != start_creds.euid)
+		snprintf(what, len, "uid %u -> %u", start_creds.euid, (unsigned)e);
+	else if (ge != start_creds.egid)
+		snprintf(what, len, "gid %u -> %u", start_creds.egid, (unsigned)ge);
+	else if (fsu != start_creds.fsuid)
+		snprintf(what, len, "fsuid %u -> %u", start_creds.fsuid, fsu);
+	else if (fsg != start_creds.fsgid)
+		snprintf(what, len, "fsgid %u -> %u", start_creds.fsgid, fsg);
+	return what[0] != 0;
+}
+
+/* The supervisor has ended (or was gone already): SIGTERM, if the kernel's
+ * parent-death signal was cleared. */
+static void supervisor_gone(pid_t pid)
+{
+	char what[64];
+
+	if (!creds_changed(what, sizeof(what)))
+		return;   /* the kernel's parent-death signal did it */
+	crac__log(CRAC_LOG_WARN, "control: the supervisor (crac, pid %d) has ended; this process changed its "
+		  "credentials since it started (%s), which cleared its parent-death signal: SIGTERM sent to "
+		  "itself", (int)pid, what);
+	kill(getpid(), SIGTERM);
+}
+
+/* Called with ctl_lock held, the endpoint starting: sup_pidfd for the
+ * supervisor named by $CRAC_SUPERVISOR_PID if it is our parent. */
+static void sup_watch_open(void)
+{
+	const char *v = getenv(CRAC_SUPERVISOR_ENV);
+	char *end;
+	long pid;
+
+	if (sup_pidfd >= 0 || !v || !*v || (pid = strtol(v, &end, 10)) <= 0 || *end || pid > INT_MAX)
+		return;
+	if (pid != (long)getppid()) {
+		/* not our parent: the one we watched before (the endpoint
+		 * was closed while an image was written) ended meanwhile; else
+		 * the variable was inherited by a child of the program, which
+		 * the supervisor never gave a parent-death signal */
+		if (sup_pid == (pid_t)pid)
+			supervisor_gone((pid_t)pid);
+		return;
+	}
+	int fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+	if (fd < 0)
+		return;
+	/* still our parent once the pidfd is held: it is that process */
+	if (getppid() != (pid_t)pid) {
+		close(fd);
+		supervisor_gone((pid_t)pid);
+		return;
+	}
+	sup_pidfd = fd;
+	sup_pid = (pid_t)pid;
+	crac__internal_fd(sup_pidfd, true);
+}
+
+static void sup_watch_close(void)
+{
+	if (sup_pidfd < 0)
+		return;
+	crac__internal_fd(sup_pidfd, false);
+	close(sup_pidfd);
+	sup_pidfd = -1;
+}
+
 static void *listen_thread(void *p)
 {
 	int lfd = listen_fd, wfd = wake_pipe[0];
 
 	(void)p;
+	int sfd = sup_pidfd;   /* -1: none (poll ignores it) */
+
 	for (;;) {
-		struct pollfd pf[2] = { { .fd = lfd, .events = POLLIN }, { .fd = wfd, .events = POLLIN } };
-		if (poll(pf, 2, -1) < 0) {
+		struct pollfd pf[3] = { { .fd = lfd, .events = POLLIN }, { .fd = wfd, .events = POLLIN },
+					{ .fd = sfd, .events = POLLIN } };
+		if (poll(pf, 3, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
 		}
 		if (pf[1].revents)
 			break;
+		if (pf[2].revents) {
+			/* the supervisor ended: once (the pidfd stays readable) */
+			supervisor_gone(sup_pid);
+			sfd = -1;
+		}
 		if (pf[0].revents & POLLIN) {
 			int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 			if (fd >= 0)
@@ -837,6 +965,11 @@ static void after_fork_child(void)
 	}
 	listen_fd = wake_pipe[0] = wake_pipe[1] = -1;
 	sock_path[0] = 0;
+	/* the supervisor is the parent's, not ours */
+	if (sup_pidfd >= 0)
+		close(sup_pidfd);
+	sup_pidfd = -1;
+	sup_pid = 0;
 	pthread_mutex_init(&ctl_lock, NULL);
 }
 
@@ -967,6 +1100,7 @@ static int control_start(int64_t deadline_ns, char *msg, size_t msglen, bool *sa
 	crac__internal_fd(listen_fd, true);
 	crac__internal_fd(wake_pipe[0], true);
 	crac__internal_fd(wake_pipe[1], true);
+	sup_watch_open();   /* the supervisor's end, watched by the listener too */
 	/* The listener must not take the application's signals. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -977,6 +1111,7 @@ static int control_start(int64_t deadline_ns, char *msg, size_t msglen, bool *sa
 		close(wake_pipe[1]);
 		wake_pipe[0] = wake_pipe[1] = -1;
 		listen_fd = -1;
+		sup_watch_close();
 		remove_socket();
 		goto fail;
 	}
@@ -1035,6 +1170,7 @@ int crac_control_stop(void)
 	close(wake_pipe[0]);
 	close(wake_pipe[1]);
 	listen_fd = wake_pipe[0] = wake_pipe[1] = -1;
+	sup_watch_close();
 	remove_socket();
 	pthread_mutex_unlock(&ctl_lock);
 	return 0;

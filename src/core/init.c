@@ -29,6 +29,7 @@ __attribute__((constructor)) static void crac_init(void)
 	const char *c = getenv("CRAC_CONTROL");
 	int rc;
 
+	crac__control_note_creds();   /* before the program can change them */
 	crac__policy_init_env();
 	crac__external_autostart();   /* CRAC_ENGINE=external: follow the platform */
 

@@ -288,6 +288,9 @@ int crac__pause_resume(char *const *argv, char *const *envp, struct crac_request
  * (CLOCK_MONOTONIC: a checkpoint's deadline; 0: 10 s from now). On
  * failure msg says why, naming the step and the path. */
 int crac__control_start_msg(int64_t deadline_ns, char *msg, size_t msglen) CRAC_HIDDEN;
+/* Records our credentials at load time: the supervisor's end is acted on
+ * when they changed since (the kernel cleared the parent-death signal). */
+void crac__control_note_creds(void) CRAC_HIDDEN;
 bool crac__control_suspend(void) CRAC_HIDDEN;
 void crac__control_resume(bool was_running) CRAC_HIDDEN;
 
