@@ -1080,15 +1080,17 @@ static int control_start(int64_t deadline_ns, char *msg, size_t msglen, bool *sa
 			 S_ISLNK(s.mode) ? "a symlink" : "not a directory", s.st_uid, s.mode & 07777);
 		*said = true;
 	}
-	if (rc < 0)
-		goto fail;
-	if (s.ours) {
+	if (s.ours && (rc == 0 || (rc < 0 && s.step == ST_CHMOD))) {
 		sock_dev = (dev_t)s.dev;
 		sock_ino = (ino_t)s.ino;
 		sock_pid = getpid();
 	} else {
 		sock_pid = 0;   /* an earlier start's identity must not name it */
 	}
+	if (rc < 0 && s.step == ST_CHMOD)
+		remove_socket();   /* bound, but not made private: not left behind */
+	if (rc < 0)
+		goto fail;
 	close(s.probe_fd);
 	s.probe_fd = -1;
 	if (listen(fd, 16) < 0 || pipe2(wake_pipe, O_CLOEXEC) < 0) {
