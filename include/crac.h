@@ -495,7 +495,10 @@ int crac_secret_forget(void *ptr);
  * (and receives the report), `crac restore --pid PID` resumes a process
  * paused by the pause engine. Also started at load time when CRAC_CONTROL=1.
  * Idempotent. -EEXIST if the socket exists and belongs to a live process;
- * -EPERM if the directory is not owned by us or is not mode 0700.
+ * -EPERM if the directory is not owned by us or is not mode 0700;
+ * -ETIMEDOUT if a look at the directory or the socket (made by a helper
+ * process) did not return within 10 s: its file system does not answer
+ * (logged, naming the step and the path).
  */
 int crac_control_start(void);
 

@@ -119,8 +119,15 @@ static int find_prog(const char *prog, char *out, size_t len)
 {
 	const char *path = getenv("PATH");
 
-	if (strchr(prog, '/'))
-		return realpath(prog, out) && strlen(out) < len ? 0 : -errno;
+	char msg[PATH_MAX + 400];
+	int rc = -ENOMEM;
+
+	if (strchr(prog, '/')) {
+		/* bounded by --timeout as the search of PATH */
+		if ((rc = crac_img_realpath_msg(prog, out, len, msg, sizeof(msg))) == -ETIMEDOUT)
+			cli_err("start: warning: %s", msg);
+		return rc;
+	}
 	if (!path || !*path)
 		path = "/usr/local/bin:/usr/bin:/bin";
 	size_t n_dirs = 1;
@@ -128,10 +135,10 @@ static int find_prog(const char *prog, char *out, size_t len)
 		n_dirs += *p == ':';
 	/* each candidate DIR/PROG in one block, NULL after the last */
 	size_t room = n_dirs * (strlen(prog) + 3) + strlen(path) + 1;
-	char *text = malloc(room), msg[PATH_MAX + 400];
+	char *text = malloc(room);
 	const char **cands = calloc(n_dirs + 1, sizeof(*cands));
 	size_t nc = 0, at = 0;
-	int found = -1, rc = -ENOMEM;
+	int found = -1;
 	if (!text || !cands)
 		goto out;
 	for (const char *p = path;;) {
@@ -150,9 +157,12 @@ static int find_prog(const char *prog, char *out, size_t len)
 	rc = crac_img_access_first_msg(cands, X_OK, &found, msg, sizeof(msg));
 	if (rc == -ETIMEDOUT)
 		cli_err("start: warning: the search for %s in PATH stopped: %s", prog, msg);
-	/* (the first that passes: execvp would take it, or fail) */
-	else
-		rc = rc == 0 && realpath(cands[found], out) && strlen(out) < len ? 0 : -ENOENT;
+	/* (the first that passes: execvp would take it, or fail); its
+	 * resolution bounded the same way */
+	else if (rc == 0 && (rc = crac_img_realpath_msg(cands[found], out, len, msg, sizeof(msg))) == -ETIMEDOUT)
+		cli_err("start: warning: %s", msg);
+	else if (rc < 0)
+		rc = -ENOENT;
 out:
 	free(text);
 	free(cands);
@@ -174,7 +184,9 @@ static char *make_key(const char *key, char **args)
 		fprintf(f, "key ");
 		put_escaped(f, key);
 	} else {
-		if (find_prog(args[0], exe, sizeof(exe)) == 0 && stat(exe, &st) == 0) {
+		char smsg[PATH_MAX + 300];
+		/* (exe resolved: no link left to follow; bounded by --timeout) */
+		if (find_prog(args[0], exe, sizeof(exe)) == 0 && crac_img_lstat_msg(exe, &st, smsg, sizeof(smsg)) == 0) {
 			fprintf(f, "exe dev %llu inode %llu size %lld mtime %lld.%09ld path ",
 				(unsigned long long)st.st_dev, (unsigned long long)st.st_ino,
 				(long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
@@ -346,10 +358,16 @@ static int usable(struct start *st, int listen_fds, char *act, size_t actlen, ch
 	int err = 0, rc = 1;
 
 	act[0] = 0;
-	if (lstat(st->dir, &sb) < 0) {
-		snprintf(why, len, "no image at %s yet", st->dir);
+	/* bounded by --timeout (a file system that does not answer: a cold
+	 * start, said) */
+	if ((err = crac_img_lstat_msg(st->dir, &sb, msg, sizeof(msg))) < 0) {
+		if (err == -ETIMEDOUT)
+			snprintf(why, len, "%s", msg);
+		else
+			snprintf(why, len, "no image at %s yet", st->dir);
 		return 1;
 	}
+	err = 0;
 	char *key = cli_read_small(st->dir, KEY_FILE, &err);
 	if (!key) {
 		snprintf(why, len, "%s/%s: %s (an image crac start did not write)", st->dir, KEY_FILE,
@@ -608,8 +626,13 @@ static void put_back_aside(const struct start *st)
 	char parent[PATH_MAX], aside[PATH_MAX + 32], prefix[NAME_MAX + 8];
 	const char *slash = strrchr(st->dir, '/');
 	struct stat sb;
+	char smsg[PATH_MAX + 300];
+	int src;
 
-	if (lstat(st->dir, &sb) == 0 || errno != ENOENT || !slash)
+	/* the lstats bounded by --timeout as the listing */
+	if ((src = crac_img_lstat_msg(st->dir, &sb, smsg, sizeof(smsg))) == -ETIMEDOUT)
+		cli_err("start: warning: %s", smsg);
+	if (src != -ENOENT || !slash)
 		return;
 	if (ofd_lock(st->lock_fd, F_WRLCK, 1, false) < 0)
 		return;   /* a writer at work: its own business */
@@ -632,7 +655,9 @@ static void put_back_aside(const struct start *st)
 		if (pid != getpid() && !(kill((pid_t)pid, 0) < 0 && errno == ESRCH))
 			continue;   /* its writer still runs (and puts it back itself if it must) */
 		snprintf(aside, sizeof(aside), "%s.new-%ld%s", st->dir, pid, OLD_SUFFIX);
-		if (lstat(aside, &sb) < 0 || !S_ISDIR(sb.st_mode) || sb.st_uid != geteuid())
+		if ((src = crac_img_lstat_msg(aside, &sb, smsg, sizeof(smsg))) == -ETIMEDOUT)
+			cli_err("start: warning: %s", smsg);
+		if (src < 0 || !S_ISDIR(sb.st_mode) || sb.st_uid != geteuid())
 			continue;
 		if (rename(aside, st->dir) == 0) {
 			fsync_dir(parent);
@@ -796,13 +821,18 @@ int crac_cmd_start(int argc, char **argv)
 	/* DIR.lock: a regular file of ours only we may write, no link
 	 * followed; else no restore, and a cold start that writes nothing */
 	snprintf(lock, sizeof(lock), "%s.lock", st.dir);
-	st.lock_fd = open(lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+	/* its open and fstat bounded by --timeout (image/dir.c's helper): a
+	 * file system that does not answer makes a cold start, said */
 	struct stat lb;
+	char omsg[PATH_MAX + 300];
 	int rc = 0, stop = 0;
+	st.lock_fd = crac_img_open_msg(lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK, 0600, &lb, omsg,
+				       sizeof(omsg));
 	if (st.lock_fd < 0) {
-		snprintf(why, sizeof(why), "cannot open the lock file %s: %s", lock, strerror(errno));
-	} else if (fstat(st.lock_fd, &lb) < 0 || !S_ISREG(lb.st_mode) || lb.st_uid != geteuid() ||
-		   (lb.st_mode & 022)) {
+		snprintf(why, sizeof(why), "cannot open the lock file %s: %s", lock,
+			 st.lock_fd == -ETIMEDOUT && omsg[0] ? omsg : strerror(-st.lock_fd));
+		st.lock_fd = -1;
+	} else if (!S_ISREG(lb.st_mode) || lb.st_uid != geteuid() || (lb.st_mode & 022)) {
 		snprintf(why, sizeof(why), "the lock file %s is not a regular file of this user that only it may "
 			 "write", lock);
 		close(st.lock_fd);

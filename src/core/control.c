@@ -33,6 +33,7 @@
 #include "core/internal.h"
 #include "runtime/checks.h"
 #include "engines/image_engine.h"
+#include "image/bounded.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -42,13 +43,39 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define MAX_REQUEST 65536
 #define MAX_TOKENS 1024
+
+/* ---- state ------------------------------------------------------------- */
+
+static pthread_mutex_t ctl_lock = PTHREAD_MUTEX_INITIALIZER;
+static int listen_fd = -1;
+static int wake_pipe[2] = { -1, -1 };
+static pthread_t listener;
+static char sock_path[256];
+/* The socket file we bound, to remove only that one (not a successor's). */
+static dev_t sock_dev;
+static ino_t sock_ino;
+static pid_t sock_pid;
+/* The socket path the last failed start tried (crac_control_path). */
+static char last_path[256];
+static pid_t last_pid;
+/* The supervisor's pidfd (sup_watch_open), watched by the listener; -1: none. */
+static int sup_pidfd = -1;
+static pid_t sup_pid;
+/* Our credentials when the library was loaded (crac__control_note_creds). */
+static struct {
+	bool known;
+	unsigned euid, egid, fsuid, fsgid;
+} start_creds;
 
 /* ---- paths ------------------------------------------------------------- */
 
@@ -102,10 +129,21 @@ static int path_in(const char *dir, int pid, char *buf, size_t len)
 int crac_control_path(char *buf, size_t len)
 {
 	char dir[200];
-	int rc = own_dir(dir, sizeof(dir));
+	int rc;
 
 	if (!buf)
 		return -EINVAL;
+	/* running, or tried by the last start: that path, without looking at
+	 * the file system again (it may not answer) */
+	pthread_mutex_lock(&ctl_lock);
+	const char *known = sock_path[0] ? sock_path : last_path[0] && last_pid == getpid() ? last_path : NULL;
+	if (known) {
+		int n = snprintf(buf, len, "%s", known);
+		pthread_mutex_unlock(&ctl_lock);
+		return (size_t)n >= len ? -ENAMETOOLONG : n;
+	}
+	pthread_mutex_unlock(&ctl_lock);
+	rc = own_dir(dir, sizeof(dir));
 	return rc < 0 ? rc : path_in(dir, getpid(), buf, len);
 }
 
@@ -147,15 +185,6 @@ static void unescape(char *s)
 
 /* ---- server ------------------------------------------------------------ */
 
-static pthread_mutex_t ctl_lock = PTHREAD_MUTEX_INITIALIZER;
-static int listen_fd = -1;
-static int wake_pipe[2] = { -1, -1 };
-static pthread_t listener;
-static char sock_path[256];
-/* The socket file we bound, to remove only that one (not a successor's). */
-static dev_t sock_dev;
-static ino_t sock_ino;
-static pid_t sock_pid;
 
 struct conn {
 	struct crac_requester rq;
@@ -579,20 +608,140 @@ static void serve(int fd)
 	}
 }
 
+/* ---- the supervisor's end ------------------------------------------------------- */
+
+/*
+ * A program that `crac run` or `crac start` supervises gets the parent-death
+ * signal SIGTERM from it (cli/supervise.c): killed, even by SIGKILL, the
+ * supervisor leaves no program running on unsupervised. The kernel clears
+ * that signal when the program changes its credentials (its effective or
+ * file-system uid or gid: a server started as root that drops to nobody),
+ * and a kill -9 of the supervisor then left it orphaned. So the listener
+ * also watches the supervisor itself, through a pidfd (no permission
+ * needed, whatever uid either runs as): when it ends, and our credentials
+ * are no longer those we were loaded with (the kernel cleared the signal),
+ * we send ourselves SIGTERM, as the kernel would have. The supervisor is
+ * $CRAC_SUPERVISOR_PID when it is our parent (not a child of the program,
+ * which inherited the variable). Gone before the watch began (between the
+ * exec and the start of the endpoint, or while an image was written with
+ * the endpoint closed): the same at once.
+ */
+
+void crac__control_note_creds(void)
+{
+	uid_t r, e, sv;
+	gid_t gr, ge, gs;
+
+	if (getresuid(&r, &e, &sv) < 0 || getresgid(&gr, &ge, &gs) < 0)
+		return;
+	start_creds.euid = e;
+	start_creds.egid = ge;
+	/* setfsuid/setfsgid with an invalid id change nothing and return the current one */
+	start_creds.fsuid = (unsigned)syscall(SYS_setfsuid, -1);
+	start_creds.fsgid = (unsigned)syscall(SYS_setfsgid, -1);
+	start_creds.known = true;
+}
+
+/* Did our credentials change since we were loaded (the kernel then cleared
+ * the parent-death signal)? Writes what changed into what. */
+static bool creds_changed(char *what, size_t len)
+{
+	uid_t r, e, sv;
+	gid_t gr, ge, gs;
+
+	what[0] = 0;
+	if (!start_creds.known || getresuid(&r, &e, &sv) < 0 || getresgid(&gr, &ge, &gs) < 0)
+		return false;
+	unsigned fsu = (unsigned)syscall(SYS_setfsuid, -1), fsg = (unsigned)syscall(SYS_setfsgid, -1);
+	if (e != start_creds.euid)
+		snprintf(what, len, "uid %u -> %u", start_creds.euid, (unsigned)e);
+	else if (ge != start_creds.egid)
+		snprintf(what, len, "gid %u -> %u", start_creds.egid, (unsigned)ge);
+	else if (fsu != start_creds.fsuid)
+		snprintf(what, len, "fsuid %u -> %u", start_creds.fsuid, fsu);
+	else if (fsg != start_creds.fsgid)
+		snprintf(what, len, "fsgid %u -> %u", start_creds.fsgid, fsg);
+	return what[0] != 0;
+}
+
+/* The supervisor has ended (or was gone already): SIGTERM, if the kernel's
+ * parent-death signal was cleared. */
+static void supervisor_gone(pid_t pid)
+{
+	char what[64];
+
+	if (!creds_changed(what, sizeof(what)))
+		return;   /* the kernel's parent-death signal did it */
+	crac__log(CRAC_LOG_WARN, "control: the supervisor (crac, pid %d) has ended; this process changed its "
+		  "credentials since it started (%s), which cleared its parent-death signal: SIGTERM sent to "
+		  "itself", (int)pid, what);
+	kill(getpid(), SIGTERM);
+}
+
+/* Called with ctl_lock held, the endpoint starting: sup_pidfd for the
+ * supervisor named by $CRAC_SUPERVISOR_PID if it is our parent. */
+static void sup_watch_open(void)
+{
+	const char *v = getenv(CRAC_SUPERVISOR_ENV);
+	char *end;
+	long pid;
+
+	if (sup_pidfd >= 0 || !v || !*v || (pid = strtol(v, &end, 10)) <= 0 || *end || pid > INT_MAX)
+		return;
+	if (pid != (long)getppid()) {
+		/* not our parent: the one we watched before (the endpoint
+		 * was closed while an image was written) ended meanwhile; else
+		 * the variable was inherited by a child of the program, which
+		 * the supervisor never gave a parent-death signal */
+		if (sup_pid == (pid_t)pid)
+			supervisor_gone((pid_t)pid);
+		return;
+	}
+	int fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+	if (fd < 0)
+		return;
+	/* still our parent once the pidfd is held: it is that process */
+	if (getppid() != (pid_t)pid) {
+		close(fd);
+		supervisor_gone((pid_t)pid);
+		return;
+	}
+	sup_pidfd = fd;
+	sup_pid = (pid_t)pid;
+	crac__internal_fd(sup_pidfd, true);
+}
+
+static void sup_watch_close(void)
+{
+	if (sup_pidfd < 0)
+		return;
+	crac__internal_fd(sup_pidfd, false);
+	close(sup_pidfd);
+	sup_pidfd = -1;
+}
+
 static void *listen_thread(void *p)
 {
 	int lfd = listen_fd, wfd = wake_pipe[0];
 
 	(void)p;
+	int sfd = sup_pidfd;   /* -1: none (poll ignores it) */
+
 	for (;;) {
-		struct pollfd pf[2] = { { .fd = lfd, .events = POLLIN }, { .fd = wfd, .events = POLLIN } };
-		if (poll(pf, 2, -1) < 0) {
+		struct pollfd pf[3] = { { .fd = lfd, .events = POLLIN }, { .fd = wfd, .events = POLLIN },
+					{ .fd = sfd, .events = POLLIN } };
+		if (poll(pf, 3, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
 		}
 		if (pf[1].revents)
 			break;
+		if (pf[2].revents) {
+			/* the supervisor ended: once (the pidfd stays readable) */
+			supervisor_gone(sup_pid);
+			sfd = -1;
+		}
 		if (pf[0].revents & POLLIN) {
 			int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 			if (fd >= 0)
@@ -602,45 +751,207 @@ static void *listen_thread(void *p)
 	return NULL;
 }
 
-/* The directory must be a real directory of ours with mode 0700. */
-static int check_dir(const char *dir)
-{
-	struct stat st;
+/* ---- the setup: bounded ---------------------------------------------------- */
 
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-		int e = -errno;
-		crac__log(CRAC_LOG_ERROR, "control: cannot create %s: %s", dir, strerror(-e));
-		return e;
-	}
-	if (lstat(dir, &st) < 0)
-		return -errno;
-	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 07777) != 0700) {
-		crac__log(CRAC_LOG_ERROR, "control: refusing %s: it must be a directory owned by uid %d "
-			"with mode 0700 (it is %s, uid %d, mode %04o)", dir, (int)geteuid(),
-			S_ISDIR(st.st_mode) ? "a directory" : S_ISLNK(st.st_mode) ? "a symlink" : "not a directory",
-			(int)st.st_uid, (unsigned)(st.st_mode & 07777));
-		return -EPERM;
-	}
-	return 0;
+/*
+ * Every look at the file system the endpoint's setup makes (choosing the
+ * directory, creating and checking it, removing a stale socket, the bind
+ * that makes the socket file, its chmod) and the removal of the socket
+ * file later may never return on a file system that does not answer (an
+ * NFS or FUSE server gone). So they are made by a helper of image/bounded.c
+ * (raw system calls, on its own stack) and waited for until a bound: the
+ * checkpoint's deadline when a checkpoint starts the endpoint (the pause
+ * and external engines), else CONTROL_SETUP_MS (CRAC_TEST_SYNC_GRACE_MS in
+ * tests). Given up, the setup fails naming the step and the path.
+ *
+ * CRAC_TEST_SLOW_FS=control:MS (tests only): the helper sleeps MS ms before
+ * the mkdir of the directory (and before the lstat of the socket file it
+ * removes), a file system that does not answer.
+ */
+#define CONTROL_SETUP_MS 10000
+
+/* The directories own_dir() may choose, in its order. */
+enum { CAND_ENV, CAND_XDG, CAND_RUN, CAND_TMP, N_CANDS };
+
+/* Where the helper was (for the message). */
+enum setup_step { ST_CHOOSE, ST_MKDIR, ST_LSTAT_DIR, ST_STALE, ST_BIND, ST_LSTAT_SOCK, ST_CHMOD, ST_UNLINK };
+
+struct ctl_setup {
+	/* in */
+	bool remove;                      /* remove the socket file (dev, ino) instead */
+	const char *dirs[N_CANDS];        /* NULL: not a candidate */
+	const char *private_of[N_CANDS];  /* the candidate only if this is a private directory of ours */
+	struct sockaddr_un addrs[N_CANDS];
+	unsigned uid;
+	int fd, probe_fd;                 /* the socket to bind; one to try a stale socket with */
+	long slow_ms;
+	/* out */
+	int cand;                         /* the directory chosen */
+	enum setup_step step;
+	int res;                          /* 0 or -errno (ST_LSTAT_DIR: -EPERM, refused) */
+	unsigned mode, st_uid;            /* ST_LSTAT_DIR: the directory's */
+	bool ours;                        /* the socket file bind made is a socket */
+	unsigned long dev, ino;           /* its identity (remove: the one to remove) */
+};
+
+/* lstat with a raw system call into st (the helper's stack). */
+static long raw_lstat(const char *path, struct stat *st)
+{
+	return crac_raw_syscall5(SYS_newfstatat, AT_FDCWD, (long)path, (long)st, AT_SYMLINK_NOFOLLOW, 0);
 }
 
-/* A socket file with our name: stale unless something live answers on it. */
-static int clear_stale(const char *path)
+/* The helper: raw system calls only (see bounded.h); what it learns goes
+ * from its own stack into s field by field. */
+static void setup_run(void *arg)
 {
-	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	int fd, rc;
+	struct ctl_setup *s = arg;
+	struct stat st;
+	long r;
 
-	if (access(path, F_OK) < 0)
-		return 0;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	strcpy(a.sun_path, path);
-	rc = connect(fd, (struct sockaddr *)&a, sizeof(a));
-	close(fd);
-	if (rc == 0)
-		return -EEXIST;
-	return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
+	if (s->remove) {
+		const char *p = s->addrs[0].sun_path;
+		s->step = ST_LSTAT_SOCK;
+		crac_bounded_test_sleep(s->slow_ms);
+		if ((r = raw_lstat(p, &st)) < 0) {
+			s->res = (int)r;
+			return;
+		}
+		s->res = 0;
+		if (st.st_dev != s->dev || st.st_ino != s->ino)
+			return;   /* not ours any more */
+		s->step = ST_UNLINK;
+		s->res = (int)crac_raw_syscall3(SYS_unlink, (long)p, 0, 0);
+		return;
+	}
+	/* 1. the directory (own_dir) */
+	s->step = ST_CHOOSE;
+	for (int i = 0; i < N_CANDS; i++) {
+		if (!s->dirs[i])
+			continue;
+		s->cand = i;   /* the one looked at (the last one, CAND_TMP, is always taken) */
+		if (s->private_of[i] && (raw_lstat(s->private_of[i], &st) < 0 || !S_ISDIR(st.st_mode) ||
+					 st.st_uid != s->uid || (st.st_mode & 022)))
+			continue;
+		break;
+	}
+	const char *dir = s->dirs[s->cand];
+	const struct sockaddr_un *a = &s->addrs[s->cand];
+	/* 2. created, a real directory of ours with mode 0700 (check_dir) */
+	s->step = ST_MKDIR;
+	crac_bounded_test_sleep(s->slow_ms);   /* tests: the directory does not answer */
+	if ((r = crac_raw_syscall3(SYS_mkdir, (long)dir, 0700, 0)) < 0 && r != -EEXIST) {
+		s->res = (int)r;
+		return;
+	}
+	s->step = ST_LSTAT_DIR;
+	if ((r = raw_lstat(dir, &st)) < 0) {
+		s->res = (int)r;
+		return;
+	}
+	s->mode = st.st_mode;
+	s->st_uid = st.st_uid;
+	if (!S_ISDIR(st.st_mode) || st.st_uid != s->uid || (st.st_mode & 07777) != 0700) {
+		s->res = -EPERM;
+		return;
+	}
+	/* 3. a socket file with our name: stale unless something live
+	 * answers on it (clear_stale) */
+	s->step = ST_STALE;
+	if (crac_raw_syscall3(SYS_faccessat, AT_FDCWD, (long)a->sun_path, F_OK) == 0) {
+		if (crac_raw_syscall3(SYS_connect, s->probe_fd, (long)a, sizeof(*a)) == 0) {
+			s->res = -EEXIST;
+			return;
+		}
+		if ((r = crac_raw_syscall3(SYS_unlink, (long)a->sun_path, 0, 0)) < 0 && r != -ENOENT) {
+			s->res = (int)r;
+			return;
+		}
+	}
+	/* 4. the socket file */
+	s->step = ST_BIND;
+	if ((r = crac_raw_syscall3(SYS_bind, s->fd, (long)a, sizeof(*a))) < 0) {
+		s->res = (int)r;
+		return;
+	}
+	/* The identity of the file bind made, for remove_socket: only a
+	 * socket counts. Something else there already (our directory's owner
+	 * replaced it between the bind and this lstat) is not ours: it is
+	 * never removed nor chmod'ed (chmod would follow a symbolic link). */
+	s->step = ST_LSTAT_SOCK;
+	s->ours = raw_lstat(a->sun_path, &st) == 0 && S_ISSOCK(st.st_mode);
+	s->dev = st.st_dev;
+	s->ino = st.st_ino;
+	s->step = ST_CHMOD;
+	s->res = s->ours ? (int)crac_raw_syscall3(SYS_fchmodat, AT_FDCWD, (long)a->sun_path, 0600) : 0;
+}
+
+/* What step s was at, naming the path: "the bind of /run/user/0/crac/7.sock". */
+static void setup_what(const struct ctl_setup *s, char *out, size_t len)
+{
+	const char *dir = s->cand >= 0 ? s->dirs[s->cand] : "";
+	const char *sock = s->addrs[s->cand >= 0 ? s->cand : 0].sun_path;
+
+	switch (s->step) {
+	case ST_CHOOSE:
+		snprintf(out, len, "the lstat of %s (choosing the control directory)",
+			 s->cand >= 0 && s->private_of[s->cand] ? s->private_of[s->cand] : "$XDG_RUNTIME_DIR or /run/user/UID");
+		break;
+	case ST_MKDIR:
+		snprintf(out, len, "the mkdir of %s", dir);
+		break;
+	case ST_LSTAT_DIR:
+		snprintf(out, len, "the lstat of %s", dir);
+		break;
+	case ST_STALE:
+		snprintf(out, len, "the look for a stale socket at %s", sock);
+		break;
+	case ST_BIND:
+		snprintf(out, len, "the bind of %s", sock);
+		break;
+	case ST_LSTAT_SOCK:
+		snprintf(out, len, "the lstat of %s", sock);
+		break;
+	case ST_CHMOD:
+		snprintf(out, len, "the chmod of %s", sock);
+		break;
+	case ST_UNLINK:
+		snprintf(out, len, "the unlink of %s", sock);
+		break;
+	}
+}
+
+/*
+ * Runs s by a helper, waited for until deadline_ns (CLOCK_MONOTONIC; 0:
+ * CONTROL_SETUP_MS from now). Returns s->res, or -ETIMEDOUT with msg
+ * saying what was given up on. Without a helper (a seccomp filter) in
+ * this thread, unbounded.
+ */
+static int setup_bounded(struct ctl_setup *s, int64_t deadline_ns, char *msg, size_t msglen)
+{
+	struct crac_bounded helper;
+	const char *g = getenv("CRAC_TEST_SYNC_GRACE_MS");
+	long bound_ms = g ? strtol(g, NULL, 10) : CONTROL_SETUP_MS;
+	int64_t waited;
+	char what[PATH_MAX + 100];
+
+	s->res = -EINPROGRESS;
+	s->cand = -1;
+	s->step = ST_CHOOSE;
+	if (crac_bounded_start(&helper, setup_run, s, NULL) < 0) {
+		setup_run(s);
+		return s->res;
+	}
+	if (crac_bounded_wait(&helper, deadline_ns ? deadline_ns : crac_bounded_mono_ns() + bound_ms * 1000000LL,
+			      0, &waited) == 0)
+		return s->res;
+	setup_what(s, what, sizeof(what));
+	if (deadline_ns)
+		snprintf(msg, msglen, "%s did not return after %lld ms (the checkpoint's deadline): its file system "
+			 "does not answer; given up", what, (long long)waited);
+	else
+		snprintf(msg, msglen, "%s did not return after %lld ms (the control endpoint's setup, %ld ms at most): "
+			 "its file system does not answer; given up", what, (long long)waited, bound_ms);
+	return -ETIMEDOUT;
 }
 
 static void after_fork_child(void)
@@ -654,18 +965,35 @@ static void after_fork_child(void)
 	}
 	listen_fd = wake_pipe[0] = wake_pipe[1] = -1;
 	sock_path[0] = 0;
+	/* the supervisor is the parent's, not ours */
+	if (sup_pidfd >= 0)
+		close(sup_pidfd);
+	sup_pidfd = -1;
+	sup_pid = 0;
 	pthread_mutex_init(&ctl_lock, NULL);
 }
 
+/* CRAC_TEST_SLOW_FS=control:MS: MS, else 0 (tests). */
+static long test_slow_ms(void)
+{
+	const char *e = getenv("CRAC_TEST_SLOW_FS");
+
+	return e && !strncmp(e, "control:", 8) ? strtol(e + 8, NULL, 10) : 0;
+}
+
 /* Removes our socket file if it is still the one we bound (a process that
- * reuses our pid may have replaced it since). */
+ * reuses our pid may have replaced it since); bounded (setup_bounded). */
 static void remove_socket(void)
 {
-	struct stat st;
-
-	if (sock_path[0] && sock_pid == getpid() && lstat(sock_path, &st) == 0 &&
-	    st.st_dev == sock_dev && st.st_ino == sock_ino)
-		unlink(sock_path);
+	if (sock_path[0] && sock_pid == getpid()) {
+		struct ctl_setup s = { .remove = true, .dev = (unsigned long)sock_dev, .ino = (unsigned long)sock_ino,
+				       .slow_ms = test_slow_ms() };
+		char msg[PATH_MAX + 300];
+		s.addrs[0].sun_family = AF_UNIX;
+		strcpy(s.addrs[0].sun_path, sock_path);
+		if (setup_bounded(&s, 0, msg, sizeof(msg)) == -ETIMEDOUT)
+			crac__log(CRAC_LOG_WARN, "control: socket %s left in place: %s", sock_path, msg);
+	}
 	sock_path[0] = 0;
 }
 
@@ -681,50 +1009,91 @@ static void register_atfork(void)
 	pthread_atfork(NULL, NULL, after_fork_child);
 }
 
-int crac_control_start(void)
+/* crac__control_start_msg, and *said: msg is worth saying (more than the
+ * error's name: a step given up on, a refused directory). */
+static int control_start(int64_t deadline_ns, char *msg, size_t msglen, bool *said)
 {
-	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-	char dir[200];
+	struct ctl_setup s = { .uid = (unsigned)geteuid(), .fd = -1, .probe_fd = -1, .slow_ms = test_slow_ms() };
+	char dirs[N_CANDS][200];
+	const char *d = getenv("CRAC_CONTROL_DIR"), *x = getenv("XDG_RUNTIME_DIR");
+	char run[64];
 	int rc, fd = -1;
 	sigset_t all, old;
 
+	msg[0] = 0;
+	*said = false;
 	pthread_mutex_lock(&ctl_lock);
 	if (listen_fd >= 0) {
 		pthread_mutex_unlock(&ctl_lock);
 		return 0;
 	}
 	pthread_once(&atfork_once, register_atfork);
-	if ((rc = own_dir(dir, sizeof(dir))) < 0 ||
-	    (rc = check_dir(dir)) < 0 ||
-	    (rc = path_in(dir, getpid(), sock_path, sizeof(sock_path))) < 0 ||
-	    (rc = clear_stale(sock_path)) < 0)
-		goto fail;
+	/* the candidates of own_dir(), each with its socket's name */
+	snprintf(run, sizeof(run), "/run/user/%u", s.uid);
+	int n[N_CANDS] = { 0 };
+	if (d && *d) {
+		n[CAND_ENV] = snprintf(dirs[CAND_ENV], sizeof(dirs[0]), "%s", d);
+	} else {
+		if (x && x[0] == '/') {
+			n[CAND_XDG] = snprintf(dirs[CAND_XDG], sizeof(dirs[0]), "%s/crac", x);
+			s.private_of[CAND_XDG] = x;
+		}
+		n[CAND_RUN] = snprintf(dirs[CAND_RUN], sizeof(dirs[0]), "%s/crac", run);
+		s.private_of[CAND_RUN] = run;
+		n[CAND_TMP] = snprintf(dirs[CAND_TMP], sizeof(dirs[0]), "/tmp/crac-%u", s.uid);
+	}
+	for (int i = 0; i < N_CANDS; i++) {
+		if (!n[i])
+			continue;
+		s.addrs[i].sun_family = AF_UNIX;
+		if (n[i] < 0 || (size_t)n[i] >= sizeof(dirs[0]) ||
+		    path_in(dirs[i], getpid(), s.addrs[i].sun_path, sizeof(s.addrs[i].sun_path)) < 0) {
+			if (i == CAND_ENV || i == CAND_TMP) {
+				rc = -ENAMETOOLONG;
+				goto fail;
+			}
+			continue;   /* own_dir() would refuse it too: the next one */
+		}
+		s.dirs[i] = dirs[i];
+	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
+	s.probe_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || s.probe_fd < 0) {
 		rc = -errno;
 		goto fail;
 	}
-	strcpy(a.sun_path, sock_path);
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-		rc = -errno;
+	s.fd = fd;
+	rc = setup_bounded(&s, deadline_ns, msg, msglen);
+	if (s.cand >= 0)
+		snprintf(sock_path, sizeof(sock_path), "%s", s.addrs[s.cand].sun_path);
+	if (rc == -ETIMEDOUT && msg[0]) {
+		*said = true;
 		goto fail;
 	}
-	/* The identity of the file bind made, for remove_socket: only a
-	 * socket counts. Something else there already (our directory's owner
-	 * replaced it between the bind and this lstat) is not ours: it is
-	 * never removed nor chmod'ed (chmod would follow a symbolic link). */
-	struct stat st;
-	bool ours = lstat(sock_path, &st) == 0 && S_ISSOCK(st.st_mode);
-	if (ours) {
-		sock_dev = st.st_dev;
-		sock_ino = st.st_ino;
+	if (rc < 0 && s.step == ST_MKDIR) {
+		snprintf(msg, msglen, "cannot create %s: %s", dirs[s.cand], strerror(-rc));
+		*said = true;
+	} else if (rc == -EPERM && s.step == ST_LSTAT_DIR) {
+		snprintf(msg, msglen, "refusing %s: it must be a directory owned by uid %u with mode 0700 (it is %s, "
+			 "uid %u, mode %04o)", dirs[s.cand], s.uid, S_ISDIR(s.mode) ? "a directory" :
+			 S_ISLNK(s.mode) ? "a symlink" : "not a directory", s.st_uid, s.mode & 07777);
+		*said = true;
+	}
+	if (s.ours && (rc == 0 || (rc < 0 && s.step == ST_CHMOD))) {
+		sock_dev = (dev_t)s.dev;
+		sock_ino = (ino_t)s.ino;
 		sock_pid = getpid();
 	} else {
 		sock_pid = 0;   /* an earlier start's identity must not name it */
 	}
-	if ((ours && chmod(sock_path, 0600) < 0) || listen(fd, 16) < 0 ||
-	    pipe2(wake_pipe, O_CLOEXEC) < 0) {
+	if (rc < 0 && s.step == ST_CHMOD)
+		remove_socket();   /* bound, but not made private: not left behind */
+	if (rc < 0)
+		goto fail;
+	close(s.probe_fd);
+	s.probe_fd = -1;
+	if (listen(fd, 16) < 0 || pipe2(wake_pipe, O_CLOEXEC) < 0) {
 		rc = -errno;
 		remove_socket();
 		goto fail;
@@ -733,6 +1102,7 @@ int crac_control_start(void)
 	crac__internal_fd(listen_fd, true);
 	crac__internal_fd(wake_pipe[0], true);
 	crac__internal_fd(wake_pipe[1], true);
+	sup_watch_open();   /* the supervisor's end, watched by the listener too */
 	/* The listener must not take the application's signals. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -743,16 +1113,44 @@ int crac_control_start(void)
 		close(wake_pipe[1]);
 		wake_pipe[0] = wake_pipe[1] = -1;
 		listen_fd = -1;
+		sup_watch_close();
 		remove_socket();
 		goto fail;
 	}
+	last_path[0] = 0;
 	pthread_mutex_unlock(&ctl_lock);
 	return 0;
 fail:
 	if (fd >= 0)
 		close(fd);
+	if (s.probe_fd >= 0)
+		close(s.probe_fd);
+	/* the path tried, for crac_control_path (no second look at a file
+	 * system that did not answer) */
+	snprintf(last_path, sizeof(last_path), "%s", sock_path);
+	last_pid = getpid();
 	sock_path[0] = 0;
+	if (!msg[0])
+		snprintf(msg, msglen, "%s", strerror(-rc));
 	pthread_mutex_unlock(&ctl_lock);
+	return rc;
+}
+
+int crac__control_start_msg(int64_t deadline_ns, char *msg, size_t msglen)
+{
+	bool said;
+
+	return control_start(deadline_ns, msg, msglen, &said);
+}
+
+int crac_control_start(void)
+{
+	char msg[PATH_MAX + 300];
+	bool said;
+	int rc = control_start(0, msg, sizeof(msg), &said);
+
+	if (rc < 0 && said)
+		crac__log(CRAC_LOG_ERROR, "control: %s", msg);
 	return rc;
 }
 
@@ -774,6 +1172,7 @@ int crac_control_stop(void)
 	close(wake_pipe[0]);
 	close(wake_pipe[1]);
 	listen_fd = wake_pipe[0] = wake_pipe[1] = -1;
+	sup_watch_close();
 	remove_socket();
 	pthread_mutex_unlock(&ctl_lock);
 	return 0;
@@ -1041,6 +1440,51 @@ static int connect_to(int pid, char *err, size_t errlen)
 	return -ENOENT;
 }
 
+/* How long a connection closed without its STATUS waits for the target's
+ * end (did it exit, or refuse?): the socket closes as the process exits,
+ * its exit is seen a moment later. */
+#define CLOSED_EXIT_WAIT_MS 500
+
+/*
+ * The connection to process pid closed without an answer: why, into err.
+ * The process exited (its pidfd, taken before the request, readable
+ * within CLOSED_EXIT_WAIT_MS): said, with its exit status or signal when
+ * it is our child (waitid WNOWAIT: left for our own wait to reap); else
+ * it refused (its stderr says why).
+ */
+static void closed_why(int pid, int pidfd, char *err, size_t errlen)
+{
+	struct pollfd pf = { .fd = pidfd, .events = POLLIN };
+	siginfo_t si;
+	int n;
+
+	while (pidfd >= 0 && (n = poll(&pf, 1, CLOSED_EXIT_WAIT_MS)) < 0 && errno == EINTR)
+		;
+	if (pidfd < 0 || n <= 0) {
+		snprintf(err, errlen, "process %d closed the connection without an answer "
+			 "(refused? its stderr says why)", pid);
+		return;
+	}
+	memset(&si, 0, sizeof(si));
+	if (syscall(SYS_waitid, P_PIDFD, pidfd, &si, WEXITED | WNOHANG | WNOWAIT, NULL) == 0 && si.si_pid == pid) {
+		if (si.si_code == CLD_EXITED)
+			snprintf(err, errlen, "process %d exited with status %d during the checkpoint, before it "
+				 "answered", pid, si.si_status);
+		else {
+			const char *abbrev = si.si_status > 0 && si.si_status < 32 ? sigabbrev_np(si.si_status) : NULL;
+			char name[24];
+			if (abbrev)
+				snprintf(name, sizeof(name), "SIG%s", abbrev);
+			else
+				snprintf(name, sizeof(name), "SIGRTMIN+%d", si.si_status - SIGRTMIN);
+			snprintf(err, errlen, "process %d was killed by signal %d (%s) during the checkpoint, "
+				 "before it answered", pid, si.si_status, name);
+		}
+		return;
+	}
+	snprintf(err, errlen, "process %d exited during the checkpoint, before it answered", pid);
+}
+
 int crac__control_request(int pid, const char *const *tokens, FILE *out, int *status,
 			  char *err, size_t errlen)
 {
@@ -1080,8 +1524,14 @@ int crac__control_request_cb(int pid, const char *const *tokens, FILE *out, int 
 	}
 	req[used++] = '\n';
 
+	/* the target's pidfd, taken before the request: a connection closed
+	 * without an answer is then told from a process that exited (see
+	 * closed_why) */
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if ((fd = connect_to(pid, err, errlen)) < 0) {
 		free(req);
+		if (pidfd >= 0)
+			close(pidfd);
 		return fd;
 	}
 	size_t off = 0;
@@ -1093,6 +1543,8 @@ int crac__control_request_cb(int pid, const char *const *tokens, FILE *out, int 
 			rc = n < 0 ? -errno : -EPIPE;
 			close(fd);
 			free(req);
+			if (pidfd >= 0)
+				close(pidfd);
 			snprintf(err, errlen, "sending the request to process %d: %s", pid, strerror(-rc));
 			return rc;
 		}
@@ -1107,6 +1559,8 @@ int crac__control_request_cb(int pid, const char *const *tokens, FILE *out, int 
 		else
 			close(fd);
 		free(line);
+		if (pidfd >= 0)
+			close(pidfd);
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
@@ -1143,10 +1597,13 @@ int crac__control_request_cb(int pid, const char *const *tokens, FILE *out, int 
 	free(line);
 	fclose(in);
 	if (!got_status) {
-		snprintf(err, errlen, "process %d closed the connection without an answer "
-			 "(refused? its stderr says why)", pid);
+		closed_why(pid, pidfd, err, errlen);
+		if (pidfd >= 0)
+			close(pidfd);
 		return -ECONNRESET;
 	}
+	if (pidfd >= 0)
+		close(pidfd);
 	return 0;
 }
 

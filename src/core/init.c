@@ -10,6 +10,7 @@
 #include "runtime/checks.h"
 #include "engines/external.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@ __attribute__((constructor)) static void crac_init(void)
 	const char *c = getenv("CRAC_CONTROL");
 	int rc;
 
+	crac__control_note_creds();   /* before the program can change them */
 	crac__policy_init_env();
 	crac__external_autostart();   /* CRAC_ENGINE=external: follow the platform */
 
@@ -35,10 +37,12 @@ __attribute__((constructor)) static void crac_init(void)
 	const char *delay = getenv("CRAC_TEST_CONTROL_DELAY_MS");
 	if (c && strcmp(c, "1") == 0 && delay && atoi(delay) > 0)
 		usleep((useconds_t)atoi(delay) * 1000);
-	if (c && strcmp(c, "1") == 0 && (rc = crac_control_start()) < 0) {
+	/* (its look at the file system bounded: 10 s at most) */
+	char msg[PATH_MAX + 300];
+	if (c && strcmp(c, "1") == 0 && (rc = crac__control_start_msg(0, msg, sizeof(msg))) < 0) {
 		char path[256] = "";
 		crac_control_path(path, sizeof(path));
 		crac__log(CRAC_LOG_ERROR, "CRAC_CONTROL=1 but the control endpoint could not start at %s: %s",
-			path, strerror(-rc));
+			path, msg);
 	}
 }

@@ -284,6 +284,13 @@ int crac__pause_resume(char *const *argv, char *const *envp, struct crac_request
  * returns whether it ran; resume starts it again if it did (in a restored
  * process: with the new pid's socket).
  */
+/* crac_control_start, its file system steps bounded by deadline_ns
+ * (CLOCK_MONOTONIC: a checkpoint's deadline; 0: 10 s from now). On
+ * failure msg says why, naming the step and the path. */
+int crac__control_start_msg(int64_t deadline_ns, char *msg, size_t msglen) CRAC_HIDDEN;
+/* Records our credentials at load time: the supervisor's end is acted on
+ * when they changed since (the kernel cleared the parent-death signal). */
+void crac__control_note_creds(void) CRAC_HIDDEN;
 bool crac__control_suspend(void) CRAC_HIDDEN;
 void crac__control_resume(bool was_running) CRAC_HIDDEN;
 

@@ -825,19 +825,29 @@ static int stash_internal(struct crac_round *r, struct criu_state *s)
  */
 static void take_lock(struct criu_state *s, int pfd, int helper)
 {
+	int e = EBADF;
+
 	if (s->lock_fd_helper < 0 || s->lock_fd >= 0)
 		return;
-	if (pfd >= 0)
-		s->lock_fd = (int)syscall(SYS_pidfd_getfd, pfd, s->lock_fd_helper, 0);
+	/* (tests: CRAC_PRETEND_MISSING=pidfd_getfd takes the fallback) */
+	if (pfd >= 0 && crac__pretend_missing("pidfd_getfd"))
+		e = ENOSYS;
+	else if (pfd >= 0 && (s->lock_fd = (int)syscall(SYS_pidfd_getfd, pfd, s->lock_fd_helper, 0)) < 0)
+		e = errno;
 	if (s->lock_fd >= 0)
 		return;
 	kill(helper, SIGKILL);
 	s->lock_fd = open(s->tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int lrc = -1;
 	for (int i = 0; s->lock_fd >= 0 && i < 200; i++) {   /* until the helper's exit released it */
-		if (flock(s->lock_fd, LOCK_EX | LOCK_NB) == 0 || errno != EWOULDBLOCK)
+		if ((lrc = flock(s->lock_fd, LOCK_EX | LOCK_NB)) == 0 || errno != EWOULDBLOCK)
 			break;
 		nanosleep(&(struct timespec){ 0, 5000000 }, NULL);
 	}
+	crac__log(CRAC_LOG_DEBUG, "criu: the lock of %s could not be taken back from the helper %d (pidfd_getfd: "
+		  "%s): helper killed, %s", s->tmp, helper, strerror(e),
+		  s->lock_fd < 0 ? "the temporary could not be opened again: it goes on unlocked" :
+		  lrc < 0 ? "the temporary could not be locked anew: it goes on unlocked" : "the temporary locked anew");
 }
 
 /* The original, after the dump: takes the temporary's lock and the real

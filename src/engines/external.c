@@ -36,6 +36,7 @@
 #include "runtime/checks.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -513,14 +514,15 @@ static bool start_hook(struct crac_round *r, const char *cmd, unsigned seq, int6
 
 static int ext_configure(struct crac_round *r)
 {
-	int rc = crac_control_start();
-	char path[256] = "";
+	char path[256] = "", msg[PATH_MAX + 300];
+	/* bounded by the checkpoint's deadline */
+	int rc = crac__control_start_msg(r->event.deadline_monotonic, msg, sizeof(msg));
 
 	if (rc < 0) {
 		crac_control_path(path, sizeof(path));
 		crac__report_add(r->report, CRAC_PHASE_ENGINE, "external", rc,
-				 "the external engine is resumed through the control endpoint, which could not start at %s",
-				 path);
+				 "the external engine is resumed through the control endpoint, which could not start at %s: %s",
+				 path, msg);
 	}
 	return rc;
 }
@@ -630,10 +632,11 @@ void crac__external_autostart(void)
 	if (strcmp(program_invocation_short_name, "crac") == 0)
 		return;
 	init_once();
-	if ((rc = crac_control_start()) < 0) {
+	char msg[PATH_MAX + 300];
+	if ((rc = crac__control_start_msg(0, msg, sizeof(msg))) < 0) {
 		crac_control_path(path, sizeof(path));
 		crac__ext_say("the control endpoint could not start at %s (%s): `crac restore --pid` "
-			      "cannot resume this process", path, strerror(-rc));
+			      "cannot resume this process", path, msg);
 	}
 	if (!l || strcmp(l, "0") != 0)
 		crac__ext_logind_start(l && strcmp(l, "1") == 0);

@@ -13,6 +13,7 @@
 #include "core/internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,14 +26,16 @@ static bool resumed;
 
 static int pause_configure(struct crac_round *r)
 {
-	int rc = crac_control_start();
-	char path[256];
+	char path[256] = "", msg[PATH_MAX + 300];
+	/* bounded by the checkpoint's deadline (a control directory on a file
+	 * system that does not answer) */
+	int rc = crac__control_start_msg(r->event.deadline_monotonic, msg, sizeof(msg));
 
 	if (rc < 0) {
 		crac_control_path(path, sizeof(path));
 		crac__report_add(r->report, CRAC_PHASE_ENGINE, "pause", rc,
-				 "the pause engine is resumed through the control endpoint, which could not start at %s",
-				 path);
+				 "the pause engine is resumed through the control endpoint, which could not start at %s: %s",
+				 path, msg);
 	}
 	return rc;
 }

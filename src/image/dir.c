@@ -110,7 +110,9 @@ int crac_img_split_path(const char *dir, char *parent, size_t plen, const char *
  * the grace, and the messages name it.
  *
  * CRAC_TEST_SLOW_FS=OP:MS (tests only; OP `fsync`, `remove`, `check`,
- * `rename`, `clean`, `access` or `list`): the operation first sleeps MS ms,
+ * `rename`, `clean`, `access`, `list`, `open`, `lstat` or `realpath`): the
+ * operation first sleeps MS ms; `aside`: the commit sleeps MS ms once it
+ * moved the previous image aside (no RENAME_EXCHANGE),
  * a file system that does not answer.
  *
  * System calls only: crac_img_fsync_fd may be called while the program's
@@ -118,7 +120,7 @@ int crac_img_split_path(const char *dir, char *parent, size_t plen, const char *
  * needs binding).
  */
 enum fsop_kind { FSOP_FSYNC, FSOP_FSYNC_FD, FSOP_REMOVE, FSOP_RENAME, FSOP_SAME, FSOP_TARGET, FSOP_LIST,
-		 FSOP_ACCESS };
+		 FSOP_ACCESS, FSOP_OPEN, FSOP_LSTAT, FSOP_REALPATH };
 
 /* What the target check needs to know (FSOP_TARGET; see crac_img_target_check). */
 struct target_facts {
@@ -162,6 +164,10 @@ struct fsop {
 				 * FSOP_TARGET: 0 the parent, 1 DIR, 2 its entries, 3 its header */
 	struct target_facts *tf;   /* FSOP_TARGET */
 	struct stale_list *sl;     /* FSOP_LIST */
+	bool lock_ex;              /* FSOP_OPEN: then flock(LOCK_EX | LOCK_NB) it (-EWOULDBLOCK: held) */
+	struct stat st;            /* FSOP_OPEN (fstat of the file opened), FSOP_LSTAT: copied by the helper */
+	char *real;                /* FSOP_REALPATH: the path resolved, real_len bytes with its NUL */
+	size_t real_len;
 };
 
 /* The limit of the waits (crac_img_fs_limit). */
@@ -427,6 +433,61 @@ static void fsop_run(void *arg)
 		op->res = r < 0 ? (int)r : st.st_dev == op->expect->st_dev && st.st_ino == op->expect->st_ino;
 		break;
 	}
+	case FSOP_OPEN: {   /* openat(flags, mode: op->fd) and fstat; res the fd */
+		struct stat st;
+		r = crac_raw_syscall5(SYS_openat, AT_FDCWD, (long)op->path, op->flags | O_CLOEXEC, op->fd, 0);
+		if (r < 0) {
+			op->res = (int)r;
+			break;
+		}
+		/* (a given up open that returns later leaves its descriptor
+		 * in the caller's table, close-on-exec: nothing holds it) */
+		long fd = r;
+		if ((r = crac_raw_syscall5(SYS_fstat, fd, (long)&st, 0, 0, 0)) < 0 ||
+		    (op->lock_ex && (r = crac_raw_syscall3(SYS_flock, fd, LOCK_EX | LOCK_NB, 0)) < 0 &&
+		     r == -EWOULDBLOCK)) {
+			crac_raw_syscall3(SYS_close, fd, 0, 0);
+			op->res = (int)r;
+			break;
+		}
+		op->st = st;
+		op->res = (int)fd;
+		break;
+	}
+	case FSOP_LSTAT: {
+		struct stat st;
+		r = crac_raw_syscall5(SYS_newfstatat, AT_FDCWD, (long)op->path, (long)&st, AT_SYMLINK_NOFOLLOW, 0);
+		if (r == 0)
+			op->st = st;
+		op->res = (int)r;
+		break;
+	}
+	case FSOP_REALPATH: {   /* every link followed: the name of the file opened (O_PATH) */
+		char link[32] = "/proc/self/fd/", digits[12], buf[PATH_MAX];
+		r = crac_raw_syscall3(SYS_openat, AT_FDCWD, (long)op->path, O_PATH | O_CLOEXEC);
+		if (r < 0) {
+			op->res = (int)r;
+			break;
+		}
+		long fd = r;
+		int nd = 0, at = 14;
+		for (long v = fd; v || !nd; v /= 10)
+			digits[nd++] = (char)('0' + v % 10);
+		while (nd)
+			link[at++] = digits[--nd];
+		link[at] = 0;
+		r = crac_raw_syscall5(SYS_readlinkat, AT_FDCWD, (long)link, (long)buf, sizeof(buf), 0);
+		crac_raw_syscall3(SYS_close, fd, 0, 0);
+		if (r < 0 || (size_t)r >= op->real_len || buf[0] != '/') {
+			op->res = r < 0 ? (int)r : -ENAMETOOLONG;
+			break;
+		}
+		for (long k = 0; k < r; k++)
+			op->real[k] = buf[k];
+		op->real[r] = 0;
+		op->res = 0;
+		break;
+	}
 	case FSOP_TARGET:
 		target_gather(op);
 		op->res = 0;
@@ -510,6 +571,57 @@ int crac_img_access_msg(const char *path, int mode, char *msg, size_t msglen)
 		snprintf(msg, msglen, "%s: %s", path, strerror(-rc));
 	else
 		msg[0] = 0;
+	return rc;
+}
+
+int crac_img_open_msg(const char *path, int flags, unsigned mode, struct stat *st, char *msg, size_t msglen)
+{
+	struct fsop op = { .kind = FSOP_OPEN, .path = path, .flags = (unsigned)flags, .fd = (int)mode,
+			   .slow_ms = fs_slow("open") };
+	int64_t waited;
+	char why[200];
+	int rc = fsop_bounded(&op, &waited);
+
+	msg[0] = 0;
+	if (given_up(rc, waited, why, sizeof(why)))
+		snprintf(msg, msglen, "the open of %s %s", path, why);
+	else if (rc < 0)
+		snprintf(msg, msglen, "%s: %s", path, strerror(-rc));
+	else
+		*st = op.st;
+	return rc;
+}
+
+int crac_img_lstat_msg(const char *path, struct stat *st, char *msg, size_t msglen)
+{
+	struct fsop op = { .kind = FSOP_LSTAT, .path = path, .slow_ms = fs_slow("lstat") };
+	int64_t waited;
+	char why[200];
+	int rc = fsop_bounded(&op, &waited);
+
+	msg[0] = 0;
+	if (given_up(rc, waited, why, sizeof(why)))
+		snprintf(msg, msglen, "the lstat of %s %s", path, why);
+	else if (rc < 0)
+		snprintf(msg, msglen, "%s: %s", path, strerror(-rc));
+	else
+		*st = op.st;
+	return rc;
+}
+
+int crac_img_realpath_msg(const char *path, char *out, size_t len, char *msg, size_t msglen)
+{
+	struct fsop op = { .kind = FSOP_REALPATH, .path = path, .real = out, .real_len = len,
+			   .slow_ms = fs_slow("realpath") };
+	int64_t waited;
+	char why[200];
+	int rc = fsop_bounded(&op, &waited);
+
+	msg[0] = 0;
+	if (given_up(rc, waited, why, sizeof(why)))
+		snprintf(msg, msglen, "the resolution of %s %s", path, why);
+	else if (rc < 0)
+		snprintf(msg, msglen, "%s: %s", path, strerror(-rc));
 	return rc;
 }
 
@@ -846,6 +958,42 @@ int crac_img_commit_expect(const char *tmp, const char *dir_arg, const struct st
 	return crac_img_commit_with(tmp, dir_arg, expect, NULL, msg, msglen);
 }
 
+/*
+ * The lock of an image about to be moved aside (DIR.old-PID-START): flock
+ * on the directory, taken before the rename (the lock is the inode's: it
+ * goes with it) and held until it is removed or put back. The descriptor,
+ * or -1 where there is none to take (a file system without flock: the
+ * names alone, as for the temporaries); -EBUSY (another holds it: a writer
+ * doing the same, or a cleaner) or -ETIMEDOUT with msg: nothing is moved.
+ * Bounded as the other looks (an NFS flock goes to the server).
+ */
+static int aside_lock(const char *dir, char *msg, size_t msglen)
+{
+	struct fsop op = { .kind = FSOP_OPEN, .path = dir, .flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW,
+			   .lock_ex = true };
+	int64_t waited;
+	char why[200];
+	int rc = fsop_bounded(&op, &waited);
+
+	if (given_up(rc, waited, why, sizeof(why))) {
+		snprintf(msg, msglen, "the lock of the previous image %s (before it is moved aside) %s; nothing was "
+			 "replaced", dir, why);
+		return rc;
+	}
+	if (rc == -EWOULDBLOCK) {
+		snprintf(msg, msglen, "the previous image %s is locked by another process (a writer replacing it, "
+			 "or a cleaner removing it); nothing was replaced", dir);
+		return -EBUSY;
+	}
+	return rc < 0 ? -1 : rc;
+}
+
+static void aside_unlock(int lk)
+{
+	if (lk >= 0)
+		close(lk);
+}
+
 int crac_img_commit_with(const char *tmp, const char *dir_arg, const struct stat *expect,
 			 const struct crac_img_commit_ops *ops, char *msg, size_t msglen)
 {
@@ -918,22 +1066,31 @@ int crac_img_commit_with(const char *tmp, const char *dir_arg, const struct stat
 		}
 	} else if (rc == -EINVAL || rc == -ENOSYS) {
 		/* The file system cannot exchange: move the old image aside
-		 * first, under a name that crac_img_clean_stale recognises. */
+		 * first, under a name that crac_img_clean_stale recognises,
+		 * locked as the temporaries are (crac_img_tmp_create): a
+		 * cleaner in another pid namespace, to which our PID and START
+		 * mean nothing, leaves it alone while it is ours. */
 		if (snprintf(old, sizeof(old), "%s.old-%d-%llu", dir, (int)getpid(),
 			     crac_img_start_time(getpid())) >= (int)sizeof(old)) {
 			snprintf(msg, msglen, "image directory name %s is too long", dir);
 			return -ENAMETOOLONG;
 		}
+		int lk = aside_lock(dir, msg, msglen);
+		if (lk == -EBUSY || lk == -ETIMEDOUT)
+			return lk;
 		if ((rc = fs_rename(dir, old, 0, why, sizeof(why))) < 0) {
 			if (why[0])
 				snprintf(msg, msglen, "move the previous image aside: %s", why);
 			else
 				snprintf(msg, msglen, "move the previous image %s aside: %s", dir, strerror(-rc));
+			aside_unlock(lk);
 			return rc;
 		}
+		crac_bounded_test_sleep(fs_slow("aside"));   /* tests: the old image aside, in use */
 		if ((rc = fs_is_expected(old, expect, why, sizeof(why))) <= 0) {
 			char back[sizeof(why)];
 			fs_rename(old, dir, 0, back, sizeof(back));   /* not ours to replace: back */
+			aside_unlock(lk);
 			if (rc < 0) {
 				snprintf(msg, msglen, "%s; nothing was replaced", why);
 				return rc;
@@ -945,12 +1102,14 @@ int crac_img_commit_with(const char *tmp, const char *dir_arg, const struct stat
 		if ((rc = fs_rename(tmp, dir, 0, why, sizeof(why))) < 0) {
 			rename_failed(rc, why, tmp, dir, msg, msglen);
 			fs_rename(old, dir, 0, why, sizeof(why));   /* put the previous image back */
+			aside_unlock(lk);
 			return rc;
 		}
 		if (remove_old(old, why, sizeof(why)) < 0) {
 			snprintf(msg, msglen, "the previous image (now %s) could not be removed: %s", old, why);
 			warn = 1;
 		}
+		aside_unlock(lk);
 	} else {
 		return rename_failed(rc, why, tmp, dir, msg, msglen);
 	}

@@ -164,6 +164,17 @@ void crac_img_fs_limit(int64_t mono_ns, long grace_ms, const char *bound) CRAC_H
 /* access(2) of path (the real ids), bounded as crac_img_remove: 0, -errno,
  * or -ETIMEDOUT; msg says which path and why (one line). */
 int crac_img_access_msg(const char *path, int mode, char *msg, size_t msglen) CRAC_HIDDEN;
+/* open(2) of path with flags (O_CLOEXEC added) and mode, and fstat into
+ * *st, bounded as crac_img_remove: the descriptor, -errno, or -ETIMEDOUT
+ * ("the open of PATH did not return after ..."); msg says why (one line). */
+int crac_img_open_msg(const char *path, int flags, unsigned mode, struct stat *st, char *msg,
+		      size_t msglen) CRAC_HIDDEN;
+/* lstat(2) of path into *st, bounded the same way: 0, -errno or -ETIMEDOUT. */
+int crac_img_lstat_msg(const char *path, struct stat *st, char *msg, size_t msglen) CRAC_HIDDEN;
+/* realpath(3) of path into out (len bytes), bounded the same way (the name
+ * the kernel gives the file opened with O_PATH): 0, -errno, -ENAMETOOLONG
+ * or -ETIMEDOUT. */
+int crac_img_realpath_msg(const char *path, char *out, size_t len, char *msg, size_t msglen) CRAC_HIDDEN;
 /* access(2) of each of paths (NULL-terminated) in turn, by one helper,
  * bounded the same way: 0 and *found the index of the first that passes,
  * the last one's -errno (-ENOENT: none), or -ETIMEDOUT with msg naming the

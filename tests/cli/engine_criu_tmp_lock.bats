@@ -208,3 +208,99 @@ EOF
 	[ -f "$T/D/inventory.img" ]
 	[ "$(ls "$T" | grep -v '\.out$' | grep -v criu | grep -vx go)" = D ]
 }
+
+# A criu whose `check` passes and whose dump "succeeds": it writes the
+# heads of the images the engine verifies (inventory, pstree, core-PID:
+# CRIU's magics, little-endian) into its -D directory and exits 0 (nothing
+# is dumped; the engine goes on as after a dump: marker, commit).
+succeeding_criu() {
+	cat >"$T/criu" <<'EOF2'
+#!/bin/sh
+[ "$1" = check ] && exit 0
+while [ $# -gt 0 ]; do
+	case "$1" in
+	-t) pid=$2; shift ;;
+	-D) dir=$2; shift ;;
+	esac
+	shift
+done
+printf '\026\061\061\130' >"$dir/inventory.img"
+printf '\031\103\126\124\060\060\047\120' >"$dir/pstree.img"
+printf '\031\103\126\124\107\070\005\125' >"$dir/core-$pid.img"
+exit 0
+EOF2
+	chmod 755 "$T/criu"
+	export CRAC_CRIU="$T/criu"
+}
+
+# aside_locked ENGINE FILE: an image of ENGINE in $T/img (FILE in it), then
+# a second checkpoint into it on a file system without RENAME_EXCHANGE
+# (CRAC_TEST_NO_EXCHANGE=1) that holds 5 s once it moved the previous image
+# aside (CRAC_TEST_SLOW_FS=aside:5000): meanwhile DIR.old-PID-START is
+# locked (flock), as the temporaries are, so that a cleaner to which PID
+# and START mean nothing (another pid namespace) leaves it alone; then the
+# new image is in place and the old one is gone.
+aside_locked() {
+	command -v flock >/dev/null || skip "flock(1) is not installed"
+	run clean "$COUNTER" "$1" "$T/img" </dev/null
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ -f "$T/img/$2" ]
+	spawn "$T/second.out" "$T/second.out" env CRAC_TEST_NO_EXCHANGE=1 CRAC_TEST_SLOW_FS=aside:5000 \
+		"$COUNTER" "$1" "$T/img"
+	holder=$SPAWNED
+	for _ in $(seq 1000); do
+		ls "$T" | grep -q '^img\.old-' && break
+		sleep 0.02
+	done
+	old="$(ls -d "$T"/img.old-*)"
+	echo "aside: $old"
+	rc=0
+	flock -n -E 7 "$old" true || rc=$?
+	[ "$rc" -eq 7 ]
+	st=0
+	wait "$holder" || st=$?
+	holder=
+	cat "$T/second.out"
+	[ "$st" -eq 0 ]
+	[ -f "$T/img/$2" ]
+	[ -z "$(ls "$T" | grep '^img\.')" ]
+}
+
+@test "criu engine: the previous image moved aside (no RENAME_EXCHANGE) is locked until it is removed" {
+	succeeding_criu
+	aside_locked criu crac-criu
+}
+
+@test "image engine: the previous image moved aside (no RENAME_EXCHANGE) is locked until it is removed" {
+	require_image_engine
+	aside_locked image header
+}
+
+@test "criu engine without pidfd_getfd (CRAC_PRETEND_MISSING=pidfd_getfd): the helper is killed and the temporary locked anew by the original, said at debug level" {
+	command -v flock >/dev/null || skip "flock(1) is not installed"
+	succeeding_criu
+	# the commit's rename holds 5 s: the lock is looked at meanwhile
+	spawn "$T/out" "$T/err" env CRAC_PRETEND_MISSING=pidfd_getfd CRAC_LOG=debug CRAC_TEST_SLOW_FS=rename:5000 \
+		"$COUNTER" criu "$T/img"
+	holder=$SPAWNED
+	for _ in $(seq 1000); do
+		grep -q "pidfd_getfd" "$T/err" 2>/dev/null && break
+		sleep 0.02
+	done
+	tmp="$(ls -d "$T"/img.tmp-*)"
+	echo "temporary: $tmp"
+	cat "$T/err"
+	grep -Eq "^crac: (debug: )?criu: the lock of $tmp could not be taken back from the helper [0-9]+ \(pidfd_getfd: Function not implemented\): helper killed, the temporary locked anew$" "$T/err"
+	# locked, by the original (the helper is gone)
+	rc=0
+	flock -n -E 7 "$tmp" true || rc=$?
+	[ "$rc" -eq 7 ]
+	[ "$(cat /proc/$holder/fdinfo/* | grep -c '^lock:')" -ge 1 ]
+	st=0
+	wait "$holder" || st=$?
+	holder=
+	[ "$st" -eq 0 ]
+	[ -f "$T/img/crac-criu" ]
+	[ -z "$(ls "$T" | grep '^img\.')" ]
+}

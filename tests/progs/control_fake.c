@@ -10,7 +10,8 @@
  * puts escape sequences in them) then "STATUS 0", and logs on stdout:
  *     ready pid=OURPID
  *     request <the request line>       (for every request received)
- * Runs until killed.
+ * Runs until killed. With CONTROL_FAKE_NO_STATUS=1 in its environment it
+ * closes each connection without the STATUS line (a refusal).
  */
 #include <errno.h>
 #include <signal.h>
@@ -83,7 +84,8 @@ int main(int argc, char **argv)
 			put(fd, argv[i]);
 			put(fd, "\n");
 		}
-		put(fd, "STATUS 0\n");
+		if (!getenv("CONTROL_FAKE_NO_STATUS"))
+			put(fd, "STATUS 0\n");
 		close(fd);
 	}
 }

@@ -19,6 +19,9 @@
  *   --self ENGINE      after start-up, call crac_checkpoint_restore() itself
  *                      with ENGINE on the main thread and print "result=R"
  *                      (R: the return value) and the report, if any
+ *   --deadline MS      --self's checkpoint deadline (crac_options.deadline_ms)
+ *   --exit-before NAME CODE  that resource's before_checkpoint ends the process:
+ *                      _exit(CODE), or with CODE < 0 kill(getpid(), -CODE)
  * Prints "ready pid=PID" once set up (after --self's "checkpointing" line if
  * any: "checkpointing" is printed just before the call), then waits for
  * SIGTERM/SIGINT, stops the endpoint and exits 0.
@@ -34,8 +37,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *fail_before, *fail_after, *slow_name;
-static int slow_ms;
+static const char *fail_before, *fail_after, *slow_name, *exit_name;
+static int slow_ms, exit_code;
 
 static int on_before(const crac_event *ev, void *arg)
 {
@@ -47,6 +50,11 @@ static int on_before(const crac_event *ev, void *arg)
 		struct timespec ts = { slow_ms / 1000, (long)(slow_ms % 1000) * 1000000L };
 		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 			;
+	}
+	if (exit_name && strcmp(exit_name, name) == 0) {
+		if (exit_code < 0)
+			kill(getpid(), -exit_code);
+		_exit(exit_code);
 	}
 	if (fail_before && strcmp(fail_before, name) == 0)
 		return crac_fail(-EBUSY, "%s is busy (test)", name);
@@ -88,6 +96,7 @@ int main(int argc, char **argv)
 {
 	int control = 0;
 	const char *self_engine = NULL;
+	long self_deadline_ms = 0;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--control"))
@@ -101,6 +110,11 @@ int main(int argc, char **argv)
 			slow_ms = atoi(argv[++i]);
 		} else if (!strcmp(argv[i], "--self") && i + 1 < argc)
 			self_engine = argv[++i];
+		else if (!strcmp(argv[i], "--exit-before") && i + 2 < argc) {
+			exit_name = argv[++i];
+			exit_code = atoi(argv[++i]);
+		} else if (!strcmp(argv[i], "--deadline") && i + 1 < argc)
+			self_deadline_ms = atol(argv[++i]);
 		else {
 			fprintf(stderr, "ctlprog: unknown argument %s\n", argv[i]);
 			return 2;
@@ -135,6 +149,8 @@ int main(int argc, char **argv)
 		crac_report *rep = NULL;
 		crac_options_init(&o);
 		o.engine = self_engine;
+		if (self_deadline_ms)
+			o.deadline_ms = self_deadline_ms;
 		printf("checkpointing\n");
 		fflush(stdout);
 		int rc = crac_checkpoint_restore(&o, &rep);

@@ -1,0 +1,98 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
+# libcrac's control endpoint in a directory on a file system that does not
+# answer (an NFS or FUSE server gone), simulated by
+# CRAC_TEST_SLOW_FS=control:MS (src/core/control.c: the setup's helper
+# first sleeps MS ms): its setup (the choice, mkdir and lstat of the
+# directory, the stale socket, the bind) is given up on at a bound, 10 s
+# (CRAC_TEST_SYNC_GRACE_MS in tests), or the checkpoint's deadline when a
+# checkpoint starts it; the error names the step and the path, and the
+# program goes on.
+
+bats_require_minimum_version 1.5.0
+
+load common
+load stuck_common
+
+setup() {
+	CRAC="$CRAC_BUILD_DIR/crac"
+	PROG="$CRAC_BUILD_DIR/tests/ctlprog"
+	T="$(mktemp -d /tmp/crac-bats-ctlstuck.XXXXXX)"
+	chmod 755 "$T"
+	export CRAC_CONTROL_DIR="$T/ctl"
+	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_TEST_SYNC_GRACE_MS CRAC_TEST_SLOW_FS
+	PIDS=()
+}
+
+teardown() {
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	rm -rf "$T"
+}
+
+# ms_since T0: milliseconds since T0 (date +%s%N)
+ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
+
+@test "CRAC_CONTROL=1 at load time, the directory does not answer: given up after the bound naming the mkdir and the directory; the program runs on" {
+	t0=$(date +%s%N)
+	spawn "$T/p.out" "$T/p.err" env CRAC_CONTROL=1 CRAC_TEST_SLOW_FS=control:600000 CRAC_TEST_SYNC_GRACE_MS=1000 "$PROG"
+	pid=$SPAWNED
+	PIDS+=("$pid")
+	for _ in $(seq 300); do grep -q '^ready' "$T/p.out" 2>/dev/null && break; sleep 0.05; done
+	ms=$(ms_since "$t0")
+	cat "$T/p.out" "$T/p.err"
+	grep -q '^ready' "$T/p.out"
+	[ "$ms" -ge 900 ]
+	[ "$ms" -lt 8000 ]
+	grep -Eq "^crac: (error: )?CRAC_CONTROL=1 but the control endpoint could not start at $T/ctl/$pid\.sock: the mkdir of $T/ctl did not return after [0-9]+ ms \(the control endpoint's setup, 1000 ms at most\): its file system does not answer; given up$" "$T/p.err"
+	# the helper given up on ended with its sleep: no child left
+	kill -0 "$pid"
+	[ -z "$(ps -o pid= --ppid "$pid")" ]
+	[ ! -e "$T/ctl/$pid.sock" ]
+}
+
+@test "the default bound of the setup at load time is 10 s" {
+	t0=$(date +%s%N)
+	spawn "$T/p.out" "$T/p.err" env CRAC_CONTROL=1 CRAC_TEST_SLOW_FS=control:600000 "$PROG"
+	pid=$SPAWNED
+	PIDS+=("$pid")
+	for _ in $(seq 600); do grep -q '^ready' "$T/p.out" 2>/dev/null && break; sleep 0.05; done
+	ms=$(ms_since "$t0")
+	cat "$T/p.err"
+	grep -q '^ready' "$T/p.out"
+	[ "$ms" -ge 9900 ]
+	[ "$ms" -lt 20000 ]
+	grep -Eq "did not return after [0-9]+ ms \(the control endpoint's setup, 10000 ms at most\)" "$T/p.err"
+}
+
+@test "crac_control_start() itself: -ETIMEDOUT, the message says the step and the path" {
+	run --separate-stderr timeout 30 env CRAC_TEST_SLOW_FS=control:600000 CRAC_TEST_SYNC_GRACE_MS=500 \
+		bash -c "\"$PROG\" --control & p=\$!; wait \$p"
+	echo "$status: $output / $stderr"
+	[ "$status" -eq 1 ]
+	echo "$stderr" | grep -Eq "^crac: (error: )?control: the mkdir of $T/ctl did not return after [0-9]+ ms \(the control endpoint's setup, 500 ms at most\): its file system does not answer; given up$"
+	echo "$stderr" | grep -q "ctlprog: crac_control_start: Connection timed out"
+}
+
+@test "the pause engine's first checkpoint starts the endpoint: given up at the checkpoint's deadline, the report names the step and the socket" {
+	t0=$(date +%s%N)
+	spawn "$T/p.out" "$T/p.err" env CRAC_TEST_SLOW_FS=control:600000 "$PROG" --self pause --deadline 1000
+	pid=$SPAWNED
+	PIDS+=("$pid")
+	for _ in $(seq 300); do grep -q '^ready' "$T/p.out" 2>/dev/null && break; sleep 0.05; done
+	ms=$(ms_since "$t0")
+	cat "$T/p.out" "$T/p.err"
+	grep -q '^ready' "$T/p.out"
+	[ "$ms" -lt 8000 ]
+	grep -Eq "the pause engine is resumed through the control endpoint, which could not start at $T/ctl/$pid\.sock: the mkdir of $T/ctl did not return after [0-9]+ ms \(the checkpoint's deadline\): its file system does not answer; given up" "$T/p.out"
+	grep -q "^result=" "$T/p.out"
+}
+
+@test "a file system that answers: the endpoint comes up as before, and its socket is removed at exit" {
+	start_prog good CRAC_TEST_SLOW_FS=control:200
+	[ -S "$T/ctl/$pid.sock" ]
+	run "$CRAC" checkpoint --engine sim "$pid"
+	[ "$status" -eq 0 ]
+	kill "$pid"
+	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+	[ ! -e "$T/ctl/$pid.sock" ]
+}

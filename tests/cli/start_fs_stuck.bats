@@ -1,0 +1,74 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
+# `crac start DIR` on a file system that does not answer (an NFS or FUSE
+# server gone), simulated by CRAC_TEST_SLOW_FS=OP:MS (src/image/dir.c: the
+# operation's helper first sleeps MS ms): the open of DIR.lock, the lstats
+# of DIR and the resolution of PROG end at --timeout, each said naming the
+# path; PROG starts cold.
+
+bats_require_minimum_version 1.5.0
+
+load common
+load start_common
+
+setup() {
+	T="$(mktemp -d /tmp/crac-bats-startstuck.XXXXXX)"
+	start_setup
+	unset CRAC_TEST_SLOW_FS CRAC_TEST_SYNC_GRACE_MS
+	require_image_engine
+}
+
+teardown() { start_teardown; }
+
+# stuck_start OP: crac start --timeout 1s with CRAC_TEST_SLOW_FS=OP:600000,
+# until PROG started cold (20 s at most); $ms how long that took.
+stuck_start() {
+	local t0
+	t0=$(date +%s%N)
+	bg start env CRAC_TEST_SLOW_FS="$1:600000" "$CRAC" start --image "$T/img" --timeout 1s \
+		--checkpoint-on-ready -- "$SERVER" "$T/d" 100
+	for _ in $(seq 400); do grep -q "cold" "$T/start.err" 2>/dev/null && break; sleep 0.05; done
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	cat "$T/start.err"
+	echo "($ms ms)"
+}
+
+@test "the open of DIR.lock does not return: given up at --timeout naming the lock file; PROG starts cold and writes no image" {
+	stuck_start open
+	grep -Eq "^crac: start: cannot open the lock file $T/img\.lock: the open of $T/img\.lock did not return after [0-9]+ ms \(crac start --timeout, 1000 ms\): its file system does not answer; given up: starting $SERVER cold; it writes no image: without a lock file it writes no image$" "$T/start.err"
+	[ "$ms" -lt 8000 ]
+	wait_for test -n "$(real_children "$pid")"
+	kill -0 "$pid"
+}
+
+@test "the lstat of DIR does not return: given up at --timeout naming DIR, said once as a warning and as the reason of the cold start" {
+	stuck_start lstat
+	grep -Eq "^crac: start: warning: the lstat of $T/img did not return after [0-9]+ ms \(crac start --timeout, 1000 ms\): its file system does not answer; given up$" "$T/start.err"
+	grep -Eq "^crac: start: the lstat of $T/img did not return after [0-9]+ ms \(crac start --timeout, 1000 ms\): its file system does not answer; given up: starting $SERVER cold" "$T/start.err"
+	# three lstats given up on (PROG's, DIR's twice), 1 s each
+	[ "$ms" -lt 12000 ]
+	wait_for test -n "$(real_children "$pid")"
+}
+
+@test "the resolution of PROG does not return: given up at --timeout naming PROG; the key says it was not found, PROG starts cold" {
+	stuck_start realpath
+	grep -Eq "^crac: start: warning: the resolution of $SERVER did not return after [0-9]+ ms \(crac start --timeout, 1000 ms\): its file system does not answer; given up$" "$T/start.err"
+	grep -q "starting $SERVER cold" "$T/start.err"
+	[ "$ms" -lt 8000 ]
+	wait_for test -n "$(real_children "$pid")"
+}
+
+@test "a file system that answers: the bounded open, lstats and resolution make the usual warm start" {
+	bg cold "$CRAC" start --image "$T/img" --checkpoint-on-ready -- "$SERVER" "$T/d" 100
+	wait_for grep -q "written to $T/img" "$T/cold.err"
+	kill -TERM "$pid"
+	wait "$pid" || true
+	port="$(cat "$T/d/port")"
+	bg warm "$CRAC" start --image "$T/img" --checkpoint-on-ready -- "$SERVER" "$T/d" 100
+	wait_for ask "$port"
+	cat "$T/warm.err"
+	# restored: no second cold boot, nothing said
+	[ "$(wc -l <"$T/d/boots")" -eq 1 ]
+	[ ! -s "$T/warm.err" ]
+	grep -q "exe dev" "$T/img/start-key"
+}
