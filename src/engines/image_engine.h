@@ -274,6 +274,11 @@ void img_signals_give_back_own(int old_tid, int cut) CRAC_HIDDEN;
 void img_signals_give_back_main(bool restored) CRAC_HIDDEN;
 void img_signals_give_back_checkpointer(int old_tid) CRAC_HIDDEN;
 void img_signals_state_ready(void) CRAC_HIDDEN;
+/* The checkpointing thread puts SIGRTMAX-1's disposition back to `old`
+ * (after SIG_IGN first, when discard_pending: the engine's stop signals
+ * still pending go), keeping the program's own instances pending for it
+ * and for the process, in order. Before the stopped threads are let go. */
+void img_signals_put_back_stop(const struct sigaction *old, bool discard_pending) CRAC_HIDDEN;
 /* For the header: how many were taken, and them (in order). */
 uint32_t img_signals_count(void) CRAC_HIDDEN;
 void img_signals_fill(struct crac_img_signal *out) CRAC_HIDDEN;

@@ -23,7 +23,10 @@
  * sigwaitinfo or a signalfd: its instances are taken, but the engine's
  * own (SI_TKILL from this process) dropped; one of the program's that
  * the ptrace helper's unblocking delivered to the stop handler was queued
- * again there first (image_threads.c).
+ * again there first (image_threads.c). The engine puts the signal's
+ * disposition back before it lets the threads go, keeping the program's
+ * instances pending for the process and the checkpointing thread (a
+ * SIG_IGN discards what is pending: img_signals_put_back_stop).
  *
  * Giving back. Each signal is queued again, with the siginfo it had, before
  * the thread it belongs to runs program code with its own mask:
@@ -353,6 +356,55 @@ static void undrain(struct drained *d, bool to_process)
 		give_back(&d->p[i], to_process);
 	if (d->p)
 		syscall(SYS_munmap, d->p, IMG_DRAIN_MAX * sizeof(struct img_pending));
+}
+
+/*
+ * The program's own SIGRTMAX-1 survives the engine putting its disposition
+ * back. Setting a disposition to SIG_IGN discards every pending instance
+ * of the signal, in every queue (the kernel does so): the program's SIG_IGN
+ * (blocked, read with sigwaitinfo), and the SIG_IGN a failed stop sets to
+ * discard the engine's stop signals still pending in threads that never
+ * took them. So, with every signal blocked, the checkpointing thread takes
+ * the instances pending for itself and for the process out first (the
+ * engine's own, SI_TKILL from this process, dropped), puts the disposition
+ * back, and queues them again, each queue in its order. The threads still
+ * stopped give theirs back after this (image_threads.c, image.c: the
+ * disposition goes back before they are let go). Not kept: an instance
+ * queued to a thread that is not stopped (a failed stop) when SIG_IGN
+ * discards it, nor one queued to a stopped thread during the checkpoint
+ * when the program's disposition is SIG_IGN.
+ */
+static void keep_program_instances(struct drained *d)
+{
+	int k = 0;
+
+	for (int i = 0; d->p && i < d->n; i++)
+		if (!engine_stop(&d->p[i].info))
+			d->p[k++] = d->p[i];
+	d->n = k;
+}
+
+void img_signals_put_back_stop(const struct sigaction *old, bool discard_pending)
+{
+	uint64_t all = ~0ull, saved = 0, bit = 1ull << (IMG_STOP_SIGNAL - 1);
+	struct drained own, shared;
+	int me = img_gettid();
+
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &saved, 8);
+	drain(bit, true, me, &own);
+	drain(bit, false, me, &shared);
+	keep_program_instances(&own);
+	keep_program_instances(&shared);
+	if (discard_pending) {
+		struct sigaction ign;
+		memset(&ign, 0, sizeof(ign));
+		ign.sa_handler = SIG_IGN;
+		sigaction(IMG_STOP_SIGNAL, &ign, NULL);
+	}
+	sigaction(IMG_STOP_SIGNAL, old, NULL);
+	undrain(&shared, true);
+	undrain(&own, false);
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &saved, NULL, 8);
 }
 
 /* The real-time signals the table holds for owner `tid` (0: the process),

@@ -225,3 +225,34 @@ signals_during_case() {
 	[ "$output" = "original: SIGRTMAX-1 once for the process (5), once for the thread (6)" ]
 	restores_twice "restored: SIGRTMAX-1 once for the process (5), once for the thread (6)"
 }
+
+@test "the program's own SIGRTMAX-1 with disposition SIG_IGN (blocked, pending): once each, original and restored" {
+	# Setting SIG_IGN discards what is pending: before, the engine put the
+	# program's SIG_IGN back after letting the threads go, and the
+	# thread's instance they had given back was discarded.
+	run clean timeout 60 "$CRAC_BUILD_DIR/tests/pending_misc" rtmax1-ign "$T/img"
+	echo "$output"
+	if echo "$output" | grep -q "ptrace"; then
+		skip "the ptrace helper is not allowed here"
+	fi
+	[ "$status" -eq 0 ]
+	[ "$output" = "original: SIGRTMAX-1 once for the process (5), once for the thread (6)" ]
+	restores_twice "restored: SIGRTMAX-1 once for the process (5), once for the thread (6)"
+}
+
+@test "a failed stop (a thread in vfork past the deadline) keeps the program's own SIGRTMAX-1, SIG_IGN or SIG_DFL" {
+	# The failed stop discards the engine's stop signal left pending in
+	# the thread that never took it by setting SIG_IGN: before, that
+	# discarded the program's own pending for the process too.
+	echo "child * warn" >"$T/policies"
+	local dfl
+	for dfl in "" dfl; do
+		run clean env CRAC_POLICIES="$T/policies" timeout 60 "$CRAC_BUILD_DIR/tests/pending_misc" \
+			rtmax1-stopfail "$T/img" $dfl
+		echo "$output"
+		[ "$status" -eq 0 ]
+		echo "$output" | grep -q "did not stop"
+		echo "$output" | grep -qx "stop failed: SIGRTMAX-1 once for the process (5), once for the thread (6)"
+		[ ! -e "$T/img" ]
+	done
+}

@@ -22,6 +22,14 @@
  *       ptrace helper's unblocking delivers): each must come once, to its
  *       owner, original and restored: "LABEL: SIGRTMAX-1 once for the
  *       process (5), once for the thread (6)"
+ *   pending_misc rtmax1-ign DIR
+ *       the same with SIGRTMAX-1's disposition SIG_IGN (setting SIG_IGN
+ *       discards what is pending: the engine puts it back after its own
+ *       handler).
+ *   pending_misc rtmax1-stopfail DIR
+ *       the same (SIG_IGN or, with a third argument "dfl", SIG_DFL) where
+ *       the stop fails: a third thread waits in vfork (not interruptible)
+ *       for longer than the checkpoint's deadline. LABEL "stop failed".
  *   pending_misc misc-fail DIR
  *       the same, where the checkpoint must fail (DIR on a full file
  *       system, ...): LABEL "failed", the report on stderr.
@@ -31,6 +39,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -183,9 +192,35 @@ static void *second_main(void *arg)
 	return NULL;
 }
 
-static int rtmax1_case(const char *dir)
+/* rtmax1-stopfail: a thread in vfork for 3 s, which the stop signal cannot
+ * interrupt (the child shares our memory: raw sleep and _exit only) */
+static atomic_int in_vfork;
+
+static void *vfork_main(void *arg)
+{
+	(void)arg;
+	/* (SIGRTMAX-1 blocked, as in every thread: else the process's would
+	 * be delivered here) */
+	atomic_store(&in_vfork, 1);
+	pid_t p = vfork();
+	if (p == 0) {
+		struct timespec s3 = { 3, 0 };
+		nanosleep(&s3, NULL);
+		_exit(0);
+	}
+	if (p > 0)
+		waitpid(p, NULL, 0);
+	return NULL;
+}
+
+static int rtmax1_case(const char *dir, const char *mode)
 {
 	sigset_t set;
+	bool stopfail = !strncmp(mode, "stopfail", 8);
+	pthread_t vt;
+
+	if (!strcmp(mode, "ign") || !strcmp(mode, "stopfail"))
+		signal(SIGRTMAX - 1, SIG_IGN);
 	sigemptyset(&set);
 	sigaddset(&set, SIGRTMAX - 1);
 	sigprocmask(SIG_BLOCK, &set, NULL);
@@ -195,17 +230,52 @@ static int rtmax1_case(const char *dir)
 	sigqueue(getpid(), SIGRTMAX - 1, (union sigval){ .sival_int = 5 });
 	pthread_sigqueue(t, SIGRTMAX - 1, (union sigval){ .sival_int = 6 });
 
+	if (stopfail) {
+		if (pthread_create(&vt, NULL, vfork_main, NULL) != 0)
+			return 2;
+		while (!atomic_load(&in_vfork))
+			sched_yield();
+		struct timespec ms = { 0, 100000000 };
+		nanosleep(&ms, NULL);   /* in vfork by now */
+	}
+
 	crac_report *rep = NULL;
-	int rc = checkpoint(dir, &rep);
-	if (rc != CRAC_CONTINUED && rc != CRAC_RESTORED) {
-		printf("checkpoint: FAIL rc=%d\n", rc);
-		crac_report_print(rep, stdout);
+	int rc;
+	const char *label;
+	if (stopfail) {
+		struct crac_options o;
+		crac_options_init(&o);
+		o.engine = "image";
+		o.image_dir = dir;
+		o.flags |= CRAC_KEEP_RUNNING;
+		o.deadline_ms = 1200;
+		rc = crac_checkpoint_restore(&o, &rep);
+		if (rc == CRAC_CONTINUED || rc == CRAC_RESTORED) {
+			printf("checkpoint: FAIL it did not fail (rc=%d)\n", rc);
+			return 1;
+		}
+		crac_report_print(rep, stderr);
+		crac_report_free(rep);
+		pthread_join(vt, NULL);
+		label = "stop failed";
+	} else {
+		rc = checkpoint(dir, &rep);
+		if (rc != CRAC_CONTINUED && rc != CRAC_RESTORED) {
+			printf("checkpoint: FAIL rc=%d\n", rc);
+			crac_report_print(rep, stdout);
+			return 1;
+		}
+		if (crac_report_count(rep) > 0)
+			crac_report_print(rep, stdout);
+		crac_report_free(rep);
+		label = rc == CRAC_RESTORED ? "restored" : "original";
+	}
+	struct sigaction now;
+	sigaction(SIGRTMAX - 1, NULL, &now);
+	if (now.sa_handler != (strcmp(mode, "ign") && strcmp(mode, "stopfail") ? SIG_DFL : SIG_IGN)) {
+		printf("%s: FAIL SIGRTMAX-1's disposition not put back\n", label);
 		return 1;
 	}
-	if (crac_report_count(rep) > 0)
-		crac_report_print(rep, stdout);
-	crac_report_free(rep);
-	const char *label = rc == CRAC_RESTORED ? "restored" : "original";
 	/* the process's first (by this thread: its own queue is empty), then
 	 * the thread's own */
 	siginfo_t si;
@@ -227,7 +297,11 @@ int main(int argc, char **argv)
 	if (argc == 3 && !strcmp(argv[1], "child"))
 		return child_case(argv[2]);
 	if (argc == 3 && !strcmp(argv[1], "rtmax1"))
-		return rtmax1_case(argv[2]);
+		return rtmax1_case(argv[2], "");
+	if (argc == 3 && !strcmp(argv[1], "rtmax1-ign"))
+		return rtmax1_case(argv[2], "ign");
+	if ((argc == 3 || argc == 4) && !strcmp(argv[1], "rtmax1-stopfail"))
+		return rtmax1_case(argv[2], argc == 4 ? "stopfail-dfl" : "stopfail");
 	if (argc == 3 && !strcmp(argv[1], "misc"))
 		return misc_case(argv[2], false);
 	if (argc == 3 && !strcmp(argv[1], "misc-fail"))
