@@ -407,7 +407,7 @@ static void print_stats(const struct img_capture *c)
  */
 static void give_back_signals(struct crac_round *r)
 {
-	img_signals_give_back_checkpointer(crac__img_self.thread.tid);
+	img_signals_give_back_checkpointer(crac__img_self.thread.tid, false);
 	img_threads_wait_out(1000000000LL);
 	img_signals_report(r->report);
 }

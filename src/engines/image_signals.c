@@ -71,6 +71,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -87,6 +88,17 @@ static _Atomic bool main_in_handler;   /* the main thread was stopped (not the c
 static _Atomic int self_cut, shared_cut;
 static _Atomic uint32_t state_ready;   /* restored: dispositions are back */
 
+/* This checkpoint reads the queues with a ptrace helper instead of taking
+ * the signals off them (see "Reading" above); the stopped threads whose
+ * own queue holds something to read. */
+static bool peek_mode;
+static _Atomic int n_flagged;
+static int flagged[CRAC_IMG_MAX_THREADS];
+/* A full table: whose queue filled it (a tid, 0: the process; -1: none)
+ * and how many it holds (-1: not known, the rest was not taken). */
+static _Atomic int full_owner = -1;
+static int full_count = -1, full_total = -1;
+
 /* What could not be given back as it was (reported by the checkpointing
  * thread once the threads ran). */
 #define IMG_SIG_LOST_MAX 8
@@ -97,6 +109,7 @@ static bool left_alone(int sig)
 {
 	return sig == SIGKILL || sig == SIGSTOP || sig == 32 || sig == 33;
 }
+#define LEFT_ALONE_MASK (1ull << (SIGKILL - 1) | 1ull << (SIGSTOP - 1) | 1ull << 31 | 1ull << 32)
 
 /* The engine's own stop signal (image_threads.c: tgkill from this process,
  * SI_TKILL), left from a stop attempt: not the program's, never carried.
@@ -149,13 +162,17 @@ static uint64_t pending_mask(int tid, const char *field)
 }
 
 /* A slot of the table, or NULL (full: the checkpoint fails). */
-static struct img_pending *claim(void)
+static struct img_pending *claim(int owner)
 {
 	int i = atomic_fetch_add(&n_pend, 1);
 
-	if (i >= IMG_SIG_MAX)
+	if (i >= IMG_SIG_MAX) {
+		int none = -1;
+		atomic_compare_exchange_strong(&full_owner, &none, owner);
 		return NULL;
+	}
 	pend[i].tid = -1;   /* empty until filled */
+	pend[i].taken = true;
 	return &pend[i];
 }
 
@@ -170,6 +187,14 @@ static bool take_one(int sig, siginfo_t *si)
 
 void img_signals_reset(void)
 {
+	char why[256];
+
+	/* (CRAC_TEST_SIGNALS_TAKE: tests, the way taken where ptrace is
+	 * refused) */
+	peek_mode = !getenv("CRAC_TEST_SIGNALS_TAKE") && !img_ptrace_obstacle(why, sizeof(why));
+	atomic_store(&n_flagged, 0);
+	atomic_store(&full_owner, -1);
+	full_count = full_total = -1;
 	atomic_store(&self_cut, 0);
 	atomic_store(&shared_cut, 0);
 	atomic_store(&n_pend, 0);
@@ -196,12 +221,23 @@ int img_signals_take_own(int tid)
 	if (!any_pending())
 		return 0;
 	uint64_t mine = pending_mask(tid, "SigPnd:");
+	if (peek_mode) {
+		/* read later, by the ptrace helper; only the stop signal is
+		 * taken (see img_signals_put_back_stop) */
+		uint64_t stop = 1ull << (IMG_STOP_SIGNAL - 1);
+		if (mine & ~stop & ~LEFT_ALONE_MASK) {
+			int i = atomic_fetch_add(&n_flagged, 1);
+			if (i < (int)CRAC_IMG_MAX_THREADS)
+				flagged[i] = tid;
+		}
+		mine &= stop;
+	}
 
 	for (int sig = 1; mine && sig <= CRAC_IMG_NSIG; sig++) {
 		if (!(mine & (1ull << (sig - 1))) || left_alone(sig))
 			continue;
 		for (int taken = 0;; taken++) {
-			struct img_pending *p = claim();
+			struct img_pending *p = claim(tid);
 			if (!p) {
 				/* full: this queue cut after `taken` instances */
 				if (taken && !cut)
@@ -222,27 +258,110 @@ int img_signals_take_own(int tid)
 	return cut;
 }
 
-static void take_shared(bool main_stopped);
+static void take_shared(void);
 
-void img_signals_take_checkpointer(int tid, bool main_stopped)
+/*
+ * Reading: the ptrace helper reads the queues of the stopped threads that
+ * flagged something pending, and the checkpointing thread's own and the
+ * process's (it is stopped in turn while it waits for the helper), into
+ * the table, in queue order; nothing is dequeued. Returns 0, -EAGAIN when
+ * ptrace was refused and only this thread's queues were to be read (the
+ * caller takes them instead), or a negative errno (e says why).
+ */
+static int peek_all(struct img_arena *a, int me, int64_t deadline_ns, struct img_err *e)
 {
-	atomic_store(&self_cut, img_signals_take_own(tid));
-	take_shared(main_stopped);
+	uint64_t all = ~0ull, saved = 0, now = 0;
+	int nf = atomic_load(&n_flagged), k = 0, rc = 0;
+
+	if (nf > (int)CRAC_IMG_MAX_THREADS)
+		nf = (int)CRAC_IMG_MAX_THREADS;
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &saved, 8);
+	syscall(SYS_rt_sigpending, &now, 8);
+	if (!(now & ~LEFT_ALONE_MASK) && !nf)
+		goto out;   /* the usual case: nothing pending, no helper */
+	struct img_peek *t = img_arena_alloc(a, sizeof(*t) * (size_t)(nf + 1));
+	const int out_max = IMG_SIG_MAX + 64;
+	struct img_pending *out = img_arena_alloc(a, sizeof(*out) * out_max);
+	void *area = img_arena_alloc(a, img_ptrace_area_size());
+	if (!t || !out || !area) {
+		rc = img_fail(e, -ENOMEM, "engine arena exhausted");
+		goto out;
+	}
+	for (int i = 0; i < nf; i++)
+		t[k++] = (struct img_peek){ .tid = flagged[i] };
+	if ((pending_mask(me, "SigPnd:") | pending_mask(0, "ShdPnd:")) & ~LEFT_ALONE_MASK)
+		t[k++] = (struct img_peek){ .tid = me, .shared = true };
+	if (!k)
+		goto out;
+	struct img_err pe = { 0, "" };
+	int got = img_ptrace_peek(area, t, k, out, out_max, deadline_ns, &pe);
+	if (got < 0) {
+		if (k == 1 && t[0].tid == me) {
+			rc = -EAGAIN;
+		} else {
+			rc = img_fail(e, pe.code, "%s (pending signals of the stopped threads are read with "
+				      "ptrace)", pe.msg);
+		}
+		goto out;
+	}
+	for (int i = 0; i < got && i < out_max; i++) {
+		if (left_alone(out[i].info.si_signo) || engine_stop(&out[i].info))
+			continue;
+		struct img_pending *p = claim(out[i].tid);
+		if (!p)
+			continue;   /* counted: the checkpoint fails */
+		p->info = out[i].info;
+		p->taken = false;
+		p->tid = out[i].tid;
+	}
+	if (atomic_load(&n_pend) > IMG_SIG_MAX) {
+		/* name the queue that holds the most */
+		full_total = atomic_load(&n_pend) + (got > out_max ? got - out_max : 0);
+		full_count = 0;
+		for (int i = 0; i < k; i++) {
+			if (t[i].n_own > full_count) {
+				full_count = t[i].n_own;
+				atomic_store(&full_owner, t[i].tid);
+			}
+			if (t[i].shared && t[i].n_shared > full_count) {
+				full_count = t[i].n_shared;
+				atomic_store(&full_owner, 0);
+			}
+		}
+	}
+out:
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &saved, NULL, 8);
+	return rc;
 }
 
-static void take_shared(bool main_stopped)
+int img_signals_take_checkpointer(struct img_arena *a, int tid, bool main_stopped, int64_t deadline_ns,
+				  struct img_err *e)
+{
+	atomic_store(&main_in_handler, main_stopped);
+	if (peek_mode) {
+		int rc = peek_all(a, tid, deadline_ns, e);
+		if (rc != -EAGAIN)
+			return rc;
+		/* ptrace refused: this thread's own and the process's are
+		 * taken (the other threads had nothing to read) */
+		peek_mode = false;
+	}
+	atomic_store(&self_cut, img_signals_take_own(tid));
+	take_shared();
+	return 0;
+}
+
+static void take_shared(void)
 {
 	/* (once a checkpoint, from /proc: the checkpointing thread's mask
 	 * may not block what is pending for the others) */
 	uint64_t shared = pending_mask(0, "ShdPnd:");
 
-	atomic_store(&main_in_handler, main_stopped);
-
 	for (int sig = 1; shared && sig <= CRAC_IMG_NSIG; sig++) {
 		if (!(shared & (1ull << (sig - 1))) || left_alone(sig))
 			continue;
 		for (int taken = 0;; taken++) {
-			struct img_pending *p = claim();
+			struct img_pending *p = claim(0);
 			if (!p) {
 				if (taken && !atomic_load(&shared_cut))
 					atomic_store(&shared_cut, sig);
@@ -257,10 +376,44 @@ static void take_shared(bool main_stopped)
 	}
 }
 
-int img_signals_overflow(void)
+int img_signals_overflow(char *msg, size_t len)
 {
-	int n = atomic_load(&n_pend);
-	return n > IMG_SIG_MAX ? n : 0;
+	int n = atomic_load(&n_pend), owner = atomic_load(&full_owner);
+	char comm[16] = "?", who[64];
+
+	if (n <= IMG_SIG_MAX)
+		return 0;
+	int least = 0;
+	if (full_count < 0) {
+		/* taken off the queues until the table was full: the owner
+		 * with the most in it (the rest was not counted) */
+		for (int i = 0; i < IMG_SIG_MAX; i++) {
+			int k = 0;
+			if (pend[i].tid < 0)
+				continue;
+			for (int j = 0; j < IMG_SIG_MAX; j++)
+				k += pend[j].tid == pend[i].tid;
+			if (k > least) {
+				least = k;
+				owner = pend[i].tid;
+			}
+			i += k > IMG_SIG_MAX / 2 ? IMG_SIG_MAX : 0;   /* (a majority: that is it) */
+		}
+	}
+	if (owner > 0) {
+		img_thread_comm(owner, comm, sizeof(comm));
+		snprintf(who, sizeof(who), "thread %d (%s)", owner, comm);
+	} else {
+		snprintf(who, sizeof(who), "the process");
+	}
+	if (full_count >= 0)
+		snprintf(msg, len, "%d signals are pending (blocked or not yet taken), %d of them for %s: the image "
+			 "engine carries at most %d; they stay pending", full_total, full_count, who, IMG_SIG_MAX);
+	else
+		snprintf(msg, len, "more than %d signals are pending (blocked or not yet taken), at least %d of "
+			 "them for %s: the image engine carries at most %d; they stay pending", IMG_SIG_MAX, least,
+			 who, IMG_SIG_MAX);
+	return n;
 }
 
 static void note_lost(int sig, int tid, int err)
@@ -409,43 +562,46 @@ void img_signals_put_back_stop(const struct sigaction *old, bool discard_pending
 
 /* The real-time signals the table holds for owner `tid` (0: the process),
  * and `cut`. */
-static uint64_t rt_held(int tid, int cut)
+static uint64_t rt_held(int tid, int cut, bool restored)
 {
 	int n = atomic_load(&n_pend);
 	uint64_t sigs = cut ? 1ull << (cut - 1) : 0;
 
 	for (int i = 0; i < n && i < IMG_SIG_MAX; i++)
-		if (pend[i].tid == tid && pend[i].info.si_signo >= 32 && pend[i].info.si_signo <= CRAC_IMG_NSIG)
+		if (pend[i].tid == tid && (restored || pend[i].taken) && pend[i].info.si_signo >= 32 &&
+		    pend[i].info.si_signo <= CRAC_IMG_NSIG)
 			sigs |= 1ull << (pend[i].info.si_signo - 1);
 	return sigs;
 }
 
-void img_signals_give_back_own(int old_tid, int cut)
+/* In the original process only the signals taken off their queues go
+ * back (the ones only read are still queued); a restored one queues all. */
+void img_signals_give_back_own(int old_tid, int cut, bool restored)
 {
 	int n = atomic_load(&n_pend);
 	struct drained d = { NULL, 0 };
 
 	if (old_tid <= 0)
 		return;
-	uint64_t sigs = rt_held(old_tid, cut);
+	uint64_t sigs = rt_held(old_tid, cut, restored);
 	if (sigs)
 		drain(sigs, true, img_gettid(), &d);
 	for (int i = 0; i < n && i < IMG_SIG_MAX; i++)
-		if (pend[i].tid == old_tid)
+		if (pend[i].tid == old_tid && (restored || pend[i].taken))
 			give_back(&pend[i], false);
 	undrain(&d, false);
 }
 
-static void give_back_shared(void)
+static void give_back_shared(bool restored)
 {
 	int n = atomic_load(&n_pend);
 	struct drained d = { NULL, 0 };
-	uint64_t sigs = rt_held(0, atomic_load(&shared_cut));
+	uint64_t sigs = rt_held(0, atomic_load(&shared_cut), restored);
 
 	if (sigs)
 		drain(sigs, false, img_gettid(), &d);
 	for (int i = 0; i < n && i < IMG_SIG_MAX; i++)
-		if (pend[i].tid == 0)
+		if (pend[i].tid == 0 && (restored || pend[i].taken))
 			give_back(&pend[i], true);
 	undrain(&d, true);
 }
@@ -457,16 +613,16 @@ void img_signals_give_back_main(bool restored)
 	if (restored)
 		while (!atomic_load(&state_ready))
 			syscall(SYS_futex, &state_ready, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
-	give_back_shared();
+	give_back_shared(restored);
 }
 
-void img_signals_give_back_checkpointer(int old_tid)
+void img_signals_give_back_checkpointer(int old_tid, bool restored)
 {
 	/* the process's first: draining a cut queue of the process must
 	 * not meet this thread's own, given back (image_threads.c: the same) */
 	if (!atomic_load(&main_in_handler))
-		give_back_shared();
-	img_signals_give_back_own(old_tid, atomic_load(&self_cut));
+		give_back_shared(restored);
+	img_signals_give_back_own(old_tid, restored ? 0 : atomic_load(&self_cut), restored);
 }
 
 void img_signals_state_ready(void)

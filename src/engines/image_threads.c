@@ -542,7 +542,7 @@ static void stop_handler(int sig, siginfo_t *si, void *ucv)
 		 * counts as resumed: the restore goes on only after that. */
 		if (t.tid == stop_pid)
 			img_signals_give_back_main(true);
-		img_signals_give_back_own(t.tid, 0);
+		img_signals_give_back_own(t.tid, 0, true);
 		img_thread_reattach(&t, false);
 		if (t.tid_cache)
 			fix_cached_tid(uc, t.tid, img_gettid());
@@ -556,7 +556,7 @@ static void stop_handler(int sig, siginfo_t *si, void *ucv)
 		/* Original process, let go: the checkpoint eats no signal. */
 		if (t.tid == stop_pid)
 			img_signals_give_back_main(false);
-		img_signals_give_back_own(t.tid, cut);
+		img_signals_give_back_own(t.tid, cut, false);
 	}
 	(void)sig;
 	errno = saved_errno;
