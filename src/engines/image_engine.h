@@ -268,6 +268,9 @@ struct img_peek {
  * every signal blocked (the caller too, if among them). Returns how many
  * signals the queues hold, or a negative errno (e names the thread and
  * why). `area`: img_ptrace_area_size() bytes. */
+/* False when a seccomp filter of the process refuses ptrace to the helpers
+ * (asked once by a helper for each number of filters; true without any). */
+bool img_ptrace_allowed_by_seccomp(void) CRAC_HIDDEN;
 int img_ptrace_peek(void *area, struct img_peek *t, int n, struct img_pending *out, int out_max, int64_t deadline_ns,
 		    struct img_err *e) CRAC_HIDDEN;
 #define IMG_SIG_MAX 1024        /* = CRAC_IMG_MAX_SIGNALS */

@@ -555,17 +555,31 @@ int img_ptrace_peek(void *area, struct img_peek *t, int n, struct img_pending *o
 	/* (the caller blocks every signal: a ptrace stop of this thread,
 	 * waiting here, is then never a signal-delivery stop) */
 	uint32_t v;
-	bool finished = true;
+	bool finished = true, died = false;
 	while ((v = atomic_load(&j->state)) < 2) {
 		int64_t left = deadline_ns - mono_ns();
 		if (left <= 0) {
 			finished = false;
 			break;
 		}
-		struct timespec ts = { 0, left < 20000000 ? (long)left : 20000000L };
+		struct timespec ts = { 0, left < 2000000 ? (long)left : 2000000L };
 		syscall(SYS_futex, &j->state, FUTEX_WAIT_PRIVATE, v, &ts, NULL, 0);
+		/* killed (a seccomp filter the helper inherited?): no need to
+		 * wait for the deadline */
+		int st;
+		if (atomic_load(&j->state) < 2 && syscall(SYS_wait4, j->pid, &st, WNOHANG | __WALL, NULL) == j->pid) {
+			j->pid = 0;
+			if (j->scope == 1)
+				prctl(PR_SET_PTRACER, 0, 0, 0, 0);
+			finished = false;
+			died = true;
+			break;
+		}
 	}
 	end_peek_helper(j, !finished);
+	if (died)
+		return img_fail(e, -ECHILD, "the ptrace helper that reads the pending signals ended before it "
+				"finished (killed by a seccomp filter of the program's?)");
 	if (!finished)
 		return img_fail(e, -ETIMEDOUT, "the ptrace helper that reads the pending signals did not finish "
 				"in time");
@@ -580,4 +594,67 @@ int img_ptrace_peek(void *area, struct img_peek *t, int n, struct img_pending *o
 				obstacle ? ": " : "", obstacle ? obstacle : "");
 	}
 	return j->out_n;
+}
+
+/* ---- may the helpers call ptrace at all? (a seccomp filter) ----------------- */
+
+/*
+ * A seccomp filter, which the helpers inherit, may refuse ptrace (or kill
+ * whoever calls it): that is asked once, by a helper process of its own,
+ * for each number of filters the process runs under. The helper calls
+ * ptrace on pid 0: ESRCH when ptrace is allowed.
+ */
+static struct {
+	_Atomic uint32_t state;
+	long rc;
+	char stack[16384] __attribute__((aligned(16)));
+} probe;
+
+static __attribute__((noreturn, used)) void probe_main(void *arg)
+{
+	uint64_t all = ~0ull;
+
+	(void)arg;
+	rsys(SYS_rt_sigprocmask, SIG_SETMASK, (long)&all, 0, 8, 0);
+	probe.rc = rsys(SYS_ptrace, PTRACE_PEEKSIGINFO, 0, 0, 0, 0);
+	set_word(&probe.state, 1);
+	for (;;)
+		rsys(SYS_exit, 0, 0, 0, 0, 0);
+}
+
+/* "Seccomp_filters:" of this process's status, -1 when unknown. */
+static int seccomp_filters(void)
+{
+	char buf[4096];
+	const char *p;
+
+	if (read_small("/proc/self/status", buf, sizeof(buf)) <= 0 || !(p = strstr(buf, "Seccomp_filters:")))
+		return prctl(PR_GET_SECCOMP, 0, 0, 0, 0) == 2 ? -1 : 0;
+	return atoi(p + 16);
+}
+
+bool img_ptrace_allowed_by_seccomp(void)
+{
+	static int asked_for = 0;     /* the number of filters the answer is for */
+	static bool answer = true;
+	int n = prctl(PR_GET_SECCOMP, 0, 0, 0, 0) == 2 ? seccomp_filters() : 0;
+
+	if (n == 0)
+		return true;
+	if (n == asked_for && n > 0)
+		return answer;
+	atomic_store(&probe.state, 0);
+	probe.rc = 0;
+	uint64_t *sp = (uint64_t *)(((uintptr_t)probe.stack + sizeof(probe.stack)) & ~(uintptr_t)15);
+	*--sp = 0;
+	*--sp = (uint64_t)(uintptr_t)probe_main;
+	long pid = crac__img_helper_clone(CLONE_VM | CLONE_UNTRACED, sp);
+	if (pid < 0)
+		return false;
+	int st;
+	while (syscall(SYS_wait4, pid, &st, __WALL, NULL) < 0 && errno == EINTR)
+		;
+	answer = atomic_load(&probe.state) == 1 && probe.rc == -ESRCH;
+	asked_for = n;
+	return answer;
 }

@@ -92,6 +92,7 @@ static _Atomic uint32_t state_ready;   /* restored: dispositions are back */
  * the signals off them (see "Reading" above); the stopped threads whose
  * own queue holds something to read. */
 static bool peek_mode;
+static bool peek_refused;   /* the helper failed once: this process takes them from then on */
 static _Atomic int n_flagged;
 static int flagged[CRAC_IMG_MAX_THREADS];
 /* A full table: whose queue filled it (a tid, 0: the process; -1: none)
@@ -191,7 +192,8 @@ void img_signals_reset(void)
 
 	/* (CRAC_TEST_SIGNALS_TAKE: tests, the way taken where ptrace is
 	 * refused) */
-	peek_mode = !getenv("CRAC_TEST_SIGNALS_TAKE") && !img_ptrace_obstacle(why, sizeof(why));
+	peek_mode = !peek_refused && !getenv("CRAC_TEST_SIGNALS_TAKE") && !img_ptrace_obstacle(why, sizeof(why)) &&
+		    img_ptrace_allowed_by_seccomp();
 	atomic_store(&n_flagged, 0);
 	atomic_store(&full_owner, -1);
 	full_count = full_total = -1;
@@ -296,12 +298,12 @@ static int peek_all(struct img_arena *a, int me, int64_t deadline_ns, struct img
 	struct img_err pe = { 0, "" };
 	int got = img_ptrace_peek(area, t, k, out, out_max, deadline_ns, &pe);
 	if (got < 0) {
-		if (k == 1 && t[0].tid == me) {
+		peek_refused = true;
+		if (k == 1 && t[0].tid == me)
 			rc = -EAGAIN;
-		} else {
-			rc = img_fail(e, pe.code, "%s (pending signals of the stopped threads are read with "
-				      "ptrace)", pe.msg);
-		}
+		else
+			rc = img_fail(e, pe.code, "%s (the pending signals of stopped threads are read with ptrace; "
+				      "from the next checkpoint on they are taken off their queues instead)", pe.msg);
 		goto out;
 	}
 	for (int i = 0; i < got && i < out_max; i++) {

@@ -316,3 +316,17 @@ flood_case() {
 		[ ! -e "$T/img" ]
 	done
 }
+
+@test "a seccomp filter that refuses ptrace (EPERM) or kills for it: the signals are taken and given back, once each, in order" {
+	# The helper that reads the queues inherits the filter: the engine
+	# asks a helper of its own first (once for each number of filters).
+	# Before, the first checkpoint failed (PTRACE_SEIZE: EPERM).
+	local mode
+	for mode in seccomp seccomp-kill; do
+		rm -rf "$T/img"
+		run clean timeout 60 "$CRAC_BUILD_DIR/tests/pending_misc" $mode "$T/img"
+		echo "$output"
+		[ "$status" -eq 0 ]
+		[ "$output" = "seccomp: two checkpoints; USR1/7 RTMIN/8 RTMIN/9 once each after each" ]
+	done
+}
