@@ -3,10 +3,25 @@
  * image_signals.c - signals pending at the checkpoint (blocked, or not yet
  * taken) survive it: in the original process and in every restored one.
  *
- * Taking. With the threads stopped, every pending signal is dequeued with
- * rt_sigtimedwait (zero timeout: async-signal-safe, and it takes blocked
- * signals) together with its siginfo, into a table in libcrac's memory,
- * which the image holds:
+ * Reading. Nothing is taken off a queue where ptrace is allowed: each
+ * stopped thread notes in its stop handler whether its own queue holds
+ * anything (rt_sigpending, then its SigPnd); the checkpointing thread then
+ * has a ptrace helper (image_ptrace.c) seize those threads and itself
+ * (waiting with every signal blocked), interrupt each in the system call
+ * it waits in, and read its queue, and the process's, with
+ * PTRACE_PEEKSIGINFO into a table in libcrac's memory, which the image
+ * holds: every instance, in queue order, with its siginfo, nothing
+ * dequeued. So the original process (a keep-running checkpoint, a failed
+ * one) keeps its queues as they were, and what arrives meanwhile is queued
+ * behind, as the kernel queues it. A checkpoint with nothing pending
+ * starts no helper. Left alone: SIGKILL and SIGSTOP (never pending in a
+ * running thread) and glibc's internal 32 and 33.
+ *
+ * Taking (where ptrace is refused: img_ptrace_obstacle, a seccomp filter
+ * the helper would inherit, a peek that failed once; CRAC_TEST_SIGNALS_TAKE
+ * in tests). With the threads stopped, every pending signal is dequeued
+ * with rt_sigtimedwait (zero timeout: async-signal-safe, and it takes
+ * blocked signals) together with its siginfo, into the table:
  *   - each stopped thread takes its own thread-directed ones in its stop
  *     handler (image_threads.c), before it counts as stopped; the
  *     checkpointing thread takes its own in img_capture_process;
@@ -16,19 +31,22 @@
  * (/proc/self/task/TID/status) has it, and the process-wide ones are taken
  * after every thread emptied its own queue: nothing is taken under the
  * wrong owner. Every queued instance of a real-time signal is taken, in
- * order; a standard signal is pending once at most. Left alone: SIGKILL
- * and SIGSTOP (never pending in a running thread; rt_sigtimedwait cannot
- * take them) and glibc's internal 32 and 33. The engine's stop signal
- * (SIGRTMAX-1) is the program's too when it blocks it and reads it with
- * sigwaitinfo or a signalfd: its instances are taken, but the engine's
- * own (SI_TKILL from this process) dropped; one of the program's that
- * the ptrace helper's unblocking delivered to the stop handler was queued
- * again there first (image_threads.c). The engine puts the signal's
- * disposition back before it lets the threads go, keeping the program's
- * instances pending for the process and the checkpointing thread (a
- * SIG_IGN discards what is pending: img_signals_put_back_stop).
+ * order; a standard signal is pending once at most. rt_sigtimedwait cannot
+ * take SIGKILL and SIGSTOP.
  *
- * Giving back. Each signal is queued again, with the siginfo it had, before
+ * The engine's stop signal (SIGRTMAX-1) is the program's too when it
+ * blocks it and reads it with sigwaitinfo or a signalfd: the stopped
+ * threads always take its instances (reading or taking), the engine's own
+ * (SI_TKILL from this process) dropped; one of the program's that the
+ * ptrace helper's unblocking delivered to the stop handler was queued
+ * again there first (image_threads.c). The engine puts the signal's
+ * disposition back before it lets the threads go (they give back theirs
+ * after), keeping the program's instances pending for the process and the
+ * checkpointing thread (a SIG_IGN discards what is pending:
+ * img_signals_put_back_stop).
+ *
+ * Giving back (a restored process: all of the table; the original: what
+ * was taken). Each signal is queued again, with the siginfo it had, before
  * the thread it belongs to runs program code with its own mask:
  *   - thread-directed: by that thread, to itself (rt_tgsigqueueinfo: Linux
  *     accepts any si_code, SI_USER or SI_TKILL included, when a thread
@@ -57,9 +75,11 @@
  * A signal that cannot be queued again (a real-time one beyond the
  * restoring user's RLIMIT_SIGPENDING) is named in a report line, never
  * dropped silently. More than IMG_SIG_MAX pending signals fail the
- * checkpoint: every one taken is given back, and a real-time signal whose
- * queue the full table cut keeps its order (see drain below), as does one
- * that was queued again while the checkpoint ran. What arrives during the
+ * checkpoint, naming how many and the queue that holds the most (when
+ * they were taken: at least how many the table held of it); every one
+ * taken is given back, and a real-time signal whose queue the full table
+ * cut keeps its order (see drain below), as does one that was queued again
+ * while the checkpoint ran. When they were taken, what arrives during the
  * give-back itself (microseconds: one system call a signal) may still land
  * among the table's: no system call queues a whole list atomically.
  */
