@@ -18,8 +18,8 @@
  * running thread) and glibc's internal 32 and 33.
  *
  * Taking (where ptrace is refused: img_ptrace_obstacle, a seccomp filter
- * the helper would inherit, a peek that failed once; CRAC_TEST_SIGNALS_TAKE
- * in tests). With the threads stopped, every pending signal is dequeued
+ * the helper would inherit, a process traced already (strace, gdb), a peek
+ * that failed once; CRAC_TEST_SIGNALS_TAKE in tests). With the threads stopped, every pending signal is dequeued
  * with rt_sigtimedwait (zero timeout: async-signal-safe, and it takes
  * blocked signals) together with its siginfo, into the table:
  *   - each stopped thread takes its own thread-directed ones in its stop
@@ -206,6 +206,23 @@ static bool take_one(int sig, siginfo_t *si)
 	return syscall(SYS_rt_sigtimedwait, &set, si, &zero, 8) == sig;
 }
 
+/* Is the process traced (strace, gdb: "TracerPid:" of its status)? Then
+ * the helper cannot seize its threads. */
+static bool traced(void)
+{
+	char buf[4096];
+	int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	const char *p = strstr(buf, "TracerPid:");
+	return p && atoi(p + 10) != 0;
+}
+
 void img_signals_reset(void)
 {
 	char why[256];
@@ -213,7 +230,7 @@ void img_signals_reset(void)
 	/* (CRAC_TEST_SIGNALS_TAKE: tests, the way taken where ptrace is
 	 * refused) */
 	peek_mode = !peek_refused && !getenv("CRAC_TEST_SIGNALS_TAKE") && !img_ptrace_obstacle(why, sizeof(why)) &&
-		    img_ptrace_allowed_by_seccomp();
+		    !traced() && img_ptrace_allowed_by_seccomp();
 	atomic_store(&n_flagged, 0);
 	atomic_store(&full_owner, -1);
 	full_count = full_total = -1;
