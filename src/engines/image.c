@@ -407,14 +407,16 @@ static void print_stats(const struct img_capture *c)
  */
 static void give_back_signals(struct crac_round *r)
 {
-	img_signals_give_back_checkpointer(crac__img_self.thread.tid);
+	img_signals_give_back_checkpointer(crac__img_self.thread.tid, false);
 	img_threads_wait_out(1000000000LL);
 	img_signals_report(r->report);
 }
 
+/* Before the threads are let go: they give back the program's own
+ * SIGRTMAX-1 after the disposition is back (image_signals.c). */
 static void put_back_stop_signal(void)
 {
-	sigaction(IMG_STOP_SIGNAL, img_stop_old_action(), NULL);
+	img_signals_put_back_stop(img_stop_old_action(), false);
 }
 
 /*
@@ -444,8 +446,8 @@ static int stop_flushed(struct img_capture *c, int64_t deadline)
 			rc = n;
 			break;
 		}
-		img_threads_release();
 		put_back_stop_signal();
+		img_threads_release();
 		if (rc != -EAGAIN)
 			break;
 		void *s = img_stdio_static(busy);
@@ -575,8 +577,8 @@ static int image_checkpoint(struct crac_round *r)
 
 	/* 7. The fsyncs may still run (on the other core): the image is read
 	 * back meanwhile, and renamed into place once they are done. */
-	img_threads_release();
 	put_back_stop_signal();
+	img_threads_release();
 	give_back_signals(r);
 	c->t_released = mono_ns();
 	crac__round_phase(r, CRAC_CKPT_VERIFY);
@@ -634,8 +636,8 @@ static int image_checkpoint(struct crac_round *r)
 	return CRAC_CONTINUED;
 
 fail_stopped:
-	img_threads_release();
 	put_back_stop_signal();
+	img_threads_release();
 	give_back_signals(r);
 fail_running:
 	img_incr_done(c, r, false);

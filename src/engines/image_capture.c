@@ -657,10 +657,18 @@ int img_capture_process(struct img_capture *c)
 	/* Pending signals: this thread's own (each stopped thread took its
 	 * own in its stop handler), then the process's (image_signals.c).
 	 * Given back when the threads go on, and by the restored process. */
-	img_signals_take_checkpointer(s->thread.tid, img_threads_main_stopped());
-	if (img_signals_overflow())
-		return img_fail(&c->err, -E2BIG, "more than %d signals are pending (blocked or not yet taken): "
-				"the image engine carries at most %d; they stay pending", IMG_SIG_MAX, IMG_SIG_MAX);
+	struct timespec now_ts;
+	clock_gettime(CLOCK_MONOTONIC, &now_ts);
+	int64_t now_ns = now_ts.tv_sec * 1000000000LL + now_ts.tv_nsec,
+		sig_deadline = c->round ? c->round->event.deadline_monotonic : 0;
+	if (sig_deadline < now_ns + 1000000000LL)
+		sig_deadline = now_ns + 5000000000LL;   /* (as the stop: image.c) */
+	if (img_signals_take_checkpointer(&c->arena, s->thread.tid, img_threads_main_stopped(), sig_deadline,
+					  &c->err) < 0)
+		return c->err.code;
+	char over[400];
+	if (img_signals_overflow(over, sizeof(over)))
+		return img_fail(&c->err, -E2BIG, "%s", over);
 
 	/* Signals: the kernel's view, for all 64 (glibc refuses 32 and 33). */
 	for (int sig = 1; sig <= CRAC_IMG_NSIG; sig++) {

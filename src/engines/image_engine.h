@@ -254,8 +254,29 @@ extern struct img_self crac__img_self CRAC_HIDDEN;
  * was sent to, 0 for the process, -1 for an unused slot. */
 struct img_pending {
 	int tid;
+	bool taken;      /* taken off its queue (given back in the original), else only read */
 	siginfo_t info;
 };
+
+/* A stopped thread whose pending signals a ptrace helper reads
+ * (PTRACE_PEEKSIGINFO): its own queue, and the process's if `shared`. */
+struct img_peek {
+	int tid;
+	bool shared;
+	int err;                        /* 0, or -errno at `step` (-ESRCH: it exited) */
+	const char *step;
+	int n_own, n_shared;            /* what its queues hold */
+};
+/* Appends the queues of t[0..n-1] to out[] (at most out_max stored), in
+ * queue order, nothing dequeued; each t must wait in a system call with
+ * every signal blocked (the caller too, if among them). Returns how many
+ * signals the queues hold, or a negative errno (e names the thread and
+ * why). `area`: img_ptrace_area_size() bytes. */
+/* False when a seccomp filter of the process refuses ptrace to the helpers
+ * (asked once by a helper for each number of filters; true without any). */
+bool img_ptrace_allowed_by_seccomp(void) CRAC_HIDDEN;
+int img_ptrace_peek(void *area, struct img_peek *t, int n, struct img_pending *out, int out_max, int64_t deadline_ns,
+		    struct img_err *e) CRAC_HIDDEN;
 #define IMG_SIG_MAX 1024        /* = CRAC_IMG_MAX_SIGNALS */
 
 /* At each stop attempt, before any thread is signalled. */
@@ -266,18 +287,24 @@ void img_signals_reset(void) CRAC_HIDDEN;
  * takes its own, then the process-wide ones, main_stopped saying whether
  * the main thread is a stopped one. */
 int img_signals_take_own(int tid) CRAC_HIDDEN;
-void img_signals_take_checkpointer(int tid, bool main_stopped) CRAC_HIDDEN;
+int img_signals_take_checkpointer(struct img_arena *a, int tid, bool main_stopped, int64_t deadline_ns,
+				  struct img_err *e) CRAC_HIDDEN;
 /* More signals were pending than the table holds: their number, else 0. */
-int img_signals_overflow(void) CRAC_HIDDEN;
+int img_signals_overflow(char *msg, size_t len) CRAC_HIDDEN;
 /* Queue them again: a stopped (or restored) thread its own, under the tid
  * it had at the checkpoint; the main thread in its stop handler the
  * process-wide ones when it was stopped (restored: once the dispositions
  * are back, img_signals_state_ready); the checkpointing thread its own,
  * and the process-wide ones otherwise. */
-void img_signals_give_back_own(int old_tid, int cut) CRAC_HIDDEN;
+void img_signals_give_back_own(int old_tid, int cut, bool restored) CRAC_HIDDEN;
 void img_signals_give_back_main(bool restored) CRAC_HIDDEN;
-void img_signals_give_back_checkpointer(int old_tid) CRAC_HIDDEN;
+void img_signals_give_back_checkpointer(int old_tid, bool restored) CRAC_HIDDEN;
 void img_signals_state_ready(void) CRAC_HIDDEN;
+/* The checkpointing thread puts SIGRTMAX-1's disposition back to `old`
+ * (after SIG_IGN first, when discard_pending: the engine's stop signals
+ * still pending go), keeping the program's own instances pending for it
+ * and for the process, in order. Before the stopped threads are let go. */
+void img_signals_put_back_stop(const struct sigaction *old, bool discard_pending) CRAC_HIDDEN;
 /* For the header: how many were taken, and them (in order). */
 uint32_t img_signals_count(void) CRAC_HIDDEN;
 void img_signals_fill(struct crac_img_signal *out) CRAC_HIDDEN;

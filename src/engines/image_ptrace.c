@@ -105,10 +105,25 @@ struct ptrace_job {
 	int scope;               /* Yama ptrace_scope, -1: none */
 };
 
+/* The other job: reading the pending signals of stopped threads. */
+struct peek_job {
+	_Atomic uint32_t go;     /* 1: peek */
+	_Atomic uint32_t state;  /* 2: finished */
+	struct img_peek *t;
+	int n;
+	struct img_pending *out; /* the queues, in order, each entry's owner in tid (0: the process) */
+	int out_max;
+	int out_n;               /* may exceed out_max: counted, not stored */
+	long pid;
+	int scope;
+};
+
 #define HELPER_STACK (64u << 10)
 size_t img_ptrace_area_size(void)
 {
-	return sizeof(struct ptrace_job) + HELPER_STACK + 64;
+	size_t job = sizeof(struct ptrace_job) > sizeof(struct peek_job) ? sizeof(struct ptrace_job)
+									 : sizeof(struct peek_job);
+	return job + HELPER_STACK + 64;
 }
 
 /* In the helper. False if ptrace is refused (then nothing was changed). */
@@ -204,6 +219,104 @@ static __attribute__((noreturn, used)) void helper_main(struct ptrace_job *j)
 				unblock_one(&j->u[i]);
 		set_word(&j->state, 2);
 	}
+	for (;;)
+		rsys(SYS_exit, 0, 0, 0, 0, 0);
+}
+
+/* ---- peeking at pending signals (image_signals.c) --------------------------- */
+
+#ifndef PTRACE_PEEKSIGINFO
+#define PTRACE_PEEKSIGINFO 0x4209
+#endif
+#ifndef PTRACE_PEEKSIGINFO_SHARED
+#define PTRACE_PEEKSIGINFO_SHARED 1
+#endif
+struct peeksiginfo_args {
+	uint64_t off;
+	uint32_t flags;
+	int32_t nr;
+};
+
+/* In the helper: appends t's own queue (or the process's) to j->out. */
+static void peek_queue(struct peek_job *j, struct img_peek *t, bool shared)
+{
+	siginfo_t chunk[16];
+	struct peeksiginfo_args a = { 0, shared ? PTRACE_PEEKSIGINFO_SHARED : 0, 16 };
+
+	for (;;) {
+		long r = rsys(SYS_ptrace, PTRACE_PEEKSIGINFO, t->tid, (long)&a, (long)chunk, 0);
+		if (r < 0) {
+			t->err = (int)r;
+			t->step = "PTRACE_PEEKSIGINFO";
+			return;
+		}
+		if (r == 0)
+			return;
+		for (long i = 0; i < r; i++, j->out_n++) {
+			if (j->out_n < j->out_max) {
+				j->out[j->out_n].tid = shared ? 0 : t->tid;
+				j->out[j->out_n].info = chunk[i];
+			}
+			if (shared)
+				t->n_shared++;
+			else
+				t->n_own++;
+		}
+		a.off += (uint64_t)r;
+	}
+}
+
+/* In the helper: seizes t, stops it (PTRACE_INTERRUPT: it waits in a
+ * system call, every signal blocked; the call restarts), reads its queue
+ * and, if asked, the process's, and lets it go. Nothing is dequeued. */
+static void peek_one(struct peek_job *j, struct img_peek *t)
+{
+	int st = 0;
+	long r, sig = 0;
+
+	if ((r = rsys(SYS_ptrace, PTRACE_SEIZE, t->tid, 0, 0, 0)) < 0) {
+		t->err = (int)r;
+		t->step = "PTRACE_SEIZE";
+		return;
+	}
+	if ((r = rsys(SYS_ptrace, PTRACE_INTERRUPT, t->tid, 0, 0, 0)) < 0) {
+		t->err = (int)r;
+		t->step = "PTRACE_INTERRUPT";
+		rsys(SYS_ptrace, PTRACE_DETACH, t->tid, 0, 0, 0);
+		return;
+	}
+	for (;;) {
+		r = rsys(SYS_wait4, t->tid, (long)&st, __WALL, 0, 0);
+		if (r < 0 || WIFEXITED(st) || WIFSIGNALED(st)) {
+			t->err = r < 0 ? (int)r : -ESRCH;
+			t->step = "waiting for the ptrace stop";
+			return;
+		}
+		if (WIFSTOPPED(st))
+			break;
+	}
+	/* (a signal-delivery stop, which every signal blocked rules out but
+	 * for SIGKILL: the signal goes back in at the detach) */
+	if ((st >> 16) == 0)
+		sig = WSTOPSIG(st);
+	peek_queue(j, t, false);
+	if (t->shared && !t->err)
+		peek_queue(j, t, true);
+	rsys(SYS_ptrace, PTRACE_DETACH, t->tid, 0, sig, 0);
+}
+
+static __attribute__((noreturn, used)) void peek_main(struct peek_job *j)
+{
+	uint64_t all = ~0ull;
+
+	rsys(SYS_rt_sigprocmask, SIG_SETMASK, (long)&all, 0, 8, 0);
+	wait_word(&j->go, 1);
+	for (int i = 0; i < j->n; i++) {
+		peek_one(j, &j->t[i]);
+		if (j->t[i].err && j->t[i].err != -ESRCH)
+			break;
+	}
+	set_word(&j->state, 2);
 	for (;;)
 		rsys(SYS_exit, 0, 0, 0, 0, 0);
 }
@@ -393,4 +506,155 @@ int img_ptrace_unblock(void *area, int64_t deadline_ns, struct img_err *e)
 void img_ptrace_cancel(void *area)
 {
 	end_helper(area, true);
+}
+
+/* Ends the peek helper (killed if it is not done: its tracees are let go). */
+static void end_peek_helper(struct peek_job *j, bool kill_it)
+{
+	int st;
+
+	if (j->pid <= 0)
+		return;
+	if (kill_it)
+		syscall(SYS_kill, j->pid, SIGKILL);
+	while (syscall(SYS_wait4, j->pid, &st, __WALL, NULL) < 0 && errno == EINTR)
+		;
+	j->pid = 0;
+	if (j->scope == 1)
+		prctl(PR_SET_PTRACER, 0, 0, 0, 0);
+}
+
+int img_ptrace_peek(void *area, struct img_peek *t, int n, struct img_pending *out, int out_max, int64_t deadline_ns,
+		    struct img_err *e)
+{
+	struct peek_job *j = area;
+
+	memset(j, 0, sizeof(*j));
+	j->t = t;
+	j->n = n;
+	j->out = out;
+	j->out_max = out_max;
+	j->scope = yama_scope();
+	for (int i = 0; i < n; i++) {
+		t[i].err = 0;
+		t[i].step = NULL;
+		t[i].n_own = t[i].n_shared = 0;
+	}
+	uintptr_t top = ((uintptr_t)area + img_ptrace_area_size()) & ~(uintptr_t)15;
+	uint64_t *sp = (uint64_t *)top;
+	*--sp = (uint64_t)(uintptr_t)j;
+	*--sp = (uint64_t)(uintptr_t)peek_main;
+	long pid = crac__img_helper_clone(CLONE_VM | CLONE_UNTRACED, sp);
+	if (pid < 0)
+		return img_fail(e, (int)pid, "cannot start the ptrace helper that reads the pending signals: %s",
+				img_strerror((int)-pid));
+	j->pid = pid;
+	if (j->scope == 1)
+		prctl(PR_SET_PTRACER, (unsigned long)j->pid, 0, 0, 0);
+	set_word(&j->go, 1);
+	/* (the caller blocks every signal: a ptrace stop of this thread,
+	 * waiting here, is then never a signal-delivery stop) */
+	uint32_t v;
+	bool finished = true, died = false;
+	while ((v = atomic_load(&j->state)) < 2) {
+		int64_t left = deadline_ns - mono_ns();
+		if (left <= 0) {
+			finished = false;
+			break;
+		}
+		struct timespec ts = { 0, left < 2000000 ? (long)left : 2000000L };
+		syscall(SYS_futex, &j->state, FUTEX_WAIT_PRIVATE, v, &ts, NULL, 0);
+		/* killed (a seccomp filter the helper inherited?): no need to
+		 * wait for the deadline */
+		int st;
+		if (atomic_load(&j->state) < 2 && syscall(SYS_wait4, j->pid, &st, WNOHANG | __WALL, NULL) == j->pid) {
+			j->pid = 0;
+			if (j->scope == 1)
+				prctl(PR_SET_PTRACER, 0, 0, 0, 0);
+			finished = false;
+			died = true;
+			break;
+		}
+	}
+	end_peek_helper(j, !finished);
+	if (died)
+		return img_fail(e, -ECHILD, "the ptrace helper that reads the pending signals ended before it "
+				"finished (killed by a seccomp filter of the program's?)");
+	if (!finished)
+		return img_fail(e, -ETIMEDOUT, "the ptrace helper that reads the pending signals did not finish "
+				"in time");
+	for (int i = 0; i < n; i++) {
+		char why[256], comm[16];
+		if (!t[i].err || t[i].err == -ESRCH)
+			continue;
+		img_thread_comm(t[i].tid, comm, sizeof(comm));
+		const char *obstacle = t[i].err == -EPERM ? img_ptrace_obstacle(why, sizeof(why)) : NULL;
+		return img_fail(e, t[i].err, "cannot read the pending signals of thread %d (%s) with ptrace: %s: %s%s%s",
+				t[i].tid, comm, t[i].step ? t[i].step : "ptrace", img_strerror(-t[i].err),
+				obstacle ? ": " : "", obstacle ? obstacle : "");
+	}
+	return j->out_n;
+}
+
+/* ---- may the helpers call ptrace at all? (a seccomp filter) ----------------- */
+
+/*
+ * A seccomp filter, which the helpers inherit, may refuse ptrace (or kill
+ * whoever calls it): that is asked once, by a helper process of its own,
+ * for each number of filters the process runs under. The helper calls
+ * ptrace on pid 0: ESRCH when ptrace is allowed.
+ */
+static struct {
+	_Atomic uint32_t state;
+	long rc;
+	char stack[16384] __attribute__((aligned(16)));
+} probe;
+
+static __attribute__((noreturn, used)) void probe_main(void *arg)
+{
+	uint64_t all = ~0ull;
+
+	(void)arg;
+	rsys(SYS_rt_sigprocmask, SIG_SETMASK, (long)&all, 0, 8, 0);
+	probe.rc = rsys(SYS_ptrace, PTRACE_PEEKSIGINFO, 0, 0, 0, 0);
+	set_word(&probe.state, 1);
+	for (;;)
+		rsys(SYS_exit, 0, 0, 0, 0, 0);
+}
+
+/* "Seccomp_filters:" of this process's status, -1 when unknown. */
+static int seccomp_filters(void)
+{
+	char buf[4096];
+	const char *p;
+
+	if (read_small("/proc/self/status", buf, sizeof(buf)) <= 0 || !(p = strstr(buf, "Seccomp_filters:")))
+		return prctl(PR_GET_SECCOMP, 0, 0, 0, 0) == 2 ? -1 : 0;
+	return atoi(p + 16);
+}
+
+bool img_ptrace_allowed_by_seccomp(void)
+{
+	static int asked_for = 0;     /* the number of filters the answer is for */
+	static bool answer = true;
+	int n = prctl(PR_GET_SECCOMP, 0, 0, 0, 0) == 2 ? seccomp_filters() : 0;
+
+	if (n == 0)
+		return true;
+	if (n == asked_for && n > 0)
+		return answer;
+	atomic_store(&probe.state, 0);
+	probe.rc = 0;
+	uint64_t *sp = (uint64_t *)(((uintptr_t)probe.stack + sizeof(probe.stack)) & ~(uintptr_t)15);
+	*--sp = 0;
+	*--sp = (uint64_t)(uintptr_t)probe_main;
+	long pid = crac__img_helper_clone(CLONE_VM | CLONE_UNTRACED, sp);
+	if (pid < 0)
+		return false;
+	int st;
+	while (syscall(SYS_wait4, pid, &st, __WALL, NULL) < 0 && errno == EINTR)
+		;
+	answer = atomic_load(&probe.state) == 1 && probe.rc == -ESRCH;
+	asked_for = n;
+	return answer;
 }

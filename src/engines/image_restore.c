@@ -209,7 +209,7 @@ __attribute__((noinline)) int img_restored(struct crac_round *r)
 	 * leader (else the main thread does it: image_signals.c). The
 	 * other threads queue their own as they resume. */
 	img_signals_state_ready();
-	img_signals_give_back_checkpointer(s->thread.tid);
+	img_signals_give_back_checkpointer(s->thread.tid, true);
 
 	/* Before any other thread runs: the clock offset moves and the random
 	 * generators go stale, so nobody sees the image's values. */

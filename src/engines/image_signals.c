@@ -3,10 +3,25 @@
  * image_signals.c - signals pending at the checkpoint (blocked, or not yet
  * taken) survive it: in the original process and in every restored one.
  *
- * Taking. With the threads stopped, every pending signal is dequeued with
- * rt_sigtimedwait (zero timeout: async-signal-safe, and it takes blocked
- * signals) together with its siginfo, into a table in libcrac's memory,
- * which the image holds:
+ * Reading. Nothing is taken off a queue where ptrace is allowed: each
+ * stopped thread notes in its stop handler whether its own queue holds
+ * anything (rt_sigpending, then its SigPnd); the checkpointing thread then
+ * has a ptrace helper (image_ptrace.c) seize those threads and itself
+ * (waiting with every signal blocked), interrupt each in the system call
+ * it waits in, and read its queue, and the process's, with
+ * PTRACE_PEEKSIGINFO into a table in libcrac's memory, which the image
+ * holds: every instance, in queue order, with its siginfo, nothing
+ * dequeued. So the original process (a keep-running checkpoint, a failed
+ * one) keeps its queues as they were, and what arrives meanwhile is queued
+ * behind, as the kernel queues it. A checkpoint with nothing pending
+ * starts no helper. Left alone: SIGKILL and SIGSTOP (never pending in a
+ * running thread) and glibc's internal 32 and 33.
+ *
+ * Taking (where ptrace is refused: img_ptrace_obstacle, a seccomp filter
+ * the helper would inherit, a process traced already (strace, gdb), a peek
+ * that failed once; CRAC_TEST_SIGNALS_TAKE in tests). With the threads stopped, every pending signal is dequeued
+ * with rt_sigtimedwait (zero timeout: async-signal-safe, and it takes
+ * blocked signals) together with its siginfo, into the table:
  *   - each stopped thread takes its own thread-directed ones in its stop
  *     handler (image_threads.c), before it counts as stopped; the
  *     checkpointing thread takes its own in img_capture_process;
@@ -16,16 +31,22 @@
  * (/proc/self/task/TID/status) has it, and the process-wide ones are taken
  * after every thread emptied its own queue: nothing is taken under the
  * wrong owner. Every queued instance of a real-time signal is taken, in
- * order; a standard signal is pending once at most. Left alone: SIGKILL
- * and SIGSTOP (never pending in a running thread; rt_sigtimedwait cannot
- * take them) and glibc's internal 32 and 33. The engine's stop signal
- * (SIGRTMAX-1) is the program's too when it blocks it and reads it with
- * sigwaitinfo or a signalfd: its instances are taken, but the engine's
- * own (SI_TKILL from this process) dropped; one of the program's that
- * the ptrace helper's unblocking delivered to the stop handler was queued
- * again there first (image_threads.c).
+ * order; a standard signal is pending once at most. rt_sigtimedwait cannot
+ * take SIGKILL and SIGSTOP.
  *
- * Giving back. Each signal is queued again, with the siginfo it had, before
+ * The engine's stop signal (SIGRTMAX-1) is the program's too when it
+ * blocks it and reads it with sigwaitinfo or a signalfd: the stopped
+ * threads always take its instances (reading or taking), the engine's own
+ * (SI_TKILL from this process) dropped; one of the program's that the
+ * ptrace helper's unblocking delivered to the stop handler was queued
+ * again there first (image_threads.c). The engine puts the signal's
+ * disposition back before it lets the threads go (they give back theirs
+ * after), keeping the program's instances pending for the process and the
+ * checkpointing thread (a SIG_IGN discards what is pending:
+ * img_signals_put_back_stop).
+ *
+ * Giving back (a restored process: all of the table; the original: what
+ * was taken). Each signal is queued again, with the siginfo it had, before
  * the thread it belongs to runs program code with its own mask:
  *   - thread-directed: by that thread, to itself (rt_tgsigqueueinfo: Linux
  *     accepts any si_code, SI_USER or SI_TKILL included, when a thread
@@ -54,9 +75,11 @@
  * A signal that cannot be queued again (a real-time one beyond the
  * restoring user's RLIMIT_SIGPENDING) is named in a report line, never
  * dropped silently. More than IMG_SIG_MAX pending signals fail the
- * checkpoint: every one taken is given back, and a real-time signal whose
- * queue the full table cut keeps its order (see drain below), as does one
- * that was queued again while the checkpoint ran. What arrives during the
+ * checkpoint, naming how many and the queue that holds the most (when
+ * they were taken: at least how many the table held of it); every one
+ * taken is given back, and a real-time signal whose queue the full table
+ * cut keeps its order (see drain below), as does one that was queued again
+ * while the checkpoint ran. When they were taken, what arrives during the
  * give-back itself (microseconds: one system call a signal) may still land
  * among the table's: no system call queues a whole list atomically.
  */
@@ -68,6 +91,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -84,6 +108,18 @@ static _Atomic bool main_in_handler;   /* the main thread was stopped (not the c
 static _Atomic int self_cut, shared_cut;
 static _Atomic uint32_t state_ready;   /* restored: dispositions are back */
 
+/* This checkpoint reads the queues with a ptrace helper instead of taking
+ * the signals off them (see "Reading" above); the stopped threads whose
+ * own queue holds something to read. */
+static bool peek_mode;
+static bool peek_refused;   /* the helper failed once: this process takes them from then on */
+static _Atomic int n_flagged;
+static int flagged[CRAC_IMG_MAX_THREADS];
+/* A full table: whose queue filled it (a tid, 0: the process; -1: none)
+ * and how many it holds (-1: not known, the rest was not taken). */
+static _Atomic int full_owner = -1;
+static int full_count = -1, full_total = -1;
+
 /* What could not be given back as it was (reported by the checkpointing
  * thread once the threads ran). */
 #define IMG_SIG_LOST_MAX 8
@@ -94,6 +130,7 @@ static bool left_alone(int sig)
 {
 	return sig == SIGKILL || sig == SIGSTOP || sig == 32 || sig == 33;
 }
+#define LEFT_ALONE_MASK (1ull << (SIGKILL - 1) | 1ull << (SIGSTOP - 1) | 1ull << 31 | 1ull << 32)
 
 /* The engine's own stop signal (image_threads.c: tgkill from this process,
  * SI_TKILL), left from a stop attempt: not the program's, never carried.
@@ -146,13 +183,17 @@ static uint64_t pending_mask(int tid, const char *field)
 }
 
 /* A slot of the table, or NULL (full: the checkpoint fails). */
-static struct img_pending *claim(void)
+static struct img_pending *claim(int owner)
 {
 	int i = atomic_fetch_add(&n_pend, 1);
 
-	if (i >= IMG_SIG_MAX)
+	if (i >= IMG_SIG_MAX) {
+		int none = -1;
+		atomic_compare_exchange_strong(&full_owner, &none, owner);
 		return NULL;
+	}
 	pend[i].tid = -1;   /* empty until filled */
+	pend[i].taken = true;
 	return &pend[i];
 }
 
@@ -165,8 +206,34 @@ static bool take_one(int sig, siginfo_t *si)
 	return syscall(SYS_rt_sigtimedwait, &set, si, &zero, 8) == sig;
 }
 
+/* Is the process traced (strace, gdb: "TracerPid:" of its status)? Then
+ * the helper cannot seize its threads. */
+static bool traced(void)
+{
+	char buf[4096];
+	int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	const char *p = strstr(buf, "TracerPid:");
+	return p && atoi(p + 10) != 0;
+}
+
 void img_signals_reset(void)
 {
+	char why[256];
+
+	/* (CRAC_TEST_SIGNALS_TAKE: tests, the way taken where ptrace is
+	 * refused) */
+	peek_mode = !peek_refused && !getenv("CRAC_TEST_SIGNALS_TAKE") && !img_ptrace_obstacle(why, sizeof(why)) &&
+		    !traced() && img_ptrace_allowed_by_seccomp();
+	atomic_store(&n_flagged, 0);
+	atomic_store(&full_owner, -1);
+	full_count = full_total = -1;
 	atomic_store(&self_cut, 0);
 	atomic_store(&shared_cut, 0);
 	atomic_store(&n_pend, 0);
@@ -193,12 +260,23 @@ int img_signals_take_own(int tid)
 	if (!any_pending())
 		return 0;
 	uint64_t mine = pending_mask(tid, "SigPnd:");
+	if (peek_mode) {
+		/* read later, by the ptrace helper; only the stop signal is
+		 * taken (see img_signals_put_back_stop) */
+		uint64_t stop = 1ull << (IMG_STOP_SIGNAL - 1);
+		if (mine & ~stop & ~LEFT_ALONE_MASK) {
+			int i = atomic_fetch_add(&n_flagged, 1);
+			if (i < (int)CRAC_IMG_MAX_THREADS)
+				flagged[i] = tid;
+		}
+		mine &= stop;
+	}
 
 	for (int sig = 1; mine && sig <= CRAC_IMG_NSIG; sig++) {
 		if (!(mine & (1ull << (sig - 1))) || left_alone(sig))
 			continue;
 		for (int taken = 0;; taken++) {
-			struct img_pending *p = claim();
+			struct img_pending *p = claim(tid);
 			if (!p) {
 				/* full: this queue cut after `taken` instances */
 				if (taken && !cut)
@@ -219,27 +297,110 @@ int img_signals_take_own(int tid)
 	return cut;
 }
 
-static void take_shared(bool main_stopped);
+static void take_shared(void);
 
-void img_signals_take_checkpointer(int tid, bool main_stopped)
+/*
+ * Reading: the ptrace helper reads the queues of the stopped threads that
+ * flagged something pending, and the checkpointing thread's own and the
+ * process's (it is stopped in turn while it waits for the helper), into
+ * the table, in queue order; nothing is dequeued. Returns 0, -EAGAIN when
+ * ptrace was refused and only this thread's queues were to be read (the
+ * caller takes them instead), or a negative errno (e says why).
+ */
+static int peek_all(struct img_arena *a, int me, int64_t deadline_ns, struct img_err *e)
 {
-	atomic_store(&self_cut, img_signals_take_own(tid));
-	take_shared(main_stopped);
+	uint64_t all = ~0ull, saved = 0, now = 0;
+	int nf = atomic_load(&n_flagged), k = 0, rc = 0;
+
+	if (nf > (int)CRAC_IMG_MAX_THREADS)
+		nf = (int)CRAC_IMG_MAX_THREADS;
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &saved, 8);
+	syscall(SYS_rt_sigpending, &now, 8);
+	if (!(now & ~LEFT_ALONE_MASK) && !nf)
+		goto out;   /* the usual case: nothing pending, no helper */
+	struct img_peek *t = img_arena_alloc(a, sizeof(*t) * (size_t)(nf + 1));
+	const int out_max = IMG_SIG_MAX + 64;
+	struct img_pending *out = img_arena_alloc(a, sizeof(*out) * out_max);
+	void *area = img_arena_alloc(a, img_ptrace_area_size());
+	if (!t || !out || !area) {
+		rc = img_fail(e, -ENOMEM, "engine arena exhausted");
+		goto out;
+	}
+	for (int i = 0; i < nf; i++)
+		t[k++] = (struct img_peek){ .tid = flagged[i] };
+	if ((pending_mask(me, "SigPnd:") | pending_mask(0, "ShdPnd:")) & ~LEFT_ALONE_MASK)
+		t[k++] = (struct img_peek){ .tid = me, .shared = true };
+	if (!k)
+		goto out;
+	struct img_err pe = { 0, "" };
+	int got = img_ptrace_peek(area, t, k, out, out_max, deadline_ns, &pe);
+	if (got < 0) {
+		peek_refused = true;
+		if (k == 1 && t[0].tid == me)
+			rc = -EAGAIN;
+		else
+			rc = img_fail(e, pe.code, "%s (the pending signals of stopped threads are read with ptrace; "
+				      "from the next checkpoint on they are taken off their queues instead)", pe.msg);
+		goto out;
+	}
+	for (int i = 0; i < got && i < out_max; i++) {
+		if (left_alone(out[i].info.si_signo) || engine_stop(&out[i].info))
+			continue;
+		struct img_pending *p = claim(out[i].tid);
+		if (!p)
+			continue;   /* counted: the checkpoint fails */
+		p->info = out[i].info;
+		p->taken = false;
+		p->tid = out[i].tid;
+	}
+	if (atomic_load(&n_pend) > IMG_SIG_MAX) {
+		/* name the queue that holds the most */
+		full_total = atomic_load(&n_pend) + (got > out_max ? got - out_max : 0);
+		full_count = 0;
+		for (int i = 0; i < k; i++) {
+			if (t[i].n_own > full_count) {
+				full_count = t[i].n_own;
+				atomic_store(&full_owner, t[i].tid);
+			}
+			if (t[i].shared && t[i].n_shared > full_count) {
+				full_count = t[i].n_shared;
+				atomic_store(&full_owner, 0);
+			}
+		}
+	}
+out:
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &saved, NULL, 8);
+	return rc;
 }
 
-static void take_shared(bool main_stopped)
+int img_signals_take_checkpointer(struct img_arena *a, int tid, bool main_stopped, int64_t deadline_ns,
+				  struct img_err *e)
+{
+	atomic_store(&main_in_handler, main_stopped);
+	if (peek_mode) {
+		int rc = peek_all(a, tid, deadline_ns, e);
+		if (rc != -EAGAIN)
+			return rc;
+		/* ptrace refused: this thread's own and the process's are
+		 * taken (the other threads had nothing to read) */
+		peek_mode = false;
+	}
+	atomic_store(&self_cut, img_signals_take_own(tid));
+	take_shared();
+	return 0;
+}
+
+static void take_shared(void)
 {
 	/* (once a checkpoint, from /proc: the checkpointing thread's mask
 	 * may not block what is pending for the others) */
 	uint64_t shared = pending_mask(0, "ShdPnd:");
 
-	atomic_store(&main_in_handler, main_stopped);
-
 	for (int sig = 1; shared && sig <= CRAC_IMG_NSIG; sig++) {
 		if (!(shared & (1ull << (sig - 1))) || left_alone(sig))
 			continue;
 		for (int taken = 0;; taken++) {
-			struct img_pending *p = claim();
+			struct img_pending *p = claim(0);
 			if (!p) {
 				if (taken && !atomic_load(&shared_cut))
 					atomic_store(&shared_cut, sig);
@@ -254,10 +415,44 @@ static void take_shared(bool main_stopped)
 	}
 }
 
-int img_signals_overflow(void)
+int img_signals_overflow(char *msg, size_t len)
 {
-	int n = atomic_load(&n_pend);
-	return n > IMG_SIG_MAX ? n : 0;
+	int n = atomic_load(&n_pend), owner = atomic_load(&full_owner);
+	char comm[16] = "?", who[64];
+
+	if (n <= IMG_SIG_MAX)
+		return 0;
+	int least = 0;
+	if (full_count < 0) {
+		/* taken off the queues until the table was full: the owner
+		 * with the most in it (the rest was not counted) */
+		for (int i = 0; i < IMG_SIG_MAX; i++) {
+			int k = 0;
+			if (pend[i].tid < 0)
+				continue;
+			for (int j = 0; j < IMG_SIG_MAX; j++)
+				k += pend[j].tid == pend[i].tid;
+			if (k > least) {
+				least = k;
+				owner = pend[i].tid;
+			}
+			i += k > IMG_SIG_MAX / 2 ? IMG_SIG_MAX : 0;   /* (a majority: that is it) */
+		}
+	}
+	if (owner > 0) {
+		img_thread_comm(owner, comm, sizeof(comm));
+		snprintf(who, sizeof(who), "thread %d (%s)", owner, comm);
+	} else {
+		snprintf(who, sizeof(who), "the process");
+	}
+	if (full_count >= 0)
+		snprintf(msg, len, "%d signals are pending (blocked or not yet taken), %d of them for %s: the image "
+			 "engine carries at most %d; they stay pending", full_total, full_count, who, IMG_SIG_MAX);
+	else
+		snprintf(msg, len, "more than %d signals are pending (blocked or not yet taken), at least %d of "
+			 "them for %s: the image engine carries at most %d; they stay pending", IMG_SIG_MAX, least,
+			 who, IMG_SIG_MAX);
+	return n;
 }
 
 static void note_lost(int sig, int tid, int err)
@@ -355,45 +550,97 @@ static void undrain(struct drained *d, bool to_process)
 		syscall(SYS_munmap, d->p, IMG_DRAIN_MAX * sizeof(struct img_pending));
 }
 
+/*
+ * The program's own SIGRTMAX-1 survives the engine putting its disposition
+ * back. Setting a disposition to SIG_IGN discards every pending instance
+ * of the signal, in every queue (the kernel does so): the program's SIG_IGN
+ * (blocked, read with sigwaitinfo), and the SIG_IGN a failed stop sets to
+ * discard the engine's stop signals still pending in threads that never
+ * took them. So, with every signal blocked, the checkpointing thread takes
+ * the instances pending for itself and for the process out first (the
+ * engine's own, SI_TKILL from this process, dropped), puts the disposition
+ * back, and queues them again, each queue in its order. The threads still
+ * stopped give theirs back after this (image_threads.c, image.c: the
+ * disposition goes back before they are let go). Not kept: an instance
+ * queued to a thread that is not stopped (a failed stop) when SIG_IGN
+ * discards it, nor one queued to a stopped thread during the checkpoint
+ * when the program's disposition is SIG_IGN.
+ */
+static void keep_program_instances(struct drained *d)
+{
+	int k = 0;
+
+	for (int i = 0; d->p && i < d->n; i++)
+		if (!engine_stop(&d->p[i].info))
+			d->p[k++] = d->p[i];
+	d->n = k;
+}
+
+void img_signals_put_back_stop(const struct sigaction *old, bool discard_pending)
+{
+	uint64_t all = ~0ull, saved = 0, bit = 1ull << (IMG_STOP_SIGNAL - 1);
+	struct drained own, shared;
+	int me = img_gettid();
+
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &saved, 8);
+	drain(bit, true, me, &own);
+	drain(bit, false, me, &shared);
+	keep_program_instances(&own);
+	keep_program_instances(&shared);
+	if (discard_pending) {
+		struct sigaction ign;
+		memset(&ign, 0, sizeof(ign));
+		ign.sa_handler = SIG_IGN;
+		sigaction(IMG_STOP_SIGNAL, &ign, NULL);
+	}
+	sigaction(IMG_STOP_SIGNAL, old, NULL);
+	undrain(&shared, true);
+	undrain(&own, false);
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &saved, NULL, 8);
+}
+
 /* The real-time signals the table holds for owner `tid` (0: the process),
  * and `cut`. */
-static uint64_t rt_held(int tid, int cut)
+static uint64_t rt_held(int tid, int cut, bool restored)
 {
 	int n = atomic_load(&n_pend);
 	uint64_t sigs = cut ? 1ull << (cut - 1) : 0;
 
 	for (int i = 0; i < n && i < IMG_SIG_MAX; i++)
-		if (pend[i].tid == tid && pend[i].info.si_signo >= 32 && pend[i].info.si_signo <= CRAC_IMG_NSIG)
+		if (pend[i].tid == tid && (restored || pend[i].taken) && pend[i].info.si_signo >= 32 &&
+		    pend[i].info.si_signo <= CRAC_IMG_NSIG)
 			sigs |= 1ull << (pend[i].info.si_signo - 1);
 	return sigs;
 }
 
-void img_signals_give_back_own(int old_tid, int cut)
+/* In the original process only the signals taken off their queues go
+ * back (the ones only read are still queued); a restored one queues all. */
+void img_signals_give_back_own(int old_tid, int cut, bool restored)
 {
 	int n = atomic_load(&n_pend);
 	struct drained d = { NULL, 0 };
 
 	if (old_tid <= 0)
 		return;
-	uint64_t sigs = rt_held(old_tid, cut);
+	uint64_t sigs = rt_held(old_tid, cut, restored);
 	if (sigs)
 		drain(sigs, true, img_gettid(), &d);
 	for (int i = 0; i < n && i < IMG_SIG_MAX; i++)
-		if (pend[i].tid == old_tid)
+		if (pend[i].tid == old_tid && (restored || pend[i].taken))
 			give_back(&pend[i], false);
 	undrain(&d, false);
 }
 
-static void give_back_shared(void)
+static void give_back_shared(bool restored)
 {
 	int n = atomic_load(&n_pend);
 	struct drained d = { NULL, 0 };
-	uint64_t sigs = rt_held(0, atomic_load(&shared_cut));
+	uint64_t sigs = rt_held(0, atomic_load(&shared_cut), restored);
 
 	if (sigs)
 		drain(sigs, false, img_gettid(), &d);
 	for (int i = 0; i < n && i < IMG_SIG_MAX; i++)
-		if (pend[i].tid == 0)
+		if (pend[i].tid == 0 && (restored || pend[i].taken))
 			give_back(&pend[i], true);
 	undrain(&d, true);
 }
@@ -405,16 +652,16 @@ void img_signals_give_back_main(bool restored)
 	if (restored)
 		while (!atomic_load(&state_ready))
 			syscall(SYS_futex, &state_ready, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
-	give_back_shared();
+	give_back_shared(restored);
 }
 
-void img_signals_give_back_checkpointer(int old_tid)
+void img_signals_give_back_checkpointer(int old_tid, bool restored)
 {
 	/* the process's first: draining a cut queue of the process must
 	 * not meet this thread's own, given back (image_threads.c: the same) */
 	if (!atomic_load(&main_in_handler))
-		give_back_shared();
-	img_signals_give_back_own(old_tid, atomic_load(&self_cut));
+		give_back_shared(restored);
+	img_signals_give_back_own(old_tid, restored ? 0 : atomic_load(&self_cut), restored);
 }
 
 void img_signals_state_ready(void)

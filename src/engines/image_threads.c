@@ -542,7 +542,7 @@ static void stop_handler(int sig, siginfo_t *si, void *ucv)
 		 * counts as resumed: the restore goes on only after that. */
 		if (t.tid == stop_pid)
 			img_signals_give_back_main(true);
-		img_signals_give_back_own(t.tid, 0);
+		img_signals_give_back_own(t.tid, 0, true);
 		img_thread_reattach(&t, false);
 		if (t.tid_cache)
 			fix_cached_tid(uc, t.tid, img_gettid());
@@ -556,7 +556,7 @@ static void stop_handler(int sig, siginfo_t *si, void *ucv)
 		/* Original process, let go: the checkpoint eats no signal. */
 		if (t.tid == stop_pid)
 			img_signals_give_back_main(false);
-		img_signals_give_back_own(t.tid, cut);
+		img_signals_give_back_own(t.tid, cut, false);
 	}
 	(void)sig;
 	errno = saved_errno;
@@ -804,12 +804,12 @@ int img_threads_stop(struct img_arena *a, int64_t deadline_ns, struct img_err *e
 			/* A thread that did not take the signal in time still
 			 * has it pending: ignoring the signal discards it, so the
 			 * application's disposition (SIG_DFL: terminate) never
-			 * sees it. */
-			struct sigaction ign;
-			memset(&ign, 0, sizeof(ign));
-			ign.sa_handler = SIG_IGN;
-			sigaction(IMG_STOP_SIGNAL, &ign, NULL);
-			sigaction(IMG_STOP_SIGNAL, &stop_old_action, NULL);
+			 * sees it. The program's own pending for the process
+			 * and this thread are kept; the stopped threads give
+			 * back theirs once let go, after the discarding
+			 * (image_signals.c). */
+			img_signals_put_back_stop(&stop_old_action, true);
+			img_threads_release();
 			return rc;
 		}
 		if (!tid_caching_thread() || attempt >= IMG_STOP_ATTEMPTS ||
@@ -940,7 +940,8 @@ static int stop_once(struct stop_scratch *w, int64_t deadline_ns, struct img_err
 		goto fail;
 	return atomic_load(&stopped_count);
 fail:
-	img_threads_release();
+	/* (img_threads_stop lets the threads go, once the disposition is
+	 * back) */
 	return e->code;
 }
 
@@ -951,9 +952,12 @@ void img_threads_release(void)
 	futex((volatile void *)&release_gen, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
 	atomic_store(&stopped_list, NULL);
 	/* After a complete stop every signalled thread has handled the signal
-	 * (it was counted), so nothing is pending: the caller may put the old
-	 * disposition back. After a failed one, img_threads_stop discards
-	 * what is still pending, and a handler entered late returns at once. */
+	 * (it was counted), so nothing is pending: the caller puts the old
+	 * disposition back before it calls this (img_signals_put_back_stop:
+	 * SIG_IGN would discard the program's own SIGRTMAX-1 that the
+	 * threads give back). After a failed one, img_threads_stop discards
+	 * what is still pending first, and a handler entered late returns at
+	 * once. */
 }
 
 bool img_threads_main_stopped(void)
