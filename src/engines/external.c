@@ -528,7 +528,9 @@ static int ext_configure(struct crac_round *r)
 static int ext_checkpoint(struct crac_round *r)
 {
 	int64_t park_ms = crac__ext_env_int("CRAC_EXTERNAL_PARK_MS", DEFAULT_PARK_MS);
-	int64_t budget = park_ms > 0 ? park_ms * 1000000LL : 0;
+	/* 0: no deadline; also for one beyond what int64_t nanoseconds hold
+	 * (park_ms * 10^6 overflowed into a budget used up at once) */
+	int64_t budget = park_ms > 0 && park_ms <= INT64_MAX / 1000000LL ? park_ms * 1000000LL : 0;
 	const char *hook = getenv("CRAC_EXTERNAL_HOOK");
 	bool logind_round, sleeping = true;
 	enum ext_wake why;

@@ -48,6 +48,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -463,9 +464,11 @@ int crac__ext_watch_start(void)
 	poll_ms = crac__ext_env_int("CRAC_EXTERNAL_POLL_MS", DEFAULT_POLL_MS);
 	if (poll_ms < 1)
 		poll_ms = DEFAULT_POLL_MS;
-	jump_ns = crac__ext_env_int("CRAC_EXTERNAL_JUMP_MS", DEFAULT_JUMP_MS) * 1000000LL;
-	if (jump_ns <= 0)
-		jump_ns = INT64_MAX;   /* 0: the clock detector is off */
+	if (poll_ms > INT_MAX)
+		poll_ms = INT_MAX;     /* poll()'s int: a larger one turned negative, "wait forever" */
+	int64_t jump_ms = crac__ext_env_int("CRAC_EXTERNAL_JUMP_MS", DEFAULT_JUMP_MS);
+	/* 0 (or less): the clock detector is off; beyond int64_t nanoseconds too */
+	jump_ns = jump_ms <= 0 || jump_ms > INT64_MAX / 1000000LL ? INT64_MAX : jump_ms * 1000000LL;
 
 	/* The device, or a regular file holding the page (tests): a FIFO or a
 	 * socket there is not opened (see read_small()). */
