@@ -439,7 +439,8 @@ static void reporting_begin(const struct crac_round *r)
 		return;   /* nobody waits for this report: the caller gets it */
 	if (!dl)
 		dl = deadline_after(0, now);   /* no deadline: the default one bounds the wait */
-	atomic_store(&reporting_until, dl + REPORT_GRACE_MS * 1000000LL);
+	atomic_store(&reporting_until, dl > INT64_MAX - REPORT_GRACE_MS * 1000000LL ? INT64_MAX :
+				       dl + REPORT_GRACE_MS * 1000000LL);
 	atomic_store(&reporting_tid, crac__gettid());
 	atomic_store(&reporting_pid, getpid());
 }
