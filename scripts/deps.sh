@@ -23,6 +23,9 @@
 # features; CRAC_DEPS_DRY_RUN=1 only says what would be installed.
 set -eu
 if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
+# apt-get without questions: through env, since sudo resets the environment
+# (a DEBIAN_FRONTEND set before `sudo` never reaches apt-get)
+apt_quiet="env DEBIAN_FRONTEND=noninteractive apt-get"
 
 have_pc() { command -v pkg-config >/dev/null 2>&1 && pkg-config --exists "$1"; }
 # python3 -c 'import M' with python3 from PATH or Debian's own (a Debian
@@ -114,7 +117,7 @@ echo "crac: apt-get update" >&2
 $sudo apt-get update >&2 || cannot_install "apt-get update failed"
 if [ -n "$need" ]; then
 	echo "crac: installing (build and tests):$need" >&2
-	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y $need >&2
+	$sudo $apt_quiet install -y $need >&2
 fi
 # Best-effort packages one by one, so that one that cannot be installed (not
 # in this release, no space, no network) leaves the others and the build alone.
@@ -122,7 +125,7 @@ failed=""
 installed=""
 for p in $optional; do
 	echo "crac: installing (best effort): $p" >&2
-	if DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "$p" >&2; then
+	if $sudo $apt_quiet install -y --no-install-recommends "$p" >&2; then
 		installed="$installed $p"
 	else
 		failed="$failed $p"

@@ -596,8 +596,10 @@ int crac_cmd_checkpoint(int argc, char **argv)
 	 * them ignores the token. */
 	tokens[n++] = "progress=1";
 	tokens[n] = NULL;
+	/* (a deadline the program cannot count in nanoseconds is none there:
+	 * core/checkpoint.c; no limit here then either, and no overflow) */
 	if (timeout_ms == -2)
-		timeout_ms = deadline_ms < 0 ? -1 :
+		timeout_ms = deadline_ms < 0 || deadline_ms > LLONG_MAX / 1000000 - TIMEOUT_MARGIN_MS ? -1 :
 			(deadline_ms ? deadline_ms : DEFAULT_DEADLINE_MS) + TIMEOUT_MARGIN_MS;
 	else if (timeout_ms == 0)
 		timeout_ms = -1;

@@ -73,6 +73,15 @@ int cli_preload_env(void)
 			"and %s)", CRAC_LIBEXEC_TO_LIBDIR, CRAC_INSTALL_LIBDIR);
 		return -1;
 	}
+	/* The dynamic linker splits LD_PRELOAD at spaces and colons, with no
+	 * escape: such a path would be ignored ("cannot be preloaded") and the
+	 * program would run without libcrac, and without its control endpoint. */
+	if (strpbrk(lib, " :\t\n")) {
+		cli_err("cannot preload %s: LD_PRELOAD cannot name a path with a space or a colon; install crac "
+			"into a prefix without them, or set CRAC_LIBDIR to a directory whose real path has none",
+			lib);
+		return -1;
+	}
 	old = getenv("LD_PRELOAD");
 	if (asprintf(&preload, "%s%s%s", lib, old && *old ? ":" : "", old ? old : "") < 0)
 		return -1;

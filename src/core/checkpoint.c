@@ -62,12 +62,17 @@ static bool resolve_options(struct crac_options *o, const struct crac_options *i
 	return false;
 }
 
+/* CLOCK_MONOTONIC ns `ms` after `from`; 0 (none) for ms < 0, and for a
+ * budget beyond what an int64_t of nanoseconds holds (from + ms * 10^6
+ * overflowed, came out in the past and aborted every checkpoint at once). */
 static int64_t deadline_after(int64_t ms, int64_t from)
 {
 	if (ms < 0)
 		return 0;
 	if (ms == 0)
 		ms = DEFAULT_DEADLINE_MS;
+	if (from < 0 || ms > (INT64_MAX - from) / 1000000LL)
+		return 0;
 	return from + ms * 1000000LL;
 }
 
@@ -434,7 +439,8 @@ static void reporting_begin(const struct crac_round *r)
 		return;   /* nobody waits for this report: the caller gets it */
 	if (!dl)
 		dl = deadline_after(0, now);   /* no deadline: the default one bounds the wait */
-	atomic_store(&reporting_until, dl + REPORT_GRACE_MS * 1000000LL);
+	atomic_store(&reporting_until, dl > INT64_MAX - REPORT_GRACE_MS * 1000000LL ? INT64_MAX :
+				       dl + REPORT_GRACE_MS * 1000000LL);
 	atomic_store(&reporting_tid, crac__gettid());
 	atomic_store(&reporting_pid, getpid());
 }

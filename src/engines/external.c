@@ -530,7 +530,9 @@ static int ext_configure(struct crac_round *r)
 static int ext_checkpoint(struct crac_round *r)
 {
 	int64_t park_ms = crac__ext_env_int("CRAC_EXTERNAL_PARK_MS", DEFAULT_PARK_MS);
-	int64_t budget = park_ms > 0 ? park_ms * 1000000LL : 0;
+	/* 0: no deadline; also for one beyond what int64_t nanoseconds hold
+	 * (park_ms * 10^6 overflowed into a budget used up at once) */
+	int64_t budget = park_ms > 0 && park_ms <= INT64_MAX / 1000000LL ? park_ms * 1000000LL : 0;
 	const char *hook = getenv("CRAC_EXTERNAL_HOOK");
 	bool logind_round, sleeping = true;
 	enum ext_wake why;
@@ -541,15 +543,9 @@ static int ext_checkpoint(struct crac_round *r)
 	int rc;
 
 	init_once();
-	/* Ready: a round announced by logind lets the sleep go on now. */
-	logind_round = crac__ext_logind_parking(&sleeping);
-	if (logind_round && !sleeping) {
-		crac__report_add(r->report, CRAC_PHASE_ENGINE, "external", -ECANCELED,
-				 "logind ended the sleep (PrepareForSleep(false)) before the before_checkpoint "
-				 "callbacks were done: no snapshot");
-		return CRAC_ABORTED;
-	}
-
+	/* Parked before the platform is told: a wake-up that comes at once
+	 * (logind's PrepareForSleep(false) right after the lock is released)
+	 * is kept for the waker, never dropped (it waited for the deadline). */
 	pthread_mutex_lock(&park_lock);
 	parked = true;
 	park_over = false;
@@ -559,6 +555,25 @@ static int ext_checkpoint(struct crac_round *r)
 	hook_pid = hook_shell = 0;
 	hook_reaped = hook_cancel = false;
 	pthread_mutex_unlock(&park_lock);
+
+	/* Ready: a round announced by logind lets the sleep go on now. */
+	logind_round = crac__ext_logind_parking(&sleeping);
+	if (logind_round && !sleeping) {
+		pthread_mutex_lock(&park_lock);
+		parked = false;
+		pthread_mutex_unlock(&park_lock);
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "external", -ECANCELED,
+				 "logind ended the sleep (PrepareForSleep(false)) before the before_checkpoint "
+				 "callbacks were done: no snapshot");
+		return CRAC_ABORTED;
+	}
+	/* Tests: time between telling logind and starting the waker
+	 * (engine_external_logind.bats). */
+	int64_t test_delay = crac__ext_env_int("CRAC_EXTERNAL_TEST_PARK_DELAY_MS", 0);
+	if (test_delay > 0) {
+		struct timespec d = { test_delay / 1000, test_delay % 1000 * 1000000L };
+		nanosleep(&d, NULL);
+	}
 
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);

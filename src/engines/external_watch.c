@@ -12,7 +12,8 @@
  *     hypervisor changes it on every restore from a snapshot (not on live
  *     migration, which only moves disruption_marker);
  *   - a generation file, $CRAC_EXTERNAL_GENERATION_FILE: any change of its
- *     content (a platform may publish a generation there; tests do);
+ *     first line, of any length (up to GEN_LINE_MAX bytes are compared,
+ *     through a hash; a platform may publish a generation there; tests do);
  *     a sample that cannot read a source (missing, empty, not a regular
  *     file) is no change: the source keeps its last value (keep_known());
  *   - the boot id (/proc/sys/kernel/random/boot_id): a restore onto another
@@ -47,6 +48,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -59,6 +61,7 @@
 #define DEFAULT_POLL_MS 250
 #define DEFAULT_JUMP_MS 2000
 #define DEFAULT_RESTORE_DEADLINE_MS 10000
+#define GEN_LINE_MAX (64 * 1024)   /* bytes of the generation file's first line compared */
 
 /*
  * struct vmclock_abi (include/uapi/linux/vmclock-abi.h), the fields we read,
@@ -79,7 +82,8 @@ struct sample {
 	bool vmgen_ok;
 	uint64_t vmgen;
 	bool file_ok;
-	char file[128];
+	char file[128];               /* its first line, cut short (for messages) */
+	uint64_t file_hash;           /* the whole first line (up to GEN_LINE_MAX): compared */
 	bool boot_ok;
 	char boot[40];
 	int64_t realtime, monotonic;  /* real clocks, for the event */
@@ -134,6 +138,41 @@ static bool read_vmclock(uint64_t *gen)
 	return false;
 }
 
+/* FNV-1a, 64 bits, continued from h over [p, p + n). */
+static uint64_t fnv1a(uint64_t h, const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)p[i]) * 0x100000001b3ull;
+	return h;
+}
+
+/*
+ * The hash of the first line of fd, whose first n bytes (read already) are
+ * in buf: read on up to its newline, at most GEN_LINE_MAX bytes in all.
+ */
+static uint64_t line_hash(int fd, const char *buf, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	size_t total = 0;
+	char more[4096];
+
+	for (;;) {
+		const char *nl = memchr(buf, '\n', n);
+		size_t take = nl ? (size_t)(nl - buf) : n;
+		if (take > GEN_LINE_MAX - total)
+			take = GEN_LINE_MAX - total;
+		h = fnv1a(h, buf, take);
+		total += take;
+		if (nl || total >= GEN_LINE_MAX)
+			return h;
+		ssize_t got = read(fd, more, sizeof(more));
+		if (got <= 0)
+			return h;
+		buf = more;
+		n = (size_t)got;
+	}
+}
+
 /*
  * Reads a small text file (first line, trimmed): false if it is missing,
  * unreadable or empty. Only a regular file is read: a FIFO (opening it
@@ -142,8 +181,10 @@ static bool read_vmclock(uint64_t *gen)
  * level. /proc files are regular. A symbolic link is followed (a platform
  * may publish its generation through one); the type is checked again on
  * the descriptor, in case the path changed between stat() and open().
+ * With hash: *hash is that of the whole first line (up to GEN_LINE_MAX
+ * bytes), which may be longer than buf holds.
  */
-static bool read_small(const char *path, const char *what, bool *warned, char *buf, size_t len)
+static bool read_small(const char *path, const char *what, bool *warned, char *buf, size_t len, uint64_t *hash)
 {
 	struct stat st;
 	ssize_t n;
@@ -155,6 +196,8 @@ static bool read_small(const char *path, const char *what, bool *warned, char *b
 	if (S_ISREG(st.st_mode) && (fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)) >= 0) {
 		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
 			n = read(fd, buf, len - 1);
+			if (n > 0 && hash)
+				*hash = line_hash(fd, buf, (size_t)n);
 			close(fd);
 			if (n <= 0)
 				return false;
@@ -188,6 +231,7 @@ static void keep_known(struct sample *cur, const struct sample *old)
 	if (!cur->file_ok && old->file_ok) {
 		cur->file_ok = true;
 		memcpy(cur->file, old->file, sizeof(cur->file));
+		cur->file_hash = old->file_hash;
 	}
 	if (!cur->boot_ok && old->boot_ok) {
 		cur->boot_ok = true;
@@ -202,8 +246,8 @@ static void take_sample(struct sample *s)
 
 	memset(s, 0, sizeof(*s));
 	s->vmgen_ok = read_vmclock(&s->vmgen);
-	s->file_ok = read_small(gen_path, "generation file", &gen_warned, s->file, sizeof(s->file));
-	s->boot_ok = read_small(boot_path, "boot id", &boot_warned, s->boot, sizeof(s->boot));
+	s->file_ok = read_small(gen_path, "generation file", &gen_warned, s->file, sizeof(s->file), &s->file_hash);
+	s->boot_ok = read_small(boot_path, "boot id", &boot_warned, s->boot, sizeof(s->boot), NULL);
 	/* The three clocks as close together as we can: a read pair that a
 	 * preemption stretched (a loaded machine) is taken again, so that it
 	 * cannot pass for a jump. */
@@ -221,7 +265,7 @@ static void take_sample(struct sample *s)
 	s->monotonic = m;
 	s->rt_off = rt - m;
 	s->bt_off = bt - m;
-	if (rt_fake_path && read_small(rt_fake_path, "test realtime offset file", &rt_warned, v, sizeof(v)))
+	if (rt_fake_path && read_small(rt_fake_path, "test realtime offset file", &rt_warned, v, sizeof(v), NULL))
 		s->rt_off += strtoll(v, NULL, 10) * 1000000LL;
 }
 
@@ -238,9 +282,10 @@ static bool changed(const struct sample *a, const struct sample *b, char *why, s
 			 vmclock_path, a->vmgen, b->vmgen);
 		return true;
 	}
-	if (a->file_ok && b->file_ok && strcmp(a->file, b->file) != 0) {
-		snprintf(why, len, "the generation file %s went from \"%.40s\" to \"%.40s\"", gen_path,
-			 a->file, b->file);
+	if (a->file_ok && b->file_ok && (a->file_hash != b->file_hash || strcmp(a->file, b->file) != 0)) {
+		snprintf(why, len, "the generation file %s went from \"%.40s\" to \"%.40s\"%s", gen_path,
+			 a->file, b->file,
+			 strncmp(a->file, b->file, 40) ? "" : " (its first line changed past what is shown)");
 		return true;
 	}
 	if (a->boot_ok && b->boot_ok && strcmp(a->boot, b->boot) != 0) {
@@ -419,9 +464,11 @@ int crac__ext_watch_start(void)
 	poll_ms = crac__ext_env_int("CRAC_EXTERNAL_POLL_MS", DEFAULT_POLL_MS);
 	if (poll_ms < 1)
 		poll_ms = DEFAULT_POLL_MS;
-	jump_ns = crac__ext_env_int("CRAC_EXTERNAL_JUMP_MS", DEFAULT_JUMP_MS) * 1000000LL;
-	if (jump_ns <= 0)
-		jump_ns = INT64_MAX;   /* 0: the clock detector is off */
+	if (poll_ms > INT_MAX)
+		poll_ms = INT_MAX;     /* poll()'s int: a larger one turned negative, "wait forever" */
+	int64_t jump_ms = crac__ext_env_int("CRAC_EXTERNAL_JUMP_MS", DEFAULT_JUMP_MS);
+	/* 0 (or less): the clock detector is off; beyond int64_t nanoseconds too */
+	jump_ns = jump_ms <= 0 || jump_ms > INT64_MAX / 1000000LL ? INT64_MAX : jump_ms * 1000000LL;
 
 	/* The device, or a regular file holding the page (tests): a FIFO or a
 	 * socket there is not opened (see read_small()). */

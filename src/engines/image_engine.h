@@ -143,6 +143,7 @@ struct img_thread {
 	uint64_t sigmask;               /* mask of the interrupted code */
 	uint64_t sp, ip;                /* interrupted stack pointer / instruction */
 	bool tid_cache;                 /* its tid was in its registers / top of stack */
+	bool tid_cache_wait;            /* ... and it was in a futex wait (else in plain code) */
 	stack_t altstack;
 	char comm[16];
 	struct img_attrs attrs;         /* capabilities, no_new_privs, personality, ... */

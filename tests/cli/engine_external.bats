@@ -223,3 +223,34 @@ vmclock() {
 	! grep -q '^after' "$T/out" || false
 	! grep -q 'unannounced' "$T/err" || false
 }
+
+@test "a park deadline too large to count in nanoseconds is none: parked until resumed, not resumed at once" {
+	# 2^63 - 1 ms: park_ms * 10^6 overflowed into a budget already used up
+	export CRAC_EXTERNAL_PARK_MS=9223372036854775807
+	start_prog
+	run timeout 20 "$CRAC" checkpoint --engine external "$PID"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	sleep 0.5
+	cat "$T/out"
+	! grep -q '^after' "$T/out" || false
+	run timeout 20 "$CRAC" restore --pid "$PID"
+	[ "$status" -eq 0 ]
+	wait_for '^after beta '
+	grep -qE '^after alpha gen=1 engine=external outcome=2 unannounced=0 ' "$T/out"
+}
+
+@test "unannounced: a clock threshold too large to count in nanoseconds turns the clock detector off" {
+	# 18446744073710 ms * 10^6 wrapped around 2^64 to 0.45 ms: every
+	# sample's jitter, or a small step of the wall clock, was a restore
+	export CRAC_EXTERNAL_JUMP_MS=18446744073710
+	echo 0 >"$T/rtoff"
+	export CRAC_EXTERNAL_TEST_REALTIME_OFFSET_FILE="$T/rtoff"
+	export CRAC_EXTERNAL_POLL_MS=20
+	start_prog
+	sleep 0.3
+	echo 5 >"$T/rtoff"     # the wall clock steps 5 ms
+	sleep 0.5
+	cat "$T/err"
+	[ "$(grep -c '^after alpha ' "$T/out" || true)" -eq 0 ]
+}

@@ -8,7 +8,10 @@
 #     are done is the lock released;
 #   - PrepareForSleep(false): the after-callbacks run (outcome RESTORED,
 #     generation + 1) and a new lock is taken for the next sleep;
-#   - a failing before-callback still releases the lock (outcome ABORTED).
+#   - a failing before-callback still releases the lock (outcome ABORTED);
+#   - a PrepareForSleep(false) that comes right after the lock was released,
+#     before the park began, resumes it (it was dropped: the process stayed
+#     parked until CRAC_EXTERNAL_PARK_MS, and said no snapshot happened).
 # Needs the Debian packages dbus-daemon and python3-dbusmock (skips with
 # the reason otherwise) and a libcrac built with libsystemd (libsystemd-dev).
 
@@ -153,4 +156,19 @@ wait_lock() {
 	for _ in $(seq 100); do grep -q logind "$T/err" && break; sleep 0.02; done
 	cat "$T/err"
 	grep -q "^crac: external: logind: cannot connect to the system bus at unix:path=$T/no-such-bus: " "$T/err"
+}
+
+@test "logind: PrepareForSleep(false) right after the lock is released, before the park began, still resumes it" {
+	# 1.5 s between the lock's release and the park's waker (test hook);
+	# a park deadline of 30 s, beyond wait_for's 10 s
+	CRAC_EXTERNAL_TEST_PARK_DELAY_MS=1500 CRAC_EXTERNAL_PARK_MS=30000 start_prog
+	wait_lock yes
+	sleep_signal true
+	wait_for '^before beta '
+	wait_lock no
+	sleep_signal false
+	wait_for '^after beta '
+	grep -qE '^after alpha gen=1 engine=external outcome=2 unannounced=0 ' "$T/out"
+	! grep -q 'CRAC_EXTERNAL_PARK_MS' "$T/err" || false
+	wait_lock yes
 }

@@ -63,3 +63,32 @@ teardown() {
 	[ "$status" -eq 0 ]
 	[ "$output" = "crac: everything needed is installed" ]
 }
+
+@test "deps.sh with sudo: apt-get gets DEBIAN_FRONTEND=noninteractive through sudo's reset environment" {
+	[ "$(id -u)" -eq 0 ] || skip "needs root to run as nobody"
+	# sudo resets the environment (env_reset, Debian's default): a variable
+	# set before `sudo` never reaches apt-get, whose debconf questions then
+	# waited on the terminal
+	cat >"$T/bin/sudo" <<'SUDO'
+#!/bin/sh
+[ "$1" = -n ] && shift
+exec /usr/bin/env -i PATH="$PATH" "$@"
+SUDO
+	cat >"$T/bin/apt-get" <<APT
+#!/bin/sh
+echo "\$1 frontend=\${DEBIAN_FRONTEND:-unset}" >>"$T/log/apt"
+APT
+	chmod 755 "$T/bin/sudo" "$T/bin/apt-get"
+	ln -s /usr/bin/env "$T/bin/env"
+	mkdir -m 777 "$T/log"
+	for c in cc cmake bats python3 setpriv pkg-config man true; do
+		ln -s /bin/true "$T/bin/$c"
+	done
+	run setpriv --reuid=nobody --regid=nogroup --clear-groups env PATH="$T/bin" CRAC_DEPS_NO_FEATURES=1 \
+		/bin/sh "$DEPS" </dev/null
+	echo "$output"
+	cat "$T/log/apt"
+	[ "$status" -eq 0 ]
+	grep -q "^install " "$T/log/apt"
+	! grep "^install " "$T/log/apt" | grep -v "frontend=noninteractive\$" || false
+}

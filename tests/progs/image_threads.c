@@ -10,8 +10,8 @@
  * is taken (from the main thread, or from a ninth thread with
  * --from-thread). In every restored instance the workers go on for a
  * while, get SIGUSR1 through pthread_kill (handler restored), are told to
- * stop, and are joined. Prints "restored ok: ..." and exits 0, or
- * "FAIL: ..." and exits 1.
+ * stop, and are joined (each within 20 s). Prints "restored ok: ..." and
+ * exits 0, or "FAIL: ..." and exits 1.
  */
 #include <crac.h>
 
@@ -173,7 +173,19 @@ int main(int argc, char **argv)
 	int got_usr1 = 0;
 	for (int i = 0; i < N; i++) {
 		void *ret;
-		if ((rc = pthread_join(th[i], &ret)))
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 20;
+		if ((rc = pthread_timedjoin_np(th[i], &ret, &until)) == ETIMEDOUT) {
+			/* never a hang: a worker left waiting for a lock says which */
+			printf("FAIL: thread %d not joined in 20 s: robust mutex lock word %#x owner %d, "
+			       "mutex lock word %#x owner %d%s%s\n", i, (unsigned)robust.__data.__lock,
+			       robust.__data.__owner, (unsigned)mu.__data.__lock, mu.__data.__owner,
+			       atomic_load(&failures) ? "; " : "", atomic_load(&failures) ? fail_msg : "");
+			fflush(stdout);
+			_exit(1);
+		}
+		if (rc)
 			fail("pthread_join(thread %d): %d", i, rc);
 		long v = (long)ret;
 		if (v / 1000 != i)

@@ -143,6 +143,36 @@ static void test_defaults_and_no_deadline(void)
 	CHECK_EQ(crac_unregister(h), 0);
 }
 
+/* A budget too large for CLOCK_MONOTONIC nanoseconds (from 2^63 / 10^6 ms
+ * on, less the clock's value) is no deadline: 0 in the event, and nothing
+ * times out. now + ms * 10^6 overflowed (undefined behaviour) and came out
+ * in the past: every such checkpoint was aborted at once with ETIMEDOUT
+ * ("ran past the checkpoint deadline" after 0.0 ms). */
+static void test_huge_deadline(void)
+{
+	static const int64_t huge[] = { INT64_MAX, INT64_MAX / 1000000, 9223372036854LL, 922337203685477LL };
+	struct sleepy s;
+	crac_resource *h = sleepy_reg(&s, "huge", 0, 0);
+
+	for (size_t i = 0; i < sizeof(huge) / sizeof(huge[0]); i++) {
+		crac_report *rep = NULL;
+		CHECKF(t_checkpoint("sim", huge[i], huge[i], 0, &rep) == CRAC_RESTORED, "deadline_ms %lld",
+		       (long long)huge[i]);
+		CHECK_NO_FAILURES(rep);
+		crac_report_free(rep);
+		CHECKF(s.deadline_before == 0 || s.deadline_before > s.cp_mono, "deadline_ms %lld: before %lld",
+		       (long long)huge[i], (long long)s.deadline_before);
+		CHECKF(s.deadline_after == 0 || s.deadline_after > s.restore_mono, "deadline_ms %lld: after %lld",
+		       (long long)huge[i], (long long)s.deadline_after);
+	}
+	/* the largest that fits still is one */
+	int64_t fits = (INT64_MAX - t_mono_ms() * MS) / MS / 2;
+	CHECK_EQ(t_checkpoint("sim", fits, fits, 0, NULL), CRAC_RESTORED);
+	CHECK(s.deadline_before > s.cp_mono);
+	CHECK(s.deadline_after > s.restore_mono);
+	CHECK_EQ(crac_unregister(h), 0);
+}
+
 /* restore_deadline_ms = 100 with an after_restore sleeping 300 ms: the
  * restore stands (RESTORED), the report has an after_restore entry with
  * -ETIMEDOUT naming it; the after-event deadline is restore + ~100 ms. */
@@ -182,5 +212,6 @@ int main(void)
 	RUN(test_budget_is_cumulative);
 	RUN(test_defaults_and_no_deadline);
 	RUN(test_restore_timeout);
+	RUN(test_huge_deadline);
 	return t_done();
 }
