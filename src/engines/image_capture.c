@@ -736,6 +736,39 @@ int img_capture_process(struct img_capture *c)
 
 /* ---- mappings ---------------------------------------------------------------------- */
 
+/*
+ * The path of a file mapping as /proc/self/maps writes it: a newline in it
+ * as "\012" (and nothing else escaped, so a real backslash sequence reads
+ * the same). When the written path is not the file mapped there (device
+ * and inode) and holds "\012", the path with newlines there instead is
+ * taken if it is (a copy in the arena); otherwise the written one, which
+ * add_file() then says is missing or replaced.
+ */
+static const char *maps_path(struct img_capture *c, const char *name, uint64_t dev, uint64_t ino)
+{
+	struct stat st;
+
+	if (!strstr(name, "\\012") ||
+	    (stat(name, &st) == 0 && (uint64_t)st.st_dev == dev && (uint64_t)st.st_ino == ino))
+		return name;
+	char *nl = img_arena_alloc(&c->arena, strlen(name) + 1);
+	if (!nl)
+		return name;
+	size_t o = 0;
+	for (const char *p = name; *p;) {
+		if (!strncmp(p, "\\012", 4)) {
+			nl[o++] = '\n';
+			p += 4;
+		} else {
+			nl[o++] = *p++;
+		}
+	}
+	nl[o] = '\0';
+	if (stat(nl, &st) == 0 && (uint64_t)st.st_dev == dev && (uint64_t)st.st_ino == ino)
+		return nl;
+	return name;
+}
+
 /* Identity of a mapped file: stat + crc of its first and last page. */
 static int add_file(struct img_capture *c, const char *path, uint64_t dev, uint64_t ino, uint32_t *idx)
 {
@@ -932,7 +965,8 @@ int img_capture_maps(struct img_capture *c)
 					s, name);
 		} else if (name[0] == '/' && !ends_with(name, " (deleted)")) {
 			m->kind = CRAC_MAP_FILE;
-			if (add_file(c, name, im->dev, ino, &m->file) < 0)
+			im->name = maps_path(c, name, im->dev, ino);
+			if (add_file(c, im->name, im->dev, ino, &m->file) < 0)
 				return c->err.code;
 		} else if (ends_with(name, " (deleted)")) {
 			return img_fail(&c->err, -ENOTSUP, "mapping at %#llx of deleted file %s cannot be restored",

@@ -34,7 +34,7 @@ teardown() {
 	run clean "$CRAC" inspect --json "$T/n1"
 	[ "$status" -eq 0 ]
 	# each mapping (up to 4 MiB, as much as fits next to the TLS block, at
-	# least 8 pages of it within the 1 MiB window): page 0 stored (written),
+	# least 2 pages of it within the 1 MiB window): page 0 stored (written),
 	# the rest from n0
 	echo "$output" | python3 -c '
 import json, sys
@@ -46,7 +46,8 @@ for a, n in want:
     assert len(m) == 1, (hex(a), m)
     m = m[0]
     print("%x+%x: mapped %d, stored %d, below %d" % (a, n, m["mapped"], m["stored"], m["below"]))
-    assert m["start"] == a and m["mapped"] == n, m
+    # (it may have merged with a neighbour mapped later: ASan maps its own)
+    assert m["start"] <= a and a + n <= m["start"] + m["mapped"], m
     assert m["stored"] <= 4096 and m["below"] >= n - 4096, m' "$T/near"
 	run --separate-stderr clean "$CRAC" restore "$T/n1"
 	echo "restore: $status, $output, $stderr"

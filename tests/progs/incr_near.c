@@ -47,7 +47,8 @@
 #define PG 4096ul
 #define LEN_MAX (4ul << 20)
 #define WINDOW (1ul << 20)    /* the capture's window around its thread pointer */
-#define NEAR_MIN 8ul          /* pages of a mapping inside that window, at least */
+#define NEAR_MIN 2ul          /* pages of a mapping inside that window, at least: page 0
+                                 * and one more, which a window let into it stores */
 
 static unsigned char *near_map[2];
 static size_t near_len[2];
