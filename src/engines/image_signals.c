@@ -19,7 +19,8 @@
  *
  * Taking (where ptrace is refused: img_ptrace_obstacle, a seccomp filter
  * the helper would inherit, a process traced already (strace, gdb), a peek
- * that failed once; CRAC_TEST_SIGNALS_TAKE in tests). With the threads stopped, every pending signal is dequeued
+ * that failed once: image.c then stops the threads once more;
+ * CRAC_TEST_SIGNALS_TAKE in tests). With the threads stopped, every pending signal is dequeued
  * with rt_sigtimedwait (zero timeout: async-signal-safe, and it takes
  * blocked signals) together with its siginfo, into the table:
  *   - each stopped thread takes its own thread-directed ones in its stop
@@ -115,6 +116,7 @@ static _Atomic uint32_t state_ready;   /* restored: dispositions are back */
  * queue holds something to read says so in its record (sig_to_read). */
 static bool peek_mode;
 static bool peek_refused;   /* the helper failed once: this process takes them from then on */
+static bool peek_done;      /* this checkpoint read them (img_signals_read) */
 /* A full table: whose queue filled it (a tid, 0: the process; -1: none)
  * and how many it holds (-1: not known, the rest was not taken). */
 static _Atomic int full_owner = -1;
@@ -233,6 +235,7 @@ void img_signals_reset(void)
 		    !traced() && img_ptrace_allowed_by_seccomp();
 	atomic_store(&full_owner, -1);
 	full_count = full_total = -1;
+	peek_done = false;
 	atomic_store(&self_cut, 0);
 	atomic_store(&shared_cut, 0);
 	atomic_store(&n_pend, 0);
@@ -334,14 +337,14 @@ static int peek_all(struct img_arena *a, int me, int64_t deadline_ns, struct img
 	if (!k)
 		goto out;
 	struct img_err pe = { 0, "" };
-	int got = img_ptrace_peek(area, t, k, out, out_max, deadline_ns, &pe);
+	int got = getenv("CRAC_TEST_SIGNALS_PEEK_EPERM")   /* (tests: ptrace refused only now) */
+		  ? img_fail(&pe, -EPERM, "PTRACE_SEIZE: refused (CRAC_TEST_SIGNALS_PEEK_EPERM)")
+		  : img_ptrace_peek(area, t, k, out, out_max, deadline_ns, &pe);
 	if (got < 0) {
+		/* From now on taken off the queues: by this thread alone if
+		 * no other has any to read, else the threads stop again. */
 		peek_refused = true;
-		if (k == 1 && t[0].tid == me)
-			rc = -EAGAIN;
-		else
-			rc = img_fail(e, pe.code, "%s (the pending signals of stopped threads are read with ptrace; "
-				      "from the next checkpoint on they are taken off their queues instead)", pe.msg);
+		rc = k == 1 && t[0].tid == me ? -EAGAIN : -ECHILD;
 		goto out;
 	}
 	for (int i = 0; i < got && i < out_max; i++) {
@@ -374,17 +377,36 @@ out:
 	return rc;
 }
 
+int img_signals_read(struct img_arena *a, int tid, int64_t deadline_ns, struct img_err *e)
+{
+	if (!peek_mode || peek_done)
+		return 0;
+	int rc = peek_all(a, tid, deadline_ns, e);
+	if (rc == -EAGAIN) {
+		/* ptrace refused, and only this thread's own and the
+		 * process's were to be read: it takes them
+		 * (img_signals_take_checkpointer) */
+		peek_mode = false;
+		return 0;
+	}
+	if (rc == -ECHILD)
+		return -EAGAIN;   /* stop again: the threads take theirs */
+	peek_done = rc == 0;
+	return rc;
+}
+
 int img_signals_take_checkpointer(struct img_arena *a, int tid, bool main_stopped, int64_t deadline_ns,
 				  struct img_err *e)
 {
 	atomic_store(&main_in_handler, main_stopped);
 	if (peek_mode) {
-		int rc = peek_all(a, tid, deadline_ns, e);
-		if (rc != -EAGAIN)
+		/* (read right after the stop, as a rule) */
+		int rc = img_signals_read(a, tid, deadline_ns, e);
+		if (rc == -EAGAIN)
+			return img_fail(e, -EPERM, "cannot read the pending signals of the stopped threads with "
+					"ptrace; from the next checkpoint on they are taken off their queues instead");
+		if (rc < 0 || peek_mode)
 			return rc;
-		/* ptrace refused: this thread's own and the process's are
-		 * taken (the other threads had nothing to read) */
-		peek_mode = false;
 	}
 	atomic_store(&self_cut, img_signals_take_own(tid, NULL));
 	take_shared();
