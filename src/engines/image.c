@@ -541,6 +541,22 @@ static int image_checkpoint(struct crac_round *r)
 	crac__round_phase(r, CRAC_CKPT_FREEZE);
 	if ((rc = stop_flushed(c, deadline)) < 0)
 		goto fail_running;
+	/* The pending signals, read with ptrace (image_signals.c). Where
+	 * ptrace turns out refused for a thread with signals of its own to
+	 * read, the threads stop once more and take them instead. */
+	int sr = img_signals_read(&c->arena, img_gettid(), deadline, &c->err);
+	if (sr == -EAGAIN) {
+		put_back_stop_signal();
+		img_threads_release();
+		img_threads_wait_out(1000000000LL);
+		if ((rc = stop_flushed(c, deadline)) < 0)
+			goto fail_running;
+		sr = img_signals_read(&c->arena, img_gettid(), deadline, &c->err);
+	}
+	if (sr < 0) {
+		c->n_threads = rc;
+		goto fail_stopped;
+	}
 	c->n_threads = rc;
 	c->t_stopped = mono_ns();
 	img_track_lazy_handover();   /* a lazy loader that tracks writes: ours now (image_track.c) */

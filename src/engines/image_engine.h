@@ -144,6 +144,7 @@ struct img_thread {
 	uint64_t sp, ip;                /* interrupted stack pointer / instruction */
 	bool tid_cache;                 /* its tid was in its registers / top of stack */
 	bool tid_cache_wait;            /* ... and it was in a futex wait (else in plain code) */
+	bool sig_to_read;               /* its own queue holds signals to read (image_signals.c) */
 	stack_t altstack;
 	char comm[16];
 	struct img_attrs attrs;         /* capabilities, no_new_privs, personality, ... */
@@ -287,9 +288,14 @@ void img_signals_reset(void) CRAC_HIDDEN;
  * (0: none), for img_signals_give_back_own; the checkpointing thread
  * takes its own, then the process-wide ones, main_stopped saying whether
  * the main thread is a stopped one. */
-int img_signals_take_own(int tid) CRAC_HIDDEN;
+int img_signals_take_own(int tid, bool *to_read) CRAC_HIDDEN;
 int img_signals_take_checkpointer(struct img_arena *a, int tid, bool main_stopped, int64_t deadline_ns,
 				  struct img_err *e) CRAC_HIDDEN;
+/* Right after the stop: reads the pending signals with ptrace, where this
+ * checkpoint does (0). -EAGAIN: ptrace was refused for a stopped thread
+ * with signals of its own; from now on this process takes them (stop the
+ * threads again). Else a negative errno, e says why. */
+int img_signals_read(struct img_arena *a, int tid, int64_t deadline_ns, struct img_err *e) CRAC_HIDDEN;
 /* More signals were pending than the table holds: their number, else 0. */
 int img_signals_overflow(char *msg, size_t len) CRAC_HIDDEN;
 /* Queue them again: a stopped (or restored) thread its own, under the tid

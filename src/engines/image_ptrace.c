@@ -607,7 +607,7 @@ int img_ptrace_peek(void *area, struct img_peek *t, int n, struct img_pending *o
 static struct {
 	_Atomic uint32_t state;
 	long rc;
-	char stack[16384] __attribute__((aligned(16)));
+	char stack[4096] __attribute__((aligned(16)));   /* (a few raw system calls) */
 } probe;
 
 static __attribute__((noreturn, used)) void probe_main(void *arg)

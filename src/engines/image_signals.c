@@ -19,7 +19,8 @@
  *
  * Taking (where ptrace is refused: img_ptrace_obstacle, a seccomp filter
  * the helper would inherit, a process traced already (strace, gdb), a peek
- * that failed once; CRAC_TEST_SIGNALS_TAKE in tests). With the threads stopped, every pending signal is dequeued
+ * that failed once: image.c then stops the threads once more;
+ * CRAC_TEST_SIGNALS_TAKE in tests). With the threads stopped, every pending signal is dequeued
  * with rt_sigtimedwait (zero timeout: async-signal-safe, and it takes
  * blocked signals) together with its siginfo, into the table:
  *   - each stopped thread takes its own thread-directed ones in its stop
@@ -35,9 +36,11 @@
  * take SIGKILL and SIGSTOP.
  *
  * The engine's stop signal (SIGRTMAX-1) is the program's too when it
- * blocks it and reads it with sigwaitinfo or a signalfd: the stopped
- * threads always take its instances (reading or taking), the engine's own
- * (SI_TKILL from this process) dropped; one of the program's that the
+ * blocks it and reads it with sigwaitinfo or a signalfd: its instances
+ * are carried, the engine's own (SI_TKILL from this process) dropped; the
+ * stopped threads take theirs even where the others are only read (the
+ * SIG_IGN that discards the engine's after a failed stop, or the
+ * program's, would discard them); one of the program's that the
  * ptrace helper's unblocking delivered to the stop handler was queued
  * again there first (image_threads.c). The engine puts the signal's
  * disposition back before it lets the threads go (they give back theirs
@@ -109,12 +112,11 @@ static _Atomic int self_cut, shared_cut;
 static _Atomic uint32_t state_ready;   /* restored: dispositions are back */
 
 /* This checkpoint reads the queues with a ptrace helper instead of taking
- * the signals off them (see "Reading" above); the stopped threads whose
- * own queue holds something to read. */
+ * the signals off them (see "Reading" above); a stopped thread whose own
+ * queue holds something to read says so in its record (sig_to_read). */
 static bool peek_mode;
 static bool peek_refused;   /* the helper failed once: this process takes them from then on */
-static _Atomic int n_flagged;
-static int flagged[CRAC_IMG_MAX_THREADS];
+static bool peek_done;      /* this checkpoint read them (img_signals_read) */
 /* A full table: whose queue filled it (a tid, 0: the process; -1: none)
  * and how many it holds (-1: not known, the rest was not taken). */
 static _Atomic int full_owner = -1;
@@ -231,9 +233,9 @@ void img_signals_reset(void)
 	 * refused) */
 	peek_mode = !peek_refused && !getenv("CRAC_TEST_SIGNALS_TAKE") && !img_ptrace_obstacle(why, sizeof(why)) &&
 		    !traced() && img_ptrace_allowed_by_seccomp();
-	atomic_store(&n_flagged, 0);
 	atomic_store(&full_owner, -1);
 	full_count = full_total = -1;
+	peek_done = false;
 	atomic_store(&self_cut, 0);
 	atomic_store(&shared_cut, 0);
 	atomic_store(&n_pend, 0);
@@ -253,22 +255,23 @@ static bool any_pending(void)
 	return syscall(SYS_rt_sigpending, &set, 8) < 0 || set != 0;
 }
 
-int img_signals_take_own(int tid)
+int img_signals_take_own(int tid, bool *to_read)
 {
 	int cut = 0;
 
+	if (to_read)
+		*to_read = false;
 	if (!any_pending())
 		return 0;
 	uint64_t mine = pending_mask(tid, "SigPnd:");
 	if (peek_mode) {
 		/* read later, by the ptrace helper; only the stop signal is
-		 * taken (see img_signals_put_back_stop) */
+		 * taken: putting the program's SIG_IGN back, or the one that
+		 * discards the engine's after a failed stop, would discard it
+		 * (see img_signals_put_back_stop) */
 		uint64_t stop = 1ull << (IMG_STOP_SIGNAL - 1);
-		if (mine & ~stop & ~LEFT_ALONE_MASK) {
-			int i = atomic_fetch_add(&n_flagged, 1);
-			if (i < (int)CRAC_IMG_MAX_THREADS)
-				flagged[i] = tid;
-		}
+		if ((mine & ~stop & ~LEFT_ALONE_MASK) && to_read)
+			*to_read = true;
 		mine &= stop;
 	}
 
@@ -310,10 +313,10 @@ static void take_shared(void);
 static int peek_all(struct img_arena *a, int me, int64_t deadline_ns, struct img_err *e)
 {
 	uint64_t all = ~0ull, saved = 0, now = 0;
-	int nf = atomic_load(&n_flagged), k = 0, rc = 0;
+	int nf = 0, k = 0, rc = 0;
 
-	if (nf > (int)CRAC_IMG_MAX_THREADS)
-		nf = (int)CRAC_IMG_MAX_THREADS;
+	for (const struct img_thread *th = img_threads_list(); th; th = th->next)
+		nf += th->sig_to_read;
 	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &saved, 8);
 	syscall(SYS_rt_sigpending, &now, 8);
 	if (!(now & ~LEFT_ALONE_MASK) && !nf)
@@ -326,21 +329,22 @@ static int peek_all(struct img_arena *a, int me, int64_t deadline_ns, struct img
 		rc = img_fail(e, -ENOMEM, "engine arena exhausted");
 		goto out;
 	}
-	for (int i = 0; i < nf; i++)
-		t[k++] = (struct img_peek){ .tid = flagged[i] };
+	for (const struct img_thread *th = img_threads_list(); th && k < nf; th = th->next)
+		if (th->sig_to_read)
+			t[k++] = (struct img_peek){ .tid = th->tid };
 	if ((pending_mask(me, "SigPnd:") | pending_mask(0, "ShdPnd:")) & ~LEFT_ALONE_MASK)
 		t[k++] = (struct img_peek){ .tid = me, .shared = true };
 	if (!k)
 		goto out;
 	struct img_err pe = { 0, "" };
-	int got = img_ptrace_peek(area, t, k, out, out_max, deadline_ns, &pe);
+	int got = getenv("CRAC_TEST_SIGNALS_PEEK_EPERM")   /* (tests: ptrace refused only now) */
+		  ? img_fail(&pe, -EPERM, "PTRACE_SEIZE: refused (CRAC_TEST_SIGNALS_PEEK_EPERM)")
+		  : img_ptrace_peek(area, t, k, out, out_max, deadline_ns, &pe);
 	if (got < 0) {
+		/* From now on taken off the queues: by this thread alone if
+		 * no other has any to read, else the threads stop again. */
 		peek_refused = true;
-		if (k == 1 && t[0].tid == me)
-			rc = -EAGAIN;
-		else
-			rc = img_fail(e, pe.code, "%s (the pending signals of stopped threads are read with ptrace; "
-				      "from the next checkpoint on they are taken off their queues instead)", pe.msg);
+		rc = k == 1 && t[0].tid == me ? -EAGAIN : -ECHILD;
 		goto out;
 	}
 	for (int i = 0; i < got && i < out_max; i++) {
@@ -373,19 +377,38 @@ out:
 	return rc;
 }
 
+int img_signals_read(struct img_arena *a, int tid, int64_t deadline_ns, struct img_err *e)
+{
+	if (!peek_mode || peek_done)
+		return 0;
+	int rc = peek_all(a, tid, deadline_ns, e);
+	if (rc == -EAGAIN) {
+		/* ptrace refused, and only this thread's own and the
+		 * process's were to be read: it takes them
+		 * (img_signals_take_checkpointer) */
+		peek_mode = false;
+		return 0;
+	}
+	if (rc == -ECHILD)
+		return -EAGAIN;   /* stop again: the threads take theirs */
+	peek_done = rc == 0;
+	return rc;
+}
+
 int img_signals_take_checkpointer(struct img_arena *a, int tid, bool main_stopped, int64_t deadline_ns,
 				  struct img_err *e)
 {
 	atomic_store(&main_in_handler, main_stopped);
 	if (peek_mode) {
-		int rc = peek_all(a, tid, deadline_ns, e);
-		if (rc != -EAGAIN)
+		/* (read right after the stop, as a rule) */
+		int rc = img_signals_read(a, tid, deadline_ns, e);
+		if (rc == -EAGAIN)
+			return img_fail(e, -EPERM, "cannot read the pending signals of the stopped threads with "
+					"ptrace; from the next checkpoint on they are taken off their queues instead");
+		if (rc < 0 || peek_mode)
 			return rc;
-		/* ptrace refused: this thread's own and the process's are
-		 * taken (the other threads had nothing to read) */
-		peek_mode = false;
 	}
-	atomic_store(&self_cut, img_signals_take_own(tid));
+	atomic_store(&self_cut, img_signals_take_own(tid, NULL));
 	take_shared();
 	return 0;
 }

@@ -529,7 +529,7 @@ static void stop_handler(int sig, siginfo_t *si, void *ucv)
 	img_thread_record(&t);
 	/* Its thread-directed pending signals (every signal is blocked
 	 * here): taken before it counts as stopped, given back below. */
-	int cut = img_signals_take_own(t.tid);
+	int cut = img_signals_take_own(t.tid, &t.sig_to_read);
 	/* The helper delivered the signal right where it unblocked it: the
 	 * interrupted code had it blocked. */
 	if (was_unblocked_by_helper(t.tid))

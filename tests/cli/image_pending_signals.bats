@@ -341,3 +341,20 @@ flood_case() {
 	[ "$output" = "$(expected original)" ]
 	restores_twice "$(expected restored)"
 }
+
+@test "ptrace refused only when the queues are read (CRAC_TEST_SIGNALS_PEEK_EPERM): the threads stop again and take them; once each, in order" {
+	# What no look ahead foresaw (an LSM, a thread traced on its own):
+	# the checkpoint stops the threads once more, taking the signals off
+	# their queues. Before, it failed.
+	export CRAC_TEST_SIGNALS_PEEK_EPERM=1
+	run clean timeout 60 "$PROG" "$T/img"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(expected original)" ]
+	restores_twice "$(expected restored)"
+	# only the process's and the checkpointing thread's: taken at once
+	run clean timeout 60 "$CRAC_BUILD_DIR/tests/pending_misc" child "$T/img2"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$output" = "child: refused, SIGCHLD back once (CLD_EXITED, the child's pid)" ]
+}

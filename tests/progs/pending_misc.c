@@ -309,9 +309,12 @@ static int rtmax1_case(const char *dir, const char *mode)
 static atomic_int sc_ask, sc_done;
 static char sc_line[64];
 
+static atomic_int sc_started;
+
 static void *sc_thread(void *arg)
 {
 	(void)arg;
+	atomic_store(&sc_started, 1);
 	for (int seen = 0; seen < 2; seen++) {
 		while (atomic_load(&sc_ask) == seen) {
 			struct timespec ms = { 0, 1000000 };
@@ -352,6 +355,10 @@ static int seccomp_case(const char *dir, bool kill_it)
 	pthread_t t;
 	if (pthread_create(&t, NULL, sc_thread, NULL) != 0)
 		return 2;
+	/* (running with its own mask: a thread that has not started yet
+	 * blocks every signal, and would have to be stopped with ptrace) */
+	while (!atomic_load(&sc_started))
+		sched_yield();
 	char round[2][128];
 	for (int r = 0; r < 2; r++) {
 		sigqueue(getpid(), SIGUSR1, (union sigval){ .sival_int = 7 });
