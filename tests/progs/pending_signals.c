@@ -76,6 +76,7 @@ static int orig_pid;
 static pthread_t second;
 static timer_t the_timer;
 static atomic_int ask, answered;
+static atomic_int named;   /* the second thread has its name: messages name it */
 static char thread_line[256];
 static int thread_bad;
 
@@ -138,6 +139,16 @@ static int take_rt2(char *out, size_t len)
 	return n != OVERFLOW_N || twice || odd || !in_order;
 }
 
+/* Until the second thread has named itself (a checkpoint's message names
+ * it: under load it may not have run yet when the signals are queued). */
+static void wait_named(void)
+{
+	while (!atomic_load(&named)) {
+		struct timespec ts = { 0, 100000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
 static bool overflow_thread;
 static char thread_rt2[128];
 static int thread_rt2_bad;
@@ -148,6 +159,7 @@ static void *second_main(void *arg)
 
 	(void)arg;
 	pthread_setname_np(pthread_self(), "pend-thread");
+	atomic_store(&named, 1);
 	sigemptyset(&set);
 	sigaddset(&set, SIGUSR2);
 	sigaddset(&set, SIGRTMIN + 1);
@@ -306,6 +318,7 @@ int main(int argc, char **argv)
 		pthread_sigmask(SIG_BLOCK, &set, NULL);
 		if (pthread_create(&second, NULL, second_main, NULL) != 0)
 			return 2;
+		wait_named();
 		queue_all();
 		if (checkpoint_into(argv[2]) == CRAC_CONTINUED)
 			return check("original");
@@ -328,6 +341,7 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	if (pthread_create(&second, NULL, second_main, NULL) != 0)
 		return 2;
+	wait_named();
 
 	queue_all();
 	union sigval v;
