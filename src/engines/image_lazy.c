@@ -1258,6 +1258,10 @@ static __attribute__((noreturn)) void ws_writer(struct ws_job *j)
 	void *stack = j->stack;
 	int dir_fd = j->dir_fd;
 
+	/* its own name (ps -L, top -H, /proc/PID/task/TID/comm): a writer
+	 * given up on, hung in the file system, stays a thread of the
+	 * program until the file system answers, and says what it is */
+	sys_prctl(PR_SET_NAME, "crac-ws-writer", 0, 0, 0);
 	ws_job_run(j);
 	int held = j->held;
 	bool partial = !j->final, claimed = j->file.claimed;
@@ -2043,8 +2047,10 @@ static void report(struct lazy *L)
 		} else if (L->ws.abandoned) {
 			crac_img_puts(&w, ": not written: the file system did not answer within ");
 			crac_img_putu(&w, WS_WAIT_NS / 1000000000ull);
-			crac_img_puts(&w, " s (the store goes on without this restore: a partial file it leaves is "
-					  "removed)");
+			crac_img_puts(&w, " s (the store goes on without this restore, in thread ");
+			crac_img_putu(&w, L->ws.writer_tid);
+			crac_img_puts(&w, ", crac-ws-writer, which stays until the file system answers: a partial file "
+					  "it leaves is removed)");
 		} else if (L->ws.err) {
 			crac_img_puts(&w, ": not written");
 			crac_img_put_err(&w, L->ws.err);

@@ -479,9 +479,30 @@ waiting() {
 	finish_waiting
 	[ "$status" -eq 0 ]
 	[ "$output" = "ok wait3" ]
-	echo "$stderr" | grep -qx "crac: working set: recording it: not written: the file system did not answer within 2 s (the store goes on without this restore: a partial file it leaves is removed)"
+	echo "$stderr" | grep -Eqx "crac: working set: recording it: not written: the file system did not answer within 2 s \(the store goes on without this restore, in thread [0-9]+, crac-ws-writer, which stays until the file system answers: a partial file it leaves is removed\)"
 	[ -z "$(ls -A "$T/img" | grep -v -x -e header -e pages)" ]
 	record
+}
+
+@test "a writer given up on says what it is: its thread named crac-ws-writer, its id in the report" {
+	checkpoint
+	record   # (skips without lazy restore)
+	rm -f "$T/img/working-set"
+	# (CRAC_TEST_WS_STUCK: each store waits 10 s first)
+	WAIT_OPTS=--stats start_waiting wait3 CRAC_TEST_WS_STUCK=1
+	for _ in $(seq 100); do
+		grep -q "^crac: working set:" "$T/err" && break
+		sleep 0.1
+	done
+	local p w
+	p=$(pgrep -f "^$LAZY $T/img")
+	w=$(sed -n 's/.*in thread \([0-9]*\), crac-ws-writer,.*/\1/p' "$T/err")
+	echo "process $p, writer $w: $(cat /proc/$p/task/*/comm | tr '\n' ' ')"
+	[ -n "$w" ]
+	[ "$(cat "/proc/$p/task/$w/comm")" = crac-ws-writer ]
+	finish_waiting
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok wait3" ]
 }
 
 @test "a mapping the program goes through at once is loaded eagerly once its working set shows it; one touched here and there stays lazy" {
