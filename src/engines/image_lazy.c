@@ -186,7 +186,7 @@ struct lazy {
 		bool over;               /* nothing more to store (written, or given up) */
 		bool released;           /* ... and its directory and entries given back (ws_release) */
 		bool abandoned;          /* the last store took longer than WS_WAIT_NS: not waited for */
-		uint32_t writer_pid;     /* the last writer started (a process: ws_writer_start) */
+		uint32_t writer_tid;     /* the last writer started */
 		uint32_t stored_n;       /* entries in it */
 		uint64_t last_ns;        /* the last fault recorded */
 		uint32_t next;           /* loading it: the next entry ... */
@@ -997,13 +997,10 @@ static void ws_note(struct lazy *L, const struct crac_img_lazy_seg *s, uint64_t 
  * (ws_unclaim), so that a later restore records it: left partial, it
  * would be used as it is for good.
  *
- * The stores are the writer's (a process of its own that shares our
- * memory and file table, one store at a time: struct ws_job), never this
- * thread's: this one serves the program's page faults, and a file system
- * that does not answer (a hung NFS server) must not stop it. Not a thread
- * of the program, nor a child (ws_writer_start): a store that hangs must
- * not hold the program's exit, nor be a thread a checkpoint cannot stop
- * or a child it refuses. It hands a store over and waits WS_SYNC_NS at most for the
+ * The stores are the writer's (a thread of its own, one store at a time:
+ * struct ws_job), never this thread's: this one serves the program's page
+ * faults, and a file system that does not answer (a hung NFS server) must
+ * not stop it. It hands a store over and waits WS_SYNC_NS at most for the
  * answer (a file system that answers takes far less), then looks for it as
  * it goes (ws_poll); a quiet moment while the writer is busy stores
  * nothing (the next one does). Before it says everything is loaded, and before it
@@ -1036,8 +1033,6 @@ struct ws_job {
 	uint8_t left;               /* out, on failure: WS_LEFT_* */
 	uint64_t size;              /* of this mapping */
 	void *stack;                /* the writer's (WS_WRITER_STACK bytes, its thread pointer at the bottom) */
-	void *writer_sp;            /* ... its top, fn and arg pushed (for ws_spawn) */
-	uint32_t pid;               /* the writer's process id (set by the clone) */
 	uint32_t want;              /* the crc32c of the file's bytes */
 	struct crac_img_crc crc;
 	struct crac_img_ws_head h;
@@ -1263,7 +1258,10 @@ static __attribute__((noreturn)) void ws_writer(struct ws_job *j)
 	void *stack = j->stack;
 	int dir_fd = j->dir_fd;
 
-	sys_prctl(PR_SET_NAME, "crac-ws-writer", 0, 0, 0);   /* (ps, top: what it is) */
+	/* its own name (ps -L, top -H, /proc/PID/task/TID/comm): a writer
+	 * given up on, hung in the file system, stays a thread of the
+	 * program until the file system answers, and says what it is */
+	sys_prctl(PR_SET_NAME, "crac-ws-writer", 0, 0, 0);
 	ws_job_run(j);
 	int held = j->held;
 	bool partial = !j->final, claimed = j->file.claimed;
@@ -1282,73 +1280,31 @@ static __attribute__((noreturn)) void ws_writer(struct ws_job *j)
 	leave(stack, WS_WRITER_STACK);
 }
 
-/* The writer's parent for a moment (on a stack of its own, our thread
- * pointer): it starts the writer and exits at once, which leaves the
- * writer to init (or the nearest subreaper), who reaps it. */
-static __attribute__((noreturn)) void ws_spawn(struct ws_job *j)
-{
-	/* our memory and file table (the directory), a thread pointer of
-	 * its own (ours is in the area, which may be gone before it is); no
-	 * exit signal; no tid cleared at its exit (the word would be in a
-	 * mapping gone) */
-	unsigned long flags = CLONE_VM | CLONE_FILES | CLONE_SETTLS | CLONE_PARENT_SETTID;
-	long pid = crac__lazy_clone(flags, j->writer_sp, &j->pid, 0, (unsigned long)(uintptr_t)j->stack);
-
-	SYS(SYS_exit, pid > 0 ? 0 : 1, 0, 0, 0, 0, 0);
-	__builtin_unreachable();
-}
-
-#define WS_SPAWN_STACK (16u << 10)
-#define WCLONE_ 0x80000000   /* __WCLONE: a child with no exit signal */
-
-/*
- * Starts the writer on j; false if it cannot be (then the store is done
- * here: as before there was a writer). A process, not a thread of the
- * program: one that hangs in the file system would otherwise stay a
- * thread of it for as long (its exit waits for it, a checkpoint cannot
- * stop it). Nor a child of it: a short-lived parent (ws_spawn) starts
- * it, and is reaped here at once. The writer shares our memory (the job,
- * its own stack) and file table, has all signals blocked (ours), and
- * runs our code only; once the program is gone it keeps that memory
- * until its store returns.
- */
-static bool ws_writer_start(struct ws_job *j, uint32_t *pid)
+/* Starts the writer on j; false if it cannot be (then the store is done
+ * here: as before there was a writer). */
+static bool ws_writer_start(struct ws_job *j, uint32_t *tid)
 {
 	char *s = map_mem(WS_WRITER_STACK);
-	char *m = s ? map_mem(WS_SPAWN_STACK) : 0;
 
-	if (!m) {
-		if (s)
-			sys_munmap(s, WS_WRITER_STACK);
+	if (!s)
 		return false;
-	}
-	/* its thread pointer: a word of its own at the bottom of its stack */
+	/* its thread pointer: a word of its own at the bottom of its stack
+	 * (ours is in the area, which may be gone before the writer is) */
 	uint64_t *tls = (uint64_t *)s;
 	tls[0] = (uint64_t)(uintptr_t)tls;
 	uint64_t *sp = (uint64_t *)(s + WS_WRITER_STACK);
 	*--sp = (uint64_t)(uintptr_t)j;          /* arg */
 	*--sp = (uint64_t)(uintptr_t)ws_writer;  /* fn */
 	j->stack = s;
-	j->writer_sp = sp;
-	j->pid = 0;
-	uint64_t *msp = (uint64_t *)(m + WS_SPAWN_STACK);
-	*--msp = (uint64_t)(uintptr_t)j;
-	*--msp = (uint64_t)(uintptr_t)ws_spawn;
-	/* (the read-ahead helper's trampoline; exit signal 0) */
-	long c = crac__lazy_clone(CLONE_VM | CLONE_FILES, msp, 0, 0, 0);
-	if (c > 0) {
-		/* reaped here (ECHILD: a wait of the program's with __WALL
-		 * took it first); whether it started the writer: the id the
-		 * clone wrote */
-		int status = 0;
-		SYS(SYS_wait4, c, &status, WCLONE_, 0, 0, 0);
-	}
-	sys_munmap(m, WS_SPAWN_STACK);
-	if (c <= 0 || !__atomic_load_n(&j->pid, __ATOMIC_ACQUIRE)) {
+	/* our file table (the directory), signals blocked as ours are; no
+	 * tid cleared at its exit: the word would be in a mapping gone */
+	unsigned long flags = CLONE_VM | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM | CLONE_SETTLS |
+			      CLONE_PARENT_SETTID;
+	/* (the read-ahead helper's trampoline) */
+	if (crac__lazy_clone(flags, sp, tid, 0, (unsigned long)(uintptr_t)tls) <= 0) {
 		sys_munmap(s, WS_WRITER_STACK);
 		return false;
 	}
-	*pid = j->pid;
 	return true;
 }
 
@@ -1434,7 +1390,7 @@ static long ws_store(struct lazy *L, bool final)
 	j->size = size;
 	L->ws.stored_n = L->ws.n;
 	L->ws.job = j;
-	if (!ws_writer_start(j, &L->ws.writer_pid)) {
+	if (!ws_writer_start(j, &L->ws.writer_tid)) {
 		/* no writer: stored here, however long it takes */
 		ws_job_run(j);
 		sys_close(j->dir_fd);
@@ -1540,8 +1496,14 @@ static void ws_wait(struct lazy *L)
 		struct timespec d = { 0, 1000000 };   /* (no wake from the writer: see ws_writer) */
 		SYS(SYS_nanosleep, &d, 0, 0, 0, 0, 0);
 	}
-	/* (its last steps after DONE, closing and unmapping its stack, are
-	 * no thread's of the program: a checkpoint does not wait for them) */
+	/* its last steps after DONE (closing, unmapping its stack): gone
+	 * before a checkpoint may stop the threads */
+	long pid = SYS(SYS_getpid, 0, 0, 0, 0, 0, 0);
+	while (!L->ws.abandoned && L->ws.writer_tid && now_ns() < until &&
+	       SYS(SYS_tgkill, pid, L->ws.writer_tid, 0, 0, 0, 0) == 0) {
+		struct timespec d = { 0, 100000 };
+		SYS(SYS_nanosleep, &d, 0, 0, 0, 0, 0);
+	}
 }
 
 #define WS_RUN 16u   /* pages read at once: neighbours in the working set */
@@ -2085,9 +2047,10 @@ static void report(struct lazy *L)
 		} else if (L->ws.abandoned) {
 			crac_img_puts(&w, ": not written: the file system did not answer within ");
 			crac_img_putu(&w, WS_WAIT_NS / 1000000000ull);
-			crac_img_puts(&w, " s (the store goes on without this restore, in process ");
-			crac_img_putu(&w, L->ws.writer_pid);
-			crac_img_puts(&w, ", not one of the program's: a partial file it leaves is removed)");
+			crac_img_puts(&w, " s (the store goes on without this restore, in thread ");
+			crac_img_putu(&w, L->ws.writer_tid);
+			crac_img_puts(&w, ", crac-ws-writer, which stays until the file system answers: a partial file "
+					  "it leaves is removed)");
 		} else if (L->ws.err) {
 			crac_img_puts(&w, ": not written");
 			crac_img_put_err(&w, L->ws.err);
