@@ -720,7 +720,7 @@ static bool child_ended(pid_t pid, bool gone, int ms)
  */
 static bool child_end_text(pid_t pid, const int *ws, char *out, size_t len)
 {
-	int code, sig = 0;
+	int code = 0, sig = 0;
 
 	if (ws) {
 		if (WIFEXITED(*ws))
