@@ -17,7 +17,9 @@
 #include "cli.h"
 #include "image/check.h"
 #include "image/dir.h"
+#include "loader/activation.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -73,32 +75,85 @@ int cli_listen_fds(void)
 	/* ours: a count or nothing usable (as sd_listen_fds(3) says -EINVAL) */
 	errno = 0;
 	n = strtol(lf, &end, 10);
-	return *end || end == lf || errno || lf[0] < '0' || lf[0] > '9' || n > 4096 ? -2 : (int)n;
+	return *end || end == lf || errno || lf[0] < '0' || lf[0] > '9' || n > CRAC_ACTIVATION_MAX ? -2 : (int)n;
+}
+
+/* One socket descriptor of the program: its number and inode. */
+struct prog_sock {
+	int fd;
+	unsigned long ino;
+};
+
+/* The socket descriptors of process pid, every number (no bound: an
+ * activated program may hold thousands), from /proc/PID/fd; malloc'd, *n
+ * of them (NULL and 0 when none or unreadable). */
+static struct prog_sock *prog_sockets(int pid, size_t *n)
+{
+	char path[64], link[64];
+	struct prog_sock *v = NULL;
+	size_t cap = 0;
+	struct dirent *e;
+	DIR *d;
+
+	*n = 0;
+	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	if (!(d = opendir(path)))
+		return NULL;
+	while ((e = readdir(d))) {
+		unsigned long ino;
+		char *end;
+		long fd = strtol(e->d_name, &end, 10);
+		if (*end || end == e->d_name || fd < 3 || fd > INT_MAX)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/fd/%ld", pid, fd);
+		ssize_t l = readlink(path, link, sizeof(link) - 1);
+		if (l <= 0)
+			continue;
+		link[l] = 0;
+		if (sscanf(link, "socket:[%lu]", &ino) != 1)
+			continue;
+		if (*n == cap) {
+			struct prog_sock *w = realloc(v, (cap = cap ? 2 * cap : 64) * sizeof(*v));
+			if (!w)
+				break;
+			v = w;
+		}
+		v[(*n)++] = (struct prog_sock){ .fd = (int)fd, .ino = ino };
+	}
+	closedir(d);
+	return v;
 }
 
 char *cli_activation_record(int pid, int n)
 {
-	char path[64], link[64], *text = NULL;
-	size_t len = 0;
+	char *text = NULL;
+	size_t len = 0, nsock;
 	FILE *f = open_memstream(&text, &len);
+	struct prog_sock *socks = prog_sockets(pid, &nsock);
 
-	if (!f)
+	if (!f) {
+		free(socks);
 		return NULL;
+	}
 	for (int idx = 0; idx < n; idx++) {
 		struct stat st;
 		if (fstat(3 + idx, &st) < 0 || !S_ISSOCK(st.st_mode))
 			continue;
-		for (int fd = 3; fd < 4096; fd++) {
-			unsigned long ino;
-			snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fd);
-			ssize_t l = readlink(path, link, sizeof(link) - 1);
-			if (l <= 0)
-				continue;
-			link[l] = 0;
-			if (sscanf(link, "socket:[%lu]", &ino) == 1 && ino == (unsigned long)st.st_ino)
-				fprintf(f, "%d %d\n", idx, fd);
+		/* lowest number first (readdir's order is the kernel's) */
+		int last = 2;
+		for (;;) {
+			int next = -1;
+			for (size_t k = 0; k < nsock; k++)
+				if (socks[k].ino == (unsigned long)st.st_ino && socks[k].fd > last &&
+				    (next < 0 || socks[k].fd < next))
+					next = socks[k].fd;
+			if (next < 0)
+				break;
+			fprintf(f, "%d %d\n", idx, next);
+			last = next;
 		}
 	}
+	free(socks);
 	if (fclose(f) != 0) {
 		free(text);
 		return NULL;
@@ -108,7 +163,7 @@ char *cli_activation_record(int pid, int n)
 
 /*
  * One line of DIR/activation, "IDX FD" and nothing else: IDX a socket of
- * LISTEN_FDS (0...4095), FD the program's descriptor (3 and up). 0 and
+ * LISTEN_FDS (0...CRAC_ACTIVATION_MAX-1), FD the program's descriptor (3 and up). 0 and
  * *next past its newline, or -1.
  */
 static int record_line(const char *line, int *idx, int *fd, const char **next)
@@ -132,7 +187,7 @@ static int record_line(const char *line, int *idx, int *fd, const char **next)
 	}
 	if (*p && *p != '\n')
 		return -1;
-	if (v[0] >= 4096 || v[1] < 3 || v[1] > INT_MAX)
+	if (v[0] >= CRAC_ACTIVATION_MAX || v[1] < 3 || v[1] > INT_MAX)
 		return -1;
 	*idx = (int)v[0];
 	*fd = (int)v[1];
@@ -143,7 +198,7 @@ static int record_line(const char *line, int *idx, int *fd, const char **next)
 int cli_activation_env(const char *dir, const struct crac_img_view *v, int listen_fds, char *act,
 		       size_t actlen, char *why, size_t len)
 {
-	int err = 0, recorded = 0, fds[CLI_ACTIVATION_MAX];
+	int err = 0, recorded = 0, fds[CRAC_ACTIVATION_MAX];
 	char *rec = cli_read_small(dir, CLI_ACTIVATION_FILE, &err);
 	size_t at;
 
@@ -170,9 +225,9 @@ int cli_activation_env(const char *dir, const struct crac_img_view *v, int liste
 					 CLI_ACTIVATION_FILE, fd);
 				goto bad;
 			}
-		if (recorded == CLI_ACTIVATION_MAX) {
+		if (recorded == CRAC_ACTIVATION_MAX) {
 			snprintf(why, len, "%s/%s: more than %d activation sockets", dir, CLI_ACTIVATION_FILE,
-				 CLI_ACTIVATION_MAX);
+				 CRAC_ACTIVATION_MAX);
 			goto bad;
 		}
 		if (idx >= listen_fds) {
@@ -194,9 +249,13 @@ int cli_activation_env(const char *dir, const struct crac_img_view *v, int liste
 		fds[recorded++] = fd;
 	}
 	free(rec);
-	/* what the loader takes whole (else it would ignore all of it) */
-	if (at >= actlen || at - strlen("CRAC_ACTIVATION_FDS=") > CLI_ACTIVATION_VALUE_MAX) {
-		snprintf(why, len, "%s/%s: too many activation sockets", dir, CLI_ACTIVATION_FILE);
+	/* whole or not at all: a value cut short would hand the loader other
+	 * sockets than recorded (CRAC_ACTIVATION_ENV_MAX holds every record
+	 * this takes; a caller's smaller buffer is said) */
+	if (at >= actlen) {
+		snprintf(why, len, "%s/%s: %d activation sockets: CRAC_ACTIVATION_FDS would take %zu bytes, "
+			 "more than the %zu this command has room for", dir, CLI_ACTIVATION_FILE, recorded,
+			 at + 1, actlen);
 		act[0] = 0;
 		return -1;
 	}
@@ -216,7 +275,7 @@ bad:
 
 int cli_restore_activation(const char *dir)
 {
-	static char act[600];
+	static char act[CRAC_ACTIVATION_ENV_MAX];
 	char why[2048], msg[2048];
 	struct crac_img_opened o;
 	struct crac_img_view v;
@@ -230,7 +289,7 @@ int cli_restore_activation(const char *dir)
 	 * sockets the program got would be ignored, its address bound again) */
 	if (n < 0) {
 		cli_err("restore %s: LISTEN_FDS=\"%s\" (LISTEN_PID is this process) is no number of sockets "
-			"(0 to 4096)", dir, getenv("LISTEN_FDS"));
+			"(0 to " CRAC_ACTIVATION_MAX_TEXT ")", dir, getenv("LISTEN_FDS"));
 		return -1;
 	}
 	/* the image as the loader reads it (its own checks come later) */

@@ -217,17 +217,15 @@ int cli_super_end(struct cli_super *s, int ws);
 
 struct crac_img_view;
 #define CLI_ACTIVATION_FILE "activation"   /* DIR/activation: "IDX FD" lines */
-/* What the loader takes of $CRAC_ACTIVATION_FDS (src/loader/loader.c:
- * MAX_ACTIVATION entries, activation_env[512]): a value beyond either is
- * refused here, never handed over to be cut or ignored. */
-#define CLI_ACTIVATION_MAX 64
-#define CLI_ACTIVATION_VALUE_MAX 511
+/* What the loader takes of $CRAC_ACTIVATION_FDS, and the sockets of
+ * $LISTEN_FDS: CRAC_ACTIVATION_MAX entries (src/loader/activation.h, the
+ * loader's own definition). */
 
 /* DIR/name, a regular file of ours (or root's) only we may write, at most
  * 64 KiB, no link followed, as a string; NULL with *err = -errno. */
 char *cli_read_small(const char *dir, const char *name, int *err);
 /* $LISTEN_FDS when $LISTEN_PID is this process, else -1; -2 when it is
- * ours but $LISTEN_FDS no count (0...4096). */
+ * ours but $LISTEN_FDS no count (0...CRAC_ACTIVATION_MAX). */
 int cli_listen_fds(void);
 /* Which of process pid's descriptors are the sockets of socket activation
  * we hold at fds 3..3+n-1: "IDX FD" lines (malloc'd, maybe ""), NULL if

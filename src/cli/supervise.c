@@ -712,13 +712,49 @@ static bool child_ended(pid_t pid, bool gone, int ms)
 	return true;
 }
 
+/*
+ * Has process pid (our child) ended, and how? ws: its wait status when it
+ * was reaped already (NULL: not yet; then it is looked at without reaping
+ * it, as a zombie). Writes "exited with status N" or "was killed by signal
+ * NAME" into out; false while it runs.
+ */
+static bool child_end_text(pid_t pid, const int *ws, char *out, size_t len)
+{
+	int code = 0, sig = 0;
+
+	if (ws) {
+		if (WIFEXITED(*ws))
+			code = WEXITSTATUS(*ws);
+		else if (WIFSIGNALED(*ws))
+			sig = WTERMSIG(*ws);
+		else
+			return false;
+	} else {
+		siginfo_t si;
+		memset(&si, 0, sizeof(si));
+		if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || si.si_pid != pid)
+			return false;
+		if (si.si_code == CLD_EXITED)
+			code = si.si_status;
+		else
+			sig = si.si_status;
+	}
+	if (sig)
+		snprintf(out, len, "was killed by signal %d (%s)", sig, strsignal(sig));
+	else
+		snprintf(out, len, "exited with status %d", code);
+	return true;
+}
+
 /* How long a connection closed without its STATUS waits for the program's
  * end (is it ending, or did it refuse?). */
 #define CUT_SHORT_WAIT_MS 200
 
-/* The request's answer, on our stderr. gone: the program has ended (reaped). */
-static void request_done(struct cli_super *s, bool gone)
+/* The request's answer, on our stderr. reaped: the program's wait status
+ * when it has ended and was reaped, else NULL. */
+static void request_done(struct cli_super *s, const int *reaped)
 {
+	bool gone = reaped != NULL;
 	struct request *q = s->busy;
 	char c;
 
@@ -740,7 +776,29 @@ static void request_done(struct cli_super *s, bool gone)
 		fputs(q->answer, stderr);
 	/* crac start: the process may be a restored one; no image was put in place */
 	const char *goes_on = s->installed ? "keeps running; no image written" : "keeps running cold";
-	if (cut && q->answer_len)
+	/*
+	 * A failed request to a program that has ended: no connection, or it
+	 * closed with nothing of an answer (`crac run --checkpoint-after 0 --
+	 * true`: the program ended before the trigger's request reached it).
+	 * That is said with its end, never that it keeps running (the error
+	 * would be "no process N", or no endpoint: the exited process's). A
+	 * connection cut short by its end (cut) is said as such: an image may
+	 * have been written before.
+	 * One whose complete answer said it failed and that ended since says
+	 * that it ended.
+	 */
+	char ended[96];
+	bool has_ended = !ok && child_end_text(q->pid, reaped, ended, sizeof(ended));
+	bool ended_first = has_ended && q->rc < 0 && !q->answer_len && !cut;
+	if (has_ended && !ended_first) {
+		size_t l = strlen(ended);
+		snprintf(ended + l, sizeof(ended) - l, " since%s", s->installed ? "; no image written" : "");
+		goes_on = ended;
+	}
+	if (ended_first)
+		cli_err("%s: process %d %s before the checkpoint that %s started could take it: no "
+			"image was written", s->who, q->pid, ended, q->why);
+	else if (cut && q->answer_len)
 		cli_err("%s: process %d ended before its answer to the checkpoint that %s started was "
 			"complete: the report above was cut short (its last lines, the status, are missing)",
 			s->who, q->pid, q->why);
@@ -1362,7 +1420,7 @@ int cli_super_wait(struct cli_super *s, bool restoring)
 			return 125;
 		}
 		if (pf[1].revents)
-			request_done(s, false);
+			request_done(s, NULL);
 		if (ponr_poll && pf[2].revents) {
 			ponr_read(s);
 			if (s->ponr_jumped || s->ponr_eof)
@@ -1402,7 +1460,7 @@ int cli_super_wait(struct cli_super *s, bool restoring)
 				 * image is written): take it first */
 				struct pollfd d = { .fd = s->done_pipe[0], .events = POLLIN };
 				if (poll(&d, 1, 5000) > 0)
-					request_done(s, true);
+					request_done(s, &ws);
 			}
 			if (!restored_up) {
 				/* Did the loader jump into the program? Then the

@@ -44,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -264,6 +265,21 @@ static pid_t hook_shell;                  /* its shell's pid, kept once the shar
  * signal but SIGKILL stays blocked in the minder, so that it outlives its
  * shell when the process group gets SIGTERM (stop_hook()) and reaps it.
  */
+/* Closes every descriptor from lo up (async-signal-safe: raw syscalls;
+ * without close_range(2), before Linux 5.9, each number up to the limit of
+ * open files). */
+static void close_from(unsigned lo)
+{
+	struct rlimit rl;
+
+	if (syscall(SYS_close_range, lo, ~0U, 0) == 0)
+		return;
+	unsigned long hi = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY &&
+			   rl.rlim_max < (1UL << 20) ? (unsigned long)rl.rlim_max : 1UL << 20;
+	for (unsigned long fd = lo; fd < hi; fd++)
+		close((int)fd);
+}
+
 static void hook_minder(struct hook_share *sh, const char *cmd, char **envp)
 {
 	char *argv[] = { "sh", "-c", (char *)cmd, NULL };
@@ -277,6 +293,13 @@ static void hook_minder(struct hook_share *sh, const char *cmd, char **envp)
 	for (int sig = 1; sig < NSIG; sig++)
 		if (sig != SIGKILL && sig != SIGSTOP)
 			signal(sig, SIG_DFL);
+	/* The hook gets the program's stdin, stdout and stderr, nothing else:
+	 * the minder holds a copy of every descriptor of the program, those
+	 * without close-on-exec too, which the shell would inherit (a
+	 * listening socket, a lock, a pipe's end the program's peer waits to
+	 * see closed, kept open for as long as the hook and whatever it
+	 * starts run). */
+	close_from(3);
 	pid_t c = (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
 	if (c == 0) {
 		sh->sh_pid = (int)syscall(SYS_getpid);
@@ -290,12 +313,9 @@ static void hook_minder(struct hook_share *sh, const char *cmd, char **envp)
 		_exit(127);
 	}
 	sh->sh_pid = (int)c;
-	/* A copy of every descriptor of the program, close-on-exec ones too
-	 * (the minder does not exec): none is kept open by it while the hook
-	 * runs (a pipe's end, a connection the program closes). */
-	if (syscall(SYS_close_range, 0, ~0U, 0) < 0)
-		for (int fd = 0; fd < 65536; fd++)
-			close(fd);
+	/* Its copies of the program's stdio too (the minder does not exec):
+	 * none is kept open by it while the hook runs. */
+	close_from(0);
 	while (waitpid(c, &st, 0) < 0)
 		if (errno != EINTR)
 			_exit(127);   /* no status: the hook thread says the minder failed */

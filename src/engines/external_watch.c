@@ -389,11 +389,35 @@ static bool unannounced_restore(const struct sample *before, const char *why)
 	return true;
 }
 
+/* crac's generation: how many restores this lineage went through. */
+static uint64_t generation_now(void)
+{
+	uint64_t gen = 0;
+
+	crac__identity(NULL, &gen);
+	return gen;
+}
+
+/*
+ * The loop. A change of a source is an unannounced restore unless a round
+ * of crac's own restored meanwhile (crac's generation moved since the last
+ * sample: an announced snapshot, `crac checkpoint --engine external` or
+ * logind, ended with CRAC_RESTORED and has its new identity): then the
+ * change is that round's own. While a round is on, nothing is decided and
+ * the baseline stays what it was before it; once it is over, a round that
+ * did not restore (aborted, failed, continued: its engine took no snapshot,
+ * or it was another engine's) leaves the baseline to compare with, and a
+ * change made while it ran (a VM snapshotted and restored meanwhile) is an
+ * unannounced restore, run then. What cannot be told apart: a round that
+ * restored and another restore during the same round, or between two
+ * samples around it, are taken as one (the sources say that they changed,
+ * not how many times).
+ */
 static void *watch_thread(void *arg)
 {
 	struct sample cur;
 	char why[300];
-	bool was_busy = false;
+	uint64_t gen_seen = generation_now();
 
 	(void)arg;
 	for (;;) {
@@ -413,19 +437,21 @@ static void *watch_thread(void *arg)
 		pthread_mutex_lock(&crac__lock);
 		bool busy = crac__round_state.active;
 		pthread_mutex_unlock(&crac__lock);
-		if (busy || was_busy) {
-			/* an announced round handles its own restore; start afresh after it */
-			was_busy = busy;
+		if (busy)
+			continue;   /* decided once the round is over, against the
+				     * values from before it (base is kept) */
+		uint64_t gen = generation_now();
+		if (gen != gen_seen) {
+			/* a round restored since the last sample: its change */
+			gen_seen = gen;
 			base = cur;
-			if (!busy)
-				record_quiet();
+			record_quiet();
 			continue;
 		}
 		if (changed(&base, &cur, why, sizeof(why))) {
-			if (!unannounced_restore(&base, why)) {
-				was_busy = true;   /* a round began meanwhile: it decides */
-				continue;
-			}
+			if (!unannounced_restore(&base, why))
+				continue;   /* a round began meanwhile: decided after it */
+			gen_seen = generation_now();
 			/* the new baseline: the clocks of now, the values that
 			 * changed as last seen if they cannot be read now */
 			take_sample(&base);
@@ -434,8 +460,7 @@ static void *watch_thread(void *arg)
 			continue;
 		}
 		base = cur;
-		if (!record_quiet())
-			was_busy = true;
+		record_quiet();
 	}
 	return NULL;
 }

@@ -57,6 +57,7 @@
  * makes everything eager, `--lazy` refuses when lazy restore is impossible.
  */
 #include "image/check.h"
+#include "loader/activation.h"
 #include "loader/lazy.h"
 #include "objects/objects.h"
 
@@ -1454,7 +1455,7 @@ static void close_inherited(int keep)
  * it, same_as, is then made by crac_obj_restore_all). Returns 0 when the
  * variable is absent (the caller closes as usual), 1 when done.
  */
-#define MAX_ACTIVATION 4096   /* entries; `crac start` passes at most 64 */
+#define MAX_ACTIVATION CRAC_ACTIVATION_MAX   /* entries (loader/activation.h: the CLI's limit too) */
 static struct {
 	int src[MAX_ACTIVATION], dst[MAX_ACTIVATION];
 } act;
@@ -1500,7 +1501,7 @@ static void parse_activation(void)
 		if (*p == ',')
 			p++;
 		if (n_act == MAX_ACTIVATION)
-			die(2, "CRAC_ACTIVATION_FDS: more than 4096 entries");
+			die(2, "CRAC_ACTIVATION_FDS: more than " CRAC_ACTIVATION_MAX_TEXT " entries");
 		act.src[n_act] = s;
 		act.dst[n_act++] = d;
 	}
