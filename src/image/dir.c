@@ -120,13 +120,14 @@ int crac_img_split_path(const char *dir, char *parent, size_t plen, const char *
  * needs binding).
  */
 enum fsop_kind { FSOP_FSYNC, FSOP_FSYNC_FD, FSOP_REMOVE, FSOP_RENAME, FSOP_SAME, FSOP_TARGET, FSOP_LIST,
-		 FSOP_ACCESS, FSOP_OPEN, FSOP_LSTAT, FSOP_REALPATH };
+		 FSOP_ACCESS, FSOP_OPEN, FSOP_LSTAT, FSOP_REALPATH, FSOP_READ };
 
 /* What the target check needs to know (FSOP_TARGET; see crac_img_target_check). */
 struct target_facts {
 	const char *dir;
 	const char *parent;     /* NULL: DIR has no parent to look at */
 	unsigned me;            /* geteuid() */
+	const char *const *also; /* more names of ours in DIR (NULL-terminated), or NULL */
 	bool parent_image;      /* the parent is a crac image */
 	int lstat_res;          /* lstat of DIR: 0 or -errno */
 	unsigned mode, uid;     /* DIR's */
@@ -166,7 +167,8 @@ struct fsop {
 	struct stale_list *sl;     /* FSOP_LIST */
 	bool lock_ex;              /* FSOP_OPEN: then flock(LOCK_EX | LOCK_NB) it (-EWOULDBLOCK: held) */
 	struct stat st;            /* FSOP_OPEN (fstat of the file opened), FSOP_LSTAT: copied by the helper */
-	char *real;                /* FSOP_REALPATH: the path resolved, real_len bytes with its NUL */
+	char *real;                /* FSOP_REALPATH: the path resolved, real_len bytes with its NUL;
+				    * FSOP_READ: the contents read, real_len bytes at most */
 	size_t real_len;
 };
 
@@ -289,7 +291,10 @@ static void target_gather(struct fsop *op)
 			at += d->reclen;
 			if (!strcmp(n, ".") || !strcmp(n, ".."))
 				continue;
-			if ((!strcmp(n, CRAC_IMG_HEADER_FILE) || !strcmp(n, CRAC_IMG_PAGES_FILE) || ws_name(n)) &&
+			bool named = !strcmp(n, CRAC_IMG_HEADER_FILE) || !strcmp(n, CRAC_IMG_PAGES_FILE) || ws_name(n);
+			for (size_t k = 0; !named && tf->also && tf->also[k]; k++)
+				named = !strcmp(n, tf->also[k]);
+			if (named &&
 			    crac_raw_syscall5(SYS_newfstatat, dfd, (long)n, (long)&st, AT_SYMLINK_NOFOLLOW, 0) == 0 &&
 			    S_ISREG(st.st_mode) && st.st_uid == tf->me) {
 				tf->have_header |= !strcmp(n, CRAC_IMG_HEADER_FILE);
@@ -488,6 +493,30 @@ static void fsop_run(void *arg)
 		op->res = 0;
 		break;
 	}
+	case FSOP_READ: {   /* open, fstat (into op->st), and a regular file that fits: read */
+		struct stat st;
+		r = crac_raw_syscall3(SYS_openat, AT_FDCWD, (long)op->path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (r < 0) {
+			op->res = (int)r;
+			break;
+		}
+		long fd = r, have = 0;
+		r = crac_raw_syscall5(SYS_fstat, fd, (long)&st, 0, 0, 0);
+		if (r == 0 && (!S_ISREG(st.st_mode) || (unsigned long long)st.st_size > op->real_len))
+			r = S_ISREG(st.st_mode) ? -EFBIG : -EPERM;
+		while (r == 0 && have < st.st_size) {   /* (a short read: what there is) */
+			long n = crac_raw_syscall3(SYS_read, fd, (long)(op->real + have), (long)st.st_size - have);
+			if (n <= 0) {
+				r = n;
+				break;
+			}
+			have += n;
+		}
+		crac_raw_syscall3(SYS_close, fd, 0, 0);
+		op->st = st;
+		op->res = r < 0 ? (int)r : (int)have;
+		break;
+	}
 	case FSOP_TARGET:
 		target_gather(op);
 		op->res = 0;
@@ -590,6 +619,58 @@ int crac_img_open_msg(const char *path, int flags, unsigned mode, struct stat *s
 	else
 		*st = op.st;
 	return rc;
+}
+
+int crac_img_read_msg(const char *path, char *buf, size_t cap, struct stat *st, char *msg, size_t msglen)
+{
+	struct fsop op = { .kind = FSOP_READ, .path = path, .real = buf, .real_len = cap,
+			   .slow_ms = fs_slow("read") };
+	int64_t waited;
+	char why[200];
+	int rc = fsop_bounded(&op, &waited);
+
+	msg[0] = 0;
+	if (given_up(rc, waited, why, sizeof(why)))
+		snprintf(msg, msglen, "the read of %s %s", path, why);
+	else if (rc < 0)
+		snprintf(msg, msglen, "%s: %s", path, strerror(-rc));
+	if (rc != -ETIMEDOUT && rc != -EINPROGRESS)
+		*st = op.st;
+	return rc;
+}
+
+int crac_img_own_dir_msg(const char *dir, const char *const *also, struct stat *st, char *others,
+			 size_t olen, char *msg, size_t msglen)
+{
+	/* (step 0, its parent, is not looked at: no parent given) */
+	static const char *const steps[] = { "the lstat of it", "the lstat of it", "listing it",
+					     "reading its header" };
+	struct target_facts tf;
+
+	memset(&tf, 0, sizeof(tf));
+	tf.dir = dir;
+	tf.me = geteuid();
+	tf.also = also;
+	struct fsop op = { .kind = FSOP_TARGET, .tf = &tf, .slow_ms = fs_slow("check") };
+	int64_t waited;
+	char why[200];
+	int rc = fsop_bounded(&op, &waited);
+
+	msg[0] = others[0] = 0;
+	memset(st, 0, sizeof(*st));
+	if (given_up(rc, waited, why, sizeof(why))) {
+		snprintf(msg, msglen, "the check of %s (%s) %s", dir, steps[op.step >= 0 && op.step < 4 ? op.step : 1],
+			 why);
+		return -ETIMEDOUT;
+	}
+	if (tf.lstat_res < 0)
+		return tf.lstat_res;
+	st->st_mode = tf.mode;
+	st->st_uid = tf.uid;
+	if (tf.open_res < 0)
+		return tf.open_res;
+	snprintf(others, olen, "%s", tf.others);
+	return tf.n_others;
 }
 
 int crac_img_lstat_msg(const char *path, struct stat *st, char *msg, size_t msglen)
