@@ -44,6 +44,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -110,9 +111,12 @@ int crac_img_split_path(const char *dir, char *parent, size_t plen, const char *
  * the grace, and the messages name it.
  *
  * CRAC_TEST_SLOW_FS=OP:MS (tests only; OP `fsync`, `remove`, `check`,
- * `rename`, `clean`, `access`, `list`, `open`, `lstat` or `realpath`): the
- * operation first sleeps MS ms; `aside`: the commit sleeps MS ms once it
- * moved the previous image aside (no RENAME_EXCHANGE),
+ * `rename`, `clean`, `access`, `list`, `open`, `lstat`, `realpath` or
+ * `read`): the operation first sleeps MS ms; `aside`: the commit sleeps MS
+ * ms once it moved the previous image aside (no RENAME_EXCHANGE);
+ * `opened`: crac_img_open_msg's helper sleeps MS ms once the file is open
+ * (given up on, it holds a descriptor: one of its own table, see
+ * fsop_bounded),
  * a file system that does not answer.
  *
  * System calls only: crac_img_fsync_fd may be called while the program's
@@ -160,12 +164,15 @@ struct fsop {
 	const char *const *more; /* FSOP_REMOVE: more names to unlink (NULL-terminated), or NULL */
 	const char *const *cands; /* FSOP_ACCESS: paths tried in turn (NULL-terminated) instead of path */
 	long slow_ms;           /* CRAC_TEST_SLOW_FS */
+	long slow_after_ms;     /* FSOP_OPEN: CRAC_TEST_SLOW_FS=opened:MS, a sleep once the file is open */
 	int res;                /* 0 or -errno (FSOP_SAME: 1 the expected one, 0 another) */
 	int step;               /* FSOP_REMOVE: 0 header, 1 pages, 2 + k more[k], then the directory;
 				 * FSOP_TARGET: 0 the parent, 1 DIR, 2 its entries, 3 its header */
 	struct target_facts *tf;   /* FSOP_TARGET */
 	struct stale_list *sl;     /* FSOP_LIST */
 	bool lock_ex;              /* FSOP_OPEN: then flock(LOCK_EX | LOCK_NB) it (-EWOULDBLOCK: held) */
+	int xfer;                  /* FSOP_OPEN by a helper: the socket the descriptor is sent over; -1: none
+				    * (set by fsop_bounded) */
 	struct stat st;            /* FSOP_OPEN (fstat of the file opened), FSOP_LSTAT: copied by the helper */
 	char *real;                /* FSOP_REALPATH: the path resolved, real_len bytes with its NUL;
 				    * FSOP_READ: the contents read, real_len bytes at most */
@@ -445,9 +452,10 @@ static void fsop_run(void *arg)
 			op->res = (int)r;
 			break;
 		}
-		/* (a given up open that returns later leaves its descriptor
-		 * in the caller's table, close-on-exec: nothing holds it) */
+		/* (by a helper, in its own table of descriptors: one whose
+		 * open returns after it was given up on ends with it) */
 		long fd = r;
+		crac_bounded_test_sleep(op->slow_after_ms);
 		if ((r = crac_raw_syscall5(SYS_fstat, fd, (long)&st, 0, 0, 0)) < 0 ||
 		    (op->lock_ex && (r = crac_raw_syscall3(SYS_flock, fd, LOCK_EX | LOCK_NB, 0)) < 0 &&
 		     r == -EWOULDBLOCK)) {
@@ -457,6 +465,23 @@ static void fsop_run(void *arg)
 		}
 		op->st = st;
 		op->res = (int)fd;
+		if (op->xfer >= 0) {   /* to the caller: SCM_RIGHTS (the same open file, its flock with it) */
+			union {
+				struct cmsghdr h;
+				char space[CMSG_SPACE(sizeof(int))];
+			} u;
+			char one = 1;
+			struct iovec iov = { &one, 1 };
+			struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.space,
+					     .msg_controllen = sizeof(u.space) };
+			u.h.cmsg_len = CMSG_LEN(sizeof(int));
+			u.h.cmsg_level = SOL_SOCKET;
+			u.h.cmsg_type = SCM_RIGHTS;
+			*(int *)(void *)CMSG_DATA(&u.h) = (int)fd;
+			r = crac_raw_syscall3(SYS_sendmsg, op->xfer, (long)&mh, MSG_NOSIGNAL);
+			crac_raw_syscall3(SYS_close, fd, 0, 0);
+			op->res = r < 0 ? (int)r : 0;
+		}
 		break;
 	}
 	case FSOP_LSTAT: {
@@ -547,6 +572,36 @@ static long fs_slow(const char *name)
 	return e && !strncmp(e, name, n) && e[n] == ':' ? strtol(e + n + 1, NULL, 10) : 0;
 }
 
+/* Closes the two ends of an FSOP_OPEN's socket (-1: none). */
+static void fsop_close_pair(const int sv[2])
+{
+	for (int i = 0; i < 2; i++)
+		if (sv[i] >= 0)
+			syscall(SYS_close, sv[i]);
+}
+
+/* The descriptor an FSOP_OPEN's helper sent over sv0 (close-on-exec), or
+ * -errno. */
+static int fsop_receive(int sv0)
+{
+	union {
+		struct cmsghdr h;
+		char space[CMSG_SPACE(sizeof(int))];
+	} u;
+	char one;
+	struct iovec iov = { &one, 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.space,
+			     .msg_controllen = sizeof(u.space) };
+	long r = crac_raw_syscall3(SYS_recvmsg, sv0, (long)&mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	struct cmsghdr *c = r < 0 ? NULL : CMSG_FIRSTHDR(&mh);
+
+	if (r < 0)
+		return (int)r;
+	if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int)))
+		return -EPROTO;
+	return *(int *)(void *)CMSG_DATA(c);
+}
+
 /*
  * Runs op by a helper and waits for it (bounded, see above). Returns op's
  * result, or -ETIMEDOUT with *waited_ms set when it was given up on
@@ -555,11 +610,21 @@ static long fs_slow(const char *name)
 static int fsop_bounded(struct fsop *op, int64_t *waited_ms)
 {
 	struct crac_bounded helper;
+	int sv[2] = { -1, -1 };
 
 	op->res = -EINPROGRESS;
 	op->step = 0;
+	op->xfer = -1;
 	*waited_ms = -1;
-	if (crac_bounded_start(&helper, fsop_run, op, NULL) < 0) {
+	/* The helper has a table of descriptors of its own (a late one ends
+	 * with it); the one FSOP_OPEN opens comes back over a socket. */
+	if (op->kind == FSOP_OPEN && syscall(SYS_socketpair, AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) < 0)
+		sv[0] = sv[1] = -1;
+	op->xfer = sv[1];
+	if ((op->kind == FSOP_OPEN && sv[0] < 0) ||
+	    crac_bounded_start_own(&helper, fsop_run, op, NULL, op->kind == FSOP_FSYNC_FD ? op->fd : sv[1], -1) < 0) {
+		op->xfer = -1;
+		fsop_close_pair(sv);
 		fsop_run(op);   /* no helper: in this thread, unbounded */
 		return op->res;
 	}
@@ -567,6 +632,10 @@ static int fsop_bounded(struct fsop *op, int64_t *waited_ms)
 	/* no deadline and no grace: no limit (crac_img_fs_limit(0, 0, ...)) */
 	int64_t deadline = !fs_deadline_ns && !grace ? INT64_MAX : fs_deadline_ns;
 	int rc = crac_bounded_wait(&helper, deadline, grace, waited_ms);
+	if (rc == 0 && op->kind == FSOP_OPEN && op->res >= 0)
+		op->res = fsop_receive(sv[0]);
+	/* (given up: a descriptor still in the socket is closed with it) */
+	fsop_close_pair(sv);
 	return rc < 0 ? rc : op->res;
 }
 
@@ -606,7 +675,7 @@ int crac_img_access_msg(const char *path, int mode, char *msg, size_t msglen)
 int crac_img_open_msg(const char *path, int flags, unsigned mode, struct stat *st, char *msg, size_t msglen)
 {
 	struct fsop op = { .kind = FSOP_OPEN, .path = path, .flags = (unsigned)flags, .fd = (int)mode,
-			   .slow_ms = fs_slow("open") };
+			   .slow_ms = fs_slow("open"), .slow_after_ms = fs_slow("opened") };
 	int64_t waited;
 	char why[200];
 	int rc = fsop_bounded(&op, &waited);

@@ -102,3 +102,16 @@ stuck_start() {
 	grep -q "it writes no image: $T/img is not a crac image of this user (it holds notes.txt); crac start replaces only its own" "$T/other.err"
 	[ -e "$T/img/notes.txt" ]
 }
+
+@test "an open of DIR.lock given up on holds no descriptor of crac start's: the helper's, of its own table, ends with it" {
+	# the open returns, then its helper does not answer (as a late open
+	# that returns after the helper was given up on)
+	stuck_start opened
+	grep -Eq "^crac: start: cannot open the lock file $T/img\.lock: the open of $T/img\.lock did not return after [0-9]+ ms \(crac start --timeout, 1000 ms\)" "$T/start.err"
+	wait_for test -n "$(real_children "$pid")"
+	ls -l "/proc/$pid/fd" "/proc/$(real_children "$pid")/fd"
+	# neither crac start nor PROG holds DIR.lock (with the caller's table
+	# shared, the open's descriptor stayed in crac start's)
+	[ -z "$(ls -l "/proc/$pid/fd" | grep "$T/img\.lock")" ]
+	[ -z "$(ls -l "/proc/$(real_children "$pid")/fd" | grep "$T/img\.lock")" ]
+}
