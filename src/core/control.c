@@ -1349,6 +1349,7 @@ static int client_look(struct lookup *l, struct client_look *c, const char *edir
 
 	c->slow_ms = e && !strncmp(e, "lookup:", 7) ? strtol(e + 7, NULL, 10) : 0;
 	c->res = -EINPROGRESS;
+	c->step = c->connect ? 3 : 0;   /* (before the helper runs: what a message names) */
 	if (!c->connect)
 		c->dfd = -1;
 	if (crac_bounded_start(&helper, client_look_run, c, NULL) < 0) {

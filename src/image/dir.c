@@ -627,8 +627,9 @@ static int fsop_bounded(struct fsop *op, int64_t *waited_ms)
 	 * 1000; medians of 2001 interleaved calls, 3 runs, 2 busy cores) */
 	bool opens = op->kind != FSOP_LSTAT && op->kind != FSOP_SAME && op->kind != FSOP_RENAME &&
 		     op->kind != FSOP_ACCESS && op->kind != FSOP_FSYNC_FD;
-	if ((op->kind == FSOP_OPEN && sv[0] < 0) ||
-	    (opens ? crac_bounded_start_own(&helper, fsop_run, op, NULL, sv[1], -1)
+	if (op->kind == FSOP_OPEN && sv[0] < 0)
+		opens = false;   /* no socket (out of descriptors?): in our table, still bounded */
+	if ((opens ? crac_bounded_start_own(&helper, fsop_run, op, NULL, sv[1], -1)
 		   : crac_bounded_start(&helper, fsop_run, op, NULL)) < 0) {
 		op->xfer = -1;
 		fsop_close_pair(sv);
@@ -639,7 +640,7 @@ static int fsop_bounded(struct fsop *op, int64_t *waited_ms)
 	/* no deadline and no grace: no limit (crac_img_fs_limit(0, 0, ...)) */
 	int64_t deadline = !fs_deadline_ns && !grace ? INT64_MAX : fs_deadline_ns;
 	int rc = crac_bounded_wait(&helper, deadline, grace, waited_ms);
-	if (rc == 0 && op->kind == FSOP_OPEN && op->res >= 0)
+	if (rc == 0 && op->xfer >= 0 && op->res >= 0)
 		op->res = fsop_receive(sv[0]);
 	/* (given up: a descriptor still in the socket is closed with it) */
 	fsop_close_pair(sv);
