@@ -31,33 +31,39 @@
 
 #define MAX_SMALL (64 * 1024)
 
-char *cli_read_small(const char *dir, const char *name, int *err)
+char *cli_read_small_msg(const char *dir, const char *name, int *err, char *msg, size_t msglen)
 {
 	char path[PATH_MAX + 32];
 	struct stat st;
-	char *buf;
-	int fd;
+	char *buf = calloc(1, MAX_SMALL + 1);
+	long n;
 
+	if (!buf) {
+		*err = -ENOMEM;
+		return NULL;
+	}
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0) {
-		*err = -errno;
-		return NULL;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > MAX_SMALL ||
-	    (st.st_uid != geteuid() && st.st_uid != 0) || (st.st_mode & 022)) {
-		*err = S_ISREG(st.st_mode) && st.st_size > MAX_SMALL ? -EFBIG : -EPERM;
-		close(fd);
-		return NULL;
-	}
-	buf = calloc(1, (size_t)st.st_size + 1);
-	if (buf && read(fd, buf, (size_t)st.st_size) != st.st_size) {
+	/* open, fstat and read by a helper bounded by crac start's --timeout
+	 * (image/dir.c) */
+	n = crac_img_read_msg(path, buf, MAX_SMALL, &st, msg, msglen);
+	if (n >= 0 && ((st.st_uid != geteuid() && st.st_uid != 0) || (st.st_mode & 022)))
+		n = -EPERM;
+	else if (n >= 0 && n != st.st_size)
+		n = -EIO;
+	if (n < 0) {
 		free(buf);
-		buf = NULL;
+		*err = (int)n;
+		return NULL;
 	}
-	*err = buf ? 0 : -EIO;
-	close(fd);
+	*err = 0;
 	return buf;
+}
+
+char *cli_read_small(const char *dir, const char *name, int *err)
+{
+	char msg[PATH_MAX + 300];
+
+	return cli_read_small_msg(dir, name, err, msg, sizeof(msg));
 }
 
 int cli_listen_fds(void)

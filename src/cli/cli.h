@@ -224,6 +224,9 @@ struct crac_img_view;
 /* DIR/name, a regular file of ours (or root's) only we may write, at most
  * 64 KiB, no link followed, as a string; NULL with *err = -errno. */
 char *cli_read_small(const char *dir, const char *name, int *err);
+/* The same, bounded as image/dir.c's looks (crac start's --timeout): given
+ * up, NULL with *err = -ETIMEDOUT and msg naming the file (one line). */
+char *cli_read_small_msg(const char *dir, const char *name, int *err, char *msg, size_t msglen);
 /* $LISTEN_FDS when $LISTEN_PID is this process, else -1; -2 when it is
  * ours but $LISTEN_FDS no count (0...CRAC_ACTIVATION_MAX). */
 int cli_listen_fds(void);

@@ -298,48 +298,34 @@ static int ofd_lock(int fd, short type, off_t byte, bool wait)
  */
 static int target_ok(const char *dir, char *msg, size_t len)
 {
-	static const char *const ours[] = { "header", "pages", KEY_FILE, ACT_FILE, CRAC_IMG_WS_FILE };
+	static const char *const also[] = { KEY_FILE, ACT_FILE, NULL };
 	struct stat sb;
-	uid_t me = geteuid();
+	char others[200];
 
-	if (lstat(dir, &sb) < 0)
-		return errno == ENOENT ? 0 : (snprintf(msg, len, "%s: %s", dir, strerror(errno)), -1);
-	if (!S_ISDIR(sb.st_mode) || sb.st_uid != me) {
+	/* its lstat and listing by a helper bounded by --timeout (a file
+	 * system that does not answer: given up, said naming DIR) */
+	int n = crac_img_own_dir_msg(dir, also, &sb, others, sizeof(others), msg, len);
+	if (n == -ETIMEDOUT)
+		return -1;   /* (said in msg) */
+	if (n == -ENOENT)
+		return 0;
+	if (n < 0 && !sb.st_mode)   /* its lstat failed */
+		return snprintf(msg, len, "%s: %s", dir, strerror(-n)), -1;
+	if (!S_ISDIR(sb.st_mode) || sb.st_uid != geteuid()) {
 		snprintf(msg, len, "%s is not a crac image of this user (it is %s%s); crac start replaces only its own",
 			 dir, S_ISLNK(sb.st_mode) ? "a symbolic link" : S_ISDIR(sb.st_mode) ? "a directory" :
 			 S_ISREG(sb.st_mode) ? "a regular file" : S_ISFIFO(sb.st_mode) ? "a named pipe" :
 			 "a special file", S_ISDIR(sb.st_mode) ? " of another user" : "");
 		return -1;
 	}
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
-	if (!d) {
-		snprintf(msg, len, "%s: %s", dir, strerror(errno));
-		if (dfd >= 0)
-			close(dfd);
+	if (n < 0)
+		return snprintf(msg, len, "%s: %s", dir, strerror(-n)), -1;
+	if (n > 0) {
+		snprintf(msg, len, "%s is not a crac image of this user (it holds %s); crac start replaces only its "
+			 "own", dir, others);
 		return -1;
 	}
-	struct dirent *de;
-	int rc = 0;
-	while (rc == 0 && (de = readdir(d))) {
-		struct stat fs;
-		size_t i = 0;
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		while (i < sizeof(ours) / sizeof(ours[0]) && strcmp(de->d_name, ours[i]))
-			i++;
-		if (!strncmp(de->d_name, "." CRAC_IMG_WS_FILE ".tmp-", sizeof(CRAC_IMG_WS_FILE) + 5))
-			i = 0;   /* a working set's temporary (a restore was killed writing it) */
-		if (i == sizeof(ours) / sizeof(ours[0]) ||
-		    fstatat(dfd, de->d_name, &fs, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(fs.st_mode) ||
-		    fs.st_uid != me) {
-			snprintf(msg, len, "%s is not a crac image of this user (it holds %s); crac start replaces "
-				 "only its own", dir, de->d_name);
-			rc = -1;
-		}
-	}
-	closedir(d);
-	return rc;
+	return 0;
 }
 
 /* ---- is DIR usable? --------------------------------------------------------------- */
@@ -368,7 +354,12 @@ static int usable(struct start *st, int listen_fds, char *act, size_t actlen, ch
 		return 1;
 	}
 	err = 0;
-	char *key = cli_read_small(st->dir, KEY_FILE, &err);
+	/* bounded by --timeout: given up, said naming the file */
+	char *key = cli_read_small_msg(st->dir, KEY_FILE, &err, msg, sizeof(msg));
+	if (!key && err == -ETIMEDOUT) {
+		snprintf(why, len, "%s", msg);
+		return 1;
+	}
 	if (!key) {
 		snprintf(why, len, "%s/%s: %s (an image crac start did not write)", st->dir, KEY_FILE,
 			 err == -EPERM ? "not a regular file of ours that only we may write" :
@@ -392,8 +383,12 @@ static int usable(struct start *st, int listen_fds, char *act, size_t actlen, ch
 	 * held shared (byte 0 of DIR.lock): no image is swapped in meanwhile.
 	 */
 	snprintf(path, sizeof(path), "%s/%s", st->dir, ACT_FILE);
-	if (listen_fds <= 0 && lstat(path, &sb) < 0 && errno == ENOENT)
+	if (listen_fds <= 0 && (err = crac_img_lstat_msg(path, &sb, msg, sizeof(msg))) == -ENOENT)
 		return 0;
+	if (err == -ETIMEDOUT) {
+		snprintf(why, len, "%s", msg);
+		return 1;
+	}
 	if (crac_img_open(st->dir, &o, msg, sizeof(msg)) < 0) {
 		snprintf(why, len, "%s", msg);
 		return 1;

@@ -1208,7 +1208,7 @@ int crac_control_stop(void)
 #define ANSWER_CHUNK 16384
 
 /* How telling a reason is: the higher, the more it explains the failure. */
-enum why_rank { WHY_NONE, WHY_ABSENT, WHY_STALE, WHY_ACCESS, WHY_REFUSED };
+enum why_rank { WHY_NONE, WHY_ABSENT, WHY_STALE, WHY_ACCESS, WHY_REFUSED, WHY_STUCK };
 
 struct lookup {
 	int pid;
@@ -1284,8 +1284,90 @@ static bool proc_env(int pid, const char *key, char *buf, size_t len)
 }
 
 /*
+ * The client's looks at a candidate directory (its open, fstat, the lstat
+ * of PID.sock, the connect through it) may never return on a file system
+ * that does not answer (an NFS or FUSE server gone): `crac checkpoint PID`
+ * would wait for ever. So they are made by a helper of image/bounded.c
+ * (raw system calls) and waited for CONTROL_SETUP_MS at most
+ * (CRAC_TEST_SYNC_GRACE_MS in tests); given up, the lookup ends naming
+ * the path. A descriptor the helper's late call leaves in our table is
+ * close-on-exec, and the client (crac checkpoint) exits soon after.
+ *
+ * CRAC_TEST_SLOW_FS=lookup:MS (tests only): the helper sleeps MS ms
+ * before the open of the directory.
+ */
+struct client_look {
+	/* in */
+	int connect;                 /* 0: open, fstat, lstat of the socket; 1: connect fd to addr */
+	const char *dir, *name;
+	int fd;
+	struct sockaddr_un addr;
+	long slow_ms;
+	/* out */
+	int res;                     /* 0 or -errno of the step that failed */
+	int dfd;                     /* the directory, O_PATH */
+	int step;                    /* 0 open, 1 fstat, 2 lstat of the socket, 3 connect */
+	struct stat dst, sst;
+};
+
+static void client_look_run(void *arg)
+{
+	struct client_look *c = arg;
+	long r;
+
+	if (c->connect) {
+		c->step = 3;
+		c->res = (int)crac_raw_syscall3(SYS_connect, c->fd, (long)&c->addr, sizeof(c->addr));
+		return;
+	}
+	crac_bounded_test_sleep(c->slow_ms);
+	c->step = 0;
+	r = crac_raw_syscall3(SYS_openat, AT_FDCWD, (long)c->dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (r < 0) {
+		c->res = (int)r;
+		return;
+	}
+	c->dfd = (int)r;
+	c->step = 1;
+	if ((r = crac_raw_syscall5(SYS_fstat, c->dfd, (long)&c->dst, 0, 0, 0)) == 0) {
+		c->step = 2;
+		r = crac_raw_syscall5(SYS_newfstatat, c->dfd, (long)c->name, (long)&c->sst, AT_SYMLINK_NOFOLLOW, 0);
+	}
+	c->res = (int)r;
+}
+
+/* Runs c's step by a helper, waited for CONTROL_SETUP_MS at most: c->res,
+ * or -ETIMEDOUT with the reason noted in l (naming the path). Without a
+ * helper (a seccomp filter) in this thread, unbounded. */
+static int client_look(struct lookup *l, struct client_look *c, const char *edir)
+{
+	static const char *const what[] = { "the open of", "the fstat of", "the lstat of", "the connect to" };
+	struct crac_bounded helper;
+	const char *g = getenv("CRAC_TEST_SYNC_GRACE_MS"), *e = getenv("CRAC_TEST_SLOW_FS");
+	long bound_ms = g ? strtol(g, NULL, 10) : CONTROL_SETUP_MS;
+	int64_t waited;
+
+	c->slow_ms = e && !strncmp(e, "lookup:", 7) ? strtol(e + 7, NULL, 10) : 0;
+	c->res = -EINPROGRESS;
+	c->step = c->connect ? 3 : 0;   /* (before the helper runs: what a message names) */
+	if (!c->connect)
+		c->dfd = -1;
+	if (crac_bounded_start(&helper, client_look_run, c, NULL) < 0) {
+		client_look_run(c);
+		return c->res;
+	}
+	if (crac_bounded_wait(&helper, crac_bounded_mono_ns() + bound_ms * 1000000LL, 0, &waited) == 0)
+		return c->res;
+	note(l, WHY_STUCK, -ETIMEDOUT, "%s %s%s%s did not return after %lld ms (the lookup of the control socket "
+	     "of process %d, %ld ms at most): its file system does not answer; given up", what[c->step], edir,
+	     c->step >= 2 ? "/" : "", c->step >= 2 ? c->name : "", (long long)waited, l->pid, bound_ms);
+	return -ETIMEDOUT;
+}
+
+/*
  * Tries one candidate directory. Returns a connected socket whose peer is
- * verified, or -1 with the reason noted in l.
+ * verified, or -1 with the reason noted in l (-ETIMEDOUT: a look given up
+ * on, the lookup ends).
  */
 static int try_dir(struct lookup *l, const char *dir)
 {
@@ -1302,24 +1384,31 @@ static int try_dir(struct lookup *l, const char *dir)
 		snprintf(l->looked + strlen(l->looked), sizeof(l->looked) - strlen(l->looked),
 			 "%s%s", l->looked[0] ? ", " : "", edir);
 
-	/* O_PATH: no read permission needed, and the owner/mode checks are ours */
-	dfd = open(dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (dfd < 0) {
-		if (errno == ELOOP || errno == ENOTDIR)
+	/* O_PATH: no read permission needed, and the owner/mode checks are
+	 * ours; then is there anything at PID.sock? (Not following a symlink
+	 * there.) Bounded (client_look). */
+	struct client_look c = { .dir = dir, .name = name };
+	int rc = client_look(l, &c, edir);
+	if (rc == -ETIMEDOUT)
+		return -ETIMEDOUT;   /* (a late descriptor: see client_look) */
+	dfd = c.dfd;
+	dst = c.dst;
+	sst = c.sst;
+	if (rc < 0 && c.step == 0) {
+		if (rc == -ELOOP || rc == -ENOTDIR)
 			note(l, WHY_ABSENT, -ENOENT, "control directory %s is %s: not used", edir,
-			     errno == ELOOP ? "a symlink" : "not a directory");
-		else if (errno == EACCES)
+			     rc == -ELOOP ? "a symlink" : "not a directory");
+		else if (rc == -EACCES)
 			note(l, WHY_ACCESS, -EACCES, "permission denied reaching %s: only the owner of "
 			     "process %d or root may control it", edir, l->pid);
-		else if (errno != ENOENT)
-			note(l, WHY_ABSENT, -errno, "control directory %s: %s", edir, strerror(errno));
+		else if (rc != -ENOENT)
+			note(l, WHY_ABSENT, rc, "control directory %s: %s", edir, strerror(-rc));
 		return -1;
 	}
-	if (fstat(dfd, &dst) < 0)
+	if (rc < 0 && c.step == 1)
 		goto out;
-	/* Is there anything at PID.sock? (Not following a symlink there.) */
-	if (fstatat(dfd, name, &sst, AT_SYMLINK_NOFOLLOW) < 0) {
-		if (errno == EACCES)
+	if (rc < 0) {
+		if (rc == -EACCES)
 			note(l, WHY_ACCESS, -EACCES, "permission denied reaching %s/%s: only the owner of "
 			     "process %d or root may control it", edir, name, l->pid);
 		goto out;
@@ -1350,8 +1439,16 @@ static int try_dir(struct lookup *l, const char *dir)
 		note(l, WHY_REFUSED, -errno, "socket: %s", strerror(errno));
 		goto out;
 	}
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-		int e = errno;
+	c.connect = 1;
+	c.fd = fd;
+	c.addr = a;
+	if ((rc = client_look(l, &c, edir)) < 0) {
+		int e = -rc;
+		if (rc == -ETIMEDOUT) {   /* given up: said; the late connect holds its own reference */
+			close(fd);
+			close(dfd);
+			return -ETIMEDOUT;
+		}
 		if (e == ECONNREFUSED || e == ENOENT)
 			note(l, WHY_STALE, -ECONNREFUSED, "process %d has no control endpoint: nothing "
 			     "listens at %s/%s (enable it with crac_control_start() or CRAC_CONTROL=1, "
@@ -1425,6 +1522,8 @@ static int connect_to(int pid, char *err, size_t errlen)
 			seen = strcmp(cand[i], cand[j]) == 0;
 		if (!seen && (fd = try_dir(&l, cand[i])) >= 0)
 			return fd;
+		if (fd == -ETIMEDOUT)
+			break;   /* given up: said (no further look after one that did not return) */
 	}
 	if (l.rank > WHY_ABSENT) {
 		snprintf(err, errlen, "%s", l.why);

@@ -8,7 +8,10 @@
  * made by the checkpointing thread, it would keep the program stopped for
  * ever. So such a call is made by a short-lived helper: a
  * clone(CLONE_VM | CLONE_FILES | CLONE_FS) child. It shares our memory and
- * descriptors but is its own thread group, so it is never one of the
+ * descriptors (crac_bounded_start_own: a copy of the table, all but one or
+ * two closed, so that a descriptor its late call opens, or one it had
+ * open when it was killed, ends with it instead of staying in ours) but
+ * is its own thread group, so it is never one of the
  * program's threads (/proc/self/task) that a checkpoint stops; it sends no
  * signal when it ends (exit signal 0: a wait of the program's sees it only
  * with __WALL or __WCLONE). It shares our TLS too, hence raw system calls
@@ -35,6 +38,7 @@
 #include "image/bounded.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <sched.h>
 #include <signal.h>
@@ -86,12 +90,63 @@ void crac_bounded_reap(void)
 			orphans[i] = 0;
 }
 
+/* Closes every descriptor of the helper's own table but b->keep's:
+ * close_range between them, else (a kernel before 5.9) each one listed in
+ * /proc/self/fd (the helper's: it is its own process), until a pass finds
+ * none left to close. */
+static void close_all_but(const struct crac_bounded *b)
+{
+	int k0 = b->keep[0] < b->keep[1] ? b->keep[0] : b->keep[1];
+	int k1 = b->keep[0] < b->keep[1] ? b->keep[1] : b->keep[0];
+	unsigned lo = 0;
+	long r = 0;
+
+	if (k0 >= 0) {
+		if (k0 > 0)
+			r |= crac_raw_syscall3(SYS_close_range, 0, (unsigned)k0 - 1, 0);
+		lo = (unsigned)k0 + 1;
+	}
+	if (k1 >= 0 && k1 != k0) {
+		if ((unsigned)k1 > lo)
+			r |= crac_raw_syscall3(SYS_close_range, lo, (unsigned)k1 - 1, 0);
+		lo = (unsigned)k1 + 1;
+	}
+	r |= crac_raw_syscall3(SYS_close_range, lo, ~0u, 0);
+	if (r == 0)
+		return;
+	char dents[1024] __attribute__((aligned(8)));
+	for (bool closed = true; closed;) {
+		closed = false;
+		long dfd = crac_raw_syscall3(SYS_openat, AT_FDCWD, (long)"/proc/self/fd", O_RDONLY | O_DIRECTORY);
+		if (dfd < 0)
+			return;
+		long got;
+		while ((got = crac_raw_syscall3(SYS_getdents64, dfd, (long)dents, sizeof(dents))) > 0)
+			for (long at = 0; at < got;) {
+				/* linux_dirent64: ino 8, off 8, reclen 2, type 1, name */
+				unsigned short reclen = *(unsigned short *)(dents + at + 16);
+				const char *n = dents + at + 19;
+				long fd = 0;
+				at += reclen;
+				if (*n < '0' || *n > '9')
+					continue;
+				while (*n >= '0' && *n <= '9')
+					fd = fd * 10 + (*n++ - '0');
+				if (fd != dfd && fd != k0 && fd != k1 && crac_raw_syscall3(SYS_close, fd, 0, 0) == 0)
+					closed = true;
+			}
+		crac_raw_syscall3(SYS_close, dfd, 0, 0);
+	}
+}
+
 /* The helper: fn, then `done` for the waiting caller. It exits when this
  * returns (clone's wrapper makes the exit system call). */
 static int bounded_main(void *arg)
 {
 	struct crac_bounded *b = arg;
 
+	if (b->own_files)
+		close_all_but(b);
 	b->fn(b->arg);
 	__atomic_store_n(&b->done, 1, __ATOMIC_RELEASE);
 	crac_raw_syscall3(SYS_futex, (long)&b->done, FUTEX_WAKE, 1);
@@ -109,7 +164,8 @@ static void bounded_release(struct crac_bounded *b)
 	b->pid = 0;
 }
 
-int crac_bounded_start(struct crac_bounded *b, void (*fn)(void *), void *arg, char *stack)
+/* Starts a helper; files: CLONE_FILES (the caller's table) or 0 (its own). */
+static int bounded_start(struct crac_bounded *b, void (*fn)(void *), void *arg, char *stack, int files)
 {
 	crac_bounded_reap();
 	b->pid = 0;
@@ -132,7 +188,7 @@ int crac_bounded_start(struct crac_bounded *b, void (*fn)(void *), void *arg, ch
 	/* Every signal blocked in the helper (it inherits the mask). */
 	uint64_t all = ~0ull, old = 0;
 	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, sizeof(all));
-	int pid = clone(bounded_main, b->stack + CRAC_BOUNDED_STACK, CLONE_VM | CLONE_FILES | CLONE_FS, b);
+	int pid = clone(bounded_main, b->stack + CRAC_BOUNDED_STACK, CLONE_VM | files | CLONE_FS, b);
 	int e = errno;
 	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, sizeof(old));
 	if (pid <= 0) {
@@ -141,6 +197,22 @@ int crac_bounded_start(struct crac_bounded *b, void (*fn)(void *), void *arg, ch
 	}
 	b->pid = pid;
 	return 0;
+}
+
+int crac_bounded_start(struct crac_bounded *b, void (*fn)(void *), void *arg, char *stack)
+{
+	b->own_files = false;
+	b->keep[0] = b->keep[1] = -1;
+	return bounded_start(b, fn, arg, stack, CLONE_FILES);
+}
+
+int crac_bounded_start_own(struct crac_bounded *b, void (*fn)(void *), void *arg, char *stack, int keep0,
+			   int keep1)
+{
+	b->own_files = true;
+	b->keep[0] = keep0;
+	b->keep[1] = keep1;
+	return bounded_start(b, fn, arg, stack, 0);
 }
 
 bool crac_bounded_done(const struct crac_bounded *b)

@@ -37,6 +37,8 @@ struct crac_bounded {
 	void *arg;
 	char *stack;            /* CRAC_BOUNDED_STACK bytes */
 	bool own_stack;         /* mapped by crac_bounded_start: unmapped when the helper is gone */
+	bool own_files;         /* crac_bounded_start_own: a table of descriptors of its own */
+	int keep[2];            /* own_files: the caller's descriptors it keeps (-1: none) */
 };
 
 /* A system call without libc (no errno): -errno or the result. For the
@@ -87,6 +89,16 @@ void crac_bounded_reap(void) CRAC_HIDDEN;
  */
 int crac_bounded_start(struct crac_bounded *b, void (*fn)(void *), void *arg, char *stack) CRAC_HIDDEN;
 
+/*
+ * The same, but the helper has a table of descriptors of its own (a copy
+ * of the caller's, of which it closes all but keep0 and keep1 (-1: none)
+ * before fn runs). A descriptor it opens is not in the caller's table, so
+ * one whose call returns after the helper was given up on (killed), or
+ * that a killed helper had open, ends with it: nothing leaks into the
+ * caller. (To hand a descriptor back: SCM_RIGHTS over a socket kept.)
+ */
+int crac_bounded_start_own(struct crac_bounded *b, void (*fn)(void *), void *arg, char *stack, int keep0,
+			   int keep1) CRAC_HIDDEN;
 /* Has the helper's fn returned (or is there none)? Does not wait. */
 bool crac_bounded_done(const struct crac_bounded *b) CRAC_HIDDEN;
 

@@ -169,6 +169,23 @@ int crac_img_access_msg(const char *path, int mode, char *msg, size_t msglen) CR
  * ("the open of PATH did not return after ..."); msg says why (one line). */
 int crac_img_open_msg(const char *path, int flags, unsigned mode, struct stat *st, char *msg,
 		      size_t msglen) CRAC_HIDDEN;
+/* A small regular file path (no link followed) into buf (cap bytes at
+ * most; no NUL added), bounded the same way: the bytes read, -errno (not a
+ * regular file: -EPERM; larger than cap: -EFBIG) or -ETIMEDOUT ("the read
+ * of PATH did not return after ..."); *st its fstat unless -ETIMEDOUT or
+ * the open failed. */
+int crac_img_read_msg(const char *path, char *buf, size_t cap, struct stat *st, char *msg, size_t msglen)
+	CRAC_HIDDEN;
+/* What is at dir and in it, by one helper bounded the same way (the look
+ * of crac_img_target_check without its parent): -errno of DIR's lstat
+ * (-ENOENT: nothing there), -ETIMEDOUT with msg ("the check of DIR (the
+ * lstat of it) did not return after ..."); else st_mode and st_uid of DIR
+ * in *st and, when it is a directory of ours, -errno of its listing or the
+ * number of entries in it that are not header, pages, the working set or
+ * one of also (NULL-terminated; regular files of ours), the first three in
+ * others ("a, b, c"); 0 for anything else. */
+int crac_img_own_dir_msg(const char *dir, const char *const *also, struct stat *st, char *others,
+			 size_t olen, char *msg, size_t msglen) CRAC_HIDDEN;
 /* lstat(2) of path into *st, bounded the same way: 0, -errno or -ETIMEDOUT. */
 int crac_img_lstat_msg(const char *path, struct stat *st, char *msg, size_t msglen) CRAC_HIDDEN;
 /* realpath(3) of path into out (len bytes), bounded the same way (the name

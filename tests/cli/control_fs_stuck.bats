@@ -96,3 +96,21 @@ ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
 	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
 	[ ! -e "$T/ctl/$pid.sock" ]
 }
+
+@test "crac checkpoint PID, the control directory does not answer the client: its lookup is given up at the bound naming the directory; the program was asked nothing" {
+	start_prog target
+	[ -S "$T/ctl/$pid.sock" ]
+	t0=$(date +%s%N)
+	# (no --timeout: without a bound of its own the lookup waited 70 s, the
+	# default deadline and its margin, or for ever in the kernel)
+	run --separate-stderr timeout -k 5 40 env CRAC_TEST_SLOW_FS=lookup:600000 CRAC_TEST_SYNC_GRACE_MS=1000 \
+		"$CRAC" checkpoint --engine sim "$pid"
+	ms=$(ms_since "$t0")
+	echo "$status ($ms ms): $output / $stderr"
+	[ "$status" -eq 2 ]
+	[ "$ms" -lt 8000 ]
+	echo "$stderr" | grep -Eq "^crac: (error: )?(checkpoint: )?the open of $T/ctl did not return after [0-9]+ ms \(the lookup of the control socket of process $pid, 1000 ms at most\): its file system does not answer; given up$"
+	# asked nothing: it still answers a checkpoint
+	run "$CRAC" checkpoint --engine sim "$pid"
+	[ "$status" -eq 0 ]
+}

@@ -72,3 +72,46 @@ stuck_start() {
 	[ ! -s "$T/warm.err" ]
 	grep -q "exe dev" "$T/img/start-key"
 }
+
+@test "the check of DIR before a cold start writes it does not return: given up at --timeout naming DIR; PROG starts cold and writes no image" {
+	stuck_start check
+	grep -Eq "^crac: start: no image at $T/img yet: starting $SERVER cold; it writes no image: the check of $T/img \(the lstat of it\) did not return after [0-9]+ ms \(crac start --timeout, 1000 ms\): its file system does not answer; given up$" "$T/start.err"
+	[ "$ms" -lt 8000 ]
+	wait_for test -n "$(real_children "$pid")"
+	kill -0 "$pid"
+}
+
+@test "the read of DIR/start-key does not return: given up at --timeout naming the file; PROG starts cold" {
+	bg cold "$CRAC" start --image "$T/img" --checkpoint-on-ready -- "$SERVER" "$T/d" 100
+	wait_for grep -q "written to $T/img" "$T/cold.err"
+	kill -TERM "$pid"
+	wait "$pid" || true
+	stuck_start read
+	grep -Eq "^crac: start: the read of $T/img/start-key did not return after [0-9]+ ms \(crac start --timeout, 1000 ms\): its file system does not answer; given up: starting $SERVER cold" "$T/start.err"
+	[ "$ms" -lt 8000 ]
+	wait_for test -n "$(real_children "$pid")"
+	[ "$(wc -l <"$T/d/boots")" -eq 2 ]
+}
+
+@test "a file system that answers: crac start still refuses to replace a directory that is not its image, naming what it holds" {
+	mkdir "$T/img"
+	touch "$T/img/header" "$T/img/notes.txt"
+	bg other "$CRAC" start --image "$T/img" --checkpoint-on-ready -- "$SERVER" "$T/d" 100
+	wait_for grep -q "cold" "$T/other.err"
+	cat "$T/other.err"
+	grep -q "it writes no image: $T/img is not a crac image of this user (it holds notes.txt); crac start replaces only its own" "$T/other.err"
+	[ -e "$T/img/notes.txt" ]
+}
+
+@test "an open of DIR.lock given up on holds no descriptor of crac start's: the helper's, of its own table, ends with it" {
+	# the open returns, then its helper does not answer (as a late open
+	# that returns after the helper was given up on)
+	stuck_start opened
+	grep -Eq "^crac: start: cannot open the lock file $T/img\.lock: the open of $T/img\.lock did not return after [0-9]+ ms \(crac start --timeout, 1000 ms\)" "$T/start.err"
+	wait_for test -n "$(real_children "$pid")"
+	ls -l "/proc/$pid/fd" "/proc/$(real_children "$pid")/fd"
+	# neither crac start nor PROG holds DIR.lock (with the caller's table
+	# shared, the open's descriptor stayed in crac start's)
+	[ -z "$(ls -l "/proc/$pid/fd" | grep "$T/img\.lock")" ]
+	[ -z "$(ls -l "/proc/$(real_children "$pid")/fd" | grep "$T/img\.lock")" ]
+}

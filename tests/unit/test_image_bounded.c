@@ -9,6 +9,7 @@
 #include "image/bounded.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -105,10 +106,79 @@ static void test_given_up(void)
 	CHECK_EQ(w.pid, 0);
 }
 
+/* A helper that opens a file, then does not answer. */
+struct opener {
+	long fd;        /* what the open returned in the helper */
+	int keep;       /* a caller's descriptor it should still have */
+	long keep_res;  /* fcntl(keep, F_GETFD) in the helper */
+	long other_res; /* fcntl(other, F_GETFD) in the helper */
+	int other;      /* a caller's descriptor it should not have */
+};
+
+static void opener_run(void *arg)
+{
+	struct opener *o = arg;
+
+	o->keep_res = crac_raw_syscall3(SYS_fcntl, o->keep, F_GETFD, 0);
+	o->other_res = crac_raw_syscall3(SYS_fcntl, o->other, F_GETFD, 0);
+	o->fd = crac_raw_syscall3(SYS_openat, AT_FDCWD, (long)"/dev/null", O_RDONLY | O_CLOEXEC);
+	crac_bounded_test_sleep(20000);
+}
+
+/* Is fd open in our table? */
+static bool open_here(long fd)
+{
+	return fd >= 0 && fcntl((int)fd, F_GETFD) >= 0;
+}
+
+/* How many descriptors are open in our table (below 4096). */
+static int n_open(void)
+{
+	int n = 0;
+
+	for (int fd = 0; fd < 4096; fd++)
+		n += fcntl(fd, F_GETFD) >= 0;
+	return n;
+}
+
+static void test_own_files(void)
+{
+	struct crac_bounded b;
+	struct opener o = { .fd = -1 };
+	int64_t waited;
+
+	o.keep = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	o.other = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	REQUIRE(o.keep >= 0 && o.other >= 0);
+
+	/* shared table (crac_bounded_start): a descriptor the killed helper
+	 * opened stays in ours (what crac_bounded_start_own is for) */
+	REQUIRE(crac_bounded_start(&b, opener_run, &o, NULL) == 0);
+	CHECK_EQ(crac_bounded_wait(&b, 0, 300, &waited), -ETIMEDOUT);
+	CHECKF(o.fd >= 0 && open_here(o.fd), "fd %ld", o.fd);
+	if (o.fd >= 0)
+		close((int)o.fd);
+
+	/* own table: it keeps only `keep`, and what it opened ends with it */
+	o.fd = -1;
+	int before = n_open();
+	REQUIRE(crac_bounded_start_own(&b, opener_run, &o, NULL, o.keep, -1) == 0);
+	CHECK_EQ(crac_bounded_wait(&b, 0, 300, &waited), -ETIMEDOUT);
+	CHECK_EQ(o.keep_res, FD_CLOEXEC);
+	CHECK_EQ(o.other_res, -EBADF);
+	/* (its number is of its table: the lowest free there, 0) */
+	CHECKF(o.fd >= 0 && n_open() == before, "fd %ld, %d open before, %d after", o.fd, before, n_open());
+	CHECK(open_here(o.keep) && open_here(o.other));   /* ours untouched */
+	CHECK(no_child());
+	close(o.keep);
+	close(o.other);
+}
+
 int main(void)
 {
 	RUN(test_returns);
 	RUN(test_caller_stack);
 	RUN(test_given_up);
+	RUN(test_own_files);
 	return t_done();
 }

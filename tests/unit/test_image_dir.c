@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -352,6 +353,58 @@ static void test_bounded_looks(void)
 	unsetenv("CRAC_TEST_SYNC_GRACE_MS");
 }
 
+/* The bounded open (its helper has a table of its own, the descriptor
+ * comes back by SCM_RIGHTS) and read: the same file, close-on-exec;
+ * without room for the socket (out of
+ * descriptors), the open still works (the helper shares our table). */
+static void test_bounded_open_read(void)
+{
+	char d[PATH_MAX], f[PATH_MAX + 16], msg[PATH_MAX + 400], buf[16];
+	struct stat st, mine;
+	struct rlimit old, low;
+
+	snprintf(d, sizeof(d), "%s/openread", root);
+	REQUIRE(mkdir(d, 0700) == 0);
+	put(d, "file", "hello");
+	snprintf(f, sizeof(f), "%s/file", d);
+	REQUIRE(stat(f, &mine) == 0);
+	crac_img_fs_deadline(0);
+
+	int fd = crac_img_open_msg(f, O_RDONLY, 0, &st, msg, sizeof(msg));
+	CHECKF(fd >= 0, "%s", msg);
+	CHECK(fd >= 0 && (fcntl(fd, F_GETFD) & FD_CLOEXEC));
+	CHECK_EQ(st.st_ino, mine.st_ino);
+	struct stat fst;
+	CHECK(fd >= 0 && fstat(fd, &fst) == 0 && fst.st_ino == mine.st_ino);
+	/* the same open file: its offset is ours to move */
+	CHECK(fd >= 0 && read(fd, buf, 5) == 5 && !memcmp(buf, "hello", 5));
+	if (fd >= 0)
+		close(fd);
+
+	/* the read: the whole file within cap, else -EFBIG; a directory -EPERM */
+	REQUIRE(getrlimit(RLIMIT_NOFILE, &old) == 0);
+	int other = open(f, O_RDONLY | O_CLOEXEC);
+	REQUIRE(other >= 0);
+	CHECK_EQ(crac_img_read_msg(f, buf, sizeof(buf), &st, msg, sizeof(msg)), (int)mine.st_size);
+	CHECK(!memcmp(buf, "hello", 5) && st.st_ino == mine.st_ino);
+	CHECK_EQ(crac_img_read_msg(f, buf, (size_t)mine.st_size - 1, &st, msg, sizeof(msg)), -EFBIG);
+	CHECK_EQ(crac_img_read_msg(d, buf, sizeof(buf), &st, msg, sizeof(msg)), -EPERM);
+
+	/* one descriptor free: no socketpair, the open still works */
+	close(other);
+	int probe = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	REQUIRE(probe >= 0);
+	close(probe);
+	low = old;
+	low.rlim_cur = (rlim_t)probe + 1;   /* (assumes none free below probe) */
+	REQUIRE(setrlimit(RLIMIT_NOFILE, &low) == 0);
+	fd = crac_img_open_msg(f, O_RDONLY, 0, &st, msg, sizeof(msg));
+	setrlimit(RLIMIT_NOFILE, &old);
+	CHECKF(fd == probe, "fd %d, %s", fd, msg);
+	if (fd >= 0)
+		close(fd);
+}
+
 int main(void)
 {
 	snprintf(root, sizeof(root), "/tmp/crac-test-image-dir.XXXXXX");
@@ -363,6 +416,7 @@ int main(void)
 	RUN(test_stale);
 	RUN(test_bounded);
 	RUN(test_bounded_looks);
+	RUN(test_bounded_open_read);
 	char cmd[PATH_MAX + 16];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
 	if (system(cmd) != 0)
