@@ -664,36 +664,39 @@ static bool given_up(int rc, int64_t waited_ms, char *out, size_t len)
 	return true;
 }
 
+/*
+ * Runs op by a helper (fsop_bounded) and says in msg what went wrong: "the
+ * WHAT of PATH did not return after ..." when it was given up on, "PATH:
+ * error" when the call failed (empty on success). Returns op's result.
+ */
+static int fsop_msg(struct fsop *op, const char *what, const char *path, char *msg, size_t msglen)
+{
+	int64_t waited;
+	char why[200];
+	int rc = fsop_bounded(op, &waited);
+
+	msg[0] = 0;
+	if (given_up(rc, waited, why, sizeof(why)))
+		snprintf(msg, msglen, "%s %s %s", what, path, why);
+	else if (rc < 0)
+		snprintf(msg, msglen, "%s: %s", path, strerror(-rc));
+	return rc;
+}
+
 int crac_img_access_msg(const char *path, int mode, char *msg, size_t msglen)
 {
 	struct fsop op = { .kind = FSOP_ACCESS, .path = path, .fd = mode, .slow_ms = fs_slow("access") };
-	int64_t waited;
-	char why[200];
-	int rc = fsop_bounded(&op, &waited);
 
-	if (given_up(rc, waited, why, sizeof(why)))
-		snprintf(msg, msglen, "access to %s %s", path, why);
-	else if (rc < 0)
-		snprintf(msg, msglen, "%s: %s", path, strerror(-rc));
-	else
-		msg[0] = 0;
-	return rc;
+	return fsop_msg(&op, "access to", path, msg, msglen);
 }
 
 int crac_img_open_msg(const char *path, int flags, unsigned mode, struct stat *st, char *msg, size_t msglen)
 {
 	struct fsop op = { .kind = FSOP_OPEN, .path = path, .flags = (unsigned)flags, .fd = (int)mode,
 			   .slow_ms = fs_slow("open"), .slow_after_ms = fs_slow("opened") };
-	int64_t waited;
-	char why[200];
-	int rc = fsop_bounded(&op, &waited);
+	int rc = fsop_msg(&op, "the open of", path, msg, msglen);
 
-	msg[0] = 0;
-	if (given_up(rc, waited, why, sizeof(why)))
-		snprintf(msg, msglen, "the open of %s %s", path, why);
-	else if (rc < 0)
-		snprintf(msg, msglen, "%s: %s", path, strerror(-rc));
-	else
+	if (rc >= 0)
 		*st = op.st;
 	return rc;
 }
@@ -702,15 +705,8 @@ int crac_img_read_msg(const char *path, char *buf, size_t cap, struct stat *st, 
 {
 	struct fsop op = { .kind = FSOP_READ, .path = path, .real = buf, .real_len = cap,
 			   .slow_ms = fs_slow("read") };
-	int64_t waited;
-	char why[200];
-	int rc = fsop_bounded(&op, &waited);
+	int rc = fsop_msg(&op, "the read of", path, msg, msglen);
 
-	msg[0] = 0;
-	if (given_up(rc, waited, why, sizeof(why)))
-		snprintf(msg, msglen, "the read of %s %s", path, why);
-	else if (rc < 0)
-		snprintf(msg, msglen, "%s: %s", path, strerror(-rc));
 	if (rc != -ETIMEDOUT && rc != -EINPROGRESS)
 		*st = op.st;
 	return rc;
@@ -753,16 +749,9 @@ int crac_img_own_dir_msg(const char *dir, const char *const *also, struct stat *
 int crac_img_lstat_msg(const char *path, struct stat *st, char *msg, size_t msglen)
 {
 	struct fsop op = { .kind = FSOP_LSTAT, .path = path, .slow_ms = fs_slow("lstat") };
-	int64_t waited;
-	char why[200];
-	int rc = fsop_bounded(&op, &waited);
+	int rc = fsop_msg(&op, "the lstat of", path, msg, msglen);
 
-	msg[0] = 0;
-	if (given_up(rc, waited, why, sizeof(why)))
-		snprintf(msg, msglen, "the lstat of %s %s", path, why);
-	else if (rc < 0)
-		snprintf(msg, msglen, "%s: %s", path, strerror(-rc));
-	else
+	if (rc >= 0)
 		*st = op.st;
 	return rc;
 }
@@ -771,16 +760,8 @@ int crac_img_realpath_msg(const char *path, char *out, size_t len, char *msg, si
 {
 	struct fsop op = { .kind = FSOP_REALPATH, .path = path, .real = out, .real_len = len,
 			   .slow_ms = fs_slow("realpath") };
-	int64_t waited;
-	char why[200];
-	int rc = fsop_bounded(&op, &waited);
 
-	msg[0] = 0;
-	if (given_up(rc, waited, why, sizeof(why)))
-		snprintf(msg, msglen, "the resolution of %s %s", path, why);
-	else if (rc < 0)
-		snprintf(msg, msglen, "%s: %s", path, strerror(-rc));
-	return rc;
+	return fsop_msg(&op, "the resolution of", path, msg, msglen);
 }
 
 int crac_img_access_first_msg(const char *const *paths, int mode, int *found, char *msg, size_t msglen)
