@@ -666,7 +666,7 @@ struct stop_scratch {
 	void *ptrace_area;              /* the ptrace helper's stack */
 };
 
-static int stop_once(struct stop_scratch *w, int64_t deadline_ns, struct img_err *e);
+static int stop_once(struct stop_scratch *w, bool again, int64_t deadline_ns, struct img_err *e);
 static struct img_thread *find_thread(int tid);
 
 /*
@@ -839,7 +839,7 @@ int img_threads_stop(struct img_arena *a, int64_t deadline_ns, struct img_err *e
 	atomic_store(&resumed_count, 0);   /* still counts the last restore's threads */
 
 	for (int attempt = 1;; attempt++) {
-		if ((rc = stop_once(&w, deadline_ns, e)) < 0) {
+		if ((rc = stop_once(&w, attempt > 1, deadline_ns, e)) < 0) {
 			/* A thread that did not take the signal in time still
 			 * has it pending: ignoring the signal discards it, so the
 			 * application's disposition (SIG_DFL: terminate) never
@@ -867,7 +867,33 @@ int img_threads_stop(struct img_arena *a, int64_t deadline_ns, struct img_err *e
 	}
 }
 
-static int stop_once(struct stop_scratch *w, int64_t deadline_ns, struct img_err *e)
+/*
+ * Thread tid shows the stop signal blocked in a stop attempt that follows
+ * one that let the threads go (again): was it stopped by the signal last
+ * time (not seized: prev_seized entries of w->ub), it is on its way out
+ * of the handler, where every signal is blocked until its sigreturn (a
+ * traced process takes that slowly: strace -f). Waits for its mask to
+ * clear, 200 ms at most (and the deadline). True if it cleared: the
+ * thread is stopped by the signal, not taken for one that blocks it.
+ */
+static bool leaving_handler(const struct stop_scratch *w, int prev_seized, int tid, int64_t deadline_ns)
+{
+	for (int i = 0; i < prev_seized; i++)
+		if (w->ub[i].tid == tid)
+			return false;   /* it blocks the signal itself */
+	int64_t until = mono_ns() + 200 * 1000000LL;
+	if (until > deadline_ns)
+		until = deadline_ns;
+	while (mono_ns() < until) {
+		struct timespec tick = { 0, 1000000L };
+		nanosleep(&tick, NULL);
+		if (!signal_blocked(tid, IMG_STOP_SIGNAL))
+			return true;
+	}
+	return false;
+}
+
+static int stop_once(struct stop_scratch *w, bool again, int64_t deadline_ns, struct img_err *e)
 {
 	const int max = CRAC_IMG_MAX_THREADS;
 	int *signaled = w->signaled, *tasks = w->tasks;
@@ -885,6 +911,7 @@ static int stop_once(struct stop_scratch *w, int64_t deadline_ns, struct img_err
 		struct timespec tick = { 0, 100000L };
 		nanosleep(&tick, NULL);
 	}
+	int prev_seized = again ? atomic_load(&n_unblocked) : 0;
 	img_signals_reset();
 	atomic_store(&stopped_list, NULL);
 	atomic_store(&stopped_count, 0);
@@ -915,8 +942,10 @@ static int stop_once(struct stop_scratch *w, int64_t deadline_ns, struct img_err
 				tasks[n_new++] = tasks[i];
 		}
 		for (int i = 0; i < n_new; i++)
-			if (signal_blocked(tasks[i], IMG_STOP_SIGNAL))
+			if (signal_blocked(tasks[i], IMG_STOP_SIGNAL) &&
+			    !(again && leaving_handler(w, prev_seized, tasks[i], deadline_ns)))
 				w->blocking[n_blocking++] = tasks[i];
+		again = false;   /* (later passes: threads new to this attempt; w->ub is its own) */
 		if (n_blocking && seize_threads(w, w->blocking, n_blocking, deadline_ns, e) < 0)
 			goto fail;
 		for (int i = 0; i < n_new; i++) {
