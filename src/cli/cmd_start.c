@@ -54,6 +54,7 @@
 #include "core/internal.h"
 #include "image/check.h"
 #include "image/dir.h"
+#include "loader/activation.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -741,7 +742,10 @@ int crac_cmd_start(int argc, char **argv)
 	bool quiet = false, have_dir = false;
 	long long timeout_ms = 10000;   /* --timeout */
 	static char bound[64];
-	char why[16384], act[600], lock[PATH_MAX + 8];
+	/* act: the CRAC_ACTIVATION_FDS= entry for the loader, as long as the
+	 * loader takes (loader/activation.h: 4096 sockets) */
+	static char act[CRAC_ACTIVATION_ENV_MAX];
+	char why[16384], lock[PATH_MAX + 8];
 	int c, t;
 
 	cli_super_init(&s, "start");
