@@ -180,7 +180,7 @@ bench() {
 	done
 	local lazy
 	lazy=$("$py" "$src/bench/drive.py" "$mode" "$query" "$restored" "$tmp/$f.stats" "$crac" restore --stats "$tmp/$f.img" >/dev/null 2>&1;
-		grep -o -m1 'lazy\|eager' "$tmp/$f.stats" | head -n 1 || true)
+		sed -n 's/^crac: restore stats:.*; \(eager\|lazy\):.*/\1/p' "$tmp/$f.stats" | head -n 1 || true)
 	# where a restore's time goes, from that --stats run: the loader, the
 	# threads, and the mapped address space the loader rebuilt
 	local st
