@@ -702,8 +702,8 @@ L.append(loads(zoo_load) + "; %d timed runs of each kind after one untimed round
          "the next kind)." % reps)
 L.append("")
 hdr = ["program", "image MiB crac / CRIU", "checkpoint ms crac", "checkpoint ms CRIU (dump + fsync)", "cold start",
-       "crac restore (lazy)", "crac restore --populate", "CRIU restore", "CRIU --lazy-pages",
-       "crac lazy / cold", "crac lazy / CRIU", "crac --populate / CRIU", "crac lazy / CRIU lazy-pages"]
+       "crac restore (default)", "crac restore --populate", "CRIU restore", "CRIU --lazy-pages",
+       "crac default / cold", "crac default / CRIU", "crac --populate / CRIU", "crac default / CRIU lazy-pages"]
 L.append("| " + " | ".join(hdr) + " |")
 L.append("|" + "---|" * len(hdr))
 zdat = os.path.join(out, "side-programs.dat")
@@ -783,6 +783,10 @@ L.append("- Restore times start with CLOCK_MONOTONIC right before the spawn of t
          "it gave as the program's stdout; the query is written at once on the pipe given as its stdin. crac "
          "restore hands the restored program its own stdin/stdout; CRIU gets them with `--inherit-fd`. Then "
          "stdin is closed and every process must exit 0.")
+L.append("- `crac restore DIR` (the default) is lazy (userfaultfd) where the kernel lets it and the image has 4 MiB "
+         "or more in its large mappings; an image with less (bench-zoo.md's mode column says which) "
+         "is filled before the jump, which answers sooner than a lazy thread that "
+         "serves each first touch; the heap rows are always lazy.")
 L.append("- The images are in the page cache (just written), on %s." % (
     os.environ.get("CRAC_BENCH_TMPDIR", "/var/tmp")))
 L.append("- Programs: the zoo's own (`tests/zoo/progs`: a table of 100000 entries, bash 20000; python3 imports "
@@ -848,7 +852,7 @@ set key horizontal top center outside
 set xtics rotate by -20
 set output "%(base)s-programs.png"
 set title "spawn to the first answer, ms (median, bars min-max; log scale); %(load)s"
-plot "%(zdat)s" using 2:3:4:xtic(1) title "cold start", "" using 5:6:7 title "crac restore (lazy)", \
+plot "%(zdat)s" using 2:3:4:xtic(1) title "cold start", "" using 5:6:7 title "crac restore (default)", \
      "" using 8:9:10 title "crac restore --populate", "" using 11:12:13 title "CRIU restore", \
      "" using 14:15:16 title "CRIU --lazy-pages"
 """ % {"base": base, "zdat": zdat, "load": short_load(zoo_load)}
