@@ -397,11 +397,29 @@ static uint64_t *below_bytes(const struct crac_img_view *v)
  * and small mappings unless CRAC_LAZY_SMALL=off (benchmarks), as the
  * loader reads it.
  */
-static bool lazy_map(const struct crac_img_view *v, uint32_t i, const uint64_t *below)
+static bool lazy_pick(const struct crac_img_view *v, uint32_t i, const uint64_t *below)
 {
 	const char *small = getenv("CRAC_LAZY_SMALL");
 
 	return crac_img_lazy_pick(&v->maps[i], below ? below[i] : 0, v->h->resume, !(small && !strcmp(small, "off")));
+}
+
+/* The bytes the picked mappings hold in all (stored and from below):
+ * under CRAC_IMG_LAZY_TOTAL_MIN the loader reads them at once. */
+static uint64_t lazy_total(const struct crac_img_view *v, const uint64_t *below)
+{
+	uint64_t total = 0;
+
+	for (uint32_t i = 0; i < v->h->n_maps; i++)
+		if (lazy_pick(v, i, below))
+			total += v->maps[i].stored + (below ? below[i] : 0);
+	return total;
+}
+
+/* Mapping i's "L": picked, and enough picked in all for a lazy restore. */
+static bool lazy_map(const struct crac_img_view *v, uint32_t i, const uint64_t *below)
+{
+	return lazy_total(v, below) >= CRAC_IMG_LAZY_TOTAL_MIN && lazy_pick(v, i, below);
 }
 
 
@@ -506,13 +524,19 @@ static void print_text(const char *dir, const struct crac_img_view *v, const str
 	for (int s = 0; s < CRAC_IMG_NSIG; s++)
 		handlers += h->sig[s].handler > 1;
 	printf("signals:   %u with handlers\n", handlers);
-	uint64_t lazy = 0, from_below = 0, *below = below_bytes(v);
-	for (uint32_t i = 0; i < h->n_maps; i++) {
+	uint64_t from_below = 0, *below = below_bytes(v);
+	for (uint32_t i = 0; i < h->n_maps; i++)
 		from_below += below ? below[i] : 0;
-		if (lazy_map(v, i, below))
-			lazy += v->maps[i].stored + (below ? below[i] : 0);
-	}
-	if (h->depth)
+	uint64_t lazy = lazy_total(v, below);
+	if (lazy < CRAC_IMG_LAZY_TOTAL_MIN) {
+		if (h->depth)
+			printf("mappings:  %u, %.1f MiB mapped, %.1f MiB stored, %.1f MiB taken from images below (none "
+			       "lazy: under %llu MiB would be, read at once)\n", h->n_maps, mib(mapped), mib(h->stored),
+			       mib(from_below), CRAC_IMG_LAZY_TOTAL_MIN >> 20);
+		else
+			printf("mappings:  %u, %.1f MiB mapped, %.1f MiB stored (none lazy: under %llu MiB would be, "
+			       "read at once)\n", h->n_maps, mib(mapped), mib(h->stored), CRAC_IMG_LAZY_TOTAL_MIN >> 20);
+	} else if (h->depth)
 		printf("mappings:  %u, %.1f MiB mapped, %.1f MiB stored, %.1f MiB taken from images below (%.1f MiB "
 		       "of them lazy where userfaultfd allows: L)\n",
 		       h->n_maps, mib(mapped), mib(h->stored), mib(from_below), mib(lazy));

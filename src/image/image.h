@@ -542,6 +542,10 @@ bool crac_img_lazy_candidate(const struct crac_img_map *m, uint64_t resume);
  * (plan_lazy) and `crac inspect` (its "L" column).
  */
 bool crac_img_lazy_pick(const struct crac_img_map *m, uint64_t below, uint64_t resume, bool small);
+/* Under this many bytes picked in all (stored and taken from below), a
+ * restore is eager: a lazy one's fixed costs exceed filling that much
+ * (the loader's lazy_too_little; `crac inspect` shows no "L" then). */
+#define CRAC_IMG_LAZY_TOTAL_MIN (4ull << 20)
 
 /* What a CRAC_LAZY_* mode means, in one line. */
 const char *crac_img_lazy_why(uint32_t mode);

@@ -430,9 +430,9 @@ uint32_t lazy_walked(const struct lazy_plan *pl, const struct crac_img_view *v, 
  * the program's threads start, a CPU shared with them), about 2 ms here,
  * which the eager fill of a few MiB does not cost (redis-server, 1.4 MiB
  * lazy: 7.1 ms to its first answer lazily, 4.7 ms eagerly, medians of 12
- * interleaved). Under LAZY_TOTAL_MIN in all, the restore is eager.
+ * interleaved). Under CRAC_IMG_LAZY_TOTAL_MIN (image.h) in all, the restore
+ * is eager.
  */
-#define LAZY_TOTAL_MIN (4ull << 20)
 bool lazy_too_little(const struct crac_img_view *v, const bool *is_lazy)
 {
 	uint64_t total = 0;
@@ -443,7 +443,7 @@ bool lazy_too_little(const struct crac_img_view *v, const bool *is_lazy)
 	for (uint32_t i = 0; i < v->h->n_refs; i++)
 		if (is_lazy[v->refs[i].map])
 			total += v->refs[i].len;   /* (taken from the images below) */
-	return total < LAZY_TOTAL_MIN;
+	return total < CRAC_IMG_LAZY_TOTAL_MIN;
 }
 
 /*

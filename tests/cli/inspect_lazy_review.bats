@@ -61,3 +61,25 @@ agree() {
 	agree "$T/i0" CRAC_LAZY_SMALL=off
 	agree "$T/i2" CRAC_LAZY_SMALL=off
 }
+
+@test "an image with under 4 MiB to load lazily: inspect marks no L and says why, the loader fills nothing by userfaultfd" {
+	# (image_lazy with a 1 MiB mapping: inspect's plan without the 4 MiB
+	# rule marked it L while the loader read it at once)
+	local d="$T/small"
+	run clean "$CRAC_BUILD_DIR/tests/image_lazy" "$d" 1
+	echo "status $status: $output"
+	[ "$status" -eq 0 ]
+	run clean "$CRAC" inspect "$d"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -Eq "^mappings: .*\(none lazy: under 4 MiB would be, read at once\)$"
+	! echo "$output" | grep -Eq "^  [0-9a-f]+ [0-9a-f]+ .*K L " || false
+	run clean "$CRAC" inspect --json "$d"
+	[ "$status" -eq 0 ]
+	[ "$(echo "$output" | python3 -c 'import json,sys; print(sum(m["lazy"] for m in json.load(sys.stdin)["mappings"]))')" = 0 ]
+	run --separate-stderr clean "$CRAC" restore --stats "$d" -- read
+	echo "$output / $stderr"
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok read" ]
+	echo "$stderr" | grep -q " 0 by userfaultfd"
+}
