@@ -928,7 +928,10 @@ static long unix_path_free(const struct sockaddr_un *a, uint32_t len, int type, 
 	struct stat st;
 
 	unix_path_of(a, len, path);
-	long rc = sys_fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW);
+	long rc;
+	int looks = 0;
+again:
+	rc = sys_fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW);
 	if (rc == -ENOENT)
 		return 0;
 	if (rc < 0) {
@@ -977,6 +980,10 @@ static long unix_path_free(const struct sockaddr_un *a, uint32_t len, int type, 
 		rc = SYS(SYS_connect, s, a, len, 0, 0, 0);
 	while (rc == -EINTR);
 	sys_close(s);
+	/* gone since the look: another restore of the image removed the
+	 * stale file (and may be binding there now): look again */
+	if (rc == -ENOENT && ++looks < 5)
+		goto again;
 	if (rc == -ECONNREFUSED) {
 		/* a socket file nothing listens on: left by the checkpointed
 		 * process; removed at the restore (unlinkat removes a link
