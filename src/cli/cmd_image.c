@@ -416,10 +416,12 @@ static uint64_t lazy_total(const struct crac_img_view *v, const uint64_t *below)
 	return total;
 }
 
-/* Mapping i's "L": picked, and enough picked in all for a lazy restore. */
-static bool lazy_map(const struct crac_img_view *v, uint32_t i, const uint64_t *below)
+/* Mapping i's "L": picked, where enough is picked in all for a lazy
+ * restore (enough: lazy_total of the view reaches CRAC_IMG_LAZY_TOTAL_MIN,
+ * taken once by the caller). */
+static bool lazy_map(const struct crac_img_view *v, uint32_t i, const uint64_t *below, bool enough)
 {
-	return lazy_total(v, below) >= CRAC_IMG_LAZY_TOTAL_MIN && lazy_pick(v, i, below);
+	return enough && lazy_pick(v, i, below);
 }
 
 
@@ -551,7 +553,7 @@ static void print_text(const char *dir, const struct crac_img_view *v, const str
 		printf("  %012llx %012llx %-4s %-11s %9lluK %9lluK%s %s\n", (unsigned long long)m->start,
 		       (unsigned long long)m->end, p, crac_img_kind_name(m->kind),
 		       (unsigned long long)((m->end - m->start) >> 10), (unsigned long long)(m->stored >> 10),
-		       lazy_map(v, i, below) ? " L" : "  ", esc(crac_img_str(v, m->name)));
+		       lazy_map(v, i, below, lazy >= CRAC_IMG_LAZY_TOTAL_MIN) ? " L" : "  ", esc(crac_img_str(v, m->name)));
 	}
 	free(below);
 	printf("threads:   %u\n", h->n_threads);
@@ -637,6 +639,7 @@ static void print_json(const char *dir, const struct crac_img_view *v, const str
 		(unsigned long long)h->vvar_vclock_size, (unsigned long long)h->vdso_size);
 	fprintf(f, "\"mappings\":[");
 	uint64_t *below = below_bytes(v);
+	bool enough = lazy_total(v, below) >= CRAC_IMG_LAZY_TOTAL_MIN;
 	for (uint32_t i = 0; i < h->n_maps; i++) {
 		const struct crac_img_map *m = &v->maps[i];
 		char p[5];
@@ -645,7 +648,7 @@ static void print_json(const char *dir, const struct crac_img_view *v, const str
 			"\"stored\":%llu,\"chunks\":%u,\"below\":%llu,\"lazy\":%s,\"name\":", i ? "," : "",
 			(unsigned long long)m->start, (unsigned long long)m->end, p, crac_img_kind_name(m->kind),
 			(unsigned long long)(m->end - m->start), (unsigned long long)m->stored, m->n_chunks,
-			(unsigned long long)(below ? below[i] : 0), lazy_map(v, i, below) ? "true" : "false");
+			(unsigned long long)(below ? below[i] : 0), lazy_map(v, i, below, enough) ? "true" : "false");
 		json_str(f, crac_img_str(v, m->name));
 		fputc('}', f);
 	}
