@@ -109,6 +109,21 @@ start_image() {
 	wait "$pid" || true
 }
 
+# start_restores_all: crac start writes an image with $N sockets
+# (start_image), and the next crac start restores it warm, every socket
+# at its descriptor in the restored program.
+start_restores_all() {
+	start_image
+	activate second "$CRAC" start --image "$T/img" --checkpoint-on USR2 -- "$SERVER" "$T/d"
+	a="$(ask_until "$(first_port second)")"
+	echo "$a"
+	cat "$T/second.err"
+	[[ "$a" == "answer "*"boots=1 served=2 activated=1" ]]
+	! grep -q cold "$T/second.err" || false
+	child="$(child_of "$pid")"
+	holds_all "$child" second
+}
+
 @test "crac run with 150 activation sockets records them all; crac restore DIR given 150 again puts each at its fd" {
 	# past 64 entries and past 511 characters of CRAC_ACTIVATION_FDS
 	# ("SRC:DST," of up to 3 digits each), the CLI's old limits
@@ -124,26 +139,10 @@ start_image() {
 }
 
 @test "crac start with $N activation sockets: the image it writes records them all, the next start restores it with each at its fd" {
-	start_image
-	activate second "$CRAC" start --image "$T/img" --checkpoint-on USR2 -- "$SERVER" "$T/d"
-	a="$(ask_until "$(first_port second)")"
-	echo "$a"
-	cat "$T/second.err"
-	[[ "$a" == "answer "*"boots=1 served=2 activated=1" ]]
-	! grep -q cold "$T/second.err" || false
-	child="$(child_of "$pid")"
-	holds_all "$child" second
+	start_restores_all
 }
 
 @test "crac start with 150 activation sockets: the image it writes records them all, the next start restores it with each at its fd (the loader's limit, not a smaller buffer of crac start's)" {
 	N=150
-	start_image
-	activate second "$CRAC" start --image "$T/img" --checkpoint-on USR2 -- "$SERVER" "$T/d"
-	a="$(ask_until "$(first_port second)")"
-	echo "$a"
-	cat "$T/second.err"
-	[[ "$a" == "answer "*"boots=1 served=2 activated=1" ]]
-	! grep -q cold "$T/second.err" || false
-	child="$(child_of "$pid")"
-	holds_all "$child" second
+	start_restores_all
 }
