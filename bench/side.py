@@ -674,7 +674,7 @@ def goal_rows():
                 g.append((what, "%s ms; CRIU not measured" % (num(med(a)) if a else "–"), "not measured"))
     if incr is not None and incr[1]:
         v = med(incr[1])
-        g.append(("incremental re-checkpoint ≤ 50 ms, 1 GiB, 1%% changed (§3)" if incr_mib >= 1024 else
+        g.append(("incremental re-checkpoint ≤ 50 ms, 1 GiB, 1% changed (§3)" if incr_mib >= 1024 else
                   "incremental re-checkpoint, %d MiB (the goal is at 1 GiB)" % incr_mib,
                   "%s ms (full: %s ms)" % (num(v), num(med(incr[0])) if incr[0] else "–"),
                   ("**met**" if v <= 50 else "not met") if incr_mib >= 1024 else "not measured"))
