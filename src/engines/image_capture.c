@@ -1417,7 +1417,13 @@ static int store_range(struct img_capture *c, uint32_t mi, uint64_t s, uint64_t 
 	uint64_t most = m->end - m->start < CRAC_IMG_CHUNK_SMALL_MAP && !c->z.level ? CRAC_IMG_CHUNK_SMALL
 										      : CRAC_IMG_CHUNK_MAX;
 	while (s < e) {
-		uint64_t len = e - s < most ? e - s : most;
+		/* cut where the address is a multiple of `most`: a 2 MiB block
+		 * of a mapping stored whole is then whole chunks, which a lazy
+		 * restore moves in as one huge page (engines/image_lazy.c,
+		 * move_block), wherever the mapping starts */
+		uint64_t len = most - (s & (most - 1));
+		if (len > e - s)
+			len = e - s;
 		/* Our own stack changes under our feet (the frames of the crc
 		 * and write calls), and so does our TLS block (errno; the kernel
 		 * updates the rseq area at fs + __rseq_offset when we migrate):

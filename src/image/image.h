@@ -651,6 +651,12 @@ struct crac_img_lazy {
 /* tests: a store that removes its file waits 1 s first (CRAC_TEST_WS_UNCLAIM_SLOW=1),
  * so that another file can take the name meanwhile */
 #define CRAC_LAZY_WS_TEST_UNCLAIM 0x40000u
+/* The userfaultfd has UFFD_FEATURE_MOVE (Linux 6.8) and the image is not
+ * tracked: the thread may move whole 2 MiB blocks in (UFFDIO_MOVE) from a
+ * buffer of its own that holds a huge page, where a copy would install 512
+ * small ones (image_lazy.c, move_block). Not with CRAC_LAZY_MOVE=off. A
+ * libcrac without it ignores the flag. */
+#define CRAC_LAZY_MOVE 0x80000u
 #define CRAC_LAZY_SLOTS 4u           /* chunks kept verified in the buffer (threads faulting at once) */
 
 /*

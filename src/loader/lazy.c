@@ -47,17 +47,22 @@
 
 /* The lazy mappings are write-protect registered too (CRAC_LAZY_TRACK). */
 static bool lazy_track;
+/* The userfaultfd moves pages in (CRAC_LAZY_MOVE). */
+static bool lazy_move;
 
 /* clone(flags, sp, ptid, ctid, tls): see sys.h */
 SYS_CLONE_TRAMPOLINE(lazy_clone, "");
 
-int lazy_open(int *mode, bool track)
+int lazy_open(int *mode, bool track, bool move)
 {
 	const uint64_t want = UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP |
 			      UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP;
 	/* Asked for, not required: without it the lazy mappings are simply
 	 * stored whole by the next checkpoint, as before. */
 	const uint64_t wp = track ? UFFD_FEATURE_WP_ASYNC : 0;
+	/* Asked for, not required either: without it every page is copied.
+	 * Not with tracking: a moved page cannot go in write-protected. */
+	const uint64_t mv = move && !track ? CRAC_UFFD_FEATURE_MOVE : 0;
 	long fd = SYS(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK, 0, 0, 0, 0, 0);
 
 	if (fd == -EPERM || fd == -EACCES) {
@@ -77,13 +82,14 @@ int lazy_open(int *mode, bool track)
 		*mode = CRAC_LAZY_OFF_KERNEL;
 		return -1;
 	}
-	struct uffdio_api api = { .api = UFFD_API, .features = want | wp };
+	struct uffdio_api api = { .api = UFFD_API, .features = want | wp | mv };
 	long rc = SYS(SYS_ioctl, fd, UFFDIO_API, &api, 0, 0, 0);
-	if (rc < 0 && wp) {
-		/* a kernel without WP_ASYNC refuses the whole call (EINVAL), and
-		 * UFFDIO_API is once per descriptor: a new one without it */
+	if (rc < 0 && (wp || mv)) {
+		/* a kernel without WP_ASYNC or MOVE refuses the whole call
+		 * (EINVAL), and UFFDIO_API is once per descriptor: a new one
+		 * without them */
 		sys_close(fd);
-		return lazy_open(mode, false);
+		return lazy_open(mode, false, false);
 	}
 	if (rc < 0 || (api.features & want) != want || !(api.ioctls & (1ull << _UFFDIO_REGISTER))) {
 		sys_close(fd);
@@ -91,6 +97,7 @@ int lazy_open(int *mode, bool track)
 		return -1;
 	}
 	lazy_track = wp && (api.features & wp);
+	lazy_move = mv && (api.features & mv);
 	return (int)fd;
 }
 
@@ -551,7 +558,7 @@ long lazy_start(struct lazy_plan *pl, const struct crac_img_view *v, const bool 
 	a->area_size = size;
 	a->uffd = pl->uffd;
 	a->err_fd = 2;
-	a->flags = pl->flags | (lazy_track ? CRAC_LAZY_TRACK : 0) | ws_flags;
+	a->flags = pl->flags | (lazy_track ? CRAC_LAZY_TRACK : 0) | (lazy_move ? CRAC_LAZY_MOVE : 0) | ws_flags;
 	a->n_segs = (uint32_t)n_segs;
 	a->segs_off = segs_off;
 	a->n_chunks = all_chunks;
@@ -687,12 +694,14 @@ long lazy_start(struct lazy_plan *pl, const struct crac_img_view *v, const bool 
  * and what the thread maps at its start in the restored libcrac
  * (engines/image_lazy.c: a view with its done bitmap, the verified bitmap,
  * its copy of the segments, the read-ahead helper's stack, the working
- * set's recording table and index). Not counted: the chunk buffer in huge
+ * set's recording table and index, the block buffer for moves with the
+ * room to align it). Not counted: the chunk buffer in huge
  * pages the thread may map besides, which it does without when refused.
  * The loader refuses before its point of no return when this, the image
  * and its own range exceed RLIMIT_AS (loader.c, check_address_space).
  */
 #define AHEAD_STACK_SIZE (64u << 10)   /* image_lazy.c's AHEAD_STACK */
+#define MOVE_BUF_MAP (6ull << 20)       /* image_lazy.c's move_start: 3 * HUGE */
 uint64_t lazy_as_need(const struct crac_img_view *v, const bool *is_lazy, const struct crac_img_chain *chain)
 {
 	const struct crac_img_header *h = v->h;
@@ -734,6 +743,6 @@ uint64_t lazy_as_need(const struct crac_img_view *v, const bool *is_lazy, const 
 			  (((all_chunks + 63) / 64 * 8 + P - 1) & ~(P - 1)) +
 			  ((n_segs * sizeof(struct crac_img_lazy_seg) + P - 1) & ~(P - 1)) + AHEAD_STACK_SIZE +
 			  (((uint64_t)CRAC_IMG_WS_MAX * sizeof(struct crac_img_ws_page) + P - 1) & ~(P - 1)) +
-			  ((2u * CRAC_IMG_WS_MAX * 4 + P - 1) & ~(P - 1));
+			  ((2u * CRAC_IMG_WS_MAX * 4 + P - 1) & ~(P - 1)) + MOVE_BUF_MAP;
 	return area + thread;
 }

@@ -21,6 +21,7 @@ struct lazy_plan {
 	uint32_t owner;    /* the uid of its header file */
 	bool may_write;    /* the image is the restoring user's, its directory writable */
 	bool ws_no_walk;   /* CRAC_WORKING_SET=lazy: no mapping made eager by it (lazy_walked) */
+	bool no_move;      /* CRAC_LAZY_MOVE=off: every page copied (CRAC_LAZY_MOVE) */
 	uint32_t ws_record_ms;   /* tests: how long to record (0: CRAC_IMG_WS_RECORD_MS) */
 };
 enum { LAZY_WS_AUTO, LAZY_WS_OFF, LAZY_WS_RECORD };
@@ -31,8 +32,9 @@ long lazy_clone(unsigned long flags, void *sp, uint32_t *ptid, uint32_t *ctid, u
 /* A userfaultfd with the needed events, or -1 and *mode says why not.
  * track (the image asks for incremental checkpoints): also asynchronous
  * write-protect where the kernel has it (lazy_start then sets
- * CRAC_LAZY_TRACK). */
-int lazy_open(int *mode, bool track);
+ * CRAC_LAZY_TRACK); else, with move, UFFDIO_MOVE where the kernel has it
+ * (CRAC_LAZY_MOVE). */
+int lazy_open(int *mode, bool track, bool move);
 /* Registers [start, start + len) in missing mode (and write-protect mode
  * when tracking); 0 or -errno. */
 long lazy_register(int uffd, uint64_t start, uint64_t len);

@@ -1779,6 +1779,8 @@ static void read_environment(char **envp)
 			ld.stats = 1;
 		else if (!strcmp(*e, "CRAC_LAZY_PREFETCH=off"))
 			ld.plan.flags |= CRAC_LAZY_NO_PREFETCH;
+		else if (!strcmp(*e, "CRAC_LAZY_MOVE=off"))
+			ld.plan.no_move = true;             /* every page copied, none moved */
 		else if (!strcmp(*e, "CRAC_WORKING_SET=off"))
 			ld.plan.ws_mode = LAZY_WS_OFF;      /* neither loaded nor recorded */
 		else if (!strcmp(*e, "CRAC_WORKING_SET=lazy"))
@@ -2075,7 +2077,7 @@ static void plan_lazy(void)
 		pl->mode = CRAC_LAZY_OFF_KERNEL;
 		memset(is_lazy, 0, h->n_maps);
 		ld.n_lazy_refs = 0;
-	} else if (!ld.populate && ld.n_lazy && (pl->uffd = lazy_open(&pl->mode, h->img_flags & CRAC_IMGF_TRACK)) < 0) {
+	} else if (!ld.populate && ld.n_lazy && (pl->uffd = lazy_open(&pl->mode, h->img_flags & CRAC_IMGF_TRACK, !pl->no_move)) < 0) {
 		memset(is_lazy, 0, h->n_maps);
 		ld.n_lazy_refs = 0;
 	}

@@ -10,7 +10,19 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <linux/ioctl.h>
 #include <sys/syscall.h>
+
+/* UFFDIO_MOVE (Linux 6.8), spelt out for headers older than the kernel
+ * (Debian 12's are 6.1): moves pages of the caller's own address space
+ * into a range registered with the userfaultfd, without copying them. */
+struct crac_uffdio_move {
+	uint64_t dst, src, len, mode;
+	int64_t move;   /* bytes moved, or -errno */
+};
+#define CRAC_UFFD_FEATURE_MOVE (1ull << 16)
+#define CRAC_UFFDIO_MOVE _IOWR(0xAA, 0x05, struct crac_uffdio_move)
+#define CRAC_UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES (1ull << 1)
 
 static inline long sys6(long n, long a, long b, long c, long d, long e, long f)
 {

@@ -148,7 +148,58 @@ need_lazy() {
 	echo "$stderr"
 	[ "$status" -eq 0 ]
 	[ "$output" = "ok fork" ]
-	echo "$stderr" | grep -Eq "^crac: lazy restore: 64 MiB loaded in [0-9.]+ ms after the jump \([^)]*\)$"
+	echo "$stderr" | grep -Eq "^crac: lazy restore: 64 MiB loaded in [0-9.]+ ms after the jump \([^)]*\)"
+	! echo "$stderr" | grep -q "read ahead"
+}
+
+# need_move: skips unless the kernel has UFFDIO_MOVE (Linux 6.8) and gives
+# transparent huge pages to a mapping that asks (THP not "never").
+need_move() {
+	local v major minor
+	v=$(uname -r)
+	major=${v%%.*}
+	minor=${v#*.}
+	minor=${minor%%[!0-9]*}
+	[ "$major" -gt 6 ] || { [ "$major" -eq 6 ] && [ "$minor" -ge 8 ]; } || skip "Linux $v has no UFFDIO_MOVE (6.8)"
+	grep -q '\[never\]' /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null &&
+		skip "transparent huge pages are off here"
+	true
+}
+
+@test "moves: whole 2 MiB blocks go in as huge pages (UFFDIO_MOVE), holes read zero; CRAC_LAZY_MOVE=off copies every page" {
+	# a mapping that does not start on a 2 MiB boundary, with pages the
+	# image does not store (zero) here and there: its chunks are cut at
+	# multiples of their size in the address space, so its aligned blocks
+	# are whole chunks and go in whole, their holes zero
+	big_mapping "$LAZY" "$T/img" 64 holes
+	need_lazy
+	need_move
+	[ $((BIG % 2097152)) -eq 4096 ]
+	run --separate-stderr clean timeout 60 "$CRAC" restore --stats "$T/img" -- huge
+	echo "$output"
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -qx "ok huge"
+	kb=$(echo "$output" | sed -n 's/^huge \([0-9]*\)$/\1/p')
+	[ -n "$kb" ] && [ "$kb" -gt 0 ]
+	echo "$stderr" | grep -Eq "^crac: lazy restore: [0-9]+ MiB loaded in [0-9.]+ ms after the jump \([^)]*\); [0-9]+ MiB of it moved in, in 2 MiB blocks"
+	# copies only: the same bytes, in small pages
+	run --separate-stderr clean env CRAC_LAZY_MOVE=off timeout 60 "$CRAC" restore --stats "$T/img" -- huge
+	echo "$output"
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -qx "ok huge"
+	echo "$output" | grep -qx "huge 0"
+	! echo "$stderr" | grep -q "moved in"
+	# the scenarios that change the mapping while blocks are moved in
+	for s in read dontneed free mprotect mremap munmap fork rawfork threads; do
+		run --separate-stderr clean timeout 60 "$CRAC" restore --stats "$T/img" -- "$s"
+		echo "$s: status $status"
+		echo "stdout: $output"
+		echo "stderr: $stderr"
+		[ "$status" -eq 0 ]
+		[ "$output" = "ok $s" ]
+	done
 }
 
 @test "a raw fork's child is served through a userfaultfd of its own (fork event)" {

@@ -4,8 +4,13 @@
  * loaded yet (run with CRAC_LAZY_PREFETCH=off so that nothing is loaded but
  * what it touches).
  *
- *   image_lazy DIR [MiB [second]]    checkpoint into DIR (the original exits 0);
- *                                    "second": a second lazy mapping of 2 MiB
+ *   image_lazy DIR [MiB [second|holes]]  checkpoint into DIR (the original exits 0);
+ *                                    "second": a second lazy mapping of 2 MiB;
+ *                                    "holes": some pages of the big mapping left
+ *                                    zero (every seventh, and a run of 16 from
+ *                                    page 1000), which the image does not store,
+ *                                    and the mapping starting 4 KiB past a 2 MiB
+ *                                    boundary
  *   crac restore DIR -- SCENARIO     one scenario per restore
  *
  * The big mapping (MiB mebibytes, default 32) holds a pattern that differs
@@ -32,6 +37,9 @@
  *             page like "read"
  *   wait3 SYNC the same with page 0 and the pages at 2 and 3 MiB only
  *   wait0 SYNC the same touching no page of it before it waits
+ *   huge      waits for the lazy thread to be done, checks every page, then
+ *             prints "huge KB": the big mapping's AnonHugePages (whole
+ *             2 MiB blocks moved in by UFFDIO_MOVE are huge pages)
  *   loader    prints "loader mapped at first: yes|no" (the restore loader's
  *             range, 0x500000000000 + 256 MiB, in /proc/self/maps when the
  *             program runs again: the program does not wait for the lazy
@@ -59,6 +67,12 @@ void crac__img_lazy_finish(void);
 
 static unsigned char *big, *second;
 static size_t big_len, n_pages;
+static int holes;   /* "holes": is_hole pages are zero */
+
+static int is_hole(size_t page)
+{
+	return holes && (page % 7 == 3 || (page >= 1000 && page < 1016));
+}
 static char scenario[64], sync_path[4000];
 
 static uint64_t word(size_t page, size_t i)
@@ -69,7 +83,7 @@ static uint64_t word(size_t page, size_t i)
 static void fill(unsigned char *base, size_t from, size_t to)
 {
 	for (size_t p = from; p < to; p++)
-		for (size_t i = 0; i < PG / 8; i++)
+		for (size_t i = 0; i < PG / 8 && !is_hole(p); i++)
 			((uint64_t *)(base + p * PG))[i] = word(p, i);
 }
 
@@ -79,7 +93,7 @@ static size_t bad_at(const unsigned char *at, size_t from, size_t to)
 	size_t bad = 0;
 	for (size_t p = from; p < to; p++)
 		for (size_t i = 0; i < PG / 8; i++)
-			if (((const uint64_t *)(at + (p - from) * PG))[i] != word(p, i)) {
+			if (((const uint64_t *)(at + (p - from) * PG))[i] != (is_hole(p) ? 0 : word(p, i))) {
 				bad++;
 				break;
 			}
@@ -148,6 +162,28 @@ static int wait_for_go(size_t to_mib)
 	for (int i = 0; i < 6000 && access(path, F_OK) != 0; i++)
 		usleep(10000);
 	return access(path, F_OK);
+}
+
+/* The big mapping's AnonHugePages in kB (/proc/self/smaps), or -1. */
+static long huge_kb(void)
+{
+	char line[512];
+	FILE *f = fopen("/proc/self/smaps", "re");
+	int in = 0;
+	long kb = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long lo;
+		char dash;
+		if (sscanf(line, "%llx%c", &lo, &dash) == 2 && dash == '-')
+			in = lo == (unsigned long long)(uintptr_t)big;
+		else if (in && !strncmp(line, "AnonHugePages:", 14))
+			kb = strtol(line + 14, NULL, 10);
+	}
+	fclose(f);
+	return kb;
 }
 
 /* Is anything mapped in the restore loader's range? 1 yes, 0 no, -1 error */
@@ -280,6 +316,11 @@ static int run(void)
 			return fail("the child saw pages without their pattern, status", (size_t)st);
 		if ((n = bad_pages(big, 0, n_pages)))
 			return fail("parent", n);
+	} else if (!strcmp(scenario, "huge")) {
+		crac__img_lazy_finish();
+		if ((n = bad_pages(big, 0, n_pages)))
+			return fail("pages without their pattern", n);
+		printf("huge %ld\n", huge_kb());
 	} else if (!strcmp(scenario, "loader")) {
 		int first = loader_mapped();
 		printf("loader mapped at first: %s\n", first > 0 ? "yes" : "no");
@@ -311,8 +352,20 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	big_len = (argc > 2 ? strtoull(argv[2], NULL, 10) : 32) << 20;
+	holes = argc > 3 && !strcmp(argv[3], "holes");
 	n_pages = big_len / PG;
-	big = mmap(NULL, big_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (holes) {
+		/* 4 KiB past a 2 MiB boundary: the room, then its head let go */
+		unsigned char *room = mmap(NULL, big_len + (4u << 20), PROT_READ | PROT_WRITE,
+					   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (room == MAP_FAILED)
+			return 1;
+		big = (unsigned char *)(((uintptr_t)room + (2u << 20) - 1) & ~(uintptr_t)((2u << 20) - 1)) + PG;
+		munmap(room, (size_t)(big - room));
+		munmap(big + big_len, (size_t)(room + big_len + (4u << 20) - (big + big_len)));
+	} else {
+		big = mmap(NULL, big_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	}
 	if (big == MAP_FAILED)
 		return 1;
 	fill(big, 0, n_pages);
