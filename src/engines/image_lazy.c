@@ -1038,8 +1038,16 @@ static long move_block(struct lazy *L, struct view *v, uint64_t blk)
 	char *b = 0;
 	uint64_t read_ns = 0;
 
-	if (!move_plan(L, v, blk, &pl, &first, &last))
+	if (!move_plan(L, v, blk, &pl, &first, &last)) {
+		if (h->into && h->blk == blk) {
+			/* read ahead for it, but it changed since (an event):
+			 * let go, so that chunks are read ahead again */
+			ahead_collect(L);
+			move_reset(h->into);
+			h->into = 0;
+		}
 		return 0;
+	}
 	if (h->into) {
 		/* the helper's block: this one, read and verified as planned
 		 * now (an event since may have changed the plan), or let go */
