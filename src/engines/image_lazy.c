@@ -110,6 +110,7 @@
 #define MOVE_GIVE_UP 8           /* blocks refused in a row before moves are given up */
 #define MOVE_SLOW_NS 3000000ull  /* a block's read slower than this (a fresh huge page the host ... */
 #define MOVE_SLOW_MAX 3          /* ... reclaimed) this many times in a row: moves given up */
+#define MOVE_PROBE_NS 2000000ull /* the first block buffer's huge page slower than this: no moves */
 
 /* ---- state ------------------------------------------------------------------ */
 
@@ -228,6 +229,7 @@ struct lazy {
 	uint64_t buf_map_size;
 	char *mv[2];                     /* block buffers: bytes moved from here (move_block), or 0 */
 	bool mv_want;                    /* ... to be mapped when first needed (move_ready) */
+	bool mv_no_huge;                 /* ... but the kernel gave no huge page: no moves */
 	uint32_t mv_fails;               /* blocks refused in a row */
 	uint32_t mv_slow;                /* blocks read slowly in a row (MOVE_SLOW_NS) */
 	uint64_t mv_slow_ns;             /* moves given up as slow: the last block's read, for --stats */
@@ -1105,6 +1107,10 @@ static long move_block(struct lazy *L, struct view *v, uint64_t blk)
 	 * ~12 ms a 2 MiB page here, 30 times a warm one's, and twice what
 	 * copying 2 MiB into small pages costs, which come from memory freed
 	 * lately): copies from now on. */
+	if (L->a->flags & CRAC_LAZY_TEST_MOVE_FORCE)
+		read_ns = 0;
+	else if (L->a->flags & CRAC_LAZY_TEST_MOVE_SLOW)
+		read_ns += MOVE_SLOW_NS;
 	L->mv_slow = read_ns > MOVE_SLOW_NS ? L->mv_slow + 1 : 0;
 	if (L->mv_slow >= MOVE_SLOW_MAX)
 		L->mv_slow_ns = read_ns;
@@ -2284,7 +2290,17 @@ static bool move_ready(struct lazy *L)
 		sys_munmap(m, (uint64_t)(b - m));
 	sys_munmap(b + 2 * HUGE, (uint64_t)(m + 3 * HUGE - (b + 2 * HUGE)));
 	sys_madvise(b, 2 * HUGE, MADV_HUGEPAGE);
-	if (!huge_backed(b)) {
+	uint64_t t0 = now_ns();
+	bool huge = huge_backed(b);
+	uint64_t t = now_ns() - t0;
+	if (L->a->flags & (CRAC_LAZY_TEST_MOVE_FORCE | CRAC_LAZY_TEST_MOVE_SLOW))
+		t = 0;   /* (tests: the slow reads come later) */
+	if (!huge || t > MOVE_PROBE_NS) {
+		/* no huge page, or a slow one (see move_block): copies */
+		if (huge)
+			L->mv_slow_ns = t;
+		else
+			L->mv_no_huge = true;
 		sys_munmap(b, 2 * HUGE);
 		return false;
 	}
@@ -2351,12 +2367,19 @@ static void report(struct lazy *L)
 		crac_img_putu(&b, L->moved >> 20);
 		crac_img_puts(&b, " MiB of it moved in, in 2 MiB blocks");
 	}
-	if (L->mv_slow_ns) {
+	if (L->mv_slow_ns && L->moved) {
 		crac_img_puts(&b, "; moving blocks in given up after ");
 		crac_img_putu(&b, MOVE_SLOW_MAX);
 		crac_img_puts(&b, " slow reads in a row (the last ");
 		put_ms(&b, L->mv_slow_ns);
 		crac_img_puts(&b, ": fresh huge pages are slow here, as on a VM whose host took free memory back)");
+	} else if (L->mv_slow_ns) {
+		crac_img_puts(&b, "; no blocks moved in: a fresh huge page took ");
+		put_ms(&b, L->mv_slow_ns);
+		crac_img_puts(&b, " (slow here, as on a VM whose host took free memory back)");
+	} else if (L->mv_no_huge) {
+		crac_img_puts(&b, "; no blocks moved in: no huge page for the block buffer (transparent huge pages "
+				  "off, or none free)");
 	}
 	if (L->ahead.hits) {
 		crac_img_puts(&b, "; ");

@@ -657,6 +657,10 @@ struct crac_img_lazy {
  * small ones (image_lazy.c, move_block). Not with CRAC_LAZY_MOVE=off. A
  * libcrac without it ignores the flag. */
 #define CRAC_LAZY_MOVE 0x80000u
+/* tests (CRAC_TEST_LAZY_MOVE=force|slow): moves whatever fresh huge pages
+ * cost here / every block's read taken as slow (the fallback to copies) */
+#define CRAC_LAZY_TEST_MOVE_FORCE 0x100000u
+#define CRAC_LAZY_TEST_MOVE_SLOW 0x200000u
 #define CRAC_LAZY_SLOTS 4u           /* chunks kept verified in the buffer (threads faulting at once) */
 
 /*

@@ -1781,6 +1781,10 @@ static void read_environment(char **envp)
 			ld.plan.flags |= CRAC_LAZY_NO_PREFETCH;
 		else if (!strcmp(*e, "CRAC_LAZY_MOVE=off"))
 			ld.plan.no_move = true;             /* every page copied, none moved */
+		else if (!strcmp(*e, "CRAC_TEST_LAZY_MOVE=force"))
+			ld.plan.flags |= CRAC_LAZY_TEST_MOVE_FORCE;   /* tests: moves even where slow */
+		else if (!strcmp(*e, "CRAC_TEST_LAZY_MOVE=slow"))
+			ld.plan.flags |= CRAC_LAZY_TEST_MOVE_SLOW;    /* tests: the fallback to copies */
 		else if (!strcmp(*e, "CRAC_WORKING_SET=off"))
 			ld.plan.ws_mode = LAZY_WS_OFF;      /* neither loaded nor recorded */
 		else if (!strcmp(*e, "CRAC_WORKING_SET=lazy"))

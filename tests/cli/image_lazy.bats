@@ -175,7 +175,8 @@ need_move() {
 	need_lazy
 	need_move
 	[ $((BIG % 2097152)) -eq 4096 ]
-	run --separate-stderr clean timeout 60 "$CRAC" restore --stats "$T/img" -- huge
+	# (force: moved even if fresh huge pages are slow here, see the next test)
+	run --separate-stderr clean env CRAC_TEST_LAZY_MOVE=force timeout 60 "$CRAC" restore --stats "$T/img" -- huge
 	echo "$output"
 	echo "$stderr"
 	[ "$status" -eq 0 ]
@@ -193,13 +194,34 @@ need_move() {
 	! echo "$stderr" | grep -q "moved in"
 	# the scenarios that change the mapping while blocks are moved in
 	for s in read dontneed free mprotect mremap munmap fork rawfork threads; do
-		run --separate-stderr clean timeout 60 "$CRAC" restore --stats "$T/img" -- "$s"
+		run --separate-stderr clean env CRAC_TEST_LAZY_MOVE=force timeout 60 "$CRAC" restore --stats "$T/img" -- "$s"
 		echo "$s: status $status"
 		echo "stdout: $output"
 		echo "stderr: $stderr"
 		[ "$status" -eq 0 ]
 		[ "$output" = "ok $s" ]
 	done
+}
+
+@test "moves: slow fresh huge pages (a VM whose host took free memory back) and the thread copies instead, and says so" {
+	big_mapping "$LAZY" "$T/img" 64 holes
+	need_lazy
+	need_move
+	# every block's read taken as slow: three moved, then copies
+	run --separate-stderr clean env CRAC_TEST_LAZY_MOVE=slow timeout 60 "$CRAC" restore --stats "$T/img" -- huge
+	echo "$output"
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -qx "ok huge"
+	echo "$output" | grep -qx "huge 6144"   # three blocks' huge pages, the rest small
+	echo "$stderr" | grep -Eq "^crac: lazy restore: .*; [0-9]+ MiB of it moved in, in 2 MiB blocks; moving blocks in given up after 3 slow reads in a row \(the last [0-9.]+ ms: fresh huge pages are slow here"
+	# as it comes: moved, or not (with the probe's time)
+	run --separate-stderr clean timeout 60 "$CRAC" restore --stats "$T/img" -- huge
+	echo "$output"
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -qx "ok huge"
+	echo "$stderr" | grep -Eq "^crac: lazy restore: .*(MiB of it moved in, in 2 MiB blocks|no blocks moved in: a fresh huge page took [0-9.]+ ms|no blocks moved in: no huge page for the block buffer)"
 }
 
 @test "a raw fork's child is served through a userfaultfd of its own (fork event)" {
