@@ -187,6 +187,11 @@ struct lazy {
 		uint64_t blk;
 		struct blk_plan job;
 		uint64_t job_ns;         /* the time its reads took */
+		/* or the probe of the block buffers' huge pages (move_ready):
+		 * done here, so that a slow one never holds up a fault */
+		char *probe;
+		bool probe_huge;
+		uint64_t probe_ns;
 	} ahead;
 	uint32_t n_slots;
 	uint64_t uses;
@@ -230,6 +235,8 @@ struct lazy {
 	char *mv[2];                     /* block buffers: bytes moved from here (move_block), or 0 */
 	bool mv_want;                    /* ... to be mapped when first needed (move_ready) */
 	bool mv_no_huge;                 /* ... but the kernel gave no huge page: no moves */
+	char *mv_probe;                  /* ... mapped, their huge pages being probed (move_ready) */
+	char *mv_map;                    /* both, unmapped at the end (0: never mapped) */
 	uint32_t mv_fails;               /* blocks refused in a row */
 	uint32_t mv_slow;                /* blocks read slowly in a row (MOVE_SLOW_NS) */
 	uint64_t mv_slow_ns;             /* moves given up as slow: the last block's read, for --stats */
@@ -552,6 +559,7 @@ static void put_seen(struct lazy *L, struct crac_img_buf *b, uint32_t c)
  * everything loaded or leaves: a checkpoint must not meet it.
  */
 enum { AHEAD_IDLE, AHEAD_WORK, AHEAD_DONE, AHEAD_QUIT };
+static bool huge_backed(char *b);
 #define AHEAD_STACK (64u << 10)
 
 /* clone(flags, sp, ptid, ctid, tls): see loader/sys.h */
@@ -560,6 +568,22 @@ SYS_CLONE_TRAMPOLINE(crac__lazy_clone, ".hidden crac__lazy_clone\n");
 static void futex_wait(uint32_t *w, uint32_t was)
 {
 	SYS(SYS_futex, w, FUTEX_WAIT, was, 0, 0, 0);
+}
+
+/* Waits for the helper's job for at most ns (< 1 s): done (or none)? */
+static bool ahead_wait_ns(struct lazy *L, uint64_t ns)
+{
+	uint64_t end = now_ns() + ns;
+	uint32_t st;
+
+	while ((st = __atomic_load_n(&L->ahead.state, __ATOMIC_ACQUIRE)) == AHEAD_WORK) {
+		uint64_t t = now_ns();
+		if (t >= end)
+			return false;
+		struct timespec ts = { 0, (long)(end - t) };
+		SYS(SYS_futex, &L->ahead.state, FUTEX_WAIT, st, &ts, 0, 0);
+	}
+	return true;
 }
 
 static void futex_wake(uint32_t *w)
@@ -592,7 +616,11 @@ static __attribute__((noreturn)) void ahead_main(struct lazy *L)
 			futex_wait(&h->state, st);
 			continue;
 		}
-		if (h->into) {
+		if (h->probe) {
+			uint64_t t0 = now_ns();
+			h->probe_huge = huge_backed(h->probe) && huge_backed(h->probe + HUGE);
+			h->probe_ns = now_ns() - t0;
+		} else if (h->into) {
 			long rc = 0;
 			uint64_t t0 = now_ns();
 			for (uint32_t i = 0; i < h->job.n && rc == 0; i++)
@@ -644,12 +672,12 @@ static void ahead_collect(struct lazy *L)
 	struct ahead *h = &L->ahead;
 	uint32_t st;
 
-	if (!h->slot && !h->into)
+	if (!h->slot && !h->into && !h->probe)
 		return;
 	while ((st = __atomic_load_n(&h->state, __ATOMIC_ACQUIRE)) == AHEAD_WORK)
 		futex_wait(&h->state, st);
-	if (h->into) {
-		h->state = AHEAD_IDLE;   /* (the block stays h->into's: move_block) */
+	if (h->into || h->probe) {
+		h->state = AHEAD_IDLE;   /* (the block stays h->into's: move_block; the probe's move_ready's) */
 		return;
 	}
 	struct slot *sl = h->slot;
@@ -684,7 +712,7 @@ static void ahead_kick(struct lazy *L, uint32_t c, uint32_t now)
 	struct ahead *h = &L->ahead;
 	struct slot *sl = 0;
 
-	if (h->slot || h->into || L->chunk[c].zlen || L->chunk[c].len > L->a->buf_size || !ahead_start(L))
+	if (h->slot || h->into || h->probe || L->chunk[c].zlen || L->chunk[c].len > L->a->buf_size || !ahead_start(L))
 		return;
 	for (uint32_t i = 0; i < L->n_slots; i++) {
 		struct slot *x = &L->slot[i];
@@ -714,8 +742,13 @@ static void ahead_next(struct lazy *L, const struct view *v, uint32_t i)
 {
 	struct ahead *h = &L->ahead;
 
-	if (h->off || h->into)
-		return;   /* (a block: move_block takes it) */
+	if (h->into && !L->mv[0] && __atomic_load_n(&h->state, __ATOMIC_ACQUIRE) != AHEAD_WORK) {
+		/* a block read ahead before moves were given up: let go */
+		ahead_collect(L);
+		h->into = 0;
+	}
+	if (h->off || h->into || h->probe)
+		return;   /* (a block: move_block takes it; the probe: move_ready) */
 	for (uint32_t j = i + 1; j < v->n && j <= i + 8; j++) {   /* (not far: cheap, called a piece) */
 		uint32_t c = v->seg[j].chunk;
 		if (c == v->seg[i].chunk || is_done(v, v->seg[j].off))
@@ -996,7 +1029,7 @@ static void move_ahead(struct lazy *L, const struct view *v, uint64_t blk, char 
 	struct ahead *h = &L->ahead;
 	uint32_t first, last;
 
-	if (h->off || h->into || !ahead_start(L))
+	if (h->off || h->into || h->probe || !ahead_start(L))
 		return;
 	if (h->slot) {
 		/* a chunk read ahead for copying, done: collected (its slot an
@@ -1017,12 +1050,27 @@ static void move_ahead(struct lazy *L, const struct view *v, uint64_t blk, char 
  * let go first). */
 static void move_stop(struct lazy *L)
 {
-	ahead_collect(L);
-	L->ahead.into = 0;
-	for (int i = 0; i < 2; i++)
-		if (L->mv[i])
-			sys_munmap(L->mv[i], HUGE);
-	L->mv[0] = L->mv[1] = 0;
+	L->mv[0] = L->mv[1] = 0;   /* (mapped until the end: the helper may be reading into one) */
+}
+
+/* A block read in read_ns (the helper's, or ours): three slow ones in a
+ * row and moves are given up. */
+static void move_judge(struct lazy *L, uint64_t read_ns)
+{
+	/* Slow reads: the huge pages the buffers get come from memory the
+	 * host took back (free page reporting on a VM: its first touch is
+	 * ~12 ms a 2 MiB page here, 30 times a warm one's, and twice what
+	 * copying 2 MiB into small pages costs, which come from memory freed
+	 * lately): copies from now on. */
+	if (L->a->flags & CRAC_LAZY_TEST_MOVE_FORCE)
+		read_ns = 0;
+	else if (L->a->flags & CRAC_LAZY_TEST_MOVE_SLOW)
+		read_ns += MOVE_SLOW_NS;
+	L->mv_slow = read_ns > MOVE_SLOW_NS ? L->mv_slow + 1 : 0;
+	if (L->mv_slow >= MOVE_SLOW_MAX) {
+		L->mv_slow_ns = read_ns;
+		move_stop(L);
+	}
 }
 
 /*
@@ -1052,7 +1100,13 @@ static long move_block(struct lazy *L, struct view *v, uint64_t blk)
 	}
 	if (h->into) {
 		/* the helper's block: this one, read and verified as planned
-		 * now (an event since may have changed the plan), or let go */
+		 * now (an event since may have changed the plan), or let go;
+		 * waited for MOVE_SLOW_NS at most (else it is slow: this one
+		 * is copied, and the helper's let go once it is done) */
+		if (!ahead_wait_ns(L, MOVE_SLOW_NS)) {
+			move_judge(L, MOVE_SLOW_NS + 1);
+			return 0;
+		}
 		ahead_collect(L);
 		if (h->blk == blk && h->rc == 0 && same_plan(&h->job, &pl)) {
 			b = h->into;
@@ -1102,21 +1156,10 @@ static long move_block(struct lazy *L, struct view *v, uint64_t blk)
 		to += P;
 	}
 	move_reset(b);
-	/* Slow reads: the huge pages the buffers get come from memory the
-	 * host took back (free page reporting on a VM: its first touch is
-	 * ~12 ms a 2 MiB page here, 30 times a warm one's, and twice what
-	 * copying 2 MiB into small pages costs, which come from memory freed
-	 * lately): copies from now on. */
-	if (L->a->flags & CRAC_LAZY_TEST_MOVE_FORCE)
-		read_ns = 0;
-	else if (L->a->flags & CRAC_LAZY_TEST_MOVE_SLOW)
-		read_ns += MOVE_SLOW_NS;
-	L->mv_slow = read_ns > MOVE_SLOW_NS ? L->mv_slow + 1 : 0;
-	if (L->mv_slow >= MOVE_SLOW_MAX)
-		L->mv_slow_ns = read_ns;
+	move_judge(L, read_ns);
 	if (to == end)
 		L->mv_fails = 0;
-	if (L->mv_slow >= MOVE_SLOW_MAX || (to == blk && ++L->mv_fails >= MOVE_GIVE_UP))
+	if (to == blk && ++L->mv_fails >= MOVE_GIVE_UP)
 		move_stop(L);
 	if (to == end)
 		return 1;
@@ -2279,24 +2322,54 @@ static void warm_slots(struct lazy *L)
  */
 static bool move_ready(struct lazy *L)
 {
-	if (L->mv[0] || !L->mv_want)
+	struct ahead *h = &L->ahead;
+	bool huge;
+	uint64_t t;
+
+	if (L->mv[0] || (!L->mv_want && !L->mv_probe))
 		return L->mv[0] != 0;
-	L->mv_want = false;   /* (once) */
-	char *m = map_mem(3 * HUGE);
-	if (!m)
+	if (L->mv_want) {
+		L->mv_want = false;   /* (once) */
+		char *m = map_mem(3 * HUGE);
+		if (!m)
+			return false;
+		char *b = (char *)(((uintptr_t)m + HUGE - 1) & ~(uintptr_t)(HUGE - 1));
+		if (b > m)
+			sys_munmap(m, (uint64_t)(b - m));
+		sys_munmap(b + 2 * HUGE, (uint64_t)(m + 3 * HUGE - (b + 2 * HUGE)));
+		sys_madvise(b, 2 * HUGE, MADV_HUGEPAGE);
+		L->mv_probe = b;
+	}
+	if (!h->off && !h->probe && ahead_start(L)) {
+		/* the helper faults them in and times it (not now if it is
+		 * reading a chunk ahead: next time) */
+		if (h->slot && __atomic_load_n(&h->state, __ATOMIC_ACQUIRE) != AHEAD_DONE)
+			return false;
+		ahead_collect(L);   /* (a chunk read ahead: its slot an ordinary one again) */
+		h->probe = L->mv_probe;
+		__atomic_store_n(&h->state, AHEAD_WORK, __ATOMIC_RELEASE);
+		futex_wake(&h->state);
 		return false;
-	char *b = (char *)(((uintptr_t)m + HUGE - 1) & ~(uintptr_t)(HUGE - 1));
-	if (b > m)
-		sys_munmap(m, (uint64_t)(b - m));
-	sys_munmap(b + 2 * HUGE, (uint64_t)(m + 3 * HUGE - (b + 2 * HUGE)));
-	sys_madvise(b, 2 * HUGE, MADV_HUGEPAGE);
-	uint64_t t0 = now_ns();
-	bool huge = huge_backed(b);
-	uint64_t t = now_ns() - t0;
+	}
+	if (h->probe) {
+		if (__atomic_load_n(&h->state, __ATOMIC_ACQUIRE) == AHEAD_WORK)
+			return false;   /* still at it */
+		ahead_collect(L);
+		huge = h->probe_huge;
+		t = h->probe_ns;
+		h->probe = 0;
+	} else {
+		/* no helper (one CPU): here */
+		uint64_t t0 = now_ns();
+		huge = huge_backed(L->mv_probe) && huge_backed(L->mv_probe + HUGE);
+		t = now_ns() - t0;
+	}
+	char *b = L->mv_probe;
+	L->mv_probe = 0;
 	if (L->a->flags & (CRAC_LAZY_TEST_MOVE_FORCE | CRAC_LAZY_TEST_MOVE_SLOW))
 		t = 0;   /* (tests: the slow reads come later) */
 	if (!huge || t > MOVE_PROBE_NS) {
-		/* no huge page, or a slow one (see move_block): copies */
+		/* no huge pages, or slow ones (see move_block): copies */
 		if (huge)
 			L->mv_slow_ns = t;
 		else
@@ -2305,11 +2378,8 @@ static bool move_ready(struct lazy *L)
 		return false;
 	}
 	L->mv[0] = b;
-	/* the second, for the read-ahead helper's block (move_ahead) */
-	if (huge_backed(b + HUGE))
-		L->mv[1] = b + HUGE;
-	else
-		sys_munmap(b + HUGE, HUGE);
+	L->mv[1] = b + HUGE;   /* for the read-ahead helper's block (move_ahead) */
+	L->mv_map = b;
 	return true;
 }
 
@@ -2661,9 +2731,10 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 		report(L);
 	if (L->buf_map)
 		sys_munmap(L->buf_map, L->buf_map_size);
-	for (int i = 0; i < 2; i++)
-		if (L->mv[i])
-			sys_munmap(L->mv[i], HUGE);
+	if (L->mv_map)
+		sys_munmap(L->mv_map, 2 * HUGE);
+	if (L->mv_probe)
+		sys_munmap(L->mv_probe, 2 * HUGE);   /* (the helper is gone: ahead_stop) */
 	if (L->door)
 		sys_munmap(L->door, P);   /* (our userfaultfd is closed: no UNMAP event) */
 	if (L->ws.index)
