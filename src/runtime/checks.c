@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -371,6 +372,30 @@ static void close_now(const struct inv_item *it, bool keep_number)
 	close(it->fd);
 }
 
+/*
+ * The image engine reads the process's own memory map. A process that is
+ * not dumpable and not root (a service that dropped root: memcached -u
+ * nobody) finds /proc/self/ root's and cannot: refused here, so that `crac
+ * check` says it and a checkpoint stops before the control endpoint, the
+ * threads or any descriptor are touched (the endpoint made as root could
+ * not be made again as nobody). 1 if refused.
+ */
+static int not_dumpable(crac_report *rep)
+{
+	if (prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0)
+		return 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	if (errno != EACCES)
+		return 0;   /* anything else: the engine says it */
+	crac__report_add(rep, CRAC_PHASE_CHECK, "process", -EACCES, "/proc/self/pagemap: %s: " CRAC_NOT_DUMPABLE_WHY,
+			 strerror(EACCES));
+	return 1;
+}
+
 int crac__checks_before(struct crac_round *r, bool dry)
 {
 	struct inventory inv;
@@ -385,6 +410,8 @@ int crac__checks_before(struct crac_round *r, bool dry)
 				 "CRAC_POLICIES: %s", crac__policy_env_error());
 		refused++;
 	}
+	if (carries(r))
+		refused += not_dumpable(r->report);
 	if (crac__inventory_take(&inv, r->report) < 0) {
 		crac__inventory_free(&inv);
 		return refused + 1;
