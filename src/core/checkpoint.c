@@ -365,7 +365,7 @@ static int take_snapshot(struct crac_round *r, bool *taken)
 		r->requester = NULL;
 	}
 	if (control && !(e == CRAC_CONTINUED && !(r->opts.flags & CRAC_KEEP_RUNNING)))
-		crac__control_resume(control);
+		crac__control_resume(control, image && e == CRAC_RESTORED);
 	if (e < 0 && !crac_report_count(r->report))
 		crac__report_add(r->report, CRAC_PHASE_ENGINE, r->engine->name, e,
 				 "engine %s failed", r->engine->name);

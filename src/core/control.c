@@ -68,6 +68,12 @@ static pid_t sock_pid;
 /* The socket path the last failed start tried (crac_control_path). */
 static char last_path[256];
 static pid_t last_pid;
+/* The effective uid the endpoint was made with (its directory's owner). */
+static unsigned listen_uid;
+/* The listening socket kept open, its thread stopped, while an image is
+ * written by a process that could not make it again (crac__control_suspend);
+ * -1: none. */
+static int parked_fd = -1;
 /* The supervisor's pidfd (sup_watch_open), watched by the listener; -1: none. */
 static int sup_pidfd = -1;
 static pid_t sup_pid;
@@ -963,7 +969,9 @@ static void after_fork_child(void)
 		close(wake_pipe[0]);
 		close(wake_pipe[1]);
 	}
-	listen_fd = wake_pipe[0] = wake_pipe[1] = -1;
+	if (parked_fd >= 0)
+		close(parked_fd);
+	listen_fd = wake_pipe[0] = wake_pipe[1] = parked_fd = -1;
 	sock_path[0] = 0;
 	/* the supervisor is the parent's, not ours */
 	if (sup_pidfd >= 0)
@@ -1009,6 +1017,45 @@ static void register_atfork(void)
 	pthread_atfork(NULL, NULL, after_fork_child);
 }
 
+/*
+ * Called with ctl_lock held: serves the listening socket fd (listen_fd)
+ * with a new listener thread, its wake pipe and the supervisor's watch.
+ * mark: fd is not yet one of crac's own descriptors (a parked one still
+ * is). On failure everything but fd is undone (the caller closes it).
+ */
+static int listener_go(int fd, bool mark)
+{
+	sigset_t all, old;
+	int rc;
+
+	if (pipe2(wake_pipe, O_CLOEXEC) < 0) {
+		wake_pipe[0] = wake_pipe[1] = -1;
+		return -errno;
+	}
+	listen_fd = fd;
+	if (mark)
+		crac__internal_fd(listen_fd, true);
+	crac__internal_fd(wake_pipe[0], true);
+	crac__internal_fd(wake_pipe[1], true);
+	sup_watch_open();   /* the supervisor's end, watched by the listener too */
+	/* The listener must not take the application's signals. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = -pthread_create(&listener, NULL, listen_thread, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc < 0) {
+		crac__internal_fd(listen_fd, false);
+		crac__internal_fd(wake_pipe[0], false);
+		crac__internal_fd(wake_pipe[1], false);
+		close(wake_pipe[0]);
+		close(wake_pipe[1]);
+		wake_pipe[0] = wake_pipe[1] = -1;
+		listen_fd = -1;
+		sup_watch_close();
+	}
+	return rc;
+}
+
 /* crac__control_start_msg, and *said: msg is worth saying (more than the
  * error's name: a step given up on, a refused directory). */
 static int control_start(int64_t deadline_ns, char *msg, size_t msglen, bool *said)
@@ -1019,12 +1066,12 @@ static int control_start(int64_t deadline_ns, char *msg, size_t msglen, bool *sa
 	const char *d = getenv("CRAC_CONTROL_DIR"), *x = getenv("XDG_RUNTIME_DIR");
 	char run[64];
 	int rc, fd = -1;
-	sigset_t all, old;
 
 	msg[0] = 0;
 	*said = false;
 	pthread_mutex_lock(&ctl_lock);
-	if (listen_fd >= 0) {
+	if (listen_fd >= 0 || parked_fd >= 0) {
+		/* running, or parked while an image is written (resumed after) */
 		pthread_mutex_unlock(&ctl_lock);
 		return 0;
 	}
@@ -1093,30 +1140,16 @@ static int control_start(int64_t deadline_ns, char *msg, size_t msglen, bool *sa
 		goto fail;
 	close(s.probe_fd);
 	s.probe_fd = -1;
-	if (listen(fd, 16) < 0 || pipe2(wake_pipe, O_CLOEXEC) < 0) {
+	if (listen(fd, 16) < 0) {
 		rc = -errno;
 		remove_socket();
 		goto fail;
 	}
-	listen_fd = fd;
-	crac__internal_fd(listen_fd, true);
-	crac__internal_fd(wake_pipe[0], true);
-	crac__internal_fd(wake_pipe[1], true);
-	sup_watch_open();   /* the supervisor's end, watched by the listener too */
-	/* The listener must not take the application's signals. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	rc = -pthread_create(&listener, NULL, listen_thread, NULL);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc < 0) {
-		close(wake_pipe[0]);
-		close(wake_pipe[1]);
-		wake_pipe[0] = wake_pipe[1] = -1;
-		listen_fd = -1;
-		sup_watch_close();
+	if ((rc = listener_go(fd, true)) < 0) {
 		remove_socket();
 		goto fail;
 	}
+	listen_uid = s.uid;
 	last_path[0] = 0;
 	pthread_mutex_unlock(&ctl_lock);
 	return 0;
@@ -1154,26 +1187,46 @@ int crac_control_start(void)
 	return rc;
 }
 
-int crac_control_stop(void)
+/*
+ * Called with ctl_lock held, the endpoint running: stops its listener
+ * thread and closes the wake pipe and the supervisor's watch. park: the
+ * listening socket stays open and bound (still one of crac's own
+ * descriptors, kept out of an image), in parked_fd; else it is closed and
+ * its file removed.
+ */
+static void listener_halt(bool park)
 {
-	pthread_mutex_lock(&ctl_lock);
-	if (listen_fd < 0) {
-		pthread_mutex_unlock(&ctl_lock);
-		return 0;
-	}
 	if (write(wake_pipe[1], "x", 1) < 0) {
 		/* a full pipe still wakes the listener */
 	}
 	pthread_join(listener, NULL);
-	crac__internal_fd(listen_fd, false);
 	crac__internal_fd(wake_pipe[0], false);
 	crac__internal_fd(wake_pipe[1], false);
-	close(listen_fd);
 	close(wake_pipe[0]);
 	close(wake_pipe[1]);
-	listen_fd = wake_pipe[0] = wake_pipe[1] = -1;
+	wake_pipe[0] = wake_pipe[1] = -1;
 	sup_watch_close();
-	remove_socket();
+	if (park) {
+		parked_fd = listen_fd;
+	} else {
+		crac__internal_fd(listen_fd, false);
+		close(listen_fd);
+		remove_socket();
+	}
+	listen_fd = -1;
+}
+
+int crac_control_stop(void)
+{
+	pthread_mutex_lock(&ctl_lock);
+	if (listen_fd >= 0) {
+		listener_halt(false);
+	} else if (parked_fd >= 0) {
+		crac__internal_fd(parked_fd, false);
+		close(parked_fd);
+		parked_fd = -1;
+		remove_socket();
+	}
 	pthread_mutex_unlock(&ctl_lock);
 	return 0;
 }
@@ -1706,23 +1759,54 @@ int crac__control_request_cb(int pid, const char *const *tokens, FILE *out, int 
 	return 0;
 }
 
+/*
+ * Around an image snapshot the listener thread and its descriptors must not
+ * be in the image: the endpoint is closed, and made again after (with the
+ * new pid's socket in a restored process). A process whose effective uid is
+ * no longer the one it made the endpoint with (a service that dropped root
+ * after `crac run` started it) could not make it again in that directory:
+ * its endpoint is parked instead, the listening socket kept open and bound
+ * (requests wait in its backlog) and served again after. In a restored
+ * process the parked socket is not there (the loader gave it no such
+ * descriptor): a new endpoint is made, as for any other.
+ */
 bool crac__control_suspend(void)
 {
 	bool running;
 
 	pthread_mutex_lock(&ctl_lock);
 	running = listen_fd >= 0;
-	pthread_mutex_unlock(&ctl_lock);
 	if (running)
-		crac_control_stop();
+		listener_halt((unsigned)geteuid() != listen_uid);
+	pthread_mutex_unlock(&ctl_lock);
 	return running;
 }
 
-void crac__control_resume(bool was_running)
+void crac__control_resume(bool was_running, bool restored)
 {
-	int rc;
+	int rc = 0, fd;
 
-	if (was_running && (rc = crac_control_start()) < 0)
+	if (!was_running)
+		return;
+	pthread_mutex_lock(&ctl_lock);
+	fd = parked_fd;
+	parked_fd = -1;
+	if (fd >= 0 && restored) {
+		/* a new process: that number is not our socket (if it is
+		 * anything), and the socket file is the old pid's */
+		crac__internal_fd(fd, false);
+		sock_path[0] = 0;
+		fd = -1;
+	}
+	if (fd >= 0 && (rc = listener_go(fd, false)) < 0) {
+		crac__internal_fd(fd, false);
+		close(fd);
+		remove_socket();
+	}
+	pthread_mutex_unlock(&ctl_lock);
+	if (fd < 0)
+		rc = crac_control_start();
+	if (rc < 0)
 		crac__log(CRAC_LOG_ERROR, "control: could not restart the control endpoint after the "
 			  "checkpoint: %s", strerror(-rc));
 }

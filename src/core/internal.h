@@ -278,12 +278,6 @@ int crac__pause_resume(char *const *argv, char *const *envp, struct crac_request
 
 /* ---- control endpoint (core/control.c) -------------------------------- */
 
-/*
- * Around an image snapshot: the endpoint's thread and descriptors must not
- * be in the image. suspend stops it (keeping connections being served) and
- * returns whether it ran; resume starts it again if it did (in a restored
- * process: with the new pid's socket).
- */
 /* crac_control_start, its file system steps bounded by deadline_ns
  * (CLOCK_MONOTONIC: a checkpoint's deadline; 0: 10 s from now). On
  * failure msg says why, naming the step and the path. */
@@ -291,8 +285,16 @@ int crac__control_start_msg(int64_t deadline_ns, char *msg, size_t msglen) CRAC_
 /* Records our credentials at load time: the supervisor's end is acted on
  * when they changed since (the kernel cleared the parent-death signal). */
 void crac__control_note_creds(void) CRAC_HIDDEN;
+/*
+ * Around an image snapshot: the endpoint's thread and descriptors must not
+ * be in the image. suspend stops it (keeping connections being served) and
+ * returns whether it ran; resume starts it again if it did (in a restored
+ * process, `restored`: with the new pid's socket). A process that could not
+ * make its endpoint again (its effective uid changed since it made it) has
+ * it parked instead: the listening socket kept open meanwhile (control.c).
+ */
 bool crac__control_suspend(void) CRAC_HIDDEN;
-void crac__control_resume(bool was_running) CRAC_HIDDEN;
+void crac__control_resume(bool was_running, bool restored) CRAC_HIDDEN;
 
 /*
  * Client side, used by the CLI: sends one request (a verb and key=value

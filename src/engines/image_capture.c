@@ -30,6 +30,7 @@
  * call; older kernels fall back to reading /proc/self/pagemap entries.
  */
 #include "engines/image_engine.h"
+#include "runtime/checks.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -296,10 +297,7 @@ int img_capture_open(struct img_capture *c, const char *dir)
 		 * or group IDs (a service dropping root) or said so itself. Not
 		 * made dumpable behind its back: that is what keeps processes of
 		 * its new uid from reading what it got as root. */
-		return img_fail(&c->err, -EACCES, "/proc/self/pagemap: %s: the process is not dumpable (it "
-				"changed its user or group IDs, or called prctl(PR_SET_DUMPABLE, 0)), so it cannot "
-				"read its own memory map; the image engine checkpoints only dumpable processes "
-				"(call prctl(PR_SET_DUMPABLE, 1) after dropping privileges, if that is safe for it)",
+		return img_fail(&c->err, -EACCES, "/proc/self/pagemap: %s: " CRAC_NOT_DUMPABLE_WHY,
 				img_strerror(EACCES));
 	if (c->pagemap_fd < 0)
 		return img_fail(&c->err, -errno, "/proc/self/pagemap: %s", img_strerror(errno));

@@ -142,6 +142,27 @@ static void put_octal(struct crac_img_buf *b, uint32_t mode)
 
 /* ---- opening ------------------------------------------------------------------ */
 
+/*
+ * After EACCES on name (relative to dfd): if it is another user's, says
+ * whose, so that a restore as the wrong user is told apart from a damaged
+ * image (nobody restoring root's 0700 image).
+ */
+static void say_owner(struct crac_img_buf *b, int dfd, const char *name)
+{
+	struct stat st;
+	uint32_t me = (uint32_t)sys_geteuid();
+
+	if (sys_fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || st.st_uid == me)
+		return;
+	crac_img_puts(b, "; it is owned by uid ");
+	crac_img_putu(b, st.st_uid);
+	crac_img_puts(b, " (mode ");
+	put_octal(b, st.st_mode & 07777);
+	crac_img_puts(b, "), not by uid ");
+	crac_img_putu(b, me);
+	crac_img_puts(b, " who runs this: an image restores as the user who wrote it");
+}
+
 static const char *type_name(uint32_t mode)
 {
 	switch (mode & S_IFMT) {
@@ -202,6 +223,8 @@ static int open_member(const char *dir, int dfd, const char *name, int *fd, uint
 		crac_img_puts(b, " is a symbolic link: refused (an image's files are never followed)");
 	} else if (r < 0) {
 		crac_img_put_err(b, r);
+		if (r == -EACCES)
+			say_owner(b, dfd, name);
 	} else {
 		/* (swapped between the look and the open: taken for a link) */
 		crac_img_puts(b, " is ");
@@ -224,6 +247,8 @@ int crac_img_open(const char *dir, struct crac_img_opened *o, char *msg, size_t 
 	if (r < 0) {
 		crac_img_puts(&b, "cannot open the image directory");
 		crac_img_put_err(&b, r);
+		if (r == -EACCES)
+			say_owner(&b, AT_FDCWD, dir);
 		return (int)r;
 	}
 	o->dir_fd = (int)r;

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -231,6 +232,24 @@ static void suggest(const struct inv_item *it, const char *action, char *buf, si
 	snprintf(buf, n, "%s %s %s", it->kind, glob, action);
 }
 
+/*
+ * A mapping the image engine cannot hold whatever a policy says: its
+ * capture refuses a deleted file's mapping and SysV shared memory
+ * (image_capture.c), so a `warn` rule would only move the refusal from the
+ * checks (and `crac check`) into the engine. NULL, or what to do instead.
+ */
+static const char *image_cannot_hold(const struct crac_round *r, const struct inv_item *it)
+{
+	if (!carries(r) || it->cls != INV_MAPPING)
+		return NULL;
+	if (it->deleted)
+		return "the image engine cannot hold it, whatever a policy says: start the program again "
+		       "(the file it maps was replaced or removed since it mapped it: an upgrade)";
+	if (!strcmp(it->kind, "shm"))
+		return "the image engine cannot hold it, whatever a policy says";
+	return NULL;
+}
+
 /* Why an item cannot be kept as it is, and which policy would allow it. */
 static void refuse(crac_report *rep, const struct inv_item *it, const char *why)
 {
@@ -371,6 +390,30 @@ static void close_now(const struct inv_item *it, bool keep_number)
 	close(it->fd);
 }
 
+/*
+ * The image engine reads the process's own memory map. A process that is
+ * not dumpable and not root (a service that dropped root: memcached -u
+ * nobody) finds /proc/self/ root's and cannot: refused here, so that `crac
+ * check` says it and a checkpoint stops before the control endpoint, the
+ * threads or any descriptor are touched (the endpoint made as root could
+ * not be made again as nobody). 1 if refused.
+ */
+static int not_dumpable(crac_report *rep)
+{
+	if (prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0)
+		return 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	if (errno != EACCES)
+		return 0;   /* anything else: the engine says it */
+	crac__report_add(rep, CRAC_PHASE_CHECK, "process", -EACCES, "/proc/self/pagemap: %s: " CRAC_NOT_DUMPABLE_WHY,
+			 strerror(EACCES));
+	return 1;
+}
+
 int crac__checks_before(struct crac_round *r, bool dry)
 {
 	struct inventory inv;
@@ -385,6 +428,8 @@ int crac__checks_before(struct crac_round *r, bool dry)
 				 "CRAC_POLICIES: %s", crac__policy_env_error());
 		refused++;
 	}
+	if (carries(r))
+		refused += not_dumpable(r->report);
 	if (crac__inventory_take(&inv, r->report) < 0) {
 		crac__inventory_free(&inv);
 		return refused + 1;
@@ -424,6 +469,20 @@ int crac__checks_before(struct crac_round *r, bool dry)
 			continue;
 		if (carries(r) && it->cls == INV_FD) {
 			refused += decide_fd(r, it, &m[i], cs);
+			continue;
+		}
+		const char *no_policy = image_cannot_hold(r, it);
+		if (no_policy && (m[i].action == POL_ERROR || m[i].action == POL_WARN)) {
+			char res[PATH_MAX + 80];
+			item_resource(it, res, sizeof(res));
+			if (m[i].action == POL_WARN)
+				crac__report_add(r->report, CRAC_PHASE_CHECK, res, -EBUSY,
+						 "%s: policy \"%s\" says warn, but %s", it->detail, m[i].rule,
+						 no_policy);
+			else
+				crac__report_add(r->report, CRAC_PHASE_CHECK, res, -EBUSY, "%s: %s; %s",
+						 it->detail, why_not(it), no_policy);
+			refused++;
 			continue;
 		}
 		switch (m[i].action) {

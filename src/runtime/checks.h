@@ -85,6 +85,18 @@ int crac__checks_fd_decision(const struct crac_round *r, int fd) CRAC_HIDDEN;
  */
 int crac__checks_saw(const struct crac_round *r, int *children, int *posix_timers) CRAC_HIDDEN;
 
+/*
+ * Why the image engine cannot checkpoint a process that is not dumpable:
+ * it reads its own memory map (/proc/self/pagemap), which is root's then.
+ * Said by the safety checks (`crac check`, and a refusal before anything
+ * is stopped or closed) and by the engine itself (image_capture.c).
+ */
+#define CRAC_NOT_DUMPABLE_WHY                                                                          \
+	"the process is not dumpable (it changed its user or group IDs, or called "                    \
+	"prctl(PR_SET_DUMPABLE, 0)), so it cannot read its own memory map; the image engine "         \
+	"checkpoints only dumpable processes (call prctl(PR_SET_DUMPABLE, 1) after dropping "         \
+	"privileges, if that is safe for it)"
+
 /* crac's own descriptors (control endpoint...), never refused. core/util.c */
 void crac__internal_fd(int fd, bool add) CRAC_HIDDEN;
 bool crac__is_internal_fd(int fd) CRAC_HIDDEN;

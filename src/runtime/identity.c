@@ -5,6 +5,13 @@
  * crac__new_identity before any after_restore callback runs (the core calls
  * it from core/checkpoint.c, the external engine from its watcher); and
  * fresh UUIDs on demand.
+ *
+ * An engine that restores a process (image, criu) renews them earlier,
+ * before any other thread of the restored process runs
+ * (crac__identity_restored_early, from crac__runtime_restore_early): the
+ * program's threads are let go before the after_restore callbacks, and one
+ * that asked for the identity at once (a request waiting on its socket)
+ * got the image's, the same in every restored copy (probe s20).
  */
 #include "core/core.h"
 #include "runtime/runtime.h"
@@ -27,6 +34,9 @@ static void uuid_v4_bits(uint8_t u[16])
 static uint64_t generation;
 static uint8_t instance_id[16];
 static bool have_id;
+/* Renewed by crac__identity_restored_early for the restore in progress:
+ * crac__new_identity then only reports it. */
+static bool renewed_early;
 
 static void random_id(uint8_t id[16])
 {
@@ -76,13 +86,33 @@ void crac__identity(uint8_t id[16], uint64_t *gen)
 	crac__leave();
 }
 
+void crac__identity_restored_early(void)
+{
+	crac__enter();
+	/* Its memory is the image's: a thread stopped inside crac__identity
+	 * holds the lock until it is recreated and resumes. Then the identity
+	 * is renewed later, by crac__new_identity, as it always was. */
+	if (pthread_mutex_trylock(&crac__lock) == 0) {
+		generation++;
+		random_id(instance_id);
+		have_id = true;
+		renewed_early = true;
+		pthread_mutex_unlock(&crac__lock);
+	}
+	crac__leave();
+}
+
 void crac__new_identity(crac_event *ev)
 {
 	crac__enter();
 	pthread_mutex_lock(&crac__lock);
-	generation++;
-	random_id(instance_id);
-	have_id = true;
+	if (renewed_early) {
+		renewed_early = false;
+	} else {
+		generation++;
+		random_id(instance_id);
+		have_id = true;
+	}
 	current_identity(ev);
 	pthread_mutex_unlock(&crac__lock);
 	crac__leave();

@@ -33,6 +33,7 @@ void crac__runtime_restore_early(void)
 {
 	crac__clock_restored(NULL);
 	crac__random_restored();
+	crac__identity_restored_early();
 }
 
 void crac__runtime_restored(struct crac_round *r)

@@ -105,12 +105,18 @@ void crac__args_restored(struct crac_round *r) CRAC_HIDDEN;
  * recreated/released. Moves the monotonic clock offset (so that no thread
  * ever reads the new boot's CLOCK_MONOTONIC with the old offset) and marks
  * the random generators stale (so that no thread draws from the image's
- * generator state). The core's crac__runtime_restored() later fills the
- * event without moving the offset again. Does not allocate; takes the
- * clock module's mutex (not held by anyone while a thread is stopped inside
- * crac code, since nothing else takes it outside a round).
+ * generator state), and gives the instance its new identity (so that no
+ * thread reads the image's instance id: crac__identity_restored_early).
+ * The core's crac__runtime_restored() later fills the event without moving
+ * the offset again, and crac__new_identity() reports the identity without
+ * renewing it again. Does not allocate; takes the clock module's mutex
+ * (not held by anyone while a thread is stopped inside crac code, since
+ * nothing else takes it outside a round) and tries crac__lock.
  */
 void crac__runtime_restore_early(void) CRAC_HIDDEN;
+/* identity.c: renews the instance id and generation now, unless a thread
+ * stopped in the image holds crac__lock (then crac__new_identity does). */
+void crac__identity_restored_early(void) CRAC_HIDDEN;
 
 /* ---- the kernel (runtime/kernel.c) -------------------------------------- */
 

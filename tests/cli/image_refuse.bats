@@ -326,7 +326,18 @@ inspect_cannot_load() {
 	echo "$status: $output $stderr"
 	[ "$status" -eq 1 ]
 	[ -z "$output" ]
-	[ "$stderr" = "crac: restore $T/img: cannot open the image directory: Permission denied (errno 13)" ]
+	# (whose it is said: probe s20, "Permission denied" alone did not tell
+	# a restore as the wrong user from a damaged image)
+	[ "$stderr" = "crac: restore $T/img: cannot open the image directory: Permission denied (errno 13); it is owned by uid 0 (mode 0700), not by uid 65534 who runs this: an image restores as the user who wrote it" ]
+	# the directory readable, its files not: the header is named
+	chmod 755 "$T/img"
+	run --separate-stderr clean setpriv --reuid=65534 --regid=65534 --clear-groups "$CRAC" restore "$T/img"
+	echo "$status: $output $stderr"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "crac: restore $T/img: $T/img/header: Permission denied (errno 13); it is owned by uid 0 (mode 0600), not by uid 65534 who runs this: an image restores as the user who wrote it" ]
+	run --separate-stderr clean setpriv --reuid=65534 --regid=65534 --clear-groups "$CRAC" inspect "$T/img"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"$T/img/header: Permission denied (errno 13); it is owned by uid 0 (mode 0600), not by uid 65534 who runs this"* ]]
 }
 
 @test "restore usage errors exit 2" {
