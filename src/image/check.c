@@ -900,6 +900,16 @@ static int check_files(const struct crac_img_checker *k, struct crac_img_buf *b)
 			crac_img_puts(b, "mapped file ");
 			crac_img_put_escaped(b, path);
 			crac_img_put_err(b, fd);
+			if (fd == -EMFILE) {
+				/* each mapped file stays open until it is mapped */
+				struct { uint64_t cur, max; } rl = { 0, 0 };
+				SYS(SYS_prlimit64, 0, 7 /* RLIMIT_NOFILE */, 0, &rl, 0, 0);
+				crac_img_puts(b, ": the image maps ");
+				crac_img_putu(b, h->n_files);
+				crac_img_puts(b, " files, each held open until it is mapped, and RLIMIT_NOFILE is ");
+				crac_img_putu(b, rl.cur);
+				crac_img_puts(b, " (raise it: ulimit -n)");
+			}
 			return (int)fd;
 		}
 		struct stat st;

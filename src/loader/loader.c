@@ -2406,6 +2406,25 @@ static __attribute__((noreturn)) void resume_program(struct crac_img_resume *res
  */
 int front_dispatch(int argc, char **argv, char **envp);
 
+/*
+ * 0. Standard input, output and error the caller left closed (a service
+ * manager, `crac restore DIR <&- >&-`) are /dev/null: else the first files
+ * the loader opens (the image's header, a pipe) would take those numbers,
+ * and the restored program, which keeps 0-2 as the restore gets them,
+ * would have them as its stdio (crac-cli does the same where it execs
+ * the loader).
+ */
+static void stdio_fill(void)
+{
+	for (int fd = 0; fd < 3; fd++)
+		if (SYS(SYS_fcntl, fd, F_GETFD, 0, 0, 0, 0) == -EBADF) {
+			/* the lowest free number: fd (those below are open) */
+			long n = sys_openat(AT_FDCWD, "/dev/null", O_RDWR);
+			if (n >= 0 && n != fd)
+				sys_close(n);   /* (not expected) */
+		}
+}
+
 /* The steps of the header comment, top to bottom. */
 __attribute__((noreturn, used)) void loader_main(long *sp)
 {
@@ -2415,6 +2434,7 @@ __attribute__((noreturn, used)) void loader_main(long *sp)
 
 	ld.t0 = mono_ns();
 	check_own_range();
+	stdio_fill();   /* 0. */
 	int skip = front_dispatch(argc, argv, envp);
 	argc -= skip;
 	argv += skip;

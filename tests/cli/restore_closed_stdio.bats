@@ -7,12 +7,11 @@
 # header file (read-only) as its stdout, a socket as its stdin, the read
 # end of a pipe of the loader's as its stderr, and that pipe's write end
 # at fd 3: its writes to stdout and stderr failed with EBADF.
-# Now, where crac-cli execs the loader (CRAC_LOADER, --timens, socket
-# activation), the closed ones are /dev/null in the program, as a restore
-# with them open gives it that restore's stdio. (The plain `crac restore
-# DIR`, which front.c hands to the loader in the same process, is still to
-# be mended there: these tests name the loader with CRAC_LOADER so that
-# crac-cli runs.)
+# Now the closed ones are /dev/null in the program, as a restore with them
+# open gives it that restore's stdio: where crac-cli execs the loader
+# (CRAC_LOADER, --timens, socket activation) and in the plain `crac restore
+# DIR`, which front.c hands to the loader in the same process (its first
+# step). Each test runs both ways.
 
 load common
 
@@ -52,7 +51,7 @@ while True:
 # fd_target PID FD: what /proc/PID/fd/FD points to ("closed" if nothing)
 fd_target() { readlink "/proc/$1/fd/$2" 2>/dev/null || echo closed; }
 
-@test "crac restore (through crac-cli) with stdin, stdout and stderr closed: the program's 0-2 are /dev/null, none of the loader's descriptors" {
+@test "crac restore (plain, and through crac-cli) with stdin, stdout and stderr closed: the program's 0-2 are /dev/null, none of the loader's descriptors" {
 	spawn "$T/prog.out" "$T/prog.out" "$CRAC" run -- "$PY" -c "$PROG" "$T/done"
 	prog=$SPAWNED
 	PIDS+=("$prog")
@@ -61,13 +60,17 @@ fd_target() { readlink "/proc/$1/fd/$2" 2>/dev/null || echo closed; }
 	run "$CRAC" checkpoint --engine image --image-dir "$T/img" "$prog"
 	echo "$output"
 	[ "$status" -eq 0 ]
-	local mode fd tgt r
+	local mode fd tgt r via loader
+	for via in cli plain; do
+	loader=
+	[ "$via" = plain ] || loader="$CRAC_BUILD_DIR/crac-loader"
 	for mode in "" --lazy --populate; do
 		[ "$mode" != --lazy ] || [ "$(id -u)" -eq 0 ] || continue
+		echo "through $via, restore $mode"
 		rm -f "$T/done"
 		(
 			for fd in $(ls /proc/$BASHPID/fd); do eval "exec $fd>&-"; done
-			exec env CRAC_LOADER="$CRAC_BUILD_DIR/crac-loader" "$CRAC" restore $mode "$T/img"
+			exec env CRAC_LOADER="$loader" "$CRAC" restore $mode "$T/img"
 		) &
 		r=$!
 		PIDS+=("$r")
@@ -91,9 +94,10 @@ fd_target() { readlink "/proc/$1/fd/$2" 2>/dev/null || echo closed; }
 		! ls -l "/proc/$r/fd" | grep -F "$T/img" || false
 		kill "$r"
 	done
+	done
 }
 
-@test "crac restore (through crac-cli) with only stdout closed: stdin and stderr are those of the restore, stdout /dev/null" {
+@test "crac restore (plain, and through crac-cli) with only stdout closed: stdin and stderr are those of the restore, stdout /dev/null" {
 	spawn "$T/prog.out" "$T/prog.out" "$CRAC" run -- "$PY" -c "$PROG" "$T/done"
 	prog=$SPAWNED
 	PIDS+=("$prog")
@@ -101,18 +105,25 @@ fd_target() { readlink "/proc/$1/fd/$2" 2>/dev/null || echo closed; }
 	for _ in $(seq 200); do [ -S "$CRAC_CONTROL_DIR/$prog.sock" ] && break; sleep 0.05; done
 	run "$CRAC" checkpoint --engine image --image-dir "$T/img" "$prog"
 	[ "$status" -eq 0 ]
-	(
-		for fd in $(ls /proc/$BASHPID/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done
-		exec env CRAC_LOADER="$CRAC_BUILD_DIR/crac-loader" "$CRAC" restore "$T/img" <"$T/prog.out" >&- 2>"$T/r.err"
-	) &
-	r=$!
-	PIDS+=("$r")
-	for _ in $(seq 200); do
-		[ "$(readlink "/proc/$r/exe" 2>/dev/null)" = "$(readlink -f "$PY")" ] && break
-		sleep 0.05
+	local via loader
+	for via in cli plain; do
+		loader=
+		[ "$via" = plain ] || loader="$CRAC_BUILD_DIR/crac-loader"
+		(
+			for fd in $(ls /proc/$BASHPID/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done
+			exec env CRAC_LOADER="$loader" "$CRAC" restore "$T/img" <"$T/prog.out" >&- 2>"$T/r.err"
+		) &
+		r=$!
+		PIDS+=("$r")
+		for _ in $(seq 200); do
+			[ "$(readlink "/proc/$r/exe" 2>/dev/null)" = "$(readlink -f "$PY")" ] && break
+			sleep 0.05
+		done
+		sleep 0.3
+		echo "through $via: $(fd_target "$r" 0) $(fd_target "$r" 1) $(fd_target "$r" 2)"
+		[ "$(fd_target "$r" 0)" = "$T/prog.out" ]
+		[ "$(fd_target "$r" 1)" = /dev/null ]
+		[ "$(fd_target "$r" 2)" = "$T/r.err" ]
+		kill "$r"
 	done
-	sleep 0.3
-	[ "$(fd_target "$r" 0)" = "$T/prog.out" ]
-	[ "$(fd_target "$r" 1)" = /dev/null ]
-	[ "$(fd_target "$r" 2)" = "$T/r.err" ]
 }
