@@ -537,7 +537,7 @@ struct request {
 	char err[1024];
 	char *answer;
 	size_t answer_len;
-	char install_msg[1024];
+	char install_msg[4096];
 	int install_rc;
 	char stats[1024];               /* --stats: the STATS record, or "" */
 };

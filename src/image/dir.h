@@ -188,6 +188,34 @@ int crac_img_own_dir_msg(const char *dir, const char *const *also, struct stat *
 			 size_t olen, char *msg, size_t msglen) CRAC_HIDDEN;
 /* lstat(2) of path into *st, bounded the same way: 0, -errno or -ETIMEDOUT. */
 int crac_img_lstat_msg(const char *path, struct stat *st, char *msg, size_t msglen) CRAC_HIDDEN;
+/* A new file path (O_EXCL, mode 0600, no link followed) holding len bytes
+ * of data, fsync'd, by one helper bounded the same way: 0, -errno (msg
+ * "PATH: error") or -ETIMEDOUT with msg ("the write of PATH (its
+ * creation|the write of its data|its fsync) did not return after ...");
+ * a file given up on may be left, whole or not. */
+int crac_img_write_new_msg(const char *path, const char *data, size_t len, char *msg, size_t msglen) CRAC_HIDDEN;
+/* rename (flags 0) or renameat2(flags) of from to to, bounded the same way:
+ * 0, -errno (msg "rename FROM to TO: error") or -ETIMEDOUT with msg naming
+ * both (a rename given up on may still happen when the file system answers
+ * again). */
+int crac_img_rename_msg(const char *from, const char *to, unsigned flags, char *msg, size_t msglen) CRAC_HIDDEN;
+/* The header of image dir, read and validated as the loader reads it
+ * (crac_img_open, crac_img_read_header: no link followed, never blocking,
+ * regular files only), by one helper bounded the same way: 0 with the
+ * header in out (crac_img_header_unmap frees it), -errno with their line
+ * in msg, or -ETIMEDOUT with msg ("the open of the image DIR (...) did not
+ * return after ..." or "the read of DIR/header did not return ..."). */
+struct crac_img_header_map {
+	void *map;              /* an anonymous mapping of map_len bytes holding the header */
+	size_t map_len;
+	struct crac_img_view v;
+};
+int crac_img_header_msg(const char *dir, struct crac_img_header_map *out, char *msg, size_t msglen) CRAC_HIDDEN;
+void crac_img_header_unmap(struct crac_img_header_map *h) CRAC_HIDDEN;
+/* The bytes the regular files in dir take (st_blocks; one level, no link
+ * followed), bounded the same way: 0 with *bytes, -errno, or -ETIMEDOUT
+ * with msg ("the look at the files of DIR did not return after ..."). */
+int crac_img_dir_bytes_msg(const char *dir, long long *bytes, char *msg, size_t msglen) CRAC_HIDDEN;
 /* realpath(3) of path into out (len bytes), bounded the same way (the name
  * the kernel gives the file opened with O_PATH): 0, -errno, -ENAMETOOLONG
  * or -ETIMEDOUT. */
@@ -203,6 +231,10 @@ int crac_img_access_first_msg(const char *const *paths, int mode, int *found, ch
  * 0, -errno or -ETIMEDOUT, msg says which directory and why (one line). */
 int crac_img_list_msg(const char *dir, const char *prefix, char *names, size_t cap, size_t *len, char *msg,
 		      size_t msglen) CRAC_HIDDEN;
+/* Tests only: sleeps MS ms where CRAC_TEST_SLOW_FS=OP:MS names op (a
+ * caller killed at a given point: crac start's install, the previous
+ * image moved aside, `aside`). */
+void crac_img_test_pause(const char *op) CRAC_HIDDEN;
 /* Binds what the bounded waits call (clone), before the program's threads
  * are stopped. */
 void crac_img_fs_prepare(void) CRAC_HIDDEN;
