@@ -1539,26 +1539,63 @@ static int connect_to(int pid, char *err, size_t errlen)
 	return -ENOENT;
 }
 
-/* How long a connection closed without its STATUS waits for the target's
- * end (did it exit, or refuse?): the socket closes as the process exits,
- * its exit is seen a moment later. */
+/* How long a connection closed without its STATUS waits for the end of a
+ * target that is exiting (see exiting()): the socket closes as the process
+ * exits, its exit is seen a moment later. */
 #define CLOSED_EXIT_WAIT_MS 500
+#define PF_EXITING_FLAG 0x00000004u   /* include/linux/sched.h PF_EXITING */
+
+/*
+ * Is process pid on its way out, as far as /proc/PID/stat tells (or can it
+ * not tell)? Its socket closes only once every thread of it has passed
+ * exit_files in do_exit, and each thread sets PF_EXITING before that: at
+ * the end of a connection closed because the process exits, its leader
+ * shows PF_EXITING (field 9, flags) or is a zombie (state Z or X) already.
+ * A process that closed the connection and lives on (a refusal) shows
+ * neither: no wait for its end then.
+ */
+static bool exiting(int pid)
+{
+	char path[64], buf[1024];
+	unsigned long flags = 0;
+	char state = 0;
+	int fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return true;   /* gone (or hidden): its pidfd says which */
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return true;
+	buf[n] = 0;
+	/* after the command name (which may hold anything, up to its last
+	 * ')'): state ppid pgrp session tty_nr tpgid flags */
+	const char *p = strrchr(buf, ')');
+	if (!p || sscanf(p + 1, " %c %*d %*d %*d %*d %*d %lu", &state, &flags) != 2)
+		return true;
+	return state == 'Z' || state == 'X' || (flags & PF_EXITING_FLAG);
+}
 
 /*
  * The connection to process pid closed without an answer: why, into err.
- * The process exited (its pidfd, taken before the request, readable
- * within CLOSED_EXIT_WAIT_MS): said, with its exit status or signal when
- * it is our child (waitid WNOWAIT: left for our own wait to reap); else
- * it refused (its stderr says why).
+ * The process exited (its pidfd, taken before the request, readable at
+ * once, or within CLOSED_EXIT_WAIT_MS when it is exiting): said, with its
+ * exit status or signal when it is our child (waitid WNOWAIT: left for
+ * our own wait to reap); else it refused (its stderr says why), said at
+ * once (it used to wait CLOSED_EXIT_WAIT_MS for every refusal).
  */
 static void closed_why(int pid, int pidfd, char *err, size_t errlen)
 {
 	struct pollfd pf = { .fd = pidfd, .events = POLLIN };
 	siginfo_t si;
-	int n;
+	int n = 0;
 
-	while (pidfd >= 0 && (n = poll(&pf, 1, CLOSED_EXIT_WAIT_MS)) < 0 && errno == EINTR)
+	while (pidfd >= 0 && (n = poll(&pf, 1, 0)) < 0 && errno == EINTR)
 		;
+	while (pidfd >= 0 && n == 0 && exiting(pid) && (n = poll(&pf, 1, CLOSED_EXIT_WAIT_MS)) < 0 && errno == EINTR)
+		n = 0;
 	if (pidfd < 0 || n <= 0) {
 		snprintf(err, errlen, "process %d closed the connection without an answer "
 			 "(refused? its stderr says why)", pid);
