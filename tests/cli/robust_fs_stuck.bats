@@ -234,6 +234,18 @@ given_up_before_writing() {
 	[ "$ms" -lt 10000 ]
 }
 
+@test "crac run: the resolution of libcrac.so's path that does not return is given up, naming the path; nothing runs" {
+	t0=$(date +%s%N)
+	run clean env CRAC_TEST_SLOW_FS=realpath:600000 CRAC_TEST_SYNC_GRACE_MS=1000 timeout -k 5 60 \
+		"$CRAC" run -- sh -c 'echo ran'
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	echo "$status: $output ($ms ms)"
+	[ "$status" -eq 2 ]
+	echo "$output" | grep -Eq "^crac: the search for libcrac.so stopped: the resolution of /.*/libcrac\\.so did not return after [0-9]+ ms \\(crac run's limit, 1000 ms\\): its file system does not answer; given up$"
+	! echo "$output" | grep -q "^ran$"
+	[ "$ms" -lt 10000 ]
+}
+
 @test "crac start --timeout 1s: listings of DIR's parent that do not return are given up with warnings naming it; the program starts cold" {
 	t0=$(date +%s%N)
 	run clean env CRAC_TEST_SLOW_FS=list:600000 timeout -k 5 60 "$CRAC" start --image "$T/img" --timeout 1s \
