@@ -114,7 +114,7 @@ int crac_img_split_path(const char *dir, char *parent, size_t plen, const char *
  *
  * CRAC_TEST_SLOW_FS=OP:MS (tests only; OP `fsync`, `remove`, `check`,
  * `rename`, `clean`, `access`, `list`, `open`, `lstat`, `realpath`,
- * `read`, `write`, `header`, `du`, or `move`: crac_img_rename_msg's
+ * `read`, `write`, `header`, `du`, `stat`, or `move`: crac_img_rename_msg's
  * renames): the operation first sleeps MS ms; `aside`: the commit sleeps MS
  * ms once it moved the previous image aside (no RENAME_EXCHANGE);
  * `opened`: crac_img_open_msg's helper sleeps MS ms once the file is open
@@ -563,9 +563,9 @@ static void fsop_run(void *arg)
 		}
 		break;
 	}
-	case FSOP_LSTAT: {
+	case FSOP_LSTAT: {   /* flags: AT_SYMLINK_NOFOLLOW (lstat) or 0 (stat) */
 		struct stat st;
-		r = crac_raw_syscall5(SYS_newfstatat, AT_FDCWD, (long)op->path, (long)&st, AT_SYMLINK_NOFOLLOW, 0);
+		r = crac_raw_syscall5(SYS_newfstatat, AT_FDCWD, (long)op->path, (long)&st, op->flags, 0);
 		if (r == 0)
 			op->st = st;
 		op->res = (int)r;
@@ -861,8 +861,18 @@ int crac_img_own_dir_msg(const char *dir, const char *const *also, struct stat *
 
 int crac_img_lstat_msg(const char *path, struct stat *st, char *msg, size_t msglen)
 {
-	struct fsop op = { .kind = FSOP_LSTAT, .path = path, .slow_ms = fs_slow("lstat") };
+	struct fsop op = { .kind = FSOP_LSTAT, .path = path, .flags = AT_SYMLINK_NOFOLLOW, .slow_ms = fs_slow("lstat") };
 	int rc = fsop_msg(&op, "the lstat of", path, msg, msglen);
+
+	if (rc >= 0)
+		*st = op.st;
+	return rc;
+}
+
+int crac_img_stat_msg(const char *path, struct stat *st, char *msg, size_t msglen)
+{
+	struct fsop op = { .kind = FSOP_LSTAT, .path = path, .flags = 0, .slow_ms = fs_slow("stat") };
+	int rc = fsop_msg(&op, "the stat of", path, msg, msglen);
 
 	if (rc >= 0)
 		*st = op.st;

@@ -188,6 +188,8 @@ int crac_img_own_dir_msg(const char *dir, const char *const *also, struct stat *
 			 size_t olen, char *msg, size_t msglen) CRAC_HIDDEN;
 /* lstat(2) of path into *st, bounded the same way: 0, -errno or -ETIMEDOUT. */
 int crac_img_lstat_msg(const char *path, struct stat *st, char *msg, size_t msglen) CRAC_HIDDEN;
+/* stat(2) (links followed) the same way. */
+int crac_img_stat_msg(const char *path, struct stat *st, char *msg, size_t msglen) CRAC_HIDDEN;
 /* A new file path (O_EXCL, mode 0600, no link followed) holding len bytes
  * of data, fsync'd, by one helper bounded the same way: 0, -errno (msg
  * "PATH: error") or -ETIMEDOUT with msg ("the write of PATH (its
