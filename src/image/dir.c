@@ -114,7 +114,7 @@ int crac_img_split_path(const char *dir, char *parent, size_t plen, const char *
  *
  * CRAC_TEST_SLOW_FS=OP:MS (tests only; OP `fsync`, `remove`, `check`,
  * `rename`, `clean`, `access`, `list`, `open`, `lstat`, `realpath`,
- * `read`, `write`, `header`, `du`, `stat`, or `move`: crac_img_rename_msg's
+ * `read`, `write`, `header`, `du`, `stat`, `put`, or `move`: crac_img_rename_msg's
  * renames): the operation first sleeps MS ms; `aside`: the commit sleeps MS
  * ms once it moved the previous image aside (no RENAME_EXCHANGE);
  * `opened`: crac_img_open_msg's helper sleeps MS ms once the file is open
@@ -127,7 +127,7 @@ int crac_img_split_path(const char *dir, char *parent, size_t plen, const char *
  * needs binding).
  */
 enum fsop_kind { FSOP_FSYNC, FSOP_FSYNC_FD, FSOP_REMOVE, FSOP_RENAME, FSOP_SAME, FSOP_TARGET, FSOP_LIST,
-		 FSOP_ACCESS, FSOP_OPEN, FSOP_LSTAT, FSOP_REALPATH, FSOP_READ, FSOP_WRITE, FSOP_HEADER, FSOP_DU };
+		 FSOP_ACCESS, FSOP_OPEN, FSOP_LSTAT, FSOP_REALPATH, FSOP_READ, FSOP_WRITE, FSOP_HEADER, FSOP_DU, FSOP_PUT };
 
 /* What the target check needs to know (FSOP_TARGET; see crac_img_target_check). */
 struct target_facts {
@@ -189,7 +189,9 @@ struct fsop {
 	char *real;                /* FSOP_REALPATH: the path resolved, real_len bytes with its NUL;
 				    * FSOP_READ: the contents read, real_len bytes at most */
 	size_t real_len;
-	const char *data;          /* FSOP_WRITE: what the new file holds, data_len bytes */
+	const char *data;          /* FSOP_WRITE, FSOP_PUT: what the new file holds, data_len bytes
+				    * (FSOP_PUT: NULL, the file `to` in path is removed) */
+	const char *tmpname;       /* FSOP_PUT: the temporary written first, in path */
 	size_t data_len;
 	struct header_read *hr;    /* FSOP_HEADER */
 	long long bytes;           /* FSOP_DU: bytes of the regular files in path */
@@ -441,6 +443,53 @@ static void dir_usage(struct fsop *op)
 	op->res = got < 0 ? (int)got : 0;
 }
 
+/* FSOP_PUT: in directory op->path (opened O_NOFOLLOW: never through a
+ * symbolic link put in its place), the file op->to replaced whole by
+ * op->data (written to op->tmpname first, fsync'd, renamed over it; the
+ * temporary removed if anything fails), or, with no data, removed. Steps:
+ * 0 the open of the directory, 1 the creation of the temporary, 2 its
+ * write, 3 its fsync, 4 the rename (or the unlink). */
+static void put_file(struct fsop *op)
+{
+	op->step = 0;
+	long r = crac_raw_syscall3(SYS_openat, AT_FDCWD, (long)op->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (r < 0) {
+		op->res = (int)r;
+		return;
+	}
+	long dfd = r, fd = -1;
+	if (!op->data) {
+		op->step = 4;
+		r = crac_raw_syscall3(SYS_unlinkat, dfd, (long)op->to, 0);
+		goto out;
+	}
+	op->step = 1;
+	crac_raw_syscall3(SYS_unlinkat, dfd, (long)op->tmpname, 0);   /* (one a killed writer left) */
+	if ((r = fd = crac_raw_syscall5(SYS_openat, dfd, (long)op->tmpname,
+					O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600, 0)) < 0)
+		goto out;
+	op->step = 2;
+	for (size_t at = 0; at < op->data_len; at += (size_t)r)
+		if ((r = crac_raw_syscall3(SYS_write, fd, (long)(op->data + at), (long)(op->data_len - at))) <= 0) {
+			r = r < 0 ? r : -EIO;
+			break;
+		}
+	if (r >= 0) {
+		op->step = 3;
+		r = crac_raw_syscall3(SYS_fsync, fd, 0, 0);
+	}
+	crac_raw_syscall3(SYS_close, fd, 0, 0);
+	if (r >= 0) {
+		op->step = 4;
+		r = crac_raw_syscall5(SYS_renameat, dfd, (long)op->tmpname, dfd, (long)op->to, 0);
+	}
+	if (r < 0)
+		crac_raw_syscall3(SYS_unlinkat, dfd, (long)op->tmpname, 0);
+out:
+	crac_raw_syscall3(SYS_close, dfd, 0, 0);
+	op->res = r < 0 ? (int)r : 0;
+}
+
 /* The operation itself: raw system calls only (run by the helper, or by
  * the caller when there is none). */
 static void fsop_run(void *arg)
@@ -644,6 +693,9 @@ static void fsop_run(void *arg)
 		op->res = r < 0 ? (int)r : 0;
 		break;
 	}
+	case FSOP_PUT:
+		put_file(op);
+		break;
 	case FSOP_HEADER:
 		header_read(op);
 		break;
@@ -895,6 +947,44 @@ int crac_img_write_new_msg(const char *path, const char *data, size_t len, char 
 	else if (rc < 0)
 		snprintf(msg, msglen, "%s: %s", path, strerror(-rc));
 	return rc;
+}
+
+/* FSOP_PUT of dir/name (data NULL: its removal), bounded; msg names the
+ * step given up on, or the error. */
+static int put_msg(const char *dir, const char *name, const char *tmpname, const char *data, size_t len,
+		   char *msg, size_t msglen)
+{
+	struct fsop op = { .kind = FSOP_PUT, .path = dir, .to = name, .tmpname = tmpname, .data = data,
+			   .data_len = len, .slow_ms = fs_slow("put") };
+	int64_t waited;
+	char why[200], step[PATH_MAX + 64];
+	int rc = fsop_bounded(&op, &waited);
+
+	msg[0] = 0;
+	if (given_up(rc, waited, why, sizeof(why))) {
+		if (op.step == 0)
+			snprintf(step, sizeof(step), "the open of %s", dir);
+		else if (op.step == 1)
+			snprintf(step, sizeof(step), "the creation of %s/%s", dir, tmpname);
+		else
+			snprintf(step, sizeof(step), "%s", op.step == 2 ? "the write" : op.step == 3 ? "the fsync" :
+				 data ? "the rename into place" : "the unlink");
+		snprintf(msg, msglen, "the %s of %s/%s (%s) %s", data ? "write" : "removal", dir, name, step, why);
+	} else if (rc < 0) {
+		snprintf(msg, msglen, "%s/%s: %s", dir, op.step == 0 ? "" : op.step < 4 ? tmpname : name, strerror(-rc));
+	}
+	return rc;
+}
+
+int crac_img_put_file_msg(const char *dir, const char *name, const char *tmpname, const char *data, size_t len,
+			  char *msg, size_t msglen)
+{
+	return put_msg(dir, name, tmpname, data, len, msg, msglen);
+}
+
+int crac_img_unlink_in_msg(const char *dir, const char *name, char *msg, size_t msglen)
+{
+	return put_msg(dir, name, NULL, NULL, 0, msg, msglen);
 }
 
 int crac_img_header_msg(const char *dir, struct crac_img_header_map *out, char *msg, size_t msglen)

@@ -196,6 +196,17 @@ int crac_img_stat_msg(const char *path, struct stat *st, char *msg, size_t msgle
  * creation|the write of its data|its fsync) did not return after ...");
  * a file given up on may be left, whole or not. */
 int crac_img_write_new_msg(const char *path, const char *data, size_t len, char *msg, size_t msglen) CRAC_HIDDEN;
+/* In directory dir (opened without following a symbolic link), the file
+ * name replaced whole by len bytes of data: written to tmpname in dir
+ * first, fsync'd, renamed over name (the temporary removed on failure);
+ * by one helper bounded the same way: 0, -errno (msg "DIR/FILE: error")
+ * or -ETIMEDOUT with msg ("the write of DIR/NAME (the open of DIR|the
+ * creation of DIR/TMP|the write|the fsync|the rename into place) did not
+ * return after ..."). crac_img_unlink_in_msg: dir/name removed the same
+ * way ("the removal of DIR/NAME (...)"). */
+int crac_img_put_file_msg(const char *dir, const char *name, const char *tmpname, const char *data, size_t len,
+			  char *msg, size_t msglen) CRAC_HIDDEN;
+int crac_img_unlink_in_msg(const char *dir, const char *name, char *msg, size_t msglen) CRAC_HIDDEN;
 /* rename (flags 0) or renameat2(flags) of from to to, bounded the same way:
  * 0, -errno (msg "rename FROM to TO: error") or -ETIMEDOUT with msg naming
  * both (a rename given up on may still happen when the file system answers
