@@ -946,9 +946,15 @@ int crac_cmd_start(int argc, char **argv)
 		self[n] = 0;
 		int k = 0;
 		static char loader[PATH_MAX];
-		char lmsg[512];
-		if (crac_img_loader_path(loader, sizeof(loader), lmsg, sizeof(lmsg)) == 0) {
+		char lmsg[PATH_MAX + 400];
+		int lrc = crac_img_loader_path(loader, sizeof(loader), lmsg, sizeof(lmsg));
+		if (lrc == 0) {
 			rargv[k++] = loader;
+		} else if (lrc == -ETIMEDOUT) {
+			/* bounded by --timeout: `crac restore` would search again */
+			snprintf(why, sizeof(why), "the search for the restore loader stopped: %s", lmsg);
+			free(rargv);
+			goto cold;
 		} else {
 			rargv[k++] = self;
 			rargv[k++] = "restore";

@@ -114,7 +114,8 @@ int crac_img_split_path(const char *dir, char *parent, size_t plen, const char *
  *
  * CRAC_TEST_SLOW_FS=OP:MS (tests only; OP `fsync`, `remove`, `check`,
  * `rename`, `clean`, `access`, `list`, `open`, `lstat`, `realpath`,
- * `read`, `write`, `header`, `du`, `stat`, `put`, or `move`: crac_img_rename_msg's
+ * `read`, `write`, `header`, `du`, `stat`, `put`, `loader` (the search for
+ * the restore loader), or `move`: crac_img_rename_msg's
  * renames): the operation first sleeps MS ms; `aside`: the commit sleeps MS
  * ms once it moved the previous image aside (no RENAME_EXCHANGE);
  * `opened`: crac_img_open_msg's helper sleeps MS ms once the file is open
@@ -1045,9 +1046,11 @@ int crac_img_realpath_msg(const char *path, char *out, size_t len, char *msg, si
 	return fsop_msg(&op, "the resolution of", path, msg, msglen);
 }
 
-int crac_img_access_first_msg(const char *const *paths, int mode, int *found, char *msg, size_t msglen)
+/* crac_img_access_first_msg, slowed in tests by CRAC_TEST_SLOW_FS=SLOW:MS */
+static int access_first_as(const char *const *paths, int mode, int *found, const char *slow, char *msg,
+			   size_t msglen)
 {
-	struct fsop op = { .kind = FSOP_ACCESS, .cands = paths, .fd = mode, .slow_ms = fs_slow("access") };
+	struct fsop op = { .kind = FSOP_ACCESS, .cands = paths, .fd = mode, .slow_ms = fs_slow(slow) };
 	int64_t waited;
 	char why[200];
 	int rc = fsop_bounded(&op, &waited);
@@ -1057,6 +1060,11 @@ int crac_img_access_first_msg(const char *const *paths, int mode, int *found, ch
 	if (given_up(rc, waited, why, sizeof(why)))
 		snprintf(msg, msglen, "access to %s %s", paths[op.step] ? paths[op.step] : "", why);
 	return rc;
+}
+
+int crac_img_access_first_msg(const char *const *paths, int mode, int *found, char *msg, size_t msglen)
+{
+	return access_first_as(paths, mode, found, "access", msg, msglen);
 }
 
 int crac_img_list_msg(const char *dir, const char *prefix, char *names, size_t cap, size_t *len, char *msg,
@@ -1998,11 +2006,20 @@ int crac_img_verify_pages(const char *dir, const struct crac_img_view *v, char *
 int crac_img_loader_path(char *buf, size_t len, char *msg, size_t msglen)
 {
 	const char *env = getenv("CRAC_LOADER");
-	char self[PATH_MAX];
-	ssize_t n;
+	char self[PATH_MAX], next[PATH_MAX + 16];
+	const char *cands[3] = { NULL, NULL, NULL };
+	int nc = 0, found = -1, rc;
+	ssize_t n = -1;
 
+	/* Each access(2) by a helper, bounded as the others (a command's
+	 * limit: crac start's --timeout): a directory on a file system that
+	 * does not answer is given up on, -ETIMEDOUT with msg naming it.
+	 * CRAC_TEST_SLOW_FS=loader:MS slows these alone (tests). */
 	if (env && *env) {
-		if (access(env, X_OK) == 0 && snprintf(buf, len, "%s", env) < (int)len)
+		cands[0] = env;
+		if ((rc = access_first_as(cands, X_OK, &found, "loader", msg, msglen)) == -ETIMEDOUT)
+			return rc;
+		if (rc == 0 && snprintf(buf, len, "%s", env) < (int)len)
 			return 0;
 		snprintf(msg, msglen, "CRAC_LOADER=%s is not an executable file", env);
 		return -ENOENT;
@@ -2013,13 +2030,21 @@ int crac_img_loader_path(char *buf, size_t len, char *msg, size_t msglen)
 		char *slash = strrchr(self, '/');
 		if (slash) {
 			*slash = 0;
-			if (snprintf(buf, len, "%s/crac-loader", self) < (int)len && access(buf, X_OK) == 0)
-				return 0;
+			if (snprintf(next, sizeof(next), "%s/crac-loader", self) < (int)len)
+				cands[nc++] = next;
 		}
 	}
 #ifdef CRAC_INSTALL_LIBEXECDIR
-	if (snprintf(buf, len, "%s/crac-loader", CRAC_INSTALL_LIBEXECDIR) < (int)len && access(buf, X_OK) == 0)
+	if (strlen(CRAC_INSTALL_LIBEXECDIR "/crac-loader") < len)
+		cands[nc++] = CRAC_INSTALL_LIBEXECDIR "/crac-loader";
+#endif
+	if ((rc = access_first_as(cands, X_OK, &found, "loader", msg, msglen)) == -ETIMEDOUT)
+		return rc;
+	if (rc == 0) {
+		snprintf(buf, len, "%s", cands[found]);
 		return 0;
+	}
+#ifdef CRAC_INSTALL_LIBEXECDIR
 	snprintf(msg, msglen, "restore loader crac-loader not found next to %s nor in %s (set CRAC_LOADER)",
 		 n > 0 ? self : "this program", CRAC_INSTALL_LIBEXECDIR);
 #else

@@ -259,7 +259,9 @@ int crac_img_split_path(const char *dir, char *parent, size_t plen, const char *
 bool crac_img_is_mount_point(const char *dir) CRAC_HIDDEN;
 
 /* Path of the restore loader: $CRAC_LOADER, next to /proc/self/exe, or
- * CRAC_INSTALL_LIBEXECDIR. Returns 0 or -ENOENT (msg says where it looked). */
+ * CRAC_INSTALL_LIBEXECDIR. Returns 0 or -ENOENT (msg says where it looked);
+ * each access(2) bounded as crac_img_remove: -ETIMEDOUT with msg ("access
+ * to PATH did not return after ...") when one was given up on. */
 int crac_img_loader_path(char *buf, size_t len, char *msg, size_t msglen) CRAC_HIDDEN;
 
 #endif

@@ -273,6 +273,21 @@ given_up_before_writing() {
 	[ "$ms" -lt 10000 ]
 }
 
+@test "crac restore: the search for the restore loader that does not return is given up after crac restore's limit, naming the path" {
+	start_prog good
+	run "$CRAC" checkpoint --engine image --image-dir "$T/img" --keep-running "$pid"
+	[ "$status" -eq 0 ]
+	t0=$(date +%s%N)
+	# (the tool's restore: `crac restore DIR` itself is the loader, src/loader/front.c)
+	run clean env CRAC_TEST_SLOW_FS=loader:600000 CRAC_TEST_SYNC_GRACE_MS=1000 timeout -k 5 60 \
+		"$CRAC_BUILD_DIR/crac-cli" restore "$T/img"
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	echo "$status: $output ($ms ms)"
+	[ "$status" -eq 2 ]
+	echo "$output" | grep -Eq "^crac: access to /[^ ]*/crac-loader did not return after [0-9]+ ms \\(crac restore's limit, 1000 ms\\): its file system does not answer; given up$"
+	[ "$ms" -lt 10000 ]
+}
+
 @test "crac start --timeout 1s: listings of DIR's parent that do not return are given up with warnings naming it; the program starts cold" {
 	t0=$(date +%s%N)
 	run clean env CRAC_TEST_SLOW_FS=list:600000 timeout -k 5 60 "$CRAC" start --image "$T/img" --timeout 1s \

@@ -164,3 +164,15 @@ stuck_start() {
 	kill -0 "$pid"
 	ask "$(cat "$T/d/port")"
 }
+
+@test "the search for the restore loader does not return: given up at --timeout naming the path; PROG starts cold" {
+	bg cold "$CRAC" start --image "$T/img" --checkpoint-on-ready -- "$SERVER" "$T/d" 100
+	wait_for grep -q "written to $T/img" "$T/cold.err"
+	kill -TERM "$pid"
+	wait "$pid" || true
+	stuck_start loader
+	grep -Eq "^crac: start: the search for the restore loader stopped: access to /[^ ]*/crac-loader did not return after [0-9]+ ms \(crac start --timeout, 1000 ms\): its file system does not answer; given up: starting $SERVER cold" "$T/start.err"
+	[ "$ms" -lt 8000 ]
+	wait_for test -n "$(real_children "$pid")"
+	[ "$(wc -l <"$T/d/boots")" -eq 2 ]
+}
