@@ -79,14 +79,59 @@ static struct {
 
 /* ---- paths ------------------------------------------------------------- */
 
-/* Is `dir` an absolute path to a real directory (not a symlink) owned by
- * `uid` that nobody else may write to? */
+/* How long crac_control_path's look at a candidate directory may take
+ * (CRAC_TEST_SYNC_GRACE_MS in tests): as the setup's (CONTROL_SETUP_MS). */
+#define PATH_LOOK_MS 10000
+
+/* The lstat private_dir() makes, by a helper (raw system calls). */
+struct private_look {
+	const char *dir;
+	long slow_ms;                /* CRAC_TEST_SLOW_FS=path:MS (tests): a sleep first */
+	int res;
+	unsigned mode, uid;
+};
+
+static void private_look_run(void *arg)
+{
+	struct private_look *p = arg;
+	struct stat st;   /* (the helper's stack) */
+
+	crac_bounded_test_sleep(p->slow_ms);
+	long r = crac_raw_syscall5(SYS_newfstatat, AT_FDCWD, (long)p->dir, (long)&st, AT_SYMLINK_NOFOLLOW, 0);
+	if (r == 0) {
+		p->mode = st.st_mode;
+		p->uid = st.st_uid;
+	}
+	p->res = (int)r;
+}
+
+/*
+ * Is `dir` an absolute path to a real directory (not a symlink) owned by
+ * `uid` that nobody else may write to? Its lstat by a helper of
+ * image/bounded.c (crac_control_path, when the endpoint was never started,
+ * may be the first look at $XDG_RUNTIME_DIR, which may sit on a file system
+ * that does not answer), waited for PATH_LOOK_MS at most: given up, it is
+ * not (said at debug level; the next candidate is taken).
+ */
 static bool private_dir(const char *dir, unsigned uid)
 {
-	struct stat st;
+	const char *g = getenv("CRAC_TEST_SYNC_GRACE_MS"), *e = getenv("CRAC_TEST_SLOW_FS");
+	long bound_ms = g ? strtol(g, NULL, 10) : PATH_LOOK_MS;
+	struct private_look p = { .dir = dir, .res = -EINPROGRESS };
+	struct crac_bounded helper;
+	int64_t waited;
 
-	return dir && dir[0] == '/' && lstat(dir, &st) == 0 && S_ISDIR(st.st_mode) &&
-	       st.st_uid == uid && !(st.st_mode & 022);
+	if (!dir || dir[0] != '/')
+		return false;
+	p.slow_ms = e && !strncmp(e, "path:", 5) ? strtol(e + 5, NULL, 10) : 0;
+	if (crac_bounded_start(&helper, private_look_run, &p, NULL) < 0) {
+		private_look_run(&p);   /* no helper (a seccomp filter): in this thread */
+	} else if (crac_bounded_wait(&helper, crac_bounded_mono_ns() + bound_ms * 1000000LL, 0, &waited) < 0) {
+		crac__log(CRAC_LOG_DEBUG, "control: the lstat of %s did not return after %lld ms: its file system "
+			  "does not answer; given up (not used for the control socket)", dir, (long long)waited);
+		return false;
+	}
+	return p.res == 0 && S_ISDIR(p.mode) && p.uid == uid && !(p.mode & 022);
 }
 
 /*
