@@ -247,18 +247,28 @@ static void key_diff(const char *a, const char *b, char *out, size_t len)
 /* ---- locks -------------------------------------------------------------------- */
 
 #define LOCK_WAIT_MS 10000
+/* ofd_lock_stop's result when a lock call itself did not return in time
+ * (a lock server that does not answer: NFS), lock_msg saying so */
+#define LOCK_GIVEN_UP (-ETIME)
+
+static char lock_path[PATH_MAX + 8];            /* DIR.lock, for the messages */
+static _Thread_local char lock_msg[PATH_MAX + 400];   /* the last LOCK_GIVEN_UP, said */
 
 /*
  * wait: up to LOCK_WAIT_MS (then -ETIMEDOUT), in steps of 10 ms; never an
  * unbounded F_OFD_SETLKW. With stop != NULL (the main thread, the stop
  * signals blocked) a TERM, INT, HUP or QUIT that comes meanwhile ends the
- * wait: -EINTR, the signal in *stop.
+ * wait: -EINTR, the signal in *stop. Each F_OFD_SETLK by a helper of
+ * image/dir.c, bounded by --timeout: one that does not return (an NFS
+ * lock server gone) is given up on, LOCK_GIVEN_UP with lock_msg naming
+ * DIR.lock and the byte (the lock may still be granted later: held until
+ * crac start ends).
  */
 static int ofd_lock_stop(int fd, short type, off_t byte, bool wait, int *stop)
 {
-	struct flock l = { .l_type = type, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1 };
 	struct timespec step = { 0, 10 * 1000000 };
 	sigset_t set;
+	int rc;
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
@@ -266,12 +276,14 @@ static int ofd_lock_stop(int fd, short type, off_t byte, bool wait, int *stop)
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGQUIT);
 	for (int ms = 0;; ms += 10) {
-		if (fcntl(fd, F_OFD_SETLK, &l) == 0)
+		if ((rc = crac_img_ofd_lock_msg(fd, lock_path, type, (long)byte, lock_msg, sizeof(lock_msg))) == 0)
 			return 0;
-		if (errno != EINTR && errno != EAGAIN && errno != EACCES)
-			return -errno;
+		if (rc == -ETIMEDOUT)
+			return LOCK_GIVEN_UP;
+		if (rc != -EINTR && rc != -EAGAIN && rc != -EACCES)
+			return rc;
 		if (!wait)
-			return -errno;
+			return rc;
 		if (ms >= LOCK_WAIT_MS)
 			return -ETIMEDOUT;
 		if (stop) {
@@ -498,7 +510,8 @@ static int install(struct cli_super *s, int pid, char *msg, size_t len)
 		return not_replaced(st, msg, len, fmsg);
 	/* exclusive on byte 0: no restore is reading DIR while it is swapped */
 	if ((rc = ofd_lock(st->lock_fd, F_WRLCK, 0, true)) < 0) {
-		snprintf(why, sizeof(why), "cannot lock %s.lock: %s", st->dir, strerror(-rc));
+		snprintf(why, sizeof(why), "cannot lock %s.lock: %s", st->dir, rc == LOCK_GIVEN_UP ? lock_msg :
+			 strerror(-rc));
 		return not_replaced(st, msg, len, why);
 	}
 	struct stat sb;
@@ -664,8 +677,14 @@ static void put_back_aside(struct start *st)
 		cli_err("start: warning: %s", smsg);   /* (usable() looks again, and says it) */
 	if (src != -ENOENT || !slash)
 		return;
-	if (ofd_lock(st->lock_fd, F_WRLCK, 1, false) < 0)
+	if ((src = ofd_lock(st->lock_fd, F_WRLCK, 1, false)) < 0) {
+		if (src == LOCK_GIVEN_UP) {
+			cli_err("start: warning: %s is missing, and the search for an image moved aside stopped: %s",
+				st->dir, lock_msg);
+			st->fs_stuck = true;
+		}
 		return;   /* a writer at work: its own business */
+	}
 	snprintf(parent, sizeof(parent), "%.*s", slash == st->dir ? 1 : (int)(slash - st->dir), st->dir);
 	snprintf(prefix, sizeof(prefix), "%s.new-", slash + 1);
 	/* the listing bounded by --timeout (a file system that does not
@@ -864,6 +883,7 @@ int crac_cmd_start(int argc, char **argv)
 	/* DIR.lock: a regular file of ours only we may write, no link
 	 * followed; else no restore, and a cold start that writes nothing */
 	snprintf(lock, sizeof(lock), "%s.lock", st.dir);
+	snprintf(lock_path, sizeof(lock_path), "%s", lock);
 	/* its open and fstat bounded by --timeout (image/dir.c's helper): a
 	 * file system that does not answer makes a cold start, said */
 	struct stat lb;
@@ -889,15 +909,17 @@ int crac_cmd_start(int argc, char **argv)
 		/* 2. restore? (shared on byte 0: DIR is not swapped meanwhile) */
 		if (rc == -EINTR)
 			return cli_super_end(&s, stop);   /* a stop signal: ended by it */
-		snprintf(why, sizeof(why), "cannot lock %s: %s", lock, rc == -ETIMEDOUT ?
-			 "held by another process for 10 s" : strerror(-rc));
+		snprintf(why, sizeof(why), "cannot lock %s: %s", lock, rc == LOCK_GIVEN_UP ? lock_msg :
+			 rc == -ETIMEDOUT ? "held by another process for 10 s" : strerror(-rc));
+		st.fs_stuck |= rc == LOCK_GIVEN_UP;
 	} else if ((rc = ofd_lock_stop(st.lock_fd, F_WRLCK, 2, true, &stop)) < 0) {
 		/* 2'. one restore at a time (byte 2) */
 		ofd_lock(st.lock_fd, F_UNLCK, 0, false);
 		if (rc == -EINTR)
 			return cli_super_end(&s, stop);
-		snprintf(why, sizeof(why), "cannot lock %s: %s", lock, rc == -ETIMEDOUT ?
-			 "another crac start has been restoring the image for 10 s" : strerror(-rc));
+		snprintf(why, sizeof(why), "cannot lock %s: %s", lock, rc == LOCK_GIVEN_UP ? lock_msg :
+			 rc == -ETIMEDOUT ? "another crac start has been restoring the image for 10 s" : strerror(-rc));
+		st.fs_stuck |= rc == LOCK_GIVEN_UP;
 	} else {
 		st.image_lock = st.restore_lock = true;
 	}
@@ -1052,8 +1074,10 @@ cold:
 		snprintf(twhy, sizeof(twhy), "without a lock file it writes no image");
 	else if (st.fs_stuck)
 		snprintf(twhy, sizeof(twhy), "the file system of %s does not answer", st.dir);
-	else if (target_ok(st.dir, twhy, sizeof(twhy)) == 0)
-		writer = ofd_lock(st.lock_fd, F_WRLCK, 1, false) == 0;
+	else if (target_ok(st.dir, twhy, sizeof(twhy)) == 0 && (rc = ofd_lock(st.lock_fd, F_WRLCK, 1, false)) == 0)
+		writer = true;
+	else if (!twhy[0] && rc == LOCK_GIVEN_UP)
+		snprintf(twhy, sizeof(twhy), "%s", lock_msg);
 	cli_err("start: %s: starting %s cold%s%s%s", why, st.prog,
 		writer || twhy[0] ? "" : " (another crac start is writing the image: this one writes none)",
 		twhy[0] ? "; it writes no image: " : "", twhy);

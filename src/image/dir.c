@@ -114,8 +114,8 @@ int crac_img_split_path(const char *dir, char *parent, size_t plen, const char *
  *
  * CRAC_TEST_SLOW_FS=OP:MS (tests only; OP `fsync`, `remove`, `check`,
  * `rename`, `clean`, `access`, `list`, `open`, `lstat`, `realpath`,
- * `read`, `write`, `header`, `du`, `stat`, `put`, `loader` (the search for
- * the restore loader), or `move`: crac_img_rename_msg's
+ * `read`, `write`, `header`, `du`, `stat`, `put`, `lock`, `loader` (the
+ * search for the restore loader), or `move`: crac_img_rename_msg's
  * renames): the operation first sleeps MS ms; `aside`: the commit sleeps MS
  * ms once it moved the previous image aside (no RENAME_EXCHANGE);
  * `opened`: crac_img_open_msg's helper sleeps MS ms once the file is open
@@ -128,7 +128,7 @@ int crac_img_split_path(const char *dir, char *parent, size_t plen, const char *
  * needs binding).
  */
 enum fsop_kind { FSOP_FSYNC, FSOP_FSYNC_FD, FSOP_REMOVE, FSOP_RENAME, FSOP_SAME, FSOP_TARGET, FSOP_LIST,
-		 FSOP_ACCESS, FSOP_OPEN, FSOP_LSTAT, FSOP_REALPATH, FSOP_READ, FSOP_WRITE, FSOP_HEADER, FSOP_DU, FSOP_PUT };
+		 FSOP_ACCESS, FSOP_OPEN, FSOP_LSTAT, FSOP_REALPATH, FSOP_READ, FSOP_WRITE, FSOP_HEADER, FSOP_DU, FSOP_PUT, FSOP_LOCK };
 
 /* What the target check needs to know (FSOP_TARGET; see crac_img_target_check). */
 struct target_facts {
@@ -196,6 +196,7 @@ struct fsop {
 	size_t data_len;
 	struct header_read *hr;    /* FSOP_HEADER */
 	long long bytes;           /* FSOP_DU: bytes of the regular files in path */
+	long lock_byte;            /* FSOP_LOCK: the byte of fd locked (flags: the lock's type) */
 };
 
 /* The limit of the waits (crac_img_fs_limit). */
@@ -697,6 +698,11 @@ static void fsop_run(void *arg)
 	case FSOP_PUT:
 		put_file(op);
 		break;
+	case FSOP_LOCK: {   /* an open file description lock, never waited for (a lock server may not answer) */
+		struct flock l = { .l_type = (short)op->flags, .l_whence = SEEK_SET, .l_start = op->lock_byte, .l_len = 1 };
+		op->res = (int)crac_raw_syscall3(SYS_fcntl, op->fd, F_OFD_SETLK, (long)&l);
+		break;
+	}
 	case FSOP_HEADER:
 		header_read(op);
 		break;
@@ -792,7 +798,7 @@ static int fsop_bounded(struct fsop *op, int64_t *waited_ms)
 	 * helper 13-38 us more with a few descriptors open, 135-215 us with
 	 * 1000; medians of 2001 interleaved calls, 3 runs, 2 busy cores) */
 	bool opens = op->kind != FSOP_LSTAT && op->kind != FSOP_SAME && op->kind != FSOP_RENAME &&
-		     op->kind != FSOP_ACCESS && op->kind != FSOP_FSYNC_FD;
+		     op->kind != FSOP_ACCESS && op->kind != FSOP_FSYNC_FD && op->kind != FSOP_LOCK;
 	if (op->kind == FSOP_OPEN && sv[0] < 0)
 		opens = false;   /* no socket (out of descriptors?): in our table, still bounded */
 	if ((opens ? crac_bounded_start_own(&helper, fsop_run, op, NULL, sv[1], -1)
@@ -974,6 +980,20 @@ static int put_msg(const char *dir, const char *name, const char *tmpname, const
 	} else if (rc < 0) {
 		snprintf(msg, msglen, "%s/%s: %s", dir, op.step == 0 ? "" : op.step < 4 ? tmpname : name, strerror(-rc));
 	}
+	return rc;
+}
+
+int crac_img_ofd_lock_msg(int fd, const char *path, short type, long byte, char *msg, size_t msglen)
+{
+	struct fsop op = { .kind = FSOP_LOCK, .fd = fd, .flags = (unsigned)type, .lock_byte = byte,
+			   .slow_ms = fs_slow("lock") };
+	int64_t waited;
+	char why[200];
+	int rc = fsop_bounded(&op, &waited);
+
+	msg[0] = 0;
+	if (given_up(rc, waited, why, sizeof(why)))
+		snprintf(msg, msglen, "the %s of %s (byte %ld) %s", type == F_UNLCK ? "unlock" : "lock", path, byte, why);
 	return rc;
 }
 

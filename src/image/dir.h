@@ -207,6 +207,12 @@ int crac_img_write_new_msg(const char *path, const char *data, size_t len, char 
 int crac_img_put_file_msg(const char *dir, const char *name, const char *tmpname, const char *data, size_t len,
 			  char *msg, size_t msglen) CRAC_HIDDEN;
 int crac_img_unlink_in_msg(const char *dir, const char *name, char *msg, size_t msglen) CRAC_HIDDEN;
+/* fcntl(fd, F_OFD_SETLK) of byte `byte` (type F_RDLCK, F_WRLCK or F_UNLCK:
+ * a lock server, NFS's, may not answer), by a helper bounded the same way:
+ * 0, -errno (-EAGAIN: held by another), or -ETIMEDOUT with msg ("the lock
+ * of PATH (byte N) did not return after ..."; it may still be granted
+ * when the server answers again). */
+int crac_img_ofd_lock_msg(int fd, const char *path, short type, long byte, char *msg, size_t msglen) CRAC_HIDDEN;
 /* rename (flags 0) or renameat2(flags) of from to to, bounded the same way:
  * 0, -errno (msg "rename FROM to TO: error") or -ETIMEDOUT with msg naming
  * both (a rename given up on may still happen when the file system answers

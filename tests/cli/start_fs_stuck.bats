@@ -176,3 +176,12 @@ stuck_start() {
 	wait_for test -n "$(real_children "$pid")"
 	[ "$(wc -l <"$T/d/boots")" -eq 2 ]
 }
+
+@test "the locks of DIR.lock do not return (a lock server gone): given up at --timeout naming the lock file and the byte; PROG starts cold and writes no image" {
+	stuck_start lock
+	grep -Eq "^crac: start: warning: $T/img is missing, and the search for an image moved aside stopped: the lock of $T/img\.lock \(byte 1\) did not return after [0-9]+ ms \(crac start --timeout, 1000 ms\): its file system does not answer; given up$" "$T/start.err"
+	grep -Eq "^crac: start: cannot lock $T/img\.lock: the lock of $T/img\.lock \(byte 0\) did not return after [0-9]+ ms \(crac start --timeout, 1000 ms\): its file system does not answer; given up: starting $SERVER cold; it writes no image: the file system of $T/img does not answer$" "$T/start.err"
+	[ "$ms" -lt 8000 ]
+	wait_for test -n "$(real_children "$pid")"
+	kill -0 "$pid"
+}
