@@ -57,7 +57,8 @@ static int find_library(char *out, size_t len)
 		if (rc < 0)
 			break;
 		/* its resolution bounded the same way */
-		if ((rc = crac_img_realpath_msg(cands[from + found], out, len, msg, sizeof(msg))) == -ETIMEDOUT) {
+		if ((rc = crac_img_realpath_as_msg(cands[from + found], out, len, "librealpath", msg, sizeof(msg))) ==
+		    -ETIMEDOUT) {
 			cli_err("the search for libcrac.so stopped: %s", msg);
 			return rc;
 		}

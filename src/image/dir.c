@@ -115,7 +115,8 @@ int crac_img_split_path(const char *dir, char *parent, size_t plen, const char *
  * CRAC_TEST_SLOW_FS=OP:MS (tests only; OP `fsync`, `remove`, `check`,
  * `rename`, `clean`, `access`, `list`, `open`, `lstat`, `realpath`,
  * `read`, `write`, `header`, `du`, `stat`, `put`, `lock`, `loader` (the
- * search for the restore loader), or `move`: crac_img_rename_msg's
+ * search for the restore loader), `librealpath` (the resolution of the
+ * libcrac.so found), or `move`: crac_img_rename_msg's
  * renames): the operation first sleeps MS ms; `aside`: the commit sleeps MS
  * ms once it moved the previous image aside (no RENAME_EXCHANGE);
  * `opened`: crac_img_open_msg's helper sleeps MS ms once the file is open
@@ -1058,12 +1059,17 @@ int crac_img_dir_bytes_msg(const char *dir, long long *bytes, char *msg, size_t 
 	return rc;
 }
 
-int crac_img_realpath_msg(const char *path, char *out, size_t len, char *msg, size_t msglen)
+int crac_img_realpath_as_msg(const char *path, char *out, size_t len, const char *slow, char *msg, size_t msglen)
 {
 	struct fsop op = { .kind = FSOP_REALPATH, .path = path, .real = out, .real_len = len,
-			   .slow_ms = fs_slow("realpath") };
+			   .slow_ms = fs_slow(slow) };
 
 	return fsop_msg(&op, "the resolution of", path, msg, msglen);
+}
+
+int crac_img_realpath_msg(const char *path, char *out, size_t len, char *msg, size_t msglen)
+{
+	return crac_img_realpath_as_msg(path, out, len, "realpath", msg, msglen);
 }
 
 /* crac_img_access_first_msg, slowed in tests by CRAC_TEST_SLOW_FS=SLOW:MS */

@@ -239,6 +239,10 @@ int crac_img_dir_bytes_msg(const char *dir, long long *bytes, char *msg, size_t 
  * the kernel gives the file opened with O_PATH): 0, -errno, -ENAMETOOLONG
  * or -ETIMEDOUT. */
 int crac_img_realpath_msg(const char *path, char *out, size_t len, char *msg, size_t msglen) CRAC_HIDDEN;
+/* The same, slowed in tests by CRAC_TEST_SLOW_FS=SLOW:MS instead of
+ * `realpath` (a resolution a test tells from the others). */
+int crac_img_realpath_as_msg(const char *path, char *out, size_t len, const char *slow, char *msg, size_t msglen)
+	CRAC_HIDDEN;
 /* access(2) of each of paths (NULL-terminated) in turn, by one helper,
  * bounded the same way: 0 and *found the index of the first that passes,
  * the last one's -errno (-ENOENT: none), or -ETIMEDOUT with msg naming the
