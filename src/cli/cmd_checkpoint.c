@@ -8,7 +8,6 @@
 #include "image/dir.h"
 #include "image/image.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
