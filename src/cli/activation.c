@@ -51,7 +51,10 @@ char *cli_read_small_msg(const char *dir, const char *name, int *err, char *msg,
 	else if (n >= 0 && n != st.st_size)
 		n = -EIO;
 	if (n < 0) {
-		free(buf);
+		/* A read given up on may still fill buf when the file system
+		 * answers again: it is left allocated then (64 KiB, once). */
+		if (n != -ETIMEDOUT)
+			free(buf);
 		*err = (int)n;
 		return NULL;
 	}
@@ -205,10 +208,16 @@ int cli_activation_env(const char *dir, const struct crac_img_view *v, int liste
 		       size_t actlen, char *why, size_t len)
 {
 	int err = 0, recorded = 0, fds[CRAC_ACTIVATION_MAX];
-	char *rec = cli_read_small(dir, CLI_ACTIVATION_FILE, &err);
+	char msg[PATH_MAX + 300];
+	/* bounded (crac start's --timeout): given up, said naming the file */
+	char *rec = cli_read_small_msg(dir, CLI_ACTIVATION_FILE, &err, msg, sizeof(msg));
 	size_t at;
 
 	act[0] = 0;
+	if (!rec && err == -ETIMEDOUT) {
+		snprintf(why, len, "%s", msg);
+		return -ETIMEDOUT;
+	}
 	if (!rec && err != -ENOENT) {
 		snprintf(why, len, "%s/%s: %s", dir, CLI_ACTIVATION_FILE,
 			 err == -EPERM ? "not a regular file of ours that only we may write" :

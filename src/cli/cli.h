@@ -238,7 +238,8 @@ char *cli_activation_record(int pid, int n);
  * now: 0 and act = "CRAC_ACTIVATION_FDS=SRC:DST,..." (or "" when none is
  * recorded and none passed); -1 and why when they do not match (a socket
  * recorded that is not passed now, sockets passed and none recorded, a
- * damaged record). */
+ * damaged record); -ETIMEDOUT and why when the read of DIR/activation was
+ * given up on (image/dir.c's bound: crac start's --timeout). */
 int cli_activation_env(const char *dir, const struct crac_img_view *v, int listen_fds, char *act,
 		       size_t actlen, char *why, size_t len);
 /* `crac restore DIR` under socket activation: sets CRAC_ACTIVATION_FDS for

@@ -5,9 +5,9 @@
  */
 #include "cli.h"
 #include "core/internal.h"
+#include "image/dir.h"
 #include "image/image.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -294,24 +294,14 @@ static void env_of(int pid, const char *key, char *buf, size_t len)
 	fclose(f);
 }
 
-/* Bytes under dir (one level: an image directory). */
-static long long dir_bytes(const char *dir)
-{
-	char path[PATH_MAX + 300];
-	long long sum = 0;
-	struct dirent *d;
-	struct stat st;
-	DIR *dp = opendir(dir);
-
-	if (!dp)
-		return 0;
-	while ((d = readdir(dp)))
-		if (snprintf(path, sizeof(path), "%s/%s", dir, d->d_name) < (int)sizeof(path) &&
-		    stat(path, &st) == 0 && S_ISREG(st.st_mode))
-			sum += (long long)st.st_blocks * 512;
-	closedir(dp);
-	return sum;
-}
+/*
+ * phase_of's looks at the image's parent directory and the temporary in it
+ * come after --timeout expired, on a file system that may not answer (an
+ * NFS or FUSE server gone): each is made by a helper of image/dir.c and
+ * given up on after PHASE_LOOK_MS, said naming the path (the message then
+ * says the phase could not be told).
+ */
+#define PHASE_LOOK_MS 2000
 
 /*
  * Where the checkpoint of pid is, as seen from outside, for a process that
@@ -321,8 +311,11 @@ static long long dir_bytes(const char *dir)
  */
 static void phase_of(int pid, const char *image, bool answered, char *out, size_t len)
 {
-	char dir[PATH_MAX + 8], parent[PATH_MAX + 8], prefix[PATH_MAX + 48], path[64];
+	char dir[PATH_MAX + 8], parent[PATH_MAX + 8], prefix[PATH_MAX + 48], path[64], msg[PATH_MAX + 400];
+	static char names[16384];
 	struct stat st;
+	size_t nlen = 0;
+	int rc;
 
 	snprintf(path, sizeof(path), "/proc/%d", pid);
 	if (stat(path, &st) < 0) {
@@ -337,28 +330,35 @@ static void phase_of(int pid, const char *image, bool answered, char *out, size_
 		snprintf(dir, sizeof(dir), "%s", image);
 	else
 		env_of(pid, "CRAC_IMAGE_DIR", dir, sizeof(dir));
-	if (dir[0]) {
-		snprintf(parent, sizeof(parent), "%s", dir);
-		char *slash = strrchr(parent, '/');
-		const char *base = slash ? slash + 1 : parent;
-		if (slash)
-			*slash = 0;
-		snprintf(prefix, sizeof(prefix), "%s.tmp-%d-", base, pid);
-		DIR *dp = opendir(slash ? (parent[0] ? parent : "/") : ".");
-		struct dirent *d;
-		while (dp && (d = readdir(dp)))
-			if (!strncmp(d->d_name, prefix, strlen(prefix))) {
-				char tmp[PATH_MAX + 300];
-				(void)!snprintf(tmp, sizeof(tmp), "%s/%s", slash ? parent : ".", d->d_name);
-				snprintf(out, len, "writing the image: %s holds %.1f MiB so far", tmp,
-					 (double)dir_bytes(tmp) / 1048576.0);
-				closedir(dp);
-				return;
-			}
-		if (dp)
-			closedir(dp);
+	if (!dir[0]) {
+		snprintf(out, len, BEFORE_SNAPSHOT);
+		return;
 	}
-	snprintf(out, len, BEFORE_SNAPSHOT);
+	snprintf(parent, sizeof(parent), "%s", dir);
+	char *slash = strrchr(parent, '/');
+	const char *base = slash ? slash + 1 : parent;
+	if (slash)
+		*slash = 0;
+	snprintf(prefix, sizeof(prefix), "%s.tmp-%d-", base, pid);
+	const char *pdir = slash ? (parent[0] ? parent : "/") : ".";
+	static char bound[64];
+	snprintf(bound, sizeof(bound), "crac checkpoint's look after --timeout, %d ms", PHASE_LOOK_MS);
+	crac_img_fs_limit(0, PHASE_LOOK_MS, bound);
+	if ((rc = crac_img_list_msg(pdir, prefix, names, sizeof(names), &nlen, msg, sizeof(msg))) == -ETIMEDOUT) {
+		snprintf(out, len, "in a phase crac could not tell (%s)", msg);
+		return;
+	}
+	if (rc < 0 || !nlen) {
+		snprintf(out, len, BEFORE_SNAPSHOT);
+		return;
+	}
+	char tmp[PATH_MAX + 300];
+	long long bytes = 0;
+	(void)!snprintf(tmp, sizeof(tmp), "%s/%.*s", slash ? parent : ".", NAME_MAX, names);   /* (the first) */
+	if (crac_img_dir_bytes_msg(tmp, &bytes, msg, sizeof(msg)) == -ETIMEDOUT)
+		snprintf(out, len, "writing the image into %s (how far it got is not known: %s)", tmp, msg);
+	else
+		snprintf(out, len, "writing the image: %s holds %.1f MiB so far", tmp, (double)bytes / 1048576.0);
 }
 
 #define TICK_MS 100           /* the progress line is redrawn at most this often */

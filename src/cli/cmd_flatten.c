@@ -323,31 +323,44 @@ static int flatten(struct flat *f, char **out, uint64_t *out_len)
 }
 
 /*
- * The image (DIR or one below it) that OUT would be put inside, or NULL.
- * An image directory holds only its header and pages: anything else in it
- * keeps it from ever being replaced (crac_img_target_check), so OUT's
- * directory and every directory above it are compared with the chain's.
+ * The image (DIR or one below it) that OUT would be put inside, into *in,
+ * or NULL. An image directory holds only its header and pages: anything
+ * else in it keeps it from ever being replaced (crac_img_target_check), so
+ * OUT's directory and every directory above it are compared with the
+ * chain's. Each look by a helper of image/dir.c, bounded by --timeout: 0,
+ * or -ETIMEDOUT with msg naming the step and the path.
  */
-static const char *inside_image(const char *outdir, const char *dir, const struct crac_img_chain *ch)
+static int inside_image(const char *outdir, const char *dir, const struct crac_img_chain *ch, const char **in,
+			char *msg, size_t msglen)
 {
 	char parent[PATH_MAX], real[PATH_MAX];
 	const char *base;
 	struct stat img[CRAC_IMG_MAX_CHAIN + 1];
 	bool have[CRAC_IMG_MAX_CHAIN + 1];
+	int rc;
 
-	if (crac_img_split_path(outdir, parent, sizeof(parent), &base) < 0 || !realpath(parent, real))
-		return NULL;   /* OUT cannot be created there: said when it is */
-	for (uint32_t i = 0; i <= ch->n; i++)
-		have[i] = stat(i ? ch->path[i - 1] : dir, &img[i]) == 0;
+	*in = NULL;
+	if (crac_img_split_path(outdir, parent, sizeof(parent), &base) < 0)
+		return 0;
+	if ((rc = crac_img_realpath_msg(parent, real, sizeof(real), msg, msglen)) < 0)
+		return rc == -ETIMEDOUT ? rc : 0;   /* OUT cannot be created there: said when it is */
+	for (uint32_t i = 0; i <= ch->n; i++) {
+		if ((rc = crac_img_stat_msg(i ? ch->path[i - 1] : dir, &img[i], msg, msglen)) == -ETIMEDOUT)
+			return rc;
+		have[i] = rc == 0;
+	}
 	for (;;) {
 		struct stat st;
-		if (stat(real, &st) == 0)
-			for (uint32_t i = 0; i <= ch->n; i++)
-				if (have[i] && st.st_dev == img[i].st_dev && st.st_ino == img[i].st_ino)
-					return i ? ch->path[i - 1] : dir;
+		if ((rc = crac_img_stat_msg(real, &st, msg, msglen)) == -ETIMEDOUT)
+			return rc;
+		for (uint32_t i = 0; rc == 0 && i <= ch->n; i++)
+			if (have[i] && st.st_dev == img[i].st_dev && st.st_ino == img[i].st_ino) {
+				*in = i ? ch->path[i - 1] : dir;
+				return 0;
+			}
 		char *slash = strrchr(real, '/');
 		if (!slash || slash == real)
-			return NULL;
+			return 0;
 		*slash = 0;
 	}
 }
@@ -366,14 +379,21 @@ struct out_id {
 	struct stat dir, hdr;
 };
 
-static void out_identify(const char *outdir, struct out_id *id)
+/* The lstats bounded by --timeout: 0, or -ETIMEDOUT with msg. */
+static int out_identify(const char *outdir, struct out_id *id, char *msg, size_t msglen)
 {
 	char path[PATH_MAX + sizeof(CRAC_IMG_HEADER_FILE) + 1];
+	int rc;
 
 	memset(id, 0, sizeof(*id));
-	id->there = lstat(outdir, &id->dir) == 0;
+	if ((rc = crac_img_lstat_msg(outdir, &id->dir, msg, msglen)) == -ETIMEDOUT)
+		return rc;
+	id->there = rc == 0;
 	snprintf(path, sizeof(path), "%s/%s", outdir, CRAC_IMG_HEADER_FILE);
-	id->header = id->there && lstat(path, &id->hdr) == 0;
+	if (id->there && (rc = crac_img_lstat_msg(path, &id->hdr, msg, msglen)) == -ETIMEDOUT)
+		return rc;
+	id->header = id->there && rc == 0;
+	return 0;
 }
 
 static bool same_file(const struct stat *a, const struct stat *b)
@@ -386,9 +406,11 @@ static bool same_file(const struct stat *a, const struct stat *b)
 static bool out_moved(const char *dir, const char *outdir, const struct out_id *was)
 {
 	struct out_id now;
+	char msg[PATH_MAX + 400];
 
-	out_identify(outdir, &now);
-	if (!was->there && now.there)
+	if (out_identify(outdir, &now, msg, sizeof(msg)) == -ETIMEDOUT)
+		cli_err("flatten %s: %s; nothing was replaced", dir, msg);
+	else if (!was->there && now.there)
 		cli_err("flatten %s: %s appeared while the image was written (another flatten or checkpoint into "
 			"it?); nothing was replaced", dir, outdir);
 	else if (was->there && (!now.there || now.dir.st_dev != was->dir.st_dev ||
@@ -458,10 +480,10 @@ int crac_cmd_flatten(int argc, char **argv)
 			       "                      checkpoint --compress does; LEVEL 1-19, default 1 (fastest);\n"
 			       "                      without it, OUT is uncompressed whatever the chain was\n"
 			       "  --trust-owner       accept images of another user (as crac restore --trust-owner)\n"
-			       "  --timeout DURATION  how long one look at OUT's file system (the check of OUT, the\n"
-			       "                      removal of stale temporaries, the renames) may take before it\n"
-			       "                      is given up on, naming the step and the path (500ms, 30s, 2m;\n"
-			       "                      default 30s; 0: no limit)\n"
+			       "  --timeout DURATION  how long one look at OUT's file system (the check of OUT, its\n"
+			       "                      stats, the removal of stale temporaries, the fsyncs, the\n"
+			       "                      renames) may take before it is given up on, naming the step\n"
+			       "                      and the path (500ms, 30s, 2m; default 30s; 0: no limit)\n"
 			       "  --help              this text\n"
 			       "exit status: 0 written, 1 refused or failed (nothing at OUT changed), 2 usage error\n",
 			       usage);
@@ -530,16 +552,30 @@ int crac_cmd_flatten(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
-	for (uint32_t i = 0; i < ch->n; i++) {
-		struct stat a, b;
-		if (stat(outdir, &a) == 0 && stat(ch->path[i], &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+	/* every look at OUT and the chain's paths from here on bounded by
+	 * --timeout (image/dir.c's helpers), said naming the step and the path */
+	struct stat a;
+	int arc = ch->n ? crac_img_stat_msg(outdir, &a, msg, sizeof(msg)) : -ENOENT;
+	for (uint32_t i = 0; arc != -ETIMEDOUT && i < ch->n; i++) {
+		struct stat b;
+		int brc = arc == 0 ? crac_img_stat_msg(ch->path[i], &b, msg, sizeof(msg)) : -ENOENT;
+		if (brc == -ETIMEDOUT) {
+			arc = brc;
+			break;
+		}
+		if (brc == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
 			cli_err("flatten %s: %s is an image below it (%s): other images may need it; choose another OUT",
 				dir, outdir, esc(ch->path[i], msg, sizeof(msg)));
 			rc = 1;
 			goto out;
 		}
 	}
-	const char *in = inside_image(outdir, dir, ch);
+	const char *in = NULL;
+	if (arc == -ETIMEDOUT || inside_image(outdir, dir, ch, &in, msg, sizeof(msg)) == -ETIMEDOUT) {
+		cli_err("flatten %s: %s", dir, msg);
+		rc = 1;
+		goto out;
+	}
 	if (in) {
 		cli_err("flatten %s: %s is inside the image %s: an image directory holds only its header and pages; "
 			"choose another OUT", dir, outdir, esc(in, msg, sizeof(msg)));
@@ -553,10 +589,20 @@ int crac_cmd_flatten(int argc, char **argv)
 	}
 	/* what OUT is now: the commit replaces only that (out_moved) */
 	struct out_id was;
-	out_identify(outdir, &was);
+	if (out_identify(outdir, &was, msg, sizeof(msg)) == -ETIMEDOUT) {
+		cli_err("flatten %s: %s", dir, msg);
+		rc = 1;
+		goto out;
+	}
 	if (was.there) {
 		struct stat d, od;
-		if (stat(dir, &d) == 0 && d.st_dev == was.dir.st_dev && d.st_ino == was.dir.st_ino &&
+		int drc = crac_img_stat_msg(dir, &d, msg, sizeof(msg));
+		if (drc == -ETIMEDOUT) {
+			cli_err("flatten %s: %s", dir, msg);
+			rc = 1;
+			goto out;
+		}
+		if (drc == 0 && d.st_dev == was.dir.st_dev && d.st_ino == was.dir.st_ino &&
 		    (fstat(o.dir_fd, &od) < 0 || od.st_dev != d.st_dev || od.st_ino != d.st_ino)) {
 			cli_err("flatten %s: %s was replaced while it was flattened (a checkpoint into it?); "
 				"nothing was replaced", dir, dir);
@@ -597,14 +643,24 @@ int crac_cmd_flatten(int argc, char **argv)
 	}
 	int hfd = openat(dfd, CRAC_IMG_HEADER_FILE, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	const char *failed = NULL;   /* the file at fault */
+	int64_t waited = -1;         /* an fsync given up on (bounded by --timeout): how long it was waited for */
 	if (hfd < 0)
 		rc = -errno, failed = CRAC_IMG_HEADER_FILE;
-	else if ((rc = crac__write_all(hfd, nbuf, nlen)) < 0 || (fsync(hfd) < 0 && (rc = -errno) < 0))
+	else if ((rc = crac__write_all(hfd, nbuf, nlen)) < 0 || (rc = crac_img_fsync_fd(hfd, false, &waited)) < 0)
 		failed = CRAC_IMG_HEADER_FILE;
-	else if (fsync(f.out_fd) < 0)
-		rc = -errno, failed = CRAC_IMG_PAGES_FILE;
-	else if (fsync(dfd) < 0)
-		rc = -errno, failed = "";
+	else if ((rc = crac_img_fsync_fd(f.out_fd, false, &waited)) < 0)
+		failed = CRAC_IMG_PAGES_FILE;
+	else if ((rc = crac_img_fsync_fd(dfd, false, &waited)) < 0)
+		failed = "";
+	if (failed && waited >= 0) {
+		cli_err("flatten %s: writing %s%s%s: the fsync did not return after %lld ms (%s): its file system does "
+			"not answer; given up", dir, tmp, *failed ? "/" : "", failed, (long long)waited,
+			timeout_ms ? bound : "no limit");
+		if (hfd >= 0)
+			close(hfd);
+		rc = 1;
+		goto out;
+	}
 	if (failed) {
 		cli_err("flatten %s: writing %s%s%s: %s", dir, tmp, *failed ? "/" : "", failed, strerror(-rc));
 		if (hfd >= 0)

@@ -56,7 +56,13 @@ static int find_library(char *out, size_t len)
 		}
 		if (rc < 0)
 			break;
-		if (realpath(cands[from + found], out) && strlen(out) < len)
+		/* its resolution bounded the same way */
+		if ((rc = crac_img_realpath_as_msg(cands[from + found], out, len, "librealpath", msg, sizeof(msg))) ==
+		    -ETIMEDOUT) {
+			cli_err("the search for libcrac.so stopped: %s", msg);
+			return rc;
+		}
+		if (rc == 0)
 			return 0;
 	}
 	return -ENOENT;

@@ -93,6 +93,7 @@ struct start {
 	int lock_fd;                 /* DIR.lock */
 	bool image_lock;             /* byte 0 held shared */
 	bool restore_lock;           /* byte 2 held: this start's restore runs */
+	bool fs_stuck;               /* a look at DIR was given up on (--timeout): no image written */
 	const char *prog;
 };
 
@@ -246,18 +247,28 @@ static void key_diff(const char *a, const char *b, char *out, size_t len)
 /* ---- locks -------------------------------------------------------------------- */
 
 #define LOCK_WAIT_MS 10000
+/* ofd_lock_stop's result when a lock call itself did not return in time
+ * (a lock server that does not answer: NFS), lock_msg saying so */
+#define LOCK_GIVEN_UP (-ETIME)
+
+static char lock_path[PATH_MAX + 8];            /* DIR.lock, for the messages */
+static _Thread_local char lock_msg[PATH_MAX + 400];   /* the last LOCK_GIVEN_UP, said */
 
 /*
  * wait: up to LOCK_WAIT_MS (then -ETIMEDOUT), in steps of 10 ms; never an
  * unbounded F_OFD_SETLKW. With stop != NULL (the main thread, the stop
  * signals blocked) a TERM, INT, HUP or QUIT that comes meanwhile ends the
- * wait: -EINTR, the signal in *stop.
+ * wait: -EINTR, the signal in *stop. Each F_OFD_SETLK by a helper of
+ * image/dir.c, bounded by --timeout: one that does not return (an NFS
+ * lock server gone) is given up on, LOCK_GIVEN_UP with lock_msg naming
+ * DIR.lock and the byte (the lock may still be granted later: held until
+ * crac start ends).
  */
 static int ofd_lock_stop(int fd, short type, off_t byte, bool wait, int *stop)
 {
-	struct flock l = { .l_type = type, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1 };
 	struct timespec step = { 0, 10 * 1000000 };
 	sigset_t set;
+	int rc;
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
@@ -265,12 +276,14 @@ static int ofd_lock_stop(int fd, short type, off_t byte, bool wait, int *stop)
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGQUIT);
 	for (int ms = 0;; ms += 10) {
-		if (fcntl(fd, F_OFD_SETLK, &l) == 0)
+		if ((rc = crac_img_ofd_lock_msg(fd, lock_path, type, (long)byte, lock_msg, sizeof(lock_msg))) == 0)
 			return 0;
-		if (errno != EINTR && errno != EAGAIN && errno != EACCES)
-			return -errno;
+		if (rc == -ETIMEDOUT)
+			return LOCK_GIVEN_UP;
+		if (rc != -EINTR && rc != -EAGAIN && rc != -EACCES)
+			return rc;
 		if (!wait)
-			return -errno;
+			return rc;
 		if (ms >= LOCK_WAIT_MS)
 			return -ETIMEDOUT;
 		if (stop) {
@@ -337,11 +350,9 @@ static int target_ok(const char *dir, char *msg, size_t len)
  */
 static int usable(struct start *st, int listen_fds, char *act, size_t actlen, char *why, size_t len)
 {
-	struct crac_img_opened o;
-	struct crac_img_view v;
+	struct crac_img_header_map h;
 	struct stat sb;
 	char msg[2048], diff[512], path[PATH_MAX + 32];
-	void *buf = NULL;
 	int err = 0, rc = 1;
 
 	act[0] = 0;
@@ -349,7 +360,7 @@ static int usable(struct start *st, int listen_fds, char *act, size_t actlen, ch
 	 * start, said) */
 	if ((err = crac_img_lstat_msg(st->dir, &sb, msg, sizeof(msg))) < 0) {
 		if (err == -ETIMEDOUT)
-			snprintf(why, len, "%s", msg);
+			snprintf(why, len, "%s", msg), st->fs_stuck = true;
 		else
 			snprintf(why, len, "no image at %s yet", st->dir);
 		return 1;
@@ -359,6 +370,7 @@ static int usable(struct start *st, int listen_fds, char *act, size_t actlen, ch
 	char *key = cli_read_small_msg(st->dir, KEY_FILE, &err, msg, sizeof(msg));
 	if (!key && err == -ETIMEDOUT) {
 		snprintf(why, len, "%s", msg);
+		st->fs_stuck = true;
 		return 1;
 	}
 	if (!key) {
@@ -388,19 +400,15 @@ static int usable(struct start *st, int listen_fds, char *act, size_t actlen, ch
 		return 0;
 	if (err == -ETIMEDOUT) {
 		snprintf(why, len, "%s", msg);
+		st->fs_stuck = true;
 		return 1;
 	}
-	if (crac_img_open(st->dir, &o, msg, sizeof(msg)) < 0) {
+	/* opened and read as the loader does, by a helper bounded by
+	 * --timeout (given up: said naming the step and DIR, a cold start) */
+	if ((err = crac_img_header_msg(st->dir, &h, msg, sizeof(msg))) < 0) {
 		snprintf(why, len, "%s", msg);
+		st->fs_stuck = err == -ETIMEDOUT;
 		return 1;
-	}
-	if (o.header_size > CRAC_IMG_MAX_HEADER || !(buf = aligned_alloc(8, (o.header_size + 8) & ~7ull))) {
-		snprintf(why, len, "%s: header of %llu bytes: too large", st->dir, (unsigned long long)o.header_size);
-		goto out;
-	}
-	if (crac_img_read_header(&o, buf, o.header_size, &v, msg, sizeof(msg)) < 0) {
-		snprintf(why, len, "%s", msg);
-		goto out;
 	}
 	/*
 	 * The restore checks (image/check.c: kernel, CPU, the files the image
@@ -411,31 +419,35 @@ static int usable(struct start *st, int listen_fds, char *act, size_t actlen, ch
 	 * was even started.
 	 */
 	/* socket activation: what the program got then, what systemd passes now */
-	if (cli_activation_env(st->dir, &v, listen_fds, act, actlen, why, len) < 0)
-		goto out;
-	rc = 0;
-out:
-	free(buf);
-	crac_img_close(&o);
+	if ((err = cli_activation_env(st->dir, &h.v, listen_fds, act, actlen, why, len)) == 0)
+		rc = 0;
+	st->fs_stuck = err == -ETIMEDOUT;
+	crac_img_header_unmap(&h);
 	return rc;
 }
 
 /* ---- writing DIR ------------------------------------------------------------------ */
 
-static int write_file(const char *dir, const char *name, const char *text)
+/*
+ * Every look at DIR's file system from here on (the files crac start adds,
+ * the fsyncs, the lstat, the renames, the removals) is made by a helper of
+ * image/dir.c and waited for --timeout at most: a file system that does
+ * not answer (an NFS or FUSE server gone) is given up on, said naming the
+ * step and the path, and DIR is not replaced (the program runs on; the
+ * next trigger tries again). A rename given up on may still happen when
+ * the file system answers again: DIR is then the old image or the new one,
+ * each whole, and what is left of the other is the next writer's to
+ * remove (clean_stale_new) or put back (put_back_aside).
+ */
+
+/* dir/name, a new file holding text, fsync'd; bounded. 0, or -errno with
+ * msg ("DIR/NAME: error", or the step given up on). */
+static int write_file(const char *dir, const char *name, const char *text, char *msg, size_t len)
 {
 	char path[PATH_MAX + 64];
-	size_t n = strlen(text);
-	int fd, rc = 0;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	if (write(fd, text, n) != (ssize_t)n || fsync(fd) < 0)
-		rc = errno ? -errno : -EIO;
-	close(fd);
-	return rc;
+	return crac_img_write_new_msg(path, text, strlen(text), msg, len);
 }
 
 /* Removes an image directory of ours: no symbolic link followed (DIR
@@ -443,53 +455,64 @@ static int write_file(const char *dir, const char *name, const char *text)
  * of another user's; anything else in it stays (rmdir fails). By a helper
  * of image/dir.c, bounded by --timeout: a file system that does not answer
  * leaves the directory, with a warning naming the file or the rmdir and
- * the time waited (the next crac start's cleanup removes it). */
-static void remove_image(const char *dir)
+ * the time waited (the next crac start's cleanup removes it). 0 removed
+ * (or not there), else -errno. */
+static int remove_image(const char *dir)
 {
 	static const char *const more[] = { KEY_FILE, ACT_FILE, NULL };
 	char msg[PATH_MAX + 400];
+	int rc = crac_img_remove_own_msg(dir, more, msg, sizeof(msg));
 
-	if (crac_img_remove_own_msg(dir, more, msg, sizeof(msg)) == -ETIMEDOUT)
+	if (rc == -ETIMEDOUT)
 		cli_err("start: warning: image directory %s left in place: %s", dir, msg);
+	return rc;
 }
 
-static void fsync_dir(const char *path)
+/* fsync of directory path, bounded: 0, -errno, -ETIMEDOUT with msg. */
+static int fsync_dir(const char *path, char *msg, size_t len)
 {
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return crac_img_fsync_path_msg(path, msg, len);
+}
 
-	if (fd >= 0) {
-		fsync(fd);
-		close(fd);
-	}
+/* The new image cannot go in place: why (msg), and it is removed. */
+static int not_replaced(const struct start *st, char *msg, size_t len, const char *why)
+{
+	snprintf(msg, len, "%s; %s not replaced", why, st->dir);
+	remove_image(st->newdir);
+	return -1;
 }
 
 /* On the request thread, after the checkpoint wrote DIR.new-PID. */
 static int install(struct cli_super *s, int pid, char *msg, size_t len)
 {
 	struct start *st = s->priv;
-	char parent[PATH_MAX];
+	char parent[PATH_MAX], fmsg[2 * PATH_MAX + 400], why[2 * PATH_MAX + 600];
 	int rc;
 
-	if ((rc = write_file(st->newdir, KEY_FILE, st->key)) < 0) {
-		snprintf(msg, len, "cannot write %s/%s: %s; %s not replaced", st->newdir, KEY_FILE,
-			 strerror(-rc), st->dir);
-		remove_image(st->newdir);
-		return -1;
+	if ((rc = write_file(st->newdir, KEY_FILE, st->key, fmsg, sizeof(fmsg))) < 0) {
+		snprintf(why, sizeof(why), "%s%s", rc == -ETIMEDOUT ? "" : "cannot write ", fmsg);
+		return not_replaced(st, msg, len, why);
 	}
 	/* which of its descriptors are systemd's sockets: recorded by the
 	 * request thread before the checkpoint (supervise.c) */
-	if (s->listen_fds > 0 && (!s->activation ||
-				  (rc = write_file(st->newdir, ACT_FILE, s->activation)) < 0)) {
-		snprintf(msg, len, "cannot write %s/%s; %s not replaced", st->newdir, ACT_FILE, st->dir);
-		remove_image(st->newdir);
-		return -1;
+	if (s->listen_fds > 0 && !s->activation) {
+		snprintf(why, sizeof(why), "cannot write %s/%s: no record of the activation sockets", st->newdir,
+			 ACT_FILE);
+		return not_replaced(st, msg, len, why);
 	}
-	fsync_dir(st->newdir);
+	if (s->listen_fds > 0 && (rc = write_file(st->newdir, ACT_FILE, s->activation, fmsg, sizeof(fmsg))) < 0) {
+		snprintf(why, sizeof(why), "%s%s", rc == -ETIMEDOUT ? "" : "cannot write ", fmsg);
+		return not_replaced(st, msg, len, why);
+	}
+	/* (an fsync that fails otherwise is no reason to keep the old image:
+	 * the files themselves were fsync'd) */
+	if (fsync_dir(st->newdir, fmsg, sizeof(fmsg)) == -ETIMEDOUT)
+		return not_replaced(st, msg, len, fmsg);
 	/* exclusive on byte 0: no restore is reading DIR while it is swapped */
 	if ((rc = ofd_lock(st->lock_fd, F_WRLCK, 0, true)) < 0) {
-		snprintf(msg, len, "cannot lock %s.lock: %s; %s not replaced", st->dir, strerror(-rc), st->dir);
-		remove_image(st->newdir);
-		return -1;
+		snprintf(why, sizeof(why), "cannot lock %s.lock: %s", st->dir, rc == LOCK_GIVEN_UP ? lock_msg :
+			 strerror(-rc));
+		return not_replaced(st, msg, len, why);
 	}
 	struct stat sb;
 	char twhy[1024];
@@ -499,15 +522,17 @@ static int install(struct cli_super *s, int pid, char *msg, size_t len)
 		remove_image(st->newdir);
 		return -1;
 	}
-	bool exists = lstat(st->dir, &sb) == 0;
+	if ((rc = crac_img_lstat_msg(st->dir, &sb, fmsg, sizeof(fmsg))) == -ETIMEDOUT) {
+		ofd_lock(st->lock_fd, F_UNLCK, 0, false);
+		return not_replaced(st, msg, len, fmsg);
+	}
+	bool exists = rc == 0;
 	char aside[PATH_MAX + 40] = "";   /* the previous image, when it cannot be swapped */
-	if (exists)
-		rc = (int)syscall(SYS_renameat2, AT_FDCWD, st->newdir, AT_FDCWD, st->dir, RENAME_EXCHANGE);
-	else
-		rc = (int)syscall(SYS_renameat2, AT_FDCWD, st->newdir, AT_FDCWD, st->dir, RENAME_NOREPLACE);
-	if (rc < 0 && (errno == EINVAL || errno == ENOSYS) && !exists) {
-		rc = rename(st->newdir, st->dir);
-	} else if (rc < 0 && (errno == EINVAL || errno == ENOSYS)) {
+	rc = crac_img_rename_msg(st->newdir, st->dir, exists ? RENAME_EXCHANGE : RENAME_NOREPLACE, fmsg,
+				 sizeof(fmsg));
+	if ((rc == -EINVAL || rc == -ENOSYS) && !exists) {
+		rc = crac_img_rename_msg(st->newdir, st->dir, 0, fmsg, sizeof(fmsg));
+	} else if (rc == -EINVAL || rc == -ENOSYS) {
 		/* A file system without RENAME_EXCHANGE (NFS, FUSE, vfat):
 		 * the previous image is moved aside first, as DIR.new-PID.old
 		 * (removed by the next writer if we are killed before we do);
@@ -515,14 +540,32 @@ static int install(struct cli_super *s, int pid, char *msg, size_t len)
 		 * two renames there is no DIR (a restore meanwhile is held off
 		 * by the lock; a `crac restore DIR` would find nothing). */
 		snprintf(aside, sizeof(aside), "%s%s", st->newdir, OLD_SUFFIX);
-		if ((rc = rename(st->dir, aside)) == 0 && (rc = rename(st->newdir, st->dir)) < 0) {
-			int e = errno;
-			rename(aside, st->dir);
-			errno = e;
+		bool moved = (rc = crac_img_rename_msg(st->dir, aside, 0, fmsg, sizeof(fmsg))) == 0;
+		if (moved) {
+			crac_img_test_pause("aside");   /* tests: killed between the renames */
+			rc = crac_img_rename_msg(st->newdir, st->dir, 0, fmsg, sizeof(fmsg));
+		}
+		if (moved && rc == -ETIMEDOUT) {
+			/* DIR is away: put back by the next crac start if
+			 * the new one never comes (put_back_aside) */
+			size_t at = strlen(fmsg);
+			snprintf(fmsg + at, sizeof(fmsg) - at, "; the previous image is at %s until then", aside);
+		} else if (moved && rc < 0) {
+			char bmsg[2 * PATH_MAX + 400];
+			if (crac_img_rename_msg(aside, st->dir, 0, bmsg, sizeof(bmsg)) < 0)
+				cli_err("start: warning: the previous image, moved aside, was not put back: %s (the "
+					"next crac start puts it back)", bmsg);
 		}
 	}
-	int e = errno;
+	bool stuck = rc == -ETIMEDOUT;   /* a rename given up on */
+	int e = -rc;
 	ofd_lock(st->lock_fd, F_UNLCK, 0, false);
+	if (stuck) {
+		/* nothing removed: which directory is which is the late
+		 * rename's to say */
+		snprintf(msg, len, "cannot put the image %s in place: %s", st->newdir, fmsg);
+		return -1;
+	}
 	if (rc < 0) {
 		if ((e == EBUSY || e == EXDEV) && crac_img_is_mount_point(st->dir))
 			snprintf(msg, len, "cannot put the image %s in place: %s is a mount point, which an image "
@@ -540,11 +583,14 @@ static int install(struct cli_super *s, int pid, char *msg, size_t len)
 		remove_image(st->newdir);   /* the previous image, swapped out */
 	snprintf(parent, sizeof(parent), "%s", st->dir);
 	char *slash = strrchr(parent, '/');
+	fmsg[0] = 0;
 	if (slash && slash != parent) {
 		*slash = 0;
-		fsync_dir(parent);
+		if (fsync_dir(parent, fmsg, sizeof(fmsg)) != -ETIMEDOUT)
+			fmsg[0] = 0;
 	}
-	snprintf(msg, len, "image of %s written to %s; process %d keeps running", st->prog, st->dir, pid);
+	snprintf(msg, len, "image of %s written to %s; process %d keeps running%s%s%s", st->prog, st->dir, pid,
+		 fmsg[0] ? " (warning: " : "", fmsg, fmsg[0] ? "; the rename may not survive a crash)" : "");
 	return 0;
 }
 
@@ -583,11 +629,12 @@ static void clean_stale_new(const struct start *st)
 		snprintf(nd, sizeof(nd), "%s.new-%ld", st->dir, pid);
 		bool gone = pid == getpid() || (kill((pid_t)pid, 0) < 0 && errno == ESRCH);
 		if ((!*end || !strcmp(end, OLD_SUFFIX)) && gone) {
-			struct stat sb;
 			if (*end)
 				strcat(nd, OLD_SUFFIX);   /* (nd has room: PATH_MAX + 32) */
-			remove_image(nd);
-			removed += lstat(nd, &sb) < 0;
+			int rc = remove_image(nd);   /* (bounded: given up, said) */
+			removed += rc == 0;
+			if (rc == -ETIMEDOUT)
+				break;   /* no further look at a file system that does not answer */
 		} else if (!strncmp(end, ".tmp-", 5)) {
 			/* bounded by --timeout (image/dir.c's helpers): a file
 			 * system that does not answer ends the cleanup, said */
@@ -617,21 +664,27 @@ static void clean_stale_new(const struct start *st)
  * lock (byte 1: no install runs meanwhile; held by another crac start,
  * nothing is done). Only a directory of ours, never through a link.
  */
-static void put_back_aside(const struct start *st)
+static void put_back_aside(struct start *st)
 {
 	char parent[PATH_MAX], aside[PATH_MAX + 32], prefix[NAME_MAX + 8];
 	const char *slash = strrchr(st->dir, '/');
 	struct stat sb;
-	char smsg[PATH_MAX + 300];
+	char smsg[2 * PATH_MAX + 400];
 	int src;
 
 	/* the lstats bounded by --timeout as the listing */
 	if ((src = crac_img_lstat_msg(st->dir, &sb, smsg, sizeof(smsg))) == -ETIMEDOUT)
-		cli_err("start: warning: %s", smsg);
+		cli_err("start: warning: %s", smsg);   /* (usable() looks again, and says it) */
 	if (src != -ENOENT || !slash)
 		return;
-	if (ofd_lock(st->lock_fd, F_WRLCK, 1, false) < 0)
+	if ((src = ofd_lock(st->lock_fd, F_WRLCK, 1, false)) < 0) {
+		if (src == LOCK_GIVEN_UP) {
+			cli_err("start: warning: %s is missing, and the search for an image moved aside stopped: %s",
+				st->dir, lock_msg);
+			st->fs_stuck = true;
+		}
 		return;   /* a writer at work: its own business */
+	}
 	snprintf(parent, sizeof(parent), "%.*s", slash == st->dir ? 1 : (int)(slash - st->dir), st->dir);
 	snprintf(prefix, sizeof(prefix), "%s.new-", slash + 1);
 	/* the listing bounded by --timeout (a file system that does not
@@ -655,10 +708,18 @@ static void put_back_aside(const struct start *st)
 			cli_err("start: warning: %s", smsg);
 		if (src < 0 || !S_ISDIR(sb.st_mode) || sb.st_uid != geteuid())
 			continue;
-		if (rename(aside, st->dir) == 0) {
-			fsync_dir(parent);
+		/* the rename and the fsync bounded by --timeout as well */
+		if ((src = crac_img_rename_msg(aside, st->dir, 0, smsg, sizeof(smsg))) == 0) {
+			if (fsync_dir(parent, smsg, sizeof(smsg)) == -ETIMEDOUT)
+				cli_err("start: warning: %s (the rename may not survive a crash)", smsg);
 			cli_err("start: %s was missing: put back the image a crac start that is gone had moved "
 				"aside to %s (it was killed while it replaced the image)", st->dir, aside);
+			break;
+		}
+		if (src == -ETIMEDOUT) {
+			cli_err("start: warning: %s is missing, and putting back the image moved aside to %s "
+				"stopped: %s", st->dir, aside, smsg);
+			st->fs_stuck = true;
 			break;
 		}
 	}
@@ -711,9 +772,11 @@ static void start_usage(FILE *f)
 		"                         arguments and executable may differ)\n"
 		"  --quiet, -q            no line for a restore or an image written (reasons stay)\n"
 		"  --timeout DURATION     how long one look at DIR's file system by crac start itself\n"
-		"                         (the removal of unfinished images left by writers that are\n"
-		"                         gone) may take before it is given up on, naming the step and\n"
-		"                         the path (500ms, 10s, 2m; default 10s; 0: no limit)\n"
+		"                         (the reads of DIR's files, the install of a new image, the\n"
+		"                         removal of unfinished images left by writers that are gone)\n"
+		"                         may take before it is given up on, naming the step and the\n"
+		"                         path (500ms, 10s, 2m; default 10s; 0: no limit); given up\n"
+		"                         before the start: a cold start that writes no image\n"
 		"%s"
 		"  --help                 this text\n"
 		"A restored program gets the current environment and PROG ARGS as its new environment and\n"
@@ -820,6 +883,7 @@ int crac_cmd_start(int argc, char **argv)
 	/* DIR.lock: a regular file of ours only we may write, no link
 	 * followed; else no restore, and a cold start that writes nothing */
 	snprintf(lock, sizeof(lock), "%s.lock", st.dir);
+	snprintf(lock_path, sizeof(lock_path), "%s", lock);
 	/* its open and fstat bounded by --timeout (image/dir.c's helper): a
 	 * file system that does not answer makes a cold start, said */
 	struct stat lb;
@@ -845,15 +909,17 @@ int crac_cmd_start(int argc, char **argv)
 		/* 2. restore? (shared on byte 0: DIR is not swapped meanwhile) */
 		if (rc == -EINTR)
 			return cli_super_end(&s, stop);   /* a stop signal: ended by it */
-		snprintf(why, sizeof(why), "cannot lock %s: %s", lock, rc == -ETIMEDOUT ?
-			 "held by another process for 10 s" : strerror(-rc));
+		snprintf(why, sizeof(why), "cannot lock %s: %s", lock, rc == LOCK_GIVEN_UP ? lock_msg :
+			 rc == -ETIMEDOUT ? "held by another process for 10 s" : strerror(-rc));
+		st.fs_stuck |= rc == LOCK_GIVEN_UP;
 	} else if ((rc = ofd_lock_stop(st.lock_fd, F_WRLCK, 2, true, &stop)) < 0) {
 		/* 2'. one restore at a time (byte 2) */
 		ofd_lock(st.lock_fd, F_UNLCK, 0, false);
 		if (rc == -EINTR)
 			return cli_super_end(&s, stop);
-		snprintf(why, sizeof(why), "cannot lock %s: %s", lock, rc == -ETIMEDOUT ?
-			 "another crac start has been restoring the image for 10 s" : strerror(-rc));
+		snprintf(why, sizeof(why), "cannot lock %s: %s", lock, rc == LOCK_GIVEN_UP ? lock_msg :
+			 rc == -ETIMEDOUT ? "another crac start has been restoring the image for 10 s" : strerror(-rc));
+		st.fs_stuck |= rc == LOCK_GIVEN_UP;
 	} else {
 		st.image_lock = st.restore_lock = true;
 	}
@@ -902,9 +968,15 @@ int crac_cmd_start(int argc, char **argv)
 		self[n] = 0;
 		int k = 0;
 		static char loader[PATH_MAX];
-		char lmsg[512];
-		if (crac_img_loader_path(loader, sizeof(loader), lmsg, sizeof(lmsg)) == 0) {
+		char lmsg[PATH_MAX + 400];
+		int lrc = crac_img_loader_path(loader, sizeof(loader), lmsg, sizeof(lmsg));
+		if (lrc == 0) {
 			rargv[k++] = loader;
+		} else if (lrc == -ETIMEDOUT) {
+			/* bounded by --timeout: `crac restore` would search again */
+			snprintf(why, sizeof(why), "the search for the restore loader stopped: %s", lmsg);
+			free(rargv);
+			goto cold;
 		} else {
 			rargv[k++] = self;
 			rargv[k++] = "restore";
@@ -996,12 +1068,16 @@ cold:
 	}
 
 	/* 3. cold: the writer is the one holding byte 1, if DIR may be written */
-	char twhy[1024] = "";
+	char twhy[PATH_MAX + 1024] = "";
 	bool writer = false;
 	if (st.lock_fd < 0)
 		snprintf(twhy, sizeof(twhy), "without a lock file it writes no image");
-	else if (target_ok(st.dir, twhy, sizeof(twhy)) == 0)
-		writer = ofd_lock(st.lock_fd, F_WRLCK, 1, false) == 0;
+	else if (st.fs_stuck)
+		snprintf(twhy, sizeof(twhy), "the file system of %s does not answer", st.dir);
+	else if (target_ok(st.dir, twhy, sizeof(twhy)) == 0 && (rc = ofd_lock(st.lock_fd, F_WRLCK, 1, false)) == 0)
+		writer = true;
+	else if (!twhy[0] && rc == LOCK_GIVEN_UP)
+		snprintf(twhy, sizeof(twhy), "%s", lock_msg);
 	cli_err("start: %s: starting %s cold%s%s%s", why, st.prog,
 		writer || twhy[0] ? "" : " (another crac start is writing the image: this one writes none)",
 		twhy[0] ? "; it writes no image: " : "", twhy);

@@ -33,6 +33,7 @@
  */
 #include "cli.h"
 #include "core/internal.h"
+#include "image/dir.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -537,7 +538,7 @@ struct request {
 	char err[1024];
 	char *answer;
 	size_t answer_len;
-	char install_msg[1024];
+	char install_msg[4096];
 	int install_rc;
 	char stats[1024];               /* --stats: the STATS record, or "" */
 };
@@ -551,45 +552,30 @@ struct request {
  * is said, and a restore under socket activation then refuses the image
  * (sockets passed, none recorded) rather than bind the address again.
  */
-static int put_record(const char *dir, const char *text)
+static int put_record(const char *dir, const char *text, char *msg, size_t len)
 {
 	char tmp[64];
-	size_t n = strlen(text);
-	int dfd, fd, rc = 0;
 
 	/* through DIR itself, never a symbolic link put in its place (DIR may
-	 * belong to the program's user, who is not always ours) */
-	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
-		return -errno;
+	 * belong to the program's user, who is not always ours); by a helper
+	 * of image/dir.c bounded by crac run's limit (a file system that does
+	 * not answer: given up, msg names the step) */
 	snprintf(tmp, sizeof(tmp), ".%s.%d", CLI_ACTIVATION_FILE, (int)getpid());
-	unlinkat(dfd, tmp, 0);
-	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		rc = -errno;
-		close(dfd);
-		return rc;
-	}
-	if (write(fd, text, n) != (ssize_t)n || fsync(fd) < 0)
-		rc = errno ? -errno : -EIO;
-	close(fd);
-	if (rc == 0 && renameat(dfd, tmp, dfd, CLI_ACTIVATION_FILE) < 0)
-		rc = -errno;
-	if (rc < 0)
-		unlinkat(dfd, tmp, 0);
-	close(dfd);
-	return rc;
+	return crac_img_put_file_msg(dir, CLI_ACTIVATION_FILE, tmp, text, strlen(text), msg, len);
 }
 
-/* Takes DIR/activation out (its text, or NULL when there is none). */
-static char *take_record(const char *dir)
+/* Takes DIR/activation out (its text, or NULL when there is none); its
+ * read and its removal bounded the same way, a look given up on said. */
+static char *take_record(const char *who, const char *dir)
 {
-	int err = 0, dfd;
-	char *old = cli_read_small(dir, CLI_ACTIVATION_FILE, &err);
+	char msg[2 * PATH_MAX + 400];
+	int err = 0;
+	char *old = cli_read_small_msg(dir, CLI_ACTIVATION_FILE, &err, msg, sizeof(msg));
 
-	if (old && (dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) >= 0) {
-		unlinkat(dfd, CLI_ACTIVATION_FILE, 0);
-		close(dfd);
-	}
+	if (!old && err == -ETIMEDOUT)
+		cli_err("%s: warning: %s", who, msg);
+	if (old && crac_img_unlink_in_msg(dir, CLI_ACTIVATION_FILE, msg, sizeof(msg)) == -ETIMEDOUT)
+		cli_err("%s: warning: %s", who, msg);
 	return old;
 }
 
@@ -624,7 +610,7 @@ static void *request_thread(void *p)
 		free(s->activation);
 		s->activation = cli_activation_record(q->pid, s->listen_fds);
 		if (s->activation_dir)
-			old = take_record(s->activation_dir);
+			old = take_record(s->who, s->activation_dir);
 	}
 	wait_for_endpoint(q->pid);
 	FILE *out = open_memstream(&q->answer, &q->answer_len);
@@ -646,13 +632,14 @@ static void *request_thread(void *p)
 	if (s->listen_fds > 0 && s->activation_dir && (ok || old)) {
 		/* the new image's record, or the old one back in the old image */
 		const char *text = ok ? s->activation : old;
-		int rc = text ? put_record(s->activation_dir, text) : -ENOMEM;
+		char pmsg[2048];
+		int rc = text ? put_record(s->activation_dir, text, pmsg, sizeof(pmsg)) : -ENOMEM;
 		if (rc < 0) {
 			q->install_rc = -1;
 			snprintf(q->install_msg, sizeof(q->install_msg), "cannot write %s/%s (which of the "
 				 "program's descriptors are the sockets of socket activation): %s; a restore "
 				 "under socket activation refuses the image", s->activation_dir,
-				 CLI_ACTIVATION_FILE, strerror(-rc));
+				 CLI_ACTIVATION_FILE, rc == -ETIMEDOUT ? pmsg : strerror(-rc));
 		}
 	}
 	free(old);

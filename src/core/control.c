@@ -85,14 +85,59 @@ static struct {
 
 /* ---- paths ------------------------------------------------------------- */
 
-/* Is `dir` an absolute path to a real directory (not a symlink) owned by
- * `uid` that nobody else may write to? */
+/* How long crac_control_path's look at a candidate directory may take
+ * (CRAC_TEST_SYNC_GRACE_MS in tests): as the setup's (CONTROL_SETUP_MS). */
+#define PATH_LOOK_MS 10000
+
+/* The lstat private_dir() makes, by a helper (raw system calls). */
+struct private_look {
+	const char *dir;
+	long slow_ms;                /* CRAC_TEST_SLOW_FS=path:MS (tests): a sleep first */
+	int res;
+	unsigned mode, uid;
+};
+
+static void private_look_run(void *arg)
+{
+	struct private_look *p = arg;
+	struct stat st;   /* (the helper's stack) */
+
+	crac_bounded_test_sleep(p->slow_ms);
+	long r = crac_raw_syscall5(SYS_newfstatat, AT_FDCWD, (long)p->dir, (long)&st, AT_SYMLINK_NOFOLLOW, 0);
+	if (r == 0) {
+		p->mode = st.st_mode;
+		p->uid = st.st_uid;
+	}
+	p->res = (int)r;
+}
+
+/*
+ * Is `dir` an absolute path to a real directory (not a symlink) owned by
+ * `uid` that nobody else may write to? Its lstat by a helper of
+ * image/bounded.c (crac_control_path, when the endpoint was never started,
+ * may be the first look at $XDG_RUNTIME_DIR, which may sit on a file system
+ * that does not answer), waited for PATH_LOOK_MS at most: given up, it is
+ * not (said at debug level; the next candidate is taken).
+ */
 static bool private_dir(const char *dir, unsigned uid)
 {
-	struct stat st;
+	const char *g = getenv("CRAC_TEST_SYNC_GRACE_MS"), *e = getenv("CRAC_TEST_SLOW_FS");
+	long bound_ms = g ? strtol(g, NULL, 10) : PATH_LOOK_MS;
+	struct private_look p = { .dir = dir, .res = -EINPROGRESS };
+	struct crac_bounded helper;
+	int64_t waited;
 
-	return dir && dir[0] == '/' && lstat(dir, &st) == 0 && S_ISDIR(st.st_mode) &&
-	       st.st_uid == uid && !(st.st_mode & 022);
+	if (!dir || dir[0] != '/')
+		return false;
+	p.slow_ms = e && !strncmp(e, "path:", 5) ? strtol(e + 5, NULL, 10) : 0;
+	if (crac_bounded_start(&helper, private_look_run, &p, NULL) < 0) {
+		private_look_run(&p);   /* no helper (a seccomp filter): in this thread */
+	} else if (crac_bounded_wait(&helper, crac_bounded_mono_ns() + bound_ms * 1000000LL, 0, &waited) < 0) {
+		crac__log(CRAC_LOG_DEBUG, "control: the lstat of %s did not return after %lld ms: its file system "
+			  "does not answer; given up (not used for the control socket)", dir, (long long)waited);
+		return false;
+	}
+	return p.res == 0 && S_ISDIR(p.mode) && p.uid == uid && !(p.mode & 022);
 }
 
 /*
@@ -1592,26 +1637,63 @@ static int connect_to(int pid, char *err, size_t errlen)
 	return -ENOENT;
 }
 
-/* How long a connection closed without its STATUS waits for the target's
- * end (did it exit, or refuse?): the socket closes as the process exits,
- * its exit is seen a moment later. */
+/* How long a connection closed without its STATUS waits for the end of a
+ * target that is exiting (see exiting()): the socket closes as the process
+ * exits, its exit is seen a moment later. */
 #define CLOSED_EXIT_WAIT_MS 500
+#define PF_EXITING_FLAG 0x00000004u   /* include/linux/sched.h PF_EXITING */
+
+/*
+ * Is process pid on its way out, as far as /proc/PID/stat tells (or can it
+ * not tell)? Its socket closes only once every thread of it has passed
+ * exit_files in do_exit, and each thread sets PF_EXITING before that: at
+ * the end of a connection closed because the process exits, its leader
+ * shows PF_EXITING (field 9, flags) or is a zombie (state Z or X) already.
+ * A process that closed the connection and lives on (a refusal) shows
+ * neither: no wait for its end then.
+ */
+static bool exiting(int pid)
+{
+	char path[64], buf[1024];
+	unsigned long flags = 0;
+	char state = 0;
+	int fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return true;   /* gone (or hidden): its pidfd says which */
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return true;
+	buf[n] = 0;
+	/* after the command name (which may hold anything, up to its last
+	 * ')'): state ppid pgrp session tty_nr tpgid flags */
+	const char *p = strrchr(buf, ')');
+	if (!p || sscanf(p + 1, " %c %*d %*d %*d %*d %*d %lu", &state, &flags) != 2)
+		return true;
+	return state == 'Z' || state == 'X' || (flags & PF_EXITING_FLAG);
+}
 
 /*
  * The connection to process pid closed without an answer: why, into err.
- * The process exited (its pidfd, taken before the request, readable
- * within CLOSED_EXIT_WAIT_MS): said, with its exit status or signal when
- * it is our child (waitid WNOWAIT: left for our own wait to reap); else
- * it refused (its stderr says why).
+ * The process exited (its pidfd, taken before the request, readable at
+ * once, or within CLOSED_EXIT_WAIT_MS when it is exiting): said, with its
+ * exit status or signal when it is our child (waitid WNOWAIT: left for
+ * our own wait to reap); else it refused (its stderr says why), said at
+ * once (it used to wait CLOSED_EXIT_WAIT_MS for every refusal).
  */
 static void closed_why(int pid, int pidfd, char *err, size_t errlen)
 {
 	struct pollfd pf = { .fd = pidfd, .events = POLLIN };
 	siginfo_t si;
-	int n;
+	int n = 0;
 
-	while (pidfd >= 0 && (n = poll(&pf, 1, CLOSED_EXIT_WAIT_MS)) < 0 && errno == EINTR)
+	while (pidfd >= 0 && (n = poll(&pf, 1, 0)) < 0 && errno == EINTR)
 		;
+	while (pidfd >= 0 && n == 0 && exiting(pid) && (n = poll(&pf, 1, CLOSED_EXIT_WAIT_MS)) < 0 && errno == EINTR)
+		n = 0;
 	if (pidfd < 0 || n <= 0) {
 		snprintf(err, errlen, "process %d closed the connection without an answer "
 			 "(refused? its stderr says why)", pid);

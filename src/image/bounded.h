@@ -63,6 +63,19 @@ static inline long crac_raw_syscall5(long nr, long a, long b, long c, long d, lo
 	return r;
 }
 
+/* The same with six (mmap). */
+static inline long crac_raw_syscall6(long nr, long a, long b, long c, long d, long e, long f)
+{
+	long r;
+	register long r10 __asm__("r10") = d;
+	register long r8 __asm__("r8") = e;
+	register long r9 __asm__("r9") = f;
+
+	__asm__ volatile("syscall" : "=a"(r) : "0"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+			 : "rcx", "r11", "memory");
+	return r;
+}
+
 /* Binds what the helpers need (clone: lazy binding writes the GOT), before
  * the program's threads are stopped. */
 void crac_bounded_prepare(void) CRAC_HIDDEN;

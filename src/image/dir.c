@@ -33,6 +33,7 @@
 
 #include "image/dir.h"
 #include "image/bounded.h"
+#include "image/check.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -44,6 +45,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -111,8 +113,11 @@ int crac_img_split_path(const char *dir, char *parent, size_t plen, const char *
  * the grace, and the messages name it.
  *
  * CRAC_TEST_SLOW_FS=OP:MS (tests only; OP `fsync`, `remove`, `check`,
- * `rename`, `clean`, `access`, `list`, `open`, `lstat`, `realpath` or
- * `read`): the operation first sleeps MS ms; `aside`: the commit sleeps MS
+ * `rename`, `clean`, `access`, `list`, `open`, `lstat`, `realpath`,
+ * `read`, `write`, `header`, `du`, `stat`, `put`, `lock`, `loader` (the
+ * search for the restore loader), `librealpath` (the resolution of the
+ * libcrac.so found), or `move`: crac_img_rename_msg's
+ * renames): the operation first sleeps MS ms; `aside`: the commit sleeps MS
  * ms once it moved the previous image aside (no RENAME_EXCHANGE);
  * `opened`: crac_img_open_msg's helper sleeps MS ms once the file is open
  * (given up on, it holds a descriptor: one of its own table, see
@@ -124,7 +129,7 @@ int crac_img_split_path(const char *dir, char *parent, size_t plen, const char *
  * needs binding).
  */
 enum fsop_kind { FSOP_FSYNC, FSOP_FSYNC_FD, FSOP_REMOVE, FSOP_RENAME, FSOP_SAME, FSOP_TARGET, FSOP_LIST,
-		 FSOP_ACCESS, FSOP_OPEN, FSOP_LSTAT, FSOP_REALPATH, FSOP_READ };
+		 FSOP_ACCESS, FSOP_OPEN, FSOP_LSTAT, FSOP_REALPATH, FSOP_READ, FSOP_WRITE, FSOP_HEADER, FSOP_DU, FSOP_PUT, FSOP_LOCK };
 
 /* What the target check needs to know (FSOP_TARGET; see crac_img_target_check). */
 struct target_facts {
@@ -152,6 +157,15 @@ struct stale_list {
 	size_t len;
 };
 
+/* What the helper of crac_img_header_msg learns (FSOP_HEADER). */
+struct header_read {
+	const char *dir;
+	char msg[1024];         /* why it failed (crac_img_open's or crac_img_read_header's line) */
+	void *map;              /* the header, in an anonymous mapping of map_len bytes (the helper's mmap) */
+	size_t map_len;
+	struct crac_img_view v; /* its view (pointers into map) */
+};
+
 struct fsop {
 	enum fsop_kind kind;
 	const char *path;
@@ -177,6 +191,13 @@ struct fsop {
 	char *real;                /* FSOP_REALPATH: the path resolved, real_len bytes with its NUL;
 				    * FSOP_READ: the contents read, real_len bytes at most */
 	size_t real_len;
+	const char *data;          /* FSOP_WRITE, FSOP_PUT: what the new file holds, data_len bytes
+				    * (FSOP_PUT: NULL, the file `to` in path is removed) */
+	const char *tmpname;       /* FSOP_PUT: the temporary written first, in path */
+	size_t data_len;
+	struct header_read *hr;    /* FSOP_HEADER */
+	long long bytes;           /* FSOP_DU: bytes of the regular files in path */
+	long lock_byte;            /* FSOP_LOCK: the byte of fd locked (flags: the lock's type) */
 };
 
 /* The limit of the waits (crac_img_fs_limit). */
@@ -362,6 +383,116 @@ static void stale_list(struct fsop *op)
 	crac_raw_syscall3(SYS_close, dfd, 0, 0);
 }
 
+/* FSOP_HEADER: DIR, its header and pages files opened as the loader opens
+ * them (crac_img_open: no link followed, never blocking, regular files
+ * only), the header read into a mapping of the helper's (anonymous: the
+ * caller unmaps it; one given up on is left mapped, as a late read may
+ * still fill it) and validated (crac_img_read_header). Step 0 the opens,
+ * 1 the read. */
+static void header_read(struct fsop *op)
+{
+	struct header_read *hr = op->hr;
+	struct crac_img_opened o;
+
+	op->step = 0;
+	long r = crac_img_open(hr->dir, &o, hr->msg, sizeof(hr->msg));
+	if (r < 0) {
+		op->res = (int)r;
+		return;
+	}
+	op->step = 1;
+	if (o.header_size > CRAC_IMG_MAX_HEADER) {
+		r = -EFBIG;
+	} else {
+		size_t len = (size_t)((o.header_size + 8 + 4095) & ~4095ull);
+		r = crac_raw_syscall6(SYS_mmap, 0, (long)len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+				      -1, 0);
+		if (r < 0 && r > -4096) {
+			hr->msg[0] = 0;
+		} else {
+			hr->map = (void *)r;
+			hr->map_len = len;
+			r = crac_img_read_header(&o, hr->map, o.header_size, &hr->v, hr->msg, sizeof(hr->msg));
+		}
+	}
+	crac_img_close(&o);
+	op->res = (int)r;
+}
+
+/* FSOP_DU: the bytes (st_blocks) of the regular files in op->path, one
+ * level (an image directory); no link followed. */
+static void dir_usage(struct fsop *op)
+{
+	char dents[4096] __attribute__((aligned(8)));
+	struct stat st;
+	long dfd = crac_raw_syscall3(SYS_openat, AT_FDCWD, (long)op->path,
+				     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	long got;
+
+	op->bytes = 0;
+	if (dfd < 0) {
+		op->res = (int)dfd;
+		return;
+	}
+	while ((got = crac_raw_syscall3(SYS_getdents64, dfd, (long)dents, sizeof(dents))) > 0)
+		for (long at = 0; at < got;) {
+			const struct dent64 *d = (const struct dent64 *)(dents + at);
+			at += d->reclen;
+			if (crac_raw_syscall5(SYS_newfstatat, dfd, (long)d->name, (long)&st, AT_SYMLINK_NOFOLLOW, 0) == 0 &&
+			    S_ISREG(st.st_mode))
+				op->bytes += (long long)st.st_blocks * 512;
+		}
+	crac_raw_syscall3(SYS_close, dfd, 0, 0);
+	op->res = got < 0 ? (int)got : 0;
+}
+
+/* FSOP_PUT: in directory op->path (opened O_NOFOLLOW: never through a
+ * symbolic link put in its place), the file op->to replaced whole by
+ * op->data (written to op->tmpname first, fsync'd, renamed over it; the
+ * temporary removed if anything fails), or, with no data, removed. Steps:
+ * 0 the open of the directory, 1 the creation of the temporary, 2 its
+ * write, 3 its fsync, 4 the rename (or the unlink). */
+static void put_file(struct fsop *op)
+{
+	op->step = 0;
+	long r = crac_raw_syscall3(SYS_openat, AT_FDCWD, (long)op->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (r < 0) {
+		op->res = (int)r;
+		return;
+	}
+	long dfd = r, fd = -1;
+	if (!op->data) {
+		op->step = 4;
+		r = crac_raw_syscall3(SYS_unlinkat, dfd, (long)op->to, 0);
+		goto out;
+	}
+	op->step = 1;
+	crac_raw_syscall3(SYS_unlinkat, dfd, (long)op->tmpname, 0);   /* (one a killed writer left) */
+	if ((r = fd = crac_raw_syscall5(SYS_openat, dfd, (long)op->tmpname,
+					O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600, 0)) < 0)
+		goto out;
+	op->step = 2;
+	for (size_t at = 0; at < op->data_len; at += (size_t)r)
+		if ((r = crac_raw_syscall3(SYS_write, fd, (long)(op->data + at), (long)(op->data_len - at))) <= 0) {
+			r = r < 0 ? r : -EIO;
+			break;
+		}
+	if (r >= 0) {
+		op->step = 3;
+		r = crac_raw_syscall3(SYS_fsync, fd, 0, 0);
+	}
+	crac_raw_syscall3(SYS_close, fd, 0, 0);
+	if (r >= 0) {
+		op->step = 4;
+		r = crac_raw_syscall5(SYS_renameat, dfd, (long)op->tmpname, dfd, (long)op->to, 0);
+	}
+	if (r < 0)
+		crac_raw_syscall3(SYS_unlinkat, dfd, (long)op->tmpname, 0);
+out:
+	crac_raw_syscall3(SYS_close, dfd, 0, 0);
+	op->res = r < 0 ? (int)r : 0;
+}
+
 /* The operation itself: raw system calls only (run by the helper, or by
  * the caller when there is none). */
 static void fsop_run(void *arg)
@@ -484,9 +615,9 @@ static void fsop_run(void *arg)
 		}
 		break;
 	}
-	case FSOP_LSTAT: {
+	case FSOP_LSTAT: {   /* flags: AT_SYMLINK_NOFOLLOW (lstat) or 0 (stat) */
 		struct stat st;
-		r = crac_raw_syscall5(SYS_newfstatat, AT_FDCWD, (long)op->path, (long)&st, AT_SYMLINK_NOFOLLOW, 0);
+		r = crac_raw_syscall5(SYS_newfstatat, AT_FDCWD, (long)op->path, (long)&st, op->flags, 0);
 		if (r == 0)
 			op->st = st;
 		op->res = (int)r;
@@ -542,6 +673,43 @@ static void fsop_run(void *arg)
 		op->res = r < 0 ? (int)r : (int)have;
 		break;
 	}
+	case FSOP_WRITE: {   /* a new file (no link followed), its data, fsync; step 0, 1, 2 */
+		op->step = 0;
+		r = crac_raw_syscall5(SYS_openat, AT_FDCWD, (long)op->path,
+				      O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600, 0);
+		if (r < 0) {
+			op->res = (int)r;
+			break;
+		}
+		long fd = r;
+		op->step = 1;
+		for (size_t at = 0; at < op->data_len; at += (size_t)r)
+			if ((r = crac_raw_syscall3(SYS_write, fd, (long)(op->data + at), (long)(op->data_len - at))) <= 0) {
+				r = r < 0 ? r : -EIO;
+				break;
+			}
+		if (r >= 0) {
+			op->step = 2;
+			r = crac_raw_syscall3(SYS_fsync, fd, 0, 0);
+		}
+		crac_raw_syscall3(SYS_close, fd, 0, 0);
+		op->res = r < 0 ? (int)r : 0;
+		break;
+	}
+	case FSOP_PUT:
+		put_file(op);
+		break;
+	case FSOP_LOCK: {   /* an open file description lock, never waited for (a lock server may not answer) */
+		struct flock l = { .l_type = (short)op->flags, .l_whence = SEEK_SET, .l_start = op->lock_byte, .l_len = 1 };
+		op->res = (int)crac_raw_syscall3(SYS_fcntl, op->fd, F_OFD_SETLK, (long)&l);
+		break;
+	}
+	case FSOP_HEADER:
+		header_read(op);
+		break;
+	case FSOP_DU:
+		dir_usage(op);
+		break;
 	case FSOP_TARGET:
 		target_gather(op);
 		op->res = 0;
@@ -570,6 +738,11 @@ static long fs_slow(const char *name)
 	size_t n = strlen(name);
 
 	return e && !strncmp(e, name, n) && e[n] == ':' ? strtol(e + n + 1, NULL, 10) : 0;
+}
+
+void crac_img_test_pause(const char *op)
+{
+	crac_bounded_test_sleep(fs_slow(op));
 }
 
 /* Closes the two ends of an FSOP_OPEN's socket (-1: none). */
@@ -626,7 +799,7 @@ static int fsop_bounded(struct fsop *op, int64_t *waited_ms)
 	 * helper 13-38 us more with a few descriptors open, 135-215 us with
 	 * 1000; medians of 2001 interleaved calls, 3 runs, 2 busy cores) */
 	bool opens = op->kind != FSOP_LSTAT && op->kind != FSOP_SAME && op->kind != FSOP_RENAME &&
-		     op->kind != FSOP_ACCESS && op->kind != FSOP_FSYNC_FD;
+		     op->kind != FSOP_ACCESS && op->kind != FSOP_FSYNC_FD && op->kind != FSOP_LOCK;
 	if (op->kind == FSOP_OPEN && sv[0] < 0)
 		opens = false;   /* no socket (out of descriptors?): in our table, still bounded */
 	if ((opens ? crac_bounded_start_own(&helper, fsop_run, op, NULL, sv[1], -1)
@@ -748,7 +921,7 @@ int crac_img_own_dir_msg(const char *dir, const char *const *also, struct stat *
 
 int crac_img_lstat_msg(const char *path, struct stat *st, char *msg, size_t msglen)
 {
-	struct fsop op = { .kind = FSOP_LSTAT, .path = path, .slow_ms = fs_slow("lstat") };
+	struct fsop op = { .kind = FSOP_LSTAT, .path = path, .flags = AT_SYMLINK_NOFOLLOW, .slow_ms = fs_slow("lstat") };
 	int rc = fsop_msg(&op, "the lstat of", path, msg, msglen);
 
 	if (rc >= 0)
@@ -756,17 +929,154 @@ int crac_img_lstat_msg(const char *path, struct stat *st, char *msg, size_t msgl
 	return rc;
 }
 
-int crac_img_realpath_msg(const char *path, char *out, size_t len, char *msg, size_t msglen)
+int crac_img_stat_msg(const char *path, struct stat *st, char *msg, size_t msglen)
+{
+	struct fsop op = { .kind = FSOP_LSTAT, .path = path, .flags = 0, .slow_ms = fs_slow("stat") };
+	int rc = fsop_msg(&op, "the stat of", path, msg, msglen);
+
+	if (rc >= 0)
+		*st = op.st;
+	return rc;
+}
+
+int crac_img_write_new_msg(const char *path, const char *data, size_t len, char *msg, size_t msglen)
+{
+	static const char *const steps[] = { "its creation", "the write of its data", "its fsync" };
+	struct fsop op = { .kind = FSOP_WRITE, .path = path, .data = data, .data_len = len,
+			   .slow_ms = fs_slow("write") };
+	int64_t waited;
+	char why[200];
+	int rc = fsop_bounded(&op, &waited);
+
+	msg[0] = 0;
+	if (given_up(rc, waited, why, sizeof(why)))
+		snprintf(msg, msglen, "the write of %s (%s) %s", path, steps[op.step >= 0 && op.step < 3 ? op.step : 0],
+			 why);
+	else if (rc < 0)
+		snprintf(msg, msglen, "%s: %s", path, strerror(-rc));
+	return rc;
+}
+
+/* FSOP_PUT of dir/name (data NULL: its removal), bounded; msg names the
+ * step given up on, or the error. */
+static int put_msg(const char *dir, const char *name, const char *tmpname, const char *data, size_t len,
+		   char *msg, size_t msglen)
+{
+	struct fsop op = { .kind = FSOP_PUT, .path = dir, .to = name, .tmpname = tmpname, .data = data,
+			   .data_len = len, .slow_ms = fs_slow("put") };
+	int64_t waited;
+	char why[200], step[PATH_MAX + 64];
+	int rc = fsop_bounded(&op, &waited);
+
+	msg[0] = 0;
+	if (given_up(rc, waited, why, sizeof(why))) {
+		if (op.step == 0)
+			snprintf(step, sizeof(step), "the open of %s", dir);
+		else if (op.step == 1)
+			snprintf(step, sizeof(step), "the creation of %s/%s", dir, tmpname);
+		else
+			snprintf(step, sizeof(step), "%s", op.step == 2 ? "the write" : op.step == 3 ? "the fsync" :
+				 data ? "the rename into place" : "the unlink");
+		snprintf(msg, msglen, "the %s of %s/%s (%s) %s", data ? "write" : "removal", dir, name, step, why);
+	} else if (rc < 0) {
+		snprintf(msg, msglen, "%s/%s: %s", dir, op.step == 0 ? "" : op.step < 4 ? tmpname : name, strerror(-rc));
+	}
+	return rc;
+}
+
+int crac_img_ofd_lock_msg(int fd, const char *path, short type, long byte, char *msg, size_t msglen)
+{
+	struct fsop op = { .kind = FSOP_LOCK, .fd = fd, .flags = (unsigned)type, .lock_byte = byte,
+			   .slow_ms = fs_slow("lock") };
+	int64_t waited;
+	char why[200];
+	int rc = fsop_bounded(&op, &waited);
+
+	msg[0] = 0;
+	if (given_up(rc, waited, why, sizeof(why)))
+		snprintf(msg, msglen, "the %s of %s (byte %ld) %s", type == F_UNLCK ? "unlock" : "lock", path, byte, why);
+	return rc;
+}
+
+int crac_img_put_file_msg(const char *dir, const char *name, const char *tmpname, const char *data, size_t len,
+			  char *msg, size_t msglen)
+{
+	return put_msg(dir, name, tmpname, data, len, msg, msglen);
+}
+
+int crac_img_unlink_in_msg(const char *dir, const char *name, char *msg, size_t msglen)
+{
+	return put_msg(dir, name, NULL, NULL, 0, msg, msglen);
+}
+
+int crac_img_header_msg(const char *dir, struct crac_img_header_map *out, char *msg, size_t msglen)
+{
+	struct header_read hr = { .dir = dir };
+	struct fsop op = { .kind = FSOP_HEADER, .hr = &hr, .slow_ms = fs_slow("header") };
+	int64_t waited;
+	char why[200];
+	int rc = fsop_bounded(&op, &waited);
+
+	memset(out, 0, sizeof(*out));
+	msg[0] = 0;
+	if (given_up(rc, waited, why, sizeof(why))) {
+		/* (its mapping, if made, stays: a late read may still fill it) */
+		if (op.step == 1)
+			snprintf(msg, msglen, "the read of %s/%s %s", dir, CRAC_IMG_HEADER_FILE, why);
+		else
+			snprintf(msg, msglen, "the open of the image %s (its directory, header and pages files) %s",
+				 dir, why);
+		return rc;
+	}
+	if (rc < 0) {
+		if (hr.msg[0])
+			snprintf(msg, msglen, "%s", hr.msg);
+		else
+			snprintf(msg, msglen, "%s/%s: %s", dir, CRAC_IMG_HEADER_FILE, strerror(-rc));
+		if (hr.map)
+			munmap(hr.map, hr.map_len);
+		return rc;
+	}
+	out->map = hr.map;
+	out->map_len = hr.map_len;
+	out->v = hr.v;
+	return 0;
+}
+
+void crac_img_header_unmap(struct crac_img_header_map *h)
+{
+	if (h->map)
+		munmap(h->map, h->map_len);
+	memset(h, 0, sizeof(*h));
+}
+
+int crac_img_dir_bytes_msg(const char *dir, long long *bytes, char *msg, size_t msglen)
+{
+	struct fsop op = { .kind = FSOP_DU, .path = dir, .slow_ms = fs_slow("du") };
+	int rc = fsop_msg(&op, "the look at the files of", dir, msg, msglen);
+
+	*bytes = rc == 0 ? op.bytes : 0;
+	return rc;
+}
+
+int crac_img_realpath_as_msg(const char *path, char *out, size_t len, const char *slow, char *msg, size_t msglen)
 {
 	struct fsop op = { .kind = FSOP_REALPATH, .path = path, .real = out, .real_len = len,
-			   .slow_ms = fs_slow("realpath") };
+			   .slow_ms = fs_slow(slow) };
 
 	return fsop_msg(&op, "the resolution of", path, msg, msglen);
 }
 
-int crac_img_access_first_msg(const char *const *paths, int mode, int *found, char *msg, size_t msglen)
+int crac_img_realpath_msg(const char *path, char *out, size_t len, char *msg, size_t msglen)
 {
-	struct fsop op = { .kind = FSOP_ACCESS, .cands = paths, .fd = mode, .slow_ms = fs_slow("access") };
+	return crac_img_realpath_as_msg(path, out, len, "realpath", msg, msglen);
+}
+
+/* crac_img_access_first_msg, slowed in tests by CRAC_TEST_SLOW_FS=SLOW:MS */
+static int access_first_as(const char *const *paths, int mode, int *found, const char *slow, char *msg,
+			   size_t msglen)
+{
+	struct fsop op = { .kind = FSOP_ACCESS, .cands = paths, .fd = mode, .slow_ms = fs_slow(slow) };
 	int64_t waited;
 	char why[200];
 	int rc = fsop_bounded(&op, &waited);
@@ -776,6 +1086,11 @@ int crac_img_access_first_msg(const char *const *paths, int mode, int *found, ch
 	if (given_up(rc, waited, why, sizeof(why)))
 		snprintf(msg, msglen, "access to %s %s", paths[op.step] ? paths[op.step] : "", why);
 	return rc;
+}
+
+int crac_img_access_first_msg(const char *const *paths, int mode, int *found, char *msg, size_t msglen)
+{
+	return access_first_as(paths, mode, found, "access", msg, msglen);
 }
 
 int crac_img_list_msg(const char *dir, const char *prefix, char *names, size_t cap, size_t *len, char *msg,
@@ -1014,9 +1329,9 @@ int crac_img_commit(const char *tmp, const char *dir_arg, char *msg, size_t msgl
  * above): 0 or -errno; -ETIMEDOUT with why naming both when it was given up
  * on (it may still happen when the file system answers again).
  */
-static int fs_rename(const char *from, const char *to, unsigned flags, char *why, size_t wlen)
+static int fs_rename_as(const char *from, const char *to, unsigned flags, const char *slow, char *why, size_t wlen)
 {
-	struct fsop op = { .kind = FSOP_RENAME, .path = from, .to = to, .flags = flags, .slow_ms = fs_slow("rename") };
+	struct fsop op = { .kind = FSOP_RENAME, .path = from, .to = to, .flags = flags, .slow_ms = fs_slow(slow) };
 	int64_t waited;
 	int rc = fsop_bounded(&op, &waited);
 
@@ -1027,6 +1342,22 @@ static int fs_rename(const char *from, const char *to, unsigned flags, char *why
 	} else {
 		why[0] = 0;
 	}
+	return rc;
+}
+
+static int fs_rename(const char *from, const char *to, unsigned flags, char *why, size_t wlen)
+{
+	return fs_rename_as(from, to, flags, "rename", why, wlen);
+}
+
+/* (CRAC_TEST_SLOW_FS=move: these renames only, not the commit's, which the
+ * program's image engine makes) */
+int crac_img_rename_msg(const char *from, const char *to, unsigned flags, char *msg, size_t msglen)
+{
+	int rc = fs_rename_as(from, to, flags, "move", msg, msglen);
+
+	if (rc < 0 && !msg[0])
+		snprintf(msg, msglen, "rename %s to %s: %s", from, to, strerror(-rc));
 	return rc;
 }
 
@@ -1701,11 +2032,20 @@ int crac_img_verify_pages(const char *dir, const struct crac_img_view *v, char *
 int crac_img_loader_path(char *buf, size_t len, char *msg, size_t msglen)
 {
 	const char *env = getenv("CRAC_LOADER");
-	char self[PATH_MAX];
-	ssize_t n;
+	char self[PATH_MAX], next[PATH_MAX + 16];
+	const char *cands[3] = { NULL, NULL, NULL };
+	int nc = 0, found = -1, rc;
+	ssize_t n = -1;
 
+	/* Each access(2) by a helper, bounded as the others (a command's
+	 * limit: crac start's --timeout): a directory on a file system that
+	 * does not answer is given up on, -ETIMEDOUT with msg naming it.
+	 * CRAC_TEST_SLOW_FS=loader:MS slows these alone (tests). */
 	if (env && *env) {
-		if (access(env, X_OK) == 0 && snprintf(buf, len, "%s", env) < (int)len)
+		cands[0] = env;
+		if ((rc = access_first_as(cands, X_OK, &found, "loader", msg, msglen)) == -ETIMEDOUT)
+			return rc;
+		if (rc == 0 && snprintf(buf, len, "%s", env) < (int)len)
 			return 0;
 		snprintf(msg, msglen, "CRAC_LOADER=%s is not an executable file", env);
 		return -ENOENT;
@@ -1716,13 +2056,21 @@ int crac_img_loader_path(char *buf, size_t len, char *msg, size_t msglen)
 		char *slash = strrchr(self, '/');
 		if (slash) {
 			*slash = 0;
-			if (snprintf(buf, len, "%s/crac-loader", self) < (int)len && access(buf, X_OK) == 0)
-				return 0;
+			if (snprintf(next, sizeof(next), "%s/crac-loader", self) < (int)len)
+				cands[nc++] = next;
 		}
 	}
 #ifdef CRAC_INSTALL_LIBEXECDIR
-	if (snprintf(buf, len, "%s/crac-loader", CRAC_INSTALL_LIBEXECDIR) < (int)len && access(buf, X_OK) == 0)
+	if (strlen(CRAC_INSTALL_LIBEXECDIR "/crac-loader") < len)
+		cands[nc++] = CRAC_INSTALL_LIBEXECDIR "/crac-loader";
+#endif
+	if ((rc = access_first_as(cands, X_OK, &found, "loader", msg, msglen)) == -ETIMEDOUT)
+		return rc;
+	if (rc == 0) {
+		snprintf(buf, len, "%s", cands[found]);
 		return 0;
+	}
+#ifdef CRAC_INSTALL_LIBEXECDIR
 	snprintf(msg, msglen, "restore loader crac-loader not found next to %s nor in %s (set CRAC_LOADER)",
 		 n > 0 ? self : "this program", CRAC_INSTALL_LIBEXECDIR);
 #else

@@ -188,10 +188,61 @@ int crac_img_own_dir_msg(const char *dir, const char *const *also, struct stat *
 			 size_t olen, char *msg, size_t msglen) CRAC_HIDDEN;
 /* lstat(2) of path into *st, bounded the same way: 0, -errno or -ETIMEDOUT. */
 int crac_img_lstat_msg(const char *path, struct stat *st, char *msg, size_t msglen) CRAC_HIDDEN;
+/* stat(2) (links followed) the same way. */
+int crac_img_stat_msg(const char *path, struct stat *st, char *msg, size_t msglen) CRAC_HIDDEN;
+/* A new file path (O_EXCL, mode 0600, no link followed) holding len bytes
+ * of data, fsync'd, by one helper bounded the same way: 0, -errno (msg
+ * "PATH: error") or -ETIMEDOUT with msg ("the write of PATH (its
+ * creation|the write of its data|its fsync) did not return after ...");
+ * a file given up on may be left, whole or not. */
+int crac_img_write_new_msg(const char *path, const char *data, size_t len, char *msg, size_t msglen) CRAC_HIDDEN;
+/* In directory dir (opened without following a symbolic link), the file
+ * name replaced whole by len bytes of data: written to tmpname in dir
+ * first, fsync'd, renamed over name (the temporary removed on failure);
+ * by one helper bounded the same way: 0, -errno (msg "DIR/FILE: error")
+ * or -ETIMEDOUT with msg ("the write of DIR/NAME (the open of DIR|the
+ * creation of DIR/TMP|the write|the fsync|the rename into place) did not
+ * return after ..."). crac_img_unlink_in_msg: dir/name removed the same
+ * way ("the removal of DIR/NAME (...)"). */
+int crac_img_put_file_msg(const char *dir, const char *name, const char *tmpname, const char *data, size_t len,
+			  char *msg, size_t msglen) CRAC_HIDDEN;
+int crac_img_unlink_in_msg(const char *dir, const char *name, char *msg, size_t msglen) CRAC_HIDDEN;
+/* fcntl(fd, F_OFD_SETLK) of byte `byte` (type F_RDLCK, F_WRLCK or F_UNLCK:
+ * a lock server, NFS's, may not answer), by a helper bounded the same way:
+ * 0, -errno (-EAGAIN: held by another), or -ETIMEDOUT with msg ("the lock
+ * of PATH (byte N) did not return after ..."; it may still be granted
+ * when the server answers again). */
+int crac_img_ofd_lock_msg(int fd, const char *path, short type, long byte, char *msg, size_t msglen) CRAC_HIDDEN;
+/* rename (flags 0) or renameat2(flags) of from to to, bounded the same way:
+ * 0, -errno (msg "rename FROM to TO: error") or -ETIMEDOUT with msg naming
+ * both (a rename given up on may still happen when the file system answers
+ * again). */
+int crac_img_rename_msg(const char *from, const char *to, unsigned flags, char *msg, size_t msglen) CRAC_HIDDEN;
+/* The header of image dir, read and validated as the loader reads it
+ * (crac_img_open, crac_img_read_header: no link followed, never blocking,
+ * regular files only), by one helper bounded the same way: 0 with the
+ * header in out (crac_img_header_unmap frees it), -errno with their line
+ * in msg, or -ETIMEDOUT with msg ("the open of the image DIR (...) did not
+ * return after ..." or "the read of DIR/header did not return ..."). */
+struct crac_img_header_map {
+	void *map;              /* an anonymous mapping of map_len bytes holding the header */
+	size_t map_len;
+	struct crac_img_view v;
+};
+int crac_img_header_msg(const char *dir, struct crac_img_header_map *out, char *msg, size_t msglen) CRAC_HIDDEN;
+void crac_img_header_unmap(struct crac_img_header_map *h) CRAC_HIDDEN;
+/* The bytes the regular files in dir take (st_blocks; one level, no link
+ * followed), bounded the same way: 0 with *bytes, -errno, or -ETIMEDOUT
+ * with msg ("the look at the files of DIR did not return after ..."). */
+int crac_img_dir_bytes_msg(const char *dir, long long *bytes, char *msg, size_t msglen) CRAC_HIDDEN;
 /* realpath(3) of path into out (len bytes), bounded the same way (the name
  * the kernel gives the file opened with O_PATH): 0, -errno, -ENAMETOOLONG
  * or -ETIMEDOUT. */
 int crac_img_realpath_msg(const char *path, char *out, size_t len, char *msg, size_t msglen) CRAC_HIDDEN;
+/* The same, slowed in tests by CRAC_TEST_SLOW_FS=SLOW:MS instead of
+ * `realpath` (a resolution a test tells from the others). */
+int crac_img_realpath_as_msg(const char *path, char *out, size_t len, const char *slow, char *msg, size_t msglen)
+	CRAC_HIDDEN;
 /* access(2) of each of paths (NULL-terminated) in turn, by one helper,
  * bounded the same way: 0 and *found the index of the first that passes,
  * the last one's -errno (-ENOENT: none), or -ETIMEDOUT with msg naming the
@@ -203,6 +254,10 @@ int crac_img_access_first_msg(const char *const *paths, int mode, int *found, ch
  * 0, -errno or -ETIMEDOUT, msg says which directory and why (one line). */
 int crac_img_list_msg(const char *dir, const char *prefix, char *names, size_t cap, size_t *len, char *msg,
 		      size_t msglen) CRAC_HIDDEN;
+/* Tests only: sleeps MS ms where CRAC_TEST_SLOW_FS=OP:MS names op (a
+ * caller killed at a given point: crac start's install, the previous
+ * image moved aside, `aside`). */
+void crac_img_test_pause(const char *op) CRAC_HIDDEN;
 /* Binds what the bounded waits call (clone), before the program's threads
  * are stopped. */
 void crac_img_fs_prepare(void) CRAC_HIDDEN;
@@ -214,7 +269,9 @@ int crac_img_split_path(const char *dir, char *parent, size_t plen, const char *
 bool crac_img_is_mount_point(const char *dir) CRAC_HIDDEN;
 
 /* Path of the restore loader: $CRAC_LOADER, next to /proc/self/exe, or
- * CRAC_INSTALL_LIBEXECDIR. Returns 0 or -ENOENT (msg says where it looked). */
+ * CRAC_INSTALL_LIBEXECDIR. Returns 0 or -ENOENT (msg says where it looked);
+ * each access(2) bounded as crac_img_remove: -ETIMEDOUT with msg ("access
+ * to PATH did not return after ...") when one was given up on. */
 int crac_img_loader_path(char *buf, size_t len, char *msg, size_t msglen) CRAC_HIDDEN;
 
 #endif

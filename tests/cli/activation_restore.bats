@@ -129,3 +129,23 @@ activated_image() {
 	! grep -q "cannot write" "$T/first.err" || false
 	[[ "$(ask "$port1")" == "answer "*"activated=1"* ]]
 }
+
+# The record is written by a helper of image/dir.c, bounded by crac run's
+# limit (CRAC_TEST_SYNC_GRACE_MS in tests): a file system that does not
+# answer (CRAC_TEST_SLOW_FS=put:MS, src/image/dir.c) is given up on, said
+# naming the step and the path, and crac run does not wait for ever.
+@test "crac run under socket activation: the write of DIR/activation that does not return is given up after crac run's limit, naming the step and the path" {
+	port1="$(free_port)"
+	bg first env CRAC_TEST_SLOW_FS=put:600000 CRAC_TEST_SYNC_GRACE_MS=1000 \
+		systemd-socket-activate -l "127.0.0.1:$port1" -E CRAC_CONTROL_DIR -E PATH -E CRAC_TEST_SLOW_FS \
+		-E CRAC_TEST_SYNC_GRACE_MS "$CRAC" run --checkpoint-to "$T/img" --checkpoint-after 300ms -- "$SERVER" "$T/d"
+	wait_for listening "$port1"
+	ask "$port1"
+	# the image engine ends the program once its image is written; crac with it
+	for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+	cat "$T/first.err"
+	! kill -0 "$pid" 2>/dev/null
+	[ -f "$T/img/header" ]
+	[ ! -e "$T/img/activation" ]
+	grep -Eq "^crac: run: cannot write $T/img/activation \(which of the program's descriptors are the sockets of socket activation\): the write of $T/img/activation \(the open of $T/img\) did not return after [0-9]+ ms \(crac run's limit, 1000 ms\): its file system does not answer; given up; a restore under socket activation refuses the image$" "$T/first.err"
+}

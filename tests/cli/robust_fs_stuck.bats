@@ -186,6 +186,33 @@ given_up_before_writing() {
 	[ "$status" -eq 0 ]
 }
 
+@test "crac flatten --timeout 1s: its stats of DIR and OUT, the resolution of OUT's parent and the fsyncs of the new image that do not return are given up after 1 s, naming the step and the path" {
+	start_prog good
+	run "$CRAC" checkpoint --engine image --image-dir "$T/img" --keep-running "$pid"
+	[ "$status" -eq 0 ]
+	for op in realpath stat lstat fsync; do
+		t0=$(date +%s%N)
+		run env CRAC_TEST_SLOW_FS=$op:600000 timeout -k 5 60 "$CRAC" flatten "$T/img" "$T/flat" --timeout 1s
+		ms=$((($(date +%s%N) - t0) / 1000000))
+		echo "$op: $status: $output ($ms ms)"
+		[ "$status" -eq 1 ]
+		case $op in
+		realpath) what="the resolution of $T" ;;
+		stat) what="the stat of $T/img" ;;
+		lstat) what="the lstat of $T/flat" ;;
+		fsync) what="writing $T/flat\\.tmp-[0-9]+-[0-9]+-[A-Za-z0-9]+/header: the fsync" ;;
+		esac
+		echo "$output" | grep -Eq "^crac: flatten $T/img: $what did not return after [0-9]+ ms \\(crac flatten --timeout, 1000 ms\\): its file system does not answer; given up$"
+		[ "$ms" -lt 10000 ]
+		[ ! -e "$T/flat" ]
+		! ls -d "$T"/flat.tmp-* 2>/dev/null || false
+	done
+	# it answers: flattened
+	run "$CRAC" flatten "$T/img" "$T/flat" --timeout 1s
+	echo "$output"
+	[ "$status" -eq 0 ]
+}
+
 @test "crac start --timeout 1s: a cleanup of unfinished images that does not return is given up after 1 s with a warning; the program starts cold" {
 	# an unfinished image of a writer that is gone
 	mkdir -m 700 "$T/img.new-2147483646.tmp-2147483646-1-abcdef"
@@ -231,6 +258,33 @@ given_up_before_writing() {
 	[ "$status" -eq 2 ]
 	echo "$output" | grep -Eq "^crac: the search for libcrac.so stopped: access to /.*/libcrac\\.so did not return after [0-9]+ ms \\(crac run's limit, 1000 ms\\): its file system does not answer; given up$"
 	! echo "$output" | grep -q "^ran$"
+	[ "$ms" -lt 10000 ]
+}
+
+@test "crac run: the resolution of libcrac.so's path that does not return is given up, naming the path; nothing runs" {
+	t0=$(date +%s%N)
+	run clean env CRAC_TEST_SLOW_FS=librealpath:600000 CRAC_TEST_SYNC_GRACE_MS=1000 timeout -k 5 60 \
+		"$CRAC" run -- sh -c 'echo ran'
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	echo "$status: $output ($ms ms)"
+	[ "$status" -eq 2 ]
+	echo "$output" | grep -Eq "^crac: the search for libcrac.so stopped: the resolution of /.*/libcrac\\.so did not return after [0-9]+ ms \\(crac run's limit, 1000 ms\\): its file system does not answer; given up$"
+	! echo "$output" | grep -q "^ran$"
+	[ "$ms" -lt 10000 ]
+}
+
+@test "crac restore: the search for the restore loader that does not return is given up after crac restore's limit, naming the path" {
+	start_prog good
+	run "$CRAC" checkpoint --engine image --image-dir "$T/img" --keep-running "$pid"
+	[ "$status" -eq 0 ]
+	t0=$(date +%s%N)
+	# (the tool's restore: `crac restore DIR` itself is the loader, src/loader/front.c)
+	run clean env CRAC_TEST_SLOW_FS=loader:600000 CRAC_TEST_SYNC_GRACE_MS=1000 timeout -k 5 60 \
+		"$CRAC_BUILD_DIR/crac-cli" restore "$T/img"
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	echo "$status: $output ($ms ms)"
+	[ "$status" -eq 2 ]
+	echo "$output" | grep -Eq "^crac: access to /[^ ]*/crac-loader did not return after [0-9]+ ms \\(crac restore's limit, 1000 ms\\): its file system does not answer; given up$"
 	[ "$ms" -lt 10000 ]
 }
 

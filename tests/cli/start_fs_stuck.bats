@@ -115,3 +115,73 @@ stuck_start() {
 	[ -z "$(ls -l "/proc/$pid/fd" | grep "$T/img\.lock")" ]
 	[ -z "$(ls -l "/proc/$(real_children "$pid")/fd" | grep "$T/img\.lock")" ]
 }
+
+# The header, read only under socket activation (or with DIR/activation
+# there), is opened and read by a helper too.
+@test "the open of the image to read its header does not return: given up at --timeout naming DIR; PROG starts cold and writes no image" {
+	bg cold "$CRAC" start --image "$T/img" --checkpoint-on-ready -- "$SERVER" "$T/d" 100
+	wait_for grep -q "written to $T/img" "$T/cold.err"
+	kill -TERM "$pid"
+	wait "$pid" || true
+	: >"$T/img/activation"   # (no socket recorded: the header is read all the same)
+	ino=$(stat -c %i "$T/img/header")
+	stuck_start header
+	grep -Eq "^crac: start: the open of the image $T/img \(its directory, header and pages files\) did not return after [0-9]+ ms \(crac start --timeout, 1000 ms\): its file system does not answer; given up: starting $SERVER cold; it writes no image: the file system of $T/img does not answer$" "$T/start.err"
+	[ "$ms" -lt 8000 ]
+	wait_for test -n "$(real_children "$pid")"
+	[ "$(wc -l <"$T/d/boots")" -eq 2 ]
+	# ready, and no image written over the one in place
+	wait_for grep -q "writes no image" "$T/start.err"
+	sleep 1
+	! grep -q "written to" "$T/start.err"
+	[ "$(stat -c %i "$T/img/header")" = "$ino" ]
+}
+
+# The install of a new image (crac start's own files in DIR.new-PID, the
+# rename into place): each step given up at --timeout, naming it; DIR is
+# not replaced, the program runs on.
+@test "the write of DIR.new-PID/start-key does not return: given up at --timeout naming the file; DIR not replaced, the program runs on" {
+	bg start env CRAC_TEST_SLOW_FS=write:600000 "$CRAC" start --image "$T/img" --timeout 1s \
+		--checkpoint-on-ready -- "$SERVER" "$T/d" 100
+	wait_for grep -q "not replaced" "$T/start.err"
+	cat "$T/start.err"
+	grep -Eq "^crac: start: the write of $T/img\.new-$pid/start-key \(its creation\) did not return after [0-9]+ ms \(crac start --timeout, 1000 ms\): its file system does not answer; given up; $T/img not replaced$" "$T/start.err"
+	[ ! -e "$T/img" ]
+	[ ! -e "$T/img.new-$pid" ]   # (removed: the removal answers)
+	kill -0 "$pid"
+	ask "$(cat "$T/d/port")"
+}
+
+@test "the rename of DIR.new-PID into place does not return: given up at --timeout naming both; nothing removed, the program runs on" {
+	bg start env CRAC_TEST_SLOW_FS=move:600000 "$CRAC" start --image "$T/img" --timeout 1s \
+		--checkpoint-on-ready -- "$SERVER" "$T/d" 100
+	wait_for grep -q "cannot put" "$T/start.err"
+	cat "$T/start.err"
+	grep -Eq "^crac: start: cannot put the image $T/img\.new-$pid in place: rename $T/img\.new-$pid to $T/img did not return after [0-9]+ ms \(crac start --timeout, 1000 ms\): its file system does not answer; given up \(it may still happen when the file system answers again\)$" "$T/start.err"
+	# the late rename's to finish: the new image is left whole
+	[ ! -e "$T/img" ]
+	[ -s "$T/img.new-$pid/start-key" ] && [ -s "$T/img.new-$pid/header" ]
+	kill -0 "$pid"
+	ask "$(cat "$T/d/port")"
+}
+
+@test "the search for the restore loader does not return: given up at --timeout naming the path; PROG starts cold" {
+	bg cold "$CRAC" start --image "$T/img" --checkpoint-on-ready -- "$SERVER" "$T/d" 100
+	wait_for grep -q "written to $T/img" "$T/cold.err"
+	kill -TERM "$pid"
+	wait "$pid" || true
+	stuck_start loader
+	grep -Eq "^crac: start: the search for the restore loader stopped: access to /[^ ]*/crac-loader did not return after [0-9]+ ms \(crac start --timeout, 1000 ms\): its file system does not answer; given up: starting $SERVER cold" "$T/start.err"
+	[ "$ms" -lt 8000 ]
+	wait_for test -n "$(real_children "$pid")"
+	[ "$(wc -l <"$T/d/boots")" -eq 2 ]
+}
+
+@test "the locks of DIR.lock do not return (a lock server gone): given up at --timeout naming the lock file and the byte; PROG starts cold and writes no image" {
+	stuck_start lock
+	grep -Eq "^crac: start: warning: $T/img is missing, and the search for an image moved aside stopped: the lock of $T/img\.lock \(byte 1\) did not return after [0-9]+ ms \(crac start --timeout, 1000 ms\): its file system does not answer; given up$" "$T/start.err"
+	grep -Eq "^crac: start: cannot lock $T/img\.lock: the lock of $T/img\.lock \(byte 0\) did not return after [0-9]+ ms \(crac start --timeout, 1000 ms\): its file system does not answer; given up: starting $SERVER cold; it writes no image: the file system of $T/img does not answer$" "$T/start.err"
+	[ "$ms" -lt 8000 ]
+	wait_for test -n "$(real_children "$pid")"
+	kill -0 "$pid"
+}

@@ -11,7 +11,10 @@
  *     ready pid=OURPID
  *     request <the request line>       (for every request received)
  * Runs until killed. With CONTROL_FAKE_NO_STATUS=1 in its environment it
- * closes each connection without the STATUS line (a refusal).
+ * closes each connection without the STATUS line (a refusal); with
+ * CONTROL_FAKE_HANG=1 it answers nothing more after the lines and keeps the
+ * first connection open until killed (a checkpoint that takes for ever, of
+ * a libcrac that sends no progress records).
  */
 #include <errno.h>
 #include <signal.h>
@@ -84,6 +87,8 @@ int main(int argc, char **argv)
 			put(fd, argv[i]);
 			put(fd, "\n");
 		}
+		while (getenv("CONTROL_FAKE_HANG"))
+			pause();
 		if (!getenv("CONTROL_FAKE_NO_STATUS"))
 			put(fd, "STATUS 0\n");
 		close(fd);

@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 
 static char base[128];     /* mkdtemp'd; every subtest uses a fresh subdir */
 static int dirseq;
@@ -474,6 +475,37 @@ static void test_xdg_runtime_dir(void)
 	unsetenv("XDG_RUNTIME_DIR");
 }
 
+/* crac_control_path before any start: its looks at $XDG_RUNTIME_DIR and
+ * /run/user/UID on a file system that does not answer
+ * (CRAC_TEST_SLOW_FS=path:MS) are given up on after the bound
+ * (CRAC_TEST_SYNC_GRACE_MS): /tmp/crac-UID, in about twice the bound. */
+static void test_path_stuck(void)
+{
+	char xdg[256], want[300], got[400];
+	struct timespec t0, t1;
+
+	snprintf(xdg, sizeof(xdg), "%s/xdg%d", base, ++dirseq);
+	REQUIRE(mkdir(xdg, 0700) == 0);
+	unsetenv("CRAC_CONTROL_DIR");
+	setenv("XDG_RUNTIME_DIR", xdg, 1);
+	setenv("CRAC_TEST_SLOW_FS", "path:20000", 1);
+	setenv("CRAC_TEST_SYNC_GRACE_MS", "200", 1);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	CHECK(crac_control_path(got, sizeof(got)) > 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	snprintf(want, sizeof(want), "/tmp/crac-%u/%d.sock", (unsigned)geteuid(), (int)getpid());
+	CHECKF(strcmp(got, want) == 0, "path %s, want %s", got, want);
+	CHECKF(ms >= 200 && ms < 5000, "%ld ms", ms);
+	unsetenv("CRAC_TEST_SLOW_FS");
+	unsetenv("CRAC_TEST_SYNC_GRACE_MS");
+	/* it answers: $XDG_RUNTIME_DIR/crac again */
+	snprintf(want, sizeof(want), "%s/crac/%d.sock", xdg, (int)getpid());
+	CHECK(crac_control_path(got, sizeof(got)) > 0);
+	CHECKF(strcmp(got, want) == 0, "path %s, want %s", got, want);
+	unsetenv("XDG_RUNTIME_DIR");
+}
+
 /* A process that exits normally (exit() or return from main) leaves no
  * socket file behind; one that replaced ours (same name, another inode)
  * is left alone. */
@@ -587,6 +619,7 @@ int main(void)
 	RUN(test_checkpoint_through_endpoint);
 	RUN(test_other_uid_refused);
 	RUN(test_xdg_runtime_dir);
+	RUN(test_path_stuck);
 	RUN(test_removed_at_exit);
 	RUN(test_escape);
 	crac_control_stop();
