@@ -588,6 +588,15 @@ int crac_cmd_checkpoint(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (optind == argc - 2 && cli_parse_pid(argv[optind])) {
+		/* `crac checkpoint PID DIR`, as CRIU's -D or a restore's DIR
+		 * might suggest: say how the directory is given */
+		cli_err("usage: crac checkpoint [options] PID: the image directory is given with --image-dir DIR "
+			"(with --engine image or criu), not after the PID: crac checkpoint --engine image --image-dir "
+			"%s %s",
+			argv[optind + 1], argv[optind]);
+		return 2;
+	}
 	if (optind != argc - 1 || !(pid = cli_parse_pid(argv[optind]))) {
 		cli_err("usage: crac checkpoint [options] PID");
 		return 2;

@@ -54,6 +54,14 @@ has_image_engine() {
 	[[ "$output" == *"frobnicate"* ]]
 }
 
+@test "checkpoint PID DIR (the directory after the PID) is a usage error that says how to give it" {
+	run "$CRAC" checkpoint 123 "$T/img"
+	echo "$output"
+	[ "$status" -eq 2 ]
+	[ "$output" = "crac: usage: crac checkpoint [options] PID: the image directory is given with --image-dir DIR (with --engine image or criu), not after the PID: crac checkpoint --engine image --image-dir $T/img 123" ]
+	[ ! -e "$T/img" ]
+}
+
 @test "no subcommand at all is a usage error (exit 2)" {
 	run "$CRAC"
 	[ "$status" -eq 2 ]
