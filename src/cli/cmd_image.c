@@ -126,43 +126,11 @@ static int enter_timens(const char *dir)
 	return 0;
 }
 
-/*
- * The loader keeps descriptors 0-2 for the program (the stdio of this
- * command) and closes every other one but those it opened itself. One of
- * 0-2 closed here would be taken by the loader's own (the image's header
- * file, a socket, a pipe's read end), which the program would then have as
- * its stdin, stdout or stderr: /dev/null in its place, as a service manager
- * gives. Done first, before this command opens anything. 0, or 1 said.
- */
-static int stdio_fill(void)
-{
-	for (int fd = 0; fd < 3; fd++) {
-		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
-			continue;
-		int n = open("/dev/null", O_RDWR);   /* the lowest free number: fd */
-		if (n >= 0 && n != fd) {
-			int d = dup2(n, fd);
-			close(n);
-			n = d;
-		}
-		if (n < 0) {
-			/* (stderr may be the closed one: said where it can be) */
-			cli_err("restore: descriptor %d is closed and /dev/null cannot take its place: %s", fd,
-				strerror(errno));
-			return 1;
-		}
-	}
-	return 0;
-}
-
 /* Options parsed by cmd_restore.c (--populate and --lazy together refused there). */
 int crac_cmd_restore_image(const struct cli_restore *r)
 {
 	char loader[PATH_MAX], msg[PATH_MAX + 400];
 	const char *dir = r->dir;
-
-	if (stdio_fill() != 0)
-		return 1;
 
 	char dir_ok[PATH_MAX];
 	if (cli_path_arg("restore", dir, CLI_PATH_MAX, false, dir_ok, sizeof(dir_ok)) < 0)

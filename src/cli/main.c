@@ -9,6 +9,7 @@
 #include "image/image.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -207,6 +208,34 @@ static void usage(FILE *f)
  * -v info, -vv (or -v twice) debug, -q errors only. --help and --version
  * answer and end.
  */
+/*
+ * Descriptors 0-2 the caller left closed (a service manager, `crac start
+ * ... <&- >&-`) are /dev/null, first, before this command opens anything:
+ * else its own files would take those numbers, and a program it starts or
+ * restores (the loader keeps 0-2 for the program and closes every other
+ * one but its own) would have them as its stdin, stdout or stderr: the
+ * image's header file, a socket, a signalfd. 0, or 1 said.
+ */
+static int stdio_fill(void)
+{
+	for (int fd = 0; fd < 3; fd++) {
+		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+			continue;
+		int n = open("/dev/null", O_RDWR);   /* the lowest free number: fd */
+		if (n >= 0 && n != fd) {
+			int d = dup2(n, fd);
+			close(n);
+			n = d;
+		}
+		if (n < 0) {
+			/* (stderr may be the closed one: said where it can be) */
+			cli_err("descriptor %d is closed and /dev/null cannot take its place: %s", fd, strerror(errno));
+			return 1;
+		}
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -221,6 +250,8 @@ int main(int argc, char **argv)
 	/* The command links libcrac too: started under `crac run` it inherits
 	 * CRAC_CONTROL=1, but it is no program to checkpoint. */
 	crac_control_stop();
+	if (stdio_fill() != 0)
+		return 1;
 	/* exec'd by the crac command (src/loader/front.c) as crac-cli: named
 	 * crac again, as ps and a unit's status show it */
 	prctl(PR_SET_NAME, "crac", 0, 0, 0);

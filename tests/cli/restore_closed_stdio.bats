@@ -127,3 +127,39 @@ fd_target() { readlink "/proc/$1/fd/$2" 2>/dev/null || echo closed; }
 		kill "$r"
 	done
 }
+
+@test "crac start with stdin, stdout and stderr closed: cold and restored, the program's 0-2 are /dev/null, not the supervisor's descriptors" {
+	local round r p fd tgt
+	for round in cold restored; do
+		rm -f "$T/done"
+		(
+			for fd in $(ls /proc/$BASHPID/fd); do eval "exec $fd>&-"; done
+			exec "$CRAC" start --image "$T/simg" --checkpoint-after 1 -- "$PY" -c "$PROG" "$T/done"
+		) &
+		r=$!
+		PIDS+=("$r")
+		# the program: crac start's child running python (cold), or restored
+		p=
+		for _ in $(seq 200); do
+			p=$(pgrep -P "$r" -f "$T/done" | head -1)
+			[ -n "$p" ] && break
+			sleep 0.05
+		done
+		[ -n "$p" ]
+		PIDS+=("$p")
+		sleep 0.5   # (cold: python started; restored: the loader done)
+		for fd in 0 1 2; do
+			tgt=$(fd_target "$p" "$fd")
+			echo "$round: fd $fd -> $tgt"
+			[ "$tgt" = /dev/null ]
+		done
+		if [ "$round" = cold ]; then
+			# the image the trigger writes
+			for _ in $(seq 200); do [ -s "$T/simg/header" ] && break; sleep 0.05; done
+			[ -s "$T/simg/header" ]
+			sleep 0.5
+		fi
+		kill "$p" 2>/dev/null || true
+		for _ in $(seq 100); do kill -0 "$r" 2>/dev/null || break; sleep 0.05; done
+	done
+}
