@@ -50,14 +50,23 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Helpers given up on (their call did not return), reaped later. One table
- * for every user: whoever starts a helper next reaps them. */
-static int orphans[8];
+/* Helpers given up on (their call did not return), reaped later, with the
+ * stack each had if it was ours: it stays mapped until then, since the
+ * call may still return and write its results there (a stat buffer, a
+ * directory listing): unmapped, the address could hold something else by
+ * then. One table for every user: whoever starts a helper next reaps
+ * them. A helper given up on when the table is full keeps its stack for
+ * ever. */
+static struct {
+	int pid;
+	void *stack;   /* CRAC_BOUNDED_STACK bytes to unmap once reaped, or NULL */
+} orphans[8];
 
 void crac_bounded_prepare(void)
 {
 	(void)clone(NULL, NULL, 0, NULL);   /* EINVAL, without a system call */
 	(void)getenv("CRAC_TEST_SYNC_GRACE_MS");
+	(void)getenv("CRAC_TEST_BOUNDED_UNREAPED");
 }
 
 long crac_bounded_grace_ms(void)
@@ -86,8 +95,12 @@ void crac_bounded_test_sleep(long ms)
 void crac_bounded_reap(void)
 {
 	for (size_t i = 0; i < sizeof(orphans) / sizeof(orphans[0]); i++)
-		if (orphans[i] > 0 && syscall(SYS_wait4, orphans[i], NULL, __WCLONE | WNOHANG, NULL) != 0)
-			orphans[i] = 0;
+		if (orphans[i].pid > 0 && syscall(SYS_wait4, orphans[i].pid, NULL, __WCLONE | WNOHANG, NULL) != 0) {
+			if (orphans[i].stack)
+				syscall(SYS_munmap, orphans[i].stack, CRAC_BOUNDED_STACK);
+			orphans[i].pid = 0;
+			orphans[i].stack = NULL;
+		}
 }
 
 /* Closes every descriptor of the helper's own table but b->keep's:
@@ -227,16 +240,24 @@ static void bounded_give_up(struct crac_bounded *b)
 	long r = 0;
 
 	syscall(SYS_kill, b->pid, SIGKILL);
-	for (int k = 0; k < 10 && (r = syscall(SYS_wait4, b->pid, NULL, __WCLONE | WNOHANG, NULL)) == 0; k++) {
+	/* (tests: as if its call did not return, CRAC_TEST_BOUNDED_UNREAPED=1) */
+	const char *t = getenv("CRAC_TEST_BOUNDED_UNREAPED");
+	for (int k = t && *t == '1' ? 10 : 0;
+	     k < 10 && (r = syscall(SYS_wait4, b->pid, NULL, __WCLONE | WNOHANG, NULL)) == 0; k++) {
 		struct timespec ts = { 0, 10000000 };
 		syscall(SYS_nanosleep, &ts, NULL);
 	}
-	for (size_t k = 0; r == 0 && k < sizeof(orphans) / sizeof(orphans[0]); k++)
-		if (orphans[k] <= 0) {
-			orphans[k] = b->pid;
-			break;
-		}
-	/* Killed, it runs no instruction of ours again. */
+	if (r == 0) {
+		/* Killed, it runs no instruction of ours again; but its call
+		 * may still return into its stack: kept until it is reaped */
+		for (size_t k = 0; k < sizeof(orphans) / sizeof(orphans[0]); k++)
+			if (orphans[k].pid <= 0) {
+				orphans[k].pid = b->pid;
+				orphans[k].stack = b->own_stack ? b->stack : NULL;
+				break;
+			}
+		b->own_stack = false;   /* (the table's now, or kept for ever) */
+	}
 	bounded_release(b);
 }
 

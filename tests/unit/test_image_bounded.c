@@ -11,6 +11,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -106,6 +109,31 @@ static void test_given_up(void)
 	CHECK_EQ(w.pid, 0);
 }
 
+/* A helper given up on whose call has not returned yet (simulated:
+ * CRAC_TEST_BOUNDED_UNREAPED=1 skips the wait for its end) keeps its stack
+ * mapped until it is reaped: a late call would write its results there. */
+static void test_unreaped_keeps_stack(void)
+{
+	struct crac_bounded b;
+	struct work w = { .sleep_ms = 20000 };
+	int64_t waited;
+
+	setenv("CRAC_TEST_BOUNDED_UNREAPED", "1", 1);
+	REQUIRE(crac_bounded_start(&b, work_run, &w, NULL) == 0);
+	char *stack = b.stack;
+	CHECK_EQ(crac_bounded_wait(&b, 0, 100, &waited), -ETIMEDOUT);
+	unsetenv("CRAC_TEST_BOUNDED_UNREAPED");
+	CHECK_EQ(b.pid, 0);
+	CHECK(b.stack == NULL);
+	CHECKF(msync(stack, 4096, MS_ASYNC) == 0, "the given-up helper's stack was unmapped before it was reaped: %s",
+	       strerror(errno));
+	/* killed, it is gone soon; the next reap lets the stack go */
+	usleep(200 * 1000);
+	crac_bounded_reap();
+	CHECK(msync(stack, 4096, MS_ASYNC) < 0 && errno == ENOMEM);
+	CHECK(no_child());
+}
+
 /* A helper that opens a file, then does not answer. */
 struct opener {
 	long fd;        /* what the open returned in the helper */
@@ -179,6 +207,7 @@ int main(void)
 	RUN(test_returns);
 	RUN(test_caller_stack);
 	RUN(test_given_up);
+	RUN(test_unreaped_keeps_stack);
 	RUN(test_own_files);
 	return t_done();
 }
