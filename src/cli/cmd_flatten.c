@@ -424,6 +424,45 @@ static bool out_moved(const char *dir, const char *outdir, const struct out_id *
 	return true;
 }
 
+/*
+ * CRAC_TEST_FLATTEN_HOLD=FILE (tests only): flatten, its temporary
+ * complete (written, synced, read back and verified, still locked), makes
+ * FILE.held and waits until FILE exists before its last looks at OUT
+ * (out_moved, then the commit's check). A test does what it likes to OUT
+ * meanwhile and lets flatten go on by creating FILE: an event of the
+ * test's, not a timer that a loaded machine outlasts. Bounded (60 s, then
+ * flatten goes on, saying so), so a test that never creates FILE cannot
+ * hang.
+ */
+#define TEST_HOLD_MAX_MS 60000
+
+static void test_hold(void)
+{
+	const char *go = getenv("CRAC_TEST_FLATTEN_HOLD");
+	char held[PATH_MAX];
+
+	if (!go || !*go)
+		return;
+	if (snprintf(held, sizeof(held), "%s.held", go) >= (int)sizeof(held)) {
+		cli_err("flatten: CRAC_TEST_FLATTEN_HOLD=%s: name too long; not held", go);
+		return;
+	}
+	int fd = open(held, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		cli_err("flatten: CRAC_TEST_FLATTEN_HOLD: creating %s: %s; not held", held, strerror(errno));
+		return;
+	}
+	close(fd);
+	for (int64_t end = crac_bounded_mono_ns() + TEST_HOLD_MAX_MS * 1000000LL; access(go, F_OK) != 0;) {
+		if (crac_bounded_mono_ns() >= end) {
+			cli_err("flatten: CRAC_TEST_FLATTEN_HOLD: %s did not appear in %d ms; going on", go,
+				TEST_HOLD_MAX_MS);
+			return;
+		}
+		usleep(10000);
+	}
+}
+
 int crac_cmd_flatten(int argc, char **argv)
 {
 	const char *usage = "usage: crac flatten DIR OUT [--compress[=LEVEL]] [--trust-owner] [--timeout DURATION]";
@@ -680,6 +719,7 @@ int crac_cmd_flatten(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
+	test_hold();   /* tests: OUT changed here by the test (CRAC_TEST_FLATTEN_HOLD) */
 	if (out_moved(dir, outdir, &was)) {
 		rc = 1;
 		goto out;

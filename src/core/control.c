@@ -817,7 +817,9 @@ static void *listen_thread(void *p)
  *
  * CRAC_TEST_SLOW_FS=control:MS (tests only): the helper sleeps MS ms before
  * the mkdir of the directory (and before the lstat of the socket file it
- * removes), a file system that does not answer.
+ * removes), a file system that does not answer; CRAC_TEST_SLOW_FS=bound:MS:
+ * it sleeps MS ms once the socket is bound under its temporary name, before
+ * the caller listens (the socket file must not be at its own name then).
  */
 #define CONTROL_SETUP_MS 10000
 
@@ -825,17 +827,21 @@ static void *listen_thread(void *p)
 enum { CAND_ENV, CAND_XDG, CAND_RUN, CAND_TMP, N_CANDS };
 
 /* Where the helper was (for the message). */
-enum setup_step { ST_CHOOSE, ST_MKDIR, ST_LSTAT_DIR, ST_STALE, ST_BIND, ST_LSTAT_SOCK, ST_CHMOD, ST_UNLINK };
+enum setup_step { ST_CHOOSE, ST_MKDIR, ST_LSTAT_DIR, ST_STALE, ST_BIND, ST_LSTAT_SOCK, ST_CHMOD, ST_RENAME,
+		  ST_UNLINK };
 
 struct ctl_setup {
 	/* in */
 	bool remove;                      /* remove the socket file (dev, ino) instead */
+	bool place;                       /* rename tmps[0] to addrs[0] instead (step 5) */
 	const char *dirs[N_CANDS];        /* NULL: not a candidate */
 	const char *private_of[N_CANDS];  /* the candidate only if this is a private directory of ours */
 	struct sockaddr_un addrs[N_CANDS];
+	struct sockaddr_un tmps[N_CANDS]; /* where the socket is bound and listens first (DIR/PID.tmp) */
 	unsigned uid;
 	int fd, probe_fd;                 /* the socket to bind; one to try a stale socket with */
 	long slow_ms;
+	long bound_ms;                    /* CRAC_TEST_SLOW_FS=bound:MS, a sleep once bound (step 4) */
 	/* out */
 	int cand;                         /* the directory chosen */
 	enum setup_step step;
@@ -859,6 +865,14 @@ static void setup_run(void *arg)
 	struct stat st;
 	long r;
 
+	if (s->place) {
+		/* 5. listening now: put in place (removed if it cannot be) */
+		s->step = ST_RENAME;
+		if ((s->res = (int)crac_raw_syscall3(SYS_rename, (long)s->tmps[0].sun_path,
+						      (long)s->addrs[0].sun_path, 0)) < 0)
+			crac_raw_syscall3(SYS_unlink, (long)s->tmps[0].sun_path, 0, 0);
+		return;
+	}
 	if (s->remove) {
 		const char *p = s->addrs[0].sun_path;
 		s->step = ST_LSTAT_SOCK;
@@ -886,7 +900,7 @@ static void setup_run(void *arg)
 		break;
 	}
 	const char *dir = s->dirs[s->cand];
-	const struct sockaddr_un *a = &s->addrs[s->cand];
+	const struct sockaddr_un *a = &s->addrs[s->cand], *t = &s->tmps[s->cand];
 	/* 2. created, a real directory of ours with mode 0700 (check_dir) */
 	s->step = ST_MKDIR;
 	crac_bounded_test_sleep(s->slow_ms);   /* tests: the directory does not answer */
@@ -918,22 +932,39 @@ static void setup_run(void *arg)
 			return;
 		}
 	}
-	/* 4. the socket file */
+	/*
+	 * 4. the socket file, under a temporary name: the caller listens
+	 * (listen records the credentials a client's SO_PEERCRED gets: ours,
+	 * not the helper's), then step 5 renames it to its own. A client that
+	 * finds DIR/PID.sock connects to a listening socket: bound at its
+	 * name and not yet listening, it refused connections ("nothing
+	 * listens there"), and a client that waited for the file to appear
+	 * (crac run, then crac checkpoint) could try in between. A temporary
+	 * left by a process of our pid that died here is removed first.
+	 */
 	s->step = ST_BIND;
-	if ((r = crac_raw_syscall3(SYS_bind, s->fd, (long)a, sizeof(*a))) < 0) {
+	if ((r = crac_raw_syscall3(SYS_unlink, (long)t->sun_path, 0, 0)) < 0 && r != -ENOENT) {
+		s->res = (int)r;
+		return;
+	}
+	if ((r = crac_raw_syscall3(SYS_bind, s->fd, (long)t, sizeof(*t))) < 0) {
 		s->res = (int)r;
 		return;
 	}
 	/* The identity of the file bind made, for remove_socket: only a
 	 * socket counts. Something else there already (our directory's owner
 	 * replaced it between the bind and this lstat) is not ours: it is
-	 * never removed nor chmod'ed (chmod would follow a symbolic link). */
+	 * never removed, chmod'ed (chmod would follow a symbolic link) nor
+	 * renamed. */
 	s->step = ST_LSTAT_SOCK;
-	s->ours = raw_lstat(a->sun_path, &st) == 0 && S_ISSOCK(st.st_mode);
+	s->ours = raw_lstat(t->sun_path, &st) == 0 && S_ISSOCK(st.st_mode);
 	s->dev = st.st_dev;
 	s->ino = st.st_ino;
 	s->step = ST_CHMOD;
-	s->res = s->ours ? (int)crac_raw_syscall3(SYS_fchmodat, AT_FDCWD, (long)a->sun_path, 0600) : 0;
+	s->res = s->ours ? (int)crac_raw_syscall3(SYS_fchmodat, AT_FDCWD, (long)t->sun_path, 0600) : 0;
+	if (s->res < 0)
+		crac_raw_syscall3(SYS_unlink, (long)t->sun_path, 0, 0);   /* bound, not made private: not left behind */
+	crac_bounded_test_sleep(s->bound_ms);   /* tests: bound, not listening yet */
 }
 
 /* What step s was at, naming the path: "the bind of /run/user/0/crac/7.sock". */
@@ -941,6 +972,7 @@ static void setup_what(const struct ctl_setup *s, char *out, size_t len)
 {
 	const char *dir = s->cand >= 0 ? s->dirs[s->cand] : "";
 	const char *sock = s->addrs[s->cand >= 0 ? s->cand : 0].sun_path;
+	const char *tmp = s->tmps[s->cand >= 0 ? s->cand : 0].sun_path;   /* (step 5: [0]) */
 
 	switch (s->step) {
 	case ST_CHOOSE:
@@ -957,13 +989,17 @@ static void setup_what(const struct ctl_setup *s, char *out, size_t len)
 		snprintf(out, len, "the look for a stale socket at %s", sock);
 		break;
 	case ST_BIND:
-		snprintf(out, len, "the bind of %s", sock);
+		snprintf(out, len, "the bind of %s", tmp);
 		break;
 	case ST_LSTAT_SOCK:
-		snprintf(out, len, "the lstat of %s", sock);
+		/* (remove_socket's look at the socket file: no temporary) */
+		snprintf(out, len, "the lstat of %s", s->remove ? sock : tmp);
 		break;
 	case ST_CHMOD:
-		snprintf(out, len, "the chmod of %s", sock);
+		snprintf(out, len, "the chmod of %s", tmp);
+		break;
+	case ST_RENAME:
+		snprintf(out, len, "the rename of %s to %s", tmp, sock);
 		break;
 	case ST_UNLINK:
 		snprintf(out, len, "the unlink of %s", sock);
@@ -1026,12 +1062,19 @@ static void after_fork_child(void)
 	pthread_mutex_init(&ctl_lock, NULL);
 }
 
-/* CRAC_TEST_SLOW_FS=control:MS: MS, else 0 (tests). */
-static long test_slow_ms(void)
+/* CRAC_TEST_SLOW_FS=OP:MS for OP `control` (the default) or `bound`: MS,
+ * else 0 (tests). */
+static long test_slow_ms_of(const char *op)
 {
 	const char *e = getenv("CRAC_TEST_SLOW_FS");
+	size_t n = strlen(op);
 
-	return e && !strncmp(e, "control:", 8) ? strtol(e + 8, NULL, 10) : 0;
+	return e && !strncmp(e, op, n) && e[n] == ':' ? strtol(e + n + 1, NULL, 10) : 0;
+}
+
+static long test_slow_ms(void)
+{
+	return test_slow_ms_of("control");
 }
 
 /* Removes our socket file if it is still the one we bound (a process that
@@ -1048,6 +1091,30 @@ static void remove_socket(void)
 			crac__log(CRAC_LOG_WARN, "control: socket %s left in place: %s", sock_path, msg);
 	}
 	sock_path[0] = 0;
+}
+
+/* The temporary socket file of setup s (bound, listen failed), removed if
+ * it is still the one bound (bounded). */
+static void remove_tmp(const struct ctl_setup *s)
+{
+	struct ctl_setup r = { .remove = true, .dev = s->dev, .ino = s->ino, .slow_ms = test_slow_ms() };
+	char msg[PATH_MAX + 300];
+
+	r.addrs[0] = s->tmps[s->cand];
+	if (setup_bounded(&r, 0, msg, sizeof(msg)) == -ETIMEDOUT)
+		crac__log(CRAC_LOG_WARN, "control: socket %s left in place: %s", r.addrs[0].sun_path, msg);
+}
+
+/* Step 5 of setup s: its socket, listening, renamed from its temporary
+ * name to its own (bounded: until deadline_ns as the setup). 0 or -errno
+ * (-ETIMEDOUT with msg). */
+static int place_socket(const struct ctl_setup *s, int64_t deadline_ns, char *msg, size_t msglen)
+{
+	struct ctl_setup p = { .place = true, .slow_ms = 0 };
+
+	p.addrs[0] = s->addrs[s->cand];
+	p.tmps[0] = s->tmps[s->cand];
+	return setup_bounded(&p, deadline_ns, msg, msglen);
 }
 
 /* A normal exit (exit(), return from main) leaves no socket file behind.
@@ -1106,7 +1173,8 @@ static int listener_go(int fd, bool mark)
 static int control_start(int64_t deadline_ns, char *msg, size_t msglen, bool *said)
 {
 	static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-	struct ctl_setup s = { .uid = (unsigned)geteuid(), .fd = -1, .probe_fd = -1, .slow_ms = test_slow_ms() };
+	struct ctl_setup s = { .uid = (unsigned)geteuid(), .fd = -1, .probe_fd = -1, .slow_ms = test_slow_ms(),
+			       .bound_ms = test_slow_ms_of("bound") };
 	char dirs[N_CANDS][200];
 	const char *d = getenv("CRAC_CONTROL_DIR"), *x = getenv("XDG_RUNTIME_DIR");
 	char run[64];
@@ -1141,6 +1209,7 @@ static int control_start(int64_t deadline_ns, char *msg, size_t msglen, bool *sa
 		s.addrs[i].sun_family = AF_UNIX;
 		if (n[i] < 0 || (size_t)n[i] >= sizeof(dirs[0]) ||
 		    path_in(dirs[i], getpid(), s.addrs[i].sun_path, sizeof(s.addrs[i].sun_path)) < 0) {
+			/* (the temporary's name, DIR/PID.tmp, is shorter: it fits where this does) */
 			if (i == CAND_ENV || i == CAND_TMP) {
 				rc = -ENAMETOOLONG;
 				goto fail;
@@ -1148,6 +1217,12 @@ static int control_start(int64_t deadline_ns, char *msg, size_t msglen, bool *sa
 			continue;   /* own_dir() would refuse it too: the next one */
 		}
 		s.dirs[i] = dirs[i];
+		s.tmps[i].sun_family = AF_UNIX;
+		if (snprintf(s.tmps[i].sun_path, sizeof(s.tmps[i].sun_path), "%s/%d.tmp", dirs[i], (int)getpid()) >=
+		    (int)sizeof(s.tmps[i].sun_path)) {
+			rc = -ENAMETOOLONG;   /* (never: shorter than PID.sock) */
+			goto fail;
+		}
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	s.probe_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -1172,23 +1247,26 @@ static int control_start(int64_t deadline_ns, char *msg, size_t msglen, bool *sa
 			 S_ISLNK(s.mode) ? "a symlink" : "not a directory", s.st_uid, s.mode & 07777);
 		*said = true;
 	}
-	if (s.ours && (rc == 0 || (rc < 0 && s.step == ST_CHMOD))) {
-		sock_dev = (dev_t)s.dev;
-		sock_ino = (ino_t)s.ino;
-		sock_pid = getpid();
-	} else {
-		sock_pid = 0;   /* an earlier start's identity must not name it */
-	}
-	if (rc < 0 && s.step == ST_CHMOD)
-		remove_socket();   /* bound, but not made private: not left behind */
+	sock_pid = 0;   /* an earlier start's identity must not name it */
 	if (rc < 0)
 		goto fail;
 	close(s.probe_fd);
 	s.probe_fd = -1;
+	/* listening, then in place under its own name (step 5) */
 	if (listen(fd, 16) < 0) {
 		rc = -errno;
-		remove_socket();
+		if (s.ours)
+			remove_tmp(&s);
 		goto fail;
+	}
+	if (s.ours && (rc = place_socket(&s, deadline_ns, msg, msglen)) < 0) {
+		*said = rc == -ETIMEDOUT;
+		goto fail;
+	}
+	if (s.ours) {
+		sock_dev = (dev_t)s.dev;
+		sock_ino = (ino_t)s.ino;
+		sock_pid = getpid();
 	}
 	if ((rc = listener_go(fd, true)) < 0) {
 		remove_socket();

@@ -103,32 +103,40 @@ teardown() {
 	unshare --pid --fork --mount-proc true 2>/dev/null || skip "no pid namespaces here"
 	run clean env CRAC_IMAGE_INCREMENTAL=1 "$CRAC_BUILD_DIR/tests/image_incr" "$T/i0" "$T/i1" "$T/i2"
 	[ "$status" -eq 0 ]
-	# flatten in its own pid namespace (pid 1 there), held 10 s at its
-	# last look at OUT, its temporary complete (3 s were not enough for
-	# the checkpoint below under CI load: flatten had gone on and removed
-	# its own temporary)
+	# flatten in its own pid namespace (pid 1 there), held, its temporary
+	# complete, before its last looks at OUT until this test creates
+	# $T/go (CRAC_TEST_FLATTEN_HOLD: an event of ours, not a timer, which
+	# the checkpoint below outlasted under CI load: flatten had gone on,
+	# found OUT and removed its own temporary before the test looked)
 	(
 		for fd in $(ls /proc/$BASHPID/fd); do
 			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
 		done
-		CRAC_TEST_SLOW_FS=check:10000 exec unshare --pid --fork --mount-proc \
+		CRAC_TEST_FLATTEN_HOLD="$T/go" exec unshare --pid --fork --mount-proc \
 			"$CRAC" flatten "$T/i2" "$T/OUT" >"$T/f.out" 2>&1 </dev/null
 	) &
 	f=$!
-	for _ in $(seq 2500); do   # (its first look at OUT is held 10 s too)
-		[ -e "$T"/OUT.tmp-1-*/header ] 2>/dev/null && break
+	for _ in $(seq 3000); do   # up to 30 s for flatten to get there
+		[ -e "$T/go.held" ] && break
 		sleep 0.01
 	done
+	[ -e "$T/go.held" ] || { cat "$T/f.out"; false; }
 	tmp="$(ls -d "$T"/OUT.tmp-1-*)"
 	[ -e "$tmp/header" ]
+	[ -e "$tmp/pages" ]
 	# a checkpoint into OUT from here meanwhile: flatten's PID 1 is not it
 	run clean "$COUNTER" "$T/OUT" 1
 	echo "$output"
 	[ "$status" -eq 0 ]
 	[ -e "$tmp/header" ] || { cat "$T/f.out"; false; }   # still there, whole
-	wait "$f" || true
+	[ -e "$tmp/pages" ]
+	touch "$T/go"
+	sf=0
+	wait "$f" || sf=$?
 	cat "$T/f.out"
 	# flatten then finds OUT made meanwhile: refused, OUT is the checkpoint's
+	[ "$sf" -eq 1 ]
+	grep -q "OUT appeared while the image was written" "$T/f.out"
 	! grep -q "No such file" "$T/f.out" || false
 	[ ! -e "$tmp" ]
 	run clean "$CRAC" restore "$T/OUT"

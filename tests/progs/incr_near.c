@@ -5,22 +5,23 @@
  * (run with CRAC_IMAGE_INCREMENTAL=1).
  *
  *   incr_near DIR0 DIR1
- *       maps up to 4 MiB one page below the mapping that holds the main
- *       thread's thread pointer (fs base) and up to 4 MiB one page above
- *       it, as much as the hole on that side holds (one page kept free at
- *       each end, so that nothing merges), on each side where that
- *       mapping still has at least NEAR_MIN pages within the capture's
- *       1 MiB window around the thread pointer (at least one side must
- *       qualify); fills them, prints "near ADDR LEN" for each, checkpoints
- *       into DIR0 with keep-running, rewrites page 0 of each, and
- *       checkpoints into DIR1 (exits there).
- *
- * The holes differ with the build: a Debug libcrac is over 2 MiB, the
- * kernel places it 2 MiB-aligned, and the dynamic linker's TLS block then
- * lands in what is left of that hole, with ~1.6 MiB below it and a few
- * pages above: no room for a fixed 4 MiB on either side.
+ *       lays out, in a region of its own, a thread's stack, its TLS block
+ *       at the top (where glibc puts it for a stack given by
+ *       pthread_attr_setstack), and a mapping of 4 MiB one page below and
+ *       one page above it (PROT_NONE pages between, so that nothing
+ *       merges); fills them, prints "near ADDR LEN" for each, and that
+ *       thread checkpoints into DIR0 with keep-running, rewrites page 0 of
+ *       each, and checkpoints into DIR1 (exits there).
  *   crac restore DIR1
  *       verifies every page ("ok", or "FAIL: ..." and exit 1).
+ *
+ * It once used the main thread's TLS block and what room ASLR left next to
+ * it; but that room depends on the build: a Debug libcrac is over 2 MiB,
+ * placed 2 MiB-aligned, and the TLS block lands in what is left of that
+ * hole; under ASan the dynamic linker's TLS mapping lies right below
+ * libgcc_s and right above (or a few pages above) libasan's 5.6 MiB .bss,
+ * often with no room at all. A stack and TLS block of the program's own
+ * are in the same place relative to their neighbours in every build.
  *
  * The capture stores, never references, the pages it may change itself
  * while it runs: within 1 MiB of its own stack pointer and thread pointer.
@@ -32,6 +33,7 @@
 #include "image_ckpt.h"
 
 #include <asm/prctl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,12 +42,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#ifndef MAP_FIXED_NOREPLACE
-#define MAP_FIXED_NOREPLACE 0x100000
-#endif
-
 #define PG 4096ul
-#define LEN_MAX (4ul << 20)
+#define LEN (4ul << 20)        /* each mapping next to the stack */
+#define STACK (512ul << 10)   /* the thread's stack, its TLS block at the top: the mapping below
+                                 * is within the window too */
 #define WINDOW (1ul << 20)    /* the capture's window around its thread pointer */
 #define NEAR_MIN 2ul          /* pages of a mapping inside that window, at least: page 0
                                  * and one more, which a window let into it stores */
@@ -81,39 +81,6 @@ static int verify(void)
 	return 0;
 }
 
-/*
- * The mapping of /proc/self/maps that holds a: [*s, *e), and the hole
- * around it: *lo, the end of the mapping below (0 if none), *hi, the start
- * of the mapping above (the top of user space if none).
- */
-static int mapping_of(uint64_t a, uint64_t *s, uint64_t *e, uint64_t *lo, uint64_t *hi)
-{
-	FILE *f = fopen("/proc/self/maps", "r");
-	char line[512];
-	int found = 0;
-
-	*lo = 0;
-	*hi = 1ull << 47;
-	while (f && fgets(line, sizeof(line), f)) {
-		unsigned long ls, le;
-		if (sscanf(line, "%lx-%lx", &ls, &le) != 2)
-			continue;
-		if (a >= ls && a < le) {
-			*s = ls;
-			*e = le;
-			found = 1;
-		} else if (!found) {
-			*lo = le;
-		} else {
-			*hi = ls;
-			break;
-		}
-	}
-	if (f)
-		fclose(f);
-	return found;
-}
-
 /* Pages of [m, m + len) within WINDOW of fs. */
 static uint64_t window_pages(uint64_t m, uint64_t len, uint64_t fs)
 {
@@ -121,57 +88,79 @@ static uint64_t window_pages(uint64_t m, uint64_t len, uint64_t fs)
 	return e > s ? (e - s) / PG : 0;
 }
 
+/* The thread that checkpoints: its thread pointer is the one whose window
+ * must stay inside the stack's mapping. Exits the process. */
+static void *checkpointer(void *arg)
+{
+	char **argv = arg;
+	unsigned long fs = 0;
+
+	if (syscall(SYS_arch_prctl, ARCH_GET_FS, &fs) < 0 || !(fs >= (uintptr_t)near_map[0] + LEN + PG &&
+							       fs < (uintptr_t)near_map[1] - PG)) {
+		printf("FAIL: the thread pointer %#lx is not in the stack given (%p-%p)\n", fs,
+		       (void *)(near_map[0] + LEN + PG), (void *)(near_map[1] - PG));
+		exit(1);
+	}
+	for (int k = 0; k < 2; k++)
+		if (window_pages((uintptr_t)near_map[k], LEN, fs) < NEAR_MIN) {
+			printf("FAIL: mapping %p has fewer than %lu pages within 1 MiB of the thread pointer %#lx\n",
+			       (void *)near_map[k], NEAR_MIN, fs);
+			exit(1);
+		}
+	if (image_checkpoint(argv[1], CRAC_KEEP_RUNNING) == CRAC_RESTORED)
+		exit(verify());
+	for (int k = 0; k < 2; k++)
+		fill(near_map[k], 0, 1);
+	if (image_checkpoint(argv[2], 0) == CRAC_RESTORED)
+		exit(verify());
+	exit(0);
+}
+
 int main(int argc, char **argv)
 {
-	unsigned long fs = 0;
-	uint64_t ts, te, lo, hi;
-
 	if (argc < 3) {
 		fprintf(stderr, "usage: incr_near DIR0 DIR1\n");
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IONBF, 0);
-	if (syscall(SYS_arch_prctl, ARCH_GET_FS, &fs) < 0 || !mapping_of(fs, &ts, &te, &lo, &hi)) {
-		printf("FAIL: no mapping holds the thread pointer %#lx\n", fs);
-		return 1;
-	}
 	/*
-	 * One page apart from the TLS block's mapping and from the neighbour
-	 * on the far side: separate mappings that never merge with either.
+	 * [gap][mapping below][gap][stack][gap][mapping above][gap]: the gaps
+	 * stay PROT_NONE (distinct mappings: nothing merges), the rest is
+	 * mapped over the reservation.
 	 */
-	uint64_t room[2] = { ts - lo >= 2 * PG ? ts - lo - 2 * PG : 0, hi - te >= 2 * PG ? hi - te - 2 * PG : 0 };
-	int n = 0;
-	for (int k = 0; k < 2; k++) {
-		uint64_t len = room[k] < LEN_MAX ? room[k] : LEN_MAX;
-		uint64_t at = k == 0 ? ts - PG - len : te + PG;
-		if (!len || window_pages(at, len, fs) < NEAR_MIN)
-			continue;   /* too little of it where the window would reach */
-		void *m = mmap((void *)(uintptr_t)at, len, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-		if (m == MAP_FAILED || m != (void *)(uintptr_t)at) {
-			if (m != MAP_FAILED)
-				munmap(m, len);
-			continue;
-		}
-		near_map[k] = m;
-		near_len[k] = len;
-		for (size_t p = 0; p < len / PG; p++)
-			fill(near_map[k], p, 0);
-		printf("near %lx %lx\n", (unsigned long)at, (unsigned long)len);
-		n++;
-	}
-	if (!n) {
-		printf("FAIL: no room next to the TLS block at %#llx-%#llx (holes %#llx-, -%#llx)\n",
-		       (unsigned long long)ts, (unsigned long long)te, (unsigned long long)lo,
-		       (unsigned long long)hi);
+	size_t total = 4 * PG + 2 * LEN + STACK;
+	unsigned char *r = mmap(NULL, total, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (r == MAP_FAILED) {
+		perror("incr_near: mmap of the region");
 		return 1;
 	}
-	if (image_checkpoint(argv[1], CRAC_KEEP_RUNNING) == CRAC_RESTORED)
-		return verify();
-	for (int k = 0; k < 2; k++)
-		if (near_map[k])
-			fill(near_map[k], 0, 1);
-	if (image_checkpoint(argv[2], 0) == CRAC_RESTORED)
-		return verify();
-	return 0;
+	unsigned char *at[3] = { r + PG, r + 2 * PG + LEN, r + 3 * PG + LEN + STACK };
+	size_t len[3] = { LEN, STACK, LEN };
+	for (int i = 0; i < 3; i++)
+		if (mmap(at[i], len[i], PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) !=
+		    at[i]) {
+			perror("incr_near: mmap");
+			return 1;
+		}
+	near_map[0] = at[0];
+	near_map[1] = at[2];
+	for (int k = 0; k < 2; k++) {
+		near_len[k] = LEN;
+		for (size_t p = 0; p < LEN / PG; p++)
+			fill(near_map[k], p, 0);
+		printf("near %lx %lx\n", (unsigned long)(uintptr_t)near_map[k], LEN);
+	}
+	pthread_attr_t a;
+	pthread_t t;
+	int e = pthread_attr_init(&a);
+	if (!e)
+		e = pthread_attr_setstack(&a, at[1], STACK);
+	if (!e)
+		e = pthread_create(&t, &a, checkpointer, argv);
+	if (e) {
+		printf("FAIL: the checkpointing thread: %s\n", strerror(e));
+		return 1;
+	}
+	pthread_join(t, NULL);   /* it exits the process */
+	return 1;
 }
