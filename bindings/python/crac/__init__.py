@@ -31,7 +31,10 @@ In every restored instance, the module-level generator of `random` is
 reseeded from os.urandom (random.SystemRandom and `secrets` need nothing)
 unless CRAC_PY_KEEP_SEED=1 (in the environment, or given with
 `crac restore --env`), or keep_seed(True) was called. Variables given with
-`crac restore --env K=V` are also set in os.environ. An unmodified program
+`crac restore --env K=V` are also set in os.environ. The reseed is an
+after_restore hook (it needs the GIL), and the restored threads run
+first: a thread with input already waiting may draw from `random` before
+it, the same numbers in every instance (use `secrets` there). An unmodified program
 gets this with `crac run -- python3 -m crac SCRIPT [ARGS...]` (also -m
 MODULE, -c CODE): the binding is loaded, then the program runs as __main__.
 
