@@ -811,7 +811,12 @@ L.append("- Reading the heap rows: after CRIU's eager restore the heap is reside
          "thread, CRIU's lazy-pages daemon) the read is where the pages are brought in. CRIU's daemon starts "
          "loading while its restore is still under way, so part of its heap is in before the first answer and its "
          "read alone looks shorter: the row \"lazy restore and whole-heap read\" adds each run's time to the "
-         "first answer and its read.")
+         "first answer and its read. CRIU's daemon copies every page in (UFFDIO_COPY: 4 KiB pages); crac's "
+         "thread moves whole 2 MiB blocks in as huge pages (UFFDIO_MOVE, Linux 6.8: a block read and verified "
+         "into a huge page of its own, then moved, no copy) where fresh huge pages are quick, as they are after "
+         "the warm-up below; on this VM after a few seconds idle a fresh huge page comes from memory the host "
+         "took back (~12 ms each), and then it copies as CRIU does (`--stats` says which; CRAC_LAZY_MOVE=off "
+         "copies always).")
 L.append("- Incremental: one process under `crac run`, a first `--keep-running --incremental` checkpoint (a "
          "full image; it starts the write tracking), then rounds of 1% of the pages changed and `crac checkpoint "
          "--keep-running --incremental` (each image holds what was written since the one before), then rounds "
