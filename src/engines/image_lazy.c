@@ -1826,6 +1826,21 @@ static void ws_wait(struct lazy *L)
 /* Working-set entries e[0..] from a run of neighbours: read, verified page
  * by page, copied. Returns how many entries it took (at least one). */
 #define WS_EAGAIN_TRIES 50u
+
+/* How many of the first `ok` pages from addr, pages file bytes from off,
+ * are still to copy: in a segment at that place of the file (not moved,
+ * not unmapped) and not done (not dropped, not loaded meanwhile). */
+static uint32_t ws_still(const struct view *v, uint64_t addr, uint64_t off, uint32_t ok)
+{
+	for (uint32_t j = 0; j < ok; j++) {
+		uint64_t a = addr + (uint64_t)j * P, o = off + (uint64_t)j * P;
+		long i = seg_find(v, a);
+		if (i < 0 || v->seg[i].off + (a - v->seg[i].addr) != o || is_done(v, o))
+			return j;
+	}
+	return ok;
+}
+
 static uint32_t ws_run(struct lazy *L, struct view *v, const struct crac_img_ws_page *e, uint32_t left, char *buf)
 {
 	long i = seg_find(v, e[0].addr);
@@ -1858,11 +1873,33 @@ static uint32_t ws_run(struct lazy *L, struct view *v, const struct crac_img_ws_
 	 * changes while the working set loads; taken as gone through, the
 	 * pages were left to faults). A change still unreported after
 	 * WS_EAGAIN_TRIES: the pages are left to the normal path. */
+	/* Tests (CRAC_TEST_WS_SLOW): 2 ms between the runs, spent between a
+	 * run's checks and its copy, and after each read of the events (the
+	 * program whose change was read goes on first: its madvise zaps), so
+	 * that the program's changes meet runs under way. */
+	bool slow = (L->a->flags & CRAC_LAZY_WS_TEST_SLOW) != 0;
+	struct timespec slow_d = { 0, 2000000 };
+	if (slow)
+		SYS(SYS_nanosleep, &slow_d, 0, 0, 0, 0, 0);
 	long rc = 0;
 	for (uint32_t t = 0; ok && t < WS_EAGAIN_TRIES; t++) {
 		if (t) {
 			drain(L, v);
-			if (t > 1) {
+			/* The events just read may have dropped (REMOVE,
+			 * UNMAP) or moved (REMAP) pages of the run, and reading
+			 * them let the program go on: its madvise zaps now. A
+			 * page copied after that zap would hold its old bytes
+			 * where zeros must be (and, tracked, be write-protected:
+			 * taken from the parent image by the next incremental
+			 * one). Only the pages still ours, in place and not
+			 * done are copied; from the first that is not, the rest
+			 * is left to the normal path. */
+			ok = ws_still(v, e[0].addr, off, ok);
+			if (!ok)
+				break;
+			if (slow) {
+				SYS(SYS_nanosleep, &slow_d, 0, 0, 0, 0, 0);
+			} else if (t > 1) {
 				struct timespec d = { 0, 20 * 1000 };
 				SYS(SYS_nanosleep, &d, 0, 0, 0, 0, 0);
 			}
@@ -1948,10 +1985,6 @@ static void ws_load(struct lazy *L, struct view *v)
 		if (fault_waiting(v))
 			drain(L, v);
 		L->ws.next += ws_run(L, v, e + L->ws.next, L->a->ws_n - L->ws.next, buf);
-		if (L->a->flags & CRAC_LAZY_WS_TEST_SLOW) {
-			struct timespec d = { 0, 2000000 };
-			SYS(SYS_nanosleep, &d, 0, 0, 0, 0, 0);
-		}
 	}
 	L->ws.load_ns += now_ns() - t0;
 }
@@ -2692,11 +2725,14 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 					if (L->door_on)
 						L->res->lazy_entry = (uint64_t)(uintptr_t)L->door;
 				}
+				/* the report before loaded is said: a program that
+				 * waited for it (crac__img_lazy_finish) and exits
+				 * right after must not end us before it is out */
+				if (a->flags & CRAC_LOADER_STATS)
+					report(L);
 				__atomic_store_n(&L->res->lazy_state, CRAC_LAZY_STATE_LOADED, __ATOMIC_RELEASE);
 				/* crac__img_lazy_finish waits on lazy_tid */
 				SYS(SYS_futex, &L->res->lazy_tid, FUTEX_WAKE, 0x7fffffff, 0, 0, 0);
-				if (a->flags & CRAC_LOADER_STATS)
-					report(L);
 				/* no page is read again: the chunk buffer goes */
 				if (L->buf_map)
 					sys_munmap(L->buf_map, L->buf_map_size);
