@@ -105,6 +105,7 @@
 #define BATCH (1u << 20)         /* loaded per prefetch step */
 #define MAX_TAIL 16              /* chunks whose rest is to load after a fault */
 #define MAX_PEND 4096            /* faults read, not served yet (beyond: woken, they fault again) */
+#define MAX_UNPROT 256           /* moved ranges whose write protection is still to clear (tracking) */
 #define STUCK_NS (5ull * 1000000000ull)   /* see prefetch() */
 #define MAX_POLL 64
 #define MOVE_GIVE_UP 8           /* blocks refused in a row before moves are given up */
@@ -149,6 +150,8 @@ struct view {
 	uint32_t n_tail;
 	uint64_t stuck_ns;               /* since when prefetch finds no mapping (ENOENT), 0: not */
 	uint64_t wait_ns;                /* since when faults wait for an unreported change, 0: not */
+	uint64_t unprot[MAX_UNPROT][2];  /* tracking: moved ranges [lo, hi) still write-protected */
+	uint32_t n_unprot;
 	size_t mem_size;                 /* this struct + done bitmap (one mmap) */
 	struct view *next;
 };
@@ -1826,6 +1829,21 @@ static void ws_wait(struct lazy *L)
 /* Working-set entries e[0..] from a run of neighbours: read, verified page
  * by page, copied. Returns how many entries it took (at least one). */
 #define WS_EAGAIN_TRIES 50u
+
+/* How many of the first `ok` pages from addr, pages file bytes from off,
+ * are still to copy: in a segment at that place of the file (not moved,
+ * not unmapped) and not done (not dropped, not loaded meanwhile). */
+static uint32_t ws_still(const struct view *v, uint64_t addr, uint64_t off, uint32_t ok)
+{
+	for (uint32_t j = 0; j < ok; j++) {
+		uint64_t a = addr + (uint64_t)j * P, o = off + (uint64_t)j * P;
+		long i = seg_find(v, a);
+		if (i < 0 || v->seg[i].off + (a - v->seg[i].addr) != o || is_done(v, o))
+			return j;
+	}
+	return ok;
+}
+
 static uint32_t ws_run(struct lazy *L, struct view *v, const struct crac_img_ws_page *e, uint32_t left, char *buf)
 {
 	long i = seg_find(v, e[0].addr);
@@ -1858,11 +1876,33 @@ static uint32_t ws_run(struct lazy *L, struct view *v, const struct crac_img_ws_
 	 * changes while the working set loads; taken as gone through, the
 	 * pages were left to faults). A change still unreported after
 	 * WS_EAGAIN_TRIES: the pages are left to the normal path. */
+	/* Tests (CRAC_TEST_WS_SLOW): 2 ms between the runs, spent between a
+	 * run's checks and its copy, and after each read of the events (the
+	 * program whose change was read goes on first: its madvise zaps), so
+	 * that the program's changes meet runs under way. */
+	bool slow = (L->a->flags & CRAC_LAZY_WS_TEST_SLOW) != 0;
+	struct timespec slow_d = { 0, 2000000 };
+	if (slow)
+		SYS(SYS_nanosleep, &slow_d, 0, 0, 0, 0, 0);
 	long rc = 0;
 	for (uint32_t t = 0; ok && t < WS_EAGAIN_TRIES; t++) {
 		if (t) {
 			drain(L, v);
-			if (t > 1) {
+			/* The events just read may have dropped (REMOVE,
+			 * UNMAP) or moved (REMAP) pages of the run, and reading
+			 * them let the program go on: its madvise zaps now. A
+			 * page copied after that zap would hold its old bytes
+			 * where zeros must be (and, tracked, be write-protected:
+			 * taken from the parent image by the next incremental
+			 * one). Only the pages still ours, in place and not
+			 * done are copied; from the first that is not, the rest
+			 * is left to the normal path. */
+			ok = ws_still(v, e[0].addr, off, ok);
+			if (!ok)
+				break;
+			if (slow) {
+				SYS(SYS_nanosleep, &slow_d, 0, 0, 0, 0, 0);
+			} else if (t > 1) {
 				struct timespec d = { 0, 20 * 1000 };
 				SYS(SYS_nanosleep, &d, 0, 0, 0, 0, 0);
 			}
@@ -1948,10 +1988,6 @@ static void ws_load(struct lazy *L, struct view *v)
 		if (fault_waiting(v))
 			drain(L, v);
 		L->ws.next += ws_run(L, v, e + L->ws.next, L->a->ws_n - L->ws.next, buf);
-		if (L->a->flags & CRAC_LAZY_WS_TEST_SLOW) {
-			struct timespec d = { 0, 2000000 };
-			SYS(SYS_nanosleep, &d, 0, 0, 0, 0, 0);
-		}
 	}
 	L->ws.load_ns += now_ns() - t0;
 }
@@ -2162,6 +2198,61 @@ static void pend(struct view *v, uint64_t addr)
 	v->pend[v->n_pend++] = addr;
 }
 
+/*
+ * Tracking (CRAC_LAZY_TRACK): pages mremap moved keep their write
+ * protection, so the kernel reports them not written, and the next
+ * incremental image would take them from the image below by their new
+ * address: their protection must be cleared. But UFFDIO_WRITEPROTECT
+ * fails with EAGAIN while a change to the memory map is unreported or not
+ * complete, and the mremap itself is not complete until its thread runs
+ * again after we read its event: an attempt right after reading it failed
+ * every time (4 of 4 moves of tests/progs/incr_remap). The moved ranges
+ * are therefore kept here and tried again after each read of the events
+ * (unprot_retry), adjusted by the moves and unmaps read meanwhile; every
+ * page is not said loaded while one is left (crac__img_lazy_finish waits).
+ */
+
+/* Takes [lo, hi) out of the ranges still to unprotect. */
+static void unprot_cut(struct view *v, uint64_t lo, uint64_t hi)
+{
+	uint64_t keep[MAX_UNPROT][2];
+	uint32_t n = 0;
+
+	for (uint32_t k = 0; k < v->n_unprot; k++) {
+		uint64_t s = v->unprot[k][0], e = v->unprot[k][1];
+		if (e <= lo || s >= hi) {
+			keep[n][0] = s, keep[n++][1] = e;
+			continue;
+		}
+		if (s < lo && n < MAX_UNPROT)
+			keep[n][0] = s, keep[n++][1] = lo;
+		if (e > hi && n < MAX_UNPROT)
+			keep[n][0] = hi, keep[n++][1] = e;
+	}
+	copy_words(v->unprot, keep, n * sizeof(keep[0]));
+	v->n_unprot = n;
+}
+
+/* Clears the protection of the ranges left; those refused for now (EAGAIN)
+ * stay. Another error: the range is no longer registered with us (nothing
+ * there is protected by us any more). */
+static void unprot_retry(struct view *v)
+{
+	uint32_t n = 0;
+
+	for (uint32_t k = 0; k < v->n_unprot; k++) {
+		struct uffdio_writeprotect w = {
+			.range = { .start = v->unprot[k][0], .len = v->unprot[k][1] - v->unprot[k][0] },
+			.mode = 0,
+		};
+		if (SYS(SYS_ioctl, v->uffd, UFFDIO_WRITEPROTECT, &w, 0, 0, 0) == -EAGAIN) {
+			v->unprot[n][0] = v->unprot[k][0];
+			v->unprot[n++][1] = v->unprot[k][1];
+		}
+	}
+	v->n_unprot = n;
+}
+
 static void handle(struct lazy *L, struct view *v, const struct uffd_msg *m)
 {
 	if (m->event == UFFD_EVENT_PAGEFAULT) {
@@ -2181,16 +2272,22 @@ static void handle(struct lazy *L, struct view *v, const struct uffd_msg *m)
 		break;
 	case UFFD_EVENT_UNMAP:
 		range_dropped(L, v, m->arg.remove.start, m->arg.remove.end, true);
+		unprot_cut(v, m->arg.remove.start, m->arg.remove.end);
 		break;
 	case UFFD_EVENT_REMAP:
 		range_moved(L, v, m->arg.remap.from, m->arg.remap.to, m->arg.remap.len);
 		if (L->track) {
 			/* moved pages keep their protection (the mapping kept
 			 * our registration): they no longer hold what the image
-			 * holds at their address, so they count as written */
-			struct uffdio_writeprotect w = { .range = { .start = m->arg.remap.to, .len = m->arg.remap.len },
-							 .mode = 0 };
-			SYS(SYS_ioctl, v->uffd, UFFDIO_WRITEPROTECT, &w, 0, 0, 0);
+			 * holds at their address, so they count as written
+			 * (cleared by unprot_retry, see above) */
+			unprot_cut(v, m->arg.remap.from, m->arg.remap.from + m->arg.remap.len);
+			unprot_cut(v, m->arg.remap.to, m->arg.remap.to + m->arg.remap.len);
+			if (v->n_unprot == MAX_UNPROT)
+				fatal(L, "lazy loading: too many moved ranges wait to have their write protection "
+					 "cleared", 0);
+			v->unprot[v->n_unprot][0] = m->arg.remap.to;
+			v->unprot[v->n_unprot++][1] = m->arg.remap.to + m->arg.remap.len;
 		}
 		break;
 	case UFFD_EVENT_FORK:
@@ -2214,6 +2311,8 @@ static void drain(struct lazy *L, struct view *v)
 			handle(L, v, &msg[i]);
 	if (n < 0 && n != -EAGAIN && n != -EINTR)
 		fatal(L, "lazy loading: reading the userfaultfd failed", n);
+	if (v->n_unprot)
+		unprot_retry(v);
 	uint32_t k = 0, np = v->n_pend;
 	v->n_pend = 0;
 	for (; k < np; k++)
@@ -2667,14 +2766,14 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 				busy |= n > 0;
 				waiting |= n < 0;
 			}
-			waiting |= v->n_pend > 0;
+			waiting |= v->n_pend > 0 || v->n_unprot > 0;
 		}
 		/* Tracking: our own view stays once loaded (see the top), until
 		 * a checkpoint takes the tracking over. */
 		bool leave = L->track && __atomic_load_n(&L->res->lazy_state, __ATOMIC_ACQUIRE) == CRAC_LAZY_STATE_LEAVE;
 		for (v = L->views; v;) {
 			struct view *next = v->next;
-			if (L->track && !v->child && !v->left && !v->n_pend && !L->loaded) {
+			if (L->track && !v->child && !v->left && !v->n_pend && !v->n_unprot && !L->loaded) {
 				/* the helper gone first: once loaded is said, a
 				 * checkpoint may stop the threads (it knows ours) */
 				ahead_stop(L);
@@ -2692,11 +2791,14 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 					if (L->door_on)
 						L->res->lazy_entry = (uint64_t)(uintptr_t)L->door;
 				}
+				/* the report before loaded is said: a program that
+				 * waited for it (crac__img_lazy_finish) and exits
+				 * right after must not end us before it is out */
+				if (a->flags & CRAC_LOADER_STATS)
+					report(L);
 				__atomic_store_n(&L->res->lazy_state, CRAC_LAZY_STATE_LOADED, __ATOMIC_RELEASE);
 				/* crac__img_lazy_finish waits on lazy_tid */
 				SYS(SYS_futex, &L->res->lazy_tid, FUTEX_WAKE, 0x7fffffff, 0, 0, 0);
-				if (a->flags & CRAC_LOADER_STATS)
-					report(L);
 				/* no page is read again: the chunk buffer goes */
 				if (L->buf_map)
 					sys_munmap(L->buf_map, L->buf_map_size);

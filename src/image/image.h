@@ -636,7 +636,7 @@ struct crac_img_lazy {
 #define CRAC_LAZY_WS_LOAD 0x400u     /* ws_n entries at ws_off to load first */
 #define CRAC_LAZY_WS_RECORD 0x800u   /* record the working set into ws_dir_fd ... */
 #define CRAC_LAZY_WS_REPLACE 0x1000u /* ... over an unusable file of that name */
-#define CRAC_LAZY_WS_TEST_SLOW 0x2000u /* tests: 2 ms between working-set runs (CRAC_TEST_WS_SLOW=1) */
+#define CRAC_LAZY_WS_TEST_SLOW 0x2000u /* tests: 2 ms before each working-set run is copied, and after each read of the events meanwhile (CRAC_TEST_WS_SLOW=1) */
 /* tests: the working set's claim as on a file system without
  * RENAME_NOREPLACE (NFS, some FUSE): CRAC_PRETEND_MISSING=rename_noreplace */
 #define CRAC_LAZY_WS_NO_NOREPLACE 0x4000u

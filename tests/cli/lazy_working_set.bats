@@ -118,6 +118,27 @@ loaded_first() {
 	done
 }
 
+# A page the program drops (MADV_DONTNEED) while the run of the working set
+# holding it is being copied in: the copy is refused (EAGAIN) until the
+# event is read, and reading it lets the madvise go on and zap. The copy
+# tried again must leave that page out: copied after the zap, it held its
+# old bytes where zeros must be (and, write-protected for incremental
+# checkpoints, the next image took it from the parent image). dropall
+# drops each of the first 256 pages alone; CRAC_TEST_WS_SLOW=1 waits 2 ms
+# before each run's copy and after each read of the events.
+@test "pages dropped while the working set copies them read zeros, tracked for incremental checkpoints or not" {
+	for incr in 0 1; do
+		rm -rf "$T/img"
+		CRAC_IMAGE_INCREMENTAL=$incr checkpoint
+		record
+		restore CRAC_TEST_WS_SLOW=1 CRAC_LAZY_PREFETCH=off -- dropall
+		echo "(incremental $incr)"
+		[ "$status" -eq 0 ]
+		[ "$output" = "ok dropall" ]
+		loaded_first
+	done
+}
+
 # waiting [ENV=V...]: the "wait3" scenario (a page in each of three
 # chunks, then it waits) restored with --stats, let go on once ready and
 # past the 50 ms a first restore records; status, stdout, stderr.

@@ -19,6 +19,10 @@
  *   syscall   write() from and read() into pages not loaded yet
  *   dontneed  MADV_DONTNEED on pages not loaded yet: zeros; neighbours intact
  *   free      MADV_FREE on pages not loaded yet: zeros or the old pattern
+ *   dropall   MADV_DONTNEED on each of the first 256 pages alone, in order
+ *             (restored with CRAC_TEST_WS_SLOW=1 after a recording "read":
+ *             the working set is loading them meanwhile), then each must
+ *             read zeros, and the rest its pattern
  *   mprotect  the mapping split into three VMAs first: every page still loads
  *   mremap    the mapping moved to a new address: the pattern follows it
  *   munmap    half unmapped, fresh memory mapped there: zeros; the rest intact
@@ -249,6 +253,17 @@ static int run(void)
 				return fail("MADV_FREE'd page is neither zero nor its old content", p);
 		if ((n = bad_pages(big, 0, 10) + bad_pages(big, 14, n_pages)))
 			return fail("neighbours", n);
+	} else if (!strcmp(scenario, "dropall")) {
+		for (size_t p = 0; p < 256 && p < n_pages; p++)
+			if (madvise(big + p * PG, PG, MADV_DONTNEED) < 0)
+				return fail("madvise", p);
+		for (size_t p = 0; p < 256 && p < n_pages; p++)
+			if (!all_zero(big + p * PG, PG))
+				return fail("a page dropped with MADV_DONTNEED while the working set loaded does not read "
+					    "zeros: page",
+					    p);
+		if (n_pages > 256 && (n = bad_pages(big, 256, n_pages)))
+			return fail("pages not dropped", n);
 	} else if (!strcmp(scenario, "mprotect")) {
 		/* split the mapping into three VMAs before anything is loaded:
 		 * a load window must not cross their boundaries */
