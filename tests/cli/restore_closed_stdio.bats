@@ -48,10 +48,9 @@ while True:
     time.sleep(0.1)
 '
 
-# fd_target PID FD: what /proc/PID/fd/FD points to ("closed" if nothing)
-fd_target() { readlink "/proc/$1/fd/$2" 2>/dev/null || echo closed; }
-
-@test "crac restore (plain, and through crac-cli) with stdin, stdout and stderr closed: the program's 0-2 are /dev/null, none of the loader's descriptors" {
+# checkpointed: PROG started under crac run (stdio $T/prog.out), once it is
+# ready checkpointed into $T/img
+checkpointed() {
 	spawn "$T/prog.out" "$T/prog.out" "$CRAC" run -- "$PY" -c "$PROG" "$T/done"
 	prog=$SPAWNED
 	PIDS+=("$prog")
@@ -60,6 +59,13 @@ fd_target() { readlink "/proc/$1/fd/$2" 2>/dev/null || echo closed; }
 	run "$CRAC" checkpoint --engine image --image-dir "$T/img" "$prog"
 	echo "$output"
 	[ "$status" -eq 0 ]
+}
+
+# fd_target PID FD: what /proc/PID/fd/FD points to ("closed" if nothing)
+fd_target() { readlink "/proc/$1/fd/$2" 2>/dev/null || echo closed; }
+
+@test "crac restore (plain, and through crac-cli) with stdin, stdout and stderr closed: the program's 0-2 are /dev/null, none of the loader's descriptors" {
+	checkpointed
 	local mode fd tgt r via loader
 	for via in cli plain; do
 	loader=
@@ -98,13 +104,7 @@ fd_target() { readlink "/proc/$1/fd/$2" 2>/dev/null || echo closed; }
 }
 
 @test "crac restore (plain, and through crac-cli) with only stdout closed: stdin and stderr are those of the restore, stdout /dev/null" {
-	spawn "$T/prog.out" "$T/prog.out" "$CRAC" run -- "$PY" -c "$PROG" "$T/done"
-	prog=$SPAWNED
-	PIDS+=("$prog")
-	for _ in $(seq 200); do grep -qs ready "$T/prog.out" && break; sleep 0.05; done
-	for _ in $(seq 200); do [ -S "$CRAC_CONTROL_DIR/$prog.sock" ] && break; sleep 0.05; done
-	run "$CRAC" checkpoint --engine image --image-dir "$T/img" "$prog"
-	[ "$status" -eq 0 ]
+	checkpointed
 	local via loader
 	for via in cli plain; do
 		loader=
