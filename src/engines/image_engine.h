@@ -677,6 +677,7 @@ void crac__img_lazy_go(void) CRAC_HIDDEN;
 /* The tid of a lazy loader done loading that serves on because it tracks
  * writes (CRAC_LAZY_TRACK), else 0: the thread stopping leaves it alone. */
 int crac__img_lazy_serving(void) CRAC_HIDDEN;
+bool crac__img_lazy_settle(void) CRAC_HIDDEN;
 /* Makes that loader close its userfaultfd and exit; waits for it. */
 void crac__img_lazy_leave(void) CRAC_HIDDEN;
 /* Before a checkpoint: registers the fork handler that waits for lazy

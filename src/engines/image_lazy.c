@@ -2803,6 +2803,18 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 				if (L->buf_map)
 					sys_munmap(L->buf_map, L->buf_map_size);
 				L->buf_map = 0;
+			} else if (L->track && L->loaded && !v->child && !leave) {
+				/* Loaded, then mremap moved pages whose protection is
+				 * still to clear (unprot_retry): not loaded until it is,
+				 * so that neither a checkpoint (crac__img_lazy_settle)
+				 * nor a fork takes the tracking over meanwhile. (A
+				 * compare-and-swap: LEAVE, once asked, stays.) */
+				uint32_t was = v->n_unprot ? CRAC_LAZY_STATE_LOADED : CRAC_LAZY_STATE_LOADING;
+				uint32_t now = v->n_unprot ? CRAC_LAZY_STATE_LOADING : CRAC_LAZY_STATE_LOADED;
+				if (__atomic_compare_exchange_n(&L->res->lazy_state, &was, now, false, __ATOMIC_ACQ_REL,
+								__ATOMIC_ACQUIRE) &&
+				    now == CRAC_LAZY_STATE_LOADED)
+					SYS(SYS_futex, &L->res->lazy_tid, FUTEX_WAKE, 0x7fffffff, 0, 0, 0);
 			}
 			if (!v->left && !v->n_pend && (leave || !L->track || v->child))
 				view_free(L, v);
@@ -2901,6 +2913,45 @@ void crac__img_lazy_finish(void)
 		struct timespec ts = { 0, 10 * 1000 * 1000 };
 		SYS(SYS_futex, &res->lazy_tid, FUTEX_WAIT, tid, &ts, 0, 0);
 	}
+}
+
+/* Threads stopped, before a tracking loader is asked for its written pages
+ * (img_track_lazy_handover): one that had loaded everything and went back
+ * to LOADING for pages mremap moved (their protection still to clear: it
+ * can be only once the move is complete, which in a stopped process it
+ * is) is waited for, 1 s at most. Not settled by then: asked to leave all
+ * the same, its registrations and protections with it, and false (the
+ * handover then tracks nothing of its mappings: they are stored whole,
+ * never referenced). System calls only. */
+bool crac__img_lazy_settle(void)
+{
+	struct crac_img_resume *res = &crac__img_self.resume;
+	uint32_t tid = __atomic_load_n(&res->lazy_tid, __ATOMIC_ACQUIRE);
+	struct timespec t0, t;
+
+	if (!tid || res->lazy_pid != (uint32_t)getpid())
+		return true;
+	sys_clock_gettime(CLOCK_MONOTONIC, &t0);
+	while ((tid = __atomic_load_n(&res->lazy_tid, __ATOMIC_ACQUIRE)) != 0 &&
+	       __atomic_load_n(&res->lazy_state, __ATOMIC_ACQUIRE) == CRAC_LAZY_STATE_LOADING) {
+		sys_clock_gettime(CLOCK_MONOTONIC, &t);
+		if ((t.tv_sec - t0.tv_sec) * 1000000000ll + (t.tv_nsec - t0.tv_nsec) >= 1000000000ll) {
+			uint32_t was = CRAC_LAZY_STATE_LOADING;
+			if (!__atomic_compare_exchange_n(&res->lazy_state, &was, CRAC_LAZY_STATE_LEAVE, false,
+							 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+				continue;   /* (it said loaded meanwhile) */
+			if (res->lazy_entry)
+				SYS(SYS_madvise, res->lazy_entry, CRAC_IMG_PAGE, MADV_DONTNEED, 0, 0, 0);
+			while ((tid = __atomic_load_n(&res->lazy_tid, __ATOMIC_ACQUIRE)) != 0) {
+				struct timespec ts = { 0, 10 * 1000 * 1000 };
+				SYS(SYS_futex, &res->lazy_tid, FUTEX_WAIT, tid, &ts, 0, 0);
+			}
+			return false;
+		}
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		SYS(SYS_futex, &res->lazy_tid, FUTEX_WAIT, tid, &ts, 0, 0);
+	}
+	return true;
 }
 
 /* The thread id of a lazy loader that has loaded everything and serves on

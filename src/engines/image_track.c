@@ -354,7 +354,9 @@ void img_track_lazy_handover(void)
 	bool ok = false;
 	uint64_t s, e, skip[2][2] = { { 0, 0 }, { 0, 0 } };   /* our two buffers */
 
-	if (!crac__img_lazy_serving())
+	/* pages mremap moved: their protection cleared first (not settled:
+	 * the loader is gone, nothing of its mappings tracked) */
+	if (!crac__img_lazy_settle() || !crac__img_lazy_serving())
 		return;
 	if (t->uffd < 0 || t->pid != getpid() || !t->armed)
 		goto leave;
