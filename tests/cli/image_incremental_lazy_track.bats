@@ -173,6 +173,33 @@ track_case() {
 	done
 }
 
+# ten_chains MODE OUT [ENV...]: ten fresh incr_remap chains, each restored
+# lazily from its first image (with ENV) to move its memory and checkpoint
+# into $T/x (MODE: into, while loading; loaded-into, once loaded and at
+# once), saying OUT; then $T/x restored with --populate: every page right.
+ten_chains() {
+	local mode=$1 want=$2 i
+	shift 2
+	for i in 1 2 3 4 5 6 7 8 9 10; do
+		rm -rf "$T/r0" "$T/r1" "$T/x"
+		run --separate-stderr clean env CRAC_IMAGE_INCREMENTAL=1 "$CRAC_BUILD_DIR/tests/incr_remap" "$T/r0" "$T/r1"
+		[ "$status" -eq 0 ]
+		run --separate-stderr clean env "$@" timeout 60 "$CRAC" restore --lazy --env CRAC_IMAGE_INCREMENTAL=1 \
+			"$T/r0" -- "$mode" "$T/x"
+		echo "lazy restore $i ($mode): status $status, stdout: $output, stderr: $stderr"
+		if [ "$status" -ne 0 ] && echo "$stderr" | grep -q -- "--lazy: lazy restore needs"; then
+			skip "no userfaultfd for kernel faults here: $stderr"
+		fi
+		[ "$status" -eq 0 ]
+		[ "$output" = "$want" ]
+		! echo "$stderr" | grep -q "a full image was written"
+		run --separate-stderr clean timeout 60 "$CRAC" restore --populate "$T/x"
+		echo "restore --populate $i: status $status, stdout: $output"
+		[ "$status" -eq 0 ]
+		[ "$output" = "ok remap" ]
+	done
+}
+
 # The write protection of pages mremap moved is cleared by the lazy loader
 # (they no longer hold what the image holds at their address); the kernel
 # refuses that (EAGAIN) until the mremap is complete, which is after the
@@ -182,23 +209,7 @@ track_case() {
 # address: zeros. Lost or not depended on what was loaded before the move
 # (7 of 25 fresh images here): ten fresh chains, each checked.
 @test "lazily restored, memory moved while loading, ten fresh images: no moved page is taken from the image below" {
-	for i in 1 2 3 4 5 6 7 8 9 10; do
-		rm -rf "$T/r0" "$T/r1" "$T/x"
-		run --separate-stderr clean env CRAC_IMAGE_INCREMENTAL=1 "$CRAC_BUILD_DIR/tests/incr_remap" "$T/r0" "$T/r1"
-		[ "$status" -eq 0 ]
-		run --separate-stderr clean env CRAC_LAZY_PREFETCH=off timeout 60 "$CRAC" restore --lazy \
-			--env CRAC_IMAGE_INCREMENTAL=1 "$T/r0" -- into "$T/x"
-		echo "lazy restore $i: status $status, stdout: $output, stderr: $stderr"
-		if [ "$status" -ne 0 ] && echo "$stderr" | grep -q -- "--lazy: lazy restore needs"; then
-			skip "no userfaultfd for kernel faults here: $stderr"
-		fi
-		[ "$status" -eq 0 ]
-		[ "$output" = "ok remap" ]
-		run --separate-stderr clean timeout 60 "$CRAC" restore --populate "$T/x"
-		echo "restore --populate $i: status $status, stdout: $output"
-		[ "$status" -eq 0 ]
-		[ "$output" = "ok remap" ]
-	done
+	ten_chains into "ok remap" CRAC_LAZY_PREFETCH=off
 }
 
 # The same moves once every page is loaded, and the checkpoint right after
@@ -208,22 +219,5 @@ track_case() {
 # Loaded, it goes back to LOADING while such a range is left, and the
 # hand-over waits for it (crac__img_lazy_settle).
 @test "lazily restored, loaded, memory moved and checkpointed at once: no moved page is taken from the image below" {
-	for i in 1 2 3 4 5 6 7 8 9 10; do
-		rm -rf "$T/r0" "$T/r1" "$T/x"
-		run --separate-stderr clean env CRAC_IMAGE_INCREMENTAL=1 "$CRAC_BUILD_DIR/tests/incr_remap" "$T/r0" "$T/r1"
-		[ "$status" -eq 0 ]
-		run --separate-stderr clean timeout 60 "$CRAC" restore --lazy --env CRAC_IMAGE_INCREMENTAL=1 "$T/r0" -- \
-			loaded-into "$T/x"
-		echo "lazy restore $i: status $status, stdout: $output, stderr: $stderr"
-		if [ "$status" -ne 0 ] && echo "$stderr" | grep -q -- "--lazy: lazy restore needs"; then
-			skip "no userfaultfd for kernel faults here: $stderr"
-		fi
-		[ "$status" -eq 0 ]
-		[ -z "$output" ]
-		! echo "$stderr" | grep -q "a full image was written"
-		run --separate-stderr clean timeout 60 "$CRAC" restore --populate "$T/x"
-		echo "restore --populate $i: status $status, stdout: $output"
-		[ "$status" -eq 0 ]
-		[ "$output" = "ok remap" ]
-	done
+	ten_chains loaded-into ""
 }
