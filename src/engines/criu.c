@@ -668,7 +668,7 @@ static int criu_configure(struct crac_round *r)
 	 * deadline (image/dir.c's bounded helpers; as the image engine's) */
 	int64_t deadline = r->event.deadline_monotonic;
 	crac_img_fs_limit(deadline, deadline ? 0 : -1, deadline ? "the checkpoint's deadline" : NULL);
-	if ((rc = crac_img_access_msg(parent, W_OK | X_OK, msg, sizeof(msg))) < 0) {
+	if ((rc = crac_img_dir_access_msg(parent, msg, sizeof(msg))) < 0) {
 		crac_img_fs_deadline(0);
 		if (rc == -ETIMEDOUT)
 			crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", rc, "image directory %s: %s", dir, msg);

@@ -154,7 +154,7 @@ static int image_configure(struct crac_round *r)
 	int64_t deadline = r->event.deadline_monotonic;
 	crac_img_fs_limit(deadline, deadline ? 0 : -1, deadline ? "the checkpoint's deadline" : NULL);
 	char msg[1024];
-	int rc = crac_img_access_msg(parent, W_OK | X_OK, msg, sizeof(msg));
+	int rc = crac_img_dir_access_msg(parent, msg, sizeof(msg));
 	if (rc < 0) {
 		if (rc == -ETIMEDOUT)   /* given up on: msg names the step, the path and the limit */
 			crac__report_add(r->report, CRAC_PHASE_ENGINE, "image", rc, "image directory %s: %s", dir, msg);

@@ -863,6 +863,22 @@ int crac_img_access_msg(const char *path, int mode, char *msg, size_t msglen)
 	return fsop_msg(&op, "access to", path, msg, msglen);
 }
 
+int crac_img_dir_access_msg(const char *path, char *msg, size_t msglen)
+{
+	int rc = crac_img_access_msg(path, W_OK | X_OK, msg, msglen);
+	struct stat st;
+	char smsg[64];
+
+	/* (refused search permission on a file that is no directory: say so,
+	 * not "Permission denied", as root gets for a file without x bits) */
+	if (rc == -EACCES && crac_img_stat_msg(path, &st, smsg, sizeof(smsg)) == 0 && !S_ISDIR(st.st_mode)) {
+		snprintf(msg, msglen, "%s: not a directory (%s)", path,
+			 S_ISREG(st.st_mode) ? "a regular file" : "a file that is not a directory");
+		rc = -ENOTDIR;
+	}
+	return rc;
+}
+
 int crac_img_open_msg(const char *path, int flags, unsigned mode, struct stat *st, char *msg, size_t msglen)
 {
 	struct fsop op = { .kind = FSOP_OPEN, .path = path, .flags = (unsigned)flags, .fd = (int)mode,

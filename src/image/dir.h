@@ -164,6 +164,9 @@ void crac_img_fs_limit(int64_t mono_ns, long grace_ms, const char *bound) CRAC_H
 /* access(2) of path (the real ids), bounded as crac_img_remove: 0, -errno,
  * or -ETIMEDOUT; msg says which path and why (one line). */
 int crac_img_access_msg(const char *path, int mode, char *msg, size_t msglen) CRAC_HIDDEN;
+/* W_OK | X_OK on the directory path an image is to be made in, bounded as
+ * crac_img_access_msg; a path that is no directory: -ENOTDIR, said so. */
+int crac_img_dir_access_msg(const char *path, char *msg, size_t msglen) CRAC_HIDDEN;
 /* open(2) of path with flags (O_CLOEXEC added) and mode, and fstat into
  * *st, bounded as crac_img_remove: the descriptor, -errno, or -ETIMEDOUT
  * ("the open of PATH did not return after ..."); msg says why (one line). */

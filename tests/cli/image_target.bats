@@ -71,6 +71,18 @@ refused() {   # refused TARGET WORDS...: checkpoint into TARGET is refused
 	refused "$T/D" "regular file"
 }
 
+@test "a path below a regular file is refused saying the file is not a directory (not 'Permission denied')" {
+	require_image_engine
+	echo "precious" > "$T/F"
+	local before; before="$(tree_sum "$T")"
+	run clean "$COUNTER" "$T/F/img" 1
+	echo "$output"
+	[ "$status" -ne 0 ]
+	echo "$output" | grep -q "cannot create the image in $T/F: not a directory (a regular file)"
+	! echo "$output" | grep -q "Permission denied" || false
+	[ "$(tree_sum "$T")" = "$before" ]
+}
+
 @test "a symbolic link, even to an image, is refused" {
 	require_image_engine
 	run clean "$COUNTER" "$T/real" 1
