@@ -361,6 +361,24 @@ static void phase_of(int pid, const char *image, bool answered, char *out, size_
 		snprintf(out, len, "writing the image: %s holds %.1f MiB so far", tmp, (double)bytes / 1048576.0);
 }
 
+/* The state letter of /proc/PID/stat (after the command's closing
+ * parenthesis), or 0. */
+static char proc_state(int pid)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	const char *e = strrchr(buf, ')');
+	return e && e[1] == ' ' ? e[2] : 0;
+}
+
 #define TICK_MS 100           /* the progress line is redrawn at most this often */
 #define PROGRESS_AFTER_MS 1000 /* and shown only once the checkpoint took this long */
 
@@ -430,6 +448,17 @@ static int request_timed(int pid, const char *const *tokens, long long timeout_m
 			pthread_mutex_unlock(&t.lock);
 			if (!t.have)
 				phase_of(pid, image, answered, where, sizeof(where));
+			char stopped = proc_state(pid);
+			if (stopped == 'T' || stopped == 't') {
+				/* it cannot have got further: none of its threads runs */
+				cli_err("checkpoint of process %d: no answer after %.1f s (--timeout): the process is "
+					"stopped (%s), and none of its threads runs until it is continued (kill -CONT "
+					"%d); the checkpoint is asked and goes on then; crac stopped waiting",
+					pid, (double)timeout_ms / 1000.0,
+					stopped == 'T' ? "state T: SIGSTOP or a job-control stop" : "state t: by a tracer",
+					pid);
+				return 1;
+			}
 			cli_err("checkpoint of process %d: no answer after %.1f s (--timeout); it was %s. "
 				"The checkpoint goes on in the process; crac stopped waiting", pid,
 				(double)timeout_ms / 1000.0, where);

@@ -250,3 +250,16 @@ sys.stdout.write(data.decode())
 	# the checkpoint finishes in the process
 	wait_for test -d "$T/img"
 }
+
+@test "--timeout for a stopped process (SIGSTOP) says it is stopped and how to go on, and the checkpoint comes once it is continued" {
+	require_image_engine
+	heap one 8 0
+	kill -STOP "$pid"
+	run "$CRAC" checkpoint --engine image --image-dir "$T/img" --keep-running --timeout 1s "$pid"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[ "$output" = "crac: checkpoint of process $pid: no answer after 1.0 s (--timeout): the process is stopped (state T: SIGSTOP or a job-control stop), and none of its threads runs until it is continued (kill -CONT $pid); the checkpoint is asked and goes on then; crac stopped waiting" ]
+	[ ! -e "$T/img" ]
+	kill -CONT "$pid"
+	wait_for test -d "$T/img"
+}
