@@ -361,22 +361,12 @@ static void phase_of(int pid, const char *image, bool answered, char *out, size_
 		snprintf(out, len, "writing the image: %s holds %.1f MiB so far", tmp, (double)bytes / 1048576.0);
 }
 
-/* The state letter of /proc/PID/stat (after the command's closing
- * parenthesis), or 0. */
+/* The state letter of /proc/PID/stat, or 0. */
 static char proc_state(int pid)
 {
-	char path[64], buf[512];
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = 0;
-	const char *e = strrchr(buf, ')');
-	return e && e[1] == ' ' ? e[2] : 0;
+	char buf[512];
+	const char *f = crac_img_proc_stat(pid, buf, sizeof(buf));
+	return f && f[0] == ' ' ? f[1] : 0;
 }
 
 #define TICK_MS 100           /* the progress line is redrawn at most this often */

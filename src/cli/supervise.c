@@ -431,22 +431,11 @@ static int notify_open(struct cli_super *s)
  * unknown. */
 static pid_t parent_of(pid_t pid, unsigned long long *start)
 {
-	char path[64], buf[1024];
-	int fd, ppid = 0;
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = 0;
-	/* "PID (COMM) STATE PPID ... STARTTIME (22nd)": COMM may hold
-	 * anything, ')' too */
-	char *end = strrchr(buf, ')');
-	if (!end || sscanf(end + 1, " %*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d "
+	char buf[1024];
+	int ppid = 0;
+	/* "STATE PPID ... STARTTIME (22nd)" */
+	const char *f = crac_img_proc_stat((int)pid, buf, sizeof(buf));
+	if (!f || sscanf(f, " %*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d "
 			   "%*d %llu", &ppid, start) != 2)
 		return 0;
 	return (pid_t)ppid;

@@ -34,6 +34,7 @@
 #include "runtime/checks.h"
 #include "engines/image_engine.h"
 #include "image/bounded.h"
+#include "image/dir.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1732,24 +1733,13 @@ static int connect_to(int pid, char *err, size_t errlen)
  */
 static bool exiting(int pid)
 {
-	char path[64], buf[1024];
+	char buf[1024];
 	unsigned long flags = 0;
 	char state = 0;
-	int fd;
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return true;   /* gone (or hidden): its pidfd says which */
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return true;
-	buf[n] = 0;
-	/* after the command name (which may hold anything, up to its last
-	 * ')'): state ppid pgrp session tty_nr tpgid flags */
-	const char *p = strrchr(buf, ')');
-	if (!p || sscanf(p + 1, " %c %*d %*d %*d %*d %*d %lu", &state, &flags) != 2)
+	/* state ppid pgrp session tty_nr tpgid flags (gone, or hidden: its
+	 * pidfd says which) */
+	const char *f = crac_img_proc_stat(pid, buf, sizeof(buf));
+	if (!f || sscanf(f, " %c %*d %*d %*d %*d %*d %lu", &state, &flags) != 2)
 		return true;
 	return state == 'Z' || state == 'X' || (flags & PF_EXITING_FLAG);
 }

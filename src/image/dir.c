@@ -1610,23 +1610,33 @@ int crac_img_commit_with(const char *tmp, const char *dir_arg, const struct stat
 
 /* ---- temporaries ------------------------------------------------------------- */
 
-unsigned long long crac_img_start_time(int pid)
+const char *crac_img_proc_stat(int pid, char *buf, size_t len)
 {
-	char path[64], buf[1024];
-	unsigned long long t = 0;
+	char path[64];
 
+	if (len < 2)
+		return NULL;
 	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return 0;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+		return NULL;
+	ssize_t n = read(fd, buf, len - 1);
 	close(fd);
 	if (n <= 0)
-		return 0;
+		return NULL;
 	buf[n] = 0;
-	/* Field 22 (proc(5)); the command name (field 2) may hold anything
-	 * but ends at the last ')'. */
+	/* the command name (field 2) may hold anything, ')' too: it ends at
+	 * the last ')' */
 	char *p = strrchr(buf, ')');
+	return p ? p + 1 : NULL;
+}
+
+unsigned long long crac_img_start_time(int pid)
+{
+	char buf[1024];
+	unsigned long long t = 0;
+	/* field 22 (proc(5)) */
+	const char *p = crac_img_proc_stat(pid, buf, sizeof(buf));
 	for (int field = 2; p && *p && field < 22; p++)
 		if (*p == ' ')
 			field++;

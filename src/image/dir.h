@@ -113,6 +113,9 @@ int crac_img_clean_stale(const char *dir, int *removed) CRAC_HIDDEN;
  * the directory and the step when the file system does not answer. */
 int crac_img_clean_stale_msg(const char *dir, int *removed, char *msg, size_t msglen) CRAC_HIDDEN;
 /* Start time of a process (field 22 of /proc/PID/stat), 0 if unknown. */
+/* The fields of /proc/PID/stat after the command name (" STATE PPID ...",
+ * proc(5)), read into buf; NULL when it cannot be read (gone, hidden). */
+const char *crac_img_proc_stat(int pid, char *buf, size_t len) CRAC_HIDDEN;
 unsigned long long crac_img_start_time(int pid) CRAC_HIDDEN;
 
 /*
