@@ -153,6 +153,9 @@ static const struct {
 	  "writing the image: writing the descriptors and the header, fsync" },
 	{ "verify", "verifying the image", "writing the image: reading it back, verifying and committing it" },
 	{ "after_restore", "after_restore callbacks", NULL },
+	{ "lazy", "waiting for the memory restored lazily to be loaded",
+	  "before the snapshot: the memory this process was restored with was still loading lazily (its image's "
+	  "pages file reads slowly)" },
 };
 #define BEFORE_SNAPSHOT "before the snapshot: waiting for inhibitors (crac_inhibit), in the before_checkpoint " \
 	"callbacks or the safety checks"

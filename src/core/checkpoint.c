@@ -4,7 +4,8 @@
  *
  *   1. claim the round (refuse a concurrent or recursive request)
  *   2. resolve options, find and configure the engine
- *   3. wait for inhibitors (up to the deadline)
+ *   3. wait for a lazy restore's loading, then for inhibitors (up to the
+ *      deadline)
  *   4. before_checkpoint over every resource (reports every failure), then
  *      the safety checks (inventory + policies)
  *   5. the engine takes the snapshot, unless something failed (or dry run)
@@ -88,6 +89,7 @@ const char *const crac__ckpt_phase_name[CRAC_CKPT_NPHASES] = {
 	[CRAC_CKPT_SYNC] = "fsync",
 	[CRAC_CKPT_VERIFY] = "verify",
 	[CRAC_CKPT_AFTER] = "after_restore",
+	[CRAC_CKPT_LAZY] = "lazy",
 };
 
 #define PROGRESS_EVERY_NS 100000000LL   /* at most 10 records a second within a phase */
@@ -319,6 +321,28 @@ static int choose_engine(struct crac_round *r, const struct crac_options *in)
 	return 0;
 }
 
+/* 3 (first half). The memory of a lazily restored process all in, by the
+ * deadline: else refused, naming the loading thread (it goes on loading,
+ * hurried, and a later checkpoint finds it done). */
+static int lazy_loaded(struct crac_round *r, int64_t deadline)
+{
+	int tid = 0;
+	int64_t t0 = crac__now_ns(CLOCK_MONOTONIC);
+
+	if (crac__img_lazy_finish_by(1, &tid) == 0)
+		return 0;   /* (a deadline long past: only a look) nothing loading */
+	crac__round_phase(r, CRAC_CKPT_LAZY);
+	if (crac__img_lazy_finish_by(deadline, &tid) == 0)
+		return 0;
+	crac__report_add(r->report, CRAC_PHASE_CHECKPOINT, "lazy loader", -ETIMEDOUT,
+			 "thread %d (crac's lazy loader) was still loading the memory this process was restored "
+			 "with when the deadline came (%.0f ms waited): every page must be in before a checkpoint; "
+			 "its image's pages file reads slowly (a slow or hung file system?). No checkpoint was "
+			 "taken; the process goes on and the loading with it; try again once it is done",
+			 tid, (double)(crac__now_ns(CLOCK_MONOTONIC) - t0) / 1e6);
+	return -ETIMEDOUT;
+}
+
 /* 4. before_checkpoint over every resource, then the safety checks (a dry
  * run, only reporting, if a callback failed already). Returns who was
  * notified: exactly they get after_restore. */
@@ -516,14 +540,13 @@ int crac__checkpoint(const struct crac_options *in, struct crac_requester *rq,
 	if ((rc = claim_round(&r)) < 0)
 		return finish_round(&r, rc, report);
 
-	/* A restored process may still be loading its memory lazily: every
-	 * engine needs all of it in (image engine: src/engines/image_lazy.c). */
-	crac__img_lazy_finish();
-
-	/* 2, 3 */
+	/* 2, then 3: a restored process may still be loading its memory
+	 * lazily, which every engine needs all in (image engine:
+	 * src/engines/image_lazy.c), by the deadline; then the inhibitors */
 	int64_t deadline = 0;
 	if ((rc = choose_engine(&r, in)) < 0 ||
-	    (deadline = r.event.deadline_monotonic, rc = wait_inhibitors(&r, deadline)) < 0) {
+	    (deadline = r.event.deadline_monotonic, rc = lazy_loaded(&r, deadline)) < 0 ||
+	    (rc = wait_inhibitors(&r, deadline)) < 0) {
 		release_round(&r);
 		return finish_round(&r, rc, report);
 	}

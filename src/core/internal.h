@@ -104,6 +104,7 @@ enum crac_ckpt_phase {
 	CRAC_CKPT_SYNC,              /* image: descriptors, header, fsync */
 	CRAC_CKPT_VERIFY,            /* image: reading it back, rename into place */
 	CRAC_CKPT_AFTER,             /* after_restore callbacks (keep-running) */
+	CRAC_CKPT_LAZY,              /* a lazily restored process's memory loading (first, when it is) */
 	CRAC_CKPT_NPHASES
 };
 /* "inhibitors", "callbacks", "prepare", ...: one word each (the wire). */
@@ -325,5 +326,9 @@ int crac__control_request_cb(int pid, const char *const *tokens, FILE *out, int 
  * Called before every checkpoint and, through pthread_atfork, before fork.
  */
 void crac__img_lazy_finish(void) CRAC_HIDDEN;
+/* The same, given up at deadline_ns (CLOCK_MONOTONIC; 0: never):
+ * -ETIMEDOUT, and the lazy loader's thread id in *tid, if it is still
+ * loading then (it goes on, hurried); 0 once done. */
+int crac__img_lazy_finish_by(int64_t deadline_ns, int *tid) CRAC_HIDDEN;
 
 #endif /* CRAC_INTERNAL_H */

@@ -2721,11 +2721,18 @@ __attribute__((noreturn, used)) void crac__img_lazy_main(struct crac_img_lazy *a
 	for (uint32_t f = 0; f < L->n_files; f++)
 		SYS(SYS_fadvise64, L->file[f].fd, 0, L->file[f].size, POSIX_FADV_WILLNEED, 0, 0);
 
+	bool stall = (a->flags & CRAC_LAZY_TEST_STALL) != 0;
 	while (L->views) {
 		bool busy = false, waiting = false;
 		/* Prefetch waits until the restore path is through: it would
 		 * compete for the address-space lock with its mmap/munmap calls. */
 		bool hurry = __atomic_load_n(&L->res->lazy_hurry, __ATOMIC_ACQUIRE);
+		if (hurry && stall) {
+			/* tests: a pages file that reads slowly, once */
+			struct timespec d = { 2, 0 };
+			stall = false;
+			SYS(SYS_nanosleep, &d, 0, 0, 0, 0, 0);
+		}
 		/* Recording the working set: until its time is up (or the
 		 * program needs everything now: a checkpoint, a fork), faults
 		 * alone load pages. */
@@ -2897,13 +2904,13 @@ void crac__img_loader_leave(void)
  * thread stopping skips it: crac__img_lazy_serving) until the checkpoint
  * takes the tracking over with the threads stopped (image_track.c).
  */
-void crac__img_lazy_finish(void)
+int crac__img_lazy_finish_by(int64_t deadline_ns, int *tid_out)
 {
 	struct crac_img_resume *res = &crac__img_self.resume;
 	uint32_t tid = __atomic_load_n(&res->lazy_tid, __ATOMIC_ACQUIRE);
 
 	if (!tid || res->lazy_pid != (uint32_t)getpid())
-		return;
+		return 0;
 	__atomic_store_n(&res->lazy_hurry, 1, __ATOMIC_RELEASE);
 	/* The kernel clears lazy_tid when the thread exits and wakes one
 	 * waiter (the thread wakes all once loaded): others (fork and
@@ -2911,8 +2918,28 @@ void crac__img_lazy_finish(void)
 	while ((tid = __atomic_load_n(&res->lazy_tid, __ATOMIC_ACQUIRE)) != 0 &&
 	       __atomic_load_n(&res->lazy_state, __ATOMIC_ACQUIRE) != CRAC_LAZY_STATE_LOADED) {
 		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		if (deadline_ns > 0) {
+			struct timespec now;
+			sys_clock_gettime(CLOCK_MONOTONIC, &now);
+			int64_t left = deadline_ns - (now.tv_sec * 1000000000ll + now.tv_nsec);
+			if (left <= 0) {
+				/* still loading: its pages file is slow to read (a
+				 * slow or hung file system), or it is stuck */
+				if (tid_out)
+					*tid_out = (int)tid;
+				return -ETIMEDOUT;
+			}
+			if (left < ts.tv_nsec)
+				ts.tv_nsec = left;
+		}
 		SYS(SYS_futex, &res->lazy_tid, FUTEX_WAIT, tid, &ts, 0, 0);
 	}
+	return 0;
+}
+
+void crac__img_lazy_finish(void)
+{
+	crac__img_lazy_finish_by(0, NULL);
 }
 
 /* Threads stopped, before a tracking loader is asked for its written pages

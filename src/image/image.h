@@ -661,6 +661,9 @@ struct crac_img_lazy {
  * cost here / every block's read taken as slow (the fallback to copies) */
 #define CRAC_LAZY_TEST_MOVE_FORCE 0x100000u
 #define CRAC_LAZY_TEST_MOVE_SLOW 0x200000u
+/* tests: once hurried (a checkpoint or fork waits for it), the thread stalls
+ * 2 s, as on a pages file that reads slowly (CRAC_TEST_LAZY_STALL=1) */
+#define CRAC_LAZY_TEST_STALL 0x400000u
 #define CRAC_LAZY_SLOTS 4u           /* chunks kept verified in the buffer (threads faulting at once) */
 
 /*

@@ -1785,6 +1785,8 @@ static void read_environment(char **envp)
 			ld.plan.flags |= CRAC_LAZY_TEST_MOVE_FORCE;   /* tests: moves even where slow */
 		else if (!strcmp(*e, "CRAC_TEST_LAZY_MOVE=slow"))
 			ld.plan.flags |= CRAC_LAZY_TEST_MOVE_SLOW;    /* tests: the fallback to copies */
+		else if (!strcmp(*e, "CRAC_TEST_LAZY_STALL=1"))
+			ld.plan.flags |= CRAC_LAZY_TEST_STALL;        /* tests: a checkpoint's wait for loading bounded */
 		else if (!strcmp(*e, "CRAC_WORKING_SET=off"))
 			ld.plan.ws_mode = LAZY_WS_OFF;      /* neither loaded nor recorded */
 		else if (!strcmp(*e, "CRAC_WORKING_SET=lazy"))

@@ -280,6 +280,29 @@ need_move() {
 	[ "$output" = "ok mlock-mremap" ]
 }
 
+@test "a checkpoint waits for the lazy loading only until its deadline, then is refused naming the loader thread" {
+	checkpoint
+	need_lazy
+	# the lazy thread stalls 2 s once the checkpoint hurries it (a pages
+	# file that reads slowly); prefetch off: most of the heap still to load
+	run --separate-stderr clean env CRAC_LAZY_PREFETCH=off CRAC_TEST_LAZY_STALL=1 timeout 60 \
+		"$CRAC" restore --lazy "$T/img" -- stalled "$T/img2"
+	echo "stdout: $output"
+	echo "stderr: $stderr"
+	[ "$status" -eq 0 ]
+	# refused at the deadline (ETIMEDOUT), naming the lazy loader's thread,
+	# and the process went on: its pages intact, a later checkpoint taken
+	echo "$output" | grep -q "^refused: rc=-110 crac: checkpoint failed (ETIMEDOUT)"
+	echo "$output" | grep -q "lazy loader: .*thread [0-9]* (crac's lazy loader) was still loading the memory"
+	echo "$output" | grep -q "No checkpoint was taken; the process goes on"
+	[ "${lines[-1]}" = "ok stalled" ]
+	# the image of the second checkpoint holds every page
+	run clean timeout 60 "$CRAC" restore --populate "$T/img2" -- read
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok read" ]
+}
+
 @test "--populate restores eagerly" {
 	checkpoint
 	run --separate-stderr clean "$CRAC" restore --populate --stats "$T/img" -- read

@@ -44,6 +44,13 @@
  *   huge      waits for the lazy thread to be done, checks every page, then
  *             prints "huge KB": the big mapping's AnonHugePages (whole
  *             2 MiB blocks moved in by UFFDIO_MOVE are huge pages)
+ *   stalled DIR2  (restored with CRAC_TEST_LAZY_STALL=1: the lazy thread
+ *             stalls 2 s once a checkpoint hurries it) a checkpoint into DIR2
+ *             with a 300 ms deadline must be refused naming the lazy loader,
+ *             its report printed as "refused: ..."; every page must then read
+ *             back its pattern, and a checkpoint into DIR2 with the default
+ *             deadline (CRAC_KEEP_RUNNING) succeed; restored from DIR2
+ *             (`-- read`) it checks every page and prints "ok read"
  *   loader    prints "loader mapped at first: yes|no" (the restore loader's
  *             range, 0x500000000000 + 256 MiB, in /proc/self/maps when the
  *             program runs again: the program does not wait for the lazy
@@ -52,6 +59,7 @@
  */
 #include <crac.h>
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -342,6 +350,37 @@ static int run(void)
 		crac__img_lazy_finish();
 		if (loader_mapped() != 0)
 			return fail("the loader's range still mapped once the lazy loader was done", 0);
+	} else if (!strcmp(scenario, "stalled")) {
+		struct crac_options o;
+		crac_report *rep = NULL;
+		crac_options_init(&o);
+		o.engine = "image";
+		o.image_dir = sync_path;
+		o.flags = CRAC_KEEP_RUNNING;
+		o.deadline_ms = 300;
+		int rc = crac_checkpoint_restore(&o, &rep);
+		char *text = NULL;
+		if (rep && crac_report_format(rep, &text) < 0)
+			text = NULL;
+		printf("refused: rc=%d %s\n", rc, text ? text : "(no report)");
+		free(text);
+		crac_report_free(rep);
+		rep = NULL;
+		if (rc != -ETIMEDOUT)
+			return fail("the checkpoint with a 300 ms deadline was not refused with ETIMEDOUT", (size_t)-rc);
+		size_t bad = bad_pages(big, 0, n_pages);
+		if (bad)
+			return fail("pages without their pattern after the refused checkpoint", bad);
+		o.deadline_ms = 0;
+		rc = crac_checkpoint_restore(&o, &rep);
+		if (rc < 0 && rep)
+			crac_report_print(rep, stdout);
+		crac_report_free(rep);
+		if (rc == CRAC_RESTORED && (bad = bad_pages(big, 0, n_pages)) != 0)
+			return fail("pages without their pattern in the copy restored from DIR2", bad);
+		if (rc != CRAC_CONTINUED && rc != CRAC_RESTORED)
+			return fail("the checkpoint once loaded failed", (size_t)-rc);
+		/* (restored from DIR2: the scenario is the new argv's, "read") */
 	} else if (!strcmp(scenario, "threads")) {
 		pthread_t t[4];
 		for (size_t q = 0; q < 4; q++)
