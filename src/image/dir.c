@@ -849,8 +849,17 @@ static int fsop_msg(struct fsop *op, const char *what, const char *path, char *m
 	int rc = fsop_bounded(op, &waited);
 
 	msg[0] = 0;
-	if (given_up(rc, waited, why, sizeof(why)))
-		snprintf(msg, msglen, "%s %s %s", what, path, why);
+	if (given_up(rc, waited, why, sizeof(why))) {
+		/* "WHAT PATH WHY", cut short at msglen if need be */
+		int n = snprintf(msg, msglen, "%s %s ", what, path);
+		size_t k = n < 0 ? 0 : (size_t)n, w = strlen(why);
+		if (k + 1 < msglen) {
+			if (w > msglen - k - 1)
+				w = msglen - k - 1;
+			memcpy(msg + k, why, w);
+			msg[k + w] = 0;
+		}
+	}
 	else if (rc < 0)
 		snprintf(msg, msglen, "%s: %s", path, strerror(-rc));
 	return rc;
