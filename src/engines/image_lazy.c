@@ -127,6 +127,7 @@ struct ws_job;
 /* The chunks that make up a block moved in whole (move_plan): each chunk
  * and where it goes, from the block's start. */
 #define HUGE (2ull << 20)        /* a huge page: a block moved in whole (move_block) */
+_Static_assert(CRAC_LAZY_MOVE_ROOM == 3 * HUGE, "the loader counts the room of the moves' buffers");
 struct blk_plan {
 	uint32_t n;
 	struct {
@@ -563,7 +564,7 @@ static void put_seen(struct lazy *L, struct crac_img_buf *b, uint32_t c)
  */
 enum { AHEAD_IDLE, AHEAD_WORK, AHEAD_DONE, AHEAD_QUIT };
 static bool huge_backed(char *b);
-#define AHEAD_STACK (64u << 10)
+#define AHEAD_STACK CRAC_LAZY_AHEAD_STACK
 
 /* clone(flags, sp, ptid, ctid, tls): see loader/sys.h */
 SYS_CLONE_TRAMPOLINE(crac__lazy_clone, ".hidden crac__lazy_clone\n");
@@ -2429,13 +2430,13 @@ static bool move_ready(struct lazy *L)
 		return L->mv[0] != 0;
 	if (L->mv_want) {
 		L->mv_want = false;   /* (once) */
-		char *m = map_mem(3 * HUGE);
+		char *m = map_mem(CRAC_LAZY_MOVE_ROOM);   /* (3 * HUGE) */
 		if (!m)
 			return false;
 		char *b = (char *)(((uintptr_t)m + HUGE - 1) & ~(uintptr_t)(HUGE - 1));
 		if (b > m)
 			sys_munmap(m, (uint64_t)(b - m));
-		sys_munmap(b + 2 * HUGE, (uint64_t)(m + 3 * HUGE - (b + 2 * HUGE)));
+		sys_munmap(b + 2 * HUGE, (uint64_t)(m + CRAC_LAZY_MOVE_ROOM - (b + 2 * HUGE)));
 		sys_madvise(b, 2 * HUGE, MADV_HUGEPAGE);
 		L->mv_probe = b;
 	}

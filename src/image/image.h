@@ -665,6 +665,12 @@ struct crac_img_lazy {
  * 2 s, as on a pages file that reads slowly (CRAC_TEST_LAZY_STALL=1) */
 #define CRAC_LAZY_TEST_STALL 0x400000u
 #define CRAC_LAZY_SLOTS 4u           /* chunks kept verified in the buffer (threads faulting at once) */
+/* What the lazy thread maps for itself besides its tables (image_lazy.c),
+ * counted by the loader's address-space check (loader/lazy.c lazy_as_need):
+ * the read-ahead helper's stack, and the room for the two 2 MiB buffers of
+ * moves, aligned to a huge page (move_start) */
+#define CRAC_LAZY_AHEAD_STACK (64u << 10)
+#define CRAC_LAZY_MOVE_ROOM (3ull * (2ull << 20))
 
 /*
  * The working set: IMAGE/working-set lists the pages the program touched

@@ -700,8 +700,6 @@ long lazy_start(struct lazy_plan *pl, const struct crac_img_view *v, const bool 
  * The loader refuses before its point of no return when this, the image
  * and its own range exceed RLIMIT_AS (loader.c, check_address_space).
  */
-#define AHEAD_STACK_SIZE (64u << 10)   /* image_lazy.c's AHEAD_STACK */
-#define MOVE_BUF_MAP (6ull << 20)       /* image_lazy.c's move_start: 3 * HUGE */
 uint64_t lazy_as_need(const struct crac_img_view *v, const bool *is_lazy, const struct crac_img_chain *chain)
 {
 	const struct crac_img_header *h = v->h;
@@ -741,8 +739,8 @@ uint64_t lazy_as_need(const struct crac_img_view *v, const bool *is_lazy, const 
 	 * struct view and what rounds up) */
 	uint64_t thread = P + (((all_pages + 63) / 64 * 8 + P - 1) & ~(P - 1)) +
 			  (((all_chunks + 63) / 64 * 8 + P - 1) & ~(P - 1)) +
-			  ((n_segs * sizeof(struct crac_img_lazy_seg) + P - 1) & ~(P - 1)) + AHEAD_STACK_SIZE +
+			  ((n_segs * sizeof(struct crac_img_lazy_seg) + P - 1) & ~(P - 1)) + CRAC_LAZY_AHEAD_STACK +
 			  (((uint64_t)CRAC_IMG_WS_MAX * sizeof(struct crac_img_ws_page) + P - 1) & ~(P - 1)) +
-			  ((2u * CRAC_IMG_WS_MAX * 4 + P - 1) & ~(P - 1)) + MOVE_BUF_MAP;
+			  ((2u * CRAC_IMG_WS_MAX * 4 + P - 1) & ~(P - 1)) + CRAC_LAZY_MOVE_ROOM;
 	return area + thread;
 }
