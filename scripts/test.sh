@@ -1,6 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# test.sh - builds crac and runs every test: the normal build (unit, CLI,
+# test.sh - builds crac and runs every test: the normal build (optimised,
+# warnings are errors: some show only when optimising; unit, CLI,
 # end-to-end and zoo tests), then the unit tests and the image engine's
 # end-to-end tests again under AddressSanitizer and UBSan (the image engine
 # checkpoints and restores ASan-built programs too), then a short fuzzing
@@ -12,7 +13,7 @@ cd "$(dirname "$0")/.."
 sh scripts/deps.sh
 jobs=$(nproc 2>/dev/null || echo 2)
 
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_FLAGS=-Werror >/dev/null
 cmake --build build -j"$jobs"
 (cd build && ctest --output-on-failure -j"$jobs")
 
