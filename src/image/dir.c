@@ -1732,14 +1732,38 @@ static int tmp_parse(const char *name, const char *base, int *pid, unsigned long
 	return 0;
 }
 
-/* Does the writer pid (with that start time) still run? */
+/* A zombie: exited, not reaped yet (state Z or X), and no thread of it
+ * left (a leader that exited alone shows Z while its other threads run:
+ * then /proc/PID/task lists them too). */
+static bool zombie(int pid)
+{
+	char buf[1024], path[64];
+	const char *p = crac_img_proc_stat(pid, buf, sizeof(buf));
+
+	if (!p || (p[0] != ' ') || (p[1] != 'Z' && p[1] != 'X'))
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	DIR *d = opendir(path);
+	int n = 0;
+	if (!d)
+		return true;   /* (its tasks gone already) */
+	for (struct dirent *e; (e = readdir(d));)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n <= 1;
+}
+
+/* Does the writer pid (with that start time) still run? A zombie does not:
+ * it writes nothing more, and its parent may never reap it. */
 static bool writer_alive(int pid, unsigned long long start)
 {
 	if (kill(pid, 0) < 0 && errno == ESRCH)
 		return false;
 	unsigned long long now = crac_img_start_time(pid);
 	/* Unreadable /proc (another pid namespace, hidepid): assume it runs. */
-	return now == 0 || now == start;
+	if (now != 0 && now != start)
+		return false;
+	return now == 0 || !zombie(pid);
 }
 
 int crac_img_clean_stale_msg(const char *dir, int *removed, char *msg, size_t msglen)

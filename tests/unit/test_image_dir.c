@@ -11,6 +11,9 @@
 #include "image/image.h"
 
 #include <errno.h>
+#include <stdint.h>
+#include <sys/wait.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -155,6 +158,82 @@ static void test_commit_refuses(void)
 	CHECKF(crac_img_commit(tmp, d, msg, sizeof(msg)) == 0, "%s", msg);
 	CHECK(!exists(tmp));
 	CHECK(exists(d));
+}
+
+/* test_stale_zombie's thread: waits for a byte on the pipe, then exits the process */
+static void *wait_pipe(void *arg)
+{
+	char c;
+	_exit(read((int)(intptr_t)arg, &c, 1) == 1 ? 0 : 1);
+}
+
+/* A writer that exited and was never reaped (a zombie) writes nothing
+ * more: its temporary is stale, as if it were gone. A writer whose leader
+ * exited alone (pthread_exit) while another thread runs is alive. */
+static void test_stale_zombie(void)
+{
+	char img[PATH_MAX], t[PATH_MAX], t2[PATH_MAX], msg[512], st[1024];
+	int go[2], n;
+
+	path(img, "zb");
+	CHECK(pipe(go) == 0);
+	pid_t child = fork();
+	CHECK(child >= 0);
+	if (child == 0) {
+		char c;
+		close(go[1]);
+		_exit(read(go[0], &c, 1) == 1 ? 0 : 1);
+	}
+	close(go[0]);
+	snprintf(t, sizeof(t), "%s/zb.tmp-%d-%llu-zombie", root, (int)child, crac_img_start_time((int)child));
+	fake_image(t);
+	CHECK_EQ(crac_img_clean_stale(img, &n), 0);
+	CHECK_EQ(n, 0);
+	CHECK(exists(t));   /* running */
+	CHECK(write(go[1], "x", 1) == 1);
+	close(go[1]);
+	/* a zombie now: not waited for */
+	for (int i = 0; i < 2000; i++) {
+		const char *p = crac_img_proc_stat((int)child, st, sizeof(st));
+		if (p && p[1] == 'Z')
+			break;
+		usleep(1000);
+	}
+	CHECK_EQ(crac_img_tmp_describe(t, msg, sizeof(msg)), 0);
+	CHECKF(strstr(msg, "which is gone"), "%s", msg);
+	CHECK_EQ(crac_img_clean_stale(img, &n), 0);
+	CHECK_EQ(n, 1);
+	CHECK(!exists(t));
+	CHECK(waitpid(child, NULL, 0) == child);
+
+	/* a leader gone alone: Z in /proc/PID/stat, a thread still at work */
+	CHECK(pipe(go) == 0);
+	child = fork();
+	CHECK(child >= 0);
+	if (child == 0) {
+		close(go[1]);
+		pthread_t th;
+		if (pthread_create(&th, NULL, wait_pipe, (void *)(intptr_t)go[0]) != 0)
+			_exit(1);
+		pthread_exit(NULL);
+	}
+	close(go[0]);
+	snprintf(t2, sizeof(t2), "%s/zb.tmp-%d-%llu-leader", root, (int)child, crac_img_start_time((int)child));
+	fake_image(t2);
+	for (int i = 0; i < 2000; i++) {
+		const char *p = crac_img_proc_stat((int)child, st, sizeof(st));
+		if (p && p[1] == 'Z')
+			break;
+		usleep(1000);
+	}
+	CHECK_EQ(crac_img_clean_stale(img, &n), 0);
+	CHECK_EQ(n, 0);
+	CHECK(exists(t2));
+	CHECK(write(go[1], "x", 1) == 1);
+	close(go[1]);
+	CHECK(waitpid(child, NULL, 0) == child);
+	CHECK_EQ(crac_img_clean_stale(img, &n), 0);
+	CHECK(!exists(t2));
 }
 
 static void test_stale(void)
@@ -414,6 +493,7 @@ int main(void)
 	RUN(test_target_refused);
 	RUN(test_commit_refuses);
 	RUN(test_stale);
+	RUN(test_stale_zombie);
 	RUN(test_bounded);
 	RUN(test_bounded_looks);
 	RUN(test_bounded_open_read);
