@@ -867,7 +867,7 @@ int crac_img_dir_access_msg(const char *path, char *msg, size_t msglen)
 {
 	int rc = crac_img_access_msg(path, W_OK | X_OK, msg, msglen);
 	struct stat st;
-	char smsg[64];
+	char smsg[512];   /* (its message unused: only the stat matters) */
 
 	/* (refused search permission on a file that is no directory: say so,
 	 * not "Permission denied", as root gets for a file without x bits) */
@@ -1645,11 +1645,19 @@ unsigned long long crac_img_start_time(int pid)
 	return t;
 }
 
+/* The writer temporaries are named after (crac_img_tmp_writer); 0: the caller. */
+static int tmp_writer;
+
+void crac_img_tmp_writer(int pid)
+{
+	tmp_writer = pid;
+}
+
 int crac_img_tmp_name(const char *dir_arg, char *out, size_t len)
 {
 	char dbuf[PATH_MAX];
 	const char *dir = strip_slashes(dir_arg, dbuf, sizeof(dbuf));
-	int pid = (int)getpid();
+	int pid = tmp_writer ? tmp_writer : (int)getpid();
 
 	if (!dir)
 		return -ENAMETOOLONG;
@@ -1985,12 +1993,21 @@ long crac_img_reader_read(struct crac_img_reader *r, int fd, const struct crac_i
 
 int crac_img_verify_pages(const char *dir, const struct crac_img_view *v, char *msg, size_t msglen)
 {
+	return crac_img_verify_pages_steps(dir, v, NULL, NULL, msg, msglen);
+}
+
+int crac_img_verify_pages_steps(const char *dir, const struct crac_img_view *v,
+				void (*step)(void *ctx, const char *path, long i), void *ctx, char *msg,
+				size_t msglen)
+{
 	char path[PATH_MAX];
 	struct crac_img_reader rd;
 	char *buf = NULL;
 	int fd, rc = 0;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, CRAC_IMG_PAGES_FILE);
+	if (step)
+		step(ctx, path, -1);
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
 		snprintf(msg, msglen, "%s: %s", path, strerror(errno));
 		return -errno;
@@ -2003,6 +2020,8 @@ int crac_img_verify_pages(const char *dir, const struct crac_img_view *v, char *
 	for (uint32_t i = 0; i < v->h->n_chunks && !rc; i++) {
 		const struct crac_img_chunk *c = &v->chunks[i];
 		/* read, decompressed if it is, its crc checked (image/chunk.c) */
+		if (step)
+			step(ctx, path, i);
 		long r = crac_img_reader_read(&rd, fd, c, buf);
 		if (r < 0) {
 			rc = (int)r;
@@ -2029,6 +2048,8 @@ int crac_img_verify_pages(const char *dir, const struct crac_img_view *v, char *
 	for (uint32_t i = 0; i < v->h->n_fds && !rc; i++) {
 		const struct crac_img_fd *e = &v->fds[i];
 		uint32_t crc = 0;
+		if (step)
+			step(ctx, path, (long)v->h->n_chunks + i);
 		for (uint64_t done = 0; done < e->data_len && !rc;) {
 			uint64_t n = e->data_len - done < CRAC_IMG_CHUNK_MAX ? e->data_len - done : CRAC_IMG_CHUNK_MAX;
 			ssize_t got = pread(fd, buf, n, (off_t)(e->data_off + done));

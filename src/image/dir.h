@@ -27,6 +27,12 @@ void crac_img_unload(struct crac_img_loaded *l) CRAC_HIDDEN;
 
 /* Reads every chunk of DIR/pages and checks its crc32c. */
 int crac_img_verify_pages(const char *dir, const struct crac_img_view *v, char *msg, size_t msglen) CRAC_HIDDEN;
+/* The same, calling step(ctx, path, i) before each read of a file: i -1
+ * the open of path (DIR/pages), i < n_chunks chunk #i, then n_chunks + k
+ * the data of descriptor k (crac flatten's watcher: each may not return). */
+int crac_img_verify_pages_steps(const char *dir, const struct crac_img_view *v,
+				void (*step)(void *ctx, const char *path, long i), void *ctx, char *msg,
+				size_t msglen) CRAC_HIDDEN;
 
 /* Reading chunks in a program with libc (crac inspect, flatten): the
  * buffers crac_img_chunk_read needs, malloc'd. */
@@ -107,6 +113,11 @@ int crac_img_tmp_name(const char *dir, char *out, size_t len) CRAC_HIDDEN;
  * -ENAMETOOLONG; mkdtemp's -errno (tmp emptied); open's -errno (tmp made,
  * *fd -1); -EBUSY (removed each time as it was created). */
 int crac_img_tmp_create(const char *dir, char *tmp, size_t len, int *fd) CRAC_HIDDEN;
+/* Temporaries named after process pid from now on (0: the caller, the
+ * default): a worker names them after the command that watches it
+ * (crac flatten, cli/watch.c), which outlives it and kills it when it
+ * ends; the lock is the worker's. */
+void crac_img_tmp_writer(int pid) CRAC_HIDDEN;
 int crac_img_clean_stale(const char *dir, int *removed) CRAC_HIDDEN;
 /* The same; its listing of the parent and each removal are bounded by the
  * checkpoint's deadline (crac_img_fs_deadline): -ETIMEDOUT with msg naming
