@@ -292,9 +292,7 @@ int cli_restore_activation(const char *dir)
 {
 	static char act[CRAC_ACTIVATION_ENV_MAX];
 	char why[2048], msg[2048];
-	struct crac_img_opened o;
-	struct crac_img_view v;
-	void *buf = NULL;
+	struct crac_img_header_map h;
 	int n = cli_listen_fds(), rc = -1;
 
 	/* not activated, or `crac start` did it (CRAC_ACTIVATION_FDS set) */
@@ -307,15 +305,17 @@ int cli_restore_activation(const char *dir)
 			"(0 to " CRAC_ACTIVATION_MAX_TEXT ")", dir, getenv("LISTEN_FDS"));
 		return -1;
 	}
-	/* the image as the loader reads it (its own checks come later) */
-	if (crac_img_open(dir, &o, msg, sizeof(msg)) < 0)
-		return 0;   /* the loader says why, as without activation */
-	if (o.header_size > CRAC_IMG_MAX_HEADER || !(buf = aligned_alloc(8, (o.header_size + 8) & ~7ull)) ||
-	    crac_img_read_header(&o, buf, o.header_size, &v, msg, sizeof(msg)) < 0) {
-		rc = 0;   /* likewise */
-		goto out;
+	/* the image's header as the loader reads it (its own checks come
+	 * later), by a helper bounded by crac restore's limit (image/dir.c):
+	 * a file system that does not answer is given up on, said */
+	int hrc = crac_img_header_msg(dir, &h, msg, sizeof(msg));
+	if (hrc == -ETIMEDOUT) {
+		cli_err("restore %s: %s", dir, msg);
+		return -1;
 	}
-	if (cli_activation_env(dir, &v, n, act, sizeof(act), why, sizeof(why)) < 0) {
+	if (hrc < 0)
+		return 0;   /* the loader says why, as without activation */
+	if (cli_activation_env(dir, &h.v, n, act, sizeof(act), why, sizeof(why)) < 0) {
 		cli_err("restore %s: %s", dir, why);
 		goto out;
 	}
@@ -323,7 +323,6 @@ int cli_restore_activation(const char *dir)
 		putenv(act);   /* the loader's activation_place() reads it */
 	rc = 0;
 out:
-	free(buf);
-	crac_img_close(&o);
+	crac_img_header_unmap(&h);
 	return rc;
 }

@@ -38,6 +38,25 @@ struct cli_restore {
 int crac_cmd_restore_image(const struct cli_restore *r);   /* cmd_image.c: execs the loader */
 int crac_cmd_restore_criu(const struct cli_restore *r);    /* cmd_restore_criu.c */
 
+/*
+ * watch.c: body(arg) run by a forked child that this process watches: each
+ * step the child names (cli_watch_step, before a call that may not return
+ * on a file system that stopped answering) may last limit_ms at most;
+ * then the child is killed, "WHO: STEP did not return after N ms (BOUND):
+ * its file system does not answer; given up" is said, the temporary it
+ * named (cli_watch_tmp) removed, and 1 returned. Else the child's exit
+ * status. limit_ms 0: body(arg) here, unwatched. In the child, between
+ * steps (cli_watch_idle), nothing is watched (image/dir.c's bounded
+ * helpers end at the same limit themselves). The step's `slow` names the
+ * CRAC_TEST_SLOW_FS operation that delays it in tests (NULL: none).
+ */
+int cli_watch_run(const char *who, long limit_ms, const char *bound, int (*body)(void *), void *arg);
+void cli_watch_step(const char *slow, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void cli_watch_idle(void);
+void cli_watch_tmp(const char *path);
+/* The command's process: the watcher's pid in the child, else ours. */
+int cli_watch_owner(void);
+
 /* Prints "crac: <msg>" to stderr. */
 void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

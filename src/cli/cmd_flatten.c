@@ -67,6 +67,7 @@ struct flat {
 	const struct crac_img_view *v;
 	struct crac_img_chain *ch;
 	int pages_fd, out_fd;               /* DIR's pages file; OUT's */
+	const char *dir;                    /* DIR (messages) */
 	const char *tmp;                    /* OUT's temporary directory (messages) */
 	char *buf;                          /* one chunk, verified */
 	struct crac_img_reader rd;          /* its buffers (compressed chunks) */
@@ -103,7 +104,9 @@ static int load(struct flat *f, int depth, uint32_t c)
 			 (unsigned long long)CRAC_IMG_CHUNK_MAX);
 		return -EFBIG;
 	}
-	/* read, decompressed if it is, its crc checked (image/chunk.c) */
+	/* read, decompressed if it is, its crc checked (image/chunk.c); a
+	 * read that does not return is given up on (watch.c) */
+	cli_watch_step("pageread", "the read of chunk #%u of %s/%s", c, depth ? dir : f->dir, CRAC_IMG_PAGES_FILE);
 	long rc = crac_img_reader_read(&f->rd, fd, k, f->buf);
 	if (rc < 0) {
 		snprintf(f->msg, sizeof(f->msg), "cannot read chunk #%u of %s: %s", c, dir, strerror((int)-rc));
@@ -139,6 +142,9 @@ static int emit(struct flat *f, const struct crac_img_chunk *k, uint64_t addr, u
 	if (f->cctx && !(addr < res + rlen && addr + len + rlen > res))
 		stored = crac_img_chunk_pack(&out, f->zout,
 					     crac_img_zstd_frame(f->cctx, f->level, f->zout, f->zcap, src, len));
+	/* (after the compression, which may take long at a high level) */
+	cli_watch_step("pagewrite", "the write of %s/%s (at byte %llu)", f->tmp, CRAC_IMG_PAGES_FILE,
+		       (unsigned long long)f->off);
 	if (stored) {
 		f->n_z++;
 		f->z_mem += len;
@@ -194,8 +200,11 @@ static int flatten(struct flat *f, char **out, uint64_t *out_len)
 		data_off[i] = f->off;
 		for (uint64_t done = 0; done < e->data_len;) {
 			uint64_t n = e->data_len - done < (1u << 20) ? e->data_len - done : (1u << 20);
-			if ((rc = read_at(f->pages_fd, page, n, e->data_off + done)) < 0 ||
-			    (rc = crac__write_all(f->out_fd, page, n)) < 0) {
+			cli_watch_step(NULL, "the read of the data of fd %d in %s/%s", e->fd, f->dir, CRAC_IMG_PAGES_FILE);
+			if ((rc = read_at(f->pages_fd, page, n, e->data_off + done)) == 0)
+				cli_watch_step(NULL, "the write of %s/%s (at byte %llu)", f->tmp, CRAC_IMG_PAGES_FILE,
+					       (unsigned long long)(f->off + done));
+			if (rc < 0 || (rc = crac__write_all(f->out_fd, page, n)) < 0) {
 				snprintf(f->msg, sizeof(f->msg), "copying the data of fd %d to %s/%s: %s", e->fd, f->tmp,
 					 CRAC_IMG_PAGES_FILE, strerror(-rc));
 				free(data_off);
@@ -214,6 +223,8 @@ static int flatten(struct flat *f, char **out, uint64_t *out_len)
 		}
 		uint64_t pad = ((e->data_len + CRAC_IMG_PAGE - 1) & ~(CRAC_IMG_PAGE - 1)) - e->data_len;
 		memset(page, 0, pad);
+		cli_watch_step(NULL, "the write of %s/%s (at byte %llu)", f->tmp, CRAC_IMG_PAGES_FILE,
+			       (unsigned long long)(f->off + e->data_len));
 		if (pad && (rc = crac__write_all(f->out_fd, page, pad)) < 0) {
 			snprintf(f->msg, sizeof(f->msg), "writing %s/%s: %s", f->tmp, CRAC_IMG_PAGES_FILE, strerror(-rc));
 			free(data_off);
@@ -223,6 +234,7 @@ static int flatten(struct flat *f, char **out, uint64_t *out_len)
 		f->off += e->data_len + pad;
 	}
 	free(page);
+	cli_watch_idle();
 
 	/* the header: the same tables, new chunks, no parent */
 	uint64_t off = sizeof(struct crac_img_header);
@@ -365,6 +377,20 @@ static int inside_image(const char *outdir, const char *dir, const struct crac_i
 	}
 }
 
+/* Each read of the image written, read back (crac_img_verify_pages_steps):
+ * a step of the watcher's (watch.c). */
+static void readback_step(void *ctx, const char *path, long i)
+{
+	const struct crac_img_view *v = ctx;
+
+	if (i < 0)
+		cli_watch_step(NULL, "the read back of %s (its open)", path);
+	else if (i < (long)v->h->n_chunks)
+		cli_watch_step(NULL, "the read back of chunk #%ld of %s", i, path);
+	else
+		cli_watch_step(NULL, "the read back of the data of fd %d in %s", v->fds[i - v->h->n_chunks].fd, path);
+}
+
 /*
  * OUT as flatten found it before writing, and again before the commit: the
  * image put in place replaces only what was checked. A checkpoint into DIR
@@ -463,6 +489,17 @@ static void test_hold(void)
 	}
 }
 
+/* What the command line asked for. */
+struct flat_args {
+	const char *dir, *outdir;
+	unsigned flags;
+	int level;
+	long long timeout_ms;
+	const char *bound;
+};
+
+static int flatten_main(void *arg);
+
 int crac_cmd_flatten(int argc, char **argv)
 {
 	const char *usage = "usage: crac flatten DIR OUT [--compress[=LEVEL]] [--trust-owner] [--timeout DURATION]";
@@ -543,7 +580,24 @@ int crac_cmd_flatten(int argc, char **argv)
 	if (cli_path_arg("flatten", dir, CLI_PATH_MAX, false, dir_ok, sizeof(dir_ok)) < 0 ||
 	    cli_path_arg("flatten", outdir, CLI_PATH_MAX, false, out_ok, sizeof(out_ok)) < 0)
 		return 2;
+	/* the reads of the chain, the creation of the temporary and the page
+	 * copy too: done by a child watched step by step (watch.c) */
+	struct flat_args fa = { .dir = dir, .outdir = outdir, .flags = flags, .level = level,
+				.timeout_ms = timeout_ms, .bound = bound };
+	char who[PATH_MAX + 16];
+	snprintf(who, sizeof(who), "flatten %s", dir);
+	return cli_watch_run(who, (long)timeout_ms, bound, flatten_main, &fa);
+}
 
+/* The flatten itself (in the watched child unless --timeout 0). */
+static int flatten_main(void *arg)
+{
+	const struct flat_args *fa = arg;
+	const char *dir = fa->dir, *outdir = fa->outdir;
+	unsigned flags = fa->flags;
+	int level = fa->level;
+	long long timeout_ms = fa->timeout_ms;
+	const char *bound = fa->bound;
 	struct crac_img_opened o;
 	struct crac_img_view v;
 	struct crac_img_chain *ch = calloc(1, sizeof(*ch));
@@ -566,11 +620,16 @@ int crac_cmd_flatten(int argc, char **argv)
 		cli_err("flatten %s: out of memory", dir);
 		return 1;
 	}
+	/* DIR and the images below it, as the loader reads them; each open
+	 * and read that does not return is given up on (watch.c) */
+	cli_watch_step("image", "the open of the image %s (its directory, header and pages files)", dir);
 	if ((rc = crac_img_open(dir, &o, msg, sizeof(msg))) < 0) {
 		cli_err("flatten %s: %s", dir, msg);
 		return 1;
 	}
 	f.pages_fd = o.pages_fd;
+	f.dir = dir;
+	cli_watch_step(NULL, "the read of %s/%s", dir, CRAC_IMG_HEADER_FILE);
 	if (!(hbuf = aligned_alloc(8, (o.header_size + 8) & ~7ull)) ||
 	    (rc = crac_img_read_header(&o, hbuf, o.header_size, &v, msg, sizeof(msg))) < 0) {
 		cli_err("flatten %s: %s", dir, hbuf ? msg : "out of memory");
@@ -585,12 +644,25 @@ int crac_cmd_flatten(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
-	if ((rc = crac_img_check(CRAC_CHECK_OWNER, &k, msg, sizeof(msg))) < 0 ||
-	    (rc = crac_img_chain_open(&v, dir, flags, ch, abuf, 64u << 20, msg, sizeof(msg))) < 0) {
+	cli_watch_step(NULL, "the check of the image %s (its owner and files)", dir);
+	if ((rc = crac_img_check(CRAC_CHECK_OWNER, &k, msg, sizeof(msg))) < 0) {
 		cli_err("flatten %s: %s", dir, msg);
 		rc = 1;
 		goto out;
 	}
+	if (v.h->depth) {
+		char below[PATH_MAX];
+		if (crac_img_parent_path(&v, dir, below, sizeof(below)) < 0)
+			snprintf(below, sizeof(below), "its parent");
+		cli_watch_step("chain", "the open of the images below %s (%s and those below it: their directories, "
+			       "headers and pages files)", dir, esc(below, msg, sizeof(msg)));
+	}
+	if ((rc = crac_img_chain_open(&v, dir, flags, ch, abuf, 64u << 20, msg, sizeof(msg))) < 0) {
+		cli_err("flatten %s: %s", dir, msg);
+		rc = 1;
+		goto out;
+	}
+	cli_watch_idle();
 	/* every look at OUT and the chain's paths from here on bounded by
 	 * --timeout (image/dir.c's helpers), said naming the step and the path */
 	struct stat a;
@@ -660,7 +732,12 @@ int crac_cmd_flatten(int argc, char **argv)
 	/* locked until it is renamed (dfd stays open until then): a checkpoint
 	 * or flatten into OUT in another pid namespace, to which our pid means
 	 * nothing, leaves it alone (crac_img_clean_stale) */
+	/* named after the command (the watcher, which outlives its worker):
+	 * stale only once it is gone */
+	crac_img_tmp_writer(cli_watch_owner());
+	cli_watch_step("mkdtemp", "the creation of the temporary image next to %s", outdir);
 	int tmp_rc = f.chunks ? crac_img_tmp_create(outdir, tmp, sizeof(tmp), &dfd) : -ENOMEM;
+	cli_watch_tmp(tmp);   /* removed by the watcher if we are given up on */
 	if (tmp_rc < 0 && (!f.chunks || !tmp[0] || tmp_rc == -ENAMETOOLONG)) {
 		cli_err("flatten %s: cannot create the temporary image next to %s: %s", dir, outdir,
 			f.chunks ? strerror(-tmp_rc) : "out of memory");
@@ -668,6 +745,8 @@ int crac_cmd_flatten(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
+	if (tmp_rc == 0)
+		cli_watch_step(NULL, "the creation of %s/%s", tmp, CRAC_IMG_PAGES_FILE);
 	if (tmp_rc < 0 ||
 	    (f.out_fd = openat(dfd, CRAC_IMG_PAGES_FILE, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0) {
 		cli_err("flatten %s: %s: %s", dir, tmp, strerror(tmp_rc < 0 ? -tmp_rc : errno));
@@ -680,12 +759,18 @@ int crac_cmd_flatten(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
+	cli_watch_step(NULL, "the creation of %s/%s", tmp, CRAC_IMG_HEADER_FILE);
 	int hfd = openat(dfd, CRAC_IMG_HEADER_FILE, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (hfd >= 0)
+		cli_watch_step(NULL, "the write of %s/%s", tmp, CRAC_IMG_HEADER_FILE);
 	const char *failed = NULL;   /* the file at fault */
 	int64_t waited = -1;         /* an fsync given up on (bounded by --timeout): how long it was waited for */
 	if (hfd < 0)
 		rc = -errno, failed = CRAC_IMG_HEADER_FILE;
-	else if ((rc = crac__write_all(hfd, nbuf, nlen)) < 0 || (rc = crac_img_fsync_fd(hfd, false, &waited)) < 0)
+	else if ((rc = crac__write_all(hfd, nbuf, nlen)) < 0)
+		failed = CRAC_IMG_HEADER_FILE;
+	/* (the fsyncs: bounded by image/dir.c's helpers, the watcher idle) */
+	else if (cli_watch_idle(), (rc = crac_img_fsync_fd(hfd, false, &waited)) < 0)
 		failed = CRAC_IMG_HEADER_FILE;
 	else if ((rc = crac_img_fsync_fd(f.out_fd, false, &waited)) < 0)
 		failed = CRAC_IMG_PAGES_FILE;
@@ -710,10 +795,12 @@ int crac_cmd_flatten(int argc, char **argv)
 	close(hfd);
 	/* read back and verified like a checkpoint's image, then in place */
 	struct crac_img_loaded l;
+	cli_watch_step("readback", "the read back of %s/%s", tmp, CRAC_IMG_HEADER_FILE);
 	if ((rc = crac_img_load(tmp, &l, msg, sizeof(msg))) == 0) {
-		rc = crac_img_verify_pages(tmp, &l.v, msg, sizeof(msg));
+		rc = crac_img_verify_pages_steps(tmp, &l.v, readback_step, &l.v, msg, sizeof(msg));
 		crac_img_unload(&l);
 	}
+	cli_watch_idle();
 	if (rc < 0) {
 		cli_err("flatten %s: the image written is not valid: %s", dir, msg);
 		rc = 1;
@@ -735,6 +822,7 @@ int crac_cmd_flatten(int argc, char **argv)
 		goto out;
 	}
 	tmp[0] = 0;
+	cli_watch_tmp(NULL);
 	printf("%s: %u chunks, %.1f MiB of page data (%u image%s below merged)\n", outdir, f.n_chunks,
 	       (double)((const struct crac_img_header *)nbuf)->stored / 1048576.0, ch->n,
 	       ch->n == 1 ? "" : "s");
@@ -744,6 +832,7 @@ int crac_cmd_flatten(int argc, char **argv)
 		       (double)f.z_out / 1048576.0);
 	rc = 0;
 out:
+	cli_watch_idle();
 	if (f.out_fd >= 0)
 		close(f.out_fd);
 	if (dfd >= 0)

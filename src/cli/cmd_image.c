@@ -135,12 +135,9 @@ int crac_cmd_restore_image(const struct cli_restore *r)
 	char dir_ok[PATH_MAX];
 	if (cli_path_arg("restore", dir, CLI_PATH_MAX, false, dir_ok, sizeof(dir_ok)) < 0)
 		return 2;
-	/* the search for the loader bounded (image/dir.c's helpers): a
-	 * directory on a file system that does not answer is given up on */
-	static char bound[64];
-	long limit_ms = crac_bounded_grace_ms();
-	snprintf(bound, sizeof(bound), "crac restore's limit, %ld ms", limit_ms);
-	crac_img_fs_limit(0, limit_ms, bound);
+	/* the search for the loader bounded (image/dir.c's helpers, by crac
+	 * restore's limit: cmd_restore.c): a directory on a file system that
+	 * does not answer is given up on */
 	if (crac_img_loader_path(loader, sizeof(loader), msg, sizeof(msg)) < 0) {
 		cli_err("%s", msg);
 		return 2;

@@ -17,7 +17,11 @@
 #include "cli.h"
 #include "core/internal.h"
 #include "engines/criu.h"
+#include "image/bounded.h"
+#include "image/dir.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +33,26 @@ static const char image_usage[] =
 	"usage: crac restore DIR [--populate | --lazy] [--stats] [--timens] [--trust-owner] [--verify-files] "
 	"[--quiet|-q] [--env K=V]... [-- ARGS...]";
 static const char pid_usage[] = "usage: crac restore --pid PID [--env K=V]... [-- ARGS...]";
+
+/*
+ * Is DIR an image of the criu engine (it holds the engine's marker, a
+ * regular file)? 1 or 0; -1 when the look did not return within crac
+ * restore's limit (a file system that does not answer), said.
+ */
+static int criu_image(const char *dir)
+{
+	char path[PATH_MAX], msg[PATH_MAX + 300];
+	struct stat st;
+
+	if (snprintf(path, sizeof(path), "%s/%s", dir, CRAC_CRIU_MARKER) >= (int)sizeof(path))
+		return 0;
+	int rc = crac_img_lstat_as_msg(path, &st, "criu", msg, sizeof(msg));
+	if (rc == -ETIMEDOUT) {
+		cli_err("restore %s: %s", dir, msg);
+		return -1;
+	}
+	return rc == 0 && S_ISREG(st.st_mode);
+}
 
 static void restore_help(void)
 {
@@ -209,8 +233,17 @@ int crac_cmd_restore(int argc, char **argv)
 			"crac restore --pid PID [-- ARGS...] (crac restore --help)");
 		return 2;
 	}
+	/* every look at DIR's files bounded (image/dir.c's helpers, 30 s):
+	 * a directory on a file system that does not answer is given up on */
+	static char bound[64];
+	long limit_ms = crac_bounded_grace_ms();
+	snprintf(bound, sizeof(bound), "crac restore's limit, %ld ms", limit_ms);
+	crac_img_fs_limit(0, limit_ms, bound);
 	/* An image written by the criu engine: cmd_restore_criu.c. */
-	if (crac__criu_is_image(r.dir)) {
+	int criu = criu_image(r.dir);
+	if (criu < 0)
+		return 1;
+	if (criu) {
 		if (r.image_only) {
 			cli_err("%s is an option of the image engine's restore; %s is a CRIU image "
 				"(CRIU options go in CRAC_CRIU_OPTS)", r.image_only, r.dir);

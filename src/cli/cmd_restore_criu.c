@@ -7,7 +7,9 @@
  *
  *   1. the image must be the restoring user's (every file, not writable by
  *      group or others), unless --trust-owner: an image is code, and CRIU
- *      restores the credentials it finds in it;
+ *      restores the credentials it finds in it; that look and the read of
+ *      the marker are made by helpers bounded by crac restore's limit
+ *      (image/dir.c): a file system that does not answer is given up on;
  *   2. (`criu check` only if criu restore fails: then a CRIU that fails it
  *      is refused with the same text as the engine's);
  *   3. the new arguments and environment go into a memfd;
@@ -29,6 +31,8 @@
 #include "cli.h"
 #include "core/internal.h"
 #include "engines/criu.h"
+#include "image/bounded.h"
+#include "image/dir.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -56,20 +60,34 @@ struct marker {
 	char stdio[3][PATH_MAX];
 };
 
+/* The marker's size at most: its lines, three paths among them. */
+#define MARKER_MAX (4 * (PATH_MAX + 64))
+
 static int read_marker(const char *dir, struct marker *m)
 {
-	char path[PATH_MAX + 32], line[PATH_MAX + 64];
-	FILE *f;
+	char path[PATH_MAX + 32], line[PATH_MAX + 64], msg[PATH_MAX + 400];
+	struct stat st;
 	bool magic = false;
 
 	memset(m, 0, sizeof(*m));
 	snprintf(path, sizeof(path), "%s/%s", dir, CRAC_CRIU_MARKER);
-	if (!(f = fopen(path, "re"))) {
-		cli_err("%s: %s", path, strerror(errno));
+	/* read whole by a bounded helper (no link followed: a regular file) */
+	char *text = malloc(MARKER_MAX + 1);
+	int n = text ? crac_img_read_msg(path, text, MARKER_MAX, &st, msg, sizeof(msg)) : -ENOMEM;
+	if (n < 0) {
+		if (n == -ENOMEM)
+			snprintf(msg, sizeof(msg), "%s: %s", path, strerror(ENOMEM));
+		if (n == -ETIMEDOUT)
+			cli_err("restore %s: %s", dir, msg);
+		else
+			cli_err("%s", msg);
+		free(text);
 		return -1;
 	}
-	while (fgets(line, sizeof(line), f)) {
-		line[strcspn(line, "\n")] = 0;
+	text[n] = 0;
+	for (char *at = text, *end; *at; at = *end ? end + 1 : end) {
+		end = at + strcspn(at, "\n");
+		snprintf(line, sizeof(line), "%.*s", (int)(end - at), at);
 		if (!strcmp(line, CRAC_CRIU_MARKER_MAGIC))
 			magic = true;
 		else if (!strncmp(line, "pid=", 4))
@@ -83,7 +101,7 @@ static int read_marker(const char *dir, struct marker *m)
 		else if (!strncmp(line, "stdio", 5) && line[5] >= '0' && line[5] <= '2' && line[6] == '=')
 			snprintf(m->stdio[line[5] - '0'], sizeof(m->stdio[0]), "%.4095s", line + 7);
 	}
-	fclose(f);
+	free(text);
 	if (!magic || m->pid <= 0 || m->tid <= 0) {
 		cli_err("%s is not a marker of the criu engine (first line \"%s\", a pid and a tid expected)",
 			path, CRAC_CRIU_MARKER_MAGIC);
@@ -92,54 +110,102 @@ static int read_marker(const char *dir, struct marker *m)
 	return 0;
 }
 
+/* What check_owner's helper found: the first of DIR and its entries that
+ * is not the user's or is writable by others. Written by the helper's own
+ * instructions only (its system calls write into its stack): a helper
+ * given up on writes nothing here. */
+struct owner_look {
+	const char *dir;
+	unsigned me;
+	int res;              /* 0, or -errno of DIR's open or fstat */
+	bool bad;             /* one found: */
+	unsigned uid, mode;   /* its owner (-1: its lstat failed) and mode */
+	char name[256];       /* its name in DIR; "": DIR itself */
+};
+
+/* Is st not the user's, or writable by group or others? */
+static bool not_ours(const struct stat *st, unsigned me)
+{
+	return st->st_uid != me || (st->st_mode & (S_IWGRP | S_IWOTH));
+}
+
+/* check_owner's helper: raw system calls only (image/bounded.h). */
+static void owner_look(void *arg)
+{
+	struct owner_look *ol = arg;
+	struct stat st;
+	char dents[4096] __attribute__((aligned(8)));
+	long dfd = crac_raw_syscall3(SYS_openat, AT_FDCWD, (long)ol->dir,
+				     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	long r = dfd < 0 ? dfd : crac_raw_syscall5(SYS_fstat, dfd, (long)&st, 0, 0, 0);
+
+	if (r < 0) {
+		if (dfd >= 0)
+			crac_raw_syscall3(SYS_close, dfd, 0, 0);
+		ol->res = (int)r;
+		return;
+	}
+	ol->res = 0;
+	if (not_ours(&st, ol->me)) {
+		ol->bad = true;
+		ol->uid = st.st_uid;
+		ol->mode = st.st_mode;
+		ol->name[0] = 0;
+	}
+	long got;
+	while (!ol->bad && (got = crac_raw_syscall3(SYS_getdents64, dfd, (long)dents, sizeof(dents))) > 0)
+		for (long at = 0; at < got && !ol->bad;) {
+			/* linux_dirent64: ino 8, off 8, reclen 2, type 1, name */
+			unsigned short reclen = *(unsigned short *)(void *)(dents + at + 16);
+			const char *n = dents + at + 19;
+			at += reclen;
+			if (!strcmp(n, ".") || !strcmp(n, ".."))
+				continue;
+			if (crac_raw_syscall5(SYS_newfstatat, dfd, (long)n, (long)&st, AT_SYMLINK_NOFOLLOW, 0) < 0)
+				st.st_uid = (uid_t)-1;
+			if (not_ours(&st, ol->me)) {
+				size_t k = 0;
+				for (; n[k] && k + 1 < sizeof(ol->name); k++)
+					ol->name[k] = n[k];
+				ol->name[k] = 0;
+				ol->uid = st.st_uid;
+				ol->mode = st.st_mode;
+				ol->bad = true;
+			}
+		}
+	crac_raw_syscall3(SYS_close, dfd, 0, 0);
+}
+
 /* Step 1: the directory and every file in it are ours and not writable by
- * others. */
+ * others; looked at by a helper bounded by crac restore's limit. */
 static int check_owner(const char *dir, bool trust)
 {
-	uid_t me = geteuid();
-	struct stat st;
-	char show[CLI_PATH_SHOW_LEN];
+	struct owner_look ol = { .dir = dir, .me = (unsigned)geteuid(), .res = -EINPROGRESS };
+	char show[CLI_PATH_SHOW_LEN], why[200];
 
 	if (trust)
 		return 0;
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (dfd < 0 || fstat(dfd, &st) < 0) {
-		cli_err("%s: %s", cli_path_show(dir, show, sizeof(show)), strerror(errno));
-		if (dfd >= 0)
-			close(dfd);
+	if (crac_img_bounded_call("owner", owner_look, &ol, true, why, sizeof(why)) < 0) {
+		const char *d = cli_path_show(dir, show, sizeof(show));
+		cli_err("restore %s: the check of the owner of %s and its files %s", d, d, why);
 		return -1;
 	}
-	DIR *d = fdopendir(dfd);
-	struct dirent *de = NULL;
-	const char *name = "";
-	do {
-		if (st.st_uid != me || (st.st_mode & (S_IWGRP | S_IWOTH))) {
-			if (st.st_uid != me)
-				cli_err("%s%s%s is owned by uid %u, not by the restoring user (uid %u): an image is code, "
-					"and CRIU restores the credentials it records; `crac restore --trust-owner` accepts it",
-					cli_path_show(dir, show, sizeof(show)), *name ? "/" : "", name,
-					(unsigned)st.st_uid, (unsigned)me);
-			else
-				cli_err("%s%s%s can be written by other users (mode %o): they could change the program "
-					"it restores; `crac restore --trust-owner` accepts it",
-					cli_path_show(dir, show, sizeof(show)), *name ? "/" : "", name,
-					(unsigned)(st.st_mode & 07777));
-			if (d)
-				closedir(d);
-			return -1;
-		}
-		do
-			de = d ? readdir(d) : NULL;
-		while (de && (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")));
-		if (de) {
-			name = de->d_name;
-			if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-				st.st_uid = (uid_t)-1;
-		}
-	} while (de);
-	if (d)
-		closedir(d);
-	return 0;
+	if (ol.res < 0) {
+		cli_err("%s: %s", cli_path_show(dir, show, sizeof(show)), strerror(-ol.res));
+		return -1;
+	}
+	if (!ol.bad)
+		return 0;
+	const char *name = ol.name;
+	if (ol.uid != ol.me)
+		cli_err("%s%s%s is owned by uid %u, not by the restoring user (uid %u): an image is code, "
+			"and CRIU restores the credentials it records; `crac restore --trust-owner` accepts it",
+			cli_path_show(dir, show, sizeof(show)), *name ? "/" : "", name, ol.uid, ol.me);
+	else
+		cli_err("%s%s%s can be written by other users (mode %o): they could change the program "
+			"it restores; `crac restore --trust-owner` accepts it",
+			cli_path_show(dir, show, sizeof(show)), *name ? "/" : "", name, ol.mode & 07777);
+	return -1;
 }
 
 /*

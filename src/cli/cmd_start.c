@@ -253,6 +253,31 @@ static void key_diff(const char *a, const char *b, char *out, size_t len)
 
 static char lock_path[PATH_MAX + 8];            /* DIR.lock, for the messages */
 static _Thread_local char lock_msg[PATH_MAX + 400];   /* the last LOCK_GIVEN_UP, said */
+static struct start *lock_owner;                 /* whose lock_fd lock_drop closes */
+
+/*
+ * A lock call given up on may still be granted when the lock server
+ * answers again, on our open file description of DIR.lock, and would then
+ * be held until crac start ends (its supervisor lives as long as the
+ * program): another crac start could never swap or write DIR meanwhile.
+ * So the descriptor is closed at once: the description goes, with every
+ * lock on it (a late one too), as soon as that call returns (the helper's
+ * reference is the last). No lock is taken from then on (lock_fd -1): a
+ * start that writes no image, as its caller says.
+ */
+static void lock_drop(int fd)
+{
+	size_t at = strlen(lock_msg);
+
+	snprintf(lock_msg + at, sizeof(lock_msg) - at, " (%s closed: a late grant is released at once; "
+		 "this crac start takes no lock from now on)", lock_path);
+	if (lock_owner && lock_owner->lock_fd == fd) {
+		lock_owner->lock_fd = -1;
+		lock_owner->image_lock = lock_owner->restore_lock = false;
+		lock_owner->fs_stuck = true;
+	}
+	close(fd);
+}
 
 /*
  * wait: up to LOCK_WAIT_MS (then -ETIMEDOUT), in steps of 10 ms; never an
@@ -261,8 +286,8 @@ static _Thread_local char lock_msg[PATH_MAX + 400];   /* the last LOCK_GIVEN_UP,
  * wait: -EINTR, the signal in *stop. Each F_OFD_SETLK by a helper of
  * image/dir.c, bounded by --timeout: one that does not return (an NFS
  * lock server gone) is given up on, LOCK_GIVEN_UP with lock_msg naming
- * DIR.lock and the byte (the lock may still be granted later: held until
- * crac start ends).
+ * DIR.lock and the byte; the lock may still be granted later: the
+ * descriptor is closed (lock_drop).
  */
 static int ofd_lock_stop(int fd, short type, off_t byte, bool wait, int *stop)
 {
@@ -278,8 +303,10 @@ static int ofd_lock_stop(int fd, short type, off_t byte, bool wait, int *stop)
 	for (int ms = 0;; ms += 10) {
 		if ((rc = crac_img_ofd_lock_msg(fd, lock_path, type, (long)byte, lock_msg, sizeof(lock_msg))) == 0)
 			return 0;
-		if (rc == -ETIMEDOUT)
+		if (rc == -ETIMEDOUT) {
+			lock_drop(fd);
 			return LOCK_GIVEN_UP;
+		}
 		if (rc != -EINTR && rc != -EAGAIN && rc != -EACCES)
 			return rc;
 		if (!wait)
@@ -800,6 +827,7 @@ int crac_cmd_start(int argc, char **argv)
 		{ 0, 0, 0, 0 },
 	};
 	static struct start st = { .lock_fd = -1 };
+	lock_owner = &st;
 	static struct cli_super s;
 	const char *key = NULL;
 	bool quiet = false, have_dir = false;
@@ -901,8 +929,11 @@ int crac_cmd_start(int argc, char **argv)
 		close(st.lock_fd);
 		st.lock_fd = -1;
 	}
-	if (st.lock_fd >= 0)
+	if (st.lock_fd >= 0) {
 		put_back_aside(&st);   /* DIR moved aside by a writer killed while replacing it */
+		if (st.lock_fd < 0)   /* its lock given up on: DIR.lock closed (lock_drop) */
+			snprintf(why, sizeof(why), "cannot lock %s: %s", lock, lock_msg);
+	}
 	if (st.lock_fd < 0) {
 		/* (why says it) */
 	} else if ((rc = ofd_lock_stop(st.lock_fd, F_RDLCK, 0, true, &stop)) < 0) {
@@ -1070,7 +1101,7 @@ cold:
 	/* 3. cold: the writer is the one holding byte 1, if DIR may be written */
 	char twhy[PATH_MAX + 1024] = "";
 	bool writer = false;
-	if (st.lock_fd < 0)
+	if (st.lock_fd < 0 && !st.fs_stuck)
 		snprintf(twhy, sizeof(twhy), "without a lock file it writes no image");
 	else if (st.fs_stuck)
 		snprintf(twhy, sizeof(twhy), "the file system of %s does not answer", st.dir);

@@ -33,6 +33,7 @@
  */
 #include "cli.h"
 #include "core/internal.h"
+#include "image/bounded.h"
 #include "image/dir.h"
 
 #include <arpa/inet.h>
@@ -54,6 +55,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sched.h>
 #include <sys/wait.h>
@@ -364,64 +366,160 @@ int cli_notify_send(const char *sockname, const char *msg)
  * (SO_PASSCRED: SCM_CREDENTIALS, which another user cannot forge without
  * CAP_SYS_ADMIN/CAP_SETUID) -- see from_program().
  */
-static int notify_open(struct cli_super *s)
+/*
+ * What notify_open does on the file system, by a helper bounded by the
+ * command's limit (image/dir.c: /run, /tmp or $XDG_RUNTIME_DIR may sit on a
+ * file system that does not answer): the choice of BASE (its stat), the
+ * directory (mkdir of BASE/crac-notify-XXXXXX, XXXXXX from the caller's
+ * random letters, a few tries), the bind of the caller's socket and the
+ * chmods; on failure the socket file and the directory removed. Raw system
+ * calls only (image/bounded.h); the helper writes here by its own
+ * instructions only (stat buffers on its stack).
+ */
+struct notify_setup {
+	const char *xdg;          /* $XDG_RUNTIME_DIR or NULL */
+	unsigned me;              /* geteuid() */
+	bool all;                 /* root's: every user may send */
+	int fd;                   /* the socket, ours */
+	const char *name;         /* the socket's name in the directory */
+	char letters[4][6];       /* XXXXXX of each try */
+	int step;                 /* 0 BASE's stat, 1 the mkdir, 2 the bind, 3 the chmods */
+	int res;                  /* 0, or -errno of step */
+	char base[108];           /* BASE chosen */
+	char dir[128];            /* BASE/crac-notify-XXXXXX made */
+	char path[128 + 1 + 40];  /* dir/name */
+};
+
+/* Is path a directory of uid's not writable by group or others? */
+static bool notify_base_ok(const char *path, unsigned uid)
 {
-	const char *base = getenv("XDG_RUNTIME_DIR");
-	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	struct stat st;
-	int fd, one = 1;
+
+	return crac_raw_syscall5(SYS_newfstatat, AT_FDCWD, (long)path, (long)&st, 0, 0) == 0 &&
+	       S_ISDIR(st.st_mode) && st.st_uid == uid && !(st.st_mode & 022);
+}
+
+/* Copies s into out (cap bytes, cut). */
+static void notify_copy(char *out, size_t cap, const char *s)
+{
+	size_t k = 0;
+
+	for (; s[k] && k + 1 < cap; k++)
+		out[k] = s[k];
+	out[k] = 0;
+}
+
+static void notify_setup_run(void *arg)
+{
+	struct notify_setup *ns = arg;
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	char dir[sizeof(ns->dir)], path[sizeof(ns->path)];
+	const char *base;
+	long r = -EEXIST;
 
 	/* $XDG_RUNTIME_DIR/... is 0700: no other user reaches into it. An
 	 * unprivileged program cannot become another user; root's can. */
-	if (geteuid() == 0)
-		base = stat("/run", &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == 0 && !(st.st_mode & 022) ?
-		       "/run" : "/tmp";
-	else if (!base || base[0] != '/' || stat(base, &st) < 0 || !S_ISDIR(st.st_mode) ||
-		 st.st_uid != geteuid() || (st.st_mode & 022))
-		base = "/tmp";
+	ns->step = 0;
+	if (ns->me == 0)
+		base = notify_base_ok("/run", 0) ? "/run" : "/tmp";
+	else
+		base = ns->xdg && ns->xdg[0] == '/' && notify_base_ok(ns->xdg, ns->me) ? ns->xdg : "/tmp";
 	/* BASE/crac-notify-XXXXXX/notify must fit a socket address: a
 	 * $XDG_RUNTIME_DIR too long for it is no reason to refuse the program */
 	if (strlen(base) + strlen("/crac-notify-XXXXXX/notify-") + 32 >= sizeof(a.sun_path))
 		base = "/tmp";
+	notify_copy(ns->base, sizeof(ns->base), base);
+	ns->step = 1;
+	for (int t = 0; t < 4 && r == -EEXIST; t++) {
+		size_t n = strlen(base);
+		memcpy(dir, base, n);
+		memcpy(dir + n, "/crac-notify-", 13);
+		memcpy(dir + n + 13, ns->letters[t], 6);
+		dir[n + 19] = 0;
+		r = crac_raw_syscall3(SYS_mkdirat, AT_FDCWD, (long)dir, 0700);
+	}
+	if (r < 0) {
+		ns->res = (int)r;
+		return;
+	}
+	notify_copy(ns->dir, sizeof(ns->dir), dir);
+	size_t n = strlen(dir);
+	memcpy(path, dir, n);
+	path[n] = '/';
+	notify_copy(path + n + 1, sizeof(path) - n - 1, ns->name);
+	notify_copy(ns->path, sizeof(ns->path), path);
+	notify_copy(a.sun_path, sizeof(a.sun_path), path);   /* fits: checked above */
+	ns->step = 2;
+	r = crac_raw_syscall3(SYS_bind, ns->fd, (long)&a, sizeof(a));
+	if (r == 0) {
+		ns->step = 3;
+		r = crac_raw_syscall5(SYS_fchmodat, AT_FDCWD, (long)path, ns->all ? 0666 : 0600, 0, 0);
+		if (r == 0 && ns->all)
+			r = crac_raw_syscall5(SYS_fchmodat, AT_FDCWD, (long)dir, 0711, 0, 0);
+	}
+	if (r < 0) {   /* as it was: no socket, no directory left behind */
+		crac_raw_syscall3(SYS_unlinkat, AT_FDCWD, (long)path, 0);
+		crac_raw_syscall3(SYS_unlinkat, AT_FDCWD, (long)dir, AT_REMOVEDIR);
+	}
+	ns->res = (int)r;
+}
+
+static int notify_open(struct cli_super *s)
+{
 	/* every user only when the program may become one (root's): a
 	 * program of another user cannot (no CAP_SETUID), and other users
 	 * have nothing to send there (a flood, lines in our log) */
 	bool all = geteuid() == 0;
 	char name[40] = "notify";
+	unsigned char r[16 + 4 * 6];
+	int fd, one = 1;
+
+	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+		cli_err("%s: cannot name the program's NOTIFY_SOCKET: getrandom: %s", s->who, strerror(errno));
+		return -1;
+	}
 	if (all) {
-		unsigned char r[16];
-		if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
-			cli_err("%s: cannot name the program's NOTIFY_SOCKET: getrandom: %s", s->who,
-				strerror(errno));
-			return -1;
-		}
-		for (size_t i = 0; i < sizeof(r); i++)
+		for (size_t i = 0; i < 16; i++)
 			snprintf(name + 7 + 2 * i, 3, "%02x", r[i]);
 		name[6] = '-';
 	}
-	if (snprintf(s->notify_dir, sizeof(s->notify_dir), "%s/crac-notify-XXXXXX", base) >=
-	    (int)sizeof(s->notify_dir) || !mkdtemp(s->notify_dir)) {
-		cli_err("%s: cannot make a directory for the program's NOTIFY_SOCKET in %s: %s",
-			s->who, base, strerror(errno));
-		s->notify_dir[0] = 0;
-		return -1;
-	}
-	snprintf(s->notify_path, sizeof(s->notify_path), "%s/%s", s->notify_dir, name);
-	strcpy(a.sun_path, s->notify_path);   /* fits: checked above */
+	struct notify_setup ns = { .xdg = getenv("XDG_RUNTIME_DIR"), .me = (unsigned)geteuid(), .all = all,
+				   .name = name, .res = -EINPROGRESS };
+	static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+	for (int t = 0; t < 4; t++)
+		for (int k = 0; k < 6; k++)
+			ns.letters[t][k] = abc[r[16 + 6 * t + k] % (sizeof(abc) - 1)];
 	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0 ||
-	    bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || chmod(s->notify_path, all ? 0666 : 0600) < 0 ||
-	    (all && chmod(s->notify_dir, 0711) < 0)) {
-		cli_err("%s: cannot set up the program's NOTIFY_SOCKET %s: %s", s->who, s->notify_path,
-			strerror(errno));
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0) {
+		cli_err("%s: cannot set up the program's NOTIFY_SOCKET: its socket: %s", s->who, strerror(errno));
 		if (fd >= 0)
 			close(fd);
-		/* as it was: no socket, no directory left behind */
-		unlink(s->notify_path);
-		rmdir(s->notify_dir);
-		s->notify_dir[0] = 0;
 		return -1;
 	}
+	ns.fd = fd;
+	char why[200];
+	if (crac_img_bounded_call("notify", notify_setup_run, &ns, false, why, sizeof(why)) < 0) {
+		static const char *const steps[] = { "the look at", "the creation of a directory in", "the bind of a socket in",
+						     "the chmod of a socket in" };
+		int st = ns.step >= 0 && ns.step < 4 ? ns.step : 0;
+		cli_err("%s: cannot set up the program's NOTIFY_SOCKET: %s %s %s", s->who, steps[st],
+			st == 0 ? (all ? "/run" : ns.xdg && ns.xdg[0] == '/' ? ns.xdg : "/tmp") :
+			st == 1 ? ns.base : ns.dir, why);
+		close(fd);   /* (a directory made late is left: crac-notify-XXXXXX, empty) */
+		return -1;
+	}
+	if (ns.res < 0) {
+		if (ns.step == 1)
+			cli_err("%s: cannot make a directory for the program's NOTIFY_SOCKET in %s: %s", s->who, ns.base,
+				strerror(-ns.res));
+		else
+			cli_err("%s: cannot set up the program's NOTIFY_SOCKET %s: %s", s->who, ns.path,
+				strerror(-ns.res));
+		close(fd);
+		return -1;
+	}
+	snprintf(s->notify_dir, sizeof(s->notify_dir), "%s", ns.dir);
+	snprintf(s->notify_path, sizeof(s->notify_path), "%s", ns.path);
 	/* a pidfd of the sender too (Linux 6.5): see from_program() */
 	s->notify_pidfd = setsockopt(fd, SOL_SOCKET, SO_PASSPIDFD, &one, sizeof(one)) == 0;
 	return fd;

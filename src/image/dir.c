@@ -121,7 +121,8 @@ int crac_img_split_path(const char *dir, char *parent, size_t plen, const char *
  * ms once it moved the previous image aside (no RENAME_EXCHANGE);
  * `opened`: crac_img_open_msg's helper sleeps MS ms once the file is open
  * (given up on, it holds a descriptor: one of its own table, see
- * fsop_bounded),
+ * fsop_bounded); `locked`: crac_img_ofd_lock_msg's helper sleeps MS ms
+ * once its lock is granted (a lock granted after it was given up on),
  * a file system that does not answer.
  *
  * System calls only: crac_img_fsync_fd may be called while the program's
@@ -701,7 +702,11 @@ static void fsop_run(void *arg)
 		break;
 	case FSOP_LOCK: {   /* an open file description lock, never waited for (a lock server may not answer) */
 		struct flock l = { .l_type = (short)op->flags, .l_whence = SEEK_SET, .l_start = op->lock_byte, .l_len = 1 };
-		op->res = (int)crac_raw_syscall3(SYS_fcntl, op->fd, F_OFD_SETLK, (long)&l);
+		r = crac_raw_syscall3(SYS_fcntl, op->fd, F_OFD_SETLK, (long)&l);
+		/* (tests, CRAC_TEST_SLOW_FS=locked:MS: granted, but the call
+		 * returns late: a grant after it was given up on) */
+		crac_bounded_test_sleep(op->slow_after_ms);
+		op->res = (int)r;
 		break;
 	}
 	case FSOP_HEADER:
@@ -876,7 +881,7 @@ int crac_img_dir_access_msg(const char *path, char *msg, size_t msglen)
 {
 	int rc = crac_img_access_msg(path, W_OK | X_OK, msg, msglen);
 	struct stat st;
-	char smsg[64];
+	char smsg[512];   /* (its message unused: only the stat matters) */
 
 	/* (refused search permission on a file that is no directory: say so,
 	 * not "Permission denied", as root gets for a file without x bits) */
@@ -944,13 +949,52 @@ int crac_img_own_dir_msg(const char *dir, const char *const *also, struct stat *
 	return tf.n_others;
 }
 
-int crac_img_lstat_msg(const char *path, struct stat *st, char *msg, size_t msglen)
+int crac_img_lstat_as_msg(const char *path, struct stat *st, const char *slow, char *msg, size_t msglen)
 {
-	struct fsop op = { .kind = FSOP_LSTAT, .path = path, .flags = AT_SYMLINK_NOFOLLOW, .slow_ms = fs_slow("lstat") };
+	struct fsop op = { .kind = FSOP_LSTAT, .path = path, .flags = AT_SYMLINK_NOFOLLOW, .slow_ms = fs_slow(slow) };
 	int rc = fsop_msg(&op, "the lstat of", path, msg, msglen);
 
 	if (rc >= 0)
 		*st = op.st;
+	return rc;
+}
+
+int crac_img_lstat_msg(const char *path, struct stat *st, char *msg, size_t msglen)
+{
+	return crac_img_lstat_as_msg(path, st, "lstat", msg, msglen);
+}
+
+/* crac_img_bounded_call's helper: the test's sleep, then the caller's fn. */
+struct call {
+	void (*fn)(void *);
+	void *arg;
+	long slow_ms;
+};
+
+static void call_run(void *arg)
+{
+	struct call *c = arg;
+
+	crac_bounded_test_sleep(c->slow_ms);
+	c->fn(c->arg);
+}
+
+int crac_img_bounded_call(const char *slow, void (*fn)(void *), void *arg, bool own_files, char *why, size_t wlen)
+{
+	struct call c = { fn, arg, slow ? fs_slow(slow) : 0 };
+	struct crac_bounded helper;
+	int64_t waited;
+
+	why[0] = 0;
+	if ((own_files ? crac_bounded_start_own(&helper, call_run, &c, NULL, -1, -1)
+		       : crac_bounded_start(&helper, call_run, &c, NULL)) < 0) {
+		call_run(&c);   /* no helper: in this thread, unbounded */
+		return 0;
+	}
+	long grace = fs_grace_ms < 0 ? crac_bounded_grace_ms() : fs_grace_ms;
+	int64_t deadline = !fs_deadline_ns && !grace ? INT64_MAX : fs_deadline_ns;
+	int rc = crac_bounded_wait(&helper, deadline, grace, &waited);
+	given_up(rc, waited, why, wlen);
 	return rc;
 }
 
@@ -1012,7 +1056,7 @@ static int put_msg(const char *dir, const char *name, const char *tmpname, const
 int crac_img_ofd_lock_msg(int fd, const char *path, short type, long byte, char *msg, size_t msglen)
 {
 	struct fsop op = { .kind = FSOP_LOCK, .fd = fd, .flags = (unsigned)type, .lock_byte = byte,
-			   .slow_ms = fs_slow("lock") };
+			   .slow_ms = fs_slow("lock"), .slow_after_ms = type == F_UNLCK ? 0 : fs_slow("locked") };
 	int64_t waited;
 	char why[200];
 	int rc = fsop_bounded(&op, &waited);
@@ -1654,11 +1698,19 @@ unsigned long long crac_img_start_time(int pid)
 	return t;
 }
 
+/* The writer temporaries are named after (crac_img_tmp_writer); 0: the caller. */
+static int tmp_writer;
+
+void crac_img_tmp_writer(int pid)
+{
+	tmp_writer = pid;
+}
+
 int crac_img_tmp_name(const char *dir_arg, char *out, size_t len)
 {
 	char dbuf[PATH_MAX];
 	const char *dir = strip_slashes(dir_arg, dbuf, sizeof(dbuf));
-	int pid = (int)getpid();
+	int pid = tmp_writer ? tmp_writer : (int)getpid();
 
 	if (!dir)
 		return -ENAMETOOLONG;
@@ -2018,12 +2070,21 @@ long crac_img_reader_read(struct crac_img_reader *r, int fd, const struct crac_i
 
 int crac_img_verify_pages(const char *dir, const struct crac_img_view *v, char *msg, size_t msglen)
 {
+	return crac_img_verify_pages_steps(dir, v, NULL, NULL, msg, msglen);
+}
+
+int crac_img_verify_pages_steps(const char *dir, const struct crac_img_view *v,
+				void (*step)(void *ctx, const char *path, long i), void *ctx, char *msg,
+				size_t msglen)
+{
 	char path[PATH_MAX];
 	struct crac_img_reader rd;
 	char *buf = NULL;
 	int fd, rc = 0;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, CRAC_IMG_PAGES_FILE);
+	if (step)
+		step(ctx, path, -1);
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
 		snprintf(msg, msglen, "%s: %s", path, strerror(errno));
 		return -errno;
@@ -2036,6 +2097,8 @@ int crac_img_verify_pages(const char *dir, const struct crac_img_view *v, char *
 	for (uint32_t i = 0; i < v->h->n_chunks && !rc; i++) {
 		const struct crac_img_chunk *c = &v->chunks[i];
 		/* read, decompressed if it is, its crc checked (image/chunk.c) */
+		if (step)
+			step(ctx, path, i);
 		long r = crac_img_reader_read(&rd, fd, c, buf);
 		if (r < 0) {
 			rc = (int)r;
@@ -2062,6 +2125,8 @@ int crac_img_verify_pages(const char *dir, const struct crac_img_view *v, char *
 	for (uint32_t i = 0; i < v->h->n_fds && !rc; i++) {
 		const struct crac_img_fd *e = &v->fds[i];
 		uint32_t crc = 0;
+		if (step)
+			step(ctx, path, (long)v->h->n_chunks + i);
 		for (uint64_t done = 0; done < e->data_len && !rc;) {
 			uint64_t n = e->data_len - done < CRAC_IMG_CHUNK_MAX ? e->data_len - done : CRAC_IMG_CHUNK_MAX;
 			ssize_t got = pread(fd, buf, n, (off_t)(e->data_off + done));

@@ -27,6 +27,12 @@ void crac_img_unload(struct crac_img_loaded *l) CRAC_HIDDEN;
 
 /* Reads every chunk of DIR/pages and checks its crc32c. */
 int crac_img_verify_pages(const char *dir, const struct crac_img_view *v, char *msg, size_t msglen) CRAC_HIDDEN;
+/* The same, calling step(ctx, path, i) before each read of a file: i -1
+ * the open of path (DIR/pages), i < n_chunks chunk #i, then n_chunks + k
+ * the data of descriptor k (crac flatten's watcher: each may not return). */
+int crac_img_verify_pages_steps(const char *dir, const struct crac_img_view *v,
+				void (*step)(void *ctx, const char *path, long i), void *ctx, char *msg,
+				size_t msglen) CRAC_HIDDEN;
 
 /* Reading chunks in a program with libc (crac inspect, flatten): the
  * buffers crac_img_chunk_read needs, malloc'd. */
@@ -107,6 +113,11 @@ int crac_img_tmp_name(const char *dir, char *out, size_t len) CRAC_HIDDEN;
  * -ENAMETOOLONG; mkdtemp's -errno (tmp emptied); open's -errno (tmp made,
  * *fd -1); -EBUSY (removed each time as it was created). */
 int crac_img_tmp_create(const char *dir, char *tmp, size_t len, int *fd) CRAC_HIDDEN;
+/* Temporaries named after process pid from now on (0: the caller, the
+ * default): a worker names them after the command that watches it
+ * (crac flatten, cli/watch.c), which outlives it and kills it when it
+ * ends; the lock is the worker's. */
+void crac_img_tmp_writer(int pid) CRAC_HIDDEN;
 int crac_img_clean_stale(const char *dir, int *removed) CRAC_HIDDEN;
 /* The same; its listing of the parent and each removal are bounded by the
  * checkpoint's deadline (crac_img_fs_deadline): -ETIMEDOUT with msg naming
@@ -194,6 +205,19 @@ int crac_img_own_dir_msg(const char *dir, const char *const *also, struct stat *
 			 size_t olen, char *msg, size_t msglen) CRAC_HIDDEN;
 /* lstat(2) of path into *st, bounded the same way: 0, -errno or -ETIMEDOUT. */
 int crac_img_lstat_msg(const char *path, struct stat *st, char *msg, size_t msglen) CRAC_HIDDEN;
+/* The same, slowed in tests by CRAC_TEST_SLOW_FS=SLOW:MS instead of `lstat`. */
+int crac_img_lstat_as_msg(const char *path, struct stat *st, const char *slow, char *msg, size_t msglen)
+	CRAC_HIDDEN;
+/* fn(arg) by a helper (bounded.h: raw system calls only; own_files: a
+ * table of descriptors of its own, none of ours in it, so that one its
+ * late call opens ends with it), bounded the same way: 0 when fn returned,
+ * -ETIMEDOUT when it was given up on, with why ("did not return after N ms
+ * (LIMIT): its file system does not answer; given up"); what fn writes
+ * then must be on the helper's stack or in memory that stays (a late call
+ * may still write it). Without a helper (seccomp): fn(arg) here,
+ * unbounded. Slowed in tests by CRAC_TEST_SLOW_FS=SLOW:MS (NULL: never). */
+int crac_img_bounded_call(const char *slow, void (*fn)(void *), void *arg, bool own_files, char *why, size_t wlen)
+	CRAC_HIDDEN;
 /* stat(2) (links followed) the same way. */
 int crac_img_stat_msg(const char *path, struct stat *st, char *msg, size_t msglen) CRAC_HIDDEN;
 /* A new file path (O_EXCL, mode 0600, no link followed) holding len bytes
@@ -217,7 +241,8 @@ int crac_img_unlink_in_msg(const char *dir, const char *name, char *msg, size_t 
  * a lock server, NFS's, may not answer), by a helper bounded the same way:
  * 0, -errno (-EAGAIN: held by another), or -ETIMEDOUT with msg ("the lock
  * of PATH (byte N) did not return after ..."; it may still be granted
- * when the server answers again). */
+ * when the server answers again, on fd's open file description: close fd
+ * to have such a grant released as soon as the call returns). */
 int crac_img_ofd_lock_msg(int fd, const char *path, short type, long byte, char *msg, size_t msglen) CRAC_HIDDEN;
 /* rename (flags 0) or renameat2(flags) of from to to, bounded the same way:
  * 0, -errno (msg "rename FROM to TO: error") or -ETIMEDOUT with msg naming

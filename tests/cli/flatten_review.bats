@@ -64,6 +64,15 @@ flatten_refused() {
 	grep -q "^crac: flatten $T/i2: $1" "$T/flatten.err"
 }
 
+# descendants PID: the processes below PID, each on a line
+descendants() {
+	local c
+	for c in $(pgrep -P "$1"); do
+		echo "$c"
+		descendants "$c"
+	done
+}
+
 # kept DIR HEADER: the image at DIR is the other one (its header is the
 # copy HEADER), and flatten left no temporary in $T
 kept() {
@@ -179,13 +188,14 @@ no_zstd_skip() {
 	# after every check flatten itself makes; the renames are made by a
 	# short-lived helper of flatten's (image/bounded.c: a file system that
 	# does not answer fails the rename instead of hanging it), which
-	# strace follows (-f): the process held is flatten or that helper
+	# strace follows (-f): the process held is flatten, the worker it
+	# watches (src/cli/watch.c) or that helper
 	spawn "$T/flatten.out" "$T/flatten.err" strace -f -qq -o /dev/null \
 		-e inject=renameat2:delay_enter=3000000:when=1 "$CRAC" flatten "$T/i2" "$T/out"
 	fpid=$SPAWNED
 	held=
 	for _ in $(seq 1000); do
-		for c in $(pgrep -P "$fpid") $(pgrep -P "$(pgrep -P "$fpid" | head -n 1)" 2>/dev/null); do
+		for c in $(descendants "$fpid"); do
 			[ "$(cut -d' ' -f1 "/proc/$c/syscall" 2>/dev/null)" = 316 ] && held=1
 		done
 		[ -n "$held" ] && break

@@ -177,10 +177,36 @@ stuck_start() {
 	[ "$(wc -l <"$T/d/boots")" -eq 2 ]
 }
 
+@test "a lock of DIR.lock granted after it was given up on is released at once: another process takes every byte while PROG runs cold" {
+	[ -n "$PY" ] || skip "no python3"
+	# CRAC_TEST_SLOW_FS=locked: the lock is granted, but its call returns
+	# only after it was given up on (a lock server that answers late)
+	stuck_start locked
+	grep -Eq "^crac: start: warning: $T/img is missing, and the search for an image moved aside stopped: the lock of $T/img\.lock \(byte 1\) did not return after [0-9]+ ms \(crac start --timeout, 1000 ms\): its file system does not answer; given up \($T/img\.lock closed: a late grant is released at once; this crac start takes no lock from now on\)$" "$T/start.err"
+	wait_for test -n "$(real_children "$pid")"
+	kill -0 "$pid"
+	# crac start holds no DIR.lock, and no byte of it is locked: another
+	# crac start could write, swap and restore DIR meanwhile
+	[ -z "$(ls -l "/proc/$pid/fd" | grep "$T/img\.lock")" ]
+	run "$PY" -c '
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+for byte in (0, 1, 2):
+    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, byte)
+print("free")' "$T/img.lock"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$output" = free ]
+}
+
 @test "the locks of DIR.lock do not return (a lock server gone): given up at --timeout naming the lock file and the byte; PROG starts cold and writes no image" {
 	stuck_start lock
-	grep -Eq "^crac: start: warning: $T/img is missing, and the search for an image moved aside stopped: the lock of $T/img\.lock \(byte 1\) did not return after [0-9]+ ms \(crac start --timeout, 1000 ms\): its file system does not answer; given up$" "$T/start.err"
-	grep -Eq "^crac: start: cannot lock $T/img\.lock: the lock of $T/img\.lock \(byte 0\) did not return after [0-9]+ ms \(crac start --timeout, 1000 ms\): its file system does not answer; given up: starting $SERVER cold; it writes no image: the file system of $T/img does not answer$" "$T/start.err"
+	# the first (byte 1, the look for an image moved aside) given up on:
+	# DIR.lock closed (a late grant released at once), no lock taken after
+	dropped="\($T/img\.lock closed: a late grant is released at once; this crac start takes no lock from now on\)"
+	grep -Eq "^crac: start: warning: $T/img is missing, and the search for an image moved aside stopped: the lock of $T/img\.lock \(byte 1\) did not return after [0-9]+ ms \(crac start --timeout, 1000 ms\): its file system does not answer; given up $dropped$" "$T/start.err"
+	grep -Eq "^crac: start: cannot lock $T/img\.lock: the lock of $T/img\.lock \(byte 1\) did not return after [0-9]+ ms \(crac start --timeout, 1000 ms\): its file system does not answer; given up $dropped: starting $SERVER cold; it writes no image: the file system of $T/img does not answer$" "$T/start.err"
+	[ "$(grep -c "did not return" "$T/start.err")" -eq 2 ]
 	[ "$ms" -lt 8000 ]
 	wait_for test -n "$(real_children "$pid")"
 	kill -0 "$pid"

@@ -484,6 +484,56 @@ static void test_bounded_open_read(void)
 		close(fd);
 }
 
+/* crac_img_bounded_call's fn: counts its runs (its own instructions write
+ * here; nothing a late call returns does). */
+static void count_call(void *arg)
+{
+	__atomic_add_fetch((int *)arg, 1, __ATOMIC_RELEASE);
+}
+
+/* crac_img_bounded_call (crac restore's owner check, the NOTIFY_SOCKET
+ * setup) and crac_img_tmp_writer (flatten's temporaries named after the
+ * command): fn runs by a helper, or is given up on at the limit with the
+ * reason, and never runs after; a temporary's name carries the pid set. */
+static void test_bounded_call(void)
+{
+	char why[256], tmp[PATH_MAX];
+	int runs = 0;
+
+	crac_img_fs_limit(0, 300, "the test's limit");
+	unsetenv("CRAC_TEST_SLOW_FS");
+	CHECK_EQ(crac_img_bounded_call("call", count_call, &runs, false, why, sizeof(why)), 0);
+	CHECK_EQ(runs, 1);
+	CHECK_EQ(why[0], 0);
+	CHECK_EQ(crac_img_bounded_call("call", count_call, &runs, true, why, sizeof(why)), 0);
+	CHECK_EQ(runs, 2);
+	setenv("CRAC_TEST_SLOW_FS", "call:1000", 1);
+	int64_t t0 = now_ms();
+	CHECK_EQ(crac_img_bounded_call("call", count_call, &runs, false, why, sizeof(why)), -ETIMEDOUT);
+	CHECKF(now_ms() - t0 >= 300 && now_ms() - t0 < 900, "gave up after %lld ms", (long long)(now_ms() - t0));
+	CHECKF(strstr(why, "did not return after ") && strstr(why, "(the test's limit)"), "%s", why);
+	/* killed in its sleep: fn never runs, even once the sleep is over */
+	usleep(1200 * 1000);
+	CHECK_EQ(__atomic_load_n(&runs, __ATOMIC_ACQUIRE), 2);
+	/* another slow operation's name does not slow this one */
+	CHECK_EQ(crac_img_bounded_call("other", count_call, &runs, false, why, sizeof(why)), 0);
+	CHECK_EQ(runs, 3);
+	unsetenv("CRAC_TEST_SLOW_FS");
+	crac_img_fs_limit(0, -1, NULL);
+
+	char d[PATH_MAX];
+	snprintf(d, sizeof(d), "%s/named", root);
+	crac_img_tmp_writer(4242);
+	CHECK_EQ(crac_img_tmp_name(d, tmp, sizeof(tmp)), 0);
+	crac_img_tmp_writer(0);
+	char want[PATH_MAX + 16];
+	snprintf(want, sizeof(want), "%s.tmp-4242-", d);
+	CHECKF(!strncmp(tmp, want, strlen(want)), "%s", tmp);
+	CHECK_EQ(crac_img_tmp_name(d, tmp, sizeof(tmp)), 0);
+	snprintf(want, sizeof(want), "%s.tmp-%d-", d, (int)getpid());
+	CHECKF(!strncmp(tmp, want, strlen(want)), "%s", tmp);
+}
+
 int main(void)
 {
 	snprintf(root, sizeof(root), "/tmp/crac-test-image-dir.XXXXXX");
@@ -497,6 +547,7 @@ int main(void)
 	RUN(test_bounded);
 	RUN(test_bounded_looks);
 	RUN(test_bounded_open_read);
+	RUN(test_bounded_call);
 	char cmd[PATH_MAX + 16];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
 	if (system(cmd) != 0)
