@@ -11,8 +11,9 @@
  * hold (the tokenizer keeps them for fnmatch).
  *
  * A name that differs from run to run would give a rule that matches once:
- *   - a deleted temporary (mkstemp's random letters, O_TMPFILE's inode
- *     number: php's /tmp/.ZendSem.XARx7Y): its random part becomes '*'
+ *   - a deleted temporary (mkstemp's random letters in /tmp, /var/tmp or
+ *     /dev/shm, O_TMPFILE's inode number anywhere: php's
+ *     /tmp/.ZendSem.XARx7Y): its random part becomes '*'
  *     (crac_obj_put_name_glob);
  *   - an established connection's ephemeral port: socket.c keeps the
  *     stable end and writes '*' for the other
@@ -76,8 +77,16 @@ size_t crac_obj_temp_random_part(const char *name, size_t *start)
 			return len - base - 1;
 		}
 	}
-	/* mkstemp(3) and the like: a trailing run of at least six letters
-	 * and digits (a separator or the directory before it) */
+	/* mkstemp(3) and the like, in a directory for temporaries (elsewhere
+	 * a deleted file is rather one replaced by an upgrade, whose name
+	 * stays: /usr/bin/python3): a trailing run of at least six letters,
+	 * digits or underscores (a separator or the directory before it) */
+	static const char *const tmp_dirs[] = { "/tmp/", "/var/tmp/", "/dev/shm/" };
+	int in_tmp = 0;
+	for (size_t d = 0; d < sizeof(tmp_dirs) / sizeof(*tmp_dirs); d++)
+		in_tmp |= !memcmp(name, tmp_dirs[d], strlen(tmp_dirs[d]));
+	if (!in_tmp)
+		return 0;
 	size_t k = len;
 	while (k > base && (alnum(name[k - 1]) || name[k - 1] == '_'))
 		k--;

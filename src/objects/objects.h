@@ -187,7 +187,8 @@ const char *crac_obj_kind_name(uint32_t kind);
  *   crac_obj_temp_random_part    for a deleted temporary's name ("PATH
  *                                (deleted)"): the length of the part that
  *                                is random from run to run (mkstemp's
- *                                letters, O_TMPFILE's "#INODE" number),
+ *                                letters in /tmp, /var/tmp, /dev/shm;
+ *                                O_TMPFILE's "#INODE" number),
  *                                its offset in *start; else 0
  *   crac_obj_put_name_glob       a whole glob for name: escaped, quoted if
  *                                need be, a temporary's random part as

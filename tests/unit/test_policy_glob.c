@@ -124,6 +124,9 @@ static void test_literal_names(void)
 	CHECK(!strcmp(name_glob("/dev/zero (deleted)"), "\"/dev/zero (deleted)\""));
 	CHECK(!strcmp(name_glob("/var/app/data.db (deleted)"), "\"/var/app/data.db (deleted)\""));
 	CHECK(!strcmp(name_glob("/SYSV0000abcd (deleted)"), "\"/SYSV0000abcd (deleted)\""));
+	/* deleted outside a directory for temporaries: replaced by an upgrade, its name stays */
+	CHECK(!strcmp(name_glob("/usr/bin/python3 (deleted)"), "\"/usr/bin/python3 (deleted)\""));
+	CHECK(!strcmp(name_glob("/srv/app/.lock.XARx7Y (deleted)"), "\"/srv/app/.lock.XARx7Y (deleted)\""));
 }
 
 static void test_deleted_temporaries(void)
@@ -139,10 +142,15 @@ static void test_deleted_temporaries(void)
 	g = name_glob("/var/tmp/#1234567 (deleted)");
 	CHECKF(!strcmp(g, "\"/var/tmp/#* (deleted)\""), "%s", g);
 	CHECK(rule_matches_name("file", g, "/var/tmp/#98 (deleted)"));
-	/* a whole random name (python's tempfile: tmpXXXXXXXX) */
+	/* a whole random name (python's tempfile: tmpXXXXXXXX), in /var/tmp and /dev/shm too */
 	g = name_glob("/tmp/tmpk3j_x9a1 (deleted)");
 	CHECKF(!strcmp(g, "\"/tmp/* (deleted)\""), "%s", g);
 	CHECK(rule_matches_name("file", g, "/tmp/tmpzz81qq0p (deleted)"));
+	g = name_glob("/var/tmp/app-Ab12Cd (deleted)");
+	CHECKF(!strcmp(g, "\"/var/tmp/app-* (deleted)\""), "%s", g);
+	g = name_glob("/dev/shm/sem.q00Ncb (deleted)");
+	CHECKF(!strcmp(g, "\"/dev/shm/sem.* (deleted)\""), "%s", g);
+	CHECK(rule_matches_name("file", g, "/dev/shm/sem.Zz9y8x (deleted)"));
 	/* a real temporary, deleted, and the next one */
 	char path[256], path2[256];
 	snprintf(path, sizeof(path), "%s/.lock.XXXXXX", tmpdir);
