@@ -8,7 +8,8 @@
  * without flags: '*', '?', '[' and ']' are wildcards and '\' escapes, so
  * each is written escaped; a name with a blank or a '#' (which starts a
  * comment) is written in double quotes, inside which the escapes still
- * hold (the tokenizer keeps them for fnmatch).
+ * hold (the tokenizer keeps them for fnmatch). A double quote, which no
+ * rule can hold, is written '?'.
  *
  * A name that differs from run to run would give a rule that matches once:
  *   - a deleted temporary (mkstemp's random letters in /tmp, /var/tmp or
@@ -45,7 +46,10 @@ void crac_obj_put_glob_literal(struct crac_img_buf *b, const char *s, size_t n)
 
 	for (size_t k = 0; k < n && s[k]; k++) {
 		two[1] = s[k];
-		crac_img_puts(b, glob_special(s[k]) ? two : two + 1);
+		/* a double quote cannot be written in a rule (a quoted word
+		 * ends at it, an unquoted one starting with it is quoted):
+		 * '?' matches it */
+		crac_img_puts(b, s[k] == '"' ? "?" : glob_special(s[k]) ? two : two + 1);
 	}
 }
 

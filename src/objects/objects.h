@@ -183,7 +183,8 @@ const char *crac_obj_kind_name(uint32_t kind);
  *   crac_obj_glob_needs_quotes   1 if s must be written in double quotes
  *                                (a blank, or '#', which starts a comment)
  *   crac_obj_put_glob_literal    the first n bytes of s (up to its NUL),
- *                                fnmatch's '*', '?', '[', ']', '\' escaped
+ *                                fnmatch's '*', '?', '[', ']', '\' escaped,
+ *                                a '"' (no rule can hold one) as '?'
  *   crac_obj_temp_random_part    for a deleted temporary's name ("PATH
  *                                (deleted)"): the length of the part that
  *                                is random from run to run (mkstemp's

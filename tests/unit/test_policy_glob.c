@@ -113,7 +113,10 @@ static void test_literal_names(void)
 	CHECK(!strcmp(name_glob("/srv/x*y?[1]\\z"), "/srv/x\\*y\\?\\[1\\]\\\\z"));
 	CHECK(!strcmp(name_glob("/srv/a b"), "\"/srv/a b\""));
 	CHECK(!strcmp(name_glob("/srv/a#b"), "\"/srv/a#b\""));
-	const char *names[] = { "/srv/plain.txt", "/srv/x*y?[1]\\z", "/srv/a b", "/srv/a#b", "/srv/[ab] #1 *" };
+	CHECK(!strcmp(name_glob("/srv/say \"hi\""), "\"/srv/say ?hi?\""));
+	CHECK(!strcmp(name_glob("\"q"), "?q"));
+	const char *names[] = { "/srv/plain.txt", "/srv/x*y?[1]\\z", "/srv/a b", "/srv/a#b", "/srv/[ab] #1 *",
+				"/srv/say \"hi\"", "\"q" };
 	for (size_t k = 0; k < sizeof(names) / sizeof(*names); k++) {
 		const char *g = name_glob(names[k]);
 		CHECKF(rule_matches_name("file", g, names[k]), "%s: glob %s does not match it", names[k], g);
