@@ -125,7 +125,11 @@ static int decide_fd(struct crac_round *r, const struct inv_item *it, const stru
 	const char *t = getenv("CRAC_TEST_CHECKS_CLOSE_FD");
 	if (t && atoi(t) == it->fd)
 		close(it->fd);
-	bool carried = probe(it, why, sizeof(why)) == 0;
+	/* What a close policy does depends not on whether the engine could
+	 * carry the descriptor: no probe then (a connection's asks the kernel
+	 * for the listeners of the namespace, to suggest a rule, for each of
+	 * what may be thousands of connections the policy closes). */
+	bool carried = m->action != POL_CLOSE && probe(it, why, sizeof(why)) == 0;
 	/* Closed since the inventory listed it: the program's threads run
 	 * during the checks (one that sends READY=1 and closes its socket as
 	 * the trigger fires, say). Nothing to decide: the capture, with every
