@@ -12,7 +12,10 @@
 # one is still held) must not stop a checkpoint; the restored program must
 # answer, and a checkpoint of it with a third connection (another port
 # again) must pass too. A suggestion that named the ephemeral port (as
-# before) or a random temporary's name matched only once.
+# before) or a random temporary's name matched only once. And the rule a
+# restore suggests for a log file that changed (`reopen changed=ok`), for
+# a name with a blank and brackets, must parse and let the next restore go
+# on (objects/file.c wrote the name unescaped and unquoted).
 #
 # A program that is not installed skips, naming its package.
 
@@ -225,5 +228,68 @@ while True:
 	last=$(sed -n 's/^tick //p' "$T/out" | tail -n 1)
 	zoo_wait "^tick $((last + 3))\$" "$T/r1" 30
 	! grep -q '^local ' "$T/r1"
+	zoo_stop_restored
+}
+
+# logger: a python3 program that appends to the log file $T/$LOGNAME (a
+# blank, brackets: glob characters) a line per SIGUSR1, and says "logged N".
+logger_run() {
+	cat >"$T/logger.py" <<-'PY'
+	import signal, sys, time
+	log = open(sys.argv[1], "a", buffering=1)
+	n = 0
+	def usr1(sig, frame):
+	    global n
+	    n += 1
+	    log.write("line %d\n" % n)
+	    print("logged", n, flush=True)
+	signal.signal(signal.SIGUSR1, usr1)
+	print("ready", flush=True)
+	while True:
+	    time.sleep(0.1)
+	PY
+	zoo_run "$@" "$ZOO_PY" -u "$T/logger.py" "$T/$LOGNAME"
+	zoo_wait '^ready' "$T/out" 30
+}
+
+@test "suggested rules: a log file (blank and brackets in its name) written after the checkpoint: reopen changed=ok" {
+	LOGNAME='app log [1].txt'
+	logger_run
+	run timeout 120 "$CRAC" checkpoint --engine image --keep-running --image-dir "$T/img" "$pid"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	kill -USR1 "$pid"   # the original appends: the file changed
+	zoo_wait '^logged 1$' "$T/out" 10
+	run clean timeout 60 "$CRAC" restore "$T/img"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	echo "$output" | grep -o 'policy `[^`]*`' | sed 's/^policy `//; s/`$//' >"$T/pol"
+	cat "$T/pol"
+	grep -qx 'file ".*/app log \\\[1\\\]\.txt" reopen changed=ok' "$T/pol"
+	kill "$pid"
+	wait "$pid" 2>/dev/null || true
+	pid=""
+
+	# with the rule: the same, and the restore goes on
+	mv "$T/out" "$T/out1"
+	logger_run --opts --policies "$T/pol" --
+	run timeout 120 "$CRAC" checkpoint --engine image --keep-running --image-dir "$T/img2" "$pid"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	kill -USR1 "$pid"
+	zoo_wait '^logged 1$' "$T/out" 10
+	rm -rf "$T/img"
+	mv "$T/img2" "$T/img"
+	# restored; signalled once it has jumped into the program (before,
+	# SIGUSR1 would end `crac restore`): the loader says "j" on fd 3 then
+	SPAWN_FD3="$T/r1.ponr" spawn "$T/r1" "$T/r1" env CRAC_LOADER_PONR_FD=3 "$CRAC" restore "$T/img"
+	rpid=$SPAWNED
+	ZOO_KILL="$ZOO_KILL $rpid"
+	zoo_until 30 grep -q j "$T/r1.ponr"
+	kill -USR1 "$rpid"
+	zoo_wait '^logged 1$' "$T/r1" 20
+	# the restored program appended after the original's line
+	tail -n 1 "$T/$LOGNAME" | grep -qx 'line 1'
+	[ "$(grep -c '^line 1$' "$T/$LOGNAME")" -eq 3 ]   # run 1, run 2, restored
 	zoo_stop_restored
 }
