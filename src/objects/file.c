@@ -287,8 +287,14 @@ int crac_obj_file_check(const struct crac_img_view *v, const struct crac_img_fd 
 		 * file or device under that path never */
 		if (e->kind == CRAC_OBJ_FILE && (st.st_mode & S_IFMT) == S_IFREG &&
 		    st.st_dev == e->u[0] && st.st_ino == e->u[1]) {
+			/* the path as a rule's glob (glob.c), shown with its
+			 * control characters escaped: it comes from the image */
+			char glob[4200];
+			struct crac_img_buf g = { glob, 0, sizeof(glob) };
+			glob[0] = 0;
+			crac_obj_put_name_glob(&g, path);
 			crac_img_puts(why, "; a policy `file ");
-			crac_img_put_escaped(why, path);
+			crac_img_put_escaped(why, glob);
 			crac_img_puts(why, " reopen changed=ok` accepts it");
 		}
 		return -ESTALE;

@@ -176,6 +176,45 @@ int crac_obj_probe(int fd, struct crac_img_buf *why);
 
 /* The policy kind name of a CRAC_OBJ_* ("file", "pipe", ...). */
 const char *crac_obj_kind_name(uint32_t kind);
+
+/*
+ * The glob a refusal suggests for a policy rule (glob.c): one that parses
+ * as the rule's GLOB word and matches the item, in this run and the next.
+ *   crac_obj_glob_needs_quotes   1 if s must be written in double quotes
+ *                                (a blank, or '#', which starts a comment)
+ *   crac_obj_put_glob_literal    the first n bytes of s (up to its NUL),
+ *                                fnmatch's '*', '?', '[', ']', '\' escaped,
+ *                                a '"' (no rule can hold one) as '?'
+ *   crac_obj_temp_random_part    for a deleted temporary's name ("PATH
+ *                                (deleted)"): the length of the part that
+ *                                is random from run to run (mkstemp's
+ *                                letters in /tmp, /var/tmp, /dev/shm;
+ *                                O_TMPFILE's "#INODE" number),
+ *                                its offset in *start; else 0
+ *   crac_obj_put_name_glob       a whole glob for name: escaped, quoted if
+ *                                need be, a temporary's random part as
+ *                                '*'; 1 if it wrote a wildcard
+ */
+int crac_obj_glob_needs_quotes(const char *s);
+void crac_obj_put_glob_literal(struct crac_img_buf *b, const char *s, size_t n);
+size_t crac_obj_temp_random_part(const char *name, size_t *start);
+int crac_obj_put_name_glob(struct crac_img_buf *b, const char *name);
+
+/*
+ * For an established connection (socket.c): the policy kind that names it
+ * ("tcp", "unix", ...) and a glob for it that keeps its stable end, the
+ * service, and matches every connection to or from that service: an
+ * accepted connection (a TCP socket of this network namespace listens on
+ * its local port: "127.0.0.1:6379->*", "*:8080->*" when the listener is
+ * bound to every address; a Unix one on the listener's name:
+ * "/run/app.sock->*") or an outgoing one ("*->10.0.0.5:5432",
+ * "*->/run/app.sock"); the ephemeral port, or the unnamed or autobound
+ * Unix end, becomes '*'. Both ends unnamed: "*". l, p: the local and peer
+ * addresses as getsockname(2) and getpeername(2) give them (pl 0: none).
+ */
+const char *crac_obj_policy_kind(int domain, int type);
+void crac_obj_put_connection_glob(struct crac_img_buf *b, int domain, const void *l, uint32_t ll, const void *p,
+				  uint32_t pl);
 /* Appends "fd N (KIND PATH): " for entry e: how every message names a descriptor. */
 void crac_obj_put_entry(struct crac_img_buf *b, const struct crac_img_view *v, const struct crac_img_fd *e);
 

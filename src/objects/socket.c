@@ -79,6 +79,7 @@
 #include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
 #include <linux/unix_diag.h>
+#include <linux/inet_diag.h>
 
 enum { R_LISTEN = 1, R_DGRAM, R_PAIR, R_ORPHAN };
 
@@ -234,53 +235,225 @@ static void put_addr(struct crac_img_buf *b, const void *sa, uint32_t len)
 }
 
 /* The policy kind that names a socket (as the safety checks do). */
-static const char *policy_kind(int domain, int type)
+const char *crac_obj_policy_kind(int domain, int type)
 {
 	if (domain == AF_INET || domain == AF_INET6)
 		return type == SOCK_STREAM ? "tcp" : type == SOCK_DGRAM ? "udp" : "socket";
 	return domain == AF_UNIX ? "unix" : "socket";
 }
 
-/* "L -> P) cannot be carried; a policy `KIND L->P close` ..." for a connection. */
+/* An IP socket address's port and address bytes (4 or 16; v4 for AF_INET),
+ * or 0 for another family. */
+static int ip_parts(const void *sa, uint32_t len, unsigned *port, unsigned char addr[16])
+{
+	uint16_t family = 0;
+
+	if (len >= 2)
+		memcpy(&family, sa, 2);
+	if (family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+		struct sockaddr_in a;
+		memcpy(&a, sa, sizeof(a));
+		*port = port_of(a.sin_port);
+		memcpy(addr, &a.sin_addr, 4);
+		return 4;
+	}
+	if (family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
+		struct sockaddr_in6 a;
+		memcpy(&a, sa, sizeof(a));
+		*port = port_of(a.sin6_port);
+		memcpy(addr, &a.sin6_addr, 16);
+		return 16;
+	}
+	return 0;
+}
+
+/*
+ * Does a TCP socket of this network namespace listen on the port of local
+ * address l (inet_diag, IPv4 and IPv6)? 2: one bound to that very address,
+ * 1: one bound to every address (0.0.0.0, ::), 0: none; -errno if the
+ * kernel cannot tell. Stack buffers only: probes run on several threads.
+ */
+static int tcp_listener_on(const void *l, uint32_t ll)
+{
+	static const unsigned char zero[16];
+	unsigned char mine[16], mapped[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	unsigned port = 0;
+	int alen = ip_parts(l, ll, &port, mine), best = 0;
+	char buf[8192] __attribute__((aligned(8)));
+
+	if (!alen)
+		return 0;
+	if (alen == 4)
+		memcpy(mapped + 12, mine, 4);
+	for (int fam = 0; fam < 2; fam++) {
+		struct {
+			struct nlmsghdr h;
+			struct inet_diag_req_v2 r;
+		} q;
+		struct sockaddr_nl sa;
+		long nl = sys_socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG), n = 0;
+		int done = 0;
+
+		if (nl < 0)
+			return (int)nl;
+		memset(&q, 0, sizeof(q));
+		memset(&sa, 0, sizeof(sa));
+		sa.nl_family = AF_NETLINK;
+		q.h.nlmsg_len = sizeof(q);
+		q.h.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+		q.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+		q.r.sdiag_family = fam ? AF_INET6 : AF_INET;
+		q.r.sdiag_protocol = IPPROTO_TCP;
+		q.r.idiag_states = 1u << 10;   /* TCP_LISTEN */
+		n = SYS(SYS_sendto, nl, &q, sizeof(q), 0, &sa, sizeof(sa));
+		while (n >= 0 && !done) {
+			do
+				n = SYS(SYS_recvfrom, nl, buf, sizeof(buf), 0, 0, 0);
+			while (n == -EINTR);
+			if (n <= 0) {
+				n = n < 0 ? n : -EPROTO;
+				break;
+			}
+			for (long off = 0; off + (long)sizeof(struct nlmsghdr) <= n && !done;) {
+				struct nlmsghdr h;
+				memcpy(&h, buf + off, sizeof(h));
+				if (h.nlmsg_len < sizeof(h) || off + (long)h.nlmsg_len > n) {
+					n = -EPROTO;
+					break;
+				}
+				if (h.nlmsg_type == NLMSG_DONE) {
+					done = 1;
+				} else if (h.nlmsg_type == NLMSG_ERROR) {
+					struct nlmsgerr err;
+					memset(&err, 0, sizeof(err));
+					if (h.nlmsg_len >= NLMSG_HDRLEN + sizeof(err))
+						memcpy(&err, buf + off + NLMSG_HDRLEN, sizeof(err));
+					n = err.error < 0 ? err.error : -EPROTO;
+					break;
+				} else if (h.nlmsg_type == SOCK_DIAG_BY_FAMILY &&
+					   h.nlmsg_len >= NLMSG_LENGTH(sizeof(struct inet_diag_msg))) {
+					struct inet_diag_msg m;
+					memcpy(&m, buf + off + NLMSG_HDRLEN, sizeof(m));
+					unsigned char src[16];
+					int slen = m.idiag_family == AF_INET ? 4 : 16;
+					memcpy(src, m.id.idiag_src, 16);
+					if (port_of(m.id.idiag_sport) == port) {
+						if (!memcmp(src, zero, (size_t)slen) && best < 1)
+							best = 1;
+						if ((slen == alen && !memcmp(src, mine, (size_t)slen)) ||
+						    (slen == 16 && alen == 4 && !memcmp(src, mapped, 16)))
+							best = 2;
+					}
+				}
+				off += NLMSG_ALIGN(h.nlmsg_len);
+			}
+		}
+		sys_close(nl);
+		if (n < 0)
+			return (int)n;
+	}
+	return best;
+}
+
+/* A Unix address that names nothing stable: unnamed, or autobound by the
+ * kernel (an abstract name of five hex digits, new each time). */
+static int unix_unstable(const void *sa, uint32_t len)
+{
+	const unsigned char *p = sa;
+	uint32_t off = (uint32_t)offsetof(struct sockaddr_un, sun_path);
+
+	if (len <= off || (len == off + 1 && !p[off]))
+		return 1;
+	if (p[off] || len != off + 6)
+		return 0;
+	for (uint32_t k = off + 1; k < len; k++)
+		if (!((p[k] >= '0' && p[k] <= '9') || (p[k] >= 'a' && p[k] <= 'f')))
+			return 0;
+	return 1;
+}
+
+void crac_obj_put_connection_glob(struct crac_img_buf *b, int domain, const void *l, uint32_t ll, const void *p,
+				  uint32_t pl)
+{
+	char lt[300], pt[300];
+	struct crac_img_buf lb = { lt, 0, sizeof(lt) }, pb = { pt, 0, sizeof(pt) };
+	enum { KEEP_NONE, KEEP_LOCAL, KEEP_LOCAL_PORT, KEEP_PEER, KEEP_BOTH } keep = KEEP_BOTH;
+
+	lt[0] = pt[0] = 0;
+	put_addr(&lb, l, ll);
+	if (pl)
+		put_addr(&pb, p, pl);
+	else
+		crac_img_puts(&pb, "(unnamed)");
+	if (!pl) {
+		/* no peer address to name: the checks name it by its own (runtime/inventory.c) */
+		keep = domain == AF_UNIX && unix_unstable(l, ll) ? KEEP_NONE : KEEP_LOCAL;
+	} else if (domain == AF_UNIX) {
+		int lu = unix_unstable(l, ll), pu = unix_unstable(p, pl);
+		keep = lu && pu ? KEEP_NONE : lu ? KEEP_PEER : pu ? KEEP_LOCAL : KEEP_BOTH;
+	} else if (domain == AF_INET || domain == AF_INET6) {
+		int on = tcp_listener_on(l, ll);
+		unsigned lport = 0, pport = 0;
+		unsigned char a[16];
+		ip_parts(l, ll, &lport, a);
+		ip_parts(p, pl, &pport, a);
+		if (on < 0)   /* the kernel cannot tell: Linux's default ephemeral range */
+			on = lport < 32768 && pport >= 32768 ? 2 : 0;
+		keep = on == 2 ? KEEP_LOCAL : on == 1 ? KEEP_LOCAL_PORT : KEEP_PEER;
+	}
+	int quote = (keep != KEEP_PEER && keep != KEEP_NONE && crac_obj_glob_needs_quotes(lt)) ||
+		    ((keep == KEEP_PEER || keep == KEEP_BOTH) && crac_obj_glob_needs_quotes(pt));
+	if (quote)
+		crac_img_puts(b, "\"");
+	switch (keep) {
+	case KEEP_NONE:
+		crac_img_puts(b, "*");
+		break;
+	case KEEP_LOCAL_PORT: {
+		/* "*:PORT": whichever address of this host the peer reached */
+		size_t colon = strlen(lt);
+		while (colon && lt[colon - 1] != ':')
+			colon--;
+		crac_img_puts(b, "*");
+		crac_obj_put_glob_literal(b, lt + (colon ? colon - 1 : 0), sizeof(lt));
+		crac_img_puts(b, "->*");
+		break;
+	}
+	case KEEP_LOCAL:
+		crac_obj_put_glob_literal(b, lt, sizeof(lt));
+		crac_img_puts(b, pl ? "->*" : "");
+		break;
+	case KEEP_PEER:
+		crac_img_puts(b, "*->");
+		crac_obj_put_glob_literal(b, pt, sizeof(pt));
+		break;
+	case KEEP_BOTH:
+		crac_obj_put_glob_literal(b, lt, sizeof(lt));
+		crac_img_puts(b, "->");
+		crac_obj_put_glob_literal(b, pt, sizeof(pt));
+		break;
+	}
+	if (quote)
+		crac_img_puts(b, "\"");
+}
+
+/* "L -> P) cannot be carried; a policy `KIND GLOB close` ..." for a connection. */
 static void refuse_connection(struct crac_img_buf *why, const char *what, int domain, int type,
 			      const void *l, uint32_t ll, const void *p, uint32_t pl)
 {
-	char glob[700];
-	struct crac_img_buf g = { glob, 0, sizeof(glob) };
-
 	crac_img_puts(why, what);
 	crac_img_puts(why, " (");
 	put_addr(why, l, ll);
 	crac_img_puts(why, " -> ");
-	put_addr(why, p, pl);
+	if (pl)
+		put_addr(why, p, pl);
+	else
+		crac_img_puts(why, "(unnamed)");
 	crac_img_puts(why, ") cannot be carried; a policy `");
-	crac_img_puts(why, policy_kind(domain, type));
+	crac_img_puts(why, crac_obj_policy_kind(domain, type));
 	put_ch(why, ' ');
-	/* the glob that names it, as the safety checks write it: glob
-	 * characters escaped, quoted when it has blanks, `*` for unnamed ends */
-	glob[0] = 0;
-	put_addr(&g, l, ll);
-	crac_img_puts(&g, "->");
-	put_addr(&g, p, pl);
-	int quote = 0, unnamed = 0;
-	size_t gl = strlen(glob);
-	for (size_t k = 0; k < gl; k++) {
-		quote |= glob[k] == ' ' || glob[k] == '\t';
-		unnamed |= gl - k >= 9 && !memcmp(glob + k, "(unnamed)", 9);
-	}
-	if (unnamed) {
-		put_ch(why, '*');
-	} else {
-		if (quote)
-			put_ch(why, '"');
-		for (const char *s = glob; *s; s++) {
-			if (*s == '*' || *s == '?' || *s == '[' || *s == ']' || *s == '\\')
-				put_ch(why, '\\');
-			put_ch(why, *s);
-		}
-		if (quote)
-			put_ch(why, '"');
-	}
+	/* the glob the safety checks suggest too (runtime/checks.c) */
+	crac_obj_put_connection_glob(why, domain, l, ll, p, pl);
 	crac_img_puts(why, " close` restores it closed: the program sees its peer gone");
 }
 

@@ -125,7 +125,11 @@ static int decide_fd(struct crac_round *r, const struct inv_item *it, const stru
 	const char *t = getenv("CRAC_TEST_CHECKS_CLOSE_FD");
 	if (t && atoi(t) == it->fd)
 		close(it->fd);
-	bool carried = probe(it, why, sizeof(why)) == 0;
+	/* What a close policy does depends not on whether the engine could
+	 * carry the descriptor: no probe then (a connection's asks the kernel
+	 * for the listeners of the namespace, to suggest a rule, for each of
+	 * what may be thousands of connections the policy closes). */
+	bool carried = m->action != POL_CLOSE && probe(it, why, sizeof(why)) == 0;
 	/* Closed since the inventory listed it: the program's threads run
 	 * during the checks (one that sends READY=1 and closes its socket as
 	 * the trigger fires, say). Nothing to decide: the capture, with every
@@ -204,32 +208,37 @@ static int item_resource(const struct inv_item *it, char *buf, size_t n)
 }
 
 /*
- * A rule suggestion for the item. Items without a stable name (pipes,
- * anonymous inodes) get "*"; other names have glob characters escaped and
- * are quoted when they contain blanks.
+ * A rule suggestion for the item, one that matches it in the next run too
+ * (objects/glob.c, which the image engine's socket probe uses as well).
+ * Items without a stable name (pipes, anonymous inodes) get "*"; an
+ * established connection keeps its service's end, its ephemeral port is
+ * '*'; a deleted temporary's random name part is '*'; other names are
+ * written literally (glob characters escaped, quoted when need be).
  */
 static void suggest(const struct inv_item *it, const char *action, char *buf, size_t n)
 {
-	char glob[PATH_MAX * 2 + 8];
-	size_t g = 0;
-	bool quote = strpbrk(it->name, " \t") != NULL;
+	struct crac_img_buf b = { buf, 0, n };
 
+	buf[0] = 0;
+	crac_img_puts(&b, it->kind);
+	crac_img_puts(&b, " ");
+	if (it->cls == INV_FD && is_connection(it) && strstr(it->name, "->")) {
+		struct sockaddr_storage l, p;
+		socklen_t ll = sizeof(l), pl = sizeof(p);
+		if (getsockname(it->fd, (struct sockaddr *)&l, &ll) == 0 &&
+		    getpeername(it->fd, (struct sockaddr *)&p, &pl) == 0) {
+			crac_obj_put_connection_glob(&b, it->family, &l, ll, &p, pl);
+			goto action;
+		}
+	}
 	if (!*it->name || !strncmp(it->name, "pipe:", 5) || !strncmp(it->name, "anon_inode:", 11) ||
-	    !strncmp(it->name, "socket:", 7) || strstr(it->name, "(unnamed)")) {
-		snprintf(buf, n, "%s * %s", it->kind, action);
-		return;
-	}
-	if (quote)
-		glob[g++] = '"';
-	for (const char *p = it->name; *p && g < sizeof(glob) - 4; p++) {
-		if (strchr("*?[]\\", *p))
-			glob[g++] = '\\';
-		glob[g++] = *p;
-	}
-	if (quote)
-		glob[g++] = '"';
-	glob[g] = 0;
-	snprintf(buf, n, "%s %s %s", it->kind, glob, action);
+	    !strncmp(it->name, "socket:", 7) || strstr(it->name, "(unnamed)"))
+		crac_img_puts(&b, "*");
+	else
+		crac_obj_put_name_glob(&b, it->name);
+action:
+	crac_img_puts(&b, " ");
+	crac_img_puts(&b, action);
 }
 
 /*

@@ -1,0 +1,429 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_policy_glob.c - the globs a refusal suggests (objects/glob.c,
+ * objects/socket.c crac_obj_put_connection_glob) parse as a policy rule
+ * (runtime/policy.c) and match the item they were made for and the same
+ * item of the next run: another ephemeral port, another temporary's random
+ * name. The rule is loaded with crac_policy_add and matched against the
+ * inventory's own name of a new item (crac__inventory_take), as a
+ * checkpoint does; and the safety checks (sim engine: runtime/checks.c)
+ * and the image engine's probe (socket.c) suggest the same rule.
+ */
+#include "harness.h"
+
+#include <crac.h>
+
+#include "objects/objects.h"
+#include "runtime/checks.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static char tmpdir[] = "/tmp/crac-test-glob-XXXXXX";
+
+/* crac_obj_put_name_glob(name) as text */
+static const char *name_glob(const char *name)
+{
+	static char out[512];
+	struct crac_img_buf b = { out, 0, sizeof(out) };
+	out[0] = 0;
+	crac_obj_put_name_glob(&b, name);
+	return out;
+}
+
+/* The glob of rule "KIND GLOB ACTION" as policy.c reads it (quotes
+ * removed), for fnmatch: what the tokenizer keeps of a double-quoted word. */
+static const char *unquoted(const char *glob)
+{
+	static char out[512];
+	size_t n = strlen(glob);
+	if (n >= 2 && glob[0] == '"' && glob[n - 1] == '"')
+		snprintf(out, sizeof(out), "%.*s", (int)(n - 2), glob + 1);
+	else
+		snprintf(out, sizeof(out), "%s", glob);
+	return out;
+}
+
+/* Does rule `kind glob close`, loaded as a policy, decide close for the
+ * inventory item of this process named `name` of kind `kind`? The rule
+ * must parse. */
+static bool rule_matches_name(const char *kind, const char *glob, const char *name)
+{
+	char rule[600], err[256] = "";
+	struct inv_item it;
+	struct policy_match m;
+
+	crac_policy_clear();
+	snprintf(rule, sizeof(rule), "%s %s close", kind, glob);
+	int rc = crac_policy_add(rule, err, sizeof(err));
+	CHECKF(rc == 0, "rule \"%s\" does not parse: %s", rule, err);
+	memset(&it, 0, sizeof(it));
+	it.cls = strcmp(kind, "mapping") ? INV_FD : INV_MAPPING;
+	it.kind = kind;
+	snprintf(it.name, sizeof(it.name), "%s", name);
+	crac__policy_match(&it, &m);
+	crac_policy_clear();
+	return rc == 0 && m.action == POL_CLOSE;
+}
+
+/* The inventory's name of fd (how a checkpoint matches it). */
+static bool inventory_name(int fd, char *out, size_t n)
+{
+	struct inventory inv;
+	bool found = false;
+
+	if (crac__inventory_take(&inv, NULL) < 0) {
+		crac__inventory_free(&inv);
+		return false;
+	}
+	for (size_t i = 0; i < inv.count; i++)
+		if (inv.items[i].cls == INV_FD && inv.items[i].fd == fd) {
+			snprintf(out, n, "%s", inv.items[i].name);
+			found = true;
+		}
+	crac__inventory_free(&inv);
+	return found;
+}
+
+/* Does the suggested rule for connection fd `glob_fd` close the connection
+ * at fd `other` (a new one, of the next run)? */
+static bool rule_matches_fd(const char *kind, const char *glob, int other)
+{
+	char name[600];
+	if (!inventory_name(other, name, sizeof(name))) {
+		CHECKF(0, "fd %d is not in the inventory", other);
+		return false;
+	}
+	return rule_matches_name(kind, glob, name);
+}
+
+static void test_literal_names(void)
+{
+	/* escaped, quoted where the tokenizer needs it */
+	CHECK(!strcmp(name_glob("/srv/plain.txt"), "/srv/plain.txt"));
+	CHECK(!strcmp(name_glob("/srv/x*y?[1]\\z"), "/srv/x\\*y\\?\\[1\\]\\\\z"));
+	CHECK(!strcmp(name_glob("/srv/a b"), "\"/srv/a b\""));
+	CHECK(!strcmp(name_glob("/srv/a#b"), "\"/srv/a#b\""));
+	CHECK(!strcmp(name_glob("/srv/say \"hi\""), "\"/srv/say ?hi?\""));
+	CHECK(!strcmp(name_glob("\"q"), "?q"));
+	const char *names[] = { "/srv/plain.txt", "/srv/x*y?[1]\\z", "/srv/a b", "/srv/a#b", "/srv/[ab] #1 *",
+				"/srv/say \"hi\"", "\"q" };
+	for (size_t k = 0; k < sizeof(names) / sizeof(*names); k++) {
+		const char *g = name_glob(names[k]);
+		CHECKF(rule_matches_name("file", g, names[k]), "%s: glob %s does not match it", names[k], g);
+		CHECKF(fnmatch(unquoted(g), "/srv/other", 0) != 0, "%s: glob %s matches another name", names[k], g);
+	}
+	/* not deleted, or no random part: as they are */
+	CHECK(!strcmp(name_glob("/tmp/.ZendSem.XARx7Y"), "/tmp/.ZendSem.XARx7Y"));
+	CHECK(!strcmp(name_glob("/dev/zero (deleted)"), "\"/dev/zero (deleted)\""));
+	CHECK(!strcmp(name_glob("/var/app/data.db (deleted)"), "\"/var/app/data.db (deleted)\""));
+	CHECK(!strcmp(name_glob("/SYSV0000abcd (deleted)"), "\"/SYSV0000abcd (deleted)\""));
+	/* deleted outside a directory for temporaries: replaced by an upgrade, its name stays */
+	CHECK(!strcmp(name_glob("/usr/bin/python3 (deleted)"), "\"/usr/bin/python3 (deleted)\""));
+	CHECK(!strcmp(name_glob("/srv/app/.lock.XARx7Y (deleted)"), "\"/srv/app/.lock.XARx7Y (deleted)\""));
+}
+
+static void test_deleted_temporaries(void)
+{
+	/* php's opcache lock: mkstemp("/tmp/.ZendSem.XXXXXX"), then unlinked */
+	const char *g = name_glob("/tmp/.ZendSem.XARx7Y (deleted)");
+	CHECKF(!strcmp(g, "\"/tmp/.ZendSem.* (deleted)\""), "%s", g);
+	CHECK(rule_matches_name("file", g, "/tmp/.ZendSem.XARx7Y (deleted)"));
+	CHECK(rule_matches_name("file", g, "/tmp/.ZendSem.q00Ncb (deleted)"));
+	CHECK(!rule_matches_name("file", g, "/tmp/.ZendSem.q00Ncb"));
+	CHECK(!rule_matches_name("file", g, "/tmp/.Other.q00Ncb (deleted)"));
+	/* O_TMPFILE: "#INODE" */
+	g = name_glob("/var/tmp/#1234567 (deleted)");
+	CHECKF(!strcmp(g, "\"/var/tmp/#* (deleted)\""), "%s", g);
+	CHECK(rule_matches_name("file", g, "/var/tmp/#98 (deleted)"));
+	/* a whole random name (python's tempfile: tmpXXXXXXXX), in /var/tmp and /dev/shm too */
+	g = name_glob("/tmp/tmpk3j_x9a1 (deleted)");
+	CHECKF(!strcmp(g, "\"/tmp/* (deleted)\""), "%s", g);
+	CHECK(rule_matches_name("file", g, "/tmp/tmpzz81qq0p (deleted)"));
+	g = name_glob("/var/tmp/app-Ab12Cd (deleted)");
+	CHECKF(!strcmp(g, "\"/var/tmp/app-* (deleted)\""), "%s", g);
+	g = name_glob("/dev/shm/sem.q00Ncb (deleted)");
+	CHECKF(!strcmp(g, "\"/dev/shm/sem.* (deleted)\""), "%s", g);
+	CHECK(rule_matches_name("file", g, "/dev/shm/sem.Zz9y8x (deleted)"));
+	/* a real temporary, deleted, and the next one */
+	char path[256], path2[256];
+	snprintf(path, sizeof(path), "%s/.lock.XXXXXX", tmpdir);
+	snprintf(path2, sizeof(path2), "%s/.lock.XXXXXX", tmpdir);
+	int a = mkstemp(path), b = mkstemp(path2);
+	REQUIRE(a >= 0 && b >= 0);
+	unlink(path);
+	unlink(path2);
+	char name[600];
+	REQUIRE(inventory_name(a, name, sizeof(name)));
+	g = name_glob(name);
+	CHECKF(rule_matches_fd("file", g, b), "%s (from %s) does not match fd %d", g, name, b);
+	close(a);
+	close(b);
+}
+
+/* crac_obj_put_connection_glob for a connected fd, as text */
+static const char *conn_glob(int fd)
+{
+	static char out[700];
+	struct crac_img_buf b = { out, 0, sizeof(out) };
+	struct sockaddr_storage l, p;
+	socklen_t ll = sizeof(l), pl = sizeof(p);
+	int domain = 0;
+	socklen_t ol = sizeof(domain);
+
+	out[0] = 0;
+	if (getsockname(fd, (struct sockaddr *)&l, &ll) < 0 || getpeername(fd, (struct sockaddr *)&p, &pl) < 0 ||
+	    getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &ol) < 0)
+		return "(no addresses)";
+	crac_obj_put_connection_glob(&b, domain, &l, ll, &p, pl);
+	return out;
+}
+
+/* A TCP listener on addr (port 0: any), its port in *port. */
+static int listener(int family, const char *addr, unsigned *port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	int s = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	memset(&ss, 0, sizeof(ss));
+	if (family == AF_INET) {
+		struct sockaddr_in *a = (void *)&ss;
+		a->sin_family = AF_INET;
+		inet_pton(AF_INET, addr, &a->sin_addr);
+		len = sizeof(*a);
+	} else {
+		struct sockaddr_in6 *a = (void *)&ss;
+		a->sin6_family = AF_INET6;
+		inet_pton(AF_INET6, addr, &a->sin6_addr);
+		len = sizeof(*a);
+	}
+	if (s < 0 || bind(s, (struct sockaddr *)&ss, len) < 0 || listen(s, 8) < 0) {
+		if (s >= 0)
+			close(s);
+		return -1;
+	}
+	len = sizeof(ss);
+	getsockname(s, (struct sockaddr *)&ss, &len);
+	*port = ntohs(family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+			: ((struct sockaddr_in6 *)&ss)->sin6_port);
+	return s;
+}
+
+/* A client connected to host:port, and the server's end in *server. */
+static int connected(int family, const char *host, unsigned port, int l, int *server)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int c = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	memset(&ss, 0, sizeof(ss));
+	if (family == AF_INET) {
+		struct sockaddr_in *a = (void *)&ss;
+		a->sin_family = AF_INET;
+		a->sin_port = htons((uint16_t)port);
+		inet_pton(AF_INET, host, &a->sin_addr);
+		len = sizeof(*a);
+	} else {
+		struct sockaddr_in6 *a = (void *)&ss;
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons((uint16_t)port);
+		inet_pton(AF_INET6, host, &a->sin6_addr);
+		len = sizeof(*a);
+	}
+	if (c < 0 || connect(c, (struct sockaddr *)&ss, len) < 0) {
+		if (c >= 0)
+			close(c);
+		return -1;
+	}
+	*server = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+	return c;
+}
+
+/* One listener, two connections (the second: the next run's, another
+ * ephemeral port): the accepted end's glob keeps want_accepted (the
+ * service's end), the client's want_client; each matches both runs'
+ * connections of its side and not the other side's. */
+static void tcp_case(int family, const char *bind_addr, const char *host, const char *want_accepted,
+		     const char *want_client)
+{
+	unsigned port = 0;
+	int l = listener(family, bind_addr, &port);
+	if (l < 0) {
+		printf("# %s: cannot listen (%s), not tested\n", bind_addr, strerror(errno));
+		return;
+	}
+	int s1 = -1, s2 = -1;
+	int c1 = connected(family, host, port, l, &s1), c2 = connected(family, host, port, l, &s2);
+	REQUIRE(c1 >= 0 && c2 >= 0 && s1 >= 0 && s2 >= 0);
+	char wa[200], wc[200], ga[700], gc[700];
+	snprintf(wa, sizeof(wa), want_accepted, port);
+	snprintf(wc, sizeof(wc), want_client, port);
+	snprintf(ga, sizeof(ga), "%s", conn_glob(s1));
+	snprintf(gc, sizeof(gc), "%s", conn_glob(c1));
+	CHECKF(!strcmp(ga, wa), "accepted end: %s, expected %s", ga, wa);
+	CHECKF(!strcmp(gc, wc), "client end: %s, expected %s", gc, wc);
+	CHECKF(rule_matches_fd("tcp", ga, s1) && rule_matches_fd("tcp", ga, s2), "%s: not both accepted ends", ga);
+	CHECKF(!rule_matches_fd("tcp", ga, c1) && !rule_matches_fd("tcp", ga, c2), "%s: matches a client end", ga);
+	CHECKF(rule_matches_fd("tcp", gc, c1) && rule_matches_fd("tcp", gc, c2), "%s: not both client ends", gc);
+	CHECKF(!rule_matches_fd("tcp", gc, s1) && !rule_matches_fd("tcp", gc, s2), "%s: matches an accepted end", gc);
+	close(c1);
+	close(c2);
+	close(s1);
+	close(s2);
+	close(l);
+}
+
+static void test_tcp_connections(void)
+{
+	tcp_case(AF_INET, "127.0.0.1", "127.0.0.1", "127.0.0.1:%u->*", "*->127.0.0.1:%u");
+	/* bound to every address: the peer may reach any of this host's */
+	tcp_case(AF_INET, "0.0.0.0", "127.0.0.1", "*:%u->*", "*->127.0.0.1:%u");
+	/* IPv6: its brackets escaped */
+	tcp_case(AF_INET6, "::1", "::1", "\\[::1\\]:%u->*", "*->\\[::1\\]:%u");
+	/* IPv4 through a dual-stack listener: a mapped address */
+	tcp_case(AF_INET6, "::", "::ffff:127.0.0.1", "*:%u->*", "*->\\[::ffff:127.0.0.1\\]:%u");
+}
+
+static void test_unix_connections(void)
+{
+	struct sockaddr_un un = { .sun_family = AF_UNIX };
+	char want[400];
+	/* a path with a blank: quoted */
+	snprintf(un.sun_path, sizeof(un.sun_path), "%s/app #1.sock", tmpdir);
+	int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	REQUIRE(l >= 0 && bind(l, (struct sockaddr *)&un, sizeof(un)) == 0 && listen(l, 4) == 0);
+	int c[2], s[2];
+	for (int k = 0; k < 2; k++) {
+		c[k] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		REQUIRE(c[k] >= 0 && connect(c[k], (struct sockaddr *)&un, sizeof(un)) == 0);
+		s[k] = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+		REQUIRE(s[k] >= 0);
+	}
+	/* the second client autobound: an abstract name, new each time */
+	struct sockaddr_un none = { .sun_family = AF_UNIX };
+	int ab = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	REQUIRE(ab >= 0 && bind(ab, (struct sockaddr *)&none, sizeof(sa_family_t)) == 0);
+	REQUIRE(connect(ab, (struct sockaddr *)&un, sizeof(un)) == 0);
+	int sab = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+	REQUIRE(sab >= 0);
+
+	char ga[700], gc[700];
+	snprintf(ga, sizeof(ga), "%s", conn_glob(s[0]));
+	snprintf(gc, sizeof(gc), "%s", conn_glob(c[0]));
+	snprintf(want, sizeof(want), "\"%s->*\"", un.sun_path);
+	CHECKF(!strcmp(ga, want), "accepted end: %s, expected %s", ga, want);
+	snprintf(want, sizeof(want), "\"*->%s\"", un.sun_path);
+	CHECKF(!strcmp(gc, want), "client end: %s, expected %s", gc, want);
+	CHECKF(!strcmp(conn_glob(ab), gc), "autobound client end: %s, expected %s", conn_glob(ab), gc);
+	CHECKF(!strcmp(conn_glob(sab), ga), "end accepted from an autobound client: %s", conn_glob(sab));
+	CHECK(rule_matches_fd("unix", ga, s[0]) && rule_matches_fd("unix", ga, s[1]));
+	CHECK(rule_matches_fd("unix", gc, c[0]) && rule_matches_fd("unix", gc, c[1]));
+	CHECK(!rule_matches_fd("unix", ga, c[1]) && !rule_matches_fd("unix", gc, s[1]));
+	/* a socket pair: nothing names it but "*" */
+	int sp[2];
+	REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == 0);
+	CHECKF(!strcmp(conn_glob(sp[0]), "*"), "socket pair: %s", conn_glob(sp[0]));
+	for (int k = 0; k < 2; k++) {
+		close(c[k]);
+		close(s[k]);
+		close(sp[k]);
+	}
+	close(ab);
+	close(sab);
+	close(l);
+	unlink(un.sun_path);
+}
+
+/* The rule the report line for fd suggests ("... policy `RULE` ...", "a policy: `RULE`"). */
+static bool suggested_rule(int fd, char *out, size_t n)
+{
+	crac_report *rep = NULL;
+	char res[32];
+	bool found = false;
+
+	snprintf(res, sizeof(res), "fd %d", fd);
+	crac_check(&rep);
+	for (size_t i = 0; i < crac_report_count(rep); i++) {
+		const struct crac_failure *f = crac_report_get(rep, i);
+		const char *p = strstr(f->message, "policy");
+		if (p)
+			p = strchr(p, '`');
+		if (!strcmp(f->resource, res) && p) {
+			p++;
+			snprintf(out, n, "%.*s", (int)strcspn(p, "`"), p);
+			found = true;
+		}
+	}
+	crac_report_free(rep);
+	return found;
+}
+
+/* The safety checks (sim engine) and the image engine's probe suggest the
+ * same rule for a connection, and for a deleted temporary. */
+static void test_checks_and_probe_agree(void)
+{
+	unsigned port = 0;
+	int l = listener(AF_INET, "127.0.0.1", &port), s = -1;
+	REQUIRE(l >= 0);
+	int c = connected(AF_INET, "127.0.0.1", port, l, &s);
+	REQUIRE(c >= 0 && s >= 0);
+	char want[100], sim[300] = "", image[300] = "";
+	snprintf(want, sizeof(want), "tcp 127.0.0.1:%u->* close", port);
+	setenv("CRAC_ENGINE", "sim", 1);
+	CHECK(suggested_rule(s, sim, sizeof(sim)));
+	unsetenv("CRAC_ENGINE");
+	CHECK(suggested_rule(s, image, sizeof(image)));
+	CHECKF(!strcmp(sim, want), "the checks suggest `%s`, expected `%s`", sim, want);
+	CHECKF(!strcmp(image, want), "the image engine's probe suggests `%s`, expected `%s`", image, want);
+	snprintf(want, sizeof(want), "tcp *->127.0.0.1:%u close", port);
+	setenv("CRAC_ENGINE", "sim", 1);
+	CHECK(suggested_rule(c, sim, sizeof(sim)));
+	unsetenv("CRAC_ENGINE");
+	CHECK(suggested_rule(c, image, sizeof(image)));
+	CHECKF(!strcmp(sim, want), "the checks suggest `%s`, expected `%s`", sim, want);
+	CHECKF(!strcmp(image, want), "the image engine's probe suggests `%s`, expected `%s`", image, want);
+	close(c);
+	close(s);
+	close(l);
+
+	char path[256];
+	snprintf(path, sizeof(path), "%s/.ZendSem.XXXXXX", tmpdir);
+	int t = mkstemp(path);
+	REQUIRE(t >= 0);
+	unlink(path);
+	snprintf(want, sizeof(want), "file \"%s/.ZendSem.* (deleted)\" close", tmpdir);
+	setenv("CRAC_ENGINE", "sim", 1);
+	CHECK(suggested_rule(t, sim, sizeof(sim)));
+	unsetenv("CRAC_ENGINE");
+	CHECK(suggested_rule(t, image, sizeof(image)));
+	CHECKF(!strcmp(sim, want), "the checks suggest `%s`, expected `%s`", sim, want);
+	CHECKF(!strcmp(image, want), "the image engine's checks suggest `%s`, expected `%s`", image, want);
+	close(t);
+}
+
+int main(void)
+{
+	for (int fd = 3; fd < 1024; fd++)
+		close(fd);
+	if (!mkdtemp(tmpdir))
+		t_skip_all("cannot create a temporary directory");
+	RUN(test_literal_names);
+	RUN(test_deleted_temporaries);
+	RUN(test_tcp_connections);
+	RUN(test_unix_connections);
+	RUN(test_checks_and_probe_agree);
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+	(void)!system(cmd);
+	return t_done();
+}
