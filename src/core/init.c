@@ -9,6 +9,8 @@
 #include "core/internal.h"
 #include "runtime/checks.h"
 #include "engines/external.h"
+#include "objects/objects.h"
+#include "runtime/runtime.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -32,6 +34,7 @@ __attribute__((constructor)) static void crac_init(void)
 	crac__control_note_creds();   /* before the program can change them */
 	crac__policy_init_env();
 	crac__external_autostart();   /* CRAC_ENGINE=external: follow the platform */
+	crac_obj_no_inet_diag = crac__pretend_missing("inet_diag");   /* tests */
 
 	/* Tests only: a program whose endpoint comes up late (a slow start). */
 	const char *delay = getenv("CRAC_TEST_CONTROL_DELAY_MS");

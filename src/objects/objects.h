@@ -200,6 +200,11 @@ void crac_obj_put_glob_literal(struct crac_img_buf *b, const char *s, size_t n);
 size_t crac_obj_temp_random_part(const char *name, size_t *start);
 int crac_obj_put_name_glob(struct crac_img_buf *b, const char *name);
 
+/* Tests: as where the kernel refuses sock_diag (CRAC_PRETEND_MISSING=inet_diag,
+ * set at libcrac's start-up): which end of a TCP connection listens is then
+ * guessed from the namespace's ephemeral port range. */
+extern int crac_obj_no_inet_diag;
+
 /*
  * For an established connection (socket.c): the policy kind that names it
  * ("tcp", "unix", ...) and a glob for it that keeps its stable end, the

@@ -273,6 +273,10 @@ static int ip_parts(const void *sa, uint32_t len, unsigned *port, unsigned char 
  * 1: one bound to every address (0.0.0.0, ::), 0: none; -errno if the
  * kernel cannot tell. Stack buffers only: probes run on several threads.
  */
+/* Tests: set by libcrac's start-up from CRAC_PRETEND_MISSING=inet_diag (this
+ * file is linked into the loader too, which reads no such switch). */
+int crac_obj_no_inet_diag;
+
 static int tcp_listener_on(const void *l, uint32_t ll)
 {
 	static const unsigned char zero[16];
@@ -281,6 +285,8 @@ static int tcp_listener_on(const void *l, uint32_t ll)
 	int alen = ip_parts(l, ll, &port, mine), best = 0;
 	char buf[8192] __attribute__((aligned(8)));
 
+	if (crac_obj_no_inet_diag)
+		return -1;   /* tests: as where sock_diag is refused */
 	if (!alen)
 		return 0;
 	if (alen == 4)
@@ -372,6 +378,33 @@ static int unix_unstable(const void *sa, uint32_t len)
 	return 1;
 }
 
+/* This namespace's ephemeral port range
+ * (/proc/sys/net/ipv4/ip_local_port_range, which IPv6 shares), else
+ * Linux's default, 32768-60999. System calls only. */
+static void ephemeral_range(unsigned *lo, unsigned *hi)
+{
+	char t[64];
+	unsigned v[2] = { 0, 0 }, k = 0;
+	long fd = SYS(SYS_openat, AT_FDCWD, "/proc/sys/net/ipv4/ip_local_port_range", O_RDONLY | O_CLOEXEC, 0, 0, 0);
+	long n = fd >= 0 ? SYS(SYS_read, fd, t, sizeof(t) - 1, 0, 0, 0) : -1;
+
+	if (fd >= 0)
+		SYS(SYS_close, fd, 0, 0, 0, 0, 0);
+	for (long i = 0; i < n && k < 2; i++) {
+		if (t[i] >= '0' && t[i] <= '9')
+			v[k] = v[k] * 10 + (unsigned)(t[i] - '0');
+		else if (v[k])
+			k++;
+	}
+	if (v[0] && v[1] >= v[0] && v[1] < 65536) {
+		*lo = v[0];
+		*hi = v[1];
+	} else {
+		*lo = 32768;
+		*hi = 60999;
+	}
+}
+
 void crac_obj_put_connection_glob(struct crac_img_buf *b, int domain, const void *l, uint32_t ll, const void *p,
 				  uint32_t pl)
 {
@@ -397,8 +430,11 @@ void crac_obj_put_connection_glob(struct crac_img_buf *b, int domain, const void
 		unsigned char a[16];
 		ip_parts(l, ll, &lport, a);
 		ip_parts(p, pl, &pport, a);
-		if (on < 0)   /* the kernel cannot tell: Linux's default ephemeral range */
-			on = lport < 32768 && pport >= 32768 ? 2 : 0;
+		if (on < 0) {   /* the kernel cannot tell: the ephemeral range decides */
+			unsigned lo, hi;
+			ephemeral_range(&lo, &hi);
+			on = (lport < lo || lport > hi) && pport >= lo && pport <= hi ? 2 : 0;
+		}
 		keep = on == 2 ? KEEP_LOCAL : on == 1 ? KEEP_LOCAL_PORT : KEEP_PEER;
 	}
 	int quote = (keep != KEEP_PEER && keep != KEEP_NONE && crac_obj_glob_needs_quotes(lt)) ||

@@ -4,7 +4,7 @@
  * question, and the switch that pretends a feature is absent so that every
  * fallback can be tested on a kernel that has it all.
  *
- *   CRAC_PRETEND_MISSING=pagemap_scan,userfaultfd,kcmp,close_range,pr_set_mm_map
+ *   CRAC_PRETEND_MISSING=pagemap_scan,userfaultfd,kcmp,close_range,pr_set_mm_map,inet_diag
  *
  * `crac check` with no PID prints crac__kernel_report(): one line per
  * feature, whether it is here, what it is for, and what happens without it
