@@ -118,3 +118,22 @@ ended() {
 	! echo "$stderr" | grep -q "did not return" || false
 	[ -z "$(ls "$T" | grep "\.tmp-")" ]
 }
+
+@test "flatten: SIGKILL to crac flatten while its worker writes: the worker dies with it; the next flatten removes the temporary" {
+	writing
+	kill -KILL "$FPID"
+	wait "$FPID" || true
+	for i in $(seq 100); do
+		kill -0 "$WPID" 2>/dev/null || break
+		sleep 0.05
+	done
+	! kill -0 "$WPID" 2>/dev/null
+	[ -n "$(ls "$T" | grep "^flat\.tmp-")" ]
+	[ "$(state)" = "$BEFORE" ]
+	run "$CRAC" flatten "$T/i2" "$T/flat" --timeout 5s
+	echo "$status: $output"
+	[ "$status" -eq 0 ]
+	[ -z "$(ls "$T" | grep "\.tmp-")" ]
+	"$CRAC" inspect "$T/flat" >/dev/null
+	[ "$(state)" = "$BEFORE" ]
+}
