@@ -819,13 +819,19 @@ static int flatten_main(void *arg)
 	struct stat expect_dir = was.dir;
 	if (!was.there)
 		expect_dir.st_ino = 0;
+	/* (not the watcher's to remove from here on: an exchange with OUT
+	 * puts the previous image at tmp for a moment) */
+	cli_watch_tmp(NULL);
 	if ((rc = crac_img_commit_expect(tmp, outdir, &expect_dir, msg, sizeof(msg))) < 0) {
 		cli_err("flatten %s: %s", dir, msg);
 		rc = 1;
 		goto out;
 	}
 	tmp[0] = 0;
-	cli_watch_tmp(NULL);
+	/* in place; what went wrong after (the previous image left, the
+	 * parent's fsync) is said */
+	if (rc > 0)
+		cli_err("flatten %s: warning: %s written, but %s", dir, outdir, msg);
 	printf("%s: %u chunks, %.1f MiB of page data (%u image%s below merged)\n", outdir, f.n_chunks,
 	       (double)((const struct crac_img_header *)nbuf)->stored / 1048576.0, ch->n,
 	       ch->n == 1 ? "" : "s");
