@@ -102,7 +102,7 @@ ended() {
 
 @test "flatten started with SIGCHLD ignored: ends with its worker's status, at once" {
 	t0=$(date +%s%N)
-	run --separate-stderr timeout -k 5 30 perl -e '$SIG{CHLD} = "IGNORE"; exec @ARGV or die' \
+	run --separate-stderr timeout -k 5 30 "$CRAC_BUILD_DIR/tests/sigchld_ign" \
 		"$CRAC" flatten "$T/i2" "$T/flat" --timeout 5s
 	ms=$((($(date +%s%N) - t0) / 1000000))
 	echo "$status: [$output] [$stderr] ($ms ms)"
@@ -110,7 +110,7 @@ ended() {
 	[ "$ms" -lt 4000 ]
 	"$CRAC" inspect "$T/flat" >/dev/null
 	# and one that fails: its own message, not a step given up on
-	run --separate-stderr timeout -k 5 30 perl -e '$SIG{CHLD} = "IGNORE"; exec @ARGV or die' \
+	run --separate-stderr timeout -k 5 30 "$CRAC_BUILD_DIR/tests/sigchld_ign" \
 		"$CRAC" flatten "$T/nothing" "$T/flat2" --timeout 5s
 	echo "$status: [$output] [$stderr]"
 	[ "$status" -eq 1 ]
