@@ -556,10 +556,13 @@ int crac_cmd_flatten(int argc, char **argv)
 			       "                      checkpoint --compress does; LEVEL 1-19, default 1 (fastest);\n"
 			       "                      without it, OUT is uncompressed whatever the chain was\n"
 			       "  --trust-owner       accept images of another user (as crac restore --trust-owner)\n"
-			       "  --timeout DURATION  how long one look at OUT's file system (the check of OUT, its\n"
-			       "                      stats, the removal of stale temporaries, the fsyncs, the\n"
-			       "                      renames) may take before it is given up on, naming the step\n"
-			       "                      and the path (500ms, 30s, 2m; default 30s; 0: no limit)\n"
+			       "  --timeout DURATION  how long one step on a file system may take before it is\n"
+			       "                      given up on, naming the step and the path: each open and\n"
+			       "                      read of DIR and the images below it, each write of the\n"
+			       "                      copy and read of its read back (done by a watched child\n"
+			       "                      process), each look at OUT (its check, stats, the removal\n"
+			       "                      of stale temporaries, the fsyncs, the renames) (500ms, 30s,\n"
+			       "                      2m; default 30s; 0: no limit)\n"
 			       "  --help              this text\n"
 			       "exit status: 0 written, 1 refused or failed (nothing at OUT changed), 2 usage error\n",
 			       usage);
@@ -816,13 +819,19 @@ static int flatten_main(void *arg)
 	struct stat expect_dir = was.dir;
 	if (!was.there)
 		expect_dir.st_ino = 0;
+	/* (not the watcher's to remove from here on: an exchange with OUT
+	 * puts the previous image at tmp for a moment) */
+	cli_watch_tmp(NULL);
 	if ((rc = crac_img_commit_expect(tmp, outdir, &expect_dir, msg, sizeof(msg))) < 0) {
 		cli_err("flatten %s: %s", dir, msg);
 		rc = 1;
 		goto out;
 	}
 	tmp[0] = 0;
-	cli_watch_tmp(NULL);
+	/* in place; what went wrong after (the previous image left, the
+	 * parent's fsync) is said */
+	if (rc > 0)
+		cli_err("flatten %s: warning: %s written, but %s", dir, outdir, msg);
 	printf("%s: %u chunks, %.1f MiB of page data (%u image%s below merged)\n", outdir, f.n_chunks,
 	       (double)((const struct crac_img_header *)nbuf)->stored / 1048576.0, ch->n,
 	       ch->n == 1 ? "" : "s");

@@ -25,6 +25,8 @@
  *      a process, not by the terminal, which reaches it anyway) and exit
  *      with its status (128 + signal if it was killed), so that a
  *      supervisor of `crac restore` sees the program's end.
+ * criu and the restored process are waited for even when our caller left
+ * SIGCHLD ignored (SIG_DFL here).
  * criu's log is kept in WORK (a private directory under $TMPDIR or /tmp)
  * only when the restore failed, and the message names it.
  */
@@ -273,6 +275,18 @@ int crac_cmd_restore_criu(const struct cli_restore *r)
 
 	if (cli_path_arg("restore", r->dir, CLI_PATH_MAX, true, dir, sizeof(dir)) < 0)
 		return 2;
+	/* criu, `criu check` and the restored process are waited for: with
+	 * SIGCHLD ignored (a SIG_IGN our caller handed on across exec) the
+	 * kernel would reap them unseen, a criu restore that succeeded would
+	 * be taken for a failed one and the restored process never told. The
+	 * restored process gets its own dispositions from the image. */
+	struct sigaction chld;
+	if (sigaction(SIGCHLD, NULL, &chld) == 0 &&
+	    (chld.sa_handler == SIG_IGN || (chld.sa_flags & SA_NOCLDWAIT))) {
+		struct sigaction dfl = { .sa_handler = SIG_DFL };
+		sigemptyset(&dfl.sa_mask);
+		sigaction(SIGCHLD, &dfl, NULL);
+	}
 	if (check_owner(dir, trust) < 0 || read_marker(dir, &m) < 0)
 		return 1;
 	if (crac__criu_find(criu, sizeof(criu), msg, sizeof(msg)) < 0) {

@@ -23,8 +23,13 @@
  * helpers, which end at the same limit themselves and say so.
  *
  * The child dies with its parent (PR_SET_PDEATHSIG): killing the command
- * kills its work. A child that a signal kills is said; otherwise the
- * parent ends with the child's exit status.
+ * kills its work. A child that a signal kills is said and the temporary it
+ * named removed; otherwise the parent ends with the child's exit status.
+ * SIGINT, SIGTERM and SIGHUP to the parent while the child runs (those not
+ * ignored) stop the child (SIGKILL), its temporary is removed, and the
+ * parent dies of the same signal. The parent waits for its child whatever
+ * SIGCHLD's disposition was (an ignored SIGCHLD, inherited across exec,
+ * would have the kernel reap the child unseen): SIG_DFL while it watches.
  *
  * Tests slow a step with CRAC_TEST_SLOW_FS=OP:MS (the step's `slow` name,
  * image/dir.c's crac_img_test_pause): a file system that does not answer.
@@ -52,6 +57,7 @@
 /* What the child is at, shared with its parent (one page or so). */
 struct watch_page {
 	int64_t since_ns;        /* CLOCK_MONOTONIC when the step began; 0: idle */
+	int tmp_set;             /* 1: tmp is written whole (read once the child is dead) */
 	char what[2048];         /* the step, "the read of chunk #3 of /img/pages" */
 	char tmp[PATH_MAX];      /* the temporary to remove if the child is given up on; "": none */
 };
@@ -89,8 +95,43 @@ void cli_watch_idle(void)
 
 void cli_watch_tmp(const char *path)
 {
-	if (me)
-		snprintf(me->tmp, sizeof(me->tmp), "%s", path ? path : "");
+	if (!me)
+		return;
+	/* published once whole: a child killed while it writes the name
+	 * leaves no part of it (a prefix of a temporary's name may be OUT) */
+	__atomic_store_n(&me->tmp_set, 0, __ATOMIC_RELEASE);
+	if (path && *path) {
+		snprintf(me->tmp, sizeof(me->tmp), "%s", path);
+		__atomic_store_n(&me->tmp_set, 1, __ATOMIC_RELEASE);
+	}
+}
+
+/* The first of SIGINT, SIGTERM, SIGHUP the parent got while it watched. */
+static volatile sig_atomic_t stop_sig;
+
+static void on_stop(int sig)
+{
+	if (!stop_sig)
+		stop_sig = sig;
+}
+
+static const int stop_sigs[] = { SIGINT, SIGTERM, SIGHUP };
+#define N_STOP_SIGS (int)(sizeof(stop_sigs) / sizeof(stop_sigs[0]))
+
+/* The temporary the child named, removed once the child is dead (reaped);
+ * one left is said. */
+static void remove_tmp(const char *who, const struct watch_page *page, int pid, bool reaped)
+{
+	if (!__atomic_load_n(&page->tmp_set, __ATOMIC_ACQUIRE))
+		return;
+	char msg[PATH_MAX + 400];
+	int rc;
+	if (!reaped)
+		cli_err("%s: warning: its temporary %s is left (its writer, pid %d, is stuck in the kernel): the "
+			"next flatten or checkpoint there removes it once its file system answers", who, page->tmp, pid);
+	else if ((rc = crac_img_remove_msg(page->tmp, msg, sizeof(msg))) < 0 && rc != -ENOENT)
+		cli_err("%s: warning: its temporary %s is left (%s): the next flatten or checkpoint there removes it",
+			who, page->tmp, msg);
 }
 
 /* The child's end: its exit status, said if a signal killed it. */
@@ -126,16 +167,23 @@ int cli_watch_run(const char *who, long limit_ms, const char *bound, int (*body)
 		cli_err("%s: cannot map the page its worker reports in: %s", who, strerror(errno));
 		return 1;
 	}
+	/* our child seen by waitpid whatever SIGCHLD was (ignored: reaped by
+	 * the kernel unseen); the stop signals held until we wait (ppoll) */
+	struct sigaction dfl = { .sa_handler = SIG_DFL }, old_chld, old_stop[N_STOP_SIGS];
+	sigset_t stops, old_mask;
+	sigaction(SIGCHLD, &dfl, &old_chld);
+	sigemptyset(&stops);
+	for (int i = 0; i < N_STOP_SIGS; i++)
+		sigaddset(&stops, stop_sigs[i]);
+	sigprocmask(SIG_BLOCK, &stops, &old_mask);
 	int parent = (int)getpid();
 	fflush(NULL);   /* (nothing buffered is written twice) */
 	int pid = (int)fork();
-	if (pid < 0) {
-		cli_err("%s: cannot start its worker: %s", who, strerror(errno));
-		munmap(page, sizeof(*page));
-		return 1;
-	}
 	if (pid == 0) {
-		/* the child: dies with its parent, does the work */
+		/* the child: the signals as the command got them, dies with its
+		 * parent, does the work */
+		sigaction(SIGCHLD, &old_chld, NULL);
+		sigprocmask(SIG_SETMASK, &old_mask, NULL);
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if ((int)getppid() != parent)
 			_exit(1);
@@ -145,49 +193,90 @@ int cli_watch_run(const char *who, long limit_ms, const char *bound, int (*body)
 		fflush(NULL);
 		_exit(rc);
 	}
-	/* the parent: waits for the child, each step of it at most limit_ms */
+	if (pid < 0) {
+		cli_err("%s: cannot start its worker: %s", who, strerror(errno));
+		sigprocmask(SIG_SETMASK, &old_mask, NULL);
+		sigaction(SIGCHLD, &old_chld, NULL);
+		munmap(page, sizeof(*page));
+		return 1;
+	}
+	/* the parent: a stop signal (not ignored) is noted, acted on below */
+	stop_sig = 0;
+	for (int i = 0; i < N_STOP_SIGS; i++) {
+		struct sigaction sa = { .sa_handler = on_stop };
+		sigaction(stop_sigs[i], NULL, &old_stop[i]);
+		if (old_stop[i].sa_handler != SIG_IGN)
+			sigaction(stop_sigs[i], &sa, NULL);
+	}
+	/* waits for the child, each step of it at most limit_ms */
 	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	int64_t limit_ns = (int64_t)limit_ms * 1000000;
-	int ws = 0, rc;
+	int ws = 0, rc = 1;
+	bool ended = false, reaped = false, waited = false;   /* (waited: ws is its end) */
 	for (;;) {
 		int r = (int)waitpid(pid, &ws, WNOHANG);
 		if (r == pid) {
-			rc = child_status(who, pid, ws);
+			ended = reaped = waited = true;
 			break;
 		}
+		if (r < 0 && errno != EINTR) {
+			/* (not ours any more: gone) */
+			cli_err("%s: its worker (pid %d) is gone, its end unknown (waitpid: %s)", who, pid,
+				strerror(errno));
+			ended = reaped = true;
+			remove_tmp(who, page, pid, true);
+			break;
+		}
+		if (stop_sig)
+			break;
 		int64_t since = __atomic_load_n(&page->since_ns, __ATOMIC_ACQUIRE), now = crac_bounded_mono_ns();
 		if (since && now - since >= limit_ns) {
-			bool reaped = give_up(pid);
+			reaped = give_up(pid);
+			ended = true;
 			/* (killed: what it names is what it was at) */
 			cli_err("%s: %s did not return after %lld ms (%s): its file system does not answer; given up",
 				who, page->what, (long long)((now - since) / 1000000), bound);
-			if (page->tmp[0]) {
-				char msg[PATH_MAX + 400];
-				if (!reaped)
-					cli_err("%s: warning: its temporary %s is left (its writer, pid %d, is stuck in "
-						"the kernel): the next flatten or checkpoint there removes it once its "
-						"file system answers", who, page->tmp, pid);
-				else if (crac_img_remove_msg(page->tmp, msg, sizeof(msg)) < 0)
-					cli_err("%s: warning: its temporary %s is left (%s): the next flatten or "
-						"checkpoint there removes it", who, page->tmp, msg);
-			}
-			rc = 1;
+			remove_tmp(who, page, pid, reaped);
 			break;
 		}
-		/* until the step's limit, or a second when idle (a step may begin) */
+		/* until the step's limit, or a second when idle (a step may
+		 * begin); a stop signal ends the wait (EINTR) */
 		int64_t wait_ms = since ? (since + limit_ns - now) / 1000000 + 1 : limit_ms;
 		if (wait_ms > 1000)
 			wait_ms = 1000;
-		if (pidfd >= 0) {
-			struct pollfd p = { .fd = pidfd, .events = POLLIN };
-			poll(&p, 1, (int)wait_ms);
-		} else {
-			struct timespec ts = { 0, 10000000 };   /* (no pidfd: before Linux 5.3) */
-			nanosleep(&ts, NULL);
-		}
+		struct pollfd p = { .fd = pidfd, .events = POLLIN };
+		struct timespec ts = { wait_ms / 1000, (wait_ms % 1000) * 1000000 };
+		if (pidfd < 0)
+			ts = (struct timespec){ 0, 10000000 };   /* (no pidfd: before Linux 5.3) */
+		ppoll(pidfd >= 0 ? &p : NULL, pidfd >= 0 ? 1 : 0, &ts, &old_mask);
+	}
+	int sig = stop_sig;
+	if (sig) {
+		/* stopped: the child too (if it has not ended already), then its
+		 * temporary (and we die of the signal below) */
+		if (!ended)
+			reaped = give_up(pid);
+		cli_err("%s: stopped by signal %d (%s): its worker (pid %d) stopped", who, sig, strsignal(sig), pid);
+		if (!ended || (waited && WIFSIGNALED(ws)))
+			remove_tmp(who, page, pid, reaped);
+	} else if (waited) {
+		/* its own end: a child killed by a signal (mid-write) leaves its
+		 * temporary, removed here */
+		rc = child_status(who, pid, ws);
+		if (WIFSIGNALED(ws))
+			remove_tmp(who, page, pid, true);
 	}
 	if (pidfd >= 0)
 		close(pidfd);
+	for (int i = 0; i < N_STOP_SIGS; i++)
+		if (old_stop[i].sa_handler != SIG_IGN)
+			sigaction(stop_sigs[i], &old_stop[i], NULL);
+	sigaction(SIGCHLD, &old_chld, NULL);
 	munmap(page, sizeof(*page));
+	if (sig) {
+		signal(sig, SIG_DFL);
+		raise(sig);   /* pending until the mask is put back: we die of it */
+	}
+	sigprocmask(SIG_SETMASK, &old_mask, NULL);
 	return rc;
 }

@@ -118,3 +118,17 @@ flattened() {
 	[ "$ms" -ge 1500 ]
 	"$CRAC" inspect "$T/flat" >/dev/null
 }
+
+@test "flatten over an existing OUT whose previous image's removal does not return: OUT written, the previous image left is said" {
+	chain
+	run "$CRAC" flatten "$T/i1" "$T/flat"
+	[ "$status" -eq 0 ]
+	run --separate-stderr env CRAC_TEST_SLOW_FS=remove:600000 timeout -k 5 60 "$CRAC" flatten "$T/i2" "$T/flat" \
+		--timeout 1s
+	echo "$status: [$output] [$stderr]"
+	[ "$status" -eq 0 ]
+	"$CRAC" inspect "$T/flat" >/dev/null
+	left=$(ls "$T" | grep "^flat\.tmp-")
+	[ -n "$left" ]
+	echo "$stderr" | grep -q "^crac: flatten $T/i2: warning: $T/flat written, but the previous image (now $T/$left) could not be removed: .*did not return after"
+}
