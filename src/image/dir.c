@@ -1868,6 +1868,31 @@ int crac_img_clean_stale_msg(const char *dir, int *removed, char *msg, size_t ms
 		char path[PATH_MAX];
 		if (snprintf(path, sizeof(path), "%s/%s", parent, name) >= (int)sizeof(path))
 			continue;
+		if (kind == 'o') {
+			/* A previous image its writer moved aside (no
+			 * RENAME_EXCHANGE here) and then died before the new
+			 * one took its place: with no image at DIR, it is the
+			 * image, and goes back; else it was replaced. */
+			char img[PATH_MAX], m[PATH_MAX + 300];
+			struct stat st;
+			if (snprintf(img, sizeof(img), "%s/%s", parent, bname) >= (int)sizeof(img))
+				continue;
+			rc = crac_img_lstat_msg(img, &st, m, sizeof(m));
+			if (rc == -ENOENT) {
+				rc = fs_rename(path, img, RENAME_NOREPLACE, why, sizeof(why));
+				if (rc == -EINVAL || rc == -ENOSYS)
+					rc = fs_rename(path, img, 0, why, sizeof(why));
+				if (rc == -ETIMEDOUT && why[0]) {
+					snprintf(msg, msglen, "putting the previous image back: %s", why);
+					if (removed)
+						*removed = n;
+					return rc;
+				}
+				continue;   /* back (or, failed, left as it is: never removed) */
+			}
+			if (rc < 0)
+				continue;   /* cannot tell: left alone */
+		}
 		struct fsop rm = { .kind = FSOP_REMOVE, .path = path, .own_only = true, .slow_ms = fs_slow("clean") };
 		rc = fsop_bounded(&rm, &waited);
 		if (given_up(rc, waited, why, sizeof(why))) {
@@ -1952,6 +1977,10 @@ int crac_img_tmp_describe(const char *path, char *msg, size_t msglen)
 		if (writer_alive(pid, start))
 			snprintf(msg, msglen, "the previous image of %s, set aside by pid %d (running) "
 				 "while it puts the new one in place", target, pid);
+		else if (access(target, F_OK) < 0 && errno == ENOENT)
+			snprintf(msg, msglen, "the previous image of %s, set aside by pid %d, which is gone before "
+				 "a new image took its place: the next checkpoint to %s puts it back first (or "
+				 "`mv %s %s`)", target, pid, target, path, target);
 		else
 			snprintf(msg, msglen, "the previous image of %s, set aside by pid %d, which is gone: "
 				 "the next checkpoint to %s removes it", target, pid, target);

@@ -236,6 +236,38 @@ static void test_stale_zombie(void)
 	CHECK(!exists(t2));
 }
 
+/* A previous image moved aside (BASE.old-PID-START, file systems without
+ * RENAME_EXCHANGE) by a writer that died before the new image took its
+ * place: it is the image, and the next clean puts it back, never removes it. */
+static void test_stale_put_back(void)
+{
+	char img[PATH_MAX], old[PATH_MAX], tmp[PATH_MAX], p[PATH_MAX + 16], msg[PATH_MAX * 3];
+	int n;
+
+	path(img, "pb");
+	snprintf(old, sizeof(old), "%s/pb.old-%d-7", root, INT_MAX - 1);
+	fake_image(old);
+	/* and its new image, complete but never put in place */
+	snprintf(tmp, sizeof(tmp), "%s/pb.tmp-%d-7-abcdef", root, INT_MAX - 1);
+	fake_image(tmp);
+	CHECK_EQ(crac_img_tmp_describe(old, msg, sizeof(msg)), 0);
+	CHECKF(strstr(msg, "puts it back first"), "%s", msg);
+	CHECK_EQ(crac_img_clean_stale(img, &n), 0);
+	CHECK_EQ(n, 1);   /* the temporary removed; the previous image back */
+	CHECK(!exists(old));
+	CHECK(!exists(tmp));
+	snprintf(p, sizeof(p), "%s/header", img);
+	CHECK(exists(p));
+	/* again, with an image in place now: the one aside goes */
+	fake_image(old);
+	CHECK_EQ(crac_img_tmp_describe(old, msg, sizeof(msg)), 0);
+	CHECKF(strstr(msg, "removes it"), "%s", msg);
+	CHECK_EQ(crac_img_clean_stale(img, &n), 0);
+	CHECK_EQ(n, 1);
+	CHECK(!exists(old));
+	CHECK(exists(p));
+}
+
 static void test_stale(void)
 {
 	char img[PATH_MAX], t[PATH_MAX], msg[512];
@@ -255,6 +287,7 @@ static void test_stale(void)
 	fake_image(t);
 	snprintf(old, sizeof(old), "%s/st.old-%d-7", root, INT_MAX - 1);
 	fake_image(old);
+	fake_image(img);   /* (a new image took its place: the one aside is garbage) */
 	/* legacy name: no writer recorded, left alone */
 	snprintf(legacy, sizeof(legacy), "%s/st.tmp-Qw3rty", root);
 	fake_image(legacy);
@@ -544,6 +577,7 @@ int main(void)
 	RUN(test_commit_refuses);
 	RUN(test_stale);
 	RUN(test_stale_zombie);
+	RUN(test_stale_put_back);
 	RUN(test_bounded);
 	RUN(test_bounded_looks);
 	RUN(test_bounded_open_read);
