@@ -828,8 +828,8 @@ static void *listen_thread(void *p)
 enum { CAND_ENV, CAND_XDG, CAND_RUN, CAND_TMP, N_CANDS };
 
 /* Where the helper was (for the message). */
-enum setup_step { ST_CHOOSE, ST_MKDIR, ST_LSTAT_DIR, ST_STALE, ST_BIND, ST_LSTAT_SOCK, ST_CHMOD, ST_RENAME,
-		  ST_UNLINK };
+enum setup_step { ST_CHOOSE, ST_MKDIR, ST_LSTAT_DIR, ST_STALE, ST_CLEAR_TMP, ST_BIND, ST_LSTAT_SOCK, ST_CHMOD,
+		  ST_RENAME, ST_UNLINK };
 
 struct ctl_setup {
 	/* in */
@@ -943,11 +943,12 @@ static void setup_run(void *arg)
 	 * (crac run, then crac checkpoint) could try in between. A temporary
 	 * left by a process of our pid that died here is removed first.
 	 */
-	s->step = ST_BIND;
+	s->step = ST_CLEAR_TMP;
 	if ((r = crac_raw_syscall3(SYS_unlink, (long)t->sun_path, 0, 0)) < 0 && r != -ENOENT) {
 		s->res = (int)r;
 		return;
 	}
+	s->step = ST_BIND;
 	if ((r = crac_raw_syscall3(SYS_bind, s->fd, (long)t, sizeof(*t))) < 0) {
 		s->res = (int)r;
 		return;
@@ -987,7 +988,11 @@ static void setup_what(const struct ctl_setup *s, char *out, size_t len)
 		snprintf(out, len, "the lstat of %s", dir);
 		break;
 	case ST_STALE:
-		snprintf(out, len, "the look for a stale socket at %s", sock);
+		snprintf(out, len, s->res < 0 && s->res != -EINPROGRESS && s->res != -EEXIST ?
+			 "the removal of a stale %s" : "the look for a stale socket at %s", sock);
+		break;
+	case ST_CLEAR_TMP:
+		snprintf(out, len, "the removal of %s (left by an earlier process of pid %d)", tmp, (int)getpid());
 		break;
 	case ST_BIND:
 		snprintf(out, len, "the bind of %s", tmp);
@@ -1115,7 +1120,14 @@ static int place_socket(const struct ctl_setup *s, int64_t deadline_ns, char *ms
 
 	p.addrs[0] = s->addrs[s->cand];
 	p.tmps[0] = s->tmps[s->cand];
-	return setup_bounded(&p, deadline_ns, msg, msglen);
+	int rc = setup_bounded(&p, deadline_ns, msg, msglen);
+	if (rc < 0 && rc != -ETIMEDOUT) {
+		char what[PATH_MAX + 100];
+		p.cand = 0;
+		setup_what(&p, what, sizeof(what));
+		snprintf(msg, msglen, "%s: %s", what, strerror(-rc));
+	}
+	return rc;
 }
 
 /* A normal exit (exit(), return from main) leaves no socket file behind.
@@ -1247,6 +1259,13 @@ static int control_start(int64_t deadline_ns, char *msg, size_t msglen, bool *sa
 			 "uid %u, mode %04o)", dirs[s.cand], s.uid, S_ISDIR(s.mode) ? "a directory" :
 			 S_ISLNK(s.mode) ? "a symlink" : "not a directory", s.st_uid, s.mode & 07777);
 		*said = true;
+	} else if (rc < 0 && s.step >= ST_STALE) {
+		/* what stood in the way, by its path: PID.tmp or PID.sock */
+		char what[PATH_MAX + 100];
+		setup_what(&s, what, sizeof(what));
+		snprintf(msg, msglen, "%s: %s%s", what, strerror(-rc),
+			 rc == -EEXIST ? " (a live socket answers there)" : "");
+		*said = true;
 	}
 	sock_pid = 0;   /* an earlier start's identity must not name it */
 	if (rc < 0)
@@ -1261,7 +1280,7 @@ static int control_start(int64_t deadline_ns, char *msg, size_t msglen, bool *sa
 		goto fail;
 	}
 	if (s.ours && (rc = place_socket(&s, deadline_ns, msg, msglen)) < 0) {
-		*said = rc == -ETIMEDOUT;
+		*said = true;
 		goto fail;
 	}
 	if (s.ours) {

@@ -54,3 +54,22 @@ teardown() {
 	[ ! -e "$T/ctl/$pid.sock" ]
 	[ -z "$(ls "$T/ctl")" ]
 }
+
+@test "what stands at PID.tmp or PID.sock and cannot be removed is named in the refusal" {
+	mkdir -m 700 "$T/ctl"
+	# a directory at the temporary's name (the program's pid: bash execs it)
+	run --separate-stderr timeout 3 bash -c 'mkdir "$CRAC_CONTROL_DIR/$$.tmp"; CRAC_CONTROL=1 exec "$0"' "$PROG"
+	echo "$output / $stderr"
+	pid=$(echo "$output" | sed -n 's/^ready pid=//p')
+	[ -n "$pid" ]
+	[[ "$stderr" == *"could not start at $T/ctl/$pid.sock: the removal of $T/ctl/$pid.tmp (left by an earlier process of pid $pid): Is a directory"* ]]
+	# one at the socket's own name
+	rm -rf "${T:?}/ctl/"*
+	run --separate-stderr timeout 3 bash -c 'mkdir "$CRAC_CONTROL_DIR/$$.sock"; CRAC_CONTROL=1 exec "$0"' "$PROG"
+	echo "$output / $stderr"
+	pid=$(echo "$output" | sed -n 's/^ready pid=//p')
+	[ -n "$pid" ]
+	[[ "$stderr" == *"could not start at $T/ctl/$pid.sock: the removal of a stale $T/ctl/$pid.sock: Is a directory"* ]]
+	# nothing of ours left behind
+	[ "$(ls "$T/ctl")" = "$pid.sock" ]
+}
