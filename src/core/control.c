@@ -867,10 +867,19 @@ static void setup_run(void *arg)
 	long r;
 
 	if (s->place) {
-		/* 5. listening now: put in place (removed if it cannot be) */
+		/* 5. listening now: put in place (removed if it cannot be).
+		 * Never over a file that came to the name since step 3: a
+		 * socket another process of our pid (a pid namespace sharing
+		 * the directory) listens on would be taken from it
+		 * (RENAME_NOREPLACE; a plain rename where the file system
+		 * lacks it, EINVAL). */
 		s->step = ST_RENAME;
-		if ((s->res = (int)crac_raw_syscall3(SYS_rename, (long)s->tmps[0].sun_path,
-						      (long)s->addrs[0].sun_path, 0)) < 0)
+		s->res = (int)crac_raw_syscall5(SYS_renameat2, AT_FDCWD, (long)s->tmps[0].sun_path, AT_FDCWD,
+						(long)s->addrs[0].sun_path, 1 /* RENAME_NOREPLACE */);
+		if (s->res == -EINVAL)
+			s->res = (int)crac_raw_syscall3(SYS_rename, (long)s->tmps[0].sun_path,
+							(long)s->addrs[0].sun_path, 0);
+		if (s->res < 0)
 			crac_raw_syscall3(SYS_unlink, (long)s->tmps[0].sun_path, 0, 0);
 		return;
 	}

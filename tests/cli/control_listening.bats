@@ -73,3 +73,26 @@ teardown() {
 	# nothing of ours left behind
 	[ "$(ls "$T/ctl")" = "$pid.sock" ]
 }
+
+@test "a socket that came to listen at PID.sock while ours was bound under PID.tmp is not replaced by the rename (another process of that pid: a pid namespace sharing the directory)" {
+	command -v python3 >/dev/null || skip "python3 is not installed"
+	spawn "$T/p.out" "$T/p.err" env CRAC_CONTROL=1 CRAC_TEST_SLOW_FS=bound:3000 "$PROG"
+	pid=$SPAWNED
+	PIDS+=("$pid")
+	for _ in $(seq 400); do [ -S "$T/ctl/$pid.tmp" ] && break; sleep 0.02; done
+	[ -S "$T/ctl/$pid.tmp" ]
+	# the other one listens at the name meanwhile, and says it still has it
+	python3 -c '
+import os, socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(1)
+ino = os.stat(sys.argv[1]).st_ino
+time.sleep(6)
+print("kept" if os.path.exists(sys.argv[1]) and os.stat(sys.argv[1]).st_ino == ino else "replaced")
+' "$T/ctl/$pid.sock" >"$T/py.out" &
+	py=$!
+	wait "$py"
+	cat "$T/py.out" "$T/p.err"
+	[ "$(cat "$T/py.out")" = kept ]
+	grep -q "the rename of $T/ctl/$pid.tmp to $T/ctl/$pid.sock: File exists" "$T/p.err"
+	[ ! -e "$T/ctl/$pid.tmp" ]   # not left behind
+}
