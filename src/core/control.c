@@ -843,6 +843,7 @@ struct ctl_setup {
 	int fd, probe_fd;                 /* the socket to bind; one to try a stale socket with */
 	long slow_ms;
 	long bound_ms;                    /* CRAC_TEST_SLOW_FS=bound:MS, a sleep once bound (step 4) */
+	long chmod_ms;                    /* CRAC_TEST_SLOW_FS=chmod:MS, before the chmod (step 4) */
 	/* out */
 	int cand;                         /* the directory chosen */
 	enum setup_step step;
@@ -968,11 +969,33 @@ static void setup_run(void *arg)
 	 * never removed, chmod'ed (chmod would follow a symbolic link) nor
 	 * renamed. */
 	s->step = ST_LSTAT_SOCK;
-	s->ours = raw_lstat(t->sun_path, &st) == 0 && S_ISSOCK(st.st_mode);
+	long pfd = crac_raw_syscall3(SYS_openat, AT_FDCWD, (long)t->sun_path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	s->ours = pfd >= 0 && crac_raw_syscall5(SYS_newfstatat, pfd, (long)"", (long)&st, AT_EMPTY_PATH, 0) == 0 &&
+		  S_ISSOCK(st.st_mode);
 	s->dev = st.st_dev;
 	s->ino = st.st_ino;
+	crac_bounded_test_sleep(s->chmod_ms);   /* tests: looked at, not yet made private */
+	/* The chmod acts on the file just looked at, through its descriptor
+	 * (/proc/self/fd/N: the helper's table), never on the path again: a
+	 * path can lead elsewhere by then (a directory above ours that
+	 * another uid may write to, a link in place of ours), and chmod
+	 * follows links. Without /proc, by its path. */
 	s->step = ST_CHMOD;
-	s->res = s->ours ? (int)crac_raw_syscall3(SYS_fchmodat, AT_FDCWD, (long)t->sun_path, 0600) : 0;
+	s->res = 0;
+	if (s->ours) {
+		char via[32] = "/proc/self/fd/", digits[12];
+		int nd = 0, at = 14;
+		for (long v = pfd; nd == 0 || v; v /= 10)
+			digits[nd++] = (char)('0' + v % 10);
+		while (nd)
+			via[at++] = digits[--nd];
+		via[at] = 0;
+		s->res = (int)crac_raw_syscall3(SYS_fchmodat, AT_FDCWD, (long)via, 0600);
+		if (s->res == -ENOENT)
+			s->res = (int)crac_raw_syscall3(SYS_fchmodat, AT_FDCWD, (long)t->sun_path, 0600);
+	}
+	if (pfd >= 0)
+		crac_raw_syscall3(SYS_close, pfd, 0, 0);
 	if (s->res < 0)
 		crac_raw_syscall3(SYS_unlink, (long)t->sun_path, 0, 0);   /* bound, not made private: not left behind */
 	crac_bounded_test_sleep(s->bound_ms);   /* tests: bound, not listening yet */
@@ -1039,7 +1062,10 @@ static int setup_bounded(struct ctl_setup *s, int64_t deadline_ns, char *msg, si
 	s->res = -EINPROGRESS;
 	s->cand = -1;
 	s->step = ST_CHOOSE;
-	if (crac_bounded_start(&helper, setup_run, s, NULL) < 0) {
+	/* A table of descriptors of its own, with the sockets it binds and
+	 * probes with: what it opens (step 4) ends with it if it is given up */
+	int keep0 = s->remove || s->place ? -1 : s->fd, keep1 = s->remove || s->place ? -1 : s->probe_fd;
+	if (crac_bounded_start_own(&helper, setup_run, s, NULL, keep0, keep1) < 0) {
 		setup_run(s);
 		return s->res;
 	}
@@ -1196,7 +1222,7 @@ static int control_start(int64_t deadline_ns, char *msg, size_t msglen, bool *sa
 {
 	static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 	struct ctl_setup s = { .uid = (unsigned)geteuid(), .fd = -1, .probe_fd = -1, .slow_ms = test_slow_ms(),
-			       .bound_ms = test_slow_ms_of("bound") };
+			       .bound_ms = test_slow_ms_of("bound"), .chmod_ms = test_slow_ms_of("chmod") };
 	char dirs[N_CANDS][200];
 	const char *d = getenv("CRAC_CONTROL_DIR"), *x = getenv("XDG_RUNTIME_DIR");
 	char run[64];
