@@ -820,7 +820,9 @@ static void *listen_thread(void *p)
  * the mkdir of the directory (and before the lstat of the socket file it
  * removes), a file system that does not answer; CRAC_TEST_SLOW_FS=bound:MS:
  * it sleeps MS ms once the socket is bound under its temporary name, before
- * the caller listens (the socket file must not be at its own name then).
+ * the caller listens (the socket file must not be at its own name then);
+ * CRAC_TEST_SLOW_FS=chmod:MS: between its look at the bound socket file
+ * and its chmod (a path swapped meanwhile must not be followed).
  */
 #define CONTROL_SETUP_MS 10000
 
