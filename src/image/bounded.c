@@ -14,7 +14,7 @@
  * is its own thread group, so it is never one of the
  * program's threads (/proc/self/task) that a checkpoint stops; it sends no
  * signal when it ends (exit signal 0: a wait of the program's sees it only
- * with __WALL or __WCLONE). It shares our TLS too, hence raw system calls
+ * with __WALL or __WCLONE), and dies with the program (PR_SET_PDEATHSIG). It shares our TLS too, hence raw system calls
  * only (no errno), on a stack of its own, with every signal blocked (a
  * handler of the program must never run there). Not used under a seccomp
  * filter (a clone it did not expect may kill the process). Linux AIO fsync
@@ -220,6 +220,13 @@ static int bounded_main(void *arg)
 {
 	struct crac_bounded *b = arg;
 
+	/* Dies with the program: a program killed (kill -9) while its helper
+	 * was at work must not have it go on with the rest of its steps (a
+	 * bind, a chmod, a rename...) after its end. (Already gone: the
+	 * helper was given to another parent, and goes no further.) */
+	crac_raw_syscall3(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0);
+	if (crac_raw_syscall3(SYS_getppid, 0, 0, 0) != b->parent)
+		return 0;
 	if (b->own_files)
 		close_all_but(b);
 	b->fn(b->arg);
@@ -249,6 +256,7 @@ static int bounded_start(struct crac_bounded *b, void (*fn)(void *), void *arg, 
 	b->arg = arg;
 	b->stack = stack;
 	b->own_stack = false;
+	b->parent = (int)syscall(SYS_getpid);
 	if (syscall(SYS_prctl, PR_GET_SECCOMP, 0, 0, 0, 0) != 0)
 		return -EPERM;
 	if (!b->stack) {

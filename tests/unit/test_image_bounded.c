@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -299,6 +300,43 @@ static void test_own_files(void)
 	close(o.other);
 }
 
+/* A helper of a program killed while it was at work goes no further: the
+ * rest of its steps (here: a file made after a sleep) never happen after
+ * the program's end. */
+static char marker[64];
+
+static void late_step_run(void *arg)
+{
+	(void)arg;
+	crac_bounded_test_sleep(800);
+	long fd = crac_raw_syscall3(SYS_openat, AT_FDCWD, (long)marker, O_CREAT | O_WRONLY | O_CLOEXEC);
+	if (fd >= 0)
+		crac_raw_syscall3(SYS_close, fd, 0, 0);
+}
+
+static void test_dies_with_program(void)
+{
+	snprintf(marker, sizeof(marker), "/tmp/crac-test-bounded-%d", (int)getpid());
+	unlink(marker);
+	pid_t c = fork();
+	REQUIRE(c >= 0);
+	if (c == 0) {
+		struct crac_bounded b;
+		if (crac_bounded_start(&b, late_step_run, NULL, NULL) < 0)
+			_exit(3);
+		pause();
+		_exit(0);
+	}
+	usleep(200 * 1000);
+	kill(c, SIGKILL);
+	int st = 0;
+	waitpid(c, &st, 0);
+	CHECK(WIFSIGNALED(st));
+	usleep(1500 * 1000);   /* the helper's sleep is over by now */
+	CHECKF(access(marker, F_OK) < 0, "the helper of a program killed -9 went on after its end (%s made)", marker);
+	unlink(marker);
+}
+
 int main(void)
 {
 	RUN(test_returns);
@@ -308,5 +346,6 @@ int main(void)
 	RUN(test_unreaped_flood);
 	RUN(test_unreaped_threads);
 	RUN(test_own_files);
+	RUN(test_dies_with_program);
 	return t_done();
 }
