@@ -820,7 +820,9 @@ static void *listen_thread(void *p)
  * the mkdir of the directory (and before the lstat of the socket file it
  * removes), a file system that does not answer; CRAC_TEST_SLOW_FS=bound:MS:
  * it sleeps MS ms once the socket is bound under its temporary name, before
- * the caller listens (the socket file must not be at its own name then).
+ * the caller listens (the socket file must not be at its own name then);
+ * CRAC_TEST_SLOW_FS=chmod:MS: between its look at the bound socket file
+ * and its chmod (a path swapped meanwhile must not be followed).
  */
 #define CONTROL_SETUP_MS 10000
 
@@ -828,8 +830,8 @@ static void *listen_thread(void *p)
 enum { CAND_ENV, CAND_XDG, CAND_RUN, CAND_TMP, N_CANDS };
 
 /* Where the helper was (for the message). */
-enum setup_step { ST_CHOOSE, ST_MKDIR, ST_LSTAT_DIR, ST_STALE, ST_BIND, ST_LSTAT_SOCK, ST_CHMOD, ST_RENAME,
-		  ST_UNLINK };
+enum setup_step { ST_CHOOSE, ST_MKDIR, ST_LSTAT_DIR, ST_STALE, ST_CLEAR_TMP, ST_BIND, ST_LSTAT_SOCK, ST_CHMOD,
+		  ST_RENAME, ST_UNLINK };
 
 struct ctl_setup {
 	/* in */
@@ -843,6 +845,7 @@ struct ctl_setup {
 	int fd, probe_fd;                 /* the socket to bind; one to try a stale socket with */
 	long slow_ms;
 	long bound_ms;                    /* CRAC_TEST_SLOW_FS=bound:MS, a sleep once bound (step 4) */
+	long chmod_ms;                    /* CRAC_TEST_SLOW_FS=chmod:MS, before the chmod (step 4) */
 	/* out */
 	int cand;                         /* the directory chosen */
 	enum setup_step step;
@@ -867,10 +870,19 @@ static void setup_run(void *arg)
 	long r;
 
 	if (s->place) {
-		/* 5. listening now: put in place (removed if it cannot be) */
+		/* 5. listening now: put in place (removed if it cannot be).
+		 * Never over a file that came to the name since step 3: a
+		 * socket another process of our pid (a pid namespace sharing
+		 * the directory) listens on would be taken from it
+		 * (RENAME_NOREPLACE; a plain rename where the file system
+		 * lacks it, EINVAL). */
 		s->step = ST_RENAME;
-		if ((s->res = (int)crac_raw_syscall3(SYS_rename, (long)s->tmps[0].sun_path,
-						      (long)s->addrs[0].sun_path, 0)) < 0)
+		s->res = (int)crac_raw_syscall5(SYS_renameat2, AT_FDCWD, (long)s->tmps[0].sun_path, AT_FDCWD,
+						(long)s->addrs[0].sun_path, 1 /* RENAME_NOREPLACE */);
+		if (s->res == -EINVAL)
+			s->res = (int)crac_raw_syscall3(SYS_rename, (long)s->tmps[0].sun_path,
+							(long)s->addrs[0].sun_path, 0);
+		if (s->res < 0)
 			crac_raw_syscall3(SYS_unlink, (long)s->tmps[0].sun_path, 0, 0);
 		return;
 	}
@@ -943,11 +955,12 @@ static void setup_run(void *arg)
 	 * (crac run, then crac checkpoint) could try in between. A temporary
 	 * left by a process of our pid that died here is removed first.
 	 */
-	s->step = ST_BIND;
+	s->step = ST_CLEAR_TMP;
 	if ((r = crac_raw_syscall3(SYS_unlink, (long)t->sun_path, 0, 0)) < 0 && r != -ENOENT) {
 		s->res = (int)r;
 		return;
 	}
+	s->step = ST_BIND;
 	if ((r = crac_raw_syscall3(SYS_bind, s->fd, (long)t, sizeof(*t))) < 0) {
 		s->res = (int)r;
 		return;
@@ -958,11 +971,33 @@ static void setup_run(void *arg)
 	 * never removed, chmod'ed (chmod would follow a symbolic link) nor
 	 * renamed. */
 	s->step = ST_LSTAT_SOCK;
-	s->ours = raw_lstat(t->sun_path, &st) == 0 && S_ISSOCK(st.st_mode);
+	long pfd = crac_raw_syscall3(SYS_openat, AT_FDCWD, (long)t->sun_path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	s->ours = pfd >= 0 && crac_raw_syscall5(SYS_newfstatat, pfd, (long)"", (long)&st, AT_EMPTY_PATH, 0) == 0 &&
+		  S_ISSOCK(st.st_mode);
 	s->dev = st.st_dev;
 	s->ino = st.st_ino;
+	crac_bounded_test_sleep(s->chmod_ms);   /* tests: looked at, not yet made private */
+	/* The chmod acts on the file just looked at, through its descriptor
+	 * (/proc/self/fd/N: the helper's table), never on the path again: a
+	 * path can lead elsewhere by then (a directory above ours that
+	 * another uid may write to, a link in place of ours), and chmod
+	 * follows links. Without /proc, by its path. */
 	s->step = ST_CHMOD;
-	s->res = s->ours ? (int)crac_raw_syscall3(SYS_fchmodat, AT_FDCWD, (long)t->sun_path, 0600) : 0;
+	s->res = 0;
+	if (s->ours) {
+		char via[32] = "/proc/self/fd/", digits[12];
+		int nd = 0, at = 14;
+		for (long v = pfd; nd == 0 || v; v /= 10)
+			digits[nd++] = (char)('0' + v % 10);
+		while (nd)
+			via[at++] = digits[--nd];
+		via[at] = 0;
+		s->res = (int)crac_raw_syscall3(SYS_fchmodat, AT_FDCWD, (long)via, 0600);
+		if (s->res == -ENOENT)
+			s->res = (int)crac_raw_syscall3(SYS_fchmodat, AT_FDCWD, (long)t->sun_path, 0600);
+	}
+	if (pfd >= 0)
+		crac_raw_syscall3(SYS_close, pfd, 0, 0);
 	if (s->res < 0)
 		crac_raw_syscall3(SYS_unlink, (long)t->sun_path, 0, 0);   /* bound, not made private: not left behind */
 	crac_bounded_test_sleep(s->bound_ms);   /* tests: bound, not listening yet */
@@ -987,7 +1022,11 @@ static void setup_what(const struct ctl_setup *s, char *out, size_t len)
 		snprintf(out, len, "the lstat of %s", dir);
 		break;
 	case ST_STALE:
-		snprintf(out, len, "the look for a stale socket at %s", sock);
+		snprintf(out, len, s->res < 0 && s->res != -EINPROGRESS && s->res != -EEXIST ?
+			 "the removal of a stale %s" : "the look for a stale socket at %s", sock);
+		break;
+	case ST_CLEAR_TMP:
+		snprintf(out, len, "the removal of %s (left by an earlier process of pid %d)", tmp, (int)getpid());
 		break;
 	case ST_BIND:
 		snprintf(out, len, "the bind of %s", tmp);
@@ -1025,7 +1064,10 @@ static int setup_bounded(struct ctl_setup *s, int64_t deadline_ns, char *msg, si
 	s->res = -EINPROGRESS;
 	s->cand = -1;
 	s->step = ST_CHOOSE;
-	if (crac_bounded_start(&helper, setup_run, s, NULL) < 0) {
+	/* A table of descriptors of its own, with the sockets it binds and
+	 * probes with: what it opens (step 4) ends with it if it is given up */
+	int keep0 = s->remove || s->place ? -1 : s->fd, keep1 = s->remove || s->place ? -1 : s->probe_fd;
+	if (crac_bounded_start_own(&helper, setup_run, s, NULL, keep0, keep1) < 0) {
 		setup_run(s);
 		return s->res;
 	}
@@ -1115,7 +1157,14 @@ static int place_socket(const struct ctl_setup *s, int64_t deadline_ns, char *ms
 
 	p.addrs[0] = s->addrs[s->cand];
 	p.tmps[0] = s->tmps[s->cand];
-	return setup_bounded(&p, deadline_ns, msg, msglen);
+	int rc = setup_bounded(&p, deadline_ns, msg, msglen);
+	if (rc < 0 && rc != -ETIMEDOUT) {
+		char what[PATH_MAX + 100];
+		p.cand = 0;
+		setup_what(&p, what, sizeof(what));
+		snprintf(msg, msglen, "%s: %s", what, strerror(-rc));
+	}
+	return rc;
 }
 
 /* A normal exit (exit(), return from main) leaves no socket file behind.
@@ -1175,7 +1224,7 @@ static int control_start(int64_t deadline_ns, char *msg, size_t msglen, bool *sa
 {
 	static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 	struct ctl_setup s = { .uid = (unsigned)geteuid(), .fd = -1, .probe_fd = -1, .slow_ms = test_slow_ms(),
-			       .bound_ms = test_slow_ms_of("bound") };
+			       .bound_ms = test_slow_ms_of("bound"), .chmod_ms = test_slow_ms_of("chmod") };
 	char dirs[N_CANDS][200];
 	const char *d = getenv("CRAC_CONTROL_DIR"), *x = getenv("XDG_RUNTIME_DIR");
 	char run[64];
@@ -1247,6 +1296,13 @@ static int control_start(int64_t deadline_ns, char *msg, size_t msglen, bool *sa
 			 "uid %u, mode %04o)", dirs[s.cand], s.uid, S_ISDIR(s.mode) ? "a directory" :
 			 S_ISLNK(s.mode) ? "a symlink" : "not a directory", s.st_uid, s.mode & 07777);
 		*said = true;
+	} else if (rc < 0 && s.step >= ST_STALE) {
+		/* what stood in the way, by its path: PID.tmp or PID.sock */
+		char what[PATH_MAX + 100];
+		setup_what(&s, what, sizeof(what));
+		snprintf(msg, msglen, "%s: %s%s", what, strerror(-rc),
+			 rc == -EEXIST ? " (a live socket answers there)" : "");
+		*said = true;
 	}
 	sock_pid = 0;   /* an earlier start's identity must not name it */
 	if (rc < 0)
@@ -1261,7 +1317,7 @@ static int control_start(int64_t deadline_ns, char *msg, size_t msglen, bool *sa
 		goto fail;
 	}
 	if (s.ours && (rc = place_socket(&s, deadline_ns, msg, msglen)) < 0) {
-		*said = rc == -ETIMEDOUT;
+		*said = true;
 		goto fail;
 	}
 	if (s.ours) {

@@ -14,7 +14,7 @@
  * is its own thread group, so it is never one of the
  * program's threads (/proc/self/task) that a checkpoint stops; it sends no
  * signal when it ends (exit signal 0: a wait of the program's sees it only
- * with __WALL or __WCLONE). It shares our TLS too, hence raw system calls
+ * with __WALL or __WCLONE), and dies with the program (PR_SET_PDEATHSIG). It shares our TLS too, hence raw system calls
  * only (no errno), on a stack of its own, with every signal blocked (a
  * handler of the program must never run there). Not used under a seccomp
  * filter (a clone it did not expect may kill the process). Linux AIO fsync
@@ -50,17 +50,69 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Helpers given up on (their call did not return), reaped later, with the
+/*
+ * Helpers given up on (their call did not return), reaped later, with the
  * stack each had if it was ours: it stays mapped until then, since the
  * call may still return and write its results there (a stat buffer, a
  * directory listing): unmapped, the address could hold something else by
- * then. One table for every user: whoever starts a helper next reaps
- * them. A helper given up on when the table is full keeps its stack for
- * ever. */
-static struct {
+ * then. One table for every user and every thread: whoever starts a
+ * helper next reaps them. It grows by a page of entries at a time (mmap:
+ * no malloc here), so that none is ever dropped (dropped, its stack would
+ * stay mapped and its end never be reaped: a zombie for the rest of the
+ * program's life); only a refused mmap leaves one out.
+ *
+ * An entry's pid says its state: 0 free, > 0 an orphan, -1 taken by one
+ * thread (being filled in, or being reaped). A thread takes an entry by a
+ * compare-and-swap, so two threads never record into the same entry nor
+ * reap (and unmap the stack of) the same orphan twice: the second unmap
+ * could hit another helper's stack, or a thread's, mapped there since.
+ */
+struct orphan {
 	int pid;
 	void *stack;   /* CRAC_BOUNDED_STACK bytes to unmap once reaped, or NULL */
-} orphans[8];
+};
+#define ORPHANS_PER_CHUNK ((4096 - sizeof(void *)) / sizeof(struct orphan))
+struct orphan_chunk {
+	struct orphan_chunk *next;   /* set once (compare-and-swap), never freed */
+	struct orphan e[ORPHANS_PER_CHUNK];
+};
+static struct orphan_chunk orphans;   /* the first; the others mapped as needed */
+
+/* The chunk after c, mapped and linked if there is none yet; NULL if it
+ * cannot be mapped. */
+static struct orphan_chunk *orphans_next(struct orphan_chunk *c)
+{
+	struct orphan_chunk *n = __atomic_load_n(&c->next, __ATOMIC_ACQUIRE), *none = NULL;
+
+	if (n)
+		return n;
+	n = (struct orphan_chunk *)syscall(SYS_mmap, NULL, sizeof(*n), PROT_READ | PROT_WRITE,
+					   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (n == MAP_FAILED)
+		return NULL;
+	if (!__atomic_compare_exchange_n(&c->next, &none, n, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		syscall(SYS_munmap, n, sizeof(*n));   /* another thread linked one first: that one */
+		return none;
+	}
+	return n;
+}
+
+/* Records orphan pid with its stack (NULL: not ours). false if it could
+ * not be (no memory for the table: its stack is kept for ever). */
+static bool orphan_add(int pid, void *stack)
+{
+	for (struct orphan_chunk *c = &orphans; c; c = orphans_next(c))
+		for (size_t i = 0; i < ORPHANS_PER_CHUNK; i++) {
+			int free_ = 0;
+			if (__atomic_compare_exchange_n(&c->e[i].pid, &free_, -1, false, __ATOMIC_ACQUIRE,
+							__ATOMIC_RELAXED)) {
+				c->e[i].stack = stack;
+				__atomic_store_n(&c->e[i].pid, pid, __ATOMIC_RELEASE);
+				return true;
+			}
+		}
+	return false;
+}
 
 void crac_bounded_prepare(void)
 {
@@ -94,12 +146,22 @@ void crac_bounded_test_sleep(long ms)
 
 void crac_bounded_reap(void)
 {
-	for (size_t i = 0; i < sizeof(orphans) / sizeof(orphans[0]); i++)
-		if (orphans[i].pid > 0 && syscall(SYS_wait4, orphans[i].pid, NULL, __WCLONE | WNOHANG, NULL) != 0) {
-			if (orphans[i].stack)
-				syscall(SYS_munmap, orphans[i].stack, CRAC_BOUNDED_STACK);
-			orphans[i].pid = 0;
-			orphans[i].stack = NULL;
+	for (struct orphan_chunk *c = &orphans; c; c = __atomic_load_n(&c->next, __ATOMIC_ACQUIRE))
+		for (size_t i = 0; i < ORPHANS_PER_CHUNK; i++) {
+			struct orphan *o = &c->e[i];
+			int pid = __atomic_load_n(&o->pid, __ATOMIC_ACQUIRE);
+			/* taken by this thread alone while it looks */
+			if (pid <= 0 || !__atomic_compare_exchange_n(&o->pid, &pid, -1, false, __ATOMIC_ACQUIRE,
+								      __ATOMIC_RELAXED))
+				continue;
+			if (syscall(SYS_wait4, pid, NULL, __WCLONE | WNOHANG, NULL) == 0) {
+				__atomic_store_n(&o->pid, pid, __ATOMIC_RELEASE);   /* still there */
+				continue;
+			}
+			if (o->stack)
+				syscall(SYS_munmap, o->stack, CRAC_BOUNDED_STACK);
+			o->stack = NULL;
+			__atomic_store_n(&o->pid, 0, __ATOMIC_RELEASE);
 		}
 }
 
@@ -158,6 +220,13 @@ static int bounded_main(void *arg)
 {
 	struct crac_bounded *b = arg;
 
+	/* Dies with the program: a program killed (kill -9) while its helper
+	 * was at work must not have it go on with the rest of its steps (a
+	 * bind, a chmod, a rename...) after its end. (Already gone: the
+	 * helper was given to another parent, and goes no further.) */
+	crac_raw_syscall3(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0);
+	if (crac_raw_syscall3(SYS_getppid, 0, 0, 0) != b->parent)
+		return 0;
 	if (b->own_files)
 		close_all_but(b);
 	b->fn(b->arg);
@@ -187,6 +256,7 @@ static int bounded_start(struct crac_bounded *b, void (*fn)(void *), void *arg, 
 	b->arg = arg;
 	b->stack = stack;
 	b->own_stack = false;
+	b->parent = (int)syscall(SYS_getpid);
 	if (syscall(SYS_prctl, PR_GET_SECCOMP, 0, 0, 0, 0) != 0)
 		return -EPERM;
 	if (!b->stack) {
@@ -239,10 +309,12 @@ static void bounded_give_up(struct crac_bounded *b)
 {
 	long r = 0;
 
-	syscall(SYS_kill, b->pid, SIGKILL);
-	/* (tests: as if its call did not return, CRAC_TEST_BOUNDED_UNREAPED=1) */
+	/* (tests: as if its call did not return, CRAC_TEST_BOUNDED_UNREAPED=1;
+	 * =2: nor the kill take effect until the test sends it) */
 	const char *t = getenv("CRAC_TEST_BOUNDED_UNREAPED");
-	for (int k = t && *t == '1' ? 10 : 0;
+	if (!(t && *t == '2'))
+		syscall(SYS_kill, b->pid, SIGKILL);
+	for (int k = t && (*t == '1' || *t == '2') ? 10 : 0;
 	     k < 10 && (r = syscall(SYS_wait4, b->pid, NULL, __WCLONE | WNOHANG, NULL)) == 0; k++) {
 		struct timespec ts = { 0, 10000000 };
 		syscall(SYS_nanosleep, &ts, NULL);
@@ -250,12 +322,7 @@ static void bounded_give_up(struct crac_bounded *b)
 	if (r == 0) {
 		/* Killed, it runs no instruction of ours again; but its call
 		 * may still return into its stack: kept until it is reaped */
-		for (size_t k = 0; k < sizeof(orphans) / sizeof(orphans[0]); k++)
-			if (orphans[k].pid <= 0) {
-				orphans[k].pid = b->pid;
-				orphans[k].stack = b->own_stack ? b->stack : NULL;
-				break;
-			}
+		orphan_add(b->pid, b->own_stack ? b->stack : NULL);
 		b->own_stack = false;   /* (the table's now, or kept for ever) */
 	}
 	bounded_release(b);

@@ -39,6 +39,7 @@ struct crac_bounded {
 	bool own_stack;         /* mapped by crac_bounded_start: unmapped when the helper is gone */
 	bool own_files;         /* crac_bounded_start_own: a table of descriptors of its own */
 	int keep[2];            /* own_files: the caller's descriptors it keeps (-1: none) */
+	int parent;             /* the caller's pid: the helper dies with it */
 };
 
 /* A system call without libc (no errno): -errno or the result. For the

@@ -54,3 +54,72 @@ teardown() {
 	[ ! -e "$T/ctl/$pid.sock" ]
 	[ -z "$(ls "$T/ctl")" ]
 }
+
+@test "what stands at PID.tmp or PID.sock and cannot be removed is named in the refusal" {
+	mkdir -m 700 "$T/ctl"
+	# a directory at the temporary's name (the program's pid: bash execs it)
+	run --separate-stderr timeout 3 bash -c 'mkdir "$CRAC_CONTROL_DIR/$$.tmp"; CRAC_CONTROL=1 exec "$0"' "$PROG"
+	echo "$output / $stderr"
+	pid=$(echo "$output" | sed -n 's/^ready pid=//p')
+	[ -n "$pid" ]
+	[[ "$stderr" == *"could not start at $T/ctl/$pid.sock: the removal of $T/ctl/$pid.tmp (left by an earlier process of pid $pid): Is a directory"* ]]
+	# one at the socket's own name
+	rm -rf "${T:?}/ctl/"*
+	run --separate-stderr timeout 3 bash -c 'mkdir "$CRAC_CONTROL_DIR/$$.sock"; CRAC_CONTROL=1 exec "$0"' "$PROG"
+	echo "$output / $stderr"
+	pid=$(echo "$output" | sed -n 's/^ready pid=//p')
+	[ -n "$pid" ]
+	[[ "$stderr" == *"could not start at $T/ctl/$pid.sock: the removal of a stale $T/ctl/$pid.sock: Is a directory"* ]]
+	# nothing of ours left behind
+	[ "$(ls "$T/ctl")" = "$pid.sock" ]
+}
+
+@test "a socket that came to listen at PID.sock while ours was bound under PID.tmp is not replaced by the rename (another process of that pid: a pid namespace sharing the directory)" {
+	command -v python3 >/dev/null || skip "python3 is not installed"
+	spawn "$T/p.out" "$T/p.err" env CRAC_CONTROL=1 CRAC_TEST_SLOW_FS=bound:3000 "$PROG"
+	pid=$SPAWNED
+	PIDS+=("$pid")
+	for _ in $(seq 400); do [ -S "$T/ctl/$pid.tmp" ] && break; sleep 0.02; done
+	[ -S "$T/ctl/$pid.tmp" ]
+	# the other one listens at the name meanwhile, and says it still has it
+	python3 -c '
+import os, socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(1)
+ino = os.stat(sys.argv[1]).st_ino
+time.sleep(6)
+print("kept" if os.path.exists(sys.argv[1]) and os.stat(sys.argv[1]).st_ino == ino else "replaced")
+' "$T/ctl/$pid.sock" >"$T/py.out" &
+	py=$!
+	wait "$py"
+	cat "$T/py.out" "$T/p.err"
+	[ "$(cat "$T/py.out")" = kept ]
+	grep -q "the rename of $T/ctl/$pid.tmp to $T/ctl/$pid.sock: File exists" "$T/p.err"
+	[ ! -e "$T/ctl/$pid.tmp" ]   # not left behind
+}
+
+@test "root's chmod of its bound socket never follows a link another uid put in its way (a control directory below one that uid may write to)" {
+	[ "$(id -u)" -eq 0 ] || skip "needs root (and the uid nobody)"
+	id nobody >/dev/null 2>&1 || skip "no user nobody"
+	# the attacker's directory, the control directory below it
+	mkdir -m 755 "$T/att"
+	chown nobody "$T/att"
+	echo victim >"$T/victim"
+	chmod 644 "$T/victim"
+	# held 4 s between the look at the bound socket file and its chmod
+	spawn "$T/p.out" "$T/p.err" env CRAC_CONTROL=1 CRAC_CONTROL_DIR="$T/att/ctl" CRAC_TEST_SLOW_FS=chmod:4000 "$PROG"
+	pid=$SPAWNED
+	PIDS+=("$pid")
+	for _ in $(seq 400); do [ -S "$T/att/ctl/$pid.tmp" ] && break; sleep 0.02; done
+	[ -S "$T/att/ctl/$pid.tmp" ]
+	# nobody moves root's directory aside (it owns the parent) and puts a
+	# link to a directory of its own in its place, holding a link to the victim
+	runuser -u nobody -- sh -c "mv '$T/att/ctl' '$T/att/real' && mkdir '$T/att/evil' &&
+		ln -s '$T/victim' '$T/att/evil/$pid.tmp' && ln -s '$T/att/evil' '$T/att/ctl'"
+	sleep 5
+	cat "$T/p.err"
+	ls -la "$T" "$T/att" "$T/att/real"
+	[ "$(stat -c %a "$T/victim")" = 644 ]
+	[ "$(cat "$T/victim")" = victim ]
+	# the socket root bound was made private all the same
+	[ "$(stat -c %a "$T/att/real/$pid.tmp" 2>/dev/null || stat -c %a "$T/att/real/$pid.sock")" = 600 ]
+}

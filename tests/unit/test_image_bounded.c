@@ -9,8 +9,11 @@
 #include "image/bounded.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -134,6 +137,101 @@ static void test_unreaped_keeps_stack(void)
 	CHECK(no_child());
 }
 
+/* Many helpers given up on whose calls have not returned (more than any
+ * fixed table holds: a file system that stays stuck while a long-running
+ * program tries again and again): every one is reaped once it ended, and
+ * its stack then let go; none is left a zombie, none keeps its stack. */
+static void test_unreaped_flood(void)
+{
+	enum { N = 40 };
+	struct crac_bounded b;
+	static struct work w = { .sleep_ms = 20000 };
+	char *stacks[N];
+	int pids[N];
+	int64_t waited;
+
+	/* =2: not even killed yet, so that all are there at once */
+	setenv("CRAC_TEST_BOUNDED_UNREAPED", "2", 1);
+	for (int i = 0; i < N; i++) {
+		stacks[i] = NULL;
+		pids[i] = 0;
+		if (crac_bounded_start(&b, work_run, &w, NULL) != 0)
+			break;
+		stacks[i] = b.stack;
+		pids[i] = b.pid;
+		CHECK_EQ(crac_bounded_wait(&b, 0, 0, &waited), -ETIMEDOUT);
+	}
+	unsetenv("CRAC_TEST_BOUNDED_UNREAPED");
+	for (int i = 0; i < N; i++)
+		if (pids[i] > 0)
+			kill(pids[i], SIGKILL);   /* their calls return now */
+	usleep(200 * 1000);   /* all gone by now */
+	crac_bounded_reap();
+	int kept = 0, zombies = 0;
+	for (int i = 0; i < N; i++) {
+		REQUIRE(stacks[i]);
+		kept += msync(stacks[i], 4096, MS_ASYNC) == 0;
+	}
+	while (waitpid(-1, NULL, __WCLONE | WNOHANG) > 0)
+		zombies++;   /* (reaped here so that the next tests start clean) */
+	CHECKF(kept == 0 && zombies == 0, "of %d helpers given up on, %d kept their stacks after they ended, "
+	       "%d were never reaped", N, kept, zombies);
+}
+
+/* Threads giving up on helpers and reaping them at once (crac_control_path
+ * may be called by any thread of the program while another checkpoints):
+ * each orphan is recorded once and reaped once (a stack unmapped twice
+ * could be another helper's, or a thread's, by then), and a helper that
+ * returns is waited for as ever. */
+struct flood_arg {
+	int given_up, returned, failed;
+};
+
+static void *flood_thread(void *arg)
+{
+	struct flood_arg *a = arg;
+
+	for (int i = 0; i < 60; i++) {
+		struct crac_bounded b;
+		struct work slow = { .sleep_ms = 20000 }, quick = { 0 };
+		int64_t waited;
+		if (crac_bounded_start(&b, work_run, &slow, NULL) == 0 &&
+		    crac_bounded_wait(&b, 0, 0, &waited) == -ETIMEDOUT)
+			a->given_up++;
+		if (crac_bounded_start(&b, work_run, &quick, NULL) == 0 &&
+		    crac_bounded_wait(&b, 0, 5000, &waited) == 0 && quick.pid > 0)
+			a->returned++;
+		else
+			a->failed++;
+	}
+	return NULL;
+}
+
+static void test_unreaped_threads(void)
+{
+	enum { T = 4 };
+	pthread_t th[T];
+	struct flood_arg args[T];
+
+	setenv("CRAC_TEST_BOUNDED_UNREAPED", "1", 1);
+	for (int i = 0; i < T; i++) {
+		args[i] = (struct flood_arg){ 0 };
+		REQUIRE(pthread_create(&th[i], NULL, flood_thread, &args[i]) == 0);
+	}
+	for (int i = 0; i < T; i++)
+		pthread_join(th[i], NULL);
+	unsetenv("CRAC_TEST_BOUNDED_UNREAPED");
+	usleep(200 * 1000);
+	crac_bounded_reap();
+	int zombies = 0, failed = 0;
+	for (int i = 0; i < T; i++)
+		failed += args[i].failed;
+	while (waitpid(-1, NULL, __WCLONE | WNOHANG) > 0)
+		zombies++;
+	CHECKF(failed == 0, "%d helpers that returned were not waited for", failed);
+	CHECKF(zombies == 0, "%d helpers given up on were never reaped", zombies);
+}
+
 /* A helper that opens a file, then does not answer. */
 struct opener {
 	long fd;        /* what the open returned in the helper */
@@ -202,12 +300,52 @@ static void test_own_files(void)
 	close(o.other);
 }
 
+/* A helper of a program killed while it was at work goes no further: the
+ * rest of its steps (here: a file made after a sleep) never happen after
+ * the program's end. */
+static char marker[64];
+
+static void late_step_run(void *arg)
+{
+	(void)arg;
+	crac_bounded_test_sleep(800);
+	long fd = crac_raw_syscall3(SYS_openat, AT_FDCWD, (long)marker, O_CREAT | O_WRONLY | O_CLOEXEC);
+	if (fd >= 0)
+		crac_raw_syscall3(SYS_close, fd, 0, 0);
+}
+
+static void test_dies_with_program(void)
+{
+	snprintf(marker, sizeof(marker), "/tmp/crac-test-bounded-%d", (int)getpid());
+	unlink(marker);
+	pid_t c = fork();
+	REQUIRE(c >= 0);
+	if (c == 0) {
+		struct crac_bounded b;
+		if (crac_bounded_start(&b, late_step_run, NULL, NULL) < 0)
+			_exit(3);
+		pause();
+		_exit(0);
+	}
+	usleep(200 * 1000);
+	kill(c, SIGKILL);
+	int st = 0;
+	waitpid(c, &st, 0);
+	CHECK(WIFSIGNALED(st));
+	usleep(1500 * 1000);   /* the helper's sleep is over by now */
+	CHECKF(access(marker, F_OK) < 0, "the helper of a program killed -9 went on after its end (%s made)", marker);
+	unlink(marker);
+}
+
 int main(void)
 {
 	RUN(test_returns);
 	RUN(test_caller_stack);
 	RUN(test_given_up);
 	RUN(test_unreaped_keeps_stack);
+	RUN(test_unreaped_flood);
+	RUN(test_unreaped_threads);
 	RUN(test_own_files);
+	RUN(test_dies_with_program);
 	return t_done();
 }

@@ -20,8 +20,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -567,6 +569,61 @@ static void test_bounded_call(void)
 	CHECKF(!strncmp(tmp, want, strlen(want)), "%s", tmp);
 }
 
+/* /proc/PID/stat of a process whose command name holds ')', spaces and a
+ * newline (field 2 may hold anything): the fields after it are found, for
+ * a live process, a zombie and one that is gone. */
+static void test_proc_stat_odd_comm(void)
+{
+	static const char *const names[] = { "a) b\n) 9 9 9", ")))))))))))))))", " ", "x)\n" };
+	char buf[1024];
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		int up[2], down[2];   /* child to parent, parent to child */
+		REQUIRE(pipe(up) == 0 && pipe(down) == 0);
+		pid_t c = fork();
+		REQUIRE(c >= 0);
+		if (c == 0) {
+			char x;
+			prctl(PR_SET_NAME, names[i]);
+			(void)!write(up[1], "r", 1);
+			(void)!read(down[0], &x, 1);   /* until the parent lets it end */
+			_exit(0);
+		}
+		char x;
+		REQUIRE(read(up[0], &x, 1) == 1);
+		const char *f = crac_img_proc_stat(c, buf, sizeof(buf));
+		char state = 0;
+		int ppid = 0;
+		CHECKF(f && sscanf(f, " %c %d", &state, &ppid) == 2 && state != 0 && ppid == getpid(),
+		       "name \"%s\": after the name: \"%.40s\"", names[i], f ? f : "(null)");
+		unsigned long long t = crac_img_start_time(c);
+		CHECKF(t > 0 && t == crac_img_start_time(c), "name \"%s\": start time %llu", names[i], t);
+		/* a zombie: state Z, the same start time */
+		(void)!write(down[1], "e", 1);
+		for (int k = 0; k < 500; k++) {
+			f = crac_img_proc_stat(c, buf, sizeof(buf));
+			if (f && f[0] == ' ' && f[1] == 'Z')
+				break;
+			usleep(2000);
+		}
+		CHECKF(f && f[0] == ' ' && f[1] == 'Z', "name \"%s\": not seen as a zombie", names[i]);
+		CHECK_EQ(crac_img_start_time(c), t);
+		waitpid(c, NULL, 0);
+		/* gone */
+		CHECK(crac_img_proc_stat(c, buf, sizeof(buf)) == NULL);
+		CHECK_EQ(crac_img_start_time(c), 0);
+		close(up[0]);
+		close(up[1]);
+		close(down[0]);
+		close(down[1]);
+	}
+	/* a buffer too small for the fields after the name: no overrun, NULL
+	 * or what fits */
+	CHECK(crac_img_proc_stat(getpid(), buf, 1) == NULL);
+	const char *f = crac_img_proc_stat(getpid(), buf, 8);
+	CHECK(!f || (f >= buf && f < buf + 8));
+}
+
 int main(void)
 {
 	snprintf(root, sizeof(root), "/tmp/crac-test-image-dir.XXXXXX");
@@ -582,6 +639,7 @@ int main(void)
 	RUN(test_bounded_looks);
 	RUN(test_bounded_open_read);
 	RUN(test_bounded_call);
+	RUN(test_proc_stat_odd_comm);
 	char cmd[PATH_MAX + 16];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
 	if (system(cmd) != 0)
