@@ -2424,6 +2424,17 @@ static void stdio_fill(void)
 			long n = sys_openat(AT_FDCWD, "/dev/null", O_RDWR);
 			if (n >= 0 && n != fd)
 				sys_close(n);   /* (not expected) */
+			if (n < 0) {
+				/* as crac-cli refuses (cli/main.c): else the image's
+				 * own files would take the number, or the program
+				 * would find it closed, and nobody told */
+				struct crac_img_buf b = msg();
+				crac_img_puts(&b, "descriptor ");
+				crac_img_putu(&b, (uint64_t)fd);
+				crac_img_puts(&b, " is closed and /dev/null cannot take its place");
+				put_err(&b, n);
+				die(1, msg_buf);
+			}
 		}
 }
 

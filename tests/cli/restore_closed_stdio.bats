@@ -163,3 +163,23 @@ fd_target() { readlink "/proc/$1/fd/$2" 2>/dev/null || echo closed; }
 		for _ in $(seq 100); do kill -0 "$r" 2>/dev/null || break; sleep 0.05; done
 	done
 }
+
+@test "crac restore (plain, and through crac-cli) with stdin closed where /dev/null cannot be opened: refused, naming the descriptor" {
+	[ "$(id -u)" -eq 0 ] || skip "needs root (a mount namespace whose /dev/null this user cannot open)"
+	id nobody >/dev/null 2>&1 || skip "no user nobody"
+	command -v unshare >/dev/null && command -v setpriv >/dev/null || skip "needs unshare and setpriv"
+	# a /dev/null only root may open: a 0600 file of root's bound over it
+	: >"$T/null"
+	chmod 0600 "$T/null"
+	chmod 0755 "$T"
+	local how
+	for how in plain cli; do
+		local cmd="$CRAC"
+		[ "$how" = plain ] || cmd="$CRAC_BUILD_DIR/crac-cli"
+		run unshare -m sh -c 'mount --bind "$1" /dev/null && exec setpriv --reuid=nobody --regid=nogroup --clear-groups "$2" restore "$3" <&-' \
+			sh "$T/null" "$cmd" "$T/no-such-image"
+		echo "$how: status $status: $output"
+		[ "$status" -eq 1 ]
+		echo "$output" | grep -q "descriptor 0 is closed and /dev/null cannot take its place: Permission denied"
+	done
+}
