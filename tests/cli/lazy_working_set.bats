@@ -84,6 +84,43 @@ loaded_first() {
 	[ "$n" -gt 0 ]
 }
 
+# checkpoint_damageable: checkpoint, for a test of CRAC_TEST_WS_DAMAGE,
+# which sets byte 16 of each working-set file stored to 0xff: the low byte
+# of the image's header crc, which the file holds there. Where that byte
+# is 0xff already (1 image in 256: it was, once, in CI) nothing changes,
+# the read-back passes and the store the test means to fail is written
+# ("3 pages written"). A new checkpoint has a new crc (its time).
+checkpoint_damageable() {
+	local i
+	for i in 1 2 3 4 5 6 7 8; do
+		checkpoint
+		[ "$(od -An -tu1 -j12 -N1 "$T/img/header" | tr -d ' ')" != 255 ] && return 0
+		echo "(header crc ends in 0xff: CRAC_TEST_WS_DAMAGE would change nothing; again)"
+	done
+	false
+}
+
+# writer_sleeping PID: waits (60 s at most) until PID has a thread named
+# crac-ws-writer that sleeps (nanosleep, system call 35: with
+# CRAC_TEST_WS_DAMAGE and CRAC_TEST_WS_UNCLAIM_SLOW, only the second before
+# it removes a claim whose read-back failed); sets WRITER to its id.
+writer_sleeping() {
+	local t
+	WRITER=
+	for _ in $(seq 1200); do
+		for t in /proc/"$1"/task/*; do
+			[ "$(cat "$t/comm" 2> /dev/null)" = crac-ws-writer ] || continue
+			if [ "$(cut -d' ' -f1 "$t/syscall" 2> /dev/null)" = 35 ]; then
+				WRITER=${t##*/}
+				return 0
+			fi
+		done
+		sleep 0.05
+	done
+	echo "no crac-ws-writer of $1 sleeping: $(cat /proc/"$1"/task/*/comm 2> /dev/null | tr '\n' ' ')"
+	false
+}
+
 @test "the first lazy restore records the working set; later ones load it first, every scenario exact while it loads" {
 	checkpoint
 	record
@@ -442,7 +479,7 @@ waiting() {
 }
 
 @test "a working set is said written only once read back: a file changed after its write is removed" {
-	checkpoint
+	checkpoint_damageable
 	record   # (skips without lazy restore)
 	rm -f "$T/img/working-set"
 	# (CRAC_TEST_WS_DAMAGE: a byte of each file changed after its write,
@@ -583,18 +620,44 @@ waiting() {
 }
 
 @test "a store that fails never removes a file another restore put in its place meanwhile" {
-	checkpoint
+	checkpoint_damageable
 	record   # (skips without lazy restore)
 	cp "$T/img/working-set" "$T/good"
 	rm "$T/img/working-set"
-	# the claim fails its read-back (CRAC_TEST_WS_DAMAGE) and is removed,
-	# 1 s later (CRAC_TEST_WS_UNCLAIM_SLOW); meanwhile another file takes
-	# the name, as another restore's store would (a rename over it)
-	WAIT_OPTS=--stats start_waiting wait3 CRAC_TEST_WS_DAMAGE=1 CRAC_TEST_WS_UNCLAIM_SLOW=1
-	sleep 0.3
-	cp "$T/good" "$T/other"
-	mv -f "$T/other" "$T/img/working-set"
-	sleep 1.5
+	# The claim fails its read-back (CRAC_TEST_WS_DAMAGE) and the writer
+	# goes to remove it, 1 s later (CRAC_TEST_WS_UNCLAIM_SLOW); another file
+	# takes the name in between, as another restore's store would (a
+	# rename over it). Not timed: the test waits for the writer to be in
+	# that second, stops the process, and moves its file in only if the
+	# claim still holds the name (the writer has not begun to remove it);
+	# a machine too loaded to get there within the second tries again.
+	local p w ino moved=
+	for attempt in 1 2 3 4 5; do
+		WAIT_OPTS=--stats start_waiting wait3 CRAC_TEST_WS_DAMAGE=1 CRAC_TEST_WS_UNCLAIM_SLOW=1
+		p=$(pgrep -f "^$LAZY $T/img")
+		[ -n "$p" ]
+		writer_sleeping "$p"
+		w=$WRITER
+		ino=$(stat -c %i "$T/img/working-set")
+		kill -STOP "$p"
+		if [ "$(stat -c %i "$T/img/working-set" 2> /dev/null)" = "$ino" ]; then
+			cp "$T/good" "$T/other"
+			mv -f "$T/other" "$T/img/working-set"
+			moved=1
+		fi
+		kill -CONT "$p"
+		echo "attempt $attempt: process $p, writer $w, claim inode $ino: ${moved:-missed}"
+		[ -z "$moved" ] || break
+		finish_waiting
+		rm -f "$T/img/working-set"
+	done
+	[ -n "$moved" ]
+	# the writer done (its thread gone) before the program ends
+	for _ in $(seq 600); do
+		[ -e "/proc/$p/task/$w" ] || break
+		sleep 0.05
+	done
+	[ ! -e "/proc/$p/task/$w" ]
 	finish_waiting
 	[ "$status" -eq 0 ]
 	[ "$output" = "ok wait3" ]
