@@ -100,25 +100,57 @@ checkpoint_damageable() {
 	false
 }
 
-# writer_sleeping PID: waits (60 s at most) until PID has a thread named
-# crac-ws-writer that sleeps (nanosleep, system call 35: with
-# CRAC_TEST_WS_DAMAGE and CRAC_TEST_WS_UNCLAIM_SLOW, only the second before
-# it removes a claim whose read-back failed); sets WRITER to its id.
-writer_sleeping() {
-	local t
-	WRITER=
-	for _ in $(seq 1200); do
-		for t in /proc/"$1"/task/*; do
-			[ "$(cat "$t/comm" 2> /dev/null)" = crac-ws-writer ] || continue
-			if [ "$(cut -d' ' -f1 "$t/syscall" 2> /dev/null)" = 35 ]; then
+# restored_below PID: RPID, the restored image_lazy below PID (subshells,
+# timeout) once it is there, else empty. Shell builtins only (a children
+# file has no newline at its end: read fails, having read it).
+restored_below() {
+	local p=$1 c i
+	RPID=
+	for i in 1 2 3 4 5; do
+		c=
+		read -r c 2> /dev/null < "/proc/$p/comm" || :
+		[ "$c" != image_lazy ] || { RPID=$p; return 0; }
+		p=
+		read -r p _ 2> /dev/null < "/proc/$1/task/$1/children" || :
+		[ -n "$p" ] || return 0
+		set -- "$p"
+	done
+}
+
+# unclaim_caught PID: PID (timeout, started with crac restore of an image
+# under CRAC_TEST_WS_DAMAGE=1 CRAC_TEST_WS_UNCLAIM_SLOW=1) has a restored
+# process, RPID, whose thread crac-ws-writer sleeps (nanosleep, system
+# call 35: with these hooks only in the second before it removes a claim
+# whose read-back failed; WRITER, its id): RPID is stopped, and true if
+# the claim still holds the name (the writer has not begun to remove it).
+# Else false, RPID not stopped: the writer got past its second first (a
+# machine too loaded), or was never seen in 30 s. No command is started
+# between the look at the writer and the stop: shell builtins only.
+unclaim_caught() {
+	local t c n i
+	RPID= WRITER=
+	for ((i = 0; i < 1500; i++)); do
+		[ -n "$RPID" ] || restored_below "$1"
+		for t in ${RPID:+/proc/$RPID/task/*}; do
+			c= n=
+			read -r c 2> /dev/null < "$t/comm" || :
+			[ "$c" = crac-ws-writer ] || continue
+			read -r n _ 2> /dev/null < "$t/syscall" || :
+			[ "$n" = 35 ] || continue
+			kill -STOP "$RPID"
+			if [ -e "$T/img/working-set" ]; then
 				WRITER=${t##*/}
 				return 0
 			fi
+			kill -CONT "$RPID"
+			return 1
 		done
-		sleep 0.05
+		# (over: the writer came and went between two looks)
+		! grep -q "^crac: working set:" "$T/err" || return 1
+		kill -0 "$1" 2> /dev/null || return 1
+		sleep 0.02
 	done
-	echo "no crac-ws-writer of $1 sleeping: $(cat /proc/"$1"/task/*/comm 2> /dev/null | tr '\n' ' ')"
-	false
+	return 1
 }
 
 @test "the first lazy restore records the working set; later ones load it first, every scenario exact while it loads" {
@@ -627,26 +659,23 @@ waiting() {
 	# The claim fails its read-back (CRAC_TEST_WS_DAMAGE) and the writer
 	# goes to remove it, 1 s later (CRAC_TEST_WS_UNCLAIM_SLOW); another file
 	# takes the name in between, as another restore's store would (a
-	# rename over it). Not timed: the test waits for the writer to be in
-	# that second, stops the process, and moves its file in only if the
-	# claim still holds the name (the writer has not begun to remove it);
-	# a machine too loaded to get there within the second tries again.
-	local p w ino moved=
+	# rename over it). Not timed: the process is stopped while the writer
+	# is in that second and the claim still holds the name, and the file
+	# is moved in then; a machine too loaded to catch the writer there
+	# tries again.
+	local moved=
 	for attempt in 1 2 3 4 5; do
-		WAIT_OPTS=--stats start_waiting wait3 CRAC_TEST_WS_DAMAGE=1 CRAC_TEST_WS_UNCLAIM_SLOW=1
-		p=$(pgrep -f "^$LAZY $T/img")
-		[ -n "$p" ]
-		writer_sleeping "$p"
-		w=$WRITER
-		ino=$(stat -c %i "$T/img/working-set")
-		kill -STOP "$p"
-		if [ "$(stat -c %i "$T/img/working-set" 2> /dev/null)" = "$ino" ]; then
+		rm -f "$T/sync.ready" "$T/sync.go"
+		clean env CRAC_TEST_WS_DAMAGE=1 CRAC_TEST_WS_UNCLAIM_SLOW=1 timeout 60 "$CRAC" restore --stats "$T/img" \
+			-- wait3 "$T/sync" > "$T/out" 2> "$T/err" &
+		PID=$!
+		if unclaim_caught "$PID"; then
 			cp "$T/good" "$T/other"
 			mv -f "$T/other" "$T/img/working-set"
+			kill -CONT "$RPID"
 			moved=1
 		fi
-		kill -CONT "$p"
-		echo "attempt $attempt: process $p, writer $w, claim inode $ino: ${moved:-missed}"
+		echo "attempt $attempt: process ${RPID:-?}, writer ${WRITER:-?}: ${moved:-missed}"
 		[ -z "$moved" ] || break
 		finish_waiting
 		rm -f "$T/img/working-set"
@@ -654,10 +683,10 @@ waiting() {
 	[ -n "$moved" ]
 	# the writer done (its thread gone) before the program ends
 	for _ in $(seq 600); do
-		[ -e "/proc/$p/task/$w" ] || break
+		[ -e "/proc/$RPID/task/$WRITER" ] || break
 		sleep 0.05
 	done
-	[ ! -e "/proc/$p/task/$w" ]
+	[ ! -e "/proc/$RPID/task/$WRITER" ]
 	finish_waiting
 	[ "$status" -eq 0 ]
 	[ "$output" = "ok wait3" ]
