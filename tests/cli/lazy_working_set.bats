@@ -124,12 +124,15 @@ restored_below() {
 # whose read-back failed; WRITER, its id): RPID is stopped, and true if
 # the claim still holds the name (the writer has not begun to remove it).
 # Else false, RPID not stopped: the writer got past its second first (a
-# machine too loaded), or was never seen in 30 s. No command is started
-# between the look at the writer and the stop: shell builtins only.
+# machine too loaded), or was never seen in 60 s. Shell builtins only, no
+# command started (a fork is slow on a loaded machine, and this second is
+# all there is): it pauses on a FIFO nobody writes.
 unclaim_caught() {
-	local t c n i
+	local t c n i l nv rc=1
 	RPID= WRITER=
-	for ((i = 0; i < 1500; i++)); do
+	mkfifo "$T/never"
+	exec {nv}<> "$T/never"
+	for ((i = 0; i < 3000 && rc == 1; i++)); do
 		[ -n "$RPID" ] || restored_below "$1"
 		for t in ${RPID:+/proc/$RPID/task/*}; do
 			c= n=
@@ -140,17 +143,25 @@ unclaim_caught() {
 			kill -STOP "$RPID"
 			if [ -e "$T/img/working-set" ]; then
 				WRITER=${t##*/}
-				return 0
+				rc=0
+			else
+				kill -CONT "$RPID"
+				rc=2
 			fi
-			kill -CONT "$RPID"
-			return 1
+			break
 		done
+		[ "$rc" -eq 1 ] || break
 		# (over: the writer came and went between two looks)
-		! grep -q "^crac: working set:" "$T/err" || return 1
-		kill -0 "$1" 2> /dev/null || return 1
-		sleep 0.02
+		while read -r l; do
+			[ "${l#crac: working set:}" = "$l" ] || rc=3
+		done 2> /dev/null < "$T/err"
+		kill -0 "$1" 2> /dev/null || rc=4
+		read -r -t 0.02 -u "$nv" l || :
 	done
-	return 1
+	exec {nv}>&-
+	rm -f "$T/never"
+	echo "unclaim_caught: $rc (0: caught, 1: not seen, 2: claim gone, 3: over, 4: restore gone)"
+	[ "$rc" -eq 0 ]
 }
 
 @test "the first lazy restore records the working set; later ones load it first, every scenario exact while it loads" {

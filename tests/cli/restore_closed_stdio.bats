@@ -80,11 +80,7 @@ fd_target() { readlink "/proc/$1/fd/$2" 2>/dev/null || echo closed; }
 		) &
 		r=$!
 		PIDS+=("$r")
-		for _ in $(seq 200); do
-			[ "$(readlink "/proc/$r/exe" 2>/dev/null)" = "$(readlink -f "$PY")" ] && break
-			sleep 0.05
-		done
-		sleep 0.3
+		restored_running "$r" "$T/done"
 		for fd in 0 1 2; do
 			tgt=$(fd_target "$r" "$fd")
 			echo "restore $mode: fd $fd -> $tgt"
@@ -115,11 +111,7 @@ fd_target() { readlink "/proc/$1/fd/$2" 2>/dev/null || echo closed; }
 		) &
 		r=$!
 		PIDS+=("$r")
-		for _ in $(seq 200); do
-			[ "$(readlink "/proc/$r/exe" 2>/dev/null)" = "$(readlink -f "$PY")" ] && break
-			sleep 0.05
-		done
-		sleep 0.3
+		restored_running "$r" "$T/done"
 		echo "through $via: $(fd_target "$r" 0) $(fd_target "$r" 1) $(fd_target "$r" 2)"
 		[ "$(fd_target "$r" 0)" = "$T/prog.out" ]
 		[ "$(fd_target "$r" 1)" = /dev/null ]
@@ -147,7 +139,7 @@ fd_target() { readlink "/proc/$1/fd/$2" 2>/dev/null || echo closed; }
 		done
 		[ -n "$p" ]
 		PIDS+=("$p")
-		sleep 0.5   # (cold: python started; restored: the loader done)
+		restored_running "$p" "$T/done"   # (cold: python started; restored: the loader done)
 		for fd in 0 1 2; do
 			tgt=$(fd_target "$p" "$fd")
 			echo "$round: fd $fd -> $tgt"
