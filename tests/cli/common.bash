@@ -280,3 +280,42 @@ restored_running() {
 	grep '^50000[0-9a-f]\{7\}-' "/proc/$1/maps" 2> /dev/null || true
 	false
 }
+
+# common_setup NAME [--open] [--control|--control-made] [VAR...]: the
+# start most tests share. CRAC, the crac under test; T, a new directory
+# /tmp/crac-bats-NAME.XXXXXX (mode 755 with --open: programs of other
+# users, or the image's checks, look into it); with --control,
+# CRAC_CONTROL_DIR=$T/ctl exported (--control-made: made too, mode 0700);
+# CRAC_ENGINE, CRAC_CONTROL, CRAC_IMAGE_DIR, CRAC_POLICIES and each VAR
+# unset (none of the caller's environment chooses for the test); PIDS
+# empty, for what common_teardown kills.
+common_setup() {
+	local name=$1 open= control=
+	shift
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--open) open=1 ;;
+		--control) control=1 ;;
+		--control-made) control=2 ;;
+		*) break ;;
+		esac
+		shift
+	done
+	CRAC="$CRAC_BUILD_DIR/crac"
+	T="$(mktemp -d "/tmp/crac-bats-$name.XXXXXX")"
+	[ -z "$open" ] || chmod 755 "$T"
+	if [ -n "$control" ]; then
+		export CRAC_CONTROL_DIR="$T/ctl"
+		[ "$control" != 2 ] || mkdir -m 0700 "$CRAC_CONTROL_DIR"
+	fi
+	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES "$@"
+	PIDS=()
+}
+
+# common_teardown [-9]: each of PIDS killed (SIGTERM; SIGKILL with -9),
+# and $T removed.
+common_teardown() {
+	local p sig=${1:--TERM}
+	for p in "${PIDS[@]}"; do kill "$sig" "$p" 2> /dev/null || true; done
+	rm -rf "$T"
+}

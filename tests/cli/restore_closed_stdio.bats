@@ -16,20 +16,13 @@
 load common
 
 setup() {
-	T="$(mktemp -d /tmp/crac-bats-rcs.XXXXXX)"
-	CRAC="$CRAC_BUILD_DIR/crac"
-	export CRAC_CONTROL_DIR="$T/ctl"
-	mkdir -m 0700 "$CRAC_CONTROL_DIR"
-	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES
+	common_setup rcs --control-made
 	require_image_engine
 	need_python
-	PIDS=()
 }
 
 teardown() {
-	local p
-	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-	rm -rf "$T"
+	common_teardown -9
 }
 
 # the program: says ready; on SIGUSR1 writes 200 KiB to stderr (more than
