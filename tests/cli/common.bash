@@ -319,3 +319,15 @@ common_teardown() {
 	for p in "${PIDS[@]}"; do kill "$sig" "$p" 2> /dev/null || true; done
 	rm -rf "$T"
 }
+
+# image_of_ready PID OUT: once PID (a program under crac run) said "ready"
+# in the file OUT and its control socket is there (10 s at most each),
+# `crac checkpoint --engine image --image-dir $T/img PID` succeeds. Needs
+# $CRAC, $T and $CRAC_CONTROL_DIR.
+image_of_ready() {
+	for _ in $(seq 200); do grep -qs ready "$2" && break; sleep 0.05; done
+	for _ in $(seq 200); do [ -S "$CRAC_CONTROL_DIR/$1.sock" ] && break; sleep 0.05; done
+	run "$CRAC" checkpoint --engine image --image-dir "$T/img" "$1"
+	echo "$output"
+	[ "$status" -eq 0 ]
+}

@@ -47,11 +47,7 @@ checkpointed() {
 	spawn "$T/prog.out" "$T/prog.out" "$CRAC" run -- "$PY" -c "$PROG" "$T/done"
 	prog=$SPAWNED
 	PIDS+=("$prog")
-	for _ in $(seq 200); do grep -qs ready "$T/prog.out" && break; sleep 0.05; done
-	for _ in $(seq 200); do [ -S "$CRAC_CONTROL_DIR/$prog.sock" ] && break; sleep 0.05; done
-	run "$CRAC" checkpoint --engine image --image-dir "$T/img" "$prog"
-	echo "$output"
-	[ "$status" -eq 0 ]
+	image_of_ready "$prog" "$T/prog.out"
 }
 
 # fd_target PID FD: what /proc/PID/fd/FD points to ("closed" if nothing)

@@ -32,11 +32,7 @@ while True:
 '
 	prog=$SPAWNED
 	PIDS+=("$prog")
-	for _ in $(seq 200); do grep -qs ready "$T/prog.out" && break; sleep 0.05; done
-	for _ in $(seq 200); do [ -S "$CRAC_CONTROL_DIR/$prog.sock" ] && break; sleep 0.05; done
-	run "$CRAC" checkpoint --engine image --image-dir "$T/img" "$prog"
-	echo "$output"
-	[ "$status" -eq 0 ]
+	image_of_ready "$prog" "$T/prog.out"
 	run bash -c "ulimit -n 12; echo x | exec '$CRAC' restore '$T/img'"
 	echo "$output"
 	[ "$status" -ne 0 ]
