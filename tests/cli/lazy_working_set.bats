@@ -84,6 +84,22 @@ loaded_first() {
 	[ "$n" -gt 0 ]
 }
 
+# used_next [ENV=V...]: the next restore (with ENV) loads pages of the
+# working set first (loaded_first) and comes back exact. The program is
+# "wait0", which touches nothing of the big mapping until told to go (once
+# everything is in: its working-set line said): a program's own faults
+# come first and load whole chunks, and "read" on a loaded machine got
+# through the chunks of all 256 pages loaded first before the thread
+# did ("loaded first: 0 of 4096 pages ... (256 gone through)").
+used_next() {
+	WAIT_OPTS=--stats start_waiting wait0 "$@"
+	ws_said
+	finish_waiting
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok wait0" ]
+	loaded_first
+}
+
 # checkpoint_damageable: checkpoint, for a test of CRAC_TEST_WS_DAMAGE,
 # which sets byte 16 of each working-set file stored to 0xff: the low byte
 # of the image's header crc, which the file holds there. Where that byte
@@ -174,10 +190,7 @@ unclaim_caught() {
 	[ "$(stat -c '%u %a' "$T/img/working-set")" = "$(id -u) 600" ]
 	[ "$(stat -c '%a' "$T/img/header")" = 600 ]
 	[ -z "$(ls -A "$T/img" | grep -v -x -e header -e pages -e working-set)" ]
-	restore -- read
-	[ "$status" -eq 0 ]
-	[ "$output" = "ok read" ]
-	loaded_first
+	used_next
 	# the first 256 pages load at once; a fault on a page of the working
 	# set past them sends the loading on (nothing else loads here)
 	restore CRAC_LAZY_PREFETCH=off -- read
@@ -358,8 +371,7 @@ waiting() {
 	cp "$T/img/working-set" "$T/good"
 	# another image's working set
 	checkpoint "$T/other"
-	restore -- read   # (still $T/img: nothing changed)
-	loaded_first
+	used_next   # (still $T/img: nothing changed)
 	run clean env timeout 60 "$CRAC" restore --stats "$T/other" -- read
 	[ "$status" -eq 0 ]
 	[ -f "$T/other/working-set" ]
@@ -371,8 +383,7 @@ waiting() {
 		[ -f "$T/img/working-set" ]
 		[ ! -L "$T/img/working-set" ]
 		[ "$(stat -c %u "$T/img/working-set")" = "$(id -u)" ]
-		restore -- read
-		loaded_first
+		used_next
 	}
 	echo "never touched" > "$T/target"
 	ln -sf "$T/target" "$T/img/working-set"
@@ -428,9 +439,7 @@ waiting() {
 	done
 	[ -f "$T/img/working-set" ]
 	[ -z "$(ls -A "$T/img" | grep -v -x -e header -e pages -e working-set)" ]
-	restore -- read
-	[ "$status" -eq 0 ]
-	loaded_first
+	used_next
 }
 
 @test "a new checkpoint into the directory replaces the image and drops its working set" {
@@ -514,8 +523,7 @@ waiting() {
 	[ "$output" = "ok wait3" ]
 	echo "$stderr" | grep -Eq "^crac: working set: recording it: [0-9]+ pages written$"
 	[ -z "$(ls -A "$T/img" | grep -v -x -e header -e pages -e working-set)" ]
-	restore -- read
-	loaded_first
+	used_next
 	# concurrent first restores: one claims it and writes it
 	rm "$T/img/working-set"
 	for i in 1 2 3 4; do
@@ -531,8 +539,7 @@ waiting() {
 	[ "$(cat "$T"/err[1-4] | grep -Ec "^crac: working set: recording it: [0-9]+ pages written$")" -eq 1 ]
 	[ -f "$T/img/working-set" ]
 	[ -z "$(ls -A "$T/img" | grep -v -x -e header -e pages -e working-set)" ]
-	restore -- read
-	loaded_first
+	used_next
 }
 
 @test "a full file system: the recording's claim is removed, and a later restore records it" {
@@ -679,10 +686,7 @@ waiting() {
 	waiting CRAC_WORKING_SET= CRAC_TEST_WS_RECORD_MS=200
 	[ "$status" -eq 0 ]
 	echo "$stderr" | grep -Eq "^crac: working set: recording it: [0-9]+ pages written$"
-	restore CRAC_WORKING_SET= -- read
-	[ "$status" -eq 0 ]
-	[ "$output" = "ok read" ]
-	loaded_first
+	used_next CRAC_WORKING_SET=
 	if echo "$stderr" | grep -q "walked"; then false; fi
 }
 
@@ -745,7 +749,5 @@ waiting() {
 	echo "$stderr" | grep -qx "crac: working set: recording it: not written: Input/output error (errno 5); working-set is another restore's now"
 	cmp "$T/good" "$T/img/working-set"
 	[ -z "$(ls -A "$T/img" | grep -v -x -e header -e pages -e working-set)" ]
-	restore -- read
-	[ "$status" -eq 0 ]
-	loaded_first
+	used_next
 }
