@@ -471,9 +471,12 @@ waiting() {
 		if [ "$k" -eq 1 ]; then
 			echo "$stderr" | grep -Eq "^crac: working set: recording it: [0-9]+ pages written$"
 		else
-			loaded_first
+			# used (how many pages it loads before read's own faults
+			# do depends on the load: used_next shows that it loads)
+			echo "$stderr" | grep -Eq "^crac: working set: loaded first: [0-9]+ of [1-9][0-9]* pages"
 		fi
 	done
+	used_next
 	[ -f "$T/img/working-set" ]
 	# the stale ones untouched (not ours to judge), and nothing else left
 	[ "$(cat "$T/img/.working-set.tmp-1")" = stale ]
