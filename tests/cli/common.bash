@@ -258,25 +258,26 @@ finish_waiting() {
 	echo "stderr: $stderr"
 }
 
-# restored_running PID WORD: waits (30 s at most) until PID's command line
-# holds WORD (a restore has the program's once the loader set its argument
-# area; /proc/PID/exe stays the loader's) and nothing is mapped in the
-# restore loader's range [0x500000000000, +256 MiB) (CRAC_IMG_LOADER_LO in
-# src/image/image.h): the loader recreated the program's descriptors
-# before its jump, and is unmapped only after it, so what /proc shows of
-# PID now is the restored program's own. (A program that is no restore
-# passes as soon as it runs.) False, with what it saw, if not.
+# restored_running PID PREFIX: waits (30 s at most) until PID's command
+# line (its arguments joined by spaces) starts with PREFIX (a restore has
+# the program's once the loader set its argument area; /proc/PID/exe stays
+# the loader's) and nothing is mapped in the restore loader's range
+# [0x500000000000, +256 MiB) (CRAC_IMG_LOADER_LO in src/image/image.h):
+# the loader recreated the program's descriptors before its jump, and is
+# unmapped only after it, so what /proc shows of PID now is the restored
+# program's own. (A program that is no restore passes as soon as it runs.)
+# False, with what it saw, if not.
 restored_running() {
 	local cmd=
 	for _ in $(seq 600); do
 		cmd=$(tr '\0' ' ' < "/proc/$1/cmdline" 2> /dev/null) || cmd=
-		if [ "${cmd#*"$2"}" != "$cmd" ] && ! grep -q '^50000[0-9a-f]\{7\}-' "/proc/$1/maps" 2> /dev/null; then
+		if [ "${cmd#"$2"}" != "$cmd" ] && ! grep -q '^50000[0-9a-f]\{7\}-' "/proc/$1/maps" 2> /dev/null; then
 			return 0
 		fi
 		kill -0 "$1" 2> /dev/null || break
 		sleep 0.05
 	done
-	echo "pid $1: command line '$cmd' (not holding '$2'), or the loader still mapped:"
+	echo "pid $1: command line '$cmd' (not starting with '$2'), or the loader still mapped:"
 	grep '^50000[0-9a-f]\{7\}-' "/proc/$1/maps" 2> /dev/null || true
 	false
 }

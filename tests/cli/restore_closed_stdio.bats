@@ -69,7 +69,7 @@ fd_target() { readlink "/proc/$1/fd/$2" 2>/dev/null || echo closed; }
 		) &
 		r=$!
 		PIDS+=("$r")
-		restored_running "$r" "$T/done"
+		restored_running "$r" "$PY -c "
 		for fd in 0 1 2; do
 			tgt=$(fd_target "$r" "$fd")
 			echo "restore $mode: fd $fd -> $tgt"
@@ -100,7 +100,7 @@ fd_target() { readlink "/proc/$1/fd/$2" 2>/dev/null || echo closed; }
 		) &
 		r=$!
 		PIDS+=("$r")
-		restored_running "$r" "$T/done"
+		restored_running "$r" "$PY -c "
 		echo "through $via: $(fd_target "$r" 0) $(fd_target "$r" 1) $(fd_target "$r" 2)"
 		[ "$(fd_target "$r" 0)" = "$T/prog.out" ]
 		[ "$(fd_target "$r" 1)" = /dev/null ]
@@ -122,13 +122,16 @@ fd_target() { readlink "/proc/$1/fd/$2" 2>/dev/null || echo closed; }
 		# the program: crac start's child running python (cold), or restored
 		p=
 		for _ in $(seq 200); do
-			p=$(pgrep -P "$r" -f "$T/done" | head -1)
+			# (its command line is python's: a child of crac start
+			# before its exec holds "$T/done" too, and one came and
+			# went once under load)
+			p=$(pgrep -P "$r" -f "^$PY -c .*$T/done" | head -1)
 			[ -n "$p" ] && break
 			sleep 0.05
 		done
 		[ -n "$p" ]
 		PIDS+=("$p")
-		restored_running "$p" "$T/done"   # (cold: python started; restored: the loader done)
+		restored_running "$p" "$PY -c "   # (cold: python started; restored: the loader done)
 		for fd in 0 1 2; do
 			tgt=$(fd_target "$p" "$fd")
 			echo "$round: fd $fd -> $tgt"
