@@ -13,19 +13,13 @@ load common
 load stuck_common
 
 setup() {
-	CRAC="$CRAC_BUILD_DIR/crac"
+	common_setup ckptexit --open --control
 	PROG="$CRAC_BUILD_DIR/tests/ctlprog"
 	FAKE="$CRAC_BUILD_DIR/tests/control_fake"
-	T="$(mktemp -d /tmp/crac-bats-ckptexit.XXXXXX)"
-	chmod 755 "$T"
-	export CRAC_CONTROL_DIR="$T/ctl"
-	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES
-	PIDS=()
 }
 
 teardown() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	rm -rf "$T"
+	common_teardown
 }
 
 @test "not crac's child, _exit in a callback: 'process PID exited during the checkpoint, before it answered', status 2" {

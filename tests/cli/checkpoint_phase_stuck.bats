@@ -15,13 +15,8 @@ load common
 load stuck_common
 
 setup() {
-	CRAC="$CRAC_BUILD_DIR/crac"
+	common_setup phasestuck --open --control CRAC_TEST_SYNC_GRACE_MS CRAC_TEST_SLOW_FS
 	FAKE="$CRAC_BUILD_DIR/tests/control_fake"
-	T="$(mktemp -d /tmp/crac-bats-phasestuck.XXXXXX)"
-	chmod 755 "$T"
-	export CRAC_CONTROL_DIR="$T/ctl"
-	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_TEST_SYNC_GRACE_MS CRAC_TEST_SLOW_FS
-	PIDS=()
 	spawn "$T/fake.out" "$T/fake.err" env CONTROL_FAKE_HANG=1 "$FAKE" "$T/ctl" self
 	pid=$SPAWNED
 	PIDS+=("$pid")
@@ -29,8 +24,7 @@ setup() {
 }
 
 teardown() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	rm -rf "$T"
+	common_teardown
 }
 
 # checkpoint [VAR=VALUE...]: crac checkpoint --timeout 1s of the fake,

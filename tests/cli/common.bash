@@ -257,3 +257,78 @@ finish_waiting() {
 	echo "stdout: $output"
 	echo "stderr: $stderr"
 }
+
+# restored_running PID PREFIX: waits (30 s at most) until PID's command
+# line (its arguments joined by spaces) starts with PREFIX (a restore has
+# the program's once the loader set its argument area; /proc/PID/exe stays
+# the loader's) and nothing is mapped in the restore loader's range
+# [0x500000000000, +256 MiB) (CRAC_IMG_LOADER_LO in src/image/image.h):
+# the loader recreated the program's descriptors before its jump, and is
+# unmapped only after it, so what /proc shows of PID now is the restored
+# program's own. (A program that is no restore passes as soon as it runs.)
+# False, with what it saw, if not.
+restored_running() {
+	local cmd=
+	for _ in $(seq 600); do
+		cmd=$(tr '\0' ' ' < "/proc/$1/cmdline" 2> /dev/null) || cmd=
+		if [ "${cmd#"$2"}" != "$cmd" ] && ! grep -q '^50000[0-9a-f]\{7\}-' "/proc/$1/maps" 2> /dev/null; then
+			return 0
+		fi
+		kill -0 "$1" 2> /dev/null || break
+		sleep 0.05
+	done
+	echo "pid $1: command line '$cmd' (not starting with '$2'), or the loader still mapped:"
+	grep '^50000[0-9a-f]\{7\}-' "/proc/$1/maps" 2> /dev/null || true
+	false
+}
+
+# common_setup NAME [--open] [--control|--control-made] [VAR...]: the
+# start most tests share. CRAC, the crac under test; T, a new directory
+# /tmp/crac-bats-NAME.XXXXXX (mode 755 with --open: programs of other
+# users, or the image's checks, look into it); with --control,
+# CRAC_CONTROL_DIR=$T/ctl exported (--control-made: made too, mode 0700);
+# CRAC_ENGINE, CRAC_CONTROL, CRAC_IMAGE_DIR, CRAC_POLICIES and each VAR
+# unset (none of the caller's environment chooses for the test); PIDS
+# empty, for what common_teardown kills.
+common_setup() {
+	local name=$1 open= control=
+	shift
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--open) open=1 ;;
+		--control) control=1 ;;
+		--control-made) control=2 ;;
+		*) break ;;
+		esac
+		shift
+	done
+	CRAC="$CRAC_BUILD_DIR/crac"
+	T="$(mktemp -d "/tmp/crac-bats-$name.XXXXXX")"
+	[ -z "$open" ] || chmod 755 "$T"
+	if [ -n "$control" ]; then
+		export CRAC_CONTROL_DIR="$T/ctl"
+		[ "$control" != 2 ] || mkdir -m 0700 "$CRAC_CONTROL_DIR"
+	fi
+	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES "$@"
+	PIDS=()
+}
+
+# common_teardown [-9]: each of PIDS killed (SIGTERM; SIGKILL with -9),
+# and $T removed.
+common_teardown() {
+	local p sig=${1:--TERM}
+	for p in "${PIDS[@]}"; do kill "$sig" "$p" 2> /dev/null || true; done
+	rm -rf "$T"
+}
+
+# image_of_ready PID OUT: once PID (a program under crac run) said "ready"
+# in the file OUT and its control socket is there (10 s at most each),
+# `crac checkpoint --engine image --image-dir $T/img PID` succeeds. Needs
+# $CRAC, $T and $CRAC_CONTROL_DIR.
+image_of_ready() {
+	for _ in $(seq 200); do grep -qs ready "$2" && break; sleep 0.05; done
+	for _ in $(seq 200); do [ -S "$CRAC_CONTROL_DIR/$1.sock" ] && break; sleep 0.05; done
+	run "$CRAC" checkpoint --engine image --image-dir "$T/img" "$1"
+	echo "$output"
+	[ "$status" -eq 0 ]
+}

@@ -15,18 +15,12 @@ load common
 load stuck_common
 
 setup() {
-	CRAC="$CRAC_BUILD_DIR/crac"
+	common_setup ctllisten --open --control CRAC_TEST_SYNC_GRACE_MS CRAC_TEST_SLOW_FS
 	PROG="$CRAC_BUILD_DIR/tests/ctlprog"
-	T="$(mktemp -d /tmp/crac-bats-ctllisten.XXXXXX)"
-	chmod 755 "$T"
-	export CRAC_CONTROL_DIR="$T/ctl"
-	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_TEST_SYNC_GRACE_MS CRAC_TEST_SLOW_FS
-	PIDS=()
 }
 
 teardown() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	rm -rf "$T"
+	common_teardown
 }
 
 @test "the control socket file appears only once it listens: bound under PID.tmp, then renamed to PID.sock" {

@@ -38,6 +38,18 @@ checkpoint() {
 	big_mapping "$LAZY" "$T/img" "$@"
 }
 
+# restored_huge [ENV=V...]: `crac restore --stats $T/img -- huge` with
+# ENV and only stdio open, 60 s at most, shows what it said, exits 0 and
+# says "ok huge"; KB, its "huge KB" (the big mapping's AnonHugePages).
+restored_huge() {
+	run --separate-stderr clean env "$@" timeout 60 "$CRAC" restore --stats "$T/img" -- huge
+	echo "$output"
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -qx "ok huge"
+	KB=$(echo "$output" | sed -n 's/^huge \([0-9]*\)$/\1/p')
+}
+
 # need_lazy: skips unless this user gets a userfaultfd for kernel faults.
 need_lazy() {
 	run clean "$CRAC" restore --lazy --stats "$T/img" -- read
@@ -176,21 +188,12 @@ need_move() {
 	need_move
 	[ $((BIG % 2097152)) -eq 4096 ]
 	# (force: moved even if fresh huge pages are slow here, see the next test)
-	run --separate-stderr clean env CRAC_TEST_LAZY_MOVE=force timeout 60 "$CRAC" restore --stats "$T/img" -- huge
-	echo "$output"
-	echo "$stderr"
-	[ "$status" -eq 0 ]
-	echo "$output" | grep -qx "ok huge"
-	kb=$(echo "$output" | sed -n 's/^huge \([0-9]*\)$/\1/p')
-	[ -n "$kb" ] && [ "$kb" -gt 0 ]
+	restored_huge CRAC_TEST_LAZY_MOVE=force
+	[ -n "$KB" ] && [ "$KB" -gt 0 ]
 	echo "$stderr" | grep -Eq "^crac: lazy restore: [0-9]+ MiB loaded in [0-9.]+ ms after the jump \([^)]*\); [0-9]+ MiB of it moved in, in 2 MiB blocks"
 	# copies only: the same bytes, in small pages
-	run --separate-stderr clean env CRAC_LAZY_MOVE=off timeout 60 "$CRAC" restore --stats "$T/img" -- huge
-	echo "$output"
-	echo "$stderr"
-	[ "$status" -eq 0 ]
-	echo "$output" | grep -qx "ok huge"
-	echo "$output" | grep -qx "huge 0"
+	restored_huge CRAC_LAZY_MOVE=off
+	[ "$KB" = 0 ]
 	! echo "$stderr" | grep -q "moved in"
 	# the scenarios that change the mapping while blocks are moved in
 	for s in read dontneed free mprotect mremap munmap fork rawfork threads; do
@@ -208,22 +211,13 @@ need_move() {
 	need_lazy
 	need_move
 	# every block's read taken as slow: three moved, then copies
-	run --separate-stderr clean env CRAC_TEST_LAZY_MOVE=slow timeout 60 "$CRAC" restore --stats "$T/img" -- huge
-	echo "$output"
-	echo "$stderr"
-	[ "$status" -eq 0 ]
-	echo "$output" | grep -qx "ok huge"
+	restored_huge CRAC_TEST_LAZY_MOVE=slow
 	# at most three blocks' huge pages (one read that took over 3 ms is
 	# copied, not moved), the rest small
-	kb=$(echo "$output" | sed -n 's/^huge \([0-9]*\)$/\1/p')
-	[ -n "$kb" ] && [ "$kb" -gt 0 ] && [ "$kb" -le 6144 ] && [ $((kb % 2048)) -eq 0 ]
+	[ -n "$KB" ] && [ "$KB" -gt 0 ] && [ "$KB" -le 6144 ] && [ $((KB % 2048)) -eq 0 ]
 	echo "$stderr" | grep -Eq "^crac: lazy restore: .*; [0-9]+ MiB of it moved in, in 2 MiB blocks; moving blocks in given up after 3 slow reads in a row \(the last [0-9.]+ ms: fresh huge pages are slow here"
 	# as it comes: moved, or not (with the probe's time)
-	run --separate-stderr clean timeout 60 "$CRAC" restore --stats "$T/img" -- huge
-	echo "$output"
-	echo "$stderr"
-	[ "$status" -eq 0 ]
-	echo "$output" | grep -qx "ok huge"
+	restored_huge
 	echo "$stderr" | grep -Eq "^crac: lazy restore: .*(MiB of it moved in, in 2 MiB blocks|no blocks moved in: a fresh huge page took [0-9.]+ ms|no blocks moved in: no huge page for the block buffer)"
 }
 

@@ -16,20 +16,13 @@ bats_require_minimum_version 1.5.0
 load common
 
 setup() {
-	CRAC="$CRAC_BUILD_DIR/crac"
+	common_setup sockets --open
 	PROG="$CRAC_BUILD_DIR/tests/obj_sock"
-	T="$(mktemp -d /tmp/crac-bats-sockets.XXXXXX)"
-	chmod 755 "$T"
 	mkdir -m 755 "$T/work"
-	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES
-	PIDS=()
 }
 
 teardown() {
-	for p in "${PIDS[@]}"; do
-		kill "$p" 2>/dev/null || true
-	done
-	rm -rf "$T"
+	common_teardown
 }
 
 # checkpoint [MODE]: the program checkpoints into $T/img; PORT is its port

@@ -16,20 +16,13 @@
 load common
 
 setup() {
-	T="$(mktemp -d /tmp/crac-bats-rcs.XXXXXX)"
-	CRAC="$CRAC_BUILD_DIR/crac"
-	export CRAC_CONTROL_DIR="$T/ctl"
-	mkdir -m 0700 "$CRAC_CONTROL_DIR"
-	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES
+	common_setup rcs --control-made
 	require_image_engine
 	need_python
-	PIDS=()
 }
 
 teardown() {
-	local p
-	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-	rm -rf "$T"
+	common_teardown -9
 }
 
 # the program: says ready; on SIGUSR1 writes 200 KiB to stderr (more than
@@ -54,11 +47,7 @@ checkpointed() {
 	spawn "$T/prog.out" "$T/prog.out" "$CRAC" run -- "$PY" -c "$PROG" "$T/done"
 	prog=$SPAWNED
 	PIDS+=("$prog")
-	for _ in $(seq 200); do grep -qs ready "$T/prog.out" && break; sleep 0.05; done
-	for _ in $(seq 200); do [ -S "$CRAC_CONTROL_DIR/$prog.sock" ] && break; sleep 0.05; done
-	run "$CRAC" checkpoint --engine image --image-dir "$T/img" "$prog"
-	echo "$output"
-	[ "$status" -eq 0 ]
+	image_of_ready "$prog" "$T/prog.out"
 }
 
 # fd_target PID FD: what /proc/PID/fd/FD points to ("closed" if nothing)
@@ -80,11 +69,7 @@ fd_target() { readlink "/proc/$1/fd/$2" 2>/dev/null || echo closed; }
 		) &
 		r=$!
 		PIDS+=("$r")
-		for _ in $(seq 200); do
-			[ "$(readlink "/proc/$r/exe" 2>/dev/null)" = "$(readlink -f "$PY")" ] && break
-			sleep 0.05
-		done
-		sleep 0.3
+		restored_running "$r" "$PY -c "
 		for fd in 0 1 2; do
 			tgt=$(fd_target "$r" "$fd")
 			echo "restore $mode: fd $fd -> $tgt"
@@ -115,11 +100,7 @@ fd_target() { readlink "/proc/$1/fd/$2" 2>/dev/null || echo closed; }
 		) &
 		r=$!
 		PIDS+=("$r")
-		for _ in $(seq 200); do
-			[ "$(readlink "/proc/$r/exe" 2>/dev/null)" = "$(readlink -f "$PY")" ] && break
-			sleep 0.05
-		done
-		sleep 0.3
+		restored_running "$r" "$PY -c "
 		echo "through $via: $(fd_target "$r" 0) $(fd_target "$r" 1) $(fd_target "$r" 2)"
 		[ "$(fd_target "$r" 0)" = "$T/prog.out" ]
 		[ "$(fd_target "$r" 1)" = /dev/null ]
@@ -141,13 +122,16 @@ fd_target() { readlink "/proc/$1/fd/$2" 2>/dev/null || echo closed; }
 		# the program: crac start's child running python (cold), or restored
 		p=
 		for _ in $(seq 200); do
-			p=$(pgrep -P "$r" -f "$T/done" | head -1)
+			# (its command line is python's: a child of crac start
+			# before its exec holds "$T/done" too, and one came and
+			# went once under load)
+			p=$(pgrep -P "$r" -f "^$PY -c .*$T/done" | head -1)
 			[ -n "$p" ] && break
 			sleep 0.05
 		done
 		[ -n "$p" ]
 		PIDS+=("$p")
-		sleep 0.5   # (cold: python started; restored: the loader done)
+		restored_running "$p" "$PY -c "   # (cold: python started; restored: the loader done)
 		for fd in 0 1 2; do
 			tgt=$(fd_target "$p" "$fd")
 			echo "$round: fd $fd -> $tgt"

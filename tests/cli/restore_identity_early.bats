@@ -14,21 +14,14 @@ load common
 
 setup() {
 	need_python
-	T="$(mktemp -d /tmp/crac-bats-idearly.XXXXXX)"
-	CRAC="$CRAC_BUILD_DIR/crac"
-	export CRAC_CONTROL_DIR="$T/ctl"
-	mkdir -m 0700 "$CRAC_CONTROL_DIR"
-	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES
+	common_setup idearly --control-made
 	require_image_engine
 	# the binding from the source tree; it uses the libcrac `crac run` preloaded
 	export PYTHONPATH="${CRAC_SOURCE_DIR:-$BATS_TEST_DIRNAME/../..}/bindings/python"
-	PIDS=()
 }
 
 teardown() {
-	local p
-	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-	rm -rf "$T"
+	common_teardown -9
 }
 
 # one line per line of stdin: the line, the instance id, the generation

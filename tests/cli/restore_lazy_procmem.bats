@@ -116,7 +116,9 @@ PY
 @test "/proc/PID/mem reads every page once the crac-lazy thread is gone, and at once after --populate" {
 	start
 	# background loading (the default): the thread exits once every page is in
-	for _ in $(seq 200); do
+	# (60 s at most, the restore's own limit: a bound on slow work, 32 MiB
+	# took 12.5 s here with four busy loops beside it)
+	for _ in $(seq 600); do
 		grep -qx crac-lazy /proc/"$RPID"/task/*/comm 2>/dev/null || break
 		sleep 0.1
 	done

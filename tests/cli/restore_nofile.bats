@@ -10,20 +10,13 @@
 load common
 
 setup() {
-	T="$(mktemp -d /tmp/crac-bats-nofile.XXXXXX)"
-	CRAC="$CRAC_BUILD_DIR/crac"
-	export CRAC_CONTROL_DIR="$T/ctl"
-	mkdir -m 0700 "$CRAC_CONTROL_DIR"
-	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES
+	common_setup nofile --control-made
 	require_image_engine
 	need_python
-	PIDS=()
 }
 
 teardown() {
-	local p
-	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-	rm -rf "$T"
+	common_teardown -9
 }
 
 @test "an image that maps more files than RLIMIT_NOFILE allows: refused naming the limit, then restored with it raised" {
@@ -39,11 +32,7 @@ while True:
 '
 	prog=$SPAWNED
 	PIDS+=("$prog")
-	for _ in $(seq 200); do grep -qs ready "$T/prog.out" && break; sleep 0.05; done
-	for _ in $(seq 200); do [ -S "$CRAC_CONTROL_DIR/$prog.sock" ] && break; sleep 0.05; done
-	run "$CRAC" checkpoint --engine image --image-dir "$T/img" "$prog"
-	echo "$output"
-	[ "$status" -eq 0 ]
+	image_of_ready "$prog" "$T/prog.out"
 	run bash -c "ulimit -n 12; echo x | exec '$CRAC' restore '$T/img'"
 	echo "$output"
 	[ "$status" -ne 0 ]

@@ -11,19 +11,14 @@ bats_require_minimum_version 1.5.0
 load common
 
 setup() {
-	CRAC="$CRAC_BUILD_DIR/crac"
+	common_setup port2 --open
 	PROG="$CRAC_BUILD_DIR/tests/obj_sock"
-	T="$(mktemp -d /tmp/crac-bats-port2.XXXXXX)"
-	chmod 755 "$T"
 	mkdir -m 755 "$T/work"
-	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES
 	require_image_engine
-	PIDS=()
 }
 
 teardown() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	rm -rf "$T"
+	common_teardown
 }
 
 @test "two plain restores of one image listening on a TCP port: the second is refused before the point of no return, naming the port; the first serves on" {

@@ -14,20 +14,14 @@ load common
 load stuck_common
 
 setup() {
-	CRAC="$CRAC_BUILD_DIR/crac"
-	PROG="$CRAC_BUILD_DIR/tests/ctlprog"
-	T="$(mktemp -d /tmp/crac-bats-fsstuck.XXXXXX)"
-	chmod 755 "$T"
-	export CRAC_CONTROL_DIR="$T/ctl"
-	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_IMAGE_SYNC_HELPER CRAC_IMAGE_INCREMENTAL \
+	common_setup fsstuck --open --control CRAC_IMAGE_SYNC_HELPER CRAC_IMAGE_INCREMENTAL \
 		CRAC_TEST_SLOW_SYNC_MS CRAC_TEST_SYNC_GRACE_MS CRAC_TEST_SLOW_FS
+	PROG="$CRAC_BUILD_DIR/tests/ctlprog"
 	require_image_engine
-	PIDS=()
 }
 
 teardown() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	rm -rf "$T"
+	common_teardown
 }
 
 @test "the commit's fsync of the parent does not return: given up at the deadline, the image is in place with a warning naming the directory" {
