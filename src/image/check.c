@@ -913,7 +913,7 @@ static int check_files(const struct crac_img_checker *k, struct crac_img_buf *b)
 			return (int)fd;
 		}
 		struct stat st;
-		const char *what = 0;
+		const char *what = 0, *ctime_only = 0;
 		long rc = sys_fstat(fd, &st);
 		if (rc == 0 && (st.st_dev != pre.st_dev || st.st_ino != pre.st_ino))
 			st.st_mode = S_IFLNK;   /* swapped between the look and the open */
@@ -938,7 +938,7 @@ static int check_files(const struct crac_img_checker *k, struct crac_img_buf *b)
 		else if ((uint64_t)st.st_ino != f->ino || (uint64_t)st.st_dev != f->dev)
 			what = "its inode (the file was replaced)";
 		else if (st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec != f->ctime_ns)
-			what = "its status change time (ctime)";
+			what = ctime_only = "its status change time (ctime)";
 		/*
 		 * The stat identity proves the file unchanged: a write moves
 		 * the ctime, and so does setting the mtime back (utimensat), a
@@ -963,6 +963,10 @@ static int check_files(const struct crac_img_checker *k, struct crac_img_buf *b)
 			crac_img_puts(b, " changed since the checkpoint (");
 			crac_img_puts(b, what);
 			crac_img_puts(b, " differs)");
+			if (what == ctime_only)   /* the ctime alone */
+				crac_img_puts(b, ": a write whose modification time was put back, or only a chmod, "
+						 "chown or new hard link (a backup, perf's build-id cache) that crac cannot "
+						 "tell apart from one; checkpoint again if its content is the same");
 			return -ESTALE;
 		}
 		if (k->file_fds)

@@ -174,7 +174,7 @@ inspect_cannot_load() {
 	printf 'QQQQ' | dd of="$T/data.bin" bs=1 seek=9000 conv=notrunc status=none
 	touch -r "$T/data.orig" "$T/data.bin"
 	[ "$(stat -c %s.%Y "$T/data.bin")" = "$(stat -c %s.%Y "$T/data.orig")" ]
-	refused "file $T/data.bin changed since the checkpoint (its status change time (ctime) differs)"
+	refused "file $T/data.bin changed since the checkpoint (its status change time (ctime) differs): a write whose modification time was put back, or only a chmod, chown or new hard link (a backup, perf's build-id cache) that crac cannot tell apart from one; checkpoint again if its content is the same"
 	inspect_fails files "$REASON"
 }
 

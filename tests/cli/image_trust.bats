@@ -259,9 +259,9 @@ mapped_checkpoint() {
 	touch -d "$mtime" "$T/data.bin"
 	[ "$(stat -c %y.%s "$T/data.bin")" = "$mtime.$size" ]
 	restore_refused
-	[ "$REASON" = "file $T/data.bin changed since the checkpoint (its status change time (ctime) differs)" ]
+	[ "$REASON" = "file $T/data.bin changed since the checkpoint (its status change time (ctime) differs): a write whose modification time was put back, or only a chmod, chown or new hard link (a backup, perf's build-id cache) that crac cannot tell apart from one; checkpoint again if its content is the same" ]
 	restore_refused --verify-files
-	[ "$REASON" = "file $T/data.bin changed since the checkpoint (its status change time (ctime) differs)" ]
+	[ "$REASON" = "file $T/data.bin changed since the checkpoint (its status change time (ctime) differs): a write whose modification time was put back, or only a chmod, chown or new hard link (a backup, perf's build-id cache) that crac cannot tell apart from one; checkpoint again if its content is the same" ]
 	inspect_says files "$REASON"
 }
 
