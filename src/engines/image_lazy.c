@@ -1535,8 +1535,12 @@ static void ws_job_run(struct ws_job *j)
 	long rc = write_all((int)fd, (const char *)h, sizeof(*h));
 	if (rc == 0)
 		rc = write_all((int)fd, (const char *)j->pg, (uint64_t)h->n * sizeof(j->pg[0]));
-	if (rc == 0 && (j->flags & CRAC_LAZY_WS_TEST_DAMAGE))
-		SYS(SYS_pwrite64, fd, "\xff", 1, 16, 0, 0);   /* (tests: a byte of the head changed) */
+	if (rc == 0 && (j->flags & CRAC_LAZY_WS_TEST_DAMAGE)) {
+		/* tests: a byte of the head changed (inverted: a fixed value
+		 * would be no change where the head holds it already) */
+		char x = (char)~((const char *)h)[16];
+		SYS(SYS_pwrite64, fd, &x, 1, 16, 0, 0);
+	}
 	if (rc == 0)
 		rc = sys_fstat((int)fd, &st);
 	/* (a network file system may say only here that the data did not
