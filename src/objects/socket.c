@@ -273,6 +273,26 @@ static int ip_parts(const void *sa, uint32_t len, unsigned *port, unsigned char 
  * 1: one bound to every address (0.0.0.0, ::), 0: none; -errno if the
  * kernel cannot tell. Stack buffers only: probes run on several threads.
  */
+/* The netlink message at off of the n bytes in buf, its header in *h: 1
+ * one to look at, 0 the end of a dump (NLMSG_DONE), or a negative errno
+ * (the kernel's NLMSG_ERROR, or -EPROTO for a message that does not fit). */
+static long nl_message(const char *buf, long n, long off, struct nlmsghdr *h)
+{
+	memcpy(h, buf + off, sizeof(*h));
+	if (h->nlmsg_len < sizeof(*h) || off + (long)h->nlmsg_len > n)
+		return -EPROTO;
+	if (h->nlmsg_type == NLMSG_DONE)
+		return 0;
+	if (h->nlmsg_type == NLMSG_ERROR) {
+		struct nlmsgerr err;
+		memset(&err, 0, sizeof(err));
+		if (h->nlmsg_len >= NLMSG_HDRLEN + sizeof(err))
+			memcpy(&err, buf + off + NLMSG_HDRLEN, sizeof(err));
+		return err.error < 0 ? err.error : -EPROTO;
+	}
+	return 1;
+}
+
 /* Tests: set by libcrac's start-up from CRAC_PRETEND_MISSING=inet_diag (this
  * file is linked into the loader too, which reads no such switch). */
 int crac_obj_no_inet_diag;
@@ -322,20 +342,13 @@ static int tcp_listener_on(const void *l, uint32_t ll)
 			}
 			for (long off = 0; off + (long)sizeof(struct nlmsghdr) <= n && !done;) {
 				struct nlmsghdr h;
-				memcpy(&h, buf + off, sizeof(h));
-				if (h.nlmsg_len < sizeof(h) || off + (long)h.nlmsg_len > n) {
-					n = -EPROTO;
+				long k = nl_message(buf, n, off, &h);
+				if (k < 0) {
+					n = k;
 					break;
 				}
-				if (h.nlmsg_type == NLMSG_DONE) {
+				if (k == 0) {
 					done = 1;
-				} else if (h.nlmsg_type == NLMSG_ERROR) {
-					struct nlmsgerr err;
-					memset(&err, 0, sizeof(err));
-					if (h.nlmsg_len >= NLMSG_HDRLEN + sizeof(err))
-						memcpy(&err, buf + off + NLMSG_HDRLEN, sizeof(err));
-					n = err.error < 0 ? err.error : -EPROTO;
-					break;
 				} else if (h.nlmsg_type == SOCK_DIAG_BY_FAMILY &&
 					   h.nlmsg_len >= NLMSG_LENGTH(sizeof(struct inet_diag_msg))) {
 					struct inet_diag_msg m;
@@ -1058,20 +1071,13 @@ static int unix_listener_on(const struct stat *st)
 		}
 		for (long off = 0; off + (long)sizeof(struct nlmsghdr) <= n && !done && !found;) {
 			struct nlmsghdr h;
-			memcpy(&h, buf + off, sizeof(h));
-			if (h.nlmsg_len < sizeof(h) || off + (long)h.nlmsg_len > n) {
-				n = -EPROTO;
+			long k = nl_message(buf, n, off, &h);
+			if (k < 0) {
+				n = k;
 				done = 1;
 				break;
 			}
-			if (h.nlmsg_type == NLMSG_DONE) {
-				done = 1;
-			} else if (h.nlmsg_type == NLMSG_ERROR) {
-				struct nlmsgerr err;
-				memset(&err, 0, sizeof(err));
-				if (h.nlmsg_len >= NLMSG_HDRLEN + sizeof(err))
-					memcpy(&err, buf + off + NLMSG_HDRLEN, sizeof(err));
-				n = err.error < 0 ? err.error : -EPROTO;
+			if (k == 0) {
 				done = 1;
 			} else if (h.nlmsg_type == SOCK_DIAG_BY_FAMILY &&
 				   h.nlmsg_len >= NLMSG_LENGTH(sizeof(struct unix_diag_msg))) {

@@ -90,7 +90,7 @@ cold_then_image() {
 	port="$(cat "$T/d/port")"
 	kill -TERM "$pid"
 	wait "$pid" || true
-	bg warm strace -qq -o "$T/trace" -e trace=mkdir,bind \
+	bg warm strace -f -qq -o "$T/trace" -e trace=mkdir,mkdirat,bind \
 		"$CRAC" start --image "$T/img" --key k --checkpoint-on-ready -- "$T/srv" "$T/d" 100
 	a="$(ask_until "$port")"
 	echo "$a"
@@ -109,12 +109,12 @@ cold_then_image() {
 	wait "$pid" || true
 
 	touch -d '2 hours ago' "$T/srv"   # the loader refuses: cold, after the warm attempt
-	bg two strace -qq -o "$T/trace" -e trace=mkdir,bind \
+	bg two strace -f -qq -o "$T/trace" -e trace=mkdir,mkdirat,bind \
 		"$CRAC" start --image "$T/img" --key k --checkpoint-on-ready -- "$T/srv" "$T/d" 100
 	wait_for grep -q "written to $T/img" "$T/two.err"
 	cat "$T/two.err" "$T/trace"
 	grep -q "the restore of $T/img failed" "$T/two.err"
-	grep -q 'mkdir(".*/crac-notify-' "$T/trace"
+	grep -Eq 'mkdir(at)?\(.*/crac-notify-' "$T/trace"
 	[ "$(wc -l <"$T/d/boots")" -eq 2 ]
 	kill -TERM "$(child_of "$pid")"   # crac start (strace's child: a TERM to strace would leave it running)
 	wait "$pid" || true
