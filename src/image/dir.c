@@ -1419,6 +1419,15 @@ static int fs_rename(const char *from, const char *to, unsigned flags, char *why
 	return fs_rename_as(from, to, flags, "rename", why, wlen);
 }
 
+/* from to to where nothing is at to: RENAME_NOREPLACE, or a plain rename
+ * where the file system cannot say (EINVAL, ENOSYS: some NFS, FUSE) */
+static int fs_rename_noreplace(const char *from, const char *to, char *why, size_t wlen)
+{
+	int rc = fs_rename(from, to, RENAME_NOREPLACE, why, wlen);
+
+	return rc == -EINVAL || rc == -ENOSYS ? fs_rename(from, to, 0, why, wlen) : rc;
+}
+
 /* (CRAC_TEST_SLOW_FS=move: these renames only, not the commit's, which the
  * program's image engine makes) */
 int crac_img_rename_msg(const char *from, const char *to, unsigned flags, char *msg, size_t msglen)
@@ -1566,14 +1575,12 @@ int crac_img_commit_with(const char *tmp, const char *dir_arg, const struct stat
 	}
 	if (!there) {
 		/* Nothing at DIR: never replace what may appear meanwhile. */
-		rc = fs_rename(tmp, dir, RENAME_NOREPLACE, why, sizeof(why));
+		rc = fs_rename_noreplace(tmp, dir, why, sizeof(why));
 		if (rc == -EEXIST || rc == -ENOTEMPTY) {
 			snprintf(msg, msglen, "image directory %s appeared while the image was written; "
 				 "nothing was replaced", dir);
 			return -EEXIST;
 		}
-		if (rc == -EINVAL || rc == -ENOSYS)
-			rc = fs_rename(tmp, dir, 0, why, sizeof(why));
 		if (rc < 0)
 			return rename_failed(rc, why, tmp, dir, msg, msglen);
 	} else if ((rc = rename_exchange(tmp, dir, why, sizeof(why))) == 0) {
@@ -1879,9 +1886,7 @@ int crac_img_clean_stale_msg(const char *dir, int *removed, char *msg, size_t ms
 				continue;
 			rc = crac_img_lstat_msg(img, &st, m, sizeof(m));
 			if (rc == -ENOENT) {
-				rc = fs_rename(path, img, RENAME_NOREPLACE, why, sizeof(why));
-				if (rc == -EINVAL || rc == -ENOSYS)
-					rc = fs_rename(path, img, 0, why, sizeof(why));
+				rc = fs_rename_noreplace(path, img, why, sizeof(why));
 				if (rc == -ETIMEDOUT && why[0]) {
 					snprintf(msg, msglen, "putting the previous image back: %s", why);
 					if (removed)
