@@ -1691,18 +1691,21 @@ const char *crac_img_proc_stat(int pid, char *buf, size_t len)
 	return p ? p + 1 : NULL;
 }
 
-unsigned long long crac_img_start_time(int pid)
+/* The start time (field 22, proc(5)) in the fields crac_img_proc_stat
+ * returns, or 0. */
+static unsigned long long stat_start_time(const char *p)
 {
-	char buf[1024];
-	unsigned long long t = 0;
-	/* field 22 (proc(5)) */
-	const char *p = crac_img_proc_stat(pid, buf, sizeof(buf));
 	for (int field = 2; p && *p && field < 22; p++)
 		if (*p == ' ')
 			field++;
-	if (p && *p)
-		t = strtoull(p, NULL, 10);
-	return t;
+	return p && *p ? strtoull(p, NULL, 10) : 0;
+}
+
+unsigned long long crac_img_start_time(int pid)
+{
+	char buf[1024];
+
+	return stat_start_time(crac_img_proc_stat(pid, buf, sizeof(buf)));
 }
 
 /* The writer temporaries are named after (crac_img_tmp_writer); 0: the caller. */
@@ -1791,13 +1794,12 @@ static int tmp_parse(const char *name, const char *base, int *pid, unsigned long
 	return 0;
 }
 
-/* A zombie: exited, not reaped yet (state Z or X), and no thread of it
- * left (a leader that exited alone shows Z while its other threads run:
- * then /proc/PID/task lists them too). */
-static bool zombie(int pid)
+/* A zombie (p: its /proc/PID/stat fields): exited, not reaped yet (state
+ * Z or X), and no thread of it left (a leader that exited alone shows Z
+ * while its other threads run: then /proc/PID/task lists them too). */
+static bool zombie(int pid, const char *p)
 {
-	char buf[1024], path[64];
-	const char *p = crac_img_proc_stat(pid, buf, sizeof(buf));
+	char path[64];
 
 	if (!p || (p[0] != ' ') || (p[1] != 'Z' && p[1] != 'X'))
 		return false;
@@ -1816,13 +1818,16 @@ static bool zombie(int pid)
  * it writes nothing more, and its parent may never reap it. */
 static bool writer_alive(int pid, unsigned long long start)
 {
+	char buf[1024];
+
 	if (kill(pid, 0) < 0 && errno == ESRCH)
 		return false;
-	unsigned long long now = crac_img_start_time(pid);
+	const char *p = crac_img_proc_stat(pid, buf, sizeof(buf));   /* (its state and start time) */
+	unsigned long long now = stat_start_time(p);
 	/* Unreadable /proc (another pid namespace, hidepid): assume it runs. */
 	if (now != 0 && now != start)
 		return false;
-	return now == 0 || !zombie(pid);
+	return now == 0 || !zombie(pid, p);
 }
 
 int crac_img_clean_stale_msg(const char *dir, int *removed, char *msg, size_t msglen)
