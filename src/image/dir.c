@@ -447,6 +447,26 @@ static void dir_usage(struct fsop *op)
 	op->res = got < 0 ? (int)got : 0;
 }
 
+/* op's data written whole to fd (op->step = step meanwhile), fsync'd
+ * (step + 1), and fd closed: 0 or a negative errno. Raw system calls. */
+static long write_sync(struct fsop *op, long fd, int step)
+{
+	long r = 0;
+
+	op->step = step;
+	for (size_t at = 0; at < op->data_len; at += (size_t)r)
+		if ((r = crac_raw_syscall3(SYS_write, fd, (long)(op->data + at), (long)(op->data_len - at))) <= 0) {
+			r = r < 0 ? r : -EIO;
+			break;
+		}
+	if (r >= 0) {
+		op->step = step + 1;
+		r = crac_raw_syscall3(SYS_fsync, fd, 0, 0);
+	}
+	crac_raw_syscall3(SYS_close, fd, 0, 0);
+	return r < 0 ? r : 0;
+}
+
 /* FSOP_PUT: in directory op->path (opened O_NOFOLLOW: never through a
  * symbolic link put in its place), the file op->to replaced whole by
  * op->data (written to op->tmpname first, fsync'd, renamed over it; the
@@ -472,17 +492,7 @@ static void put_file(struct fsop *op)
 	if ((r = fd = crac_raw_syscall5(SYS_openat, dfd, (long)op->tmpname,
 					O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600, 0)) < 0)
 		goto out;
-	op->step = 2;
-	for (size_t at = 0; at < op->data_len; at += (size_t)r)
-		if ((r = crac_raw_syscall3(SYS_write, fd, (long)(op->data + at), (long)(op->data_len - at))) <= 0) {
-			r = r < 0 ? r : -EIO;
-			break;
-		}
-	if (r >= 0) {
-		op->step = 3;
-		r = crac_raw_syscall3(SYS_fsync, fd, 0, 0);
-	}
-	crac_raw_syscall3(SYS_close, fd, 0, 0);
+	r = write_sync(op, fd, 2);
 	if (r >= 0) {
 		op->step = 4;
 		r = crac_raw_syscall5(SYS_renameat, dfd, (long)op->tmpname, dfd, (long)op->to, 0);
@@ -682,18 +692,7 @@ static void fsop_run(void *arg)
 			op->res = (int)r;
 			break;
 		}
-		long fd = r;
-		op->step = 1;
-		for (size_t at = 0; at < op->data_len; at += (size_t)r)
-			if ((r = crac_raw_syscall3(SYS_write, fd, (long)(op->data + at), (long)(op->data_len - at))) <= 0) {
-				r = r < 0 ? r : -EIO;
-				break;
-			}
-		if (r >= 0) {
-			op->step = 2;
-			r = crac_raw_syscall3(SYS_fsync, fd, 0, 0);
-		}
-		crac_raw_syscall3(SYS_close, fd, 0, 0);
+		r = write_sync(op, r, 1);
 		op->res = r < 0 ? (int)r : 0;
 		break;
 	}
