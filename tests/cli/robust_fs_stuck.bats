@@ -156,24 +156,29 @@ given_up_before_writing() {
 # crac flatten and crac start: their own looks at the file system end at
 # their --timeout (not a fixed 30 s), naming the step, the path and the limit.
 
+# flatten_given_up OP WHAT: crac flatten DIR OUT --timeout 1s with step OP
+# of the file system not returning (CRAC_TEST_SLOW_FS) gives up within 10 s,
+# saying "WHAT did not return ..." (WHAT an extended regular expression);
+# neither OUT nor a temporary of it is left.
+flatten_given_up() {
+	local op=$1 what=$2 t0 ms
+	t0=$(date +%s%N)
+	run env CRAC_TEST_SLOW_FS=$op:600000 timeout -k 5 60 "$CRAC" flatten "$T/img" "$T/flat" --timeout 1s
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	echo "$op: $status: $output ($ms ms)"
+	[ "$status" -eq 1 ]
+	echo "$output" | grep -Eq "^crac: flatten $T/img: $what did not return after [0-9]+ ms \\(crac flatten --timeout, 1000 ms\\): its file system does not answer; given up$"
+	[ "$ms" -lt 10000 ]
+	[ ! -e "$T/flat" ]
+	! ls -d "$T"/flat.tmp-* 2>/dev/null || false
+}
+
 @test "crac flatten --timeout 1s: a target check that does not return is given up after 1 s, naming the step and the path" {
 	start_prog good
 	run "$CRAC" checkpoint --engine image --image-dir "$T/img" --keep-running "$pid"
 	[ "$status" -eq 0 ]
-	for op in check clean; do
-		t0=$(date +%s%N)
-		run env CRAC_TEST_SLOW_FS=$op:600000 timeout -k 5 60 "$CRAC" flatten "$T/img" "$T/flat" --timeout 1s
-		ms=$((($(date +%s%N) - t0) / 1000000))
-		echo "$op: $status: $output ($ms ms)"
-		[ "$status" -eq 1 ]
-		case $op in
-		check) what="image directory $T/flat: the check of the target \\(looking at its parent directory\\)" ;;
-		clean) what="the listing of $T for stale temporaries of flat" ;;
-		esac
-		echo "$output" | grep -Eq "^crac: flatten $T/img: $what did not return after [0-9]+ ms \\(crac flatten --timeout, 1000 ms\\): its file system does not answer; given up$"
-		[ "$ms" -lt 10000 ]
-		[ ! -e "$T/flat" ]
-	done
+	flatten_given_up check "image directory $T/flat: the check of the target \\(looking at its parent directory\\)"
+	flatten_given_up clean "the listing of $T for stale temporaries of flat"
 	# it answers: flattened
 	run "$CRAC" flatten "$T/img" "$T/flat" --timeout 1s
 	echo "$output"
@@ -184,23 +189,10 @@ given_up_before_writing() {
 	start_prog good
 	run "$CRAC" checkpoint --engine image --image-dir "$T/img" --keep-running "$pid"
 	[ "$status" -eq 0 ]
-	for op in realpath stat lstat fsync; do
-		t0=$(date +%s%N)
-		run env CRAC_TEST_SLOW_FS=$op:600000 timeout -k 5 60 "$CRAC" flatten "$T/img" "$T/flat" --timeout 1s
-		ms=$((($(date +%s%N) - t0) / 1000000))
-		echo "$op: $status: $output ($ms ms)"
-		[ "$status" -eq 1 ]
-		case $op in
-		realpath) what="the resolution of $T" ;;
-		stat) what="the stat of $T/img" ;;
-		lstat) what="the lstat of $T/flat" ;;
-		fsync) what="writing $T/flat\\.tmp-[0-9]+-[0-9]+-[A-Za-z0-9]+/header: the fsync" ;;
-		esac
-		echo "$output" | grep -Eq "^crac: flatten $T/img: $what did not return after [0-9]+ ms \\(crac flatten --timeout, 1000 ms\\): its file system does not answer; given up$"
-		[ "$ms" -lt 10000 ]
-		[ ! -e "$T/flat" ]
-		! ls -d "$T"/flat.tmp-* 2>/dev/null || false
-	done
+	flatten_given_up realpath "the resolution of $T"
+	flatten_given_up stat "the stat of $T/img"
+	flatten_given_up lstat "the lstat of $T/flat"
+	flatten_given_up fsync "writing $T/flat\\.tmp-[0-9]+-[0-9]+-[A-Za-z0-9]+/header: the fsync"
 	# it answers: flattened
 	run "$CRAC" flatten "$T/img" "$T/flat" --timeout 1s
 	echo "$output"
