@@ -33,6 +33,15 @@ stuck_start() {
 	echo "($ms ms)"
 }
 
+# image_by_cold_start: $T/img written by a cold crac start of PROG (ready:
+# --checkpoint-on-ready), which is then stopped.
+image_by_cold_start() {
+	bg cold "$CRAC" start --image "$T/img" --checkpoint-on-ready -- "$SERVER" "$T/d" 100
+	wait_for grep -q "written to $T/img" "$T/cold.err"
+	kill -TERM "$pid"
+	wait "$pid" || true
+}
+
 @test "the open of DIR.lock does not return: given up at --timeout naming the lock file; PROG starts cold and writes no image" {
 	stuck_start open
 	grep -Eq "^crac: start: cannot open the lock file $T/img\.lock: the open of $T/img\.lock did not return after [0-9]+ ms \(crac start --timeout, 1000 ms\): its file system does not answer; given up: starting $SERVER cold; it writes no image: without a lock file it writes no image$" "$T/start.err"
@@ -59,10 +68,7 @@ stuck_start() {
 }
 
 @test "a file system that answers: the bounded open, lstats and resolution make the usual warm start" {
-	bg cold "$CRAC" start --image "$T/img" --checkpoint-on-ready -- "$SERVER" "$T/d" 100
-	wait_for grep -q "written to $T/img" "$T/cold.err"
-	kill -TERM "$pid"
-	wait "$pid" || true
+	image_by_cold_start
 	port="$(cat "$T/d/port")"
 	bg warm "$CRAC" start --image "$T/img" --checkpoint-on-ready -- "$SERVER" "$T/d" 100
 	wait_for ask "$port"
@@ -82,10 +88,7 @@ stuck_start() {
 }
 
 @test "the read of DIR/start-key does not return: given up at --timeout naming the file; PROG starts cold" {
-	bg cold "$CRAC" start --image "$T/img" --checkpoint-on-ready -- "$SERVER" "$T/d" 100
-	wait_for grep -q "written to $T/img" "$T/cold.err"
-	kill -TERM "$pid"
-	wait "$pid" || true
+	image_by_cold_start
 	stuck_start read
 	grep -Eq "^crac: start: the read of $T/img/start-key did not return after [0-9]+ ms \(crac start --timeout, 1000 ms\): its file system does not answer; given up: starting $SERVER cold" "$T/start.err"
 	[ "$ms" -lt 8000 ]
@@ -119,10 +122,7 @@ stuck_start() {
 # The header, read only under socket activation (or with DIR/activation
 # there), is opened and read by a helper too.
 @test "the open of the image to read its header does not return: given up at --timeout naming DIR; PROG starts cold and writes no image" {
-	bg cold "$CRAC" start --image "$T/img" --checkpoint-on-ready -- "$SERVER" "$T/d" 100
-	wait_for grep -q "written to $T/img" "$T/cold.err"
-	kill -TERM "$pid"
-	wait "$pid" || true
+	image_by_cold_start
 	: >"$T/img/activation"   # (no socket recorded: the header is read all the same)
 	ino=$(stat -c %i "$T/img/header")
 	stuck_start header
@@ -166,10 +166,7 @@ stuck_start() {
 }
 
 @test "the search for the restore loader does not return: given up at --timeout naming the path; PROG starts cold" {
-	bg cold "$CRAC" start --image "$T/img" --checkpoint-on-ready -- "$SERVER" "$T/d" 100
-	wait_for grep -q "written to $T/img" "$T/cold.err"
-	kill -TERM "$pid"
-	wait "$pid" || true
+	image_by_cold_start
 	stuck_start loader
 	grep -Eq "^crac: start: the search for the restore loader stopped: access to /[^ ]*/crac-loader did not return after [0-9]+ ms \(crac start --timeout, 1000 ms\): its file system does not answer; given up: starting $SERVER cold" "$T/start.err"
 	[ "$ms" -lt 8000 ]
