@@ -432,6 +432,20 @@ static bool suggested_rule(int fd, char *out, size_t n)
 	return found;
 }
 
+/* The rule the safety checks (sim engine) and the image engine suggest
+ * for fd: both want. */
+static void both_suggest(int fd, const char *want)
+{
+	char sim[300] = "", image[300] = "";
+
+	setenv("CRAC_ENGINE", "sim", 1);
+	CHECK(suggested_rule(fd, sim, sizeof(sim)));
+	unsetenv("CRAC_ENGINE");
+	CHECK(suggested_rule(fd, image, sizeof(image)));
+	CHECKF(!strcmp(sim, want), "the checks suggest `%s`, expected `%s`", sim, want);
+	CHECKF(!strcmp(image, want), "the image engine suggests `%s`, expected `%s`", image, want);
+}
+
 /* The safety checks (sim engine) and the image engine's probe suggest the
  * same rule for a connection, and for a deleted temporary. */
 static void test_checks_and_probe_agree(void)
@@ -441,21 +455,11 @@ static void test_checks_and_probe_agree(void)
 	REQUIRE(l >= 0);
 	int c = connected(AF_INET, "127.0.0.1", port, l, &s);
 	REQUIRE(c >= 0 && s >= 0);
-	char want[100], sim[300] = "", image[300] = "";
+	char want[100];
 	snprintf(want, sizeof(want), "tcp 127.0.0.1:%u->* close", port);
-	setenv("CRAC_ENGINE", "sim", 1);
-	CHECK(suggested_rule(s, sim, sizeof(sim)));
-	unsetenv("CRAC_ENGINE");
-	CHECK(suggested_rule(s, image, sizeof(image)));
-	CHECKF(!strcmp(sim, want), "the checks suggest `%s`, expected `%s`", sim, want);
-	CHECKF(!strcmp(image, want), "the image engine's probe suggests `%s`, expected `%s`", image, want);
+	both_suggest(s, want);
 	snprintf(want, sizeof(want), "tcp *->127.0.0.1:%u close", port);
-	setenv("CRAC_ENGINE", "sim", 1);
-	CHECK(suggested_rule(c, sim, sizeof(sim)));
-	unsetenv("CRAC_ENGINE");
-	CHECK(suggested_rule(c, image, sizeof(image)));
-	CHECKF(!strcmp(sim, want), "the checks suggest `%s`, expected `%s`", sim, want);
-	CHECKF(!strcmp(image, want), "the image engine's probe suggests `%s`, expected `%s`", image, want);
+	both_suggest(c, want);
 	close(c);
 	close(s);
 	close(l);
@@ -466,12 +470,7 @@ static void test_checks_and_probe_agree(void)
 	REQUIRE(t >= 0);
 	unlink(path);
 	snprintf(want, sizeof(want), "file \"%s/.ZendSem.* (deleted)\" close", tmpdir);
-	setenv("CRAC_ENGINE", "sim", 1);
-	CHECK(suggested_rule(t, sim, sizeof(sim)));
-	unsetenv("CRAC_ENGINE");
-	CHECK(suggested_rule(t, image, sizeof(image)));
-	CHECKF(!strcmp(sim, want), "the checks suggest `%s`, expected `%s`", sim, want);
-	CHECKF(!strcmp(image, want), "the image engine's checks suggest `%s`, expected `%s`", image, want);
+	both_suggest(t, want);
 	close(t);
 }
 
