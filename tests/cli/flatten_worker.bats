@@ -12,12 +12,9 @@ bats_require_minimum_version 1.5.0
 load common
 
 setup() {
-	CRAC="$CRAC_BUILD_DIR/crac"
+	common_setup flatworker --open CRAC_IMAGE_STATS CRAC_LOADER CRAC_LAZY_PREFETCH CRAC_LOG CRAC_IMAGE_COMPRESS \
+		CRAC_IMAGE_INCREMENTAL CRAC_TEST_SLOW_FS CRAC_TEST_SYNC_GRACE_MS
 	INCR="$CRAC_BUILD_DIR/tests/image_incr"
-	T="$(mktemp -d /tmp/crac-bats-flatworker.XXXXXX)"
-	chmod 755 "$T"
-	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_IMAGE_STATS CRAC_LOADER CRAC_LAZY_PREFETCH \
-		CRAC_LOG CRAC_IMAGE_COMPRESS CRAC_IMAGE_INCREMENTAL CRAC_TEST_SLOW_FS CRAC_TEST_SYNC_GRACE_MS
 	require_image_engine
 	run --separate-stderr clean env CRAC_IMAGE_INCREMENTAL=1 "$INCR" "$T/i0" "$T/i1" "$T/i2" 8
 	echo "chain: status $status, stdout: $output, stderr: $stderr"
@@ -28,7 +25,7 @@ setup() {
 teardown() {
 	[ -z "${FPID:-}" ] || kill -9 "$FPID" 2>/dev/null || true
 	[ -z "${WPID:-}" ] || kill -9 "$WPID" 2>/dev/null || true
-	rm -rf "$T"
+	common_teardown
 }
 
 # state: every file of the chain with its checksum and inode
