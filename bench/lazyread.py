@@ -19,6 +19,12 @@
 # the read's answer (all its threads: utime + stime, in clock ticks),
 # median (min-max), and each build's ratio to
 # CRIU and to the first build. Images in $CRAC_BENCH_TMPDIR (/var/tmp).
+# NAME+=BUILD restores that build's image with CRAC_LAZY_MOVE=off (the lazy
+# thread copies every page, as CRIU's daemon does). CRAC_BENCH_IDLE=S sleeps
+# S seconds before each restore (on a VM that hands free memory back to its
+# host, what a restore after idle meets; bench/side.py's "after idle" rows);
+# with CRAC_BENCH_IDLE_WARM=MIB, bench/warm MIB runs right before that sleep,
+# so that every kind meets memory with the same history.
 import os
 import shutil
 import subprocess
@@ -38,6 +44,7 @@ for a in sys.argv[3:]:
     else:
         name, d = a.split("=", 1)
         builds[name] = os.path.abspath(d)
+idle = float(os.environ.get("CRAC_BENCH_IDLE", "0"))
 criu = os.environ.get("CRAC_BENCH_CRIU") or shutil.which("criu") or ""
 if use_criu and not criu:
     sys.exit("lazyread.py: criu asked for, but CRAC_BENCH_CRIU is unset and no criu in PATH")
@@ -61,6 +68,9 @@ def run(cmd):
 
 imgs, ids = {}, None
 for name, b in builds.items():
+    if name.endswith("+") and name[:-1] in imgs:
+        imgs[name] = imgs[name[:-1]]
+        continue
     img = os.path.join(tmp, name)
     p, _, _ = start([os.path.join(b, "crac"), "run", "--", os.path.join(b, "bench", "heap_serve"), str(mib)])
     run([os.path.join(b, "crac"), "checkpoint", "--engine", "image", "--image-dir", img, str(p.pid)])
@@ -83,8 +93,9 @@ def restore(kind):
     procs = []
     t0 = time.monotonic_ns()
     if kind != "criu":
+        env = dict(os.environ, CRAC_LAZY_MOVE="off") if kind.endswith("+") else None
         procs.append(subprocess.Popen([os.path.join(builds[kind], "crac"), "restore", imgs[kind]],
-                                      stdin=a_r, stdout=b_w, stderr=subprocess.DEVNULL))
+                                      stdin=a_r, stdout=b_w, stderr=subprocess.DEVNULL, env=env))
     else:
         img = imgs[kind]
         sock = os.path.join(img, "lazy-pages.socket")
@@ -136,6 +147,11 @@ print("load %s" % open("/proc/loadavg").read().split()[:3], flush=True)
 try:
     for i in range(reps + 1):
         for kd in kinds[i % len(kinds):] + kinds[:i % len(kinds)]:
+            if idle:
+                if os.environ.get("CRAC_BENCH_IDLE_WARM"):
+                    run([os.path.join(next(iter(builds.values())), "bench", "warm"),
+                         os.environ["CRAC_BENCH_IDLE_WARM"]])
+                time.sleep(idle)
             t, r, c = restore(kd)
             if i:
                 res[kd][0].append(t)
