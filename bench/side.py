@@ -52,7 +52,7 @@ big_reps = int(os.environ.get("CRAC_BENCH_SIDE_BIG_REPS", "1" if quick else "3")
 sizes = [int(s) for s in os.environ.get("CRAC_BENCH_SIDE_SIZES", "16 256" if quick else "16 1024").split()]
 incr_mib = int(os.environ.get("CRAC_BENCH_SIDE_INCR_MIB", "256" if quick else "1024"))
 # the lazy whole-heap read after idle, without the warm-up (largest heap of 1 GiB and more)
-cold_reps = int(os.environ.get("CRAC_BENCH_SIDE_COLD_REPS", "1" if quick else "3"))
+cold_reps = int(os.environ.get("CRAC_BENCH_SIDE_COLD_REPS", "1" if quick else "4"))
 COLD_IDLE_S = 12
 zoo_only = os.environ.get("CRAC_BENCH_SIDE_ZOO", "").split()
 criu = os.environ.get("CRAC_BENCH_CRIU", "")
@@ -451,7 +451,7 @@ zoo_load.append(load())
 
 # -- 2. heaps ---------------------------------------------------------------------------
 heap_rows = []
-cold = {}   # MiB: ({kind: [ms to the first answer]}, {kind: [read ms]}), after idle, no warm-up
+cold = {}   # MiB: ({kind: [ms to the first answer]}, {kind: [read ms]}), after the warm-up and idle
 heap_load = [load()]
 for mib in sizes:
     with open("/proc/meminfo") as fm:
@@ -489,16 +489,31 @@ for mib in sizes:
                     t[kd].append(v)
                     rd[kd].append(float(a.split("ms=")[1].split()[0]))
         if criu and mib >= 1024 and mib == max(sizes) and cold_reps > 0:
-            # The same lazy restores and reads, each after COLD_IDLE_S of
-            # idle and no warm-up: the memory they fill is what the host
-            # took back meanwhile (section 2b), as for a program restored
-            # on a VM that had been idle.
+            # The same lazy restores and reads after COLD_IDLE_S of idle:
+            # the memory they fill is what the host took back meanwhile
+            # (section 2b), as for a program restored on a VM that had
+            # been idle. What a run meets depends on what ran before it
+            # (how much of the memory the last process freed is handed
+            # back by then, which depends on how it was freed): so that
+            # each kind meets the same, every run comes after the same
+            # history, bench/warm writing and freeing 1.5 x the heap and
+            # then COLD_IDLE_S with nothing running. The bound: `warm MIB
+            # 2` after that same history, the cheapest way measured here
+            # to get that much fresh memory (huge pages, both CPUs), which
+            # the lazy restore has to get too.
             print("== heap %d MiB: lazy restore and read after %d s idle" % (mib, COLD_IDLE_S), file=sys.stderr,
                   flush=True)
-            cold_t, cold_rd = {"lazy": [], "criu-lazy": []}, {"lazy": [], "criu-lazy": []}
+            cold_t, cold_rd = {"lazy": [], "criu-lazy": []}, {"lazy": [], "criu-lazy": [], "bound": []}
             for i in range(cold_reps):
-                for kd in rotate(["lazy", "criu-lazy"], i):
+                for kd in rotate(["lazy", "criu-lazy", "bound"], i):
+                    warm(mib)
                     time.sleep(COLD_IDLE_S)
+                    if kd == "bound":
+                        r = run_quiet([warm_bin, str(mib), "2"], timeout=300)
+                        if r.returncode:
+                            raise RuntimeError("bench/warm: " + r.stdout.decode(errors="replace").strip())
+                        cold_rd[kd].append(float(r.stdout.split()[0]))
+                        continue
                     v, a = restore(kd, ci if kd == "lazy" else cc, ids, "ping", "pong", "read")
                     if "sum=ok" not in a:
                         raise RuntimeError("%s restore of %d MiB after idle: wrong heap: %s" % (kd, mib, a))
@@ -694,12 +709,15 @@ def goal_rows():
             else:
                 g.append((what, "%s ms; CRIU not measured" % (num(med(a)) if a else "–"), "not measured"))
     for mib, (ct, crd) in sorted(cold.items()):
-        a, b = crd["lazy"], crd["criu-lazy"]
+        a, b, bd = crd["lazy"], crd["criu-lazy"], crd["bound"]
         if a and b:
             ta, tb = total(ct, crd, "lazy"), total(ct, crd, "criu-lazy")
-            g.append(("the same after %d s idle, no warm-up (memory the host took back), %d MiB" % (COLD_IDLE_S, mib),
-                      "%s ms vs %s ms: %s; with the restore before it: %s ms vs %s ms: %s" % (
-                          num(med(a)), num(med(b)), ratio(a, b), num(med(ta)), num(med(tb)), ratio(ta, tb)),
+            g.append(("the same after %d s idle (memory the host took back; every run after the same history), "
+                      "%d MiB" % (COLD_IDLE_S, mib),
+                      "%s ms vs %s ms: %s; with the restore before it: %s ms vs %s ms: %s%s" % (
+                          num(med(a)), num(med(b)), ratio(a, b), num(med(ta)), num(med(tb)), ratio(ta, tb),
+                          "; bound (that much fresh memory after the same idle, huge pages, both CPUs): %s ms, "
+                          "crac at %s of it, CRIU at %s" % (num(med(bd)), ratio(a, bd), ratio(b, bd)) if bd else ""),
                       "**met**" if med(a) <= med(b) else "not met"))
     if incr is not None and incr[1]:
         v = med(incr[1])
@@ -778,13 +796,19 @@ with open(hdat, "w") as fd:
         if mib in cold:
             ct, crd = cold[mib]
             rows += [
-                ("whole-heap read right after the lazy restore, after %d s idle and no warm-up (%d runs)" % (
+                ("whole-heap read right after the lazy restore, after %d s idle (%d runs)" % (
                     COLD_IDLE_S, len(crd["lazy"])), crd["lazy"], crd["criu-lazy"], "lazy read idle"),
-                ("lazy restore and whole-heap read, after %d s idle and no warm-up" % COLD_IDLE_S,
+                ("lazy restore and whole-heap read, after %d s idle" % COLD_IDLE_S,
                  total(ct, crd, "lazy"), total(ct, crd, "criu-lazy"), "lazy total idle"),
             ]
         for what, a, b, short in rows:
             L.append("| %s | %s | %s | %s | %s |" % (h, what, fmt(a), fmt(b), ratio(a, b)))
+        if mib in cold and cold[mib][1]["bound"]:
+            bd, crd = cold[mib][1]["bound"], cold[mib][1]
+            L.append("| %s | bound after %d s idle: %d MiB of fresh memory, huge pages, both CPUs (`bench/warm %d 2`; "
+                     "in the crac column; the ratio column: crac's read / the bound, CRIU's read / the bound) | "
+                     "%s | – | %s; %s |" % (h, COLD_IDLE_S, mib, mib, fmt(bd), ratio(crd["lazy"], bd),
+                                             ratio(crd["criu-lazy"], bd)))
             fd.write('"%s %s" %s %s\n' % (h, short, "%s %s %s" % (med(a), min(a), max(a)) if a else "- - -",
                                           "%s %s %s" % (med(b), min(b), max(b)) if b else "- - -"))
 L.append("")
@@ -852,10 +876,15 @@ L.append("- Reading the heap rows: after CRIU's eager restore the heap is reside
          "thread moves whole 2 MiB blocks in as huge pages (UFFDIO_MOVE, Linux 6.8: a block read and verified "
          "into a huge page of its own, then moved, no copy) where fresh huge pages are quick, as they are after "
          "the warm-up below; on this VM after a few seconds idle a fresh huge page comes from memory the host "
-         "took back (~12 ms each), and then it copies as CRIU does (`--stats` says which; CRAC_LAZY_MOVE=off "
-         "copies always). The rows \"after %d s idle and no warm-up\" measure that case: the largest heap's lazy "
-         "restore and read once more, each run after %d s in which nothing ran, crac and CRIU in turn." % (
-             COLD_IDLE_S, COLD_IDLE_S))
+         "took back (3 to 6 ms each here, against ~0.1 ms warm), and then it copies as CRIU does once a few "
+         "blocks in a row were slow (`--stats` says which; CRAC_LAZY_MOVE=off copies always). The rows \"after "
+         "%d s idle\" measure that case: the largest heap's lazy restore and read once more, each run after "
+         "`bench/warm` wrote and freed 1.5 x the heap and then %d s in which nothing ran (so that crac and CRIU "
+         "meet memory with the same history: without it, how much of the memory the run before freed has gone "
+         "back to the host depends on how that run freed it, and one kind's figure swings by 3x with what ran "
+         "before it), crac and CRIU in turn. Their bound: `bench/warm MIB 2` timed after the same history, the "
+         "cheapest way measured here to get that much fresh memory from the host (huge pages, two threads): "
+         "whatever loads the heap has to get that memory too." % (COLD_IDLE_S, COLD_IDLE_S))
 L.append("- Incremental: one process under `crac run`, a first `--keep-running --incremental` checkpoint (a "
          "full image; it starts the write tracking), then rounds of 1% of the pages changed and `crac checkpoint "
          "--keep-running --incremental` (each image holds what was written since the one before), then rounds "
