@@ -141,6 +141,7 @@ int crac_img_split_path(const char *dir, char *parent, size_t plen, const char *
 static struct kept_img {
 	dev_t dev;
 	ino_t ino;
+	bool known;             /* dev and ino are its (else: its names alone) */
 	char tmp[PATH_MAX];     /* the temporary's name it was left under ("": moved to a kept name) */
 	char kept[PATH_MAX];    /* the name it is to be moved to (DIR.kept-PID-START-N) */
 } kept_imgs[KEPT_MAX];
@@ -156,8 +157,20 @@ static bool kept_here(long dfd)
 	if (!n_kept || crac_raw_syscall5(SYS_fstat, dfd, (long)&st, 0, 0, 0) < 0)
 		return false;
 	for (int i = 0; i < n_kept && i < KEPT_MAX; i++)
-		if (kept_imgs[i].ino == st.st_ino && kept_imgs[i].dev == st.st_dev)
+		if (kept_imgs[i].known && kept_imgs[i].ino == st.st_ino && kept_imgs[i].dev == st.st_dev)
 			return true;
+	return false;
+}
+
+/* Is `name` (the last component of a path) the temporary's name a kept
+ * image is still under? */
+static bool kept_name(const char *name)
+{
+	for (int i = 0; i < n_kept && i < KEPT_MAX; i++) {
+		const char *t = kept_imgs[i].tmp, *slash = strrchr(t, '/');
+		if (t[0] && !strcmp(slash ? slash + 1 : t, name))
+			return true;
+	}
 	return false;
 }
 
@@ -1276,9 +1289,15 @@ static int remove_msg(const char *dir, const char *const *more, bool own_only, c
 
 	/* another's image left under this temporary's name (keep_foreign):
 	 * moved to its kept name now if it can be; never removed */
-	for (int k = 0; k < n_kept && k < KEPT_MAX; k++)
-		if (kept_imgs[k].tmp[0] && !strcmp(kept_imgs[k].tmp, dir) && kept_move(k) == 0)
+	for (int k = 0; k < n_kept && k < KEPT_MAX; k++) {
+		if (!kept_imgs[k].tmp[0] || strcmp(kept_imgs[k].tmp, dir))
+			continue;
+		if (kept_move(k) == 0)
 			return 0;
+		snprintf(msg, msglen, "%s is not removed: it holds another writer's image, which a commit took out "
+			 "of place and could not put back", dir);
+		return -EBUSY;
+	}
 	int rc = fsop_bounded(&op, &waited);
 	int n_more = 0;
 
@@ -1648,15 +1667,15 @@ static int keep_foreign(const char *tmp, const char *dir, char *where, size_t wl
 		snprintf(note, nlen, "; it is not removed by this process");
 		return 1;
 	}
-	if ((rc = crac_img_lstat_msg(tmp, &st, m, sizeof(m))) < 0) {
-		/* not looked at: nothing known to guard it by but its name */
-		snprintf(note, nlen, "; it could not be looked at (%s): move it back by hand", m[0] ? m : strerror(-rc));
-		return 1;
-	}
 	struct kept_img *e = &kept_imgs[n_kept];
-	e->dev = st.st_dev;
-	e->ino = st.st_ino;
+	/* its identity, if it can be looked at; else it is guarded by its
+	 * names alone (remove_msg, crac_img_clean_stale) */
+	int lrc = crac_img_lstat_msg(tmp, &st, m, sizeof(m));
+	e->known = lrc == 0;
+	e->dev = e->known ? st.st_dev : 0;
+	e->ino = e->known ? st.st_ino : 0;
 	snprintf(e->tmp, sizeof(e->tmp), "%s", tmp);
+	e->kept[0] = 0;
 	n_kept++;   /* guarded from here on */
 	for (int n = 0; n < 100; n++) {
 		if (snprintf(e->kept, sizeof(e->kept), "%s.kept-%d-%llu-%d", dir, (int)getpid(),
@@ -1671,12 +1690,13 @@ static int keep_foreign(const char *tmp, const char *dir, char *where, size_t wl
 			break;
 	}
 	/* Left at tmp: locked against cleaners elsewhere while we run (the
-	 * descriptor is never closed); ours skip it (kept_here). */
+	 * descriptor is never closed); ours skip it (kept_here, kept_name). */
 	int lk = aside_lock(tmp, m, sizeof(m));
 	(void)lk;
 	snprintf(note, nlen, "; it is not removed by this process, which moves it to %s when it can; move it "
 		 "back by hand before this process exits (a later checkpoint into %s takes that name for a "
-		 "stale temporary then)", e->kept, dir);
+		 "stale temporary then)%s%s", e->kept, dir, e->known ? "" : "; its lstat: ",
+		 e->known ? "" : m[0] ? m : strerror(-lrc));
 	return 1;
 }
 
@@ -2016,6 +2036,8 @@ int crac_img_clean_stale_msg(const char *dir, int *removed, char *msg, size_t ms
 		int kind = tmp_parse(name, bname, &pid, &start);
 		if (kind != 't' && kind != 'o')
 			continue;    /* legacy names record no writer: left alone */
+		if (kept_name(name))
+			continue;    /* another writer's image (keep_foreign) */
 		if (writer_alive(pid, start) &&
 		    !(pid == (int)getpid() && start == crac_img_start_time(pid)))
 			continue;
