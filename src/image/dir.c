@@ -129,51 +129,6 @@ int crac_img_split_path(const char *dir, char *parent, size_t plen, const char *
  * other threads are stopped (crac_img_fs_prepare binds beforehand what
  * needs binding).
  */
-/*
- * Images of others that a commit took out of place and could not put back
- * (keep_foreign, below): their directories (device and inode), which no
- * removal by this process touches (FSOP_REMOVE refuses them with EBUSY:
- * the callers' cleanup of a temporary, crac_img_clean_stale), whatever
- * name they have. Written before any helper looks (one commit at a time),
- * read by helpers with system calls only.
- */
-#define KEPT_MAX 8
-static struct kept_img {
-	dev_t dev;
-	ino_t ino;
-	bool known;             /* dev and ino are its (else: its names alone) */
-	char tmp[PATH_MAX];     /* the temporary's name it was left under ("": moved to a kept name) */
-	char kept[PATH_MAX];    /* the name it is to be moved to (DIR.kept-PID-START-N) */
-} kept_imgs[KEPT_MAX];
-static volatile int n_kept;
-
-static int kept_move(int k);
-
-/* Is the directory open as dfd one of kept_imgs? (system calls only) */
-static bool kept_here(long dfd)
-{
-	struct stat st;
-
-	if (!n_kept || crac_raw_syscall5(SYS_fstat, dfd, (long)&st, 0, 0, 0) < 0)
-		return false;
-	for (int i = 0; i < n_kept && i < KEPT_MAX; i++)
-		if (kept_imgs[i].known && kept_imgs[i].ino == st.st_ino && kept_imgs[i].dev == st.st_dev)
-			return true;
-	return false;
-}
-
-/* Is `name` (the last component of a path) the temporary's name a kept
- * image is still under? */
-static bool kept_name(const char *name)
-{
-	for (int i = 0; i < n_kept && i < KEPT_MAX; i++) {
-		const char *t = kept_imgs[i].tmp, *slash = strrchr(t, '/');
-		if (t[0] && !strcmp(slash ? slash + 1 : t, name))
-			return true;
-	}
-	return false;
-}
-
 enum fsop_kind { FSOP_FSYNC, FSOP_FSYNC_FD, FSOP_REMOVE, FSOP_RENAME, FSOP_SAME, FSOP_TARGET, FSOP_LIST,
 		 FSOP_ACCESS, FSOP_OPEN, FSOP_LSTAT, FSOP_REALPATH, FSOP_READ, FSOP_WRITE, FSOP_HEADER, FSOP_DU, FSOP_PUT, FSOP_LOCK };
 
@@ -547,6 +502,53 @@ static void put_file(struct fsop *op)
 out:
 	crac_raw_syscall3(SYS_close, dfd, 0, 0);
 	op->res = r < 0 ? (int)r : 0;
+}
+
+/*
+ * Images of others that a commit took out of place and could not put back
+ * (keep_foreign, below): their directories (device and inode, where they
+ * could be looked at), which no removal by this process touches
+ * (FSOP_REMOVE refuses them with EBUSY: the callers' cleanup of a
+ * temporary, crac_img_clean_stale), whatever name they have; and the
+ * temporary's name each is left under, if it is (remove_msg and
+ * crac_img_clean_stale skip it). Written before any helper looks (one
+ * commit at a time), read by helpers with system calls only.
+ */
+#define KEPT_MAX 8
+static struct kept_img {
+	dev_t dev;
+	ino_t ino;
+	bool known;             /* dev and ino are its (else: its names alone) */
+	char tmp[PATH_MAX];     /* the temporary's name it was left under ("": moved to a kept name) */
+	char kept[PATH_MAX];    /* the name it is to be moved to (DIR.kept-PID-START-N) */
+} kept_imgs[KEPT_MAX];
+static volatile int n_kept;
+
+static int kept_move(int k);
+
+/* Is the directory open as dfd one of kept_imgs? (system calls only) */
+static bool kept_here(long dfd)
+{
+	struct stat st;
+
+	if (!n_kept || crac_raw_syscall5(SYS_fstat, dfd, (long)&st, 0, 0, 0) < 0)
+		return false;
+	for (int i = 0; i < n_kept && i < KEPT_MAX; i++)
+		if (kept_imgs[i].known && kept_imgs[i].ino == st.st_ino && kept_imgs[i].dev == st.st_dev)
+			return true;
+	return false;
+}
+
+/* Is `name` (the last component of a path) the temporary's name a kept
+ * image is still under? */
+static bool kept_name(const char *name)
+{
+	for (int i = 0; i < n_kept && i < KEPT_MAX; i++) {
+		const char *t = kept_imgs[i].tmp, *slash = strrchr(t, '/');
+		if (t[0] && !strcmp(slash ? slash + 1 : t, name))
+			return true;
+	}
+	return false;
 }
 
 /* The operation itself: raw system calls only (run by the helper, or by
@@ -1651,11 +1653,13 @@ static int kept_move(int k)
  * included), and moved to DIR.kept-PID-START-N, a name no cleaner takes
  * for a temporary; where that rename fails it stays at tmp, locked (flock,
  * for as long as this process runs: cleaners elsewhere leave it alone),
- * and the removal of tmp tries the move again. `where` gets the name it
- * is under now; msg (for the caller's message) what was done. 0 moved,
- * 1 left at tmp.
+ * and the removal of tmp tries the move again. stuck: the file system
+ * just did not answer (a call given up on): only the move is tried (one
+ * bounded wait more, not three). `where` gets the name it is under now;
+ * note (for the caller's message) what was done. 0 moved, 1 left at tmp.
  */
-static int keep_foreign(const char *tmp, const char *dir, char *where, size_t wlen, char *note, size_t nlen)
+static int keep_foreign(const char *tmp, const char *dir, bool stuck, char *where, size_t wlen, char *note,
+			size_t nlen)
 {
 	char m[PATH_MAX + 300];
 	struct stat st;
@@ -1670,7 +1674,9 @@ static int keep_foreign(const char *tmp, const char *dir, char *where, size_t wl
 	struct kept_img *e = &kept_imgs[n_kept];
 	/* its identity, if it can be looked at; else it is guarded by its
 	 * names alone (remove_msg, crac_img_clean_stale) */
-	int lrc = crac_img_lstat_msg(tmp, &st, m, sizeof(m));
+	int lrc = stuck ? -ETIMEDOUT : crac_img_lstat_msg(tmp, &st, m, sizeof(m));
+	if (stuck)
+		snprintf(m, sizeof(m), "not tried, the file system did not answer");
 	e->known = lrc == 0;
 	e->dev = e->known ? st.st_dev : 0;
 	e->ino = e->known ? st.st_ino : 0;
@@ -1691,8 +1697,11 @@ static int keep_foreign(const char *tmp, const char *dir, char *where, size_t wl
 	}
 	/* Left at tmp: locked against cleaners elsewhere while we run (the
 	 * descriptor is never closed); ours skip it (kept_here, kept_name). */
-	int lk = aside_lock(tmp, m, sizeof(m));
-	(void)lk;
+	if (!stuck) {
+		char lm[PATH_MAX + 300];
+		int lk = aside_lock(tmp, lm, sizeof(lm));
+		(void)lk;
+	}
 	snprintf(note, nlen, "; it is not removed by this process, which moves it to %s when it can; move it "
 		 "back by hand before this process exits (a later checkpoint into %s takes that name for a "
 		 "stale temporary then)%s%s", e->kept, dir, e->known ? "" : "; its lstat: ",
@@ -1749,7 +1758,7 @@ int crac_img_commit_with(const char *tmp, const char *dir_arg, const struct stat
 			/* ours is in place; the previous one, perhaps
 			 * another's, is kept (not under our temporary's name,
 			 * which a cleaner would take for stale) */
-			keep_foreign(tmp, dir, where, sizeof(where), note, sizeof(note));
+			keep_foreign(tmp, dir, true, where, sizeof(where), note, sizeof(note));
 			snprintf(msg, msglen, "the previous image (now %s%s) was not looked at, and is left there: %s",
 				 where, note, why);
 			return 1;
@@ -1761,7 +1770,8 @@ int crac_img_commit_with(const char *tmp, const char *dir_arg, const struct stat
 				/* ours stays at dir; the other one must not
 				 * be lost with our temporary (the caller
 				 * removes tmp on failure) */
-				keep_foreign(tmp, dir, where, sizeof(where), note, sizeof(note));
+				keep_foreign(tmp, dir, rc == -ETIMEDOUT && why[0], where, sizeof(where), note,
+					     sizeof(note));
 				snprintf(msg, msglen, "image directory %s was replaced by another image while ours was "
 					 "written, and putting that one back failed (%s): ours is at %s, the other "
 					 "one is now %s%s", dir, why[0] ? why : strerror(-rc), dir, where, note);
