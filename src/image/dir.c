@@ -504,6 +504,53 @@ out:
 	op->res = r < 0 ? (int)r : 0;
 }
 
+/*
+ * Images of others that a commit took out of place and could not put back
+ * (keep_foreign, below): their directories (device and inode, where they
+ * could be looked at), which no removal by this process touches
+ * (FSOP_REMOVE refuses them with EBUSY: the callers' cleanup of a
+ * temporary, crac_img_clean_stale), whatever name they have; and the
+ * temporary's name each is left under, if it is (remove_msg and
+ * crac_img_clean_stale skip it). Written before any helper looks (one
+ * commit at a time), read by helpers with system calls only.
+ */
+#define KEPT_MAX 8
+static struct kept_img {
+	dev_t dev;
+	ino_t ino;
+	bool known;             /* dev and ino are its (else: its names alone) */
+	char tmp[PATH_MAX];     /* the temporary's name it was left under ("": moved to a kept name) */
+	char kept[PATH_MAX];    /* the name it is to be moved to (DIR.kept-PID-START-N) */
+} kept_imgs[KEPT_MAX];
+static volatile int n_kept;
+
+static int kept_move(int k);
+
+/* Is the directory open as dfd one of kept_imgs? (system calls only) */
+static bool kept_here(long dfd)
+{
+	struct stat st;
+
+	if (!n_kept || crac_raw_syscall5(SYS_fstat, dfd, (long)&st, 0, 0, 0) < 0)
+		return false;
+	for (int i = 0; i < n_kept && i < KEPT_MAX; i++)
+		if (kept_imgs[i].known && kept_imgs[i].ino == st.st_ino && kept_imgs[i].dev == st.st_dev)
+			return true;
+	return false;
+}
+
+/* Is `name` (the last component of a path) the temporary's name a kept
+ * image is still under? */
+static bool kept_name(const char *name)
+{
+	for (int i = 0; i < n_kept && i < KEPT_MAX; i++) {
+		const char *t = kept_imgs[i].tmp, *slash = strrchr(t, '/');
+		if (t[0] && !strcmp(slash ? slash + 1 : t, name))
+			return true;
+	}
+	return false;
+}
+
 /* The operation itself: raw system calls only (run by the helper, or by
  * the caller when there is none). */
 static void fsop_run(void *arg)
@@ -534,6 +581,14 @@ static void fsop_run(void *arg)
 			break;
 		}
 		long dfd = r;
+		if (kept_here(dfd)) {
+			/* another writer's image that a commit could not put
+			 * back (keep_foreign): never ours to remove */
+			crac_raw_syscall3(SYS_close, dfd, 0, 0);
+			op->step = -1;
+			op->res = -EBUSY;
+			break;
+		}
 		if (op->own_only) {
 			struct stat st;
 			r = crac_raw_syscall5(SYS_fstat, dfd, (long)&st, 0, 0, 0);
@@ -1233,6 +1288,18 @@ static int remove_msg(const char *dir, const char *const *more, bool own_only, c
 			   .slow_ms = fs_slow("remove") };
 	int64_t waited;
 	char why[200];
+
+	/* another's image left under this temporary's name (keep_foreign):
+	 * moved to its kept name now if it can be; never removed */
+	for (int k = 0; k < n_kept && k < KEPT_MAX; k++) {
+		if (!kept_imgs[k].tmp[0] || strcmp(kept_imgs[k].tmp, dir))
+			continue;
+		if (kept_move(k) == 0)
+			return 0;
+		snprintf(msg, msglen, "%s is not removed: it holds another writer's image, which a commit took out "
+			 "of place and could not put back", dir);
+		return -EBUSY;
+	}
 	int rc = fsop_bounded(&op, &waited);
 	int n_more = 0;
 
@@ -1242,6 +1309,9 @@ static int remove_msg(const char *dir, const char *const *more, bool own_only, c
 		bool file = op.step < 2 + n_more;
 		snprintf(msg, msglen, "%s %s%s%s %s", file ? "unlink" : "rmdir", dir, file ? "/" : "",
 			 !file ? "" : op.step < 2 ? names[op.step] : more[op.step - 2], why);
+	} else if (rc == -EBUSY && op.step == -1) {
+		snprintf(msg, msglen, "%s is not removed: it holds another writer's image, which a commit took out "
+			 "of place and could not put back", dir);
 	} else if (rc < 0) {
 		snprintf(msg, msglen, "remove %s: %s", dir, strerror(-rc));
 	}
@@ -1541,6 +1611,104 @@ static void aside_unlock(int lk)
 		close(lk);
 }
 
+/*
+ * The exchange back of keep_foreign's case: tmp (another writer's image)
+ * and dir (ours) swapped again. CRAC_TEST_NO_EXCHANGE=back (tests only):
+ * it fails with EIO; =back-keep: the move to a kept name fails too.
+ */
+static int exchange_back(const char *tmp, const char *dir, char *why, size_t wlen)
+{
+	const char *t = getenv("CRAC_TEST_NO_EXCHANGE");
+
+	if (t && !strncmp(t, "back", 4)) {
+		why[0] = 0;
+		return -EIO;
+	}
+	return fs_rename(tmp, dir, RENAME_EXCHANGE, why, wlen);
+}
+
+/* A kept image (kept_imgs[k]) moved from its temporary's name to its kept
+ * name: 0 (or it was already), -errno. */
+static int kept_move(int k)
+{
+	struct kept_img *e = &kept_imgs[k];
+	const char *t = getenv("CRAC_TEST_NO_EXCHANGE");
+	char why[2 * PATH_MAX + 300];
+	int rc;
+
+	if (!e->tmp[0])
+		return 0;
+	if (t && !strcmp(t, "back-keep"))
+		return -EIO;
+	if ((rc = fs_rename_noreplace(e->tmp, e->kept, why, sizeof(why))) == 0)
+		e->tmp[0] = 0;
+	return rc;
+}
+
+/*
+ * tmp holds an image that is not ours (the commit's exchange took it out
+ * of dir, and it was not the one expected, or could not be looked at) and
+ * stays out of place: it must survive. It is recorded (kept_imgs: no
+ * removal by this process touches it, the callers' cleanup of tmp
+ * included), and moved to DIR.kept-PID-START-N, a name no cleaner takes
+ * for a temporary; where that rename fails it stays at tmp, locked (flock,
+ * for as long as this process runs: cleaners elsewhere leave it alone),
+ * and the removal of tmp tries the move again. stuck: the file system
+ * just did not answer (a call given up on): only the move is tried (one
+ * bounded wait more, not three). `where` gets the name it is under now;
+ * note (for the caller's message) what was done. 0 moved, 1 left at tmp.
+ */
+static int keep_foreign(const char *tmp, const char *dir, bool stuck, char *where, size_t wlen, char *note,
+			size_t nlen)
+{
+	char m[PATH_MAX + 300];
+	struct stat st;
+	int rc;
+
+	snprintf(where, wlen, "%s", tmp);
+	note[0] = 0;
+	if (n_kept >= KEPT_MAX) {
+		snprintf(note, nlen, "; it is not removed by this process");
+		return 1;
+	}
+	struct kept_img *e = &kept_imgs[n_kept];
+	/* its identity, if it can be looked at; else it is guarded by its
+	 * names alone (remove_msg, crac_img_clean_stale) */
+	int lrc = stuck ? -ETIMEDOUT : crac_img_lstat_msg(tmp, &st, m, sizeof(m));
+	if (stuck)
+		snprintf(m, sizeof(m), "not tried, the file system did not answer");
+	e->known = lrc == 0;
+	e->dev = e->known ? st.st_dev : 0;
+	e->ino = e->known ? st.st_ino : 0;
+	snprintf(e->tmp, sizeof(e->tmp), "%s", tmp);
+	e->kept[0] = 0;
+	n_kept++;   /* guarded from here on */
+	for (int n = 0; n < 100; n++) {
+		if (snprintf(e->kept, sizeof(e->kept), "%s.kept-%d-%llu-%d", dir, (int)getpid(),
+			     crac_img_start_time(getpid()), n) >= (int)sizeof(e->kept))
+			break;
+		if ((rc = kept_move(n_kept - 1)) == 0) {
+			snprintf(where, wlen, "%s", e->kept);
+			snprintf(note, nlen, " (moved there from %s, a name of our temporaries)", tmp);
+			return 0;
+		}
+		if (rc != -EEXIST && rc != -ENOTEMPTY)
+			break;
+	}
+	/* Left at tmp: locked against cleaners elsewhere while we run (the
+	 * descriptor is never closed); ours skip it (kept_here, kept_name). */
+	if (!stuck) {
+		char lm[PATH_MAX + 300];
+		int lk = aside_lock(tmp, lm, sizeof(lm));
+		(void)lk;
+	}
+	snprintf(note, nlen, "; it is not removed by this process, which moves it to %s when it can; move it "
+		 "back by hand before this process exits (a later checkpoint into %s takes that name for a "
+		 "stale temporary then)%s%s", e->kept, dir, e->known ? "" : "; its lstat: ",
+		 e->known ? "" : m[0] ? m : strerror(-lrc));
+	return 1;
+}
+
 int crac_img_commit_with(const char *tmp, const char *dir_arg, const struct stat *expect,
 			 const struct crac_img_commit_ops *ops, char *msg, size_t msglen)
 {
@@ -1585,19 +1753,28 @@ int crac_img_commit_with(const char *tmp, const char *dir_arg, const struct stat
 	} else if ((rc = rename_exchange(tmp, dir, why, sizeof(why))) == 0) {
 		/* tmp now holds the previous image: the one expected? */
 		int same = fs_is_expected(tmp, expect, why, sizeof(why));
+		char where[PATH_MAX], note[2 * PATH_MAX + 200];
 		if (same < 0) {
-			/* ours is in place; the previous one is left where it is */
-			snprintf(msg, msglen, "the previous image (now %s) was not looked at, and is left there: %s",
-				 tmp, why);
+			/* ours is in place; the previous one, perhaps
+			 * another's, is kept (not under our temporary's name,
+			 * which a cleaner would take for stale) */
+			keep_foreign(tmp, dir, true, where, sizeof(where), note, sizeof(note));
+			snprintf(msg, msglen, "the previous image (now %s%s) was not looked at, and is left there: %s",
+				 where, note, why);
 			return 1;
 		}
 		if (!same) {
 			/* another image came into place after the check:
 			 * it goes back, ours stays a temporary */
-			if ((rc = fs_rename(tmp, dir, RENAME_EXCHANGE, why, sizeof(why))) < 0) {
-				snprintf(msg, msglen, "image directory %s was replaced while the image was written, "
-					 "and putting it back failed (%s): it is now %s", dir,
-					 why[0] ? why : strerror(-rc), tmp);
+			if ((rc = exchange_back(tmp, dir, why, sizeof(why))) < 0) {
+				/* ours stays at dir; the other one must not
+				 * be lost with our temporary (the caller
+				 * removes tmp on failure) */
+				keep_foreign(tmp, dir, rc == -ETIMEDOUT && why[0], where, sizeof(where), note,
+					     sizeof(note));
+				snprintf(msg, msglen, "image directory %s was replaced by another image while ours was "
+					 "written, and putting that one back failed (%s): ours is at %s, the other "
+					 "one is now %s%s", dir, why[0] ? why : strerror(-rc), dir, where, note);
 				return rc;
 			}
 			snprintf(msg, msglen, "image directory %s was replaced while the image was written; "
@@ -1869,6 +2046,8 @@ int crac_img_clean_stale_msg(const char *dir, int *removed, char *msg, size_t ms
 		int kind = tmp_parse(name, bname, &pid, &start);
 		if (kind != 't' && kind != 'o')
 			continue;    /* legacy names record no writer: left alone */
+		if (kept_name(name))
+			continue;    /* another writer's image (keep_foreign) */
 		if (writer_alive(pid, start) &&
 		    !(pid == (int)getpid() && start == crac_img_start_time(pid)))
 			continue;

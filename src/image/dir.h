@@ -71,7 +71,15 @@ int crac_img_commit(const char *tmp, const char *dir, char *msg, size_t msglen) 
  * crac image is there; a zero st_ino: nothing may be there). What the
  * rename took out of place is looked at after it: another directory (a
  * commit into DIR meanwhile, between the last check and the rename) is
- * put back at once, and -EEXIST says so; nothing was committed then.
+ * put back at once, and -EEXIST says so; nothing was committed then. If
+ * putting it back fails (-errno), ours stays at DIR and the other one is
+ * kept: moved to DIR.kept-PID-START-N (a name no cleaner takes), or, that
+ * rename failing too, left at `tmp`, locked while this process runs; no
+ * removal by this process (crac_img_remove of `tmp` by the caller,
+ * crac_img_clean_stale) touches it, and msg names where it is. The same
+ * for a previous image that could not be looked at (1).
+ * CRAC_TEST_NO_EXCHANGE=back (tests only): the exchange back fails;
+ * =back-keep: the move to the kept name too.
  */
 int crac_img_commit_expect(const char *tmp, const char *dir, const struct stat *expect, char *msg,
 			   size_t msglen) CRAC_HIDDEN;

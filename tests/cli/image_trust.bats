@@ -163,6 +163,35 @@ inspect_says() {
 	done
 }
 
+@test "a file mapping whose offset the kernel cannot map is refused before the point of no return, naming the mapping, the file, the field and the value" {
+	checkpoint
+	cp -a "$T/img" "$T/good"
+	# a PROT_NONE mapping (the layout check's past-the-end rule is for
+	# accessible ones): its mmap failed with EOVERFLOW after the point of
+	# no return, and the restore died there
+	for off in 0xfffffffffffff000 0x7ffffffffffff000; do
+		rm -rf "$T/img"
+		cp -a "$T/good" "$T/img"
+		read -r range file < <("$EDIT" "$T/img" file-offset $off)
+		: >"$T/ponr"
+		refused_restore "$T/img" -- pid=1
+		echo "$off: $REASON"
+		# (the restore under CRAC_LOADER_PONR_FD: nothing written there)
+		run --separate-stderr clean sh -c 'exec 3>"$1" && CRAC_LOADER_PONR_FD=3 exec "$0" restore "$2" -- pid=1' \
+			"$CRAC" "$T/ponr" "$T/img"
+		[ "$status" -eq 1 ]
+		[ ! -s "$T/ponr" ]
+		len=$(printf '0x%x' $((0x${range#*-} - 0x${range%-*})))
+		[ "$REASON" = "mapping 0x${range%-*}-0x${range#*-} of file $file: its file offset (field offset) $off with its length $len ends past the largest offset of a file (2^63 - 1): the kernel cannot map it; the image is damaged" ]
+	done
+	# not page aligned: the header parser's refusal
+	rm -rf "$T/img"
+	cp -a "$T/good" "$T/img"
+	"$EDIT" "$T/img" file-offset 0x1008 >/dev/null
+	refused_restore "$T/img" -- pid=1
+	[[ "$REASON" =~ ^header:\ bad\ file\ of\ mapping\ \#[0-9]+$ ]]
+}
+
 @test "a crash after the point of no return is named, never silent" {
 	checkpoint
 	run --separate-stderr clean env CRAC_LOADER_TEST_CRASH=1 "$CRAC" restore "$T/img" -- pid=1

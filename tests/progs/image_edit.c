@@ -17,6 +17,12 @@
  *   image_edit DIR vdso-block-zero    record no vDSO block address
  *   image_edit DIR map-at-zero   make the first mapping start at address 0
  *   image_edit DIR file-past-end make a file mapping start past its file's end
+ *   image_edit DIR file-offset VALUE   the file offset of a file mapping
+ *                                without stored pages made VALUE (any base
+ *                                strtoull reads), its protection PROT_NONE
+ *                                (the layout check's past-the-end rule is
+ *                                for accessible mappings only); prints
+ *                                "START-END PATH" of that mapping
  *   image_edit DIR kind          give the first mapping an unknown kind
  *   image_edit DIR resume-moved  move the resume block address off its alignment
  *   image_edit DIR vdso-kind     call the first mapping a [vdso]
@@ -208,6 +214,19 @@ int main(int argc, char **argv)
 		}
 		maps[i].offset = (files[maps[i].file].size + 4095) / 4096 * 4096 + 65536;
 		printf("%llx-%llx\n", (unsigned long long)maps[i].start, (unsigned long long)maps[i].end);
+	} else if (!strcmp(op, "file-offset") && argc > 3) {
+		const struct crac_img_file *files = (void *)(buf + h->files_off);
+		uint32_t i = 0;
+		while (i < h->n_maps && !(maps[i].kind == CRAC_MAP_FILE && !maps[i].n_chunks))
+			i++;
+		if (i == h->n_maps) {
+			fprintf(stderr, "no file mapping without stored pages\n");
+			return 1;
+		}
+		maps[i].offset = strtoull(argv[3], NULL, 0);
+		maps[i].prot = 0;
+		printf("%llx-%llx %s\n", (unsigned long long)maps[i].start, (unsigned long long)maps[i].end,
+		       buf + h->strtab_off + files[maps[i].file].path);
 	} else if (!strcmp(op, "kind")) {
 		maps[0].kind = 42;
 	} else if (!strcmp(op, "resume-moved")) {

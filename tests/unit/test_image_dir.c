@@ -162,6 +162,99 @@ static void test_commit_refuses(void)
 	CHECK(exists(d));
 }
 
+/* The name in root of the directory with inode ino, or "" (out: PATH_MAX). */
+static void find_ino(ino_t ino, char *out)
+{
+	char cmd[PATH_MAX + 64];
+	snprintf(cmd, sizeof(cmd), "find '%s' -maxdepth 1 -inum %llu", root, (unsigned long long)ino);
+	out[0] = 0;
+	FILE *f = popen(cmd, "r");
+	if (!f)
+		return;
+	if (fgets(out, PATH_MAX, f))
+		out[strcspn(out, "\n")] = 0;
+	pclose(f);
+}
+
+/*
+ * A commit expecting one image at DIR finds another one there (a commit
+ * into DIR meanwhile), which its exchange took out of place: when putting
+ * that one back fails, it must survive what the caller then does with the
+ * temporary (crac_img_remove, as cmd_flatten.c does on failure) and
+ * crac_img_clean_stale, under the name the message gives: moved to a kept
+ * name, or (that move failing too) left at the temporary's name.
+ */
+static void test_commit_keeps_foreign(void)
+{
+	/* the third: the move fails and the image cannot even be looked at
+	 * (its lstat given up on): guarded by its name alone */
+	static const char *const modes[] = { "back", "back-keep", "back-keep" };
+
+	for (int i = 0; i < 3; i++) {
+		char d[PATH_MAX], gone[PATH_MAX], tmp[PATH_MAX], at[PATH_MAX], msg[8192];
+		struct stat foreign, expect, ours, now;
+
+		path(d, i == 0 ? "keep1" : i == 1 ? "keep2" : "keep3");
+		fake_image(d);   /* the other writer's image */
+		CHECK(lstat(d, &foreign) == 0);
+		path(gone, i == 0 ? "keep1-expected" : i == 1 ? "keep2-expected" : "keep3-expected");
+		mkdir(gone, 0700);   /* the image that was there when it was checked */
+		CHECK(lstat(gone, &expect) == 0);
+		CHECK(crac_img_tmp_name(d, tmp, sizeof(tmp)) == 0);
+		CHECK(mkdtemp(tmp) != NULL);
+		fake_image(tmp);   /* ours */
+		CHECK(lstat(tmp, &ours) == 0);
+
+		setenv("CRAC_TEST_NO_EXCHANGE", modes[i], 1);
+		if (i == 2) {
+			setenv("CRAC_TEST_SYNC_GRACE_MS", "300", 1);
+			setenv("CRAC_TEST_SLOW_FS", "lstat:20000", 1);
+		}
+		int rc = crac_img_commit_expect(tmp, d, &expect, msg, sizeof(msg));
+		unsetenv("CRAC_TEST_SLOW_FS");
+		unsetenv("CRAC_TEST_SYNC_GRACE_MS");
+		CHECKF(rc < 0, "%s: rc %d: %s", modes[i], rc, msg);
+		if (i == 2)
+			CHECKF(strstr(msg, "move it back by hand") && strstr(msg, "; its lstat: the lstat of "),
+			       "%s", msg);
+		/* what the caller does after a failed commit, then the next
+		 * checkpoint's cleanup (ours: it takes our temporaries) */
+		crac_img_remove(tmp);
+		int removed = -1;
+		CHECK_EQ(crac_img_clean_stale(d, &removed), 0);
+		CHECK_EQ(removed, 0);
+		if (i > 0) {
+			/* a removal of it, refused, says why */
+			char rmsg[PATH_MAX + 300];
+			CHECK_EQ(crac_img_remove_msg(tmp, rmsg, sizeof(rmsg)), -EBUSY);
+			CHECKF(strstr(rmsg, "another writer's image"), "%s", rmsg);
+		}
+		unsetenv("CRAC_TEST_NO_EXCHANGE");
+
+		find_ino(foreign.st_ino, at);
+		CHECKF(at[0], "%s: the other writer's image is lost: %s", modes[i], msg);
+		CHECKF(at[0] && strstr(msg, at), "%s: it is at %s, the message says: %s", modes[i], at, msg);
+		if (i == 0) {
+			CHECKF(strstr(at, ".kept-") != NULL, "%s: at %s", modes[i], at);
+		} else {
+			CHECKF(!strcmp(at, tmp), "%s: at %s", modes[i], at);
+		}
+		/* ours is at DIR, and the message says so */
+		CHECK(lstat(d, &now) == 0 && now.st_ino == ours.st_ino);
+		CHECKF(strstr(msg, "ours is at") != NULL, "%s", msg);
+		char p[PATH_MAX + 16];
+		snprintf(p, sizeof(p), "%s/header", at);
+		CHECK(exists(p));
+		if (i > 0) {
+			/* the rename answering again: the next removal of
+			 * the temporary moves it to the kept name said */
+			CHECK_EQ(crac_img_remove(tmp), 0);
+			find_ino(foreign.st_ino, at);
+			CHECKF(strstr(at, ".kept-") && strstr(msg, at), "%s: at %s: %s", modes[i], at, msg);
+		}
+	}
+}
+
 /* test_stale_zombie's thread: waits for a byte on the pipe, then exits the process */
 static void *wait_pipe(void *arg)
 {
@@ -632,6 +725,7 @@ int main(void)
 	RUN(test_target_absent_or_image);
 	RUN(test_target_refused);
 	RUN(test_commit_refuses);
+	RUN(test_commit_keeps_foreign);
 	RUN(test_stale);
 	RUN(test_stale_zombie);
 	RUN(test_stale_put_back);
