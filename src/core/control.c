@@ -7,7 +7,10 @@
  * Security: the socket lives in a directory that must be ours and mode
  * 0700, the socket itself is 0600, and every connection's peer credentials
  * are checked (SO_PEERCRED): same uid or root, anything else is refused and
- * logged on stderr.
+ * logged on stderr. The directory is opened once, component by component,
+ * checked on its descriptor and used only through it (ctl_dir.c; setup_run):
+ * below a directory another uid may write to, a component swapped between
+ * the check and the use leads nothing elsewhere.
  *
  * Wire format: one request line, tokens separated by single spaces, each
  * token percent-escaped ("%20" space, "%25" percent, "%0A" newline):
@@ -829,6 +832,10 @@ static void *listen_thread(void *p)
  * the caller listens (the socket file must not be at its own name then);
  * CRAC_TEST_SLOW_FS=chmod:MS: between its look at the bound socket file
  * and its chmod (a path swapped meanwhile must not be followed).
+ * CRAC_TEST_CONTROL_SWAP=PATH with CRAC_TEST_CONTROL_SWAP_TO=TARGET: once
+ * the directory is checked, PATH renamed to PATH.swapped and a link to
+ * TARGET put in its place; CRAC_TEST_CONTROL_NOPROC=1: as if /proc were
+ * not mounted (see struct ctl_setup; tests/cli/control_dir.bats).
  */
 #define CONTROL_SETUP_MS 10000
 
@@ -1018,7 +1025,7 @@ static void setup_steps(struct ctl_setup *s)
 		a = s->addrs[s->cand];
 		t = s->tmps[s->cand];
 	} else {
-		s->res = -ENOENT;
+		s->res = -EPERM;   /* refused (control_start says why) */
 		return;
 	}
 	/* 3. a socket file with our name: stale unless something live
