@@ -151,3 +151,20 @@ nothing_in() {
 	for _ in $(seq 100); do [ -e "$T/home/ctl/$pid.sock" ] || break; sleep 0.05; done
 	[ ! -e "$T/home/ctl/$pid.sock" ]
 }
+
+@test "unprivileged (nobody): a component swapped for a link after the check leads nothing into the link's target either" {
+	[ "$(id -u)" -eq 0 ] || skip "needs root (to become nobody)"
+	command -v setpriv >/dev/null || skip "needs setpriv(1)"
+	id nobody >/dev/null 2>&1 || skip "no user nobody"
+	mkdir -m 755 "$T/home"
+	chown nobody "$T/home"
+	setpriv --reuid=nobody --regid=nogroup --clear-groups sh -c \
+		"mkdir -m 777 '$T/home/att' '$T/home/evil' && mkdir -m 700 '$T/home/att/ctl' '$T/home/evil/ctl'"
+	run timeout 20 setpriv --reuid=nobody --regid=nogroup --clear-groups env CRAC_CONTROL_DIR="$T/home/att/ctl" \
+		CRAC_TEST_CONTROL_SWAP="$T/home/att" CRAC_TEST_CONTROL_SWAP_TO="$T/home/evil" "$PROG" --control
+	echo "$output"
+	[ "$status" -eq 1 ]
+	nothing_in "$T/home/evil/ctl"
+	[ -n "$(find "$T/home/att.swapped/ctl" -type s)" ]
+	[[ "$output" == *"control: the rename of $T/home/att/ctl/"*".tmp to $T/home/att/ctl/"*".sock: refused: $T/home/att/ctl is not the directory the setup checked any more"* ]]
+}
