@@ -867,7 +867,7 @@ struct ctl_setup {
 	 * is renamed to swap_aside (PATH.swapped) and a symbolic link to
 	 * TARGET put in its place (a component swapped by another uid). */
 	const char *swap, *swap_to;
-	char swap_aside[PATH_MAX];
+	char swap_aside[256];
 	/* out */
 	struct crac_ctl_walk walk;        /* the directory's walk (ctl_dir.c) */
 	int cand;                         /* the directory chosen */
@@ -1455,10 +1455,10 @@ static int control_start(int64_t deadline_ns, char *msg, size_t msglen, bool *sa
 	snprintf(s.sock_name, sizeof(s.sock_name), "%d.sock", (int)getpid());
 	snprintf(s.tmp_name, sizeof(s.tmp_name), "%d.tmp", (int)getpid());
 	s.no_proc = (e = getenv("CRAC_TEST_CONTROL_NOPROC")) && !strcmp(e, "1");
-	if ((e = getenv("CRAC_TEST_CONTROL_SWAP")) && *e && getenv("CRAC_TEST_CONTROL_SWAP_TO")) {
+	if ((e = getenv("CRAC_TEST_CONTROL_SWAP")) && *e && getenv("CRAC_TEST_CONTROL_SWAP_TO") &&
+	    snprintf(s.swap_aside, sizeof(s.swap_aside), "%s.swapped", e) < (int)sizeof(s.swap_aside)) {
 		s.swap = e;
 		s.swap_to = getenv("CRAC_TEST_CONTROL_SWAP_TO");
-		snprintf(s.swap_aside, sizeof(s.swap_aside), "%s.swapped", e);
 	}
 	rc = setup_bounded(&s, deadline_ns, msg, msglen);
 	if (s.cand >= 0)
