@@ -199,12 +199,14 @@ int crac_ctl_dir_open(const char *dir, unsigned uid, bool create, struct crac_ct
 		comp[cn] = 0;
 
 		if (last) {
-			/* the directory itself: made, then never followed */
+			/* the directory itself: made, then never followed (w->step
+			 * set before each call: a walk given up on says where) */
+			w->step = CTL_WALK_MKDIR;
 			if (create && (r = crac_raw_syscall3(SYS_mkdirat, cur, (long)comp, 0700)) < 0 && r != -EEXIST) {
-				w->step = CTL_WALK_MKDIR;
 				w->err = (int)r;
 				goto fail;
 			}
+			w->step = CTL_WALK_DIR;
 			r = crac_raw_syscall3(SYS_openat, cur, (long)comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			if (r < 0) {
 				w->step = CTL_WALK_DIR;
