@@ -7,7 +7,10 @@
  * Security: the socket lives in a directory that must be ours and mode
  * 0700, the socket itself is 0600, and every connection's peer credentials
  * are checked (SO_PEERCRED): same uid or root, anything else is refused and
- * logged on stderr.
+ * logged on stderr. The directory is opened once, component by component,
+ * checked on its descriptor and used only through it (ctl_dir.c; setup_run):
+ * below a directory another uid may write to, a component swapped between
+ * the check and the use leads nothing elsewhere.
  *
  * Wire format: one request line, tokens separated by single spaces, each
  * token percent-escaped ("%20" space, "%25" percent, "%0A" newline):
@@ -31,6 +34,7 @@
  *           maps=N P_us=N...   (one P_us per phase the round went through)
  */
 #include "core/internal.h"
+#include "core/ctl_dir.h"
 #include "runtime/checks.h"
 #include "engines/image_engine.h"
 #include "image/bounded.h"
@@ -66,6 +70,11 @@ static char sock_path[256];
 static dev_t sock_dev;
 static ino_t sock_ino;
 static pid_t sock_pid;
+/* Its directory, as the setup checked it (ctl_dir.c): its path, identity
+ * and owner, for remove_socket to reach it again and to know it. */
+static char sock_dir[200];
+static unsigned long sock_dir_dev, sock_dir_ino;
+static unsigned sock_dir_uid;
 /* The socket path the last failed start tried (crac_control_path). */
 static char last_path[256];
 static pid_t last_pid;
@@ -823,6 +832,10 @@ static void *listen_thread(void *p)
  * the caller listens (the socket file must not be at its own name then);
  * CRAC_TEST_SLOW_FS=chmod:MS: between its look at the bound socket file
  * and its chmod (a path swapped meanwhile must not be followed).
+ * CRAC_TEST_CONTROL_SWAP=PATH with CRAC_TEST_CONTROL_SWAP_TO=TARGET: once
+ * the directory is checked, PATH renamed to PATH.swapped and a link to
+ * TARGET put in its place; CRAC_TEST_CONTROL_NOPROC=1: as if /proc were
+ * not mounted (see struct ctl_setup; tests/cli/control_dir.bats).
  */
 #define CONTROL_SETUP_MS 10000
 
@@ -830,8 +843,8 @@ static void *listen_thread(void *p)
 enum { CAND_ENV, CAND_XDG, CAND_RUN, CAND_TMP, N_CANDS };
 
 /* Where the helper was (for the message). */
-enum setup_step { ST_CHOOSE, ST_MKDIR, ST_LSTAT_DIR, ST_STALE, ST_CLEAR_TMP, ST_BIND, ST_LSTAT_SOCK, ST_CHMOD,
-		  ST_RENAME, ST_UNLINK };
+enum setup_step { ST_CHOOSE, ST_WALK, ST_MKDIR, ST_LSTAT_DIR, ST_NOPROC, ST_STALE, ST_CLEAR_TMP, ST_BIND,
+		  ST_LSTAT_SOCK, ST_CHMOD, ST_RENAME, ST_UNLINK, ST_REOPEN, ST_MOVED };
 
 struct ctl_setup {
 	/* in */
@@ -846,11 +859,20 @@ struct ctl_setup {
 	long slow_ms;
 	long bound_ms;                    /* CRAC_TEST_SLOW_FS=bound:MS, a sleep once bound (step 4) */
 	long chmod_ms;                    /* CRAC_TEST_SLOW_FS=chmod:MS, before the chmod (step 4) */
+	char sock_name[24], tmp_name[24]; /* PID.sock, PID.tmp (remove: sock_name is the one to remove) */
+	unsigned long dir_dev, dir_ino;   /* remove, place: the directory (dirs[0]) the setup checked */
+	bool no_proc;                     /* CRAC_TEST_CONTROL_NOPROC=1 (tests): as if /proc were not mounted */
+	/* CRAC_TEST_CONTROL_SWAP=PATH and CRAC_TEST_CONTROL_SWAP_TO=TARGET
+	 * (tests): once the directory is checked, before its first use, PATH
+	 * is renamed to swap_aside (PATH.swapped) and a symbolic link to
+	 * TARGET put in its place (a component swapped by another uid). */
+	const char *swap, *swap_to;
+	char swap_aside[256];
 	/* out */
+	struct crac_ctl_walk walk;        /* the directory's walk (ctl_dir.c) */
 	int cand;                         /* the directory chosen */
 	enum setup_step step;
-	int res;                          /* 0 or -errno (ST_LSTAT_DIR: -EPERM, refused) */
-	unsigned mode, st_uid;            /* ST_LSTAT_DIR: the directory's */
+	int res;                          /* 0 or -errno (ST_LSTAT_DIR: -EPERM, refused: see walk) */
 	bool ours;                        /* the socket file bind made is a socket */
 	unsigned long dev, ino;           /* its identity (remove: the one to remove) */
 };
@@ -861,11 +883,45 @@ static long raw_lstat(const char *path, struct stat *st)
 	return crac_raw_syscall5(SYS_newfstatat, AT_FDCWD, (long)path, (long)st, AT_SYMLINK_NOFOLLOW, 0);
 }
 
-/* The helper: raw system calls only (see bounded.h); what it learns goes
- * from its own stack into s field by field. */
-static void setup_run(void *arg)
+/*
+ * Does /proc/self/fd/DFD lead to the directory the walk checked (s->walk)?
+ * Not where /proc is not mounted (a chroot, a container without it) or
+ * is another pid namespace's. Then bind() and connect(), which take a
+ * path, cannot go through the descriptor.
+ */
+static bool via_proc_works(const struct ctl_setup *s)
 {
-	struct ctl_setup *s = arg;
+	char via[40];
+	struct stat st;
+
+	if (s->no_proc || crac_ctl_via_fd(via, sizeof(via), s->walk.dfd, NULL) < 0)
+		return false;
+	return crac_raw_syscall5(SYS_newfstatat, AT_FDCWD, (long)via, (long)&st, 0, 0) == 0 &&
+	       st.st_dev == s->walk.dev && st.st_ino == s->walk.ino;
+}
+
+/* remove, place: the directory dirs[0] opened again (s->walk.dfd), and the
+ * one the setup checked (dir_dev, dir_ino); else s->res < 0 (ST_REOPEN:
+ * the walk failed, see s->walk; ST_MOVED: another directory is there now). */
+static bool reopen_dir(struct ctl_setup *s)
+{
+	s->step = ST_REOPEN;
+	if ((s->res = crac_ctl_dir_open(s->dirs[0], s->uid, false, &s->walk)) < 0)
+		return false;
+	if (s->walk.dev != s->dir_dev || s->walk.ino != s->dir_ino) {
+		crac_raw_syscall3(SYS_close, s->walk.dfd, 0, 0);
+		s->walk.dfd = -1;
+		s->step = ST_MOVED;
+		s->res = -ESTALE;
+		return false;
+	}
+	return true;
+}
+
+/* The helper's work (setup_run), with the directory's descriptor
+ * s->walk.dfd left for setup_run to close. */
+static void setup_steps(struct ctl_setup *s)
+{
 	struct stat st;
 	long r;
 
@@ -875,22 +931,33 @@ static void setup_run(void *arg)
 		 * socket another process of our pid (a pid namespace sharing
 		 * the directory) listens on would be taken from it
 		 * (RENAME_NOREPLACE; a plain rename where the file system
-		 * lacks it, EINVAL). */
+		 * lacks it, EINVAL). Both names in the directory checked, by
+		 * its descriptor: a swapped component above leads nowhere. */
+		if (!reopen_dir(s))
+			return;   /* (the temporary is not reachable: left where it is) */
+		int dfd = s->walk.dfd;
 		s->step = ST_RENAME;
-		s->res = (int)crac_raw_syscall5(SYS_renameat2, AT_FDCWD, (long)s->tmps[0].sun_path, AT_FDCWD,
-						(long)s->addrs[0].sun_path, 1 /* RENAME_NOREPLACE */);
+		s->res = (int)crac_raw_syscall5(SYS_renameat2, dfd, (long)s->tmp_name, dfd, (long)s->sock_name,
+						1 /* RENAME_NOREPLACE */);
 		if (s->res == -EINVAL)
-			s->res = (int)crac_raw_syscall3(SYS_rename, (long)s->tmps[0].sun_path,
-							(long)s->addrs[0].sun_path, 0);
+			s->res = (int)crac_raw_syscall5(SYS_renameat, dfd, (long)s->tmp_name, dfd,
+							(long)s->sock_name, 0);
 		if (s->res < 0)
-			crac_raw_syscall3(SYS_unlink, (long)s->tmps[0].sun_path, 0, 0);
+			crac_raw_syscall3(SYS_unlinkat, dfd, (long)s->tmp_name, 0);
 		return;
 	}
 	if (s->remove) {
-		const char *p = s->addrs[0].sun_path;
 		s->step = ST_LSTAT_SOCK;
 		crac_bounded_test_sleep(s->slow_ms);
-		if ((r = raw_lstat(p, &st)) < 0) {
+		if (!reopen_dir(s)) {
+			if (s->step == ST_MOVED)
+				s->res = 0;   /* not ours any more (as a socket replaced) */
+			return;
+		}
+		s->step = ST_LSTAT_SOCK;
+		r = crac_raw_syscall5(SYS_newfstatat, s->walk.dfd, (long)s->sock_name, (long)&st,
+				      AT_SYMLINK_NOFOLLOW, 0);
+		if (r < 0) {
 			s->res = (int)r;
 			return;
 		}
@@ -898,7 +965,7 @@ static void setup_run(void *arg)
 		if (st.st_dev != s->dev || st.st_ino != s->ino)
 			return;   /* not ours any more */
 		s->step = ST_UNLINK;
-		s->res = (int)crac_raw_syscall3(SYS_unlink, (long)p, 0, 0);
+		s->res = (int)crac_raw_syscall3(SYS_unlinkat, s->walk.dfd, (long)s->sock_name, 0);
 		return;
 	}
 	/* 1. the directory (own_dir) */
@@ -913,34 +980,63 @@ static void setup_run(void *arg)
 		break;
 	}
 	const char *dir = s->dirs[s->cand];
-	const struct sockaddr_un *a = &s->addrs[s->cand], *t = &s->tmps[s->cand];
-	/* 2. created, a real directory of ours with mode 0700 (check_dir) */
+	/*
+	 * 2. created, a real directory of ours with mode 0700 (check_dir):
+	 * opened once, component by component, and checked on its descriptor
+	 * (ctl_dir.c); every later step acts relative to that descriptor.
+	 */
 	s->step = ST_MKDIR;
 	crac_bounded_test_sleep(s->slow_ms);   /* tests: the directory does not answer */
-	if ((r = crac_raw_syscall3(SYS_mkdir, (long)dir, 0700, 0)) < 0 && r != -EEXIST) {
+	s->step = ST_WALK;
+	r = crac_ctl_dir_open(dir, s->uid, true, &s->walk);
+	if (r < 0) {
+		s->step = s->walk.step == CTL_WALK_MKDIR ? ST_MKDIR : s->walk.step == CTL_WALK_DIR ? ST_LSTAT_DIR
+			: ST_WALK;
 		s->res = (int)r;
 		return;
 	}
-	s->step = ST_LSTAT_DIR;
-	if ((r = raw_lstat(dir, &st)) < 0) {
-		s->res = (int)r;
-		return;
+	s->dir_dev = s->walk.dev;
+	s->dir_ino = s->walk.ino;
+	int dfd = s->walk.dfd;
+	if (s->swap) {
+		/* tests: another uid swaps a component now */
+		crac_raw_syscall3(SYS_rename, (long)s->swap, (long)s->swap_aside, 0);
+		crac_raw_syscall3(SYS_symlink, (long)s->swap_to, (long)s->swap, 0);
 	}
-	s->mode = st.st_mode;
-	s->st_uid = st.st_uid;
-	if (!S_ISDIR(st.st_mode) || st.st_uid != s->uid || (st.st_mode & 07777) != 0700) {
-		s->res = -EPERM;
+	/*
+	 * bind() and connect() take a path: /proc/self/fd/DFD/NAME, which
+	 * reaches NAME through the descriptor (the helper's own table), the
+	 * path's components are not looked up again. Without /proc, the path
+	 * (DIR/NAME) only when no other uid can replace any entry on its way
+	 * (s->walk.trusted: then it still leads to the directory checked);
+	 * else refused, saying why, rather than bound where a swapped path
+	 * leads (ST_NOPROC).
+	 */
+	struct sockaddr_un a = { .sun_family = AF_UNIX }, t = { .sun_family = AF_UNIX };
+	bool proc = via_proc_works(s);
+	s->step = ST_NOPROC;
+	if (proc) {
+		if ((r = crac_ctl_via_fd(a.sun_path, sizeof(a.sun_path), dfd, s->sock_name)) < 0 ||
+		    (r = crac_ctl_via_fd(t.sun_path, sizeof(t.sun_path), dfd, s->tmp_name)) < 0) {
+			s->res = (int)r;   /* (never: about 40 bytes) */
+			return;
+		}
+	} else if (s->walk.trusted) {
+		a = s->addrs[s->cand];
+		t = s->tmps[s->cand];
+	} else {
+		s->res = -EPERM;   /* refused (control_start says why) */
 		return;
 	}
 	/* 3. a socket file with our name: stale unless something live
 	 * answers on it (clear_stale) */
 	s->step = ST_STALE;
-	if (crac_raw_syscall3(SYS_faccessat, AT_FDCWD, (long)a->sun_path, F_OK) == 0) {
-		if (crac_raw_syscall3(SYS_connect, s->probe_fd, (long)a, sizeof(*a)) == 0) {
+	if (crac_raw_syscall5(SYS_newfstatat, dfd, (long)s->sock_name, (long)&st, AT_SYMLINK_NOFOLLOW, 0) == 0) {
+		if (crac_raw_syscall3(SYS_connect, s->probe_fd, (long)&a, sizeof(a)) == 0) {
 			s->res = -EEXIST;
 			return;
 		}
-		if ((r = crac_raw_syscall3(SYS_unlink, (long)a->sun_path, 0, 0)) < 0 && r != -ENOENT) {
+		if ((r = crac_raw_syscall3(SYS_unlinkat, dfd, (long)s->sock_name, 0)) < 0 && r != -ENOENT) {
 			s->res = (int)r;
 			return;
 		}
@@ -956,51 +1052,59 @@ static void setup_run(void *arg)
 	 * left by a process of our pid that died here is removed first.
 	 */
 	s->step = ST_CLEAR_TMP;
-	if ((r = crac_raw_syscall3(SYS_unlink, (long)t->sun_path, 0, 0)) < 0 && r != -ENOENT) {
+	if ((r = crac_raw_syscall3(SYS_unlinkat, dfd, (long)s->tmp_name, 0)) < 0 && r != -ENOENT) {
 		s->res = (int)r;
 		return;
 	}
 	s->step = ST_BIND;
-	if ((r = crac_raw_syscall3(SYS_bind, s->fd, (long)t, sizeof(*t))) < 0) {
+	if ((r = crac_raw_syscall3(SYS_bind, s->fd, (long)&t, sizeof(t))) < 0) {
 		s->res = (int)r;
 		return;
 	}
 	/* The identity of the file bind made, for remove_socket: only a
 	 * socket counts. Something else there already (our directory's owner
-	 * replaced it between the bind and this lstat) is not ours: it is
+	 * replaced it between the bind and this look) is not ours: it is
 	 * never removed, chmod'ed (chmod would follow a symbolic link) nor
 	 * renamed. */
 	s->step = ST_LSTAT_SOCK;
-	long pfd = crac_raw_syscall3(SYS_openat, AT_FDCWD, (long)t->sun_path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	long pfd = crac_raw_syscall3(SYS_openat, dfd, (long)s->tmp_name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	s->ours = pfd >= 0 && crac_raw_syscall5(SYS_newfstatat, pfd, (long)"", (long)&st, AT_EMPTY_PATH, 0) == 0 &&
 		  S_ISSOCK(st.st_mode);
 	s->dev = st.st_dev;
 	s->ino = st.st_ino;
 	crac_bounded_test_sleep(s->chmod_ms);   /* tests: looked at, not yet made private */
 	/* The chmod acts on the file just looked at, through its descriptor
-	 * (/proc/self/fd/N: the helper's table), never on the path again: a
-	 * path can lead elsewhere by then (a directory above ours that
-	 * another uid may write to, a link in place of ours), and chmod
-	 * follows links. Without /proc, by its path. */
+	 * (/proc/self/fd/N: the helper's table), never on a name again: chmod
+	 * follows links. Without /proc, by its name in the directory checked
+	 * (which only we and root may write to). */
 	s->step = ST_CHMOD;
 	s->res = 0;
 	if (s->ours) {
-		char via[32] = "/proc/self/fd/", digits[12];
-		int nd = 0, at = 14;
-		for (long v = pfd; nd == 0 || v; v /= 10)
-			digits[nd++] = (char)('0' + v % 10);
-		while (nd)
-			via[at++] = digits[--nd];
-		via[at] = 0;
-		s->res = (int)crac_raw_syscall3(SYS_fchmodat, AT_FDCWD, (long)via, 0600);
-		if (s->res == -ENOENT)
-			s->res = (int)crac_raw_syscall3(SYS_fchmodat, AT_FDCWD, (long)t->sun_path, 0600);
+		char via[40];
+		s->res = proc && crac_ctl_via_fd(via, sizeof(via), pfd, NULL) > 0
+			? (int)crac_raw_syscall3(SYS_fchmodat, AT_FDCWD, (long)via, 0600)
+			: (int)crac_raw_syscall3(SYS_fchmodat, dfd, (long)s->tmp_name, 0600);
 	}
 	if (pfd >= 0)
 		crac_raw_syscall3(SYS_close, pfd, 0, 0);
 	if (s->res < 0)
-		crac_raw_syscall3(SYS_unlink, (long)t->sun_path, 0, 0);   /* bound, not made private: not left behind */
+		crac_raw_syscall3(SYS_unlinkat, dfd, (long)s->tmp_name, 0);   /* bound, not made private: not left behind */
 	crac_bounded_test_sleep(s->bound_ms);   /* tests: bound, not listening yet */
+}
+
+/* The helper: raw system calls only (see bounded.h); what it learns goes
+ * from its own stack into s field by field. Its descriptors (the
+ * directory's) are closed before it returns: without a helper of its own
+ * (a seccomp filter) it runs in the caller's thread and table. */
+static void setup_run(void *arg)
+{
+	struct ctl_setup *s = arg;
+
+	s->walk.dfd = -1;
+	setup_steps(s);
+	if (s->walk.dfd >= 0)
+		crac_raw_syscall3(SYS_close, s->walk.dfd, 0, 0);
+	s->walk.dfd = -1;
 }
 
 /* What step s was at, naming the path: "the bind of /run/user/0/crac/7.sock". */
@@ -1010,7 +1114,25 @@ static void setup_what(const struct ctl_setup *s, char *out, size_t len)
 	const char *sock = s->addrs[s->cand >= 0 ? s->cand : 0].sun_path;
 	const char *tmp = s->tmps[s->cand >= 0 ? s->cand : 0].sun_path;   /* (step 5: [0]) */
 
+	if (s->cand < 0 && s->dirs[0])
+		dir = s->dirs[0];   /* (remove, place) */
 	switch (s->step) {
+	case ST_WALK:
+	case ST_REOPEN:
+		/* (a walk given up on: where it was) */
+		if (s->walk.step == CTL_WALK_MKDIR)
+			snprintf(out, len, "the mkdir of %s", dir);
+		else if (s->walk.step == CTL_WALK_DIR || !s->walk.at[0])
+			snprintf(out, len, "the open of %s", dir);
+		else
+			snprintf(out, len, "the open of %s (on the way to %s)", s->walk.at, dir);
+		break;
+	case ST_NOPROC:
+		snprintf(out, len, "the bind of %s through the directory checked", tmp);
+		break;
+	case ST_MOVED:
+		snprintf(out, len, "the look at %s", dir);
+		break;
 	case ST_CHOOSE:
 		snprintf(out, len, "the lstat of %s (choosing the control directory)",
 			 s->cand >= 0 && s->private_of[s->cand] ? s->private_of[s->cand] : "$XDG_RUNTIME_DIR or /run/user/UID");
@@ -1043,6 +1165,36 @@ static void setup_what(const struct ctl_setup *s, char *out, size_t len)
 		break;
 	case ST_UNLINK:
 		snprintf(out, len, "the unlink of %s", sock);
+		break;
+	}
+}
+
+/*
+ * Why the walk w to the control directory dir (for uid) failed, naming the
+ * path at fault: "cannot create DIR: ...", "refusing DIR: ...", "the open
+ * of /a (on the way to /a/b/ctl): ...".
+ */
+static void walk_why(const struct crac_ctl_walk *w, const char *dir, unsigned uid, char *out, size_t len)
+{
+	switch (w->step) {
+	case CTL_WALK_MKDIR:
+		snprintf(out, len, "cannot create %s: %s", dir, strerror(-w->err));
+		break;
+	case CTL_WALK_LINK:
+		snprintf(out, len, "refusing %s: %s on its way is a symbolic link in a directory another uid may "
+			 "write to (it could be swapped between the check of the directory and its use)", dir, w->at);
+		break;
+	case CTL_WALK_DIR:
+		if (w->err == -EPERM)
+			snprintf(out, len, "refusing %s: it must be a directory owned by uid %u with mode 0700 (it is "
+				 "%s, uid %u, mode %04o)", dir, uid, S_ISDIR(w->mode) ? "a directory" :
+				 S_ISLNK(w->mode) ? "a symlink" : "not a directory", w->uid, w->mode & 07777);
+		else
+			snprintf(out, len, "the open of %s: %s", dir, strerror(-w->err));
+		break;
+	default:
+		snprintf(out, len, "the open of %s (on the way to %s): %s", w->at[0] ? w->at : dir, dir,
+			 strerror(-w->err));
 		break;
 	}
 }
@@ -1126,10 +1278,13 @@ static void remove_socket(void)
 {
 	if (sock_path[0] && sock_pid == getpid()) {
 		struct ctl_setup s = { .remove = true, .dev = (unsigned long)sock_dev, .ino = (unsigned long)sock_ino,
-				       .slow_ms = test_slow_ms() };
+				       .slow_ms = test_slow_ms(), .uid = sock_dir_uid, .dir_dev = sock_dir_dev,
+				       .dir_ino = sock_dir_ino };
 		char msg[PATH_MAX + 300];
 		s.addrs[0].sun_family = AF_UNIX;
 		strcpy(s.addrs[0].sun_path, sock_path);
+		s.dirs[0] = sock_dir;
+		snprintf(s.sock_name, sizeof(s.sock_name), "%d.sock", (int)sock_pid);
 		if (setup_bounded(&s, 0, msg, sizeof(msg)) == -ETIMEDOUT)
 			crac__log(CRAC_LOG_WARN, "control: socket %s left in place: %s", sock_path, msg);
 	}
@@ -1140,10 +1295,13 @@ static void remove_socket(void)
  * it is still the one bound (bounded). */
 static void remove_tmp(const struct ctl_setup *s)
 {
-	struct ctl_setup r = { .remove = true, .dev = s->dev, .ino = s->ino, .slow_ms = test_slow_ms() };
+	struct ctl_setup r = { .remove = true, .dev = s->dev, .ino = s->ino, .slow_ms = test_slow_ms(), .uid = s->uid,
+			       .dir_dev = s->dir_dev, .dir_ino = s->dir_ino };
 	char msg[PATH_MAX + 300];
 
 	r.addrs[0] = s->tmps[s->cand];
+	r.dirs[0] = s->dirs[s->cand];
+	memcpy(r.sock_name, s->tmp_name, sizeof(r.sock_name));
 	if (setup_bounded(&r, 0, msg, sizeof(msg)) == -ETIMEDOUT)
 		crac__log(CRAC_LOG_WARN, "control: socket %s left in place: %s", r.addrs[0].sun_path, msg);
 }
@@ -1153,16 +1311,29 @@ static void remove_tmp(const struct ctl_setup *s)
  * (-ETIMEDOUT with msg). */
 static int place_socket(const struct ctl_setup *s, int64_t deadline_ns, char *msg, size_t msglen)
 {
-	struct ctl_setup p = { .place = true, .slow_ms = 0 };
+	struct ctl_setup p = { .place = true, .slow_ms = 0, .uid = s->uid, .dir_dev = s->dir_dev, .dir_ino = s->dir_ino };
 
 	p.addrs[0] = s->addrs[s->cand];
 	p.tmps[0] = s->tmps[s->cand];
+	p.dirs[0] = s->dirs[s->cand];
+	memcpy(p.sock_name, s->sock_name, sizeof(p.sock_name));
+	memcpy(p.tmp_name, s->tmp_name, sizeof(p.tmp_name));
 	int rc = setup_bounded(&p, deadline_ns, msg, msglen);
 	if (rc < 0 && rc != -ETIMEDOUT) {
-		char what[PATH_MAX + 100];
+		char what[PATH_MAX + 100], why[PATH_MAX + 300];
+		enum setup_step at = p.step;
 		p.cand = 0;
+		p.step = ST_RENAME;   /* named as the rename, whatever stopped it */
 		setup_what(&p, what, sizeof(what));
-		snprintf(msg, msglen, "%s: %s", what, strerror(-rc));
+		if (at == ST_MOVED)
+			snprintf(msg, msglen, "%s: refused: %s is not the directory the setup checked any more (a "
+				 "component of its path was moved or replaced since; the socket is left at its "
+				 "temporary name in the one checked)", what, p.dirs[0]);
+		else if (at == ST_REOPEN) {
+			walk_why(&p.walk, p.dirs[0], p.uid, why, sizeof(why));
+			snprintf(msg, msglen, "%s: refused: %s (the socket is left at its temporary name)", what, why);
+		} else
+			snprintf(msg, msglen, "%s: %s", what, strerror(-rc));
 	}
 	return rc;
 }
@@ -1226,7 +1397,7 @@ static int control_start(int64_t deadline_ns, char *msg, size_t msglen, bool *sa
 	struct ctl_setup s = { .uid = (unsigned)geteuid(), .fd = -1, .probe_fd = -1, .slow_ms = test_slow_ms(),
 			       .bound_ms = test_slow_ms_of("bound"), .chmod_ms = test_slow_ms_of("chmod") };
 	char dirs[N_CANDS][200];
-	const char *d = getenv("CRAC_CONTROL_DIR"), *x = getenv("XDG_RUNTIME_DIR");
+	const char *d = getenv("CRAC_CONTROL_DIR"), *x = getenv("XDG_RUNTIME_DIR"), *e;
 	char run[64];
 	int rc, fd = -1;
 
@@ -1281,6 +1452,14 @@ static int control_start(int64_t deadline_ns, char *msg, size_t msglen, bool *sa
 		goto fail;
 	}
 	s.fd = fd;
+	snprintf(s.sock_name, sizeof(s.sock_name), "%d.sock", (int)getpid());
+	snprintf(s.tmp_name, sizeof(s.tmp_name), "%d.tmp", (int)getpid());
+	s.no_proc = (e = getenv("CRAC_TEST_CONTROL_NOPROC")) && !strcmp(e, "1");
+	if ((e = getenv("CRAC_TEST_CONTROL_SWAP")) && *e && getenv("CRAC_TEST_CONTROL_SWAP_TO") &&
+	    snprintf(s.swap_aside, sizeof(s.swap_aside), "%s.swapped", e) < (int)sizeof(s.swap_aside)) {
+		s.swap = e;
+		s.swap_to = getenv("CRAC_TEST_CONTROL_SWAP_TO");
+	}
 	rc = setup_bounded(&s, deadline_ns, msg, msglen);
 	if (s.cand >= 0)
 		snprintf(sock_path, sizeof(sock_path), "%s", s.addrs[s.cand].sun_path);
@@ -1288,13 +1467,15 @@ static int control_start(int64_t deadline_ns, char *msg, size_t msglen, bool *sa
 		*said = true;
 		goto fail;
 	}
-	if (rc < 0 && s.step == ST_MKDIR) {
-		snprintf(msg, msglen, "cannot create %s: %s", dirs[s.cand], strerror(-rc));
+	if (rc < 0 && (s.step == ST_WALK || s.step == ST_MKDIR || s.step == ST_LSTAT_DIR)) {
+		/* the directory: not made, refused, or a component on its way */
+		walk_why(&s.walk, dirs[s.cand], s.uid, msg, msglen);
 		*said = true;
-	} else if (rc == -EPERM && s.step == ST_LSTAT_DIR) {
-		snprintf(msg, msglen, "refusing %s: it must be a directory owned by uid %u with mode 0700 (it is %s, "
-			 "uid %u, mode %04o)", dirs[s.cand], s.uid, S_ISDIR(s.mode) ? "a directory" :
-			 S_ISLNK(s.mode) ? "a symlink" : "not a directory", s.st_uid, s.mode & 07777);
+	} else if (rc < 0 && s.step == ST_NOPROC) {
+		snprintf(msg, msglen, "refusing %s: /proc is not mounted here (or /proc/self/fd does not lead to the "
+			 "directory checked), so the socket cannot be bound through the directory's descriptor, and "
+			 "%s on its way may be replaced by another uid (bound by its path, the socket could land "
+			 "where that uid says)", dirs[s.cand], s.walk.untrusted);
 		*said = true;
 	} else if (rc < 0 && s.step >= ST_STALE) {
 		/* what stood in the way, by its path: PID.tmp or PID.sock */
@@ -1324,6 +1505,10 @@ static int control_start(int64_t deadline_ns, char *msg, size_t msglen, bool *sa
 		sock_dev = (dev_t)s.dev;
 		sock_ino = (ino_t)s.ino;
 		sock_pid = getpid();
+		snprintf(sock_dir, sizeof(sock_dir), "%s", dirs[s.cand]);
+		sock_dir_dev = s.dir_dev;
+		sock_dir_ino = s.dir_ino;
+		sock_dir_uid = s.uid;
 	}
 	if ((rc = listener_go(fd, true)) < 0) {
 		remove_socket();

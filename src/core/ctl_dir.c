@@ -1,0 +1,294 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ctl_dir.c - the control endpoint's directory, reached without a path
+ * lookup another uid could redirect (see ctl_dir.h).
+ *
+ * The danger: a control directory below one that another uid may write to
+ * (CRAC_CONTROL_DIR=/tmp/x/ctl, /tmp/x theirs). Checked by its path, then
+ * used by its path (mkdir, bind, rename, unlink), it can be swapped in
+ * between: a component renamed away and a symbolic link put in its place,
+ * and a root service binds, renames or removes where that uid says. Here
+ * the directory is opened once, one component at a time, and checked by
+ * fstat on the descriptor; the setup then acts relative to it (mkdirat,
+ * unlinkat, renameat2, and bind/connect through /proc/self/fd/N/NAME).
+ *
+ * Raw system calls only (image/bounded.h), no libc string functions (a
+ * lazily bound symbol's first call enters the dynamic linker), no lock, no
+ * allocation: it runs in a helper while the program's threads may be
+ * stopped holding any of them.
+ */
+#include "core/ctl_dir.h"
+#include "image/bounded.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+
+/* Symbolic links followed on the way at most (as the kernel's 40). */
+#define CTL_MAX_LINKS 40
+
+static unsigned str_len(const char *s)
+{
+	unsigned n = 0;
+
+	while (s[n])
+		n++;
+	return n;
+}
+
+/* Appends n bytes of s to buf (len bytes, *used of them in use),
+ * truncating; buf stays NUL-terminated. */
+static void put(char *buf, unsigned len, unsigned *used, const char *s, unsigned n)
+{
+	while (n-- && *used + 1 < len)
+		buf[(*used)++] = *s++;
+	buf[*used] = 0;
+}
+
+static void copy(char *buf, unsigned len, const char *s)
+{
+	unsigned used = 0;
+
+	put(buf, len, &used, s, str_len(s));
+}
+
+static long raw_close(long fd)
+{
+	return crac_raw_syscall3(SYS_close, fd, 0, 0);
+}
+
+static long raw_fstat(long fd, struct stat *st)
+{
+	return crac_raw_syscall5(SYS_fstat, fd, (long)st, 0, 0, 0);
+}
+
+/*
+ * Can no uid but uid and root replace an entry owned by owner in the
+ * directory d? Its owner is uid or root and nobody else may write to it;
+ * or it is sticky (/tmp), so that only the entry's owner, the directory's
+ * and root may rename or remove the entry, and both are uid or root.
+ */
+static bool entry_safe(const struct stat *d, unsigned owner, unsigned uid)
+{
+	if (d->st_uid != uid && d->st_uid != 0)
+		return false;
+	if (!(d->st_mode & 022))
+		return true;
+	return (d->st_mode & S_ISVTX) && (owner == uid || owner == 0);
+}
+
+/* The entry at w->at (owned by owner, in the directory d) joins the way:
+ * w->trusted stays only if no other uid can replace it. */
+static void note_trust(struct crac_ctl_walk *w, const struct stat *d, unsigned owner, unsigned uid)
+{
+	if (w->trusted && !entry_safe(d, owner, uid)) {
+		w->trusted = false;
+		copy(w->untrusted, sizeof(w->untrusted), w->at);
+	}
+}
+
+int crac_ctl_via_fd(char *out, unsigned len, long fd, const char *name)
+{
+	static const char pre[] = "/proc/self/fd/";
+	char digits[24];
+	unsigned used = 0, nd = 0;
+	unsigned need = (unsigned)sizeof(pre) - 1 + (name && name[0] ? 1 + str_len(name) : 0);
+
+	if (fd < 0)
+		return -EBADF;
+	for (long v = fd; nd == 0 || v; v /= 10)
+		digits[nd++] = (char)('0' + v % 10);
+	if (need + nd >= len)
+		return -ENAMETOOLONG;
+	put(out, len, &used, pre, sizeof(pre) - 1);
+	while (nd)
+		put(out, len, &used, &digits[--nd], 1);
+	if (name && name[0]) {
+		put(out, len, &used, "/", 1);
+		put(out, len, &used, name, str_len(name));
+	}
+	return (int)used;
+}
+
+/* Opens "/" or the working directory ("."): the start of the walk. */
+static long open_start(bool absolute, struct stat *st)
+{
+	long fd = crac_raw_syscall3(SYS_openat, AT_FDCWD, (long)(absolute ? "/" : "."),
+				    O_PATH | O_DIRECTORY | O_CLOEXEC);
+	long r;
+
+	if (fd >= 0 && (r = raw_fstat(fd, st)) < 0) {
+		raw_close(fd);
+		return r;
+	}
+	return fd;
+}
+
+/* The last step: fd (the directory, its stat st) is what the walk ends
+ * on; it must be a real directory of uid's with mode 0700. */
+static int finish(struct crac_ctl_walk *w, long fd, const struct stat *st, unsigned uid)
+{
+	w->mode = st->st_mode;
+	w->uid = st->st_uid;
+	w->dev = st->st_dev;
+	w->ino = st->st_ino;
+	if (!S_ISDIR(st->st_mode) || st->st_uid != uid || (st->st_mode & 07777) != 0700) {
+		raw_close(fd);
+		w->step = CTL_WALK_DIR;
+		return w->err = -EPERM;
+	}
+	w->dfd = (int)fd;
+	w->step = CTL_WALK_OK;
+	return w->err = 0;
+}
+
+int crac_ctl_dir_open(const char *dir, unsigned uid, bool create, struct crac_ctl_walk *w)
+{
+	char rest[PATH_MAX], next[PATH_MAX], comp[NAME_MAX + 1];
+	struct stat cst, st;   /* the directory we are in; the entry just looked at */
+	unsigned at_used = 0, links = 0, pos = 0, n = str_len(dir);
+	bool absolute = dir[0] == '/';
+	long cur, r;
+
+	w->dfd = -1;
+	w->err = 0;
+	w->step = CTL_WALK_OPEN;
+	w->trusted = absolute;   /* (the working directory's way is not known) */
+	w->at[0] = w->untrusted[0] = 0;
+	w->mode = w->uid = 0;
+	w->dev = w->ino = 0;
+	if (!absolute)
+		copy(w->untrusted, sizeof(w->untrusted), "the working directory");
+	if (n == 0 || n >= sizeof(rest)) {
+		copy(w->at, sizeof(w->at), dir);
+		w->step = CTL_WALK_DIR;
+		return w->err = n ? -ENAMETOOLONG : -ENOENT;
+	}
+	put(rest, sizeof(rest), &(unsigned){ 0 }, dir, n);
+	copy(w->at, sizeof(w->at), absolute ? "/" : ".");
+	if ((cur = open_start(absolute, &cst)) < 0)
+		return w->err = (int)cur;
+	w->at[0] = 0;
+
+	for (;;) {
+		/* the next component of rest, from pos */
+		while (rest[pos] == '/')
+			pos++;
+		if (!rest[pos])   /* none (dir is "/"): the walk ends where it is */
+			return finish(w, cur, &cst, uid);
+		unsigned b = pos, q;
+		while (rest[pos] && rest[pos] != '/')
+			pos++;
+		for (q = pos; rest[q] == '/'; q++)
+			;
+		bool last = !rest[q];
+		unsigned cn = pos - b, at_before = at_used;
+		if (at_used == 0 ? absolute : w->at[at_used - 1] != '/')
+			put(w->at, sizeof(w->at), &at_used, "/", 1);
+		put(w->at, sizeof(w->at), &at_used, rest + b, cn);
+		if (cn > NAME_MAX) {
+			w->err = -ENAMETOOLONG;
+			if (last)
+				w->step = CTL_WALK_DIR;
+			goto fail;
+		}
+		for (unsigned i = 0; i < cn; i++)
+			comp[i] = rest[b + i];
+		comp[cn] = 0;
+
+		if (last) {
+			/* the directory itself: made, then never followed (w->step
+			 * set before each call: a walk given up on says where) */
+			w->step = CTL_WALK_MKDIR;
+			if (create && (r = crac_raw_syscall3(SYS_mkdirat, cur, (long)comp, 0700)) < 0 && r != -EEXIST) {
+				w->err = (int)r;
+				goto fail;
+			}
+			w->step = CTL_WALK_DIR;
+			r = crac_raw_syscall3(SYS_openat, cur, (long)comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (r < 0) {
+				w->step = CTL_WALK_DIR;
+				w->err = (int)r;
+				if ((r == -ELOOP || r == -ENOTDIR) &&
+				    crac_raw_syscall5(SYS_newfstatat, cur, (long)comp, (long)&st, AT_SYMLINK_NOFOLLOW, 0) == 0) {
+					/* something else at its name: refused, saying what */
+					w->mode = st.st_mode;
+					w->uid = st.st_uid;
+					w->err = -EPERM;
+				}
+				goto fail;
+			}
+			if ((w->err = (int)raw_fstat(r, &st)) < 0) {
+				raw_close(r);
+				w->step = CTL_WALK_DIR;
+				goto fail;
+			}
+			note_trust(w, &cst, st.st_uid, uid);
+			raw_close(cur);
+			return finish(w, r, &st, uid);
+		}
+
+		/* a directory on the way: not followed if it is a link */
+		r = crac_raw_syscall3(SYS_openat, cur, (long)comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (r >= 0) {
+			if ((w->err = (int)raw_fstat(r, &st)) < 0) {
+				raw_close(r);
+				goto fail;
+			}
+			note_trust(w, &cst, st.st_uid, uid);
+			raw_close(cur);
+			cur = r;
+			cst = st;
+			continue;
+		}
+		w->err = (int)r;
+		if ((r != -ELOOP && r != -ENOTDIR) ||
+		    crac_raw_syscall5(SYS_newfstatat, cur, (long)comp, (long)&st, AT_SYMLINK_NOFOLLOW, 0) < 0 ||
+		    !S_ISLNK(st.st_mode))
+			goto fail;
+		/* A symbolic link (/var/run -> /run): followed only where no other
+		 * uid can replace it; else it could lead one look here and the
+		 * next one elsewhere. */
+		if (!entry_safe(&cst, st.st_uid, uid)) {
+			w->step = CTL_WALK_LINK;
+			w->err = -ELOOP;
+			goto fail;
+		}
+		if (++links > CTL_MAX_LINKS) {
+			w->err = -ELOOP;
+			goto fail;
+		}
+		if ((r = crac_raw_syscall5(SYS_readlinkat, cur, (long)comp, (long)next, sizeof(next) - 1, 0)) <= 0) {
+			w->err = r < 0 ? (int)r : -ENOENT;
+			goto fail;
+		}
+		/* rest becomes the link's target, then what was left after it */
+		unsigned used = (unsigned)r, left = str_len(rest + pos);
+		if (used + left + 1 >= sizeof(next)) {
+			w->err = -ENAMETOOLONG;
+			goto fail;
+		}
+		next[used] = 0;
+		put(next, sizeof(next), &used, rest + pos, left);
+		unsigned m = 0;
+		put(rest, sizeof(rest), &m, next, used);
+		pos = 0;
+		at_used = at_before;   /* the message names the way through the link's target */
+		w->at[at_used] = 0;
+		if (rest[0] == '/') {
+			raw_close(cur);
+			if ((cur = open_start(true, &cst)) < 0) {
+				copy(w->at, sizeof(w->at), "/");
+				return w->err = (int)cur;
+			}
+			absolute = true;
+			at_used = 0;
+			w->at[0] = 0;
+		}
+	}
+fail:
+	raw_close(cur);
+	return w->err;
+}
