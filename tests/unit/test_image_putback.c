@@ -34,19 +34,6 @@
 
 static char root[256];
 
-/*
- * A test of a known bug of image/dir.c, not fixed yet: reported skipped
- * with what the bug is (ctest shows the test file passing), run anyway
- * with CRAC_TEST_RUN_BUGS=1 (to see it fail, or pass once fixed).
- */
-#define RUN_BUG(fn, why) do { \
-	const char *_all = getenv("CRAC_TEST_RUN_BUGS"); \
-	if (_all && !strcmp(_all, "1")) \
-		RUN(fn); \
-	else \
-		printf("ok %s # skip %s\n", #fn, why); \
-} while (0)
-
 /* A writer that is gone: no such pid. */
 #define DEAD_PID (INT_MAX - 1)
 
@@ -111,15 +98,17 @@ static void rm_rf(const char *path)
  * and what it points to stays as it is. */
 static void test_old_symlink(void)
 {
-	char img[PATH_MAX], old[PATH_MAX], there[PATH_MAX], p[PATH_MAX + 16], tag[64];
+	char img[PATH_MAX], old[PATH_MAX], there[PATH_MAX], p[PATH_MAX + 16], tag[64], msg[3 * PATH_MAX];
 
 	snprintf(img, sizeof(img), "%s/sl", root);
 	snprintf(old, sizeof(old), "%s/sl.old-%d-7", root, DEAD_PID);
 	snprintf(there, sizeof(there), "%s/elsewhere", root);
 	tagged_image(there, "ELSEWHERE");
 	REQUIRE(symlink(there, old) == 0);
-	CHECK_EQ(crac_img_clean_stale(img, NULL), 0);
+	CHECK_EQ(crac_img_clean_stale_msg(img, NULL, msg, sizeof(msg)), 0);
 	CHECKF(!is_link(img), "a symbolic link was put back at %s", img);
+	CHECKF(is_link(old), "the symbolic link %s is gone", old);
+	CHECKF(strstr(msg, old) && strstr(msg, "symbolic link") && strstr(msg, "left where it is"), "%s", msg);
 	snprintf(p, sizeof(p), "%s/header", there);
 	CHECK(exists(p));
 	CHECK(!strcmp(tag_of(there, tag, sizeof(tag)), "ELSEWHERE"));
@@ -146,18 +135,37 @@ static void test_old_other_owner(void)
 	snprintf(img, sizeof(img), "%s/oo", shared);
 	snprintf(old, sizeof(old), "%s/oo.old-%d-7", shared, DEAD_PID);
 	tagged_image(old, "ROOTS");   /* root's, 0700 */
-	pid_t c = fork();
-	REQUIRE(c >= 0);
-	if (c == 0) {
-		if (setgroups(0, NULL) < 0 || setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0)
-			_exit(99);
-		_exit(crac_img_clean_stale(img, NULL) == 0 ? 0 : 1);
+	/* twice: root's image 0700 (nobody cannot even open it), then
+	 * readable by all (nothing but its owner stops the put-back) */
+	for (int round = 0; round < 2; round++) {
+		char hdr[PATH_MAX + 48];
+		snprintf(hdr, sizeof(hdr), "%s/header", old);
+		if (round == 1)
+			REQUIRE(chmod(old, 0755) == 0 && chmod(hdr, 0644) == 0);
+		pid_t c = fork();
+		REQUIRE(c >= 0);
+		if (c == 0) {
+			if (setgroups(0, NULL) < 0 || setresgid(65534, 65534, 65534) < 0 ||
+			    setresuid(65534, 65534, 65534) < 0)
+				_exit(99);
+			char msg[3 * PATH_MAX];
+			if (crac_img_clean_stale_msg(img, NULL, msg, sizeof(msg)) != 0)
+				_exit(1);
+			if (!strstr(msg, old) || !strstr(msg, "another user") || !strstr(msg, "left where it is")) {
+				printf("# %s\n", msg);
+				fflush(stdout);
+				_exit(2);
+			}
+			_exit(0);
+		}
+		int ws = 0;
+		REQUIRE(waitpid(c, &ws, 0) == c);
+		CHECKF(WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "round %d: the cleaner as nobody: status %#x (2: no warning)",
+		       round, ws);
+		CHECKF(!exists(img), "round %d: root's image moved aside was put at %s by nobody's cleaner", round, img);
+		CHECKF(exists(old) && !strcmp(tag_of(old, tag, sizeof(tag)), "ROOTS"), "round %d: root's image %s is gone",
+		       round, old);
 	}
-	int ws = 0;
-	REQUIRE(waitpid(c, &ws, 0) == c);
-	CHECKF(WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "the cleaner as nobody: status %#x", ws);
-	CHECKF(!exists(img), "root's image moved aside was put at %s by nobody's cleaner", img);
-	CHECKF(exists(old) && !strcmp(tag_of(old, tag, sizeof(tag)), "ROOTS"), "root's image %s is gone", old);
 	chmod(root, 0700);
 	rm_rf(shared);
 }
@@ -169,7 +177,7 @@ static void test_old_other_owner(void)
  * locked temporary. */
 static void test_old_locked(void)
 {
-	char img[PATH_MAX], old[PATH_MAX], tag[64];
+	char img[PATH_MAX], old[PATH_MAX], tag[64], msg[3 * PATH_MAX];
 
 	snprintf(img, sizeof(img), "%s/lk", root);
 	snprintf(old, sizeof(old), "%s/lk.old-%d-7", root, DEAD_PID);
@@ -177,12 +185,70 @@ static void test_old_locked(void)
 	int lk = open(old, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	REQUIRE(lk >= 0);
 	REQUIRE(flock(lk, LOCK_EX | LOCK_NB) == 0);
-	CHECK_EQ(crac_img_clean_stale(img, NULL), 0);
+	CHECK_EQ(crac_img_clean_stale_msg(img, NULL, msg, sizeof(msg)), 0);
 	CHECKF(!exists(img), "an image aside, locked by its writer, was put back at %s", img);
 	CHECKF(exists(old) && !strcmp(tag_of(old, tag, sizeof(tag)), "LOCKED"), "%s is gone", old);
+	CHECKF(strstr(msg, old) && strstr(msg, "locked") && strstr(msg, "left where it is"), "%s", msg);
+	/* and what `crac inspect` says of it */
+	CHECK_EQ(crac_img_tmp_describe(old, msg, sizeof(msg)), 0);
+	CHECKF(strstr(msg, "holds it locked") && strstr(msg, "no checkpoint puts it back") && !strstr(msg, "gone"),
+	       "%s", msg);
 	close(lk);
+	/* its writer gone (the lock with it): back at BASE now, no word */
+	CHECK_EQ(crac_img_clean_stale_msg(img, NULL, msg, sizeof(msg)), 0);
+	CHECKF(!exists(old) && !strcmp(tag_of(img, tag, sizeof(tag)), "LOCKED"), "not put back once unlocked");
+	CHECKF(!msg[0], "%s", msg);
 	rm_rf(img);
 	rm_rf(old);
+}
+
+/* BASE.old a directory of the cleaner's that is no image (no header, or
+ * one without the magic): no writer moved it aside; left where it is. */
+static void test_old_not_image(void)
+{
+	char img[PATH_MAX], old[PATH_MAX], p[PATH_MAX + 16], msg[3 * PATH_MAX];
+
+	snprintf(img, sizeof(img), "%s/ni", root);
+	snprintf(old, sizeof(old), "%s/ni.old-%d-7", root, DEAD_PID);
+	REQUIRE(mkdir(old, 0700) == 0);
+	CHECK_EQ(crac_img_clean_stale_msg(img, NULL, msg, sizeof(msg)), 0);
+	CHECKF(!exists(img) && exists(old), "an empty directory was put back at %s", img);
+	CHECKF(strstr(msg, old) && strstr(msg, "not a crac image") && strstr(msg, "left where it is"), "%s", msg);
+	snprintf(p, sizeof(p), "%s/header", old);
+	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	REQUIRE(fd >= 0);
+	REQUIRE(write(fd, "NOTMAGIC", 8) == 8);
+	close(fd);
+	CHECK_EQ(crac_img_clean_stale_msg(img, NULL, msg, sizeof(msg)), 0);
+	CHECKF(!exists(img) && exists(p), "a directory with a header of no image was put back at %s", img);
+	CHECKF(strstr(msg, "not a crac image"), "%s", msg);
+	rm_rf(old);
+}
+
+/* A file system that does not answer the put-back (the test double
+ * CRAC_TEST_SLOW_FS=putback:MS): given up on after the grace, said with
+ * both names, and nothing was moved yet. */
+static void test_putback_stuck(void)
+{
+	char img[PATH_MAX], old[PATH_MAX], msg[3 * PATH_MAX];
+
+	snprintf(img, sizeof(img), "%s/sk", root);
+	snprintf(old, sizeof(old), "%s/sk.old-%d-7", root, DEAD_PID);
+	tagged_image(old, "OLD");
+	setenv("CRAC_TEST_SYNC_GRACE_MS", "300", 1);
+	crac_img_fs_deadline(0);
+	setenv("CRAC_TEST_SLOW_FS", "putback:20000", 1);
+	CHECK_EQ(crac_img_clean_stale_msg(img, NULL, msg, sizeof(msg)), -ETIMEDOUT);
+	CHECKF(strstr(msg, "putting the previous image") && strstr(msg, old) && strstr(msg, img) &&
+	       strstr(msg, "did not return after"), "%s", msg);
+	CHECK(exists(old) && !exists(img));
+	unsetenv("CRAC_TEST_SLOW_FS");
+	unsetenv("CRAC_TEST_SYNC_GRACE_MS");
+	/* (the helper given up on is killed: nothing moved later) and once
+	 * the file system answers, the next cleaner puts it back */
+	CHECK_EQ(crac_img_clean_stale_msg(img, NULL, msg, sizeof(msg)), 0);
+	CHECKF(exists(img) && !exists(old), "not put back: %s", msg);
+	rm_rf(img);
 }
 
 /*
@@ -289,14 +355,11 @@ int main(void)
 	snprintf(root, sizeof(root), "/tmp/crac-test-putback.XXXXXX");
 	if (!mkdtemp(root))
 		t_skip_all("cannot create a temporary directory");
-	RUN_BUG(test_old_symlink, "BUG: crac_img_clean_stale puts a symbolic link BASE.old-PID-START back at BASE "
-				  "(rename of the link itself; no lstat of what it puts back)");
-	RUN_BUG(test_old_other_owner, "BUG: an unprivileged cleaner puts another user's BASE.old-PID-START back at "
-				      "BASE (rename in a directory both may write; no owner check, unlike the "
-				      "removal's own_only)");
-	RUN_BUG(test_old_locked, "BUG: crac_img_clean_stale puts back a BASE.old-PID-START its writer still holds "
-				 "locked (aside_lock; a writer in another pid namespace, its PID gone here): the "
-				 "put-back takes no lock, unlike the removal");
+	RUN(test_old_symlink);
+	RUN(test_old_other_owner);
+	RUN(test_old_locked);
+	RUN(test_old_not_image);
+	RUN(test_putback_stuck);
 	RUN(test_base_appears);
 	RUN(test_two_cleaners);
 	rm_rf(root);
