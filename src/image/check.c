@@ -15,8 +15,10 @@
  *            loader's reserved range, above user space or below
  *            vm.mmap_min_addr; the vDSO block is where its mappings say;
  *            file mappings start inside their file and store no page past
- *            its end; the brk/arg/env fields are ordered as the kernel
- *            requires; the resume block lies in stored, writable memory
+ *            its end, and none (PROT_NONE ones too) ends past the largest
+ *            offset of a file (2^63 - 1); the brk/arg/env fields are
+ *            ordered as the kernel requires; the resume block lies in
+ *            stored, writable memory
  *   pages    the pages file has the recorded size, and the resume block
  *            read from it is a resume block whose code and stack exist
  *   cpu      recorded CPU features present; AMX permission granted
@@ -410,6 +412,26 @@ static int layout_fail(struct crac_img_buf *b, const struct crac_img_view *v, co
 	return -EINVAL;
 }
 
+/* One past the largest offset in a file (MAX_LFS_FILESIZE + 1). */
+#define FILE_OFFSET_TOP (1ull << 63)
+
+/* "mapping RANGE (NAME)", " of file PATH" where its name is not the path
+ * of its file, ": ", then what (file mapping m). */
+static void file_map_fail(struct crac_img_buf *b, const struct crac_img_view *v, const struct crac_img_map *m,
+			  const char *what)
+{
+	const char *path = crac_img_str(v, v->files[m->file].path);
+
+	crac_img_puts(b, "mapping ");
+	put_map(b, v, m);
+	if (!m->name || strcmp(crac_img_str(v, m->name), path)) {
+		crac_img_puts(b, " of file ");
+		crac_img_put_escaped(b, path);
+	}
+	crac_img_puts(b, ": ");
+	crac_img_puts(b, what);
+}
+
 static int check_layout(const struct crac_img_checker *k, struct crac_img_buf *b)
 {
 	const struct crac_img_view *v = k->v;
@@ -459,11 +481,30 @@ static int check_layout(const struct crac_img_checker *k, struct crac_img_buf *b
 			n_stack++;
 		if (m->kind == CRAC_MAP_HEAP)
 			n_heap++;
+		/* The largest offset in a file is 2^63 - 1 (MAX_LFS_FILESIZE):
+		 * mmap refuses (EOVERFLOW) a mapping that ends past the last
+		 * page below it, whatever its protection (a PROT_NONE one too,
+		 * which the loader maps after its point of no return). */
+		if (m->kind == CRAC_MAP_FILE && m->offset > FILE_OFFSET_TOP - P - (m->end - m->start)) {
+			file_map_fail(b, v, m, "its file offset (field offset) ");
+			crac_img_putx(b, m->offset);
+			crac_img_puts(b, " with its length ");
+			crac_img_putx(b, m->end - m->start);
+			crac_img_puts(b, " ends past the largest offset of a file (2^63 - 1): the kernel cannot map it");
+			return -EINVAL;
+		}
 		if (m->kind == CRAC_MAP_FILE && m->prot) {
 			uint64_t fsize = (v->files[m->file].size + P - 1) & ~(P - 1);
-			if (m->offset >= fsize)
-				return layout_fail(b, v, m, "starts past the end of its file: "
-						   "touching it would raise SIGBUS");
+			if (m->offset >= fsize) {
+				layout_fail(b, v, m, "starts past the end of its file: its file offset (field offset) ");
+				crac_img_putx(b, m->offset);
+				crac_img_puts(b, " is past the end of ");
+				crac_img_put_escaped(b, crac_img_str(v, v->files[m->file].path));
+				crac_img_puts(b, " (");
+				crac_img_putu(b, v->files[m->file].size);
+				crac_img_puts(b, " bytes): touching it would raise SIGBUS");
+				return -EINVAL;
+			}
 			for (uint32_t c = m->first_chunk; c < m->first_chunk + m->n_chunks; c++) {
 				const struct crac_img_chunk *ch = &v->chunks[c];
 				uint64_t foff = m->offset + (ch->addr - m->start);

@@ -114,7 +114,8 @@ int crac_img_split_path(const char *dir, char *parent, size_t plen, const char *
  *
  * CRAC_TEST_SLOW_FS=OP:MS (tests only; OP `fsync`, `remove`, `check`,
  * `rename`, `clean`, `access`, `list`, `open`, `lstat`, `realpath`,
- * `read`, `write`, `header`, `du`, `stat`, `put`, `lock`, `loader` (the
+ * `read`, `write`, `header`, `du`, `stat`, `put`, `lock`, `putback` (a
+ * cleaner's put-back of a previous image moved aside), `loader` (the
  * search for the restore loader), `librealpath` (the resolution of the
  * libcrac.so found), or `move`: crac_img_rename_msg's
  * renames): the operation first sleeps MS ms; `aside`: the commit sleeps MS
@@ -130,7 +131,8 @@ int crac_img_split_path(const char *dir, char *parent, size_t plen, const char *
  * needs binding).
  */
 enum fsop_kind { FSOP_FSYNC, FSOP_FSYNC_FD, FSOP_REMOVE, FSOP_RENAME, FSOP_SAME, FSOP_TARGET, FSOP_LIST,
-		 FSOP_ACCESS, FSOP_OPEN, FSOP_LSTAT, FSOP_REALPATH, FSOP_READ, FSOP_WRITE, FSOP_HEADER, FSOP_DU, FSOP_PUT, FSOP_LOCK };
+		 FSOP_ACCESS, FSOP_OPEN, FSOP_LSTAT, FSOP_REALPATH, FSOP_READ, FSOP_WRITE, FSOP_HEADER, FSOP_DU, FSOP_PUT,
+		 FSOP_LOCK, FSOP_PUTBACK };
 
 /* What the target check needs to know (FSOP_TARGET; see crac_img_target_check). */
 struct target_facts {
@@ -170,7 +172,7 @@ struct header_read {
 struct fsop {
 	enum fsop_kind kind;
 	const char *path;
-	const char *to;         /* FSOP_RENAME: the new name */
+	const char *to;         /* FSOP_RENAME: the new name; FSOP_PUTBACK: BASE */
 	unsigned flags;         /* FSOP_RENAME: renameat2's */
 	const struct stat *expect; /* FSOP_SAME: the directory expected at path */
 	int fd;                 /* FSOP_FSYNC_FD; FSOP_ACCESS: the mode */
@@ -231,17 +233,15 @@ static bool ws_name(const char *n)
 	return !strcmp(n, CRAC_IMG_WS_FILE) || !strncmp(n, "." CRAC_IMG_WS_FILE ".tmp-", sizeof(CRAC_IMG_WS_FILE) + 5);
 }
 
-/* Is directory `path` a crac image (a regular file `header` with the image
- * magic in it)? Follows no symbolic link inside it. Raw system calls. */
-static bool raw_is_image_dir(const char *path)
+/* Is the directory open as dfd a crac image (a regular file `header` with
+ * the image magic in it)? Follows no symbolic link inside it. Raw system
+ * calls. */
+static bool raw_is_image_at(long dfd)
 {
 	char magic[8];
 	struct stat st;
 	bool yes = false;
-	long dfd = crac_raw_syscall3(SYS_openat, AT_FDCWD, (long)path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NONBLOCK);
 
-	if (dfd < 0)
-		return false;
 	if (crac_raw_syscall5(SYS_newfstatat, dfd, (long)CRAC_IMG_HEADER_FILE, (long)&st, AT_SYMLINK_NOFOLLOW, 0) == 0 &&
 	    S_ISREG(st.st_mode)) {
 		long hfd = crac_raw_syscall3(SYS_openat, dfd, (long)CRAC_IMG_HEADER_FILE,
@@ -252,6 +252,18 @@ static bool raw_is_image_dir(const char *path)
 		if (hfd >= 0)
 			crac_raw_syscall3(SYS_close, hfd, 0, 0);
 	}
+	return yes;
+}
+
+/* Is directory `path` a crac image (raw_is_image_at)? */
+static bool raw_is_image_dir(const char *path)
+{
+	long dfd = crac_raw_syscall3(SYS_openat, AT_FDCWD, (long)path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NONBLOCK);
+	bool yes;
+
+	if (dfd < 0)
+		return false;
+	yes = raw_is_image_at(dfd);
 	crac_raw_syscall3(SYS_close, dfd, 0, 0);
 	return yes;
 }
@@ -505,6 +517,86 @@ out:
 }
 
 /*
+ * FSOP_PUTBACK: the previous image a writer moved aside (op->path,
+ * BASE.old-PID-START, its writer gone) put back at op->to (BASE, found
+ * missing) by a cleaner; only what a writer of the cleaner's moved aside,
+ * and that no one uses, goes there. Each check that fails leaves it where
+ * it is (op->step says which, op->res why):
+ *   0  the look at it (lstat) and its open (O_NOFOLLOW | O_DIRECTORY): a
+ *      symbolic link (-ELOOP) or anything but a directory (-ENOTDIR) was
+ *      no writer's: a writer moves aside only a real directory (the target
+ *      rule refuses a link at BASE);
+ *   1  its owner: the cleaner's effective uid, root's too (-EPERM): a
+ *      writer moves aside only its own image, so another user's was put
+ *      there by that user, not by a writer of ours (the removal's own_only
+ *      rule);
+ *   2  its lock: its writer holds aside_lock from before the move until it
+ *      removes it or puts it back (-EBUSY): a writer alive, in another pid
+ *      namespace where its PID means nothing here, or another cleaner
+ *      putting it back; taken here (LOCK_EX) and held through the rename.
+ *      (A file system without flock: the names alone.)
+ *   3  an image: `header` with the image magic (-EMEDIUMTYPE);
+ *   4  the rename, RENAME_NOREPLACE (a plain one where the file system
+ *      cannot say): an image that appeared at BASE meanwhile stays
+ *      (-EEXIST, -ENOTEMPTY).
+ * The rename is by name: another directory put at BASE.old between the
+ * checks and the rename would go to BASE instead. Only one who may rename
+ * in the parent can do that (in a sticky directory, not with the
+ * cleaner's own entry), and he could as well put it at BASE himself; what
+ * comes from BASE is checked when it is used (the target rule, the
+ * loader). No look afterwards (moving back what is at BASE then could
+ * move a new image that a writer exchanged in meanwhile).
+ * Raw system calls; the helper's own table of descriptors (given up on, it
+ * is killed: it renames nothing afterwards, and the lock ends with it).
+ */
+static void put_back(struct fsop *op)
+{
+	struct stat st;
+	uid_t me = (uid_t)crac_raw_syscall3(SYS_geteuid, 0, 0, 0);
+
+	/* (first a look by name: what it is, and whose, said even where the
+	 * open would just fail, another user's directory 0700) */
+	op->step = 0;
+	long r = crac_raw_syscall5(SYS_newfstatat, AT_FDCWD, (long)op->path, (long)&st, AT_SYMLINK_NOFOLLOW, 0);
+	if (r == 0 && !S_ISDIR(st.st_mode))
+		r = S_ISLNK(st.st_mode) ? -ELOOP : -ENOTDIR;
+	if (r == 0 && st.st_uid != me) {
+		op->step = 1;
+		r = -EPERM;
+	}
+	if (r == 0)
+		r = crac_raw_syscall3(SYS_openat, AT_FDCWD, (long)op->path,
+				      O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (r < 0) {
+		op->res = (int)r;
+		return;
+	}
+	long dfd = r;
+	/* the directory opened (what the checks below are about) */
+	op->step = 1;
+	if ((r = crac_raw_syscall5(SYS_fstat, dfd, (long)&st, 0, 0, 0)) == 0 && st.st_uid != me)
+		r = -EPERM;
+	if (r == 0) {
+		op->step = 2;
+		if (crac_raw_syscall3(SYS_flock, dfd, LOCK_EX | LOCK_NB, 0) == -EWOULDBLOCK)
+			r = -EBUSY;
+	}
+	if (r == 0) {
+		op->step = 3;
+		if (!raw_is_image_at(dfd))
+			r = -EMEDIUMTYPE;
+	}
+	if (r == 0) {
+		op->step = 4;
+		r = crac_raw_syscall5(SYS_renameat2, AT_FDCWD, (long)op->path, AT_FDCWD, (long)op->to, RENAME_NOREPLACE);
+		if (r == -EINVAL || r == -ENOSYS)
+			r = crac_raw_syscall5(SYS_renameat, AT_FDCWD, (long)op->path, AT_FDCWD, (long)op->to, 0);
+	}
+	crac_raw_syscall3(SYS_close, dfd, 0, 0);   /* (our lock with it) */
+	op->res = (int)r;
+}
+
+/*
  * Images of others that a commit took out of place and could not put back
  * (keep_foreign, below): their directories (device and inode, where they
  * could be looked at), which no removal by this process touches
@@ -753,6 +845,9 @@ static void fsop_run(void *arg)
 	}
 	case FSOP_PUT:
 		put_file(op);
+		break;
+	case FSOP_PUTBACK:
+		put_back(op);
 		break;
 	case FSOP_LOCK: {   /* an open file description lock, never waited for (a lock server may not answer) */
 		struct flock l = { .l_type = (short)op->flags, .l_whence = SEEK_SET, .l_start = op->lock_byte, .l_len = 1 };
@@ -2006,6 +2101,59 @@ static bool writer_alive(int pid, unsigned long long start)
 	return now == 0 || !zombie(pid, p);
 }
 
+/* What put_back was doing at step (for a message). */
+static const char *put_back_step(int step)
+{
+	static const char *const what[] = { "the look at it", "the look at its owner", "its lock",
+					    "the look at its header", "the rename" };
+
+	return step >= 0 && step < (int)(sizeof(what) / sizeof(what[0])) ? what[step] : "?";
+}
+
+/* msg: why the previous image at path (put_back's rc, at step) was not put
+ * back at img, and that it is left where it is. */
+static void put_back_left(const char *path, const char *img, int rc, int step, char *msg, size_t msglen)
+{
+	char why[200];
+
+	switch (step) {
+	case 0:
+		if (rc == -ELOOP)
+			snprintf(why, sizeof(why), "it is a symbolic link, not an image a writer moved aside");
+		else if (rc == -ENOTDIR)
+			snprintf(why, sizeof(why), "it is not a directory");
+		else if (rc == -ENOENT)
+			return;   /* another cleaner put it back first: nothing to say */
+		else
+			snprintf(why, sizeof(why), "it cannot be opened: %s", strerror(-rc));
+		break;
+	case 1:
+		if (rc == -EPERM)
+			snprintf(why, sizeof(why), "it belongs to another user (uid %u is not its owner): a writer "
+				 "moves aside only its own image", (unsigned)geteuid());
+		else
+			snprintf(why, sizeof(why), "it cannot be looked at: %s", strerror(-rc));
+		break;
+	case 2:
+		snprintf(why, sizeof(why), "a process holds it locked (its writer, alive in another pid namespace, "
+			 "or another cleaner putting it back)");
+		break;
+	case 3:
+		snprintf(why, sizeof(why), "it is not a crac image (no header with the image magic)");
+		break;
+	default:
+		if (rc == -EEXIST || rc == -ENOTEMPTY)
+			snprintf(why, sizeof(why), "an image appeared at %s meanwhile", img);
+		else if (rc == -ENOENT)
+			return;   /* another cleaner put it back first */
+		else
+			snprintf(why, sizeof(why), "the rename failed: %s", strerror(-rc));
+		break;
+	}
+	snprintf(msg, msglen, "the previous image %s was not put back at %s: %s; it is left where it is", path, img,
+		 why);
+}
+
 int crac_img_clean_stale_msg(const char *dir, int *removed, char *msg, size_t msglen)
 {
 	char parent[PATH_MAX];
@@ -2069,14 +2217,21 @@ int crac_img_clean_stale_msg(const char *dir, int *removed, char *msg, size_t ms
 				continue;
 			rc = crac_img_lstat_msg(img, &st, m, sizeof(m));
 			if (rc == -ENOENT) {
-				rc = fs_rename_noreplace(path, img, why, sizeof(why));
-				if (rc == -ETIMEDOUT && why[0]) {
-					snprintf(msg, msglen, "putting the previous image back: %s", why);
+				/* only what a writer of ours moved aside and no
+				 * one holds (put_back); else left as it is */
+				struct fsop pb = { .kind = FSOP_PUTBACK, .path = path, .to = img,
+						   .slow_ms = fs_slow("putback") };
+				rc = fsop_bounded(&pb, &waited);
+				if (given_up(rc, waited, why, sizeof(why))) {
+					snprintf(msg, msglen, "putting the previous image %s back at %s (%s) %s", path,
+						 img, put_back_step(pb.step), why);
 					if (removed)
 						*removed = n;
 					return rc;
 				}
-				continue;   /* back (or, failed, left as it is: never removed) */
+				if (rc < 0)
+					put_back_left(path, img, rc, pb.step, msg, msglen);
+				continue;   /* back (or left as it is: never removed) */
 			}
 			if (rc < 0)
 				continue;   /* cannot tell: left alone */
@@ -2165,6 +2320,11 @@ int crac_img_tmp_describe(const char *path, char *msg, size_t msglen)
 		if (writer_alive(pid, start))
 			snprintf(msg, msglen, "the previous image of %s, set aside by pid %d (running) "
 				 "while it puts the new one in place", target, pid);
+		else if (tmp_locked(path))
+			snprintf(msg, msglen, "the previous image of %s, set aside by a process that holds it "
+				 "locked, not pid %d of this pid namespace (a checkpoint in another one, such as a "
+				 "container sharing the directory?): no checkpoint puts it back or removes it while "
+				 "it is", target, pid);
 		else if (access(target, F_OK) < 0 && errno == ENOENT)
 			snprintf(msg, msglen, "the previous image of %s, set aside by pid %d, which is gone before "
 				 "a new image took its place: the next checkpoint to %s puts it back first (or "

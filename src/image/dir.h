@@ -111,7 +111,12 @@ int crac_img_commit_with(const char *tmp, const char *dir, const struct stat *ex
  * DIR whose writer is gone (or is the caller, which must not be writing
  * one) and that no writer holds locked, owned by the caller, holding
  * nothing but header and pages; follows no symbolic link; *removed counts
- * them.
+ * them. A previous image moved aside (DIR.old-PID-START) whose writer is
+ * gone before a new image took its place is put back at DIR when nothing
+ * is there, only if it is a real directory (no symbolic link), owned by
+ * the caller's effective uid (root's too: never another user's), not
+ * locked (its writer alive in another pid namespace, another cleaner),
+ * and an image (header with the magic); otherwise it is left where it is.
  */
 int crac_img_tmp_name(const char *dir, char *out, size_t len) CRAC_HIDDEN;
 /* A writer's temporary: created (mkdtemp on crac_img_tmp_name's template,
@@ -127,9 +132,11 @@ int crac_img_tmp_create(const char *dir, char *tmp, size_t len, int *fd) CRAC_HI
  * ends; the lock is the worker's. */
 void crac_img_tmp_writer(int pid) CRAC_HIDDEN;
 int crac_img_clean_stale(const char *dir, int *removed) CRAC_HIDDEN;
-/* The same; its listing of the parent and each removal are bounded by the
- * checkpoint's deadline (crac_img_fs_deadline): -ETIMEDOUT with msg naming
- * the directory and the step when the file system does not answer. */
+/* The same; its listing of the parent, each removal and the put-back are
+ * bounded by the checkpoint's deadline (crac_img_fs_deadline): -ETIMEDOUT
+ * with msg naming the directory and the step when the file system does not
+ * answer. With 0, msg is empty, or says why a previous image was not put
+ * back at DIR and is left where it is (a warning). */
 int crac_img_clean_stale_msg(const char *dir, int *removed, char *msg, size_t msglen) CRAC_HIDDEN;
 /* Start time of a process (field 22 of /proc/PID/stat), 0 if unknown. */
 /* The fields of /proc/PID/stat after the command name (" STATE PPID ...",

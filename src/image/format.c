@@ -726,8 +726,23 @@ int crac_img_parse(const void *buf, uint64_t len, struct crac_img_view *v,
 		prev_end = m->end;
 		if (m->kind < CRAC_MAP_ANON || m->kind > CRAC_MAP_VDSO || m->prot & ~7u)
 			return fail(&b, -EBADMSG, "header: bad kind or protection of mapping", i, 1);
-		if (m->kind == CRAC_MAP_FILE && (m->file >= h->n_files || m->offset % P))
+		if (m->kind == CRAC_MAP_FILE && m->file >= h->n_files)
 			return fail(&b, -EBADMSG, "header: bad file of mapping", i, 1);
+		if (m->kind == CRAC_MAP_FILE && m->offset % P) {
+			/* (its file's path was checked above) */
+			crac_img_puts(&b, "header: mapping #");
+			crac_img_putu(&b, i);
+			crac_img_puts(&b, " ");
+			crac_img_putx(&b, m->start);
+			crac_img_puts(&b, "-");
+			crac_img_putx(&b, m->end);
+			crac_img_puts(&b, " of file ");
+			crac_img_put_escaped(&b, crac_img_str(v, v->files[m->file].path));
+			crac_img_puts(&b, ": file offset (field offset) ");
+			crac_img_putx(&b, m->offset);
+			crac_img_puts(&b, " is not page aligned");
+			return -EBADMSG;
+		}
 		if (m->name >= h->strtab_size)
 			return fail(&b, -EBADMSG, "header: bad name of mapping", i, 1);
 		if (m->first_chunk != next_chunk || m->n_chunks > h->n_chunks - next_chunk)

@@ -150,7 +150,7 @@ inspect_says() {
 		case $edit in
 		vdso-block-zero) [ "$REASON" = "the image records no [vvar]/[vdso] block" ] ;;
 		map-at-zero) [[ "$REASON" =~ ^mapping\ 0x0-0x[0-9a-f]+\ \(.+\)\ lies\ below\ vm.mmap_min_addr:\ the\ kernel\ cannot\ map\ it$ ]] ;;
-		file-past-end) [[ "$REASON" =~ ^mapping\ 0x[0-9a-f]+-0x[0-9a-f]+\ \(.+\)\ starts\ past\ the\ end\ of\ its\ file:\ touching\ it\ would\ raise\ SIGBUS$ ]] ;;
+		file-past-end) [[ "$REASON" =~ ^mapping\ 0x[0-9a-f]+-0x[0-9a-f]+\ \(.+\)\ starts\ past\ the\ end\ of\ its\ file:\ its\ file\ offset\ \(field\ offset\)\ 0x[0-9a-f]+\ is\ past\ the\ end\ of\ /.+\ \([0-9]+\ bytes\):\ touching\ it\ would\ raise\ SIGBUS$ ]] ;;
 		kind) [ "$REASON" = "header: bad kind or protection of mapping #0" ] ;;
 		resume-moved) [ "$REASON" = "the resume block address lies in no private read-write mapping" ] ;;
 		vdso-kind) [[ "$REASON" =~ ^mapping\ .+\ does\ not\ match\ the\ recorded\ \[vvar\]/\[vdso\]\ block$ ]] ;;
@@ -163,12 +163,13 @@ inspect_says() {
 	done
 }
 
-@test "a file mapping whose offset the kernel cannot map is refused before the point of no return, naming the mapping, the file, the field and the value" {
+@test "a file mapping whose offset the kernel cannot map is refused before the point of no return, naming the mapping, the file, the field and the value, and inspect agrees" {
 	checkpoint
 	cp -a "$T/img" "$T/good"
 	# a PROT_NONE mapping (the layout check's past-the-end rule is for
 	# accessible ones): its mmap failed with EOVERFLOW after the point of
-	# no return, and the restore died there
+	# no return, and the restore died there. The layout check refuses it
+	# now (the loader's own refusal stays behind it).
 	for off in 0xfffffffffffff000 0x7ffffffffffff000; do
 		rm -rf "$T/img"
 		cp -a "$T/good" "$T/img"
@@ -182,14 +183,27 @@ inspect_says() {
 		[ "$status" -eq 1 ]
 		[ ! -s "$T/ponr" ]
 		len=$(printf '0x%x' $((0x${range#*-} - 0x${range%-*})))
-		[ "$REASON" = "mapping 0x${range%-*}-0x${range#*-} of file $file: its file offset (field offset) $off with its length $len ends past the largest offset of a file (2^63 - 1): the kernel cannot map it; the image is damaged" ]
+		# (the mapping's name is its file's path: said once)
+		[ "$REASON" = "mapping 0x${range%-*}-0x${range#*-} ($file): its file offset (field offset) $off with its length $len ends past the largest offset of a file (2^63 - 1): the kernel cannot map it" ]
+		inspect_says layout "$REASON"
 	done
-	# not page aligned: the header parser's refusal
+	# the largest offset that still fits is accepted by the layout check
 	rm -rf "$T/img"
 	cp -a "$T/good" "$T/img"
-	"$EDIT" "$T/img" file-offset 0x1008 >/dev/null
+	read -r range file < <("$EDIT" "$T/img" file-offset 0)
+	len=$((0x${range#*-} - 0x${range%-*}))
+	"$EDIT" "$T/img" file-offset $(printf '0x%x' $(((1 << 63) - 4096 - len))) >/dev/null
+	run timeout 20 "$CRAC" inspect "$T/img"
+	echo "$output"
+	echo "$output" | grep -q "^  layout  ok"
+	# not page aligned: the header parser's refusal, naming the mapping,
+	# the file, the field and the value
+	rm -rf "$T/img"
+	cp -a "$T/good" "$T/img"
+	read -r range file < <("$EDIT" "$T/img" file-offset 0x1008)
 	refused_restore "$T/img" -- pid=1
-	[[ "$REASON" =~ ^header:\ bad\ file\ of\ mapping\ \#[0-9]+$ ]]
+	[[ "$REASON" =~ ^header:\ mapping\ \#[0-9]+\ 0x${range%-*}-0x${range#*-}\ of\ file\ (.+):\ file\ offset\ \(field\ offset\)\ 0x1008\ is\ not\ page\ aligned$ ]]
+	[ "${BASH_REMATCH[1]}" = "$file" ]
 }
 
 @test "a crash after the point of no return is named, never silent" {

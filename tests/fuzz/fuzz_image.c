@@ -34,8 +34,9 @@
  * own); each check once more without a message buffer (msg NULL, msglen 0),
  * which must give the same answer. Every message must be
  * NUL-terminated inside its buffer
- * and hold no control character (image text is escaped), and what the
- * parser accepted must keep its promises (check_parsed): otherwise abort().
+ * and hold no control character (image text is escaped), what the
+ * parser accepted must keep its promises (check_parsed), and so must what
+ * the layout check passed (check_layout_kept): otherwise abort().
  *
  * CRAC_CHECK_FILES opens the paths the image names (O_NONBLOCK, no link
  * followed, regular files only: what we want to exercise). Opening some
@@ -193,6 +194,23 @@ static void check_parsed(const struct crac_img_view *v)
 	}
 }
 
+/* What the layout check promises when it passes, that the restore loader
+ * would otherwise find only after its point of no return: every file
+ * mapping (PROT_NONE ones too) ends at or below the largest file offset
+ * mmap takes (2^63 - 4096 with its length). */
+static void check_layout_kept(const struct crac_img_view *v)
+{
+	for (uint32_t i = 0; i < v->h->n_maps; i++) {
+		const struct crac_img_map *m = &v->maps[i];
+		if (m->kind == CRAC_MAP_FILE && m->offset > (1ull << 63) - 4096 - (m->end - m->start)) {
+			fprintf(stderr, "fuzz_image: the layout check passed mapping #%u at file offset %#llx, "
+				"length %#llx: past the largest offset of a file\n", i,
+				(unsigned long long)m->offset, (unsigned long long)(m->end - m->start));
+			abort();
+		}
+	}
+}
+
 /* Whether CRAC_CHECK_FILES may open every path the image names (see top). */
 static int files_safe(const struct crac_img_view *v)
 {
@@ -317,6 +335,8 @@ static void run_checks(const void *buf, uint64_t len, const struct crac_img_view
 				crac_img_check_name(id), rc, rc0);
 			abort();
 		}
+		if (id == CRAC_CHECK_LAYOUT && rc == 0)
+			check_layout_kept(&v);
 		if (rc < 0 && first_failed < 0) {
 			first_failed = id;
 			first_rc = rc;
