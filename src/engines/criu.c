@@ -477,13 +477,35 @@ static bool criu_file(const char *n)
 }
 
 /*
+ * A previous image moved aside (old, DIR.old-PID-START) whose writer died
+ * before the new one took its place: with nothing at dir it is the image,
+ * and goes back (never over what appeared at dir meanwhile). True if it
+ * went back; else it was replaced (or cannot go back) and is removed.
+ */
+static bool put_back(const char *old, const char *dir)
+{
+	struct stat st;
+
+	if (lstat(dir, &st) == 0 || errno != ENOENT)
+		return false;
+	long r = syscall(SYS_renameat2, AT_FDCWD, old, AT_FDCWD, dir, RENAME_NOREPLACE);
+	if (r < 0 && (errno == EINVAL || errno == ENOSYS))   /* (a file system that cannot say) */
+		r = lstat(dir, &st) == 0 || errno != ENOENT ? -1 : rename(old, dir);
+	if (r == 0)
+		crac__log(CRAC_LOG_WARN, "the previous image %s, moved aside by a checkpoint that was killed before "
+			  "its new image took its place, is back at %s", old, dir);
+	return r == 0;
+}
+
+/*
  * Removes, next to dir, the temporaries of dir (DIR.tmp-PID-START-XXXXXX,
  * and DIR.old-PID-START: a previous image moved aside by commit() on a file
  * system without RENAME_EXCHANGE) that a criu checkpoint left when it was
  * killed: the writer (PID with that start time) is gone, no writer holds
  * it locked (make_tmp: a writer in another pid namespace), the directory
- * is ours and holds nothing but CRIU's files. (The image engine's own are
- * removed by crac_img_clean_stale.)
+ * is ours and holds nothing but CRIU's files. A previous image set aside
+ * with no image at dir goes back instead (put_back). (The image engine's
+ * own are removed by crac_img_clean_stale.)
  */
 static void clean_stale(const char *dir)
 {
@@ -546,7 +568,11 @@ static void clean_stale(const char *dir)
 			close(dfd);
 		if (ours) {
 			char path[PATH_MAX];
-			if (snprintf(path, sizeof(path), "%s/%s", parent, n) < (int)sizeof(path))
+			if (snprintf(path, sizeof(path), "%s/%s", parent, n) >= (int)sizeof(path))
+				;
+			else if (n[bl + 1] == 'o' && put_back(path, dir))
+				;   /* the image again */
+			else
 				remove_tree(path);
 		}
 		if (lk >= 0)

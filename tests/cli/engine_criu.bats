@@ -452,7 +452,7 @@ EOF
 	[ "$(cat "$T/img/data")" = precious ]
 }
 
-@test "criu engine: temporaries (and set-aside previous images) left by a killed criu checkpoint are removed, nothing else" {
+@test "criu engine: temporaries left by a killed criu checkpoint are removed, nothing else; a previous image set aside goes back where no image took its place" {
 	cat >"$T/criu" <<'EOF'
 #!/bin/sh
 [ "$1" = check ] && exit 0
@@ -467,8 +467,9 @@ EOF
 	mkdir "$T/img.tmp-999998-1-abcdef"
 	touch "$T/img.tmp-999998-1-abcdef/dump.log" "$T/img.tmp-999998-1-abcdef/notes.txt"
 	# a previous image moved aside by a commit without RENAME_EXCHANGE
-	# whose writer is gone: removed; one with a living writer (this
-	# shell, its start time): kept
+	# whose writer is gone, with no image at DIR: it is the image, and
+	# goes back; one with a living writer (this shell, its start time):
+	# kept
 	mkdir "$T/img.old-999999-1" "$T/img.old-$$-$(awk '{print $22}' /proc/$$/stat)"
 	touch "$T/img.old-999999-1/crac-criu" "$T/img.old-999999-1/core-5.img"
 	touch "$T/img.old-$$-$(awk '{print $22}' /proc/$$/stat)/crac-criu"
@@ -478,7 +479,17 @@ EOF
 	[ ! -e "$T/img.tmp-999999-1-abcdef" ]
 	[ -e "$T/img.tmp-999998-1-abcdef/notes.txt" ]
 	[ ! -e "$T/img.old-999999-1" ]
+	[ -f "$T/img/core-5.img" ] && [ -f "$T/img/crac-criu" ]
+	echo "$output" | grep -q "the previous image $T/img.old-999999-1, moved aside by a checkpoint that was killed before its new image took its place, is back at $T/img"
 	[ -e "$T/img.old-$$-$(awk '{print $22}' /proc/$$/stat)/crac-criu" ]
+	# the same with an image at DIR: the new one took its place, and the
+	# one set aside goes
+	mkdir "$T/img.old-999997-1"
+	touch "$T/img.old-999997-1/crac-criu" "$T/img.old-999997-1/core-7.img"
+	run clean "$COUNTER" criu "$T/img" </dev/null
+	[ "$status" -eq 1 ]
+	[ ! -e "$T/img.old-999997-1" ]
+	[ -f "$T/img/core-5.img" ] && [ ! -e "$T/img/core-7.img" ]
 }
 
 @test "criu engine: CRAC_CRIU_OPTS reach criu dump; a bad one is reported with criu's first line" {
