@@ -534,11 +534,42 @@ static void test_unix_connections(void)
 	CHECK(rule_matches_fd("unix", ga, s[0]) && rule_matches_fd("unix", ga, s[1]));
 	CHECK(rule_matches_fd("unix", gc, c[0]) && rule_matches_fd("unix", gc, c[1]));
 	CHECK(!rule_matches_fd("unix", ga, c[1]) && !rule_matches_fd("unix", gc, s[1]));
-	/* a socket pair: nothing names it but "*" */
-	int sp[2];
+	/* a socket pair (its other end in another process: a child's):
+	 * both ends unnamed, as they are each run; never '*', which would
+	 * cover the connections to named services too */
+	int sp[2], sp2[2];
 	REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == 0);
-	CHECKF(!strcmp(conn_glob(sp[0]), "*"), "socket pair: %s", conn_glob(sp[0]));
+	REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp2) == 0);
+	char gp[700];
+	snprintf(gp, sizeof(gp), "%s", conn_glob(sp[0]));
+	CHECKF(!strcmp(gp, "(unnamed)->(unnamed)"), "socket pair: %s", gp);
+	CHECK(rule_matches_fd("unix", gp, sp[0]) && rule_matches_fd("unix", gp, sp2[1]));
+	for (int k = 0; k < 2; k++)
+		CHECKF(!rule_matches_fd("unix", gp, s[k]) && !rule_matches_fd("unix", gp, c[k]),
+		       "the socket pair's glob %s covers a connection to %s", gp, un.sun_path);
+	CHECK(!rule_matches_fd("unix", gp, ab) && !rule_matches_fd("unix", gp, sab));
+	/* two autobound ends (a client of an autobound server): "@?????" each,
+	 * matching the next run's names */
+	int asrv = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un aname;
+	socklen_t alen = sizeof(aname);
+	REQUIRE(asrv >= 0 && bind(asrv, (struct sockaddr *)&none, sizeof(sa_family_t)) == 0 && listen(asrv, 2) == 0);
+	REQUIRE(getsockname(asrv, (struct sockaddr *)&aname, &alen) == 0);
+	int acl = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	REQUIRE(acl >= 0 && bind(acl, (struct sockaddr *)&none, sizeof(sa_family_t)) == 0);
+	REQUIRE(connect(acl, (struct sockaddr *)&aname, alen) == 0);
+	int aacc = accept4(asrv, NULL, NULL, SOCK_CLOEXEC);
+	REQUIRE(aacc >= 0);
+	snprintf(gp, sizeof(gp), "%s", conn_glob(acl));
+	CHECKF(!strcmp(gp, "@?????" "->" "@?????"), "autobound to autobound: %s", gp);
+	CHECK(rule_matches_fd("unix", gp, acl) && rule_matches_fd("unix", gp, aacc));
+	CHECK(!rule_matches_fd("unix", gp, s[0]) && !rule_matches_fd("unix", gp, c[0]) &&
+	      !rule_matches_fd("unix", gp, sp[0]));
+	close(acl);
+	close(aacc);
+	close(asrv);
 	for (int k = 0; k < 2; k++) {
+		close(sp2[k]);
 		close(c[k]);
 		close(s[k]);
 		close(sp[k]);
