@@ -144,3 +144,17 @@ copying() {
 		[ $((r % 2)) -eq 0 ] || rm -rf "$T/flat"
 	done
 }
+
+@test "flatten started with SIGCHLD blocked (inherited across exec): ends with its worker's status, at once" {
+	need_python
+	t0=$(date +%s%N)
+	run --separate-stderr timeout -k 5 30 "$PY" -c 'import os, signal, sys
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGCHLD])
+os.execv(sys.argv[1], sys.argv[1:])' "$CRAC" flatten "$T/i2" "$T/flat" --timeout 5s
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	echo "$status: [$output] [$stderr] ($ms ms)"
+	[ "$status" -eq 0 ]
+	[ "$ms" -lt 4000 ]
+	"$CRAC" inspect "$T/flat" >/dev/null
+	[ -z "$(temporaries)" ]
+}
