@@ -169,3 +169,25 @@ status_of_out() {
 	[ -z "$(temporaries)" ]
 	"$CRAC" inspect "$T/flat" >/dev/null
 }
+
+@test "flatten over an OUT on a file system without RENAME_EXCHANGE, its worker killed at random moments (80 runs): OUT whole, nothing aside left" {
+	# (CRAC_TEST_NO_EXCHANGE: the previous image moved aside first, as
+	# OUT.old-PID-START, locked by the worker and its helpers until put back
+	# or removed)
+	local r ms
+	run "$CRAC" flatten "$T/i2" "$T/flat"
+	[ "$status" -eq 0 ]
+	for r in $(seq 80); do
+		spawn "$T/flat.out" "$T/flat.err" env CRAC_TEST_NO_EXCHANGE=1 "$CRAC" flatten "$T/i2" "$T/flat" --timeout 60s
+		FPID=$SPAWNED
+		ms=$((15 + RANDOM % 45))
+		sleep "0.0$ms"
+		WPID=$(pgrep -x -P "$FPID" crac || true)
+		[ -z "$WPID" ] || kill -KILL "$WPID" 2>/dev/null || true
+		wait "$FPID" && st=0 || st=$?
+		echo "run $r: killed after $ms ms: status $st; $(ls "$T" | tr '\n' ' '); $(cat "$T/flat.err")"
+		"$CRAC" inspect "$T/flat" >/dev/null
+		[ -z "$(temporaries)" ]
+		[ "$(state)" = "$BEFORE" ]
+	done
+}
