@@ -45,7 +45,9 @@ int crac_cmd_restore_criu(const struct cli_restore *r);    /* cmd_restore_criu.c
  * then the child is killed, "WHO: STEP did not return after N ms (BOUND):
  * its file system does not answer; given up" is said, the temporary it
  * named (cli_watch_tmp) removed, and 1 returned. Else the child's exit
- * status. limit_ms 0: body(arg) here, unwatched. In the child, between
+ * status (a child killed by a signal: 1, or 0 if it had put its
+ * temporary in place, cli_watch_place, which is said). limit_ms 0:
+ * body(arg) here, unwatched. In the child, between
  * steps (cli_watch_idle), nothing is watched (image/dir.c's bounded
  * helpers end at the same limit themselves). The step's `slow` names the
  * CRAC_TEST_SLOW_FS operation that delays it in tests (NULL: none).
@@ -53,7 +55,11 @@ int crac_cmd_restore_criu(const struct cli_restore *r);    /* cmd_restore_criu.c
 int cli_watch_run(const char *who, long limit_ms, const char *bound, int (*body)(void *), void *arg);
 void cli_watch_step(const char *slow, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void cli_watch_idle(void);
-void cli_watch_tmp(const char *path);
+/* The child's temporary (its identity st, NULL: unknown) and the place it
+ * is renamed to (named before the temporary exists): see watch.c. */
+struct stat;
+void cli_watch_tmp(const char *path, const struct stat *st);
+void cli_watch_place(const char *path);
 /* The command's process: the watcher's pid in the child, else ours. */
 int cli_watch_owner(void);
 

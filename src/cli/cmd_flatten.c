@@ -738,9 +738,16 @@ static int flatten_main(void *arg)
 	/* named after the command (the watcher, which outlives its worker):
 	 * stale only once it is gone */
 	crac_img_tmp_writer(cli_watch_owner());
+	/* (the watcher cleans there after us if we are killed, even before
+	 * the temporary is named) */
+	cli_watch_place(outdir);
 	cli_watch_step("mkdtemp", "the creation of the temporary image next to %s", outdir);
 	int tmp_rc = f.chunks ? crac_img_tmp_create(outdir, tmp, sizeof(tmp), &dfd) : -ENOMEM;
-	cli_watch_tmp(tmp);   /* removed by the watcher if we are given up on */
+	/* removed by the watcher if we are given up on, while it is ours (by
+	 * its identity: the commit's exchange puts the previous image under
+	 * its name for a moment) */
+	struct stat tmp_st;
+	cli_watch_tmp(tmp, dfd >= 0 && fstat(dfd, &tmp_st) == 0 ? &tmp_st : NULL);
 	if (tmp_rc < 0 && (!f.chunks || !tmp[0] || tmp_rc == -ENAMETOOLONG)) {
 		cli_err("flatten %s: cannot create the temporary image next to %s: %s", dir, outdir,
 			f.chunks ? strerror(-tmp_rc) : "out of memory");
@@ -819,9 +826,6 @@ static int flatten_main(void *arg)
 	struct stat expect_dir = was.dir;
 	if (!was.there)
 		expect_dir.st_ino = 0;
-	/* (not the watcher's to remove from here on: an exchange with OUT
-	 * puts the previous image at tmp for a moment) */
-	cli_watch_tmp(NULL);
 	if ((rc = crac_img_commit_expect(tmp, outdir, &expect_dir, msg, sizeof(msg))) < 0) {
 		cli_err("flatten %s: %s", dir, msg);
 		rc = 1;

@@ -25,6 +25,21 @@
  * The child dies with its parent (PR_SET_PDEATHSIG): killing the command
  * kills its work. A child that a signal kills is said and the temporary it
  * named removed; otherwise the parent ends with the child's exit status.
+ *
+ * A child may be killed at any moment, by anyone: also after its
+ * temporary is whole, while it renames it into place. The temporary is
+ * named with its identity (cli_watch_tmp), and removed only while it is
+ * still the child's own: a rename that exchanged it with the image at the
+ * place (image/dir.c crac_img_commit) leaves the previous image under its
+ * name, which is not ours to remove here. The place it goes to
+ * (cli_watch_place, also named before the temporary exists) tells the
+ * rest: if the place is the child's temporary now, the work is done (said,
+ * and the parent ends with 0: what its status says is what is at the
+ * place); and what is left next to it under a temporary's name of the
+ * parent's (the temporaries are named after it: cli_watch_owner), a
+ * temporary the child had just created and not named yet, or the image it
+ * replaced, is removed (image/dir.c crac_img_clean_stale, for which the
+ * parent's own temporaries are stale once its child is dead).
  * SIGINT, SIGTERM and SIGHUP to the parent while the child runs (those not
  * ignored) stop the child (SIGKILL), its temporary is removed, and the
  * parent dies of the same signal. The parent waits for its child whatever
@@ -49,6 +64,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -58,8 +74,12 @@
 struct watch_page {
 	int64_t since_ns;        /* CLOCK_MONOTONIC when the step began; 0: idle */
 	int tmp_set;             /* 1: tmp is written whole (read once the child is dead) */
+	int tmp_id;              /* 1: tmp_dev and tmp_ino are its identity */
+	int place_set;           /* 1: place is written whole */
 	char what[2048];         /* the step, "the read of chunk #3 of /img/pages" */
 	char tmp[PATH_MAX];      /* the temporary to remove if the child is given up on; "": none */
+	uint64_t tmp_dev, tmp_ino;
+	char place[PATH_MAX];    /* where tmp is renamed to once whole */
 };
 
 /* The child's view (NULL in the parent and without a watcher). */
@@ -93,7 +113,7 @@ void cli_watch_idle(void)
 		__atomic_store_n(&me->since_ns, 0, __ATOMIC_RELEASE);
 }
 
-void cli_watch_tmp(const char *path)
+void cli_watch_tmp(const char *path, const struct stat *st)
 {
 	if (!me)
 		return;
@@ -102,8 +122,20 @@ void cli_watch_tmp(const char *path)
 	__atomic_store_n(&me->tmp_set, 0, __ATOMIC_RELEASE);
 	if (path && *path) {
 		snprintf(me->tmp, sizeof(me->tmp), "%s", path);
+		me->tmp_id = st != NULL;
+		me->tmp_dev = st ? (uint64_t)st->st_dev : 0;
+		me->tmp_ino = st ? (uint64_t)st->st_ino : 0;
 		__atomic_store_n(&me->tmp_set, 1, __ATOMIC_RELEASE);
 	}
+}
+
+void cli_watch_place(const char *path)
+{
+	if (!me)
+		return;
+	__atomic_store_n(&me->place_set, 0, __ATOMIC_RELEASE);
+	if (path && *path && snprintf(me->place, sizeof(me->place), "%s", path) < (int)sizeof(me->place))
+		__atomic_store_n(&me->place_set, 1, __ATOMIC_RELEASE);
 }
 
 /* The first of SIGINT, SIGTERM, SIGHUP the parent got while it watched. */
@@ -118,20 +150,56 @@ static void on_stop(int sig)
 static const int stop_sigs[] = { SIGINT, SIGTERM, SIGHUP };
 #define N_STOP_SIGS (int)(sizeof(stop_sigs) / sizeof(stop_sigs[0]))
 
-/* The temporary the child named, removed once the child is dead (reaped);
- * one left is said. */
-static void remove_tmp(const char *who, const struct watch_page *page, int pid, bool reaped)
+/* Is path the directory of that identity? -1: cannot tell (said in msg). */
+static int is_dir_id(const char *path, uint64_t dev, uint64_t ino, char *msg, size_t msglen)
 {
-	if (!__atomic_load_n(&page->tmp_set, __ATOMIC_ACQUIRE))
-		return;
+	struct stat st;
+	int rc = crac_img_lstat_msg(path, &st, msg, msglen);
+
+	if (rc == -ENOENT)
+		return 0;
+	if (rc < 0)
+		return -1;
+	return (uint64_t)st.st_dev == dev && (uint64_t)st.st_ino == ino;
+}
+
+/*
+ * What the killed child left, once it is dead (reaped): the temporary it
+ * named removed while it is still its own, and the rest of ours next to
+ * its place (see the top of the file); one left is said. True if the
+ * child had put its temporary in place (said as done).
+ */
+static bool after_child(const char *who, const struct watch_page *page, int pid, bool reaped)
+{
+	bool tmp = __atomic_load_n(&page->tmp_set, __ATOMIC_ACQUIRE);
+	bool place = __atomic_load_n(&page->place_set, __ATOMIC_ACQUIRE);
 	char msg[PATH_MAX + 400];
-	int rc;
-	if (!reaped)
-		cli_err("%s: warning: its temporary %s is left (its writer, pid %d, is stuck in the kernel): the "
-			"next flatten or checkpoint there removes it once its file system answers", who, page->tmp, pid);
-	else if ((rc = crac_img_remove_msg(page->tmp, msg, sizeof(msg))) < 0 && rc != -ENOENT)
+	int rc, done = 0;
+
+	if (!reaped) {
+		if (tmp)
+			cli_err("%s: warning: its temporary %s is left (its writer, pid %d, is stuck in the kernel): "
+				"the next flatten or checkpoint there removes it once its file system answers", who,
+				page->tmp, pid);
+		return false;
+	}
+	if (tmp && place && page->tmp_id &&
+	    (done = is_dir_id(page->place, page->tmp_dev, page->tmp_ino, msg, sizeof(msg))) < 0)
+		cli_err("%s: warning: cannot tell whether %s is its image (%s)", who, page->place, msg);
+	if (done > 0)
+		cli_err("%s: its worker (pid %d) was killed after it had put %s in place: %s is the image written "
+			"and verified (the rename may not survive a crash)", who, pid, page->place, page->place);
+	/* its own temporary (not what an exchange put under its name) */
+	if (tmp && done <= 0 && (!page->tmp_id || is_dir_id(page->tmp, page->tmp_dev, page->tmp_ino, msg,
+							       sizeof(msg)) > 0) &&
+	    (rc = crac_img_remove_msg(page->tmp, msg, sizeof(msg))) < 0 && rc != -ENOENT)
 		cli_err("%s: warning: its temporary %s is left (%s): the next flatten or checkpoint there removes it",
 			who, page->tmp, msg);
+	/* ours next to the place: one not named yet, an image replaced */
+	if (place && crac_img_clean_stale_msg(page->place, NULL, msg, sizeof(msg)) == -ETIMEDOUT)
+		cli_err("%s: warning: %s; a temporary of its may be left there: the next flatten or checkpoint "
+			"there removes it", who, msg);
+	return done > 0;
 }
 
 /* The child's end: its exit status, said if a signal killed it. */
@@ -224,7 +292,7 @@ int cli_watch_run(const char *who, long limit_ms, const char *bound, int (*body)
 			cli_err("%s: its worker (pid %d) is gone, its end unknown (waitpid: %s)", who, pid,
 				strerror(errno));
 			ended = reaped = true;
-			remove_tmp(who, page, pid, true);
+			after_child(who, page, pid, true);
 			break;
 		}
 		if (stop_sig)
@@ -236,7 +304,7 @@ int cli_watch_run(const char *who, long limit_ms, const char *bound, int (*body)
 			/* (killed: what it names is what it was at) */
 			cli_err("%s: %s did not return after %lld ms (%s): its file system does not answer; given up",
 				who, page->what, (long long)((now - since) / 1000000), bound);
-			remove_tmp(who, page, pid, reaped);
+			after_child(who, page, pid, reaped);
 			break;
 		}
 		/* until the step's limit, or a second when idle (a step may
@@ -258,13 +326,14 @@ int cli_watch_run(const char *who, long limit_ms, const char *bound, int (*body)
 			reaped = give_up(pid);
 		cli_err("%s: stopped by signal %d (%s): its worker (pid %d) stopped", who, sig, strsignal(sig), pid);
 		if (!ended || (waited && WIFSIGNALED(ws)))
-			remove_tmp(who, page, pid, reaped);
+			after_child(who, page, pid, reaped);
 	} else if (waited) {
 		/* its own end: a child killed by a signal (mid-write) leaves its
-		 * temporary, removed here */
+		 * temporary, removed here; one killed once its work was in
+		 * place has done it */
 		rc = child_status(who, pid, ws);
-		if (WIFSIGNALED(ws))
-			remove_tmp(who, page, pid, true);
+		if (WIFSIGNALED(ws) && after_child(who, page, pid, true))
+			rc = 0;
 	}
 	if (pidfd >= 0)
 		close(pidfd);

@@ -9,13 +9,22 @@
  * each is written escaped; a name with a blank or a '#' (which starts a
  * comment) is written in double quotes, inside which the escapes still
  * hold (the tokenizer keeps them for fnmatch). A double quote, which no
- * rule can hold, is written '?'.
+ * rule can hold, and a control character (a newline would end the rule's
+ * line; a message shows it escaped, "\n", which fnmatch reads as 'n') are
+ * written '?'.
  *
  * A name that differs from run to run would give a rule that matches once:
  *   - a deleted temporary (mkstemp's random letters in /tmp, /var/tmp or
  *     /dev/shm, O_TMPFILE's inode number anywhere: php's
  *     /tmp/.ZendSem.XARx7Y): its random part becomes '*'
- *     (crac_obj_put_name_glob);
+ *     (crac_obj_put_name_glob), but only after a stable part of its own
+ *     name that has a letter or a digit: a glob must not cover the
+ *     program's other temporaries. A name that is random as a whole
+ *     (python's /tmp/tmpk3j_x9a1) would give the glob "/tmp/" '*'
+ *     " (deleted)", which matches every deleted file in /tmp (and below:
+ *     '*' crosses '/'), and a rule that closes them all
+ *     silences real problems: such a name is written as it is (the rule
+ *     matches this run only);
  *   - an established connection's ephemeral port: socket.c keeps the
  *     stable end and writes '*' for the other
  *     (crac_obj_put_connection_glob, with the two helpers below).
@@ -32,6 +41,34 @@ static int glob_special(char ch)
 	return ch == '*' || ch == '?' || ch == '[' || ch == ']' || ch == '\\';
 }
 
+/* A character a rule cannot hold as it is, written '?': a double quote
+ * (a quoted word ends at it, an unquoted one starting with it is quoted)
+ * and a control character (a newline or a carriage return ends the rule's
+ * line or word, and messages show them escaped). */
+static int glob_unwritable(char ch)
+{
+	return ch == '"' || (unsigned char)ch < 0x20 || ch == 0x7f;
+}
+
+/*
+ * The longest glob a rule's word holds: policy.c's tokenizer keeps PATH_MAX
+ * - 1 bytes of a word and drops the rest without a word. A glob cut after
+ * its '*' would match far more than the item ("/tmp/x.*" without its
+ * " (deleted)": the live files too), so a glob with a wildcard is written
+ * only when it fits; a literal name cut there matches nothing.
+ */
+#define GLOB_WORD_MAX 4095
+
+/* How many bytes crac_obj_put_glob_literal writes for the first n of s. */
+static size_t glob_literal_len(const char *s, size_t n)
+{
+	size_t len = 0;
+
+	for (size_t k = 0; k < n && s[k]; k++)
+		len += !glob_unwritable(s[k]) && glob_special(s[k]) ? 2 : 1;
+	return len;
+}
+
 int crac_obj_glob_needs_quotes(const char *s)
 {
 	for (; *s; s++)
@@ -46,10 +83,8 @@ void crac_obj_put_glob_literal(struct crac_img_buf *b, const char *s, size_t n)
 
 	for (size_t k = 0; k < n && s[k]; k++) {
 		two[1] = s[k];
-		/* a double quote cannot be written in a rule (a quoted word
-		 * ends at it, an unquoted one starting with it is quoted):
-		 * '?' matches it */
-		crac_img_puts(b, s[k] == '"' ? "?" : glob_special(s[k]) ? two : two + 1);
+		/* one a rule cannot hold: '?' matches it */
+		crac_img_puts(b, glob_unwritable(s[k]) ? "?" : glob_special(s[k]) ? two : two + 1);
 	}
 }
 
@@ -96,6 +131,13 @@ size_t crac_obj_temp_random_part(const char *name, size_t *start)
 		k--;
 	if (len - k < 6)
 		return 0;
+	/* the stable part of the name before it, with a letter or a digit
+	 * ("/tmp/.XXXXXX" would give every deleted dot file in /tmp) */
+	int stable = 0;
+	for (size_t j = base; j < k; j++)
+		stable |= alnum(name[j]);
+	if (!stable)
+		return 0;
 	*start = k;
 	return len - k;
 }
@@ -104,6 +146,10 @@ int crac_obj_put_name_glob(struct crac_img_buf *b, const char *name)
 {
 	size_t start = 0, n = crac_obj_temp_random_part(name, &start);
 	int quote = crac_obj_glob_needs_quotes(name);
+
+	if (n && glob_literal_len(name, start) + 1 + glob_literal_len(name + start + n, strlen(name + start + n)) >
+			 GLOB_WORD_MAX)
+		n = 0;   /* it would be cut after its '*' */
 
 	if (quote)
 		crac_img_puts(b, "\"");

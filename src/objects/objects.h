@@ -184,16 +184,20 @@ const char *crac_obj_kind_name(uint32_t kind);
  *                                (a blank, or '#', which starts a comment)
  *   crac_obj_put_glob_literal    the first n bytes of s (up to its NUL),
  *                                fnmatch's '*', '?', '[', ']', '\' escaped,
- *                                a '"' (no rule can hold one) as '?'
+ *                                a '"' or a control character (no rule
+ *                                can hold one) as '?'
  *   crac_obj_temp_random_part    for a deleted temporary's name ("PATH
  *                                (deleted)"): the length of the part that
  *                                is random from run to run (mkstemp's
  *                                letters in /tmp, /var/tmp, /dev/shm;
  *                                O_TMPFILE's "#INODE" number),
- *                                its offset in *start; else 0
+ *                                its offset in *start; else 0 (also when
+ *                                no stable part of the name, with a
+ *                                letter or digit, precedes it)
  *   crac_obj_put_name_glob       a whole glob for name: escaped, quoted if
  *                                need be, a temporary's random part as
- *                                '*'; 1 if it wrote a wildcard
+ *                                '*' (unless the glob would not fit in
+ *                                a rule's word); 1 if it wrote a wildcard
  */
 int crac_obj_glob_needs_quotes(const char *s);
 void crac_obj_put_glob_literal(struct crac_img_buf *b, const char *s, size_t n);

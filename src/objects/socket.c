@@ -391,6 +391,16 @@ static int unix_unstable(const void *sa, uint32_t len)
 	return 1;
 }
 
+/* An end unix_unstable says is new each run, as a glob of what the
+ * inventory names it (runtime/inventory.c): "(unnamed)", an empty
+ * abstract name "@", an autobound one ("@" and five hex digits) "@?????". */
+static void put_unstable_end(struct crac_img_buf *b, const void *sa, uint32_t len)
+{
+	uint32_t off = (uint32_t)offsetof(struct sockaddr_un, sun_path);
+
+	crac_img_puts(b, len <= off ? "(unnamed)" : len == off + 1 ? "@" : "@?????");
+}
+
 /* This namespace's ephemeral port range
  * (/proc/sys/net/ipv4/ip_local_port_range, which IPv6 shares), else
  * Linux's default, 32768-60999. System calls only. */
@@ -456,7 +466,19 @@ void crac_obj_put_connection_glob(struct crac_img_buf *b, int domain, const void
 		crac_img_puts(b, "\"");
 	switch (keep) {
 	case KEEP_NONE:
-		crac_img_puts(b, "*");
+		/* no end names it from run to run: each end as what it is
+		 * every time, "(unnamed)" or an autobound "@?????" (a socket
+		 * pair with its other end in another process: never '*',
+		 * which would cover the program's every Unix socket, those
+		 * to named services too); unconnected, '*' as the checks
+		 * write it (runtime/checks.c) */
+		if (!pl) {
+			crac_img_puts(b, "*");
+			break;
+		}
+		put_unstable_end(b, l, ll);
+		crac_img_puts(b, "->");
+		put_unstable_end(b, p, pl);
 		break;
 	case KEEP_LOCAL_PORT: {
 		/* "*:PORT": whichever address of this host the peer reached */

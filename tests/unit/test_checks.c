@@ -187,7 +187,7 @@ static void test_sockets(void)
 
 	int sp[2];
 	REQUIRE(socketpair(AF_UNIX, SOCK_STREAM, 0, sp) == 0);
-	expect_fd(sp[0], "unix", "(unnamed)", "`unix * close`");
+	expect_fd(sp[0], "unix", "(unnamed)", "`unix (unnamed)->(unnamed) close`");
 	close(sp[0]);
 	close(sp[1]);
 }

@@ -24,6 +24,9 @@
 #include <sched.h>
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <limits.h>
+#include <locale.h>
+#include <time.h>
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -37,7 +40,7 @@ static char tmpdir[] = "/tmp/crac-test-glob-XXXXXX";
 /* crac_obj_put_name_glob(name) as text */
 static const char *name_glob(const char *name)
 {
-	static char out[512];
+	static char out[9000];
 	struct crac_img_buf b = { out, 0, sizeof(out) };
 	out[0] = 0;
 	crac_obj_put_name_glob(&b, name);
@@ -48,7 +51,7 @@ static const char *name_glob(const char *name)
  * removed), for fnmatch: what the tokenizer keeps of a double-quoted word. */
 static const char *unquoted(const char *glob)
 {
-	static char out[512];
+	static char out[9000];
 	size_t n = strlen(glob);
 	if (n >= 2 && glob[0] == '"' && glob[n - 1] == '"')
 		snprintf(out, sizeof(out), "%.*s", (int)(n - 2), glob + 1);
@@ -62,7 +65,7 @@ static const char *unquoted(const char *glob)
  * must parse. */
 static bool rule_matches_name(const char *kind, const char *glob, const char *name)
 {
-	char rule[600], err[256] = "";
+	char rule[9100], err[256] = "";
 	struct inv_item it;
 	struct policy_match m;
 
@@ -149,10 +152,10 @@ static void test_deleted_temporaries(void)
 	g = name_glob("/var/tmp/#1234567 (deleted)");
 	CHECKF(!strcmp(g, "\"/var/tmp/#* (deleted)\""), "%s", g);
 	CHECK(rule_matches_name("file", g, "/var/tmp/#98 (deleted)"));
-	/* a whole random name (python's tempfile: tmpXXXXXXXX), in /var/tmp and /dev/shm too */
+	/* a whole random name (python's tempfile: tmpXXXXXXXX): as it is
+	 * (test_broad_globs); a stable part first, in /var/tmp and /dev/shm too */
 	g = name_glob("/tmp/tmpk3j_x9a1 (deleted)");
-	CHECKF(!strcmp(g, "\"/tmp/* (deleted)\""), "%s", g);
-	CHECK(rule_matches_name("file", g, "/tmp/tmpzz81qq0p (deleted)"));
+	CHECKF(!strcmp(g, "\"/tmp/tmpk3j_x9a1 (deleted)\""), "%s", g);
 	g = name_glob("/var/tmp/app-Ab12Cd (deleted)");
 	CHECKF(!strcmp(g, "\"/var/tmp/app-* (deleted)\""), "%s", g);
 	g = name_glob("/dev/shm/sem.q00Ncb (deleted)");
@@ -172,6 +175,144 @@ static void test_deleted_temporaries(void)
 	CHECKF(rule_matches_fd("file", g, b), "%s (from %s) does not match fd %d", g, name, b);
 	close(a);
 	close(b);
+}
+
+/*
+ * A suggested glob covers the item it was made for and the same item of
+ * the next run, never the program's other files: a rule that closes a
+ * deleted temporary must not close every deleted file in /tmp. A name that
+ * is random as a whole (nothing stable before its random letters) stays
+ * literal.
+ */
+static void test_broad_globs(void)
+{
+	static const char *const others[] = {
+		"/tmp/important.db (deleted)", "/tmp/spill/chunk-0001 (deleted)", "/tmp/zzzzzz (deleted)",
+		"/tmp/tmpzz81qq0p (deleted)", "/var/tmp/journal (deleted)", "/dev/shm/.other (deleted)",
+		"/dev/shm/.QQQQQQ (deleted)", "/tmp/._/x (deleted)", "/tmp/-_q/queue (deleted)",
+	};
+	static const char *const names[] = {
+		"/tmp/abc123 (deleted)", "/tmp/tmpk3j_x9a1 (deleted)", "/var/tmp/Ab12Cd (deleted)",
+		"/dev/shm/.XARx7Y (deleted)", "/tmp/._XARx7Y (deleted)", "/tmp/-_abcdef (deleted)",
+		"/tmp/spill/a1b2c3d4 (deleted)",
+	};
+	for (size_t i = 0; i < sizeof(names) / sizeof(*names); i++) {
+		const char *g = name_glob(names[i]);
+		CHECKF(rule_matches_name("file", g, names[i]), "%s: glob %s does not match it", names[i], g);
+		CHECKF(!strchr(unquoted(g), '*'), "%s: glob %s: a wildcard with nothing stable before it", names[i],
+		       g);
+		for (size_t j = 0; j < sizeof(others) / sizeof(*others); j++)
+			CHECKF(!rule_matches_name("file", g, others[j]), "%s: glob %s covers %s too", names[i], g,
+			       others[j]);
+	}
+	/* a stable part with a letter or digit: '*' for the random part,
+	 * covering that prefix's temporaries only */
+	const char *g = name_glob("/tmp/x.abc123 (deleted)");
+	CHECKF(!strcmp(g, "\"/tmp/x.* (deleted)\""), "%s", g);
+	for (size_t j = 0; j < sizeof(others) / sizeof(*others); j++)
+		CHECKF(!rule_matches_name("file", g, others[j]), "glob %s covers %s", g, others[j]);
+	/* wildcard characters in the stable part are literal */
+	g = name_glob("/tmp/[a-z]*.XARx7Y (deleted)");
+	CHECKF(!strcmp(g, "\"/tmp/\\[a-z\\]\\*.* (deleted)\""), "%s", g);
+	CHECK(rule_matches_name("file", g, "/tmp/[a-z]*.q00Ncb (deleted)"));
+	CHECK(!rule_matches_name("file", g, "/tmp/b.XARx7Y (deleted)"));
+	CHECK(!rule_matches_name("file", g, "/tmp/[a-z]x.XARx7Y (deleted)"));
+}
+
+/* Control characters, a double quote, UTF-8, bytes that are no UTF-8: the
+ * rule parses, stays one line with no control character (a message shows
+ * one escaped, "\n", which fnmatch would read as 'n'), and matches the
+ * name; in the C locale and a UTF-8 one (the program's, setlocale). */
+static void test_hostile_names(void)
+{
+	static const char *const names[] = {
+		"/srv/a\nb", "/srv/a\rb", "/srv/tab\there", "/srv/bell\a\x7f", "/srv/x\n* close\nany",
+		"/srv/caf\xc3\xa9/\xe2\x80\xae.txt", "/srv/\xff\xfe\x80\xc3", "/srv/\"\n\"", "/srv/\\\n#*?[",
+		"/tmp/q\nzz.XARx7Y (deleted)", "/tmp/\xc3\xa9t\xc3\xa9.XARx7Y (deleted)",
+	};
+	const char *locales[] = { "C", "C.UTF-8" };
+	for (size_t l = 0; l < 2; l++) {
+		if (!setlocale(LC_ALL, locales[l]))
+			continue;
+		for (size_t i = 0; i < sizeof(names) / sizeof(*names); i++) {
+			const char *g = name_glob(names[i]);
+			bool ctl = false;
+			for (const char *c = g; *c; c++)
+				ctl |= (unsigned char)*c < 0x20 || *c == 0x7f;
+			CHECKF(!ctl, "glob for name #%zu holds a control character", i);
+			CHECKF(rule_matches_name("file", g, names[i]), "%s: glob for name #%zu does not match it",
+			       locales[l], i);
+			CHECKF(!rule_matches_name("file", g, "/srv/other"), "glob for name #%zu matches /srv/other", i);
+		}
+	}
+	setlocale(LC_ALL, "C");
+	/* the temporary's next run still matches */
+	CHECK(rule_matches_name("file", name_glob("/tmp/q\nzz.XARx7Y (deleted)"), "/tmp/q\nzz.q00Ncb (deleted)"));
+}
+
+/*
+ * A name so long (or so full of characters to escape) that its glob would
+ * not fit in a rule's word: policy.c keeps PATH_MAX - 1 bytes of it, and a
+ * glob cut right after its '*' ("/tmp/...x.*" without " (deleted)") would
+ * match the live file and every name with that prefix. It is written
+ * literally then (cut, it matches nothing).
+ */
+static void test_long_names(void)
+{
+	static char name[PATH_MAX], live[PATH_MAX];
+	/* "/tmp/" + 2043 '[' + "ab.": escaped, 4094 bytes; then the '*' */
+	size_t at = (size_t)snprintf(name, sizeof(name), "/tmp/");
+	for (int k = 0; k < 2043; k++)
+		name[at++] = '[';
+	snprintf(name + at, sizeof(name) - at, "ab.XARx7Y");
+	snprintf(live, sizeof(live), "%s", name);
+	snprintf(name + strlen(name), sizeof(name) - strlen(name), " (deleted)");
+	const char *g = name_glob(name);
+	CHECKF(!rule_matches_name("file", g, live), "the glob for a deleted temporary matches the live file");
+	char other[PATH_MAX];
+	snprintf(other, sizeof(other), "%.*sanything/else", (int)(at + 3), live);
+	CHECKF(!rule_matches_name("file", g, other), "the glob matches another name with its prefix");
+	/* a long name that fits keeps its wildcard */
+	at = (size_t)snprintf(name, sizeof(name), "/tmp/");
+	for (int k = 0; k < 3000; k++)
+		name[at++] = 'd';
+	snprintf(name + at, sizeof(name) - at, ".XARx7Y (deleted)");
+	g = name_glob(name);
+	CHECK(strchr(unquoted(g), '*') != NULL);
+	CHECK(rule_matches_name("file", g, name));
+	name[at + 1] = 'Q';
+	CHECK(rule_matches_name("file", g, name));
+	CHECK(!rule_matches_name("file", g, live));
+}
+
+/* Matching a rule whose glob has many '*' against a long name is bounded
+ * (no backtracking that grows with the number of stars): fnmatch's '*'
+ * tried at each place, each tried once. */
+static void test_match_bounded(void)
+{
+	static char glob[3000], name[PATH_MAX];
+	size_t at = 0;
+	for (int k = 0; k < 1000; k++) {
+		glob[at++] = '*';
+		glob[at++] = 'a';
+	}
+	glob[at++] = 'b';
+	glob[at] = 0;
+	memset(name, 'a', 4000);
+	name[4000] = 0;
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	CHECK(!rule_matches_name("file", glob, name));
+	/* "*a*a...*a" alone against a name of a's: matched */
+	glob[at - 1] = 0;
+	CHECK(rule_matches_name("file", glob, name));
+	/* '?' and classes between the stars */
+	for (size_t k = 1; k + 1 < at; k += 4)
+		glob[k] = '?';
+	CHECK(rule_matches_name("file", glob, name));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	CHECKF(s < 2.0, "three matches of a 1000-star glob took %.2f s", s);
 }
 
 /* crac_obj_put_connection_glob for a connected fd, as text */
@@ -393,11 +534,42 @@ static void test_unix_connections(void)
 	CHECK(rule_matches_fd("unix", ga, s[0]) && rule_matches_fd("unix", ga, s[1]));
 	CHECK(rule_matches_fd("unix", gc, c[0]) && rule_matches_fd("unix", gc, c[1]));
 	CHECK(!rule_matches_fd("unix", ga, c[1]) && !rule_matches_fd("unix", gc, s[1]));
-	/* a socket pair: nothing names it but "*" */
-	int sp[2];
+	/* a socket pair (its other end in another process: a child's):
+	 * both ends unnamed, as they are each run; never '*', which would
+	 * cover the connections to named services too */
+	int sp[2], sp2[2];
 	REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == 0);
-	CHECKF(!strcmp(conn_glob(sp[0]), "*"), "socket pair: %s", conn_glob(sp[0]));
+	REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp2) == 0);
+	char gp[700];
+	snprintf(gp, sizeof(gp), "%s", conn_glob(sp[0]));
+	CHECKF(!strcmp(gp, "(unnamed)->(unnamed)"), "socket pair: %s", gp);
+	CHECK(rule_matches_fd("unix", gp, sp[0]) && rule_matches_fd("unix", gp, sp2[1]));
+	for (int k = 0; k < 2; k++)
+		CHECKF(!rule_matches_fd("unix", gp, s[k]) && !rule_matches_fd("unix", gp, c[k]),
+		       "the socket pair's glob %s covers a connection to %s", gp, un.sun_path);
+	CHECK(!rule_matches_fd("unix", gp, ab) && !rule_matches_fd("unix", gp, sab));
+	/* two autobound ends (a client of an autobound server): "@?????" each,
+	 * matching the next run's names */
+	int asrv = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un aname;
+	socklen_t alen = sizeof(aname);
+	REQUIRE(asrv >= 0 && bind(asrv, (struct sockaddr *)&none, sizeof(sa_family_t)) == 0 && listen(asrv, 2) == 0);
+	REQUIRE(getsockname(asrv, (struct sockaddr *)&aname, &alen) == 0);
+	int acl = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	REQUIRE(acl >= 0 && bind(acl, (struct sockaddr *)&none, sizeof(sa_family_t)) == 0);
+	REQUIRE(connect(acl, (struct sockaddr *)&aname, alen) == 0);
+	int aacc = accept4(asrv, NULL, NULL, SOCK_CLOEXEC);
+	REQUIRE(aacc >= 0);
+	snprintf(gp, sizeof(gp), "%s", conn_glob(acl));
+	CHECKF(!strcmp(gp, "@?????" "->" "@?????"), "autobound to autobound: %s", gp);
+	CHECK(rule_matches_fd("unix", gp, acl) && rule_matches_fd("unix", gp, aacc));
+	CHECK(!rule_matches_fd("unix", gp, s[0]) && !rule_matches_fd("unix", gp, c[0]) &&
+	      !rule_matches_fd("unix", gp, sp[0]));
+	close(acl);
+	close(aacc);
+	close(asrv);
 	for (int k = 0; k < 2; k++) {
+		close(sp2[k]);
 		close(c[k]);
 		close(s[k]);
 		close(sp[k]);
@@ -482,6 +654,10 @@ int main(void)
 		t_skip_all("cannot create a temporary directory");
 	RUN(test_literal_names);
 	RUN(test_deleted_temporaries);
+	RUN(test_broad_globs);
+	RUN(test_hostile_names);
+	RUN(test_long_names);
+	RUN(test_match_bounded);
 	RUN(test_tcp_connections);
 	RUN(test_tcp_ephemeral_range);
 	RUN(test_unix_connections);
