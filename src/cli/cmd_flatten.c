@@ -731,6 +731,8 @@ static int flatten_main(void *arg)
 		rc = 1;
 		goto out;
 	}
+	if (stale_rc == 0 && msg[0])   /* a previous image not put back, and why */
+		cli_err("flatten %s: warning: %s", dir, msg);
 	f.chunks = calloc((size_t)v.h->n_chunks + v.h->n_refs + 1, sizeof(*f.chunks));
 	/* locked until it is renamed (dfd stays open until then): a checkpoint
 	 * or flatten into OUT in another pid namespace, to which our pid means

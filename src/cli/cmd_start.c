@@ -673,6 +673,8 @@ static void clean_stale_new(const struct start *st)
 				cli_err("start: warning: the cleanup of unfinished images of %s stopped: %s", st->dir, msg);
 				break;
 			}
+			if (rc == 0 && msg[0])   /* a previous image not put back, and why */
+				cli_err("start: warning: %s", msg);
 		}
 	}
 	if (removed)

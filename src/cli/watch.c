@@ -196,9 +196,12 @@ static bool after_child(const char *who, const struct watch_page *page, int pid,
 		cli_err("%s: warning: its temporary %s is left (%s): the next flatten or checkpoint there removes it",
 			who, page->tmp, msg);
 	/* ours next to the place: one not named yet, an image replaced */
-	if (place && crac_img_clean_stale_msg(page->place, NULL, msg, sizeof(msg)) == -ETIMEDOUT)
+	int stale_rc = place ? crac_img_clean_stale_msg(page->place, NULL, msg, sizeof(msg)) : 0;
+	if (stale_rc == -ETIMEDOUT)
 		cli_err("%s: warning: %s; a temporary of its may be left there: the next flatten or checkpoint "
 			"there removes it", who, msg);
+	else if (place && msg[0])   /* a previous image not put back, and why */
+		cli_err("%s: warning: %s", who, msg);
 	return done > 0;
 }
 

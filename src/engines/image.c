@@ -523,6 +523,8 @@ static int image_checkpoint(struct crac_round *r)
 		img_fail(&c->err, rc, "%s", msg);
 		goto fail_running;
 	}
+	if (rc == 0 && msg[0])   /* a previous image not put back, and why */
+		crac__log(CRAC_LOG_WARN, "%s", msg);
 	if (img_capture_secrets(c) < 0 || img_capture_open(c, r->opts.image_dir) < 0 ||
 	    img_compress_prepare(c, r) < 0)
 		goto fail_running;

@@ -158,3 +158,17 @@ os.execv(sys.argv[1], sys.argv[1:])' "$CRAC" flatten "$T/i2" "$T/flat" --timeout
 	"$CRAC" inspect "$T/flat" >/dev/null
 	[ -z "$(temporaries)" ]
 }
+
+@test "a previous image not put back (a symbolic link OUT.old-PID-START, its writer gone): flatten says so and leaves it" {
+	# what a writer without RENAME_EXCHANGE moved aside is put back at OUT
+	# when OUT is missing; a symbolic link under that name was no writer's
+	mkdir "$T/elsewhere"
+	ln -s "$T/elsewhere" "$T/flat.old-999999-1"
+	run --separate-stderr clean "$CRAC" flatten "$T/i2" "$T/flat"
+	echo "$status [$stderr]"
+	[ "$status" -eq 0 ]
+	echo "$stderr" | grep -q "flatten $T/i2: warning: the previous image $T/flat.old-999999-1 was not put back at $T/flat: .*it is left where it is"
+	[ -L "$T/flat.old-999999-1" ]
+	[ -f "$T/flat/header" ]
+	[ "$(state)" = "$BEFORE" ]
+}
