@@ -833,7 +833,9 @@ static void *listen_thread(void *p)
  * it sleeps MS ms once the socket is bound under its temporary name, before
  * the caller listens (the socket file must not be at its own name then);
  * CRAC_TEST_SLOW_FS=chmod:MS: between its look at the bound socket file
- * and its chmod (a path swapped meanwhile must not be followed).
+ * and its chmod (a path swapped meanwhile must not be followed);
+ * CRAC_TEST_SLOW_FS=stale:MS: between the try of a stale socket file at
+ * PID.sock and its removal (a live one put there meanwhile must stay).
  * CRAC_TEST_CONTROL_SWAP=PATH with CRAC_TEST_CONTROL_SWAP_TO=TARGET: once
  * the directory is checked, PATH renamed to PATH.swapped and a link to
  * TARGET put in its place; CRAC_TEST_CONTROL_NOPROC=1: as if /proc were
@@ -866,6 +868,7 @@ struct ctl_setup {
 	long slow_ms;
 	long bound_ms;                    /* CRAC_TEST_SLOW_FS=bound:MS, a sleep once bound (step 4) */
 	long chmod_ms;                    /* CRAC_TEST_SLOW_FS=chmod:MS, before the chmod (step 4) */
+	long stale_ms;                    /* CRAC_TEST_SLOW_FS=stale:MS, a stale file tried, not yet removed */
 	char sock_name[CTL_NAME_MAX];     /* PID.sock (remove: the name of the file to remove) */
 	char ns_name[CTL_NAME_MAX];       /* PID.pidns-INO.sock; "": our pid namespace is not known (no /proc) */
 	char tmp_name[CTL_NAME_MAX];      /* place: the temporary; else out: the one chosen (step 4) */
@@ -950,7 +953,7 @@ static void put_dec(char *out, size_t *o, unsigned long v)
  * namespace: nobody else binds, renames or removes our temporary, and we
  * never remove one of theirs.
  */
-static void new_tmp_name(struct ctl_setup *s, unsigned attempt)
+static void unique_name(char *out, int pid, const char *suffix, unsigned attempt)
 {
 	static const char hex[] = "0123456789abcdef";
 	unsigned long long r = 0;
@@ -958,11 +961,16 @@ static void new_tmp_name(struct ctl_setup *s, unsigned attempt)
 
 	if (crac_raw_syscall3(SYS_getrandom, (long)&r, sizeof(r), 1 /* GRND_NONBLOCK */) != (long)sizeof(r))
 		r = (unsigned long long)crac_bounded_mono_ns() * 0x9e3779b97f4a7c15ULL + attempt;
-	put_dec(s->tmp_name, &o, (unsigned long)s->pid);
-	s->tmp_name[o++] = '-';
+	put_dec(out, &o, (unsigned long)pid);
+	out[o++] = '-';
 	for (int i = 15; i >= 0; i--)
-		s->tmp_name[o++] = hex[(r >> (4 * i)) & 15];
-	memcpy(s->tmp_name + o, ".tmp", 5);
+		out[o++] = hex[(r >> (4 * i)) & 15];
+	memcpy(out + o, suffix, strlen(suffix) + 1);
+}
+
+static void new_tmp_name(struct ctl_setup *s, unsigned attempt)
+{
+	unique_name(s->tmp_name, s->pid, ".tmp", attempt);
 }
 
 /* The address of NAME in the directory checked: through its descriptor
@@ -989,25 +997,59 @@ static long name_addr(const struct ctl_setup *s, bool proc, const char *name, st
  * socket answers on it (tried with a socket of the helper's own, closed
  * after); a stale one is removed. 0: nothing there (any more); -EEXIST:
  * a live socket answers; else -errno (its removal failed: a directory).
+ *
+ * The removal never takes a file that came to the name after the try
+ * (another process of our pid number that removed the stale file too and
+ * put its live socket there meanwhile): the file is renamed aside to a
+ * name unique to us (PID-RANDOM.stale, RENAME_NOREPLACE) and removed there
+ * only if it is the file tried (dev, ino); another is renamed back and
+ * tried again. Where the file system lacks RENAME_NOREPLACE, removed by
+ * its name (the window stays open there).
  */
 static long clear_stale(const struct ctl_setup *s, bool proc, const char *name)
 {
+	int dfd = s->walk.dfd;
+	char aside[CTL_NAME_MAX];
 	struct sockaddr_un a;
-	struct stat st;
+	struct stat st, now;
 	long r, pfd;
 
-	if (crac_raw_syscall5(SYS_newfstatat, s->walk.dfd, (long)name, (long)&st, AT_SYMLINK_NOFOLLOW, 0) < 0)
-		return 0;
-	if ((r = name_addr(s, proc, name, &a)) < 0)
-		return r;
-	if ((pfd = crac_raw_syscall3(SYS_socket, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-		return pfd;
-	r = crac_raw_syscall3(SYS_connect, pfd, (long)&a, sizeof(a));
-	crac_raw_syscall3(SYS_close, pfd, 0, 0);
-	if (r == 0)
-		return -EEXIST;
-	r = crac_raw_syscall3(SYS_unlinkat, s->walk.dfd, (long)name, 0);
-	return r == -ENOENT ? 0 : r;
+	for (unsigned attempt = 0;; attempt++) {
+		if (crac_raw_syscall5(SYS_newfstatat, dfd, (long)name, (long)&st, AT_SYMLINK_NOFOLLOW, 0) < 0)
+			return 0;
+		if ((r = name_addr(s, proc, name, &a)) < 0)
+			return r;
+		if ((pfd = crac_raw_syscall3(SYS_socket, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+			return pfd;
+		r = crac_raw_syscall3(SYS_connect, pfd, (long)&a, sizeof(a));
+		crac_raw_syscall3(SYS_close, pfd, 0, 0);
+		if (r == 0)
+			return -EEXIST;
+		crac_bounded_test_sleep(s->stale_ms);   /* tests: tried, not yet removed */
+		if (S_ISDIR(st.st_mode))
+			return -EISDIR;   /* (as unlink says; nothing renamed) */
+		unique_name(aside, s->pid, ".stale", attempt);
+		r = crac_raw_syscall5(SYS_renameat2, dfd, (long)name, dfd, (long)aside, 1 /* RENAME_NOREPLACE */);
+		if (r == -EINVAL || r == -ENOSYS) {
+			r = crac_raw_syscall3(SYS_unlinkat, dfd, (long)name, 0);
+			return r == -ENOENT ? 0 : r;
+		}
+		if (r == -ENOENT)
+			return 0;   /* gone meanwhile */
+		if (r < 0)
+			return r;
+		if (crac_raw_syscall5(SYS_newfstatat, dfd, (long)aside, (long)&now, AT_SYMLINK_NOFOLLOW, 0) == 0 &&
+		    now.st_dev == st.st_dev && now.st_ino == st.st_ino) {
+			r = crac_raw_syscall3(SYS_unlinkat, dfd, (long)aside, 0);
+			return r == -ENOENT ? 0 : r;
+		}
+		/* another's, come since the try: back to its name, and tried
+		 * again (live, it answers; if yet another came to the name
+		 * meanwhile, the one aside stays there rather than replace it) */
+		r = crac_raw_syscall5(SYS_renameat2, dfd, (long)aside, dfd, (long)name, 1 /* RENAME_NOREPLACE */);
+		if (r < 0 || attempt == 3)
+			return r < 0 ? r : -EEXIST;
+	}
 }
 
 /* Removes NAME from the directory only while it is the socket file we
@@ -1530,7 +1572,8 @@ static int control_start(int64_t deadline_ns, char *msg, size_t msglen, bool *sa
 {
 	static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 	struct ctl_setup s = { .uid = (unsigned)geteuid(), .fd = -1, .pid = (int)getpid(), .slow_ms = test_slow_ms(),
-			       .bound_ms = test_slow_ms_of("bound"), .chmod_ms = test_slow_ms_of("chmod") };
+			       .bound_ms = test_slow_ms_of("bound"), .chmod_ms = test_slow_ms_of("chmod"),
+			       .stale_ms = test_slow_ms_of("stale") };
 	char dirs[N_CANDS][200];
 	const char *d = getenv("CRAC_CONTROL_DIR"), *x = getenv("XDG_RUNTIME_DIR"), *e;
 	char run[64];

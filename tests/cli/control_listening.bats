@@ -138,3 +138,42 @@ print("kept" if os.path.exists(sys.argv[1]) and os.stat(sys.argv[1]).st_ino == i
 	# the socket root bound was made private all the same
 	[ "$(stat -c %a "$T/att/real/$tmp" 2>/dev/null || stat -c %a "$T/att/real/$pid.sock")" = 600 ]
 }
+
+@test "a stale PID.sock is removed only if it is still the file tried: a live socket another process (of that pid, another pid namespace) put there meanwhile stays, ours goes to PID.pidns-INO.sock" {
+	command -v python3 >/dev/null || skip "python3 is not installed"
+	mkdir -m 700 "$T/ctl"
+	# a stale socket at the program's name (bash execs it: same pid), the
+	# program held 3 s between its try of that file and the removal
+	spawn "$T/p.out" "$T/p.err" bash -c 'python3 -c "
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.close()
+" "$CRAC_CONTROL_DIR/$$.sock"; CRAC_CONTROL=1 CRAC_TEST_SLOW_FS=stale:3000 exec "$0"' "$PROG"
+	pid=$SPAWNED
+	PIDS+=("$pid")
+	for _ in $(seq 400); do [ "$(readlink /proc/"$pid"/exe)" = "$PROG" ] && break; sleep 0.02; done
+	sleep 1
+	[ -S "$T/ctl/$pid.sock" ]
+	[ ! -s "$T/p.out" ]   # still in its setup
+	# the other one: removes the stale file, listens at the name
+	python3 -c '
+import os, socket, sys, time
+os.unlink(sys.argv[1])
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(1)
+ino = os.stat(sys.argv[1]).st_ino
+time.sleep(5)
+print("kept" if os.path.exists(sys.argv[1]) and os.stat(sys.argv[1]).st_ino == ino else "replaced")
+' "$T/ctl/$pid.sock" >"$T/py.out" &
+	py=$!
+	for _ in $(seq 400); do grep -q ready "$T/p.out" && break; sleep 0.02; done
+	ns=$(stat -L -c %i /proc/"$pid"/ns/pid)
+	ls -la "$T/ctl"
+	[ -S "$T/ctl/$pid.pidns-$ns.sock" ]
+	run --separate-stderr "$CRAC" checkpoint --engine sim "$pid"
+	echo "$output $stderr"
+	[ "$status" -eq 0 ]
+	wait "$py"
+	cat "$T/py.out" "$T/p.err"
+	[ "$(cat "$T/py.out")" = kept ]
+	# nothing aside or temporary left
+	! ls "$T/ctl" | grep -q '\.\(tmp\|stale\)$'
+}
