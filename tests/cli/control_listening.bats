@@ -143,28 +143,41 @@ print("kept" if os.path.exists(sys.argv[1]) and os.stat(sys.argv[1]).st_ino == i
 	command -v python3 >/dev/null || skip "python3 is not installed"
 	mkdir -m 700 "$T/ctl"
 	# a stale socket at the program's name (bash execs it: same pid), the
-	# program held 3 s between its try of that file and the removal
+	# program held 8 s between its try of that file and the removal
 	spawn "$T/p.out" "$T/p.err" bash -c 'python3 -c "
 import socket, sys
 s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.close()
-" "$CRAC_CONTROL_DIR/$$.sock"; CRAC_CONTROL=1 CRAC_TEST_SLOW_FS=stale:3000 exec "$0"' "$PROG"
+" "$CRAC_CONTROL_DIR/$$.sock"; CRAC_CONTROL=1 CRAC_TEST_SLOW_FS=stale:8000 exec "$0"' "$PROG"
 	pid=$SPAWNED
 	PIDS+=("$pid")
-	for _ in $(seq 400); do [ "$(readlink /proc/"$pid"/exe)" = "$PROG" ] && break; sleep 0.02; done
-	sleep 1
+	# once it tried the stale file: its setup's helper (a child process)
+	# in the test's nanosleep (system call 35 on x86-64)
+	held=
+	for _ in $(seq 400); do
+		if [ "$(readlink /proc/"$pid"/exe)" = "$PROG" ]; then
+			for h in $(cat /proc/"$pid"/task/*/children 2>/dev/null); do
+				grep -q '^35 ' /proc/"$h"/syscall 2>/dev/null && held=1
+			done
+			[ -n "$held" ] && break
+		fi
+		sleep 0.02
+	done
+	[ -n "$held" ]
 	[ -S "$T/ctl/$pid.sock" ]
 	[ ! -s "$T/p.out" ]   # still in its setup
-	# the other one: removes the stale file, listens at the name
+	# the other one: listening under a temporary name, puts its socket at
+	# the name in place of the stale file (as one that removed it and
+	# renamed its own there would: never bound there and not listening)
 	python3 -c '
 import os, socket, sys, time
-os.unlink(sys.argv[1])
-s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(1)
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1] + ".other"); s.listen(4)
+os.rename(sys.argv[1] + ".other", sys.argv[1])
 ino = os.stat(sys.argv[1]).st_ino
-time.sleep(5)
+time.sleep(12)
 print("kept" if os.path.exists(sys.argv[1]) and os.stat(sys.argv[1]).st_ino == ino else "replaced")
 ' "$T/ctl/$pid.sock" >"$T/py.out" &
 	py=$!
-	for _ in $(seq 400); do grep -q ready "$T/p.out" && break; sleep 0.02; done
+	for _ in $(seq 1000); do grep -q ready "$T/p.out" && break; sleep 0.02; done
 	ns=$(stat -L -c %i /proc/"$pid"/ns/pid)
 	ls -la "$T/ctl"
 	[ -S "$T/ctl/$pid.pidns-$ns.sock" ]
