@@ -60,7 +60,9 @@ in_ns() {
 	# A: held 3 s once bound under its temporary
 	ns_spawn a CRAC_TEST_SLOW_FS=bound:3000
 	a=$hp
-	for _ in $(seq 400); do ls "$T/ctl" 2>/dev/null | grep -q '^1-[0-9a-f]\{16\}\.tmp$' && break; sleep 0.02; done
+	# (its temporary: 1-RANDOM.tmp; 1.tmp before the temporary's name was
+	# unique, which B's start removed: A's rename then failed, ENOENT)
+	for _ in $(seq 400); do ls "$T/ctl" 2>/dev/null | grep -q '^1\(-[0-9a-f]\{16\}\)\?\.tmp$' && break; sleep 0.02; done
 	ls -la "$T/ctl"
 	# B meanwhile: binds, listens and takes 1.sock first
 	ns_spawn b
