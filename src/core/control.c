@@ -70,6 +70,8 @@ static char sock_path[256];
 static dev_t sock_dev;
 static ino_t sock_ino;
 static pid_t sock_pid;
+/* Its name in the directory: PID.sock or PID.pidns-INO.sock (setup_steps). */
+static char sock_file[48];
 /* Its directory, as the setup checked it (ctl_dir.c): its path, identity
  * and owner, for remove_socket to reach it again and to know it. */
 static char sock_dir[200];
@@ -831,7 +833,9 @@ static void *listen_thread(void *p)
  * it sleeps MS ms once the socket is bound under its temporary name, before
  * the caller listens (the socket file must not be at its own name then);
  * CRAC_TEST_SLOW_FS=chmod:MS: between its look at the bound socket file
- * and its chmod (a path swapped meanwhile must not be followed).
+ * and its chmod (a path swapped meanwhile must not be followed);
+ * CRAC_TEST_SLOW_FS=stale:MS: between the try of a stale socket file at
+ * PID.sock and its removal (a live one put there meanwhile must stay).
  * CRAC_TEST_CONTROL_SWAP=PATH with CRAC_TEST_CONTROL_SWAP_TO=TARGET: once
  * the directory is checked, PATH renamed to PATH.swapped and a link to
  * TARGET put in its place; CRAC_TEST_CONTROL_NOPROC=1: as if /proc were
@@ -843,23 +847,31 @@ static void *listen_thread(void *p)
 enum { CAND_ENV, CAND_XDG, CAND_RUN, CAND_TMP, N_CANDS };
 
 /* Where the helper was (for the message). */
-enum setup_step { ST_CHOOSE, ST_WALK, ST_MKDIR, ST_LSTAT_DIR, ST_NOPROC, ST_STALE, ST_CLEAR_TMP, ST_BIND,
-		  ST_LSTAT_SOCK, ST_CHMOD, ST_RENAME, ST_UNLINK, ST_REOPEN, ST_MOVED };
+enum setup_step { ST_CHOOSE, ST_WALK, ST_MKDIR, ST_LSTAT_DIR, ST_NOPROC, ST_STALE, ST_STALE_NS, ST_BIND,
+		  ST_LSTAT_SOCK, ST_CHMOD, ST_RENAME, ST_RENAME_NS, ST_UNLINK, ST_REOPEN, ST_MOVED };
+
+/* The names in the control directory: PID.sock, the socket's own; PID.pidns-INO.sock, its own when another
+ * process of our pid number (another pid namespace sharing the directory) listens at PID.sock; the
+ * temporary, PID-RANDOM.tmp (16 hex digits), unique to this setup. */
+#define CTL_NAME_MAX 48
 
 struct ctl_setup {
 	/* in */
 	bool remove;                      /* remove the socket file (dev, ino) instead */
-	bool place;                       /* rename tmps[0] to addrs[0] instead (step 5) */
+	bool place;                       /* rename tmp_name to sock_name or ns_name instead (step 5) */
 	const char *dirs[N_CANDS];        /* NULL: not a candidate */
 	const char *private_of[N_CANDS];  /* the candidate only if this is a private directory of ours */
 	struct sockaddr_un addrs[N_CANDS];
-	struct sockaddr_un tmps[N_CANDS]; /* where the socket is bound and listens first (DIR/PID.tmp) */
 	unsigned uid;
-	int fd, probe_fd;                 /* the socket to bind; one to try a stale socket with */
+	int fd;                           /* the socket to bind */
+	int pid;                          /* ours (getpid), for the temporary's name */
 	long slow_ms;
 	long bound_ms;                    /* CRAC_TEST_SLOW_FS=bound:MS, a sleep once bound (step 4) */
 	long chmod_ms;                    /* CRAC_TEST_SLOW_FS=chmod:MS, before the chmod (step 4) */
-	char sock_name[24], tmp_name[24]; /* PID.sock, PID.tmp (remove: sock_name is the one to remove) */
+	long stale_ms;                    /* CRAC_TEST_SLOW_FS=stale:MS, a stale file tried, not yet removed */
+	char sock_name[CTL_NAME_MAX];     /* PID.sock (remove: the name of the file to remove) */
+	char ns_name[CTL_NAME_MAX];       /* PID.pidns-INO.sock; "": our pid namespace is not known (no /proc) */
+	char tmp_name[CTL_NAME_MAX];      /* place: the temporary; else out: the one chosen (step 4) */
 	unsigned long dir_dev, dir_ino;   /* remove, place: the directory (dirs[0]) the setup checked */
 	bool no_proc;                     /* CRAC_TEST_CONTROL_NOPROC=1 (tests): as if /proc were not mounted */
 	/* CRAC_TEST_CONTROL_SWAP=PATH and CRAC_TEST_CONTROL_SWAP_TO=TARGET
@@ -874,6 +886,8 @@ struct ctl_setup {
 	enum setup_step step;
 	int res;                          /* 0 or -errno (ST_LSTAT_DIR: -EPERM, refused: see walk) */
 	bool ours;                        /* the socket file bind made is a socket */
+	bool taken;                       /* in (place) and out: a live socket answers at sock_name (step 3) */
+	bool at_ns;                       /* place: the socket went to ns_name */
 	unsigned long dev, ino;           /* its identity (remove: the one to remove) */
 };
 
@@ -918,6 +932,159 @@ static bool reopen_dir(struct ctl_setup *s)
 	return true;
 }
 
+/* Appends the decimal v to out at *o (the helper's code: no stdio). */
+static void put_dec(char *out, size_t *o, unsigned long v)
+{
+	char d[24];
+	int n = 0;
+
+	do {
+		d[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n)
+		out[(*o)++] = d[--n];
+}
+
+/*
+ * A fresh temporary name for this setup in s->tmp_name: PID-RANDOM.tmp,
+ * 64 random bits (getrandom; where that fails, the clock mixed with the
+ * attempt's number). No other process picks it, whatever its pid
+ * namespace: nobody else binds, renames or removes our temporary, and we
+ * never remove one of theirs.
+ */
+static void unique_name(char *out, int pid, const char *suffix, unsigned attempt)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned long long r = 0;
+	size_t o = 0;
+
+	if (crac_raw_syscall3(SYS_getrandom, (long)&r, sizeof(r), 1 /* GRND_NONBLOCK */) != (long)sizeof(r))
+		r = (unsigned long long)crac_bounded_mono_ns() * 0x9e3779b97f4a7c15ULL + attempt;
+	put_dec(out, &o, (unsigned long)pid);
+	out[o++] = '-';
+	for (int i = 15; i >= 0; i--)
+		out[o++] = hex[(r >> (4 * i)) & 15];
+	memcpy(out + o, suffix, strlen(suffix) + 1);
+}
+
+static void new_tmp_name(struct ctl_setup *s, unsigned attempt)
+{
+	unique_name(s->tmp_name, s->pid, ".tmp", attempt);
+}
+
+/* The address of NAME in the directory checked: through its descriptor
+ * (proc: /proc/self/fd/DFD/NAME), else DIR/NAME by its path (only where
+ * the walk found it trusted). 0 or -ENAMETOOLONG. */
+static long name_addr(const struct ctl_setup *s, bool proc, const char *name, struct sockaddr_un *a)
+{
+	const char *dir = s->dirs[s->cand >= 0 ? s->cand : 0];
+	size_t dl = strlen(dir), nl = strlen(name);
+
+	a->sun_family = AF_UNIX;
+	if (proc)
+		return crac_ctl_via_fd(a->sun_path, sizeof(a->sun_path), s->walk.dfd, name) < 0 ? -ENAMETOOLONG : 0;
+	if (dl + 1 + nl >= sizeof(a->sun_path))
+		return -ENAMETOOLONG;
+	memcpy(a->sun_path, dir, dl);
+	a->sun_path[dl] = '/';
+	memcpy(a->sun_path + dl + 1, name, nl + 1);
+	return 0;
+}
+
+/*
+ * Step 3 for NAME in the directory: a file there is stale unless a live
+ * socket answers on it (tried with a socket of the helper's own, closed
+ * after); a stale one is removed. 0: nothing there (any more); -EEXIST:
+ * a live socket answers; else -errno (its removal failed: a directory).
+ *
+ * The removal never takes a file that came to the name after the try
+ * (another process of our pid number that removed the stale file too and
+ * put its live socket there meanwhile): the file is renamed aside to a
+ * name unique to us (PID-RANDOM.stale, RENAME_NOREPLACE) and removed there
+ * only if it is the file tried (dev, ino); another is renamed back and
+ * tried again. Where the file system lacks RENAME_NOREPLACE, removed by
+ * its name (the window stays open there).
+ */
+static long clear_stale(const struct ctl_setup *s, bool proc, const char *name)
+{
+	int dfd = s->walk.dfd;
+	char aside[CTL_NAME_MAX];
+	struct sockaddr_un a;
+	struct stat st, now;
+	long r, pfd;
+
+	for (unsigned attempt = 0;; attempt++) {
+		if (crac_raw_syscall5(SYS_newfstatat, dfd, (long)name, (long)&st, AT_SYMLINK_NOFOLLOW, 0) < 0)
+			return 0;
+		if ((r = name_addr(s, proc, name, &a)) < 0)
+			return r;
+		if ((pfd = crac_raw_syscall3(SYS_socket, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+			return pfd;
+		r = crac_raw_syscall3(SYS_connect, pfd, (long)&a, sizeof(a));
+		crac_raw_syscall3(SYS_close, pfd, 0, 0);
+		if (r == 0)
+			return -EEXIST;
+		crac_bounded_test_sleep(s->stale_ms);   /* tests: tried, not yet removed */
+		if (S_ISDIR(st.st_mode))
+			return -EISDIR;   /* (as unlink says; nothing renamed) */
+		unique_name(aside, s->pid, ".stale", attempt);
+		r = crac_raw_syscall5(SYS_renameat2, dfd, (long)name, dfd, (long)aside, 1 /* RENAME_NOREPLACE */);
+		if (r == -EINVAL || r == -ENOSYS) {
+			r = crac_raw_syscall3(SYS_unlinkat, dfd, (long)name, 0);
+			return r == -ENOENT ? 0 : r;
+		}
+		if (r == -ENOENT)
+			return 0;   /* gone meanwhile */
+		if (r < 0)
+			return r;
+		if (crac_raw_syscall5(SYS_newfstatat, dfd, (long)aside, (long)&now, AT_SYMLINK_NOFOLLOW, 0) == 0 &&
+		    now.st_dev == st.st_dev && now.st_ino == st.st_ino) {
+			r = crac_raw_syscall3(SYS_unlinkat, dfd, (long)aside, 0);
+			return r == -ENOENT ? 0 : r;
+		}
+		/* another's, come since the try: back to its name, and tried
+		 * again (live, it answers; if yet another came to the name
+		 * meanwhile, the one aside stays there rather than replace it) */
+		r = crac_raw_syscall5(SYS_renameat2, dfd, (long)aside, dfd, (long)name, 1 /* RENAME_NOREPLACE */);
+		if (r < 0 || attempt == 3)
+			return r < 0 ? r : -EEXIST;
+	}
+}
+
+/* Removes NAME from the directory only while it is the socket file we
+ * bound (s->dev, s->ino, looked at through the directory's descriptor):
+ * never a file another process put at that name. */
+static void unlink_if_ours(const struct ctl_setup *s, const char *name)
+{
+	struct stat st;
+
+	if (s->ours &&
+	    crac_raw_syscall5(SYS_newfstatat, s->walk.dfd, (long)name, (long)&st, AT_SYMLINK_NOFOLLOW, 0) == 0 &&
+	    st.st_dev == s->dev && st.st_ino == s->ino)
+		crac_raw_syscall3(SYS_unlinkat, s->walk.dfd, (long)name, 0);
+}
+
+/*
+ * The temporary renamed to NAME, never over a file there: RENAME_NOREPLACE;
+ * where the file system lacks it (EINVAL), a hard link, which fails on an
+ * existing name as well, then the temporary's removal (a plain rename
+ * could replace the socket another process of our pid number listens
+ * on). 0 or -errno.
+ */
+static long put_in_place(const struct ctl_setup *s, const char *name)
+{
+	int dfd = s->walk.dfd;
+	long r = crac_raw_syscall5(SYS_renameat2, dfd, (long)s->tmp_name, dfd, (long)name, 1 /* RENAME_NOREPLACE */);
+
+	if (r != -EINVAL && r != -ENOSYS)
+		return r;
+	if ((r = crac_raw_syscall5(SYS_linkat, dfd, (long)s->tmp_name, dfd, (long)name, 0)) < 0)
+		return r;
+	unlink_if_ours(s, s->tmp_name);
+	return 0;
+}
+
 /* The helper's work (setup_run), with the directory's descriptor
  * s->walk.dfd left for setup_run to close. */
 static void setup_steps(struct ctl_setup *s)
@@ -927,23 +1094,32 @@ static void setup_steps(struct ctl_setup *s)
 
 	if (s->place) {
 		/* 5. listening now: put in place (removed if it cannot be).
-		 * Never over a file that came to the name since step 3: a
-		 * socket another process of our pid (a pid namespace sharing
-		 * the directory) listens on would be taken from it
-		 * (RENAME_NOREPLACE; a plain rename where the file system
-		 * lacks it, EINVAL). Both names in the directory checked, by
-		 * its descriptor: a swapped component above leads nowhere. */
+		 * Never over a file at the name (put_in_place). PID.sock
+		 * taken by a live socket (at step 3, or since: another
+		 * process of our pid number, in a pid namespace sharing the
+		 * directory): our own name is PID.pidns-INO.sock, with the
+		 * inode of our pid namespace, which a client in it computes
+		 * the same way. Both names in the directory checked, by its
+		 * descriptor: a swapped component above leads nowhere. */
 		if (!reopen_dir(s))
 			return;   /* (the temporary is not reachable: left where it is) */
-		int dfd = s->walk.dfd;
+		bool proc = via_proc_works(s);
 		s->step = ST_RENAME;
-		s->res = (int)crac_raw_syscall5(SYS_renameat2, dfd, (long)s->tmp_name, dfd, (long)s->sock_name,
-						1 /* RENAME_NOREPLACE */);
-		if (s->res == -EINVAL)
-			s->res = (int)crac_raw_syscall5(SYS_renameat, dfd, (long)s->tmp_name, dfd,
-							(long)s->sock_name, 0);
+		if (!s->taken) {
+			if ((s->res = (int)put_in_place(s, s->sock_name)) == 0)
+				return;
+			s->taken = s->res == -EEXIST && s->ns_name[0];
+		}
+		if (s->taken) {
+			s->step = ST_STALE_NS;
+			if ((s->res = (int)clear_stale(s, proc, s->ns_name)) == 0) {
+				s->step = ST_RENAME_NS;
+				s->res = (int)put_in_place(s, s->ns_name);
+				s->at_ns = s->res == 0;
+			}
+		}
 		if (s->res < 0)
-			crac_raw_syscall3(SYS_unlinkat, dfd, (long)s->tmp_name, 0);
+			unlink_if_ours(s, s->tmp_name);
 		return;
 	}
 	if (s->remove) {
@@ -1012,34 +1188,25 @@ static void setup_steps(struct ctl_setup *s)
 	 * else refused, saying why, rather than bound where a swapped path
 	 * leads (ST_NOPROC).
 	 */
-	struct sockaddr_un a = { .sun_family = AF_UNIX }, t = { .sun_family = AF_UNIX };
+	struct sockaddr_un t;
 	bool proc = via_proc_works(s);
 	s->step = ST_NOPROC;
-	if (proc) {
-		if ((r = crac_ctl_via_fd(a.sun_path, sizeof(a.sun_path), dfd, s->sock_name)) < 0 ||
-		    (r = crac_ctl_via_fd(t.sun_path, sizeof(t.sun_path), dfd, s->tmp_name)) < 0) {
-			s->res = (int)r;   /* (never: about 40 bytes) */
-			return;
-		}
-	} else if (s->walk.trusted) {
-		a = s->addrs[s->cand];
-		t = s->tmps[s->cand];
-	} else {
+	if (!proc && !s->walk.trusted) {
 		s->res = -EPERM;   /* refused (control_start says why) */
 		return;
 	}
-	/* 3. a socket file with our name: stale unless something live
-	 * answers on it (clear_stale) */
+	/* 3. a socket file at our name: stale unless something live
+	 * answers on it (clear_stale). A live one that is not ours (another
+	 * process of our pid number: a pid namespace sharing the directory)
+	 * keeps it: ours goes to PID.pidns-INO.sock (step 5). Without /proc
+	 * our pid namespace is not known: refused. */
 	s->step = ST_STALE;
-	if (crac_raw_syscall5(SYS_newfstatat, dfd, (long)s->sock_name, (long)&st, AT_SYMLINK_NOFOLLOW, 0) == 0) {
-		if (crac_raw_syscall3(SYS_connect, s->probe_fd, (long)&a, sizeof(a)) == 0) {
-			s->res = -EEXIST;
-			return;
-		}
-		if ((r = crac_raw_syscall3(SYS_unlinkat, dfd, (long)s->sock_name, 0)) < 0 && r != -ENOENT) {
-			s->res = (int)r;
-			return;
-		}
+	r = clear_stale(s, proc, s->sock_name);
+	if (r == -EEXIST && s->ns_name[0]) {
+		s->taken = true;
+	} else if (r < 0) {
+		s->res = (int)r;
+		return;
 	}
 	/*
 	 * 4. the socket file, under a temporary name: the caller listens
@@ -1048,16 +1215,21 @@ static void setup_steps(struct ctl_setup *s)
 	 * finds DIR/PID.sock connects to a listening socket: bound at its
 	 * name and not yet listening, it refused connections ("nothing
 	 * listens there"), and a client that waited for the file to appear
-	 * (crac run, then crac checkpoint) could try in between. A temporary
-	 * left by a process of our pid that died here is removed first.
+	 * (crac run, then crac checkpoint) could try in between. The
+	 * temporary's name is unique to this setup (new_tmp_name): nothing at
+	 * it is removed first; a name in use (EADDRINUSE) is replaced by
+	 * another.
 	 */
-	s->step = ST_CLEAR_TMP;
-	if ((r = crac_raw_syscall3(SYS_unlinkat, dfd, (long)s->tmp_name, 0)) < 0 && r != -ENOENT) {
-		s->res = (int)r;
-		return;
-	}
 	s->step = ST_BIND;
-	if ((r = crac_raw_syscall3(SYS_bind, s->fd, (long)&t, sizeof(t))) < 0) {
+	for (unsigned i = 0;; i++) {
+		new_tmp_name(s, i);
+		if ((r = name_addr(s, proc, s->tmp_name, &t)) < 0)
+			break;
+		r = crac_raw_syscall3(SYS_bind, s->fd, (long)&t, sizeof(t));
+		if (r != -EADDRINUSE || i == 7)
+			break;
+	}
+	if (r < 0) {
 		s->res = (int)r;
 		return;
 	}
@@ -1088,7 +1260,7 @@ static void setup_steps(struct ctl_setup *s)
 	if (pfd >= 0)
 		crac_raw_syscall3(SYS_close, pfd, 0, 0);
 	if (s->res < 0)
-		crac_raw_syscall3(SYS_unlinkat, dfd, (long)s->tmp_name, 0);   /* bound, not made private: not left behind */
+		unlink_if_ours(s, s->tmp_name);   /* bound, not made private: not left behind */
 	crac_bounded_test_sleep(s->bound_ms);   /* tests: bound, not listening yet */
 }
 
@@ -1107,12 +1279,11 @@ static void setup_run(void *arg)
 	s->walk.dfd = -1;
 }
 
-/* What step s was at, naming the path: "the bind of /run/user/0/crac/7.sock". */
+/* What step s was at, naming the path: "the bind of /run/user/0/crac/7-0123456789abcdef.tmp". */
 static void setup_what(const struct ctl_setup *s, char *out, size_t len)
 {
 	const char *dir = s->cand >= 0 ? s->dirs[s->cand] : "";
-	const char *sock = s->addrs[s->cand >= 0 ? s->cand : 0].sun_path;
-	const char *tmp = s->tmps[s->cand >= 0 ? s->cand : 0].sun_path;   /* (step 5: [0]) */
+	const char *sock = s->sock_name, *tmp = s->tmp_name, *ns = s->ns_name;
 
 	if (s->cand < 0 && s->dirs[0])
 		dir = s->dirs[0];   /* (remove, place) */
@@ -1128,7 +1299,7 @@ static void setup_what(const struct ctl_setup *s, char *out, size_t len)
 			snprintf(out, len, "the open of %s (on the way to %s)", s->walk.at, dir);
 		break;
 	case ST_NOPROC:
-		snprintf(out, len, "the bind of %s through the directory checked", tmp);
+		snprintf(out, len, "the bind of a temporary socket in %s through the directory checked", dir);
 		break;
 	case ST_MOVED:
 		snprintf(out, len, "the look at %s", dir);
@@ -1144,27 +1315,30 @@ static void setup_what(const struct ctl_setup *s, char *out, size_t len)
 		snprintf(out, len, "the lstat of %s", dir);
 		break;
 	case ST_STALE:
+	case ST_STALE_NS:
 		snprintf(out, len, s->res < 0 && s->res != -EINPROGRESS && s->res != -EEXIST ?
-			 "the removal of a stale %s" : "the look for a stale socket at %s", sock);
-		break;
-	case ST_CLEAR_TMP:
-		snprintf(out, len, "the removal of %s (left by an earlier process of pid %d)", tmp, (int)getpid());
+			 "the removal of a stale %s/%s" : "the look for a stale socket at %s/%s", dir,
+			 s->step == ST_STALE ? sock : ns);
 		break;
 	case ST_BIND:
-		snprintf(out, len, "the bind of %s", tmp);
+		if (tmp[0])
+			snprintf(out, len, "the bind of %s/%s", dir, tmp);
+		else
+			snprintf(out, len, "the bind of a temporary socket in %s", dir);
 		break;
 	case ST_LSTAT_SOCK:
-		/* (remove_socket's look at the socket file: no temporary) */
-		snprintf(out, len, "the lstat of %s", s->remove ? sock : tmp);
+		/* (remove_socket's look at the socket file: sock_name) */
+		snprintf(out, len, "the lstat of %s/%s", dir, s->remove ? sock : tmp);
 		break;
 	case ST_CHMOD:
-		snprintf(out, len, "the chmod of %s", tmp);
+		snprintf(out, len, "the chmod of %s/%s", dir, tmp);
 		break;
 	case ST_RENAME:
-		snprintf(out, len, "the rename of %s to %s", tmp, sock);
+	case ST_RENAME_NS:
+		snprintf(out, len, "the rename of %s/%s to %s/%s", dir, tmp, dir, s->step == ST_RENAME ? sock : ns);
 		break;
 	case ST_UNLINK:
-		snprintf(out, len, "the unlink of %s", sock);
+		snprintf(out, len, "the unlink of %s/%s", dir, sock);
 		break;
 	}
 }
@@ -1218,7 +1392,7 @@ static int setup_bounded(struct ctl_setup *s, int64_t deadline_ns, char *msg, si
 	s->step = ST_CHOOSE;
 	/* A table of descriptors of its own, with the sockets it binds and
 	 * probes with: what it opens (step 4) ends with it if it is given up */
-	int keep0 = s->remove || s->place ? -1 : s->fd, keep1 = s->remove || s->place ? -1 : s->probe_fd;
+	int keep0 = s->remove || s->place ? -1 : s->fd, keep1 = -1;
 	if (crac_bounded_start_own(&helper, setup_run, s, NULL, keep0, keep1) < 0) {
 		setup_run(s);
 		return s->res;
@@ -1284,7 +1458,7 @@ static void remove_socket(void)
 		s.addrs[0].sun_family = AF_UNIX;
 		strcpy(s.addrs[0].sun_path, sock_path);
 		s.dirs[0] = sock_dir;
-		snprintf(s.sock_name, sizeof(s.sock_name), "%d.sock", (int)sock_pid);
+		memcpy(s.sock_name, sock_file, sizeof(s.sock_name));
 		if (setup_bounded(&s, 0, msg, sizeof(msg)) == -ETIMEDOUT)
 			crac__log(CRAC_LOG_WARN, "control: socket %s left in place: %s", sock_path, msg);
 	}
@@ -1299,31 +1473,33 @@ static void remove_tmp(const struct ctl_setup *s)
 			       .dir_dev = s->dir_dev, .dir_ino = s->dir_ino };
 	char msg[PATH_MAX + 300];
 
-	r.addrs[0] = s->tmps[s->cand];
 	r.dirs[0] = s->dirs[s->cand];
 	memcpy(r.sock_name, s->tmp_name, sizeof(r.sock_name));
 	if (setup_bounded(&r, 0, msg, sizeof(msg)) == -ETIMEDOUT)
-		crac__log(CRAC_LOG_WARN, "control: socket %s left in place: %s", r.addrs[0].sun_path, msg);
+		crac__log(CRAC_LOG_WARN, "control: socket %s/%s left in place: %s", r.dirs[0], r.sock_name, msg);
 }
 
 /* Step 5 of setup s: its socket, listening, renamed from its temporary
  * name to its own (bounded: until deadline_ns as the setup). 0 or -errno
- * (-ETIMEDOUT with msg). */
-static int place_socket(const struct ctl_setup *s, int64_t deadline_ns, char *msg, size_t msglen)
+ * (-ETIMEDOUT with msg); *at_ns: its name is s->ns_name. */
+static int place_socket(const struct ctl_setup *s, int64_t deadline_ns, char *msg, size_t msglen, bool *at_ns)
 {
-	struct ctl_setup p = { .place = true, .slow_ms = 0, .uid = s->uid, .dir_dev = s->dir_dev, .dir_ino = s->dir_ino };
+	struct ctl_setup p = { .place = true, .slow_ms = 0, .uid = s->uid, .dir_dev = s->dir_dev, .dir_ino = s->dir_ino,
+			       .taken = s->taken, .ours = s->ours, .dev = s->dev, .ino = s->ino };
 
 	p.addrs[0] = s->addrs[s->cand];
-	p.tmps[0] = s->tmps[s->cand];
 	p.dirs[0] = s->dirs[s->cand];
 	memcpy(p.sock_name, s->sock_name, sizeof(p.sock_name));
+	memcpy(p.ns_name, s->ns_name, sizeof(p.ns_name));
 	memcpy(p.tmp_name, s->tmp_name, sizeof(p.tmp_name));
 	int rc = setup_bounded(&p, deadline_ns, msg, msglen);
+	*at_ns = p.at_ns;
 	if (rc < 0 && rc != -ETIMEDOUT) {
 		char what[PATH_MAX + 100], why[PATH_MAX + 300];
 		enum setup_step at = p.step;
 		p.cand = 0;
-		p.step = ST_RENAME;   /* named as the rename, whatever stopped it */
+		if (at == ST_MOVED || at == ST_REOPEN)
+			p.step = ST_RENAME;   /* named as the rename it stopped */
 		setup_what(&p, what, sizeof(what));
 		if (at == ST_MOVED)
 			snprintf(msg, msglen, "%s: refused: %s is not the directory the setup checked any more (a "
@@ -1333,7 +1509,8 @@ static int place_socket(const struct ctl_setup *s, int64_t deadline_ns, char *ms
 			walk_why(&p.walk, p.dirs[0], p.uid, why, sizeof(why));
 			snprintf(msg, msglen, "%s: refused: %s (the socket is left at its temporary name)", what, why);
 		} else
-			snprintf(msg, msglen, "%s: %s", what, strerror(-rc));
+			snprintf(msg, msglen, "%s: %s%s", what, strerror(-rc),
+				 at == ST_STALE_NS && rc == -EEXIST ? " (a live socket answers there)" : "");
 	}
 	return rc;
 }
@@ -1394,8 +1571,9 @@ static int listener_go(int fd, bool mark)
 static int control_start(int64_t deadline_ns, char *msg, size_t msglen, bool *said)
 {
 	static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-	struct ctl_setup s = { .uid = (unsigned)geteuid(), .fd = -1, .probe_fd = -1, .slow_ms = test_slow_ms(),
-			       .bound_ms = test_slow_ms_of("bound"), .chmod_ms = test_slow_ms_of("chmod") };
+	struct ctl_setup s = { .uid = (unsigned)geteuid(), .fd = -1, .pid = (int)getpid(), .slow_ms = test_slow_ms(),
+			       .bound_ms = test_slow_ms_of("bound"), .chmod_ms = test_slow_ms_of("chmod"),
+			       .stale_ms = test_slow_ms_of("stale") };
 	char dirs[N_CANDS][200];
 	const char *d = getenv("CRAC_CONTROL_DIR"), *x = getenv("XDG_RUNTIME_DIR"), *e;
 	char run[64];
@@ -1430,7 +1608,6 @@ static int control_start(int64_t deadline_ns, char *msg, size_t msglen, bool *sa
 		s.addrs[i].sun_family = AF_UNIX;
 		if (n[i] < 0 || (size_t)n[i] >= sizeof(dirs[0]) ||
 		    path_in(dirs[i], getpid(), s.addrs[i].sun_path, sizeof(s.addrs[i].sun_path)) < 0) {
-			/* (the temporary's name, DIR/PID.tmp, is shorter: it fits where this does) */
 			if (i == CAND_ENV || i == CAND_TMP) {
 				rc = -ENAMETOOLONG;
 				goto fail;
@@ -1438,23 +1615,21 @@ static int control_start(int64_t deadline_ns, char *msg, size_t msglen, bool *sa
 			continue;   /* own_dir() would refuse it too: the next one */
 		}
 		s.dirs[i] = dirs[i];
-		s.tmps[i].sun_family = AF_UNIX;
-		if (snprintf(s.tmps[i].sun_path, sizeof(s.tmps[i].sun_path), "%s/%d.tmp", dirs[i], (int)getpid()) >=
-		    (int)sizeof(s.tmps[i].sun_path)) {
-			rc = -ENAMETOOLONG;   /* (never: shorter than PID.sock) */
-			goto fail;
-		}
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	s.probe_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || s.probe_fd < 0) {
+	if (fd < 0) {
 		rc = -errno;
 		goto fail;
 	}
 	s.fd = fd;
 	snprintf(s.sock_name, sizeof(s.sock_name), "%d.sock", (int)getpid());
-	snprintf(s.tmp_name, sizeof(s.tmp_name), "%d.tmp", (int)getpid());
 	s.no_proc = (e = getenv("CRAC_TEST_CONTROL_NOPROC")) && !strcmp(e, "1");
+	/* Our pid namespace (the inode of /proc/self/ns/pid): the name our
+	 * socket takes where PID.sock is another's (step 5); unknown without
+	 * /proc: then none. */
+	struct stat nst;
+	if (!s.no_proc && stat("/proc/self/ns/pid", &nst) == 0)
+		snprintf(s.ns_name, sizeof(s.ns_name), "%d.pidns-%lu.sock", (int)getpid(), (unsigned long)nst.st_ino);
 	if ((e = getenv("CRAC_TEST_CONTROL_SWAP")) && *e && getenv("CRAC_TEST_CONTROL_SWAP_TO") &&
 	    snprintf(s.swap_aside, sizeof(s.swap_aside), "%s.swapped", e) < (int)sizeof(s.swap_aside)) {
 		s.swap = e;
@@ -1478,7 +1653,7 @@ static int control_start(int64_t deadline_ns, char *msg, size_t msglen, bool *sa
 			 "where that uid says)", dirs[s.cand], s.walk.untrusted);
 		*said = true;
 	} else if (rc < 0 && s.step >= ST_STALE) {
-		/* what stood in the way, by its path: PID.tmp or PID.sock */
+		/* what stood in the way, by its path: PID.sock, the temporary */
 		char what[PATH_MAX + 100];
 		setup_what(&s, what, sizeof(what));
 		snprintf(msg, msglen, "%s: %s%s", what, strerror(-rc),
@@ -1488,8 +1663,6 @@ static int control_start(int64_t deadline_ns, char *msg, size_t msglen, bool *sa
 	sock_pid = 0;   /* an earlier start's identity must not name it */
 	if (rc < 0)
 		goto fail;
-	close(s.probe_fd);
-	s.probe_fd = -1;
 	/* listening, then in place under its own name (step 5) */
 	if (listen(fd, 16) < 0) {
 		rc = -errno;
@@ -1497,9 +1670,17 @@ static int control_start(int64_t deadline_ns, char *msg, size_t msglen, bool *sa
 			remove_tmp(&s);
 		goto fail;
 	}
-	if (s.ours && (rc = place_socket(&s, deadline_ns, msg, msglen)) < 0) {
+	bool at_ns = false;
+	if (s.ours && (rc = place_socket(&s, deadline_ns, msg, msglen, &at_ns)) < 0) {
 		*said = true;
 		goto fail;
+	}
+	snprintf(sock_file, sizeof(sock_file), "%s", at_ns ? s.ns_name : s.sock_name);
+	if (at_ns) {
+		snprintf(sock_path, sizeof(sock_path), "%s/%s", dirs[s.cand], s.ns_name);
+		crac__log(CRAC_LOG_INFO, "control: a live socket of another process answers at %s/%s (one of pid "
+			  "%d in another pid namespace sharing the directory): listening at %s", dirs[s.cand],
+			  s.sock_name, (int)getpid(), sock_path);
 	}
 	if (s.ours) {
 		sock_dev = (dev_t)s.dev;
@@ -1521,8 +1702,6 @@ static int control_start(int64_t deadline_ns, char *msg, size_t msglen, bool *sa
 fail:
 	if (fd >= 0)
 		close(fd);
-	if (s.probe_fd >= 0)
-		close(s.probe_fd);
 	/* the path tried, for crac_control_path (no second look at a file
 	 * system that did not answer) */
 	snprintf(last_path, sizeof(last_path), "%s", sock_path);
@@ -1787,9 +1966,9 @@ static int client_look(struct lookup *l, struct client_look *c, const char *edir
  * verified, or -1 with the reason noted in l (-ETIMEDOUT: a look given up
  * on, the lookup ends).
  */
-static int try_dir(struct lookup *l, const char *dir)
+static int try_dir(struct lookup *l, const char *dir, const char *name)
 {
-	char edir[200], name[32], via[64];
+	char edir[200], via[80];
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	struct ucred cred;
 	socklen_t clen = sizeof(cred);
@@ -1797,8 +1976,7 @@ static int try_dir(struct lookup *l, const char *dir)
 	int dfd, fd = -1;
 
 	crac__escaped(dir, edir, sizeof(edir));   /* it may come from the target's environment */
-	snprintf(name, sizeof(name), "%d.sock", l->pid);
-	if (strlen(l->looked) + strlen(edir) + 3 < sizeof(l->looked))
+	if (strstr(name, ".pidns-") == NULL && strlen(l->looked) + strlen(edir) + 3 < sizeof(l->looked))
 		snprintf(l->looked + strlen(l->looked), sizeof(l->looked) - strlen(l->looked),
 			 "%s%s", l->looked[0] ? ", " : "", edir);
 
@@ -1884,8 +2062,8 @@ static int try_dir(struct lookup *l, const char *dir)
 		goto fail;
 	}
 	if (cred.pid != l->pid) {
-		note(l, WHY_REFUSED, -EPERM, "control socket %s/%s was answered by pid %d, not %d: refused",
-		     edir, name, (int)cred.pid, l->pid);
+		note(l, WHY_REFUSED, -EPERM, "control socket %s/%s was answered by pid %d, not %d%s: refused",
+		     edir, name, (int)cred.pid, l->pid, cred.pid == 0 ? " (a process of another pid namespace)" : "");
 		goto fail;
 	}
 	if (cred.uid != l->uid && cred.uid != 0) {
@@ -1908,9 +2086,10 @@ out:
 static int connect_to(int pid, char *err, size_t errlen)
 {
 	struct lookup l = { .pid = pid };
-	char cand[MAX_CANDIDATES][256], v[200];
+	char cand[MAX_CANDIDATES][256], v[200], name[32], ns_name[48] = "";
 	const char *d;
 	int n = 0, rc, fd;
+	struct stat nst;
 
 	if ((rc = proc_euid(pid, &l.uid)) < 0) {
 		if (rc == -ENOENT)
@@ -1919,6 +2098,14 @@ static int connect_to(int pid, char *err, size_t errlen)
 			snprintf(err, errlen, "cannot read /proc/%d/status: %s", pid, strerror(-rc));
 		return rc;
 	}
+	/* the names it may listen at: PID.sock, else PID.pidns-INO.sock with
+	 * the inode of its pid namespace (setup_steps, step 5): the target's,
+	 * where we may look at it, else ours (PID is a pid of our namespace:
+	 * the target's own number only if it is in ours) */
+	snprintf(name, sizeof(name), "%d.sock", pid);
+	snprintf(v, sizeof(v), "/proc/%d/ns/pid", pid);
+	if (stat(v, &nst) == 0 || stat("/proc/self/ns/pid", &nst) == 0)
+		snprintf(ns_name, sizeof(ns_name), "%d.pidns-%lu.sock", pid, (unsigned long)nst.st_ino);
 #define ADD(...) do { if (n < MAX_CANDIDATES) snprintf(cand[n++], sizeof(cand[0]), __VA_ARGS__); } while (0)
 	if ((d = getenv("CRAC_CONTROL_DIR")) && *d)
 		ADD("%s", d);
@@ -1938,7 +2125,14 @@ static int connect_to(int pid, char *err, size_t errlen)
 		bool seen = false;
 		for (int j = 0; j < i && !seen; j++)
 			seen = strcmp(cand[i], cand[j]) == 0;
-		if (!seen && (fd = try_dir(&l, cand[i])) >= 0)
+		if (seen)
+			continue;
+		if ((fd = try_dir(&l, cand[i], name)) >= 0)
+			return fd;
+		/* PID.sock another's (a process of that pid number in
+		 * another pid namespace sharing the directory): the target's
+		 * own is PID.pidns-INO.sock */
+		if (fd != -ETIMEDOUT && ns_name[0] && (fd = try_dir(&l, cand[i], ns_name)) >= 0)
 			return fd;
 		if (fd == -ETIMEDOUT)
 			break;   /* given up: said (no further look after one that did not return) */

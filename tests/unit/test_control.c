@@ -179,7 +179,7 @@ static void test_refuses_wrong_owner(void)
 }
 
 /* A stale socket (file left behind, nobody listening) is replaced; a live
- * one (someone listening) -> -EEXIST and is left alone. */
+ * one (someone listening) is left alone, ours listens beside it. */
 static void test_stale_and_live_socket(void)
 {
 	char dir[256], path[300];
@@ -200,19 +200,34 @@ static void test_stale_and_live_socket(void)
 	CHECK_EQ(try_connect(path), 0);
 	CHECK_EQ(crac_control_stop(), 0);
 
-	/* live: somebody listens there */
+	/* live: somebody listens there (as another process of our pid
+	 * number would, in a pid namespace sharing the directory): left
+	 * alone; ours listens at PID.pidns-INO.sock (INO: our pid namespace) */
 	fd = socket(AF_UNIX, SOCK_STREAM, 0);
 	REQUIRE(fd >= 0);
 	REQUIRE(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
 	REQUIRE(listen(fd, 4) == 0);
+	struct stat st, before, ns;
+	REQUIRE(lstat(path, &before) == 0);
+	REQUIRE(stat("/proc/self/ns/pid", &ns) == 0);
+	char nspath[400], got[400];
+	snprintf(nspath, sizeof(nspath), "%s/%d.pidns-%lu.sock", dir, (int)getpid(), (unsigned long)ns.st_ino);
 	int rc = crac_control_start();
-	CHECKF(rc == -EEXIST, "start over a live socket = %d", rc);
-	if (rc == 0)
-		crac_control_stop();
-	/* our listener still works */
-	struct stat st;
-	CHECK(lstat(path, &st) == 0 && S_ISSOCK(st.st_mode));
+	CHECKF(rc == 0, "start beside a live socket = %d", rc);
+	CHECK(crac_control_path(got, sizeof(got)) > 0 && strcmp(got, nspath) == 0);
+	CHECK(lstat(nspath, &st) == 0 && S_ISSOCK(st.st_mode));
+	/* the other listener still has its name */
+	CHECK(lstat(path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == before.st_ino);
 	CHECK_EQ(try_connect(path), 0);
+	if (rc == 0)
+		CHECK_EQ(crac_control_stop(), 0);
+	/* the stop removed ours only */
+	CHECK(lstat(nspath, &st) < 0);
+	CHECK(lstat(path, &st) == 0 && st.st_ino == before.st_ino);
+	/* no temporary left behind */
+	char cmd[400];
+	snprintf(cmd, sizeof(cmd), "ls '%s' | grep -q '\\.tmp$'", dir);
+	CHECK(system(cmd) != 0);
 	close(fd);
 	unlink(path);
 }

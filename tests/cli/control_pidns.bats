@@ -1,0 +1,125 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
+# Two processes of the same pid number in two pid namespaces (two
+# containers) sharing one control directory (/tmp/crac-UID or a
+# CRAC_CONTROL_DIR). Each start binds its socket under a temporary name
+# of its own (DIR/PID-RANDOM.tmp: the old DIR/PID.tmp was removed by the
+# other's start, which then renamed its own socket or lost it), and where
+# DIR/PID.sock is the other's live socket, listens at
+# DIR/PID.pidns-INO.sock (INO: the inode of its /proc/self/ns/pid), which
+# `crac checkpoint PID` in that namespace finds. Root only (unshare).
+
+bats_require_minimum_version 1.5.0
+
+load common
+
+setup() {
+	common_setup ctlpidns --open --control CRAC_TEST_SYNC_GRACE_MS CRAC_TEST_SLOW_FS
+	PROG="$CRAC_BUILD_DIR/tests/ctlprog"
+	[ "$(id -u)" -eq 0 ] || skip "needs root (pid namespaces)"
+	unshare --pid --fork --mount-proc --kill-child true 2>/dev/null || skip "no pid namespaces here"
+}
+
+teardown() {
+	common_teardown
+}
+
+# ns_spawn NAME [VAR=VALUE...]: ctlprog as pid 1 of a new pid namespace
+# (with its own /proc), CRAC_CONTROL=1 and VAR=VALUE; sets $hp, its pid as
+# we see it (the child of unshare), and adds both to PIDS.
+ns_spawn() {
+	local name=$1 u
+	shift
+	spawn "$T/$name.out" "$T/$name.err" unshare --pid --fork --mount-proc --kill-child \
+		env CRAC_CONTROL=1 "$@" "$PROG"
+	u=$SPAWNED
+	PIDS+=("$u")
+	hp=
+	# (the child of unshare itself: before its exec the subshell of spawn
+	# has children of its own)
+	for _ in $(seq 200); do
+		if [ "$(cat /proc/"$u"/comm 2>/dev/null)" = unshare ]; then
+			hp=$(cat /proc/"$u"/task/*/children 2>/dev/null | tr -d ' ')
+			[ -n "$hp" ] && [ "$(readlink /proc/"$hp"/exe)" = "$PROG" ] && break
+		fi
+		hp=
+		sleep 0.02
+	done
+	[ -n "$hp" ]
+	PIDS+=("$hp")
+}
+
+# in_ns HOSTPID CMD...: CMD in that process's pid and mount namespaces
+in_ns() {
+	local p=$1
+	shift
+	nsenter -t "$p" -p -m -- "$@"
+}
+
+@test "two processes of pid 1 in two pid namespaces sharing the control directory: each keeps its endpoint (one at PID.sock, the other at PID.pidns-INO.sock)" {
+	# A: held 3 s once bound under its temporary
+	ns_spawn a CRAC_TEST_SLOW_FS=bound:3000
+	a=$hp
+	# (its temporary: 1-RANDOM.tmp; 1.tmp before the temporary's name was
+	# unique, which B's start removed: A's rename then failed, ENOENT)
+	for _ in $(seq 400); do ls "$T/ctl" 2>/dev/null | grep -q '^1\(-[0-9a-f]\{16\}\)\?\.tmp$' && break; sleep 0.02; done
+	ls -la "$T/ctl"
+	# B meanwhile: binds, listens and takes 1.sock first
+	ns_spawn b
+	b=$hp
+	for _ in $(seq 400); do grep -q ready "$T/b.out" && grep -q ready "$T/a.out" && break; sleep 0.05; done
+	cat "$T/a.out" "$T/a.err" "$T/b.out" "$T/b.err"
+	ls -la "$T/ctl"
+	grep -q 'ready pid=1$' "$T/a.out"
+	grep -q 'ready pid=1$' "$T/b.out"
+	! grep -q 'could not start' "$T/a.err" "$T/b.err"
+	na=$(stat -L -c %i /proc/"$a"/ns/pid)
+	nb=$(stat -L -c %i /proc/"$b"/ns/pid)
+	[ "$na" != "$nb" ]
+	[ -S "$T/ctl/1.sock" ]
+	[ -S "$T/ctl/1.pidns-$na.sock" ]
+	# no temporary left
+	! ls "$T/ctl" | grep -q '\.tmp$'
+	# each reached from its own namespace as `crac checkpoint 1`
+	run --separate-stderr in_ns "$a" "$CRAC" checkpoint --engine sim 1
+	echo "A: $status $output $stderr"
+	[ "$status" -eq 0 ]
+	run --separate-stderr in_ns "$b" "$CRAC" checkpoint --engine sim 1
+	echo "B: $status $output $stderr"
+	[ "$status" -eq 0 ]
+	grep -q '^before alpha' "$T/a.out"
+	grep -q '^before alpha' "$T/b.out"
+	[ "$(grep -c '^before alpha' "$T/a.out")" -eq 1 ]
+	[ "$(grep -c '^before alpha' "$T/b.out")" -eq 1 ]
+	# each removes only its own on exit
+	kill "$a"
+	for _ in $(seq 200); do [ -e "$T/ctl/1.pidns-$na.sock" ] || break; sleep 0.02; done
+	[ ! -e "$T/ctl/1.pidns-$na.sock" ]
+	[ -S "$T/ctl/1.sock" ]
+	run --separate-stderr in_ns "$b" "$CRAC" checkpoint --engine sim 1
+	[ "$status" -eq 0 ]
+}
+
+@test "the second process of pid 1 (another pid namespace) started while the first listens at 1.sock gets its own endpoint" {
+	ns_spawn a
+	a=$hp
+	for _ in $(seq 400); do [ -S "$T/ctl/1.sock" ] && break; sleep 0.02; done
+	[ -S "$T/ctl/1.sock" ]
+	ns_spawn b
+	b=$hp
+	for _ in $(seq 400); do grep -q ready "$T/b.out" && break; sleep 0.05; done
+	cat "$T/b.out" "$T/b.err"
+	! grep -q 'could not start' "$T/b.err"
+	nb=$(stat -L -c %i /proc/"$b"/ns/pid)
+	[ -S "$T/ctl/1.pidns-$nb.sock" ]
+	run --separate-stderr in_ns "$b" "$CRAC" checkpoint --engine sim 1
+	echo "B: $status $output $stderr"
+	[ "$status" -eq 0 ]
+	grep -q '^before alpha' "$T/b.out"
+	! grep -q '^before alpha' "$T/a.out"
+	# A's own at 1.sock still answers A
+	run --separate-stderr in_ns "$a" "$CRAC" checkpoint --engine sim 1
+	echo "A: $status $output $stderr"
+	[ "$status" -eq 0 ]
+	grep -q '^before alpha' "$T/a.out"
+}
