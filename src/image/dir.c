@@ -2143,7 +2143,7 @@ static void put_back_left(const char *path, const char *img, int rc, int step, c
 		break;
 	default:
 		if (rc == -EEXIST || rc == -ENOTEMPTY)
-			snprintf(why, sizeof(why), "an image appeared at %s meanwhile", img);
+			snprintf(why, sizeof(why), "an image appeared there meanwhile");
 		else if (rc == -ENOENT)
 			return;   /* another cleaner put it back first */
 		else
