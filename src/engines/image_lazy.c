@@ -109,9 +109,9 @@
 #define STUCK_NS (5ull * 1000000000ull)   /* see prefetch() */
 #define MAX_POLL 64
 #define MOVE_GIVE_UP 8           /* blocks refused in a row before moves are given up */
-#define MOVE_SLOW_NS 8000000ull  /* a block's read slower than this (a fresh huge page the host ... */
+#define MOVE_SLOW_NS 3000000ull  /* a block's read slower than this (a fresh huge page the host ... */
 #define MOVE_SLOW_MAX 3          /* ... reclaimed) this many times in a row: moves given up */
-#define MOVE_PROBE_NS 16000000ull /* the block buffers' two huge pages slower than this: no moves */
+#define MOVE_PROBE_NS 2000000ull /* the first block buffer's huge page slower than this: no moves */
 
 /* ---- state ------------------------------------------------------------------ */
 
@@ -246,7 +246,6 @@ struct lazy {
 	uint64_t mv_slow_ns;             /* moves given up as slow: the last block's read, for --stats */
 	/* statistics */
 	uint64_t faults, zero, copied, moved, events, forks, dropped;
-	uint64_t moved_ahead;            /* blocks moved in that the helper read (the second CPU) */
 };
 
 /* ---- tiny helpers --------------------------------------------------------------- */
@@ -955,20 +954,6 @@ static void wake(struct view *v, uint64_t addr)
  * moved or unmapped meanwhile) is moved page by page as far as it goes,
  * and the rest is left to the copying path. After MOVE_GIVE_UP blocks in
  * a row with nothing moved, moving is given up.
- *
- * Both CPUs read blocks: while this thread reads a block, the read-ahead
- * helper reads the next one into the other buffer; when this thread takes
- * the helper's block, the helper goes on with the one after next, and
- * this thread reads the next one itself (the following call). So, going
- * upwards (as prefetch and a program reading its heap do), the two read
- * every other block each, at once. A fresh huge page is the dear part of a
- * block's read on a VM whose host took free memory back (3 to 6 ms here
- * after a few seconds idle, against ~0.1 ms): two CPUs faulting them in
- * take half the time, and the program then reads them at memory speed,
- * where pages copied in would each cost it a fault of its own on such a
- * VM (shadow paging). Moves are given up only where huge pages are slower
- * still (MOVE_SLOW_NS: copying 2 MiB into small pages costs this thread
- * 2 to 4 ms there, and the program ~2 ms more for its first touches).
  */
 
 static bool move_ready(struct lazy *L);
@@ -1040,10 +1025,11 @@ static bool same_plan(const struct blk_plan *a, const struct blk_plan *b)
 	return true;
 }
 
-/* Block blk of v (one after the block being moved) read and verified
+/* Block blk of v (the one after the block being moved) read and verified
  * into buffer b by the read-ahead helper meanwhile, if it is one to move
- * and the helper is free. Not a block with compressed chunks: the zstd
- * context and buffer are this thread's (chunk_read). */
+ * and the helper is free. Not a block of compressed chunks: the zstd
+ * context and buffer are this thread's (chunk_read), which may read a
+ * chunk for a fault meanwhile. */
 static void move_ahead(struct lazy *L, const struct view *v, uint64_t blk, char *b)
 {
 	struct ahead *h = &L->ahead;
@@ -1081,11 +1067,10 @@ static void move_stop(struct lazy *L)
 static void move_judge(struct lazy *L, uint64_t read_ns)
 {
 	/* Slow reads: the huge pages the buffers get come from memory the
-	 * host took back (free page reporting on a VM: its first touch is 3
-	 * to 6 ms a 2 MiB page here after a few seconds idle, and has been
-	 * seen at ~12 ms; ~0.1 ms warm). Over MOVE_SLOW_NS, more than
-	 * copying 2 MiB into small pages costs this thread and the program
-	 * together: copies from now on. */
+	 * host took back (free page reporting on a VM: its first touch is
+	 * ~12 ms a 2 MiB page here, 30 times a warm one's, and twice what
+	 * copying 2 MiB into small pages costs, which come from memory freed
+	 * lately): copies from now on. */
 	if (L->a->flags & CRAC_LAZY_TEST_MOVE_FORCE)
 		read_ns = 0;
 	else if (L->a->flags & CRAC_LAZY_TEST_MOVE_SLOW)
@@ -1122,10 +1107,7 @@ static long move_block(struct lazy *L, struct view *v, uint64_t blk)
 		}
 		return 0;
 	}
-	if (h->into && h->blk == end) {
-		/* the helper reads the next block: this one is read here
-		 * meanwhile (below), into the other buffer */
-	} else if (h->into) {
+	if (h->into) {
 		/* the helper's block: this one, read and verified as planned
 		 * now (an event since may have changed the plan), or let go;
 		 * waited for MOVE_SLOW_NS at most (else it is slow: this one
@@ -1139,24 +1121,14 @@ static long move_block(struct lazy *L, struct view *v, uint64_t blk)
 			b = h->into;
 			read_ns = h->job_ns;
 			h->hits += pl.n;
-			L->moved_ahead++;
 		} else {
 			move_reset(h->into);
 		}
 		h->into = 0;
 	}
-	if (b) {
-		/* the helper goes on with the block after next (this thread
-		 * reads the next one: the following call) */
-		if (L->mv[1])
-			move_ahead(L, v, end + HUGE, b == L->mv[0] ? L->mv[1] : L->mv[0]);
-	} else {
-		b = h->into == L->mv[0] ? L->mv[1] : L->mv[0];
-		/* the helper, if free, reads the next block at once, while
-		 * this thread reads this one */
-		if (L->mv[1])
-			move_ahead(L, v, end, b == L->mv[0] ? L->mv[1] : L->mv[0]);
+	if (!b) {
 		uint64_t t0 = now_ns();
+		b = L->mv[0];
 		for (uint32_t i = 0; i < pl.n; i++)
 			if (chunk_read(L, pl.c[i].chunk, b + pl.c[i].at) != 0) {
 				/* the usual path reads it again and says what is wrong */
@@ -1167,6 +1139,9 @@ static long move_block(struct lazy *L, struct view *v, uint64_t blk)
 	}
 	for (uint32_t i = 0; i < pl.n; i++)
 		L->verified[pl.c[i].chunk >> 6] |= 1ull << (pl.c[i].chunk & 63);
+	/* the next block read meanwhile (the program and prefetch go on upwards) */
+	if (L->mv[1])
+		move_ahead(L, v, end, b == L->mv[0] ? L->mv[1] : L->mv[0]);
 
 	uint64_t to = blk;   /* in (or there already) below this */
 	long e = 0;
@@ -2570,11 +2545,6 @@ static void report(struct lazy *L)
 		crac_img_puts(&b, "; ");
 		crac_img_putu(&b, L->moved >> 20);
 		crac_img_puts(&b, " MiB of it moved in, in 2 MiB blocks");
-		if (L->moved_ahead) {
-			crac_img_puts(&b, " (");
-			crac_img_putu(&b, L->moved_ahead);
-			crac_img_puts(&b, " of them read on a second CPU)");
-		}
 	}
 	if (L->mv_slow_ns && L->moved) {
 		crac_img_puts(&b, "; moving blocks in given up after ");
@@ -2583,7 +2553,7 @@ static void report(struct lazy *L)
 		put_ms(&b, L->mv_slow_ns);
 		crac_img_puts(&b, ": fresh huge pages are slow here, as on a VM whose host took free memory back)");
 	} else if (L->mv_slow_ns) {
-		crac_img_puts(&b, "; no blocks moved in: two fresh huge pages took ");
+		crac_img_puts(&b, "; no blocks moved in: a fresh huge page took ");
 		put_ms(&b, L->mv_slow_ns);
 		crac_img_puts(&b, " (slow here, as on a VM whose host took free memory back)");
 	} else if (L->mv_no_huge) {
