@@ -489,7 +489,9 @@ int crac_secret_forget(void *ptr);
  * (DIR/PID.sock: DIR is $CRAC_CONTROL_DIR, else $XDG_RUNTIME_DIR/crac or
  * /run/user/UID/crac when that is a directory of ours not writable by group
  * or others, else /tmp/crac-UID; created 0700; socket 0600, removed by
- * crac_control_stop() and at normal exit). Only
+ * crac_control_stop() and at normal exit; DIR/PID.pidns-INO.sock, INO the
+ * inode of /proc/self/ns/pid, where a live socket of another pid namespace's
+ * process with the same pid number holds PID.sock). Only
  * processes of the same uid, or root, may connect; others are refused and
  * logged on stderr. Through it `crac checkpoint PID` requests a checkpoint
  * (and receives the report), `crac restore --pid PID` resumes a process
