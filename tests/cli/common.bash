@@ -313,6 +313,30 @@ common_setup() {
 	PIDS=()
 }
 
+# chain_setup NAME [VAR...]: common_setup NAME --open, with the variables a
+# flatten test must not inherit (and VAR...) unset; the image engine
+# required; the chain $T/i0 (full), $T/i1 and $T/i2 (incremental, 8 MiB) made
+# by tests/image_incr, and BEFORE its chain_state.
+chain_setup() {
+	local name=$1
+	shift
+	common_setup "$name" --open CRAC_IMAGE_STATS CRAC_LOADER CRAC_LAZY_PREFETCH CRAC_LOG CRAC_IMAGE_COMPRESS \
+		CRAC_IMAGE_INCREMENTAL CRAC_TEST_SLOW_FS CRAC_TEST_SYNC_GRACE_MS "$@"
+	INCR="$CRAC_BUILD_DIR/tests/image_incr"
+	require_image_engine
+	run --separate-stderr clean env CRAC_IMAGE_INCREMENTAL=1 "$INCR" "$T/i0" "$T/i1" "$T/i2" 8
+	echo "chain: status $status, stdout: $output, stderr: $stderr"
+	[ "$status" -eq 0 ]
+	BEFORE="$(chain_state)"
+}
+
+# chain_state: every file of the chain $T/i0 $T/i1 $T/i2 with its inode, size
+# and mtime, and its checksum (what a flatten must leave as it was).
+chain_state() {
+	(cd "$T" && find i0 i1 i2 -type f | sort | xargs stat -c '%n %i %s %Y' && find i0 i1 i2 -type f | sort |
+		xargs md5sum)
+}
+
 # common_teardown [-9]: each of PIDS killed (SIGTERM; SIGKILL with -9),
 # and $T removed.
 common_teardown() {

@@ -29,12 +29,6 @@ chain() {
 	[ "$status" -eq 0 ]
 }
 
-# state: every file of the chain with its checksum and inode
-state() {
-	(cd "$T" && find i0 i1 i2 -type f | sort | xargs stat -c '%n %i %s %Y' && find i0 i1 i2 -type f | sort |
-		xargs md5sum)
-}
-
 # stuck OP WHAT [ARGS...]: flatten $T/i2 to $T/flat --timeout 1s ARGS with
 # step OP held for 600 s: fails within 10 s, one line naming WHAT (an
 # extended regular expression) and the limit, nothing at $T/flat, no
@@ -42,7 +36,7 @@ state() {
 stuck() {
 	local op=$1 what=$2 t0 ms before
 	shift 2
-	before="$(state)"
+	before="$(chain_state)"
 	t0=$(date +%s%N)
 	run --separate-stderr env CRAC_TEST_SLOW_FS=$op:600000 timeout -k 5 60 "$CRAC" flatten "$T/i2" "$T/flat" \
 		--timeout 1s "$@"
@@ -55,7 +49,7 @@ stuck() {
 	[ "$ms" -lt 10000 ]
 	[ ! -e "$T/flat" ]
 	[ -z "$(ls "$T" | grep "\.tmp-")" ]
-	[ "$(state)" = "$before" ]
+	[ "$(chain_state)" = "$before" ]
 	# the worker given up on is gone (killed in its sleep)
 	! pgrep -x -f "$CRAC flatten $T/i2 $T/flat --timeout 1s.*" >/dev/null || false
 }

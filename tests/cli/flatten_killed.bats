@@ -13,27 +13,12 @@ bats_require_minimum_version 1.5.0
 
 load common
 
-setup() {
-	common_setup flatkill --open CRAC_IMAGE_STATS CRAC_LOADER CRAC_LAZY_PREFETCH CRAC_LOG CRAC_IMAGE_COMPRESS \
-		CRAC_IMAGE_INCREMENTAL CRAC_TEST_SLOW_FS CRAC_TEST_SYNC_GRACE_MS CRAC_TEST_FLATTEN_HOLD
-	INCR="$CRAC_BUILD_DIR/tests/image_incr"
-	require_image_engine
-	run --separate-stderr clean env CRAC_IMAGE_INCREMENTAL=1 "$INCR" "$T/i0" "$T/i1" "$T/i2" 8
-	echo "chain: status $status, stdout: $output, stderr: $stderr"
-	[ "$status" -eq 0 ]
-	BEFORE="$(state)"
-}
+setup() { chain_setup flatkill CRAC_TEST_FLATTEN_HOLD; }
 
 teardown() {
 	[ -z "${FPID:-}" ] || kill -9 "$FPID" 2>/dev/null || true
 	[ -z "${WPID:-}" ] || kill -9 "$WPID" 2>/dev/null || true
 	common_teardown
-}
-
-# state: every file of the chain with its checksum and inode
-state() {
-	(cd "$T" && find i0 i1 i2 -type f | sort | xargs stat -c '%n %i %s %Y' && find i0 i1 i2 -type f | sort |
-		xargs md5sum)
 }
 
 # temporaries: the names next to OUT that a flatten or a checkpoint writes
@@ -81,7 +66,7 @@ status_of_out() {
 		[ ! -e "$T/flat" ]
 	fi
 	[ -z "$(temporaries)" ]
-	[ "$(state)" = "$BEFORE" ]
+	[ "$(chain_state)" = "$BEFORE" ]
 }
 
 @test "flatten: its worker killed once its image is whole, while it puts it in place: the temporary removed" {
@@ -140,7 +125,7 @@ status_of_out() {
 		echo "run $r: killed after $ms ms: status $st; $(ls "$T"); $(cat "$T/flat.err")"
 		"$CRAC" inspect "$T/top" >/dev/null
 		[ -z "$(temporaries)" ]
-		[ "$(state)" = "$BEFORE" ]
+		[ "$(chain_state)" = "$BEFORE" ]
 		rm -rf "$T/top"
 	done
 }
@@ -161,7 +146,7 @@ status_of_out() {
 		done
 		[ -z "$WPID" ] || ! kill -0 "$WPID" 2>/dev/null
 		[ ! -e "$T/flat" ] || "$CRAC" inspect "$T/flat" >/dev/null
-		[ "$(state)" = "$BEFORE" ]
+		[ "$(chain_state)" = "$BEFORE" ]
 	done
 	run "$CRAC" flatten "$T/i2" "$T/flat" --timeout 10s
 	echo "$status: $output"
@@ -188,6 +173,6 @@ status_of_out() {
 		echo "run $r: killed after $ms ms: status $st; $(ls "$T" | tr '\n' ' '); $(cat "$T/flat.err")"
 		"$CRAC" inspect "$T/flat" >/dev/null
 		[ -z "$(temporaries)" ]
-		[ "$(state)" = "$BEFORE" ]
+		[ "$(chain_state)" = "$BEFORE" ]
 	done
 }

@@ -11,26 +11,11 @@ bats_require_minimum_version 1.5.0
 
 load common
 
-setup() {
-	common_setup flatprobe --open CRAC_IMAGE_STATS CRAC_LOADER CRAC_LAZY_PREFETCH CRAC_LOG CRAC_IMAGE_COMPRESS \
-		CRAC_IMAGE_INCREMENTAL CRAC_TEST_SLOW_FS CRAC_TEST_SYNC_GRACE_MS
-	INCR="$CRAC_BUILD_DIR/tests/image_incr"
-	require_image_engine
-	run --separate-stderr clean env CRAC_IMAGE_INCREMENTAL=1 "$INCR" "$T/i0" "$T/i1" "$T/i2" 8
-	echo "chain: status $status, stdout: $output, stderr: $stderr"
-	[ "$status" -eq 0 ]
-	BEFORE="$(state)"
-}
+setup() { chain_setup flatprobe; }
 
 teardown() {
 	chmod 755 "$T" "$T/ro" 2>/dev/null || true
 	common_teardown
-}
-
-# state: every file of the chain with its checksum and inode
-state() {
-	(cd "$T" && find i0 i1 i2 -type f | sort | xargs stat -c '%n %i %s %Y' && find i0 i1 i2 -type f | sort |
-		xargs md5sum)
 }
 
 temporaries() {
@@ -52,7 +37,7 @@ temporaries() {
 	run --separate-stderr $NOBODY "$CRAC" flatten "$T/i2" "$T/i2" --trust-owner
 	[ "$status" -eq 1 ]
 	[ -z "$(temporaries)" ]
-	[ "$(state)" = "$BEFORE" ]
+	[ "$(chain_state)" = "$BEFORE" ]
 }
 
 @test "flatten into a directory it may not write: refused naming OUT and the reason, the chain untouched" {
@@ -139,7 +124,7 @@ copying() {
 		[ "$ok" -ge 1 ]
 		"$CRAC" inspect "$T/flat" >/dev/null
 		[ -z "$(temporaries)" ]
-		[ "$(state)" = "$BEFORE" ]
+		[ "$(chain_state)" = "$BEFORE" ]
 		# every other round over the OUT the last one wrote
 		[ $((r % 2)) -eq 0 ] || rm -rf "$T/flat"
 	done
@@ -170,5 +155,5 @@ os.execv(sys.argv[1], sys.argv[1:])' "$CRAC" flatten "$T/i2" "$T/flat" --timeout
 	echo "$stderr" | grep -q "flatten $T/i2: warning: the previous image $T/flat.old-999999-1 was not put back at $T/flat: .*it is left where it is"
 	[ -L "$T/flat.old-999999-1" ]
 	[ -f "$T/flat/header" ]
-	[ "$(state)" = "$BEFORE" ]
+	[ "$(chain_state)" = "$BEFORE" ]
 }

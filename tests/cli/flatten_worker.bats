@@ -11,27 +11,12 @@ bats_require_minimum_version 1.5.0
 
 load common
 
-setup() {
-	common_setup flatworker --open CRAC_IMAGE_STATS CRAC_LOADER CRAC_LAZY_PREFETCH CRAC_LOG CRAC_IMAGE_COMPRESS \
-		CRAC_IMAGE_INCREMENTAL CRAC_TEST_SLOW_FS CRAC_TEST_SYNC_GRACE_MS
-	INCR="$CRAC_BUILD_DIR/tests/image_incr"
-	require_image_engine
-	run --separate-stderr clean env CRAC_IMAGE_INCREMENTAL=1 "$INCR" "$T/i0" "$T/i1" "$T/i2" 8
-	echo "chain: status $status, stdout: $output, stderr: $stderr"
-	[ "$status" -eq 0 ]
-	BEFORE="$(state)"
-}
+setup() { chain_setup flatworker; }
 
 teardown() {
 	[ -z "${FPID:-}" ] || kill -9 "$FPID" 2>/dev/null || true
 	[ -z "${WPID:-}" ] || kill -9 "$WPID" 2>/dev/null || true
 	common_teardown
-}
-
-# state: every file of the chain with its checksum and inode
-state() {
-	(cd "$T" && find i0 i1 i2 -type f | sort | xargs stat -c '%n %i %s %Y' && find i0 i1 i2 -type f | sort |
-		xargs md5sum)
 }
 
 # writing [SETSID]: crac flatten $T/i2 $T/flat in the background (in a
@@ -74,7 +59,7 @@ ended() {
 	! kill -0 "$WPID" 2>/dev/null
 	[ -z "$(ls "$T" | grep "\.tmp-")" ]
 	[ ! -e "$T/flat" ]
-	[ "$(state)" = "$BEFORE" ]
+	[ "$(chain_state)" = "$BEFORE" ]
 }
 
 @test "flatten: its worker killed by a signal mid-write: said, the temporary removed, the chain untouched" {
@@ -126,11 +111,11 @@ ended() {
 	done
 	! kill -0 "$WPID" 2>/dev/null
 	[ -n "$(ls "$T" | grep "^flat\.tmp-")" ]
-	[ "$(state)" = "$BEFORE" ]
+	[ "$(chain_state)" = "$BEFORE" ]
 	run "$CRAC" flatten "$T/i2" "$T/flat" --timeout 5s
 	echo "$status: $output"
 	[ "$status" -eq 0 ]
 	[ -z "$(ls "$T" | grep "\.tmp-")" ]
 	"$CRAC" inspect "$T/flat" >/dev/null
-	[ "$(state)" = "$BEFORE" ]
+	[ "$(chain_state)" = "$BEFORE" ]
 }
