@@ -1990,48 +1990,6 @@ static char *loader_buf(uint64_t size, const char *what)
 
 /* 2. Open and verify, changing nothing, with the checks `crac inspect`
  * runs; an incremental image: every image below it, checked the same way. */
-/*
- * File offsets the kernel's mmap refuses (EOVERFLOW): a mapping whose file
- * offset plus its length passes the largest offset a regular file can
- * have (2^63 - 1, MAX_LFS_FILESIZE; past 2^64 too). The header parser
- * (image/format.c) refuses an offset that is not page aligned, the layout
- * check (image/check.c) one past the end of the file of a mapping that
- * can be touched; one of a PROT_NONE mapping is left to the kernel (a
- * library's gap, past its file's end, is legal), and map_all, after the
- * point of no return, would be the first to see it. Refused here, before
- * anything changed, naming the mapping, its file, the field and its value.
- */
-static void check_file_offsets(const struct crac_img_view *v)
-{
-	const uint64_t top = 1ull << 63;   /* MAX_LFS_FILESIZE + 1 */
-
-	for (uint32_t i = 0; i < v->h->n_maps; i++) {
-		const struct crac_img_map *m = &v->maps[i];
-		uint64_t len = m->end - m->start;   /* (< 2^47: the parser's) */
-		bool unaligned = m->offset % P != 0;
-		if (m->kind != CRAC_MAP_FILE || (!unaligned && m->offset <= top - P - len))
-			continue;
-		struct crac_img_buf b = msg();
-		crac_img_puts(&b, "mapping ");
-		crac_img_putx(&b, m->start);
-		crac_img_puts(&b, "-");
-		crac_img_putx(&b, m->end);
-		crac_img_puts(&b, " of file ");
-		crac_img_put_escaped(&b, crac_img_str(v, v->files[m->file].path));
-		crac_img_puts(&b, ": its file offset (field offset) ");
-		crac_img_putx(&b, m->offset);
-		if (unaligned) {
-			crac_img_puts(&b, " is not page aligned");
-		} else {
-			crac_img_puts(&b, " with its length ");
-			crac_img_putx(&b, len);
-			crac_img_puts(&b, " ends past the largest offset of a file (2^63 - 1)");
-		}
-		crac_img_puts(&b, ": the kernel cannot map it; the image is damaged");
-		die(1, msg_buf);
-	}
-}
-
 static void open_image(void)
 {
 	char why[2048];
@@ -2062,7 +2020,6 @@ static void open_image(void)
 				      .file_fds = file_fd, .vdso = (const uint64_t (*)[2])vdso };
 	if (crac_img_check_all(&k, 0, why, sizeof(why)) < 0)
 		die(1, why);
-	check_file_offsets(&ld.v);
 	if (ld.v.h->depth && !anc_buf)
 		anc_buf = loader_buf(ANC_BUF_MAX, "the headers of the images below");
 	if (ld.v.h->depth && crac_img_chain_open(&ld.v, image_dir, ld.check_flags & CRAC_IMG_TRUST_OWNER, &chain,
