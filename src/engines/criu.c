@@ -488,9 +488,11 @@ static bool put_back(const char *old, const char *dir)
 
 	if (lstat(dir, &st) == 0 || errno != ENOENT)
 		return false;
-	long r = syscall(SYS_renameat2, AT_FDCWD, old, AT_FDCWD, dir, RENAME_NOREPLACE);
-	if (r < 0 && (errno == EINVAL || errno == ENOSYS))   /* (a file system that cannot say) */
-		r = lstat(dir, &st) == 0 || errno != ENOENT ? -1 : rename(old, dir);
+	/* (the rename bounded as image/dir.c's are) */
+	char m[2 * PATH_MAX + 128];
+	int r = crac_img_rename_msg(old, dir, RENAME_NOREPLACE, m, sizeof(m));
+	if (r == -EINVAL || r == -ENOSYS)   /* (a file system that cannot say) */
+		r = lstat(dir, &st) == 0 || errno != ENOENT ? -EEXIST : crac_img_rename_msg(old, dir, 0, m, sizeof(m));
 	if (r == 0)
 		crac__log(CRAC_LOG_WARN, "the previous image %s, moved aside by a checkpoint that was killed before "
 			  "its new image took its place, is back at %s", old, dir);
