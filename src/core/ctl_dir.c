@@ -19,6 +19,7 @@
  */
 #include "core/ctl_dir.h"
 #include "image/bounded.h"
+#include "image/image.h"   /* crac_img_buf: freestanding */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -92,24 +93,22 @@ static void note_trust(struct crac_ctl_walk *w, const struct stat *d, unsigned o
 int crac_ctl_via_fd(char *out, unsigned len, long fd, const char *name)
 {
 	static const char pre[] = "/proc/self/fd/";
-	char digits[24];
-	unsigned used = 0, nd = 0;
-	unsigned need = (unsigned)sizeof(pre) - 1 + (name && name[0] ? 1 + str_len(name) : 0);
+	char num[24];
+	struct crac_img_buf d = { num, 0, sizeof(num) };
 
 	if (fd < 0)
 		return -EBADF;
-	for (long v = fd; nd == 0 || v; v /= 10)
-		digits[nd++] = (char)('0' + v % 10);
-	if (need + nd >= len)
+	crac_img_putu(&d, (uint64_t)fd);
+	if (sizeof(pre) - 1 + d.len + (name && name[0] ? 1 + str_len(name) : 0) >= len)
 		return -ENAMETOOLONG;
-	put(out, len, &used, pre, sizeof(pre) - 1);
-	while (nd)
-		put(out, len, &used, &digits[--nd], 1);
+	struct crac_img_buf b = { out, 0, len };
+	crac_img_puts(&b, pre);
+	crac_img_puts(&b, num);
 	if (name && name[0]) {
-		put(out, len, &used, "/", 1);
-		put(out, len, &used, name, str_len(name));
+		crac_img_puts(&b, "/");
+		crac_img_puts(&b, name);
 	}
-	return (int)used;
+	return (int)b.len;
 }
 
 /* Opens "/" or the working directory ("."): the start of the walk. */
