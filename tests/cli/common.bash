@@ -337,6 +337,17 @@ chain_state() {
 		xargs md5sum)
 }
 
+# flatten_ended: crac flatten (FPID) ended within 10 s; FST its exit status.
+flatten_ended() {
+	local i
+	for i in $(seq 200); do
+		kill -0 "$FPID" 2>/dev/null || break
+		sleep 0.05
+	done
+	! kill -0 "$FPID" 2>/dev/null
+	wait "$FPID" && FST=0 || FST=$?
+}
+
 # common_teardown [-9]: each of PIDS killed (SIGTERM; SIGKILL with -9),
 # and $T removed.
 common_teardown() {

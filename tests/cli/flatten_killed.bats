@@ -46,17 +46,21 @@ held() {
 	[ -n "$WPID" ]
 }
 
+# kill_worker_after MS (under 100): the worker of crac flatten (FPID), if
+# it runs MS ms from now, killed (SIGKILL); WPID it (or empty: none yet;
+# spawn's own process before its exec is not one).
+kill_worker_after() {
+	sleep "0.0$(printf %02d "$1")"
+	WPID=$(pgrep -x -P "$FPID" crac || true)
+	[ -z "$WPID" ] || kill -KILL "$WPID" 2>/dev/null || true
+}
+
 # status_of_out: crac flatten (FPID) ended within 10 s; its status agrees
 # with OUT (0: the flattened image, which inspect reads; 1: nothing at
 # OUT); no worker left, no temporary, the chain untouched. Sets ST.
 status_of_out() {
-	local i
-	for i in $(seq 200); do
-		kill -0 "$FPID" 2>/dev/null || break
-		sleep 0.05
-	done
-	! kill -0 "$FPID" 2>/dev/null
-	wait "$FPID" && ST=0 || ST=$?
+	flatten_ended
+	ST=$FST
 	echo "status $ST; out: $(ls "$T"); stderr: $(cat "$T/flat.err")"
 	! kill -0 "$WPID" 2>/dev/null
 	if [ "$ST" -eq 0 ]; then
@@ -102,9 +106,7 @@ status_of_out() {
 		spawn "$T/flat.out" "$T/flat.err" "$CRAC" flatten "$T/i2" "$T/flat" --timeout 60s
 		FPID=$SPAWNED
 		ms=$((RANDOM % 60))
-		sleep "0.0$(printf %02d "$ms")"
-		WPID=$(pgrep -x -P "$FPID" crac || true)   # (not a process of spawn before its exec)
-		[ -z "$WPID" ] || kill -KILL "$WPID" 2>/dev/null || true
+		kill_worker_after "$ms"
 		echo "run $r: killed after $ms ms"
 		status_of_out
 		rm -rf "$T/flat"
@@ -118,9 +120,7 @@ status_of_out() {
 		spawn "$T/flat.out" "$T/flat.err" "$CRAC" flatten "$T/top" "$T/top" --timeout 60s
 		FPID=$SPAWNED
 		ms=$((RANDOM % 60))
-		sleep "0.0$(printf %02d "$ms")"
-		WPID=$(pgrep -x -P "$FPID" crac || true)
-		[ -z "$WPID" ] || kill -KILL "$WPID" 2>/dev/null || true
+		kill_worker_after "$ms"
 		wait "$FPID" && st=0 || st=$?
 		echo "run $r: killed after $ms ms: status $st; $(ls "$T"); $(cat "$T/flat.err")"
 		"$CRAC" inspect "$T/top" >/dev/null
@@ -166,9 +166,7 @@ status_of_out() {
 		spawn "$T/flat.out" "$T/flat.err" env CRAC_TEST_NO_EXCHANGE=1 "$CRAC" flatten "$T/i2" "$T/flat" --timeout 60s
 		FPID=$SPAWNED
 		ms=$((15 + RANDOM % 45))
-		sleep "0.0$ms"
-		WPID=$(pgrep -x -P "$FPID" crac || true)
-		[ -z "$WPID" ] || kill -KILL "$WPID" 2>/dev/null || true
+		kill_worker_after "$ms"
 		wait "$FPID" && st=0 || st=$?
 		echo "run $r: killed after $ms ms: status $st; $(ls "$T" | tr '\n' ' '); $(cat "$T/flat.err")"
 		"$CRAC" inspect "$T/flat" >/dev/null

@@ -47,15 +47,9 @@ writing() {
 # ended STATUS: crac flatten ended (within 10 s) with STATUS; no worker, no
 # temporary, nothing at OUT, the chain untouched.
 ended() {
-	local i st
-	for i in $(seq 200); do
-		kill -0 "$FPID" 2>/dev/null || break
-		sleep 0.05
-	done
-	! kill -0 "$FPID" 2>/dev/null
-	wait "$FPID" && st=0 || st=$?
-	echo "status $st; stderr: $(cat "$T/flat.err")"
-	[ "$st" -eq "$1" ]
+	flatten_ended
+	echo "status $FST; stderr: $(cat "$T/flat.err")"
+	[ "$FST" -eq "$1" ]
 	! kill -0 "$WPID" 2>/dev/null
 	[ -z "$(ls "$T" | grep "\.tmp-")" ]
 	[ ! -e "$T/flat" ]
