@@ -1,0 +1,58 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
+# Holes, dropped pages and the zero page in a tracked mapping, along a
+# chain of incremental checkpoints (tests/progs/incr_holes.c). The scan
+# that protects the written pages again leaves uffd-wp markers in the holes
+# of the page tables it edits; a marker reads as zero and is reported as
+# swapped and not written by the next scan, so every later image must
+# restore it as zeros, never as bytes of an image below. The same for a
+# dropped page and for a 2 MiB range dropped whole.
+
+bats_require_minimum_version 1.5.0
+
+load common
+
+setup() {
+	CRAC="$CRAC_BUILD_DIR/crac"
+	HOLES="$CRAC_BUILD_DIR/tests/incr_holes"
+	T="$(mktemp -d /tmp/crac-bats-incrholes.XXXXXX)"
+	chmod 755 "$T"
+	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_IMAGE_STATS CRAC_LOADER CRAC_LAZY_PREFETCH CRAC_LOG
+	require_image_engine
+}
+
+teardown() {
+	rm -rf "$T"
+}
+
+@test "holes, the zero page and dropped pages restore as zeros from every image of a chain" {
+	run --separate-stderr clean env CRAC_IMAGE_INCREMENTAL=1 CRAC_IMAGE_STATS=1 "$HOLES" "$T"
+	echo "stdout: $output"
+	echo "stderr: $stderr"
+	[ "$status" -eq 0 ]
+	[ "$(echo "$output" | tail -1)" = "done" ]
+	echo "$stderr" | grep -q "referenced from 4 images below"
+	for x in k0 k1 k2 k3 k4; do
+		for how in "" --populate; do
+			run --separate-stderr clean "$CRAC" restore $how "$T/$x"
+			echo "restore $how $x: status $status, $output, $stderr"
+			[ "$status" -eq 0 ]
+			[ "$output" = "ok $x" ]
+		done
+	done
+	# nothing of H's holes or of the dropped D is stored again: k1 and k4
+	# (nothing written) store only the capture's own pages
+	for x in k1 k4; do
+		run clean "$CRAC" inspect --json "$T/$x"
+		[ "$status" -eq 0 ]
+		echo "$output" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+big = [m for m in d["mappings"] if m["mapped"] >= (6 << 20)]
+assert big, "no 6 MiB mapping"
+for m in big:
+    print("%x: mapped %d, stored %d, below %d" % (m["start"], m["mapped"], m["stored"], m["below"]))
+    assert m["stored"] == 0, m
+'
+	done
+}
