@@ -371,7 +371,8 @@ static void note_stats(struct crac_round *r, const struct img_capture *c)
 static void print_stats(const struct img_capture *c)
 {
 	static const char *const mode[] = { "?", "O_DIRECT", "vmsplice+splice", "write" };
-	const char *aio = c->w.mode == IMG_WRITE_DIRECT && c->w.used_aio ? " + AIO" : "";
+	const char *aio = c->w.mode == IMG_WRITE_DIRECT && c->w.used_aio ? " + AIO" :
+			  c->w.mode == IMG_WRITE_DIRECT && c->w.used_dw ? " by a helper on the other CPU" : "";
 	char line[1024];
 
 	char incr[224] = "";

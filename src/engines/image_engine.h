@@ -475,6 +475,10 @@ struct img_writer {
 	bool used_aio;                  /* some batch went through AIO (for CRAC_IMAGE_STATS) */
 	int next_slot;
 	struct img_write_slot slot[2];  /* two batches in flight: the crc of the next meanwhile */
+	struct img_dworker *dw;         /* O_DIRECT writer on the other CPU (arena), or NULL */
+	uint32_t dw_posted, dw_taken;   /* batches handed to it, and whose result was taken */
+	bool dw_refused;                /* it met O_DIRECT refusing a write (alignment) */
+	bool used_dw;                   /* some batch went through it (for CRAC_IMAGE_STATS) */
 	int dfd;                        /* the pages file opened O_DIRECT, or -1 */
 	int pipe[2];                    /* splice mode, else -1 */
 	size_t pipe_cap;

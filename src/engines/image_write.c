@@ -78,14 +78,35 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/aio_abi.h>
+#include <linux/futex.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "loader/sys.h"   /* raw system calls: the workers set no errno */
+
 #define P CRAC_IMG_PAGE
+
+long crac__img_helper_clone(unsigned long flags, void *sp) CRAC_HIDDEN;
+
+static void futex_wait_ne(uint32_t *w, uint32_t old)
+{
+	while (__atomic_load_n(w, __ATOMIC_ACQUIRE) == old)
+		SYS(SYS_futex, w, FUTEX_WAIT, old, 0, 0, 0);
+}
+
+static void futex_set(uint32_t *w, uint32_t v)
+{
+	__atomic_store_n(w, v, __ATOMIC_RELEASE);
+	SYS(SYS_futex, w, FUTEX_WAKE, 1, 0, 0, 0);
+}
 
 /*
  * All zeros? Most pages that are not zero differ in their first word, so the
@@ -131,6 +152,8 @@ static void setup_pipe(struct img_writer *w)
 	w->mode = IMG_WRITE_SPLICE;
 }
 
+static void dworker_start(struct img_capture *c);
+
 int img_write_begin(struct img_capture *c)
 {
 	struct img_writer *w = &c->w;
@@ -139,6 +162,8 @@ int img_write_begin(struct img_capture *c)
 	w->dfd = w->pipe[0] = w->pipe[1] = -1;
 	w->aio = 0;
 	w->used_aio = false;
+	w->dw = NULL;
+	w->used_dw = false;
 	w->next_slot = 0;
 	w->slot[0].busy = w->slot[1].busy = false;
 	w->at = c->pages_size;
@@ -186,6 +211,7 @@ int img_write_begin(struct img_capture *c)
 			aio_context_t ctx = 0;
 			if (getenv("CRAC_IMAGE_AIO") && syscall(SYS_io_setup, 4, &ctx) == 0)
 				w->aio = ctx;
+			dworker_start(c);
 			w->why = incr_direct ? "the default for an incremental image" : "CRAC_IMAGE_WRITER=direct";
 			return 0;
 		}
@@ -307,6 +333,217 @@ static int write_sync(int fd, struct iovec *iov, int n, uint64_t off, uint64_t *
 	return 0;
 }
 
+/*
+ * The O_DIRECT writer (direct mode without AIO: an incremental image by
+ * default). An O_DIRECT write returns once the device has the bytes, and
+ * on ext4 a write that extends the file is made synchronously even
+ * through AIO; so batches are handed to a helper on the other CPU, which
+ * writes them in order while this thread goes on scanning (and
+ * write-protecting) the next mappings and queueing the next batch. At
+ * most two batches are with it, in w->slot: the program's pages they
+ * point at do not change (its threads are stopped; ours are copied to the
+ * bounce buffer, which is reused only after img_write_sync), and every
+ * batch is written before img_write_end returns.
+ *
+ * The helper is made like the compression worker (a raw clone sharing our
+ * memory and descriptors, its own process: none of the program's threads,
+ * no signal of the program reaches it), raw system calls only, on an arena
+ * stack, and dies with the thread that made it (PR_SET_PDEATHSIG). Not
+ * under a seccomp filter, nor with one CPU, nor with
+ * CRAC_IMAGE_DIRECT_HELPER=0: then this thread writes, as before.
+ */
+struct img_dworker {
+	uint32_t posted;                /* batches handed over (futex) */
+	uint32_t completed;             /* batches written (futex) */
+	uint32_t quit, exited;
+	int fd;                         /* the O_DIRECT descriptor */
+	int parent;                     /* our pid: the helper checks it is still its parent */
+	long pid;
+	struct img_write_slot *slot;    /* the writer's two slots */
+	long res[2];                    /* per slot: 0 or -errno */
+	uint64_t done[2];               /* bytes of the slot written */
+	int left[2];                    /* the first iovec of the slot not written (all: n_iov) */
+	uint32_t refuse;                /* tests: batch number + 1 "refused" (EINVAL), 0: none */
+	char *stack;
+};
+#define IMG_DWORKER_STACK (64u << 10)
+
+CRAC_IMG_NOSAN static void dworker_main(void *arg)
+{
+	struct img_dworker *d = arg;
+	uint32_t k = 0;
+
+	SYS(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0, 0);
+	if (SYS(SYS_getppid, 0, 0, 0, 0, 0, 0) != d->parent)
+		__atomic_store_n(&d->quit, 1, __ATOMIC_RELEASE);   /* orphaned already: nothing more */
+	for (;;) {
+		while (__atomic_load_n(&d->posted, __ATOMIC_ACQUIRE) == k && !__atomic_load_n(&d->quit, __ATOMIC_ACQUIRE))
+			SYS(SYS_futex, &d->posted, FUTEX_WAIT, k, 0, 0, 0);
+		if (__atomic_load_n(&d->posted, __ATOMIC_ACQUIRE) == k)
+			break;   /* told to quit, nothing left */
+		struct img_write_slot *sl = &d->slot[k & 1];
+		uint64_t off = sl->off, done = 0;
+		long res = k + 1 == d->refuse ? -EINVAL : 0;
+		int i = 0;
+		while (i < sl->n_iov && !res) {
+			long got = SYS(SYS_pwritev, d->fd, &sl->iov[i], sl->n_iov - i, off, 0, 0);
+			if (got == -EINTR)
+				continue;
+			if (got <= 0) {
+				res = got < 0 ? got : -EIO;
+				break;
+			}
+			off += (uint64_t)got;
+			done += (uint64_t)got;
+			while (got) {
+				if ((size_t)got < sl->iov[i].iov_len) {
+					sl->iov[i].iov_base = (char *)sl->iov[i].iov_base + got;
+					sl->iov[i].iov_len -= (size_t)got;
+					break;
+				}
+				got -= (long)sl->iov[i].iov_len;
+				i++;
+			}
+		}
+		d->res[k & 1] = res;
+		d->done[k & 1] = done;
+		d->left[k & 1] = i;
+		k++;
+		futex_set(&d->completed, k);
+	}
+	futex_set(&d->exited, 1);
+	for (;;)
+		SYS(SYS_exit, 0, 0, 0, 0, 0, 0);
+}
+
+/* Starts the writer for w->dfd (threads stopped); w->dw stays NULL if
+ * there is none. */
+static void dworker_start(struct img_capture *c)
+{
+	struct img_writer *w = &c->w;
+	const char *e = getenv("CRAC_IMAGE_DIRECT_HELPER");
+	cpu_set_t cpus;
+
+	w->dw = NULL;
+	w->dw_posted = w->dw_taken = 0;
+	w->dw_refused = false;
+	if ((e && !strcmp(e, "0")) || w->aio || prctl(PR_GET_SECCOMP, 0, 0, 0, 0) != 0 ||
+	    sched_getaffinity(0, sizeof(cpus), &cpus) != 0 || CPU_COUNT(&cpus) < 2)
+		return;
+	struct img_dworker *d = img_arena_alloc(&c->arena, sizeof(*d));
+	char *stack = img_arena_alloc(&c->arena, IMG_DWORKER_STACK);
+	if (!d || !stack)
+		return;
+	memset(d, 0, sizeof(*d));
+	/* tests: CRAC_TEST_DIRECT_REFUSE=N, the Nth batch (from 1) refused as
+	 * O_DIRECT refuses a misaligned write */
+	const char *t = getenv("CRAC_TEST_DIRECT_REFUSE");
+	d->refuse = t ? (uint32_t)strtoul(t, NULL, 10) : 0;
+	d->fd = w->dfd;
+	d->slot = w->slot;
+	d->stack = stack;
+	d->parent = (int)syscall(SYS_getpid);
+	uint64_t *sp = (uint64_t *)(((uintptr_t)stack + IMG_DWORKER_STACK) & ~(uintptr_t)15);
+	*--sp = (uint64_t)(uintptr_t)d;
+	*--sp = (uint64_t)(uintptr_t)dworker_main;
+	/* every signal blocked in the helper (it inherits the mask) */
+	uint64_t all = ~0ull, old = 0;
+	SYS(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, sizeof(all), 0, 0);
+	long pid = crac__img_helper_clone(CLONE_VM | CLONE_FILES | 0x00800000 /* CLONE_UNTRACED */, sp);
+	SYS(SYS_rt_sigprocmask, SIG_SETMASK, &old, 0, sizeof(old), 0, 0);
+	if (pid <= 0)
+		return;
+	d->pid = pid;
+	w->dw = d;
+}
+
+/* Waits until at most `left` batches are still with the writer, and takes
+ * the results of those it finished: an error fails the checkpoint; a batch
+ * O_DIRECT refused (alignment) is written buffered here, and the writer
+ * takes no more (w->dw_refused). */
+static int dworker_wait(struct img_capture *c, uint32_t left)
+{
+	struct img_writer *w = &c->w;
+	struct img_dworker *d = w->dw;
+	int rc = 0;
+
+	for (;;) {
+		uint32_t done = __atomic_load_n(&d->completed, __ATOMIC_ACQUIRE);
+		while (w->dw_taken != done) {
+			int si = (int)(w->dw_taken++ & 1);
+			struct img_write_slot *sl = &w->slot[si];
+			long res = d->res[si];
+			uint64_t at = sl->off + d->done[si];
+			sl->busy = false;
+			if (res == -EINVAL) {
+				w->dw_refused = true;
+				uint64_t more = 0;
+				int r = write_sync(c->pages_fd, &sl->iov[d->left[si]], sl->n_iov - d->left[si], at, &more);
+				if (r < 0 && rc == 0)
+					rc = write_fail(c, r, at + more);
+			} else if (res < 0 && rc == 0) {
+				rc = write_fail(c, (int)res, at);
+			}
+		}
+		if (w->dw_posted - done <= left)
+			return rc;
+		futex_wait_ne(&d->completed, done);
+	}
+}
+
+/* Every batch written, then the writer ends and is reaped (before the
+ * program's threads run again). */
+static int dworker_stop(struct img_capture *c)
+{
+	struct img_writer *w = &c->w;
+	struct img_dworker *d = w->dw;
+
+	if (!d)
+		return 0;
+	int rc = dworker_wait(c, 0);
+	futex_set(&d->quit, 1);
+	SYS(SYS_futex, &d->posted, FUTEX_WAKE, 1, 0, 0, 0);
+	futex_wait_ne(&d->exited, 0);
+	while (SYS(SYS_wait4, d->pid, 0, __WALL, 0, 0, 0) == -EINTR)
+		;
+	w->dw = NULL;
+	return rc;
+}
+
+/* O_DIRECT refused a batch of the writer's: the rest goes buffered, by this
+ * thread. */
+static int dworker_refused(struct img_capture *c)
+{
+	struct img_writer *w = &c->w;
+	int rc = dworker_stop(c);
+
+	close_fd(&w->dfd);
+	w->why = "O_DIRECT refused a write (alignment)";
+	w->mode = w->pipe[0] >= 0 ? IMG_WRITE_SPLICE : IMG_WRITE_WRITE;
+	return rc;
+}
+
+/* Hands the queue to the writer (room made for it first). */
+static int dworker_post(struct img_capture *c)
+{
+	struct img_writer *w = &c->w;
+	int rc = dworker_wait(c, 1);
+
+	if (rc < 0)
+		return rc;
+	if (w->dw_refused)
+		return dworker_refused(c);
+	struct img_write_slot *sl = &w->slot[w->dw_posted & 1];
+	memcpy(sl->iov, w->iov, (size_t)w->n_iov * sizeof(w->iov[0]));
+	sl->n_iov = w->n_iov;
+	sl->off = w->at;
+	sl->len = w->pending;
+	sl->busy = true;
+	w->used_dw = true;
+	futex_set(&w->dw->posted, ++w->dw_posted);
+	return 0;
+}
+
 /* Waits for one AIO write to complete and finishes it (a short write is
  * completed synchronously; O_DIRECT refused goes on buffered). */
 static int aio_wait_one(struct img_capture *c)
@@ -424,6 +661,16 @@ int img_write_flush(struct img_capture *c)
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 
+	if (w->dw && w->mode == IMG_WRITE_DIRECT && w->n_iov) {
+		rc = dworker_post(c);
+		if (rc < 0) {
+			w->n_iov = 0;
+			w->pending = 0;
+			return rc;
+		}
+		if (w->dw)
+			i = w->n_iov;   /* with the writer (else refused: below, buffered) */
+	}
 	if (w->aio && w->mode == IMG_WRITE_DIRECT && w->n_iov) {
 		rc = aio_submit(c);
 		if (rc < 0) {
@@ -491,6 +738,13 @@ int img_write_sync(struct img_capture *c)
 	int rc = c->w.n_iov ? img_write_flush(c) : 0;
 	int r = aio_drain(c);
 
+	if (c->w.dw) {
+		int d = dworker_wait(c, 0);
+		if (d == 0 && c->w.dw_refused)
+			d = dworker_refused(c);
+		if (r == 0)
+			r = d;
+	}
 	return rc < 0 ? rc : r;
 }
 
@@ -502,7 +756,10 @@ int img_write_end(struct img_capture *c)
 {
 	struct img_writer *w = &c->w;
 	int rc = img_write_sync(c);
+	int d = dworker_stop(c);   /* (a failure above may have left batches with it) */
 
+	if (rc == 0)
+		rc = d;
 	/* the rest of the page data goes to the disk while the header is made */
 	if (rc == 0 && w->mode != IMG_WRITE_DIRECT && w->at > c->kicked) {
 		sync_file_range(c->pages_fd, (off_t)c->kicked, (off_t)(w->at - c->kicked), SYNC_FILE_RANGE_WRITE);
@@ -527,11 +784,6 @@ int img_write_end(struct img_capture *c)
 #if CRAC_HAVE_ZSTD
 #define ZSTD_STATIC_LINKING_ONLY
 #include <zstd.h>
-#include <linux/futex.h>
-#include <sched.h>
-#include <sys/wait.h>
-
-#include "loader/sys.h"   /* raw system calls: the worker sets no errno */
 
 /*
  * With CRAC_IMAGE_COMPRESS_THREADS=2 and two CPUs, a chunk of 32 KiB and
@@ -558,22 +810,8 @@ struct img_zworker {
 	long pid;
 };
 
-long crac__img_helper_clone(unsigned long flags, void *sp) CRAC_HIDDEN;
-
 #define IMG_ZSTD_SPLIT_MIN (32u << 10)
 #define IMG_ZWORKER_STACK (256u << 10)
-
-static void futex_wait_ne(uint32_t *w, uint32_t old)
-{
-	while (__atomic_load_n(w, __ATOMIC_ACQUIRE) == old)
-		SYS(SYS_futex, w, FUTEX_WAIT, old, 0, 0, 0);
-}
-
-static void futex_set(uint32_t *w, uint32_t v)
-{
-	__atomic_store_n(w, v, __ATOMIC_RELEASE);
-	SYS(SYS_futex, w, FUTEX_WAKE, 1, 0, 0, 0);
-}
 
 CRAC_IMG_NOSAN static void zworker_main(void *arg)
 {

@@ -340,7 +340,7 @@ print("%x" % m["start"])' >"$T/big"
 	if [ "$(stat -f -c %T "$T")" = tmpfs ] && ! sed -n 2p "$T/stats" | grep -q "O_DIRECT"; then
 		sed -n 2p "$T/stats" | grep -q "the file system refuses O_DIRECT"
 	else
-		[ "$(grep -c "written with O_DIRECT (the default for an incremental image)" "$T/stats")" -eq 2 ]
+		[ "$(grep -Ec "written with O_DIRECT( by a helper on the other CPU)? \(the default for an incremental image\)" "$T/stats")" -eq 2 ]
 	fi
 	for s in 0 1 2; do restore_ok $s "$T/i$s" --populate; done
 	rm -rf "$T"/i[0-2]
