@@ -52,6 +52,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1809,6 +1810,9 @@ enum why_rank { WHY_NONE, WHY_ABSENT, WHY_STALE, WHY_ACCESS, WHY_REFUSED, WHY_ST
 
 struct lookup {
 	int pid;
+	int inner;                /* its pid in its own pid namespace (proc_status) */
+	bool nested;              /* that namespace is below ours: inner is not pid */
+	int pidfd;                /* process pid, taken before the lookup; -1: none */
 	unsigned uid;             /* effective uid of process pid */
 	enum why_rank rank;       /* of the reason kept in why / rc */
 	int rc;
@@ -1832,25 +1836,47 @@ static void note(struct lookup *l, enum why_rank rank, int rc, const char *fmt, 
 	va_end(ap);
 }
 
-/* The effective uid of process pid: the second field of "Uid:" in
- * /proc/PID/status (the owner of /proc/PID is root for a non-dumpable
- * process). */
-static int proc_euid(int pid, unsigned *uid)
+/* What /proc/PID/status tells of process pid: its effective uid (the
+ * second field of "Uid:"; the owner of /proc/PID is root for a
+ * non-dumpable process) and its pid in its own pid namespace (the last
+ * field of "NSpid:", *inner; *nested: the line has more than one field, the
+ * process is in a pid namespace below ours and knows itself by *inner).
+ * Without an NSpid line (a kernel before 4.1): *inner = pid, not nested. */
+static int proc_status(int pid, unsigned *uid, int *inner, bool *nested)
 {
-	char path[64], line[256];
+	char path[64], line[512];
 	unsigned r, e;
 	FILE *f;
 	int rc = -EPROTO;
 
+	*inner = pid;
+	*nested = false;
 	snprintf(path, sizeof(path), "/proc/%d/status", pid);
 	if (!(f = fopen(path, "re")))
 		return -errno;
-	while (fgets(line, sizeof(line), f))
+	while (fgets(line, sizeof(line), f)) {
 		if (sscanf(line, "Uid: %u %u", &r, &e) == 2) {
 			*uid = e;
 			rc = 0;
-			break;
+		} else if (strncmp(line, "NSpid:", 6) == 0) {
+			/* "NSpid:\tOUTER\t...\tINNER" (ours first) */
+			char *p = line + 6, *end;
+			long v, first = 0, last = 0;
+			int n = 0;
+			while ((v = strtol(p, &end, 10)), end != p) {
+				if (n++ == 0)
+					first = v;
+				last = v;
+				p = end;
+			}
+			/* (the first is pid, unless this /proc is another pid
+			 * namespace's: then nothing is known of it) */
+			if (n > 1 && first == pid && last > 0 && last <= INT_MAX) {
+				*inner = (int)last;
+				*nested = true;
+			}
 		}
+	}
 	fclose(f);
 	return rc;
 }
@@ -1961,6 +1987,50 @@ static int client_look(struct lookup *l, struct client_look *c, const char *edir
 	return -ETIMEDOUT;
 }
 
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77   /* Linux 6.5 */
+#endif
+#define PIDFS_MAGIC_NR 0x50494446   /* "PIDF": pidfds of Linux 6.9 on, one inode per process */
+
+/*
+ * The listener behind fd (SO_PEERCRED said pid l->pid) is the very process
+ * l->pidfd was taken of before the lookup, not another one given its number
+ * since (it exited meanwhile): the pidfd of the peer (SO_PEERPIDFD) and
+ * ours are the same inode of pidfs. Where the kernel cannot tell (no
+ * SO_PEERPIDFD, pidfds without pidfs, no pidfd taken), the pid alone
+ * counts, as before. False with the reason noted in l.
+ */
+static bool peer_is_target(struct lookup *l, int fd, const char *edir, const char *name)
+{
+	struct statfs sf;
+	struct stat a, b;
+	socklen_t len = sizeof(int);
+	int pfd = -1;
+
+	if (l->pidfd < 0)
+		return true;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pfd, &len) < 0) {
+		if (errno == ENOPROTOOPT || errno == EOPNOTSUPP)
+			return true;
+		if (errno == ESRCH || errno == EINVAL)
+			note(l, WHY_REFUSED, -EPERM, "control socket %s/%s: the process that listened there (pid %d) "
+			     "is gone, its socket kept open by another: refused", edir, name, l->pid);
+		else
+			note(l, WHY_REFUSED, -errno, "control socket %s/%s: SO_PEERPIDFD: %s", edir, name,
+			     strerror(errno));
+		return false;
+	}
+	bool told = fstatfs(pfd, &sf) == 0 && (unsigned long)sf.f_type == PIDFS_MAGIC_NR && fstat(pfd, &a) == 0 &&
+		    fstat(l->pidfd, &b) == 0;
+	close(pfd);
+	if (!told || (a.st_dev == b.st_dev && a.st_ino == b.st_ino))
+		return true;
+	note(l, WHY_REFUSED, -EPERM, "control socket %s/%s was answered by a process of pid %d that is not process "
+	     "%d as the lookup began (that one exited, its number was given to another): refused", edir, name,
+	     l->pid, l->pid);
+	return false;
+}
+
 /*
  * Tries one candidate directory. Returns a connected socket whose peer is
  * verified, or -1 with the reason noted in l (-ETIMEDOUT: a look given up
@@ -2062,8 +2132,12 @@ static int try_dir(struct lookup *l, const char *dir, const char *name)
 		goto fail;
 	}
 	if (cred.pid != l->pid) {
-		note(l, WHY_REFUSED, -EPERM, "control socket %s/%s was answered by pid %d, not %d%s: refused",
-		     edir, name, (int)cred.pid, l->pid, cred.pid == 0 ? " (a process of another pid namespace)" : "");
+		char as[64] = "";
+		if (l->nested)
+			snprintf(as, sizeof(as), " (pid %d in its pid namespace)", l->inner);
+		note(l, WHY_REFUSED, -EPERM, "control socket %s/%s was answered by pid %d, not %d%s%s: refused",
+		     edir, name, (int)cred.pid, l->pid, as,
+		     cred.pid == 0 ? " (a process of another pid namespace, not below ours)" : "");
 		goto fail;
 	}
 	if (cred.uid != l->uid && cred.uid != 0) {
@@ -2071,6 +2145,8 @@ static int try_dir(struct lookup *l, const char *dir, const char *name)
 		     "(the owner of process %d) or root: refused", edir, name, (unsigned)cred.uid, l->uid, l->pid);
 		goto fail;
 	}
+	if (!peer_is_target(l, fd, edir, name))
+		goto fail;
 	close(dfd);
 	return fd;
 fail:
@@ -2083,29 +2159,39 @@ out:
 
 /* Connects to the verified control socket of process pid, or returns a
  * negative errno with one line in err. */
-static int connect_to(int pid, char *err, size_t errlen)
+static int connect_to(int pid, int pidfd, char *err, size_t errlen)
 {
-	struct lookup l = { .pid = pid };
+	struct lookup l = { .pid = pid, .pidfd = pidfd };
 	char cand[MAX_CANDIDATES][256], v[200], name[32], ns_name[48] = "";
 	const char *d;
 	int n = 0, rc, fd;
 	struct stat nst;
 
-	if ((rc = proc_euid(pid, &l.uid)) < 0) {
+	if ((rc = proc_status(pid, &l.uid, &l.inner, &l.nested)) < 0) {
 		if (rc == -ENOENT)
 			snprintf(err, errlen, "no process %d", pid);
 		else
 			snprintf(err, errlen, "cannot read /proc/%d/status: %s", pid, strerror(-rc));
 		return rc;
 	}
-	/* the names it may listen at: PID.sock, else PID.pidns-INO.sock with
-	 * the inode of its pid namespace (setup_steps, step 5): the target's,
-	 * where we may look at it, else ours (PID is a pid of our namespace:
-	 * the target's own number only if it is in ours) */
-	snprintf(name, sizeof(name), "%d.sock", pid);
-	snprintf(v, sizeof(v), "/proc/%d/ns/pid", pid);
-	if (stat(v, &nst) == 0 || stat("/proc/self/ns/pid", &nst) == 0)
-		snprintf(ns_name, sizeof(ns_name), "%d.pidns-%lu.sock", pid, (unsigned long)nst.st_ino);
+	/* the names it may listen at: N.sock, else N.pidns-INO.sock with the
+	 * inode of its pid namespace (setup_steps, step 5), N the number it
+	 * knows itself by (getpid() there). In a pid namespace below ours
+	 * (a container seen from its host) that is its last NSpid, not pid,
+	 * and INO its namespace's, where we may look at it (/proc/PID/ns/pid:
+	 * its owner and root); in ours, pid itself, and INO the target's,
+	 * else ours (the same). Whatever answers at either name is taken only
+	 * if it is process pid itself (SO_PEERCRED, translated into our
+	 * namespace by the kernel, and its pidfd: try_dir): in a directory
+	 * shared by several pid namespaces, N.sock may be another's. */
+	bool ns_known = false;
+	snprintf(name, sizeof(name), "%d.sock", l.inner);
+	char nspath[40];
+	snprintf(nspath, sizeof(nspath), "/proc/%d/ns/pid", pid);
+	if (stat(nspath, &nst) == 0 || (!l.nested && stat("/proc/self/ns/pid", &nst) == 0)) {
+		snprintf(ns_name, sizeof(ns_name), "%d.pidns-%lu.sock", l.inner, (unsigned long)nst.st_ino);
+		ns_known = true;
+	}
 #define ADD(...) do { if (n < MAX_CANDIDATES) snprintf(cand[n++], sizeof(cand[0]), __VA_ARGS__); } while (0)
 	if ((d = getenv("CRAC_CONTROL_DIR")) && *d)
 		ADD("%s", d);
@@ -2144,10 +2230,17 @@ static int connect_to(int pid, char *err, size_t errlen)
 	/* An image checkpoint closes the endpoint while it writes the image
 	 * (take_snapshot: the socket is not carried): a process in the middle
 	 * of one looks exactly like one without an endpoint, so both are said. */
-	snprintf(err, errlen, "process %d has no control endpoint (looked in %s%s%s; enable it with "
+	char as[300] = "";
+	if (l.nested && ns_known)
+		snprintf(as, sizeof(as), " for %s and %s (it is pid %d in its pid namespace)", name, ns_name,
+			 l.inner);
+	else if (l.nested)
+		snprintf(as, sizeof(as), " for %s (it is pid %d in its pid namespace; %s: its pid namespace, "
+			 "and so its other name, cannot be looked at here)", name, l.inner, nspath);
+	snprintf(err, errlen, "process %d has no control endpoint (looked%s in %s%s%s; enable it with "
 		 "crac_control_start() or CRAC_CONTROL=1, or start the program with `crac run`), or it is "
 		 "writing an image right now (its endpoint is closed until the image is written: try again then)",
-		 pid, l.looked, l.rank ? "; " : "", l.rank ? l.why : "");
+		 pid, as, l.looked, l.rank ? "; " : "", l.rank ? l.why : "");
 	return -ENOENT;
 }
 
@@ -2265,7 +2358,7 @@ int crac__control_request_cb(int pid, const char *const *tokens, FILE *out, int 
 	 * without an answer is then told from a process that exited (see
 	 * closed_why) */
 	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if ((fd = connect_to(pid, err, errlen)) < 0) {
+	if ((fd = connect_to(pid, pidfd, err, errlen)) < 0) {
 		free(req);
 		if (pidfd >= 0)
 			close(pidfd);

@@ -123,3 +123,73 @@ in_ns() {
 	[ "$status" -eq 0 ]
 	grep -q '^before alpha' "$T/a.out"
 }
+
+# From the parent pid namespace (the host, seeing a container): the target
+# named its socket with the pid it knows itself by (1), the client is given
+# its pid as we see it. /proc/PID/status (NSpid) maps one to the other; what
+# answers is taken only if it is that very process (SO_PEERCRED, pidfd).
+
+@test "a client in the parent pid namespace reaches the endpoint of a program in a child pid namespace by the pid it sees" {
+	ns_spawn a
+	a=$hp
+	for _ in $(seq 400); do grep -q ready "$T/a.out" && [ -S "$T/ctl/1.sock" ] && break; sleep 0.05; done
+	[ -S "$T/ctl/1.sock" ]
+	[ "$a" != 1 ]
+	[ ! -e "$T/ctl/$a.sock" ]
+	run --separate-stderr "$CRAC" checkpoint --engine sim "$a"
+	echo "$status $output $stderr"
+	[ "$status" -eq 0 ]
+	[ "$(grep -c '^before alpha' "$T/a.out")" -eq 1 ]
+}
+
+@test "from the parent pid namespace, two programs of pid 1 (one at 1.sock, the other at 1.pidns-INO.sock): each reached by its own pid, never the other" {
+	ns_spawn a
+	a=$hp
+	for _ in $(seq 400); do [ -S "$T/ctl/1.sock" ] && break; sleep 0.02; done
+	[ -S "$T/ctl/1.sock" ]
+	ns_spawn b
+	b=$hp
+	nb=$(stat -L -c %i /proc/"$b"/ns/pid)
+	for _ in $(seq 400); do [ -S "$T/ctl/1.pidns-$nb.sock" ] && break; sleep 0.02; done
+	[ -S "$T/ctl/1.pidns-$nb.sock" ]
+	# B: 1.sock answers as A (refused), then B's own
+	run --separate-stderr "$CRAC" checkpoint --engine sim "$b"
+	echo "B: $status $output $stderr"
+	[ "$status" -eq 0 ]
+	[ "$(grep -c '^before alpha' "$T/b.out")" -eq 1 ]
+	! grep -q '^before alpha' "$T/a.out"
+	run --separate-stderr "$CRAC" checkpoint --engine sim "$a"
+	echo "A: $status $output $stderr"
+	[ "$status" -eq 0 ]
+	[ "$(grep -c '^before alpha' "$T/a.out")" -eq 1 ]
+	[ "$(grep -c '^before alpha' "$T/b.out")" -eq 1 ]
+}
+
+@test "from the parent pid namespace: a program of pid 1 without an endpoint while another pid namespace's pid 1 listens at 1.sock: refused, saying whose socket it is" {
+	ns_spawn a
+	a=$hp
+	for _ in $(seq 400); do [ -S "$T/ctl/1.sock" ] && break; sleep 0.02; done
+	[ -S "$T/ctl/1.sock" ]
+	ns_spawn b CRAC_CONTROL=0
+	b=$hp
+	for _ in $(seq 400); do grep -q ready "$T/b.out" && break; sleep 0.05; done
+	grep -q ready "$T/b.out"
+	run --separate-stderr "$CRAC" checkpoint --engine sim "$b"
+	echo "B: $status $output $stderr"
+	[ "$status" -ne 0 ]
+	[[ "$stderr" == *"1.sock was answered by pid $a, not $b (pid 1 in its pid namespace): refused"* ]]
+	! grep -q '^before alpha' "$T/a.out"
+	! grep -q '^before alpha' "$T/b.out"
+}
+
+@test "from the parent pid namespace: a program of pid 1 without an endpoint, nothing at 1.sock: the names looked for are said" {
+	ns_spawn b CRAC_CONTROL=0
+	b=$hp
+	for _ in $(seq 400); do grep -q ready "$T/b.out" && break; sleep 0.05; done
+	grep -q ready "$T/b.out"
+	nb=$(stat -L -c %i /proc/"$b"/ns/pid)
+	run --separate-stderr "$CRAC" checkpoint --engine sim "$b"
+	echo "B: $status $output $stderr"
+	[ "$status" -ne 0 ]
+	[[ "$stderr" == *"process $b has no control endpoint (looked for 1.sock and 1.pidns-$nb.sock (it is pid 1 in its pid namespace) in "* ]]
+}
