@@ -843,6 +843,11 @@ static void *listen_thread(void *p)
  * not mounted (see struct ctl_setup; tests/cli/control_dir.bats).
  */
 #define CONTROL_SETUP_MS 10000
+/* A temporary of a dead pid is stale once this old (crac_ctl_sweep): far
+ * beyond any setup's bind-to-listen (a few system calls), and beyond the
+ * bound of the setups of a process of another pid namespace whose pid is
+ * not one of ours, which may be between its bind and its listen. */
+#define CONTROL_TMP_AGE_MS 60000
 
 /* The directories own_dir() may choose, in its order. */
 enum { CAND_ENV, CAND_XDG, CAND_RUN, CAND_TMP, N_CANDS };
@@ -881,7 +886,9 @@ struct ctl_setup {
 	 * TARGET put in its place (a component swapped by another uid). */
 	const char *swap, *swap_to;
 	char swap_aside[256];
+	int64_t tmp_age_ns;               /* the age of a stale temporary (crac_ctl_sweep) */
 	/* out */
+	struct crac_ctl_swept swept;      /* step 3: the directory's stale temporaries removed */
 	struct crac_ctl_walk walk;        /* the directory's walk (ctl_dir.c) */
 	int cand;                         /* the directory chosen */
 	enum setup_step step;
@@ -933,45 +940,16 @@ static bool reopen_dir(struct ctl_setup *s)
 	return true;
 }
 
-/* Appends the decimal v to out at *o (the helper's code: no stdio). */
-static void put_dec(char *out, size_t *o, unsigned long v)
-{
-	char d[24];
-	int n = 0;
-
-	do {
-		d[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	while (n)
-		out[(*o)++] = d[--n];
-}
-
 /*
- * A fresh temporary name for this setup in s->tmp_name: PID-RANDOM.tmp,
- * 64 random bits (getrandom; where that fails, the clock mixed with the
- * attempt's number). No other process picks it, whatever its pid
- * namespace: nobody else binds, renames or removes our temporary, and we
- * never remove one of theirs.
+ * A fresh temporary name for this setup in s->tmp_name: PID-RANDOM.tmp
+ * (crac_ctl_unique_name: 64 random bits). No other process picks it,
+ * whatever its pid namespace: nobody else binds, renames or removes our
+ * temporary, and we never remove one of theirs while it may be in use (a
+ * stale one: crac_ctl_sweep).
  */
-static void unique_name(char *out, int pid, const char *suffix, unsigned attempt)
-{
-	static const char hex[] = "0123456789abcdef";
-	unsigned long long r = 0;
-	size_t o = 0;
-
-	if (crac_raw_syscall3(SYS_getrandom, (long)&r, sizeof(r), 1 /* GRND_NONBLOCK */) != (long)sizeof(r))
-		r = (unsigned long long)crac_bounded_mono_ns() * 0x9e3779b97f4a7c15ULL + attempt;
-	put_dec(out, &o, (unsigned long)pid);
-	out[o++] = '-';
-	for (int i = 15; i >= 0; i--)
-		out[o++] = hex[(r >> (4 * i)) & 15];
-	memcpy(out + o, suffix, strlen(suffix) + 1);
-}
-
 static void new_tmp_name(struct ctl_setup *s, unsigned attempt)
 {
-	unique_name(s->tmp_name, s->pid, ".tmp", attempt);
+	crac_ctl_unique_name(s->tmp_name, s->pid, ".tmp", attempt);
 }
 
 /* The address of NAME in the directory checked: through its descriptor
@@ -1029,7 +1007,7 @@ static long clear_stale(const struct ctl_setup *s, bool proc, const char *name)
 		crac_bounded_test_sleep(s->stale_ms);   /* tests: tried, not yet removed */
 		if (S_ISDIR(st.st_mode))
 			return -EISDIR;   /* (as unlink says; nothing renamed) */
-		unique_name(aside, s->pid, ".stale", attempt);
+		crac_ctl_unique_name(aside, s->pid, ".stale", attempt);
 		r = crac_raw_syscall5(SYS_renameat2, dfd, (long)name, dfd, (long)aside, 1 /* RENAME_NOREPLACE */);
 		if (r == -EINVAL || r == -ENOSYS) {
 			r = crac_raw_syscall3(SYS_unlinkat, dfd, (long)name, 0);
@@ -1209,6 +1187,18 @@ static void setup_steps(struct ctl_setup *s)
 		s->res = (int)r;
 		return;
 	}
+	/* The temporaries of setups killed between their bind and their
+	 * rename (PID-RANDOM.tmp; PID-RANDOM.stale of a clear_stale killed
+	 * between its rename aside and its unlink), which nobody else ever
+	 * removes: those of a pid dead here, not touched for tmp_age_ns, on
+	 * which nothing listens (crac_ctl_sweep says why each such check is
+	 * there). A sweep that cannot read the directory costs nothing else
+	 * (control_start says so). */
+	char sweep_via[40];
+	const char *via_dir = s->dirs[s->cand];
+	if (proc && crac_ctl_via_fd(sweep_via, sizeof(sweep_via), dfd, NULL) > 0)
+		via_dir = sweep_via;
+	crac_ctl_sweep(dfd, via_dir, s->uid, s->pid, s->tmp_age_ns, 4096, 64, &s->swept);
 	/*
 	 * 4. the socket file, under a temporary name: the caller listens
 	 * (listen records the credentials a client's SO_PEERCRED gets: ours,
@@ -1631,12 +1621,22 @@ static int control_start(int64_t deadline_ns, char *msg, size_t msglen, bool *sa
 	struct stat nst;
 	if (!s.no_proc && stat("/proc/self/ns/pid", &nst) == 0)
 		snprintf(s.ns_name, sizeof(s.ns_name), "%d.pidns-%lu.sock", (int)getpid(), (unsigned long)nst.st_ino);
+	/* CRAC_TEST_CONTROL_TMP_AGE_MS (tests): the age of a stale temporary */
+	s.tmp_age_ns = (int64_t)((e = getenv("CRAC_TEST_CONTROL_TMP_AGE_MS")) && *e ? strtol(e, NULL, 10)
+				 : CONTROL_TMP_AGE_MS) * 1000000LL;
 	if ((e = getenv("CRAC_TEST_CONTROL_SWAP")) && *e && getenv("CRAC_TEST_CONTROL_SWAP_TO") &&
 	    snprintf(s.swap_aside, sizeof(s.swap_aside), "%s.swapped", e) < (int)sizeof(s.swap_aside)) {
 		s.swap = e;
 		s.swap_to = getenv("CRAC_TEST_CONTROL_SWAP_TO");
 	}
 	rc = setup_bounded(&s, deadline_ns, msg, msglen);
+	if (rc != -ETIMEDOUT && s.swept.removed)
+		crac__log(CRAC_LOG_INFO, "control: %u stale temporar%s removed from %s (PID-RANDOM.tmp or .stale of "
+			  "a process killed during its setup: its pid dead, nothing listening)", s.swept.removed,
+			  s.swept.removed == 1 ? "y" : "ies", dirs[s.cand]);
+	if (rc != -ETIMEDOUT && s.swept.err < 0)
+		crac__log(CRAC_LOG_WARN, "control: stale temporaries of %s not looked for: reading it: %s",
+			  dirs[s.cand], strerror(-s.swept.err));
 	if (s.cand >= 0)
 		snprintf(sock_path, sizeof(sock_path), "%s", s.addrs[s.cand].sun_path);
 	if (rc == -ETIMEDOUT && msg[0]) {
