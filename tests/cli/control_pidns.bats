@@ -193,3 +193,45 @@ in_ns() {
 	[ "$status" -ne 0 ]
 	[[ "$stderr" == *"process $b has no control endpoint (looked for 1.sock and 1.pidns-$nb.sock (it is pid 1 in its pid namespace) in "* ]]
 }
+
+@test "from the parent pid namespace: a FIFO at 1.sock and a symbolic link to another's live socket at 1.pidns-INO.sock are refused, naming each; nothing reaches the other" {
+	ns_spawn a
+	a=$hp
+	for _ in $(seq 400); do [ -S "$T/ctl/1.sock" ] && break; sleep 0.02; done
+	[ -S "$T/ctl/1.sock" ]
+	ns_spawn b CRAC_CONTROL=0
+	b=$hp
+	for _ in $(seq 400); do grep -q ready "$T/b.out" && break; sleep 0.05; done
+	nb=$(stat -L -c %i /proc/"$b"/ns/pid)
+	# A's socket moved to where B's second name leads, a FIFO at 1.sock
+	mv "$T/ctl/1.sock" "$T/ctl/a.sock"
+	mkfifo -m 600 "$T/ctl/1.sock"
+	ln -s a.sock "$T/ctl/1.pidns-$nb.sock"
+	run --separate-stderr timeout 20 "$CRAC" checkpoint --engine sim "$b"
+	echo "B: $status $output $stderr"
+	[ "$status" -ne 0 ] && [ "$status" -ne 124 ]
+	[[ "$stderr" == *"control socket $T/ctl/1.sock is not a socket: refused"* ]]
+	# (the first refusal is the one said; the link is refused as well:)
+	rm "$T/ctl/1.sock"
+	run --separate-stderr timeout 20 "$CRAC" checkpoint --engine sim "$b"
+	echo "B: $status $output $stderr"
+	[ "$status" -ne 0 ] && [ "$status" -ne 124 ]
+	[[ "$stderr" == *"control socket $T/ctl/1.pidns-$nb.sock is a symlink: refused"* ]]
+	! grep -q '^before alpha' "$T/a.out"
+}
+
+@test "from the parent pid namespace, another uid (nobody) cannot reach root's program in a child pid namespace: refused before anything is sent" {
+	command -v setpriv >/dev/null || skip "needs setpriv(1)"
+	id nobody >/dev/null 2>&1 || skip "no user nobody"
+	ns_spawn a
+	a=$hp
+	for _ in $(seq 400); do [ -S "$T/ctl/1.sock" ] && break; sleep 0.02; done
+	[ -S "$T/ctl/1.sock" ]
+	run --separate-stderr timeout 20 setpriv --reuid=nobody --regid=nogroup --clear-groups \
+		"$CRAC" checkpoint --engine sim "$a"
+	echo "$status $output $stderr"
+	[ "$status" -ne 0 ] && [ "$status" -ne 124 ]
+	[[ "$stderr" == *"permission denied"* ]]
+	! grep -q '^before alpha' "$T/a.out"
+	! grep -q 'refus' "$T/a.err"
+}
