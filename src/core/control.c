@@ -55,6 +55,7 @@
 #include <sys/statfs.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <linux/openat2.h>
 #include <unistd.h>
 
 #define MAX_REQUEST 65536
@@ -1813,6 +1814,8 @@ struct lookup {
 	int inner;                /* its pid in its own pid namespace (proc_status) */
 	bool nested;              /* that namespace is below ours: inner is not pid */
 	int pidfd;                /* process pid, taken before the lookup; -1: none */
+	int root;                 /* its root (/proc/PID/root, O_PATH) where its mount namespace is not
+				   * ours (a container's): its directories are looked for there first; -1 */
 	unsigned uid;             /* effective uid of process pid */
 	enum why_rank rank;       /* of the reason kept in why / rc */
 	int rc;
@@ -1923,6 +1926,7 @@ struct client_look {
 	/* in */
 	int connect;                 /* 0: open, fstat, lstat of the socket; 1: connect fd to addr */
 	const char *dir, *name;
+	int root;                    /* -1, or dir is looked up in this root (RESOLVE_IN_ROOT) */
 	int fd;
 	struct sockaddr_un addr;
 	long slow_ms;
@@ -1945,7 +1949,15 @@ static void client_look_run(void *arg)
 	}
 	crac_bounded_test_sleep(c->slow_ms);
 	c->step = 0;
-	r = crac_raw_syscall3(SYS_openat, AT_FDCWD, (long)c->dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (c->root >= 0) {
+		/* in the target's root: every "/", "..", and symbolic link on
+		 * the way resolved within it (never out into ours), no
+		 * /proc magic link followed */
+		struct open_how how = { .flags = O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
+					.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+		r = crac_raw_syscall5(SYS_openat2, c->root, (long)c->dir, (long)&how, sizeof(how), 0);
+	} else
+		r = crac_raw_syscall3(SYS_openat, AT_FDCWD, (long)c->dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (r < 0) {
 		c->res = (int)r;
 		return;
@@ -2036,16 +2048,19 @@ static bool peer_is_target(struct lookup *l, int fd, const char *edir, const cha
  * verified, or -1 with the reason noted in l (-ETIMEDOUT: a look given up
  * on, the lookup ends).
  */
-static int try_dir(struct lookup *l, const char *dir, const char *name)
+static int try_dir(struct lookup *l, const char *dir, const char *name, bool in_root)
 {
-	char edir[200], via[80];
+	char edir[240], via[80];
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	struct ucred cred;
 	socklen_t clen = sizeof(cred);
 	struct stat dst, sst;
 	int dfd, fd = -1;
 
-	crac__escaped(dir, edir, sizeof(edir));   /* it may come from the target's environment */
+	/* it may come from the target's environment; in the target's root:
+	 * named by the path that leads there */
+	int ro = in_root ? snprintf(edir, sizeof(edir), "/proc/%d/root", l->pid) : 0;
+	crac__escaped(dir, edir + ro, sizeof(edir) - (size_t)ro);
 	if (strstr(name, ".pidns-") == NULL && strlen(l->looked) + strlen(edir) + 3 < sizeof(l->looked))
 		snprintf(l->looked + strlen(l->looked), sizeof(l->looked) - strlen(l->looked),
 			 "%s%s", l->looked[0] ? ", " : "", edir);
@@ -2053,7 +2068,7 @@ static int try_dir(struct lookup *l, const char *dir, const char *name)
 	/* O_PATH: no read permission needed, and the owner/mode checks are
 	 * ours; then is there anything at PID.sock? (Not following a symlink
 	 * there.) Bounded (client_look). */
-	struct client_look c = { .dir = dir, .name = name };
+	struct client_look c = { .dir = dir, .name = name, .root = in_root ? l->root : -1 };
 	int rc = client_look(l, &c, edir);
 	if (rc == -ETIMEDOUT)
 		return -ETIMEDOUT;   /* (a late descriptor: see client_look) */
@@ -2157,17 +2172,16 @@ out:
 	return fd;
 }
 
-/* Connects to the verified control socket of process pid, or returns a
- * negative errno with one line in err. */
-static int connect_to(int pid, int pidfd, char *err, size_t errlen)
+/* connect_to's lookup, with l (pid, pidfd) filled in as it goes. */
+static int look_up(struct lookup *l, char *err, size_t errlen)
 {
-	struct lookup l = { .pid = pid, .pidfd = pidfd };
+	int pid = l->pid;
 	char cand[MAX_CANDIDATES][256], v[200], name[32], ns_name[48] = "";
 	const char *d;
 	int n = 0, rc, fd;
 	struct stat nst;
 
-	if ((rc = proc_status(pid, &l.uid, &l.inner, &l.nested)) < 0) {
+	if ((rc = proc_status(pid, &l->uid, &l->inner, &l->nested)) < 0) {
 		if (rc == -ENOENT)
 			snprintf(err, errlen, "no process %d", pid);
 		else
@@ -2185,11 +2199,11 @@ static int connect_to(int pid, int pidfd, char *err, size_t errlen)
 	 * namespace by the kernel, and its pidfd: try_dir): in a directory
 	 * shared by several pid namespaces, N.sock may be another's. */
 	bool ns_known = false;
-	snprintf(name, sizeof(name), "%d.sock", l.inner);
+	snprintf(name, sizeof(name), "%d.sock", l->inner);
 	char nspath[40];
 	snprintf(nspath, sizeof(nspath), "/proc/%d/ns/pid", pid);
-	if (stat(nspath, &nst) == 0 || (!l.nested && stat("/proc/self/ns/pid", &nst) == 0)) {
-		snprintf(ns_name, sizeof(ns_name), "%d.pidns-%lu.sock", l.inner, (unsigned long)nst.st_ino);
+	if (stat(nspath, &nst) == 0 || (!l->nested && stat("/proc/self/ns/pid", &nst) == 0)) {
+		snprintf(ns_name, sizeof(ns_name), "%d.pidns-%lu.sock", l->inner, (unsigned long)nst.st_ino);
 		ns_known = true;
 	}
 #define ADD(...) do { if (n < MAX_CANDIDATES) snprintf(cand[n++], sizeof(cand[0]), __VA_ARGS__); } while (0)
@@ -2199,49 +2213,78 @@ static int connect_to(int pid, int pidfd, char *err, size_t errlen)
 		ADD("%s", v);
 	if (proc_env(pid, "XDG_RUNTIME_DIR", v, sizeof(v)) && v[0] == '/')
 		ADD("%s/crac", v);
-	ADD("/run/user/%u/crac", l.uid);
-	ADD("/tmp/crac-%u", l.uid);
-	if (l.uid != 0) {
+	ADD("/run/user/%u/crac", l->uid);
+	ADD("/tmp/crac-%u", l->uid);
+	if (l->uid != 0) {
 		/* where it listens if it started as root and dropped to uid */
 		ADD("/run/user/0/crac");
 		ADD("/tmp/crac-0");
 	}
 #undef ADD
-	for (int i = 0; i < n; i++) {
+	/* A target whose mount namespace is not ours (a container with a
+	 * root or mounts of its own) made its directory in its own view of
+	 * the file system: each candidate is looked for in its root first
+	 * (/proc/PID/root, readable by its owner and root only), then in
+	 * ours (a directory shared with the host). */
+	char mnt[40];
+	struct stat mst, ours;
+	snprintf(mnt, sizeof(mnt), "/proc/%d/ns/mnt", pid);
+	if (stat(mnt, &mst) == 0 && stat("/proc/self/ns/mnt", &ours) == 0 &&
+	    (mst.st_dev != ours.st_dev || mst.st_ino != ours.st_ino)) {
+		char rp[40];
+		snprintf(rp, sizeof(rp), "/proc/%d/root", pid);
+		l->root = open(rp, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	}
+	fd = -1;
+	for (int i = 0; i < n && fd != -ETIMEDOUT; i++) {
 		bool seen = false;
 		for (int j = 0; j < i && !seen; j++)
 			seen = strcmp(cand[i], cand[j]) == 0;
 		if (seen)
 			continue;
-		if ((fd = try_dir(&l, cand[i], name)) >= 0)
-			return fd;
-		/* PID.sock another's (a process of that pid number in
-		 * another pid namespace sharing the directory): the target's
-		 * own is PID.pidns-INO.sock */
-		if (fd != -ETIMEDOUT && ns_name[0] && (fd = try_dir(&l, cand[i], ns_name)) >= 0)
-			return fd;
-		if (fd == -ETIMEDOUT)
-			break;   /* given up: said (no further look after one that did not return) */
+		for (int in_root = l->root >= 0; in_root >= 0 && fd != -ETIMEDOUT; in_root--) {
+			if ((fd = try_dir(l, cand[i], name, in_root)) >= 0)
+				return fd;
+			/* PID.sock another's (a process of that pid number
+			 * in another pid namespace sharing the directory):
+			 * the target's own is PID.pidns-INO.sock */
+			if (fd != -ETIMEDOUT && ns_name[0] && (fd = try_dir(l, cand[i], ns_name, in_root)) >= 0)
+				return fd;
+		}
+		/* (-ETIMEDOUT: given up, said; no further look after one
+		 * that did not return) */
 	}
-	if (l.rank > WHY_ABSENT) {
-		snprintf(err, errlen, "%s", l.why);
-		return l.rc;
+	if (l->rank > WHY_ABSENT) {
+		snprintf(err, errlen, "%s", l->why);
+		return l->rc;
 	}
 	/* An image checkpoint closes the endpoint while it writes the image
 	 * (take_snapshot: the socket is not carried): a process in the middle
 	 * of one looks exactly like one without an endpoint, so both are said. */
 	char as[300] = "";
-	if (l.nested && ns_known)
+	if (l->nested && ns_known)
 		snprintf(as, sizeof(as), " for %s and %s (it is pid %d in its pid namespace)", name, ns_name,
-			 l.inner);
-	else if (l.nested)
+			 l->inner);
+	else if (l->nested)
 		snprintf(as, sizeof(as), " for %s (it is pid %d in its pid namespace; %s: its pid namespace, "
-			 "and so its other name, cannot be looked at here)", name, l.inner, nspath);
+			 "and so its other name, cannot be looked at here)", name, l->inner, nspath);
 	snprintf(err, errlen, "process %d has no control endpoint (looked%s in %s%s%s; enable it with "
 		 "crac_control_start() or CRAC_CONTROL=1, or start the program with `crac run`), or it is "
 		 "writing an image right now (its endpoint is closed until the image is written: try again then)",
-		 pid, as, l.looked, l.rank ? "; " : "", l.rank ? l.why : "");
+		 pid, as, l->looked, l->rank ? "; " : "", l->rank ? l->why : "");
 	return -ENOENT;
+}
+
+/* Connects to the verified control socket of process pid (pidfd: taken
+ * before, or -1), or returns a negative errno with one line in err. */
+static int connect_to(int pid, int pidfd, char *err, size_t errlen)
+{
+	struct lookup l = { .pid = pid, .pidfd = pidfd, .root = -1 };
+	int fd = look_up(&l, err, errlen);
+
+	if (l.root >= 0)
+		close(l.root);
+	return fd;
 }
 
 /* How long a connection closed without its STATUS waits for the end of a

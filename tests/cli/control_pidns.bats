@@ -210,13 +210,13 @@ in_ns() {
 	run --separate-stderr timeout 20 "$CRAC" checkpoint --engine sim "$b"
 	echo "B: $status $output $stderr"
 	[ "$status" -ne 0 ] && [ "$status" -ne 124 ]
-	[[ "$stderr" == *"control socket $T/ctl/1.sock is not a socket: refused"* ]]
+	[[ "$stderr" == *"$T/ctl/1.sock is not a socket: refused"* ]]
 	# (the first refusal is the one said; the link is refused as well:)
 	rm "$T/ctl/1.sock"
 	run --separate-stderr timeout 20 "$CRAC" checkpoint --engine sim "$b"
 	echo "B: $status $output $stderr"
 	[ "$status" -ne 0 ] && [ "$status" -ne 124 ]
-	[[ "$stderr" == *"control socket $T/ctl/1.pidns-$nb.sock is a symlink: refused"* ]]
+	[[ "$stderr" == *"$T/ctl/1.pidns-$nb.sock is a symlink: refused"* ]]
 	! grep -q '^before alpha' "$T/a.out"
 }
 
@@ -234,4 +234,31 @@ in_ns() {
 	[[ "$stderr" == *"permission denied"* ]]
 	! grep -q '^before alpha' "$T/a.out"
 	! grep -q 'refus' "$T/a.err"
+}
+
+@test "from the parent pid namespace: a program whose mount namespace has its own control directory (a tmpfs over it) is reached in its root (/proc/PID/root)" {
+	mkdir -m 0700 "$T/ctl"
+	spawn "$T/c.out" "$T/c.err" unshare --pid --fork --mount-proc --kill-child \
+		sh -c 'mount -t tmpfs -o mode=0700 crac-ctl "$1" && exec env CRAC_CONTROL=1 "$2"' sh "$T/ctl" "$PROG"
+	u=$SPAWNED
+	PIDS+=("$u")
+	c=
+	for _ in $(seq 200); do
+		c=$(cat /proc/"$u"/task/*/children 2>/dev/null | tr -d ' ')
+		[ -n "$c" ] && [ "$(readlink /proc/"$c"/exe)" = "$PROG" ] && break
+		c=
+		sleep 0.02
+	done
+	[ -n "$c" ]
+	PIDS+=("$c")
+	for _ in $(seq 400); do grep -q ready "$T/c.out" && break; sleep 0.05; done
+	cat "$T/c.out" "$T/c.err"
+	grep -q ready "$T/c.out"
+	# its socket is in its own tmpfs: not in the directory we see there
+	[ -z "$(ls -A "$T/ctl")" ]
+	[ -S "/proc/$c/root$T/ctl/1.sock" ]
+	run --separate-stderr "$CRAC" checkpoint --engine sim "$c"
+	echo "$status $output $stderr"
+	[ "$status" -eq 0 ]
+	[ "$(grep -c '^before alpha' "$T/c.out")" -eq 1 ]
 }
