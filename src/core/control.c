@@ -1797,8 +1797,14 @@ int crac_control_stop(void)
  *  - it is reached through the opened directory (/proc/self/fd/N/PID.sock),
  *    so no path component can be swapped in between;
  *  - the listener must be process PID with that uid, or root as above
- *    (SO_PEERCRED: the credentials it had when it listened), checked
- *    before the request is sent.
+ *    (SO_PEERCRED: the credentials it had when it listened, its pid as
+ *    our namespace sees it), and, where pidfds live on pidfs, the very
+ *    process PID named when the lookup began (its pidfd and the peer's,
+ *    SO_PEERPIDFD: peer_is_target), checked before the request is sent;
+ *  - a target in a pid namespace below ours named its socket with the
+ *    pid it knows itself by (NSpid), and one in a mount namespace not
+ *    ours made its directory in its own tree: looked for there first
+ *    (its root, RESOLVE_IN_ROOT), then in ours (look_up).
  * A candidate that fails is skipped: nothing is sent to it. If none is
  * usable, the most telling reason is reported.
  */
