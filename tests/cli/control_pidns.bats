@@ -262,3 +262,47 @@ in_ns() {
 	[ "$status" -eq 0 ]
 	[ "$(grep -c '^before alpha' "$T/c.out")" -eq 1 ]
 }
+
+@test "a pid given to another process during the lookup: the new process's socket at PID.sock is refused (its pidfd is not the one taken when the lookup began)" {
+	# (SO_PEERPIDFD: Linux 6.5; pidfds told apart by their inode: pidfs, 6.9)
+	[ "$(printf '%s\n' 6.9 "$(uname -r | cut -d- -f1)" | sort -V | head -1)" = 6.9 ] ||
+		skip "needs Linux 6.9 (pidfs)"
+	# in a pid namespace of our own, so that pid 2 can be handed on
+	# (ns_last_pid): A is pid 2, then B, once A is gone
+	spawn "$T/sh.out" "$T/sh.err" unshare --pid --fork --mount-proc --kill-child sh -c '
+		env CRAC_CONTROL=1 "$1" >"$2/a.out" 2>"$2/a.err" &
+		wait
+		echo 1 >/proc/sys/kernel/ns_last_pid
+		env CRAC_CONTROL=1 "$1" >"$2/b.out" 2>"$2/b.err" &
+		echo $! >"$2/b.pid"
+		wait' sh "$PROG" "$T"
+	u=$SPAWNED
+	PIDS+=("$u")
+	for _ in $(seq 200); do
+		s=$(cat /proc/"$u"/task/*/children 2>/dev/null | tr -d ' ')
+		[ -n "$s" ] && [ "$(cat /proc/"$s"/comm)" = sh ] && break
+		s=
+		sleep 0.02
+	done
+	[ -n "$s" ]
+	for _ in $(seq 400); do grep -q 'ready pid=2$' "$T/a.out" && [ -S "$T/ctl/2.sock" ] && break; sleep 0.05; done
+	grep -q 'ready pid=2$' "$T/a.out"
+	a=$(cat /proc/"$s"/task/*/children | tr -d ' ')
+	# the client: its pidfd of pid 2 (A) taken, then held 4 s before it
+	# looks into the directory
+	spawn "$T/cl.out" "$T/cl.err" nsenter -t "$s" -p -m -- env CRAC_TEST_SLOW_FS=lookup:4000 \
+		"$CRAC" checkpoint --engine sim 2
+	cl=$SPAWNED
+	PIDS+=("$cl")
+	sleep 0.7
+	kill "$a"
+	for _ in $(seq 200); do grep -qs 'ready pid=2$' "$T/b.out" && break; sleep 0.02; done
+	cat "$T/b.out" "$T/b.err"
+	grep -q 'ready pid=2$' "$T/b.out"
+	[ "$(cat "$T/b.pid")" = 2 ]
+	wait "$cl" && st=0 || st=$?
+	cat "$T/cl.out" "$T/cl.err"
+	[ "$st" -ne 0 ]
+	grep -q "2.sock was answered by a process of pid 2 that is not process 2 as the lookup began" "$T/cl.err"
+	! grep -q '^before alpha' "$T/b.out"
+}
