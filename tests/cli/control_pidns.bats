@@ -7,7 +7,11 @@
 # other's start, which then renamed its own socket or lost it), and where
 # DIR/PID.sock is the other's live socket, listens at
 # DIR/PID.pidns-INO.sock (INO: the inode of its /proc/self/ns/pid), which
-# `crac checkpoint PID` in that namespace finds. Root only (unshare).
+# `crac checkpoint PID` in that namespace finds. From the parent
+# namespace, `crac checkpoint HOSTPID` finds either name by the pid the
+# process knows itself by (NSpid), in its root first where its mount
+# namespace is its own, and takes only that very process as the peer
+# (SO_PEERCRED, pidfd). Root only (unshare).
 
 bats_require_minimum_version 1.5.0
 
