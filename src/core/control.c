@@ -52,8 +52,10 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <linux/openat2.h>
 #include <unistd.h>
 
 #define MAX_REQUEST 65536
@@ -842,6 +844,11 @@ static void *listen_thread(void *p)
  * not mounted (see struct ctl_setup; tests/cli/control_dir.bats).
  */
 #define CONTROL_SETUP_MS 10000
+/* A temporary of a dead pid is stale once this old (crac_ctl_sweep): far
+ * beyond any setup's bind-to-listen (a few system calls), and beyond the
+ * bound of the setups of a process of another pid namespace whose pid is
+ * not one of ours, which may be between its bind and its listen. */
+#define CONTROL_TMP_AGE_MS 60000
 
 /* The directories own_dir() may choose, in its order. */
 enum { CAND_ENV, CAND_XDG, CAND_RUN, CAND_TMP, N_CANDS };
@@ -880,7 +887,9 @@ struct ctl_setup {
 	 * TARGET put in its place (a component swapped by another uid). */
 	const char *swap, *swap_to;
 	char swap_aside[256];
+	int64_t tmp_age_ns;               /* the age of a stale temporary (crac_ctl_sweep) */
 	/* out */
+	struct crac_ctl_swept swept;      /* step 3: the directory's stale temporaries removed */
 	struct crac_ctl_walk walk;        /* the directory's walk (ctl_dir.c) */
 	int cand;                         /* the directory chosen */
 	enum setup_step step;
@@ -932,45 +941,16 @@ static bool reopen_dir(struct ctl_setup *s)
 	return true;
 }
 
-/* Appends the decimal v to out at *o (the helper's code: no stdio). */
-static void put_dec(char *out, size_t *o, unsigned long v)
-{
-	char d[24];
-	int n = 0;
-
-	do {
-		d[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	while (n)
-		out[(*o)++] = d[--n];
-}
-
 /*
- * A fresh temporary name for this setup in s->tmp_name: PID-RANDOM.tmp,
- * 64 random bits (getrandom; where that fails, the clock mixed with the
- * attempt's number). No other process picks it, whatever its pid
- * namespace: nobody else binds, renames or removes our temporary, and we
- * never remove one of theirs.
+ * A fresh temporary name for this setup in s->tmp_name: PID-RANDOM.tmp
+ * (crac_ctl_unique_name: 64 random bits). No other process picks it,
+ * whatever its pid namespace: nobody else binds, renames or removes our
+ * temporary, and we never remove one of theirs while it may be in use (a
+ * stale one: crac_ctl_sweep).
  */
-static void unique_name(char *out, int pid, const char *suffix, unsigned attempt)
-{
-	static const char hex[] = "0123456789abcdef";
-	unsigned long long r = 0;
-	size_t o = 0;
-
-	if (crac_raw_syscall3(SYS_getrandom, (long)&r, sizeof(r), 1 /* GRND_NONBLOCK */) != (long)sizeof(r))
-		r = (unsigned long long)crac_bounded_mono_ns() * 0x9e3779b97f4a7c15ULL + attempt;
-	put_dec(out, &o, (unsigned long)pid);
-	out[o++] = '-';
-	for (int i = 15; i >= 0; i--)
-		out[o++] = hex[(r >> (4 * i)) & 15];
-	memcpy(out + o, suffix, strlen(suffix) + 1);
-}
-
 static void new_tmp_name(struct ctl_setup *s, unsigned attempt)
 {
-	unique_name(s->tmp_name, s->pid, ".tmp", attempt);
+	crac_ctl_unique_name(s->tmp_name, s->pid, ".tmp", attempt);
 }
 
 /* The address of NAME in the directory checked: through its descriptor
@@ -1028,7 +1008,7 @@ static long clear_stale(const struct ctl_setup *s, bool proc, const char *name)
 		crac_bounded_test_sleep(s->stale_ms);   /* tests: tried, not yet removed */
 		if (S_ISDIR(st.st_mode))
 			return -EISDIR;   /* (as unlink says; nothing renamed) */
-		unique_name(aside, s->pid, ".stale", attempt);
+		crac_ctl_unique_name(aside, s->pid, ".stale", attempt);
 		r = crac_raw_syscall5(SYS_renameat2, dfd, (long)name, dfd, (long)aside, 1 /* RENAME_NOREPLACE */);
 		if (r == -EINVAL || r == -ENOSYS) {
 			r = crac_raw_syscall3(SYS_unlinkat, dfd, (long)name, 0);
@@ -1208,6 +1188,18 @@ static void setup_steps(struct ctl_setup *s)
 		s->res = (int)r;
 		return;
 	}
+	/* The temporaries of setups killed between their bind and their
+	 * rename (PID-RANDOM.tmp; PID-RANDOM.stale of a clear_stale killed
+	 * between its rename aside and its unlink), which nobody else ever
+	 * removes: those of a pid dead here, not touched for tmp_age_ns, on
+	 * which nothing listens (crac_ctl_sweep says why each such check is
+	 * there). A sweep that cannot read the directory costs nothing else
+	 * (control_start says so). */
+	char sweep_via[40];
+	const char *via_dir = s->dirs[s->cand];
+	if (proc && crac_ctl_via_fd(sweep_via, sizeof(sweep_via), dfd, NULL) > 0)
+		via_dir = sweep_via;
+	crac_ctl_sweep(dfd, via_dir, s->uid, s->pid, s->tmp_age_ns, 4096, 64, &s->swept);
 	/*
 	 * 4. the socket file, under a temporary name: the caller listens
 	 * (listen records the credentials a client's SO_PEERCRED gets: ours,
@@ -1630,12 +1622,22 @@ static int control_start(int64_t deadline_ns, char *msg, size_t msglen, bool *sa
 	struct stat nst;
 	if (!s.no_proc && stat("/proc/self/ns/pid", &nst) == 0)
 		snprintf(s.ns_name, sizeof(s.ns_name), "%d.pidns-%lu.sock", (int)getpid(), (unsigned long)nst.st_ino);
+	/* CRAC_TEST_CONTROL_TMP_AGE_MS (tests): the age of a stale temporary */
+	s.tmp_age_ns = (int64_t)((e = getenv("CRAC_TEST_CONTROL_TMP_AGE_MS")) && *e ? strtol(e, NULL, 10)
+				 : CONTROL_TMP_AGE_MS) * 1000000LL;
 	if ((e = getenv("CRAC_TEST_CONTROL_SWAP")) && *e && getenv("CRAC_TEST_CONTROL_SWAP_TO") &&
 	    snprintf(s.swap_aside, sizeof(s.swap_aside), "%s.swapped", e) < (int)sizeof(s.swap_aside)) {
 		s.swap = e;
 		s.swap_to = getenv("CRAC_TEST_CONTROL_SWAP_TO");
 	}
 	rc = setup_bounded(&s, deadline_ns, msg, msglen);
+	if (rc != -ETIMEDOUT && s.swept.removed)
+		crac__log(CRAC_LOG_INFO, "control: %u stale temporar%s removed from %s (PID-RANDOM.tmp or .stale of "
+			  "a process killed during its setup: its pid dead, nothing listening)", s.swept.removed,
+			  s.swept.removed == 1 ? "y" : "ies", dirs[s.cand]);
+	if (rc != -ETIMEDOUT && s.swept.err < 0)
+		crac__log(CRAC_LOG_WARN, "control: stale temporaries of %s not looked for: reading it: %s",
+			  dirs[s.cand], strerror(-s.swept.err));
 	if (s.cand >= 0)
 		snprintf(sock_path, sizeof(sock_path), "%s", s.addrs[s.cand].sun_path);
 	if (rc == -ETIMEDOUT && msg[0]) {
@@ -1795,8 +1797,14 @@ int crac_control_stop(void)
  *  - it is reached through the opened directory (/proc/self/fd/N/PID.sock),
  *    so no path component can be swapped in between;
  *  - the listener must be process PID with that uid, or root as above
- *    (SO_PEERCRED: the credentials it had when it listened), checked
- *    before the request is sent.
+ *    (SO_PEERCRED: the credentials it had when it listened, its pid as
+ *    our namespace sees it), and, where pidfds live on pidfs, the very
+ *    process PID named when the lookup began (its pidfd and the peer's,
+ *    SO_PEERPIDFD: peer_is_target), checked before the request is sent;
+ *  - a target in a pid namespace below ours named its socket with the
+ *    pid it knows itself by (NSpid), and one in a mount namespace not
+ *    ours made its directory in its own tree: looked for there first
+ *    (its root, RESOLVE_IN_ROOT), then in ours (look_up).
  * A candidate that fails is skipped: nothing is sent to it. If none is
  * usable, the most telling reason is reported.
  */
@@ -1809,6 +1817,11 @@ enum why_rank { WHY_NONE, WHY_ABSENT, WHY_STALE, WHY_ACCESS, WHY_REFUSED, WHY_ST
 
 struct lookup {
 	int pid;
+	int inner;                /* its pid in its own pid namespace (proc_status) */
+	bool nested;              /* that namespace is below ours: inner is not pid */
+	int pidfd;                /* process pid, taken before the lookup; -1: none */
+	int root;                 /* its root (/proc/PID/root, O_PATH) where its mount namespace is not
+				   * ours (a container's): its directories are looked for there first; -1 */
 	unsigned uid;             /* effective uid of process pid */
 	enum why_rank rank;       /* of the reason kept in why / rc */
 	int rc;
@@ -1832,25 +1845,47 @@ static void note(struct lookup *l, enum why_rank rank, int rc, const char *fmt, 
 	va_end(ap);
 }
 
-/* The effective uid of process pid: the second field of "Uid:" in
- * /proc/PID/status (the owner of /proc/PID is root for a non-dumpable
- * process). */
-static int proc_euid(int pid, unsigned *uid)
+/* What /proc/PID/status tells of process pid: its effective uid (the
+ * second field of "Uid:"; the owner of /proc/PID is root for a
+ * non-dumpable process) and its pid in its own pid namespace (the last
+ * field of "NSpid:", *inner; *nested: the line has more than one field, the
+ * process is in a pid namespace below ours and knows itself by *inner).
+ * Without an NSpid line (a kernel before 4.1): *inner = pid, not nested. */
+static int proc_status(int pid, unsigned *uid, int *inner, bool *nested)
 {
-	char path[64], line[256];
+	char path[64], line[512];
 	unsigned r, e;
 	FILE *f;
 	int rc = -EPROTO;
 
+	*inner = pid;
+	*nested = false;
 	snprintf(path, sizeof(path), "/proc/%d/status", pid);
 	if (!(f = fopen(path, "re")))
 		return -errno;
-	while (fgets(line, sizeof(line), f))
+	while (fgets(line, sizeof(line), f)) {
 		if (sscanf(line, "Uid: %u %u", &r, &e) == 2) {
 			*uid = e;
 			rc = 0;
-			break;
+		} else if (strncmp(line, "NSpid:", 6) == 0) {
+			/* "NSpid:\tOUTER\t...\tINNER" (ours first) */
+			char *p = line + 6, *end;
+			long v, first = 0, last = 0;
+			int n = 0;
+			while ((v = strtol(p, &end, 10)), end != p) {
+				if (n++ == 0)
+					first = v;
+				last = v;
+				p = end;
+			}
+			/* (the first is pid, unless this /proc is another pid
+			 * namespace's: then nothing is known of it) */
+			if (n > 1 && first == pid && last > 0 && last <= INT_MAX) {
+				*inner = (int)last;
+				*nested = true;
+			}
 		}
+	}
 	fclose(f);
 	return rc;
 }
@@ -1897,6 +1932,7 @@ struct client_look {
 	/* in */
 	int connect;                 /* 0: open, fstat, lstat of the socket; 1: connect fd to addr */
 	const char *dir, *name;
+	int root;                    /* -1, or dir is looked up in this root (RESOLVE_IN_ROOT) */
 	int fd;
 	struct sockaddr_un addr;
 	long slow_ms;
@@ -1919,7 +1955,15 @@ static void client_look_run(void *arg)
 	}
 	crac_bounded_test_sleep(c->slow_ms);
 	c->step = 0;
-	r = crac_raw_syscall3(SYS_openat, AT_FDCWD, (long)c->dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (c->root >= 0) {
+		/* in the target's root: every "/", "..", and symbolic link on
+		 * the way resolved within it (never out into ours), no
+		 * /proc magic link followed */
+		struct open_how how = { .flags = O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
+					.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+		r = crac_raw_syscall5(SYS_openat2, c->root, (long)c->dir, (long)&how, sizeof(how), 0);
+	} else
+		r = crac_raw_syscall3(SYS_openat, AT_FDCWD, (long)c->dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (r < 0) {
 		c->res = (int)r;
 		return;
@@ -1961,21 +2005,68 @@ static int client_look(struct lookup *l, struct client_look *c, const char *edir
 	return -ETIMEDOUT;
 }
 
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77   /* Linux 6.5 */
+#endif
+#define PIDFS_MAGIC_NR 0x50494446   /* "PIDF": pidfds of Linux 6.9 on, one inode per process */
+
+/*
+ * The listener behind fd (SO_PEERCRED said pid l->pid) is the very process
+ * l->pidfd was taken of before the lookup, not another one given its number
+ * since (it exited meanwhile): the pidfd of the peer (SO_PEERPIDFD) and
+ * ours are the same inode of pidfs. Where the kernel cannot tell (no
+ * SO_PEERPIDFD, pidfds without pidfs, no pidfd taken), the pid alone
+ * counts, as before. False with the reason noted in l.
+ */
+static bool peer_is_target(struct lookup *l, int fd, const char *edir, const char *name)
+{
+	struct statfs sf;
+	struct stat a, b;
+	socklen_t len = sizeof(int);
+	int pfd = -1;
+
+	if (l->pidfd < 0)
+		return true;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pfd, &len) < 0) {
+		if (errno == ENOPROTOOPT || errno == EOPNOTSUPP)
+			return true;
+		if (errno == ESRCH || errno == EINVAL)
+			note(l, WHY_REFUSED, -EPERM, "control socket %s/%s: the process that listened there (pid %d) "
+			     "is gone, its socket kept open by another: refused", edir, name, l->pid);
+		else
+			note(l, WHY_REFUSED, -errno, "control socket %s/%s: SO_PEERPIDFD: %s", edir, name,
+			     strerror(errno));
+		return false;
+	}
+	bool told = fstatfs(pfd, &sf) == 0 && (unsigned long)sf.f_type == PIDFS_MAGIC_NR && fstat(pfd, &a) == 0 &&
+		    fstat(l->pidfd, &b) == 0;
+	close(pfd);
+	if (!told || (a.st_dev == b.st_dev && a.st_ino == b.st_ino))
+		return true;
+	note(l, WHY_REFUSED, -EPERM, "control socket %s/%s was answered by a process of pid %d that is not process "
+	     "%d as the lookup began (that one exited, its number was given to another): refused", edir, name,
+	     l->pid, l->pid);
+	return false;
+}
+
 /*
  * Tries one candidate directory. Returns a connected socket whose peer is
  * verified, or -1 with the reason noted in l (-ETIMEDOUT: a look given up
  * on, the lookup ends).
  */
-static int try_dir(struct lookup *l, const char *dir, const char *name)
+static int try_dir(struct lookup *l, const char *dir, const char *name, bool in_root)
 {
-	char edir[200], via[80];
+	char edir[240], via[80];
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	struct ucred cred;
 	socklen_t clen = sizeof(cred);
 	struct stat dst, sst;
 	int dfd, fd = -1;
 
-	crac__escaped(dir, edir, sizeof(edir));   /* it may come from the target's environment */
+	/* it may come from the target's environment; in the target's root:
+	 * named by the path that leads there */
+	int ro = in_root ? snprintf(edir, sizeof(edir), "/proc/%d/root", l->pid) : 0;
+	crac__escaped(dir, edir + ro, sizeof(edir) - (size_t)ro);
 	if (strstr(name, ".pidns-") == NULL && strlen(l->looked) + strlen(edir) + 3 < sizeof(l->looked))
 		snprintf(l->looked + strlen(l->looked), sizeof(l->looked) - strlen(l->looked),
 			 "%s%s", l->looked[0] ? ", " : "", edir);
@@ -1983,7 +2074,7 @@ static int try_dir(struct lookup *l, const char *dir, const char *name)
 	/* O_PATH: no read permission needed, and the owner/mode checks are
 	 * ours; then is there anything at PID.sock? (Not following a symlink
 	 * there.) Bounded (client_look). */
-	struct client_look c = { .dir = dir, .name = name };
+	struct client_look c = { .dir = dir, .name = name, .root = in_root ? l->root : -1 };
 	int rc = client_look(l, &c, edir);
 	if (rc == -ETIMEDOUT)
 		return -ETIMEDOUT;   /* (a late descriptor: see client_look) */
@@ -2062,8 +2153,12 @@ static int try_dir(struct lookup *l, const char *dir, const char *name)
 		goto fail;
 	}
 	if (cred.pid != l->pid) {
-		note(l, WHY_REFUSED, -EPERM, "control socket %s/%s was answered by pid %d, not %d%s: refused",
-		     edir, name, (int)cred.pid, l->pid, cred.pid == 0 ? " (a process of another pid namespace)" : "");
+		char as[64] = "";
+		if (l->nested)
+			snprintf(as, sizeof(as), " (pid %d in its pid namespace)", l->inner);
+		note(l, WHY_REFUSED, -EPERM, "control socket %s/%s was answered by pid %d, not %d%s%s: refused",
+		     edir, name, (int)cred.pid, l->pid, as,
+		     cred.pid == 0 ? " (a process of another pid namespace, not below ours)" : "");
 		goto fail;
 	}
 	if (cred.uid != l->uid && cred.uid != 0) {
@@ -2071,6 +2166,8 @@ static int try_dir(struct lookup *l, const char *dir, const char *name)
 		     "(the owner of process %d) or root: refused", edir, name, (unsigned)cred.uid, l->uid, l->pid);
 		goto fail;
 	}
+	if (!peer_is_target(l, fd, edir, name))
+		goto fail;
 	close(dfd);
 	return fd;
 fail:
@@ -2081,31 +2178,40 @@ out:
 	return fd;
 }
 
-/* Connects to the verified control socket of process pid, or returns a
- * negative errno with one line in err. */
-static int connect_to(int pid, char *err, size_t errlen)
+/* connect_to's lookup, with l (pid, pidfd) filled in as it goes. */
+static int look_up(struct lookup *l, char *err, size_t errlen)
 {
-	struct lookup l = { .pid = pid };
+	int pid = l->pid;
 	char cand[MAX_CANDIDATES][256], v[200], name[32], ns_name[48] = "";
 	const char *d;
 	int n = 0, rc, fd;
 	struct stat nst;
 
-	if ((rc = proc_euid(pid, &l.uid)) < 0) {
+	if ((rc = proc_status(pid, &l->uid, &l->inner, &l->nested)) < 0) {
 		if (rc == -ENOENT)
 			snprintf(err, errlen, "no process %d", pid);
 		else
 			snprintf(err, errlen, "cannot read /proc/%d/status: %s", pid, strerror(-rc));
 		return rc;
 	}
-	/* the names it may listen at: PID.sock, else PID.pidns-INO.sock with
-	 * the inode of its pid namespace (setup_steps, step 5): the target's,
-	 * where we may look at it, else ours (PID is a pid of our namespace:
-	 * the target's own number only if it is in ours) */
-	snprintf(name, sizeof(name), "%d.sock", pid);
-	snprintf(v, sizeof(v), "/proc/%d/ns/pid", pid);
-	if (stat(v, &nst) == 0 || stat("/proc/self/ns/pid", &nst) == 0)
-		snprintf(ns_name, sizeof(ns_name), "%d.pidns-%lu.sock", pid, (unsigned long)nst.st_ino);
+	/* the names it may listen at: N.sock, else N.pidns-INO.sock with the
+	 * inode of its pid namespace (setup_steps, step 5), N the number it
+	 * knows itself by (getpid() there). In a pid namespace below ours
+	 * (a container seen from its host) that is its last NSpid, not pid,
+	 * and INO its namespace's, where we may look at it (/proc/PID/ns/pid:
+	 * its owner and root); in ours, pid itself, and INO the target's,
+	 * else ours (the same). Whatever answers at either name is taken only
+	 * if it is process pid itself (SO_PEERCRED, translated into our
+	 * namespace by the kernel, and its pidfd: try_dir): in a directory
+	 * shared by several pid namespaces, N.sock may be another's. */
+	bool ns_known = false;
+	snprintf(name, sizeof(name), "%d.sock", l->inner);
+	char nspath[40];
+	snprintf(nspath, sizeof(nspath), "/proc/%d/ns/pid", pid);
+	if (stat(nspath, &nst) == 0 || (!l->nested && stat("/proc/self/ns/pid", &nst) == 0)) {
+		snprintf(ns_name, sizeof(ns_name), "%d.pidns-%lu.sock", l->inner, (unsigned long)nst.st_ino);
+		ns_known = true;
+	}
 #define ADD(...) do { if (n < MAX_CANDIDATES) snprintf(cand[n++], sizeof(cand[0]), __VA_ARGS__); } while (0)
 	if ((d = getenv("CRAC_CONTROL_DIR")) && *d)
 		ADD("%s", d);
@@ -2113,42 +2219,78 @@ static int connect_to(int pid, char *err, size_t errlen)
 		ADD("%s", v);
 	if (proc_env(pid, "XDG_RUNTIME_DIR", v, sizeof(v)) && v[0] == '/')
 		ADD("%s/crac", v);
-	ADD("/run/user/%u/crac", l.uid);
-	ADD("/tmp/crac-%u", l.uid);
-	if (l.uid != 0) {
+	ADD("/run/user/%u/crac", l->uid);
+	ADD("/tmp/crac-%u", l->uid);
+	if (l->uid != 0) {
 		/* where it listens if it started as root and dropped to uid */
 		ADD("/run/user/0/crac");
 		ADD("/tmp/crac-0");
 	}
 #undef ADD
-	for (int i = 0; i < n; i++) {
+	/* A target whose mount namespace is not ours (a container with a
+	 * root or mounts of its own) made its directory in its own view of
+	 * the file system: each candidate is looked for in its root first
+	 * (/proc/PID/root, readable by its owner and root only), then in
+	 * ours (a directory shared with the host). */
+	char mnt[40];
+	struct stat mst, ours;
+	snprintf(mnt, sizeof(mnt), "/proc/%d/ns/mnt", pid);
+	if (stat(mnt, &mst) == 0 && stat("/proc/self/ns/mnt", &ours) == 0 &&
+	    (mst.st_dev != ours.st_dev || mst.st_ino != ours.st_ino)) {
+		char rp[40];
+		snprintf(rp, sizeof(rp), "/proc/%d/root", pid);
+		l->root = open(rp, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	}
+	fd = -1;
+	for (int i = 0; i < n && fd != -ETIMEDOUT; i++) {
 		bool seen = false;
 		for (int j = 0; j < i && !seen; j++)
 			seen = strcmp(cand[i], cand[j]) == 0;
 		if (seen)
 			continue;
-		if ((fd = try_dir(&l, cand[i], name)) >= 0)
-			return fd;
-		/* PID.sock another's (a process of that pid number in
-		 * another pid namespace sharing the directory): the target's
-		 * own is PID.pidns-INO.sock */
-		if (fd != -ETIMEDOUT && ns_name[0] && (fd = try_dir(&l, cand[i], ns_name)) >= 0)
-			return fd;
-		if (fd == -ETIMEDOUT)
-			break;   /* given up: said (no further look after one that did not return) */
+		for (int in_root = l->root >= 0; in_root >= 0 && fd != -ETIMEDOUT; in_root--) {
+			if ((fd = try_dir(l, cand[i], name, in_root)) >= 0)
+				return fd;
+			/* PID.sock another's (a process of that pid number
+			 * in another pid namespace sharing the directory):
+			 * the target's own is PID.pidns-INO.sock */
+			if (fd != -ETIMEDOUT && ns_name[0] && (fd = try_dir(l, cand[i], ns_name, in_root)) >= 0)
+				return fd;
+		}
+		/* (-ETIMEDOUT: given up, said; no further look after one
+		 * that did not return) */
 	}
-	if (l.rank > WHY_ABSENT) {
-		snprintf(err, errlen, "%s", l.why);
-		return l.rc;
+	if (l->rank > WHY_ABSENT) {
+		snprintf(err, errlen, "%s", l->why);
+		return l->rc;
 	}
 	/* An image checkpoint closes the endpoint while it writes the image
 	 * (take_snapshot: the socket is not carried): a process in the middle
 	 * of one looks exactly like one without an endpoint, so both are said. */
-	snprintf(err, errlen, "process %d has no control endpoint (looked in %s%s%s; enable it with "
+	char as[300] = "";
+	if (l->nested && ns_known)
+		snprintf(as, sizeof(as), " for %s and %s (it is pid %d in its pid namespace)", name, ns_name,
+			 l->inner);
+	else if (l->nested)
+		snprintf(as, sizeof(as), " for %s (it is pid %d in its pid namespace; %s: its pid namespace, "
+			 "and so its other name, cannot be looked at here)", name, l->inner, nspath);
+	snprintf(err, errlen, "process %d has no control endpoint (looked%s in %s%s%s; enable it with "
 		 "crac_control_start() or CRAC_CONTROL=1, or start the program with `crac run`), or it is "
 		 "writing an image right now (its endpoint is closed until the image is written: try again then)",
-		 pid, l.looked, l.rank ? "; " : "", l.rank ? l.why : "");
+		 pid, as, l->looked, l->rank ? "; " : "", l->rank ? l->why : "");
 	return -ENOENT;
+}
+
+/* Connects to the verified control socket of process pid (pidfd: taken
+ * before, or -1), or returns a negative errno with one line in err. */
+static int connect_to(int pid, int pidfd, char *err, size_t errlen)
+{
+	struct lookup l = { .pid = pid, .pidfd = pidfd, .root = -1 };
+	int fd = look_up(&l, err, errlen);
+
+	if (l.root >= 0)
+		close(l.root);
+	return fd;
 }
 
 /* How long a connection closed without its STATUS waits for the end of a
@@ -2265,7 +2407,7 @@ int crac__control_request_cb(int pid, const char *const *tokens, FILE *out, int 
 	 * without an answer is then told from a process that exited (see
 	 * closed_why) */
 	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if ((fd = connect_to(pid, err, errlen)) < 0) {
+	if ((fd = connect_to(pid, pidfd, err, errlen)) < 0) {
 		free(req);
 		if (pidfd >= 0)
 			close(pidfd);

@@ -24,8 +24,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
+#include <time.h>
 
 /* Symbolic links followed on the way at most (as the kernel's 40). */
 #define CTL_MAX_LINKS 40
@@ -290,4 +294,159 @@ int crac_ctl_dir_open(const char *dir, unsigned uid, bool create, struct crac_ct
 fail:
 	raw_close(cur);
 	return w->err;
+}
+
+void crac_ctl_unique_name(char *out, int pid, const char *suffix, unsigned attempt)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned long long r = 0;
+	struct crac_img_buf b = { out, 0, 48 };
+
+	if (crac_raw_syscall3(SYS_getrandom, (long)&r, sizeof(r), 1 /* GRND_NONBLOCK */) != (long)sizeof(r))
+		r = (unsigned long long)crac_bounded_mono_ns() * 0x9e3779b97f4a7c15ULL + attempt;
+	crac_img_putu(&b, (uint64_t)(unsigned)pid);
+	crac_img_puts(&b, "-");
+	for (int i = 15; i >= 0; i--) {
+		char c[2] = { hex[(r >> (4 * i)) & 15], 0 };
+		crac_img_puts(&b, c);
+	}
+	crac_img_puts(&b, suffix);
+}
+
+/*
+ * Is name a temporary of the control directory, PID-RANDOM.tmp or
+ * PID-RANDOM.stale (PID decimal without a leading zero, RANDOM 16
+ * lower-case hex digits)? Its PID in *pid.
+ */
+static bool tmp_name_pid(const char *name, int *pid)
+{
+	unsigned long v = 0;
+	unsigned i = 0, h;
+
+	if (name[0] < '1' || name[0] > '9')
+		return false;
+	for (; name[i] >= '0' && name[i] <= '9'; i++) {
+		v = v * 10 + (unsigned long)(name[i] - '0');
+		if (i >= 9 || v > INT_MAX)
+			return false;
+	}
+	if (name[i++] != '-')
+		return false;
+	for (h = 0; h < 16; h++, i++)
+		if (!((name[i] >= '0' && name[i] <= '9') || (name[i] >= 'a' && name[i] <= 'f')))
+			return false;
+	const char *sfx = name + i;
+	static const char tmp[] = ".tmp", stale[] = ".stale";
+	bool is_tmp = true, is_stale = true;
+	for (unsigned k = 0; k < sizeof(tmp); k++)
+		is_tmp = is_tmp && sfx[k] == tmp[k];
+	for (unsigned k = 0; k < sizeof(stale); k++)
+		is_stale = is_stale && sfx[k] == stale[k];
+	*pid = (int)v;
+	return is_tmp || is_stale;
+}
+
+/* Does a socket listen at via/name (a connect that is not refused)? A
+ * non-blocking connect: a full backlog (EAGAIN) counts as listening, and
+ * so does any answer but "refused" or "gone" (nothing is removed on a
+ * doubt). */
+static bool listens(const char *via, const char *name)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	struct crac_img_buf b = { a.sun_path, 0, sizeof(a.sun_path) };
+	long fd, r;
+
+	if (str_len(via) + 1 + str_len(name) >= sizeof(a.sun_path))
+		return true;
+	crac_img_puts(&b, via);
+	crac_img_puts(&b, "/");
+	crac_img_puts(&b, name);
+	if ((fd = crac_raw_syscall3(SYS_socket, AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
+		return true;
+	r = crac_raw_syscall3(SYS_connect, fd, (long)&a, sizeof(a));
+	raw_close(fd);
+	return r != -ECONNREFUSED && r != -ENOENT;
+}
+
+/* The file at name in dfd removed if it is still the one looked at (st):
+ * renamed aside to a name of self_pid's, removed there only if the same
+ * (dev, inode), else put back. True if removed. */
+static bool remove_same(int dfd, const char *name, const struct stat *st, int self_pid)
+{
+	char aside[48];
+	struct stat now;
+	long r;
+
+	crac_ctl_unique_name(aside, self_pid, ".stale", 0);
+	r = crac_raw_syscall5(SYS_renameat2, dfd, (long)name, dfd, (long)aside, 1 /* RENAME_NOREPLACE */);
+	if (r < 0)
+		return false;   /* gone meanwhile, or no RENAME_NOREPLACE here: left (a sweep is no must) */
+	if (crac_raw_syscall5(SYS_newfstatat, dfd, (long)aside, (long)&now, AT_SYMLINK_NOFOLLOW, 0) == 0 &&
+	    now.st_dev == st->st_dev && now.st_ino == st->st_ino)
+		return crac_raw_syscall3(SYS_unlinkat, dfd, (long)aside, 0) == 0;
+	/* another file came to the name since the look: back (if the name
+	 * is taken again meanwhile, it stays aside: a name of ours, which a
+	 * later sweep looks at as any other) */
+	crac_raw_syscall5(SYS_renameat2, dfd, (long)aside, dfd, (long)name, 1 /* RENAME_NOREPLACE */);
+	return false;
+}
+
+/* The kernel's record of a directory entry (getdents64). */
+struct ctl_dirent64 {
+	uint64_t ino;
+	int64_t off;
+	unsigned short reclen;
+	unsigned char type;
+	char name[];
+};
+
+int crac_ctl_sweep(int dfd, const char *via, unsigned uid, int self_pid, int64_t min_age_ns, unsigned max_scan,
+		   unsigned max_remove, struct crac_ctl_swept *out)
+{
+	char buf[4096] __attribute__((aligned(8)));
+	struct timespec now_ts;
+	unsigned scanned = 0;
+	long rfd, n = 0;
+
+	out->removed = out->kept = 0;
+	out->err = 0;
+	if (crac_raw_syscall3(SYS_clock_gettime, CLOCK_REALTIME, (long)&now_ts, 0) < 0)
+		return out->err = -EIO;
+	int64_t now = (int64_t)now_ts.tv_sec * 1000000000LL + now_ts.tv_nsec;
+	/* (dfd is O_PATH: the entries are read through a descriptor of its own) */
+	if ((rfd = crac_raw_syscall3(SYS_openat, dfd, (long)".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return out->err = (int)rfd;
+	while (scanned < max_scan && out->removed < max_remove &&
+	       (n = crac_raw_syscall3(SYS_getdents64, rfd, (long)buf, sizeof(buf))) > 0) {
+		for (long off = 0; off < n && scanned < max_scan && out->removed < max_remove;) {
+			struct ctl_dirent64 *d = (struct ctl_dirent64 *)(buf + off);
+			struct stat st;
+			int pid;
+
+			off += d->reclen;
+			scanned++;
+			if (!tmp_name_pid(d->name, &pid) || pid == self_pid)
+				continue;
+			/* the pid of a live process (ours, or one we may not signal) */
+			if (crac_raw_syscall3(SYS_kill, pid, 0, 0) != -ESRCH)
+				continue;
+			if (crac_raw_syscall5(SYS_newfstatat, dfd, (long)d->name, (long)&st, AT_SYMLINK_NOFOLLOW,
+					      0) < 0)
+				continue;   /* gone meanwhile */
+			int64_t changed = (int64_t)st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec;
+			int64_t modified = (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+			if (modified > changed)
+				changed = modified;
+			if (!S_ISSOCK(st.st_mode) || st.st_uid != uid || now - changed < min_age_ns ||
+			    listens(via, d->name) || !remove_same(dfd, d->name, &st, self_pid)) {
+				out->kept++;
+				continue;
+			}
+			out->removed++;
+		}
+	}
+	if (n < 0 && scanned < max_scan && out->removed < max_remove)
+		out->err = (int)n;
+	raw_close(rfd);
+	return out->err < 0 ? out->err : (int)out->removed;
 }

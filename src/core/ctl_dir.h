@@ -11,6 +11,7 @@
 #include "core/internal.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 
 /* Where crac_ctl_dir_open stopped. */
 enum crac_ctl_walk_step {
@@ -64,5 +65,51 @@ int crac_ctl_dir_open(const char *dir, unsigned uid, bool create, struct crac_ct
  * Returns the length, or -ENAMETOOLONG. No libc.
  */
 int crac_ctl_via_fd(char *out, unsigned len, long fd, const char *name) CRAC_HIDDEN;
+
+/*
+ * Writes "PID-RANDOM" and suffix into out (48 bytes are enough: 10 digits,
+ * '-', 16 hex digits, a suffix of up to 20): 64 random bits (getrandom;
+ * where that fails, the clock mixed with attempt). A name no other process
+ * picks, whatever its pid namespace. No libc.
+ */
+void crac_ctl_unique_name(char *out, int pid, const char *suffix, unsigned attempt) CRAC_HIDDEN;
+
+/* What crac_ctl_sweep found and did. */
+struct crac_ctl_swept {
+	unsigned removed;     /* stale temporaries removed */
+	unsigned kept;        /* temporaries (or look-alikes) of a dead pid left alone: see why */
+	int err;              /* 0, or the -errno of reading the directory (the sweep stopped) */
+};
+
+/*
+ * Removes the stale temporaries of the control directory dfd (O_PATH, as
+ * crac_ctl_dir_open left it): PID-RANDOM.tmp (a socket bound by a setup
+ * that never renamed it: killed between bind and rename) and
+ * PID-RANDOM.stale (a stale socket set aside by clear_stale, its remover
+ * killed before the unlink), 16 hex digits of RANDOM. One is removed only
+ * when all of these hold, checked in this order:
+ *  - PID is not self_pid and no process of that pid exists in our pid
+ *    namespace (kill(PID, 0): ESRCH);
+ *  - it is a socket (not followed: a symbolic link, a FIFO, a directory,
+ *    a regular file are never touched) owned by uid;
+ *  - its last change (ctime, mtime) is min_age_ns old or more: a process
+ *    of another pid namespace sharing the directory, whose pid is not one
+ *    of ours, may be between its bind and its listen right now; its setup
+ *    is given up long before that age;
+ *  - nothing listens on it (a connect, through via/NAME, is refused): a
+ *    process of another pid namespace may be listening on it, not yet
+ *    renamed;
+ *  - it is still the file looked at when it is removed: renamed aside
+ *    (RENAME_NOREPLACE) to a name of our own, self_pid-RANDOM.stale, and
+ *    removed there only if its dev and inode are the ones looked at (else
+ *    renamed back).
+ * via: how connect() reaches the directory ("/proc/self/fd/DFD", or its
+ * path where that cannot be used). At most max_scan entries are looked at
+ * and max_remove removed: the sweep runs within the setup's bound.
+ * Raw system calls only, no lock, no allocation (as crac_ctl_dir_open).
+ * Returns the number removed, or out->err.
+ */
+int crac_ctl_sweep(int dfd, const char *via, unsigned uid, int self_pid, int64_t min_age_ns, unsigned max_scan,
+		   unsigned max_remove, struct crac_ctl_swept *out) CRAC_HIDDEN;
 
 #endif
