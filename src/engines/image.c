@@ -388,14 +388,16 @@ static void print_stats(const struct img_capture *c)
 	snprintf(line, sizeof(line), "crac: checkpoint stats: %.1f MiB of pages in %llu chunks written with %s%s "
 		 "(%s), %.1f MiB of zero pages left out%s%s; threads stopped %.1f ms (pages %.1f ms, of which "
 		 "writing %.1f ms; descriptors + header%s %.1f ms); before the stop %.1f ms (parent image "
-		 "%.1f ms), after it %.1f ms (read back %.1f ms, then waiting for fsync %.1f ms, rename %.1f ms)\n",
+		 "%.1f ms), after it %.1f ms (read back %.1f ms, then waiting for fsync %.1f ms, rename %.1f ms); "
+		 "before the engine %.1f ms (the engine's choice and target, callbacks, safety checks)\n",
 		 c->pages_size / 1048576.0, (unsigned long long)c->n_chunks,
 		 mode[c->w.mode <= IMG_WRITE_WRITE ? c->w.mode : 0], aio, c->w.why ? c->w.why : "",
 		 c->w.zero_pages * (double)CRAC_IMG_PAGE / 1048576.0, zs, incr, (c->t_synced - c->t_stopped) / 1e6,
 		 (c->t_pages - c->t_stopped) / 1e6, c->t_write_ns / 1e6, c->syncer ? "" : " + fsync",
 		 (c->t_synced - c->t_pages) / 1e6, (c->t_stopped - c->t_begin) / 1e6, c->t_incr / 1e6,
 		 (c->t_done - c->t_released) / 1e6, (c->t_verified - c->t_released) / 1e6,
-		 (c->t_fsynced - c->t_verified) / 1e6, (c->t_done - c->t_fsynced) / 1e6);
+		 (c->t_fsynced - c->t_verified) / 1e6, (c->t_done - c->t_fsynced) / 1e6,
+		 (c->t_begin - c->round->stats.start_ns) / 1e6);
 	write_stderr(line);
 }
 
