@@ -107,7 +107,9 @@ int crac_img_split_path(const char *dir, char *parent, size_t plen, const char *
  * The helper writes what it learns only from its own stack into the
  * caller's memory (a call given up on may return later and have the kernel
  * write its result: into the helper's stack, which stays mapped until the
- * helper is gone, never into the caller's frame, reused by then).
+ * helper is gone, or a mapping of its own (FSOP_READ, FSOP_HEADER), left
+ * mapped then, never into the caller's frame or buffer, reused or freed by
+ * then; the helper itself runs nothing once it was given up on: bounded.c).
  *
  * Where the caller has a limit of its own (the checkpoint's deadline before
  * the callbacks, a command's --timeout), crac_img_fs_limit sets it without
@@ -830,8 +832,23 @@ static void fsop_run(void *arg)
 		r = crac_raw_syscall5(SYS_fstat, fd, (long)&st, 0, 0, 0);
 		if (r == 0 && (!S_ISREG(st.st_mode) || (unsigned long long)st.st_size > op->real_len))
 			r = S_ISREG(st.st_mode) ? -EFBIG : -EPERM;
+		/* read into a mapping of the helper's, then copied into the
+		 * caller's buffer: a read given up on that returns later has
+		 * the kernel write there, never into the caller's buffer
+		 * (freed by then); that mapping is then left (the helper is
+		 * killed before it unmaps it) */
+		size_t map_len = ((size_t)(r == 0 ? st.st_size : 0) + 4095) & ~(size_t)4095;
+		char *buf = NULL;
+		if (r == 0 && map_len) {
+			r = crac_raw_syscall6(SYS_mmap, 0, (long)map_len, PROT_READ | PROT_WRITE,
+					      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			if (r < 0 && r > -4096)
+				map_len = 0;
+			else
+				buf = (char *)r, r = 0;
+		}
 		while (r == 0 && have < st.st_size) {   /* (a short read: what there is) */
-			long n = crac_raw_syscall3(SYS_read, fd, (long)(op->real + have), (long)st.st_size - have);
+			long n = crac_raw_syscall3(SYS_read, fd, (long)(buf + have), (long)st.st_size - have);
 			if (n <= 0) {
 				r = n;
 				break;
@@ -839,6 +856,10 @@ static void fsop_run(void *arg)
 			have += n;
 		}
 		crac_raw_syscall3(SYS_close, fd, 0, 0);
+		if (buf) {
+			memcpy(op->real, buf, (size_t)have);
+			crac_raw_syscall3(SYS_munmap, (long)buf, (long)map_len, 0);
+		}
 		op->st = st;
 		op->res = r < 0 ? (int)r : (int)have;
 		break;
