@@ -696,6 +696,18 @@ static int flatten_main(void *arg)
 		rc = 1;
 		goto out;
 	}
+	/* what an earlier flatten or checkpoint to OUT left when it was
+	 * killed, before OUT is looked at: a previous image it had set aside
+	 * (OUT.old-PID-START) is put back at OUT first, and is then what the
+	 * commit replaces (looked at after it, it "appeared" meanwhile) */
+	int stale_rc = crac_img_clean_stale_msg(outdir, NULL, msg, sizeof(msg));
+	if (stale_rc == -ETIMEDOUT) {
+		cli_err("flatten %s: %s", dir, msg);
+		rc = 1;
+		goto out;
+	}
+	if (stale_rc == 0 && msg[0])   /* a previous image not put back, and why */
+		cli_err("flatten %s: warning: %s", dir, msg);
 	if ((rc = crac_img_target_check(outdir, msg, sizeof(msg))) < 0) {
 		cli_err("flatten %s: %s", dir, msg);
 		rc = 1;
@@ -724,15 +736,6 @@ static int flatten_main(void *arg)
 			goto out;
 		}
 	}
-	/* what an earlier flatten or checkpoint to OUT left when it was killed */
-	int stale_rc = crac_img_clean_stale_msg(outdir, NULL, msg, sizeof(msg));
-	if (stale_rc == -ETIMEDOUT) {
-		cli_err("flatten %s: %s", dir, msg);
-		rc = 1;
-		goto out;
-	}
-	if (stale_rc == 0 && msg[0])   /* a previous image not put back, and why */
-		cli_err("flatten %s: warning: %s", dir, msg);
 	f.chunks = calloc((size_t)v.h->n_chunks + v.h->n_refs + 1, sizeof(*f.chunks));
 	/* locked until it is renamed (dfd stays open until then): a checkpoint
 	 * or flatten into OUT in another pid namespace, to which our pid means

@@ -26,6 +26,23 @@
  * kills its work. A child that a signal kills is said and the temporary it
  * named removed; otherwise the parent ends with the child's exit status.
  *
+ * The child's end is not the end of its work: image/dir.c's bounded
+ * helpers are children of the child (clones sharing its memory and, most
+ * of them, its table of descriptors), which die with it (PR_SET_PDEATHSIG)
+ * only once the kernel gets to it: a helper killed in the middle of a
+ * rename finishes the rename, and a helper sharing the table keeps every
+ * descriptor of it open, among them the lock on the previous image the
+ * commit moved aside (OUT.old-PID-START, image/dir.c aside_lock), until it
+ * has run its own exit. On a busy machine that comes after the child is
+ * reaped: a cleanup that looked then found the previous image locked and
+ * left it (as it must leave what another writer holds), and a rename
+ * still under way could land after the cleanup had looked. So the parent
+ * is a child subreaper while it watches (PR_SET_CHILD_SUBREAPER: the
+ * helpers of a dead child become its children) and, before it looks at
+ * what a killed child left, waits until none of them is left (bounded by
+ * the limit: one whose call does not return is said, and what the child
+ * left is then left for the next flatten or checkpoint there).
+ *
  * A child may be killed at any moment, by anyone: also after its
  * temporary is whole, while it renames it into place. The temporary is
  * named with its identity (cli_watch_tmp), and removed only while it is
@@ -163,13 +180,56 @@ static int is_dir_id(const char *path, uint64_t dev, uint64_t ino, char *msg, si
 	return (uint64_t)st.st_dev == dev && (uint64_t)st.st_ino == ino;
 }
 
+/* The first of our children still there (/proc/self/task/TID/children),
+ * or -1 if it cannot be told. */
+static int a_child(void)
+{
+	char path[64], buf[32];
+	int pid = -1;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)syscall(SYS_gettid));
+	FILE *f = fopen(path, "re");
+	if (f) {
+		if (fgets(buf, sizeof(buf), f))
+			pid = atoi(buf) > 0 ? atoi(buf) : -1;
+		fclose(f);
+	}
+	return pid;
+}
+
 /*
- * What the killed child left, once it is dead (reaped): the temporary it
- * named removed while it is still its own, and the rest of ours next to
- * its place (see the top of the file); one left is said. True if the
- * child had put its temporary in place (said as done).
+ * The dead worker's helpers (ours: we are a child subreaper; we start no
+ * other child) waited for until none is left, limit_ms at most: 0, or the
+ * pid of one still there (-1: which one cannot be told), with *waited_ms.
  */
-static bool after_child(const char *who, const struct watch_page *page, int pid, bool reaped)
+static int helpers_end(long limit_ms, int64_t *waited_ms)
+{
+	int64_t start = crac_bounded_mono_ns(), until = start + (int64_t)limit_ms * 1000000;
+
+	for (;;) {
+		int r = (int)waitpid(-1, NULL, __WALL | WNOHANG);
+		if (r > 0 || (r < 0 && errno == EINTR))
+			continue;   /* one ended (reaped now) */
+		if (r < 0)
+			return 0;   /* none left (ECHILD) */
+		int64_t now = crac_bounded_mono_ns();
+		*waited_ms = (now - start) / 1000000;
+		if (now >= until)
+			return a_child();
+		struct timespec ts = { 0, 1000000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
+/*
+ * What the killed child left, once it is dead (reaped) and its helpers too
+ * (helpers_end, limit_ms at most): the temporary it named removed while it
+ * is still its own, and the rest of ours next to its place (see the top of
+ * the file); one left is said. A helper that does not end leaves all of it
+ * as it is (said). True if the child had put its temporary in place (said
+ * as done).
+ */
+static bool after_child(const char *who, const struct watch_page *page, int pid, bool reaped, long limit_ms)
 {
 	bool tmp = __atomic_load_n(&page->tmp_set, __ATOMIC_ACQUIRE);
 	bool place = __atomic_load_n(&page->place_set, __ATOMIC_ACQUIRE);
@@ -183,12 +243,26 @@ static bool after_child(const char *who, const struct watch_page *page, int pid,
 				page->tmp, pid);
 		return false;
 	}
+	int64_t waited = 0;
+	int helper = helpers_end(limit_ms, &waited);
 	if (tmp && place && page->tmp_id &&
 	    (done = is_dir_id(page->place, page->tmp_dev, page->tmp_ino, msg, sizeof(msg))) < 0)
 		cli_err("%s: warning: cannot tell whether %s is its image (%s)", who, page->place, msg);
 	if (done > 0)
 		cli_err("%s: its worker (pid %d) was killed after it had put %s in place: %s is the image written "
 			"and verified (the rename may not survive a crash)", who, pid, page->place, page->place);
+	if (helper) {
+		/* stuck in the kernel: it may hold the previous image locked,
+		 * or rename yet; nothing the worker left is touched */
+		char h[32] = "";
+		if (helper > 0)
+			snprintf(h, sizeof(h), " (pid %d)", helper);
+		cli_err("%s: warning: a helper of its worker%s did not end within %lld ms (a call on a file system that "
+			"does not answer): what the worker left next to %s (its temporary, a previous image set "
+			"aside) is left as it is; the next flatten or checkpoint there cleans it once its file "
+			"system answers", who, h, (long long)waited, place ? page->place : tmp ? page->tmp : "OUT");
+		return done > 0;
+	}
 	/* its own temporary (not what an exchange put under its name) */
 	if (tmp && done <= 0 && (!page->tmp_id || is_dir_id(page->tmp, page->tmp_dev, page->tmp_ino, msg,
 							       sizeof(msg)) > 0) &&
@@ -248,6 +322,12 @@ int cli_watch_run(const char *who, long limit_ms, const char *bound, int (*body)
 		sigaddset(&stops, stop_sigs[i]);
 	sigprocmask(SIG_BLOCK, &stops, &old_mask);
 	int parent = (int)getpid();
+	/* the helpers of a dead child ours, to wait for (see the top) (the
+	 * attribute is not inherited: the child's helpers go to us) */
+	int was_subreaper = 0;
+	prctl(PR_GET_CHILD_SUBREAPER, &was_subreaper);
+	if (!was_subreaper)
+		prctl(PR_SET_CHILD_SUBREAPER, 1);
 	fflush(NULL);   /* (nothing buffered is written twice) */
 	int pid = (int)fork();
 	if (pid == 0) {
@@ -266,6 +346,8 @@ int cli_watch_run(const char *who, long limit_ms, const char *bound, int (*body)
 	}
 	if (pid < 0) {
 		cli_err("%s: cannot start its worker: %s", who, strerror(errno));
+		if (!was_subreaper)
+			prctl(PR_SET_CHILD_SUBREAPER, 0);
 		sigprocmask(SIG_SETMASK, &old_mask, NULL);
 		sigaction(SIGCHLD, &old_chld, NULL);
 		munmap(page, sizeof(*page));
@@ -295,7 +377,7 @@ int cli_watch_run(const char *who, long limit_ms, const char *bound, int (*body)
 			cli_err("%s: its worker (pid %d) is gone, its end unknown (waitpid: %s)", who, pid,
 				strerror(errno));
 			ended = reaped = true;
-			after_child(who, page, pid, true);
+			after_child(who, page, pid, true, limit_ms);
 			break;
 		}
 		if (stop_sig)
@@ -307,7 +389,7 @@ int cli_watch_run(const char *who, long limit_ms, const char *bound, int (*body)
 			/* (killed: what it names is what it was at) */
 			cli_err("%s: %s did not return after %lld ms (%s): its file system does not answer; given up",
 				who, page->what, (long long)((now - since) / 1000000), bound);
-			after_child(who, page, pid, reaped);
+			after_child(who, page, pid, reaped, limit_ms);
 			break;
 		}
 		/* until the step's limit, or a second when idle (a step may
@@ -329,13 +411,13 @@ int cli_watch_run(const char *who, long limit_ms, const char *bound, int (*body)
 			reaped = give_up(pid);
 		cli_err("%s: stopped by signal %d (%s): its worker (pid %d) stopped", who, sig, strsignal(sig), pid);
 		if (!ended || (waited && WIFSIGNALED(ws)))
-			after_child(who, page, pid, reaped);
+			after_child(who, page, pid, reaped, limit_ms);
 	} else if (waited) {
 		/* its own end: a child killed by a signal (mid-write) leaves its
 		 * temporary, removed here; one killed once its work was in
 		 * place has done it */
 		rc = child_status(who, pid, ws);
-		if (WIFSIGNALED(ws) && after_child(who, page, pid, true))
+		if (WIFSIGNALED(ws) && after_child(who, page, pid, true, limit_ms))
 			rc = 0;
 	}
 	if (pidfd >= 0)
@@ -343,6 +425,12 @@ int cli_watch_run(const char *who, long limit_ms, const char *bound, int (*body)
 	for (int i = 0; i < N_STOP_SIGS; i++)
 		if (old_stop[i].sa_handler != SIG_IGN)
 			sigaction(stop_sigs[i], &old_stop[i], NULL);
+	/* (helpers of its that ended since: reaped; one still stuck in the
+	 * kernel goes to init with our end) */
+	while (waitpid(-1, NULL, __WALL | WNOHANG) > 0)
+		;
+	if (!was_subreaper)
+		prctl(PR_SET_CHILD_SUBREAPER, 0);
 	sigaction(SIGCHLD, &old_chld, NULL);
 	munmap(page, sizeof(*page));
 	if (sig) {

@@ -51,6 +51,24 @@
 #include <unistd.h>
 
 /*
+ * What the helper reads and writes: at the top of its stack, never in the
+ * caller's struct crac_bounded (often in the caller's frame, or reused for
+ * the next helper). The stack stays mapped until the helper is gone (the
+ * orphans below), so a write of the helper's always lands in memory that
+ * is still its own.
+ */
+struct crac_bounded_ctl {
+	uint32_t done;          /* fn returned (futex word) */
+	void (*fn)(void *arg);
+	void *arg;
+	int parent;             /* the caller's pid: the helper dies with it */
+	bool own_files;         /* crac_bounded_start_own: a table of descriptors of its own */
+	int keep[2];            /* own_files: the caller's descriptors it keeps (-1: none) */
+};
+/* (its room, keeping the stack below it 64-byte aligned) */
+#define CTL_ROOM ((sizeof(struct crac_bounded_ctl) + 63) & ~(size_t)63)
+
+/*
  * Helpers given up on (their call did not return), reaped later, with the
  * stack each had if it was ours: it stays mapped until then, since the
  * call may still return and write its results there (a stat buffer, a
@@ -165,14 +183,14 @@ void crac_bounded_reap(void)
 		}
 }
 
-/* Closes every descriptor of the helper's own table but b->keep's:
+/* Closes every descriptor of the helper's own table but c->keep's:
  * close_range between them, else (a kernel before 5.9) each one listed in
  * /proc/self/fd (the helper's: it is its own process), until a pass finds
  * none left to close. */
-static void close_all_but(const struct crac_bounded *b)
+static void close_all_but(const struct crac_bounded_ctl *c)
 {
-	int k0 = b->keep[0] < b->keep[1] ? b->keep[0] : b->keep[1];
-	int k1 = b->keep[0] < b->keep[1] ? b->keep[1] : b->keep[0];
+	int k0 = c->keep[0] < c->keep[1] ? c->keep[0] : c->keep[1];
+	int k1 = c->keep[0] < c->keep[1] ? c->keep[1] : c->keep[0];
 	unsigned lo = 0;
 	long r = 0;
 
@@ -214,24 +232,24 @@ static void close_all_but(const struct crac_bounded *b)
 	}
 }
 
-/* The helper: fn, then `done` for the waiting caller. It exits when this
- * returns (clone's wrapper makes the exit system call). */
+/* The helper (arg: its ctl): fn, then `done` for the waiting caller. It
+ * exits when this returns (clone's wrapper makes the exit system call). */
 static int bounded_main(void *arg)
 {
-	struct crac_bounded *b = arg;
+	struct crac_bounded_ctl *c = arg;
 
 	/* Dies with the program: a program killed (kill -9) while its helper
 	 * was at work must not have it go on with the rest of its steps (a
 	 * bind, a chmod, a rename...) after its end. (Already gone: the
 	 * helper was given to another parent, and goes no further.) */
 	crac_raw_syscall3(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0);
-	if (crac_raw_syscall3(SYS_getppid, 0, 0, 0) != b->parent)
+	if (crac_raw_syscall3(SYS_getppid, 0, 0, 0) != c->parent)
 		return 0;
-	if (b->own_files)
-		close_all_but(b);
-	b->fn(b->arg);
-	__atomic_store_n(&b->done, 1, __ATOMIC_RELEASE);
-	crac_raw_syscall3(SYS_futex, (long)&b->done, FUTEX_WAKE, 1);
+	if (c->own_files)
+		close_all_but(c);
+	c->fn(c->arg);
+	__atomic_store_n(&c->done, 1, __ATOMIC_RELEASE);
+	crac_raw_syscall3(SYS_futex, (long)&c->done, FUTEX_WAKE, 1);
 	return 0;
 }
 
@@ -243,20 +261,20 @@ static void bounded_release(struct crac_bounded *b)
 		syscall(SYS_munmap, b->stack, CRAC_BOUNDED_STACK);
 	b->own_stack = false;
 	b->stack = NULL;
+	b->ctl = NULL;
 	b->pid = 0;
 }
 
-/* Starts a helper; files: CLONE_FILES (the caller's table) or 0 (its own). */
-static int bounded_start(struct crac_bounded *b, void (*fn)(void *), void *arg, char *stack, int files)
+/* Starts a helper; files: CLONE_FILES (the caller's table) or 0 (its own,
+ * of which it keeps keep0 and keep1). */
+static int bounded_start(struct crac_bounded *b, void (*fn)(void *), void *arg, char *stack, int files, int keep0,
+			 int keep1)
 {
 	crac_bounded_reap();
 	b->pid = 0;
-	b->done = 0;
-	b->fn = fn;
-	b->arg = arg;
+	b->ctl = NULL;
 	b->stack = stack;
 	b->own_stack = false;
-	b->parent = (int)syscall(SYS_getpid);
 	if (syscall(SYS_prctl, PR_GET_SECCOMP, 0, 0, 0, 0) != 0)
 		return -EPERM;
 	if (!b->stack) {
@@ -268,10 +286,15 @@ static int bounded_start(struct crac_bounded *b, void (*fn)(void *), void *arg, 
 		}
 		b->own_stack = true;
 	}
+	/* its ctl at the top of its stack; the stack proper below it */
+	b->ctl = (struct crac_bounded_ctl *)(void *)(b->stack + CRAC_BOUNDED_STACK - CTL_ROOM);
+	*b->ctl = (struct crac_bounded_ctl){
+		.fn = fn, .arg = arg, .parent = (int)syscall(SYS_getpid), .own_files = !files, .keep = { keep0, keep1 },
+	};
 	/* Every signal blocked in the helper (it inherits the mask). */
 	uint64_t all = ~0ull, old = 0;
 	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, sizeof(all));
-	int pid = clone(bounded_main, b->stack + CRAC_BOUNDED_STACK, CLONE_VM | files | CLONE_FS, b);
+	int pid = clone(bounded_main, b->ctl, CLONE_VM | files | CLONE_FS, b->ctl);
 	int e = errno;
 	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, sizeof(old));
 	if (pid <= 0) {
@@ -284,38 +307,57 @@ static int bounded_start(struct crac_bounded *b, void (*fn)(void *), void *arg, 
 
 int crac_bounded_start(struct crac_bounded *b, void (*fn)(void *), void *arg, char *stack)
 {
-	b->own_files = false;
-	b->keep[0] = b->keep[1] = -1;
-	return bounded_start(b, fn, arg, stack, CLONE_FILES);
+	return bounded_start(b, fn, arg, stack, CLONE_FILES, -1, -1);
 }
 
 int crac_bounded_start_own(struct crac_bounded *b, void (*fn)(void *), void *arg, char *stack, int keep0,
 			   int keep1)
 {
-	b->own_files = true;
-	b->keep[0] = keep0;
-	b->keep[1] = keep1;
-	return bounded_start(b, fn, arg, stack, 0);
+	return bounded_start(b, fn, arg, stack, 0, keep0, keep1);
 }
 
 bool crac_bounded_done(const struct crac_bounded *b)
 {
-	return !b->pid || __atomic_load_n(&b->done, __ATOMIC_ACQUIRE);
+	return !b->pid || __atomic_load_n(&b->ctl->done, __ATOMIC_ACQUIRE);
 }
 
-/* A helper that did not finish in time: killed; it ends at once unless its
- * call still does not return (up to 100 ms are given to see it end). */
+/*
+ * A helper that did not finish in time: killed; it ends at once unless its
+ * call still does not return (up to 100 ms are given to see it end).
+ *
+ * Once this returns, the helper runs no instruction of ours again, in
+ * every mode: a task that is not on a CPU is in the kernel, and with
+ * SIGKILL pending it never goes back to user mode; one on a CPU in user
+ * mode is sent into the kernel at once (the kill interrupts it), long
+ * before the first look 10 ms later. So fn writes nothing into the
+ * caller's memory after it was given up on (the caller's frame may be gone
+ * by then); only a call still in the kernel may have the kernel write its
+ * results when it returns, into what the call names: the helper's calls
+ * name its own stack (and the ctl there), kept mapped until it is reaped.
+ * The tests' modes keep to it too: CRAC_TEST_BOUNDED_UNREAPED=1, as if its
+ * call did not return: killed, and seen dead (WNOWAIT), but left unreaped;
+ * =2, nor the kill taking effect until the test sends it: stopped
+ * (SIGSTOP), and seen stopped, so that it runs nothing meanwhile either.
+ */
 static void bounded_give_up(struct crac_bounded *b)
 {
+	const char *t = getenv("CRAC_TEST_BOUNDED_UNREAPED");
+	int mode = t && (*t == '1' || *t == '2') ? *t - '0' : 0;
 	long r = 0;
 
-	/* (tests: as if its call did not return, CRAC_TEST_BOUNDED_UNREAPED=1;
-	 * =2: nor the kill take effect until the test sends it) */
-	const char *t = getenv("CRAC_TEST_BOUNDED_UNREAPED");
-	if (!(t && *t == '2'))
-		syscall(SYS_kill, b->pid, SIGKILL);
-	for (int k = t && (*t == '1' || *t == '2') ? 10 : 0;
-	     k < 10 && (r = syscall(SYS_wait4, b->pid, NULL, __WCLONE | WNOHANG, NULL)) == 0; k++) {
+	syscall(SYS_kill, b->pid, mode == 2 ? SIGSTOP : SIGKILL);
+	for (int k = 0; k < 10; k++) {
+		if (mode) {
+			/* (tests: seen dead, or stopped, but left as it is) */
+			siginfo_t si;
+			si.si_pid = 0;
+			if (syscall(SYS_waitid, P_PID, b->pid, &si,
+				    (mode == 2 ? WSTOPPED : WEXITED) | WNOWAIT | WNOHANG | __WCLONE, NULL) == 0 &&
+			    si.si_pid == b->pid)
+				break;
+		} else if ((r = syscall(SYS_wait4, b->pid, NULL, __WCLONE | WNOHANG, NULL)) != 0) {
+			break;
+		}
 		struct timespec ts = { 0, 10000000 };
 		syscall(SYS_nanosleep, &ts, NULL);
 	}
@@ -336,7 +378,7 @@ int crac_bounded_wait(struct crac_bounded *b, int64_t deadline_ns, long grace_ms
 	int64_t start = crac_bounded_mono_ns(), until = start + grace_ms * 1000000LL;
 	if (deadline_ns > until)
 		until = deadline_ns;
-	while (!__atomic_load_n(&b->done, __ATOMIC_ACQUIRE)) {
+	while (!__atomic_load_n(&b->ctl->done, __ATOMIC_ACQUIRE)) {
 		int64_t now = crac_bounded_mono_ns();
 		if (now >= until) {
 			bounded_give_up(b);
@@ -344,7 +386,7 @@ int crac_bounded_wait(struct crac_bounded *b, int64_t deadline_ns, long grace_ms
 			return -ETIMEDOUT;
 		}
 		struct timespec ts = { (until - now) / 1000000000LL, (until - now) % 1000000000LL };
-		syscall(SYS_futex, &b->done, FUTEX_WAIT, 0, &ts, NULL, 0);
+		syscall(SYS_futex, &b->ctl->done, FUTEX_WAIT, 0, &ts, NULL, 0);
 	}
 	/* through: it only exits now */
 	while (syscall(SYS_wait4, b->pid, NULL, __WCLONE, NULL) < 0 && errno == EINTR)

@@ -24,22 +24,23 @@
 /* The helper's stack. */
 #define CRAC_BOUNDED_STACK (64u << 10)
 
+/* What a helper reads and writes of its own (bounded.c): at the top of its
+ * stack, which stays mapped until the helper is gone. */
+struct crac_bounded_ctl;
+
 /*
  * One helper. The helper runs fn(arg) with raw system calls only (it
  * shares the caller's memory, descriptors and TLS: errno, locks and
  * signal handlers are not its own), on a stack of its own, every signal
- * blocked.
+ * blocked. It never touches this structure: what it is to do and its
+ * `done` are in its ctl, at the top of its stack (a helper given up on
+ * may outlive the caller's frame that holds this).
  */
 struct crac_bounded {
 	int pid;                /* 0: not running */
-	uint32_t done;          /* fn returned (futex word) */
-	void (*fn)(void *arg);
-	void *arg;
-	char *stack;            /* CRAC_BOUNDED_STACK bytes */
+	struct crac_bounded_ctl *ctl;   /* at the top of stack */
+	char *stack;            /* CRAC_BOUNDED_STACK bytes (the ctl's included) */
 	bool own_stack;         /* mapped by crac_bounded_start: unmapped when the helper is gone */
-	bool own_files;         /* crac_bounded_start_own: a table of descriptors of its own */
-	int keep[2];            /* own_files: the caller's descriptors it keeps (-1: none) */
-	int parent;             /* the caller's pid: the helper dies with it */
 };
 
 /* A system call without libc (no errno): -errno or the result. For the
@@ -99,7 +100,13 @@ void crac_bounded_reap(void) CRAC_HIDDEN;
  * NULL: mapped here). 0, or -errno when there is none (under a seccomp
  * filter, which may kill the process for a clone it did not expect:
  * -EPERM; clone or mmap refused): nothing was run then, the caller does
- * it itself. b must stay in place until the helper is waited for.
+ * it itself. b must stay in place until the helper is waited for; a stack
+ * given must stay until the helper is gone (reaped: crac_bounded_reap for
+ * one given up on), as the one mapped here does. fn's writes to arg
+ * happen only while the caller waits: once crac_bounded_wait has given up
+ * on the helper, it runs no instruction of ours again (bounded.c); a call
+ * of its that returns later may still have the kernel write its results,
+ * which is why the helper's calls write into its own stack only.
  */
 int crac_bounded_start(struct crac_bounded *b, void (*fn)(void *), void *arg, char *stack) CRAC_HIDDEN;
 

@@ -46,6 +46,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -106,7 +107,9 @@ int crac_img_split_path(const char *dir, char *parent, size_t plen, const char *
  * The helper writes what it learns only from its own stack into the
  * caller's memory (a call given up on may return later and have the kernel
  * write its result: into the helper's stack, which stays mapped until the
- * helper is gone, never into the caller's frame, reused by then).
+ * helper is gone, or a mapping of its own (FSOP_READ, FSOP_HEADER), left
+ * mapped then, never into the caller's frame or buffer, reused or freed by
+ * then; the helper itself runs nothing once it was given up on: bounded.c).
  *
  * Where the caller has a limit of its own (the checkpoint's deadline before
  * the callbacks, a command's --timeout), crac_img_fs_limit sets it without
@@ -124,7 +127,11 @@ int crac_img_split_path(const char *dir, char *parent, size_t plen, const char *
  * (given up on, it holds a descriptor: one of its own table, see
  * fsop_bounded); `locked`: crac_img_ofd_lock_msg's helper sleeps MS ms
  * once its lock is granted (a lock granted after it was given up on),
- * a file system that does not answer.
+ * a file system that does not answer; `renamed`: the helper of a rename
+ * (fs_rename_as) sleeps MS ms once its rename is made, and no longer dies
+ * with its caller meanwhile (a helper that ends after its caller was
+ * killed: a busy machine, where the kernel gets to the helper's end late,
+ * or a call that returns late; see cli/watch.c).
  *
  * System calls only: crac_img_fsync_fd may be called while the program's
  * other threads are stopped (crac_img_fs_prepare binds beforehand what
@@ -181,7 +188,8 @@ struct fsop {
 	const char *const *more; /* FSOP_REMOVE: more names to unlink (NULL-terminated), or NULL */
 	const char *const *cands; /* FSOP_ACCESS: paths tried in turn (NULL-terminated) instead of path */
 	long slow_ms;           /* CRAC_TEST_SLOW_FS */
-	long slow_after_ms;     /* FSOP_OPEN: CRAC_TEST_SLOW_FS=opened:MS, a sleep once the file is open */
+	long slow_after_ms;     /* FSOP_OPEN: CRAC_TEST_SLOW_FS=opened:MS, a sleep once the file is open;
+				 * FSOP_RENAME: renamed:MS, once the rename is made */
 	int res;                /* 0 or -errno (FSOP_SAME: 1 the expected one, 0 another) */
 	int step;               /* FSOP_REMOVE: 0 header, 1 pages, 2 + k more[k], then the directory;
 				 * FSOP_TARGET: 0 the parent, 1 DIR, 2 its entries, 3 its header */
@@ -727,6 +735,12 @@ static void fsop_run(void *arg)
 							     (long)op->to, op->flags)
 					  : crac_raw_syscall5(SYS_renameat, AT_FDCWD, (long)op->path, AT_FDCWD,
 							     (long)op->to, 0));
+		if (op->slow_after_ms) {
+			/* (tests, CRAC_TEST_SLOW_FS=renamed:MS: a helper
+			 * whose end comes late, after its caller's) */
+			crac_raw_syscall3(SYS_prctl, PR_SET_PDEATHSIG, 0, 0);
+			crac_bounded_test_sleep(op->slow_after_ms);
+		}
 		break;
 	case FSOP_SAME: {
 		struct stat st;
@@ -818,8 +832,23 @@ static void fsop_run(void *arg)
 		r = crac_raw_syscall5(SYS_fstat, fd, (long)&st, 0, 0, 0);
 		if (r == 0 && (!S_ISREG(st.st_mode) || (unsigned long long)st.st_size > op->real_len))
 			r = S_ISREG(st.st_mode) ? -EFBIG : -EPERM;
+		/* read into a mapping of the helper's, then copied into the
+		 * caller's buffer: a read given up on that returns later has
+		 * the kernel write there, never into the caller's buffer
+		 * (freed by then); that mapping is then left (the helper is
+		 * killed before it unmaps it) */
+		size_t map_len = ((size_t)(r == 0 ? st.st_size : 0) + 4095) & ~(size_t)4095;
+		char *buf = NULL;
+		if (r == 0 && map_len) {
+			r = crac_raw_syscall6(SYS_mmap, 0, (long)map_len, PROT_READ | PROT_WRITE,
+					      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			if (r < 0 && r > -4096)
+				map_len = 0;
+			else
+				buf = (char *)r, r = 0;
+		}
 		while (r == 0 && have < st.st_size) {   /* (a short read: what there is) */
-			long n = crac_raw_syscall3(SYS_read, fd, (long)(op->real + have), (long)st.st_size - have);
+			long n = crac_raw_syscall3(SYS_read, fd, (long)(buf + have), (long)st.st_size - have);
 			if (n <= 0) {
 				r = n;
 				break;
@@ -827,6 +856,10 @@ static void fsop_run(void *arg)
 			have += n;
 		}
 		crac_raw_syscall3(SYS_close, fd, 0, 0);
+		if (buf) {
+			memcpy(op->real, buf, (size_t)have);
+			crac_raw_syscall3(SYS_munmap, (long)buf, (long)map_len, 0);
+		}
 		op->st = st;
 		op->res = r < 0 ? (int)r : (int)have;
 		break;
@@ -1564,7 +1597,8 @@ int crac_img_commit(const char *tmp, const char *dir_arg, char *msg, size_t msgl
  */
 static int fs_rename_as(const char *from, const char *to, unsigned flags, const char *slow, char *why, size_t wlen)
 {
-	struct fsop op = { .kind = FSOP_RENAME, .path = from, .to = to, .flags = flags, .slow_ms = fs_slow(slow) };
+	struct fsop op = { .kind = FSOP_RENAME, .path = from, .to = to, .flags = flags, .slow_ms = fs_slow(slow),
+			   .slow_after_ms = fs_slow("renamed") };
 	int64_t waited;
 	int rc = fsop_bounded(&op, &waited);
 

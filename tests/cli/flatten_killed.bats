@@ -174,3 +174,83 @@ status_of_out() {
 		[ "$(chain_state)" = "$BEFORE" ]
 	done
 }
+
+# aside_then_kill STATE: crac flatten $T/i2 $T/flat over the flattened image
+# at $T/flat (inode PREV), on a file system without RENAME_EXCHANGE, each
+# helper of the commit's renames outliving its rename by 2 s, as on a busy
+# machine where the kernel ends a killed worker's helpers late
+# (CRAC_TEST_SLOW_FS=renamed): its worker killed once the previous image
+# is set aside as OUT.old-PID-START (its lock held by the worker and, in
+# the table of descriptors it shares, the helper), and (STATE `aside`)
+# nothing is at OUT yet, or (STATE `in`) the new image is at OUT; waits
+# 10 s at most for that. Sets FPID, WPID, ST (flatten_ended). (STATE LINGER
+# TIMEOUT: the helpers outlive their renames by LINGER ms, --timeout TIMEOUT.)
+aside_then_kill() {
+	local i
+	run "$CRAC" flatten "$T/i2" "$T/flat"
+	[ "$status" -eq 0 ]
+	PREV=$(stat -c %i "$T/flat")
+	spawn "$T/flat.out" "$T/flat.err" env CRAC_TEST_NO_EXCHANGE=1 CRAC_TEST_SLOW_FS=renamed:"${2:-2000}" \
+		"$CRAC" flatten "$T/i2" "$T/flat" --timeout "${3:-60s}"
+	FPID=$SPAWNED
+	for i in $(seq 200); do
+		if ls "$T" | grep -q '^flat\.old-'; then
+			[ "$1" = aside ] && [ ! -e "$T/flat" ] && break
+			[ "$1" = in ] && [ -e "$T/flat" ] && break
+		fi
+		sleep 0.05
+	done
+	WPID=$(pgrep -x -P "$FPID" crac || true)
+	echo "state $1 after $i polls: worker $WPID; $(ls "$T" | tr '\n' ' ')"
+	[ -n "$WPID" ]
+	kill -KILL "$WPID"
+	flatten_ended
+	ST=$FST
+	echo "status $ST; $(ls "$T" | tr '\n' ' '); stderr: $(cat "$T/flat.err")"
+}
+
+@test "flatten without RENAME_EXCHANGE, its worker killed with OUT set aside while a helper of its outlives it: the previous image put back" {
+	aside_then_kill aside
+	[ "$ST" -eq 1 ]
+	grep -q "its worker (pid $WPID) was killed by signal 9" "$T/flat.err"
+	! grep -q "not put back" "$T/flat.err"
+	# the previous image at OUT again, whole; nothing aside, no temporary
+	[ "$(stat -c %i "$T/flat")" = "$PREV" ]
+	"$CRAC" inspect "$T/flat" >/dev/null
+	[ -z "$(temporaries)" ]
+	[ "$(chain_state)" = "$BEFORE" ]
+}
+
+@test "flatten without RENAME_EXCHANGE, its worker killed with the new image in place while a helper of its outlives it: status 0, the previous image removed" {
+	aside_then_kill in
+	[ "$ST" -eq 0 ]
+	grep -q "after it had put $T/flat in place" "$T/flat.err"
+	[ "$(stat -c %i "$T/flat")" != "$PREV" ]
+	"$CRAC" inspect "$T/flat" >/dev/null
+	[ -z "$(temporaries)" ]
+	[ "$(chain_state)" = "$BEFORE" ]
+}
+
+@test "flatten without RENAME_EXCHANGE, its worker killed while a helper of its does not end within --timeout: said, what it left untouched, cleaned by the next flatten" {
+	# the helper outlives its rename by 5 s, the watcher waits 2 s for it
+	aside_then_kill aside 5000 2s
+	[ "$ST" -eq 1 ]
+	grep -q "warning: a helper of its worker (pid [0-9]*) did not end within [0-9]* ms" "$T/flat.err"
+	# untouched: the previous image aside, nothing at OUT
+	ls "$T" | grep -q '^flat\.old-'
+	[ ! -e "$T/flat" ]
+	# once the helper has ended, the next flatten puts it back, then
+	# replaces it
+	helper=$(grep -o "a helper of its worker (pid [0-9]*)" "$T/flat.err" | grep -o "[0-9]*")
+	for _ in $(seq 200); do
+		kill -0 "$helper" 2>/dev/null || break
+		sleep 0.05
+	done
+	! kill -0 "$helper" 2>/dev/null
+	run "$CRAC" flatten "$T/i2" "$T/flat"
+	echo "$status: $output"
+	[ "$status" -eq 0 ]
+	"$CRAC" inspect "$T/flat" >/dev/null
+	[ -z "$(temporaries)" ]
+	[ "$(chain_state)" = "$BEFORE" ]
+}

@@ -137,6 +137,48 @@ static void test_unreaped_keeps_stack(void)
 	CHECK(no_child());
 }
 
+/*
+ * A helper given up on writes nothing into the caller's memory once the
+ * caller's wait has returned: not its `done`, not fn's results (the
+ * caller's frame is gone by then, reused by the next call), in every mode,
+ * the tests' too (=1: killed but left unreaped; =2: not even killed until
+ * the test sends it). Here the caller's memory (its struct crac_bounded
+ * and fn's argument) is filled with a pattern once the wait has returned,
+ * and still holds it once the helper's sleep would be over.
+ */
+static void test_given_up_writes_nothing(void)
+{
+	static const char *const modes[] = { NULL, "1", "2" };
+	static struct {
+		struct crac_bounded b;
+		struct work w;
+	} caller;
+
+	for (size_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
+		int64_t waited;
+		memset(&caller, 0, sizeof(caller));
+		caller.w.sleep_ms = 400;
+		if (modes[m])
+			setenv("CRAC_TEST_BOUNDED_UNREAPED", modes[m], 1);
+		REQUIRE(crac_bounded_start(&caller.b, work_run, &caller.w, NULL) == 0);
+		int pid = caller.b.pid;
+		/* (given up on 100 ms on: in its sleep by then) */
+		CHECK_EQ(crac_bounded_wait(&caller.b, 0, 100, &waited), -ETIMEDOUT);
+		unsetenv("CRAC_TEST_BOUNDED_UNREAPED");
+		memset(&caller, 0xa5, sizeof(caller));   /* reused */
+		usleep(700 * 1000);   /* the helper's sleep over */
+		size_t changed = 0;
+		for (size_t i = 0; i < sizeof(caller); i++)
+			changed += ((const unsigned char *)&caller)[i] != 0xa5;
+		CHECKF(changed == 0, "mode %s: a helper given up on wrote %zu bytes into its caller's memory after the "
+		       "wait returned", modes[m] ? modes[m] : "0", changed);
+		kill(pid, SIGKILL);   /* (=2: the test's kill) */
+		usleep(100 * 1000);
+		crac_bounded_reap();
+		CHECK(no_child());
+	}
+}
+
 /* Many helpers given up on whose calls have not returned (more than any
  * fixed table holds: a file system that stays stuck while a long-running
  * program tries again and again): every one is reaped once it ended, and
@@ -343,6 +385,7 @@ int main(void)
 	RUN(test_caller_stack);
 	RUN(test_given_up);
 	RUN(test_unreaped_keeps_stack);
+	RUN(test_given_up_writes_nothing);
 	RUN(test_unreaped_flood);
 	RUN(test_unreaped_threads);
 	RUN(test_own_files);
