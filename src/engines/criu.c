@@ -75,6 +75,7 @@
  */
 #include "core/internal.h"
 #include "engines/criu.h"
+#include "image/bounded.h"
 #include "image/dir.h"
 #include "runtime/checks.h"
 #include "runtime/runtime.h"
@@ -344,14 +345,28 @@ void crac__criu_log_errors(const char *path, char *out, size_t len)
 	}
 }
 
-int crac__criu_is_image(const char *dir)
+/* Does dir hold the marker (a regular file)? 1 or 0; -ETIMEDOUT, msg
+ * naming the marker, when its lstat did not return by the limit of
+ * image/dir.c's bounded waits (a file system that does not answer). */
+static int criu_marker(const char *dir, char *msg, size_t len)
 {
 	char path[PATH_MAX];
 	struct stat st;
 
+	msg[0] = 0;
 	if (snprintf(path, sizeof(path), "%s/%s", dir, CRAC_CRIU_MARKER) >= (int)sizeof(path))
 		return 0;
-	return lstat(path, &st) == 0 && S_ISREG(st.st_mode);
+	int rc = crac_img_lstat_as_msg(path, &st, "criu-marker", msg, len);
+	if (rc == -ETIMEDOUT)
+		return rc;
+	return rc == 0 && S_ISREG(st.st_mode);
+}
+
+int crac__criu_is_image(const char *dir)
+{
+	char msg[PATH_MAX + 300];
+
+	return criu_marker(dir, msg, sizeof(msg)) == 1;
 }
 
 /* ---- the image directory --------------------------------------------------- */
@@ -383,12 +398,20 @@ static int remove_tree(const char *dir)
 static int target_check(const char *dir, char *msg, size_t len)
 {
 	struct stat st;
+	char m[PATH_MAX + 300];
 
-	if (lstat(dir, &st) < 0) {
-		if (errno == ENOENT)
-			return 0;
-		snprintf(msg, len, "image directory %s: %s", dir, strerror(errno));
-		return -errno;
+	/* the lstats bounded (image/dir.c: the checkpoint's deadline at the
+	 * setup; given up on: -ETIMEDOUT, said naming the path) */
+	int rc = crac_img_lstat_msg(dir, &st, m, sizeof(m));
+	if (rc == -ENOENT)
+		return 0;
+	if (rc == -ETIMEDOUT) {
+		snprintf(msg, len, "image directory %s: %s", dir, m);
+		return rc;
+	}
+	if (rc < 0) {
+		snprintf(msg, len, "image directory %s: %s", dir, strerror(-rc));
+		return rc;
 	}
 	if (!S_ISDIR(st.st_mode)) {
 		snprintf(msg, len, "image directory %s exists and is not a crac image (it is not a directory); "
@@ -401,10 +424,14 @@ static int target_check(const char *dir, char *msg, size_t len)
 			 (unsigned)geteuid());
 		return -EPERM;
 	}
-	if (crac__criu_is_image(dir))
+	if ((rc = criu_marker(dir, m, sizeof(m))) == 1)
 		return 1;
+	if (rc == -ETIMEDOUT) {
+		snprintf(msg, len, "image directory %s: %s", dir, m);
+		return rc;
+	}
 	/* An image of the image engine may be replaced as well. */
-	int rc = crac_img_target_check(dir, msg, len);
+	rc = crac_img_target_check(dir, msg, len);
 	if (rc == 1)
 		return 1;
 	if (rc == -EEXIST)
@@ -477,26 +504,131 @@ static bool criu_file(const char *n)
 }
 
 /*
- * A previous image moved aside (old, DIR.old-PID-START) whose writer died
- * before the new one took its place: with nothing at dir it is the image,
- * and goes back (never over what appeared at dir meanwhile). True if it
- * went back; else it was replaced (or cannot go back) and is removed.
+ * The look at one temporary of clean_stale, and its removal or its put
+ * back, made by a helper of image/dir.c (crac_img_bounded_call) waited for
+ * until the limit of the bounded waits: raw system calls only, its buffers
+ * on the helper's stack (a call given up on may still return and write
+ * them), this record static (the same: nothing of the caller's stack).
  */
-static bool put_back(const char *old, const char *dir)
+enum stale_step { STALE_OPEN, STALE_LOCK, STALE_LOOK, STALE_BACK, STALE_REMOVE };
+static const char *const stale_steps[] = { "its open", "its lock", "the look at its files",
+					   "putting it back", "its removal" };
+enum stale_res { STALE_LEFT, STALE_REMOVED, STALE_PUT_BACK };
+struct stale_op {
+	char path[PATH_MAX];   /* PARENT/NAME */
+	char dir[PATH_MAX];    /* where an image moved aside goes back */
+	bool old;              /* DIR.old-PID-START: a previous image moved aside */
+	bool foreign;          /* it holds something that is not CRIU's file of ours */
+	unsigned uid;          /* ours (geteuid) */
+	enum stale_step step;  /* what the helper was at */
+	enum stale_res res;
+};
+
+/* One pass over the directory dfd: every entry but . and .. handed to
+ * fn; false when the listing failed. */
+static bool stale_each(long dfd, char *dents, size_t cap, bool (*fn)(long dfd, const char *name, void *ctx),
+		       void *ctx)
 {
+	long got;
+
+	crac_raw_syscall3(SYS_lseek, dfd, 0, SEEK_SET);
+	while ((got = crac_raw_syscall3(SYS_getdents64, dfd, (long)dents, (long)cap)) > 0)
+		for (long at = 0; at < got;) {
+			/* linux_dirent64: ino 8, off 8, reclen 2, type 1, name */
+			unsigned short reclen = *(unsigned short *)(dents + at + 16);
+			const char *n = dents + at + 19;
+			at += reclen;
+			if ((n[0] == '.' && !n[1]) || (n[0] == '.' && n[1] == '.' && !n[2]))
+				continue;
+			if (!fn(dfd, n, ctx))
+				return true;   /* (fn says: enough) */
+		}
+	return got == 0;
+}
+
+/* stale_each: is name one of CRIU's files, a regular file of ours? */
+static bool stale_is_ours(long dfd, const char *name, void *ctx)
+{
+	struct stale_op *op = ctx;
+	struct stat fs;
+
+	if (criu_file(name) &&
+	    crac_raw_syscall5(SYS_newfstatat, dfd, (long)name, (long)&fs, AT_SYMLINK_NOFOLLOW, 0) == 0 &&
+	    S_ISREG(fs.st_mode) && fs.st_uid == op->uid)
+		return true;
+	op->foreign = true;
+	return false;   /* (no further look) */
+}
+
+/* stale_each: name unlinked; *ctx counts them. */
+static bool stale_unlink(long dfd, const char *name, void *ctx)
+{
+	if (crac_raw_syscall3(SYS_unlinkat, dfd, (long)name, 0) == 0)
+		++*(int *)ctx;
+	return true;   /* (a subdirectory stays: the rmdir says so) */
+}
+
+/* The helper: the temporary opened (no link followed), locked, looked at;
+ * a previous image moved aside goes back to dir when nothing is there,
+ * else (and a temporary) it is removed. */
+static void stale_run(void *arg)
+{
+	struct stale_op *op = arg;
+	char dents[4096] __attribute__((aligned(8)));
 	struct stat st;
 
-	if (lstat(dir, &st) == 0 || errno != ENOENT)
-		return false;
-	/* (the rename bounded as image/dir.c's are) */
-	char m[2 * PATH_MAX + 128];
-	int r = crac_img_rename_msg(old, dir, RENAME_NOREPLACE, m, sizeof(m));
-	if (r == -EINVAL || r == -ENOSYS)   /* (a file system that cannot say) */
-		r = lstat(dir, &st) == 0 || errno != ENOENT ? -EEXIST : crac_img_rename_msg(old, dir, 0, m, sizeof(m));
-	if (r == 0)
-		crac__log(CRAC_LOG_WARN, "the previous image %s, moved aside by a checkpoint that was killed before "
-			  "its new image took its place, is back at %s", old, dir);
-	return r == 0;
+	op->res = STALE_LEFT;
+	op->foreign = false;
+	op->step = STALE_OPEN;
+	long dfd = crac_raw_syscall3(SYS_openat, AT_FDCWD, (long)op->path,
+				     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0)
+		return;
+	/* Its writer holds a lock on it until its rename (make_tmp): one
+	 * in another pid namespace, whose PID and START mean nothing here,
+	 * still writes it. Ours while we remove it (the helper's own table
+	 * of descriptors: released when it ends, given up on or not). A file
+	 * system without flock: the names alone. */
+	op->step = STALE_LOCK;
+	if (crac_raw_syscall3(SYS_flock, dfd, LOCK_EX | LOCK_NB, 0) == -EWOULDBLOCK)
+		goto out;
+	op->step = STALE_LOOK;
+	if (crac_raw_syscall5(SYS_newfstatat, dfd, (long)"", (long)&st, AT_EMPTY_PATH, 0) < 0 || st.st_uid != op->uid ||
+	    !stale_each(dfd, dents, sizeof(dents), stale_is_ours, op) || op->foreign)
+		goto out;   /* not ours, or holding something else: left alone */
+	if (op->old) {
+		/* A previous image moved aside whose writer died before the
+		 * new one took its place: with nothing at dir it is the
+		 * image, and goes back (never over what appeared at dir
+		 * meanwhile). Else it was replaced (or cannot go back), and
+		 * is removed. */
+		op->step = STALE_BACK;
+		long r = crac_raw_syscall5(SYS_newfstatat, AT_FDCWD, (long)op->dir, (long)&st, AT_SYMLINK_NOFOLLOW, 0);
+		if (r == -ENOENT) {
+			r = crac_raw_syscall5(SYS_renameat2, AT_FDCWD, (long)op->path, AT_FDCWD, (long)op->dir,
+					      RENAME_NOREPLACE);
+			if (r == -EINVAL || r == -ENOSYS)   /* (a file system that cannot say) */
+				r = crac_raw_syscall5(SYS_newfstatat, AT_FDCWD, (long)op->dir, (long)&st,
+						      AT_SYMLINK_NOFOLLOW, 0) != -ENOENT
+					    ? -EEXIST
+					    : crac_raw_syscall3(SYS_rename, (long)op->path, (long)op->dir, 0);
+			if (r == 0) {
+				op->res = STALE_PUT_BACK;
+				goto out;
+			}
+		}
+	}
+	op->step = STALE_REMOVE;
+	/* a pass over a directory whose entries go meanwhile may skip some:
+	 * again until one removes nothing */
+	for (int pass = 0, n = 1; n && pass < 8; pass++) {
+		n = 0;
+		stale_each(dfd, dents, sizeof(dents), stale_unlink, &n);
+	}
+	if (crac_raw_syscall3(SYS_unlinkat, AT_FDCWD, (long)op->path, AT_REMOVEDIR) == 0)
+		op->res = STALE_REMOVED;
+out:
+	crac_raw_syscall3(SYS_close, dfd, 0, 0);
 }
 
 /*
@@ -506,27 +638,41 @@ static bool put_back(const char *old, const char *dir)
  * killed: the writer (PID with that start time) is gone, no writer holds
  * it locked (make_tmp: a writer in another pid namespace), the directory
  * is ours and holds nothing but CRIU's files. A previous image set aside
- * with no image at dir goes back instead (put_back). (The image engine's
- * own are removed by crac_img_clean_stale.)
+ * with no image at dir goes back instead. (The image engine's own are
+ * removed by crac_img_clean_stale.)
+ *
+ * The listing of dir's parent, and each temporary's look, lock, put back
+ * or removal (stale_run), are made by helpers of image/dir.c, bounded as
+ * the checkpoint's other looks at the file system (criu_configure: its
+ * deadline): a file system that does not answer is given up on, and
+ * -ETIMEDOUT returned with msg naming the path, the step and the limit.
+ * 0 otherwise (a parent that cannot be listed: nothing removed, as
+ * nothing can be written there either).
  */
-static void clean_stale(const char *dir)
+static int clean_stale(const char *dir, char *msg, size_t len)
 {
-	char parent[PATH_MAX];
+	static struct stale_op op;          /* one checkpoint at a time */
+	static char names[16384];           /* the same */
+	char parent[PATH_MAX], prefix[NAME_MAX + 2], lmsg[PATH_MAX + 300], why[300];
 	const char *base;
-	DIR *d;
-	struct dirent *de;
+	size_t nlen = 0;
 
-	if (crac_img_split_path(dir, parent, sizeof(parent), &base) < 0 || !*base || !(d = opendir(parent)))
-		return;
+	msg[0] = 0;
+	if (crac_img_split_path(dir, parent, sizeof(parent), &base) < 0 || !*base ||
+	    snprintf(prefix, sizeof(prefix), "%s.", base) >= (int)sizeof(prefix))
+		return 0;
+	int rc = crac_img_list_msg(parent, prefix, names, sizeof(names), &nlen, lmsg, sizeof(lmsg));
+	if (rc == -ETIMEDOUT) {
+		snprintf(msg, len, "the look for stale temporaries of %s: %s", dir, lmsg);
+		return rc;
+	}
 	size_t bl = strlen(base);
-	while ((de = readdir(d))) {
-		const char *n = de->d_name;
+	for (size_t at = 0; rc == 0 && at < nlen; at += strlen(names + at) + 1) {
+		const char *n = names + at;
 		int pid = 0;
 		unsigned long long start = 0;
 		char rest[16];
 		int end = 0;
-		if (strncmp(n, base, bl))
-			continue;
 		if (!strncmp(n + bl, ".tmp-", 5)) {
 			if (sscanf(n + bl + 5, "%d-%llu-%15s", &pid, &start, rest) != 3 || strlen(rest) != 6 || pid <= 0)
 				continue;
@@ -540,47 +686,22 @@ static void clean_stale(const char *dir)
 		}
 		if (!(kill(pid, 0) < 0 && errno == ESRCH) && crac_img_start_time(pid) == start)
 			continue;   /* its writer still runs */
-		int dfd = openat(dirfd(d), n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		struct stat st;
-		if (dfd < 0)
+		memset(&op, 0, sizeof(op));
+		if (snprintf(op.path, sizeof(op.path), "%s/%s", parent, n) >= (int)sizeof(op.path) ||
+		    snprintf(op.dir, sizeof(op.dir), "%s", dir) >= (int)sizeof(op.dir))
 			continue;
-		/* Its writer holds a lock on it until its rename (make_tmp):
-		 * one in another pid namespace, whose PID and START mean
-		 * nothing here, still writes it. Ours (lk) while we remove it.
-		 * (A file system without flock: the names alone.) */
-		int lk = fcntl(dfd, F_DUPFD_CLOEXEC, 3);
-		if (lk >= 0 && flock(lk, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK) {
-			close(lk);
-			close(dfd);
-			continue;
+		op.old = n[bl + 1] == 'o';
+		op.uid = (unsigned)geteuid();
+		if (crac_img_bounded_call("criu-clean", stale_run, &op, true, why, sizeof(why)) == -ETIMEDOUT) {
+			snprintf(msg, len, "the stale temporary %s of %s (%s) %s", op.path, dir, stale_steps[op.step],
+				 why);
+			return -ETIMEDOUT;
 		}
-		bool ours = fstat(dfd, &st) == 0 && st.st_uid == geteuid();
-		DIR *t = ours ? fdopendir(dfd) : NULL;
-		struct dirent *e;
-		while (t && ours && (e = readdir(t))) {
-			struct stat fs;
-			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-				continue;
-			ours = criu_file(e->d_name) && fstatat(dfd, e->d_name, &fs, AT_SYMLINK_NOFOLLOW) == 0 &&
-			       S_ISREG(fs.st_mode) && fs.st_uid == geteuid();
-		}
-		if (t)
-			closedir(t);
-		else
-			close(dfd);
-		if (ours) {
-			char path[PATH_MAX];
-			if (snprintf(path, sizeof(path), "%s/%s", parent, n) >= (int)sizeof(path))
-				;
-			else if (n[bl + 1] == 'o' && put_back(path, dir))
-				;   /* the image again */
-			else
-				remove_tree(path);
-		}
-		if (lk >= 0)
-			close(lk);
+		if (op.res == STALE_PUT_BACK)
+			crac__log(CRAC_LOG_WARN, "the previous image %s, moved aside by a checkpoint that was killed "
+				  "before its new image took its place, is back at %s", op.path, dir);
 	}
-	closedir(d);
+	return 0;
 }
 
 /* ---- engine state ----------------------------------------------------------- */
@@ -704,13 +825,13 @@ static int criu_configure(struct crac_round *r)
 			crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", rc, "cannot create the image in %s", msg);
 		return rc;
 	}
-	rc = target_check(dir, msg, sizeof(msg));
+	if ((rc = target_check(dir, msg, sizeof(msg))) >= 0)
+		rc = clean_stale(dir, msg, sizeof(msg));
 	crac_img_fs_deadline(0);
 	if (rc < 0) {
 		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", rc, "%s", msg);
 		return rc;
 	}
-	clean_stale(dir);
 	return 0;
 }
 

@@ -1,0 +1,92 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
+# The criu engine's looks at the target's file system at the setup of a
+# checkpoint (src/engines/criu.c: target_check, clean_stale) on a file
+# system that does not answer, for real (bound_common.bash: a FUSE mount
+# whose server never answers): each is given up on at the checkpoint's
+# deadline, the report naming the path and the step, instead of keeping
+# the checkpoint (and the program) waiting for ever. Before, the lstat of
+# DIR and the open of a stale temporary never returned. A fake criu (its
+# check passes, its dump fails) is enough: nothing is dumped.
+
+bats_require_minimum_version 1.5.0
+
+load common
+load bound_common
+
+setup() {
+	COUNTER="$CRAC_BUILD_DIR/tests/criu_counter"
+	T="$(mktemp -d /tmp/crac-bats-boundcriu.XXXXXX)"
+	chmod 755 "$T"
+	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_CRIU_OPTS CRAC_TEST_SLOW_FS
+	unset CRAC_TEST_SYNC_GRACE_MS
+	FROZEN=()
+	FROZEN_PIDS=()
+	cat >"$T/criu" <<'EOS'
+#!/bin/sh
+[ "$1" = check ] && exit 0
+exit 1
+EOS
+	chmod 755 "$T/criu"
+	export CRAC_CRIU="$T/criu"
+}
+
+teardown() {
+	thaw_mounts
+	rm -rf "$T"
+}
+
+# checkpoint_stuck: criu_counter's checkpoint into $T/img (deadline 10 s,
+# the default), 40 s at most: $status, $output (printed), $ms.
+checkpoint_stuck() {
+	local t0
+	t0=$(date +%s%N)
+	run clean timeout -k 5 40 "$COUNTER" criu "$T/img" </dev/null
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	echo "$status ($ms ms): $output"
+}
+
+@test "criu engine: a stale temporary that does not answer is given up on at the deadline, naming it and the step" {
+	# a temporary of a writer that is gone (pid 999999, start time 1)
+	# on a file system that does not answer
+	freeze_mount "$T/img.tmp-999999-1-abcdef"
+	# one of a gone writer that answers, next to it, holding something
+	# CRIU does not write: kept
+	mkdir "$T/img.tmp-999998-1-abcdef"
+	touch "$T/img.tmp-999998-1-abcdef/dump.log" "$T/img.tmp-999998-1-abcdef/notes.txt"
+	checkpoint_stuck
+	[ "$status" -eq 1 ]
+	[ "$ms" -lt 30000 ]
+	echo "$output" | grep -Eq "the stale temporary $T/img\.tmp-999999-1-abcdef of $T/img \(its open\) did not return after [0-9]+ ms \(the checkpoint's deadline\): its file system does not answer; given up"
+	echo "$output" | grep -q "^FAIL: crac_checkpoint_restore returned"
+	# no image, nothing written next to it (names only: a look at the
+	# mount point would wait as well)
+	[ ! -e "$T/img" ]
+	names=("$T"/img.tmp-*)
+	[ "${names[*]}" = "$T/img.tmp-999998-1-abcdef $T/img.tmp-999999-1-abcdef" ]
+}
+
+@test "criu engine: the lstat of DIR that does not answer is given up on at the deadline, naming DIR" {
+	freeze_mount "$T/img"
+	checkpoint_stuck
+	[ "$status" -eq 1 ]
+	[ "$ms" -lt 30000 ]
+	echo "$output" | grep -Eq "image directory $T/img: the lstat of $T/img did not return after [0-9]+ ms \(the checkpoint's deadline\): its file system does not answer; given up"
+	names=("$T"/img.*)
+	[ "${names[*]}" = "$T/img.*" ]
+}
+
+@test "criu engine: the look for the marker of DIR that does not answer is given up on at the deadline, naming the marker" {
+	mkdir "$T/img"
+	CRAC_TEST_SLOW_FS=criu-marker:600000 checkpoint_stuck
+	[ "$status" -eq 1 ]
+	[ "$ms" -lt 30000 ]
+	echo "$output" | grep -Eq "image directory $T/img: the lstat of $T/img/crac-criu did not return after [0-9]+ ms \(the checkpoint's deadline\): its file system does not answer; given up"
+}
+
+@test "criu engine: the listing for stale temporaries that does not answer is given up on at the deadline, naming the directory" {
+	CRAC_TEST_SLOW_FS=list:600000 checkpoint_stuck
+	[ "$status" -eq 1 ]
+	[ "$ms" -lt 30000 ]
+	echo "$output" | grep -Eq "the look for stale temporaries of $T/img: the listing of $T did not return after [0-9]+ ms \(the checkpoint's deadline\): its file system does not answer; given up"
+}
