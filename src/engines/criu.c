@@ -371,24 +371,106 @@ int crac__criu_is_image(const char *dir)
 
 /* ---- the image directory --------------------------------------------------- */
 
-/* Removes a directory CRIU wrote (regular files only inside), then itself. */
-static int remove_tree(const char *dir)
-{
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	DIR *d;
-	struct dirent *de;
+/*
+ * The work of a helper on a directory CRIU wrote (remove_tree, fsync_tree,
+ * the temporaries of clean_stale): made by a helper of image/dir.c
+ * (crac_img_bounded_call) waited for until the limit of its bounded waits
+ * (the checkpoint's deadline, and CRAC_BOUNDED_GRACE_MS at least), since on
+ * a file system that does not answer (an NFS or FUSE server gone) an open,
+ * an fsync or an unlink may never return. Raw system calls only, the
+ * buffers given to them on the helper's stack (a call given up on may
+ * still return and write them); the records static (the same: nothing on
+ * the caller's stack; one checkpoint at a time).
+ */
 
-	if (dfd < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (!(d = fdopendir(dfd))) {
-		close(dfd);
-		return -errno;
+/* One pass over the directory dfd: every entry but . and .. handed to fn
+ * (with its d_type) until fn says enough (false); false when the listing
+ * failed. */
+static bool tree_each(long dfd, char *dents, size_t cap,
+		      bool (*fn)(long dfd, const char *name, unsigned char type, void *ctx), void *ctx)
+{
+	long got;
+
+	crac_raw_syscall3(SYS_lseek, dfd, 0, SEEK_SET);
+	while ((got = crac_raw_syscall3(SYS_getdents64, dfd, (long)dents, (long)cap)) > 0)
+		for (long at = 0; at < got;) {
+			/* linux_dirent64: ino 8, off 8, reclen 2, type 1, name */
+			unsigned short reclen = *(unsigned short *)(dents + at + 16);
+			unsigned char type = *(unsigned char *)(dents + at + 18);
+			const char *n = dents + at + 19;
+			at += reclen;
+			if ((n[0] == '.' && !n[1]) || (n[0] == '.' && n[1] == '.' && !n[2]))
+				continue;
+			if (!fn(dfd, n, type, ctx))
+				return true;
+		}
+	return got == 0;
+}
+
+/* tree_each: name unlinked; *ctx counts them. */
+static bool tree_unlink(long dfd, const char *name, unsigned char type, void *ctx)
+{
+	(void)type;
+	if (crac_raw_syscall3(SYS_unlinkat, dfd, (long)name, 0) == 0)
+		++*(int *)ctx;
+	return true;   /* (a subdirectory stays: the rmdir says so) */
+}
+
+/* Every file in dfd unlinked, then path itself removed: 0 or -errno. A
+ * pass over a directory whose entries go meanwhile may skip some: again
+ * until one removes nothing. */
+static long tree_remove(long dfd, const char *path, char *dents, size_t cap)
+{
+	for (int pass = 0, n = 1; n && pass < 8; pass++) {
+		n = 0;
+		tree_each(dfd, dents, cap, tree_unlink, &n);
 	}
-	while ((de = readdir(d)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			unlinkat(dfd, de->d_name, 0);   /* a subdirectory stays: rmdir says so */
-	closedir(d);
-	return rmdir(dir) < 0 ? -errno : 0;
+	return crac_raw_syscall3(SYS_unlinkat, AT_FDCWD, (long)path, AT_REMOVEDIR);
+}
+
+struct tree_op {
+	char path[PATH_MAX];
+	char at[NAME_MAX + 1];   /* fsync_tree: the file it was at ("": the directory) */
+	long rc;
+};
+
+/* remove_tree's helper. */
+static void remove_run(void *arg)
+{
+	struct tree_op *op = arg;
+	char dents[4096] __attribute__((aligned(8)));
+	long dfd = crac_raw_syscall3(SYS_openat, AT_FDCWD, (long)op->path,
+				     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (dfd < 0) {
+		op->rc = dfd == -ENOENT ? 0 : dfd;
+		return;
+	}
+	op->rc = tree_remove(dfd, op->path, dents, sizeof(dents));
+	crac_raw_syscall3(SYS_close, dfd, 0, 0);
+}
+
+/* Removes a directory CRIU wrote (regular files only inside), then itself:
+ * 0 (nothing there either), -errno (msg "DIR: error"), or -ETIMEDOUT
+ * with msg ("the removal of DIR did not return after ..."). */
+static int remove_tree(const char *dir, char *msg, size_t len)
+{
+	static struct tree_op op;
+	char why[300];
+
+	msg[0] = 0;
+	memset(&op, 0, sizeof(op));
+	if (snprintf(op.path, sizeof(op.path), "%s", dir) >= (int)sizeof(op.path)) {
+		snprintf(msg, len, "%s: %s", dir, strerror(ENAMETOOLONG));
+		return -ENAMETOOLONG;
+	}
+	if (crac_img_bounded_call("criu-remove", remove_run, &op, true, why, sizeof(why)) == -ETIMEDOUT) {
+		snprintf(msg, len, "the removal of %s %s", dir, why);
+		return -ETIMEDOUT;
+	}
+	if (op.rc < 0)
+		snprintf(msg, len, "%s: %s", dir, strerror((int)-op.rc));
+	return (int)op.rc;
 }
 
 /*
@@ -446,10 +528,7 @@ static int remove_previous(const char *dir, char *msg, size_t len)
 {
 	if (!crac__criu_is_image(dir))
 		return crac_img_remove_msg(dir, msg, len);
-	int rc = remove_tree(dir);
-	if (rc < 0)
-		snprintf(msg, len, "%s: %s", dir, strerror(-rc));
-	return rc;
+	return remove_tree(dir, msg, len);
 }
 
 /*
@@ -467,31 +546,63 @@ static int commit(const char *tmp, const char *dir, char *msg, size_t len)
 	return crac_img_commit_with(tmp, dir, NULL, &ops, msg, len);
 }
 
-/* Every file of the directory private (CRIU writes them 0644: memory is
- * in there), fsync'd, and the directory too. */
-static void fsync_tree(const char *dir)
+/* tree_each: a regular file private (CRIU writes them 0644: memory is in
+ * there) and fsync'd; ctx the tree_op, whose `at` names it meanwhile. */
+static bool tree_sync(long dfd, const char *name, unsigned char type, void *ctx)
 {
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d;
-	struct dirent *de;
+	struct tree_op *op = ctx;
+	size_t n = 0;
 
-	if (dfd < 0 || !(d = fdopendir(dfd))) {
-		if (dfd >= 0)
-			close(dfd);
+	if (type != DT_REG)
+		return true;
+	while (name[n] && n < sizeof(op->at) - 1) {
+		op->at[n] = name[n];
+		n++;
+	}
+	op->at[n] = 0;
+	long fd = crac_raw_syscall3(SYS_openat, dfd, (long)name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (fd >= 0) {
+		crac_raw_syscall3(SYS_fchmod, fd, 0600, 0);
+		crac_raw_syscall3(SYS_fsync, fd, 0, 0);
+		crac_raw_syscall3(SYS_close, fd, 0, 0);
+	}
+	return true;
+}
+
+/* fsync_tree's helper. */
+static void fsync_run(void *arg)
+{
+	struct tree_op *op = arg;
+	char dents[4096] __attribute__((aligned(8)));
+	long dfd = crac_raw_syscall3(SYS_openat, AT_FDCWD, (long)op->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	op->at[0] = 0;
+	if ((op->rc = dfd) < 0)
 		return;
+	tree_each(dfd, dents, sizeof(dents), tree_sync, op);
+	op->at[0] = 0;
+	op->rc = crac_raw_syscall3(SYS_fsync, dfd, 0, 0);
+	crac_raw_syscall3(SYS_close, dfd, 0, 0);
+}
+
+/* Every file of the directory private, fsync'd, and the directory too
+ * (errors are no reason to drop the image: the commit fsyncs the parent).
+ * Given up on: -ETIMEDOUT with msg ("the fsync of DIR/FILE did not return
+ * after ..."); else 0. */
+static int fsync_tree(const char *dir, char *msg, size_t len)
+{
+	static struct tree_op op;
+	char why[300];
+
+	msg[0] = 0;
+	memset(&op, 0, sizeof(op));
+	if (snprintf(op.path, sizeof(op.path), "%s", dir) >= (int)sizeof(op.path))
+		return 0;
+	if (crac_img_bounded_call("criu-fsync", fsync_run, &op, true, why, sizeof(why)) == -ETIMEDOUT) {
+		snprintf(msg, len, "the fsync of %s%s%s %s", dir, op.at[0] ? "/" : "", op.at, why);
+		return -ETIMEDOUT;
 	}
-	while ((de = readdir(d))) {
-		if (de->d_type != DT_REG)
-			continue;
-		int fd = openat(dfd, de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-		if (fd >= 0) {
-			fchmod(fd, 0600);
-			fsync(fd);
-			close(fd);
-		}
-	}
-	fsync(dfd);
-	closedir(d);
+	return 0;
 }
 
 /* A file CRIU (or this engine) writes into an image directory. */
@@ -524,48 +635,19 @@ struct stale_op {
 	enum stale_res res;
 };
 
-/* One pass over the directory dfd: every entry but . and .. handed to
- * fn; false when the listing failed. */
-static bool stale_each(long dfd, char *dents, size_t cap, bool (*fn)(long dfd, const char *name, void *ctx),
-		       void *ctx)
-{
-	long got;
-
-	crac_raw_syscall3(SYS_lseek, dfd, 0, SEEK_SET);
-	while ((got = crac_raw_syscall3(SYS_getdents64, dfd, (long)dents, (long)cap)) > 0)
-		for (long at = 0; at < got;) {
-			/* linux_dirent64: ino 8, off 8, reclen 2, type 1, name */
-			unsigned short reclen = *(unsigned short *)(dents + at + 16);
-			const char *n = dents + at + 19;
-			at += reclen;
-			if ((n[0] == '.' && !n[1]) || (n[0] == '.' && n[1] == '.' && !n[2]))
-				continue;
-			if (!fn(dfd, n, ctx))
-				return true;   /* (fn says: enough) */
-		}
-	return got == 0;
-}
-
-/* stale_each: is name one of CRIU's files, a regular file of ours? */
-static bool stale_is_ours(long dfd, const char *name, void *ctx)
+/* tree_each: is name one of CRIU's files, a regular file of ours? */
+static bool stale_is_ours(long dfd, const char *name, unsigned char type, void *ctx)
 {
 	struct stale_op *op = ctx;
 	struct stat fs;
 
+	(void)type;
 	if (criu_file(name) &&
 	    crac_raw_syscall5(SYS_newfstatat, dfd, (long)name, (long)&fs, AT_SYMLINK_NOFOLLOW, 0) == 0 &&
 	    S_ISREG(fs.st_mode) && fs.st_uid == op->uid)
 		return true;
 	op->foreign = true;
 	return false;   /* (no further look) */
-}
-
-/* stale_each: name unlinked; *ctx counts them. */
-static bool stale_unlink(long dfd, const char *name, void *ctx)
-{
-	if (crac_raw_syscall3(SYS_unlinkat, dfd, (long)name, 0) == 0)
-		++*(int *)ctx;
-	return true;   /* (a subdirectory stays: the rmdir says so) */
 }
 
 /* The helper: the temporary opened (no link followed), locked, looked at;
@@ -594,7 +676,7 @@ static void stale_run(void *arg)
 		goto out;
 	op->step = STALE_LOOK;
 	if (crac_raw_syscall5(SYS_newfstatat, dfd, (long)"", (long)&st, AT_EMPTY_PATH, 0) < 0 || st.st_uid != op->uid ||
-	    !stale_each(dfd, dents, sizeof(dents), stale_is_ours, op) || op->foreign)
+	    !tree_each(dfd, dents, sizeof(dents), stale_is_ours, op) || op->foreign)
 		goto out;   /* not ours, or holding something else: left alone */
 	if (op->old) {
 		/* A previous image moved aside whose writer died before the
@@ -619,13 +701,7 @@ static void stale_run(void *arg)
 		}
 	}
 	op->step = STALE_REMOVE;
-	/* a pass over a directory whose entries go meanwhile may skip some:
-	 * again until one removes nothing */
-	for (int pass = 0, n = 1; n && pass < 8; pass++) {
-		n = 0;
-		stale_each(dfd, dents, sizeof(dents), stale_unlink, &n);
-	}
-	if (crac_raw_syscall3(SYS_unlinkat, AT_FDCWD, (long)op->path, AT_REMOVEDIR) == 0)
+	if (tree_remove(dfd, op->path, dents, sizeof(dents)) == 0)
 		op->res = STALE_REMOVED;
 out:
 	crac_raw_syscall3(SYS_close, dfd, 0, 0);
@@ -742,10 +818,15 @@ static void drop_lock(struct criu_state *s)
 	s->lock_fd = -1;
 }
 
-/* The temporary removed (nothing committed), then its lock. */
+/* The temporary removed (nothing committed), then its lock. A removal
+ * given up on is said (a warning): the temporary is left, for a later
+ * checkpoint into the same directory to remove once this process is gone. */
 static void discard_tmp(struct criu_state *s)
 {
-	remove_tree(s->tmp);
+	char msg[PATH_MAX + 400];
+
+	if (remove_tree(s->tmp, msg, sizeof(msg)) == -ETIMEDOUT)
+		crac__log(CRAC_LOG_WARN, "warning: the unfinished image %s was not removed: %s", s->tmp, msg);
 	drop_lock(s);
 }
 
@@ -1226,20 +1307,14 @@ static int verify_dump(struct criu_state *s, int tid, char *why, size_t len)
 }
 
 /* The marker: that CRIU made the directory, and crac's metadata. */
-static int write_marker(struct crac_round *r, struct criu_state *s, int tid, unsigned long long start)
+static int write_marker(struct crac_round *r, struct criu_state *s, int tid, unsigned long long start, char *msg,
+			size_t len)
 {
+	static char text[5 * PATH_MAX + 1024];   /* (the helper's data: static) */
 	char path[PATH_MAX + 32], boot[64] = "";
 	char uuid[40];
-	FILE *f;
-	int fd;
 
 	snprintf(path, sizeof(path), "%s/%s", s->tmp, CRAC_CRIU_MARKER);
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0 || !(f = fdopen(fd, "w"))) {
-		if (fd >= 0)
-			close(fd);
-		return -errno;
-	}
 	int bfd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
 	if (bfd >= 0) {
 		ssize_t n = read(bfd, boot, sizeof(boot) - 1);
@@ -1251,20 +1326,22 @@ static int write_marker(struct crac_round *r, struct criu_state *s, int tid, uns
 	snprintf(uuid, sizeof(uuid), "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
 		 id[0], id[1], id[2], id[3], id[4], id[5], id[6], id[7], id[8], id[9], id[10], id[11], id[12],
 		 id[13], id[14], id[15]);
-	fprintf(f, "%s\n", CRAC_CRIU_MARKER_MAGIC);
-	fprintf(f, "pid=%d\ntid=%d\nstart=%llu\nuid=%u\n", (int)getpid(), tid, start, (unsigned)getuid());
-	fprintf(f, "generation=%llu\ninstance=%s\n", (unsigned long long)r->event.generation, uuid);
-	fprintf(f, "checkpoint_realtime=%lld\ncheckpoint_monotonic=%lld\nboot_id=%s\n",
-		(long long)r->event.checkpoint_realtime, (long long)r->event.checkpoint_monotonic, boot);
-	fprintf(f, "shell_job=%d\n", s->shell_job ? 1 : 0);
-	for (int i = 0; i < 3; i++)
-		fprintf(f, "stdio%d=%s\n", i, s->stdio[i]);
-	fprintf(f, "criu=%s\n", s->criu);
-	fflush(f);
-	int rc = ferror(f) ? -EIO : 0;
-	if (fclose(f) != 0 && !rc)
-		rc = -errno;
-	return rc;
+	int n = snprintf(text, sizeof(text),
+			 "%s\npid=%d\ntid=%d\nstart=%llu\nuid=%u\ngeneration=%llu\ninstance=%s\n"
+			 "checkpoint_realtime=%lld\ncheckpoint_monotonic=%lld\nboot_id=%s\nshell_job=%d\n"
+			 "stdio0=%s\nstdio1=%s\nstdio2=%s\ncriu=%s\n",
+			 CRAC_CRIU_MARKER_MAGIC, (int)getpid(), tid, start, (unsigned)getuid(),
+			 (unsigned long long)r->event.generation, uuid, (long long)r->event.checkpoint_realtime,
+			 (long long)r->event.checkpoint_monotonic, boot, s->shell_job ? 1 : 0, s->stdio[0], s->stdio[1],
+			 s->stdio[2], s->criu);
+	if (n < 0 || n >= (int)sizeof(text)) {
+		snprintf(msg, len, "%s: %s", path, strerror(ENAMETOOLONG));
+		return -ENAMETOOLONG;
+	}
+	/* created (O_EXCL, 0600, no link followed), written and fsync'd by
+	 * a helper, bounded: msg "PATH: error" or "the write of PATH (STEP)
+	 * did not return after ..." */
+	return crac_img_write_new_msg(path, text, (size_t)n, msg, len);
 }
 
 /* Reads the new args/env the restore command put in a memfd. */
@@ -1492,18 +1569,32 @@ static int criu_checkpoint(struct crac_round *r)
 		discard_tmp(s);
 		return -EIO;
 	}
-	if ((rc = write_marker(r, s, tid, start)) < 0) {
-		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", rc, "cannot write %s/%s: %s", s->tmp,
-				 CRAC_CRIU_MARKER, strerror(-rc));
+	/* The marker's write, the fsyncs, the commit and a removal end at
+	 * the checkpoint's deadline, and CRAC_BOUNDED_GRACE_MS at least
+	 * (image/dir.c's bounded helpers: the deadline is the callbacks'),
+	 * when the file system does not answer. */
+	crac_img_fs_deadline(r->event.deadline_monotonic);
+	if ((rc = write_marker(r, s, tid, start, msg, sizeof(msg))) < 0) {
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", rc, "%s%s; no image was written to %s, the "
+				 "process goes on", rc == -ETIMEDOUT ? "" : "cannot write the marker ", msg, dir);
 		discard_tmp(s);
+		crac_img_fs_deadline(0);
 		return rc;
 	}
-	fsync_tree(s->tmp);
+	if ((rc = fsync_tree(s->tmp, msg, sizeof(msg))) < 0) {
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", rc, "%s; no image was written to %s, the "
+				 "process goes on", msg, dir);
+		discard_tmp(s);
+		crac_img_fs_deadline(0);
+		return rc;
+	}
 	if ((rc = commit(s->tmp, dir, msg, sizeof(msg))) < 0) {
 		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", rc, "%s; the process goes on", msg);
 		discard_tmp(s);
+		crac_img_fs_deadline(0);
 		return rc;
 	}
+	crac_img_fs_deadline(0);
 	drop_lock(s);   /* renamed: DIR now */
 	char text[PATH_MAX + 1200];
 	if (rc > 0) {

@@ -20,6 +20,7 @@ setup() {
 	chmod 755 "$T"
 	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_CRIU_OPTS CRAC_TEST_SLOW_FS
 	unset CRAC_TEST_SYNC_GRACE_MS
+	REAL_CRIU="${CRAC_CRIU:-}"
 	FROZEN=()
 	FROZEN_PIDS=()
 	cat >"$T/criu" <<'EOS'
@@ -89,4 +90,63 @@ checkpoint_stuck() {
 	[ "$status" -eq 1 ]
 	[ "$ms" -lt 30000 ]
 	echo "$output" | grep -Eq "the look for stale temporaries of $T/img: the listing of $T did not return after [0-9]+ ms \(the checkpoint's deadline\): its file system does not answer; given up"
+}
+
+@test "criu engine: the removal of its unfinished image that does not return is given up on, said as a warning naming it; the failure is reported as before" {
+	run clean timeout -k 5 40 env CRAC_TEST_SLOW_FS=criu-remove:600000 CRAC_TEST_SYNC_GRACE_MS=1000 \
+		"$COUNTER" criu "$T/img" </dev/null
+	echo "$status: $output"
+	[ "$status" -eq 1 ]
+	echo "$output" | grep -Eq "^crac: warning: the unfinished image $T/img\.tmp-[0-9]+-[0-9]+-[A-Za-z0-9]{6} was not removed: the removal of $T/img\.tmp-[0-9]+-[0-9]+-[A-Za-z0-9]{6} did not return after [0-9]+ ms \(the checkpoint's deadline, and 1 s at least\): its file system does not answer; given up$"
+	echo "$output" | grep -q "criu dump failed (exit status 1)"
+}
+
+# real_criu: the CRIU given by the caller (CRAC_CRIU), root; else skipped.
+real_criu() {
+	[ -n "$REAL_CRIU" ] || skip "CRAC_CRIU is not set: point it at a CRIU >= 4.1 and run as root"
+	[ -x "$REAL_CRIU" ] || skip "CRAC_CRIU=$REAL_CRIU is not an executable"
+	[ "$(id -u)" -eq 0 ] || skip "CRIU needs root here"
+	"$REAL_CRIU" check >/dev/null 2>&1 || skip "CRAC_CRIU=$REAL_CRIU fails criu check"
+	export CRAC_CRIU="$REAL_CRIU"
+}
+
+@test "criu engine (a real CRIU): the fsync of the image's files that does not return is given up on, naming the temporary; no image, the process goes on" {
+	real_criu
+	run clean timeout -k 5 40 env CRAC_TEST_SLOW_FS=criu-fsync:600000 CRAC_TEST_SYNC_GRACE_MS=1000 \
+		"$COUNTER" criu "$T/img" </dev/null
+	echo "$status: $output"
+	[ "$status" -eq 1 ]
+	echo "$output" | grep -Eq "the fsync of $T/img\.tmp-[0-9]+-[0-9]+-[A-Za-z0-9]{6} did not return after [0-9]+ ms \(the checkpoint's deadline, and 1 s at least\): its file system does not answer; given up; no image was written to $T/img, the process goes on"
+	[ ! -e "$T/img" ]
+	names=("$T"/img.*)
+	[ "${names[*]}" = "$T/img.*" ]
+}
+
+@test "criu engine (a real CRIU): the write of the marker that does not return is given up on, naming it; no image, the process goes on" {
+	real_criu
+	run clean timeout -k 5 40 env CRAC_TEST_SLOW_FS=write:600000 CRAC_TEST_SYNC_GRACE_MS=1000 \
+		"$COUNTER" criu "$T/img" </dev/null
+	echo "$status: $output"
+	[ "$status" -eq 1 ]
+	echo "$output" | grep -Eq "the write of $T/img\.tmp-[0-9]+-[0-9]+-[A-Za-z0-9]{6}/crac-criu \(its creation\) did not return after [0-9]+ ms \(the checkpoint's deadline, and 1 s at least\): its file system does not answer; given up; no image was written to $T/img, the process goes on"
+	[ ! -e "$T/img" ]
+}
+
+@test "criu engine (a real CRIU): with a file system that answers, the image is written and restores (the bounded marker, fsyncs and removal)" {
+	real_criu
+	run clean "$COUNTER" criu "$T/img" </dev/null
+	echo "$status: $output"
+	[ "$status" -eq 0 ]
+	[ -f "$T/img/crac-criu" ]
+	head -1 "$T/img/crac-criu" | grep -qx "crac-criu-image 1"
+	[ "$(stat -c %a "$T/img/crac-criu")" = 600 ]
+	[ -z "$(find "$T/img" -type f ! -perm 600)" ]
+	run clean "$CRAC_BUILD_DIR/crac" restore "$T/img" </dev/null
+	echo "$status: $output"
+	echo "$output" | grep -q "^restored: checksum="
+	# a second checkpoint replaces it (the previous image removed)
+	run clean "$COUNTER" criu "$T/img" </dev/null
+	[ "$status" -eq 0 ]
+	names=("$T"/img*)
+	[ "${names[*]}" = "$T/img" ]
 }
