@@ -134,32 +134,59 @@ static char **criu_env(void)
 
 /* ---- finding and checking criu ------------------------------------------- */
 
+/* The most directories of PATH looked in for criu. */
+#define CRIU_FIND_MAX 64
+
+/*
+ * CRAC_CRIU, or criu in PATH. The access(2) calls are made by one helper
+ * of image/dir.c (crac_img_access_first_msg), bounded by the limit of its
+ * waits (the checkpoint's deadline at the setup, crac restore's limit):
+ * a directory of PATH on a file system that does not answer is given up
+ * on, -ETIMEDOUT with msg naming it.
+ */
 int crac__criu_find(char *buf, size_t len, char *msg, size_t msglen)
 {
+	static char store[16384];                 /* the candidates (the helper's reading: static) */
+	static const char *list[CRIU_FIND_MAX + 1];
 	const char *want = getenv("CRAC_CRIU");
 	const char *name = want && *want ? want : "criu";
+	char m[PATH_MAX + 300];
+	size_t used = 0;
+	int n_list = 0, found = -1;
 
 	if (strchr(name, '/')) {
-		if (access(name, X_OK) < 0) {
-			snprintf(msg, msglen, "CRAC_CRIU=%s: %s", name, strerror(errno));
-			return -ENOENT;
+		list[n_list++] = name;
+	} else {
+		const char *path = getenv("PATH");
+		if (!path || !*path)
+			path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+		for (const char *p = path; *p && n_list < CRIU_FIND_MAX;) {
+			size_t n = strcspn(p, ":");
+			int w = n ? snprintf(store + used, sizeof(store) - used, "%.*s/%s", (int)n, p, name) : -1;
+			if (w > 0 && (size_t)w < sizeof(store) - used && (size_t)w < len) {
+				list[n_list++] = store + used;
+				used += (size_t)w + 1;
+			}
+			p += n;
+			if (*p == ':')
+				p++;
 		}
-		snprintf(buf, len, "%s", name);
+	}
+	list[n_list] = NULL;
+	int rc = n_list ? crac_img_access_first_msg(list, X_OK, &found, m, sizeof(m)) : -ENOENT;
+	if (rc == -ETIMEDOUT) {
+		snprintf(msg, msglen, "the search for CRIU stopped: %s", m);
+		return rc;
+	}
+	if (rc == 0 && found >= 0 && found < n_list) {
+		snprintf(buf, len, "%s", list[found]);
 		return 0;
 	}
-	const char *path = getenv("PATH");
-	if (!path || !*path)
-		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-	for (const char *p = path; *p;) {
-		size_t n = strcspn(p, ":");
-		if (n && snprintf(buf, len, "%.*s/%s", (int)n, p, name) < (int)len && access(buf, X_OK) == 0)
-			return 0;
-		p += n;
-		if (*p == ':')
-			p++;
-	}
-	snprintf(msg, msglen, "the criu engine needs CRIU: %s%s not found in PATH (set CRAC_CRIU to its path)",
-		 name, want && *want ? " (CRAC_CRIU)" : "");
+	if (strchr(name, '/'))
+		snprintf(msg, msglen, "CRAC_CRIU=%s: %s", name, strerror(rc < 0 ? -rc : ENOENT));
+	else
+		snprintf(msg, msglen, "the criu engine needs CRIU: %s%s not found in PATH (set CRAC_CRIU to its path)",
+			 name, want && *want ? " (CRAC_CRIU)" : "");
 	return -ENOENT;
 }
 
@@ -878,26 +905,34 @@ static int criu_configure(struct crac_round *r)
 				 "the criu engine needs an image directory (crac_options.image_dir or CRAC_IMAGE_DIR)");
 		return -EINVAL;
 	}
-	if ((rc = crac__criu_find(s->criu, sizeof(s->criu), msg, sizeof(msg))) < 0 ||
-	    (rc = crac__criu_check(s->criu, msg, sizeof(msg))) < 0) {
+	/* the looks at the file systems end at the checkpoint's deadline
+	 * (image/dir.c's bounded helpers; as the image engine's): the search
+	 * for criu, the target's parent, the target, its stale temporaries */
+	int64_t deadline = r->event.deadline_monotonic;
+	crac_img_fs_limit(deadline, deadline ? 0 : -1, deadline ? "the checkpoint's deadline" : NULL);
+	if ((rc = crac__criu_find(s->criu, sizeof(s->criu), msg, sizeof(msg))) == -ETIMEDOUT) {
+		crac_img_fs_deadline(0);
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", rc, "%s", msg);
+		return rc;
+	}
+	if (rc < 0 || (rc = crac__criu_check(s->criu, msg, sizeof(msg))) < 0) {
+		crac_img_fs_deadline(0);
 		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", -ENOTSUP, "%s", msg);
 		return -ENOTSUP;
 	}
 	if (prctl(PR_GET_CHILD_SUBREAPER, &sub) == 0 && sub) {
+		crac_img_fs_deadline(0);
 		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", -ENOTSUP,
 				 "this process is a child subreaper (PR_SET_CHILD_SUBREAPER): the helper that runs "
 				 "criu dump would be reparented to it and dumped with it");
 		return -ENOTSUP;
 	}
 	if (crac_img_split_path(dir, parent, sizeof(parent), &base) < 0 || !*base) {
+		crac_img_fs_deadline(0);
 		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", -ENAMETOOLONG,
 				 "bad image directory name \"%s\"", dir);
 		return -ENAMETOOLONG;
 	}
-	/* the looks at the target's file system end at the checkpoint's
-	 * deadline (image/dir.c's bounded helpers; as the image engine's) */
-	int64_t deadline = r->event.deadline_monotonic;
-	crac_img_fs_limit(deadline, deadline ? 0 : -1, deadline ? "the checkpoint's deadline" : NULL);
 	if ((rc = crac_img_dir_access_msg(parent, msg, sizeof(msg))) < 0) {
 		crac_img_fs_deadline(0);
 		if (rc == -ETIMEDOUT)

@@ -67,6 +67,18 @@ checkpoint_stuck() {
 	[ "${names[*]}" = "$T/img.tmp-999998-1-abcdef $T/img.tmp-999999-1-abcdef" ]
 }
 
+@test "criu engine: the search for criu in a directory of PATH that does not answer is given up on at the deadline, naming the path" {
+	freeze_mount "$T/bin"
+	unset CRAC_CRIU
+	t0=$(date +%s%N)
+	run clean timeout -k 5 40 env PATH="$T/bin:$PATH" "$COUNTER" criu "$T/img" </dev/null
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	echo "$status ($ms ms): $output"
+	[ "$status" -eq 1 ]
+	[ "$ms" -lt 30000 ]
+	echo "$output" | grep -Eq "engine criu: .*the search for CRIU stopped: access to $T/bin/criu did not return after [0-9]+ ms \(the checkpoint's deadline\): its file system does not answer; given up"
+}
+
 @test "criu engine: the lstat of DIR that does not answer is given up on at the deadline, naming DIR" {
 	freeze_mount "$T/img"
 	checkpoint_stuck
