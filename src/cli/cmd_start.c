@@ -501,6 +501,26 @@ static int fsync_dir(const char *path, char *msg, size_t len)
 	return crac_img_fsync_path_msg(path, msg, len);
 }
 
+/* Is dir a mount point, which no image can be renamed onto (the look of
+ * crac_img_is_mount_point: another file system than its parent's, or the
+ * root)? 1 or 0; its lstat and its parent's stat bounded by --timeout as
+ * the rest: -ETIMEDOUT when one was given up on, msg naming the path. */
+static int mount_point(const char *dir, char *msg, size_t len)
+{
+	char parent[PATH_MAX];
+	const char *base;
+	struct stat d, p;
+	int rc;
+
+	msg[0] = 0;
+	if (crac_img_split_path(dir, parent, sizeof(parent), &base) < 0)
+		return 0;
+	if ((rc = crac_img_lstat_as_msg(dir, &d, "mountpoint", msg, len)) < 0 ||
+	    (rc = crac_img_stat_msg(parent, &p, msg, len)) < 0)
+		return rc == -ETIMEDOUT ? rc : 0;
+	return S_ISDIR(d.st_mode) && (d.st_dev != p.st_dev || d.st_ino == p.st_ino);
+}
+
 /* The new image cannot go in place: why (msg), and it is removed. */
 static int not_replaced(const struct start *st, char *msg, size_t len, const char *why)
 {
@@ -594,10 +614,15 @@ static int install(struct cli_super *s, int pid, char *msg, size_t len)
 		return -1;
 	}
 	if (rc < 0) {
-		if ((e == EBUSY || e == EXDEV) && crac_img_is_mount_point(st->dir))
+		char mmsg[PATH_MAX + 300];
+		int mp = e == EBUSY || e == EXDEV ? mount_point(st->dir, mmsg, sizeof(mmsg)) : 0;
+		if (mp == 1)
 			snprintf(msg, len, "cannot put the image %s in place: %s is a mount point, which an image "
 				 "cannot be renamed onto (%s); give a directory inside the mounted file system as "
 				 "--image", st->newdir, st->dir, strerror(e));
+		else if (mp == -ETIMEDOUT)
+			snprintf(msg, len, "cannot put the image %s in place at %s: %s; whether it is a mount point "
+				 "is not known: %s", st->newdir, st->dir, strerror(e), mmsg);
 		else
 			snprintf(msg, len, "cannot put the image %s in place at %s: %s", st->newdir, st->dir,
 				 strerror(e));

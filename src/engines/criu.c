@@ -75,6 +75,7 @@
  */
 #include "core/internal.h"
 #include "engines/criu.h"
+#include "image/bounded.h"
 #include "image/dir.h"
 #include "runtime/checks.h"
 #include "runtime/runtime.h"
@@ -133,32 +134,59 @@ static char **criu_env(void)
 
 /* ---- finding and checking criu ------------------------------------------- */
 
+/* The most directories of PATH looked in for criu. */
+#define CRIU_FIND_MAX 64
+
+/*
+ * CRAC_CRIU, or criu in PATH. The access(2) calls are made by one helper
+ * of image/dir.c (crac_img_access_first_msg), bounded by the limit of its
+ * waits (the checkpoint's deadline at the setup, crac restore's limit):
+ * a directory of PATH on a file system that does not answer is given up
+ * on, -ETIMEDOUT with msg naming it.
+ */
 int crac__criu_find(char *buf, size_t len, char *msg, size_t msglen)
 {
+	static char store[16384];                 /* the candidates (the helper's reading: static) */
+	static const char *list[CRIU_FIND_MAX + 1];
 	const char *want = getenv("CRAC_CRIU");
 	const char *name = want && *want ? want : "criu";
+	char m[PATH_MAX + 300];
+	size_t used = 0;
+	int n_list = 0, found = -1;
 
 	if (strchr(name, '/')) {
-		if (access(name, X_OK) < 0) {
-			snprintf(msg, msglen, "CRAC_CRIU=%s: %s", name, strerror(errno));
-			return -ENOENT;
+		list[n_list++] = name;
+	} else {
+		const char *path = getenv("PATH");
+		if (!path || !*path)
+			path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+		for (const char *p = path; *p && n_list < CRIU_FIND_MAX;) {
+			size_t n = strcspn(p, ":");
+			int w = n ? snprintf(store + used, sizeof(store) - used, "%.*s/%s", (int)n, p, name) : -1;
+			if (w > 0 && (size_t)w < sizeof(store) - used && (size_t)w < len) {
+				list[n_list++] = store + used;
+				used += (size_t)w + 1;
+			}
+			p += n;
+			if (*p == ':')
+				p++;
 		}
-		snprintf(buf, len, "%s", name);
+	}
+	list[n_list] = NULL;
+	int rc = n_list ? crac_img_access_first_msg(list, X_OK, &found, m, sizeof(m)) : -ENOENT;
+	if (rc == -ETIMEDOUT) {
+		snprintf(msg, msglen, "the search for CRIU stopped: %s", m);
+		return rc;
+	}
+	if (rc == 0 && found >= 0 && found < n_list) {
+		snprintf(buf, len, "%s", list[found]);
 		return 0;
 	}
-	const char *path = getenv("PATH");
-	if (!path || !*path)
-		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-	for (const char *p = path; *p;) {
-		size_t n = strcspn(p, ":");
-		if (n && snprintf(buf, len, "%.*s/%s", (int)n, p, name) < (int)len && access(buf, X_OK) == 0)
-			return 0;
-		p += n;
-		if (*p == ':')
-			p++;
-	}
-	snprintf(msg, msglen, "the criu engine needs CRIU: %s%s not found in PATH (set CRAC_CRIU to its path)",
-		 name, want && *want ? " (CRAC_CRIU)" : "");
+	if (strchr(name, '/'))
+		snprintf(msg, msglen, "CRAC_CRIU=%s: %s", name, strerror(rc < 0 ? -rc : ENOENT));
+	else
+		snprintf(msg, msglen, "the criu engine needs CRIU: %s%s not found in PATH (set CRAC_CRIU to its path)",
+			 name, want && *want ? " (CRAC_CRIU)" : "");
 	return -ENOENT;
 }
 
@@ -344,36 +372,132 @@ void crac__criu_log_errors(const char *path, char *out, size_t len)
 	}
 }
 
-int crac__criu_is_image(const char *dir)
+/* Does dir hold the marker (a regular file)? 1 or 0; -ETIMEDOUT, msg
+ * naming the marker, when its lstat did not return by the limit of
+ * image/dir.c's bounded waits (a file system that does not answer). */
+static int criu_marker(const char *dir, char *msg, size_t len)
 {
 	char path[PATH_MAX];
 	struct stat st;
 
+	msg[0] = 0;
 	if (snprintf(path, sizeof(path), "%s/%s", dir, CRAC_CRIU_MARKER) >= (int)sizeof(path))
 		return 0;
-	return lstat(path, &st) == 0 && S_ISREG(st.st_mode);
+	int rc = crac_img_lstat_as_msg(path, &st, "criu-marker", msg, len);
+	if (rc == -ETIMEDOUT)
+		return rc;
+	return rc == 0 && S_ISREG(st.st_mode);
+}
+
+int crac__criu_is_image(const char *dir)
+{
+	char msg[PATH_MAX + 300];
+
+	return criu_marker(dir, msg, sizeof(msg)) == 1;
 }
 
 /* ---- the image directory --------------------------------------------------- */
 
-/* Removes a directory CRIU wrote (regular files only inside), then itself. */
-static int remove_tree(const char *dir)
-{
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	DIR *d;
-	struct dirent *de;
+/*
+ * The work of a helper on a directory CRIU wrote (remove_tree, fsync_tree,
+ * the temporaries of clean_stale): made by a helper of image/dir.c
+ * (crac_img_bounded_call) waited for until the limit of its bounded waits
+ * (the checkpoint's deadline, and CRAC_BOUNDED_GRACE_MS at least), since on
+ * a file system that does not answer (an NFS or FUSE server gone) an open,
+ * an fsync or an unlink may never return. Raw system calls only, the
+ * buffers given to them on the helper's stack (a call given up on may
+ * still return and write them); the records static (the same: nothing on
+ * the caller's stack; one checkpoint at a time).
+ */
 
-	if (dfd < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (!(d = fdopendir(dfd))) {
-		close(dfd);
-		return -errno;
+/* One pass over the directory dfd: every entry but . and .. handed to fn
+ * (with its d_type) until fn says enough (false); false when the listing
+ * failed. */
+static bool tree_each(long dfd, char *dents, size_t cap,
+		      bool (*fn)(long dfd, const char *name, unsigned char type, void *ctx), void *ctx)
+{
+	long got;
+
+	crac_raw_syscall3(SYS_lseek, dfd, 0, SEEK_SET);
+	while ((got = crac_raw_syscall3(SYS_getdents64, dfd, (long)dents, (long)cap)) > 0)
+		for (long at = 0; at < got;) {
+			/* linux_dirent64: ino 8, off 8, reclen 2, type 1, name */
+			unsigned short reclen = *(unsigned short *)(dents + at + 16);
+			unsigned char type = *(unsigned char *)(dents + at + 18);
+			const char *n = dents + at + 19;
+			at += reclen;
+			if ((n[0] == '.' && !n[1]) || (n[0] == '.' && n[1] == '.' && !n[2]))
+				continue;
+			if (!fn(dfd, n, type, ctx))
+				return true;
+		}
+	return got == 0;
+}
+
+/* tree_each: name unlinked; *ctx counts them. */
+static bool tree_unlink(long dfd, const char *name, unsigned char type, void *ctx)
+{
+	(void)type;
+	if (crac_raw_syscall3(SYS_unlinkat, dfd, (long)name, 0) == 0)
+		++*(int *)ctx;
+	return true;   /* (a subdirectory stays: the rmdir says so) */
+}
+
+/* Every file in dfd unlinked, then path itself removed: 0 or -errno. A
+ * pass over a directory whose entries go meanwhile may skip some: again
+ * until one removes nothing. */
+static long tree_remove(long dfd, const char *path, char *dents, size_t cap)
+{
+	for (int pass = 0, n = 1; n && pass < 8; pass++) {
+		n = 0;
+		tree_each(dfd, dents, cap, tree_unlink, &n);
 	}
-	while ((de = readdir(d)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			unlinkat(dfd, de->d_name, 0);   /* a subdirectory stays: rmdir says so */
-	closedir(d);
-	return rmdir(dir) < 0 ? -errno : 0;
+	return crac_raw_syscall3(SYS_unlinkat, AT_FDCWD, (long)path, AT_REMOVEDIR);
+}
+
+struct tree_op {
+	char path[PATH_MAX];
+	char at[NAME_MAX + 1];   /* fsync_tree: the file it was at ("": the directory) */
+	long rc;
+};
+
+/* remove_tree's helper. */
+static void remove_run(void *arg)
+{
+	struct tree_op *op = arg;
+	char dents[4096] __attribute__((aligned(8)));
+	long dfd = crac_raw_syscall3(SYS_openat, AT_FDCWD, (long)op->path,
+				     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (dfd < 0) {
+		op->rc = dfd == -ENOENT ? 0 : dfd;
+		return;
+	}
+	op->rc = tree_remove(dfd, op->path, dents, sizeof(dents));
+	crac_raw_syscall3(SYS_close, dfd, 0, 0);
+}
+
+/* Removes a directory CRIU wrote (regular files only inside), then itself:
+ * 0 (nothing there either), -errno (msg "DIR: error"), or -ETIMEDOUT
+ * with msg ("the removal of DIR did not return after ..."). */
+static int remove_tree(const char *dir, char *msg, size_t len)
+{
+	static struct tree_op op;
+	char why[300];
+
+	msg[0] = 0;
+	memset(&op, 0, sizeof(op));
+	if (snprintf(op.path, sizeof(op.path), "%s", dir) >= (int)sizeof(op.path)) {
+		snprintf(msg, len, "%s: %s", dir, strerror(ENAMETOOLONG));
+		return -ENAMETOOLONG;
+	}
+	if (crac_img_bounded_call("criu-remove", remove_run, &op, true, why, sizeof(why)) == -ETIMEDOUT) {
+		snprintf(msg, len, "the removal of %s %s", dir, why);
+		return -ETIMEDOUT;
+	}
+	if (op.rc < 0)
+		snprintf(msg, len, "%s: %s", dir, strerror((int)-op.rc));
+	return (int)op.rc;
 }
 
 /*
@@ -383,12 +507,20 @@ static int remove_tree(const char *dir)
 static int target_check(const char *dir, char *msg, size_t len)
 {
 	struct stat st;
+	char m[PATH_MAX + 300];
 
-	if (lstat(dir, &st) < 0) {
-		if (errno == ENOENT)
-			return 0;
-		snprintf(msg, len, "image directory %s: %s", dir, strerror(errno));
-		return -errno;
+	/* the lstats bounded (image/dir.c: the checkpoint's deadline at the
+	 * setup; given up on: -ETIMEDOUT, said naming the path) */
+	int rc = crac_img_lstat_msg(dir, &st, m, sizeof(m));
+	if (rc == -ENOENT)
+		return 0;
+	if (rc == -ETIMEDOUT) {
+		snprintf(msg, len, "image directory %s: %s", dir, m);
+		return rc;
+	}
+	if (rc < 0) {
+		snprintf(msg, len, "image directory %s: %s", dir, strerror(-rc));
+		return rc;
 	}
 	if (!S_ISDIR(st.st_mode)) {
 		snprintf(msg, len, "image directory %s exists and is not a crac image (it is not a directory); "
@@ -401,10 +533,14 @@ static int target_check(const char *dir, char *msg, size_t len)
 			 (unsigned)geteuid());
 		return -EPERM;
 	}
-	if (crac__criu_is_image(dir))
+	if ((rc = criu_marker(dir, m, sizeof(m))) == 1)
 		return 1;
+	if (rc == -ETIMEDOUT) {
+		snprintf(msg, len, "image directory %s: %s", dir, m);
+		return rc;
+	}
 	/* An image of the image engine may be replaced as well. */
-	int rc = crac_img_target_check(dir, msg, len);
+	rc = crac_img_target_check(dir, msg, len);
 	if (rc == 1)
 		return 1;
 	if (rc == -EEXIST)
@@ -419,10 +555,7 @@ static int remove_previous(const char *dir, char *msg, size_t len)
 {
 	if (!crac__criu_is_image(dir))
 		return crac_img_remove_msg(dir, msg, len);
-	int rc = remove_tree(dir);
-	if (rc < 0)
-		snprintf(msg, len, "%s: %s", dir, strerror(-rc));
-	return rc;
+	return remove_tree(dir, msg, len);
 }
 
 /*
@@ -440,31 +573,63 @@ static int commit(const char *tmp, const char *dir, char *msg, size_t len)
 	return crac_img_commit_with(tmp, dir, NULL, &ops, msg, len);
 }
 
-/* Every file of the directory private (CRIU writes them 0644: memory is
- * in there), fsync'd, and the directory too. */
-static void fsync_tree(const char *dir)
+/* tree_each: a regular file private (CRIU writes them 0644: memory is in
+ * there) and fsync'd; ctx the tree_op, whose `at` names it meanwhile. */
+static bool tree_sync(long dfd, const char *name, unsigned char type, void *ctx)
 {
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d;
-	struct dirent *de;
+	struct tree_op *op = ctx;
+	size_t n = 0;
 
-	if (dfd < 0 || !(d = fdopendir(dfd))) {
-		if (dfd >= 0)
-			close(dfd);
+	if (type != DT_REG)
+		return true;
+	while (name[n] && n < sizeof(op->at) - 1) {
+		op->at[n] = name[n];
+		n++;
+	}
+	op->at[n] = 0;
+	long fd = crac_raw_syscall3(SYS_openat, dfd, (long)name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (fd >= 0) {
+		crac_raw_syscall3(SYS_fchmod, fd, 0600, 0);
+		crac_raw_syscall3(SYS_fsync, fd, 0, 0);
+		crac_raw_syscall3(SYS_close, fd, 0, 0);
+	}
+	return true;
+}
+
+/* fsync_tree's helper. */
+static void fsync_run(void *arg)
+{
+	struct tree_op *op = arg;
+	char dents[4096] __attribute__((aligned(8)));
+	long dfd = crac_raw_syscall3(SYS_openat, AT_FDCWD, (long)op->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	op->at[0] = 0;
+	if ((op->rc = dfd) < 0)
 		return;
+	tree_each(dfd, dents, sizeof(dents), tree_sync, op);
+	op->at[0] = 0;
+	op->rc = crac_raw_syscall3(SYS_fsync, dfd, 0, 0);
+	crac_raw_syscall3(SYS_close, dfd, 0, 0);
+}
+
+/* Every file of the directory private, fsync'd, and the directory too
+ * (errors are no reason to drop the image: the commit fsyncs the parent).
+ * Given up on: -ETIMEDOUT with msg ("the fsync of DIR/FILE did not return
+ * after ..."); else 0. */
+static int fsync_tree(const char *dir, char *msg, size_t len)
+{
+	static struct tree_op op;
+	char why[300];
+
+	msg[0] = 0;
+	memset(&op, 0, sizeof(op));
+	if (snprintf(op.path, sizeof(op.path), "%s", dir) >= (int)sizeof(op.path))
+		return 0;
+	if (crac_img_bounded_call("criu-fsync", fsync_run, &op, true, why, sizeof(why)) == -ETIMEDOUT) {
+		snprintf(msg, len, "the fsync of %s%s%s %s", dir, op.at[0] ? "/" : "", op.at, why);
+		return -ETIMEDOUT;
 	}
-	while ((de = readdir(d))) {
-		if (de->d_type != DT_REG)
-			continue;
-		int fd = openat(dfd, de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-		if (fd >= 0) {
-			fchmod(fd, 0600);
-			fsync(fd);
-			close(fd);
-		}
-	}
-	fsync(dfd);
-	closedir(d);
+	return 0;
 }
 
 /* A file CRIU (or this engine) writes into an image directory. */
@@ -477,26 +642,96 @@ static bool criu_file(const char *n)
 }
 
 /*
- * A previous image moved aside (old, DIR.old-PID-START) whose writer died
- * before the new one took its place: with nothing at dir it is the image,
- * and goes back (never over what appeared at dir meanwhile). True if it
- * went back; else it was replaced (or cannot go back) and is removed.
+ * The look at one temporary of clean_stale, and its removal or its put
+ * back, made by a helper of image/dir.c (crac_img_bounded_call) waited for
+ * until the limit of the bounded waits: raw system calls only, its buffers
+ * on the helper's stack (a call given up on may still return and write
+ * them), this record static (the same: nothing of the caller's stack).
  */
-static bool put_back(const char *old, const char *dir)
+enum stale_step { STALE_OPEN, STALE_LOCK, STALE_LOOK, STALE_BACK, STALE_REMOVE };
+static const char *const stale_steps[] = { "its open", "its lock", "the look at its files",
+					   "putting it back", "its removal" };
+enum stale_res { STALE_LEFT, STALE_REMOVED, STALE_PUT_BACK };
+struct stale_op {
+	char path[PATH_MAX];   /* PARENT/NAME */
+	char dir[PATH_MAX];    /* where an image moved aside goes back */
+	bool old;              /* DIR.old-PID-START: a previous image moved aside */
+	bool foreign;          /* it holds something that is not CRIU's file of ours */
+	unsigned uid;          /* ours (geteuid) */
+	enum stale_step step;  /* what the helper was at */
+	enum stale_res res;
+};
+
+/* tree_each: is name one of CRIU's files, a regular file of ours? */
+static bool stale_is_ours(long dfd, const char *name, unsigned char type, void *ctx)
 {
+	struct stale_op *op = ctx;
+	struct stat fs;
+
+	(void)type;
+	if (criu_file(name) &&
+	    crac_raw_syscall5(SYS_newfstatat, dfd, (long)name, (long)&fs, AT_SYMLINK_NOFOLLOW, 0) == 0 &&
+	    S_ISREG(fs.st_mode) && fs.st_uid == op->uid)
+		return true;
+	op->foreign = true;
+	return false;   /* (no further look) */
+}
+
+/* The helper: the temporary opened (no link followed), locked, looked at;
+ * a previous image moved aside goes back to dir when nothing is there,
+ * else (and a temporary) it is removed. */
+static void stale_run(void *arg)
+{
+	struct stale_op *op = arg;
+	char dents[4096] __attribute__((aligned(8)));
 	struct stat st;
 
-	if (lstat(dir, &st) == 0 || errno != ENOENT)
-		return false;
-	/* (the rename bounded as image/dir.c's are) */
-	char m[2 * PATH_MAX + 128];
-	int r = crac_img_rename_msg(old, dir, RENAME_NOREPLACE, m, sizeof(m));
-	if (r == -EINVAL || r == -ENOSYS)   /* (a file system that cannot say) */
-		r = lstat(dir, &st) == 0 || errno != ENOENT ? -EEXIST : crac_img_rename_msg(old, dir, 0, m, sizeof(m));
-	if (r == 0)
-		crac__log(CRAC_LOG_WARN, "the previous image %s, moved aside by a checkpoint that was killed before "
-			  "its new image took its place, is back at %s", old, dir);
-	return r == 0;
+	op->res = STALE_LEFT;
+	op->foreign = false;
+	op->step = STALE_OPEN;
+	long dfd = crac_raw_syscall3(SYS_openat, AT_FDCWD, (long)op->path,
+				     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0)
+		return;
+	/* Its writer holds a lock on it until its rename (make_tmp): one
+	 * in another pid namespace, whose PID and START mean nothing here,
+	 * still writes it. Ours while we remove it (the helper's own table
+	 * of descriptors: released when it ends, given up on or not). A file
+	 * system without flock: the names alone. */
+	op->step = STALE_LOCK;
+	if (crac_raw_syscall3(SYS_flock, dfd, LOCK_EX | LOCK_NB, 0) == -EWOULDBLOCK)
+		goto out;
+	op->step = STALE_LOOK;
+	if (crac_raw_syscall5(SYS_newfstatat, dfd, (long)"", (long)&st, AT_EMPTY_PATH, 0) < 0 || st.st_uid != op->uid ||
+	    !tree_each(dfd, dents, sizeof(dents), stale_is_ours, op) || op->foreign)
+		goto out;   /* not ours, or holding something else: left alone */
+	if (op->old) {
+		/* A previous image moved aside whose writer died before the
+		 * new one took its place: with nothing at dir it is the
+		 * image, and goes back (never over what appeared at dir
+		 * meanwhile). Else it was replaced (or cannot go back), and
+		 * is removed. */
+		op->step = STALE_BACK;
+		long r = crac_raw_syscall5(SYS_newfstatat, AT_FDCWD, (long)op->dir, (long)&st, AT_SYMLINK_NOFOLLOW, 0);
+		if (r == -ENOENT) {
+			r = crac_raw_syscall5(SYS_renameat2, AT_FDCWD, (long)op->path, AT_FDCWD, (long)op->dir,
+					      RENAME_NOREPLACE);
+			if (r == -EINVAL || r == -ENOSYS)   /* (a file system that cannot say) */
+				r = crac_raw_syscall5(SYS_newfstatat, AT_FDCWD, (long)op->dir, (long)&st,
+						      AT_SYMLINK_NOFOLLOW, 0) != -ENOENT
+					    ? -EEXIST
+					    : crac_raw_syscall3(SYS_rename, (long)op->path, (long)op->dir, 0);
+			if (r == 0) {
+				op->res = STALE_PUT_BACK;
+				goto out;
+			}
+		}
+	}
+	op->step = STALE_REMOVE;
+	if (tree_remove(dfd, op->path, dents, sizeof(dents)) == 0)
+		op->res = STALE_REMOVED;
+out:
+	crac_raw_syscall3(SYS_close, dfd, 0, 0);
 }
 
 /*
@@ -506,27 +741,41 @@ static bool put_back(const char *old, const char *dir)
  * killed: the writer (PID with that start time) is gone, no writer holds
  * it locked (make_tmp: a writer in another pid namespace), the directory
  * is ours and holds nothing but CRIU's files. A previous image set aside
- * with no image at dir goes back instead (put_back). (The image engine's
- * own are removed by crac_img_clean_stale.)
+ * with no image at dir goes back instead. (The image engine's own are
+ * removed by crac_img_clean_stale.)
+ *
+ * The listing of dir's parent, and each temporary's look, lock, put back
+ * or removal (stale_run), are made by helpers of image/dir.c, bounded as
+ * the checkpoint's other looks at the file system (criu_configure: its
+ * deadline): a file system that does not answer is given up on, and
+ * -ETIMEDOUT returned with msg naming the path, the step and the limit.
+ * 0 otherwise (a parent that cannot be listed: nothing removed, as
+ * nothing can be written there either).
  */
-static void clean_stale(const char *dir)
+static int clean_stale(const char *dir, char *msg, size_t len)
 {
-	char parent[PATH_MAX];
+	static struct stale_op op;          /* one checkpoint at a time */
+	static char names[16384];           /* the same */
+	char parent[PATH_MAX], prefix[NAME_MAX + 2], lmsg[PATH_MAX + 300], why[300];
 	const char *base;
-	DIR *d;
-	struct dirent *de;
+	size_t nlen = 0;
 
-	if (crac_img_split_path(dir, parent, sizeof(parent), &base) < 0 || !*base || !(d = opendir(parent)))
-		return;
+	msg[0] = 0;
+	if (crac_img_split_path(dir, parent, sizeof(parent), &base) < 0 || !*base ||
+	    snprintf(prefix, sizeof(prefix), "%s.", base) >= (int)sizeof(prefix))
+		return 0;
+	int rc = crac_img_list_msg(parent, prefix, names, sizeof(names), &nlen, lmsg, sizeof(lmsg));
+	if (rc == -ETIMEDOUT) {
+		snprintf(msg, len, "the look for stale temporaries of %s: %s", dir, lmsg);
+		return rc;
+	}
 	size_t bl = strlen(base);
-	while ((de = readdir(d))) {
-		const char *n = de->d_name;
+	for (size_t at = 0; rc == 0 && at < nlen; at += strlen(names + at) + 1) {
+		const char *n = names + at;
 		int pid = 0;
 		unsigned long long start = 0;
 		char rest[16];
 		int end = 0;
-		if (strncmp(n, base, bl))
-			continue;
 		if (!strncmp(n + bl, ".tmp-", 5)) {
 			if (sscanf(n + bl + 5, "%d-%llu-%15s", &pid, &start, rest) != 3 || strlen(rest) != 6 || pid <= 0)
 				continue;
@@ -540,47 +789,22 @@ static void clean_stale(const char *dir)
 		}
 		if (!(kill(pid, 0) < 0 && errno == ESRCH) && crac_img_start_time(pid) == start)
 			continue;   /* its writer still runs */
-		int dfd = openat(dirfd(d), n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		struct stat st;
-		if (dfd < 0)
+		memset(&op, 0, sizeof(op));
+		if (snprintf(op.path, sizeof(op.path), "%s/%s", parent, n) >= (int)sizeof(op.path) ||
+		    snprintf(op.dir, sizeof(op.dir), "%s", dir) >= (int)sizeof(op.dir))
 			continue;
-		/* Its writer holds a lock on it until its rename (make_tmp):
-		 * one in another pid namespace, whose PID and START mean
-		 * nothing here, still writes it. Ours (lk) while we remove it.
-		 * (A file system without flock: the names alone.) */
-		int lk = fcntl(dfd, F_DUPFD_CLOEXEC, 3);
-		if (lk >= 0 && flock(lk, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK) {
-			close(lk);
-			close(dfd);
-			continue;
+		op.old = n[bl + 1] == 'o';
+		op.uid = (unsigned)geteuid();
+		if (crac_img_bounded_call("criu-clean", stale_run, &op, true, why, sizeof(why)) == -ETIMEDOUT) {
+			snprintf(msg, len, "the stale temporary %s of %s (%s) %s", op.path, dir, stale_steps[op.step],
+				 why);
+			return -ETIMEDOUT;
 		}
-		bool ours = fstat(dfd, &st) == 0 && st.st_uid == geteuid();
-		DIR *t = ours ? fdopendir(dfd) : NULL;
-		struct dirent *e;
-		while (t && ours && (e = readdir(t))) {
-			struct stat fs;
-			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-				continue;
-			ours = criu_file(e->d_name) && fstatat(dfd, e->d_name, &fs, AT_SYMLINK_NOFOLLOW) == 0 &&
-			       S_ISREG(fs.st_mode) && fs.st_uid == geteuid();
-		}
-		if (t)
-			closedir(t);
-		else
-			close(dfd);
-		if (ours) {
-			char path[PATH_MAX];
-			if (snprintf(path, sizeof(path), "%s/%s", parent, n) >= (int)sizeof(path))
-				;
-			else if (n[bl + 1] == 'o' && put_back(path, dir))
-				;   /* the image again */
-			else
-				remove_tree(path);
-		}
-		if (lk >= 0)
-			close(lk);
+		if (op.res == STALE_PUT_BACK)
+			crac__log(CRAC_LOG_WARN, "the previous image %s, moved aside by a checkpoint that was killed "
+				  "before its new image took its place, is back at %s", op.path, dir);
 	}
-	closedir(d);
+	return 0;
 }
 
 /* ---- engine state ----------------------------------------------------------- */
@@ -621,10 +845,15 @@ static void drop_lock(struct criu_state *s)
 	s->lock_fd = -1;
 }
 
-/* The temporary removed (nothing committed), then its lock. */
+/* The temporary removed (nothing committed), then its lock. A removal
+ * given up on is said (a warning): the temporary is left, for a later
+ * checkpoint into the same directory to remove once this process is gone. */
 static void discard_tmp(struct criu_state *s)
 {
-	remove_tree(s->tmp);
+	char msg[PATH_MAX + 400];
+
+	if (remove_tree(s->tmp, msg, sizeof(msg)) == -ETIMEDOUT)
+		crac__log(CRAC_LOG_WARN, "warning: the unfinished image %s was not removed: %s", s->tmp, msg);
 	drop_lock(s);
 }
 
@@ -676,26 +905,34 @@ static int criu_configure(struct crac_round *r)
 				 "the criu engine needs an image directory (crac_options.image_dir or CRAC_IMAGE_DIR)");
 		return -EINVAL;
 	}
-	if ((rc = crac__criu_find(s->criu, sizeof(s->criu), msg, sizeof(msg))) < 0 ||
-	    (rc = crac__criu_check(s->criu, msg, sizeof(msg))) < 0) {
+	/* the looks at the file systems end at the checkpoint's deadline
+	 * (image/dir.c's bounded helpers; as the image engine's): the search
+	 * for criu, the target's parent, the target, its stale temporaries */
+	int64_t deadline = r->event.deadline_monotonic;
+	crac_img_fs_limit(deadline, deadline ? 0 : -1, deadline ? "the checkpoint's deadline" : NULL);
+	if ((rc = crac__criu_find(s->criu, sizeof(s->criu), msg, sizeof(msg))) == -ETIMEDOUT) {
+		crac_img_fs_deadline(0);
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", rc, "%s", msg);
+		return rc;
+	}
+	if (rc < 0 || (rc = crac__criu_check(s->criu, msg, sizeof(msg))) < 0) {
+		crac_img_fs_deadline(0);
 		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", -ENOTSUP, "%s", msg);
 		return -ENOTSUP;
 	}
 	if (prctl(PR_GET_CHILD_SUBREAPER, &sub) == 0 && sub) {
+		crac_img_fs_deadline(0);
 		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", -ENOTSUP,
 				 "this process is a child subreaper (PR_SET_CHILD_SUBREAPER): the helper that runs "
 				 "criu dump would be reparented to it and dumped with it");
 		return -ENOTSUP;
 	}
 	if (crac_img_split_path(dir, parent, sizeof(parent), &base) < 0 || !*base) {
+		crac_img_fs_deadline(0);
 		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", -ENAMETOOLONG,
 				 "bad image directory name \"%s\"", dir);
 		return -ENAMETOOLONG;
 	}
-	/* the looks at the target's file system end at the checkpoint's
-	 * deadline (image/dir.c's bounded helpers; as the image engine's) */
-	int64_t deadline = r->event.deadline_monotonic;
-	crac_img_fs_limit(deadline, deadline ? 0 : -1, deadline ? "the checkpoint's deadline" : NULL);
 	if ((rc = crac_img_dir_access_msg(parent, msg, sizeof(msg))) < 0) {
 		crac_img_fs_deadline(0);
 		if (rc == -ETIMEDOUT)
@@ -704,13 +941,13 @@ static int criu_configure(struct crac_round *r)
 			crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", rc, "cannot create the image in %s", msg);
 		return rc;
 	}
-	rc = target_check(dir, msg, sizeof(msg));
+	if ((rc = target_check(dir, msg, sizeof(msg))) >= 0)
+		rc = clean_stale(dir, msg, sizeof(msg));
 	crac_img_fs_deadline(0);
 	if (rc < 0) {
 		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", rc, "%s", msg);
 		return rc;
 	}
-	clean_stale(dir);
 	return 0;
 }
 
@@ -1105,20 +1342,14 @@ static int verify_dump(struct criu_state *s, int tid, char *why, size_t len)
 }
 
 /* The marker: that CRIU made the directory, and crac's metadata. */
-static int write_marker(struct crac_round *r, struct criu_state *s, int tid, unsigned long long start)
+static int write_marker(struct crac_round *r, struct criu_state *s, int tid, unsigned long long start, char *msg,
+			size_t len)
 {
+	static char text[5 * PATH_MAX + 1024];   /* (the helper's data: static) */
 	char path[PATH_MAX + 32], boot[64] = "";
 	char uuid[40];
-	FILE *f;
-	int fd;
 
 	snprintf(path, sizeof(path), "%s/%s", s->tmp, CRAC_CRIU_MARKER);
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0 || !(f = fdopen(fd, "w"))) {
-		if (fd >= 0)
-			close(fd);
-		return -errno;
-	}
 	int bfd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
 	if (bfd >= 0) {
 		ssize_t n = read(bfd, boot, sizeof(boot) - 1);
@@ -1130,20 +1361,22 @@ static int write_marker(struct crac_round *r, struct criu_state *s, int tid, uns
 	snprintf(uuid, sizeof(uuid), "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
 		 id[0], id[1], id[2], id[3], id[4], id[5], id[6], id[7], id[8], id[9], id[10], id[11], id[12],
 		 id[13], id[14], id[15]);
-	fprintf(f, "%s\n", CRAC_CRIU_MARKER_MAGIC);
-	fprintf(f, "pid=%d\ntid=%d\nstart=%llu\nuid=%u\n", (int)getpid(), tid, start, (unsigned)getuid());
-	fprintf(f, "generation=%llu\ninstance=%s\n", (unsigned long long)r->event.generation, uuid);
-	fprintf(f, "checkpoint_realtime=%lld\ncheckpoint_monotonic=%lld\nboot_id=%s\n",
-		(long long)r->event.checkpoint_realtime, (long long)r->event.checkpoint_monotonic, boot);
-	fprintf(f, "shell_job=%d\n", s->shell_job ? 1 : 0);
-	for (int i = 0; i < 3; i++)
-		fprintf(f, "stdio%d=%s\n", i, s->stdio[i]);
-	fprintf(f, "criu=%s\n", s->criu);
-	fflush(f);
-	int rc = ferror(f) ? -EIO : 0;
-	if (fclose(f) != 0 && !rc)
-		rc = -errno;
-	return rc;
+	int n = snprintf(text, sizeof(text),
+			 "%s\npid=%d\ntid=%d\nstart=%llu\nuid=%u\ngeneration=%llu\ninstance=%s\n"
+			 "checkpoint_realtime=%lld\ncheckpoint_monotonic=%lld\nboot_id=%s\nshell_job=%d\n"
+			 "stdio0=%s\nstdio1=%s\nstdio2=%s\ncriu=%s\n",
+			 CRAC_CRIU_MARKER_MAGIC, (int)getpid(), tid, start, (unsigned)getuid(),
+			 (unsigned long long)r->event.generation, uuid, (long long)r->event.checkpoint_realtime,
+			 (long long)r->event.checkpoint_monotonic, boot, s->shell_job ? 1 : 0, s->stdio[0], s->stdio[1],
+			 s->stdio[2], s->criu);
+	if (n < 0 || n >= (int)sizeof(text)) {
+		snprintf(msg, len, "%s: %s", path, strerror(ENAMETOOLONG));
+		return -ENAMETOOLONG;
+	}
+	/* created (O_EXCL, 0600, no link followed), written and fsync'd by
+	 * a helper, bounded: msg "PATH: error" or "the write of PATH (STEP)
+	 * did not return after ..." */
+	return crac_img_write_new_msg(path, text, (size_t)n, msg, len);
 }
 
 /* Reads the new args/env the restore command put in a memfd. */
@@ -1371,18 +1604,32 @@ static int criu_checkpoint(struct crac_round *r)
 		discard_tmp(s);
 		return -EIO;
 	}
-	if ((rc = write_marker(r, s, tid, start)) < 0) {
-		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", rc, "cannot write %s/%s: %s", s->tmp,
-				 CRAC_CRIU_MARKER, strerror(-rc));
+	/* The marker's write, the fsyncs, the commit and a removal end at
+	 * the checkpoint's deadline, and CRAC_BOUNDED_GRACE_MS at least
+	 * (image/dir.c's bounded helpers: the deadline is the callbacks'),
+	 * when the file system does not answer. */
+	crac_img_fs_deadline(r->event.deadline_monotonic);
+	if ((rc = write_marker(r, s, tid, start, msg, sizeof(msg))) < 0) {
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", rc, "%s%s; no image was written to %s, the "
+				 "process goes on", rc == -ETIMEDOUT ? "" : "cannot write the marker ", msg, dir);
 		discard_tmp(s);
+		crac_img_fs_deadline(0);
 		return rc;
 	}
-	fsync_tree(s->tmp);
+	if ((rc = fsync_tree(s->tmp, msg, sizeof(msg))) < 0) {
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", rc, "%s; no image was written to %s, the "
+				 "process goes on", msg, dir);
+		discard_tmp(s);
+		crac_img_fs_deadline(0);
+		return rc;
+	}
 	if ((rc = commit(s->tmp, dir, msg, sizeof(msg))) < 0) {
 		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", rc, "%s; the process goes on", msg);
 		discard_tmp(s);
+		crac_img_fs_deadline(0);
 		return rc;
 	}
+	crac_img_fs_deadline(0);
 	drop_lock(s);   /* renamed: DIR now */
 	char text[PATH_MAX + 1200];
 	if (rc > 0) {

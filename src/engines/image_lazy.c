@@ -83,6 +83,7 @@
  * (image/nosan_mem.c).
  */
 #include "engines/image_engine.h"
+#include "image/bounded.h"   /* crac_bounded_grace_ms: crac__img_lazy_leave's limit */
 #include "loader/sys.h"   /* raw system calls: this thread has no libc */
 
 #include <errno.h>
@@ -3004,23 +3005,67 @@ int crac__img_lazy_serving(void)
 	return (int)tid;
 }
 
-/* Asks that serving lazy loader to close its userfaultfd (which drops its
- * registrations and their write protection) and exit; waits until it has.
- * System calls only: the program's threads may be stopped. */
+/* crac__img_lazy_leave's warning, one write(2) to stderr: the loader
+ * (thread tid) did not leave in waited_ms (limit_ms at most). */
+static void leave_given_up(uint32_t tid, int64_t waited_ms, long limit_ms)
+{
+	char line[512];
+	struct crac_img_buf b = { line, 0, sizeof(line) };
+
+	crac_img_puts(&b, "crac: warning: the lazy loader (thread ");
+	crac_img_putu(&b, tid);
+	crac_img_puts(&b, ") did not leave after ");
+	crac_img_putu(&b, (uint64_t)waited_ms);
+	crac_img_puts(&b, " ms (");
+	crac_img_putu(&b, (uint64_t)limit_ms);
+	crac_img_puts(&b, " ms at most, the program's threads stopped): its way out closes the image's files, "
+		      "whose file system may not answer; given up: it ends when its call returns, and the "
+		      "mappings it still tracks are stored whole\n");
+	sys_write(2, line, b.len);
+}
+
+/*
+ * Asks that serving lazy loader to close its userfaultfd (which drops its
+ * registrations and their write protection) and exit; waits until it has,
+ * crac_bounded_grace_ms() at most (the least any wait of the checkpoint's
+ * lasts with the threads stopped, image/bounded.h: 30 s, or
+ * CRAC_TEST_SYNC_GRACE_MS in tests). Its way out closes the image's pages
+ * files: on a file system that does not answer (an NFS or FUSE server
+ * gone: FUSE flushes on close) such a close may never return, and the
+ * program's threads would stay stopped for ever. Given up on: said on
+ * stderr, naming the thread (the sink of crac_log_set_sink may take
+ * locks a stopped thread holds), and the checkpoint goes on; the loader
+ * ends whenever its call returns. A registration of its still in place
+ * makes ours of that mapping fail (image_track.c: not trackable, stored
+ * whole): nothing is lost. System calls only: the program's threads may
+ * be stopped (crac_bounded_grace_ms's getenv is bound beforehand:
+ * crac_img_fs_prepare).
+ */
 void crac__img_lazy_leave(void)
 {
 	struct crac_img_resume *res = &crac__img_self.resume;
+	struct timespec t0, t;
 	uint32_t tid;
 
 	if (!crac__img_lazy_serving())
 		return;
+	long limit_ms = crac_bounded_grace_ms();
+	sys_clock_gettime(CLOCK_MONOTONIC, &t0);
 	__atomic_store_n(&res->lazy_state, CRAC_LAZY_STATE_LEAVE, __ATOMIC_RELEASE);
 	/* its doorbell: the REMOVE event ends its wait for faults at once
 	 * (else it looks again within 20 ms) */
 	if (res->lazy_entry)
 		SYS(SYS_madvise, res->lazy_entry, CRAC_IMG_PAGE, MADV_DONTNEED, 0, 0, 0);
 	while ((tid = __atomic_load_n(&res->lazy_tid, __ATOMIC_ACQUIRE)) != 0) {
+		sys_clock_gettime(CLOCK_MONOTONIC, &t);
+		int64_t waited_ms = (t.tv_sec - t0.tv_sec) * 1000ll + (t.tv_nsec - t0.tv_nsec) / 1000000;
+		if (waited_ms >= limit_ms) {
+			leave_given_up(tid, waited_ms, limit_ms);
+			return;
+		}
 		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		if (limit_ms - waited_ms < 10)
+			ts.tv_nsec = (limit_ms - waited_ms) * 1000000;
 		SYS(SYS_futex, &res->lazy_tid, FUTEX_WAIT, tid, &ts, 0, 0);
 	}
 }

@@ -33,12 +33,16 @@
  * are the loader's).
  */
 #include "image/image.h"
+#include "loader/lazy.h"
 #include "loader/sys.h"
 
 #include <errno.h>
 #include <stdbool.h>
 #include <fcntl.h>
+#include <linux/futex.h>
+#include <sched.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #define CLI_NAME "crac-cli"
 #define DIR_MAX 4095   /* the tool's limit (PATH_MAX - 1) */
@@ -54,6 +58,103 @@ static bool env_value_ok(const char *kv)
 		if (*kv == '=')
 			return true;
 	return false;
+}
+
+/*
+ * The look for a CRIU image's marker, bounded as crac-cli's restore bounds
+ * it (cmd_restore.c criu_image: crac restore's limit, image/bounded.h's
+ * CRAC_BOUNDED_GRACE_MS, or CRAC_TEST_SYNC_GRACE_MS in tests). On a file
+ * system that does not answer (an NFS or FUSE server gone) an lstat never
+ * returns: made by this process, `crac restore DIR` would wait for ever
+ * where crac-cli gives up. So a thread of ours makes it (the loader's
+ * fill helper's way: a thread of this thread group, its exit said by the
+ * kernel clearing marker_tid), waited for until the limit; given up on,
+ * it is said as crac-cli says it and the process ends (exit_group takes
+ * the thread with it: such a wait is killable). Once the look answered,
+ * the loader's own reads of DIR are not bounded (a restore has no
+ * deadline; a file system that stops answering in the middle keeps it
+ * waiting, as the loader exec'd by crac-cli would).
+ */
+#define FRONT_LIMIT_MS 30000   /* = CRAC_BOUNDED_GRACE_MS (image/bounded.h) */
+
+static char marker[DIR_MAX + 16];   /* DIR/crac-criu */
+static struct stat marker_st;
+static long marker_rc;
+static uint32_t marker_tid;
+static char marker_stack[16384] __attribute__((aligned(16)));
+
+static void marker_look(void *arg)
+{
+	(void)arg;
+	marker_rc = sys_fstatat(AT_FDCWD, marker, &marker_st, AT_SYMLINK_NOFOLLOW);
+	SYS(SYS_exit, 0, 0, 0, 0, 0, 0);   /* this thread only */
+	__builtin_unreachable();
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec t;
+
+	sys_clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* CRAC_TEST_SYNC_GRACE_MS (tests), else FRONT_LIMIT_MS. */
+static int64_t front_limit_ms(char **envp)
+{
+	for (char **e = envp; *e; e++)
+		if (has_prefix(*e, "CRAC_TEST_SYNC_GRACE_MS=")) {
+			int64_t v = 0;
+			for (const char *c = *e + sizeof("CRAC_TEST_SYNC_GRACE_MS=") - 1; *c >= '0' && *c <= '9'; c++)
+				v = v * 10 + (*c - '0');
+			return v;
+		}
+	return FRONT_LIMIT_MS;
+}
+
+/* Is dir an image of the criu engine (it holds its marker, engines/criu.h,
+ * a regular file)? Given up on at the limit: said, and the process ends. */
+static bool criu_image(const char *dir, char **envp)
+{
+	size_t n = strlen(dir);
+
+	memcpy(marker, dir, n);
+	memcpy(marker + n, "/crac-criu", sizeof("/crac-criu"));
+	uint64_t *sp = (uint64_t *)(marker_stack + sizeof(marker_stack));
+	*--sp = 0;                                    /* arg */
+	*--sp = (uint64_t)(uintptr_t)marker_look;    /* fn */
+	unsigned long flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM |
+			      CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID;
+	if (lazy_clone(flags, sp, &marker_tid, &marker_tid, 0) <= 0) {
+		/* no thread (a seccomp filter, a limit on threads): the look
+		 * made here, unbounded, as crac-cli's without a helper */
+		marker_rc = sys_fstatat(AT_FDCWD, marker, &marker_st, AT_SYMLINK_NOFOLLOW);
+		return marker_rc == 0 && S_ISREG(marker_st.st_mode);
+	}
+	int64_t t0 = mono_ms(), limit = front_limit_ms(envp), waited = 0;
+	uint32_t t;
+	while ((t = __atomic_load_n(&marker_tid, __ATOMIC_ACQUIRE)) != 0) {
+		waited = mono_ms() - t0;
+		if (waited >= limit) {
+			static char line[2 * DIR_MAX + 300];
+			struct crac_img_buf b = { line, 0, sizeof(line) };
+			crac_img_puts(&b, "crac: restore ");
+			crac_img_put_escaped(&b, dir);
+			crac_img_puts(&b, ": the lstat of ");
+			crac_img_put_escaped(&b, marker);
+			crac_img_puts(&b, " did not return after ");
+			crac_img_putu(&b, (uint64_t)waited);
+			crac_img_puts(&b, " ms (crac restore's limit, ");
+			crac_img_putu(&b, (uint64_t)limit);
+			crac_img_puts(&b, " ms): its file system does not answer; given up\n");
+			sys_write(2, line, b.len);
+			sys_exit_group(1);
+		}
+		int64_t left = limit - waited;
+		struct timespec ts = { left / 1000, (left % 1000) * 1000000 };
+		SYS(SYS_futex, &marker_tid, FUTEX_WAIT, t, &ts, 0, 0);
+	}
+	return marker_rc == 0 && S_ISREG(marker_st.st_mode);
 }
 
 /* Is argv[1..] a restore of DIR the loader does exactly as the tool would? */
@@ -94,14 +195,7 @@ static bool loader_restore(int argc, char **argv, char **envp)
 		return false;
 
 	/* an image of the criu engine holds its marker (engines/criu.h) */
-	static char marker[DIR_MAX + 16];
-	struct stat st;
-	size_t n = strlen(dir);
-	memcpy(marker, dir, n);
-	memcpy(marker + n, "/crac-criu", sizeof("/crac-criu"));
-	if (sys_fstatat(AT_FDCWD, marker, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
-		return false;
-	return true;
+	return !criu_image(dir, envp);
 }
 
 /* Execs path with the same arguments and environment; returns its error. */
