@@ -35,6 +35,12 @@
  *   z   1 MiB, pattern 30: every page dropped with MADV_FREE and then
  *       every third page written with pattern 31 (others: 30 or zeros, as
  *       the kernel chose; checked only where written)
+ *   x   1 MiB, pattern 32: pages 5-36 made read-only (three mappings now,
+ *       one chunk of the parent across them), page 2 dropped, page 40
+ *       written with pattern 33
+ *   y   1 MiB, pattern 34: pages 6-9 replaced by FILE's pages 6-9
+ *       (MAP_FIXED, private, never written: pattern 20), pages 12-13
+ *       replaced by a new anonymous mapping written with pattern 35
  * The image below holds the old bytes at every one of these addresses: a
  * reference to them where the memory changed would restore wrong bytes.
  */
@@ -53,7 +59,7 @@
 #define PG 4096ul
 #define MIB (1ul << 20)
 
-static unsigned char *f, *k, *s, *m, *r, *w, *z;
+static unsigned char *f, *k, *s, *m, *r, *w, *z, *x, *y;
 
 static uint64_t word(int pat, size_t p, size_t i)
 {
@@ -100,6 +106,8 @@ static void die(const char *what)
 	exit(1);
 }
 
+static char scratch[4096];   /* FILE's path */
+
 static void build(const char *file)
 {
 	int fd = open(file, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -109,6 +117,7 @@ static void build(const char *file)
 	munmap(tmp, MIB);
 	f = mmap(NULL, MIB, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
 	close(fd);
+	snprintf(scratch, sizeof(scratch), "%s", file);
 	if (f == MAP_FAILED)
 		die("cannot map the scratch file");
 	for (size_t p = 0; p < MIB / PG; p += 2)
@@ -126,6 +135,8 @@ static void build(const char *file)
 	mprotect(r, MIB, PROT_NONE);
 	w = anon(MIB, 29);
 	z = anon(MIB, 30);
+	x = anon(MIB, 32);
+	y = anon(MIB, 34);
 }
 
 static void change(void)
@@ -159,6 +170,19 @@ static void change(void)
 	madvise(z, MIB, MADV_FREE);
 	for (size_t p = 0; p < MIB / PG; p += 3)
 		fill(z, p, 31);
+
+	mprotect(x + 5 * PG, 32 * PG, PROT_READ);
+	madvise(x + 2 * PG, PG, MADV_DONTNEED);
+	fill(x, 40, 33);
+
+	int fd = open(scratch, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || mmap(y + 6 * PG, 4 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, 6 * PG) != y + 6 * PG)
+		die("mmap FILE over y");
+	close(fd);
+	if (mmap(y + 12 * PG, 2 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != y + 12 * PG)
+		die("mmap anew over y");
+	fill(y, 12, 35);
+	fill(y, 13, 35);
 }
 
 static int verify(void)
@@ -185,6 +209,11 @@ static int verify(void)
 			bad = 1;
 		}
 	}
+	for (size_t p = 0; p < MIB / PG; p++)
+		bad |= check("x (split by mprotect)", x, p, p == 2 ? 0 : p == 40 ? 33 : 32);
+	for (size_t p = 0; p < MIB / PG; p++)
+		bad |= check("y (file and anonymous mappings over its middle)", y, p,
+			     p >= 6 && p < 10 ? 20 : p == 12 || p == 13 ? 35 : 34);
 	if (!bad)
 		printf("ok mem\n");
 	return bad;
