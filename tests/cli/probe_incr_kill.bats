@@ -84,3 +84,52 @@ after_kill() {
 	printf '%s\n' "${STATES[@]}" | sort | uniq -c
 	printf '%s\n' "${STATES[@]}" | grep -q "i[12]\.tmp"
 }
+
+@test "probe: the program killed with SIGKILL while crac checkpoint --incremental writes its image (20 runs): the command ends, one line; the parent restores; DIR whole or absent" {
+	export CRAC_CONTROL_DIR="$T/ctl"
+	local run at cst hpid
+	for run in $(seq 20); do
+		rm -rf "$T/a0" "$T/a1" "$T/out"
+		spawn "$T/out" "$T/out" env CRAC_IMAGE_INCREMENTAL=1 "$CRAC_BUILD_DIR/tests/ckpt_heap" 64 0
+		pid=$SPAWNED
+		for _ in $(seq 500); do
+			grep -q '^ready' "$T/out" 2>/dev/null && break
+			sleep 0.01
+		done
+		run "$CRAC" checkpoint --keep-running --image-dir "$T/a0" "$pid"
+		[ "$status" -eq 0 ]
+		# the program writes nothing between: its incremental image is
+		# quick (some 20 ms, the command itself slower to start), the kill lands
+		# before it, in it or after
+		spawn "$T/ckpt.out" "$T/ckpt.out" timeout 30 "$CRAC" checkpoint --incremental --keep-running --image-dir "$T/a1" "$pid"
+		hpid=$SPAWNED
+		at=$((RANDOM % 150))
+		sleep "$(printf '0.%03d' "$at")"
+		kill -9 "$pid"
+		cst=0
+		wait "$hpid" || cst=$?
+		wait "$pid" || true
+		echo "run $run: killed after $at ms: checkpoint status $cst: $(cat "$T/ckpt.out")"
+		[ "$cst" -ne 124 ]   # never waits on for a dead program
+		if [ "$cst" -eq 0 ]; then
+			[ "$(cat "$T/ckpt.out")" = "crac: image written to $T/a1" ]
+		else
+			# (killed after it put DIR in place but before it answered,
+			# the program leaves a whole image the command did not see:
+			# checked below like any other)
+			[ "$(wc -l <"$T/ckpt.out")" -eq 1 ]
+		fi
+		# the parent restores (the program waits again: stopped by timeout)
+		run clean timeout 2 "$CRAC" restore "$T/a0"
+		echo "restore a0: status $status: $output"
+		[ "$status" -eq 124 ]
+		if [ -e "$T/a1" ]; then
+			run clean "$CRAC" inspect "$T/a1"
+			[ "$status" -eq 0 ]
+			run clean timeout 2 "$CRAC" restore "$T/a1"
+			[ "$status" -eq 124 ]
+		fi
+		[ -z "$(ls "$T" | grep '\.old-')" ]
+	done
+	pid=
+}
