@@ -154,3 +154,44 @@ forged() {
 	forged parent i1 501 6 1
 	forged chunks i1 601 6 2
 }
+
+@test "probe: bytes flipped or files cut short anywhere in the chain (40 cases): one line naming the image, or an exact restore" {
+	chain
+	local k img file size pos old opt
+	RANDOM=2323   # the same cases every run
+	for k in $(seq 40); do
+		fresh
+		img=i$((RANDOM % 3))
+		file=$([ $((RANDOM % 2)) -eq 0 ] && echo header || echo pages)
+		size=$(stat -c %s "$T/c/$img/$file")
+		pos=$(((RANDOM * 32768 + RANDOM) % size))
+		opt=$([ $((k % 2)) -eq 0 ] && echo --populate || true)
+		if [ $((k % 4)) -eq 3 ]; then
+			truncate -s "$pos" "$T/c/$img/$file"
+			echo "case $k: $img/$file cut to $pos of $size bytes $opt"
+		else
+			old=$(od -An -tu1 -j"$pos" -N1 "$T/c/$img/$file" | tr -d ' ')
+			printf "\\x$(printf %02x $((old ^ (1 << (RANDOM % 8)))))" |
+				dd of="$T/c/$img/$file" bs=1 seek="$pos" conv=notrunc status=none
+			echo "case $k: $img/$file byte $pos of $size flipped $opt"
+		fi
+		run --separate-stderr clean timeout 30 "$CRAC" restore $opt "$T/c/i2"
+		echo "  status $status, stdout: $output, stderr: $stderr"
+		if [ "$status" -eq 0 ]; then
+			# a byte the restore never reads (a chunk of i1 or i0 that
+			# the images above replaced)
+			[ "$output" = "ok stage 2" ]
+			[ "$file" = pages ] && [ "$img" != i2 ]
+		else
+			[ "$status" -eq 1 ]
+			[ -z "$output" ]
+			[ "$(echo "$stderr" | wc -l)" -eq 1 ]
+			[[ "$stderr" == "crac: restore $T/c/i2: "* ]]
+			# the image at fault named (i2's own faults by the prefix)
+			[ "$img" = i2 ] || [[ "$stderr" == *"$T/c/i2/../i1"* ]]
+			[ "$img" != i0 ] || [[ "$stderr" == *"$T/c/i2/../i1/../i0"* ]]
+			run clean timeout 30 "$CRAC" inspect "$T/c/i2"
+			[ "$status" -eq 1 ]
+		fi
+	done
+}
