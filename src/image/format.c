@@ -625,7 +625,7 @@ static int parent_fail(struct crac_img_buf *b, const struct crac_img_header *h)
 		crac_img_puts(b, " bytes)");
 	} else if (h->parent && !h->depth) {
 		crac_img_puts(b, "a parent image named, depth 0 (a full image)");
-	} else if (!h->parent) {
+	} else if (!h->parent && h->depth) {
 		crac_img_puts(b, "depth ");
 		crac_img_putu(b, h->depth);
 		crac_img_puts(b, ", no parent image named");
