@@ -8,8 +8,8 @@
 # when the parent was written and written after, pages dropped while a
 # read-only mapping was writable for a moment, MADV_FREE, a mapping split by
 # mprotect or by mappings put over its middle (one chunk of the parent across
-# them). A reference to the
-# parent's bytes at any of these pages restores the wrong bytes.
+# them). A reference to the parent's bytes at any of these pages restores the
+# wrong bytes.
 
 bats_require_minimum_version 1.5.0
 
