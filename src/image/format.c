@@ -599,6 +599,104 @@ static int fail(struct crac_img_buf *b, int code, const char *what, uint64_t idx
 
 #define USER_TOP (1ull << 47)
 
+/* "START-END" */
+static void put_span(struct crac_img_buf *b, uint64_t s, uint64_t e)
+{
+	crac_img_putx(b, s);
+	crac_img_puts(b, "-");
+	crac_img_putx(b, e);
+}
+
+/* The parent image record of h is inconsistent: which field, and why. */
+static int parent_fail(struct crac_img_buf *b, const struct crac_img_header *h)
+{
+	crac_img_puts(b, "header: bad parent image record: ");
+	if (h->depth > CRAC_IMG_MAX_CHAIN) {
+		crac_img_puts(b, "depth ");
+		crac_img_putu(b, h->depth);
+		crac_img_puts(b, " (at most ");
+		crac_img_putu(b, CRAC_IMG_MAX_CHAIN);
+		crac_img_puts(b, " images below)");
+	} else if (h->parent >= h->strtab_size) {
+		crac_img_puts(b, "parent name at string table offset ");
+		crac_img_putu(b, h->parent);
+		crac_img_puts(b, ", past its end (");
+		crac_img_putu(b, h->strtab_size);
+		crac_img_puts(b, " bytes)");
+	} else if (h->parent && !h->depth) {
+		crac_img_puts(b, "a parent image named, depth 0 (a full image)");
+	} else if (!h->parent && h->depth) {
+		crac_img_puts(b, "depth ");
+		crac_img_putu(b, h->depth);
+		crac_img_puts(b, ", no parent image named");
+	} else if (h->n_refs && !h->depth) {
+		crac_img_putu(b, h->n_refs);
+		crac_img_puts(b, " page references in a full image (depth 0)");
+	} else {
+		crac_img_puts(b, "unknown image flags ");
+		crac_img_putx(b, h->img_flags & ~(CRAC_IMGF_TRACK | CRAC_IMGF_COMPRESSED));
+	}
+	return -EBADMSG;
+}
+
+/* Page reference #i of v breaks a rule (prev: where the one before it
+ * ended): which field, and why. */
+static int ref_fail(struct crac_img_buf *b, const struct crac_img_view *v, uint32_t i, uint64_t prev)
+{
+	const struct crac_img_header *h = v->h;
+	const struct crac_img_ref *r = &v->refs[i];
+	const struct crac_img_map *m = r->map < h->n_maps ? &v->maps[r->map] : NULL;
+	const uint64_t P = CRAC_IMG_PAGE;
+
+	fail(b, -EBADMSG, "header: bad page reference", i, 1);
+	crac_img_puts(b, ": ");
+	if (r->addr % P) {
+		crac_img_puts(b, "address ");
+		crac_img_putx(b, r->addr);
+		crac_img_puts(b, " is not page aligned");
+	} else if (r->len % P || !r->len) {
+		crac_img_puts(b, "length ");
+		crac_img_putx(b, r->len);
+		crac_img_puts(b, " is not a whole number of pages");
+	} else if (r->addr < prev) {
+		crac_img_puts(b, "address ");
+		crac_img_putx(b, r->addr);
+		crac_img_puts(b, " lies before the end of the one before it (");
+		crac_img_putx(b, prev);
+		crac_img_puts(b, "): not sorted, or overlapping");
+	} else if (r->depth == 0 || r->depth > h->depth) {
+		crac_img_puts(b, "depth ");
+		crac_img_putu(b, r->depth);
+		crac_img_puts(b, " (the image has ");
+		crac_img_putu(b, h->depth);
+		crac_img_puts(b, h->depth == 1 ? " image below)" : " images below)");
+	} else if (!m) {
+		crac_img_puts(b, "mapping #");
+		crac_img_putu(b, r->map);
+		crac_img_puts(b, " (the image has ");
+		crac_img_putu(b, h->n_maps);
+		crac_img_puts(b, ")");
+	} else if (!(m->flags & CRAC_MAPF_REFS) || (m->flags & CRAC_MAPF_SHARED) ||
+		   (m->kind != CRAC_MAP_ANON && m->kind != CRAC_MAP_HEAP && m->kind != CRAC_MAP_STACK)) {
+		crac_img_puts(b, "mapping #");
+		crac_img_putu(b, r->map);
+		crac_img_puts(b, " ");
+		put_span(b, m->start, m->end);
+		crac_img_puts(b, " (");
+		crac_img_puts(b, crac_img_kind_name(m->kind));
+		crac_img_puts(b, ") is not a private anonymous mapping marked as taking pages from the images below");
+	} else {
+		crac_img_putx(b, r->len);
+		crac_img_puts(b, " bytes at ");
+		crac_img_putx(b, r->addr);
+		crac_img_puts(b, " are not inside its mapping #");
+		crac_img_putu(b, r->map);
+		crac_img_puts(b, " ");
+		put_span(b, m->start, m->end);
+	}
+	return -EBADMSG;
+}
+
 int crac_img_parse(const void *buf, uint64_t len, struct crac_img_view *v,
 		   char *msg, size_t msglen)
 {
@@ -673,7 +771,7 @@ int crac_img_parse(const void *buf, uint64_t len, struct crac_img_view *v,
 		return fail(&b, -EBADMSG, "header: bad pending signal table", 0, 0);
 	if (h->depth > CRAC_IMG_MAX_CHAIN || (h->parent != 0) != (h->depth != 0) || h->parent >= h->strtab_size ||
 	    (h->n_refs && !h->depth) || (h->img_flags & ~(CRAC_IMGF_TRACK | CRAC_IMGF_COMPRESSED)))
-		return fail(&b, -EBADMSG, "header: bad parent image record", 0, 0);
+		return parent_fail(&b, h);
 	/* Compressed chunks came with version 5, and only with the flag. */
 	bool compressed = (h->img_flags & CRAC_IMGF_COMPRESSED) != 0;
 	if (compressed && h->version < 5)
@@ -814,12 +912,20 @@ int crac_img_parse(const void *buf, uint64_t len, struct crac_img_view *v,
 		    !m || !(m->flags & CRAC_MAPF_REFS) || (m->flags & CRAC_MAPF_SHARED) ||
 		    (m->kind != CRAC_MAP_ANON && m->kind != CRAC_MAP_HEAP && m->kind != CRAC_MAP_STACK) ||
 		    r->addr < m->start || r->len > m->end - r->addr || r->addr >= m->end)
-			return fail(&b, -EBADMSG, "header: bad page reference", i, 1);
+			return ref_fail(&b, v, i, prev);
 		prev = r->addr + r->len;
 		while (oc < h->n_chunks && v->chunks[oc].addr + v->chunks[oc].len <= r->addr)
 			oc++;
-		if (oc < h->n_chunks && v->chunks[oc].addr < r->addr + r->len)
-			return fail(&b, -EBADMSG, "header: page reference over stored pages", i, 1);
+		if (oc < h->n_chunks && v->chunks[oc].addr < r->addr + r->len) {
+			fail(&b, -EBADMSG, "header: page reference over stored pages", i, 1);
+			crac_img_puts(&b, ": ");
+			put_span(&b, r->addr, r->addr + r->len);
+			crac_img_puts(&b, " overlaps this image's chunk #");
+			crac_img_putu(&b, oc);
+			crac_img_puts(&b, " ");
+			put_span(&b, v->chunks[oc].addr, v->chunks[oc].addr + v->chunks[oc].len);
+			return -EBADMSG;
+		}
 	}
 	return 0;
 }
