@@ -7,6 +7,8 @@
 # runs than one scan vector holds, in each pass; every image of the chain
 # of seven restores every byte. (Without the clipping of the first pass to
 # where the second one stopped, k2 restores stale bytes of k0 in F2.)
+# tests/progs/rev_incr_fork.c: a fork after such a checkpoint, the child
+# and the parent checkpointing on.
 
 bats_require_minimum_version 1.5.0
 
@@ -61,4 +63,21 @@ chain() {
 @test "the same chain unprivileged (nobody)" {
 	[ "$(id -u)" -eq 0 ] || skip "needs root (to become nobody)"
 	chain setpriv --reuid=nobody --regid=nogroup --clear-groups
+}
+
+@test "fork after a keep-running incremental checkpoint: the child's and the parent's next images restore every byte" {
+	run --separate-stderr clean env CRAC_IMAGE_INCREMENTAL=1 CRAC_IMAGE_STATS=1 "$CRAC_BUILD_DIR/tests/rev_incr_fork" "$T/c"
+	echo "stdout: $output"
+	echo "stderr: $stderr"
+	[ "$status" -eq 0 ]
+	[ "$(echo "$output" | tail -1)" = "done" ]
+	echo "$output" | grep -qx "child done"
+	for x in k0 c1 c2 p1; do
+		for how in "" --populate; do
+			run --separate-stderr clean "$CRAC" restore $how "$T/c/$x"
+			echo "restore $how $x: status $status, $output, $stderr"
+			[ "$status" -eq 0 ]
+			[ "$output" = "ok $x" ]
+		done
+	done
 }
