@@ -766,7 +766,7 @@ static int clean_stale(const char *dir, char *msg, size_t len)
 		return 0;
 	int rc = crac_img_list_msg(parent, prefix, names, sizeof(names), &nlen, lmsg, sizeof(lmsg));
 	if (rc == -ETIMEDOUT) {
-		snprintf(msg, len, "the look for stale temporaries of %s: %s", dir, lmsg);
+		snprintf(msg, len, "the look for stale temporaries of %.900s: %.900s", dir, lmsg);
 		return rc;
 	}
 	size_t bl = strlen(base);
@@ -796,8 +796,8 @@ static int clean_stale(const char *dir, char *msg, size_t len)
 		op.old = n[bl + 1] == 'o';
 		op.uid = (unsigned)geteuid();
 		if (crac_img_bounded_call("criu-clean", stale_run, &op, true, why, sizeof(why)) == -ETIMEDOUT) {
-			snprintf(msg, len, "the stale temporary %s of %s (%s) %s", op.path, dir, stale_steps[op.step],
-				 why);
+			snprintf(msg, len, "the stale temporary %.600s of %.600s (%s) %.600s", op.path, dir,
+				 stale_steps[op.step], why);
 			return -ETIMEDOUT;
 		}
 		if (op.res == STALE_PUT_BACK)
@@ -1370,7 +1370,7 @@ static int write_marker(struct crac_round *r, struct criu_state *s, int tid, uns
 			 (long long)r->event.checkpoint_monotonic, boot, s->shell_job ? 1 : 0, s->stdio[0], s->stdio[1],
 			 s->stdio[2], s->criu);
 	if (n < 0 || n >= (int)sizeof(text)) {
-		snprintf(msg, len, "%s: %s", path, strerror(ENAMETOOLONG));
+		snprintf(msg, len, "%.1900s: %s", path, strerror(ENAMETOOLONG));
 		return -ENAMETOOLONG;
 	}
 	/* created (O_EXCL, 0600, no link followed), written and fsync'd by

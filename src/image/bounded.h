@@ -82,6 +82,14 @@ static inline long crac_raw_syscall6(long nr, long a, long b, long c, long d, lo
  * the program's threads are stopped. */
 void crac_bounded_prepare(void) CRAC_HIDDEN;
 
+/* Narrows the calling thread's CPU affinity to the CPU it runs on (a clone
+ * made now inherits it: a helper of ours that starts there at once, see
+ * bounded.c) and saves the old mask; true if it did. crac_bounded_unpin
+ * puts the old mask back. Raw system calls. */
+#define CRAC_PIN_WORDS 16   /* 1024 CPUs; a larger machine: not narrowed */
+bool crac_bounded_pin(uint64_t old[CRAC_PIN_WORDS]) CRAC_HIDDEN;
+void crac_bounded_unpin(const uint64_t old[CRAC_PIN_WORDS]) CRAC_HIDDEN;
+
 /* CRAC_BOUNDED_GRACE_MS, or CRAC_TEST_SYNC_GRACE_MS when set (tests). */
 long crac_bounded_grace_ms(void) CRAC_HIDDEN;
 

@@ -123,3 +123,27 @@ go_find_helper() {
 	ls -A "$T"
 	! ls -A "$T" | grep -q "img"
 }
+
+@test "the O_DIRECT helper stopped (SIGSTOP) while it writes: given up at the deadline, killed, the checkpoint fails, the program goes on" {
+	# A write that does not return (a file system that stopped answering)
+	# looks the same to the checkpoint: the wait ends at its deadline
+	# (the default 10 s here; CRAC_TEST_SYNC_GRACE_MS=2000: 2 s of grace,
+	# not 30, for the waits after it: the temporary's removal).
+	export CRAC_TEST_SYNC_GRACE_MS=2000
+	start_big
+	go_find_helper
+	kill -STOP "$HELPER"
+	for _ in $(seq 1 400); do
+		grep -q '^continued\|^FAIL' "$T/out" && break
+		sleep 0.05
+	done
+	cat "$T/out"
+	grep -q "^FAIL: checkpoint returned" "$T/out"
+	grep -q "the writer (pid $HELPER) did not finish by the checkpoint's deadline" "$T/out"
+	for _ in $(seq 1 100); do
+		[ -e /proc/"$HELPER" ] || break
+		sleep 0.05
+	done
+	[ ! -e /proc/"$HELPER" ]
+	! ls -A "$T" | grep -q "img"
+}
