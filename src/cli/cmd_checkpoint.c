@@ -372,6 +372,35 @@ static char proc_state(int pid)
 	return f && f[0] == ' ' ? f[1] : 0;
 }
 
+/*
+ * The process ended during the checkpoint, before it answered: had it
+ * committed the image by then? An image at DIR written by that process
+ * (its pid) since the request began (since_ns, CLOCK_REALTIME) was
+ * written, read back and renamed into place by it (nothing else puts an
+ * image there under its name): said in note, so that the failure does not
+ * read as "no image". The look is bounded like phase_of's.
+ */
+static void image_after_exit(int pid, const char *image, int64_t since_ns, char *note, size_t len)
+{
+	struct crac_img_header_map h;
+	char msg[PATH_MAX + 400];
+	static char bound[64];
+
+	note[0] = 0;
+	if (!image || !*image)
+		return;
+	snprintf(bound, sizeof(bound), "crac checkpoint's look at the image, %d ms", PHASE_LOOK_MS);
+	crac_img_fs_limit(0, PHASE_LOOK_MS, bound);
+	if (crac_img_header_msg(image, &h, msg, sizeof(msg)) < 0)
+		return;
+	if (h.v.h->pid == pid && h.v.h->created_ns >= since_ns)
+		snprintf(note, len, "; but %s holds the image this checkpoint wrote (made by process %d %.1f s after "
+			 "the request; an image is renamed into place only once it was written, made durable and read "
+			 "back): the process ended after that, before its answer came", image, pid,
+			 (double)(h.v.h->created_ns - since_ns) / 1e9);
+	crac_img_header_unmap(&h);
+}
+
 #define TICK_MS 100           /* the progress line is redrawn at most this often */
 #define PROGRESS_AFTER_MS 1000 /* and shown only once the checkpoint took this long */
 
@@ -400,7 +429,8 @@ static int request_timed(int pid, const char *const *tokens, long long timeout_m
 		cli_err("checkpoint: cannot start a thread");
 		return 2;
 	}
-	struct timespec t0, now;
+	struct timespec t0, now, real0;
+	clock_gettime(CLOCK_REALTIME, &real0);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
 		clock_gettime(CLOCK_MONOTONIC, &now);
@@ -476,7 +506,10 @@ static int request_timed(int pid, const char *const *tokens, long long timeout_m
 	if (shown)
 		put_stderr("\r\033[K");
 	if (t.rc < 0) {
-		cli_err("%s", t.err);
+		char note[PATH_MAX + 400] = "";
+		if (strstr(t.err, "during the checkpoint, before it answered"))
+			image_after_exit(pid, image, real0.tv_sec * 1000000000LL + real0.tv_nsec, note, sizeof(note));
+		cli_err("%s%s", t.err, note);
 		return 2;
 	}
 	if (stats)

@@ -71,3 +71,27 @@ as_parent() {
 	[ "$stderr" = "crac: process $pid closed the connection without an answer (refused? its stderr says why)" ]
 	kill -0 "$pid"
 }
+
+@test "image engine, _exit in an after_restore callback: the image is in place, and the failure says so" {
+	require_image_engine
+	spawn "$T/p.out" "$T/p.err" "$PROG" --control --exit-after alpha 3
+	pid=$SPAWNED
+	PIDS+=("$pid")
+	for _ in $(seq 250); do grep -q '^ready' "$T/p.out" 2>/dev/null && break; sleep 0.02; done
+	run --separate-stderr "$CRAC" checkpoint --keep-running --image-dir "$T/img" "$pid"
+	echo "$status: $output / $stderr"
+	[ "$status" -eq 2 ]
+	echo "$stderr" | grep -q "^crac: process $pid exited during the checkpoint, before it answered; but $T/img holds the image this checkpoint wrote (made by process $pid "
+	run "$CRAC" inspect "$T/img"
+	[ "$status" -eq 0 ]
+	# a failure before the image: no such words
+	spawn "$T/q.out" "$T/q.err" "$PROG" --control --exit-before alpha 3
+	pid=$SPAWNED
+	PIDS+=("$pid")
+	for _ in $(seq 250); do grep -q '^ready' "$T/q.out" 2>/dev/null && break; sleep 0.02; done
+	run --separate-stderr "$CRAC" checkpoint --keep-running --image-dir "$T/img2" "$pid"
+	echo "$status: $output / $stderr"
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "crac: process $pid exited during the checkpoint, before it answered" ]
+	[ ! -e "$T/img2" ]
+}

@@ -115,9 +115,14 @@ after_kill() {
 			[ "$(cat "$T/ckpt.out")" = "crac: image written to $T/a1" ]
 		else
 			# (killed after it put DIR in place but before it answered,
-			# the program leaves a whole image the command did not see:
-			# checked below like any other)
+			# the program leaves a whole image: the command says so,
+			# and it is checked below like any other)
 			[ "$(wc -l <"$T/ckpt.out")" -eq 1 ]
+			if [ -e "$T/a1" ] && grep -q "during the checkpoint, before it answered" "$T/ckpt.out"; then
+				grep -q "; but $T/a1 holds the image this checkpoint wrote" "$T/ckpt.out"
+			else
+				! grep -q "holds the image this checkpoint wrote" "$T/ckpt.out"
+			fi
 		fi
 		# the parent restores (the program waits again: stopped by timeout)
 		run clean timeout 2 "$CRAC" restore "$T/a0"

@@ -22,6 +22,8 @@
  *   --deadline MS      --self's checkpoint deadline (crac_options.deadline_ms)
  *   --exit-before NAME CODE  that resource's before_checkpoint ends the process:
  *                      _exit(CODE), or with CODE < 0 kill(getpid(), -CODE)
+ *   --exit-after NAME CODE   the same in its after_restore (the image, if
+ *                      any, is in place by then; the answer not sent yet)
  * Prints "ready pid=PID" once set up (after --self's "checkpointing" line if
  * any: "checkpointing" is printed just before the call), then waits for
  * SIGTERM/SIGINT, stops the endpoint and exits 0.
@@ -37,7 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *fail_before, *fail_after, *slow_name, *exit_name;
+static const char *fail_before, *fail_after, *slow_name, *exit_name, *exit_after_name;
 static int slow_ms, exit_code;
 
 static int on_before(const crac_event *ev, void *arg)
@@ -74,6 +76,11 @@ static int on_after(const crac_event *ev, void *arg)
 		printf("%s%s", i ? "," : "", ev->envp[i]);
 	printf("\n");
 	fflush(stdout);
+	if (exit_after_name && strcmp(exit_after_name, name) == 0) {
+		if (exit_code < 0)
+			kill(getpid(), -exit_code);
+		_exit(exit_code);
+	}
 	if (fail_after && strcmp(fail_after, name) == 0)
 		return crac_fail(-ENOTCONN, "%s cannot reconnect (test)", name);
 	return 0;
@@ -112,6 +119,9 @@ int main(int argc, char **argv)
 			self_engine = argv[++i];
 		else if (!strcmp(argv[i], "--exit-before") && i + 2 < argc) {
 			exit_name = argv[++i];
+			exit_code = atoi(argv[++i]);
+		} else if (!strcmp(argv[i], "--exit-after") && i + 2 < argc) {
+			exit_after_name = argv[++i];
 			exit_code = atoi(argv[++i]);
 		} else if (!strcmp(argv[i], "--deadline") && i + 1 < argc)
 			self_deadline_ms = atol(argv[++i]);
