@@ -97,16 +97,71 @@
 
 long crac__img_helper_clone(unsigned long flags, void *sp) CRAC_HIDDEN;
 
-static void futex_wait_ne(uint32_t *w, uint32_t old)
-{
-	while (__atomic_load_n(w, __ATOMIC_ACQUIRE) == old)
-		SYS(SYS_futex, w, FUTEX_WAIT, old, 0, 0, 0);
-}
-
 static void futex_set(uint32_t *w, uint32_t v)
 {
 	__atomic_store_n(w, v, __ATOMIC_RELEASE);
 	SYS(SYS_futex, w, FUTEX_WAKE, 1, 0, 0, 0);
+}
+
+/*
+ * Waits while *word is old for a worker of ours (pid: the O_DIRECT writer,
+ * the compression worker): true once it changed; false if the worker ended
+ * (killed by someone) without changing it, looked at every 50 ms, or the
+ * wait reached `until` (CLOCK_MONOTONIC ns; the worker is then killed):
+ * *gone, and *word never changes. A worker that died is a zombie until its
+ * stop reaps it.
+ */
+static bool helper_wait_ne(long pid, uint32_t *word, uint32_t old, int64_t until, bool *gone)
+{
+	while (!*gone && __atomic_load_n(word, __ATOMIC_ACQUIRE) == old) {
+		int64_t now = crac_bounded_mono_ns();
+		if (now >= until) {
+			SYS(SYS_kill, pid, SIGKILL, 0, 0, 0, 0);
+			*gone = true;
+			break;
+		}
+		int64_t step = until - now < 50000000LL ? until - now : 50000000LL;
+		const struct timespec ts = { 0, (long)step };
+		if (SYS(SYS_futex, word, FUTEX_WAIT, old, &ts, 0, 0) != -ETIMEDOUT)
+			continue;
+		siginfo_t si;
+		si.si_pid = 0;
+		/* dead and not reaped yet, or reaped already (a wait of the
+		 * program's for any child, __WALL, may take it) */
+		bool dead = (SYS(SYS_waitid, P_PID, pid, &si, WEXITED | WNOHANG | WNOWAIT | __WALL, 0, 0) == 0 &&
+			     si.si_pid == pid) ||
+			    SYS(SYS_kill, pid, 0, 0, 0, 0, 0) == -ESRCH;
+		if (dead && __atomic_load_n(word, __ATOMIC_ACQUIRE) == old)
+			*gone = true;
+	}
+	return __atomic_load_n(word, __ATOMIC_ACQUIRE) != old;
+}
+
+/* The end of the waits for a worker: the checkpoint's deadline, and
+ * CRAC_BOUNDED_GRACE_MS from now at the earliest (the callbacks have the
+ * deadline; the pages are written after it). */
+static int64_t worker_until(const struct img_capture *c)
+{
+	int64_t now = crac_bounded_mono_ns(), dl = c->round ? c->round->event.deadline_monotonic : 0;
+	int64_t until = now + crac_bounded_grace_ms() * 1000000LL;
+
+	return dl > until ? dl : until;
+}
+
+/* Reaps a worker of ours (no zombie for the program to see); one killed in
+ * a call that does not return is given 100 ms to end, then left (it runs
+ * none of our code again: its arena stack may go). */
+static void helper_reap(long pid, bool gone)
+{
+	for (int k = 0; k < 10; k++) {
+		long r = SYS(SYS_wait4, pid, 0, __WALL | (gone ? WNOHANG : 0), 0, 0, 0);
+		if (r == -EINTR)
+			continue;
+		if (r != 0)
+			break;
+		const struct timespec ts = { 0, 10000000L };
+		SYS(SYS_nanosleep, &ts, 0, 0, 0, 0, 0);
+	}
 }
 
 /*
@@ -451,10 +506,7 @@ static void dworker_start(struct img_capture *c)
 	if (!d || !stack)
 		return;
 	memset(d, 0, sizeof(*d));
-	int64_t now = crac_bounded_mono_ns(), dl = c->round ? c->round->event.deadline_monotonic : 0;
-	d->until = now + crac_bounded_grace_ms() * 1000000LL;
-	if (dl > d->until)
-		d->until = dl;
+	d->until = worker_until(c);
 	/* tests: CRAC_TEST_DIRECT_REFUSE=N, the Nth batch (from 1) refused as
 	 * O_DIRECT refuses a misaligned write */
 	const char *t = getenv("CRAC_TEST_DIRECT_REFUSE");
@@ -481,29 +533,9 @@ static void dworker_start(struct img_capture *c)
 	w->dw = d;
 }
 
-/* Waits while *word is old: true once it changed; false if the helper ended
- * (killed) without changing it, or the wait reached d->until (then the
- * helper is killed): d->gone, and *word never changes. */
 static bool dworker_wait_ne(struct img_dworker *d, uint32_t *word, uint32_t old)
 {
-	while (!d->gone && __atomic_load_n(word, __ATOMIC_ACQUIRE) == old) {
-		int64_t now = crac_bounded_mono_ns();
-		if (now >= d->until) {
-			SYS(SYS_kill, d->pid, SIGKILL, 0, 0, 0, 0);
-			d->gone = true;
-			break;
-		}
-		int64_t step = d->until - now < 50000000LL ? d->until - now : 50000000LL;
-		const struct timespec ts = { 0, (long)step };
-		if (SYS(SYS_futex, word, FUTEX_WAIT, old, &ts, 0, 0) != -ETIMEDOUT)
-			continue;
-		siginfo_t si;
-		si.si_pid = 0;
-		if (SYS(SYS_waitid, P_PID, d->pid, &si, WEXITED | WNOHANG | WNOWAIT | __WCLONE, 0, 0) == 0 &&
-		    si.si_pid == d->pid && __atomic_load_n(word, __ATOMIC_ACQUIRE) == old)
-			d->gone = true;
-	}
-	return __atomic_load_n(word, __ATOMIC_ACQUIRE) != old;
+	return helper_wait_ne(d->pid, word, old, d->until, &d->gone);
 }
 
 /* Waits until at most `left` batches are still with the writer, and takes
@@ -562,18 +594,7 @@ static int dworker_stop(struct img_capture *c)
 	futex_set(&d->quit, 1);
 	SYS(SYS_futex, &d->posted, FUTEX_WAKE, 1, 0, 0, 0);
 	dworker_wait_ne(d, &d->exited, 0);
-	/* reaped: no zombie of ours for the program to see; one killed in a
-	 * call that does not return is given 100 ms to end, then left (it
-	 * runs none of our code again: its arena stack may go) */
-	for (int k = 0; k < 10; k++) {
-		long r = SYS(SYS_wait4, d->pid, 0, __WALL | (d->gone ? WNOHANG : 0), 0, 0, 0);
-		if (r == -EINTR)
-			continue;
-		if (r != 0)
-			break;
-		const struct timespec ts = { 0, 10000000L };
-		SYS(SYS_nanosleep, &ts, 0, 0, 0, 0, 0);
-	}
+	helper_reap(d->pid, d->gone);
 	w->dw = NULL;
 	return rc;
 }
@@ -876,6 +897,8 @@ struct img_zworker {
 	char *stack;
 	size_t stack_size;
 	long pid;
+	bool gone;                      /* killed by someone: no more jobs */
+	int64_t until;                  /* CLOCK_MONOTONIC ns: no wait for it beyond (killed then) */
 };
 
 #define IMG_ZSTD_SPLIT_MIN (32u << 10)
@@ -901,13 +924,15 @@ CRAC_IMG_NOSAN static void zworker_main(void *arg)
 }
 
 /* Starts the worker (threads stopped): false if there is none. */
-static bool zworker_start(struct img_zstd *z)
+static bool zworker_start(struct img_zstd *z, int64_t until)
 {
 	struct img_zworker *w = z->worker;
 
 	if (!w || z->worker_running)
-		return z->worker_running;
+		return z->worker_running && !w->gone;   /* (killed: one thread from then on) */
 	w->seq = w->done = w->quit = w->exited = 0;
+	w->gone = false;
+	w->until = until;
 	uint64_t *sp = (uint64_t *)(((uintptr_t)w->stack + w->stack_size) & ~(uintptr_t)15);
 	*--sp = (uint64_t)(uintptr_t)w;
 	*--sp = (uint64_t)(uintptr_t)zworker_main;
@@ -925,10 +950,8 @@ static void zworker_stop(struct img_zstd *z)
 		return;
 	futex_set(&w->quit, 1);
 	SYS(SYS_futex, &w->seq, FUTEX_WAKE, 1, 0, 0, 0);
-	futex_wait_ne(&w->exited, 0);
-	/* reaped: no zombie of ours for the program to see */
-	while (SYS(SYS_wait4, w->pid, 0, __WALL, 0, 0, 0) == -EINTR)
-		;
+	helper_wait_ne(w->pid, &w->exited, 0, w->until, &w->gone);
+	helper_reap(w->pid, w->gone);
 	z->worker_running = false;
 }
 #endif
@@ -1081,7 +1104,7 @@ int64_t img_write_compressed(struct img_capture *c, struct crac_img_chunk *k, co
 	/* raw system calls and our own code only: the compressor reads the
 	 * program's pages (not sanitizer-instrumented: libzstd) */
 	size_t n;
-	if (k->len >= IMG_ZSTD_SPLIT_MIN && zworker_start(z)) {
+	if (k->len >= IMG_ZSTD_SPLIT_MIN && zworker_start(z, worker_until(c))) {
 		/* two frames at once: the second half by the worker */
 		struct img_zworker *w = z->worker;
 		size_t half = (k->len / 2) & ~(size_t)(P - 1);
@@ -1090,8 +1113,8 @@ int64_t img_write_compressed(struct img_capture *c, struct crac_img_chunk *k, co
 		uint32_t job = w->seq + 1;
 		futex_set(&w->seq, job);
 		n = crac_img_zstd_frame(z->cctx, z->level, out, bound, src, half);
-		while (__atomic_load_n(&w->done, __ATOMIC_ACQUIRE) != job)
-			SYS(SYS_futex, &w->done, FUTEX_WAIT, job - 1, 0, 0, 0);
+		if (!helper_wait_ne(w->pid, &w->done, job - 1, w->until, &w->gone))
+			return img_write_copy(c, k, src);   /* the worker was killed: stored as it is */
 		if (!n || ZSTD_isError(w->result) || n + w->result > bound)
 			return img_write_copy(c, k, src);   /* not 0: the flush would read src */
 		memcpy(out + n, w->out, w->result);

@@ -147,3 +147,43 @@ go_find_helper() {
 	[ ! -e /proc/"$HELPER" ]
 	! ls -A "$T" | grep -q "img"
 }
+
+@test "the compression worker killed (-9) while it works: the checkpoint goes on without it, the image restores" {
+	mkfifo "$T/in"
+	exec 7<>"$T/in"
+	SPAWN_STDIN="$T/in" spawn "$T/out" "$T/out" env CRAC_IMAGE_COMPRESS=1 CRAC_IMAGE_COMPRESS_THREADS=2 \
+		REV_WAIT_STDIN=1 "$PROG" "$T/img" 512 ok
+	for _ in $(seq 1 600); do
+		grep -q '^ready' "$T/out" && break
+		sleep 0.1
+	done
+	PID=$(sed -n 's/^ready //p' "$T/out")
+	[ -n "$PID" ]
+	echo go >&7
+	# the worker: the child that lives on (the bounded helpers end at once)
+	W=
+	for _ in $(seq 1 1500); do
+		c=$(cat /proc/"$PID"/task/*/children 2>/dev/null | tr -s ' ' '\n' | grep . | head -1 || true)
+		if [ -n "$c" ]; then
+			sleep 0.2
+			if [ -e /proc/"$c" ] && grep -q "$c" /proc/"$PID"/task/*/children 2>/dev/null; then
+				W=$c
+				break
+			fi
+		fi
+		sleep 0.002
+	done
+	echo "worker: $W"
+	[ -n "$W" ]
+	kill -9 "$W"
+	for _ in $(seq 1 600); do
+		grep -q '^continued\|^FAIL' "$T/out" && break
+		sleep 0.05
+	done
+	cat "$T/out"
+	grep -qx "continued" "$T/out"
+	! grep -q "^FAIL" "$T/out"
+	run clean "$CRAC" restore "$T/img"
+	echo "$output"
+	[ "$output" = "restored ok" ]
+}
