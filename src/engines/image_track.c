@@ -634,6 +634,18 @@ void img_incr_prepare(struct img_capture *c, const struct crac_round *r)
 			     "wrote it", t->base);
 		goto out;
 	}
+	/* A parent another user owns (this process was restored from it with
+	 * --trust-owner): a child of it would restore only with --trust-owner
+	 * too, for every later image of the chain; a full image needs no
+	 * one's trust. */
+	for (int i = 0; i < 3; i++)
+		if (o.uid[i] != (uint32_t)geteuid()) {
+			full_because(c, "parent image %s%s is owned by uid %u, not by this process's user (uid %u; it "
+				     "was restored with --trust-owner?): an image above it would restore only with "
+				     "--trust-owner too", t->base, i == 0 ? "" : i == 1 ? "/" CRAC_IMG_HEADER_FILE :
+				     "/" CRAC_IMG_PAGES_FILE, o.uid[i], (unsigned)geteuid());
+			goto out;
+		}
 	if (pv.h->depth + 1 > CRAC_IMG_MAX_CHAIN) {
 		full_because(c, "%u images below would be too many (at most %u): a full image starts a new chain",
 			     pv.h->depth + 1, CRAC_IMG_MAX_CHAIN);
