@@ -45,7 +45,8 @@ static uint64_t make(const struct crac_img_ref *r, uint32_t n, uint32_t depth, u
 	off += sizeof(struct crac_img_thread);
 	h->refs_off = off;
 	h->n_refs = n;
-	memcpy(hdr + off, r, n * sizeof(*r));
+	if (n)
+		memcpy(hdr + off, r, n * sizeof(*r));
 	off += n * sizeof(*r);
 	h->strtab_off = off;
 	h->strtab_size = (sizeof(strs) + 7) & ~7ul;
