@@ -1638,7 +1638,7 @@ static int scan_map(struct img_capture *c, uint32_t mi)
 	 * taken (image_write.c), so memory the scan changes must not be in it. */
 	if (!c->scan_vec && !(c->scan_vec = img_arena_alloc(&c->arena, 2 * NV * sizeof(struct img_page_region))))
 		return img_fail(&c->err, -ENOMEM, "engine arena exhausted");
-	struct img_page_region *vec = c->scan_vec, *wvec = vec + NV;   /* all regions; the written ones */
+	struct img_page_region *vec = c->scan_vec;
 	uint64_t run_s = 0, run_e = 0;           /* pending run, merged across calls */
 	int rc;
 
@@ -1675,120 +1675,50 @@ static int scan_map(struct img_capture *c, uint32_t mi)
 		 */
 		uint64_t file_bit = m->kind == CRAC_MAP_FILE ? IMG_PAGE_IS_FILE : 0;
 		for (uint64_t at = m->start; at < m->end;) {
-			/*
-			 * Two passes over each window when the written pages are
-			 * to be protected again (wp). First the categories, with
-			 * no protect: what is present or swapped, the zero page.
-			 * Then the kernel's fast path for "written" alone
-			 * (category and return mask PAGE_IS_WRITTEN, nothing
-			 * else: it reads no page's categories) with
-			 * PM_SCAN_WP_MATCHING, which reports the written pages
-			 * and protects them in one walk: 14.8 ms for 1% of 1 GiB
-			 * spread, against 22.2 ms for one pass asking for all
-			 * the categories and protecting (bench/wp_probe.c,
-			 * written+wp and scan+wp; the first pass costs 1.4 ms).
-			 * The second pass decides what was written: a page we
-			 * write between the two (our stack) is then stored, never
-			 * taken from the parent. The fast path also protects the
-			 * holes (pte none) inside a page table, leaving uffd-wp
-			 * markers there; they were not present in the first pass,
-			 * so this image holds nothing there, and a later scan that
-			 * finds the marker (swapped, not written) takes "nothing"
-			 * from this image: zeros, what such a page reads.
-			 */
-			uint64_t upto = m->end;
 			struct img_pm_scan_arg arg = {
-				.size = sizeof(arg), .start = at, .end = m->end,
+				.size = sizeof(arg), .flags = wp ? 1 /* PM_SCAN_WP_MATCHING */ : 0, .start = at, .end = m->end,
 				.vec = (uint64_t)(uintptr_t)vec, .vec_len = NV,
 				.category_anyof_mask = IMG_PAGE_IS_PRESENT | IMG_PAGE_IS_SWAPPED,
-				/* (with wp, the written bit comes from the second
-				 * pass: asking for it here would only cut the
-				 * regions up) */
 				.return_mask = IMG_PAGE_IS_PRESENT | IMG_PAGE_IS_SWAPPED | file_bit | IMG_PAGE_IS_PFNZERO |
-					       IMG_PAGE_IS_WPALLOWED | (wp ? 0 : IMG_PAGE_IS_WRITTEN),
+					       IMG_PAGE_IS_WPALLOWED | IMG_PAGE_IS_WRITTEN,
 			};
 			/* raw system calls: no ASan interceptor runs meanwhile */
 			int64_t t0 = now_ns(CLOCK_MONOTONIC);
 			int n = (int)syscall(SYS_ioctl, c->pagemap_fd, IMG_PAGEMAP_SCAN, &arg);
+			c->incr.t_scan_ns += now_ns(CLOCK_MONOTONIC) - t0;
 			if (n < 0)
 				return img_fail(&c->err, -errno, "PAGEMAP_SCAN of %#llx-%#llx: %s",
 						(unsigned long long)at, (unsigned long long)m->end, img_strerror(errno));
-			uint64_t a_end = arg.walk_end;
-			if (n > 0 && vec[n - 1].end > a_end)
-				a_end = vec[n - 1].end;   /* (regions past walk_end, above) */
-			if (a_end > m->end)
-				a_end = m->end;
-			int nw = 0;
-			if (wp && a_end > at) {
-				struct img_pm_scan_arg w = {
-					.size = sizeof(w), .flags = 1 /* PM_SCAN_WP_MATCHING */, .start = at, .end = a_end,
-					.vec = (uint64_t)(uintptr_t)wvec, .vec_len = NV,
-					.category_mask = IMG_PAGE_IS_WRITTEN, .return_mask = IMG_PAGE_IS_WRITTEN,
-				};
-				nw = (int)syscall(SYS_ioctl, c->pagemap_fd, IMG_PAGEMAP_SCAN, &w);
-				if (nw < 0)
-					return img_fail(&c->err, -errno, "PAGEMAP_SCAN (written, protecting) of %#llx-%#llx: %s",
-							(unsigned long long)at, (unsigned long long)a_end,
-							img_strerror(errno));
-				/* Up to where both passes looked: a full vector
-				 * ends the second early; the first is taken again
-				 * from there (it changes nothing). */
-				uint64_t w_end = w.walk_end;
-				if (nw > 0 && wvec[nw - 1].end > w_end)
-					w_end = wvec[nw - 1].end;
-				if (w_end < a_end)
-					a_end = w_end > at ? w_end : a_end;
-			}
-			upto = a_end;
-			c->incr.t_scan_ns += now_ns(CLOCK_MONOTONIC) - t0;
-			int wi = 0;   /* the first written range that may still matter */
 			for (int i = 0; i < n; i++) {
 				uint64_t rs = vec[i].start > seen ? vec[i].start : seen;
-				uint64_t re = vec[i].end < upto ? vec[i].end : upto;
+				uint64_t re = vec[i].end < m->end ? vec[i].end : m->end;
 				if (re <= rs)
-					continue;   /* already handed out, or past this window */
+					continue;   /* already handed out */
 				seen = re;
-				uint64_t cat = vec[i].categories;
-				/* Not written since the parent (tracked, write bit
-				 * clear: never a hole, see image_track.c); with wp,
-				 * "written" is what the second pass found, cut out
-				 * of the region piece by piece. */
-				while (rs < re) {
-					uint64_t pe = re;
-					bool written = cat & IMG_PAGE_IS_WRITTEN;
-					if (wp) {
-						while (wi < nw && wvec[wi].end <= rs)
-							wi++;
-						if (wi < nw && wvec[wi].start <= rs) {
-							written = true;
-							pe = wvec[wi].end < re ? wvec[wi].end : re;
-						} else {
-							written = false;
-							if (wi < nw && wvec[wi].start < re)
-								pe = wvec[wi].start;
-						}
-					}
-					if (refs && (cat & IMG_PAGE_IS_WPALLOWED) && !written) {
-						if (run_e > run_s && (rc = store_range(c, mi, run_s, run_e)) < 0)
-							return rc;
-						run_s = run_e = 0;
-						if ((rc = add_refs(c, mi, rs, pe)) < 0)
-							return rc;
-					} else if (wanted(m, cat)) {
-						if (run_e == rs) {
-							run_e = pe;
-						} else {
-							if (run_e > run_s && (rc = store_range(c, mi, run_s, run_e)) < 0)
-								return rc;
-							run_s = rs;
-							run_e = pe;
-						}
-					}
-					rs = pe;
+				/* Not written since the parent (tracked, write
+				 * bit clear: never a hole, see image_track.c). */
+				if (refs && (vec[i].categories & IMG_PAGE_IS_WPALLOWED) &&
+				    !(vec[i].categories & IMG_PAGE_IS_WRITTEN)) {
+					if (run_e > run_s && (rc = store_range(c, mi, run_s, run_e)) < 0)
+						return rc;
+					run_s = run_e = 0;
+					if ((rc = add_refs(c, mi, rs, re)) < 0)
+						return rc;
+					continue;
 				}
+				if (!wanted(m, vec[i].categories))
+					continue;
+				if (run_e == rs) {
+					run_e = re;
+					continue;
+				}
+				if (run_e > run_s && (rc = store_range(c, mi, run_s, run_e)) < 0)
+					return rc;
+				run_s = rs;
+				run_e = re;
 			}
 			sync_early(c);
-			uint64_t next = upto > seen ? upto : seen;
+			uint64_t next = arg.walk_end > seen ? arg.walk_end : seen;
 			if (next <= at)
 				break;
 			at = next;

@@ -25,15 +25,7 @@
  *     tracked; their few written pages are stored whole every time.)
  *   - protecting a hole (no page) with PM_SCAN_WP_MATCHING installs such
  *     markers on anonymous memory too: arming only protects pages present
- *     or swapped (category_anyof_mask), holes stay holes. The re-protect of
- *     a keep-running checkpoint (image_capture.c, scan_map) uses the
- *     kernel's fast path for written pages, which does mark the holes of
- *     the page tables it edits: such a marker reads as zero (the zero
- *     page, protected, on a read) and is reported swapped and not
- *     written; the image that placed it holds nothing there (the hole was
- *     not present when it was scanned), so the later images that take
- *     the page from it take zeros. Dropping it (MADV_DONTNEED) removes
- *     the marker on anonymous memory: a hole again, reported written;
+ *     or swapped (category_anyof_mask), holes stay holes;
  *   - mremap moving a range drops its registration (no EVENT_REMAP): the
  *     moved pages report written and no PAGE_IS_WPALLOWED; new mappings
  *     are not registered either. Such memory is stored whole.

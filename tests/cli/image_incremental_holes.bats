@@ -1,12 +1,12 @@
 #!/usr/bin/env bats
 # SPDX-License-Identifier: MIT
 # Holes, dropped pages and the zero page in a tracked mapping, along a
-# chain of incremental checkpoints (tests/progs/incr_holes.c). The scan
-# that protects the written pages again leaves uffd-wp markers in the holes
-# of the page tables it edits; a marker reads as zero and is reported as
-# swapped and not written by the next scan, so every later image must
-# restore it as zeros, never as bytes of an image below. The same for a
-# dropped page and for a 2 MiB range dropped whole.
+# chain of incremental checkpoints (tests/progs/incr_holes.c): every image
+# restores them as zeros, never as bytes of an image below, and stores
+# nothing for them. A re-protect that also marks holes (the kernel's
+# written-only fast path leaves uffd-wp markers there, reported swapped and
+# not written) must keep this true; so must a dropped page and a 2 MiB range
+# dropped whole (its page table may be freed).
 
 bats_require_minimum_version 1.5.0
 

@@ -1,12 +1,13 @@
 #!/usr/bin/env bats
 # SPDX-License-Identifier: MIT
-# Review of the two-pass scan of a keep-running incremental checkpoint
-# (image_capture.c scan_map): tests/progs/rev_incr_mix.c writes, reads,
-# drops and writes again pages in holes and in written regions, in small
-# pages and in THP, moves and grows a mapping with mremap, and makes more
-# runs than one scan vector holds, in each pass; every image of the chain
-# of seven restores every byte. (Without the clipping of the first pass to
-# where the second one stopped, k2 restores stale bytes of k0 in F2.)
+# The scan of a keep-running incremental checkpoint (image_capture.c
+# scan_map; written for a two-pass variant that was later dropped, kept
+# for the one-pass scan): tests/progs/rev_incr_mix.c writes, reads, drops
+# and writes again pages in holes and in written regions, in small pages
+# and in THP, moves and grows a mapping with mremap, and makes more runs
+# than one scan vector holds; every image of the chain of seven restores
+# every byte. (The two-pass variant without the clipping of its first pass
+# to where the second one stopped restored stale bytes of k0 in F2 at k2.)
 # tests/progs/rev_incr_fork.c: a fork after such a checkpoint, the child
 # and the parent checkpointing on.
 

@@ -4,13 +4,11 @@
  * across a chain of incremental checkpoints (keep-running). Run with
  * CRAC_IMAGE_INCREMENTAL=1.
  *
- * The re-protecting scan of an incremental checkpoint (image_capture.c,
- * scan_map) leaves uffd-wp markers in the holes of a page table it edits:
- * such a hole reads as zero and is reported "swapped, not written" by the
- * next scans. It must be restored as zeros by every later image, never as
- * bytes of an image below. The same for a page dropped (MADV_DONTNEED),
- * and for a 2 MiB range dropped whole (its page table may be freed: no
- * entry at all).
+ * A hole, a page read as the zero page, a page dropped (MADV_DONTNEED) and
+ * a 2 MiB range dropped whole (its page table may be freed: no entry at
+ * all) must be restored as zeros by every later image, never as bytes of
+ * an image below (a re-protect that marks holes with uffd-wp markers, as
+ * the kernel's written-only fast path does, must keep this true).
  *
  *   incr_holes DIR
  *       H: 4 MiB, its even pages written, its odd pages never touched;

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * rev_incr_mix - review of the two-pass scan of a keep-running incremental
- * checkpoint (image_capture.c scan_map: categories first, then the
- * kernel's fast path for written pages with PM_SCAN_WP_MATCHING). Run with
+ * rev_incr_mix - the scan of a keep-running incremental checkpoint
+ * (image_capture.c scan_map; written for a two-pass variant since dropped)
+ * on holes, THP, mremap and full scan vectors. Run with
  * CRAC_IMAGE_INCREMENTAL=1.
  *
  * Five regions, each with the generation of every page (0: zeros):
@@ -13,9 +13,9 @@
  *       again whole;
  *   R   1 MiB moved by mremap, then grown (moved again) to 2 MiB;
  *   F1  16 MiB, every third page a hole: more present runs than one
- *       vector of the first pass holds;
+ *       scan vector holds;
  *   F2  16 MiB all written, then every other page written again: more
- *       written runs than one vector of the second pass holds.
+ *       written runs than one scan vector holds.
  * Checkpoints DIR/k0 .. DIR/k6 (keep-running), each after some of the
  * changes above; verifies every byte after each one (the process that
  * goes on) and prints "done".
