@@ -522,7 +522,7 @@ static void dworker_start(struct img_capture *c)
 	uint64_t all = ~0ull, old = 0;
 	SYS(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, sizeof(all), 0, 0);
 	uint64_t cpumask[CRAC_PIN_WORDS];
-	bool pinned = !getenv("CRAC_BOUNDED_ANY_CPU") && crac_bounded_pin(cpumask);
+	bool pinned = crac_bounded_pin(cpumask);   /* (CRAC_BOUNDED_ANY_CPU: not narrowed) */
 	long pid = crac__img_helper_clone(CLONE_VM | CLONE_FILES | 0x00800000 /* CLONE_UNTRACED */, sp);
 	if (pinned)
 		crac_bounded_unpin(cpumask);
