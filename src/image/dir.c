@@ -191,7 +191,8 @@ struct fsop {
 	long slow_after_ms;     /* FSOP_OPEN: CRAC_TEST_SLOW_FS=opened:MS, a sleep once the file is open;
 				 * FSOP_RENAME: renamed:MS, once the rename is made */
 	int res;                /* 0 or -errno (FSOP_SAME: 1 the expected one, 0 another) */
-	int step;               /* FSOP_REMOVE: 0 header, 1 pages, 2 + k more[k], then the directory;
+	int step;               /* FSOP_REMOVE: 0 header, 1 pages, 2 + k more[k], then the directory
+				 * (-1: a kept image, -2: locked, own_only);
 				 * FSOP_TARGET: 0 the parent, 1 DIR, 2 its entries, 3 its header */
 	struct target_facts *tf;   /* FSOP_TARGET */
 	struct stale_list *sl;     /* FSOP_LIST */
@@ -699,8 +700,10 @@ static void fsop_run(void *arg)
 			 * namespace, whose PID and START mean nothing here,
 			 * still writes it. (A file system without flock: the
 			 * names alone, as before.) Ours while we remove it. */
-			if (r == 0 && crac_raw_syscall3(SYS_flock, dfd, LOCK_EX | LOCK_NB, 0) == -EWOULDBLOCK)
+			if (r == 0 && crac_raw_syscall3(SYS_flock, dfd, LOCK_EX | LOCK_NB, 0) == -EWOULDBLOCK) {
 				r = -EBUSY;
+				op->step = -2;   /* locked (crac_img_clean_stale: dead_lock_wait) */
+			}
 			if (r < 0) {
 				crac_raw_syscall3(SYS_close, dfd, 0, 0);
 				op->res = (int)r;
@@ -2135,6 +2138,36 @@ static bool writer_alive(int pid, unsigned long long start)
 	return now == 0 || !zombie(pid, p);
 }
 
+/*
+ * A temporary whose writer is gone but whose lock is still held. The
+ * writer's helpers (image/bounded.c: clone children sharing its file
+ * table, so its open temporary and the lock with it) die with it, but only
+ * when the system call they are in returns: an fsync or an O_DIRECT write
+ * of its pages, in the kernel for as long as the disk takes (seen here:
+ * tens of milliseconds after the writer was reaped). The cleaner waits
+ * for them, polling, up to DEAD_LOCK_WAIT_MS and never past the deadline;
+ * a lock still held then (a writer in another pid namespace, whose PID
+ * means nothing here, or a disk slower than that) leaves the temporary to
+ * a later checkpoint, as before.
+ */
+#define DEAD_LOCK_WAIT_MS 3000   /* op: FSOP_REMOVE (own_only) or FSOP_PUTBACK */
+#define DEAD_LOCK_POLL_MS 10
+
+static int dead_lock_wait(struct fsop *op, int rc, int locked_step, int64_t *waited)
+{
+	int64_t until = crac_bounded_mono_ns() + (int64_t)DEAD_LOCK_WAIT_MS * 1000000;
+
+	if (fs_deadline_ns && fs_deadline_ns < until)
+		until = fs_deadline_ns;
+	while (rc == -EBUSY && op->step == locked_step && crac_bounded_mono_ns() < until) {
+		struct timespec ts = { 0, DEAD_LOCK_POLL_MS * 1000000L };
+		nanosleep(&ts, NULL);
+		op->step = 0;
+		rc = fsop_bounded(op, waited);
+	}
+	return rc;
+}
+
 /* What put_back was doing at step (for a message). */
 static const char *put_back_step(int step)
 {
@@ -2256,6 +2289,7 @@ int crac_img_clean_stale_msg(const char *dir, int *removed, char *msg, size_t ms
 				struct fsop pb = { .kind = FSOP_PUTBACK, .path = path, .to = img,
 						   .slow_ms = fs_slow("putback") };
 				rc = fsop_bounded(&pb, &waited);
+				rc = dead_lock_wait(&pb, rc, 2, &waited);
 				if (given_up(rc, waited, why, sizeof(why))) {
 					snprintf(msg, msglen, "putting the previous image %s back at %s (%s) %s", path,
 						 img, put_back_step(pb.step), why);
@@ -2272,6 +2306,7 @@ int crac_img_clean_stale_msg(const char *dir, int *removed, char *msg, size_t ms
 		}
 		struct fsop rm = { .kind = FSOP_REMOVE, .path = path, .own_only = true, .slow_ms = fs_slow("clean") };
 		rc = fsop_bounded(&rm, &waited);
+		rc = dead_lock_wait(&rm, rc, -2, &waited);
 		if (given_up(rc, waited, why, sizeof(why))) {
 			snprintf(msg, msglen, "the removal of the stale temporary %s %s", path, why);
 			if (removed)
