@@ -362,18 +362,24 @@ static int write_fail(struct img_capture *c, int rc, uint64_t off)
 			w->mode == IMG_WRITE_SPLICE ? "splice" : "write", img_strerror(-rc));
 }
 
-/* Writes iov[0..n) at off synchronously on fd (the rest of a short AIO
- * write, or a batch O_DIRECT refused, buffered). */
-static int write_sync(int fd, struct iovec *iov, int n, uint64_t off, uint64_t *done)
+/*
+ * Writes iov[0..n) at off on fd, to the end or to the first error: 0 or
+ * -errno; *done counts the bytes written, *left is the first iovec not
+ * written whole (n when all were). Used for the rest of a short AIO write,
+ * a batch O_DIRECT refused (buffered), and by the O_DIRECT writer, a helper
+ * that shares this thread's TLS: raw system calls (no errno), no sanitizer.
+ */
+CRAC_IMG_NOSAN static int write_sync(int fd, struct iovec *iov, int n, uint64_t off, uint64_t *done, int *left)
 {
 	int i = 0;
+	long got = 0;
 
 	while (i < n) {
-		long got = syscall(SYS_pwritev, fd, &iov[i], n - i, (long)off, 0L);
-		if (got < 0 && errno == EINTR)
+		got = SYS(SYS_pwritev, fd, &iov[i], n - i, off, 0, 0);
+		if (got == -EINTR)
 			continue;
 		if (got <= 0)
-			return got < 0 ? -errno : -EIO;
+			break;
 		off += (uint64_t)got;
 		*done += (uint64_t)got;
 		while (got) {
@@ -386,14 +392,16 @@ static int write_sync(int fd, struct iovec *iov, int n, uint64_t off, uint64_t *
 			i++;
 		}
 	}
-	return 0;
+	if (left)
+		*left = i;
+	return i < n ? (got < 0 ? (int)got : -EIO) : 0;
 }
 
 /*
  * The O_DIRECT writer (direct mode without AIO: an incremental image by
  * default). An O_DIRECT write returns once the device has the bytes, and
  * on ext4 a write that extends the file is made synchronously even
- * through AIO; so batches are handed to a helper on the other CPU, which
+ * through AIO; so batches are handed to a helper (on this CPU, below), which
  * writes them in order while this thread goes on scanning (and
  * write-protecting) the next mappings and queueing the next batch. At
  * most two batches are with it, in w->slot: the program's pages they
@@ -456,26 +464,8 @@ CRAC_IMG_NOSAN static void dworker_main(void *arg)
 		uint64_t off = sl->off, done = 0;
 		long res = k + 1 == d->refuse ? -EINVAL : 0;
 		int i = 0;
-		while (i < sl->n_iov && !res) {
-			long got = SYS(SYS_pwritev, d->fd, &sl->iov[i], sl->n_iov - i, off, 0, 0);
-			if (got == -EINTR)
-				continue;
-			if (got <= 0) {
-				res = got < 0 ? got : -EIO;
-				break;
-			}
-			off += (uint64_t)got;
-			done += (uint64_t)got;
-			while (got) {
-				if ((size_t)got < sl->iov[i].iov_len) {
-					sl->iov[i].iov_base = (char *)sl->iov[i].iov_base + got;
-					sl->iov[i].iov_len -= (size_t)got;
-					break;
-				}
-				got -= (long)sl->iov[i].iov_len;
-				i++;
-			}
-		}
+		if (!res)
+			res = write_sync(d->fd, sl->iov, sl->n_iov, off, &done, &i);
 		d->res[k & 1] = res;
 		d->done[k & 1] = done;
 		d->left[k & 1] = i;
@@ -559,7 +549,7 @@ static int dworker_wait(struct img_capture *c, uint32_t left)
 			if (res == -EINVAL) {
 				w->dw_refused = true;
 				uint64_t more = 0;
-				int r = write_sync(c->pages_fd, &sl->iov[d->left[si]], sl->n_iov - d->left[si], at, &more);
+				int r = write_sync(c->pages_fd, &sl->iov[d->left[si]], sl->n_iov - d->left[si], at, &more, NULL);
 				if (r < 0 && rc == 0)
 					rc = write_fail(c, r, at + more);
 			} else if (res < 0 && rc == 0) {
@@ -671,7 +661,7 @@ static int aio_wait_one(struct img_capture *c)
 			sl->iov[i].iov_len -= skip;
 		}
 		int rc = write_sync(w->dfd >= 0 ? w->dfd : c->pages_fd, &sl->iov[i], sl->n_iov - i,
-				    sl->off + (uint64_t)res, &done);
+				    sl->off + (uint64_t)res, &done, NULL);
 		if (rc < 0)
 			return write_fail(c, rc, sl->off + (uint64_t)res + done);
 	}
