@@ -1,7 +1,7 @@
 #!/usr/bin/env bats
 # SPDX-License-Identifier: MIT
-# A process that keeps running with incremental checkpoints keeps its engine
-# arena from one checkpoint to the next (engines/image.c: no page faults on
+# A process that keeps running after a checkpoint (keep-running, full or
+# incremental images) keeps its engine arena from one checkpoint to the next (engines/image.c: no page faults on
 # fresh scratch memory, which cost 10-20 us each on this kind of VM). The
 # arena is never in an image, a forked child does not inherit it (and
 # checkpoints with an arena of its own), it is reused (zeroed) by the next
@@ -45,4 +45,22 @@ teardown() {
 	done
 	run "$CRAC" inspect "$T/k2"
 	echo "$output" | grep -q "^parent: .*; 2 images below"
+}
+
+@test "full keep-running images keep the arena too (a full image between incremental ones left the next a fresh one); every image restores" {
+	run --separate-stderr clean "$KEEP" "$T"
+	echo "stdout: $output"
+	echo "stderr: $stderr"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -qx "kept arena"
+	echo "$output" | grep -qx "child ok"
+	echo "$output" | grep -qx "reused arena"
+	for x in k0 c1 k1 k2; do
+		run --separate-stderr clean "$CRAC" restore "$T/$x"
+		echo "restore $x: status $status, $output, $stderr"
+		[ "$status" -eq 0 ]
+		[ "$output" = "ok $x" ]
+	done
+	run "$CRAC" inspect "$T/k2"
+	! echo "$output" | grep -q "^parent:" || false
 }

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * incr_keep - the engine arena that a process keeping running with
- * incremental checkpoints keeps from one checkpoint to the next
- * (engines/image.c, kept_arena). Run with CRAC_IMAGE_INCREMENTAL=1.
+ * incr_keep - the engine arena that a process keeping running keeps from
+ * one checkpoint to the next (engines/image.c, kept_arena). With
+ * CRAC_IMAGE_INCREMENTAL=1 k1 and k2 are incremental; without, every image
+ * is full.
  *
  *   incr_keep DIR
  *       checkpoints into DIR/k0 (keep-running), then finds the mapping
@@ -10,7 +11,7 @@
  *       forks a child, which must not have it (MADV_DONTFORK), changes its
  *       memory and checkpoints into DIR/c1 (keep-running: a full image, it
  *       has no tracking of its own), then exits; the parent changes its
- *       memory and checkpoints into DIR/k1 and DIR/k2 (incremental, the
+ *       memory and checkpoints into DIR/k1 and DIR/k2 (incremental if asked, the
  *       arena reused: still at the same address, and no second one), and
  *       exits. Prints "kept arena", "child ok", "reused arena" on the way.
  *   crac restore DIR/X
