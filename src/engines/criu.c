@@ -371,18 +371,16 @@ static void peek_run(void *arg)
 		op->n = -EPERM;
 	if (op->n == 0) {
 		long off = op->tail && (size_t)st.st_size > op->want ? (long)(st.st_size - (off_t)op->want) : 0;
+		/* (every signal blocked in the helper: no EINTR) */
 		for (long r = 1; r > 0 && (size_t)op->n < op->want;) {
 			size_t ask = op->want - (size_t)op->n < sizeof(piece) ? op->want - (size_t)op->n : sizeof(piece);
 			r = crac_raw_syscall5(SYS_pread64, fd, (long)piece, (long)ask, off + op->n, 0);
-			if (r < 0 && r != -EINTR) {
+			if (r < 0)
 				op->n = r;
-				break;
-			}
-			if (r > 0) {
-				for (long i = 0; i < r; i++)
-					op->buf[op->n + i] = piece[i];
+			for (long i = 0; i < r; i++)   /* (returned: copied out of the helper's stack) */
+				op->buf[op->n + i] = piece[i];
+			if (r > 0)
 				op->n += r;
-			}
 		}
 	}
 	crac_raw_syscall3(SYS_close, fd, 0, 0);
