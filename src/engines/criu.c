@@ -933,11 +933,33 @@ struct criu_state {
 	int lock_fd_helper;
 };
 
-/* The temporary's lock given up (after its rename, or once it is removed). */
+/* drop_lock's close, by a helper sharing our table of descriptors
+ * (tree_op's rc: the descriptor in, close's result out). */
+static void close_run(void *arg)
+{
+	struct tree_op *op = arg;
+
+	op->rc = crac_raw_syscall3(SYS_close, op->rc, 0, 0);
+}
+
+/* The temporary's lock given up (after its rename, or once it is
+ * removed). The last close of a locked file releases the lock, which on a
+ * file system whose locks are the server's (NFS) may never return: made
+ * by a helper, bounded as the other calls (image/dir.c's limit). The
+ * descriptor leaves our table at once all the same; given up on, said as
+ * a warning naming the temporary (the lock goes when the call returns). */
 static void drop_lock(struct criu_state *s)
 {
-	if (s->lock_fd >= 0)
-		close(s->lock_fd);
+	static struct tree_op op;   /* (the helper's record: static) */
+	char why[300];
+
+	if (s->lock_fd >= 0) {
+		memset(&op, 0, sizeof(op));
+		op.rc = s->lock_fd;
+		if (crac_img_bounded_call("criu-unlock", close_run, &op, false, why, sizeof(why)) == -ETIMEDOUT)
+			crac__log(CRAC_LOG_WARN, "warning: criu: the release of the lock of %s (its close) %s", s->tmp,
+				  why);
+	}
 	s->lock_fd = -1;
 }
 

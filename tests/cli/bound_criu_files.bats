@@ -3,7 +3,8 @@
 # The criu engine's calls on the files of its temporary image that were
 # made directly (src/engines/criu.c: make_tmp's chmod, the lock taken back
 # without pidfd_getfd, the reads of dump.log, of criu.out and of the
-# image's first bytes by verify_dump), each of which never returns on a
+# image's first bytes by verify_dump, the close that releases the lock),
+# each of which never returns on a
 # file system that does not answer: now made by bounded helpers, given up
 # on at the checkpoint's deadline (and the grace: 1 s here) with the path
 # and the step named, instead of keeping the checkpoint waiting for ever.
@@ -122,4 +123,12 @@ GIVEN_UP='did not return after [0-9]+ ms \(the checkpoint'"'"'s deadline, and 1 
 	echo "$output"
 	[ "$status" -eq 1 ]
 	echo "$output" | grep -q "criu dump exited 0 but wrote no image (inventory.img: No such file or directory)"
+}
+
+@test "criu engine: the release of its temporary's lock (the close) that does not return is given up on, said as a warning naming the temporary" {
+	checkpoint_held criu-unlock
+	[ "$status" -eq 1 ]
+	[ "$ms" -lt 30000 ]
+	echo "$output" | grep -Eq "^crac: warning: criu: the release of the lock of $T/$TMP_RE \(its close\) $GIVEN_UP$"
+	echo "$output" | grep -q "criu dump failed (exit status 1): Error (criu/cr-dump.c:2000): Dumping FAILED (test).; no image was written to $T/img"
 }
