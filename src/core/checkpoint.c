@@ -329,11 +329,25 @@ static int lazy_loaded(struct crac_round *r, int64_t deadline)
 	int tid = 0;
 	int64_t t0 = crac__now_ns(CLOCK_MONOTONIC);
 
-	if (crac__img_lazy_finish_by(1, &tid) == 0)
+	int rc = crac__img_lazy_finish_by(1, &tid);
+	if (rc == 0)
 		return 0;   /* (a deadline long past: only a look) nothing loading */
-	crac__round_phase(r, CRAC_CKPT_LAZY);
-	if (crac__img_lazy_finish_by(deadline, &tid) == 0)
-		return 0;
+	if (rc != -EBUSY) {
+		crac__round_phase(r, CRAC_CKPT_LAZY);
+		rc = crac__img_lazy_finish_by(deadline, &tid);
+		if (rc == 0)
+			return 0;
+	}
+	if (rc == -EBUSY) {
+		/* its thread would be stopped with the program's, and never
+		 * stops while its call does not return */
+		crac__report_add(r->report, CRAC_PHASE_CHECKPOINT, "lazy loader", -EBUSY,
+				 "thread %d (crac's lazy loader) was given up on: every page is in, but its way out "
+				 "(the close of its image's files) has not returned, its file system may not answer. "
+				 "No checkpoint is taken while it is there; the process goes on; try again once it "
+				 "has ended", tid);
+		return -EBUSY;
+	}
 	crac__report_add(r->report, CRAC_PHASE_CHECKPOINT, "lazy loader", -ETIMEDOUT,
 			 "thread %d (crac's lazy loader) was still loading the memory this process was restored "
 			 "with when the deadline came (%.0f ms waited): every page must be in before a checkpoint; "

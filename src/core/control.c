@@ -1923,7 +1923,12 @@ static bool proc_env(int pid, const char *key, char *buf, size_t len)
  * (raw system calls) and waited for CONTROL_SETUP_MS at most
  * (CRAC_TEST_SYNC_GRACE_MS in tests); given up, the lookup ends naming
  * the path. A descriptor the helper's late call leaves in our table is
- * close-on-exec, and the client (crac checkpoint) exits soon after.
+ * close-on-exec, and the client (crac checkpoint) exits soon after. The
+ * calls write their results into the helper's own stack (bounded.h: it
+ * stays mapped until the helper is reaped), copied into the caller's
+ * struct only when the call returned: one given up on (a stat answered
+ * late by its server) would otherwise write into the caller's frame,
+ * long gone and reused by then.
  *
  * CRAC_TEST_SLOW_FS=lookup:MS (tests only): the helper sleeps MS ms
  * before the open of the directory.
@@ -1970,9 +1975,13 @@ static void client_look_run(void *arg)
 	}
 	c->dfd = (int)r;
 	c->step = 1;
-	if ((r = crac_raw_syscall5(SYS_fstat, c->dfd, (long)&c->dst, 0, 0, 0)) == 0) {
+	struct stat st;   /* (the helper's stack: see above) */
+	if ((r = crac_raw_syscall5(SYS_fstat, c->dfd, (long)&st, 0, 0, 0)) == 0) {
+		c->dst = st;
 		c->step = 2;
-		r = crac_raw_syscall5(SYS_newfstatat, c->dfd, (long)c->name, (long)&c->sst, AT_SYMLINK_NOFOLLOW, 0);
+		r = crac_raw_syscall5(SYS_newfstatat, c->dfd, (long)c->name, (long)&st, AT_SYMLINK_NOFOLLOW, 0);
+		if (r == 0)
+			c->sst = st;
 	}
 	c->res = (int)r;
 }

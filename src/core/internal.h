@@ -328,7 +328,10 @@ int crac__control_request_cb(int pid, const char *const *tokens, FILE *out, int 
 void crac__img_lazy_finish(void) CRAC_HIDDEN;
 /* The same, given up at deadline_ns (CLOCK_MONOTONIC; 0: never):
  * -ETIMEDOUT, and the lazy loader's thread id in *tid, if it is still
- * loading then (it goes on, hurried); 0 once done. */
+ * loading then (it goes on, hurried); 0 once done. A loader asked to
+ * leave (every page in) that does not within the grace of the bounded
+ * waits, or was given up on before (its way out does not return): -EBUSY
+ * and its thread id in *tid (image_lazy.c). */
 int crac__img_lazy_finish_by(int64_t deadline_ns, int *tid) CRAC_HIDDEN;
 
 #endif /* CRAC_INTERNAL_H */

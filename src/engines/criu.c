@@ -338,18 +338,109 @@ int crac__criu_check(const char *criu, char *msg, size_t msglen)
 	return -ENOTSUP;
 }
 
+/*
+ * A part of a file CRIU wrote (the first bytes of its images, criu.out,
+ * the end of dump.log), read by a helper of image/dir.c
+ * (crac_img_bounded_call, with a table of descriptors of its own) waited
+ * for until the limit of its bounded waits: on a file system that does not
+ * answer an open or a read may never return. The reads go into the
+ * helper's stack (a call given up on may still return and write there),
+ * copied into the caller's buffer once returned; the record static (one
+ * checkpoint at a time).
+ */
+#define PEEK_PIECE (16u << 10)   /* read at a time into the helper's stack */
+struct peek_op {
+	char path[PATH_MAX + 64];
+	char *buf;                 /* want bytes */
+	size_t want;               /* the first bytes wanted, or with tail the last ones */
+	bool tail;
+	long n;                    /* bytes read, or -errno (not a regular file: -EPERM) */
+};
+
+static void peek_run(void *arg)
+{
+	struct peek_op *op = arg;
+	char piece[PEEK_PIECE] __attribute__((aligned(8)));
+	struct stat st;
+	long fd = crac_raw_syscall3(SYS_openat, AT_FDCWD, (long)op->path,
+				    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+
+	if ((op->n = fd) < 0)
+		return;
+	if ((op->n = crac_raw_syscall5(SYS_fstat, fd, (long)&st, 0, 0, 0)) == 0 && !S_ISREG(st.st_mode))
+		op->n = -EPERM;
+	if (op->n == 0) {
+		long off = op->tail && (size_t)st.st_size > op->want ? (long)(st.st_size - (off_t)op->want) : 0;
+		/* (every signal blocked in the helper: no EINTR) */
+		for (long r = 1; r > 0 && (size_t)op->n < op->want;) {
+			size_t ask = op->want - (size_t)op->n < sizeof(piece) ? op->want - (size_t)op->n : sizeof(piece);
+			r = crac_raw_syscall5(SYS_pread64, fd, (long)piece, (long)ask, off + op->n, 0);
+			if (r < 0)
+				op->n = r;
+			for (long i = 0; i < r; i++)   /* (returned: copied out of the helper's stack) */
+				op->buf[op->n + i] = piece[i];
+			if (r > 0)
+				op->n += r;
+		}
+	}
+	crac_raw_syscall3(SYS_close, fd, 0, 0);
+}
+
+/* Up to want bytes of path (the last ones with tail) into buf: the number
+ * read, -errno (msg "PATH: error"), or -ETIMEDOUT with msg ("the read of
+ * PATH did not return after ..."). Slowed in tests by
+ * CRAC_TEST_SLOW_FS=SLOW:MS. */
+static long peek(const char *slow, const char *path, char *buf, size_t want, bool tail, char *msg, size_t len)
+{
+	static struct peek_op op;
+	char why[300];
+
+	msg[0] = 0;
+	memset(&op, 0, sizeof(op));
+	if (snprintf(op.path, sizeof(op.path), "%s", path) >= (int)sizeof(op.path)) {
+		snprintf(msg, len, "%s: %s", path, strerror(ENAMETOOLONG));
+		return -ENAMETOOLONG;
+	}
+	op.buf = buf;
+	op.want = want;
+	op.tail = tail;
+	if (crac_img_bounded_call(slow, peek_run, &op, true, why, sizeof(why)) == -ETIMEDOUT) {
+		snprintf(msg, len, "the read of %s %s", path, why);
+		return -ETIMEDOUT;
+	}
+	if (op.n < 0)
+		snprintf(msg, len, "%s: %s", path, strerror((int)-op.n));
+	return op.n;
+}
+
+/* The end of a CRIU log read (its error lines are near the end). */
+#define LOG_TAIL (256u << 10)
+
 void crac__criu_log_errors(const char *path, char *out, size_t len)
 {
-	char line[1024];
-	FILE *f = fopen(path, "re");
+	static char text[LOG_TAIL + 1];   /* (one checkpoint or restore at a time) */
+	char msg[PATH_MAX + 400];
 	/* keep the last few error lines in a small ring */
 	char ring[4][400];
 	int n = 0;
 
 	out[0] = 0;
-	if (!f)
+	/* bounded (peek): a log that cannot be read in time says so */
+	long got = peek("criu-log", path, text, LOG_TAIL, true, msg, sizeof(msg));
+	if (got == -ETIMEDOUT) {
+		snprintf(out, len, "its log could not be read: %s", msg);
 		return;
-	while (fgets(line, sizeof(line), f)) {
+	}
+	if (got <= 0)
+		return;
+	text[got] = 0;
+	char *line = text;
+	if (got == (long)LOG_TAIL && (line = strchr(text, '\n')))   /* (cut: its first line is not whole) */
+		line++;
+	for (char *next; line && *line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = 0;
 		if (!strstr(line, "Error") && !strstr(line, "error"))
 			continue;
 		char *s = line;
@@ -360,11 +451,9 @@ void crac__criu_log_errors(const char *path, char *out, size_t len)
 		}
 		while (*s == ' ')
 			s++;
-		s[strcspn(s, "\n")] = 0;
 		snprintf(ring[n % 4], sizeof(ring[0]), "%.399s", s);
 		n++;
 	}
-	fclose(f);
 	size_t used = 0;
 	for (int i = n > 4 ? n - 4 : 0; i < n && used + 3 < len; i++) {
 		int w = snprintf(out + used, len - used, "%s%s", used ? "; " : "", ring[i % 4]);
@@ -477,27 +566,38 @@ static void remove_run(void *arg)
 	crac_raw_syscall3(SYS_close, dfd, 0, 0);
 }
 
+/* fn (remove_run, fsync_run) on dir by a helper (crac_img_bounded_call,
+ * with a table of descriptors of its own): 0 with *opp the record it
+ * filled in (static: one checkpoint at a time), -ENAMETOOLONG, or
+ * -ETIMEDOUT with why ("did not return after ..."). */
+static int tree_call(const char *slow, void (*fn)(void *), const char *dir, struct tree_op **opp, char *why,
+		     size_t wlen)
+{
+	static struct tree_op op;
+
+	*opp = &op;
+	why[0] = 0;
+	memset(&op, 0, sizeof(op));
+	if (snprintf(op.path, sizeof(op.path), "%s", dir) >= (int)sizeof(op.path))
+		return -ENAMETOOLONG;
+	return crac_img_bounded_call(slow, fn, &op, true, why, wlen) == -ETIMEDOUT ? -ETIMEDOUT : 0;
+}
+
 /* Removes a directory CRIU wrote (regular files only inside), then itself:
  * 0 (nothing there either), -errno (msg "DIR: error"), or -ETIMEDOUT
  * with msg ("the removal of DIR did not return after ..."). */
 static int remove_tree(const char *dir, char *msg, size_t len)
 {
-	static struct tree_op op;
+	struct tree_op *op;
 	char why[300];
+	int rc = tree_call("criu-remove", remove_run, dir, &op, why, sizeof(why));
 
 	msg[0] = 0;
-	memset(&op, 0, sizeof(op));
-	if (snprintf(op.path, sizeof(op.path), "%s", dir) >= (int)sizeof(op.path)) {
-		snprintf(msg, len, "%s: %s", dir, strerror(ENAMETOOLONG));
-		return -ENAMETOOLONG;
-	}
-	if (crac_img_bounded_call("criu-remove", remove_run, &op, true, why, sizeof(why)) == -ETIMEDOUT) {
+	if (rc == -ETIMEDOUT)
 		snprintf(msg, len, "the removal of %s %s", dir, why);
-		return -ETIMEDOUT;
-	}
-	if (op.rc < 0)
-		snprintf(msg, len, "%s: %s", dir, strerror((int)-op.rc));
-	return (int)op.rc;
+	else if ((rc = rc < 0 ? rc : (int)op->rc) < 0)
+		snprintf(msg, len, "%s: %s", dir, strerror(-rc));
+	return rc;
 }
 
 /*
@@ -618,18 +718,14 @@ static void fsync_run(void *arg)
  * after ..."); else 0. */
 static int fsync_tree(const char *dir, char *msg, size_t len)
 {
-	static struct tree_op op;
+	struct tree_op *op;
 	char why[300];
 
 	msg[0] = 0;
-	memset(&op, 0, sizeof(op));
-	if (snprintf(op.path, sizeof(op.path), "%s", dir) >= (int)sizeof(op.path))
+	if (tree_call("criu-fsync", fsync_run, dir, &op, why, sizeof(why)) != -ETIMEDOUT)
 		return 0;
-	if (crac_img_bounded_call("criu-fsync", fsync_run, &op, true, why, sizeof(why)) == -ETIMEDOUT) {
-		snprintf(msg, len, "the fsync of %s%s%s %s", dir, op.at[0] ? "/" : "", op.at, why);
-		return -ETIMEDOUT;
-	}
-	return 0;
+	snprintf(msg, len, "the fsync of %s%s%s %s", dir, op->at[0] ? "/" : "", op->at, why);
+	return -ETIMEDOUT;
 }
 
 /* A file CRIU (or this engine) writes into an image directory. */
@@ -837,11 +933,33 @@ struct criu_state {
 	int lock_fd_helper;
 };
 
-/* The temporary's lock given up (after its rename, or once it is removed). */
+/* drop_lock's close, by a helper sharing our table of descriptors
+ * (tree_op's rc: the descriptor in, close's result out). */
+static void close_run(void *arg)
+{
+	struct tree_op *op = arg;
+
+	op->rc = crac_raw_syscall3(SYS_close, op->rc, 0, 0);
+}
+
+/* The temporary's lock given up (after its rename, or once it is
+ * removed). The last close of a locked file releases the lock, which on a
+ * file system whose locks are the server's (NFS) may never return: made
+ * by a helper, bounded as the other calls (image/dir.c's limit). The
+ * descriptor leaves our table at once all the same; given up on, said as
+ * a warning naming the temporary (the lock goes when the call returns). */
 static void drop_lock(struct criu_state *s)
 {
-	if (s->lock_fd >= 0)
-		close(s->lock_fd);
+	static struct tree_op op;   /* (the helper's record: static) */
+	char why[300];
+
+	if (s->lock_fd >= 0) {
+		memset(&op, 0, sizeof(op));
+		op.rc = s->lock_fd;
+		if (crac_img_bounded_call("criu-unlock", close_run, &op, false, why, sizeof(why)) == -ETIMEDOUT)
+			crac__log(CRAC_LOG_WARN, "warning: criu: the release of the lock of %s (its close) %s", s->tmp,
+				  why);
+	}
 	s->lock_fd = -1;
 }
 
@@ -857,6 +975,22 @@ static void discard_tmp(struct criu_state *s)
 	drop_lock(s);
 }
 
+/* make_tmp's chmod (0700) or rmdir of the temporary, by a helper
+ * (tree_call: raw system calls; rc its result). */
+static void chmod_run(void *arg)
+{
+	struct tree_op *op = arg;
+
+	op->rc = crac_raw_syscall3(SYS_fchmodat, AT_FDCWD, (long)op->path, 0700);
+}
+
+static void rmdir_run(void *arg)
+{
+	struct tree_op *op = arg;
+
+	op->rc = crac_raw_syscall3(SYS_unlinkat, AT_FDCWD, (long)op->path, AT_REMOVEDIR);
+}
+
 /*
  * Creates DIR.tmp-PID-START-XXXXXX (mode 0700) and locks it (flock, held
  * in s->lock_fd): a checkpoint into DIR in another pid namespace (a
@@ -864,10 +998,16 @@ static void discard_tmp(struct criu_state *s)
  * nothing, leaves a locked temporary alone (clean_stale, and the image
  * engine's crac_img_clean_stale). A cleaner that took the lock between the
  * mkdtemp and the flock removes it: a new one then. 0 or -errno (reported).
+ * Its chmod, and its rmdir when it cannot be opened, are bounded (tree_call:
+ * the checkpoint's deadline, and the grace at least): given up on,
+ * -ETIMEDOUT, reported naming the temporary (the temporary removed, as far
+ * as that returns: discard_tmp).
  */
 static int make_tmp(struct crac_round *r, struct criu_state *s, const char *dir)
 {
 	int rc = crac_img_tmp_create(dir, s->tmp, sizeof(s->tmp), &s->lock_fd);
+	struct tree_op *op;
+	char why[300];
 
 	if (rc == -ENAMETOOLONG)
 		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", rc, "image directory name too long: %s", dir);
@@ -880,9 +1020,15 @@ static int make_tmp(struct crac_round *r, struct criu_state *s, const char *dir)
 				 dir, strerror(-rc));
 	else if (rc < 0) {
 		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", rc, "%s: %s", s->tmp, strerror(-rc));
-		rmdir(s->tmp);
-	} else
-		chmod(s->tmp, 0700);
+		if (tree_call("criu-rmdir", rmdir_run, s->tmp, &op, why, sizeof(why)) == -ETIMEDOUT)
+			crac__log(CRAC_LOG_WARN, "warning: the unfinished image %s was not removed: its rmdir %s",
+				  s->tmp, why);
+	} else if (tree_call("criu-chmod", chmod_run, s->tmp, &op, why, sizeof(why)) == -ETIMEDOUT) {
+		rc = -ETIMEDOUT;
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", rc, "the chmod of %s %s; no image was "
+				 "written to %s, the process goes on", s->tmp, why, dir);
+		discard_tmp(s);
+	}
 	return rc;
 }
 
@@ -1080,16 +1226,39 @@ static int stash_internal(struct crac_round *r, struct criu_state *s)
 	return 0;
 }
 
+/* take_lock's flock of the temporary opened anew, by a helper sharing our
+ * table of descriptors (tree_op's rc: the descriptor in, flock's result
+ * out): tried until the killed helper's exit released it, 1 s at most. A
+ * flock given up on may still be granted when its call returns: on the
+ * open file we close then, which releases it. */
+static void relock_run(void *arg)
+{
+	struct tree_op *op = arg;
+	long fd = op->rc;
+
+	for (int i = 0; i < 200; i++) {
+		if ((op->rc = crac_raw_syscall3(SYS_flock, fd, LOCK_EX | LOCK_NB, 0)) != -EWOULDBLOCK)
+			return;
+		struct timespec ts = { 0, 5000000 };
+		crac_raw_syscall3(SYS_nanosleep, (long)&ts, 0, 0);
+	}
+}
+
 /*
  * The temporary's lock, held by the helper during the dump, back in the
  * original (the same open file, so never released meanwhile). Without
  * pidfd_getfd (an old kernel, a ptrace scope that refuses): the helper is
  * killed and the temporary locked anew, which leaves it unlocked for a
  * moment; if even that fails it goes on unlocked (as on a file system
- * without flock).
+ * without flock). The open and the flock anew are bounded (image/dir.c's
+ * helpers: the checkpoint's deadline, and the grace at least): given up
+ * on, it goes on unlocked, said as a warning naming the temporary (its
+ * next steps, on the same file system, are bounded as well).
  */
 static void take_lock(struct criu_state *s, int pfd, int helper)
 {
+	char m[PATH_MAX + 400] = "", why[300];
+	struct stat st;
 	int e = EBADF;
 
 	if (s->lock_fd_helper < 0 || s->lock_fd >= 0)
@@ -1102,13 +1271,26 @@ static void take_lock(struct criu_state *s, int pfd, int helper)
 	if (s->lock_fd >= 0)
 		return;
 	kill(helper, SIGKILL);
-	s->lock_fd = open(s->tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	int lrc = -1;
-	for (int i = 0; s->lock_fd >= 0 && i < 200; i++) {   /* until the helper's exit released it */
-		if ((lrc = flock(s->lock_fd, LOCK_EX | LOCK_NB)) == 0 || errno != EWOULDBLOCK)
-			break;
-		nanosleep(&(struct timespec){ 0, 5000000 }, NULL);
+	int fd = crac_img_open_msg(s->tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0, &st, m, sizeof(m));
+	long lrc = -1;
+	if (fd >= 0) {
+		static struct tree_op op;   /* (the helper's record: static) */
+		memset(&op, 0, sizeof(op));
+		op.rc = fd;
+		if (crac_img_bounded_call("criu-relock", relock_run, &op, false, why, sizeof(why)) == -ETIMEDOUT) {
+			snprintf(m, sizeof(m), "the lock of %s %s", s->tmp, why);
+			close(fd);   /* (a flock granted late is released with it) */
+			fd = -ETIMEDOUT;
+		} else {
+			lrc = op.rc;
+		}
 	}
+	if (fd == -ETIMEDOUT) {
+		crac__log(CRAC_LOG_WARN, "warning: criu: the lock of %s could not be taken back from the helper %d "
+			  "(pidfd_getfd: %s): %s; it goes on unlocked", s->tmp, helper, strerror(e), m);
+		return;
+	}
+	s->lock_fd = fd >= 0 ? fd : -1;
 	crac__log(CRAC_LOG_DEBUG, "criu: the lock of %s could not be taken back from the helper %d (pidfd_getfd: "
 		  "%s): helper killed, %s", s->tmp, helper, strerror(e),
 		  s->lock_fd < 0 ? "the temporary could not be opened again: it goes on unlocked" :
@@ -1294,26 +1476,26 @@ static int start_helper(struct criu_state *s, int tid)
 #define CRIU_CORE_MAGIC 0x55053847u
 
 /* Is dir/name a regular file that starts with these magics (one or two)?
- * 0, or -errno and why (the file's name first). */
+ * 0, or -errno and why (the file's name first); its read bounded (peek):
+ * -ETIMEDOUT, why "the read of DIR/NAME did not return after ...". */
 static int criu_image_ok(const char *dir, const char *name, uint32_t m0, uint32_t m1, char *why, size_t len)
 {
-	char path[PATH_MAX + 64];
-	uint32_t head[2] = { 0, 0 };
+	static uint32_t head[2];   /* (peek's buffer: static) */
+	char path[PATH_MAX + 64], msg[PATH_MAX + 400];
 	size_t want = m1 ? sizeof(head) : sizeof(head[0]);
-	struct stat st;
-	ssize_t n = -1;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-	if (fd < 0) {
-		int e = errno;
-		snprintf(why, len, "%s: %s", name, strerror(e));
-		return -e;
+	head[0] = head[1] = 0;
+	long n = peek("criu-verify", path, (char *)head, want, false, msg, sizeof(msg));
+	if (n == -ETIMEDOUT) {
+		snprintf(why, len, "%s", msg);
+		return -ETIMEDOUT;
 	}
-	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
-		n = pread(fd, head, want, 0);
-	close(fd);
-	if (n != (ssize_t)want || head[0] != m0 || (m1 && head[1] != m1)) {
+	if (n < 0 && n != -EPERM) {
+		snprintf(why, len, "%s: %s", name, strerror((int)-n));
+		return (int)n;
+	}
+	if (n != (long)want || head[0] != m0 || (m1 && head[1] != m1)) {
 		snprintf(why, len, "%s is not a CRIU image", name);
 		return -EBADMSG;
 	}
@@ -1436,7 +1618,7 @@ static void take_new_args(struct crac_round *r, int sender, int fd)
 	r->new_envp = envp;
 }
 
-static int criu_checkpoint(struct crac_round *r)
+static int checkpoint_run(struct crac_round *r)
 {
 	struct criu_state *s = r->engine_state;
 	const char *dir = r->opts.image_dir;
@@ -1577,18 +1759,19 @@ static int criu_checkpoint(struct crac_round *r)
 		int st = (int)arg;
 		if (!words[0]) {
 			/* nothing in its log (a bad option): what it printed */
-			char out[PATH_MAX + 16], text[4096];
+			static char text[4096];   /* (peek's buffer: static) */
+			char out[PATH_MAX + 16];
 			snprintf(out, sizeof(out), "%s/criu.out", s->tmp);
-			int fd = open(out, O_RDONLY | O_CLOEXEC);
-			ssize_t n = fd >= 0 ? read(fd, text, sizeof(text) - 1) : -1;
+			/* bounded (peek): one that does not return is said */
+			long n = peek("criu-out", out, text, sizeof(text) - 1, false, msg, sizeof(msg));
 			text[n > 0 ? n : 0] = 0;
-			if (fd >= 0)
-				close(fd);
 			char *nl = n > 0 ? strchr(text, '\n') : NULL;
 			if (nl)   /* its first line: the rest is usage text */
 				*nl = 0;
 			if (n > 0)
 				criu_words(text, words, 300);
+			else if (n == -ETIMEDOUT)
+				snprintf(words, sizeof(words), "its output could not be read: %.1400s", msg);
 		}
 		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", -EIO,
 				 "criu dump failed (%s %d): %s; no image was written to %s, the process goes on",
@@ -1597,39 +1780,36 @@ static int criu_checkpoint(struct crac_round *r)
 		discard_tmp(s);
 		return -EIO;
 	}
-	if ((rc = verify_dump(s, tid, words, sizeof(words))) < 0) {
+	if ((rc = verify_dump(s, tid, words, sizeof(words))) == -ETIMEDOUT) {
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", rc, "%s; no image was written to %s, the "
+				 "process goes on", words, dir);
+		discard_tmp(s);
+		return rc;
+	}
+	if (rc < 0) {
 		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", -EIO,
 				 "criu dump exited 0 but wrote no image (%s): no image was written to %s, the "
 				 "process goes on", words, dir);
 		discard_tmp(s);
 		return -EIO;
 	}
-	/* The marker's write, the fsyncs, the commit and a removal end at
-	 * the checkpoint's deadline, and CRAC_BOUNDED_GRACE_MS at least
-	 * (image/dir.c's bounded helpers: the deadline is the callbacks'),
-	 * when the file system does not answer. */
-	crac_img_fs_deadline(r->event.deadline_monotonic);
 	if ((rc = write_marker(r, s, tid, start, msg, sizeof(msg))) < 0) {
 		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", rc, "%s%s; no image was written to %s, the "
 				 "process goes on", rc == -ETIMEDOUT ? "" : "cannot write the marker ", msg, dir);
 		discard_tmp(s);
-		crac_img_fs_deadline(0);
 		return rc;
 	}
 	if ((rc = fsync_tree(s->tmp, msg, sizeof(msg))) < 0) {
 		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", rc, "%s; no image was written to %s, the "
 				 "process goes on", msg, dir);
 		discard_tmp(s);
-		crac_img_fs_deadline(0);
 		return rc;
 	}
 	if ((rc = commit(s->tmp, dir, msg, sizeof(msg))) < 0) {
 		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", rc, "%s; the process goes on", msg);
 		discard_tmp(s);
-		crac_img_fs_deadline(0);
 		return rc;
 	}
-	crac_img_fs_deadline(0);
 	drop_lock(s);   /* renamed: DIR now */
 	char text[PATH_MAX + 1200];
 	if (rc > 0) {
@@ -1640,6 +1820,19 @@ static int criu_checkpoint(struct crac_round *r)
 	}
 	crac__round_snapshot_taken(r, text);
 	return CRAC_CONTINUED;
+}
+
+/* The checkpoint. Its looks at the file system (the temporary's chmod,
+ * the lock taken back, the reads of what CRIU wrote, the marker's write,
+ * the fsyncs, the commit and a removal) end at the checkpoint's deadline,
+ * and CRAC_BOUNDED_GRACE_MS at least (image/dir.c's bounded helpers: the
+ * deadline is the callbacks'), when the file system does not answer. */
+static int criu_checkpoint(struct crac_round *r)
+{
+	crac_img_fs_deadline(r->event.deadline_monotonic);
+	int rc = checkpoint_run(r);
+	crac_img_fs_deadline(0);
+	return rc;
 }
 
 const struct crac_engine crac__engine_criu CRAC_HIDDEN = {

@@ -2905,6 +2905,47 @@ void crac__img_loader_leave(void)
 	loader_out(res, CRAC_LOADER_OUT_MAIN);
 }
 
+/* The lazy loader given up on (its thread id): it was asked to leave and
+ * did not within the grace (crac__img_lazy_leave, crac__img_lazy_settle,
+ * crac__img_lazy_finish_by), its way out in a call that does not return
+ * (the close of the image's files on a file system that does not
+ * answer). Nothing waits for it again: once its call returns it ends (the
+ * kernel clears lazy_tid), and a new thread never has this id while it
+ * lives. 0: none. */
+static uint32_t lazy_given_up;
+
+/* The warning of a wait for the leaving loader given up on, one write(2)
+ * to stderr (the sink of crac_log_set_sink may take locks a stopped
+ * thread holds): the loader (thread tid) did not leave in waited_ms
+ * (limit_ms at most, during: what waited). It is marked given up on. */
+static void leave_given_up(uint32_t tid, int64_t waited_ms, long limit_ms, const char *during)
+{
+	char line[600];
+	struct crac_img_buf b = { line, 0, sizeof(line) };
+
+	__atomic_store_n(&lazy_given_up, tid, __ATOMIC_RELEASE);
+	crac_img_puts(&b, "crac: warning: the lazy loader (thread ");
+	crac_img_putu(&b, tid);
+	crac_img_puts(&b, ") did not leave after ");
+	crac_img_putu(&b, (uint64_t)waited_ms);
+	crac_img_puts(&b, " ms (");
+	crac_img_putu(&b, (uint64_t)limit_ms);
+	crac_img_puts(&b, " ms at most, ");
+	crac_img_puts(&b, during);
+	crac_img_puts(&b, "): its way out closes the image's files, whose file system may not answer; given up: "
+		      "it ends when its call returns, and the mappings it still tracks are stored whole\n");
+	sys_write(2, line, b.len);
+}
+
+/* ms since t0 (CLOCK_MONOTONIC). */
+static int64_t ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	sys_clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) * 1000ll + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
 /*
  * Waits until the lazy loader is done: before a checkpoint (the image must
  * hold every page, and the stop signal must not meet a thread that blocks
@@ -2914,11 +2955,20 @@ void crac__img_loader_leave(void)
  * page in": it then serves on (its pages hold nothing to load, and the
  * thread stopping skips it: crac__img_lazy_serving) until the checkpoint
  * takes the tracking over with the threads stopped (image_track.c).
+ *
+ * A loader asked to leave (every page is in; its way out closes the
+ * image's files) is waited for until the deadline and the grace of the
+ * bounded waits (crac_bounded_grace_ms), whichever comes first: given up
+ * on then, said on stderr, and -EBUSY with its thread id; one given up on
+ * before is not waited for again (-EBUSY at once): it ends whenever its
+ * call returns.
  */
 int crac__img_lazy_finish_by(int64_t deadline_ns, int *tid_out)
 {
 	struct crac_img_resume *res = &crac__img_self.resume;
 	uint32_t tid = __atomic_load_n(&res->lazy_tid, __ATOMIC_ACQUIRE);
+	struct timespec t0;
+	long grace_ms = -1;   /* a leaving loader's limit (-1: not leaving yet) */
 
 	if (!tid || res->lazy_pid != (uint32_t)getpid())
 		return 0;
@@ -2929,6 +2979,27 @@ int crac__img_lazy_finish_by(int64_t deadline_ns, int *tid_out)
 	while ((tid = __atomic_load_n(&res->lazy_tid, __ATOMIC_ACQUIRE)) != 0 &&
 	       __atomic_load_n(&res->lazy_state, __ATOMIC_ACQUIRE) != CRAC_LAZY_STATE_LOADED) {
 		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		if (__atomic_load_n(&res->lazy_state, __ATOMIC_ACQUIRE) == CRAC_LAZY_STATE_LEAVE) {
+			/* on its way out: bounded by the grace as well */
+			if (__atomic_load_n(&lazy_given_up, __ATOMIC_ACQUIRE) == tid) {
+				if (tid_out)
+					*tid_out = (int)tid;
+				return -EBUSY;
+			}
+			if (grace_ms < 0) {
+				grace_ms = crac_bounded_grace_ms();
+				sys_clock_gettime(CLOCK_MONOTONIC, &t0);
+			}
+			int64_t waited = ms_since(&t0);
+			if (waited >= grace_ms) {
+				leave_given_up(tid, waited, grace_ms, "waited for before a fork or a checkpoint");
+				if (tid_out)
+					*tid_out = (int)tid;
+				return -EBUSY;
+			}
+			if ((grace_ms - waited) * 1000000 < ts.tv_nsec)
+				ts.tv_nsec = (grace_ms - waited) * 1000000;
+		}
 		if (deadline_ns > 0) {
 			struct timespec now;
 			sys_clock_gettime(CLOCK_MONOTONIC, &now);
@@ -2953,6 +3024,29 @@ void crac__img_lazy_finish(void)
 	crac__img_lazy_finish_by(0, NULL);
 }
 
+/* A loader asked to leave (lazy_state LEAVE), waited for until it has
+ * exited, crac_bounded_grace_ms() at most: given up on then (said,
+ * during naming what waited: leave_given_up). System calls only. */
+static void leave_wait(struct crac_img_resume *res, const char *during)
+{
+	long limit_ms = crac_bounded_grace_ms();
+	struct timespec t0;
+	uint32_t tid;
+
+	sys_clock_gettime(CLOCK_MONOTONIC, &t0);
+	while ((tid = __atomic_load_n(&res->lazy_tid, __ATOMIC_ACQUIRE)) != 0) {
+		int64_t waited_ms = ms_since(&t0);
+		if (waited_ms >= limit_ms) {
+			leave_given_up(tid, waited_ms, limit_ms, during);
+			return;
+		}
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		if (limit_ms - waited_ms < 10)
+			ts.tv_nsec = (limit_ms - waited_ms) * 1000000;
+		SYS(SYS_futex, &res->lazy_tid, FUTEX_WAIT, tid, &ts, 0, 0);
+	}
+}
+
 /* Threads stopped, before a tracking loader is asked for its written pages
  * (img_track_lazy_handover): one that had loaded everything and went back
  * to LOADING for pages mremap moved (their protection still to clear: it
@@ -2960,7 +3054,9 @@ void crac__img_lazy_finish(void)
  * is) is waited for, 1 s at most. Not settled by then: asked to leave all
  * the same, its registrations and protections with it, and false (the
  * handover then tracks nothing of its mappings: they are stored whole,
- * never referenced). System calls only. */
+ * never referenced); its leaving is waited for as crac__img_lazy_leave
+ * waits (leave_wait: the grace at most, then given up on, said). System
+ * calls only. */
 bool crac__img_lazy_settle(void)
 {
 	struct crac_img_resume *res = &crac__img_self.resume;
@@ -2980,10 +3076,7 @@ bool crac__img_lazy_settle(void)
 				continue;   /* (it said loaded meanwhile) */
 			if (res->lazy_entry)
 				SYS(SYS_madvise, res->lazy_entry, CRAC_IMG_PAGE, MADV_DONTNEED, 0, 0, 0);
-			while ((tid = __atomic_load_n(&res->lazy_tid, __ATOMIC_ACQUIRE)) != 0) {
-				struct timespec ts = { 0, 10 * 1000 * 1000 };
-				SYS(SYS_futex, &res->lazy_tid, FUTEX_WAIT, tid, &ts, 0, 0);
-			}
+			leave_wait(res, "the program's threads stopped");
 			return false;
 		}
 		struct timespec ts = { 0, 10 * 1000 * 1000 };
@@ -3003,25 +3096,6 @@ int crac__img_lazy_serving(void)
 	    __atomic_load_n(&res->lazy_state, __ATOMIC_ACQUIRE) != CRAC_LAZY_STATE_LOADED)
 		return 0;
 	return (int)tid;
-}
-
-/* crac__img_lazy_leave's warning, one write(2) to stderr: the loader
- * (thread tid) did not leave in waited_ms (limit_ms at most). */
-static void leave_given_up(uint32_t tid, int64_t waited_ms, long limit_ms)
-{
-	char line[512];
-	struct crac_img_buf b = { line, 0, sizeof(line) };
-
-	crac_img_puts(&b, "crac: warning: the lazy loader (thread ");
-	crac_img_putu(&b, tid);
-	crac_img_puts(&b, ") did not leave after ");
-	crac_img_putu(&b, (uint64_t)waited_ms);
-	crac_img_puts(&b, " ms (");
-	crac_img_putu(&b, (uint64_t)limit_ms);
-	crac_img_puts(&b, " ms at most, the program's threads stopped): its way out closes the image's files, "
-		      "whose file system may not answer; given up: it ends when its call returns, and the "
-		      "mappings it still tracks are stored whole\n");
-	sys_write(2, line, b.len);
 }
 
 /*
@@ -3044,35 +3118,35 @@ static void leave_given_up(uint32_t tid, int64_t waited_ms, long limit_ms)
 void crac__img_lazy_leave(void)
 {
 	struct crac_img_resume *res = &crac__img_self.resume;
-	struct timespec t0, t;
-	uint32_t tid;
 
 	if (!crac__img_lazy_serving())
 		return;
-	long limit_ms = crac_bounded_grace_ms();
-	sys_clock_gettime(CLOCK_MONOTONIC, &t0);
 	__atomic_store_n(&res->lazy_state, CRAC_LAZY_STATE_LEAVE, __ATOMIC_RELEASE);
 	/* its doorbell: the REMOVE event ends its wait for faults at once
 	 * (else it looks again within 20 ms) */
 	if (res->lazy_entry)
 		SYS(SYS_madvise, res->lazy_entry, CRAC_IMG_PAGE, MADV_DONTNEED, 0, 0, 0);
-	while ((tid = __atomic_load_n(&res->lazy_tid, __ATOMIC_ACQUIRE)) != 0) {
-		sys_clock_gettime(CLOCK_MONOTONIC, &t);
-		int64_t waited_ms = (t.tv_sec - t0.tv_sec) * 1000ll + (t.tv_nsec - t0.tv_nsec) / 1000000;
-		if (waited_ms >= limit_ms) {
-			leave_given_up(tid, waited_ms, limit_ms);
-			return;
-		}
-		struct timespec ts = { 0, 10 * 1000 * 1000 };
-		if (limit_ms - waited_ms < 10)
-			ts.tv_nsec = (limit_ms - waited_ms) * 1000000;
-		SYS(SYS_futex, &res->lazy_tid, FUTEX_WAIT, tid, &ts, 0, 0);
-	}
+	leave_wait(res, "the program's threads stopped");
 }
 
+/* Before fork(): the loading done (crac__img_lazy_finish_by with no
+ * deadline); a loader given up on (its way out does not return) is not
+ * waited for: said once per loader, the fork goes on (every page is in,
+ * and its userfaultfd was closed before the image's files). */
 static void finish_before_fork(void)
 {
-	crac__img_lazy_finish();
+	static uint32_t said;
+	int tid = 0;
+
+	if (crac__img_lazy_finish_by(0, &tid) == -EBUSY &&
+	    __atomic_exchange_n(&said, (uint32_t)tid, __ATOMIC_ACQ_REL) != (uint32_t)tid) {
+		char line[300];
+		struct crac_img_buf b = { line, 0, sizeof(line) };
+		crac_img_puts(&b, "crac: warning: fork: the lazy loader (thread ");
+		crac_img_putu(&b, (uint64_t)tid);
+		crac_img_puts(&b, ") was given up on, its way out does not return: not waited for\n");
+		sys_write(2, line, b.len);
+	}
 }
 
 static void register_atfork(void)

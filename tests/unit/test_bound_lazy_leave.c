@@ -8,10 +8,19 @@
  * does (a close of the image's pages file on a file system that does not
  * answer); before, the wait never ended. Each case runs in a child, so
  * that a wait that does not end fails the test instead of hanging it.
+ *
+ * After such a give-up, nothing waits for that loader unbounded again:
+ * fork() (the atfork handler, crac__img_lazy_finish) goes on at once,
+ * saying so; a checkpoint fails at once with one line naming it (before,
+ * both waited for ever: its state stays LEAVE while its thread lives).
+ * crac__img_lazy_settle, whose wait for a loader it asked to leave had no
+ * bound either, gives up after the grace the same way.
  */
 #include "harness.h"
 #include "engines/image_engine.h"
 #include "image/bounded.h"
+
+#include <crac.h>
 
 #include <errno.h>
 #include <linux/futex.h>
@@ -56,14 +65,19 @@ static void *leaving_loader(void *arg)
 	return NULL;
 }
 
+/* What the child does once its loader runs (timed). */
+static void act_leave(void)
+{
+	crac__img_lazy_leave();
+}
+
 /*
- * In a child: a loader played by fn, serving (LOADED), and
- * crac__img_lazy_leave with a grace of 500 ms. The child writes how long
- * the call took (ms) to stdout's pipe, its stderr to another. Returns the
- * ms (-1: the call did not return within 10 s, the child killed), stderr's
- * text in err.
+ * In a child: a loader played by fn, in lazy_state state, and act() with
+ * a grace of 500 ms. The child writes how long act took (ms) to stdout's
+ * pipe, its stderr to another. Returns the ms (-1: act did not return
+ * within 10 s, the child killed), stderr's text in err.
  */
-static long leave_in_child(void *(*fn)(void *), char *err, size_t errlen)
+static long act_in_child(void *(*fn)(void *), uint32_t state, void (*act)(void), char *err, size_t errlen)
 {
 	int out[2], er[2];
 	if (pipe(out) < 0 || pipe(er) < 0)
@@ -82,10 +96,10 @@ static long leave_in_child(void *(*fn)(void *), char *err, size_t errlen)
 		struct crac_img_resume *res = &crac__img_self.resume;
 		res->lazy_pid = (uint32_t)getpid();
 		res->lazy_entry = 0;
-		__atomic_store_n(&res->lazy_state, CRAC_LAZY_STATE_LOADED, __ATOMIC_RELEASE);
+		__atomic_store_n(&res->lazy_state, state, __ATOMIC_RELEASE);
 		__atomic_store_n(&res->lazy_tid, loader_tid, __ATOMIC_RELEASE);
 		int64_t t0 = crac_bounded_mono_ns();
-		crac__img_lazy_leave();
+		act();
 		long ms = (long)((crac_bounded_mono_ns() - t0) / 1000000);
 		dprintf(out[1], "%ld\n", ms);
 		_exit(0);
@@ -116,6 +130,11 @@ static long leave_in_child(void *(*fn)(void *), char *err, size_t errlen)
 	return ms;
 }
 
+static long leave_in_child(void *(*fn)(void *), char *err, size_t errlen)
+{
+	return act_in_child(fn, CRAC_LAZY_STATE_LOADED, act_leave, err, errlen);
+}
+
 static void test_stuck_loader_given_up(void)
 {
 	char err[1024];
@@ -137,9 +156,119 @@ static void test_leaving_loader_waited_for(void)
 	CHECKF(err[0] == 0, "stderr: %s", err);
 }
 
+/* A fork: its child exits at once; how long the fork took (ms) is
+ * printed after act_in_child's. */
+static void fork_now(void)
+{
+	crac__img_lazy_prepare();   /* the atfork handler */
+	pid_t c = fork();
+	if (c == 0)
+		_exit(0);
+	if (c > 0)
+		waitpid(c, NULL, 0);
+}
+
+/* The loader given up on (crac__img_lazy_leave), then a fork. */
+static void act_leave_then_fork(void)
+{
+	crac__img_lazy_leave();
+	int64_t t0 = crac_bounded_mono_ns();
+	fork_now();
+	fork_now();   /* (said once) */
+	fprintf(stderr, "fork took %lld ms\n", (long long)((crac_bounded_mono_ns() - t0) / 1000000));
+}
+
+static void test_fork_after_give_up(void)
+{
+	char err[2048];
+	long ms = act_in_child(stuck_loader, CRAC_LAZY_STATE_LOADED, act_leave_then_fork, err, sizeof(err));
+
+	CHECKF(ms >= 0, "the forks after the give-up did not return within 10 s (%ld); stderr: %s", ms, err);
+	const char *f = strstr(err, "fork took ");
+	CHECKF(f && strtol(f + 10, NULL, 10) < 200, "stderr: %s", err);
+	const char *w = strstr(err, "crac: warning: fork: the lazy loader (thread ");
+	CHECKF(w && strstr(w, ") was given up on, its way out does not return: not waited for\n"), "stderr: %s", err);
+	CHECKF(w && !strstr(w + 1, "crac: warning: fork:"), "said twice: %s", err);
+}
+
+/* A loader asked to leave (not given up on yet) that never does: a fork
+ * waits for it the grace at most. */
+static void test_fork_waits_leaving_loader_bounded(void)
+{
+	char err[2048];
+	long ms = act_in_child(stuck_loader, CRAC_LAZY_STATE_LEAVE, fork_now, err, sizeof(err));
+
+	CHECKF(ms >= 0, "the fork did not return within 10 s (%ld)", ms);
+	CHECKF(ms >= 490 && ms < 5000, "%ld ms", ms);
+	CHECKF(strstr(err, " ms (500 ms at most, waited for before a fork or a checkpoint): its way out closes the "
+			   "image's files, whose file system may not answer; given up") != NULL,
+	       "stderr: %s", err);
+}
+
+/* The loader given up on, then a checkpoint (the sim engine, no
+ * deadline): refused at once, one line naming it. */
+static void act_leave_then_checkpoint(void)
+{
+	crac__img_lazy_leave();
+	struct crac_options o;
+	crac_options_init(&o);
+	o.engine = "sim";
+	o.deadline_ms = -1;
+	crac_report *rep = NULL;
+	int64_t t0 = crac_bounded_mono_ns();
+	int rc = crac_checkpoint_restore(&o, &rep);
+	long ms = (long)((crac_bounded_mono_ns() - t0) / 1000000);
+	fprintf(stderr, "checkpoint: %d in %ld ms\n", rc, ms);
+	if (rep)
+		crac_report_print(rep, stderr);
+	crac_report_free(rep);
+}
+
+static void test_checkpoint_after_give_up(void)
+{
+	char err[4096];
+	long ms = act_in_child(stuck_loader, CRAC_LAZY_STATE_LOADED, act_leave_then_checkpoint, err, sizeof(err));
+
+	CHECKF(ms >= 0, "the checkpoint after the give-up did not return within 10 s (%ld); stderr: %s", ms, err);
+	const char *c = strstr(err, "checkpoint: ");
+	CHECKF(c && strtol(c + 12, NULL, 10) < 0, "stderr: %s", err);
+	const char *in = c ? strstr(c, " in ") : NULL;
+	CHECKF(in && strtol(in + 4, NULL, 10) < 200, "stderr: %s", err);
+	CHECKF(strstr(err, "(crac's lazy loader) was given up on: every page is in, but its way out (the close of "
+			   "its image's files) has not returned, its file system may not answer. No checkpoint is "
+			   "taken while it is there") != NULL,
+	       "stderr: %s", err);
+}
+
+/* crac__img_lazy_settle: a loader back at LOADING (pages mremap moved)
+ * that does not settle in 1 s is asked to leave, and waited for the
+ * grace at most. */
+static void act_settle(void)
+{
+	bool settled = crac__img_lazy_settle();
+	fprintf(stderr, "settled: %d\n", settled);
+}
+
+static void test_settle_bounded(void)
+{
+	char err[2048];
+	long ms = act_in_child(stuck_loader, CRAC_LAZY_STATE_LOADING, act_settle, err, sizeof(err));
+
+	CHECKF(ms >= 0, "crac__img_lazy_settle did not return within 10 s (%ld)", ms);
+	CHECKF(ms >= 1490 && ms < 6000, "%ld ms", ms);
+	CHECKF(strstr(err, "settled: 0") != NULL, "stderr: %s", err);
+	CHECKF(strstr(err, " ms (500 ms at most, the program's threads stopped): its way out closes the image's "
+			   "files, whose file system may not answer; given up") != NULL,
+	       "stderr: %s", err);
+}
+
 int main(void)
 {
 	RUN(test_stuck_loader_given_up);
 	RUN(test_leaving_loader_waited_for);
+	RUN(test_fork_after_give_up);
+	RUN(test_fork_waits_leaving_loader_bounded);
+	RUN(test_checkpoint_after_give_up);
+	RUN(test_settle_bounded);
 	return t_done();
 }
