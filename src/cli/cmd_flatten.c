@@ -28,6 +28,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -451,6 +452,45 @@ static bool out_moved(const char *dir, const char *outdir, const struct out_id *
 }
 
 /*
+ * What an incremental image records of its parent, and crac restore
+ * compares (image/check.c crac_img_chain_open): the parent's header crc,
+ * created_ns and pages_size. Its page references also name chunks of the
+ * parent (and of the images below it) by index and depth, which a flatten
+ * renumbers and collapses: an image whose parent is OUT restores after OUT
+ * was replaced only if OUT's new header is the same as the old one (see
+ * docs/guide.md, "Incremental images, and flattening them").
+ */
+struct img_ident {
+	bool known;
+	uint32_t crc;
+	int64_t created_ns;
+	uint64_t pages_size;
+};
+
+/* The identity of the image at OUT before it is replaced, read from its
+ * header's first bytes (a watched step); unknown if it cannot be read. */
+static void out_ident(const char *outdir, struct img_ident *id)
+{
+	char path[PATH_MAX + sizeof(CRAC_IMG_HEADER_FILE) + 1];
+	struct crac_img_header h;
+	const size_t need = offsetof(struct crac_img_header, kernel);   /* v1's stable fields */
+
+	memset(id, 0, sizeof(*id));
+	snprintf(path, sizeof(path), "%s/%s", outdir, CRAC_IMG_HEADER_FILE);
+	cli_watch_step(NULL, "the read of %s (the identity of the image flatten replaces)", path);
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd >= 0 && read_at(fd, &h, need, 0) == 0 && !memcmp(h.magic, CRAC_IMG_MAGIC, sizeof(h.magic))) {
+		id->known = true;
+		id->crc = h.crc;
+		id->created_ns = h.created_ns;
+		id->pages_size = h.pages_size;
+	}
+	if (fd >= 0)
+		close(fd);
+	cli_watch_idle();
+}
+
+/*
  * CRAC_TEST_FLATTEN_HOLD=FILE (tests only): flatten, its temporary
  * complete (written, synced, read back and verified, still locked), makes
  * FILE.held and waits until FILE exists before its last looks at OUT
@@ -551,7 +591,9 @@ int crac_cmd_flatten(int argc, char **argv)
 			       "Writes at OUT one self-contained image made of the incremental image DIR and the\n"
 			       "images below it, checked as `crac restore` checks them, written to a temporary\n"
 			       "directory, read back and verified, then renamed into place. OUT must be absent or\n"
-			       "an image of yours; it may be DIR itself, never an image below DIR.\n"
+			       "an image of yours; it may be DIR itself, never an image below DIR. An image\n"
+			       "replaced at OUT (DIR itself too) is said in a warning: the incremental images\n"
+			       "whose parent it was are refused by crac restore from then on; flatten them first.\n"
 			       "  --compress[=LEVEL]  zstd-compress the page data, one frame per chunk, as crac\n"
 			       "                      checkpoint --compress does; LEVEL 1-19, default 1 (fastest);\n"
 			       "                      without it, OUT is uncompressed whatever the chain was\n"
@@ -720,6 +762,11 @@ static int flatten_main(void *arg)
 		rc = 1;
 		goto out;
 	}
+	/* what images above the image at OUT recorded of it (out_ident) */
+	struct img_ident was_id = { 0 };
+	bool in_place = false;
+	if (was.header)
+		out_ident(outdir, &was_id);
 	if (was.there) {
 		struct stat d, od;
 		int drc = crac_img_stat_msg(dir, &d, msg, sizeof(msg));
@@ -735,6 +782,7 @@ static int flatten_main(void *arg)
 			rc = 1;
 			goto out;
 		}
+		in_place = drc == 0 && d.st_dev == was.dir.st_dev && d.st_ino == was.dir.st_ino;
 	}
 	f.chunks = calloc((size_t)v.h->n_chunks + v.h->n_refs + 1, sizeof(*f.chunks));
 	/* locked until it is renamed (dfd stays open until then): a checkpoint
@@ -841,6 +889,17 @@ static int flatten_main(void *arg)
 	 * parent's fsync) is said */
 	if (rc > 0)
 		cli_err("flatten %s: warning: %s written, but %s", dir, outdir, msg);
+	/* An image whose parent was the image at OUT names it by path and
+	 * identity, and names its chunks by index: refused by crac restore
+	 * from now on, unless the new header is the old one byte for byte
+	 * (the same crc: flattening again what was flattened). Said, since
+	 * flatten cannot know those images (nothing names its children). */
+	const struct crac_img_header *nh = (const struct crac_img_header *)nbuf;
+	if (was.header && (!was_id.known || was_id.crc != nh->crc || was_id.created_ns != nh->created_ns ||
+			   was_id.pages_size != nh->pages_size))
+		cli_err("flatten %s: warning: %s was %s: an incremental image whose parent image is %s is refused by "
+			"crac restore from now on; flatten such images before %s", dir, outdir,
+			in_place ? "rewritten" : "replaced", outdir, in_place ? "rewriting it" : "replacing it");
 	printf("%s: %u chunks, %.1f MiB of page data (%u image%s below merged)\n", outdir, f.n_chunks,
 	       (double)((const struct crac_img_header *)nbuf)->stored / 1048576.0, ch->n,
 	       ch->n == 1 ? "" : "s");

@@ -1890,6 +1890,44 @@ static int proc_status(int pid, unsigned *uid, int *inner, bool *nested)
 	return rc;
 }
 
+/*
+ * A target in a user namespace not ours (a rootless container: unshare -U)
+ * sees our uid as its namespace maps it (/proc/PID/uid_map, world-readable;
+ * its second column in our namespace's terms when read from another), and
+ * an unmapped uid as the overflow uid, which its owner check refuses (only
+ * its own uid or root). So a uid of ours it does not map (root, for a
+ * container its user made) is refused here, in one line, before anything
+ * is sent, unless it is the target's own (unmapped too, its uid there is
+ * the overflow uid as well: taken for itself): 0 if our euid is mapped
+ * there, is the target's, or the namespace is ours, else -EPERM with err.
+ */
+static int userns_check(const struct lookup *l, char *err, size_t errlen)
+{
+	char path[64], line[128];
+	struct stat them, us;
+	unsigned long in, out, count;
+	unsigned me = (unsigned)geteuid();
+	bool mapped = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/user", l->pid);
+	if (stat(path, &them) < 0 || stat("/proc/self/ns/user", &us) < 0 ||
+	    (them.st_dev == us.st_dev && them.st_ino == us.st_ino) || me == l->uid)
+		return 0;   /* ours, not to be known, or our uid: the target's own check decides */
+	snprintf(path, sizeof(path), "/proc/%d/uid_map", l->pid);
+	if (!(f = fopen(path, "re")))
+		return 0;
+	while (!mapped && fgets(line, sizeof(line), f))
+		mapped = sscanf(line, "%lu %lu %lu", &in, &out, &count) == 3 && me >= out && me - out < count;
+	fclose(f);
+	if (mapped)
+		return 0;
+	snprintf(err, errlen, "process %d is in a user namespace not ours (/proc/%d/ns/user) that does not map "
+		 "uid %u (/proc/%d/uid_map): it would take us for its overflow uid and refuse; control it as "
+		 "uid %u, its owner", l->pid, l->pid, me, l->pid, l->uid);
+	return -EPERM;
+}
+
 /* The value of `key` in the initial environment of process pid (readable by
  * its owner and root only); false if absent or unreadable. */
 static bool proc_env(int pid, const char *key, char *buf, size_t len)
@@ -2203,6 +2241,8 @@ static int look_up(struct lookup *l, char *err, size_t errlen)
 			snprintf(err, errlen, "cannot read /proc/%d/status: %s", pid, strerror(-rc));
 		return rc;
 	}
+	if ((rc = userns_check(l, err, errlen)) < 0)
+		return rc;
 	/* the names it may listen at: N.sock, else N.pidns-INO.sock with the
 	 * inode of its pid namespace (setup_steps, step 5), N the number it
 	 * knows itself by (getpid() there). In a pid namespace below ours
