@@ -291,6 +291,8 @@ bool crac_bounded_pin(uint64_t old[CRAC_PIN_WORDS])
 
 	if (getenv("CRAC_BOUNDED_ANY_CPU"))
 		return false;
+	for (int i = 0; i < CRAC_PIN_WORDS; i++)
+		old[i] = 0;   /* (the kernel fills only its own mask's size) */
 	if (syscall(SYS_getcpu, &cpu, NULL, NULL) != 0 || cpu >= PIN_MASK_BYTES * 8 ||
 	    syscall(SYS_sched_getaffinity, 0, PIN_MASK_BYTES, old) <= 0 || !(old[cpu / 64] & (1ull << (cpu % 64))))
 		return false;
