@@ -795,7 +795,9 @@ static int flatten_main(void *arg)
 	 * the temporary is named) */
 	cli_watch_place(outdir);
 	cli_watch_step("mkdtemp", "the creation of the temporary image next to %s", outdir);
-	int tmp_rc = f.chunks ? crac_img_tmp_create(outdir, tmp, sizeof(tmp), &dfd) : -ENOMEM;
+	char tmp_msg[PATH_MAX + 300] = "";
+	int tmp_rc = f.chunks ? crac_img_tmp_create_msg(outdir, tmp, sizeof(tmp), &dfd, tmp_msg, sizeof(tmp_msg))
+			      : -ENOMEM;
 	/* removed by the watcher if we are given up on, while it is ours (by
 	 * its identity: the commit's exchange puts the previous image under
 	 * its name for a moment) */
@@ -810,6 +812,11 @@ static int flatten_main(void *arg)
 	}
 	if (tmp_rc == 0)
 		cli_watch_step(NULL, "the creation of %s/%s", tmp, CRAC_IMG_PAGES_FILE);
+	if (tmp_rc == -ETIMEDOUT && tmp_msg[0]) {
+		cli_err("flatten %s: %s", dir, tmp_msg);
+		rc = 1;
+		goto out;
+	}
 	if (tmp_rc < 0 ||
 	    (f.out_fd = openat(dfd, CRAC_IMG_PAGES_FILE, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0) {
 		cli_err("flatten %s: %s: %s", dir, tmp, strerror(tmp_rc < 0 ? -tmp_rc : errno));

@@ -1005,11 +1005,16 @@ static void rmdir_run(void *arg)
  */
 static int make_tmp(struct crac_round *r, struct criu_state *s, const char *dir)
 {
-	int rc = crac_img_tmp_create(dir, s->tmp, sizeof(s->tmp), &s->lock_fd);
+	char msg[PATH_MAX + 300];
+	int rc = crac_img_tmp_create_msg(dir, s->tmp, sizeof(s->tmp), &s->lock_fd, msg, sizeof(msg));
 	struct tree_op *op;
 	char why[300];
 
-	if (rc == -ENAMETOOLONG)
+	if (rc == -ETIMEDOUT && msg[0]) {
+		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", rc, "%s; no image was written to %s, the "
+				 "process goes on", msg, dir);
+		discard_tmp(s);
+	} else if (rc == -ENAMETOOLONG)
 		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", rc, "image directory name too long: %s", dir);
 	else if (rc == -EBUSY)
 		crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", rc,

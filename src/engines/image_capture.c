@@ -278,7 +278,10 @@ int img_capture_open(struct img_capture *c, const char *dir)
 	 * leaves it alone (crac_img_clean_stale). Such a cleaner that took
 	 * the lock first, between the mkdtemp and the flock, removes it: a
 	 * new one then (it is gone, or going: no link left). */
-	int rc = crac_img_tmp_create(dir, c->tmp, sizeof(c->tmp), &c->dir_fd);
+	char msg[PATH_MAX + 300];
+	int rc = crac_img_tmp_create_msg(dir, c->tmp, sizeof(c->tmp), &c->dir_fd, msg, sizeof(msg));
+	if (rc == -ETIMEDOUT && msg[0])
+		return img_fail(&c->err, rc, "%s", msg);
 	if (rc == -ENAMETOOLONG)
 		return img_fail(&c->err, rc, "image directory name too long: %s", dir);
 	if (rc == -EBUSY)

@@ -139,7 +139,7 @@ int crac_img_split_path(const char *dir, char *parent, size_t plen, const char *
  */
 enum fsop_kind { FSOP_FSYNC, FSOP_FSYNC_FD, FSOP_REMOVE, FSOP_RENAME, FSOP_SAME, FSOP_TARGET, FSOP_LIST,
 		 FSOP_ACCESS, FSOP_OPEN, FSOP_LSTAT, FSOP_REALPATH, FSOP_READ, FSOP_WRITE, FSOP_HEADER, FSOP_DU, FSOP_PUT,
-		 FSOP_LOCK, FSOP_PUTBACK };
+		 FSOP_LOCK, FSOP_PUTBACK, FSOP_MKDIR };
 
 /* What the target check needs to know (FSOP_TARGET; see crac_img_target_check). */
 struct target_facts {
@@ -674,6 +674,9 @@ static void fsop_run(void *arg)
 	case FSOP_FSYNC_FD:
 		op->res = (int)crac_raw_syscall3(op->data_only ? SYS_fdatasync : SYS_fsync, op->fd, 0, 0);
 		break;
+	case FSOP_MKDIR:   /* mkdir(path, mode: op->fd) */
+		op->res = (int)crac_raw_syscall3(SYS_mkdirat, AT_FDCWD, (long)op->path, op->fd);
+		break;
 	case FSOP_REMOVE:
 		r = crac_raw_syscall3(SYS_openat, AT_FDCWD, (long)op->path,
 				      O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
@@ -989,7 +992,8 @@ static int fsop_bounded(struct fsop *op, int64_t *waited_ms)
 	 * helper 13-38 us more with a few descriptors open, 135-215 us with
 	 * 1000; medians of 2001 interleaved calls, 3 runs, 2 busy cores) */
 	bool opens = op->kind != FSOP_LSTAT && op->kind != FSOP_SAME && op->kind != FSOP_RENAME &&
-		     op->kind != FSOP_ACCESS && op->kind != FSOP_FSYNC_FD && op->kind != FSOP_LOCK;
+		     op->kind != FSOP_ACCESS && op->kind != FSOP_FSYNC_FD && op->kind != FSOP_LOCK &&
+		     op->kind != FSOP_MKDIR;
 	if (op->kind == FSOP_OPEN && sv[0] < 0)
 		opens = false;   /* no socket (out of descriptors?): in our table, still bounded */
 	if ((opens ? crac_bounded_start_own(&helper, fsop_run, op, NULL, sv[1], -1)
@@ -2037,30 +2041,89 @@ int crac_img_tmp_name(const char *dir_arg, char *out, size_t len)
 	return 0;
 }
 
-int crac_img_tmp_create(const char *dir, char *tmp, size_t len, int *fd)
+/* XXXXXX at the end of tmp: six random letters and digits. */
+static void tmp_suffix(char *tmp)
 {
+	static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+	unsigned char r[6];
+	size_t n = strlen(tmp);
+
+	if (n < 6)
+		return;
+	if (syscall(SYS_getrandom, r, sizeof(r), 0x1 /* GRND_NONBLOCK */) != (long)sizeof(r)) {
+		uint64_t x = (uint64_t)crac_bounded_mono_ns() ^ ((uint64_t)getpid() << 32);
+		for (int i = 0; i < 6; i++, x = x * 6364136223846793005ull + 1442695040888963407ull)
+			r[i] = (unsigned char)(x >> 56);
+	}
+	for (int i = 0; i < 6; i++)
+		tmp[n - 6 + i] = abc[r[i] % (sizeof(abc) - 1)];
+}
+
+/*
+ * Each step by a bounded helper (a file system that stopped answering
+ * keeps a mkdir, an open or a flock for as long as it likes): the
+ * directory made (mkdir of a random name, as mkdtemp does), opened and
+ * locked, each given up on at the deadline (crac_img_fs_deadline) with
+ * -ETIMEDOUT and msg naming the temporary and the step.
+ */
+int crac_img_tmp_create_msg(const char *dir, char *tmp, size_t len, int *fd, char *msg, size_t msglen)
+{
+	int64_t waited;
+	char why[200];
+	int rc;
+
 	*fd = -1;
-	for (int tries = 0;; tries++) {
+	msg[0] = 0;
+	for (int tries = 0, clashes = 0;;) {
 		if (crac_img_tmp_name(dir, tmp, len) < 0)
 			return -ENAMETOOLONG;
-		if (!mkdtemp(tmp)) {   /* mode 0700 */
-			int e = errno;
-			tmp[0] = 0;
-			return -e;
+		tmp_suffix(tmp);
+		struct fsop mk = { .kind = FSOP_MKDIR, .path = tmp, .fd = 0700, .slow_ms = fs_slow("mkdtemp") };
+		rc = fsop_bounded(&mk, &waited);
+		if (given_up(rc, waited, why, sizeof(why))) {
+			snprintf(msg, msglen, "the creation of the temporary image %s %s", tmp, why);
+			return -ETIMEDOUT;   /* (tmp kept: it may be made yet, the caller removes it) */
 		}
-		*fd = open(tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (*fd < 0)
-			return -errno;
-		struct stat st;
-		bool taken = flock(*fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
-		if (!taken && (fstat(*fd, &st) < 0 || st.st_nlink > 0))
+		if (rc == -EEXIST && ++clashes < 100)
+			continue;
+		if (rc < 0) {
+			tmp[0] = 0;
+			return rc;
+		}
+		struct fsop op = { .kind = FSOP_OPEN, .path = tmp, .flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW,
+				   .lock_ex = true, .slow_ms = fs_slow("tmplock") };
+		rc = fsop_bounded(&op, &waited);
+		if (given_up(rc, waited, why, sizeof(why))) {
+			snprintf(msg, msglen, "the open and lock of the temporary image %s %s", tmp, why);
+			return -ETIMEDOUT;
+		}
+		if (rc >= 0 && op.st.st_nlink > 0) {
+			*fd = rc;
 			return 0;   /* ours (or no flock on this file system) */
-		close(*fd);
-		*fd = -1;
-		if (tries == 2)
+		}
+		if (rc >= 0)
+			close(rc);   /* removed under us already */
+		else if (rc != -EWOULDBLOCK)
+			return rc;   /* the open's error (tmp made, *fd -1) */
+		/* A cleaner took it between the mkdir and the flock (another
+		 * pid namespace: our name means nothing there): it removes it
+		 * (if still there: ours to remove otherwise), a new one then. */
+		if (++tries == 3)
 			return -EBUSY;
-		rmdir(tmp);   /* if it is still there (its cleaner removes it otherwise) */
+		struct fsop rm = { .kind = FSOP_REMOVE, .path = tmp, .own_only = true, .slow_ms = fs_slow("clean") };
+		if (given_up(fsop_bounded(&rm, &waited), waited, why, sizeof(why))) {
+			snprintf(msg, msglen, "the removal of the temporary image %s (a cleaner took it as it was made) %s",
+				 tmp, why);
+			return -ETIMEDOUT;
+		}
 	}
+}
+
+int crac_img_tmp_create(const char *dir, char *tmp, size_t len, int *fd)
+{
+	char msg[PATH_MAX + 300];
+
+	return crac_img_tmp_create_msg(dir, tmp, len, fd, msg, sizeof(msg));
 }
 
 /*

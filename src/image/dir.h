@@ -119,13 +119,17 @@ int crac_img_commit_with(const char *tmp, const char *dir, const struct stat *ex
  * and an image (header with the magic); otherwise it is left where it is.
  */
 int crac_img_tmp_name(const char *dir, char *out, size_t len) CRAC_HIDDEN;
-/* A writer's temporary: created (mkdtemp on crac_img_tmp_name's template,
- * mode 0700), opened as *fd and locked (flock LOCK_EX, held while *fd is
+/* A writer's temporary: created (a random name on crac_img_tmp_name's
+ * template, mode 0700, as mkdtemp makes it), opened as *fd and locked (flock LOCK_EX, held while *fd is
  * open). A cleaner in another pid namespace that takes the lock between
  * the mkdtemp and the flock removes it: a new one then, three tries. 0;
- * -ENAMETOOLONG; mkdtemp's -errno (tmp emptied); open's -errno (tmp made,
+ * -ENAMETOOLONG; mkdir's -errno (tmp emptied); open's -errno (tmp made,
  * *fd -1); -EBUSY (removed each time as it was created). */
 int crac_img_tmp_create(const char *dir, char *tmp, size_t len, int *fd) CRAC_HIDDEN;
+/* The same, each step bounded (crac_img_fs_deadline): -ETIMEDOUT with msg
+ * naming the temporary and the step given up on (tmp then names what may
+ * still be made: the caller removes it). */
+int crac_img_tmp_create_msg(const char *dir, char *tmp, size_t len, int *fd, char *msg, size_t msglen) CRAC_HIDDEN;
 /* Temporaries named after process pid from now on (0: the caller, the
  * default): a worker names them after the command that watches it
  * (crac flatten, cli/watch.c), which outlives it and kills it when it
