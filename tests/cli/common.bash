@@ -367,3 +367,71 @@ image_of_ready() {
 	echo "$output"
 	[ "$status" -eq 0 ]
 }
+
+# The bounded waits. Each polls every 20 ms until what it waits for is
+# there, for SECONDS at most (whole or decimal; measured on the clock, so a
+# loaded machine does not stretch it, and tried once more at the deadline);
+# true as soon as it is, else false after saying on stdout what it waited
+# for and for how long (and, where it helps, what it saw instead).
+
+# wait_until SECONDS WHAT CMD...: until CMD (its output discarded)
+# succeeds; WHAT names it in the failure, "waited SECONDS s for WHAT".
+wait_until() {
+	local secs=$1 what=$2 whole frac end now
+	shift 2
+	# SECONDS as microseconds: bash has no decimals
+	whole=${secs%%.*}
+	frac=
+	[ "$whole" = "$secs" ] || frac=${secs#*.}
+	frac=${frac}000000
+	end=$((${EPOCHREALTIME/./} + ${whole:-0} * 1000000 + 10#${frac:0:6}))
+	while :; do
+		"$@" > /dev/null 2>&1 && return 0
+		now=${EPOCHREALTIME/./}
+		[ "$now" -lt "$end" ] || break
+		sleep 0.02
+	done
+	"$@" > /dev/null 2>&1 && return 0
+	echo "waited $secs s for $what"
+	return 1
+}
+
+# wait_line FILE PATTERN [SECONDS]: until a line of FILE matches PATTERN
+# (grep's basic regular expression; 5 s unless SECONDS), a program saying it
+# is ready in its log; on failure shows what FILE holds.
+wait_line() {
+	wait_until "${3:-5}" "a line matching '$2' in $1" grep -q -- "$2" "$1" && return 0
+	echo "$1 holds:"
+	cat "$1" 2> /dev/null || echo "(no such file)"
+	return 1
+}
+
+# wait_sock PATH [SECONDS]: until PATH is a socket (5 s unless SECONDS), a
+# control socket listening.
+wait_sock() {
+	wait_until "${2:-5}" "the socket $1" test -S "$1"
+}
+
+# wait_file PATH [SECONDS]: until PATH exists and is not empty (5 s unless
+# SECONDS), a pid or port a program wrote.
+wait_file() {
+	wait_until "${2:-5}" "$1 to exist, not empty" test -s "$1"
+}
+
+# wait_gone PID [SECONDS]: until process PID has ended (5 s unless SECONDS).
+# A child of this shell not waited for yet still counts as there.
+wait_gone() {
+	wait_until "${2:-5}" "pid $1 to end" pid_ended "$1"
+}
+pid_ended() {
+	! kill -0 "$1" 2> /dev/null
+}
+
+# wait_no_file PATH [SECONDS]: until nothing is at PATH (5 s unless
+# SECONDS), a socket or lock its owner removes.
+wait_no_file() {
+	wait_until "${2:-5}" "$1 to go" no_file "$1"
+}
+no_file() {
+	[ ! -e "$1" ]
+}
