@@ -140,10 +140,7 @@ restored_fds() {
 	clean env "$@" bash -c 'exec 5</etc/hostname 7>/dev/null 9>/dev/null; echo $$ >"$2/pid"; exec "$0" restore "$1" -- pid=$$ wait-usr2' \
 		"$CRAC" "$T/img" "$T" >"$T/out" 2>"$T/err" &
 	local bg=$!
-	for _ in $(seq 100); do
-		grep -q "waiting for SIGUSR2" "$T/out" 2>/dev/null && break
-		sleep 0.1
-	done
+	wait_line "$T/out" "waiting for SIGUSR2" 10 "$T/err"
 	local pid
 	pid=$(cat "$T/pid")
 	fds=$(ls /proc/"$pid"/fd | sort -n | tr '\n' ' ')
@@ -396,13 +393,19 @@ wait_until() {
 	return 1
 }
 
-# wait_line FILE PATTERN [SECONDS]: until a line of FILE matches PATTERN
-# (grep's basic regular expression; 5 s unless SECONDS), a program saying it
-# is ready in its log; on failure shows what FILE holds.
+# wait_line FILE PATTERN [SECONDS [SHOW...]]: until a line of FILE matches
+# PATTERN (grep's basic regular expression; 5 s unless SECONDS), a program
+# saying it is ready in its log; on failure shows what FILE holds, and each
+# file SHOW (its stderr, say).
 wait_line() {
-	wait_until "${3:-5}" "a line matching '$2' in $1" grep -q -- "$2" "$1" && return 0
-	echo "$1 holds:"
-	cat "$1" 2> /dev/null || echo "(no such file)"
+	local file=$1 pattern=$2 secs=${3:-5} f
+	shift 2
+	[ $# -eq 0 ] || shift
+	wait_until "$secs" "a line matching '$pattern' in $file" grep -q -- "$pattern" "$file" && return 0
+	for f in "$file" "$@"; do
+		echo "$f holds:"
+		cat "$f" 2> /dev/null || echo "(no such file)"
+	done
 	return 1
 }
 

@@ -114,3 +114,17 @@ ms_now() {
 	[ "$status" -ne 0 ]
 	[ "$output" = "waited 0.1 s for the socket /nonexistent/sock" ]
 }
+
+@test "wait_line: on failure shows each SHOW file after FILE" {
+	echo "starting" > "$T/out"
+	echo "an error" > "$T/err"
+	run wait_line "$T/out" ready 0.1 "$T/err" "$T/none"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[ "${lines[1]}" = "$T/out holds:" ]
+	[ "${lines[2]}" = "starting" ]
+	[ "${lines[3]}" = "$T/err holds:" ]
+	[ "${lines[4]}" = "an error" ]
+	[ "${lines[5]}" = "$T/none holds:" ]
+	[ "${lines[6]}" = "(no such file)" ]
+}

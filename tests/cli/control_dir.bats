@@ -26,7 +26,7 @@ teardown() {
 
 # started PID: once ctlprog (pid PID) said ready, in $T/p.out (10 s at most)
 started() {
-	for _ in $(seq 200); do grep -qs ready "$T/p.out" && break; sleep 0.05; done
+	wait_line "$T/p.out" ready 10 "$T/p.err"
 	cat "$T/p.out" "$T/p.err"
 	grep -q "ready pid=$1" "$T/p.out"
 }

@@ -177,7 +177,7 @@ time.sleep(12)
 print("kept" if os.path.exists(sys.argv[1]) and os.stat(sys.argv[1]).st_ino == ino else "replaced")
 ' "$T/ctl/$pid.sock" >"$T/py.out" &
 	py=$!
-	for _ in $(seq 1000); do grep -q ready "$T/p.out" && break; sleep 0.02; done
+	wait_line "$T/p.out" ready 20
 	ns=$(stat -L -c %i /proc/"$pid"/ns/pid)
 	ls -la "$T/ctl"
 	[ -S "$T/ctl/$pid.pidns-$ns.sock" ]

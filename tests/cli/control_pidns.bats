@@ -111,7 +111,7 @@ in_ns() {
 	[ -S "$T/ctl/1.sock" ]
 	ns_spawn b
 	b=$hp
-	for _ in $(seq 400); do grep -q ready "$T/b.out" && break; sleep 0.05; done
+	wait_line "$T/b.out" ready 20 "$T/b.err"
 	cat "$T/b.out" "$T/b.err"
 	! grep -q 'could not start' "$T/b.err"
 	nb=$(stat -L -c %i /proc/"$b"/ns/pid)
@@ -176,8 +176,7 @@ in_ns() {
 	[ -S "$T/ctl/1.sock" ]
 	ns_spawn b CRAC_CONTROL=0
 	b=$hp
-	for _ in $(seq 400); do grep -q ready "$T/b.out" && break; sleep 0.05; done
-	grep -q ready "$T/b.out"
+	wait_line "$T/b.out" ready 20
 	run --separate-stderr "$CRAC" checkpoint --engine sim "$b"
 	echo "B: $status $output $stderr"
 	[ "$status" -ne 0 ]
@@ -189,8 +188,7 @@ in_ns() {
 @test "from the parent pid namespace: a program of pid 1 without an endpoint, nothing at 1.sock: the names looked for are said" {
 	ns_spawn b CRAC_CONTROL=0
 	b=$hp
-	for _ in $(seq 400); do grep -q ready "$T/b.out" && break; sleep 0.05; done
-	grep -q ready "$T/b.out"
+	wait_line "$T/b.out" ready 20
 	nb=$(stat -L -c %i /proc/"$b"/ns/pid)
 	run --separate-stderr "$CRAC" checkpoint --engine sim "$b"
 	echo "B: $status $output $stderr"
@@ -205,7 +203,7 @@ in_ns() {
 	[ -S "$T/ctl/1.sock" ]
 	ns_spawn b CRAC_CONTROL=0
 	b=$hp
-	for _ in $(seq 400); do grep -q ready "$T/b.out" && break; sleep 0.05; done
+	wait_line "$T/b.out" ready 20
 	nb=$(stat -L -c %i /proc/"$b"/ns/pid)
 	# A's socket moved to where B's second name leads, a FIFO at 1.sock
 	mv "$T/ctl/1.sock" "$T/ctl/a.sock"
@@ -255,9 +253,8 @@ in_ns() {
 	done
 	[ -n "$c" ]
 	PIDS+=("$c")
-	for _ in $(seq 400); do grep -q ready "$T/c.out" && break; sleep 0.05; done
+	wait_line "$T/c.out" ready 20 "$T/c.err"
 	cat "$T/c.out" "$T/c.err"
-	grep -q ready "$T/c.out"
 	# its socket is in its own tmpfs: not in the directory we see there
 	[ -z "$(ls -A "$T/ctl")" ]
 	[ -S "/proc/$c/root$T/ctl/1.sock" ]
@@ -300,9 +297,8 @@ in_ns() {
 	PIDS+=("$cl")
 	sleep 0.7
 	kill "$a"
-	for _ in $(seq 200); do grep -qs 'ready pid=2$' "$T/b.out" && break; sleep 0.02; done
+	wait_line "$T/b.out" 'ready pid=2$' 4 "$T/b.err"
 	cat "$T/b.out" "$T/b.err"
-	grep -q 'ready pid=2$' "$T/b.out"
 	[ "$(cat "$T/b.pid")" = 2 ]
 	wait "$cl" && st=0 || st=$?
 	cat "$T/cl.out" "$T/cl.err"

@@ -60,7 +60,7 @@ start_prog() {
 	spawn "$T/$out.out" "$T/$out.err" env "$@" "$PROG" --control
 	pid=$SPAWNED
 	PIDS+=("$pid")
-	for _ in $(seq 200); do grep -qs ready "$T/$out.out" && break; sleep 0.05; done
+	wait_line "$T/$out.out" ready 10 "$T/$out.err"
 	cat "$T/$out.out" "$T/$out.err"
 	grep -q "ready pid=$pid" "$T/$out.out"
 }
@@ -125,7 +125,7 @@ PY
 		c[$i]=$SPAWNED
 	done
 	for i in 1 2 3 4; do
-		for _ in $(seq 200); do grep -qs ready "$T/c$i.out" && break; sleep 0.05; done
+		wait_line "$T/c$i.out" ready 10 "$T/c$i.err"
 		cat "$T/c$i.err"
 		grep -q "ready pid=${c[$i]}" "$T/c$i.out"
 		[ -S "$T/ctl/${c[$i]}.sock" ]
@@ -152,7 +152,7 @@ PY
 		"$PROG" --control
 	pid=$SPAWNED
 	PIDS+=("$pid")
-	for _ in $(seq 200); do grep -qs ready "$T/b.out" && break; sleep 0.05; done
+	wait_line "$T/b.out" ready 10 "$T/b.err"
 	cat "$T/b.out" "$T/b.err"
 	ls -la "$T/home/ctl"
 	grep -q "ready pid=$pid" "$T/b.out"

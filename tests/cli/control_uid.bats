@@ -9,6 +9,8 @@
 #  - with the default 0700 directory uid 65534 cannot even connect.
 #  - root may checkpoint a process of another user (positive control).
 
+load common
+
 setup() {
 	CRAC="$CRAC_BUILD_DIR/crac"
 	PROG="$CRAC_BUILD_DIR/tests/ctlprog"
@@ -64,9 +66,8 @@ as_nobody() {
 	# no checkpoint happened in the target
 	! grep -q '^before' "$T/out" || false
 	# and the target logged the refusal
-	for _ in $(seq 100); do grep -q refused "$T/err" && break; sleep 0.02; done
+	wait_line "$T/err" refused 2
 	cat "$T/err"
-	grep -q refused "$T/err"
 	# the same request from root (the owner) works: the refusal was about the uid
 	run timeout 20 "$CRAC" checkpoint "$PID"
 	[ "$status" -eq 0 ]

@@ -153,7 +153,7 @@ wait_lock() {
 
 @test "logind: CRAC_EXTERNAL_LOGIND=1 with no bus says why in one line" {
 	DBUS_SYSTEM_BUS_ADDRESS="unix:path=$T/no-such-bus" start_prog
-	for _ in $(seq 100); do grep -q logind "$T/err" && break; sleep 0.02; done
+	wait_line "$T/err" logind 2
 	cat "$T/err"
 	grep -q "^crac: external: logind: cannot connect to the system bus at unix:path=$T/no-such-bus: " "$T/err"
 }

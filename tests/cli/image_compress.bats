@@ -95,7 +95,7 @@ lazy_possible() {
 
 	spawn "$T/out" "$T/err" env CRAC_IMAGE_STATS=1 CRAC_ENGINE=image "$CRAC_BUILD_DIR/tests/ckpt_heap" 8 2
 	pid=$SPAWNED
-	for _ in $(seq 100); do grep -q ready "$T/out" 2>/dev/null && break; sleep 0.1; done
+	wait_line "$T/out" ready 10
 	run "$CRAC" checkpoint --compress=3 --image-dir "$T/c" "$pid"
 	echo "$output"
 	[ "$status" -eq 0 ]

@@ -40,8 +40,7 @@ PY
 		exec "$CRAC" run -- python3 "$T/loop.py" >"$T/out" 2>&1
 	) &
 	pid=$!
-	for _ in $(seq 100); do grep -q "^tick 50 " "$T/out" && break; sleep 0.05; done
-	grep -q "^tick 50 " "$T/out"
+	wait_line "$T/out" "^tick 50 " 5
 	run "$CRAC" checkpoint --engine image --image-dir "$T/img" "$pid"
 	echo "$output"
 	[ "$status" -eq 0 ]

@@ -215,7 +215,7 @@ PY
 	cat "$T/out"
 	[ "$status" -eq 1 ]
 	echo "$output" | grep -q "before_checkpoint busy: Device or resource busy (EBUSY): OSError: \[Errno 16\] still busy"
-	for _ in $(seq 100); do grep -q "^after" "$T/out" && break; sleep 0.02; done
+	wait_line "$T/out" "^after" 2
 	grep -q "^before on main thread: False GIL: 1\$" "$T/out"
 	grep -q "^after ABORTED\$" "$T/out"
 	# still running, and a second request works the same
