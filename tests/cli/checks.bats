@@ -102,8 +102,7 @@ PY
 	run "$CRAC" checkpoint --engine image --image-dir "$T/img" "$PID"
 	echo "$output"
 	[ "$status" -eq 0 ]
-	for _ in $(seq 100); do kill -0 "$PID" 2>/dev/null || break; sleep 0.05; done
-	! kill -0 "$PID" 2>/dev/null || false
+	wait_gone "$PID" 5
 	PID=
 	(
 		for fd in $(ls /proc/$BASHPID/fd); do

@@ -354,12 +354,12 @@ common_teardown() {
 }
 
 # image_of_ready PID OUT: once PID (a program under crac run) said "ready"
-# in the file OUT and its control socket is there (10 s at most each),
-# `crac checkpoint --engine image --image-dir $T/img PID` succeeds. Needs
-# $CRAC, $T and $CRAC_CONTROL_DIR.
+# in the file OUT and its control socket is there (10 s at most each, else
+# false), `crac checkpoint --engine image --image-dir $T/img PID` succeeds.
+# Needs $CRAC, $T and $CRAC_CONTROL_DIR.
 image_of_ready() {
-	for _ in $(seq 200); do grep -qs ready "$2" && break; sleep 0.05; done
-	for _ in $(seq 200); do [ -S "$CRAC_CONTROL_DIR/$1.sock" ] && break; sleep 0.05; done
+	wait_line "$2" ready 10
+	wait_sock "$CRAC_CONTROL_DIR/$1.sock" 10
 	run "$CRAC" checkpoint --engine image --image-dir "$T/img" "$1"
 	echo "$output"
 	[ "$status" -eq 0 ]

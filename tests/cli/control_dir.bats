@@ -148,8 +148,7 @@ nothing_in() {
 	echo "$output"
 	[ "$status" -eq 0 ]
 	kill "$pid"
-	for _ in $(seq 100); do [ -e "$T/home/ctl/$pid.sock" ] || break; sleep 0.05; done
-	[ ! -e "$T/home/ctl/$pid.sock" ]
+	wait_no_file "$T/home/ctl/$pid.sock" 5
 }
 
 @test "unprivileged (nobody): a component swapped for a link after the check leads nothing into the link's target either" {

@@ -84,7 +84,7 @@ ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
 	run "$CRAC" checkpoint --engine sim "$pid"
 	[ "$status" -eq 0 ]
 	kill "$pid"
-	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+	wait_gone "$pid" 5
 	[ ! -e "$T/ctl/$pid.sock" ]
 }
 

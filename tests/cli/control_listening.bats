@@ -46,9 +46,8 @@ tmp_of() {
 	# bound, not yet listening: not at its own name
 	[ ! -e "$T/ctl/$pid.sock" ]
 	[ "$(stat -c %a "$tmp")" = 600 ]
-	for _ in $(seq 1000); do [ -S "$T/ctl/$pid.sock" ] && break; sleep 0.02; done
+	wait_sock "$T/ctl/$pid.sock" 20 || { cat "$T/p.err"; false; }
 	cat "$T/p.err"
-	[ -S "$T/ctl/$pid.sock" ]
 	[ ! -e "$tmp" ]
 	[ "$(stat -c %a "$T/ctl/$pid.sock")" = 600 ]
 	# there: it answers at once

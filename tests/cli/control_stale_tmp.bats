@@ -46,8 +46,7 @@ killed_in_setup() {
 	done
 	[ -n "$tmp" ]
 	kill -9 "$dead"
-	for _ in $(seq 200); do kill -0 "$dead" 2>/dev/null || break; sleep 0.02; done
-	! kill -0 "$dead" 2>/dev/null
+	wait_gone "$dead" 4
 	wait "$dead" 2>/dev/null || true
 	[ -S "$dir/$tmp" ]
 }
@@ -98,7 +97,7 @@ open(sys.argv[2], "w").close()
 time.sleep(60)
 PY
 	PIDS+=("$!")
-	for _ in $(seq 200); do [ -e "$T/hold" ] && break; sleep 0.05; done
+	wait_until 10 "$T/hold" test -e "$T/hold"
 	[ -S "$T/ctl/$d-1111111111111111.tmp" ]
 	mkfifo -m 600 "$T/ctl/$d-2222222222222222.tmp"
 	ln -s "$tmp" "$T/ctl/$d-3333333333333333.tmp"

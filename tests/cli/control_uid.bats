@@ -36,19 +36,9 @@ need_root_and_nobody() {
 }
 
 start_prog() {
-	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
-		exec "$@" </dev/null >"$T/out" 2>"$T/err"
-	) &
-	PID=$!
-	for _ in $(seq 250); do
-		grep -q '^ready' "$T/out" 2>/dev/null && return 0
-		sleep 0.02
-	done
-	cat "$T/err" >&2
-	return 1
+	spawn "$T/out" "$T/err" "$@"
+	PID=$SPAWNED
+	wait_line "$T/out" '^ready' 5 "$T/err"
 }
 
 as_nobody() {

@@ -61,7 +61,7 @@ start_bus() {
 		</dev/null >"$T/bus.out" 2>"$T/bus.err" &
 	BUS_PID=$!
 	export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$T/bus"
-	for _ in $(seq 250); do [ -S "$T/bus" ] && break; sleep 0.02; done
+	wait_sock "$T/bus" 5
 	"$PY" -m dbusmock --template logind </dev/null >"$T/mock.out" 2>"$T/mock.err" &
 	MOCK_PID=$!
 	for _ in $(seq 250); do

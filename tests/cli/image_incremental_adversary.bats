@@ -72,11 +72,7 @@ start_sleep() {
 		CRAC_IMAGE_INCREMENTAL=1 exec "$CRAC" run -- "$@" </dev/null >"$T/out.$BASHPID" 2>&1
 	) &
 	pid=$!
-	for _ in $(seq 250); do
-		[ -S "$CRAC_CONTROL_DIR/$pid.sock" ] && break
-		sleep 0.02
-	done
-	[ -S "$CRAC_CONTROL_DIR/$pid.sock" ]
+	wait_sock "$CRAC_CONTROL_DIR/$pid.sock"
 }
 
 @test "hostile parent paths: FIFO, device, the image itself, a skipped level, a directory of another user" {

@@ -182,7 +182,7 @@ signals_during_case() {
 	local mode="$1" pid tid
 	clean timeout 60 "$CRAC_BUILD_DIR/tests/signals_during" "$T/img" 30 $mode >"$T/out" 2>"$T/err" &
 	local prog=$!
-	for _ in $(seq 100); do [ -s "$T/out" ] && break; sleep 0.05; done
+	wait_file "$T/out" 5
 	read -r _ pid _ tid <"$T/out"
 	"$CRAC_BUILD_DIR/tests/signals_during" --send "$pid" "$tid" 30 20000
 	wait "$prog" || true
@@ -244,7 +244,7 @@ flood_case() {
 	local pid tid
 	clean timeout 60 "$CRAC_BUILD_DIR/tests/signals_during" "$T/img" 50000 "$1" >"$T/out" 2>"$T/err" &
 	local prog=$!
-	for _ in $(seq 100); do [ -s "$T/out" ] && break; sleep 0.05; done
+	wait_file "$T/out" 5
 	read -r _ pid tid _ <<<"$(sed -n '1s/^pid \([0-9]*\) tid \([0-9]*\)$/x \1 \2/p' "$T/out")"
 	"$CRAC_BUILD_DIR/tests/signals_during" --send "$pid" "$tid" 50000 0
 	wait "$prog" || true

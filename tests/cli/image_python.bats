@@ -45,8 +45,7 @@ PY
 	echo "$output"
 	[ "$status" -eq 0 ]
 	# the original exits once the image is written
-	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-	! kill -0 "$pid" 2>/dev/null || false
+	wait_gone "$pid" 5
 	pid=
 	last=$(sed -n 's/^tick \([0-9]*\) .*/\1/p' "$T/out" | tail -1)
 	sum=$(sed -n 's/^tick [0-9]* 200000 \([0-9]*\)$/\1/p' "$T/out" | head -1)

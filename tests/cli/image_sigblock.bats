@@ -128,7 +128,7 @@ checkpoint_ms() {
 	echo "$output"
 	[ "$status" -eq 0 ]
 	[ $(( (t1 - t0) / 1000000 )) -lt 3000 ]
-	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+	wait_gone "$pid" 5
 
 	bg "$T/out1" "$CRAC" restore "$T/img"
 	rpid=$bgpid

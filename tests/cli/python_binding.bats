@@ -274,7 +274,7 @@ PY
 	run "$CRAC" checkpoint --engine image --image-dir "$T/img" "$pid"
 	echo "$output"
 	[ "$status" -eq 0 ]
-	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+	wait_gone "$pid" 5
 	pid=
 	for i in 1 2; do
 		run clean timeout 1.5 "$CRAC" restore "$T/img"

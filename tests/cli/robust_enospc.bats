@@ -114,7 +114,7 @@ no_temporary() {
 	rm -f "$T/fs/fill"
 	run "$CRAC" checkpoint --image-dir "$T/fs/img" "$pid"
 	[ "$status" -eq 0 ]
-	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+	wait_gone "$pid" 5
 	run clean timeout 1 "$CRAC" restore "$T/fs/img"
 	[ "$status" -eq 124 ]   # ckpt_heap waits again, until timeout stops it
 }

@@ -45,8 +45,7 @@ start() {
 
 # exits_soon: the original process is gone once its image is written.
 exits_soon() {
-	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-	! kill -0 "$pid" 2>/dev/null || false
+	wait_gone "$pid" 5
 	pid=
 }
 
