@@ -105,9 +105,7 @@ PY
 	wait_gone "$PID" 5
 	PID=
 	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
+		close_fds
 		exec "$CRAC" restore "$T/img" </dev/null >"$T/out2" 2>"$T/err2"
 	) &
 	PID=$!

@@ -1,13 +1,27 @@
 # SPDX-License-Identifier: MIT
 # common.bash - helpers shared by the bats tests (`load common`).
 
-# clean CMD...: runs CMD with only fds 0-2 open. The image engine's safety
-# check refuses descriptors an image cannot keep, and bats holds a few open.
+# close_fds [KEEP...]: closes every descriptor of this shell above 2 but
+# each KEEP; run in the subshell that then execs the program under test.
+# The image engine's safety check refuses descriptors an image cannot keep,
+# bats holds a few open, and a process holding one of bats's makes bats
+# wait for it.
+close_fds() {
+	local fd keep
+	for fd in $(ls /proc/$BASHPID/fd); do
+		[ "$fd" -gt 2 ] || continue
+		for keep in "$@"; do
+			[ "$fd" != "$keep" ] || continue 2
+		done
+		eval "exec $fd>&-"
+	done
+	return 0
+}
+
+# clean CMD...: runs CMD with only fds 0-2 open (close_fds).
 clean() {
 	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
+		close_fds
 		exec "$@"
 	)
 }
@@ -22,9 +36,7 @@ spawn() {
 	local out=$1 err=$2
 	shift 2
 	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
+		close_fds
 		[ -z "${SPAWN_FD3:-}" ] || exec 3>"$SPAWN_FD3"
 		[ "$err" != "$out" ] || exec "$@" <"${SPAWN_STDIN:-/dev/null}" >"$out" 2>&1
 		exec "$@" <"${SPAWN_STDIN:-/dev/null}" >"$out" 2>"$err"
@@ -87,9 +99,7 @@ run_to_image() {
 	local out=$1
 	shift
 	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
+		close_fds
 		exec timeout 60 "$CRAC" run --checkpoint-to "$T/img" --checkpoint-on SIGUSR1 "$@"
 	) </dev/null >"$out" 2>&1
 }
@@ -208,9 +218,7 @@ require_image_engine() {
 # sets $PID.
 start_server() {
 	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && { [ -z "${EXTRA_PIPE:-}" ] || [ "$fd" != 5 ]; } && eval "exec $fd>&-"
-		done
+		close_fds ${EXTRA_PIPE:+5}
 		exec "$CRAC" run "$@" -- "$SERVER" "$T/port" "$T/server.log" \
 			</dev/null >"$T/out" 2>"$T/err"
 	) &

@@ -108,9 +108,7 @@ EOF
 	P="$(sed -n 's/^pid=//p' "$T/img/crac-criu")"
 	[ -n "$P" ]
 	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
+		close_fds
 		CRAC_CRIU="$T/wrap" exec "$CRAC" restore "$T/img" </dev/null >"$T/r.out" 2>"$T/r.err"
 	) &
 	R=$!

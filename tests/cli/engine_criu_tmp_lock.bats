@@ -54,9 +54,7 @@ EOF
 	touch "$T/img.tmp-999999-1-gonexx/dump.log" "$T/img.tmp-999999-1-gonexx/core-5.img"
 	# the lock's holder: this sleep alone (the directory open as its fd 9)
 	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
+		close_fds
 		exec 9<"$T/img.tmp-999999-1-locked" </dev/null >/dev/null 2>&1
 		flock -n 9 && touch "$T/held"
 		exec sleep 60
@@ -138,9 +136,7 @@ EOF
 	# temporary's lock gets a descriptor above 1023, which the helper
 	# once closed with everything else above 1023
 	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
+		close_fds
 		ulimit -n 4096
 		for i in $(seq 3 1029); do
 			eval "exec $i<\"\$T/f\""
@@ -174,9 +170,7 @@ EOF
 	# CRIU dumps no session leader outside the namespace; stdio opened
 	# inside its mount namespace, where CRIU finds their mounts)
 	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
+		close_fds
 		CRAC_CRIU="$T/slowcriu" exec unshare --pid --fork --mount-proc \
 			sh -c 'exec </dev/null >"$1.out" 2>&1; setsid -w "$0" criu "$1"; st=$?; exit $st' \
 			"$COUNTER" "$T/D" </dev/null >/dev/null 2>&1

@@ -66,9 +66,7 @@ refused() {
 start_sleep() {
 	export CRAC_CONTROL_DIR="$T/ctl"
 	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
+		close_fds
 		CRAC_IMAGE_INCREMENTAL=1 exec "$CRAC" run -- "$@" </dev/null >"$T/out.$BASHPID" 2>&1
 	) &
 	pid=$!

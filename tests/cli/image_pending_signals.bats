@@ -58,9 +58,7 @@ expected() {
 
 @test "an unmodified program checkpointed from outside (crac run) gets its pending signals back" {
 	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
+		close_fds
 		exec timeout 60 "$CRAC" run --checkpoint-to "$T/img" --checkpoint-on SIGUSR1 -- "$PROG" --cli
 	) </dev/null >"$T/run.out" 2>&1 || true
 	cat "$T/run.out"
@@ -70,9 +68,7 @@ expected() {
 
 @test "crac run --keep-running: the original keeps its pending signals (the main thread gives back the process's)" {
 	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
+		close_fds
 		exec timeout 60 "$CRAC" run --keep-running --checkpoint-to "$T/img" --checkpoint-on SIGUSR1 -- \
 			"$PROG" --cli "$T/img"
 	) </dev/null >"$T/run.out" 2>&1
@@ -206,9 +202,7 @@ signals_during_case() {
 	for mode in lt et; do
 		rm -rf "$T/img"
 		(
-			for fd in $(ls /proc/$BASHPID/fd); do
-				[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-			done
+			close_fds
 			exec timeout 60 "$CRAC" run --checkpoint-to "$T/img" --checkpoint-on SIGUSR1 -- \
 				"$CRAC_BUILD_DIR/tests/sigfd_epoll" "$mode"
 		) </dev/null >"$T/run.out" 2>&1 || true

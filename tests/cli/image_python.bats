@@ -34,9 +34,7 @@ while True:
         print("tick", n, len(d), sum(map(len, d.values())), flush=True)
 PY
 	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
+		close_fds
 		exec "$CRAC" run -- python3 "$T/loop.py" >"$T/out" 2>&1
 	) &
 	pid=$!

@@ -35,9 +35,7 @@ teardown() {
 	: >"$T/D.tmp-999999-1-gonexx/pages"
 	# the lock's holder: this sleep alone (the directory open as its fd 9)
 	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
+		close_fds
 		exec 9<"$T/D.tmp-999999-1-locked" </dev/null >/dev/null 2>&1
 		flock -n 9 && touch "$T/held"
 		exec sleep 60
@@ -74,9 +72,7 @@ teardown() {
 		# A, in its own pid namespace, writes a large image; B starts
 		# once A's temporary is there
 		(
-			for fd in $(ls /proc/$BASHPID/fd); do
-				[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-			done
+			close_fds
 			exec unshare --pid --fork --mount-proc "$COUNTER" "$T/D" 384 >"$T/a.out" 2>&1 </dev/null
 		) &
 		a=$!
@@ -109,9 +105,7 @@ teardown() {
 	# the checkpoint below outlasted under CI load: flatten had gone on,
 	# found OUT and removed its own temporary before the test looked)
 	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
+		close_fds
 		CRAC_TEST_FLATTEN_HOLD="$T/go" exec unshare --pid --fork --mount-proc \
 			"$CRAC" flatten "$T/i2" "$T/OUT" >"$T/f.out" 2>&1 </dev/null
 	) &

@@ -203,9 +203,7 @@ while True:
     time.sleep(0.01)
 PY
 	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
+		close_fds
 		exec "$CRAC" run -- python3 "$T/srv.py" >"$T/out" 2>&1
 	) &
 	pid=$!
@@ -263,9 +261,7 @@ while True:
         print("r %.12f" % random.random(), flush=True)
 PY
 	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
+		close_fds
 		exec "$CRAC" run -- python3 -m crac "$T/loop.py" a1 >"$T/out" 2>&1
 	) &
 	pid=$!

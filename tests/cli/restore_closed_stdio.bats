@@ -94,7 +94,7 @@ fd_target() { readlink "/proc/$1/fd/$2" 2>/dev/null || echo closed; }
 		loader=
 		[ "$via" = plain ] || loader="$CRAC_BUILD_DIR/crac-loader"
 		(
-			for fd in $(ls /proc/$BASHPID/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done
+			close_fds
 			exec env CRAC_LOADER="$loader" "$CRAC" restore "$T/img" <"$T/prog.out" >&- 2>"$T/r.err"
 		) &
 		r=$!

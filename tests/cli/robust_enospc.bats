@@ -57,9 +57,7 @@ leave_free() {
 # checkpoints asked for), its pid in $pid once it answers
 heap() {
 	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
+		close_fds
 		CRAC_IMAGE_INCREMENTAL=1 exec "$CRAC" run -- "$HEAP" "$1" 0 </dev/null >"$T/heap.out" 2>&1
 	) &
 	pid=$!
@@ -170,9 +168,7 @@ no_temporary() {
 	start_once() {
 		rm -f "$T/start.err" "$T/d/port"
 		(
-			for fd in $(ls /proc/$BASHPID/fd); do
-				[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-			done
+			close_fds
 			exec "$CRAC" start --image "$T/fs/img" --checkpoint-on-ready -- "$SERVER" "$T/d" 100 \
 				</dev/null >"$T/start.out" 2>"$T/start.err"
 		) &

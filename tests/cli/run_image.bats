@@ -28,9 +28,7 @@ teardown() {
 # waits for the control socket of the program it becomes.
 start() {
 	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
+		close_fds
 		exec "$CRAC" "$@" </dev/null >"$T/out" 2>&1
 	) &
 	pid=$!

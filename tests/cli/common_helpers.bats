@@ -1,14 +1,15 @@
 #!/usr/bin/env bats
 # SPDX-License-Identifier: MIT
-# The bounded waits of common.bash (wait_until, wait_line, wait_sock,
-# wait_file, wait_gone, wait_no_file): true as soon as what they wait for
-# is there, false at their bound (not before it, not much after it) with a
-# message naming what they waited for.
+# Helpers of common.bash that the other tests stand on. The bounded waits
+# (wait_until, wait_line, wait_sock, wait_file, wait_gone, wait_no_file):
+# true as soon as what they wait for is there, false at their bound (not
+# before it, not much after it) with a message naming what they waited
+# for. close_fds: only 0-2 and the descriptors named stay open.
 
 load common
 
 setup() {
-	common_setup waits
+	common_setup helpers
 }
 
 teardown() {
@@ -127,4 +128,16 @@ ms_now() {
 	[ "${lines[4]}" = "an error" ]
 	[ "${lines[5]}" = "$T/none holds:" ]
 	[ "${lines[6]}" = "(no such file)" ]
+}
+
+@test "close_fds: closes every descriptor above 2 but those named" {
+	# ls, a child (not exec'd: "; true"), lists the descriptors of the shell ($$)
+	run bash -c 'source "$1"; exec 5</dev/null 7</dev/null 9</dev/null; close_fds; ls /proc/$$/fd; true' \
+		_ "$BATS_TEST_DIRNAME/common.bash"
+	echo "left: ${lines[*]}"
+	[ "${lines[*]}" = "0 1 2" ]
+	run bash -c 'source "$1"; exec 5</dev/null 7</dev/null 9</dev/null; close_fds 7 5; ls /proc/$$/fd; true' \
+		_ "$BATS_TEST_DIRNAME/common.bash"
+	echo "left: ${lines[*]}"
+	[ "${lines[*]}" = "0 1 2 5 7" ]
 }
