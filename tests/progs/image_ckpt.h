@@ -1,14 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * image_ckpt.h - for the test programs that checkpoint themselves with the
- * image engine (image_incr, image_zstd, incr_remap): one checkpoint into
- * dir with the given flags; a failure prints "FAIL: ..." with the report
- * on stdout and exits 1. Returns CRAC_CONTINUED or CRAC_RESTORED.
+ * image engine (image_incr, image_zstd, incr_remap, ...):
+ *
+ * image_checkpoint: one checkpoint into dir with the given flags; a
+ * failure prints "FAIL: ..." with the report on stdout and exits 1.
+ * Returns CRAC_CONTINUED or CRAC_RESTORED.
+ *
+ * image_round: one of a series of checkpoints, each verified on restore
+ * (incr_holes, incr_keep, rev_incr_fork, rev_incr_mix).
  */
 #ifndef CRAC_TEST_IMAGE_CKPT_H
 #define CRAC_TEST_IMAGE_CKPT_H
 
 #include <crac.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -29,6 +35,26 @@ static inline int image_checkpoint(const char *dir, unsigned flags)
 	}
 	crac_report_free(rep);
 	return rc;
+}
+
+/*
+ * A checkpoint with CRAC_KEEP_RUNNING into DIR/X, named X: X is copied
+ * first into name (name_size bytes), the round the "ok NAME" or "FAIL:
+ * NAME ..." lines of verify say. The restored process exits with
+ * verify()'s status; the one that goes on returns, when verify_continued
+ * only once verify() passed in it too (else it exits 1).
+ */
+static inline void image_round(const char *dir, const char *x, char *name, size_t name_size, int (*verify)(void),
+			       bool verify_continued)
+{
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, x);
+	snprintf(name, name_size, "%s", x);
+	if (image_checkpoint(path, CRAC_KEEP_RUNNING) == CRAC_RESTORED)
+		exit(verify());
+	if (verify_continued && verify() != 0)
+		exit(1);
 }
 
 #endif
