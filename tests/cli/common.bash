@@ -318,6 +318,18 @@ common_setup() {
 	PIDS=()
 }
 
+# image_setup NAME [VAR...]: common_setup NAME --open (the image's checks
+# look into $T), with the variables that choose how an image is written,
+# loaded and logged (CRAC_IMAGE_STATS, CRAC_LOADER, CRAC_LAZY_PREFETCH,
+# CRAC_LOG) and each VAR unset too; skips the test unless the image engine
+# is built.
+image_setup() {
+	local name=$1
+	shift
+	common_setup "$name" --open CRAC_IMAGE_STATS CRAC_LOADER CRAC_LAZY_PREFETCH CRAC_LOG "$@"
+	require_image_engine
+}
+
 # chain_setup NAME [VAR...]: common_setup NAME --open, with the variables a
 # flatten test must not inherit (and VAR...) unset; the image engine
 # required; the chain $T/i0 (full), $T/i1 and $T/i2 (incremental, 8 MiB) made

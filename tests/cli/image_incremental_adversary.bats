@@ -15,13 +15,9 @@ bats_require_minimum_version 1.5.0
 load common
 
 setup() {
-	CRAC="$CRAC_BUILD_DIR/crac"
+	image_setup incradv
 	INCR="$CRAC_BUILD_DIR/tests/image_incr"
 	EDIT="$CRAC_BUILD_DIR/tests/incr_edit"
-	T="$(mktemp -d /tmp/crac-bats-incradv.XXXXXX)"
-	chmod 755 "$T"
-	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_IMAGE_STATS CRAC_LOADER CRAC_LAZY_PREFETCH CRAC_LOG
-	require_image_engine
 }
 
 teardown() {
