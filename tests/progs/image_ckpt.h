@@ -3,9 +3,15 @@
  * image_ckpt.h - for the test programs that checkpoint themselves with the
  * image engine (image_incr, image_zstd, incr_remap, ...):
  *
+ * image_try: crac_checkpoint_restore with the image engine into dir and
+ * the given flags, its report in *rep (NULL or to free); returns its
+ * result, for the programs that judge it themselves.
+ *
  * image_checkpoint: one checkpoint into dir with the given flags; a
  * failure prints "FAIL: ..." with the report on stdout and exits 1.
  * Returns CRAC_CONTINUED or CRAC_RESTORED.
+ *
+ * image_restored: one checkpoint into dir that must come back restored.
  *
  * image_round: one of a series of checkpoints, each verified on restore
  * (incr_holes, incr_keep, rev_incr_fork, rev_incr_mix).
@@ -18,15 +24,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static inline int image_checkpoint(const char *dir, unsigned flags)
+static inline int image_try(const char *dir, unsigned flags, crac_report **rep)
 {
 	struct crac_options o;
 	crac_options_init(&o);
 	o.engine = "image";
 	o.image_dir = dir;
 	o.flags |= flags;
+	*rep = NULL;
+	return crac_checkpoint_restore(&o, rep);
+}
+
+static inline int image_checkpoint(const char *dir, unsigned flags)
+{
 	crac_report *rep = NULL;
-	int rc = crac_checkpoint_restore(&o, &rep);
+	int rc = image_try(dir, flags, &rep);
 	if (rc != CRAC_CONTINUED && rc != CRAC_RESTORED) {
 		printf("FAIL: checkpoint into %s returned %d\n", dir, rc);
 		if (rep)
@@ -35,6 +47,25 @@ static inline int image_checkpoint(const char *dir, unsigned flags)
 	}
 	crac_report_free(rep);
 	return rc;
+}
+
+/*
+ * A checkpoint into dir with no flags (the image engine ends the program
+ * once the image is written): returns only in the restored process; else
+ * prints "FAIL: crac_checkpoint_restore returned N" and the report on
+ * stdout, and exits 1.
+ */
+static inline void image_restored(const char *dir)
+{
+	crac_report *rep = NULL;
+	int rc = image_try(dir, 0, &rep);
+	if (rc != CRAC_RESTORED) {
+		printf("FAIL: crac_checkpoint_restore returned %d\n", rc);
+		if (rep)
+			crac_report_print(rep, stdout);
+		exit(1);
+	}
+	crac_report_free(rep);
 }
 
 /*
