@@ -441,8 +441,8 @@ wait_file() {
 	wait_until "${2:-5}" "$1 to exist, not empty" test -s "$1"
 }
 
-# wait_gone PID [SECONDS]: until process PID has ended (5 s unless SECONDS).
-# A child of this shell not waited for yet still counts as there.
+# wait_gone PID [SECONDS]: until process PID has ended (5 s unless SECONDS):
+# kill -0 fails (bash reaps its own children as they end).
 wait_gone() {
 	wait_until "${2:-5}" "pid $1 to end" pid_ended "$1"
 }
