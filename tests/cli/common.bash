@@ -318,6 +318,24 @@ common_setup() {
 	PIDS=()
 }
 
+# hold_flock PATH: a `sleep 60` in the background (stdio /dev/null, no
+# other descriptor but PATH, opened read-only as its fd 9) that holds
+# flock(LOCK_EX) on PATH, as the writer of an image holds its temporary;
+# returns once it holds it (5 s at most, else false). HOLDER: its pid, for
+# the caller to kill. Needs $T.
+hold_flock() {
+	rm -f "$T/held"
+	(
+		close_fds
+		exec 9<"$1" </dev/null >/dev/null 2>&1
+		flock -n 9 && touch "$T/held"
+		exec sleep 60
+	) &
+	HOLDER=$!
+	wait_until 5 "pid $HOLDER to hold a flock on $1" test -e "$T/held" || return 1
+	rm "$T/held"
+}
+
 # image_setup NAME [VAR...]: common_setup NAME --open (the image's checks
 # look into $T), with the variables that choose how an image is written,
 # loaded and logged (CRAC_IMAGE_STATS, CRAC_LOADER, CRAC_LAZY_PREFETCH,

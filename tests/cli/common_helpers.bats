@@ -4,7 +4,8 @@
 # (wait_until, wait_line, wait_sock, wait_file, wait_gone, wait_no_file):
 # true as soon as what they wait for is there, false at their bound (not
 # before it, not much after it) with a message naming what they waited
-# for. close_fds: only 0-2 and the descriptors named stay open.
+# for. close_fds: only 0-2 and the descriptors named stay open. hold_flock:
+# a lock held by another process.
 
 load common
 
@@ -140,4 +141,17 @@ ms_now() {
 		_ "$BATS_TEST_DIRNAME/common.bash"
 	echo "left: ${lines[*]}"
 	[ "${lines[*]}" = "0 1 2 5 7" ]
+}
+
+@test "hold_flock: returns once the lock is held, by HOLDER, until it is killed" {
+	command -v flock >/dev/null || skip "flock(1) is not installed"
+	mkdir "$T/d"
+	hold_flock "$T/d"
+	PIDS+=("$HOLDER")
+	run flock -n -E 7 "$T/d" true
+	[ "$status" -eq 7 ]
+	[ ! -e "$T/held" ]
+	kill "$HOLDER"
+	wait "$HOLDER" || true
+	flock -n "$T/d" true
 }

@@ -52,19 +52,9 @@ EOF
 	mkdir -m 700 "$T/img.tmp-999999-1-locked" "$T/img.tmp-999999-1-gonexx"
 	touch "$T/img.tmp-999999-1-locked/dump.log" "$T/img.tmp-999999-1-locked/core-5.img"
 	touch "$T/img.tmp-999999-1-gonexx/dump.log" "$T/img.tmp-999999-1-gonexx/core-5.img"
-	# the lock's holder: this sleep alone (the directory open as its fd 9)
-	(
-		close_fds
-		exec 9<"$T/img.tmp-999999-1-locked" </dev/null >/dev/null 2>&1
-		flock -n 9 && touch "$T/held"
-		exec sleep 60
-	) &
-	holder=$!
-	for _ in $(seq 250); do
-		[ -e "$T/held" ] && break
-		sleep 0.02
-	done
-	rm "$T/held"
+	# the lock's holder: a sleep alone (the directory open as its fd 9)
+	hold_flock "$T/img.tmp-999999-1-locked"
+	holder=$HOLDER
 	run clean "$COUNTER" criu "$T/img" </dev/null
 	echo "$output"
 	[ "$status" -eq 1 ]   # the fake dump fails

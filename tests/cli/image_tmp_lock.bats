@@ -33,19 +33,9 @@ teardown() {
 	mkdir -m 700 "$T/D.tmp-999999-1-locked" "$T/D.tmp-999999-1-gonexx"
 	: >"$T/D.tmp-999999-1-locked/pages"
 	: >"$T/D.tmp-999999-1-gonexx/pages"
-	# the lock's holder: this sleep alone (the directory open as its fd 9)
-	(
-		close_fds
-		exec 9<"$T/D.tmp-999999-1-locked" </dev/null >/dev/null 2>&1
-		flock -n 9 && touch "$T/held"
-		exec sleep 60
-	) &
-	holder=$!
-	for _ in $(seq 250); do
-		[ -e "$T/held" ] && break
-		sleep 0.02
-	done
-	rm "$T/held"
+	# the lock's holder: a sleep alone (the directory open as its fd 9)
+	hold_flock "$T/D.tmp-999999-1-locked"
+	holder=$HOLDER
 	grep -q FLOCK /proc/locks
 	run clean "$COUNTER" "$T/D" 2
 	echo "$output"
