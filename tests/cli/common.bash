@@ -210,6 +210,16 @@ require_image_engine() {
 	esac
 }
 
+# require_zstd: skips the test, with crac's words, when this build has no
+# zstd (`crac checkpoint --compress 1` says so). Needs $CRAC; sets status
+# and output.
+require_zstd() {
+	run "$CRAC" checkpoint --compress 1
+	if echo "$output" | grep -q "has no zstd"; then
+		skip "this build has no zstd (libzstd-dev): $output"
+	fi
+}
+
 # start_server [crac run options...]: the TCP server of tests/progs/
 # checks_server.c (a listening socket and a log file, $T/server.log) under
 # `crac run`, in the background, with only stdio inherited (and fd 5 too
