@@ -424,15 +424,16 @@ image_of_ready() {
 wait_until() {
 	local secs=$1 what=$2 whole frac end now
 	shift 2
-	# SECONDS as microseconds: bash has no decimals
+	# SECONDS and the clock as microseconds (bash has no decimals; the
+	# clock's separator follows the locale)
 	whole=${secs%%.*}
 	frac=
 	[ "$whole" = "$secs" ] || frac=${secs#*.}
 	frac=${frac}000000
-	end=$((${EPOCHREALTIME/./} + ${whole:-0} * 1000000 + 10#${frac:0:6}))
+	end=$((${EPOCHREALTIME//[!0-9]/} + ${whole:-0} * 1000000 + 10#${frac:0:6}))
 	while :; do
 		"$@" > /dev/null 2>&1 && return 0
-		now=${EPOCHREALTIME/./}
+		now=${EPOCHREALTIME//[!0-9]/}
 		[ "$now" -lt "$end" ] || break
 		sleep 0.02
 	done

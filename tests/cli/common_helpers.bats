@@ -19,7 +19,7 @@ teardown() {
 
 # ms_now: the clock in milliseconds.
 ms_now() {
-	echo $((${EPOCHREALTIME/./} / 1000))
+	echo $((${EPOCHREALTIME//[!0-9]/} / 1000))
 }
 
 @test "wait_until: true at once when CMD succeeds; false after SECONDS, naming WHAT" {
