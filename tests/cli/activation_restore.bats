@@ -142,9 +142,8 @@ activated_image() {
 	wait_for listening "$port1"
 	ask "$port1"
 	# the image engine ends the program once its image is written; crac with it
-	for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+	wait_gone "$pid" 15 || { cat "$T/first.err"; false; }
 	cat "$T/first.err"
-	! kill -0 "$pid" 2>/dev/null
 	[ -f "$T/img/header" ]
 	[ ! -e "$T/img/activation" ]
 	grep -Eq "^crac: run: cannot write $T/img/activation \(which of the program's descriptors are the sockets of socket activation\): the write of $T/img/activation \(the open of $T/img\) did not return after [0-9]+ ms \(crac run's limit, 1000 ms\): its file system does not answer; given up; a restore under socket activation refuses the image$" "$T/first.err"

@@ -7,6 +7,8 @@
 # usage). Also: `crac check PID` runs no callback, CRAC_CONTROL=1 starts the
 # endpoint at load time.
 
+load common
+
 setup() {
 	CRAC="$CRAC_BUILD_DIR/crac"
 	PROG="$CRAC_BUILD_DIR/tests/ctlprog"
@@ -27,20 +29,9 @@ teardown() {
 # start_prog ARGS...: runs ctlprog in the background (no inherited fds beyond
 # stdio, so bats does not wait for it), waits for "ready" and its socket.
 start_prog() {
-	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
-		exec "$PROG" "$@" </dev/null >"$T/out" 2>"$T/err"
-	) &
-	PID=$!
-	for _ in $(seq 250); do
-		grep -q '^ready' "$T/out" 2>/dev/null && return 0
-		sleep 0.02
-	done
-	echo "ctlprog did not start:" >&2
-	cat "$T/err" >&2
-	return 1
+	spawn "$T/out" "$T/err" "$PROG" "$@"
+	PID=$SPAWNED
+	wait_line "$T/out" '^ready' 5 "$T/err"
 }
 
 # callbacks: the callback lines of the helper, as "B:name"/"A:name" words.
@@ -126,8 +117,7 @@ callbacks() {
 
 @test "CRAC_CONTROL=1 starts the endpoint when the library loads" {
 	CRAC_CONTROL=1 start_prog
-	for _ in $(seq 100); do [ -S "$CRAC_CONTROL_DIR/$PID.sock" ] && break; sleep 0.02; done
-	[ -S "$CRAC_CONTROL_DIR/$PID.sock" ]
+	wait_sock "$CRAC_CONTROL_DIR/$PID.sock" 2
 	[ "$(stat -c %a "$CRAC_CONTROL_DIR")" = 700 ]
 	[ "$(stat -c %a "$CRAC_CONTROL_DIR/$PID.sock")" = 600 ]
 	run "$CRAC" checkpoint "$PID"

@@ -26,7 +26,7 @@ teardown() {
 	spawn "$T/p.out" "$T/p.err" "$PROG" --control --exit-before alpha 3
 	pid=$SPAWNED
 	PIDS+=("$pid")
-	for _ in $(seq 250); do grep -q '^ready' "$T/p.out" 2>/dev/null && break; sleep 0.02; done
+	wait_line "$T/p.out" '^ready' 5
 	run --separate-stderr "$CRAC" checkpoint --engine sim "$pid"
 	echo "$status: $output / $stderr"
 	[ "$status" -eq 2 ]
@@ -64,7 +64,7 @@ as_parent() {
 	spawn "$T/fake.out" "$T/fake.err" env CONTROL_FAKE_NO_STATUS=1 "$FAKE" "$T/ctl" self "some line"
 	pid=$SPAWNED
 	PIDS+=("$pid")
-	for _ in $(seq 250); do grep -q '^ready' "$T/fake.out" 2>/dev/null && break; sleep 0.02; done
+	wait_line "$T/fake.out" '^ready' 5
 	run --separate-stderr "$CRAC" checkpoint --engine sim "$pid"
 	echo "$status: $output / $stderr"
 	[ "$status" -eq 2 ]
@@ -77,7 +77,7 @@ as_parent() {
 	spawn "$T/p.out" "$T/p.err" "$PROG" --control --exit-after alpha 3
 	pid=$SPAWNED
 	PIDS+=("$pid")
-	for _ in $(seq 250); do grep -q '^ready' "$T/p.out" 2>/dev/null && break; sleep 0.02; done
+	wait_line "$T/p.out" '^ready' 5
 	run --separate-stderr "$CRAC" checkpoint --keep-running --image-dir "$T/img" "$pid"
 	echo "$status: $output / $stderr"
 	[ "$status" -eq 2 ]
@@ -88,7 +88,7 @@ as_parent() {
 	spawn "$T/q.out" "$T/q.err" "$PROG" --control --exit-before alpha 3
 	pid=$SPAWNED
 	PIDS+=("$pid")
-	for _ in $(seq 250); do grep -q '^ready' "$T/q.out" 2>/dev/null && break; sleep 0.02; done
+	wait_line "$T/q.out" '^ready' 5
 	run --separate-stderr "$CRAC" checkpoint --keep-running --image-dir "$T/img2" "$pid"
 	echo "$status: $output / $stderr"
 	[ "$status" -eq 2 ]

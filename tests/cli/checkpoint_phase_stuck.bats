@@ -20,7 +20,7 @@ setup() {
 	spawn "$T/fake.out" "$T/fake.err" env CONTROL_FAKE_HANG=1 "$FAKE" "$T/ctl" self
 	pid=$SPAWNED
 	PIDS+=("$pid")
-	for _ in $(seq 250); do grep -q '^ready' "$T/fake.out" 2>/dev/null && break; sleep 0.02; done
+	wait_line "$T/fake.out" '^ready' 5
 }
 
 teardown() {

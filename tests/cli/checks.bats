@@ -102,13 +102,10 @@ PY
 	run "$CRAC" checkpoint --engine image --image-dir "$T/img" "$PID"
 	echo "$output"
 	[ "$status" -eq 0 ]
-	for _ in $(seq 100); do kill -0 "$PID" 2>/dev/null || break; sleep 0.05; done
-	! kill -0 "$PID" 2>/dev/null || false
+	wait_gone "$PID" 5
 	PID=
 	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
+		close_fds
 		exec "$CRAC" restore "$T/img" </dev/null >"$T/out2" 2>"$T/err2"
 	) &
 	PID=$!

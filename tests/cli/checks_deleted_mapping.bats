@@ -33,8 +33,7 @@ teardown() {
 start() {
 	spawn "$T/out" "$T/out" "$CRAC" run "$@" -- "$T/prog" 120
 	PID=$SPAWNED
-	for _ in $(seq 200); do [ -S "$CRAC_CONTROL_DIR/$PID.sock" ] && break; sleep 0.05; done
-	[ -S "$CRAC_CONTROL_DIR/$PID.sock" ]
+	wait_sock "$CRAC_CONTROL_DIR/$PID.sock" 10
 	# the upgrade: a new file renamed over the one it runs
 	cp "$T/prog" "$T/prog.new"
 	mv "$T/prog.new" "$T/prog"

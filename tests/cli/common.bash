@@ -1,13 +1,27 @@
 # SPDX-License-Identifier: MIT
 # common.bash - helpers shared by the bats tests (`load common`).
 
-# clean CMD...: runs CMD with only fds 0-2 open. The image engine's safety
-# check refuses descriptors an image cannot keep, and bats holds a few open.
+# close_fds [KEEP...]: closes every descriptor of this shell above 2 but
+# each KEEP; run in the subshell that then execs the program under test.
+# The image engine's safety check refuses descriptors an image cannot keep,
+# bats holds a few open, and a process holding one of bats's makes bats
+# wait for it.
+close_fds() {
+	local fd keep
+	for fd in $(ls /proc/$BASHPID/fd); do
+		[ "$fd" -gt 2 ] || continue
+		for keep in "$@"; do
+			[ "$fd" != "$keep" ] || continue 2
+		done
+		eval "exec $fd>&-"
+	done
+	return 0
+}
+
+# clean CMD...: runs CMD with only fds 0-2 open (close_fds).
 clean() {
 	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
+		close_fds
 		exec "$@"
 	)
 }
@@ -22,9 +36,7 @@ spawn() {
 	local out=$1 err=$2
 	shift 2
 	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
+		close_fds
 		[ -z "${SPAWN_FD3:-}" ] || exec 3>"$SPAWN_FD3"
 		[ "$err" != "$out" ] || exec "$@" <"${SPAWN_STDIN:-/dev/null}" >"$out" 2>&1
 		exec "$@" <"${SPAWN_STDIN:-/dev/null}" >"$out" 2>"$err"
@@ -87,9 +99,7 @@ run_to_image() {
 	local out=$1
 	shift
 	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
+		close_fds
 		exec timeout 60 "$CRAC" run --checkpoint-to "$T/img" --checkpoint-on SIGUSR1 "$@"
 	) </dev/null >"$out" 2>&1
 }
@@ -140,10 +150,7 @@ restored_fds() {
 	clean env "$@" bash -c 'exec 5</etc/hostname 7>/dev/null 9>/dev/null; echo $$ >"$2/pid"; exec "$0" restore "$1" -- pid=$$ wait-usr2' \
 		"$CRAC" "$T/img" "$T" >"$T/out" 2>"$T/err" &
 	local bg=$!
-	for _ in $(seq 100); do
-		grep -q "waiting for SIGUSR2" "$T/out" 2>/dev/null && break
-		sleep 0.1
-	done
+	wait_line "$T/out" "waiting for SIGUSR2" 10 "$T/err"
 	local pid
 	pid=$(cat "$T/pid")
 	fds=$(ls /proc/"$pid"/fd | sort -n | tr '\n' ' ')
@@ -203,6 +210,16 @@ require_image_engine() {
 	esac
 }
 
+# require_zstd: skips the test, with crac's words, when this build has no
+# zstd (`crac checkpoint --compress 1` says so). Needs $CRAC; sets status
+# and output.
+require_zstd() {
+	run "$CRAC" checkpoint --compress 1
+	if echo "$output" | grep -q "has no zstd"; then
+		skip "this build has no zstd (libzstd-dev): $output"
+	fi
+}
+
 # start_server [crac run options...]: the TCP server of tests/progs/
 # checks_server.c (a listening socket and a log file, $T/server.log) under
 # `crac run`, in the background, with only stdio inherited (and fd 5 too
@@ -211,9 +228,7 @@ require_image_engine() {
 # sets $PID.
 start_server() {
 	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && { [ -z "${EXTRA_PIPE:-}" ] || [ "$fd" != 5 ]; } && eval "exec $fd>&-"
-		done
+		close_fds ${EXTRA_PIPE:+5}
 		exec "$CRAC" run "$@" -- "$SERVER" "$T/port" "$T/server.log" \
 			</dev/null >"$T/out" 2>"$T/err"
 	) &
@@ -313,6 +328,36 @@ common_setup() {
 	PIDS=()
 }
 
+# hold_flock PATH: a `sleep 60` in the background (stdio /dev/null, no
+# other descriptor but PATH, opened read-only as its fd 9) that holds
+# flock(LOCK_EX) on PATH, as the writer of an image holds its temporary;
+# returns once it holds it (5 s at most, else false). HOLDER: its pid, for
+# the caller to kill. Needs $T.
+hold_flock() {
+	rm -f "$T/held"
+	(
+		close_fds
+		exec 9<"$1" </dev/null >/dev/null 2>&1
+		flock -n 9 && touch "$T/held"
+		exec sleep 60
+	) &
+	HOLDER=$!
+	wait_until 5 "pid $HOLDER to hold a flock on $1" test -e "$T/held" || return 1
+	rm "$T/held"
+}
+
+# image_setup NAME [VAR...]: common_setup NAME --open (the image's checks
+# look into $T), with the variables that choose how an image is written,
+# loaded and logged (CRAC_IMAGE_STATS, CRAC_LOADER, CRAC_LAZY_PREFETCH,
+# CRAC_LOG) and each VAR unset too; skips the test unless the image engine
+# is built.
+image_setup() {
+	local name=$1
+	shift
+	common_setup "$name" --open CRAC_IMAGE_STATS CRAC_LOADER CRAC_LAZY_PREFETCH CRAC_LOG "$@"
+	require_image_engine
+}
+
 # chain_setup NAME [VAR...]: common_setup NAME --open, with the variables a
 # flatten test must not inherit (and VAR...) unset; the image engine
 # required; the chain $T/i0 (full), $T/i1 and $T/i2 (incremental, 8 MiB) made
@@ -357,13 +402,88 @@ common_teardown() {
 }
 
 # image_of_ready PID OUT: once PID (a program under crac run) said "ready"
-# in the file OUT and its control socket is there (10 s at most each),
-# `crac checkpoint --engine image --image-dir $T/img PID` succeeds. Needs
-# $CRAC, $T and $CRAC_CONTROL_DIR.
+# in the file OUT and its control socket is there (10 s at most each, else
+# false), `crac checkpoint --engine image --image-dir $T/img PID` succeeds.
+# Needs $CRAC, $T and $CRAC_CONTROL_DIR.
 image_of_ready() {
-	for _ in $(seq 200); do grep -qs ready "$2" && break; sleep 0.05; done
-	for _ in $(seq 200); do [ -S "$CRAC_CONTROL_DIR/$1.sock" ] && break; sleep 0.05; done
+	wait_line "$2" ready 10
+	wait_sock "$CRAC_CONTROL_DIR/$1.sock" 10
 	run "$CRAC" checkpoint --engine image --image-dir "$T/img" "$1"
 	echo "$output"
 	[ "$status" -eq 0 ]
+}
+
+# The bounded waits. Each polls every 20 ms until what it waits for is
+# there, for SECONDS at most (whole or decimal; measured on the clock, so a
+# loaded machine does not stretch it, and tried once more at the deadline);
+# true as soon as it is, else false after saying on stdout what it waited
+# for and for how long (and, where it helps, what it saw instead).
+
+# wait_until SECONDS WHAT CMD...: until CMD (its output discarded)
+# succeeds; WHAT names it in the failure, "waited SECONDS s for WHAT".
+wait_until() {
+	local secs=$1 what=$2 whole frac end now
+	shift 2
+	# SECONDS and the clock as microseconds (bash has no decimals; the
+	# clock's separator follows the locale)
+	whole=${secs%%.*}
+	frac=
+	[ "$whole" = "$secs" ] || frac=${secs#*.}
+	frac=${frac}000000
+	end=$((${EPOCHREALTIME//[!0-9]/} + ${whole:-0} * 1000000 + 10#${frac:0:6}))
+	while :; do
+		"$@" > /dev/null 2>&1 && return 0
+		now=${EPOCHREALTIME//[!0-9]/}
+		[ "$now" -lt "$end" ] || break
+		sleep 0.02
+	done
+	"$@" > /dev/null 2>&1 && return 0
+	echo "waited $secs s for $what"
+	return 1
+}
+
+# wait_line FILE PATTERN [SECONDS [SHOW...]]: until a line of FILE matches
+# PATTERN (grep's basic regular expression; 5 s unless SECONDS), a program
+# saying it is ready in its log; on failure shows what FILE holds, and each
+# file SHOW (its stderr, say).
+wait_line() {
+	local file=$1 pattern=$2 secs=${3:-5} f
+	shift 2
+	[ $# -eq 0 ] || shift
+	wait_until "$secs" "a line matching '$pattern' in $file" grep -q -- "$pattern" "$file" && return 0
+	for f in "$file" "$@"; do
+		echo "$f holds:"
+		cat "$f" 2> /dev/null || echo "(no such file)"
+	done
+	return 1
+}
+
+# wait_sock PATH [SECONDS]: until PATH is a socket (5 s unless SECONDS), a
+# control socket listening.
+wait_sock() {
+	wait_until "${2:-5}" "the socket $1" test -S "$1"
+}
+
+# wait_file PATH [SECONDS]: until PATH exists and is not empty (5 s unless
+# SECONDS), a pid or port a program wrote.
+wait_file() {
+	wait_until "${2:-5}" "$1 to exist, not empty" test -s "$1"
+}
+
+# wait_gone PID [SECONDS]: until process PID has ended (5 s unless SECONDS):
+# kill -0 fails (bash reaps its own children as they end).
+wait_gone() {
+	wait_until "${2:-5}" "pid $1 to end" pid_ended "$1"
+}
+pid_ended() {
+	! kill -0 "$1" 2> /dev/null
+}
+
+# wait_no_file PATH [SECONDS]: until nothing is at PATH (5 s unless
+# SECONDS), a socket or lock its owner removes.
+wait_no_file() {
+	wait_until "${2:-5}" "$1 to go" no_file "$1"
+}
+no_file() {
+	[ ! -e "$1" ]
 }

@@ -5,6 +5,8 @@
 # with a control socket, directories; and `cmake --install` installs it
 # where bash-completion looks (DATADIR/bash-completion/completions/crac).
 
+load common
+
 setup() {
 	T="$(mktemp -d /tmp/crac-bats-compl.XXXXXX)"
 	COMPL="$CRAC_SOURCE_DIR/contrib/bash-completion/crac"
@@ -82,7 +84,7 @@ checkpoint" ]
 	# a process with a control socket
 	"$CRAC_BUILD_DIR/crac" run -- sleep 30 &
 	pid=$!
-	for _ in $(seq 100); do [ -S "$CRAC_CONTROL_DIR/$pid.sock" ] && break; sleep 0.02; done
+	wait_sock "$CRAC_CONTROL_DIR/$pid.sock" 2
 	run complete_line "crac checkpoint "
 	echo "$output"
 	[ "$output" = "$pid" ]

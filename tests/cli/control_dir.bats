@@ -26,7 +26,7 @@ teardown() {
 
 # started PID: once ctlprog (pid PID) said ready, in $T/p.out (10 s at most)
 started() {
-	for _ in $(seq 200); do grep -qs ready "$T/p.out" && break; sleep 0.05; done
+	wait_line "$T/p.out" ready 10 "$T/p.err"
 	cat "$T/p.out" "$T/p.err"
 	grep -q "ready pid=$1" "$T/p.out"
 }
@@ -148,8 +148,7 @@ nothing_in() {
 	echo "$output"
 	[ "$status" -eq 0 ]
 	kill "$pid"
-	for _ in $(seq 100); do [ -e "$T/home/ctl/$pid.sock" ] || break; sleep 0.05; done
-	[ ! -e "$T/home/ctl/$pid.sock" ]
+	wait_no_file "$T/home/ctl/$pid.sock" 5
 }
 
 @test "unprivileged (nobody): a component swapped for a link after the check leads nothing into the link's target either" {

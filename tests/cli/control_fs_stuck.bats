@@ -31,10 +31,9 @@ ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
 	spawn "$T/p.out" "$T/p.err" env CRAC_CONTROL=1 CRAC_TEST_SLOW_FS=control:600000 CRAC_TEST_SYNC_GRACE_MS=1000 "$PROG"
 	pid=$SPAWNED
 	PIDS+=("$pid")
-	for _ in $(seq 300); do grep -q '^ready' "$T/p.out" 2>/dev/null && break; sleep 0.05; done
+	wait_line "$T/p.out" '^ready' 15 "$T/p.err"
 	ms=$(ms_since "$t0")
 	cat "$T/p.out" "$T/p.err"
-	grep -q '^ready' "$T/p.out"
 	[ "$ms" -ge 900 ]
 	[ "$ms" -lt 8000 ]
 	grep -Eq "^crac: (error: )?CRAC_CONTROL=1 but the control endpoint could not start at $T/ctl/$pid\.sock: the mkdir of $T/ctl did not return after [0-9]+ ms \(the control endpoint's setup, 1000 ms at most\): its file system does not answer; given up$" "$T/p.err"
@@ -49,10 +48,9 @@ ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
 	spawn "$T/p.out" "$T/p.err" env CRAC_CONTROL=1 CRAC_TEST_SLOW_FS=control:600000 "$PROG"
 	pid=$SPAWNED
 	PIDS+=("$pid")
-	for _ in $(seq 600); do grep -q '^ready' "$T/p.out" 2>/dev/null && break; sleep 0.05; done
+	wait_line "$T/p.out" '^ready' 30 "$T/p.err"
 	ms=$(ms_since "$t0")
 	cat "$T/p.err"
-	grep -q '^ready' "$T/p.out"
 	[ "$ms" -ge 9900 ]
 	[ "$ms" -lt 20000 ]
 	grep -Eq "did not return after [0-9]+ ms \(the control endpoint's setup, 10000 ms at most\)" "$T/p.err"
@@ -72,10 +70,9 @@ ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
 	spawn "$T/p.out" "$T/p.err" env CRAC_TEST_SLOW_FS=control:600000 "$PROG" --self pause --deadline 1000
 	pid=$SPAWNED
 	PIDS+=("$pid")
-	for _ in $(seq 300); do grep -q '^ready' "$T/p.out" 2>/dev/null && break; sleep 0.05; done
+	wait_line "$T/p.out" '^ready' 15 "$T/p.err"
 	ms=$(ms_since "$t0")
 	cat "$T/p.out" "$T/p.err"
-	grep -q '^ready' "$T/p.out"
 	[ "$ms" -lt 8000 ]
 	grep -Eq "the pause engine is resumed through the control endpoint, which could not start at $T/ctl/$pid\.sock: the mkdir of $T/ctl did not return after [0-9]+ ms \(the checkpoint's deadline\): its file system does not answer; given up" "$T/p.out"
 	grep -q "^result=" "$T/p.out"
@@ -87,7 +84,7 @@ ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
 	run "$CRAC" checkpoint --engine sim "$pid"
 	[ "$status" -eq 0 ]
 	kill "$pid"
-	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+	wait_gone "$pid" 5
 	[ ! -e "$T/ctl/$pid.sock" ]
 }
 

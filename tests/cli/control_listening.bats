@@ -46,9 +46,8 @@ tmp_of() {
 	# bound, not yet listening: not at its own name
 	[ ! -e "$T/ctl/$pid.sock" ]
 	[ "$(stat -c %a "$tmp")" = 600 ]
-	for _ in $(seq 1000); do [ -S "$T/ctl/$pid.sock" ] && break; sleep 0.02; done
+	wait_sock "$T/ctl/$pid.sock" 20 || { cat "$T/p.err"; false; }
 	cat "$T/p.err"
-	[ -S "$T/ctl/$pid.sock" ]
 	[ ! -e "$tmp" ]
 	[ "$(stat -c %a "$T/ctl/$pid.sock")" = 600 ]
 	# there: it answers at once
@@ -177,7 +176,7 @@ time.sleep(12)
 print("kept" if os.path.exists(sys.argv[1]) and os.stat(sys.argv[1]).st_ino == ino else "replaced")
 ' "$T/ctl/$pid.sock" >"$T/py.out" &
 	py=$!
-	for _ in $(seq 1000); do grep -q ready "$T/p.out" && break; sleep 0.02; done
+	wait_line "$T/p.out" ready 20
 	ns=$(stat -L -c %i /proc/"$pid"/ns/pid)
 	ls -la "$T/ctl"
 	[ -S "$T/ctl/$pid.pidns-$ns.sock" ]

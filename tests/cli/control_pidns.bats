@@ -97,8 +97,7 @@ in_ns() {
 	[ "$(grep -c '^before alpha' "$T/b.out")" -eq 1 ]
 	# each removes only its own on exit
 	kill "$a"
-	for _ in $(seq 200); do [ -e "$T/ctl/1.pidns-$na.sock" ] || break; sleep 0.02; done
-	[ ! -e "$T/ctl/1.pidns-$na.sock" ]
+	wait_no_file "$T/ctl/1.pidns-$na.sock" 4
 	[ -S "$T/ctl/1.sock" ]
 	run --separate-stderr in_ns "$b" "$CRAC" checkpoint --engine sim 1
 	[ "$status" -eq 0 ]
@@ -107,11 +106,10 @@ in_ns() {
 @test "the second process of pid 1 (another pid namespace) started while the first listens at 1.sock gets its own endpoint" {
 	ns_spawn a
 	a=$hp
-	for _ in $(seq 400); do [ -S "$T/ctl/1.sock" ] && break; sleep 0.02; done
-	[ -S "$T/ctl/1.sock" ]
+	wait_sock "$T/ctl/1.sock" 8
 	ns_spawn b
 	b=$hp
-	for _ in $(seq 400); do grep -q ready "$T/b.out" && break; sleep 0.05; done
+	wait_line "$T/b.out" ready 20 "$T/b.err"
 	cat "$T/b.out" "$T/b.err"
 	! grep -q 'could not start' "$T/b.err"
 	nb=$(stat -L -c %i /proc/"$b"/ns/pid)
@@ -149,13 +147,11 @@ in_ns() {
 @test "from the parent pid namespace, two programs of pid 1 (one at 1.sock, the other at 1.pidns-INO.sock): each reached by its own pid, never the other" {
 	ns_spawn a
 	a=$hp
-	for _ in $(seq 400); do [ -S "$T/ctl/1.sock" ] && break; sleep 0.02; done
-	[ -S "$T/ctl/1.sock" ]
+	wait_sock "$T/ctl/1.sock" 8
 	ns_spawn b
 	b=$hp
 	nb=$(stat -L -c %i /proc/"$b"/ns/pid)
-	for _ in $(seq 400); do [ -S "$T/ctl/1.pidns-$nb.sock" ] && break; sleep 0.02; done
-	[ -S "$T/ctl/1.pidns-$nb.sock" ]
+	wait_sock "$T/ctl/1.pidns-$nb.sock" 8
 	# B: 1.sock answers as A (refused), then B's own
 	run --separate-stderr "$CRAC" checkpoint --engine sim "$b"
 	echo "B: $status $output $stderr"
@@ -172,12 +168,10 @@ in_ns() {
 @test "from the parent pid namespace: a program of pid 1 without an endpoint while another pid namespace's pid 1 listens at 1.sock: refused, saying whose socket it is" {
 	ns_spawn a
 	a=$hp
-	for _ in $(seq 400); do [ -S "$T/ctl/1.sock" ] && break; sleep 0.02; done
-	[ -S "$T/ctl/1.sock" ]
+	wait_sock "$T/ctl/1.sock" 8
 	ns_spawn b CRAC_CONTROL=0
 	b=$hp
-	for _ in $(seq 400); do grep -q ready "$T/b.out" && break; sleep 0.05; done
-	grep -q ready "$T/b.out"
+	wait_line "$T/b.out" ready 20
 	run --separate-stderr "$CRAC" checkpoint --engine sim "$b"
 	echo "B: $status $output $stderr"
 	[ "$status" -ne 0 ]
@@ -189,8 +183,7 @@ in_ns() {
 @test "from the parent pid namespace: a program of pid 1 without an endpoint, nothing at 1.sock: the names looked for are said" {
 	ns_spawn b CRAC_CONTROL=0
 	b=$hp
-	for _ in $(seq 400); do grep -q ready "$T/b.out" && break; sleep 0.05; done
-	grep -q ready "$T/b.out"
+	wait_line "$T/b.out" ready 20
 	nb=$(stat -L -c %i /proc/"$b"/ns/pid)
 	run --separate-stderr "$CRAC" checkpoint --engine sim "$b"
 	echo "B: $status $output $stderr"
@@ -201,11 +194,10 @@ in_ns() {
 @test "from the parent pid namespace: a FIFO at 1.sock and a symbolic link to another's live socket at 1.pidns-INO.sock are refused, naming each; nothing reaches the other" {
 	ns_spawn a
 	a=$hp
-	for _ in $(seq 400); do [ -S "$T/ctl/1.sock" ] && break; sleep 0.02; done
-	[ -S "$T/ctl/1.sock" ]
+	wait_sock "$T/ctl/1.sock" 8
 	ns_spawn b CRAC_CONTROL=0
 	b=$hp
-	for _ in $(seq 400); do grep -q ready "$T/b.out" && break; sleep 0.05; done
+	wait_line "$T/b.out" ready 20
 	nb=$(stat -L -c %i /proc/"$b"/ns/pid)
 	# A's socket moved to where B's second name leads, a FIFO at 1.sock
 	mv "$T/ctl/1.sock" "$T/ctl/a.sock"
@@ -229,8 +221,7 @@ in_ns() {
 	id nobody >/dev/null 2>&1 || skip "no user nobody"
 	ns_spawn a
 	a=$hp
-	for _ in $(seq 400); do [ -S "$T/ctl/1.sock" ] && break; sleep 0.02; done
-	[ -S "$T/ctl/1.sock" ]
+	wait_sock "$T/ctl/1.sock" 8
 	run --separate-stderr timeout 20 setpriv --reuid=nobody --regid=nogroup --clear-groups \
 		"$CRAC" checkpoint --engine sim "$a"
 	echo "$status $output $stderr"
@@ -255,9 +246,8 @@ in_ns() {
 	done
 	[ -n "$c" ]
 	PIDS+=("$c")
-	for _ in $(seq 400); do grep -q ready "$T/c.out" && break; sleep 0.05; done
+	wait_line "$T/c.out" ready 20 "$T/c.err"
 	cat "$T/c.out" "$T/c.err"
-	grep -q ready "$T/c.out"
 	# its socket is in its own tmpfs: not in the directory we see there
 	[ -z "$(ls -A "$T/ctl")" ]
 	[ -S "/proc/$c/root$T/ctl/1.sock" ]
@@ -300,9 +290,8 @@ in_ns() {
 	PIDS+=("$cl")
 	sleep 0.7
 	kill "$a"
-	for _ in $(seq 200); do grep -qs 'ready pid=2$' "$T/b.out" && break; sleep 0.02; done
+	wait_line "$T/b.out" 'ready pid=2$' 4 "$T/b.err"
 	cat "$T/b.out" "$T/b.err"
-	grep -q 'ready pid=2$' "$T/b.out"
 	[ "$(cat "$T/b.pid")" = 2 ]
 	wait "$cl" && st=0 || st=$?
 	cat "$T/cl.out" "$T/cl.err"

@@ -46,8 +46,7 @@ killed_in_setup() {
 	done
 	[ -n "$tmp" ]
 	kill -9 "$dead"
-	for _ in $(seq 200); do kill -0 "$dead" 2>/dev/null || break; sleep 0.02; done
-	! kill -0 "$dead" 2>/dev/null
+	wait_gone "$dead" 4
 	wait "$dead" 2>/dev/null || true
 	[ -S "$dir/$tmp" ]
 }
@@ -60,7 +59,7 @@ start_prog() {
 	spawn "$T/$out.out" "$T/$out.err" env "$@" "$PROG" --control
 	pid=$SPAWNED
 	PIDS+=("$pid")
-	for _ in $(seq 200); do grep -qs ready "$T/$out.out" && break; sleep 0.05; done
+	wait_line "$T/$out.out" ready 10 "$T/$out.err"
 	cat "$T/$out.out" "$T/$out.err"
 	grep -q "ready pid=$pid" "$T/$out.out"
 }
@@ -98,7 +97,7 @@ open(sys.argv[2], "w").close()
 time.sleep(60)
 PY
 	PIDS+=("$!")
-	for _ in $(seq 200); do [ -e "$T/hold" ] && break; sleep 0.05; done
+	wait_until 10 "$T/hold" test -e "$T/hold"
 	[ -S "$T/ctl/$d-1111111111111111.tmp" ]
 	mkfifo -m 600 "$T/ctl/$d-2222222222222222.tmp"
 	ln -s "$tmp" "$T/ctl/$d-3333333333333333.tmp"
@@ -125,7 +124,7 @@ PY
 		c[$i]=$SPAWNED
 	done
 	for i in 1 2 3 4; do
-		for _ in $(seq 200); do grep -qs ready "$T/c$i.out" && break; sleep 0.05; done
+		wait_line "$T/c$i.out" ready 10 "$T/c$i.err"
 		cat "$T/c$i.err"
 		grep -q "ready pid=${c[$i]}" "$T/c$i.out"
 		[ -S "$T/ctl/${c[$i]}.sock" ]
@@ -152,7 +151,7 @@ PY
 		"$PROG" --control
 	pid=$SPAWNED
 	PIDS+=("$pid")
-	for _ in $(seq 200); do grep -qs ready "$T/b.out" && break; sleep 0.05; done
+	wait_line "$T/b.out" ready 10 "$T/b.err"
 	cat "$T/b.out" "$T/b.err"
 	ls -la "$T/home/ctl"
 	grep -q "ready pid=$pid" "$T/b.out"

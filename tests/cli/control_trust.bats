@@ -8,6 +8,8 @@
 # The server side does not let a directory pre-created by another user deny
 # its endpoint when $XDG_RUNTIME_DIR is usable.
 
+load common
+
 setup() {
 	CRAC="$CRAC_BUILD_DIR/crac"
 	PROG="$CRAC_BUILD_DIR/tests/ctlprog"
@@ -35,20 +37,10 @@ teardown() {
 bg() {
 	local out="$1"
 	shift
-	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
-		exec "$@" </dev/null >"$T/$out.out" 2>"$T/$out.err"
-	) &
-	LAST=$!
+	spawn "$T/$out.out" "$T/$out.err" "$@"
+	LAST=$SPAWNED
 	PIDS+=("$LAST")
-	for _ in $(seq 250); do
-		grep -q '^ready' "$T/$out.out" 2>/dev/null && return 0
-		sleep 0.02
-	done
-	cat "$T/$out.err" >&2
-	return 1
+	wait_line "$T/$out.out" '^ready' 5 "$T/$out.err"
 }
 
 # decoy: a process of ours with no endpoint (the pid the attacker names)

@@ -9,6 +9,8 @@
 #  - with the default 0700 directory uid 65534 cannot even connect.
 #  - root may checkpoint a process of another user (positive control).
 
+load common
+
 setup() {
 	CRAC="$CRAC_BUILD_DIR/crac"
 	PROG="$CRAC_BUILD_DIR/tests/ctlprog"
@@ -34,19 +36,9 @@ need_root_and_nobody() {
 }
 
 start_prog() {
-	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
-		exec "$@" </dev/null >"$T/out" 2>"$T/err"
-	) &
-	PID=$!
-	for _ in $(seq 250); do
-		grep -q '^ready' "$T/out" 2>/dev/null && return 0
-		sleep 0.02
-	done
-	cat "$T/err" >&2
-	return 1
+	spawn "$T/out" "$T/err" "$@"
+	PID=$SPAWNED
+	wait_line "$T/out" '^ready' 5 "$T/err"
 }
 
 as_nobody() {
@@ -64,9 +56,8 @@ as_nobody() {
 	# no checkpoint happened in the target
 	! grep -q '^before' "$T/out" || false
 	# and the target logged the refusal
-	for _ in $(seq 100); do grep -q refused "$T/err" && break; sleep 0.02; done
+	wait_line "$T/err" refused 2
 	cat "$T/err"
-	grep -q refused "$T/err"
 	# the same request from root (the owner) works: the refusal was about the uid
 	run timeout 20 "$CRAC" checkpoint "$PID"
 	[ "$status" -eq 0 ]

@@ -108,14 +108,11 @@ EOF
 	P="$(sed -n 's/^pid=//p' "$T/img/crac-criu")"
 	[ -n "$P" ]
 	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
+		close_fds
 		CRAC_CRIU="$T/wrap" exec "$CRAC" restore "$T/img" </dev/null >"$T/r.out" 2>"$T/r.err"
 	) &
 	R=$!
-	for _ in $(seq 200); do grep -q "result 2" "$T/r.out" 2>/dev/null && break; sleep 0.05; done
-	grep -q "result 2" "$T/r.out"
+	wait_line "$T/r.out" "result 2" 10
 	kill -9 "$P"
 	st=0
 	wait "$R" || st=$?

@@ -52,21 +52,9 @@ EOF
 	mkdir -m 700 "$T/img.tmp-999999-1-locked" "$T/img.tmp-999999-1-gonexx"
 	touch "$T/img.tmp-999999-1-locked/dump.log" "$T/img.tmp-999999-1-locked/core-5.img"
 	touch "$T/img.tmp-999999-1-gonexx/dump.log" "$T/img.tmp-999999-1-gonexx/core-5.img"
-	# the lock's holder: this sleep alone (the directory open as its fd 9)
-	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
-		exec 9<"$T/img.tmp-999999-1-locked" </dev/null >/dev/null 2>&1
-		flock -n 9 && touch "$T/held"
-		exec sleep 60
-	) &
-	holder=$!
-	for _ in $(seq 250); do
-		[ -e "$T/held" ] && break
-		sleep 0.02
-	done
-	rm "$T/held"
+	# the lock's holder: a sleep alone (the directory open as its fd 9)
+	hold_flock "$T/img.tmp-999999-1-locked"
+	holder=$HOLDER
 	run clean "$COUNTER" criu "$T/img" </dev/null
 	echo "$output"
 	[ "$status" -eq 1 ]   # the fake dump fails
@@ -138,9 +126,7 @@ EOF
 	# temporary's lock gets a descriptor above 1023, which the helper
 	# once closed with everything else above 1023
 	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
+		close_fds
 		ulimit -n 4096
 		for i in $(seq 3 1029); do
 			eval "exec $i<\"\$T/f\""
@@ -174,9 +160,7 @@ EOF
 	# CRIU dumps no session leader outside the namespace; stdio opened
 	# inside its mount namespace, where CRIU finds their mounts)
 	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
+		close_fds
 		CRAC_CRIU="$T/slowcriu" exec unshare --pid --fork --mount-proc \
 			sh -c 'exec </dev/null >"$1.out" 2>&1; setsid -w "$0" criu "$1"; st=$?; exit $st' \
 			"$COUNTER" "$T/D" </dev/null >/dev/null 2>&1

@@ -61,7 +61,7 @@ start_bus() {
 		</dev/null >"$T/bus.out" 2>"$T/bus.err" &
 	BUS_PID=$!
 	export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$T/bus"
-	for _ in $(seq 250); do [ -S "$T/bus" ] && break; sleep 0.02; done
+	wait_sock "$T/bus" 5
 	"$PY" -m dbusmock --template logind </dev/null >"$T/mock.out" 2>"$T/mock.err" &
 	MOCK_PID=$!
 	for _ in $(seq 250); do
@@ -153,7 +153,7 @@ wait_lock() {
 
 @test "logind: CRAC_EXTERNAL_LOGIND=1 with no bus says why in one line" {
 	DBUS_SYSTEM_BUS_ADDRESS="unix:path=$T/no-such-bus" start_prog
-	for _ in $(seq 100); do grep -q logind "$T/err" && break; sleep 0.02; done
+	wait_line "$T/err" logind 2
 	cat "$T/err"
 	grep -q "^crac: external: logind: cannot connect to the system bus at unix:path=$T/no-such-bus: " "$T/err"
 }

@@ -191,6 +191,5 @@ poke64() {
 	start_prog --self
 	wait_for '^returned '
 	grep -qx 'returned 2' "$T/out"
-	for _ in $(seq 150); do [ -e "$T/hook.done" ] && break; sleep 0.02; done
-	[ -e "$T/hook.done" ]
+	wait_until 3 "$T/hook.done" test -e "$T/hook.done"
 }

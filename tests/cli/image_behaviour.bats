@@ -102,15 +102,6 @@ info_cpu() {
 	echo "info: sched_getcpu followed $NCPU allowed cpu(s)"
 }
 
-# wait_for_line FILE LINE: up to 20 s
-wait_for_line() {
-	for _ in $(seq 1 400); do
-		grep -qx "$2" "$1" 2>/dev/null && return 0
-		sleep 0.05
-	done
-	return 1
-}
-
 # kill_scenario: restores $T/img with wait-usr2 in the background, sends it
 # SIGUSR2 from this shell once it waits, checks its output.
 kill_scenario() {
@@ -118,8 +109,7 @@ kill_scenario() {
 	clean bash -c 'cd / && echo $$ >"$2/restored.pid" && exec $NOBODY "$0" restore "$1" -- pid=$$ wait-usr2' \
 		"$CRAC" "$T/img" "$T" >"$T/out" 2>"$T/err" &
 	local bg=$!
-	if ! wait_for_line "$T/out" "waiting for SIGUSR2"; then
-		cat "$T/out" "$T/err"
+	if ! wait_line "$T/out" '^waiting for SIGUSR2$' 20 "$T/err"; then
 		kill -KILL "$(cat "$T/restored.pid")" 2>/dev/null || true
 		return 1
 	fi

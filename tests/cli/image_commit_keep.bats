@@ -13,13 +13,8 @@ bats_require_minimum_version 1.5.0
 load common
 
 setup() {
-	CRAC="$CRAC_BUILD_DIR/crac"
+	image_setup keep CRAC_IMAGE_COMPRESS CRAC_IMAGE_INCREMENTAL CRAC_TEST_NO_EXCHANGE
 	INCR="$CRAC_BUILD_DIR/tests/image_incr"
-	T="$(mktemp -d /tmp/crac-bats-keep.XXXXXX)"
-	chmod 755 "$T"
-	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_IMAGE_STATS CRAC_LOADER CRAC_LAZY_PREFETCH \
-		CRAC_LOG CRAC_IMAGE_COMPRESS CRAC_IMAGE_INCREMENTAL CRAC_TEST_NO_EXCHANGE
-	require_image_engine
 	command -v strace >/dev/null || skip "no strace (holds flatten at its rename)"
 	strace -qq -o /dev/null -e inject=renameat2:delay_enter=1:when=1 true 2>/dev/null ||
 		skip "this strace cannot delay a system call (inject=...:delay_enter)"

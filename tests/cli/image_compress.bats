@@ -16,18 +16,10 @@ bats_require_minimum_version 1.5.0
 load common
 
 setup() {
-	CRAC="$CRAC_BUILD_DIR/crac"
+	image_setup zstd CRAC_IMAGE_COMPRESS CRAC_IMAGE_INCREMENTAL
 	PROG="$CRAC_BUILD_DIR/tests/image_zstd"
 	EDIT="$CRAC_BUILD_DIR/tests/image_edit"
-	T="$(mktemp -d /tmp/crac-bats-zstd.XXXXXX)"
-	chmod 755 "$T"
-	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_IMAGE_STATS CRAC_LOADER CRAC_LAZY_PREFETCH \
-		CRAC_LOG CRAC_IMAGE_COMPRESS CRAC_IMAGE_INCREMENTAL
-	require_image_engine
-	run "$CRAC" checkpoint --compress 1
-	if echo "$output" | grep -q "has no zstd"; then
-		skip "this build has no zstd (libzstd-dev): $output"
-	fi
+	require_zstd
 }
 
 teardown() {
@@ -95,7 +87,7 @@ lazy_possible() {
 
 	spawn "$T/out" "$T/err" env CRAC_IMAGE_STATS=1 CRAC_ENGINE=image "$CRAC_BUILD_DIR/tests/ckpt_heap" 8 2
 	pid=$SPAWNED
-	for _ in $(seq 100); do grep -q ready "$T/out" 2>/dev/null && break; sleep 0.1; done
+	wait_line "$T/out" ready 10
 	run "$CRAC" checkpoint --compress=3 --image-dir "$T/c" "$pid"
 	echo "$output"
 	[ "$status" -eq 0 ]

@@ -17,21 +17,13 @@ bats_require_minimum_version 1.5.0
 load common
 
 setup() {
-	CRAC="$CRAC_BUILD_DIR/crac"
+	image_setup zlazy CRAC_IMAGE_COMPRESS CRAC_IMAGE_INCREMENTAL
 	PROG="$CRAC_BUILD_DIR/tests/image_zstd"
-	T="$(mktemp -d /tmp/crac-bats-zlazy.XXXXXX)"
-	chmod 755 "$T"
-	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_IMAGE_STATS CRAC_LOADER CRAC_LAZY_PREFETCH \
-		CRAC_LOG CRAC_IMAGE_COMPRESS CRAC_IMAGE_INCREMENTAL
-	require_image_engine
-	run "$CRAC" checkpoint --compress 1
-	if echo "$output" | grep -q "has no zstd"; then
-		skip "this build has no zstd (libzstd-dev): $output"
-	fi
+	require_zstd
 }
 
 teardown() {
-	rm -rf "$T"
+	common_teardown
 }
 
 # restore_ok STAGE DIR [restore options...]: the restored program finds

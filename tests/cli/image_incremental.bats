@@ -16,12 +16,8 @@ bats_require_minimum_version 1.5.0
 load common
 
 setup() {
-	CRAC="$CRAC_BUILD_DIR/crac"
+	image_setup incr
 	INCR="$CRAC_BUILD_DIR/tests/image_incr"
-	T="$(mktemp -d /tmp/crac-bats-incr.XXXXXX)"
-	chmod 755 "$T"
-	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_IMAGE_STATS CRAC_LOADER CRAC_LAZY_PREFETCH CRAC_LOG
-	require_image_engine
 }
 
 teardown() {
@@ -264,17 +260,9 @@ print("%x" % m["start"])' >"$T/big"
 
 @test "an unmodified program under crac run, checkpointed from outside" {
 	export CRAC_CONTROL_DIR="$T/ctl"
-	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
-		CRAC_IMAGE_INCREMENTAL=1 exec "$CRAC" run -- sleep 100 </dev/null >"$T/out" 2>&1
-	) &
-	pid=$!
-	for _ in $(seq 250); do
-		[ -S "$CRAC_CONTROL_DIR/$pid.sock" ] && break
-		sleep 0.02
-	done
+	CRAC_IMAGE_INCREMENTAL=1 spawn "$T/out" "$T/out" "$CRAC" run -- sleep 100
+	pid=$SPAWNED
+	wait_sock "$CRAC_CONTROL_DIR/$pid.sock"
 	for d in i0 i1; do
 		run "$CRAC" checkpoint --keep-running --image-dir "$T/$d" "$pid"
 		echo "$output"
@@ -283,7 +271,7 @@ print("%x" % m["start"])' >"$T/big"
 	run "$CRAC" checkpoint --image-dir "$T/i2" "$pid"
 	echo "$output"
 	[ "$status" -eq 0 ]
-	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+	wait_gone "$pid" 5
 	run "$CRAC" inspect "$T/i2"
 	echo "$output"
 	[ "$status" -eq 0 ]
@@ -295,17 +283,9 @@ print("%x" % m["start"])' >"$T/big"
 
 @test "crac checkpoint --incremental: the option alone, without the environment" {
 	export CRAC_CONTROL_DIR="$T/ctl"
-	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
-		exec "$CRAC" run -- sleep 100 </dev/null >"$T/out" 2>&1
-	) &
-	pid=$!
-	for _ in $(seq 250); do
-		[ -S "$CRAC_CONTROL_DIR/$pid.sock" ] && break
-		sleep 0.02
-	done
+	spawn "$T/out" "$T/out" "$CRAC" run -- sleep 100
+	pid=$SPAWNED
+	wait_sock "$CRAC_CONTROL_DIR/$pid.sock"
 	# the first: full (nothing to be incremental to), said at info level
 	run "$CRAC" -v checkpoint --incremental --keep-running --image-dir "$T/i0" "$pid"
 	echo "$output"
@@ -320,7 +300,7 @@ print("%x" % m["start"])' >"$T/big"
 	run "$CRAC" checkpoint --incremental --image-dir "$T/i1" "$pid"
 	echo "$output"
 	[ "$status" -eq 0 ]
-	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+	wait_gone "$pid" 5
 	run "$CRAC" inspect "$T/i1"
 	echo "$output"
 	echo "$output" | grep -q "^parent:    \.\./i0 (header crc32c 0x[0-9a-f]*; 1 image below"

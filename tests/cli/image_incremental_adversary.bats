@@ -15,13 +15,9 @@ bats_require_minimum_version 1.5.0
 load common
 
 setup() {
-	CRAC="$CRAC_BUILD_DIR/crac"
+	image_setup incradv
 	INCR="$CRAC_BUILD_DIR/tests/image_incr"
 	EDIT="$CRAC_BUILD_DIR/tests/incr_edit"
-	T="$(mktemp -d /tmp/crac-bats-incradv.XXXXXX)"
-	chmod 755 "$T"
-	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_IMAGE_STATS CRAC_LOADER CRAC_LAZY_PREFETCH CRAC_LOG
-	require_image_engine
 }
 
 teardown() {
@@ -66,17 +62,11 @@ refused() {
 start_sleep() {
 	export CRAC_CONTROL_DIR="$T/ctl"
 	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
+		close_fds
 		CRAC_IMAGE_INCREMENTAL=1 exec "$CRAC" run -- "$@" </dev/null >"$T/out.$BASHPID" 2>&1
 	) &
 	pid=$!
-	for _ in $(seq 250); do
-		[ -S "$CRAC_CONTROL_DIR/$pid.sock" ] && break
-		sleep 0.02
-	done
-	[ -S "$CRAC_CONTROL_DIR/$pid.sock" ]
+	wait_sock "$CRAC_CONTROL_DIR/$pid.sock"
 }
 
 @test "hostile parent paths: FIFO, device, the image itself, a skipped level, a directory of another user" {

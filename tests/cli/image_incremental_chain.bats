@@ -14,23 +14,11 @@ bats_require_minimum_version 1.5.0
 load common
 
 setup() {
-	CRAC="$CRAC_BUILD_DIR/crac"
-	T="$(mktemp -d /tmp/crac-bats-incrchain.XXXXXX)"
-	chmod 755 "$T"
-	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_IMAGE_STATS CRAC_LOADER CRAC_LAZY_PREFETCH CRAC_LOG
-	require_image_engine
+	image_setup incrchain
 	export CRAC_CONTROL_DIR="$T/ctl"
-	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
-		CRAC_LOG=info CRAC_IMAGE_INCREMENTAL=1 exec "$CRAC" run -- sleep 100 </dev/null >"$T/out" 2>&1
-	) &
-	pid=$!
-	for _ in $(seq 250); do
-		[ -S "$CRAC_CONTROL_DIR/$pid.sock" ] && break
-		sleep 0.02
-	done
+	CRAC_LOG=info CRAC_IMAGE_INCREMENTAL=1 spawn "$T/out" "$T/out" "$CRAC" run -- sleep 100
+	pid=$SPAWNED
+	wait_sock "$CRAC_CONTROL_DIR/$pid.sock"
 }
 
 teardown() {

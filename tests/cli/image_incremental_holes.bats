@@ -13,16 +13,12 @@ bats_require_minimum_version 1.5.0
 load common
 
 setup() {
-	CRAC="$CRAC_BUILD_DIR/crac"
+	image_setup incrholes
 	HOLES="$CRAC_BUILD_DIR/tests/incr_holes"
-	T="$(mktemp -d /tmp/crac-bats-incrholes.XXXXXX)"
-	chmod 755 "$T"
-	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_IMAGE_STATS CRAC_LOADER CRAC_LAZY_PREFETCH CRAC_LOG
-	require_image_engine
 }
 
 teardown() {
-	rm -rf "$T"
+	common_teardown
 }
 
 @test "holes, the zero page and dropped pages restore as zeros from every image of a chain" {

@@ -13,16 +13,12 @@ bats_require_minimum_version 1.5.0
 load common
 
 setup() {
-	CRAC="$CRAC_BUILD_DIR/crac"
+	image_setup incrkeep
 	KEEP="$CRAC_BUILD_DIR/tests/incr_keep"
-	T="$(mktemp -d /tmp/crac-bats-incrkeep.XXXXXX)"
-	chmod 755 "$T"
-	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_IMAGE_STATS CRAC_LOADER CRAC_LAZY_PREFETCH CRAC_LOG
-	require_image_engine
 }
 
 teardown() {
-	rm -rf "$T"
+	common_teardown
 }
 
 @test "the arena is kept between incremental checkpoints, not forked, reused; every image restores" {

@@ -13,12 +13,8 @@ bats_require_minimum_version 1.5.0
 load common
 
 setup() {
-	CRAC="$CRAC_BUILD_DIR/crac"
+	image_setup incrlazy
 	INCR="$CRAC_BUILD_DIR/tests/image_incr"
-	T="$(mktemp -d /tmp/crac-bats-incrlazy.XXXXXX)"
-	chmod 755 "$T"
-	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_IMAGE_STATS CRAC_LOADER CRAC_LAZY_PREFETCH CRAC_LOG
-	require_image_engine
 	run --separate-stderr clean env CRAC_IMAGE_INCREMENTAL=1 "$INCR" "$T/i0" "$T/i1" "$T/i2"
 	echo "chain: $status $output $stderr"
 	[ "$status" -eq 0 ]
@@ -29,7 +25,7 @@ setup() {
 }
 
 teardown() {
-	rm -rf "$T"
+	common_teardown
 }
 
 # restore_lazy STAGE DIR [env...]: restored lazily (--lazy), every page checked.

@@ -16,16 +16,12 @@ bats_require_minimum_version 1.5.0
 load common
 
 setup() {
-	CRAC="$CRAC_BUILD_DIR/crac"
+	image_setup lazytrack
 	INCR="$CRAC_BUILD_DIR/tests/image_incr"
-	T="$(mktemp -d /tmp/crac-bats-lazytrack.XXXXXX)"
-	chmod 755 "$T"
-	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_IMAGE_STATS CRAC_LOADER CRAC_LAZY_PREFETCH CRAC_LOG
-	require_image_engine
 }
 
 teardown() {
-	rm -rf "$T"
+	common_teardown
 }
 
 # chain [AS...]: $T/i0 (full, 64 MiB big mapping), $T/i1, $T/i2 (incremental, keep-running).

@@ -50,8 +50,7 @@ checkpoint() {
 	run "$CRAC" checkpoint --engine image --image-dir "$2" "$1"
 	echo "$output"
 	[ "$status" -eq 0 ]
-	for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.05; done
-	! kill -0 "$1" 2>/dev/null || false
+	wait_gone "$1" 5
 }
 
 # check_leader PID OUT SIGBLK: the restored process is alive and its leader

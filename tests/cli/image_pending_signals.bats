@@ -58,9 +58,7 @@ expected() {
 
 @test "an unmodified program checkpointed from outside (crac run) gets its pending signals back" {
 	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
+		close_fds
 		exec timeout 60 "$CRAC" run --checkpoint-to "$T/img" --checkpoint-on SIGUSR1 -- "$PROG" --cli
 	) </dev/null >"$T/run.out" 2>&1 || true
 	cat "$T/run.out"
@@ -70,9 +68,7 @@ expected() {
 
 @test "crac run --keep-running: the original keeps its pending signals (the main thread gives back the process's)" {
 	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
+		close_fds
 		exec timeout 60 "$CRAC" run --keep-running --checkpoint-to "$T/img" --checkpoint-on SIGUSR1 -- \
 			"$PROG" --cli "$T/img"
 	) </dev/null >"$T/run.out" 2>&1
@@ -182,7 +178,7 @@ signals_during_case() {
 	local mode="$1" pid tid
 	clean timeout 60 "$CRAC_BUILD_DIR/tests/signals_during" "$T/img" 30 $mode >"$T/out" 2>"$T/err" &
 	local prog=$!
-	for _ in $(seq 100); do [ -s "$T/out" ] && break; sleep 0.05; done
+	wait_file "$T/out" 5
 	read -r _ pid _ tid <"$T/out"
 	"$CRAC_BUILD_DIR/tests/signals_during" --send "$pid" "$tid" 30 20000
 	wait "$prog" || true
@@ -206,9 +202,7 @@ signals_during_case() {
 	for mode in lt et; do
 		rm -rf "$T/img"
 		(
-			for fd in $(ls /proc/$BASHPID/fd); do
-				[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-			done
+			close_fds
 			exec timeout 60 "$CRAC" run --checkpoint-to "$T/img" --checkpoint-on SIGUSR1 -- \
 				"$CRAC_BUILD_DIR/tests/sigfd_epoll" "$mode"
 		) </dev/null >"$T/run.out" 2>&1 || true
@@ -244,7 +238,7 @@ flood_case() {
 	local pid tid
 	clean timeout 60 "$CRAC_BUILD_DIR/tests/signals_during" "$T/img" 50000 "$1" >"$T/out" 2>"$T/err" &
 	local prog=$!
-	for _ in $(seq 100); do [ -s "$T/out" ] && break; sleep 0.05; done
+	wait_file "$T/out" 5
 	read -r _ pid tid _ <<<"$(sed -n '1s/^pid \([0-9]*\) tid \([0-9]*\)$/x \1 \2/p' "$T/out")"
 	"$CRAC_BUILD_DIR/tests/signals_during" --send "$pid" "$tid" 50000 0
 	wait "$prog" || true

@@ -34,20 +34,16 @@ while True:
         print("tick", n, len(d), sum(map(len, d.values())), flush=True)
 PY
 	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
+		close_fds
 		exec "$CRAC" run -- python3 "$T/loop.py" >"$T/out" 2>&1
 	) &
 	pid=$!
-	for _ in $(seq 100); do grep -q "^tick 50 " "$T/out" && break; sleep 0.05; done
-	grep -q "^tick 50 " "$T/out"
+	wait_line "$T/out" "^tick 50 " 5
 	run "$CRAC" checkpoint --engine image --image-dir "$T/img" "$pid"
 	echo "$output"
 	[ "$status" -eq 0 ]
 	# the original exits once the image is written
-	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-	! kill -0 "$pid" 2>/dev/null || false
+	wait_gone "$pid" 5
 	pid=
 	last=$(sed -n 's/^tick \([0-9]*\) .*/\1/p' "$T/out" | tail -1)
 	sum=$(sed -n 's/^tick [0-9]* 200000 \([0-9]*\)$/\1/p' "$T/out" | head -1)

@@ -11,17 +11,12 @@ bats_require_minimum_version 1.5.0
 load common
 
 setup() {
-	CRAC="$CRAC_BUILD_DIR/crac"
+	image_setup review CRAC_IMAGE_COMPRESS CRAC_IMAGE_INCREMENTAL
 	INCR="$CRAC_BUILD_DIR/tests/image_incr"
-	T="$(mktemp -d /tmp/crac-bats-review.XXXXXX)"
-	chmod 755 "$T"
-	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_IMAGE_STATS CRAC_LOADER CRAC_LAZY_PREFETCH \
-		CRAC_LOG CRAC_IMAGE_COMPRESS CRAC_IMAGE_INCREMENTAL
-	require_image_engine
 }
 
 teardown() {
-	rm -rf "$T"
+	common_teardown
 }
 
 @test "a chain restored under every RLIMIT_NOFILE from 6 to 40: it runs, or one line says why" {

@@ -35,16 +35,6 @@ bg() {
 	pids+=("$bgpid")
 }
 
-# wait_for FILE REGEX: until a line of FILE matches (5 s at most)
-wait_for() {
-	for _ in $(seq 250); do
-		grep -q "$2" "$1" 2>/dev/null && return 0
-		sleep 0.02
-	done
-	echo "no \"$2\" in $1:"; cat "$1"
-	return 1
-}
-
 # sigblk PID COMM: the SigBlk of PID's thread named COMM
 sigblk() {
 	for d in /proc/$1/task/*; do
@@ -79,7 +69,7 @@ checkpoint_ms() {
 
 	bg "$T/out" "$CRAC" restore "$T/img"
 	rpid=$bgpid
-	wait_for "$T/out" "^masks ok$"
+	wait_line "$T/out" "^masks ok$"
 	cat "$T/out"
 	grep -q "^restored pid=$rpid$" "$T/out"
 	[ "$(sigblk "$rpid" thr-sleeper)" = 4000000000000000 ]
@@ -127,7 +117,7 @@ checkpoint_ms() {
 	mkdir -m 0700 "$CRAC_CONTROL_DIR"
 	bg "$T/out" "$CRAC" run -- "$LEADER" --block
 	pid=$bgpid
-	wait_for "$T/out" "^tick 3 leader=1 blocked=1$"
+	wait_line "$T/out" "^tick 3 leader=1 blocked=1$"
 	# crac check says how the image engine will stop that thread
 	run "$CRAC" check "$pid"
 	echo "$output"
@@ -138,13 +128,13 @@ checkpoint_ms() {
 	echo "$output"
 	[ "$status" -eq 0 ]
 	[ $(( (t1 - t0) / 1000000 )) -lt 3000 ]
-	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+	wait_gone "$pid" 5
 
 	bg "$T/out1" "$CRAC" restore "$T/img"
 	rpid=$bgpid
-	wait_for "$T/out1" "^tick"
+	wait_line "$T/out1" "^tick"
 	last=$(sed -n 's/^tick \([0-9]*\) .*/\1/p' "$T/out1" | tail -1)
-	wait_for "$T/out1" "^tick $((last + 2)) "
+	wait_line "$T/out1" "^tick $((last + 2)) "
 	cat "$T/out1"
 	# the main thread is the leader and still blocks the signal
 	tail -1 "$T/out1" | grep -q "leader=1 blocked=1$"

@@ -60,10 +60,10 @@ restore_check() {
 	BG=$!
 	sleep 60 >"$T/in" &     # a writer that never writes: fgets blocks
 	KEEPER=$!
-	for _ in $(seq 200); do grep -q "^ready" "$T/out" 2>/dev/null && break; sleep 0.05; done
+	wait_line "$T/out" "^ready" 10
 	pid="$(sed -n 's/^ready pid=//p' "$T/out")"
 	[ -n "$pid" ]
-	for _ in $(seq 100); do [ -S "$CRAC_CONTROL_DIR/$pid.sock" ] && break; sleep 0.05; done
+	wait_sock "$CRAC_CONTROL_DIR/$pid.sock" 5
 	run timeout 30 "$CRAC" checkpoint --engine image --image-dir "$T/img" --keep-running "$pid"
 	echo "$output"
 	[ "$status" -eq 0 ]

@@ -17,18 +17,13 @@ bats_require_minimum_version 1.5.0
 load common
 
 setup() {
-	CRAC="$CRAC_BUILD_DIR/crac"
+	image_setup sync CRAC_IMAGE_SYNC_HELPER CRAC_IMAGE_INCREMENTAL
 	PROG="$CRAC_BUILD_DIR/tests/image_sync_helper"
-	T="$(mktemp -d /tmp/crac-bats-sync.XXXXXX)"
-	chmod 755 "$T"
-	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_IMAGE_STATS CRAC_LOADER CRAC_LAZY_PREFETCH CRAC_LOG \
-		CRAC_IMAGE_SYNC_HELPER CRAC_IMAGE_INCREMENTAL
-	require_image_engine
 	AS=()
 }
 
 teardown() {
-	rm -rf "$T"
+	common_teardown
 }
 
 # run_and_restore [ENV...]: three keep-running checkpoints, then each restored.

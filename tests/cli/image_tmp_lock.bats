@@ -33,21 +33,9 @@ teardown() {
 	mkdir -m 700 "$T/D.tmp-999999-1-locked" "$T/D.tmp-999999-1-gonexx"
 	: >"$T/D.tmp-999999-1-locked/pages"
 	: >"$T/D.tmp-999999-1-gonexx/pages"
-	# the lock's holder: this sleep alone (the directory open as its fd 9)
-	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
-		exec 9<"$T/D.tmp-999999-1-locked" </dev/null >/dev/null 2>&1
-		flock -n 9 && touch "$T/held"
-		exec sleep 60
-	) &
-	holder=$!
-	for _ in $(seq 250); do
-		[ -e "$T/held" ] && break
-		sleep 0.02
-	done
-	rm "$T/held"
+	# the lock's holder: a sleep alone (the directory open as its fd 9)
+	hold_flock "$T/D.tmp-999999-1-locked"
+	holder=$HOLDER
 	grep -q FLOCK /proc/locks
 	run clean "$COUNTER" "$T/D" 2
 	echo "$output"
@@ -74,9 +62,7 @@ teardown() {
 		# A, in its own pid namespace, writes a large image; B starts
 		# once A's temporary is there
 		(
-			for fd in $(ls /proc/$BASHPID/fd); do
-				[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-			done
+			close_fds
 			exec unshare --pid --fork --mount-proc "$COUNTER" "$T/D" 384 >"$T/a.out" 2>&1 </dev/null
 		) &
 		a=$!
@@ -109,9 +95,7 @@ teardown() {
 	# the checkpoint below outlasted under CI load: flatten had gone on,
 	# found OUT and removed its own temporary before the test looked)
 	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
+		close_fds
 		CRAC_TEST_FLATTEN_HOLD="$T/go" exec unshare --pid --fork --mount-proc \
 			"$CRAC" flatten "$T/i2" "$T/OUT" >"$T/f.out" 2>&1 </dev/null
 	) &

@@ -11,20 +11,15 @@ bats_require_minimum_version 1.5.0
 load common
 
 setup() {
-	CRAC="$CRAC_BUILD_DIR/crac"
+	image_setup inslazy CRAC_IMAGE_COMPRESS CRAC_IMAGE_INCREMENTAL CRAC_LAZY_SMALL
 	INCR="$CRAC_BUILD_DIR/tests/image_incr"
-	T="$(mktemp -d /tmp/crac-bats-inslazy.XXXXXX)"
-	chmod 755 "$T"
-	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_IMAGE_STATS CRAC_LOADER CRAC_LAZY_PREFETCH \
-		CRAC_LOG CRAC_IMAGE_COMPRESS CRAC_IMAGE_INCREMENTAL CRAC_LAZY_SMALL
 	# the plan of the image alone: no mapping made eager by a working set
 	# that shows the program going through it (lazy_working_set.bats)
 	export CRAC_WORKING_SET=lazy
-	require_image_engine
 }
 
 teardown() {
-	rm -rf "$T"
+	common_teardown
 }
 
 # agree DIR [ENV...]: inspect's L rows (text and JSON) are as many as the

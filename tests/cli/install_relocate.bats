@@ -66,9 +66,7 @@ checkpoint_restore() {
 	sleep 600 >"$in" &   # a writer that never writes: bash waits in read
 	pids="$pids $!"
 	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
+		close_fds
 		exec "$p/bin/crac" run --checkpoint-to "$img" -- bash -c 'echo ready; read -r line; echo "got $line"' \
 			<"$in" >"$T/out" 2>&1
 	) &

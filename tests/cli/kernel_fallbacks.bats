@@ -97,7 +97,7 @@ PY
 	mkfifo "$T/in"
 	clean bash -c 'CRAC_PRETEND_MISSING=kcmp exec "$0" run -- "$1" "$2" "$3" <"$4"' "$CRAC" "$PY3" "$T/dup.py" "$T/data" "$T/in" >"$T/out" 2>&1 &
 	exec 7>"$T/in"
-	for _ in $(seq 100); do grep -q ready "$T/out" && break; sleep 0.1; done
+	wait_line "$T/out" ready 10
 	pid=$(awk '/ready/{print $2}' "$T/out")
 	run "$CRAC" checkpoint --engine image --image-dir "$T/img" "$pid"
 	echo "$output"

@@ -24,9 +24,7 @@ teardown() { start_teardown; }
 # until $T/drain exists, then appends every datagram to FILE (then "--")
 stalled_reader() {
 	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
+		close_fds
 		exec "$PY" -c '
 import os, socket, sys, time
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)

@@ -68,7 +68,7 @@ callbacks() {
 	run timeout 20 "$CRAC" restore --pid "$PID" --env X=1 --env Y=two -- a b
 	echo "$output"
 	[ "$status" -eq 0 ]
-	for _ in $(seq 100); do grep -q '^after svc/db' "$T/out" && break; sleep 0.02; done
+	wait_line "$T/out" '^after svc/db' 2
 	run callbacks
 	echo "callbacks: $output"
 	[ "$output" = "B:svc/db B:beta B:alpha A:alpha A:beta A:svc/db" ]
@@ -84,7 +84,7 @@ callbacks() {
 	run timeout 20 "$CRAC" restore --pid "$PID" --env X=1 -- a --env Y=2 --pid 1
 	echo "$output"
 	[ "$status" -eq 0 ]
-	for _ in $(seq 100); do grep -q '^after alpha' "$T/out" && break; sleep 0.02; done
+	wait_line "$T/out" '^after alpha' 2
 	grep -qx 'after alpha gen=1 engine=pause outcome=2 argc=5 argv=a,--env,Y=2,--pid,1 env=X=1' "$T/out"
 }
 
@@ -94,13 +94,13 @@ callbacks() {
 	[ "$status" -eq 0 ]
 	run timeout 20 "$CRAC" restore --pid "$PID"
 	[ "$status" -eq 0 ]
-	for _ in $(seq 100); do grep -q '^after alpha' "$T/out" && break; sleep 0.02; done
+	wait_line "$T/out" '^after alpha' 2
 	grep -qx 'after alpha gen=1 engine=pause outcome=2 argc=0 argv= env=' "$T/out"
 	run timeout 20 "$CRAC" checkpoint --engine pause "$PID"
 	[ "$status" -eq 0 ]
 	run timeout 20 "$CRAC" restore --pid "$PID" -- z
 	[ "$status" -eq 0 ]
-	for _ in $(seq 100); do grep -q '^after alpha gen=2' "$T/out" && break; sleep 0.02; done
+	wait_line "$T/out" '^after alpha gen=2' 2
 	grep -qx 'after alpha gen=2 engine=pause outcome=2 argc=1 argv=z env=' "$T/out"
 }
 
@@ -139,7 +139,7 @@ callbacks() {
 	[ "$(grep -c '^before alpha' "$T/out")" -eq 1 ]
 	run timeout 20 "$CRAC" restore --pid "$PID"
 	[ "$status" -eq 0 ]
-	for _ in $(seq 100); do grep -q '^after alpha' "$T/out" && break; sleep 0.02; done
+	wait_line "$T/out" '^after alpha' 2
 	grep -q '^after alpha gen=1 engine=pause outcome=2 ' "$T/out"
 }
 
@@ -179,7 +179,7 @@ callbacks() {
 	[ -n "$ok" ]
 	# no requester to tell: the program's own stderr says it
 	grep -q "process $PID paused; resume it with: crac restore --pid $PID" "$T/err"
-	for _ in $(seq 100); do grep -q '^ready' "$T/out" && break; sleep 0.02; done
+	wait_line "$T/out" '^ready' 2
 	cat "$T/out"
 	grep -qx 'result=2' "$T/out"
 	grep -qx 'after alpha gen=1 engine=pause outcome=2 argc=1 argv=x env=K=V' "$T/out"

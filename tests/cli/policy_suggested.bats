@@ -41,9 +41,7 @@ teardown() {
 hold() {
 	local name=$1 req=${2:-}
 	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
+		close_fds
 		exec "$ZOO_PY" -u - "$port" "$req" >"$T/$name" 2>&1 <<-'PY'
 		import socket, sys, time
 		port, req = int(sys.argv[1]), sys.argv[2].encode().decode("unicode_escape").encode()
@@ -183,9 +181,7 @@ KEEPALIVE='GET /1 HTTP/1.1\r\nHost: x\r\n\r\n'
 @test "suggested rules: a client holding an outgoing connection (python3)" {
 	# a service outside crac that accepts and keeps every connection
 	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
+		close_fds
 		exec "$ZOO_PY" -u -c 'import socket, sys
 l = socket.create_server(("127.0.0.1", int(sys.argv[1])))
 print("ready", flush=True)

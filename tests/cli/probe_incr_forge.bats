@@ -13,18 +13,14 @@ bats_require_minimum_version 1.5.0
 load common
 
 setup() {
-	CRAC="$CRAC_BUILD_DIR/crac"
+	image_setup probeforge
 	INCR="$CRAC_BUILD_DIR/tests/image_incr"
 	EDIT="$CRAC_BUILD_DIR/tests/incr_edit"
 	FORGE="$CRAC_BUILD_DIR/tests/probe_forge"
-	T="$(mktemp -d /tmp/crac-bats-probeforge.XXXXXX)"
-	chmod 755 "$T"
-	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_IMAGE_STATS CRAC_LOADER CRAC_LAZY_PREFETCH CRAC_LOG
-	require_image_engine
 }
 
 teardown() {
-	rm -rf "$T"
+	common_teardown
 }
 
 # chain: $T/c/i0 (full), i1 and i2 (incremental), kept in $T/orig

@@ -14,12 +14,8 @@ bats_require_minimum_version 1.5.0
 load common
 
 setup() {
-	CRAC="$CRAC_BUILD_DIR/crac"
+	image_setup probekill
 	INCR="$CRAC_BUILD_DIR/tests/image_incr"
-	T="$(mktemp -d /tmp/crac-bats-probekill.XXXXXX)"
-	chmod 755 "$T"
-	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_IMAGE_STATS CRAC_LOADER CRAC_LAZY_PREFETCH CRAC_LOG
-	require_image_engine
 }
 
 teardown() {

@@ -16,16 +16,12 @@ bats_require_minimum_version 1.5.0
 load common
 
 setup() {
-	CRAC="$CRAC_BUILD_DIR/crac"
+	image_setup probemem
 	PROBE="$CRAC_BUILD_DIR/tests/probe_incr_mem"
-	T="$(mktemp -d /tmp/crac-bats-probemem.XXXXXX)"
-	chmod 755 "$T"
-	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_IMAGE_STATS CRAC_LOADER CRAC_LAZY_PREFETCH CRAC_LOG
-	require_image_engine
 }
 
 teardown() {
-	rm -rf "$T"
+	common_teardown
 }
 
 # restores DIR: every way ("ok mem"), and it is incremental on its parent

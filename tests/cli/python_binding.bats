@@ -203,9 +203,7 @@ while True:
     time.sleep(0.01)
 PY
 	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
+		close_fds
 		exec "$CRAC" run -- python3 "$T/srv.py" >"$T/out" 2>&1
 	) &
 	pid=$!
@@ -215,7 +213,7 @@ PY
 	cat "$T/out"
 	[ "$status" -eq 1 ]
 	echo "$output" | grep -q "before_checkpoint busy: Device or resource busy (EBUSY): OSError: \[Errno 16\] still busy"
-	for _ in $(seq 100); do grep -q "^after" "$T/out" && break; sleep 0.02; done
+	wait_line "$T/out" "^after" 2
 	grep -q "^before on main thread: False GIL: 1\$" "$T/out"
 	grep -q "^after ABORTED\$" "$T/out"
 	# still running, and a second request works the same
@@ -263,9 +261,7 @@ while True:
         print("r %.12f" % random.random(), flush=True)
 PY
 	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
+		close_fds
 		exec "$CRAC" run -- python3 -m crac "$T/loop.py" a1 >"$T/out" 2>&1
 	) &
 	pid=$!
@@ -274,7 +270,7 @@ PY
 	run "$CRAC" checkpoint --engine image --image-dir "$T/img" "$pid"
 	echo "$output"
 	[ "$status" -eq 0 ]
-	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+	wait_gone "$pid" 5
 	pid=
 	for i in 1 2; do
 		run clean timeout 1.5 "$CRAC" restore "$T/img"
@@ -312,10 +308,7 @@ except crac.CheckpointError as e:
 
 @test "crac.checkpoint(compress=True, incremental=True): a compressed image, then an incremental one against it" {
 	require_image_engine
-	run "$CRAC" checkpoint --compress 1
-	if echo "$output" | grep -q "has no zstd"; then
-		skip "this build has no zstd (libzstd-dev): $output"
-	fi
+	require_zstd
 	cat >"$T/inc.py" <<'PY'
 import crac, sys
 data = bytearray(b"text that compresses well " * 200000)   # 5 MiB

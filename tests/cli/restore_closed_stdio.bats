@@ -78,8 +78,7 @@ fd_target() { readlink "/proc/$1/fd/$2" 2>/dev/null || echo closed; }
 		# its stderr takes what it writes: no error, no block
 		rm -f "$T/done.err"
 		kill -USR1 "$r"
-		for _ in $(seq 100); do [ -s "$T/done" ] && break; sleep 0.05; done
-		[ -s "$T/done" ]
+		wait_file "$T/done" 5
 		[ ! -e "$T/done.err" ]
 		# and no descriptor of the image's
 		! ls -l "/proc/$r/fd" | grep -F "$T/img" || false
@@ -95,7 +94,7 @@ fd_target() { readlink "/proc/$1/fd/$2" 2>/dev/null || echo closed; }
 		loader=
 		[ "$via" = plain ] || loader="$CRAC_BUILD_DIR/crac-loader"
 		(
-			for fd in $(ls /proc/$BASHPID/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done
+			close_fds
 			exec env CRAC_LOADER="$loader" "$CRAC" restore "$T/img" <"$T/prog.out" >&- 2>"$T/r.err"
 		) &
 		r=$!
@@ -139,8 +138,7 @@ fd_target() { readlink "/proc/$1/fd/$2" 2>/dev/null || echo closed; }
 		done
 		if [ "$round" = cold ]; then
 			# the image the trigger writes
-			for _ in $(seq 200); do [ -s "$T/simg/header" ] && break; sleep 0.05; done
-			[ -s "$T/simg/header" ]
+			wait_file "$T/simg/header" 10
 			sleep 0.5
 		fi
 		kill "$p" 2>/dev/null || true

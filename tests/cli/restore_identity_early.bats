@@ -40,9 +40,9 @@ print("eof", flush=True)
 	PIDS+=("$!")
 	SPAWN_STDIN="$T/in" spawn "$T/prog.out" "$T/prog.out" "$CRAC" run -- "$PY" -c "$PROG"
 	PIDS+=("$SPAWNED")
-	for _ in $(seq 200); do grep -qs '^ready' "$T/prog.out" && break; sleep 0.05; done
+	wait_line "$T/prog.out" '^ready' 10
 	echo before >"$T/in"
-	for _ in $(seq 200); do grep -qs '^before ' "$T/prog.out" && break; sleep 0.05; done
+	wait_line "$T/prog.out" '^before ' 10
 	cat "$T/prog.out"
 	local orig
 	orig=$(awk '$1 == "before" { print $2 }' "$T/prog.out")

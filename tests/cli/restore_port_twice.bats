@@ -29,8 +29,7 @@ teardown() {
 	[ -n "$PORT" ]
 	restore_bg a
 	first=$pid
-	for _ in $(seq 400); do grep -qx listening "$T/a.out" && break; sleep 0.05; done   # 20 s: a loaded machine
-	grep -qx listening "$T/a.out"
+	wait_line "$T/a.out" '^listening$' 20   # 20 s: a loaded machine
 	[ "$(cat "$T/a.ponr")" = pj ]   # "p" at the point of no return, "j" at the jump
 	restore_bg b
 	wait "$pid" && status=0 || status=$?

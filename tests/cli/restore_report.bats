@@ -45,16 +45,12 @@ checkpoint() {
 	# $! another process than the one to stop)
 	mkfifo "$T/in"
 	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
+		close_fds
 		exec sleep 600 >"$T/in"
 	) &
 	writer=$!
 	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
+		close_fds
 		exec "$CRAC" run --policies "$T/pol" -- python3 "$T/prog.py" "$T/data"
 	) <"$T/in" >"$T/out" 2>&1 &
 	pid=$!

@@ -12,14 +12,10 @@ bats_require_minimum_version 1.5.0
 load common
 
 setup() {
-	CRAC="$CRAC_BUILD_DIR/crac"
+	image_setup revdirect
 	PROG="$CRAC_BUILD_DIR/tests/rev_direct"
-	T="$(mktemp -d /tmp/crac-bats-revdirect.XXXXXX)"
-	chmod 755 "$T"
-	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_IMAGE_STATS CRAC_LOADER CRAC_LAZY_PREFETCH CRAC_LOG
 	MNT=
 	PID=
-	require_image_engine
 }
 
 teardown() {

@@ -16,17 +16,13 @@ bats_require_minimum_version 1.5.0
 load common
 
 setup() {
-	CRAC="$CRAC_BUILD_DIR/crac"
+	image_setup revmix
 	MIX="$CRAC_BUILD_DIR/tests/rev_incr_mix"
-	T="$(mktemp -d /tmp/crac-bats-revmix.XXXXXX)"
-	chmod 755 "$T"
 	mkdir -m 777 "$T/c"   # (nobody writes the chain in one test)
-	unset CRAC_ENGINE CRAC_CONTROL CRAC_IMAGE_DIR CRAC_POLICIES CRAC_IMAGE_STATS CRAC_LOADER CRAC_LAZY_PREFETCH CRAC_LOG
-	require_image_engine
 }
 
 teardown() {
-	rm -rf "$T"
+	common_teardown
 }
 
 # chain AS...: the program, then every image restored (lazily and

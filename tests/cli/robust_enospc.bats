@@ -57,9 +57,7 @@ leave_free() {
 # checkpoints asked for), its pid in $pid once it answers
 heap() {
 	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
+		close_fds
 		CRAC_IMAGE_INCREMENTAL=1 exec "$CRAC" run -- "$HEAP" "$1" 0 </dev/null >"$T/heap.out" 2>&1
 	) &
 	pid=$!
@@ -114,7 +112,7 @@ no_temporary() {
 	rm -f "$T/fs/fill"
 	run "$CRAC" checkpoint --image-dir "$T/fs/img" "$pid"
 	[ "$status" -eq 0 ]
-	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+	wait_gone "$pid" 5
 	run clean timeout 1 "$CRAC" restore "$T/fs/img"
 	[ "$status" -eq 124 ]   # ckpt_heap waits again, until timeout stops it
 }
@@ -170,9 +168,7 @@ no_temporary() {
 	start_once() {
 		rm -f "$T/start.err" "$T/d/port"
 		(
-			for fd in $(ls /proc/$BASHPID/fd); do
-				[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-			done
+			close_fds
 			exec "$CRAC" start --image "$T/fs/img" --checkpoint-on-ready -- "$SERVER" "$T/d" 100 \
 				</dev/null >"$T/start.out" 2>"$T/start.err"
 		) &

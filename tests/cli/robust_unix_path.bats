@@ -220,8 +220,7 @@ s.listen(1)
 print("holding", flush=True)
 time.sleep(60)' "crac-obj-sock-$opid"
 	holder=$SPAWNED
-	for _ in $(seq 250); do grep -q holding "$T/hold.out" && break; sleep 0.02; done
-	grep -q holding "$T/hold.out" || { cat "$T/hold.err"; kill "$holder"; false; }
+	wait_line "$T/hold.out" holding 5 "$T/hold.err" || { kill "$holder"; false; }
 	restore_refused "the address is taken: another process holds it"
 	[[ "$output" == *"(socket @crac-obj-sock-$opid): "* ]]
 	kill "$holder"
@@ -254,8 +253,7 @@ while select.select([s], [], [], 0.2)[0]:
     n += 1
 print("connections %d" % n, flush=True)' "$T/work/sock" "$T/stop"
 	holder=$SPAWNED
-	for _ in $(seq 250); do grep -q holding "$T/hold.out" && break; sleep 0.02; done
-	grep -q holding "$T/hold.out" || { cat "$T/hold.err"; kill "$holder"; false; }
+	wait_line "$T/hold.out" holding 5 "$T/hold.err" || { kill "$holder"; false; }
 	restore_refused "$T/work/sock is in use: another process listens there"
 	touch "$T/stop"
 	wait "$holder" || true

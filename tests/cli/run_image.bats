@@ -28,9 +28,7 @@ teardown() {
 # waits for the control socket of the program it becomes.
 start() {
 	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
+		close_fds
 		exec "$CRAC" "$@" </dev/null >"$T/out" 2>&1
 	) &
 	pid=$!
@@ -45,8 +43,7 @@ start() {
 
 # exits_soon: the original process is gone once its image is written.
 exits_soon() {
-	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-	! kill -0 "$pid" 2>/dev/null || false
+	wait_gone "$pid" 5
 	pid=
 }
 

@@ -27,7 +27,7 @@ stuck_start() {
 	t0=$(date +%s%N)
 	bg start env CRAC_TEST_SLOW_FS="$1:600000" "$CRAC" start --image "$T/img" --timeout 1s \
 		--checkpoint-on-ready -- "$SERVER" "$T/d" 100
-	for _ in $(seq 400); do grep -q "cold" "$T/start.err" 2>/dev/null && break; sleep 0.05; done
+	wait_line "$T/start.err" "cold" 20
 	ms=$((($(date +%s%N) - t0) / 1000000))
 	cat "$T/start.err"
 	echo "($ms ms)"

@@ -32,9 +32,7 @@ teardown() {
 
 @test "a timer on the process's CPU time comes back (the kernel shows its clock as -6, not 2)" {
 	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
+		close_fds
 		POSIX_TIMERS_WAIT_S=10 exec timeout 60 "$CRAC" run --checkpoint-to "$T/img" --checkpoint-on SIGUSR1 -- \
 			"$CRAC_BUILD_DIR/tests/posix_timers" --cpu-timer
 	) </dev/null >"$T/run.out" 2>&1 || true
@@ -76,9 +74,7 @@ teardown() {
 @test "a thousand POSIX timers come back, each with its own time left" {
 	# more than a fixed table of 64 and than 64 KiB of /proc/self/timers
 	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
+		close_fds
 		exec timeout 60 "$CRAC" run --checkpoint-to "$T/img" --checkpoint-on SIGUSR1 -- \
 			"$CRAC_BUILD_DIR/tests/posix_timers" --many 1000
 	) </dev/null >"$T/run.out" 2>&1 || true
@@ -94,9 +90,7 @@ teardown() {
 
 @test "a restore under a RLIMIT_SIGPENDING too low for the image's timers says so" {
 	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
+		close_fds
 		exec timeout 60 "$CRAC" run --checkpoint-to "$T/img" --checkpoint-on SIGUSR1 -- \
 			"$CRAC_BUILD_DIR/tests/posix_timers" --many 1000
 	) </dev/null >"$T/run.out" 2>&1 || true

@@ -97,9 +97,7 @@ teardown() { start_teardown; }
 	# fd 5: a pipe to another process, which the image cannot carry
 	exec 5> >(cat >/dev/null)
 	(
-		for fd in $(ls /proc/$BASHPID/fd); do
-			[ "$fd" -gt 2 ] && [ "$fd" != 5 ] && eval "exec $fd>&-"
-		done
+		close_fds 5
 		exec "$CRAC" run --checkpoint-after 200ms --checkpoint-to "$T/img" -- "$SERVER" "$T/d" \
 			</dev/null >"$T/run.out" 2>"$T/run.err"
 	) &

@@ -8,6 +8,7 @@
  * "FAIL: ..." and exit 1 otherwise.
  */
 #include <crac.h>
+#include "image_ckpt.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -24,12 +25,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	memset(p, 0x5a, 1 << 20);
-	struct crac_options o;
-	crac_options_init(&o);
-	o.engine = "image";
-	o.image_dir = argv[1];
 	crac_report *rep = NULL;
-	int rc = crac_checkpoint_restore(&o, &rep);
+	int rc = image_try(argv[1], 0, &rep);
 	if (rc >= 0 && rc != CRAC_ABORTED) {
 		printf("FAIL: checkpoint returned %d\n", rc);
 		return 1;

@@ -20,6 +20,7 @@
 #include <crac.h>
 
 #include "fnv.h"
+#include "image_ckpt.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -63,19 +64,7 @@ int main(int argc, char **argv)
 	printf("before: checksum=%016llx regions=%zu\n", (unsigned long long)before, n_regions);
 	fflush(stdout);
 
-	struct crac_options o;
-	crac_options_init(&o);
-	o.engine = "image";
-	o.image_dir = argv[1];
-	crac_report *rep = NULL;
-	int rc = crac_checkpoint_restore(&o, &rep);
-	if (rc != CRAC_RESTORED) {
-		printf("FAIL: crac_checkpoint_restore returned %d\n", rc);
-		if (rep)
-			crac_report_print(rep, stdout);
-		return 1;
-	}
-	crac_report_free(rep);
+	image_restored(argv[1]);
 
 	uint64_t now = checksum();
 	printf("restored: checksum=%016llx\n", (unsigned long long)now);

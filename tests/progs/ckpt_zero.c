@@ -23,6 +23,7 @@
 #include <crac.h>
 
 #include "fnv.h"
+#include "image_ckpt.h"
 
 #include <fcntl.h>
 #include <stdint.h>
@@ -118,19 +119,7 @@ int main(int argc, char **argv)
 	printf("before: heap=%016llx file=%016llx\n", (unsigned long long)h, (unsigned long long)f);
 	fflush(stdout);
 
-	struct crac_options o;
-	crac_options_init(&o);
-	o.engine = "image";
-	o.image_dir = argv[1];
-	crac_report *rep = NULL;
-	int rc = crac_checkpoint_restore(&o, &rep);
-	if (rc != CRAC_RESTORED) {
-		printf("FAIL: crac_checkpoint_restore returned %d\n", rc);
-		if (rep)
-			crac_report_print(rep, stdout);
-		return 1;
-	}
-	crac_report_free(rep);
+	image_restored(argv[1]);
 
 	printf("restored: heap=%016llx file=%016llx\n", (unsigned long long)fnv(FNV_START, heap, heap_len),
 	       (unsigned long long)fnv(FNV_START, fmap, FILE_PAGES * PG));

@@ -58,6 +58,7 @@
  *             to be done: the range must be unmapped by then
  */
 #include <crac.h>
+#include "image_ckpt.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -435,12 +436,8 @@ int main(int argc, char **argv)
 
 	struct crac_resource_def def = { .name = "lazy-test", .after_restore = after };
 	crac_register(NULL, &def, NULL);
-	struct crac_options o;
-	crac_options_init(&o);
-	o.engine = "image";
-	o.image_dir = argv[1];
 	crac_report *rep = NULL;
-	int rc = crac_checkpoint_restore(&o, &rep);
+	int rc = image_try(argv[1], 0, &rep);
 	if (rc != CRAC_RESTORED) {
 		if (rc != CRAC_CONTINUED && rep)
 			crac_report_print(rep, stderr);

@@ -21,6 +21,7 @@
  *       ends unknown: WHY   when they cannot be read (not root)
  */
 #include <crac.h>
+#include "image_ckpt.h"
 
 #include <fcntl.h>
 #include <stdint.h>
@@ -191,12 +192,8 @@ int main(int argc, char **argv)
 	printf("big=%p len=%lu\n", (void *)big, BIG_LEN);
 	fflush(stdout);
 
-	struct crac_options o;
-	crac_options_init(&o);
-	o.engine = "image";
-	o.image_dir = argv[1];
 	crac_report *rep = NULL;
-	int rc = crac_checkpoint_restore(&o, &rep);
+	int rc = image_try(argv[1], 0, &rep);
 	if (rc != CRAC_RESTORED) {
 		if (rc != CRAC_CONTINUED && rep)
 			crac_report_print(rep, stderr);

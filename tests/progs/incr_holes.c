@@ -82,14 +82,7 @@ static int verify(void)
 /* Checkpoints into DIR/x; returns only in the process that goes on. */
 static void checkpoint(const char *dir, const char *x)
 {
-	char path[4096];
-
-	snprintf(path, sizeof(path), "%s/%s", dir, x);
-	snprintf(name, sizeof(name), "%s", x);
-	if (image_checkpoint(path, CRAC_KEEP_RUNNING) == CRAC_RESTORED)
-		exit(verify());
-	if (verify() != 0)   /* the process that goes on holds the same */
-		exit(1);
+	image_round(dir, x, name, sizeof(name), verify, true);
 }
 
 int main(int argc, char **argv)

@@ -85,12 +85,7 @@ static bool has(const uint64_t *v, size_t n, uint64_t a)
 /* Checkpoints into DIR/x; returns only in the process that goes on. */
 static void checkpoint(const char *dir, const char *x)
 {
-	char path[4096];
-
-	snprintf(path, sizeof(path), "%s/%s", dir, x);
-	snprintf(name, sizeof(name), "%s", x);
-	if (image_checkpoint(path, CRAC_KEEP_RUNNING) == CRAC_RESTORED)
-		exit(verify());
+	image_round(dir, x, name, sizeof(name), verify, false);
 }
 
 int main(int argc, char **argv)

@@ -48,6 +48,7 @@
  */
 #include <crac.h>
 #include "image_ckpt.h"
+#include "page_pattern.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -69,40 +70,6 @@
 
 static unsigned char *a, *b, *c, *d, *e, *g, *h, *n, *q, *t, *u;
 
-static void fill(unsigned char *m, size_t p, int pat)
-{
-	uint64_t *w = (uint64_t *)(m + p * PG);
-	for (size_t i = 0; i < PG / 8; i++)
-		w[i] = ((uint64_t)pat << 56) ^ (p << 20) ^ (i * 0x9e3779b97f4a7c15ull);
-}
-
-/* pattern 0: zeros */
-static int check(const char *name, const unsigned char *m, size_t p, int pat)
-{
-	const uint64_t *w = (const uint64_t *)(m + p * PG);
-	for (size_t i = 0; i < PG / 8; i++) {
-		uint64_t want = pat ? ((uint64_t)pat << 56) ^ (p << 20) ^ (i * 0x9e3779b97f4a7c15ull) : 0;
-		if (w[i] != want) {
-			printf("FAIL: %s page %zu word %zu: %#llx, want %#llx (pattern %d)\n", name, p, i,
-			       (unsigned long long)w[i], (unsigned long long)want, pat);
-			return 1;
-		}
-	}
-	return 0;
-}
-
-static unsigned char *map(size_t len, int pat)
-{
-	unsigned char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (m == MAP_FAILED) {
-		perror("mmap");
-		exit(1);
-	}
-	for (size_t p = 0; p < len / PG; p++)
-		fill(m, p, pat);
-	return m;
-}
-
 static int checkpoint(const char *dir, bool keep)
 {
 	return image_checkpoint(dir, (keep ? CRAC_KEEP_RUNNING : 0u));
@@ -112,31 +79,31 @@ static int verify(void)
 {
 	int bad = 0;
 	for (size_t p = 0; p < 4 * MIB / PG; p++) {
-		bad |= check("a (b moved there)", a, p, 2);
-		bad |= check("b (mapped anew)", b, p, 0);
+		bad |= pattern_check("a (b moved there)", a, p, 2);
+		bad |= pattern_check("b (mapped anew)", b, p, 0);
 	}
 	for (size_t p = 0; p < 2 * MIB / PG; p++)
-		bad |= check("c (grown)", c, p, p < MIB / PG ? 3 : p == MIB / PG ? 7 : 0);
+		bad |= pattern_check("c (grown)", c, p, p < MIB / PG ? 3 : p == MIB / PG ? 7 : 0);
 	for (size_t p = 0; p < MIB / PG; p++) {
-		bad |= check("d (moved away, kept mapped)", d, p, 0);
-		bad |= check("e (d moved there)", e, p, 4);
-		bad |= check("h (mapped anew)", h, p, p % 2 ? 0 : 9);
+		bad |= pattern_check("d (moved away, kept mapped)", d, p, 0);
+		bad |= pattern_check("e (d moved there)", e, p, 4);
+		bad |= pattern_check("h (mapped anew)", h, p, p % 2 ? 0 : 9);
 	}
 	for (size_t p = 0; p < 2 * MIB / PG; p++)
-		bad |= check("g (moved away and back)", g, p, 6);
+		bad |= pattern_check("g (moved away and back)", g, p, 6);
 	if (mprotect(q, MIB, PROT_READ) < 0) {
 		perror("mprotect q");
 		return 1;
 	}
 	for (size_t p = 0; p < MIB / PG; p++) {
-		bad |= check("n (protection changed, then written)", n, p, p % 2 ? 10 : 11);
-		bad |= check("q (PROT_NONE)", q, p, 12);
+		bad |= pattern_check("n (protection changed, then written)", n, p, p % 2 ? 10 : 11);
+		bad |= pattern_check("q (PROT_NONE)", q, p, 12);
 	}
 	mprotect(q, MIB, PROT_NONE);
 	for (size_t p = 0; p < 4 * MIB / PG; p++)
-		bad |= check("t (huge pages)", t, p, p % 512 == 256 ? 14 : 13);
+		bad |= pattern_check("t (huge pages)", t, p, p % 512 == 256 ? 14 : 13);
 	for (size_t p = 0; p < MIB / PG; p++)
-		bad |= check("u (written by the kernel)", u, p, p < 4 || p == 10 ? 16 : 15);
+		bad |= pattern_check("u (written by the kernel)", u, p, p < 4 || p == 10 ? 16 : 15);
 	if (!bad)
 		printf("ok remap\n");
 	return bad;
@@ -162,14 +129,14 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IONBF, 0);
-	a = map(4 * MIB, 1);
-	b = map(4 * MIB, 2);
-	c = map(2 * MIB, 3);
-	d = map(MIB, 4);
-	g = map(2 * MIB, 6);
-	h = map(MIB, 8);
-	n = map(MIB, 10);
-	q = map(MIB, 12);
+	a = pattern_map(4 * MIB, 1);
+	b = pattern_map(4 * MIB, 2);
+	c = pattern_map(2 * MIB, 3);
+	d = pattern_map(MIB, 4);
+	g = pattern_map(2 * MIB, 6);
+	h = pattern_map(MIB, 8);
+	n = pattern_map(MIB, 10);
+	q = pattern_map(MIB, 12);
 	/* t: 4 MiB at a 2 MiB boundary, in huge pages where the kernel gives them */
 	unsigned char *room = mmap(NULL, 6 * MIB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (room == MAP_FAILED) {
@@ -178,9 +145,9 @@ int main(int argc, char **argv)
 	}
 	t = (unsigned char *)(((uintptr_t)room + 2 * MIB - 1) & ~(2 * MIB - 1));
 	madvise(t, 4 * MIB, MADV_HUGEPAGE);
-	u = map(MIB, 15);
+	u = pattern_map(MIB, 15);
 	for (size_t p = 0; p < 4 * MIB / PG; p++)
-		fill(t, p, 13);
+		pattern_fill(t, p, 13);
 
 	struct crac_resource_def def = { .name = "remap", .after_restore = after };
 	crac_register(NULL, &def, NULL);
@@ -214,7 +181,7 @@ int main(int argc, char **argv)
 		perror("mremap c");
 		return 1;
 	}
-	fill(c, MIB / PG, 7);
+	pattern_fill(c, MIB / PG, 7);
 	/* d moved, its range kept (reads zeros) */
 	e = mremap(d, MIB, MIB, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, NULL);
 	if (e == MAP_FAILED) {
@@ -235,7 +202,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	for (size_t p = 0; p < MIB / PG; p += 2)
-		fill(h, p, 9);
+		pattern_fill(h, p, 9);
 	/* n: protection round trip, then written; q: no access */
 	if (mprotect(n, MIB, PROT_NONE) < 0 || mprotect(n, MIB, PROT_READ | PROT_WRITE) < 0 ||
 	    mprotect(q, MIB, PROT_NONE) < 0) {
@@ -243,15 +210,15 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	for (size_t p = 0; p < MIB / PG; p += 2)
-		fill(n, p, 11);
+		pattern_fill(n, p, 11);
 	for (size_t p = 256; p < 4 * MIB / PG; p += 512)
-		fill(t, p, 14);
+		pattern_fill(t, p, 14);
 	/* u: written by the kernel on our behalf. (Restored lazily, its pages
 	 * are read first: a write through /proc/self/mem or process_vm_writev
 	 * cannot wait for the lazy loader, the kernel fails it with EIO.) */
 	for (size_t p = 0; into[0] && p < 11; p++)
 		(void)*(volatile unsigned char *)(u + p * PG);
-	unsigned char *src = map(11 * PG, 16);
+	unsigned char *src = pattern_map(11 * PG, 16);
 	int mem = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
 	struct iovec li = { src + 10 * PG, PG }, ri = { u + 10 * PG, PG };
 	if (mem < 0 || pwrite(mem, src, 4 * PG, (off_t)(uintptr_t)u) != (ssize_t)(4 * PG) ||

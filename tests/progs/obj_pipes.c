@@ -22,6 +22,7 @@
  * then fails: the report is printed and the program exits 3.
  */
 #include <crac.h>
+#include "image_ckpt.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -135,12 +136,8 @@ int main(int argc, char **argv)
 			return 1;
 	}
 
-	struct crac_options o;
-	crac_options_init(&o);
-	o.engine = "image";
-	o.image_dir = argv[1];
 	crac_report *rep = NULL;
-	int rc = crac_checkpoint_restore(&o, &rep);
+	int rc = image_try(argv[1], 0, &rep);
 	if (child > 0) {
 		kill(child, SIGKILL);
 		waitpid(child, NULL, 0);

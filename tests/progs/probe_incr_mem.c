@@ -46,6 +46,7 @@
  */
 #include <crac.h>
 #include "image_ckpt.h"
+#include "page_pattern.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -61,45 +62,7 @@
 
 static unsigned char *f, *k, *s, *m, *r, *w, *z, *x, *y;
 
-static uint64_t word(int pat, size_t p, size_t i)
-{
-	return pat ? ((uint64_t)pat << 56) ^ (p << 20) ^ (i * 0x9e3779b97f4a7c15ull) : 0;
-}
-
-static void fill(unsigned char *at, size_t p, int pat)
-{
-	uint64_t *q = (uint64_t *)(at + p * PG);
-	for (size_t i = 0; i < PG / 8; i++)
-		q[i] = word(pat, p, i);
-}
-
 /* 1 if page p of `at` does not hold pattern pat (said on stdout, with a name) */
-static int check(const char *name, const unsigned char *at, size_t p, int pat)
-{
-	const uint64_t *q = (const uint64_t *)(at + p * PG);
-	for (size_t i = 0; i < PG / 8; i++) {
-		if (q[i] != word(pat, p, i)) {
-			if (name)
-				printf("FAIL: %s page %zu word %zu: %#llx, want %#llx (pattern %d)\n", name, p, i,
-			       (unsigned long long)q[i], (unsigned long long)word(pat, p, i), pat);
-			return 1;
-		}
-	}
-	return 0;
-}
-
-static unsigned char *anon(size_t len, int pat)
-{
-	unsigned char *at = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (at == MAP_FAILED) {
-		perror("mmap");
-		exit(1);
-	}
-	for (size_t p = 0; p < len / PG; p++)
-		fill(at, p, pat);
-	return at;
-}
-
 static void die(const char *what)
 {
 	printf("FAIL: %s\n", what);
@@ -111,7 +74,7 @@ static char scratch[4096];   /* FILE's path */
 static void build(const char *file)
 {
 	int fd = open(file, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	unsigned char *tmp = anon(MIB, 20);
+	unsigned char *tmp = pattern_map(MIB, 20);
 	if (fd < 0 || write(fd, tmp, MIB) != (ssize_t)MIB)
 		die("cannot write the scratch file");
 	munmap(tmp, MIB);
@@ -121,22 +84,22 @@ static void build(const char *file)
 	if (f == MAP_FAILED)
 		die("cannot map the scratch file");
 	for (size_t p = 0; p < MIB / PG; p += 2)
-		fill(f, p, 21);
+		pattern_fill(f, p, 21);
 
 	k = sbrk(0);
 	if (k == (void *)-1 || sbrk((intptr_t)MIB) != k)
 		die("sbrk");
 	for (size_t p = 0; p < MIB / PG; p++)
-		fill(k, p, 22);
+		pattern_fill(k, p, 22);
 
-	s = anon(2 * MIB, 24);
-	m = anon(MIB, 25);
-	r = anon(MIB, 27);
+	s = pattern_map(2 * MIB, 24);
+	m = pattern_map(MIB, 25);
+	r = pattern_map(MIB, 27);
 	mprotect(r, MIB, PROT_NONE);
-	w = anon(MIB, 29);
-	z = anon(MIB, 30);
-	x = anon(MIB, 32);
-	y = anon(MIB, 34);
+	w = pattern_map(MIB, 29);
+	z = pattern_map(MIB, 30);
+	x = pattern_map(MIB, 32);
+	y = pattern_map(MIB, 34);
 }
 
 static void change(void)
@@ -145,7 +108,7 @@ static void change(void)
 
 	if (sbrk(-(intptr_t)(MIB / 2)) == (void *)-1 || sbrk((intptr_t)(MIB / 2)) == (void *)-1)
 		die("sbrk shrink/grow");
-	fill(k, 192, 23);
+	pattern_fill(k, 192, 23);
 
 	if (mremap(s, 2 * MIB, MIB, 0) != s || mremap(s, MIB, 2 * MIB, 0) != s)
 		die("mremap s in place (the room after it taken?)");
@@ -154,11 +117,11 @@ static void change(void)
 	if (moved == MAP_FAILED)
 		die("mremap m");
 	m = moved;
-	fill(m, 300, 26);
+	pattern_fill(m, 300, 26);
 
 	mprotect(r, MIB, PROT_READ | PROT_WRITE);
 	for (size_t p = 0; p < 16; p++)
-		fill(r, p, 28);
+		pattern_fill(r, p, 28);
 	madvise(r + 16 * PG, 16 * PG, MADV_DONTNEED);
 	mprotect(r, MIB, PROT_NONE);
 
@@ -169,11 +132,11 @@ static void change(void)
 
 	madvise(z, MIB, MADV_FREE);
 	for (size_t p = 0; p < MIB / PG; p += 3)
-		fill(z, p, 31);
+		pattern_fill(z, p, 31);
 
 	mprotect(x + 5 * PG, 32 * PG, PROT_READ);
 	madvise(x + 2 * PG, PG, MADV_DONTNEED);
-	fill(x, 40, 33);
+	pattern_fill(x, 40, 33);
 
 	int fd = open(scratch, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || mmap(y + 6 * PG, 4 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, 6 * PG) != y + 6 * PG)
@@ -181,39 +144,40 @@ static void change(void)
 	close(fd);
 	if (mmap(y + 12 * PG, 2 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != y + 12 * PG)
 		die("mmap anew over y");
-	fill(y, 12, 35);
-	fill(y, 13, 35);
+	pattern_fill(y, 12, 35);
+	pattern_fill(y, 13, 35);
 }
 
 static int verify(void)
 {
 	int bad = 0;
 	for (size_t p = 0; p < MIB / PG; p++)
-		bad |= check("f (private file mapping, dropped pages read the file)", f, p, p < 8 || p % 2 ? 20 : 21);
+		bad |= pattern_check("f (private file mapping, dropped pages read the file)", f, p,
+				     p < 8 || p % 2 ? 20 : 21);
 	for (size_t p = 0; p < MIB / PG; p++)
-		bad |= check("k (brk heap shrunk and grown)", k, p, p < 128 ? 22 : p == 192 ? 23 : 0);
+		bad |= pattern_check("k (brk heap shrunk and grown)", k, p, p < 128 ? 22 : p == 192 ? 23 : 0);
 	for (size_t p = 0; p < 2 * MIB / PG; p++)
-		bad |= check("s (shrunk and grown in place)", s, p, p < 256 ? 24 : 0);
+		bad |= pattern_check("s (shrunk and grown in place)", s, p, p < 256 ? 24 : 0);
 	for (size_t p = 0; p < 3 * MIB / PG; p++)
-		bad |= check("m (grown, may have moved)", m, p, p < 256 ? 25 : p == 300 ? 26 : 0);
+		bad |= pattern_check("m (grown, may have moved)", m, p, p < 256 ? 25 : p == 300 ? 26 : 0);
 	mprotect(r, MIB, PROT_READ);
 	for (size_t p = 0; p < MIB / PG; p++)
-		bad |= check("r (PROT_NONE at the parent, then written)", r, p, p < 16 ? 28 : p < 32 ? 0 : 27);
+		bad |= pattern_check("r (PROT_NONE at the parent, then written)", r, p, p < 16 ? 28 : p < 32 ? 0 : 27);
 	for (size_t p = 0; p < MIB / PG; p++)
-		bad |= check("w (read-only, dropped while writable)", w, p, p >= 100 && p < 132 ? 0 : 29);
+		bad |= pattern_check("w (read-only, dropped while writable)", w, p, p >= 100 && p < 132 ? 0 : 29);
 	for (size_t p = 0; p < MIB / PG; p += 3)
-		bad |= check("z (MADV_FREE, then written)", z, p, 31);
+		bad |= pattern_check("z (MADV_FREE, then written)", z, p, 31);
 	for (size_t p = 1; p < MIB / PG; p++) {
-		if (p % 3 && check(NULL, z, p, 30) && check(NULL, z, p, 0)) {
+		if (p % 3 && pattern_check(NULL, z, p, 30) && pattern_check(NULL, z, p, 0)) {
 			printf("FAIL: z (MADV_FREE) page %zu holds neither its bytes nor zeros\n", p);
 			bad = 1;
 		}
 	}
 	for (size_t p = 0; p < MIB / PG; p++)
-		bad |= check("x (split by mprotect)", x, p, p == 2 ? 0 : p == 40 ? 33 : 32);
+		bad |= pattern_check("x (split by mprotect)", x, p, p == 2 ? 0 : p == 40 ? 33 : 32);
 	for (size_t p = 0; p < MIB / PG; p++)
-		bad |= check("y (file and anonymous mappings over its middle)", y, p,
-			     p >= 6 && p < 10 ? 20 : p == 12 || p == 13 ? 35 : 34);
+		bad |= pattern_check("y (file and anonymous mappings over its middle)", y, p,
+				     p >= 6 && p < 10 ? 20 : p == 12 || p == 13 ? 35 : 34);
 	if (!bad)
 		printf("ok mem\n");
 	return bad;

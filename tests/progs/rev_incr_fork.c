@@ -60,14 +60,7 @@ static int verify(void)
 
 static void checkpoint(const char *dir, const char *x)
 {
-	char path[4096];
-
-	snprintf(path, sizeof(path), "%s/%s", dir, x);
-	snprintf(name, sizeof(name), "%s", x);
-	if (image_checkpoint(path, CRAC_KEEP_RUNNING) == CRAC_RESTORED)
-		exit(verify());
-	if (verify() != 0)
-		exit(1);
+	image_round(dir, x, name, sizeof(name), verify, true);
 }
 
 static uint64_t *map_aligned(int advice)
