@@ -14,10 +14,7 @@ load common
 load stuck_common
 
 setup() {
-	common_setup fsstuck --open --control CRAC_IMAGE_SYNC_HELPER CRAC_IMAGE_INCREMENTAL \
-		CRAC_TEST_SLOW_SYNC_MS CRAC_TEST_SYNC_GRACE_MS CRAC_TEST_SLOW_FS
-	PROG="$CRAC_BUILD_DIR/tests/ctlprog"
-	require_image_engine
+	stuck_setup fsstuck
 }
 
 teardown() {

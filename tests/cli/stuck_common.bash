@@ -45,3 +45,14 @@ runs_on() {
 	[ "$status" -eq 0 ]
 	[ -z "$(ps -o pid= --ppid "$pid")" ]
 }
+
+# stuck_setup NAME: the setup of a test of a file system that does not
+# answer (robust_fs_stuck.bats, bound_tmp.bats): common_setup NAME with the
+# control endpoint and the variables that slow or shorten it unset, $PROG
+# ctlprog, the image engine required.
+stuck_setup() {
+	common_setup "$1" --open --control CRAC_IMAGE_SYNC_HELPER CRAC_IMAGE_INCREMENTAL \
+		CRAC_TEST_SLOW_SYNC_MS CRAC_TEST_SYNC_GRACE_MS CRAC_TEST_SLOW_FS
+	PROG="$CRAC_BUILD_DIR/tests/ctlprog"
+	require_image_engine
+}
