@@ -1493,7 +1493,11 @@ static int criu_image_ok(const char *dir, const char *name, uint32_t m0, uint32_
 	head[0] = head[1] = 0;
 	long n = peek("criu-verify", path, (char *)head, want, false, msg, sizeof(msg));
 	if (n == -ETIMEDOUT) {
-		snprintf(why, len, "%s", msg);
+		if (len) {   /* (cut to fit, as snprintf would) */
+			size_t m = strlen(msg) < len ? strlen(msg) : len - 1;
+			memcpy(why, msg, m);
+			why[m] = 0;
+		}
 		return -ETIMEDOUT;
 	}
 	if (n < 0 && n != -EPERM) {
