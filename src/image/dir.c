@@ -2041,22 +2041,18 @@ int crac_img_tmp_name(const char *dir_arg, char *out, size_t len)
 	return 0;
 }
 
-/* XXXXXX at the end of tmp: six random letters and digits. */
+/* XXXXXX at the end of tmp: six random letters and digits (from libcrac's
+ * own generator, crac_random_u64, which never fails). */
 static void tmp_suffix(char *tmp)
 {
 	static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-	unsigned char r[6];
 	size_t n = strlen(tmp);
+	uint64_t r = crac_random_u64();
 
 	if (n < 6)
 		return;
-	if (syscall(SYS_getrandom, r, sizeof(r), 0x1 /* GRND_NONBLOCK */) != (long)sizeof(r)) {
-		uint64_t x = (uint64_t)crac_bounded_mono_ns() ^ ((uint64_t)getpid() << 32);
-		for (int i = 0; i < 6; i++, x = x * 6364136223846793005ull + 1442695040888963407ull)
-			r[i] = (unsigned char)(x >> 56);
-	}
-	for (int i = 0; i < 6; i++)
-		tmp[n - 6 + i] = abc[r[i] % (sizeof(abc) - 1)];
+	for (int i = 0; i < 6; i++, r /= sizeof(abc) - 1)
+		tmp[n - 6 + i] = abc[r % (sizeof(abc) - 1)];
 }
 
 /*
@@ -2225,8 +2221,7 @@ static int dead_lock_wait(struct fsop *op, int rc, int locked_step, int64_t *wai
 	while (rc == -EBUSY && op->step == locked_step && crac_bounded_mono_ns() < until) {
 		struct timespec ts = { 0, DEAD_LOCK_POLL_MS * 1000000L };
 		nanosleep(&ts, NULL);
-		op->step = 0;
-		rc = fsop_bounded(op, waited);
+		rc = fsop_bounded(op, waited);   /* (its step starts at 0 again) */
 	}
 	return rc;
 }
