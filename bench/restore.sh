@@ -68,7 +68,8 @@ trap 'exit 130' INT TERM
 # prints first_ns=N (the same clock image_heap's spawn_ns and cb_ns use).
 cc -O2 -static -nostdlib -fno-stack-protector -fcf-protection=none -DPAGES=0 \
 	-o "$tmp/noop" "$src/bench/static/touch_pages.c"
-# touch: bench/static/touch_pages.c (a static no-op that first touches PAGES fresh pages).
+# touch: bench/static/touch_pages.c (a static no-op that first has POPULATE fresh pages faulted in
+# by the kernel and touches PAGES others).
 # bound FILE MODE: anonymous memory of FILE's size, filled from FILE with
 # 4 MiB preads; MODE 4k, thp (MADV_HUGEPAGE first) or thp-populate (and
 # MADV_POPULATE_WRITE: faulted in by one call, as the loader does); ms=T.
@@ -158,12 +159,15 @@ echo "== floor: static no-op spawn vs restore of a 1 MiB heap" >&2
 "$heap" checkpoint "$tmp/small" 1 1 >/dev/null 2>"$tmp/ck.err" || { cat "$tmp/ck.err" >&2; exit 1; }
 # The bound of the floor: how many pages a restore faults in before its
 # first callback (the crac command, the loader, the restored program), and
-# a static program that only touches that many fresh pages. On a VM with
-# shadow paging the first touch of a page is what a spawn costs.
+# a static program that only faults in that many fresh pages: those the
+# loader's fill takes inside system calls (MADV_POPULATE_WRITE, writes
+# through /proc/self/mem; `--stats`: "page faults filling") with one
+# MADV_POPULATE_WRITE, the rest by touching them. On a VM with shadow
+# paging the first touch of a page is what a spawn costs.
 # The default (`crac restore DIR`) fills an image with under 4 MiB of
 # large mappings eagerly, this one's heap included; `--lazy` leaves the
-# heap to the lazy thread: the bound takes the fewer of the two.
-floor_faults="" floor_faults_def="" floor_faults_lazy=""
+# heap to the lazy thread: the bound takes the one with fewer faults.
+floor_faults="" floor_faults_def="" floor_faults_lazy="" floor_min_mode=""
 for ((i = 0; i < 3; i++)); do
 	for mode in def lazy; do
 		if [ "$mode" = def ]; then
@@ -179,12 +183,24 @@ for ((i = 0; i < 3; i++)); do
 		fi
 		if [ -z "$floor_faults" ] || [ "$f" -lt "$floor_faults" ]; then
 			floor_faults=$f
+			floor_min_mode=$mode
 		fi
 	done
 done
+# fill_faults FILE: the loader's "N page faults filling" in a --stats output
+fill_faults() { sed -n 's/^crac: loader: .*; \([0-9]*\) page faults filling.*/\1/p' "$1" | head -n 1; }
+floor_fill="" floor_user=""
 if [ -n "$floor_faults" ]; then
-	cc -O2 -static -nostdlib -fno-stack-protector -fcf-protection=none -DPAGES="$floor_faults" \
-		-o "$tmp/touch" "$src/bench/static/touch_pages.c" || floor_faults=""
+	if [ "$floor_min_mode" = def ]; then
+		"$heap" spawn "$crac" restore --stats "$tmp/small" >/dev/null 2>"$tmp/floor.fill" || true
+	else
+		"$heap" spawn "$crac" restore --stats --lazy "$tmp/small" >/dev/null 2>"$tmp/floor.fill" || true
+	fi
+	floor_fill=$(fill_faults "$tmp/floor.fill")
+	[ -n "$floor_fill" ] && [ "$floor_fill" -le "$floor_faults" ] || floor_fill=0
+	floor_user=$((floor_faults - floor_fill))
+	cc -O2 -static -nostdlib -fno-stack-protector -fcf-protection=none -DPAGES="$floor_user" \
+		-DPOPULATE="$floor_fill" -o "$tmp/touch" "$src/bench/static/touch_pages.c" || floor_faults=""
 fi
 for f in t_noop t_touch r_crac r_crac_lazy r_loader r_crac_eager r_loader_eager; do : >"$tmp/$f"; done
 for ((i = 0; i <= reps; i++)); do
@@ -283,7 +299,7 @@ else
 	py_mib=$(du -sk "$tmp/py.img" | awk '{ printf "%.1f", $1 / 1024 }')
 	# The bound of the python3 restore: the page faults of `crac restore
 	# DIR` from the exec of crac to the answer (the fewest of three runs),
-	# and the static binary that touches that many fresh pages, timed in
+	# and the static binary that faults in that many fresh pages, timed in
 	# the loop below with the restores.
 	for ((i = 0; i < 3; i++)); do
 		t=$("$py" "$tmp/drive.py" "$expect" "$tmp/py.err" "$crac" restore "$tmp/py.img") || continue
@@ -293,10 +309,6 @@ else
 			py_faults=$f
 		fi
 	done
-	if [ -n "$py_faults" ]; then
-		cc -O2 -static -nostdlib -fno-stack-protector -fcf-protection=none -DPAGES="$py_faults" \
-			-o "$tmp/touch_py" "$src/bench/static/touch_pages.c" || py_faults=""
-	fi
 	# The bound of the loader: the pages it fills before the jump (--stats:
 	# "fill T ms (M MiB"), each a first write on this VM, and a static
 	# binary that only writes that many fresh pages, timed in the loop below.
@@ -306,6 +318,17 @@ else
 		fill_pages=$(awk -v m="$fill_mib" 'BEGIN { printf "%d", m * 1048576 / 4096 + 0.5 }')
 		[ "$fill_pages" -gt 0 ] && cc -O2 -static -nostdlib -fno-stack-protector -fcf-protection=none \
 			-DPAGES="$fill_pages" -o "$tmp/touch_fill" "$src/bench/static/touch_pages.c" || fill_pages=""
+	fi
+	# Of the restore's faults, those its fill takes inside system calls
+	# (the same --stats run): the bound has the kernel fault in as many
+	# with one MADV_POPULATE_WRITE and touches the rest.
+	py_fill=""
+	if [ -n "$py_faults" ]; then
+		py_fill=$(fill_faults "$tmp/py.fillstats")
+		[ -n "$py_fill" ] && [ "$py_fill" -le "$py_faults" ] || py_fill=0
+		py_user=$((py_faults - py_fill))
+		cc -O2 -static -nostdlib -fno-stack-protector -fcf-protection=none -DPAGES="$py_user" \
+			-DPOPULATE="$py_fill" -o "$tmp/touch_py" "$src/bench/static/touch_pages.c" || py_faults=""
 	fi
 	for ((i = 0; i <= reps; i++)); do
 		d=""
@@ -384,7 +407,7 @@ tables() {
 	echo "|---|---|---|"
 	echo "| static no-op binary, to its first instruction | $(stat3 "$tmp/t_noop") | 1 |"
 	[ -z "$floor_faults" ] ||
-		echo "| bound: a static binary that touches $floor_faults fresh pages (the fewest page faults of \`crac restore DIR\` or \`crac restore --lazy DIR\` up to its first callback), to its end | $(stat3 "$tmp/t_touch") | $(ratio "$tmp/t_touch" "$tmp/t_noop") |"
+		echo "| bound: a static binary that faults in $floor_faults fresh pages (the fewest page faults of \`crac restore DIR\` or \`crac restore --lazy DIR\` up to its first callback: $floor_fill by one MADV_POPULATE_WRITE, as many as the loader's fill takes inside system calls, and $floor_user by touching them), to its end | $(stat3 "$tmp/t_touch") | $(ratio "$tmp/t_touch" "$tmp/t_noop") |"
 	echo "| \`crac restore DIR\` (one exec: the crac command is the loader), to the first callback | $(stat3 "$tmp/r_crac") | $(ratio "$tmp/r_crac" "$tmp/t_noop") |"
 	echo "| \`crac restore --lazy DIR\` (the heap left to the lazy thread) | $(stat3 "$tmp/r_crac_lazy") | $(ratio "$tmp/r_crac_lazy" "$tmp/t_noop") |"
 	echo "| \`crac-cli restore DIR\` (two execs: the tool, then the loader), to the first callback | $(stat3 "$tmp/r_loader") | $(ratio "$tmp/r_loader" "$tmp/t_noop") |"
@@ -404,12 +427,12 @@ tables() {
 	echo "| \`crac restore --populate DIR\` (eager) | $(stat3 "$tmp/py_eager") | $(ratio "$tmp/py_eager" "$tmp/py_cold") | $(med "$tmp/py_eager_faults") |"
 	echo "| \`crac-cli restore DIR\` (lazy, two execs: the tool, then the loader) | $(stat3 "$tmp/py_loader") | $(ratio "$tmp/py_loader" "$tmp/py_cold") | $(med "$tmp/py_loader_faults") |"
 	[ -z "$py_faults" ] ||
-		echo "| bound: a static binary that touches $py_faults fresh pages (the fewest page faults of \`crac restore DIR\` to the answer in three runs), to its end | $(stat3 "$tmp/py_touch") | $(ratio "$tmp/py_touch" "$tmp/py_cold") | $py_faults |"
+		echo "| bound: a static binary that faults in $py_faults fresh pages (the fewest page faults of \`crac restore DIR\` to the answer in three runs: $py_fill by one MADV_POPULATE_WRITE, as many as the loader's fill takes inside system calls, and $py_user by touching them), to its end | $(stat3 "$tmp/py_touch") | $(ratio "$tmp/py_touch" "$tmp/py_cold") | $py_faults |"
 	[ -z "$fill_pages" ] ||
 		echo "| bound for the loader: a static binary that writes $fill_pages fresh pages (the $fill_mib MiB the loader fills before the jump, \`--stats\`), spawn to its end | $(stat3 "$tmp/py_fill_touch") | $(ratio "$tmp/py_fill_touch" "$tmp/py_cold") | $fill_pages |"
 	echo
 	[ -z "$py_faults" ] ||
-		{ echo "python3 restore: $(med1 "$tmp/py_lazy") ms; bound from its $py_faults page touches: $(med1 "$tmp/py_touch") ms ($(ratio "$tmp/py_lazy" "$tmp/py_touch")× the bound)."; echo; }
+		{ echo "python3 restore: $(med1 "$tmp/py_lazy") ms; bound from its $py_faults page faults: $(med1 "$tmp/py_touch") ms ($(ratio "$tmp/py_lazy" "$tmp/py_touch")× the bound)."; echo; }
 	echo "Page faults: minor + major of the spawned process and all its threads from the fork to the answer (/proc/PID/stat read when the answer arrives): for a restore, the crac command, the loader (the pages it fills count, as it faults them in with MADV_POPULATE_WRITE) and the restored program. A fault the lazy thread serves counts once (one minor fault of the thread that took it), though it loads up to 64 KiB around it (and the rest of its chunk after); the pages the lazy thread installs ahead of the program (UFFDIO_COPY) are not faults and are not in the count."
 	echo
 	echo "Loader, one lazy run (\`--stats\`): ${py_stats:--}"
@@ -451,19 +474,19 @@ goals() {
 		echo "- The load: with the load above the cores, each time stretches by the wait for a CPU; every absolute goal above is a quiet-machine figure."
 	fi
 	[ -z "$floor_faults" ] ||
-		echo "- The floor is page faults: \`crac restore --lazy DIR\` of the 1 MiB heap image faults in ${floor_faults_lazy:-?} pages before its first callback (the crac command, the loader, the restored libc, libcrac and stack; getrusage in the callback), \`crac restore DIR\` ${floor_faults_def:-?} (an image with under 4 MiB in its large mappings is filled before the jump, its heap included: the lazy thread's fixed costs and faults would cost the program more than filling it, measured on the zoo's redis, sqlite3 and lua), and a static binary that does nothing but touch the fewer, $floor_faults, fresh pages takes $(med "$tmp/t_touch") ms, $(ratio "$tmp/t_touch" "$tmp/t_noop")× the no-op, in the same run (the first touch of a page is the expensive step on this VM: shadow paging). A restore cannot come within 1.5× of the no-op while it touches this many pages; \`crac restore DIR\` is at $(ratio "$tmp/r_crac" "$tmp/t_touch")× that bound, \`crac restore --lazy DIR\` at $(ratio "$tmp/r_crac_lazy" "$tmp/t_touch")×."
+		echo "- The floor is page faults: \`crac restore --lazy DIR\` of the 1 MiB heap image faults in ${floor_faults_lazy:-?} pages before its first callback (the crac command, the loader, the restored libc, libcrac and stack; getrusage in the callback), \`crac restore DIR\` ${floor_faults_def:-?} (an image with under 4 MiB in its large mappings is filled before the jump, its heap included: the lazy thread's fixed costs and faults would cost the program more than filling it, measured on the zoo's redis, sqlite3 and lua), and a static binary that does nothing but fault in the fewer, $floor_faults, fresh pages takes $(med "$tmp/t_touch") ms, $(ratio "$tmp/t_touch" "$tmp/t_noop")× the no-op, in the same run: $floor_fill of them with one MADV_POPULATE_WRITE, as many as the loader's fill takes inside its system calls (\`--stats\`: \"page faults filling\"; a fault taken by the kernel for a system call costs a fraction of a program's own first touch of a page, the expensive step on this VM: shadow paging), and $floor_user by touching them. A restore cannot come within 1.5× of the no-op while it takes this many faults; \`crac restore DIR\` is at $(ratio "$tmp/r_crac" "$tmp/t_touch")× that bound, \`crac restore --lazy DIR\` at $(ratio "$tmp/r_crac_lazy" "$tmp/t_touch")×."
 	if [ -s "$tmp/small.steps" ]; then
 		spawn_rest=$(awk -v a="$(med "$tmp/r_crac")" -v b="$(step total)" 'BEGIN { printf "%.3f", a - b }')
 		case $spawn_rest in
 		-*) spawn_rest_text="the timed runs took less from their spawn than these --stats runs from the loader's start (--stats slows them, and they are other runs), so the spawn is not split out here" ;;
 		*) spawn_rest_text="the rest, $spawn_rest ms, is the spawn and exec of the crac command up to the loader's first instruction" ;;
 		esac
-		echo "- Where the rest goes (medians of seven \`crac restore --stats\` runs of the same image; --stats itself adds its two lines of output): the loader $(step loader_total) ms from its first instruction (checks $(step checks): the image's header and crc, the owner, the layout, the CPU (each CPUID leaf a trap to the hypervisor here, about 6 µs), the vDSO, the process's limits and the mapped files by stat; the userfaultfd opened, the descriptors checked, the loader's process unmapped and the vDSO moved $(step unmap); one mmap per mapping $(step map); $floor_fill_what copied in $(step fill); $floor_start_what $(step start); the rest, $(awk -v t="$(step loader_total)" -v a="$(step checks)" -v b="$(step unmap)" -v c="$(step map)" -v d="$(step fill)" -v e="$(step start)" 'BEGIN { printf "%.3f", t - a - b - c - d - e }'), the program's descriptors recreated and the --stats line written), then libcrac's restore path $(step threads) ms (the thread's state, signal dispositions, limits, clocks and random) and $(step to_program) ms to the callback; $(step total) ms in all against $(med "$tmp/r_crac") ms from the spawn: $spawn_rest_text (the no-op's whole spawn: $(med "$tmp/t_noop") ms; crac is a static binary of $(du -k "$crac" | cut -f1) KiB). Each step is a few dozen system calls and page faults, none of which is a wait; on this VM a system call costs about 1 µs, and a first touch of a page $( [ -n "$floor_faults" ] && awk -v t="$(med "$tmp/t_touch")" -v n="$(med "$tmp/t_noop")" -v p="$floor_faults" 'BEGIN { if (p > 0) printf "about %.1f µs in this run (the touch bound less the no-op, by page)", (t - n) * 1000 / p; else printf "(not measured)" }' || echo "(not measured)")."
+		echo "- Where the rest goes (medians of seven \`crac restore --stats\` runs of the same image; --stats itself adds its two lines of output): the loader $(step loader_total) ms from its first instruction (checks $(step checks): the image's header and crc, the owner, the layout, the CPU (each CPUID leaf a trap to the hypervisor here, about 6 µs), the vDSO, the process's limits and the mapped files by stat; the userfaultfd opened, the descriptors checked, the loader's process unmapped and the vDSO moved $(step unmap); one mmap per mapping $(step map); $floor_fill_what copied in $(step fill); $floor_start_what $(step start); the rest, $(awk -v t="$(step loader_total)" -v a="$(step checks)" -v b="$(step unmap)" -v c="$(step map)" -v d="$(step fill)" -v e="$(step start)" 'BEGIN { printf "%.3f", t - a - b - c - d - e }'), the program's descriptors recreated and the --stats line written), then libcrac's restore path $(step threads) ms (the thread's state, signal dispositions, limits, clocks and random) and $(step to_program) ms to the callback; $(step total) ms in all against $(med "$tmp/r_crac") ms from the spawn: $spawn_rest_text (the no-op's whole spawn: $(med "$tmp/t_noop") ms; crac is a static binary of $(du -k "$crac" | cut -f1) KiB). Each step is a few dozen system calls and page faults, none of which is a wait; on this VM a system call costs about 1 µs, and a program's first touch of a page $( [ -n "$fill_pages" ] && awk -v t="$(med "$tmp/py_fill_touch")" -v n="$(med "$tmp/t_noop")" -v p="$fill_pages" 'BEGIN { if (p > 0) printf "about %.1f µs in this run (the python3 section's static binary that writes %d fresh pages, less the no-op, by page)", (t - n) * 1000 / p, p; else printf "(not measured)" }' || echo "(not measured)")."
 	fi
 	echo "- \`crac restore DIR\` is one exec: the installed \`crac\` command is the static loader (src/loader/front.c), which goes on as the loader for a plain restore; the \`crac-cli restore\` rows show what the second exec of a dynamically linked tool used to cost (and still costs a restore with --timens or socket activation, which go through the tool)."
 	echo "- The restored program's own dirty file pages (.data, GOT, RELRO of every library: 0.26 MiB for the 1 MiB heap image, 2.3 MiB for python3) must be copied in before it runs: each is a copy-on-write fault on this VM (shadow paging makes the first touch of a page slow), which the loader takes writing them through /proc/self/mem into mappings already at their final protection (no mprotect after); userfaultfd cannot defer them (it serves anonymous memory only)."
 	[ -z "$py_faults" ] ||
-		echo "- python3 restore: $(med1 "$tmp/py_lazy") ms; bound from its $py_faults page touches: $(med1 "$tmp/py_touch") ms. \`crac restore DIR\` of python3 takes $py_faults page faults (fewest of three runs; median $(med "$tmp/py_lazy_faults")) from the exec of crac to the first answer, and a static binary that only touches that many fresh pages takes $(med1 "$tmp/py_touch") ms in the same run: a restore that touches these pages cannot answer sooner; it is at $(ratio "$tmp/py_lazy" "$tmp/py_touch")× that bound."
+		echo "- python3 restore: $(med1 "$tmp/py_lazy") ms; bound from its $py_faults page faults: $(med1 "$tmp/py_touch") ms. \`crac restore DIR\` of python3 takes $py_faults page faults (fewest of three runs; median $(med "$tmp/py_lazy_faults")) from the exec of crac to the first answer. $py_fill of them are the loader's fill, taken by the kernel inside its system calls (MADV_POPULATE_WRITE, the writes through /proc/self/mem), each a fraction of a program's own first touch; $py_user are touches (the crac command's and the loader's own pages, the restored program's, the lazy thread's). A static binary that faults in as many fresh pages the same two ways takes $(med1 "$tmp/py_touch") ms in the same run: a restore that takes these faults cannot answer sooner; it is at $(ratio "$tmp/py_lazy" "$tmp/py_touch")× that bound, and the rest is the steps below, none of them a wait: the crac command's exec, the loader's checks, unmapping and mapping (\`--stats\`), libcrac's restore path (the threads made again), and python3's own first run of the code that answers (its library's code pages mapped anew, the heap pages it reads loaded by the lazy thread). (Until 2026-12 this bound touched all $py_faults pages, and so stood at about 9 ms: it counted the fill's faults at the price of a program's own, which they do not cost.)"
 	[ -z "$fill_pages" ] ||
 		echo "- The loader (python3): ${py_loader:-?} ms in one \`--stats\` run. Its fill step, $(sed -n 's/^crac: loader: .*, fill \([0-9.]*\) ms.*/\1/p' "$tmp/py.fillstats" | head -n 1) ms, writes $fill_mib MiB ($fill_pages pages: the program's dirty file pages and small eager mappings) through /proc/self/mem: the kernel's copy-on-write, cheaper here than a program's own first writes (a static binary that writes $fill_pages fresh pages takes $(med1 "$tmp/py_fill_touch") ms from its spawn in the same run). No bound measured here stands in the way of 5 ms: the rest is the loader's own fixed work (checks: the image, the CPU (CPUID traps to the hypervisor), the vDSO and every mapped file by stat identity; one mmap per mapping; starting the lazy thread), each step in the \`--stats\` line below. $(awk -v a="${py_loader:-99}" 'BEGIN { if (a <= 5) print "Met."; else print "Not met, and not explained by a bound." }')"
 	echo "- After the jump, python3's first answer waits only for the pages it touches that are not loaded yet. The first restore of the image (one of the three that count its page faults, before the timed runs) recorded its working set (\`DIR/working-set\`: the pages it touched in its first 50 ms, in order); each timed restore loads the first 256 of them at once, each page read alone and verified against its recorded crc, while the restore path runs, and more as the program faults on one not loaded yet. Any other page is a fault: the lazy thread reads and verifies its whole chunk (at most 128 KiB in a mapping under 64 MiB, 1 MiB in a larger one), installs the 64 KiB around the fault and wakes the thread, then the rest of the chunk and the prefetch in 64 KiB pieces, a waiting fault first; the pages each restored thread touches first (its stack top and thread block) and small anonymous mappings are installed by the loader before the jump (\`--stats\`: \"threads\" and its steps)."

@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * touch_pages.c - the bound of bench/restore.sh and bench/start.sh: a
- * static binary without libc that writes one byte to each of PAGES fresh
- * anonymous pages, then prints "first_ns=NS" (CLOCK_MONOTONIC) and exits;
- * with PAGES=0 it touches nothing (the static no-op of bench/restore.sh).
+ * static binary without libc that has the kernel fault in POPULATE fresh
+ * anonymous pages with one MADV_POPULATE_WRITE (the faults a restore's
+ * loader takes inside system calls: its fill), writes one byte to each of
+ * PAGES other fresh anonymous pages (the faults of user-mode touches),
+ * then prints "first_ns=NS" (CLOCK_MONOTONIC) and exits; with both 0 it
+ * does nothing (the static no-op of bench/restore.sh).
  * Built by the scripts with
- *   cc -O2 -static -nostdlib -fno-stack-protector -fcf-protection=none -DPAGES=N
+ *   cc -O2 -static -nostdlib -fno-stack-protector -fcf-protection=none -DPAGES=N [-DPOPULATE=F]
  * (not by CMake: bench/*.c are its programs, this folder is not).
  */
 static long sys6(long n, long a, long b, long c, long d, long e, long f)
@@ -16,11 +19,19 @@ static long sys6(long n, long a, long b, long c, long d, long e, long f)
 			 : "rcx", "r11", "memory");
 	return r;
 }
+#ifndef POPULATE
+#define POPULATE 0
+#endif
 __attribute__((force_align_arg_pointer, noreturn)) void _start(void)
 {
 	struct { long s, ns; } t;
 	char buf[48], d[24];
 	int n = 0, k = 0;
+	if (POPULATE > 0) {
+		/* mmap as below, then madvise(MADV_POPULATE_WRITE) */
+		long a = sys6(9, 0, POPULATE * 4096l, 3, 0x22, -1, 0);
+		sys6(28, a, POPULATE * 4096l, 23, 0, 0, 0);
+	}
 	if (PAGES > 0) {   /* PAGES 0: the no-op of bench/restore.sh */
 		/* mmap(NULL, PAGES pages, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS) */
 		volatile char *m = (volatile char *)sys6(9, 0, PAGES * 4096l, 3, 0x22, -1, 0);

@@ -116,3 +116,22 @@ two_cpus() {
 	grep '/proc/self/maps' "$T/trace" || true
 	[ "$(grep -c '"/proc/self/maps"' "$T/trace")" -eq 1 ]
 }
+
+@test "--stats counts the page faults the fill takes (4 KiB pages: one a page filled) and those since the fork" {
+	checkpoint
+	run --separate-stderr clean env CRAC_LOADER_HUGE=off "$CRAC" restore --populate --stats "$T/img" -- read
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok read" ]
+	line=$(echo "$stderr" | grep -E "^crac: loader: .*, fill [0-9.]+ ms \([0-9.]+ MiB, .*; [0-9]+ page faults filling, [0-9]+ since the fork\), start ")
+	mib=$(echo "$line" | sed -n 's/.*, fill [0-9.]* ms (\([0-9.]*\) MiB.*/\1/p')
+	fill=$(echo "$line" | sed -n 's/.*; \([0-9]*\) page faults filling.*/\1/p')
+	all=$(echo "$line" | sed -n 's/.* page faults filling, \([0-9]*\) since the fork.*/\1/p')
+	pages=$(awk -v m="$mib" 'BEGIN { printf "%d", m * 256 }')
+	echo "filled $pages pages, $fill faults filling, $all since the fork"
+	# every 4 KiB page filled is faulted in once (MADV_POPULATE_WRITE or a
+	# write through /proc/self/mem); a few more: the loader's own buffers
+	[ "$fill" -ge "$pages" ]
+	[ "$fill" -le $((pages + pages / 10 + 64)) ]
+	[ "$all" -gt "$fill" ]
+}
