@@ -59,13 +59,6 @@
 /* In libcrac's memory, hence in the image: see image_engine.h. */
 struct img_self crac__img_self;
 
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 /* ---- the engine arena, kept between checkpoints ------------------------------ */
 
@@ -458,7 +451,7 @@ static int stop_flushed(struct img_capture *c, int64_t deadline)
 		bool have = false;
 		for (int i = 0; i < n_held; i++)
 			have |= held[i] == s;
-		while (s && !have && n_held < 3 && mono_ns() < deadline) {
+		while (s && !have && n_held < 3 && img_mono_ns() < deadline) {
 			if (img_stdio_trylock(s) == 0) {
 				held[n_held++] = s;
 				break;
@@ -466,7 +459,7 @@ static int stop_flushed(struct img_capture *c, int64_t deadline)
 			struct timespec ts = { 0, 20000 };   /* 20 us: the holder is between two calls soon */
 			nanosleep(&ts, NULL);
 		}
-		if (mono_ns() + wait_us * 1000 > deadline) {
+		if (img_mono_ns() + wait_us * 1000 > deadline) {
 			rc = img_fail(&c->err, -ETIMEDOUT, "the stdio stream of fd %d%s holds output not yet written and "
 				      "stayed locked by a thread of the program (inside a stdio call on it) until the "
 				      "deadline; flushing it would wait for that thread, and unflushed output would be "
@@ -498,7 +491,7 @@ static int image_checkpoint(struct crac_round *r)
 	c->round = r;
 	c->dir_fd = c->pages_fd = c->pagemap_fd = c->header_fd = -1;
 	c->w.dfd = c->w.pipe[0] = c->w.pipe[1] = -1;
-	c->t_begin = mono_ns();
+	c->t_begin = img_mono_ns();
 	/* The process goes on and may checkpoint again: its arena is kept,
 	 * after a full image too. (A full image between two incremental ones
 	 * of bench/ckpt_incr.c left the next one a fresh arena: its parent
@@ -506,8 +499,8 @@ static int image_checkpoint(struct crac_round *r)
 	 * several ms more; the arena's resident pages after a full image of
 	 * 1 GiB: 0.7-1.9 MiB.) */
 	const bool keep_arena = (r->opts.flags & CRAC_KEEP_RUNNING) != 0;
-	if (!deadline || deadline < mono_ns() + 1000000000LL)
-		deadline = mono_ns() + 10LL * 1000000000LL;
+	if (!deadline || deadline < img_mono_ns() + 1000000000LL)
+		deadline = img_mono_ns() + 10LL * 1000000000LL;
 
 	/* 1-2. While every thread still runs. (stdio is flushed in 3, with
 	 * the threads stopped: fflush(NULL) would wait for the lock of a
@@ -537,9 +530,9 @@ static int image_checkpoint(struct crac_round *r)
 	if (img_capture_secrets(c) < 0 || img_capture_open(c, r->opts.image_dir) < 0 ||
 	    img_compress_prepare(c, r) < 0)
 		goto fail_running;
-	int64_t t_parent = mono_ns();
+	int64_t t_parent = img_mono_ns();
 	img_incr_prepare(c, r);   /* incremental: the parent image (image_track.c) */
-	c->t_incr = mono_ns() - t_parent;
+	c->t_incr = img_mono_ns() - t_parent;
 
 	/* tests: the program's threads run on this long after the safety
 	 * checks (a fork or a timer made then: image_capture.c rechecks) */
@@ -569,7 +562,7 @@ static int image_checkpoint(struct crac_round *r)
 		goto fail_stopped;
 	}
 	c->n_threads = rc;
-	c->t_stopped = mono_ns();
+	c->t_stopped = img_mono_ns();
 	img_track_lazy_handover();   /* a lazy loader that tracks writes: ours now (image_track.c) */
 	crac__clock_snapshot_point();   /* as late as possible: see runtime.h */
 
@@ -596,27 +589,27 @@ static int image_checkpoint(struct crac_round *r)
 	crac__round_phase(r, CRAC_CKPT_PAGES);
 	if (img_capture_pages(c) < 0)
 		goto fail_stopped;
-	c->t_pages = mono_ns();
+	c->t_pages = img_mono_ns();
 	crac__round_phase(r, CRAC_CKPT_SYNC);
 	if (img_capture_fds(c, r) < 0 || img_capture_header(c) < 0)
 		goto fail_stopped;
-	c->t_synced = mono_ns();
+	c->t_synced = img_mono_ns();
 
 	/* 7. The fsyncs may still run (on the other core): the image is read
 	 * back meanwhile, and renamed into place once they are done. */
 	put_back_stop_signal();
 	img_threads_release();
 	give_back_signals(r);
-	c->t_released = mono_ns();
+	c->t_released = img_mono_ns();
 	crac__round_phase(r, CRAC_CKPT_VERIFY);
 	note_stats(r, c);
 	rc = verify_written(c, msg, sizeof(msg));
-	c->t_verified = mono_ns();
+	c->t_verified = img_mono_ns();
 	if (rc == 0 && img_capture_synced(c) < 0) {
 		rc = c->err.code;
 		snprintf(msg, sizeof(msg), "%.1000s", c->err.msg);
 	}
-	c->t_fsynced = mono_ns();
+	c->t_fsynced = img_mono_ns();
 	/* the temporary's lock (img_capture_open) held until it is renamed:
 	 * another descriptor of that open directory */
 	int hold = c->dir_fd >= 0 ? fcntl(c->dir_fd, F_DUPFD_CLOEXEC, 3) : -1;
@@ -645,7 +638,7 @@ static int image_checkpoint(struct crac_round *r)
 	}
 	img_incr_done(c, r, true);   /* before the arena goes: it reads c->incr.chain */
 	arena_put(&c->arena, keep_arena);
-	c->t_done = mono_ns();
+	c->t_done = img_mono_ns();
 	if (getenv("CRAC_IMAGE_STATS"))
 		print_stats(c);
 	/* The image is in place: that is success, whatever else went wrong

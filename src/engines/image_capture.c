@@ -255,13 +255,6 @@ static int write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-static int64_t now_ns(clockid_t id)
-{
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 /* ---- open --------------------------------------------------------------------- */
 
@@ -621,9 +614,9 @@ int img_capture_process(struct img_capture *c)
 	uint64_t f[53] = { 0 };
 	size_t len;
 
-	h->created_ns = now_ns(CLOCK_REALTIME);
-	h->monotonic_ns = now_ns(CLOCK_MONOTONIC);
-	h->boottime_ns = now_ns(CLOCK_BOOTTIME);
+	h->created_ns = crac__now_ns(CLOCK_REALTIME);
+	h->monotonic_ns = crac__now_ns(CLOCK_MONOTONIC);
+	h->boottime_ns = crac__now_ns(CLOCK_BOOTTIME);
 	if (uname(&u) == 0) {
 		snprintf(h->kernel, sizeof(h->kernel), "%s", u.release);
 		snprintf(h->machine, sizeof(h->machine), "%.15s", u.machine);
@@ -1686,9 +1679,9 @@ static int scan_map(struct img_capture *c, uint32_t mi)
 					       IMG_PAGE_IS_WPALLOWED | IMG_PAGE_IS_WRITTEN,
 			};
 			/* raw system calls: no ASan interceptor runs meanwhile */
-			int64_t t0 = now_ns(CLOCK_MONOTONIC);
+			int64_t t0 = crac__now_ns(CLOCK_MONOTONIC);
 			int n = (int)syscall(SYS_ioctl, c->pagemap_fd, IMG_PAGEMAP_SCAN, &arg);
-			c->incr.t_scan_ns += now_ns(CLOCK_MONOTONIC) - t0;
+			c->incr.t_scan_ns += crac__now_ns(CLOCK_MONOTONIC) - t0;
 			if (n < 0)
 				return img_fail(&c->err, -errno, "PAGEMAP_SCAN of %#llx-%#llx: %s",
 						(unsigned long long)at, (unsigned long long)m->end, img_strerror(errno));

@@ -34,6 +34,12 @@
 #include <stdint.h>
 #include <time.h>
 
+/* CLOCK_MONOTONIC in ns (core/util.c's clock, for the engine's stats and deadlines) */
+static inline int64_t img_mono_ns(void)
+{
+	return crac__now_ns(CLOCK_MONOTONIC);
+}
+
 /* ---- image_ctx.c ---------------------------------------------------------- */
 
 /* Saves the callee-saved registers, stack and return address; returns 0.

@@ -378,13 +378,6 @@ const char *img_ptrace_obstacle(char *buf, size_t len)
 
 /* ---- the checkpointing thread's side ------------------------------------------ */
 
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 void img_thread_comm(int tid, char *out, size_t len)
 {
@@ -402,7 +395,7 @@ static bool wait_state(struct ptrace_job *j, uint32_t want, int64_t deadline_ns)
 	uint32_t v;
 
 	while ((v = atomic_load(&j->state)) < want) {
-		int64_t left = deadline_ns - mono_ns();
+		int64_t left = deadline_ns - img_mono_ns();
 		if (left <= 0)
 			return false;
 		struct timespec ts = { 0, left < 20000000 ? (long)left : 20000000L };
@@ -557,7 +550,7 @@ int img_ptrace_peek(void *area, struct img_peek *t, int n, struct img_pending *o
 	uint32_t v;
 	bool finished = true, died = false;
 	while ((v = atomic_load(&j->state)) < 2) {
-		int64_t left = deadline_ns - mono_ns();
+		int64_t left = deadline_ns - img_mono_ns();
 		if (left <= 0) {
 			finished = false;
 			break;

@@ -31,13 +31,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 static void restore_fatal(const char *what)
 {
@@ -158,7 +151,7 @@ __attribute__((noinline)) int img_restored(struct crac_round *r)
 	struct img_err err = { 0 };
 	char problems[8][256];
 	int n_problems = 0;
-	int64_t t0 = mono_ns();
+	int64_t t0 = img_mono_ns();
 
 	/* What every thread starts with (the loader's), once for all. */
 	img_attrs_capture_now(&img_attrs_loader);
@@ -166,7 +159,7 @@ __attribute__((noinline)) int img_restored(struct crac_round *r)
 	/* 0. The leader resumes the original main thread; a clone goes on here. */
 	if (img_threads_restore_leader(&s->thread, &err) < 0)
 		restore_fatal(err.msg);
-	int64_t t_leader = mono_ns();
+	int64_t t_leader = img_mono_ns();
 
 	/* 1. This thread, in a new process. */
 	img_thread_reattach(&s->thread, true);
@@ -213,7 +206,7 @@ __attribute__((noinline)) int img_restored(struct crac_round *r)
 
 	/* Before any other thread runs: the clock offset moves and the random
 	 * generators go stale, so nobody sees the image's values. */
-	int64_t t_state = mono_ns();
+	int64_t t_state = img_mono_ns();
 	crac__runtime_restore_early();
 
 	/* Incremental checkpoints: tracking the pages written from now on
@@ -222,14 +215,14 @@ __attribute__((noinline)) int img_restored(struct crac_round *r)
 	img_track_restored(res);
 
 	/* 3. The other threads. */
-	int64_t t_early = mono_ns(), t_cloned = t_early;
+	int64_t t_early = img_mono_ns(), t_cloned = t_early;
 	int n_threads = img_threads_recreate(&err, &t_cloned);
 	if (n_threads < 0)
 		restore_fatal(err.msg);
 	/* Capabilities, no_new_privs, personality, ... of this thread, once
 	 * it cloned the others (each gave back its own: image_attrs.c) */
 	img_attrs_restore(&s->thread.attrs, &img_attrs_loader, problems, &n_problems, 8);
-	int64_t t1 = mono_ns();
+	int64_t t1 = img_mono_ns();
 
 	/* 4. From here on other threads run: locks are usable again. */
 	img_threads_release();
@@ -250,7 +243,7 @@ __attribute__((noinline)) int img_restored(struct crac_round *r)
 				 "%d more attributes of threads not restored", more);
 
 	if (res->loader_flags & CRAC_LOADER_STATS) {
-		int64_t t2 = mono_ns();
+		int64_t t2 = img_mono_ns();
 		/* threads: from the jump (t0: the first restored code) to
 		 * every thread back, in its steps */
 		fprintf(stderr, "crac: restore stats: loader %.3f ms (%.1f MiB read, %.1f MiB lazy, %.1f MiB mapped), "

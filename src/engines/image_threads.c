@@ -121,7 +121,6 @@ uint64_t img_get_fs(void)
 	return fs;
 }
 
-static int64_t mono_ns(void);
 
 static long futex(volatile void *addr, int op, uint32_t val, const struct timespec *ts)
 {
@@ -552,8 +551,8 @@ static void stop_handler(int sig, siginfo_t *si, void *ucv)
 			/* Tests: what a thread preempted right here does once it
 			 * runs again, for longer (see wait_at_rest). */
 			volatile uint64_t scribble[64];
-			int64_t until = mono_ns() + test_late_rest_ms * 1000000LL;
-			for (uint64_t n = 0; mono_ns() < until; n++)
+			int64_t until = img_mono_ns() + test_late_rest_ms * 1000000LL;
+			for (uint64_t n = 0; img_mono_ns() < until; n++)
 				scribble[n % 64] = n;
 			(void)scribble[0];
 		}
@@ -645,13 +644,6 @@ static bool signal_blocked(int tid, int sig)
 	return mask & (1ull << (sig - 1));
 }
 
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 struct img_thread *img_threads_list(void)
 {
@@ -769,7 +761,7 @@ static int wait_at_rest(char *buf, size_t len, int64_t deadline_ns, struct img_e
 	for (const struct img_thread *t = atomic_load(&stopped_list); t; t = t->next) {
 		long spins = 0;
 		while (!at_rest(t->tid, buf, len)) {
-			if (mono_ns() > deadline_ns)
+			if (img_mono_ns() > deadline_ns)
 				return img_fail(e, -ETIMEDOUT, "thread %d, stopped for the checkpoint, did not come to "
 						"rest in its wait in time (/proc/self/task/%d/syscall)", t->tid, t->tid);
 			if (spins++ < 100) {
@@ -852,7 +844,7 @@ int img_threads_stop(struct img_arena *a, int64_t deadline_ns, struct img_err *e
 			return rc;
 		}
 		if (!tid_caching_thread(attempt >= IMG_STOP_CODE_ATTEMPTS) || attempt >= IMG_STOP_ATTEMPTS ||
-		    mono_ns() + 200 * 1000000LL > deadline_ns)
+		    img_mono_ns() + 200 * 1000000LL > deadline_ns)
 			return rc;
 		img_threads_release();
 		/* 50 us, growing to 1 ms: let the lock change hands. */
@@ -881,10 +873,10 @@ static bool leaving_handler(const struct stop_scratch *w, int prev_seized, int t
 	for (int i = 0; i < prev_seized; i++)
 		if (w->ub[i].tid == tid)
 			return false;   /* it blocks the signal itself */
-	int64_t until = mono_ns() + 200 * 1000000LL;
+	int64_t until = img_mono_ns() + 200 * 1000000LL;
 	if (until > deadline_ns)
 		until = deadline_ns;
-	while (mono_ns() < until) {
+	while (img_mono_ns() < until) {
 		struct timespec tick = { 0, 1000000L };
 		nanosleep(&tick, NULL);
 		if (!signal_blocked(tid, IMG_STOP_SIGNAL))
@@ -899,13 +891,13 @@ static int stop_once(struct stop_scratch *w, bool again, int64_t deadline_ns, st
 	int *signaled = w->signaled, *tasks = w->tasks;
 	char *dents = w->dents;
 	int n_signaled = 0, gone = 0, me = img_gettid(), pid = getpid();
-	int64_t start = mono_ns();
+	int64_t start = img_mono_ns();
 
 	/* Threads let go by a previous attempt may still be giving back the
 	 * signals they took (image_signals.c): the table is theirs until
 	 * they leave the handler. */
 	while (atomic_load(&in_handler) > 0) {
-		if (mono_ns() > deadline_ns)
+		if (img_mono_ns() > deadline_ns)
 			return img_fail(e, -ETIMEDOUT, "%d threads let go by an earlier stop attempt did not leave "
 					"the stop handler in time", atomic_load(&in_handler));
 		struct timespec tick = { 0, 100000L };
@@ -965,7 +957,7 @@ static int stop_once(struct stop_scratch *w, bool again, int64_t deadline_ns, st
 		int stopped = atomic_load(&stopped_count);
 		if (!fresh && stopped + gone >= n_signaled)
 			break;   /* everyone listed is stopped and nobody new appeared */
-		if (mono_ns() > deadline_ns) {
+		if (img_mono_ns() > deadline_ns) {
 			/* Name the first thread that did not stop. */
 			for (int k = 0; k < n_signaled; k++) {
 				bool found = false;
@@ -994,7 +986,7 @@ static int stop_once(struct stop_scratch *w, bool again, int64_t deadline_ns, st
 			/* A thread that blocked the signal after we looked: the
 			 * signal is pending, the helper unblocks it. */
 			int n_late = 0;
-			if (mono_ns() - start > 50 * 1000000LL)
+			if (img_mono_ns() - start > 50 * 1000000LL)
 				for (int k = 0; k < n_signaled; k++)
 					if (!is_stopped(signaled[k]) && !was_unblocked(signaled[k]) &&
 					    signal_blocked(signaled[k], IMG_STOP_SIGNAL))
@@ -1035,9 +1027,9 @@ bool img_threads_main_stopped(void)
 
 void img_threads_wait_out(int64_t ns)
 {
-	int64_t until = mono_ns() + ns;
+	int64_t until = img_mono_ns() + ns;
 
-	while (atomic_load(&in_handler) > 0 && mono_ns() < until) {
+	while (atomic_load(&in_handler) > 0 && img_mono_ns() < until) {
 		struct timespec tick = { 0, 100000L };
 		nanosleep(&tick, NULL);
 	}
@@ -1159,12 +1151,12 @@ int img_threads_recreate(struct img_err *e, int64_t *cloned_ns)
 					img_strerror((int)-tid));
 		n++;
 	}
-	*cloned_ns = mono_ns();
+	*cloned_ns = img_mono_ns();
 	/* Wait until each one has re-registered its kernel state. */
-	int64_t deadline = mono_ns() + 10LL * 1000000000LL;
+	int64_t deadline = img_mono_ns() + 10LL * 1000000000LL;
 	for (int got; (got = atomic_load(&resumed_count)) < n;) {
 		struct timespec ts = { 0, 20 * 1000 * 1000 };
-		if (mono_ns() > deadline)
+		if (img_mono_ns() > deadline)
 			return img_fail(e, -ETIMEDOUT, "only %d of %d restored threads started", got, n);
 		futex((volatile void *)&resumed_count, FUTEX_WAIT_PRIVATE, (uint32_t)got, &ts);
 	}
