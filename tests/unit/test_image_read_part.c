@@ -9,6 +9,7 @@
  * message when it is given up on.
  */
 #include "harness.h"
+#include "image/bounded.h"
 #include "image/dir.h"
 
 #include <errno.h>
@@ -18,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 static char root[256];
@@ -62,24 +62,9 @@ static bool same_as_file(const unsigned char *buf, long off, long n)
 	return true;
 }
 
-/* How many mappings the process has (/proc/self/maps lines). */
-static int n_mappings(void)
-{
-	FILE *f = fopen("/proc/self/maps", "re");
-	int n = 0;
-
-	for (int c; f && (c = fgetc(f)) != EOF;)
-		n += c == '\n';
-	if (f)
-		fclose(f);
-	return n;
-}
-
 static long long now_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+	return crac_bounded_mono_ns() / 1000000;
 }
 
 /* The buffer the reads go into, with a guard after the part asked for:
@@ -159,11 +144,11 @@ static void test_tail(void)
 	unlink(huge);
 
 	/* the helper's mappings are let go (none left behind) */
-	int before = n_mappings();
+	int before = t_mappings();
 	for (int i = 0; i < 100; i++)
 		CHECK_EQ(crac_img_read_part_msg(big, CRAC_IMG_TAIL, NULL, (char *)buf, 5000, NULL, msg, sizeof(msg)),
 			 5000);
-	CHECKF(n_mappings() <= before + 1, "%d mappings before 100 reads, %d after", before, n_mappings());
+	CHECKF(t_mappings() <= before + 1, "%d mappings before 100 reads, %d after", before, t_mappings());
 }
 
 /* The head: the first cap bytes of a larger file (no -EFBIG), all of a
