@@ -338,81 +338,6 @@ int crac__criu_check(const char *criu, char *msg, size_t msglen)
 	return -ENOTSUP;
 }
 
-/*
- * A part of a file CRIU wrote (the first bytes of its images, criu.out,
- * the end of dump.log), read by a helper of image/dir.c
- * (crac_img_bounded_call, with a table of descriptors of its own) waited
- * for until the limit of its bounded waits: on a file system that does not
- * answer an open or a read may never return. The reads go into the
- * helper's stack (a call given up on may still return and write there),
- * copied into the caller's buffer once returned; the record static (one
- * checkpoint at a time).
- */
-#define PEEK_PIECE (16u << 10)   /* read at a time into the helper's stack */
-struct peek_op {
-	char path[PATH_MAX + 64];
-	char *buf;                 /* want bytes */
-	size_t want;               /* the first bytes wanted, or with tail the last ones */
-	bool tail;
-	long n;                    /* bytes read, or -errno (not a regular file: -EPERM) */
-};
-
-static void peek_run(void *arg)
-{
-	struct peek_op *op = arg;
-	char piece[PEEK_PIECE] __attribute__((aligned(8)));
-	struct stat st;
-	long fd = crac_raw_syscall3(SYS_openat, AT_FDCWD, (long)op->path,
-				    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-
-	if ((op->n = fd) < 0)
-		return;
-	if ((op->n = crac_raw_syscall5(SYS_fstat, fd, (long)&st, 0, 0, 0)) == 0 && !S_ISREG(st.st_mode))
-		op->n = -EPERM;
-	if (op->n == 0) {
-		long off = op->tail && (size_t)st.st_size > op->want ? (long)(st.st_size - (off_t)op->want) : 0;
-		/* (every signal blocked in the helper: no EINTR) */
-		for (long r = 1; r > 0 && (size_t)op->n < op->want;) {
-			size_t ask = op->want - (size_t)op->n < sizeof(piece) ? op->want - (size_t)op->n : sizeof(piece);
-			r = crac_raw_syscall5(SYS_pread64, fd, (long)piece, (long)ask, off + op->n, 0);
-			if (r < 0)
-				op->n = r;
-			for (long i = 0; i < r; i++)   /* (returned: copied out of the helper's stack) */
-				op->buf[op->n + i] = piece[i];
-			if (r > 0)
-				op->n += r;
-		}
-	}
-	crac_raw_syscall3(SYS_close, fd, 0, 0);
-}
-
-/* Up to want bytes of path (the last ones with tail) into buf: the number
- * read, -errno (msg "PATH: error"), or -ETIMEDOUT with msg ("the read of
- * PATH did not return after ..."). Slowed in tests by
- * CRAC_TEST_SLOW_FS=SLOW:MS. */
-static long peek(const char *slow, const char *path, char *buf, size_t want, bool tail, char *msg, size_t len)
-{
-	static struct peek_op op;
-	char why[300];
-
-	msg[0] = 0;
-	memset(&op, 0, sizeof(op));
-	if (snprintf(op.path, sizeof(op.path), "%s", path) >= (int)sizeof(op.path)) {
-		snprintf(msg, len, "%s: %s", path, strerror(ENAMETOOLONG));
-		return -ENAMETOOLONG;
-	}
-	op.buf = buf;
-	op.want = want;
-	op.tail = tail;
-	if (crac_img_bounded_call(slow, peek_run, &op, true, why, sizeof(why)) == -ETIMEDOUT) {
-		snprintf(msg, len, "the read of %s %s", path, why);
-		return -ETIMEDOUT;
-	}
-	if (op.n < 0)
-		snprintf(msg, len, "%s: %s", path, strerror((int)-op.n));
-	return op.n;
-}
-
 /* The end of a CRIU log read (its error lines are near the end). */
 #define LOG_TAIL (256u << 10)
 
@@ -425,8 +350,8 @@ void crac__criu_log_errors(const char *path, char *out, size_t len)
 	int n = 0;
 
 	out[0] = 0;
-	/* bounded (peek): a log that cannot be read in time says so */
-	long got = peek("criu-log", path, text, LOG_TAIL, true, msg, sizeof(msg));
+	/* bounded (image/dir.c): a log that cannot be read in time says so */
+	long got = crac_img_read_part_msg(path, CRAC_IMG_TAIL, "criu-log", text, LOG_TAIL, NULL, msg, sizeof(msg));
 	if (got == -ETIMEDOUT) {
 		snprintf(out, len, "its log could not be read: %s", msg);
 		return;
@@ -1481,17 +1406,17 @@ static int start_helper(struct criu_state *s, int tid)
 #define CRIU_CORE_MAGIC 0x55053847u
 
 /* Is dir/name a regular file that starts with these magics (one or two)?
- * 0, or -errno and why (the file's name first); its read bounded (peek):
- * -ETIMEDOUT, why "the read of DIR/NAME did not return after ...". */
+ * 0, or -errno and why (the file's name first); its read bounded
+ * (image/dir.c): -ETIMEDOUT, why "the read of DIR/NAME did not return
+ * after ...". */
 static int criu_image_ok(const char *dir, const char *name, uint32_t m0, uint32_t m1, char *why, size_t len)
 {
-	static uint32_t head[2];   /* (peek's buffer: static) */
+	uint32_t head[2] = { 0, 0 };
 	char path[PATH_MAX + 64], msg[PATH_MAX + 400];
 	size_t want = m1 ? sizeof(head) : sizeof(head[0]);
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	head[0] = head[1] = 0;
-	long n = peek("criu-verify", path, (char *)head, want, false, msg, sizeof(msg));
+	long n = crac_img_read_part_msg(path, CRAC_IMG_HEAD, "criu-verify", (char *)head, want, NULL, msg, sizeof(msg));
 	if (n == -ETIMEDOUT) {
 		if (len) {   /* (cut to fit, as snprintf would) */
 			size_t m = strlen(msg) < len ? strlen(msg) : len - 1;
@@ -1768,11 +1693,11 @@ static int checkpoint_run(struct crac_round *r)
 		int st = (int)arg;
 		if (!words[0]) {
 			/* nothing in its log (a bad option): what it printed */
-			static char text[4096];   /* (peek's buffer: static) */
-			char out[PATH_MAX + 16];
+			char text[4096], out[PATH_MAX + 16];
 			snprintf(out, sizeof(out), "%s/criu.out", s->tmp);
-			/* bounded (peek): one that does not return is said */
-			long n = peek("criu-out", out, text, sizeof(text) - 1, false, msg, sizeof(msg));
+			/* bounded (image/dir.c): one that does not return is said */
+			long n = crac_img_read_part_msg(out, CRAC_IMG_HEAD, "criu-out", text, sizeof(text) - 1, NULL,
+							msg, sizeof(msg));
 			text[n > 0 ? n : 0] = 0;
 			char *nl = n > 0 ? strchr(text, '\n') : NULL;
 			if (nl)   /* its first line: the rest is usage text */

@@ -117,11 +117,12 @@ int crac_img_split_path(const char *dir, char *parent, size_t plen, const char *
  *
  * CRAC_TEST_SLOW_FS=OP:MS (tests only; OP `fsync`, `remove`, `check`,
  * `rename`, `clean`, `access`, `list`, `open`, `lstat`, `realpath`,
- * `read`, `write`, `header`, `du`, `stat`, `put`, `lock`, `putback` (a
- * cleaner's put-back of a previous image moved aside), `loader` (the
- * search for the restore loader), `librealpath` (the resolution of the
- * libcrac.so found), or `move`: crac_img_rename_msg's
- * renames): the operation first sleeps MS ms; `aside`: the commit sleeps MS
+ * `read` (crac_img_read_part_msg: its caller's name, the criu engine's
+ * `criu-log`, `criu-out`, `criu-verify`), `write`, `header`, `du`,
+ * `stat`, `put`, `lock`, `putback` (a cleaner's put-back of a previous
+ * image moved aside), `loader` (the search for the restore loader),
+ * `librealpath` (the resolution of the libcrac.so found), or `move`:
+ * crac_img_rename_msg's renames): the operation first sleeps MS ms; `aside`: the commit sleeps MS
  * ms once it moved the previous image aside (no RENAME_EXCHANGE);
  * `opened`: crac_img_open_msg's helper sleeps MS ms once the file is open
  * (given up on, it holds a descriptor: one of its own table, see
@@ -203,6 +204,7 @@ struct fsop {
 	char *real;                /* FSOP_REALPATH: the path resolved, real_len bytes with its NUL;
 				    * FSOP_READ: the contents read, real_len bytes at most */
 	size_t real_len;
+	enum crac_img_part part;   /* FSOP_READ: which bytes of the file */
 	const char *data;          /* FSOP_WRITE, FSOP_PUT: what the new file holds, data_len bytes
 				    * (FSOP_PUT: NULL, the file `to` in path is removed) */
 	const char *tmpname;       /* FSOP_PUT: the temporary written first, in path */
@@ -827,23 +829,32 @@ static void fsop_run(void *arg)
 		op->res = 0;
 		break;
 	}
-	case FSOP_READ: {   /* open, fstat (into op->st), and a regular file that fits: read */
+	case FSOP_READ: {   /* open, fstat (into op->st), and of a regular file the part wanted: read */
 		struct stat st;
-		r = crac_raw_syscall3(SYS_openat, AT_FDCWD, (long)op->path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		r = crac_raw_syscall3(SYS_openat, AT_FDCWD, (long)op->path,
+				      O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 		if (r < 0) {
 			op->res = (int)r;
 			break;
 		}
-		long fd = r, have = 0;
+		long fd = r, have = 0, want = 0, off = 0;
 		r = crac_raw_syscall5(SYS_fstat, fd, (long)&st, 0, 0, 0);
-		if (r == 0 && (!S_ISREG(st.st_mode) || (unsigned long long)st.st_size > op->real_len))
-			r = S_ISREG(st.st_mode) ? -EFBIG : -EPERM;
+		if (r == 0 && !S_ISREG(st.st_mode))
+			r = -EPERM;
+		else if (r == 0 && op->part == CRAC_IMG_WHOLE && (unsigned long long)st.st_size > op->real_len)
+			r = -EFBIG;
+		/* want bytes from off: the file's size as fstat saw it, cut to
+		 * real_len at its start (whole, head) or its end (tail) */
+		if (r == 0) {
+			want = (unsigned long long)st.st_size < op->real_len ? (long)st.st_size : (long)op->real_len;
+			off = op->part == CRAC_IMG_TAIL ? (long)st.st_size - want : 0;
+		}
 		/* read into a mapping of the helper's, then copied into the
 		 * caller's buffer: a read given up on that returns later has
 		 * the kernel write there, never into the caller's buffer
 		 * (freed by then); that mapping is then left (the helper is
 		 * killed before it unmaps it) */
-		size_t map_len = ((size_t)(r == 0 ? st.st_size : 0) + 4095) & ~(size_t)4095;
+		size_t map_len = ((size_t)want + 4095) & ~(size_t)4095;
 		char *buf = NULL;
 		if (r == 0 && map_len) {
 			r = crac_raw_syscall6(SYS_mmap, 0, (long)map_len, PROT_READ | PROT_WRITE,
@@ -853,8 +864,10 @@ static void fsop_run(void *arg)
 			else
 				buf = (char *)r, r = 0;
 		}
-		while (r == 0 && have < st.st_size) {   /* (a short read: what there is) */
-			long n = crac_raw_syscall3(SYS_read, fd, (long)(buf + have), (long)st.st_size - have);
+		/* (every signal blocked in the helper: no EINTR; a short
+		 * read, the file cut meanwhile: what there is) */
+		while (r == 0 && have < want) {
+			long n = crac_raw_syscall5(SYS_pread64, fd, (long)(buf + have), want - have, off + have, 0);
 			if (n <= 0) {
 				r = n;
 				break;
@@ -1093,15 +1106,21 @@ int crac_img_open_msg(const char *path, int flags, unsigned mode, struct stat *s
 	return rc;
 }
 
-int crac_img_read_msg(const char *path, char *buf, size_t cap, struct stat *st, char *msg, size_t msglen)
+int crac_img_read_part_msg(const char *path, enum crac_img_part part, const char *slow, char *buf, size_t cap,
+			   struct stat *st, char *msg, size_t msglen)
 {
-	struct fsop op = { .kind = FSOP_READ, .path = path, .real = buf, .real_len = cap,
-			   .slow_ms = fs_slow("read") };
+	struct fsop op = { .kind = FSOP_READ, .path = path, .part = part, .real = buf, .real_len = cap,
+			   .slow_ms = slow ? fs_slow(slow) : 0 };
 	int rc = fsop_msg(&op, "the read of", path, msg, msglen);
 
-	if (rc != -ETIMEDOUT && rc != -EINPROGRESS)
+	if (st && rc != -ETIMEDOUT && rc != -EINPROGRESS)
 		*st = op.st;
 	return rc;
+}
+
+int crac_img_read_msg(const char *path, char *buf, size_t cap, struct stat *st, char *msg, size_t msglen)
+{
+	return crac_img_read_part_msg(path, CRAC_IMG_WHOLE, "read", buf, cap, st, msg, msglen);
 }
 
 int crac_img_own_dir_msg(const char *dir, const char *const *also, struct stat *st, char *others,

@@ -209,9 +209,22 @@ int crac_img_open_msg(const char *path, int flags, unsigned mode, struct stat *s
  * most; no NUL added), bounded the same way: the bytes read, -errno (not a
  * regular file: -EPERM; larger than cap: -EFBIG) or -ETIMEDOUT ("the read
  * of PATH did not return after ..."); *st its fstat unless -ETIMEDOUT or
- * the open failed. */
+ * the open failed. crac_img_read_part_msg(path, CRAC_IMG_WHOLE, "read",
+ * ...). */
 int crac_img_read_msg(const char *path, char *buf, size_t cap, struct stat *st, char *msg, size_t msglen)
 	CRAC_HIDDEN;
+/* What crac_img_read_part_msg reads of a file. */
+enum crac_img_part {
+	CRAC_IMG_WHOLE,   /* all of it; a file larger than cap: -EFBIG */
+	CRAC_IMG_HEAD,    /* its first cap bytes (all of a shorter file) */
+	CRAC_IMG_TAIL,    /* its last cap bytes (all of a shorter file): the end of a log */
+};
+/* The same for the part `part` of the file, with its size as fstat saw it
+ * (a file that grows meanwhile: what it held then); slowed in tests by
+ * CRAC_TEST_SLOW_FS=SLOW:MS (the criu engine's reads: `criu-log`, ...).
+ * st may be NULL. */
+int crac_img_read_part_msg(const char *path, enum crac_img_part part, const char *slow, char *buf, size_t cap,
+			   struct stat *st, char *msg, size_t msglen) CRAC_HIDDEN;
 /* What is at dir and in it, by one helper bounded the same way (the look
  * of crac_img_target_check without its parent): -errno of DIR's lstat
  * (-ENOENT: nothing there), -ETIMEDOUT with msg ("the check of DIR (the

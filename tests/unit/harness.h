@@ -19,6 +19,9 @@ void t_fail(const char *file, int line, const char *expr, const char *fmt, ...)
 int t_done(void);
 /* Prints "SKIP: reason" and exits 77 (whole file skipped). */
 void t_skip_all(const char *reason) __attribute__((noreturn));
+/* How many mappings the process has (/proc/self/maps lines): a helper's
+ * mapping left behind shows as one more. */
+int t_mappings(void);
 
 #define CHECK(expr) do { if (!(expr)) t_fail(__FILE__, __LINE__, #expr, NULL); } while (0)
 #define CHECKF(expr, ...) do { if (!(expr)) t_fail(__FILE__, __LINE__, #expr, __VA_ARGS__); } while (0)
