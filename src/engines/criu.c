@@ -1042,13 +1042,6 @@ static void criu_release(struct crac_round *r)
 
 /* ---- checkpoint ---------------------------------------------------------- */
 
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 static int tgsigqueue(int pid, int tid, uint64_t value)
 {
@@ -1626,8 +1619,8 @@ static int checkpoint_run(struct crac_round *r)
 	 * where the restored thread goes on. */
 	tgsigqueue(helper, helper, crac_criu_value(CRAC_CRIU_GO, 0));
 	int64_t deadline = r->event.deadline_monotonic;
-	if (!deadline || deadline < mono_ns() + CRIU_MIN_WAIT_NS)
-		deadline = mono_ns() + CRIU_MIN_WAIT_NS;
+	if (!deadline || deadline < crac__now_ns(CLOCK_MONOTONIC) + CRIU_MIN_WAIT_NS)
+		deadline = crac__now_ns(CLOCK_MONOTONIC) + CRIU_MIN_WAIT_NS;
 	int64_t restored_since = 0;
 	for (;;) {
 		struct timespec ts = { 0, CRIU_POLL_MS * 1000000L };
@@ -1656,21 +1649,21 @@ static int checkpoint_run(struct crac_round *r)
 			/* Restored, but no word from crac restore yet: wait a
 			 * little for the new arguments, then go on without. */
 			if (!restored_since)
-				restored_since = mono_ns();
-			if (mono_ns() - restored_since > CRIU_RESTORED_WAIT_NS) {
+				restored_since = crac__now_ns(CLOCK_MONOTONIC);
+			if (crac__now_ns(CLOCK_MONOTONIC) - restored_since > CRIU_RESTORED_WAIT_NS) {
 				restored = true;
 				arg = 0;
 				break;
 			}
 			continue;
 		}
-		if (mono_ns() > deadline || helper_gone) {
+		if (crac__now_ns(CLOCK_MONOTONIC) > deadline || helper_gone) {
 			kill(helper, SIGKILL);
 			unstash(r, s, helper, false);
 			pthread_sigmask(SIG_SETMASK, &old, NULL);
 			crac__report_add(r->report, CRAC_PHASE_ENGINE, "criu", -ETIMEDOUT,
 					 "criu dump gave no answer%s; no image was written to %s, the process goes on",
-					 mono_ns() > deadline ? " before the deadline" : " (its helper is gone)", dir);
+					 crac__now_ns(CLOCK_MONOTONIC) > deadline ? " before the deadline" : " (its helper is gone)", dir);
 			discard_tmp(s);
 			return -ETIMEDOUT;
 		}
