@@ -1042,7 +1042,6 @@ static void criu_release(struct crac_round *r)
 
 /* ---- checkpoint ---------------------------------------------------------- */
 
-
 static int tgsigqueue(int pid, int tid, uint64_t value)
 {
 	siginfo_t si;
