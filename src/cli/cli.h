@@ -160,6 +160,11 @@ long long cli_parse_duration(const char *s);   /* ms, -1 if bad */
 /* cmd_checkpoint.c: a checkpoint's STATS record (NULL: none came) as
  * crac checkpoint --stats prints it, on stderr. */
 void cli_print_stats(int pid, const char *record);
+/* cmd_checkpoint.c: a positive pid from s, or 0 if it is not one. */
+int cli_parse_pid(const char *s);
+/* cmd_checkpoint.c: sends tokens to pid's control endpoint, its answer to
+ * stdout; the exit status: 0 done, 1 refused or failed, 2 not asked. */
+int cli_request(int pid, const char *const *tokens);
 int cli_parse_signal(const char *s);           /* 0 if bad */
 /* Sends msg to the sd_notify socket named sockname ("/path", "@name"),
  * with n_fds descriptors (FDSTORE=1) as SCM_RIGHTS; they stay the caller's. */

@@ -11,9 +11,6 @@
 #include <stdio.h>
 #include <string.h>
 
-int cli_parse_pid(const char *s);
-int cli_request(int pid, const char *const *tokens);
-
 int crac_cmd_check(int argc, char **argv)
 {
 	static const char *const tokens[] = { "CHECK", NULL };

@@ -26,9 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int cli_parse_pid(const char *s);
-int cli_request(int pid, const char *const *tokens);
-
 static const char image_usage[] =
 	"usage: crac restore DIR [--populate | --lazy] [--stats] [--timens] [--trust-owner] [--verify-files] "
 	"[--quiet|-q] [--env K=V]... [-- ARGS...]";
