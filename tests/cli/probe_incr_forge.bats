@@ -120,15 +120,28 @@ ref_field() {
 # default and with --populate) either refuses in one line or restores
 # stage 2 exactly; inspect answers 0 or 1, never crashes.
 forged() {
-	local region=$1 img=$2 seed0=$3 runs=$4 bytes=$5 seed opt
+	local region=$1 img=$2 seed0=$3 runs=$4 bytes=$5 seed opt changed moved
 	for seed in $(seq "$seed0" $((seed0 + runs - 1))); do
 		fresh
-		"$FORGE" "$T/c/$img" "$seed" "$bytes" "$region" >/dev/null
+		changed=$("$FORGE" "$T/c/$img" "$seed" "$bytes" "$region")
+		# Only chunk addresses changed: a chunk whose new address is still
+		# page-aligned, inside its mapping and over no other page passes
+		# every rule (the image's owner moved their own page data: in a
+		# file mapping the page it left comes from the file again, the
+		# page it moved to is replaced). Nothing in an image can tell
+		# that from a real one; the restored program then runs on that
+		# memory, which may crash it. Accepted only as such: the program's
+		# own end (a signal, not crac's one line), never crac's failure.
+		moved=$(echo "$changed" | awk '$5 != "addr" { bad = 1 } END { print bad ? 0 : NR > 0 }')
 		[ "$img" != i1 ] || "$EDIT" "$T/c/i2" adopt "$T/c/i1"
 		for opt in "" --populate; do
 			run --separate-stderr clean timeout 30 "$CRAC" restore $opt "$T/c/i2"
 			if [ "$status" -ne 0 ] || [ "$output" != "ok stage 2" ]; then
-				echo "$region $img seed $seed $opt: status $status, stdout: $output, stderr: $stderr"
+				echo "$region $img seed $seed $opt: status $status, stdout: $output, stderr: $stderr (changed: $changed)"
+				if [ "$moved" = 1 ] && [ "$status" -ne 1 ] && ! echo "$stderr" | grep -q '^crac:'; then
+					echo "  a chunk moved by its address alone: the restored program's own outcome"
+					continue
+				fi
 				[ "$status" -eq 1 ]
 				[ -z "$output" ]
 				[ "$(echo "$stderr" | wc -l)" -eq 1 ]

@@ -11,7 +11,9 @@
  *       mapping table), chunks (the chunk table) or parent (the parent
  *       image record: parent, parent_crc, parent_created_ns,
  *       parent_pages_size, depth, n_refs, refs_off, img_flags); prints
- *       "OFFSET OLD NEW" for each byte changed.
+ *       "OFFSET OLD NEW" for each byte changed, followed by "chunk K FIELD"
+ *       for a byte of the chunk table (FIELD: addr, offset, len, zlen, crc,
+ *       map).
  *   probe_forge DIR set FIELD VALUE
  *       sets a header field of the parent image record: parent (its string
  *       table offset), depth, img_flags or n_refs (VALUE: C number syntax).
@@ -90,7 +92,23 @@ int main(int argc, char **argv)
 		unsigned char old = (unsigned char)hf.buf[off];
 		unsigned char bits = (unsigned char)(next() % 255 + 1);
 		hf.buf[off] = (char)(old ^ bits);
-		printf("%llu %u %u\n", (unsigned long long)off, old, (unsigned char)hf.buf[off]);
+		printf("%llu %u %u", (unsigned long long)off, old, (unsigned char)hf.buf[off]);
+		if (off >= h->chunks_off && off < h->chunks_off + (uint64_t)h->n_chunks * sizeof(struct crac_img_chunk)) {
+			uint64_t k = (off - h->chunks_off) / sizeof(struct crac_img_chunk);
+			uint64_t in = (off - h->chunks_off) % sizeof(struct crac_img_chunk);
+			static const struct { size_t at, len; const char *name; } f[] = {
+				{ offsetof(struct crac_img_chunk, addr), 8, "addr" },
+				{ offsetof(struct crac_img_chunk, offset), 8, "offset" },
+				{ offsetof(struct crac_img_chunk, len), 4, "len" },
+				{ offsetof(struct crac_img_chunk, zlen), 4, "zlen" },
+				{ offsetof(struct crac_img_chunk, crc), 4, "crc" },
+				{ offsetof(struct crac_img_chunk, map), 4, "map" },
+			};
+			for (size_t j = 0; j < sizeof(f) / sizeof(f[0]); j++)
+				if (in >= f[j].at && in < f[j].at + f[j].len)
+					printf(" chunk %llu %s", (unsigned long long)k, f[j].name);
+		}
+		printf("\n");
 	}
 	return header_store(&hf);
 }
