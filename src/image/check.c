@@ -15,22 +15,28 @@
  *            loader's reserved range, above user space or below
  *            vm.mmap_min_addr; the vDSO block is where its mappings say;
  *            file mappings start inside their file and store no page past
- *            its end, and none (PROT_NONE ones too) ends past the largest
- *            offset of a file (2^63 - 1); the brk/arg/env fields are
- *            ordered as the kernel requires; the resume block lies in
- *            stored, writable memory
+ *            its end (PROT_NONE ones neither), and none ends past the
+ *            largest offset of a file (2^63 - 1); every mapping record is
+ *            one the image engine writes (only a file mapping names a
+ *            file, and by its path; anonymous memory, heap and stack
+ *            private, one [stack] and one heap; a shared file mapping
+ *            stores no page); the brk/arg/env fields are ordered as the
+ *            kernel requires; the resume block lies in stored, writable
+ *            memory
  *   pages    the pages file has the recorded size, and the resume block
  *            read from it is a resume block whose code and stack exist
  *   cpu      recorded CPU features present; AMX permission granted
  *   vdso     this kernel's [vvar]/[vvar_vclock]/[vdso] have the recorded
  *            layout and code (glibc cached its entry points)
  *   process  PR_SET_MM_MAP works here and RLIMIT_DATA admits the brk area;
+ *            RLIMIT_AS the mappings, and the overcommit heuristic each one;
  *            the restoring process runs under at least the seccomp filters
  *            the checkpointed one did (they cannot be made again)
  *   files    every mapped file is the one the image saw: same device,
  *            inode, size, mtime and ctime (no write can keep the ctime, and
  *            setting the mtime back moves it); with CRAC_IMG_VERIFY_FILES,
- *            also the checksums of its first and last page
+ *            also the checksums of its first and last page; a file mapped
+ *            executable is not on a file system mounted noexec
  *   fds      every file, directory, device and FIFO a carried descriptor
  *            names is the one the image saw (objects/file.c)
  */
@@ -519,7 +525,7 @@ static int check_layout(const struct crac_img_checker *k, struct crac_img_buf *b
 	const struct crac_img_header *h = v->h;
 	uint64_t min_addr = read_number("/proc/sys/vm/mmap_min_addr", 65536);
 	uint64_t block = h->vdso_block, block_size = h->vvar_size + h->vvar_vclock_size + h->vdso_size;
-	uint32_t n_stack = 0, n_heap = 0;
+	const struct crac_img_map *stack = 0, *heap = 0;   /* the first of each */
 
 	if (min_addr < P)
 		min_addr = P;
@@ -561,10 +567,21 @@ static int check_layout(const struct crac_img_checker *k, struct crac_img_buf *b
 		int rc = check_map_record(v, m, b);
 		if (rc < 0)
 			return rc;
-		if (m->kind == CRAC_MAP_STACK)
-			n_stack++;
-		if (m->kind == CRAC_MAP_HEAP)
-			n_heap++;
+		if (m->kind == CRAC_MAP_STACK || m->kind == CRAC_MAP_HEAP) {
+			/* the loader grows one stack down, PR_SET_MM_MAP knows one brk area */
+			const struct crac_img_map **first = m->kind == CRAC_MAP_STACK ? &stack : &heap;
+			if (*first) {
+				crac_img_puts(b, "mappings ");
+				put_map(b, v, *first);
+				crac_img_puts(b, " and ");
+				put_map(b, v, m);
+				crac_img_puts(b, " are both the ");
+				crac_img_puts(b, crac_img_kind_name(m->kind));
+				crac_img_puts(b, " (field kind), which a process has one of: damaged image");
+				return -EINVAL;
+			}
+			*first = m;
+		}
 		/* The largest offset in a file is 2^63 - 1 (MAX_LFS_FILESIZE):
 		 * mmap refuses (EOVERFLOW) a mapping that ends past the last
 		 * page below it, whatever its protection (a PROT_NONE one too,
@@ -616,9 +633,6 @@ static int check_layout(const struct crac_img_checker *k, struct crac_img_buf *b
 			}
 		}
 	}
-	if (n_stack > 1 || n_heap > 1)
-		return layout_fail(b, v, 0, "the image records more than one [stack] or [heap]");
-
 	/* brk/arg/env as PR_SET_MM_MAP will check them (kernel/sys.c) */
 	const uint64_t *f = &h->mm.start_code;
 	for (int i = 0; i < 11; i++)

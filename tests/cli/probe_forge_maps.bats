@@ -173,7 +173,7 @@ unchanged() {
 	refused layout "mapping $(range "$a") (anon) is shared (field flags: 0x3), but memory of this kind (field kind: anon) is private: damaged image"
 }
 
-@test "forged field kind: the [stack] recorded as anonymous memory, or anonymous memory as the stack, is refused" {
+@test "forged field kind: the [stack] recorded as anonymous memory, anonymous memory as the stack or as a second heap, is refused" {
 	checkpoint
 	local s a
 	s=$(map_where '$7 == 3')
@@ -183,6 +183,13 @@ unchanged() {
 	refused layout "mapping $(range "$s") ([stack]) is named [stack] but is not the stack (field kind: anon): it would not grow down: damaged image"
 	forge "map $a kind 3"
 	refused layout "mapping $(range "$a") (stack) is the stack (field kind: stack) but not named [stack]: damaged image"
+	# a second heap: named with the first (the image_probe's .bss lies
+	# below its [heap])
+	local h
+	h=$(map_where '$7 == 2')
+	[ "$a" -lt "$h" ]
+	forge "map $a kind 2"
+	refused layout "mappings $(range "$a") (heap) and $(range "$h") ([heap]) are both the heap (field kind), which a process has one of: damaged image"
 }
 
 @test "forged fields prot and offset: stored pages of a PROT_NONE file mapping past its file's end are refused (the loader died of SIGBUS)" {
