@@ -15,22 +15,28 @@
  *            loader's reserved range, above user space or below
  *            vm.mmap_min_addr; the vDSO block is where its mappings say;
  *            file mappings start inside their file and store no page past
- *            its end, and none (PROT_NONE ones too) ends past the largest
- *            offset of a file (2^63 - 1); the brk/arg/env fields are
- *            ordered as the kernel requires; the resume block lies in
- *            stored, writable memory
+ *            its end (PROT_NONE ones neither), and none ends past the
+ *            largest offset of a file (2^63 - 1); every mapping record is
+ *            one the image engine writes (only a file mapping names a
+ *            file, and by its path; anonymous memory, heap and stack
+ *            private, one [stack] and one heap; a shared file mapping
+ *            stores no page); the brk/arg/env fields are ordered as the
+ *            kernel requires; the resume block lies in stored, writable
+ *            memory
  *   pages    the pages file has the recorded size, and the resume block
  *            read from it is a resume block whose code and stack exist
  *   cpu      recorded CPU features present; AMX permission granted
  *   vdso     this kernel's [vvar]/[vvar_vclock]/[vdso] have the recorded
  *            layout and code (glibc cached its entry points)
  *   process  PR_SET_MM_MAP works here and RLIMIT_DATA admits the brk area;
+ *            RLIMIT_AS the mappings, and the overcommit heuristic each one;
  *            the restoring process runs under at least the seccomp filters
  *            the checkpointed one did (they cannot be made again)
  *   files    every mapped file is the one the image saw: same device,
  *            inode, size, mtime and ctime (no write can keep the ctime, and
  *            setting the mtime back moves it); with CRAC_IMG_VERIFY_FILES,
- *            also the checksums of its first and last page
+ *            also the checksums of its first and last page; a file mapped
+ *            executable is not on a file system mounted noexec
  *   fds      every file, directory, device and FIFO a carried descriptor
  *            names is the one the image saw (objects/file.c)
  */
@@ -43,6 +49,8 @@
 #include <linux/prctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysinfo.h>
 
 #define P CRAC_IMG_PAGE
 #define USER_TOP (1ull << 47)
@@ -53,6 +61,7 @@
 #define XFEATURE_XTILEDATA 18
 #define RLIMIT_DATA_ 2
 #define RLIMIT_AS_ 9
+#define ST_NOEXEC_ 8   /* statfs f_flags: mounted noexec (the kernel's ST_NOEXEC) */
 
 /* ---- messages ------------------------------------------------------------- */
 
@@ -432,13 +441,91 @@ static void file_map_fail(struct crac_img_buf *b, const struct crac_img_view *v,
 	crac_img_puts(b, what);
 }
 
+/* The name of a mapping of kind STACK, and only of it (image_capture.c:
+ * the kernel names the one holding the process's start_stack so). */
+#define STACK_NAME "[stack]"
+
+/*
+ * What every mapping record the image engine writes holds, so that a
+ * record changed in one field (a damaged or forged image, its checksum
+ * made valid again) is refused here, naming the mapping and the field,
+ * instead of being restored into a process that then dies or, worse,
+ * into files on disk:
+ *   - only a file mapping names a file, and its name is its file's path
+ *     (the two are the same string: another file's index would map the
+ *     wrong file under the right name; a file kind dropped, zeros)
+ *   - anonymous memory, the [heap] and the [stack] are private (the
+ *     kernel maps no shared stack, MAP_GROWSDOWN; a shared anonymous
+ *     mapping is recorded as shmem), and only the mapping named [stack]
+ *     is the stack (mapped to grow down)
+ *   - a shared file mapping stores no page: its pages are the file's, and
+ *     the loader would write stored ones into the file itself
+ */
+static int check_map_record(const struct crac_img_view *v, const struct crac_img_map *m, struct crac_img_buf *b)
+{
+	const char *name = crac_img_str(v, m->name);
+
+	if (m->kind != CRAC_MAP_FILE && m->file != UINT32_MAX) {
+		layout_fail(b, v, m, "is not a file mapping (field kind: ");
+		crac_img_puts(b, crac_img_kind_name(m->kind));
+		crac_img_puts(b, ") but names mapped file #");
+		crac_img_putu(b, m->file);
+		crac_img_puts(b, " (field file): damaged image");
+		return -EINVAL;
+	}
+	if (m->kind == CRAC_MAP_FILE && strcmp(name, crac_img_str(v, v->files[m->file].path))) {
+		file_map_fail(b, v, m, "its name (field name) is not the path of its file (field file: #");
+		crac_img_putu(b, m->file);
+		crac_img_puts(b, "): damaged image");
+		return -EINVAL;
+	}
+	if ((m->flags & CRAC_MAPF_SHARED) &&
+	    (m->kind == CRAC_MAP_ANON || m->kind == CRAC_MAP_HEAP || m->kind == CRAC_MAP_STACK)) {
+		layout_fail(b, v, m, "is shared (field flags: ");
+		crac_img_putx(b, m->flags);
+		crac_img_puts(b, "), but ");
+		crac_img_puts(b, m->kind == CRAC_MAP_STACK ? "the kernel maps no shared stack"
+							   : "memory of this kind (field kind: ");
+		if (m->kind != CRAC_MAP_STACK) {
+			crac_img_puts(b, crac_img_kind_name(m->kind));
+			crac_img_puts(b, ") is private");
+		}
+		crac_img_puts(b, ": damaged image");
+		return -EINVAL;
+	}
+	if ((m->kind == CRAC_MAP_STACK) != !strcmp(name, STACK_NAME)) {
+		layout_fail(b, v, m, m->kind == CRAC_MAP_STACK ? "is the stack (field kind: stack) but not named "
+								: "is named ");
+		crac_img_puts(b, STACK_NAME);
+		if (m->kind != CRAC_MAP_STACK) {
+			crac_img_puts(b, " but is not the stack (field kind: ");
+			crac_img_puts(b, crac_img_kind_name(m->kind));
+			crac_img_puts(b, "): it would not grow down");
+		}
+		crac_img_puts(b, ": damaged image");
+		return -EINVAL;
+	}
+	if (m->kind == CRAC_MAP_FILE && (m->flags & CRAC_MAPF_SHARED) && m->n_chunks) {
+		file_map_fail(b, v, m, "it is shared (field flags: ");
+		crac_img_putx(b, m->flags);
+		crac_img_puts(b, ") and stores ");
+		crac_img_putu(b, m->stored);
+		crac_img_puts(b, " bytes of pages (field n_chunks: ");
+		crac_img_putu(b, m->n_chunks);
+		crac_img_puts(b, "): a shared file mapping's pages are its file's, and the restore would write "
+				 "these into the file: damaged image");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int check_layout(const struct crac_img_checker *k, struct crac_img_buf *b)
 {
 	const struct crac_img_view *v = k->v;
 	const struct crac_img_header *h = v->h;
 	uint64_t min_addr = read_number("/proc/sys/vm/mmap_min_addr", 65536);
 	uint64_t block = h->vdso_block, block_size = h->vvar_size + h->vvar_vclock_size + h->vdso_size;
-	uint32_t n_stack = 0, n_heap = 0;
+	const struct crac_img_map *stack = 0, *heap = 0;   /* the first of each */
 
 	if (min_addr < P)
 		min_addr = P;
@@ -477,10 +564,24 @@ static int check_layout(const struct crac_img_checker *k, struct crac_img_buf *b
 		} else if (in_block) {
 			return layout_fail(b, v, m, "overlaps the recorded [vvar]/[vdso] block");
 		}
-		if (m->kind == CRAC_MAP_STACK)
-			n_stack++;
-		if (m->kind == CRAC_MAP_HEAP)
-			n_heap++;
+		int rc = check_map_record(v, m, b);
+		if (rc < 0)
+			return rc;
+		if (m->kind == CRAC_MAP_STACK || m->kind == CRAC_MAP_HEAP) {
+			/* the loader grows one stack down, PR_SET_MM_MAP knows one brk area */
+			const struct crac_img_map **first = m->kind == CRAC_MAP_STACK ? &stack : &heap;
+			if (*first) {
+				crac_img_puts(b, "mappings ");
+				put_map(b, v, *first);
+				crac_img_puts(b, " and ");
+				put_map(b, v, m);
+				crac_img_puts(b, " are both the ");
+				crac_img_puts(b, crac_img_kind_name(m->kind));
+				crac_img_puts(b, " (field kind), which a process has one of: damaged image");
+				return -EINVAL;
+			}
+			*first = m;
+		}
 		/* The largest offset in a file is 2^63 - 1 (MAX_LFS_FILESIZE):
 		 * mmap refuses (EOVERFLOW) a mapping that ends past the last
 		 * page below it, whatever its protection (a PROT_NONE one too,
@@ -493,9 +594,11 @@ static int check_layout(const struct crac_img_checker *k, struct crac_img_buf *b
 			crac_img_puts(b, " ends past the largest offset of a file (2^63 - 1): the kernel cannot map it");
 			return -EINVAL;
 		}
-		if (m->kind == CRAC_MAP_FILE && m->prot) {
+		if (m->kind == CRAC_MAP_FILE) {
 			uint64_t fsize = (v->files[m->file].size + P - 1) & ~(P - 1);
-			if (m->offset >= fsize) {
+			/* (a PROT_NONE one may start past the end: a reservation
+			 * nothing touches; its stored pages are checked below) */
+			if (m->prot && m->offset >= fsize) {
 				layout_fail(b, v, m, "starts past the end of its file: its file offset (field offset) ");
 				crac_img_putx(b, m->offset);
 				crac_img_puts(b, " is past the end of ");
@@ -505,17 +608,31 @@ static int check_layout(const struct crac_img_checker *k, struct crac_img_buf *b
 				crac_img_puts(b, " bytes): touching it would raise SIGBUS");
 				return -EINVAL;
 			}
+			/* A stored page is a private copy of a page of the file,
+			 * which cannot lie past its end (a truncation drops such
+			 * copies): the loader, writing it in, would die of
+			 * SIGBUS after its point of no return, whatever the
+			 * mapping's protection (a PROT_NONE one too). */
 			for (uint32_t c = m->first_chunk; c < m->first_chunk + m->n_chunks; c++) {
 				const struct crac_img_chunk *ch = &v->chunks[c];
 				uint64_t foff = m->offset + (ch->addr - m->start);
-				if (foff + ch->len > fsize || foff + ch->len < foff)
-					return layout_fail(b, v, m, "stores pages past the end of its file");
+				if (foff + ch->len > fsize || foff + ch->len < foff) {
+					file_map_fail(b, v, m, "its file offset (field offset) ");
+					crac_img_putx(b, m->offset);
+					crac_img_puts(b, " puts its stored chunk #");
+					crac_img_putu(b, c);
+					crac_img_puts(b, " (");
+					crac_img_putu(b, ch->len);
+					crac_img_puts(b, " bytes at ");
+					crac_img_putx(b, ch->addr);
+					crac_img_puts(b, ") past the end of its file (");
+					crac_img_putu(b, v->files[m->file].size);
+					crac_img_puts(b, " bytes): the restore would die of SIGBUS writing it in");
+					return -EINVAL;
+				}
 			}
 		}
 	}
-	if (n_stack > 1 || n_heap > 1)
-		return layout_fail(b, v, 0, "the image records more than one [stack] or [heap]");
-
 	/* brk/arg/env as PR_SET_MM_MAP will check them (kernel/sys.c) */
 	const uint64_t *f = &h->mm.start_code;
 	for (int i = 0; i < 11; i++)
@@ -829,6 +946,64 @@ static uint32_t seccomp_filters(void)
 	return have_count ? count : mode == 2 ? 1 : 0;
 }
 
+/*
+ * The memory the kernel charges a mapping the loader makes, in bytes (0:
+ * none): a private writable one (also one made writable only while its
+ * stored pages are written in: map_all), and shared anonymous memory,
+ * unless it is mapped MAP_NORESERVE.
+ */
+static uint64_t commit_of(const struct crac_img_map *m)
+{
+	bool writable = (m->prot & PROT_WRITE) || m->stored || (m->flags & CRAC_MAPF_REFS);
+
+	if (m->kind >= CRAC_MAP_VVAR || (m->flags & CRAC_MAPF_NORESERVE))
+		return 0;
+	if (m->flags & CRAC_MAPF_SHARED)
+		return m->kind == CRAC_MAP_FILE ? 0 : m->end - m->start;
+	return writable ? m->end - m->start : 0;
+}
+
+/* Below this, no mapping is looked at against the machine's memory (every
+ * machine crac runs on has more memory and swap). */
+#define COMMIT_LOOK_MIN (64ull << 20)
+
+/*
+ * Under the kernel's default overcommit heuristic (vm.overcommit_memory
+ * 0) one mapping that the kernel charges for more than all of the
+ * machine's memory and swap is refused (ENOMEM): the loader would meet
+ * that only after its point of no return (a length damaged, or an image
+ * of a larger machine). The mapping is named. (Mode 1 charges nothing;
+ * mode 2's limit counts every process's commitments, which are not this
+ * check's to predict.)
+ */
+static int check_commit(const struct crac_img_checker *k, struct crac_img_buf *b)
+{
+	const struct crac_img_view *v = k->v;
+	const struct crac_img_map *big = 0;
+
+	for (uint32_t i = 0; i < v->h->n_maps; i++)
+		if (commit_of(&v->maps[i]) > (big ? commit_of(big) : COMMIT_LOOK_MIN))
+			big = &v->maps[i];
+	if (!big || read_number("/proc/sys/vm/overcommit_memory", 0) != 0)
+		return 0;
+	struct sysinfo si;
+	if (SYS(SYS_sysinfo, &si, 0, 0, 0, 0, 0) < 0)
+		return 0;
+	uint64_t unit = si.mem_unit ? si.mem_unit : 1;
+	uint64_t have = ((uint64_t)si.totalram + (uint64_t)si.totalswap) * unit;
+	if (commit_of(big) <= have)
+		return 0;
+	crac_img_puts(b, "mapping ");
+	put_map(b, v, big);
+	crac_img_puts(b, ": its ");
+	crac_img_putu(b, commit_of(big));
+	crac_img_puts(b, " bytes (fields start and end), private and writable or written in by the restore (fields "
+			 "flags, prot, stored), are more than this machine's memory and swap together (");
+	crac_img_putu(b, have);
+	crac_img_puts(b, " bytes): the kernel would refuse to map it (vm.overcommit_memory 0)");
+	return -ENOMEM;
+}
+
 static int check_process(const struct crac_img_checker *k, struct crac_img_buf *b)
 {
 	const struct crac_img_header *h = k->v->h;
@@ -878,6 +1053,8 @@ static int check_process(const struct crac_img_checker *k, struct crac_img_buf *
 			return -ENOMEM;
 		}
 	}
+	if ((rc = check_commit(k, b)) < 0)
+		return (int)rc;
 	/* (an image taken without filters: nothing to compare, /proc not read) */
 	uint32_t filters = h->seccomp_filters ? seccomp_filters() : 0;
 	if (h->seccomp_filters > filters) {
@@ -916,11 +1093,18 @@ static int check_files(const struct crac_img_checker *k, struct crac_img_buf *b)
 	for (uint32_t i = 0; i < h->n_files; i++) {
 		const struct crac_img_file *f = &v->files[i];
 		const char *path = crac_img_str(v, f->path);
-		int writable = 0;
-		for (uint32_t m = 0; m < h->n_maps; m++)
-			if (v->maps[m].kind == CRAC_MAP_FILE && v->maps[m].file == i &&
-			    (v->maps[m].flags & CRAC_MAPF_SHARED) && (v->maps[m].prot & PROT_WRITE))
-				writable = 1;
+		/* its first shared writable mapping (the file is then opened
+		 * for writing) and its first executable one */
+		const struct crac_img_map *writable = 0, *exec = 0;
+		for (uint32_t m = 0; m < h->n_maps; m++) {
+			const struct crac_img_map *mm = &v->maps[m];
+			if (mm->kind != CRAC_MAP_FILE || mm->file != i)
+				continue;
+			if (!writable && (mm->flags & CRAC_MAPF_SHARED) && (mm->prot & PROT_WRITE))
+				writable = mm;
+			if (!exec && (mm->prot & PROT_EXEC))
+				exec = mm;
+		}
 		/* Look before opening: a crafted image could name a device whose
 		 * open acts (a pty, a watchdog); only a regular file is opened,
 		 * and it must be the very file that was looked at. */
@@ -941,6 +1125,10 @@ static int check_files(const struct crac_img_checker *k, struct crac_img_buf *b)
 			crac_img_puts(b, "mapped file ");
 			crac_img_put_escaped(b, path);
 			crac_img_put_err(b, fd);
+			if (writable && (fd == -EACCES || fd == -EPERM || fd == -EROFS || fd == -ETXTBSY)) {
+				crac_img_puts(b, ": opened for writing, for its shared writable mapping ");
+				put_map(b, v, writable);
+			}
 			if (fd == -EMFILE) {
 				/* each mapped file stays open until it is mapped */
 				struct { uint64_t cur, max; } rl = { 0, 0 };
@@ -1009,6 +1197,19 @@ static int check_files(const struct crac_img_checker *k, struct crac_img_buf *b)
 						 "chown or new hard link (a backup, perf's build-id cache) that crac cannot "
 						 "tell apart from one; checkpoint again if its content is the same");
 			return -ESTALE;
+		}
+		/* The kernel maps nothing executable from a file system
+		 * mounted noexec (EPERM): the loader would find that out
+		 * only after its point of no return. (A mount made noexec
+		 * since the checkpoint, or a damaged protection.) */
+		struct statfs sf;
+		if (exec && SYS(SYS_fstatfs, fd, &sf, 0, 0, 0, 0) == 0 && (sf.f_flags & ST_NOEXEC_)) {
+			sys_close(fd);
+			file_map_fail(b, v, exec, "it is executable (field prot: ");
+			crac_img_putx(b, exec->prot);
+			crac_img_puts(b, "), and its file lies on a file system mounted noexec: the kernel would not map "
+					 "it so");
+			return -EPERM;
 		}
 		if (k->file_fds)
 			k->file_fds[i] = (int)fd;

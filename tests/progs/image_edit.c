@@ -41,6 +41,22 @@
  *                                CRAC_RESUME_ABI; 0: a libcrac from before
  *                                the versions): the pages file patched,
  *                                the chunk's crc made valid again
+ *   image_edit DIR maps          prints one line per mapping, changing
+ *                                nothing: "I START END OFFSET PROT FLAGS
+ *                                KIND FILE FIRST_CHUNK N_CHUNKS STORED NAME"
+ *                                (numbers in hex but I, PROT, KIND, FILE,
+ *                                FIRST_CHUNK, N_CHUNKS; FILE -1: none;
+ *                                NAME "-": none)
+ *   image_edit DIR files         prints "I SIZE PATH" per mapped file
+ *   image_edit DIR map I FIELD VALUE   sets field start|end|offset|prot|
+ *                                flags|kind|file|name|first_chunk|n_chunks|
+ *                                stored of mapping #I (VALUE: C number
+ *                                syntax; name: a string table offset)
+ *   image_edit DIR chunkf C FIELD VALUE   sets field addr|offset|len|map
+ *                                of chunk #C
+ *   image_edit DIR strtab STRING prints the string table offset of STRING
+ *                                (the path of a file, the name of a
+ *                                mapping), or fails
  *
  * Compiles the format code itself (it is internal to libcrac).
  */
@@ -76,6 +92,33 @@ int main(int argc, char **argv)
 				return 0;
 			}
 		fprintf(stderr, "no stored chunk of a %s mapping\n", argv[3]);
+		return 1;
+	}
+	if (!strcmp(op, "maps")) {
+		const char *str = buf + h->strtab_off;
+		for (uint32_t i = 0; i < h->n_maps; i++) {
+			const struct crac_img_map *m = &maps[i];
+			printf("%u %#llx %#llx %#llx %u %#x %u %d %u %u %#llx %s\n", i, (unsigned long long)m->start,
+			       (unsigned long long)m->end, (unsigned long long)m->offset, m->prot, m->flags, m->kind,
+			       (int)m->file, m->first_chunk, m->n_chunks, (unsigned long long)m->stored,
+			       m->name && m->name < h->strtab_size ? str + m->name : "-");
+		}
+		return 0;
+	}
+	if (!strcmp(op, "files")) {
+		const struct crac_img_file *files = (void *)(buf + h->files_off);
+		for (uint32_t i = 0; i < h->n_files; i++)
+			printf("%u %llu %s\n", i, (unsigned long long)files[i].size, buf + h->strtab_off + files[i].path);
+		return 0;
+	}
+	if (!strcmp(op, "strtab") && argc > 3) {
+		const char *str = buf + h->strtab_off;
+		for (uint64_t at = 1; at < h->strtab_size; at += strlen(str + at) + 1)
+			if (!strcmp(str + at, argv[3])) {
+				printf("%llu\n", (unsigned long long)at);
+				return 0;
+			}
+		fprintf(stderr, "%s is not in the string table\n", argv[3]);
 		return 1;
 	}
 	if (!strcmp(op, "chunk-at") && argc > 3) {
@@ -144,6 +187,62 @@ int main(int argc, char **argv)
 			ck[c].zlen = (uint32_t)strtoul(argv[3], NULL, 0);
 		else
 			ck[c].zlen = 0xffffffffu;
+	} else if (!strcmp(op, "map") && argc > 5) {
+		uint32_t i = (uint32_t)strtoul(argv[3], NULL, 0);
+		unsigned long long val = strtoull(argv[5], NULL, 0);
+		const char *f = argv[4];
+		if (i >= h->n_maps) {
+			fprintf(stderr, "no mapping #%u\n", i);
+			return 1;
+		}
+		struct crac_img_map *m = &maps[i];
+		if (!strcmp(f, "start"))
+			m->start = val;
+		else if (!strcmp(f, "end"))
+			m->end = val;
+		else if (!strcmp(f, "offset"))
+			m->offset = val;
+		else if (!strcmp(f, "prot"))
+			m->prot = (uint32_t)val;
+		else if (!strcmp(f, "flags"))
+			m->flags = (uint32_t)val;
+		else if (!strcmp(f, "kind"))
+			m->kind = (uint32_t)val;
+		else if (!strcmp(f, "file"))
+			m->file = (uint32_t)val;
+		else if (!strcmp(f, "name"))
+			m->name = (uint32_t)val;
+		else if (!strcmp(f, "first_chunk"))
+			m->first_chunk = (uint32_t)val;
+		else if (!strcmp(f, "n_chunks"))
+			m->n_chunks = (uint32_t)val;
+		else if (!strcmp(f, "stored"))
+			m->stored = val;
+		else {
+			fprintf(stderr, "no field %s in a mapping\n", f);
+			return 2;
+		}
+	} else if (!strcmp(op, "chunkf") && argc > 5) {
+		struct crac_img_chunk *ck = (void *)(buf + h->chunks_off);
+		uint32_t c = (uint32_t)strtoul(argv[3], NULL, 0);
+		unsigned long long val = strtoull(argv[5], NULL, 0);
+		const char *f = argv[4];
+		if (c >= h->n_chunks) {
+			fprintf(stderr, "no chunk #%u\n", c);
+			return 1;
+		}
+		if (!strcmp(f, "addr"))
+			ck[c].addr = val;
+		else if (!strcmp(f, "offset"))
+			ck[c].offset = val;
+		else if (!strcmp(f, "len"))
+			ck[c].len = (uint32_t)val;
+		else if (!strcmp(f, "map"))
+			ck[c].map = (uint32_t)val;
+		else {
+			fprintf(stderr, "no field %s in a chunk\n", f);
+			return 2;
+		}
 	} else if (!strcmp(op, "cpu-missing")) {
 		/* Prefer a feature with a name (the message then names it); the
 		 * words from cpuid 7 on hold the features a CPU is likeliest to lack. */
