@@ -607,6 +607,45 @@ static void put_span(struct crac_img_buf *b, uint64_t s, uint64_t e)
 	crac_img_putx(b, e);
 }
 
+/* "header: WHAT #i START-END NAME: " for mapping i (its raw fields: the
+ * string table is checked by now; a name past it is left out), then why. */
+static int map_fail(struct crac_img_buf *b, const struct crac_img_view *v, uint32_t i, const char *what)
+{
+	const struct crac_img_map *m = &v->maps[i];
+
+	crac_img_puts(b, what);
+	crac_img_puts(b, " #");
+	crac_img_putu(b, i);
+	crac_img_puts(b, " ");
+	put_span(b, m->start, m->end);
+	if (m->name && m->name < v->h->strtab_size) {
+		crac_img_puts(b, " ");
+		crac_img_put_escaped(b, crac_img_str(v, m->name));
+	}
+	crac_img_puts(b, ": ");
+	return -EBADMSG;
+}
+
+/* "WHAT #c (LEN bytes at ADDR, pages file offset OFF) of mapping #i
+ * START-END NAME: " */
+static int chunk_fail(struct crac_img_buf *b, const struct crac_img_view *v, uint32_t c, uint32_t i,
+		      const char *what)
+{
+	const struct crac_img_chunk *k = &v->chunks[c];
+
+	crac_img_puts(b, what);
+	crac_img_puts(b, " #");
+	crac_img_putu(b, c);
+	crac_img_puts(b, " (");
+	crac_img_putu(b, k->len);
+	crac_img_puts(b, " bytes at ");
+	crac_img_putx(b, k->addr);
+	crac_img_puts(b, ", pages file offset ");
+	crac_img_putu(b, k->offset);
+	crac_img_puts(b, ") of");
+	return map_fail(b, v, i, " mapping");
+}
+
 /* The parent image record of h is inconsistent: which field, and why. */
 static int parent_fail(struct crac_img_buf *b, const struct crac_img_header *h)
 {
@@ -819,13 +858,36 @@ int crac_img_parse(const void *buf, uint64_t len, struct crac_img_view *v,
 	for (uint32_t i = 0; i < h->n_maps; i++) {
 		const struct crac_img_map *m = &v->maps[i];
 		if (m->start % P || m->end % P || m->start >= m->end || m->end > USER_TOP ||
-		    m->start < prev_end)
-			return fail(&b, -EBADMSG, "header: bad address range of mapping", i, 1);
+		    m->start < prev_end) {
+			map_fail(&b, v, i, "header: bad address range of mapping");
+			if (m->start % P || m->end % P)
+				crac_img_puts(&b, "not page aligned");
+			else if (m->start >= m->end)
+				crac_img_puts(&b, "empty or reversed");
+			else if (m->end > USER_TOP)
+				crac_img_puts(&b, "past the user address space");
+			else {
+				crac_img_puts(&b, "starts below the end of the mapping before it, ");
+				crac_img_putx(&b, prev_end);
+			}
+			return -EBADMSG;
+		}
 		prev_end = m->end;
-		if (m->kind < CRAC_MAP_ANON || m->kind > CRAC_MAP_VDSO || m->prot & ~7u)
-			return fail(&b, -EBADMSG, "header: bad kind or protection of mapping", i, 1);
-		if (m->kind == CRAC_MAP_FILE && m->file >= h->n_files)
-			return fail(&b, -EBADMSG, "header: bad file of mapping", i, 1);
+		if (m->kind < CRAC_MAP_ANON || m->kind > CRAC_MAP_VDSO || m->prot & ~7u) {
+			map_fail(&b, v, i, "header: bad kind or protection of mapping");
+			crac_img_puts(&b, m->prot & ~7u ? "protection (field prot) " : "kind (field kind) ");
+			crac_img_putx(&b, m->prot & ~7u ? m->prot : m->kind);
+			return -EBADMSG;
+		}
+		if (m->kind == CRAC_MAP_FILE && m->file >= h->n_files) {
+			map_fail(&b, v, i, "header: bad file of mapping");
+			crac_img_puts(&b, "file index (field file) ");
+			crac_img_putu(&b, m->file);
+			crac_img_puts(&b, ", the image has ");
+			crac_img_putu(&b, h->n_files);
+			crac_img_puts(&b, h->n_files == 1 ? " file" : " files");
+			return -EBADMSG;
+		}
 		if (m->kind == CRAC_MAP_FILE && m->offset % P) {
 			/* (its file's path was checked above) */
 			crac_img_puts(&b, "header: mapping #");
@@ -841,30 +903,77 @@ int crac_img_parse(const void *buf, uint64_t len, struct crac_img_view *v,
 			crac_img_puts(&b, " is not page aligned");
 			return -EBADMSG;
 		}
-		if (m->name >= h->strtab_size)
-			return fail(&b, -EBADMSG, "header: bad name of mapping", i, 1);
-		if (m->first_chunk != next_chunk || m->n_chunks > h->n_chunks - next_chunk)
-			return fail(&b, -EBADMSG, "header: bad chunk range of mapping", i, 1);
+		if (m->name >= h->strtab_size) {
+			map_fail(&b, v, i, "header: bad name of mapping");
+			crac_img_puts(&b, "its name (field name) at ");
+			crac_img_putu(&b, m->name);
+			crac_img_puts(&b, " is past the string table (");
+			crac_img_putu(&b, h->strtab_size);
+			crac_img_puts(&b, " bytes)");
+			return -EBADMSG;
+		}
+		if (m->first_chunk != next_chunk || m->n_chunks > h->n_chunks - next_chunk) {
+			map_fail(&b, v, i, "header: bad chunk range of mapping");
+			if (m->first_chunk != next_chunk) {
+				crac_img_puts(&b, "its first chunk (field first_chunk) is #");
+				crac_img_putu(&b, m->first_chunk);
+				crac_img_puts(&b, ", the mappings before it end at #");
+				crac_img_putu(&b, next_chunk);
+			} else {
+				crac_img_puts(&b, "its chunk count (field n_chunks) ");
+				crac_img_putu(&b, m->n_chunks);
+				crac_img_puts(&b, " is more than the ");
+				crac_img_putu(&b, h->n_chunks - next_chunk);
+				crac_img_puts(&b, " chunks left");
+			}
+			return -EBADMSG;
+		}
 		uint64_t mstored = 0, caddr = m->start;
 		for (uint32_t c = m->first_chunk; c < m->first_chunk + m->n_chunks; c++) {
 			const struct crac_img_chunk *k = &v->chunks[c];
 			uint64_t kst = crac_img_chunk_stored(k);
-			if (k->map != i || k->addr % P || k->len % P || !k->len || k->offset % P ||
-			    k->len > CRAC_IMG_CHUNK_MAX ||
-			    k->addr < caddr || k->addr >= m->end || k->len > m->end - k->addr ||
-			    k->offset > h->pages_size || kst > h->pages_size - k->offset ||
-			    k->offset < coff)   /* page data never overlaps (the lazy loader counts pages) */
-				return fail(&b, -EBADMSG, "header: bad page chunk", c, 1);
+			const char *why = NULL;
+			if (k->map != i)
+				why = "its mapping (field map) is another one";
+			else if (k->addr % P || k->len % P || k->offset % P)
+				why = "not page aligned";
+			else if (!k->len || k->len > CRAC_IMG_CHUNK_MAX)
+				why = "empty, or longer than a chunk may be";
+			else if (k->addr < m->start || k->addr >= m->end || k->len > m->end - k->addr)
+				why = "not inside its mapping";
+			else if (k->addr < caddr)
+				why = "below the end of the chunk before it (chunks overlap or are out of order)";
+			else if (k->offset > h->pages_size || kst > h->pages_size - k->offset)
+				why = "past the end of the pages file";
+			else if (k->offset < coff)   /* page data never overlaps (the lazy loader counts pages) */
+				why = "its page data overlaps the chunk before it's";
+			if (why) {
+				chunk_fail(&b, v, c, i, "header: bad page chunk");
+				crac_img_puts(&b, why);
+				return -EBADMSG;
+			}
 			/* a frame: smaller than the data (else it is stored as
 			 * is), at least a frame header, in a compressed image */
-			if (k->zlen && (!compressed || k->zlen >= k->len || k->zlen < 8))
-				return fail(&b, -EBADMSG, "header: bad compressed size of page chunk", c, 1);
+			if (k->zlen && (!compressed || k->zlen >= k->len || k->zlen < 8)) {
+				chunk_fail(&b, v, c, i, "header: bad compressed size of page chunk");
+				crac_img_puts(&b, "compressed size (field zlen) ");
+				crac_img_putu(&b, k->zlen);
+				crac_img_puts(&b, !compressed ? " in an image that is not compressed"
+							      : " is not a frame smaller than the data");
+				return -EBADMSG;
+			}
 			caddr = k->addr + k->len;
 			coff = k->offset + kst;
 			mstored += k->len;
 		}
-		if (mstored != m->stored)
-			return fail(&b, -EBADMSG, "header: stored size mismatch in mapping", i, 1);
+		if (mstored != m->stored) {
+			map_fail(&b, v, i, "header: stored size mismatch in mapping");
+			crac_img_puts(&b, "its chunks hold ");
+			crac_img_putu(&b, mstored);
+			crac_img_puts(&b, " bytes, its record (field stored) says ");
+			crac_img_putu(&b, m->stored);
+			return -EBADMSG;
+		}
 		stored += mstored;
 		next_chunk += m->n_chunks;
 	}

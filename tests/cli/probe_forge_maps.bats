@@ -69,6 +69,17 @@ range() {
 
 # forge EDIT...: $T/img, a fresh copy of $T/good with each EDIT (an
 # image_edit operation, e.g. "map 3 flags 1") made
+# mdesc I: "START-END NAME" of mapping I of $T/img as the header parser
+# names it (no NAME when it has none)
+mdesc() {
+	"$EDIT" "$T/img" maps | awk -v i="$1" '$1 == i { printf "%s-%s%s", $2, $3, ($12 == "-" ? "" : " " $12) }'
+}
+
+# cdesc C: "(LEN bytes at ADDR, pages file offset OFF)" of chunk C of $T/img
+cdesc() {
+	"$EDIT" "$T/img" chunks | awk -v c="$1" '$1 == c { printf "(%s bytes at %s, pages file offset %s)", $4, $2, $3 }'
+}
+
 forge() {
 	local e
 	rm -rf "$T/img"
@@ -279,23 +290,31 @@ unchanged() {
 	refused layout "mapping $r ($T/mapfile) starts past the end of its file: its file offset (field offset) 0x100000 is past the end of $T/mapfile (20000 bytes): touching it would raise SIGBUS"
 	forge "map $f offset 0x800"
 	refused header "header: mapping #$f $r of file $T/mapfile: file offset (field offset) 0x800 is not page aligned"
+	local nf files
+	nf=$("$EDIT" "$T/good" files | wc -l)
+	files=$([ "$nf" -eq 1 ] && echo file || echo files)
 	forge "map $f file 4096"
-	refused header "header: bad file of mapping #$f"
+	refused header "header: bad file of mapping #$f $r $T/mapfile: file index (field file) 4096, the image has $nf $files"
 	# overlapping the mapping before it; over the [vvar]/[vdso] block
 	forge "map $f start $(awk -v i=$((f - 1)) '$1 == i { print $2 }' "$T/maps")"
-	refused header "header: bad address range of mapping #$f"
-	forge "map $((s - 1)) end $(printf '%#x' $(($(awk -v i="$s" '$1 == i { print $2 }' "$T/maps") + 4096)))"
-	refused header "header: bad address range of mapping #$s"
+	refused header "header: bad address range of mapping #$f $(mdesc "$f"): starts below the end of the mapping before it, $(awk -v i=$((f - 1)) '$1 == i { print $3 }' "$T/maps")"
+	local past
+	past=$(printf '%#x' $(($(awk -v i="$s" '$1 == i { print $2 }' "$T/maps") + 4096)))
+	forge "map $((s - 1)) end $past"
+	refused header "header: bad address range of mapping #$s $(mdesc "$s"): starts below the end of the mapping before it, $past"
 	# a chunk moved out of its mapping, given to another mapping; a
 	# mapping's chunk range off by one either way
 	forge "chunkf $fc addr $(awk -v i="$f" '$1 == i { print $2 }' "$T/maps")"
-	refused header "header: bad page chunk #$fc"
+	refused header "header: bad page chunk #$fc $(cdesc "$fc") of mapping #$a $(mdesc "$a"): not inside its mapping"
 	forge "chunkf $fc map $f"
-	refused header "header: bad page chunk #$fc"
+	refused header "header: bad page chunk #$fc $(cdesc "$fc") of mapping #$a $(mdesc "$a"): its mapping (field map) is another one"
+	local held said
+	held=$("$EDIT" "$T/good" chunks | awk -v a="$fc" -v b=$((fc + n - 1)) '$1 >= a && $1 < b { t += $4 } END { print t + 0 }')
+	said=$(($(awk -v i="$a" '$1 == i { print $11 }' "$T/maps")))
 	forge "map $a n_chunks $((n - 1))"
-	refused header "header: stored size mismatch in mapping #$a"
+	refused header "header: stored size mismatch in mapping #$a $(mdesc "$a"): its chunks hold $held bytes, its record (field stored) says $said"
 	forge "map $a n_chunks $((n + 1))"
-	refused header "header: bad page chunk #$((fc + n))"
+	refused header "header: bad page chunk #$((fc + n)) $(cdesc $((fc + n))) of mapping #$a $(mdesc "$a"): its mapping (field map) is another one"
 	forge "map $a first_chunk $((fc + 1))"
-	refused header "header: bad chunk range of mapping #$a"
+	refused header "header: bad chunk range of mapping #$a $(mdesc "$a"): its first chunk (field first_chunk) is #$((fc + 1)), the mappings before it end at #$fc"
 }

@@ -47,6 +47,7 @@
  *                                (numbers in hex but I, PROT, KIND, FILE,
  *                                FIRST_CHUNK, N_CHUNKS; FILE -1: none;
  *                                NAME "-": none)
+ *   image_edit DIR chunks        prints "I ADDR OFFSET LEN MAP" per chunk
  *   image_edit DIR files         prints "I SIZE PATH" per mapped file
  *   image_edit DIR map I FIELD VALUE   sets field start|end|offset|prot|
  *                                flags|kind|file|name|first_chunk|n_chunks|
@@ -103,6 +104,14 @@ int main(int argc, char **argv)
 			       (int)m->file, m->first_chunk, m->n_chunks, (unsigned long long)m->stored,
 			       m->name && m->name < h->strtab_size ? str + m->name : "-");
 		}
+		return 0;
+	}
+	if (!strcmp(op, "chunks")) {
+		/* every chunk: index, address, pages file offset, length, mapping */
+		const struct crac_img_chunk *ch = (void *)(buf + h->chunks_off);
+		for (uint32_t c = 0; c < h->n_chunks; c++)
+			printf("%u %#llx %llu %u %u\n", c, (unsigned long long)ch[c].addr, (unsigned long long)ch[c].offset,
+			       ch[c].len, ch[c].map);
 		return 0;
 	}
 	if (!strcmp(op, "files")) {
