@@ -519,12 +519,7 @@ static const struct crac_img_lazy_file *file_of(const struct lazy *L, uint32_t c
 /* "chunk #N (LEN bytes at ADDR, KIND)": N counted in its own image */
 static void put_chunk(struct crac_img_buf *b, uint32_t c, const struct crac_img_chunk *k)
 {
-	crac_img_puts(b, "chunk #");
-	crac_img_putu(b, c);
-	crac_img_puts(b, " (");
-	crac_img_putu(b, k->len);
-	crac_img_puts(b, " bytes at ");
-	crac_img_putx(b, k->addr);
+	crac_img_put_chunk_head(b, c, k);
 	crac_img_puts(b, ", ");
 	crac_img_puts(b, crac_img_kind_name(k->map));
 	crac_img_puts(b, ")");

@@ -619,12 +619,8 @@ static int check_layout(const struct crac_img_checker *k, struct crac_img_buf *b
 				if (foff + ch->len > fsize || foff + ch->len < foff) {
 					file_map_fail(b, v, m, "its file offset (field offset) ");
 					crac_img_putx(b, m->offset);
-					crac_img_puts(b, " puts its stored chunk #");
-					crac_img_putu(b, c);
-					crac_img_puts(b, " (");
-					crac_img_putu(b, ch->len);
-					crac_img_puts(b, " bytes at ");
-					crac_img_putx(b, ch->addr);
+					crac_img_puts(b, " puts its stored ");
+					crac_img_put_chunk_head(b, c, ch);
 					crac_img_puts(b, ") past the end of its file (");
 					crac_img_putu(b, v->files[m->file].size);
 					crac_img_puts(b, " bytes): the restore would die of SIGBUS writing it in");

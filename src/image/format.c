@@ -626,7 +626,7 @@ static int map_fail(struct crac_img_buf *b, const struct crac_img_view *v, uint3
 	return -EBADMSG;
 }
 
-/* "WHAT #c (LEN bytes at ADDR, pages file offset OFF) of mapping #i
+/* "WHATchunk #c (LEN bytes at ADDR, pages file offset OFF) of mapping #i
  * START-END NAME: " */
 static int chunk_fail(struct crac_img_buf *b, const struct crac_img_view *v, uint32_t c, uint32_t i,
 		      const char *what)
@@ -634,12 +634,7 @@ static int chunk_fail(struct crac_img_buf *b, const struct crac_img_view *v, uin
 	const struct crac_img_chunk *k = &v->chunks[c];
 
 	crac_img_puts(b, what);
-	crac_img_puts(b, " #");
-	crac_img_putu(b, c);
-	crac_img_puts(b, " (");
-	crac_img_putu(b, k->len);
-	crac_img_puts(b, " bytes at ");
-	crac_img_putx(b, k->addr);
+	crac_img_put_chunk_head(b, c, k);
 	crac_img_puts(b, ", pages file offset ");
 	crac_img_putu(b, k->offset);
 	crac_img_puts(b, ") of");
@@ -948,14 +943,14 @@ int crac_img_parse(const void *buf, uint64_t len, struct crac_img_view *v,
 			else if (k->offset < coff)   /* page data never overlaps (the lazy loader counts pages) */
 				why = "its page data overlaps the chunk before it's";
 			if (why) {
-				chunk_fail(&b, v, c, i, "header: bad page chunk");
+				chunk_fail(&b, v, c, i, "header: bad page ");
 				crac_img_puts(&b, why);
 				return -EBADMSG;
 			}
 			/* a frame: smaller than the data (else it is stored as
 			 * is), at least a frame header, in a compressed image */
 			if (k->zlen && (!compressed || k->zlen >= k->len || k->zlen < 8)) {
-				chunk_fail(&b, v, c, i, "header: bad compressed size of page chunk");
+				chunk_fail(&b, v, c, i, "header: bad compressed size of page ");
 				crac_img_puts(&b, "compressed size (field zlen) ");
 				crac_img_putu(&b, k->zlen);
 				crac_img_puts(&b, !compressed ? " in an image that is not compressed"
@@ -1086,15 +1081,21 @@ bool crac_img_lazy_pick(const struct crac_img_map *m, uint64_t below, uint64_t r
 	return crac_img_lazy_candidate(&x, resume);
 }
 
-CRAC_IMG_NOSAN void crac_img_put_damaged_chunk(struct crac_img_buf *b, uint32_t index,
-					       const struct crac_img_chunk *k, const char *where)
+CRAC_IMG_NOSAN void crac_img_put_chunk_head(struct crac_img_buf *b, uint32_t index, const struct crac_img_chunk *k)
 {
-	crac_img_puts(b, "page data checksum mismatch in chunk #");
+	crac_img_puts(b, "chunk #");
 	crac_img_putu(b, index);
 	crac_img_puts(b, " (");
 	crac_img_putu(b, k->len);
 	crac_img_puts(b, " bytes at ");
 	crac_img_putx(b, k->addr);
+}
+
+CRAC_IMG_NOSAN void crac_img_put_damaged_chunk(struct crac_img_buf *b, uint32_t index,
+					       const struct crac_img_chunk *k, const char *where)
+{
+	crac_img_puts(b, "page data checksum mismatch in ");
+	crac_img_put_chunk_head(b, index, k);
 	crac_img_puts(b, ", ");
 	crac_img_put_escaped(b, where);   /* a mapping's or an image's name: from an image */
 	crac_img_puts(b, "): the pages file is damaged");

@@ -845,12 +845,7 @@ static void fill_helper(void *arg)
 static void put_chunk_why(struct crac_img_buf *b, uint32_t c, const struct crac_img_chunk *k, const char *where,
 			  long rc)
 {
-	crac_img_puts(b, "chunk #");
-	crac_img_putu(b, c);
-	crac_img_puts(b, " (");
-	crac_img_putu(b, k->len);
-	crac_img_puts(b, " bytes at ");
-	crac_img_putx(b, k->addr);
+	crac_img_put_chunk_head(b, c, k);
 	crac_img_puts(b, ", ");
 	crac_img_put_escaped(b, where);
 	crac_img_puts(b, "): ");

@@ -151,7 +151,7 @@ inspect_says() {
 		vdso-block-zero) [ "$REASON" = "the image records no [vvar]/[vdso] block" ] ;;
 		map-at-zero) [[ "$REASON" =~ ^mapping\ 0x0-0x[0-9a-f]+\ \(.+\)\ lies\ below\ vm.mmap_min_addr:\ the\ kernel\ cannot\ map\ it$ ]] ;;
 		file-past-end) [[ "$REASON" =~ ^mapping\ 0x[0-9a-f]+-0x[0-9a-f]+\ \(.+\)\ starts\ past\ the\ end\ of\ its\ file:\ its\ file\ offset\ \(field\ offset\)\ 0x[0-9a-f]+\ is\ past\ the\ end\ of\ /.+\ \([0-9]+\ bytes\):\ touching\ it\ would\ raise\ SIGBUS$ ]] ;;
-		kind) [[ "$REASON" =~ ^header:\ bad\ kind\ or\ protection\ of\ mapping\ #0\ 0x[0-9a-f]+-0x[0-9a-f]+\ .+:\ kind\ \(field\ kind\)\ 0x2a$ ]] ;;
+		kind) [[ "$REASON" =~ ^header:\ bad\ kind\ or\ protection\ of\ mapping\ #0\ 0x[0-9a-f]+-0x[0-9a-f]+(\ .+)?:\ kind\ \(field\ kind\)\ 0x2a$ ]] ;;
 		resume-moved) [ "$REASON" = "the resume block address lies in no private read-write mapping" ] ;;
 		vdso-kind) [[ "$REASON" =~ ^mapping\ .+\ does\ not\ match\ the\ recorded\ \[vvar\]/\[vdso\]\ block$ ]] ;;
 		esac
