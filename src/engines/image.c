@@ -59,7 +59,6 @@
 /* In libcrac's memory, hence in the image: see image_engine.h. */
 struct img_self crac__img_self;
 
-
 /* ---- the engine arena, kept between checkpoints ------------------------------ */
 
 /*

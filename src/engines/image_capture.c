@@ -255,7 +255,6 @@ static int write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-
 /* ---- open --------------------------------------------------------------------- */
 
 static void sync_open(struct img_capture *c);
@@ -365,7 +364,6 @@ static int stat_fields(struct img_capture *c, uint64_t *f, int nf)
 	}
 	return 0;
 }
-
 
 /* The number after `key` on its line of text (0 if absent). */
 static long long line_num(const char *text, const char *key, int base)

@@ -378,7 +378,6 @@ const char *img_ptrace_obstacle(char *buf, size_t len)
 
 /* ---- the checkpointing thread's side ------------------------------------------ */
 
-
 void img_thread_comm(int tid, char *out, size_t len)
 {
 	char path[64];

@@ -31,7 +31,6 @@
 #include <time.h>
 #include <unistd.h>
 
-
 static void restore_fatal(const char *what)
 {
 	/* The process is restored but unusable: say why and stop. */

@@ -121,7 +121,6 @@ uint64_t img_get_fs(void)
 	return fs;
 }
 
-
 static long futex(volatile void *addr, int op, uint32_t val, const struct timespec *ts)
 {
 	return syscall(SYS_futex, addr, op, val, ts, NULL, 0);
@@ -643,7 +642,6 @@ static bool signal_blocked(int tid, int sig)
 	unsigned long long mask = strtoull(p + 7, NULL, 16);
 	return mask & (1ull << (sig - 1));
 }
-
 
 struct img_thread *img_threads_list(void)
 {

@@ -976,10 +976,15 @@ static int check_commit(const struct crac_img_checker *k, struct crac_img_buf *b
 {
 	const struct crac_img_view *v = k->v;
 	const struct crac_img_map *big = 0;
+	uint64_t most = COMMIT_LOOK_MIN;   /* big's charge */
 
-	for (uint32_t i = 0; i < v->h->n_maps; i++)
-		if (commit_of(&v->maps[i]) > (big ? commit_of(big) : COMMIT_LOOK_MIN))
+	for (uint32_t i = 0; i < v->h->n_maps; i++) {
+		uint64_t c = commit_of(&v->maps[i]);
+		if (c > most) {
 			big = &v->maps[i];
+			most = c;
+		}
+	}
 	if (!big || read_number("/proc/sys/vm/overcommit_memory", 0) != 0)
 		return 0;
 	struct sysinfo si;
@@ -987,12 +992,12 @@ static int check_commit(const struct crac_img_checker *k, struct crac_img_buf *b
 		return 0;
 	uint64_t unit = si.mem_unit ? si.mem_unit : 1;
 	uint64_t have = ((uint64_t)si.totalram + (uint64_t)si.totalswap) * unit;
-	if (commit_of(big) <= have)
+	if (most <= have)
 		return 0;
 	crac_img_puts(b, "mapping ");
 	put_map(b, v, big);
 	crac_img_puts(b, ": its ");
-	crac_img_putu(b, commit_of(big));
+	crac_img_putu(b, most);
 	crac_img_puts(b, " bytes (fields start and end), private and writable or written in by the restore (fields "
 			 "flags, prot, stored), are more than this machine's memory and swap together (");
 	crac_img_putu(b, have);

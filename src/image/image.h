@@ -801,12 +801,12 @@ void crac_img_put_escaped(struct crac_img_buf *b, const char *s);
 void crac_img_put_escaped_keep(struct crac_img_buf *b, const char *s, size_t keep);
 /* ": Text (errno N)" for an errno (negative or not; image/check.c). */
 void crac_img_put_err(struct crac_img_buf *b, long e);
-/* "page data checksum mismatch in chunk #N (LEN bytes at ADDR, WHERE): the
- * pages file is damaged" (the loader and the lazy loader thread). */
 struct crac_img_chunk;
 /* "chunk #N (LEN bytes at ADDR": every message about a chunk starts so,
  * and goes on (", WHERE)", ")"). */
 void crac_img_put_chunk_head(struct crac_img_buf *b, uint32_t index, const struct crac_img_chunk *k);
+/* "page data checksum mismatch in chunk #N (LEN bytes at ADDR, WHERE): the
+ * pages file is damaged" (the loader and the lazy loader thread). */
 void crac_img_put_damaged_chunk(struct crac_img_buf *b, uint32_t index, const struct crac_img_chunk *k,
 				const char *where);
 

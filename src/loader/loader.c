@@ -2271,7 +2271,7 @@ static uint64_t faults_now(void)
  * of the images below (an incremental image), then its own. */
 static void map_image(void)
 {
-	uint64_t ref_bytes = 0, flt0 = faults_now();
+	uint64_t ref_bytes = 0, flt0 = ld.stats ? faults_now() : 0;
 
 	phase = "mapping the image";
 	ld.threads = 1;
@@ -2287,8 +2287,10 @@ static void map_image(void)
 		sys_close(mem_fd);
 	ld.stored += ref_bytes;
 	ld.t_filled = mono_ns();
-	ld.flt_total = faults_now();
-	ld.flt_fill = ld.flt_total - flt0;
+	if (ld.stats) {   /* (two system calls a restore needs only for --stats) */
+		ld.flt_total = faults_now();
+		ld.flt_fill = ld.flt_total - flt0;
+	}
 	if (ld.test_crash) {
 		volatile uint64_t bad = 16;
 		*(volatile int *)(uintptr_t)bad = 0;
